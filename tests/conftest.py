@@ -1,0 +1,64 @@
+"""Shared fixtures: every loop-level test runs on stock asyncio (the oracle) and on
+corenet's loop in both trigger modes, so a difference from asyncio is a failing test."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+
+import pytest
+
+LOOP_KINDS = ["asyncio", "corenet-edge", "corenet-level"]
+
+
+def corenet_built() -> bool:
+    return importlib.util.find_spec("corenet._loop") is not None
+
+
+def make_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "asyncio":
+        return asyncio.SelectorEventLoop()
+    if not corenet_built():
+        pytest.skip("corenet._loop extension is not built (run scripts/setup.sh)")
+    import corenet
+
+    return corenet.new_event_loop(trigger=kind.split("-", 1)[1])
+
+
+def loop_factory(kind: str):
+    return lambda: make_loop(kind)
+
+
+@pytest.fixture(params=LOOP_KINDS)
+def loop_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def loop(loop_kind):
+    """A fresh loop of each kind, closed after the test with its executor shut down."""
+    lp = make_loop(loop_kind)
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        if not lp.is_closed():
+            if not lp.is_running():
+                lp.run_until_complete(lp.shutdown_asyncgens())
+                lp.run_until_complete(lp.shutdown_default_executor())
+            lp.close()
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def run(loop):
+    """run(coro, timeout=10): run a coroutine on the test's loop with a bound on time."""
+
+    def _run(coro, timeout: float = 10.0):
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    return _run
+
+
+def open_fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
