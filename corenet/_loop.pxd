@@ -1,0 +1,85 @@
+from libc.stdint cimport uint32_t, uint64_t
+from corenet._sys cimport epoll_event
+
+
+cdef class Handle:
+    cdef object _callback
+    cdef object _args
+    cdef object _context
+    cdef BaseLoop _loop
+    cdef bint _cancelled
+    cdef public object _source_traceback
+    cdef object _repr
+    cdef object __weakref__
+
+    cdef int run_c(self) except -1
+    cdef str _describe_callback(self)
+
+
+cdef class TimerHandle(Handle):
+    cdef double _when
+    cdef uint64_t _seq
+    cdef bint _scheduled
+
+
+cdef class FdWatcher:
+    """What the loop knows of one descriptor. Subclasses (the transports) override
+    ``on_events`` to be called straight from the epoll array, with no Handle in between."""
+    cdef int fd
+    cdef uint32_t registered      # the mask epoll has now (0: not registered)
+    cdef Handle reader            # add_reader / add_writer callbacks (asyncio semantics)
+    cdef Handle writer
+    cdef object rop               # internal one-shot socket operations, run directly
+    cdef object wop
+    cdef object owner             # socket kept registered lazily between sock_* calls
+
+    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1
+
+
+cdef class BaseLoop:
+    cdef int _epfd
+    cdef int _eventfd
+    cdef epoll_event *_events
+    cdef int _maxevents
+    cdef bint _has_pwait2
+
+    cdef list _ready
+    cdef list _ready_swap
+    cdef list _timers
+    cdef uint64_t _timer_seq
+    cdef Py_ssize_t _timer_cancelled
+    cdef list _fds
+
+    cdef bint _stopping
+    cdef bint _closed
+    cdef bint _debug
+    cdef bint _running
+    cdef public bint _edge
+    cdef public object _thread_id
+    cdef public double slow_callback_duration
+    cdef public object _current_handle
+    cdef public object _exception_handler
+    cdef public object _task_factory
+    cdef object _internal_context
+
+    cdef double _now(self)
+    cdef _close_fds(self)
+    cdef int _check_closed(self) except -1
+    cdef int _check_thread(self) except -1
+    cdef Handle _call_soon(self, object callback, object args, object context)
+    cdef TimerHandle _call_at(self, double when, object callback, object args, object context)
+    cdef int _timer_cancelled_one(self, TimerHandle h) except -1
+    cdef int _heap_push(self, TimerHandle h) except -1
+    cdef TimerHandle _heap_pop(self)
+    cdef int _compact_timers(self) except -1
+    cdef int _run_once(self) except -1
+    cdef int _poll(self, double timeout) except -1
+    cdef int _run_ready(self) except -1
+
+    cdef FdWatcher _watcher(self, int fd)
+    cdef int _sync(self, FdWatcher w, bint lazy) except -1
+    cdef int _epoll_ctl(self, int op, int fd, uint32_t events) except -1
+    cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1
+    cdef int unregister_watcher(self, FdWatcher w) except -1
+    cdef int _set_op(self, int fd, object sock, object op, bint write) except -1
+    cdef int _clear_op(self, int fd, object op, bint write) except -1

@@ -1,0 +1,1087 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True
+# (indexes here run over the kernel's event array and the loop's own fd table and heap;
+# nothing indexes by a value read from the network)
+"""The heart of corenet's event loop: ready queue, timer heap, fd table, one epoll_wait per
+iteration. The asyncio API that is not on a hot path lives in ``corenet/loop.py``."""
+
+cimport cython
+from cpython.exc cimport PyErr_SetFromErrno
+from libc.errno cimport errno, EINTR, EEXIST, ENOENT, EBADF, EAGAIN, ENOSYS, EPERM
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+
+from corenet._sys cimport *
+
+import asyncio
+import os
+import socket
+import ssl
+import sys
+import threading
+
+from asyncio import format_helpers as _format_helpers
+
+cdef extern from "Python.h":
+    object PyContext_CopyCurrent()
+    int PyContext_Enter(object) except -1
+    int PyContext_Exit(object) except -1
+    int PyErr_CheckSignals() except -1
+
+cdef object Future = asyncio.Future
+cdef object Task = asyncio.Task
+cdef object _get_running_loop = asyncio._get_running_loop
+cdef object _extract_stack = _format_helpers.extract_stack
+cdef object _format_callback_source = _format_helpers._format_callback_source
+cdef object _iscoroutine = asyncio.iscoroutine
+cdef object _iscoroutinefunction = asyncio.iscoroutinefunction
+cdef object logger = asyncio.log.logger
+cdef object _get_ident = threading.get_ident
+cdef object _getframe = sys._getframe
+cdef object SSLSocket = ssl.SSLSocket
+
+cdef int MAX_EVENTS = 1024
+# Cancelled timers are removed lazily; the heap is rebuilt once they are both numerous and
+# more than half of it, so mass cancellation neither leaks memory nor costs O(n) per cancel.
+cdef Py_ssize_t MIN_CANCELLED_TO_COMPACT = 100
+
+cdef uint32_t READ_EVENTS = EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP
+cdef uint32_t WRITE_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
+
+
+cdef int check_callback(object callback, str method) except -1:
+    if _iscoroutine(callback) or _iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+    return 0
+
+
+@cython.freelist(256)
+cdef class Handle:
+    """A callback scheduled on the loop; the object returned by ``call_soon``."""
+
+    def __init__(self, callback, args, loop, context=None):
+        self._callback = callback
+        self._args = tuple(args)
+        self._loop = loop
+        self._context = PyContext_CopyCurrent() if context is None else context
+        if self._loop._debug:
+            self._source_traceback = _extract_stack(_getframe(0))
+
+    def cancel(self):
+        if not self._cancelled:
+            self._cancelled = True
+            if self._loop is not None and self._loop._debug:
+                self._repr = self._describe()
+            self._callback = None
+            self._args = None
+
+    def cancelled(self):
+        return self._cancelled
+
+    def get_context(self):
+        return self._context
+
+    def _run(self):
+        self.run_c()
+
+    cdef int run_c(self) except -1:
+        cdef object cb = self._callback
+        cdef object args = self._args
+        cdef object ctx = self._context
+        cdef object err = None
+        cdef Py_ssize_t nargs
+        if cb is None:
+            return 0
+        PyContext_Enter(ctx)
+        try:
+            nargs = len(<tuple>args)
+            if nargs == 0:
+                cb()
+            elif nargs == 1:
+                cb((<tuple>args)[0])
+            else:
+                cb(*args)
+        except BaseException as exc:
+            err = exc
+        PyContext_Exit(ctx)
+        if err is not None:
+            if isinstance(err, (SystemExit, KeyboardInterrupt)):
+                raise err
+            context = {
+                "message": f"Exception in callback {self._describe_callback()}",
+                "exception": err,
+                "handle": self,
+            }
+            if self._source_traceback is not None:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
+        return 0
+
+    cdef str _describe_callback(self):
+        if self._callback is None:
+            return "<cancelled>"
+        return _format_callback_source(self._callback, self._args or ())
+
+    def _describe(self):
+        parts = [type(self).__name__]
+        if self._cancelled:
+            parts.append("cancelled")
+        if self._callback is not None:
+            parts.append(self._describe_callback())
+        if self._source_traceback:
+            frame = self._source_traceback[len(self._source_traceback) - 1]
+            parts.append(f"created at {frame[0]}:{frame[1]}")
+        return "<" + " ".join(parts) + ">"
+
+    def __repr__(self):
+        if self._repr is not None:
+            return self._repr
+        return self._describe()
+
+
+cdef class TimerHandle(Handle):
+    """A callback scheduled for a point in time; ``call_later``/``call_at`` return it."""
+
+    def __init__(self, when, callback, args, loop, context=None):
+        Handle.__init__(self, callback, args, loop, context)
+        self._when = when
+
+    def when(self):
+        return self._when
+
+    def cancel(self):
+        if not self._cancelled and self._scheduled and self._loop is not None:
+            self._loop._timer_cancelled_one(self)
+        Handle.cancel(self)
+
+    def _describe(self):
+        text = Handle._describe(self)
+        return f"{text[:len(text) - 1]} when={self._when}>"
+
+    def __lt__(self, TimerHandle other):
+        return self._when < other._when
+
+    def __le__(self, TimerHandle other):
+        return self._when <= other._when
+
+    def __gt__(self, TimerHandle other):
+        return self._when > other._when
+
+    def __ge__(self, TimerHandle other):
+        return self._when >= other._when
+
+    def __eq__(self, other):
+        if isinstance(other, TimerHandle):
+            return (self._when == (<TimerHandle>other)._when
+                    and self._callback == (<TimerHandle>other)._callback
+                    and self._args == (<TimerHandle>other)._args
+                    and self._cancelled == (<TimerHandle>other)._cancelled)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._when)
+
+
+cdef class FdWatcher:
+    def __cinit__(self, int fd):
+        self.fd = fd
+
+    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        cdef Handle h
+        if events & READ_EVENTS:
+            if self.rop is not None:
+                (<SockOp>self.rop).on_ready(loop, self)
+            elif self.reader is not None:
+                h = self.reader
+                if h._cancelled:
+                    self.reader = None
+                else:
+                    loop._ready.append(h)
+        if events & WRITE_EVENTS:
+            if self.wop is not None:
+                (<SockOp>self.wop).on_ready(loop, self)
+            elif self.writer is not None:
+                h = self.writer
+                if h._cancelled:
+                    self.writer = None
+                else:
+                    loop._ready.append(h)
+        # Events nobody waits for: stop asking for them, or level triggering would spin.
+        if ((events & EPOLLIN and self.reader is None and self.rop is None)
+                or (events & EPOLLOUT and self.writer is None and self.wop is None)):
+            self.owner = None
+            loop._sync(self, False)
+        return 0
+
+
+cdef class SockOp:
+    """One pending ``sock_*`` call: runs straight from the epoll event (no Handle) and
+    completes its future; the awaiting task is woken in the same loop iteration."""
+    cdef object fut
+    cdef object sock
+    cdef int fd
+    cdef bint write
+
+    cdef int on_ready(self, BaseLoop loop, FdWatcher w) except -1:
+        cdef bint done
+        if self.fut.done():
+            loop._clear_op(self.fd, self, self.write)
+            return 0
+        try:
+            done = self.step()
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.fut.set_exception(exc)
+            done = True
+        if done:
+            loop._clear_op(self.fd, self, self.write)
+        return 0
+
+    cdef bint step(self) except -1:
+        return True
+
+
+cdef class RecvOp(SockOp):
+    cdef Py_ssize_t n
+
+    cdef bint step(self) except -1:
+        self.fut.set_result(self.sock.recv(self.n))
+        return True
+
+
+cdef class RecvIntoOp(SockOp):
+    cdef object buf
+
+    cdef bint step(self) except -1:
+        self.fut.set_result(self.sock.recv_into(self.buf))
+        return True
+
+
+cdef class RecvfromOp(SockOp):
+    cdef Py_ssize_t n
+
+    cdef bint step(self) except -1:
+        self.fut.set_result(self.sock.recvfrom(self.n))
+        return True
+
+
+cdef class RecvfromIntoOp(SockOp):
+    cdef object buf
+    cdef Py_ssize_t n
+
+    cdef bint step(self) except -1:
+        self.fut.set_result(self.sock.recvfrom_into(self.buf, self.n))
+        return True
+
+
+cdef class SendallOp(SockOp):
+    cdef object view
+    cdef Py_ssize_t pos
+    cdef Py_ssize_t size
+
+    cdef bint step(self) except -1:
+        self.pos += self.sock.send(self.view[self.pos:])
+        if self.pos >= self.size:
+            self.fut.set_result(None)
+            return True
+        return False
+
+
+cdef class SendtoOp(SockOp):
+    cdef object data
+    cdef object address
+
+    cdef bint step(self) except -1:
+        self.fut.set_result(self.sock.sendto(self.data, self.address))
+        return True
+
+
+cdef class ConnectOp(SockOp):
+    cdef object address
+
+    cdef bint step(self) except -1:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err != 0:
+            raise OSError(err, f"Connect call failed {self.address}")
+        self.fut.set_result(None)
+        return True
+
+
+cdef class AcceptOp(SockOp):
+    cdef bint step(self) except -1:
+        conn, address = self.sock.accept()
+        conn.setblocking(False)
+        self.fut.set_result((conn, address))
+        return True
+
+
+cdef int check_sock(BaseLoop loop, object sock) except -1:
+    if isinstance(sock, SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+    if loop._debug and sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
+    return 0
+
+
+cdef class BaseLoop:
+    def __cinit__(self, *args, **kwargs):
+        self._epfd = -1
+        self._eventfd = -1
+        self._events = NULL
+
+    def __init__(self, *, trigger=None):
+        cdef epoll_event ev
+        if trigger is None:
+            trigger = os.environ.get("CORENET_TRIGGER") or "edge"
+        if trigger not in ("edge", "level"):
+            raise ValueError(f"trigger must be 'edge' or 'level', not {trigger!r}")
+        self._edge = trigger == "edge"
+        self._ready = []
+        self._ready_swap = []
+        self._timers = []
+        self._fds = []
+        self._internal_context = PyContext_CopyCurrent()
+        self.slow_callback_duration = 0.1
+        self._has_pwait2 = True
+        self._events = <epoll_event *>malloc(sizeof(epoll_event) * MAX_EVENTS)
+        if self._events == NULL:
+            raise MemoryError()
+        self._maxevents = MAX_EVENTS
+        self._epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self._epfd < 0:
+            PyErr_SetFromErrno(OSError)
+        self._eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        if self._eventfd < 0:
+            PyErr_SetFromErrno(OSError)
+        ev.events = EPOLLIN
+        ev.data.u64 = 0
+        ev.data.fd = self._eventfd
+        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, self._eventfd, &ev) < 0:
+            PyErr_SetFromErrno(OSError)
+
+    def __dealloc__(self):
+        self._close_fds()
+        if self._events != NULL:
+            free(self._events)
+            self._events = NULL
+
+    cdef _close_fds(self):
+        if self._eventfd >= 0:
+            close(self._eventfd)
+            self._eventfd = -1
+        if self._epfd >= 0:
+            close(self._epfd)
+            self._epfd = -1
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def trigger(self):
+        return "edge" if self._edge else "level"
+
+    def is_running(self):
+        return self._running
+
+    def is_closed(self):
+        return self._closed
+
+    def get_debug(self):
+        return self._debug
+
+    def _set_debug_flag(self, bint enabled):
+        self._debug = enabled
+
+    def time(self):
+        return self._now()
+
+    cdef double _now(self):
+        cdef timespec ts
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+    cdef int _check_closed(self) except -1:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        return 0
+
+    cdef int _check_thread(self) except -1:
+        if self._thread_id is None:
+            return 0
+        if _get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one")
+        return 0
+
+    def _check_running_thread(self):
+        self._check_thread()
+
+    def stop(self):
+        self._stopping = True
+
+    def _close_core(self):
+        """Drops every scheduled callback and closes the loop's own descriptors."""
+        self._closed = True
+        self._ready.clear()
+        self._ready_swap.clear()
+        for h in self._timers:
+            (<TimerHandle>h)._scheduled = False
+        self._timers.clear()
+        self._timer_cancelled = 0
+        self._fds.clear()
+        self._close_fds()
+
+    # ---------------------------------------------------------------- callbacks
+
+    def call_soon(self, callback, *args, context=None):
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            check_callback(callback, "call_soon")
+        return self._call_soon(callback, args, context)
+
+    cdef Handle _call_soon(self, object callback, object args, object context):
+        cdef Handle h = Handle.__new__(Handle)
+        h._callback = callback
+        h._args = args
+        h._context = PyContext_CopyCurrent() if context is None else context
+        h._loop = self
+        if self._debug:
+            h._source_traceback = _extract_stack(_getframe(0))
+        self._ready.append(h)
+        return h
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        cdef uint64_t one = 1
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            check_callback(callback, "call_soon_threadsafe")
+        h = self._call_soon(callback, args, context)
+        # A full eventfd counter (EAGAIN) still wakes the loop, so the error is harmless.
+        write(self._eventfd, &one, 8)
+        return h
+
+    def _write_to_self(self):
+        cdef uint64_t one = 1
+        if self._eventfd >= 0:
+            write(self._eventfd, &one, 8)
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError("delay must not be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            check_callback(callback, "call_later")
+        return self._call_at(self._now() + <double>delay, callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        if when is None:
+            raise TypeError("when cannot be None")
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            check_callback(callback, "call_at")
+        return self._call_at(<double>when, callback, args, context)
+
+    cdef TimerHandle _call_at(self, double when, object callback, object args, object context):
+        cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
+        h._callback = callback
+        h._args = args
+        h._context = PyContext_CopyCurrent() if context is None else context
+        h._loop = self
+        h._when = when
+        if self._debug:
+            h._source_traceback = _extract_stack(_getframe(0))
+        self._heap_push(h)
+        return h
+
+    def _timer_handle_cancelled(self, TimerHandle h):
+        if h._scheduled:
+            self._timer_cancelled_one(h)
+
+    cdef int _timer_cancelled_one(self, TimerHandle h) except -1:
+        self._timer_cancelled += 1
+        if (self._timer_cancelled > MIN_CANCELLED_TO_COMPACT
+                and self._timer_cancelled * 2 > len(self._timers)
+                and not self._running):
+            # Outside a run, nothing else will purge them; while running, _run_once does.
+            self._compact_timers()
+        return 0
+
+    # ---------------------------------------------------------------- timer heap
+
+    cdef int _heap_push(self, TimerHandle h) except -1:
+        cdef list heap = self._timers
+        cdef Py_ssize_t i, parent
+        cdef TimerHandle p
+        h._seq = self._timer_seq
+        self._timer_seq += 1
+        h._scheduled = True
+        heap.append(h)
+        i = len(heap) - 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            p = <TimerHandle>heap[parent]
+            if p._when < h._when or (p._when == h._when and p._seq < h._seq):
+                break
+            heap[i] = p
+            i = parent
+        heap[i] = h
+        return 0
+
+    cdef TimerHandle _heap_pop(self):
+        cdef list heap = self._timers
+        cdef Py_ssize_t n = len(heap), i, child, right
+        cdef TimerHandle top = <TimerHandle>heap[0]
+        cdef TimerHandle last = <TimerHandle>heap.pop()
+        cdef TimerHandle c, r
+        n -= 1
+        if n > 0:
+            i = 0
+            while True:
+                child = 2 * i + 1
+                if child >= n:
+                    break
+                c = <TimerHandle>heap[child]
+                right = child + 1
+                if right < n:
+                    r = <TimerHandle>heap[right]
+                    if r._when < c._when or (r._when == c._when and r._seq < c._seq):
+                        child = right
+                        c = r
+                if last._when < c._when or (last._when == c._when and last._seq < c._seq):
+                    break
+                heap[i] = c
+                i = child
+            heap[i] = last
+        top._scheduled = False
+        return top
+
+    cdef int _compact_timers(self) except -1:
+        cdef list keep = []
+        cdef TimerHandle h
+        for obj in self._timers:
+            h = <TimerHandle>obj
+            if h._cancelled:
+                h._scheduled = False
+            else:
+                keep.append(h)
+        self._timers = []
+        self._timer_cancelled = 0
+        for obj in sorted(keep, key=_timer_key):
+            h = <TimerHandle>obj
+            h._scheduled = True
+            self._timers.append(h)   # a sorted list is a valid heap
+        return 0
+
+    # ---------------------------------------------------------------- the iteration
+
+    def _run_forever_inner(self):
+        self._running = True
+        try:
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._running = False
+            self._stopping = False
+
+    def _run_once_py(self):
+        self._run_once()
+
+    cdef int _run_once(self) except -1:
+        cdef list timers = self._timers
+        cdef TimerHandle h
+        cdef double timeout, end
+        while timers and (<TimerHandle>timers[0])._cancelled:
+            self._heap_pop()
+            self._timer_cancelled -= 1
+        if self._timer_cancelled > MIN_CANCELLED_TO_COMPACT and self._timer_cancelled * 2 > len(timers):
+            self._compact_timers()
+            timers = self._timers
+        if self._ready or self._stopping:
+            timeout = 0.0
+        elif timers:
+            timeout = (<TimerHandle>timers[0])._when - self._now()
+            if timeout < 0.0:
+                timeout = 0.0
+            elif timeout > 86400.0:
+                timeout = 86400.0
+        else:
+            timeout = -1.0
+        self._poll(timeout)
+        timers = self._timers
+        if timers:
+            end = self._now() + 1e-9
+            while timers:
+                h = <TimerHandle>timers[0]
+                if h._when >= end:
+                    break
+                self._heap_pop()
+                if h._cancelled:
+                    self._timer_cancelled -= 1
+                else:
+                    self._ready.append(h)
+        self._run_ready()
+        return 0
+
+    cdef int _poll(self, double timeout) except -1:
+        cdef int n, i, fd, ms
+        cdef uint32_t events
+        cdef timespec ts
+        cdef uint64_t counter
+        cdef list fds = self._fds
+        cdef Py_ssize_t nfds
+        cdef object w
+        cdef int epfd = self._epfd
+        if timeout == 0.0:
+            n = epoll_wait(epfd, self._events, self._maxevents, 0)
+        elif timeout < 0.0:
+            with nogil:
+                n = epoll_wait(epfd, self._events, self._maxevents, -1)
+        else:
+            if self._has_pwait2:
+                ts.tv_sec = <time_t>timeout
+                ts.tv_nsec = <long>((timeout - <double>ts.tv_sec) * 1e9)
+                with nogil:
+                    n = corenet_epoll_pwait2(epfd, self._events, self._maxevents, &ts)
+                if n < 0 and errno == ENOSYS:
+                    self._has_pwait2 = False
+            if not self._has_pwait2:
+                ms = <int>(timeout * 1000.0)
+                if <double>ms < timeout * 1000.0:
+                    ms += 1
+                with nogil:
+                    n = epoll_wait(epfd, self._events, self._maxevents, ms)
+        if n < 0:
+            if errno == EINTR:
+                PyErr_CheckSignals()
+                return 0
+            PyErr_SetFromErrno(OSError)
+        nfds = len(fds)
+        for i in range(n):
+            fd = self._events[i].data.fd
+            events = self._events[i].events
+            if fd == self._eventfd:
+                read(fd, &counter, 8)
+                continue
+            w = fds[fd] if fd < nfds else None
+            if w is None:
+                epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)
+                continue
+            (<FdWatcher>w).on_events(self, events)
+            nfds = len(fds)
+        return 0
+
+    cdef int _run_ready(self) except -1:
+        cdef list todo = self._ready
+        cdef Py_ssize_t i, n = len(todo)
+        cdef Handle h
+        cdef double t0, dt
+        if n == 0:
+            return 0
+        self._ready = self._ready_swap
+        i = 0
+        try:
+            if self._debug:
+                while i < n:
+                    h = <Handle>todo[i]
+                    i += 1
+                    if h._cancelled:
+                        continue
+                    self._current_handle = h
+                    t0 = self._now()
+                    h.run_c()
+                    dt = self._now() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning("Executing %r took %.3f seconds", h, dt)
+                    self._current_handle = None
+            else:
+                while i < n:
+                    h = <Handle>todo[i]
+                    i += 1
+                    if not h._cancelled:
+                        h.run_c()
+        except BaseException:
+            # KeyboardInterrupt/SystemExit: keep the callbacks not yet run for the next run.
+            self._current_handle = None
+            self._ready[0:0] = todo[i:n]
+            todo.clear()
+            self._ready_swap = todo
+            raise
+        todo.clear()
+        self._ready_swap = todo
+        return 0
+
+    # ---------------------------------------------------------------- fd table
+
+    cdef FdWatcher _watcher(self, int fd):
+        cdef list fds = self._fds
+        cdef object w
+        if fd < 0:
+            raise ValueError(f"Invalid file descriptor: {fd}")
+        if fd >= len(fds):
+            fds.extend([None] * (fd + 1 - len(fds) + 64))
+        w = fds[fd]
+        if w is None:
+            w = FdWatcher(fd)
+            fds[fd] = w
+        return <FdWatcher>w
+
+    def _get_watcher(self, int fd):
+        if 0 <= fd < len(self._fds):
+            return self._fds[fd]
+        return None
+
+    cdef int _epoll_ctl(self, int op, int fd, uint32_t events) except -1:
+        cdef epoll_event ev
+        ev.events = events
+        ev.data.u64 = 0
+        ev.data.fd = fd
+        if epoll_ctl(self._epfd, op, fd, &ev) == 0:
+            return 0
+        if op == EPOLL_CTL_ADD and errno == EEXIST:
+            if epoll_ctl(self._epfd, EPOLL_CTL_MOD, fd, &ev) == 0:
+                return 0
+        elif op == EPOLL_CTL_MOD and errno == ENOENT:
+            if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) == 0:
+                return 0
+        elif op == EPOLL_CTL_DEL and (errno == ENOENT or errno == EBADF):
+            return 0
+        PyErr_SetFromErrno(OSError)
+        return -1
+
+    cdef int _sync(self, FdWatcher w, bint lazy) except -1:
+        """Makes epoll's mask for ``w`` match what its callbacks wait for. With ``lazy``, a
+        socket used by ``sock_*`` calls stays registered between calls (no epoll_ctl per call)."""
+        cdef uint32_t want = 0
+        if w.reader is not None or w.rop is not None:
+            want |= EPOLLIN
+        if w.writer is not None or w.wop is not None:
+            want |= EPOLLOUT
+        if want == w.registered:
+            return 0
+        if want == 0:
+            if lazy and w.owner is not None:
+                return 0
+            self._epoll_ctl(EPOLL_CTL_DEL, w.fd, 0)
+        elif w.registered == 0:
+            self._epoll_ctl(EPOLL_CTL_ADD, w.fd, want)
+        else:
+            self._epoll_ctl(EPOLL_CTL_MOD, w.fd, want)
+        w.registered = want
+        return 0
+
+    cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1:
+        """For transports: put ``w`` in the fd table and register it with ``events``."""
+        self._check_closed()
+        if w.fd >= len(self._fds):
+            self._fds.extend([None] * (w.fd + 1 - len(self._fds) + 64))
+        old = self._fds[w.fd]
+        self._fds[w.fd] = w
+        if old is not None and (<FdWatcher>old).registered:
+            self._epoll_ctl(EPOLL_CTL_MOD, w.fd, events)
+        else:
+            self._epoll_ctl(EPOLL_CTL_ADD, w.fd, events)
+        w.registered = events
+        return 0
+
+    cdef int unregister_watcher(self, FdWatcher w) except -1:
+        if w.fd < len(self._fds) and self._fds[w.fd] is w:
+            self._fds[w.fd] = None
+        if w.registered and self._epfd >= 0:
+            self._epoll_ctl(EPOLL_CTL_DEL, w.fd, 0)
+        w.registered = 0
+        return 0
+
+    cdef int _set_op(self, int fd, object sock, object op, bint write) except -1:
+        cdef FdWatcher w = self._watcher(fd)
+        if type(w) is not FdWatcher:
+            raise RuntimeError(f"File descriptor {fd} is used by transport {w!r}")
+        if w.owner is not sock:
+            # The registration may belong to a socket closed since: resynchronise it.
+            if w.registered and w.reader is None and w.writer is None:
+                self._epoll_ctl(EPOLL_CTL_DEL, fd, 0)
+                w.registered = 0
+            w.owner = sock
+        if write:
+            w.writer = None
+            w.wop = op
+        else:
+            w.reader = None
+            w.rop = op
+        self._sync(w, True)
+        return 0
+
+    cdef int _clear_op(self, int fd, object op, bint write) except -1:
+        cdef FdWatcher w
+        if fd >= len(self._fds) or self._fds[fd] is None or self._closed:
+            return 0
+        w = <FdWatcher>self._fds[fd]
+        if write:
+            if w.wop is not op:
+                return 0
+            w.wop = None
+        else:
+            if w.rop is not op:
+                return 0
+            w.rop = None
+        self._sync(w, True)
+        return 0
+
+    # ---------------------------------------------------------------- fd watchers
+
+    def _ensure_fd_no_transport(self, fd):
+        cdef int fileno = fd if isinstance(fd, int) else fd.fileno()
+        if 0 <= fileno < len(self._fds):
+            w = self._fds[fileno]
+            if w is not None and type(w) is not FdWatcher:
+                raise RuntimeError(f"File descriptor {fd!r} is used by transport {w!r}")
+
+    def add_reader(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
+        self._add_watch(fd, callback, args, False)
+
+    def add_writer(self, fd, callback, *args):
+        self._ensure_fd_no_transport(fd)
+        self._add_watch(fd, callback, args, True)
+
+    def remove_reader(self, fd):
+        self._ensure_fd_no_transport(fd)
+        return self._remove_watch(fd, False)
+
+    def remove_writer(self, fd):
+        self._ensure_fd_no_transport(fd)
+        return self._remove_watch(fd, True)
+
+    def _add_reader(self, fd, callback, *args):
+        self._add_watch(fd, callback, args, False)
+
+    def _remove_reader(self, fd):
+        return self._remove_watch(fd, False)
+
+    def _add_watch(self, fd, callback, tuple args, bint write):
+        cdef int fileno
+        cdef Handle h
+        cdef FdWatcher w
+        self._check_closed()
+        fileno = _fileobj_to_fd(fd)
+        h = Handle(callback, args, self, None)
+        w = self._watcher(fileno)
+        if w.owner is not None:
+            # Drop the lazily kept registration of a sock_* call: it may be stale.
+            w.owner = None
+            if w.rop is None and w.wop is None and w.registered:
+                self._epoll_ctl(EPOLL_CTL_DEL, fileno, 0)
+                w.registered = 0
+        if write:
+            if w.writer is not None:
+                w.writer.cancel()
+            w.writer = h
+            w.wop = None
+        else:
+            if w.reader is not None:
+                w.reader.cancel()
+            w.reader = h
+            w.rop = None
+        try:
+            self._sync(w, False)
+        except OSError:
+            if write:
+                w.writer = None
+            else:
+                w.reader = None
+            w.registered = 0
+            raise
+
+    def _remove_watch(self, fd, bint write):
+        cdef int fileno
+        cdef FdWatcher w
+        if self._closed:
+            return False
+        fileno = _fileobj_to_fd(fd)
+        if fileno >= len(self._fds) or self._fds[fileno] is None:
+            return False
+        w = <FdWatcher>self._fds[fileno]
+        if write:
+            if w.writer is None:
+                return False
+            w.writer.cancel()
+            w.writer = None
+        else:
+            if w.reader is None:
+                return False
+            w.reader.cancel()
+            w.reader = None
+        w.owner = None
+        self._sync(w, False)
+        return True
+
+    # ---------------------------------------------------------------- futures and tasks
+
+    def create_future(self):
+        return Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._task_factory is None:
+            task = Task(coro, loop=self, name=name, context=context)
+            if self._debug and task._source_traceback:
+                tb = task._source_traceback
+                del tb[len(tb) - 1]
+        else:
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                try:
+                    set_name = task.set_name
+                except AttributeError:
+                    pass
+                else:
+                    set_name(name)
+        return task
+
+    def set_task_factory(self, factory):
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # ---------------------------------------------------------------- socket operations
+
+    async def sock_recv(self, sock, Py_ssize_t n):
+        check_sock(self, sock)
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef RecvOp op = RecvOp.__new__(RecvOp)
+        op.n = n
+        return await self._wait_op(sock, op, False)
+
+    async def sock_recv_into(self, sock, buf):
+        check_sock(self, sock)
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef RecvIntoOp op = RecvIntoOp.__new__(RecvIntoOp)
+        op.buf = buf
+        return await self._wait_op(sock, op, False)
+
+    async def sock_recvfrom(self, sock, Py_ssize_t bufsize):
+        check_sock(self, sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef RecvfromOp op = RecvfromOp.__new__(RecvfromOp)
+        op.n = bufsize
+        return await self._wait_op(sock, op, False)
+
+    async def sock_recvfrom_into(self, sock, buf, Py_ssize_t nbytes=0):
+        check_sock(self, sock)
+        if not nbytes:
+            nbytes = len(buf)
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef RecvfromIntoOp op = RecvfromIntoOp.__new__(RecvfromIntoOp)
+        op.buf = buf
+        op.n = nbytes
+        return await self._wait_op(sock, op, False)
+
+    async def sock_sendall(self, sock, data):
+        cdef Py_ssize_t n = 0
+        check_sock(self, sock)
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        view = memoryview(data).cast("B")
+        if n == len(view):
+            return None
+        cdef SendallOp op = SendallOp.__new__(SendallOp)
+        op.view = view
+        op.pos = n
+        op.size = len(view)
+        return await self._wait_op(sock, op, True)
+
+    async def sock_sendto(self, sock, data, address):
+        check_sock(self, sock)
+        try:
+            return sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef SendtoOp op = SendtoOp.__new__(SendtoOp)
+        op.data = data
+        op.address = address
+        return await self._wait_op(sock, op, True)
+
+    async def sock_accept(self, sock):
+        check_sock(self, sock)
+        try:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+            return conn, address
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef AcceptOp op = AcceptOp.__new__(AcceptOp)
+        return await self._wait_op(sock, op, False)
+
+    async def _sock_connect_resolved(self, sock, address):
+        check_sock(self, sock)
+        try:
+            sock.connect(address)
+            return None
+        except (BlockingIOError, InterruptedError):
+            pass
+        cdef ConnectOp op = ConnectOp.__new__(ConnectOp)
+        op.address = address
+        return await self._wait_op(sock, op, True)
+
+    async def _wait_op(self, sock, SockOp op, bint write):
+        cdef int fd = sock.fileno()
+        op.fut = fut = Future(loop=self)
+        op.sock = sock
+        op.fd = fd
+        op.write = write
+        self._set_op(fd, sock, op, write)
+        try:
+            return await fut
+        finally:
+            self._clear_op(fd, op, write)
+
+
+def _timer_key(h):
+    return ((<TimerHandle>h)._when, (<TimerHandle>h)._seq)
+
+
+cdef int _fileobj_to_fd(object fileobj) except -1:
+    cdef int fd
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd

@@ -1,0 +1,559 @@
+"""corenet's asyncio event loop: the public class, the policy and the entry points.
+
+The hot parts (ready queue, timers, epoll, sock_* calls) are in the Cython ``_loop`` module;
+this file adds the rest of ``asyncio.AbstractEventLoop`` where Python costs nothing that
+matters: running, closing, errors, signals, executors, name resolution, async generators.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import io
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import traceback
+import warnings
+import weakref
+from asyncio import coroutines, events, futures
+from typing import Any, Awaitable, Callable, Coroutine, Literal, TypeVar
+
+from corenet import _loop
+
+__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run"]
+
+logger = logging.getLogger("asyncio")
+T = TypeVar("T")
+Trigger = Literal["edge", "level"]
+
+
+def _noop_signal_handler(signum, frame):
+    """Installed for signals with a loop handler: the C-level wakeup fd does the work."""
+
+
+class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
+    """A drop-in ``asyncio`` event loop on epoll.
+
+    ``trigger`` chooses how this loop's transports use epoll: ``"edge"`` (register once,
+    EPOLLET) or ``"level"``; ``add_reader``/``add_writer`` keep asyncio's level-triggered
+    semantics either way. The default comes from ``$CORENET_TRIGGER``.
+    """
+
+    def __init__(self, *, trigger: Trigger | None = None) -> None:
+        super().__init__(trigger=trigger)
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._signal_handlers: dict[int, _loop.Handle] = {}
+        self._signal_pipe: tuple[int, int] | None = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth = None
+        self.set_debug(coroutines._is_debug_mode())
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} trigger={self.trigger} running={self.is_running()} "
+                f"closed={self.is_closed()} debug={self.get_debug()}>")
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    # ------------------------------------------------------------------ running
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def run_forever(self) -> None:
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        self._check_running()
+        self._set_coroutine_origin_tracking(self.get_debug())
+        old_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        try:
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            events._set_running_loop(self)
+            self._run_forever_inner()
+        finally:
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_hooks)
+
+    def run_until_complete(self, future: Awaitable[T]) -> T:
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        self._check_running()
+        new_task = not futures.isfuture(future)
+        future = asyncio.ensure_future(future, loop=self)
+        if new_task:
+            # An exception escaping here must not also be logged as never retrieved.
+            future._log_destroy_pending = False
+        future.add_done_callback(_stop_when_done)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_stop_when_done)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        if self.get_debug():
+            logger.debug("Close %r", self)
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        if self._signal_pipe is not None:
+            for fd in self._signal_pipe:
+                os.close(fd)
+            self._signal_pipe = None
+        self._close_core()
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._set_debug_flag(enabled)
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(coroutines._DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ------------------------------------------------------------------ errors
+
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Logs ``context`` to the ``asyncio`` logger, as every asyncio loop does."""
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info = (type(exception), exception, exception.__traceback__) if exception is not None else False
+        current = self._current_handle
+        if ("source_traceback" not in context and current is not None
+                and current._source_traceback):
+            context["handle_traceback"] = current._source_traceback
+        lines = [message]
+        for key in sorted(context):
+            if key in ("message", "exception"):
+                continue
+            value = context[key]
+            if key in ("source_traceback", "handle_traceback"):
+                where = "Object" if key == "source_traceback" else "Handle"
+                value = (f"{where} created at (most recent call last):\n"
+                         + "".join(traceback.format_list(value)).rstrip())
+            else:
+                value = repr(value)
+            lines.append(f"{key}: {value}")
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        handler = self._exception_handler
+        if handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    "message": "Unhandled error in exception handler",
+                    "exception": exc,
+                    "context": context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler while handling an "
+                             "unexpected error in custom exception handler", exc_info=True)
+
+    # ------------------------------------------------------------------ async generators
+
+    def _asyncgen_firstiter_hook(self, agen) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(f"asynchronous generator {agen!r} was scheduled after "
+                          "loop.shutdown_asyncgens() call", ResourceWarning, source=self)
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[ag.aclose() for ag in agens], return_exceptions=True)
+        for result, agen in zip(results, agens):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    "message": f"an error occurred during closing of asynchronous generator {agen!r}",
+                    "exception": result,
+                    "asyncgen": agen,
+                })
+
+    # ------------------------------------------------------------------ executors
+
+    def run_in_executor(self, executor, func: Callable[..., T], *args) -> asyncio.Future[T]:
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        if self.get_debug():
+            _loop_check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+        thread = threading.Thread(target=self._shutdown_executor_in_thread, args=(executor, done))
+        thread.start()
+        try:
+            await done
+        finally:
+            thread.join(timeout)
+        if thread.is_alive():
+            warnings.warn(f"The executor did not finish joining its threads within {timeout} "
+                          "seconds.", RuntimeWarning, stacklevel=2)
+            executor.shutdown(wait=False)
+
+    def _shutdown_executor_in_thread(self, executor, done) -> None:
+        try:
+            executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_result_unless_done, done, None)
+        except Exception as exc:
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_exception_unless_done, done, exc)
+
+    # ------------------------------------------------------------------ name resolution
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        resolver = getattr(self, "_getaddrinfo_override", None)
+        if resolver is not None:
+            return await resolver(host, port, family=family, type=type, proto=proto, flags=flags)
+        return await self.run_in_executor(None, socket.getaddrinfo, host, port, family,
+                                          type, proto, flags)
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+
+    async def sock_connect(self, sock, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            address = await self._resolve_sock_address(sock, address)
+        return await self._sock_connect_resolved(sock, address)
+
+    async def _resolve_sock_address(self, sock, address):
+        host, port = address[:2]
+        if _is_numeric_host(sock.family, host):
+            return address
+        infos = await self.getaddrinfo(host, port, family=sock.family, type=sock.type,
+                                       proto=sock.proto)
+        if not infos:
+            raise OSError(f"getaddrinfo({host!r}) returned empty list")
+        return infos[0][4]
+
+    # ------------------------------------------------------------------ sendfile
+
+    async def sock_sendfile(self, sock, file, offset: int = 0, count: int | None = None,
+                            *, fallback: bool = True) -> int:
+        if self.get_debug() and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        _check_sendfile_params(sock, file, offset, count)
+        try:
+            return await self._sendfile_native(sock, file, offset, count)
+        except asyncio.SendfileNotAvailableError:
+            if not fallback:
+                raise
+        return await self._sendfile_fallback(sock, file, offset, count)
+
+    async def _sendfile_native(self, sock, file, offset, count) -> int:
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as exc:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from exc
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise asyncio.SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0
+        blocksize = min(blocksize, 0xFFFF_FFFF)
+        end = offset + count if count else fsize
+        pos = offset
+        sent_total = 0
+        try:
+            while pos < end:
+                n_wanted = min(end - pos, blocksize)
+                try:
+                    sent = os.sendfile(sock.fileno(), fileno, pos, n_wanted)
+                except (BlockingIOError, InterruptedError):
+                    await self._wait_writable(sock)
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.ENOTSOCK or (sent_total == 0 and exc.errno in (
+                            errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)):
+                        raise asyncio.SendfileNotAvailableError("os.sendfile() is not usable here") from exc
+                    raise
+                if sent == 0:
+                    break
+                pos += sent
+                sent_total += sent
+            return sent_total
+        finally:
+            if sent_total > 0 and hasattr(file, "seek"):
+                file.seek(offset + sent_total)
+
+    async def _wait_writable(self, sock) -> None:
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        self.add_writer(fd, _set_result_unless_done, fut, None)
+        try:
+            await fut
+        finally:
+            self.remove_writer(fd)
+
+    async def _sendfile_fallback(self, sock, file, offset, count) -> int:
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, 256 * 1024) if count else 256 * 1024
+        buf = bytearray(blocksize)
+        total = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total, blocksize)
+                    if blocksize <= 0:
+                        break
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    break
+                await self.sock_sendall(sock, view[:read])
+                total += read
+            return total
+        finally:
+            if total > 0 and hasattr(file, "seek"):
+                file.seek(offset + total)
+
+    # ------------------------------------------------------------------ signals
+
+    def _signal_wakeup_fd(self) -> int:
+        if self._signal_pipe is None:
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._signal_pipe = (r, w)
+            self._add_reader(r, self._read_signals)
+        return self._signal_pipe[1]
+
+    def _read_signals(self) -> None:
+        assert self._signal_pipe is not None
+        while True:
+            try:
+                data = os.read(self._signal_pipe[0], 4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum:
+                    self._handle_signal(signum)
+
+    def _handle_signal(self, sig: int) -> None:
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle.cancelled():
+            self.remove_signal_handler(sig)
+        else:
+            self.call_soon(handle._run)
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args) -> None:
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
+        try:
+            signal.set_wakeup_fd(self._signal_wakeup_fd())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        handle = _loop.Handle(callback, args, self, None)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, _noop_signal_handler)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError) as nexc:
+                    logger.info("set_wakeup_fd(-1) failed: %s", nexc)
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        _check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, default)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+        if not self._signal_handlers:
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                logger.info("set_wakeup_fd(-1) failed: %s", exc)
+        return True
+
+
+def _loop_check_callback(callback, method: str) -> None:
+    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+
+def _check_signal(sig) -> None:
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
+
+
+def _check_sendfile_params(sock, file, offset, count) -> None:
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type == socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+
+
+def _is_numeric_host(family: int, host) -> bool:
+    if host is None or host == "":
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    host = host.partition("%")[0]
+    try:
+        socket.inet_pton(family, host)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _stop_when_done(fut) -> None:
+    fut.get_loop().stop()
+
+
+def _set_result_unless_done(fut, result) -> None:
+    if not fut.done():
+        fut.set_result(result)
+
+
+def _set_exception_unless_done(fut, exc) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def new_event_loop(*, trigger: Trigger | None = None) -> Loop:
+    """A new corenet loop; ``trigger`` is "edge" or "level" (default: ``$CORENET_TRIGGER``)."""
+    return Loop(trigger=trigger)
+
+
+class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
+    """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``)."""
+
+    def __init__(self, *, trigger: Trigger | None = None) -> None:
+        super().__init__()
+        self._trigger = trigger
+
+    def _loop_factory(self) -> Loop:
+        return Loop(trigger=self._trigger)
+
+
+def install(*, trigger: Trigger | None = None) -> None:
+    """Make corenet the loop that ``asyncio.new_event_loop()`` and friends create."""
+    asyncio.set_event_loop_policy(EventLoopPolicy(trigger=trigger))
+
+
+def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None,
+        trigger: Trigger | None = None) -> T:
+    """Like ``asyncio.run``, on a corenet loop."""
+    with asyncio.Runner(debug=debug, loop_factory=lambda: Loop(trigger=trigger)) as runner:
+        return runner.run(main)
