@@ -842,8 +842,8 @@ cdef class BaseLoop:
     # ---------------------------------------------------------------- fd watchers
 
     def _ensure_fd_no_transport(self, fd):
-        cdef int fileno = fd if isinstance(fd, int) else fd.fileno()
-        if 0 <= fileno < len(self._fds):
+        cdef int fileno = _fileobj_to_fd(fd)
+        if fileno < len(self._fds):
             w = self._fds[fileno]
             if w is not None and type(w) is not FdWatcher:
                 raise RuntimeError(f"File descriptor {fd!r} is used by transport {w!r}")

@@ -1,0 +1,100 @@
+"""Runs modules of CPython's own ``test.test_asyncio`` suite with a chosen event loop.
+
+Usage: python tests/compat/cpython_asyncio.py LOOP [MODULE ...] [--json FILE]
+LOOP is ``asyncio``, ``uvloop`` or ``corenet`` (``corenet-edge``/``corenet-level``).
+
+The modules listed in MODULES obtain their loops through the event-loop policy, so installing
+a policy puts the loop under test; the suite resets the policy in its teardown, which is why
+``asyncio.set_event_loop_policy(None)`` is redirected to the policy under test.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import unittest
+
+MODULES = [
+    "test_locks", "test_queues", "test_taskgroups", "test_timeouts", "test_waitfor",
+    "test_threads", "test_futures2", "test_context", "test_tasks",
+]
+
+
+def make_policy(kind: str):
+    if kind == "asyncio":
+        return asyncio.DefaultEventLoopPolicy()
+    if kind == "uvloop":
+        import uvloop
+        return uvloop.EventLoopPolicy()
+    if kind.startswith("corenet"):
+        import corenet
+        trigger = kind.split("-", 1)[1] if "-" in kind else None
+        return corenet.EventLoopPolicy(trigger=trigger)
+    raise SystemExit(f"unknown loop {kind!r}")
+
+
+def install(kind: str) -> None:
+    real_set = asyncio.events.set_event_loop_policy
+
+    def set_policy(policy):
+        real_set(make_policy(kind) if policy is None else policy)
+
+    asyncio.set_event_loop_policy = set_policy
+    asyncio.events.set_event_loop_policy = set_policy
+    set_policy(None)
+
+
+class Collector(unittest.TextTestResult):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.passed: list[str] = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed.append(test.id())
+
+
+def run_module(name: str) -> dict:
+    module = __import__(f"test.test_asyncio.{name}", fromlist=["*"])
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
+    if hasattr(module, "setUpModule"):
+        module.setUpModule()
+    stream = open("/dev/null", "w")
+    result = unittest.TextTestRunner(stream=stream, resultclass=Collector, verbosity=0).run(suite)
+    if hasattr(module, "tearDownModule"):
+        module.tearDownModule()
+    return {
+        "passed": len(result.passed),
+        "failed": len(result.failures),
+        "errors": len(result.errors),
+        "skipped": len(result.skipped),
+        "passed_ids": sorted(result.passed),
+        "failed_ids": sorted(t.id() for t, _ in result.failures + result.errors),
+        "details": {t.id(): tb[-1500:] for t, tb in result.failures + result.errors},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("loop")
+    ap.add_argument("modules", nargs="*")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    install(args.loop)
+    out = {}
+    for name in args.modules or MODULES:
+        t0 = time.monotonic()
+        out[name] = run_module(name)
+        r = out[name]
+        print(f"{args.loop:14} {name:16} passed {r['passed']:4} failed {r['failed']:3} "
+              f"errors {r['errors']:3} skipped {r['skipped']:3}  ({time.monotonic() - t0:.1f}s)",
+              flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

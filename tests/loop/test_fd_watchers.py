@@ -1,0 +1,133 @@
+"""add_reader / add_writer with asyncio's level-triggered semantics, on every loop and mode."""
+import asyncio
+import errno
+import os
+import socket
+
+import pytest
+
+from conftest import open_fds
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_reader_is_level_triggered_until_drained(loop, pair):
+    a, b = pair
+    calls = []
+
+    def on_readable():
+        calls.append(1)
+        if len(calls) == 3:
+            a.recv(100)  # drain: no more calls after this
+            loop.call_later(0.05, loop.stop)
+
+    loop.add_reader(a, on_readable)
+    b.send(b"data")
+    guard = loop.call_later(5, loop.stop)
+    loop.run_forever()
+    guard.cancel()
+    assert len(calls) == 3
+    assert loop.remove_reader(a) is True
+    assert loop.remove_reader(a) is False
+
+
+def test_writer_called_when_writable_and_removed(loop, pair):
+    a, _ = pair
+    fut = loop.create_future()
+    loop.add_writer(a.fileno(), lambda: fut.done() or fut.set_result("w"))
+    assert loop.run_until_complete(asyncio.wait_for(fut, 5)) == "w"
+    assert loop.remove_writer(a.fileno())
+    assert not loop.remove_writer(a.fileno())
+
+
+def test_reader_and_writer_on_same_fd(loop, pair):
+    a, b = pair
+    got = {}
+
+    def done():
+        if len(got) == 2:
+            loop.stop()
+
+    loop.add_reader(a, lambda: (got.setdefault("r", a.recv(10)), loop.remove_reader(a), done()))
+    loop.add_writer(a, lambda: (got.setdefault("w", True), loop.remove_writer(a), done()))
+    b.send(b"hi")
+    guard = loop.call_later(5, loop.stop)
+    loop.run_forever()
+    guard.cancel()
+    assert got == {"r": b"hi", "w": True}
+
+
+def test_second_add_reader_replaces_first(loop, pair):
+    a, b = pair
+    calls = []
+    loop.add_reader(a, calls.append, "first")
+    loop.add_reader(a, lambda: (calls.append("second"), a.recv(10), loop.stop()))
+    b.send(b"x")
+    guard = loop.call_later(5, loop.stop)
+    loop.run_forever()
+    guard.cancel()
+    assert calls == ["second"]
+    loop.remove_reader(a)
+
+
+def test_add_reader_on_closed_fd_is_oserror(loop):
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pytest.raises(OSError) as e:
+        loop.add_reader(r, print)
+    assert e.value.errno == errno.EBADF
+    assert loop.remove_reader(r) is False
+
+
+def test_closing_a_registered_fd_then_reusing_the_number(loop):
+    """The old registration must not swallow events for the new descriptor."""
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    loop.add_reader(fd, print)
+    a.close()
+    b.close()
+    loop.remove_reader(fd)
+    c, d = socket.socketpair()
+    try:
+        fut = loop.create_future()
+        loop.add_reader(c, lambda: fut.done() or fut.set_result(c.recv(10)))
+        d.send(b"new")
+        assert loop.run_until_complete(asyncio.wait_for(fut, 5)) == b"new"
+        loop.remove_reader(c)
+    finally:
+        c.close()
+        d.close()
+
+
+def test_invalid_file_objects(loop):
+    with pytest.raises(ValueError):
+        loop.add_reader(-1, print)
+    with pytest.raises((ValueError, TypeError)):
+        loop.add_reader(object(), print)
+
+
+def test_readers_do_not_leak_descriptors(loop):
+    before = open_fds()
+
+    async def main():
+        for _ in range(50):
+            a, b = socket.socketpair()
+            fut = loop.create_future()
+            loop.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(1)))
+            b.send(b"z")
+            assert await fut == b"z"
+            loop.remove_reader(a)
+            a.close()
+            b.close()
+
+    loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert open_fds() <= before

@@ -1,0 +1,109 @@
+"""call_later / call_at: ordering, precision, cancellation and memory."""
+import asyncio
+import gc
+import random
+
+import pytest
+
+
+def test_timers_fire_in_deadline_order(loop):
+    fired = []
+    delays = [0.03, 0.01, 0.02, 0.0, 0.015]
+    for d in delays:
+        loop.call_later(d, fired.append, d)
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert fired == sorted(delays)
+
+
+def test_equal_deadlines_keep_scheduling_order(loop, loop_kind):
+    if loop_kind == "asyncio":
+        pytest.skip("stock asyncio's timer heap (heapq) does not keep FIFO order for equal "
+                    "deadlines; corenet promises it")
+    fired = []
+    when = loop.time() + 0.01
+    for i in range(20):
+        loop.call_at(when, fired.append, i)
+    loop.call_at(when + 0.01, loop.stop)
+    loop.run_forever()
+    assert fired == list(range(20))
+
+
+def test_timer_never_fires_early_and_when_is_reported(loop):
+    fired_at = []
+    start = loop.time()
+    h = loop.call_later(0.05, lambda: fired_at.append(loop.time()))
+    assert h.when() == pytest.approx(start + 0.05, abs=0.01)
+    loop.call_later(0.1, loop.stop)
+    loop.run_forever()
+    assert fired_at and fired_at[0] >= h.when() - 1e-6
+
+
+def test_time_is_monotonic_clock(loop):
+    import time
+    a = loop.time()
+    b = time.monotonic()
+    c = loop.time()
+    assert a <= b <= c
+
+
+def test_cancelled_timer_does_not_fire(loop):
+    fired = []
+    h = loop.call_later(0.01, fired.append, 1)
+    h.cancel()
+    assert h.cancelled()
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    assert fired == []
+
+
+def test_random_timers_all_fire_once_in_order(loop):
+    rnd = random.Random(7)
+    fired = []
+    handles = []
+    for i in range(300):
+        d = rnd.random() * 0.05
+        handles.append((loop.call_later(d, fired.append, i), i))
+    cancelled = {i for h, i in handles[::3]}
+    for h, i in handles[::3]:
+        h.cancel()
+    loop.call_later(0.08, loop.stop)
+    loop.run_forever()
+    assert sorted(fired) == sorted(set(range(300)) - cancelled)
+    whens = {i: h.when() for h, i in handles}
+    assert [whens[i] for i in fired] == sorted(whens[i] for i in fired)
+
+
+def test_none_delay_and_when_rejected(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError):
+        loop.call_at(None, print)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def test_a_million_cancelled_timers_do_not_keep_memory(loop):
+    gc.collect()
+    base = _rss()
+    for _ in range(10):
+        hs = [loop.call_later(3600, print) for _ in range(100_000)]
+        for h in hs:
+            h.cancel()
+        del hs
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    gc.collect()
+    # A million live handles hold well over 100 MB; one batch of 100k at a time is ~15 MB.
+    assert _rss() - base < 60_000_000
+
+
+def test_sleep_zero_and_sleep_value(loop):
+    async def main():
+        await asyncio.sleep(0)
+        return await asyncio.sleep(0.01, result="r")
+
+    assert loop.run_until_complete(main()) == "r"
