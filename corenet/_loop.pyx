@@ -332,6 +332,10 @@ cdef class BaseLoop:
         self._epfd = -1
         self._eventfd = -1
         self._events = NULL
+        self._ready = []
+        self._ready_swap = []
+        self._timers = []
+        self._fds = []
 
     def __init__(self, *, trigger=None):
         cdef epoll_event ev
@@ -340,10 +344,6 @@ cdef class BaseLoop:
         if trigger not in ("edge", "level"):
             raise ValueError(f"trigger must be 'edge' or 'level', not {trigger!r}")
         self._edge = trigger == "edge"
-        self._ready = []
-        self._ready_swap = []
-        self._timers = []
-        self._fds = []
         self._internal_context = PyContext_CopyCurrent()
         self.slow_callback_duration = 0.1
         self._has_pwait2 = True

@@ -44,7 +44,6 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     """
 
     def __init__(self, *, trigger: Trigger | None = None) -> None:
-        super().__init__(trigger=trigger)
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_shutdown_called = False
         self._asyncgens: weakref.WeakSet = weakref.WeakSet()
@@ -53,6 +52,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         self._signal_pipe: tuple[int, int] | None = None
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
+        super().__init__(trigger=trigger)
         self.set_debug(coroutines._is_debug_mode())
 
     def __repr__(self) -> str:

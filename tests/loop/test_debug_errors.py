@@ -1,0 +1,147 @@
+"""Debug mode, the exception handler API, idle CPU and the policy/trigger switch."""
+import asyncio
+import logging
+import os
+import resource
+import time
+
+import pytest
+
+
+def test_exception_handler_api(loop):
+    assert loop.get_exception_handler() is None
+    with pytest.raises(TypeError):
+        loop.set_exception_handler(5)
+    got = []
+    handler = lambda lp, ctx: got.append((lp, ctx))
+    loop.set_exception_handler(handler)
+    assert loop.get_exception_handler() is handler
+    loop.call_exception_handler({"message": "m"})
+    assert got == [(loop, {"message": "m"})]
+    loop.set_exception_handler(None)
+
+
+def test_default_handler_logs_message_and_exception(loop, caplog):
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        try:
+            raise KeyError("k")
+        except KeyError as exc:
+            loop.call_exception_handler({"message": "something broke", "exception": exc, "extra": 7})
+    rec = caplog.records[-1]
+    assert "something broke" in rec.getMessage()
+    assert "extra: 7" in rec.getMessage()
+    assert rec.exc_info[0] is KeyError
+
+
+def test_failing_custom_handler_falls_back_to_default(loop, caplog):
+    def bad(lp, ctx):
+        raise RuntimeError("handler bug")
+
+    loop.set_exception_handler(bad)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"message": "orig"})
+    assert "Unhandled error in exception handler" in caplog.text
+    loop.set_exception_handler(None)
+
+
+def test_unretrieved_task_exception_is_reported(loop):
+    got = []
+    loop.set_exception_handler(lambda lp, ctx: got.append(ctx))
+
+    async def bad():
+        raise ValueError("never retrieved")
+
+    async def main():
+        loop.create_task(bad())
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    import gc
+    gc.collect()
+    assert any(isinstance(c.get("exception"), ValueError) for c in got)
+
+
+def test_debug_mode_warns_on_slow_callbacks(loop, caplog):
+    loop.set_debug(True)
+    assert loop.get_debug()
+    loop.slow_callback_duration = 0.01
+    loop.call_soon(time.sleep, 0.05)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_forever()
+    assert any("took" in r.getMessage() for r in caplog.records)
+    loop.set_debug(False)
+
+
+def test_debug_mode_records_source_traceback(loop):
+    loop.set_debug(True)
+    h = loop.call_soon(print)
+    h.cancel()
+    assert h._source_traceback
+    assert any(__file__ == frame.filename for frame in h._source_traceback)
+    loop.set_debug(False)
+
+
+def test_debug_mode_rejects_calls_from_other_threads(loop):
+    import threading
+    loop.set_debug(True)
+    errors = []
+
+    async def main():
+        def other():
+            try:
+                loop.call_soon(print)
+            except RuntimeError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=other)
+        t.start()
+        await loop.run_in_executor(None, t.join)
+
+    loop.run_until_complete(main())
+    loop.set_debug(False)
+    assert errors and "thread" in str(errors[0]).lower()
+
+
+def test_idle_loop_uses_no_cpu(loop):
+    """A loop with nothing to do must block in the kernel, not spin."""
+    async def idle():
+        await asyncio.sleep(1.0)
+
+    t0 = resource.getrusage(resource.RUSAGE_THREAD)
+    loop.run_until_complete(idle())
+    t1 = resource.getrusage(resource.RUSAGE_THREAD)
+    cpu = (t1.ru_utime - t0.ru_utime) + (t1.ru_stime - t0.ru_stime)
+    assert cpu < 0.05
+
+
+def test_trigger_choice(loop_kind, monkeypatch):
+    if loop_kind == "asyncio":
+        pytest.skip("the trigger switch exists only on corenet loops")
+    import corenet
+    mode = loop_kind.split("-")[1]
+    lp = corenet.new_event_loop(trigger=mode)
+    assert lp.trigger == mode
+    lp.close()
+    other = "level" if mode == "edge" else "edge"
+    monkeypatch.setenv("CORENET_TRIGGER", other)
+    lp = corenet.new_event_loop()
+    assert lp.trigger == other
+    lp.close()
+    with pytest.raises(ValueError):
+        corenet.new_event_loop(trigger="sideways")
+
+
+def test_policy_and_install(loop_kind):
+    if loop_kind == "asyncio":
+        pytest.skip("checks corenet's own policy")
+    import corenet
+    old = asyncio.get_event_loop_policy()
+    try:
+        corenet.install()
+        lp = asyncio.new_event_loop()
+        assert isinstance(lp, corenet.Loop)
+        assert isinstance(lp, asyncio.AbstractEventLoop)
+        lp.close()
+    finally:
+        asyncio.set_event_loop_policy(old)
