@@ -3,30 +3,10 @@ corenet's loop in both trigger modes, so a difference from asyncio is a failing 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 
 import pytest
 
-LOOP_KINDS = ["asyncio", "corenet-edge", "corenet-level"]
-
-
-def corenet_built() -> bool:
-    return importlib.util.find_spec("corenet._loop") is not None
-
-
-def make_loop(kind: str) -> asyncio.AbstractEventLoop:
-    if kind == "asyncio":
-        return asyncio.SelectorEventLoop()
-    if not corenet_built():
-        pytest.skip("corenet._loop extension is not built (run scripts/setup.sh)")
-    import corenet
-
-    return corenet.new_event_loop(trigger=kind.split("-", 1)[1])
-
-
-def loop_factory(kind: str):
-    return lambda: make_loop(kind)
+from looptools import LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(params=LOOP_KINDS)
@@ -59,6 +39,3 @@ def run(loop):
 
     return _run
 
-
-def open_fds() -> set[int]:
-    return {int(n) for n in os.listdir("/proc/self/fd")}

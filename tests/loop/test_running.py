@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from conftest import make_loop, open_fds
+from looptools import make_loop, open_fds
 
 
 def test_run_until_complete_returns_result_and_raises_exception(loop):
@@ -64,7 +64,7 @@ def test_run_while_running_is_runtime_error(loop):
 
 
 def test_cannot_run_while_another_loop_runs(loop, loop_kind):
-    from conftest import make_loop
+    from looptools import make_loop
     other = make_loop(loop_kind)
 
     async def main():
@@ -110,7 +110,7 @@ def test_closed_loop_refuses_work(loop):
 
 
 def test_close_releases_descriptors(loop_kind):
-    from conftest import make_loop
+    from looptools import make_loop
     before = open_fds()
     for _ in range(20):
         lp = make_loop(loop_kind)
@@ -121,7 +121,7 @@ def test_close_releases_descriptors(loop_kind):
 
 
 def test_unclosed_loop_warns(loop_kind):
-    from conftest import make_loop
+    from looptools import make_loop
     lp = make_loop(loop_kind)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -194,7 +194,7 @@ def test_asyncgens_finalized_by_shutdown(loop):
 def test_runner_and_corenet_run(loop_kind):
     if loop_kind == "asyncio":
         pytest.skip("corenet.run and Runner(loop_factory=corenet...) are corenet-only checks")
-    from conftest import make_loop
+    from looptools import make_loop
     import corenet
 
     async def main():

@@ -70,7 +70,7 @@ RUNNER_CHILD = textwrap.dedent("""
 
 
 def test_ctrl_c_stops_run_with_keyboard_interrupt(loop_kind, tmp_path):
-    from conftest import make_loop
+    from looptools import make_loop
     make_loop(loop_kind).close()  # skips if corenet is not built
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     script = tmp_path / "child.py"

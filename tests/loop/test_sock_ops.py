@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 
-from conftest import open_fds
+from looptools import open_fds
 
 
 @pytest.fixture

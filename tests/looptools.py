@@ -1,0 +1,32 @@
+"""Loop factories shared by every test area (import as ``from looptools import ...``)."""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+
+import pytest
+
+LOOP_KINDS = ["asyncio", "corenet-edge", "corenet-level"]
+
+
+def corenet_built() -> bool:
+    return importlib.util.find_spec("corenet._loop") is not None
+
+
+def make_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "asyncio":
+        return asyncio.SelectorEventLoop()
+    if not corenet_built():
+        pytest.skip("corenet._loop extension is not built (run scripts/setup.sh)")
+    import corenet
+
+    return corenet.new_event_loop(trigger=kind.split("-", 1)[1])
+
+
+def loop_factory(kind: str):
+    return lambda: make_loop(kind)
+
+
+def open_fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
