@@ -6,12 +6,14 @@ objects for code that prefers ``await``. Both run on any asyncio loop.
 """
 from __future__ import annotations
 
-from corenet.framing._protocol import FrameProtocol, encode_header
+from corenet.framing._receiver import FrameReceiver, encode_header
+from corenet.framing.protocol import FrameProtocol
 from corenet.framing.errors import FrameTooLarge
 from corenet.framing.streams import FramedStream, open_framed_connection, start_framed_server
 
 __all__ = [
     "FrameProtocol",
+    "FrameReceiver",
     "FrameTooLarge",
     "FramedStream",
     "encode_header",

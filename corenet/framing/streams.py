@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any, Awaitable, Callable
 
-from corenet.framing._protocol import FrameProtocol
+from corenet.framing.protocol import FrameProtocol
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 DEFAULT_LIMIT = 1024 * 1024

@@ -306,3 +306,22 @@ def test_garbage_never_crashes(data, cuts, header):
     except FrameTooLarge as exc:
         assert exc.length > 1000
     assert all(len(f) <= 1000 for f in p.frames)
+
+
+def test_frame_receiver_serves_any_owner():
+    """The sans-IO core on its own, as a Cython listener or another protocol would use it."""
+    from corenet.framing import FrameReceiver
+
+    class Owner:
+        def __init__(self):
+            self.frames = []
+
+        def frame_received(self, frame):
+            self.frames.append(frame.tobytes())
+
+    owner = Owner()
+    r = FrameReceiver(owner, 2, "little", 1000, 64)
+    feed(r, encode([b"abc", b"", b"z" * 200], 2, "little"))
+    assert owner.frames == [b"abc", b"", b"z" * 200]
+    assert r.header_for(b"abc") == b"\x03\x00"
+    assert (r.header_size, r.byteorder, r.max_frame_size, r.buffer_size) == (2, "little", 1000, 64)

@@ -1,13 +1,11 @@
 # cython: language_level=3, wraparound=False, cdivision=True
-"""The length-prefixed framer: ``[length][payload]`` read with recv_into, frames handed out
-as memoryviews into the framer's own buffer.
+"""The receiving half of the length-prefixed framer: ``[length][payload]`` read with
+recv_into into its own buffer, frames handed out as memoryviews of it.
 
 Every offset used to touch memory is checked against the buffer's size (a length comes from
 the network), so bounds checks stay on for Python objects; raw pointer arithmetic is guarded
 explicitly.
 """
-import asyncio
-
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -90,24 +88,18 @@ cdef bytes _header(Py_ssize_t length, Py_ssize_t header_size, bint big):
     return h
 
 
-cdef class FrameCore:
-    """Buffer management and header parsing for ``FrameProtocol`` (see its docstring).
+cdef class FrameReceiver:
+    """Buffer management and header parsing of the framer (see ``FrameProtocol``).
 
     Sans-IO: ``get_buffer``/``buffer_updated`` are all it needs, so it can be fed by any
-    transport or by a test directly.
+    transport or by a test directly. Each complete frame goes to
+    ``owner.frame_received(memoryview)``, looked up once at the first frame and kept as a
+    bound method (half the cost of a method call by name per frame).
     """
 
-    def __cinit__(self, *args, **kwargs):
-        # Defaults here, so a subclass that forgets super().__init__() still works.
-        self._configure(4, "big", 16 * 1024 * 1024, 256 * 1024)
-
-    def __init__(self, Py_ssize_t header_size=4, str byteorder="big",
-                 Py_ssize_t max_frame_size=16 * 1024 * 1024, *,
+    def __init__(self, owner, Py_ssize_t header_size=4, str byteorder="big",
+                 Py_ssize_t max_frame_size=16 * 1024 * 1024,
                  Py_ssize_t buffer_size=256 * 1024):
-        self._configure(header_size, byteorder, max_frame_size, buffer_size)
-
-    cdef int _configure(self, Py_ssize_t header_size, str byteorder,
-                        Py_ssize_t max_frame_size, Py_ssize_t buffer_size) except -1:
         if header_size not in (1, 2, 4, 8):
             raise ValueError(f"header_size must be 1, 2, 4 or 8, not {header_size!r}")
         if byteorder not in ("big", "little"):
@@ -116,28 +108,23 @@ cdef class FrameCore:
             raise ValueError(f"max_frame_size must be in 0..{PY_SSIZE_T_MAX - HEADER_MAX}")
         if buffer_size < 64:
             raise ValueError("buffer_size must be at least 64 bytes")
-        if self._buf is not None and buffer_size != self.buffer_size:
-            raise RuntimeError("buffer_size cannot change once receiving has started")
+        if self._buf is not None:
+            raise RuntimeError("a FrameReceiver cannot be reconfigured once receiving")
+        self.owner = owner
         self.header_size = header_size
         self.byteorder = byteorder
         self._big_endian = byteorder == "big"
         self.max_frame_size = max_frame_size
         self.buffer_size = buffer_size
-        return 0
 
-    # -- asyncio.BaseProtocol ------------------------------------------------------------
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    # -- asyncio.BufferedProtocol --------------------------------------------------------
-
-    def get_buffer(self, Py_ssize_t sizehint):
+    def get_buffer(self, Py_ssize_t sizehint=-1):
         """The free region to receive into: for a large frame, exactly its missing part."""
         cdef Py_ssize_t pending, need
         if self._big is not None:
             return memoryview(self._big)[self._big_filled:]
         if self._buf is None:
+            if self.header_size == 0:
+                raise RuntimeError("FrameReceiver.__init__() was not called")
             self._buf = PyByteArray_FromStringAndSize(NULL, self.buffer_size)
             self._base = PyByteArray_AS_STRING(self._buf)
             self._wview = memoryview(self._buf)
@@ -159,8 +146,8 @@ cdef class FrameCore:
     def buffer_updated(self, Py_ssize_t nbytes):
         """Account for ``nbytes`` received and deliver every frame now complete.
 
-        Raises FrameTooLarge for a length above ``max_frame_size``: the transport then
-        closes the connection and passes the error to ``connection_lost``.
+        Raises FrameTooLarge for a length above ``max_frame_size``, before reserving
+        anything for it; nothing is delivered after that.
         """
         cdef bytearray big
         if self._failed:
@@ -173,7 +160,7 @@ cdef class FrameCore:
                 return
             big = self._big
             self._big = None
-            self.frame_received(memoryview(big))
+            self.handle_big_frame(big)
             return
         if self._buf is None or nbytes < 0 or nbytes > self.buffer_size - self._end:
             raise ValueError(f"buffer_updated({nbytes}) exceeds the region handed out")
@@ -216,29 +203,31 @@ cdef class FrameCore:
         return 0
 
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
-        """One complete frame in the receive buffer; Cython subclasses may override."""
+        """A complete frame inside the receive buffer; Cython subclasses may override."""
         cdef Py_ssize_t offset
         if self._view is None or not corenet_view_retarget(<PyObject*>self._view, data, length):
             offset = data - self._base
             self._view = self._wview[offset:offset + length]
-        self.frame_received(self._view)
+        if self._on_frame is None:
+            self._on_frame = self.owner.frame_received
+        self._on_frame(self._view)
         return 0
 
-    # -- sending -------------------------------------------------------------------------
+    cdef int handle_big_frame(self, bytearray frame) except -1:
+        """A complete large frame, alone in its own buffer."""
+        if self._on_frame is None:
+            self._on_frame = self.owner.frame_received
+        self._on_frame(memoryview(frame))
+        return 0
 
-    cpdef send_frame(self, payload):
-        """Write ``payload`` (any bytes-like object) as one frame: header and payload go
-        to ``transport.writelines`` as two buffers, never concatenated here."""
+    cpdef bytes header_for(self, payload):
+        """The header for sending ``payload`` (any bytes-like object) as one frame."""
         cdef Py_buffer pb
         cdef Py_ssize_t n
-        if self.transport is None:
-            raise RuntimeError("send_frame() before connection_made()")
         PyObject_GetBuffer(payload, &pb, PyBUF_SIMPLE)
         n = pb.len
         PyBuffer_Release(&pb)
-        self.transport.writelines((_header(n, self.header_size, self._big_endian), payload))
-
-    # -- introspection (streams API, tests) ----------------------------------------------
+        return _header(n, self.header_size, self._big_endian)
 
     def pending_frame(self):
         """``(received, expected)`` for a frame begun but not finished, else None.
@@ -259,30 +248,3 @@ cdef class FrameCore:
         length = <Py_ssize_t>corenet_read_len(
             <unsigned char*>self._base + self._start, self.header_size, self._big_endian)
         return data, self.header_size + length
-
-
-class FrameProtocol(FrameCore, asyncio.BufferedProtocol):
-    """A length-prefixed framer to subclass: ``[length][payload]`` with a 1, 2, 4 or
-    8-byte unsigned length in either byte order.
-
-    Override ``frame_received(frame)``; it is called once per complete frame with a
-    memoryview into the framer's own receive buffer (no copy). The view is valid only
-    during the call: the memory behind it is reused for later frames, and the view object
-    itself may be reused for the next frame when nothing else holds it. To keep a frame,
-    copy it (``bytes(frame)``) or parse what you need before returning.
-
-    Frames that fit ``buffer_size`` (default 256 KiB, allocated on the first read) are
-    received in place, the buffer compacted only when a frame or a useful read no longer
-    fits at its end. A larger frame gets a buffer of exactly its length, and ``get_buffer``
-    hands the transport exactly its missing part, so the kernel writes it straight there.
-    A length above ``max_frame_size`` raises ``FrameTooLarge`` from ``buffer_updated``
-    before any memory is reserved; the transport closes the connection and passes it to
-    ``connection_lost``. Frames already received are delivered even if ``frame_received``
-    pauses reading or closes the transport.
-
-    ``send_frame(payload)`` writes a frame. Subclasses overriding ``__init__`` or
-    ``connection_made`` must call the base method.
-    """
-
-    def frame_received(self, frame: memoryview) -> None:
-        raise NotImplementedError("subclasses of FrameProtocol must define frame_received()")
