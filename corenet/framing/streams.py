@@ -73,7 +73,6 @@ class _StreamProtocol(FrameProtocol):
                     waiter.set_exception(exc)
         if not self._closed.done():
             self._closed.set_result(None)
-        self.transport = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -144,8 +143,13 @@ class FramedStream:
     # -- writing ---------------------------------------------------------------------------
 
     def write_frame(self, payload: bytes | bytearray | memoryview) -> None:
-        """Queue one frame; a mutable payload may be reused once this returns."""
-        self._protocol.send_frame(payload)
+        """Queue one frame; a mutable payload may be reused once this returns.
+
+        Raises the connection's error (or ConnectionResetError) once it is lost."""
+        p = self._protocol
+        if p._lost:
+            raise p._exc if p._exc is not None else ConnectionResetError("Connection lost")
+        p.send_frame(payload)
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark."""

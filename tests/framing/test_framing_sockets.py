@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from corenet.framing import FrameProtocol, FrameTooLarge, encode_header
-from conftest import open_fds
-from framing_helpers import Collector, encode
+from framing_helpers import Collector, encode, open_sockets
 
 NO_FIXTURE_RESET = settings(
     max_examples=15, deadline=None,
@@ -64,9 +63,14 @@ def test_send_frame_before_connection_made():
 
 def test_frames_over_tcp_both_ways(loop, run):
     async def main():
+        server_lost = loop.create_future()
+
         class Echo(FrameProtocol):
             def frame_received(self, frame):
                 self.send_frame(bytes(frame))
+
+            def connection_lost(self, exc):
+                server_lost.set_result(exc)
 
         server = await loop.create_server(lambda: Echo(2), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -78,12 +82,18 @@ def test_frames_over_tcp_both_ways(loop, run):
         await client.done
         assert client.frames == frames
         transport.close()
+        assert await server_lost is None  # the server saw a clean close
         server.close()
         await server.wait_closed()
+        for _ in range(10):  # let the client's connection_lost run
+            if client.lost:
+                break
+            await asyncio.sleep(0)
+        assert client.lost == [None]
 
-    before = open_fds()
+    before = open_sockets()
     run(main())
-    assert open_fds() <= before
+    assert open_sockets() <= before
 
 
 def test_large_frame_over_a_socket_lands_in_its_own_buffer(loop, run):
@@ -119,9 +129,37 @@ def test_too_large_closes_with_the_error_in_connection_lost(loop, run):
         assert await asyncio.wait_for(loop.sock_recv(w, 10), 5) == b""
         w.close()
 
-    before = open_fds()
+    before = open_sockets()
     run(main())
-    assert open_fds() <= before
+    assert open_sockets() <= before
+
+
+def test_exception_in_frame_received_closes_with_it(loop, run):
+    class Failing(Collector):
+        def frame_received(self, frame):
+            super().frame_received(frame)
+            if bytes(frame) == b"bad":
+                raise KeyError("handler bug")
+
+    async def main():
+        reports = []
+        loop.set_exception_handler(lambda lp, ctx: reports.append(ctx))
+        proto = Failing(1)
+        transport, w = await connected_pair(loop, proto)
+        await loop.sock_sendall(w, encode([b"ok", b"bad", b"never"], 1))
+        await proto.done
+        for _ in range(10):
+            if proto.lost:
+                break
+            await asyncio.sleep(0)
+        assert proto.frames == [b"ok", b"bad"]
+        assert len(proto.lost) == 1 and isinstance(proto.lost[0], KeyError)
+        assert any(isinstance(r.get("exception"), KeyError) for r in reports)
+        w.close()
+
+    before = open_sockets()
+    run(main())
+    assert open_sockets() <= before
 
 
 def test_mutable_payload_can_be_reused_after_send(loop, run):

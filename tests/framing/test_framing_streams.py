@@ -6,9 +6,10 @@ import socket
 
 import pytest
 
+from framing_helpers import open_sockets
+
 from corenet.framing import (FrameTooLarge, FramedStream, encode_header,
                              open_framed_connection, start_framed_server)
-from conftest import open_fds
 
 
 async def echo(stream: FramedStream) -> None:
@@ -38,9 +39,9 @@ def test_echo_round_trip(loop, run):
             await stream.wait_closed()
             assert stream.is_closing()
 
-    before = open_fds()
+    before = open_sockets()
     run(main())
-    assert open_fds() <= before
+    assert open_sockets() <= before
 
 
 def test_clean_eof_gives_none_and_ends_iteration(loop, run):
@@ -230,6 +231,8 @@ def test_drain_after_connection_lost_raises(loop, run):
         await stream.wait_closed()
         with pytest.raises(ConnectionError):
             await stream.drain()
+        with pytest.raises(ConnectionError):
+            stream.write_frame(b"late")
 
     run(main())
 
@@ -241,6 +244,6 @@ def test_bad_options_fail_before_connecting(loop, run):
         with pytest.raises(ValueError):
             await start_framed_server(echo, "127.0.0.1", 0, limit=0)
 
-    before = open_fds()
+    before = open_sockets()
     run(main())
-    assert open_fds() <= before
+    assert open_sockets() <= before
