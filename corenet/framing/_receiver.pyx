@@ -131,7 +131,7 @@ cdef class FrameReceiver:
         pending = self._end - self._start
         if pending == 0:
             self._start = self._end = 0
-        elif self._start > 0:
+        elif self._start > 0 and not self._failed:
             need = self.buffer_size - self._start  # room for the frame where it lies
             if pending >= self.header_size:
                 need = self.header_size + <Py_ssize_t>corenet_read_len(
