@@ -6,10 +6,9 @@ import socket
 
 import pytest
 
-from framing_helpers import open_sockets
-
 from corenet.framing import (FrameTooLarge, FramedStream, encode_header,
                              open_framed_connection, start_framed_server)
+from framing_helpers import open_sockets
 
 
 async def echo(stream: FramedStream) -> None:
