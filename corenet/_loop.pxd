@@ -51,8 +51,8 @@ cdef class BaseLoop:
     cdef list _fds
 
     cdef bint _stopping
-    cdef bint _closed
-    cdef bint _debug
+    cdef public bint _closed
+    cdef public bint _debug
     cdef bint _running
     cdef public bint _edge
     cdef public object _thread_id

@@ -783,13 +783,21 @@ cdef class BaseLoop:
         return 0
 
     cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1:
-        """For transports: put ``w`` in the fd table and register it with ``events``."""
+        """For transports: put ``w`` in the fd table and register it with ``events`` (0: in
+        the table only, for level-triggered transports that register on demand)."""
+        cdef uint32_t old_registered = 0
         self._check_closed()
         if w.fd >= len(self._fds):
             self._fds.extend([None] * (w.fd + 1 - len(self._fds) + 64))
         old = self._fds[w.fd]
+        if old is not None and old is not w:
+            old_registered = (<FdWatcher>old).registered
+            (<FdWatcher>old).registered = 0
         self._fds[w.fd] = w
-        if old is not None and (<FdWatcher>old).registered:
+        if events == 0:
+            if old_registered:
+                self._epoll_ctl(EPOLL_CTL_DEL, w.fd, 0)
+        elif old_registered:
             self._epoll_ctl(EPOLL_CTL_MOD, w.fd, events)
         else:
             self._epoll_ctl(EPOLL_CTL_ADD, w.fd, events)
@@ -869,6 +877,12 @@ cdef class BaseLoop:
 
     def _remove_reader(self, fd):
         return self._remove_watch(fd, False)
+
+    def _add_writer(self, fd, callback, *args):
+        self._add_watch(fd, callback, args, True)
+
+    def _remove_writer(self, fd):
+        return self._remove_watch(fd, True)
 
     def _add_watch(self, fd, callback, tuple args, bint write):
         cdef int fileno

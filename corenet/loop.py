@@ -22,7 +22,9 @@ import weakref
 from asyncio import coroutines, events, futures
 from typing import Any, Awaitable, Callable, Coroutine, Literal, TypeVar
 
-from corenet import _loop
+from asyncio import base_events, constants, sslproto, unix_events
+
+from corenet import _loop, _stream, transports
 
 __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run"]
 
@@ -472,6 +474,151 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             except (ValueError, OSError) as exc:
                 logger.info("set_wakeup_fd(-1) failed: %s", exc)
         return True
+
+
+    # ------------------------------------------------------------------ transports
+    #
+    # Connection set-up is the cold path, and asyncio's own code for it is the reference
+    # for its semantics (happy eyeballs, interleave, address families, server sockets,
+    # start_tls): corenet runs that code unchanged on top of its own transports, which are
+    # created through the hooks below.
+
+    _BASE = base_events.BaseEventLoop
+    _UNIX = unix_events._UnixSelectorEventLoop
+    create_connection = _BASE.create_connection
+    _ensure_resolved = _BASE._ensure_resolved
+    _connect_sock = _BASE._connect_sock
+    _create_connection_transport = _BASE._create_connection_transport
+    create_server = _BASE.create_server
+    _create_server_getaddrinfo = _BASE._create_server_getaddrinfo
+    connect_accepted_socket = _BASE.connect_accepted_socket
+    create_datagram_endpoint = _BASE.create_datagram_endpoint
+    start_tls = _BASE.start_tls
+    sendfile = _BASE.sendfile
+    _sendfile_native = _BASE._sendfile_native
+    _sendfile_fallback = _BASE._sendfile_fallback
+    connect_read_pipe = _BASE.connect_read_pipe
+    connect_write_pipe = _BASE.connect_write_pipe
+    subprocess_exec = _BASE.subprocess_exec
+    subprocess_shell = _BASE.subprocess_shell
+    _log_subprocess = _BASE._log_subprocess
+    create_unix_connection = _UNIX.create_unix_connection
+    create_unix_server = _UNIX.create_unix_server
+    _make_read_pipe_transport = _UNIX._make_read_pipe_transport
+    _make_write_pipe_transport = _UNIX._make_write_pipe_transport
+    del _BASE, _UNIX
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        return transports.make_stream(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
+                            server_side=False, server_hostname=None, extra=None, server=None,
+                            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
+                            call_connection_made=True):
+        # TLS runs over a MemoryBIO (asyncio's SSLProtocol, a BufferedProtocol) on top of a
+        # plain corenet stream transport: the kernel reads straight into its buffer.
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=call_connection_made)
+        transports.make_stream(self, rawsock, ssl_protocol, None, extra, server)
+        return ssl_protocol._app_transport
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        return transports.make_datagram(self, sock, protocol, address, waiter, extra)
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
+        acceptor = _stream.Acceptor(sock.fileno())
+        acceptor._start(self, sock, protocol_factory, sslcontext, server, backlog,
+                        ssl_handshake_timeout, ssl_shutdown_timeout, self._accepted)
+
+    def _stop_serving(self, sock) -> None:
+        watcher = self._get_watcher(sock.fileno())
+        if isinstance(watcher, _stream.Acceptor):
+            watcher._stop()
+        sock.close()
+
+    def _accepted(self, conn, addr, protocol_factory, sslcontext, server,
+                  ssl_handshake_timeout, ssl_shutdown_timeout) -> None:
+        extra = {"peername": addr}
+        if sslcontext:
+            self.create_task(self._accept_tls(conn, extra, protocol_factory, sslcontext, server,
+                                              ssl_handshake_timeout, ssl_shutdown_timeout))
+            return
+        try:
+            protocol = protocol_factory()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            conn.close()
+            self.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc})
+            return
+        transports.make_stream(self, conn, protocol, None, extra, server)
+
+    async def _accept_tls(self, conn, extra, protocol_factory, sslcontext, server,
+                          ssl_handshake_timeout, ssl_shutdown_timeout) -> None:
+        transport = None
+        try:
+            protocol = protocol_factory()
+            waiter = self.create_future()
+            transport = self._make_ssl_transport(
+                conn, protocol, sslcontext, waiter, server_side=True, extra=extra,
+                server=server, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+            try:
+                await waiter
+            except BaseException:
+                transport.close()
+                raise
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if transport is None:
+                conn.close()
+            if self.get_debug():
+                self.call_exception_handler({
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc})
+
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
+                                         bufsize, extra=None, **kwargs):
+        """Child exit is noticed through a pidfd in epoll: no SIGCHLD handler, no thread."""
+        waiter = self.create_future()
+        transp = unix_events._UnixSubprocessTransport(
+            self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+            waiter=waiter, extra=extra, **kwargs)
+        self._watch_child(transp.get_pid(), transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp
+
+    def _watch_child(self, pid: int, transp) -> None:
+        pidfd = os.pidfd_open(pid)
+        self._add_reader(pidfd, self._child_exited, pid, pidfd, transp)
+
+    def _child_exited(self, pid: int, pidfd: int, transp) -> None:
+        self._remove_reader(pidfd)
+        os.close(pidfd)
+        try:
+            _, status = os.waitpid(pid, 0)
+            returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            logger.warning("child process pid %d was reaped by someone else; "
+                           "its exit status is unknown", pid)
+            returncode = 255
+        transp._process_exited(returncode)
 
 
 def _loop_check_callback(callback, method: str) -> None:

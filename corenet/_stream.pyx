@@ -1,0 +1,773 @@
+# cython: boundscheck=False, wraparound=False
+# (indexes run over the transport's own write queue and iovec array, bounded by IOV_MAX)
+"""Stream transports (TCP and Unix sockets) and the accept loop of servers.
+
+Called straight from the epoll event array. Reads go into the protocol's buffer
+(BufferedProtocol, zero-copy) or the loop's shared receive buffer (Protocol: one bytes object
+per read, the unavoidable one). Writes try ``send`` first, queue only what did not fit (bytes
+by reference, mutable buffers copied) and flush the queue with one ``sendmsg``.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from cpython.exc cimport PyErr_SetFromErrno
+from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM
+from libc.stdint cimport uint32_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+
+from corenet._sys cimport *
+from corenet._loop cimport BaseLoop, FdWatcher, Handle
+
+import asyncio
+import socket
+import sys
+from asyncio import constants, trsock
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    cdef struct iovec:
+        void *iov_base
+        size_t iov_len
+    cdef struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    ssize_t recv(int sockfd, void *buf, size_t len, int flags)
+    ssize_t send(int sockfd, const void *buf, size_t len, int flags)
+    ssize_t sendmsg(int sockfd, const msghdr *msg, int flags)
+    int shutdown(int sockfd, int how)
+    enum:
+        MSG_NOSIGNAL
+        SHUT_WR
+
+cdef extern from "Python.h":
+    bint PyMemoryView_Check(object)
+    Py_buffer *PyMemoryView_GET_BUFFER(object)
+    bint PyBytes_CheckExact(object)
+
+cdef object logger = asyncio.log.logger
+cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
+cdef object TransportSocket = trsock.TransportSocket
+cdef object BufferedProtocol = asyncio.BufferedProtocol
+
+DEF IOV_MAX_ = 1024
+# A Protocol read takes at most this many bytes (asyncio's figure: large enough for bulk
+# transfers, small enough to keep a read's bytes object cheap).
+DEF MAX_READ = 262144
+# Edge-triggered reads continue until EAGAIN, but one connection gets at most this many bytes
+# per wake-up; the rest waits for the next loop iteration, so one flood cannot starve others.
+DEF EDGE_READ_BUDGET = 1048576
+DEF LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+
+cdef uint32_t IN_EVENTS = EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP
+cdef uint32_t OUT_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
+
+cdef char *_shared_rbuf = <char *>malloc(MAX_READ)
+
+
+cdef class WriteQueue:
+    """Buffers waiting to be sent: bytes or read-only memoryviews, never joined."""
+    cdef list items
+    cdef Py_ssize_t head        # index of the first unsent item
+    cdef Py_ssize_t offset      # bytes of items[head] already sent
+    cdef Py_ssize_t size        # unsent bytes in all
+
+    def __cinit__(self):
+        self.items = []
+
+    cdef inline bint empty(self):
+        return self.size == 0
+
+    cdef int push(self, object data, Py_ssize_t skip) except -1:
+        """Queues ``data`` minus its first ``skip`` bytes (already sent)."""
+        cdef Py_ssize_t n
+        if PyBytes_CheckExact(data):
+            n = PyBytes_GET_SIZE(data)
+        else:
+            mv = memoryview(data)
+            if not mv.readonly or not mv.c_contiguous:
+                data = mv.tobytes()  # the caller may reuse a mutable buffer at once
+            elif mv.itemsize != 1 or mv.ndim != 1:
+                data = mv.cast("B")
+            else:
+                data = mv
+            n = len(data)
+        if n - skip <= 0:
+            return 0
+        if not self.items:
+            self.offset = skip
+        elif skip:
+            data = memoryview(data)[skip:]
+            n -= skip
+            skip = 0
+        self.items.append(data)
+        self.size += n - skip
+        return 0
+
+    cdef int clear(self) except -1:
+        self.items = []
+        self.head = 0
+        self.offset = 0
+        self.size = 0
+        return 0
+
+    cdef int consume(self, Py_ssize_t sent) except -1:
+        cdef Py_ssize_t n
+        self.size -= sent
+        sent += self.offset
+        while sent > 0:
+            n = _buf_len(self.items[self.head])
+            if sent < n:
+                break
+            sent -= n
+            self.items[self.head] = None
+            self.head += 1
+        self.offset = sent
+        if self.head == len(self.items):
+            self.items = []
+            self.head = 0
+            self.offset = 0
+        elif self.head > 64 and self.head * 2 > len(self.items):
+            del self.items[:self.head]
+            self.head = 0
+        return 0
+
+    cdef Py_ssize_t flush(self, int fd) except -2:
+        """One ``sendmsg`` of up to IOV_MAX queued buffers. Returns bytes sent, or -1 on
+        EAGAIN; raises OSError on other errors."""
+        cdef iovec iov[IOV_MAX_]
+        cdef msghdr msg
+        cdef Py_ssize_t i, k = 0, n = len(self.items)
+        cdef ssize_t sent
+        cdef char *p
+        cdef Py_ssize_t ln
+        for i in range(self.head, n):
+            if k == IOV_MAX_:
+                break
+            _buf_ptr(self.items[i], &p, &ln)
+            if i == self.head:
+                p += self.offset
+                ln -= self.offset
+            iov[k].iov_base = p
+            iov[k].iov_len = ln
+            k += 1
+        msg.msg_name = NULL
+        msg.msg_namelen = 0
+        msg.msg_iov = iov
+        msg.msg_iovlen = k
+        msg.msg_control = NULL
+        msg.msg_controllen = 0
+        msg.msg_flags = 0
+        while True:
+            sent = sendmsg(fd, &msg, MSG_NOSIGNAL)
+            if sent >= 0:
+                break
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN:
+                return -1
+            PyErr_SetFromErrno(OSError)
+        self.consume(sent)
+        return sent
+
+
+cdef inline Py_ssize_t _buf_len(object obj):
+    if PyBytes_CheckExact(obj):
+        return PyBytes_GET_SIZE(obj)
+    return PyMemoryView_GET_BUFFER(obj).len
+
+
+cdef inline void _buf_ptr(object obj, char **p, Py_ssize_t *n):
+    cdef Py_buffer *b
+    if PyBytes_CheckExact(obj):
+        p[0] = PyBytes_AS_STRING(obj)
+        n[0] = PyBytes_GET_SIZE(obj)
+    else:
+        b = PyMemoryView_GET_BUFFER(obj)
+        p[0] = <char *>b.buf
+        n[0] = b.len
+
+
+cdef class StreamTransport(FdWatcher):
+    """The engine of a stream transport; users see its ``SocketTransport`` face, an instance
+    of ``asyncio.Transport`` (see ``corenet.transports``)."""
+    cdef BaseLoop loop
+    cdef public object _sock
+    cdef object protocol
+    cdef object face
+    cdef object server
+    cdef dict extra
+    cdef object data_received
+    cdef object get_buffer
+    cdef object buffer_updated
+    cdef bint buffered
+    cdef bint edge
+    cdef bint closing
+    cdef bint eof_written
+    cdef bint shutdown_pending
+    cdef bint reading_paused
+    cdef bint protocol_connected
+    cdef bint started
+    cdef bint read_scheduled
+    cdef bint eof_received
+    cdef public bint _protocol_paused
+    cdef int conn_lost
+    cdef WriteQueue wq
+    cdef Py_ssize_t high_water
+    cdef Py_ssize_t low_water
+    cdef object empty_waiter
+
+    def __cinit__(self, int fd):
+        self.wq = WriteQueue()
+        self.high_water = 65536
+        self.low_water = 16384
+
+    # ------------------------------------------------------------ setup
+
+    def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server):
+        self.loop = loop
+        self._sock = sock
+        self.face = face
+        self.server = server
+        self.edge = loop._edge
+        self.extra = extra if extra is not None else {}
+        self.extra["socket"] = TransportSocket(sock)
+        try:
+            self.extra["sockname"] = sock.getsockname()
+        except OSError:
+            self.extra["sockname"] = None
+        if "peername" not in self.extra:
+            try:
+                self.extra["peername"] = sock.getpeername()
+            except OSError:
+                self.extra["peername"] = None
+        self._set_protocol(protocol)
+        if server is not None:
+            server._attach()
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        if self.edge:
+            loop.register_watcher(self, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+        else:
+            loop.register_watcher(self, 0)
+        loop.call_soon(self._connection_made)
+        if waiter is not None:
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def _connection_made(self):
+        if self.closing:
+            return
+        self.protocol_connected = True
+        self.protocol.connection_made(self.face)
+        self.started = True
+        if not self.closing:
+            self._update_interest()
+            if self.edge and not self.reading_paused:
+                # Data may have arrived before connection_made: its edge is already spent.
+                self._read_ready()
+
+    cdef int _set_protocol(self, protocol) except -1:
+        self.protocol = protocol
+        self.buffered = isinstance(protocol, BufferedProtocol)
+        if self.buffered:
+            self.get_buffer = protocol.get_buffer
+            self.buffer_updated = protocol.buffer_updated
+            self.data_received = None
+        else:
+            self.data_received = protocol.data_received
+            self.get_buffer = None
+            self.buffer_updated = None
+        return 0
+
+    # ------------------------------------------------------------ epoll interest
+
+    cdef int _update_interest(self) except -1:
+        """Level-triggered mode: ask epoll for what we wait for, and nothing else."""
+        cdef uint32_t want = 0
+        if self.edge or self.loop is None or self.fd < 0:
+            return 0
+        if self.started and not self.reading_paused and not self.closing and not self.eof_received:
+            want |= EPOLLIN
+        if not self.wq.empty():
+            want |= EPOLLOUT
+        if want == self.registered:
+            return 0
+        if want == 0:
+            self.loop._epoll_ctl(EPOLL_CTL_DEL, self.fd, 0)
+        elif self.registered == 0:
+            self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, want)
+        else:
+            self.loop._epoll_ctl(EPOLL_CTL_MOD, self.fd, want)
+        self.registered = want
+        return 0
+
+    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        if events & OUT_EVENTS and not self.wq.empty():
+            self._write_ready()
+        if events & IN_EVENTS and self.started and not self.reading_paused and not self.closing:
+            self._read_ready()
+        return 0
+
+    # ------------------------------------------------------------ reading
+
+    cdef int _read_ready(self) except -1:
+        cdef Py_ssize_t budget = EDGE_READ_BUDGET
+        cdef Py_ssize_t n
+        while True:
+            if self.buffered:
+                n = self._read_buffered()
+            else:
+                n = self._read_plain()
+            if n <= 0 or not self.edge:
+                return 0
+            if self.reading_paused or self.closing or self.fd < 0:
+                return 0
+            budget -= n
+            if budget <= 0:
+                # Still readable, but others get their turn: continue in the next iteration.
+                if not self.read_scheduled:
+                    self.read_scheduled = True
+                    self.loop.call_soon(self._continue_reading)
+                return 0
+
+    def _continue_reading(self):
+        self.read_scheduled = False
+        if self.started and not self.reading_paused and not self.closing and self.fd >= 0:
+            self._read_ready()
+
+    cdef Py_ssize_t _read_plain(self) except -2:
+        cdef ssize_t n
+        while True:
+            n = recv(self.fd, _shared_rbuf, MAX_READ, 0)
+            if n >= 0:
+                break
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN:
+                return 0
+            return self._read_error()
+        if n == 0:
+            self._eof()
+            return -1
+        data = PyBytes_FromStringAndSize(_shared_rbuf, n)
+        try:
+            self.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return -1
+        return n
+
+    cdef Py_ssize_t _read_buffered(self) except -2:
+        cdef Py_buffer pybuf
+        cdef ssize_t n
+        try:
+            buf = self.get_buffer(-1)
+            PyObject_GetBuffer(buf, &pybuf, PyBUF_WRITABLE)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return -1
+        try:
+            if pybuf.len == 0:
+                self._fatal_error(RuntimeError("get_buffer() returned an empty buffer"),
+                                  "Fatal error: protocol.get_buffer() call failed.")
+                return -1
+            while True:
+                n = recv(self.fd, pybuf.buf, pybuf.len, 0)
+                if n >= 0 or errno != EINTR:
+                    break
+        finally:
+            PyBuffer_Release(&pybuf)
+        if n < 0:
+            if errno == EAGAIN:
+                return 0
+            return self._read_error()
+        if n == 0:
+            self._eof()
+            return -1
+        try:
+            self.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return -1
+        return n
+
+    cdef Py_ssize_t _read_error(self) except -2:
+        exc = OSError(errno, _strerror(errno))
+        self._fatal_error(exc, "Fatal read error on socket transport")
+        return -1
+
+    cdef int _eof(self) except -1:
+        self.eof_received = True
+        if self.loop._debug:
+            logger.debug("%r received EOF", self.face)
+        try:
+            keep_open = self.protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return 0
+        if keep_open:
+            self._update_interest()
+        else:
+            self.close()
+        return 0
+
+    def pause_reading(self):
+        if self.closing or self.reading_paused:
+            return
+        self.reading_paused = True
+        self._update_interest()
+        if self.loop._debug:
+            logger.debug("%r pauses reading", self.face)
+
+    def resume_reading(self):
+        if self.closing or not self.reading_paused:
+            return
+        self.reading_paused = False
+        if self.edge:
+            # No new edge will come for data already waiting: look for it ourselves.
+            if self.started and not self.read_scheduled:
+                self.read_scheduled = True
+                self.loop.call_soon(self._continue_reading)
+        else:
+            self._update_interest()
+        if self.loop._debug:
+            logger.debug("%r resumes reading", self.face)
+
+    def is_reading(self):
+        return not self.reading_paused and not self.closing
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, data):
+        cdef ssize_t n = 0
+        cdef int err
+        cdef char *p
+        cdef Py_ssize_t ln
+        cdef Py_buffer pybuf
+        if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self.eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self.empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if PyBytes_CheckExact(data):
+            ln = PyBytes_GET_SIZE(data)
+        else:
+            if not isinstance(data, memoryview) or not data.c_contiguous:
+                data = memoryview(data)
+                if not data.c_contiguous:
+                    data = data.tobytes()
+            ln = data.nbytes
+        if ln == 0:
+            return
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self.conn_lost += 1
+            return
+        if self.wq.empty():
+            if PyBytes_CheckExact(data):
+                n = send(self.fd, PyBytes_AS_STRING(data), ln, MSG_NOSIGNAL)
+                err = errno
+            else:
+                PyObject_GetBuffer(data, &pybuf, PyBUF_SIMPLE)
+                n = send(self.fd, pybuf.buf, pybuf.len, MSG_NOSIGNAL)
+                err = errno
+                PyBuffer_Release(&pybuf)
+            if n < 0:
+                if err == EAGAIN or err == EINTR:
+                    n = 0
+                else:
+                    exc = OSError(err, _strerror(err))
+                    self._fatal_error(exc, "Fatal write error on socket transport")
+                    return
+            if n == ln:
+                return
+            self.wq.push(data, n)
+            self._update_interest()
+        else:
+            self.wq.push(data, 0)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        cdef Py_ssize_t sent
+        if self.eof_written:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self.empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self.conn_lost += 1
+            return
+        was_empty = self.wq.empty()
+        for data in list_of_data:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            self.wq.push(data, 0)
+        if was_empty and not self.wq.empty():
+            # One scatter-gather call for the lot; what does not fit stays queued.
+            self._write_ready()
+            if self.conn_lost:
+                return
+        self._update_interest()
+        self._maybe_pause_protocol()
+
+    cdef int _write_ready(self) except -1:
+        cdef Py_ssize_t sent
+        if self.fd < 0 or self.conn_lost:
+            return 0
+        while not self.wq.empty():
+            try:
+                sent = self.wq.flush(self.fd)
+            except OSError as exc:
+                self.wq.clear()
+                self._update_interest()
+                if self.empty_waiter is not None:
+                    self.empty_waiter.set_exception(exc)
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return 0
+            if sent < 0:
+                break
+        self._update_interest()
+        self._maybe_resume_protocol()
+        if self.wq.empty():
+            if self.empty_waiter is not None:
+                self.empty_waiter.set_result(None)
+            if self.closing:
+                self._call_connection_lost(None)
+            elif self.eof_written:
+                shutdown(self.fd, SHUT_WR)
+        return 0
+
+    def write_eof(self):
+        if self.closing or self.eof_written:
+            return
+        self.eof_written = True
+        if self.wq.empty():
+            shutdown(self.fd, SHUT_WR)
+
+    def can_write_eof(self):
+        return True
+
+    cdef int _maybe_pause_protocol(self) except -1:
+        if self.wq.size <= self.high_water or self._protocol_paused:
+            return 0
+        self._protocol_paused = True
+        try:
+            self.protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                "message": "protocol.pause_writing() failed",
+                "exception": exc, "transport": self.face, "protocol": self.protocol})
+        return 0
+
+    cdef int _maybe_resume_protocol(self) except -1:
+        if self._protocol_paused and self.wq.size <= self.low_water:
+            self._protocol_paused = False
+            try:
+                self.protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.loop.call_exception_handler({
+                    "message": "protocol.resume_writing() failed",
+                    "exception": exc, "transport": self.face, "protocol": self.protocol})
+        return 0
+
+    def get_write_buffer_size(self):
+        return self.wq.size
+
+    def get_write_buffer_limits(self):
+        return (self.low_water, self.high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self.high_water = high
+        self.low_water = low
+        self._maybe_pause_protocol()
+
+    def _make_empty_waiter(self):
+        if self.empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self.empty_waiter = self.loop.create_future()
+        if self.wq.empty():
+            self.empty_waiter.set_result(None)
+        return self.empty_waiter
+
+    def _reset_empty_waiter(self):
+        self.empty_waiter = None
+
+    # ------------------------------------------------------------ closing
+
+    def is_closing(self):
+        return self.closing
+
+    def close(self):
+        if self.closing:
+            return
+        self.closing = True
+        self._update_interest()
+        if self.wq.empty():
+            self.conn_lost += 1
+            self.loop.call_soon(self._call_connection_lost_py, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    cdef int _fatal_error(self, exc, str message) except -1:
+        if isinstance(exc, OSError):
+            if self.loop._debug:
+                logger.debug("%r: %s", self.face, message, exc_info=True)
+        else:
+            self.loop.call_exception_handler({
+                "message": message, "exception": exc,
+                "transport": self.face, "protocol": self.protocol})
+        self._force_close(exc)
+        return 0
+
+    def _force_close(self, exc):
+        if self.conn_lost:
+            return
+        if not self.wq.empty():
+            self.wq.clear()
+        if not self.closing:
+            self.closing = True
+        self._update_interest()
+        self.conn_lost += 1
+        self.loop.call_soon(self._call_connection_lost_py, exc)
+
+    def _call_connection_lost_py(self, exc):
+        self._call_connection_lost(exc)
+
+    cdef int _call_connection_lost(self, exc) except -1:
+        if self.fd < 0:
+            return 0
+        try:
+            if self.protocol_connected:
+                self.protocol.connection_lost(exc)
+        finally:
+            self.loop.unregister_watcher(self)
+            self.fd = -1
+            self._sock.close()
+            self.protocol = None
+            self.data_received = None
+            self.get_buffer = None
+            self.buffer_updated = None
+            server = self.server
+            if server is not None:
+                self.server = None
+                server._detach()
+        return 0
+
+    # ------------------------------------------------------------ the rest of the API
+
+    def get_extra_info(self, name, default=None):
+        return self.extra.get(name, default)
+
+    def set_protocol(self, protocol):
+        self._set_protocol(protocol)
+        if self.protocol_connected is False and self.started:
+            self.protocol_connected = True
+
+    def get_protocol(self):
+        return self.protocol
+
+    @property
+    def _closing(self):
+        return self.closing
+
+    @property
+    def _loop(self):
+        return self.loop
+
+
+cdef str _strerror(int err):
+    import os
+    return os.strerror(err)
+
+
+cdef class Acceptor(FdWatcher):
+    """A listening socket: accepts a bounded number of connections per wake-up and backs off
+    for a second when the process is out of descriptors instead of spinning."""
+    cdef BaseLoop loop
+    cdef object sock
+    cdef object protocol_factory
+    cdef object sslcontext
+    cdef object server
+    cdef int backlog
+    cdef object ssl_handshake_timeout
+    cdef object ssl_shutdown_timeout
+    cdef object make_transport
+    cdef object retry_handle
+
+    def _start(self, BaseLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
+               ssl_handshake_timeout, ssl_shutdown_timeout, make_transport):
+        self.loop = loop
+        self.sock = sock
+        self.protocol_factory = protocol_factory
+        self.sslcontext = sslcontext
+        self.server = server
+        self.backlog = backlog if backlog > 0 else 100
+        self.ssl_handshake_timeout = ssl_handshake_timeout
+        self.ssl_shutdown_timeout = ssl_shutdown_timeout
+        self.make_transport = make_transport
+        loop.register_watcher(self, EPOLLIN)
+
+    def _stop(self):
+        if self.retry_handle is not None:
+            self.retry_handle.cancel()
+            self.retry_handle = None
+        if self.loop is not None and not self.loop._closed:
+            self.loop.unregister_watcher(self)
+        self.loop = None
+
+    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        cdef int i
+        for i in range(self.backlog):
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return 0
+            except OSError as exc:
+                if exc.errno in (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+                    loop.call_exception_handler({
+                        "message": "socket.accept() out of system resource",
+                        "exception": exc, "socket": TransportSocket(self.sock)})
+                    loop.unregister_watcher(self)
+                    self.retry_handle = loop.call_later(constants.ACCEPT_RETRY_DELAY, self._resume)
+                    return 0
+                raise
+            conn.setblocking(False)
+            self.make_transport(conn, addr, self.protocol_factory, self.sslcontext, self.server,
+                                self.ssl_handshake_timeout, self.ssl_shutdown_timeout)
+        return 0
+
+    def _resume(self):
+        self.retry_handle = None
+        if self.loop is not None and not self.loop._closed and self.server is not None \
+                and self.server.is_serving():
+            self.loop.register_watcher(self, EPOLLIN)

@@ -1,0 +1,147 @@
+"""What users hold: transports that are instances of asyncio's own classes.
+
+The work is done by Cython engines (``_stream.StreamTransport``, ``_datagram.
+DatagramTransport``) that epoll calls directly. A Cython class cannot also derive from
+``asyncio.Transport`` (whose ``__slots__`` lay out the instance), so each engine has a face:
+a small asyncio.Transport subclass whose hot methods are the engine's own bound methods,
+stored in slots, so ``transport.write(data)`` costs no extra Python frame.
+"""
+from __future__ import annotations
+
+import asyncio
+import warnings
+from asyncio import constants
+
+from corenet import _datagram, _stream
+
+_STREAM_HOT = ("write", "writelines", "is_closing", "pause_reading", "resume_reading",
+               "is_reading", "get_extra_info", "get_write_buffer_size")
+_DGRAM_HOT = ("sendto", "is_closing", "get_extra_info", "get_write_buffer_size")
+
+
+class SocketTransport(asyncio.Transport):
+    """A TCP or Unix stream transport of corenet's loop."""
+
+    __slots__ = ("_engine", "__weakref__") + _STREAM_HOT
+    # The base sendfile() goes through write() and drain; os.sendfile for transports is
+    # not wired yet.
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+    def __init__(self, engine: _stream.StreamTransport) -> None:
+        self._engine = engine
+        for name in _STREAM_HOT:
+            object.__setattr__(self, name, getattr(engine, name))
+
+    def __repr__(self) -> str:
+        e = self._engine
+        state = "closing" if e.is_closing() else "open"
+        return f"<corenet.SocketTransport fd={e._sock.fileno()} {state}>"
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None and engine._sock.fileno() >= 0 and not engine.is_closing():
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            engine.abort()
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def abort(self) -> None:
+        self._engine.abort()
+
+    def write_eof(self) -> None:
+        self._engine.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._engine.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._engine.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._engine.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._engine.get_protocol()
+
+    # What asyncio's own helpers (sslproto, sendfile fallback) reach for.
+    @property
+    def _protocol_paused(self) -> bool:
+        return self._engine._protocol_paused
+
+    @property
+    def _sock(self):
+        return self._engine._sock
+
+    @property
+    def _loop(self):
+        return self._engine._loop
+
+    def _force_close(self, exc) -> None:
+        self._engine._force_close(exc)
+
+    def _make_empty_waiter(self):
+        return self._engine._make_empty_waiter()
+
+    def _reset_empty_waiter(self) -> None:
+        self._engine._reset_empty_waiter()
+
+
+class DatagramTransport(asyncio.DatagramTransport):
+    """A UDP or Unix datagram transport of corenet's loop."""
+
+    __slots__ = ("_engine", "__weakref__") + _DGRAM_HOT
+
+    def __init__(self, engine: _datagram.DatagramTransport) -> None:
+        self._engine = engine
+        for name in _DGRAM_HOT:
+            object.__setattr__(self, name, getattr(engine, name))
+
+    def __repr__(self) -> str:
+        state = "closing" if self._engine.is_closing() else "open"
+        return f"<corenet.DatagramTransport fd={self._engine._sock.fileno()} {state}>"
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None and engine._sock.fileno() >= 0 and not engine.is_closing():
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            engine.abort()
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def abort(self) -> None:
+        self._engine.abort()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._engine.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._engine.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._engine.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._engine.get_protocol()
+
+    @property
+    def _sock(self):
+        return self._engine._sock
+
+
+def make_stream(loop, sock, protocol, waiter=None, extra=None, server=None) -> SocketTransport:
+    engine = _stream.StreamTransport(sock.fileno())
+    face = SocketTransport(engine)
+    engine._start(loop, sock, protocol, face, waiter, extra, server)
+    return face
+
+
+def make_datagram(loop, sock, protocol, address=None, waiter=None, extra=None) -> DatagramTransport:
+    engine = _datagram.DatagramTransport(sock.fileno())
+    face = DatagramTransport(engine)
+    engine._start(loop, sock, protocol, face, address, waiter, extra)
+    return face
