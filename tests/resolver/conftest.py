@@ -44,6 +44,9 @@ def fakes(loop, lab):
         return srv
 
     yield start
+    errors = []
     for srv in started:
+        errors += srv.errors
         if not loop.is_closed():
             loop.run_until_complete(srv.close())
+    assert not errors, f"a fake server's handler raised: {errors!r}"
