@@ -95,6 +95,11 @@ class RRsetEntry:
         return (200 + len(self.name) + sum(len(r) + 40 for r in self.rdatas)
                 + sum(len(r[0]) + len(r[4]) + 80 for r in self.rrsigs + self.soa))
 
+    def negative_records(self, now: float) -> list[tuple]:
+        """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
+
     def records(self, now: float) -> list[tuple]:
         """Record tuples with the TTL remaining at ``now``."""
         ttl = max(0, int(self.expires - now))
@@ -165,8 +170,9 @@ class RRsetCache:
                                   sigs.get((lname, rdtype, rdclass), [])))
 
     def store_negative(self, name: bytes, rdtype: int, rdclass: int, nxdomain: bool,
-                       soa: list[tuple], rank: int, now: float) -> int:
-        """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns it."""
+                       soa: list[tuple], rank: int, now: float) -> list[tuple]:
+        """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns the
+        records with that TTL (as a client should see them)."""
         ttl = self.limits.failure_ttl
         for rec in soa:
             if rec[1] == 6 and len(rec[4]) >= 20:
@@ -174,11 +180,11 @@ class RRsetCache:
                 ttl = min(rec[3], minimum)
                 break
         ttl = self.clamp(ttl, negative=True)
-        soa = [(o, t, c, ttl if t == 6 else rt, rd) for (o, t, c, rt, rd) in soa]
+        soa = [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa]
         key_type = NXDOMAIN_TYPE if nxdomain else rdtype
         self.store(RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
                               3 if nxdomain else 0, soa))
-        return ttl
+        return soa
 
     def get_negative(self, name: bytes, rdtype: int, rdclass: int, now: float) -> RRsetEntry | None:
         e = self.get(name, NXDOMAIN_TYPE, rdclass, now)

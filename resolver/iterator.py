@@ -202,7 +202,7 @@ class Iterator:
             return _Step("answer", e.records(now) + e.sig_records(now))
         neg = rr.get_negative(name, qtype, self.qclass, now)
         if neg is not None:
-            return _Step("nx" if neg.negative == 3 else "nodata", [], neg.soa)
+            return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
         if qtype != CNAME:
             e = rr.get(name, CNAME, self.qclass, now)
             if e is not None and e.negative is None and e.rank >= C.NONAUTH_ANSWER and e.rdatas:
@@ -342,9 +342,9 @@ class Iterator:
                 # A minimised probe that did not delegate.
                 if m.rcode == NXDOMAIN and _has_soa(m, zone):
                     # RFC 8020: nothing exists below a name that does not exist.
-                    soa = _in_zone(m.authority, zone)
-                    self.cache.rrsets.store_negative(name, qtype, self.qclass, True, soa,
-                                                     C.AUTH_AUTHORITY, now)
+                    soa = self.cache.rrsets.store_negative(
+                        name, qtype, self.qclass, True, _in_zone(m.authority, zone),
+                        C.AUTH_AUTHORITY, now)
                     return _Step("nx", [], soa)
                 if any(r[1] in (CNAME, DNAME) for r in m.answer):
                     minimise = False       # the full name decides; ask it in this zone
@@ -387,12 +387,6 @@ class Iterator:
                 out += [r for r in answer if r[0].lower() == lcur
                         and (r[1] == qtype or qtype == 255 or _covers(r, qtype))]
                 return _Step("answer", out)
-            cn = [r for r in answer if r[0].lower() == lcur and r[1] == CNAME]
-            if cn and qtype != CNAME:
-                out.append(cn[0])
-                out += [r for r in answer if r[0].lower() == lcur and _covers(r, CNAME)]
-                cur = cn[0][4]
-                continue
             dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
@@ -406,20 +400,24 @@ class Iterator:
                 out.append((cur, CNAME, self.qclass, d[3], target))
                 cur = target
                 continue
+            cn = [r for r in answer if r[0].lower() == lcur and r[1] == CNAME]
+            if cn and qtype != CNAME:
+                out.append(cn[0])
+                out += [r for r in answer if r[0].lower() == lcur and _covers(r, CNAME)]
+                cur = cn[0][4]
+                continue
             break
         soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
         in_zone = is_subdomain(cur, zone)
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa(m, zone))):
             return _Step("cname", out, next=cur)
         if m.rcode == NXDOMAIN:
-            self.cache.rrsets.store_negative(cur, qtype, self.qclass, True, soa,
-                                             C.AUTH_AUTHORITY, now)
+            soa = self.cache.rrsets.store_negative(cur, qtype, self.qclass, True, soa,
+                                                   C.AUTH_AUTHORITY, now)
             return _Step("nx", out, soa)
         if soa:
-            self.cache.rrsets.store_negative(cur, qtype, self.qclass, False, soa,
-                                             C.AUTH_AUTHORITY, now)
-        if cur != name:
-            return _Step("nodata", out, soa)
+            soa = self.cache.rrsets.store_negative(cur, qtype, self.qclass, False, soa,
+                                                   C.AUTH_AUTHORITY, now)
         return _Step("nodata", out, soa)
 
 
