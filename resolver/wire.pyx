@@ -178,7 +178,7 @@ def parse_query(bytes q):
         pos = qend
         if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT:
             return None
-        if p[pos + 5] != 0:    # EDNS version other than 0: the slow path answers BADVERS
+        if p[pos + 6] != 0:    # EDNS version other than 0: the slow path answers BADVERS
             return None
         rdlen = _u16(p + pos + 9)
         if pos + 11 + rdlen != n:
