@@ -182,16 +182,16 @@ class Iterator:
                     self.cache.remember_failure(key, hit.reason or "failed", self.clock())
                     return Result(SERVFAIL, answer, reason=hit.reason)
             answer += hit.records
+            links += sum(1 for r in hit.records if r[1] == CNAME) or (hit.kind == "cname")
+            if links > self.limits.max_cname_chain:
+                return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
+                              f"{self.limits.max_cname_chain}")
             if hit.kind == "answer":
                 return Result(NOERROR, answer)
             if hit.kind == "nx":
                 return Result(NXDOMAIN, answer, hit.authority)
             if hit.kind == "nodata":
                 return Result(NOERROR, answer, hit.authority)
-            links += sum(1 for r in hit.records if r[1] in (CNAME, DNAME)) or 1
-            if links > self.limits.max_cname_chain:
-                return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
-                              f"{self.limits.max_cname_chain}")
             cur = hit.next
             now = self.clock()
 

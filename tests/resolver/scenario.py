@@ -205,7 +205,7 @@ def drive(iterator: itr.Iterator, net: FakeNet, clock: FakeClock, *, timeout: fl
     for _ in range(max_steps):
         if isinstance(action, itr.Result):
             return action
-        server = infra.choose(action.servers, clock())
+        server = infra.choose(sorted(action.servers), clock())   # sorted: ties break alike
         wire = build_query(4242, action.qname, action.qtype, action.qclass, do=True)
         reply = net.answer(server, wire)
         if reply is None:
