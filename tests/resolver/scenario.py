@@ -89,6 +89,11 @@ class FakeNet:
             return r.to_wire()
         if fault == "garbage":
             return wire[:2] + b"\x84\x00" + b"\xff" * 20
+        if fault == "malformed":
+            # Matching ID and question, then a record that runs off the end.
+            qlen = len(q.question[0].name.to_wire()) + 4
+            return (wire[:2] + b"\x84\x00\x00\x01\x00\x01\x00\x00\x00\x00"
+                    + wire[12:12 + qlen] + b"\xc0\x0c\x00\x01")
         if fault == "formerr-edns" and q.edns >= 0:
             r = dns.message.make_response(q)
             r.use_edns(False)
@@ -345,6 +350,7 @@ txt 300 TXT "hello"
 *.wild 300 A 192.0.2.99
 deep.empty.nonterminal 300 A 192.0.2.5
 sub 300 DNAME other.net.
+svc 300 A 10.0.7.7
 """, ["10.0.3.1", "10.0.3.2"])
     zone("other.net.", """
 @ 3600 NS ns.other.net.
