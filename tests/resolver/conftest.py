@@ -50,3 +50,25 @@ def fakes(loop, lab):
         if not loop.is_closed():
             loop.run_until_complete(srv.close())
     assert not errors, f"a fake server's handler raised: {errors!r}"
+
+
+@pytest.fixture
+def lab_resolver(loop, lab):
+    """lab_resolver(**kw) -> resolver.Resolver on the lab's root hints and port; the
+    background work of each is cancelled after the test."""
+    import resolver
+
+    made = []
+
+    def make(**kw):
+        kw.setdefault("root_hints", lab.root_hints)
+        kw.setdefault("port", lab.port)
+        r = resolver.Resolver(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        close = getattr(r, "close", None)
+        if close is not None and not loop.is_closed():
+            loop.run_until_complete(close())
