@@ -315,3 +315,27 @@ x 300 IN A 192.0.2.{i}
     to_slow = sum(1 for q in slow.qnames if q.startswith("n0"))
     to_fast = sum(1 for q in fast.qnames if q.startswith("n0"))
     assert to_fast + to_slow >= 30 and to_slow <= 6, (to_fast, to_slow)
+
+
+@pytest.mark.parametrize("fault", ["silence", "garbage"])
+def test_zone_with_a_single_server_survives_one_lost_reply(run, fakes, lab_resolver, fault):
+    """single.fault. has one server; its first reply is lost (or useless). A datagram lost
+    once must not cost the client a SERVFAIL: the only server is asked again (Unbound
+    retries a server several times before giving up on it)."""
+    parent = fault_authority(f"single 300 IN NS ns.single\nns.single 300 IN A {Z.FAKE_MIXED}\n")
+    child = ZoneAuthority.from_text("single.fault.", f"""
+@ 300 IN SOA ns.single.fault. h.fault. 1 3600 600 86400 60
+@ 300 IN NS ns
+ns 300 IN A {Z.FAKE_MIXED}
+www 300 IN A 192.0.2.55
+""")
+    for a in BOTH:
+        fakes(a, serve(parent))
+    only = fakes(Z.FAKE_MIXED, faulty_first(fault, child, n=1))
+
+    async def go():
+        r = lab_resolver()
+        assert a_data(await r.resolve("www.single.fault.", "A")) == ["192.0.2.55"]
+
+    run(go(), timeout=15)
+    assert only.count() >= 2
