@@ -268,15 +268,20 @@ class InfraCache:
         return True if s is None else s.edns
 
     def choose(self, addrs: list[str], now: float) -> str:
-        """The server to ask: the lowest expected RTT among those not held down (all of them if
-        every one is), a random one with probability ``exploration``."""
+        """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
+        not held down (all of them if every one is); a random one with probability
+        ``exploration``."""
         alive = [a for a in addrs if self.info(a).holddown_until <= now] or list(addrs)
         if len(alive) > 1 and self.rng.random() < self.limits.exploration:
             return self.rng.choice(alive)
 
         def cost(a: str) -> float:
             s = self.servers[a]
-            return s.srtt if s.srtt is not None and s.timeouts == 0 else s.rto
+            if s.timeouts:
+                return s.rto
+            # A server never measured is tried first (as BIND does): otherwise one known,
+            # merely adequate server would keep every faster unknown one from being learned.
+            return s.srtt if s.srtt is not None else 0.0
 
         return min(alive, key=cost)
 

@@ -334,7 +334,7 @@ class Resolver:
             timeout = min(infra.rto(server),
                           max(0.01, self.limits.max_query_time - (now - iterator.t0)))
             try:
-                wire, rtt = await exchange(server, self.port, action.qname, action.qtype,
+                wire, rtt, parsed = await exchange(server, self.port, action.qname, action.qtype,
                                            action.qclass, timeout=timeout,
                                            edns=infra.edns(server), do=True,
                                            limits=self.limits, stats=self.stats, infra=infra)
@@ -348,7 +348,7 @@ class Resolver:
                 event = Failure(server, str(exc))
             else:
                 infra.record_rtt(server, rtt)
-                event = Reply(server, wire, rtt)
+                event = Reply(server, wire, rtt, parsed)
             action = iterator.feed(event)
         return action
 

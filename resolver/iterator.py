@@ -43,9 +43,12 @@ class Query:
 
 @dataclass
 class Reply:
+    """A reply from ``server``; ``parsed`` is its wire.Parsed when the driver already has it."""
+
     server: str
     wire: bytes
     rtt: float = 0.0
+    parsed: object = None
 
 
 @dataclass
@@ -279,7 +282,10 @@ class Iterator:
             if isinstance(event, Failure):
                 continue
             try:
-                m = parse_response(event.wire, lim.max_pointer_jumps, lim.max_records_per_section)
+                m = event.parsed
+                if m is None:
+                    m = parse_response(event.wire, lim.max_pointer_jumps,
+                                       lim.max_records_per_section)
             except WireError:
                 self._count("dropped_malformed")
                 self.cache.infra.record_failure(server, self.clock())

@@ -16,7 +16,7 @@ import struct
 import time
 
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
-from resolver.wire import build_query
+from resolver.wire import WireError, build_query, parse_response
 
 _sysrand = random.SystemRandom()
 
@@ -42,12 +42,14 @@ def _matches(data: bytes, qid: int, question: bytes) -> bool:
 
 
 class _UDPQuery(asyncio.DatagramProtocol):
-    def __init__(self, addr: tuple, qid: int, question: bytes, fut: asyncio.Future, stats) -> None:
+    def __init__(self, addr: tuple, qid: int, question: bytes, fut: asyncio.Future, stats,
+                 limits: Limits) -> None:
         self.addr = addr
         self.qid = qid
         self.question = question
         self.fut = fut
         self.stats = stats
+        self.limits = limits
 
     def datagram_received(self, data: bytes, addr) -> None:
         if self.fut.done():
@@ -58,7 +60,16 @@ class _UDPQuery(asyncio.DatagramProtocol):
         if not _matches(data, self.qid, self.question):
             self._drop()
             return
-        self.fut.set_result(data)
+        # Parsed here so that a malformed datagram (an off-path forgery that guessed the ID,
+        # or a broken server) is dropped and the real answer still awaited.
+        try:
+            parsed = parse_response(data, self.limits.max_pointer_jumps,
+                                    self.limits.max_records_per_section)
+        except WireError:
+            if self.stats is not None:
+                self.stats.dropped_malformed += 1
+            return
+        self.fut.set_result((data, parsed))
 
     def _drop(self) -> None:
         if self.stats is not None:
@@ -74,12 +85,13 @@ class _UDPQuery(asyncio.DatagramProtocol):
 
 
 async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
-                       timeout: float, stats=None) -> bytes:
+                       timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
+    """(reply wire, its wire.Parsed) of the first acceptable datagram."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UDPQuery((addr, port), qid, question, fut, stats),
+            lambda: _UDPQuery((addr, port), qid, question, fut, stats, limits),
             remote_addr=(addr, port), family=_family(addr))
     except OSError as exc:
         raise UpstreamFailure(f"{addr}: {exc}") from None
@@ -138,8 +150,8 @@ async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
 
 async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,
                    timeout: float, edns: bool = True, do: bool = True,
-                   limits: Limits = DEFAULT, stats=None, infra=None) -> tuple[bytes, float]:
-    """Asks one server; returns (reply wire, rtt of the UDP exchange).
+                   limits: Limits = DEFAULT, stats=None, infra=None) -> tuple[bytes, float, object]:
+    """Asks one server; returns (reply wire, rtt of the UDP exchange, wire.Parsed reply).
 
     Raises UpstreamTimeout or UpstreamFailure. Retries without EDNS on FORMERR and over TCP
     on TC, each at most once.
@@ -152,7 +164,8 @@ async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, 
         if stats is not None:
             stats.upstream_queries += 1
         t0 = time.monotonic()
-        reply = await udp_exchange(addr, port, wire, qid, question, timeout, stats)
+        reply, parsed = await udp_exchange(addr, port, wire, qid, question, timeout, stats,
+                                           limits)
         rtt = time.monotonic() - t0
         rcode = reply[3] & 0x0F
         if rcode == 1 and edns and attempt == 0:
@@ -167,6 +180,13 @@ async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, 
                                        limits.max_tcp_message)
             if not _matches(reply, qid, question):
                 raise UpstreamFailure(f"{addr}: TCP answer does not match the query")
-            return reply, rtt
-        return reply, rtt
-    return reply, rtt
+            try:
+                parsed = parse_response(reply, limits.max_pointer_jumps,
+                                        limits.max_records_per_section)
+            except WireError:
+                if stats is not None:
+                    stats.dropped_malformed += 1
+                raise UpstreamFailure(f"{addr}: malformed TCP answer") from None
+            return reply, rtt, parsed
+        return reply, rtt, parsed
+    return reply, rtt, parsed

@@ -187,10 +187,11 @@ def test_mismatched_and_spoofed_replies_are_ignored(world, run):
 def test_garbage_from_one_server_is_dropped_and_another_asked(world, run):
     net, fs, port = world
     net.faults[f"{P}.0.1"] = "garbage"        # wrong question bytes: ignored, then timeout
-    net.faults[f"{P}.3.1"] = "malformed"      # right ID/question, broken records: dropped
+    net.faults[f"{P}.3.1"] = "malformed"      # right ID/question, broken records: dropped,
+    #                                             the real answer still awaited (then timeout)
     r = make(port)
-    r.cache.infra.record_rtt(f"{P}.0.1", 0.0001)     # make the broken ones the first choice
-    r.cache.infra.record_rtt(f"{P}.3.1", 0.0001)
+    r.cache.infra.record_rtt(f"{P}.0.2", 0.05)     # the broken ones, unmeasured, go first
+    r.cache.infra.record_rtt(f"{P}.3.2", 0.05)
     assert run(r.resolve("www.example.com"))[0].address == "192.0.2.1"
     assert r.stats.dropped_mismatched >= 1 and r.stats.dropped_malformed == 1
     asked = [a for a, q, t in net.log]
