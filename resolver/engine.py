@@ -20,6 +20,7 @@ from typing import Iterable
 import dns.exception
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
@@ -282,17 +283,31 @@ class Resolver:
             errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
 
     def _answer(self, e, name: bytes, rdtype, rdclass, now: float) -> Answer:
-        if e.parsed is None:
-            e.parsed = dns.message.from_wire(e.wire)
-        msg = e.parsed
-        qname = msg.question[0].name
-        remaining = max(0.0, e.expires - now)
-        if msg.rcode() == dns.rcode.NXDOMAIN:
-            raise dns.resolver.NXDOMAIN(qnames=[qname], responses={qname: msg})
-        ans = Answer(qname, rdtype, rdclass, msg, time.time() + remaining)
-        if ans.rrset is None:
-            raise dns.resolver.NoAnswer(response=msg)
-        return ans
+        """The entry's Answer, built once and then shared by every hit, as dnspython's own
+        cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
+        exact). A stale entry gets a fresh Answer with the stale TTL."""
+        outcome = e.parsed
+        if outcome is None or e.expires < now:
+            msg = dns.message.from_wire(e.wire)
+            qname = msg.question[0].name
+            if msg.rcode() == dns.rcode.NXDOMAIN:
+                outcome = ("nx", qname, msg)
+            else:
+                if e.expires < now:
+                    for rrset in msg.answer:
+                        rrset.ttl = self.limits.stale_answer_ttl
+                    expiration = time.time() + self.limits.stale_answer_ttl
+                else:
+                    expiration = time.time() + max(0.0, e.expires - now)
+                ans = Answer(qname, rdtype, rdclass, msg, expiration)
+                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", msg)
+            if e.expires >= now:
+                e.parsed = outcome
+        if outcome[0] == "ok":
+            return outcome[1]
+        if outcome[0] == "nx":
+            raise dns.resolver.NXDOMAIN(qnames=[outcome[1]], responses={outcome[1]: outcome[2]})
+        raise dns.resolver.NoAnswer(response=outcome[1])
 
     # ---- resolution ---------------------------------------------------------------------------
     async def _resolution(self, qname: bytes, qtype: int, qclass: int) -> Result:
