@@ -32,7 +32,7 @@ from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.upstream import UpstreamFailure, UpstreamTimeout, exchange
 from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
-                           parse_query, parse_response)
+                           parse_query, parse_response, to_text)
 
 log = logging.getLogger("resolver.engine")
 
@@ -311,31 +311,38 @@ class Resolver:
 
     # ---- resolution ---------------------------------------------------------------------------
     async def _resolution(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        """One resolution per distinct question in flight; later askers wait for it."""
+        """One resolution per distinct question in flight, run as its own task so that a
+        caller giving up (cancelled) does not cancel it for the others waiting on it."""
         key = (qname.lower(), qtype, qclass)
-        fut = self._inflight.get(key)
-        if fut is not None:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._bounded(qname, qtype, qclass))
+            self._inflight[key] = task
+
+            def forget(t: asyncio.Task, key=key) -> None:
+                if self._inflight.get(key) is t:
+                    del self._inflight[key]
+
+            task.add_done_callback(forget)
+        else:
             self.stats.coalesced += 1
-            return await asyncio.shield(fut)
-        loop = asyncio.get_running_loop()
-        fut = self._inflight[key] = loop.create_future()
+        return await asyncio.shield(task)
+
+    async def _bounded(self, qname: bytes, qtype: int, qclass: int) -> Result:
+        """The iterator run under the total-time limit; never raises (a bug is a logged
+        SERVFAIL, not a crash of the caller)."""
         try:
-            try:
-                res = await asyncio.wait_for(self._drive(qname, qtype, qclass),
-                                             self.limits.max_query_time)
-            except asyncio.TimeoutError:
-                res = Result(it.SERVFAIL, reason=f"time limit ({self.limits.max_query_time}s)",
-                             time_exhausted=True)
-                log.info("SERVFAIL %s: %s", key, res.reason)
-            fut.set_result(res)
-            return res
-        except BaseException as exc:
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()          # waiters (if any) see it; nobody: not "never retrieved"
+            return await asyncio.wait_for(self._drive(qname, qtype, qclass),
+                                          self.limits.max_query_time)
+        except asyncio.TimeoutError:
+            reason = f"time limit ({self.limits.max_query_time}s) reached"
+            log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
+            return Result(it.SERVFAIL, reason=reason, time_exhausted=True)
+        except asyncio.CancelledError:
             raise
-        finally:
-            del self._inflight[key]
+        except Exception as exc:       # pragma: no cover - a bug, reported and contained
+            log.exception("resolving %s/%d failed", to_text(qname), qtype)
+            return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
     async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
         iterator = Iterator(qname, qtype, qclass, self.cache, self.hints, self.clock,
@@ -403,11 +410,12 @@ class Resolver:
         self.cache.flush(None if name is None else _name_wire(name))
 
     async def close(self) -> None:
-        """Cancels background refreshes (prefetches)."""
-        for task in list(self._background):
+        """Cancels background refreshes (prefetches) and resolutions still in flight."""
+        tasks = list(self._background) + list(self._inflight.values())
+        for task in tasks:
             task.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:

@@ -243,7 +243,8 @@ class Iterator:
 
     def _ask(self, zone: bytes, nsnames: list[bytes], qname: bytes, qtype: int, depth: int):
         """Asks the zone's servers until one gives a usable reply: (server, parsed) or None."""
-        tried: set[str] = set()
+        attempts: dict[str, int] = {}
+        retryable: list[str] = []        # asked, but the reply was lost: may be asked again
         extra: dict[bytes, list[str]] = {}
         resolved = 0
         lim = self.limits
@@ -256,30 +257,33 @@ class Iterator:
                 if not found and ns.lower() not in extra:
                     pending.append(ns)
                 for a in found:
-                    if (a not in tried and a not in addrs
+                    if (a not in attempts and a not in addrs
                             and not self.cache.infra.is_lame(a, zone)):
                         addrs.append(a)
             if not addrs:
-                if pending and resolved < lim.max_ns_names_per_delegation:
-                    if depth >= lim.max_dependency_depth:
-                        return None
+                if (pending and resolved < lim.max_ns_names_per_delegation
+                        and depth < lim.max_dependency_depth):
                     ns = pending[0]
                     resolved += 1
                     res = yield from self._lookup(ns, A, depth + 1)
                     extra[ns.lower()] = [_addr_text(A, r[4]) for r in res.answer
                                          if r[1] == A and len(r[4]) == 4]
                     continue
-                return None
-            if len(tried) >= lim.max_servers_per_zone:
+                # Every server has been asked once: a lost datagram is not a dead server.
+                addrs = [a for a in retryable if attempts[a] < lim.max_tries_per_server]
+                if not addrs:
+                    return None
+            if sum(attempts.values()) >= lim.max_servers_per_zone:
                 return None
             self._budget()
             self.queries += 1
             event = yield Query(qname, qtype, self.qclass, zone, addrs)
             server = event.server
-            tried.add(server)
-            if isinstance(event, Timeout):
-                continue
-            if isinstance(event, Failure):
+            attempts[server] = attempts.get(server, 0) + 1
+            if server in retryable:
+                retryable.remove(server)
+            if isinstance(event, (Timeout, Failure)):
+                retryable.append(server)
                 continue
             try:
                 m = event.parsed

@@ -38,8 +38,13 @@ class Limits:
     #: QNAME-minimisation steps (RFC 9156 MAX_MINIMISE_COUNT); past this, the full name is sent.
     max_minimise_count: int = 10
 
-    #: Servers of one zone tried after timeouts/errors before the zone is given up.
+    #: Queries sent to the servers of one zone (for one question) before the zone is given up.
     max_servers_per_zone: int = 8
+
+    #: Times one server is asked the same question when its replies are lost (after every
+    #: other server of the zone has been tried): a single lost datagram must not SERVFAIL a
+    #: zone that has one server. Unbound retries a server several times too.
+    max_tries_per_server: int = 2
 
     #: Timeout of one upstream UDP query, seconds, before RTT is known (RFC 6298-style RTO seed),
     #: and its bounds once the smoothed RTT is known.

@@ -271,3 +271,21 @@ def test_hostile_queries_never_crash(world, run):
             assert out[:2] == b[:2]
 
     run(batch(), timeout=60)
+
+
+def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
+    net, fs, port = world
+    r = make(port)
+
+    async def go():
+        first = asyncio.ensure_future(r.resolve("www.example.com"))
+        second = asyncio.ensure_future(r.resolve("www.example.com"))
+        await asyncio.sleep(0)
+        first.cancel()
+        ans = await second
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return ans
+
+    assert run(go())[0].address == "192.0.2.1"
+    assert r.stats.coalesced == 1 and not r._inflight

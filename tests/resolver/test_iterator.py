@@ -338,3 +338,26 @@ def test_ds_queries_go_to_the_parent():
     assert res.rcode == 0 and names(res.authority) == [("com.", 6)]
     servers = [a for a, q, t in w.net.log]
     assert servers and all(a.startswith("10.0.1.") for a in servers)
+
+
+def test_a_lone_server_is_asked_again_after_a_lost_reply_but_not_forever():
+    net = small_internet()
+    lost = {"n": 0}
+
+    def lose_first(q):
+        lost["n"] += 1
+        if lost["n"] == 1:
+            return None
+        net.faults.pop("10.0.4.1")
+        return net.answer("10.0.4.1", q.to_wire())
+
+    net.faults["10.0.4.1"] = lose_first
+    w = World(net)
+    res = w.resolve("www.other.net.")
+    assert res.rcode == 0 and lost["n"] == 2
+    net.faults["10.0.4.1"] = "timeout"
+    w.cache.flush()
+    res = w.resolve("host.other.net.")
+    assert res.rcode == dns.rcode.SERVFAIL
+    tries = [q for a, q, t in w.net.log if a == "10.0.4.1" and q == "host.other.net."]
+    assert len(tries) == w.limits.max_tries_per_server
