@@ -23,9 +23,12 @@ from .ports import bind_all, loopback_usable, pick_port
 class Lab:
     """A DNS hierarchy on loopback, served by real NSD processes."""
 
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, zone_texts: dict[str, str] | None = None,
+                 servers: tuple[Z.Server, ...] | None = None) -> None:
         self.workdir = Path(workdir)
         self.port = port
+        self.zone_texts = Z.zone_texts() if zone_texts is None else zone_texts
+        self.specs = Z.SERVERS if servers is None else servers
         self.root_hints: list[tuple[str, str]] = list(Z.ROOT_HINTS)
         self.servers: list[NsdServer] = []
         self._silent: list[socket.socket] = []
@@ -34,19 +37,23 @@ class Lab:
 
     @classmethod
     def start(cls, workdir: str | Path, *, port: int | None = None, timeout: float = 10.0,
-              attempts: int = 3) -> "Lab":
+              attempts: int = 3, zone_texts: dict[str, str] | None = None,
+              servers: tuple[Z.Server, ...] | None = None) -> "Lab":
         """Start the whole lab under ``workdir`` and return when every server answers.
 
         Without ``port`` a free one is picked; if another process takes it before NSD
-        binds, the lab retries on a new port (``attempts`` times).
+        binds, the lab retries on a new port (``attempts`` times). ``zone_texts`` and
+        ``servers`` replace ``zones.zone_texts()`` and ``zones.SERVERS`` (e.g. with signed
+        zones for DNSSEC tests).
         """
-        bad = [a for a in Z.ALL_ADDRESSES if not loopback_usable(a)]
+        addresses = sorted(set(Z.ALL_ADDRESSES) | {s.address for s in servers or ()})
+        bad = [a for a in addresses if not loopback_usable(a)]
         if bad:
             raise LabError(f"loopback addresses not usable here: {bad} (Linux routes 127/8 to lo)")
         last: Exception | None = None
         for attempt in range(attempts if port is None else 1):
-            p = port if port is not None else pick_port(Z.ALL_ADDRESSES)
-            lab = cls(Path(workdir) / f"lab-{p}-{attempt}", p)
+            p = port if port is not None else pick_port(addresses)
+            lab = cls(Path(workdir) / f"lab-{p}-{attempt}", p, zone_texts, servers)
             try:
                 lab._start(timeout)
                 return lab
@@ -110,8 +117,8 @@ class Lab:
     # -- internals ------------------------------------------------------------------
 
     def _start(self, timeout: float) -> None:
-        texts = Z.zone_texts()
-        for spec in Z.SERVERS:
+        texts = self.zone_texts
+        for spec in self.specs:
             zones = {origin: texts[origin] for origin in spec.zones}
             workdir = self.workdir / spec.address
             self.servers.append(NsdServer(workdir, spec.address, self.port, zones))
