@@ -23,7 +23,7 @@ import dns.rrset
 import pytest
 
 import resolver
-from resolver.wire import parse_query
+from resolver.wire import build_query, from_text, parse_query
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 
@@ -144,19 +144,27 @@ def _percentile(values: list[float], p: float) -> float:
 
 
 @pytest.mark.benchmark(group="resolver-cold")
-@pytest.mark.parametrize("impl", ["corenet resolver (from the root)",
+@pytest.mark.parametrize("impl", ["corenet resolve_message (wire, from the root)",
+                                  "corenet resolve (dnspython Answer, from the root)",
                                   "dnspython stub (straight to the authority)"])
 def test_cold_resolution(benchmark, lab, impl):
     from dnslab import bulk_names
     from dnslab import zones as Z
 
     names = [n for n, _ in bulk_names()][:COLD_NAMES]
+    queries = {n: build_query(i, from_text(n), 1, rd=True, edns=False) for i, n in enumerate(names)}
     loop = asyncio.new_event_loop()
     lat: list[float] = []
     cpu: list[float] = []
 
     async def cold_run():
-        if impl.startswith("corenet"):
+        if impl.startswith("corenet resolve_message"):
+            r = resolver.Resolver(lab.root_hints, port=lab.port)
+
+            async def resolve(name, rdtype):
+                out = await r.resolve_message(queries[name])
+                assert out[3] & 0x0F == 0
+        elif impl.startswith("corenet"):
             r = resolver.Resolver(lab.root_hints, port=lab.port)
             resolve = r.resolve
         else:
