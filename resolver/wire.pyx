@@ -309,9 +309,10 @@ def answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now, int 
     return out
 
 
-def lookup(dict table, bytes query, double now):
-    """The whole cache-hit path: parse the query, find a fresh entry, return the answer bytes.
-    ``None`` on a miss (or anything unusual), so the caller falls back to the engine."""
+def lookup(table, bytes query, double now):
+    """The whole cache-hit path: parse the query, find a fresh entry (marking it recently
+    used when ``table`` is an OrderedDict), return the answer bytes. ``None`` on a miss (or
+    anything unusual), so the caller falls back to the engine."""
     parsed = parse_query(query)
     if parsed is None:
         return None
@@ -319,10 +320,13 @@ def lookup(dict table, bytes query, double now):
     e = table.get(key)
     if e is None:
         return None
-    cdef MsgEntry entry = <MsgEntry>e
+    cdef MsgEntry entry = <MsgEntry?>e
     if entry.expires < now:
         return None
     entry.hits += 1
+    move = getattr(table, "move_to_end", None)
+    if move is not None:
+        move(key)
     return answer_from_entry(entry, query, qend, now)
 
 

@@ -96,6 +96,9 @@ def test_lookup_serves_fresh_entries_only():
     assert wire.lookup(table, q, 201.0) is None
     other = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
     assert wire.lookup(table, other, 10.0) is None
+    from collections import OrderedDict
+    od = OrderedDict([(key, wire.MsgEntry(resp, 0.0, 0.0)), (b"other", None)])
+    assert wire.lookup(od, q, 10.0) is not None and list(od)[-1] == key
 
 
 # ---- parse_response ----------------------------------------------------------------------------
@@ -175,6 +178,27 @@ def test_rdata_with_name_overrunning_rdlength_is_rejected():
     w[rdlen_at:rdlen_at + 2] = struct.pack("!H", 3)
     with pytest.raises(WireError):
         wire.parse_response(bytes(w[:rdlen_at + 2 + 3]))
+
+
+_label_or_pointer = st.one_of(
+    st.binary(min_size=1, max_size=12).map(lambda b: bytes([len(b)]) + b),
+    st.integers(0, 0x3FFF).map(lambda p: bytes([0xC0 | (p >> 8), p & 0xFF])),
+    st.integers(12, 80).map(lambda p: bytes([0xC0, p])),
+    st.just(b"\x00"))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_label_or_pointer, max_size=40), st.integers(0, 3), st.integers(0, 3))
+def test_fuzz_pointer_soup_terminates(parts, an, ns):
+    """Names made of random labels and pointers (loops, forward jumps, pointers into the
+    header): parsing ends with a result or a WireError, never hangs or reads out of bounds."""
+    body = b"".join(parts)
+    msg = struct.pack("!HHHHHH", 1, 0x8400, 1, an, ns, 0) + body + b"\x00\x01\x00\x01" + body
+    try:
+        m = wire.parse_response(msg)
+    except WireError:
+        return
+    assert m.qname is not None and len(m.qname) <= 255
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
