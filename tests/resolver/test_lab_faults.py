@@ -52,7 +52,8 @@ def test_one_faulty_reply_then_the_right_answer(run, fakes, lab_resolver, fault)
 
     r = run(go(), timeout=15)
     seen = sum(s.count() for s in servers)
-    assert seen >= (3 if fault.startswith("tc") else 2)
+    if fault != "oversized udp":  # that one carries the right answer: using it is fine
+        assert seen >= (3 if fault.startswith("tc") else 2)
     if fault == "silence":
         assert r.stats.upstream_timeouts >= 1
     elif fault in SPOOFS and fault != "other address":  # the kernel drops that one for us

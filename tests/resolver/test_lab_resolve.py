@@ -10,6 +10,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.resolver
 import pytest
 
@@ -139,6 +140,21 @@ def test_identical_lookups_in_flight_share_one_resolution(run, lab_resolver):
         assert all([x.to_text() for x in a.rrset] == ["203.0.113.2"] for a in answers)
         assert r.stats.upstream_queries == alone.stats.upstream_queries
         assert r.stats.coalesced == 19
+
+    run(go())
+
+
+def test_negative_answers_are_cached_with_the_soa_ttl(run, lab_resolver):
+    async def go():
+        r = lab_resolver()
+        for name, rdtype in (("nope.example.com.", "A"), ("v4only.example.com.", "AAAA")):
+            first = await r.resolve_message(query(name, rdtype))
+            before = r.stats.upstream_queries
+            again = await r.resolve_message(query(name, rdtype))
+            assert r.stats.upstream_queries == before  # served from the negative cache
+            assert again.rcode() == first.rcode() and not again.answer
+            soa = [rr for rr in again.authority if rr.rdtype == dns.rdatatype.SOA]
+            assert soa and 0 < soa[0].ttl <= Z.NEG_TTL  # RFC 2308: min(SOA TTL, minimum)
 
     run(go())
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import dns.message
 import dns.rcode
+import dns.rrset
 
 from . import zones as Z
 from .authority import ZoneAuthority, response
@@ -54,6 +55,15 @@ def compression_loop(seen: Seen) -> bytes:
     return head + seen.wire[12:off] + rr
 
 
+def oversized(seen: Seen, auth: ZoneAuthority) -> bytes:
+    """The right answer padded with records to ~8 KB, sent over UDP regardless of the
+    query's buffer size (a server ignoring EDNS): use it or drop it, never crash."""
+    r = auth(seen.message)
+    pad = dns.rrset.from_text_list("pad.fault.", 300, "IN", "TXT", [f'"{i:03d}{"p" * 60}"' for i in range(120)])
+    r.additional.append(pad)
+    return r.to_wire(max_size=65535)
+
+
 # Faults that make one reply useless, each as a function of the query.
 FAULTS: dict[str, Callable[[Seen, ZoneAuthority], object]] = {
     "silence": lambda s, a: Silence(),
@@ -67,6 +77,7 @@ FAULTS: dict[str, Callable[[Seen, ZoneAuthority], object]] = {
     "other address": lambda s, a: Reply(spoofed(s), from_address=Z.FAKE_MIXED),
     "compression loop": lambda s, a: Reply(compression_loop(s)),
     "truncated record": lambda s, a: Garbage(a(s.message).to_wire()[:-3]),
+    "oversized udp": lambda s, a: Reply(oversized(s, a)) if s.transport == "udp" else a(s.message),
     "servfail": lambda s, a: response(s.message, rcode=dns.rcode.SERVFAIL, aa=False),
     "refused": lambda s, a: response(s.message, rcode=dns.rcode.REFUSED, aa=False),
     "lame (no AA, no referral)": lambda s, a: response(s.message, aa=False),
