@@ -11,6 +11,7 @@ Internally the algorithm is a generator: sub-queries (addresses of NS names with
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -92,10 +93,16 @@ class _Step:
     reason: str | None = None
 
 
-#: A validator sits between replies and the cache: called with (parsed reply, zone, server),
-#: it returns the reply to use (it may set ``.secure``-style attributes or drop records) or
-#: raises ``Bogus``; ``None`` means no validation (issue 7 plugs in here).
-Validator = Callable[[object, bytes, str], object]
+#: A validator sits between replies and the cache. It is called as
+#: ``validator(parsed, zone, server, iterator)`` for every usable reply and returns the reply
+#: to use (it may drop records, and sets ``parsed.security`` to SECURE so the rrsets are cached
+#: at the VALIDATED rank) or raises :class:`Bogus`. It may instead return a generator: the
+#: iterator runs it with ``yield from``, so it can fetch DNSKEY/DS through
+#: ``iterator.lookup(name, rdtype)`` inside the same state machine and budget (issue 7).
+Validator = Callable[[object, bytes, str, "Iterator"], object]
+
+#: values of ``Parsed.security``
+UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3
 
 
 class Bogus(Exception):
@@ -307,10 +314,18 @@ class Iterator:
                 continue
             if self.validator is not None:
                 try:
-                    m = self.validator(m, zone, server)
+                    out = self.validator(m, zone, server, self)
+                    if inspect.isgenerator(out):
+                        out = yield from out
+                    m = out
                 except Bogus as exc:
                     raise _Exhausted(f"bogus data from {server}: {exc}")
             return server, m
+
+    def lookup(self, name: bytes, rdtype: int):
+        """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
+        query's budget, for validators; ``res = yield from it.lookup(name, DNSKEY)``."""
+        return (yield from self._lookup(name, rdtype, 1))
 
     def _count(self, name: str) -> None:
         if self.stats is not None:
@@ -378,7 +393,8 @@ class Iterator:
                              [r for r in ds if r[1] == RRSIG])
 
     def _cache_answer(self, m, zone: bytes, now: float) -> None:
-        rank = C.AUTH_ANSWER if m.aa else C.NONAUTH_ANSWER
+        rank = C.VALIDATED if m.security == SECURE else (
+            C.AUTH_ANSWER if m.aa else C.NONAUTH_ANSWER)
         recs = [r for r in _in_zone(m.answer, zone) if r[1] != RRSIG]
         sigs = [r for r in _in_zone(m.answer, zone) if r[1] == RRSIG]
         if recs:

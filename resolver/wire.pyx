@@ -348,6 +348,7 @@ cdef class Parsed:
     cdef public list additional
     cdef public bint edns
     cdef public unsigned int edns_flags
+    cdef public int security        # set by a validator (resolver.iterator.SECURE, ...)
 
     @property
     def aa(self):
@@ -403,6 +404,7 @@ def parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512)
         raise WireError("more than one question")
     m.edns = False
     m.edns_flags = 0
+    m.security = 0
     m.qname = None
     m.qtype = m.qclass = 0
     m.question = b""

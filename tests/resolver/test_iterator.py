@@ -294,7 +294,7 @@ def test_referral_loop_sideways_is_treated_as_lame():
 def test_validator_sits_between_replies_and_cache():
     seen = []
 
-    def validator(m, zone, server):
+    def validator(m, zone, server, iterator):
         seen.append(to_text(zone))
         if to_text(zone) == "example.com.":
             raise itr.Bogus("bad signature")
@@ -305,6 +305,25 @@ def test_validator_sits_between_replies_and_cache():
     assert res.rcode == dns.rcode.SERVFAIL and "bogus" in res.reason
     assert seen[:3] == [".", "com.", "example.com."]
     assert w.cache.rrsets.get(W("www.example.com."), 1, 1, w.clock()) is None
+
+
+def test_validator_can_fetch_keys_through_the_iterator_and_mark_data_secure():
+    fetched = []
+
+    def validator(m, zone, server, iterator):
+        if to_text(zone) == "example.com." and m.answer and m.qtype == 1:
+            # e.g. the zone's DNSKEY: here the NS set, fetched inside the same state machine
+            res = yield from iterator.lookup(zone, 2)
+            fetched.append(res.rcode)
+            m.security = itr.SECURE
+        return m
+
+    w = World(validator=validator)
+    res = w.resolve("www.example.com.")
+    assert res.rcode == 0 and fetched == [0]
+    assert ("example.com.", "NS") in w.asked()
+    e = w.cache.rrsets.get(W("www.example.com."), 1, 1, w.clock())
+    assert e.rank == C.VALIDATED
 
 
 def test_rrsigs_are_kept_with_their_rrsets():
