@@ -297,7 +297,8 @@ class MessageCache:
     def table(self) -> dict:
         return self.lru.data
 
-    def store(self, key: bytes, response: bytes, now: float, ttl_cap: int | None = None) -> MsgEntry:
+    def store(self, key: bytes, response: bytes, now: float,
+              ttl_cap: int | None = None) -> MsgEntry:
         e = MsgEntry(response, now, self.limits.stale_window,
                      self.limits.max_ttl if ttl_cap is None else ttl_cap)
         self.lru.put(key, e)

@@ -17,14 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-import dns.exception
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
-import dns.rrset
 
 from resolver import iterator as it
 from resolver.cache import Cache

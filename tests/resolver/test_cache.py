@@ -5,7 +5,6 @@ import gc
 import random
 import tracemalloc
 
-import dns.message
 import dns.rrset
 
 from resolver import cache as C

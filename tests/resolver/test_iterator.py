@@ -5,7 +5,6 @@ from __future__ import annotations
 import dns.message
 import dns.rcode
 import dns.rrset
-import pytest
 
 from resolver import cache as C
 from resolver import iterator as itr

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import struct
 
-import dns.edns
 import dns.flags
 import dns.message
 import dns.name
