@@ -288,3 +288,39 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
 
     assert run(go())[0].address == "192.0.2.1"
     assert r.stats.coalesced == 1 and not r._inflight
+
+
+def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
+    from resolver.engine import parse_root_hints
+
+    shipped = parse_root_hints(resolver.engine.ROOT_HINTS_FILE)
+    assert len({n.lower() for n, _ in shipped}) == 13
+    assert ("198.41.0.4" in {a for _, a in shipped}) and any(":" in a for _, a in shipped)
+    r = resolver.Resolver()
+    assert len(r.hints) == len(shipped)
+    f = tmp_path / "hints"
+    f.write_text("; lab\n.  3600 IN NS a.lab.\na.lab. 3600 IN A 127.0.0.9\n"
+                 "stray.lab. 3600 A 127.0.0.10\n")
+    assert parse_root_hints(str(f)) == [(b"\x01a\x03lab\x00", "127.0.0.9")]
+    f.write_text("example. 3600 NS a.lab.\n")
+    with pytest.raises(ValueError):
+        parse_root_hints(f)
+    f.write_text("garbage line\n")
+    with pytest.raises(ValueError):
+        parse_root_hints(f)
+    with pytest.raises(ValueError):
+        resolver.Resolver([])
+
+
+def test_resolve_serves_stale_answers_too(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.clock = clock = FakeClock()
+    run(r.resolve("www.example.com"))
+    clock.advance(400)
+    for a in list(net.served):
+        net.faults[a] = "refused"
+    r.cache.rrsets.lru.clear()
+    ans = run(r.resolve("www.example.com"))
+    assert ans[0].address == "192.0.2.1" and ans.rrset.ttl == FAST.stale_answer_ttl
+    assert r.stats.stale_answers == 1
