@@ -213,6 +213,13 @@ class Iterator:
         neg = rr.get_negative(name, qtype, self.qclass, now)
         if neg is not None:
             return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+        # RFC 8020: below a name that does not exist, nothing exists.
+        anc = name
+        while len(anc) > 1:
+            anc = parent(anc)
+            nx = rr.get(anc, C.NXDOMAIN_TYPE, self.qclass, now)
+            if nx is not None:
+                return _Step("nx", [], nx.negative_records(now))
         if qtype != CNAME:
             e = rr.get(name, CNAME, self.qclass, now)
             if e is not None and e.negative is None and e.rank >= C.NONAUTH_ANSWER and e.rdatas:

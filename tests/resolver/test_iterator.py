@@ -379,3 +379,12 @@ def test_a_lone_server_is_asked_again_after_a_lost_reply_but_not_forever():
     assert res.rcode == dns.rcode.SERVFAIL
     tries = [q for a, q, t in w.net.log if a == "10.0.4.1" and q == "host.other.net."]
     assert len(tries) == w.limits.max_tries_per_server
+
+
+def test_names_below_a_cached_nxdomain_are_nxdomain_without_asking():
+    w = World()
+    assert w.resolve("nope.example.com.").rcode == dns.rcode.NXDOMAIN
+    w.asked()
+    res = w.resolve("a.b.nope.example.com.", 16)
+    assert res.rcode == dns.rcode.NXDOMAIN and names(res.authority) == [("example.com.", 6)]
+    assert w.asked() == []
