@@ -84,23 +84,33 @@ class _UDPQuery(asyncio.DatagramProtocol):
             self.fut.set_exception(UpstreamFailure(f"{self.addr[0]}: connection lost"))
 
 
+def _expire(fut: asyncio.Future, addr: str) -> None:
+    if not fut.done():
+        fut.set_exception(UpstreamTimeout(addr))
+
+
 async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
                        timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
     """(reply wire, its wire.Parsed) of the first acceptable datagram."""
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
+    # A connected socket of our own: the kernel picks a random ephemeral source port and
+    # drops datagrams from any other address before they reach us.
+    sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
     try:
+        sock.setblocking(False)
+        sock.connect((addr, port))
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UDPQuery((addr, port), qid, question, fut, stats, limits),
-            remote_addr=(addr, port), family=_family(addr))
+            lambda: _UDPQuery((addr, port), qid, question, fut, stats, limits), sock=sock)
     except OSError as exc:
+        sock.close()
         raise UpstreamFailure(f"{addr}: {exc}") from None
+    timer = loop.call_later(timeout, _expire, fut, addr)
     try:
         transport.sendto(wire)
-        return await asyncio.wait_for(fut, timeout)
-    except asyncio.TimeoutError:
-        raise UpstreamTimeout(addr) from None
+        return await fut
     finally:
+        timer.cancel()
         transport.close()
 
 

@@ -3,6 +3,7 @@ kind the shared fixtures provide."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import dns.flags
@@ -324,3 +325,29 @@ def test_resolve_serves_stale_answers_too(world, run):
     ans = run(r.resolve("www.example.com"))
     assert ans[0].address == "192.0.2.1" and ans.rrset.ttl == FAST.stale_answer_ttl
     assert r.stats.stale_answers == 1
+
+
+def test_no_descriptor_leaks_across_timeouts_tcp_and_cancellation(world, run):
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    net, fs, port = world
+    net.faults[f"{P}.0.1"] = "timeout"
+    net.faults[f"{P}.3.1"] = net.faults[f"{P}.3.2"] = "tc"
+    r = make(port)
+    run(r.resolve("www.example.com"))            # warm up lazily created loop resources
+    before = open_fds()
+
+    async def go():
+        for name in ("mail.example.com", "txt.example.com", "alias.example.com"):
+            try:
+                await r.resolve(name, "MX")
+            except dns.resolver.NoAnswer:
+                pass
+        t = asyncio.ensure_future(r.resolve("www.other.net"))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        await r.close()
+
+    run(go())
+    assert open_fds() - before == set()
