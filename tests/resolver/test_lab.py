@@ -194,6 +194,17 @@ def test_start_fails_cleanly_when_the_port_is_taken(tmp_path):
         s.close()
 
 
+def test_a_lab_with_other_zones_and_servers(tmp_path):
+    """Later issues (DNSSEC) swap in their own zones: the lab serves what it is given."""
+    root = Z.root_zone() + "signed. NS ns.signed.\nns.signed. A 127.0.0.40\n"
+    child = "$ORIGIN signed.\n$TTL 60\n@ SOA ns hm 1 60 60 60 60\n@ NS ns\nns A 127.0.0.40\nwww A 192.0.2.240\n"
+    servers = (Z.Server(Z.ROOT_A, (".",), "root"), Z.Server("127.0.0.40", ("signed.",), "ns.signed."))
+    with Lab.start(tmp_path, zone_texts={".": root, "signed.": child}, servers=servers) as lab:
+        assert referral(lab.ask(Z.ROOT_A, "www.signed.", "A"))[2] == {"ns.signed.": "127.0.0.40"}
+        assert rdata_set(lab.ask("127.0.0.40", "www.signed."), "www.signed.", "A") == {"192.0.2.240"}
+        assert [s.address for s in lab.servers] == [Z.ROOT_A, "127.0.0.40"]
+
+
 def test_python_m_dnslab_runs_in_the_foreground_and_stops_on_sigint(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "dnslab", "--dir", str(tmp_path)], cwd=HERE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
