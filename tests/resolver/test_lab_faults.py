@@ -64,7 +64,7 @@ def test_one_faulty_reply_then_the_right_answer(run, fakes, lab_resolver, fault)
 
 @pytest.mark.parametrize("fault", SPOOFS)
 def test_spoofed_reply_before_the_real_one_is_ignored(run, fakes, lab_resolver, fault):
-    """A bad reply arrives first on the resolver's socket, the real one 50 ms later:
+    """A bad reply arrives first on the resolver's socket, the real one 20 ms later:
     only the real one may be taken (ID, question, case, address and parse checks)."""
     handler = spoof_then_real(fault, AUTH)
     for a in BOTH:

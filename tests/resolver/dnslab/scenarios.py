@@ -115,8 +115,9 @@ def always(fault: str, auth: ZoneAuthority):
     return lambda seen: make(seen, auth) if seen.message is not None else None
 
 
-def spoof_then_real(fault: str, auth: ZoneAuthority, delay: float = 0.05):
-    """Every query gets ``fault`` at once and the correct reply ``delay`` seconds later."""
+def spoof_then_real(fault: str, auth: ZoneAuthority, delay: float = 0.02):
+    """Every query gets ``fault`` at once and the correct reply ``delay`` seconds later
+    (well inside the resolver's shortest timeout, limits.min_rto)."""
     make = FAULTS[fault]
 
     def handler(seen: Seen):
