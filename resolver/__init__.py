@@ -1,0 +1,12 @@
+"""A recursive, caching DNS resolver that runs on the loop of the process it is in.
+
+    r = resolver.Resolver()                       # real root hints; or a path / [(name, addr)]
+    answer = await r.resolve("example.com", "A")  # like dns.asyncresolver.Resolver.resolve
+    wire = await r.resolve_message(query_wire)    # full recursive-server response, for the daemon
+    resolver.install(loop, r)                     # loop.getaddrinfo now resolves through r
+"""
+from resolver.engine import Answer, Resolver, Stats
+from resolver.getaddrinfo import install
+from resolver.limits import Limits
+
+__all__ = ["Answer", "Limits", "Resolver", "Stats", "install"]

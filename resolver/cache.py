@@ -1,0 +1,355 @@
+"""The resolver's memory: whole answers in wire form, rrsets ranked by trust, negative answers,
+per-server facts and remembered failures.
+
+Every time is passed in (``now``), so the sans-IO iterator and its tests run on a fake clock.
+The message and rrset stores are LRU-bounded in bytes; the server table is bounded in entries.
+"""
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from resolver.limits import DEFAULT, Limits
+from resolver.wire import MsgEntry
+
+# RFC 2181 5.4.1 trust ranks, low to high. Data replaces cached data only at the same or a
+# higher rank (or when the cached data has expired), so glue never overrides an answer.
+HINT = 0
+ADDITIONAL = 1          # additional section of an answer (not glue)
+GLUE = 2                # additional section of a referral
+REFERRAL = 3            # NS set in a referral's authority section (the parent's copy)
+NONAUTH_ANSWER = 4      # answer section without AA
+AUTH_AUTHORITY = 5      # authority section of an authoritative answer
+AUTH_ANSWER = 6         # answer section with AA
+VALIDATED = 7           # DNSSEC-secure (issue 7's validator sets it)
+
+
+class ByteLRU:
+    """An LRU map bounded by the summed ``size`` of its values (plus the key's length)."""
+
+    def __init__(self, max_bytes: int, on_evict: Callable[[], None] | None = None) -> None:
+        self.max_bytes = max(0, int(max_bytes))
+        self.data: OrderedDict = OrderedDict()
+        self.bytes = 0
+        self.evictions = 0
+        self._on_evict = on_evict
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get(self, key):
+        v = self.data.get(key)
+        if v is not None:
+            self.data.move_to_end(key)
+        return v
+
+    def peek(self, key):
+        return self.data.get(key)
+
+    def put(self, key, value) -> None:
+        old = self.data.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size + len(key)
+        size = value.size + len(key)
+        if size > self.max_bytes:
+            return
+        self.data[key] = value
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            k, v = self.data.popitem(last=False)
+            self.bytes -= v.size + len(k)
+            self.evictions += 1
+            if self._on_evict:
+                self._on_evict()
+
+    def pop(self, key) -> None:
+        old = self.data.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size + len(key)
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.bytes = 0
+
+
+@dataclass(eq=False)
+class RRsetEntry:
+    """A cached rrset (or a negative entry when ``negative`` is set)."""
+
+    name: bytes
+    rdtype: int
+    rdclass: int
+    ttl: int
+    expires: float
+    rank: int
+    rdatas: list[bytes]
+    rrsigs: list[tuple] = field(default_factory=list)
+    #: for negative entries: 3 = NXDOMAIN, 0 = NODATA; the SOA (and proof) records kept as tuples
+    negative: int | None = None
+    soa: list[tuple] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return (200 + len(self.name) + sum(len(r) + 40 for r in self.rdatas)
+                + sum(len(r[0]) + len(r[4]) + 80 for r in self.rrsigs + self.soa))
+
+    def negative_records(self, now: float) -> list[tuple]:
+        """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
+
+    def records(self, now: float) -> list[tuple]:
+        """Record tuples with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
+
+    def sig_records(self, now: float) -> list[tuple]:
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
+
+
+NXDOMAIN_TYPE = -1      # key type for "this name does not exist"
+
+
+class RRsetCache:
+    """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
+
+    def __init__(self, max_bytes: int, limits: Limits = DEFAULT) -> None:
+        self.lru = ByteLRU(max_bytes)
+        self.limits = limits
+
+    def clamp(self, ttl: int, negative: bool = False) -> int:
+        lim = self.limits
+        ttl = min(max(ttl, lim.min_ttl), lim.max_ttl)
+        return min(ttl, lim.max_negative_ttl) if negative else ttl
+
+    def get(self, name: bytes, rdtype: int, rdclass: int, now: float,
+            stale_ok: bool = False) -> RRsetEntry | None:
+        e = self.lru.get((name.lower(), rdtype, rdclass))
+        if e is None:
+            return None
+        if e.expires < now:
+            if stale_ok and e.expires + self.limits.stale_window >= now:
+                return e
+            return None
+        return e
+
+    def store(self, entry: RRsetEntry) -> bool:
+        """Stores unless a fresh entry of a higher rank is there. True if stored."""
+        key = (entry.name.lower(), entry.rdtype, entry.rdclass)
+        old = self.lru.peek(key)
+        now = entry.expires - entry.ttl
+        if old is not None and old.expires >= now and old.rank > entry.rank:
+            return False
+        self.lru.put(key, entry)
+        return True
+
+    def store_records(self, records: list[tuple], rank: int, now: float,
+                      rrsigs: list[tuple] = ()) -> None:
+        """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and stores
+        them, with the RRSIGs covering them."""
+        groups: dict = {}
+        for owner, rdtype, rdclass, ttl, rdata in records:
+            key = (owner.lower(), rdtype, rdclass)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = g = [owner, ttl, []]
+            g[1] = min(g[1], ttl)
+            if rdata not in g[2]:
+                g[2].append(rdata)
+        sigs: dict = {}
+        for rec in rrsigs:
+            if len(rec[4]) >= 2:
+                covered = (rec[4][0] << 8) | rec[4][1]
+                sigs.setdefault((rec[0].lower(), covered, rec[2]), []).append(rec)
+        for (lname, rdtype, rdclass), (owner, ttl, rdatas) in groups.items():
+            ttl = self.clamp(ttl)
+            self.store(RRsetEntry(owner, rdtype, rdclass, ttl, now + ttl, rank, rdatas,
+                                  sigs.get((lname, rdtype, rdclass), [])))
+
+    def store_negative(self, name: bytes, rdtype: int, rdclass: int, nxdomain: bool,
+                       soa: list[tuple], rank: int, now: float) -> list[tuple]:
+        """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns the
+        records with that TTL (as a client should see them)."""
+        ttl = self.limits.failure_ttl
+        for rec in soa:
+            if rec[1] == 6 and len(rec[4]) >= 20:
+                minimum = int.from_bytes(rec[4][-4:], "big")
+                ttl = min(rec[3], minimum)
+                break
+        ttl = self.clamp(ttl, negative=True)
+        soa = [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa]
+        key_type = NXDOMAIN_TYPE if nxdomain else rdtype
+        self.store(RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
+                              3 if nxdomain else 0, soa))
+        return soa
+
+    def get_negative(self, name: bytes, rdtype: int, rdclass: int, now: float) -> RRsetEntry | None:
+        e = self.get(name, NXDOMAIN_TYPE, rdclass, now)
+        if e is None:
+            e = self.get(name, rdtype, rdclass, now)
+            if e is not None and e.negative is None:
+                return None
+        return e
+
+
+@dataclass(eq=False)
+class ServerInfo:
+    """What we know of one authority address (RFC 6298-style RTT estimate)."""
+
+    srtt: float | None = None
+    rttvar: float = 0.0
+    rto: float = 0.0
+    timeouts: int = 0               # consecutive
+    holddown_until: float = 0.0
+    edns: bool = True               # False once it answered FORMERR to EDNS
+    lame: set = field(default_factory=set)   # zones (lower-cased wire) it is lame for
+
+
+class InfraCache:
+    """Per-server facts and server choice: smoothed RTT, backoff on timeouts, exploration."""
+
+    def __init__(self, limits: Limits = DEFAULT, max_servers: int = 10000,
+                 rng: random.Random | None = None) -> None:
+        self.limits = limits
+        self.max_servers = max_servers
+        self.servers: OrderedDict[str, ServerInfo] = OrderedDict()
+        self.rng = rng or random.Random()
+
+    def info(self, addr: str) -> ServerInfo:
+        s = self.servers.get(addr)
+        if s is None:
+            s = self.servers[addr] = ServerInfo(rto=self.limits.initial_rto)
+            if len(self.servers) > self.max_servers:
+                self.servers.popitem(last=False)
+        return s
+
+    def rto(self, addr: str) -> float:
+        return self.info(addr).rto
+
+    def record_rtt(self, addr: str, rtt: float) -> None:
+        s = self.info(addr)
+        if s.srtt is None:
+            s.srtt, s.rttvar = rtt, rtt / 2
+        else:
+            s.rttvar = 0.75 * s.rttvar + 0.25 * abs(s.srtt - rtt)
+            s.srtt = 0.875 * s.srtt + 0.125 * rtt
+        lim = self.limits
+        s.rto = min(max(s.srtt + 4 * s.rttvar, lim.min_rto), lim.max_rto)
+        s.timeouts = 0
+        s.holddown_until = 0.0
+
+    def record_timeout(self, addr: str, now: float) -> None:
+        s = self.info(addr)
+        s.timeouts += 1
+        s.rto = min(s.rto * 2, self.limits.max_rto)
+        if s.timeouts >= 2:
+            s.holddown_until = now + self.limits.server_holddown
+
+    def record_failure(self, addr: str, now: float) -> None:
+        """A server that answered garbage or refused: avoided for a while like a dead one."""
+        s = self.info(addr)
+        s.holddown_until = now + self.limits.server_holddown / 4
+
+    def mark_lame(self, addr: str, zone: bytes) -> None:
+        self.info(addr).lame.add(zone.lower())
+
+    def is_lame(self, addr: str, zone: bytes) -> bool:
+        s = self.servers.get(addr)
+        return s is not None and zone.lower() in s.lame
+
+    def set_edns(self, addr: str, ok: bool) -> None:
+        self.info(addr).edns = ok
+
+    def edns(self, addr: str) -> bool:
+        s = self.servers.get(addr)
+        return True if s is None else s.edns
+
+    def choose(self, addrs: list[str], now: float) -> str:
+        """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
+        not held down (all of them if every one is); a random one with probability
+        ``exploration``."""
+        alive = [a for a in addrs if self.info(a).holddown_until <= now] or list(addrs)
+        if len(alive) > 1 and self.rng.random() < self.limits.exploration:
+            return self.rng.choice(alive)
+
+        def cost(a: str) -> float:
+            s = self.servers[a]
+            if s.timeouts:
+                return s.rto
+            # A server never measured is tried first (as BIND does): otherwise one known,
+            # merely adequate server would keep every faster unknown one from being learned.
+            return s.srtt if s.srtt is not None else 0.0
+
+        return min(alive, key=cost)
+
+
+class MessageCache:
+    """Whole responses in wire form, keyed by wire.parse_query's key."""
+
+    def __init__(self, max_bytes: int, limits: Limits = DEFAULT) -> None:
+        self.lru = ByteLRU(max_bytes)
+        self.limits = limits
+
+    @property
+    def table(self) -> dict:
+        return self.lru.data
+
+    def store(self, key: bytes, response: bytes, now: float,
+              ttl_cap: int | None = None) -> MsgEntry:
+        e = MsgEntry(response, now, self.limits.stale_window,
+                     self.limits.max_ttl if ttl_cap is None else ttl_cap)
+        self.lru.put(key, e)
+        return e
+
+
+class Cache:
+    """All the stores, sharing one byte budget (messages 1/2, rrsets 1/2)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
+                 rng: random.Random | None = None) -> None:
+        self.limits = limits
+        self.messages = MessageCache(max_bytes // 2, limits)
+        self.rrsets = RRsetCache(max_bytes - max_bytes // 2, limits)
+        self.infra = InfraCache(limits, rng=rng)
+        self.failures: OrderedDict = OrderedDict()     # key -> (until, reason)
+
+    @property
+    def bytes(self) -> int:
+        return self.messages.lru.bytes + self.rrsets.lru.bytes
+
+    @property
+    def evictions(self) -> int:
+        return self.messages.lru.evictions + self.rrsets.lru.evictions
+
+    def remember_failure(self, key, reason: str, now: float) -> None:
+        self.failures[key] = (now + self.limits.failure_ttl, reason)
+        self.failures.move_to_end(key)
+        while len(self.failures) > 10000:
+            self.failures.popitem(last=False)
+
+    def failure(self, key, now: float) -> str | None:
+        v = self.failures.get(key)
+        if v is None:
+            return None
+        if v[0] < now:
+            del self.failures[key]
+            return None
+        return v[1]
+
+    def flush(self, name: bytes | None = None) -> None:
+        """Forget everything, or everything about ``name`` (all types) and answers for it."""
+        if name is None:
+            self.messages.lru.clear()
+            self.rrsets.lru.clear()
+            self.failures.clear()
+            return
+        lname = name.lower()
+        for k in [k for k in self.rrsets.lru.data if k[0] == lname]:
+            self.rrsets.lru.pop(k)
+        for k in [k for k in self.messages.lru.data if k[:-5] == lname]:
+            self.messages.lru.pop(k)
+        for k in [k for k in self.failures if k[0] == lname]:
+            del self.failures[k]

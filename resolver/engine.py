@@ -1,0 +1,425 @@
+"""Resolver: drives the sans-IO iterator over the upstream transports and the cache.
+
+The cache-hit path (``resolve_cached``, the first step of ``resolve_message``) parses the raw
+query with ``resolver.wire``, finds the whole cached response and patches it: no dnspython.
+Misses run one :class:`~resolver.iterator.Iterator` per distinct question (identical lookups in
+flight share it), bounded by ``Limits.max_query_time``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from resolver import iterator as it
+from resolver.cache import Cache
+from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
+from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
+from resolver.upstream import UpstreamFailure, UpstreamTimeout, exchange
+from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
+                           parse_query, parse_response, to_text)
+
+log = logging.getLogger("resolver.engine")
+
+DATA = Path(__file__).parent / "data"
+ROOT_HINTS_FILE = DATA / "root.hints"
+
+
+@dataclass
+class Stats:
+    """Counters for the daemon's metrics (read them, never reset them)."""
+
+    client_queries: int = 0
+    upstream_queries: int = 0
+    upstream_tcp: int = 0
+    upstream_timeouts: int = 0
+    upstream_failures: int = 0
+    dropped_malformed: int = 0       # unparseable/mismatched-question replies from authorities
+    dropped_mismatched: int = 0      # datagrams with a wrong address/ID/question, ignored
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_evictions: int = 0
+    stale_answers: int = 0
+    prefetches: int = 0
+    coalesced: int = 0
+    servfail: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Answer(dns.resolver.Answer):
+    """dnspython's Answer (``.rrset``, ``.response``, ``.canonical_name``, ``.expiration``),
+    with ``expiration`` taken from our cache (wall-clock seconds, as dnspython does)."""
+
+    def __init__(self, qname: dns.name.Name, rdtype, rdclass, response: dns.message.Message,
+                 expiration: float) -> None:
+        super().__init__(qname, rdtype, rdclass, response)
+        self.expiration = expiration
+
+
+def parse_root_hints(source) -> list[tuple[bytes, str]]:
+    """(NS name wire, address) pairs from a hints file path or from (name, address) pairs."""
+    pairs: list[tuple[bytes, str]] = []
+    if isinstance(source, (str, os.PathLike)):
+        text = Path(source).read_text()
+        ns_names: set[bytes] = set()
+        addrs: list[tuple[bytes, str]] = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.split(";", 1)[0].strip()
+            if not line:
+                continue
+            tok = line.split()
+            try:
+                rtype_i = next(i for i, t in enumerate(tok) if t.upper() in ("NS", "A", "AAAA"))
+                owner, rtype, data = tok[0], tok[rtype_i].upper(), tok[rtype_i + 1]
+            except (StopIteration, IndexError):
+                raise ValueError(f"{source}:{lineno}: cannot read root hint {line!r}") from None
+            if rtype == "NS":
+                if dns.name.from_text(owner) != dns.name.root:
+                    raise ValueError(f"{source}:{lineno}: NS hint for {owner}, not the root")
+                ns_names.add(dns.name.from_text(data).to_wire().lower())
+            else:
+                addrs.append((dns.name.from_text(owner).to_wire(), data))
+        pairs = [(n, a) for n, a in addrs if n.lower() in ns_names]
+    else:
+        for name, addr in source:
+            pairs.append((dns.name.from_text(name).to_wire(), str(addr)))
+    if not pairs:
+        raise ValueError("root hints contain no usable (NS name, address) pair")
+    return pairs
+
+
+def _name_wire(qname) -> bytes:
+    if isinstance(qname, dns.name.Name):
+        name = qname
+    else:
+        name = dns.name.from_text(str(qname))
+    if not name.is_absolute():
+        name = name.concatenate(dns.name.root)
+    return name.to_wire()
+
+
+class Resolver:
+    """A recursive, caching resolver on the running asyncio loop.
+
+    ``root_hints``: ``None`` for the real root servers (shipped file), a path to a hints file,
+    or a list of (name, address). ``port``: destination port for every authority.
+    ``cache_size``: byte bound of the cache. ``limits``: see ``resolver.limits``.
+    ``validator``: hook for DNSSEC validation (``resolver.iterator.Validator``).
+    """
+
+    def __init__(self, root_hints: str | os.PathLike | Iterable[tuple[str, str]] | None = None, *,
+                 port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
+                 qname_minimisation: bool = True, ipv6: bool = False, validator=None,
+                 rng: random.Random | None = None) -> None:
+        self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
+        self.port = int(port)
+        self.limits = limits
+        self.minimise = qname_minimisation
+        self.ipv6 = ipv6
+        self.validator = validator
+        self.cache = Cache(cache_size, limits, rng=rng)
+        self.stats = Stats()
+        self.clock = time.monotonic
+        self._msgs = self.cache.messages.table
+        self._inflight: dict[tuple, asyncio.Future] = {}
+        self._background: set[asyncio.Task] = set()
+
+    # ---- the cache-hit path ----------------------------------------------------------------
+    def resolve_cached(self, query: bytes) -> bytes | None:
+        """The response to a wire query if the cache has a fresh one, else None. Synchronous:
+        the daemon calls it straight from its receive path."""
+        parsed = parse_query(query)
+        if parsed is None:
+            return None
+        key, qend = parsed
+        e = self._msgs.get(key)
+        if e is None:
+            return None
+        now = self.clock()
+        if e.expires < now:
+            return None
+        self._msgs.move_to_end(key)
+        e.hits += 1
+        self.stats.cache_hits += 1
+        self.stats.client_queries += 1
+        lim = self.limits
+        if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
+                and not e.prefetching):
+            self._prefetch(key, e)
+        return answer_from_entry(e, query, qend, now)
+
+    # ---- resolve_message ---------------------------------------------------------------------
+    async def resolve_message(self, query: dns.message.Message | bytes
+                              ) -> dns.message.Message | bytes:
+        """The full response a recursive server sends for ``query``.
+
+        Returns wire ``bytes`` for a ``bytes`` query (the daemon's fast path: a cache hit is a
+        copy and a patch) and a ``dns.message.Message`` for a Message. Malformed queries get
+        FORMERR when a header can be read; a query shorter than a header raises WireError.
+        """
+        if isinstance(query, dns.message.Message):
+            out = await self.resolve_message(query.to_wire())
+            return dns.message.from_wire(out, ignore_trailing=True)
+        out = self.resolve_cached(query)
+        if out is not None:
+            return out
+        return await self._slow_message(query)
+
+    async def _slow_message(self, q: bytes) -> bytes:
+        if len(q) < 12:
+            raise WireError("query shorter than a DNS header")
+        self.stats.client_queries += 1
+        try:
+            m = parse_response(q, self.limits.max_pointer_jumps, 64)
+        except WireError:
+            return self._error(q, 1)
+        opcode = (m.flags >> 11) & 0xF
+        if opcode != 0:
+            return self._error(q, 4, m)
+        if m.qr or m.qname is None:
+            return self._error(q, 1, m)
+        edns, do = m.edns, bool(m.edns_flags & 0x8000)
+        if edns and (m.edns_flags >> 16) & 0xFF:
+            return self._error(q, 16, m)           # BADVERS
+        cd = bool(m.flags & 0x0010)
+        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+        key = cache_key(m.qname, m.qtype, m.qclass, variant)
+        qend = 12 + len(m.question)
+        self.stats.cache_misses += 1
+        if m.qclass != 1:
+            return self._error(q, 5, m)            # only class IN is resolved
+        if m.qtype in (251, 252):
+            return self._error(q, 4, m)            # zone transfers are not a resolver's job
+        res = await self._resolution(m.qname, m.qtype, m.qclass)
+        now = self.clock()
+        stale = self._msgs.get(key)
+        if res.rcode == it.SERVFAIL:
+            if stale is not None and stale.stale_until >= now:
+                self.stats.stale_answers += 1
+                return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
+            self.stats.servfail += 1
+        wire = self._response(res, m.question, m.qtype, edns, do)
+        if res.rcode in (it.NOERROR, it.NXDOMAIN):
+            e = self.cache.messages.store(key, wire, now)
+            self.stats.cache_evictions = self.cache.evictions
+            return answer_from_entry(e, q, qend, now)
+        return answer_from_entry_uncached(wire, q, qend)
+
+    def _error(self, q: bytes, rcode: int, m=None) -> bytes:
+        flags = 0x8000 | 0x0080 | (((q[2] << 8) & 0x7900))   # QR, RA, opcode and RD copied
+        question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
+        return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
+                              edns=bool(m is not None and m.edns), rcode=rcode)
+
+    def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool) -> bytes:
+        answer, authority = res.answer, res.authority
+        if not do:
+            answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
+            authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
+        return build_response(0, 0x8000 | 0x0100 | 0x0080, question, answer, authority, [],
+                              edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
+
+    # ---- resolve (dnspython-style) ------------------------------------------------------------
+    async def resolve(self, qname, rdtype="A", rdclass="IN") -> Answer:
+        """Like ``dns.asyncresolver.Resolver.resolve``; raises NXDOMAIN, NoAnswer,
+        NoNameservers (SERVFAIL) or LifetimeTimeout (the time limit ran out)."""
+        rdtype = dns.rdatatype.RdataType.make(rdtype)
+        rdclass = dns.rdataclass.RdataClass.make(rdclass)
+        name = _name_wire(qname)
+        key = cache_key(name, rdtype, rdclass, 0)
+        now = self.clock()
+        e = self._msgs.get(key)
+        if e is not None and e.expires >= now:
+            self._msgs.move_to_end(key)
+            e.hits += 1
+            self.stats.cache_hits += 1
+            self.stats.client_queries += 1
+            lim = self.limits
+            if (now > e.expires - e.ttl * lim.prefetch_fraction
+                    and e.hits >= lim.prefetch_min_hits and not e.prefetching):
+                self._prefetch(key, e)
+            return self._answer(e, name, rdtype, rdclass, now)
+        self.stats.client_queries += 1
+        self.stats.cache_misses += 1
+        question = name + struct.pack("!HH", rdtype, rdclass)
+        res = await self._resolution(name, rdtype, rdclass)
+        now = self.clock()
+        if res.rcode == it.SERVFAIL:
+            if e is not None and e.stale_until >= now:
+                self.stats.stale_answers += 1
+                return self._answer(e, name, rdtype, rdclass, now)
+            self.stats.servfail += 1
+            request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
+            if res.time_exhausted:
+                raise dns.resolver.LifetimeTimeout(timeout=self.limits.max_query_time,
+                                                   errors=[(None, False, self.port,
+                                                            res.reason or "", None)])
+            raise dns.resolver.NoNameservers(request=request, errors=[
+                (None, False, self.port, res.reason or "SERVFAIL", None)])
+        wire = self._response(res, question, rdtype, False, False)
+        if res.rcode in (it.NOERROR, it.NXDOMAIN):
+            e = self.cache.messages.store(key, wire, now)
+            self.stats.cache_evictions = self.cache.evictions
+            return self._answer(e, name, rdtype, rdclass, now)
+        raise dns.resolver.NoNameservers(
+            request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
+            errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
+
+    def _answer(self, e, name: bytes, rdtype, rdclass, now: float) -> Answer:
+        """The entry's Answer, built once and then shared by every hit, as dnspython's own
+        cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
+        exact). A stale entry gets a fresh Answer with the stale TTL."""
+        outcome = e.parsed
+        if outcome is None or e.expires < now:
+            msg = dns.message.from_wire(e.wire)
+            qname = msg.question[0].name
+            if msg.rcode() == dns.rcode.NXDOMAIN:
+                outcome = ("nx", qname, msg)
+            else:
+                if e.expires < now:
+                    for rrset in msg.answer:
+                        rrset.ttl = self.limits.stale_answer_ttl
+                    expiration = time.time() + self.limits.stale_answer_ttl
+                else:
+                    expiration = time.time() + max(0.0, e.expires - now)
+                ans = Answer(qname, rdtype, rdclass, msg, expiration)
+                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", msg)
+            if e.expires >= now:
+                e.parsed = outcome
+        if outcome[0] == "ok":
+            return outcome[1]
+        if outcome[0] == "nx":
+            raise dns.resolver.NXDOMAIN(qnames=[outcome[1]], responses={outcome[1]: outcome[2]})
+        raise dns.resolver.NoAnswer(response=outcome[1])
+
+    # ---- resolution ---------------------------------------------------------------------------
+    async def _resolution(self, qname: bytes, qtype: int, qclass: int) -> Result:
+        """One resolution per distinct question in flight, run as its own task so that a
+        caller giving up (cancelled) does not cancel it for the others waiting on it."""
+        key = (qname.lower(), qtype, qclass)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._bounded(qname, qtype, qclass))
+            self._inflight[key] = task
+
+            def forget(t: asyncio.Task, key=key) -> None:
+                if self._inflight.get(key) is t:
+                    del self._inflight[key]
+
+            task.add_done_callback(forget)
+        else:
+            self.stats.coalesced += 1
+        return await asyncio.shield(task)
+
+    async def _bounded(self, qname: bytes, qtype: int, qclass: int) -> Result:
+        """The iterator run under the total-time limit; never raises (a bug is a logged
+        SERVFAIL, not a crash of the caller)."""
+        try:
+            return await asyncio.wait_for(self._drive(qname, qtype, qclass),
+                                          self.limits.max_query_time)
+        except asyncio.TimeoutError:
+            reason = f"time limit ({self.limits.max_query_time}s) reached"
+            log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
+            return Result(it.SERVFAIL, reason=reason, time_exhausted=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:       # pragma: no cover - a bug, reported and contained
+            log.exception("resolving %s/%d failed", to_text(qname), qtype)
+            return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
+
+    async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
+        iterator = Iterator(qname, qtype, qclass, self.cache, self.hints, self.clock,
+                            limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
+                            validator=self.validator, stats=self.stats)
+        action = iterator.start()
+        infra = self.cache.infra
+        while isinstance(action, Query):
+            now = self.clock()
+            server = infra.choose(action.servers, now)
+            timeout = min(infra.rto(server),
+                          max(0.01, self.limits.max_query_time - (now - iterator.t0)))
+            try:
+                wire, rtt, parsed = await exchange(server, self.port, action.qname, action.qtype,
+                                           action.qclass, timeout=timeout,
+                                           edns=infra.edns(server), do=True,
+                                           limits=self.limits, stats=self.stats, infra=infra)
+            except UpstreamTimeout:
+                self.stats.upstream_timeouts += 1
+                infra.record_timeout(server, self.clock())
+                event = Timeout(server)
+            except UpstreamFailure as exc:
+                self.stats.upstream_failures += 1
+                infra.record_failure(server, self.clock())
+                event = Failure(server, str(exc))
+            else:
+                infra.record_rtt(server, rtt)
+                event = Reply(server, wire, rtt, parsed)
+            action = iterator.feed(event)
+        return action
+
+    def _prefetch(self, key: bytes, e) -> None:
+        """Refreshes a popular entry near its expiry in the background."""
+        e.prefetching = True
+        self.stats.prefetches += 1
+        name, rest = key[:-5], key[-5:]
+        qtype, qclass, variant = struct.unpack("!HHB", rest)
+
+        async def refresh() -> None:
+            try:
+                # Forget the rrset-level data so the iterator asks the authorities again.
+                for t in (qtype, it.CNAME):
+                    self.cache.rrsets.lru.pop((name, t, qclass))
+                res = await self._resolution(name, qtype, qclass)
+                if res.rcode in (it.NOERROR, it.NXDOMAIN):
+                    question = e.wire[12:e.qend]
+                    wire = self._response(res, question, qtype, bool(variant & 1),
+                                          bool(variant & 2))
+                    self.cache.messages.store(key, wire, self.clock())
+            finally:
+                e.prefetching = False
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            e.prefetching = False
+            return
+        task = loop.create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- management ---------------------------------------------------------------------------
+    def flush(self, name=None) -> None:
+        """Forget the whole cache, or what it holds about one name."""
+        self.cache.flush(None if name is None else _name_wire(name))
+
+    async def close(self) -> None:
+        """Cancels background refreshes (prefetches) and resolutions still in flight."""
+        tasks = list(self._background) + list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:
+    """An uncached response given the client's ID, RD bit and question case."""
+    out = bytearray(wire)
+    out[0:2] = q[0:2]
+    out[2] = (out[2] & 0xFE) | (q[2] & 0x01)
+    out[12:qend] = q[12:qend]
+    return bytes(out)

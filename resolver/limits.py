@@ -1,0 +1,109 @@
+"""Every bound a remote peer can push the resolver against, in one place.
+
+Each field has its default and the reason for it. Exhausting any of them ends the client
+query with SERVFAIL and a logged reason (never an endless loop). Defaults sit in the range
+Unbound and BIND use; pass ``Resolver(limits=Limits(...))`` to change them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: Referrals followed for one name. Real names sit 3-6 zones deep; a chain of
+    #: referrals longer than this is a broken or hostile delegation.
+    max_referrals: int = 30
+
+    #: CNAME/DNAME links followed for one client query (Unbound restarts at most 11 times).
+    max_cname_chain: int = 11
+
+    #: NS names resolved (as sub-queries, for want of glue) per delegation. Bounds the
+    #: NRDelegation amplification (CVE-2022-2795): a zone listing hundreds of glueless NS names.
+    max_ns_names_per_delegation: int = 6
+
+    #: Nesting of sub-queries (an NS name whose own zone needs an NS name resolved ...).
+    #: Deeper nesting only happens with pathological or cyclic delegations.
+    max_dependency_depth: int = 4
+
+    #: Upstream queries (including retries and sub-queries) per client query. Bounds the work
+    #: one query can make us do; BIND's max-recursion-queries sits around 100.
+    max_upstream_queries: int = 64
+
+    #: Wall time for one client query, seconds. A name whose every authority is dead gets its
+    #: SERVFAIL within this (Unbound can hold such a query for over a minute; stubs give up
+    #: after ~5 s, so an answer later than that is useless).
+    max_query_time: float = 4.0
+
+    #: QNAME-minimisation steps (RFC 9156 MAX_MINIMISE_COUNT); past this, the full name is sent.
+    max_minimise_count: int = 10
+
+    #: Queries sent to the servers of one zone (for one question) before the zone is given up.
+    max_servers_per_zone: int = 8
+
+    #: Times one server is asked the same question when its replies are lost (after every
+    #: other server of the zone has been tried): a single lost datagram must not SERVFAIL a
+    #: zone that has one server. Unbound retries a server several times too.
+    max_tries_per_server: int = 2
+
+    #: Timeout of one upstream UDP query, seconds, before RTT is known (RFC 6298-style RTO seed),
+    #: and its bounds once the smoothed RTT is known.
+    initial_rto: float = 0.4
+    min_rto: float = 0.05
+    max_rto: float = 1.5
+
+    #: Timeout of one upstream TCP exchange (connect + query + answer), seconds.
+    tcp_timeout: float = 2.0
+
+    #: Largest DNS message accepted from TCP, bytes (the protocol maximum).
+    max_tcp_message: int = 65535
+
+    #: Compression pointers followed while reading one name. A name has at most 127 labels,
+    #: so more jumps than that can only be a loop.
+    max_pointer_jumps: int = 128
+
+    #: Records parsed per section of an upstream reply; more is dropped as malformed.
+    max_records_per_section: int = 512
+
+    #: TTL clamps, seconds. Unbound's cache-max-ttl is one day; a zero TTL is raised to 0 (kept).
+    min_ttl: int = 0
+    max_ttl: int = 86400
+    #: RFC 2308 section 5 suggests 1-3 hours as a cap for negative answers; Unbound uses 1 h.
+    max_negative_ttl: int = 3600
+
+    #: How long a failure (cyclic delegation, all servers dead) is remembered, seconds
+    #: (RFC 9520 asks for at least 1 s and at most 5 min; a short value keeps TsuNAME-style
+    #: loops from being re-driven by every retrying client).
+    failure_ttl: int = 5
+
+    #: RFC 8767 serve-stale: how long past expiry data may still be served when authorities
+    #: fail (the RFC suggests 1-3 days), and the TTL put on such answers (the RFC recommends 30 s).
+    stale_window: int = 86400
+    stale_answer_ttl: int = 30
+
+    #: Prefetch: a hit in the last fraction of its TTL refreshes it in the background, if the
+    #: entry has been asked at least this many times (popular entries only).
+    prefetch_fraction: float = 0.1
+    prefetch_min_hits: int = 2
+
+    #: Failed/timed-out servers are avoided for this long before being probed again, seconds.
+    server_holddown: float = 60.0
+    #: Probability of sending a query to a server that is not the fastest (exploration), so
+    #: an RTT estimate cannot stay wrong forever.
+    exploration: float = 0.05
+
+    def replace(self, **changes) -> "Limits":
+        """A copy with some fields changed; unknown names raise TypeError."""
+        names = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in names:
+                raise TypeError(f"unknown limit {key!r}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Limits(**values)
+
+
+DEFAULT = Limits()
+
+#: EDNS0 UDP payload size advertised upstream (DNS Flag Day 2020: avoids IP fragmentation).
+EDNS_BUFFER_SIZE = 1232

@@ -1,0 +1,202 @@
+"""Queries to authoritative servers over UDP and TCP, on any asyncio loop.
+
+Each UDP query gets its own connected socket (so a fresh kernel-chosen random source port) and
+a fresh random ID. A datagram is accepted only from the address asked, with that ID, QR set and
+the question section byte-for-byte equal to the one sent (case-sensitive, so 0x20 case
+randomisation can be switched on later); anything else is counted and ignored while the
+query keeps waiting. FORMERR to an EDNS query is retried without EDNS (and remembered);
+a truncated answer is retried over TCP with the 2-byte length prefix.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+import time
+
+from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
+from resolver.wire import WireError, build_query, parse_response
+
+_sysrand = random.SystemRandom()
+
+
+class UpstreamTimeout(Exception):
+    """No acceptable reply within the timeout."""
+
+
+class UpstreamFailure(Exception):
+    """The server could not be asked (refused, reset, oversized or broken TCP reply...)."""
+
+
+def _family(addr: str) -> int:
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def _matches(data: bytes, qid: int, question: bytes) -> bool:
+    return (len(data) >= 12 + len(question)
+            and data[0] == qid >> 8 and data[1] == qid & 0xFF
+            and data[2] & 0x80
+            and data[4] == 0 and data[5] == 1
+            and data[12:12 + len(question)] == question)
+
+
+class _UDPQuery(asyncio.DatagramProtocol):
+    def __init__(self, addr: tuple, qid: int, question: bytes, fut: asyncio.Future, stats,
+                 limits: Limits) -> None:
+        self.addr = addr
+        self.qid = qid
+        self.question = question
+        self.fut = fut
+        self.stats = stats
+        self.limits = limits
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if self.fut.done():
+            return
+        if addr is not None and (addr[0], addr[1]) != self.addr:
+            self._drop()
+            return
+        if not _matches(data, self.qid, self.question):
+            self._drop()
+            return
+        # Parsed here so that a malformed datagram (an off-path forgery that guessed the ID,
+        # or a broken server) is dropped and the real answer still awaited.
+        try:
+            parsed = parse_response(data, self.limits.max_pointer_jumps,
+                                    self.limits.max_records_per_section)
+        except WireError:
+            if self.stats is not None:
+                self.stats.dropped_malformed += 1
+            return
+        self.fut.set_result((data, parsed))
+
+    def _drop(self) -> None:
+        if self.stats is not None:
+            self.stats.dropped_mismatched += 1
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(UpstreamFailure(f"{self.addr[0]}: {exc}"))
+
+    def connection_lost(self, exc) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(UpstreamFailure(f"{self.addr[0]}: connection lost"))
+
+
+def _expire(fut: asyncio.Future, addr: str) -> None:
+    if not fut.done():
+        fut.set_exception(UpstreamTimeout(addr))
+
+
+async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
+                       timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
+    """(reply wire, its wire.Parsed) of the first acceptable datagram."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    # A connected socket of our own: the kernel picks a random ephemeral source port and
+    # drops datagrams from any other address before they reach us.
+    sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect((addr, port))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UDPQuery((addr, port), qid, question, fut, stats, limits), sock=sock)
+    except OSError as exc:
+        sock.close()
+        raise UpstreamFailure(f"{addr}: {exc}") from None
+    timer = loop.call_later(timeout, _expire, fut, addr)
+    try:
+        transport.sendto(wire)
+        return await fut
+    finally:
+        timer.cancel()
+        transport.close()
+
+
+class _TCPQuery(asyncio.Protocol):
+    def __init__(self, fut: asyncio.Future, max_size: int) -> None:
+        self.fut = fut
+        self.buf = bytearray()
+        self.max_size = max_size
+
+    def data_received(self, data: bytes) -> None:
+        if self.fut.done():
+            return
+        self.buf += data
+        if len(self.buf) >= 2:
+            need = (self.buf[0] << 8) | self.buf[1]
+            if need > self.max_size or need < 12:
+                self.fut.set_exception(UpstreamFailure(f"bad TCP frame length {need}"))
+            elif len(self.buf) >= 2 + need:
+                self.fut.set_result(bytes(self.buf[2:2 + need]))
+
+    def connection_lost(self, exc) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(UpstreamFailure("TCP connection closed before the answer"))
+
+
+async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
+                       max_size: int = 65535) -> bytes:
+    """One query over TCP: [2-byte big-endian length][message], the answer framed the same."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    async def go() -> bytes:
+        transport, _ = await loop.create_connection(lambda: _TCPQuery(fut, max_size), addr, port)
+        try:
+            transport.writelines([struct.pack("!H", len(wire)), wire])
+            return await fut
+        finally:
+            transport.close()
+
+    try:
+        return await asyncio.wait_for(go(), timeout)
+    except asyncio.TimeoutError:
+        raise UpstreamTimeout(addr) from None
+    except OSError as exc:
+        raise UpstreamFailure(f"{addr}: {exc}") from None
+
+
+async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,
+                   timeout: float, edns: bool = True, do: bool = True,
+                   limits: Limits = DEFAULT, stats=None, infra=None) -> tuple[bytes, float, object]:
+    """Asks one server; returns (reply wire, rtt of the UDP exchange, wire.Parsed reply).
+
+    Raises UpstreamTimeout or UpstreamFailure. Retries without EDNS on FORMERR and over TCP
+    on TC, each at most once.
+    """
+    question = qname + struct.pack("!HH", qtype, qclass)
+    for attempt in range(2):
+        qid = _sysrand.getrandbits(16)
+        wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
+                           payload=EDNS_BUFFER_SIZE)
+        if stats is not None:
+            stats.upstream_queries += 1
+        t0 = time.monotonic()
+        reply, parsed = await udp_exchange(addr, port, wire, qid, question, timeout, stats,
+                                           limits)
+        rtt = time.monotonic() - t0
+        rcode = reply[3] & 0x0F
+        if rcode == 1 and edns and attempt == 0:
+            edns = False
+            if infra is not None:
+                infra.set_edns(addr, False)
+            continue
+        if reply[2] & 0x02:
+            if stats is not None:
+                stats.upstream_tcp += 1
+            reply = await tcp_exchange(addr, port, wire, limits.tcp_timeout,
+                                       limits.max_tcp_message)
+            if not _matches(reply, qid, question):
+                raise UpstreamFailure(f"{addr}: TCP answer does not match the query")
+            try:
+                parsed = parse_response(reply, limits.max_pointer_jumps,
+                                        limits.max_records_per_section)
+            except WireError:
+                if stats is not None:
+                    stats.dropped_malformed += 1
+                raise UpstreamFailure(f"{addr}: malformed TCP answer") from None
+            return reply, rtt, parsed
+        return reply, rtt, parsed
+    return reply, rtt, parsed

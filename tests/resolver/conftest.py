@@ -1,0 +1,74 @@
+"""Fixtures for the resolver tests: the DNS lab (real NSD on loopback, one per session)
+and scriptable fake authorities on the test's loop."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # dnslab is importable however pytest imports us
+
+from dnslab import Lab, LabError  # noqa: E402
+from dnslab.nsd import NSD  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory) -> Lab:
+    """The lab hierarchy (see dnslab.cases for its names), started once per session and
+    stopped by PID at the end, also when tests fail."""
+    if not os.path.exists(NSD):
+        pytest.skip("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
+    try:
+        the_lab = Lab.start(tmp_path_factory.mktemp("dnslab"))
+    except LabError as e:
+        pytest.fail(f"the DNS lab did not start: {e}")
+    try:
+        yield the_lab
+    finally:
+        the_lab.stop()
+
+
+@pytest.fixture
+def fakes(loop, lab):
+    """fakes(address, handler, port=None) -> FakeServer started on the test's loop, at the
+    lab's port unless told otherwise; every one is closed after the test."""
+    from dnslab.fake import FakeServer
+
+    started: list[FakeServer] = []
+
+    def start(address: str, handler, port: int | None = None, **kw) -> FakeServer:
+        srv = loop.run_until_complete(
+            FakeServer.start(address, lab.port if port is None else port, handler, **kw))
+        started.append(srv)
+        return srv
+
+    yield start
+    errors = []
+    for srv in started:
+        errors += srv.errors
+        if not loop.is_closed():
+            loop.run_until_complete(srv.close())
+    assert not errors, f"a fake server's handler raised: {errors!r}"
+
+
+@pytest.fixture
+def lab_resolver(loop, lab):
+    """lab_resolver(**kw) -> resolver.Resolver on the lab's root hints and port; the
+    background work of each is cancelled after the test."""
+    import resolver
+
+    made = []
+
+    def make(**kw):
+        kw.setdefault("root_hints", lab.root_hints)
+        kw.setdefault("port", lab.port)
+        r = resolver.Resolver(**kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        close = getattr(r, "close", None)
+        if close is not None and not loop.is_closed():
+            loop.run_until_complete(close())

@@ -1,0 +1,126 @@
+"""One NSD process serving some zones on one address: config, start, readiness, stop.
+
+Debian's NSD, run in the foreground (``-d``) in its own process group, with every file it
+writes kept in its own directory, no privilege drop, no control socket and response rate
+limiting off (NSD's default of 200 answers/s per source would drop a resolver's answers
+under load).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+
+NSD = shutil.which("nsd") or "/usr/sbin/nsd"
+
+
+class LabError(RuntimeError):
+    """The lab could not be built: a missing binary, a port taken, a server that died."""
+
+
+class NsdServer:
+    def __init__(self, workdir: Path, address: str, port: int, zones: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.address = address
+        self.port = port
+        self.zones = zones  # origin -> zone text
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "nsd.log"
+
+    def write_files(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        w = self.workdir
+        conf = [
+            "server:",
+            f"  ip-address: {self.address}",
+            f"  port: {self.port}",
+            "  do-ip4: yes",
+            "  do-ip6: no",
+            '  username: ""',
+            '  chroot: ""',
+            '  database: ""',
+            f'  zonesdir: "{w}"',
+            f'  zonelistfile: "{w}/zone.list"',
+            f'  xfrdfile: "{w}/xfrd.state"',
+            f'  xfrdir: "{w}"',
+            f'  pidfile: "{w}/nsd.pid"',
+            f'  logfile: "{self.log_path}"',
+            "  server-count: 1",
+            "  verbosity: 1",
+            "  hide-version: yes",
+            "  zonefiles-check: no",
+            "  rrl-ratelimit: 0",
+            "  rrl-whitelist-ratelimit: 0",
+            "remote-control:",
+            "  control-enable: no",
+        ]
+        for i, (origin, text) in enumerate(sorted(self.zones.items())):
+            fname = f"zone{i:03d}.zone"
+            (w / fname).write_text(text)
+            conf += ["zone:", f'  name: "{origin}"', f'  zonefile: "{fname}"']
+        path = w / "nsd.conf"
+        path.write_text("\n".join(conf) + "\n")
+        return path
+
+    def start(self) -> None:
+        if not os.path.exists(NSD):
+            raise LabError("nsd is not installed (Debian package 'nsd'; scripts/setup.sh installs it)")
+        conf = self.write_files()
+        self.proc = subprocess.Popen(
+            [NSD, "-d", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "stderr.log", "wb"),
+            start_new_session=True,  # its own process group: its children die with it
+        )
+
+    def probe(self, timeout: float = 0.2) -> bool:
+        """True when the server answers a query (any rcode: a lame one answers REFUSED)."""
+        origin = next(iter(sorted(self.zones)), ".")
+        q = dns.message.make_query(origin, "SOA")
+        try:
+            dns.query.udp(q, self.address, port=self.port, timeout=timeout)
+            return True
+        except (dns.exception.Timeout, OSError, dns.exception.DNSException):
+            return False
+
+    def failure(self) -> str | None:
+        """Why the process died, when it has."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        logs = ""
+        for name in ("nsd.log", "stderr.log"):
+            p = self.workdir / name
+            if p.exists():
+                logs += p.read_text(errors="replace")[-2000:]
+        return f"nsd on {self.address}:{self.port} exited with {self.proc.returncode}: {logs.strip()}"
+
+    def signal_stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait for the process until ``deadline``; then kill its whole process group."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()

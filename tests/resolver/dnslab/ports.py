@@ -1,0 +1,65 @@
+"""Choosing the lab's one port: free for UDP and TCP on every lab address at once.
+
+The port is taken below the kernel's ephemeral range so that no client socket of the
+machine (the resolver's random source ports among them) can be handed it meanwhile.
+"""
+from __future__ import annotations
+
+import random
+import socket
+from collections.abc import Iterable
+
+
+def ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bind_all(addresses: Iterable[str], port: int) -> list[socket.socket]:
+    """Bind UDP and TCP on every address at ``port``; raise OSError if any is taken."""
+    held: list[socket.socket] = []
+    try:
+        for addr in addresses:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                held.append(s)
+                s.bind((addr, port))
+    except OSError:
+        for s in held:
+            s.close()
+        raise
+    return held
+
+
+def pick_port(addresses: Iterable[str], tries: int = 200, low: int = 20000) -> int:
+    """A port free on every address, UDP and TCP (sockets closed again before return)."""
+    addresses = list(addresses)
+    high = max(low + 1000, ephemeral_low() - 1)
+    for _ in range(tries):
+        port = random.randint(low, high)
+        try:
+            held = bind_all(addresses, port)
+        except OSError:
+            continue
+        for s in held:
+            s.close()
+        return port
+    raise OSError(f"no port free on all of {addresses} after {tries} tries")
+
+
+def loopback_usable(address: str) -> bool:
+    """Whether this 127.0.0.x address can be bound and reached (Linux routes all of
+    127/8 to lo; other systems only 127.0.0.1)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as cli:
+            srv.bind((address, 0))
+            srv.settimeout(1.0)
+            cli.sendto(b"ping", srv.getsockname())
+            data, _ = srv.recvfrom(16)
+            return data == b"ping"
+    except OSError:
+        return False

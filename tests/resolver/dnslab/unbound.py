@@ -1,0 +1,103 @@
+"""Unbound (Debian's) as a reference recursive resolver over the lab.
+
+Unbound always sends iterative queries to port 53 (a referral carries no port), so the lab
+it resolves from must run on port 53: ``Lab.start(tmp, port=53)``. It refuses to query
+127/8 unless ``do-not-query-localhost: no``. Started in the foreground in its own process
+group, stopped by PID.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+
+from .lab import Lab
+from .nsd import LabError
+from .ports import pick_port
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+
+
+class Unbound:
+    def __init__(self, workdir: Path, address: str, port: int) -> None:
+        self.workdir = workdir
+        self.address = address
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls, workdir: str | Path, lab: Lab, *, address: str = "127.0.0.1",
+              port: int | None = None, threads: int = 1, extra: str = "",
+              timeout: float = 10.0) -> "Unbound":
+        """Unbound on ``address:port`` with the lab's root hints; ``extra`` is appended to
+        its ``server:`` clause (e.g. cache sizes for a benchmark)."""
+        if not os.path.exists(UNBOUND):
+            raise LabError("unbound is not installed (Debian package 'unbound')")
+        if lab.port != 53:
+            raise LabError("Unbound asks authorities on port 53 only: start the lab with port=53")
+        w = Path(workdir)
+        w.mkdir(parents=True, exist_ok=True)
+        port = port or pick_port([address])
+        self = cls(w, address, port)
+        conf = w / "unbound.conf"
+        conf.write_text("\n".join([
+            "server:",
+            f"  interface: {address}@{port}",
+            f"  port: {port}",
+            "  do-ip6: no",
+            '  username: ""',
+            '  chroot: ""',
+            f'  directory: "{w}"',
+            f'  pidfile: "{w}/unbound.pid"',
+            "  use-syslog: no",
+            f'  logfile: "{w}/unbound.log"',
+            f'  root-hints: "{lab.root_hints_file}"',
+            "  do-not-query-localhost: no",
+            f"  num-threads: {threads}",
+            "  verbosity: 1",
+            "  qname-minimisation: yes",
+            '  module-config: "iterator"',
+            "  access-control: 127.0.0.0/8 allow",
+            extra,
+            "remote-control:",
+            "  control-enable: no",
+        ]) + "\n")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(w / "stderr.log", "wb"), start_new_session=True)
+        deadline = time.monotonic() + timeout
+        q = dns.message.make_query("localhost.", "A")  # answered locally by Unbound
+        while True:
+            if self.proc.poll() is not None:
+                err = (w / "stderr.log").read_text(errors="replace")[-2000:]
+                raise LabError(f"unbound exited with {self.proc.returncode}: {err}")
+            try:
+                dns.query.udp(q, address, port=port, timeout=0.1)
+                return self
+            except (dns.exception.Timeout, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> "Unbound":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,181 @@
+"""resolver.cache: byte bounds, LRU, trust ranks, negative TTLs, server facts."""
+from __future__ import annotations
+
+import gc
+import random
+import tracemalloc
+
+import dns.rrset
+
+from resolver import cache as C
+from resolver.limits import Limits
+from resolver.wire import MsgEntry, build_query, build_response, parse_query
+
+
+def W(text: str) -> bytes:
+    import dns.name
+    return dns.name.from_text(text).to_wire()
+
+
+def response_for(i: int, ttl: int = 300) -> tuple[bytes, bytes]:
+    """(cache key, response wire) for host<i>.example.com A, built without dnspython (fast)."""
+    name = W(f"host{i}.example.com.")
+    q = build_query(i & 0xFFFF, name, 1, edns=True)
+    recs = [(name, 1, 1, ttl, bytes([10, i % 250, i % 7, k])) for k in range(3)]
+    return parse_query(q)[0], build_response(0, 0x8180, name + b"\x00\x01\x00\x01", recs,
+                                             [], [], edns=True)
+
+
+def test_message_cache_filled_far_past_its_bound_stays_bounded_in_bytes_and_memory():
+    bound = 64 * 1024
+    mc = C.MessageCache(bound)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        stored = 0
+        for i in range(12000):             # ~1.3 MB of entries into a 64 KiB cache
+            key, wire = response_for(i)
+            mc.store(key, wire, 0.0)
+            stored += len(wire)
+            assert mc.lru.bytes <= bound
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert stored > 10 * bound
+    assert mc.lru.evictions > 0 and len(mc.lru) < 12000
+    # The accounting is an estimate; the real heap use must stay within a small factor of it.
+    assert used < 2 * bound, used
+    # The newest entries survive, the oldest were evicted.
+    assert response_for(11999)[0] in mc.table and response_for(0)[0] not in mc.table
+
+
+def test_lru_keeps_recently_used_entries():
+    class V:
+        size = 100
+    lru = C.ByteLRU(1000)
+    for k in range(9):
+        lru.put(b"k%d" % k, V())
+    assert lru.get(b"k0") is not None          # touch the oldest
+    lru.put(b"k9", V())
+    lru.put(b"k10", V())
+    assert b"k0" in lru.data and b"k1" not in lru.data
+    assert lru.bytes <= 1000 and lru.evictions >= 1
+    big = type("Big", (), {"size": 5000})()
+    lru.put(b"big", big)                        # larger than the whole cache: not stored
+    assert b"big" not in lru.data
+
+
+def rrset_entry(name, rdtype, rank, rdatas, now=0.0, ttl=300):
+    return C.RRsetEntry(W(name), rdtype, 1, ttl, now + ttl, rank, rdatas)
+
+
+def test_glue_never_overrides_an_authoritative_answer_but_the_reverse_holds():
+    rc = C.RRsetCache(1 << 20)
+    assert rc.store(rrset_entry("ns.example.", 1, C.AUTH_ANSWER, [b"\x0a\x00\x00\x01"]))
+    assert not rc.store(rrset_entry("ns.example.", 1, C.GLUE, [b"\x0a\x00\x00\x66"]))
+    assert rc.get(W("NS.example."), 1, 1, 1.0).rdatas == [b"\x0a\x00\x00\x01"]
+    rc2 = C.RRsetCache(1 << 20)
+    rc2.store(rrset_entry("ns.example.", 1, C.GLUE, [b"\x0a\x00\x00\x66"]))
+    assert rc2.store(rrset_entry("ns.example.", 1, C.AUTH_ANSWER, [b"\x0a\x00\x00\x01"]))
+    assert rc2.get(W("ns.example."), 1, 1, 1.0).rank == C.AUTH_ANSWER
+    # Once the better data has expired, lower-ranked data may replace it.
+    assert rc.store(rrset_entry("ns.example.", 1, C.GLUE, [b"\x0a\x00\x00\x66"], now=400.0))
+
+
+def test_store_records_groups_rrsets_with_min_ttl_clamp_and_rrsigs():
+    lim = Limits(max_ttl=1000)
+    rc = C.RRsetCache(1 << 20, lim)
+    recs = [(W("a.example."), 1, 1, 5000, b"\x01\x01\x01\x01"),
+            (W("A.example."), 1, 1, 2000, b"\x02\x02\x02\x02"),
+            (W("a.example."), 1, 1, 2000, b"\x02\x02\x02\x02")]
+    sig = (W("a.example."), 46, 1, 2000, b"\x00\x01" + b"\x00" * 30)
+    rc.store_records(recs, C.AUTH_ANSWER, 0.0, [sig])
+    e = rc.get(W("a.example."), 1, 1, 0.0)
+    assert e.ttl == 1000 and len(e.rdatas) == 2 and e.rrsigs == [sig]
+    assert rc.get(W("a.example."), 1, 1, 1001.0) is None
+    assert [r[3] for r in e.records(400.0)] == [600, 600]
+
+
+def test_negative_ttl_is_min_of_soa_ttl_and_minimum_and_capped():
+    soa = dns.rrset.from_text("example.", 900, "IN", "SOA", "ns. h. 1 2 3 4 120")
+    soa_rec = (W("example."), 6, 1, 900, soa[0].to_digestable())
+    rc = C.RRsetCache(1 << 20, Limits(max_negative_ttl=100))
+    out = rc.store_negative(W("nx.example."), 1, 1, True, [soa_rec], C.AUTH_AUTHORITY, 0.0)
+    assert out[0][3] == 100
+    rc2 = C.RRsetCache(1 << 20)
+    out = rc2.store_negative(W("nx.example."), 1, 1, True, [soa_rec], C.AUTH_AUTHORITY, 0.0)
+    assert out[0][3] == 120
+    # NXDOMAIN covers every type; NODATA only its own.
+    assert rc2.get_negative(W("NX.example."), 28, 1, 10.0).negative == 3
+    rc2.store_negative(W("nd.example."), 16, 1, False, [soa_rec], C.AUTH_AUTHORITY, 0.0)
+    assert rc2.get_negative(W("nd.example."), 16, 1, 10.0).negative == 0
+    assert rc2.get_negative(W("nd.example."), 1, 1, 10.0) is None
+    assert rc2.get_negative(W("nx.example."), 1, 1, 121.0) is None
+
+
+def test_stale_entries_only_within_the_window():
+    rc = C.RRsetCache(1 << 20, Limits(stale_window=100))
+    rc.store(rrset_entry("a.example.", 1, C.AUTH_ANSWER, [b"\x01\x01\x01\x01"]))
+    assert rc.get(W("a.example."), 1, 1, 350.0) is None
+    assert rc.get(W("a.example."), 1, 1, 350.0, stale_ok=True) is not None
+    assert rc.get(W("a.example."), 1, 1, 401.0, stale_ok=True) is None
+    e = MsgEntry(response_for(1, ttl=60)[1], 0.0, 100.0)
+    assert e.expires == 60.0 and e.stale_until == 160.0
+
+
+def test_infra_prefers_fast_servers_backs_off_dead_ones_and_explores():
+    lim = Limits(exploration=0.0)
+    infra = C.InfraCache(lim)
+    for _ in range(5):
+        infra.record_rtt("10.0.0.1", 0.050)
+        infra.record_rtt("10.0.0.2", 0.005)
+    assert infra.choose(["10.0.0.1", "10.0.0.2"], 0.0) == "10.0.0.2"
+    rto = infra.rto("10.0.0.2")
+    infra.record_timeout("10.0.0.2", 1.0)
+    assert infra.rto("10.0.0.2") == min(2 * rto, lim.max_rto)
+    infra.record_timeout("10.0.0.2", 1.0)       # second in a row: held down
+    assert infra.choose(["10.0.0.1", "10.0.0.2"], 2.0) == "10.0.0.1"
+    # After the hold-down it is considered again (and wins once it answers fast).
+    later = 2.0 + lim.server_holddown
+    infra.record_rtt("10.0.0.2", 0.004)
+    assert infra.choose(["10.0.0.1", "10.0.0.2"], later) == "10.0.0.2"
+    # All held down: still choose one rather than nothing.
+    for a in ("10.0.0.1", "10.0.0.2"):
+        infra.record_timeout(a, later)
+        infra.record_timeout(a, later)
+    assert infra.choose(["10.0.0.1", "10.0.0.2"], later) in ("10.0.0.1", "10.0.0.2")
+
+    explorer = C.InfraCache(Limits(exploration=0.5), rng=random.Random(7))
+    explorer.record_rtt("fast", 0.001)
+    explorer.record_rtt("slow", 0.2)
+    picks = {explorer.choose(["fast", "slow"], 0.0) for _ in range(200)}
+    assert picks == {"fast", "slow"}
+
+
+def test_infra_lameness_and_edns_memory():
+    infra = C.InfraCache()
+    infra.mark_lame("10.0.0.1", W("Example."))
+    assert infra.is_lame("10.0.0.1", W("example."))
+    assert not infra.is_lame("10.0.0.1", W("other."))
+    assert infra.edns("10.0.0.9")
+    infra.set_edns("10.0.0.9", False)
+    assert not infra.edns("10.0.0.9")
+
+
+def test_failures_expire_and_flush_forgets_by_name():
+    cache = C.Cache(1 << 20, Limits(failure_ttl=5))
+    cache.remember_failure((W("loop.example."), 1, 1), "cycle", 0.0)
+    assert cache.failure((W("loop.example."), 1, 1), 4.0) == "cycle"
+    assert cache.failure((W("loop.example."), 1, 1), 6.0) is None
+    key, wire = response_for(3)
+    cache.messages.store(key, wire, 0.0)
+    cache.rrsets.store(rrset_entry("host3.example.com.", 1, C.AUTH_ANSWER, [b"\x01\x01\x01\x01"]))
+    cache.rrsets.store(rrset_entry("other.example.com.", 1, C.AUTH_ANSWER, [b"\x01\x01\x01\x01"]))
+    cache.flush(W("HOST3.example.com."))
+    assert key not in cache.messages.table
+    assert cache.rrsets.get(W("host3.example.com."), 1, 1, 0.0) is None
+    assert cache.rrsets.get(W("other.example.com."), 1, 1, 0.0) is not None
+    cache.flush()
+    assert cache.bytes == 0

@@ -1,0 +1,353 @@
+"""resolver.Resolver through real sockets against fake authorities on 127.53.x.y, on every loop
+kind the shared fixtures provide."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.resolver
+import pytest
+
+import resolver
+from resolver.limits import Limits
+from scenario import FakeClock, FakeServers, root_hints, small_internet
+
+P = "127.53"
+FAST = Limits(exploration=0.0, initial_rto=0.1, max_rto=0.2, max_query_time=1.5)
+
+
+@pytest.fixture
+def world(run):
+    net = small_internet(prefix=P)
+    fs = FakeServers(net)
+    port = run(fs.start(sorted(set(net.served) | {f"{P}.7.7"})))
+    try:
+        yield net, fs, port
+    finally:
+        run(fs.stop())
+
+
+def make(port, **kw) -> resolver.Resolver:
+    kw.setdefault("limits", FAST)
+    return resolver.Resolver(root_hints(P), port=port, **kw)
+
+
+def test_resolve_returns_dnspython_answer_and_caches(world, run):
+    net, fs, port = world
+    r = make(port)
+    ans = run(r.resolve("alias.example.com", "A"))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert ans.canonical_name == dns.name.from_text("www.example.com.")
+    assert isinstance(ans.response, dns.message.Message) and ans.rrset.ttl <= 300
+    assert ans.expiration > 0
+    sent = r.stats.upstream_queries
+    assert sent >= 3
+    again = run(r.resolve("alias.example.com", "A"))
+    assert r.stats.upstream_queries == sent and r.stats.cache_hits == 1
+    assert again.rrset == ans.rrset
+
+
+def test_resolve_raises_dnspython_exceptions(world, run):
+    net, fs, port = world
+    r = make(port)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(r.resolve("nope.example.com"))
+    with pytest.raises(dns.resolver.NoAnswer):
+        run(r.resolve("txt.example.com", "A"))
+    with pytest.raises(dns.resolver.NXDOMAIN):      # from the negative cache this time
+        run(r.resolve("nope.example.com", "AAAA"))
+    for a in (f"{P}.3.1", f"{P}.3.2"):
+        net.faults[a] = "refused"
+    with pytest.raises(dns.resolver.NoNameservers):
+        run(r.resolve("www.example.com"))
+
+
+def test_every_authority_dead_ends_within_the_time_limit(world, run, loop):
+    net, fs, port = world
+    for a in (f"{P}.0.1", f"{P}.0.2"):
+        net.faults[a] = "timeout"
+    r = make(port, limits=FAST.replace(max_query_time=0.6, max_rto=0.4, initial_rto=0.4))
+    t0 = loop.time()
+    with pytest.raises((dns.resolver.LifetimeTimeout, dns.resolver.NoNameservers)):
+        run(r.resolve("www.example.com"))
+    assert loop.time() - t0 < 5.0          # a bound, not a speed measurement
+    assert r.stats.upstream_timeouts >= 1 and r.stats.upstream_queries >= 2
+
+
+def test_resolve_message_wire_and_message(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.clock = clock = FakeClock()
+    q = dns.message.make_query("WWW.Example.com", "A", want_dnssec=True)
+    q.id = 4321
+    out = run(r.resolve_message(q.to_wire()))
+    assert isinstance(out, bytes)
+    m = dns.message.from_wire(out)
+    assert m.id == 4321 and m.flags & dns.flags.RA and m.flags & dns.flags.QR
+    assert m.flags & dns.flags.RD and m.edns == 0 and m.ednsflags & dns.flags.DO
+    assert out[12:12 + 17] == q.to_wire()[12:12 + 17]
+    assert m.answer[0][0].address == "192.0.2.1"
+    clock.advance(100)
+    q2 = dns.message.make_query("www.example.COM", "A", want_dnssec=True)
+    hit = run(r.resolve_message(q2.to_wire()))
+    m2 = dns.message.from_wire(hit)
+    assert m2.id == q2.id and m2.answer[0].ttl == m.answer[0].ttl - 100
+    assert r.resolve_cached(q2.to_wire()) is not None
+    msg = run(r.resolve_message(dns.message.make_query("nope.example.com", "MX")))
+    assert isinstance(msg, dns.message.Message) and msg.rcode() == dns.rcode.NXDOMAIN
+    assert msg.authority and msg.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def test_resolve_message_bad_queries_get_error_rcodes(world, run):
+    net, fs, port = world
+    r = make(port)
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    notimp = bytearray(q)
+    notimp[2] |= 2 << 3                       # opcode STATUS
+    m = dns.message.from_wire(run(r.resolve_message(bytes(notimp))))
+    assert m.rcode() == dns.rcode.NOTIMP
+    ch = dns.message.make_query("version.bind", "TXT", "CH").to_wire()
+    assert dns.message.from_wire(run(r.resolve_message(ch))).rcode() == dns.rcode.REFUSED
+    garbage = q[:12] + b"\xff\xff\xff"
+    out = run(r.resolve_message(garbage))
+    assert out[:2] == q[:2] and out[3] & 0x0F == dns.rcode.FORMERR
+    badvers = dns.message.make_query("www.example.com", "A", use_edns=1).to_wire()
+    assert dns.message.from_wire(run(r.resolve_message(badvers))).rcode() == dns.rcode.BADVERS
+    with pytest.raises(resolver.wire.WireError):
+        run(r.resolve_message(b"\x00\x01"))
+    assert r.stats.upstream_queries == 0
+
+
+def test_truncated_answer_is_retried_over_tcp(world, run):
+    net, fs, port = world
+    for a in (f"{P}.3.1", f"{P}.3.2"):
+        net.faults[a] = "tc"
+    r = make(port)
+    ans = run(r.resolve("www.example.com"))
+    assert ans[0].address == "192.0.2.1"
+    assert r.stats.upstream_tcp >= 1
+
+
+def test_formerr_to_edns_is_retried_without_edns_and_remembered(world, run):
+    net, fs, port = world
+    net.faults[f"{P}.3.1"] = net.faults[f"{P}.3.2"] = "formerr-edns"
+    r = make(port)
+    assert run(r.resolve("www.example.com"))[0].address == "192.0.2.1"
+    assert not r.cache.infra.edns(f"{P}.3.1") or not r.cache.infra.edns(f"{P}.3.2")
+
+
+def test_mismatched_and_spoofed_replies_are_ignored(world, run):
+    net, fs, port = world
+    spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    spoofer.bind((f"{P}.9.9", 0))
+
+    def hook(data, reply):
+        real = net.answer(f"{P}.0.1", data)
+        m = dns.message.from_wire(real)
+        fake = dns.message.from_wire(real)
+        fake.authority = []
+        fake.answer = [dns.rrset.from_text(m.question[0].name, 300, "IN", "A", "6.6.6.6")]
+        fake.flags |= dns.flags.AA
+        wrong_id = bytearray(fake.to_wire())
+        wrong_id[0] ^= 0xFF
+        reply(bytes(wrong_id))
+        wrong_case = bytearray(fake.to_wire())
+        wrong_case[13] ^= 0x20                  # flip the case of the first qname letter
+        reply(bytes(wrong_case))
+        peer = fs_peer[0]
+        spoofer.sendto(fake.to_wire(), peer)    # right ID, wrong source address
+        reply(real)
+
+    fs_peer = [None]
+    import scenario
+
+    orig = scenario._UDP.datagram_received
+
+    def capture(self, data, peer):
+        fs_peer[0] = peer
+        return orig(self, data, peer)
+
+    scenario._UDP.datagram_received = capture
+    try:
+        fs.udp_hooks[f"{P}.0.1"] = fs.udp_hooks[f"{P}.0.2"] = hook
+        r = make(port)
+        ans = run(r.resolve("www.example.com"))
+    finally:
+        scenario._UDP.datagram_received = orig
+        spoofer.close()
+    assert ans[0].address == "192.0.2.1"
+    assert r.stats.dropped_mismatched >= 2
+
+
+def test_garbage_from_one_server_is_dropped_and_another_asked(world, run):
+    net, fs, port = world
+    net.faults[f"{P}.0.1"] = "garbage"        # wrong question bytes: ignored, then timeout
+    net.faults[f"{P}.3.1"] = "malformed"      # right ID/question, broken records: dropped,
+    #                                             the real answer still awaited (then timeout)
+    r = make(port)
+    r.cache.infra.record_rtt(f"{P}.0.2", 0.05)     # the broken ones, unmeasured, go first
+    r.cache.infra.record_rtt(f"{P}.3.2", 0.05)
+    assert run(r.resolve("www.example.com"))[0].address == "192.0.2.1"
+    assert r.stats.dropped_mismatched >= 1 and r.stats.dropped_malformed == 1
+    asked = [a for a, q, t in net.log]
+    assert f"{P}.0.2" in asked and f"{P}.3.2" in asked
+
+
+def test_identical_lookups_in_flight_share_one_resolution(world, run):
+    net, fs, port = world
+    r = make(port)
+
+    async def many():
+        return await asyncio.gather(*(r.resolve("www.example.com") for _ in range(20)))
+
+    answers = run(many())
+    assert all(a[0].address == "192.0.2.1" for a in answers)
+    assert r.stats.coalesced == 19
+    assert r.stats.upstream_queries == 3
+
+
+def test_serve_stale_when_authorities_fail(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.clock = clock = FakeClock()
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    run(r.resolve_message(q))
+    clock.advance(400)                       # past the 300 s TTL, within the stale window
+    for a in list(net.served):
+        net.faults[a] = "refused"
+    r.cache.rrsets.lru.clear()               # force a real attempt upstream
+    m = dns.message.from_wire(run(r.resolve_message(q)))
+    assert m.rcode() == dns.rcode.NOERROR and m.answer[0].ttl == FAST.stale_answer_ttl
+    assert r.stats.stale_answers == 1
+    clock.advance(FAST.stale_window + 10)
+    m = dns.message.from_wire(run(r.resolve_message(q)))
+    assert m.rcode() == dns.rcode.SERVFAIL
+
+
+def test_popular_entry_is_prefetched_near_expiry(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.clock = clock = FakeClock()
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    run(r.resolve_message(q))
+    run(r.resolve_message(q))
+    clock.advance(280)                       # in the last 10 % of 300 s
+    before = r.stats.upstream_queries
+
+    async def hit_then_wait():
+        out = r.resolve_cached(q)
+        await asyncio.gather(*r._background)
+        return out
+
+    assert run(hit_then_wait()) is not None
+    assert r.stats.prefetches == 1 and r.stats.upstream_queries > before
+    key = resolver.wire.parse_query(q)[0]
+    assert r.cache.messages.table[key].expires == clock() + 300
+    run(r.close())
+
+
+def test_hostile_queries_never_crash(world, run):
+    net, fs, port = world
+    r = make(port)
+    import random
+    rnd = random.Random(5)
+    base = dns.message.make_query("www.example.com", "A").to_wire()
+
+    async def batch():
+        for _ in range(300):
+            b = bytearray(base)
+            for _ in range(rnd.randint(1, 4)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            b = bytes(b[:rnd.randint(12, len(b))])
+            try:
+                out = await r.resolve_message(b)
+            except resolver.wire.WireError:
+                continue
+            assert out[:2] == b[:2]
+
+    run(batch(), timeout=60)
+
+
+def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
+    net, fs, port = world
+    r = make(port)
+
+    async def go():
+        first = asyncio.ensure_future(r.resolve("www.example.com"))
+        second = asyncio.ensure_future(r.resolve("www.example.com"))
+        await asyncio.sleep(0)
+        first.cancel()
+        ans = await second
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return ans
+
+    assert run(go())[0].address == "192.0.2.1"
+    assert r.stats.coalesced == 1 and not r._inflight
+
+
+def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
+    from resolver.engine import parse_root_hints
+
+    shipped = parse_root_hints(resolver.engine.ROOT_HINTS_FILE)
+    assert len({n.lower() for n, _ in shipped}) == 13
+    assert ("198.41.0.4" in {a for _, a in shipped}) and any(":" in a for _, a in shipped)
+    r = resolver.Resolver()
+    assert len(r.hints) == len(shipped)
+    f = tmp_path / "hints"
+    f.write_text("; lab\n.  3600 IN NS a.lab.\na.lab. 3600 IN A 127.0.0.9\n"
+                 "stray.lab. 3600 A 127.0.0.10\n")
+    assert parse_root_hints(str(f)) == [(b"\x01a\x03lab\x00", "127.0.0.9")]
+    f.write_text("example. 3600 NS a.lab.\n")
+    with pytest.raises(ValueError):
+        parse_root_hints(f)
+    f.write_text("garbage line\n")
+    with pytest.raises(ValueError):
+        parse_root_hints(f)
+    with pytest.raises(ValueError):
+        resolver.Resolver([])
+
+
+def test_resolve_serves_stale_answers_too(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.clock = clock = FakeClock()
+    run(r.resolve("www.example.com"))
+    clock.advance(400)
+    for a in list(net.served):
+        net.faults[a] = "refused"
+    r.cache.rrsets.lru.clear()
+    ans = run(r.resolve("www.example.com"))
+    assert ans[0].address == "192.0.2.1" and ans.rrset.ttl == FAST.stale_answer_ttl
+    assert r.stats.stale_answers == 1
+
+
+def test_no_descriptor_leaks_across_timeouts_tcp_and_cancellation(world, run):
+    def open_fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    net, fs, port = world
+    net.faults[f"{P}.0.1"] = "timeout"
+    net.faults[f"{P}.3.1"] = net.faults[f"{P}.3.2"] = "tc"
+    r = make(port)
+    run(r.resolve("www.example.com"))            # warm up lazily created loop resources
+    before = open_fds()
+
+    async def go():
+        for name in ("mail.example.com", "txt.example.com", "alias.example.com"):
+            try:
+                await r.resolve(name, "MX")
+            except dns.resolver.NoAnswer:
+                pass
+        t = asyncio.ensure_future(r.resolve("www.other.net"))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        await r.close()
+
+    run(go())
+    assert open_fds() - before == set()

@@ -1,0 +1,390 @@
+"""Deterministic scenarios for the sans-IO iterator: a fake network and a fake clock, no sockets
+(in the manner of Unbound's replay tests)."""
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import dns.rrset
+
+from resolver import cache as C
+from resolver import iterator as itr
+from resolver.cache import Cache
+from resolver.engine import parse_root_hints
+from resolver.iterator import Iterator
+from resolver.limits import Limits
+from resolver.wire import to_text
+from scenario import FakeClock, FakeNet, W, drive, root_hints, small_internet
+
+NO_EXPLORE = Limits(exploration=0.0)
+
+
+class World:
+    def __init__(self, net: FakeNet | None = None, limits: Limits = NO_EXPLORE, **kw) -> None:
+        self.net = net or small_internet()
+        self.clock = FakeClock()
+        self.limits = limits
+        self.cache = Cache(1 << 22, limits)
+        self.hints = parse_root_hints(root_hints())
+        self.kw = kw
+
+    def resolve(self, name: str, rdtype: int = 1, **kw) -> itr.Result:
+        it = Iterator(W(name), rdtype, 1, self.cache, self.hints, self.clock,
+                      limits=self.limits, **{**self.kw, **kw})
+        return drive(it, self.net, self.clock)
+
+    def asked(self) -> list[tuple[str, str]]:
+        out = self.net.queries()
+        self.net.log.clear()
+        return out
+
+
+def names(records) -> list[tuple[str, int]]:
+    return [(to_text(r[0]).lower(), r[1]) for r in records]
+
+
+def test_referrals_with_glue_and_qname_minimisation():
+    w = World()
+    res = w.resolve("www.example.com.")
+    assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 1])
+    # RFC 9156: each zone is asked only for one more label, with type A.
+    assert w.asked() == [("com.", "A"), ("example.com.", "A"), ("www.example.com.", "A")]
+
+
+def test_without_minimisation_the_full_name_goes_everywhere():
+    w = World(minimise=False)
+    assert w.resolve("www.example.com.", 28).rcode == 0
+    assert w.asked() == [("www.example.com.", "AAAA")] * 3
+
+
+def test_cache_is_used_for_answers_and_closest_delegation():
+    w = World()
+    w.resolve("www.example.com.")
+    w.asked()
+    assert w.resolve("www.example.com.").answer
+    assert w.asked() == []
+    w.resolve("mail.example.com.", 15)
+    assert w.asked() == [("mail.example.com.", "MX")]    # straight to example.com's servers
+
+
+def test_cname_inside_zone_and_across_zones():
+    w = World()
+    res = w.resolve("alias.example.com.")
+    assert names(res.answer) == [("alias.example.com.", 5), ("www.example.com.", 1)]
+    res = w.resolve("far.example.com.")
+    assert names(res.answer) == [("far.example.com.", 5), ("host.other.net.", 1)]
+    assert ("host.other.net.", "A") in w.asked()
+
+
+def test_dname_is_followed_with_a_synthesized_cname():
+    w = World()
+    res = w.resolve("x.sub.example.com.")
+    assert names(res.answer)[:2] == [("sub.example.com.", 39), ("x.sub.example.com.", 5)]
+    assert res.rcode == dns.rcode.NXDOMAIN      # x.other.net does not exist
+    res = w.resolve("www.sub.example.com.")
+    assert res.rcode == 0 and names(res.answer)[-1] == ("www.other.net.", 1)
+
+
+def test_nxdomain_and_nodata_are_cached_negatively_with_soa():
+    w = World()
+    res = w.resolve("nope.example.com.")
+    assert res.rcode == dns.rcode.NXDOMAIN and names(res.authority) == [("example.com.", 6)]
+    assert res.authority[0][3] == 300       # min(SOA TTL 3600, MINIMUM 300)
+    w.asked()
+    w.clock.advance(10)
+    again = w.resolve("nope.example.com.", 28)   # NXDOMAIN covers every type
+    assert again.rcode == dns.rcode.NXDOMAIN and again.authority[0][3] == 290
+    assert w.asked() == []
+    res = w.resolve("txt.example.com.", 1)
+    assert res.rcode == 0 and res.answer == [] and res.authority
+    assert w.resolve("txt.example.com.", 16).answer      # the TXT itself exists
+
+
+def test_wildcard_and_empty_non_terminal():
+    w = World()
+    res = w.resolve("a.b.wild.example.com.")
+    assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 99])
+    assert to_text(res.answer[0][0]) == "a.b.wild.example.com."
+    res = w.resolve("nonterminal.example.com.")
+    assert res.rcode == 0 and res.answer == []       # exists (has a child), no data
+
+
+def test_out_of_bailiwick_ns_names_are_resolved_as_sub_queries():
+    w = World()
+    res = w.resolve("www.glueless.com.")
+    assert res.rcode == 0 and res.answer[0][4] == bytes([203, 0, 113, 5])
+    asked = w.asked()
+    assert ("ns.other.net.", "A") in asked
+    assert asked[-1] == ("www.glueless.com.", "A")
+
+
+def test_dead_server_times_out_then_another_answers_and_it_is_remembered():
+    w = World()
+    w.net.faults["10.0.3.1"] = "timeout"
+    w.net.faults["10.0.1.1"] = "timeout"
+    res = w.resolve("www.example.com.")
+    assert res.rcode == 0
+    assert w.net.queries("10.0.3.2")
+    w.asked()
+    # The first timeout raised its RTO; after a second one it is held down and not asked.
+    w.resolve("txt.example.com.", 16)
+    w.resolve("mail.example.com.", 15)
+    w.net.log.clear()
+    w.resolve("www.example.com.", 28)
+    assert w.net.queries("10.0.3.1") == []
+
+
+def test_lame_and_failing_servers_are_skipped():
+    for fault in ("lame", "nonauth", "servfail", "refused", "garbage"):
+        w = World()
+        w.net.faults["10.0.3.1"] = fault
+        w.net.faults["10.0.0.1"] = fault
+        res = w.resolve("www.example.com.")
+        assert res.rcode == 0, fault
+        assert res.answer[0][4] == bytes([192, 0, 2, 1])
+        if fault in ("lame", "nonauth"):
+            assert w.cache.infra.is_lame("10.0.3.1", W("example.com.")), (fault, w.net.log)
+
+
+def test_garbage_is_counted_as_dropped():
+    class Stats:
+        dropped_malformed = 0
+    w = World(stats=Stats())
+    w.net.faults["10.0.0.1"] = "garbage"
+    w.resolve("www.example.com.")
+    assert w.kw["stats"].dropped_malformed == 1
+
+
+def test_all_servers_dead_gives_servfail_within_bounds():
+    w = World()
+    for a in ("10.0.3.1", "10.0.3.2"):
+        w.net.faults[a] = "timeout"
+    t0 = w.clock()
+    res = w.resolve("www.example.com.")
+    assert res.rcode == dns.rcode.SERVFAIL and "example.com" in res.reason
+    assert w.clock() - t0 <= w.limits.max_query_time + 1
+    # Remembered as a failure for a short while: no new queries.
+    w.asked()
+    assert w.resolve("www.example.com.").rcode == dns.rcode.SERVFAIL
+    assert w.asked() == []
+
+
+def test_time_limit_ends_a_query_whose_servers_are_slow():
+    net = small_internet()
+    w = World(net, limits=Limits(exploration=0.0, max_query_time=1.0))
+    for a in ("10.0.0.1", "10.0.0.2"):
+        net.faults[a] = "timeout"
+    res = w.resolve("www.example.com.")
+    assert res.rcode == dns.rcode.SERVFAIL
+
+
+def cyclic_net() -> FakeNet:
+    net = small_internet()
+    net.zone("com.", """
+@ 86400 NS a.gtld.com.
+a.gtld 86400 A 10.0.1.1
+loopa 86400 NS ns.loopb.com.
+loopb 86400 NS ns.loopa.com.
+""", ["10.0.1.1", "10.0.1.2"])
+    return net
+
+
+def test_cyclic_delegation_terminates_and_is_cached_as_failure():
+    w = World(cyclic_net())
+    res = w.resolve("www.loopa.com.")
+    assert res.rcode == dns.rcode.SERVFAIL
+    n = len(w.asked())
+    assert n < 20
+    assert w.resolve("www.loopa.com.").rcode == dns.rcode.SERVFAIL
+    assert w.asked() == []
+
+
+def test_cname_chain_limit_and_cname_loop():
+    body = "\n".join(f"c{i} 300 CNAME c{i + 1}" for i in range(15)) + "\nc15 300 A 192.0.2.7\n"
+    body += "loop1 300 CNAME loop2\nloop2 300 CNAME loop1\n"
+    net = small_internet()
+    net.zone("chain.com.", body, ["10.0.5.1"])
+    net.zone("com.", """
+@ 86400 NS a.gtld.com.
+a.gtld 86400 A 10.0.1.1
+chain 86400 NS ns.chain.com.
+ns.chain 86400 A 10.0.5.1
+""", ["10.0.1.1", "10.0.1.2"])
+    w = World(net)
+    assert w.resolve("c10.chain.com.").rcode == 0            # 5 links: fine
+    res = w.resolve("c0.chain.com.")                         # 15 links: too many
+    assert res.rcode == dns.rcode.SERVFAIL and "chain" in res.reason
+    assert w.resolve("loop1.chain.com.").rcode == dns.rcode.SERVFAIL
+
+
+def test_out_of_bailiwick_records_are_not_cached():
+    net = small_internet()
+
+    def poison(q: dns.message.Message):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        name = q.question[0].name
+        if name.to_text() == "www.example.com.":
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.1"))
+            r.answer.append(dns.rrset.from_text("www.other.net.", 300, "IN", "A", "6.6.6.6"))
+            r.additional.append(dns.rrset.from_text("ns.other.net.", 300, "IN", "A", "6.6.6.6"))
+        else:
+            r.authority.append(dns.rrset.from_text("example.com.", 300, "IN", "SOA",
+                                                   "ns. h. 1 2 3 4 5"))
+        return r.to_wire()
+
+    import dns.flags
+    for a in ("10.0.3.1", "10.0.3.2"):
+        net.faults[a] = poison
+    w = World(net)
+    assert w.resolve("www.example.com.").rcode == 0
+    now = w.clock()
+    assert w.cache.rrsets.get(W("www.other.net."), 1, 1, now) is None
+    assert w.cache.rrsets.get(W("ns.other.net."), 1, 1, now) is None
+    res = w.resolve("www.other.net.")
+    assert res.answer[0][4] == bytes([198, 51, 100, 8])
+
+
+def test_glue_does_not_override_authoritative_address():
+    w = World()
+    w.resolve("ns1.example.com.")               # authoritative answer from example.com
+    e = w.cache.rrsets.get(W("ns1.example.com."), 1, 1, w.clock())
+    assert e.rank == C.AUTH_ANSWER
+    w.cache.rrsets.store_records([(W("ns1.example.com."), 1, 1, 300, b"\x06\x06\x06\x06")],
+                                 C.GLUE, w.clock())
+    assert w.cache.rrsets.get(W("ns1.example.com."), 1, 1, w.clock()).rdatas == [bytes([10, 0, 3, 1])]
+
+
+def test_ns_names_resolved_per_delegation_are_limited():
+    net = small_internet()
+    many = "\n".join(f"victim 86400 NS ns{i}.nowhere.net." for i in range(30))
+    net.zone("com.", "@ 86400 NS a.gtld.com.\na.gtld 86400 A 10.0.1.1\n" + many,
+             ["10.0.1.1", "10.0.1.2"])
+    w = World(net, limits=Limits(exploration=0.0, max_ns_names_per_delegation=3,
+                                 max_upstream_queries=200))
+    res = w.resolve("www.victim.com.")
+    assert res.rcode == dns.rcode.SERVFAIL
+    looked_up = {q for q, t in w.asked() if q.endswith("nowhere.net.")}
+    assert 1 <= len(looked_up) <= 3
+
+
+def test_upstream_query_budget_is_enforced():
+    w = World(limits=Limits(exploration=0.0, max_upstream_queries=2))
+    res = w.resolve("www.example.com.")
+    assert res.rcode == dns.rcode.SERVFAIL and "upstream query limit" in res.reason
+    assert len(w.asked()) == 2
+
+
+def test_referral_loop_sideways_is_treated_as_lame():
+    net = small_internet()
+
+    def sideways(q):
+        r = dns.message.make_response(q)
+        r.authority.append(dns.rrset.from_text("net.", 300, "IN", "NS", "ns.net."))
+        return r.to_wire()
+
+    for a in ("10.0.3.1", "10.0.3.2"):
+        net.faults[a] = sideways
+    w = World(net)
+    res = w.resolve("www.example.com.")
+    assert res.rcode == dns.rcode.SERVFAIL
+    assert len(w.asked()) < 10
+
+
+def test_validator_sits_between_replies_and_cache():
+    seen = []
+
+    def validator(m, zone, server, iterator):
+        seen.append(to_text(zone))
+        if to_text(zone) == "example.com.":
+            raise itr.Bogus("bad signature")
+        return m
+
+    w = World(validator=validator)
+    res = w.resolve("www.example.com.")
+    assert res.rcode == dns.rcode.SERVFAIL and "bogus" in res.reason
+    assert seen[:3] == [".", "com.", "example.com."]
+    assert w.cache.rrsets.get(W("www.example.com."), 1, 1, w.clock()) is None
+
+
+def test_validator_can_fetch_keys_through_the_iterator_and_mark_data_secure():
+    fetched = []
+
+    def validator(m, zone, server, iterator):
+        if to_text(zone) == "example.com." and m.answer and m.qtype == 1:
+            # e.g. the zone's DNSKEY: here the NS set, fetched inside the same state machine
+            res = yield from iterator.lookup(zone, 2)
+            fetched.append(res.rcode)
+            m.security = itr.SECURE
+        return m
+
+    w = World(validator=validator)
+    res = w.resolve("www.example.com.")
+    assert res.rcode == 0 and fetched == [0]
+    assert ("example.com.", "NS") in w.asked()
+    e = w.cache.rrsets.get(W("www.example.com."), 1, 1, w.clock())
+    assert e.rank == C.VALIDATED
+
+
+def test_rrsigs_are_kept_with_their_rrsets():
+    net = small_internet()
+    net.zone("signed.com.", """
+@ 3600 NS ns.signed.com.
+ns 3600 A 10.0.6.1
+www 300 A 192.0.2.8
+www 300 RRSIG A 13 3 300 20300101000000 20200101000000 12345 signed.com. AAAA
+""", ["10.0.6.1"])
+    net.zone("com.", """
+@ 86400 NS a.gtld.com.
+a.gtld 86400 A 10.0.1.1
+signed 86400 NS ns.signed.com.
+ns.signed 86400 A 10.0.6.1
+""", ["10.0.1.1", "10.0.1.2"])
+    w = World(net)
+    res = w.resolve("www.signed.com.")
+    assert [r[1] for r in res.answer] == [1, 46]
+    e = w.cache.rrsets.get(W("www.signed.com."), 1, 1, w.clock())
+    assert len(e.rrsigs) == 1
+    cached = w.resolve("www.signed.com.")
+    assert [r[1] for r in cached.answer] == [1, 46]
+
+
+def test_ds_queries_go_to_the_parent():
+    w = World(minimise=False)
+    w.resolve("www.example.com.")
+    w.net.log.clear()
+    res = w.resolve("example.com.", 43)
+    assert res.rcode == 0 and names(res.authority) == [("com.", 6)]
+    servers = [a for a, q, t in w.net.log]
+    assert servers and all(a.startswith("10.0.1.") for a in servers)
+
+
+def test_a_lone_server_is_asked_again_after_a_lost_reply_but_not_forever():
+    net = small_internet()
+    lost = {"n": 0}
+
+    def lose_first(q):
+        lost["n"] += 1
+        if lost["n"] == 1:
+            return None
+        net.faults.pop("10.0.4.1")
+        return net.answer("10.0.4.1", q.to_wire())
+
+    net.faults["10.0.4.1"] = lose_first
+    w = World(net)
+    res = w.resolve("www.other.net.")
+    assert res.rcode == 0 and lost["n"] == 2
+    net.faults["10.0.4.1"] = "timeout"
+    w.cache.flush()
+    res = w.resolve("host.other.net.")
+    assert res.rcode == dns.rcode.SERVFAIL
+    tries = [q for a, q, t in w.net.log if a == "10.0.4.1" and q == "host.other.net."]
+    assert len(tries) == w.limits.max_tries_per_server
+
+
+def test_names_below_a_cached_nxdomain_are_nxdomain_without_asking():
+    w = World()
+    assert w.resolve("nope.example.com.").rcode == dns.rcode.NXDOMAIN
+    w.asked()
+    res = w.resolve("a.b.nope.example.com.", 16)
+    assert res.rcode == dns.rcode.NXDOMAIN and names(res.authority) == [("example.com.", 6)]
+    assert w.asked() == []

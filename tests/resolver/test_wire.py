@@ -1,0 +1,260 @@
+"""resolver.wire: the cache-hit path on raw bytes and the reply parser the iterator uses."""
+from __future__ import annotations
+
+import struct
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdata
+import dns.rrset
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resolver import wire
+from resolver.wire import WireError
+
+
+def W(text: str) -> bytes:
+    return dns.name.from_text(text).to_wire()
+
+
+def sample_response(qname: str = "www.example.com.", edns: bool = True) -> bytes:
+    q = dns.message.make_query(qname, "A", use_edns=0 if edns else False)
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text(qname, 300, "IN", "CNAME", "web.example.com."))
+    r.answer.append(dns.rrset.from_text("web.example.com.", 200, "IN", "A", "192.0.2.1", "192.0.2.2"))
+    r.authority.append(dns.rrset.from_text("example.com.", 3600, "IN", "NS", "ns1.example.com.",
+                                           "ns2.example.net."))
+    r.additional.append(dns.rrset.from_text("ns1.example.com.", 3600, "IN", "A", "10.0.0.1"))
+    return r.to_wire()
+
+
+# ---- parse_query ---------------------------------------------------------------------------
+
+def test_parse_query_key_is_case_folded_and_variant_tracks_edns_do_cd():
+    plain = dns.message.make_query("WwW.Example.COM.", "AAAA", use_edns=False)
+    key, qend = wire.parse_query(plain.to_wire())
+    assert key == W("www.example.com.") + struct.pack("!HHB", 28, 1, 0)
+    assert qend == 12 + len(W("www.example.com.")) + 4
+    ed = dns.message.make_query("www.example.com.", "AAAA", use_edns=0)
+    do = dns.message.make_query("www.example.com.", "AAAA", want_dnssec=True)
+    cd = dns.message.make_query("www.example.com.", "AAAA", use_edns=0)
+    cd.flags |= dns.flags.CD
+    variants = [wire.parse_query(m.to_wire())[0][-1] for m in (ed, do, cd)]
+    assert variants == [1, 3, 5]
+    assert wire.cache_key(W("WWW.example.com."), 28, 1, 3) == wire.parse_query(do.to_wire())[0]
+
+
+def test_parse_query_declines_what_the_hot_path_cannot_answer():
+    q = dns.message.make_query("a.example.", "A").to_wire()
+    assert wire.parse_query(q) is not None
+    response = bytearray(q)
+    response[2] |= 0x80
+    notify = bytearray(q)
+    notify[2] |= 4 << 3
+    two_questions = bytearray(q)
+    two_questions[5] = 2
+    edns1 = dns.message.make_query("a.example.", "A", use_edns=1).to_wire()
+    compressed = q[:12] + b"\xc0\x0c" + q[-4:]
+    for bad in (bytes(response), bytes(notify), bytes(two_questions), q[:-1], q + b"x",
+                edns1, compressed, b"", b"\x00" * 11):
+        assert wire.parse_query(bad) is None
+
+
+# ---- the cache-hit rewrite -------------------------------------------------------------------
+
+def test_answer_from_entry_patches_id_rd_case_and_ttls():
+    resp = sample_response()
+    e = wire.MsgEntry(resp, 100.0, 50.0)
+    assert e.ttl == 200 and e.expires == 300.0 and e.stale_until == 350.0
+    q = dns.message.make_query("WWW.EXAMPLE.com.", "A", use_edns=0)
+    q.id = 0xBEEF
+    q.flags &= ~dns.flags.RD
+    qw = q.to_wire()
+    out = wire.answer_from_entry(e, qw, wire.parse_query(qw)[1], 161.7)
+    m = dns.message.from_wire(out)
+    assert m.id == 0xBEEF
+    assert not m.flags & dns.flags.RD
+    assert out[12:12 + 17] == qw[12:12 + 17]          # exact case echoed
+    ttls = sorted(rs.ttl for rs in m.answer + m.authority + m.additional)
+    assert ttls == [139, 239, 3539, 3539]
+    stale = dns.message.from_wire(wire.answer_from_entry(e, qw, wire.parse_query(qw)[1], 999.0, 30))
+    assert {rs.ttl for rs in stale.answer + stale.authority} == {30}
+    # The cached bytes themselves are untouched.
+    assert e.wire == resp
+
+
+def test_lookup_serves_fresh_entries_only():
+    resp = sample_response()
+    key, _ = wire.parse_query(dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire())
+    table = {key: wire.MsgEntry(resp, 0.0, 0.0)}
+    q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
+    assert dns.message.from_wire(wire.lookup(table, q, 10.0)).answer
+    assert wire.lookup(table, q, 201.0) is None
+    other = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
+    assert wire.lookup(table, other, 10.0) is None
+    from collections import OrderedDict
+    od = OrderedDict([(key, wire.MsgEntry(resp, 0.0, 0.0)), (b"other", None)])
+    assert wire.lookup(od, q, 10.0) is not None and list(od)[-1] == key
+
+
+# ---- parse_response ----------------------------------------------------------------------------
+
+def _as_dnspython(records):
+    out = set()
+    for owner, t, c, ttl, rd in records:
+        out.add((dns.name.from_wire(owner, 0)[0], t, c, ttl,
+                 dns.rdata.from_wire(c, t, rd, 0, len(rd)).to_text()))
+    return out
+
+
+@pytest.mark.parametrize("rtype,data", [
+    ("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("MX", "10 mail.example.com."),
+    ("SOA", "ns.example.com. host.example.com. 1 2 3 4 5"), ("SRV", "1 2 3 t.example.com."),
+    ("TXT", '"a b" "c"'), ("DNAME", "other.example."), ("PTR", "x.example.com."),
+])
+def test_parse_response_matches_dnspython(rtype, data):
+    q = dns.message.make_query("x.example.com.", rtype, want_dnssec=True)
+    r = dns.message.make_response(q)
+    r.use_edns(0, dns.flags.DO, 1232)
+    r.answer.append(dns.rrset.from_text("x.example.com.", 77, "IN", rtype, data))
+    r.authority.append(dns.rrset.from_text("example.com.", 88, "IN", "NS", "ns.example.com."))
+    w = r.to_wire()
+    p = wire.parse_response(w)
+    assert p.qr and p.edns and p.edns_flags & 0x8000 and p.id == q.id
+    assert p.qname == W("x.example.com.") and p.question == w[12:12 + len(p.question)]
+    ref = dns.message.from_wire(w)
+    expect = {(rs.name, rs.rdtype, rs.rdclass, rs.ttl, rd.to_text())
+              for rs in ref.answer + ref.authority for rd in rs}
+    assert _as_dnspython(p.answer + p.authority) == expect
+
+
+def test_parse_response_keeps_name_case_and_extended_rcode():
+    q = dns.message.make_query("Mixed.Case.", "A", use_edns=0)
+    r = dns.message.make_response(q)
+    r.set_rcode(16)        # BADVERS: needs the OPT extended rcode
+    p = wire.parse_response(r.to_wire())
+    assert p.qname == b"\x05Mixed\x04Case\x00" and p.rcode == 16
+
+
+def test_compression_loop_and_bad_pointers_are_wire_errors():
+    header = struct.pack("!HHHHHH", 1, 0x8400, 1, 0, 0, 0)
+    loop_self = header + b"\xc0\x0c" + b"\x00\x01\x00\x01"
+    loop_pair = header + b"\x01a\xc0\x0e\xc0\x0c" + b"\x00\x01\x00\x01"
+    beyond = header + b"\xc0\xff" + b"\x00\x01\x00\x01"
+    bad_label_type = header + b"\x41a\x00\x00\x01\x00\x01"
+    for bad in (loop_self, loop_pair, beyond, bad_label_type):
+        with pytest.raises(WireError):
+            wire.parse_response(bad)
+    # A long but legal chain of pointers is bounded by max_jumps.
+    with pytest.raises(WireError):
+        wire.parse_response(sample_response(), max_jumps=0)
+
+
+def test_name_longer_than_255_is_rejected():
+    labels = b"".join(b"\x3f" + b"a" * 63 for _ in range(4)) + b"\x00"   # 257 bytes
+    msg = struct.pack("!HHHHHH", 1, 0x8400, 1, 0, 0, 0) + labels + b"\x00\x01\x00\x01"
+    with pytest.raises(WireError):
+        wire.parse_response(msg)
+
+
+def test_every_truncation_is_a_wire_error():
+    w = sample_response()
+    for n in range(len(w)):
+        with pytest.raises(WireError):
+            wire.parse_response(w[:n])
+
+
+def test_rdata_with_name_overrunning_rdlength_is_rejected():
+    q = dns.message.make_query("x.example.", "NS")
+    r = dns.message.make_response(q)
+    r.answer.append(dns.rrset.from_text("x.example.", 60, "IN", "NS", "ns.x.example."))
+    w = bytearray(r.to_wire())
+    rdlen_at = len(w) - len(W("ns.x.example.")) + 0 - 2
+    # Shrink the rdlength so the name runs past it.
+    w[rdlen_at:rdlen_at + 2] = struct.pack("!H", 3)
+    with pytest.raises(WireError):
+        wire.parse_response(bytes(w[:rdlen_at + 2 + 3]))
+
+
+_label_or_pointer = st.one_of(
+    st.binary(min_size=1, max_size=12).map(lambda b: bytes([len(b)]) + b),
+    st.integers(0, 0x3FFF).map(lambda p: bytes([0xC0 | (p >> 8), p & 0xFF])),
+    st.integers(12, 80).map(lambda p: bytes([0xC0, p])),
+    st.just(b"\x00"))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_label_or_pointer, max_size=40), st.integers(0, 3), st.integers(0, 3))
+def test_fuzz_pointer_soup_terminates(parts, an, ns):
+    """Names made of random labels and pointers (loops, forward jumps, pointers into the
+    header): parsing ends with a result or a WireError, never hangs or reads out of bounds."""
+    body = b"".join(parts)
+    msg = struct.pack("!HHHHHH", 1, 0x8400, 1, an, ns, 0) + body + b"\x00\x01\x00\x01" + body
+    try:
+        m = wire.parse_response(msg)
+    except WireError:
+        return
+    assert m.qname is not None and len(m.qname) <= 255
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600))
+def test_fuzz_garbage_only_raises_wire_error(data):
+    try:
+        m = wire.parse_response(data)
+    except WireError:
+        return
+    assert len(data) >= 12 and isinstance(m.answer, list)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_mutated_responses(data):
+    w = bytearray(sample_response())
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(0, len(w) - 1))
+        w[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(w)))
+    blob = bytes(w[:cut])
+    try:
+        wire.parse_response(blob)
+    except WireError:
+        pass
+    try:
+        wire.ttl_offsets(blob)
+    except WireError:
+        pass
+    pq = wire.parse_query(blob)
+    assert pq is None or (isinstance(pq[0], bytes) and pq[1] <= len(blob))
+
+
+# ---- writing and names ---------------------------------------------------------------------
+
+def test_build_query_and_response_round_trip():
+    q = wire.build_query(99, W("a.example."), 15, do=True)
+    m = dns.message.from_wire(q)
+    assert m.id == 99 and m.edns == 0 and m.payload == 1232 and m.ednsflags & dns.flags.DO
+    assert not m.flags & dns.flags.RD
+    rec = (W("a.example."), 1, 1, 60, b"\x01\x02\x03\x04")
+    r = wire.build_response(7, 0x8180, q[12:12 + len(W("a.example.")) + 4], [rec], [], [],
+                            edns=True, rcode=0)
+    m = dns.message.from_wire(r)
+    assert m.id == 7 and m.answer[0][0].address == "1.2.3.4" and m.answer[0].ttl == 60
+    assert b"\xc0\x0c" in r    # owner written as a pointer to the question
+
+
+def test_name_helpers_match_dnspython():
+    n = W("a.b.Example.com.")
+    assert wire.is_subdomain(n, W("example.COM."))
+    assert wire.is_subdomain(n, b"\x00")
+    assert not wire.is_subdomain(n, W("ample.com."))
+    assert not wire.is_subdomain(W("com."), n)
+    assert wire.label_count(n) == 4 and wire.label_count(b"\x00") == 0
+    assert wire.strip_to(n, 2) == W("Example.com.")
+    assert wire.parent(W("com.")) == b"\x00" and wire.parent(b"\x00") == b"\x00"
+    odd = dns.name.Name((b"a.b", b"sp ace", b"\x01", b""))
+    assert wire.to_text(odd.to_wire()) == odd.to_text()
+    assert wire.to_text(b"\x00") == "."
