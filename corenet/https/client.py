@@ -286,6 +286,7 @@ class Client:
                         http_version=rhead.http_version,
                         headers=Headers._from_raw(rhead.headers), request=req)
         resp._started_at = started
+        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused}
         resp._clock = loop.time
         ce = resp.headers.get("content-encoding")
         if ce:

@@ -176,6 +176,7 @@ class ResponseExchange:
             framing = _NONE
         self._framing = framing
         self.head = head
+        self._headers = []  # trailers, if any, land here and are ignored (still limited)
         self._events.append(head)
         if self._is_head:
             self._finish(parser.should_keep_alive())

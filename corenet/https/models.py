@@ -45,6 +45,9 @@ class Response:
         self.request = request
         self.url = request.url if request is not None else ""
         self.history: list[Response] = []
+        # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
+        # "connection_reused": whether the request went on a pooled keep-alive connection.
+        self.extensions: dict[str, Any] = {}
         self.elapsed = datetime.timedelta(0)
         self._content = content
         self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
