@@ -12,7 +12,7 @@ from .connection import HTTPConnection, _Closed, open_connection
 from .decoder import Decoder
 from .deadline import Deadline
 from .errors import (
-    HTTPError, InvalidURL, RemoteProtocolError, StreamConsumed, TooManyRedirects, WriteTimeout,
+    InvalidURL, RemoteProtocolError, StreamConsumed, TooManyRedirects,
 )
 from .exchange import LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_request_head
 from .headers import Headers, HeaderTypes

@@ -3,7 +3,6 @@ every loop kind of the shared `loop` fixture."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import socket
 import ssl
 
