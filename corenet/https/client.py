@@ -14,7 +14,9 @@ from .deadline import Deadline
 from .errors import (
     InvalidURL, RemoteProtocolError, StreamConsumed, TooManyRedirects,
 )
-from .exchange import LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_request_head
+from .exchange import (
+    LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
+)
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
@@ -29,6 +31,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _WRITE_PIECE = 256 * 1024
+_URL_CACHE_SIZE = 512
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
@@ -52,7 +55,8 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
 
 
 class _URL:
-    __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text")
+    __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
+                 "host_line")
 
     def __init__(self, url: str, params: Any = None) -> None:
         try:
@@ -83,6 +87,7 @@ class _URL:
         self.target = f"{path}?{query}" if query else path
         hh = f"[{host}]" if ":" in host else host
         self.host_header = hh if port is None else f"{hh}:{port}"
+        self.host_line = encode_header_lines((("Host", self.host_header),))
         self.origin: Origin = (scheme, host, self.port)
         self.text = f"{scheme}://{self.host_header}{self.target}"
 
@@ -98,7 +103,7 @@ class Client:
         timeout: Timeout | float | None = Timeout(), max_connections: int = 100,
         max_keepalive: int = 20, keepalive_expiry: float | None = 5.0,
         follow_redirects: bool = True, max_redirects: int = 10, headers: HeaderTypes = None,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
@@ -110,8 +115,11 @@ class Client:
         if headers:
             self.headers.update(headers)
         self.limits = limits
-        self.pool = Pool(max_connections, max_keepalive, keepalive_expiry)
+        self.pool = Pool(max_connections, max_keepalive, keepalive_expiry, reuse_tls_sessions)
         self._addr_cache: dict[tuple[str, int], list[str]] = {}
+        self._url_cache: dict[str, _URL] = {}
+        self._block_cache: dict[tuple, bytes] = {}
+        self._read_buffer = bytearray(256 * 1024)
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -179,18 +187,30 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
-        merged = self.headers.copy()
-        if headers:
-            for k, v in Headers(headers).multi_items():
-                if k.lower() in merged:
-                    del merged[k]
-            for k, v in Headers(headers).multi_items():
-                merged.add(k, v)
         body, body_headers = _encode_body(content, data, json)
-        for k, v in body_headers:
-            if k not in merged:
-                merged[k] = v
-        u = _URL(url, params)
+        if headers or body_headers:
+            merged = self.headers.copy()
+            if headers:
+                given = Headers(headers)
+                for k in given.keys():
+                    if k in merged:
+                        del merged[k]
+                for k, v in given.multi_items():
+                    merged.add(k, v)
+            for k, v in body_headers:
+                if k not in merged:
+                    merged[k] = v
+        else:
+            merged = self.headers  # read-only below; copied before any change
+        if params:
+            u = _URL(url, params)
+        else:
+            u = self._url_cache.get(url)  # type: ignore[assignment]
+            if u is None:
+                u = _URL(url)
+                if len(self._url_cache) >= _URL_CACHE_SIZE:
+                    self._url_cache.clear()
+                self._url_cache[url] = u
         history: list[Response] = []
         while True:
             req = Request(method, u.text, merged, body)
@@ -235,7 +255,7 @@ class Client:
                 addrs = await resolve_host(u.host, u.port, self.resolver)
             conn = await open_connection(
                 loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
-                self.pool.session_for(u.origin), self.limits, None, msg)
+                self.pool.session_for(u.origin), self.limits, None, msg, self._read_buffer)
             self._addr_cache[key] = addrs
             return conn
 
@@ -252,9 +272,7 @@ class Client:
     async def _send(self, req: Request, u: _URL, deadline: Deadline, stream: bool) -> Response:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        head_headers = [("Host", u.host_header)]
-        head_headers += req.headers.multi_items()
-        head = encode_request_head(req.method, u.target, head_headers)
+        head = self._encode_head(req.method, u, req.headers)
         body = req.content
         retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         pool = self.pool
@@ -283,14 +301,14 @@ class Client:
                 raise
             break
         resp = Response(rhead.status_code, reason=rhead.reason,
-                        http_version=rhead.http_version,
-                        headers=Headers._from_raw(rhead.headers), request=req)
+                        http_version=rhead.http_version, raw_headers=rhead.headers,
+                        request=req)
         resp._started_at = started
         resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused}
         resp._clock = loop.time
-        ce = resp.headers.get("content-encoding")
+        ce = rhead.content_encoding
         if ce:
-            dec = Decoder(ce, self.limits.max_body_bytes)
+            dec = Decoder(ce.decode("latin-1"), self.limits.max_body_bytes)
             resp._decoder = dec if dec else None
 
         async def chunks(streaming: bool = True) -> list[bytes]:
@@ -304,6 +322,18 @@ class Client:
         if not stream and conn._complete:
             await resp.aread()  # the common small response: already all here
         return resp
+
+    def _encode_head(self, method: str, u: _URL, headers: Headers) -> bytes:
+        """Request line + Host + headers. The header block is validated and encoded once
+        per distinct set of headers (the client's defaults, usually) and then reused."""
+        key = tuple(headers._items)
+        block = self._block_cache.get(key)
+        if block is None:
+            block = encode_header_lines(headers._items) + b"\r\n"
+            if len(self._block_cache) >= 64:
+                self._block_cache.clear()
+            self._block_cache[key] = block
+        return encode_request_line(method, u.target) + u.host_line + block
 
     async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,
                              deadline: Deadline) -> None:

@@ -39,7 +39,7 @@ class HTTPConnection(asyncio.Protocol):
     pool, driven by the client through `send`, `read_head` and `read_body`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
-                 limits: Limits) -> None:
+                 limits: Limits, read_buffer: bytearray | None = None) -> None:
         self.loop = loop
         self.origin = origin
         self.limits = limits
@@ -48,7 +48,10 @@ class HTTPConnection(asyncio.Protocol):
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
         self._handshake: asyncio.Future | None = None
-        self._buf = bytearray(_READ_SIZE)
+        # Decrypted bytes land here and are parsed before data_received returns (the
+        # parser copies what it keeps), so one buffer can serve every connection of a
+        # client on its loop.
+        self._buf = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
         self._view = memoryview(self._buf)
         self._fd = -1
         self._waiter: asyncio.Future | None = None
@@ -93,7 +96,7 @@ class HTTPConnection(asyncio.Protocol):
         view = self._view
         try:
             while True:
-                n = sslobj.read(_READ_SIZE, buf)
+                n = sslobj.read(len(buf), buf)
                 if not n:
                     self._on_eof()
                     break
@@ -280,7 +283,8 @@ class HTTPConnection(asyncio.Protocol):
         if ok is False:
             raise WriteTimeout(message)
 
-    async def _wait(self, timeout: float | None, message: str) -> None:
+    async def _wait(self, timeout: float | None, deadline: Any, what: str,
+                    by_total: bool) -> None:
         fut = self._waiter = self.loop.create_future()
         h = self.loop.call_later(timeout, _expire, fut) if timeout is not None else None
         try:
@@ -290,7 +294,7 @@ class HTTPConnection(asyncio.Protocol):
                 h.cancel()
             self._waiter = None
         if ok is False:
-            raise ReadTimeout(message)
+            raise ReadTimeout(deadline.message(what + self.origin[1], timeout, by_total))
 
     async def read_head(self, deadline: Any) -> ResponseHead:
         while self._head is None:
@@ -298,8 +302,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.closed:
                 raise RemoteProtocolError("connection closed before the response arrived")
             timeout, by_total = deadline.budget(deadline.timeout.read)
-            await self._wait(timeout, deadline.message(
-                f"waiting for the response from {self.origin[1]}", timeout, by_total))
+            await self._wait(timeout, deadline, "waiting for the response from ", by_total)
         return self._head
 
     def _raise_error(self) -> None:
@@ -325,8 +328,7 @@ class HTTPConnection(asyncio.Protocol):
             if self.closed:
                 raise RemoteProtocolError("connection closed in the middle of the body")
             timeout, by_total = deadline.budget(deadline.timeout.read)
-            await self._wait(timeout, deadline.message(
-                f"reading the response body from {self.origin[1]}", timeout, by_total))
+            await self._wait(timeout, deadline, "reading the response body from ", by_total)
 
     @property
     def response_started(self) -> bool:
@@ -408,7 +410,7 @@ def _expire(fut: asyncio.Future) -> None:
 async def open_connection(
     loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int], addresses: list[str],
     ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
-    timeout: float | None, timeout_message: str,
+    timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
 ) -> HTTPConnection:
     """Connect to the first address that answers, then do the TLS handshake; `timeout`
     covers both (ConnectTimeout)."""
@@ -417,7 +419,7 @@ async def open_connection(
 
     async def attempt() -> HTTPConnection:
         for addr in addresses:
-            conn = HTTPConnection(loop, origin, limits)
+            conn = HTTPConnection(loop, origin, limits, read_buffer)
             try:
                 await loop.create_connection(lambda: conn, addr, port)
             except OSError as exc:

@@ -27,6 +27,7 @@ class Deadline:
         return stage, False
 
     def message(self, what: str, stage: float | None, by_total: bool) -> str:
+        """Built only when a timeout fires: no string formatting on the hot path."""
         if by_total:
             return f"{what}: total timeout of {self.timeout.total:g} s exceeded"
         return f"{what}: no progress within {stage:g} s"

@@ -21,14 +21,21 @@ _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 
-def encode_request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """Serialize a request line and headers; CR, LF or NUL in any part is refused, so a
-    user-given value can never smuggle a second header or request (header injection)."""
+def encode_request_line(method: str, target: str) -> bytes:
     if not _TOKEN.fullmatch(method):
         raise LocalProtocolError(f"invalid HTTP method {method!r}")
     if not target or _BAD_TARGET.search(target):
         raise LocalProtocolError(f"invalid request target {target!r}")
-    lines = [method, " ", target, " HTTP/1.1\r\n"]
+    try:
+        return f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"request target must be ASCII: {target!r}") from None
+
+
+def encode_header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header lines (without the blank line that ends them); CR, LF or NUL in any part is
+    refused, so a user-given value can never smuggle a second header or request."""
+    lines: list[str] = []
     for name, value in headers:
         if not _TOKEN.fullmatch(name):
             raise LocalProtocolError(f"invalid header name {name!r}")
@@ -37,13 +44,17 @@ def encode_request_head(method: str, target: str, headers: Iterable[tuple[str, s
                 f"header {name!r} has a CR, LF or NUL in its value {value!r}; refused"
             )
         lines += (name, ": ", value, "\r\n")
-    lines.append("\r\n")
     try:
         return "".join(lines).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(
             f"header text must be latin-1 (encode other text yourself): {exc}"
         ) from None
+
+
+def encode_request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """A whole request head: request line, validated headers, blank line."""
+    return encode_request_line(method, target) + encode_header_lines(headers) + b"\r\n"
 
 
 def encode_chunk(data: bytes) -> list[bytes]:
@@ -57,7 +68,8 @@ LAST_CHUNK = b"0\r\n\r\n"
 class ResponseHead:
     """Status line and headers of the final response."""
 
-    __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout")
+    __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout",
+                 "content_encoding", "location")
 
     def __init__(self, status_code: int, reason: bytes, http_version: str,
                  headers: list[tuple[bytes, bytes]]) -> None:
@@ -66,6 +78,8 @@ class ResponseHead:
         self.http_version = http_version
         self.headers = headers
         self.keep_alive_timeout: float | None = None
+        self.content_encoding: bytes | None = None
+        self.location: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<ResponseHead {self.status_code} {self.reason!r}>"
@@ -170,6 +184,10 @@ class ResponseExchange:
                     self._content_length = int(value)
                 except ValueError:
                     pass  # llhttp has already refused a malformed one
+            elif lname == b"content-encoding":
+                head.content_encoding = value
+            elif lname == b"location":
+                head.location = value
             elif lname == b"keep-alive":
                 head.keep_alive_timeout = _keep_alive_timeout(value)
         if self._is_head or status == 204 or status == 304:

@@ -37,11 +37,15 @@ class Response:
 
     def __init__(self, status_code: int, *, reason: bytes = b"", http_version: str = "1.1",
                  headers: Headers | None = None, request: Request | None = None,
-                 content: bytes | None = None) -> None:
+                 content: bytes | None = None,
+                 raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.status_code = status_code
         self._reason = reason
-        self.http_version = "HTTP/" + http_version
-        self.headers = headers if headers is not None else Headers()
+        self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
+        self._headers = headers
+        self._raw_headers = raw_headers
+        if headers is None and raw_headers is None:
+            self._headers = Headers()
         self.request = request
         self.url = request.url if request is not None else ""
         self.history: list[Response] = []
@@ -57,6 +61,14 @@ class Response:
         self._clock: Callable[[], float] | None = None
         self.is_closed = content is not None
         self.is_stream_consumed = content is not None
+
+    @property
+    def headers(self) -> Headers:
+        """Decoded on first use: many callers only look at status and content."""
+        h = self._headers
+        if h is None:
+            h = self._headers = Headers._from_raw(self._raw_headers)  # type: ignore[arg-type]
+        return h
 
     @property
     def reason_phrase(self) -> str:

@@ -19,7 +19,7 @@ class Pool:
     acquire time instead of being used."""
 
     def __init__(self, max_connections: int = 100, max_keepalive: int = 20,
-                 keepalive_expiry: float | None = 5.0) -> None:
+                 keepalive_expiry: float | None = 5.0, reuse_tls_sessions: bool = True) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.max_connections = max_connections
@@ -30,6 +30,7 @@ class Pool:
         self._total = 0
         self._waiters: deque[asyncio.Future] = deque()
         self._sessions: dict[Origin, ssl.SSLSession] = {}
+        self.reuse_tls_sessions = reuse_tls_sessions
         self.closed = False
         self.connections_opened = 0
 
@@ -45,6 +46,8 @@ class Pool:
         return self._sessions.get(origin)
 
     def _keep_session(self, conn: HTTPConnection) -> None:
+        if not self.reuse_tls_sessions:
+            return
         s = conn.session()
         if s is not None:
             self._sessions[conn.origin] = s
@@ -99,8 +102,10 @@ class Pool:
                 raise PoolTimeout(timeout_message)
 
     def release(self, conn: HTTPConnection, reusable: bool) -> None:
-        if conn.ssl_object is not None:
-            # After a response was read, so a TLS 1.3 ticket has been processed.
+        if conn.requests == 1 and conn.ssl_object is not None:
+            # After the first response was read, so a TLS 1.3 ticket has been processed.
+            # Once per connection: CPython's SSLObject.session copies the session through
+            # DER (about 0.2 ms), too dear for every request.
             self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
             conn.idle_since = asyncio.get_running_loop().time()
