@@ -119,7 +119,10 @@ class Client:
         self._addr_cache: dict[tuple[str, int], list[str]] = {}
         self._url_cache: dict[str, _URL] = {}
         self._block_cache: dict[tuple, bytes] = {}
+        # Shared by this client's connections: each is filled and fully parsed inside one
+        # loop callback, so no two connections ever hold them at once.
         self._read_buffer = bytearray(256 * 1024)
+        self._recv_buffer = bytearray(256 * 1024)
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -255,7 +258,8 @@ class Client:
                 addrs = await resolve_host(u.host, u.port, self.resolver)
             conn = await open_connection(
                 loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
-                self.pool.session_for(u.origin), self.limits, None, msg, self._read_buffer)
+                self.pool.session_for(u.origin), self.limits, None, msg, self._read_buffer,
+                self._recv_buffer)
             self._addr_cache[key] = addrs
             return conn
 

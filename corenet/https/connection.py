@@ -34,12 +34,13 @@ class _Closed(Exception):
     pass
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(asyncio.BufferedProtocol):
     """Carries one request/response at a time. Created by `open_connection`, owned by the
     pool, driven by the client through `send`, `read_head` and `read_body`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
-                 limits: Limits, read_buffer: bytearray | None = None) -> None:
+                 limits: Limits, read_buffer: bytearray | None = None,
+                 recv_buffer: bytearray | None = None) -> None:
         self.loop = loop
         self.origin = origin
         self.limits = limits
@@ -53,6 +54,9 @@ class HTTPConnection(asyncio.Protocol):
         # client on its loop.
         self._buf = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
         self._view = memoryview(self._buf)
+        # The loop receives into this buffer (BufferedProtocol): no bytes object per recv.
+        self._rview = memoryview(recv_buffer if recv_buffer is not None
+                                 else bytearray(_READ_SIZE))
         self._fd = -1
         self._waiter: asyncio.Future | None = None
         self._drain: asyncio.Future | None = None
@@ -82,7 +86,13 @@ class HTTPConnection(asyncio.Protocol):
             except OSError:
                 pass
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rview
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rview[:nbytes])
+
+    def data_received(self, data) -> None:
         sslobj = self.ssl_object
         if sslobj is None:
             self._on_plain(data)
@@ -411,6 +421,7 @@ async def open_connection(
     loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int], addresses: list[str],
     ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
+    recv_buffer: bytearray | None = None,
 ) -> HTTPConnection:
     """Connect to the first address that answers, then do the TLS handshake; `timeout`
     covers both (ConnectTimeout)."""
@@ -419,7 +430,7 @@ async def open_connection(
 
     async def attempt() -> HTTPConnection:
         for addr in addresses:
-            conn = HTTPConnection(loop, origin, limits, read_buffer)
+            conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
             try:
                 await loop.create_connection(lambda: conn, addr, port)
             except OSError as exc:

@@ -117,6 +117,7 @@ class ResponseExchange:
         "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
         "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
+        "_left", "_keep_alive",
     )
 
     def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS) -> None:
@@ -133,6 +134,8 @@ class ResponseExchange:
         self._body_bytes = 0
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
+        self._left = -1  # >= 0: Content-Length body being counted here, not by llhttp
+        self._keep_alive = False
         self.head: ResponseHead | None = None
         self.done = False
         self.reusable = False
@@ -193,6 +196,7 @@ class ResponseExchange:
         if self._is_head or status == 204 or status == 304:
             framing = _NONE
         self._framing = framing
+        self._keep_alive = parser.should_keep_alive()
         self.head = head
         self._headers = []  # trailers, if any, land here and are ignored (still limited)
         self._events.append(head)
@@ -229,7 +233,10 @@ class ResponseExchange:
 
     # ---- input ----
     def feed(self, data: bytes | bytearray | memoryview) -> list:
-        """Parse `data`; return the events it completed."""
+        """Parse `data`; return the events it completed. Body bytes are returned as
+        `bytes` objects of their own (the caller may reuse `data`'s buffer)."""
+        if self._left >= 0:
+            return self._feed_counted(data)
         if self._error is not None:
             raise self._error
         if self.done:
@@ -256,7 +263,38 @@ class ResponseExchange:
             if self._head_buf is not None:
                 self._head_buf += data
         self._feed(data)
+        if self._framing == _LENGTH and self.head is not None and not self.done \
+                and self._content_length >= 0 and self._error is None:
+            # The head is parsed, so the rest of a Content-Length body is just counted:
+            # no per-record trip through llhttp and its callback.
+            self._left = self._content_length - self._body_bytes
         return self._take()
+
+    def _feed_counted(self, data) -> list:
+        if self.done:
+            if data:
+                self.reusable = False
+            return []
+        n = len(data)
+        left = self._left
+        take = n if n <= left else left
+        if take:
+            total = self._body_bytes + take
+            if total > self._limits.max_body_bytes:
+                self._fail(RemoteProtocolError(
+                    f"response body exceeds {self._limits.max_body_bytes} bytes "
+                    "(max_body_bytes)"))
+            self._body_bytes = total
+            self._left = left = left - take
+            chunk = data if take == n and data.__class__ is bytes else bytes(data[:take])
+            events = [chunk]
+        else:
+            events = []
+        if left == 0:
+            self.done = True
+            self.reusable = self._keep_alive and take == n
+            events.append(END)
+        return events
 
     def _take(self) -> list:
         events = self._events

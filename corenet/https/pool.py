@@ -91,6 +91,10 @@ class Pool:
                 h = loop.call_at(end, _expire, fut)
             try:
                 ok = await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and fut.result() is True:
+                    self._wake_one()  # we were handed a free slot: pass it on
+                raise
             finally:
                 if h is not None:
                     h.cancel()

@@ -490,3 +490,36 @@ def test_no_descriptor_leak_across_errors(env, run):
     before = open_fds()
     run(main())
     assert open_fds() == before
+
+
+def test_slow_stream_reader_applies_back_pressure(env, run):
+    from corenet.https import Limits
+
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(read_buffer_high=64 * 1024)) as c:
+            async with c.stream("GET", env.base + "/large.bin") as r:
+                parts = []
+                async for chunk in r.aiter_bytes():
+                    parts.append(chunk)
+                    await asyncio.sleep(0.001)  # slower than the network
+            again = await c.get(env.base + "/small.txt")
+            return b"".join(parts), again, c.pool.connections_opened
+
+    body, again, opened = run(main(), timeout=30)
+    assert body == env.large
+    assert again.content == SMALL and opened == 1  # the connection survived a full stream
+
+
+def test_cancelled_request_does_not_leak_its_connection(env, run):
+    async def main():
+        async with Client(verify=env.ca, max_connections=1) as c:
+            task = asyncio.ensure_future(c.get(env.raw + "/stall-headers"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            r = await c.get(env.base + "/small.txt")  # the only slot is free again
+            return r.content, c.pool.open_count
+
+    content, open_count = run(main())
+    assert content == SMALL and open_count == 1

@@ -288,3 +288,41 @@ def test_fuzz_structured_responses(status, headers, body, step, eof):
         if ex.reusable:
             # a reusable connection must have consumed exactly one well-framed response
             assert not eof
+
+
+def test_counted_body_split_across_feeds():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+    events += ex.feed(memoryview(b"cdefg"))
+    assert END not in events
+    events += ex.feed(bytearray(b"hij"))
+    assert body_of(events) == b"abcdefghij" and events[-1] is END and ex.reusable
+    assert all(type(e) is bytes for e in events if not isinstance(e, (ResponseHead,)) and e is not END)
+
+
+def test_counted_body_with_extra_bytes_in_a_later_feed():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+    events = ex.feed(b"cdEXTRA")
+    assert body_of(events) == b"cd" and events[-1] is END
+    assert not ex.reusable
+
+
+def test_counted_body_limit_and_eof():
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5))
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    ex.feed(b"abc")
+    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
+        ex.feed(b"defgh")
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    ex.feed(b"abc")
+    with pytest.raises(RemoteProtocolError, match="3 of 8"):
+        ex.feed_eof()
+
+
+def test_counted_body_keeps_connection_close():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\n")
+    events = ex.feed(b"abcd")
+    assert events[-1] is END and not ex.reusable
