@@ -12,7 +12,8 @@ from .connection import HTTPConnection, _Closed, open_connection
 from .decoder import Decoder
 from .deadline import Deadline
 from .errors import (
-    InvalidURL, RemoteProtocolError, StreamConsumed, TooManyRedirects,
+    ConnectError, ConnectTimeout, InvalidURL, RemoteProtocolError, StreamConsumed,
+    TooManyRedirects,
 )
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
@@ -116,7 +117,7 @@ class Client:
             self.headers.update(headers)
         self.limits = limits
         self.pool = Pool(max_connections, max_keepalive, keepalive_expiry, reuse_tls_sessions)
-        self._addr_cache: dict[tuple[str, int], list[str]] = {}
+        self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._url_cache: dict[str, _URL] = {}
         self._block_cache: dict[tuple, bytes] = {}
         # Shared by this client's connections: each is filled and fully parsed inside one
@@ -253,20 +254,26 @@ class Client:
         key = (u.host, u.port)
 
         async def go() -> HTTPConnection:
-            addrs = self._addr_cache.get(key)
-            if addrs is None:
-                addrs = await resolve_host(u.host, u.port, self.resolver)
-            conn = await open_connection(
-                loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
-                self.pool.session_for(u.origin), self.limits, None, msg, self._read_buffer,
-                self._recv_buffer)
-            self._addr_cache[key] = addrs
-            return conn
+            cached = self._addr_cache.get(key)
+            if cached is not None and cached[0] > loop.time():
+                addrs = cached[1]
+            else:
+                addrs, ttl = await resolve_host(u.host, u.port, self.resolver)
+                if ttl > 0:
+                    if len(self._addr_cache) >= _URL_CACHE_SIZE:
+                        self._addr_cache.clear()
+                    self._addr_cache[key] = (loop.time() + ttl, addrs)
+            try:
+                return await open_connection(
+                    loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
+                    self.pool.session_for(u.origin), self.limits, None, msg,
+                    self._read_buffer, self._recv_buffer)
+            except ConnectError:
+                self._addr_cache.pop(key, None)  # look the name up afresh next time
+                raise
 
         if t is None:
             return await go()
-        from .errors import ConnectTimeout
-
         try:
             async with asyncio.timeout(t):
                 return await go()

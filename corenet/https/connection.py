@@ -111,6 +111,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     self._on_eof()
                     break
                 self._on_plain(view[:n])
+                if self.closed:
+                    return
         except _WantRead:
             pass
         except _ZeroReturn:
@@ -150,7 +152,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def _on_plain(self, data) -> None:
         ex = self._exchange
         if ex is None:
-            self.broken = True  # the server spoke while we were idle
+            self.close()  # the server spoke while we were idle: not ours to trust
             return
         try:
             events = ex.feed(data)

@@ -106,11 +106,15 @@ class Pool:
                 raise PoolTimeout(timeout_message)
 
     def release(self, conn: HTTPConnection, reusable: bool) -> None:
-        if conn.requests == 1 and conn.ssl_object is not None:
+        so = conn.ssl_object
+        if conn.requests == 1 and so is not None:
             # After the first response was read, so a TLS 1.3 ticket has been processed.
-            # Once per connection: CPython's SSLObject.session copies the session through
-            # DER (about 0.2 ms), too dear for every request.
-            self._keep_session(conn)
+            # Once per connection at most: CPython's SSLObject.session copies the session
+            # through DER (about 0.2 ms). A TLS 1.2 session that just resumed is still
+            # good and is kept as is; TLS 1.3 takes the fresh ticket each time, since a
+            # client should not use one ticket twice (RFC 8446, appendix C.4).
+            if not (so.session_reused and so.version() == "TLSv1.2"):
+                self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.origin, []).append(conn)

@@ -17,11 +17,16 @@ def _literal(host: str) -> str | None:
         return None
 
 
-async def resolve_host(host: str, port: int, resolver: Any = None) -> list[str]:
-    """Return IP address strings for host, IPv6 and IPv4 in the order found."""
+# How long a client reuses a name's addresses: short, since getaddrinfo gives no TTL; a
+# resolver answer's own TTL applies when it is shorter.
+ADDRESS_TTL = 30.0
+
+
+async def resolve_host(host: str, port: int, resolver: Any = None) -> tuple[list[str], float]:
+    """Return (IP address strings for host in the order found, seconds they may be kept)."""
     ip = _literal(host)
     if ip is not None:
-        return [ip]
+        return [ip], float("inf")
     if resolver is None:
         loop = asyncio.get_running_loop()
         try:
@@ -34,9 +39,10 @@ async def resolve_host(host: str, port: int, resolver: Any = None) -> list[str]:
                 out.append(addr[0])
         if not out:
             raise ConnectError(f"cannot resolve {host!r}: no IPv4 or IPv6 address")
-        return out
+        return out, ADDRESS_TTL
     addrs: list[str] = []
     errors: list[str] = []
+    ttl = ADDRESS_TTL
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.resolve(host, rdtype)
@@ -44,6 +50,9 @@ async def resolve_host(host: str, port: int, resolver: Any = None) -> list[str]:
             errors.append(f"{rdtype}: {type(exc).__name__}: {exc}")
             continue
         rrset = getattr(answer, "rrset", None)
+        rr_ttl = getattr(rrset, "ttl", None)
+        if isinstance(rr_ttl, (int, float)) and rr_ttl >= 0:
+            ttl = min(ttl, float(rr_ttl))
         for rdata in rrset or ():
             address = getattr(rdata, "address", None) or str(rdata)
             if _literal(address) is not None and address not in addrs:
@@ -53,4 +62,4 @@ async def resolve_host(host: str, port: int, resolver: Any = None) -> list[str]:
     if not addrs:
         detail = "; ".join(errors) or "no A or AAAA records"
         raise ConnectError(f"cannot resolve {host!r} through the resolver: {detail}")
-    return addrs
+    return addrs, ttl

@@ -297,7 +297,8 @@ def test_counted_body_split_across_feeds():
     assert END not in events
     events += ex.feed(bytearray(b"hij"))
     assert body_of(events) == b"abcdefghij" and events[-1] is END and ex.reusable
-    assert all(type(e) is bytes for e in events if not isinstance(e, (ResponseHead,)) and e is not END)
+    assert all(type(e) is bytes for e in events
+               if not isinstance(e, ResponseHead) and e is not END)
 
 
 def test_counted_body_with_extra_bytes_in_a_later_feed():
