@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="do not verify the server certificate (explicit opt-out)")
     p.add_argument("--resolve-with", metavar="ROOT_HINTS",
                    help="resolve the host with corenet's recursive resolver from these root hints")
+    p.add_argument("--dns-port", type=int, default=None, metavar="PORT",
+                   help="with --resolve-with: the port authorities listen on (a test lab)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="connect/read/write timeout (default 30)")
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
@@ -39,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_resolver(root_hints: str) -> Any:
+def make_resolver(root_hints: str, port: int | None = None) -> Any:
     """Import the resolver lazily: plain fetches must not pay for (or need) it."""
     if importlib.util.find_spec("resolver") is None:
         raise SystemExit("corenet-fetch: --resolve-with needs corenet's resolver package "
@@ -51,6 +53,8 @@ def make_resolver(root_hints: str) -> Any:
         raise SystemExit("corenet-fetch: the installed 'resolver' package has no Resolver class")
     if not os.path.exists(root_hints):
         raise SystemExit(f"corenet-fetch: root hints file {root_hints!r} not found")
+    if port is not None:
+        return cls(root_hints=root_hints, port=port)
     return cls(root_hints=root_hints)
 
 
@@ -78,7 +82,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
         verify = False
     elif args.cacert:
         verify = args.cacert
-    resolver = make_resolver(args.resolve_with) if args.resolve_with else None
+    resolver = make_resolver(args.resolve_with, args.dns_port) if args.resolve_with else None
     timeout = Timeout(args.timeout, total=args.max_time)
     method = "HEAD" if args.head else "GET"
     async with Client(verify=verify, resolver=resolver, timeout=timeout,

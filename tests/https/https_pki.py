@@ -67,7 +67,8 @@ def make_pki(directory: Path) -> dict[str, Path]:
         out[name + "_key"].write_bytes(_pem_key(key))
 
     day = datetime.timedelta(days=1)
-    leaf("valid", ["localhost", "127.0.0.1", "127.0.0.2", "::1"], now - day, now + 30 * day)
+    leaf("valid", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "www.corenet.test"],
+         now - day, now + 30 * day)
     leaf("expired", ["localhost", "127.0.0.1"], now - 30 * day, now - day)
     leaf("wrongname", ["wrong.example"], now - day, now + 30 * day)
     return out

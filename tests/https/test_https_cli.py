@@ -69,3 +69,27 @@ def test_render_progress():
     s = render_progress(512, 1024, 1.0, width=10)
     assert "[#####     ]" in s and "50.0%" in s
     assert "MB/s" in render_progress(10, None, 0.5)
+
+
+@pytest.fixture
+def dns_lab(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "https_dnsserver.py")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        hints = tmp_path / "root.hints"
+        hints.write_text(".  3600000 IN NS a.root.test.\na.root.test. 3600000 IN A 127.0.0.1\n")
+        yield hints, port
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_fetch_resolving_with_the_recursive_resolver(env, dns_lab):
+    if importlib.util.find_spec("resolver") is None:
+        pytest.skip("corenet's resolver package is not importable here")
+    hints, port = dns_lab
+    p = fetch("--cacert", env.ca, "--resolve-with", str(hints), "--dns-port", str(port),
+              "-v", f"https://www.corenet.test:{env.port}/small.txt")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == SMALL
