@@ -17,7 +17,8 @@ import dns.rrset
 
 WWW = dns.name.from_text("www.corenet.test.")
 ROOT_NS = dns.name.from_text("a.root.test.")
-SOA = dns.rrset.from_text(".", 60, "IN", "SOA", "a.root.test. admin.root.test. 1 3600 600 86400 60")
+SOA = dns.rrset.from_text(".", 60, "IN", "SOA",
+                          "a.root.test. admin.root.test. 1 3600 600 86400 60")
 
 
 def answer(query: dns.message.Message) -> dns.message.Message:
