@@ -26,6 +26,9 @@ from .exchange import END, ResponseExchange, ResponseHead
 from .limits import Limits
 
 _READ_SIZE = 256 * 1024
+# One TLS record carries at most 16 KiB of plaintext, and SSLObject.read returns at most
+# one record: a bytes object of this size is shrunk in place, never copied.
+_RECORD_READ = 16 * 1024
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
@@ -106,6 +109,17 @@ class HTTPConnection(asyncio.BufferedProtocol):
         view = self._view
         try:
             while True:
+                ex = self._exchange
+                if ex is not None and ex.body_left > 0:
+                    # Inside a Content-Length body: decrypt into a new bytes object of
+                    # its own, which the exchange passes on without copying again.
+                    left = ex.body_left
+                    chunk = sslobj.read(left if left < _RECORD_READ else _RECORD_READ)
+                    if not chunk:
+                        self._on_eof()
+                        break
+                    self._on_plain(chunk)
+                    continue
                 n = sslobj.read(len(buf), buf)
                 if not n:
                     self._on_eof()

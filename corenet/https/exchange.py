@@ -117,7 +117,7 @@ class ResponseExchange:
         "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
         "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
-        "_left", "_keep_alive",
+        "body_left", "_keep_alive",
     )
 
     def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS) -> None:
@@ -134,7 +134,9 @@ class ResponseExchange:
         self._body_bytes = 0
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
-        self._left = -1  # >= 0: Content-Length body being counted here, not by llhttp
+        # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
+        # the bytes still expected (readers may size their next read by it).
+        self.body_left = -1
         self._keep_alive = False
         self.head: ResponseHead | None = None
         self.done = False
@@ -235,7 +237,7 @@ class ResponseExchange:
     def feed(self, data: bytes | bytearray | memoryview) -> list:
         """Parse `data`; return the events it completed. Body bytes are returned as
         `bytes` objects of their own (the caller may reuse `data`'s buffer)."""
-        if self._left >= 0:
+        if self.body_left >= 0:
             return self._feed_counted(data)
         if self._error is not None:
             raise self._error
@@ -267,7 +269,7 @@ class ResponseExchange:
                 and self._content_length >= 0 and self._error is None:
             # The head is parsed, so the rest of a Content-Length body is just counted:
             # no per-record trip through llhttp and its callback.
-            self._left = self._content_length - self._body_bytes
+            self.body_left = self._content_length - self._body_bytes
         return self._take()
 
     def _feed_counted(self, data) -> list:
@@ -276,7 +278,7 @@ class ResponseExchange:
                 self.reusable = False
             return []
         n = len(data)
-        left = self._left
+        left = self.body_left
         take = n if n <= left else left
         if take:
             total = self._body_bytes + take
@@ -285,7 +287,7 @@ class ResponseExchange:
                     f"response body exceeds {self._limits.max_body_bytes} bytes "
                     "(max_body_bytes)"))
             self._body_bytes = total
-            self._left = left = left - take
+            self.body_left = left = left - take
             chunk = data if take == n and data.__class__ is bytes else bytes(data[:take])
             events = [chunk]
         else:
