@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 from https_pki import make_pki
-from https_servers import (  # noqa: F401  (SMALL, TEXT are imported by the tests)
-    SMALL, TEXT, free_port, nginx_conf, start_nginx, stop, write_docroot,
-)
+from https_servers import free_port, nginx_conf, start_nginx, stop, write_docroot
 
 HERE = Path(__file__).parent
 

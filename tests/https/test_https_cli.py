@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from corenet.https.cli import render_progress
-from conftest import SMALL
+from https_servers import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from corenet.https import (
     Client, ConnectError, DecodingError, HTTPStatusError, LocalProtocolError,
     RemoteProtocolError, TLSError, TooManyRedirects,
 )
-from conftest import SMALL, TEXT
+from https_servers import SMALL, TEXT
 from https_helpers import open_fds
 
 
