@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json as _json
 import ssl
 from typing import Any, AsyncIterator, Iterable, Mapping
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 from .connection import HTTPConnection, _Closed, open_connection
 from .decoder import Decoder
@@ -57,7 +58,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
 
 class _URL:
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
-                 "host_line")
+                 "host_line", "auth")
 
     def __init__(self, url: str, params: Any = None) -> None:
         try:
@@ -91,6 +92,11 @@ class _URL:
         self.host_line = encode_header_lines((("Host", self.host_header),))
         self.origin: Origin = (scheme, host, self.port)
         self.text = f"{scheme}://{self.host_header}{self.target}"
+        self.auth: str | None = None
+        if parts.username is not None:
+            # user:password@ in the URL means Basic auth (and never goes on the wire as is)
+            cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self.auth = "Basic " + base64.b64encode(cred.encode()).decode("ascii")
 
 
 class Client:
@@ -217,6 +223,9 @@ class Client:
                 self._url_cache[url] = u
         history: list[Response] = []
         while True:
+            if u.auth is not None and "authorization" not in merged:
+                merged = merged.copy()
+                merged["Authorization"] = u.auth
             req = Request(method, u.text, merged, body)
             resp = await self._send(req, u, deadline, stream)
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):

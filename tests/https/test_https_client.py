@@ -523,3 +523,29 @@ def test_cancelled_request_does_not_leak_its_connection(env, run):
 
     content, open_count = run(main())
     assert content == SMALL and open_count == 1
+
+
+def test_userinfo_in_url_becomes_basic_auth(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            return await c.get(f"https://al%20ice:s3cret@localhost:{env.raw_port}/echo")
+
+    body = run(main()).json()
+    assert ["Authorization", "Basic YWwgaWNlOnMzY3JldA=="] in body["headers"]
+    assert body["path"] == "/echo"
+
+
+@pytest.mark.parametrize("url, match", [
+    ("ftp://localhost/", "unsupported URL scheme"),
+    ("https:///nohost", "no host"),
+    ("https://localhost:99999/", "invalid URL"),
+])
+def test_invalid_urls(run, url, match):
+    from corenet.https import InvalidURL
+
+    async def main():
+        async with Client() as c:
+            await c.get(url)
+
+    with pytest.raises(InvalidURL, match=match):
+        run(main())
