@@ -105,6 +105,7 @@ http {{
             return 200 "$request_method|$http_authorization|$http_content_length\\n";
         }}
         location = /close {{ keepalive_timeout 0; return 200 "bye\\n"; }}
+        location = /sni {{ return 200 "$ssl_server_name|$ssl_protocol|$ssl_session_reused"; }}
         location = /stall {{
             proxy_pass http://127.0.0.1:{backend}/trickle;
             proxy_buffering off;

@@ -93,3 +93,39 @@ def test_fetch_resolving_with_the_recursive_resolver(env, dns_lab):
               "-v", f"https://www.corenet.test:{env.port}/small.txt")
     assert p.returncode == 0, p.stderr
     assert p.stdout == SMALL
+
+
+def test_progress_bar_when_stderr_is_a_terminal(env, tmp_path):
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys; from corenet.https.cli import main; sys.exit(main())",
+             "--cacert", env.ca, "-o", str(tmp_path / "out.bin"), env.base + "/large.bin"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        for _ in range(200):  # bounded: 200 reads of at most 0.1 s each
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                seen += data
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(10) == 0
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert b"100.0%" in seen and b"MB/s" in seen
+    assert (tmp_path / "out.bin").read_bytes() == env.large

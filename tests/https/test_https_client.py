@@ -549,3 +549,25 @@ def test_invalid_urls(run, url, match):
 
     with pytest.raises(InvalidURL, match=match):
         run(main())
+
+
+def test_sni_is_sent_and_tcp_nodelay_set(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            r = await c.get(env.base + "/sni")
+            (conn,) = [x for conns in c.pool._idle.values() for x in conns]
+            sock = conn.transport.get_extra_info("socket")
+            return r.text, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    text, nodelay = run(main())
+    assert text.split("|")[0] == "localhost"
+    assert nodelay != 0
+
+
+def test_server_sees_the_resumed_session(env, run):
+    async def main():
+        async with Client(verify=env.ca, max_keepalive=0) as c:
+            return [(await c.get(env.base + "/sni")).text for _ in range(2)]
+
+    first, second = run(main())
+    assert first.endswith("|.") and second.endswith("|r")  # nginx: "r" when resumed
