@@ -17,6 +17,10 @@ from .timeout import Timeout
 PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
 
 
+class UsageError(Exception):
+    """A problem with the command line or the environment: message printed, exit 2."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corenet-fetch",
                                 description="Fetch a URL over HTTPS/1.1 with corenet.https.")
@@ -44,15 +48,15 @@ def _parser() -> argparse.ArgumentParser:
 def make_resolver(root_hints: str, port: int | None = None) -> Any:
     """Import the resolver lazily: plain fetches must not pay for (or need) it."""
     if importlib.util.find_spec("resolver") is None:
-        raise SystemExit("corenet-fetch: --resolve-with needs corenet's resolver package "
-                         "('resolver'), which is not installed")
+        raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
+                         "which is not installed")
     import resolver
 
     cls = getattr(resolver, "Resolver", None)
     if cls is None:
-        raise SystemExit("corenet-fetch: the installed 'resolver' package has no Resolver class")
+        raise UsageError("the installed 'resolver' package has no Resolver class")
     if not os.path.exists(root_hints):
-        raise SystemExit(f"corenet-fetch: root hints file {root_hints!r} not found")
+        raise UsageError(f"root hints file {root_hints!r} not found")
     if port is not None:
         return cls(root_hints=root_hints, port=port)
     return cls(root_hints=root_hints)
@@ -138,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except HTTPError as exc:
         print(f"corenet-fetch: {type(exc).__name__}: {exc}", file=sys.stderr)
         code = 1
+    except UsageError as exc:
+        print(f"corenet-fetch: {exc}", file=sys.stderr)
+        code = 2
     except KeyboardInterrupt:
         code = 130
     finally:
