@@ -327,3 +327,34 @@ def test_counted_body_keeps_connection_close():
     ex.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\n")
     events = ex.feed(b"abcd")
     assert events[-1] is END and not ex.reusable
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=3000), st.lists(st.integers(1, 700), min_size=1,
+                                                      max_size=20),
+       st.booleans())
+def test_fuzz_body_survives_buffer_reuse(body, cuts, chunked):
+    """The connection feeds views of one reused buffer: whatever the split, the body
+    events must be the exact body, never views that a later read overwrites."""
+    if chunked:
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 97]), body[i:i + 97])
+                           for i in range(0, len(body), 97)) + b"0\r\n\r\n"
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    else:
+        payload = body
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    wire = head + payload
+    shared = bytearray(1024)
+    ex = ResponseExchange("GET")
+    events: list = []
+    pos = 0
+    i = 0
+    while pos < len(wire):
+        n = min(cuts[i % len(cuts)], len(wire) - pos, len(shared))
+        shared[:n] = wire[pos:pos + n]
+        events += ex.feed(memoryview(shared)[:n])
+        shared[:] = b"\xaa" * len(shared)  # the next read overwrites the buffer
+        pos += n
+        i += 1
+    assert body_of(events) == body
+    assert events[-1] is END and ex.reusable
