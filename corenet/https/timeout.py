@@ -8,7 +8,11 @@ class Timeout:
     """`Timeout(5.0)` sets connect, read, write and pool to 5 s, as in httpx; keyword
     arguments override one stage. `total` bounds the whole request, body included, so a
     body trickling in forever still ends in an error (httpx has no such bound). None means
-    no limit for that stage."""
+    no limit for that stage.
+
+    When the total deadline is what runs out, the error is the one of the stage it
+    interrupted (ConnectTimeout, PoolTimeout, ReadTimeout, WriteTimeout), its message
+    naming the total, so `except ReadTimeout` catches a body that trickled too long."""
 
     __slots__ = ("connect", "read", "write", "pool", "total")
 
