@@ -367,7 +367,7 @@ class Client:
                 conn.write(head)
                 view = memoryview(body)
                 for i in range(0, len(body), _WRITE_PIECE):
-                    conn.write(bytes(view[i:i + _WRITE_PIECE]))
+                    conn.write(view[i:i + _WRITE_PIECE])  # type: ignore[arg-type]
                     await self._drain(conn, deadline, wt)
         else:
             conn.write(head)

@@ -571,3 +571,15 @@ def test_server_sees_the_resumed_session(env, run):
 
     first, second = run(main())
     assert first.endswith("|.") and second.endswith("|r")  # nginx: "r" when resumed
+
+
+def test_large_request_body_arrives_whole(env, run):
+    payload = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4: several write pieces
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            return (await c.post(env.raw + "/echo", content=payload)).json()
+
+    body = run(main())
+    assert body["body"].encode("latin-1") == payload
+    assert ["Content-Length", str(len(payload))] in body["headers"]
