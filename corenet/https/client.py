@@ -301,7 +301,8 @@ class Client:
             t, by_total = deadline.budget(deadline.timeout.pool)
             conn, reused = await pool.acquire(
                 u.origin, lambda: self._connect(u, deadline), t,
-                deadline.message(f"waiting for a free connection to {u.host}", t, by_total),
+                lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
+                                         by_total),
                 fresh=fresh)
             conn.start(req.method)
             try:

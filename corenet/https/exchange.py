@@ -373,7 +373,22 @@ class ResponseExchange:
         return self._fed > 0 or self.head is not None
 
 
+_KA_CACHE: dict[bytes, float | None] = {}
+
+
 def _keep_alive_timeout(value: bytes) -> float | None:
+    """The timeout= of a Keep-Alive header (a server repeats the same value: cached)."""
+    try:
+        return _KA_CACHE[value]
+    except KeyError:
+        pass
+    t = _parse_keep_alive(value)
+    if len(_KA_CACHE) < 64:
+        _KA_CACHE[value] = t
+    return t
+
+
+def _parse_keep_alive(value: bytes) -> float | None:
     for part in value.split(b","):
         key, _, num = part.strip().partition(b"=")
         if key.strip().lower() == b"timeout":

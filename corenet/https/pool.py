@@ -54,9 +54,9 @@ class Pool:
 
     async def acquire(
         self, origin: Origin, connect: Callable[[], Awaitable[HTTPConnection]],
-        timeout: float | None, timeout_message: str, fresh: bool = False,
+        timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
     ) -> tuple[HTTPConnection, bool]:
-        """Return (connection, reused)."""
+        """Return (connection, reused). `timeout_message` is called only on a timeout."""
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
         while True:
@@ -103,7 +103,7 @@ class Pool:
                 except ValueError:
                     pass
             if ok is False:
-                raise PoolTimeout(timeout_message)
+                raise PoolTimeout(timeout_message())
 
     def release(self, conn: HTTPConnection, reusable: bool) -> None:
         so = conn.ssl_object
