@@ -156,6 +156,14 @@ def handle(sock: socket.socket, state: dict) -> None:
                     return
                 time.sleep(0.05)
             return
+        elif route == "/raw":
+            # Sends exactly the hex-encoded bytes given in the query, then closes: lets a
+            # test fuzz the client's whole response path through a real TLS socket.
+            try:
+                send(sock, bytes.fromhex(path.split("?", 1)[1]))
+            except (IndexError, ValueError):
+                pass
+            return
         elif route == "/count":
             with state["lock"]:
                 state["count"] += 1
