@@ -28,6 +28,7 @@ class Pool:
         self._idle: dict[Origin, list[HTTPConnection]] = {}
         self._idle_count = 0
         self._total = 0
+        self._busy: set[HTTPConnection] = set()  # checked out, closed too by aclose()
         self._waiters: deque[asyncio.Future] = deque()
         self._sessions: dict[Origin, ssl.SSLSession] = {}
         self.reuse_tls_sessions = reuse_tls_sessions
@@ -71,6 +72,7 @@ class Pool:
                         or not conn.is_idle_usable():
                     self._drop(conn)
                     continue
+                self._busy.add(conn)
                 return conn, True
             if self._total >= self.max_connections and self._idle_count:
                 self._evict_one()
@@ -83,6 +85,7 @@ class Pool:
                     self._wake_one()
                     raise
                 self.connections_opened += 1
+                self._busy.add(conn)
                 return conn, False
             fut = loop.create_future()
             self._waiters.append(fut)
@@ -106,6 +109,9 @@ class Pool:
                 raise PoolTimeout(timeout_message())
 
     def release(self, conn: HTTPConnection, reusable: bool) -> None:
+        if conn not in self._busy:
+            return  # already given back, or closed by aclose()
+        self._busy.discard(conn)
         so = conn.ssl_object
         if conn.requests == 1 and so is not None:
             # After the first response was read, so a TLS 1.3 ticket has been processed.
@@ -147,6 +153,8 @@ class Pool:
                 return
 
     async def aclose(self) -> None:
+        """Close every connection, idle or still checked out (a stream left open): a
+        request still using one then fails with a RemoteProtocolError."""
         self.closed = True
         for conns in self._idle.values():
             for conn in conns:
@@ -154,6 +162,10 @@ class Pool:
                 self._total -= 1
         self._idle.clear()
         self._idle_count = 0
+        for conn in self._busy:
+            conn.close()
+            self._total -= 1
+        self._busy.clear()
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(True)

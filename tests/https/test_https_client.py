@@ -583,3 +583,20 @@ def test_large_request_body_arrives_whole(env, run):
     body = run(main())
     assert body["body"].encode("latin-1") == payload
     assert ["Content-Length", str(len(payload))] in body["headers"]
+
+
+def test_closing_the_client_closes_a_stream_left_open(env, run):
+    async def main():
+        c = Client(verify=env.ca)
+        cm = c.stream("GET", env.base + "/large.bin")
+        r = await cm.__aenter__()  # the user never reads nor closes it
+        await c.aclose()
+        with pytest.raises(RemoteProtocolError):
+            await r.aread()
+        await asyncio.sleep(0.05)
+        return c.pool.open_count
+
+    run(main())  # warm-up: lazily created loop descriptors
+    before = open_fds()
+    assert run(main()) == 0
+    assert open_fds() == before
