@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -444,7 +445,11 @@ def test_idle_connection_closed_by_server_is_not_used_even_for_post(env, run):
     async def main():
         async with Client(verify=env.ca) as c:
             await c.get(env.raw + "/close-soon")
-            await asyncio.sleep(0.3)  # the server closes the idle connection meanwhile
+            # The server closes the idle connection meanwhile. A blocking sleep keeps the
+            # loop from seeing the FIN, so only the check at reuse time can notice it.
+            time.sleep(0.5)
+            (idle,) = [x for conns in c.pool._idle.values() for x in conns]
+            assert not idle.closed
             r = await c.post(env.raw + "/echo", content=b"payload")
             return r, c.pool.connections_opened
 
