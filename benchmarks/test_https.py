@@ -1,0 +1,214 @@
+"""HTTPS client benchmarks: corenet.https next to aiohttp and httpx (and urllib3 for large
+bodies), all against the same local nginx over TLS, in one run.
+
+Rows (issue 6): sequential keep-alive 1 KiB GETs on one connection; 64 concurrent GETs
+through the pool; 4 MiB downloads; a new TLS connection per request, with and without
+session resumption. corenet.https runs on corenet's loop (when built) and on stock asyncio;
+aiohttp and httpx on uvloop and stock asyncio. Ratios to aiohttp-on-uvloop go into
+BENCHMARKS.md. `CORENET_BENCH_SHORT=1` makes every case a few requests (CI smoke run).
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "https"))
+from https_pki import make_pki  # noqa: E402
+from https_servers import (  # noqa: E402
+    SMALL, free_port, nginx_conf, start_nginx, stop, write_docroot,
+)
+
+SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
+SEQ_N = 50 if SHORT else 1000          # GETs per round, sequential on one connection
+CONC_BATCHES = 2 if SHORT else 20      # rounds of 64 concurrent GETs
+LARGE_N = 2 if SHORT else 10           # 4 MiB downloads per round
+NEWCONN_N = 10 if SHORT else 200       # requests per round, one TLS connection each
+ROUNDS = 2 if SHORT else 10
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    pki = make_pki(tmp_path_factory.mktemp("bench-pki"))
+    root = tmp_path_factory.mktemp("bench-www")
+    large = write_docroot(root)
+    tmp = tmp_path_factory.mktemp("bench-nginx")
+    ports = {"port": free_port(), "expired_port": free_port(), "wrongname_port": free_port(),
+             "backend": free_port()}
+    try:
+        proc = start_nginx(tmp, nginx_conf(tmp, root, pki, ports), ports["port"])
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield {"base": f"https://localhost:{ports['port']}", "ca": str(pki["ca"]),
+               "large_size": len(large)}
+    finally:
+        stop(proc)
+
+
+def _loop_factory(name: str):
+    if name == "asyncio":
+        return asyncio.SelectorEventLoop
+    if name == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed")
+        return uvloop.new_event_loop
+    if importlib.util.find_spec("corenet._loop") is None:
+        pytest.skip("corenet._loop extension is not built")
+    import corenet
+
+    return corenet.new_event_loop
+
+
+class CorenetAdapter:
+    async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
+        from corenet.https import Client
+
+        self.c = Client(verify=ca, max_connections=100, max_keepalive=0 if new_connection else 64,
+                        reuse_tls_sessions=resume)
+
+    async def get(self, url: str) -> int:
+        return len((await self.c.get(url)).content)
+
+    async def close(self) -> None:
+        await self.c.aclose()
+
+
+class AiohttpAdapter:
+    async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
+        import aiohttp
+
+        ctx = ssl.create_default_context(cafile=ca)
+        self.s = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=100, force_close=new_connection))
+
+    async def get(self, url: str) -> int:
+        async with self.s.get(url) as r:
+            return len(await r.read())
+
+    async def close(self) -> None:
+        await self.s.close()
+
+
+class HttpxAdapter:
+    async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
+        import httpx
+
+        ctx = ssl.create_default_context(cafile=ca)
+        self.c = httpx.AsyncClient(verify=ctx, limits=httpx.Limits(
+            max_connections=100, max_keepalive_connections=0 if new_connection else 64))
+
+    async def get(self, url: str) -> int:
+        return len((await self.c.get(url)).content)
+
+    async def close(self) -> None:
+        await self.c.aclose()
+
+
+ADAPTERS = {"corenet.https": CorenetAdapter, "aiohttp": AiohttpAdapter, "httpx": HttpxAdapter}
+IMPLS = [
+    ("corenet.https", "corenet"), ("corenet.https", "asyncio"),
+    ("aiohttp", "uvloop"), ("aiohttp", "asyncio"),
+    ("httpx", "uvloop"), ("httpx", "asyncio"),
+]
+IDS = [f"{c}-on-{lp}" for c, lp in IMPLS]
+
+
+def _bench(benchmark, impl, server, work, *, new_connection=False, resume=True, expect=0):
+    client, loop_name = impl
+    loop = _loop_factory(loop_name)()
+    adapter = ADAPTERS[client]()
+    try:
+        loop.run_until_complete(adapter.open(server["ca"], new_connection, resume))
+        got = loop.run_until_complete(work(adapter))  # warm-up, and a correctness check
+        assert got == expect, f"{client} read {got} bytes, expected {expect}"
+        benchmark.pedantic(lambda: loop.run_until_complete(work(adapter)),
+                           rounds=ROUNDS, iterations=1)
+    finally:
+        loop.run_until_complete(adapter.close())
+        loop.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_sequential_keepalive_1k(benchmark, server, impl):
+    benchmark.group = f"https: {SEQ_N} sequential keep-alive 1 KiB GETs"
+    benchmark.extra_info["requests_per_round"] = SEQ_N
+    url = server["base"] + "/small.txt"
+
+    async def work(a):
+        total = 0
+        for _ in range(SEQ_N):
+            total += await a.get(url)
+        return total
+
+    _bench(benchmark, impl, server, work, expect=SEQ_N * len(SMALL))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_concurrent_64_1k(benchmark, server, impl):
+    benchmark.group = f"https: {CONC_BATCHES} x 64 concurrent 1 KiB GETs"
+    benchmark.extra_info["requests_per_round"] = CONC_BATCHES * 64
+    url = server["base"] + "/small.txt"
+
+    async def work(a):
+        total = 0
+        for _ in range(CONC_BATCHES):
+            total += sum(await asyncio.gather(*(a.get(url) for _ in range(64))))
+        return total
+
+    _bench(benchmark, impl, server, work, expect=CONC_BATCHES * 64 * len(SMALL))
+
+
+@pytest.mark.parametrize("impl", IMPLS + [("urllib3", "sync")], ids=IDS + ["urllib3-sync"])
+def test_large_4m(benchmark, server, impl):
+    benchmark.group = f"https: {LARGE_N} x 4 MiB downloads"
+    benchmark.extra_info["bytes_per_round"] = LARGE_N * server["large_size"]
+    url = server["base"] + "/large.bin"
+    if impl[0] == "urllib3":
+        import urllib3
+
+        pm = urllib3.PoolManager(ca_certs=server["ca"], cert_reqs="CERT_REQUIRED")
+
+        def work_sync():
+            return sum(len(pm.request("GET", url).data) for _ in range(LARGE_N))
+
+        assert work_sync() == LARGE_N * server["large_size"]
+        benchmark.pedantic(work_sync, rounds=ROUNDS, iterations=1)
+        pm.clear()
+        return
+
+    async def work(a):
+        total = 0
+        for _ in range(LARGE_N):
+            total += await a.get(url)
+        return total
+
+    _bench(benchmark, impl, server, work, expect=LARGE_N * server["large_size"])
+
+
+NEWCONN = IMPLS + [("corenet.https", "corenet", False), ("corenet.https", "asyncio", False)]
+NEWCONN_IDS = IDS + ["corenet.https-on-corenet-no-resumption",
+                     "corenet.https-on-asyncio-no-resumption"]
+
+
+@pytest.mark.parametrize("impl", NEWCONN, ids=NEWCONN_IDS)
+def test_new_tls_connection_per_request(benchmark, server, impl):
+    """aiohttp and httpx cannot resume a TLS session (asyncio's SSL transport takes no
+    session), so their rows are full handshakes; corenet.https shows both."""
+    benchmark.group = f"https: {NEWCONN_N} GETs, a new TLS connection each"
+    benchmark.extra_info["requests_per_round"] = NEWCONN_N
+    resume = impl[2] if len(impl) > 2 else True
+    url = server["base"] + "/small.txt"
+
+    async def work(a):
+        total = 0
+        for _ in range(NEWCONN_N):
+            total += await a.get(url)
+        return total
+
+    _bench(benchmark, impl[:2], server, work, new_connection=True, resume=resume,
+           expect=NEWCONN_N * len(SMALL))

@@ -1,0 +1,23 @@
+"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop.
+
+    async with corenet.https.Client() as client:
+        r = await client.get("https://example.org/")
+"""
+from .client import Client, make_ssl_context
+from .errors import (
+    ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InvalidURL,
+    LocalProtocolError, PoolTimeout, ReadTimeout, RemoteProtocolError, StreamConsumed,
+    TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
+)
+from .headers import Headers
+from .limits import Limits
+from .models import Request, Response
+from .timeout import Timeout
+
+__all__ = [
+    "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout",
+    "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
+    "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
+    "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",
+    "HTTPStatusError", "StreamConsumed",
+]

@@ -1,0 +1,159 @@
+"""corenet-fetch: a curl-like command on corenet.https, with names resolved by the
+in-process recursive resolver when asked (`--resolve-with ROOT_HINTS`), all on one loop."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import sys
+import time
+from typing import Any, BinaryIO
+
+from .client import Client
+from .errors import HTTPError
+from .timeout import Timeout
+
+PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
+
+
+class UsageError(Exception):
+    """A problem with the command line or the environment: message printed, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corenet-fetch",
+                                description="Fetch a URL over HTTPS/1.1 with corenet.https.")
+    p.add_argument("url")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
+    p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show address, TLS and headers on stderr")
+    p.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in FILE")
+    p.add_argument("-k", "--insecure", action="store_true",
+                   help="do not verify the server certificate (explicit opt-out)")
+    p.add_argument("--resolve-with", metavar="ROOT_HINTS",
+                   help="resolve the host with corenet's recursive resolver from these root hints")
+    p.add_argument("--dns-port", type=int, default=None, metavar="PORT",
+                   help="with --resolve-with: the port authorities listen on (a test lab)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="connect/read/write timeout (default 30)")
+    p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                   help="overall deadline for the whole transfer")
+    p.add_argument("-L", "--no-location", dest="follow", action="store_false",
+                   help="do not follow redirects")
+    return p
+
+
+def make_resolver(root_hints: str, port: int | None = None) -> Any:
+    """Import the resolver lazily: plain fetches must not pay for (or need) it."""
+    if importlib.util.find_spec("resolver") is None:
+        raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
+                         "which is not installed")
+    import resolver
+
+    cls = getattr(resolver, "Resolver", None)
+    if cls is None:
+        raise UsageError("the installed 'resolver' package has no Resolver class")
+    if not os.path.exists(root_hints):
+        raise UsageError(f"root hints file {root_hints!r} not found")
+    if port is not None:
+        return cls(root_hints=root_hints, port=port)
+    return cls(root_hints=root_hints)
+
+
+def render_progress(done: int, total: int | None, elapsed: float, width: int = 30) -> str:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    speed = f"{rate / 1e6:7.2f} MB/s"
+    if total:
+        frac = min(1.0, done / total)
+        bar = "#" * int(frac * width)
+        return f"\r[{bar:<{width}}] {frac * 100:5.1f}% {done / 1e6:9.2f} MB {speed}"
+    return f"\r{done / 1e6:9.2f} MB {speed}"
+
+
+def _loop_factory():
+    if importlib.util.find_spec("corenet._loop") is not None:
+        import corenet
+
+        return corenet.new_event_loop
+    return None
+
+
+async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
+    verify: Any = True
+    if args.insecure:
+        verify = False
+    elif args.cacert:
+        verify = args.cacert
+    resolver = make_resolver(args.resolve_with, args.dns_port) if args.resolve_with else None
+    timeout = Timeout(args.timeout, total=args.max_time)
+    method = "HEAD" if args.head else "GET"
+    async with Client(verify=verify, resolver=resolver, timeout=timeout,
+                      follow_redirects=args.follow) as client:
+        async with client.stream(method, args.url) as r:
+            if args.verbose:
+                for h in r.history:
+                    err.write(f"< {h.http_version} {h.status_code} {h.reason_phrase} "
+                              f"-> {h.headers.get('location')}\n")
+                so = r.extensions.get("ssl_object")
+                if so is not None:
+                    err.write(f"* TLS {so.version()} {so.cipher()[0]}, ALPN "
+                              f"{so.selected_alpn_protocol()}, resumed={so.session_reused}\n")
+                err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
+                for k, v in r.headers.multi_items():
+                    err.write(f"< {k}: {v}\n")
+                err.flush()
+            if args.head:
+                lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
+                lines += [f"{k}: {v}" for k, v in r.headers.multi_items()]
+                out.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                return 0
+            length = r.headers.get("content-length")
+            total = int(length) if length and length.isdigit() else None
+            show = err.isatty() and (total is None or total >= PROGRESS_MIN)
+            done = 0
+            start = last = time.monotonic()
+            async for chunk in r.aiter_bytes():
+                out.write(chunk)
+                done += len(chunk)
+                if show:
+                    now = time.monotonic()
+                    if now - last > 0.1:
+                        last = now
+                        err.write(render_progress(done, total, now - start))
+                        err.flush()
+            if show:
+                err.write(render_progress(done, total, time.monotonic() - start) + "\n")
+            return 0 if r.status_code < 400 else 22  # curl -f's code for HTTP errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out: BinaryIO
+    try:
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+    except OSError as exc:
+        print(f"corenet-fetch: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            code = runner.run(fetch(args, out, sys.stderr))
+    except HTTPError as exc:
+        print(f"corenet-fetch: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    except UsageError as exc:
+        print(f"corenet-fetch: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        if args.output:
+            out.close()
+        else:
+            out.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""The HTTP/1.1 exchange, sans-IO: request bytes out, response bytes in, events out.
+
+No sockets and no clock here, so every framing rule (Content-Length, chunked,
+close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
+Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
+caller: HEAD responses, end of a close-delimited body at EOF, limits that bound memory
+before llhttp would buffer a huge header, and whether the connection may be reused.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import httptools
+
+from .errors import LocalProtocolError, RemoteProtocolError
+from .limits import DEFAULT_LIMITS, Limits
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
+
+
+def encode_request_line(method: str, target: str) -> bytes:
+    if not _TOKEN.fullmatch(method):
+        raise LocalProtocolError(f"invalid HTTP method {method!r}")
+    if not target or _BAD_TARGET.search(target):
+        raise LocalProtocolError(f"invalid request target {target!r}")
+    try:
+        return f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+    except UnicodeEncodeError:
+        raise LocalProtocolError(f"request target must be ASCII: {target!r}") from None
+
+
+def encode_header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header lines (without the blank line that ends them); CR, LF or NUL in any part is
+    refused, so a user-given value can never smuggle a second header or request."""
+    lines: list[str] = []
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise LocalProtocolError(f"invalid header name {name!r}")
+        if _BAD_VALUE.search(value):
+            raise LocalProtocolError(
+                f"header {name!r} has a CR, LF or NUL in its value {value!r}; refused"
+            )
+        lines += (name, ": ", value, "\r\n")
+    try:
+        return "".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(
+            f"header text must be latin-1 (encode other text yourself): {exc}"
+        ) from None
+
+
+def encode_request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """A whole request head: request line, validated headers, blank line."""
+    return encode_request_line(method, target) + encode_header_lines(headers) + b"\r\n"
+
+
+def encode_chunk(data: bytes) -> list[bytes]:
+    """One chunk of a chunked request body, as buffers to write in order."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class ResponseHead:
+    """Status line and headers of the final response."""
+
+    __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout",
+                 "content_encoding", "location")
+
+    def __init__(self, status_code: int, reason: bytes, http_version: str,
+                 headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive_timeout: float | None = None
+        self.content_encoding: bytes | None = None
+        self.location: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<ResponseHead {self.status_code} {self.reason!r}>"
+
+
+class EndOfMessage:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END = EndOfMessage()
+
+
+class ConnectionClosedEarly(RemoteProtocolError):
+    """The server closed the connection before sending any byte of a response; an
+    idempotent request may be retried on a fresh connection."""
+
+
+class _Stop(Exception):
+    """Raised inside a parser callback to stop llhttp (HEAD end, unsolicited data)."""
+
+
+_CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
+
+
+class ResponseExchange:
+    """Parses the response to one request. `feed(data)` and `feed_eof()` return a list of
+    events: one `ResponseHead`, then body `bytes`, then `END`. A framing error raises
+    `RemoteProtocolError` and the exchange (and its connection) is dead. After `END`,
+    `reusable` says whether the connection can carry another request."""
+
+    __slots__ = (
+        "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
+        "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
+        "_framing", "_content_length", "head", "done", "reusable", "_error",
+        "body_left", "_keep_alive",
+    )
+
+    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._limits = limits
+        self._is_head = method == "HEAD"
+        self._events: list = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._header_bytes = 0
+        self._fed = 0
+        self._interim = 0
+        self._head_buf = bytearray() if self._is_head else None
+        self._body_bytes = 0
+        self._framing = _CLOSE_DELIMITED
+        self._content_length = -1
+        # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
+        # the bytes still expected (readers may size their next read by it).
+        self.body_left = -1
+        self._keep_alive = False
+        self.head: ResponseHead | None = None
+        self.done = False
+        self.reusable = False
+        self._error: Exception | None = None
+
+    # ---- llhttp callbacks (called by httptools during feed_data) ----
+    def on_message_begin(self) -> None:
+        if self.done:
+            # Bytes after the complete response we asked for: the connection is not ours
+            # to trust any more.
+            raise _Stop()
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+        self._header_bytes += len(reason)
+
+    def on_header(self, name: bytes, value: bytes | None) -> None:
+        value = value or b""
+        self._header_bytes += len(name) + len(value) + 4
+        headers = self._headers
+        headers.append((name, value))
+        limits = self._limits
+        if len(headers) > limits.max_header_count:
+            raise RemoteProtocolError(
+                f"response has more than {limits.max_header_count} headers (max_header_count)"
+            )
+        if self._header_bytes > limits.max_header_bytes:
+            raise RemoteProtocolError(
+                f"response headers exceed {limits.max_header_bytes} bytes (max_header_bytes)"
+            )
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                raise RemoteProtocolError("server switched protocols (101) without being asked")
+            return  # interim response: its end is reported by on_message_complete
+        head = ResponseHead(status, self._reason, parser.get_http_version(), self._headers)
+        framing = _CLOSE_DELIMITED
+        for name, value in self._headers:
+            lname = name.lower()
+            if lname == b"transfer-encoding":
+                if value.rsplit(b",", 1)[-1].strip().lower() == b"chunked":
+                    framing = _CHUNKED
+            elif lname == b"content-length" and framing != _CHUNKED:
+                framing = _LENGTH
+                try:
+                    self._content_length = int(value)
+                except ValueError:
+                    pass  # llhttp has already refused a malformed one
+            elif lname == b"content-encoding":
+                head.content_encoding = value
+            elif lname == b"location":
+                head.location = value
+            elif lname == b"keep-alive":
+                head.keep_alive_timeout = _keep_alive_timeout(value)
+        if self._is_head or status == 204 or status == 304:
+            framing = _NONE
+        self._framing = framing
+        self._keep_alive = parser.should_keep_alive()
+        self.head = head
+        self._headers = []  # trailers, if any, land here and are ignored (still limited)
+        self._events.append(head)
+        if self._is_head:
+            self._finish(parser.should_keep_alive())
+            raise _Stop()
+
+    def on_body(self, body: bytes) -> None:
+        n = self._body_bytes + len(body)
+        self._body_bytes = n
+        if n > self._limits.max_body_bytes:
+            raise RemoteProtocolError(
+                f"response body exceeds {self._limits.max_body_bytes} bytes (max_body_bytes)"
+            )
+        if body:
+            self._events.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.head is None:
+            self._interim += 1
+            if self._interim > self._limits.max_interim_responses:
+                raise RemoteProtocolError(
+                    f"more than {self._limits.max_interim_responses} interim (1xx) responses"
+                )
+            self._headers = []
+            self._reason = b""
+            return
+        self._finish(self._parser.should_keep_alive() and self._framing != _CLOSE_DELIMITED)
+
+    def _finish(self, reusable: bool) -> None:
+        self.done = True
+        self.reusable = reusable
+        self._events.append(END)
+
+    # ---- input ----
+    def feed(self, data: bytes | bytearray | memoryview) -> list:
+        """Parse `data`; return the events it completed. Body bytes are returned as
+        `bytes` objects of their own (the caller may reuse `data`'s buffer)."""
+        if self.body_left >= 0:
+            return self._feed_counted(data)
+        if self._error is not None:
+            raise self._error
+        if self.done:
+            if data:
+                self.reusable = False
+            return []
+        if self.head is None:
+            room = self._limits.max_header_bytes - self._fed
+            if len(data) > room:
+                # Never hand llhttp more unparsed header bytes than the limit: it would
+                # buffer a never-ending header line whole before calling us.
+                self._feed(data[:room])
+                if self.head is None and not self.done:
+                    self._fail(RemoteProtocolError(
+                        f"response headers exceed {self._limits.max_header_bytes} bytes "
+                        "(max_header_bytes)"
+                    ))
+                data = data[room:]
+                if self.done:
+                    if data:
+                        self.reusable = False
+                    return self._take()
+            self._fed += len(data)
+            if self._head_buf is not None:
+                self._head_buf += data
+        self._feed(data)
+        if self._framing == _LENGTH and self.head is not None and not self.done \
+                and self._content_length >= 0 and self._error is None:
+            # The head is parsed, so the rest of a Content-Length body is just counted:
+            # no per-record trip through llhttp and its callback.
+            self.body_left = self._content_length - self._body_bytes
+        return self._take()
+
+    def _feed_counted(self, data) -> list:
+        if self.done:
+            if data:
+                self.reusable = False
+            return []
+        n = len(data)
+        left = self.body_left
+        take = n if n <= left else left
+        if take:
+            total = self._body_bytes + take
+            if total > self._limits.max_body_bytes:
+                self._fail(RemoteProtocolError(
+                    f"response body exceeds {self._limits.max_body_bytes} bytes "
+                    "(max_body_bytes)"))
+            self._body_bytes = total
+            self.body_left = left = left - take
+            chunk = data if take == n and data.__class__ is bytes else bytes(data[:take])
+            events = [chunk]
+        else:
+            events = []
+        if left == 0:
+            self.done = True
+            self.reusable = self._keep_alive and take == n
+            events.append(END)
+        return events
+
+    def _take(self) -> list:
+        events = self._events
+        self._events = []
+        return events
+
+    def _feed(self, data) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Stop):
+                if self._is_head and self.done and not self._only_headers_fed():
+                    self.reusable = False
+                elif not self._is_head:
+                    self.reusable = False
+                return
+            if isinstance(cause, RemoteProtocolError):
+                self._fail(cause)
+            self._fail(RemoteProtocolError(f"malformed response: {exc}"))
+        except httptools.HttpParserInvalidStatusError as exc:
+            self._fail(RemoteProtocolError(f"malformed status line: {exc}"))
+        except httptools.HttpParserError as exc:
+            if self.done:
+                self.reusable = False  # garbage after a complete response
+                return
+            self._fail(RemoteProtocolError(f"malformed response: {exc}"))
+
+    def _only_headers_fed(self) -> bool:
+        """For HEAD: True when the bytes fed end exactly where the final header block ends."""
+        buf = self._head_buf
+        pos = -4
+        for _ in range(self._interim + 1):
+            pos = buf.find(b"\r\n\r\n", pos + 4)
+            if pos < 0:
+                return False
+        return pos + 4 == len(buf)
+
+    def _fail(self, exc: Exception) -> None:
+        self._error = exc
+        self.reusable = False
+        raise exc
+
+    def feed_eof(self) -> list:
+        """The server closed the connection (or the TLS stream ended)."""
+        if self._error is not None:
+            raise self._error
+        self.reusable = False
+        if self.done:
+            return []
+        if self.head is None:
+            if self._fed == 0:
+                self._fail(ConnectionClosedEarly(
+                    "server closed the connection without sending a response"
+                ))
+            self._fail(RemoteProtocolError("server closed the connection in the middle of the "
+                                           "response headers"))
+        if self._framing == _CLOSE_DELIMITED:
+            self._finish(False)
+            return self._take()
+        if self._framing == _LENGTH:
+            self._fail(RemoteProtocolError(
+                f"server closed the connection after {self._body_bytes} of "
+                f"{self._content_length} body bytes (Content-Length)"
+            ))
+        self._fail(RemoteProtocolError(
+            "server closed the connection in the middle of a chunked body"
+        ))
+        return []  # unreachable
+
+    @property
+    def started(self) -> bool:
+        """Whether any response byte arrived (a request is safe to retry only if not)."""
+        return self._fed > 0 or self.head is not None
+
+
+_KA_CACHE: dict[bytes, float | None] = {}
+
+
+def _keep_alive_timeout(value: bytes) -> float | None:
+    """The timeout= of a Keep-Alive header (a server repeats the same value: cached)."""
+    try:
+        return _KA_CACHE[value]
+    except KeyError:
+        pass
+    t = _parse_keep_alive(value)
+    if len(_KA_CACHE) < 64:
+        _KA_CACHE[value] = t
+    return t
+
+
+def _parse_keep_alive(value: bytes) -> float | None:
+    for part in value.split(b","):
+        key, _, num = part.strip().partition(b"=")
+        if key.strip().lower() == b"timeout":
+            try:
+                t = float(num.strip())
+            except ValueError:
+                return None
+            return t if t >= 0 else None
+    return None

@@ -1,0 +1,201 @@
+"""Request and Response objects (httpx-shaped)."""
+from __future__ import annotations
+
+import datetime
+import json as _json
+from typing import Any, AsyncIterator, Callable
+
+from .decoder import Decoder
+from .errors import HTTPStatusError, StreamConsumed
+from .headers import Headers
+
+_REASONS = {}
+try:
+    from http import HTTPStatus
+
+    _REASONS = {s.value: s.phrase for s in HTTPStatus}
+except Exception:  # pragma: no cover
+    pass
+
+
+class Request:
+    __slots__ = ("method", "url", "headers", "content")
+
+    def __init__(self, method: str, url: str, headers: Headers, content: Any = None) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"<Request [{self.method}] {self.url}>"
+
+
+class Response:
+    """`content`, `text` and `json()` need the body read: always true for `client.get()`
+    and friends, after `await r.aread()` for a streamed response."""
+
+    def __init__(self, status_code: int, *, reason: bytes = b"", http_version: str = "1.1",
+                 headers: Headers | None = None, request: Request | None = None,
+                 content: bytes | None = None,
+                 raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status_code = status_code
+        self._reason = reason
+        self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
+        self._headers = headers
+        self._raw_headers = raw_headers
+        if headers is None and raw_headers is None:
+            self._headers = Headers()
+        self.request = request
+        self.url = request.url if request is not None else ""
+        self.history: list[Response] = []
+        # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
+        # "connection_reused": whether the request went on a pooled keep-alive connection.
+        self.extensions: dict[str, Any] = {}
+        self.elapsed = datetime.timedelta(0)
+        self._content = content
+        self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
+        self._on_close: Callable[[bool], None] | None = None
+        self._decoder: Decoder | None = None
+        self._started_at = 0.0
+        self._clock: Callable[[], float] | None = None
+        self.is_closed = content is not None
+        self.is_stream_consumed = content is not None
+
+    @property
+    def headers(self) -> Headers:
+        """Decoded on first use: many callers only look at status and content."""
+        h = self._headers
+        if h is None:
+            h = self._headers = Headers._from_raw(self._raw_headers)  # type: ignore[arg-type]
+        return h
+
+    @property
+    def reason_phrase(self) -> str:
+        if self._reason:
+            return self._reason.decode("latin-1")
+        return _REASONS.get(self.status_code, "")
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            raise StreamConsumed(
+                "the body of a streamed response is not read yet: call await response.aread()")
+        return self._content
+
+    @property
+    def encoding(self) -> str:
+        ctype = self.headers.get("content-type", "") or ""
+        for param in ctype.split(";")[1:]:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "charset" and value:
+                charset = value.strip().strip('"\'')
+                try:
+                    import codecs
+
+                    return codecs.lookup(charset).name
+                except LookupError:
+                    break
+        return "utf-8"
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        return _json.loads(self.content, **kwargs)
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    def raise_for_status(self) -> "Response":
+        code = self.status_code
+        if code < 400:
+            return self
+        kind = "Client error" if code < 500 else "Server error"
+        raise HTTPStatusError(
+            f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'",
+            request=self.request, response=self)
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """Body bytes as received (still compressed), chunk by chunk."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        if self.is_stream_consumed:
+            raise StreamConsumed("the response body was already read or closed")
+        self.is_stream_consumed = True
+        ok = False
+        try:
+            while True:
+                chunks = await self._chunks()  # type: ignore[misc]
+                if not chunks:
+                    break
+                for c in chunks:
+                    yield c
+            ok = True
+        finally:
+            self._close(ok)
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Body bytes decoded (gzip/deflate undone), chunk by chunk."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        dec = self._decoder
+        async for raw in self.aiter_raw():
+            out = dec.decode(raw) if dec else raw
+            if out:
+                yield out
+        if dec:
+            tail = dec.flush()
+            if tail:
+                yield tail
+
+    async def aread(self) -> bytes:
+        if self._content is not None:
+            return self._content
+        if self.is_stream_consumed:
+            raise StreamConsumed("the response body was already read or closed")
+        self.is_stream_consumed = True
+        ok = False
+        try:
+            parts: list[bytes] = []
+            while True:
+                chunks = await self._chunks(False)  # type: ignore[misc]
+                if not chunks:
+                    break
+                parts += chunks
+            raw = parts[0] if len(parts) == 1 else b"".join(parts)
+            dec = self._decoder
+            self._content = dec.decode(raw) + dec.flush() if dec else raw
+            ok = True
+        finally:
+            self._close(ok)
+        return self._content
+
+    def _close(self, complete: bool) -> None:
+        if self.is_closed:
+            return
+        self.is_closed = True
+        if self._clock is not None:
+            self.elapsed = datetime.timedelta(seconds=self._clock() - self._started_at)
+        cb = self._on_close
+        self._on_close = None
+        if cb is not None:
+            cb(complete)
+
+    async def aclose(self) -> None:
+        """Close a streamed response; an unread body costs its connection (discarded)."""
+        self.is_stream_consumed = True
+        self._close(False)
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code} {self.reason_phrase}]>"

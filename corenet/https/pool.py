@@ -1,0 +1,178 @@
+"""Per-origin pool of keep-alive connections, with TLS sessions kept per origin."""
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Awaitable, Callable
+
+from .connection import HTTPConnection
+from .errors import PoolTimeout
+
+Origin = tuple[str, str, int]
+
+
+class Pool:
+    """`max_connections` bounds open connections (busy + idle) across all origins;
+    `max_keepalive` bounds idle ones; an idle connection older than `keepalive_expiry`, or
+    past the server's `Keep-Alive: timeout=`, or that the server has closed, is dropped at
+    acquire time instead of being used."""
+
+    def __init__(self, max_connections: int = 100, max_keepalive: int = 20,
+                 keepalive_expiry: float | None = 5.0, reuse_tls_sessions: bool = True) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.max_connections = max_connections
+        self.max_keepalive = max_keepalive
+        self.keepalive_expiry = keepalive_expiry
+        self._idle: dict[Origin, list[HTTPConnection]] = {}
+        self._idle_count = 0
+        self._total = 0
+        self._busy: set[HTTPConnection] = set()  # checked out, closed too by aclose()
+        self._waiters: deque[asyncio.Future] = deque()
+        self._sessions: dict[Origin, ssl.SSLSession] = {}
+        self.reuse_tls_sessions = reuse_tls_sessions
+        self.closed = False
+        self.connections_opened = 0
+
+    @property
+    def idle_count(self) -> int:
+        return self._idle_count
+
+    @property
+    def open_count(self) -> int:
+        return self._total
+
+    def session_for(self, origin: Origin) -> ssl.SSLSession | None:
+        return self._sessions.get(origin)
+
+    def _keep_session(self, conn: HTTPConnection) -> None:
+        if not self.reuse_tls_sessions:
+            return
+        s = conn.session()
+        if s is not None:
+            self._sessions[conn.origin] = s
+
+    async def acquire(
+        self, origin: Origin, connect: Callable[[], Awaitable[HTTPConnection]],
+        timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
+    ) -> tuple[HTTPConnection, bool]:
+        """Return (connection, reused). `timeout_message` is called only on a timeout."""
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            if self.closed:
+                raise RuntimeError("the client is closed")
+            idle = self._idle.get(origin)
+            while idle and not fresh:
+                conn = idle.pop()
+                self._idle_count -= 1
+                exp = self.keepalive_expiry
+                if (exp is not None and loop.time() - conn.idle_since > exp) \
+                        or not conn.is_idle_usable():
+                    self._drop(conn)
+                    continue
+                self._busy.add(conn)
+                return conn, True
+            if self._total >= self.max_connections and self._idle_count:
+                self._evict_one()
+            if self._total < self.max_connections:
+                self._total += 1
+                try:
+                    conn = await connect()
+                except BaseException:
+                    self._total -= 1
+                    self._wake_one()
+                    raise
+                self.connections_opened += 1
+                self._busy.add(conn)
+                return conn, False
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            h = None
+            if end is not None:
+                h = loop.call_at(end, _expire, fut)
+            try:
+                ok = await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and fut.result() is True:
+                    self._wake_one()  # we were handed a free slot: pass it on
+                raise
+            finally:
+                if h is not None:
+                    h.cancel()
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            if ok is False:
+                raise PoolTimeout(timeout_message())
+
+    def release(self, conn: HTTPConnection, reusable: bool) -> None:
+        if conn not in self._busy:
+            return  # already given back, or closed by aclose()
+        self._busy.discard(conn)
+        so = conn.ssl_object
+        if conn.requests == 1 and so is not None:
+            # After the first response was read, so a TLS 1.3 ticket has been processed.
+            # Once per connection at most: CPython's SSLObject.session copies the session
+            # through DER (about 0.2 ms). A TLS 1.2 session that just resumed is still
+            # good and is kept as is; TLS 1.3 takes the fresh ticket each time, since a
+            # client should not use one ticket twice (RFC 8446, appendix C.4).
+            if not (so.session_reused and so.version() == "TLSv1.2"):
+                self._keep_session(conn)
+        if reusable and not self.closed and self._idle_count < self.max_keepalive:
+            conn.idle_since = asyncio.get_running_loop().time()
+            self._idle.setdefault(conn.origin, []).append(conn)
+            self._idle_count += 1
+        else:
+            conn.close()
+            self._total -= 1
+        self._wake_one()
+
+    def _drop(self, conn: HTTPConnection) -> None:
+        conn.close()
+        self._total -= 1
+
+    def _evict_one(self) -> None:
+        """Close the longest-idle connection of any origin to make room for a new one."""
+        oldest: HTTPConnection | None = None
+        for conns in self._idle.values():
+            if conns and (oldest is None or conns[0].idle_since < oldest.idle_since):
+                oldest = conns[0]
+        if oldest is not None:
+            self._idle[oldest.origin].remove(oldest)
+            self._idle_count -= 1
+            self._drop(oldest)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)
+                return
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or still checked out (a stream left open): a
+        request still using one then fails with a RemoteProtocolError."""
+        self.closed = True
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+                self._total -= 1
+        self._idle.clear()
+        self._idle_count = 0
+        for conn in self._busy:
+            conn.close()
+            self._total -= 1
+        self._busy.clear()
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(True)
+        # Let transports run their close callbacks, so no descriptor outlives the client.
+        await asyncio.sleep(0)
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(False)

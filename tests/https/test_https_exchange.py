@@ -1,0 +1,360 @@
+"""The sans-IO exchange, fed bytes directly: no sockets, no loop."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from corenet.https.errors import LocalProtocolError, RemoteProtocolError
+from corenet.https.exchange import (
+    END, ConnectionClosedEarly, ResponseExchange, ResponseHead, encode_chunk,
+    encode_request_head,
+)
+from corenet.https.limits import Limits
+
+
+def feed_all(ex: ResponseExchange, data: bytes, step: int | None = None) -> list:
+    events = []
+    if step is None:
+        events += ex.feed(data)
+    else:
+        for i in range(0, len(data), step):
+            events += ex.feed(data[i:i + step])
+    return events
+
+
+def body_of(events: list) -> bytes:
+    return b"".join(e for e in events if isinstance(e, bytes))
+
+
+CL_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello"
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer-X: t\r\n\r\n")
+
+
+@pytest.mark.parametrize("step", [None, 1, 3, 7])
+def test_content_length_any_split(step):
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, CL_RESPONSE, step)
+    head = events[0]
+    assert isinstance(head, ResponseHead)
+    assert head.status_code == 200 and head.reason == b"OK" and head.http_version == "1.1"
+    assert head.headers == [(b"Content-Length", b"5"), (b"X-A", b"1"), (b"x-a", b"2")]
+    assert body_of(events) == b"hello"
+    assert events[-1] is END and ex.done and ex.reusable
+
+
+@pytest.mark.parametrize("step", [None, 1, 4])
+def test_chunked_with_trailers(step):
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, CHUNKED, step)
+    assert body_of(events) == b"hello world"
+    assert events[-1] is END and ex.reusable
+    # trailers are not reported as headers
+    assert all(name != b"Trailer-X" for name, _ in events[0].headers)
+
+
+def test_close_delimited_ends_at_eof_and_is_not_reusable():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\n\r\nsome")
+    events += ex.feed(b" body")
+    assert END not in events
+    events += ex.feed_eof()
+    assert body_of(events) == b"some body" and events[-1] is END
+    assert not ex.reusable
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_body_statuses(status):
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 %d X\r\nContent-Length: 10\r\n\r\n" % status
+                     if status == 304 else b"HTTP/1.1 204 X\r\n\r\n")
+    assert events[-1] is END and body_of(events) == b"" and ex.reusable
+
+
+def test_head_response_has_no_body_even_with_content_length():
+    ex = ResponseExchange("HEAD")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+    assert events[-1] is END and body_of(events) == b""
+    assert ex.reusable
+
+
+def test_head_response_followed_by_stray_body_is_not_reusable():
+    ex = ResponseExchange("HEAD")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    assert events[-1] is END and not ex.reusable
+
+
+def test_interim_responses_are_skipped():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: x\r\n\r\n"
+                     b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+    heads = [e for e in events if isinstance(e, ResponseHead)]
+    assert [h.status_code for h in heads] == [201]
+    assert heads[0].headers == [(b"Content-Length", b"2")]
+    assert body_of(events) == b"ok"
+
+
+def test_too_many_interim_responses():
+    ex = ResponseExchange("GET", Limits(max_interim_responses=3))
+    with pytest.raises(RemoteProtocolError, match="interim"):
+        ex.feed(b"HTTP/1.1 100 Continue\r\n\r\n" * 5)
+
+
+def test_connection_close_and_http10_not_reusable():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    assert ex.done and not ex.reusable
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert ex.done and not ex.reusable
+
+
+def test_keep_alive_timeout_is_read():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nKeep-Alive: max=5, timeout=7\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+    assert events[0].keep_alive_timeout == 7.0
+
+
+def test_extra_bytes_after_response_make_it_not_reusable():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef")
+    assert body_of(events) == b"abc" and events[-1] is END
+    assert not ex.reusable
+
+
+def test_data_after_done_in_a_later_feed():
+    ex = ResponseExchange("GET")
+    ex.feed(CL_RESPONSE)
+    assert ex.reusable
+    assert ex.feed(b"HTTP/1.1 200 OK\r\n") == []
+    assert not ex.reusable
+
+
+@pytest.mark.parametrize("raw, match", [
+    (b"HTTP/1.1 2x0 OK\r\n\r\n", "status"),
+    (b"HTTQ/1.1 200 OK\r\n\r\n", "malformed"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n", "malformed"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "malformed"),
+    (b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n", "malformed"),
+    (b"HTTP/1.1 101 Switching\r\n\r\n", "switched"),
+])
+def test_malformed_responses_raise_typed_errors(raw, match):
+    ex = ResponseExchange("GET")
+    with pytest.raises(RemoteProtocolError, match=match):
+        ex.feed(raw)
+    assert not ex.reusable
+    with pytest.raises(RemoteProtocolError):  # the exchange stays dead
+        ex.feed(b"more")
+
+
+def test_content_length_shortfall_at_eof():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    with pytest.raises(RemoteProtocolError, match="3 of 10"):
+        ex.feed_eof()
+
+
+def test_eof_mid_chunked_body():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")
+    with pytest.raises(RemoteProtocolError, match="chunked"):
+        ex.feed_eof()
+
+
+def test_eof_before_any_byte_is_retryable_kind():
+    ex = ResponseExchange("GET")
+    with pytest.raises(ConnectionClosedEarly):
+        ex.feed_eof()
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200")
+    with pytest.raises(RemoteProtocolError) as info:
+        ex.feed_eof()
+    assert not isinstance(info.value, ConnectionClosedEarly)
+
+
+def test_header_byte_limit_stops_an_endless_header_line():
+    ex = ResponseExchange("GET", Limits(max_header_bytes=1000))
+    ex.feed(b"HTTP/1.1 200 OK\r\nX: ")
+    with pytest.raises(RemoteProtocolError, match="max_header_bytes"):
+        for _ in range(100):  # bounded: would be 100 KB of one header
+            ex.feed(b"a" * 1000)
+
+
+def test_header_count_limit():
+    ex = ResponseExchange("GET", Limits(max_header_count=10))
+    with pytest.raises(RemoteProtocolError, match="max_header_count"):
+        ex.feed(b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(11)) + b"\r\n")
+
+
+def test_body_limit():
+    ex = ResponseExchange("GET", Limits(max_body_bytes=10))
+    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n" + b"x" * 20)
+
+
+def test_headers_and_body_in_one_feed_larger_than_header_limit():
+    # The header limit must not refuse a body that arrives in the same read.
+    ex = ResponseExchange("GET", Limits(max_header_bytes=100))
+    body = b"y" * 5000
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body)
+    assert body_of(events) == body and events[-1] is END
+
+
+def test_request_head_encoding():
+    head = encode_request_head("GET", "/a?b=1", [("Host", "h"), ("X-Y", "z w")])
+    assert head == b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-Y: z w\r\n\r\n"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("X", "a\r\nInjected: 1"), ("X", "a\nb"), ("X", "a\rb"), ("X", "a\x00"),
+    ("Bad Name", "v"), ("X:Y", "v"), ("", "v"), ("X", "caf\u00e9\u2603"),
+])
+def test_request_header_injection_refused(name, value):
+    with pytest.raises(LocalProtocolError):
+        encode_request_head("GET", "/", [(name, value)])
+
+
+@pytest.mark.parametrize("method, target", [("GE T", "/"), ("GET", "/a b"), ("GET", "/\r\n")])
+def test_bad_method_or_target(method, target):
+    with pytest.raises(LocalProtocolError):
+        encode_request_head(method, target, [])
+
+
+def test_encode_chunk():
+    assert b"".join(encode_chunk(b"x" * 26)) == b"1a\r\n" + b"x" * 26 + b"\r\n"
+
+
+# ---- fuzzing the response path ----
+
+def _check_events(events: list) -> None:
+    heads = [e for e in events if isinstance(e, ResponseHead)]
+    assert len(heads) <= 1
+    if END in events:
+        assert events.count(END) == 1 and events[-1] is END
+    for e in events:
+        assert isinstance(e, (ResponseHead, bytes)) or e is END
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600), st.integers(1, 64), st.sampled_from(["GET", "HEAD"]))
+def test_fuzz_arbitrary_bytes(data, step, method):
+    """Any bytes: events in order, or a RemoteProtocolError; never another exception."""
+    ex = ResponseExchange(method, Limits(max_header_bytes=256, max_body_bytes=300))
+    events: list = []
+    try:
+        events += feed_all(ex, data, step)
+        events += ex.feed_eof()
+    except RemoteProtocolError:
+        assert not ex.reusable
+        return
+    _check_events(events)
+    assert ex.done and not ex.reusable  # after EOF nothing is reusable
+
+
+_status = st.sampled_from([b"200 OK", b"204 No Content", b"304 NM", b"404 Nope", b"100 C",
+                           b"2000 X", b"-1 X", b"200", b"999 Z"])
+_header = st.sampled_from([
+    b"Content-Length: 5", b"Content-Length: 0", b"Content-Length: -1", b"Content-Length: 99999",
+    b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip", b"Connection: close",
+    b"Keep-Alive: timeout=x", b"X: \x00", b"X:\tv", b": novalue", b"Y: a\rb",
+])
+_body = st.one_of(st.binary(max_size=40), st.sampled_from([
+    b"5\r\nhello\r\n0\r\n\r\n", b"ffffffffffffffffff\r\n", b"5\r\nhel", b"0\r\n\r\n",
+    b"hello", b"-5\r\nhello\r\n",
+]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_status, st.lists(_header, max_size=4), _body, st.integers(1, 32),
+       st.booleans())
+def test_fuzz_structured_responses(status, headers, body, step, eof):
+    raw = b"HTTP/1.1 " + status + b"\r\n" + b"".join(h + b"\r\n" for h in headers) \
+        + b"\r\n" + body
+    ex = ResponseExchange("GET", Limits(max_body_bytes=1000))
+    events: list = []
+    try:
+        events += feed_all(ex, raw, step)
+        if eof:
+            events += ex.feed_eof()
+    except RemoteProtocolError:
+        assert not ex.reusable
+        return
+    _check_events(events)
+    if END in events:
+        total = len(body_of(events))
+        assert total <= 1000
+        if ex.reusable:
+            # a reusable connection must have consumed exactly one well-framed response
+            assert not eof
+
+
+def test_counted_body_split_across_feeds():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+    events += ex.feed(memoryview(b"cdefg"))
+    assert END not in events
+    events += ex.feed(bytearray(b"hij"))
+    assert body_of(events) == b"abcdefghij" and events[-1] is END and ex.reusable
+    assert all(type(e) is bytes for e in events
+               if not isinstance(e, ResponseHead) and e is not END)
+
+
+def test_counted_body_with_extra_bytes_in_a_later_feed():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+    events = ex.feed(b"cdEXTRA")
+    assert body_of(events) == b"cd" and events[-1] is END
+    assert not ex.reusable
+
+
+def test_counted_body_limit_and_eof():
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5))
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    ex.feed(b"abc")
+    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
+        ex.feed(b"defgh")
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+    ex.feed(b"abc")
+    with pytest.raises(RemoteProtocolError, match="3 of 8"):
+        ex.feed_eof()
+
+
+def test_counted_body_keeps_connection_close():
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\n")
+    events = ex.feed(b"abcd")
+    assert events[-1] is END and not ex.reusable
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=3000), st.lists(st.integers(1, 700), min_size=1,
+                                                      max_size=20),
+       st.booleans())
+def test_fuzz_body_survives_buffer_reuse(body, cuts, chunked):
+    """The connection feeds views of one reused buffer: whatever the split, the body
+    events must be the exact body, never views that a later read overwrites."""
+    if chunked:
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 97]), body[i:i + 97])
+                           for i in range(0, len(body), 97)) + b"0\r\n\r\n"
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    else:
+        payload = body
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    wire = head + payload
+    shared = bytearray(1024)
+    ex = ResponseExchange("GET")
+    events: list = []
+    pos = 0
+    i = 0
+    while pos < len(wire):
+        n = min(cuts[i % len(cuts)], len(wire) - pos, len(shared))
+        shared[:n] = wire[pos:pos + n]
+        events += ex.feed(memoryview(shared)[:n])
+        shared[:] = b"\xaa" * len(shared)  # the next read overwrites the buffer
+        pos += n
+        i += 1
+    assert body_of(events) == body
+    assert events[-1] is END and ex.reusable
