@@ -47,6 +47,7 @@ cdef class BaseLoop:
     cdef list _ready_swap
     cdef list _timers
     cdef uint64_t _timer_seq
+    cdef public uint64_t _epoll_ctl_calls   # every epoll_ctl the loop made, for tests and benchmarks
     cdef Py_ssize_t _timer_cancelled
     cdef list _fds
 

@@ -748,6 +748,7 @@ cdef class BaseLoop:
         ev.events = events
         ev.data.u64 = 0
         ev.data.fd = fd
+        self._epoll_ctl_calls += 1
         if epoll_ctl(self._epfd, op, fd, &ev) == 0:
             return 0
         if op == EPOLL_CTL_ADD and errno == EEXIST:
