@@ -67,10 +67,7 @@ cdef class DatagramTransport(FdWatcher):
         self.connected = self.extra["peername"] is not None
         self.protocol = protocol
         self.datagram_received = protocol.datagram_received
-        if self.edge:
-            loop.register_watcher(self, EPOLLIN | EPOLLOUT | EPOLLET)
-        else:
-            loop.register_watcher(self, 0)
+        loop.register_watcher(self, 0)   # into epoll once connected, as streams do
         loop.call_soon(self._connection_made)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
@@ -78,11 +75,12 @@ cdef class DatagramTransport(FdWatcher):
     def _connection_made(self):
         if self.closing:
             return
+        if self.edge:
+            self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, EPOLLIN | EPOLLOUT | EPOLLET)
+            self.registered = EPOLLIN | EPOLLOUT | EPOLLET
         self.protocol.connection_made(self.face)
         self.started = True
         self._update_interest()
-        if self.edge:
-            self._read_ready()
 
     cdef int _update_interest(self) except -1:
         cdef uint32_t want = 0

@@ -76,6 +76,9 @@ cdef class BaseLoop:
     cdef int _run_once(self) except -1
     cdef int _poll(self, double timeout) except -1
     cdef int _run_ready(self) except -1
+    cdef int _run_handle(self, Handle h) except -1
+    cdef int _dispatch(self, int n) except -1
+    cdef int _run_due_timers(self) except -1
 
     cdef FdWatcher _watcher(self, int fd)
     cdef int _sync(self, FdWatcher w, bint lazy) except -1

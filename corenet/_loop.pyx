@@ -197,7 +197,7 @@ cdef class FdWatcher:
                 if h._cancelled:
                     self.reader = None
                 else:
-                    loop._ready.append(h)
+                    loop._run_handle(h)
         if events & WRITE_EVENTS:
             if self.wop is not None:
                 (<SockOp>self.wop).on_ready(loop, self)
@@ -206,7 +206,7 @@ cdef class FdWatcher:
                 if h._cancelled:
                     self.writer = None
                 else:
-                    loop._ready.append(h)
+                    loop._run_handle(h)
         # Events nobody waits for: stop asking for them, or level triggering would spin.
         if ((events & EPOLLIN and self.reader is None and self.rop is None)
                 or (events & EPOLLOUT and self.writer is None and self.wop is None)):
@@ -600,9 +600,13 @@ cdef class BaseLoop:
         self._run_once()
 
     cdef int _run_once(self) except -1:
+        """One iteration, in asyncio's order: the callbacks that were ready before the poll,
+        then the I/O events (transports are called directly, add_reader callbacks run
+        here too), then the timers that are due."""
         cdef list timers = self._timers
         cdef TimerHandle h
         cdef double timeout, end
+        cdef int n
         while timers and (<TimerHandle>timers[0])._cancelled:
             self._heap_pop()
             self._timer_cancelled -= 1
@@ -619,30 +623,48 @@ cdef class BaseLoop:
                 timeout = 86400.0
         else:
             timeout = -1.0
-        self._poll(timeout)
-        timers = self._timers
-        if timers:
-            end = self._now() + 1e-9
-            while timers:
-                h = <TimerHandle>timers[0]
-                if h._when >= end:
-                    break
-                self._heap_pop()
-                if h._cancelled:
-                    self._timer_cancelled -= 1
-                else:
-                    self._ready.append(h)
+        n = self._poll(timeout)
         self._run_ready()
+        if n > 0:
+            self._dispatch(n)
+        timers = self._timers
+        if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
+            self._run_due_timers()
+        return 0
+
+    cdef int _run_due_timers(self) except -1:
+        """Runs the timers that are due now, in deadline order; callbacks they schedule wait
+        for the next iteration, as in asyncio."""
+        cdef list timers = self._timers
+        cdef list due = []
+        cdef TimerHandle h
+        cdef Py_ssize_t i = 0, n
+        cdef double end = self._now() + 1e-9
+        while timers:
+            h = <TimerHandle>timers[0]
+            if h._when >= end:
+                break
+            self._heap_pop()
+            if h._cancelled:
+                self._timer_cancelled -= 1
+            else:
+                due.append(h)
+        n = len(due)
+        try:
+            while i < n:
+                h = <TimerHandle>due[i]
+                i += 1
+                if not h._cancelled:
+                    self._run_handle(h)
+        except BaseException:
+            self._ready[0:0] = due[i:n]   # KeyboardInterrupt: keep the rest for the next run
+            raise
         return 0
 
     cdef int _poll(self, double timeout) except -1:
-        cdef int n, i, fd, ms
-        cdef uint32_t events
+        """Waits for events; returns how many are in ``self._events``."""
+        cdef int n, ms
         cdef timespec ts
-        cdef uint64_t counter
-        cdef list fds = self._fds
-        cdef Py_ssize_t nfds
-        cdef object w
         cdef int epfd = self._epfd
         if timeout == 0.0:
             n = epoll_wait(epfd, self._events, self._maxevents, 0)
@@ -668,19 +690,41 @@ cdef class BaseLoop:
                 PyErr_CheckSignals()
                 return 0
             PyErr_SetFromErrno(OSError)
-        nfds = len(fds)
+        return n
+
+    cdef int _dispatch(self, int n) except -1:
+        cdef int i, fd
+        cdef uint32_t events
+        cdef uint64_t counter
+        cdef list fds = self._fds
+        cdef object w
         for i in range(n):
             fd = self._events[i].data.fd
             events = self._events[i].events
             if fd == self._eventfd:
                 read(fd, &counter, 8)
                 continue
-            w = fds[fd] if fd < nfds else None
+            w = fds[fd] if fd < len(fds) else None
             if w is None:
-                epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)
+                # Closed since the poll, or a stale registration: stop hearing about it.
+                epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
                 continue
             (<FdWatcher>w).on_events(self, events)
-            nfds = len(fds)
+        return 0
+
+    cdef int _run_handle(self, Handle h) except -1:
+        cdef double t0, dt
+        if not self._debug:
+            return h.run_c()
+        self._current_handle = h
+        t0 = self._now()
+        try:
+            h.run_c()
+        finally:
+            self._current_handle = None
+        dt = self._now() - t0
+        if dt >= self.slow_callback_duration:
+            logger.warning("Executing %r took %.3f seconds", h, dt)
         return 0
 
     cdef int _run_ready(self) except -1:

@@ -215,12 +215,15 @@ cdef class StreamTransport(FdWatcher):
     cdef bint started
     cdef bint read_scheduled
     cdef bint eof_received
+    cdef bint short_read
+    cdef bint peer_closing
     cdef public bint _protocol_paused
     cdef int conn_lost
     cdef WriteQueue wq
     cdef Py_ssize_t high_water
     cdef Py_ssize_t low_water
     cdef object empty_waiter
+    cdef object write_waiter
 
     def __cinit__(self, int fd):
         self.wq = WriteQueue()
@@ -254,10 +257,10 @@ cdef class StreamTransport(FdWatcher):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        if self.edge:
-            loop.register_watcher(self, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
-        else:
-            loop.register_watcher(self, 0)
+        # Into the fd table now; into epoll when the protocol is connected, so that readiness
+        # reaches it through the next poll, after the callbacks already queued (such as the
+        # one that hands the transport to the caller of create_connection), as in asyncio.
+        loop.register_watcher(self, 0)
         loop.call_soon(self._connection_made)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
@@ -265,14 +268,14 @@ cdef class StreamTransport(FdWatcher):
     def _connection_made(self):
         if self.closing:
             return
+        if self.edge:
+            self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+            self.registered = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
         self.protocol_connected = True
         self.protocol.connection_made(self.face)
         self.started = True
         if not self.closing:
             self._update_interest()
-            if self.edge and not self.reading_paused:
-                # Data may have arrived before connection_made: its edge is already spent.
-                self._read_ready()
 
     cdef int _set_protocol(self, protocol) except -1:
         self.protocol = protocol
@@ -296,7 +299,7 @@ cdef class StreamTransport(FdWatcher):
             return 0
         if self.started and not self.reading_paused and not self.closing and not self.eof_received:
             want |= EPOLLIN
-        if not self.wq.empty():
+        if not self.wq.empty() or self.write_waiter is not None:
             want |= EPOLLOUT
         if want == self.registered:
             return 0
@@ -310,15 +313,28 @@ cdef class StreamTransport(FdWatcher):
         return 0
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+            self.peer_closing = True
+        if events & OUT_EVENTS and self.write_waiter is not None:
+            waiter = self.write_waiter
+            self.write_waiter = None
+            self._update_interest()
+            if not waiter.done():
+                waiter.set_result(None)
         if events & OUT_EVENTS and not self.wq.empty():
             self._write_ready()
-        if events & IN_EVENTS and self.started and not self.reading_paused and not self.closing:
-            self._read_ready()
+        if (events & IN_EVENTS and self.started and not self.reading_paused and not self.closing
+                and not self.eof_received):
+            self._read_ready(events)
         return 0
 
     # ------------------------------------------------------------ reading
 
-    cdef int _read_ready(self) except -1:
+    cdef int _read_ready(self, uint32_t events) except -1:
+        """Level mode: one read per wake-up, as asyncio. Edge mode: read until EAGAIN, or a
+        short read (every later arrival raises a new edge, so the recv() that would only say
+        EAGAIN is skipped), or the per-wake-up budget; a closing peer is read one read per
+        iteration. ``events`` is 0 when called outside an epoll event."""
         cdef Py_ssize_t budget = EDGE_READ_BUDGET
         cdef Py_ssize_t n
         while True:
@@ -328,7 +344,16 @@ cdef class StreamTransport(FdWatcher):
                 n = self._read_plain()
             if n <= 0 or not self.edge:
                 return 0
-            if self.reading_paused or self.closing or self.fd < 0:
+            if self.reading_paused or self.closing or self.fd < 0 or self.eof_received:
+                return 0
+            if self.peer_closing:
+                # The peer is closing: deliver the rest one read per iteration, as asyncio
+                # does, so the EOF never overtakes callbacks that the data made ready.
+                if not self.read_scheduled:
+                    self.read_scheduled = True
+                    self.loop.call_soon(self._continue_reading)
+                return 0
+            if self.short_read and events:
                 return 0
             budget -= n
             if budget <= 0:
@@ -340,8 +365,9 @@ cdef class StreamTransport(FdWatcher):
 
     def _continue_reading(self):
         self.read_scheduled = False
-        if self.started and not self.reading_paused and not self.closing and self.fd >= 0:
-            self._read_ready()
+        if (self.started and not self.reading_paused and not self.closing and self.fd >= 0
+                and not self.eof_received):
+            self._read_ready(0)
 
     cdef Py_ssize_t _read_plain(self) except -2:
         cdef ssize_t n
@@ -357,6 +383,7 @@ cdef class StreamTransport(FdWatcher):
         if n == 0:
             self._eof()
             return -1
+        self.short_read = n < MAX_READ
         data = PyBytes_FromStringAndSize(_shared_rbuf, n)
         try:
             self.data_received(data)
@@ -387,6 +414,7 @@ cdef class StreamTransport(FdWatcher):
                 n = recv(self.fd, pybuf.buf, pybuf.len, 0)
                 if n >= 0 or errno != EINTR:
                     break
+            self.short_read = n < pybuf.len
         finally:
             PyBuffer_Release(&pybuf)
         if n < 0:
@@ -617,6 +645,12 @@ cdef class StreamTransport(FdWatcher):
         if self.wq.empty():
             self.empty_waiter.set_result(None)
         return self.empty_waiter
+
+    def _wait_writable(self):
+        """A future set when the socket is writable again (for os.sendfile on EAGAIN)."""
+        self.write_waiter = self.loop.create_future()
+        self._update_interest()
+        return self.write_waiter
 
     def _reset_empty_waiter(self):
         self.empty_waiter = None

@@ -321,13 +321,13 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             raise ValueError("the socket must be non-blocking")
         _check_sendfile_params(sock, file, offset, count)
         try:
-            return await self._sendfile_native(sock, file, offset, count)
+            return await self._sock_sendfile_native(sock, file, offset, count, self._wait_writable)
         except asyncio.SendfileNotAvailableError:
             if not fallback:
                 raise
         return await self._sendfile_fallback(sock, file, offset, count)
 
-    async def _sendfile_native(self, sock, file, offset, count) -> int:
+    async def _sock_sendfile_native(self, sock, file, offset, count, wait_writable) -> int:
         try:
             fileno = file.fileno()
         except (AttributeError, io.UnsupportedOperation) as exc:
@@ -349,7 +349,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                 try:
                     sent = os.sendfile(sock.fileno(), fileno, pos, n_wanted)
                 except (BlockingIOError, InterruptedError):
-                    await self._wait_writable(sock)
+                    await wait_writable(sock)
                     continue
                 except OSError as exc:
                     if exc.errno == errno.ENOTSOCK or (sent_total == 0 and exc.errno in (
@@ -495,7 +495,6 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     create_datagram_endpoint = _BASE.create_datagram_endpoint
     start_tls = _BASE.start_tls
     sendfile = _BASE.sendfile
-    _sendfile_native = _BASE._sendfile_native
     _sendfile_fallback = _BASE._sendfile_fallback
     connect_read_pipe = _BASE.connect_read_pipe
     connect_write_pipe = _BASE.connect_write_pipe
@@ -525,6 +524,22 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             call_connection_made=call_connection_made)
         transports.make_stream(self, rawsock, ssl_protocol, None, extra, server)
         return ssl_protocol._app_transport
+
+    async def _sendfile_native(self, transp, file, offset, count):
+        """loop.sendfile() on a corenet transport: drain its queue, then os.sendfile."""
+        engine = getattr(transp, "_engine", None)
+        if not isinstance(engine, _stream.StreamTransport):
+            raise asyncio.SendfileNotAvailableError(f"{transp!r} is not a corenet socket transport")
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        await transp._make_empty_waiter()
+        try:
+            return await self._sock_sendfile_native(
+                engine._sock, file, offset, count, lambda sock: engine._wait_writable())
+        finally:
+            transp._reset_empty_waiter()
+            if resume_reading:
+                transp.resume_reading()
 
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
         return transports.make_datagram(self, sock, protocol, address, waiter, extra)
@@ -683,8 +698,12 @@ def new_event_loop(*, trigger: Trigger | None = None) -> Loop:
     return Loop(trigger=trigger)
 
 
-class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
-    """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``)."""
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``).
+
+    It keeps the Unix policy's child-watcher API for code that calls it; corenet's loops do
+    not need a watcher (they watch children through pidfds).
+    """
 
     def __init__(self, *, trigger: Trigger | None = None) -> None:
         super().__init__()

@@ -19,13 +19,17 @@ _STREAM_HOT = ("write", "writelines", "is_closing", "pause_reading", "resume_rea
 _DGRAM_HOT = ("sendto", "is_closing", "get_extra_info", "get_write_buffer_size")
 
 
-class SocketTransport(asyncio.Transport):
-    """A TCP or Unix stream transport of corenet's loop."""
+class SocketTransport(asyncio.transports._FlowControlMixin, asyncio.Transport):
+    """A TCP or Unix stream transport of corenet's loop.
+
+    It is an ``asyncio.transports._FlowControlMixin`` too, as asyncio's socket transports
+    are, because asyncio's sendfile fallback insists on it; the engine keeps the flow
+    control state.
+    """
 
     __slots__ = ("_engine", "__weakref__") + _STREAM_HOT
-    # The base sendfile() goes through write() and drain; os.sendfile for transports is
-    # not wired yet.
-    _sendfile_compatible = constants._SendfileMode.FALLBACK
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
 
     def __init__(self, engine: _stream.StreamTransport) -> None:
         self._engine = engine
@@ -90,7 +94,7 @@ class SocketTransport(asyncio.Transport):
         self._engine._reset_empty_waiter()
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
     """A UDP or Unix datagram transport of corenet's loop."""
 
     __slots__ = ("_engine", "__weakref__") + _DGRAM_HOT
