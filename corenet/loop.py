@@ -680,6 +680,10 @@ def _is_numeric_host(family: int, host) -> bool:
 
 
 def _stop_when_done(fut) -> None:
+    if not fut.cancelled():
+        # Reading the exception marks it retrieved: run_until_complete's caller gets it.
+        if isinstance(fut.exception(), (SystemExit, KeyboardInterrupt)):
+            return  # it is already propagating out of run_forever()
     fut.get_loop().stop()
 
 

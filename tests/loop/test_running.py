@@ -205,3 +205,19 @@ def test_runner_and_corenet_run(loop_kind):
     with asyncio.Runner(loop_factory=lambda: corenet.new_event_loop(trigger=trigger)) as r:
         assert r.run(main()) == "corenet.loop"
         assert r.get_loop().trigger == trigger
+
+
+def test_system_exit_in_runner_task_is_not_reported_as_unretrieved(loop_kind):
+    reports = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda lp, ctx: reports.append(ctx))
+        await asyncio.sleep(0)
+        raise SystemExit(3)
+
+    runner = asyncio.Runner(loop_factory=lambda: make_loop(loop_kind))
+    with pytest.raises(SystemExit):
+        with runner:
+            runner.run(main())
+    gc.collect()
+    assert reports == []
