@@ -29,7 +29,6 @@ cdef class DatagramTransport(FdWatcher):
     cdef object face
     cdef dict extra
     cdef object address
-    cdef object datagram_received
     cdef object queue
     cdef Py_ssize_t queued_bytes
     cdef bint edge
@@ -66,7 +65,6 @@ cdef class DatagramTransport(FdWatcher):
                 self.extra["peername"] = None
         self.connected = self.extra["peername"] is not None
         self.protocol = protocol
-        self.datagram_received = protocol.datagram_received
         loop.register_watcher(self, 0)   # into epoll once connected, as streams do
         loop.call_soon(self._connection_made)
         if waiter is not None:
@@ -127,7 +125,7 @@ cdef class DatagramTransport(FdWatcher):
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return 0
             try:
-                self.datagram_received(data, addr)
+                self.protocol.datagram_received(data, addr)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -299,7 +297,6 @@ cdef class DatagramTransport(FdWatcher):
             self.fd = -1
             self._sock.close()
             self.protocol = None
-            self.datagram_received = None
         return 0
 
     def get_extra_info(self, name, default=None):
@@ -307,7 +304,6 @@ cdef class DatagramTransport(FdWatcher):
 
     def set_protocol(self, protocol):
         self.protocol = protocol
-        self.datagram_received = protocol.datagram_received
 
     def get_protocol(self):
         return self.protocol

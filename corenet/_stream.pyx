@@ -202,9 +202,6 @@ cdef class StreamTransport(FdWatcher):
     cdef object face
     cdef object server
     cdef dict extra
-    cdef object data_received
-    cdef object get_buffer
-    cdef object buffer_updated
     cdef bint buffered
     cdef bint edge
     cdef bint closing
@@ -278,16 +275,10 @@ cdef class StreamTransport(FdWatcher):
             self._update_interest()
 
     cdef int _set_protocol(self, protocol) except -1:
+        # Protocol methods are looked up at each call, as asyncio does, so a protocol whose
+        # methods change (or are patched) after connection_made still gets its calls.
         self.protocol = protocol
         self.buffered = isinstance(protocol, BufferedProtocol)
-        if self.buffered:
-            self.get_buffer = protocol.get_buffer
-            self.buffer_updated = protocol.buffer_updated
-            self.data_received = None
-        else:
-            self.data_received = protocol.data_received
-            self.get_buffer = None
-            self.buffer_updated = None
         return 0
 
     # ------------------------------------------------------------ epoll interest
@@ -386,7 +377,7 @@ cdef class StreamTransport(FdWatcher):
         self.short_read = n < MAX_READ
         data = PyBytes_FromStringAndSize(_shared_rbuf, n)
         try:
-            self.data_received(data)
+            self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -398,7 +389,7 @@ cdef class StreamTransport(FdWatcher):
         cdef Py_buffer pybuf
         cdef ssize_t n
         try:
-            buf = self.get_buffer(-1)
+            buf = self.protocol.get_buffer(-1)
             PyObject_GetBuffer(buf, &pybuf, PyBUF_WRITABLE)
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -425,7 +416,7 @@ cdef class StreamTransport(FdWatcher):
             self._eof()
             return -1
         try:
-            self.buffer_updated(n)
+            self.protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -708,9 +699,6 @@ cdef class StreamTransport(FdWatcher):
             self.fd = -1
             self._sock.close()
             self.protocol = None
-            self.data_received = None
-            self.get_buffer = None
-            self.buffer_updated = None
             server = self.server
             if server is not None:
                 self.server = None
