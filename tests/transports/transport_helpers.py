@@ -202,3 +202,30 @@ def fill_socket_buffers(transport: asyncio.WriteTransport, chunk: int = 65536,
         total += chunk
     assert transport.get_write_buffer_size() > 0, "the socket never filled up"
     return total
+
+
+async def tcp_pair(loop, server_factory=Echo, client_factory=Recorder, **client_kw):
+    """A server with one accepted connection; returns (client transport, client protocol,
+    server protocol, server). The caller closes the server with ``stop_server``."""
+    accepted = loop.create_future()
+
+    def factory():
+        proto = server_factory()
+        if not accepted.done():
+            accepted.set_result(proto)
+        return proto
+
+    srv = await loop.create_server(factory, "127.0.0.1", 0)
+    addr = srv.sockets[0].getsockname()
+    tr, pr = await loop.create_connection(client_factory, *addr, **client_kw)
+    sp = await accepted
+    for _ in range(100):  # connection_made of the accepted side runs soon after accept
+        if getattr(sp, "transport", None) is not None:
+            break
+        await asyncio.sleep(0.001)
+    return tr, pr, sp, srv
+
+
+async def stop_server(srv) -> None:
+    srv.close()
+    await srv.wait_closed()
