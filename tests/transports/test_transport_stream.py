@@ -95,7 +95,7 @@ def test_writelines_with_a_bad_item_writes_nothing(loop, run):
         await pr.lost
         await stop_server(srv)
 
-    run(main(), timeout=5)
+    run(main(), timeout=2)
 
 
 def test_large_writes_arrive_in_order(loop, run):
@@ -123,7 +123,7 @@ def test_write_eof_half_close_both_directions(loop, run):
             return True
 
     async def main():
-        tr, pr, sp, srv = await tcp_pair(loop, Replier)
+        tr, pr, sp, srv = await tcp_pair(loop, Replier, lambda: Recorder(eof_keeps_open=True))
         assert tr.can_write_eof()
         tr.write(b"question")
         tr.write_eof()
@@ -133,7 +133,7 @@ def test_write_eof_half_close_both_directions(loop, run):
         await pr.eof
         assert bytes(pr.data) == b"reply after eof:question"
         assert pr.eof_calls == 1
-        # eof_received returned True (Recorder default): the protocol closes.
+        # eof_received returned True: closing is up to the protocol.
         assert not tr.is_closing()
         tr.close()
         assert await pr.lost is None
@@ -392,7 +392,7 @@ def test_unclosed_transport_collected_after_loop_close(loop_kind):
     sys.unraisablehook = lambda u: unraisable.append((u.exc_type, repr(u.exc_value)))
     try:
         async def main():
-            tr, pr, sp, srv = await tcp_pair(lp, Recorder)
+            tr, pr, sp, srv = await tcp_pair(lp, Recorder, lambda: Recorder(eof_keeps_open=True))
             sp.transport.close()
             await stop_server(srv)
             await sp.lost

@@ -22,7 +22,7 @@ class Recorder(asyncio.Protocol):
     """Records every callback so tests can check order and counts (``connection_lost``
     exactly once above all)."""
 
-    def __init__(self, eof_keeps_open: bool = True) -> None:
+    def __init__(self, eof_keeps_open: bool = False) -> None:
         loop = asyncio.get_event_loop()
         self.made = loop.create_future()
         self.lost = loop.create_future()
