@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from transport_helpers import Recorder, fill_socket_buffers, stop_server, tcp_pair
+from transport_helpers import Echo, Recorder, fill_socket_buffers, stop_server, tcp_pair
 
 
 def epoll_masks(*fds: int) -> dict[int, int] | None:
@@ -218,3 +218,52 @@ def test_flooding_connection_cannot_starve_another(loop, run):
     # the sender pauses, typically hundreds of MiB.
     assert flood_during < 16 << 20, f"{flood_during} flood bytes read before the newcomer's first"
     assert alive, "the flood ended before the newcomer was served"
+
+
+def test_data_and_eof_waiting_before_the_transport_exists(loop, run, fd_check):
+    """Bytes and a FIN already queued in the kernel when the transport is created are
+    delivered: in edge mode their readiness edge came before registration."""
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        peer = socket.create_connection(lsock.getsockname())
+        conn, _ = lsock.accept()
+        lsock.close()
+        peer.sendall(b"early bytes")
+        peer.shutdown(socket.SHUT_WR)
+        await asyncio.sleep(0.01)
+        conn.setblocking(False)
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(eof_keeps_open=True), conn)
+        await asyncio.wait_for(pr.eof, 5)
+        assert bytes(pr.data) == b"early bytes"
+        tr.write(b"reply")
+        tr.close()
+        await pr.lost
+        peer.settimeout(5)
+        assert peer.recv(100) == b"reply"
+        peer.close()
+
+    run(main())
+    fd_check()
+
+
+def test_many_connections_interleaved_in_one_loop(loop, run):
+    """50 connections exchanging 20 messages each, all in flight together."""
+
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0)
+        addr = srv.sockets[0].getsockname()
+        pairs = [await loop.create_connection(Recorder, *addr) for _ in range(50)]
+        for rnd in range(20):
+            for i, (tr, pr) in enumerate(pairs):
+                tr.write(b"%d:%d;" % (i, rnd))
+        for i, (tr, pr) in enumerate(pairs):
+            want = b"".join(b"%d:%d;" % (i, r) for r in range(20))
+            assert await pr.wait_bytes(len(want)) == want
+        for tr, pr in pairs:
+            tr.close()
+        for tr, pr in pairs:
+            await pr.lost
+        await stop_server(srv)
+
+    run(main())
