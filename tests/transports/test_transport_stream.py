@@ -413,3 +413,33 @@ def test_unclosed_transport_collected_after_loop_close(loop_kind):
         sys.unraisablehook = old_hook
         if not lp.is_closed():
             lp.close()
+
+
+def test_eof_received_once_while_writing_after_the_peer_half_closed(loop, run):
+    """After the peer's FIN, with eof_received returning True, we keep writing a large reply
+    (so the socket becomes writable again and again): eof_received must not run again."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, lambda: Recorder(eof_keeps_open=True))
+        tr.write(b"request")
+        tr.write_eof()
+        await sp.eof
+        reply = os.urandom(8 << 20)
+        st = sp.transport
+        for i in range(0, len(reply), 1 << 20):
+            st.write(reply[i:i + (1 << 20)])
+            await asyncio.sleep(0.001)
+        assert await pr.wait_bytes(len(reply)) == reply
+        for _ in range(100):
+            if st.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+        assert sp.eof_calls == 1
+        st.close()
+        await sp.lost
+        await pr.lost
+        assert sp.lost_calls == [None]
+        await stop_server(srv)
+
+    run(main())
