@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
 import subprocess
 import sys
 
@@ -70,6 +71,9 @@ def hold_10k(kind: str) -> dict:
 def test_c10k_memory_per_connection(record_property, capsys):
     if not corenet_built():
         pytest.skip("corenet._loop extension is not built (run scripts/setup.sh)")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < N + 200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below the {N + 200} descriptors needed")
     if importlib.util.find_spec("uvloop") is None:
         pytest.skip("uvloop is not installed (it is the reference here)")
     results = {kind: hold_10k(kind) for kind in KINDS}

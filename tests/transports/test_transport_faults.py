@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-import select
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 import pytest
 
-from transport_helpers import Echo, Recorder, rst_close, stop_server, tcp_pair
+from transport_helpers import Recorder, rst_close, stop_server, tcp_pair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))

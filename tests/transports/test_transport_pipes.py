@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 
-import pytest
 
 from transport_helpers import Recorder
 

@@ -3,6 +3,7 @@ start_serving, serve_forever, close/wait_closed, async context manager."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
 
@@ -64,6 +65,9 @@ def test_reuse_port_lets_two_servers_share_a_port(loop, run):
 
 
 def test_backlog_reaches_listen(loop, run):
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to read a listening socket's backlog")
+
     async def main():
         srv = await loop.create_server(Echo, "127.0.0.1", 0, backlog=37)
         port = srv.sockets[0].getsockname()[1]

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from transport_helpers import Echo, Recorder, fill_socket_buffers, stop_server, tcp_pair
+from transport_helpers import Recorder, fill_socket_buffers, stop_server, tcp_pair
 
 
 def test_transports_are_asyncio_transports(loop, run):
