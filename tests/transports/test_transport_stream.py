@@ -443,3 +443,23 @@ def test_eof_received_once_while_writing_after_the_peer_half_closed(loop, run):
         await stop_server(srv)
 
     run(main())
+
+
+def test_fd_of_a_transport_is_off_limits_to_fd_watchers(loop, run):
+    """asyncio refuses add_reader/add_writer on a descriptor a transport owns."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sock = tr.get_extra_info("socket")
+        fd = sock.fileno()
+        with pytest.raises(RuntimeError):
+            loop.add_reader(fd, lambda: None)
+        with pytest.raises(RuntimeError):
+            loop.add_writer(fd, lambda: None)
+        tr.write(b"still works")
+        assert await sp.wait_bytes(11) == b"still works"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())

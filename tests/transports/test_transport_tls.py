@@ -220,3 +220,24 @@ def test_start_tls_upgrades_both_ends(loop, run, pki, fd_check):
 
     run(main())
     fd_check()
+
+
+def test_peer_closing_during_the_handshake(loop, run, pki, fd_check):
+    """A peer that accepts and closes at once: the TLS connect fails with a connection
+    error, and nothing is left open."""
+
+    async def main():
+        class Closer(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.close()
+
+        srv = await loop.create_server(Closer, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        with pytest.raises((ConnectionError, ssl.SSLError)):
+            await loop.create_connection(Recorder, "localhost", port, ssl=pki.client_context())
+        srv.close()
+        await srv.wait_closed()
+        await asyncio.sleep(0.01)
+
+    run(main())
+    fd_check()
