@@ -1,0 +1,326 @@
+"""Echo server benchmark: corenet (edge and level) next to stock asyncio, uvloop and rloop.
+
+Each cell starts a fresh server process (Protocol, BufferedProtocol or streams) pinned to
+core 1 and drives it with a small C client (``echo_client.c``, compiled here with gcc)
+pinned to core 0: 10 connections, each sending a message of 1, 10 or 100 KiB and waiting for
+its echo, every echoed byte checked. Socket buffers are fixed on both sides (kernel
+autotuning makes 100 KiB runs swing 2.5x). Reported per cell: requests/s, p99 latency and
+the server's CPU time per request (from /proc/PID/stat over the measured window, which is
+the figure to compare where the client is the limit), and the ratios to uvloop taken
+within each round; rounds interleave the loops so drift on a shared machine hits all alike.
+
+``test_echo_syscalls`` counts the server's system calls over 10,000 round trips (1 KiB,
+10 connections) with ``strace -c -f`` attached after a warm-up, for each trigger mode.
+
+CORENET_BENCH_SHORT=1: one round of about a second per cell, enough to check it all runs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
+ROUNDS = 1 if SHORT else 3
+DURATION = 0.5 if SHORT else 2.0
+WARMUP = 0.2 if SHORT else 0.5
+CONNS = 10
+SOCKBUF = 256 * 1024
+SIZES = [1024, 10 * 1024, 100 * 1024]
+MODES = ["protocol", "buffered", "streams"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+ENV = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def available_kinds() -> list[str]:
+    kinds = ["asyncio"]
+    for mod in ("uvloop", "rloop"):
+        if importlib.util.find_spec(mod) is not None:
+            kinds.append(mod)
+    if importlib.util.find_spec("corenet._loop") is not None:
+        kinds += ["corenet-edge", "corenet-level"]
+    return kinds
+
+
+KINDS = available_kinds()
+
+SERVER = textwrap.dedent("""
+    import asyncio, os, socket, sys
+    kind, mode, sockbuf = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    def new_loop():
+        if kind == "asyncio":
+            return asyncio.SelectorEventLoop()
+        if kind == "uvloop":
+            import uvloop
+            return uvloop.new_event_loop()
+        if kind == "rloop":
+            import rloop
+            return rloop.new_event_loop()
+        import corenet
+        return corenet.new_event_loop(trigger=kind.split("-", 1)[1])
+
+    class EchoProtocol(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.write = transport.write
+
+        def data_received(self, data):
+            self.write(data)
+
+    class EchoBuffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.view = memoryview(bytearray(262144))
+
+        def connection_made(self, transport):
+            self.write = transport.write
+
+        def get_buffer(self, sizehint):
+            return self.view
+
+        def buffer_updated(self, nbytes):
+            self.write(self.view[:nbytes])
+
+    async def echo_stream(reader, writer):
+        try:
+            while True:
+                data = await reader.read(262144)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sockbuf)
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sockbuf)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]  # rloop takes over (detaches) the socket it is given
+        if mode == "streams":
+            srv = await asyncio.start_server(echo_stream, sock=lsock, limit=262144)
+        else:
+            factory = EchoProtocol if mode == "protocol" else EchoBuffered
+            srv = await loop.create_server(factory, sock=lsock)
+        print(port, flush=True)
+        stop = loop.create_future()
+        loop.add_reader(0, lambda: stop.done() or stop.set_result(None))
+        await stop
+
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(main())
+""")
+
+
+def pinned(core: int) -> list[str]:
+    """A taskset prefix pinning to ``core`` when the machine has it."""
+    if shutil.which("taskset") and core in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1:
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="session")
+def echo_client(tmp_path_factory) -> str:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the C load generator")
+    out = str(tmp_path_factory.mktemp("echo-client") / "echo_client")
+    subprocess.run(["gcc", "-O2", "-o", out, os.path.join(HERE, "echo_client.c")], check=True)
+    return out
+
+
+class Server:
+    def __init__(self, kind: str, mode: str, pin: bool = True) -> None:
+        self.proc = subprocess.Popen(
+            (pinned(1) if pin else []) + [sys.executable, "-c", SERVER, kind, mode, str(SOCKBUF)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"{kind}/{mode} server did not start (exit {self.proc.returncode})")
+        self.port = int(line)
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def parse_result(line: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (item.split("=") for item in line.split())}
+
+
+def run_client(client: str, port: int, size: int, *args: str, on_start=None, on_end=None):
+    proc = subprocess.Popen(pinned(0) + [client, "127.0.0.1", str(port), str(CONNS), str(size),
+                                         "-b", str(SOCKBUF), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        result = None
+        for line in proc.stdout:
+            line = line.strip()
+            if line == "START" and on_start:
+                on_start()
+            elif line == "END" and on_end:
+                on_end()
+            elif line.startswith("requests="):
+                result = parse_result(line)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    if proc.returncode != 0 or result is None:
+        raise AssertionError(f"echo client failed ({proc.returncode}): {err.strip()}")
+    return result
+
+
+def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
+    server = Server(kind, mode)
+    try:
+        cpu = {}
+        result = run_client(client, server.port, size, "-d", str(DURATION), "-w", str(WARMUP),
+                            on_start=lambda: cpu.__setitem__("start", cpu_seconds(server.pid)),
+                            on_end=lambda: cpu.__setitem__("end", cpu_seconds(server.pid)))
+    finally:
+        server.stop()
+    assert result["mismatches"] == 0
+    result["cpu_us"] = (cpu["end"] - cpu["start"]) / result["requests"] * 1e6
+    return result
+
+
+RESULTS: dict[tuple[str, int], dict[str, list[dict]]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def echo_report(request):
+    """Prints the table once the module's cells have run: medians over rounds, ratios to
+    uvloop taken within each round."""
+    yield
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is None or not RESULTS:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell; "
+                            "medians; ratios to uvloop within each round (>1 is better)")
+        reporter.write_line(f"  {'mode':9}{'size':>7}  {'loop':14}{'req/s':>10}{'p99 us':>9}"
+                            f"{'cpu us/req':>11}{'req/s ratio':>12}{'cpu ratio':>10}")
+        for (mode, size), per_kind in RESULTS.items():
+            for kind, rounds in per_kind.items():
+                row = summarize(per_kind, kind)
+                reporter.write_line(
+                    f"  {mode:9}{size // 1024:>5}Ki  {kind:14}{row['rps']:>10,.0f}{row['p99']:>9.0f}"
+                    f"{row['cpu_us']:>11.1f}{row['rps_ratio']:>12.2f}{row['cpu_ratio']:>10.2f}")
+
+
+def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
+    rounds = per_kind[kind]
+    base = per_kind.get("uvloop")
+    rps_ratio = cpu_ratio = float("nan")
+    if base:
+        rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(rounds, base))
+        cpu_ratio = statistics.median(b["cpu_us"] / r["cpu_us"] if r["cpu_us"] else float("nan")
+                                      for r, b in zip(rounds, base))
+    return {"rps": statistics.median(r["rps"] for r in rounds),
+            "p99": statistics.median(r["p99_us"] for r in rounds),
+            "cpu_us": statistics.median(r["cpu_us"] for r in rounds),
+            "rps_ratio": rps_ratio, "cpu_ratio": cpu_ratio}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s // 1024}KiB")
+@pytest.mark.parametrize("mode", MODES)
+def test_echo(benchmark, echo_client, mode, size):
+    benchmark.group = f"echo-{mode}-{size // 1024}KiB"
+    per_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
+
+    def all_rounds():
+        for r in range(ROUNDS):
+            order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]
+            for kind in order:
+                per_kind[kind].append(run_cell(echo_client, kind, mode, size))
+
+    benchmark.pedantic(all_rounds, rounds=1, iterations=1)
+    RESULTS[(mode, size)] = per_kind
+    for kind in KINDS:
+        benchmark.extra_info[kind] = summarize(per_kind, kind)
+        assert all(r["requests"] > 0 for r in per_kind[kind])
+
+
+def strace_counts(path: str) -> dict[str, int]:
+    """Parses ``strace -c`` output: calls per syscall, and the total."""
+    counts: dict[str, int] = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 5 or not parts[3].isdigit():
+                continue
+            counts[parts[-1]] = int(parts[3])
+    return counts
+
+
+SYSCALL_KINDS = [k for k in KINDS if k.startswith("corenet")] + [k for k in ("uvloop", "asyncio") if k in KINDS]
+
+
+@pytest.mark.parametrize("kind", SYSCALL_KINDS)
+def test_echo_syscalls(benchmark, echo_client, kind, tmp_path, request):
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    benchmark.group = "echo-syscalls"
+    round_trips = 10_000
+    out = str(tmp_path / "strace.txt")
+    server = Server(kind, "protocol", pin=False)
+    counts: dict[str, int] = {}
+    try:
+        run_client(echo_client, server.port, 1024, "-n", "2000")  # warm-up, not traced
+        tids = os.listdir(f"/proc/{server.pid}/task")
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out] + [a for t in tids for a in ("-p", t)],
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(len(tids)):
+                line = tracer.stderr.readline()
+                if "attached" not in line:
+                    pytest.skip(f"strace cannot attach here: {line.strip()}")
+
+            def measured():
+                run_client(echo_client, server.port, 1024, "-n", str(round_trips))
+
+            benchmark.pedantic(measured, rounds=1, iterations=1)
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(30)
+        counts = strace_counts(out)
+    finally:
+        server.stop()
+    total = counts.pop("total", sum(counts.values()))
+    assert total > 0
+    top = dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
+    benchmark.extra_info.update({"round_trips": round_trips, "total": total, **top})
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"\nsyscalls per {round_trips} echo round trips, {kind}: {total} "
+                            + " ".join(f"{k}={v}" for k, v in top.items()))

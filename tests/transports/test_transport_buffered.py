@@ -1,0 +1,297 @@
+"""Zero-copy receive (BufferedProtocol), copies only where asyncio's contract needs them
+(mutable buffers queued by write), and writelines as one scatter-gather call."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+import zlib
+
+import pytest
+
+from transport_helpers import Echo, Recorder, fill_socket_buffers, stop_server, tcp_pair
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.path.dirname(HERE), HERE])}
+
+BLOCK = 1 << 20
+SENDER = textwrap.dedent("""
+    import random, socket, sys
+    port, blocks = int(sys.argv[1]), int(sys.argv[2])
+    block = random.Random(7).randbytes(1 << 20)
+    s = socket.create_connection(("127.0.0.1", port))
+    for _ in range(blocks):
+        s.sendall(block)
+    s.close()
+""")
+
+
+class CrcReceiver(asyncio.BufferedProtocol):
+    """Receives into one preallocated buffer and checksums what arrives."""
+
+    def __init__(self, done: asyncio.Future) -> None:
+        self.buf = bytearray(256 * 1024)
+        self.view = memoryview(self.buf)
+        self.crc = 0
+        self.n = 0
+        self.done = done
+
+    def get_buffer(self, sizehint: int):
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.crc = zlib.crc32(self.view[:nbytes], self.crc)
+        self.n += nbytes
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+def test_buffered_protocol_receives_100_mib_with_no_per_read_allocation(loop, run):
+    blocks = 100
+    block = random.Random(7).randbytes(BLOCK)
+    expected_crc = 0
+    for _ in range(blocks):
+        expected_crc = zlib.crc32(block, expected_crc)
+    del block
+
+    async def main():
+        done = loop.create_future()
+        proto = CrcReceiver(done)
+        accepted = loop.create_future()
+        srv = await loop.create_server(lambda: proto, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(blocks)])
+        try:
+            tracemalloc.start()
+            try:
+                tracemalloc.reset_peak()
+                base, _ = tracemalloc.get_traced_memory()
+                assert await asyncio.wait_for(done, 60) is None
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+        await stop_server(srv)
+        return peak - base, proto
+
+    grown, proto = run(main(), timeout=90)
+    assert proto.n == blocks * BLOCK
+    assert proto.crc == expected_crc
+    assert grown < 1 << 20, f"receiving 100 MiB allocated {grown} bytes at peak"
+
+
+def test_get_buffer_smaller_than_sizehint(loop, run):
+    class Tiny(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(3)
+            self.got = bytearray()
+            self.calls = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def get_buffer(self, sizehint):
+            self.calls += 1
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            assert 0 < nbytes <= 3
+            self.got += self.buf[:nbytes]
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Echo, Tiny)
+        payload = os.urandom(5000)
+        tr.write(payload)
+        for _ in range(1000):
+            if len(pr.got) >= len(payload):
+                break
+            await asyncio.sleep(0.002)
+        assert bytes(pr.got) == payload
+        assert pr.calls >= len(payload) // 3
+        tr.close()
+        await stop_server(srv)
+
+    run(main())
+
+
+@pytest.mark.parametrize("failure", ["raises", "empty"])
+def test_get_buffer_failure_is_fatal_and_reported(loop, run, fd_check, failure):
+    class Bad(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.lost = []
+            self.done = asyncio.get_event_loop().create_future()
+
+        def get_buffer(self, sizehint):
+            if failure == "raises":
+                raise ValueError("no buffer today")
+            return bytearray()
+
+        def buffer_updated(self, nbytes):
+            raise AssertionError("not reached")
+
+        def connection_lost(self, exc):
+            self.lost.append(exc)
+            self.done.set_result(None)
+
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder, Bad)
+        sp.transport.write(b"data")
+        await asyncio.wait_for(pr.done, 5)
+        await asyncio.sleep(0.01)
+        assert len(pr.lost) == 1
+        expected = ValueError if failure == "raises" else RuntimeError
+        assert isinstance(pr.lost[0], expected)
+        assert [type(c["exception"]) for c in errors] == [expected]
+        assert "get_buffer" in errors[0]["message"]
+        assert tr.is_closing()
+        sp.transport.close()
+        await sp.lost
+        await stop_server(srv)
+
+    run(main())
+    fd_check()
+
+
+def test_mutable_buffers_are_copied_when_queued(loop, run):
+    """asyncio lets the caller reuse its buffer once write() returns: bytes queued from a
+    bytearray or a memoryview of one must be the bytes at the time of the call."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sp.transport.pause_reading()
+        prefix = fill_socket_buffers(tr)
+        a = bytearray(b"A" * 100_000)
+        tr.write(a)
+        a[:] = b"a" * 100_000
+        c = bytearray(b"C" * 50_000)
+        tr.write(memoryview(c))
+        c[:] = b"c" * 50_000
+        e = bytearray(b"E" * 3000)
+        g = bytearray(b"G" * 7000)
+        tr.writelines([e, b"F" * 10, memoryview(g)[1000:]])
+        e[:] = b"e" * 3000
+        g[:] = b"g" * 7000
+        assert tr.get_write_buffer_size() > 150_000
+        sp.transport.resume_reading()
+        total = prefix + 100_000 + 50_000 + 3000 + 10 + 6000
+        data = await sp.wait_bytes(total)
+        assert len(data) == total
+        assert data[prefix:] == b"A" * 100_000 + b"C" * 50_000 + b"E" * 3000 + b"F" * 10 + b"G" * 6000
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_mutable_buffer_reused_right_after_a_direct_write(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        buf = bytearray(8)
+        expected = bytearray()
+        for i in range(200):
+            buf[:] = i.to_bytes(8, "big")
+            tr.write(buf)
+            expected += buf
+        data = await sp.wait_bytes(len(expected))
+        assert data == expected
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_large_writelines_arrives_intact(loop, run):
+    """More pieces than IOV_MAX (1024), of every bytes-like kind, on an empty and on a
+    non-empty write queue."""
+    rnd = random.Random(3)
+
+    def pieces(n):
+        out = []
+        for i in range(n):
+            p = rnd.randbytes(rnd.choice([1, 7, 100, 1500, 9000]))
+            out.append(p if i % 3 == 0 else bytearray(p) if i % 3 == 1 else memoryview(p))
+        return out
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        first = pieces(3000)
+        tr.writelines(first)
+        sp.transport.pause_reading()
+        fill_socket_buffers(tr)
+        second = pieces(1500)
+        tr.writelines(second)
+        sp.transport.resume_reading()
+        head = b"".join(bytes(p) for p in first)
+        tail = b"".join(bytes(p) for p in second)
+        n = len(head) + tr.get_write_buffer_size()
+        data = await sp.wait_bytes(len(head))
+        assert data[:len(head)] == head
+        while not bytes(sp.data).endswith(tail):
+            await asyncio.sleep(0.005)
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+STRACE_CLIENT = textwrap.dedent("""
+    import asyncio, socket, sys
+    from looptools import make_loop
+    loop = make_loop(sys.argv[1])
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        tr, pr = await loop.create_connection(asyncio.Protocol, *lsock.getsockname())
+        conn, _ = lsock.accept()
+        tr.writelines([b"PART-ONE|", b"PART-TWO|", bytearray(b"PART-THREE")])
+        await asyncio.sleep(0.02)
+        conn.settimeout(5)
+        got = b""
+        while len(got) < 28:
+            got += conn.recv(100)
+        print("intact" if got == b"PART-ONE|PART-TWO|PART-THREE" else repr(got))
+        tr.close()
+        await asyncio.sleep(0)
+        conn.close()
+        lsock.close()
+
+    loop.run_until_complete(main())
+    loop.close()
+""")
+
+
+def test_writelines_is_one_syscall(loop_kind, tmp_path):
+    """strace shows the three pieces leaving in a single send-family call."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is needed to see the syscalls")
+    out = tmp_path / "trace"
+    proc = subprocess.run(
+        ["strace", "-f", "-qq", "-s", "128", "-o", str(out),
+         "-e", "trace=sendmsg,sendto,sendmmsg,write,writev", sys.executable, "-c",
+         STRACE_CLIENT, loop_kind], capture_output=True, text=True, timeout=60, env=SUBPROCESS_ENV)
+    if proc.returncode != 0 and "ptrace" in proc.stderr:
+        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "intact"
+    calls = [line for line in out.read_text().splitlines() if "PART-" in line]
+    assert len(calls) == 1, calls
+    assert all(p in calls[0] for p in ("PART-ONE|", "PART-TWO|", "PART-THREE"))

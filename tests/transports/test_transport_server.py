@@ -1,0 +1,195 @@
+"""loop.create_server and the Server object: hosts, ports, socket options, sock=,
+start_serving, serve_forever, close/wait_closed, async context manager."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from transport_helpers import Echo, Recorder
+
+
+async def roundtrip(loop, addr, payload: bytes = b"hello") -> bytes:
+    tr, pr = await loop.create_connection(Recorder, addr[0], addr[1])
+    tr.write(payload)
+    data = await pr.wait_bytes(len(payload))
+    tr.close()
+    await pr.lost
+    return data
+
+
+async def stop(server) -> None:
+    server.close()
+    await server.wait_closed()
+
+
+def test_several_hosts_each_serving(loop, run):
+    async def main():
+        srv = await loop.create_server(Echo, ["127.0.0.1", "::1"], 0)
+        families = sorted(s.family for s in srv.sockets)
+        assert families == [socket.AF_INET, socket.AF_INET6]
+        for s in srv.sockets:
+            addr = s.getsockname()
+            assert addr[1] != 0
+            assert await roundtrip(loop, addr, b"via " + addr[0].encode()) == b"via " + addr[0].encode()
+        await stop(srv)
+
+    run(main())
+
+
+def test_reuse_address_on_by_default(loop, run):
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0)
+        assert srv.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0
+        await stop(srv)
+
+    run(main())
+
+
+def test_reuse_port_lets_two_servers_share_a_port(loop, run):
+    async def main():
+        a = await loop.create_server(Echo, "127.0.0.1", 0, reuse_port=True)
+        port = a.sockets[0].getsockname()[1]
+        b = await loop.create_server(Echo, "127.0.0.1", port, reuse_port=True)
+        assert b.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0
+        assert await roundtrip(loop, ("127.0.0.1", port)) == b"hello"
+        with pytest.raises(OSError):
+            await loop.create_server(Echo, "127.0.0.1", port)
+        await stop(a)
+        await stop(b)
+
+    run(main())
+
+
+def test_backlog_reaches_listen(loop, run):
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is needed to read a listening socket's backlog")
+
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0, backlog=37)
+        port = srv.sockets[0].getsockname()[1]
+        out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
+                             text=True, timeout=10).stdout.split()
+        # ss shows a listening socket's backlog in the Send-Q column.
+        assert out[0] == "LISTEN" and out[2] == "37", out
+        await stop(srv)
+
+    run(main())
+
+
+def test_sock_argument(loop, run):
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        lsock.setblocking(False)
+        srv = await loop.create_server(Echo, sock=lsock)
+        assert srv.sockets[0].fileno() == lsock.fileno()
+        assert await roundtrip(loop, lsock.getsockname()) == b"hello"
+        await stop(srv)
+        assert lsock.fileno() == -1
+
+    run(main())
+
+
+def test_start_serving_false_defers_listening(loop, run):
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False)
+        assert not srv.is_serving()
+        addr = srv.sockets[0].getsockname()
+        # Bound but not listening yet: asyncio calls listen() in start_serving().
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(Recorder, *addr)
+        await srv.start_serving()
+        assert srv.is_serving()
+        assert await roundtrip(loop, addr) == b"hello"
+        await stop(srv)
+
+    run(main())
+
+
+def test_serve_forever_cancelled_closes_the_server(loop, run):
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False)
+        addr = srv.sockets[0].getsockname()
+        task = asyncio.ensure_future(srv.serve_forever())
+        await asyncio.sleep(0)
+        assert srv.is_serving()
+        assert await roundtrip(loop, addr) == b"hello"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not srv.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(Recorder, *addr)
+
+    run(main())
+
+
+def test_close_stops_accepting_and_keeps_live_connections(loop, run):
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0)
+        addr = srv.sockets[0].getsockname()
+        tr, pr = await loop.create_connection(Recorder, *addr)
+        tr.write(b"1")
+        await pr.wait_bytes(1)
+        srv.close()
+        assert not srv.is_serving()
+        assert srv.sockets == ()
+        await srv.wait_closed()
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(Recorder, *addr)
+        # An accepted connection outlives its server.
+        tr.write(b"2")
+        assert await pr.wait_bytes(2) == b"12"
+        tr.close()
+        await pr.lost
+        srv.close()  # closing twice is harmless
+
+    run(main())
+
+
+def test_async_context_manager(loop, run):
+    async def main():
+        async with await loop.create_server(Echo, "127.0.0.1", 0) as srv:
+            addr = srv.sockets[0].getsockname()
+            assert srv.is_serving()
+            assert srv.get_loop() is loop
+            assert await roundtrip(loop, addr) == b"hello"
+        assert not srv.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await loop.create_connection(Recorder, *addr)
+
+    run(main())
+
+
+def test_protocol_factory_failure_is_reported_and_server_keeps_serving(loop, run):
+    async def main():
+        loop.set_debug(True)  # asyncio reports a failed accept only in debug mode
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        calls = 0
+
+        def factory():
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("factory broke")
+            return Echo()
+
+        srv = await loop.create_server(factory, "127.0.0.1", 0)
+        addr = srv.sockets[0].getsockname()
+        tr, pr = await loop.create_connection(Recorder, *addr)
+        for _ in range(200):
+            if errors:
+                break
+            await asyncio.sleep(0.01)
+        assert [type(c.get("exception")) for c in errors] == [RuntimeError]
+        assert "incoming connection" in errors[0]["message"]
+        tr.close()
+        await pr.lost
+        assert await roundtrip(loop, addr) == b"hello"
+        await stop(srv)
+
+    run(main())

@@ -1,0 +1,465 @@
+"""Stream transports behave as asyncio's: write/writelines/write_eof/close/abort, flow
+control, pause_reading, extra info, set_protocol, isinstance, TCP_NODELAY."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import sys
+import warnings
+
+import pytest
+
+from transport_helpers import Recorder, fill_socket_buffers, stop_server, tcp_pair
+
+
+def test_transports_are_asyncio_transports(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        for t in (tr, sp.transport):
+            assert isinstance(t, asyncio.Transport)
+            assert isinstance(t, asyncio.ReadTransport)
+            assert isinstance(t, asyncio.WriteTransport)
+            assert isinstance(t, asyncio.BaseTransport)
+            assert t.get_protocol() in (pr, sp)
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_tcp_nodelay_on_both_ends(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        for t in (tr, sp.transport):
+            assert t.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_extra_info(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        s = tr.get_extra_info("socket")
+        assert s.family == socket.AF_INET and s.type == socket.SOCK_STREAM
+        assert tr.get_extra_info("sockname") == s.getsockname()
+        assert tr.get_extra_info("peername") == srv.sockets[0].getsockname()
+        assert sp.transport.get_extra_info("peername") == tr.get_extra_info("sockname")
+        assert tr.get_extra_info("sslcontext") is None
+        assert tr.get_extra_info("no-such-key", "dflt") == "dflt"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_write_accepts_bytes_like_and_rejects_str(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        with pytest.raises(TypeError):
+            tr.write("text")
+        tr.write(b"")
+        tr.write(b"a")
+        tr.write(bytearray(b"b"))
+        tr.write(memoryview(b"xcx")[1:2])
+        tr.write(memoryview(bytearray(b"d")))
+        tr.writelines([b"e", bytearray(b"f"), memoryview(b"g")])
+        tr.writelines([])
+        assert await pr.wait_bytes(7) == b"abcdefg"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_writelines_with_a_bad_item_writes_nothing(loop, run):
+    """asyncio joins the list first, so a bad item raises before anything is sent; a
+    partial write must not be left behind (nor stall the queue)."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        with pytest.raises(TypeError):
+            tr.writelines([b"partial", "text"])
+        tr.write(b"after")
+        assert await pr.wait_bytes(5) == b"after"
+        await asyncio.sleep(0.02)
+        assert bytes(pr.data) == b"after"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main(), timeout=2)
+
+
+def test_large_writes_arrive_in_order(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        parts = [os.urandom(n) for n in (1, 1000, 70000, 1 << 20, 3, 5 << 20, 17)]
+        for i, p in enumerate(parts):
+            tr.write(p if i % 2 else bytearray(p))
+        expected = b"".join(parts)
+        assert await pr.wait_bytes(len(expected)) == expected
+        assert tr.get_write_buffer_size() == 0
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_write_eof_half_close_both_directions(loop, run):
+    class Replier(Recorder):
+        def eof_received(self):
+            super().eof_received()
+            self.transport.write(b"reply after eof:" + bytes(self.data))
+            self.transport.close()
+            return True
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Replier, lambda: Recorder(eof_keeps_open=True))
+        assert tr.can_write_eof()
+        tr.write(b"question")
+        tr.write_eof()
+        with pytest.raises(RuntimeError):
+            tr.write(b"too late")
+        tr.write_eof()  # a second call is a no-op
+        await pr.eof
+        assert bytes(pr.data) == b"reply after eof:question"
+        assert pr.eof_calls == 1
+        # eof_received returned True: closing is up to the protocol.
+        assert not tr.is_closing()
+        tr.close()
+        assert await pr.lost is None
+        assert pr.lost_calls == [None]
+        assert sp.eof_calls == 1 and sp.lost_calls == [None]
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_write_eof_waits_for_the_queue_to_drain(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sp.transport.pause_reading()
+        payload = os.urandom(4 << 20)
+        tr.write(payload)
+        assert tr.get_write_buffer_size() > 0
+        tr.write_eof()
+        sp.transport.resume_reading()
+        await sp.eof
+        assert bytes(sp.data) == payload
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_falsy_eof_received_closes(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, lambda: Recorder(eof_keeps_open=False))
+        tr.write_eof()
+        assert await sp.lost is None
+        assert sp.eof_calls == 1 and sp.lost_calls == [None]
+        await pr.eof  # the server side closed in answer
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_close_flushes_then_closes(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sp.transport.pause_reading()
+        payload = os.urandom(6 << 20)
+        tr.write(payload)
+        queued = tr.get_write_buffer_size()
+        assert queued > 0
+        tr.close()
+        assert tr.is_closing()
+        assert not pr.lost.done()
+        tr.close()  # idempotent
+        sp.transport.resume_reading()
+        await sp.eof
+        assert bytes(sp.data) == payload
+        assert await pr.lost is None
+        assert pr.lost_calls == [None]
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_abort_discards_the_queue(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, lambda: Recorder(eof_keeps_open=False))
+        sp.transport.pause_reading()
+        written = fill_socket_buffers(tr)
+        tr.write(b"x" * 65536)
+        tr.abort()
+        assert tr.is_closing()
+        assert await pr.lost is None
+        assert pr.lost_calls == [None]
+        assert tr.get_write_buffer_size() == 0
+        sp.transport.resume_reading()
+        await asyncio.wait_for(sp.lost, 5)
+        assert len(sp.data) < written + 65536
+        assert len(sp.lost_calls) == 1
+        tr.abort()  # harmless after the fact
+        await asyncio.sleep(0)
+        assert len(pr.lost_calls) == 1
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_write_buffer_limits_and_flow_control(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        assert tr.get_write_buffer_limits() == (16384, 65536)
+        tr.set_write_buffer_limits(high=200_000, low=50_000)
+        assert tr.get_write_buffer_limits() == (50_000, 200_000)
+        tr.set_write_buffer_limits(high=80_000)
+        assert tr.get_write_buffer_limits() == (20_000, 80_000)
+        with pytest.raises(ValueError):
+            tr.set_write_buffer_limits(high=1, low=2)
+        with pytest.raises(ValueError):
+            tr.set_write_buffer_limits(high=-2, low=-1)
+        sp.transport.pause_reading()
+        fill_socket_buffers(tr)
+        assert pr.pauses == 0 or tr.get_write_buffer_size() > 80_000
+        tr.write(b"y" * 100_000)
+        assert tr.get_write_buffer_size() > 80_000
+        assert pr.pauses == 1 and pr.resumes == 0
+        tr.write(b"z" * 1000)
+        assert pr.pauses == 1  # no second pause while paused
+        sp.transport.resume_reading()
+        for _ in range(500):
+            if pr.resumes:
+                break
+            await asyncio.sleep(0.005)
+        assert pr.resumes == 1
+        assert tr.get_write_buffer_size() <= 20_000
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_lowering_the_limit_pauses_at_once(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sp.transport.pause_reading()
+        fill_socket_buffers(tr)
+        tr.write(b"q" * 1000)
+        assert pr.pauses == 0
+        tr.set_write_buffer_limits(high=10, low=0)
+        assert pr.pauses == 1
+        sp.transport.resume_reading()
+        for _ in range(500):
+            if pr.resumes:
+                break
+            await asyncio.sleep(0.005)
+        assert pr.resumes == 1 and tr.get_write_buffer_size() == 0
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_pause_and_resume_reading(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        st = sp.transport
+        assert st.is_reading()
+        st.pause_reading()
+        st.pause_reading()  # twice is fine
+        assert not st.is_reading()
+        tr.write(b"held back")
+        await asyncio.sleep(0.05)
+        assert sp.data == b""
+        st.resume_reading()
+        st.resume_reading()
+        assert st.is_reading()
+        assert await sp.wait_bytes(9) == b"held back"
+        # Data and EOF that arrive while paused are delivered, in order, after resuming.
+        st.pause_reading()
+        tr.write(b"+more")
+        tr.write_eof()
+        await asyncio.sleep(0.05)
+        assert sp.eof_calls == 0 and sp.data == b"held back"
+        st.resume_reading()
+        await sp.eof
+        assert bytes(sp.data) == b"held back+more"
+        st.close()
+        assert not st.is_reading()
+        await sp.lost
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_set_protocol_switches_the_receiver(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        tr.write(b"one")
+        assert await pr.wait_bytes(3) == b"one"
+        second = Recorder()
+        tr.set_protocol(second)
+        assert tr.get_protocol() is second
+        tr.write(b"two")
+        assert await second.wait_bytes(3) == b"two"
+        assert bytes(pr.data) == b"one"
+        tr.close()
+        assert await second.lost is None
+        assert pr.lost_calls == [] and second.lost_calls == [None]
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_switch_to_buffered_protocol_mid_stream(loop, run):
+    class Buffered(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(7)
+            self.got = bytearray()
+            self.lost = asyncio.get_event_loop().create_future()
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            self.got += self.buf[:nbytes]
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        tr.write(b"plain")
+        await pr.wait_bytes(5)
+        b = Buffered()
+        tr.set_protocol(b)
+        payload = os.urandom(100_000)
+        tr.write(payload)
+        for _ in range(1000):
+            if len(b.got) >= len(payload):
+                break
+            await asyncio.sleep(0.002)
+        assert bytes(b.got) == payload
+        tr.close()
+        assert await b.lost is None
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_repr_and_is_closing_lifecycle(loop, run):
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        assert not tr.is_closing()
+        assert isinstance(repr(tr), str)
+        tr.close()
+        assert tr.is_closing()
+        await pr.lost
+        assert tr.is_closing()
+        assert tr.get_write_buffer_size() == 0
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_unclosed_transport_collected_after_loop_close(loop_kind):
+    """Dropping an open transport after its loop closed warns (ResourceWarning) and closes
+    the socket, as asyncio does; it must not raise from __del__."""
+    from looptools import make_loop
+
+    lp = make_loop(loop_kind)
+    unraisable = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: unraisable.append((u.exc_type, repr(u.exc_value)))
+    try:
+        async def main():
+            tr, pr, sp, srv = await tcp_pair(lp, Recorder, lambda: Recorder(eof_keeps_open=True))
+            sp.transport.close()
+            await stop_server(srv)
+            await sp.lost
+            await pr.eof
+            return tr
+
+        tr = lp.run_until_complete(main())
+        sock = tr.get_extra_info("socket")  # keeps the socket object alive past the transport
+        lp.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del tr
+            gc.collect()
+        assert any("unclosed transport" in str(w.message) for w in caught), caught
+        assert sock.fileno() == -1, "the transport's finalizer closes its socket"
+        assert not [u for u in unraisable if not issubclass(u[0], ResourceWarning)], unraisable
+    finally:
+        sys.unraisablehook = old_hook
+        if not lp.is_closed():
+            lp.close()
+
+
+def test_eof_received_once_while_writing_after_the_peer_half_closed(loop, run):
+    """After the peer's FIN, with eof_received returning True, we keep writing a large reply
+    (so the socket becomes writable again and again): eof_received must not run again."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, lambda: Recorder(eof_keeps_open=True))
+        tr.write(b"request")
+        tr.write_eof()
+        await sp.eof
+        reply = os.urandom(8 << 20)
+        st = sp.transport
+        for i in range(0, len(reply), 1 << 20):
+            st.write(reply[i:i + (1 << 20)])
+            await asyncio.sleep(0.001)
+        assert await pr.wait_bytes(len(reply)) == reply
+        for _ in range(100):
+            if st.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+        assert sp.eof_calls == 1
+        st.close()
+        await sp.lost
+        await pr.lost
+        assert sp.lost_calls == [None]
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_fd_of_a_transport_is_off_limits_to_fd_watchers(loop, run):
+    """asyncio refuses add_reader/add_writer on a descriptor a transport owns."""
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        sock = tr.get_extra_info("socket")
+        fd = sock.fileno()
+        with pytest.raises(RuntimeError):
+            loop.add_reader(fd, lambda: None)
+        with pytest.raises(RuntimeError):
+            loop.add_writer(fd, lambda: None)
+        tr.write(b"still works")
+        assert await sp.wait_bytes(11) == b"still works"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
