@@ -129,8 +129,10 @@ cdef class DatagramTransport(FdWatcher):
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
-                return 0
+                # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
+                self.loop.call_exception_handler({
+                    "message": "Exception in protocol.datagram_received()",
+                    "exception": exc, "transport": self.face, "protocol": self.protocol})
         if self.edge and not self.read_scheduled:
             self.read_scheduled = True
             self.loop.call_soon(self._continue_reading)
@@ -279,8 +281,12 @@ cdef class DatagramTransport(FdWatcher):
         self.queue.clear()
         self.queued_bytes = 0
         self.closing = True
-        self._update_interest()
         self.conn_lost += 1
+        if self.loop._closed:
+            self.fd = -1
+            self._sock.close()
+            return
+        self._update_interest()
         self.loop.call_soon(self._call_connection_lost_py, exc)
 
     def _call_connection_lost_py(self, exc):

@@ -535,10 +535,12 @@ cdef class StreamTransport(FdWatcher):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return
-        was_empty = self.wq.empty()
-        for data in list_of_data:
+        items = list(list_of_data)
+        for data in items:   # all checked before any is queued: a bad item sends nothing
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        was_empty = self.wq.empty()
+        for data in items:
             self.wq.push(data, 0)
         if was_empty and not self.wq.empty():
             # One scatter-gather call for the lot; what does not fit stays queued.
@@ -681,8 +683,13 @@ cdef class StreamTransport(FdWatcher):
             self.wq.clear()
         if not self.closing:
             self.closing = True
-        self._update_interest()
         self.conn_lost += 1
+        if self.loop._closed:
+            # Nothing will run connection_lost any more: release the socket now.
+            self.fd = -1
+            self._sock.close()
+            return
+        self._update_interest()
         self.loop.call_soon(self._call_connection_lost_py, exc)
 
     def _call_connection_lost_py(self, exc):

@@ -105,6 +105,10 @@ def test_write_during_sendfile_is_refused(loop, run, data_file):
     async def main():
         tr, pr, sp, srv = await tcp_pair(loop, Recorder)
         sp.transport.pause_reading()
+        # Small fixed socket buffers, so the 3 MiB file cannot all sit in the kernel while
+        # the reader is paused (autotuned buffers on loopback reach several MiB).
+        tr.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        sp.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         try:
             with open(path, "rb") as f:
                 task = asyncio.ensure_future(loop.sendfile(tr, f))
