@@ -44,12 +44,11 @@ def make_policy(kind: str):
 
 
 def install(kind: str) -> None:
-    if kind.startswith("corenet"):
-        import corenet
-        trigger = kind.split("-", 1)[1] if "-" in kind else None
+    if kind != "asyncio":
+        policy = make_policy(kind)
 
         def selector_loop(selector=None):
-            return corenet.new_event_loop(trigger=trigger)
+            return policy.new_event_loop()
 
         asyncio.SelectorEventLoop = selector_loop
         asyncio.unix_events.SelectorEventLoop = selector_loop
