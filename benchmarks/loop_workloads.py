@@ -48,6 +48,23 @@ def call_soon(loop, n: int) -> None:
     loop.run_until_complete(done)
 
 
+def call_soon_chain(loop, n: int) -> None:
+    """Each callback schedules the next: one loop iteration per callback."""
+    done = loop.create_future()
+    count = 0
+
+    def cb():
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set_result(None)
+        else:
+            loop.call_soon(cb)
+
+    loop.call_soon(cb)
+    loop.run_until_complete(done)
+
+
 def timers(loop, n: int) -> None:
     """Schedules n timers with random delays under 1 ms and runs until all have fired."""
     rnd = random.Random(1)
@@ -122,6 +139,7 @@ def sock_ping_pong(loop, n: int) -> None:
 
 WORKLOADS = {
     "call_soon": (call_soon, 200_000),
+    "call_soon_chain": (call_soon_chain, 200_000),
     "timers": (timers, 100_000),
     "cancelled_timers": (cancelled_timers, 200_000),
     "create_task": (create_task, 100_000),

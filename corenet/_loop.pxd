@@ -12,7 +12,7 @@ cdef class Handle:
     cdef object _repr
     cdef object __weakref__
 
-    cdef int run_c(self) except -1
+    cdef int run_c(self, bint oneshot) except -1
     cdef str _describe_callback(self)
 
 
@@ -49,6 +49,7 @@ cdef class BaseLoop:
     cdef uint64_t _timer_seq
     cdef public uint64_t _epoll_ctl_calls   # every epoll_ctl the loop made, for tests and benchmarks
     cdef Py_ssize_t _timer_cancelled
+    cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
     cdef list _fds
 
     cdef bint _stopping
@@ -76,7 +77,7 @@ cdef class BaseLoop:
     cdef int _run_once(self) except -1
     cdef int _poll(self, double timeout) except -1
     cdef int _run_ready(self) except -1
-    cdef int _run_handle(self, Handle h) except -1
+    cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
     cdef int _run_due_timers(self) except -1
 

@@ -57,8 +57,16 @@ cdef int check_callback(object callback, str method) except -1:
 
 
 @cython.freelist(256)
+@cython.no_gc
 cdef class Handle:
-    """A callback scheduled on the loop; the object returned by ``call_soon``."""
+    """A callback scheduled on the loop; the object returned by ``call_soon``.
+
+    Handles are not tracked by the cycle collector: scheduling many callbacks would otherwise
+    make every collection walk them all. That is safe because a handle from the ready queue
+    or the timer heap drops its references (callback, arguments, loop) as soon as it has run
+    or is cancelled, and the loop drops the pending ones when it closes, so no reference
+    cycle can pass through a handle that nothing else keeps alive.
+    """
 
     def __init__(self, callback, args, loop, context=None):
         self._callback = callback
@@ -75,6 +83,7 @@ cdef class Handle:
                 self._repr = self._describe()
             self._callback = None
             self._args = None
+            self._loop = None
 
     def cancelled(self):
         return self._cancelled
@@ -83,16 +92,23 @@ cdef class Handle:
         return self._context
 
     def _run(self):
-        self.run_c()
+        self.run_c(False)
 
-    cdef int run_c(self) except -1:
+    cdef int run_c(self, bint oneshot) except -1:
+        """Runs the callback in its context. A ``oneshot`` handle (ready queue, timers) lets
+        go of its references first: it never runs again."""
         cdef object cb = self._callback
         cdef object args = self._args
         cdef object ctx = self._context
+        cdef BaseLoop loop = self._loop
         cdef object err = None
         cdef Py_ssize_t nargs
         if cb is None:
             return 0
+        if oneshot:
+            self._callback = None
+            self._args = None
+            self._loop = None
         PyContext_Enter(ctx)
         try:
             nargs = len(<tuple>args)
@@ -109,13 +125,13 @@ cdef class Handle:
             if isinstance(err, (SystemExit, KeyboardInterrupt)):
                 raise err
             context = {
-                "message": f"Exception in callback {self._describe_callback()}",
+                "message": f"Exception in callback {_format_callback_source(cb, args)}",
                 "exception": err,
                 "handle": self,
             }
             if self._source_traceback is not None:
                 context["source_traceback"] = self._source_traceback
-            self._loop.call_exception_handler(context)
+            loop.call_exception_handler(context)
         return 0
 
     cdef str _describe_callback(self):
@@ -140,6 +156,7 @@ cdef class Handle:
         return self._describe()
 
 
+@cython.no_gc
 cdef class TimerHandle(Handle):
     """A callback scheduled for a point in time; ``call_later``/``call_at`` return it."""
 
@@ -426,10 +443,13 @@ cdef class BaseLoop:
     def _close_core(self):
         """Drops every scheduled callback and closes the loop's own descriptors."""
         self._closed = True
+        for h in self._ready:
+            (<Handle>h).cancel()     # lets go of callbacks: handles are not GC-tracked
         self._ready.clear()
         self._ready_swap.clear()
         for h in self._timers:
             (<TimerHandle>h)._scheduled = False
+            (<TimerHandle>h).cancel()
         self._timers.clear()
         self._timer_cancelled = 0
         self._fds.clear()
@@ -623,7 +643,12 @@ cdef class BaseLoop:
                 timeout = 86400.0
         else:
             timeout = -1.0
-        n = self._poll(timeout)
+        if timeout == 0.0 and self._nregistered == 0:
+            # Nothing but our own wake-up fd is registered: there is no I/O to look for, and a
+            # thread's call_soon_threadsafe has already put its callback in the ready queue.
+            n = 0
+        else:
+            n = self._poll(timeout)
         self._run_ready()
         if n > 0:
             self._dispatch(n)
@@ -655,7 +680,7 @@ cdef class BaseLoop:
                 h = <TimerHandle>due[i]
                 i += 1
                 if not h._cancelled:
-                    self._run_handle(h)
+                    self._run_handle(h, True)
         except BaseException:
             self._ready[0:0] = due[i:n]   # KeyboardInterrupt: keep the rest for the next run
             raise
@@ -712,14 +737,14 @@ cdef class BaseLoop:
             (<FdWatcher>w).on_events(self, events)
         return 0
 
-    cdef int _run_handle(self, Handle h) except -1:
+    cdef int _run_handle(self, Handle h, bint oneshot=False) except -1:
         cdef double t0, dt
         if not self._debug:
-            return h.run_c()
+            return h.run_c(oneshot)
         self._current_handle = h
         t0 = self._now()
         try:
-            h.run_c()
+            h.run_c(False)
         finally:
             self._current_handle = None
         dt = self._now() - t0
@@ -745,7 +770,7 @@ cdef class BaseLoop:
                         continue
                     self._current_handle = h
                     t0 = self._now()
-                    h.run_c()
+                    h.run_c(False)
                     dt = self._now() - t0
                     if dt >= self.slow_callback_duration:
                         logger.warning("Executing %r took %.3f seconds", h, dt)
@@ -755,7 +780,7 @@ cdef class BaseLoop:
                     h = <Handle>todo[i]
                     i += 1
                     if not h._cancelled:
-                        h.run_c()
+                        h.run_c(True)
         except BaseException:
             # KeyboardInterrupt/SystemExit: keep the callbacks not yet run for the next run.
             self._current_handle = None
@@ -794,14 +819,22 @@ cdef class BaseLoop:
         ev.data.fd = fd
         self._epoll_ctl_calls += 1
         if epoll_ctl(self._epfd, op, fd, &ev) == 0:
+            if op == EPOLL_CTL_ADD:
+                self._nregistered += 1
+            elif op == EPOLL_CTL_DEL and self._nregistered > 0:
+                self._nregistered -= 1
             return 0
         if op == EPOLL_CTL_ADD and errno == EEXIST:
             if epoll_ctl(self._epfd, EPOLL_CTL_MOD, fd, &ev) == 0:
                 return 0
         elif op == EPOLL_CTL_MOD and errno == ENOENT:
             if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) == 0:
+                self._nregistered += 1
                 return 0
         elif op == EPOLL_CTL_DEL and (errno == ENOENT or errno == EBADF):
+            # Closed while registered: the kernel dropped it; we had counted it.
+            if self._nregistered > 0:
+                self._nregistered -= 1
             return 0
         PyErr_SetFromErrno(OSError)
         return -1
