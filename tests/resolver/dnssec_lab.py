@@ -40,6 +40,7 @@ NEG = 300
 BENCH_NAMES = 300      # h000..h299.bench.net.: distinct secure names for the benchmark
 KEYTRAP_KEYS = 40      # DNSKEYs sharing one key tag in keytrap.org.
 KEYTRAP_SIGS = 40      # RRSIGs naming that tag over www.keytrap.org/A, none valid
+MANY_DS = 12           # DS records of manyds.com. naming its key, none matching
 
 ALG_NAMES = {8: "RSASHA256", 13: "ECDSAP256SHA256", 14: "ECDSAP384SHA384", 15: "ED25519"}
 
@@ -73,7 +74,7 @@ def _texts() -> dict[str, str]:
         "example NS ns1.example\nexample NS ns2.example\n"
         f"ns1.example A {Z.EXAMPLE_COM_1}\nns2.example A {Z.EXAMPLE_COM_1}\n"
         + "".join(f"{z} NS ns.{z}\nns.{z} A {Z.EXAMPLE_COM_2}\n"
-                  for z in ("insecure", "badds", "expired", "altered")))
+                  for z in ("insecure", "badds", "expired", "altered", "manyds", "unkalg")))
     t["net."] = _soa("net.", "a.gtld-servers.net.") + (
         "@ NS a.gtld-servers.net.\n@ NS b.gtld-servers.net.\n"
         f"a.root-servers A {Z.ROOT_A}\nb.root-servers A {Z.ROOT_B}\n"
@@ -101,7 +102,8 @@ def _texts() -> dict[str, str]:
         f"@ NS ns\nns A {Z.MANY}\n"
         + "".join(f"h{i:03d} A 10.9.{i // 256}.{i % 256}\n" for i in range(BENCH_NAMES)))
     for z, addr in (("insecure.com.", "192.0.2.150"), ("badds.com.", "192.0.2.151"),
-                    ("expired.com.", "192.0.2.152"), ("altered.com.", "192.0.2.153")):
+                    ("expired.com.", "192.0.2.152"), ("altered.com.", "192.0.2.153"),
+                    ("manyds.com.", "192.0.2.155"), ("unkalg.com.", "192.0.2.156")):
         t[z] = _soa(z, f"ns.{z}") + f"@ NS ns\nns A {Z.EXAMPLE_COM_2}\nwww A {addr}\n"
     t["keytrap.org."] = _soa("keytrap.org.", "ns.keytrap.org.") + (
         f"@ NS ns\nns A {Z.BULK}\nwww A 203.0.113.66\n")
@@ -117,8 +119,9 @@ SERVERS: tuple[Server, ...] = (
     Server(Z.GTLD_B, ("com.", "net."), "signed com and net"),
     Server(Z.NIC_ORG, ("org.",), "signed org (NSEC)"),
     Server(Z.EXAMPLE_COM_1, ("example.com.",), "signed example.com (NSEC)"),
-    Server(Z.EXAMPLE_COM_2, ("insecure.com.", "badds.com.", "expired.com.", "altered.com."),
-           "unsigned / wrong DS / expired / altered"),
+    Server(Z.EXAMPLE_COM_2, ("insecure.com.", "badds.com.", "expired.com.", "altered.com.",
+                             "manyds.com.", "unkalg.com."),
+           "unsigned / wrong DS / expired / altered / many wrong DS / unknown DS algorithm"),
     Server(Z.EXAMPLE_NET, ("example.net.", "unsigned.org.", "n3iter.net."),
            "example.net (NSEC3), unsigned.org, n3iter.net (NSEC3, 200 iterations)"),
     Server(Z.BULK, ("keytrap.org.",), "KeyTrap: colliding keys and signatures"),
@@ -137,6 +140,8 @@ PLAN = {
     "badds.com.": (13, "nsec"),
     "expired.com.": (13, "expired"),
     "altered.com.": (13, "altered"),
+    "manyds.com.": (13, "nsec"),
+    "unkalg.com.": (None, "unsigned"),
     "keytrap.org.": (8, "keytrap"),
     "com.": (8, "nsec3-optout"),
     "net.": (13, "nsec"),
@@ -145,7 +150,8 @@ PLAN = {
 }
 CHILDREN = {
     ".": ["com.", "net.", "org."],
-    "com.": ["example.com.", "insecure.com.", "badds.com.", "expired.com.", "altered.com."],
+    "com.": ["example.com.", "insecure.com.", "badds.com.", "expired.com.", "altered.com.",
+             "manyds.com.", "unkalg.com."],
     "net.": ["example.net.", "n3iter.net.", "bench.net."],
     "org.": ["unsigned.org.", "keytrap.org."],
 }
@@ -295,10 +301,18 @@ def build(workdir: Path) -> tuple[dict[str, str], tuple[Server, ...], Path]:
 
     def _ds_lines(child: str, child_keys: list) -> str:
         out = []
+        if child == "unkalg.com.":      # a DS for an algorithm nobody implements: insecure
+            out.append(f"{child} {TTL} IN DS 4242 200 2 {'ab' * 32}\n")
         for k in child_keys:
             ds = dns.dnssec.make_ds(child, k, "SHA256")
             if child == "badds.com.":
                 ds = ds.replace(digest=bytes(b ^ 0xFF for b in ds.digest))   # wrong DS
+            if child == "manyds.com.":  # many DS naming the key, none matching it
+                for i in range(MANY_DS):
+                    bad = ds.replace(digest=bytes([i]) + ds.digest[1:] if ds.digest[0] != i
+                                     else bytes([i + 1]) + ds.digest[1:])
+                    out.append(f"{child} {TTL} IN DS {bad.to_text()}\n")
+                continue
             out.append(f"{child} {TTL} IN DS {ds.to_text()}\n")
         return "".join(out)
 

@@ -67,6 +67,9 @@ CASES = [
     DCase("www.expired.com.", "A", "SERVFAIL", False, ede=7),                # expired sigs
     DCase("www.altered.com.", "A", "SERVFAIL", False, ede=6),                # altered record
     DCase("www.keytrap.org.", "A", "SERVFAIL", False, ede=6),                # KeyTrap
+    DCase("www.manyds.com.", "A", "SERVFAIL", False, ede=9),                 # DS mismatches
+    # a DS with an unknown algorithm only: insecure, not bogus (RFC 6840 5.2)
+    DCase("www.unkalg.com.", "A", "NOERROR", False, _d("192.0.2.156")),
 ]
 BY_ID = {c.id: c for c in CASES}
 
@@ -272,5 +275,40 @@ def test_anchor_as_dnskey_rrset(run, validating, signed_lab):
         resp = await r.resolve_message(dns.message.make_query("www.example.net.", "A",
                                                               want_dnssec=True))
         assert resp.flags & dns.flags.AD
+
+    run(go(), timeout=15)
+
+
+def test_validation_suspends_and_its_budget_ends_in_servfail(run, validating):
+    """A CNAME across zones needs ~11 rrset validations (keys of ., com., example.com., net.,
+    example.net., and the data): more than ``dnssec_validations_at_once``, so it suspends;
+    with a tiny budget the same query is bogus rather than unbounded."""
+    from resolver.limits import Limits
+
+    async def go():
+        r = validating()
+        q = dns.message.make_query("xalias.example.com.", "A", want_dnssec=True)
+        resp = await r.resolve_message(q)
+        assert resp.flags & dns.flags.AD
+        assert r.dnssec.stats.suspends >= 1
+        tight = validating(limits=Limits().replace(dnssec_validations_at_once=2,
+                                                   dnssec_max_suspends=1))
+        resp = await tight.resolve_message(q)
+        assert resp.rcode() == dns.rcode.SERVFAIL
+        assert "budget" in resp.options[0].text
+
+    run(go(), timeout=15)
+
+
+def test_failed_ds_matches_are_capped(run, validating):
+    import dnssec_lab
+
+    async def go():
+        r = validating()
+        resp = await r.resolve_message(dns.message.make_query("www.manyds.com.", "A",
+                                                              want_dnssec=True))
+        assert resp.rcode() == dns.rcode.SERVFAIL
+        assert dnssec_lab.MANY_DS > r.limits.dnssec_max_ds_match_failures
+        assert "fail their DS digest" in resp.options[0].text
 
     run(go(), timeout=15)
