@@ -437,6 +437,8 @@ class Resolver:
     def flush(self, name=None) -> None:
         """Forget the whole cache, or what it holds about one name."""
         self.cache.flush(None if name is None else _name_wire(name))
+        if self.dnssec is not None:
+            self.dnssec.flush(None if name is None else _name_wire(name))
 
     async def close(self) -> None:
         """Cancels background refreshes (prefetches) and resolutions still in flight."""

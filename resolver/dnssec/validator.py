@@ -92,6 +92,12 @@ def _group(records: list) -> list[list]:
     return list(sets.values())
 
 
+def _ttl_cap(sig, wall: float) -> int:
+    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration."""
+    left = ((sig.expiration - int(wall)) & 0xFFFFFFFF)
+    return min(sig.original_ttl, left if left < 0x80000000 else 0)
+
+
 def _signer(sigs: list) -> bytes | None:
     for s in sigs:
         p = parse_sig(s[4])
@@ -159,16 +165,21 @@ class Validator:
             return res, INSECURE          # meta-queries: returned, never marked secure
         status = SECURE
         wild = []
+        caps: dict = {}
         sets = _group(res.answer)
         dnames = [g[0] for g in sets if g[1] == DNAME]
         for owner, rdtype, ttl, rdatas, sigs in sets:
             if (rdtype == CNAME and not sigs
                     and any(is_subdomain(owner, d) and len(owner) > len(d) for d in dnames)):
                 continue                  # synthesized from a DNAME that is checked itself
-            st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs)
+            st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs,
+                                                      caps)
             status = min(status, st)
             if st == SECURE and labels is not None and labels < label_count(owner):
                 wild.append((owner, labels, zone))
+        if caps:
+            res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
+                          for (o, t, c, ttl, rd) in res.answer]
         final = self._final_name(it.qname, sets)
         negative = res.rcode == NXDOMAIN or not any(
             g[0].lower() == final.lower() and g[1] == qtype for g in sets)
@@ -211,8 +222,11 @@ class Validator:
             cur = nxt
         return cur
 
-    def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list):
-        """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised."""
+    def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
+               caps: dict | None = None):
+        """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
+        rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
+        expiration (RFC 4035 5.3.3)."""
         e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
@@ -230,10 +244,15 @@ class Validator:
         if zk.status == INSECURE:
             return INSECURE, None, signer
         yield from self._tick(ctx)
+        wall = self.wallclock()
         sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
-                           self.wallclock(), self.limits, ctx)
+                           wall, self.limits, ctx)
+        cap = _ttl_cap(sig, wall)
+        if caps is not None:
+            caps[(owner.lower(), rdtype)] = cap
         if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
             e.rank = C.VALIDATED
+            e.expires = min(e.expires, it.clock() + cap)
         return SECURE, sig.labels, signer
 
     def _proofs(self, ctx, it, auth: list, zone: bytes):
@@ -426,14 +445,26 @@ class Validator:
         if not sep:
             raise Bogus(f"no DNSKEY of {to_text(zone)} matches its DS", EDE_DNSKEY_MISSING)
         yield from self._tick(ctx)
-        verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, self.wallclock(),
-                     lim, ctx)
+        wall = self.wallclock()
+        sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx)
         zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
                      and k.algorithm in SUPPORTED_ALGORITHMS]
         e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
         if e is not None and e.negative is None:
             e.rank = C.VALIDATED
-        return ZoneKeys(SECURE, zone_keys, it.clock() + self._ttl(g[2]))
+        return ZoneKeys(SECURE, zone_keys,
+                        it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))
+
+    def flush(self, name: bytes | None = None) -> None:
+        """Forget zone keys and bogus verdicts (all, or those of ``name``)."""
+        if name is None:
+            self.zones.clear()
+            self.bogus.clear()
+            return
+        lname = name.lower()
+        self.zones.pop(lname, None)
+        for k in [k for k in self.bogus if k[0] == lname]:
+            del self.bogus[k]
 
 
 from struct import error as struct_error  # noqa: E402  (used in _proofs)

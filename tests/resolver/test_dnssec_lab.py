@@ -312,3 +312,20 @@ def test_failed_ds_matches_are_capped(run, validating):
         assert "fail their DS digest" in resp.options[0].text
 
     run(go(), timeout=15)
+
+
+def test_flush_forgets_bogus_verdicts_and_keys(run, validating):
+    async def go():
+        r = validating()
+        q = dns.message.make_query("www.altered.com.", "A", want_dnssec=True)
+        assert (await r.resolve_message(q)).rcode() == dns.rcode.SERVFAIL
+        assert r.dnssec.bogus and r.dnssec.zones
+        r.flush("www.altered.com.")
+        assert not r.dnssec.bogus
+        checks = r.dnssec.stats.sig_checks
+        assert (await r.resolve_message(q)).rcode() == dns.rcode.SERVFAIL
+        assert r.dnssec.stats.sig_checks > checks          # validated again
+        r.flush()
+        assert not r.dnssec.zones and not r.dnssec.bogus
+
+    run(go(), timeout=15)

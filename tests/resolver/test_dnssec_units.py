@@ -322,3 +322,14 @@ def test_fuzz_record_parsers(data):
     except (ValueError, IndexError, struct.error, Bogus):
         pass
     denial.types_of(data)
+
+
+def test_secure_ttl_capped_by_rrsig(signed):
+    """RFC 4035 5.3.3: a validated rrset lives no longer than its RRSIG's original TTL and
+    no longer than the signature's validity."""
+    from resolver.dnssec.validator import _ttl_cap
+    key, rdatas, sig, now = signed
+    s = parse_sig(sig.to_digestable())
+    assert _ttl_cap(s, now) == 300                    # original TTL
+    assert _ttl_cap(s, now + 3600 - 100) == 100       # expires in 100 s
+    assert _ttl_cap(s, now + 3600 + 5) == 0           # already past expiry
