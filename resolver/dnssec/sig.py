@@ -110,7 +110,9 @@ class Key:
                 self._pub = priv.public_cls.from_dnskey(self.rdata)
             self._pub.verify(signature, data)
             return True
-        except (InvalidSignature, dns.exception.DNSException, ValueError, TypeError):
+        except InvalidSignature:
+            return False
+        except Exception:       # a key or signature the crypto library rejects: a failed check
             return False
 
 
