@@ -333,3 +333,43 @@ def test_secure_ttl_capped_by_rrsig(signed):
     assert _ttl_cap(s, now) == 300                    # original TTL
     assert _ttl_cap(s, now + 3600 - 100) == 100       # expires in 100 s
     assert _ttl_cap(s, now + 3600 + 5) == 0           # already past expiry
+
+
+NAME_POOL = ["example.", "a.example.", "b.example.", "x.b.example.", "*.example.",
+             "*.b.example.", "z.example.", "deep.x.b.example.", "other.", "A.EXAMPLE."]
+TYPE_POOL = ["A", "NS", "SOA", "CNAME", "DS", "DNAME", "TXT", "NSEC", "RRSIG"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(NAME_POOL), st.sampled_from(NAME_POOL),
+                          st.sets(st.sampled_from(TYPE_POOL), max_size=5)), max_size=6),
+       st.sampled_from(NAME_POOL), st.sampled_from([1, 2, 5, 16, 43]))
+def test_fuzz_nsec_proofs_never_crash(chain, name, qtype):
+    """Whatever NSEC records a zone sends (signed, but inconsistent), a proof either holds or
+    is Bogus: never another exception, never a hang."""
+    recs = [nsec(o, n, *t) for o, n, t in chain]
+    for fn in (lambda: denial.nsec_nxdomain(recs, w(name)),
+               lambda: denial.nsec_nodata(recs, w(name), qtype),
+               lambda: denial.nsec_no_ds(recs, w(name)),
+               lambda: denial.nsec_wildcard(recs, w(name))):
+        try:
+            assert fn() in (SECURE, INSECURE)
+        except Bogus:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(NAME_POOL[:8]), st.sets(st.sampled_from(TYPE_POOL),
+                                                                 max_size=4), max_size=6),
+       st.sampled_from(NAME_POOL), st.sampled_from([1, 16, 43]), st.booleans(),
+       st.integers(0, 3))
+def test_fuzz_nsec3_proofs_never_crash(names, name, qtype, optout, drop):
+    names = {n: sorted(t - {"NSEC", "RRSIG"}) for n, t in names.items()}
+    recs = nsec3_zone(names, optout=set(names) if optout else ()) if names else []
+    recs = recs[drop:]
+    for fn in (lambda p: p.nxdomain(w(name)), lambda p: p.nodata(w(name), qtype),
+               lambda p: p.no_ds(w(name)), lambda p: p.wildcard(w(name), 1)):
+        try:
+            assert fn(proof(recs)) in (SECURE, INSECURE)
+        except Bogus:
+            pass
