@@ -129,6 +129,8 @@ class Iterator:
         #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
         #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
         self.dnssec = dnssec
+        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
+        self.aggressive: set[bytes] = set()
         self.stats = stats
         self.hint_names = []
         self.hint_addrs: dict[bytes, list[str]] = {}
@@ -188,6 +190,11 @@ class Iterator:
             if why is not None:
                 return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
             hit = self._from_cache(cur, qtype, now)
+            if hit is None and self.dnssec is not None:
+                syn = self.dnssec.synthesize(cur, qtype, now)
+                if syn is not None:
+                    hit = _Step(syn[0], [], syn[1])
+                    self.aggressive.add(cur.lower())
             if hit is None:
                 if key in self.stack:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "

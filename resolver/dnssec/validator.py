@@ -19,6 +19,7 @@ import dns.rdataclass
 
 from resolver import cache as C
 from resolver.dnssec import denial
+from resolver.dnssec.aggressive import NsecCache
 from resolver.dnssec.sig import (DIGESTS, EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  EDE_RRSIGS_MISSING, REVOKE_FLAG, SUPPORTED_ALGORITHMS,
                                  ZONE_FLAG, Bogus, Counter, Key, ds_matches, parse_sig,
@@ -63,6 +64,7 @@ class ValidatorStats:
     sig_checks: int = 0
     nsec3_hashes: int = 0
     suspends: int = 0
+    synthesized: int = 0        # NXDOMAIN/NODATA answered from validated NSEC (RFC 8198)
 
 
 def _covered(rec: tuple) -> int:
@@ -109,8 +111,10 @@ def _signer(sigs: list) -> bytes | None:
 class Validator:
     """Validates resolution results against ``anchors`` (``resolver.trust_anchor.load``)."""
 
-    def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time) -> None:
+    def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
+                 aggressive_nsec: bool = True) -> None:
         self.anchors = anchors
+        self.nsec_cache = NsecCache() if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
         self.zones: OrderedDict[bytes, ZoneKeys] = OrderedDict()
@@ -151,6 +155,21 @@ class Validator:
             self.stats.insecure += 1
         return res
 
+    def synthesize(self, name: bytes, qtype: int, now: float):
+        """RFC 8198: ("nx" | "nodata", records) when validated NSEC ranges in cache already
+        prove the answer; the iterator then asks no one."""
+        if self.nsec_cache is None:
+            return None
+
+        def secure(zone: bytes) -> bool:
+            e = self.zones.get(zone)
+            return e is not None and e.status == SECURE and e.expires >= now
+
+        out = self.nsec_cache.synthesize(name, qtype, now, secure)
+        if out is not None:
+            self.stats.synthesized += 1
+        return out
+
     def _mark_bogus(self, res, reason: str, ede: int):
         self.stats.bogus += 1
         res.security = BOGUS
@@ -186,6 +205,8 @@ class Validator:
         if not negative and not wild:
             return res, status
         auth = _group(res.authority)
+        if negative and final.lower() in getattr(it, "aggressive", ()):
+            negative = False            # synthesized from NSEC ranges validated before
         if negative:
             st = yield from self._denial(ctx, it, res, final, qtype, auth)
             status = min(status, st)
@@ -257,10 +278,16 @@ class Validator:
 
     def _proofs(self, ctx, it, auth: list, zone: bytes):
         """The NSEC or NSEC3 records of ``zone`` in ``auth``, each signature-checked with the
-        zone's keys: (nsecs, None) or ([], Nsec3Proof); None when there are none."""
+        zone's keys (and its SOA, when there): (nsecs, None) or ([], Nsec3Proof); None when
+        there are none."""
         zk = yield from self._zone_keys(ctx, it, zone)
         nsecs, nsec3s = [], []
         for owner, rdtype, ttl, rdatas, sigs in auth:
+            if rdtype == SOA and owner.lower() == zone.lower():
+                yield from self._tick(ctx)
+                verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
+                             self.wallclock(), self.limits, ctx)
+                continue
             if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
                 continue
             yield from self._tick(ctx)
@@ -280,8 +307,36 @@ class Validator:
             return [], denial.Nsec3Proof(nsec3s, zone, self.limits, ctx)
         return None
 
+    @staticmethod
+    def _negative_entries(it, name: bytes, qtype: int, nx: bool):
+        """Cached negative entries that may have supplied this denial: the name's own, or an
+        ancestor's NXDOMAIN (RFC 8020)."""
+        rr = it.cache.rrsets.lru
+        out = [rr.peek((name.lower(), C.NXDOMAIN_TYPE if nx else qtype, it.qclass))]
+        anc = name
+        while nx and len(anc) > 1:
+            anc = parent(anc)
+            out.append(rr.peek((anc.lower(), C.NXDOMAIN_TYPE, it.qclass)))
+        return [e for e in out if e is not None and e.negative is not None]
+
     def _denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
-        """Status of a NODATA/NXDOMAIN for ``name``/``qtype`` from its authority section."""
+        """Status of a NODATA/NXDOMAIN for ``name``/``qtype`` from its authority section.
+        A denial that a cached negative entry already proved (same records, VALIDATED rank)
+        is not checked again."""
+        nx = res.rcode == NXDOMAIN
+        seen = {(r[0].lower(), r[1], r[4]) for r in res.authority}
+        entries = self._negative_entries(it, name, qtype, nx) if seen else []
+        for e in entries:
+            if e.rank == C.VALIDATED and {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
+                return SECURE
+        st = yield from self._check_denial(ctx, it, res, name, qtype, auth)
+        if st == SECURE:
+            for e in entries:
+                if {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
+                    e.rank = C.VALIDATED
+        return st
+
+    def _check_denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
         signer = None
         for g in auth:
             if g[1] in (SOA, NSEC, NSEC3):
@@ -303,8 +358,30 @@ class Validator:
             raise Bogus("negative answer without NSEC/NSEC3", EDE_NSEC_MISSING)
         nsecs, proof = proofs
         if res.rcode == NXDOMAIN:
-            return denial.nsec_nxdomain(nsecs, name) if nsecs else proof.nxdomain(name)
-        return denial.nsec_nodata(nsecs, name, qtype) if nsecs else proof.nodata(name, qtype)
+            st = denial.nsec_nxdomain(nsecs, name) if nsecs else proof.nxdomain(name)
+        else:
+            st = denial.nsec_nodata(nsecs, name, qtype) if nsecs else proof.nodata(name, qtype)
+        if st == SECURE and nsecs and self.nsec_cache is not None:
+            self._remember_ranges(it, signer, auth)
+        return st
+
+    def _remember_ranges(self, it, zone: bytes, auth: list) -> None:
+        """Keeps the proof's NSEC ranges for RFC 8198 synthesis, for as long as the negative
+        answer itself may be cached (RFC 8198 5: min of the SOA TTL, its MINIMUM, the NSEC TTL)."""
+        lz = zone.lower()
+        soa_g = next((g for g in auth if g[1] == SOA and g[0].lower() == lz), None)
+        if soa_g is None or not soa_g[3] or len(soa_g[3][0]) < 20:
+            return
+        minimum = int.from_bytes(soa_g[3][0][-4:], "big")
+        soa = [(soa_g[0], SOA, it.qclass, soa_g[2], rd) for rd in soa_g[3]] + soa_g[4]
+        now = it.clock()
+        for owner, rdtype, ttl, rdatas, sigs in auth:
+            if rdtype != NSEC or not is_subdomain(owner, zone):
+                continue
+            life = min(ttl, soa_g[2], minimum, self.limits.max_negative_ttl)
+            recs = [(owner, NSEC, it.qclass, ttl, rd) for rd in rdatas] + sigs
+            for rd in rdatas:
+                self.nsec_cache.add(zone, denial.Nsec(owner, rd), recs, soa, now + life)
 
     def _tick(self, ctx: Counter):
         """Charges one rrset validation; suspends every ``dnssec_validations_at_once``."""
@@ -457,6 +534,8 @@ class Validator:
 
     def flush(self, name: bytes | None = None) -> None:
         """Forget zone keys and bogus verdicts (all, or those of ``name``)."""
+        if self.nsec_cache is not None:
+            self.nsec_cache.flush()
         if name is None:
             self.zones.clear()
             self.bogus.clear()

@@ -329,3 +329,44 @@ def test_flush_forgets_bogus_verdicts_and_keys(run, validating):
         assert not r.dnssec.zones and not r.dnssec.bogus
 
     run(go(), timeout=15)
+
+
+def test_aggressive_nsec_answers_from_validated_ranges(run, validating):
+    """RFC 8198: after one secure NXDOMAIN, names in the same NSEC range (and the wildcard
+    proven absent) are answered NXDOMAIN from cache with AD, without asking anyone; a name
+    outside the ranges seen is still asked."""
+    async def go():
+        r = validating()
+        q = dns.message.make_query("nope.example.com.", "A", want_dnssec=True)
+        first = await r.resolve_message(q)
+        assert first.rcode() == dns.rcode.NXDOMAIN and first.flags & dns.flags.AD
+        upstream, checks = r.stats.upstream_queries, r.dnssec.stats.sig_checks
+        for name in ("nope2.example.com.", "mb.example.com.", "x.nope.example.com."):
+            resp = await r.resolve_message(dns.message.make_query(name, "A", want_dnssec=True))
+            assert resp.rcode() == dns.rcode.NXDOMAIN and resp.flags & dns.flags.AD, name
+            assert [rr for rr in resp.authority if rr.rdtype == dns.rdatatype.NSEC]
+        assert r.stats.upstream_queries == upstream
+        assert r.dnssec.stats.synthesized >= 2
+        assert r.dnssec.stats.sig_checks == checks
+        # NODATA for a type the NSEC at a name does not list (www has A and AAAA)
+        await r.resolve_message(dns.message.make_query("www.example.com.", "TXT",
+                                                       want_dnssec=True))
+        upstream = r.stats.upstream_queries
+        resp = await r.resolve_message(dns.message.make_query("www.example.com.", "MX",
+                                                              want_dnssec=True))
+        assert resp.rcode() == dns.rcode.NOERROR and not resp.answer
+        assert resp.flags & dns.flags.AD and r.stats.upstream_queries == upstream
+        # outside the ranges learnt: asked
+        resp = await r.resolve_message(dns.message.make_query("zzz.example.com.", "A",
+                                                              want_dnssec=True))
+        assert resp.rcode() == dns.rcode.NXDOMAIN and r.stats.upstream_queries > upstream
+        # off switch
+        off = validating()
+        off.dnssec.nsec_cache = None
+        await off.resolve_message(q)
+        u = off.stats.upstream_queries
+        await off.resolve_message(dns.message.make_query("nope2.example.com.", "A",
+                                                         want_dnssec=True))
+        assert off.stats.upstream_queries > u
+
+    run(go(), timeout=15)
