@@ -92,7 +92,8 @@ def _texts() -> dict[str, str]:
         "www A 192.0.2.1\nwww A 192.0.2.11\nwww AAAA 2001:db8::1\n"
         "a.b.ent A 192.0.2.60\n"
         "*.wild A 192.0.2.80\nexact.wild A 192.0.2.81\n"
-        "alias CNAME www\nxalias CNAME www.example.net.\n")
+        "alias CNAME www\nxalias CNAME www.example.net.\n"
+        "dname DNAME example.net.\n*.wc CNAME www\n")
     t["example.net."] = _soa("example.net.", "ns1.example.net.") + (
         f"@ NS ns1\nns1 A {Z.EXAMPLE_NET}\n"
         "www A 198.51.100.1\n*.wild TXT \"wild3\"\nsub.deep A 198.51.100.7\n")

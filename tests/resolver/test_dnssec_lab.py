@@ -45,6 +45,9 @@ CASES = [
     DCase("exact.wild.example.com.", "A", "NOERROR", True, _d("192.0.2.81")),
     DCase("alias.example.com.", "A", "NOERROR", True, _d("192.0.2.1", "192.0.2.11")),
     DCase("xalias.example.com.", "A", "NOERROR", True, _d("198.51.100.1")),  # CNAME across zones
+    DCase("www.dname.example.com.", "A", "NOERROR", True, _d("198.51.100.1")),   # DNAME
+    DCase("q.wc.example.com.", "A", "NOERROR", True, _d("192.0.2.1", "192.0.2.11")),  # wild CNAME
+    DCase("nope.dname.example.com.", "A", "NXDOMAIN", True),
     DCase("example.com.", "DNSKEY", "NOERROR", True),
     DCase("example.com.", "DS", "NOERROR", True),
     # NSEC3 zone (example.net., Ed25519, no opt-out)
