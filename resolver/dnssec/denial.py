@@ -11,7 +11,7 @@ import base64
 import hashlib
 import struct
 
-from resolver.dnssec.sig import EDE_BOGUS, EDE_NSEC_MISSING, Bogus
+from resolver.dnssec.sig import EDE_NSEC_MISSING, Bogus
 from resolver.wire import is_subdomain, parent
 
 INSECURE, SECURE = 1, 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from struct import error as struct_error
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import dns.rdataclass
 from resolver import cache as C
 from resolver.dnssec import denial
 from resolver.dnssec.aggressive import NsecCache
-from resolver.dnssec.sig import (DIGESTS, EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
+from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  EDE_RRSIGS_MISSING, REVOKE_FLAG, SUPPORTED_ALGORITHMS,
                                  ZONE_FLAG, Bogus, Counter, Key, ds_matches, parse_sig,
                                  usable_ds, verify_rrset)
@@ -546,7 +547,5 @@ class Validator:
             del self.bogus[k]
 
 
-from struct import error as struct_error  # noqa: E402  (used in _proofs)
-
-__all__ = ["Validator", "Suspend", "SUSPEND", "ZoneKeys", "Bogus", "DIGESTS",
+__all__ = ["Validator", "Suspend", "SUSPEND", "ZoneKeys", "Bogus",
            "UNCHECKED", "INSECURE", "SECURE", "BOGUS"]

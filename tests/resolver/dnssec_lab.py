@@ -23,7 +23,6 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
-import dns.rdtypes.ANY.RRSIG
 import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import rsa
