@@ -437,12 +437,18 @@ class Validator:
             return (yield from self._dnskeys(ctx, it, zone, ds, keys))
         if not any(is_subdomain(zone, a) for a in self.anchors) or lz == ROOT:
             return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
-        res = yield from it.lookup(zone, DS)
-        if res.rcode == SERVFAIL:
-            raise Bogus(f"no DS answer for {to_text(zone)}: {res.reason}",
-                        EDE_NO_REACHABLE_AUTHORITY)
-        sets = _group(res.answer)
-        ds_set = next((g for g in sets if g[1] == DS and g[0].lower() == lz), None)
+        ds_set = None
+        for attempt in (0, 1):
+            res = yield from it.lookup(zone, DS)
+            if res.rcode == SERVFAIL:
+                raise Bogus(f"no DS answer for {to_text(zone)}: {res.reason}",
+                            EDE_NO_REACHABLE_AUTHORITY)
+            ds_set = next((g for g in _group(res.answer) if g[1] == DS and g[0].lower() == lz),
+                          None)
+            if ds_set is None or ds_set[4] or attempt:
+                break
+            # A DS kept from a referral that came without its RRSIGs: ask the parent for it.
+            it.cache.rrsets.lru.pop((lz, DS, it.qclass))
         if ds_set is not None:
             st, _labels, _z = yield from self._rrset(ctx, it, zone, DS, ds_set[3], ds_set[4])
             if st == INSECURE:
