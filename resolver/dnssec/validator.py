@@ -37,6 +37,10 @@ ROOT = b"\x00"
 EDE_NO_REACHABLE_AUTHORITY = 22
 
 
+class _Refetch(Exception):
+    """Cached data lacks what would prove it; the answer is fetched again."""
+
+
 class Suspend:
     """Yielded by the validator to its driver: let the loop run others, then feed ``None``
     (Unbound's validation suspension after MAX_VALIDATE_AT_ONCE rrsets)."""
@@ -192,8 +196,11 @@ class Validator:
             if (rdtype == CNAME and not sigs
                     and any(is_subdomain(owner, d) and len(owner) > len(d) for d in dnames)):
                 continue                  # synthesized from a DNAME that is checked itself
-            st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs,
-                                                      caps)
+            try:
+                st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs,
+                                                          caps, refetch)
+            except _Refetch:
+                return (yield from self._refetch(ctx, it, sets))
             status = min(status, st)
             if st == SECURE and labels is not None and labels < label_count(owner):
                 wild.append((owner, labels, zone))
@@ -216,19 +223,25 @@ class Validator:
             if proofs is None:
                 if refetch:
                     # Answer from the rrset cache without its proof: ask again, once.
-                    for g in sets:
-                        it.cache.rrsets.lru.pop((g[0].lower(), g[1], it.qclass))
-                    res2 = yield from it.lookup(it.qname, it.qtype)
-                    if res2.rcode not in (NOERROR, NXDOMAIN):
-                        raise Bogus("wildcard answer could not be fetched again with its proof",
-                                    EDE_NSEC_MISSING)
-                    return (yield from self._validate(res2, it, ctx, refetch=False))
+                    return (yield from self._refetch(ctx, it, sets))
                 raise Bogus("wildcard answer without NSEC/NSEC3 proof", EDE_NSEC_MISSING)
             nsecs, proof = proofs
             st = (denial.nsec_wildcard(nsecs, owner) if nsecs
                   else proof.wildcard(owner, labels))
             status = min(status, st)
         return res, status
+
+    def _refetch(self, ctx, it, sets: list):
+        """Forgets the answer's rrsets and resolves the question again, once: for data the
+        cache holds without what proves it (a referral's DS without RRSIGs, a wildcard
+        answer without its NSEC)."""
+        for g in sets:
+            it.cache.rrsets.lru.pop((g[0].lower(), g[1], it.qclass))
+        res2 = yield from it.lookup(it.qname, it.qtype)
+        if res2.rcode not in (NOERROR, NXDOMAIN):
+            raise Bogus("the answer could not be fetched again with its proofs",
+                        EDE_RRSIGS_MISSING)
+        return (yield from self._validate(res2, it, ctx, refetch=False))
 
     @staticmethod
     def _final_name(qname: bytes, sets: list) -> bytes:
@@ -245,7 +258,7 @@ class Validator:
         return cur
 
     def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
-               caps: dict | None = None):
+               caps: dict | None = None, refetch: bool = False):
         """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
         rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
         expiration (RFC 4035 5.3.3)."""
@@ -260,6 +273,8 @@ class Validator:
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE, None, zone
+            if refetch and e is not None and e.rank < C.AUTH_ANSWER:
+                raise _Refetch()          # e.g. a DS from a referral: ask its zone for it
             raise Bogus(f"no usable RRSIG over {to_text(owner)}/{rdtype} in a signed zone",
                         EDE_RRSIGS_MISSING)
         zk = yield from self._zone_keys(ctx, it, signer)

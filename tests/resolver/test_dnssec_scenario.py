@@ -53,10 +53,11 @@ def world():
     return net, anchor, wall
 
 
-def run(net, anchor, wallclock, limits=LIMITS):
+def run(net, anchor, wallclock, limits=LIMITS, name="www.example.com.", rdtype=1,
+        cache=None, v=None):
     clock = FakeClock()
-    v = Validator(load(anchor), limits, wallclock=wallclock)
-    it = itr.Iterator(W("www.example.com."), 1, 1, Cache(1 << 22, limits),
+    v = v or Validator(load(anchor), limits, wallclock=wallclock)
+    it = itr.Iterator(W(name), rdtype, 1, cache or Cache(1 << 22, limits),
                       parse_root_hints(root_hints()), clock, limits=limits, dnssec=v)
     net.log.clear()
     return drive(it, net, clock), it, v
@@ -105,3 +106,19 @@ def test_a_wrong_anchor_is_bogus_without_asking_beyond_the_root(world):
     res, _, _ = run(net, wrong, lambda: wall)
     assert res.security == BOGUS and res.ede == 9
     assert [q for q in net.queries() if q[1] == "DNSKEY"] == [(".", "DNSKEY")]
+
+
+def test_a_referral_ds_without_rrsig_is_asked_for_when_it_is_the_answer(world):
+    """The client asks for example.com/DS after a resolution left the referral's unsigned DS
+    in the cache: the validator asks com. for the signed DS instead of calling it bogus."""
+    net, anchor, wall = world
+    cache = Cache(1 << 22, LIMITS)
+    plain = itr.Iterator(W("www.example.com."), 1, 1, cache, parse_root_hints(root_hints()),
+                         FakeClock(), limits=LIMITS)            # no validation: DS left as is
+    assert drive(plain, net, plain.clock).rcode == 0
+    cached = cache.rrsets.get(W("example.com."), 43, 1, plain.clock())
+    assert cached is not None and not cached.rrsigs
+    res, _, _ = run(net, anchor, lambda: wall, name="example.com.", rdtype=43, cache=cache)
+    assert res.rcode == 0 and res.security == SECURE
+    assert any(r[1] == 46 for r in res.answer)       # the signed copy, with its RRSIG
+    assert ("example.com.", "DS") in net.queries()
