@@ -244,6 +244,11 @@ class Iterator:
                 return _Step("cname", e.records(now)[:1] + e.sig_records(now), next=e.rdatas[0])
         return None
 
+    def zone_of(self, name: bytes) -> bytes:
+        """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
+        where a validator looks for the keys of data that carries no signature."""
+        return self._closest_delegation(name)[0]
+
     def _closest_delegation(self, name: bytes) -> tuple[bytes, list[bytes]]:
         now = self.clock()
         z = name

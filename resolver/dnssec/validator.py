@@ -269,7 +269,7 @@ class Validator:
         signer = _signer(sigs)
         if signer is None or not is_subdomain(owner, signer) or (
                 rdtype == DS and len(signer) >= len(owner)):
-            zone = it._closest_delegation(parent(owner) if rdtype == DS else owner)[0]
+            zone = it.zone_of(parent(owner) if rdtype == DS else owner)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE, None, zone
@@ -360,7 +360,7 @@ class Validator:
                 if signer is not None:
                     break
         if signer is None or not is_subdomain(name, signer):
-            zone = it._closest_delegation(parent(name) if qtype == DS else name)[0]
+            zone = it.zone_of(parent(name) if qtype == DS else name)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE
@@ -488,7 +488,7 @@ class Validator:
         signer = next((s for s in (_signer(g[4]) for g in auth if g[1] in (SOA, NSEC, NSEC3))
                        if s is not None), None)
         if signer is None or not is_subdomain(zone, signer) or len(signer) >= len(zone):
-            pz = it._closest_delegation(parent(zone))[0]
+            pz = it.zone_of(parent(zone))
             pk = yield from self._zone_keys(ctx, it, pz)
             if pk.status == INSECURE:
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
