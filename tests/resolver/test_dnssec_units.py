@@ -373,3 +373,20 @@ def test_fuzz_nsec3_proofs_never_crash(names, name, qtype, optout, drop):
             assert fn(proof(recs)) in (SECURE, INSECURE)
         except Bogus:
             pass
+
+
+def test_resolver_wiring_of_trust_anchor_and_validate(tmp_path):
+    """Validation is on with the shipped root anchor for the real root hints, on with a given
+    anchor, off for other hints without an anchor, and off with validate=False."""
+    import resolver
+    r = resolver.Resolver()
+    assert r.dnssec is not None and b"\x00" in r.dnssec.anchors
+    hints = [("a.root.", "127.0.0.1")]
+    assert resolver.Resolver(hints).dnssec is None
+    assert resolver.Resolver(validate=False).dnssec is None
+    assert resolver.Resolver(hints, trust_anchor=ROOT_ANCHOR_FILE).dnssec is not None
+    assert resolver.Resolver(hints, trust_anchor=ROOT_ANCHOR_FILE, validate=False).dnssec is None
+    bad = tmp_path / "anchor"
+    bad.write_text("garbage\n")
+    with pytest.raises(TrustAnchorError, match="anchor:1"):
+        resolver.Resolver(hints, trust_anchor=bad)
