@@ -121,6 +121,9 @@ class Limits:
     #: pass with suspension; one pass of ours covers a closest-encloser search of a 32-label
     #: name). Each hash costs iterations+1 SHA-1 rounds, so this bounds a proof at ~4800 rounds.
     nsec3_max_hashes_per_proof: int = 32
+    #: ... and for one client query, across all its proofs (a CNAME chain of wildcards plus
+    #: a denial): ~19,000 SHA-1 rounds at most, a few milliseconds.
+    nsec3_max_hashes_per_query: int = 128
 
     #: Signature validity windows are checked with this allowance either side, seconds, for
     #: clock skew between signer and validator.

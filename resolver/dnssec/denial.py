@@ -225,6 +225,9 @@ class Nsec3Proof:
             if self.done >= self.limits.nsec3_max_hashes_per_proof:
                 raise Bogus(f"NSEC3 hash budget ({self.limits.nsec3_max_hashes_per_proof} "
                             "names per proof) exhausted")
+            if self.counter.nsec3_hashes >= self.limits.nsec3_max_hashes_per_query:
+                raise Bogus(f"NSEC3 hash budget ({self.limits.nsec3_max_hashes_per_query} "
+                            "names per query) exhausted")
             self.done += 1
             self.counter.nsec3_hashes += 1
             salt = self.salt

@@ -249,6 +249,11 @@ def test_nsec3_iterations_above_cap_are_insecure_and_hashes_are_budgeted():
     with pytest.raises(Bogus, match="hash budget"):
         p.nxdomain(w(deep))
     assert c.nsec3_hashes == DEFAULT.nsec3_max_hashes_per_proof
+    # the per-query budget spans proofs: a fresh proof on a spent counter stops at once
+    c.nsec3_hashes = DEFAULT.nsec3_max_hashes_per_query
+    p = denial.Nsec3Proof(nsec3_zone(NAMES3), w("example."), DEFAULT, c)
+    with pytest.raises(Bogus, match="per query"):
+        p.nxdomain(w("zz.example."))
 
 
 def test_nsec3_unknown_hash_or_flags_are_ignored():
