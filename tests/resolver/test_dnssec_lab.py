@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dns.dnssec
 import dns.edns
 import dns.flags
 import dns.message
@@ -371,5 +372,25 @@ def test_aggressive_nsec_answers_from_validated_ranges(run, validating):
         await off.resolve_message(dns.message.make_query("nope2.example.com.", "A",
                                                          want_dnssec=True))
         assert off.stats.upstream_queries > u
+
+    run(go(), timeout=15)
+
+
+def test_anchor_below_the_root(run, validating, tmp_path):
+    """An anchor for example.net. only: its names are secure, everything else insecure
+    (outside every anchor), nothing bogus."""
+    async def go():
+        plain = validating(validate=False)
+        keys = await plain.resolve("example.net.", "DNSKEY")
+        ksk = [k for k in keys.rrset if k.flags & 1][0]
+        ds = dns.dnssec.make_ds("example.net.", ksk, "SHA256")
+        path = tmp_path / "example.net.ds"
+        path.write_text(f"example.net. IN DS {ds.to_text()}\n")
+        r = validating(trust_anchor=path)
+        for name, ad in (("www.example.net.", True), ("nope.example.net.", True),
+                         ("www.example.com.", False), ("www.altered.com.", False)):
+            resp = await r.resolve_message(dns.message.make_query(name, "A", want_dnssec=True))
+            assert resp.rcode() != dns.rcode.SERVFAIL, name
+            assert bool(resp.flags & dns.flags.AD) == ad, name
 
     run(go(), timeout=15)
