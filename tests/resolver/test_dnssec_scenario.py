@@ -7,9 +7,12 @@ import time
 
 import dns.dnssec
 import dns.name
+import dns.rdata
 import dns.rrset
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from resolver import iterator as itr
 from resolver.cache import VALIDATED, Cache
@@ -122,3 +125,65 @@ def test_a_referral_ds_without_rrsig_is_asked_for_when_it_is_the_answer(world):
     assert res.rcode == 0 and res.security == SECURE
     assert any(r[1] == 46 for r in res.answer)       # the signed copy, with its RRSIG
     assert ("example.com.", "DS") in net.queries()
+
+
+RECORD = st.tuples(st.sampled_from(["www.example.com.", "example.com.", "*.example.com.",
+                                    "x.www.example.com.", "com."]),
+                   st.sampled_from([1, 5, 6, 43, 46, 47, 48, 50]),
+                   st.binary(min_size=0, max_size=60))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answer=st.lists(RECORD, max_size=4), authority=st.lists(RECORD, max_size=4),
+       rcode=st.sampled_from([0, 3]))
+def test_fuzz_hostile_zone_never_crashes_the_validator(world, answer, authority, rcode):
+    """example.com.'s servers answer with arbitrary records (signatures, NSEC/NSEC3, keys
+    with random rdata): the query ends with a verdict, never an exception, never SECURE."""
+    res = hostile_run(world, answer, authority, rcode)
+    assert res.security != SECURE
+    assert res.security in (0, 1, 3)
+
+
+def test_hostile_zone_with_a_forged_signature_is_bogus(world):
+    sig = dns.rdata.from_text("IN", "RRSIG", "A 13 3 300 20300101000000 20200101000000 1 "
+                              "example.com. " + "AAAA" * 22).to_digestable()
+    res = hostile_run(world, [("www.example.com.", 1, bytes([192, 0, 2, 66])),
+                              ("www.example.com.", 46, sig)], [], 0)
+    assert res.security == BOGUS and res.answer
+
+
+def hostile_run(world, answer, authority, rcode):
+    import struct as _struct
+
+    net, anchor, wall = world
+
+    def hostile(q):
+        qname = q.question[0].name
+        if q.question[0].rdtype in (43, 48):     # let the chain itself be fetched
+            return None
+        out = bytearray(_struct.pack("!HHHHHH", q.id, 0x8400 | rcode, 1, len(answer),
+                                     len(authority), 0))
+        out += qname.to_wire() + _struct.pack("!HH", q.question[0].rdtype, 1)
+        for owner, t, rd in answer + authority:
+            out += dns.name.from_text(owner).to_wire() + _struct.pack("!HHIH", t, 1, 300,
+                                                                      len(rd)) + rd
+        return bytes(out)
+
+    saved = dict(net.faults)
+    for a in ("10.0.3.1", "10.0.3.2"):
+        net.faults[a] = lambda q, a=a: hostile(q) or net_answer(net, a, q)
+    try:
+        res, _, _ = run(net, anchor, lambda: wall)
+    finally:
+        net.faults.clear()
+        net.faults.update(saved)
+    return res
+
+
+def net_answer(net, addr, q):
+    """The fake authority's normal answer (used for the DS/DNSKEY look-ups)."""
+    fault = net.faults.pop(addr)
+    try:
+        return net.answer(addr, q.to_wire())
+    finally:
+        net.faults[addr] = fault
