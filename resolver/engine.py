@@ -26,6 +26,8 @@ import dns.resolver
 
 from resolver import iterator as it
 from resolver.cache import Cache
+from resolver.dnssec import Suspend, Validator, with_ede
+from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.upstream import UpstreamFailure, UpstreamTimeout, exchange
@@ -119,19 +121,28 @@ class Resolver:
     ``root_hints``: ``None`` for the real root servers (shipped file), a path to a hints file,
     or a list of (name, address). ``port``: destination port for every authority.
     ``cache_size``: byte bound of the cache. ``limits``: see ``resolver.limits``.
-    ``validator``: hook for DNSSEC validation (``resolver.iterator.Validator``).
+    ``validator``: per-reply hook (``resolver.iterator.Validator``).
+    ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
+    ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
+    and no validation otherwise. ``validate=False`` turns validation off.
     """
 
     def __init__(self, root_hints: str | os.PathLike | Iterable[tuple[str, str]] | None = None, *,
                  port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, trust_anchor=None,
+                 validate: bool = True) -> None:
         self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
         self.port = int(port)
         self.limits = limits
         self.minimise = qname_minimisation
         self.ipv6 = ipv6
         self.validator = validator
+        self.dnssec: Validator | None = None
+        if validate and (trust_anchor is not None or root_hints is None):
+            anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
+                                        else trust_anchor)
+            self.dnssec = Validator(anchors, limits)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.stats = Stats()
         self.clock = time.monotonic
@@ -206,6 +217,10 @@ class Resolver:
         if m.qtype in (251, 252):
             return self._error(q, 4, m)            # zone transfers are not a resolver's job
         res = await self._resolution(m.qname, m.qtype, m.qclass)
+        if res.security == it.BOGUS and not cd:
+            self.stats.servfail += 1
+            wire = self._error(q, 2, m)
+            return with_ede(wire, res.ede, res.reason) if edns else wire
         now = self.clock()
         stale = self._msgs.get(key)
         if res.rcode == it.SERVFAIL:
@@ -213,7 +228,8 @@ class Resolver:
                 self.stats.stale_answers += 1
                 return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
             self.stats.servfail += 1
-        wire = self._response(res, m.question, m.qtype, edns, do)
+        ad = res.security == it.SECURE and not cd and (do or bool(m.flags & 0x0020))
+        wire = self._response(res, m.question, m.qtype, edns, do, ad)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
@@ -226,12 +242,14 @@ class Resolver:
         return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
                               edns=bool(m is not None and m.edns), rcode=rcode)
 
-    def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool) -> bytes:
+    def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
+                  ad: bool = False) -> bytes:
         answer, authority = res.answer, res.authority
         if not do:
             answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
             authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
-        return build_response(0, 0x8000 | 0x0100 | 0x0080, question, answer, authority, [],
+        return build_response(0, 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0), question,
+                              answer, authority, [],
                               edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
@@ -259,6 +277,11 @@ class Resolver:
         question = name + struct.pack("!HH", rdtype, rdclass)
         res = await self._resolution(name, rdtype, rdclass)
         now = self.clock()
+        if res.security == it.BOGUS:
+            self.stats.servfail += 1
+            raise dns.resolver.NoNameservers(
+                request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
+                errors=[(None, False, self.port, res.reason or "DNSSEC bogus", None)])
         if res.rcode == it.SERVFAIL:
             if e is not None and e.stale_until >= now:
                 self.stats.stale_answers += 1
@@ -271,7 +294,8 @@ class Resolver:
                                                             res.reason or "", None)])
             raise dns.resolver.NoNameservers(request=request, errors=[
                 (None, False, self.port, res.reason or "SERVFAIL", None)])
-        wire = self._response(res, question, rdtype, False, False)
+        # AD tells library users the answer was validated (dnspython shows it in .response).
+        wire = self._response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
@@ -345,9 +369,12 @@ class Resolver:
     async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
         iterator = Iterator(qname, qtype, qclass, self.cache, self.hints, self.clock,
                             limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
-                            validator=self.validator, stats=self.stats)
+                            validator=self.validator, stats=self.stats, dnssec=self.dnssec)
         action = iterator.start()
         infra = self.cache.infra
+        while isinstance(action, Suspend):       # DNSSEC work paused to let others run
+            await asyncio.sleep(0)
+            action = iterator.feed(None)
         while isinstance(action, Query):
             now = self.clock()
             server = infra.choose(action.servers, now)
@@ -370,6 +397,9 @@ class Resolver:
                 infra.record_rtt(server, rtt)
                 event = Reply(server, wire, rtt, parsed)
             action = iterator.feed(event)
+            while isinstance(action, Suspend):
+                await asyncio.sleep(0)
+                action = iterator.feed(None)
         return action
 
     def _prefetch(self, key: bytes, e) -> None:
@@ -385,10 +415,11 @@ class Resolver:
                 for t in (qtype, it.CNAME):
                     self.cache.rrsets.lru.pop((name, t, qclass))
                 res = await self._resolution(name, qtype, qclass)
-                if res.rcode in (it.NOERROR, it.NXDOMAIN):
+                if res.rcode in (it.NOERROR, it.NXDOMAIN) and res.security != it.BOGUS:
                     question = e.wire[12:e.qend]
                     wire = self._response(res, question, qtype, bool(variant & 1),
-                                          bool(variant & 2))
+                                          bool(variant & 2),
+                                          res.security == it.SECURE and bool(e.wire[3] & 0x20))
                     self.cache.messages.store(key, wire, self.clock())
             finally:
                 e.prefetching = False
@@ -406,6 +437,8 @@ class Resolver:
     def flush(self, name=None) -> None:
         """Forget the whole cache, or what it holds about one name."""
         self.cache.flush(None if name is None else _name_wire(name))
+        if self.dnssec is not None:
+            self.dnssec.flush(None if name is None else _name_wire(name))
 
     async def close(self) -> None:
         """Cancels background refreshes (prefetches) and resolutions still in flight."""

@@ -76,6 +76,9 @@ class Result:
     authority: list = field(default_factory=list)
     reason: str | None = None
     time_exhausted: bool = False
+    #: DNSSEC verdict (UNCHECKED, INSECURE, SECURE, BOGUS) and, when BOGUS, the RFC 8914 code
+    security: int = 0
+    ede: int | None = None
 
 
 class _Exhausted(Exception):
@@ -115,7 +118,7 @@ class Iterator:
     def __init__(self, qname: bytes, qtype: int, qclass: int, cache: Cache,
                  hints: list[tuple[bytes, str]], clock: Callable[[], float], *,
                  limits: Limits = DEFAULT, minimise: bool = True, ipv6: bool = False,
-                 validator: Validator | None = None, stats=None) -> None:
+                 validator: Validator | None = None, stats=None, dnssec=None) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
         self.cache = cache
         self.clock = clock
@@ -123,6 +126,11 @@ class Iterator:
         self.minimise = minimise
         self.ipv6 = ipv6
         self.validator = validator
+        #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
+        #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
+        self.dnssec = dnssec
+        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
+        self.aggressive: set[bytes] = set()
         self.stats = stats
         self.hint_names = []
         self.hint_addrs: dict[bytes, list[str]] = {}
@@ -160,6 +168,8 @@ class Iterator:
     def _run(self):
         try:
             res = yield from self._lookup(self.qname, self.qtype, 0)
+            if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
+                res = yield from self.dnssec.validate(res, self)
         except _Exhausted as exc:
             log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
             return Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
@@ -171,6 +181,7 @@ class Iterator:
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
         now = self.clock()
         answer: list = []
+        proofs: list = []          # NSEC/NSEC3 proving wildcard answers, for the validator
         cur = name
         links = 0
         while True:
@@ -179,6 +190,11 @@ class Iterator:
             if why is not None:
                 return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
             hit = self._from_cache(cur, qtype, now)
+            if hit is None and self.dnssec is not None:
+                syn = self.dnssec.synthesize(cur, qtype, now)
+                if syn is not None:
+                    hit = _Step(syn[0], [], syn[1])
+                    self.aggressive.add(cur.lower())
             if hit is None:
                 if key in self.stack:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "
@@ -192,16 +208,18 @@ class Iterator:
                     self.cache.remember_failure(key, hit.reason or "failed", self.clock())
                     return Result(SERVFAIL, answer, reason=hit.reason)
             answer += hit.records
+            if hit.kind in ("answer", "cname"):
+                proofs += hit.authority
             links += sum(1 for r in hit.records if r[1] == CNAME) or (hit.kind == "cname")
             if links > self.limits.max_cname_chain:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")
             if hit.kind == "answer":
-                return Result(NOERROR, answer)
+                return Result(NOERROR, answer, proofs)
             if hit.kind == "nx":
-                return Result(NXDOMAIN, answer, hit.authority)
+                return Result(NXDOMAIN, answer, proofs + hit.authority)
             if hit.kind == "nodata":
-                return Result(NOERROR, answer, hit.authority)
+                return Result(NOERROR, answer, proofs + hit.authority)
             cur = hit.next
             now = self.clock()
 
@@ -225,6 +243,11 @@ class Iterator:
             if e is not None and e.negative is None and e.rank >= C.NONAUTH_ANSWER and e.rdatas:
                 return _Step("cname", e.records(now)[:1] + e.sig_records(now), next=e.rdatas[0])
         return None
+
+    def zone_of(self, name: bytes) -> bytes:
+        """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
+        where a validator looks for the keys of data that carries no signature."""
+        return self._closest_delegation(name)[0]
 
     def _closest_delegation(self, name: bytes) -> tuple[bytes, list[bytes]]:
         now = self.clock()
@@ -419,7 +442,7 @@ class Iterator:
             if found or (qtype == 255 and any(r[0].lower() == lcur for r in answer)):
                 out += [r for r in answer if r[0].lower() == lcur
                         and (r[1] == qtype or qtype == 255 or _covers(r, qtype))]
-                return _Step("answer", out)
+                return _Step("answer", out, _wildcard_proofs(m, zone, out))
             dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
@@ -443,7 +466,7 @@ class Iterator:
         soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
         in_zone = is_subdomain(cur, zone)
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa(m, zone))):
-            return _Step("cname", out, next=cur)
+            return _Step("cname", out, _wildcard_proofs(m, zone, out), next=cur)
         if m.rcode == NXDOMAIN:
             soa = self.cache.rrsets.store_negative(cur, qtype, self.qclass, True, soa,
                                                    C.AUTH_AUTHORITY, now)
@@ -455,6 +478,20 @@ class Iterator:
 
 
 # ---- reply classification ---------------------------------------------------------------------
+
+def _wildcard_proofs(m, zone: bytes, out: list) -> list:
+    """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
+    expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
+    no closer name exists, kept for the validator."""
+    if not any(r[1] == RRSIG and len(r[4]) >= 4 and r[4][3] < label_count(r[0]) for r in out):
+        return []
+    return [r for r in _in_zone(m.authority, zone)
+            if r[1] in (NSEC, NSEC3) or (r[1] == RRSIG and _covers_any(r, (NSEC, NSEC3)))]
+
+
+def _covers_any(rec: tuple, types) -> bool:
+    return len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) in types
+
 
 def _covers(rec: tuple, rdtype: int) -> bool:
     return rec[1] == RRSIG and len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) == rdtype

@@ -92,6 +92,51 @@ class Limits:
     #: an RTT estimate cannot stay wrong forever.
     exploration: float = 0.05
 
+    # ---- DNSSEC validation (issue 7): the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
+    # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
+
+    #: Signature verifications (one RRSIG against one DNSKEY) per rrset. Unbound's
+    #: MAX_VALIDATE_RRSIGS is 8; a legitimate rrset needs one, two during an algorithm roll.
+    dnssec_max_sig_checks_per_rrset: int = 8
+
+    #: DNSKEYs tried for one RRSIG whose key tag and algorithm they share. Key tags are a
+    #: 16-bit checksum, so an honest zone has at most a rare pair; KeyTrap publishes hundreds.
+    dnssec_max_key_tag_collisions: int = 4
+
+    #: rrsets validated for one client query before the validation yields to the loop
+    #: (Unbound's MAX_VALIDATE_AT_ONCE), and how many such suspensions are allowed before
+    #: the answer is bogus (MAX_VALIDATION_SUSPENDS): at most 8 x 17 rrset validations per query.
+    dnssec_validations_at_once: int = 8
+    dnssec_max_suspends: int = 16
+
+    #: DS records that name a key but whose digest does not match it, per zone, before the
+    #: zone is bogus (Unbound's MAX_DS_MATCH_FAILURES).
+    dnssec_max_ds_match_failures: int = 4
+
+    #: NSEC3 iterations above this make a proof insecure rather than checked (RFC 9276
+    #: section 3.2 allows it; Unbound's val-nsec3-keysize-iterations tops out at 150).
+    nsec3_max_iterations: int = 150
+
+    #: NSEC3 name hashes computed for one proof (Unbound's MAX_NSEC3_CALCULATIONS is 8 per
+    #: pass with suspension; one pass of ours covers a closest-encloser search of a 32-label
+    #: name). Each hash costs iterations+1 SHA-1 rounds, so this bounds a proof at ~4800 rounds.
+    nsec3_max_hashes_per_proof: int = 32
+    #: ... and for one client query, across all its proofs (a CNAME chain of wildcards plus
+    #: a denial): ~19,000 SHA-1 rounds at most, a few milliseconds.
+    nsec3_max_hashes_per_query: int = 128
+
+    #: Signature validity windows are checked with this allowance either side, seconds, for
+    #: clock skew between signer and validator.
+    dnssec_clock_skew: int = 300
+
+    #: How long a bogus answer is remembered (RFC 9520 section 3.2: at least 1 s, at most
+    #: 5 min; Unbound's val-bogus-ttl is 60), so a broken zone cannot make us revalidate
+    #: on every query.
+    dnssec_bogus_ttl: int = 60
+
+    #: Validated zone keys (DNSKEY sets and insecure-zone facts) kept, in zones (LRU).
+    dnssec_key_cache_zones: int = 10000
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}

@@ -72,3 +72,26 @@ def lab_resolver(loop, lab):
         close = getattr(r, "close", None)
         if close is not None and not loop.is_closed():
             loop.run_until_complete(close())
+
+
+@pytest.fixture(scope="session")
+def signed_lab(tmp_path_factory):
+    """(lab, trust-anchor path): the signed hierarchy of ``dnssec_lab`` (signed at test
+    time, so never stale) served by NSD on its own port; stopped by PID at the end."""
+    import dnssec_lab
+
+    if not os.path.exists(NSD):
+        pytest.skip("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
+    missing = dnssec_lab.tools_missing()
+    if missing:
+        pytest.skip(f"{missing} not installed: scripts/setup.sh installs it")
+    work = tmp_path_factory.mktemp("signedlab")
+    zones, servers, anchor = dnssec_lab.build(work / "keys")
+    try:
+        the_lab = Lab.start(work, zone_texts=zones, servers=servers)
+    except LabError as e:
+        pytest.fail(f"the signed DNS lab did not start: {e}")
+    try:
+        yield the_lab, anchor
+    finally:
+        the_lab.stop()

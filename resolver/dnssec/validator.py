@@ -1,0 +1,572 @@
+"""The DNSSEC validator: the chain of trust from an anchor down to the data, over the iterator.
+
+:meth:`Validator.validate` runs as the last step of the iterator's state machine for one
+client query (``Iterator(dnssec=...)``), so the DS and DNSKEY lookups it needs go through the
+same cache, the same upstream budget and the same time limit. It marks the Result SECURE,
+INSECURE or BOGUS (with the reason and an RFC 8914 code) and never drops the data, so a client
+that sets CD still gets it. Work is bounded by the limits in ``resolver.limits`` (KeyTrap).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from struct import error as struct_error
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.rdata
+import dns.rdataclass
+
+from resolver import cache as C
+from resolver.dnssec import denial
+from resolver.dnssec.aggressive import NsecCache
+from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
+                                 EDE_RRSIGS_MISSING, REVOKE_FLAG, SUPPORTED_ALGORITHMS,
+                                 ZONE_FLAG, Bogus, Counter, Key, ds_matches, parse_sig,
+                                 usable_ds, verify_rrset)
+from resolver.limits import DEFAULT, Limits
+from resolver.wire import is_subdomain, label_count, parent, to_text
+
+log = logging.getLogger("resolver.dnssec")
+
+UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3
+NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+CNAME, SOA, DNAME, DS, RRSIG, NSEC, NSEC3, DNSKEY = 5, 6, 39, 43, 46, 47, 50, 48
+ROOT = b"\x00"
+EDE_NO_REACHABLE_AUTHORITY = 22
+
+
+class _Refetch(Exception):
+    """Cached data lacks what would prove it; the answer is fetched again."""
+
+
+class Suspend:
+    """Yielded by the validator to its driver: let the loop run others, then feed ``None``
+    (Unbound's validation suspension after MAX_VALIDATE_AT_ONCE rrsets)."""
+
+
+SUSPEND = Suspend()
+
+
+@dataclass
+class ZoneKeys:
+    """What the chain of trust says about one zone: SECURE with its keys, INSECURE, BOGUS."""
+
+    status: int
+    keys: list = field(default_factory=list)
+    expires: float = 0.0
+    reason: str = ""
+    ede: int = 0
+
+
+@dataclass
+class ValidatorStats:
+    secure: int = 0
+    insecure: int = 0
+    bogus: int = 0
+    bogus_cached: int = 0
+    sig_checks: int = 0
+    nsec3_hashes: int = 0
+    suspends: int = 0
+    synthesized: int = 0        # NXDOMAIN/NODATA answered from validated NSEC (RFC 8198)
+
+
+def _covered(rec: tuple) -> int:
+    rd = rec[4]
+    return (rd[0] << 8) | rd[1] if len(rd) >= 2 else -1
+
+
+def _group(records: list) -> list[list]:
+    """[owner, type, ttl, rdatas, sigs] per rrset, in order of first appearance."""
+    sets: dict = {}
+    sigs: list = []
+    for r in records:
+        if r[1] == RRSIG:
+            sigs.append(r)
+            continue
+        k = (r[0].lower(), r[1])
+        g = sets.get(k)
+        if g is None:
+            sets[k] = g = [r[0], r[1], r[3], [], []]
+        g[2] = min(g[2], r[3])
+        if r[4] not in g[3]:
+            g[3].append(r[4])
+    for s in sigs:
+        g = sets.get((s[0].lower(), _covered(s)))
+        if g is not None:
+            g[4].append(s)
+    return list(sets.values())
+
+
+def _ttl_cap(sig, wall: float) -> int:
+    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration."""
+    left = ((sig.expiration - int(wall)) & 0xFFFFFFFF)
+    return min(sig.original_ttl, left if left < 0x80000000 else 0)
+
+
+def _signer(sigs: list) -> bytes | None:
+    for s in sigs:
+        p = parse_sig(s[4])
+        if p is not None:
+            return p.signer
+    return None
+
+
+class Validator:
+    """Validates resolution results against ``anchors`` (``resolver.trust_anchor.load``)."""
+
+    def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
+                 aggressive_nsec: bool = True) -> None:
+        self.anchors = anchors
+        self.nsec_cache = NsecCache() if aggressive_nsec else None
+        self.limits = limits
+        self.wallclock = wallclock
+        self.zones: OrderedDict[bytes, ZoneKeys] = OrderedDict()
+        self.bogus: OrderedDict[tuple, tuple] = OrderedDict()
+        self.stats = ValidatorStats()
+
+    # ---- entry point ----------------------------------------------------------------------
+    def validate(self, res, it):
+        """Generator run by the iterator: returns ``res`` (or a refetched Result) with
+        ``security``, and for bogus data ``reason``/``ede`` set."""
+        if res.rcode not in (NOERROR, NXDOMAIN):
+            return res
+        key = (it.qname.lower(), it.qtype)
+        now = it.clock()
+        hit = self.bogus.get(key)
+        if hit is not None:
+            if hit[0] >= now:
+                self.stats.bogus_cached += 1
+                return self._mark_bogus(res, hit[1], hit[2])
+            del self.bogus[key]
+        ctx = Counter()
+        try:
+            res, status = yield from self._validate(res, it, ctx, refetch=True)
+        except Bogus as exc:
+            self.bogus[key] = (it.clock() + self.limits.dnssec_bogus_ttl, str(exc), exc.ede)
+            while len(self.bogus) > 10000:
+                self.bogus.popitem(last=False)
+            log.info("BOGUS %s/%d: %s", to_text(it.qname), it.qtype, exc)
+            return self._mark_bogus(res, str(exc), exc.ede)
+        finally:
+            self.stats.sig_checks += ctx.sig_checks
+            self.stats.nsec3_hashes += ctx.nsec3_hashes
+            self.stats.suspends += ctx.suspends
+        res.security = status
+        if status == SECURE:
+            self.stats.secure += 1
+        else:
+            self.stats.insecure += 1
+        return res
+
+    def synthesize(self, name: bytes, qtype: int, now: float):
+        """RFC 8198: ("nx" | "nodata", records) when validated NSEC ranges in cache already
+        prove the answer; the iterator then asks no one."""
+        if self.nsec_cache is None:
+            return None
+
+        def secure(zone: bytes) -> bool:
+            e = self.zones.get(zone)
+            return e is not None and e.status == SECURE and e.expires >= now
+
+        out = self.nsec_cache.synthesize(name, qtype, now, secure)
+        if out is not None:
+            self.stats.synthesized += 1
+        return out
+
+    def _mark_bogus(self, res, reason: str, ede: int):
+        self.stats.bogus += 1
+        res.security = BOGUS
+        res.reason = f"DNSSEC validation failed: {reason}"
+        res.ede = ede
+        return res
+
+    # ---- the result ------------------------------------------------------------------------
+    def _validate(self, res, it, ctx: Counter, refetch: bool):
+        qtype = it.qtype
+        if qtype in (RRSIG, 255):
+            return res, INSECURE          # meta-queries: returned, never marked secure
+        status = SECURE
+        wild = []
+        caps: dict = {}
+        sets = _group(res.answer)
+        dnames = [g[0] for g in sets if g[1] == DNAME]
+        for owner, rdtype, ttl, rdatas, sigs in sets:
+            if (rdtype == CNAME and not sigs
+                    and any(is_subdomain(owner, d) and len(owner) > len(d) for d in dnames)):
+                continue                  # synthesized from a DNAME that is checked itself
+            try:
+                st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs,
+                                                          caps, refetch)
+            except _Refetch:
+                return (yield from self._refetch(ctx, it, sets))
+            status = min(status, st)
+            if st == SECURE and labels is not None and labels < label_count(owner):
+                wild.append((owner, labels, zone))
+        if caps:
+            res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
+                          for (o, t, c, ttl, rd) in res.answer]
+        final = self._final_name(it.qname, sets)
+        negative = res.rcode == NXDOMAIN or not any(
+            g[0].lower() == final.lower() and g[1] == qtype for g in sets)
+        if not negative and not wild:
+            return res, status
+        auth = _group(res.authority)
+        if negative and final.lower() in getattr(it, "aggressive", ()):
+            negative = False            # synthesized from NSEC ranges validated before
+        if negative:
+            st = yield from self._denial(ctx, it, res, final, qtype, auth)
+            status = min(status, st)
+        for owner, labels, zone in wild:
+            proofs = yield from self._proofs(ctx, it, auth, zone)
+            if proofs is None:
+                if refetch:
+                    # Answer from the rrset cache without its proof: ask again, once.
+                    return (yield from self._refetch(ctx, it, sets))
+                raise Bogus("wildcard answer without NSEC/NSEC3 proof", EDE_NSEC_MISSING)
+            nsecs, proof = proofs
+            st = (denial.nsec_wildcard(nsecs, owner) if nsecs
+                  else proof.wildcard(owner, labels))
+            status = min(status, st)
+        return res, status
+
+    def _refetch(self, ctx, it, sets: list):
+        """Forgets the answer's rrsets and resolves the question again, once: for data the
+        cache holds without what proves it (a referral's DS without RRSIGs, a wildcard
+        answer without its NSEC)."""
+        for g in sets:
+            it.cache.rrsets.lru.pop((g[0].lower(), g[1], it.qclass))
+        res2 = yield from it.lookup(it.qname, it.qtype)
+        if res2.rcode not in (NOERROR, NXDOMAIN):
+            raise Bogus("the answer could not be fetched again with its proofs",
+                        EDE_RRSIGS_MISSING)
+        return (yield from self._validate(res2, it, ctx, refetch=False))
+
+    @staticmethod
+    def _final_name(qname: bytes, sets: list) -> bytes:
+        cur = qname
+        for _ in range(len(sets) + 1):
+            nxt = None
+            for g in sets:
+                if g[1] == CNAME and g[0].lower() == cur.lower() and g[3]:
+                    nxt = g[3][0]
+                    break
+            if nxt is None:
+                return cur
+            cur = nxt
+        return cur
+
+    def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
+               caps: dict | None = None, refetch: bool = False):
+        """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
+        rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
+        expiration (RFC 4035 5.3.3)."""
+        e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
+        if (e is not None and e.rank == C.VALIDATED and e.negative is None
+                and set(e.rdatas) == set(rdatas)):
+            return SECURE, None, None
+        signer = _signer(sigs)
+        if signer is None or not is_subdomain(owner, signer) or (
+                rdtype == DS and len(signer) >= len(owner)):
+            zone = it.zone_of(parent(owner) if rdtype == DS else owner)
+            zk = yield from self._zone_keys(ctx, it, zone)
+            if zk.status == INSECURE:
+                return INSECURE, None, zone
+            if refetch and e is not None and e.rank < C.AUTH_ANSWER:
+                raise _Refetch()          # e.g. a DS from a referral: ask its zone for it
+            raise Bogus(f"no usable RRSIG over {to_text(owner)}/{rdtype} in a signed zone",
+                        EDE_RRSIGS_MISSING)
+        zk = yield from self._zone_keys(ctx, it, signer)
+        if zk.status == INSECURE:
+            return INSECURE, None, signer
+        yield from self._tick(ctx)
+        wall = self.wallclock()
+        sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
+                           wall, self.limits, ctx)
+        cap = _ttl_cap(sig, wall)
+        if caps is not None:
+            caps[(owner.lower(), rdtype)] = cap
+        if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
+            e.rank = C.VALIDATED
+            e.expires = min(e.expires, it.clock() + cap)
+        return SECURE, sig.labels, signer
+
+    def _proofs(self, ctx, it, auth: list, zone: bytes):
+        """The NSEC or NSEC3 records of ``zone`` in ``auth``, each signature-checked with the
+        zone's keys (and its SOA, when there): (nsecs, None) or ([], Nsec3Proof); None when
+        there are none."""
+        zk = yield from self._zone_keys(ctx, it, zone)
+        nsecs, nsec3s = [], []
+        for owner, rdtype, ttl, rdatas, sigs in auth:
+            if rdtype == SOA and owner.lower() == zone.lower():
+                yield from self._tick(ctx)
+                verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
+                             self.wallclock(), self.limits, ctx)
+                continue
+            if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
+                continue
+            yield from self._tick(ctx)
+            verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
+                         self.wallclock(), self.limits, ctx)
+            try:
+                for rd in rdatas:
+                    if rdtype == NSEC:
+                        nsecs.append(denial.Nsec(owner, rd))
+                    else:
+                        nsec3s.append(denial.Nsec3(owner, rd))
+            except (ValueError, IndexError, struct_error) as exc:
+                raise Bogus(f"malformed NSEC/NSEC3 record: {exc}") from None
+        if nsecs:
+            return nsecs, None
+        if nsec3s:
+            return [], denial.Nsec3Proof(nsec3s, zone, self.limits, ctx)
+        return None
+
+    @staticmethod
+    def _negative_entries(it, name: bytes, qtype: int, nx: bool):
+        """Cached negative entries that may have supplied this denial: the name's own, or an
+        ancestor's NXDOMAIN (RFC 8020)."""
+        rr = it.cache.rrsets.lru
+        out = [rr.peek((name.lower(), C.NXDOMAIN_TYPE if nx else qtype, it.qclass))]
+        anc = name
+        while nx and len(anc) > 1:
+            anc = parent(anc)
+            out.append(rr.peek((anc.lower(), C.NXDOMAIN_TYPE, it.qclass)))
+        return [e for e in out if e is not None and e.negative is not None]
+
+    def _denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
+        """Status of a NODATA/NXDOMAIN for ``name``/``qtype`` from its authority section.
+        A denial that a cached negative entry already proved (same records, VALIDATED rank)
+        is not checked again."""
+        nx = res.rcode == NXDOMAIN
+        seen = {(r[0].lower(), r[1], r[4]) for r in res.authority}
+        entries = self._negative_entries(it, name, qtype, nx) if seen else []
+        for e in entries:
+            if e.rank == C.VALIDATED and {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
+                return SECURE
+        st = yield from self._check_denial(ctx, it, res, name, qtype, auth)
+        if st == SECURE:
+            for e in entries:
+                if {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
+                    e.rank = C.VALIDATED
+        return st
+
+    def _check_denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
+        signer = None
+        for g in auth:
+            if g[1] in (SOA, NSEC, NSEC3):
+                signer = _signer(g[4])
+                if signer is not None:
+                    break
+        if signer is None or not is_subdomain(name, signer):
+            zone = it.zone_of(parent(name) if qtype == DS else name)
+            zk = yield from self._zone_keys(ctx, it, zone)
+            if zk.status == INSECURE:
+                return INSECURE
+            raise Bogus("negative answer without signed NSEC/NSEC3 in a signed zone",
+                        EDE_NSEC_MISSING)
+        zk = yield from self._zone_keys(ctx, it, signer)
+        if zk.status == INSECURE:
+            return INSECURE
+        proofs = yield from self._proofs(ctx, it, auth, signer)
+        if proofs is None:
+            raise Bogus("negative answer without NSEC/NSEC3", EDE_NSEC_MISSING)
+        nsecs, proof = proofs
+        if res.rcode == NXDOMAIN:
+            st = denial.nsec_nxdomain(nsecs, name) if nsecs else proof.nxdomain(name)
+        else:
+            st = denial.nsec_nodata(nsecs, name, qtype) if nsecs else proof.nodata(name, qtype)
+        if st == SECURE and nsecs and self.nsec_cache is not None:
+            self._remember_ranges(it, signer, auth)
+        return st
+
+    def _remember_ranges(self, it, zone: bytes, auth: list) -> None:
+        """Keeps the proof's NSEC ranges for RFC 8198 synthesis, for as long as the negative
+        answer itself may be cached (RFC 8198 5: min of the SOA TTL, its MINIMUM, the NSEC TTL)."""
+        lz = zone.lower()
+        soa_g = next((g for g in auth if g[1] == SOA and g[0].lower() == lz), None)
+        if soa_g is None or not soa_g[3] or len(soa_g[3][0]) < 20:
+            return
+        minimum = int.from_bytes(soa_g[3][0][-4:], "big")
+        soa = [(soa_g[0], SOA, it.qclass, soa_g[2], rd) for rd in soa_g[3]] + soa_g[4]
+        now = it.clock()
+        for owner, rdtype, ttl, rdatas, sigs in auth:
+            if rdtype != NSEC or not is_subdomain(owner, zone):
+                continue
+            life = min(ttl, soa_g[2], minimum, self.limits.max_negative_ttl)
+            recs = [(owner, NSEC, it.qclass, ttl, rd) for rd in rdatas] + sigs
+            for rd in rdatas:
+                self.nsec_cache.add(zone, denial.Nsec(owner, rd), recs, soa, now + life)
+
+    def _tick(self, ctx: Counter):
+        """Charges one rrset validation; suspends every ``dnssec_validations_at_once``."""
+        lim = self.limits
+        ctx.rrsets += 1
+        if ctx.rrsets > lim.dnssec_validations_at_once * (ctx.suspends + 1):
+            ctx.suspends += 1
+            if ctx.suspends > lim.dnssec_max_suspends:
+                raise Bogus("validation budget for one query exhausted (KeyTrap budget)")
+            yield SUSPEND
+
+    # ---- the chain of trust ----------------------------------------------------------------
+    def _zone_keys(self, ctx, it, zone: bytes):
+        lz = zone.lower()
+        now = it.clock()
+        e = self.zones.get(lz)
+        if e is not None:
+            if e.expires >= now:
+                self.zones.move_to_end(lz)
+                if e.status == BOGUS:
+                    raise Bogus(e.reason, e.ede)
+                return e
+            del self.zones[lz]
+        try:
+            e = yield from self._fetch_keys(ctx, it, zone)
+        except Bogus as exc:
+            ttl = (self.limits.failure_ttl if exc.ede == EDE_NO_REACHABLE_AUTHORITY
+                   else self.limits.dnssec_bogus_ttl)
+            self._store(lz, ZoneKeys(BOGUS, [], it.clock() + ttl, str(exc), exc.ede))
+            raise
+        self._store(lz, e)
+        return e
+
+    def _store(self, lz: bytes, e: ZoneKeys) -> None:
+        self.zones[lz] = e
+        self.zones.move_to_end(lz)
+        while len(self.zones) > self.limits.dnssec_key_cache_zones:
+            self.zones.popitem(last=False)
+
+    def _ttl(self, ttl: int) -> int:
+        return max(self.limits.min_ttl, min(ttl, self.limits.max_ttl))
+
+    def _fetch_keys(self, ctx, it, zone: bytes):
+        lz = zone.lower()
+        now = it.clock()
+        anchor = self.anchors.get(lz)
+        if anchor is not None:
+            ds = usable_ds(anchor.ds)
+            keys = [k for k in anchor.dnskey if k.algorithm in SUPPORTED_ALGORITHMS]
+            if not ds and not keys:
+                return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
+            return (yield from self._dnskeys(ctx, it, zone, ds, keys))
+        if not any(is_subdomain(zone, a) for a in self.anchors) or lz == ROOT:
+            return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
+        ds_set = None
+        for attempt in (0, 1):
+            res = yield from it.lookup(zone, DS)
+            if res.rcode == SERVFAIL:
+                raise Bogus(f"no DS answer for {to_text(zone)}: {res.reason}",
+                            EDE_NO_REACHABLE_AUTHORITY)
+            ds_set = next((g for g in _group(res.answer) if g[1] == DS and g[0].lower() == lz),
+                          None)
+            if ds_set is None or ds_set[4] or attempt:
+                break
+            # A DS kept from a referral that came without its RRSIGs: ask the parent for it.
+            it.cache.rrsets.lru.pop((lz, DS, it.qclass))
+        if ds_set is not None:
+            st, _labels, _z = yield from self._rrset(ctx, it, zone, DS, ds_set[3], ds_set[4])
+            if st == INSECURE:
+                return ZoneKeys(INSECURE, [], now + self._ttl(ds_set[2]))
+            ds = []
+            for rd in ds_set[3]:
+                try:
+                    ds.append(dns.rdata.from_wire(dns.rdataclass.IN, DS, rd, 0, len(rd)))
+                except dns.exception.DNSException:
+                    continue
+            ds = usable_ds(ds)
+            if not ds:       # RFC 6840 5.2: only unknown algorithms or digests: insecure
+                return ZoneKeys(INSECURE, [], now + self._ttl(ds_set[2]))
+            return (yield from self._dnskeys(ctx, it, zone, ds, []))
+        # No DS: proven absent (an insecure delegation) or bogus.
+        auth = _group(res.authority)
+        if res.rcode == NXDOMAIN:
+            st = yield from self._denial(ctx, it, res, zone, DS, auth)
+            if st == INSECURE:
+                return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
+            raise Bogus(f"{to_text(zone)} signs data but does not exist", EDE_DNSKEY_MISSING)
+        signer = next((s for s in (_signer(g[4]) for g in auth if g[1] in (SOA, NSEC, NSEC3))
+                       if s is not None), None)
+        if signer is None or not is_subdomain(zone, signer) or len(signer) >= len(zone):
+            pz = it.zone_of(parent(zone))
+            pk = yield from self._zone_keys(ctx, it, pz)
+            if pk.status == INSECURE:
+                return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
+            raise Bogus(f"no signed proof that {to_text(zone)} has no DS", EDE_NSEC_MISSING)
+        pk = yield from self._zone_keys(ctx, it, signer)
+        if pk.status == INSECURE:
+            return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
+        proofs = yield from self._proofs(ctx, it, auth, signer)
+        if proofs is None:
+            raise Bogus(f"no NSEC/NSEC3 proves {to_text(zone)} has no DS", EDE_NSEC_MISSING)
+        nsecs, proof = proofs
+        if nsecs:
+            denial.nsec_no_ds(nsecs, zone)
+        else:
+            proof.no_ds(zone)
+        ttl = min([g[2] for g in auth] or [self.limits.max_negative_ttl])
+        return ZoneKeys(INSECURE, [], now + min(self._ttl(ttl), self.limits.max_negative_ttl))
+
+    def _dnskeys(self, ctx, it, zone: bytes, ds_list: list, anchor_keys: list):
+        """The zone's DNSKEY set, proven by a DS (or an anchor key) and its self-signature."""
+        lz = zone.lower()
+        res = yield from it.lookup(zone, DNSKEY)
+        if res.rcode == SERVFAIL:
+            raise Bogus(f"no DNSKEY answer for {to_text(zone)}: {res.reason}",
+                        EDE_NO_REACHABLE_AUTHORITY)
+        sets = _group(res.answer)
+        g = next((g for g in sets if g[1] == DNSKEY and g[0].lower() == lz), None)
+        if g is None:
+            raise Bogus(f"{to_text(zone)} has a DS but no DNSKEY", EDE_DNSKEY_MISSING)
+        keys = []
+        for rd in g[3]:
+            try:
+                keys.append(Key.from_wire(rd))
+            except dns.exception.DNSException:
+                continue
+        lim = self.limits
+        sep: list[Key] = []
+        failures = 0
+        for ds in ds_list:
+            cands = [k for k in keys if k.tag == ds.key_tag and k.algorithm == ds.algorithm]
+            for k in cands[:lim.dnssec_max_key_tag_collisions]:
+                if ds_matches(ds, k, zone):
+                    if k not in sep:
+                        sep.append(k)
+                else:
+                    failures += 1
+                    if failures > lim.dnssec_max_ds_match_failures:
+                        raise Bogus(f"more than {lim.dnssec_max_ds_match_failures} DNSKEYs of "
+                                    f"{to_text(zone)} fail their DS digest", EDE_DNSKEY_MISSING)
+        wires = {a.to_digestable() for a in anchor_keys}
+        sep += [k for k in keys if k.wire in wires and k not in sep]
+        sep = [k for k in sep if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG]
+        if not sep:
+            raise Bogus(f"no DNSKEY of {to_text(zone)} matches its DS", EDE_DNSKEY_MISSING)
+        yield from self._tick(ctx)
+        wall = self.wallclock()
+        sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx)
+        zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
+                     and k.algorithm in SUPPORTED_ALGORITHMS]
+        e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
+        if e is not None and e.negative is None:
+            e.rank = C.VALIDATED
+        return ZoneKeys(SECURE, zone_keys,
+                        it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))
+
+    def flush(self, name: bytes | None = None) -> None:
+        """Forget zone keys and bogus verdicts (all, or those of ``name``)."""
+        if self.nsec_cache is not None:
+            self.nsec_cache.flush()
+        if name is None:
+            self.zones.clear()
+            self.bogus.clear()
+            return
+        lname = name.lower()
+        self.zones.pop(lname, None)
+        for k in [k for k in self.bogus if k[0] == lname]:
+            del self.bogus[k]
+
+
+__all__ = ["Validator", "Suspend", "SUSPEND", "ZoneKeys", "Bogus",
+           "UNCHECKED", "INSECURE", "SECURE", "BOGUS"]

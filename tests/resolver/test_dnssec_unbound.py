@@ -1,0 +1,87 @@
+"""Unbound, validating with the same trust anchor over the same signed lab, gives the same
+rcode, AD bit and answer data as our validator for every DNSSEC case (and the case table's
+expectations hold for it too). Unbound only queries port 53, so the lab runs there."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from dnslab import Lab, LabError
+from dnslab import zones as Z
+from dnslab.ports import bind_all
+from dnslab.unbound import UNBOUND, Unbound
+from test_dnssec_lab import CASES, check
+
+
+@pytest.fixture(scope="module")
+def unbound_signed(tmp_path_factory):
+    import dnssec_lab
+
+    if not os.path.exists(UNBOUND):
+        pytest.skip("unbound (Debian package 'unbound') is not installed")
+    missing = dnssec_lab.tools_missing()
+    if missing:
+        pytest.skip(f"{missing} not installed")
+    addresses = sorted(set(Z.ALL_ADDRESSES) | {s.address for s in dnssec_lab.SERVERS})
+    try:
+        for s in bind_all(addresses, 53):
+            s.close()
+    except OSError as e:
+        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
+    tmp = tmp_path_factory.mktemp("unbound-dnssec")
+    zones, servers, anchor = dnssec_lab.build(tmp / "keys")
+    try:
+        lab = Lab.start(tmp / "lab", port=53, zone_texts=zones, servers=servers)
+    except LabError as e:
+        pytest.skip(f"no lab on port 53: {e}")
+    try:
+        ub = Unbound.start(tmp / "unbound", lab, extra="\n".join([
+            '  module-config: "validator iterator"',
+            f'  trust-anchor-file: "{anchor}"',
+            "  val-log-level: 2",
+            "  ede: yes",
+        ]))
+    except LabError:
+        lab.stop()
+        raise
+    try:
+        yield lab, anchor, ub
+    finally:
+        ub.stop()
+        lab.stop()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_same_verdict_as_unbound(unbound_signed, case):
+    import resolver
+
+    lab, anchor, ub = unbound_signed
+    q = dns.message.make_query(case.qname, case.rdtype, want_dnssec=True)
+    theirs = dns.query.udp(q, ub.address, port=ub.port, timeout=10)
+    if theirs.flags & dns.flags.TC:
+        theirs = dns.query.tcp(q, ub.address, port=ub.port, timeout=10)
+
+    async def ours_():
+        r = resolver.Resolver(root_hints=lab.root_hints, port=53, trust_anchor=anchor)
+        try:
+            return await r.resolve_message(q)
+        finally:
+            await r.close()
+
+    ours = asyncio.run(ours_())
+    assert theirs.rcode() == ours.rcode(), (theirs, ours)
+    assert bool(theirs.flags & dns.flags.AD) == bool(ours.flags & dns.flags.AD), (theirs, ours)
+
+    def data(m):
+        return {(rr.name, rr.rdtype, frozenset(x.to_text() for x in rr)) for rr in m.answer
+                if rr.rdtype != dns.rdatatype.RRSIG}
+
+    assert data(theirs) == data(ours)
+    check(case, theirs, do=True)            # Unbound's EDE codes are ours too
