@@ -589,3 +589,16 @@ def error_response(bytes q, int rcode, bint keep_question=True):
 def refused_response(bytes q):
     """REFUSED for a client outside the ACL (question echoed when it reads cleanly)."""
     return error_response(q, 5)
+
+
+def question_key(bytes q):
+    """``(key, qend, udp_limit)`` as the C hit path computes them, or None when it hands the
+    query to the engine. For tests: the key must agree with ``resolver.wire.parse_query``."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit = 512, qtype = 0
+    qend = _question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                         &klen, &limit, &qtype)
+    if qend < 0:
+        return None
+    return PyBytes_FromStringAndSize(<char*>key, klen), qend, limit
