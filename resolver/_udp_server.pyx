@@ -339,6 +339,11 @@ cdef class UDPListener(FdWatcher):
     def start(self):
         self.loop.register_watcher(self, EPOLLIN)
 
+    def stop_reading(self):
+        """No more queries (a graceful stop); answers to those in flight still go out."""
+        if self.registered:
+            self.loop.unregister_watcher(self)
+
     def close(self):
         if self.closed:
             return

@@ -300,7 +300,7 @@ class Server:
         closes every connection and the resolver."""
         grace = self.cfg.shutdown_grace if grace is None else grace
         for u in self.udp:
-            u.close()
+            u.stop_reading()
         for srv in self.tcp_servers:
             srv.close()
         pending = list(self.tasks)
@@ -313,8 +313,10 @@ class Server:
                 await asyncio.wait(not_done, timeout=1.0)
         for conn in list(self.connections):
             conn.close()
-        await self.resolver.close()
+        for u in self.udp:
+            u.close()
         self.udp.clear()
+        await self.resolver.close()
 
 
 def make_resolver(cfg: Config) -> Resolver:
@@ -371,6 +373,11 @@ class _FallbackUDP:
             self.sock.sendto(data, addr)
         except OSError:
             self.proto.server.counters.dropped["send_error"] += 1
+
+    def stop_reading(self) -> None:
+        loop = self.proto.server.loop
+        if not self.closed and loop is not None and not loop.is_closed():
+            loop.remove_reader(self.sock.fileno())
 
     def close(self) -> None:
         if self.closed:
