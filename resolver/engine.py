@@ -228,6 +228,8 @@ class Resolver:
 
     def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool) -> bytes:
         answer, authority = res.answer, res.authority
+        if res.rcode == it.SERVFAIL:
+            answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
             answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
             authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
