@@ -332,9 +332,10 @@ class Resolver:
         """The iterator run under the total-time limit; never raises (a bug is a logged
         SERVFAIL, not a crash of the caller)."""
         try:
-            return await asyncio.wait_for(self._drive(qname, qtype, qclass),
-                                          self.limits.max_query_time)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: wait_for wraps the coroutine in one more Task.
+            async with asyncio.timeout(self.limits.max_query_time):
+                return await self._drive(qname, qtype, qclass)
+        except TimeoutError:
             reason = f"time limit ({self.limits.max_query_time}s) reached"
             log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
             return Result(it.SERVFAIL, reason=reason, time_exhausted=True)
