@@ -27,6 +27,9 @@ from daemon_proc import Daemon, cli, free_port
     (["--log-level", "chatty"], "log-level"),
     (["--tcp-idle-timeout", "soon"], "tcp-idle-timeout"),
     (["--control", "/nonexistent/dir/ctl.sock"], "control"),
+    (["--trust-anchor", "/nonexistent/anchor"], "trust-anchor"),
+    (["--cache-size", "-5"], "cache-size"),
+    (["--upstream-port", "0"], "upstream-port"),
 ])
 def test_bad_option_is_one_line_naming_it_and_exit_2(tmp_path, args, names):
     port = free_port()

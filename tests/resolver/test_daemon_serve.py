@@ -231,3 +231,26 @@ def test_oversized_tcp_frame_closes_that_connection_only(tight):
         assert _closed_by_peer(s)
     assert tight.stats()["dropped"].get("tcp_oversize", 0) >= 1
     assert tight.ask("www.example.com.").answer
+
+
+def test_ipv6_and_ipv4_listeners_on_one_port(lab, tmp_path):
+    import dns.query
+
+    from daemon_proc import free_port
+
+    port = free_port()
+    d = Daemon(tmp_path, lab, "--listen", f"[::1]:{port}", listen=False, port=port,
+               metrics=False)
+    d.args += ["--listen", f"127.0.0.1:{port}"]
+    d.start()
+    try:
+        for _ in range(2):                   # a miss, then a hit from the C path
+            q = dns.message.make_query("www.example.net.", "A")
+            r = dns.query.udp(q, "::1", port=port, timeout=5)
+            assert r.id == q.id and r.answer[0][0].to_text() == "198.51.100.1"
+        r = dns.query.tcp(dns.message.make_query("www.example.net.", "A"), "::1", port=port,
+                          timeout=5)
+        assert r.answer
+        assert d.ask("www.example.net.").answer
+    finally:
+        assert d.stop() == 0
