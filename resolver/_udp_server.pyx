@@ -21,8 +21,9 @@ from cpython.object cimport PyObject
 from corenet._loop cimport BaseLoop, FdWatcher
 from corenet._sys cimport EPOLLIN, EPOLLERR, EPOLLHUP, timespec, clock_gettime, CLOCK_MONOTONIC
 
-import ipaddress
-import socket
+import logging
+
+logger = logging.getLogger("resolver.server")
 
 cdef extern from *:
     """
@@ -290,6 +291,7 @@ cdef class UDPListener(FdWatcher):
     cdef readonly unsigned long long dropped_response
     cdef readonly unsigned long long dropped_oversize
     cdef readonly unsigned long long send_errors
+    cdef readonly unsigned long long errors
     cdef unsigned long long hit_rcodes[16]
     cdef unsigned long long hit_qtypes[256]
 
@@ -357,7 +359,7 @@ cdef class UDPListener(FdWatcher):
             "received": self.received, "hits": self.hits, "truncated": self.truncated,
             "refused": self.refused, "dropped_short": self.dropped_short,
             "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
-            "send_errors": self.send_errors,
+            "send_errors": self.send_errors, "errors": self.errors,
             "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
             "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
         }
@@ -379,7 +381,15 @@ cdef class UDPListener(FdWatcher):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
                 return 0
-            self._batch(r)
+            try:
+                self._batch(r)
+            except Exception:
+                # A bug (or an entry the C path does not know): logged and counted, the
+                # batch's pending answers dropped, and the listener keeps serving.
+                self.batch.nsend = 0
+                self.keep.clear()
+                self.errors += 1
+                logger.exception("UDP listener: batch of %d datagrams failed", r)
             if self.closed or r < CN_BATCH:
                 return 0
         return 0

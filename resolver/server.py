@@ -268,6 +268,8 @@ class Server:
                 dropped["response"] += k["dropped_response"]
                 dropped["oversize"] += k["dropped_oversize"]
                 dropped["send_error"] += k["send_errors"]
+                if k["errors"]:
+                    dropped["internal_error"] += k["errors"]
                 refused += k["refused"]
                 truncated += k["truncated"]
                 if k["refused"]:

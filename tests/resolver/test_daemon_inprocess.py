@@ -6,9 +6,11 @@ from __future__ import annotations
 import ipaddress
 
 import dns.asyncquery
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
+import pytest
 
 from daemon_proc import free_port
 from resolver import _udp_server
@@ -74,3 +76,30 @@ def test_error_response_keeps_id_opcode_rd_and_edns():
     assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
     assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
     assert _udp_server.error_response(q[:11], 5) is None
+
+
+def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
+    """A cache entry of the wrong kind makes its batch fail: counted and logged; the
+    listener keeps answering other names."""
+    if loop_kind == "asyncio":
+        pytest.skip("the C listener runs on corenet's loop only (stock asyncio: fallback path)")
+    from resolver.wire import parse_query
+
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        try:
+            bad = dns.message.make_query("bad.example.com.", "A")
+            s.resolver.cache.messages.table[parse_query(bad.to_wire())[0]] = object()
+            try:
+                await dns.asyncquery.udp(bad, host, port=port, timeout=0.3)
+            except dns.exception.Timeout:
+                pass
+            q = dns.message.make_query("www.example.net.", "A")
+            for _ in range(2):
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
+                assert r.answer[0][0].to_text() == "198.51.100.1"
+            assert s.stats()["dropped"]["internal_error"] == 1
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
