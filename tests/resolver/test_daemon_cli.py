@@ -210,3 +210,13 @@ def _zombie_or_gone(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def test_query_timeout_is_a_nonzero_exit():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        r = cli("query", "www.example.com", "@127.0.0.1", "-p", str(port), "--timeout", "0.3")
+    assert r.returncode == 9 and "timed out" in r.stderr
