@@ -13,6 +13,7 @@ Responses are never sent to packets that are responses themselves.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -96,9 +97,17 @@ class Server:
         """Bind every listen address (UDP and TCP on the same port) and start serving."""
         self.loop = loop = asyncio.get_running_loop()
         reuse = self.cfg.workers > 1
+        defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            usock = _bind(family, socket.SOCK_DGRAM, host, port, reuse)
+            try:
+                usock = _bind(family, socket.SOCK_DGRAM, host, port, reuse)
+            except OSError as e:
+                # The default ::1 on a host without IPv6: serve on the rest, as Unbound does.
+                if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    log.warning("not serving on %s: %s", host, e.strerror)
+                    continue
+                raise
             port = usock.getsockname()[1]
             try:
                 tsock = _bind(family, socket.SOCK_STREAM, host, port, reuse)
