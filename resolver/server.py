@@ -139,7 +139,7 @@ class Server:
             self.udp.append(listener)
             return
         proto = UDPProtocol(self)
-        transport = _FallbackUDP(sock, proto)
+        transport = proto.transport = _FallbackUDP(sock, proto)
         loop.add_reader(sock.fileno(), transport.read_ready)
         self.udp.append(transport)
 
@@ -408,8 +408,7 @@ class UDPProtocol:
         self.transport: _FallbackUDP | None = None
 
     def datagram_received(self, data: bytes, addr) -> None:
-        udp = self.server.udp
-        transport = udp[-1] if self.transport is None else self.transport
+        transport = self.transport
         self.server.udp_query(data, addr, lambda out: transport.send(out, addr))
 
 

@@ -3,6 +3,7 @@ recvmmsg listener on corenet's loop (both trigger modes) and the plain fallback 
 asyncio must answer alike (miss, hit, truncation, RD clear, ACL), through real sockets."""
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import dns.asyncquery
@@ -100,6 +101,33 @@ def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
                 r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
                 assert r.answer[0][0].to_text() == "198.51.100.1"
             assert s.stats()["dropped"]["internal_error"] == 1
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
+
+
+def test_two_listen_addresses_answer_from_their_own_socket(run, lab, loop_kind):
+    """Each listener replies from the address it was asked on (the client's connected
+    socket would drop anything else)."""
+    import socket
+
+    port = free_port()
+
+    async def go():
+        cfg = build(None, {"listen": [f"127.0.0.1:{port}", f"[::1]:{port}"],
+                           "upstream_port": lab.port})
+        s = Server(cfg, resolver=_resolver(cfg, lab))
+        await s.start()
+        try:
+            for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.connect((host, port))
+                q = dns.message.make_query("www.example.net.", "A")
+                await asyncio.get_running_loop().sock_sendall(sock, q.to_wire())
+                data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 4096), 5)
+                sock.close()
+                assert dns.message.from_wire(data).answer[0][0].to_text() == "198.51.100.1"
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
