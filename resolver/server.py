@@ -115,7 +115,7 @@ class Server:
                 usock.close()
                 raise
             tsock.listen(1024)
-            self._serve_udp(loop, usock)
+            await self._serve_udp(loop, usock)
             srv = await loop.create_server(lambda: TCPConnection(self), sock=tsock)
             self.tcp_servers.append(srv)
             self.addresses.append((host, port))
@@ -126,7 +126,7 @@ class Server:
     def fast_udp(self) -> bool:
         return bool(self.udp) and isinstance(self.udp[0], _udp_server.UDPListener)
 
-    def _serve_udp(self, loop, sock: socket.socket) -> None:
+    async def _serve_udp(self, loop, sock: socket.socket) -> None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
@@ -138,10 +138,8 @@ class Server:
             listener.start()
             self.udp.append(listener)
             return
-        proto = UDPProtocol(self)
-        transport = proto.transport = _FallbackUDP(sock, proto)
-        loop.add_reader(sock.fileno(), transport.read_ready)
-        self.udp.append(transport)
+        _, proto = await loop.create_datagram_endpoint(lambda: UDPProtocol(self), sock=sock)
+        self.udp.append(proto)
 
     # ---- the query paths ----------------------------------------------------------------
     def allowed(self, addr) -> bool:
@@ -356,60 +354,36 @@ def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> sock
     return s
 
 
-class _FallbackUDP:
-    """UDP on a loop that is not corenet's: asyncio's add_reader and non-blocking calls, a
-    few datagrams per wake-up (the sockets stay ours, so both paths bind the same way)."""
-
-    def __init__(self, sock: socket.socket, proto: "UDPProtocol") -> None:
-        self.sock = sock
-        self.proto = proto
-        self.closed = False
-
-    def read_ready(self) -> None:
-        for _ in range(64):
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            self.proto.datagram_received(data, addr)
-            if self.closed:
-                return
-
-    def send(self, data: bytes, addr) -> None:
-        if self.closed:
-            return
-        try:
-            self.sock.sendto(data, addr)
-        except OSError:
-            self.proto.server.counters.dropped["send_error"] += 1
-
-    def stop_reading(self) -> None:
-        loop = self.proto.server.loop
-        if not self.closed and loop is not None and not loop.is_closed():
-            loop.remove_reader(self.sock.fileno())
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        loop = self.proto.server.loop
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(self.sock.fileno())
-        self.sock.close()
-
-
-class UDPProtocol:
-    """The datagram handler of the fallback path."""
+class UDPProtocol(asyncio.DatagramProtocol):
+    """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, the same
+    checks and answers as the C listener, one datagram at a time."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.transport: _FallbackUDP | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.reading = True
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        transport = self.transport
-        self.server.udp_query(data, addr, lambda out: transport.send(out, addr))
+        if self.reading:
+            self.server.udp_query(data, addr, lambda out: self.send(out, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.server.counters.dropped["send_error"] += 1     # ICMP from a client gone away
+
+    def send(self, data: bytes, addr) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    def stop_reading(self) -> None:
+        """A graceful stop: new queries are ignored, answers in flight still go out."""
+        self.reading = False
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 class TCPConnection(FrameProtocol):
