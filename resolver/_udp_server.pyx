@@ -15,13 +15,14 @@ from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport PyObject
 
 from corenet._loop cimport BaseLoop, FdWatcher
-from corenet._sys cimport EPOLLIN, EPOLLERR, EPOLLHUP, timespec, clock_gettime, CLOCK_MONOTONIC
+from resolver._hit cimport cached_answer, monotonic, question_key as c_question_key
+from corenet._sys cimport EPOLLIN
 
 import logging
+
+from resolver._hit import truncate   # re-exported: the Python paths truncate with it
 
 logger = logging.getLogger("resolver.server")
 
@@ -188,16 +189,6 @@ cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
     return (p[0] << 8) | p[1]
 
 
-cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
-    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
-
-
-cdef inline double _monotonic() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
 cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
     cdef unsigned int c
     while True:
@@ -211,62 +202,6 @@ cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t po
         if (c & 0xC0) != 0:
             return -1
         pos += 1 + c
-
-
-cdef Py_ssize_t _question_key(const unsigned char* p, Py_ssize_t n, unsigned char* key,
-                              Py_ssize_t* klen_out, unsigned int* udp_limit,
-                              unsigned int* qtype) noexcept nogil:
-    """resolver.wire.parse_query's key for a plain QUERY with one question (and at most an
-    OPT); returns the end of the question, or -1 when the engine must look at it."""
-    cdef Py_ssize_t pos = 12, klen = 0, i, qend, rdlen
-    cdef unsigned int c, t, variant = 0, payload
-    if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
-        return -1
-    if _u16(p + 10) > 1:
-        return -1
-    while True:
-        if pos >= n:
-            return -1
-        c = p[pos]
-        if c == 0:
-            key[klen] = 0
-            klen += 1
-            pos += 1
-            break
-        if c > 63 or pos + 1 + c > n or klen + 1 + c + 1 > MAX_NAME:
-            return -1
-        key[klen] = c
-        for i in range(1, c + 1):
-            t = p[pos + i]
-            key[klen + i] = t + 32 if 65 <= t <= 90 else t
-        klen += 1 + c
-        pos += 1 + c
-    if pos + 4 > n:
-        return -1
-    memcpy(key + klen, p + pos, 4)
-    qtype[0] = _u16(p + pos)
-    klen += 4
-    qend = pos + 4
-    udp_limit[0] = 512
-    if p[3] & 0x10:
-        variant |= 4
-    if _u16(p + 10) == 1:
-        pos = qend
-        if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
-            return -1
-        rdlen = _u16(p + pos + 9)
-        if pos + 11 + rdlen != n:
-            return -1
-        variant |= 1
-        if p[pos + 7] & 0x80:
-            variant |= 2
-        payload = _u16(p + pos + 3)
-        udp_limit[0] = payload if payload > 512 else 512
-    elif qend != n:
-        return -1
-    key[klen] = variant
-    klen_out[0] = klen + 1
-    return qend
 
 
 cdef class UDPListener(FdWatcher):
@@ -399,7 +334,7 @@ cdef class UDPListener(FdWatcher):
         cdef unsigned char* p
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
-        cdef double now = _monotonic()
+        cdef double now = monotonic()
         misses = None
         for i in range(count):
             self.received += 1
@@ -436,60 +371,16 @@ cdef class UDPListener(FdWatcher):
         return 0
 
     cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
-        cdef unsigned char key[MAX_NAME + 6]
-        cdef Py_ssize_t klen = 0, qend, wlen, k, noffs, off
-        cdef unsigned int limit = 512, qtype = 0, elapsed, ttl, rcode
-        cdef PyObject* found
-        cdef const unsigned char* w
-        cdef unsigned char* o
-        cdef const unsigned short* offs
-        cdef double expires, stored_at, lifetime
-        qend = _question_key(p, n, key, &klen, &limit, &qtype)
-        if qend < 0:
+        cdef unsigned int qtype = 0
+        cdef bint trunc = False
+        out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
+                            True, &qtype, &trunc)
+        if out is None:
             return False
-        kb = PyBytes_FromStringAndSize(<char*>key, klen)
-        found = PyDict_GetItem(self.table, kb)
-        if found == NULL:
-            return False
-        e = <object>found
-        expires = e.expires
-        if expires < now or <Py_ssize_t>e.qend != qend:
-            return False
-        lifetime = e.ttl
-        if now > expires - lifetime * self.prefetch_fraction:
-            return False                      # the engine refreshes it (prefetch)
-        wire = e.wire
-        stored_at = e.stored_at
-        offsets = e.ttl_offsets
-        self.move_to_end(kb)
-        w = <const unsigned char*>PyBytes_AS_STRING(wire)
-        wlen = PyBytes_GET_SIZE(wire)
-        if wlen > limit:
-            out = truncate(wire, limit)
+        if trunc:
             self.truncated += 1
-            o = <unsigned char*>PyBytes_AS_STRING(out)
-            noffs = 0
-        else:
-            out = PyBytes_FromStringAndSize(<const char*>w, wlen)
-            o = <unsigned char*>PyBytes_AS_STRING(out)
-            noffs = PyBytes_GET_SIZE(offsets) // 2
-        o[0] = p[0]
-        o[1] = p[1]
-        o[2] = (o[2] & 0xFE) | (p[2] & 0x01)
-        memcpy(o + 12, p + 12, qend - 12 - 4)
-        elapsed = <unsigned int>(now - stored_at) if now > stored_at else 0
-        offs = <const unsigned short*>PyBytes_AS_STRING(offsets)
-        for k in range(noffs):
-            off = offs[k]
-            ttl = _u32(o + off)
-            ttl = ttl - elapsed if ttl > elapsed else 0
-            o[off] = (ttl >> 24) & 0xFF
-            o[off + 1] = (ttl >> 16) & 0xFF
-            o[off + 2] = (ttl >> 8) & 0xFF
-            o[off + 3] = ttl & 0xFF
         self.hits += 1
-        rcode = o[3] & 0x0F
-        self.hit_rcodes[rcode] += 1
+        self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
         self.hit_qtypes[qtype if qtype < 256 else 0] += 1
         self.keep.append(out)
         cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
@@ -522,52 +413,6 @@ def udp_limit(bytes q):
             return payload if payload > 512 else 512
         pos += 10 + _u16(p + pos + 8)
     return 512
-
-
-def truncate(bytes resp, Py_ssize_t limit):
-    """``resp`` if it fits ``limit`` bytes, else its header with TC set, its question and its
-    OPT record (EDNS kept), every other record dropped, so the client retries over TCP."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(resp)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(resp), pos = 12, qend, opt = -1, optlen = 0, start
-    cdef unsigned int i, total, qd
-    cdef bytes out
-    cdef unsigned char* o
-    if n <= limit or n < 12:
-        return resp
-    qd = _u16(p + 4)
-    for i in range(qd):
-        pos = _skip_name(p, n, pos)
-        if pos < 0 or pos + 4 > n:
-            qd = 0
-            pos = 12
-            break
-        pos += 4
-    qend = pos
-    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
-    for i in range(total):
-        start = pos
-        pos = _skip_name(p, n, pos)
-        if pos < 0 or pos + 10 > n:
-            break
-        if _u16(p + pos) == T_OPT:
-            opt = start
-            optlen = pos + 10 + _u16(p + pos + 8) - start
-            if opt + optlen > n:
-                opt = -1
-            break
-        pos += 10 + _u16(p + pos + 8)
-    out = PyBytes_FromStringAndSize(NULL, qend + (optlen if opt >= 0 else 0))
-    o = <unsigned char*>PyBytes_AS_STRING(out)
-    memcpy(o, p, qend)
-    o[2] |= 0x02
-    o[4] = (qd >> 8) & 0xFF
-    o[5] = qd & 0xFF
-    o[6] = o[7] = o[8] = o[9] = 0
-    o[10] = 0
-    o[11] = 1 if opt >= 0 else 0
-    if opt >= 0:
-        memcpy(o + qend, p + opt, optlen)
-    return out
 
 
 def error_response(bytes q, int rcode, bint keep_question=True):
@@ -612,8 +457,8 @@ def question_key(bytes q):
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512, qtype = 0
-    qend = _question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
-                         &klen, &limit, &qtype)
+    qend = c_question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                          &klen, &limit, &qtype)
     if qend < 0:
         return None
     return PyBytes_FromStringAndSize(<char*>key, klen), qend, limit

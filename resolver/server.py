@@ -24,6 +24,7 @@ from typing import Any, Callable
 from corenet.framing import FrameProtocol, FrameTooLarge
 
 from resolver import _udp_server
+from resolver._tcp_server import DNSFrameReceiver
 from resolver.config import Config
 from resolver.engine import Resolver
 from resolver.wire import parse_query
@@ -87,6 +88,7 @@ class Server:
         self.connections: set[TCPConnection] = set()
         self.tasks: set[asyncio.Task] = set()
         self.inflight_by_client: Counter = Counter()
+        self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
         self._allow = list(cfg.allow)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -284,6 +286,7 @@ class Server:
         r = self.resolver
         engine = r.stats.as_dict()
         fast_hits = sum(u.hits for u in self.udp if isinstance(u, _udp_server.UDPListener))
+        fast_hits += self.fast_tcp_hits
         engine["cache_hits"] += fast_hits
         engine["client_queries"] += fast_hits
         return {
@@ -296,7 +299,8 @@ class Server:
             "refused_acl": refused,
             "truncated": truncated,
             "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
-                    "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed},
+                    "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
+                    "fast_hits": self.fast_tcp_hits},
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
@@ -393,6 +397,13 @@ class TCPConnection(FrameProtocol):
         cfg = server.cfg
         super().__init__(header_size=2, byteorder="big", max_frame_size=cfg.tcp_max_query,
                          buffer_size=max(1024, min(16384, cfg.tcp_max_query * 4)))
+        # The framer with cache hits answered in C (handle_frame overridden); the rest comes
+        # to query() as bytes.
+        self._framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
+                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
+        self._framer.setup(self, server.resolver.cache.messages.table,
+                           server.resolver.limits.prefetch_fraction)
+        self._framer.fast = False          # until the client is known to be allowed
         self.server = server
         self.peer = None
         self.allowed = False
@@ -417,6 +428,7 @@ class TCPConnection(FrameProtocol):
         s.connections.add(self)
         self.peer = transport.get_extra_info("peername")
         self.allowed = s.allowed(self.peer) if self.peer else False
+        self._framer.fast = self.allowed
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
 
@@ -433,10 +445,22 @@ class TCPConnection(FrameProtocol):
         self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
 
     def frame_received(self, frame: memoryview) -> None:
+        self.query(bytes(frame))           # only with a plain FrameReceiver
+
+    def answer_hit(self, out: bytes, qtype: int) -> None:
+        """A cache hit answered by the framer in C."""
+        if self.closed:
+            return
+        s = self.server
+        s.fast_tcp_hits += 1
+        s.counters.answered("tcp", out, qtype, 0.0)
+        self._send(out)
+
+    def query(self, q: bytes) -> None:
+        """A query the framer did not answer itself."""
         if self.closed:
             return
         self.last = self.server.loop.time()
-        q = bytes(frame)
         if self.inflight >= self.server.cfg.tcp_max_inflight:
             self.backlog.append(q)
             if not self.paused:

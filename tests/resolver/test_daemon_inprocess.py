@@ -131,3 +131,32 @@ def test_two_listen_addresses_answer_from_their_own_socket(run, lab, loop_kind):
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
+
+
+def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
+    """After a miss over TCP, the same question (other case, other ID) is answered by the
+    framer's C path, on every loop; a big answer is whole over TCP."""
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        try:
+            for name, rdtype in (("www.example.com.", "A"), ("big.example.com.", "TXT")):
+                await dns.asyncquery.tcp(dns.message.make_query(name, rdtype), host,
+                                         port=port, timeout=5)
+            before = s.stats()["tcp"]["fast_hits"]
+            q = dns.message.make_query("WWW.Example.COM.", "A")
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.id == q.id and r.question[0].name.labels == q.question[0].name.labels
+            assert {x.to_text() for x in r.answer[0]} == {"192.0.2.1", "192.0.2.11"}
+            r = await dns.asyncquery.tcp(dns.message.make_query("big.example.com.", "TXT"),
+                                         host, port=port, timeout=5)
+            assert len(r.answer[0]) == 40 and not r.flags & dns.flags.TC
+            assert s.stats()["tcp"]["fast_hits"] == before + 2
+            q = dns.message.make_query("www.example.com.", "A")
+            q.flags &= ~dns.flags.RD                       # RD clear: the Python path's rules
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.answer and not r.flags & dns.flags.RD
+            assert s.stats()["tcp"]["fast_hits"] == before + 2
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
