@@ -5,11 +5,13 @@
 """The daemon's UDP listener on corenet's loop: an FdWatcher called straight from epoll.
 
 Each wake-up drains datagrams with ``recvmmsg`` in batches. A query whose answer is in the
-message cache is answered without leaving C: parse the question, find the entry, copy it,
-patch ID, RD, question case and TTLs, truncate to the client's EDNS size (512 without EDNS),
-and all answers of a batch go out with one ``sendmmsg``. Everything else (misses, errors,
-entries due for prefetch) go to ``on_miss(query, addr, listener)``, the engine's
-path. The helpers at the end (truncation, error responses) serve the Python paths too.
+message cache is answered without leaving C (``resolver._hit``: parse the question, find the
+entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
+512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
+oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
+the engine's path. The helpers at the end (error responses, the UDP size of a query) serve
+the Python paths too.
 """
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
