@@ -245,6 +245,8 @@ class Resolver:
     def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
                   ad: bool = False) -> bytes:
         answer, authority = res.answer, res.authority
+        if res.rcode == it.SERVFAIL:
+            answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
             answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
             authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
@@ -354,9 +356,10 @@ class Resolver:
         """The iterator run under the total-time limit; never raises (a bug is a logged
         SERVFAIL, not a crash of the caller)."""
         try:
-            return await asyncio.wait_for(self._drive(qname, qtype, qclass),
-                                          self.limits.max_query_time)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: wait_for wraps the coroutine in one more Task.
+            async with asyncio.timeout(self.limits.max_query_time):
+                return await self._drive(qname, qtype, qclass)
+        except TimeoutError:
             reason = f"time limit ({self.limits.max_query_time}s) reached"
             log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
             return Result(it.SERVFAIL, reason=reason, time_exhausted=True)

@@ -41,49 +41,6 @@ def _matches(data: bytes, qid: int, question: bytes) -> bool:
             and data[12:12 + len(question)] == question)
 
 
-class _UDPQuery(asyncio.DatagramProtocol):
-    def __init__(self, addr: tuple, qid: int, question: bytes, fut: asyncio.Future, stats,
-                 limits: Limits) -> None:
-        self.addr = addr
-        self.qid = qid
-        self.question = question
-        self.fut = fut
-        self.stats = stats
-        self.limits = limits
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        if self.fut.done():
-            return
-        if addr is not None and (addr[0], addr[1]) != self.addr:
-            self._drop()
-            return
-        if not _matches(data, self.qid, self.question):
-            self._drop()
-            return
-        # Parsed here so that a malformed datagram (an off-path forgery that guessed the ID,
-        # or a broken server) is dropped and the real answer still awaited.
-        try:
-            parsed = parse_response(data, self.limits.max_pointer_jumps,
-                                    self.limits.max_records_per_section)
-        except WireError:
-            if self.stats is not None:
-                self.stats.dropped_malformed += 1
-            return
-        self.fut.set_result((data, parsed))
-
-    def _drop(self) -> None:
-        if self.stats is not None:
-            self.stats.dropped_mismatched += 1
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(UpstreamFailure(f"{self.addr[0]}: {exc}"))
-
-    def connection_lost(self, exc) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(UpstreamFailure(f"{self.addr[0]}: connection lost"))
-
-
 def _expire(fut: asyncio.Future, addr: str) -> None:
     if not fut.done():
         fut.set_exception(UpstreamTimeout(addr))
@@ -91,27 +48,58 @@ def _expire(fut: asyncio.Future, addr: str) -> None:
 
 async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
                        timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
-    """(reply wire, its wire.Parsed) of the first acceptable datagram."""
+    """(reply wire, its wire.Parsed) of the first acceptable datagram.
+
+    A connected socket of our own: the kernel picks a random ephemeral source port and
+    drops datagrams from any other address before they reach us. It is watched with
+    ``add_reader`` rather than wrapped in a transport: a query is one send and (usually)
+    one receive, and a transport with its protocol costs more than the whole exchange.
+    """
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
-    # A connected socket of our own: the kernel picks a random ephemeral source port and
-    # drops datagrams from any other address before they reach us.
     sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
         sock.connect((addr, port))
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UDPQuery((addr, port), qid, question, fut, stats, limits), sock=sock)
+        sock.send(wire)
     except OSError as exc:
         sock.close()
         raise UpstreamFailure(f"{addr}: {exc}") from None
+    recv = sock.recv
+
+    def readable() -> None:
+        while not fut.done():
+            try:
+                data = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:       # ICMP unreachable on the connected socket
+                fut.set_exception(UpstreamFailure(f"{addr}: {exc}"))
+                return
+            if not _matches(data, qid, question):
+                if stats is not None:
+                    stats.dropped_mismatched += 1
+                continue
+            # Parsed here so that a malformed datagram (an off-path forgery that guessed the
+            # ID, or a broken server) is dropped and the real answer still awaited.
+            try:
+                parsed = parse_response(data, limits.max_pointer_jumps,
+                                        limits.max_records_per_section)
+            except WireError:
+                if stats is not None:
+                    stats.dropped_malformed += 1
+                continue
+            fut.set_result((data, parsed))
+
+    fd = sock.fileno()
+    loop.add_reader(fd, readable)
     timer = loop.call_later(timeout, _expire, fut, addr)
     try:
-        transport.sendto(wire)
         return await fut
     finally:
         timer.cancel()
-        transport.close()
+        loop.remove_reader(fd)
+        sock.close()
 
 
 class _TCPQuery(asyncio.Protocol):

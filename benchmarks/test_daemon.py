@@ -1,0 +1,254 @@
+"""corenet-resolver against Unbound, in one run, over the same NSD lab (on port 53, where
+Unbound asks), loaded by dnsperf from Debian with the same query files.
+
+- cached: a warm cache, dnsperf for a fixed time; raw queries/s and queries per CPU-second
+  of the server process (user+system from /proc over the run);
+- cold: a fresh process per server, a few hundred distinct names (100 of them in zones never
+  seen) asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a
+  known zone's names with 50 outstanding: CPU per miss of a busy server;
+- workers: ``--workers 2`` next to one worker (raw queries/s; dnsperf shares the 2 cores).
+
+The server is pinned to core 0 and dnsperf to core 1 (taskset) when there are two cores.
+Figures go to ``extra_info`` (ratios corenet/Unbound included) and to the terminal.
+``CORENET_BENCH_SHORT=1``: seconds, not minutes. Run: ``pytest benchmarks/test_daemon.py``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+
+from daemon_proc import Daemon  # noqa: E402
+from dnslab import Lab, LabError, bulk_names, many_zone_names  # noqa: E402
+from dnslab import zones as Z  # noqa: E402
+from dnslab.ports import bind_all  # noqa: E402
+from dnslab.unbound import UNBOUND, Unbound  # noqa: E402
+
+SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
+SECONDS = 2 if SHORT else 15
+COLD_NAMES = 60 if SHORT else 300
+DNSPERF = shutil.which("dnsperf")
+TWO_CORES = (os.cpu_count() or 1) >= 2
+SERVER_CORE, LOAD_CORE = "0", "1"
+
+CACHED_QUERIES = [
+    ("www.example.com", "A"), ("www.example.net", "A"), ("example.com", "MX"),
+    ("example.com", "TXT"), ("www.example.com", "AAAA"), ("_sip._udp.example.com", "SRV"),
+    ("alias.example.com", "A"), ("nope.example.com", "A"), ("v4only.example.com", "AAAA"),
+] + [(f"h{i:03d}.bulk.net", "A") for i in range(50)]
+
+
+@pytest.fixture(scope="module")
+def lab53(tmp_path_factory):
+    if DNSPERF is None:
+        pytest.skip("dnsperf (Debian package 'dnsperf') is not installed")
+    if not os.path.exists(UNBOUND):
+        pytest.skip("unbound (Debian package 'unbound') is not installed")
+    try:
+        for s in bind_all(Z.ALL_ADDRESSES, 53):
+            s.close()
+    except OSError as e:
+        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
+    try:
+        lab = Lab.start(tmp_path_factory.mktemp("lab53"), port=53)
+    except LabError as e:
+        pytest.skip(f"no lab on port 53: {e}")
+    yield lab
+    lab.stop()
+
+
+def _pin(pid: int) -> None:
+    if TWO_CORES:
+        subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CORE, str(pid)],
+                       capture_output=True, check=False)
+
+
+def _cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user+system) of ``pid`` and, with ``children``, of its live children:
+    the sum over their threads of /proc/PID/task/TID/schedstat (nanoseconds, where /proc's
+    stat ticks are 10 ms, too coarse for a few hundred cache misses)."""
+    pids = [pid]
+    if children:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pids += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    total = 0
+    for p in pids:
+        for tid in os.listdir(f"/proc/{p}/task"):
+            try:
+                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except OSError:
+                pass                      # a thread that ended meanwhile
+    return total / 1e9
+
+
+def _dnsperf(port: int, datafile: Path, *args: str) -> str:
+    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(datafile), *args]
+    if TWO_CORES:
+        cmd = ["taskset", "-c", LOAD_CORE] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS * 4 + 120)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return r.stdout
+
+
+def _field(text: str, name: str) -> float:
+    m = re.search(rf"{re.escape(name)}:\s+([0-9.]+)", text)
+    assert m, f"no {name!r} in dnsperf output:\n{text}"
+    return float(m.group(1))
+
+
+class Servers:
+    """Unbound (num-threads: 1) and corenet-resolver (1 worker) over the same lab."""
+
+    def __init__(self, lab: Lab, tmp: Path, *daemon_args: str) -> None:
+        self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
+            "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
+            "  ratelimit: 0", "  ip-ratelimit: 0"]))
+        try:
+            self.d = Daemon(tmp / "corenet", lab, *daemon_args,
+                            metrics=False).start()
+        except Exception:
+            self.ub.stop()
+            raise
+        self.ub_pid = self.ub.proc.pid
+        _pin(self.ub_pid)
+        _pin(self.d.pid)
+
+    def targets(self):
+        return [("corenet-resolver", self.d.port, self.d.pid), ("unbound", self.ub.port,
+                                                               self.ub_pid)]
+
+    def stop(self) -> None:
+        self.d.stop()
+        self.ub.stop()
+
+
+def _cached_run(port: int, pid: int, datafile: Path, children: bool = False) -> dict:
+    _dnsperf(port, datafile, "-n", "2")                         # warm the cache
+    c0 = _cpu(pid, children)
+    out = _dnsperf(port, datafile, "-l", str(SECONDS), "-c", "4", "-q", "200")
+    cpu = _cpu(pid, children) - c0
+    done = _field(out, "Queries completed")
+    return {"qps": _field(out, "Queries per second"), "completed": done,
+            "lost": _field(out, "Queries lost"), "cpu_s": cpu,
+            "queries_per_cpu_s": done / cpu if cpu else float("inf"),
+            "us_cpu_per_query": cpu / done * 1e6 if done else float("nan"),
+            "avg_latency_ms": _field(out, "Average Latency (s)") * 1000}
+
+
+def _report(title: str, results: dict, keys: list[str]) -> dict:
+    ours, theirs = results["corenet-resolver"], results["unbound"]
+    ratios = {k: ours[k] / theirs[k] for k in keys if theirs.get(k)}
+    print(f"\n[{title}] corenet-resolver {ours}\n[{title}] unbound {theirs}\n"
+          f"[{title}] ratios corenet/unbound {ratios}")
+    return ratios
+
+
+@pytest.mark.benchmark(group="daemon-cached")
+def test_cached_queries_vs_unbound(benchmark, lab53, tmp_path):
+    datafile = tmp_path / "cached.txt"
+    datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
+    s = Servers(lab53, tmp_path)
+    results = {}
+    try:
+        for name, port, pid in s.targets():
+            if name == "corenet-resolver":
+                results[name] = benchmark.pedantic(_cached_run, args=(port, pid, datafile),
+                                                   rounds=1, iterations=1)
+            else:
+                results[name] = _cached_run(port, pid, datafile)
+    finally:
+        s.stop()
+    ratios = _report("cached", results, ["qps", "queries_per_cpu_s", "avg_latency_ms"])
+    benchmark.extra_info.update({"corenet": results["corenet-resolver"],
+                                 "unbound": results["unbound"], "ratios": ratios})
+    assert results["corenet-resolver"]["lost"] <= results["corenet-resolver"]["completed"] / 100
+
+
+def _percentile(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def _cold_run(port: int, pid: int, datafile: Path, n: int, burst: Path, nb: int) -> dict:
+    """One at a time (latency, and CPU per miss at a low rate), then ``burst``: other names
+    of a known zone, 50 outstanding (CPU per miss for a busy server)."""
+    c0 = _cpu(pid)
+    out = _dnsperf(port, datafile, "-n", "1", "-q", "1", "-v", "-t", "10")
+    cpu = _cpu(pid) - c0
+    lat = [float(m.group(2)) for m in re.finditer(r"^> (\S+) \S+ \S+ ([0-9.]+)$", out, re.M)]
+    rcodes = [m.group(1) for m in re.finditer(r"^> (\S+) ", out, re.M)]
+    assert len(lat) == n, out[-2000:]
+    c0 = _cpu(pid)
+    out = _dnsperf(port, burst, "-n", "1", "-q", "50", "-t", "10")
+    burst_cpu = _cpu(pid) - c0
+    assert _field(out, "Queries completed") == nb, out
+    return {"names": n, "noerror": rcodes.count("NOERROR"),
+            "p50_ms": _percentile(lat, 50) * 1000, "p99_ms": _percentile(lat, 99) * 1000,
+            "mean_ms": sum(lat) / n * 1000, "max_ms": max(lat) * 1000,
+            "us_cpu_per_miss": cpu / n * 1e6, "us_cpu_per_miss_q50": burst_cpu / nb * 1e6}
+
+
+@pytest.mark.benchmark(group="daemon-cold")
+def test_cold_names_vs_unbound(benchmark, lab53, tmp_path):
+    names = [n for n, _ in many_zone_names()][:COLD_NAMES // 3]
+    names += [n for n, _ in bulk_names()][:COLD_NAMES - len(names)]
+    datafile = tmp_path / "cold.txt"
+    datafile.write_text("".join(f"{n} A\n" for n in names))
+    rest = [n for n, _ in bulk_names()][COLD_NAMES - len(many_zone_names()[:COLD_NAMES // 3]):]
+    burst = tmp_path / "burst.txt"
+    burst.write_text("".join(f"{n} A\n" for n in rest))
+    results = {}
+    for which in ("corenet-resolver", "unbound"):
+        s = Servers(lab53, tmp_path / which)     # fresh caches for each
+        try:
+            port, pid = {n: (p, i) for n, p, i in s.targets()}[which]
+            if which == "corenet-resolver":
+                results[which] = benchmark.pedantic(
+                    _cold_run, args=(port, pid, datafile, len(names), burst, len(rest)),
+                    rounds=1, iterations=1)
+            else:
+                results[which] = _cold_run(port, pid, datafile, len(names), burst, len(rest))
+        finally:
+            s.stop()
+    ratios = _report("cold", results, ["p50_ms", "p99_ms", "us_cpu_per_miss",
+                                       "us_cpu_per_miss_q50"])
+    benchmark.extra_info.update({"corenet": results["corenet-resolver"],
+                                 "unbound": results["unbound"], "ratios": ratios})
+    assert results["corenet-resolver"]["noerror"] == len(names)
+
+
+@pytest.mark.benchmark(group="daemon-workers")
+def test_two_workers_next_to_one(benchmark, lab53, tmp_path):
+    """Raw queries/s with --workers 2 and with 1 (not pinned: they share the machine with
+    dnsperf, so on 2 cores the gain is bounded by the load generator)."""
+    datafile = tmp_path / "cached.txt"
+    datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
+    results = {}
+    for workers in ("1", "2"):
+        d = Daemon(tmp_path / f"w{workers}", lab53, "--workers",
+                   workers, metrics=False).start(
+            ready="ready" if workers == "1" else "started 2 workers")
+        try:
+            time.sleep(0.5 if workers == "2" else 0)
+            if workers == "2":
+                results[workers] = benchmark.pedantic(
+                    _cached_run, args=(d.port, d.pid, datafile, True), rounds=1, iterations=1)
+            else:
+                results[workers] = _cached_run(d.port, d.pid, datafile)
+        finally:
+            d.stop()
+    print(f"\n[workers] 1: {results['1']}\n[workers] 2: {results['2']}")
+    benchmark.extra_info.update({"one_worker": results["1"], "two_workers": results["2"],
+                                 "qps_ratio": results["2"]["qps"] / results["1"]["qps"]})

@@ -1,0 +1,466 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read of a datagram goes through a pointer after an explicit check against its length
+# (and the batch arrays are indexed by the kernel's count, at most BATCH), so Cython's own
+# bounds checks would only duplicate them.
+"""The daemon's UDP listener on corenet's loop: an FdWatcher called straight from epoll.
+
+Each wake-up drains datagrams with ``recvmmsg`` in batches. A query whose answer is in the
+message cache is answered without leaving C (``resolver._hit``: parse the question, find the
+entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
+512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
+oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
+the engine's path. The helpers at the end (error responses, the UDP size of a query) serve
+the Python paths too.
+"""
+from libc.stdint cimport uint32_t
+from libc.string cimport memcpy, memset
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from corenet._loop cimport BaseLoop, FdWatcher
+from resolver._hit cimport cached_answer, monotonic, question_key as c_question_key
+from corenet._sys cimport EPOLLIN
+
+import logging
+
+from resolver._hit import truncate   # re-exported: the Python paths truncate with it
+
+logger = logging.getLogger("resolver.server")
+
+cdef extern from *:
+    """
+    #include <sys/socket.h>
+    #include <netinet/in.h>
+    #include <arpa/inet.h>
+    #include <string.h>
+
+    #define CN_BATCH 64
+    #define CN_BUFSZ 4096
+    #define CN_MAX_ACL 256
+
+    typedef struct {
+        struct mmsghdr rmsgs[CN_BATCH];
+        struct iovec riov[CN_BATCH];
+        struct sockaddr_storage raddr[CN_BATCH];
+        unsigned char rbuf[CN_BATCH][CN_BUFSZ];
+        struct mmsghdr smsgs[CN_BATCH];
+        struct iovec siov[CN_BATCH];
+        int nsend;
+    } cn_batch;
+
+    typedef struct {
+        int family;
+        unsigned char net[16];
+        unsigned char mask[16];
+    } cn_acl_entry;
+
+    static int cn_recv(int fd, cn_batch *b) {
+        int i;
+        for (i = 0; i < CN_BATCH; i++) {
+            b->riov[i].iov_base = b->rbuf[i];
+            b->riov[i].iov_len = CN_BUFSZ;
+            memset(&b->rmsgs[i].msg_hdr, 0, sizeof(struct msghdr));
+            b->rmsgs[i].msg_hdr.msg_name = &b->raddr[i];
+            b->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+            b->rmsgs[i].msg_hdr.msg_iov = &b->riov[i];
+            b->rmsgs[i].msg_hdr.msg_iovlen = 1;
+            b->rmsgs[i].msg_len = 0;
+        }
+        return recvmmsg(fd, b->rmsgs, CN_BATCH, MSG_DONTWAIT, NULL);
+    }
+
+    /* Queue an answer to datagram i of the batch (data must stay alive until cn_flush). */
+    static void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) {
+        int k = b->nsend++;
+        b->siov[k].iov_base = (void *)data;
+        b->siov[k].iov_len = (size_t)len;
+        memset(&b->smsgs[k].msg_hdr, 0, sizeof(struct msghdr));
+        b->smsgs[k].msg_hdr.msg_name = &b->raddr[i];
+        b->smsgs[k].msg_hdr.msg_namelen = b->rmsgs[i].msg_hdr.msg_namelen;
+        b->smsgs[k].msg_hdr.msg_iov = &b->siov[k];
+        b->smsgs[k].msg_hdr.msg_iovlen = 1;
+    }
+
+    /* Send every queued answer; returns how many could not be sent. */
+    static int cn_flush(int fd, cn_batch *b) {
+        int done = 0, r, lost = 0;
+        while (done < b->nsend) {
+            r = sendmmsg(fd, b->smsgs + done, (unsigned int)(b->nsend - done), MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                lost += 1;          /* drop this one (buffer full, unreachable...) */
+                done += 1;
+                continue;
+            }
+            done += r;
+        }
+        b->nsend = 0;
+        return lost;
+    }
+
+    static int cn_msg_flags(cn_batch *b, int i) { return b->rmsgs[i].msg_hdr.msg_flags; }
+    static unsigned int cn_msg_len(cn_batch *b, int i) { return b->rmsgs[i].msg_len; }
+    static unsigned char *cn_msg_buf(cn_batch *b, int i) { return b->rbuf[i]; }
+    static struct sockaddr_storage *cn_msg_addr(cn_batch *b, int i) { return &b->raddr[i]; }
+
+    /* The client address as (family, 16 bytes), v4-mapped v6 turned into v4. */
+    static int cn_addr_bytes(struct sockaddr_storage *ss, unsigned char *out, int *port) {
+        if (ss->ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)ss;
+            memset(out, 0, 16);
+            memcpy(out, &a->sin_addr, 4);
+            *port = ntohs(a->sin_port);
+            return AF_INET;
+        }
+        if (ss->ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+            *port = ntohs(a->sin6_port);
+            if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+                memset(out, 0, 16);
+                memcpy(out, ((unsigned char *)&a->sin6_addr) + 12, 4);
+                return AF_INET;
+            }
+            memcpy(out, &a->sin6_addr, 16);
+            return AF_INET6;
+        }
+        return -1;
+    }
+
+    static int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) {
+        int i, k, len = family == AF_INET ? 4 : 16;
+        for (i = 0; i < n; i++) {
+            if (acl[i].family != family) continue;
+            for (k = 0; k < len; k++)
+                if ((a[k] & acl[i].mask[k]) != acl[i].net[k]) break;
+            if (k == len) return 1;
+        }
+        return 0;
+    }
+
+    static PyObject *cn_addr_tuple(struct sockaddr_storage *ss) {
+        char text[INET6_ADDRSTRLEN];
+        if (ss->ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)ss;
+            inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+            return Py_BuildValue("(si)", text, (int)ntohs(a->sin_port));
+        }
+        if (ss->ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+            return Py_BuildValue("(siII)", text, (int)ntohs(a->sin6_port),
+                                 (unsigned int)ntohl(a->sin6_flowinfo),
+                                 (unsigned int)a->sin6_scope_id);
+        }
+        Py_RETURN_NONE;
+    }
+    """
+    int CN_BATCH
+    int CN_MAX_ACL
+    int MSG_TRUNC
+    int AF_INET
+    int AF_INET6
+    ctypedef struct cn_batch:
+        int nsend
+    ctypedef struct cn_acl_entry:
+        int family
+        unsigned char net[16]
+        unsigned char mask[16]
+    struct sockaddr_storage:
+        pass
+    int cn_recv(int fd, cn_batch *b) nogil
+    void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) nogil
+    int cn_flush(int fd, cn_batch *b) nogil
+    int cn_msg_flags(cn_batch *b, int i) nogil
+    unsigned int cn_msg_len(cn_batch *b, int i) nogil
+    unsigned char *cn_msg_buf(cn_batch *b, int i) nogil
+    sockaddr_storage *cn_msg_addr(cn_batch *b, int i) nogil
+    int cn_addr_bytes(sockaddr_storage *ss, unsigned char *out, int *port) nogil
+    int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) nogil
+    object cn_addr_tuple(sockaddr_storage *ss)
+
+from libc.stdlib cimport malloc, free
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+    BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
+
+
+cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
+    return (p[0] << 8) | p[1]
+
+
+cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    cdef unsigned int c
+    while True:
+        if pos >= n:
+            return -1
+        c = buf[pos]
+        if c == 0:
+            return pos + 1
+        if (c & 0xC0) == 0xC0:
+            return pos + 2 if pos + 2 <= n else -1
+        if (c & 0xC0) != 0:
+            return -1
+        pos += 1 + c
+
+
+cdef class UDPListener(FdWatcher):
+    """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
+    cdef BaseLoop loop
+    cdef object sock
+    cdef object table           # the engine's message cache (an OrderedDict)
+    cdef object move_to_end
+    cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
+    cdef double prefetch_fraction
+    cdef cn_batch* batch
+    cdef cn_acl_entry* acl
+    cdef int nacl
+    cdef list keep              # answers referenced by the pending sendmmsg
+    cdef bint closed
+    # counters (read by metrics through counters())
+    cdef readonly unsigned long long received
+    cdef readonly unsigned long long hits
+    cdef readonly unsigned long long truncated
+    cdef readonly unsigned long long refused
+    cdef readonly unsigned long long dropped_short
+    cdef readonly unsigned long long dropped_response
+    cdef readonly unsigned long long dropped_oversize
+    cdef readonly unsigned long long send_errors
+    cdef readonly unsigned long long errors
+    cdef unsigned long long hit_rcodes[16]
+    cdef unsigned long long hit_qtypes[256]
+
+    def __cinit__(self, int fd):
+        self.batch = <cn_batch*>malloc(sizeof(cn_batch))
+        self.acl = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * CN_MAX_ACL)
+        if self.batch == NULL or self.acl == NULL:
+            raise MemoryError()
+        self.batch.nsend = 0
+        self.nacl = 0
+        self.keep = []
+
+    def __dealloc__(self):
+        free(self.batch)
+        free(self.acl)
+
+    def setup(self, loop, sock, table, on_miss, allow, double prefetch_fraction=0.1):
+        """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
+        if not isinstance(loop, BaseLoop):
+            raise TypeError("UDPListener needs corenet's loop")
+        self.loop = <BaseLoop>loop
+        self.sock = sock
+        self.table = table
+        self.move_to_end = table.move_to_end
+        self.on_miss = on_miss
+        self.prefetch_fraction = prefetch_fraction
+        self.set_allow(allow)
+
+    def set_allow(self, allow):
+        """Replace the client ACL (ipaddress networks)."""
+        cdef int k = 0, i
+        nets = list(allow)
+        if len(nets) > CN_MAX_ACL:
+            raise ValueError(f"at most {CN_MAX_ACL} allowed networks")
+        for net in nets:
+            self.acl[k].family = AF_INET if net.version == 4 else AF_INET6
+            raw = net.network_address.packed
+            mask = net.netmask.packed
+            memset(self.acl[k].net, 0, 16)
+            memset(self.acl[k].mask, 0, 16)
+            for i in range(len(raw)):
+                self.acl[k].net[i] = raw[i]
+                self.acl[k].mask[i] = mask[i]
+            k += 1
+        self.nacl = k
+
+    def start(self):
+        self.loop.register_watcher(self, EPOLLIN)
+
+    def stop_reading(self):
+        """No more queries (a graceful stop); answers to those in flight still go out."""
+        if self.registered:
+            self.loop.unregister_watcher(self)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.unregister_watcher(self)
+        self.sock.close()
+
+    def counters(self):
+        """Counters of this listener's C path, for metrics."""
+        return {
+            "received": self.received, "hits": self.hits, "truncated": self.truncated,
+            "refused": self.refused, "dropped_short": self.dropped_short,
+            "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
+            "send_errors": self.send_errors, "errors": self.errors,
+            "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
+            "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+        }
+
+    def send(self, data, addr):
+        """An answer from the engine's path (misses): one sendto, dropped if it would block."""
+        if self.closed:
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            self.send_errors += 1
+
+    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        cdef int b, r
+        if self.closed:
+            return 0
+        for b in range(BATCHES_PER_WAKEUP):
+            r = cn_recv(self.fd, self.batch)
+            if r <= 0:
+                return 0
+            try:
+                self._batch(r)
+            except Exception:
+                # A bug (or an entry the C path does not know): logged and counted, the
+                # batch's pending answers dropped, and the listener keeps serving.
+                self.batch.nsend = 0
+                self.keep.clear()
+                self.errors += 1
+                logger.exception("UDP listener: batch of %d datagrams failed", r)
+            if self.closed or r < CN_BATCH:
+                return 0
+        return 0
+
+    cdef int _batch(self, int count) except -1:
+        cdef int i, family, port
+        cdef unsigned char* p
+        cdef Py_ssize_t n
+        cdef unsigned char addr[16]
+        cdef double now = monotonic()
+        misses = None
+        for i in range(count):
+            self.received += 1
+            n = cn_msg_len(self.batch, i)
+            p = cn_msg_buf(self.batch, i)
+            if cn_msg_flags(self.batch, i) & MSG_TRUNC:
+                self.dropped_oversize += 1
+                continue
+            if n < 12:
+                self.dropped_short += 1
+                continue
+            if p[2] & 0x80:
+                self.dropped_response += 1     # never answer a response: no reflection loops
+                continue
+            family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
+            if not cn_acl_allows(self.acl, self.nacl, family, addr):
+                self.refused += 1
+                out = refused_response(PyBytes_FromStringAndSize(<char*>p, n))
+                self.keep.append(out)
+                cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+                continue
+            if not self._hit(i, p, n, now):
+                if misses is None:
+                    misses = []
+                misses.append((PyBytes_FromStringAndSize(<char*>p, n),
+                               cn_addr_tuple(cn_msg_addr(self.batch, i))))
+        if self.batch.nsend:
+            self.send_errors += cn_flush(self.fd, self.batch)
+            self.keep.clear()
+        if misses is not None:
+            on_miss = self.on_miss
+            for q, a in misses:
+                on_miss(q, a, self)
+        return 0
+
+    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
+        cdef unsigned int qtype = 0
+        cdef bint trunc = False
+        out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
+                            True, &qtype, &trunc)
+        if out is None:
+            return False
+        if trunc:
+            self.truncated += 1
+        self.hits += 1
+        self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+        self.hit_qtypes[qtype if qtype < 256 else 0] += 1
+        self.keep.append(out)
+        cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared with the Python paths
+
+
+def udp_limit(bytes q):
+    """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int i, total, payload
+    if n < 12:
+        return 512
+    for i in range(_u16(p + 4)):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return 512
+        pos += 4
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(total):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return 512
+        if _u16(p + pos) == T_OPT:
+            payload = _u16(p + pos + 2)
+            return payload if payload > 512 else 512
+        pos += 10 + _u16(p + pos + 8)
+    return 512
+
+
+def error_response(bytes q, int rcode, bint keep_question=True):
+    """A header-only (plus question when it reads cleanly, plus OPT when the query had one)
+    response to ``q`` with ``rcode``: QR and RA set, opcode and RD copied. None if ``q`` is
+    shorter than a header."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int qd
+    cdef bint edns = False
+    if n < 12:
+        return None
+    qd = _u16(p + 4)
+    if keep_question and qd == 1:
+        pos = _skip_name(p, n, 12)
+        if pos < 0 or pos + 4 > n:
+            pos = 12
+            qd = 0
+        else:
+            pos += 4
+    else:
+        qd = 0
+    if _u16(p + 10) >= 1 and qd == 1 and pos + 11 <= n and p[pos] == 0 \
+            and _u16(p + pos + 1) == T_OPT:
+        edns = True
+    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (rcode & 0x0F),
+                  0, qd, 0, 0, 0, 0, 0, 1 if edns else 0])
+    out = head + q[12:pos]
+    if edns:
+        out += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"   # OPT, 1232 bytes, no flags
+    return out
+
+
+def refused_response(bytes q):
+    """REFUSED for a client outside the ACL (question echoed when it reads cleanly)."""
+    return error_response(q, 5)
+
+
+def question_key(bytes q):
+    """``(key, qend, udp_limit)`` as the C hit path computes them, or None when it hands the
+    query to the engine. For tests: the key must agree with ``resolver.wire.parse_query``."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit = 512, qtype = 0
+    qend = c_question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                          &klen, &limit, &qtype)
+    if qend < 0:
+        return None
+    return PyBytes_FromStringAndSize(<char*>key, klen), qend, limit

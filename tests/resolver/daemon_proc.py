@@ -1,0 +1,179 @@
+"""The daemon as the tests run it: ``corenet-resolver serve`` in a subprocess on a free
+loopback port, resolving from the lab, stopped by PID (SIGTERM, then SIGKILL)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+from dnslab.ports import pick_port
+
+ROOT = Path(__file__).resolve().parents[2]      # the worktree: resolver/ and corenet/ live here
+
+
+def free_port() -> int:
+    return pick_port(["127.0.0.1"], low=30000)
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
+    """Runs ``corenet-resolver ARGS`` to completion."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "resolver.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=str(ROOT), env=env, input=input)
+
+
+class Daemon:
+    def __init__(self, workdir: Path, lab, *extra: str, port: int | None = None,
+                 metrics: bool = True, control: bool = True, listen: bool = True) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.control = str(self.workdir / "control.sock") if control else None
+        self.metrics_port = free_tcp_port() if metrics else None
+        self.log = self.workdir / "daemon.log"
+        args = ["serve", "--log-level", "INFO"]
+        if listen:
+            args += ["--listen", f"127.0.0.1:{self.port}"]
+        if lab is not None:
+            args += ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port)]
+        if self.control:
+            args += ["--control", self.control]
+        if self.metrics_port:
+            args += ["--metrics", f"127.0.0.1:{self.metrics_port}"]
+        self.args = args + list(extra)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15.0, ready: str = "ready") -> "Daemon":
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen([sys.executable, "-m", "resolver.cli", *self.args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "wb"), cwd=str(ROOT), env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{text[-3000:]}")
+            if ready in text:
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"daemon not ready after {timeout}s:\n{text[-3000:]}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait; SIGKILL the group if it lingers. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    # ---- asking it ------------------------------------------------------------------------
+    def ask(self, qname_or_msg, rdtype: str = "A", *, tcp: bool = False, timeout: float = 8.0,
+            edns: bool = False, rd: bool = True) -> dns.message.Message:
+        if isinstance(qname_or_msg, dns.message.Message):
+            q = qname_or_msg
+        else:
+            q = dns.message.make_query(qname_or_msg, rdtype, use_edns=0 if edns else False)
+            if not rd:
+                q.flags &= ~dns.flags.RD
+        if tcp:
+            return dns.query.tcp(q, "127.0.0.1", port=self.port, timeout=timeout)
+        return dns.query.udp(q, "127.0.0.1", port=self.port, timeout=timeout,
+                             raise_on_truncation=False, ignore_trailing=False)
+
+    def raw_udp(self, data: bytes, timeout: float = 1.0) -> bytes | None:
+        """Sends raw bytes; the reply, or None if none came within ``timeout``."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(data, ("127.0.0.1", self.port))
+            try:
+                return s.recv(65535)
+            except socket.timeout:
+                return None
+
+    def tcp_conn(self, timeout: float = 5.0) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return s
+
+    def stats(self) -> dict:
+        from resolver.control import request
+        return request(self.control, {"cmd": "stats"})["stats"]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as r:
+            return r.read().decode()
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss(self) -> int:
+        """Resident memory, bytes."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def frame(msg: bytes) -> bytes:
+    return struct.pack("!H", len(msg)) + msg
+
+
+def read_frame(s: socket.socket) -> bytes | None:
+    """One length-prefixed message, or None when the peer closed."""
+    head = _read_exact(s, 2)
+    if head is None:
+        return None
+    return _read_exact(s, struct.unpack("!H", head)[0])
+
+
+def _read_exact(s: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf

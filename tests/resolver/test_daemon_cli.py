@@ -1,0 +1,222 @@
+"""The corenet-resolver command line: config errors (exit 2, one line, nothing bound), the
+TOML file and its precedence, ``query`` (in-process and @server), ``stats``/``flush``/
+``reload`` over the control socket, SIGHUP, graceful SIGTERM, and ``--workers``."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import threading
+import time
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from daemon_proc import Daemon, cli, free_port
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--listen", "nonsense"], "listen"),
+    (["--listen", "127.0.0.1:99999"], "listen"),
+    (["--workers", "0"], "workers"),
+    (["--allow", "10.0.0.300/8"], "allow"),
+    (["--root-hints", "/nonexistent/hints"], "root-hints"),
+    (["--metrics", "localhost:x"], "metrics"),
+    (["--log-level", "chatty"], "log-level"),
+    (["--tcp-idle-timeout", "soon"], "tcp-idle-timeout"),
+    (["--control", "/nonexistent/dir/ctl.sock"], "control"),
+    (["--trust-anchor", "/nonexistent/anchor"], "trust-anchor"),
+    (["--cache-size", "-5"], "cache-size"),
+    (["--upstream-port", "0"], "upstream-port"),
+])
+def test_bad_option_is_one_line_naming_it_and_exit_2(tmp_path, args, names):
+    port = free_port()
+    ctl = tmp_path / "ctl.sock"
+    extra = [] if "--control" in args else ["--control", str(ctl)]
+    r = cli("serve", "--listen", f"127.0.0.1:{port}", *extra, *args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], r.stderr
+    assert not ctl.exists(), "nothing may be created before the config is known good"
+
+
+@pytest.mark.parametrize("text, names", [
+    ('tcp-idle-timeout = "soon"\n', "tcp-idle-timeout"),
+    ("colour = 1\n", "colour"),
+    ("workers = [\n", "config.toml"),
+    ('listen = ["127.0.0.1:53", "::1:x"]\n', "listen"),
+    ('root-hints = "bad.hints"\n', "root-hints"),
+])
+def test_bad_config_file_value_is_one_line_naming_it_and_exit_2(tmp_path, text, names):
+    (tmp_path / "bad.hints").write_text("this is not a hints file\n")
+    conf = tmp_path / "config.toml"
+    conf.write_text(text.replace("bad.hints", str(tmp_path / "bad.hints")))
+    r = cli("serve", "--config", str(conf), "--listen", f"127.0.0.1:{free_port()}")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], r.stderr
+
+
+def test_config_file_is_read_and_the_command_line_wins(lab, tmp_path):
+    port = free_port()
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(f'listen = ["127.0.0.1:{port}"]\nallow = ["10.0.0.0/8"]\n'
+                    f'tcp-max-inflight = 4\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--allow", "127.0.0.0/8",
+               listen=False, port=port).start()
+    try:
+        r = d.ask("www.example.com.")       # listen from the file, allow from the command line
+        assert r.rcode() == dns.rcode.NOERROR and r.answer
+    finally:
+        assert d.stop() == 0
+
+
+def test_query_in_process_from_the_lab_root(lab):
+    hints = ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port)]
+    r = cli("query", "www.example.com", "A", *hints, "+short")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == ["192.0.2.1", "192.0.2.11"]
+    r = cli("query", "nope.example.com.", *hints)
+    assert r.returncode == 0 and "status: NXDOMAIN" in r.stdout and "SOA" in r.stdout
+    assert ";; QUESTION SECTION:" in r.stdout
+    r = cli("query", "www.cyc1.com.", *hints)
+    assert r.returncode != 0 and "status: SERVFAIL" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def daemon(lab, tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("clid"), lab).start()
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_query_at_server_udp_and_tcp(daemon):
+    for transport in ([], ["+tcp"]):
+        r = cli("query", f"@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport,
+                "+short")
+        assert r.returncode == 0 and r.stdout.split() == ["198.51.100.1"], r.stderr
+    r = cli("query", "big.example.com", "TXT", "@127.0.0.1", "-p", str(daemon.port))
+    assert r.returncode == 0 and r.stdout.count('"') == 80     # TC on UDP: retried over TCP
+
+
+def test_stats_flush_reload_over_the_control_socket(daemon):
+    mode = stat.S_IMODE(os.stat(daemon.control).st_mode)
+    assert mode == 0o600
+    daemon.ask("h050.bulk.net.")
+    r = cli("stats", "--control", daemon.control)
+    assert r.returncode == 0 and "corenet_resolver_cache_hits_total" in r.stdout
+    r = cli("stats", "--control", daemon.control, "--json")
+    assert r.returncode == 0 and '"engine"' in r.stdout
+    before = daemon.stats()["engine"]["upstream_queries"]
+    daemon.ask("h050.bulk.net.")
+    assert daemon.stats()["engine"]["upstream_queries"] == before         # a hit
+    r = cli("flush", "h050.bulk.net.", "--control", daemon.control)
+    assert r.returncode == 0, r.stderr
+    daemon.ask("h050.bulk.net.")
+    assert daemon.stats()["engine"]["upstream_queries"] > before          # asked again
+    r = cli("reload", "--control", daemon.control)
+    assert r.returncode == 0 and "reloaded" in r.stdout
+    r = cli("stats", "--control", daemon.control + ".nothing")
+    assert r.returncode == 1 and "control socket" in r.stderr
+
+
+def test_sighup_rereads_the_config_and_keeps_the_cache(lab, tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('allow = ["127.0.0.0/8"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert d.ask("www.example.com.").answer
+        cached = d.stats()["cache"]["messages"]
+        conf.write_text('allow = ["10.0.0.0/8"]\n')
+        os.kill(d.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while d.ask("www.example.com.").rcode() != dns.rcode.REFUSED:
+            assert time.monotonic() < deadline, "reload not applied"
+            time.sleep(0.05)
+        conf.write_text('allow = ["127.0.0.0/8"]\nlog-level = "DEBUG"\n')
+        r = cli("reload", "--control", d.control)
+        assert r.returncode == 0, r.stderr
+        upstream = d.stats()["engine"]["upstream_queries"]
+        assert d.ask("www.example.com.").answer
+        s = d.stats()
+        assert s["cache"]["messages"] >= cached and s["engine"]["upstream_queries"] == upstream
+        conf.write_text('allow = ["nonsense"]\n')        # a bad reload keeps the old config
+        r = cli("reload", "--control", d.control)
+        assert r.returncode == 1 and "allow" in r.stderr
+        assert d.ask("www.example.com.").answer
+    finally:
+        assert d.stop() == 0
+
+
+def test_sigterm_finishes_the_queries_in_flight(lab, tmp_path):
+    d = Daemon(tmp_path, lab).start()
+    got = {}
+
+    def ask() -> None:
+        try:
+            got["r"] = d.ask("www.alldead.com.", timeout=15)   # seconds of dead servers
+        except Exception as e:                               # noqa: BLE001 - reported below
+            got["e"] = e
+
+    t = threading.Thread(target=ask)
+    t.start()
+    deadline = time.monotonic() + 5
+    while d.stats()["inflight"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    t.join(20)
+    assert "r" in got, got
+    assert got["r"].rcode() == dns.rcode.SERVFAIL
+    assert d.proc.wait(20) == 0
+    assert time.monotonic() - t0 < 15
+    assert "stopped" in d.log_text()
+
+
+def test_workers_share_the_port_and_the_parent_sums_their_figures(lab, tmp_path):
+    d = Daemon(tmp_path, lab, "--workers", "2").start(ready="started 2 workers")
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                s = d.stats()
+                if s.get("workers") == 2:
+                    break
+            except Exception:          # noqa: BLE001 - workers still starting
+                pass
+            assert time.monotonic() < deadline, d.log_text()[-2000:]
+            time.sleep(0.1)
+        with open(f"/proc/{d.pid}/task/{d.pid}/children") as f:
+            children = [int(x) for x in f.read().split()]
+        assert len(children) == 2
+        for i in range(40):            # from distinct source ports: spread over both workers
+            r = d.ask(f"h{i:03d}.bulk.net.")
+            assert r.answer[0][0].to_text() == f"10.1.0.{i}"
+        s = d.stats()
+        assert s["workers"] == 2 and s["engine"]["client_queries"] >= 40
+        assert "corenet_resolver_queries_total" in d.metrics()
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie_or_gone(pid)
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_query_timeout_is_a_nonzero_exit():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        r = cli("query", "www.example.com", "@127.0.0.1", "-p", str(port), "--timeout", "0.3")
+    assert r.returncode == 9 and "timed out" in r.stderr

@@ -1,0 +1,162 @@
+"""resolver.server.Server in the test's own process, on every loop kind: the Cython
+recvmmsg listener on corenet's loop (both trigger modes) and the plain fallback on stock
+asyncio must answer alike (miss, hit, truncation, RD clear, ACL), through real sockets."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from daemon_proc import free_port
+from resolver import _udp_server
+from resolver.config import build
+from resolver.server import Server
+
+
+def _cfg(lab, **kw):
+    return build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
+                        "upstream_port": lab.port, **kw})
+
+
+async def _serve(lab, **kw) -> Server:
+    cfg = _cfg(lab, **kw)
+    s = Server(cfg, resolver=_resolver(cfg, lab))
+    await s.start()
+    return s
+
+
+def _resolver(cfg, lab):
+    import resolver
+    return resolver.Resolver(lab.root_hints, port=lab.port, cache_size=cfg.cache_size)
+
+
+def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        try:
+            assert s.fast_udp == (loop_kind != "asyncio")
+            for _ in range(2):                 # a miss, then a hit
+                q = dns.message.make_query("WWW.example.com.", "A")
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
+                assert r.id == q.id and r.flags & dns.flags.RA
+                assert r.question[0].name.labels == q.question[0].name.labels
+                assert {x.to_text() for x in r.answer[0]} == {"192.0.2.1", "192.0.2.11"}
+            for _ in range(2):
+                q = dns.message.make_query("big.example.com.", "TXT")
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                             raise_on_truncation=False)
+                assert r.flags & dns.flags.TC and not r.answer
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert len(r.answer[0]) == 40
+            q = dns.message.make_query("h300.bulk.net.", "A")
+            q.flags &= ~dns.flags.RD
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
+            assert r.rcode() == dns.rcode.REFUSED
+            s.set_allow([ipaddress.ip_network("10.0.0.0/8")])
+            q = dns.message.make_query("www.example.com.", "A")
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
+            assert r.rcode() == dns.rcode.REFUSED and not r.answer
+            stats = s.stats()
+            assert stats["engine"]["cache_hits"] >= 2 and stats["truncated"] >= 2
+            assert stats["refused_acl"] == 1
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
+
+
+def test_error_response_keeps_id_opcode_rd_and_edns():
+    q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
+    r = dns.message.from_wire(_udp_server.error_response(q, 5))
+    assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
+    assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
+    assert _udp_server.error_response(q[:11], 5) is None
+
+
+def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
+    """A cache entry of the wrong kind makes its batch fail: counted and logged; the
+    listener keeps answering other names."""
+    if loop_kind == "asyncio":
+        pytest.skip("the C listener runs on corenet's loop only (stock asyncio: fallback path)")
+    from resolver.wire import parse_query
+
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        try:
+            bad = dns.message.make_query("bad.example.com.", "A")
+            s.resolver.cache.messages.table[parse_query(bad.to_wire())[0]] = object()
+            try:
+                await dns.asyncquery.udp(bad, host, port=port, timeout=0.3)
+            except dns.exception.Timeout:
+                pass
+            q = dns.message.make_query("www.example.net.", "A")
+            for _ in range(2):
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
+                assert r.answer[0][0].to_text() == "198.51.100.1"
+            assert s.stats()["dropped"]["internal_error"] == 1
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
+
+
+def test_two_listen_addresses_answer_from_their_own_socket(run, lab, loop_kind):
+    """Each listener replies from the address it was asked on (the client's connected
+    socket would drop anything else)."""
+    import socket
+
+    port = free_port()
+
+    async def go():
+        cfg = build(None, {"listen": [f"127.0.0.1:{port}", f"[::1]:{port}"],
+                           "upstream_port": lab.port})
+        s = Server(cfg, resolver=_resolver(cfg, lab))
+        await s.start()
+        try:
+            for host, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.connect((host, port))
+                q = dns.message.make_query("www.example.net.", "A")
+                await asyncio.get_running_loop().sock_sendall(sock, q.to_wire())
+                data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 4096), 5)
+                sock.close()
+                assert dns.message.from_wire(data).answer[0][0].to_text() == "198.51.100.1"
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)
+
+
+def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
+    """After a miss over TCP, the same question (other case, other ID) is answered by the
+    framer's C path, on every loop; a big answer is whole over TCP."""
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        try:
+            for name, rdtype in (("www.example.com.", "A"), ("big.example.com.", "TXT")):
+                await dns.asyncquery.tcp(dns.message.make_query(name, rdtype), host,
+                                         port=port, timeout=5)
+            before = s.stats()["tcp"]["fast_hits"]
+            q = dns.message.make_query("WWW.Example.COM.", "A")
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.id == q.id and r.question[0].name.labels == q.question[0].name.labels
+            assert {x.to_text() for x in r.answer[0]} == {"192.0.2.1", "192.0.2.11"}
+            r = await dns.asyncquery.tcp(dns.message.make_query("big.example.com.", "TXT"),
+                                         host, port=port, timeout=5)
+            assert len(r.answer[0]) == 40 and not r.flags & dns.flags.TC
+            assert s.stats()["tcp"]["fast_hits"] == before + 2
+            q = dns.message.make_query("www.example.com.", "A")
+            q.flags &= ~dns.flags.RD                       # RD clear: the Python path's rules
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.answer and not r.flags & dns.flags.RD
+            assert s.stats()["tcp"]["fast_hits"] == before + 2
+        finally:
+            await s.stop(1.0)
+    run(go(), timeout=30)

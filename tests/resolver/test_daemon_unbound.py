@@ -1,0 +1,73 @@
+"""The daemon and Unbound, both resolving from the same lab (on port 53, where Unbound asks),
+give the same rcode and the same answer data for every lab case, over UDP and TCP."""
+from __future__ import annotations
+
+import os
+
+import dns.flags
+import dns.query
+import pytest
+
+from daemon_proc import Daemon
+from dnslab import CASES, Lab, LabError
+from dnslab import zones as Z
+from dnslab.check import query
+from dnslab.ports import bind_all
+from dnslab.unbound import UNBOUND, Unbound
+
+# Unbound holds these for many seconds (dead servers); the engine's own tests cover them.
+SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all servers dead"}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    if not os.path.exists(UNBOUND):
+        pytest.skip("unbound (Debian package 'unbound') is not installed")
+    try:
+        for s in bind_all(Z.ALL_ADDRESSES, 53):
+            s.close()
+    except OSError as e:
+        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
+    tmp = tmp_path_factory.mktemp("vs-unbound")
+    try:
+        lab = Lab.start(tmp / "lab", port=53)
+    except LabError as e:
+        pytest.skip(f"no lab on port 53: {e}")
+    ub = d = None
+    try:
+        ub = Unbound.start(tmp / "unbound", lab)
+        d = Daemon(tmp / "daemon", lab).start()
+        yield ub, d
+    finally:
+        if d is not None:
+            d.stop()
+        if ub is not None:
+            ub.stop()
+        lab.stop()
+
+
+def _ask(q, addr, port, tcp):
+    if tcp:
+        return dns.query.tcp(q, addr, port=port, timeout=10)
+    r = dns.query.udp(q, addr, port=port, timeout=10, raise_on_truncation=False)
+    if r.flags & dns.flags.TC:
+        r = dns.query.tcp(q, addr, port=port, timeout=10)
+    return r
+
+
+def _answer_data(msg):
+    return sorted((rr.name.to_text().lower(), rr.rdtype, sorted(x.to_text() for x in rr))
+                  for rr in msg.answer)
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind not in SLOW_IN_UNBOUND],
+                         ids=lambda c: c.id)
+def test_same_rcode_and_answer_data_as_unbound(pair, case, tcp):
+    ub, d = pair
+    q = query(case)
+    theirs = _ask(q, ub.address, ub.port, tcp)
+    ours = _ask(q, "127.0.0.1", d.port, tcp)
+    assert ours.rcode() == theirs.rcode(), f"{case.id}\nours:\n{ours}\nunbound:\n{theirs}"
+    assert _answer_data(ours) == _answer_data(theirs), f"{case.id}\nours:\n{ours}\nunbound:\n{theirs}"
+    assert bool(ours.flags & dns.flags.RA) == bool(theirs.flags & dns.flags.RA)
