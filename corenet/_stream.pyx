@@ -17,7 +17,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 from corenet._sys cimport *
-from corenet._loop cimport BaseLoop, FdWatcher, Handle
+from corenet._loop cimport BaseLoop, FdWatcher
+from corenet._transport cimport BaseTransport
 
 import asyncio
 import socket
@@ -193,60 +194,29 @@ cdef inline void _buf_ptr(object obj, char **p, Py_ssize_t *n):
         n[0] = b.len
 
 
-cdef class StreamTransport(FdWatcher):
+cdef class StreamTransport(BaseTransport):
     """The engine of a stream transport; users see its ``SocketTransport`` face, an instance
     of ``asyncio.Transport`` (see ``corenet.transports``)."""
-    cdef BaseLoop loop
-    cdef public object _sock
-    cdef object protocol
-    cdef object face
     cdef object server
-    cdef dict extra
     cdef bint buffered
-    cdef bint edge
-    cdef bint closing
     cdef bint eof_written
-    cdef bint shutdown_pending
     cdef bint reading_paused
-    cdef bint protocol_connected
-    cdef bint started
-    cdef bint read_scheduled
     cdef bint eof_received
     cdef bint short_read
     cdef bint peer_closing
-    cdef public bint _protocol_paused
-    cdef int conn_lost
     cdef WriteQueue wq
-    cdef Py_ssize_t high_water
-    cdef Py_ssize_t low_water
     cdef object empty_waiter
     cdef object write_waiter
 
     def __cinit__(self, int fd):
         self.wq = WriteQueue()
-        self.high_water = 65536
-        self.low_water = 16384
 
     # ------------------------------------------------------------ setup
 
     def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server):
-        self.loop = loop
-        self._sock = sock
-        self.face = face
-        self.server = server
-        self.edge = loop._edge
-        self.extra = extra if extra is not None else {}
-        self.extra["socket"] = TransportSocket(sock)
-        try:
-            self.extra["sockname"] = sock.getsockname()
-        except OSError:
-            self.extra["sockname"] = None
-        if "peername" not in self.extra:
-            try:
-                self.extra["peername"] = sock.getpeername()
-            except OSError:
-                self.extra["peername"] = None
+        self._attach(loop, sock, protocol, face, extra)
         self._set_protocol(protocol)
+        self.server = server
         if server is not None:
             server._attach()
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
@@ -254,10 +224,6 @@ cdef class StreamTransport(FdWatcher):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        # Into the fd table now; into epoll when the protocol is connected, so that readiness
-        # reaches it through the next poll, after the callbacks already queued (such as the
-        # one that hands the transport to the caller of create_connection), as in asyncio.
-        loop.register_watcher(self, 0)
         loop.call_soon(self._connection_made)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
@@ -265,9 +231,7 @@ cdef class StreamTransport(FdWatcher):
     def _connection_made(self):
         if self.closing:
             return
-        if self.edge:
-            self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
-            self.registered = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+        self._enter_epoll(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
         self.protocol_connected = True
         self.protocol.connection_made(self.face)
         self.started = True
@@ -283,24 +247,20 @@ cdef class StreamTransport(FdWatcher):
 
     # ------------------------------------------------------------ epoll interest
 
-    cdef int _update_interest(self) except -1:
-        """Level-triggered mode: ask epoll for what we wait for, and nothing else."""
+    cdef uint32_t _wanted(self):
         cdef uint32_t want = 0
-        if self.edge or self.loop is None or self.fd < 0:
-            return 0
         if self.started and not self.reading_paused and not self.closing and not self.eof_received:
             want |= EPOLLIN
         if not self.wq.empty() or self.write_waiter is not None:
             want |= EPOLLOUT
-        if want == self.registered:
-            return 0
-        if want == 0:
-            self.loop._epoll_ctl(EPOLL_CTL_DEL, self.fd, 0)
-        elif self.registered == 0:
-            self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, want)
-        else:
-            self.loop._epoll_ctl(EPOLL_CTL_MOD, self.fd, want)
-        self.registered = want
+        return want
+
+    cdef Py_ssize_t _buffered(self):
+        return self.wq.size
+
+    cdef int _drop_buffer(self) except -1:
+        if not self.wq.empty():
+            self.wq.clear()
         return 0
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
@@ -587,50 +547,6 @@ cdef class StreamTransport(FdWatcher):
     def can_write_eof(self):
         return True
 
-    cdef int _maybe_pause_protocol(self) except -1:
-        if self.wq.size <= self.high_water or self._protocol_paused:
-            return 0
-        self._protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc, "transport": self.face, "protocol": self.protocol})
-        return 0
-
-    cdef int _maybe_resume_protocol(self) except -1:
-        if self._protocol_paused and self.wq.size <= self.low_water:
-            self._protocol_paused = False
-            try:
-                self.protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc, "transport": self.face, "protocol": self.protocol})
-        return 0
-
-    def get_write_buffer_size(self):
-        return self.wq.size
-
-    def get_write_buffer_limits(self):
-        return (self.low_water, self.high_water)
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self.high_water = high
-        self.low_water = low
-        self._maybe_pause_protocol()
-
     def _make_empty_waiter(self):
         if self.empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
@@ -650,88 +566,24 @@ cdef class StreamTransport(FdWatcher):
 
     # ------------------------------------------------------------ closing
 
-    def is_closing(self):
-        return self.closing
-
-    def close(self):
-        if self.closing:
-            return
-        self.closing = True
-        self._update_interest()
-        if self.wq.empty():
-            self.conn_lost += 1
-            self.loop.call_soon(self._call_connection_lost_py, None)
-
-    def abort(self):
-        self._force_close(None)
-
-    cdef int _fatal_error(self, exc, str message) except -1:
-        if isinstance(exc, OSError):
-            if self.loop._debug:
-                logger.debug("%r: %s", self.face, message, exc_info=True)
-        else:
-            self.loop.call_exception_handler({
-                "message": message, "exception": exc,
-                "transport": self.face, "protocol": self.protocol})
-        self._force_close(exc)
-        return 0
-
-    def _force_close(self, exc):
-        if self.conn_lost:
-            return
-        if not self.wq.empty():
-            self.wq.clear()
-        if not self.closing:
-            self.closing = True
-        self.conn_lost += 1
-        if self.loop._closed:
-            # Nothing will run connection_lost any more: release the socket now.
-            self.fd = -1
-            self._sock.close()
-            return
-        self._update_interest()
-        self.loop.call_soon(self._call_connection_lost_py, exc)
-
-    def _call_connection_lost_py(self, exc):
-        self._call_connection_lost(exc)
-
-    cdef int _call_connection_lost(self, exc) except -1:
-        if self.fd < 0:
-            return 0
-        try:
-            if self.protocol_connected:
-                self.protocol.connection_lost(exc)
-        finally:
-            self.loop.unregister_watcher(self)
-            self.fd = -1
-            self._sock.close()
-            self.protocol = None
-            server = self.server
-            if server is not None:
-                self.server = None
-                server._detach()
+    cdef int _release(self) except -1:
+        BaseTransport._release(self)
+        server = self.server
+        if server is not None:
+            self.server = None
+            server._detach()
         return 0
 
     # ------------------------------------------------------------ the rest of the API
-
-    def get_extra_info(self, name, default=None):
-        return self.extra.get(name, default)
 
     def set_protocol(self, protocol):
         self._set_protocol(protocol)
         if self.protocol_connected is False and self.started:
             self.protocol_connected = True
 
-    def get_protocol(self):
-        return self.protocol
-
     @property
     def _closing(self):
         return self.closing
-
-    @property
-    def _loop(self):
-        return self.loop
 
 
 cdef str _strerror(int err):

@@ -1,0 +1,34 @@
+from libc.stdint cimport uint32_t
+from corenet._loop cimport BaseLoop, FdWatcher
+
+
+cdef class BaseTransport(FdWatcher):
+    """What stream and datagram transports share: the socket, the protocol, extra info,
+    flow control of the write buffer, epoll interest in level mode, and closing."""
+    cdef BaseLoop loop
+    cdef public object _sock
+    cdef object protocol
+    cdef object face
+    cdef dict extra
+    cdef bint edge
+    cdef bint closing
+    cdef bint started               # connection_made has returned
+    cdef bint protocol_connected    # connection_made has been called
+    cdef bint read_scheduled
+    cdef public bint _protocol_paused
+    cdef int conn_lost
+    cdef Py_ssize_t high_water
+    cdef Py_ssize_t low_water
+
+    cdef int _attach(self, BaseLoop loop, object sock, object protocol, object face,
+                     object extra) except -1
+    cdef int _enter_epoll(self, uint32_t edge_events) except -1
+    cdef Py_ssize_t _buffered(self)
+    cdef uint32_t _wanted(self)
+    cdef int _drop_buffer(self) except -1
+    cdef int _update_interest(self) except -1
+    cdef int _maybe_pause_protocol(self) except -1
+    cdef int _maybe_resume_protocol(self) except -1
+    cdef int _fatal_error(self, exc, str message) except -1
+    cdef int _call_connection_lost(self, exc) except -1
+    cdef int _release(self) except -1
