@@ -19,27 +19,22 @@ _STREAM_HOT = ("write", "writelines", "is_closing", "pause_reading", "resume_rea
 _DGRAM_HOT = ("sendto", "is_closing", "get_extra_info", "get_write_buffer_size")
 
 
-class SocketTransport(asyncio.transports._FlowControlMixin, asyncio.Transport):
-    """A TCP or Unix stream transport of corenet's loop.
+class _Face:
+    """What both faces do: hand every call to the engine, and warn about a transport that is
+    garbage collected while still open (as asyncio's do)."""
 
-    It is an ``asyncio.transports._FlowControlMixin`` too, as asyncio's socket transports
-    are, because asyncio's sendfile fallback insists on it; the engine keeps the flow
-    control state.
-    """
+    __slots__ = ()
+    _HOT: tuple[str, ...] = ()
 
-    __slots__ = ("_engine", "__weakref__") + _STREAM_HOT
-    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
-    _start_tls_compatible = True
-
-    def __init__(self, engine: _stream.StreamTransport) -> None:
+    def __init__(self, engine) -> None:
         self._engine = engine
-        for name in _STREAM_HOT:
+        for name in self._HOT:
             object.__setattr__(self, name, getattr(engine, name))
 
     def __repr__(self) -> str:
         e = self._engine
         state = "closing" if e.is_closing() else "open"
-        return f"<corenet.SocketTransport fd={e._sock.fileno()} {state}>"
+        return f"<corenet.{type(self).__name__} fd={e._sock.fileno()} {state}>"
 
     def __del__(self, _warn=warnings.warn) -> None:
         engine = getattr(self, "_engine", None)
@@ -53,12 +48,6 @@ class SocketTransport(asyncio.transports._FlowControlMixin, asyncio.Transport):
     def abort(self) -> None:
         self._engine.abort()
 
-    def write_eof(self) -> None:
-        self._engine.write_eof()
-
-    def can_write_eof(self) -> bool:
-        return True
-
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._engine.get_write_buffer_limits()
 
@@ -71,14 +60,34 @@ class SocketTransport(asyncio.transports._FlowControlMixin, asyncio.Transport):
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._engine.get_protocol()
 
-    # What asyncio's own helpers (sslproto, sendfile fallback) reach for.
-    @property
-    def _protocol_paused(self) -> bool:
-        return self._engine._protocol_paused
-
     @property
     def _sock(self):
         return self._engine._sock
+
+
+class SocketTransport(_Face, asyncio.transports._FlowControlMixin, asyncio.Transport):
+    """A TCP or Unix stream transport of corenet's loop.
+
+    It is an ``asyncio.transports._FlowControlMixin`` too, as asyncio's socket transports
+    are, because asyncio's sendfile fallback insists on it; the engine keeps the flow
+    control state.
+    """
+
+    _HOT = _STREAM_HOT
+    __slots__ = ("_engine", "__weakref__") + _STREAM_HOT
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    _start_tls_compatible = True
+
+    def write_eof(self) -> None:
+        self._engine.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    # What asyncio's own helpers (sslproto, sendfile) reach for.
+    @property
+    def _protocol_paused(self) -> bool:
+        return self._engine._protocol_paused
 
     @property
     def _loop(self):
@@ -94,47 +103,11 @@ class SocketTransport(asyncio.transports._FlowControlMixin, asyncio.Transport):
         self._engine._reset_empty_waiter()
 
 
-class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
+class DatagramTransport(_Face, asyncio.Transport, asyncio.DatagramTransport):
     """A UDP or Unix datagram transport of corenet's loop."""
 
+    _HOT = _DGRAM_HOT
     __slots__ = ("_engine", "__weakref__") + _DGRAM_HOT
-
-    def __init__(self, engine: _datagram.DatagramTransport) -> None:
-        self._engine = engine
-        for name in _DGRAM_HOT:
-            object.__setattr__(self, name, getattr(engine, name))
-
-    def __repr__(self) -> str:
-        state = "closing" if self._engine.is_closing() else "open"
-        return f"<corenet.DatagramTransport fd={self._engine._sock.fileno()} {state}>"
-
-    def __del__(self, _warn=warnings.warn) -> None:
-        engine = getattr(self, "_engine", None)
-        if engine is not None and engine._sock.fileno() >= 0 and not engine.is_closing():
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            engine.abort()
-
-    def close(self) -> None:
-        self._engine.close()
-
-    def abort(self) -> None:
-        self._engine.abort()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._engine.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._engine.set_write_buffer_limits(high, low)
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._engine.set_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._engine.get_protocol()
-
-    @property
-    def _sock(self):
-        return self._engine._sock
 
 
 def make_stream(loop, sock, protocol, waiter=None, extra=None, server=None) -> SocketTransport:
