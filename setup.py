@@ -20,7 +20,7 @@ def extensions():
     for pyx in sorted(ROOT.glob("corenet/**/*.pyx")) + sorted(ROOT.glob("resolver/**/*.pyx")):
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
-        exts.append(Extension(name, [str(rel)], extra_compile_args=CFLAGS))
+        exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS))
     return exts
 
 

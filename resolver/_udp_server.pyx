@@ -30,102 +30,15 @@ logger = logging.getLogger("resolver.server")
 
 cdef extern from *:
     """
-    #include <sys/socket.h>
-    #include <netinet/in.h>
-    #include <arpa/inet.h>
     #include <string.h>
-
-    #define CN_BATCH 64
-    #define CN_BUFSZ 4096
+    #include <sys/socket.h>
     #define CN_MAX_ACL 256
-
-    typedef struct {
-        struct mmsghdr rmsgs[CN_BATCH];
-        struct iovec riov[CN_BATCH];
-        struct sockaddr_storage raddr[CN_BATCH];
-        unsigned char rbuf[CN_BATCH][CN_BUFSZ];
-        struct mmsghdr smsgs[CN_BATCH];
-        struct iovec siov[CN_BATCH];
-        int nsend;
-    } cn_batch;
 
     typedef struct {
         int family;
         unsigned char net[16];
         unsigned char mask[16];
     } cn_acl_entry;
-
-    static int cn_recv(int fd, cn_batch *b) {
-        int i;
-        for (i = 0; i < CN_BATCH; i++) {
-            b->riov[i].iov_base = b->rbuf[i];
-            b->riov[i].iov_len = CN_BUFSZ;
-            memset(&b->rmsgs[i].msg_hdr, 0, sizeof(struct msghdr));
-            b->rmsgs[i].msg_hdr.msg_name = &b->raddr[i];
-            b->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-            b->rmsgs[i].msg_hdr.msg_iov = &b->riov[i];
-            b->rmsgs[i].msg_hdr.msg_iovlen = 1;
-            b->rmsgs[i].msg_len = 0;
-        }
-        return recvmmsg(fd, b->rmsgs, CN_BATCH, MSG_DONTWAIT, NULL);
-    }
-
-    /* Queue an answer to datagram i of the batch (data must stay alive until cn_flush). */
-    static void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) {
-        int k = b->nsend++;
-        b->siov[k].iov_base = (void *)data;
-        b->siov[k].iov_len = (size_t)len;
-        memset(&b->smsgs[k].msg_hdr, 0, sizeof(struct msghdr));
-        b->smsgs[k].msg_hdr.msg_name = &b->raddr[i];
-        b->smsgs[k].msg_hdr.msg_namelen = b->rmsgs[i].msg_hdr.msg_namelen;
-        b->smsgs[k].msg_hdr.msg_iov = &b->siov[k];
-        b->smsgs[k].msg_hdr.msg_iovlen = 1;
-    }
-
-    /* Send every queued answer; returns how many could not be sent. */
-    static int cn_flush(int fd, cn_batch *b) {
-        int done = 0, r, lost = 0;
-        while (done < b->nsend) {
-            r = sendmmsg(fd, b->smsgs + done, (unsigned int)(b->nsend - done), MSG_DONTWAIT);
-            if (r < 0) {
-                if (errno == EINTR) continue;
-                lost += 1;          /* drop this one (buffer full, unreachable...) */
-                done += 1;
-                continue;
-            }
-            done += r;
-        }
-        b->nsend = 0;
-        return lost;
-    }
-
-    static int cn_msg_flags(cn_batch *b, int i) { return b->rmsgs[i].msg_hdr.msg_flags; }
-    static unsigned int cn_msg_len(cn_batch *b, int i) { return b->rmsgs[i].msg_len; }
-    static unsigned char *cn_msg_buf(cn_batch *b, int i) { return b->rbuf[i]; }
-    static struct sockaddr_storage *cn_msg_addr(cn_batch *b, int i) { return &b->raddr[i]; }
-
-    /* The client address as (family, 16 bytes), v4-mapped v6 turned into v4. */
-    static int cn_addr_bytes(struct sockaddr_storage *ss, unsigned char *out, int *port) {
-        if (ss->ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)ss;
-            memset(out, 0, 16);
-            memcpy(out, &a->sin_addr, 4);
-            *port = ntohs(a->sin_port);
-            return AF_INET;
-        }
-        if (ss->ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-            *port = ntohs(a->sin6_port);
-            if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-                memset(out, 0, 16);
-                memcpy(out, ((unsigned char *)&a->sin6_addr) + 12, 4);
-                return AF_INET;
-            }
-            memcpy(out, &a->sin6_addr, 16);
-            return AF_INET6;
-        }
-        return -1;
-    }
 
     static int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) {
         int i, k, len = family == AF_INET ? 4 : 16;
@@ -137,47 +50,15 @@ cdef extern from *:
         }
         return 0;
     }
-
-    static PyObject *cn_addr_tuple(struct sockaddr_storage *ss) {
-        char text[INET6_ADDRSTRLEN];
-        if (ss->ss_family == AF_INET) {
-            struct sockaddr_in *a = (struct sockaddr_in *)ss;
-            inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-            return Py_BuildValue("(si)", text, (int)ntohs(a->sin_port));
-        }
-        if (ss->ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-            return Py_BuildValue("(siII)", text, (int)ntohs(a->sin6_port),
-                                 (unsigned int)ntohl(a->sin6_flowinfo),
-                                 (unsigned int)a->sin6_scope_id);
-        }
-        Py_RETURN_NONE;
-    }
     """
-    int CN_BATCH
     int CN_MAX_ACL
-    int MSG_TRUNC
-    int AF_INET
-    int AF_INET6
-    ctypedef struct cn_batch:
-        int nsend
     ctypedef struct cn_acl_entry:
         int family
         unsigned char net[16]
         unsigned char mask[16]
-    struct sockaddr_storage:
-        pass
-    int cn_recv(int fd, cn_batch *b) nogil
-    void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) nogil
-    int cn_flush(int fd, cn_batch *b) nogil
-    int cn_msg_flags(cn_batch *b, int i) nogil
-    unsigned int cn_msg_len(cn_batch *b, int i) nogil
-    unsigned char *cn_msg_buf(cn_batch *b, int i) nogil
-    sockaddr_storage *cn_msg_addr(cn_batch *b, int i) nogil
-    int cn_addr_bytes(sockaddr_storage *ss, unsigned char *out, int *port) nogil
     int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) nogil
-    object cn_addr_tuple(sockaddr_storage *ss)
+
+from corenet.batch cimport *
 
 from libc.stdlib cimport malloc, free
 

@@ -1,0 +1,23 @@
+# Batched datagram I/O (recvmmsg/sendmmsg) for Cython code on corenet's loop; see
+# corenet/include/batch.h. A caller keeps a cn_batch per socket, calls cn_recv when the
+# socket is readable, reads each datagram with cn_msg_*, queues answers with cn_queue (the
+# data must stay alive until cn_flush) and sends them all with cn_flush.
+cdef extern from "corenet/include/batch.h":
+    int CN_BATCH
+    int CN_BUFSZ
+    int MSG_TRUNC
+    int AF_INET
+    int AF_INET6
+    ctypedef struct cn_batch:
+        int nsend
+    struct sockaddr_storage:
+        pass
+    int cn_recv(int fd, cn_batch *b) nogil
+    void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) nogil
+    int cn_flush(int fd, cn_batch *b) nogil
+    int cn_msg_flags(cn_batch *b, int i) nogil
+    unsigned int cn_msg_len(cn_batch *b, int i) nogil
+    unsigned char *cn_msg_buf(cn_batch *b, int i) nogil
+    sockaddr_storage *cn_msg_addr(cn_batch *b, int i) nogil
+    int cn_addr_bytes(sockaddr_storage *ss, unsigned char *out, int *port) nogil
+    object cn_addr_tuple(sockaddr_storage *ss)
