@@ -9,8 +9,9 @@ a truncated answer is retried over TCP with the 2-byte length prefix.
 """
 from __future__ import annotations
 
+import _socket
 import asyncio
-import random
+import os
 import socket
 import struct
 import time
@@ -18,7 +19,19 @@ import time
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.wire import WireError, build_query, parse_response
 
-_sysrand = random.SystemRandom()
+_ids: list[int] = []
+
+
+def _fresh_id() -> int:
+    """A query ID from the kernel's CSPRNG, drawn 256 at a time (one getrandom call per 256
+    queries instead of one per query; each ID is still used once)."""
+    if not _ids:
+        raw = os.urandom(512)
+        _ids.extend(int.from_bytes(raw[i:i + 2], "big") for i in range(0, 512, 2))
+    return _ids.pop()
+
+
+_DGRAM_NB = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
 class UpstreamTimeout(Exception):
@@ -57,9 +70,10 @@ async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: by
     """
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
-    sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
+    # The C-level socket, created non-blocking: no Python-level socket.socket __init__ and no
+    # separate ioctl for setblocking(False).
+    sock = _socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, _DGRAM_NB)
     try:
-        sock.setblocking(False)
         sock.connect((addr, port))
         sock.send(wire)
     except OSError as exc:
@@ -156,7 +170,7 @@ async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, 
     """
     question = qname + struct.pack("!HH", qtype, qclass)
     for attempt in range(2):
-        qid = _sysrand.getrandbits(16)
+        qid = _fresh_id()
         wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
                            payload=EDNS_BUFFER_SIZE)
         if stats is not None:
