@@ -149,6 +149,9 @@ class Resolver:
         self._msgs = self.cache.messages.table
         self._inflight: dict[tuple, asyncio.Future] = {}
         self._background: set[asyncio.Task] = set()
+        self._closing = False
+        self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
+        self._hints_src = None
 
     # ---- the cache-hit path ----------------------------------------------------------------
     def resolve_cached(self, query: bytes) -> bytes | None:
@@ -335,22 +338,49 @@ class Resolver:
 
     # ---- resolution ---------------------------------------------------------------------------
     async def _resolution(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        """One resolution per distinct question in flight, run as its own task so that a
-        caller giving up (cancelled) does not cancel it for the others waiting on it."""
+        """One resolution per distinct question in flight.
+
+        The first caller runs it inline, in its own task (no task, shield and done-callback
+        hops per miss); later identical callers wait on its shared future. If that first caller
+        is cancelled while others wait, the resolution is handed to a task of its own, so a
+        caller giving up never cancels it for the others.
+        """
         key = (qname.lower(), qtype, qclass)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._bounded(qname, qtype, qclass))
-            self._inflight[key] = task
-
-            def forget(t: asyncio.Task, key=key) -> None:
-                if self._inflight.get(key) is t:
-                    del self._inflight[key]
-
-            task.add_done_callback(forget)
-        else:
+        shared = self._inflight.get(key)
+        if shared is not None:
             self.stats.coalesced += 1
-        return await asyncio.shield(task)
+            shared.waiters += 1
+            return await asyncio.shield(shared.fut)
+        loop = asyncio.get_running_loop()
+        shared = self._inflight[key] = _Shared(loop.create_future(), asyncio.current_task())
+        try:
+            res = await self._bounded(qname, qtype, qclass)
+        except asyncio.CancelledError:
+            shared.owner = None
+            if shared.waiters and not self._closing and not shared.fut.done():
+                task = shared.task = loop.create_task(self._bounded(qname, qtype, qclass))
+                task.add_done_callback(lambda t: self._handed_over(key, shared, t))
+            else:
+                self._forget(key, shared)
+                shared.fut.cancel()
+            raise
+        self._forget(key, shared)
+        if not shared.fut.done():
+            shared.fut.set_result(res)
+        return res
+
+    def _forget(self, key: tuple, shared: "_Shared") -> None:
+        if self._inflight.get(key) is shared:
+            del self._inflight[key]
+
+    def _handed_over(self, key: tuple, shared: "_Shared", task: asyncio.Task) -> None:
+        self._forget(key, shared)
+        if shared.fut.done():
+            return
+        if task.cancelled():
+            shared.fut.cancel()
+        else:
+            shared.fut.set_result(task.result())     # _bounded never raises
 
     async def _bounded(self, qname: bytes, qtype: int, qclass: int) -> Result:
         """The iterator run under the total-time limit; never raises (a bug is a logged
@@ -370,7 +400,11 @@ class Resolver:
             return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
     async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        iterator = Iterator(qname, qtype, qclass, self.cache, self.hints, self.clock,
+        hints = self._hints
+        if hints is None or hints.ipv6 != self.ipv6 or self._hints_src is not self.hints:
+            hints = self._hints = it.Hints(self.hints, self.ipv6)
+            self._hints_src = self.hints
+        iterator = Iterator(qname, qtype, qclass, self.cache, hints, self.clock,
                             limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
                             validator=self.validator, stats=self.stats, dnssec=self.dnssec)
         action = iterator.start()
@@ -445,11 +479,37 @@ class Resolver:
 
     async def close(self) -> None:
         """Cancels background refreshes (prefetches) and resolutions still in flight."""
-        tasks = list(self._background) + list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._closing = True
+        try:
+            shared = list(self._inflight.values())
+            tasks = list(self._background) + [s.task for s in shared if s.task is not None]
+            for task in tasks:
+                task.cancel()
+            # Resolutions running inline in their first caller's task: cancel that task and
+            # wait until the resolution has unwound (its sockets closed).
+            owned = [s.fut for s in shared if s.owner is not None]
+            for s in shared:
+                if s.owner is not None and s.owner is not asyncio.current_task():
+                    s.owner.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if owned:
+                await asyncio.wait(owned, timeout=self.limits.max_query_time)
+        finally:
+            self._closing = False
+
+
+class _Shared:
+    """A resolution in flight: its result future for the identical callers waiting on it, the
+    task of the caller running it inline (``owner``) or the task it was handed to."""
+
+    __slots__ = ("fut", "owner", "task", "waiters")
+
+    def __init__(self, fut: asyncio.Future, owner: asyncio.Task | None) -> None:
+        self.fut = fut
+        self.owner = owner
+        self.task: asyncio.Task | None = None
+        self.waiters = 0
 
 
 def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:

@@ -112,6 +112,26 @@ class Bogus(Exception):
     """Raised by a validator for data that fails validation; the client query gets SERVFAIL."""
 
 
+class Hints:
+    """Root hints indexed for the iterator: built once per resolver and shared read-only by
+    its iterators, rather than re-indexed for every client query."""
+
+    __slots__ = ("names", "addrs", "ipv6")
+
+    def __init__(self, hints: list[tuple[bytes, str]], ipv6: bool = False) -> None:
+        self.ipv6 = ipv6
+        self.names: list[bytes] = []
+        self.addrs: dict[bytes, list[str]] = {}
+        for name, addr in hints:
+            if ":" in addr and not ipv6:
+                continue
+            key = name.lower()
+            if key not in self.addrs:
+                self.names.append(name)
+                self.addrs[key] = []
+            self.addrs[key].append(addr)
+
+
 class Iterator:
     """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
 
@@ -132,16 +152,10 @@ class Iterator:
         #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
         self.aggressive: set[bytes] = set()
         self.stats = stats
-        self.hint_names = []
-        self.hint_addrs: dict[bytes, list[str]] = {}
-        for name, addr in hints:
-            if ":" in addr and not ipv6:
-                continue
-            key = name.lower()
-            if key not in self.hint_addrs:
-                self.hint_names.append(name)
-                self.hint_addrs[key] = []
-            self.hint_addrs[key].append(addr)
+        if not isinstance(hints, Hints):       # the engine passes its own, built once
+            hints = Hints(hints, ipv6)
+        self.hint_names = hints.names
+        self.hint_addrs = hints.addrs
         self.queries = 0
         self.t0 = clock()
         self.stack: set = set()
