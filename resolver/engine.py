@@ -351,14 +351,17 @@ class Resolver:
             self.stats.coalesced += 1
             shared.waiters += 1
             return await asyncio.shield(shared.fut)
+        # The loop is looked up once per miss and handed down: get_running_loop() and
+        # current_task() without a loop each cost a getpid() system call on this Python.
         loop = asyncio.get_running_loop()
-        shared = self._inflight[key] = _Shared(loop.create_future(), asyncio.current_task())
+        shared = self._inflight[key] = _Shared(loop.create_future(), asyncio.current_task(loop))
         try:
-            res = await self._bounded(qname, qtype, qclass)
+            res = await self._bounded(qname, qtype, qclass, loop)
         except asyncio.CancelledError:
             shared.owner = None
             if shared.waiters and not self._closing and not shared.fut.done():
-                task = shared.task = loop.create_task(self._bounded(qname, qtype, qclass))
+                task = shared.task = loop.create_task(self._bounded(qname, qtype, qclass,
+                                                                     loop))
                 task.add_done_callback(lambda t: self._handed_over(key, shared, t))
             else:
                 self._forget(key, shared)
@@ -382,24 +385,37 @@ class Resolver:
         else:
             shared.fut.set_result(task.result())     # _bounded never raises
 
-    async def _bounded(self, qname: bytes, qtype: int, qclass: int) -> Result:
+    async def _bounded(self, qname: bytes, qtype: int, qclass: int,
+                       loop: asyncio.AbstractEventLoop) -> Result:
         """The iterator run under the total-time limit; never raises (a bug is a logged
-        SERVFAIL, not a crash of the caller)."""
+        SERVFAIL, not a crash of the caller).
+
+        The limit works as ``asyncio.timeout`` does (cancel the task when it expires, turn
+        that one cancellation back into a time-out, leave any other one alone), with one
+        timer handle and no Timeout object, ``current_task()`` or ``get_running_loop()`` per
+        miss; ``wait_for`` would also wrap the coroutine in one more Task.
+        """
+        task = asyncio.current_task(loop)
+        cancelling = task.cancelling()
+        fired = [False]
+        timer = loop.call_later(self.limits.max_query_time, _time_up, task, fired)
         try:
-            # asyncio.timeout, not wait_for: wait_for wraps the coroutine in one more Task.
-            async with asyncio.timeout(self.limits.max_query_time):
-                return await self._drive(qname, qtype, qclass)
-        except TimeoutError:
+            try:
+                return await self._drive(qname, qtype, qclass, loop)
+            finally:
+                timer.cancel()
+        except asyncio.CancelledError:
+            if not (fired[0] and task.uncancel() <= cancelling):
+                raise
             reason = f"time limit ({self.limits.max_query_time}s) reached"
             log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
             return Result(it.SERVFAIL, reason=reason, time_exhausted=True)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:       # pragma: no cover - a bug, reported and contained
             log.exception("resolving %s/%d failed", to_text(qname), qtype)
             return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
-    async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
+    async def _drive(self, qname: bytes, qtype: int, qclass: int,
+                     loop: asyncio.AbstractEventLoop) -> Result:
         hints = self._hints
         if hints is None or hints.ipv6 != self.ipv6 or self._hints_src is not self.hints:
             hints = self._hints = it.Hints(self.hints, self.ipv6)
@@ -421,7 +437,8 @@ class Resolver:
                 wire, rtt, parsed = await exchange(server, self.port, action.qname, action.qtype,
                                            action.qclass, timeout=timeout,
                                            edns=infra.edns(server), do=True,
-                                           limits=self.limits, stats=self.stats, infra=infra)
+                                           limits=self.limits, stats=self.stats, infra=infra,
+                                           loop=loop)
             except UpstreamTimeout:
                 self.stats.upstream_timeouts += 1
                 infra.record_timeout(server, self.clock())
@@ -480,6 +497,7 @@ class Resolver:
     async def close(self) -> None:
         """Cancels background refreshes (prefetches) and resolutions still in flight."""
         self._closing = True
+        loop = asyncio.get_running_loop()
         try:
             shared = list(self._inflight.values())
             tasks = list(self._background) + [s.task for s in shared if s.task is not None]
@@ -489,7 +507,7 @@ class Resolver:
             # wait until the resolution has unwound (its sockets closed).
             owned = [s.fut for s in shared if s.owner is not None]
             for s in shared:
-                if s.owner is not None and s.owner is not asyncio.current_task():
+                if s.owner is not None and s.owner is not asyncio.current_task(loop):
                     s.owner.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -497,6 +515,11 @@ class Resolver:
                 await asyncio.wait(owned, timeout=self.limits.max_query_time)
         finally:
             self._closing = False
+
+
+def _time_up(task: asyncio.Task, fired: list) -> None:
+    fired[0] = True
+    task.cancel()
 
 
 class _Shared:

@@ -178,14 +178,16 @@ async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
 
 async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,
                    timeout: float, edns: bool = True, do: bool = True,
-                   limits: Limits = DEFAULT, stats=None, infra=None) -> tuple[bytes, float, object]:
+                   limits: Limits = DEFAULT, stats=None, infra=None,
+                   loop: asyncio.AbstractEventLoop | None = None) -> tuple[bytes, float, object]:
     """Asks one server; returns (reply wire, rtt of the UDP exchange, wire.Parsed reply).
 
     Raises UpstreamTimeout or UpstreamFailure. Retries without EDNS on FORMERR and over TCP
     on TC, each at most once.
     """
     question = qname + struct.pack("!HH", qtype, qclass)
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     for attempt in range(2):
         qid = _fresh_id()
         wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
