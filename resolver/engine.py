@@ -149,6 +149,9 @@ class Resolver:
         self._msgs = self.cache.messages.table
         self._inflight: dict[tuple, asyncio.Future] = {}
         self._background: set[asyncio.Task] = set()
+        self._closing = False
+        self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
+        self._hints_src = None
 
     # ---- the cache-hit path ----------------------------------------------------------------
     def resolve_cached(self, query: bytes) -> bytes | None:
@@ -335,42 +338,89 @@ class Resolver:
 
     # ---- resolution ---------------------------------------------------------------------------
     async def _resolution(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        """One resolution per distinct question in flight, run as its own task so that a
-        caller giving up (cancelled) does not cancel it for the others waiting on it."""
+        """One resolution per distinct question in flight.
+
+        The first caller runs it inline, in its own task (no task, shield and done-callback
+        hops per miss); later identical callers wait on its shared future. If that first caller
+        is cancelled while others wait, the resolution is handed to a task of its own, so a
+        caller giving up never cancels it for the others.
+        """
         key = (qname.lower(), qtype, qclass)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._bounded(qname, qtype, qclass))
-            self._inflight[key] = task
-
-            def forget(t: asyncio.Task, key=key) -> None:
-                if self._inflight.get(key) is t:
-                    del self._inflight[key]
-
-            task.add_done_callback(forget)
-        else:
+        shared = self._inflight.get(key)
+        if shared is not None:
             self.stats.coalesced += 1
-        return await asyncio.shield(task)
-
-    async def _bounded(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        """The iterator run under the total-time limit; never raises (a bug is a logged
-        SERVFAIL, not a crash of the caller)."""
+            shared.waiters += 1
+            return await asyncio.shield(shared.fut)
+        # The loop is looked up once per miss and handed down: get_running_loop() and
+        # current_task() without a loop each cost a getpid() system call on this Python.
+        loop = asyncio.get_running_loop()
+        shared = self._inflight[key] = _Shared(loop.create_future(), asyncio.current_task(loop))
         try:
-            # asyncio.timeout, not wait_for: wait_for wraps the coroutine in one more Task.
-            async with asyncio.timeout(self.limits.max_query_time):
-                return await self._drive(qname, qtype, qclass)
-        except TimeoutError:
+            res = await self._bounded(qname, qtype, qclass, loop)
+        except asyncio.CancelledError:
+            shared.owner = None
+            if shared.waiters and not self._closing and not shared.fut.done():
+                task = shared.task = loop.create_task(self._bounded(qname, qtype, qclass,
+                                                                     loop))
+                task.add_done_callback(lambda t: self._handed_over(key, shared, t))
+            else:
+                self._forget(key, shared)
+                shared.fut.cancel()
+            raise
+        self._forget(key, shared)
+        if not shared.fut.done():
+            shared.fut.set_result(res)
+        return res
+
+    def _forget(self, key: tuple, shared: "_Shared") -> None:
+        if self._inflight.get(key) is shared:
+            del self._inflight[key]
+
+    def _handed_over(self, key: tuple, shared: "_Shared", task: asyncio.Task) -> None:
+        self._forget(key, shared)
+        if shared.fut.done():
+            return
+        if task.cancelled():
+            shared.fut.cancel()
+        else:
+            shared.fut.set_result(task.result())     # _bounded never raises
+
+    async def _bounded(self, qname: bytes, qtype: int, qclass: int,
+                       loop: asyncio.AbstractEventLoop) -> Result:
+        """The iterator run under the total-time limit; never raises (a bug is a logged
+        SERVFAIL, not a crash of the caller).
+
+        The limit works as ``asyncio.timeout`` does (cancel the task when it expires, turn
+        that one cancellation back into a time-out, leave any other one alone), with one
+        timer handle and no Timeout object, ``current_task()`` or ``get_running_loop()`` per
+        miss; ``wait_for`` would also wrap the coroutine in one more Task.
+        """
+        task = asyncio.current_task(loop)
+        cancelling = task.cancelling()
+        fired = [False]
+        timer = loop.call_later(self.limits.max_query_time, _time_up, task, fired)
+        try:
+            try:
+                return await self._drive(qname, qtype, qclass, loop)
+            finally:
+                timer.cancel()
+        except asyncio.CancelledError:
+            if not (fired[0] and task.uncancel() <= cancelling):
+                raise
             reason = f"time limit ({self.limits.max_query_time}s) reached"
             log.info("SERVFAIL %s/%d: %s", to_text(qname), qtype, reason)
             return Result(it.SERVFAIL, reason=reason, time_exhausted=True)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:       # pragma: no cover - a bug, reported and contained
             log.exception("resolving %s/%d failed", to_text(qname), qtype)
             return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
-    async def _drive(self, qname: bytes, qtype: int, qclass: int) -> Result:
-        iterator = Iterator(qname, qtype, qclass, self.cache, self.hints, self.clock,
+    async def _drive(self, qname: bytes, qtype: int, qclass: int,
+                     loop: asyncio.AbstractEventLoop) -> Result:
+        hints = self._hints
+        if hints is None or hints.ipv6 != self.ipv6 or self._hints_src is not self.hints:
+            hints = self._hints = it.Hints(self.hints, self.ipv6)
+            self._hints_src = self.hints
+        iterator = Iterator(qname, qtype, qclass, self.cache, hints, self.clock,
                             limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
                             validator=self.validator, stats=self.stats, dnssec=self.dnssec)
         action = iterator.start()
@@ -387,7 +437,8 @@ class Resolver:
                 wire, rtt, parsed = await exchange(server, self.port, action.qname, action.qtype,
                                            action.qclass, timeout=timeout,
                                            edns=infra.edns(server), do=True,
-                                           limits=self.limits, stats=self.stats, infra=infra)
+                                           limits=self.limits, stats=self.stats, infra=infra,
+                                           loop=loop)
             except UpstreamTimeout:
                 self.stats.upstream_timeouts += 1
                 infra.record_timeout(server, self.clock())
@@ -445,11 +496,43 @@ class Resolver:
 
     async def close(self) -> None:
         """Cancels background refreshes (prefetches) and resolutions still in flight."""
-        tasks = list(self._background) + list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        try:
+            shared = list(self._inflight.values())
+            tasks = list(self._background) + [s.task for s in shared if s.task is not None]
+            for task in tasks:
+                task.cancel()
+            # Resolutions running inline in their first caller's task: cancel that task and
+            # wait until the resolution has unwound (its sockets closed).
+            owned = [s.fut for s in shared if s.owner is not None]
+            for s in shared:
+                if s.owner is not None and s.owner is not asyncio.current_task(loop):
+                    s.owner.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if owned:
+                await asyncio.wait(owned, timeout=self.limits.max_query_time)
+        finally:
+            self._closing = False
+
+
+def _time_up(task: asyncio.Task, fired: list) -> None:
+    fired[0] = True
+    task.cancel()
+
+
+class _Shared:
+    """A resolution in flight: its result future for the identical callers waiting on it, the
+    task of the caller running it inline (``owner``) or the task it was handed to."""
+
+    __slots__ = ("fut", "owner", "task", "waiters")
+
+    def __init__(self, fut: asyncio.Future, owner: asyncio.Task | None) -> None:
+        self.fut = fut
+        self.owner = owner
+        self.task: asyncio.Task | None = None
+        self.waiters = 0
 
 
 def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:

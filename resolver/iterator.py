@@ -112,6 +112,26 @@ class Bogus(Exception):
     """Raised by a validator for data that fails validation; the client query gets SERVFAIL."""
 
 
+class Hints:
+    """Root hints indexed for the iterator: built once per resolver and shared read-only by
+    its iterators, rather than re-indexed for every client query."""
+
+    __slots__ = ("names", "addrs", "ipv6")
+
+    def __init__(self, hints: list[tuple[bytes, str]], ipv6: bool = False) -> None:
+        self.ipv6 = ipv6
+        self.names: list[bytes] = []
+        self.addrs: dict[bytes, list[str]] = {}
+        for name, addr in hints:
+            if ":" in addr and not ipv6:
+                continue
+            key = name.lower()
+            if key not in self.addrs:
+                self.names.append(name)
+                self.addrs[key] = []
+            self.addrs[key].append(addr)
+
+
 class Iterator:
     """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
 
@@ -132,16 +152,10 @@ class Iterator:
         #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
         self.aggressive: set[bytes] = set()
         self.stats = stats
-        self.hint_names = []
-        self.hint_addrs: dict[bytes, list[str]] = {}
-        for name, addr in hints:
-            if ":" in addr and not ipv6:
-                continue
-            key = name.lower()
-            if key not in self.hint_addrs:
-                self.hint_names.append(name)
-                self.hint_addrs[key] = []
-            self.hint_addrs[key].append(addr)
+        if not isinstance(hints, Hints):       # the engine passes its own, built once
+            hints = Hints(hints, ipv6)
+        self.hint_names = hints.names
+        self.hint_addrs = hints.addrs
         self.queries = 0
         self.t0 = clock()
         self.stack: set = set()
@@ -266,9 +280,11 @@ class Iterator:
         for t in types:
             e = self.cache.rrsets.get(ns, t, self.qclass, now)
             if e is not None and e.negative is None:
-                for rd in e.rdatas:
-                    addr = _addr_text(t, rd)
-                    if addr and addr not in out:
+                texts = e.addrs
+                if texts is None:       # converted once per cached rrset, not per query
+                    texts = e.addrs = [a for a in (_addr_text(t, rd) for rd in e.rdatas) if a]
+                for addr in texts:
+                    if addr not in out:
                         out.append(addr)
         return out
 
@@ -422,18 +438,20 @@ class Iterator:
             rr.store_records(dsrecs, C.NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
 
-    def _cache_answer(self, m, zone: bytes, now: float) -> None:
+    def _cache_answer(self, m, zone: bytes, now: float, in_zone: list | None = None) -> None:
         rank = C.VALIDATED if m.security == SECURE else (
             C.AUTH_ANSWER if m.aa else C.NONAUTH_ANSWER)
-        recs = [r for r in _in_zone(m.answer, zone) if r[1] != RRSIG]
-        sigs = [r for r in _in_zone(m.answer, zone) if r[1] == RRSIG]
+        if in_zone is None:
+            in_zone = _in_zone(m.answer, zone)
+        recs = [r for r in in_zone if r[1] != RRSIG]
+        sigs = [r for r in in_zone if r[1] == RRSIG]
         if recs:
             self.cache.rrsets.store_records(recs, rank, now, sigs)
 
     def _final(self, m, zone: bytes, name: bytes, qtype: int, now: float) -> _Step:
         """Interprets the authoritative reply to the full question."""
         answer = _in_zone(m.answer, zone)
-        self._cache_answer(m, zone, now)
+        self._cache_answer(m, zone, now, answer)
         out: list = []
         cur = name
         for _ in range(len(answer) + 1):

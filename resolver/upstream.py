@@ -9,8 +9,9 @@ a truncated answer is retried over TCP with the 2-byte length prefix.
 """
 from __future__ import annotations
 
+import _socket
 import asyncio
-import random
+import os
 import socket
 import struct
 import time
@@ -18,7 +19,19 @@ import time
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.wire import WireError, build_query, parse_response
 
-_sysrand = random.SystemRandom()
+_ids: list[int] = []
+
+
+def _fresh_id() -> int:
+    """A query ID from the kernel's CSPRNG, drawn 256 at a time (one getrandom call per 256
+    queries instead of one per query; each ID is still used once)."""
+    if not _ids:
+        raw = os.urandom(512)
+        _ids.extend(int.from_bytes(raw[i:i + 2], "big") for i in range(0, 512, 2))
+    return _ids.pop()
+
+
+_DGRAM_NB = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
 
 class UpstreamTimeout(Exception):
@@ -41,65 +54,82 @@ def _matches(data: bytes, qid: int, question: bytes) -> bool:
             and data[12:12 + len(question)] == question)
 
 
-def _expire(fut: asyncio.Future, addr: str) -> None:
-    if not fut.done():
-        fut.set_exception(UpstreamTimeout(addr))
+class _UDPQuery:
+    """One UDP query in flight: a connected socket of our own (the kernel picks a random
+    ephemeral source port and drops datagrams from any other address before they reach us),
+    watched with ``add_reader`` rather than wrapped in a transport: a query is one send and
+    (usually) one receive, and a transport with its protocol costs more than the whole
+    exchange. ``fut`` gets (reply wire, wire.Parsed); ``close()`` must follow, also on
+    cancellation. A plain object, so that awaiting it costs no coroutine of its own."""
 
+    __slots__ = ("fut", "sock", "fd", "timer", "loop", "addr", "qid", "question", "stats",
+                 "limits")
 
-async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
-                       timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
-    """(reply wire, its wire.Parsed) of the first acceptable datagram.
+    def __init__(self, loop, addr: str, port: int, wire: bytes, qid: int, question: bytes,
+                 timeout: float, stats, limits: Limits) -> None:
+        # The C-level socket, created non-blocking: no Python-level socket.socket __init__
+        # and no separate ioctl for setblocking(False).
+        sock = _socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, _DGRAM_NB)
+        try:
+            sock.connect((addr, port))
+            sock.send(wire)
+        except OSError as exc:
+            sock.close()
+            raise UpstreamFailure(f"{addr}: {exc}") from None
+        self.loop, self.addr, self.qid, self.question = loop, addr, qid, question
+        self.stats, self.limits = stats, limits
+        self.sock = sock
+        self.fut = loop.create_future()
+        self.fd = fd = sock.fileno()
+        loop.add_reader(fd, self._readable)
+        self.timer = loop.call_later(timeout, self._expire)
 
-    A connected socket of our own: the kernel picks a random ephemeral source port and
-    drops datagrams from any other address before they reach us. It is watched with
-    ``add_reader`` rather than wrapped in a transport: a query is one send and (usually)
-    one receive, and a transport with its protocol costs more than the whole exchange.
-    """
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    sock = socket.socket(_family(addr), socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        sock.connect((addr, port))
-        sock.send(wire)
-    except OSError as exc:
-        sock.close()
-        raise UpstreamFailure(f"{addr}: {exc}") from None
-    recv = sock.recv
+    def _expire(self) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(UpstreamTimeout(self.addr))
 
-    def readable() -> None:
+    def _readable(self) -> None:
+        fut, recv, stats = self.fut, self.sock.recv, self.stats
         while not fut.done():
             try:
                 data = recv(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:       # ICMP unreachable on the connected socket
-                fut.set_exception(UpstreamFailure(f"{addr}: {exc}"))
+                fut.set_exception(UpstreamFailure(f"{self.addr}: {exc}"))
                 return
-            if not _matches(data, qid, question):
+            if not _matches(data, self.qid, self.question):
                 if stats is not None:
                     stats.dropped_mismatched += 1
                 continue
             # Parsed here so that a malformed datagram (an off-path forgery that guessed the
             # ID, or a broken server) is dropped and the real answer still awaited.
             try:
-                parsed = parse_response(data, limits.max_pointer_jumps,
-                                        limits.max_records_per_section)
+                parsed = parse_response(data, self.limits.max_pointer_jumps,
+                                        self.limits.max_records_per_section)
             except WireError:
                 if stats is not None:
                     stats.dropped_malformed += 1
                 continue
             fut.set_result((data, parsed))
 
-    fd = sock.fileno()
-    loop.add_reader(fd, readable)
-    timer = loop.call_later(timeout, _expire, fut, addr)
+    def close(self) -> None:
+        if self.sock is not None:
+            self.timer.cancel()
+            self.loop.remove_reader(self.fd)
+            self.sock.close()
+            self.sock = None
+
+
+async def udp_exchange(addr: str, port: int, wire: bytes, qid: int, question: bytes,
+                       timeout: float, stats=None, limits: Limits = DEFAULT) -> tuple:
+    """(reply wire, its wire.Parsed) of the first acceptable datagram (see _UDPQuery)."""
+    q = _UDPQuery(asyncio.get_running_loop(), addr, port, wire, qid, question, timeout,
+                  stats, limits)
     try:
-        return await fut
+        return await q.fut
     finally:
-        timer.cancel()
-        loop.remove_reader(fd)
-        sock.close()
+        q.close()
 
 
 class _TCPQuery(asyncio.Protocol):
@@ -148,22 +178,28 @@ async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
 
 async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,
                    timeout: float, edns: bool = True, do: bool = True,
-                   limits: Limits = DEFAULT, stats=None, infra=None) -> tuple[bytes, float, object]:
+                   limits: Limits = DEFAULT, stats=None, infra=None,
+                   loop: asyncio.AbstractEventLoop | None = None) -> tuple[bytes, float, object]:
     """Asks one server; returns (reply wire, rtt of the UDP exchange, wire.Parsed reply).
 
     Raises UpstreamTimeout or UpstreamFailure. Retries without EDNS on FORMERR and over TCP
     on TC, each at most once.
     """
     question = qname + struct.pack("!HH", qtype, qclass)
+    if loop is None:
+        loop = asyncio.get_running_loop()
     for attempt in range(2):
-        qid = _sysrand.getrandbits(16)
+        qid = _fresh_id()
         wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
                            payload=EDNS_BUFFER_SIZE)
         if stats is not None:
             stats.upstream_queries += 1
         t0 = time.monotonic()
-        reply, parsed = await udp_exchange(addr, port, wire, qid, question, timeout, stats,
-                                           limits)
+        q = _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
+        try:
+            reply, parsed = await q.fut
+        finally:
+            q.close()
         rtt = time.monotonic() - t0
         rcode = reply[3] & 0x0F
         if rcode == 1 and edns and attempt == 0:
