@@ -72,6 +72,8 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
     udp_limit[0] = 512
     if p[3] & 0x10:
         variant |= 4
+    if p[3] & 0x20:
+        variant |= 8
     if _u16(p + 10) == 1:
         pos = qend
         if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:

@@ -207,8 +207,8 @@ class Resolver:
         edns, do = m.edns, bool(m.edns_flags & 0x8000)
         if edns and (m.edns_flags >> 16) & 0xFF:
             return self._error(q, 16, m)           # BADVERS
-        cd = bool(m.flags & 0x0010)
-        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+        cd, ad_asked = bool(m.flags & 0x0010), bool(m.flags & 0x0020)
+        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0) | (8 if ad_asked else 0)
         key = cache_key(m.qname, m.qtype, m.qclass, variant)
         qend = 12 + len(m.question)
         self.stats.cache_misses += 1
@@ -228,8 +228,8 @@ class Resolver:
                 self.stats.stale_answers += 1
                 return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
             self.stats.servfail += 1
-        ad = res.security == it.SECURE and not cd and (do or bool(m.flags & 0x0020))
-        wire = self._response(res, m.question, m.qtype, edns, do, ad)
+        ad = res.security == it.SECURE and not cd and (do or ad_asked)
+        wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
@@ -243,14 +243,17 @@ class Resolver:
                               edns=bool(m is not None and m.edns), rcode=rcode)
 
     def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
-                  ad: bool = False) -> bytes:
+                  ad: bool = False, cd: bool = False) -> bytes:
+        """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
+        cache may do as CD is part of its key."""
         answer, authority = res.answer, res.authority
         if res.rcode == it.SERVFAIL:
             answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
             answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
             authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
-        return build_response(0, 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0), question,
+        flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
+        return build_response(0, flags, question,
                               answer, authority, [],
                               edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
 
@@ -261,7 +264,8 @@ class Resolver:
         rdtype = dns.rdatatype.RdataType.make(rdtype)
         rdclass = dns.rdataclass.RdataClass.make(rdclass)
         name = _name_wire(qname)
-        key = cache_key(name, rdtype, rdclass, 0)
+        # AD set and no EDNS: the answer below is the one a wire query with just AD gets
+        key = cache_key(name, rdtype, rdclass, 8)
         now = self.clock()
         e = self._msgs.get(key)
         if e is not None and e.expires >= now:
@@ -420,9 +424,10 @@ class Resolver:
                 res = await self._resolution(name, qtype, qclass)
                 if res.rcode in (it.NOERROR, it.NXDOMAIN) and res.security != it.BOGUS:
                     question = e.wire[12:e.qend]
+                    cd = bool(variant & 4)
+                    ad = res.security == it.SECURE and not cd and bool(variant & 10)
                     wire = self._response(res, question, qtype, bool(variant & 1),
-                                          bool(variant & 2),
-                                          res.security == it.SECURE and bool(e.wire[3] & 0x20))
+                                          bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())
             finally:
                 e.prefetching = False

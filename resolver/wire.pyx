@@ -128,7 +128,8 @@ def parse_query(bytes q):
     """Header and question of a client query, for a cache lookup without dnspython.
 
     Returns ``(key, qend)`` where ``key`` is the cache key (lower-cased qname, type, class and a
-    variant byte: bit 0 EDNS present, bit 1 DO, bit 2 CD) and ``qend`` the offset just past the
+    variant byte: bit 0 EDNS present, bit 1 DO, bit 2 CD, bit 3 AD: each changes the answer,
+    so clients differing in them must not share an entry) and ``qend`` the offset just past the
     question; ``None`` when the packet is not a plain QUERY with one question that this path
     can answer (the caller then takes the slow path, which produces FORMERR/NOTIMP as due).
     """
@@ -173,6 +174,8 @@ def parse_query(bytes q):
     qend = pos + 4
     if p[3] & 0x10:
         variant |= 4
+    if p[3] & 0x20:
+        variant |= 8
     if arcount == 1:
         # Only an OPT pseudo-record (root owner) is accepted here.
         pos = qend

@@ -1,0 +1,110 @@
+"""The message cache keeps apart the answers that differ by the query's DNSSEC bits: AD
+(RFC 6840 5.7: AD only for a client that set DO or AD), DO (RRSIGs) and CD (unvalidated
+data). Before the AD bit was part of the key, whichever client filled an entry decided
+whether later clients got AD. The same through the daemon is in test_dnssec_daemon.py."""
+from __future__ import annotations
+
+import struct
+
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from resolver import _udp_server, wire
+
+
+def _q(name: str, rdtype: str = "A", *, edns: bool = False, do: bool = False,
+       ad: bool = False, cd: bool = False) -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype, use_edns=0 if (edns or do) else False,
+                               want_dnssec=do)
+    q.flags &= ~(dns.flags.AD | dns.flags.CD)
+    if ad:
+        q.flags |= dns.flags.AD
+    if cd:
+        q.flags |= dns.flags.CD
+    return q
+
+
+def test_the_key_has_one_variant_bit_per_dnssec_flag_in_python_and_in_c():
+    seen = {}
+    for edns in (False, True):
+        for do in (False, True) if edns else (False,):
+            for ad in (False, True):
+                for cd in (False, True):
+                    data = _q("www.Example.com.", edns=edns, do=do, ad=ad, cd=cd).to_wire()
+                    key, qend = wire.parse_query(data)
+                    assert key[-1] == edns | do << 1 | cd << 2 | ad << 3
+                    c_key, c_qend, _limit = _udp_server.question_key(data)
+                    assert (c_key, c_qend) == (key, qend)
+                    seen[key] = (edns, do, ad, cd)
+    assert len(seen) == 12          # every combination its own entry
+    assert wire.cache_key(b"\x03www\x07example\x03com\x00", 1, 1, 8)[-5:] == \
+        struct.pack("!HHB", 1, 1, 8)
+
+
+@pytest.fixture
+def validating(loop, signed_lab):
+    import resolver
+
+    lab, anchor = signed_lab
+    made = []
+
+    def make(**kw):
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, trust_anchor=anchor,
+                              **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        if not loop.is_closed():
+            loop.run_until_complete(r.close())
+
+
+#: (query flags, AD expected on the secure name) in both orders of filling the cache
+VARIANTS = [
+    (dict(), False),
+    (dict(ad=True), True),
+    (dict(edns=True), False),
+    (dict(edns=True, ad=True), True),
+    (dict(do=True), True),
+    (dict(do=True, cd=True), False),
+    (dict(ad=True, cd=True), False),
+]
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_whoever_fills_the_cache_does_not_decide_ad_for_others(run, validating, order):
+    variants = VARIANTS if order == "forward" else VARIANTS[::-1]
+
+    async def go():
+        r = validating()
+        for _round in range(2):          # the second round is all cache hits
+            for flags, ad in variants:
+                resp = await r.resolve_message(_q("www.example.com.", **flags))
+                assert resp.rcode() == dns.rcode.NOERROR
+                assert bool(resp.flags & dns.flags.AD) == ad, (order, flags)
+                assert bool(resp.flags & dns.flags.CD) == bool(flags.get("cd"))
+        assert r.stats.cache_hits >= len(variants)
+
+    run(go(), timeout=15)
+
+
+def test_library_answers_do_not_leak_ad_to_wire_clients(run, validating):
+    """resolve() marks validated answers with AD; a wire client that asked for neither AD
+    nor DO must not be served that entry, and one that asked AD gets the same answer."""
+    async def go():
+        r = validating()
+        ans = await r.resolve("www.example.com.", "A")
+        assert ans.response.flags & dns.flags.AD
+        plain = await r.resolve_message(_q("www.example.com."))
+        assert not plain.flags & dns.flags.AD
+        hits = r.stats.cache_hits
+        asked = await r.resolve_message(_q("www.example.com.", ad=True))
+        assert asked.flags & dns.flags.AD
+        assert r.stats.cache_hits == hits + 1, "an AD query without EDNS shares resolve()'s entry"
+        again = await r.resolve("www.example.com.", "A")
+        assert again.response.flags & dns.flags.AD
+
+    run(go(), timeout=15)
