@@ -9,6 +9,7 @@ import struct
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from resolver import _udp_server, wire
@@ -106,5 +107,26 @@ def test_library_answers_do_not_leak_ad_to_wire_clients(run, validating):
         assert r.stats.cache_hits == hits + 1, "an AD query without EDNS shares resolve()'s entry"
         again = await r.resolve("www.example.com.", "A")
         assert again.response.flags & dns.flags.AD
+
+    run(go(), timeout=15)
+
+
+@pytest.mark.parametrize("name", ["www.dname.example.com.", "xalias.example.com.",
+                                  "q.wc.example.com.", "x.wild.example.com."])
+def test_a_second_variant_from_the_rrset_cache_is_still_secure(run, validating, name):
+    """The first query (no DNSSEC bits) fills the rrset cache; a DO query for the same name
+    is then built from it and must validate the same way (a CNAME synthesized from a
+    DNAME has no RRSIG of its own, a wildcard answer needs its proof)."""
+    async def go():
+        r = validating()
+        plain = await r.resolve_message(_q(name))
+        assert plain.rcode() == dns.rcode.NOERROR and not plain.flags & dns.flags.AD
+        do = await r.resolve_message(_q(name, do=True))
+        assert do.rcode() == dns.rcode.NOERROR, do
+        assert do.flags & dns.flags.AD
+        def data(m):
+            return {x.to_text() for rr in m.answer if rr.rdtype == dns.rdatatype.A for x in rr}
+        assert data(do) == data(plain) and data(plain)
+        assert [rr for rr in do.answer if rr.rdtype == dns.rdatatype.RRSIG]
 
     run(go(), timeout=15)

@@ -17,7 +17,7 @@ from dnslab import Lab, LabError
 from dnslab import zones as Z
 from dnslab.ports import bind_all
 from dnslab.unbound import UNBOUND, Unbound
-from test_dnssec_lab import CASES, check
+from dnssec_cases import CASES, check
 
 
 @pytest.fixture(scope="module")
