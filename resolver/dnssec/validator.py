@@ -549,7 +549,8 @@ class Validator:
         zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
                      and k.algorithm in SUPPORTED_ALGORITHMS]
         e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
-        if e is not None and e.negative is None:
+        if e is not None and e.negative is None and set(e.rdatas) == set(g[3]):
+            # only the keys just proven: the entry may have been replaced while suspended
             e.rank = C.VALIDATED
         return ZoneKeys(SECURE, zone_keys,
                         it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))
