@@ -5,6 +5,18 @@ client query (``Iterator(dnssec=...)``), so the DS and DNSKEY lookups it needs g
 same cache, the same upstream budget and the same time limit. It marks the Result SECURE,
 INSECURE or BOGUS (with the reason and an RFC 8914 code) and never drops the data, so a client
 that sets CD still gets it. Work is bounded by the limits in ``resolver.limits`` (KeyTrap).
+
+The cache and trust (tests/resolver/test_dnssec_cacherank.py): the iterator caches what the
+authorities send at an authority rank (``cache.AUTH_ANSWER`` and below) before validation,
+with the RRSIGs kept beside each rrset. Only this validator raises entries to
+``cache.VALIDATED``, after the signature check (rrsets, DNSKEY sets) or the denial proof
+(negative entries) succeeded, and only when the cached rdata are those it checked: an entry
+replaced while the validation was suspended keeps its own rank. Data below VALIDATED is
+validated again by the next query that uses it (a VALIDATED entry with the same rdata skips
+the crypto); bogus data stays at its authority rank for CD clients, behind the bogus-verdict
+cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
+VALIDATED entry (``cache.RRsetCache.store``). The message cache holds finished answers keyed
+by the query's EDNS/DO/CD/AD bits, so a hit is never revalidated.
 """
 from __future__ import annotations
 
