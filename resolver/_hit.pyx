@@ -3,7 +3,8 @@
 # so Cython's own bounds checks would only duplicate them.
 """The cache-hit answer in C: parse a raw query's header and question into the message
 cache's key (``resolver.wire.parse_query``'s), find a fresh entry and write the answer:
-the entry's bytes with the client's ID, RD bit and question case, TTLs lowered by the
+the entry's bytes with the client's ID, RD bit and question case, AD kept only for a
+client that set AD or DO, TTLs lowered by the
 time in cache, truncated (TC) to the client's UDP size. Shared by the daemon's UDP
 listener (``_udp_server``) and its TCP framer (``_tcp_server``); ``None`` sends the query
 to the engine (a miss, anything unusual, or an entry due for prefetch).
@@ -72,8 +73,6 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
     udp_limit[0] = 512
     if p[3] & 0x10:
         variant |= 4
-    if p[3] & 0x20:
-        variant |= 8
     if _u16(p + 10) == 1:
         pos = qend
         if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
@@ -139,6 +138,8 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
     o[0] = p[0]
     o[1] = p[1]
     o[2] = (o[2] & 0xFE) | (p[2] & 0x01)
+    if not (p[3] & 0x20) and not (key[klen - 1] & 2):
+        o[3] &= 0xDF                  # AD only for a client that set AD or DO (RFC 6840 5.7)
     memcpy(o + 12, p + 12, qend - 12 - 4)
     elapsed = <unsigned int>(now - stored_at) if now > stored_at else 0
     offs = <const unsigned short*>PyBytes_AS_STRING(offsets)

@@ -207,8 +207,8 @@ class Resolver:
         edns, do = m.edns, bool(m.edns_flags & 0x8000)
         if edns and (m.edns_flags >> 16) & 0xFF:
             return self._error(q, 16, m)           # BADVERS
-        cd, ad_asked = bool(m.flags & 0x0010), bool(m.flags & 0x0020)
-        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0) | (8 if ad_asked else 0)
+        cd = bool(m.flags & 0x0010)
+        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
         key = cache_key(m.qname, m.qtype, m.qclass, variant)
         qend = 12 + len(m.question)
         self.stats.cache_misses += 1
@@ -228,13 +228,18 @@ class Resolver:
                 self.stats.stale_answers += 1
                 return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
             self.stats.servfail += 1
-        ad = res.security == it.SECURE and not cd and (do or ad_asked)
-        wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
+        # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
+        # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
+        # clients differing only in AD share the entry and none decides AD for the others.
+        ad = res.security == it.SECURE and not cd
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
+            wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
             return answer_from_entry(e, q, qend, now)
-        return answer_from_entry_uncached(wire, q, qend)
+        ad = ad and (do or bool(m.flags & 0x0020))
+        return answer_from_entry_uncached(self._response(res, m.question, m.qtype, edns, do,
+                                                         ad, cd), q, qend)
 
     def _error(self, q: bytes, rcode: int, m=None) -> bytes:
         flags = 0x8000 | 0x0080 | (((q[2] << 8) & 0x7900))   # QR, RA, opcode and RD copied
@@ -264,8 +269,7 @@ class Resolver:
         rdtype = dns.rdatatype.RdataType.make(rdtype)
         rdclass = dns.rdataclass.RdataClass.make(rdclass)
         name = _name_wire(qname)
-        # AD set and no EDNS: the answer below is the one a wire query with just AD gets
-        key = cache_key(name, rdtype, rdclass, 8)
+        key = cache_key(name, rdtype, rdclass, 0)
         now = self.clock()
         e = self._msgs.get(key)
         if e is not None and e.expires >= now:
@@ -425,7 +429,7 @@ class Resolver:
                 if res.rcode in (it.NOERROR, it.NXDOMAIN) and res.security != it.BOGUS:
                     question = e.wire[12:e.qend]
                     cd = bool(variant & 4)
-                    ad = res.security == it.SECURE and not cd and bool(variant & 10)
+                    ad = res.security == it.SECURE and not cd
                     wire = self._response(res, question, qtype, bool(variant & 1),
                                           bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())

@@ -9,6 +9,7 @@ import struct
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rrset
 import dns.rdatatype
 import pytest
 
@@ -27,21 +28,45 @@ def _q(name: str, rdtype: str = "A", *, edns: bool = False, do: bool = False,
     return q
 
 
-def test_the_key_has_one_variant_bit_per_dnssec_flag_in_python_and_in_c():
-    seen = {}
+def test_the_key_tracks_edns_do_cd_but_not_ad_in_python_and_in_c():
+    """AD does not change what is cached, only whether the flag is shown (RFC 6840 5.7): the
+    entry holds AD for secure data and the hit paths clear it for clients that set neither
+    AD nor DO. So the key leaves AD out, and the C hit path agrees with wire.parse_query."""
+    keys = {}
     for edns in (False, True):
         for do in (False, True) if edns else (False,):
             for ad in (False, True):
                 for cd in (False, True):
                     data = _q("www.Example.com.", edns=edns, do=do, ad=ad, cd=cd).to_wire()
                     key, qend = wire.parse_query(data)
-                    assert key[-1] == edns | do << 1 | cd << 2 | ad << 3
+                    assert key[-1] == edns | do << 1 | cd << 2
                     c_key, c_qend, _limit = _udp_server.question_key(data)
                     assert (c_key, c_qend) == (key, qend)
-                    seen[key] = (edns, do, ad, cd)
-    assert len(seen) == 12          # every combination its own entry
-    assert wire.cache_key(b"\x03www\x07example\x03com\x00", 1, 1, 8)[-5:] == \
-        struct.pack("!HHB", 1, 1, 8)
+                    keys.setdefault(key, set()).add(ad)
+    assert len(keys) == 6 and all(v == {False, True} for v in keys.values())
+    assert wire.cache_key(b"\x03www\x07example\x03com\x00", 1, 1, 5)[-5:] == \
+        struct.pack("!HHB", 1, 1, 5)
+
+
+def test_a_cached_answer_shows_ad_only_to_clients_that_asked():
+    """answer_from_entry on an entry holding AD: AD kept for AD or DO queries, cleared for
+    the others; ID, RD and question case are the client's."""
+    from resolver.cache import MessageCache
+
+    for edns, do in ((False, False), (True, False), (True, True)):
+        for ad in (False, True):
+            q = _q("WWW.example.com.", edns=edns, do=do, ad=ad)
+            key, qend = wire.parse_query(q.to_wire())
+            secure = dns.message.make_response(q)
+            secure.flags |= dns.flags.AD | dns.flags.RA
+            secure.answer.append(dns.rrset.from_text("www.example.com.", 300, "IN", "A",
+                                                     "192.0.2.1"))
+            entry = MessageCache(1 << 20).store(key, secure.to_wire(), 100.0)
+            out = dns.message.from_wire(wire.answer_from_entry(entry, q.to_wire(), qend, 101.0))
+            assert out.id == q.id and out.question[0].name.labels == q.question[0].name.labels
+            assert bool(out.flags & dns.flags.AD) == (ad or do), (edns, do, ad)
+            assert {x.to_text() for x in out.answer[0]} == {"192.0.2.1"}
+            assert out.answer[0].ttl == 299
 
 
 @pytest.fixture
@@ -104,7 +129,7 @@ def test_library_answers_do_not_leak_ad_to_wire_clients(run, validating):
         hits = r.stats.cache_hits
         asked = await r.resolve_message(_q("www.example.com.", ad=True))
         assert asked.flags & dns.flags.AD
-        assert r.stats.cache_hits == hits + 1, "an AD query without EDNS shares resolve()'s entry"
+        assert r.stats.cache_hits == hits + 1, "stub queries share resolve()'s entry"
         again = await r.resolve("www.example.com.", "A")
         assert again.response.flags & dns.flags.AD
 
