@@ -287,7 +287,8 @@ cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend
 
 def answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now, int stale_ttl=-1):
     """The cached response rewritten for ``query``: its ID, its RD bit, its question's exact
-    case, AD cleared unless it asked for AD or DO, TTLs lowered by the time spent in cache (or set to ``stale_ttl`` when >= 0)."""
+    case, AD cleared unless it asked for AD or DO, TTLs lowered by the time spent in cache
+    (or set to ``stale_ttl`` when >= 0)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(e.wire)
     cdef bytes out
     cdef unsigned char* o

@@ -16,7 +16,8 @@ validated again by the next query that uses it (a VALIDATED entry with the same 
 the crypto); bogus data stays at its authority rank for CD clients, behind the bogus-verdict
 cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
 VALIDATED entry (``cache.RRsetCache.store``). The message cache holds finished answers keyed
-by the query's EDNS/DO/CD/AD bits, so a hit is never revalidated.
+by the query's EDNS/DO/CD bits, AD set when secure and shown only to clients that set AD or
+DO (``wire.answer_from_entry``, ``_hit``), so a hit is never revalidated.
 """
 from __future__ import annotations
 
