@@ -218,3 +218,12 @@ def truncate(bytes resp, Py_ssize_t limit):
     if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
         return resp
     return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))
+
+
+def answer(table, bytes q, double now, bint udp=False):
+    """``cached_answer`` for tests: the answer bytes for ``q`` from ``table`` (an
+    OrderedDict of message-cache entries) at monotonic time ``now``, or None."""
+    cdef unsigned int qtype = 0
+    cdef bint truncated = False
+    return cached_answer(table, table.move_to_end, <const unsigned char*>PyBytes_AS_STRING(q),
+                         PyBytes_GET_SIZE(q), now, 0.0, udp, &qtype, &truncated)

@@ -12,6 +12,8 @@ import dns.rcode
 import dns.rrset
 import dns.rdatatype
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resolver import _udp_server, wire
 
@@ -155,3 +157,41 @@ def test_a_second_variant_from_the_rrset_cache_is_still_secure(run, validating, 
         assert [rr for rr in do.answer if rr.rdtype == dns.rdatatype.RRSIG]
 
     run(go(), timeout=15)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["www.example.com.", "WwW.ExAmple.COM.", "a.b.example.com."]),
+       st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0xFF),
+       st.sampled_from([None, (False, 1232), (True, 1232), (True, 512)]),
+       st.booleans())
+def test_c_and_python_hit_paths_write_the_same_answer(name, qid, b2, b3, edns, secure):
+    """For any header bits a client sets, the daemon's C hit path and wire.answer_from_entry
+    patch a cached entry identically (ID, RD, question case, AD shown or not, TTLs)."""
+    from collections import OrderedDict
+
+    from resolver import _hit
+    from resolver.cache import MessageCache
+
+    q = dns.message.make_query(name, "A", use_edns=0 if edns else False,
+                               want_dnssec=bool(edns and edns[0]),
+                               payload=edns[1] if edns else 1232)
+    q.id = qid
+    data = bytearray(q.to_wire())
+    data[2], data[3] = b2 & 0x01, b3 & 0x30        # RD, and any of AD/CD
+    data = bytes(data)
+    parsed = wire.parse_query(data)
+    assert parsed is not None
+    key, qend = parsed
+    r = dns.message.make_response(dns.message.from_wire(data))
+    r.flags |= dns.flags.RA | (dns.flags.AD if secure else 0)
+    r.answer.append(dns.rrset.from_text(name.lower(), 300, "IN", "A", "192.0.2.1"))
+    mc = MessageCache(1 << 20)
+    e = mc.store(key, r.to_wire(), 100.0)
+    table = OrderedDict([(key, e)])
+    c_out = _hit.answer(table, data, 101.0)
+    py_out = wire.answer_from_entry(e, data, qend, 101.0)
+    assert c_out == py_out
+    shown = bool(py_out[3] & 0x20)
+    asked = bool(b3 & 0x20) or bool(edns and edns[0])
+    assert shown == (secure and asked)
+    assert py_out[:2] == data[:2] and py_out[12:qend] == data[12:qend]
