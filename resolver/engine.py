@@ -231,7 +231,8 @@ class Resolver:
         # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
         # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
         # clients differing only in AD share the entry and none decides AD for the others.
-        ad = res.security == it.SECURE and not cd
+        # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
+        ad = res.security == it.SECURE
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
             e = self.cache.messages.store(key, wire, now)
@@ -429,7 +430,7 @@ class Resolver:
                 if res.rcode in (it.NOERROR, it.NXDOMAIN) and res.security != it.BOGUS:
                     question = e.wire[12:e.qend]
                     cd = bool(variant & 4)
-                    ad = res.security == it.SECURE and not cd
+                    ad = res.security == it.SECURE
                     wire = self._response(res, question, qtype, bool(variant & 1),
                                           bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())

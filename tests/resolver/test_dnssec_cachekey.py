@@ -97,8 +97,9 @@ VARIANTS = [
     (dict(edns=True), False),
     (dict(edns=True, ad=True), True),
     (dict(do=True), True),
-    (dict(do=True, cd=True), False),
-    (dict(ad=True, cd=True), False),
+    (dict(do=True, cd=True), True),        # CD: validated all the same (RFC 3655 2)
+    (dict(ad=True, cd=True), True),
+    (dict(edns=True, cd=True), False),
 ]
 
 

@@ -129,8 +129,10 @@ def test_cd_returns_bogus_data_and_is_echoed(validating_daemon):
         bogus = _ask(d, _q("www.altered.com.", do=True))
         assert bogus.rcode() == dns.rcode.SERVFAIL and _ede(bogus) == [6]
         assert not bogus.answer
-    # CD on secure data: the data, no AD
+    # CD on secure data: the data, and AD for a client that asked (RFC 3655 2, as Unbound)
     resp = _ask(d, _q("www.example.com.", ad=True, cd=True))
+    assert resp.rcode() == dns.rcode.NOERROR and resp.flags & dns.flags.AD
+    resp = _ask(d, _q("www.example.com.", cd=True))
     assert resp.rcode() == dns.rcode.NOERROR and not resp.flags & dns.flags.AD
     assert _a(resp) == set(BY_ID["www.example.com.A"].data)
 
