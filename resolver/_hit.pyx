@@ -3,7 +3,8 @@
 # so Cython's own bounds checks would only duplicate them.
 """The cache-hit answer in C: parse a raw query's header and question into the message
 cache's key (``resolver.wire.parse_query``'s), find a fresh entry and write the answer:
-the entry's bytes with the client's ID, RD bit and question case, TTLs lowered by the
+the entry's bytes with the client's ID, RD bit and question case, AD kept only for a
+client that set AD or DO, TTLs lowered by the
 time in cache, truncated (TC) to the client's UDP size. Shared by the daemon's UDP
 listener (``_udp_server``) and its TCP framer (``_tcp_server``); ``None`` sends the query
 to the engine (a miss, anything unusual, or an entry due for prefetch).
@@ -137,6 +138,8 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
     o[0] = p[0]
     o[1] = p[1]
     o[2] = (o[2] & 0xFE) | (p[2] & 0x01)
+    if not (p[3] & 0x20) and not (key[klen - 1] & 2):
+        o[3] &= 0xDF                  # AD only for a client that set AD or DO (RFC 6840 5.7)
     memcpy(o + 12, p + 12, qend - 12 - 4)
     elapsed = <unsigned int>(now - stored_at) if now > stored_at else 0
     offs = <const unsigned short*>PyBytes_AS_STRING(offsets)
@@ -215,3 +218,12 @@ def truncate(bytes resp, Py_ssize_t limit):
     if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
         return resp
     return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))
+
+
+def answer(table, bytes q, double now, bint udp=False):
+    """``cached_answer`` for tests: the answer bytes for ``q`` from ``table`` (an
+    OrderedDict of message-cache entries) at monotonic time ``now``, or None."""
+    cdef unsigned int qtype = 0
+    cdef bint truncated = False
+    return cached_answer(table, table.move_to_end, <const unsigned char*>PyBytes_AS_STRING(q),
+                         PyBytes_GET_SIZE(q), now, 0.0, udp, &qtype, &truncated)

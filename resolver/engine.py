@@ -231,13 +231,19 @@ class Resolver:
                 self.stats.stale_answers += 1
                 return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
             self.stats.servfail += 1
-        ad = res.security == it.SECURE and not cd and (do or bool(m.flags & 0x0020))
-        wire = self._response(res, m.question, m.qtype, edns, do, ad)
+        # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
+        # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
+        # clients differing only in AD share the entry and none decides AD for the others.
+        # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
+        ad = res.security == it.SECURE
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
+            wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
             return answer_from_entry(e, q, qend, now)
-        return answer_from_entry_uncached(wire, q, qend)
+        ad = ad and (do or bool(m.flags & 0x0020))
+        return answer_from_entry_uncached(self._response(res, m.question, m.qtype, edns, do,
+                                                         ad, cd), q, qend)
 
     def _error(self, q: bytes, rcode: int, m=None) -> bytes:
         flags = 0x8000 | 0x0080 | (((q[2] << 8) & 0x7900))   # QR, RA, opcode and RD copied
@@ -246,14 +252,17 @@ class Resolver:
                               edns=bool(m is not None and m.edns), rcode=rcode)
 
     def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
-                  ad: bool = False) -> bytes:
+                  ad: bool = False, cd: bool = False) -> bytes:
+        """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
+        cache may do as CD is part of its key."""
         answer, authority = res.answer, res.authority
         if res.rcode == it.SERVFAIL:
             answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
             answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
             authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
-        return build_response(0, 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0), question,
+        flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
+        return build_response(0, flags, question,
                               answer, authority, [],
                               edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
 
@@ -471,9 +480,10 @@ class Resolver:
                 res = await self._resolution(name, qtype, qclass)
                 if res.rcode in (it.NOERROR, it.NXDOMAIN) and res.security != it.BOGUS:
                     question = e.wire[12:e.qend]
+                    cd = bool(variant & 4)
+                    ad = res.security == it.SECURE
                     wire = self._response(res, question, qtype, bool(variant & 1),
-                                          bool(variant & 2),
-                                          res.security == it.SECURE and bool(e.wire[3] & 0x20))
+                                          bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())
             finally:
                 e.prefetching = False

@@ -255,8 +255,26 @@ class Iterator:
         if qtype != CNAME:
             e = rr.get(name, CNAME, self.qclass, now)
             if e is not None and e.negative is None and e.rank >= C.NONAUTH_ANSWER and e.rdatas:
-                return _Step("cname", e.records(now)[:1] + e.sig_records(now), next=e.rdatas[0])
+                sigs = e.sig_records(now)
+                lead = [] if sigs else self._dname_from_cache(name, e.rdatas[0], now)
+                return _Step("cname", lead + e.records(now)[:1] + sigs, next=e.rdatas[0])
         return None
+
+    def _dname_from_cache(self, name: bytes, target: bytes, now: float) -> list:
+        """The cached DNAME (with its RRSIGs) that synthesized the unsigned CNAME
+        ``name`` -> ``target``, or []: a validator proves such a CNAME by its DNAME, so an
+        answer rebuilt from the cache must carry it as the first one did."""
+        rr = self.cache.rrsets
+        anc = name
+        while len(anc) > 1:
+            anc = parent(anc)
+            d = rr.get(anc, DNAME, self.qclass, now)
+            if d is not None and d.negative is None and d.rdatas:
+                synthesized = name[:len(name) - len(anc)] + d.rdatas[0]
+                if synthesized.lower() == target.lower():
+                    return d.records(now)[:1] + d.sig_records(now)
+                return []
+        return []
 
     def zone_of(self, name: bytes) -> bytes:
         """The closest enclosing zone cut the cache knows for ``name`` (the root if none):

@@ -128,7 +128,9 @@ def parse_query(bytes q):
     """Header and question of a client query, for a cache lookup without dnspython.
 
     Returns ``(key, qend)`` where ``key`` is the cache key (lower-cased qname, type, class and a
-    variant byte: bit 0 EDNS present, bit 1 DO, bit 2 CD) and ``qend`` the offset just past the
+    variant byte: bit 0 EDNS present, bit 1 DO, bit 2 CD; the AD bit is not in it, the entry
+    holds AD when the data is secure and ``answer_from_entry`` clears it for a client that set
+    neither AD nor DO, RFC 6840 5.7) and ``qend`` the offset just past the
     question; ``None`` when the packet is not a plain QUERY with one question that this path
     can answer (the caller then takes the slow path, which produces FORMERR/NOTIMP as due).
     """
@@ -274,9 +276,19 @@ def ttl_offsets(bytes wire):
     return bytes(out), min_ttl, qend
 
 
+cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
+    """Whether the query at ``q`` set AD or DO (its OPT, if any, right after the question
+    at ``qend``): only such a client gets AD on secure data (RFC 6840 5.7)."""
+    if n >= 12 and q[3] & 0x20:
+        return True
+    return (n >= 12 and _u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
+            and _u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
+
+
 def answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now, int stale_ttl=-1):
     """The cached response rewritten for ``query``: its ID, its RD bit, its question's exact
-    case, TTLs lowered by the time spent in cache (or set to ``stale_ttl`` when >= 0)."""
+    case, AD cleared unless it asked for AD or DO, TTLs lowered by the time spent in cache
+    (or set to ``stale_ttl`` when >= 0)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(e.wire)
     cdef bytes out
     cdef unsigned char* o
@@ -291,6 +303,8 @@ def answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now, int 
     o[0] = qp[0]
     o[1] = qp[1]
     o[2] = (o[2] & 0xFE) | (qp[2] & 0x01)
+    if not _wants_ad(qp, PyBytes_GET_SIZE(query), qend):
+        o[3] &= 0xDF
     memcpy(o + 12, qp + 12, qend - 12 - 4)
     elapsed = <unsigned int>(now - e.stored_at) if now > e.stored_at else 0
     offs = <const unsigned short*>PyBytes_AS_STRING(e.ttl_offsets)

@@ -5,6 +5,19 @@ client query (``Iterator(dnssec=...)``), so the DS and DNSKEY lookups it needs g
 same cache, the same upstream budget and the same time limit. It marks the Result SECURE,
 INSECURE or BOGUS (with the reason and an RFC 8914 code) and never drops the data, so a client
 that sets CD still gets it. Work is bounded by the limits in ``resolver.limits`` (KeyTrap).
+
+The cache and trust (tests/resolver/test_dnssec_cacherank.py): the iterator caches what the
+authorities send at an authority rank (``cache.AUTH_ANSWER`` and below) before validation,
+with the RRSIGs kept beside each rrset. Only this validator raises entries to
+``cache.VALIDATED``, after the signature check (rrsets, DNSKEY sets) or the denial proof
+(negative entries) succeeded, and only when the cached rdata are those it checked: an entry
+replaced while the validation was suspended keeps its own rank. Data below VALIDATED is
+validated again by the next query that uses it (a VALIDATED entry with the same rdata skips
+the crypto); bogus data stays at its authority rank for CD clients, behind the bogus-verdict
+cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
+VALIDATED entry (``cache.RRsetCache.store``). The message cache holds finished answers keyed
+by the query's EDNS/DO/CD bits, AD set when secure and shown only to clients that set AD or
+DO (``wire.answer_from_entry``, ``_hit``), so a hit is never revalidated.
 """
 from __future__ import annotations
 
@@ -549,7 +562,8 @@ class Validator:
         zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
                      and k.algorithm in SUPPORTED_ALGORITHMS]
         e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
-        if e is not None and e.negative is None:
+        if e is not None and e.negative is None and set(e.rdatas) == set(g[3]):
+            # only the keys just proven: the entry may have been replaced while suspended
             e.rank = C.VALIDATED
         return ZoneKeys(SECURE, zone_keys,
                         it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))

@@ -17,7 +17,7 @@ from dnslab import Lab, LabError
 from dnslab import zones as Z
 from dnslab.ports import bind_all
 from dnslab.unbound import UNBOUND, Unbound
-from test_dnssec_lab import CASES, check
+from dnssec_cases import CASES, check
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,40 @@ def test_same_verdict_as_unbound(unbound_signed, case):
 
     assert data(theirs) == data(ours)
     check(case, theirs, do=True)            # Unbound's EDE codes are ours too
+
+
+#: query flags for the variant comparison: (EDNS, DO, AD, CD)
+FLAG_VARIANTS = [(False, False, False, False), (False, False, True, False),
+                 (True, False, False, False), (True, False, True, False),
+                 (True, True, False, False), (True, True, True, False),
+                 (True, True, False, True), (False, False, True, True)]
+
+
+def test_daemon_shows_ad_rrsigs_and_cd_as_unbound_does(unbound_signed, tmp_path):
+    """The daemon (``serve --trust-anchor``) and Unbound over the same lab agree, for each
+    mix of EDNS/DO/AD/CD, on the rcode, AD, CD and whether RRSIGs come back; asked twice,
+    so the second answers come from each one's cache whoever filled it."""
+    from daemon_proc import Daemon
+
+    lab, anchor, ub = unbound_signed
+    d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor)).start()
+    try:
+        for name in ("www.example.com.", "nope.example.net.", "www.insecure.com.",
+                     "www.altered.com."):
+            for _round in range(2):
+                for edns, do, ad, cd in FLAG_VARIANTS:
+                    q = dns.message.make_query(name, "A", use_edns=0 if edns else False,
+                                               want_dnssec=do)
+                    q.flags &= ~(dns.flags.AD | dns.flags.CD)
+                    q.flags |= (dns.flags.AD if ad else 0) | (dns.flags.CD if cd else 0)
+                    answers = []
+                    for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                        r = dns.query.udp(q, addr, port=port, timeout=10)
+                        if r.flags & dns.flags.TC:
+                            r = dns.query.tcp(q, addr, port=port, timeout=10)
+                        sigs = any(rr.rdtype == dns.rdatatype.RRSIG for rr in r.answer)
+                        answers.append((r.rcode(), bool(r.flags & dns.flags.AD),
+                                        bool(r.flags & dns.flags.CD), sigs))
+                    assert answers[0] == answers[1], (name, (edns, do, ad, cd), answers)
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
