@@ -15,14 +15,11 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
 from corenet._sys cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from resolver._wireutil cimport _u16, _skip_name
 
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
-
-
-cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
-    return (p[0] << 8) | p[1]
 
 
 cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
@@ -152,21 +149,6 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
         o[off + 2] = (ttl >> 8) & 0xFF
         o[off + 3] = ttl & 0xFF
     return out
-
-
-cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
-    cdef unsigned int c
-    while True:
-        if pos >= n:
-            return -1
-        c = buf[pos]
-        if c == 0:
-            return pos + 1
-        if (c & 0xC0) == 0xC0:
-            return pos + 2 if pos + 2 <= n else -1
-        if (c & 0xC0) != 0:
-            return -1
-        pos += 1 + c
 
 
 cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):

@@ -61,30 +61,12 @@ cdef extern from *:
 from corenet.batch cimport *
 
 from libc.stdlib cimport malloc, free
+from resolver._wireutil cimport _u16, _skip_name
 
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
     BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
-
-
-cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
-    return (p[0] << 8) | p[1]
-
-
-cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
-    cdef unsigned int c
-    while True:
-        if pos >= n:
-            return -1
-        c = buf[pos]
-        if c == 0:
-            return pos + 1
-        if (c & 0xC0) == 0xC0:
-            return pos + 2 if pos + 2 <= n else -1
-        if (c & 0xC0) != 0:
-            return -1
-        pos += 1 + c
 
 
 cdef class UDPListener(FdWatcher):

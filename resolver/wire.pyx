@@ -10,6 +10,7 @@ inside rdata decompressed, so they can be written back without the original mess
 """
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from resolver._wireutil cimport _u16, _skip_name
 
 import struct
 
@@ -34,10 +35,6 @@ _NAME_LAYOUT = {
     15: (2, 1, 0), 18: (2, 1, 0), 21: (2, 1, 0), 36: (2, 1, 0),
     33: (6, 1, 0),
 }
-
-
-cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
-    return (p[0] << 8) | p[1]
 
 
 cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
@@ -81,22 +78,6 @@ cdef Py_ssize_t _read_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t of
             return -1
         memcpy(out + olen, buf + pos, 1 + c)
         olen += 1 + c
-        pos += 1 + c
-
-
-cdef Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
-    """Offset just past the name at ``pos`` without following pointers; -1 if malformed."""
-    cdef unsigned int c
-    while True:
-        if pos >= n:
-            return -1
-        c = buf[pos]
-        if c == 0:
-            return pos + 1
-        if (c & 0xC0) == 0xC0:
-            return pos + 2 if pos + 2 <= n else -1
-        if (c & 0xC0) != 0:
-            return -1
         pos += 1 + c
 
 
