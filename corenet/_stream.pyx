@@ -324,16 +324,11 @@ cdef class StreamTransport(BaseTransport):
         cdef ssize_t n
         while True:
             n = recv(self.fd, _shared_rbuf, MAX_READ, 0)
-            if n >= 0:
+            if n >= 0 or errno != EINTR:
                 break
-            if errno == EINTR:
-                continue
-            if errno == EAGAIN:
-                return 0
-            return self._read_error()
-        if n == 0:
-            self._eof()
-            return -1
+        n = self._recv_outcome(n, errno)
+        if n <= 0:
+            return n
         self.short_read = n < MAX_READ
         data = PyBytes_FromStringAndSize(_shared_rbuf, n)
         try:
@@ -348,6 +343,7 @@ cdef class StreamTransport(BaseTransport):
     cdef Py_ssize_t _read_buffered(self) except -2:
         cdef Py_buffer pybuf
         cdef ssize_t n
+        cdef int err
         try:
             buf = self.protocol.get_buffer(-1)
             PyObject_GetBuffer(buf, &pybuf, PyBUF_WRITABLE)
@@ -365,16 +361,13 @@ cdef class StreamTransport(BaseTransport):
                 n = recv(self.fd, pybuf.buf, pybuf.len, 0)
                 if n >= 0 or errno != EINTR:
                     break
+            err = errno
             self.short_read = n < pybuf.len
         finally:
             PyBuffer_Release(&pybuf)
-        if n < 0:
-            if errno == EAGAIN:
-                return 0
-            return self._read_error()
-        if n == 0:
-            self._eof()
-            return -1
+        n = self._recv_outcome(n, err)
+        if n <= 0:
+            return n
         try:
             self.protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
@@ -384,10 +377,18 @@ cdef class StreamTransport(BaseTransport):
             return -1
         return n
 
-    cdef Py_ssize_t _read_error(self) except -2:
-        exc = OSError(errno, _strerror(errno))
-        self._fatal_error(exc, "Fatal read error on socket transport")
-        return -1
+    cdef Py_ssize_t _recv_outcome(self, ssize_t n, int err) except -2:
+        """What a recv() result means: n > 0 bytes read, 0 nothing to read now, -1 the
+        connection is done with (EOF delivered, or a read error reported)."""
+        if n < 0:
+            if err == EAGAIN:
+                return 0
+            self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
+            return -1
+        if n == 0:
+            self._eof()
+            return -1
+        return n
 
     cdef int _eof(self) except -1:
         self.eof_received = True
