@@ -14,6 +14,12 @@ def loop_kind(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=[k for k in LOOP_KINDS if k.startswith("corenet")])
+def corenet_kind(request) -> str:
+    """For checks of what only corenet has (its trigger modes, policy, counters)."""
+    return request.param
+
+
 @pytest.fixture
 def loop(loop_kind):
     """A fresh loop of each kind, closed after the test with its executor shut down."""

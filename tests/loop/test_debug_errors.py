@@ -115,11 +115,9 @@ def test_idle_loop_uses_no_cpu(loop):
     assert cpu < 0.05
 
 
-def test_trigger_choice(loop_kind, monkeypatch):
-    if loop_kind == "asyncio":
-        pytest.skip("the trigger switch exists only on corenet loops")
+def test_trigger_choice(corenet_kind, monkeypatch):
     import corenet
-    mode = loop_kind.split("-")[1]
+    mode = corenet_kind.split("-")[1]
     lp = corenet.new_event_loop(trigger=mode)
     assert lp.trigger == mode
     lp.close()
@@ -132,9 +130,7 @@ def test_trigger_choice(loop_kind, monkeypatch):
         corenet.new_event_loop(trigger="sideways")
 
 
-def test_policy_and_install(loop_kind):
-    if loop_kind == "asyncio":
-        pytest.skip("checks corenet's own policy")
+def test_policy_and_install(corenet_kind):
     import corenet
     old = asyncio.get_event_loop_policy()
     try:

@@ -191,16 +191,13 @@ def test_asyncgens_finalized_by_shutdown(loop):
     del g
 
 
-def test_runner_and_corenet_run(loop_kind):
-    if loop_kind == "asyncio":
-        pytest.skip("corenet.run and Runner(loop_factory=corenet...) are corenet-only checks")
-    from looptools import make_loop
+def test_runner_and_corenet_run(corenet_kind):
     import corenet
 
     async def main():
         return type(asyncio.get_running_loop()).__module__
 
-    trigger = loop_kind.split("-")[1]
+    trigger = corenet_kind.split("-")[1]
     assert corenet.run(main(), trigger=trigger) == "corenet.loop"
     with asyncio.Runner(loop_factory=lambda: corenet.new_event_loop(trigger=trigger)) as r:
         assert r.run(main()) == "corenet.loop"

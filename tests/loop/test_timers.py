@@ -16,16 +16,17 @@ def test_timers_fire_in_deadline_order(loop):
     assert fired == sorted(delays)
 
 
-def test_equal_deadlines_keep_scheduling_order(loop, loop_kind):
-    if loop_kind == "asyncio":
-        pytest.skip("stock asyncio's timer heap (heapq) does not keep FIFO order for equal "
-                    "deadlines; corenet promises it")
+def test_equal_deadlines_keep_scheduling_order(corenet_kind):
+    """corenet promises FIFO order for equal deadlines (stock asyncio's heapq does not)."""
+    from looptools import make_loop
+    loop = make_loop(corenet_kind)
     fired = []
     when = loop.time() + 0.01
     for i in range(20):
         loop.call_at(when, fired.append, i)
     loop.call_at(when + 0.01, loop.stop)
     loop.run_forever()
+    loop.close()
     assert fired == list(range(20))
 
 
