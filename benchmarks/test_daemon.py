@@ -27,10 +27,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 
 from daemon_proc import Daemon  # noqa: E402
-from dnslab import Lab, LabError, bulk_names, many_zone_names  # noqa: E402
-from dnslab import zones as Z  # noqa: E402
-from dnslab.ports import bind_all  # noqa: E402
-from dnslab.unbound import UNBOUND, Unbound  # noqa: E402
+from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
+from dnslab.unbound import Unbound, lab_on_port_53  # noqa: E402
 
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 SECONDS = 2 if SHORT else 15
@@ -50,17 +48,7 @@ CACHED_QUERIES = [
 def lab53(tmp_path_factory):
     if DNSPERF is None:
         pytest.skip("dnsperf (Debian package 'dnsperf') is not installed")
-    if not os.path.exists(UNBOUND):
-        pytest.skip("unbound (Debian package 'unbound') is not installed")
-    try:
-        for s in bind_all(Z.ALL_ADDRESSES, 53):
-            s.close()
-    except OSError as e:
-        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
-    try:
-        lab = Lab.start(tmp_path_factory.mktemp("lab53"), port=53)
-    except LabError as e:
-        pytest.skip(f"no lab on port 53: {e}")
+    lab = lab_on_port_53(tmp_path_factory.mktemp("lab53"))
     yield lab
     lab.stop()
 

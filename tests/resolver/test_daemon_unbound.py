@@ -2,18 +2,15 @@
 give the same rcode and the same answer data for every lab case, over UDP and TCP."""
 from __future__ import annotations
 
-import os
 
 import dns.flags
 import dns.query
 import pytest
 
 from daemon_proc import Daemon
-from dnslab import CASES, Lab, LabError
-from dnslab import zones as Z
+from dnslab import CASES
 from dnslab.check import query
-from dnslab.ports import bind_all
-from dnslab.unbound import UNBOUND, Unbound
+from dnslab.unbound import Unbound, lab_on_port_53
 
 # Unbound holds these for many seconds (dead servers); the engine's own tests cover them.
 SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all servers dead"}
@@ -21,18 +18,8 @@ SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all server
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    if not os.path.exists(UNBOUND):
-        pytest.skip("unbound (Debian package 'unbound') is not installed")
-    try:
-        for s in bind_all(Z.ALL_ADDRESSES, 53):
-            s.close()
-    except OSError as e:
-        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
     tmp = tmp_path_factory.mktemp("vs-unbound")
-    try:
-        lab = Lab.start(tmp / "lab", port=53)
-    except LabError as e:
-        pytest.skip(f"no lab on port 53: {e}")
+    lab = lab_on_port_53(tmp / "lab")
     ub = d = None
     try:
         ub = Unbound.start(tmp / "unbound", lab)

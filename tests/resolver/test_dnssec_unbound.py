@@ -4,7 +4,6 @@ expectations hold for it too). Unbound only queries port 53, so the lab runs the
 from __future__ import annotations
 
 import asyncio
-import os
 
 import dns.flags
 import dns.message
@@ -13,10 +12,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab import Lab, LabError
+from dnslab import LabError
 from dnslab import zones as Z
-from dnslab.ports import bind_all
-from dnslab.unbound import UNBOUND, Unbound
+from dnslab.unbound import Unbound, lab_on_port_53
 from dnssec_cases import CASES, check
 
 
@@ -24,23 +22,13 @@ from dnssec_cases import CASES, check
 def unbound_signed(tmp_path_factory):
     import dnssec_lab
 
-    if not os.path.exists(UNBOUND):
-        pytest.skip("unbound (Debian package 'unbound') is not installed")
     missing = dnssec_lab.tools_missing()
     if missing:
         pytest.skip(f"{missing} not installed")
     addresses = sorted(set(Z.ALL_ADDRESSES) | {s.address for s in dnssec_lab.SERVERS})
-    try:
-        for s in bind_all(addresses, 53):
-            s.close()
-    except OSError as e:
-        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
     tmp = tmp_path_factory.mktemp("unbound-dnssec")
     zones, servers, anchor = dnssec_lab.build(tmp / "keys")
-    try:
-        lab = Lab.start(tmp / "lab", port=53, zone_texts=zones, servers=servers)
-    except LabError as e:
-        pytest.skip(f"no lab on port 53: {e}")
+    lab = lab_on_port_53(tmp / "lab", addresses, zone_texts=zones, servers=servers)
     try:
         ub = Unbound.start(tmp / "unbound", lab, extra="\n".join([
             '  module-config: "validator iterator"',

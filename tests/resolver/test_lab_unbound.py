@@ -6,11 +6,9 @@ import dns.flags
 import dns.query
 import pytest
 
-from dnslab import CASES, Lab, LabError
-from dnslab import zones as Z
+from dnslab import CASES, LabError
 from dnslab.check import check_response, query
-from dnslab.ports import bind_all
-from dnslab.unbound import UNBOUND, Unbound
+from dnslab.unbound import Unbound, lab_on_port_53
 
 # Unbound can hold a query for many seconds when a server never answers (it does not see
 # ICMP port unreachable either): the issue asks us to do better, not to match it.
@@ -19,20 +17,8 @@ SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all server
 
 @pytest.fixture(scope="module")
 def unbound(tmp_path_factory):
-    import os
-
-    if not os.path.exists(UNBOUND):
-        pytest.skip("unbound (Debian package 'unbound') is not installed")
-    try:
-        for s in bind_all(Z.ALL_ADDRESSES, 53):
-            s.close()
-    except OSError as e:
-        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
     tmp = tmp_path_factory.mktemp("unbound")
-    try:
-        lab = Lab.start(tmp / "lab", port=53)
-    except LabError as e:  # e.g. another test run took port 53 since the check above
-        pytest.skip(f"no lab on port 53: {e}")
+    lab = lab_on_port_53(tmp / "lab")
     try:
         ub = Unbound.start(tmp / "unbound", lab)
     except LabError:

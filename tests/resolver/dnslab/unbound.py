@@ -18,11 +18,30 @@ import dns.exception
 import dns.message
 import dns.query
 
+from . import zones as Z
 from .lab import Lab
 from .nsd import LabError
-from .ports import pick_port
+from .ports import bind_all, pick_port
 
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+
+
+def lab_on_port_53(workdir, addresses=None, **lab_kw) -> Lab:
+    """A lab that Unbound can resolve from (it only queries port 53). Skips the calling test,
+    naming what is missing, when Unbound is not installed or port 53 is not free."""
+    import pytest
+
+    if not os.path.exists(UNBOUND):
+        pytest.skip("unbound (Debian package 'unbound') is not installed")
+    try:
+        for s in bind_all(addresses or Z.ALL_ADDRESSES, 53):
+            s.close()
+    except OSError as e:
+        pytest.skip(f"port 53 is taken on a lab address ({e}): Unbound can only query port 53")
+    try:
+        return Lab.start(workdir, port=53, **lab_kw)
+    except LabError as e:  # e.g. another run took port 53 since the check above
+        pytest.skip(f"no lab on port 53: {e}")
 
 
 class Unbound:
