@@ -104,14 +104,16 @@ def test_tcp_pipelined_queries_answered_out_of_order(daemon):
 
 
 def test_many_pipelined_misses_on_one_connection_all_answered(daemon):
-    qs = [dns.message.make_query(f"h{i:03d}.bulk.net.", "A") for i in range(100, 160)]
-    with daemon.tcp_conn(timeout=15) as s:
+    qs = [dns.message.make_query(f"h{i:03d}.bulk.net.", "A", id=i) for i in range(100, 160)]
+    with daemon.tcp_conn(timeout=15) as s:      # distinct ids: random ones can collide
         s.sendall(b"".join(frame(q.to_wire()) for q in qs))
         got = {}
         for _ in qs:
             r = dns.message.from_wire(read_frame(s))
             got[r.id] = r
+    assert len(got) == len(qs)
     for i, q in zip(range(100, 160), qs):
+        assert got[q.id].question == q.question
         assert got[q.id].answer[0][0].to_text() == f"10.1.{i // 256}.{i % 256}"
 
 
