@@ -25,6 +25,7 @@ import ssl
 from collections import deque
 from typing import Any
 
+from ._sink import BodySink
 from .errors import (
     ConnectError, ConnectTimeout, ReadTimeout, RemoteProtocolError, TLSError, WriteTimeout,
 )
@@ -35,6 +36,12 @@ _READ_SIZE = 256 * 1024
 # One TLS record carries at most 16 KiB of plaintext, and SSLObject.read returns at most
 # one record: a bytes object of this size is shrunk in place, never copied.
 _RECORD_READ = 16 * 1024
+# A whole body read at once (not streamed) of a known length at least this big goes straight
+# into its final bytes object (BodySink) instead of a list of chunks joined at the end. The
+# cap bounds what a server's Content-Length alone makes us reserve (address space only:
+# pages are touched as data arrives).
+_SINK_MIN = 32 * 1024
+_SINK_MAX = 256 * 1024 * 1024
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
@@ -74,6 +81,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._head: ResponseHead | None = None
         self._body: deque = deque()
         self._body_size = 0
+        self._sink: BodySink | None = None
         self._complete = False
         self._streaming = False
         self._reading_paused = False
@@ -118,6 +126,18 @@ class HTTPConnection(asyncio.BufferedProtocol):
             while True:
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
+                    sink = self._sink
+                    if sink is not None:
+                        # The whole body is wanted: decrypt into its final bytes object.
+                        n, ended = sink.fill(sslobj)
+                        if n and ex.count(n):
+                            self._sink_complete()
+                        if ended:
+                            self._on_eof()
+                            break
+                        if ex.body_left:
+                            break  # no whole record left in the BIO: wait for more
+                        continue
                     # Inside a Content-Length body: decrypt into a new bytes object of
                     # its own, which the exchange passes on without copying again.
                     left = ex.body_left
@@ -140,6 +160,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._on_eof()
         except ssl.SSLError as exc:
             self._on_error(RemoteProtocolError(f"TLS error from server: {exc}"))
+        except RemoteProtocolError as exc:
+            self._on_error(exc)
         if self._outgoing.pending:  # type: ignore[union-attr]
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
@@ -176,6 +198,16 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.close()  # the server spoke while we were idle: not ours to trust
             return
         try:
+            sink = self._sink
+            if sink is not None and ex.body_left > 0:
+                n = len(data)
+                take = ex.body_left if n > ex.body_left else n
+                sink.write(data if take == n else data[:take])
+                if ex.count(take):
+                    self._sink_complete()
+                if take == n:
+                    return
+                data = data[take:]  # past the body: feed() marks the connection unusable
             events = ex.feed(data)
         except RemoteProtocolError as exc:
             self._on_error(exc)
@@ -202,6 +234,28 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
         if wake:
             self._wake()
+
+    def _sink_complete(self) -> None:
+        self._body.append(self._sink.take())  # type: ignore[union-attr]
+        self._sink = None
+        self._complete = True
+        self._wake()
+
+    def _start_sink(self) -> None:
+        """Called when the caller wants the whole body: if its length is known and large,
+        let the rest of it land in its final bytes object."""
+        ex = self._exchange
+        if ex is None or ex.body_left < _SINK_MIN or self._error is not None or self.closed:
+            return
+        total = self._body_size + ex.body_left
+        if total > _SINK_MAX or total > self.limits.max_body_bytes:
+            return
+        sink = BodySink(total)
+        for chunk in self._body:
+            sink.write(chunk)
+        self._body.clear()
+        self._body_size = 0
+        self._sink = sink
 
     def _on_eof(self) -> None:
         ex = self._exchange
@@ -274,6 +328,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._head = None
         self._body.clear()
         self._body_size = 0
+        self._sink = None
         self._complete = False
         self._streaming = False
         self._error = None
@@ -346,6 +401,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         """Body chunks received so far; waits for at least one, or for the whole body
         when not streaming. An empty list means the body is complete."""
         self._streaming = streaming
+        if not streaming and self._sink is None and not self._complete:
+            self._start_sink()
         while True:
             if self._body and (streaming or self._complete):
                 chunks = list(self._body)
@@ -377,6 +434,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         head = self._head
         self._head = None
         self._body.clear()
+        self._sink = None
         if reusable and head is not None:
             kat = head.keep_alive_timeout
             if kat is not None:

@@ -281,22 +281,37 @@ class ResponseExchange:
         left = self.body_left
         take = n if n <= left else left
         if take:
-            total = self._body_bytes + take
-            if total > self._limits.max_body_bytes:
-                self._fail(RemoteProtocolError(
-                    f"response body exceeds {self._limits.max_body_bytes} bytes "
-                    "(max_body_bytes)"))
-            self._body_bytes = total
-            self.body_left = left = left - take
+            self._count(take)
             chunk = data if take == n and data.__class__ is bytes else bytes(data[:take])
             events = [chunk]
         else:
             events = []
-        if left == 0:
+        if self.body_left == 0:
             self.done = True
             self.reusable = self._keep_alive and take == n
             events.append(END)
         return events
+
+    def count(self, n: int) -> bool:
+        """Account for `n` body bytes that the caller stored itself (straight into the
+        body's final buffer, see `_sink.pyx`); return whether the body is complete."""
+        if n > self.body_left:
+            raise ValueError(f"{n} body bytes counted with {self.body_left} left")
+        self._count(n)
+        if self.body_left == 0:
+            self.done = True
+            self.reusable = self._keep_alive
+            return True
+        return False
+
+    def _count(self, take: int) -> None:
+        total = self._body_bytes + take
+        if total > self._limits.max_body_bytes:
+            self._fail(RemoteProtocolError(
+                f"response body exceeds {self._limits.max_body_bytes} bytes "
+                "(max_body_bytes)"))
+        self._body_bytes = total
+        self.body_left -= take
 
     def _take(self) -> list:
         events = self._events

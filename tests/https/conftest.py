@@ -23,6 +23,7 @@ class Env:
     expired_port: int
     wrongname_port: int
     raw_port: int        # rawserver over TLS
+    raw_plain_port: int  # rawserver over plain TCP
     silent_port: int     # accepts TCP, never answers
     large: bytes
     pki: dict
@@ -34,6 +35,10 @@ class Env:
     @property
     def raw(self) -> str:
         return f"https://localhost:{self.raw_port}"
+
+    @property
+    def raw_plain(self) -> str:
+        return f"http://127.0.0.1:{self.raw_plain_port}"
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +80,7 @@ def env(tmp_path_factory, pki, rawserver, nginx_files) -> Env:
     try:
         yield Env(ca=str(pki["ca"]), port=ports["port"], expired_port=ports["expired_port"],
                   wrongname_port=ports["wrongname_port"], raw_port=rawserver["tls"],
+                  raw_plain_port=rawserver["plain"],
                   silent_port=rawserver["silent"], large=large, pki=pki)
     finally:
         stop(proc)

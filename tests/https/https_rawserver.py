@@ -69,6 +69,12 @@ def send(sock: socket.socket, data: bytes) -> bool:
         return False
 
 
+def pattern(n: int) -> bytes:
+    """n bytes that show any misplaced or lost stretch (the tests build the same)."""
+    block = bytes(range(251))  # a prime length: record boundaries never line up with it
+    return (block * (n // 251 + 1))[:n]
+
+
 def ok(body: bytes = b"ok", extra: str = "") -> bytes:
     return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n").encode() + body
 
@@ -163,6 +169,18 @@ def handle(sock: socket.socket, state: dict) -> None:
                 send(sock, bytes.fromhex(path.split("?", 1)[1]))
             except (IndexError, ValueError):
                 pass
+            return
+        elif route == "/big":
+            # Content-Length body of a known pattern; `?n=SIZE[&extra=K]` sends K bytes past it.
+            q = dict(kv.split("=", 1) for kv in path.partition("?")[2].split("&") if "=" in kv)
+            n = min(int(q.get("n", "0")), 64 << 20)
+            extra = b"X" * min(int(q.get("extra", "0")), 1 << 20)
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n
+            if not send(sock, head + pattern(n) + extra):
+                return
+        elif route == "/big-short":
+            # Promises 1,000,000 bytes, sends 200,000, closes.
+            send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + pattern(200000))
             return
         elif route == "/count":
             with state["lock"]:
