@@ -114,6 +114,36 @@ def test_large_writes_arrive_in_order(loop, run):
     run(main())
 
 
+def test_protocol_reads_large_and_small_in_turn_lose_nothing(loop, run):
+    """After a large read, corenet receives straight into a new bytes object and shrinks it
+    to what arrived; after a small one it copies out of a shared buffer. Alternate the two,
+    then end with EOF right after a large read."""
+    class Typed(Recorder):
+        def data_received(self, data) -> None:
+            assert type(data) is bytes
+            super().data_received(data)
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        tr, pr = await loop.create_connection(Typed, sock=a)
+        parts = [os.urandom(n) for n in (100_000, 5, 300_000, 1, 20_000, 17, 1 << 20)]
+        sent = b""
+        for p in parts:
+            await loop.sock_sendall(b, p)
+            sent += p
+            assert await pr.wait_bytes(len(sent)) == sent
+        b.shutdown(socket.SHUT_WR)
+        await pr.eof
+        assert bytes(pr.data) == sent and pr.eof_calls == 1
+        tr.close()
+        await pr.lost
+        assert pr.lost_calls == [None]
+        b.close()
+
+    run(main())
+
+
 def test_write_eof_half_close_both_directions(loop, run):
     class Replier(Recorder):
         def eof_received(self):
