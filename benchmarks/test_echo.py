@@ -28,7 +28,11 @@ import textwrap
 import pytest
 
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
+# 100 KiB cells are bimodal on this kind of machine for every loop alike (the kernel's copy
+# into the socket buffer is 2-5x slower in some processes than in others, see BENCHMARKS.md),
+# so they get more fresh processes, and the table also shows the best round of each loop.
 ROUNDS = 1 if SHORT else 3
+ROUNDS_100K = 1 if SHORT else 7
 DURATION = 0.5 if SHORT else 2.0
 WARMUP = 0.2 if SHORT else 0.5
 CONNS = 10
@@ -229,13 +233,15 @@ def echo_report(request):
         reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell; "
                             "medians; ratios to uvloop within each round (>1 is better)")
         reporter.write_line(f"  {'mode':9}{'size':>7}  {'loop':14}{'req/s':>10}{'p99 us':>9}"
-                            f"{'cpu us/req':>11}{'req/s ratio':>12}{'cpu ratio':>10}")
+                            f"{'cpu us/req':>11}{'req/s ratio':>12}{'cpu ratio':>10}"
+                            f"{'best cpu us':>12}{'best ratio':>11}")
         for (mode, size), per_kind in RESULTS.items():
             for kind, rounds in per_kind.items():
                 row = summarize(per_kind, kind)
                 reporter.write_line(
                     f"  {mode:9}{size // 1024:>5}Ki  {kind:14}{row['rps']:>10,.0f}{row['p99']:>9.0f}"
-                    f"{row['cpu_us']:>11.1f}{row['rps_ratio']:>12.2f}{row['cpu_ratio']:>10.2f}")
+                    f"{row['cpu_us']:>11.1f}{row['rps_ratio']:>12.2f}{row['cpu_ratio']:>10.2f}"
+                    f"{row['best_cpu_us']:>12.1f}{row['best_cpu_ratio']:>11.2f}")
 
 
 def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
@@ -246,10 +252,13 @@ def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
         rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(rounds, base))
         cpu_ratio = statistics.median(b["cpu_us"] / r["cpu_us"] if r["cpu_us"] else float("nan")
                                       for r, b in zip(rounds, base))
+    best = min(r["cpu_us"] for r in rounds)
+    best_ratio = min(b["cpu_us"] for b in base) / best if base and best else float("nan")
     return {"rps": statistics.median(r["rps"] for r in rounds),
             "p99": statistics.median(r["p99_us"] for r in rounds),
             "cpu_us": statistics.median(r["cpu_us"] for r in rounds),
-            "rps_ratio": rps_ratio, "cpu_ratio": cpu_ratio}
+            "rps_ratio": rps_ratio, "cpu_ratio": cpu_ratio,
+            "best_cpu_us": best, "best_cpu_ratio": best_ratio}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s // 1024}KiB")
@@ -259,7 +268,7 @@ def test_echo(benchmark, echo_client, mode, size):
     per_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
 
     def all_rounds():
-        for r in range(ROUNDS):
+        for r in range(ROUNDS_100K if size >= 100 * 1024 else ROUNDS):
             order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]
             for kind in order:
                 per_kind[kind].append(run_cell(echo_client, kind, mode, size))
