@@ -4,7 +4,7 @@ The work is done by Cython engines (``_stream.StreamTransport``, ``_datagram.
 DatagramTransport``) that epoll calls directly. A Cython class cannot also derive from
 ``asyncio.Transport`` (whose ``__slots__`` lay out the instance), so each engine has a face:
 a small asyncio.Transport subclass whose hot methods are the engine's own bound methods,
-stored in slots, so ``transport.write(data)`` costs no extra Python frame.
+stored in slots on first use, so ``transport.write(data)`` costs no extra Python frame.
 """
 from __future__ import annotations
 
@@ -28,8 +28,15 @@ class _Face:
 
     def __init__(self, engine) -> None:
         self._engine = engine
-        for name in self._HOT:
-            object.__setattr__(self, name, getattr(engine, name))
+
+    def __getattr__(self, name: str):
+        # Reached only while a hot method's slot is still empty: bind it on first use, so a
+        # connection pays for the bound methods its protocol calls and not for the rest.
+        if name in self._HOT:
+            method = getattr(object.__getattribute__(self, "_engine"), name)
+            object.__setattr__(self, name, method)
+            return method
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         e = self._engine

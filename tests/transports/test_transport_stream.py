@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 
+from looptools import make_loop
 from transport_helpers import Recorder, fill_socket_buffers, stop_server, tcp_pair
 
 
@@ -142,6 +143,35 @@ def test_protocol_reads_large_and_small_in_turn_lose_nothing(loop, run):
         b.close()
 
     run(main())
+
+
+def test_hot_methods_bind_on_first_use_and_stay_bound(corenet_kind):
+    """corenet's transport face binds the engine's hot methods into slots on first use
+    (memory per idle connection); later lookups must hit the slot, and names that are not
+    attributes must still raise AttributeError."""
+    from corenet.transports import SocketTransport
+
+    loop = make_loop(corenet_kind)
+
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop)
+        assert isinstance(tr, SocketTransport)
+        w = tr.write
+        assert w is tr.write and w.__self__ is tr._engine
+        assert tr.get_write_buffer_size() == 0 and tr.is_reading() and not tr.is_closing()
+        with pytest.raises(AttributeError, match="no_such_thing"):
+            tr.no_such_thing
+        assert not hasattr(tr, "no_such_thing")
+        w(b"ping")
+        assert await pr.wait_bytes(4) == b"ping"
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
 
 
 def test_write_eof_half_close_both_directions(loop, run):
