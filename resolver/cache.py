@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
 
@@ -155,15 +156,7 @@ class RRsetCache:
                       rrsigs: list[tuple] = ()) -> None:
         """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and stores
         them, with the RRSIGs covering them."""
-        groups: dict = {}
-        for owner, rdtype, rdclass, ttl, rdata in records:
-            key = (owner.lower(), rdtype, rdclass)
-            g = groups.get(key)
-            if g is None:
-                groups[key] = g = [owner, ttl, []]
-            g[1] = min(g[1], ttl)
-            if rdata not in g[2]:
-                g[2].append(rdata)
+        groups = group_records(records)
         sigs: dict = {}
         for rec in rrsigs:
             if len(rec[4]) >= 2:

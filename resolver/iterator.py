@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import cache as C
+from resolver._iterstep import (glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
+                                is_lame as _is_lame_ref, is_subdomain, referral as _referral)
 from resolver.cache import Cache
 from resolver.limits import DEFAULT, Limits
-from resolver.wire import (WireError, is_subdomain, label_count, parent, parse_response,
-                           strip_to, to_text)
+from resolver.wire import WireError, label_count, parent, parse_response, strip_to, to_text
 
 log = logging.getLogger("resolver.iterator")
 
@@ -313,7 +314,8 @@ class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
 
     def _ask(self, zone: bytes, nsnames: list[bytes], qname: bytes, qtype: int, depth: int):
-        """Asks the zone's servers until one gives a usable reply: (server, parsed) or None."""
+        """Asks the zone's servers until one gives a usable reply: (server, parsed, what
+        ``_referral`` says of it) or None."""
         attempts: dict[str, int] = {}
         retryable: list[str] = []        # asked, but the reply was lost: may be asked again
         extra: dict[bytes, list[str]] = {}
@@ -372,7 +374,8 @@ class Iterator:
             if m.rcode not in (NOERROR, NXDOMAIN):
                 self.cache.infra.record_failure(server, self.clock())
                 continue
-            if _is_lame(m, zone, qname):
+            ref = _referral(m, zone, qname)
+            if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
                 self.cache.infra.mark_lame(server, zone)
                 continue
@@ -381,10 +384,11 @@ class Iterator:
                     out = self.validator(m, zone, server, self)
                     if inspect.isgenerator(out):
                         out = yield from out
-                    m = out
                 except Bogus as exc:
                     raise _Exhausted(f"bogus data from {server}: {exc}")
-            return server, m
+                m = out
+                ref = _referral(m, zone, qname)     # the validator may have changed the reply
+            return server, m, ref
 
     def lookup(self, name: bytes, rdtype: int):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
@@ -416,9 +420,8 @@ class Iterator:
             if got is None:
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
-            server, m = got
+            server, m, ref = got
             now = self.clock()
-            ref = _referral(m, zone, sent)
             if ref is not None:
                 child, ns_recs = ref
                 referrals += 1
@@ -445,8 +448,7 @@ class Iterator:
     def _cache_referral(self, m, zone: bytes, child: bytes, ns_recs: list, now: float) -> None:
         rr = self.cache.rrsets
         rr.store_records(ns_recs, C.REFERRAL, now)
-        glue = [r for r in m.additional if r[1] in (A, AAAA) and is_subdomain(r[0], zone)
-                and any(r[0].lower() == n[4].lower() for n in ns_recs)]
+        glue = _glue(m.additional, zone, ns_recs)
         if glue:
             rr.store_records(glue, C.GLUE, now)
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
@@ -533,43 +535,14 @@ def _covers(rec: tuple, rdtype: int) -> bool:
     return rec[1] == RRSIG and len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) == rdtype
 
 
-def _in_zone(records: list, zone: bytes) -> list:
-    """Bailiwick filter: only records the asked zone's servers may speak for."""
-    return [r for r in records if is_subdomain(r[0], zone)]
-
-
 def _has_soa(m, zone: bytes) -> bool:
-    return any(r[1] == SOA and is_subdomain(r[0], zone) for r in m.authority)
-
-
-def _referral(m, zone: bytes, qname: bytes):
-    """(child zone, its NS records) if ``m`` delegates ``qname`` to a zone strictly below
-    ``zone``; None otherwise (answers, negative answers, upward or sideways referrals)."""
-    if m.rcode != NOERROR or m.answer:
-        return None
-    ns = [r for r in m.authority if r[1] == NS]
-    if not ns or _has_soa(m, zone):
-        return None
-    child = ns[0][0]
-    if (len(child) <= len(zone) or not is_subdomain(child, zone)
-            or not is_subdomain(qname, child)):
-        return None
-    lchild = child.lower()
-    return child, [r for r in ns if r[0].lower() == lchild]
+    return _has_soa_in(m.authority, zone)
 
 
 def _is_lame(m, zone: bytes, qname: bytes) -> bool:
     """A server that does not speak with authority for ``zone``: an upward/sideways referral,
-    or an answer without AA."""
-    if _referral(m, zone, qname) is not None:
-        return False
-    if not m.aa:
-        return True
-    ns = [r for r in m.authority if r[1] == NS]
-    if ns and not m.answer and not _has_soa(m, zone) and m.rcode == NOERROR:
-        # Authoritative-looking but pointing at its own zone or upwards.
-        return not all(is_subdomain(r[0], zone) for r in ns)
-    return False
+    or an answer without AA (the checks are in ``resolver._iterstep``)."""
+    return _is_lame_ref(m, zone, qname, _referral(m, zone, qname))
 
 
 def _addr_text(rdtype: int, rd: bytes) -> str:
