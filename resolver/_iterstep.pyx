@@ -17,6 +17,7 @@ cdef enum:
     SOA = 6
     A = 1
     AAAA = 28
+    RRSIG = 46
     NOERROR = 0
 
 
@@ -161,3 +162,70 @@ cpdef dict group(list records):
         if r[4] not in <list>g[2]:
             (<list>g[2]).append(r[4])
     return groups
+
+
+cdef inline bint _covers(object r, long rdtype):
+    """An RRSIG record covering ``rdtype``."""
+    if r[1] != RRSIG:
+        return False
+    cdef bytes rd = r[4]
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(rd)
+    return PyBytes_GET_SIZE(rd) >= 2 and ((p[0] << 8) | p[1]) == rdtype
+
+
+cpdef tuple split_sigs(list records):
+    """(records that are not RRSIG, the RRSIGs), each in order."""
+    cdef list recs = [], sigs = []
+    cdef object r
+    for r in records:
+        if r[1] == RRSIG:
+            sigs.append(r)
+        else:
+            recs.append(r)
+    return recs, sigs
+
+
+cpdef object owned(list answer, bytes name, long qtype):
+    """The records of ``answer`` owned by ``name`` that answer ``qtype`` (that type, any type
+    for ANY, and the RRSIGs covering it), or None when none of ``name``'s records has that
+    type (for ANY: when ``name`` owns none)."""
+    cdef object r
+    cdef bint found = False
+    cdef list out
+    for r in answer:
+        if (r[1] == qtype or qtype == 255) and same_name(r[0], name):
+            found = True
+            break
+    if not found:
+        return None
+    out = []
+    for r in answer:
+        if same_name(r[0], name) and (r[1] == qtype or qtype == 255 or _covers(r, qtype)):
+            out.append(r)
+    return out
+
+
+cpdef bint wildcard_expanded(list records):
+    """Some record is an RRSIG whose label count is below its owner's: the signed data was
+    expanded from a wildcard."""
+    cdef object r
+    cdef bytes rd, owner
+    cdef const unsigned char* c
+    cdef Py_ssize_t n, pos, k
+    for r in records:
+        if r[1] != RRSIG:
+            continue
+        rd = r[4]
+        if PyBytes_GET_SIZE(rd) < 4:
+            continue
+        owner = r[0]
+        c = <const unsigned char*>PyBytes_AS_STRING(owner)
+        n = PyBytes_GET_SIZE(owner)
+        pos = 0
+        k = 0
+        while pos < n and c[pos] != 0:
+            pos += 1 + c[pos]
+            k += 1
+        if (<const unsigned char*>PyBytes_AS_STRING(rd))[3] < k:
+            return True
+    return False

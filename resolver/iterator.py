@@ -18,7 +18,9 @@ from typing import Callable
 
 from resolver import cache as C
 from resolver._iterstep import (glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
-                                is_lame as _is_lame_ref, is_subdomain, referral as _referral)
+                                is_lame as _is_lame_ref, is_subdomain, owned as _owned,
+                                referral as _referral, split_sigs as _split_sigs,
+                                wildcard_expanded as _wildcard_expanded)
 from resolver.cache import Cache
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import WireError, label_count, parent, parse_response, strip_to, to_text
@@ -463,8 +465,7 @@ class Iterator:
             C.AUTH_ANSWER if m.aa else C.NONAUTH_ANSWER)
         if in_zone is None:
             in_zone = _in_zone(m.answer, zone)
-        recs = [r for r in in_zone if r[1] != RRSIG]
-        sigs = [r for r in in_zone if r[1] == RRSIG]
+        recs, sigs = _split_sigs(in_zone)
         if recs:
             self.cache.rrsets.store_records(recs, rank, now, sigs)
 
@@ -475,12 +476,11 @@ class Iterator:
         out: list = []
         cur = name
         for _ in range(len(answer) + 1):
-            lcur = cur.lower()
-            found = [r for r in answer if r[0].lower() == lcur and r[1] == qtype]
-            if found or (qtype == 255 and any(r[0].lower() == lcur for r in answer)):
-                out += [r for r in answer if r[0].lower() == lcur
-                        and (r[1] == qtype or qtype == 255 or _covers(r, qtype))]
+            found = _owned(answer, cur, qtype)
+            if found is not None:
+                out += found
                 return _Step("answer", out, _wildcard_proofs(m, zone, out))
+            lcur = cur.lower()
             dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
@@ -521,7 +521,7 @@ def _wildcard_proofs(m, zone: bytes, out: list) -> list:
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""
-    if not any(r[1] == RRSIG and len(r[4]) >= 4 and r[4][3] < label_count(r[0]) for r in out):
+    if not _wildcard_expanded(out):
         return []
     return [r for r in _in_zone(m.authority, zone)
             if r[1] in (NSEC, NSEC3) or (r[1] == RRSIG and _covers_any(r, (NSEC, NSEC3)))]

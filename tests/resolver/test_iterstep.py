@@ -82,3 +82,33 @@ def test_grouping_keeps_the_smallest_ttl_and_distinct_rdatas_in_order(recs):
         if rdata not in g[2]:
             g[2].append(rdata)
     assert S.group(recs) == want
+
+
+def ref_covers(r, t):
+    return r[1] == 46 and len(r[4]) >= 2 and ((r[4][0] << 8) | r[4][1]) == t
+
+
+def ref_label_count(name: bytes) -> int:
+    pos = k = 0
+    while name[pos] != 0:
+        pos += 1 + name[pos]
+        k += 1
+    return k
+
+
+sig_records = st.lists(st.tuples(names, st.sampled_from([1, 5, 46]), st.just(1),
+                                 st.integers(0, 99), st.binary(max_size=6)), max_size=8)
+
+
+@settings(max_examples=400)
+@given(sig_records, names, st.sampled_from([1, 5, 46, 255, 258]))
+def test_answer_selection_matches_the_rules(recs, name, qtype):
+    lname = name.lower()
+    hit = ([r for r in recs if r[0].lower() == lname and r[1] == qtype]
+           or (qtype == 255 and any(r[0].lower() == lname for r in recs)))
+    want = [r for r in recs if r[0].lower() == lname
+            and (r[1] == qtype or qtype == 255 or ref_covers(r, qtype))] if hit else None
+    assert S.owned(recs, name, qtype) == want
+    assert S.split_sigs(recs) == ([r for r in recs if r[1] != 46], [r for r in recs if r[1] == 46])
+    assert S.wildcard_expanded(recs) == any(
+        r[1] == 46 and len(r[4]) >= 4 and r[4][3] < ref_label_count(r[0]) for r in recs)
