@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 
+from resolver import _udpquery
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.wire import WireError, build_query, parse_response
 
@@ -40,6 +41,9 @@ class UpstreamTimeout(Exception):
 
 class UpstreamFailure(Exception):
     """The server could not be asked (refused, reset, oversized or broken TCP reply...)."""
+
+
+_udpquery.configure(UpstreamFailure, UpstreamTimeout)
 
 
 def _family(addr: str) -> int:
@@ -187,14 +191,20 @@ def question_of(qname: bytes, qtype: int, qclass: int) -> bytes:
 def udp_query(loop, addr: str, port: int, qname: bytes, qtype: int, qclass: int,
               question: bytes, edns: bool, do: bool, timeout: float, stats,
               limits: Limits) -> _UDPQuery:
-    """Sends one UDP query (fresh socket, so a fresh random port, and a fresh random ID);
+    """Sends one UDP query (fresh socket, so a fresh random port, and a fresh random ID):
+    a ``resolver._udpquery.UDPQuery``, or a ``_UDPQuery`` for a non-numeric address;
     await its ``fut``, then ``close()`` it. Raises UpstreamFailure if it cannot be sent."""
     qid = _fresh_id()
     wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
                        payload=EDNS_BUFFER_SIZE)
     if stats is not None:
         stats.upstream_queries += 1
-    return _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
+    try:
+        # The same exchange in C (no Python socket object); numeric addresses only.
+        return _udpquery.UDPQuery(loop, addr, port, wire, qid, question, timeout, stats,
+                                  limits)
+    except ValueError:
+        return _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
 
 
 def needs_retry(reply: bytes, edns: bool) -> bool:
