@@ -229,3 +229,23 @@ cpdef bint wildcard_expanded(list records):
         if (<const unsigned char*>PyBytes_AS_STRING(rd))[3] < k:
             return True
     return False
+
+
+cpdef Py_ssize_t count_type(list records, long rdtype) except -1:
+    """How many of ``records`` have that type."""
+    cdef Py_ssize_t k = 0
+    cdef object r
+    for r in records:
+        if r[1] == rdtype:
+            k += 1
+    return k
+
+
+cpdef list without_types(list records, frozenset rdtypes):
+    """``records`` without those of the given types (a new list, order kept)."""
+    cdef list out = []
+    cdef object r
+    for r in records:
+        if r[1] not in rdtypes:
+            out.append(r)
+    return out

@@ -25,6 +25,7 @@ import dns.rdatatype
 import dns.resolver
 
 from resolver import iterator as it
+from resolver._iterstep import without_types as _without_types
 from resolver.cache import Cache
 from resolver.dnssec import Suspend, Validator, with_ede
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
@@ -37,6 +38,8 @@ from resolver.wire import (WireError, answer_from_entry, build_response, cache_k
 
 log = logging.getLogger("resolver.engine")
 monotonic = time.monotonic
+_SIG = frozenset((it.RRSIG,))
+_DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 
 DATA = Path(__file__).parent / "data"
 ROOT_HINTS_FILE = DATA / "root.hints"
@@ -194,9 +197,8 @@ class Resolver:
         out = self.resolve_cached(query)
         if out is not None:
             return out
-        return await self._slow_message(query)
-
-    async def _slow_message(self, q: bytes) -> bytes:
+        # The miss goes on in this coroutine (no second one per miss).
+        q = query
         if len(q) < 12:
             raise WireError("query shorter than a DNS header")
         self.stats.client_queries += 1
@@ -261,8 +263,9 @@ class Resolver:
         if res.rcode == it.SERVFAIL:
             answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
-            answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
-            authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
+            if qtype != it.RRSIG:
+                answer = _without_types(answer, _SIG)
+            authority = _without_types(authority, _DNSSEC)
         flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
         return build_response(0, flags, question,
                               answer, authority, [],
@@ -449,11 +452,11 @@ class Resolver:
         while isinstance(action, Query):
             now = self.clock()
             server = infra.choose(action.servers, now)
-            timeout = min(infra.rto(server),
-                          max(0.01, self.limits.max_query_time - (now - iterator.t0)))
+            info = infra.info(server)             # its rto and EDNS support, one lookup
+            timeout = min(info.rto, max(0.01, self.limits.max_query_time - (now - iterator.t0)))
             # upstream.exchange, inline: the first UDP query is awaited here directly (no
             # coroutine of its own per upstream query); FORMERR/TC go on in upstream.retry.
-            edns = infra.edns(server)
+            edns = info.edns
             qname, qtype, qclass = action.qname, action.qtype, action.qclass
             try:
                 t0 = monotonic()

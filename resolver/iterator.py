@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import cache as C
-from resolver._iterstep import (glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
+from resolver._iterstep import (count_type as _count_type, glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
                                 is_lame as _is_lame_ref, is_subdomain, owned as _owned,
                                 referral as _referral, split_sigs as _split_sigs,
                                 wildcard_expanded as _wildcard_expanded)
@@ -227,7 +227,7 @@ class Iterator:
             answer += hit.records
             if hit.kind in ("answer", "cname"):
                 proofs += hit.authority
-            links += sum(1 for r in hit.records if r[1] == CNAME) or (hit.kind == "cname")
+            links += _count_type(hit.records, CNAME) or (hit.kind == "cname")
             if links > self.limits.max_cname_chain:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")

@@ -112,3 +112,11 @@ def test_answer_selection_matches_the_rules(recs, name, qtype):
     assert S.split_sigs(recs) == ([r for r in recs if r[1] != 46], [r for r in recs if r[1] == 46])
     assert S.wildcard_expanded(recs) == any(
         r[1] == 46 and len(r[4]) >= 4 and r[4][3] < ref_label_count(r[0]) for r in recs)
+
+
+@settings(max_examples=200)
+@given(sig_records, st.sampled_from([1, 5, 46]))
+def test_type_counting_and_filtering(recs, rdtype):
+    assert S.count_type(recs, rdtype) == sum(1 for r in recs if r[1] == rdtype)
+    types = frozenset((rdtype, 47))
+    assert S.without_types(recs, types) == [r for r in recs if r[1] not in types]
