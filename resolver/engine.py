@@ -24,6 +24,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from asyncio.tasks import _current_tasks
+
 from resolver import iterator as it
 from resolver._iterstep import without_types as _without_types
 from resolver.cache import Cache
@@ -153,6 +155,7 @@ class Resolver:
         self.clock = time.monotonic
         self._msgs = self.cache.messages.table
         self._inflight: dict[tuple, asyncio.Future] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None    # of the last miss
         self._background: set[asyncio.Task] = set()
         self._closing = False
         self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
@@ -365,12 +368,17 @@ class Resolver:
             self.stats.coalesced += 1
             shared.waiters += 1
             return await asyncio.shield(shared.future(asyncio.get_running_loop()))
-        # The loop is looked up once per miss and handed down: get_running_loop() and
-        # current_task() without a loop each cost a getpid() system call on this Python.
+        # The loop is found once per miss and handed down. get_running_loop() costs a getpid()
+        # system call on Python 3.11, so the loop of the previous miss is tried first: if it
+        # is running a task, it is this thread's running loop and that task is ours (one loop
+        # runs per thread, and a stopped or other loop has no current task here).
         # The shared future is only made when someone waits on it (rarely: a miss is usually
         # the only one for its question).
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
+        loop = self._loop
+        task = _current_tasks.get(loop) if loop is not None else None
+        if task is None:
+            loop = self._loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
         shared = self._inflight[key] = _Shared(task)
         try:
             res = await self._bounded(qname, qtype, qclass, loop, task)
