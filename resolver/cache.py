@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
 
@@ -94,8 +95,11 @@ class RRsetEntry:
 
     @property
     def size(self) -> int:
-        return (200 + len(self.name) + sum(len(r) + 40 for r in self.rdatas)
-                + sum(len(r[0]) + len(r[4]) + 80 for r in self.rrsigs + self.soa))
+        rdatas = self.rdatas
+        n = 200 + len(self.name) + sum(map(len, rdatas)) + 40 * len(rdatas)
+        if self.rrsigs or self.soa:
+            n += sum(len(r[0]) + len(r[4]) + 80 for r in self.rrsigs + self.soa)
+        return n
 
     def negative_records(self, now: float) -> list[tuple]:
         """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
@@ -144,35 +148,29 @@ class RRsetCache:
     def store(self, entry: RRsetEntry) -> bool:
         """Stores unless a fresh entry of a higher rank is there. True if stored."""
         key = (entry.name.lower(), entry.rdtype, entry.rdclass)
-        old = self.lru.peek(key)
-        now = entry.expires - entry.ttl
-        if old is not None and old.expires >= now and old.rank > entry.rank:
+        lru = self.lru
+        old = lru.data.get(key)
+        if old is not None and old.rank > entry.rank and old.expires >= entry.expires - entry.ttl:
             return False
-        self.lru.put(key, entry)
+        lru.put(key, entry)
         return True
 
     def store_records(self, records: list[tuple], rank: int, now: float,
                       rrsigs: list[tuple] = ()) -> None:
         """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and stores
         them, with the RRSIGs covering them."""
-        groups: dict = {}
-        for owner, rdtype, rdclass, ttl, rdata in records:
-            key = (owner.lower(), rdtype, rdclass)
-            g = groups.get(key)
-            if g is None:
-                groups[key] = g = [owner, ttl, []]
-            g[1] = min(g[1], ttl)
-            if rdata not in g[2]:
-                g[2].append(rdata)
+        groups = group_records(records)
         sigs: dict = {}
         for rec in rrsigs:
             if len(rec[4]) >= 2:
                 covered = (rec[4][0] << 8) | rec[4][1]
                 sigs.setdefault((rec[0].lower(), covered, rec[2]), []).append(rec)
-        for (lname, rdtype, rdclass), (owner, ttl, rdatas) in groups.items():
-            ttl = self.clamp(ttl)
-            self.store(RRsetEntry(owner, rdtype, rdclass, ttl, now + ttl, rank, rdatas,
-                                  sigs.get((lname, rdtype, rdclass), [])))
+        lo, hi = self.limits.min_ttl, self.limits.max_ttl
+        store = self.store
+        for key, (owner, ttl, rdatas) in groups.items():
+            ttl = min(max(ttl, lo), hi)            # self.clamp(ttl), inline
+            store(RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas,
+                             sigs.get(key, []) if sigs else []))
 
     def store_negative(self, name: bytes, rdtype: int, rdclass: int, nxdomain: bool,
                        soa: list[tuple], rank: int, now: float) -> list[tuple]:

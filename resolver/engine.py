@@ -24,17 +24,24 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from asyncio.tasks import _current_tasks
+
 from resolver import iterator as it
+from resolver._iterstep import without_types as _without_types
 from resolver.cache import Cache
 from resolver.dnssec import Suspend, Validator, with_ede
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
-from resolver.upstream import UpstreamFailure, UpstreamTimeout, exchange
+from resolver.upstream import (UpstreamFailure, UpstreamTimeout, exchange, needs_retry,
+                               question_of, retry, udp_query)
 from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
                            parse_query, parse_response, to_text)
 
 log = logging.getLogger("resolver.engine")
+monotonic = time.monotonic
+_SIG = frozenset((it.RRSIG,))
+_DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 
 DATA = Path(__file__).parent / "data"
 ROOT_HINTS_FILE = DATA / "root.hints"
@@ -148,6 +155,7 @@ class Resolver:
         self.clock = time.monotonic
         self._msgs = self.cache.messages.table
         self._inflight: dict[tuple, asyncio.Future] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None    # of the last miss
         self._background: set[asyncio.Task] = set()
         self._closing = False
         self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
@@ -192,9 +200,8 @@ class Resolver:
         out = self.resolve_cached(query)
         if out is not None:
             return out
-        return await self._slow_message(query)
-
-    async def _slow_message(self, q: bytes) -> bytes:
+        # The miss goes on in this coroutine (no second one per miss).
+        q = query
         if len(q) < 12:
             raise WireError("query shorter than a DNS header")
         self.stats.client_queries += 1
@@ -259,8 +266,9 @@ class Resolver:
         if res.rcode == it.SERVFAIL:
             answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
         if not do:
-            answer = [r for r in answer if r[1] != it.RRSIG or qtype == it.RRSIG]
-            authority = [r for r in authority if r[1] not in (it.RRSIG, it.NSEC, it.NSEC3)]
+            if qtype != it.RRSIG:
+                answer = _without_types(answer, _SIG)
+            authority = _without_types(authority, _DNSSEC)
         flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
         return build_response(0, flags, question,
                               answer, authority, [],
@@ -359,26 +367,36 @@ class Resolver:
         if shared is not None:
             self.stats.coalesced += 1
             shared.waiters += 1
-            return await asyncio.shield(shared.fut)
-        # The loop is looked up once per miss and handed down: get_running_loop() and
-        # current_task() without a loop each cost a getpid() system call on this Python.
-        loop = asyncio.get_running_loop()
-        shared = self._inflight[key] = _Shared(loop.create_future(), asyncio.current_task(loop))
+            return await asyncio.shield(shared.future(asyncio.get_running_loop()))
+        # The loop is found once per miss and handed down. get_running_loop() costs a getpid()
+        # system call on Python 3.11, so the loop of the previous miss is tried first: if it
+        # is running a task, it is this thread's running loop and that task is ours (one loop
+        # runs per thread, and a stopped or other loop has no current task here).
+        # The shared future is only made when someone waits on it (rarely: a miss is usually
+        # the only one for its question).
+        loop = self._loop
+        task = _current_tasks.get(loop) if loop is not None else None
+        if task is None:
+            loop = self._loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+        shared = self._inflight[key] = _Shared(task)
         try:
-            res = await self._bounded(qname, qtype, qclass, loop)
+            res = await self._bounded(qname, qtype, qclass, loop, task)
         except asyncio.CancelledError:
             shared.owner = None
-            if shared.waiters and not self._closing and not shared.fut.done():
+            if shared.waiters and not self._closing and not shared.future(loop).done():
                 task = shared.task = loop.create_task(self._bounded(qname, qtype, qclass,
                                                                      loop))
                 task.add_done_callback(lambda t: self._handed_over(key, shared, t))
             else:
                 self._forget(key, shared)
-                shared.fut.cancel()
+                if shared.fut is not None:
+                    shared.fut.cancel()
             raise
         self._forget(key, shared)
-        if not shared.fut.done():
-            shared.fut.set_result(res)
+        fut = shared.fut
+        if fut is not None and not fut.done():
+            fut.set_result(res)
         return res
 
     def _forget(self, key: tuple, shared: "_Shared") -> None:
@@ -395,7 +413,8 @@ class Resolver:
             shared.fut.set_result(task.result())     # _bounded never raises
 
     async def _bounded(self, qname: bytes, qtype: int, qclass: int,
-                       loop: asyncio.AbstractEventLoop) -> Result:
+                       loop: asyncio.AbstractEventLoop, task: asyncio.Task | None = None
+                       ) -> Result:
         """The iterator run under the total-time limit; never raises (a bug is a logged
         SERVFAIL, not a crash of the caller).
 
@@ -404,7 +423,8 @@ class Resolver:
         timer handle and no Timeout object, ``current_task()`` or ``get_running_loop()`` per
         miss; ``wait_for`` would also wrap the coroutine in one more Task.
         """
-        task = asyncio.current_task(loop)
+        if task is None:
+            task = asyncio.current_task(loop)
         cancelling = task.cancelling()
         fired = [False]
         timer = loop.call_later(self.limits.max_query_time, _time_up, task, fired)
@@ -440,14 +460,27 @@ class Resolver:
         while isinstance(action, Query):
             now = self.clock()
             server = infra.choose(action.servers, now)
-            timeout = min(infra.rto(server),
-                          max(0.01, self.limits.max_query_time - (now - iterator.t0)))
+            info = infra.info(server)             # its rto and EDNS support, one lookup
+            timeout = min(info.rto, max(0.01, self.limits.max_query_time - (now - iterator.t0)))
+            # upstream.exchange, inline: the first UDP query is awaited here directly (no
+            # coroutine of its own per upstream query); FORMERR/TC go on in upstream.retry.
+            edns = info.edns
+            qname, qtype, qclass = action.qname, action.qtype, action.qclass
             try:
-                wire, rtt, parsed = await exchange(server, self.port, action.qname, action.qtype,
-                                           action.qclass, timeout=timeout,
-                                           edns=infra.edns(server), do=True,
-                                           limits=self.limits, stats=self.stats, infra=infra,
-                                           loop=loop)
+                t0 = monotonic()
+                q = udp_query(loop, server, self.port, qname, qtype, qclass,
+                              question_of(qname, qtype, qclass), edns, True, timeout,
+                              self.stats, self.limits)
+                try:
+                    wire, parsed = await q.fut
+                finally:
+                    q.close()
+                rtt = monotonic() - t0
+                if needs_retry(wire, edns):
+                    wire, rtt, parsed = await retry(
+                        q, wire, parsed, rtt, self.port, qname, qtype, qclass,
+                        timeout=timeout, edns=edns, do=True, limits=self.limits,
+                        stats=self.stats, infra=infra, loop=loop)
             except UpstreamTimeout:
                 self.stats.upstream_timeouts += 1
                 infra.record_timeout(server, self.clock())
@@ -515,7 +548,7 @@ class Resolver:
                 task.cancel()
             # Resolutions running inline in their first caller's task: cancel that task and
             # wait until the resolution has unwound (its sockets closed).
-            owned = [s.fut for s in shared if s.owner is not None]
+            owned = [s.future(loop) for s in shared if s.owner is not None]
             for s in shared:
                 if s.owner is not None and s.owner is not asyncio.current_task(loop):
                     s.owner.cancel()
@@ -533,16 +566,22 @@ def _time_up(task: asyncio.Task, fired: list) -> None:
 
 
 class _Shared:
-    """A resolution in flight: its result future for the identical callers waiting on it, the
-    task of the caller running it inline (``owner``) or the task it was handed to."""
+    """A resolution in flight: the task of the caller running it inline (``owner``) or the
+    task it was handed to, and its result future, made when an identical caller (or
+    ``close``) first waits on it."""
 
     __slots__ = ("fut", "owner", "task", "waiters")
 
-    def __init__(self, fut: asyncio.Future, owner: asyncio.Task | None) -> None:
-        self.fut = fut
+    def __init__(self, owner: asyncio.Task | None) -> None:
+        self.fut: asyncio.Future | None = None
         self.owner = owner
         self.task: asyncio.Task | None = None
         self.waiters = 0
+
+    def future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        if self.fut is None:
+            self.fut = loop.create_future()
+        return self.fut
 
 
 def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import cache as C
+from resolver._iterstep import (count_type as _count_type, glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
+                                is_lame as _is_lame_ref, is_subdomain, owned as _owned,
+                                referral as _referral, split_sigs as _split_sigs,
+                                wildcard_expanded as _wildcard_expanded)
 from resolver.cache import Cache
 from resolver.limits import DEFAULT, Limits
-from resolver.wire import (WireError, is_subdomain, label_count, parent, parse_response,
-                           strip_to, to_text)
+from resolver.wire import WireError, label_count, parent, parse_response, strip_to, to_text
 
 log = logging.getLogger("resolver.iterator")
 
@@ -224,7 +227,7 @@ class Iterator:
             answer += hit.records
             if hit.kind in ("answer", "cname"):
                 proofs += hit.authority
-            links += sum(1 for r in hit.records if r[1] == CNAME) or (hit.kind == "cname")
+            links += _count_type(hit.records, CNAME) or (hit.kind == "cname")
             if links > self.limits.max_cname_chain:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")
@@ -313,7 +316,8 @@ class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
 
     def _ask(self, zone: bytes, nsnames: list[bytes], qname: bytes, qtype: int, depth: int):
-        """Asks the zone's servers until one gives a usable reply: (server, parsed) or None."""
+        """Asks the zone's servers until one gives a usable reply: (server, parsed, what
+        ``_referral`` says of it) or None."""
         attempts: dict[str, int] = {}
         retryable: list[str] = []        # asked, but the reply was lost: may be asked again
         extra: dict[bytes, list[str]] = {}
@@ -372,7 +376,8 @@ class Iterator:
             if m.rcode not in (NOERROR, NXDOMAIN):
                 self.cache.infra.record_failure(server, self.clock())
                 continue
-            if _is_lame(m, zone, qname):
+            ref = _referral(m, zone, qname)
+            if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
                 self.cache.infra.mark_lame(server, zone)
                 continue
@@ -381,10 +386,11 @@ class Iterator:
                     out = self.validator(m, zone, server, self)
                     if inspect.isgenerator(out):
                         out = yield from out
-                    m = out
                 except Bogus as exc:
                     raise _Exhausted(f"bogus data from {server}: {exc}")
-            return server, m
+                m = out
+                ref = _referral(m, zone, qname)     # the validator may have changed the reply
+            return server, m, ref
 
     def lookup(self, name: bytes, rdtype: int):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
@@ -416,9 +422,8 @@ class Iterator:
             if got is None:
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
-            server, m = got
+            server, m, ref = got
             now = self.clock()
-            ref = _referral(m, zone, sent)
             if ref is not None:
                 child, ns_recs = ref
                 referrals += 1
@@ -445,8 +450,7 @@ class Iterator:
     def _cache_referral(self, m, zone: bytes, child: bytes, ns_recs: list, now: float) -> None:
         rr = self.cache.rrsets
         rr.store_records(ns_recs, C.REFERRAL, now)
-        glue = [r for r in m.additional if r[1] in (A, AAAA) and is_subdomain(r[0], zone)
-                and any(r[0].lower() == n[4].lower() for n in ns_recs)]
+        glue = _glue(m.additional, zone, ns_recs)
         if glue:
             rr.store_records(glue, C.GLUE, now)
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
@@ -461,8 +465,7 @@ class Iterator:
             C.AUTH_ANSWER if m.aa else C.NONAUTH_ANSWER)
         if in_zone is None:
             in_zone = _in_zone(m.answer, zone)
-        recs = [r for r in in_zone if r[1] != RRSIG]
-        sigs = [r for r in in_zone if r[1] == RRSIG]
+        recs, sigs = _split_sigs(in_zone)
         if recs:
             self.cache.rrsets.store_records(recs, rank, now, sigs)
 
@@ -473,12 +476,11 @@ class Iterator:
         out: list = []
         cur = name
         for _ in range(len(answer) + 1):
-            lcur = cur.lower()
-            found = [r for r in answer if r[0].lower() == lcur and r[1] == qtype]
-            if found or (qtype == 255 and any(r[0].lower() == lcur for r in answer)):
-                out += [r for r in answer if r[0].lower() == lcur
-                        and (r[1] == qtype or qtype == 255 or _covers(r, qtype))]
+            found = _owned(answer, cur, qtype)
+            if found is not None:
+                out += found
                 return _Step("answer", out, _wildcard_proofs(m, zone, out))
+            lcur = cur.lower()
             dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
@@ -519,7 +521,7 @@ def _wildcard_proofs(m, zone: bytes, out: list) -> list:
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""
-    if not any(r[1] == RRSIG and len(r[4]) >= 4 and r[4][3] < label_count(r[0]) for r in out):
+    if not _wildcard_expanded(out):
         return []
     return [r for r in _in_zone(m.authority, zone)
             if r[1] in (NSEC, NSEC3) or (r[1] == RRSIG and _covers_any(r, (NSEC, NSEC3)))]
@@ -533,43 +535,14 @@ def _covers(rec: tuple, rdtype: int) -> bool:
     return rec[1] == RRSIG and len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) == rdtype
 
 
-def _in_zone(records: list, zone: bytes) -> list:
-    """Bailiwick filter: only records the asked zone's servers may speak for."""
-    return [r for r in records if is_subdomain(r[0], zone)]
-
-
 def _has_soa(m, zone: bytes) -> bool:
-    return any(r[1] == SOA and is_subdomain(r[0], zone) for r in m.authority)
-
-
-def _referral(m, zone: bytes, qname: bytes):
-    """(child zone, its NS records) if ``m`` delegates ``qname`` to a zone strictly below
-    ``zone``; None otherwise (answers, negative answers, upward or sideways referrals)."""
-    if m.rcode != NOERROR or m.answer:
-        return None
-    ns = [r for r in m.authority if r[1] == NS]
-    if not ns or _has_soa(m, zone):
-        return None
-    child = ns[0][0]
-    if (len(child) <= len(zone) or not is_subdomain(child, zone)
-            or not is_subdomain(qname, child)):
-        return None
-    lchild = child.lower()
-    return child, [r for r in ns if r[0].lower() == lchild]
+    return _has_soa_in(m.authority, zone)
 
 
 def _is_lame(m, zone: bytes, qname: bytes) -> bool:
     """A server that does not speak with authority for ``zone``: an upward/sideways referral,
-    or an answer without AA."""
-    if _referral(m, zone, qname) is not None:
-        return False
-    if not m.aa:
-        return True
-    ns = [r for r in m.authority if r[1] == NS]
-    if ns and not m.answer and not _has_soa(m, zone) and m.rcode == NOERROR:
-        # Authoritative-looking but pointing at its own zone or upwards.
-        return not all(is_subdomain(r[0], zone) for r in ns)
-    return False
+    or an answer without AA (the checks are in ``resolver._iterstep``)."""
+    return _is_lame_ref(m, zone, qname, _referral(m, zone, qname))
 
 
 def _addr_text(rdtype: int, rd: bytes) -> str:

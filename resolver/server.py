@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import socket
 import time
+from bisect import bisect_left
 from collections import Counter, deque
 from typing import Any, Callable
 
@@ -69,11 +70,8 @@ class Counters:
         self.queries[(transport, out[3] & 0x0F)] += 1
         self.qtypes[qtype] += 1
         self.latency_sum += seconds
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency[i] += 1
-                return
-        self.latency[-1] += 1
+        # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
+        self.latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
 
 class Server:
@@ -183,8 +181,7 @@ class Server:
               t0: float) -> bool:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
         False when the query was dropped (overload): ``send`` will never be called."""
-        c = self.counters
-        if (q[2] & 0x01) == 0 or (q[2] & 0x78) != 0:
+        if (q[2] & 0x79) != 0x01:
             # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
             out = self.resolver.resolve_cached(q)
             if out is None:
@@ -192,11 +189,14 @@ class Server:
             self._answer(q, out, transport, send, t0)
             return True
         client = addr[0] if addr else None
-        if (len(self.tasks) >= self.cfg.max_inflight
-                or self.inflight_by_client[client] >= self.cfg.max_inflight_per_client):
-            c.dropped["overload"] += 1
+        inflight = self.inflight_by_client
+        n = inflight.get(client, 0)       # (no Counter.__missing__ call for a new client)
+        cfg = self.cfg
+        if len(self.tasks) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
+            self.counters.dropped["overload"] += 1
             return False
-        self.inflight_by_client[client] += 1
+        inflight[client] = n + 1
+        # The one task of this miss: the engine resolves inline in it.
         task = self.loop.create_task(self._resolve(q, client, transport, send, t0))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

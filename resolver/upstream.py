@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 
+from resolver import _udpquery
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.wire import WireError, build_query, parse_response
 
@@ -42,6 +43,9 @@ class UpstreamFailure(Exception):
     """The server could not be asked (refused, reset, oversized or broken TCP reply...)."""
 
 
+_udpquery.configure(UpstreamFailure, UpstreamTimeout)
+
+
 def _family(addr: str) -> int:
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
@@ -63,7 +67,7 @@ class _UDPQuery:
     cancellation. A plain object, so that awaiting it costs no coroutine of its own."""
 
     __slots__ = ("fut", "sock", "fd", "timer", "loop", "addr", "qid", "question", "stats",
-                 "limits")
+                 "limits", "wire")
 
     def __init__(self, loop, addr: str, port: int, wire: bytes, qid: int, question: bytes,
                  timeout: float, stats, limits: Limits) -> None:
@@ -76,7 +80,7 @@ class _UDPQuery:
         except OSError as exc:
             sock.close()
             raise UpstreamFailure(f"{addr}: {exc}") from None
-        self.loop, self.addr, self.qid, self.question = loop, addr, qid, question
+        self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
         self.stats, self.limits = stats, limits
         self.sock = sock
         self.fut = loop.create_future()
@@ -176,6 +180,38 @@ async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
         raise UpstreamFailure(f"{addr}: {exc}") from None
 
 
+_QTC = struct.Struct("!HH")
+
+
+def question_of(qname: bytes, qtype: int, qclass: int) -> bytes:
+    """The question section a reply must echo byte for byte."""
+    return qname + _QTC.pack(qtype, qclass)
+
+
+def udp_query(loop, addr: str, port: int, qname: bytes, qtype: int, qclass: int,
+              question: bytes, edns: bool, do: bool, timeout: float, stats,
+              limits: Limits) -> _UDPQuery:
+    """Sends one UDP query (fresh socket, so a fresh random port, and a fresh random ID):
+    a ``resolver._udpquery.UDPQuery``, or a ``_UDPQuery`` for a non-numeric address;
+    await its ``fut``, then ``close()`` it. Raises UpstreamFailure if it cannot be sent."""
+    qid = _fresh_id()
+    wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
+                       payload=EDNS_BUFFER_SIZE)
+    if stats is not None:
+        stats.upstream_queries += 1
+    try:
+        # The same exchange in C (no Python socket object); numeric addresses only.
+        return _udpquery.UDPQuery(loop, addr, port, wire, qid, question, timeout, stats,
+                                  limits)
+    except ValueError:
+        return _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
+
+
+def needs_retry(reply: bytes, edns: bool) -> bool:
+    """FORMERR to an EDNS query, or a truncated reply: ``retry`` finishes the exchange."""
+    return bool(reply[2] & 0x02) or (edns and (reply[3] & 0x0F) == 1)
+
+
 async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,
                    timeout: float, edns: bool = True, do: bool = True,
                    limits: Limits = DEFAULT, stats=None, infra=None,
@@ -185,42 +221,54 @@ async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, 
     Raises UpstreamTimeout or UpstreamFailure. Retries without EDNS on FORMERR and over TCP
     on TC, each at most once.
     """
-    question = qname + struct.pack("!HH", qtype, qclass)
+    question = question_of(qname, qtype, qclass)
     if loop is None:
         loop = asyncio.get_running_loop()
-    for attempt in range(2):
-        qid = _fresh_id()
-        wire = build_query(qid, qname, qtype, qclass, edns=edns, do=do and edns,
-                           payload=EDNS_BUFFER_SIZE)
-        if stats is not None:
-            stats.upstream_queries += 1
+    t0 = time.monotonic()
+    q = udp_query(loop, addr, port, qname, qtype, qclass, question, edns, do, timeout, stats,
+                  limits)
+    try:
+        reply, parsed = await q.fut
+    finally:
+        q.close()
+    rtt = time.monotonic() - t0
+    if needs_retry(reply, edns):
+        return await retry(q, reply, parsed, rtt, port, qname, qtype, qclass, timeout=timeout,
+                           edns=edns, do=do, limits=limits, stats=stats, infra=infra,
+                           loop=loop)
+    return reply, rtt, parsed
+
+
+async def retry(q: _UDPQuery, reply: bytes, parsed, rtt: float, port: int, qname: bytes,
+                qtype: int, qclass: int, *, timeout: float, edns: bool, do: bool,
+                limits: Limits, stats, infra, loop) -> tuple[bytes, float, object]:
+    """The rest of an exchange whose first UDP reply ``needs_retry``: FORMERR to EDNS is
+    asked once more without EDNS (and remembered in ``infra``); a truncated reply is asked
+    again over TCP."""
+    addr, question = q.addr, q.question
+    if edns and (reply[3] & 0x0F) == 1:
+        if infra is not None:
+            infra.set_edns(addr, False)
         t0 = time.monotonic()
-        q = _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
+        q = udp_query(loop, addr, port, qname, qtype, qclass, question, False, do, timeout,
+                      stats, limits)
         try:
             reply, parsed = await q.fut
         finally:
             q.close()
         rtt = time.monotonic() - t0
-        rcode = reply[3] & 0x0F
-        if rcode == 1 and edns and attempt == 0:
-            edns = False
-            if infra is not None:
-                infra.set_edns(addr, False)
-            continue
-        if reply[2] & 0x02:
+    if reply[2] & 0x02:
+        if stats is not None:
+            stats.upstream_tcp += 1
+        reply = await tcp_exchange(addr, port, q.wire, limits.tcp_timeout,
+                                   limits.max_tcp_message)
+        if not _matches(reply, q.qid, question):
+            raise UpstreamFailure(f"{addr}: TCP answer does not match the query")
+        try:
+            parsed = parse_response(reply, limits.max_pointer_jumps,
+                                    limits.max_records_per_section)
+        except WireError:
             if stats is not None:
-                stats.upstream_tcp += 1
-            reply = await tcp_exchange(addr, port, wire, limits.tcp_timeout,
-                                       limits.max_tcp_message)
-            if not _matches(reply, qid, question):
-                raise UpstreamFailure(f"{addr}: TCP answer does not match the query")
-            try:
-                parsed = parse_response(reply, limits.max_pointer_jumps,
-                                        limits.max_records_per_section)
-            except WireError:
-                if stats is not None:
-                    stats.dropped_malformed += 1
-                raise UpstreamFailure(f"{addr}: malformed TCP answer") from None
-            return reply, rtt, parsed
-        return reply, rtt, parsed
+                stats.dropped_malformed += 1
+            raise UpstreamFailure(f"{addr}: malformed TCP answer") from None
     return reply, rtt, parsed

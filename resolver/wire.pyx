@@ -503,7 +503,20 @@ def is_subdomain(bytes child, bytes parent):
             return False
     if cn - pos != pn:
         return False
-    return child[pos:].lower() == parent.lower()
+    cdef const unsigned char* q = <const unsigned char*>PyBytes_AS_STRING(parent)
+    cdef unsigned char a, b
+    cdef Py_ssize_t i
+    for i in range(pn):             # bytes.lower() compared, without the two copies
+        a = c[pos + i]
+        b = q[i]
+        if a != b:
+            if 65 <= a <= 90:
+                a += 32
+            if 65 <= b <= 90:
+                b += 32
+            if a != b:
+                return False
+    return True
 
 
 def label_count(bytes name):

@@ -1,0 +1,191 @@
+# cython: language_level=3
+"""One upstream UDP query in flight, in C: the per-query socket work of
+``resolver.upstream`` without a Python socket object.
+
+A fresh non-blocking socket per query, connected to the server (so the kernel picks a fresh
+random source port and drops datagrams from any other address), the query sent, and a
+readiness callback on the running loop (``add_reader``). A datagram is accepted only with the
+query's ID, QR set, one question and that question byte for byte (case-sensitive); anything
+else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the query keeps
+waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
+``UpstreamFailure`` on an ICMP error; ``close()`` must follow, also on cancellation.
+
+Addresses must be numeric (``inet_pton``); anything else raises ValueError so the caller can
+fall back to the Python implementation.
+"""
+from libc.errno cimport errno, EAGAIN, EINTR
+from libc.string cimport memset, memcmp
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+import os
+
+from resolver.wire import WireError, parse_response
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    int socket(int domain, int type, int protocol)
+    int connect(int fd, const sockaddr* addr, socklen_t len)
+    ssize_t send(int fd, const void* buf, size_t n, int flags)
+    ssize_t recv(int fd, void* buf, size_t n, int flags)
+    int AF_INET, AF_INET6, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        pass
+    struct in6_addr:
+        pass
+    struct sockaddr_in:
+        unsigned short sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        unsigned short sin6_family
+        unsigned short sin6_port
+        in6_addr sin6_addr
+    unsigned short htons(unsigned short)
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char* src, void* dst)
+
+cdef extern from "<errno.h>" nogil:
+    int EWOULDBLOCK
+
+cdef extern from "<unistd.h>" nogil:
+    int c_close "close"(int fd)
+
+cdef object _Failure = None     # resolver.upstream.UpstreamFailure / UpstreamTimeout
+cdef object _Timeout = None
+
+# One receive buffer: callbacks run one at a time on the loop's thread, with the GIL held.
+cdef unsigned char _buf[65536]
+
+
+def configure(failure, timeout):
+    """The exception classes to raise (defined in resolver.upstream)."""
+    global _Failure, _Timeout
+    _Failure, _Timeout = failure, timeout
+
+
+cdef object _oserror(int err):
+    return OSError(err, os.strerror(err))
+
+
+cdef class UDPQuery:
+    cdef readonly object fut
+    cdef readonly str addr
+    cdef readonly unsigned int qid
+    cdef readonly bytes question
+    cdef readonly bytes wire
+    cdef int fd
+    cdef object loop
+    cdef object timer
+    cdef object stats
+    cdef int max_jumps
+    cdef int max_records
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
+                 double timeout, stats, limits):
+        cdef sockaddr_in sa4
+        cdef sockaddr_in6 sa6
+        cdef const sockaddr* sa
+        cdef socklen_t salen
+        cdef int family, fd, err
+        cdef bytes a = addr.encode("ascii", "replace")
+        if ":" in addr:
+            family = AF_INET6
+            memset(&sa6, 0, sizeof(sa6))
+            if inet_pton(AF_INET6, a, &sa6.sin6_addr) != 1:
+                raise ValueError(f"not a numeric IPv6 address: {addr!r}")
+            sa6.sin6_family = AF_INET6
+            sa6.sin6_port = htons(port)
+            sa, salen = <const sockaddr*>&sa6, sizeof(sa6)
+        else:
+            family = AF_INET
+            memset(&sa4, 0, sizeof(sa4))
+            if inet_pton(AF_INET, a, &sa4.sin_addr) != 1:
+                raise ValueError(f"not a numeric IPv4 address: {addr!r}")
+            sa4.sin_family = AF_INET
+            sa4.sin_port = htons(port)
+            sa, salen = <const sockaddr*>&sa4, sizeof(sa4)
+        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            raise _Failure(f"{addr}: {_oserror(errno)}")
+        if (connect(fd, sa, salen) != 0
+                or send(fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0):
+            err = errno
+            c_close(fd)
+            raise _Failure(f"{addr}: {_oserror(err)}")
+        self.fd = fd
+        self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
+        self.stats = stats
+        self.max_jumps = limits.max_pointer_jumps
+        self.max_records = limits.max_records_per_section
+        self.fut = loop.create_future()
+        try:
+            loop.add_reader(fd, self._readable)
+        except BaseException:
+            self.fd = -1
+            c_close(fd)
+            raise
+        self.timer = loop.call_later(timeout, self._expire)
+
+    def __dealloc__(self):
+        if self.fd >= 0:          # close() was skipped: at least the descriptor goes
+            c_close(self.fd)
+
+    def _expire(self):
+        if not self.fut.done():
+            self.fut.set_exception(_Timeout(self.addr))
+
+    cdef bint _matches(self, Py_ssize_t n) noexcept:
+        cdef Py_ssize_t ql = PyBytes_GET_SIZE(self.question)
+        return (n >= 12 + ql
+                and _buf[0] == (self.qid >> 8) and _buf[1] == (self.qid & 0xFF)
+                and (_buf[2] & 0x80) != 0
+                and _buf[4] == 0 and _buf[5] == 1
+                and memcmp(_buf + 12, PyBytes_AS_STRING(self.question), ql) == 0)
+
+    def _readable(self):
+        cdef ssize_t n
+        cdef int err
+        fut = self.fut
+        while self.fd >= 0 and not fut.done():
+            n = recv(self.fd, _buf, sizeof(_buf), 0)
+            if n < 0:
+                err = errno
+                if err == EINTR:
+                    continue
+                if err == EAGAIN or err == EWOULDBLOCK:
+                    return
+                # ICMP unreachable on the connected socket
+                fut.set_exception(_Failure(f"{self.addr}: {_oserror(err)}"))
+                return
+            if not self._matches(n):
+                if self.stats is not None:
+                    self.stats.dropped_mismatched += 1
+                continue
+            data = PyBytes_FromStringAndSize(<char*>_buf, n)
+            # Parsed here so that a malformed datagram (an off-path forgery that guessed the
+            # ID, or a broken server) is dropped and the real answer still awaited.
+            try:
+                parsed = parse_response(data, self.max_jumps, self.max_records)
+            except WireError:
+                if self.stats is not None:
+                    self.stats.dropped_malformed += 1
+                continue
+            fut.set_result((data, parsed))
+
+    def close(self):
+        cdef int fd = self.fd
+        if fd >= 0:
+            self.timer.cancel()
+            try:
+                self.loop.remove_reader(fd)
+            finally:
+                self.fd = -1
+                c_close(fd)

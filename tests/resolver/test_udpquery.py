@@ -1,0 +1,132 @@
+"""resolver._udpquery.UDPQuery (one upstream UDP query, in C) on every loop kind: what it
+accepts, drops, times out on and leaves behind."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+from looptools import open_fds
+
+from resolver import _udpquery, upstream
+from resolver.limits import DEFAULT
+from resolver.upstream import UpstreamFailure, UpstreamTimeout
+from resolver.wire import build_query, from_text
+
+
+class Counts:
+    dropped_mismatched = 0
+    dropped_malformed = 0
+    upstream_queries = 0
+
+
+QNAME = from_text("www.Example.com.")
+QUESTION = QNAME + struct.pack("!HH", 1, 1)
+
+
+def _reply(query: bytes, qid: int | None = None, question: bytes | None = None) -> bytes:
+    """A minimal answer to ``query`` (header + its question), ID/question replaceable."""
+    qid = (query[0] << 8 | query[1]) if qid is None else qid
+    q = query[12:12 + len(QUESTION)] if question is None else question
+    return struct.pack("!HHHHHH", qid, 0x8400, 1, 0, 0, 0) + q
+
+
+@pytest.fixture
+def server():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _serve(loop, s, answers):
+    """On the first query, send every datagram ``answers(query)`` returns."""
+    def on_query():
+        try:
+            data, peer = s.recvfrom(4096)
+        except BlockingIOError:
+            return
+        for d in answers(data):
+            s.sendto(d, peer)
+    loop.add_reader(s.fileno(), on_query)
+
+
+def test_only_the_matching_well_formed_reply_is_accepted(loop, run, server):
+    stats = Counts()
+    _serve(loop, server, lambda q: [
+        _reply(q, qid=(q[0] << 8 | q[1]) ^ 0x5555),               # wrong ID
+        _reply(q, question=QUESTION.lower()),                      # question case changed
+        _reply(q)[:4] + b"\x00\x01\x00\x01" + _reply(q)[8:],      # claims an answer it lacks
+        _reply(q),                                                  # the real one
+    ])
+
+    async def go():
+        wire = build_query(0x1234, QNAME, 1, 1, edns=False)
+        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+                               server.getsockname()[1], wire, 0x1234, QUESTION, 2.0, stats,
+                               DEFAULT)
+        try:
+            return await q.fut
+        finally:
+            q.close()
+
+    data, parsed = run(go())
+    assert data[:2] == b"\x12\x34" and parsed.qname == QNAME
+    assert stats.dropped_mismatched == 2 and stats.dropped_malformed == 1
+    loop.remove_reader(server.fileno())
+
+
+def test_silence_times_out_and_closing_leaves_no_descriptor(loop, run, server):
+    before = open_fds()
+
+    async def go():
+        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+                               server.getsockname()[1], b"\x00" * 12, 7, QUESTION, 0.05, None,
+                               DEFAULT)
+        try:
+            await q.fut
+        finally:
+            q.close()
+            q.close()              # idempotent
+
+    with pytest.raises(UpstreamTimeout):
+        run(go())
+    assert open_fds() == before
+
+
+def test_closed_port_is_a_failure_not_a_wait(loop, run):
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()                   # nothing listens there now: ICMP port unreachable
+
+    async def go():
+        return await upstream.exchange("127.0.0.1", port, QNAME, 1, 1, timeout=5.0)
+
+    with pytest.raises(UpstreamFailure, match="refused"):
+        run(go())
+
+
+def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
+    _serve(loop, server, lambda q: [_reply(q)])
+
+    async def go():
+        lp = asyncio.get_running_loop()
+        port = server.getsockname()[1]
+        with pytest.raises(ValueError):
+            _udpquery.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
+        q = upstream.udp_query(lp, "localhost", port, QNAME, 1, 1, QUESTION, False, False, 2.0,
+                               None, DEFAULT)
+        try:
+            assert isinstance(q, upstream._UDPQuery)
+            return await q.fut
+        finally:
+            q.close()
+
+    data, parsed = run(go())
+    assert parsed.qname == QNAME
+    loop.remove_reader(server.fileno())
