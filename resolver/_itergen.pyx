@@ -9,6 +9,7 @@ miss's Python time (issue 5). The events (Query, Reply, ...) stay Python datacla
 from types import GeneratorType
 
 from resolver import cache as C
+from resolver._rrstore cimport store_records
 from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
@@ -457,10 +458,10 @@ cdef class Iterator:
 
     cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
         rr = self._rrsets
-        rr.store_records(ns_recs, REFERRAL, now)
+        store_records(rr, ns_recs, REFERRAL, now)
         glue = _glue(m.additional, zone, ns_recs)
         if glue:
-            rr.store_records(glue, GLUE, now)
+            store_records(rr, glue, GLUE, now)
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
               and is_subdomain(r[0], zone)]
         if not ds:
@@ -468,7 +469,7 @@ cdef class Iterator:
         lchild = child.lower()
         dsrecs = [r for r in ds if r[1] == DS and r[0].lower() == lchild]
         if dsrecs:
-            rr.store_records(dsrecs, NONAUTH_ANSWER, now,
+            store_records(rr, dsrecs, NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
 
     cdef _cache_answer(self, m, bytes zone, double now, list in_zone):
@@ -478,7 +479,7 @@ cdef class Iterator:
             in_zone = _in_zone(m.answer, zone)
         recs, sigs = _split_sigs(in_zone)
         if recs:
-            self._rrsets.store_records(recs, rank, now, sigs)
+            store_records(self._rrsets, recs, rank, now, sigs)
 
     cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
         """Interprets the authoritative reply to the full question."""

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from resolver import _rrstore
 from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
@@ -116,6 +117,8 @@ class RRsetEntry:
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
 
+_rrstore.set_entry_class(RRsetEntry)
+
 NXDOMAIN_TYPE = -1      # key type for "this name does not exist"
 
 
@@ -147,30 +150,14 @@ class RRsetCache:
 
     def store(self, entry: RRsetEntry) -> bool:
         """Stores unless a fresh entry of a higher rank is there. True if stored."""
-        key = (entry.name.lower(), entry.rdtype, entry.rdclass)
-        lru = self.lru
-        old = lru.data.get(key)
-        if old is not None and old.rank > entry.rank and old.expires >= entry.expires - entry.ttl:
-            return False
-        lru.put(key, entry)
-        return True
+        return _rrstore.store_entry(self, entry)
 
     def store_records(self, records: list[tuple], rank: int, now: float,
                       rrsigs: list[tuple] = ()) -> None:
         """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and stores
-        them, with the RRSIGs covering them."""
-        groups = group_records(records)
-        sigs: dict = {}
-        for rec in rrsigs:
-            if len(rec[4]) >= 2:
-                covered = (rec[4][0] << 8) | rec[4][1]
-                sigs.setdefault((rec[0].lower(), covered, rec[2]), []).append(rec)
-        lo, hi = self.limits.min_ttl, self.limits.max_ttl
-        store = self.store
-        for key, (owner, ttl, rdatas) in groups.items():
-            ttl = min(max(ttl, lo), hi)            # self.clamp(ttl), inline
-            store(RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas,
-                             sigs.get(key, []) if sigs else []))
+        them, with the RRSIGs covering them (in C: ``resolver._rrstore``)."""
+        _rrstore.store_records(self, records if type(records) is list else list(records),
+                               rank, now, rrsigs)
 
     def store_negative(self, name: bytes, rdtype: int, rdclass: int, nxdomain: bool,
                        soa: list[tuple], rank: int, now: float) -> list[tuple]:
