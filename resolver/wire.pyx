@@ -491,32 +491,9 @@ def build_response(unsigned int qid, unsigned int flags, bytes question, list an
 # Names
 
 
-def is_subdomain(bytes child, bytes parent):
-    """True if ``child`` is ``parent`` or below it (case-insensitive, on label boundaries)."""
-    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(child)
-    cdef Py_ssize_t cn = PyBytes_GET_SIZE(child), pn = PyBytes_GET_SIZE(parent), pos = 0
-    if pn > cn:
-        return False
-    while cn - pos > pn:
-        pos += 1 + c[pos]
-        if pos >= cn:
-            return False
-    if cn - pos != pn:
-        return False
-    cdef const unsigned char* q = <const unsigned char*>PyBytes_AS_STRING(parent)
-    cdef unsigned char a, b
-    cdef Py_ssize_t i
-    for i in range(pn):             # bytes.lower() compared, without the two copies
-        a = c[pos + i]
-        b = q[i]
-        if a != b:
-            if 65 <= a <= 90:
-                a += 32
-            if 65 <= b <= 90:
-                b += 32
-            if a != b:
-                return False
-    return True
+# is_subdomain(child, parent): True if ``child`` is ``parent`` or below it (case-insensitive, on
+# label boundaries). One C implementation, in _iterstep, which the iterator calls from C.
+from resolver._iterstep import is_subdomain
 
 
 def label_count(bytes name):
