@@ -15,7 +15,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
 from corenet._sys cimport timespec, clock_gettime, CLOCK_MONOTONIC
-from resolver._wireutil cimport _u16, _skip_name
+from resolver._wireutil cimport _lower_name_key, _skip_name, _u16
 
 cdef enum:
     MAX_NAME = 255
@@ -38,29 +38,15 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
                              unsigned int* qtype) noexcept nogil:
     """resolver.wire.parse_query's key for a plain QUERY with one question (and at most an
     OPT); returns the end of the question, or -1 when the engine must look at it."""
-    cdef Py_ssize_t pos = 12, klen = 0, i, qend, rdlen
-    cdef unsigned int c, t, variant = 0, payload
+    cdef Py_ssize_t pos, klen = 0, qend, rdlen
+    cdef unsigned int variant = 0, payload
     if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
         return -1
     if _u16(p + 10) > 1:
         return -1
-    while True:
-        if pos >= n:
-            return -1
-        c = p[pos]
-        if c == 0:
-            key[klen] = 0
-            klen += 1
-            pos += 1
-            break
-        if c > 63 or pos + 1 + c > n or klen + 1 + c + 1 > MAX_NAME:
-            return -1
-        key[klen] = c
-        for i in range(1, c + 1):
-            t = p[pos + i]
-            key[klen + i] = t + 32 if 65 <= t <= 90 else t
-        klen += 1 + c
-        pos += 1 + c
+    pos = _lower_name_key(p, n, 12, key, &klen)
+    if pos < 0:
+        return -1
     if pos + 4 > n:
         return -1
     memcpy(key + klen, p + pos, 4)

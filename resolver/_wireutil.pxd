@@ -1,5 +1,5 @@
-# Two primitives every Cython reader of DNS wire format here needs (wire.pyx, the daemon's
-# _hit.pyx and _udp_server.pyx), defined once. Callers check lengths before reading.
+# Primitives the Cython readers of DNS wire format here share (wire.pyx, the daemon's _hit.pyx
+# and _udp_server.pyx), defined once. Callers check lengths before reading.
 
 cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
     return (p[0] << 8) | p[1]
@@ -18,4 +18,30 @@ cdef inline Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssi
             return pos + 2 if pos + 2 <= n else -1
         if (c & 0xC0) != 0:
             return -1
+        pos += 1 + c
+
+
+cdef inline Py_ssize_t _lower_name_key(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
+                                       unsigned char* key, Py_ssize_t* klen) noexcept nogil:
+    """Copies the uncompressed name at ``pos`` to ``key + klen[0]`` with ASCII letters
+    lower-cased (a cache key's name) and advances ``klen``; returns the offset past the name,
+    or -1 if it runs past ``n``, is compressed or is longer than 255 bytes. ``key`` must have
+    room for 255 bytes from ``klen[0]``."""
+    cdef unsigned int c, t
+    cdef Py_ssize_t i, k = klen[0]
+    while True:
+        if pos >= n:
+            return -1
+        c = p[pos]
+        if c == 0:
+            key[k] = 0
+            klen[0] = k + 1
+            return pos + 1
+        if c > 63 or pos + 1 + c > n or k + 1 + c + 1 > 255:
+            return -1      # pointers are not expected in a question
+        key[k] = c
+        for i in range(1, c + 1):
+            t = p[pos + i]
+            key[k + i] = t + 32 if 65 <= t <= 90 else t
+        k += 1 + c
         pos += 1 + c

@@ -10,7 +10,7 @@ inside rdata decompressed, so they can be written back without the original mess
 """
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver._wireutil cimport _u16, _skip_name
+from resolver._wireutil cimport _lower_name_key, _skip_name, _u16
 
 import struct
 
@@ -116,8 +116,8 @@ def parse_query(bytes q):
     can answer (the caller then takes the slow path, which produces FORMERR/NOTIMP as due).
     """
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos, qend, i, rdlen
-    cdef unsigned int variant = 0, c, t
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos, qend, rdlen
+    cdef unsigned int variant = 0
     cdef unsigned int ancount, nscount, arcount
     cdef unsigned char key[MAX_NAME + 5]
     cdef Py_ssize_t klen = 0
@@ -131,24 +131,9 @@ def parse_query(bytes q):
     arcount = _u16(p + 10)
     if ancount or nscount or arcount > 1:
         return None
-    pos = 12
-    while True:
-        if pos >= n:
-            return None
-        c = p[pos]
-        if c == 0:
-            key[klen] = 0
-            klen += 1
-            pos += 1
-            break
-        if c > 63 or pos + 1 + c > n or klen + 1 + c + 1 > MAX_NAME:
-            return None      # pointers are not expected in a question
-        key[klen] = c
-        for i in range(1, c + 1):
-            t = p[pos + i]
-            key[klen + i] = t + 32 if 65 <= t <= 90 else t
-        klen += 1 + c
-        pos += 1 + c
+    pos = _lower_name_key(p, n, 12, key, &klen)
+    if pos < 0:
+        return None
     if pos + 4 > n:
         return None
     memcpy(key + klen, p + pos, 4)
