@@ -10,16 +10,6 @@ corenet = pytest.importorskip("corenet._epoll", reason="corenet extensions not b
 Epoll = corenet.Epoll
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def test_constants_match_the_kernel():
     for name in ("EPOLLIN", "EPOLLOUT", "EPOLLERR", "EPOLLHUP", "EPOLLRDHUP", "EPOLLET",
                  "EPOLLONESHOT", "EPOLLEXCLUSIVE", "EPOLLPRI"):

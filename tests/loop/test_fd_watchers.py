@@ -9,16 +9,6 @@ import pytest
 from looptools import open_fds
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def test_reader_is_level_triggered_until_drained(loop, pair):
     a, b = pair
     calls = []

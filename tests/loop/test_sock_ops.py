@@ -9,16 +9,6 @@ import pytest
 from looptools import open_fds
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 def test_recv_waits_for_data(loop, run, pair):
     a, b = pair
 
