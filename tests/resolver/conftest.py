@@ -74,6 +74,26 @@ def lab_resolver(loop, lab):
             loop.run_until_complete(close())
 
 
+@pytest.fixture
+def validating(loop, signed_lab):
+    """validating(**kw) -> Resolver over the signed lab with its anchor; closed after."""
+    import resolver
+
+    lab, anchor = signed_lab
+    made = []
+
+    def make(**kw):
+        kw.setdefault("trust_anchor", anchor)
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        if not loop.is_closed():
+            loop.run_until_complete(r.close())
+
+
 @pytest.fixture(scope="session")
 def signed_lab(tmp_path_factory):
     """(lab, trust-anchor path): the signed hierarchy of ``dnssec_lab`` (signed at test

@@ -11,6 +11,20 @@ import dns.rcode
 import dns.rdatatype
 
 
+def flagged_query(name: str, rdtype: str = "A", *, edns: bool = False, do: bool = False,
+                  ad: bool = False, cd: bool = False) -> dns.message.Message:
+    """A query with exactly the EDNS, DO, AD and CD settings asked for (make_query's defaults
+    would add EDNS and leave AD/CD as dnspython sets them)."""
+    q = dns.message.make_query(name, rdtype, use_edns=0 if (edns or do) else False,
+                               want_dnssec=do)
+    q.flags &= ~(dns.flags.AD | dns.flags.CD)
+    if ad:
+        q.flags |= dns.flags.AD
+    if cd:
+        q.flags |= dns.flags.CD
+    return q
+
+
 @dataclass(frozen=True)
 class DCase:
     qname: str

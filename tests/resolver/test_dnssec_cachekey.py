@@ -15,19 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dnssec_cases import flagged_query as _q
 from resolver import _udp_server, wire
-
-
-def _q(name: str, rdtype: str = "A", *, edns: bool = False, do: bool = False,
-       ad: bool = False, cd: bool = False) -> dns.message.Message:
-    q = dns.message.make_query(name, rdtype, use_edns=0 if (edns or do) else False,
-                               want_dnssec=do)
-    q.flags &= ~(dns.flags.AD | dns.flags.CD)
-    if ad:
-        q.flags |= dns.flags.AD
-    if cd:
-        q.flags |= dns.flags.CD
-    return q
 
 
 def test_the_key_tracks_edns_do_cd_but_not_ad_in_python_and_in_c():
@@ -69,25 +58,6 @@ def test_a_cached_answer_shows_ad_only_to_clients_that_asked():
             assert bool(out.flags & dns.flags.AD) == (ad or do), (edns, do, ad)
             assert {x.to_text() for x in out.answer[0]} == {"192.0.2.1"}
             assert out.answer[0].ttl == 299
-
-
-@pytest.fixture
-def validating(loop, signed_lab):
-    import resolver
-
-    lab, anchor = signed_lab
-    made = []
-
-    def make(**kw):
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, trust_anchor=anchor,
-                              **kw)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        if not loop.is_closed():
-            loop.run_until_complete(r.close())
 
 
 #: (query flags, AD expected on the secure name) in both orders of filling the cache

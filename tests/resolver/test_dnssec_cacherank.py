@@ -9,7 +9,6 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
-import pytest
 
 from resolver import cache as C
 
@@ -18,25 +17,6 @@ A, DNSKEY = 1, 48
 
 def W(name: str) -> bytes:
     return dns.name.from_text(name).to_wire()
-
-
-@pytest.fixture
-def validating(loop, signed_lab):
-    import resolver
-
-    lab, anchor = signed_lab
-    made = []
-
-    def make(**kw):
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, trust_anchor=anchor,
-                              **kw)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        if not loop.is_closed():
-            loop.run_until_complete(r.close())
 
 
 def _entry(r, name: str, rdtype: int):

@@ -16,18 +16,7 @@ import pytest
 
 from daemon_proc import Daemon
 from dnssec_cases import BY_ID, CASES, DCase, _ede, check
-
-
-def _q(name: str, rdtype: str = "A", *, edns: bool = False, do: bool = False,
-       ad: bool = False, cd: bool = False) -> dns.message.Message:
-    q = dns.message.make_query(name, rdtype, use_edns=0 if (edns or do) else False,
-                               want_dnssec=do)
-    q.flags &= ~(dns.flags.AD | dns.flags.CD)
-    if ad:
-        q.flags |= dns.flags.AD
-    if cd:
-        q.flags |= dns.flags.CD
-    return q
+from dnssec_cases import flagged_query as _q
 
 
 def _a(resp: dns.message.Message) -> set[str]:

@@ -16,26 +16,6 @@ import pytest
 from dnssec_cases import BY_ID, CASES, DCase, _ede, check
 
 
-@pytest.fixture
-def validating(loop, signed_lab):
-    """validating(**kw) -> Resolver over the signed lab with its anchor; closed after."""
-    import resolver
-
-    lab, anchor = signed_lab
-    made = []
-
-    def make(**kw):
-        kw.setdefault("trust_anchor", anchor)
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, **kw)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        if not loop.is_closed():
-            loop.run_until_complete(r.close())
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_validation_with_do(run, validating, case):
     async def go():
