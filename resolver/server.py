@@ -151,15 +151,22 @@ class Server:
             ip = ip.ipv4_mapped
         return any(ip in net for net in self._allow)
 
+    def drop_unusable(self, q: bytes) -> bool:
+        """Counts and drops what no answer can be made for: shorter than a header, or a
+        response (QR set) rather than a query."""
+        if len(q) < 12:
+            self.counters.dropped["short"] += 1
+            return True
+        if q[2] & 0x80:
+            self.counters.dropped["response"] += 1
+            return True
+        return False
+
     def udp_query(self, q: bytes, addr, send: Callable[[bytes], None]) -> None:
         """Python UDP path (any loop): everything the C path does, then the engine."""
+        if self.drop_unusable(q):
+            return
         c = self.counters
-        if len(q) < 12:
-            c.dropped["short"] += 1
-            return
-        if q[2] & 0x80:
-            c.dropped["response"] += 1
-            return
         if not self.allowed(addr):
             c.refused_acl += 1
             send(_udp_server.refused_response(q))
@@ -471,13 +478,9 @@ class TCPConnection(FrameProtocol):
 
     def _query(self, q: bytes) -> None:
         s = self.server
+        if s.drop_unusable(q):
+            return
         c = s.counters
-        if len(q) < 12:
-            c.dropped["short"] += 1
-            return
-        if q[2] & 0x80:
-            c.dropped["response"] += 1
-            return
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
