@@ -1019,6 +1019,32 @@ cdef class BaseLoop:
         self._sync(w, False)
         return True
 
+    def _close_reader_fd(self, int fd):
+        """``remove_reader(fd)`` then ``os.close(fd)``, without the epoll_ctl: closing the
+        last descriptor of a file takes it out of the epoll set. Only for a descriptor its
+        caller owns alone (never dup'ed, watched for reading only), such as the resolver's
+        socket of one upstream query. Falls back to the two calls otherwise."""
+        cdef FdWatcher w
+        if (self._closed or fd < 0 or fd >= len(self._fds) or self._fds[fd] is None
+                or type(self._fds[fd]) is not FdWatcher):
+            self._remove_watch(fd, False)
+            os.close(fd)
+            return
+        w = <FdWatcher>self._fds[fd]
+        if w.writer is not None or w.rop is not None or w.wop is not None:
+            self._remove_watch(fd, False)
+            os.close(fd)
+            return
+        if w.reader is not None:
+            w.reader.cancel()
+            w.reader = None
+        self._fds[fd] = None
+        if w.registered and self._nregistered > 0:
+            self._nregistered -= 1
+        w.registered = 0
+        w.owner = None
+        close(fd)
+
     # ---------------------------------------------------------------- futures and tasks
 
     def create_future(self):

@@ -10,6 +10,10 @@ else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the q
 waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
 ``UpstreamFailure`` on an ICMP error; ``close()`` must follow, also on cancellation.
 
+With ``on_done`` there is no future: ``on_done(query)`` is called once, straight from the
+readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
+miss driver, ``resolver._drive``, saves a Future and a callback hop per upstream query).
+
 Addresses must be numeric (``inet_pton``); anything else raises ValueError so the caller can
 fall back to the Python implementation.
 """
@@ -19,6 +23,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 
 import os
 
+from corenet._loop import BaseLoop as _CorenetLoop
 from resolver.wire import WireError, parse_response
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -74,6 +79,12 @@ cdef object _oserror(int err):
 
 cdef class UDPQuery:
     cdef readonly object fut
+    cdef readonly object on_done
+    cdef readonly bytes reply
+    cdef readonly object parsed
+    cdef readonly object error
+    cdef bint finished
+    cdef bint corenet         # the loop closes the socket for us (no EPOLL_CTL_DEL)
     cdef readonly str addr
     cdef readonly unsigned int qid
     cdef readonly bytes question
@@ -89,7 +100,7 @@ cdef class UDPQuery:
         self.fd = -1
 
     def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                 double timeout, stats, limits):
+                 double timeout, stats, limits, on_done=None):
         cdef sockaddr_in sa4
         cdef sockaddr_in6 sa6
         cdef const sockaddr* sa
@@ -125,7 +136,10 @@ cdef class UDPQuery:
         self.stats = stats
         self.max_jumps = limits.max_pointer_jumps
         self.max_records = limits.max_records_per_section
-        self.fut = loop.create_future()
+        if on_done is None:
+            self.fut = loop.create_future()
+        else:
+            self.on_done = on_done
         try:
             loop.add_reader(fd, self._readable)
         except BaseException:
@@ -133,14 +147,27 @@ cdef class UDPQuery:
             c_close(fd)
             raise
         self.timer = loop.call_later(timeout, self._expire)
+        self.corenet = isinstance(loop, _CorenetLoop)
 
     def __dealloc__(self):
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes
             c_close(self.fd)
 
     def _expire(self):
-        if not self.fut.done():
-            self.fut.set_exception(_Timeout(self.addr))
+        if not self.finished:
+            self._finish(None, None, _Timeout(self.addr))
+
+    cdef _finish(self, bytes reply, parsed, error):
+        self.finished = True
+        fut = self.fut
+        if fut is None:
+            self.reply, self.parsed, self.error = reply, parsed, error
+            self.on_done(self)
+        elif not fut.done():
+            if error is None:
+                fut.set_result((reply, parsed))
+            else:
+                fut.set_exception(error)
 
     cdef bint _matches(self, Py_ssize_t n) noexcept:
         cdef Py_ssize_t ql = PyBytes_GET_SIZE(self.question)
@@ -153,8 +180,9 @@ cdef class UDPQuery:
     def _readable(self):
         cdef ssize_t n
         cdef int err
-        fut = self.fut
-        while self.fd >= 0 and not fut.done():
+        while self.fd >= 0 and not self.finished:
+            if self.fut is not None and self.fut.done():     # cancelled by its awaiter
+                return
             n = recv(self.fd, _buf, sizeof(_buf), 0)
             if n < 0:
                 err = errno
@@ -163,7 +191,7 @@ cdef class UDPQuery:
                 if err == EAGAIN or err == EWOULDBLOCK:
                     return
                 # ICMP unreachable on the connected socket
-                fut.set_exception(_Failure(f"{self.addr}: {_oserror(err)}"))
+                self._finish(None, None, _Failure(f"{self.addr}: {_oserror(err)}"))
                 return
             if not self._matches(n):
                 if self.stats is not None:
@@ -178,14 +206,18 @@ cdef class UDPQuery:
                 if self.stats is not None:
                     self.stats.dropped_malformed += 1
                 continue
-            fut.set_result((data, parsed))
+            self._finish(data, parsed, None)
 
     def close(self):
         cdef int fd = self.fd
+        self.finished = True
         if fd >= 0:
             self.timer.cancel()
+            self.fd = -1
+            if self.corenet:
+                self.loop._close_reader_fd(fd)
+                return
             try:
                 self.loop.remove_reader(fd)
             finally:
-                self.fd = -1
                 c_close(fd)

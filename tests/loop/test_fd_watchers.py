@@ -121,3 +121,56 @@ def test_readers_do_not_leak_descriptors(loop):
 
     loop.run_until_complete(asyncio.wait_for(main(), 10))
     assert open_fds() <= before
+
+
+@pytest.mark.parametrize("trigger", ["edge", "level"])
+def test_close_reader_fd_closes_without_epoll_ctl_and_the_number_can_be_reused(trigger):
+    import corenet
+
+    loop = corenet.new_event_loop(trigger=trigger)
+    try:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        fd = a.detach()
+        stale = []
+        loop.add_reader(fd, lambda: stale.append(1))
+        loop.run_until_complete(asyncio.sleep(0))
+        calls = loop._epoll_ctl_calls
+        loop._close_reader_fd(fd)
+        assert loop._epoll_ctl_calls == calls          # closing took it out of epoll
+        with pytest.raises(OSError) as e:
+            os.fstat(fd)
+        assert e.value.errno == errno.EBADF
+        assert not loop.remove_reader(fd)
+        # The same number for a new socket: registered afresh, and only it is heard.
+        c, d = socket.socketpair()
+        c.setblocking(False)
+        assert c.fileno() == fd                 # the lowest free number (POSIX)
+        got = loop.create_future()
+        loop.add_reader(c, lambda: got.done() or got.set_result(c.recv(10)))
+        d.send(b"new")
+        assert loop.run_until_complete(asyncio.wait_for(got, 5)) == b"new"
+        assert stale == []
+        loop.remove_reader(c)
+        for s in (b, c, d):
+            s.close()
+    finally:
+        loop.close()
+
+
+def test_close_reader_fd_with_a_writer_too_falls_back_to_remove_and_close(pair):
+    import corenet
+
+    loop = corenet.new_event_loop()
+    try:
+        a, _ = pair
+        fd = os.dup(a.fileno())
+        loop.add_reader(fd, lambda: None)
+        loop.add_writer(fd, lambda: None)
+        loop._close_reader_fd(fd)
+        with pytest.raises(OSError):
+            os.fstat(fd)
+        assert not loop.remove_reader(fd)
+        assert loop.remove_writer(fd)      # left as remove_reader + close would leave it
+    finally:
+        loop.close()

@@ -130,3 +130,46 @@ def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
     data, parsed = run(go())
     assert parsed.qname == QNAME
     loop.remove_reader(server.fileno())
+
+
+def _called_back(loop, port: int, timeout: float, stats=None, wire=b"\x00" * 12, qid=7):
+    """A UDPQuery with ``on_done`` (no future): awaits its one call, returns the query."""
+    async def go():
+        lp = asyncio.get_running_loop()
+        done = lp.create_future()
+        calls = []
+
+        def on_done(q):
+            calls.append(q)
+            q.close()
+            done.set_result(q)
+        q = _udpquery.UDPQuery(lp, "127.0.0.1", port, wire, qid, QUESTION, timeout, stats,
+                               DEFAULT, on_done)
+        assert q.fut is None
+        got = await done
+        await asyncio.sleep(timeout + 0.05)         # no second call (the timer is gone)
+        assert calls == [q]
+        return got
+    return go()
+
+
+def test_on_done_gets_the_reply_the_timeout_or_the_icmp_error(loop, run, server):
+    before = open_fds()
+    stats = Counts()
+    _serve(loop, server, lambda q: [_reply(q, qid=0x4321), _reply(q)])
+    wire = build_query(0x1234, QNAME, 1, 1, edns=False)
+    q = run(_called_back(loop, server.getsockname()[1], 0.5, stats, wire, 0x1234))
+    assert q.error is None and q.reply[:2] == b"\x12\x34" and q.parsed.qname == QNAME
+    assert stats.dropped_mismatched == 1
+    loop.remove_reader(server.fileno())
+
+    q = run(_called_back(loop, server.getsockname()[1], 0.05))      # nobody answers now
+    assert isinstance(q.error, UpstreamTimeout) and q.reply is None
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    q = run(_called_back(loop, port, 0.3))
+    assert isinstance(q.error, UpstreamFailure) and "refused" in str(q.error)
+    assert open_fds() == before
