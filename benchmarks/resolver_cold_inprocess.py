@@ -138,6 +138,38 @@ def install_replay() -> None:
         return Done(loop, w, parse_response(w, 30, 1000))
 
     E.udp_query = fake_q
+    try:
+        import resolver._drive as D
+    except ImportError:                         # trees before the Drive
+        return
+    real_udp = D.UDPQuery
+
+    class FakeUDP:
+        """The Drive's UDPQuery, replayed: ``on_done`` is called from the loop's next
+        iteration, as a real reply would be (never from inside the constructor)."""
+
+        def __init__(self, loop, addr, port, wire, qid, question, timeout, stats, limits,
+                     on_done):
+            k = (addr, question[:-4].lower(), int.from_bytes(question[-4:-2], "big"))
+            w = _recorded[k][0]
+            self.reply, self.parsed, self.error = w, parse_response(w, 30, 1000), None
+            loop.call_soon(on_done, self)
+
+        def close(self) -> None:
+            pass
+
+    def fake_udp(loop, addr, port, wire, qid, question, timeout, stats, limits, on_done):
+        k = (addr, question[:-4].lower(), int.from_bytes(question[-4:-2], "big"))
+        if k not in _recorded:
+            def record(q):
+                if q.error is None:
+                    _recorded[k] = (q.reply, q.parsed)
+                on_done(q)
+            return real_udp(loop, addr, port, wire, qid, question, timeout, stats, limits,
+                            record)
+        return FakeUDP(loop, addr, port, wire, qid, question, timeout, stats, limits, on_done)
+
+    D.UDPQuery = fake_udp
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 The cache-hit path (``resolve_cached``, the first step of ``resolve_message``) parses the raw
 query with ``resolver.wire``, finds the whole cached response and patches it: no dnspython.
 Misses run one :class:`~resolver.iterator.Iterator` per distinct question (identical lookups in
-flight share it), bounded by ``Limits.max_query_time``.
+flight share it), bounded by ``Limits.max_query_time``: in the caller's task for
+``resolve_message``, or by callbacks for the daemon (``start_miss``, ``resolver._drive``).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import dns.message
 import dns.name
@@ -33,8 +34,9 @@ from resolver.dnssec import Suspend, Validator, with_ede
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
-from resolver.upstream import (UpstreamFailure, UpstreamTimeout, exchange, needs_retry,
+from resolver.upstream import (UpstreamFailure, UpstreamTimeout, needs_retry,
                                question_of, retry, udp_query)
+from resolver._drive import Drive
 from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
                            parse_query, parse_response, to_text)
 
@@ -201,7 +203,38 @@ class Resolver:
         if out is not None:
             return out
         # The miss goes on in this coroutine (no second one per miss).
-        q = query
+        miss = self.begin_miss(query)
+        if miss.__class__ is bytes:
+            return miss
+        m = miss[0]
+        res = await self._resolution(m.qname, m.qtype, m.qclass)
+        return self.finish_miss(query, miss, res)
+
+    def start_miss(self, query: bytes, done: Callable[[Drive, bytes | None], None],
+                   loop: asyncio.AbstractEventLoop) -> bytes | Drive:
+        """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
+        response now (a cache hit or an error), or a :class:`~resolver._drive.Drive` that
+        calls ``done(drive, response)`` once (maybe before it is returned), or
+        ``done(drive, None)`` if it is cancelled. ``loop`` is the running loop. Raises
+        WireError for a query shorter than a header."""
+        out = self.resolve_cached(query)
+        if out is not None:
+            return out
+        miss = self.begin_miss(query)
+        if miss.__class__ is bytes:
+            return miss
+        return Drive(self, loop, query, miss, done)
+
+    async def resolve_miss(self, query: bytes, miss: tuple) -> bytes:
+        """The rest of ``resolve_message`` after ``begin_miss``, as a coroutine."""
+        m = miss[0]
+        return self.finish_miss(query, miss, await self._resolution(m.qname, m.qtype,
+                                                                     m.qclass))
+
+    def begin_miss(self, q: bytes) -> bytes | tuple:
+        """The first half of a miss: an error response now (FORMERR, NOTIMP, BADVERS,
+        REFUSED...), or what ``finish_miss`` needs once the question is resolved (the parsed
+        query first). Raises WireError for a query shorter than a header."""
         if len(q) < 12:
             raise WireError("query shorter than a DNS header")
         self.stats.client_queries += 1
@@ -218,19 +251,24 @@ class Resolver:
         if edns and (m.edns_flags >> 16) & 0xFF:
             return self._error(q, 16, m)           # BADVERS
         cd = bool(m.flags & 0x0010)
-        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
-        key = cache_key(m.qname, m.qtype, m.qclass, variant)
-        qend = 12 + len(m.question)
         self.stats.cache_misses += 1
         if m.qclass != 1:
             return self._error(q, 5, m)            # only class IN is resolved
         if m.qtype in (251, 252):
             return self._error(q, 4, m)            # zone transfers are not a resolver's job
-        res = await self._resolution(m.qname, m.qtype, m.qclass)
+        return (m, edns, do, cd)
+
+    def finish_miss(self, q: bytes, miss: tuple, res: Result) -> bytes:
+        """The second half of a miss: the response to ``q`` from the resolution's result,
+        cached when it may be."""
+        m, edns, do, cd = miss
         if res.security == it.BOGUS and not cd:
             self.stats.servfail += 1
             wire = self._error(q, 2, m)
             return with_ede(wire, res.ede, res.reason) if edns else wire
+        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+        key = cache_key(m.qname, m.qtype, m.qclass, variant)
+        qend = 12 + len(m.question)
         now = self.clock()
         stale = self._msgs.get(key)
         if res.rcode == it.SERVFAIL:
@@ -413,10 +451,12 @@ class Resolver:
             shared.fut.set_result(task.result())     # _bounded never raises
 
     async def _bounded(self, qname: bytes, qtype: int, qclass: int,
-                       loop: asyncio.AbstractEventLoop, task: asyncio.Task | None = None
-                       ) -> Result:
+                       loop: asyncio.AbstractEventLoop, task: asyncio.Task | None = None,
+                       iterator: Iterator | None = None, action=None, pending=None) -> Result:
         """The iterator run under the total-time limit; never raises (a bug is a logged
-        SERVFAIL, not a crash of the caller).
+        SERVFAIL, not a crash of the caller). With ``iterator``, goes on with one already
+        started, in the time it has left: from ``action``, its last step, or from the event
+        that the coroutine ``pending`` returns.
 
         The limit works as ``asyncio.timeout`` does (cancel the task when it expires, turn
         that one cancellation back into a time-out, leave any other one alone), with one
@@ -427,12 +467,17 @@ class Resolver:
             task = asyncio.current_task(loop)
         cancelling = task.cancelling()
         fired = [False]
-        timer = loop.call_later(self.limits.max_query_time, _time_up, task, fired)
+        limit = self.limits.max_query_time
+        if iterator is not None:
+            limit = max(0.0, limit - (self.clock() - iterator.t0))
+        timer = loop.call_later(limit, _time_up, task, fired)
         try:
             try:
-                return await self._drive(qname, qtype, qclass, loop)
+                return await self._drive(qname, qtype, qclass, loop, iterator, action, pending)
             finally:
                 timer.cancel()
+                if pending is not None:
+                    pending.close()           # never started if cancelled early
         except asyncio.CancelledError:
             if not (fired[0] and task.uncancel() <= cancelling):
                 raise
@@ -443,55 +488,89 @@ class Resolver:
             log.exception("resolving %s/%d failed", to_text(qname), qtype)
             return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
-    async def _drive(self, qname: bytes, qtype: int, qclass: int,
-                     loop: asyncio.AbstractEventLoop) -> Result:
+    def _iterator(self, qname: bytes, qtype: int, qclass: int) -> Iterator:
         hints = self._hints
         if hints is None or hints.ipv6 != self.ipv6 or self._hints_src is not self.hints:
             hints = self._hints = it.Hints(self.hints, self.ipv6)
             self._hints_src = self.hints
-        iterator = Iterator(qname, qtype, qclass, self.cache, hints, self.clock,
-                            limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
-                            validator=self.validator, stats=self.stats, dnssec=self.dnssec)
-        action = iterator.start()
-        infra = self.cache.infra
+        return Iterator(qname, qtype, qclass, self.cache, hints, self.clock,
+                        limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
+                        validator=self.validator, stats=self.stats, dnssec=self.dnssec)
+
+    def _server_for(self, iterator: Iterator, action: Query) -> tuple[str, float, bool]:
+        """The server to ask for ``action``, its timeout (its RTO, within the time the
+        resolution has left) and whether to use EDNS with it."""
+        now = self.clock()
+        server = self.cache.infra.choose(action.servers, now)
+        info = self.cache.infra.info(server)             # its rto and EDNS support, one lookup
+        timeout = min(info.rto, max(0.01, self.limits.max_query_time - (now - iterator.t0)))
+        return server, timeout, info.edns
+
+    def _replied(self, server: str, wire: bytes, rtt: float, parsed) -> Reply:
+        self.cache.infra.record_rtt(server, rtt)
+        return Reply(server, wire, rtt, parsed)
+
+    async def _retried(self, q, wire: bytes, parsed, rtt: float, server: str, action: Query,
+                       timeout: float, edns: bool, loop) -> Reply | Timeout | Failure:
+        """The rest of an exchange whose first UDP reply needs a retry (FORMERR to EDNS, or
+        truncated), as the event for the iterator."""
+        try:
+            wire, rtt, parsed = await retry(
+                q, wire, parsed, rtt, self.port, action.qname, action.qtype, action.qclass,
+                timeout=timeout, edns=edns, do=True, limits=self.limits, stats=self.stats,
+                infra=self.cache.infra, loop=loop)
+        except UpstreamTimeout:
+            return self._timed_out(server)
+        except UpstreamFailure as exc:
+            return self._failed(server, exc)
+        return self._replied(server, wire, rtt, parsed)
+
+    def _timed_out(self, server: str) -> Timeout:
+        self.stats.upstream_timeouts += 1
+        self.cache.infra.record_timeout(server, self.clock())
+        return Timeout(server)
+
+    def _failed(self, server: str, exc: Exception) -> Failure:
+        self.stats.upstream_failures += 1
+        self.cache.infra.record_failure(server, self.clock())
+        return Failure(server, str(exc))
+
+    async def _drive(self, qname: bytes, qtype: int, qclass: int,
+                     loop: asyncio.AbstractEventLoop, iterator: Iterator | None = None,
+                     action=None, pending=None) -> Result:
+        if iterator is None:
+            iterator = self._iterator(qname, qtype, qclass)
+            action = iterator.start()
+        elif pending is not None:
+            action = iterator.feed(await pending)
         while isinstance(action, Suspend):       # DNSSEC work paused to let others run
             await asyncio.sleep(0)
             action = iterator.feed(None)
         while isinstance(action, Query):
-            now = self.clock()
-            server = infra.choose(action.servers, now)
-            info = infra.info(server)             # its rto and EDNS support, one lookup
-            timeout = min(info.rto, max(0.01, self.limits.max_query_time - (now - iterator.t0)))
-            # upstream.exchange, inline: the first UDP query is awaited here directly (no
-            # coroutine of its own per upstream query); FORMERR/TC go on in upstream.retry.
-            edns = info.edns
-            qname, qtype, qclass = action.qname, action.qtype, action.qclass
+            server, timeout, edns = self._server_for(iterator, action)
+            # The UDP query is awaited here directly (no coroutine of its own per upstream
+            # query); FORMERR/TC go on in _retried.
             try:
                 t0 = monotonic()
-                q = udp_query(loop, server, self.port, qname, qtype, qclass,
-                              question_of(qname, qtype, qclass), edns, True, timeout,
-                              self.stats, self.limits)
+                q = udp_query(loop, server, self.port, action.qname, action.qtype,
+                              action.qclass, question_of(action.qname, action.qtype,
+                                                         action.qclass),
+                              edns, True, timeout, self.stats, self.limits)
                 try:
                     wire, parsed = await q.fut
                 finally:
                     q.close()
+            except UpstreamTimeout:
+                event = self._timed_out(server)
+            except UpstreamFailure as exc:
+                event = self._failed(server, exc)
+            else:
                 rtt = monotonic() - t0
                 if needs_retry(wire, edns):
-                    wire, rtt, parsed = await retry(
-                        q, wire, parsed, rtt, self.port, qname, qtype, qclass,
-                        timeout=timeout, edns=edns, do=True, limits=self.limits,
-                        stats=self.stats, infra=infra, loop=loop)
-            except UpstreamTimeout:
-                self.stats.upstream_timeouts += 1
-                infra.record_timeout(server, self.clock())
-                event = Timeout(server)
-            except UpstreamFailure as exc:
-                self.stats.upstream_failures += 1
-                infra.record_failure(server, self.clock())
-                event = Failure(server, str(exc))
-            else:
-                infra.record_rtt(server, rtt)
-                event = Reply(server, wire, rtt, parsed)
+                    event = await self._retried(q, wire, parsed, rtt, server, action, timeout,
+                                                edns, loop)
+                else:
+                    event = self._replied(server, wire, rtt, parsed)
             action = iterator.feed(event)
             while isinstance(action, Suspend):
                 await asyncio.sleep(0)
@@ -552,6 +631,8 @@ class Resolver:
             for s in shared:
                 if s.owner is not None and s.owner is not asyncio.current_task(loop):
                     s.owner.cancel()
+                elif s.drive is not None:
+                    s.drive.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
@@ -566,17 +647,19 @@ def _time_up(task: asyncio.Task, fired: list) -> None:
 
 
 class _Shared:
-    """A resolution in flight: the task of the caller running it inline (``owner``) or the
-    task it was handed to, and its result future, made when an identical caller (or
+    """A resolution in flight: the task of the caller running it inline (``owner``), the
+    daemon's Drive running it by callbacks (``drive``) or the task either handed it to, and
+    its result future, made when an identical caller (or
     ``close``) first waits on it."""
 
-    __slots__ = ("fut", "owner", "task", "waiters")
+    __slots__ = ("fut", "owner", "task", "waiters", "drive")
 
-    def __init__(self, owner: asyncio.Task | None) -> None:
+    def __init__(self, owner: asyncio.Task | None, drive: Drive | None = None) -> None:
         self.fut: asyncio.Future | None = None
         self.owner = owner
         self.task: asyncio.Task | None = None
         self.waiters = 0
+        self.drive = drive
 
     def future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         if self.fut is None:

@@ -84,7 +84,8 @@ class Server:
         self.udp: list[Any] = []            # UDPListener or (transport, protocol)
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
-        self.tasks: set[asyncio.Task] = set()
+        self.misses: set = set()          # resolver._drive.Drive in flight
+        self._drained: asyncio.Future | None = None     # set when the last miss ends
         self.inflight_by_client: Counter = Counter()
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
@@ -199,35 +200,47 @@ class Server:
         inflight = self.inflight_by_client
         n = inflight.get(client, 0)       # (no Counter.__missing__ call for a new client)
         cfg = self.cfg
-        if len(self.tasks) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
+        if len(self.misses) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
             self.counters.dropped["overload"] += 1
             return False
         inflight[client] = n + 1
-        # The one task of this miss: the engine resolves inline in it.
-        task = self.loop.create_task(self._resolve(q, client, transport, send, t0))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        # No task: the engine's Drive calls back with the response (or None if cancelled).
+        try:
+            d = self.resolver.start_miss(
+                q, lambda d, out: self._resolved(q, client, transport, send, t0, d, out),
+                self.loop)
+        except Exception as exc:        # a malformed query the engine rejects, or a bug
+            d = self._failed(q, client, exc)
+        if d.__class__ is bytes:
+            self._resolved(q, client, transport, send, t0, None, d)
+        elif d is None:
+            self._resolved(q, client, transport, send, t0, None, None)
+        elif not d.finished:
+            self.misses.add(d)
         return True
 
-    async def _resolve(self, q: bytes, client, transport: str, send, t0: float) -> None:
-        try:
-            try:
-                out = await self.resolver.resolve_message(q)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:        # a malformed query the engine rejects, or a bug
-                log.debug("query from %s failed: %r", client, exc)
-                out = _udp_server.error_response(q, 1 if isinstance(exc, ValueError) else 2)
-                if out is None:
-                    self.counters.dropped["short"] += 1
-                    return
+    def _failed(self, q: bytes, client, exc: Exception) -> bytes | None:
+        log.debug("query from %s failed: %r", client, exc)
+        out = _udp_server.error_response(q, 1 if isinstance(exc, ValueError) else 2)
+        if out is None:
+            self.counters.dropped["short"] += 1
+        return out
+
+    def _resolved(self, q: bytes, client, transport: str, send, t0: float, d,
+                  out: bytes | None) -> None:
+        """The end of a miss: its response sent (none if it was cancelled), its count
+        released."""
+        if d is not None:
+            self.misses.discard(d)
+            if not self.misses and self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+        n = self.inflight_by_client[client] - 1
+        if n <= 0:
+            del self.inflight_by_client[client]
+        else:
+            self.inflight_by_client[client] = n
+        if out is not None:
             self._answer(q, out, transport, send, t0)
-        finally:
-            n = self.inflight_by_client[client] - 1
-            if n <= 0:
-                del self.inflight_by_client[client]
-            else:
-                self.inflight_by_client[client] = n
 
     def _answer(self, q: bytes, out: bytes, transport: str, send, t0: float) -> None:
         if transport == "udp":
@@ -311,7 +324,7 @@ class Server:
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
-            "inflight": len(self.tasks),
+            "inflight": len(self.misses),
             "uptime": time.time() - self.started_at,
         }
 
@@ -323,14 +336,14 @@ class Server:
             u.stop_reading()
         for srv in self.tcp_servers:
             srv.close()
-        pending = list(self.tasks)
-        if pending:
-            log.info("waiting up to %.1fs for %d queries in flight", grace, len(pending))
-            done, not_done = await asyncio.wait(pending, timeout=grace)
-            for t in not_done:
-                t.cancel()
-            if not_done:
-                await asyncio.wait(not_done, timeout=1.0)
+        if self.misses:
+            log.info("waiting up to %.1fs for %d queries in flight", grace, len(self.misses))
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), grace)
+            except asyncio.TimeoutError:
+                for d in list(self.misses):
+                    d.cancel()                # closes its sockets now; no answer is sent
         for conn in list(self.connections):
             conn.close()
         for u in self.udp:

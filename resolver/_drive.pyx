@@ -1,0 +1,215 @@
+# cython: language_level=3
+"""A cache miss resolved by callbacks: the daemon's way to the iterator, with no Task.
+
+``Resolver.resolve_message`` runs a miss as a coroutine in its caller's task: per client
+query a Task, four coroutine frames and a total-time timer, and per upstream query a Future
+whose result wakes the task through the loop's ready queue. A Drive does the same work from
+the upstream query's own completion callback (``UDPQuery(on_done=...)``): it feeds the
+Iterator, sends the next query or builds the response, and calls ``done(response)`` once.
+
+The time limit is kept without a timer: the iterator checks its budget before every upstream
+query, and each query's timeout is at most the time the resolution has left.
+
+What a callback cannot do goes on in a task, through the same coroutines as
+``resolve_message``: DNSSEC work that yields (``Suspend``), a retry without EDNS or over TCP,
+a server without a numeric address, and a question already being resolved for another client
+(which shares that resolution).
+"""
+import logging
+import time
+
+from resolver import iterator as it
+from resolver._udpquery import UDPQuery
+from resolver.dnssec import Suspend
+from resolver.iterator import Query, Result
+from resolver.limits import EDNS_BUFFER_SIZE
+from resolver.upstream import UpstreamFailure, UpstreamTimeout, _fresh_id, needs_retry
+from resolver.wire import build_query, to_text
+
+log = logging.getLogger("resolver.engine")
+
+cdef object monotonic = time.monotonic
+cdef object _Query = Query
+cdef object _Result = Result
+cdef object _Suspend = Suspend
+cdef object _Timeout = UpstreamTimeout
+cdef object _Shared = None          # resolver.engine._Shared (engine imports this module)
+
+
+cdef class Drive:
+    """One client query's miss in flight (see the module's docstring); ``done(drive,
+    response)`` is called once, with None if it was cancelled."""
+
+    cdef object resolver
+    cdef object loop
+    cdef bytes query
+    cdef tuple miss
+    cdef object done
+    cdef object key
+    cdef object shared
+    cdef object iterator
+    cdef object action         # the Query being asked
+    cdef object q              # its UDPQuery
+    cdef object task           # the task the rest was handed to, if any
+    cdef str server
+    cdef double timeout
+    cdef double t0
+    cdef bint edns
+    cdef readonly bint finished
+
+    def __init__(self, resolver, loop, bytes query, tuple miss, done):
+        global _Shared
+        if _Shared is None:
+            from resolver.engine import _Shared
+        self.resolver, self.loop, self.query, self.miss, self.done = (resolver, loop, query,
+                                                                      miss, done)
+        m = miss[0]
+        key = self.key = (m.qname.lower(), m.qtype, m.qclass)
+        inflight = resolver._inflight
+        if key in inflight:
+            # Someone is resolving this question already: wait for it in a task, as
+            # resolve_message does (counted there as coalesced).
+            self.shared = None
+            self._hand_over(resolver.resolve_miss(query, miss), True)
+            return
+        self.shared = inflight[key] = _Shared(None, self)
+        try:
+            self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
+            self._advance(self.iterator.start())
+        except Exception as exc:
+            self._crashed(exc)
+
+    cdef _advance(self, action):
+        """Goes on from the iterator's next step."""
+        cdef object r = self.resolver
+        while type(action) is _Query:
+            server, timeout, edns = r._server_for(self.iterator, action)
+            qid = _fresh_id()
+            wire = build_query(qid, action.qname, action.qtype, action.qclass, edns=edns,
+                               do=edns, payload=EDNS_BUFFER_SIZE)
+            try:
+                # The question the reply must echo: the query's own, sliced from its wire.
+                q = UDPQuery(self.loop, server, r.port, wire, qid,
+                             wire[12:12 + len(action.qname) + 4], timeout, r.stats, r.limits,
+                             self._replied)
+            except ValueError:                # not a numeric address: the Python path
+                self._hand_over(self._rest(action, None), False)
+                return
+            except UpstreamFailure as exc:    # could not even be sent
+                r.stats.upstream_queries += 1
+                action = self.iterator.feed(r._failed(server, exc))
+                continue
+            r.stats.upstream_queries += 1
+            self.action, self.q, self.server, self.timeout, self.edns = (action, q, server,
+                                                                         timeout, edns)
+            self.t0 = monotonic()
+            return
+        if isinstance(action, _Result):
+            self._finish(action)
+        else:                                  # Suspend: DNSSEC work that lets others run
+            self._hand_over(self._rest(action, None), False)
+
+    def _replied(self, q):
+        """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
+        cdef object r = self.resolver
+        if self.finished or q is not self.q:
+            return
+        self.q = None
+        try:
+            q.close()
+            err = q.error
+            if err is None:
+                wire = q.reply
+                rtt = monotonic() - self.t0
+                if needs_retry(wire, self.edns):
+                    self._hand_over(self._rest(None, r._retried(
+                        q, wire, q.parsed, rtt, self.server, self.action, self.timeout,
+                        self.edns, self.loop)), False)
+                    return
+                event = r._replied(self.server, wire, rtt, q.parsed)
+            elif isinstance(err, _Timeout):
+                event = r._timed_out(self.server)
+            else:
+                event = r._failed(self.server, err)
+            self._advance(self.iterator.feed(event))
+        except Exception as exc:
+            self._crashed(exc)
+
+    cdef _rest(self, action, pending):
+        """The resolution from here on as a coroutine, under what is left of the time limit."""
+        m = self.miss[0]
+        return self.resolver._bounded(m.qname, m.qtype, m.qclass, self.loop, None,
+                                      self.iterator, action, pending)
+
+    cdef _hand_over(self, coro, bint whole):
+        """The rest runs in a task: ``coro`` returns the Result (or, ``whole``, the response)."""
+        task = self.task = self.loop.create_task(coro)
+        if self.shared is not None:
+            self.shared.task = task
+        task.add_done_callback(self._handed_whole if whole else self._handed)
+
+    def _handed(self, task):
+        if self.finished:
+            return
+        if task.cancelled():
+            self.cancel()
+        else:
+            self._finish(task.result())       # Resolver._bounded never raises
+
+    def _handed_whole(self, task):
+        if self.finished:
+            return
+        if task.cancelled():
+            self.cancel()
+            return
+        self.finished = True
+        exc = task.exception()
+        if exc is not None:
+            log.error("resolving a shared question failed: %r", exc)
+            self.done(self, self.resolver.finish_miss(self.query, self.miss, Result(
+                it.SERVFAIL, reason=f"internal error: {exc!r}")))
+        else:
+            self.done(self, task.result())
+
+    cdef _crashed(self, exc):
+        """A bug: reported, and the client gets SERVFAIL (as Resolver._bounded does)."""
+        m = self.miss[0]
+        log.error("resolving %s/%d failed", to_text(m.qname), m.qtype, exc_info=exc)
+        if self.q is not None:
+            self.q.close()
+            self.q = None
+        self._finish(_Result(it.SERVFAIL, reason=f"internal error: {exc!r}"))
+
+    cdef _release(self):
+        shared = self.shared
+        if shared is not None:
+            self.resolver._forget(self.key, shared)
+            shared.drive = None
+
+    cdef _finish(self, res):
+        if self.finished:
+            return
+        self.finished = True
+        self._release()
+        shared = self.shared
+        if shared is not None:
+            fut = shared.fut
+            if fut is not None and not fut.done():
+                fut.set_result(res)
+        self.done(self, self.resolver.finish_miss(self.query, self.miss, res))
+
+    def cancel(self):
+        """Stops the resolution (its sockets closed now); ``done(None)`` is called."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.q is not None:
+            self.q.close()
+            self.q = None
+        if self.task is not None:
+            self.task.cancel()
+        self._release()
+        shared = self.shared
+        if shared is not None and shared.fut is not None:
+            shared.fut.cancel()
+        self.done(self, None)

@@ -1,0 +1,160 @@
+"""The daemon's miss path (resolver._drive.Drive): resolutions by callbacks, no Task per miss,
+with what it hands to a task (a question already in flight) and how it ends (answer, time
+limit, a bug, shutdown), on every loop."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import time
+
+import dns.message
+import dns.rcode
+
+from daemon_proc import free_port
+from resolver.config import build
+from resolver.limits import DEFAULT
+from resolver.server import Server
+
+
+def _server(lab, hints=None, **limits) -> Server:
+    import resolver
+
+    cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
+                       "upstream_port": lab.port})
+    r = resolver.Resolver(hints or lab.root_hints, port=lab.port,
+                          limits=dataclasses.replace(DEFAULT, **limits) if limits else DEFAULT)
+    s = Server(cfg, resolver=r)
+    s.loop = asyncio.get_running_loop()
+    return s
+
+
+def _ask(s: Server, name: str, qid: int, rdtype: str = "A") -> asyncio.Future:
+    """A client query into the miss path; the future gets the response (None: no answer)."""
+    fut = s.loop.create_future()
+    q = dns.message.make_query(name, rdtype)
+    q.id = qid
+
+    def send(out: bytes) -> None:
+        if not fut.done():
+            fut.set_result(out)
+
+    assert s._miss(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
+    return fut
+
+
+def _count_tasks(loop) -> list:
+    made = []
+    factory = loop.get_task_factory()
+
+    def counting(loop, coro, **kw):
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kw) if factory is None else factory(loop, coro,
+                                                                                   **kw)
+    loop.set_task_factory(counting)
+    return made
+
+
+def test_a_miss_is_answered_with_no_task(run, lab, loop):
+    async def go():
+        s = _server(lab)
+        made = _count_tasks(s.loop)
+        out = dns.message.from_wire(await _ask(s, "h301.bulk.net.", 4242))
+        assert out.id == 4242 and out.rcode() == dns.rcode.NOERROR and out.answer
+        assert made == []
+        assert s.misses == set() and not s.inflight_by_client
+        assert s.resolver.stats.upstream_queries >= 1
+        await s.resolver.close()
+
+    loop.set_task_factory(None)
+    run(go())
+
+
+def test_identical_misses_share_one_resolution(run, lab, loop):
+    async def go():
+        s = _server(lab)
+        await _ask(s, "h302.bulk.net.", 1)                   # bulk.net's servers learned
+        stats = s.resolver.stats
+        before = stats.upstream_queries
+        first, second = _ask(s, "h303.bulk.net.", 2), _ask(s, "H303.bulk.net.", 3)
+        a, b = (dns.message.from_wire(x) for x in await asyncio.gather(first, second))
+        assert (a.id, b.id) == (2, 3)
+        assert str(b.question[0].name) == "H303.bulk.net."     # each client's own case
+        assert a.answer and [r.to_text().lower() for r in a.answer] == [
+            r.to_text().lower() for r in b.answer]
+        assert stats.upstream_queries - before == 1 and stats.coalesced == 1
+        assert s.misses == set() and not s.resolver._inflight
+        await s.resolver.close()
+
+    run(go())
+
+
+def _silent_authority():
+    """A UDP socket on loopback that never answers: the root of a world of time-outs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def test_time_limit_ends_a_miss_with_servfail(run, lab, loop):
+    sock = _silent_authority()
+
+    async def go():
+        s = _server(lab, [(b"\x01a\x0croot-servers\x03net\x00", "127.0.0.1")],
+                    max_query_time=0.5, initial_rto=10.0)
+        s.resolver.port = sock.getsockname()[1]
+        t0 = time.monotonic()
+        out = dns.message.from_wire(await _ask(s, "www.example.com.", 7))
+        took = time.monotonic() - t0
+        assert out.rcode() == dns.rcode.SERVFAIL and out.id == 7
+        assert 0.45 <= took < 2.0, took       # the one query's timeout: what was left
+        assert s.resolver.stats.upstream_timeouts >= 1
+        assert s.misses == set() and not s.resolver._inflight
+        await s.resolver.close()
+
+    try:
+        run(go())
+    finally:
+        sock.close()
+
+
+def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, loop):
+    sock = _silent_authority()
+
+    async def go():
+        s = _server(lab, [(b"\x01a\x0croot-servers\x03net\x00", "127.0.0.1")],
+                    max_query_time=30.0, initial_rto=10.0)
+        s.resolver.port = sock.getsockname()[1]
+        fds = len(os.listdir("/proc/self/fd"))
+        pending = [_ask(s, f"n{i}.example.com.", i) for i in range(5)]
+        await asyncio.sleep(0.05)
+        assert len(s.misses) == 5 and len(os.listdir("/proc/self/fd")) == fds + 5
+        t0 = time.monotonic()
+        await s.stop(0.2)
+        assert time.monotonic() - t0 < 2.0
+        assert s.misses == set() and not s.inflight_by_client
+        assert not any(f.done() for f in pending)      # cancelled: no answer is sent
+        assert len(os.listdir("/proc/self/fd")) <= fds
+
+    try:
+        run(go())
+    finally:
+        sock.close()
+
+
+def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
+    async def go():
+        s = _server(lab)
+
+        def broken(*a):
+            raise RuntimeError("planted bug")
+        s.resolver._iterator = broken
+        out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
+        assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
+        assert s.misses == set() and not s.resolver._inflight
+        await s.resolver.close()
+
+    run(go())
+    assert any("planted bug" in r.getMessage() or (r.exc_info and "planted bug" in
+               str(r.exc_info[1])) for r in caplog.records)
