@@ -199,16 +199,10 @@ class Resolver:
         if isinstance(query, dns.message.Message):
             out = await self.resolve_message(query.to_wire())
             return dns.message.from_wire(out, ignore_trailing=True)
-        out = self.resolve_cached(query)
-        if out is not None:
-            return out
-        # The miss goes on in this coroutine (no second one per miss).
-        miss = self.begin_miss(query)
+        miss = self._hit_or_begin(query)
         if miss.__class__ is bytes:
             return miss
-        m = miss[0]
-        res = await self._resolution(m.qname, m.qtype, m.qclass)
-        return self.finish_miss(query, miss, res)
+        return await self.resolve_miss(query, miss)
 
     def start_miss(self, query: bytes, done: Callable[[Drive, bytes | None], None],
                    loop: asyncio.AbstractEventLoop) -> bytes | Drive:
@@ -217,13 +211,14 @@ class Resolver:
         calls ``done(drive, response)`` once (maybe before it is returned), or
         ``done(drive, None)`` if it is cancelled. ``loop`` is the running loop. Raises
         WireError for a query shorter than a header."""
-        out = self.resolve_cached(query)
-        if out is not None:
-            return out
-        miss = self.begin_miss(query)
+        miss = self._hit_or_begin(query)
         if miss.__class__ is bytes:
             return miss
         return Drive(self, loop, query, miss, done)
+
+    def _hit_or_begin(self, query: bytes) -> bytes | tuple:
+        out = self.resolve_cached(query)
+        return out if out is not None else self.begin_miss(query)
 
     async def resolve_miss(self, query: bytes, miss: tuple) -> bytes:
         """The rest of ``resolve_message`` after ``begin_miss``, as a coroutine."""

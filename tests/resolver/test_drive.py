@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import socket
 import time
 
 import dns.message
 import dns.rcode
+import pytest
+from looptools import open_fds
 
 from daemon_proc import free_port
 from resolver.config import build
@@ -90,20 +91,25 @@ def test_identical_misses_share_one_resolution(run, lab, loop):
     run(go())
 
 
-def _silent_authority():
-    """A UDP socket on loopback that never answers: the root of a world of time-outs."""
+@pytest.fixture
+def silent():
+    """A UDP socket on loopback that never answers: the only root server of a world of
+    time-outs."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    return sock
+    yield sock
+    sock.close()
 
 
-def test_time_limit_ends_a_miss_with_servfail(run, lab, loop):
-    sock = _silent_authority()
+def _server_over_silence(lab, silent, **limits) -> Server:
+    s = _server(lab, [(b"\x01a\x0croot-servers\x03net\x00", "127.0.0.1")], **limits)
+    s.resolver.port = silent.getsockname()[1]
+    return s
 
+
+def test_time_limit_ends_a_miss_with_servfail(run, lab, loop, silent):
     async def go():
-        s = _server(lab, [(b"\x01a\x0croot-servers\x03net\x00", "127.0.0.1")],
-                    max_query_time=0.5, initial_rto=10.0)
-        s.resolver.port = sock.getsockname()[1]
+        s = _server_over_silence(lab, silent, max_query_time=0.5, initial_rto=10.0)
         t0 = time.monotonic()
         out = dns.message.from_wire(await _ask(s, "www.example.com.", 7))
         took = time.monotonic() - t0
@@ -113,34 +119,24 @@ def test_time_limit_ends_a_miss_with_servfail(run, lab, loop):
         assert s.misses == set() and not s.resolver._inflight
         await s.resolver.close()
 
-    try:
-        run(go())
-    finally:
-        sock.close()
+    run(go())
 
 
-def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, loop):
-    sock = _silent_authority()
-
+def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, loop, silent):
     async def go():
-        s = _server(lab, [(b"\x01a\x0croot-servers\x03net\x00", "127.0.0.1")],
-                    max_query_time=30.0, initial_rto=10.0)
-        s.resolver.port = sock.getsockname()[1]
-        fds = len(os.listdir("/proc/self/fd"))
+        s = _server_over_silence(lab, silent, max_query_time=30.0, initial_rto=10.0)
+        fds = len(open_fds())
         pending = [_ask(s, f"n{i}.example.com.", i) for i in range(5)]
         await asyncio.sleep(0.05)
-        assert len(s.misses) == 5 and len(os.listdir("/proc/self/fd")) == fds + 5
+        assert len(s.misses) == 5 and len(open_fds()) == fds + 5
         t0 = time.monotonic()
         await s.stop(0.2)
         assert time.monotonic() - t0 < 2.0
         assert s.misses == set() and not s.inflight_by_client
         assert not any(f.done() for f in pending)      # cancelled: no answer is sent
-        assert len(os.listdir("/proc/self/fd")) <= fds
+        assert len(open_fds()) <= fds
 
-    try:
-        run(go())
-    finally:
-        sock.close()
+    run(go())
 
 
 def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
