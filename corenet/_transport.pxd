@@ -29,6 +29,7 @@ cdef class BaseTransport(FdWatcher):
     cdef int _update_interest(self) except -1
     cdef int _maybe_pause_protocol(self) except -1
     cdef int _maybe_resume_protocol(self) except -1
+    cdef int _flow_hook(self, str name) except -1
     cdef int _fatal_error(self, exc, str message) except -1
     cdef int _call_connection_lost(self, exc) except -1
     cdef int _release(self) except -1

@@ -84,27 +84,26 @@ cdef class BaseTransport(FdWatcher):
         if self._buffered() <= self.high_water or self._protocol_paused:
             return 0
         self._protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                "message": "protocol.pause_writing() failed",
-                "exception": exc, "transport": self.face, "protocol": self.protocol})
+        self._flow_hook("pause_writing")
         return 0
 
     cdef int _maybe_resume_protocol(self) except -1:
         if self._protocol_paused and self._buffered() <= self.low_water:
             self._protocol_paused = False
-            try:
-                self.protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc, "transport": self.face, "protocol": self.protocol})
+            self._flow_hook("resume_writing")
+        return 0
+
+    cdef int _flow_hook(self, str name) except -1:
+        """Calls the protocol's pause_writing/resume_writing: a failure goes to the loop's
+        exception handler, as in asyncio, and the transport carries on."""
+        try:
+            getattr(self.protocol, name)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                "message": f"protocol.{name}() failed",
+                "exception": exc, "transport": self.face, "protocol": self.protocol})
         return 0
 
     def get_write_buffer_size(self):

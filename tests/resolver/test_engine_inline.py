@@ -3,7 +3,6 @@ cancellation and ``Resolver.close()`` must behave as they did with a dedicated t
 from __future__ import annotations
 
 import asyncio
-import os
 
 import dns.resolver
 import pytest
@@ -11,26 +10,12 @@ import pytest
 import resolver
 from resolver import iterator as it
 from resolver.limits import Limits
-from scenario import FakeServers, root_hints, small_internet
+from looptools import open_fds
+from scenario import FakeServers, hanging_resolver, root_hints, small_internet
 
 P = "127.56"
 FAST = Limits(exploration=0.0, initial_rto=0.1, max_rto=0.2, max_query_time=1.5)
 NAME = b"\x03www\x07example\x03com\x00"
-
-
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
-def hanging_resolver(limit: float) -> resolver.Resolver:
-    """A resolver whose iterator never finishes, so only the total-time limit ends it."""
-    r = resolver.Resolver([("a.root.", "127.0.0.1")], limits=Limits(max_query_time=limit))
-
-    async def hang(*args):
-        await asyncio.sleep(3600)
-
-    r._drive = hang
-    return r
 
 
 def test_time_limit_gives_servfail_and_leaves_the_caller_uncancelled(run):

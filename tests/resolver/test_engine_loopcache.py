@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-import resolver
 from looptools import make_loop
+from scenario import hanging_resolver
 from resolver import iterator as it
-from resolver.limits import Limits
 
 NAME = b"\x03www\x07example\x03com\x00"
 
 
-def _hanging(limit: float) -> resolver.Resolver:
-    r = resolver.Resolver([("a.root.", "127.0.0.1")], limits=Limits(max_query_time=limit))
-
-    async def hang(*args):
-        await asyncio.sleep(3600)
-
-    r._drive = hang
-    return r
-
-
 def test_time_limit_applies_to_the_caller_on_each_new_loop(loop_kind):
-    r = _hanging(0.05)
+    r = hanging_resolver(0.05)
     seen = []
     for _ in range(2):                    # the second loop finds a stale cached loop
         lp = make_loop(loop_kind)
@@ -43,7 +32,7 @@ def test_time_limit_applies_to_the_caller_on_each_new_loop(loop_kind):
 
 
 def test_two_tasks_on_one_loop_each_get_their_own_limit(run):
-    r = _hanging(0.05)
+    r = hanging_resolver(0.05)
 
     async def go():
         one = asyncio.ensure_future(r._resolution(NAME, 1, 1))
