@@ -51,6 +51,8 @@ cdef class BaseLoop:
     cdef Py_ssize_t _timer_cancelled
     cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
     cdef list _fds
+    cdef list _before_poll      # one-shot callables run before the next poll (flushes)
+    cdef list _before_poll_swap
 
     cdef bint _stopping
     cdef public bint _closed
@@ -77,6 +79,7 @@ cdef class BaseLoop:
     cdef int _run_once(self) except -1
     cdef int _poll(self, double timeout) except -1
     cdef int _run_ready(self) except -1
+    cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
     cdef int _run_due_timers(self) except -1

@@ -353,6 +353,8 @@ cdef class BaseLoop:
         self._ready_swap = []
         self._timers = []
         self._fds = []
+        self._before_poll = []
+        self._before_poll_swap = []
 
     def __init__(self, *, trigger=None):
         cdef epoll_event ev
@@ -627,6 +629,8 @@ cdef class BaseLoop:
         cdef TimerHandle h
         cdef double timeout, end
         cdef int n
+        if self._before_poll:
+            self._run_before_poll()
         while timers and (<TimerHandle>timers[0])._cancelled:
             self._heap_pop()
             self._timer_cancelled -= 1
@@ -655,6 +659,37 @@ cdef class BaseLoop:
         timers = self._timers
         if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
             self._run_due_timers()
+        return 0
+
+    def _call_before_poll(self, callback):
+        """Runs ``callback()`` once, at the end of this iteration (before the loop next waits
+        for events), for code that gathers work during an iteration and does it in one go:
+        the resolver's UDP listener queues the answers its callbacks produce and sends them
+        with one ``sendmmsg``. An exception goes to the exception handler."""
+        self._before_poll.append(callback)
+
+    cdef int _run_before_poll(self) except -1:
+        cdef list todo = self._before_poll
+        cdef Py_ssize_t i = 0, n = len(todo)
+        self._before_poll = self._before_poll_swap
+        try:
+            while i < n:
+                cb = todo[i]
+                i += 1
+                try:
+                    cb()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.call_exception_handler({
+                        "message": f"Exception in before-poll callback {cb!r}",
+                        "exception": exc})
+        except BaseException:
+            self._before_poll[0:0] = todo[i:n]    # the rest runs next time
+            raise
+        finally:
+            todo.clear()
+            self._before_poll_swap = todo
         return 0
 
     cdef int _run_due_timers(self) except -1:

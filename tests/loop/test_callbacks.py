@@ -1,9 +1,11 @@
 """call_soon / call_soon_threadsafe / handles / contexts, asserted identically on every loop."""
 import asyncio
 import contextvars
+import socket
 import threading
 
 import pytest
+from looptools import make_loop
 
 var = contextvars.ContextVar("var", default="unset")
 
@@ -164,3 +166,83 @@ def test_coroutine_callbacks_rejected_in_debug(loop):
     with pytest.raises(TypeError):
         loop.call_later(1, coro)
     loop.set_debug(False)
+
+
+# ---- corenet's before-poll hook (BaseLoop._call_before_poll), for Cython callers that gather
+# work over an iteration (the resolver's UDP listener sends its answers there in one go).
+
+def test_before_poll_runs_once_after_the_iteration_and_before_the_next_callbacks(corenet_kind):
+    loop = make_loop(corenet_kind)
+    try:
+        order = []
+
+        def first():
+            loop._call_before_poll(lambda: order.append("flush"))
+            loop.call_soon(order.append, "next-iteration")
+            order.append("first")
+
+        loop.call_soon(first)
+        loop.call_soon(order.append, "same-iteration")
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert order == ["first", "same-iteration", "flush", "next-iteration"]
+    finally:
+        loop.close()
+
+
+def test_before_poll_does_not_wait_for_events_first(corenet_kind):
+    """Scheduled from an I/O callback with nothing else to do, it still runs: the loop must
+    not block in epoll_wait before it (the daemon's answers would wait for the next query)."""
+    loop = make_loop(corenet_kind)
+    a, b = socket.socketpair()
+    try:
+        done = loop.create_future()
+
+        def on_readable():
+            a.recv(10)
+            loop.remove_reader(a)
+            loop._call_before_poll(lambda: done.set_result("ran"))
+
+        loop.add_reader(a, on_readable)
+        b.send(b"x")
+        assert loop.run_until_complete(asyncio.wait_for(done, 5)) == "ran"
+    finally:
+        a.close()
+        b.close()
+        loop.close()
+
+
+def test_before_poll_errors_go_to_the_handler_and_the_others_still_run(corenet_kind):
+    loop = make_loop(corenet_kind)
+    try:
+        errors, ran = [], []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx["exception"]))
+
+        def boom():
+            raise RuntimeError("planted")
+
+        loop._call_before_poll(boom)
+        loop._call_before_poll(lambda: ran.append(1))
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert ran == [1]
+        assert len(errors) == 1 and str(errors[0]) == "planted"
+    finally:
+        loop.close()
+
+
+def test_keyboard_interrupt_in_before_poll_keeps_the_rest_for_the_next_run(corenet_kind):
+    loop = make_loop(corenet_kind)
+    try:
+        ran = []
+
+        def interrupt():
+            raise KeyboardInterrupt
+
+        loop._call_before_poll(interrupt)
+        loop._call_before_poll(lambda: ran.append("kept"))
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(asyncio.sleep(0.01))
+        assert ran == []
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert ran == ["kept"]
+    finally:
+        loop.close()
