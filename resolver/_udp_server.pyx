@@ -10,7 +10,8 @@ entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's E
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
-the engine's path. The helpers at the end (error responses, the UDP size of a query) serve
+the engine's path; its answers come back through ``send``, which gathers those of one loop
+iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer). The helpers at the end (error responses, the UDP size of a query) serve
 the Python paths too.
 """
 from libc.stdint cimport uint32_t
@@ -78,6 +79,9 @@ cdef class UDPListener(FdWatcher):
     cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
     cdef double prefetch_fraction
     cdef cn_batch* batch
+    cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
+    cdef list outkeep           # ... and the bytes they point into
+    cdef object flush_cb
     cdef cn_acl_entry* acl
     cdef int nacl
     cdef list keep              # answers referenced by the pending sendmmsg
@@ -97,15 +101,19 @@ cdef class UDPListener(FdWatcher):
 
     def __cinit__(self, int fd):
         self.batch = <cn_batch*>malloc(sizeof(cn_batch))
+        self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
         self.acl = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * CN_MAX_ACL)
-        if self.batch == NULL or self.acl == NULL:
+        if self.batch == NULL or self.outbox == NULL or self.acl == NULL:
             raise MemoryError()
         self.batch.nsend = 0
+        self.outbox.n = 0
         self.nacl = 0
         self.keep = []
+        self.outkeep = []
 
     def __dealloc__(self):
         free(self.batch)
+        free(self.outbox)
         free(self.acl)
 
     def setup(self, loop, sock, table, on_miss, allow, double prefetch_fraction=0.1):
@@ -118,6 +126,7 @@ cdef class UDPListener(FdWatcher):
         self.move_to_end = table.move_to_end
         self.on_miss = on_miss
         self.prefetch_fraction = prefetch_fraction
+        self.flush_cb = self.flush
         self.set_allow(allow)
 
     def set_allow(self, allow):
@@ -149,6 +158,7 @@ cdef class UDPListener(FdWatcher):
     def close(self):
         if self.closed:
             return
+        self.flush()
         self.closed = True
         self.loop.unregister_watcher(self)
         self.sock.close()
@@ -164,14 +174,25 @@ cdef class UDPListener(FdWatcher):
             "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
         }
 
-    def send(self, data, addr):
-        """An answer from the engine's path (misses): one sendto, dropped if it would block."""
+    def send(self, bytes data, addr):
+        """An answer from the engine's path (misses) to ``addr``, a (host, port...) tuple as
+        ``on_miss`` got it. It leaves before the loop next waits for events, with the other
+        answers of this iteration; dropped (and counted) if the socket would block."""
         if self.closed:
             return
-        try:
-            self.sock.sendto(data, addr)
-        except OSError:
-            self.send_errors += 1
+        if self.outbox.n >= CN_BATCH:
+            self.flush()
+        cn_out_add(self.outbox, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), addr)
+        self.outkeep.append(data)
+        if self.outbox.n == 1:
+            self.loop._call_before_poll(self.flush_cb)
+
+    def flush(self):
+        """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
+        if self.outbox.n and not self.closed:
+            self.send_errors += cn_out_flush(self.fd, self.outbox)
+        self.outbox.n = 0
+        self.outkeep.clear()
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
         cdef int b, r

@@ -67,6 +67,84 @@ static int cn_flush(int fd, cn_batch *b) {
     return lost;
 }
 
+/* Datagrams to any addresses, gathered over a loop iteration and sent with one sendmmsg()
+   (the daemon's answers to cache misses, which callbacks produce one at a time). */
+typedef struct {
+    struct mmsghdr msgs[CN_BATCH];
+    struct iovec iov[CN_BATCH];
+    struct sockaddr_storage addr[CN_BATCH];
+    int n;
+} cn_outbox;
+
+/* Queue data (alive until cn_out_flush) to a Python address tuple, (host, port) or
+   (host, port, flowinfo, scope_id) with a numeric host. The caller flushes first when n is
+   CN_BATCH. Returns 0, or -1 with a Python exception set. */
+static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *addr) {
+    const char *host;
+    int port;
+    unsigned int flow = 0, scope = 0;
+    int k = o->n;
+    socklen_t alen;
+    if (k >= CN_BATCH) {
+        PyErr_SetString(PyExc_OverflowError, "outbox full");
+        return -1;
+    }
+    if (!PyTuple_Check(addr) || !PyArg_ParseTuple(addr, "si|II", &host, &port, &flow, &scope)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "address must be a tuple");
+        return -1;
+    }
+    if (port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535");
+        return -1;
+    }
+    memset(&o->addr[k], 0, sizeof(struct sockaddr_storage));
+    if (strchr(host, ':') == NULL) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&o->addr[k];
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) goto bad;
+        alen = sizeof(struct sockaddr_in);
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&o->addr[k];
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        a->sin6_flowinfo = htonl(flow);
+        a->sin6_scope_id = scope;
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) goto bad;
+        alen = sizeof(struct sockaddr_in6);
+    }
+    o->iov[k].iov_base = (void *)data;
+    o->iov[k].iov_len = (size_t)len;
+    memset(&o->msgs[k].msg_hdr, 0, sizeof(struct msghdr));
+    o->msgs[k].msg_hdr.msg_name = &o->addr[k];
+    o->msgs[k].msg_hdr.msg_namelen = alen;
+    o->msgs[k].msg_hdr.msg_iov = &o->iov[k];
+    o->msgs[k].msg_hdr.msg_iovlen = 1;
+    o->n = k + 1;
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+    return -1;
+}
+
+/* Send every queued datagram; returns how many could not be sent. */
+static int cn_out_flush(int fd, cn_outbox *o) {
+    int done = 0, r, lost = 0;
+    while (done < o->n) {
+        r = sendmmsg(fd, o->msgs + done, (unsigned int)(o->n - done), MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            lost += 1;          /* drop this one (buffer full, unreachable...) */
+            done += 1;
+            continue;
+        }
+        done += r;
+    }
+    o->n = 0;
+    return lost;
+}
+
 static int cn_msg_flags(cn_batch *b, int i) { return b->rmsgs[i].msg_hdr.msg_flags; }
 static unsigned int cn_msg_len(cn_batch *b, int i) { return b->rmsgs[i].msg_len; }
 static unsigned char *cn_msg_buf(cn_batch *b, int i) { return b->rbuf[i]; }

@@ -160,3 +160,61 @@ def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
+
+
+def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
+    """Answers from the miss path leave together once the iteration ends (one sendmmsg for a
+    burst of misses), past the batch size too, in order; a bad address is refused on its own
+    and close() sends what is still queued."""
+    import collections
+    import socket
+
+    from looptools import make_loop
+
+    loop = make_loop(corenet_kind)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.setblocking(False)
+    addr = client.getsockname()
+    listener = _udp_server.UDPListener(sock.fileno())
+    listener.setup(loop, sock, collections.OrderedDict(), lambda *a: None,
+                   [ipaddress.ip_network("127.0.0.0/8")])
+
+    def received():
+        got = []
+        while True:
+            try:
+                got.append(client.recv(100))
+            except BlockingIOError:
+                return got
+
+    try:
+        seen_during = []
+
+        def burst():
+            for i in range(70):                     # more than one sendmmsg batch (64)
+                listener.send(b"answer %d" % i, addr)
+            with pytest.raises(ValueError):
+                listener.send(b"lost", ("not-an-address", 53))
+            seen_during.append(len(received()))
+
+        loop.call_soon(burst)
+        loop.run_until_complete(asyncio.sleep(0.05))
+        # The first 64 left when the 65th was queued; the rest waited for the iteration's end.
+        assert seen_during == [64]
+        got = received()
+        assert len(got) == 6 and got[-1] == b"answer 69"
+        assert listener.counters()["send_errors"] == 0
+
+        listener.send(b"at close", addr)
+        listener.close()
+        assert received() == [b"at close"]
+        listener.send(b"after close", addr)         # ignored, not an error
+        assert received() == []
+    finally:
+        listener.close()
+        client.close()
+        loop.close()
