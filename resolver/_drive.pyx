@@ -53,7 +53,6 @@ cdef class Drive:
     cdef object task           # the task the rest was handed to, if any
     cdef str server
     cdef double timeout
-    cdef double t0
     cdef bint edns
     cdef readonly bint finished
 
@@ -91,7 +90,7 @@ cdef class Drive:
                 # The question the reply must echo: the query's own, sliced from its wire.
                 q = UDPQuery(self.loop, server, r.port, wire, qid,
                              wire[12:12 + len(action.qname) + 4], timeout, r.stats, r.limits,
-                             self._replied)
+                             self._replied, True)
             except ValueError:                # not a numeric address: the Python path
                 self._hand_over(self._rest(action, None), False)
                 return
@@ -102,7 +101,6 @@ cdef class Drive:
             r.stats.upstream_queries += 1
             self.action, self.q, self.server, self.timeout, self.edns = (action, q, server,
                                                                          timeout, edns)
-            self.t0 = monotonic()
             return
         if isinstance(action, _Result):
             self._finish(action)
@@ -120,7 +118,7 @@ cdef class Drive:
             err = q.error
             if err is None:
                 wire = q.reply
-                rtt = monotonic() - self.t0
+                rtt = monotonic() - q.sent_at     # sent late in the iteration
                 if needs_retry(wire, self.edns):
                     self._hand_over(self._rest(None, r._retried(
                         q, wire, q.parsed, rtt, self.server, self.action, self.timeout,

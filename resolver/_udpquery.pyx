@@ -14,6 +14,11 @@ With ``on_done`` there is no future: ``on_done(query)`` is called once, straight
 readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
 miss driver, ``resolver._drive``, saves a Future and a callback hop per upstream query).
 
+``defer=True`` (with ``on_done``, on corenet's loop) sends the query at the end of the loop's
+iteration rather than at once: the queries a burst of client queries starts leave together, so
+the server is woken once for them, not once each. A send that fails then ends the query
+through ``on_done`` with ``UpstreamFailure``.
+
 Addresses must be numeric (``inet_pton``); anything else raises ValueError so the caller can
 fall back to the Python implementation.
 """
@@ -24,6 +29,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 import os
 
 from corenet._loop import BaseLoop as _CorenetLoop
+from resolver._hit cimport monotonic
 from resolver.wire import WireError, parse_response
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -89,6 +95,7 @@ cdef class UDPQuery:
     cdef readonly unsigned int qid
     cdef readonly bytes question
     cdef readonly bytes wire
+    cdef readonly double sent_at    # time.monotonic() when the query left (for its RTT)
     cdef int fd
     cdef object loop
     cdef object timer
@@ -100,7 +107,7 @@ cdef class UDPQuery:
         self.fd = -1
 
     def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                 double timeout, stats, limits, on_done=None):
+                 double timeout, stats, limits, on_done=None, bint defer=False):
         cdef sockaddr_in sa4
         cdef sockaddr_in6 sa6
         cdef const sockaddr* sa
@@ -126,12 +133,16 @@ cdef class UDPQuery:
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
             raise _Failure(f"{addr}: {_oserror(errno)}")
-        if (connect(fd, sa, salen) != 0
-                or send(fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0):
+        self.corenet = isinstance(loop, _CorenetLoop)
+        defer = defer and self.corenet and on_done is not None
+        if (connect(fd, sa, salen) != 0 or (not defer and send(
+                fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
             err = errno
             c_close(fd)
             raise _Failure(f"{addr}: {_oserror(err)}")
         self.fd = fd
+        if not defer:
+            self.sent_at = monotonic()
         self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
         self.stats = stats
         self.max_jumps = limits.max_pointer_jumps
@@ -147,7 +158,17 @@ cdef class UDPQuery:
             c_close(fd)
             raise
         self.timer = loop.call_later(timeout, self._expire)
-        self.corenet = isinstance(loop, _CorenetLoop)
+        if defer:
+            loop._call_before_poll(self._send)
+
+    def _send(self):
+        """The deferred send (``defer=True``)."""
+        if self.finished or self.fd < 0:
+            return
+        if send(self.fd, PyBytes_AS_STRING(self.wire), PyBytes_GET_SIZE(self.wire), 0) < 0:
+            self._finish(None, None, _Failure(f"{self.addr}: {_oserror(errno)}"))
+        else:
+            self.sent_at = monotonic()
 
     def __dealloc__(self):
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes

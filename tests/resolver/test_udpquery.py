@@ -173,3 +173,47 @@ def test_on_done_gets_the_reply_the_timeout_or_the_icmp_error(loop, run, server)
     q = run(_called_back(loop, port, 0.3))
     assert isinstance(q.error, UpstreamFailure) and "refused" in str(q.error)
     assert open_fds() == before
+
+
+def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, server):
+    """defer=True on corenet: the query is sent when the loop's iteration ends (all those a
+    burst starts go together); other loops send at once. A send that fails then ends the
+    query through on_done, and nothing is left open."""
+    before = open_fds()
+    port = server.getsockname()[1]
+    wire = build_query(0x1234, QNAME, 1, 1, edns=False)
+
+    async def go():
+        calls = []
+        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x1234, QUESTION, 0.3, Counts(),
+                               DEFAULT, calls.append, True)
+        try:
+            sent_at_once = server.recv(4096) == wire
+        except BlockingIOError:
+            sent_at_once = False
+        assert (q.sent_at > 0) == sent_at_once      # its RTT counts from the send
+        await asyncio.sleep(0.01)
+        if not sent_at_once:
+            assert server.recv(4096) == wire
+        assert q.sent_at > 0
+        q.close()
+        assert calls == []
+        return sent_at_once
+
+    assert run(go()) == (loop_kind == "asyncio")
+
+    async def too_big():
+        done = loop.create_future()
+        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, b"\x12\x34" + b"\x00" * 70000, 0x1234,
+                               QUESTION, 0.3, Counts(), DEFAULT, done.set_result, True)
+        got = await asyncio.wait_for(done, 2)
+        q.close()
+        return got
+
+    if loop_kind == "asyncio":
+        with pytest.raises(UpstreamFailure):       # sent at once: fails at once
+            run(too_big())
+    else:
+        q = run(too_big())
+        assert isinstance(q.error, UpstreamFailure) and "too long" in str(q.error)
+    assert open_fds() == before
