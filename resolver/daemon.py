@@ -13,6 +13,7 @@ passes signals on. A worker that dies takes the daemon down (exit 1), for the su
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -76,6 +77,23 @@ def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr) -> i
         loop.close()
 
 
+# Young objects the collector lets pile up before it looks (Python's default is 700). A burst of
+# misses keeps thousands of short-lived objects alive at once; at 700 the collector would keep
+# promoting them and then walking them again in the older generations (6% of a busy daemon's
+# CPU in perf). Cycles are still collected, only in larger, rarer batches.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _settle_gc() -> None:
+    """Once started: what exists now (modules, config, root hints) lives as long as the
+    process, so it is moved out of the collector's sight (``gc.freeze``), and the collector
+    runs less often (see GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
     from resolver.server import Server
 
@@ -131,6 +149,7 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
+    _settle_gc()
     log.info("ready")
     await stop.wait()
     log.info("stopping")

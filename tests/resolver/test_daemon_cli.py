@@ -220,3 +220,23 @@ def test_query_timeout_is_a_nonzero_exit():
         port = silent.getsockname()[1]
         r = cli("query", "www.example.com", "@127.0.0.1", "-p", str(port), "--timeout", "0.3")
     assert r.returncode == 9 and "timed out" in r.stderr
+
+
+def test_started_daemon_freezes_its_startup_objects_and_collects_young_ones_less_often():
+    import gc
+
+    from resolver import daemon
+
+    threshold = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        daemon._settle_gc()
+        assert gc.get_freeze_count() > 1000          # modules, functions, config...
+        assert gc.get_threshold() == (daemon.GC_YOUNG_THRESHOLD, *threshold[1:])
+        junk = [[] for _ in range(10)]
+        junk.append(junk)                             # a cycle is still collected
+        del junk
+        assert gc.collect() >= 11
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
