@@ -240,3 +240,71 @@ def test_two_workers_next_to_one(benchmark, lab53, tmp_path):
     print(f"\n[workers] 1: {results['1']}\n[workers] 2: {results['2']}")
     benchmark.extra_info.update({"one_worker": results["1"], "two_workers": results["2"],
                                  "qps_ratio": results["2"]["qps"] / results["1"]["qps"]})
+
+
+WAKE_GAP = 0.04       # about the spacing of dnsperf -v -q 1 in the cold run (300 names in ~13 s)
+WAKE_EXCHANGES = 20 if SHORT else 200
+
+
+def _free_udp_port() -> int:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wake_cost(cmd: list[str], port: int) -> float:
+    """CPU per exchange of an echo server asked one datagram every WAKE_GAP seconds."""
+    import socket
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        _pin(p.pid)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            deadline = time.monotonic() + 20
+            while True:                       # up once it echoes
+                try:
+                    s.sendto(b"ping", ("127.0.0.1", port))
+                    s.recv(100)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"{cmd} did not answer"
+                    time.sleep(0.1)
+            c0 = _cpu(p.pid)
+            for _ in range(WAKE_EXCHANGES):
+                s.sendto(b"x" * 40, ("127.0.0.1", port))
+                assert s.recv(100) == b"x" * 40
+                time.sleep(WAKE_GAP)
+            return (_cpu(p.pid) - c0) / WAKE_EXCHANGES
+    finally:
+        p.kill()
+        p.wait(10)
+
+
+@pytest.mark.benchmark(group="daemon-cold")
+def test_wake_up_floor_c_and_python(benchmark, tmp_path):
+    """What an idle wake-up costs before any resolver logic: the smallest UDP echo server in
+    C and in Python on corenet's loop, asked once every WAKE_GAP seconds as the cold run's
+    dnsperf does. Their ratio bounds the one-at-a-time CPU-per-miss ratio from below."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the C echo server")
+    here = Path(__file__).resolve().parent
+    exe = str(tmp_path / "udp_echo")
+    subprocess.run(["gcc", "-O2", "-o", exe, str(here / "udp_echo.c")], check=True)
+    rounds = {"c": [], "python-corenet": []}
+
+    def measure():
+        for _ in range(2):
+            port = _free_udp_port()
+            rounds["c"].append(_wake_cost([exe, str(port)], port))
+            port = _free_udp_port()
+            rounds["python-corenet"].append(
+                _wake_cost([sys.executable, str(here / "udp_echo.py"), str(port)], port))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    us = {k: sorted(v)[0] * 1e6 for k, v in rounds.items()}
+    ratios = [p / c for c, p in zip(rounds["c"], rounds["python-corenet"])]
+    print(f"\n[wake floor] us CPU per exchange (best of 2): {us}; python/C per round: "
+          f"{[round(r, 2) for r in ratios]}")
+    benchmark.extra_info.update({"us_cpu_per_exchange": us, "ratios": ratios})
+    assert all(v > 0 for v in us.values())
