@@ -50,11 +50,11 @@ static void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) {
     b->smsgs[k].msg_hdr.msg_iovlen = 1;
 }
 
-/* Send every queued answer; returns how many could not be sent. */
-static int cn_flush(int fd, cn_batch *b) {
+/* Send n messages with as few sendmmsg() calls as it takes; returns how many were lost. */
+static int cn_sendmmsg_all(int fd, struct mmsghdr *msgs, int n) {
     int done = 0, r, lost = 0;
-    while (done < b->nsend) {
-        r = sendmmsg(fd, b->smsgs + done, (unsigned int)(b->nsend - done), MSG_DONTWAIT);
+    while (done < n) {
+        r = sendmmsg(fd, msgs + done, (unsigned int)(n - done), MSG_DONTWAIT);
         if (r < 0) {
             if (errno == EINTR) continue;
             lost += 1;          /* drop this one (buffer full, unreachable...) */
@@ -63,6 +63,12 @@ static int cn_flush(int fd, cn_batch *b) {
         }
         done += r;
     }
+    return lost;
+}
+
+/* Send every queued answer; returns how many could not be sent. */
+static int cn_flush(int fd, cn_batch *b) {
+    int lost = cn_sendmmsg_all(fd, b->smsgs, b->nsend);
     b->nsend = 0;
     return lost;
 }
@@ -130,17 +136,7 @@ bad:
 
 /* Send every queued datagram; returns how many could not be sent. */
 static int cn_out_flush(int fd, cn_outbox *o) {
-    int done = 0, r, lost = 0;
-    while (done < o->n) {
-        r = sendmmsg(fd, o->msgs + done, (unsigned int)(o->n - done), MSG_DONTWAIT);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            lost += 1;          /* drop this one (buffer full, unreachable...) */
-            done += 1;
-            continue;
-        }
-        done += r;
-    }
+    int lost = cn_sendmmsg_all(fd, o->msgs, o->n);
     o->n = 0;
     return lost;
 }
