@@ -11,8 +11,9 @@ entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's E
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
 the engine's path; its answers come back through ``send``, which gathers those of one loop
-iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer). The helpers at the end (error responses, the UDP size of a query) serve
-the Python paths too.
+iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
+The helpers at the end (error responses, the UDP size of a query) serve the Python paths
+too.
 """
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
