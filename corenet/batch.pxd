@@ -2,7 +2,8 @@
 # corenet/include/batch.h. A caller keeps a cn_batch per socket, calls cn_recv when the
 # socket is readable, reads each datagram with cn_msg_*, queues answers with cn_queue (the
 # data must stay alive until cn_flush) and sends them all with cn_flush. A cn_outbox gathers
-# datagrams to any (host, port) tuples (cn_out_add) for one sendmmsg (cn_out_flush).
+# datagrams to any (host, port) tuples (cn_out_add) for one sendmmsg (cn_out_flush);
+# cn_sockaddr turns a numeric host and port into a socket address.
 cdef extern from "corenet/include/batch.h":
     int CN_BATCH
     int CN_BUFSZ
@@ -12,7 +13,9 @@ cdef extern from "corenet/include/batch.h":
     ctypedef struct cn_batch:
         int nsend
     struct sockaddr_storage:
-        pass
+        unsigned short ss_family
+    int cn_sockaddr(const char *host, unsigned short port, unsigned int flow,
+                    unsigned int scope, sockaddr_storage *out) nogil
     ctypedef struct cn_outbox:
         int n
     int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, object addr) except -1

@@ -23,12 +23,13 @@ Addresses must be numeric (``inet_pton``); anything else raises ValueError so th
 fall back to the Python implementation.
 """
 from libc.errno cimport errno, EAGAIN, EINTR
-from libc.string cimport memset, memcmp
+from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 import os
 
 from corenet._loop import BaseLoop as _CorenetLoop
+from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver._hit cimport monotonic
 from resolver.wire import WireError, parse_response
 
@@ -40,25 +41,7 @@ cdef extern from "<sys/socket.h>" nogil:
     int connect(int fd, const sockaddr* addr, socklen_t len)
     ssize_t send(int fd, const void* buf, size_t n, int flags)
     ssize_t recv(int fd, void* buf, size_t n, int flags)
-    int AF_INET, AF_INET6, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC
-
-cdef extern from "<netinet/in.h>" nogil:
-    struct in_addr:
-        pass
-    struct in6_addr:
-        pass
-    struct sockaddr_in:
-        unsigned short sin_family
-        unsigned short sin_port
-        in_addr sin_addr
-    struct sockaddr_in6:
-        unsigned short sin6_family
-        unsigned short sin6_port
-        in6_addr sin6_addr
-    unsigned short htons(unsigned short)
-
-cdef extern from "<arpa/inet.h>" nogil:
-    int inet_pton(int af, const char* src, void* dst)
+    int SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC
 
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
@@ -108,34 +91,19 @@ cdef class UDPQuery:
 
     def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
                  double timeout, stats, limits, on_done=None, bint defer=False):
-        cdef sockaddr_in sa4
-        cdef sockaddr_in6 sa6
-        cdef const sockaddr* sa
-        cdef socklen_t salen
+        cdef sockaddr_storage sa
         cdef int family, fd, err
         cdef bytes a = addr.encode("ascii", "replace")
-        if ":" in addr:
-            family = AF_INET6
-            memset(&sa6, 0, sizeof(sa6))
-            if inet_pton(AF_INET6, a, &sa6.sin6_addr) != 1:
-                raise ValueError(f"not a numeric IPv6 address: {addr!r}")
-            sa6.sin6_family = AF_INET6
-            sa6.sin6_port = htons(port)
-            sa, salen = <const sockaddr*>&sa6, sizeof(sa6)
-        else:
-            family = AF_INET
-            memset(&sa4, 0, sizeof(sa4))
-            if inet_pton(AF_INET, a, &sa4.sin_addr) != 1:
-                raise ValueError(f"not a numeric IPv4 address: {addr!r}")
-            sa4.sin_family = AF_INET
-            sa4.sin_port = htons(port)
-            sa, salen = <const sockaddr*>&sa4, sizeof(sa4)
+        cdef socklen_t salen = cn_sockaddr(a, <unsigned short>port, 0, 0, &sa)
+        if salen == 0:
+            raise ValueError(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
+        family = sa.ss_family
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
             raise _Failure(f"{addr}: {_oserror(errno)}")
         self.corenet = isinstance(loop, _CorenetLoop)
         defer = defer and self.corenet and on_done is not None
-        if (connect(fd, sa, salen) != 0 or (not defer and send(
+        if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(
                 fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
             err = errno
             c_close(fd)

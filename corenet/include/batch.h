@@ -82,15 +82,34 @@ typedef struct {
     int n;
 } cn_outbox;
 
+/* A numeric host (IPv6 if it has a ':', else IPv4) and port as a socket address in *out;
+   returns its length, or 0 if the host is not a numeric address. */
+static int cn_sockaddr(const char *host, unsigned short port, unsigned int flow,
+                       unsigned int scope, struct sockaddr_storage *out) {
+    memset(out, 0, sizeof(struct sockaddr_storage));
+    if (strchr(host, ':') == NULL) {
+        struct sockaddr_in *a = (struct sockaddr_in *)out;
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? (int)sizeof(*a) : 0;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        a->sin6_flowinfo = htonl(flow);
+        a->sin6_scope_id = scope;
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? (int)sizeof(*a) : 0;
+    }
+}
+
 /* Queue data (alive until cn_out_flush) to a Python address tuple, (host, port) or
    (host, port, flowinfo, scope_id) with a numeric host. The caller flushes first when n is
    CN_BATCH. Returns 0, or -1 with a Python exception set. */
 static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *addr) {
     const char *host;
-    int port;
+    int port, alen;
     unsigned int flow = 0, scope = 0;
     int k = o->n;
-    socklen_t alen;
     if (k >= CN_BATCH) {
         PyErr_SetString(PyExc_OverflowError, "outbox full");
         return -1;
@@ -104,34 +123,20 @@ static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *
         PyErr_SetString(PyExc_OverflowError, "port must be 0-65535");
         return -1;
     }
-    memset(&o->addr[k], 0, sizeof(struct sockaddr_storage));
-    if (strchr(host, ':') == NULL) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&o->addr[k];
-        a->sin_family = AF_INET;
-        a->sin_port = htons((unsigned short)port);
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1) goto bad;
-        alen = sizeof(struct sockaddr_in);
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&o->addr[k];
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((unsigned short)port);
-        a->sin6_flowinfo = htonl(flow);
-        a->sin6_scope_id = scope;
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) goto bad;
-        alen = sizeof(struct sockaddr_in6);
+    alen = cn_sockaddr(host, (unsigned short)port, flow, scope, &o->addr[k]);
+    if (alen == 0) {
+        PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+        return -1;
     }
     o->iov[k].iov_base = (void *)data;
     o->iov[k].iov_len = (size_t)len;
     memset(&o->msgs[k].msg_hdr, 0, sizeof(struct msghdr));
     o->msgs[k].msg_hdr.msg_name = &o->addr[k];
-    o->msgs[k].msg_hdr.msg_namelen = alen;
+    o->msgs[k].msg_hdr.msg_namelen = (socklen_t)alen;
     o->msgs[k].msg_hdr.msg_iov = &o->iov[k];
     o->msgs[k].msg_hdr.msg_iovlen = 1;
     o->n = k + 1;
     return 0;
-bad:
-    PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
-    return -1;
 }
 
 /* Send every queued datagram; returns how many could not be sent. */
