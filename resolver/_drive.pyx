@@ -19,11 +19,14 @@ import logging
 import time
 
 from resolver import iterator as it
+from resolver._miss import begin as begin_miss, finish as finish_miss
+from resolver._infra cimport InfraCache
+from resolver._udpquery cimport fresh_id, needs_retry
 from resolver._udpquery import UDPQuery
 from resolver.dnssec import Suspend
-from resolver.iterator import Query, Result
+from resolver.iterator import Query, Reply, Result
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream import UpstreamFailure, UpstreamTimeout, _fresh_id, needs_retry
+from resolver.upstream import UpstreamFailure, UpstreamTimeout
 from resolver.wire import build_query, to_text
 
 log = logging.getLogger("resolver.engine")
@@ -31,9 +34,22 @@ log = logging.getLogger("resolver.engine")
 cdef object monotonic = time.monotonic
 cdef object _Query = Query
 cdef object _Result = Result
+cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Shared = None          # resolver.engine._Shared (engine imports this module)
+
+
+cpdef object start(resolver, bytes query, done, loop):
+    """``Resolver.start_miss``: the response now (a cache hit or an error) or a running
+    Drive."""
+    out = resolver.resolve_cached(query)
+    if out is not None:
+        return out
+    miss = begin_miss(resolver, query)
+    if type(miss) is bytes:
+        return miss
+    return Drive(resolver, loop, query, miss, done)
 
 
 cdef class Drive:
@@ -48,6 +64,8 @@ cdef class Drive:
     cdef object key
     cdef object shared
     cdef object iterator
+    cdef InfraCache infra
+    cdef double max_time
     cdef object action         # the Query being asked
     cdef object q              # its UDPQuery
     cdef object task           # the task the rest was handed to, if any
@@ -72,6 +90,8 @@ cdef class Drive:
             self._hand_over(resolver.resolve_miss(query, miss), True)
             return
         self.shared = inflight[key] = _Shared(None, self)
+        self.infra = resolver.cache.infra
+        self.max_time = resolver.limits.max_query_time
         try:
             self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
             self._advance(self.iterator.start())
@@ -81,9 +101,12 @@ cdef class Drive:
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
         cdef object r = self.resolver
+        cdef double now
         while type(action) is _Query:
-            server, timeout, edns = r._server_for(self.iterator, action)
-            qid = _fresh_id()
+            now = r.clock()         # as Resolver._server_for
+            server, timeout, edns = self.infra.pick(action.servers, now, self.max_time
+                                                    - (now - self.iterator.t0))
+            qid = fresh_id()
             wire = build_query(qid, action.qname, action.qtype, action.qclass, edns=edns,
                                do=edns, payload=EDNS_BUFFER_SIZE)
             try:
@@ -124,7 +147,8 @@ cdef class Drive:
                         q, wire, q.parsed, rtt, self.server, self.action, self.timeout,
                         self.edns, self.loop)), False)
                     return
-                event = r._replied(self.server, wire, rtt, q.parsed)
+                self.infra.record_rtt(self.server, rtt)       # Resolver._replied, inline
+                event = _Reply(self.server, wire, rtt, q.parsed)
             elif isinstance(err, _Timeout):
                 event = r._timed_out(self.server)
             else:
@@ -164,7 +188,7 @@ cdef class Drive:
         exc = task.exception()
         if exc is not None:
             log.error("resolving a shared question failed: %r", exc)
-            self.done(self, self.resolver.finish_miss(self.query, self.miss, Result(
+            self.done(self, finish_miss(self.resolver, self.query, self.miss, Result(
                 it.SERVFAIL, reason=f"internal error: {exc!r}")))
         else:
             self.done(self, task.result())
@@ -194,7 +218,7 @@ cdef class Drive:
             fut = shared.fut
             if fut is not None and not fut.done():
                 fut.set_result(res)
-        self.done(self, self.resolver.finish_miss(self.query, self.miss, res))
+        self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
 
     def cancel(self):
         """Stops the resolution (its sockets closed now); ``done(None)`` is called."""

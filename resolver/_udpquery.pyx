@@ -33,6 +33,31 @@ from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver._hit cimport monotonic
 from resolver.wire import WireError, parse_response
 
+cdef unsigned short _ids[256]
+cdef int _ids_left = 0
+
+
+cpdef int fresh_id() except -1:
+    """A query ID from the kernel's CSPRNG, drawn 256 at a time (one getrandom call per 256
+    queries instead of one per query; each ID is still used once)."""
+    global _ids_left
+    cdef bytes raw
+    cdef const unsigned char* p
+    cdef int i
+    if _ids_left == 0:
+        raw = os.urandom(512)
+        p = raw
+        for i in range(256):
+            _ids[i] = (p[2 * i] << 8) | p[2 * i + 1]
+        _ids_left = 256
+    _ids_left -= 1
+    return _ids[_ids_left]
+
+
+cpdef bint needs_retry(bytes reply, bint edns):
+    """FORMERR to an EDNS query, or a truncated reply: ``retry`` finishes the exchange."""
+    return (reply[2] & 0x02) != 0 or (edns and (reply[3] & 0x0F) == 1)
+
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     struct sockaddr:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import _rrstore
+from resolver._infra import InfraCache, ServerInfo  # noqa: F401 (part of this module's API)
 from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
@@ -183,99 +184,6 @@ class RRsetCache:
             if e is not None and e.negative is None:
                 return None
         return e
-
-
-@dataclass(eq=False)
-class ServerInfo:
-    """What we know of one authority address (RFC 6298-style RTT estimate)."""
-
-    srtt: float | None = None
-    rttvar: float = 0.0
-    rto: float = 0.0
-    timeouts: int = 0               # consecutive
-    holddown_until: float = 0.0
-    edns: bool = True               # False once it answered FORMERR to EDNS
-    lame: set = field(default_factory=set)   # zones (lower-cased wire) it is lame for
-
-
-class InfraCache:
-    """Per-server facts and server choice: smoothed RTT, backoff on timeouts, exploration."""
-
-    def __init__(self, limits: Limits = DEFAULT, max_servers: int = 10000,
-                 rng: random.Random | None = None) -> None:
-        self.limits = limits
-        self.max_servers = max_servers
-        self.servers: OrderedDict[str, ServerInfo] = OrderedDict()
-        self.rng = rng or random.Random()
-
-    def info(self, addr: str) -> ServerInfo:
-        s = self.servers.get(addr)
-        if s is None:
-            s = self.servers[addr] = ServerInfo(rto=self.limits.initial_rto)
-            if len(self.servers) > self.max_servers:
-                self.servers.popitem(last=False)
-        return s
-
-    def rto(self, addr: str) -> float:
-        return self.info(addr).rto
-
-    def record_rtt(self, addr: str, rtt: float) -> None:
-        s = self.info(addr)
-        if s.srtt is None:
-            s.srtt, s.rttvar = rtt, rtt / 2
-        else:
-            s.rttvar = 0.75 * s.rttvar + 0.25 * abs(s.srtt - rtt)
-            s.srtt = 0.875 * s.srtt + 0.125 * rtt
-        lim = self.limits
-        s.rto = min(max(s.srtt + 4 * s.rttvar, lim.min_rto), lim.max_rto)
-        s.timeouts = 0
-        s.holddown_until = 0.0
-
-    def record_timeout(self, addr: str, now: float) -> None:
-        s = self.info(addr)
-        s.timeouts += 1
-        s.rto = min(s.rto * 2, self.limits.max_rto)
-        if s.timeouts >= 2:
-            s.holddown_until = now + self.limits.server_holddown
-
-    def record_failure(self, addr: str, now: float) -> None:
-        """A server that answered garbage or refused: avoided for a while like a dead one."""
-        s = self.info(addr)
-        s.holddown_until = now + self.limits.server_holddown / 4
-
-    def mark_lame(self, addr: str, zone: bytes) -> None:
-        self.info(addr).lame.add(zone.lower())
-
-    def is_lame(self, addr: str, zone: bytes) -> bool:
-        s = self.servers.get(addr)
-        return s is not None and zone.lower() in s.lame
-
-    def set_edns(self, addr: str, ok: bool) -> None:
-        self.info(addr).edns = ok
-
-    def edns(self, addr: str) -> bool:
-        s = self.servers.get(addr)
-        return True if s is None else s.edns
-
-    def choose(self, addrs: list[str], now: float) -> str:
-        """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
-        not held down (all of them if every one is); a random one with probability
-        ``exploration``."""
-        if len(addrs) == 1:
-            return addrs[0]         # nothing to choose (and nothing to explore)
-        alive = [a for a in addrs if self.info(a).holddown_until <= now] or list(addrs)
-        if len(alive) > 1 and self.rng.random() < self.limits.exploration:
-            return self.rng.choice(alive)
-
-        def cost(a: str) -> float:
-            s = self.servers[a]
-            if s.timeouts:
-                return s.rto
-            # A server never measured is tried first (as BIND does): otherwise one known,
-            # merely adequate server would keep every faster unknown one from being learned.
-            return s.srtt if s.srtt is not None else 0.0
-
-        return min(alive, key=cost)
 
 
 class MessageCache:

@@ -28,22 +28,19 @@ import dns.resolver
 from asyncio.tasks import _current_tasks
 
 from resolver import iterator as it
-from resolver._iterstep import without_types as _without_types
+from resolver import _miss
 from resolver.cache import Cache
-from resolver.dnssec import Suspend, Validator, with_ede
+from resolver.dnssec import Suspend, Validator
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
-from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
+from resolver.limits import DEFAULT, Limits
 from resolver.upstream import (UpstreamFailure, UpstreamTimeout, needs_retry,
                                question_of, retry, udp_query)
-from resolver._drive import Drive
-from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
-                           parse_query, parse_response, to_text)
+from resolver._drive import Drive, start as start_drive
+from resolver.wire import answer_from_entry, cache_key, parse_query, to_text
 
 log = logging.getLogger("resolver.engine")
 monotonic = time.monotonic
-_SIG = frozenset((it.RRSIG,))
-_DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 
 DATA = Path(__file__).parent / "data"
 ROOT_HINTS_FILE = DATA / "root.hints"
@@ -211,10 +208,7 @@ class Resolver:
         calls ``done(drive, response)`` once (maybe before it is returned), or
         ``done(drive, None)`` if it is cancelled. ``loop`` is the running loop. Raises
         WireError for a query shorter than a header."""
-        miss = self._hit_or_begin(query)
-        if miss.__class__ is bytes:
-            return miss
-        return Drive(self, loop, query, miss, done)
+        return start_drive(self, query, done, loop)
 
     def _hit_or_begin(self, query: bytes) -> bytes | tuple:
         out = self.resolve_cached(query)
@@ -230,82 +224,19 @@ class Resolver:
         """The first half of a miss: an error response now (FORMERR, NOTIMP, BADVERS,
         REFUSED...), or what ``finish_miss`` needs once the question is resolved (the parsed
         query first). Raises WireError for a query shorter than a header."""
-        if len(q) < 12:
-            raise WireError("query shorter than a DNS header")
-        self.stats.client_queries += 1
-        try:
-            m = parse_response(q, self.limits.max_pointer_jumps, 64)
-        except WireError:
-            return self._error(q, 1)
-        opcode = (m.flags >> 11) & 0xF
-        if opcode != 0:
-            return self._error(q, 4, m)
-        if m.qr or m.qname is None:
-            return self._error(q, 1, m)
-        edns, do = m.edns, bool(m.edns_flags & 0x8000)
-        if edns and (m.edns_flags >> 16) & 0xFF:
-            return self._error(q, 16, m)           # BADVERS
-        cd = bool(m.flags & 0x0010)
-        self.stats.cache_misses += 1
-        if m.qclass != 1:
-            return self._error(q, 5, m)            # only class IN is resolved
-        if m.qtype in (251, 252):
-            return self._error(q, 4, m)            # zone transfers are not a resolver's job
-        return (m, edns, do, cd)
+        return _miss.begin(self, q)
 
     def finish_miss(self, q: bytes, miss: tuple, res: Result) -> bytes:
         """The second half of a miss: the response to ``q`` from the resolution's result,
         cached when it may be."""
-        m, edns, do, cd = miss
-        if res.security == it.BOGUS and not cd:
-            self.stats.servfail += 1
-            wire = self._error(q, 2, m)
-            return with_ede(wire, res.ede, res.reason) if edns else wire
-        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
-        key = cache_key(m.qname, m.qtype, m.qclass, variant)
-        qend = 12 + len(m.question)
-        now = self.clock()
-        stale = self._msgs.get(key)
-        if res.rcode == it.SERVFAIL:
-            if stale is not None and stale.stale_until >= now:
-                self.stats.stale_answers += 1
-                return answer_from_entry(stale, q, qend, now, self.limits.stale_answer_ttl)
-            self.stats.servfail += 1
-        # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
-        # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
-        # clients differing only in AD share the entry and none decides AD for the others.
-        # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
-        ad = res.security == it.SECURE
-        if res.rcode in (it.NOERROR, it.NXDOMAIN):
-            wire = self._response(res, m.question, m.qtype, edns, do, ad, cd)
-            e = self.cache.messages.store(key, wire, now)
-            self.stats.cache_evictions = self.cache.evictions
-            return answer_from_entry(e, q, qend, now)
-        ad = ad and (do or bool(m.flags & 0x0020))
-        return answer_from_entry_uncached(self._response(res, m.question, m.qtype, edns, do,
-                                                         ad, cd), q, qend)
+        return _miss.finish(self, q, miss, res)
 
     def _error(self, q: bytes, rcode: int, m=None) -> bytes:
-        flags = 0x8000 | 0x0080 | (((q[2] << 8) & 0x7900))   # QR, RA, opcode and RD copied
-        question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
-        return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
-                              edns=bool(m is not None and m.edns), rcode=rcode)
+        return _miss.error(q, rcode, m)
 
     def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
                   ad: bool = False, cd: bool = False) -> bytes:
-        """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
-        cache may do as CD is part of its key."""
-        answer, authority = res.answer, res.authority
-        if res.rcode == it.SERVFAIL:
-            answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
-        if not do:
-            if qtype != it.RRSIG:
-                answer = _without_types(answer, _SIG)
-            authority = _without_types(authority, _DNSSEC)
-        flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
-        return build_response(0, flags, question,
-                              answer, authority, [],
-                              edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
+        return _miss.response(res, question, qtype, edns, do, ad, cd)
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN") -> Answer:
@@ -496,10 +427,8 @@ class Resolver:
         """The server to ask for ``action``, its timeout (its RTO, within the time the
         resolution has left) and whether to use EDNS with it."""
         now = self.clock()
-        server = self.cache.infra.choose(action.servers, now)
-        info = self.cache.infra.info(server)             # its rto and EDNS support, one lookup
-        timeout = min(info.rto, max(0.01, self.limits.max_query_time - (now - iterator.t0)))
-        return server, timeout, info.edns
+        return self.cache.infra.pick(action.servers, now,
+                                     self.limits.max_query_time - (now - iterator.t0))
 
     def _replied(self, server: str, wire: bytes, rtt: float, parsed) -> Reply:
         self.cache.infra.record_rtt(server, rtt)
@@ -660,12 +589,3 @@ class _Shared:
         if self.fut is None:
             self.fut = loop.create_future()
         return self.fut
-
-
-def answer_from_entry_uncached(wire: bytes, q: bytes, qend: int) -> bytes:
-    """An uncached response given the client's ID, RD bit and question case."""
-    out = bytearray(wire)
-    out[0:2] = q[0:2]
-    out[2] = (out[2] & 0xFE) | (q[2] & 0x01)
-    out[12:qend] = q[12:qend]
-    return bytes(out)

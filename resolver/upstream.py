@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import _socket
 import asyncio
-import os
 import socket
 import struct
 import time
 
 from resolver import _udpquery
+from resolver._udpquery import fresh_id as _fresh_id, needs_retry  # noqa: F401 (re-exported)
 from resolver.limits import DEFAULT, EDNS_BUFFER_SIZE, Limits
 from resolver.wire import WireError, build_query, parse_response
-
-_ids: list[int] = []
-
-
-def _fresh_id() -> int:
-    """A query ID from the kernel's CSPRNG, drawn 256 at a time (one getrandom call per 256
-    queries instead of one per query; each ID is still used once)."""
-    if not _ids:
-        raw = os.urandom(512)
-        _ids.extend(int.from_bytes(raw[i:i + 2], "big") for i in range(0, 512, 2))
-    return _ids.pop()
-
 
 _DGRAM_NB = socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
 
@@ -205,11 +193,6 @@ def udp_query(loop, addr: str, port: int, qname: bytes, qtype: int, qclass: int,
                                   limits)
     except ValueError:
         return _UDPQuery(loop, addr, port, wire, qid, question, timeout, stats, limits)
-
-
-def needs_retry(reply: bytes, edns: bool) -> bool:
-    """FORMERR to an EDNS query, or a truncated reply: ``retry`` finishes the exchange."""
-    return bool(reply[2] & 0x02) or (edns and (reply[3] & 0x0F) == 1)
 
 
 async def exchange(addr: str, port: int, qname: bytes, qtype: int, qclass: int, *,

@@ -179,3 +179,25 @@ def test_failures_expire_and_flush_forgets_by_name():
     assert cache.rrsets.get(W("other.example.com."), 1, 1, 0.0) is not None
     cache.flush()
     assert cache.bytes == 0
+
+
+def test_infra_pick_bounds_the_timeout_by_the_time_left_and_says_edns():
+    infra = C.InfraCache(Limits(exploration=0.0))
+    for _ in range(3):
+        infra.record_rtt("10.0.0.1", 0.2)
+    rto = infra.rto("10.0.0.1")
+    assert infra.pick(["10.0.0.1"], 0.0, 10.0) == ("10.0.0.1", rto, True)
+    assert infra.pick(["10.0.0.1"], 0.0, 0.05) == ("10.0.0.1", 0.05, True)
+    assert infra.pick(["10.0.0.1"], 0.0, -1.0)[1] == 0.01      # at least 10 ms
+    infra.set_edns("10.0.0.1", False)
+    assert infra.pick(["10.0.0.1"], 0.0, 10.0)[2] is False
+    # An unmeasured server is asked first, with the initial RTO.
+    assert infra.pick(["10.0.0.1", "10.0.0.2"], 0.0, 10.0) == ("10.0.0.2",
+                                                               Limits().initial_rto, True)
+
+
+def test_infra_server_table_is_bounded():
+    infra = C.InfraCache(max_servers=3)
+    for i in range(5):
+        infra.record_rtt(f"10.0.0.{i}", 0.01)
+    assert list(infra.servers) == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]

@@ -217,3 +217,22 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
         q = run(too_big())
         assert isinstance(q.error, UpstreamFailure) and "too long" in str(q.error)
     assert open_fds() == before
+
+
+def test_query_ids_are_fresh_and_spread():
+    from resolver.upstream import _fresh_id
+
+    ids = [_fresh_id() for _ in range(2000)]        # several refills of 256
+    assert all(0 <= i <= 0xFFFF for i in ids)
+    assert len(set(ids)) > 1900                     # ~30 birthday collisions expected
+
+
+@pytest.mark.parametrize("flags,edns,retry", [(b"\x81\x80", True, False),   # NOERROR
+                                              (b"\x83\x80", False, True),   # TC
+                                              (b"\x81\x81", True, True),    # FORMERR to EDNS
+                                              (b"\x81\x81", False, False),  # FORMERR, no EDNS
+                                              (b"\x81\x82", True, False)])  # SERVFAIL
+def test_needs_retry_on_truncation_or_formerr_to_edns(flags, edns, retry):
+    from resolver.upstream import needs_retry
+
+    assert needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry

@@ -1,0 +1,22 @@
+cdef class ServerInfo:
+    cdef public object srtt             # float, or None until first measured
+    cdef public double rttvar
+    cdef public double rto
+    cdef public int timeouts            # consecutive
+    cdef public double holddown_until
+    cdef public bint edns               # False once it answered FORMERR to EDNS
+    cdef public set lame                # zones (lower-cased wire) it is lame for
+
+
+cdef class InfraCache:
+    cdef public object limits
+    cdef public Py_ssize_t max_servers
+    cdef public object servers          # OrderedDict: address -> ServerInfo
+    cdef public object rng
+    cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration
+    cdef object _popitem
+
+    cdef ServerInfo get(self, str addr)
+    cpdef str choose(self, list addrs, double now)
+    cpdef record_rtt(self, str addr, double rtt)
+    cpdef tuple pick(self, list addrs, double now, double left)

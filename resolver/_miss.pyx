@@ -1,0 +1,113 @@
+# cython: language_level=3
+"""The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
+query (or answers it with an error), ``finish`` turns the resolution's Result into the
+response and caches it. ``Resolver.begin_miss``/``finish_miss`` are these, and the daemon's
+Drive calls them directly: per miss they ran as five Python frames (with the cache store),
+which a resolver woken on cold caches pays for on every query.
+"""
+from resolver import iterator as it
+from resolver._iterstep import without_types
+from resolver.dnssec import with_ede
+from resolver.limits import EDNS_BUFFER_SIZE
+from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
+                           parse_response)
+
+cdef frozenset _SIG = frozenset((it.RRSIG,))
+cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
+cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
+cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
+
+
+cpdef object begin(r, bytes q):
+    """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), or what ``finish``
+    needs once the question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for
+    a query shorter than a header."""
+    if len(q) < 12:
+        raise WireError("query shorter than a DNS header")
+    stats = r.stats
+    stats.client_queries += 1
+    try:
+        m = parse_response(q, r.limits.max_pointer_jumps, 64)
+    except WireError:
+        return error(q, 1)
+    if (m.flags >> 11) & 0xF:
+        return error(q, 4, m)                   # NOTIMP: only QUERY
+    if m.qr or m.qname is None:
+        return error(q, 1, m)
+    cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
+    if edns and (m.edns_flags >> 16) & 0xFF:
+        return error(q, 16, m)                  # BADVERS
+    cdef bint cd = (m.flags & 0x0010) != 0
+    stats.cache_misses += 1
+    if m.qclass != 1:
+        return error(q, 5, m)                   # only class IN is resolved
+    if m.qtype == 251 or m.qtype == 252:
+        return error(q, 4, m)                   # zone transfers are not a resolver's job
+    return (m, edns, do, cd)
+
+
+cpdef bytes finish(r, bytes q, tuple miss, res):
+    """The response to ``q`` from the resolution's result, cached when it may be."""
+    m, edns, do, cd = miss
+    stats = r.stats
+    cdef int rcode = res.rcode, security = res.security
+    if security == BOGUS and not cd:
+        stats.servfail += 1
+        wire = error(q, 2, m)
+        return with_ede(wire, res.ede, res.reason) if edns else wire
+    cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+    key = cache_key(m.qname, m.qtype, m.qclass, variant)
+    cdef Py_ssize_t qend = 12 + len(m.question)
+    now = r.clock()
+    if rcode == SERVFAIL:
+        stale = r._msgs.get(key)
+        if stale is not None and stale.stale_until >= now:
+            stats.stale_answers += 1
+            return answer_from_entry(stale, q, qend, now, r.limits.stale_answer_ttl)
+        stats.servfail += 1
+    # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
+    # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
+    # clients differing only in AD share the entry and none decides AD for the others.
+    # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
+    cdef bint ad = security == SECURE
+    if rcode == NOERROR or rcode == NXDOMAIN:
+        wire = response(res, m.question, m.qtype, edns, do, ad, cd)
+        cache = r.cache
+        e = cache.messages.store(key, wire, now)
+        stats.cache_evictions = cache.evictions
+        return answer_from_entry(e, q, qend, now)
+    ad = ad and (do or (m.flags & 0x0020) != 0)
+    return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
+
+
+cpdef bytes error(bytes q, int rcode, m=None):
+    """An error response to ``q`` (its question kept unless it is FORMERR)."""
+    flags = 0x8000 | 0x0080 | ((q[2] << 8) & 0x7900)   # QR, RA, opcode and RD copied
+    question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
+    return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
+                          edns=bool(m is not None and m.edns), rcode=rcode)
+
+
+cpdef bytes response(res, bytes question, int qtype, bint edns, bint do, bint ad=False,
+                     bint cd=False):
+    """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
+    cache may do as CD is part of its key."""
+    answer, authority = res.answer, res.authority
+    if res.rcode == SERVFAIL:
+        answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
+    if not do:
+        if qtype != RRSIG:
+            answer = without_types(answer, _SIG)
+        authority = without_types(authority, _DNSSEC)
+    flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
+    return build_response(0, flags, question, answer, authority, [],
+                          edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
+
+
+cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):
+    """An uncached response given the client's ID, RD bit and question case."""
+    out = bytearray(wire)
+    out[0:2] = q[0:2]
+    out[2] = (out[2] & 0xFE) | (q[2] & 0x01)
+    out[12:qend] = q[12:qend]
+    return bytes(out)
