@@ -18,17 +18,16 @@ import ipaddress
 import logging
 import socket
 import time
-from bisect import bisect_left
 from collections import Counter, deque
 from typing import Any, Callable
 
 from corenet.framing import FrameProtocol, FrameTooLarge
 
 from resolver import _udp_server
+from resolver._dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver._tcp_server import DNSFrameReceiver
 from resolver.config import Config
 from resolver.engine import Resolver
-from resolver.wire import parse_query
 
 log = logging.getLogger("resolver.server")
 
@@ -37,60 +36,19 @@ try:
 except ImportError:      # pragma: no cover - corenet is part of this package
     _CorenetLoop = None
 
-#: Upper bounds (seconds) of the answer-latency histogram buckets.
-LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                   1.0, 2.5, 5.0)
 
-
-def _qtype(q: bytes) -> int:
-    parsed = parse_query(q)
-    if parsed is None:
-        return 0
-    key = parsed[0]
-    return (key[-5] << 8) | key[-4]
-
-
-class Counters:
-    """What the Python paths count (the Cython UDP path keeps its own, merged in stats())."""
-
-    def __init__(self) -> None:
-        self.queries: Counter = Counter()        # (transport, rcode) -> n
-        self.qtypes: Counter = Counter()         # qtype -> n
-        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
-        self.dropped: Counter = Counter()        # reason -> n
-        self.refused_acl = 0
-        self.truncated = 0
-        self.tcp_connections = 0
-        self.tcp_accepted = 0
-        self.tcp_rejected = 0
-        self.tcp_idle_closed = 0
-
-    def answered(self, transport: str, out: bytes, qtype: int, seconds: float) -> None:
-        self.queries[(transport, out[3] & 0x0F)] += 1
-        self.qtypes[qtype] += 1
-        self.latency_sum += seconds
-        # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
-        self.latency[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-
-
-class Server:
-    """Listeners, ACL and query dispatch for one process (one worker)."""
+class Server(Dispatch):
+    """Listeners, ACL and management for one process (one worker); the per-query paths
+    are :class:`resolver._dispatch.Dispatch`'s."""
 
     def __init__(self, cfg: Config, resolver: Resolver | None = None) -> None:
-        self.cfg = cfg
-        self.resolver = resolver if resolver is not None else make_resolver(cfg)
-        self.counters = Counters()
+        super().__init__(cfg, resolver if resolver is not None else make_resolver(cfg))
         self.udp: list[Any] = []            # UDPListener or (transport, protocol)
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
-        self.misses: set = set()          # resolver._drive.Drive in flight
-        self._drained: asyncio.Future | None = None     # set when the last miss ends
-        self.inflight_by_client: Counter = Counter()
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
         self._allow = list(cfg.allow)
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
 
     # ---- setup ------------------------------------------------------------------------------
@@ -175,85 +133,10 @@ class Server:
         out = self.resolver.resolve_cached(q)
         if out is not None:
             out = self._truncate_udp(out, q)
-            c.answered("udp", out, _qtype(q), 0.0)
+            c.answered("udp", out, qtype_of(q), 0.0)
             send(out)
             return
         self._miss(q, addr, "udp", send, time.monotonic())
-
-    def udp_miss(self, q: bytes, addr, listener) -> None:
-        """From the Cython listener: what its C path did not answer (it already checked
-        size, QR and the ACL)."""
-        self._miss(q, addr, "udp", lambda out: listener.send(out, addr), time.monotonic())
-
-    def _miss(self, q: bytes, addr, transport: str, send: Callable[[bytes], None],
-              t0: float) -> bool:
-        """Answers now (no recursion wanted) or starts a resolution that answers later.
-        False when the query was dropped (overload): ``send`` will never be called."""
-        if (q[2] & 0x79) != 0x01:
-            # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
-            out = self.resolver.resolve_cached(q)
-            if out is None:
-                out = _udp_server.error_response(q, 4 if (q[2] & 0x78) else 5)
-            self._answer(q, out, transport, send, t0)
-            return True
-        client = addr[0] if addr else None
-        inflight = self.inflight_by_client
-        n = inflight.get(client, 0)       # (no Counter.__missing__ call for a new client)
-        cfg = self.cfg
-        if len(self.misses) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
-            self.counters.dropped["overload"] += 1
-            return False
-        inflight[client] = n + 1
-        # No task: the engine's Drive calls back with the response (or None if cancelled).
-        try:
-            d = self.resolver.start_miss(
-                q, lambda d, out: self._resolved(q, client, transport, send, t0, d, out),
-                self.loop)
-        except Exception as exc:        # a malformed query the engine rejects, or a bug
-            d = self._failed(q, client, exc)
-        if d.__class__ is bytes:
-            self._resolved(q, client, transport, send, t0, None, d)
-        elif d is None:
-            self._resolved(q, client, transport, send, t0, None, None)
-        elif not d.finished:
-            self.misses.add(d)
-        return True
-
-    def _failed(self, q: bytes, client, exc: Exception) -> bytes | None:
-        log.debug("query from %s failed: %r", client, exc)
-        out = _udp_server.error_response(q, 1 if isinstance(exc, ValueError) else 2)
-        if out is None:
-            self.counters.dropped["short"] += 1
-        return out
-
-    def _resolved(self, q: bytes, client, transport: str, send, t0: float, d,
-                  out: bytes | None) -> None:
-        """The end of a miss: its response sent (none if it was cancelled), its count
-        released."""
-        if d is not None:
-            self.misses.discard(d)
-            if not self.misses and self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
-        n = self.inflight_by_client[client] - 1
-        if n <= 0:
-            del self.inflight_by_client[client]
-        else:
-            self.inflight_by_client[client] = n
-        if out is not None:
-            self._answer(q, out, transport, send, t0)
-
-    def _answer(self, q: bytes, out: bytes, transport: str, send, t0: float) -> None:
-        if transport == "udp":
-            out = self._truncate_udp(out, q)
-        self.counters.answered(transport, out, _qtype(q), time.monotonic() - t0)
-        send(out)
-
-    def _truncate_udp(self, out: bytes, q: bytes) -> bytes:
-        limit = _udp_server.udp_limit(q)
-        if len(out) > limit:
-            self.counters.truncated += 1
-            return _udp_server.truncate(out, limit)
-        return out
 
     # ---- management -----------------------------------------------------------------------
     def set_allow(self, allow) -> None:

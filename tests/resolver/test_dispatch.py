@@ -1,0 +1,119 @@
+"""The daemon's per-query bookkeeping in C (resolver._dispatch): latency buckets, the qtype
+read from the wire, UDP truncation, the overload drop and the release of per-client counts,
+without sockets (a stand-in engine answers)."""
+from __future__ import annotations
+
+import dns.message
+import dns.rdatatype
+import pytest
+
+from resolver._dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
+from resolver.config import build
+
+
+def _query(name: str = "www.example.", rdtype: str = "AAAA", rd: bool = True, **kw) -> bytes:
+    q = dns.message.make_query(name, rdtype, **kw)
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    return q.to_wire()
+
+
+@pytest.mark.parametrize("rdtype", ["A", "AAAA", "TXT", "HTTPS", "CAA"])
+def test_qtype_is_read_from_the_question(rdtype):
+    assert qtype_of(_query(rdtype=rdtype)) == dns.rdatatype.from_text(rdtype)
+
+
+@pytest.mark.parametrize("wire", [b"", b"\x00" * 11, b"\x12\x34\x01\x00\x00\x02" + b"\x00" * 6,
+                                  _query()[:-2]])
+def test_qtype_of_what_is_not_one_plain_question_is_zero(wire):
+    assert qtype_of(wire) == 0
+
+
+@pytest.mark.parametrize("seconds,bucket", [(0.0, 0), (0.0001, 0), (0.00011, 1), (0.003, 4),
+                                            (5.0, 13), (5.1, 14), (1e9, 14)])
+def test_latency_goes_to_the_first_bucket_at_or_above_it(seconds, bucket):
+    c = Counters()
+    c.answered("udp", b"\x00\x00\x81\x83" + b"\x00" * 8, 28, seconds)
+    assert c.latency[bucket] == 1 and sum(c.latency) == 1
+    assert len(c.latency) == len(LATENCY_BUCKETS) + 1
+    assert c.latency_sum == seconds
+    assert c.queries == {("udp", 3): 1} and c.qtypes == {28: 1}
+
+
+class _Engine:
+    """Answers every miss at once with ``out``, or keeps it pending."""
+
+    def __init__(self, out: bytes | None = None) -> None:
+        self.out = out
+        self.pending: list = []
+
+    def resolve_cached(self, q):
+        return None
+
+    def start_miss(self, q, done, loop):
+        if self.out is not None:
+            return self.out
+        d = _Pending(done)
+        self.pending.append(d)
+        return d
+
+
+class _Pending:
+    finished = False
+
+    def __init__(self, done) -> None:
+        self.done = done
+
+    def finish(self, out: bytes) -> None:
+        self.finished = True
+        self.done(self, out)
+
+
+def _dispatch(engine, **cfg) -> Dispatch:
+    return Dispatch(build(None, {"listen": ["127.0.0.1:5300"], **cfg}), engine)
+
+
+def test_a_large_answer_is_truncated_to_the_clients_udp_limit_and_counted():
+    big = dns.message.make_response(dns.message.make_query("big.example.", "TXT"))
+    big.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT",
+                                          *[f'"{i}{"x" * 200}"' for i in range(5)]))
+    out = big.to_wire()
+    assert len(out) > 512
+    d = _dispatch(_Engine(out))
+    sent: list[bytes] = []
+    assert d._miss(_query("big.example.", "TXT"), ("127.0.0.1", 9), "udp", sent.append, 0.0)
+    assert len(sent) == 1 and len(sent[0]) <= 512 and sent[0][2] & 0x02      # TC
+    assert d.counters.truncated == 1
+    # With EDNS 4096 the whole answer fits: not truncated, not counted.
+    assert d._miss(_query("big.example.", "TXT", use_edns=0, payload=4096), ("127.0.0.1", 9),
+                   "udp", sent.append, 0.0)
+    assert sent[1] == out and d.counters.truncated == 1
+    # Over TCP nothing is truncated.
+    assert d._miss(_query("big.example.", "TXT"), ("127.0.0.1", 9), "tcp", sent.append, 0.0)
+    assert sent[2] == out
+
+
+def test_misses_past_the_per_client_cap_are_dropped_and_counts_are_released():
+    engine = _Engine()
+    d = _dispatch(engine, max_inflight_per_client=2)
+    sent: list[bytes] = []
+    q = _query()
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert d._miss(q, ("127.0.0.1", 2), "udp", sent.append, 0.0)
+    assert not d._miss(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)      # third: dropped
+    assert d._miss(q, ("127.0.0.2", 1), "udp", sent.append, 0.0)          # another client
+    assert d.counters.dropped["overload"] == 1
+    assert d.inflight_by_client == {"127.0.0.1": 2, "127.0.0.2": 1} and len(d.misses) == 3
+    answer = b"\x00\x00\x81\x80" + b"\x00" * 8
+    for p in engine.pending:
+        p.finish(answer)
+    assert d.inflight_by_client == {} and d.misses == set() and len(sent) == 3
+    assert d.counters.queries[("udp", 0)] == 3
+
+
+def test_a_query_without_rd_is_answered_from_cache_or_refused_with_no_miss():
+    engine = _Engine()
+    d = _dispatch(engine)
+    sent: list[bytes] = []
+    assert d._miss(_query(rd=False), ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert not engine.pending and (sent[0][3] & 0x0F) == 5           # REFUSED, as Unbound
