@@ -48,6 +48,9 @@ def test_signal_handler_errors(loop):
 RUNNER_CHILD = textwrap.dedent("""
     import asyncio, os, signal, sys
     sys.path.insert(0, {root!r})
+    # A parent started in the background by a shell without job control hands SIGINT down
+    # ignored, and Python then installs no KeyboardInterrupt handler: restore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     kind = {kind!r}
     if kind == "asyncio":
         factory = asyncio.SelectorEventLoop
