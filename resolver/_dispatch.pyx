@@ -19,6 +19,7 @@ LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    1.0, 2.5, 5.0)
 cdef enum:
     NBUCKETS = 14
+    MAX_NAME = 255
 cdef double _BOUNDS[NBUCKETS]
 for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
@@ -32,7 +33,7 @@ cdef object _error_response = _udp_server.error_response
 
 cpdef unsigned int qtype_of(bytes q):
     """The query's type, or 0 when it is not a plain one-question QUERY (as parse_query)."""
-    cdef unsigned char key[262]
+    cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen
     cdef unsigned int limit, qtype = 0
     if question_key(<const unsigned char*>q, len(q), key, &klen, &limit, &qtype) < 0:

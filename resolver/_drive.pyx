@@ -19,7 +19,7 @@ import logging
 import time
 
 from resolver import iterator as it
-from resolver._miss import begin as begin_miss, finish as finish_miss
+from resolver._miss import finish as finish_miss, hit_or_begin
 from resolver._infra cimport InfraCache
 from resolver._udpquery cimport fresh_id, needs_retry
 from resolver._udpquery import UDPQuery
@@ -43,10 +43,7 @@ cdef object _Shared = None          # resolver.engine._Shared (engine imports th
 cpdef object start(resolver, bytes query, done, loop):
     """``Resolver.start_miss``: the response now (a cache hit or an error) or a running
     Drive."""
-    out = resolver.resolve_cached(query)
-    if out is not None:
-        return out
-    miss = begin_miss(resolver, query)
+    miss = hit_or_begin(resolver, query)
     if type(miss) is bytes:
         return miss
     return Drive(resolver, loop, query, miss, done)

@@ -18,6 +18,12 @@ cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
 cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
 
 
+cpdef object hit_or_begin(r, bytes q):
+    """The cached response to ``q``, or ``begin``'s answer: an error response or the miss."""
+    out = r.resolve_cached(q)
+    return out if out is not None else begin(r, q)
+
+
 cpdef object begin(r, bytes q):
     """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), or what ``finish``
     needs once the question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for

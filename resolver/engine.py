@@ -211,8 +211,7 @@ class Resolver:
         return start_drive(self, query, done, loop)
 
     def _hit_or_begin(self, query: bytes) -> bytes | tuple:
-        out = self.resolve_cached(query)
-        return out if out is not None else self.begin_miss(query)
+        return _miss.hit_or_begin(self, query)
 
     async def resolve_miss(self, query: bytes, miss: tuple) -> bytes:
         """The rest of ``resolve_message`` after ``begin_miss``, as a coroutine."""
