@@ -37,16 +37,58 @@ cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
-cdef object _Shared = None          # resolver.engine._Shared (engine imports this module)
 
 
 cpdef object start(resolver, bytes query, done, loop):
-    """``Resolver.start_miss``: the response now (a cache hit or an error) or a running
-    Drive."""
+    """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
+    response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
+    response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
+    cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
+    header. (``Resolver.start_miss``.)"""
     miss = hit_or_begin(resolver, query)
     if type(miss) is bytes:
         return miss
     return Drive(resolver, loop, query, miss, done)
+
+
+cpdef object iterator_for(r, qname, qtype, qclass):
+    """A new Iterator for one question (``Resolver._iterator``), with the root hints indexed
+    once per resolver."""
+    hints = r._hints
+    if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
+        hints = r._hints = it.Hints(r.hints, r.ipv6)
+        r._hints_src = r.hints
+    return it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
+                       minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
+                       stats=r.stats, dnssec=r.dnssec)
+
+
+cdef class Shared:
+    """A resolution in flight: the task of the caller running it inline (``owner``), the
+    daemon's Drive running it by callbacks (``drive``) or the task either handed it to, and
+    its result future, made when an identical caller (or ``close``) first waits on it."""
+
+    cdef public object fut, owner, task, drive
+    cdef public Py_ssize_t waiters
+
+    def __init__(self, owner, drive=None):
+        self.fut = None
+        self.owner = owner
+        self.task = None
+        self.waiters = 0
+        self.drive = drive
+
+    def future(self, loop):
+        if self.fut is None:
+            self.fut = loop.create_future()
+        return self.fut
+
+
+cpdef forget(r, key, Shared shared):
+    """``Resolver._forget``: the question is no longer in flight for ``shared``."""
+    inflight = r._inflight
+    if inflight.get(key) is shared:
+        del inflight[key]
 
 
 cdef class Drive:
@@ -72,9 +114,6 @@ cdef class Drive:
     cdef readonly bint finished
 
     def __init__(self, resolver, loop, bytes query, tuple miss, done):
-        global _Shared
-        if _Shared is None:
-            from resolver.engine import _Shared
         self.resolver, self.loop, self.query, self.miss, self.done = (resolver, loop, query,
                                                                       miss, done)
         m = miss[0]
@@ -86,7 +125,7 @@ cdef class Drive:
             self.shared = None
             self._hand_over(resolver.resolve_miss(query, miss), True)
             return
-        self.shared = inflight[key] = _Shared(None, self)
+        self.shared = inflight[key] = Shared(None, self)
         self.infra = resolver.cache.infra
         self.max_time = resolver.limits.max_query_time
         try:
@@ -202,7 +241,7 @@ cdef class Drive:
     cdef _release(self):
         shared = self.shared
         if shared is not None:
-            self.resolver._forget(self.key, shared)
+            forget(self.resolver, self.key, shared)
             shared.drive = None
 
     cdef _finish(self, res):

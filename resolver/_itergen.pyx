@@ -3,13 +3,13 @@
 documents the state machine and re-exports it). Same logic as the Python it replaces; being
 compiled, its generator frames, attribute reads, cache look-ups and calls into
 ``resolver._iterstep`` cost C operations instead of bytecode, which is most of a cache
-miss's Python time (issue 5). The events (Query, Reply, ...) stay Python dataclasses in
-``resolver.iterator``; this module imports them from there.
+miss's Python time (issue 5). The events (Query, Reply, ...) are ``resolver._events``,
+re-exported by ``resolver.iterator``.
 """
 from types import GeneratorType
 
 from resolver import cache as C
-from resolver._rrstore cimport store_records
+from resolver._rrstore cimport failure, store_records
 from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
@@ -199,7 +199,7 @@ cdef class Iterator:
         cdef Py_ssize_t c
         while True:
             key = (cur.lower(), qtype, self.qclass)
-            why = self.cache.failure(key, now)
+            why = failure(self.cache, key, now)
             if why is not None:
                 return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
             hit = self._from_cache(cur, qtype, now)

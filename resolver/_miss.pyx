@@ -1,16 +1,17 @@
 # cython: language_level=3
 """The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
 query (or answers it with an error), ``finish`` turns the resolution's Result into the
-response and caches it. ``Resolver.begin_miss``/``finish_miss`` are these, and the daemon's
-Drive calls them directly: per miss they ran as five Python frames (with the cache store),
+response and caches it; ``cached`` is the look-up before them. ``Resolver.resolve_cached``,
+``begin_miss`` and ``finish_miss`` are these, and the daemon's Drive calls them directly: per miss they ran as five Python frames (with the cache store),
 which a resolver woken on cold caches pays for on every query.
 """
 from resolver import iterator as it
+from resolver._rrstore cimport store_message
 from resolver._iterstep import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.wire import (WireError, answer_from_entry, build_response, cache_key,
-                           parse_response)
+                           parse_query, parse_response)
 
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
@@ -18,9 +19,34 @@ cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
 cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
 
 
+cpdef object cached(r, bytes q):
+    """``Resolver.resolve_cached``: the response to a wire query if the cache has a fresh
+    one, else None. An entry due for prefetch is answered and refreshed in the background."""
+    parsed = parse_query(q)
+    if parsed is None:
+        return None
+    key, qend = parsed
+    e = r._msgs.get(key)
+    if e is None:
+        return None
+    cdef double now = r.clock()
+    if e.expires < now:
+        return None
+    r._msgs.move_to_end(key)
+    e.hits += 1
+    stats = r.stats
+    stats.cache_hits += 1
+    stats.client_queries += 1
+    lim = r.limits
+    if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
+            and not e.prefetching):
+        r._prefetch(key, e)
+    return answer_from_entry(e, q, qend, now)
+
+
 cpdef object hit_or_begin(r, bytes q):
     """The cached response to ``q``, or ``begin``'s answer: an error response or the miss."""
-    out = r.resolve_cached(q)
+    out = cached(r, q)
     return out if out is not None else begin(r, q)
 
 
@@ -79,8 +105,8 @@ cpdef bytes finish(r, bytes q, tuple miss, res):
     if rcode == NOERROR or rcode == NXDOMAIN:
         wire = response(res, m.question, m.qtype, edns, do, ad, cd)
         cache = r.cache
-        e = cache.messages.store(key, wire, now)
-        stats.cache_evictions = cache.evictions
+        e = store_message(cache.messages, key, wire, now)
+        stats.cache_evictions = cache.messages.lru.evictions + cache.rrsets.lru.evictions
         return answer_from_entry(e, q, qend, now)
     ad = ad and (do or (m.flags & 0x0020) != 0)
     return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)

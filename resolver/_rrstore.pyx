@@ -1,21 +1,63 @@
 # cython: language_level=3
-"""The rrset cache's store path in C (``RRsetCache.store_records`` / ``store`` and
-``ByteLRU.put`` for rrset entries): every upstream reply stores one to three rrsets, and
-as Python this was a dozen calls per rrset. Same semantics as the Python it replaces
-(``resolver.cache`` delegates here); the entries stay ``cache.RRsetEntry`` objects.
+"""The cache's entries and store paths in C (``RRsetCache.store_records`` / ``store``,
+``MessageCache.store`` and ``ByteLRU.put``): every upstream reply stores one to three rrsets
+and every miss a message, and as Python this was a dozen calls and a generated dataclass
+``__init__`` per rrset. Same
+semantics as the Python it replaces (``resolver.cache`` delegates here and re-exports
+:class:`RRsetEntry`).
 """
 from resolver._iterstep cimport group
+from resolver.wire import MsgEntry
 
-cdef object _Entry = None       # resolver.cache.RRsetEntry, set by cache.py (no import cycle)
 
+cdef class RRsetEntry:
+    """A cached rrset (or a negative entry when ``negative`` is set): ``negative`` is 3 for
+    NXDOMAIN and 0 for NODATA, with the SOA (and proof) records kept as tuples in ``soa``;
+    ``addrs`` is the address rdatas as text, filled in by the iterator the first time it
+    needs them. Compared by identity, as the cache holds one object per key."""
 
-def set_entry_class(cls):
-    global _Entry
-    _Entry = cls
+    cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
+    cdef public object soa, addrs
+
+    def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
+                 negative=None, soa=None, addrs=None):
+        self.name, self.rdtype, self.rdclass, self.ttl, self.expires, self.rank = (
+            name, rdtype, rdclass, ttl, expires, rank)
+        self.rdatas = rdatas
+        self.rrsigs = [] if rrsigs is None else rrsigs
+        self.negative = negative
+        self.soa = [] if soa is None else soa
+        self.addrs = addrs
+
+    def __repr__(self):
+        return (f"RRsetEntry(name={self.name!r}, rdtype={self.rdtype!r}, "
+                f"rdclass={self.rdclass!r}, ttl={self.ttl!r}, expires={self.expires!r}, "
+                f"rank={self.rank!r}, rdatas={self.rdatas!r}, rrsigs={self.rrsigs!r}, "
+                f"negative={self.negative!r}, soa={self.soa!r})")
+
+    @property
+    def size(self) -> int:
+        if self.soa:
+            return _size(self.name, self.rdatas, self.rrsigs + self.soa)
+        return _size(self.name, self.rdatas, self.rrsigs)
+
+    def negative_records(self, double now) -> list:
+        """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
+
+    def records(self, double now) -> list:
+        """Record tuples with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
+
+    def sig_records(self, double now) -> list:
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
 
 cdef Py_ssize_t _size(bytes name, list rdatas, list rrsigs):
-    """``RRsetEntry.size`` of a new positive entry (no SOA)."""
+    """``RRsetEntry.size``: ``rrsigs`` holds the SOA and proof tuples too, if any."""
     cdef Py_ssize_t n = 200 + len(name) + 40 * len(rdatas)
     cdef object rd, r
     for rd in rdatas:
@@ -36,17 +78,23 @@ cpdef bint store_entry(object rrcache, object entry, object key=None,
     old = data.get(key)
     if old is not None and old.rank > entry.rank and old.expires >= entry.expires - entry.ttl:
         return False
-    # ByteLRU.put
+    if size < 0:
+        size = entry.size
+    lru_put(lru, key, entry, size + len(key))
+    return True
+
+
+cpdef lru_put(object lru, object key, object value, Py_ssize_t size):
+    """``ByteLRU.put`` given the value's ``size`` with its key: a value larger than the whole
+    bound is not kept; older ones are evicted until the bytes fit."""
+    data = lru.data
     old = data.pop(key, None)
     if old is not None:
         lru.bytes -= old.size + len(key)
-    if size < 0:
-        size = entry.size
-    size += len(key)
     max_bytes = lru.max_bytes
     if size > max_bytes:
-        return True
-    data[key] = entry
+        return
+    data[key] = value
     lru.bytes += size
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
@@ -54,7 +102,29 @@ cpdef bint store_entry(object rrcache, object entry, object key=None,
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
-    return True
+
+
+cpdef object store_message(object messages, bytes key, bytes response, double now,
+                           object ttl_cap=None):
+    """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
+    default the configured maximum)."""
+    lim = messages.limits
+    e = MsgEntry(response, now, lim.stale_window, lim.max_ttl if ttl_cap is None else ttl_cap)
+    lru_put(messages.lru, key, e, e.size + len(key))
+    return e
+
+
+cpdef object failure(object cache, object key, double now):
+    """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
+    it is dropped). The iterator asks this for every name of every miss."""
+    failures = cache.failures
+    v = failures.get(key)
+    if v is None:
+        return None
+    if v[0] < now:
+        del failures[key]
+        return None
+    return v[1]
 
 
 cpdef store_records(object rrcache, list records, object rank, double now,
@@ -76,5 +146,5 @@ cpdef store_records(object rrcache, list records, object rank, double now,
         owner, ttl, rdatas = g
         ttl = min(max(ttl, lo), hi)
         mine = sigs.get(key, []) if sigs else []
-        entry = _Entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
+        entry = RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
         store_entry(rrcache, entry, key, _size(owner, rdatas, mine))

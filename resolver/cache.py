@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import _rrstore
 from resolver._infra import InfraCache, ServerInfo  # noqa: F401 (part of this module's API)
+from resolver._rrstore import RRsetEntry  # compiled: one is made per cached rrset
 from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
@@ -52,20 +52,7 @@ class ByteLRU:
         return self.data.get(key)
 
     def put(self, key, value) -> None:
-        old = self.data.pop(key, None)
-        if old is not None:
-            self.bytes -= old.size + len(key)
-        size = value.size + len(key)
-        if size > self.max_bytes:
-            return
-        self.data[key] = value
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            k, v = self.data.popitem(last=False)
-            self.bytes -= v.size + len(k)
-            self.evictions += 1
-            if self._on_evict:
-                self._on_evict()
+        _rrstore.lru_put(self, key, value, value.size + len(key))
 
     def pop(self, key) -> None:
         old = self.data.pop(key, None)
@@ -76,49 +63,6 @@ class ByteLRU:
         self.data.clear()
         self.bytes = 0
 
-
-@dataclass(eq=False)
-class RRsetEntry:
-    """A cached rrset (or a negative entry when ``negative`` is set)."""
-
-    name: bytes
-    rdtype: int
-    rdclass: int
-    ttl: int
-    expires: float
-    rank: int
-    rdatas: list[bytes]
-    rrsigs: list[tuple] = field(default_factory=list)
-    #: for negative entries: 3 = NXDOMAIN, 0 = NODATA; the SOA (and proof) records kept as tuples
-    negative: int | None = None
-    soa: list[tuple] = field(default_factory=list)
-    #: the address rdatas as text, filled in by the iterator the first time it needs them
-    addrs: list[str] | None = field(default=None, repr=False)
-
-    @property
-    def size(self) -> int:
-        rdatas = self.rdatas
-        n = 200 + len(self.name) + sum(map(len, rdatas)) + 40 * len(rdatas)
-        if self.rrsigs or self.soa:
-            n += sum(len(r[0]) + len(r[4]) + 80 for r in self.rrsigs + self.soa)
-        return n
-
-    def negative_records(self, now: float) -> list[tuple]:
-        """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
-        ttl = max(0, int(self.expires - now))
-        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
-
-    def records(self, now: float) -> list[tuple]:
-        """Record tuples with the TTL remaining at ``now``."""
-        ttl = max(0, int(self.expires - now))
-        return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
-
-    def sig_records(self, now: float) -> list[tuple]:
-        ttl = max(0, int(self.expires - now))
-        return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
-
-
-_rrstore.set_entry_class(RRsetEntry)
 
 NXDOMAIN_TYPE = -1      # key type for "this name does not exist"
 
@@ -199,10 +143,7 @@ class MessageCache:
 
     def store(self, key: bytes, response: bytes, now: float,
               ttl_cap: int | None = None) -> MsgEntry:
-        e = MsgEntry(response, now, self.limits.stale_window,
-                     self.limits.max_ttl if ttl_cap is None else ttl_cap)
-        self.lru.put(key, e)
-        return e
+        return _rrstore.store_message(self, key, response, now, ttl_cap)
 
 
 class Cache:
@@ -231,13 +172,7 @@ class Cache:
             self.failures.popitem(last=False)
 
     def failure(self, key, now: float) -> str | None:
-        v = self.failures.get(key)
-        if v is None:
-            return None
-        if v[0] < now:
-            del self.failures[key]
-            return None
-        return v[1]
+        return _rrstore.failure(self, key, now)
 
     def flush(self, name: bytes | None = None) -> None:
         """Forget everything, or everything about ``name`` (all types) and answers for it."""

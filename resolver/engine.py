@@ -16,7 +16,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import dns.message
 import dns.name
@@ -36,8 +36,8 @@ from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, Limits
 from resolver.upstream import (UpstreamFailure, UpstreamTimeout, needs_retry,
                                question_of, retry, udp_query)
-from resolver._drive import Drive, start as start_drive
-from resolver.wire import answer_from_entry, cache_key, parse_query, to_text
+from resolver._drive import Shared as _Shared, forget, iterator_for, start as start_drive
+from resolver.wire import cache_key, to_text
 
 log = logging.getLogger("resolver.engine")
 monotonic = time.monotonic
@@ -161,28 +161,10 @@ class Resolver:
         self._hints_src = None
 
     # ---- the cache-hit path ----------------------------------------------------------------
-    def resolve_cached(self, query: bytes) -> bytes | None:
-        """The response to a wire query if the cache has a fresh one, else None. Synchronous:
-        the daemon calls it straight from its receive path."""
-        parsed = parse_query(query)
-        if parsed is None:
-            return None
-        key, qend = parsed
-        e = self._msgs.get(key)
-        if e is None:
-            return None
-        now = self.clock()
-        if e.expires < now:
-            return None
-        self._msgs.move_to_end(key)
-        e.hits += 1
-        self.stats.cache_hits += 1
-        self.stats.client_queries += 1
-        lim = self.limits
-        if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
-                and not e.prefetching):
-            self._prefetch(key, e)
-        return answer_from_entry(e, query, qend, now)
+    #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
+    #: cache has a fresh one, else None. Synchronous: the daemon calls it straight from its
+    #: receive path. Compiled (resolver._miss.cached), bound as a method.
+    resolve_cached = _miss.cached
 
     # ---- resolve_message ---------------------------------------------------------------------
     async def resolve_message(self, query: dns.message.Message | bytes
@@ -201,14 +183,9 @@ class Resolver:
             return miss
         return await self.resolve_miss(query, miss)
 
-    def start_miss(self, query: bytes, done: Callable[[Drive, bytes | None], None],
-                   loop: asyncio.AbstractEventLoop) -> bytes | Drive:
-        """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
-        response now (a cache hit or an error), or a :class:`~resolver._drive.Drive` that
-        calls ``done(drive, response)`` once (maybe before it is returned), or
-        ``done(drive, None)`` if it is cancelled. ``loop`` is the running loop. Raises
-        WireError for a query shorter than a header."""
-        return start_drive(self, query, done, loop)
+    #: ``start_miss(query, done, loop) -> bytes | Drive``: ``resolve_message`` for the daemon,
+    #: by callbacks rather than a coroutine (see resolver._drive.start, bound as a method).
+    start_miss = start_drive
 
     def _hit_or_begin(self, query: bytes) -> bytes | tuple:
         return _miss.hit_or_begin(self, query)
@@ -362,9 +339,7 @@ class Resolver:
             fut.set_result(res)
         return res
 
-    def _forget(self, key: tuple, shared: "_Shared") -> None:
-        if self._inflight.get(key) is shared:
-            del self._inflight[key]
+    _forget = forget            # (key, shared): compiled, as the Drive calls it per miss
 
     def _handed_over(self, key: tuple, shared: "_Shared", task: asyncio.Task) -> None:
         self._forget(key, shared)
@@ -413,14 +388,7 @@ class Resolver:
             log.exception("resolving %s/%d failed", to_text(qname), qtype)
             return Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
 
-    def _iterator(self, qname: bytes, qtype: int, qclass: int) -> Iterator:
-        hints = self._hints
-        if hints is None or hints.ipv6 != self.ipv6 or self._hints_src is not self.hints:
-            hints = self._hints = it.Hints(self.hints, self.ipv6)
-            self._hints_src = self.hints
-        return Iterator(qname, qtype, qclass, self.cache, hints, self.clock,
-                        limits=self.limits, minimise=self.minimise, ipv6=self.ipv6,
-                        validator=self.validator, stats=self.stats, dnssec=self.dnssec)
+    _iterator = iterator_for    # (qname, qtype, qclass) -> Iterator: compiled, made per miss
 
     def _server_for(self, iterator: Iterator, action: Query) -> tuple[str, float, bool]:
         """The server to ask for ``action``, its timeout (its RTO, within the time the
@@ -567,24 +535,3 @@ class Resolver:
 def _time_up(task: asyncio.Task, fired: list) -> None:
     fired[0] = True
     task.cancel()
-
-
-class _Shared:
-    """A resolution in flight: the task of the caller running it inline (``owner``), the
-    daemon's Drive running it by callbacks (``drive``) or the task either handed it to, and
-    its result future, made when an identical caller (or
-    ``close``) first waits on it."""
-
-    __slots__ = ("fut", "owner", "task", "waiters", "drive")
-
-    def __init__(self, owner: asyncio.Task | None, drive: Drive | None = None) -> None:
-        self.fut: asyncio.Future | None = None
-        self.owner = owner
-        self.task: asyncio.Task | None = None
-        self.waiters = 0
-        self.drive = drive
-
-    def future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
-        if self.fut is None:
-            self.fut = loop.create_future()
-        return self.fut

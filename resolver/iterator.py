@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
 from typing import Callable
 
 from resolver import cache as C
+# The events the driver sees and feeds back: Query (send this question), Reply, Timeout,
+# Failure (what came of it) and Result (the end), compiled as a miss builds several of them.
+from resolver._events import Failure, Query, Reply, Result, Timeout  # noqa: F401
 from resolver._iterstep import (count_type as _count_type, glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
                                 is_lame as _is_lame_ref, is_subdomain, owned as _owned,
                                 referral as _referral, split_sigs as _split_sigs,
@@ -30,58 +32,6 @@ log = logging.getLogger("resolver.iterator")
 A, NS, CNAME, SOA, AAAA, DNAME, DS, RRSIG, NSEC, NSEC3 = 1, 2, 5, 6, 28, 39, 43, 46, 47, 50
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
 ROOT = b"\x00"
-
-
-# ---- events the driver sees and feeds back ---------------------------------------------------
-
-@dataclass
-class Query:
-    """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers)."""
-
-    qname: bytes
-    qtype: int
-    qclass: int
-    zone: bytes
-    servers: list[str]
-
-
-@dataclass
-class Reply:
-    """A reply from ``server``; ``parsed`` is its wire.Parsed when the driver already has it."""
-
-    server: str
-    wire: bytes
-    rtt: float = 0.0
-    parsed: object = None
-
-
-@dataclass
-class Timeout:
-    server: str
-
-
-@dataclass
-class Failure:
-    """The driver could not get a usable reply from ``server`` (connection refused, TCP
-    failure, only malformed/mismatched packets, ...)."""
-
-    server: str
-    reason: str = ""
-
-
-@dataclass
-class Result:
-    """The outcome: rcode, answer and authority record tuples (RRSIG/NSEC included; the driver
-    strips them for clients without DO), and why it failed when it did."""
-
-    rcode: int
-    answer: list = field(default_factory=list)
-    authority: list = field(default_factory=list)
-    reason: str | None = None
-    time_exhausted: bool = False
-    #: DNSSEC verdict (UNCHECKED, INSECURE, SECURE, BOGUS) and, when BOGUS, the RFC 8914 code
-    security: int = 0
-    ede: int | None = None
 
 
 #: A validator sits between replies and the cache. It is called as

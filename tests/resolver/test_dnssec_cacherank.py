@@ -3,7 +3,6 @@ the rrset cache at an authority rank, and only the rdata the validator proved ar
 VALIDATED, never data that replaced them while the validation was suspended, nor bogus data."""
 from __future__ import annotations
 
-import dataclasses
 
 import dns.flags
 import dns.message
@@ -61,7 +60,8 @@ def test_only_the_rdata_validated_get_the_rank(run, validating, monkeypatch):
             old = lru.peek(key)
             assert old is not None and old.rank < C.VALIDATED
             extra = bytes([1, 0, 3, 13]) + bytes(64)          # a ZONE key nobody signed
-            lru.put(key, dataclasses.replace(old, rdatas=list(old.rdatas) + [extra]))
+            lru.put(key, C.RRsetEntry(old.name, old.rdtype, old.rdclass, old.ttl, old.expires,
+                                      old.rank, list(old.rdatas) + [extra], old.rrsigs))
             swapped.append(extra)
         return real(owner, rdtype, *args, **kw)
 
