@@ -22,10 +22,6 @@ cdef class _Event:
             return NotImplemented
         return self._values() == other._values()
 
-    def __ne__(self, other):
-        eq = self.__eq__(other)
-        return eq if eq is NotImplemented else not eq
-
     __hash__ = None          # mutable, as the dataclasses were
 
     def __repr__(self):

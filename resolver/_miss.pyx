@@ -2,8 +2,9 @@
 """The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
 query (or answers it with an error), ``finish`` turns the resolution's Result into the
 response and caches it; ``cached`` is the look-up before them. ``Resolver.resolve_cached``,
-``begin_miss`` and ``finish_miss`` are these, and the daemon's Drive calls them directly: per miss they ran as five Python frames (with the cache store),
-which a resolver woken on cold caches pays for on every query.
+``begin_miss`` and ``finish_miss`` are these, and the daemon's Drive calls them directly:
+per miss they ran as five Python frames (with the cache store), which a resolver woken on
+cold caches pays for on every query.
 """
 from resolver import iterator as it
 from resolver._rrstore cimport store_message

@@ -178,7 +178,7 @@ class Resolver:
         if isinstance(query, dns.message.Message):
             out = await self.resolve_message(query.to_wire())
             return dns.message.from_wire(out, ignore_trailing=True)
-        miss = self._hit_or_begin(query)
+        miss = _miss.hit_or_begin(self, query)
         if miss.__class__ is bytes:
             return miss
         return await self.resolve_miss(query, miss)
@@ -187,32 +187,20 @@ class Resolver:
     #: by callbacks rather than a coroutine (see resolver._drive.start, bound as a method).
     start_miss = start_drive
 
-    def _hit_or_begin(self, query: bytes) -> bytes | tuple:
-        return _miss.hit_or_begin(self, query)
-
     async def resolve_miss(self, query: bytes, miss: tuple) -> bytes:
         """The rest of ``resolve_message`` after ``begin_miss``, as a coroutine."""
         m = miss[0]
         return self.finish_miss(query, miss, await self._resolution(m.qname, m.qtype,
                                                                      m.qclass))
 
-    def begin_miss(self, q: bytes) -> bytes | tuple:
-        """The first half of a miss: an error response now (FORMERR, NOTIMP, BADVERS,
-        REFUSED...), or what ``finish_miss`` needs once the question is resolved (the parsed
-        query first). Raises WireError for a query shorter than a header."""
-        return _miss.begin(self, q)
-
-    def finish_miss(self, q: bytes, miss: tuple, res: Result) -> bytes:
-        """The second half of a miss: the response to ``q`` from the resolution's result,
-        cached when it may be."""
-        return _miss.finish(self, q, miss, res)
-
-    def _error(self, q: bytes, rcode: int, m=None) -> bytes:
-        return _miss.error(q, rcode, m)
-
-    def _response(self, res: Result, question: bytes, qtype: int, edns: bool, do: bool,
-                  ad: bool = False, cd: bool = False) -> bytes:
-        return _miss.response(res, question, qtype, edns, do, ad, cd)
+    #: ``begin_miss(q: bytes) -> bytes | tuple``: the first half of a miss, an error response
+    #: now (FORMERR, NOTIMP, BADVERS, REFUSED...) or what ``finish_miss`` needs once the
+    #: question is resolved (the parsed query first). Raises WireError for a query shorter
+    #: than a header. ``finish_miss(q, miss, res: Result) -> bytes``: the second half, the
+    #: response from the resolution's result, cached when it may be. Both compiled
+    #: (resolver._miss), bound as methods.
+    begin_miss = _miss.begin
+    finish_miss = _miss.finish
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN") -> Answer:
@@ -257,7 +245,7 @@ class Resolver:
             raise dns.resolver.NoNameservers(request=request, errors=[
                 (None, False, self.port, res.reason or "SERVFAIL", None)])
         # AD tells library users the answer was validated (dnspython shows it in .response).
-        wire = self._response(res, question, rdtype, False, False, res.security == it.SECURE)
+        wire = _miss.response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
             self.stats.cache_evictions = self.cache.evictions
@@ -485,7 +473,7 @@ class Resolver:
                     question = e.wire[12:e.qend]
                     cd = bool(variant & 4)
                     ad = res.security == it.SECURE
-                    wire = self._response(res, question, qtype, bool(variant & 1),
+                    wire = _miss.response(res, question, qtype, bool(variant & 1),
                                           bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())
             finally:
