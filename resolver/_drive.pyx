@@ -20,6 +20,9 @@ import time
 
 from resolver import iterator as it
 from resolver._miss import finish as finish_miss, hit_or_begin
+from resolver._core cimport ResolverCore
+from resolver._events cimport Query as CQuery
+from resolver.wire cimport Parsed, query_wire
 from resolver._infra cimport InfraCache
 from resolver._udpquery cimport fresh_id, needs_retry
 from resolver._udpquery import UDPQuery
@@ -27,7 +30,7 @@ from resolver.dnssec import Suspend
 from resolver.iterator import Query, Reply, Result
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.upstream import UpstreamFailure, UpstreamTimeout
-from resolver.wire import build_query, to_text
+from resolver.wire import to_text
 
 log = logging.getLogger("resolver.engine")
 
@@ -39,7 +42,7 @@ cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 
 
-cpdef object start(resolver, bytes query, done, loop):
+cpdef object start(ResolverCore resolver, bytes query, done, loop):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
@@ -51,7 +54,7 @@ cpdef object start(resolver, bytes query, done, loop):
     return Drive(resolver, loop, query, miss, done)
 
 
-cpdef object iterator_for(r, qname, qtype, qclass):
+cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question (``Resolver._iterator``), with the root hints indexed
     once per resolver."""
     hints = r._hints
@@ -84,7 +87,7 @@ cdef class Shared:
         return self.fut
 
 
-cpdef forget(r, key, Shared shared):
+cpdef forget(ResolverCore r, key, Shared shared):
     """``Resolver._forget``: the question is no longer in flight for ``shared``."""
     inflight = r._inflight
     if inflight.get(key) is shared:
@@ -95,7 +98,7 @@ cdef class Drive:
     """One client query's miss in flight (see the module's docstring); ``done(drive,
     response)`` is called once, with None if it was cancelled."""
 
-    cdef object resolver
+    cdef ResolverCore resolver
     cdef object loop
     cdef bytes query
     cdef tuple miss
@@ -113,10 +116,10 @@ cdef class Drive:
     cdef bint edns
     cdef readonly bint finished
 
-    def __init__(self, resolver, loop, bytes query, tuple miss, done):
+    def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         self.resolver, self.loop, self.query, self.miss, self.done = (resolver, loop, query,
                                                                       miss, done)
-        m = miss[0]
+        cdef Parsed m = miss[0]
         key = self.key = (m.qname.lower(), m.qtype, m.qclass)
         inflight = resolver._inflight
         if key in inflight:
@@ -127,7 +130,7 @@ cdef class Drive:
             return
         self.shared = inflight[key] = Shared(None, self)
         self.infra = resolver.cache.infra
-        self.max_time = resolver.limits.max_query_time
+        self.max_time = resolver.lv.max_query_time
         try:
             self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
             self._advance(self.iterator.start())
@@ -136,19 +139,20 @@ cdef class Drive:
 
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
-        cdef object r = self.resolver
+        cdef ResolverCore r = self.resolver
         cdef double now
+        cdef CQuery qa
         while type(action) is _Query:
+            qa = <CQuery>action
             now = r.clock()         # as Resolver._server_for
-            server, timeout, edns = self.infra.pick(action.servers, now, self.max_time
+            server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time
                                                     - (now - self.iterator.t0))
             qid = fresh_id()
-            wire = build_query(qid, action.qname, action.qtype, action.qclass, edns=edns,
-                               do=edns, payload=EDNS_BUFFER_SIZE)
+            wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE)
             try:
                 # The question the reply must echo: the query's own, sliced from its wire.
                 q = UDPQuery(self.loop, server, r.port, wire, qid,
-                             wire[12:12 + len(action.qname) + 4], timeout, r.stats, r.limits,
+                             wire[12:12 + len(qa.qname) + 4], timeout, r.stats, r.lv.limits,
                              self._replied, True)
             except ValueError:                # not a numeric address: the Python path
                 self._hand_over(self._rest(action, None), False)
@@ -168,7 +172,7 @@ cdef class Drive:
 
     def _replied(self, q):
         """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
-        cdef object r = self.resolver
+        cdef ResolverCore r = self.resolver
         if self.finished or q is not self.q:
             return
         self.q = None

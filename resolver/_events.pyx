@@ -5,7 +5,7 @@ They were dataclasses: every cache miss built three to five of them, each throug
 generated Python ``__init__``, and a resolver woken from cold caches pays for every Python
 frame. These keep the dataclass behaviour that callers rely on: positional or keyword
 construction with the same defaults, settable fields, a readable ``repr`` and field-wise
-``==`` between events of the same class.
+``==`` between events of the same class. Their fields are declared in _events.pxd.
 """
 
 
@@ -33,7 +33,6 @@ cdef class Query(_Event):
     """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers)."""
 
     _fields = ("qname", "qtype", "qclass", "zone", "servers")
-    cdef public object qname, qtype, qclass, zone, servers
 
     def __init__(self, qname, qtype, qclass, zone, servers):
         self.qname, self.qtype, self.qclass, self.zone, self.servers = (qname, qtype, qclass,
@@ -44,7 +43,6 @@ cdef class Reply(_Event):
     """A reply from ``server``; ``parsed`` is its wire.Parsed when the driver already has it."""
 
     _fields = ("server", "wire", "rtt", "parsed")
-    cdef public object server, wire, rtt, parsed
 
     def __init__(self, server, wire, rtt=0.0, parsed=None):
         self.server, self.wire, self.rtt, self.parsed = server, wire, rtt, parsed
@@ -54,7 +52,6 @@ cdef class Timeout(_Event):
     """``server`` did not answer in time."""
 
     _fields = ("server",)
-    cdef public object server
 
     def __init__(self, server):
         self.server = server
@@ -65,7 +62,6 @@ cdef class Failure(_Event):
     failure, only malformed/mismatched packets, ...)."""
 
     _fields = ("server", "reason")
-    cdef public object server, reason
 
     def __init__(self, server, reason=""):
         self.server, self.reason = server, reason
@@ -78,7 +74,6 @@ cdef class Result(_Event):
     code."""
 
     _fields = ("rcode", "answer", "authority", "reason", "time_exhausted", "security", "ede")
-    cdef public object rcode, answer, authority, reason, time_exhausted, security, ede
 
     def __init__(self, rcode, answer=None, authority=None, reason=None,
                  time_exhausted=False, security=0, ede=None):

@@ -9,6 +9,7 @@ re-exported by ``resolver.iterator``.
 from types import GeneratorType
 
 from resolver import cache as C
+from resolver._core cimport LimitValues, limit_values
 from resolver._rrstore cimport failure, store_records
 from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
@@ -129,17 +130,18 @@ cdef class Iterator:
         self.queries = 0
         self.t0 = clock()
         self.stack = set()
-        self._max_upstream = limits.max_upstream_queries
-        self._max_time = limits.max_query_time
-        self._max_cname = limits.max_cname_chain
-        self._max_ns_names = limits.max_ns_names_per_delegation
-        self._max_depth = limits.max_dependency_depth
-        self._max_tries = limits.max_tries_per_server
-        self._max_servers = limits.max_servers_per_zone
-        self._max_jumps = limits.max_pointer_jumps
-        self._max_records = limits.max_records_per_section
-        self._max_minimise = limits.max_minimise_count
-        self._max_referrals = limits.max_referrals
+        cdef LimitValues lv = limit_values(limits)
+        self._max_upstream = lv.max_upstream_queries
+        self._max_time = lv.max_query_time
+        self._max_cname = lv.max_cname_chain
+        self._max_ns_names = lv.max_ns_names_per_delegation
+        self._max_depth = lv.max_dependency_depth
+        self._max_tries = lv.max_tries_per_server
+        self._max_servers = lv.max_servers_per_zone
+        self._max_jumps = lv.max_pointer_jumps
+        self._max_records = lv.max_records_per_section
+        self._max_minimise = lv.max_minimise_count
+        self._max_referrals = lv.max_referrals
         self._rrsets = cache.rrsets
         self._rrdata = cache.rrsets.lru.data
         self._infra = cache.infra

@@ -7,6 +7,9 @@ per miss they ran as five Python frames (with the cache store), which a resolver
 cold caches pays for on every query.
 """
 from resolver import iterator as it
+from resolver._core cimport LimitValues, ResolverCore, Stats
+from resolver._events cimport Result
+from resolver.wire cimport Parsed
 from resolver._rrstore cimport store_message
 from resolver._iterstep import without_types
 from resolver.dnssec import with_ede
@@ -20,7 +23,7 @@ cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
 cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
 
 
-cpdef object cached(r, bytes q):
+cpdef object cached(ResolverCore r, bytes q):
     """``Resolver.resolve_cached``: the response to a wire query if the cache has a fresh
     one, else None. An entry due for prefetch is answered and refreshed in the background."""
     parsed = parse_query(q)
@@ -35,37 +38,38 @@ cpdef object cached(r, bytes q):
         return None
     r._msgs.move_to_end(key)
     e.hits += 1
-    stats = r.stats
+    cdef Stats stats = r.stats
     stats.cache_hits += 1
     stats.client_queries += 1
-    lim = r.limits
+    cdef LimitValues lim = r.lv
     if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
             and not e.prefetching):
         r._prefetch(key, e)
     return answer_from_entry(e, q, qend, now)
 
 
-cpdef object hit_or_begin(r, bytes q):
+cpdef object hit_or_begin(ResolverCore r, bytes q):
     """The cached response to ``q``, or ``begin``'s answer: an error response or the miss."""
     out = cached(r, q)
     return out if out is not None else begin(r, q)
 
 
-cpdef object begin(r, bytes q):
+cpdef object begin(ResolverCore r, bytes q):
     """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), or what ``finish``
     needs once the question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for
     a query shorter than a header."""
     if len(q) < 12:
         raise WireError("query shorter than a DNS header")
-    stats = r.stats
+    cdef Stats stats = r.stats
+    cdef Parsed m
     stats.client_queries += 1
     try:
-        m = parse_response(q, r.limits.max_pointer_jumps, 64)
+        m = parse_response(q, r.lv.max_pointer_jumps, 64)
     except WireError:
         return error(q, 1)
     if (m.flags >> 11) & 0xF:
         return error(q, 4, m)                   # NOTIMP: only QUERY
-    if m.qr or m.qname is None:
+    if m.flags & 0x8000 or m.qname is None:     # QR
         return error(q, 1, m)
     cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
     if edns and (m.edns_flags >> 16) & 0xFF:
@@ -79,10 +83,11 @@ cpdef object begin(r, bytes q):
     return (m, edns, do, cd)
 
 
-cpdef bytes finish(r, bytes q, tuple miss, res):
+cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     """The response to ``q`` from the resolution's result, cached when it may be."""
-    m, edns, do, cd = miss
-    stats = r.stats
+    cdef Parsed m = miss[0]
+    cdef bint edns = miss[1], do = miss[2], cd = miss[3]
+    cdef Stats stats = r.stats
     cdef int rcode = res.rcode, security = res.security
     if security == BOGUS and not cd:
         stats.servfail += 1
@@ -96,7 +101,7 @@ cpdef bytes finish(r, bytes q, tuple miss, res):
         stale = r._msgs.get(key)
         if stale is not None and stale.stale_until >= now:
             stats.stale_answers += 1
-            return answer_from_entry(stale, q, qend, now, r.limits.stale_answer_ttl)
+            return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)
         stats.servfail += 1
     # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
     # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
@@ -121,7 +126,7 @@ cpdef bytes error(bytes q, int rcode, m=None):
                           edns=bool(m is not None and m.edns), rcode=rcode)
 
 
-cpdef bytes response(res, bytes question, int qtype, bint edns, bint do, bint ad=False,
+cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, bint ad=False,
                      bint cd=False):
     """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
     cache may do as CD is part of its key."""

@@ -6,6 +6,8 @@ and every miss a message, and as Python this was a dozen calls and a generated d
 semantics as the Python it replaces (``resolver.cache`` delegates here and re-exports
 :class:`RRsetEntry`).
 """
+from collections import OrderedDict
+
 from resolver._iterstep cimport group
 from resolver.wire import MsgEntry
 
@@ -84,14 +86,49 @@ cpdef bint store_entry(object rrcache, object entry, object key=None,
     return True
 
 
-cpdef lru_put(object lru, object key, object value, Py_ssize_t size):
+cdef class ByteLRU:
+    """An LRU map bounded by the summed ``size`` of its values (plus the key's length)."""
+
+    def __init__(self, max_bytes, on_evict=None):
+        self.max_bytes = max(0, int(max_bytes))
+        self.data = OrderedDict()
+        self.bytes = 0
+        self.evictions = 0
+        self._on_evict = on_evict
+
+    def __len__(self):
+        return len(self.data)
+
+    def get(self, key):
+        v = self.data.get(key)
+        if v is not None:
+            self.data.move_to_end(key)
+        return v
+
+    def peek(self, key):
+        return self.data.get(key)
+
+    def put(self, key, value):
+        lru_put(self, key, value, value.size + len(key))
+
+    def pop(self, key):
+        old = self.data.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size + len(key)
+
+    def clear(self):
+        self.data.clear()
+        self.bytes = 0
+
+
+cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size`` with its key: a value larger than the whole
     bound is not kept; older ones are evicted until the bytes fit."""
     data = lru.data
     old = data.pop(key, None)
     if old is not None:
         lru.bytes -= old.size + len(key)
-    max_bytes = lru.max_bytes
+    cdef Py_ssize_t max_bytes = lru.max_bytes
     if size > max_bytes:
         return
     data[key] = value

@@ -30,6 +30,7 @@ import os
 
 from corenet._loop import BaseLoop as _CorenetLoop
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
+from resolver._core cimport LimitValues, limit_values
 from resolver._hit cimport monotonic
 from resolver.wire import WireError, parse_response
 
@@ -138,8 +139,9 @@ cdef class UDPQuery:
             self.sent_at = monotonic()
         self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
         self.stats = stats
-        self.max_jumps = limits.max_pointer_jumps
-        self.max_records = limits.max_records_per_section
+        cdef LimitValues lv = limit_values(limits)
+        self.max_jumps = lv.max_pointer_jumps
+        self.max_records = lv.max_records_per_section
         if on_done is None:
             self.fut = loop.create_future()
         else:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
-from typing import Callable
 
 from resolver import _rrstore
 from resolver._infra import InfraCache, ServerInfo  # noqa: F401 (part of this module's API)
-from resolver._rrstore import RRsetEntry  # compiled: one is made per cached rrset
+from resolver._rrstore import ByteLRU, RRsetEntry  # compiled: the miss path's stores
 from resolver._iterstep import group as group_records
 from resolver.limits import DEFAULT, Limits
 from resolver.wire import MsgEntry
@@ -27,41 +26,6 @@ NONAUTH_ANSWER = 4      # answer section without AA
 AUTH_AUTHORITY = 5      # authority section of an authoritative answer
 AUTH_ANSWER = 6         # answer section with AA
 VALIDATED = 7           # DNSSEC-secure (issue 7's validator sets it)
-
-
-class ByteLRU:
-    """An LRU map bounded by the summed ``size`` of its values (plus the key's length)."""
-
-    def __init__(self, max_bytes: int, on_evict: Callable[[], None] | None = None) -> None:
-        self.max_bytes = max(0, int(max_bytes))
-        self.data: OrderedDict = OrderedDict()
-        self.bytes = 0
-        self.evictions = 0
-        self._on_evict = on_evict
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def get(self, key):
-        v = self.data.get(key)
-        if v is not None:
-            self.data.move_to_end(key)
-        return v
-
-    def peek(self, key):
-        return self.data.get(key)
-
-    def put(self, key, value) -> None:
-        _rrstore.lru_put(self, key, value, value.size + len(key))
-
-    def pop(self, key) -> None:
-        old = self.data.pop(key, None)
-        if old is not None:
-            self.bytes -= old.size + len(key)
-
-    def clear(self) -> None:
-        self.data.clear()
-        self.bytes = 0
 
 
 NXDOMAIN_TYPE = -1      # key type for "this name does not exist"

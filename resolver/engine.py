@@ -14,7 +14,6 @@ import os
 import random
 import struct
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -29,6 +28,7 @@ from asyncio.tasks import _current_tasks
 
 from resolver import iterator as it
 from resolver import _miss
+from resolver._core import ResolverCore, Stats
 from resolver.cache import Cache
 from resolver.dnssec import Suspend, Validator
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
@@ -44,29 +44,6 @@ monotonic = time.monotonic
 
 DATA = Path(__file__).parent / "data"
 ROOT_HINTS_FILE = DATA / "root.hints"
-
-
-@dataclass
-class Stats:
-    """Counters for the daemon's metrics (read them, never reset them)."""
-
-    client_queries: int = 0
-    upstream_queries: int = 0
-    upstream_tcp: int = 0
-    upstream_timeouts: int = 0
-    upstream_failures: int = 0
-    dropped_malformed: int = 0       # unparseable/mismatched-question replies from authorities
-    dropped_mismatched: int = 0      # datagrams with a wrong address/ID/question, ignored
-    cache_hits: int = 0
-    cache_misses: int = 0
-    cache_evictions: int = 0
-    stale_answers: int = 0
-    prefetches: int = 0
-    coalesced: int = 0
-    servfail: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Answer(dns.resolver.Answer):
@@ -121,7 +98,7 @@ def _name_wire(qname) -> bytes:
     return name.to_wire()
 
 
-class Resolver:
+class Resolver(ResolverCore):
     """A recursive, caching resolver on the running asyncio loop.
 
     ``root_hints``: ``None`` for the real root servers (shipped file), a path to a hints file,
@@ -131,6 +108,9 @@ class Resolver:
     ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
     ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
     and no validation otherwise. ``validate=False`` turns validation off.
+
+    The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
+    its C base class, ``resolver._core.ResolverCore``.
     """
 
     def __init__(self, root_hints: str | os.PathLike | Iterable[tuple[str, str]] | None = None, *,

@@ -12,7 +12,6 @@ from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from resolver._wireutil cimport _lower_name_key, _skip_name, _u16
 
-import struct
 
 
 class WireError(ValueError):
@@ -163,22 +162,23 @@ def parse_query(bytes q):
 
 def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant):
     """The cache key parse_query would compute for this question."""
-    return qname.lower() + struct.pack("!HHB", qtype, qclass, variant)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(qname), i
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(qname)
+    out = PyBytes_FromStringAndSize(NULL, n + 5)
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef unsigned char c
+    for i in range(n):
+        c = src[i]
+        d[i] = c + 32 if 65 <= c <= 90 else c     # ASCII only, as bytes.lower()
+    _put16(d + n, qtype)
+    _put16(d + n + 2, qclass)
+    d[n + 4] = <unsigned char>variant
+    return out
 
 
 cdef class MsgEntry:
-    """A whole response in wire form, ready to be copied, re-IDed and TTL-lowered."""
-    cdef public bytes wire
-    cdef public bytes ttl_offsets     # native uint16 offsets of every TTL field (OPT excluded)
-    cdef public Py_ssize_t qend       # end of the question section in ``wire``
-    cdef public double stored_at
-    cdef public double expires
-    cdef public double stale_until
-    cdef public unsigned int ttl      # smallest TTL when stored
-    cdef public unsigned int hits
-    cdef public int rcode
-    cdef public bint prefetching
-    cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
+    """A whole response in wire form, ready to be copied, re-IDed and TTL-lowered (its
+    fields are declared in wire.pxd)."""
 
     def __init__(self, bytes wire, double now, double stale_window, unsigned int ttl_cap=0xFFFFFFFF):
         cdef Py_ssize_t qend
@@ -219,7 +219,9 @@ def ttl_offsets(bytes wire):
             raise WireError("truncated question")
         pos += 4
     qend = pos
-    out = bytearray()
+    cdef Py_ssize_t k = 0
+    out = PyBytes_FromStringAndSize(NULL, 2 * total)
+    cdef unsigned short* offs = <unsigned short*>PyBytes_AS_STRING(out)
     for i in range(total):
         pos = _skip_name(p, n, pos)
         if pos < 0 or pos + 10 > n:
@@ -228,7 +230,8 @@ def ttl_offsets(bytes wire):
         if t != T_OPT:
             if pos + 4 > 0xFFFF:
                 raise WireError("message too large to patch")
-            out += struct.pack("=H", pos + 4)
+            offs[k] = <unsigned short>(pos + 4)      # native order
+            k += 1
             ttl = _u32(p + pos + 4)
             if ttl & 0x80000000:
                 ttl = 0
@@ -239,7 +242,7 @@ def ttl_offsets(bytes wire):
             raise WireError("truncated rdata")
     if min_ttl == 0xFFFFFFFF:
         min_ttl = 0
-    return bytes(out), min_ttl, qend
+    return (out if 2 * k == 2 * total else out[:2 * k]), min_ttl, qend
 
 
 cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
@@ -315,20 +318,8 @@ def lookup(table, bytes query, double now):
 
 
 cdef class Parsed:
-    """What the iterator needs from an upstream reply, without dnspython."""
-    cdef public unsigned int id
-    cdef public unsigned int flags
-    cdef public int rcode
-    cdef public bytes qname
-    cdef public unsigned int qtype
-    cdef public unsigned int qclass
-    cdef public bytes question      # raw question bytes (case-sensitive comparison)
-    cdef public list answer
-    cdef public list authority
-    cdef public list additional
-    cdef public bint edns
-    cdef public unsigned int edns_flags
-    cdef public int security        # set by a validator (resolver.iterator.SECURE, ...)
+    """What the iterator needs from an upstream reply, without dnspython (its fields are
+    declared in wire.pxd, so the compiled miss path reads them as C fields)."""
 
     @property
     def aa(self):
@@ -436,12 +427,26 @@ def build_query(unsigned int qid, bytes qname, unsigned int qtype, unsigned int 
                 bint rd=False, bint edns=True, bint do=False, unsigned int payload=1232,
                 bint cd=False):
     """A query in wire form (EDNS0 OPT with ``payload`` and the DO bit when asked)."""
-    flags = (0x0100 if rd else 0) | (0x0010 if cd else 0)
-    parts = [struct.pack("!HHHHHH", qid, flags, 1, 0, 0, 1 if edns else 0), qname,
-             struct.pack("!HH", qtype, qclass)]
+    return query_wire(qid, qname, qtype, qclass, edns, do, payload, rd, cd)
+
+
+cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
+                      bint edns, bint do, unsigned int payload, bint rd=False, bint cd=False):
+    """``build_query`` for C callers (the daemon's miss path), without a keyword call."""
+    if qid > 0xFFFF or qtype > 0xFFFF or qclass > 0xFFFF or payload > 0xFFFF:
+        raise ValueError("a 16-bit field of the query is out of range")
+    cdef unsigned int flags = (0x0100 if rd else 0) | (0x0010 if cd else 0)
+    cdef Py_ssize_t nlen = PyBytes_GET_SIZE(qname)
+    out = PyBytes_FromStringAndSize(NULL, 12 + nlen + 4 + (11 if edns else 0))
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    _header(d, qid, flags, 1, 0, 0, 1 if edns else 0)
+    memcpy(d + 12, PyBytes_AS_STRING(qname), nlen)
+    d += 12 + nlen
+    _put16(d, qtype)
+    _put16(d + 2, qclass)
     if edns:
-        parts.append(struct.pack("!BHHIH", 0, T_OPT, payload, 0x8000 if do else 0, 0))
-    return b"".join(parts)
+        _opt(d + 4, payload, 0x8000 if do else 0)
+    return out
 
 
 def build_response(unsigned int qid, unsigned int flags, bytes question, list answer,
@@ -454,22 +459,89 @@ def build_response(unsigned int qid, unsigned int flags, bytes question, list an
     if question:
         qlen_name = len(question) - 4
         qname_l = question[:qlen_name].lower()
-    ext = (rcode >> 4) & 0xFF
+    if qid > 0xFFFF or payload > 0xFFFF:
+        raise ValueError("a 16-bit field of the response is out of range")
+    cdef unsigned int ext = (rcode >> 4) & 0xFF
     flags = (flags & 0xFFF0) | (rcode & 0x0F)
-    parts = [struct.pack("!HHHHHH", qid, flags, 1 if question else 0, len(answer), len(authority),
-                         len(additional) + (1 if edns else 0)), question]
-    pack_rr = struct.Struct("!HHIH").pack
+    cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), olen
+    cdef list owners = []          # per record: the owner to write, or None for the pointer
+    cdef bytes owner, rdata
     for sec in (answer, authority, additional):
-        for owner, rdtype, rdclass, ttl, rdata in sec:
+        for rr in <list>sec:
+            owner = rr[0]
+            rdata = rr[4]
+            if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
+                raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
             if qname_l and len(owner) == len(qname_l) and owner.lower() == qname_l:
-                parts.append(b"\xc0\x0c")
+                owners.append(None)
+                size += 2
             else:
-                parts.append(owner)
-            parts.append(pack_rr(rdtype, rdclass, ttl, len(rdata)))
-            parts.append(rdata)
+                owners.append(owner)
+                size += len(owner)
+            size += 10 + len(rdata)
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    _header(d, qid, flags, 1 if question else 0, len(answer), len(authority),
+            len(additional) + (1 if edns else 0))
+    d += 12
+    memcpy(d, PyBytes_AS_STRING(question), len(question))
+    d += len(question)
+    cdef Py_ssize_t k = 0
+    for sec in (answer, authority, additional):
+        for rr in <list>sec:
+            o = owners[k]
+            k += 1
+            if o is None:
+                d[0] = 0xC0
+                d[1] = 0x0C
+                d += 2
+            else:
+                owner = <bytes>o
+                olen = PyBytes_GET_SIZE(owner)
+                memcpy(d, PyBytes_AS_STRING(owner), olen)
+                d += olen
+            rdata = rr[4]
+            _put16(d, rr[1])
+            _put16(d + 2, rr[2])
+            _put32(d + 4, rr[3])
+            _put16(d + 8, <unsigned int>PyBytes_GET_SIZE(rdata))
+            memcpy(d + 10, PyBytes_AS_STRING(rdata), PyBytes_GET_SIZE(rdata))
+            d += 10 + PyBytes_GET_SIZE(rdata)
     if edns:
-        parts.append(struct.pack("!BHHIH", 0, T_OPT, payload, (ext << 24) | (0x8000 if do else 0), 0))
-    return b"".join(parts)
+        _opt(d, payload, (ext << 24) | (0x8000 if do else 0))
+    return out
+
+
+cdef inline void _put16(unsigned char* d, unsigned int v) noexcept:
+    d[0] = (v >> 8) & 0xFF
+    d[1] = v & 0xFF
+
+
+cdef inline void _put32(unsigned char* d, unsigned int v) noexcept:
+    d[0] = (v >> 24) & 0xFF
+    d[1] = (v >> 16) & 0xFF
+    d[2] = (v >> 8) & 0xFF
+    d[3] = v & 0xFF
+
+
+cdef inline void _header(unsigned char* d, unsigned int qid, unsigned int flags, unsigned int qd,
+                         unsigned int an, unsigned int ns, unsigned int ar) noexcept:
+    _put16(d, qid)
+    _put16(d + 2, flags)
+    _put16(d + 4, qd)
+    _put16(d + 6, an)
+    _put16(d + 8, ns)
+    _put16(d + 10, ar)
+
+
+cdef inline void _opt(unsigned char* d, unsigned int payload, unsigned int ttl) noexcept:
+    """An OPT record for the root name (11 bytes): class is the UDP payload, TTL holds the
+    extended rcode, version and flags, no options."""
+    d[0] = 0
+    _put16(d + 1, T_OPT)
+    _put16(d + 3, payload)
+    _put32(d + 5, ttl)
+    _put16(d + 9, 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -258,3 +258,23 @@ def test_name_helpers_match_dnspython():
     odd = dns.name.Name((b"a.b", b"sp ace", b"\x01", b""))
     assert wire.to_text(odd.to_wire()) == odd.to_text()
     assert wire.to_text(b"\x00") == "."
+
+
+def test_writers_refuse_fields_their_wire_cannot_hold():
+    from resolver.wire import build_query, build_response
+    with pytest.raises(ValueError):
+        build_query(0x10000, b"\x00", 1)
+    with pytest.raises(ValueError):
+        build_query(1, b"\x00", 0x10000)
+    with pytest.raises(ValueError):
+        build_response(1, 0x8000, b"\x00\x00\x01\x00\x01", [(b"\x00", 1, 1, 2**32, b"")], [], [])
+    with pytest.raises(ValueError):
+        build_response(1, 0x8000, b"\x00\x00\x01\x00\x01", [(b"\x00", 1, 1, 0, b"x" * 65536)],
+                       [], [])
+
+
+def test_cache_key_lowers_ascii_letters_only():
+    from resolver.wire import cache_key
+    name = b"\x03A\xc9z\x00"
+    assert cache_key(name, 0x1234, 1, 5) == b"\x03a\xc9z\x00" + b"\x12\x34\x00\x01\x05"
+    assert cache_key(name, 1, 1, 0)[:5] == name.lower()

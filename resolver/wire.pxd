@@ -1,0 +1,33 @@
+# The message classes of wire.pyx, for typed access from the compiled miss path.
+
+cdef class MsgEntry:
+    cdef public bytes wire
+    cdef public bytes ttl_offsets     # native uint16 offsets of every TTL field (OPT excluded)
+    cdef public Py_ssize_t qend       # end of the question section in ``wire``
+    cdef public double stored_at
+    cdef public double expires
+    cdef public double stale_until
+    cdef public unsigned int ttl      # smallest TTL when stored
+    cdef public unsigned int hits
+    cdef public int rcode
+    cdef public bint prefetching
+    cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
+
+cdef class Parsed:
+    cdef public unsigned int id
+    cdef public unsigned int flags
+    cdef public int rcode
+    cdef public bytes qname
+    cdef public unsigned int qtype
+    cdef public unsigned int qclass
+    cdef public bytes question      # raw question bytes (case-sensitive comparison)
+    cdef public list answer
+    cdef public list authority
+    cdef public list additional
+    cdef public bint edns
+    cdef public unsigned int edns_flags
+    cdef public int security        # set by a validator (resolver.iterator.SECURE, ...)
+
+
+cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
+                      bint edns, bint do, unsigned int payload, bint rd=*, bint cd=*)
