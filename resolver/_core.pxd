@@ -25,7 +25,7 @@ cdef LimitValues limit_values(object limits)
 cdef class ResolverCore:
     cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
     cdef public dict _inflight
-    cdef public Stats stats
+    cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6
     cdef readonly LimitValues lv

@@ -74,7 +74,19 @@ cdef class ResolverCore:
 
     def __cinit__(self, *args, **kwargs):      # a Python subclass's arguments, ignored
         self._inflight = {}
-        self.stats = Stats()
+        self._stats = Stats()
+
+    @property
+    def stats(self):
+        return self._stats
+
+    @stats.setter
+    def stats(self, value):
+        # The miss path updates the counters as C fields without a check, so anything but a
+        # Stats (None included) is refused here.
+        if not isinstance(value, Stats):
+            raise TypeError(f"stats must be a resolver Stats, not {type(value).__name__}")
+        self._stats = value
 
     @property
     def limits(self):

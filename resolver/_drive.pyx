@@ -63,7 +63,7 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
         r._hints_src = r.hints
     return it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
                        minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
-                       stats=r.stats, dnssec=r.dnssec)
+                       stats=r._stats, dnssec=r.dnssec)
 
 
 cdef class Shared:
@@ -152,16 +152,16 @@ cdef class Drive:
             try:
                 # The question the reply must echo: the query's own, sliced from its wire.
                 q = UDPQuery(self.loop, server, r.port, wire, qid,
-                             wire[12:12 + len(qa.qname) + 4], timeout, r.stats, r.lv.limits,
+                             wire[12:12 + len(qa.qname) + 4], timeout, r._stats, r.lv.limits,
                              self._replied, True)
             except ValueError:                # not a numeric address: the Python path
                 self._hand_over(self._rest(action, None), False)
                 return
             except UpstreamFailure as exc:    # could not even be sent
-                r.stats.upstream_queries += 1
+                r._stats.upstream_queries += 1
                 action = self.iterator.feed(r._failed(server, exc))
                 continue
-            r.stats.upstream_queries += 1
+            r._stats.upstream_queries += 1
             self.action, self.q, self.server, self.timeout, self.edns = (action, q, server,
                                                                          timeout, edns)
             return

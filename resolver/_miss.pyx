@@ -38,7 +38,7 @@ cpdef object cached(ResolverCore r, bytes q):
         return None
     r._msgs.move_to_end(key)
     e.hits += 1
-    cdef Stats stats = r.stats
+    cdef Stats stats = r._stats
     stats.cache_hits += 1
     stats.client_queries += 1
     cdef LimitValues lim = r.lv
@@ -60,7 +60,7 @@ cpdef object begin(ResolverCore r, bytes q):
     a query shorter than a header."""
     if len(q) < 12:
         raise WireError("query shorter than a DNS header")
-    cdef Stats stats = r.stats
+    cdef Stats stats = r._stats
     cdef Parsed m
     stats.client_queries += 1
     try:
@@ -87,7 +87,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     """The response to ``q`` from the resolution's result, cached when it may be."""
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
-    cdef Stats stats = r.stats
+    cdef Stats stats = r._stats
     cdef int rcode = res.rcode, security = res.security
     if security == BOGUS and not cd:
         stats.servfail += 1

@@ -53,3 +53,12 @@ def test_copied_limits_follow_every_assignment():
 def test_limits_stay_frozen_so_their_copies_stay_true():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT.max_query_time = 1.0
+
+
+def test_resolver_counters_cannot_be_replaced_by_none():
+    r = resolver.Resolver(HINTS, port=1)
+    with pytest.raises(TypeError, match="not NoneType"):
+        r.stats = None
+    fresh = Stats()
+    r.stats = fresh
+    assert r.stats is fresh
