@@ -27,7 +27,7 @@ from resolver._infra cimport InfraCache
 from resolver._udpquery cimport fresh_id, needs_retry
 from resolver._udpquery import UDPQuery
 from resolver.dnssec import Suspend
-from resolver.iterator import Query, Reply, Result
+from resolver.iterator import Reply, Result
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.upstream import UpstreamFailure, UpstreamTimeout
 from resolver.wire import to_text
@@ -35,7 +35,6 @@ from resolver.wire import to_text
 log = logging.getLogger("resolver.engine")
 
 cdef object monotonic = time.monotonic
-cdef object _Query = Query
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
@@ -142,7 +141,7 @@ cdef class Drive:
         cdef ResolverCore r = self.resolver
         cdef double now
         cdef CQuery qa
-        while type(action) is _Query:
+        while type(action) is CQuery:
             qa = <CQuery>action
             now = r.clock()         # as Resolver._server_for
             server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time

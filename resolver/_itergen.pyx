@@ -99,10 +99,8 @@ cdef class Iterator:
     cdef public int queries
     cdef public double t0
     cdef dict __dict__
-    # the limits this query reads on every step, copied once (Limits is frozen)
-    cdef int _max_upstream, _max_cname, _max_ns_names, _max_depth, _max_tries
-    cdef int _max_servers, _max_jumps, _max_records, _max_minimise, _max_referrals
-    cdef double _max_time
+    # the limits this query reads on every step, as C fields (resolver._core)
+    cdef LimitValues lv
     cdef object _rrdata, _rrsets, _infra
 
     def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
@@ -130,18 +128,7 @@ cdef class Iterator:
         self.queries = 0
         self.t0 = clock()
         self.stack = set()
-        cdef LimitValues lv = limit_values(limits)
-        self._max_upstream = lv.max_upstream_queries
-        self._max_time = lv.max_query_time
-        self._max_cname = lv.max_cname_chain
-        self._max_ns_names = lv.max_ns_names_per_delegation
-        self._max_depth = lv.max_dependency_depth
-        self._max_tries = lv.max_tries_per_server
-        self._max_servers = lv.max_servers_per_zone
-        self._max_jumps = lv.max_pointer_jumps
-        self._max_records = lv.max_records_per_section
-        self._max_minimise = lv.max_minimise_count
-        self._max_referrals = lv.max_referrals
+        self.lv = limit_values(limits)
         self._rrsets = cache.rrsets
         self._rrdata = cache.rrsets.lru.data
         self._infra = cache.infra
@@ -231,7 +218,7 @@ cdef class Iterator:
                 links += c
             elif kind == "cname":
                 links += 1
-            if links > self._max_cname:
+            if links > self.lv.max_cname_chain:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")
             if kind == "answer":
@@ -316,9 +303,9 @@ cdef class Iterator:
         return out
 
     cdef int _budget(self) except -1:
-        if self.queries >= self._max_upstream:
+        if self.queries >= self.lv.max_upstream_queries:
             raise _Exhausted(f"upstream query limit ({self.limits.max_upstream_queries}) reached")
-        if self.clock() - self.t0 > self._max_time:
+        if self.clock() - self.t0 > self.lv.max_query_time:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
@@ -348,8 +335,8 @@ cdef class Iterator:
                         if s is None or lzone not in s.lame:
                             addrs.append(a)
             if not addrs:
-                if (pending and resolved < self._max_ns_names
-                        and depth < self._max_depth):
+                if (pending and resolved < self.lv.max_ns_names_per_delegation
+                        and depth < self.lv.max_dependency_depth):
                     ns = pending[0]
                     resolved += 1
                     res = yield from self._lookup(ns, A, depth + 1)
@@ -357,10 +344,10 @@ cdef class Iterator:
                                          if r[1] == A and len(r[4]) == 4]
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
-                addrs = [a for a in retryable if attempts[a] < self._max_tries]
+                addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
                 if not addrs:
                     return None
-            if sum(attempts.values()) >= self._max_servers:
+            if sum(attempts.values()) >= self.lv.max_servers_per_zone:
                 return None
             self._budget()
             self.queries += 1
@@ -375,7 +362,8 @@ cdef class Iterator:
             try:
                 m = event.parsed
                 if m is None:
-                    m = parse_response(event.wire, self._max_jumps, self._max_records)
+                    m = parse_response(event.wire, self.lv.max_pointer_jumps,
+                                       self.lv.max_records_per_section)
             except WireError:
                 self._count("dropped_malformed")
                 infra.record_failure(server, self.clock())
@@ -423,7 +411,7 @@ cdef class Iterator:
         zone, nsnames = self._closest_delegation(start)
         while True:
             probe = max(probe, _label_count(zone))
-            if minimise and probe + 1 < nl and steps < self._max_minimise:
+            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
                 probe += 1
                 steps += 1
                 sent, stype = strip_to(name, probe), A
@@ -438,7 +426,7 @@ cdef class Iterator:
             if ref is not None:
                 child, ns_recs = ref
                 referrals += 1
-                if referrals > self._max_referrals:
+                if referrals > self.lv.max_referrals:
                     return _Step("servfail", reason="too many referrals")
                 self._cache_referral(m, zone, child, ns_recs, now)
                 zone, nsnames = child, [r[4] for r in ns_recs]

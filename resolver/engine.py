@@ -28,7 +28,7 @@ from asyncio.tasks import _current_tasks
 
 from resolver import iterator as it
 from resolver import _miss
-from resolver._core import ResolverCore, Stats
+from resolver._core import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
 from resolver.cache import Cache
 from resolver.dnssec import Suspend, Validator
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
@@ -130,10 +130,9 @@ class Resolver(ResolverCore):
                                         else trust_anchor)
             self.dnssec = Validator(anchors, limits)
         self.cache = Cache(cache_size, limits, rng=rng)
-        self.stats = Stats()
         self.clock = time.monotonic
         self._msgs = self.cache.messages.table
-        self._inflight: dict[tuple, asyncio.Future] = {}
+        # self.stats (zeroed) and self._inflight (question -> Shared) come from ResolverCore
         self._loop: asyncio.AbstractEventLoop | None = None    # of the last miss
         self._background: set[asyncio.Task] = set()
         self._closing = False

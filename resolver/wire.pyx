@@ -242,7 +242,7 @@ def ttl_offsets(bytes wire):
             raise WireError("truncated rdata")
     if min_ttl == 0xFFFFFFFF:
         min_ttl = 0
-    return (out if 2 * k == 2 * total else out[:2 * k]), min_ttl, qend
+    return (out if k == total else out[:2 * k]), min_ttl, qend
 
 
 cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
