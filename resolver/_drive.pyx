@@ -23,6 +23,7 @@ from resolver._miss import finish as finish_miss, hit_or_begin
 from resolver._core cimport ResolverCore
 from resolver._events cimport Query as CQuery
 from resolver.wire cimport Parsed, query_wire
+from resolver._wireutil cimport lower
 from resolver._infra cimport InfraCache
 from resolver._udpquery cimport fresh_id, needs_retry
 from resolver._udpquery import UDPQuery
@@ -119,7 +120,7 @@ cdef class Drive:
         self.resolver, self.loop, self.query, self.miss, self.done = (resolver, loop, query,
                                                                       miss, done)
         cdef Parsed m = miss[0]
-        key = self.key = (m.qname.lower(), m.qtype, m.qclass)
+        key = self.key = (lower(m.qname), m.qtype, m.qclass)
         inflight = resolver._inflight
         if key in inflight:
             # Someone is resolving this question already: wait for it in a task, as

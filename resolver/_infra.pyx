@@ -2,6 +2,9 @@
 """Per-server facts and server choice (RFC 6298-style RTT estimates), in C because every
 upstream query consults it twice: once to choose the server, once to record the RTT."""
 from collections import OrderedDict
+
+from resolver._rrstore cimport lru_peek
+from resolver._wireutil cimport lower
 import random
 
 
@@ -43,7 +46,7 @@ cdef class InfraCache:
         self._exploration = limits.exploration
 
     cdef ServerInfo get(self, str addr):
-        s = self.servers.get(addr)
+        s = lru_peek(self.servers, addr)
         if s is None:
             s = ServerInfo(rto=self._initial_rto)
             self.servers[addr] = s
@@ -85,17 +88,17 @@ cdef class InfraCache:
         self.get(addr).holddown_until = now + self._holddown / 4
 
     def mark_lame(self, str addr, bytes zone) -> None:
-        self.get(addr).lame.add(zone.lower())
+        self.get(addr).lame.add(lower(zone))
 
     def is_lame(self, str addr, bytes zone) -> bool:
-        s = self.servers.get(addr)
-        return s is not None and zone.lower() in (<ServerInfo>s).lame
+        s = lru_peek(self.servers, addr)
+        return s is not None and lower(zone) in (<ServerInfo>s).lame
 
     def set_edns(self, str addr, bint ok) -> None:
         self.get(addr).edns = ok
 
     def edns(self, str addr) -> bool:
-        s = self.servers.get(addr)
+        s = lru_peek(self.servers, addr)
         return True if s is None else (<ServerInfo>s).edns
 
     cpdef str choose(self, list addrs, double now):

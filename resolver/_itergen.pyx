@@ -10,7 +10,10 @@ from types import GeneratorType
 
 from resolver import cache as C
 from resolver._core cimport LimitValues, limit_values
-from resolver._rrstore cimport failure, store_records
+from resolver._rrstore cimport RRsetEntry, failure, lru_get, lru_peek, store_records
+from resolver._wireutil cimport lower
+from resolver.wire cimport Parsed
+from resolver._infra cimport ServerInfo
 from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
@@ -152,15 +155,10 @@ cdef class Iterator:
             return stop.value
 
     # ---- cache reads ---------------------------------------------------------------------
-    cdef object _get(self, bytes name, int rdtype, double now):
+    cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
         """``RRsetCache.get`` (fresh entries only), without the method call."""
-        key = (name.lower(), rdtype, self.qclass)
-        data = self._rrdata
-        e = data.get(key)
-        if e is None:
-            return None
-        data.move_to_end(key)
-        if e.expires < now:
+        cdef RRsetEntry e = lru_get(self._rrdata, (lower(name), rdtype, self.qclass))
+        if e is None or e.expires < now:
             return None
         return e
 
@@ -187,7 +185,7 @@ cdef class Iterator:
         cdef _Step hit
         cdef Py_ssize_t c
         while True:
-            key = (cur.lower(), qtype, self.qclass)
+            key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
             if why is not None:
                 return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
@@ -196,7 +194,7 @@ cdef class Iterator:
                 syn = self.dnssec.synthesize(cur, qtype, now)
                 if syn is not None:
                     hit = _Step(syn[0], [], syn[1])
-                    self.aggressive.add(cur.lower())
+                    self.aggressive.add(lower(cur))
             if hit is None:
                 if key in self.stack:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "
@@ -231,6 +229,7 @@ cdef class Iterator:
             now = self.clock()
 
     cdef _Step _from_cache(self, bytes name, int qtype, double now):
+        cdef RRsetEntry e, neg, nx
         e = self._get(name, qtype, now)
         if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
             return _Step("answer", e.records(now) + e.sig_records(now))
@@ -262,12 +261,13 @@ cdef class Iterator:
         ``name`` -> ``target``, or []: a validator proves such a CNAME by its DNAME, so an
         answer rebuilt from the cache must carry it as the first one did."""
         cdef bytes anc = name
+        cdef RRsetEntry d
         while len(anc) > 1:
             anc = _parent(anc)
             d = self._get(anc, DNAME, now)
             if d is not None and d.negative is None and d.rdatas:
                 synthesized = name[:len(name) - len(anc)] + d.rdatas[0]
-                if synthesized.lower() == target.lower():
+                if lower(synthesized) == lower(target):
                     return d.records(now)[:1] + d.sig_records(now)
                 return []
         return []
@@ -280,6 +280,7 @@ cdef class Iterator:
     cdef tuple _closest_delegation(self, bytes name):
         cdef double now = self.clock()
         cdef bytes z = name
+        cdef RRsetEntry e
         while True:
             e = self._get(z, NS, now)
             if e is not None and e.negative is None and e.rdatas:
@@ -289,8 +290,9 @@ cdef class Iterator:
             z = _parent(z)
 
     cdef list _addresses(self, bytes ns, double now):
-        cdef list out = list(self.hint_addrs.get(ns.lower(), ()))
+        cdef list out = list(self.hint_addrs.get(lower(ns), ()))
         cdef int t
+        cdef RRsetEntry e
         for t in (_A_AAAA if self.ipv6 else _A_ONLY):
             e = self._get(ns, t, now)
             if e is not None and e.negative is None:
@@ -318,7 +320,8 @@ cdef class Iterator:
         cdef int resolved = 0
         cdef double now
         cdef list addrs, pending, found
-        cdef bytes lzone = zone.lower()
+        cdef Parsed m
+        cdef bytes lzone = lower(zone)
         infra = self._infra
         servers = infra.servers
         while True:
@@ -326,13 +329,13 @@ cdef class Iterator:
             addrs = []
             pending = []
             for ns in nsnames:
-                found = self._addresses(ns, now) or extra.get(ns.lower(), [])
-                if not found and ns.lower() not in extra:
+                found = self._addresses(ns, now) or extra.get(lower(ns), [])
+                if not found and lower(ns) not in extra:
                     pending.append(ns)
                 for a in found:
                     if a not in attempts and a not in addrs:
-                        s = servers.get(a)      # InfraCache.is_lame, inline
-                        if s is None or lzone not in s.lame:
+                        s = lru_peek(servers, a)      # InfraCache.is_lame, inline
+                        if s is None or lzone not in (<ServerInfo>s).lame:
                             addrs.append(a)
             if not addrs:
                 if (pending and resolved < self.lv.max_ns_names_per_delegation
@@ -340,7 +343,7 @@ cdef class Iterator:
                     ns = pending[0]
                     resolved += 1
                     res = yield from self._lookup(ns, A, depth + 1)
-                    extra[ns.lower()] = [_addr_text(A, r[4]) for r in res.answer
+                    extra[lower(ns)] = [_addr_text(A, r[4]) for r in res.answer
                                          if r[1] == A and len(r[4]) == 4]
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
@@ -368,7 +371,7 @@ cdef class Iterator:
                 self._count("dropped_malformed")
                 infra.record_failure(server, self.clock())
                 continue
-            if (not m.qr or m.qname is None or m.qname.lower() != qname.lower()
+            if (not m.qr or m.qname is None or lower(m.qname) != lower(qname)
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
@@ -456,7 +459,7 @@ cdef class Iterator:
               and is_subdomain(r[0], zone)]
         if not ds:
             return
-        lchild = child.lower()
+        lchild = lower(child)
         dsrecs = [r for r in ds if r[1] == DS and r[0].lower() == lchild]
         if dsrecs:
             store_records(rr, dsrecs, NONAUTH_ANSWER, now,
@@ -482,7 +485,7 @@ cdef class Iterator:
             if found is not None:
                 out += found
                 return _Step("answer", out, _wildcard_proofs(m, zone, out))
-            lcur = cur.lower()
+            lcur = lower(cur)
             dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:

@@ -12,6 +12,8 @@ fold) without building lower-cased copies.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
+from resolver._wireutil cimport lower
+
 cdef enum:
     NS = 2
     SOA = 6
@@ -152,7 +154,7 @@ cpdef dict group(list records):
     cdef object r
     cdef object key
     for r in records:
-        key = ((r[0]).lower(), r[1], r[2])
+        key = (lower(r[0]), r[1], r[2])
         g = groups.get(key)
         if g is None:
             groups[key] = [r[0], r[3], [r[4]]]

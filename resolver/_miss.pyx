@@ -9,8 +9,8 @@ cold caches pays for on every query.
 from resolver import iterator as it
 from resolver._core cimport LimitValues, ResolverCore, Stats
 from resolver._events cimport Result
-from resolver.wire cimport Parsed
-from resolver._rrstore cimport store_message
+from resolver.wire cimport MsgEntry, Parsed
+from resolver._rrstore cimport lru_peek, lru_touch, store_message
 from resolver._iterstep import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -30,13 +30,13 @@ cpdef object cached(ResolverCore r, bytes q):
     if parsed is None:
         return None
     key, qend = parsed
-    e = r._msgs.get(key)
+    cdef MsgEntry e = lru_peek(r._msgs, key)
     if e is None:
         return None
     cdef double now = r.clock()
     if e.expires < now:
         return None
-    r._msgs.move_to_end(key)
+    lru_touch(r._msgs, key)
     e.hits += 1
     cdef Stats stats = r._stats
     stats.cache_hits += 1
@@ -98,7 +98,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef Py_ssize_t qend = 12 + len(m.question)
     now = r.clock()
     if rcode == SERVFAIL:
-        stale = r._msgs.get(key)
+        stale = lru_peek(r._msgs, key)
         if stale is not None and stale.stale_until >= now:
             stats.stale_answers += 1
             return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)

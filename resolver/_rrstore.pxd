@@ -1,6 +1,14 @@
 # The C entry points of _rrstore.pyx, for the compiled iterator and miss path.
 cpdef bint store_entry(object rrcache, object entry, object key=*, Py_ssize_t size=*) except -1
 cpdef store_records(object rrcache, list records, object rank, double now, object rrsigs=*)
+cdef class RRsetEntry:
+    cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
+    cdef public object soa, addrs
+    cpdef list negative_records(self, double now)
+    cpdef list records(self, double now)
+    cpdef list sig_records(self, double now)
+
+
 cdef class ByteLRU:
     cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
     cdef public Py_ssize_t max_bytes, bytes, evictions
@@ -11,3 +19,6 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
 cpdef object store_message(object messages, bytes key, bytes response, double now,
                            object ttl_cap=*)
 cpdef object failure(object cache, object key, double now)
+cdef object lru_peek(object data, object key)
+cdef object lru_get(object data, object key)
+cdef int lru_touch(object data, object key) except -1

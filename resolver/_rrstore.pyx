@@ -8,8 +8,40 @@ semantics as the Python it replaces (``resolver.cache`` delegates here and re-ex
 """
 from collections import OrderedDict
 
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.object cimport PyObject
+
 from resolver._iterstep cimport group
+from resolver._wireutil cimport lower
 from resolver.wire import MsgEntry
+
+# OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
+# path reads and updates its LRUs a dozen times per query.
+cdef object _move_to_end = OrderedDict.move_to_end
+cdef object _od_pop = OrderedDict.pop
+
+
+cdef object lru_peek(object data, object key):
+    """``data.get(key)`` for one of the caches' OrderedDicts (a dict subclass, read
+    through the dict API; writes go through the OrderedDict's own methods)."""
+    cdef PyObject* p = PyDict_GetItemWithError(data, key)
+    return None if p == NULL else <object>p
+
+
+cdef int lru_touch(object data, object key) except -1:
+    """``data.move_to_end(key)``: marks ``key`` the most recently used."""
+    _move_to_end(data, key)
+    return 0
+
+
+cdef object lru_get(object data, object key):
+    """``data.get(key)``, moved to the most recent end when found."""
+    cdef PyObject* p = PyDict_GetItemWithError(data, key)
+    if p == NULL:
+        return None
+    v = <object>p
+    _move_to_end(data, key)
+    return v
 
 
 cdef class RRsetEntry:
@@ -17,9 +49,6 @@ cdef class RRsetEntry:
     NXDOMAIN and 0 for NODATA, with the SOA (and proof) records kept as tuples in ``soa``;
     ``addrs`` is the address rdatas as text, filled in by the iterator the first time it
     needs them. Compared by identity, as the cache holds one object per key."""
-
-    cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
-    cdef public object soa, addrs
 
     def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
                  negative=None, soa=None, addrs=None):
@@ -43,17 +72,17 @@ cdef class RRsetEntry:
             return _size(self.name, self.rdatas, self.rrsigs + self.soa)
         return _size(self.name, self.rdatas, self.rrsigs)
 
-    def negative_records(self, double now) -> list:
+    cpdef list negative_records(self, double now):
         """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
         ttl = max(0, int(self.expires - now))
         return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
 
-    def records(self, double now) -> list:
+    cpdef list records(self, double now):
         """Record tuples with the TTL remaining at ``now``."""
         ttl = max(0, int(self.expires - now))
         return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
 
-    def sig_records(self, double now) -> list:
+    cpdef list sig_records(self, double now):
         ttl = max(0, int(self.expires - now))
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
@@ -74,11 +103,11 @@ cpdef bint store_entry(object rrcache, object entry, object key=None,
     """``RRsetCache.store``: stores unless a fresh entry of a higher rank is there; True if
     stored. ``key`` and ``size`` when the caller has them already."""
     if key is None:
-        key = (entry.name.lower(), entry.rdtype, entry.rdclass)
-    lru = rrcache.lru
-    data = lru.data
-    old = data.get(key)
-    if old is not None and old.rank > entry.rank and old.expires >= entry.expires - entry.ttl:
+        key = (lower(entry.name), entry.rdtype, entry.rdclass)
+    cdef ByteLRU lru = rrcache.lru
+    cdef RRsetEntry old = lru_peek(lru.data, key)
+    cdef RRsetEntry new = entry
+    if old is not None and old.rank > new.rank and old.expires >= new.expires - new.ttl:
         return False
     if size < 0:
         size = entry.size
@@ -125,7 +154,7 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size`` with its key: a value larger than the whole
     bound is not kept; older ones are evicted until the bytes fit."""
     data = lru.data
-    old = data.pop(key, None)
+    old = _od_pop(data, key, None)
     if old is not None:
         lru.bytes -= old.size + len(key)
     cdef Py_ssize_t max_bytes = lru.max_bytes
@@ -155,7 +184,7 @@ cpdef object failure(object cache, object key, double now):
     """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
     it is dropped). The iterator asks this for every name of every miss."""
     failures = cache.failures
-    v = failures.get(key)
+    v = lru_peek(failures, key)
     if v is None:
         return None
     if v[0] < now:
@@ -176,7 +205,7 @@ cpdef store_records(object rrcache, list records, object rank, double now,
         rd = rec[4]
         if len(rd) >= 2:
             covered = (rd[0] << 8) | rd[1]
-            sigs.setdefault((rec[0].lower(), covered, rec[2]), []).append(rec)
+            sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
     lim = rrcache.limits
     lo, hi = lim.min_ttl, lim.max_ttl
     for key, g in groups.items():

@@ -1,5 +1,29 @@
 # Primitives the Cython readers of DNS wire format here share (wire.pyx, the daemon's _hit.pyx
-# and _udp_server.pyx), defined once. Callers check lengths before reading.
+# and _udp_server.pyx, the iterator and the cache), defined once. Callers check lengths before
+# reading.
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+
+cdef inline bytes lower(bytes b):
+    """``b.lower()`` (ASCII letters only, as ``bytes.lower``), but ``b`` itself when it has no
+    capital letter: names from the wire almost never have one, and the same object keeps its
+    cached hash. Saves a method call and an allocation per cache key on the miss path."""
+    if b is None:
+        raise TypeError("lower() needs bytes, not None")
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t i, j, n = PyBytes_GET_SIZE(b)
+    cdef unsigned char* q
+    for i in range(n):
+        if 65 <= p[i] <= 90:
+            break
+    else:
+        return b
+    out = PyBytes_FromStringAndSize(<const char*>p, n)
+    q = <unsigned char*>PyBytes_AS_STRING(out)
+    for j in range(i, n):
+        if 65 <= q[j] <= 90:
+            q[j] += 32
+    return out
 
 cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
     return (p[0] << 8) | p[1]

@@ -80,6 +80,24 @@ def test_question_case_echoed_and_cached_answers_still_correct(run, lab_resolver
     run(go())
 
 
+def test_upper_case_names_use_the_rrsets_cached_under_lower_case(run, lab_resolver):
+    """The iterator's cache keys fold ASCII case: a name asked in capitals finds the
+    delegation and the rrsets that a lower-case question stored."""
+    async def go():
+        r = lab_resolver()
+        await r.resolve("www.example.com.", "A")
+        u0 = r.stats.upstream_queries
+        ans = await r.resolve("MAIL.EXAMPLE.COM.", "A")     # example.com's NS from the cache
+        assert [x.to_text() for x in ans.rrset] == ["192.0.2.25"]
+        assert r.stats.upstream_queries - u0 == 1
+        u1 = r.stats.upstream_queries
+        ans = await r.resolve("ALIAS.Example.Com.", "A")     # the CNAME's target is cached
+        assert {x.to_text() for x in ans.rrset} == {"192.0.2.1", "192.0.2.11"}
+        assert r.stats.upstream_queries - u1 == 1           # only the CNAME itself
+
+    run(go())
+
+
 def test_root_hints_from_a_file(run, lab, lab_resolver):
     async def go():
         r = lab_resolver(root_hints=str(lab.root_hints_file))
