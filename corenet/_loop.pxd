@@ -14,12 +14,14 @@ cdef class Handle:
 
     cdef int run_c(self, bint oneshot) except -1
     cdef str _describe_callback(self)
+    cpdef cancel(self)
 
 
 cdef class TimerHandle(Handle):
     cdef double _when
     cdef uint64_t _seq
     cdef bint _scheduled
+    cpdef cancel(self)
 
 
 cdef class FdWatcher:
@@ -88,6 +90,11 @@ cdef class BaseLoop:
     cdef int _sync(self, FdWatcher w, bint lazy) except -1
     cdef int _epoll_ctl(self, int op, int fd, uint32_t events) except -1
     cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1
+    cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1
+    # for Cython callers: add_reader, call_later and the resolver's close-without-epoll_ctl
+    cdef int add_reader_c(self, int fd, object callback) except -1
+    cdef TimerHandle call_later_c(self, double delay, object callback)
+    cpdef _close_reader_fd(self, int fd)
     cdef int unregister_watcher(self, FdWatcher w) except -1
     cdef int _set_op(self, int fd, object sock, object op, bint write) except -1
     cdef int _clear_op(self, int fd, object op, bint write) except -1

@@ -76,7 +76,7 @@ cdef class Handle:
         if self._loop._debug:
             self._source_traceback = _extract_stack(_getframe(0))
 
-    def cancel(self):
+    cpdef cancel(self):
         if not self._cancelled:
             self._cancelled = True
             if self._loop is not None and self._loop._debug:
@@ -167,7 +167,7 @@ cdef class TimerHandle(Handle):
     def when(self):
         return self._when
 
-    def cancel(self):
+    cpdef cancel(self):
         if not self._cancelled and self._scheduled and self._loop is not None:
             self._loop._timer_cancelled_one(self)
         Handle.cancel(self)
@@ -503,6 +503,16 @@ cdef class BaseLoop:
             self._check_thread()
             check_callback(callback, "call_later")
         return self._call_at(self._now() + <double>delay, callback, args, context)
+
+    cdef TimerHandle call_later_c(self, double delay, object callback):
+        """``call_later(delay, callback)`` for Cython callers: no argument tuple to build
+        and no method look-up (the resolver arms one per upstream query)."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            check_callback(callback, "call_later")
+        return self._call_at(self._now() + delay, callback, (), None)
 
     def call_at(self, when, callback, *args, context=None):
         if when is None:
@@ -997,12 +1007,22 @@ cdef class BaseLoop:
     def _remove_writer(self, fd):
         return self._remove_watch(fd, True)
 
+    cdef int add_reader_c(self, int fd, object callback) except -1:
+        """``add_reader(fd, callback)`` for Cython callers (the resolver's upstream queries)."""
+        if 0 <= fd < len(self._fds):
+            w = self._fds[fd]
+            if w is not None and type(w) is not FdWatcher:
+                raise RuntimeError(f"File descriptor {fd!r} is used by transport {w!r}")
+        self._check_closed()
+        return self._watch(fd, callback, (), False)
+
     def _add_watch(self, fd, callback, tuple args, bint write):
-        cdef int fileno
+        self._check_closed()
+        self._watch(_fileobj_to_fd(fd), callback, args, write)
+
+    cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1:
         cdef Handle h
         cdef FdWatcher w
-        self._check_closed()
-        fileno = _fileobj_to_fd(fd)
         h = Handle(callback, args, self, None)
         w = self._watcher(fileno)
         if w.owner is not None:
@@ -1030,6 +1050,7 @@ cdef class BaseLoop:
                 w.reader = None
             w.registered = 0
             raise
+        return 0
 
     def _remove_watch(self, fd, bint write):
         cdef int fileno
@@ -1054,7 +1075,7 @@ cdef class BaseLoop:
         self._sync(w, False)
         return True
 
-    def _close_reader_fd(self, int fd):
+    cpdef _close_reader_fd(self, int fd):
         """``remove_reader(fd)`` then ``os.close(fd)``, without the epoll_ctl: closing the
         last descriptor of a file takes it out of the epoll set. Only for a descriptor its
         caller owns alone (never dup'ed, watched for reading only), such as the resolver's

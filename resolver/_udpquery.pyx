@@ -25,10 +25,11 @@ fall back to the Python implementation.
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8
 
 import os
 
-from corenet._loop import BaseLoop as _CorenetLoop
+from corenet._loop cimport BaseLoop, TimerHandle
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver._core cimport LimitValues, limit_values
 from resolver._hit cimport monotonic
@@ -119,15 +120,15 @@ cdef class UDPQuery:
                  double timeout, stats, limits, on_done=None, bint defer=False):
         cdef sockaddr_storage sa
         cdef int family, fd, err
-        cdef bytes a = addr.encode("ascii", "replace")
-        cdef socklen_t salen = cn_sockaddr(a, <unsigned short>port, 0, 0, &sa)
+        cdef BaseLoop cl
+        cdef socklen_t salen = cn_sockaddr(PyUnicode_AsUTF8(addr), <unsigned short>port, 0, 0, &sa)
         if salen == 0:
             raise ValueError(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
         family = sa.ss_family
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
             raise _Failure(f"{addr}: {_oserror(errno)}")
-        self.corenet = isinstance(loop, _CorenetLoop)
+        self.corenet = isinstance(loop, BaseLoop)
         defer = defer and self.corenet and on_done is not None
         if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(
                 fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
@@ -147,14 +148,21 @@ cdef class UDPQuery:
         else:
             self.on_done = on_done
         try:
-            loop.add_reader(fd, self._readable)
+            if self.corenet:
+                cl = <BaseLoop>loop
+                cl.add_reader_c(fd, self._readable)
+            else:
+                loop.add_reader(fd, self._readable)
         except BaseException:
             self.fd = -1
             c_close(fd)
             raise
-        self.timer = loop.call_later(timeout, self._expire)
-        if defer:
-            loop._call_before_poll(self._send)
+        if self.corenet:
+            self.timer = cl.call_later_c(timeout, self._expire)
+            if defer:
+                cl._before_poll.append(self._send)     # as loop._call_before_poll does
+        else:
+            self.timer = loop.call_later(timeout, self._expire)
 
     def _send(self):
         """The deferred send (``defer=True``)."""
@@ -228,11 +236,12 @@ cdef class UDPQuery:
         cdef int fd = self.fd
         self.finished = True
         if fd >= 0:
-            self.timer.cancel()
             self.fd = -1
             if self.corenet:
-                self.loop._close_reader_fd(fd)
+                (<TimerHandle>self.timer).cancel()
+                (<BaseLoop>self.loop)._close_reader_fd(fd)
                 return
+            self.timer.cancel()
             try:
                 self.loop.remove_reader(fd)
             finally:
