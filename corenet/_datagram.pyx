@@ -1,9 +1,24 @@
 # cython: boundscheck=False, wraparound=False
 """The UDP (and Unix datagram) transport: drains every readable datagram per wake-up, sends
-straight away and queues only when the socket would block."""
-from collections import deque
+straight away and queues only when the socket would block.
 
+UDP sockets (AF_INET, AF_INET6) read and send with the system calls themselves: recvfrom()
+into one module-level buffer, then a bytes object of the datagram's length (the socket
+module's recvfrom allocates a maximum-size bytes object per datagram and shrinks it, and
+ends every wake-up by building a BlockingIOError with its strerror text); the sender's
+address tuple is made once per sender in a row and its socket address kept, so an answer to
+it is sent with no parsing. Other families (Unix datagram sockets) use the socket module."""
+from collections import deque
+import os
+
+from libc.errno cimport errno
 from libc.stdint cimport uint32_t
+from libc.string cimport memcmp, memcpy
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_CheckExact
+
+from corenet.batch cimport sockaddr_storage, cn_addr_tuple, cn_sockaddr_of, AF_INET, AF_INET6
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop
@@ -13,6 +28,32 @@ import asyncio
 
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
+cdef object _strerror = os.strerror
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    /* No data now (EAGAIN and EWOULDBLOCK are one value on Linux, hence C, not a switch). */
+    static inline int cn_again(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
+    /* The errnos the socket module raises as BlockingIOError. */
+    static inline int cn_would_block(int e) {
+        return e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS || e == EALREADY;
+    }
+    """
+    int EINTR
+    bint cn_again(int e) nogil
+    bint cn_would_block(int e) nogil
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    int MSG_DONTWAIT
+    ssize_t c_recvfrom "recvfrom" (int fd, void *buf, size_t n, int flags, sockaddr *addr,
+                                   socklen_t *addrlen)
+    ssize_t c_sendto "sendto" (int fd, const void *buf, size_t n, int flags,
+                               const sockaddr *addr, socklen_t addrlen)
+    ssize_t c_send "send" (int fd, const void *buf, size_t n, int flags)
 
 DEF MAX_DATAGRAM = 262144
 # Datagrams handled per wake-up before others get their turn (level mode re-polls, edge mode
@@ -20,12 +61,44 @@ DEF MAX_DATAGRAM = 262144
 DEF DATAGRAMS_PER_WAKEUP = 256
 DEF LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 
+# Every UDP transport reads into this one buffer: recvfrom() does not block and runs with the
+# GIL held, and the datagram is copied into its own bytes object before any Python code runs.
+cdef char _rbuf[MAX_DATAGRAM]
+
+
+cdef inline ssize_t _raw_send(int fd, const char *p, size_t n, const sockaddr *to,
+                              socklen_t tolen) noexcept nogil:
+    """One datagram with send() (connected: ``to`` is NULL) or sendto(), retried on EINTR;
+    the byte count, or -errno."""
+    cdef ssize_t r
+    while True:
+        if to == NULL:
+            r = c_send(fd, p, n, MSG_DONTWAIT)
+        else:
+            r = c_sendto(fd, p, n, MSG_DONTWAIT, to, tolen)
+        if r >= 0:
+            return r
+        if errno != EINTR:
+            return -errno
+
 
 cdef class DatagramTransport(BaseTransport):
     cdef object address
     cdef object queue
     cdef Py_ssize_t queued_bytes
     cdef bint connected
+    # AF_INET or AF_INET6: reads and sends go through the system calls; 0: the socket module.
+    cdef int family
+    # The last sender's socket address as the kernel gave it and the tuple made for it
+    # (rsend: that address may be sent to as it is; see _peer).
+    cdef sockaddr_storage rsa
+    cdef socklen_t rsalen
+    cdef object rtuple
+    cdef bint rsend
+    # The last address tuple sent to that was not rtuple, and its socket address.
+    cdef sockaddr_storage ssa
+    cdef socklen_t ssalen
+    cdef object stuple
 
     def __cinit__(self, int fd):
         self.queue = deque()
@@ -34,6 +107,8 @@ cdef class DatagramTransport(BaseTransport):
         self._attach(loop, sock, protocol, face, extra)
         self.address = address
         self.connected = self.extra["peername"] is not None
+        if sock.family == AF_INET or sock.family == AF_INET6:
+            self.family = sock.family
         loop.call_soon(self._connection_made)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
@@ -70,7 +145,76 @@ cdef class DatagramTransport(BaseTransport):
             self._read_ready()
         return 0
 
+    cdef int _deliver(self, data, addr) except -1:
+        try:
+            self.protocol.datagram_received(data, addr)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
+            self.loop.call_exception_handler({
+                "message": "Exception in protocol.datagram_received()",
+                "exception": exc, "transport": self.face, "protocol": self.protocol})
+        return 0
+
+    cdef object _peer(self, sockaddr_storage *sa, socklen_t salen):
+        """The address tuple of a sender: the one made last time if it is the same sender."""
+        cdef sockaddr_storage parsed
+        if salen == self.rsalen and memcmp(sa, &self.rsa, salen) == 0:
+            return self.rtuple
+        addr = cn_addr_tuple(sa)
+        if salen > sizeof(sockaddr_storage):
+            salen = 0
+        memcpy(&self.rsa, sa, salen)
+        self.rsalen = salen
+        self.rtuple = addr
+        # Answering it skips the parsing only where the socket module would accept the tuple
+        # and make this very address of it (a kernel flowinfo may carry the traffic class,
+        # beyond the 20 bits the socket module takes).
+        self.rsend = (salen > 0 and sa.ss_family == self.family
+                      and cn_sockaddr_of(addr, self.family, &parsed) == <int>salen
+                      and memcmp(&parsed, sa, salen) == 0)
+        return addr
+
     cdef int _read_ready(self) except -1:
+        cdef int i, err
+        cdef ssize_t n
+        cdef sockaddr_storage sa
+        cdef socklen_t salen
+        if self.family == 0:
+            return self._read_ready_sock()
+        for i in range(DATAGRAMS_PER_WAKEUP):
+            if self.closing or self.fd < 0:
+                return 0
+            while True:
+                salen = sizeof(sa)
+                n = c_recvfrom(self.fd, _rbuf, MAX_DATAGRAM, MSG_DONTWAIT, <sockaddr*>&sa, &salen)
+                if n >= 0:
+                    break
+                err = errno
+                if err != EINTR:
+                    break
+            if n < 0:
+                if cn_again(err):
+                    return 0
+                self.protocol.error_received(OSError(err, _strerror(err)))
+                continue
+            try:
+                data = PyBytes_FromStringAndSize(_rbuf, n)
+                addr = self._peer(&sa, salen)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal read error on datagram transport")
+                return 0
+            self._deliver(data, addr)
+        if self.edge and not self.read_scheduled:
+            self.read_scheduled = True
+            self.loop.call_soon(self._continue_reading)
+        return 0
+
+    cdef int _read_ready_sock(self) except -1:
+        """Unix datagram sockets: the socket module's recvfrom."""
         cdef int i
         recvfrom = self._sock.recvfrom
         for i in range(DATAGRAMS_PER_WAKEUP):
@@ -88,15 +232,7 @@ cdef class DatagramTransport(BaseTransport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return 0
-            try:
-                self.protocol.datagram_received(data, addr)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
-                self.loop.call_exception_handler({
-                    "message": "Exception in protocol.datagram_received()",
-                    "exception": exc, "transport": self.face, "protocol": self.protocol})
+            self._deliver(data, addr)
         if self.edge and not self.read_scheduled:
             self.read_scheduled = True
             self.loop.call_soon(self._continue_reading)
@@ -123,11 +259,8 @@ cdef class DatagramTransport(BaseTransport):
             return
         if not self.queue:
             try:
-                if self.connected:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
-                return
+                if self._send(data, addr) == 0:
+                    return
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError as exc:
@@ -144,18 +277,14 @@ cdef class DatagramTransport(BaseTransport):
         self._maybe_pause_protocol()
 
     cdef int _send_ready(self) except -1:
+        cdef int blocked
         while self.queue:
             data, addr = self.queue.popleft()
             self.queued_bytes -= len(data)
             try:
-                if self.connected:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                blocked = self._send(data, addr)
             except (BlockingIOError, InterruptedError):
-                self.queue.appendleft((data, addr))
-                self.queued_bytes += len(data)
-                break
+                blocked = 1
             except OSError as exc:
                 self.protocol.error_received(exc)
                 return 0
@@ -164,10 +293,65 @@ cdef class DatagramTransport(BaseTransport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on datagram transport")
                 return 0
+            if blocked:
+                self.queue.appendleft((data, addr))
+                self.queued_bytes += len(data)
+                break
         self._maybe_resume_protocol()
         self._update_interest()
         if not self.queue and self.closing:
             self._call_connection_lost(None)
+        return 0
+
+    cdef int _send(self, data, addr) except -1:
+        """Sends one datagram: 0 when sent, 1 when the socket would block; raises what the
+        socket module's send/sendto would raise. UDP sockets call send()/sendto() themselves
+        for a plain numeric address (cn_sockaddr_of) and buffer-protocol data; anything else
+        goes to the socket module, so its behaviour and its errors are unchanged."""
+        cdef const sockaddr *to = NULL
+        cdef socklen_t tolen = 0
+        cdef Py_buffer view
+        cdef ssize_t r
+        cdef int err
+        if self.family == 0:
+            return self._send_sock(data, addr)
+        if not self.connected:
+            if addr is self.rtuple and self.rsend:
+                to = <sockaddr*>&self.rsa
+                tolen = self.rsalen
+            elif addr is self.stuple and addr is not None:
+                to = <sockaddr*>&self.ssa
+                tolen = self.ssalen
+            else:
+                self.stuple = None
+                tolen = <socklen_t>cn_sockaddr_of(addr, self.family, &self.ssa)
+                if tolen == 0:
+                    return self._send_sock(data, addr)
+                self.stuple = addr
+                self.ssalen = tolen
+                to = <sockaddr*>&self.ssa
+        if PyBytes_CheckExact(data):
+            r = _raw_send(self.fd, PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data),
+                          to, tolen)
+        else:
+            try:
+                PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            except Exception:
+                return self._send_sock(data, addr)   # the socket module's own error
+            r = _raw_send(self.fd, <const char*>view.buf, <size_t>view.len, to, tolen)
+            PyBuffer_Release(&view)
+        if r >= 0:
+            return 0
+        err = <int>-r
+        if cn_would_block(err):
+            return 1
+        raise OSError(err, _strerror(err))
+
+    cdef int _send_sock(self, data, addr) except -1:
+        if self.connected:
+            self._sock.send(data)
+        else:
+            self._sock.sendto(data, addr)
         return 0
 
     def set_protocol(self, protocol):

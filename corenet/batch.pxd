@@ -3,7 +3,9 @@
 # socket is readable, reads each datagram with cn_msg_*, queues answers with cn_queue (the
 # data must stay alive until cn_flush) and sends them all with cn_flush. A cn_outbox gathers
 # datagrams to any (host, port) tuples (cn_out_add) for one sendmmsg (cn_out_flush);
-# cn_sockaddr turns a numeric host and port into a socket address.
+# cn_sockaddr turns a numeric host and port into a socket address, cn_sockaddr_of a plain
+# Python address tuple (0 for anything the socket module should handle), cn_addr_tuple a
+# socket address into the tuple socket.recvfrom would give.
 cdef extern from "corenet/include/batch.h":
     int CN_BATCH
     int CN_BUFSZ
@@ -29,3 +31,4 @@ cdef extern from "corenet/include/batch.h":
     sockaddr_storage *cn_msg_addr(cn_batch *b, int i) nogil
     int cn_addr_bytes(sockaddr_storage *ss, unsigned char *out, int *port) nogil
     object cn_addr_tuple(sockaddr_storage *ss)
+    int cn_sockaddr_of(object addr, int family, sockaddr_storage *out)

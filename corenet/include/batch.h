@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <string.h>
+#include <stdint.h>
 
 #define CN_BATCH 64
 #define CN_BUFSZ 4096
@@ -174,6 +175,84 @@ static int cn_addr_bytes(struct sockaddr_storage *ss, unsigned char *out, int *p
     return -1;
 }
 
+/* A Python address as a socket address of the socket's family, for the plain case only:
+   an exact tuple -- (host, port) for AF_INET, (host, port[, flowinfo[, scope_id]]) for
+   AF_INET6 -- of an ASCII str numeric host without '%' and exact ints in the ranges the
+   socket module accepts. Returns the length, or 0 for anything else (a host name, "",
+   "<broadcast>", a scoped "fe80::1%eth0", bytes, int subclasses, values out of range...),
+   with no Python error set: the caller hands those to the socket module, so its resolution
+   and its errors stay its own. For what it accepts the socket module's getsockaddrarg
+   (inet_pton on the host, then port, flowinfo, scope_id) gives the same address. */
+static int cn_sockaddr_of(PyObject *addr, int family, struct sockaddr_storage *out) {
+    PyObject *h, *o;
+    const char *host;
+    Py_ssize_t n, hlen;
+    long port;
+    unsigned long flow = 0, scope = 0;
+    if (!PyTuple_CheckExact(addr))
+        return 0;
+    n = PyTuple_GET_SIZE(addr);
+    if (n < 2 || n > (family == AF_INET6 ? 4 : 2))
+        return 0;
+    h = PyTuple_GET_ITEM(addr, 0);
+    if (!PyUnicode_CheckExact(h) || PyUnicode_READY(h) < 0 || !PyUnicode_IS_ASCII(h)) {
+        PyErr_Clear();
+        return 0;
+    }
+    host = PyUnicode_AsUTF8AndSize(h, &hlen);    /* an ASCII str's own data: no copy */
+    if (host == NULL || (Py_ssize_t)strlen(host) != hlen || strchr(host, '%') != NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    o = PyTuple_GET_ITEM(addr, 1);
+    if (!PyLong_CheckExact(o))
+        return 0;
+    port = PyLong_AsLong(o);
+    if (port < 0 || port > 65535) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (n > 2) {
+        o = PyTuple_GET_ITEM(addr, 2);
+        if (!PyLong_CheckExact(o))
+            return 0;
+        flow = PyLong_AsUnsignedLong(o);
+        if (PyErr_Occurred() || flow > 0xfffff) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    if (n > 3) {
+        o = PyTuple_GET_ITEM(addr, 3);
+        if (!PyLong_CheckExact(o))
+            return 0;
+        scope = PyLong_AsUnsignedLong(o);
+        if (PyErr_Occurred() || scope > 0xffffffffUL) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    memset(out, 0, sizeof(struct sockaddr_storage));
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)out;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? (int)sizeof(*a) : 0;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        a->sin6_flowinfo = htonl((uint32_t)flow);
+        a->sin6_scope_id = (uint32_t)scope;
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? (int)sizeof(*a) : 0;
+    }
+    return 0;
+}
+
+/* The address tuple the socket module's recvfrom gives for a socket address (its
+   makesockaddr): inet_ntop text -- no "%scope" suffix, v4-mapped as "::ffff:a.b.c.d" --
+   with the port, and for IPv6 the flowinfo and scope_id as numbers. */
 static PyObject *cn_addr_tuple(struct sockaddr_storage *ss) {
     char text[INET6_ADDRSTRLEN];
     if (ss->ss_family == AF_INET) {

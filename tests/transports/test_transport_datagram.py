@@ -3,9 +3,15 @@ the socket would block), error_received, draining, closing."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
+import time
+import tracemalloc
 
 import pytest
+
+from looptools import make_loop
 
 
 class Dgram(asyncio.DatagramProtocol):
@@ -142,17 +148,25 @@ def test_sock_argument(loop, run):
     run(main())
 
 
-def test_many_datagrams_in_one_wakeup_all_delivered(loop, run):
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_many_datagrams_in_one_wakeup_all_delivered(loop, run, host):
+    """More datagrams than one wake-up's budget (256), all waiting before the loop looks:
+    every one arrives, in order, with its sender's address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     async def main():
-        t, p = await loop.create_datagram_endpoint(Dgram, local_addr=("127.0.0.1", 0))
+        t, p = await loop.create_datagram_endpoint(Dgram, local_addr=(host, 0), family=family)
         s = t.get_extra_info("socket")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         addr = t.get_extra_info("sockname")
-        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer = socket.socket(family, socket.SOCK_DGRAM)
+        peer.bind((host, 0))
         for i in range(600):  # all queued in the kernel before the loop looks
             peer.sendto(i.to_bytes(4, "big") * 8, addr)
         await asyncio.wait_for(p.wait(600), 5)
         assert [int.from_bytes(d[:4], "big") for d, _ in p.got] == list(range(600))
+        assert all(d == d[:4] * 8 for d, _ in p.got)
+        assert {a for _, a in p.got} == {peer.getsockname()}
         peer.close()
         t.close()
         await p.lost
@@ -234,6 +248,8 @@ def test_error_received_on_icmp_unreachable(loop, run):
             if cp.errors:
                 break
         assert cp.errors and isinstance(cp.errors[0], ConnectionRefusedError)
+        assert cp.errors[0].errno == errno.ECONNREFUSED
+        assert cp.errors[0].strerror == os.strerror(errno.ECONNREFUSED)
         assert not ct.is_closing(), "an ICMP error does not close the endpoint"
         ct.close()
         assert await cp.lost is None
@@ -272,3 +288,287 @@ def test_abort_and_protocol_error(loop, run, fd_check):
 
     run(main())
     fd_check()
+
+
+def dead_udp_port(host: str = "127.0.0.1") -> tuple:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[:2]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_error_received_on_send_to_a_closed_port(loop, run, host):
+    """The port-unreachable error reported by the next send(), not by the reader: the loop
+    does not run between the sends, so error_received comes from sendto itself, with the
+    errno and the text of the socket module's exception."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    async def main():
+        ct, cp = await loop.create_datagram_endpoint(Dgram, remote_addr=dead_udp_port(host),
+                                                     family=family)
+        for _ in range(50):
+            ct.sendto(b"anyone?")
+            time.sleep(0.01)  # the loop does not look at the socket meanwhile
+            if cp.errors:
+                break
+        assert cp.errors, "no error from sendto"
+        exc = cp.errors[0]
+        assert type(exc) is ConnectionRefusedError
+        assert exc.errno == errno.ECONNREFUSED and exc.strerror == os.strerror(errno.ECONNREFUSED)
+        assert not ct.is_closing()
+        ct.close()
+        assert await cp.lost is None
+
+    run(main())
+
+
+def link_local_address():
+    """(address, interface index) of a link-local IPv6 address of this host, or None."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return None
+    for hexaddr, index, _plen, scope, _flags, _name in rows:
+        if scope == "20":  # IPV6_ADDR_LINKLOCAL
+            host = socket.inet_ntop(socket.AF_INET6, bytes.fromhex(hexaddr))
+            return host, int(index, 16)
+    return None
+
+
+def sender_cases():
+    cases = [pytest.param("127.0.0.1", ("127.0.0.1", 0), socket.AF_INET, id="ipv4"),
+             pytest.param("::1", ("::1", 0), socket.AF_INET6, id="ipv6"),
+             # A dual-stack endpoint hears IPv4 senders as v4-mapped IPv6 addresses.
+             pytest.param("::", ("127.0.0.1", 0), socket.AF_INET, id="v4-mapped")]
+    ll = link_local_address()
+    if ll is not None:  # scope_id set; the socket module adds no "%eth0" to the host
+        cases.append(pytest.param(ll, (ll[0], 0, 0, ll[1]), socket.AF_INET6, id="link-local"))
+    return cases
+
+
+@pytest.mark.parametrize("listen,source,source_family", sender_cases())
+def test_received_address_is_what_socket_recvfrom_reports(loop, run, listen, source,
+                                                          source_family):
+    """The same sender, heard by the transport and by a plain socket bound alike: the
+    address given to datagram_received equals what socket.recvfrom returns, element types
+    included (IPv4: (host, port); IPv6: (host, port, flowinfo, scope_id), scoped and
+    v4-mapped hosts spelled as the socket module spells them)."""
+    if isinstance(listen, tuple):
+        bind = (listen[0], 0, 0, listen[1])
+    else:
+        bind = (listen, 0)
+    family = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
+
+    async def main():
+        ls = socket.socket(family, socket.SOCK_DGRAM)
+        ls.bind(bind)
+        ls.setblocking(False)
+        t, p = await loop.create_datagram_endpoint(Dgram, sock=ls)
+        oracle = socket.socket(family, socket.SOCK_DGRAM)
+        oracle.bind(bind)
+        sender = socket.socket(source_family, socket.SOCK_DGRAM)
+        sender.bind(source)
+
+        def dest(sock):
+            name = sock.getsockname()
+            if listen == "::":  # the IPv4 sender reaches the dual-stack socket by IPv4
+                return ("127.0.0.1", name[1])
+            return name
+
+        for i in range(3):
+            sender.sendto(b"to transport %d" % i, dest(ls))
+            sender.sendto(b"to oracle", dest(oracle))
+            await p.wait(i + 1)
+            _, expected = oracle.recvfrom(100)
+            data, got = p.got[i]
+            assert data == b"to transport %d" % i
+            assert got == expected
+            assert type(got) is tuple and [type(x) for x in got] == [type(x) for x in expected]
+        if listen == "::":
+            assert p.got[0][1][0] == "::ffff:127.0.0.1"
+        # The reply to the received address reaches the sender.
+        t.sendto(b"reply", p.got[-1][1])
+        sender.settimeout(5)
+        assert sender.recvfrom(100) == (b"reply", dest(ls))
+        sender.close()
+        oracle.close()
+        t.close()
+        await p.lost
+
+    run(main())
+
+
+class Echo(Dgram):
+    def datagram_received(self, data, addr) -> None:
+        self.transport.sendto(data, addr)
+        super().datagram_received(data, addr)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_alternating_senders_get_their_own_addresses_and_replies(loop, run, host):
+    """Two senders interleaved (one after the other, twice in a row, in one wake-up and
+    across wake-ups): each datagram carries its own sender's address and the echo sent to
+    that address goes back to that sender only."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Echo, local_addr=(host, 0), family=family)
+        addr = t.get_extra_info("sockname")
+        a = socket.socket(family, socket.SOCK_DGRAM)
+        b = socket.socket(family, socket.SOCK_DGRAM)
+        for s in (a, b):
+            s.bind((host, 0))
+            s.setblocking(False)
+        pattern = "abab" "aabb" "abba" "a" "bbb" "ab"
+        sent = {"a": [], "b": []}
+        total = 0
+        for rnd in range(3):
+            for k, who in enumerate(pattern):
+                payload = b"%s-%d-%d" % (who.encode(), rnd, k)
+                (a if who == "a" else b).sendto(payload, addr)
+                sent[who].append(payload)
+                total += 1
+                if rnd == 2:  # last round: one wake-up per datagram
+                    await p.wait(total)
+            await p.wait(total)
+        names = {"a": a.getsockname(), "b": b.getsockname()}
+        for data, got in p.got:
+            assert got == names[chr(data[0])], (data, got)
+        for who, s in (("a", a), ("b", b)):
+            echoed = []
+            for _ in range(200):
+                try:
+                    echoed.append(s.recvfrom(100))
+                except BlockingIOError:
+                    if len(echoed) == len(sent[who]):
+                        break
+                    await asyncio.sleep(0.005)
+            assert [d for d, _ in echoed] == sent[who]
+            assert {src for _, src in echoed} == {addr}
+        a.close()
+        b.close()
+        t.close()
+        await p.lost
+
+    run(main())
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_largest_datagram_arrives_whole_and_echoes_whole(loop, run, host):
+    """A 65,507-byte datagram (the largest UDP payload over IPv4) is delivered in one piece,
+    and the echo of it too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    size = 65507
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Echo, local_addr=(host, 0), family=family)
+        peer = socket.socket(family, socket.SOCK_DGRAM)
+        peer.bind((host, 0))
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+        assert len(payload) == size
+        peer.sendto(payload, t.get_extra_info("sockname"))
+        await p.wait()
+        assert p.got == [(payload, peer.getsockname())]
+        peer.settimeout(5)
+        data, src = peer.recvfrom(1 << 17)
+        assert data == payload and src == t.get_extra_info("sockname")
+        peer.close()
+        t.close()
+        await p.lost
+
+    run(main())
+
+
+def test_sendto_odd_addresses_behave_as_the_socket_module(loop, run):
+    """Addresses outside the numeric fast path go through the socket module as before:
+    a host name is resolved, an IPv4 text on an IPv6 socket and a bad port report the
+    socket module's own errors, bytearray and memoryview data are sent as bytes."""
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Dgram, local_addr=("127.0.0.1", 0))
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        port = rx.getsockname()[1]
+        t.sendto(b"by name", ("localhost", port))
+        assert rx.recv(100) == b"by name"
+        t.sendto(bytearray(b"bytearray"), ("127.0.0.1", port))
+        assert rx.recv(100) == b"bytearray"
+        t.sendto(memoryview(b"xxmemoryviewxx")[2:-2], ("127.0.0.1", port))
+        assert rx.recv(100) == b"memoryview"
+        rx.close()
+
+        t6, p6 = await loop.create_datagram_endpoint(Dgram, local_addr=("::1", 0),
+                                                     family=socket.AF_INET6)
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as plain:
+            try:
+                plain.sendto(b"x", ("127.0.0.1", port))
+            except OSError as e:
+                expected = e
+            else:
+                raise AssertionError("the socket module accepted an IPv4 text on IPv6")
+        t6.sendto(b"x", ("127.0.0.1", port))
+        assert len(p6.errors) == 1
+        assert type(p6.errors[0]) is type(expected) and p6.errors[0].args == expected.args
+        t6.close()
+        t.close()
+        await p.lost
+        await p6.lost
+
+    run(main())
+
+
+def test_read_path_allocates_little_per_datagram(corenet_kind):
+    """Receiving 2,000 datagrams of 100 bytes: the peak of traced memory grows by far less
+    than one receive buffer (256 KiB) -- the reader does not allocate a maximum-size bytes
+    object per datagram and shrink it."""
+    loop = make_loop(corenet_kind)
+    asyncio.set_event_loop(loop)
+
+    class Count(asyncio.DatagramProtocol):
+        n = 0
+        nbytes = 0
+
+        def datagram_received(self, data, addr):
+            self.n += 1
+            self.nbytes += len(data)
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Count, local_addr=("127.0.0.1", 0))
+        addr = t.get_extra_info("sockname")
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        payload = b"p" * 100
+
+        async def burst(n):
+            want = p.n + n
+            for _ in range(n):
+                peer.sendto(payload, addr)
+            for _ in range(1000):
+                if p.n >= want:
+                    return
+                await asyncio.sleep(0.001)
+            raise AssertionError(f"{want - p.n} datagrams lost")
+
+        await burst(200)  # warm up
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            for _ in range(10):
+                await burst(200)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert p.n == 2200 and p.nbytes == 2200 * 100
+        peer.close()
+        t.close()
+        return peak - base
+
+    try:
+        growth = loop.run_until_complete(asyncio.wait_for(main(), 30))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert growth < 64 * 1024, f"peak traced memory grew by {growth} bytes"
