@@ -3,9 +3,10 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
 
 - cached: a warm cache, dnsperf for a fixed time; raw queries/s and queries per CPU-second
   of the server process (user+system from /proc over the run);
-- cold: a fresh process per server, a few hundred distinct names (100 of them in zones never
-  seen) asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a
-  known zone's names with 50 outstanding: CPU per miss of a busy server;
+- cold: both servers fresh, a few hundred distinct names (100 of them in zones never seen)
+  asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a known
+  zone's names with 50 outstanding: CPU per miss of a busy server. The servers take turns
+  chunk by chunk, so the machine's slow spells fall on both;
 - workers: ``--workers 2`` next to one worker (raw queries/s; dnsperf shares the 2 cores).
 
 The server is pinned to core 0 and dnsperf to core 1 (taskset) when there are two cores.
@@ -33,6 +34,8 @@ from dnslab.unbound import Unbound, lab_on_port_53  # noqa: E402
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 SECONDS = 2 if SHORT else 15
 COLD_NAMES = 60 if SHORT else 300
+COLD_CHUNKS = 2 if SHORT else 6       # turns each server takes (see test_cold_names_vs_unbound)
+BURST_CHUNKS = 2 if SHORT else 4
 DNSPERF = shutil.which("dnsperf")
 TWO_CORES = (os.cpu_count() or 1) >= 2
 SERVER_CORE, LOAD_CORE = "0", "1"
@@ -169,52 +172,84 @@ def _percentile(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def _cold_run(port: int, pid: int, datafile: Path, n: int, burst: Path, nb: int) -> dict:
-    """One at a time (latency, and CPU per miss at a low rate), then ``burst``: other names
-    of a known zone, 50 outstanding (CPU per miss for a busy server)."""
+def _one_at_a_time(port: int, pid: int, datafile: Path, n: int) -> tuple[list, list, float]:
+    """Latencies, rcodes and server CPU seconds for ``datafile`` asked one name at a time."""
     c0 = _cpu(pid)
     out = _dnsperf(port, datafile, "-n", "1", "-q", "1", "-v", "-t", "10")
     cpu = _cpu(pid) - c0
     lat = [float(m.group(2)) for m in re.finditer(r"^> (\S+) \S+ \S+ ([0-9.]+)$", out, re.M)]
     rcodes = [m.group(1) for m in re.finditer(r"^> (\S+) ", out, re.M)]
     assert len(lat) == n, out[-2000:]
+    return lat, rcodes, cpu
+
+
+def _burst(port: int, pid: int, datafile: Path, n: int) -> float:
+    """Server CPU seconds for ``datafile`` asked with 50 queries outstanding."""
     c0 = _cpu(pid)
-    out = _dnsperf(port, burst, "-n", "1", "-q", "50", "-t", "10")
-    burst_cpu = _cpu(pid) - c0
-    assert _field(out, "Queries completed") == nb, out
-    return {"names": n, "noerror": rcodes.count("NOERROR"),
-            "p50_ms": _percentile(lat, 50) * 1000, "p99_ms": _percentile(lat, 99) * 1000,
-            "mean_ms": sum(lat) / n * 1000, "max_ms": max(lat) * 1000,
-            "us_cpu_per_miss": cpu / n * 1e6, "us_cpu_per_miss_burst": burst_cpu / nb * 1e6}
+    out = _dnsperf(port, datafile, "-n", "1", "-q", "50", "-t", "10")
+    cpu = _cpu(pid) - c0
+    assert _field(out, "Queries completed") == n, out
+    return cpu
 
 
 @pytest.mark.benchmark(group="daemon-cold")
 def test_cold_names_vs_unbound(benchmark, lab53, tmp_path):
-    names = [n for n, _ in many_zone_names()][:COLD_NAMES // 3]
-    names += [n for n, _ in bulk_names()][:COLD_NAMES - len(names)]
-    datafile = tmp_path / "cold.txt"
-    datafile.write_text("".join(f"{n} A\n" for n in names))
-    rest = [n for n, _ in bulk_names()][COLD_NAMES - len(many_zone_names()[:COLD_NAMES // 3]):]
-    burst = tmp_path / "burst.txt"
-    burst.write_text("".join(f"{n} A\n" for n in rest))
+    """Both servers start with empty caches and take turns: the names are cut into chunks
+    of the same mix (new zones and a known zone), each chunk is asked of one server then of
+    the other (the order alternating), so a slow spell of this shared machine falls on both
+    and not on whichever ran second. Each server sees every name once, in the same order."""
+    new_zones = [n for n, _ in many_zone_names()][:COLD_NAMES // 3]
+    bulk = [n for n, _ in bulk_names()]
+    names = new_zones + bulk[:COLD_NAMES - len(new_zones)]
+    rest = bulk[COLD_NAMES - len(new_zones):]
+    chunks = [names[i::COLD_CHUNKS] for i in range(COLD_CHUNKS)]
+    bursts = [rest[i::BURST_CHUNKS] for i in range(BURST_CHUNKS)]
+    s = Servers(lab53, tmp_path / "cold")
+    targets = {n: (p, i) for n, p, i in s.targets()}
+    acc = {w: {"lat": [], "rcodes": [], "cpu": [], "burst_cpu": []} for w in targets}
+
+    def run():
+        for what, parts in (("one", chunks), ("burst", bursts)):
+            for k, part in enumerate(parts):
+                datafile = tmp_path / f"{what}{k}.txt"
+                datafile.write_text("".join(f"{n} A\n" for n in part))
+                order = list(targets) if k % 2 == 0 else list(reversed(targets))
+                for which in order:
+                    port, pid = targets[which]
+                    a = acc[which]
+                    if what == "one":
+                        lat, rcodes, cpu = _one_at_a_time(port, pid, datafile, len(part))
+                        a["lat"] += lat
+                        a["rcodes"] += rcodes
+                        a["cpu"].append(cpu / len(part))
+                    else:
+                        a["burst_cpu"].append(_burst(port, pid, datafile, len(part)) / len(part))
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        s.stop()
     results = {}
-    for which in ("corenet-resolver", "unbound"):
-        s = Servers(lab53, tmp_path / which)     # fresh caches for each
-        try:
-            port, pid = {n: (p, i) for n, p, i in s.targets()}[which]
-            if which == "corenet-resolver":
-                results[which] = benchmark.pedantic(
-                    _cold_run, args=(port, pid, datafile, len(names), burst, len(rest)),
-                    rounds=1, iterations=1)
-            else:
-                results[which] = _cold_run(port, pid, datafile, len(names), burst, len(rest))
-        finally:
-            s.stop()
+    for which, a in acc.items():
+        lat, n = a["lat"], len(names)
+        results[which] = {
+            "names": n, "noerror": a["rcodes"].count("NOERROR"),
+            "p50_ms": _percentile(lat, 50) * 1000, "p99_ms": _percentile(lat, 99) * 1000,
+            "mean_ms": sum(lat) / n * 1000, "max_ms": max(lat) * 1000,
+            "us_cpu_per_miss": sum(a["cpu"]) / len(a["cpu"]) * 1e6,
+            "us_cpu_per_miss_burst": sum(a["burst_cpu"]) / len(a["burst_cpu"]) * 1e6}
     ratios = _report("cold", results, ["p50_ms", "p99_ms", "us_cpu_per_miss",
                                        "us_cpu_per_miss_burst"])
+    ours, theirs = acc["corenet-resolver"], acc["unbound"]
+    per_chunk = {"us_cpu_per_miss": [round(o / t, 2) for o, t in zip(ours["cpu"], theirs["cpu"])],
+                 "us_cpu_per_miss_burst": [round(o / t, 2) for o, t in
+                                           zip(ours["burst_cpu"], theirs["burst_cpu"])]}
+    print(f"[cold] ratios chunk by chunk {per_chunk}")
     benchmark.extra_info.update({"corenet": results["corenet-resolver"],
-                                 "unbound": results["unbound"], "ratios": ratios})
+                                 "unbound": results["unbound"], "ratios": ratios,
+                                 "chunk_ratios": per_chunk})
     assert results["corenet-resolver"]["noerror"] == len(names)
+    assert results["unbound"]["noerror"] == len(names)
 
 
 @pytest.mark.benchmark(group="daemon-workers")
