@@ -208,10 +208,7 @@ cdef class DatagramTransport(BaseTransport):
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return 0
             self._deliver(data, addr)
-        if self.edge and not self.read_scheduled:
-            self.read_scheduled = True
-            self.loop.call_soon(self._continue_reading)
-        return 0
+        return self._read_later()
 
     cdef int _read_ready_sock(self) except -1:
         """Unix datagram sockets: the socket module's recvfrom."""
@@ -233,6 +230,11 @@ cdef class DatagramTransport(BaseTransport):
                 self._fatal_error(exc, "Fatal read error on datagram transport")
                 return 0
             self._deliver(data, addr)
+        return self._read_later()
+
+    cdef int _read_later(self) except -1:
+        """The wake-up's budget is spent: in edge mode nothing will report the rest, so
+        reading goes on in the next iteration (level mode is woken again by epoll)."""
         if self.edge and not self.read_scheduled:
             self.read_scheduled = True
             self.loop.call_soon(self._continue_reading)
