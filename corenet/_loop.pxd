@@ -91,6 +91,7 @@ cdef class BaseLoop:
     cdef int _epoll_ctl(self, int op, int fd, uint32_t events) except -1
     cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1
     cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1
+    cdef int _check_no_transport(self, int fileno, fd) except -1
     # for Cython callers: add_reader, call_later and the resolver's close-without-epoll_ctl
     cdef int add_reader_c(self, int fd, object callback) except -1
     cdef TimerHandle call_later_c(self, double delay, object callback)

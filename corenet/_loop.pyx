@@ -973,11 +973,14 @@ cdef class BaseLoop:
     # ---------------------------------------------------------------- fd watchers
 
     def _ensure_fd_no_transport(self, fd):
-        cdef int fileno = _fileobj_to_fd(fd)
-        if fileno < len(self._fds):
+        self._check_no_transport(_fileobj_to_fd(fd), fd)
+
+    cdef int _check_no_transport(self, int fileno, fd) except -1:
+        if 0 <= fileno < len(self._fds):
             w = self._fds[fileno]
             if w is not None and type(w) is not FdWatcher:
                 raise RuntimeError(f"File descriptor {fd!r} is used by transport {w!r}")
+        return 0
 
     def add_reader(self, fd, callback, *args):
         self._ensure_fd_no_transport(fd)
@@ -1009,10 +1012,7 @@ cdef class BaseLoop:
 
     cdef int add_reader_c(self, int fd, object callback) except -1:
         """``add_reader(fd, callback)`` for Cython callers (the resolver's upstream queries)."""
-        if 0 <= fd < len(self._fds):
-            w = self._fds[fd]
-            if w is not None and type(w) is not FdWatcher:
-                raise RuntimeError(f"File descriptor {fd!r} is used by transport {w!r}")
+        self._check_no_transport(fd, fd)
         self._check_closed()
         return self._watch(fd, callback, (), False)
 

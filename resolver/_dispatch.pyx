@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 
 from resolver._hit cimport monotonic, question_key
-from resolver._rrstore cimport lru_peek
+from resolver._rrstore cimport dict_get
 from resolver import _udp_server
 
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
@@ -63,8 +63,8 @@ cdef class Counters:
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds):
         cdef int i = 0
         key = (transport, out[3] & 0x0F)
-        self.queries[key] = (lru_peek(self.queries, key) or 0) + 1      # Counters: dicts
-        self.qtypes[qtype] = (lru_peek(self.qtypes, qtype) or 0) + 1
+        self.queries[key] = (dict_get(self.queries, key) or 0) + 1
+        self.qtypes[qtype] = (dict_get(self.qtypes, qtype) or 0) + 1
         self.latency_sum += seconds
         # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
         while i < NBUCKETS and _BOUNDS[i] < seconds:

@@ -3,7 +3,7 @@
 upstream query consults it twice: once to choose the server, once to record the RTT."""
 from collections import OrderedDict
 
-from resolver._rrstore cimport lru_peek
+from resolver._rrstore cimport dict_get
 from resolver._wireutil cimport lower
 import random
 
@@ -46,7 +46,7 @@ cdef class InfraCache:
         self._exploration = limits.exploration
 
     cdef ServerInfo get(self, str addr):
-        s = lru_peek(self.servers, addr)
+        s = dict_get(self.servers, addr)
         if s is None:
             s = ServerInfo(rto=self._initial_rto)
             self.servers[addr] = s
@@ -91,14 +91,14 @@ cdef class InfraCache:
         self.get(addr).lame.add(lower(zone))
 
     def is_lame(self, str addr, bytes zone) -> bool:
-        s = lru_peek(self.servers, addr)
+        s = dict_get(self.servers, addr)
         return s is not None and lower(zone) in (<ServerInfo>s).lame
 
     def set_edns(self, str addr, bint ok) -> None:
         self.get(addr).edns = ok
 
     def edns(self, str addr) -> bool:
-        s = lru_peek(self.servers, addr)
+        s = dict_get(self.servers, addr)
         return True if s is None else (<ServerInfo>s).edns
 
     cpdef str choose(self, list addrs, double now):

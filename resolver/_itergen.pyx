@@ -10,7 +10,7 @@ from types import GeneratorType
 
 from resolver import cache as C
 from resolver._core cimport LimitValues, limit_values
-from resolver._rrstore cimport RRsetEntry, failure, lru_get, lru_peek, store_records
+from resolver._rrstore cimport RRsetEntry, failure, lru_get, dict_get, store_records
 from resolver._wireutil cimport lower
 from resolver.wire cimport Parsed
 from resolver._infra cimport ServerInfo
@@ -334,7 +334,7 @@ cdef class Iterator:
                     pending.append(ns)
                 for a in found:
                     if a not in attempts and a not in addrs:
-                        s = lru_peek(servers, a)      # InfraCache.is_lame, inline
+                        s = dict_get(servers, a)      # InfraCache.is_lame, inline
                         if s is None or lzone not in (<ServerInfo>s).lame:
                             addrs.append(a)
             if not addrs:

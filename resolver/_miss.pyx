@@ -10,7 +10,7 @@ from resolver import iterator as it
 from resolver._core cimport LimitValues, ResolverCore, Stats
 from resolver._events cimport Result
 from resolver.wire cimport MsgEntry, Parsed
-from resolver._rrstore cimport lru_peek, lru_touch, store_message
+from resolver._rrstore cimport dict_get, lru_touch, store_message
 from resolver._iterstep import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -30,7 +30,7 @@ cpdef object cached(ResolverCore r, bytes q):
     if parsed is None:
         return None
     key, qend = parsed
-    cdef MsgEntry e = lru_peek(r._msgs, key)
+    cdef MsgEntry e = dict_get(r._msgs, key)
     if e is None:
         return None
     cdef double now = r.clock()
@@ -98,7 +98,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef Py_ssize_t qend = 12 + len(m.question)
     now = r.clock()
     if rcode == SERVFAIL:
-        stale = lru_peek(r._msgs, key)
+        stale = dict_get(r._msgs, key)
         if stale is not None and stale.stale_until >= now:
             stats.stale_answers += 1
             return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)

@@ -19,6 +19,6 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
 cpdef object store_message(object messages, bytes key, bytes response, double now,
                            object ttl_cap=*)
 cpdef object failure(object cache, object key, double now)
-cdef object lru_peek(object data, object key)
+cdef object dict_get(object data, object key)
 cdef object lru_get(object data, object key)
 cdef int lru_touch(object data, object key) except -1

@@ -21,9 +21,10 @@ cdef object _move_to_end = OrderedDict.move_to_end
 cdef object _od_pop = OrderedDict.pop
 
 
-cdef object lru_peek(object data, object key):
-    """``data.get(key)`` for one of the caches' OrderedDicts (a dict subclass, read
-    through the dict API; writes go through the OrderedDict's own methods)."""
+cdef object dict_get(object data, object key):
+    """``data.get(key)`` for a dict or a dict subclass (the caches' OrderedDicts, the
+    metrics' Counters), read through the dict API without a method call; writes still go
+    through the subclass's own methods."""
     cdef PyObject* p = PyDict_GetItemWithError(data, key)
     return None if p == NULL else <object>p
 
@@ -105,7 +106,7 @@ cpdef bint store_entry(object rrcache, object entry, object key=None,
     if key is None:
         key = (lower(entry.name), entry.rdtype, entry.rdclass)
     cdef ByteLRU lru = rrcache.lru
-    cdef RRsetEntry old = lru_peek(lru.data, key)
+    cdef RRsetEntry old = dict_get(lru.data, key)
     cdef RRsetEntry new = entry
     if old is not None and old.rank > new.rank and old.expires >= new.expires - new.ttl:
         return False
@@ -184,7 +185,7 @@ cpdef object failure(object cache, object key, double now):
     """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
     it is dropped). The iterator asks this for every name of every miss."""
     failures = cache.failures
-    v = lru_peek(failures, key)
+    v = dict_get(failures, key)
     if v is None:
         return None
     if v[0] < now:
