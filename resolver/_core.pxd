@@ -17,6 +17,9 @@ cdef class LimitValues:
     cdef readonly int max_servers_per_zone, max_tries_per_server, max_pointer_jumps
     cdef readonly int max_records_per_section, prefetch_min_hits, stale_answer_ttl
     cdef readonly double max_query_time, prefetch_fraction
+    # the cache's clamps (resolver._rrstore)
+    cdef readonly long long min_ttl, max_ttl, max_negative_ttl, failure_ttl
+    cdef readonly double stale_window
 
 
 cdef LimitValues limit_values(object limits)

@@ -52,6 +52,11 @@ cdef class LimitValues:
         self.stale_answer_ttl = limits.stale_answer_ttl
         self.max_query_time = limits.max_query_time
         self.prefetch_fraction = limits.prefetch_fraction
+        self.min_ttl = limits.min_ttl
+        self.max_ttl = limits.max_ttl
+        self.max_negative_ttl = limits.max_negative_ttl
+        self.failure_ttl = limits.failure_ttl
+        self.stale_window = limits.stale_window
 
 
 cdef object _last_limits = None

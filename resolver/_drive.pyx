@@ -25,8 +25,8 @@ from resolver._events cimport Query as CQuery
 from resolver.wire cimport Parsed, query_wire
 from resolver._wireutil cimport lower
 from resolver._infra cimport InfraCache
-from resolver._udpquery cimport fresh_id, needs_retry
-from resolver._udpquery import UDPQuery
+from resolver._rrstore cimport Cache
+from resolver._udpquery cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
 from resolver.iterator import Reply, Result
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -109,7 +109,7 @@ cdef class Drive:
     cdef InfraCache infra
     cdef double max_time
     cdef object action         # the Query being asked
-    cdef object q              # its UDPQuery
+    cdef UDPQuery q            # its UDPQuery
     cdef object task           # the task the rest was handed to, if any
     cdef str server
     cdef double timeout
@@ -129,7 +129,7 @@ cdef class Drive:
             self._hand_over(resolver.resolve_miss(query, miss), True)
             return
         self.shared = inflight[key] = Shared(None, self)
-        self.infra = resolver.cache.infra
+        self.infra = (<Cache?>resolver.cache).infra
         self.max_time = resolver.lv.max_query_time
         try:
             self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
@@ -170,7 +170,7 @@ cdef class Drive:
         else:                                  # Suspend: DNSSEC work that lets others run
             self._hand_over(self._rest(action, None), False)
 
-    def _replied(self, q):
+    def _replied(self, UDPQuery q):
         """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
         cdef ResolverCore r = self.resolver
         if self.finished or q is not self.q:

@@ -10,7 +10,7 @@ from types import GeneratorType
 
 from resolver import cache as C
 from resolver._core cimport LimitValues, limit_values
-from resolver._rrstore cimport RRsetEntry, failure, lru_get, dict_get, store_records
+from resolver._rrstore cimport Cache, RRsetCache, RRsetEntry, failure, lru_get, dict_get, store_records
 from resolver._wireutil cimport lower
 from resolver.wire cimport Parsed
 from resolver._infra cimport ServerInfo
@@ -104,7 +104,8 @@ cdef class Iterator:
     cdef dict __dict__
     # the limits this query reads on every step, as C fields (resolver._core)
     cdef LimitValues lv
-    cdef object _rrdata, _rrsets, _infra
+    cdef object _rrdata, _infra
+    cdef RRsetCache _rrsets
 
     def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None):
@@ -132,9 +133,10 @@ cdef class Iterator:
         self.t0 = clock()
         self.stack = set()
         self.lv = limit_values(limits)
-        self._rrsets = cache.rrsets
-        self._rrdata = cache.rrsets.lru.data
-        self._infra = cache.infra
+        cdef Cache c = cache
+        self._rrsets = c.rrsets
+        self._rrdata = c.rrsets.lru.data
+        self._infra = c.infra
         self._gen = self._run()
         self.result = None
 

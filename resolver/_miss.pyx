@@ -10,7 +10,7 @@ from resolver import iterator as it
 from resolver._core cimport LimitValues, ResolverCore, Stats
 from resolver._events cimport Result
 from resolver.wire cimport MsgEntry, Parsed
-from resolver._rrstore cimport dict_get, lru_touch, store_message
+from resolver._rrstore cimport Cache, dict_get, lru_touch, store_message
 from resolver._iterstep import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -108,9 +108,10 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     # clients differing only in AD share the entry and none decides AD for the others.
     # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
     cdef bint ad = security == SECURE
+    cdef Cache cache
     if rcode == NOERROR or rcode == NXDOMAIN:
         wire = response(res, m.question, m.qtype, edns, do, ad, cd)
-        cache = r.cache
+        cache = <Cache?>r.cache
         e = store_message(cache.messages, key, wire, now)
         stats.cache_evictions = cache.messages.lru.evictions + cache.rrsets.lru.evictions
         return answer_from_entry(e, q, qend, now)

@@ -1,6 +1,7 @@
-# The C entry points of _rrstore.pyx, for the compiled iterator and miss path.
-cpdef bint store_entry(object rrcache, object entry, object key=*, Py_ssize_t size=*) except -1
-cpdef store_records(object rrcache, list records, object rank, double now, object rrsigs=*)
+# The cache's classes and C entry points (_rrstore.pyx), for the compiled iterator and miss path.
+from resolver._core cimport LimitValues
+
+
 cdef class RRsetEntry:
     cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
     cdef public object soa, addrs
@@ -15,10 +16,34 @@ cdef class ByteLRU:
     cdef public object _on_evict
 
 
+cdef class RRsetCache:
+    cdef readonly ByteLRU lru
+    cdef readonly object limits
+    cdef LimitValues lv
+
+
+cdef class MessageCache:
+    cdef readonly ByteLRU lru
+    cdef readonly object limits
+    cdef LimitValues lv
+
+
+cdef class Cache:
+    cdef readonly object limits
+    cdef readonly MessageCache messages
+    cdef readonly RRsetCache rrsets
+    cdef readonly object infra          # resolver._infra.InfraCache
+    cdef readonly object failures       # OrderedDict: key -> (until, reason)
+    cdef LimitValues lv
+
+
+cpdef bint store_entry(RRsetCache rrcache, object entry, object key=*,
+                       Py_ssize_t size=*) except -1
+cpdef store_records(RRsetCache rrcache, list records, object rank, double now, object rrsigs=*)
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
-cpdef object store_message(object messages, bytes key, bytes response, double now,
+cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
                            object ttl_cap=*)
-cpdef object failure(object cache, object key, double now)
+cpdef object failure(Cache cache, object key, double now)
 cdef object dict_get(object data, object key)
 cdef object lru_get(object data, object key)
 cdef int lru_touch(object data, object key) except -1

@@ -1,19 +1,23 @@
 # cython: language_level=3
-"""The cache's entries and store paths in C (``RRsetCache.store_records`` / ``store``,
-``MessageCache.store`` and ``ByteLRU.put``): every upstream reply stores one to three rrsets
-and every miss a message, and as Python this was a dozen calls and a generated dataclass
-``__init__`` per rrset. Same
-semantics as the Python it replaces (``resolver.cache`` delegates here and re-exports
-:class:`RRsetEntry`).
+"""The cache in C: its classes (``resolver.cache`` re-exports them), entries and store
+paths. Every upstream reply stores one to three rrsets and every miss a message; as Python
+this was a dozen calls and a generated dataclass ``__init__`` per rrset, and the miss path
+still paid about 25 attribute look-ups on the Python cache classes per query (their stores,
+LRUs, limits and counters), which are C fields now.
 """
 from collections import OrderedDict
 
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
 
+from resolver._core cimport LimitValues, limit_values
 from resolver._iterstep cimport group
 from resolver._wireutil cimport lower
+from resolver.limits import DEFAULT
 from resolver.wire import MsgEntry
+
+#: key type for "this name does not exist"
+NXDOMAIN_TYPE = -1
 
 # OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
 # path reads and updates its LRUs a dozen times per query.
@@ -99,7 +103,7 @@ cdef Py_ssize_t _size(bytes name, list rdatas, list rrsigs):
     return n
 
 
-cpdef bint store_entry(object rrcache, object entry, object key=None,
+cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
                        Py_ssize_t size=-1) except -1:
     """``RRsetCache.store``: stores unless a fresh entry of a higher rank is there; True if
     stored. ``key`` and ``size`` when the caller has them already."""
@@ -171,17 +175,17 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
             lru._on_evict()
 
 
-cpdef object store_message(object messages, bytes key, bytes response, double now,
+cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
                            object ttl_cap=None):
     """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
     default the configured maximum)."""
-    lim = messages.limits
-    e = MsgEntry(response, now, lim.stale_window, lim.max_ttl if ttl_cap is None else ttl_cap)
+    cdef LimitValues lv = messages.lv
+    e = MsgEntry(response, now, lv.stale_window, lv.max_ttl if ttl_cap is None else ttl_cap)
     lru_put(messages.lru, key, e, e.size + len(key))
     return e
 
 
-cpdef object failure(object cache, object key, double now):
+cpdef object failure(Cache cache, object key, double now):
     """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
     it is dropped). The iterator asks this for every name of every miss."""
     failures = cache.failures
@@ -194,7 +198,7 @@ cpdef object failure(object cache, object key, double now):
     return v[1]
 
 
-cpdef store_records(object rrcache, list records, object rank, double now,
+cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
                     object rrsigs=()):
     """``RRsetCache.store_records``: groups record tuples into rrsets (one TTL each, the
     smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
@@ -207,11 +211,132 @@ cpdef store_records(object rrcache, list records, object rank, double now,
         if len(rd) >= 2:
             covered = (rd[0] << 8) | rd[1]
             sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
-    lim = rrcache.limits
-    lo, hi = lim.min_ttl, lim.max_ttl
+    lo, hi = rrcache.lv.min_ttl, rrcache.lv.max_ttl
     for key, g in groups.items():
         owner, ttl, rdatas = g
         ttl = min(max(ttl, lo), hi)
         mine = sigs.get(key, []) if sigs else []
         entry = RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
         store_entry(rrcache, entry, key, _size(owner, rdatas, mine))
+
+
+cdef class RRsetCache:
+    """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
+
+    def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
+        self.lru = ByteLRU(max_bytes)
+        self.limits = limits
+        self.lv = limit_values(limits)
+
+    def clamp(self, ttl: int, negative: bool = False) -> int:
+        ttl = min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
+        return min(ttl, self.lv.max_negative_ttl) if negative else ttl
+
+    def get(self, bytes name, rdtype, rdclass, double now, bint stale_ok=False):
+        """The entry, marked recently used; None when missing or expired (unless
+        ``stale_ok`` and still within the serve-stale window)."""
+        cdef RRsetEntry e = lru_get(self.lru.data, (lower(name), rdtype, rdclass))
+        if e is None:
+            return None
+        if e.expires < now:
+            if stale_ok and e.expires + self.lv.stale_window >= now:
+                return e
+            return None
+        return e
+
+    def store(self, entry) -> bool:
+        """Stores unless a fresh entry of a higher rank is there. True if stored."""
+        return store_entry(self, entry)
+
+    def store_records(self, records, rank: int, double now, rrsigs=()) -> None:
+        """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and
+        stores them, with the RRSIGs covering them."""
+        store_records(self, records if type(records) is list else list(records), rank, now,
+                      rrsigs)
+
+    def store_negative(self, bytes name, rdtype, rdclass, nxdomain, list soa, rank,
+                       double now) -> list:
+        """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns the
+        records with that TTL (as a client should see them)."""
+        ttl = self.lv.failure_ttl
+        for rec in soa:
+            if rec[1] == 6 and len(rec[4]) >= 20:
+                minimum = int.from_bytes(rec[4][-4:], "big")
+                ttl = min(rec[3], minimum)
+                break
+        ttl = self.clamp(ttl, negative=True)
+        soa = [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa]
+        key_type = NXDOMAIN_TYPE if nxdomain else rdtype
+        store_entry(self, RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
+                                     3 if nxdomain else 0, soa))
+        return soa
+
+    def get_negative(self, bytes name, rdtype, rdclass, double now):
+        e = self.get(name, NXDOMAIN_TYPE, rdclass, now)
+        if e is None:
+            e = self.get(name, rdtype, rdclass, now)
+            if e is not None and e.negative is None:
+                return None
+        return e
+
+
+cdef class MessageCache:
+    """Whole responses in wire form, keyed by wire.parse_query's key."""
+
+    def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
+        self.lru = ByteLRU(max_bytes)
+        self.limits = limits
+        self.lv = limit_values(limits)
+
+    @property
+    def table(self) -> dict:
+        return self.lru.data
+
+    def store(self, bytes key, bytes response, double now, ttl_cap=None):
+        return store_message(self, key, response, now, ttl_cap)
+
+
+cdef class Cache:
+    """All the stores, sharing one byte budget (messages 1/2, rrsets 1/2)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, limits=DEFAULT, rng=None) -> None:
+        from resolver._infra import InfraCache     # _infra cimports this module
+        self.limits = limits
+        self.lv = limit_values(limits)
+        self.messages = MessageCache(max_bytes // 2, limits)
+        self.rrsets = RRsetCache(max_bytes - max_bytes // 2, limits)
+        self.infra = InfraCache(limits, rng=rng)
+        self.failures = OrderedDict()
+
+    @property
+    def bytes(self) -> int:
+        return self.messages.lru.bytes + self.rrsets.lru.bytes
+
+    @property
+    def evictions(self) -> int:
+        return self.messages.lru.evictions + self.rrsets.lru.evictions
+
+    def remember_failure(self, key, reason: str, double now) -> None:
+        failures = self.failures
+        failures[key] = (now + self.lv.failure_ttl, reason)
+        _move_to_end(failures, key)
+        while len(failures) > 10000:
+            failures.popitem(last=False)
+
+    def failure(self, key, double now):
+        return failure(self, key, now)
+
+    def flush(self, name=None) -> None:
+        """Forget everything, or everything about ``name`` (all types) and answers for it."""
+        if name is None:
+            self.messages.lru.clear()
+            self.rrsets.lru.clear()
+            self.failures.clear()
+            return
+        lname = name.lower()
+        for k in [k for k in self.rrsets.lru.data if k[0] == lname]:
+            self.rrsets.lru.pop(k)
+        for k in [k for k in self.messages.lru.data if k[:-5] == lname]:
+            self.messages.lru.pop(k)
+        for k in [k for k in self.failures if k[0] == lname]:
+            del self.failures[k]

@@ -94,24 +94,7 @@ cdef object _oserror(int err):
 
 
 cdef class UDPQuery:
-    cdef readonly object fut
-    cdef readonly object on_done
-    cdef readonly bytes reply
-    cdef readonly object parsed
-    cdef readonly object error
-    cdef bint finished
-    cdef bint corenet         # the loop closes the socket for us (no EPOLL_CTL_DEL)
-    cdef readonly str addr
-    cdef readonly unsigned int qid
-    cdef readonly bytes question
-    cdef readonly bytes wire
-    cdef readonly double sent_at    # time.monotonic() when the query left (for its RTT)
-    cdef int fd
-    cdef object loop
-    cdef object timer
-    cdef object stats
-    cdef int max_jumps
-    cdef int max_records
+    # fields: _udpquery.pxd (the Drive reads the outcome as C fields)
 
     def __cinit__(self):
         self.fd = -1
@@ -232,7 +215,7 @@ cdef class UDPQuery:
                 continue
             self._finish(data, parsed, None)
 
-    def close(self):
+    cpdef close(self):
         cdef int fd = self.fd
         self.finished = True
         if fd >= 0:
