@@ -254,7 +254,7 @@ cdef class RRsetCache:
         store_records(self, records if type(records) is list else list(records), rank, now,
                       rrsigs)
 
-    def store_negative(self, bytes name, rdtype, rdclass, nxdomain, list soa, rank,
+    def store_negative(self, bytes name, rdtype, rdclass, nxdomain, soa, rank,
                        double now) -> list:
         """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns the
         records with that TTL (as a client should see them)."""

@@ -325,7 +325,8 @@ def error_response(bytes q, int rcode, bint keep_question=True):
     if _u16(p + 10) >= 1 and qd == 1 and pos + 11 <= n and p[pos] == 0 \
             and _u16(p + pos + 1) == T_OPT:
         edns = True
-    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (rcode & 0x0F),
+    # QR, with opcode and RD copied; RA, with CD copied (as Unbound's error answers)
+    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
                   0, qd, 0, 0, 0, 0, 0, 1 if edns else 0])
     out = head + q[12:pos]
     if edns:

@@ -76,7 +76,23 @@ def test_error_response_keeps_id_opcode_rd_and_edns():
     r = dns.message.from_wire(_udp_server.error_response(q, 5))
     assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
     assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
+    assert not r.flags & dns.flags.CD
     assert _udp_server.error_response(q[:11], 5) is None
+
+
+@pytest.mark.parametrize("cd", [False, True])
+def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
+    """RFC 4035 3.2.2: CD is copied into the answer, errors included (as Unbound does); AD,
+    AA and TC of the query are not."""
+    from resolver._miss import error
+    m = dns.message.make_query("www.example.com.", "A", use_edns=0)
+    m.flags |= dns.flags.AD | dns.flags.AA | dns.flags.TC | (dns.flags.CD if cd else 0)
+    q = m.to_wire()
+    for wire in (_udp_server.error_response(q, 5), error(q, 4, None), error(q, 1, None)):
+        r = dns.message.from_wire(wire)
+        assert bool(r.flags & dns.flags.CD) is cd
+        assert not r.flags & (dns.flags.AD | dns.flags.AA | dns.flags.TC)
+        assert r.flags & dns.flags.RD and r.flags & dns.flags.QR and r.flags & dns.flags.RA
 
 
 def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
