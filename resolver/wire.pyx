@@ -27,13 +27,29 @@ DEF_MAX_JUMPS = 128
 # rdata layouts with embedded (possibly compressed) names: (bytes before the first name,
 # number of names, bytes after the names). Only these types may be compressed (RFC 3597 4,
 # plus SRV/DNAME which some servers compress anyway).
-_NAME_LAYOUT = {
-    2: (0, 1, 0), 3: (0, 1, 0), 4: (0, 1, 0), 5: (0, 1, 0), 7: (0, 1, 0), 8: (0, 1, 0),
-    9: (0, 1, 0), 12: (0, 1, 0), 39: (0, 1, 0),
-    6: (0, 2, 20), 14: (0, 2, 0), 17: (0, 2, 0),
-    15: (2, 1, 0), 18: (2, 1, 0), 21: (2, 1, 0), 36: (2, 1, 0),
-    33: (6, 1, 0),
-}
+cdef inline bint _name_layout(unsigned int t, Py_ssize_t* pre, int* nnames,
+                              Py_ssize_t* post) noexcept:
+    """The layout of a type with names in its rdata; False for the others (A and AAAA among
+    them: no look-up for the records every reply carries)."""
+    pre[0] = 0
+    nnames[0] = 1
+    post[0] = 0
+    if t == 2 or t == 3 or t == 4 or t == 5 or t == 7 or t == 8 or t == 9 or t == 12 or t == 39:
+        return True
+    if t == 6:                          # SOA: two names, then five 32-bit fields
+        nnames[0] = 2
+        post[0] = 20
+        return True
+    if t == 14 or t == 17:
+        nnames[0] = 2
+        return True
+    if t == 15 or t == 18 or t == 21 or t == 36:
+        pre[0] = 2
+        return True
+    if t == 33:                         # SRV: priority, weight, port
+        pre[0] = 6
+        return True
+    return False
 
 
 cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
@@ -336,12 +352,10 @@ cdef class Parsed:
 
 cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t rdlen,
                   unsigned int rdtype, int max_jumps):
-    cdef Py_ssize_t end = pos + rdlen, off
-    cdef int k
-    layout = _NAME_LAYOUT.get(rdtype)
-    if layout is None:
+    cdef Py_ssize_t end = pos + rdlen, off, pre, post
+    cdef int k, nnames
+    if not _name_layout(rdtype, &pre, &nnames, &post):
         return PyBytes_FromStringAndSize(<const char*>p + pos, rdlen)
-    pre, nnames, post = layout
     if pre > rdlen:
         raise WireError("short rdata")
     parts = [PyBytes_FromStringAndSize(<const char*>p + pos, pre)]

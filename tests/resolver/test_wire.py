@@ -114,6 +114,9 @@ def _as_dnspython(records):
     ("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("MX", "10 mail.example.com."),
     ("SOA", "ns.example.com. host.example.com. 1 2 3 4 5"), ("SRV", "1 2 3 t.example.com."),
     ("TXT", '"a b" "c"'), ("DNAME", "other.example."), ("PTR", "x.example.com."),
+    ("NS", "ns.example.com."), ("CNAME", "c.example.com."), ("RP", "a.example. b.example."),
+    ("AFSDB", "1 x.example.com."), ("RT", "1 x.example.com."), ("KX", "1 x.example.com."),
+    ("NAPTR", '1 2 "s" "SIP+D2U" "" _sip._udp.example.com.'), ("DS", "1 8 2 " + "ab" * 32),
 ])
 def test_parse_response_matches_dnspython(rtype, data):
     q = dns.message.make_query("x.example.com.", rtype, want_dnssec=True)
