@@ -10,7 +10,8 @@ from types import GeneratorType
 
 from resolver import cache as C
 from resolver._core cimport LimitValues, limit_values
-from resolver._rrstore cimport Cache, RRsetCache, RRsetEntry, failure, lru_get, dict_get, store_records
+from resolver._rrstore cimport (Cache, RRsetCache, RRsetEntry, dict_get, failure, lru_get,
+                                store_records)
 from resolver._wireutil cimport lower
 from resolver.wire cimport Parsed
 from resolver._infra cimport ServerInfo

@@ -121,7 +121,8 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
 
 cpdef bytes error(bytes q, int rcode, m=None):
     """An error response to ``q`` (its question kept unless it is FORMERR)."""
-    flags = 0x8000 | 0x0080 | ((q[2] << 8) & 0x7900) | (q[3] & 0x10)  # QR, RA; opcode, RD, CD copied
+    # QR and RA; opcode, RD and CD copied
+    flags = 0x8000 | 0x0080 | ((q[2] << 8) & 0x7900) | (q[3] & 0x10)
     question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
     return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
                           edns=bool(m is not None and m.edns), rcode=rcode)
