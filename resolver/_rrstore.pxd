@@ -18,18 +18,15 @@ cdef class ByteLRU:
 
 cdef class RRsetCache:
     cdef readonly ByteLRU lru
-    cdef readonly object limits
-    cdef LimitValues lv
+    cdef LimitValues lv                 # with the Limits themselves (the ``limits`` property)
 
 
 cdef class MessageCache:
     cdef readonly ByteLRU lru
-    cdef readonly object limits
     cdef LimitValues lv
 
 
 cdef class Cache:
-    cdef readonly object limits
     cdef readonly MessageCache messages
     cdef readonly RRsetCache rrsets
     cdef readonly object infra          # resolver._infra.InfraCache

@@ -225,8 +225,11 @@ cdef class RRsetCache:
 
     def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
         self.lru = ByteLRU(max_bytes)
-        self.limits = limits
         self.lv = limit_values(limits)
+
+    @property
+    def limits(self):
+        return self.lv.limits
 
     def clamp(self, ttl: int, negative: bool = False) -> int:
         ttl = min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
@@ -285,8 +288,11 @@ cdef class MessageCache:
 
     def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
         self.lru = ByteLRU(max_bytes)
-        self.limits = limits
         self.lv = limit_values(limits)
+
+    @property
+    def limits(self):
+        return self.lv.limits
 
     @property
     def table(self) -> dict:
@@ -301,12 +307,15 @@ cdef class Cache:
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, limits=DEFAULT, rng=None) -> None:
         from resolver._infra import InfraCache     # _infra cimports this module
-        self.limits = limits
         self.lv = limit_values(limits)
         self.messages = MessageCache(max_bytes // 2, limits)
         self.rrsets = RRsetCache(max_bytes - max_bytes // 2, limits)
         self.infra = InfraCache(limits, rng=rng)
         self.failures = OrderedDict()
+
+    @property
+    def limits(self):
+        return self.lv.limits
 
     @property
     def bytes(self) -> int:

@@ -175,6 +175,22 @@ static int cn_addr_bytes(struct sockaddr_storage *ss, unsigned char *out, int *p
     return -1;
 }
 
+/* Item ``i`` of the tuple ``t`` as an exact int in [0, max], into ``out``; 0 (no Python
+   error set) for anything else. */
+static int cn_tuple_uint(PyObject *t, Py_ssize_t i, unsigned long max, unsigned long *out) {
+    PyObject *o = PyTuple_GET_ITEM(t, i);
+    unsigned long v;
+    if (!PyLong_CheckExact(o))
+        return 0;
+    v = PyLong_AsUnsignedLong(o);      /* OverflowError for a negative value */
+    if (PyErr_Occurred() || v > max) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
 /* A Python address as a socket address of the socket's family, for the plain case only:
    an exact tuple -- (host, port) for AF_INET, (host, port[, flowinfo[, scope_id]]) for
    AF_INET6 -- of an ASCII str numeric host without '%' and exact ints in the ranges the
@@ -184,11 +200,10 @@ static int cn_addr_bytes(struct sockaddr_storage *ss, unsigned char *out, int *p
    and its errors stay its own. For what it accepts the socket module's getsockaddrarg
    (inet_pton on the host, then port, flowinfo, scope_id) gives the same address. */
 static int cn_sockaddr_of(PyObject *addr, int family, struct sockaddr_storage *out) {
-    PyObject *h, *o;
+    PyObject *h;
     const char *host;
     Py_ssize_t n, hlen;
-    long port;
-    unsigned long flow = 0, scope = 0;
+    unsigned long port, flow = 0, scope = 0;
     if (!PyTuple_CheckExact(addr))
         return 0;
     n = PyTuple_GET_SIZE(addr);
@@ -204,34 +219,10 @@ static int cn_sockaddr_of(PyObject *addr, int family, struct sockaddr_storage *o
         PyErr_Clear();
         return 0;
     }
-    o = PyTuple_GET_ITEM(addr, 1);
-    if (!PyLong_CheckExact(o))
+    if (!cn_tuple_uint(addr, 1, 65535, &port)
+            || (n > 2 && !cn_tuple_uint(addr, 2, 0xfffff, &flow))
+            || (n > 3 && !cn_tuple_uint(addr, 3, 0xffffffffUL, &scope)))
         return 0;
-    port = PyLong_AsLong(o);
-    if (port < 0 || port > 65535) {
-        PyErr_Clear();
-        return 0;
-    }
-    if (n > 2) {
-        o = PyTuple_GET_ITEM(addr, 2);
-        if (!PyLong_CheckExact(o))
-            return 0;
-        flow = PyLong_AsUnsignedLong(o);
-        if (PyErr_Occurred() || flow > 0xfffff) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
-    if (n > 3) {
-        o = PyTuple_GET_ITEM(addr, 3);
-        if (!PyLong_CheckExact(o))
-            return 0;
-        scope = PyLong_AsUnsignedLong(o);
-        if (PyErr_Occurred() || scope > 0xffffffffUL) {
-            PyErr_Clear();
-            return 0;
-        }
-    }
     memset(out, 0, sizeof(struct sockaddr_storage));
     if (family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)out;
