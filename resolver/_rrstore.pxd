@@ -16,14 +16,17 @@ cdef class ByteLRU:
     cdef public object _on_evict
 
 
-cdef class RRsetCache:
+cdef class LRUStore:
     cdef readonly ByteLRU lru
     cdef LimitValues lv                 # with the Limits themselves (the ``limits`` property)
 
 
-cdef class MessageCache:
-    cdef readonly ByteLRU lru
-    cdef LimitValues lv
+cdef class RRsetCache(LRUStore):
+    pass
+
+
+cdef class MessageCache(LRUStore):
+    pass
 
 
 cdef class Cache:

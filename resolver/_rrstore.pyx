@@ -220,8 +220,9 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
         store_entry(rrcache, entry, key, _size(owner, rdatas, mine))
 
 
-cdef class RRsetCache:
-    """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
+cdef class LRUStore:
+    """What the rrset and message stores share: a byte-bounded LRU and the limits they
+    clamp with (as C fields)."""
 
     def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
         self.lru = ByteLRU(max_bytes)
@@ -230,6 +231,10 @@ cdef class RRsetCache:
     @property
     def limits(self):
         return self.lv.limits
+
+
+cdef class RRsetCache(LRUStore):
+    """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
 
     def clamp(self, ttl: int, negative: bool = False) -> int:
         ttl = min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
@@ -283,16 +288,8 @@ cdef class RRsetCache:
         return e
 
 
-cdef class MessageCache:
+cdef class MessageCache(LRUStore):
     """Whole responses in wire form, keyed by wire.parse_query's key."""
-
-    def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
-        self.lru = ByteLRU(max_bytes)
-        self.lv = limit_values(limits)
-
-    @property
-    def limits(self):
-        return self.lv.limits
 
     @property
     def table(self) -> dict:
