@@ -20,6 +20,7 @@ import time
 
 from resolver import iterator as it
 from resolver._miss import finish as finish_miss, hit_or_begin
+from corenet._loop cimport BaseLoop
 from resolver._core cimport ResolverCore
 from resolver._events cimport Query as CQuery
 from resolver.wire cimport Parsed, query_wire
@@ -177,7 +178,6 @@ cdef class Drive:
             return
         self.q = None
         try:
-            q.close()
             err = q.error
             if err is None:
                 wire = q.reply
@@ -196,6 +196,18 @@ cdef class Drive:
             self._advance(self.iterator.feed(event))
         except Exception as exc:
             self._crashed(exc)
+        finally:
+            self._close_later(q)
+
+    cdef _close_later(self, UDPQuery q):
+        """Closes the finished query's socket once this iteration's answers and next
+        queries have left (corenet runs its before-poll callbacks in order): its two system
+        calls (epoll_ctl, close) are not on the way to the client. The query takes no more
+        events meanwhile (it is finished)."""
+        if q.corenet:
+            (<BaseLoop>self.loop)._before_poll.append((<object>q).close)
+        else:
+            q.close()
 
     cdef _rest(self, action, pending):
         """The resolution from here on as a coroutine, under what is left of the time limit."""

@@ -133,7 +133,8 @@ cdef class UDPQuery:
         try:
             if self.corenet:
                 cl = <BaseLoop>loop
-                cl.add_reader_c(fd, self._readable)
+                if not defer:               # else _send registers it, after the send
+                    cl.add_reader_c(fd, self._readable)
             else:
                 loop.add_reader(fd, self._readable)
         except BaseException:
@@ -148,13 +149,19 @@ cdef class UDPQuery:
             self.timer = loop.call_later(timeout, self._expire)
 
     def _send(self):
-        """The deferred send (``defer=True``)."""
+        """The deferred send (``defer=True``), then the readiness callback: the epoll_ctl
+        is not on the way to the server, and no reply is read before the loop next polls,
+        which sees a datagram that arrived before the registration."""
         if self.finished or self.fd < 0:
             return
         if send(self.fd, PyBytes_AS_STRING(self.wire), PyBytes_GET_SIZE(self.wire), 0) < 0:
             self._finish(None, None, _Failure(f"{self.addr}: {_oserror(errno)}"))
-        else:
-            self.sent_at = monotonic()
+            return
+        self.sent_at = monotonic()
+        try:
+            (<BaseLoop>self.loop).add_reader_c(self.fd, self._readable)
+        except Exception as exc:          # e.g. the loop was closed meanwhile
+            self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
 
     def __dealloc__(self):
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes

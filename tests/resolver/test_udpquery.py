@@ -219,6 +219,51 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
     assert open_fds() == before
 
 
+def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kind, run, server):
+    """defer=True: the socket is watched only once the query has left (corenet), and still
+    gets its reply; a query closed before the end of the iteration is never sent and leaves
+    no descriptor (closing a socket the loop does not watch yet)."""
+    before = open_fds()
+    port = server.getsockname()[1]
+    wire = build_query(0x4321, QNAME, 1, 1, edns=False)
+
+    async def answered():
+        done = loop.create_future()
+        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+                               DEFAULT, done.set_result, True)
+        try:
+            for _ in range(200):                       # the query leaves at the iteration's end
+                try:
+                    data, peer = server.recvfrom(4096)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)
+            else:
+                raise AssertionError("the deferred query was never sent")
+            server.sendto(_reply(data), peer)
+            got = await asyncio.wait_for(done, 2)
+        finally:
+            q.close()
+        return got
+
+    q = run(answered())
+    assert q.error is None and q.reply[:2] == b"\x43\x21" and q.parsed.qname == QNAME
+
+    async def closed_at_once():
+        calls = []
+        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+                               DEFAULT, calls.append, True)
+        q.close()
+        await asyncio.sleep(0.02)
+        with pytest.raises(BlockingIOError):
+            server.recv(4096)
+        return calls
+
+    if loop_kind != "asyncio":                         # asyncio's loop sends at once
+        assert run(closed_at_once()) == []
+    assert open_fds() == before
+
+
 def test_query_ids_are_fresh_and_spread():
     from resolver.upstream import _fresh_id
 
