@@ -6,8 +6,9 @@ pinned to core 0: 10 connections, each sending a message of 1, 10 or 100 KiB and
 its echo, every echoed byte checked. Socket buffers are fixed on both sides (kernel
 autotuning makes 100 KiB runs swing 2.5x). Reported per cell: requests/s, p99 latency and
 the server's CPU time per request (from /proc/PID/stat over the measured window, which is
-the figure to compare where the client is the limit), and the ratios to uvloop taken
-within each round; rounds interleave the loops so drift on a shared machine hits all alike.
+the figure to compare where the client is the limit), the client's CPU time per request
+and the share of its core each side was busy (which shows where the limit is), and the
+ratios to uvloop taken within each round; rounds interleave the loops so drift on a shared machine hits all alike.
 
 ``test_echo_syscalls`` counts the server's system calls over 10,000 round trips (1 KiB,
 10 connections) with ``strace -c -f`` attached after a warm-up, for each trigger mode.
@@ -186,9 +187,9 @@ def run_client(client: str, port: int, size: int, *args: str, on_start=None, on_
         for line in proc.stdout:
             line = line.strip()
             if line == "START" and on_start:
-                on_start()
+                on_start(proc.pid)
             elif line == "END" and on_end:
-                on_end()
+                on_end(proc.pid)
             elif line.startswith("requests="):
                 result = parse_result(line)
         proc.wait(30)
@@ -206,13 +207,20 @@ def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
     server = Server(kind, mode)
     try:
         cpu = {}
+
+        def mark(what):
+            return lambda client_pid: cpu.__setitem__(what, (cpu_seconds(server.pid),
+                                                              cpu_seconds(client_pid)))
         result = run_client(client, server.port, size, "-d", str(DURATION), "-w", str(WARMUP),
-                            on_start=lambda: cpu.__setitem__("start", cpu_seconds(server.pid)),
-                            on_end=lambda: cpu.__setitem__("end", cpu_seconds(server.pid)))
+                            on_start=mark("start"), on_end=mark("end"))
     finally:
         server.stop()
     assert result["mismatches"] == 0
-    result["cpu_us"] = (cpu["end"] - cpu["start"]) / result["requests"] * 1e6
+    n = result["requests"]
+    result["cpu_us"] = (cpu["end"][0] - cpu["start"][0]) / n * 1e6
+    # The load generator's own CPU per request: where it is busy all the time (requests/s
+    # times this near 1.0), requests/s measures the client, not the server.
+    result["client_cpu_us"] = (cpu["end"][1] - cpu["start"][1]) / n * 1e6
     return result
 
 
@@ -230,18 +238,23 @@ def echo_report(request):
         return
     with capture.global_and_fixture_disabled():
         reporter.write_line("")
-        reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell; "
-                            "medians; ratios to uvloop within each round (>1 is better)")
+        reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell "
+                            f"({ROUNDS_100K} at 100 KiB); medians; ratios to uvloop within each "
+                            "round (>1 is better); busy: the share of its core the server and "
+                            "the client used")
         reporter.write_line(f"  {'mode':9}{'size':>7}  {'loop':14}{'req/s':>10}{'p99 us':>9}"
                             f"{'cpu us/req':>11}{'req/s ratio':>12}{'cpu ratio':>10}"
-                            f"{'best cpu us':>12}{'best ratio':>11}")
+                            f"{'best cpu us':>12}{'best ratio':>11}{'client us':>10}"
+                            f"{'busy s/c':>10}")
         for (mode, size), per_kind in RESULTS.items():
             for kind, rounds in per_kind.items():
                 row = summarize(per_kind, kind)
                 reporter.write_line(
                     f"  {mode:9}{size // 1024:>5}Ki  {kind:14}{row['rps']:>10,.0f}{row['p99']:>9.0f}"
                     f"{row['cpu_us']:>11.1f}{row['rps_ratio']:>12.2f}{row['cpu_ratio']:>10.2f}"
-                    f"{row['best_cpu_us']:>12.1f}{row['best_cpu_ratio']:>11.2f}")
+                    f"{row['best_cpu_us']:>12.1f}{row['best_cpu_ratio']:>11.2f}"
+                    f"{row['client_cpu_us']:>10.1f}"
+                    f"{row['server_busy']:>5.2f}/{row['client_busy']:.2f}")
 
 
 def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
@@ -258,7 +271,12 @@ def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
             "p99": statistics.median(r["p99_us"] for r in rounds),
             "cpu_us": statistics.median(r["cpu_us"] for r in rounds),
             "rps_ratio": rps_ratio, "cpu_ratio": cpu_ratio,
-            "best_cpu_us": best, "best_cpu_ratio": best_ratio}
+            "best_cpu_us": best, "best_cpu_ratio": best_ratio,
+            "client_cpu_us": statistics.median(r["client_cpu_us"] for r in rounds),
+            # the share of its core each side was busy (1.0: that side was the limit)
+            "server_busy": statistics.median(r["rps"] * r["cpu_us"] / 1e6 for r in rounds),
+            "client_busy": statistics.median(r["rps"] * r["client_cpu_us"] / 1e6
+                                             for r in rounds)}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s // 1024}KiB")
