@@ -18,9 +18,9 @@ a server without a numeric address, and a question already being resolved for an
 import logging
 import time
 
+from corenet._loop cimport BaseLoop
 from resolver import iterator as it
 from resolver._miss import finish as finish_miss, hit_or_begin
-from corenet._loop cimport BaseLoop
 from resolver._core cimport ResolverCore
 from resolver._events cimport Query as CQuery
 from resolver.wire cimport Parsed, query_wire
@@ -201,9 +201,9 @@ cdef class Drive:
 
     cdef _close_later(self, UDPQuery q):
         """Closes the finished query's socket once this iteration's answers and next
-        queries have left (corenet runs its before-poll callbacks in order): its two system
-        calls (epoll_ctl, close) are not on the way to the client. The query takes no more
-        events meanwhile (it is finished)."""
+        queries have left (corenet runs its before-poll callbacks in order), so its close(2)
+        is not on the way to the client. The query takes no more events meanwhile (it is
+        finished)."""
         if q.corenet:
             (<BaseLoop>self.loop)._before_poll.append((<object>q).close)
         else:
