@@ -463,7 +463,7 @@ cdef class Iterator:
         if not ds:
             return
         lchild = lower(child)
-        dsrecs = [r for r in ds if r[1] == DS and r[0].lower() == lchild]
+        dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
         if dsrecs:
             store_records(rr, dsrecs, NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
@@ -489,7 +489,7 @@ cdef class Iterator:
                 out += found
                 return _Step("answer", out, _wildcard_proofs(m, zone, out))
             lcur = lower(cur)
-            dn = [r for r in answer if r[1] == DNAME and r[0].lower() != lcur
+            dn = [r for r in answer if r[1] == DNAME and lower(r[0]) != lcur
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
                 d = dn[0]
@@ -498,14 +498,15 @@ cdef class Iterator:
                 if len(target) > 255:
                     return _Step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
                 out.append(d)
-                out += [r for r in answer if r[0].lower() == d[0].lower() and _covers(r, DNAME)]
+                ld = lower(d[0])
+                out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
                 out.append((cur, CNAME, self.qclass, d[3], target))
                 cur = target
                 continue
-            cn = [r for r in answer if r[0].lower() == lcur and r[1] == CNAME]
+            cn = [r for r in answer if lower(r[0]) == lcur and r[1] == CNAME]
             if cn and qtype != CNAME:
                 out.append(cn[0])
-                out += [r for r in answer if r[0].lower() == lcur and _covers(r, CNAME)]
+                out += [r for r in answer if lower(r[0]) == lcur and _covers(r, CNAME)]
                 cur = cn[0][4]
                 continue
             break

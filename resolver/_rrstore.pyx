@@ -41,11 +41,9 @@ cdef int lru_touch(object data, object key) except -1:
 
 cdef object lru_get(object data, object key):
     """``data.get(key)``, moved to the most recent end when found."""
-    cdef PyObject* p = PyDict_GetItemWithError(data, key)
-    if p == NULL:
-        return None
-    v = <object>p
-    _move_to_end(data, key)
+    v = dict_get(data, key)
+    if v is not None:
+        _move_to_end(data, key)
     return v
 
 
