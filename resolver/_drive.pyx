@@ -134,6 +134,8 @@ cdef class Drive:
         self.max_time = resolver.lv.max_query_time
         try:
             self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
+            if isinstance(loop, BaseLoop):
+                self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
         except Exception as exc:
             self._crashed(exc)
@@ -174,9 +176,11 @@ cdef class Drive:
     def _replied(self, UDPQuery q):
         """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
         cdef ResolverCore r = self.resolver
+        cdef bint store_later = False
         if self.finished or q is not self.q:
             return
         self.q = None
+        iterator = self.iterator
         try:
             err = q.error
             if err is None:
@@ -193,10 +197,20 @@ cdef class Drive:
                 event = r._timed_out(self.server)
             else:
                 event = r._failed(self.server, err)
-            self._advance(self.iterator.feed(event))
+            action = iterator.feed(event)
+            if iterator.deferred:
+                # The final answer's rrsets wait until the answer has left (the listener's
+                # flush is queued before them), unless the resolution goes on.
+                if type(action) is _Result and q.corenet:
+                    store_later = True
+                else:
+                    iterator.store_deferred()
+            self._advance(action)
         except Exception as exc:
             self._crashed(exc)
         finally:
+            if store_later:
+                (<BaseLoop>self.loop)._before_poll.append(iterator.store_deferred)
             self._close_later(q)
 
     cdef _close_later(self, UDPQuery q):
@@ -217,6 +231,9 @@ cdef class Drive:
 
     cdef _hand_over(self, coro, bint whole):
         """The rest runs in a task: ``coro`` returns the Result (or, ``whole``, the response)."""
+        if self.iterator is not None and self.iterator.deferred is not None:
+            self.iterator.store_deferred()
+            self.iterator.deferred = None          # the task's coroutines store as they go
         task = self.task = self.loop.create_task(coro)
         if self.shared is not None:
             self.shared.task = task

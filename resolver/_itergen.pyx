@@ -98,6 +98,9 @@ cdef class Iterator:
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
     cdef public bint minimise, ipv6
     cdef public set aggressive, stack
+    #: None, or a list: then the final answer's rrsets are kept here to be stored by
+    #: ``store_deferred`` once the client has its answer (the daemon's Drive on corenet).
+    cdef public list deferred
     cdef public list hint_names
     cdef public dict hint_addrs
     cdef public int queries
@@ -133,6 +136,7 @@ cdef class Iterator:
         self.queries = 0
         self.t0 = clock()
         self.stack = set()
+        self.deferred = None
         self.lv = limit_values(limits)
         cdef Cache c = cache
         self._rrsets = c.rrsets
@@ -147,6 +151,14 @@ cdef class Iterator:
 
     def feed(self, event):
         return self._step(event)
+
+    def store_deferred(self):
+        """Caches what ``_final`` left in ``deferred``."""
+        todo = self.deferred
+        if todo:
+            self.deferred = []
+            for m, zone, now, answer in todo:
+                self._cache_answer(m, zone, now, answer)
 
     cdef _step(self, event):
         try:
@@ -480,7 +492,14 @@ cdef class Iterator:
     cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
         """Interprets the authoritative reply to the full question."""
         cdef list answer = _in_zone(m.answer, zone)
-        self._cache_answer(m, zone, now, answer)
+        if (self.deferred is not None and self.dnssec is None and qtype == self.qtype
+                and name == self.qname and _owned(answer, name, qtype) is not None):
+            # The client's own question, answered directly and not to be validated: nothing
+            # reads these rrsets before the resolution ends, so they can be stored after the
+            # answer has left.
+            self.deferred.append((m, zone, now, answer))
+        else:
+            self._cache_answer(m, zone, now, answer)
         cdef list out = []
         cdef bytes cur = name
         for _ in range(len(answer) + 1):

@@ -154,3 +154,42 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
     run(go())
     assert any("planted bug" in r.getMessage() or (r.exc_info and "planted bug" in
                str(r.exc_info[1])) for r in caplog.records)
+
+
+def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run, lab, loop,
+                                                                           loop_kind):
+    """On corenet the final answer's rrsets are stored after the answer has been handed to
+    the listener (in a before-poll callback, behind its flush); on other loops at once. On
+    every loop they are in the cache by the next iteration."""
+    from resolver.wire import from_text
+
+    async def go():
+        s = _server(lab)
+        rrsets = s.resolver.cache.rrsets
+        await _ask(s, "h305.bulk.net.", 1)                   # bulk.net's servers learned
+        name = from_text("h306.bulk.net.")
+        at_send = []
+        fut = s.loop.create_future()
+        q = dns.message.make_query("h306.bulk.net.", "A")
+
+        def send(out: bytes) -> None:
+            at_send.append(rrsets.get(name, 1, 1, time.monotonic()))
+            fut.set_result(out)
+
+        assert s._miss(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
+        out = dns.message.from_wire(await fut)
+        assert out.rcode() == dns.rcode.NOERROR and out.answer
+        if loop_kind.startswith("corenet"):
+            assert at_send == [None]
+        else:
+            assert at_send[0] is not None
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        e = rrsets.get(name, 1, 1, time.monotonic())
+        assert e is not None and [socket.inet_ntoa(rd) for rd in e.rdatas] == [
+            rr.address for rr in out.answer[0]]
+        it = s.resolver._iterator(name, 1, 1)
+        assert it.deferred is None                # only the daemon's Drive defers
+        await s.resolver.close()
+
+    run(go())
