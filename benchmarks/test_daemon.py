@@ -8,7 +8,8 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
   zone's names with 50 outstanding: CPU per miss of a busy server. The servers take turns
   chunk by chunk, so the machine's slow spells fall on both;
 - workers: ``--workers 2`` next to one worker, and Unbound's two threads next to one, all
-  unpinned and driven by ``dns_load.c`` (a C generator far cheaper than dnsperf).
+  unpinned and driven by ``dns_load.c`` (a C generator), with each worker capped at a share
+  of a core (a cgroup) and on the whole machine.
 
 Elsewhere the server is pinned to core 0 and dnsperf to core 1 (taskset) when there are two cores.
 Figures go to ``extra_info`` (ratios corenet/Unbound included) and to the terminal.
@@ -299,39 +300,96 @@ def _load_run(exe: str, port: int, pid: int, qfile: Path, children: bool = False
             "avg_latency_ms": f["avg_latency_us"] / 1000}
 
 
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")      # cgroup v1's cpu controller, where there is one
+CORE_SHARE = 0.3         # what each worker (or Unbound thread) may use in the capped runs
+
+
+class CoreShares:
+    """Tasks each put in a cgroup of its own with a CFS quota of CORE_SHARE of a core: a
+    stand-in for a core of their own. On 2 cores the load generator needs most of the core
+    the servers leave it, so two uncapped workers have no second core to scale onto; capped,
+    one worker and two use at most 0.3 and 0.6 of a core, and the generator has room."""
+
+    def __init__(self) -> None:
+        self.dirs: list[Path] = []
+
+    @staticmethod
+    def available() -> bool:
+        return os.access(CPU_CGROUP, os.W_OK) and (CPU_CGROUP / "cpu.cfs_quota_us").exists()
+
+    def cap(self, task: int, whole_process: bool) -> None:
+        d = CPU_CGROUP / f"corenet-bench-{os.getpid()}-{len(self.dirs)}"
+        d.mkdir()
+        self.dirs.append(d)
+        (d / "cpu.cfs_period_us").write_text("100000")
+        (d / "cpu.cfs_quota_us").write_text(str(int(CORE_SHARE * 100000)))
+        (d / ("cgroup.procs" if whole_process else "tasks")).write_text(str(task))
+
+    def release(self) -> None:
+        for d in self.dirs:
+            for task in (d / "tasks").read_text().split():      # any still alive: back to the root
+                try:
+                    (CPU_CGROUP / "tasks").write_text(task)
+                except OSError:
+                    pass                                           # it exited meanwhile
+            d.rmdir()
+        self.dirs = []
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
 @pytest.mark.benchmark(group="daemon-workers")
 def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
     """Raw queries/s with two workers and with one, and Unbound with two threads and one,
-    nothing pinned, driven by dns_load (a C generator that needs a fraction of a core, where
-    dnsperf needs a whole one and so leaves the servers one core of two): what a second
-    worker gains is what the load generator leaves of the second core."""
+    nothing pinned, driven by dns_load (a C generator; dnsperf needs a whole core of two).
+    Twice: with each worker (each Unbound thread) capped at CORE_SHARE of a core, where two
+    have the room to show what a second core is worth, and on the whole machine, where the
+    generator needs most of the core the servers leave it (see CoreShares)."""
     qfile = _wire_queries(tmp_path / "cached.bin", CACHED_QUERIES)
+    modes = (["capped"] if CoreShares.available() else []) + ["whole"]
     results = {}
 
     def run():
-        for n in ("1", "2"):
-            d = Daemon(tmp_path / f"w{n}", lab53, "--workers", n, metrics=False).start(
-                ready="ready" if n == "1" else f"started {n} workers")
-            try:
-                results[f"corenet-{n}"] = _load_run(dns_load, d.port, d.pid, qfile,
-                                                    children=n != "1")
-            finally:
-                d.stop()
-            ub = Unbound.start(tmp_path / f"ub{n}", lab53, threads=int(n), extra="\n".join([
-                "  prefetch: no", "  ratelimit: 0", "  ip-ratelimit: 0"]))
-            try:
-                results[f"unbound-{n}"] = _load_run(dns_load, ub.port, ub.proc.pid, qfile)
-            finally:
-                ub.stop()
+        for mode in modes:
+            for n in ("1", "2"):
+                shares = CoreShares()
+                d = Daemon(tmp_path / f"{mode}-w{n}", lab53, "--workers", n,
+                           metrics=False).start(ready="ready" if n == "1" else
+                                                f"started {n} workers")
+                try:
+                    if mode == "capped":
+                        for w in ([d.pid] if n == "1" else _children(d.pid)):
+                            shares.cap(w, whole_process=True)
+                    results[f"{mode} corenet-{n}"] = _load_run(dns_load, d.port, d.pid, qfile,
+                                                               children=n != "1")
+                finally:
+                    d.stop()
+                    shares.release()
+                ub = Unbound.start(tmp_path / f"{mode}-ub{n}", lab53, threads=int(n),
+                                   extra="\n".join(["  prefetch: no", "  ratelimit: 0",
+                                                    "  ip-ratelimit: 0"]))
+                try:
+                    if mode == "capped":
+                        for t in os.listdir(f"/proc/{ub.proc.pid}/task"):
+                            shares.cap(int(t), whole_process=False)
+                    results[f"{mode} unbound-{n}"] = _load_run(dns_load, ub.port, ub.proc.pid,
+                                                               qfile)
+                finally:
+                    ub.stop()
+                    shares.release()
 
     benchmark.pedantic(run, rounds=1, iterations=1)
-    scaling = {k: results[f"{k}-2"]["qps"] / results[f"{k}-1"]["qps"]
-               for k in ("corenet", "unbound")}
+    scaling = {f"{m} {k}": results[f"{m} {k}-2"]["qps"] / results[f"{m} {k}-1"]["qps"]
+               for m in modes for k in ("corenet", "unbound")}
     for k, v in results.items():
         print(f"\n[workers] {k}: " + ", ".join(f"{f} {x:.3g}" for f, x in v.items()))
-    print(f"[workers] queries/s two over one: corenet {scaling['corenet']:.2f}, "
-          f"unbound {scaling['unbound']:.2f}")
-    benchmark.extra_info.update({"results": results, "qps_two_over_one": scaling})
+    print("[workers] queries/s, two over one: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in scaling.items()))
+    benchmark.extra_info.update({"results": results, "qps_two_over_one": scaling,
+                                 "core_share": CORE_SHARE})
     for k, v in results.items():
         assert v["bad"] == 0, (k, v)
         assert v["lost"] <= v["completed"] / 100, (k, v)
