@@ -64,6 +64,11 @@ def _pin(pid: int) -> None:
                        capture_output=True, check=False)
 
 
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
 def _cpu(pid: int, children: bool = False) -> float:
     """CPU seconds (user+system) of ``pid`` and, with ``children``, of its live children:
     the sum over their threads of /proc/PID/task/TID/schedstat (nanoseconds, where /proc's
@@ -71,8 +76,7 @@ def _cpu(pid: int, children: bool = False) -> float:
     pids = [pid]
     if children:
         try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                pids += [int(x) for x in f.read().split()]
+            pids += _children(pid)
         except OSError:
             pass
     total = 0
@@ -334,11 +338,6 @@ class CoreShares:
                     pass                                           # it exited meanwhile
             d.rmdir()
         self.dirs = []
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
 
 
 @pytest.mark.benchmark(group="daemon-workers")

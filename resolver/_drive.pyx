@@ -201,7 +201,7 @@ cdef class Drive:
             if iterator.deferred:
                 # The final answer's rrsets wait until the answer has left (the listener's
                 # flush is queued before them), unless the resolution goes on.
-                if type(action) is _Result and q.corenet:
+                if type(action) is _Result:
                     store_later = True
                 else:
                     iterator.store_deferred()

@@ -493,13 +493,15 @@ cdef class Iterator:
         """Interprets the authoritative reply to the full question."""
         cdef list answer = _in_zone(m.answer, zone)
         if (self.deferred is not None and self.dnssec is None and qtype == self.qtype
-                and name == self.qname and _owned(answer, name, qtype) is not None):
-            # The client's own question, answered directly and not to be validated: nothing
-            # reads these rrsets before the resolution ends, so they can be stored after the
-            # answer has left.
-            self.deferred.append((m, zone, now, answer))
-        else:
-            self._cache_answer(m, zone, now, answer)
+                and name == self.qname):
+            found = _owned(answer, name, qtype)
+            if found is not None:
+                # The client's own question, answered directly and not to be validated:
+                # nothing reads these rrsets before the resolution ends, so they can be
+                # stored after the answer has left.
+                self.deferred.append((m, zone, now, answer))
+                return _Step("answer", found, _wildcard_proofs(m, zone, found))
+        self._cache_answer(m, zone, now, answer)
         cdef list out = []
         cdef bytes cur = name
         for _ in range(len(answer) + 1):
