@@ -254,7 +254,9 @@ cdef class DatagramTransport(BaseTransport):
             if addr not in (None, self.address):
                 raise ValueError(f"Invalid address: must be None or {self.address}")
             addr = self.address
-        if self.conn_lost and self.address:
+        if self.conn_lost:
+            # Closed (or lost): a counted drop, as asyncio since 3.12 (3.11 checked this only
+            # for connected transports and then failed on the released protocol).
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
@@ -273,7 +275,8 @@ cdef class DatagramTransport(BaseTransport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on datagram transport")
                 return
-        self.queue.append((bytes(data), addr))
+        data = bytes(data)   # the caller may reuse its buffer; len() is now bytes, not items
+        self.queue.append((data, addr))
         self.queued_bytes += len(data)
         self._update_interest()
         self._maybe_pause_protocol()

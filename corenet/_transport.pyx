@@ -173,6 +173,8 @@ cdef class BaseTransport(FdWatcher):
     cdef int _call_connection_lost(self, exc) except -1:
         if self.fd < 0:
             return 0
+        if not self.conn_lost:
+            self.conn_lost = 1   # closed after draining: later writes are counted drops
         try:
             if self.protocol_connected:
                 self.protocol.connection_lost(exc)

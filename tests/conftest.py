@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from looptools import LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
+from looptools import CORENET_KINDS, LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(params=LOOP_KINDS)
@@ -14,7 +14,7 @@ def loop_kind(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=[k for k in LOOP_KINDS if k.startswith("corenet")])
+@pytest.fixture(params=CORENET_KINDS)
 def corenet_kind(request) -> str:
     """For checks of what only corenet has (its trigger modes, policy, counters)."""
     return request.param

@@ -8,6 +8,9 @@ import os
 import pytest
 
 LOOP_KINDS = ["asyncio", "corenet-edge", "corenet-level"]
+# For behaviour where Python 3.11's own asyncio is the one at fault (fixed upstream later):
+# parametrize ``loop_kind`` with these to leave the broken oracle out.
+CORENET_KINDS = [k for k in LOOP_KINDS if k.startswith("corenet")]
 
 
 def corenet_built() -> bool:
