@@ -22,9 +22,9 @@ import weakref
 from asyncio import coroutines, events, futures
 from typing import Any, Awaitable, Callable, Coroutine, Literal, TypeVar
 
-from asyncio import base_events, constants, sslproto, unix_events
+from asyncio import base_events, constants, unix_events
 
-from corenet import _loop, _stream, transports
+from corenet import _loop, _stream, tls, transports
 
 __all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run"]
 
@@ -479,9 +479,9 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------ transports
     #
     # Connection set-up is the cold path, and asyncio's own code for it is the reference
-    # for its semantics (happy eyeballs, interleave, address families, server sockets,
-    # start_tls): corenet runs that code unchanged on top of its own transports, which are
-    # created through the hooks below.
+    # for its semantics (happy eyeballs, interleave, address families, server sockets):
+    # corenet runs that code unchanged on top of its own transports, which are created
+    # through the hooks below. TLS (start_tls and the hook) adds half-close (corenet.tls).
 
     _BASE = base_events.BaseEventLoop
     _UNIX = unix_events._UnixSelectorEventLoop
@@ -493,7 +493,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     _create_server_getaddrinfo = _BASE._create_server_getaddrinfo
     connect_accepted_socket = _BASE.connect_accepted_socket
     create_datagram_endpoint = _BASE.create_datagram_endpoint
-    start_tls = _BASE.start_tls
+    start_tls = tls.start_tls
     sendfile = _BASE.sendfile
     _sendfile_fallback = _BASE._sendfile_fallback
     connect_read_pipe = _BASE.connect_read_pipe
@@ -515,9 +515,10 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                             ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                             ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
                             call_connection_made=True):
-        # TLS runs over a MemoryBIO (asyncio's SSLProtocol, a BufferedProtocol) on top of a
-        # plain corenet stream transport: the kernel reads straight into its buffer.
-        ssl_protocol = sslproto.SSLProtocol(
+        # TLS runs over a MemoryBIO (asyncio's SSLProtocol with half-close added, a
+        # BufferedProtocol) on top of a plain corenet stream transport: the kernel reads
+        # straight into its buffer.
+        ssl_protocol = tls.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
