@@ -312,11 +312,25 @@ def in_thread(target) -> concurrent.futures.Future:
     return future
 
 
+class BufferedRecorder(Recorder, asyncio.BufferedProtocol):
+    """Recorder's callbacks, but receiving through get_buffer/buffer_updated."""
+
+    def get_buffer(self, sizehint):
+        self._buf = bytearray(max(sizehint, 1024))
+        return self._buf
+
+    def buffer_updated(self, nbytes):
+        self.data_received(bytes(self._buf[:nbytes]))
+
+
 @pytest.mark.parametrize("loop_kind", CORENET_KINDS)  # 3.11's asyncio: no TLS write_eof
-def test_write_eof_sends_close_notify_and_the_reply_still_arrives(loop, run, pki, fd_check):
+@pytest.mark.parametrize("client_factory", [Recorder, BufferedRecorder],
+                         ids=["Protocol", "BufferedProtocol"])
+def test_write_eof_sends_close_notify_and_the_reply_still_arrives(loop, run, pki, fd_check,
+                                                                  client_factory):
     """The request/response pattern over TLS: the client ends its direction with
     write_eof (close_notify, then TCP FIN), the server reads to that end and only then
-    answers, and the answer arrives on the half-closed connection."""
+    answers, and the answer arrives on the half-closed connection (both read paths)."""
     lsock = socket.create_server(("127.0.0.1", 0))
 
     def server():
@@ -331,7 +345,8 @@ def test_write_eof_sends_close_notify_and_the_reply_still_arrives(loop, run, pki
     async def main():
         done = in_thread(server)
         try:
-            tr, pr = await loop.create_connection(Recorder, "127.0.0.1", lsock.getsockname()[1],
+            tr, pr = await loop.create_connection(client_factory, "127.0.0.1",
+                                                  lsock.getsockname()[1],
                                                   ssl=pki.client_context(),
                                                   server_hostname="localhost")
             assert tr.can_write_eof()
