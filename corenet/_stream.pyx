@@ -215,6 +215,7 @@ cdef class StreamTransport(BaseTransport):
     cdef bint reading_paused
     cdef bint eof_received
     cdef bint short_read
+    cdef bint readable   # edge mode: data may be waiting (an edge came, no drain seen since)
     cdef bint peer_closing
     cdef Py_ssize_t last_read
     cdef WriteQueue wq
@@ -223,6 +224,7 @@ cdef class StreamTransport(BaseTransport):
 
     def __cinit__(self, int fd):
         self.wq = WriteQueue()
+        self.readable = True
 
     # ------------------------------------------------------------ setup
 
@@ -279,6 +281,8 @@ cdef class StreamTransport(BaseTransport):
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
         if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
             self.peer_closing = True
+        if events & IN_EVENTS:
+            self.readable = True
         if events & OUT_EVENTS and self.write_waiter is not None:
             waiter = self.write_waiter
             self.write_waiter = None
@@ -307,7 +311,11 @@ cdef class StreamTransport(BaseTransport):
             else:
                 n = self._read_plain()
             if n <= 0 or not self.edge:
+                if n == 0:
+                    self.readable = False     # EAGAIN
                 return 0
+            if self.short_read and not self.peer_closing:
+                self.readable = False         # drained: the next arrival raises an edge
             if self.reading_paused or self.closing or self.fd < 0 or self.eof_received:
                 return 0
             if self.peer_closing:
@@ -467,8 +475,9 @@ cdef class StreamTransport(BaseTransport):
             return
         self.reading_paused = False
         if self.edge:
-            # No new edge will come for data already waiting: look for it ourselves.
-            if self.started and not self.read_scheduled:
+            # No new edge will come for data already waiting: look for it ourselves, unless
+            # the socket was drained and no edge came since (then there is nothing to read).
+            if self.started and self.readable and not self.read_scheduled:
                 self.read_scheduled = True
                 self.loop.call_soon(self._continue_reading)
         else:

@@ -371,6 +371,99 @@ def test_pause_and_resume_reading(loop, run):
     run(main())
 
 
+class CountingBuffered(asyncio.BufferedProtocol):
+    """Counts get_buffer calls: every loop asks for a buffer right before each recv()."""
+
+    def __init__(self, pause_on_first: bool = False) -> None:
+        self.asks = 0
+        self.data = bytearray()
+        self.buf = bytearray(65536)
+        self.pause_on_first = pause_on_first
+        self.eof = asyncio.get_event_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        self.asks += 1
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.data += self.buf[:nbytes]
+        if self.pause_on_first:
+            self.pause_on_first = False
+            self.transport.pause_reading()
+
+    def eof_received(self):
+        self.eof.set_result(None)
+
+
+async def iterations(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def test_resume_reading_reads_only_what_may_be_waiting(loop, run, fd_check):
+    """Edge mode keeps a readable flag: resuming a drained socket that saw no edge since
+    costs no recv(); data or a FIN that came while paused is read on resuming. (Level mode
+    and asyncio re-arm epoll instead, and never read on speculation.)"""
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        tr, pr = await loop.create_connection(CountingBuffered, *lsock.getsockname())
+        peer, _ = lsock.accept()
+        lsock.close()
+        peer.sendall(b"first")
+        while bytes(pr.data) != b"first":
+            await asyncio.sleep(0.001)
+        asks = pr.asks
+        for _ in range(3):
+            tr.pause_reading()
+            await iterations(3)
+            tr.resume_reading()
+            await iterations(3)
+        assert pr.asks == asks, "recv() on a drained socket with no edge since"
+        tr.pause_reading()
+        peer.sendall(b"second")
+        await asyncio.sleep(0.05)
+        assert bytes(pr.data) == b"first"
+        tr.resume_reading()
+        while bytes(pr.data) != b"firstsecond":
+            await asyncio.sleep(0.001)
+        tr.close()
+        peer.close()
+
+    run(main())
+    fd_check()
+
+
+def test_eof_behind_a_short_read_is_delivered_after_resuming(loop, run, fd_check):
+    """Data and FIN arrive together; the protocol pauses on the data (a short read, which
+    drains the data but not the FIN). The EOF raises no new edge, yet resuming delivers it."""
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        tr, pr = await loop.create_connection(lambda: CountingBuffered(pause_on_first=True),
+                                              *lsock.getsockname())
+        peer, _ = lsock.accept()
+        lsock.close()
+        await iterations(5)
+        peer.sendall(b"last words")
+        peer.shutdown(socket.SHUT_WR)
+        while not pr.data:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)
+        assert not pr.eof.done() and not tr.is_reading()
+        tr.resume_reading()
+        await asyncio.wait_for(pr.eof, 5)
+        assert bytes(pr.data) == b"last words"
+        peer.close()
+        await asyncio.sleep(0.01)
+
+    run(main())
+    fd_check()
+
+
 def test_set_protocol_switches_the_receiver(loop, run):
     async def main():
         tr, pr, sp, srv = await tcp_pair(loop)
