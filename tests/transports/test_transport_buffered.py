@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -335,3 +336,78 @@ def test_writelines_is_one_syscall(loop_kind, tmp_path):
     calls = [line for line in out.read_text().splitlines() if "PART-" in line]
     assert len(calls) == 1, calls
     assert all(p in calls[0] for p in ("PART-ONE|", "PART-TWO|", "PART-THREE"))
+    if loop_kind == "asyncio":
+        # Stock asyncio joins the pieces into one bytes object and sends that.
+        assert "PART-ONE|PART-TWO|PART-THREE" in calls[0], calls
+    else:
+        # corenet hands the kernel the three buffers as they are: one iovec each.
+        assert re.search(r"\bsendmsg\(", calls[0]), calls
+        assert "msg_iovlen=3," in calls[0], calls
+        assert calls[0].rstrip().endswith("= 28"), calls
+
+
+STRACE_QUEUED_CLIENT = textwrap.dedent("""
+    import asyncio, socket, sys
+    from looptools import make_loop
+    from transport_helpers import fill_socket_buffers
+    loop = make_loop(sys.argv[1])
+    PIECES = [b"PIECE-%d|" % i for i in range(5)]
+
+    def drain(conn, n):
+        conn.settimeout(10)
+        got = bytearray()
+        while len(got) < n:
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        return bytes(got)
+
+    async def main():
+        lsock = socket.create_server(("127.0.0.1", 0))
+        tr, pr = await loop.create_connection(asyncio.Protocol, *lsock.getsockname())
+        conn, _ = lsock.accept()
+        prefix = fill_socket_buffers(tr)  # nobody reads conn yet: the next writes queue
+        queued = tr.get_write_buffer_size()
+        for p in PIECES:
+            tr.write(p)
+        assert tr.get_write_buffer_size() == queued + sum(map(len, PIECES))
+        got = await loop.run_in_executor(None, drain, conn, prefix + sum(map(len, PIECES)))
+        ok = got[prefix:] == b"".join(PIECES) and got[:prefix] == bytes(prefix)
+        print("intact" if ok else f"garbled: {len(got)} bytes, tail {got[-64:]!r}")
+        tr.close()
+        await asyncio.sleep(0)
+        conn.close()
+        lsock.close()
+
+    loop.run_until_complete(main())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+""")
+
+
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_queued_writes_flush_in_one_sendmsg(loop_kind, tmp_path):
+    """Small writes that had to queue behind a full socket leave together once the peer
+    reads: one sendmsg carries every queued buffer as its own iovec, and the bytes arrive
+    in order (stock asyncio joins its queue into one bytearray, hence corenet only)."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is needed to see the syscalls")
+    out = tmp_path / "trace"
+    proc = subprocess.run(
+        ["strace", "-f", "-qq", "-s", "128", "-o", str(out),
+         "-e", "trace=sendmsg,sendto,sendmmsg,write,writev", sys.executable, "-c",
+         STRACE_QUEUED_CLIENT, loop_kind], capture_output=True, text=True, timeout=60,
+        env=SUBPROCESS_ENV)
+    if proc.returncode != 0 and "ptrace" in proc.stderr:
+        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "intact", proc.stdout
+    pieces = [f"PIECE-{i}|" for i in range(5)]
+    calls = [line for line in out.read_text().splitlines() if "PIECE-" in line]
+    assert calls, "no traced call carried the queued pieces"
+    first = calls[0]  # the flush that first reached the queued pieces
+    assert re.search(r"\bsendmsg\(", first), first
+    iovlen = re.search(r"msg_iovlen=(\d+)", first)
+    assert iovlen and int(iovlen.group(1)) >= 5, first
+    assert all(p in first for p in pieces), first
