@@ -60,6 +60,9 @@ class CrcReceiver(asyncio.BufferedProtocol):
 
 
 def test_buffered_protocol_receives_100_mib_with_no_per_read_allocation(loop, run):
+    """The kernel writes straight into the protocol's buffer: the traced peak grows by a few
+    KiB over 100 MiB, under half of one 256 KiB read, so even a single intermediate copy of
+    a read fails the bound."""
     blocks = 100
     block = random.Random(7).randbytes(BLOCK)
     expected_crc = 0
@@ -93,7 +96,7 @@ def test_buffered_protocol_receives_100_mib_with_no_per_read_allocation(loop, ru
     grown, proto = run(main(), timeout=90)
     assert proto.n == blocks * BLOCK
     assert proto.crc == expected_crc
-    assert grown < 1 << 20, f"receiving 100 MiB allocated {grown} bytes at peak"
+    assert grown < 128 * 1024, f"receiving 100 MiB allocated {grown} bytes at peak"
 
 
 def test_get_buffer_smaller_than_sizehint(loop, run):
