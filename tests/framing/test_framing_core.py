@@ -213,6 +213,36 @@ class Keeper(FrameProtocol):
         self.views.append(frame)
 
 
+def test_small_frame_is_a_view_into_the_receive_buffer():
+    """A frame that fits the buffer is handed out in place: its memoryview's exporter is the
+    very buffer the transport received into, and a byte changed in that buffer during the
+    call shows through the frame (a copy would not see it)."""
+
+    class Probe(FrameProtocol):
+        def __init__(self):
+            super().__init__(buffer_size=4096)
+            self.received_into = None
+            self.seen = []
+
+        def frame_received(self, frame):
+            before = bytes(frame)
+            self.received_into[4] = ord("J")  # the first payload byte, in the receive buffer
+            self.seen.append((frame.obj, before, bytes(frame)))
+
+    p = Probe()
+    data = encode([b"hello"])
+    buf = p.get_buffer(-1)
+    p.received_into = buf
+    buf[:len(data)] = data
+    p.buffer_updated(len(data))
+    assert len(p.seen) == 1
+    exporter, before, after = p.seen[0]
+    assert exporter is buf.obj
+    assert isinstance(exporter, bytearray) and len(exporter) == 4096
+    assert before == b"hello"
+    assert after == b"Jello"
+
+
 def test_kept_views_are_never_retargeted():
     frames = [bytes([i]) * (i + 1) for i in range(50)]
     p = Keeper()

@@ -174,6 +174,38 @@ def test_many_datagrams_in_one_wakeup_all_delivered(loop, run, host):
     run(main())
 
 
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_waiting_datagrams_are_drained_in_one_iteration(loop, run):
+    """corenet drains the socket per wake-up (up to 256 datagrams): 100 datagrams waiting
+    before the loop looks all arrive in the first iteration that delivers any. Stock asyncio
+    reads one datagram per wake-up, hence corenet only."""
+
+    async def open_endpoint():
+        return await loop.create_datagram_endpoint(Dgram, local_addr=("127.0.0.1", 0))
+
+    t, p = run(open_endpoint())
+    addr = t.get_extra_info("sockname")
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(100):  # loopback: each is in the receive queue when sendto returns
+            peer.sendto(i.to_bytes(4, "big"), addr)
+        per_iteration = []
+        for _ in range(50):  # one loop iteration each
+            before = len(p.got)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            per_iteration.append(len(p.got) - before)
+            if len(p.got) >= 100:
+                break
+        delivering = [n for n in per_iteration if n]
+        assert delivering and delivering[0] == 100, per_iteration
+        assert [int.from_bytes(d, "big") for d, _ in p.got] == list(range(100))
+    finally:
+        peer.close()
+        t.close()
+    run(p.lost)
+
+
 def unix_dgram_receiver(tmp_path):
     b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "dgram.sock")

@@ -263,22 +263,50 @@ FD_LIMITED_SERVER = textwrap.dedent("""
 
     loop.set_exception_handler(handler)
 
+    accepted = []
+
     class Echo(asyncio.Protocol):
+        def __init__(self):
+            self.made = self.lost = 0
+            accepted.append(self)
+
         def connection_made(self, transport):
+            self.made += 1
             self.transport = transport
 
         def data_received(self, data):
             self.transport.write(data)
 
+        def connection_lost(self, exc):
+            self.lost += 1
+
+    def report():
+        try:
+            fds = len(os.listdir("/proc/self/fd"))
+        except OSError:  # still at the limit: listing needs a descriptor of its own
+            fds = -1
+        print("REPORT", fds, baseline,
+              ",".join(f"{p.made}:{p.lost}" for p in accepted), flush=True)
+
+    def on_stdin():
+        # A line "report" asks for the counts; end of input stops the server.
+        data = os.read(0, 4096)
+        if not data:
+            stop.done() or stop.set_result(None)
+        for _ in range(data.count(b"report")):
+            report()
+
     async def main():
+        global baseline, stop
         srv = await loop.create_server(Echo, "127.0.0.1", 0)
         port = srv.sockets[0].getsockname()[1]
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         highest = max(int(n) for n in os.listdir("/proc/self/fd"))
         resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 4, hard))
-        print("PORT", port, flush=True)
         stop = loop.create_future()
-        loop.add_reader(0, lambda: stop.done() or stop.set_result(None))
+        loop.add_reader(0, on_stdin)
+        baseline = len(os.listdir("/proc/self/fd"))
+        print("PORT", port, flush=True)
         await stop
 
     loop.run_until_complete(main())
@@ -287,7 +315,9 @@ FD_LIMITED_SERVER = textwrap.dedent("""
 
 def test_server_at_its_descriptor_limit(loop_kind):
     """The server accepts what it can, reports EMFILE, backs off instead of spinning, and
-    serves the waiting connections once descriptors are free again."""
+    serves the waiting connections once descriptors are free again; once the clients have
+    gone, every accepted connection was lost exactly once and the server's descriptors are
+    back to what they were before the first client."""
     proc = subprocess.Popen([sys.executable, "-c", FD_LIMITED_SERVER, loop_kind],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=SUBPROCESS_ENV)
@@ -335,6 +365,34 @@ def test_server_at_its_descriptor_limit(loop_kind):
             if not served[i]:
                 assert echo_ok(c, b"msg%d" % i, 5.0), "a waiting connection was never served"
         assert proc.poll() is None, "the server died"
+        for c in clients:
+            c.close()
+
+        def server_report() -> tuple[int, int, list[tuple[int, int]]]:
+            proc.stdin.write("report\n")
+            proc.stdin.flush()
+            while True:
+                line = lines.get(timeout=10)
+                if line.startswith("REPORT"):
+                    break
+            _, fds, baseline, conns = line.split()
+            return int(fds), int(baseline), [tuple(map(int, c.split(":")))
+                                             for c in conns.split(",")]
+
+        deadline = time.monotonic() + 10
+        while True:
+            fds, baseline, conns = server_report()
+            if all(lost for _, lost in conns) and 0 <= fds <= baseline:
+                break
+            assert time.monotonic() < deadline, (
+                f"10 s after the clients closed: {fds} descriptors ({baseline} before), "
+                f"made:lost per connection {conns}")
+            time.sleep(0.05)
+        time.sleep(0.2)  # room for a late second connection_lost or a late close
+        fds, baseline, conns = server_report()
+        assert len(conns) == len(clients)
+        assert conns == [(1, 1)] * len(clients), "connection_made/connection_lost per connection"
+        assert fds == baseline, f"{fds} descriptors open, {baseline} before the first client"
     finally:
         for c in clients:
             c.close()

@@ -6,8 +6,11 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 
+import pytest
 
+from looptools import CORENET_KINDS
 from transport_helpers import Recorder
 
 
@@ -139,5 +142,38 @@ def test_subprocess_protocol_callbacks(loop, run):
         tr.close()
         await asyncio.sleep(0.01)
         assert pr.events.count("lost") == 1
+
+    run(main(), timeout=30)
+
+
+def _pidfds() -> set[int]:
+    """This process's descriptors that are pidfds (readlink of /proc/self/fd/N)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[pidfd]":
+                found.add(int(name))
+        except OSError:  # the descriptor listdir itself used, gone by now
+            pass
+    return found
+
+
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_subprocess_exit_is_watched_through_a_pidfd(loop, run):
+    """corenet notices a child's exit through a pidfd in epoll: while the child runs there is
+    one more pidfd, no watcher thread and no SIGCHLD handler; once it is reaped the pidfd is
+    closed (stock asyncio 3.11 uses a thread per child instead)."""
+
+    async def main():
+        pidfds_before = _pidfds()
+        threads_before = threading.active_count()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import time; time.sleep(0.5)")
+        assert proc.returncode is None, "the child exited before the checks ran"
+        assert len(_pidfds() - pidfds_before) == 1
+        assert threading.active_count() == threads_before
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+        assert await proc.wait() == 0
+        assert _pidfds() == pidfds_before
 
     run(main(), timeout=30)

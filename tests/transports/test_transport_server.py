@@ -3,6 +3,7 @@ start_serving, serve_forever, close/wait_closed, async context manager."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -193,3 +194,49 @@ def test_protocol_factory_failure_is_reported_and_server_keeps_serving(loop, run
         await stop(srv)
 
     run(main())
+
+
+def test_accepts_at_most_backlog_connections_per_wakeup(loop, run):
+    """A listener with many connections waiting accepts at most ``backlog`` of them per
+    loop iteration (others get their turn in between), and in time accepts them all. Stock
+    asyncio bounds its accept loop by the backlog too, so this runs on every loop."""
+    clients: list[socket.socket] = []
+    accepted_now = [0]
+    made = []
+
+    class Counted(asyncio.Protocol):
+        def __init__(self):
+            accepted_now[0] += 1  # one protocol per accepted connection
+
+        def connection_made(self, transport):
+            made.append(transport)
+
+    async def start():
+        return await loop.create_server(Counted, "127.0.0.1", 0, backlog=4)
+
+    srv = run(start())
+    try:
+        # Let the kernel queue all 20 (listen(4) would drop SYNs past 5); the acceptor's
+        # per-wake-up bound stays the backlog given to create_server.
+        lsock = srv.sockets[0]
+        with socket.socket(fileno=os.dup(lsock.fileno())) as dup:
+            dup.listen(64)
+        for _ in range(20):
+            clients.append(socket.create_connection(lsock.getsockname(), timeout=5))
+        per_iteration = []
+        for _ in range(200):  # one loop iteration each
+            accepted_now[0] = 0
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+            per_iteration.append(accepted_now[0])
+            if len(made) == 20:
+                break
+        assert sum(per_iteration) == 20, per_iteration
+        assert len(made) == 20
+        assert max(per_iteration) == 4, per_iteration
+    finally:
+        for c in clients:
+            c.close()
+        for tr in made:
+            tr.close()
+        run(stop(srv))
