@@ -323,20 +323,26 @@ STRACE_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_writelines_is_one_syscall(loop_kind, tmp_path):
-    """strace shows the three pieces leaving in a single send-family call."""
+def traced_sends(script: str, loop_kind: str, tmp_path, marker: str) -> list[str]:
+    """Runs ``script`` under strace and returns its send-family calls whose data shows
+    ``marker``, once the script has printed that what arrived was intact."""
     if shutil.which("strace") is None:
         pytest.skip("strace is needed to see the syscalls")
     out = tmp_path / "trace"
     proc = subprocess.run(
         ["strace", "-f", "-qq", "-s", "128", "-o", str(out),
          "-e", "trace=sendmsg,sendto,sendmmsg,write,writev", sys.executable, "-c",
-         STRACE_CLIENT, loop_kind], capture_output=True, text=True, timeout=60, env=SUBPROCESS_ENV)
+         script, loop_kind], capture_output=True, text=True, timeout=60, env=SUBPROCESS_ENV)
     if proc.returncode != 0 and "ptrace" in proc.stderr:
         pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "intact"
-    calls = [line for line in out.read_text().splitlines() if "PART-" in line]
+    assert proc.stdout.strip() == "intact", proc.stdout
+    return [line for line in out.read_text().splitlines() if marker in line]
+
+
+def test_writelines_is_one_syscall(loop_kind, tmp_path):
+    """strace shows the three pieces leaving in a single send-family call."""
+    calls = traced_sends(STRACE_CLIENT, loop_kind, tmp_path, "PART-")
     assert len(calls) == 1, calls
     assert all(p in calls[0] for p in ("PART-ONE|", "PART-TWO|", "PART-THREE"))
     if loop_kind == "asyncio":
@@ -394,20 +400,8 @@ def test_queued_writes_flush_in_one_sendmsg(loop_kind, tmp_path):
     """Small writes that had to queue behind a full socket leave together once the peer
     reads: one sendmsg carries every queued buffer as its own iovec, and the bytes arrive
     in order (stock asyncio joins its queue into one bytearray, hence corenet only)."""
-    if shutil.which("strace") is None:
-        pytest.skip("strace is needed to see the syscalls")
-    out = tmp_path / "trace"
-    proc = subprocess.run(
-        ["strace", "-f", "-qq", "-s", "128", "-o", str(out),
-         "-e", "trace=sendmsg,sendto,sendmmsg,write,writev", sys.executable, "-c",
-         STRACE_QUEUED_CLIENT, loop_kind], capture_output=True, text=True, timeout=60,
-        env=SUBPROCESS_ENV)
-    if proc.returncode != 0 and "ptrace" in proc.stderr:
-        pytest.skip(f"strace cannot trace here: {proc.stderr.strip()[:200]}")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "intact", proc.stdout
+    calls = traced_sends(STRACE_QUEUED_CLIENT, loop_kind, tmp_path, "PIECE-")
     pieces = [f"PIECE-{i}|" for i in range(5)]
-    calls = [line for line in out.read_text().splitlines() if "PIECE-" in line]
     assert calls, "no traced call carried the queued pieces"
     first = calls[0]  # the flush that first reached the queued pieces
     assert re.search(r"\bsendmsg\(", first), first
