@@ -35,14 +35,16 @@ class SSLTransport(sslproto._SSLProtocolTransport):
         self._ssl_protocol._write_eof()
 
     def write(self, data) -> None:
-        if self._ssl_protocol is not None and self._ssl_protocol._eof_asked:
-            raise RuntimeError("Cannot call write() after write_eof()")
+        self._refuse_after_eof("write")
         super().write(data)
 
     def writelines(self, list_of_data) -> None:
-        if self._ssl_protocol is not None and self._ssl_protocol._eof_asked:
-            raise RuntimeError("Cannot call writelines() after write_eof()")
+        self._refuse_after_eof("writelines")
         super().writelines(list_of_data)
+
+    def _refuse_after_eof(self, call: str) -> None:
+        if self._ssl_protocol is not None and self._ssl_protocol._eof_asked:
+            raise RuntimeError(f"Cannot call {call}() after write_eof()")
 
 
 class _AfterCloseNotify:
@@ -65,6 +67,10 @@ class _AfterCloseNotify:
         return getattr(self._obj, name)
 
 
+def _nothing() -> None:
+    pass
+
+
 class SSLProtocol(sslproto.SSLProtocol):
     """asyncio's ``SSLProtocol`` with half-close in both directions (see the module)."""
 
@@ -83,15 +89,30 @@ class SSLProtocol(sslproto.SSLProtocol):
     # -- our direction
 
     def _write_eof(self) -> None:
-        if not self._eof_asked:
-            self._eof_asked = True
-            self._send_close_notify()
+        if self._eof_asked:
+            return
+        self._eof_asked = True
+        self._send_close_notify()
+        if not self._eof_sent:
+            # Not possible yet: try again after each read and write. The hooks go on this
+            # connection only, so connections that never half-close keep asyncio's read
+            # and write paths without a detour.
+            self._do_read = self._read_then_close_notify
+            self._do_write = self._write_then_close_notify
+
+    def _read_then_close_notify(self):
+        sslproto.SSLProtocol._do_read(self)
+        self._send_close_notify()
+
+    def _write_then_close_notify(self):
+        sslproto.SSLProtocol._do_write(self)
+        self._send_close_notify()
 
     def _send_close_notify(self) -> None:
         """Sends close_notify when it can go now: after the handshake, behind every byte
         written before, and with nothing unread in the TLS layer (OpenSSL's shutdown reads
-        pending records and fails on application data among them). Otherwise the read
-        and write paths call again once that holds."""
+        pending records and fails on application data among them). Otherwise the hooks
+        ``_write_eof`` installs call again once that holds."""
         if (self._eof_sent or self._state is not _WRAPPED or self._write_backlog
                 or self._incoming.pending or self._sslobj.pending()):
             return
@@ -108,18 +129,6 @@ class SSLProtocol(sslproto.SSLProtocol):
         if self._transport is not None and self._transport.can_write_eof():
             self._transport.write_eof()
 
-    def _do_write(self):
-        super()._do_write()
-        if self._eof_asked and not self._eof_sent:
-            self._send_close_notify()
-
-    def _do_read(self):
-        if self._kept_open:
-            return           # the peer's stream has ended; only our direction is left
-        super()._do_read()
-        if self._eof_asked and not self._eof_sent:
-            self._send_close_notify()
-
     # -- the peer's direction
 
     def _call_eof_received(self):
@@ -134,7 +143,9 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._fatal_error(exc, "Error calling eof_received()")
             return
         # Half-open is only worth keeping while we can still write.
-        self._kept_open = bool(keep_open) and not self._eof_asked and self._state is _WRAPPED
+        if keep_open and not self._eof_asked and self._state is _WRAPPED:
+            self._kept_open = True
+            self._do_read = _nothing     # the peer's stream has ended: nothing more to read
 
     def _start_shutdown(self):
         if self._kept_open and not self._app_transport._closed:
