@@ -11,6 +11,8 @@ top of asyncio's ``SSLProtocol``, which does everything else unchanged:
 - When the peer's close_notify arrives and the protocol's ``eof_received()`` returns a true
   value, the connection stays open for writing until the protocol closes it (which then
   sends our close_notify), as for plain TCP.
+- ``close()`` while the peer is still sending drops what arrives after it instead of failing
+  the shutdown on it.
 """
 from __future__ import annotations
 
@@ -128,6 +130,28 @@ class SSLProtocol(sslproto.SSLProtocol):
         self._process_outgoing()
         if self._transport is not None and self._transport.can_write_eof():
             self._transport.write_eof()
+
+    # -- closing while the peer still sends
+
+    def _do_shutdown(self):
+        if not self._eof_received:
+            try:
+                self._drop_unread()
+            except ssl.SSLError as exc:
+                self._on_shutdown_complete(exc)
+                return
+        super()._do_shutdown()
+
+    def _drop_unread(self) -> None:
+        """After ``close()`` the application takes no more data, but the peer may have sent
+        some before our close_notify reached it. OpenSSL's shutdown fails on application
+        records (APPLICATION_DATA_AFTER_CLOSE_NOTIFY, which asyncio reports as the
+        connection's error); reading and dropping them first lets the close end cleanly."""
+        try:
+            while self._sslobj.read(65536):
+                pass
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
+            pass     # nothing more yet, or the peer's close_notify: unwrap() goes on
 
     # -- the peer's direction
 

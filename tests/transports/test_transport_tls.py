@@ -485,3 +485,44 @@ def test_write_eof_waits_for_unread_records_while_reading_is_paused(loop, run, p
 
     run(main())
     fd_check()
+
+
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)  # 3.11's asyncio: the SSLError below
+def test_close_while_the_peer_is_still_sending_ends_cleanly(loop, run, pki, fd_check):
+    """close() sends close_notify while the peer's data is still arriving: the records that
+    come after it are dropped (the application asked for no more), not fed to OpenSSL's
+    shutdown, which fails on application data; the peer gets close_notify and the transport
+    ends with connection_lost(None), nothing reported."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    chunk = os.urandom(16 * 1024)
+
+    def server():
+        conn, _ = lsock.accept()
+        with conn:
+            peer = BioPeer(conn, pki.server_context(), server_side=True)
+            for _ in range(64):                 # 1 MiB, more than the socket buffers hold
+                peer.send(chunk)
+            got = peer.read_until_close_notify()
+            peer.send_close_notify()
+            return got
+
+    reports = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: reports.append(ctx))
+        done = in_thread(server)
+        try:
+            tr, pr = await loop.create_connection(Recorder, "127.0.0.1", lsock.getsockname()[1],
+                                                  ssl=pki.client_context(),
+                                                  server_hostname="localhost")
+            await pr.wait_bytes(len(chunk))
+            tr.close()
+            assert await asyncio.wait_for(pr.lost, 10) is None
+            assert pr.lost_calls == [None]
+            assert await asyncio.wait_for(asyncio.wrap_future(done), 10) == b""
+        finally:
+            lsock.close()
+
+    run(main())
+    assert reports == []
+    fd_check()
