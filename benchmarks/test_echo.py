@@ -143,6 +143,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def sleeps(pid: int) -> int:
+    """How often the process has blocked (voluntary context switches): each time, the
+    other side pays for waking it up, which on a VM is costly (see BENCHMARKS.md)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return 0
+
+
 @pytest.fixture(scope="session")
 def echo_client(tmp_path_factory) -> str:
     if shutil.which("gcc") is None:
@@ -209,8 +219,9 @@ def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
         cpu = {}
 
         def mark(what):
-            return lambda client_pid: cpu.__setitem__(what, (cpu_seconds(server.pid),
-                                                              cpu_seconds(client_pid)))
+            return lambda client_pid: cpu.__setitem__(what, (
+                cpu_seconds(server.pid), cpu_seconds(client_pid),
+                sleeps(server.pid), sleeps(client_pid)))
         result = run_client(client, server.port, size, "-d", str(DURATION), "-w", str(WARMUP),
                             on_start=mark("start"), on_end=mark("end"))
     finally:
@@ -221,6 +232,8 @@ def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
     # The load generator's own CPU per request: where it is busy all the time (requests/s
     # times this near 1.0), requests/s measures the client, not the server.
     result["client_cpu_us"] = (cpu["end"][1] - cpu["start"][1]) / n * 1e6
+    result["server_sleeps"] = (cpu["end"][2] - cpu["start"][2]) / n
+    result["client_sleeps"] = (cpu["end"][3] - cpu["start"][3]) / n
     return result
 
 
@@ -241,11 +254,11 @@ def echo_report(request):
         reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell "
                             f"({ROUNDS_100K} at 100 KiB); medians; ratios to uvloop within each "
                             "round (>1 is better); busy: the share of its core the server and "
-                            "the client used")
+                            "the client used; sleeps: times each side blocked per 100 requests")
         reporter.write_line(f"  {'mode':9}{'size':>7}  {'loop':14}{'req/s':>10}{'p99 us':>9}"
                             f"{'cpu us/req':>11}{'req/s ratio':>12}{'cpu ratio':>10}"
                             f"{'best cpu us':>12}{'best ratio':>11}{'client us':>10}"
-                            f"{'busy s/c':>10}")
+                            f"{'busy s/c':>10}{'sleeps s/c':>12}")
         for (mode, size), per_kind in RESULTS.items():
             for kind, rounds in per_kind.items():
                 row = summarize(per_kind, kind)
@@ -254,7 +267,8 @@ def echo_report(request):
                     f"{row['cpu_us']:>11.1f}{row['rps_ratio']:>12.2f}{row['cpu_ratio']:>10.2f}"
                     f"{row['best_cpu_us']:>12.1f}{row['best_cpu_ratio']:>11.2f}"
                     f"{row['client_cpu_us']:>10.1f}"
-                    f"{row['server_busy']:>5.2f}/{row['client_busy']:.2f}")
+                    f"{row['server_busy']:>5.2f}/{row['client_busy']:.2f}"
+                    f"{row['server_sleeps'] * 100:>6.1f}/{row['client_sleeps'] * 100:<5.1f}")
 
 
 def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
@@ -276,7 +290,9 @@ def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
             # the share of its core each side was busy (1.0: that side was the limit)
             "server_busy": statistics.median(r["rps"] * r["cpu_us"] / 1e6 for r in rounds),
             "client_busy": statistics.median(r["rps"] * r["client_cpu_us"] / 1e6
-                                             for r in rounds)}
+                                             for r in rounds),
+            "server_sleeps": statistics.median(r["server_sleeps"] for r in rounds),
+            "client_sleeps": statistics.median(r["client_sleeps"] for r in rounds)}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s // 1024}KiB")

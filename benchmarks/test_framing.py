@@ -4,7 +4,12 @@ A separate sender process (the same for every case) writes 4-byte big-endian len
 frames of 64 bytes or 64 KiB over TCP loopback as fast as it can; the measured process
 decodes them on stock asyncio, uvloop and (once built) corenet's loop. Each frame costs the
 receiving code one counter increment, the same for both framers, so the figure is the
-framer's own cost; a round ends when the sender closes and must have counted every frame. Reported: frames/s and MB/s per case, and the ratio of the two framers on each loop.
+framer's own cost; a round ends when the sender closes and must have counted every frame.
+The sender is pinned to the last core and the receiver, while a round runs, to the first, so
+the two never share one. Reported per case: frames/s and MB/s (best round), the receiver's
+CPU time per frame (lowest round) and the share of its core it used; where that share is
+well under 1 the sender is the limit and CPU per frame is the figure to compare. Large
+frames get 512 MiB per round: at 5 GB/s 64 MiB would be over in about 13 ms.
 
 CORENET_BENCH_SHORT=1 sends a few MiB per round, enough to check that it still runs.
 """
@@ -17,16 +22,18 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
 from corenet.framing import FrameProtocol
 
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
-TOTAL_BYTES = (4 if SHORT else 64) * 1024 * 1024
+MIB = 1024 * 1024
 ROUNDS = 1 if SHORT else 5
 SOCKET_BUFFER = 1024 * 1024  # fixed: kernel autotuning makes large-frame runs swing
 FRAME_SIZES = [64, 64 * 1024]
+TOTAL_BYTES = {64: 4 * MIB if SHORT else 64 * MIB, 64 * 1024: 4 * MIB if SHORT else 512 * MIB}
 
 SENDER = r"""
 import os, socket, sys
@@ -112,7 +119,14 @@ class StructCounter(asyncio.Protocol):
 
 
 FRAMERS = {"corenet": CorenetCounter, "struct": StructCounter}
-RESULTS: dict[tuple[int, str, str], float] = {}
+# (size, loop, framer) -> (frames/s in the best round, lowest CPU us per frame, busy share)
+RESULTS: dict[tuple[int, str, str], tuple[float, float, float]] = {}
+
+
+def receiver_core() -> set[int] | None:
+    """The core the receiver runs on: the first, as the sender takes the last."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return {cpus[0]} if len(cpus) > 1 else None
 
 
 class Round:
@@ -121,7 +135,7 @@ class Round:
     def __init__(self, kind: str, framer: str, size: int) -> None:
         frame_len = 4 + size
         self.blob_frames = max(1, (1024 * 1024) // frame_len)
-        self.sends = max(1, TOTAL_BYTES // (self.blob_frames * frame_len))
+        self.sends = max(1, TOTAL_BYTES[size] // (self.blob_frames * frame_len))
         self.target = self.blob_frames * self.sends
         self.size = size
         self.framer = FRAMERS[framer]
@@ -153,7 +167,17 @@ class Round:
         return proto.frames
 
     def run(self) -> int:
-        return self.loop.run_until_complete(self._receive())
+        core, before = receiver_core(), os.sched_getaffinity(0)
+        if core:
+            os.sched_setaffinity(0, core)
+        try:
+            wall, cpu = time.perf_counter(), time.process_time()
+            frames = self.loop.run_until_complete(self._receive())
+            self.cpu = time.process_time() - cpu
+            self.wall = time.perf_counter() - wall
+        finally:
+            os.sched_setaffinity(0, before)
+        return frames
 
     def close(self) -> None:
         self.loop.close()
@@ -173,14 +197,18 @@ def ratio_report(request):
     with capture.global_and_fixture_disabled():
         reporter.write_line("")
         reporter.write_line("framer decode: corenet FrameProtocol vs struct framer")
-        for (size, kind, framer), fps in sorted(RESULTS.items()):
+        reporter.write_line(f"  {'size':>8}  {'loop':8}{'frames/s':>12}{'MB/s':>8}{'cpu us':>8}"
+                            f"{'busy':>6}  {'struct f/s':>11}{'cpu us':>8}{'busy':>6}"
+                            f"{'f/s ratio':>10}{'cpu ratio':>10}")
+        for (size, kind, framer), (fps, cpu, busy) in sorted(RESULTS.items()):
             if framer != "corenet":
                 continue
             peer = RESULTS.get((size, kind, "struct"))
-            ratio = f"{fps / peer:.2f}x" if peer else "n/a"
+            pfps, pcpu, pbusy = peer or (float("nan"),) * 3
             reporter.write_line(
-                f"  {size:>6} B  {kind:8} {fps:>12,.0f} frames/s {fps * size / 1e6:>8,.0f} MB/s"
-                f"   struct {peer or 0:>12,.0f} frames/s   ratio {ratio}")
+                f"  {size:>6} B  {kind:8}{fps:>12,.0f}{fps * size / 1e6:>8,.0f}{cpu:>8.2f}"
+                f"{busy:>6.2f}  {pfps:>11,.0f}{pcpu:>8.2f}{pbusy:>6.2f}"
+                f"{fps / pfps:>9.2f}x{pcpu / cpu:>9.2f}x")
 
 
 @pytest.mark.parametrize("size", FRAME_SIZES, ids=lambda s: f"{s}B")
@@ -201,7 +229,10 @@ def test_framer_decode(benchmark, kind, framer, size):
             r.close()
     best = benchmark.stats.stats.min
     fps = frames / best
+    cpu_us = min(r.cpu for r in rounds) / frames * 1e6
+    busy = min(rounds, key=lambda r: r.wall).cpu / best
     benchmark.extra_info.update(
-        frames=frames, frames_per_s=round(fps), MB_per_s=round(fps * size / 1e6, 1))
-    RESULTS[(size, kind, framer)] = fps
+        frames=frames, frames_per_s=round(fps), MB_per_s=round(fps * size / 1e6, 1),
+        cpu_us_per_frame=round(cpu_us, 3))
+    RESULTS[(size, kind, framer)] = (fps, cpu_us, busy)
     assert frames == rounds[0].target
