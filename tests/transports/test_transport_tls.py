@@ -312,6 +312,16 @@ def in_thread(target) -> concurrent.futures.Future:
     return future
 
 
+def serve_one(lsock: socket.socket, pki, script) -> concurrent.futures.Future:
+    """Accepts one connection on ``lsock`` in a thread, plays ``script(peer)`` on it as a
+    server-side BioPeer and resolves to what the script returns."""
+    def server():
+        conn, _ = lsock.accept()
+        with conn:
+            return script(BioPeer(conn, pki.server_context(), server_side=True))
+    return in_thread(server)
+
+
 class BufferedRecorder(Recorder, asyncio.BufferedProtocol):
     """Recorder's callbacks, but receiving through get_buffer/buffer_updated."""
 
@@ -333,17 +343,14 @@ def test_write_eof_sends_close_notify_and_the_reply_still_arrives(loop, run, pki
     answers, and the answer arrives on the half-closed connection (both read paths)."""
     lsock = socket.create_server(("127.0.0.1", 0))
 
-    def server():
-        conn, _ = lsock.accept()
-        with conn:
-            peer = BioPeer(conn, pki.server_context(), server_side=True)
-            request = peer.read_until_close_notify()
-            peer.send(b"reply to " + request)
-            peer.send_close_notify()
-            return request, peer.tcp_eof()
+    def script(peer):
+        request = peer.read_until_close_notify()
+        peer.send(b"reply to " + request)
+        peer.send_close_notify()
+        return request, peer.tcp_eof()
 
     async def main():
-        done = in_thread(server)
+        done = serve_one(lsock, pki, script)
         try:
             tr, pr = await loop.create_connection(client_factory, "127.0.0.1",
                                                   lsock.getsockname()[1],
@@ -450,18 +457,15 @@ def test_write_eof_waits_for_unread_records_while_reading_is_paused(loop, run, p
     lsock = socket.create_server(("127.0.0.1", 0))
     early = os.urandom(48 * 1024)
 
-    def server():
-        conn, _ = lsock.accept()
-        with conn:
-            peer = BioPeer(conn, pki.server_context(), server_side=True)
-            peer.send(early)
-            request = peer.read_until_close_notify()
-            peer.send(b"reply")
-            peer.send_close_notify()
-            return request
+    def script(peer):
+        peer.send(early)
+        request = peer.read_until_close_notify()
+        peer.send(b"reply")
+        peer.send_close_notify()
+        return request
 
     async def main():
-        done = in_thread(server)
+        done = serve_one(lsock, pki, script)
         try:
             tr, pr = await loop.create_connection(Recorder, "127.0.0.1", lsock.getsockname()[1],
                                                   ssl=pki.client_context(),
@@ -496,21 +500,18 @@ def test_close_while_the_peer_is_still_sending_ends_cleanly(loop, run, pki, fd_c
     lsock = socket.create_server(("127.0.0.1", 0))
     chunk = os.urandom(16 * 1024)
 
-    def server():
-        conn, _ = lsock.accept()
-        with conn:
-            peer = BioPeer(conn, pki.server_context(), server_side=True)
-            for _ in range(64):                 # 1 MiB, more than the socket buffers hold
-                peer.send(chunk)
-            got = peer.read_until_close_notify()
-            peer.send_close_notify()
-            return got
+    def script(peer):
+        for _ in range(64):                     # 1 MiB, more than the socket buffers hold
+            peer.send(chunk)
+        got = peer.read_until_close_notify()
+        peer.send_close_notify()
+        return got
 
     reports = []
 
     async def main():
         loop.set_exception_handler(lambda lp, ctx: reports.append(ctx))
-        done = in_thread(server)
+        done = serve_one(lsock, pki, script)
         try:
             tr, pr = await loop.create_connection(Recorder, "127.0.0.1", lsock.getsockname()[1],
                                                   ssl=pki.client_context(),
