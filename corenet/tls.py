@@ -134,24 +134,20 @@ class SSLProtocol(sslproto.SSLProtocol):
     # -- closing while the peer still sends
 
     def _do_shutdown(self):
+        """After ``close()`` the application takes no more data, but the peer may have sent
+        some before our close_notify reached it. OpenSSL's shutdown fails on application
+        records (APPLICATION_DATA_AFTER_CLOSE_NOTIFY, which asyncio reports as the
+        connection's error): they are read and dropped first, so the close ends cleanly."""
         if not self._eof_received:
             try:
-                self._drop_unread()
+                while self._sslobj.read(65536):
+                    pass
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
+                pass     # nothing more yet, or the peer's close_notify: unwrap() goes on
             except ssl.SSLError as exc:
                 self._on_shutdown_complete(exc)
                 return
         super()._do_shutdown()
-
-    def _drop_unread(self) -> None:
-        """After ``close()`` the application takes no more data, but the peer may have sent
-        some before our close_notify reached it. OpenSSL's shutdown fails on application
-        records (APPLICATION_DATA_AFTER_CLOSE_NOTIFY, which asyncio reports as the
-        connection's error); reading and dropping them first lets the close end cleanly."""
-        try:
-            while self._sslobj.read(65536):
-                pass
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
-            pass     # nothing more yet, or the peer's close_notify: unwrap() goes on
 
     # -- the peer's direction
 

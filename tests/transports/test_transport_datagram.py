@@ -206,12 +206,15 @@ def test_waiting_datagrams_are_drained_in_one_iteration(loop, run):
     run(p.lost)
 
 
-def unix_dgram_receiver(tmp_path):
+async def unix_dgram_pair(loop, tmp_path):
+    """A non-blocking Unix datagram receiver, and a transport connected to it: its small
+    queue makes the sender block soon, which UDP on loopback does not."""
     b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "dgram.sock")
     b.bind(path)
     b.setblocking(False)
-    return b, path
+    t, p = await loop.create_datagram_endpoint(Dgram, remote_addr=path, family=socket.AF_UNIX)
+    return b, t, p
 
 
 def test_sendto_queues_when_the_socket_would_block(loop, run, tmp_path):
@@ -219,9 +222,7 @@ def test_sendto_queues_when_the_socket_would_block(loop, run, tmp_path):
     the transport queues, reports flow control, and delivers every datagram in order."""
 
     async def main():
-        b, path = unix_dgram_receiver(tmp_path)
-        ta, pa = await loop.create_datagram_endpoint(Dgram, remote_addr=path,
-                                                     family=socket.AF_UNIX)
+        b, ta, pa = await unix_dgram_pair(loop, tmp_path)
         ta.set_write_buffer_limits(high=4096, low=1024)
         n = 3000
         for i in range(n):
@@ -248,9 +249,7 @@ def test_sendto_queues_when_the_socket_would_block(loop, run, tmp_path):
 
 def test_close_flushes_queued_datagrams(loop, run, tmp_path):
     async def main():
-        b, path = unix_dgram_receiver(tmp_path)
-        ta, pa = await loop.create_datagram_endpoint(Dgram, remote_addr=path,
-                                                     family=socket.AF_UNIX)
+        b, ta, pa = await unix_dgram_pair(loop, tmp_path)
         for i in range(2000):
             ta.sendto(i.to_bytes(4, "big"))
         assert ta.get_write_buffer_size() > 0
@@ -281,9 +280,7 @@ def test_sendto_after_close_is_a_counted_drop(loop, run, tmp_path, fd_check, cap
         t, p = await loop.create_datagram_endpoint(Dgram, local_addr=("127.0.0.1", 0))
         t.close()
         await p.lost
-        b, path = unix_dgram_receiver(tmp_path)
-        tu, pu = await loop.create_datagram_endpoint(Dgram, remote_addr=path,
-                                                     family=socket.AF_UNIX)
+        b, tu, pu = await unix_dgram_pair(loop, tmp_path)
         for i in range(2000):
             tu.sendto(i.to_bytes(4, "big"))
         assert tu.get_write_buffer_size() > 0
@@ -328,9 +325,7 @@ def test_write_buffer_size_counts_bytes_of_a_queued_memoryview(loop, run, tmp_pa
     (Python 3.11's asyncio counts its items instead.)"""
 
     async def main():
-        b, path = unix_dgram_receiver(tmp_path)
-        ta, pa = await loop.create_datagram_endpoint(Dgram, remote_addr=path,
-                                                     family=socket.AF_UNIX)
+        b, ta, pa = await unix_dgram_pair(loop, tmp_path)
         while ta.get_write_buffer_size() == 0:
             ta.sendto(b"f" * 64)
         before = ta.get_write_buffer_size()
