@@ -8,9 +8,15 @@ known (``hNNN.bulk.net.``: one upstream query each) and 100 names of zones never
 Environment: ``MODE=engine`` (``await resolve_message``) or ``daemon`` (the daemon's miss
 path: ``Server.udp_miss`` with a fake listener); ``KIND=edge|level|asyncio``; ``ROUNDS``;
 ``REPLAY=1`` replays the replies recorded in the first round without sockets (the Python
-side alone); ``PROF=tottime|ncalls`` prints a cProfile of one round (``ONLY=known|new``).
+side alone; engine mode only on trees with the C Drive, see below); ``PROF=tottime|ncalls`` prints a cProfile of one round (``ONLY=known|new``).
 Pin it (``taskset -c 0``) and alternate trees: on a shared machine only pairs count.
 Works on trees before and after the ``coldpath2`` branch (for before/after pairs).
+
+``REPLAY=1`` cannot work with ``MODE=daemon`` once the Drive builds its upstream queries as
+C (``resolver._drive`` cimports ``UDPQuery`` and reads its outcome as C fields): there is no
+Python name left to swap for recorded replies, so the daemon's misses would go on sending
+real queries and the figures would not be what they claim. The script refuses that
+combination (exit status 1, with the reason); on older trees it still replays both modes.
 """
 from __future__ import annotations
 
@@ -93,6 +99,22 @@ async def one_round(lab: Lab, res: dict, prof: cProfile.Profile | None = None) -
 _recorded: dict = {}
 
 
+def replay_refused() -> str | None:
+    """Why REPLAY=1 cannot replay this MODE on this tree (None when it can)."""
+    if MODE != "daemon":
+        return None                             # resolve_message calls engine.udp_query
+    try:
+        import resolver._drive as D
+    except ImportError:                         # trees before the Drive: the engine's path
+        return None
+    if hasattr(D, "UDPQuery"):                  # the Drive looked it up as a Python name
+        return None
+    return ("REPLAY=1 cannot replay MODE=daemon on this tree: the daemon's misses run in "
+            "resolver._drive, which cimports UDPQuery and builds its upstream queries as C, "
+            "so no Python name can be swapped for the recorded replies. Use MODE=engine with "
+            "REPLAY=1, or MODE=daemon without it.")
+
+
 def install_replay() -> None:
     """Replies recorded on first use, then handed back parsed, with the query still built."""
     import resolver.engine as E
@@ -142,6 +164,8 @@ def install_replay() -> None:
         import resolver._drive as D
     except ImportError:                         # trees before the Drive
         return
+    if not hasattr(D, "UDPQuery"):              # a C binding now: MODE=daemon is refused
+        return
     real_udp = D.UDPQuery
 
     class FakeUDP:
@@ -174,6 +198,9 @@ def install_replay() -> None:
 
 def main() -> None:
     if os.environ.get("REPLAY"):
+        why = replay_refused()
+        if why:
+            sys.exit(why)
         install_replay()
     lab = Lab.start(tempfile.mkdtemp())
     try:

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "https"))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("https", "")]
 from https_pki import make_pki  # noqa: E402
-from https_servers import (  # noqa: E402
-    SMALL, free_port, nginx_conf, start_nginx, stop, write_docroot,
-)
+from https_servers import SMALL, free_port, nginx_conf, start_nginx, write_docroot  # noqa: E402
+from procs import stop  # noqa: E402
 
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
 SEQ_N = 50 if SHORT else 1000          # GETs per round, sequential on one connection

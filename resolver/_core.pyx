@@ -19,7 +19,9 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
 
 cdef class Stats(_Event):
     """Counters for the daemon's metrics (read them, never reset them). Keyword construction,
-    ``repr`` and ``==`` as the dataclass this was (the events' base class gives the last two)."""
+    ``repr`` and ``==`` as the dataclass this was (the events' base class gives the last two).
+    ``cache_evictions`` is the resolver's caches' own count, filled in each time
+    ``Resolver.stats`` is read."""
 
     _fields = STATS_FIELDS
 
@@ -83,6 +85,12 @@ cdef class ResolverCore:
 
     @property
     def stats(self):
+        # cache_evictions is not counted but read from the caches here: evictions happen in
+        # any store (messages, rrsets, the rrsets a Drive stores after its answer has left),
+        # and a copy taken at one of them lags those after it.
+        cache = self.cache
+        if cache is not None:
+            self._stats.cache_evictions = cache.evictions
         return self._stats
 
     @stats.setter

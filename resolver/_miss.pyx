@@ -113,7 +113,6 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
         wire = response(res, m.question, m.qtype, edns, do, ad, cd)
         cache = <Cache?>r.cache
         e = store_message(cache.messages, key, wire, now)
-        stats.cache_evictions = cache.messages.lru.evictions + cache.rrsets.lru.evictions
         return answer_from_entry(e, q, qend, now)
     ad = ad and (do or (m.flags & 0x0020) != 0)
     return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)

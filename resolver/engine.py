@@ -227,7 +227,6 @@ class Resolver(ResolverCore):
         wire = _miss.response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
-            self.stats.cache_evictions = self.cache.evictions
             return self._answer(e, name, rdtype, rdclass, now)
         raise dns.resolver.NoNameservers(
             request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from https_pki import make_pki
-from https_servers import free_port, nginx_conf, start_nginx, stop, write_docroot
+from https_servers import free_port, nginx_conf, start_nginx, write_docroot
+from procs import stop
 
 HERE = Path(__file__).parent
 

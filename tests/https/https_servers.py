@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from procs import stop
 
 HERE = Path(__file__).parent
 SMALL = bytes(range(256)) * 4  # 1 KiB
@@ -34,16 +35,6 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 

@@ -3,7 +3,6 @@ loopback port, resolving from the lab, stopped by PID (SIGTERM, then SIGKILL).""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -16,6 +15,7 @@ import dns.message
 import dns.query
 
 from dnslab.ports import pick_port
+from procs import stop as stop_process
 
 ROOT = Path(__file__).resolve().parents[2]      # the worktree: resolver/ and corenet/ live here
 
@@ -94,14 +94,7 @@ class Daemon:
         """SIGTERM, wait; SIGKILL the group if it lingers. Returns the exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout, group=True)
 
     # ---- asking it ------------------------------------------------------------------------
     def ask(self, qname_or_msg, rdtype: str = "A", *, tcp: bool = False, timeout: float = 8.0,

@@ -19,12 +19,12 @@ from resolver.limits import DEFAULT
 from resolver.server import Server
 
 
-def _server(lab, hints=None, **limits) -> Server:
+def _server(lab, hints=None, cache_size: int = 64 << 20, **limits) -> Server:
     import resolver
 
     cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
                        "upstream_port": lab.port})
-    r = resolver.Resolver(hints or lab.root_hints, port=lab.port,
+    r = resolver.Resolver(hints or lab.root_hints, port=lab.port, cache_size=cache_size,
                           limits=dataclasses.replace(DEFAULT, **limits) if limits else DEFAULT)
     s = Server(cfg, resolver=r)
     s.loop = asyncio.get_running_loop()
@@ -190,6 +190,27 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
             rr.address for rr in out.answer[0]]
         it = s.resolver._iterator(name, 1, 1)
         assert it.deferred is None                # only the daemon's Drive defers
+        await s.resolver.close()
+
+    run(go())
+
+
+def test_cache_evictions_is_the_caches_own_count_when_read(run, lab, loop):
+    """A cache of a few KiB evicts on most stores. The reported count is the caches' own
+    (messages and rrsets), also after the stores that come after the message store (on
+    corenet the final answer's rrsets, stored once the answer has left)."""
+    async def go():
+        s = _server(lab, cache_size=3000)
+        cache = s.resolver.cache
+        for i in range(12):
+            out = dns.message.from_wire(await _ask(s, f"h{310 + i}.bulk.net.", i))
+            assert out.rcode() == dns.rcode.NOERROR and out.answer
+            await asyncio.sleep(0)                       # the deferred stores, where any
+            evicted = cache.messages.lru.evictions + cache.rrsets.lru.evictions
+            assert s.resolver.stats.cache_evictions == evicted, i
+        assert evicted > 12
+        stats = s.stats()
+        assert stats["engine"]["cache_evictions"] == stats["cache"]["evictions"] == evicted
         await s.resolver.close()
 
     run(go())

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from looptools import corenet_built
+from procs import reap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -40,11 +41,7 @@ class Proc:
                 self.p.stdin.close()
             except OSError:
                 pass
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(10)
+        reap(self.p, 20)
 
 
 def hold_10k(kind: str) -> dict:

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from looptools import CORENET_KINDS
+from procs import reap
 from transport_helpers import Recorder, rst_close, stop_server, tcp_pair
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -398,8 +399,4 @@ def test_server_at_its_descriptor_limit(loop_kind):
             c.close()
         if proc.poll() is None:
             proc.stdin.close()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        reap(proc, 10)

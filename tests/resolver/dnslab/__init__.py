@@ -6,9 +6,18 @@
 lists the names per case with their expected data; ``dnslab.fake`` is a scriptable
 authoritative server for faults NSD cannot produce.
 """
-from . import zones
-from .cases import CASES, FAST_CASES, Case, bulk_names, many_zone_names
-from .lab import Lab
-from .nsd import LabError
+import os
+import sys
+
+# tests/ holds procs.py (stopping child processes), shared with the other test areas; pytest
+# has it on sys.path already, benchmarks and ``python -m dnslab`` get it here.
+_TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
+
+from . import zones  # noqa: E402
+from .cases import CASES, FAST_CASES, Case, bulk_names, many_zone_names  # noqa: E402
+from .lab import Lab  # noqa: E402
+from .nsd import LabError  # noqa: E402
 
 __all__ = ["CASES", "FAST_CASES", "Case", "Lab", "LabError", "bulk_names", "many_zone_names", "zones"]

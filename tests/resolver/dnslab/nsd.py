@@ -17,6 +17,7 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+from procs import reap
 
 NSD = shutil.which("nsd") or "/usr/sbin/nsd"
 
@@ -114,13 +115,5 @@ class NsdServer:
 
     def wait_stopped(self, deadline: float) -> None:
         """Wait for the process until ``deadline``; then kill its whole process group."""
-        if self.proc is None:
-            return
-        try:
-            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        if self.proc is not None:
+            reap(self.proc, deadline - time.monotonic(), group=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+from procs import stop as stop_process
 
 from . import zones as Z
 from .lab import Lab
@@ -106,14 +106,8 @@ class Unbound:
                     raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout, group=True)
 
     def __enter__(self) -> "Unbound":
         return self
