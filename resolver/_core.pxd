@@ -7,7 +7,7 @@ cdef class Stats(_Event):
     cdef public long long client_queries, upstream_queries, upstream_tcp, upstream_timeouts
     cdef public long long upstream_failures, dropped_malformed, dropped_mismatched
     cdef public long long cache_hits, cache_misses, cache_evictions, stale_answers
-    cdef public long long prefetches, coalesced, servfail
+    cdef public long long prefetches, coalesced, servfail, primings, priming_failures
 
 
 cdef class LimitValues:

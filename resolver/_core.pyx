@@ -14,7 +14,7 @@ from resolver._events cimport _Event
 STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
-                "servfail")
+                "servfail", "primings", "priming_failures")
 
 
 cdef class Stats(_Event):

@@ -57,10 +57,10 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
 
 cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question (``Resolver._iterator``), with the root hints indexed
-    once per resolver."""
+    once per resolver (and its root priming shared through them)."""
     hints = r._hints
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
-        hints = r._hints = it.Hints(r.hints, r.ipv6)
+        hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
     return it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
                        minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,

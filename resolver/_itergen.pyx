@@ -39,6 +39,7 @@ cdef enum:
     NXDOMAIN = 3
 
 cdef bytes ROOT = b"\x00"
+cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
 cdef tuple _A_AAAA = (1, 28)
 cdef tuple _A_ONLY = (1,)
 cdef int NONAUTH_ANSWER = C.NONAUTH_ANSWER
@@ -103,6 +104,7 @@ cdef class Iterator:
     cdef public list deferred
     cdef public list hint_names
     cdef public dict hint_addrs
+    cdef public object hints
     cdef public int queries
     cdef public double t0
     cdef dict __dict__
@@ -131,6 +133,7 @@ cdef class Iterator:
         self.stats = stats
         if not isinstance(hints, Hints):       # the engine passes its own, built once
             hints = Hints(hints, ipv6)
+        self.hints = hints
         self.hint_names = hints.names
         self.hint_addrs = hints.addrs
         self.queries = 0
@@ -305,7 +308,9 @@ cdef class Iterator:
             z = _parent(z)
 
     cdef list _addresses(self, bytes ns, double now):
-        cdef list out = list(self.hint_addrs.get(lower(ns), ()))
+        """The addresses the cache holds for ``ns``, else its hint addresses (so a primed
+        root server is asked where the root says it is, not where the hints did)."""
+        cdef list out = []
         cdef int t
         cdef RRsetEntry e
         for t in (_A_AAAA if self.ipv6 else _A_ONLY):
@@ -317,7 +322,7 @@ cdef class Iterator:
                 for addr in texts:
                     if addr not in out:
                         out.append(addr)
-        return out
+        return out or list(self.hint_addrs.get(lower(ns), ()))
 
     cdef int _budget(self) except -1:
         if self.queries >= self.lv.max_upstream_queries:
@@ -326,9 +331,10 @@ cdef class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
-    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth):
+    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
-        ``_referral`` says of it) or None."""
+        ``_referral`` says of it) or None. At most ``most`` queries if given, else
+        ``max_servers_per_zone``."""
         cdef dict attempts = {}
         cdef list retryable = []        # asked, but the reply was lost: may be asked again
         cdef dict extra = {}
@@ -337,6 +343,8 @@ cdef class Iterator:
         cdef list addrs, pending, found
         cdef Parsed m
         cdef bytes lzone = lower(zone)
+        if most <= 0:
+            most = self.lv.max_servers_per_zone
         infra = self._infra
         servers = infra.servers
         while True:
@@ -365,7 +373,7 @@ cdef class Iterator:
                 addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
                 if not addrs:
                     return None
-            if sum(attempts.values()) >= self.lv.max_servers_per_zone:
+            if sum(attempts.values()) >= most:
                 return None
             self._budget()
             self.queries += 1
@@ -427,6 +435,8 @@ cdef class Iterator:
         cdef bint minimise = self.minimise
         cdef double now
         zone, nsnames = self._closest_delegation(start)
+        if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
+            zone, nsnames = self._closest_delegation(start)
         while True:
             probe = max(probe, _label_count(zone))
             if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
@@ -463,6 +473,46 @@ cdef class Iterator:
                     self._cache_answer(m, zone, now, None)
                 continue
             return self._final(m, zone, name, qtype, now)
+
+    def _prime(self, int depth):
+        """Root priming (RFC 8109) when the root delegation would come from the hints: a hint
+        server is asked for ``. NS`` and the root's own NS set and glue are cached, so this
+        query and later ones start from them until they expire. One exchange at a time per
+        resolver: queries meanwhile use the hints, as they would without priming (Unbound
+        makes them wait; a sans-IO iterator cannot wait on another). A failure is counted,
+        not retried for ``failure_ttl`` and never fails the query (the hints serve). True if
+        primed."""
+        hints = self.hints
+        cdef double now = self.clock()
+        if self.qclass != 1 or now < hints.prime_at or self._get(ROOT, NS, now) is not None:
+            return False
+        hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
+        try:
+            got = yield from self._ask(ROOT, list(self.hint_names), ROOT, NS, depth,
+                                       PRIME_TRIES)
+        except _Exhausted:      # the budget, or bogus: the query's next step tells which
+            got = None
+        now = self.clock()
+        primed = got is not None and self._cache_priming(got[1], now)
+        hints.prime_at = 0.0 if primed else now + self.lv.failure_ttl
+        self._count("primings" if primed else "priming_failures")
+        return primed
+
+    cdef bint _cache_priming(self, Parsed m, double now):
+        """Caches the root's NS set (at an answer's rank: VALIDATED only if a validator
+        proved it) and its usable glue, from an authoritative NOERROR answer with at least
+        one usable address; False for any other reply."""
+        if m.rcode != NOERROR or not m.aa:
+            return False
+        ns = [r for r in m.answer if r[1] == NS and r[0] == ROOT]
+        glue = [r for r in _glue(m.additional, ROOT, ns) if (r[1] == A and len(r[4]) == 4)
+                or (self.ipv6 and r[1] == AAAA and len(r[4]) == 16)]
+        if not glue:
+            return False
+        self._cache_answer(m, ROOT, now, ns + [r for r in m.answer
+                                               if r[0] == ROOT and _covers(r, NS)])
+        store_records(self._rrsets, glue, GLUE, now)
+        return True
 
     cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
         rr = self._rrsets

@@ -102,7 +102,8 @@ class Resolver(ResolverCore):
     """A recursive, caching resolver on the running asyncio loop.
 
     ``root_hints``: ``None`` for the real root servers (shipped file), a path to a hints file,
-    or a list of (name, address). ``port``: destination port for every authority.
+    or a list of (name, address); the root is primed from them (``Iterator._prime``) and
+    they serve when priming fails. ``port``: destination port for every authority.
     ``cache_size``: byte bound of the cache. ``limits``: see ``resolver.limits``.
     ``validator``: per-reply hook (``resolver.iterator.Validator``).
     ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);

@@ -51,13 +51,20 @@ class Bogus(Exception):
 
 
 class Hints:
-    """Root hints indexed for the iterator: built once per resolver and shared read-only by
-    its iterators, rather than re-indexed for every client query."""
+    """Root hints indexed for the iterator: built once per resolver and shared by its
+    iterators, rather than re-indexed for every client query.
 
-    __slots__ = ("names", "addrs", "ipv6")
+    With ``prime``, the iterators prime the root (``Iterator._prime``) before they rely on
+    the hints, and share the priming state here: ``prime_at`` is the clock time before which
+    none starts a priming exchange (one is in flight, or the last one failed)."""
 
-    def __init__(self, hints: list[tuple[bytes, str]], ipv6: bool = False) -> None:
+    __slots__ = ("names", "addrs", "ipv6", "prime", "prime_at")
+
+    def __init__(self, hints: list[tuple[bytes, str]], ipv6: bool = False,
+                 prime: bool = False) -> None:
         self.ipv6 = ipv6
+        self.prime = prime
+        self.prime_at = 0.0
         self.names: list[bytes] = []
         self.addrs: dict[bytes, list[str]] = {}
         for name, addr in hints:

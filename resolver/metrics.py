@@ -106,6 +106,9 @@ def render(stats: dict) -> str:
            [("", e["stale_answers"])])
     metric("prefetches_total", "counter", "Background refreshes of popular entries.",
            [("", e["prefetches"])])
+    metric("root_primings_total", "counter", "Root priming exchanges (. NS), by outcome.",
+           [('{outcome="primed"}', e["primings"]),
+            ('{outcome="failed"}', e["priming_failures"])])
     bounds, counts = stats["latency_buckets"], stats["latency_counts"]
     samples, total = [], 0
     for b, n in zip(bounds, counts):

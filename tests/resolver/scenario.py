@@ -137,14 +137,7 @@ class FakeNet:
                 ds = node.get_rdataset(IN, DS)
                 if ds is not None:
                     r.authority.append(_rrset(n, ds))
-                for rd in ns:
-                    t = rd.target
-                    if t.is_subdomain(origin):
-                        tn = z.get_node(t)
-                        for gt in (A, AAAA):
-                            g = tn.get_rdataset(IN, gt) if tn is not None else None
-                            if g is not None:
-                                r.additional.append(_rrset(t, g))
+                _add_glue(r, z, ns)
                 return
             dname = node.get_rdataset(IN, DNAME)
             if dname is not None and n != qname:
@@ -174,6 +167,8 @@ class FakeNet:
                 sig = node.get_rdataset(IN, dns.rdatatype.RRSIG, qtype)
                 if sig is not None:
                     r.answer.append(_rrset(owner, sig))
+                if qtype == NS:     # their addresses too, as NSD adds them (priming needs them)
+                    _add_glue(r, z, rds)
                 return
             cn = node.get_rdataset(IN, CNAME)
             if cn is not None and qtype != CNAME:
@@ -193,6 +188,18 @@ class FakeNet:
             if any(m.is_subdomain(n) for m in z.nodes if m != n) or z.get_node(n) is not None:
                 return z.get_node(dns.name.Name((b"*",) + n.labels))
         return None
+
+
+def _add_glue(r: dns.message.Message, z: dns.zone.Zone, ns) -> None:
+    """The zone's A/AAAA records of the NS targets in it, to the additional section."""
+    for rd in ns:
+        t = rd.target
+        if t.is_subdomain(z.origin):
+            tn = z.get_node(t)
+            for gt in (A, AAAA):
+                g = tn.get_rdataset(IN, gt) if tn is not None else None
+                if g is not None:
+                    r.additional.append(_rrset(t, g))
 
 
 def _rrset(name, rdataset) -> dns.rrset.RRset:

@@ -147,8 +147,12 @@ def test_metrics_http_reports_what_happened(daemon):
                  "corenet_resolver_upstream_queries_total",
                  "corenet_resolver_upstream_timeouts_total",
                  "corenet_resolver_answer_latency_seconds_bucket{le=\"+Inf\"}",
-                 "corenet_resolver_dropped_total", "corenet_resolver_query_types_total{type=\"A\"}"):
+                 "corenet_resolver_dropped_total", "corenet_resolver_query_types_total{type=\"A\"}",
+                 "corenet_resolver_root_primings_total{outcome=\"failed\"}"):
         assert name in text, name
+    primed = next(x for x in text.splitlines()
+                  if x.startswith('corenet_resolver_root_primings_total{outcome="primed"}'))
+    assert int(primed.split()[-1]) >= 1       # the daemon's first miss primed the root
     line = next(x for x in text.splitlines()
                 if x.startswith('corenet_resolver_queries_total{transport="udp",rcode="NOERROR"}'))
     assert int(line.split()[-1]) >= 3

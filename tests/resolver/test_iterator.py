@@ -8,6 +8,7 @@ import dns.rrset
 
 from resolver import cache as C
 from resolver import iterator as itr
+from resolver._core import Stats
 from resolver.cache import Cache
 from resolver.engine import parse_root_hints
 from resolver.iterator import Iterator
@@ -388,3 +389,69 @@ def test_names_below_a_cached_nxdomain_are_nxdomain_without_asking():
     res = w.resolve("a.b.nope.example.com.", 16)
     assert res.rcode == dns.rcode.NXDOMAIN and names(res.authority) == [("example.com.", 6)]
     assert w.asked() == []
+
+
+# ---- root priming ------------------------------------------------------------------------------
+
+STALE_ROOT = "10.0.0.9"       # where the hints put a.root.; the root zone says 10.0.0.1
+
+
+def primed_world() -> tuple[World, Stats]:
+    """The small internet whose hints name a.root. at a stale address that still serves the
+    root (as a renumbered root server's old address does for a while), with priming on."""
+    net = small_internet()
+    net.served[STALE_ROOT] = list(net.served["10.0.0.1"])
+    w = World(net)
+    w.hints = itr.Hints(parse_root_hints([("a.root.", STALE_ROOT)]), prime=True)
+    stats = Stats()
+    w.kw["stats"] = stats
+    return w, stats
+
+
+def root_query(w: World, name: str = "www.example.net.") -> itr.Query:
+    return Iterator(W(name), 1, 1, w.cache, w.hints, w.clock, limits=w.limits).start()
+
+
+def test_priming_replaces_the_hints_until_the_root_ns_set_expires():
+    w, stats = primed_world()
+    res = w.resolve("www.example.com.")
+    assert res.rcode == 0 and (stats.primings, stats.priming_failures) == (1, 0)
+    asked = w.net.log[:]
+    assert asked[0] == (STALE_ROOT, ".", "NS")            # primed first, from the hint
+    assert [a for a, q, t in asked].count(STALE_ROOT) == 1  # then the root's own servers
+    # The next query at the root is offered the primed addresses only, not the hint's.
+    q = root_query(w)
+    assert (q.qname, q.zone, sorted(q.servers)) == (W("net."), W("."), ["10.0.0.1", "10.0.0.2"])
+    w.clock.advance(86400 + 1)                           # past the primed set's TTL
+    q = root_query(w)
+    assert (q.qname, q.qtype, q.servers) == (W("."), 2, [STALE_ROOT])
+
+
+def test_one_priming_at_a_time_and_a_failed_one_falls_back_to_the_hints():
+    w, stats = primed_world()
+    first = Iterator(W("www.example.com."), 1, 1, w.cache, w.hints, w.clock, limits=w.limits,
+                     stats=stats)
+    q = first.start()
+    assert (q.qname, q.qtype) == (W("."), 2)
+    # Started while the priming is in flight: uses the hints, no second priming.
+    q2 = root_query(w)
+    assert (q2.qname, q2.zone, q2.servers) == (W("net."), W("."), [STALE_ROOT])
+    for _ in range(2):                                   # lost twice: priming gives up
+        assert (q.qname, q.qtype) == (W("."), 2)
+        w.clock.advance(0.4)
+        q = first.feed(itr.Timeout(STALE_ROOT))
+    assert (q.qname, q.zone, q.servers) == (W("com."), W("."), [STALE_ROOT])
+    assert (stats.primings, stats.priming_failures) == (0, 1) and first.queries == 3
+    q = root_query(w)
+    assert (q.qname, q.qtype) == (W("net."), 1)          # not primed again for a while
+    w.clock.advance(w.limits.failure_ttl)
+    q = root_query(w)
+    assert (q.qname, q.qtype) == (W("."), 2)             # then tried again
+
+
+def test_priming_stays_within_the_query_budget():
+    w, stats = primed_world()
+    w.limits = w.limits.replace(max_upstream_queries=3)
+    res = w.resolve("www.example.com.")          # the priming query is one of the three
+    assert res.rcode == dns.rcode.SERVFAIL and "query limit" in res.reason
+    assert len(w.net.log) == 3 and stats.primings == 1

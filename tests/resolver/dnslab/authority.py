@@ -137,7 +137,9 @@ class ZoneAuthority:
             rr = self._rrset(source, qtype, owner)
             if rr is not None:
                 answer.append(rr)
-                return response(query, answer=answer)
+                # the servers' addresses with an NS answer, as NSD sends them (priming reads them)
+                return response(query, answer=answer,
+                                additional=self._glue(rr) if qtype == NS else ())
             cname = self._rrset(source, CNAME, owner)
             if cname is None:
                 return response(query, answer=answer, authority=[self._soa()])
