@@ -8,7 +8,8 @@ known (``hNNN.bulk.net.``: one upstream query each) and 100 names of zones never
 Environment: ``MODE=engine`` (``await resolve_message``) or ``daemon`` (the daemon's miss
 path: ``Server.udp_miss`` with a fake listener); ``KIND=edge|level|asyncio``; ``ROUNDS``;
 ``REPLAY=1`` replays the replies recorded in the first round without sockets (the Python
-side alone; engine mode only on trees with the C Drive, see below); ``PROF=tottime|ncalls`` prints a cProfile of one round (``ONLY=known|new``).
+side alone; engine mode only on trees with the C Drive, see below);
+``PROF=tottime|ncalls`` prints a cProfile of one round (``ONLY=known|new``).
 Pin it (``taskset -c 0``) and alternate trees: on a shared machine only pairs count.
 Works on trees before and after the ``coldpath2`` branch (for before/after pairs).
 
