@@ -37,8 +37,6 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
 
 
-
-
 def write_docroot(root: Path) -> bytes:
     """Write the files nginx serves; return the 4 MiB large body."""
     root.chmod(0o755)
