@@ -14,6 +14,7 @@ import dns.rcode
 import pytest
 
 from daemon_proc import free_port
+from looptools import CORENET_KINDS
 from resolver import _udp_server
 from resolver.config import build
 from resolver.server import Server
@@ -95,11 +96,10 @@ def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
         assert r.flags & dns.flags.RD and r.flags & dns.flags.QR and r.flags & dns.flags.RA
 
 
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)   # the C listener needs corenet's loop
 def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
     """A cache entry of the wrong kind makes its batch fail: counted and logged; the
     listener keeps answering other names."""
-    if loop_kind == "asyncio":
-        pytest.skip("the C listener runs on corenet's loop only (stock asyncio: fallback path)")
     from resolver.wire import parse_query
 
     async def go():
