@@ -261,20 +261,8 @@ cdef class DatagramTransport(BaseTransport):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return
-        if not self.queue:
-            try:
-                if self._send(data, addr) == 0:
-                    return
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self.protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
+        if not self.queue and self._send_reported(data, addr) != 1:
+            return
         data = bytes(data)   # the caller may reuse its buffer; len() is now bytes, not items
         self.queue.append((data, addr))
         self.queued_bytes += len(data)
@@ -286,17 +274,8 @@ cdef class DatagramTransport(BaseTransport):
         while self.queue:
             data, addr = self.queue.popleft()
             self.queued_bytes -= len(data)
-            try:
-                blocked = self._send(data, addr)
-            except (BlockingIOError, InterruptedError):
-                blocked = 1
-            except OSError as exc:
-                self.protocol.error_received(exc)
-                return 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+            blocked = self._send_reported(data, addr)
+            if blocked < 0:
                 return 0
             if blocked:
                 self.queue.appendleft((data, addr))
@@ -307,6 +286,23 @@ cdef class DatagramTransport(BaseTransport):
         if not self.queue and self.closing:
             self._call_connection_lost(None)
         return 0
+
+    cdef int _send_reported(self, data, addr) except -2:
+        """``_send`` with its errors reported as asyncio's datagram transports do: 0 sent,
+        1 would block, -1 failed (an OSError went to ``error_received``, anything else closed
+        the transport); the datagram is not retried either way."""
+        try:
+            return self._send(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return 1
+        except OSError as exc:
+            self.protocol.error_received(exc)
+            return -1
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on datagram transport")
+            return -1
 
     cdef int _send(self, data, addr) except -1:
         """Sends one datagram: 0 when sent, 1 when the socket would block; raises what the
