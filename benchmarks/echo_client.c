@@ -6,8 +6,11 @@
  * Written in C so that the generator costs less than the server it measures.
  *
  * usage: echo_client HOST PORT CONNS SIZE [-d SECONDS] [-w WARMUP] [-n REQUESTS] [-b SOCKBUF]
+ *                                       [-c 1]
  *   -d  measure for this long (default 2 s), after -w seconds of warm-up (default 0.3 s)
  *   -n  stop after this many measured round trips instead (no warm-up unless -w is given)
+ *   -c  a connection per request: the server closes once it has echoed the message, the
+ *       round trip ends at that EOF, and the client connects again (as HTTP/1.0 does)
  * Prints "START" when the measured window opens, "END" when it closes (so the caller can
  * read the server's CPU time at both), then one line of key=value results.
  * Exit status 0 on success, 2 if an echoed byte differed, 1 on any other error.
@@ -101,6 +104,28 @@ static void try_send(int ep, struct conn *c, size_t size) {
     set_interest(ep, c, 0);
 }
 
+static struct addrinfo *ai;
+static int sockbuf, per_request;
+
+/* Opens c's connection (blocking connect: on loopback the handshake completes within the
+ * call) and adds it to the epoll set, non-blocking. */
+static void open_conn(int ep, struct conn *c) {
+    c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) die("socket");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sockbuf > 0) {
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf);
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf);
+    }
+    if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0) die("connect");
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) die("fcntl");
+    c->want_out = 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl add");
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s HOST PORT CONNS SIZE [-d S] [-w S] [-n N] [-b BYTES]\n", argv[0]);
@@ -111,18 +136,18 @@ int main(int argc, char **argv) {
     size_t size = (size_t)atol(argv[4]);
     double duration = 2.0, warmup = -1;
     long limit = 0;
-    int sockbuf = 0;
     for (int i = 5; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-d")) duration = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "-w")) warmup = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "-n")) limit = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "-b")) sockbuf = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-c")) per_request = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown option %s\n", argv[i]); return 1; }
     }
     if (warmup < 0) warmup = limit ? 0 : 0.3;
     if (nconns <= 0 || size == 0) { fprintf(stderr, "bad CONNS or SIZE\n"); return 1; }
 
-    struct addrinfo hints = {0}, *ai;
+    struct addrinfo hints = {0};
     hints.ai_socktype = SOCK_STREAM;
     if (getaddrinfo(host, port, &hints, &ai) != 0) { fprintf(stderr, "getaddrinfo failed\n"); return 1; }
 
@@ -133,23 +158,10 @@ int main(int argc, char **argv) {
     if (!conns || !rbuf) die("calloc");
     for (int i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) die("socket");
-        int one = 1;
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (sockbuf > 0) {
-            setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof sockbuf);
-            setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof sockbuf);
-        }
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0) die("connect");
-        int fl = fcntl(c->fd, F_GETFL);
-        if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) die("fcntl");
+        open_conn(ep, c);
         c->msg = malloc(size);
         if (!c->msg) die("malloc");
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl add");
     }
-    freeaddrinfo(ai);
 
     uint64_t t0 = now_ns();
     uint64_t measure_from = t0 + (uint64_t)(warmup * 1e9);
@@ -179,22 +191,31 @@ int main(int argc, char **argv) {
             if (!(events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 continue;
             for (;;) {
-                size_t room = size - c->received;
+                /* per request: one byte of room once the echo is in, to see the EOF (or a
+                 * byte too many, which fails the check below) */
+                size_t room = c->received < size ? size - c->received : 1;
                 ssize_t r = recv(c->fd, rbuf, room, 0);
                 if (r < 0) {
                     if (errno == EAGAIN) break;
                     if (errno == EINTR) continue;
                     die("recv");
                 }
-                if (r == 0) { fprintf(stderr, "echo_client: server closed a connection\n"); return 1; }
-                if (memcmp(rbuf, c->msg + c->received, (size_t)r) != 0) {
+                if (r == 0 && !(per_request && c->received == size)) {
+                    fprintf(stderr, "echo_client: server closed a connection\n");
+                    return 1;
+                }
+                if (r > 0 && c->received == size) {
+                    fprintf(stderr, "echo_client: more bytes echoed than sent\n");
+                    return 2;
+                }
+                if (r > 0 && memcmp(rbuf, c->msg + c->received, (size_t)r) != 0) {
                     mismatches++;
                     fprintf(stderr, "echo_client: echoed bytes differ (conn %ld, seq %llu, offset %zu)\n",
                             (long)(c - conns), (unsigned long long)c->seq, c->received);
                     return 2;
                 }
                 c->received += (size_t)r;
-                if (c->received < size)
+                if (c->received < size || (per_request && r > 0))
                     continue;
                 /* A full round trip. */
                 uint64_t t = now_ns();
@@ -221,6 +242,10 @@ int main(int argc, char **argv) {
                 c->seq++;
                 c->received = 0;
                 c->sent = 0;
+                if (per_request) {
+                    close(c->fd);     /* also takes it out of the epoll set */
+                    open_conn(ep, c);
+                }
                 stamp(c, size);
                 c->started = now_ns();
                 try_send(ep, c, size);
@@ -238,5 +263,6 @@ int main(int argc, char **argv) {
     fflush(stdout);
     for (int i = 0; i < nconns; i++)
         close(conns[i].fd);
+    freeaddrinfo(ai);
     return 0;
 }

@@ -59,7 +59,7 @@ KINDS = available_kinds()
 
 SERVER = textwrap.dedent("""
     import asyncio, os, socket, sys
-    kind, mode, sockbuf = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    kind, mode, sockbuf, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
     def new_loop():
         if kind == "asyncio":
@@ -93,6 +93,18 @@ SERVER = textwrap.dedent("""
         def buffer_updated(self, nbytes):
             self.write(self.view[:nbytes])
 
+    class EchoClose(asyncio.Protocol):
+        # A connection per request: echo one message of `size` bytes, then close.
+        def connection_made(self, transport):
+            self.transport = transport
+            self.left = size
+
+        def data_received(self, data):
+            self.transport.write(data)
+            self.left -= len(data)
+            if self.left <= 0:
+                self.transport.close()
+
     async def echo_stream(reader, writer):
         try:
             while True:
@@ -118,7 +130,7 @@ SERVER = textwrap.dedent("""
         if mode == "streams":
             srv = await asyncio.start_server(echo_stream, sock=lsock, limit=262144)
         else:
-            factory = EchoProtocol if mode == "protocol" else EchoBuffered
+            factory = {"protocol": EchoProtocol, "buffered": EchoBuffered, "close": EchoClose}[mode]
             srv = await loop.create_server(factory, sock=lsock)
         print(port, flush=True)
         stop = loop.create_future()
@@ -165,9 +177,10 @@ def echo_client(tmp_path_factory) -> str:
 
 
 class Server:
-    def __init__(self, kind: str, mode: str, pin: bool = True) -> None:
+    def __init__(self, kind: str, mode: str, pin: bool = True, size: int = 0) -> None:
         self.proc = subprocess.Popen(
-            (pinned(1) if pin else []) + [sys.executable, "-c", SERVER, kind, mode, str(SOCKBUF)],
+            (pinned(1) if pin else []) + [sys.executable, "-c", SERVER, kind, mode, str(SOCKBUF),
+                                          str(size)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
@@ -216,7 +229,7 @@ def run_client(client: str, port: int, size: int, *args: str, on_start=None, on_
 
 
 def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
-    server = Server(kind, mode)
+    server = Server(kind, mode, size=size)
     try:
         cpu = {}
 
@@ -224,8 +237,9 @@ def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
             return lambda client_pid: cpu.__setitem__(what, (
                 cpu_seconds(server.pid), cpu_seconds(client_pid),
                 sleeps(server.pid), sleeps(client_pid)))
+        per_request = ["-c", "1"] if mode == "close" else []
         result = run_client(client, server.port, size, "-d", str(DURATION), "-w", str(WARMUP),
-                            on_start=mark("start"), on_end=mark("end"))
+                            *per_request, on_start=mark("start"), on_end=mark("end"))
     finally:
         server.stop()
     assert result["mismatches"] == 0
@@ -300,20 +314,37 @@ def summarize(per_kind: dict[str, list[dict]], kind: str) -> dict[str, float]:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s // 1024}KiB")
 @pytest.mark.parametrize("mode", MODES)
 def test_echo(benchmark, echo_client, mode, size):
+    measure_rounds(benchmark, echo_client, mode, size,
+                   ROUNDS_100K if size >= 100 * 1024 else ROUNDS)
+
+
+def measure_rounds(benchmark, echo_client: str, mode: str, size: int, rounds: int,
+                   kinds: list[str] = KINDS) -> None:
+    """Interleaved rounds of every loop for one cell, into RESULTS and the benchmark JSON."""
     benchmark.group = f"echo-{mode}-{size // 1024}KiB"
-    per_kind: dict[str, list[dict]] = {k: [] for k in KINDS}
+    per_kind: dict[str, list[dict]] = {k: [] for k in kinds}
 
     def all_rounds():
-        for r in range(ROUNDS_100K if size >= 100 * 1024 else ROUNDS):
-            order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]
+        for r in range(rounds):
+            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
             for kind in order:
                 per_kind[kind].append(run_cell(echo_client, kind, mode, size))
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)
     RESULTS[(mode, size)] = per_kind
-    for kind in KINDS:
+    for kind in kinds:
         benchmark.extra_info[kind] = summarize(per_kind, kind)
         assert all(r["requests"] > 0 for r in per_kind[kind])
+
+
+@pytest.mark.parametrize("size", [1024], ids=lambda s: f"{s // 1024}KiB")
+def test_echo_connection_per_request(benchmark, echo_client, size):
+    """The accept path: each request on a new connection that the server closes after its
+    echo (HTTP/1.0 style), so accept, transport set-up and close are the work measured.
+    Without rloop: its transport's close() after a write never closes the connection
+    (rloop 0.5: the echo arrives, the FIN never does), so the client would wait forever."""
+    measure_rounds(benchmark, echo_client, "close", size, ROUNDS,
+                   [k for k in KINDS if k != "rloop"])
 
 
 def strace_counts(path: str) -> dict[str, int]:

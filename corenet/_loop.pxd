@@ -50,9 +50,11 @@ cdef class BaseLoop:
     cdef list _timers
     cdef uint64_t _timer_seq
     cdef public uint64_t _epoll_ctl_calls   # every epoll_ctl the loop made, for tests and benchmarks
+    cdef readonly unsigned long long _polls   # epoll waits so far (how soon a watcher was woken again)
     cdef Py_ssize_t _timer_cancelled
     cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
     cdef list _fds
+    cdef set _deleted           # fds taken out of epoll since the last poll (see _dispatch)
     cdef list _before_poll      # one-shot callables run before the next poll (flushes)
     cdef list _before_poll_swap
 

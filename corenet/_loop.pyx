@@ -353,6 +353,7 @@ cdef class BaseLoop:
         self._ready_swap = []
         self._timers = []
         self._fds = []
+        self._deleted = set()
         self._before_poll = []
         self._before_poll_swap = []
 
@@ -736,6 +737,9 @@ cdef class BaseLoop:
         cdef int n, ms
         cdef timespec ts
         cdef int epfd = self._epfd
+        self._polls += 1
+        if self._deleted:
+            self._deleted.clear()
         if timeout == 0.0:
             n = epoll_wait(epfd, self._events, self._maxevents, 0)
         elif timeout < 0.0:
@@ -776,8 +780,10 @@ cdef class BaseLoop:
                 continue
             w = fds[fd] if fd < len(fds) else None
             if w is None:
-                # Closed since the poll, or a stale registration: stop hearing about it.
-                epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
+                # A stale registration: stop hearing about it. One unregistered since the
+                # poll (a connection closed by an earlier callback) is out of epoll already.
+                if fd not in self._deleted:
+                    epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
                 continue
             (<FdWatcher>w).on_events(self, events)
         return 0
@@ -932,6 +938,7 @@ cdef class BaseLoop:
             self._fds[w.fd] = None
         if w.registered and self._epfd >= 0:
             self._epoll_ctl(EPOLL_CTL_DEL, w.fd, 0)
+            self._deleted.add(w.fd)
         w.registered = 0
         return 0
 

@@ -11,7 +11,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_SetFromErrno
-from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM
+from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
@@ -19,7 +19,9 @@ from libc.string cimport memcpy
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop, FdWatcher
 from corenet._transport cimport BaseTransport
+from corenet.batch cimport sockaddr_storage, cn_addr_tuple, AF_INET, AF_INET6
 
+import _socket
 import asyncio
 import socket
 import sys
@@ -42,9 +44,15 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t send(int sockfd, const void *buf, size_t len, int flags)
     ssize_t sendmsg(int sockfd, const msghdr *msg, int flags)
     int shutdown(int sockfd, int how)
+    struct sockaddr:
+        pass
+    int accept4(int sockfd, sockaddr *addr, socklen_t *addrlen, int flags)
     enum:
         MSG_NOSIGNAL
         SHUT_WR
+        SOCK_STREAM
+        SOCK_NONBLOCK
+        SOCK_CLOEXEC
 
 cdef extern from "Python.h":
     ctypedef struct PyObject
@@ -59,6 +67,10 @@ cdef extern from "Python.h":
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
+cdef object _socket_socket = socket.socket
+# The socket's family and type as plain ints: socket.socket's properties build enums.
+cdef object _raw_family = _socket.socket.family.__get__
+cdef object _raw_type = _socket.socket.type.__get__
 cdef object BufferedProtocol = asyncio.BufferedProtocol
 
 DEF IOV_MAX_ = 1024
@@ -234,7 +246,7 @@ cdef class StreamTransport(BaseTransport):
         self.server = server
         if server is not None:
             server._attach()
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        if _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
@@ -659,11 +671,15 @@ cdef class Acceptor(FdWatcher):
     cdef int backlog
     cdef object ssl_handshake_timeout
     cdef object ssl_shutdown_timeout
-    cdef object make_transport
+    cdef object make_stream
     cdef object retry_handle
+    cdef int family        # AF_INET or AF_INET6: accepted here with accept4; 0: by the socket
+    cdef int proto
+    cdef bint drain        # connections are queueing: accept until EAGAIN
+    cdef unsigned long long single_at   # the loop's poll count when one was taken alone
 
     def _start(self, BaseLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
-               ssl_handshake_timeout, ssl_shutdown_timeout, make_transport):
+               ssl_handshake_timeout, ssl_shutdown_timeout, make_stream):
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
@@ -672,7 +688,10 @@ cdef class Acceptor(FdWatcher):
         self.backlog = backlog if backlog > 0 else 100
         self.ssl_handshake_timeout = ssl_handshake_timeout
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
-        self.make_transport = make_transport
+        self.make_stream = make_stream
+        family = _raw_family(sock)
+        self.family = family if family in (AF_INET, AF_INET6) else 0
+        self.proto = sock.proto
         loop.register_watcher(self, EPOLLIN)
 
     def _stop(self):
@@ -684,12 +703,15 @@ cdef class Acceptor(FdWatcher):
         self.loop = None
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        """Accepts up to ``backlog`` connections. When they come one at a time, it takes one
+        and returns, skipping the accept() that would only say EAGAIN: the listener is
+        level-triggered, so one still queued wakes the very next poll, which then drains."""
         cdef int i
+        if not self.drain and loop._polls - self.single_at <= 1:
+            self.drain = True
         for i in range(self.backlog):
             try:
-                conn, addr = self.sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return 0
+                accepted = self._accept()
             except OSError as exc:
                 if exc.errno in (EMFILE, ENFILE, ENOBUFS, ENOMEM):
                     loop.call_exception_handler({
@@ -699,9 +721,62 @@ cdef class Acceptor(FdWatcher):
                     self.retry_handle = loop.call_later(constants.ACCEPT_RETRY_DELAY, self._resume)
                     return 0
                 raise
+            if accepted is None:
+                if i == 1:
+                    self.drain = False   # drained after one: back to one at a time
+                return 0
+            conn, addr = accepted
+            self._serve(loop, conn, addr)
+            if i == 0 and not self.drain:
+                self.single_at = loop._polls
+                return 0
+        return 0
+
+    cdef object _accept(self):
+        """(socket, address) of a new connection, or None when there is none now."""
+        cdef sockaddr_storage sa
+        cdef socklen_t salen = sizeof(sa)
+        cdef int fd, err
+        if self.family == 0:
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return None
             conn.setblocking(False)
-            self.make_transport(conn, addr, self.protocol_factory, self.sslcontext, self.server,
-                                self.ssl_handshake_timeout, self.ssl_shutdown_timeout)
+            return conn, addr
+        # accept4 makes it non-blocking at once (the socket module's accept() takes an ioctl
+        # more), and the numeric address is built here.
+        fd = accept4(self.fd, <sockaddr*>&sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if fd < 0:
+            err = errno
+            if err == EAGAIN or err == EINTR or err == ECONNABORTED:
+                return None
+            raise OSError(err, _strerror(err))
+        try:
+            conn = _socket_socket(self.family, SOCK_STREAM | SOCK_NONBLOCK, self.proto, fd)
+        except BaseException:
+            close(fd)
+            raise
+        return conn, cn_addr_tuple(&sa)
+
+    cdef int _serve(self, BaseLoop loop, conn, addr) except -1:
+        extra = {"peername": addr}
+        if self.sslcontext:
+            loop.create_task(loop._accept_tls(
+                conn, extra, self.protocol_factory, self.sslcontext, self.server,
+                self.ssl_handshake_timeout, self.ssl_shutdown_timeout))
+            return 0
+        try:
+            protocol = self.protocol_factory()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            conn.close()
+            loop.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc})
+            return 0
+        self.make_stream(loop, conn, protocol, None, extra, self.server)
         return 0
 
     def _resume(self):

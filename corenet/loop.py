@@ -550,32 +550,13 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                        ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
         acceptor = _stream.Acceptor(sock.fileno())
         acceptor._start(self, sock, protocol_factory, sslcontext, server, backlog,
-                        ssl_handshake_timeout, ssl_shutdown_timeout, self._accepted)
+                        ssl_handshake_timeout, ssl_shutdown_timeout, transports.make_stream)
 
     def _stop_serving(self, sock) -> None:
         watcher = self._get_watcher(sock.fileno())
         if isinstance(watcher, _stream.Acceptor):
             watcher._stop()
         sock.close()
-
-    def _accepted(self, conn, addr, protocol_factory, sslcontext, server,
-                  ssl_handshake_timeout, ssl_shutdown_timeout) -> None:
-        extra = {"peername": addr}
-        if sslcontext:
-            self.create_task(self._accept_tls(conn, extra, protocol_factory, sslcontext, server,
-                                              ssl_handshake_timeout, ssl_shutdown_timeout))
-            return
-        try:
-            protocol = protocol_factory()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            conn.close()
-            self.call_exception_handler({
-                "message": "Error on transport creation for incoming connection",
-                "exception": exc})
-            return
-        transports.make_stream(self, conn, protocol, None, extra, server)
 
     async def _accept_tls(self, conn, extra, protocol_factory, sslcontext, server,
                           ssl_handshake_timeout, ssl_shutdown_timeout) -> None:

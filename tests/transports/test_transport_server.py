@@ -240,3 +240,86 @@ def test_accepts_at_most_backlog_connections_per_wakeup(loop, run):
         for tr in made:
             tr.close()
         run(stop(srv))
+
+
+def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
+    """Connections that arrive one at a time are taken one per wake-up (corenet then skips
+    the accept() that would only say EAGAIN); a burst queued after them must still be taken
+    in the next iterations, not one per unrelated later wake-up."""
+    clients: list[socket.socket] = []
+    made = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+
+    def one_iteration():
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+
+    async def start():
+        return await loop.create_server(Keep, "127.0.0.1", 0, backlog=64)
+
+    srv = run(start())
+    try:
+        addr = srv.sockets[0].getsockname()
+        for i in range(3):   # single arrivals, each served before the next one comes
+            clients.append(socket.create_connection(addr, timeout=5))
+            for _ in range(100):
+                one_iteration()
+                if len(made) == i + 1:
+                    break
+            assert len(made) == i + 1
+        for _ in range(40):  # all queued in the kernel before the loop runs again
+            clients.append(socket.create_connection(addr, timeout=5))
+        iterations = 0
+        while len(made) < 43 and iterations < 100:
+            one_iteration()
+            iterations += 1
+        assert len(made) == 43
+        # accept one, drain the rest at the next poll, run their connection_made callbacks
+        assert iterations <= 3, iterations
+    finally:
+        for c in clients:
+            c.close()
+        for tr in made:
+            tr.close()
+        run(stop(srv))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host):
+    """The accepted side: peername is the client's address as the socket module gives it
+    (IPv6: the 4-tuple), sockname the listener's, and the socket is a non-blocking
+    SOCK_STREAM socket of the listener's family."""
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6 support in this Python")
+    accepted = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            accepted.append(transport)
+
+    async def main():
+        srv = await loop.create_server(Keep, host, 0)
+        addr = srv.sockets[0].getsockname()
+        tr, _ = await loop.create_connection(asyncio.Protocol, host, addr[1])
+        for _ in range(500):
+            if accepted:
+                break
+            await asyncio.sleep(0.001)
+        client_addr = tr.get_extra_info("sockname")
+        got = accepted[0]
+        sock = got.get_extra_info("socket")
+        info = (got.get_extra_info("peername"), got.get_extra_info("sockname"), sock.family,
+                sock.type, sock.gettimeout(), sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        tr.close()
+        got.close()
+        await stop(srv)
+        return info, client_addr, addr
+
+    (peer, name, family, type_, timeout, nodelay), client_addr, addr = run(main())
+    assert peer == client_addr
+    assert name == addr
+    assert family == (socket.AF_INET6 if ":" in host else socket.AF_INET)
+    assert type_ == socket.SOCK_STREAM and timeout == 0.0 and nodelay
