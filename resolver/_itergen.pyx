@@ -20,6 +20,7 @@ from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
+from resolver._events cimport Failure as CFailure
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire import WireError, parse_response, strip_to, to_text
 
@@ -334,11 +335,14 @@ cdef class Iterator:
     def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
         ``_referral`` says of it) or None. At most ``most`` queries if given, else
-        ``max_servers_per_zone``."""
+        ``max_servers_per_zone``; a query to an address this host has no route to never
+        left, so it is not counted there (with AAAA addresses on an IPv4-only host, a zone's
+        unreachable addresses must not use up its tries) and that address is not asked
+        again."""
         cdef dict attempts = {}
         cdef list retryable = []        # asked, but the reply was lost: may be asked again
         cdef dict extra = {}
-        cdef int resolved = 0
+        cdef int resolved = 0, unsent = 0
         cdef double now
         cdef list addrs, pending, found
         cdef Parsed m
@@ -373,7 +377,7 @@ cdef class Iterator:
                 addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
                 if not addrs:
                     return None
-            if sum(attempts.values()) >= most:
+            if sum(attempts.values()) - unsent >= most:
                 return None
             self._budget()
             self.queries += 1
@@ -383,7 +387,10 @@ cdef class Iterator:
             if server in retryable:
                 retryable.remove(server)
             if isinstance(event, (Timeout, Failure)):
-                retryable.append(server)
+                if type(event) is CFailure and (<CFailure>event).unreachable:
+                    unsent += 1
+                else:
+                    retryable.append(server)
                 continue
             try:
                 m = event.parsed
