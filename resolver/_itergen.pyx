@@ -338,7 +338,8 @@ cdef class Iterator:
         ``max_servers_per_zone``; a query to an address this host has no route to never
         left, so it is not counted there (with AAAA addresses on an IPv4-only host, a zone's
         unreachable addresses must not use up its tries) and that address is not asked
-        again."""
+        again. NS names without addresses are resolved to A, and with ``ipv6`` to AAAA when
+        they have no A (one sub-query per name where it suffices)."""
         cdef dict attempts = {}
         cdef list retryable = []        # asked, but the reply was lost: may be asked again
         cdef dict extra = {}
@@ -370,8 +371,13 @@ cdef class Iterator:
                     ns = pending[0]
                     resolved += 1
                     res = yield from self._lookup(ns, A, depth + 1)
-                    extra[lower(ns)] = [_addr_text(A, r[4]) for r in res.answer
-                                         if r[1] == A and len(r[4]) == 4]
+                    found = [_addr_text(A, r[4]) for r in res.answer
+                             if r[1] == A and len(r[4]) == 4]
+                    if not found and self.ipv6:
+                        res = yield from self._lookup(ns, AAAA, depth + 1)
+                        found = [_addr_text(AAAA, r[4]) for r in res.answer
+                                 if r[1] == AAAA and len(r[4]) == 16]
+                    extra[lower(ns)] = found
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
                 addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
