@@ -81,9 +81,6 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1 on this host")
-
-
 def _v6_handler(seen):
     """``::1``: serves only6. and big6. (big6. truncated over UDP, so TCP follows);
     silent for dual. (a dead IPv6 server beside a working IPv4 one)."""
@@ -109,6 +106,8 @@ class World:
 
 @pytest.fixture
 def world(loop):
+    if not _has_ipv6_loopback():
+        pytest.skip("no ::1 on this host")
     handlers = {ROOT4: serve(ROOT), DUAL4: serve(DUAL), NORTE4: serve(NORTE), V6: _v6_handler}
     for _ in range(50):
         port = random.randint(20000, 30000)
@@ -285,3 +284,61 @@ def test_unreachable_ipv6_address_costs_no_timeout(request, run, world, path):
         assert info.holddown_until > r.clock() and info.srtt is None
 
     run(go(), timeout=20)
+
+
+# ---- the daemon's option ----------------------------------------------------------------------
+
+def _serve_overrides(*args: str) -> dict:
+    from resolver import cli as cli_mod
+    ns = cli_mod.parser().parse_args(["serve", *args])
+    return {"ipv6": ns.ipv6}
+
+
+@pytest.mark.parametrize("text, args, want", [
+    (None, (), True),                              # on by default, as Unbound's do-ip6
+    ("ipv6 = false\n", (), False),
+    ("[server]\nipv6 = false\n", (), False),
+    (None, ("--no-ipv6",), False),
+    ("ipv6 = false\n", ("--ipv6",), True),         # the command line wins
+    ("ipv6 = true\n", ("--no-ipv6",), False),
+])
+def test_ipv6_option_from_file_and_command_line(tmp_path, text, args, want):
+    from resolver import config
+    from resolver.server import make_resolver
+    path = None
+    if text is not None:
+        path = tmp_path / "resolver.toml"
+        path.write_text(text)
+    cfg = config.build(None if path is None else str(path), _serve_overrides(*args))
+    assert cfg.ipv6 is want
+    assert make_resolver(cfg).ipv6 is want
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", '"off"'])
+def test_ipv6_option_must_be_a_boolean(tmp_path, value):
+    from resolver import config
+    path = tmp_path / "resolver.toml"
+    path.write_text(f"ipv6 = {value}\n")
+    with pytest.raises(config.ConfigError, match="ipv6: expected true or false"):
+        config.build(str(path))
+
+
+def test_ipv6_option_changes_at_reload(loop):
+    """No restart needed: the next miss's iterator reads it (and re-indexes the hints)."""
+    from resolver import config
+    from resolver.server import Server
+    server = Server(config.build())
+    assert server.resolver.ipv6 is True
+    assert server.apply(config.build(None, {"ipv6": False})) == []
+    assert server.resolver.ipv6 is False
+    it = server.resolver._iterator(b"\x00", 2, 1)
+    assert it.ipv6 is False and all(":" not in a for addrs in it.hint_addrs.values()
+                                    for a in addrs)
+    loop.run_until_complete(server.resolver.close())
+
+
+def test_query_command_takes_the_option():
+    from resolver import cli as cli_mod
+    p = cli_mod.parser()
+    assert p.parse_args(["query", "example.org"]).ipv6 is True
+    assert p.parse_args(["query", "example.org", "--no-ipv6"]).ipv6 is False
