@@ -14,7 +14,7 @@ from resolver._events cimport _Event
 STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
-                "servfail", "primings", "priming_failures")
+                "servfail", "primings", "priming_failures", "upstream_unreachable")
 
 
 cdef class Stats(_Event):

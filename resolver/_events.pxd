@@ -17,7 +17,7 @@ cdef class Timeout(_Event):
 
 
 cdef class Failure(_Event):
-    cdef public object server, reason
+    cdef public object server, reason, unreachable
 
 
 cdef class Result(_Event):

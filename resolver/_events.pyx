@@ -59,12 +59,13 @@ cdef class Timeout(_Event):
 
 cdef class Failure(_Event):
     """The driver could not get a usable reply from ``server`` (connection refused, TCP
-    failure, only malformed/mismatched packets, ...)."""
+    failure, only malformed/mismatched packets, ...). ``unreachable``: the query never left
+    (this host has no route to the server), so it cost no time and is not retried."""
 
-    _fields = ("server", "reason")
+    _fields = ("server", "reason", "unreachable")
 
-    def __init__(self, server, reason=""):
-        self.server, self.reason = server, reason
+    def __init__(self, server, reason="", unreachable=False):
+        self.server, self.reason, self.unreachable = server, reason, unreachable
 
 
 cdef class Result(_Event):

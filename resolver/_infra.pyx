@@ -87,6 +87,15 @@ cdef class InfraCache:
         """A server that answered garbage or refused: avoided for a while like a dead one."""
         self.get(addr).holddown_until = now + self._holddown / 4
 
+    def record_unreachable(self, str addr, double now) -> None:
+        """This host has no route to the server: held down as a dead server is, and ranked
+        behind every measured one afterwards (a never-measured address would otherwise be
+        tried first again as soon as its hold-down ends)."""
+        cdef ServerInfo s = self.get(addr)
+        s.timeouts += 1
+        s.rto = self._max_rto
+        s.holddown_until = now + self._holddown
+
     def mark_lame(self, str addr, bytes zone) -> None:
         self.get(addr).lame.add(lower(zone))
 

@@ -20,6 +20,7 @@ from resolver._iterstep cimport (count_type, glue as _glue, has_soa as _has_soa_
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
+from resolver._events cimport Failure as CFailure
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire import WireError, parse_response, strip_to, to_text
 
@@ -334,11 +335,15 @@ cdef class Iterator:
     def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
         ``_referral`` says of it) or None. At most ``most`` queries if given, else
-        ``max_servers_per_zone``."""
+        ``max_servers_per_zone``; a query to an address this host has no route to never
+        left, so it is not counted there (with AAAA addresses on an IPv4-only host, a zone's
+        unreachable addresses must not use up its tries) and that address is not asked
+        again. NS names without addresses are resolved to A, and with ``ipv6`` to AAAA when
+        they have no A (one sub-query per name where it suffices)."""
         cdef dict attempts = {}
         cdef list retryable = []        # asked, but the reply was lost: may be asked again
         cdef dict extra = {}
-        cdef int resolved = 0
+        cdef int resolved = 0, unsent = 0
         cdef double now
         cdef list addrs, pending, found
         cdef Parsed m
@@ -366,14 +371,19 @@ cdef class Iterator:
                     ns = pending[0]
                     resolved += 1
                     res = yield from self._lookup(ns, A, depth + 1)
-                    extra[lower(ns)] = [_addr_text(A, r[4]) for r in res.answer
-                                         if r[1] == A and len(r[4]) == 4]
+                    found = [_addr_text(A, r[4]) for r in res.answer
+                             if r[1] == A and len(r[4]) == 4]
+                    if not found and self.ipv6:
+                        res = yield from self._lookup(ns, AAAA, depth + 1)
+                        found = [_addr_text(AAAA, r[4]) for r in res.answer
+                                 if r[1] == AAAA and len(r[4]) == 16]
+                    extra[lower(ns)] = found
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
                 addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
                 if not addrs:
                     return None
-            if sum(attempts.values()) >= most:
+            if sum(attempts.values()) - unsent >= most:
                 return None
             self._budget()
             self.queries += 1
@@ -383,7 +393,10 @@ cdef class Iterator:
             if server in retryable:
                 retryable.remove(server)
             if isinstance(event, (Timeout, Failure)):
-                retryable.append(server)
+                if type(event) is CFailure and (<CFailure>event).unreachable:
+                    unsent += 1
+                else:
+                    retryable.append(server)
                 continue
             try:
                 m = event.parsed

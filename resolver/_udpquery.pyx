@@ -8,7 +8,8 @@ readiness callback on the running loop (``add_reader``). A datagram is accepted 
 query's ID, QR set, one question and that question byte for byte (case-sensitive); anything
 else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the query keeps
 waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
-``UpstreamFailure`` on an ICMP error; ``close()`` must follow, also on cancellation.
+``UpstreamFailure`` on an ICMP error (``UpstreamUnreachable`` when the host has no way to the
+address); ``close()`` must follow, also on cancellation.
 
 With ``on_done`` there is no future: ``on_done(query)`` is called once, straight from the
 readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
@@ -76,21 +77,29 @@ cdef extern from "<errno.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     int c_close "close"(int fd)
 
-cdef object _Failure = None     # resolver.upstream.UpstreamFailure / UpstreamTimeout
+# resolver.upstream's UpstreamFailure, UpstreamTimeout, UpstreamUnreachable and the errors
+# that make the last (set by configure)
+cdef object _Failure = None
 cdef object _Timeout = None
+cdef object _Unreachable = None
+cdef frozenset _unreachable_errnos = frozenset()
 
 # One receive buffer: callbacks run one at a time on the loop's thread, with the GIL held.
 cdef unsigned char _buf[65536]
 
 
-def configure(failure, timeout):
-    """The exception classes to raise (defined in resolver.upstream)."""
-    global _Failure, _Timeout
-    _Failure, _Timeout = failure, timeout
+def configure(failure, timeout, unreachable, unreachable_errnos):
+    """The exception classes to raise and the errors that mean "unreachable" (defined in
+    resolver.upstream)."""
+    global _Failure, _Timeout, _Unreachable, _unreachable_errnos
+    _Failure, _Timeout, _Unreachable = failure, timeout, unreachable
+    _unreachable_errnos = frozenset(unreachable_errnos)
 
 
-cdef object _oserror(int err):
-    return OSError(err, os.strerror(err))
+cdef object _failure(str addr, int err):
+    """``resolver.upstream.failure``: the exception for OS error ``err`` asking ``addr``."""
+    kind = _Unreachable if err in _unreachable_errnos else _Failure
+    return kind(f"{addr}: {OSError(err, os.strerror(err))}")
 
 
 cdef class UDPQuery:
@@ -110,14 +119,14 @@ cdef class UDPQuery:
         family = sa.ss_family
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
-            raise _Failure(f"{addr}: {_oserror(errno)}")
+            raise _failure(addr, errno)
         self.corenet = isinstance(loop, BaseLoop)
         defer = defer and self.corenet and on_done is not None
         if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(
                 fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
             err = errno
             c_close(fd)
-            raise _Failure(f"{addr}: {_oserror(err)}")
+            raise _failure(addr, err)
         self.fd = fd
         if not defer:
             self.sent_at = monotonic()
@@ -155,7 +164,7 @@ cdef class UDPQuery:
         if self.finished or self.fd < 0:
             return
         if send(self.fd, PyBytes_AS_STRING(self.wire), PyBytes_GET_SIZE(self.wire), 0) < 0:
-            self._finish(None, None, _Failure(f"{self.addr}: {_oserror(errno)}"))
+            self._finish(None, None, _failure(self.addr, errno))
             return
         self.sent_at = monotonic()
         try:
@@ -205,7 +214,7 @@ cdef class UDPQuery:
                 if err == EAGAIN or err == EWOULDBLOCK:
                     return
                 # ICMP unreachable on the connected socket
-                self._finish(None, None, _Failure(f"{self.addr}: {_oserror(err)}"))
+                self._finish(None, None, _failure(self.addr, err))
                 return
             if not self._matches(n):
                 if self.stats is not None:

@@ -40,6 +40,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--cache-size", metavar="BYTES", help="cache bound in bytes")
     p.add_argument("--trust-anchor", metavar="FILE", help="DNSSEC trust anchor (DS or DNSKEY)")
     p.add_argument("--no-validate", action="store_true", help="turn DNSSEC validation off")
+    p.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=None,
+                   help="ask authorities over IPv6 as well (default: on)")
     p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
     p.add_argument("--tcp-max-connections", metavar="N")
     p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
@@ -64,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
                    help="authorities' port, for in-process resolution")
     q.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    q.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=True,
+                   help="in-process resolution asks authorities over IPv6 as well (default: on)")
     p = _control_parser(sub, "stats", "print a running daemon's figures")
     p.add_argument("--json", action="store_true", help="as JSON")
     p = _control_parser(sub, "flush", "forget the cache (or one name) of a running daemon")
@@ -86,6 +90,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "log_level": ns.log_level, "upstream_port": ns.upstream_port,
         "cache_size": ns.cache_size, "trust_anchor": ns.trust_anchor,
         "validate": False if ns.no_validate else None,
+        "ipv6": ns.ipv6,
         "tcp_idle_timeout": ns.tcp_idle_timeout,
         "tcp_max_connections": ns.tcp_max_connections,
         "tcp_max_inflight": ns.tcp_max_inflight,
@@ -205,7 +210,7 @@ def _resolve_in_process(q, ns):
     from resolver.daemon import new_loop
 
     async def go():
-        r = Resolver(ns.root_hints, port=ns.upstream_port)
+        r = Resolver(ns.root_hints, port=ns.upstream_port, ipv6=ns.ipv6)
         try:
             return await asyncio.wait_for(r.resolve_message(q), ns.timeout)
         finally:

@@ -47,6 +47,10 @@ class Config:
     #: DNSSEC: trust anchor file (DS or DNSKEY) and whether to validate (None: engine default).
     trust_anchor: str | None = None
     validate: bool | None = None
+    #: Ask authorities over IPv6 too (their AAAA addresses), as Unbound's ``do-ip6: yes``.
+    #: On a host without IPv6 routes an IPv6 address fails at once and is passed over; turn
+    #: it off where IPv6 is routed but broken (every IPv6 server would time out once).
+    ipv6: bool = True
     #: TCP: a connection with no complete query for this long is closed (slow-loris bound).
     tcp_idle_timeout: float = 10.0
     #: TCP: connections open at once; more are closed at accept.
@@ -170,7 +174,7 @@ def _convert(name: str, value: Any) -> Any:
         if not isinstance(value, str) or value.upper() not in _LEVELS:
             raise ConfigError(f"{what}: {value!r} is not one of {', '.join(_LEVELS)}")
         return value.upper()
-    if name == "validate":
+    if name in ("validate", "ipv6"):
         if not isinstance(value, bool):
             raise ConfigError(f"{what}: expected true or false, got {value!r}")
         return value

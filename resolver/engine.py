@@ -34,8 +34,8 @@ from resolver.dnssec import Suspend, Validator
 from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, Limits
-from resolver.upstream import (UpstreamFailure, UpstreamTimeout, needs_retry,
-                               question_of, retry, udp_query)
+from resolver.upstream import (UpstreamFailure, UpstreamTimeout, UpstreamUnreachable,
+                               needs_retry, question_of, retry, udp_query)
 from resolver._drive import Shared as _Shared, forget, iterator_for, start as start_drive
 from resolver.wire import cache_key, to_text
 
@@ -390,6 +390,10 @@ class Resolver(ResolverCore):
 
     def _failed(self, server: str, exc: Exception) -> Failure:
         self.stats.upstream_failures += 1
+        if isinstance(exc, UpstreamUnreachable):
+            self.stats.upstream_unreachable += 1
+            self.cache.infra.record_unreachable(server, self.clock())
+            return Failure(server, str(exc), True)
         self.cache.infra.record_failure(server, self.clock())
         return Failure(server, str(exc))
 

@@ -97,6 +97,9 @@ def render(stats: dict) -> str:
            [("", e["upstream_timeouts"])])
     metric("upstream_failures_total", "counter", "Authorities that refused or broke.",
            [("", e["upstream_failures"])])
+    metric("upstream_unreachable_total", "counter",
+           "Queries this host had no route for (e.g. IPv6 without IPv6 connectivity).",
+           [("", e["upstream_unreachable"])])
     metric("upstream_dropped_total", "counter", "Replies from authorities dropped.",
            [('{reason="malformed"}', e["dropped_malformed"]),
             ('{reason="mismatched"}', e["dropped_mismatched"])])

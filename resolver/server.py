@@ -147,13 +147,14 @@ class Server(Dispatch):
 
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
-        level); returns the settings that need a restart."""
+        level, ipv6); returns the settings that need a restart."""
         need_restart = [name for name in ("listen", "workers", "metrics", "control",
                                           "upstream_port", "root_hints", "cache_size",
                                           "trust_anchor", "validate")
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
         self.set_allow(cfg.allow)
+        self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -236,7 +237,8 @@ class Server(Dispatch):
 
 
 def make_resolver(cfg: Config) -> Resolver:
-    kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size}
+    kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
+                          "ipv6": cfg.ipv6}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:

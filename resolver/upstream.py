@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import errno
 import socket
 import struct
 import time
@@ -31,7 +32,24 @@ class UpstreamFailure(Exception):
     """The server could not be asked (refused, reset, oversized or broken TCP reply...)."""
 
 
-_udpquery.configure(UpstreamFailure, UpstreamTimeout)
+class UpstreamUnreachable(UpstreamFailure):
+    """This host has no way to the server (no route, no such address family): the kernel
+    refused the send at once, so it cost no time, and retrying soon is pointless."""
+
+
+#: What the kernel says, at once, when a host cannot reach an address at all (typically an
+#: IPv6 address on a host without IPv6 connectivity).
+UNREACHABLE_ERRNOS = frozenset((errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
+                                errno.EAFNOSUPPORT))
+
+
+def failure(addr: str, exc: OSError) -> UpstreamFailure:
+    """The UpstreamFailure (an UpstreamUnreachable if it is one) for ``exc`` asking ``addr``."""
+    kind = UpstreamUnreachable if exc.errno in UNREACHABLE_ERRNOS else UpstreamFailure
+    return kind(f"{addr}: {exc}")
+
+
+_udpquery.configure(UpstreamFailure, UpstreamTimeout, UpstreamUnreachable, UNREACHABLE_ERRNOS)
 
 
 def _family(addr: str) -> int:
@@ -61,13 +79,16 @@ class _UDPQuery:
                  timeout: float, stats, limits: Limits) -> None:
         # The C-level socket, created non-blocking: no Python-level socket.socket __init__
         # and no separate ioctl for setblocking(False).
-        sock = _socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, _DGRAM_NB)
+        try:
+            sock = _socket.socket(_family(addr), _DGRAM_NB)
+        except OSError as exc:          # EAFNOSUPPORT: no IPv6 on this host
+            raise failure(addr, exc) from None
         try:
             sock.connect((addr, port))
             sock.send(wire)
         except OSError as exc:
             sock.close()
-            raise UpstreamFailure(f"{addr}: {exc}") from None
+            raise failure(addr, exc) from None
         self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
         self.stats, self.limits = stats, limits
         self.sock = sock
@@ -88,7 +109,7 @@ class _UDPQuery:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:       # ICMP unreachable on the connected socket
-                fut.set_exception(UpstreamFailure(f"{self.addr}: {exc}"))
+                fut.set_exception(failure(self.addr, exc))
                 return
             if not _matches(data, self.qid, self.question):
                 if stats is not None:
@@ -165,7 +186,7 @@ async def tcp_exchange(addr: str, port: int, wire: bytes, timeout: float,
     except asyncio.TimeoutError:
         raise UpstreamTimeout(addr) from None
     except OSError as exc:
-        raise UpstreamFailure(f"{addr}: {exc}") from None
+        raise failure(addr, exc) from None
 
 
 _QTC = struct.Struct("!HH")

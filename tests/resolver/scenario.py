@@ -59,9 +59,11 @@ class FakeNet:
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {}
         self.served: dict[str, list[dns.name.Name]] = {}
         #: addr -> fault: "timeout", "servfail", "refused", "garbage", "lame", "nonauth",
-        #: "formerr-edns", "tc" (UDP answers truncated), or a callable(query Message) -> bytes|None
+        #: "formerr-edns", "tc" (UDP answers truncated), "unreachable" (no route: ``drive``
+        #: fails the send at once), or a callable(query Message) -> bytes|None
         self.faults: dict[str, object] = {}
         self.log: list[tuple[str, str, str]] = []    # (addr, qname, qtype) as asked
+        self.unsent: list[str] = []                  # addresses whose send failed at once
 
     def zone(self, origin: str, body: str, servers: list[str], neg_ttl: int = 300) -> None:
         text = SOA_TEXT.format(neg=neg_ttl) + "\n" + body
@@ -211,13 +213,18 @@ def _rrset(name, rdataset) -> dns.rrset.RRset:
 def drive(iterator: itr.Iterator, net: FakeNet, clock: FakeClock, *, timeout: float = 0.4,
           max_steps: int = 500) -> itr.Result:
     """Runs an iterator against the fake network: the first server offered is asked (after the
-    cache's choice), timeouts advance the fake clock."""
+    cache's choice), timeouts advance the fake clock, an unreachable address fails at once."""
     action = iterator.start()
     infra = iterator.cache.infra
     for _ in range(max_steps):
         if isinstance(action, itr.Result):
             return action
         server = infra.choose(sorted(action.servers), clock())   # sorted: ties break alike
+        if net.faults.get(server) == "unreachable":     # as Resolver._failed does
+            net.unsent.append(server)
+            infra.record_unreachable(server, clock())
+            action = iterator.feed(itr.Failure(server, "Network is unreachable", True))
+            continue
         wire = build_query(4242, action.qname, action.qtype, action.qclass, do=True)
         reply = net.answer(server, wire)
         if reply is None:
@@ -245,7 +252,8 @@ class FakeServers:
     async def start(self, addrs: list[str]) -> int:
         loop = asyncio.get_running_loop()
         for attempt in range(20):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe = socket.socket(socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET,
+                                  socket.SOCK_DGRAM)
             probe.bind((addrs[0], 0))
             port = probe.getsockname()[1]
             probe.close()

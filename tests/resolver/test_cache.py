@@ -125,6 +125,19 @@ def test_stale_entries_only_within_the_window():
     assert e.expires == 60.0 and e.stale_until == 160.0
 
 
+def test_infra_unreachable_server_is_held_down_then_ranked_behind_measured_ones():
+    """Without this, a never-measured address costs nothing and is tried first again as
+    soon as its hold-down ends."""
+    lim = Limits(exploration=0.0)
+    infra = C.InfraCache(lim)
+    infra.record_rtt("10.0.0.1", 0.300)
+    infra.record_unreachable("2001:db8::1", 1.0)
+    addrs = ["2001:db8::1", "10.0.0.1"]
+    assert infra.choose(addrs, 2.0) == "10.0.0.1"
+    assert infra.choose(addrs, 2.0 + lim.server_holddown) == "10.0.0.1"
+    assert infra.choose(["2001:db8::1", "2001:db8::2"], 2.0) == "2001:db8::2"  # never tried
+
+
 def test_infra_prefers_fast_servers_backs_off_dead_ones_and_explores():
     lim = Limits(exploration=0.0)
     infra = C.InfraCache(lim)

@@ -48,6 +48,7 @@ def test_bad_option_is_one_line_naming_it_and_exit_2(tmp_path, args, names):
     ("workers = [\n", "config.toml"),
     ('listen = ["127.0.0.1:53", "::1:x"]\n', "listen"),
     ('root-hints = "bad.hints"\n', "root-hints"),
+    ('ipv6 = "yes"\n', "ipv6"),
 ])
 def test_bad_config_file_value_is_one_line_naming_it_and_exit_2(tmp_path, text, names):
     (tmp_path / "bad.hints").write_text("this is not a hints file\n")

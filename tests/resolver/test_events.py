@@ -34,7 +34,7 @@ def test_events_compare_field_by_field_and_only_within_their_class():
 
 def test_event_repr_names_the_class_and_fields():
     assert repr(it.Failure("192.0.2.1", "refused")) == \
-        "Failure(server='192.0.2.1', reason='refused')"
+        "Failure(server='192.0.2.1', reason='refused', unreachable=False)"
     assert repr(it.Result(3)).startswith("Result(rcode=3, answer=[], authority=[]")
 
 

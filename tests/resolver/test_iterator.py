@@ -455,3 +455,101 @@ def test_priming_stays_within_the_query_budget():
     res = w.resolve("www.example.com.")          # the priming query is one of the three
     assert res.rcode == dns.rcode.SERVFAIL and "query limit" in res.reason
     assert len(w.net.log) == 3 and stats.primings == 1
+
+
+# ---- IPv6 authorities (Resolver(ipv6=True)) ---------------------------------------------------
+
+V6 = "2001:db8::1"          # ns.v6.: only an address in a FakeNet, nothing is sent to it
+WIDE6 = [f"2001:db8:9::{i}" for i in range(1, 10)]     # as inet_ntop writes them
+
+
+def v6_net() -> FakeNet:
+    """v6. served by ns.v6. (A and AAAA); only6. delegated to a name with AAAA glue only;
+    far. to ns.host.v6., a name with only an AAAA record and no glue anywhere; wide. to
+    nine unreachable IPv6 addresses and one IPv4 one."""
+    net = FakeNet()
+    wide = "".join(f"wide. 86400 NS ns{i}.wide.\nns{i}.wide. 86400 AAAA {a}\n"
+                   for i, a in enumerate(WIDE6))
+    net.zone(".", f"""
+@ 86400 NS a.root.
+a.root. 86400 A 10.0.0.1
+v6. 86400 NS ns.v6.
+ns.v6. 86400 A 10.0.6.1
+ns.v6. 86400 AAAA {V6}
+only6. 86400 NS ns.only6.
+ns.only6. 86400 AAAA 2001:db8:6::1
+far. 86400 NS ns.host.v6.
+{wide}wide. 86400 NS ns.v4.wide.
+ns.v4.wide. 86400 A 10.0.9.1
+""", ["10.0.0.1"])
+    net.zone("v6.", f"""
+@ 3600 NS ns
+ns 3600 A 10.0.6.1
+ns 3600 AAAA {V6}
+ns.host 3600 AAAA 2001:db8:7::1
+""", ["10.0.6.1", V6])
+    net.zone("only6.", "@ 3600 NS ns\nns 3600 AAAA 2001:db8:6::1\nwww 300 A 192.0.2.6\n",
+             ["2001:db8:6::1"])
+    net.zone("far.", "@ 3600 NS ns.host.v6.\nwww 300 A 192.0.2.7\n", ["2001:db8:7::1"])
+    net.zone("wide.", "@ 3600 NS ns.v4\nns.v4 3600 A 10.0.9.1\n"
+             + "".join(f"www{i} 300 A 192.0.2.{90 + i}\n" for i in range(3)),
+             ["10.0.9.1"] + WIDE6)
+    for a in WIDE6:
+        net.faults[a] = "unreachable"
+    return net
+
+
+def v6_world(**kw) -> World:
+    w = World(v6_net(), **kw)
+    w.hints = parse_root_hints([("a.root.", "10.0.0.1")])
+    return w
+
+
+def test_aaaa_glue_is_a_server_address_only_with_ipv6():
+    w = v6_world(ipv6=True)
+    res = w.resolve("www.only6.")
+    assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 6])
+    assert ("www.only6.", "A") in w.net.queries("2001:db8:6::1")
+    w = v6_world(ipv6=False)
+    assert w.resolve("www.only6.").rcode == dns.rcode.SERVFAIL
+    assert w.net.queries("2001:db8:6::1") == []
+
+
+def test_a_glueless_ns_name_with_only_aaaa_is_looked_up_as_aaaa_with_ipv6():
+    w = v6_world(ipv6=True)
+    res = w.resolve("www.far.", minimise=False)
+    assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 7])
+    assert ("www.far.", "A") in w.net.queries("2001:db8:7::1")
+    asked = w.asked()
+    # its A first (NODATA), then its AAAA, then the zone at that address
+    assert asked.index(("ns.host.v6.", "A")) < asked.index(("ns.host.v6.", "AAAA"))
+    w = v6_world(ipv6=False)
+    assert w.resolve("www.far.", minimise=False).rcode == dns.rcode.SERVFAIL
+    assert ("ns.host.v6.", "AAAA") not in w.asked()
+
+
+def test_a_glued_ns_name_with_an_a_record_needs_no_aaaa_lookup():
+    w = v6_world(ipv6=True)
+    assert w.resolve("ns.v6.", minimise=False).rcode == 0
+    assert all(t != "AAAA" for _, t in w.asked())
+
+
+def test_unreachable_addresses_cost_no_tries_and_are_not_asked_again():
+    """Nine AAAA addresses this host has no route to, one IPv4 one: once the IPv4 one is
+    measured, the never-tried IPv6 ones come first, fail at once and are passed over; they
+    do not use up the zone's ``max_servers_per_zone`` (8), nor get asked again while held
+    down."""
+    w = v6_world(ipv6=True)
+    assert w.resolve("www0.wide.").rcode == 0           # the IPv4 server, tried first
+    assert w.net.unsent == []
+    t0 = w.clock()
+    res = w.resolve("www1.wide.")
+    assert res.rcode == 0 and res.answer[0][4] == bytes([192, 0, 2, 91])
+    assert sorted(w.net.unsent) == sorted(WIDE6)
+    assert w.clock() - t0 < 0.01                       # no timeout waited for
+    infra = w.cache.infra
+    assert all(infra.info(a).holddown_until > w.clock() for a in w.net.unsent)
+    w.net.unsent.clear()
+    w.clock.advance(w.limits.server_holddown + 1)     # even after the hold-down ...
+    assert w.resolve("www2.wide.").rcode == 0
+    assert w.net.unsent == []                          # ... the measured server comes first

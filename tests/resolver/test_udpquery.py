@@ -3,6 +3,7 @@ accepts, drops, times out on and leaves behind."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 
@@ -11,7 +12,7 @@ from looptools import open_fds
 
 from resolver import _udpquery, upstream
 from resolver.limits import DEFAULT
-from resolver.upstream import UpstreamFailure, UpstreamTimeout
+from resolver.upstream import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
 from resolver.wire import build_query, from_text
 
 
@@ -109,6 +110,36 @@ def test_closed_port_is_a_failure_not_a_wait(loop, run):
 
     with pytest.raises(UpstreamFailure, match="refused"):
         run(go())
+
+
+@pytest.mark.parametrize("err", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
+                                 errno.EAFNOSUPPORT])
+def test_no_route_errors_are_unreachable_failures(err):
+    exc = upstream.failure("2001:db8::1", OSError(err, "x"))
+    assert isinstance(exc, UpstreamUnreachable) and isinstance(exc, UpstreamFailure)
+    assert str(exc).startswith("2001:db8::1: ")
+    assert type(upstream.failure("192.0.2.1", OSError(errno.ECONNREFUSED, "x"))) is \
+        UpstreamFailure                 # the server said no: not this host's routing
+
+
+def test_an_ipv6_server_is_asked_over_an_ipv6_socket(loop, run):
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 on this host")
+    s.setblocking(False)
+    _serve(loop, s, lambda q: [_reply(q)])
+
+    async def go():
+        return await upstream.exchange("::1", s.getsockname()[1], QNAME, 1, 1, timeout=5.0)
+
+    try:
+        reply, _, parsed = run(go())
+    finally:
+        loop.remove_reader(s.fileno())
+        s.close()
+    assert parsed.qname == QNAME
 
 
 def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
