@@ -23,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import dns.message
 import dns.rcode
@@ -198,6 +197,14 @@ def test_truncated_answer_is_asked_again_over_tcp_to_the_ipv6_server(run, world,
     run(go(), timeout=15)
 
 
+async def ask_eight(r, zone: str, net: str, path: str) -> None:
+    """h0..h7 in ``zone`` each resolve to their own address in ``net`` (waits are judged by
+    the resolver's timeout counters, not by the clock, which a loaded machine stretches)."""
+    for i in range(8):
+        resp = await ask(r, f"h{i}.{zone}", "A", path)
+        assert addresses(resp) == [f"{net}{10 + i}"]
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_silent_ipv6_server_costs_one_timeout_not_one_per_query(run, world, path):
     """ns.dual. has an IPv4 address that answers and an IPv6 one that does not. The first
@@ -207,14 +214,8 @@ def test_silent_ipv6_server_costs_one_timeout_not_one_per_query(run, world, path
 
     async def go():
         r = world.resolver(ipv6=True)
-        for i in range(8):
-            t0 = time.monotonic()
-            resp = await ask(r, f"h{i}.dual.", "A", path)
-            took = time.monotonic() - t0
-            assert addresses(resp) == [f"192.0.2.{10 + i}"]
-            if i >= 2:
-                assert took < LIMITS.initial_rto, f"h{i}.dual. waited {took:.3f}s"
-        assert r.stats.upstream_timeouts == 1
+        await ask_eight(r, "dual.", "192.0.2.", path)
+        assert r.stats.upstream_timeouts == 1   # one wait for the silent server, not eight
         assert v6.count(qname="h1.dual.") == 1 and v6.count() == 1
         assert v4.count() >= 8
         info = r.cache.infra.info(V6)
@@ -270,13 +271,7 @@ def test_unreachable_ipv6_address_costs_no_timeout(request, run, world, path):
 
     async def go():
         r = world.resolver(ipv6=True)
-        for i in range(8):
-            t0 = time.monotonic()
-            resp = await ask(r, f"h{i}.norte.", "A", path)
-            took = time.monotonic() - t0
-            assert addresses(resp) == [f"198.51.100.{10 + i}"]
-            if i >= 1:
-                assert took < LIMITS.initial_rto, f"h{i}.norte. waited {took:.3f}s"
+        await ask_eight(r, "norte.", "198.51.100.", path)
         s = r.stats
         assert (s.upstream_unreachable, s.upstream_failures, s.upstream_timeouts) == (1, 1, 0)
         assert norte.count() >= 8
