@@ -27,6 +27,20 @@ async def stop(server) -> None:
     await server.wait_closed()
 
 
+def close_all(run, server, clients: list[socket.socket], transports: list) -> None:
+    """Closes the test's client sockets and accepted transports, then stops the server."""
+    for c in clients:
+        c.close()
+    for tr in transports:
+        tr.close()
+    run(stop(server))
+
+
+def one_iteration(loop) -> None:
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
 def test_several_hosts_each_serving(loop, run):
     async def main():
         srv = await loop.create_server(Echo, ["127.0.0.1", "::1"], 0)
@@ -224,10 +238,9 @@ def test_accepts_at_most_backlog_connections_per_wakeup(loop, run):
         for _ in range(20):
             clients.append(socket.create_connection(lsock.getsockname(), timeout=5))
         per_iteration = []
-        for _ in range(200):  # one loop iteration each
+        for _ in range(200):
             accepted_now[0] = 0
-            loop.call_soon(loop.stop)
-            loop.run_forever()
+            one_iteration(loop)
             per_iteration.append(accepted_now[0])
             if len(made) == 20:
                 break
@@ -235,11 +248,7 @@ def test_accepts_at_most_backlog_connections_per_wakeup(loop, run):
         assert len(made) == 20
         assert max(per_iteration) == 4, per_iteration
     finally:
-        for c in clients:
-            c.close()
-        for tr in made:
-            tr.close()
-        run(stop(srv))
+        close_all(run, srv, clients, made)
 
 
 def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
@@ -253,10 +262,6 @@ def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
         def connection_made(self, transport):
             made.append(transport)
 
-    def one_iteration():
-        loop.call_soon(loop.stop)
-        loop.run_forever()
-
     async def start():
         return await loop.create_server(Keep, "127.0.0.1", 0, backlog=64)
 
@@ -266,7 +271,7 @@ def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
         for i in range(3):   # single arrivals, each served before the next one comes
             clients.append(socket.create_connection(addr, timeout=5))
             for _ in range(100):
-                one_iteration()
+                one_iteration(loop)
                 if len(made) == i + 1:
                     break
             assert len(made) == i + 1
@@ -274,17 +279,13 @@ def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
             clients.append(socket.create_connection(addr, timeout=5))
         iterations = 0
         while len(made) < 43 and iterations < 100:
-            one_iteration()
+            one_iteration(loop)
             iterations += 1
         assert len(made) == 43
         # accept one, drain the rest at the next poll, run their connection_made callbacks
         assert iterations <= 3, iterations
     finally:
-        for c in clients:
-            c.close()
-        for tr in made:
-            tr.close()
-        run(stop(srv))
+        close_all(run, srv, clients, made)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
