@@ -9,8 +9,9 @@
  * usage: dns_load HOST PORT QUERIES SOCKETS WINDOW SECONDS
  *   QUERIES: wire queries, each preceded by its length (2 bytes, big-endian); the ID in
  *   each is overwritten.
- * prints one line: completed N lost L bad B seconds S qps Q cpu_s C avg_latency_us U
- * (a query unanswered after 1 s is lost and its slot reused). */
+ * prints one line: completed N lost L bad B drained D seconds S qps Q cpu_s C avg_latency_us U
+ * (a query unanswered after 1 s is lost and its slot reused; completed and qps count the
+ * replies before the end, drained the ones taken after it, while waiting for the last). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -117,18 +118,27 @@ static void send_some(struct sock *s, int want, uint64_t t) {
 }
 
 /* Checks one reply; returns 1 if it completed a query in flight. */
+/* Counts a bad reply and says why on stderr, for the first few, so a failing run shows
+   whether the server answered wrongly (which rcode, which query) or out of turn. */
+static void count_bad(const char *why, const unsigned char *r, int n, int q) {
+    if (++bad <= 5)
+        fprintf(stderr, "bad reply: %s, %d bytes, rcode %d, query #%d\n", why, n,
+                n >= 4 ? (r[3] & 0x0F) : -1, q);
+}
+
 static int take_reply(struct sock *s, const unsigned char *r, int n, uint64_t t) {
     int id, q;
     const struct query *qq;
-    if (n < 12) { bad++; return 0; }
+    if (n < 12) { count_bad("short", r, n, -1); return 0; }
     id = (r[0] << 8) | r[1];
-    if (!s->slots[id].sent) { bad++; return 0; }    /* late (already counted lost) or unknown */
+    if (!s->slots[id].sent) { count_bad("id not in flight", r, n, -1); return 0; }  /* late or unknown */
     q = s->slots[id].q;
     qq = &queries[q];
     /* QR set, rcode NOERROR or NXDOMAIN, and the question section (after the header) as asked. */
-    if (!(r[2] & 0x80) || ((r[3] & 0x0F) != 0 && (r[3] & 0x0F) != 3) || n < 12 + qq->qlen
-        || memcmp(r + 12, qq->wire + 12, qq->qlen) != 0) {
-        bad++;
+    if (!(r[2] & 0x80) || ((r[3] & 0x0F) != 0 && (r[3] & 0x0F) != 3)) {
+        count_bad("not an answer or rcode", r, n, q);
+    } else if (n < 12 + qq->qlen || memcmp(r + 12, qq->wire + 12, qq->qlen) != 0) {
+        count_bad("question differs", r, n, q);
     } else {
         completed++;
         latency_sum += (double)(t - s->slots[id].sent);
@@ -155,7 +165,8 @@ int main(int argc, char **argv) {
     struct sock *socks;
     int nsocks, window, e, i;
     double seconds;
-    uint64_t t0, end, t, last_expire;
+    uint64_t t0, end, t, last_expire, stop = 0;
+    long long done_at_end = 0;
     struct rusage ru;
     static unsigned char bufs[BATCH][4096];
     struct mmsghdr msgs[BATCH];
@@ -200,8 +211,23 @@ int main(int argc, char **argv) {
             send_some(&socks[i], window - socks[i].inflight, t0);
             if (socks[i].inflight == before) break;
         }
-    while ((t = now_ns()) < end) {
-        int n = epoll_wait(e, evs, 64, 10), k;
+    /* Until the end: keep every socket's window full. Then drain: send nothing more and take
+       the replies still due (checked, not counted in qps) until none is in flight or they are
+       lost, so no reply of this run reaches a later run that gets the same source port. */
+    for (;;) {
+        int n, k, draining;
+        t = now_ns();
+        draining = t >= end;
+        if (draining && !stop) {
+            stop = t;
+            done_at_end = completed;
+        }
+        if (draining) {
+            int left = 0;
+            for (i = 0; i < nsocks; i++) left += socks[i].inflight;
+            if (!left || t - stop > LOST_NS) break;
+        }
+        n = epoll_wait(e, evs, 64, 10);
         t = now_ns();
         for (k = 0; k < n; k++) {
             struct sock *s = &socks[evs[k].data.u32];
@@ -214,21 +240,25 @@ int main(int argc, char **argv) {
             got = recvmmsg(s->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
             if (got < 0) continue;
             for (j = 0; j < got; j++) take_reply(s, bufs[j], (int)msgs[j].msg_len, t);
-            if (s->inflight < window) send_some(s, window - s->inflight, t);
+            if (!draining && s->inflight < window) send_some(s, window - s->inflight, t);
         }
         if (t - last_expire > LOST_NS / 4) {
             for (i = 0; i < nsocks; i++) {
                 expire(&socks[i], t);
-                if (socks[i].inflight < window) send_some(&socks[i], window - socks[i].inflight, t);
+                if (!draining && socks[i].inflight < window)
+                    send_some(&socks[i], window - socks[i].inflight, t);
             }
             last_expire = t;
         }
     }
-    t = now_ns();
+    for (i = 0; i < nsocks; i++) {                  /* unanswered a second after the end */
+        lost += socks[i].inflight;
+        socks[i].inflight = 0;
+    }
     getrusage(RUSAGE_SELF, &ru);
-    seconds = (double)(t - t0) / 1e9;
-    printf("completed %lld lost %lld bad %lld seconds %.3f qps %.0f cpu_s %.3f avg_latency_us %.1f\n",
-           completed, lost, bad, seconds, completed / seconds,
+    seconds = (double)(stop - t0) / 1e9;
+    printf("completed %lld lost %lld bad %lld drained %lld seconds %.3f qps %.0f cpu_s %.3f avg_latency_us %.1f\n",
+           done_at_end, lost, bad, completed - done_at_end, seconds, done_at_end / seconds,
            ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
            completed ? latency_sum / completed / 1000.0 : 0.0);
     return 0;

@@ -39,6 +39,9 @@ COLD_NAMES = 60 if SHORT else 300
 # The lab's Unbound runs with do-ip6: no; ours does the same (the lab has no AAAA glue, so
 # this changes nothing today, but keeps the two doing the same work if it ever gets some).
 NO_IPV6 = ("--no-ipv6",)
+# The daemon asks for a 4 MiB UDP receive buffer (resolver/server.py); Unbound gets the same,
+# or its default (about 200 KiB) drops part of each burst and it answers fewer queries.
+UNBOUND_RCVBUF = "  so-rcvbuf: 4m"
 COLD_CHUNKS = 2 if SHORT else 6       # turns each server takes (see test_cold_names_vs_unbound)
 BURST_CHUNKS = 2 if SHORT else 4
 DNSPERF = shutil.which("dnsperf")
@@ -114,7 +117,7 @@ class Servers:
     def __init__(self, lab: Lab, tmp: Path, *daemon_args: str) -> None:
         self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
             "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
-            "  ratelimit: 0", "  ip-ratelimit: 0"]))
+            "  ratelimit: 0", "  ip-ratelimit: 0", UNBOUND_RCVBUF]))
         try:
             self.d = Daemon(tmp / "corenet", lab, *NO_IPV6, *daemon_args,
                             metrics=False).start()
@@ -290,19 +293,21 @@ def _wire_queries(path: Path, queries) -> Path:
 def _load_run(exe: str, port: int, pid: int, qfile: Path, children: bool = False) -> dict:
     """dns_load for SECONDS against a warm cache: its figures, and the cores the server and
     the load generator kept busy."""
-    def run(sockets: int, window: int, seconds: float) -> dict:
+    def run(sockets: int, window: int, seconds: float, warm: bool = False) -> dict:
         r = subprocess.run([exe, "127.0.0.1", str(port), str(qfile), str(sockets), str(window),
                             str(seconds)], capture_output=True, text=True,
                            timeout=seconds + 60)
         assert r.returncode == 0, r.stderr + r.stdout
         words = r.stdout.split()
-        return dict(zip(words[::2], map(float, words[1::2])))
+        f = dict(zip(words[::2], map(float, words[1::2])))
+        assert warm or f["bad"] == 0, r.stderr          # which replies were wrong, and how
+        return f
 
-    run(4, 4, 0.5)                                              # warm the cache
+    run(4, 4, 0.5, warm=True)                                   # warm the cache
     c0 = _cpu(pid, children)
     f = run(LOAD_SOCKETS, LOAD_WINDOW, SECONDS)
     cpu = _cpu(pid, children) - c0
-    return {"qps": f["qps"], "completed": f["completed"], "lost": f["lost"], "bad": f["bad"],
+    return {"qps": f["qps"], "completed": f["completed"], "lost": f["lost"],
             "server_cores": cpu / f["seconds"], "load_cores": f["cpu_s"] / f["seconds"],
             "avg_latency_ms": f["avg_latency_us"] / 1000}
 
@@ -372,7 +377,7 @@ def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
                     shares.release()
                 ub = Unbound.start(tmp_path / f"{mode}-ub{n}", lab53, threads=int(n),
                                    extra="\n".join(["  prefetch: no", "  ratelimit: 0",
-                                                    "  ip-ratelimit: 0"]))
+                                                    "  ip-ratelimit: 0", UNBOUND_RCVBUF]))
                 try:
                     if mode == "capped":
                         for t in os.listdir(f"/proc/{ub.proc.pid}/task"):
@@ -393,7 +398,6 @@ def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
     benchmark.extra_info.update({"results": results, "qps_two_over_one": scaling,
                                  "core_share": CORE_SHARE})
     for k, v in results.items():
-        assert v["bad"] == 0, (k, v)
         assert v["lost"] <= v["completed"] / 100, (k, v)
 
 
