@@ -213,7 +213,7 @@ cdef class DatagramTransport(BaseTransport):
     cdef int _read_ready_sock(self) except -1:
         """Unix datagram sockets: the socket module's recvfrom."""
         cdef int i
-        recvfrom = self._sock.recvfrom
+        recvfrom = self.sock_obj.recvfrom
         for i in range(DATAGRAMS_PER_WAKEUP):
             if self.closing or self.fd < 0:
                 return 0
@@ -350,9 +350,9 @@ cdef class DatagramTransport(BaseTransport):
 
     cdef int _send_sock(self, data, addr) except -1:
         if self.connected:
-            self._sock.send(data)
+            self.sock_obj.send(data)
         else:
-            self._sock.sendto(data, addr)
+            self.sock_obj.sendto(data, addr)
         return 0
 
     def set_protocol(self, protocol):

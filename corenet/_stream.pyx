@@ -47,12 +47,19 @@ cdef extern from "<sys/socket.h>" nogil:
     struct sockaddr:
         pass
     int accept4(int sockfd, sockaddr *addr, socklen_t *addrlen, int flags)
+    int setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen)
     enum:
         MSG_NOSIGNAL
         SHUT_WR
         SOCK_STREAM
         SOCK_NONBLOCK
         SOCK_CLOEXEC
+
+cdef extern from "<netinet/in.h>" nogil:
+    enum: IPPROTO_TCP
+
+cdef extern from "<netinet/tcp.h>" nogil:
+    enum: TCP_NODELAY
 
 cdef extern from "Python.h":
     ctypedef struct PyObject
@@ -68,6 +75,7 @@ cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _socket_socket = socket.socket
+cdef object _object_new = object.__new__
 # The socket's family and type as plain ints: socket.socket's properties build enums.
 cdef object _raw_family = _socket.socket.family.__get__
 cdef object _raw_type = _socket.socket.type.__get__
@@ -242,18 +250,31 @@ cdef class StreamTransport(BaseTransport):
 
     def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server):
         self._attach(loop, sock, protocol, face, extra)
+        self._begin(loop, protocol, waiter, server,
+                    _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM)
+
+    cdef int _start_accepted(self, BaseLoop loop, int family, int proto, protocol, face,
+                             extra, server) except -1:
+        """A TCP connection accepted here, as a bare descriptor (see ``BaseTransport._attach``)."""
+        self.sfamily = family
+        self.stype = SOCK_STREAM | SOCK_NONBLOCK
+        self.sproto = proto
+        self._attach(loop, None, protocol, face, extra)
+        self._begin(loop, protocol, None, server, True)
+        return 0
+
+    cdef int _begin(self, BaseLoop loop, protocol, waiter, server, bint tcp) except -1:
+        cdef int one = 1
         self._set_protocol(protocol)
         self.server = server
         if server is not None:
             server._attach()
-        if _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        if tcp:
+            setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))  # failure: ignored
         loop.call_soon(self._connection_made)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
+        return 0
 
     def _connection_made(self):
         if self.closing:
@@ -672,6 +693,7 @@ cdef class Acceptor(FdWatcher):
     cdef object ssl_handshake_timeout
     cdef object ssl_shutdown_timeout
     cdef object make_stream
+    cdef object face_type      # transports.SocketTransport
     cdef object retry_handle
     cdef int family        # AF_INET or AF_INET6: accepted here with accept4; 0: by the socket
     cdef int proto
@@ -679,7 +701,7 @@ cdef class Acceptor(FdWatcher):
     cdef unsigned long long single_at   # the loop's poll count when one was taken alone
 
     def _start(self, BaseLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
-               ssl_handshake_timeout, ssl_shutdown_timeout, make_stream):
+               ssl_handshake_timeout, ssl_shutdown_timeout, make_stream, face_type):
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
@@ -689,6 +711,7 @@ cdef class Acceptor(FdWatcher):
         self.ssl_handshake_timeout = ssl_handshake_timeout
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
         self.make_stream = make_stream
+        self.face_type = face_type
         family = _raw_family(sock)
         self.family = family if family in (AF_INET, AF_INET6) else 0
         self.proto = sock.proto
@@ -733,7 +756,8 @@ cdef class Acceptor(FdWatcher):
         return 0
 
     cdef object _accept(self):
-        """(socket, address) of a new connection, or None when there is none now."""
+        """(socket, address) of a new connection, or None when there is none now. A TCP
+        listener gives the bare descriptor (an int) instead of a socket object."""
         cdef sockaddr_storage sa
         cdef socklen_t salen = sizeof(sa)
         cdef int fd, err
@@ -753,30 +777,50 @@ cdef class Acceptor(FdWatcher):
                 return None
             raise OSError(err, _strerror(err))
         try:
-            conn = _socket_socket(self.family, SOCK_STREAM | SOCK_NONBLOCK, self.proto, fd)
+            addr = cn_addr_tuple(&sa)
         except BaseException:
             close(fd)
             raise
-        return conn, cn_addr_tuple(&sa)
+        return fd, addr
+
+    cdef object _socket_of(self, conn):
+        """A socket object for what ``_accept`` gave (the TLS path and error paths want one)."""
+        if type(conn) is not int:
+            return conn
+        try:
+            return _socket_socket(self.family, SOCK_STREAM | SOCK_NONBLOCK, self.proto, conn)
+        except BaseException:
+            close(conn)
+            raise
 
     cdef int _serve(self, BaseLoop loop, conn, addr) except -1:
+        cdef StreamTransport engine
         extra = {"peername": addr}
         if self.sslcontext:
             loop.create_task(loop._accept_tls(
-                conn, extra, self.protocol_factory, self.sslcontext, self.server,
-                self.ssl_handshake_timeout, self.ssl_shutdown_timeout))
+                self._socket_of(conn), extra, self.protocol_factory, self.sslcontext,
+                self.server, self.ssl_handshake_timeout, self.ssl_shutdown_timeout))
             return 0
         try:
             protocol = self.protocol_factory()
         except (SystemExit, KeyboardInterrupt):
+            self._socket_of(conn).close()
             raise
         except BaseException as exc:
-            conn.close()
+            self._socket_of(conn).close()
             loop.call_exception_handler({
                 "message": "Error on transport creation for incoming connection",
                 "exception": exc})
             return 0
-        self.make_stream(loop, conn, protocol, None, extra, self.server)
+        if type(conn) is not int:
+            self.make_stream(loop, conn, protocol, None, extra, self.server)
+            return 0
+        # What transports.make_stream does, without a socket object and without Python frames:
+        # the face's __init__ only stores the engine.
+        engine = StreamTransport(conn)
+        face = _object_new(self.face_type)
+        face._engine = engine
+        engine._start_accepted(loop, self.family, self.proto, protocol, face, extra, self.server)
         return 0
 
     def _resume(self):

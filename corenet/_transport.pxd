@@ -6,7 +6,8 @@ cdef class BaseTransport(FdWatcher):
     """What stream and datagram transports share: the socket, the protocol, extra info,
     flow control of the write buffer, epoll interest in level mode, and closing."""
     cdef BaseLoop loop
-    cdef public object _sock
+    cdef object sock_obj            # the socket object: given, or made on first use (_sock)
+    cdef int sfamily, stype, sproto # what it is made with
     cdef object protocol
     cdef object face
     cdef dict extra
@@ -33,3 +34,4 @@ cdef class BaseTransport(FdWatcher):
     cdef int _fatal_error(self, exc, str message) except -1
     cdef int _call_connection_lost(self, exc) except -1
     cdef int _release(self) except -1
+    cdef int _close_socket(self) except -1

@@ -2,14 +2,26 @@
 ``_datagram.DatagramTransport``): the parts that do not depend on how bytes move."""
 from libc.stdint cimport uint32_t
 
-from corenet._sys cimport EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+
+from corenet._sys cimport EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, close
 from corenet._loop cimport BaseLoop, FdWatcher
+from corenet.batch cimport sockaddr_storage, cn_addr_tuple
 
 import asyncio
+import socket
 from asyncio import trsock
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    int getsockname(int sockfd, sockaddr *addr, socklen_t *addrlen)
 
 cdef object logger = asyncio.log.logger
 cdef object TransportSocket = trsock.TransportSocket
+cdef object _socket_socket = socket.socket
 
 
 cdef class BaseTransport(FdWatcher):
@@ -18,22 +30,38 @@ cdef class BaseTransport(FdWatcher):
         self.high_water = 65536
         self.low_water = 16384
 
+    def __dealloc__(self):
+        # A bare descriptor nobody closed (the loop went away with the transport open): no
+        # socket object will close it, so this does.
+        if self.sock_obj is None and self.fd >= 0:
+            close(self.fd)
+
     cdef int _attach(self, BaseLoop loop, object sock, object protocol, object face,
                      object extra) except -1:
         """Takes the socket; into the fd table now, into epoll when connected (see
         ``_enter_epoll``), so readiness reaches the protocol through the next poll, after
-        the callbacks already queued, as in asyncio."""
+        the callbacks already queued, as in asyncio. ``sock`` is None for a bare descriptor
+        (an accepted connection, with ``sfamily``/``stype``/``sproto`` set): its socket
+        object and its ``socket`` extra are made only if asked for."""
+        cdef sockaddr_storage sa
+        cdef socklen_t salen = sizeof(sa)
         self.loop = loop
-        self._sock = sock
+        self.sock_obj = sock
         self.face = face
         self.protocol = protocol
         self.edge = loop._edge
         self.extra = extra if extra is not None else {}
-        self.extra["socket"] = TransportSocket(sock)
-        try:
-            self.extra["sockname"] = sock.getsockname()
-        except OSError:
-            self.extra["sockname"] = None
+        if sock is None:
+            if getsockname(self.fd, <sockaddr*>&sa, &salen) == 0:
+                self.extra["sockname"] = cn_addr_tuple(&sa)
+            else:
+                self.extra["sockname"] = None
+        else:
+            self.extra["socket"] = TransportSocket(sock)
+            try:
+                self.extra["sockname"] = sock.getsockname()
+            except OSError:
+                self.extra["sockname"] = None
         if "peername" not in self.extra:
             try:
                 self.extra["peername"] = sock.getpeername()
@@ -161,8 +189,7 @@ cdef class BaseTransport(FdWatcher):
         self.conn_lost += 1
         if self.loop._closed:
             # Nothing will run connection_lost any more: release the socket now.
-            self.fd = -1
-            self._sock.close()
+            self._close_socket()
             return
         self._update_interest()
         self.loop.call_soon(self._call_connection_lost_py, exc)
@@ -184,15 +211,51 @@ cdef class BaseTransport(FdWatcher):
 
     cdef int _release(self) except -1:
         self.loop.unregister_watcher(self)
-        self.fd = -1
-        self._sock.close()
+        self._close_socket()
         self.protocol = None
+        # The face and the engine point at each other: let go of it, so both are freed by
+        # reference counting when the user drops the transport, not by the cyclic GC.
+        self.face = None
         return 0
+
+    cdef int _close_socket(self) except -1:
+        cdef int fd = self.fd
+        self.fd = -1
+        if self.sock_obj is not None:
+            self.sock_obj.close()
+        elif fd >= 0:
+            close(fd)
+        return 0
+
+    @property
+    def _sock(self):
+        """The socket object (asyncio's transports have one in ``_sock``), made on first use
+        for a transport that started from a bare descriptor: most connections never ask."""
+        if self.sock_obj is None:
+            if self.fd >= 0:
+                self.sock_obj = _socket_socket(self.sfamily, self.stype, self.sproto, self.fd)
+            else:
+                # Closed before anyone asked: a closed socket object of the same kind, as a
+                # closed asyncio transport has.
+                self.sock_obj = _socket_socket(self.sfamily, self.stype, self.sproto)
+                self.sock_obj.close()
+        return self.sock_obj
+
+    @property
+    def _fd(self):
+        return self.fd
 
     # ------------------------------------------------------------ the rest of the API
 
     def get_extra_info(self, name, default=None):
-        return self.extra.get(name, default)
+        cdef PyObject* found = PyDict_GetItem(self.extra, name)
+        if found != NULL:
+            return <object>found
+        if name == "socket":
+            ts = TransportSocket(self._sock)
+            self.extra["socket"] = ts
+            return ts
+        return default
 
     def get_protocol(self):
         return self.protocol

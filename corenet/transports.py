@@ -41,11 +41,11 @@ class _Face:
     def __repr__(self) -> str:
         e = self._engine
         state = "closing" if e.is_closing() else "open"
-        return f"<corenet.{type(self).__name__} fd={e._sock.fileno()} {state}>"
+        return f"<corenet.{type(self).__name__} fd={e._fd} {state}>"
 
     def __del__(self, _warn=warnings.warn) -> None:
         engine = getattr(self, "_engine", None)
-        if engine is not None and engine._sock.fileno() >= 0 and not engine.is_closing():
+        if engine is not None and engine._fd >= 0 and not engine.is_closing():
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             engine.abort()
 

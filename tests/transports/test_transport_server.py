@@ -324,3 +324,124 @@ def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host
     assert name == addr
     assert family == (socket.AF_INET6 if ":" in host else socket.AF_INET)
     assert type_ == socket.SOCK_STREAM and timeout == 0.0 and nodelay
+
+
+class _Kept(asyncio.Protocol):
+    """Keeps its transport, as most protocols do, and says when the connection is over."""
+    lost: asyncio.Future
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+async def _accept_one(loop, srv, kept: list) -> socket.socket:
+    """A client socket connected to ``srv``, once the server side's protocol is in ``kept``."""
+    client = socket.create_connection(srv.sockets[0].getsockname()[:2])
+    for _ in range(500):
+        if kept:
+            return client
+        await asyncio.sleep(0.001)
+    client.close()
+    raise AssertionError("the server did not accept within 0.5 s")
+
+
+def test_closed_connections_are_freed_without_the_cyclic_gc(corenet_kind):
+    """Once a connection is over and the protocol dropped, its transport goes with the last
+    reference, not at the next garbage collection: a server under a stream of short
+    connections must not leave cyclic garbage behind each of them. (Stock asyncio 3.11
+    does: its transport keeps a bound method of itself; uvloop does not.)"""
+    import gc
+    import weakref
+
+    from looptools import make_loop
+
+    lp = make_loop(corenet_kind)
+    kept = []
+
+    def factory():
+        kept.append(_Kept())
+        return kept[-1]
+
+    async def main():
+        srv = await lp.create_server(factory, "127.0.0.1", 0)
+        refs = []
+        for _ in range(3):
+            client = await _accept_one(lp, srv, kept)
+            pr = kept.pop()
+            pr.transport.write(b"x")
+            pr.transport.close()
+            await pr.lost
+            client.close()
+            refs.append(weakref.ref(pr.transport))
+            del pr
+        await stop(srv)
+        return refs
+
+    gc.disable()
+    try:
+        refs = lp.run_until_complete(asyncio.wait_for(main(), 10))
+        alive = [r() for r in refs if r() is not None]
+    finally:
+        gc.enable()
+        lp.close()
+    assert not alive, f"transports kept alive by reference cycles: {alive}"
+
+
+def test_socket_extra_of_an_accepted_connection_after_close(loop, run):
+    """get_extra_info('socket') first asked once the connection is over: a closed socket of
+    the listener's family, as asyncio's transport keeps one."""
+    kept = []
+
+    async def main():
+        srv = await loop.create_server(lambda: kept.append(_Kept()) or kept[-1], "127.0.0.1", 0)
+        client = await _accept_one(loop, srv, kept)
+        pr = kept[0]
+        pr.transport.close()
+        await pr.lost
+        client.close()
+        await stop(srv)
+        return pr.transport.get_extra_info("socket")
+
+    sock = run(main())
+    assert sock.fileno() == -1
+    assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
+
+
+def test_accepted_connections_open_when_the_loop_closes_leak_no_descriptor(loop_kind):
+    """Transports never asked for their socket, still open when the loop is closed and then
+    dropped: the descriptors are closed all the same."""
+    import gc
+    import warnings
+
+    from looptools import make_loop, open_fds
+
+    lp = make_loop(loop_kind)
+    before = open_fds()
+    kept = []
+    clients = []
+    try:
+        async def main():
+            srv = await lp.create_server(lambda: kept.append(_Kept()) or kept[-1],
+                                         "127.0.0.1", 0)
+            for _ in range(3):
+                clients.append(await _accept_one(lp, srv, kept))
+                while len(kept) < len(clients):
+                    await asyncio.sleep(0.001)
+            srv.close()
+
+        lp.run_until_complete(main())
+        assert len(kept) == 3
+    finally:
+        for c in clients:
+            c.close()
+        lp.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)   # "unclosed transport", as asyncio
+        kept.clear()
+        gc.collect()
+    leaked = open_fds() - before
+    assert not leaked, f"descriptors leaked: {sorted(leaked)}"
