@@ -325,7 +325,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         except asyncio.SendfileNotAvailableError:
             if not fallback:
                 raise
-        return await self._sendfile_fallback(sock, file, offset, count)
+        return await self._sock_sendfile_fallback(sock, file, offset, count)
 
     async def _sock_sendfile_native(self, sock, file, offset, count, wait_writable) -> int:
         try:
@@ -375,7 +375,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         finally:
             self.remove_writer(fd)
 
-    async def _sendfile_fallback(self, sock, file, offset, count) -> int:
+    async def _sock_sendfile_fallback(self, sock, file, offset, count) -> int:
         if offset:
             file.seek(offset)
         blocksize = min(count, 256 * 1024) if count else 256 * 1024

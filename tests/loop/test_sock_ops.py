@@ -205,3 +205,30 @@ def test_sock_ops_leak_no_descriptors(loop, run):
 
     run(main())
     assert open_fds() <= before
+
+
+def test_sock_sendfile_falls_back_to_reads_and_sends(loop, run, pair):
+    """A file with no descriptor (BytesIO) cannot go through os.sendfile: with fallback=True
+    (the default) its bytes are read and sent; with fallback=False the error says why."""
+    import io
+    a, b = pair
+    payload = os.urandom(300_000)
+
+    async def reader(n):
+        out = bytearray()
+        while len(out) < n:
+            out += await loop.sock_recv(b, 65536)
+        return bytes(out)
+
+    async def main():
+        with pytest.raises(asyncio.SendfileNotAvailableError):
+            await loop.sock_sendfile(a, io.BytesIO(payload), fallback=False)
+        f = io.BytesIO(payload)
+        t = loop.create_task(reader(len(payload) - 1000))
+        sent = await loop.sock_sendfile(a, f, 1000)
+        return sent, await t, f.tell()
+
+    sent, got, pos = run(main())
+    assert sent == len(payload) - 1000
+    assert got == payload[1000:]
+    assert pos == len(payload)
