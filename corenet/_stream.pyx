@@ -816,10 +816,13 @@ cdef class Acceptor(FdWatcher):
             self.make_stream(loop, conn, protocol, None, extra, self.server)
             return 0
         # What transports.make_stream does, without a socket object and without Python frames:
-        # the face's __init__ only stores the engine.
+        # the face's __init__ only stores the engine. write and close, which nearly every
+        # server calls, are bound now rather than through the face's __getattr__.
         engine = StreamTransport(conn)
         face = _object_new(self.face_type)
         face._engine = engine
+        face.write = engine.write
+        face.close = engine.close
         engine._start_accepted(loop, self.family, self.proto, protocol, face, extra, self.server)
         return 0
 

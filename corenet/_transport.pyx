@@ -11,6 +11,7 @@ from corenet.batch cimport sockaddr_storage, cn_addr_tuple
 
 import asyncio
 import socket
+import warnings
 from asyncio import trsock
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -22,6 +23,7 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef object logger = asyncio.log.logger
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _socket_socket = socket.socket
+cdef object _warn = warnings.warn
 
 
 cdef class BaseTransport(FdWatcher):
@@ -29,6 +31,14 @@ cdef class BaseTransport(FdWatcher):
     def __cinit__(self, int fd):
         self.high_water = 65536
         self.low_water = 16384
+
+    def __del__(self):
+        # Only an open transport whose loop went away is finalized open (the loop holds the
+        # others): warn and abort, as asyncio's transports do. Here, not in the Python face,
+        # so the common case (a closed transport) costs no Python call.
+        if self.fd >= 0 and not self.closing and self.face is not None:
+            _warn(f"unclosed transport {self.face!r}", ResourceWarning, source=self.face)
+            self.abort()
 
     def __dealloc__(self):
         # A bare descriptor nobody closed (the loop went away with the transport open): no

@@ -9,19 +9,18 @@ stored in slots on first use, so ``transport.write(data)`` costs no extra Python
 from __future__ import annotations
 
 import asyncio
-import warnings
 from asyncio import constants
 
 from corenet import _datagram, _stream
 
-_STREAM_HOT = ("write", "writelines", "is_closing", "pause_reading", "resume_reading",
+_STREAM_HOT = ("write", "writelines", "close", "is_closing", "pause_reading", "resume_reading",
                "is_reading", "get_extra_info", "get_write_buffer_size")
 _DGRAM_HOT = ("sendto", "is_closing", "get_extra_info", "get_write_buffer_size")
 
 
 class _Face:
-    """What both faces do: hand every call to the engine, and warn about a transport that is
-    garbage collected while still open (as asyncio's do)."""
+    """What both faces do: hand every call to the engine. (The engine warns about a transport
+    garbage collected while still open, as asyncio's do.)"""
 
     __slots__ = ()
     _HOT: tuple[str, ...] = ()
@@ -42,12 +41,6 @@ class _Face:
         e = self._engine
         state = "closing" if e.is_closing() else "open"
         return f"<corenet.{type(self).__name__} fd={e._fd} {state}>"
-
-    def __del__(self, _warn=warnings.warn) -> None:
-        engine = getattr(self, "_engine", None)
-        if engine is not None and engine._fd >= 0 and not engine.is_closing():
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            engine.abort()
 
     def close(self) -> None:
         self._engine.close()
