@@ -76,6 +76,9 @@ cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_ca
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _socket_socket = socket.socket
 cdef object _object_new = object.__new__
+# asyncio's Server counts its connections up to 3.12; from 3.13 it keeps them (for
+# close_clients/abort_clients), and _attach/_detach take the transport.
+cdef bint _SERVER_KNOWS_TRANSPORTS = sys.version_info >= (3, 13)
 # The socket's family and type as plain ints: socket.socket's properties build enums.
 cdef object _raw_family = _socket.socket.family.__get__
 cdef object _raw_type = _socket.socket.type.__get__
@@ -268,7 +271,10 @@ cdef class StreamTransport(BaseTransport):
         self._set_protocol(protocol)
         self.server = server
         if server is not None:
-            server._attach()
+            if _SERVER_KNOWS_TRANSPORTS:
+                server._attach(self.face)
+            else:
+                server._attach()
         if tcp:
             setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))  # failure: ignored
         loop.call_soon(self._connection_made)
@@ -657,11 +663,15 @@ cdef class StreamTransport(BaseTransport):
     # ------------------------------------------------------------ closing
 
     cdef int _release(self) except -1:
+        face = self.face
         BaseTransport._release(self)
         server = self.server
         if server is not None:
             self.server = None
-            server._detach()
+            if _SERVER_KNOWS_TRANSPORTS:
+                server._detach(face)
+            else:
+                server._detach()
         return 0
 
     # ------------------------------------------------------------ the rest of the API
