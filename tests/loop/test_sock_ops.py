@@ -145,28 +145,41 @@ def test_connect_accept_and_refused(loop, run):
     run(refused())
 
 
-def test_sock_sendfile(loop, run, pair):
+@pytest.mark.parametrize("kind", ["regular file", "BytesIO"])
+def test_sock_sendfile(loop, run, pair, kind):
+    """From offset 1000 to the end. A regular file goes through os.sendfile; a file with no
+    descriptor (BytesIO) falls back to reads and sends, or with fallback=False raises
+    SendfileNotAvailableError. Either way the file is left positioned after what was sent."""
+    import io
     a, b = pair
     payload = os.urandom(300_000)
-    with tempfile.TemporaryFile() as f:
+    if kind == "BytesIO":
+        f = io.BytesIO(payload)
+    else:
+        f = tempfile.TemporaryFile()
         f.write(payload)
         f.flush()
         f.seek(0)
 
-        async def reader(n):
-            out = bytearray()
-            while len(out) < n:
-                out += await loop.sock_recv(b, 65536)
-            return bytes(out)
+    async def reader(n):
+        out = bytearray()
+        while len(out) < n:
+            out += await loop.sock_recv(b, 65536)
+        return bytes(out)
 
-        async def main():
-            t = loop.create_task(reader(len(payload) - 1000))
-            sent = await loop.sock_sendfile(a, f, 1000)
-            return sent, await t
+    async def main():
+        if kind == "BytesIO":
+            with pytest.raises(asyncio.SendfileNotAvailableError):
+                await loop.sock_sendfile(a, io.BytesIO(payload), fallback=False)
+        t = loop.create_task(reader(len(payload) - 1000))
+        sent = await loop.sock_sendfile(a, f, 1000)
+        return sent, await t, f.tell()
 
-        sent, got = run(main())
+    with f:
+        sent, got, pos = run(main())
     assert sent == len(payload) - 1000
     assert got == payload[1000:]
+    assert pos == len(payload)
 
 
 def test_ssl_socket_and_blocking_socket_rejected(loop, run):
@@ -205,30 +218,3 @@ def test_sock_ops_leak_no_descriptors(loop, run):
 
     run(main())
     assert open_fds() <= before
-
-
-def test_sock_sendfile_falls_back_to_reads_and_sends(loop, run, pair):
-    """A file with no descriptor (BytesIO) cannot go through os.sendfile: with fallback=True
-    (the default) its bytes are read and sent; with fallback=False the error says why."""
-    import io
-    a, b = pair
-    payload = os.urandom(300_000)
-
-    async def reader(n):
-        out = bytearray()
-        while len(out) < n:
-            out += await loop.sock_recv(b, 65536)
-        return bytes(out)
-
-    async def main():
-        with pytest.raises(asyncio.SendfileNotAvailableError):
-            await loop.sock_sendfile(a, io.BytesIO(payload), fallback=False)
-        f = io.BytesIO(payload)
-        t = loop.create_task(reader(len(payload) - 1000))
-        sent = await loop.sock_sendfile(a, f, 1000)
-        return sent, await t, f.tell()
-
-    sent, got, pos = run(main())
-    assert sent == len(payload) - 1000
-    assert got == payload[1000:]
-    assert pos == len(payload)
