@@ -691,6 +691,15 @@ cdef str _strerror(int err):
     return os.strerror(err)
 
 
+cdef int _close_conn(conn) except -1:
+    """Closes what ``Acceptor._accept`` gave: a bare descriptor or a socket object."""
+    if type(conn) is int:
+        close(conn)
+    else:
+        conn.close()
+    return 0
+
+
 cdef class Acceptor(FdWatcher):
     """A listening socket: accepts a bounded number of connections per wake-up and backs off
     for a second when the process is out of descriptors instead of spinning."""
@@ -814,10 +823,10 @@ cdef class Acceptor(FdWatcher):
         try:
             protocol = self.protocol_factory()
         except (SystemExit, KeyboardInterrupt):
-            self._socket_of(conn).close()
+            _close_conn(conn)
             raise
         except BaseException as exc:
-            self._socket_of(conn).close()
+            _close_conn(conn)
             loop.call_exception_handler({
                 "message": "Error on transport creation for incoming connection",
                 "exception": exc})
