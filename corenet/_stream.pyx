@@ -711,7 +711,6 @@ cdef class Acceptor(FdWatcher):
     cdef int backlog
     cdef object ssl_handshake_timeout
     cdef object ssl_shutdown_timeout
-    cdef object make_stream
     cdef object face_type      # transports.SocketTransport
     cdef object retry_handle
     cdef int family        # AF_INET or AF_INET6: accepted here with accept4; 0: by the socket
@@ -720,7 +719,7 @@ cdef class Acceptor(FdWatcher):
     cdef unsigned long long single_at   # the loop's poll count when one was taken alone
 
     def _start(self, BaseLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
-               ssl_handshake_timeout, ssl_shutdown_timeout, make_stream, face_type):
+               ssl_handshake_timeout, ssl_shutdown_timeout, face_type):
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
@@ -729,7 +728,6 @@ cdef class Acceptor(FdWatcher):
         self.backlog = backlog if backlog > 0 else 100
         self.ssl_handshake_timeout = ssl_handshake_timeout
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
-        self.make_stream = make_stream
         self.face_type = face_type
         family = _raw_family(sock)
         self.family = family if family in (AF_INET, AF_INET6) else 0
@@ -831,18 +829,19 @@ cdef class Acceptor(FdWatcher):
                 "message": "Error on transport creation for incoming connection",
                 "exception": exc})
             return 0
-        if type(conn) is not int:
-            self.make_stream(loop, conn, protocol, None, extra, self.server)
-            return 0
-        # What transports.make_stream does, without a socket object and without Python frames:
-        # the face's __init__ only stores the engine. write and close, which nearly every
-        # server calls, are bound now rather than through the face's __getattr__.
-        engine = StreamTransport(conn)
+        # What transports.make_stream does, without Python frames: the face's __init__ only
+        # stores the engine. write and close, which nearly every server calls, are bound now
+        # rather than through the face's __getattr__.
+        engine = StreamTransport(conn if type(conn) is int else conn.fileno())
         face = _object_new(self.face_type)
         face._engine = engine
         face.write = engine.write
         face.close = engine.close
-        engine._start_accepted(loop, self.family, self.proto, protocol, face, extra, self.server)
+        if type(conn) is int:
+            engine._start_accepted(loop, self.family, self.proto, protocol, face, extra,
+                                   self.server)
+        else:
+            engine._start(loop, conn, protocol, face, None, extra, self.server)
         return 0
 
     def _resume(self):

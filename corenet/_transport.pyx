@@ -52,7 +52,8 @@ cdef class BaseTransport(FdWatcher):
         ``_enter_epoll``), so readiness reaches the protocol through the next poll, after
         the callbacks already queued, as in asyncio. ``sock`` is None for a bare descriptor
         (an accepted connection, with ``sfamily``/``stype``/``sproto`` set): its socket
-        object and its ``socket`` extra are made only if asked for."""
+        object is made only if asked for. The ``socket`` extra is made when first asked for
+        (``get_extra_info``), whichever the start."""
         cdef sockaddr_storage sa
         cdef socklen_t salen = sizeof(sa)
         self.loop = loop
@@ -67,7 +68,6 @@ cdef class BaseTransport(FdWatcher):
             else:
                 self.extra["sockname"] = None
         else:
-            self.extra["socket"] = TransportSocket(sock)
             try:
                 self.extra["sockname"] = sock.getsockname()
             except OSError:

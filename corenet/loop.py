@@ -550,8 +550,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                        ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
         acceptor = _stream.Acceptor(sock.fileno())
         acceptor._start(self, sock, protocol_factory, sslcontext, server, backlog,
-                        ssl_handshake_timeout, ssl_shutdown_timeout, transports.make_stream,
-                        transports.SocketTransport)
+                        ssl_handshake_timeout, ssl_shutdown_timeout, transports.SocketTransport)
 
     def _stop_serving(self, sock) -> None:
         watcher = self._get_watcher(sock.fileno())
