@@ -117,7 +117,6 @@ static void send_some(struct sock *s, int want, uint64_t t) {
     }
 }
 
-/* Checks one reply; returns 1 if it completed a query in flight. */
 /* Counts a bad reply and says why on stderr, for the first few, so a failing run shows
    whether the server answered wrongly (which rcode, which query) or out of turn. */
 static void count_bad(const char *why, const unsigned char *r, int n, int q) {
@@ -126,6 +125,7 @@ static void count_bad(const char *why, const unsigned char *r, int n, int q) {
                 n >= 4 ? (r[3] & 0x0F) : -1, q);
 }
 
+/* Checks one reply; returns 1 if it completed a query in flight. */
 static int take_reply(struct sock *s, const unsigned char *r, int n, uint64_t t) {
     int id, q;
     const struct query *qq;
