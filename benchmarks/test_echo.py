@@ -32,8 +32,9 @@ SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
 # 100 KiB cells are bimodal on this kind of machine for every loop alike (the kernel's copy
 # into the socket buffer is 2-5x slower in some processes than in others, see BENCHMARKS.md),
 # so they get more fresh processes, and the table also shows the best round of each loop.
-ROUNDS = 1 if SHORT else 3
-ROUNDS_100K = 1 if SHORT else 7
+# CORENET_ECHO_ROUNDS sets more rounds for every size (the host's noise some days needs them).
+ROUNDS = 1 if SHORT else int(os.environ.get("CORENET_ECHO_ROUNDS", "3"))
+ROUNDS_100K = 1 if SHORT else max(7, ROUNDS)
 DURATION = 0.5 if SHORT else 2.0
 WARMUP = 0.2 if SHORT else 0.5
 CONNS = 10
