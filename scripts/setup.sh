@@ -7,8 +7,9 @@ cd "$ROOT"
 
 # Debian packages: compiler and headers for the extensions, the authoritative servers,
 # Unbound, dnsperf and nginx for the integration tests and benchmarks, strace for the
-# syscall counts.
-DEB_PACKAGES=(gcc python3-dev python3-venv nsd unbound dnsperf nginx bind9-utils ldnsutils dns-root-data strace)
+# syscall counts, valgrind for the instruction counts.
+DEB_PACKAGES=(gcc python3-dev python3-venv nsd unbound dnsperf nginx bind9-utils ldnsutils dns-root-data strace
+              valgrind)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

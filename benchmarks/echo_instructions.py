@@ -1,0 +1,101 @@
+"""User-space instructions per request of the echo server, counted by callgrind.
+
+The echo table (``test_echo.py``) measures time, and this host's noise moves a cell by
+10-30% from one fresh process to the next, more than most changes to the loop. An
+instruction count does not move: run each server of the echo table under
+``valgrind --tool=callgrind``, drive it with the same C client, and divide the instructions
+its process executed in user space (Python, the loop, libc) by the requests it served. The
+kernel's share (the copies and loopback TCP, most of the server's CPU) is not counted, and
+neither are cache misses, so this shows what the loop itself costs, not the whole request.
+
+    .venv/bin/python benchmarks/echo_instructions.py [--modes protocol,streams]
+        [--sizes 1024,10240] [--loops uvloop,corenet-edge] [-n 5000]
+
+Needs valgrind (callgrind_control) and gcc. Cells run one at a time; about 10 minutes for
+the default nine cells and two loops.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import test_echo as te  # noqa: E402  (the same server program and socket settings)
+
+WARMUP_REQUESTS = 2000
+
+
+def callgrind_summary(path: str) -> int:
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no summary line in {path}")
+
+
+def instructions_per_request(client: str, kind: str, mode: str, size: int, n: int,
+                             workdir: str) -> float:
+    out = os.path.join(workdir, f"cg.{kind}.{mode}.{size}")
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
+         te.SERVER, kind, mode, str(te.SOCKBUF), str(size)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=te.ENV, cwd=workdir)
+    try:
+        port = server.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError(f"{kind}/{mode} server did not start under valgrind")
+        load = [client, "127.0.0.1", port, str(te.CONNS), str(size), "-b", str(te.SOCKBUF)]
+        subprocess.run(load + ["-n", str(WARMUP_REQUESTS)], check=True, capture_output=True,
+                       timeout=600)
+        # Zero the counters after the warm-up, dump them after the measured requests: the
+        # dump (out.1) holds exactly the measured window.
+        subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True,
+                       capture_output=True, timeout=60)
+        subprocess.run(load + ["-n", str(n)], check=True, capture_output=True, timeout=1800)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
+                       capture_output=True, timeout=60)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return callgrind_summary(out + ".1") / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--modes", default=",".join(te.MODES))
+    ap.add_argument("--sizes", default=",".join(str(s) for s in te.SIZES))
+    ap.add_argument("--loops", default="uvloop,corenet-edge")
+    ap.add_argument("-n", type=int, default=5000, help="measured requests per cell")
+    args = ap.parse_args()
+    for tool in ("valgrind", "callgrind_control", "gcc"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is needed")
+    loops = args.loops.split(",")
+    with tempfile.TemporaryDirectory() as workdir:
+        client = os.path.join(workdir, "echo_client")
+        subprocess.run(["gcc", "-O2", "-o", client, os.path.join(HERE, "echo_client.c")],
+                       check=True)
+        print("| mode | size | " + " | ".join(loops) + " | ratio to " + loops[0] + " |")
+        print("|---|---:|" + "---:|" * len(loops) + "---|")
+        for mode in args.modes.split(","):
+            for size in (int(s) for s in args.sizes.split(",")):
+                counts = [instructions_per_request(client, k, mode, size, args.n, workdir)
+                          for k in loops]
+                ratios = ", ".join(f"{counts[0] / c:.2f}×" for c in counts[1:])
+                print(f"| {mode} | {size // 1024} KiB | "
+                      + " | ".join(f"{c:,.0f}" for c in counts) + f" | {ratios} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
