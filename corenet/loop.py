@@ -54,6 +54,9 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         self._signal_pipe: tuple[int, int] | None = None
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
+        # Listening Unix sockets whose file closing removes (asyncio's create_unix_server
+        # fills it from 3.13 on, cleanup_socket=True): socket -> the file's inode at bind.
+        self._unix_server_sockets: dict[socket.socket, int] = {}
         super().__init__(trigger=trigger)
         self.set_debug(coroutines._is_debug_mode())
 
@@ -553,10 +556,21 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                         ssl_handshake_timeout, ssl_shutdown_timeout, transports.SocketTransport)
 
     def _stop_serving(self, sock) -> None:
+        inode = self._unix_server_sockets.pop(sock, None)
+        path = sock.getsockname() if inode is not None else None
         watcher = self._get_watcher(sock.fileno())
         if isinstance(watcher, _stream.Acceptor):
             watcher._stop()
         sock.close()
+        if path is not None:
+            # Only the file this server bound: another server may have taken the path since.
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
     async def _accept_tls(self, conn, extra, protocol_factory, sslcontext, server,
                           ssl_handshake_timeout, ssl_shutdown_timeout) -> None:

@@ -7,10 +7,14 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 
 from transport_helpers import Echo, Recorder
+
+# asyncio 3.12.1 made Server.wait_closed() wait for the server's live connections too.
+WAIT_CLOSED_WAITS_FOR_CONNECTIONS = sys.version_info >= (3, 12, 1)
 
 
 async def roundtrip(loop, addr, payload: bytes = b"hello") -> bytes:
@@ -152,7 +156,12 @@ def test_close_stops_accepting_and_keeps_live_connections(loop, run):
         srv.close()
         assert not srv.is_serving()
         assert srv.sockets == ()
-        await srv.wait_closed()
+        if WAIT_CLOSED_WAITS_FOR_CONNECTIONS:
+            closed = asyncio.ensure_future(srv.wait_closed())
+            await asyncio.sleep(0.05)
+            assert not closed.done()
+        else:
+            await srv.wait_closed()
         with pytest.raises(ConnectionRefusedError):
             await loop.create_connection(Recorder, *addr)
         # An accepted connection outlives its server.
@@ -160,6 +169,8 @@ def test_close_stops_accepting_and_keeps_live_connections(loop, run):
         assert await pr.wait_bytes(2) == b"12"
         tr.close()
         await pr.lost
+        if WAIT_CLOSED_WAITS_FOR_CONNECTIONS:
+            await asyncio.wait_for(closed, 5)
         srv.close()  # closing twice is harmless
 
     run(main())

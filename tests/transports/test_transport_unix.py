@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import uuid
 
 import pytest
@@ -56,6 +57,39 @@ def test_stale_socket_file_is_replaced(loop, run, sock_path):
         await srv.wait_closed()
 
     run(main())
+
+
+# asyncio 3.13 added create_unix_server(cleanup_socket=True): closing the server removes the
+# socket file it bound. Before 3.13 the file stays.
+CLEANS_UP_SOCKET_FILE = sys.version_info >= (3, 13)
+
+
+def test_closing_the_server_removes_its_socket_file_as_asyncio_does(loop, run, tmp_path):
+    bound, kept, taken = (str(tmp_path / n) for n in ("bound.sock", "kept.sock", "taken.sock"))
+
+    async def main():
+        for path in (bound, taken):
+            srv = await loop.create_unix_server(Echo, path)
+            pr = await unix_roundtrip(loop, path)
+            pr.transport.close()
+            await pr.lost
+            if path == taken:
+                # Another socket now owns the path: closing must leave its file alone.
+                os.unlink(path)
+                other = socket.socket(socket.AF_UNIX)
+                other.bind(path)
+            srv.close()
+            await srv.wait_closed()
+        if CLEANS_UP_SOCKET_FILE:
+            srv = await loop.create_unix_server(Echo, kept, cleanup_socket=False)
+            srv.close()
+            await srv.wait_closed()
+            assert os.path.exists(kept)
+        other.close()
+
+    run(main())
+    assert os.path.exists(bound) != CLEANS_UP_SOCKET_FILE
+    assert os.path.exists(taken)
 
 
 def test_regular_file_in_the_way_is_an_error(loop, run, sock_path):
