@@ -17,12 +17,13 @@ from libc.string cimport memcmp, memcpy
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.bytes cimport PyBytes_CheckExact
+from cpython.object cimport PyObject
 
 from corenet.batch cimport sockaddr_storage, cn_addr_tuple, cn_sockaddr_of, AF_INET, AF_INET6
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop
-from corenet._transport cimport BaseTransport
+from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of
 
 import asyncio
 
@@ -246,10 +247,13 @@ cdef class DatagramTransport(BaseTransport):
             self._read_ready()
 
     def sendto(self, data, addr=None):
+        self._sendto(data, addr)
+
+    cdef int _sendto(self, data, addr) except -1:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if not data:
-            return
+            return 0
         if self.address:
             if addr not in (None, self.address):
                 raise ValueError(f"Invalid address: must be None or {self.address}")
@@ -260,14 +264,15 @@ cdef class DatagramTransport(BaseTransport):
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
-            return
+            return 0
         if not self.queue and self._send_reported(data, addr) != 1:
-            return
+            return 0
         data = bytes(data)   # the caller may reuse its buffer; len() is now bytes, not items
         self.queue.append((data, addr))
         self.queued_bytes += len(data)
         self._update_interest()
         self._maybe_pause_protocol()
+        return 0
 
     cdef int _send_ready(self) except -1:
         cdef int blocked
@@ -357,3 +362,21 @@ cdef class DatagramTransport(BaseTransport):
 
     def set_protocol(self, protocol):
         self.protocol = protocol
+
+
+# The face's sendto (see "the faces' methods" in _transport.pyx).
+
+cdef FaceSlot* _face = NULL
+
+
+def register_face(type cls):
+    global _face
+    _face = add_face(cls, DatagramTransport)
+
+
+def face_sendto(face, data, addr=None):
+    cdef PyObject* engine = engine_at(face, _face)
+    if engine != NULL:
+        (<DatagramTransport>engine)._sendto(data, addr)
+    else:
+        (<DatagramTransport?>engine_of(face))._sendto(data, addr)

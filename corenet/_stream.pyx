@@ -11,6 +11,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_SetFromErrno
+from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport malloc, free
@@ -18,7 +19,7 @@ from libc.string cimport memcpy
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop, FdWatcher
-from corenet._transport cimport BaseTransport
+from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of
 from corenet.batch cimport sockaddr_storage, cn_addr_tuple, AF_INET, AF_INET6
 
 import _socket
@@ -62,7 +63,6 @@ cdef extern from "<netinet/tcp.h>" nogil:
     enum: TCP_NODELAY
 
 cdef extern from "Python.h":
-    ctypedef struct PyObject
     PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *, Py_ssize_t)
     char *_bytes_buf "PyBytes_AS_STRING"(PyObject *)
     int _PyBytes_Resize(PyObject **, Py_ssize_t)
@@ -531,6 +531,9 @@ cdef class StreamTransport(BaseTransport):
     # ------------------------------------------------------------ writing
 
     def write(self, data):
+        self._write(data)
+
+    cdef int _write(self, data) except -1:
         cdef ssize_t n = 0
         cdef int err
         cdef char *p
@@ -551,12 +554,12 @@ cdef class StreamTransport(BaseTransport):
                     data = data.tobytes()
             ln = data.nbytes
         if ln == 0:
-            return
+            return 0
         if self.conn_lost:
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
-            return
+            return 0
         if self.wq.empty():
             if PyBytes_CheckExact(data):
                 n = send(self.fd, PyBytes_AS_STRING(data), ln, MSG_NOSIGNAL)
@@ -572,14 +575,15 @@ cdef class StreamTransport(BaseTransport):
                 else:
                     exc = OSError(err, _strerror(err))
                     self._fatal_error(exc, "Fatal write error on socket transport")
-                    return
+                    return 0
             if n == ln:
-                return
+                return 0
             self.wq.push(data, n)
             self._update_interest()
         else:
             self.wq.push(data, 0)
         self._maybe_pause_protocol()
+        return 0
 
     def writelines(self, list_of_data):
         cdef Py_ssize_t sent
@@ -699,6 +703,44 @@ cdef int _close_conn(conn) except -1:
     else:
         conn.close()
     return 0
+
+
+# The face's hot stream methods (see "the faces' methods" in _transport.pyx).
+
+cdef FaceSlot* _face = NULL
+
+
+def register_face(type cls):
+    global _face
+    _face = add_face(cls, StreamTransport)
+
+
+cdef inline StreamTransport _engine(face):
+    cdef PyObject* engine = engine_at(face, _face)
+    if engine != NULL:
+        return <StreamTransport>engine
+    return <StreamTransport?>engine_of(face)
+
+
+def face_write(face, data):
+    _engine(face)._write(data)
+
+
+def face_writelines(face, list_of_data):
+    _engine(face).writelines(list_of_data)
+
+
+def face_pause_reading(face):
+    _engine(face).pause_reading()
+
+
+def face_resume_reading(face):
+    _engine(face).resume_reading()
+
+
+def face_is_reading(face):
+    cdef StreamTransport engine = _engine(face)
+    return not engine.reading_paused and not engine.closing
 
 
 cdef class Acceptor(FdWatcher):
@@ -831,13 +873,10 @@ cdef class Acceptor(FdWatcher):
                 "exception": exc})
             return 0
         # What transports.make_stream does, without Python frames: the face's __init__ only
-        # stores the engine. write and close, which nearly every server calls, are bound now
-        # rather than through the face's __getattr__.
+        # stores the engine.
         engine = StreamTransport(conn if type(conn) is int else conn.fileno())
         face = _object_new(self.face_type)
         face._engine = engine
-        face.write = engine.write
-        face.close = engine.close
         if type(conn) is int:
             engine._start_accepted(loop, self.family, self.proto, protocol, face, extra,
                                    self.server)

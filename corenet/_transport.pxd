@@ -1,4 +1,5 @@
 from libc.stdint cimport uint32_t
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from corenet._loop cimport BaseLoop, FdWatcher
 
 
@@ -35,3 +36,26 @@ cdef class BaseTransport(FdWatcher):
     cdef int _call_connection_lost(self, exc) except -1
     cdef int _release(self) except -1
     cdef int _close_socket(self) except -1
+    cdef int _close(self) except -1
+    cdef object _get_extra_info(self, name, default)
+
+
+# Where a face (transports.py) keeps its engine: see "the faces' methods" in _transport.pyx.
+cdef struct FaceSlot:
+    PyTypeObject* face_type     # the face class
+    Py_ssize_t offset           # of its ``_engine`` slot in an instance
+    PyTypeObject* engine_type   # the engine class it holds
+
+cdef FaceSlot* add_face(type face_cls, type engine_cls) except NULL
+cdef BaseTransport engine_of(object face)
+
+
+cdef inline PyObject* engine_at(object face, FaceSlot* slot):
+    # The engine of ``face`` if it is exactly the slot's face class holding its engine
+    # class, else NULL (then engine_of finds it, or raises, the slow way).
+    cdef PyObject* engine
+    if slot != NULL and Py_TYPE(face) == slot.face_type:
+        engine = (<PyObject**>((<char*><PyObject*>face) + slot.offset))[0]
+        if engine != NULL and engine.ob_type == slot.engine_type:
+            return engine
+    return NULL

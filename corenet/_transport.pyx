@@ -3,7 +3,6 @@
 from libc.stdint cimport uint32_t
 
 from cpython.dict cimport PyDict_GetItem
-from cpython.object cimport PyObject
 
 from corenet._sys cimport EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, close
 from corenet._loop cimport BaseLoop, FdWatcher
@@ -11,8 +10,17 @@ from corenet.batch cimport sockaddr_storage, cn_addr_tuple
 
 import asyncio
 import socket
+import types
 import warnings
 from asyncio import trsock
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
@@ -24,6 +32,7 @@ cdef object logger = asyncio.log.logger
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _socket_socket = socket.socket
 cdef object _warn = warnings.warn
+cdef object _MemberDescriptorType = types.MemberDescriptorType
 
 
 cdef class BaseTransport(FdWatcher):
@@ -168,13 +177,17 @@ cdef class BaseTransport(FdWatcher):
 
     def close(self):
         """Stops reading; connection_lost follows once the write buffer has drained."""
+        self._close()
+
+    cdef int _close(self) except -1:
         if self.closing:
-            return
+            return 0
         self.closing = True
         self._update_interest()
         if self._buffered() == 0:
             self.conn_lost += 1
             self.loop.call_soon(self._call_connection_lost_py, None)
+        return 0
 
     def abort(self):
         self._force_close(None)
@@ -258,6 +271,9 @@ cdef class BaseTransport(FdWatcher):
     # ------------------------------------------------------------ the rest of the API
 
     def get_extra_info(self, name, default=None):
+        return self._get_extra_info(name, default)
+
+    cdef object _get_extra_info(self, name, default):
         cdef PyObject* found = PyDict_GetItem(self.extra, name)
         if found != NULL:
             return <object>found
@@ -273,3 +289,69 @@ cdef class BaseTransport(FdWatcher):
     @property
     def _loop(self):
         return self.loop
+
+
+# ---------------------------------------------------------------- the faces' methods
+#
+# A face (transports.py) is an asyncio.Transport subclass that holds its engine in an
+# ``_engine`` slot. Its hot methods are the functions below, set as class attributes: the
+# call goes straight from the user's ``transport.write(data)`` to the engine, with no
+# Python frame, no bound method stored per connection and no ``__getattr__`` on the class
+# (which would slow down every attribute lookup on it and stop CPython from specialising
+# them). The engine is found by the slot's offset, read once per face class (add_face).
+
+cdef FaceSlot _faces[4]
+cdef int _n_faces = 0
+
+
+cdef FaceSlot* add_face(type face_cls, type engine_cls) except NULL:
+    """Records where instances of ``face_cls`` keep their engine (their ``_engine`` slot)."""
+    global _n_faces
+    cdef FaceSlot* slot
+    cdef int i
+    descr = face_cls.__dict__.get("_engine")
+    if type(descr) is not _MemberDescriptorType:
+        raise TypeError(f"{face_cls.__name__} has no _engine slot of its own")
+    for i in range(_n_faces):
+        if _faces[i].face_type == <PyTypeObject*>face_cls:
+            return &_faces[i]
+    if _n_faces == 4:
+        raise RuntimeError("too many transport faces")
+    slot = &_faces[_n_faces]
+    slot.face_type = <PyTypeObject*>face_cls
+    slot.offset = (<PyMemberDescrObject*>descr).d_member.offset
+    slot.engine_type = <PyTypeObject*>engine_cls
+    _n_faces += 1
+    return slot
+
+
+cdef BaseTransport engine_of(object face):
+    cdef PyObject* engine
+    cdef int i
+    for i in range(_n_faces):
+        engine = engine_at(face, &_faces[i])
+        if engine != NULL:
+            return <BaseTransport>engine
+    # A subclass of a face (the ordinary lookup finds its engine), a face never given its
+    # engine, or not a face at all.
+    found = getattr(face, "_engine", None)
+    if not isinstance(found, BaseTransport):
+        raise TypeError(f"{type(face).__name__!r} object is not a corenet transport with an engine")
+    return <BaseTransport>found
+
+
+def face_close(face):
+    """Stops reading; connection_lost follows once the write buffer has drained."""
+    engine_of(face)._close()
+
+
+def face_is_closing(face):
+    return engine_of(face).closing
+
+
+def face_get_extra_info(face, name, default=None):
+    return engine_of(face)._get_extra_info(name, default)
+
+
+def face_get_write_buffer_size(face):
+    return engine_of(face)._buffered()

@@ -145,26 +145,50 @@ def test_protocol_reads_large_and_small_in_turn_lose_nothing(loop, run):
     run(main())
 
 
-def test_hot_methods_bind_on_first_use_and_stay_bound(corenet_kind):
-    """corenet's transport face binds the engine's hot methods into slots on first use
-    (memory per idle connection); later lookups must hit the slot, and names that are not
-    attributes must still raise AttributeError."""
-    from corenet.transports import SocketTransport
+def test_face_methods_reach_the_engine_and_refuse_what_is_not_a_face(corenet_kind):
+    """corenet's transport face keeps nothing per connection but its engine: its hot methods
+    are Cython functions on the class that find the engine by the slot's offset. They must
+    work bound or called through the class, through a subclass, and refuse an object that
+    is not a face (or a face without an engine) with a TypeError, not a crash."""
+    from corenet.transports import DatagramTransport, SocketTransport
 
     loop = make_loop(corenet_kind)
 
+    class MyTransport(SocketTransport):
+        __slots__ = ()
+
     async def main():
         tr, pr, sp, srv = await tcp_pair(loop)
-        assert isinstance(tr, SocketTransport)
+        assert isinstance(tr, SocketTransport) and not hasattr(tr, "__dict__")
         w = tr.write
-        assert w is tr.write and w.__self__ is tr._engine
+        assert w.__self__ is tr
         assert tr.get_write_buffer_size() == 0 and tr.is_reading() and not tr.is_closing()
+        assert tr.get_extra_info("peername") == sp.transport.get_extra_info("sockname")
+        assert tr.get_extra_info("no_such_key", "dflt") == "dflt"
         with pytest.raises(AttributeError, match="no_such_thing"):
             tr.no_such_thing
-        assert not hasattr(tr, "no_such_thing")
         w(b"ping")
-        assert await pr.wait_bytes(4) == b"ping"
+        SocketTransport.write(tr, b"-pong")
+        assert await pr.wait_bytes(9) == b"ping-pong"
+        # A subclass of the face takes the ordinary attribute lookup to the same engine.
+        sub = object.__new__(MyTransport)
+        sub._engine = tr._engine
+        sub.write(b"!")
+        assert await pr.wait_bytes(10) == b"ping-pong!"
+        with pytest.raises(TypeError, match="not a corenet transport"):
+            SocketTransport.write(object(), b"x")
+        with pytest.raises(TypeError, match="not a corenet transport"):
+            object.__new__(SocketTransport).write(b"x")
+        with pytest.raises(TypeError):
+            SocketTransport.is_reading(object.__new__(DatagramTransport))
+        with pytest.raises(TypeError):
+            tr.write("text")
+        tr.pause_reading()
+        assert not tr.is_reading()
+        tr.resume_reading()
+        assert tr.is_reading()
         tr.close()
+        assert tr.is_closing()
         await pr.lost
         await stop_server(srv)
 
