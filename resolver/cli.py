@@ -185,7 +185,7 @@ def cmd_query(ns: argparse.Namespace) -> int:
             r = _resolve_in_process(q, ns)
             where = "in-process resolution from the root"
     except (dns.exception.Timeout, asyncio.TimeoutError):
-        print(f";; connection timed out; no servers could be reached", file=sys.stderr)
+        print(";; connection timed out; no servers could be reached", file=sys.stderr)
         return 9
     except OSError as e:
         return _fail(f"query: {e}", 9)
@@ -202,10 +202,6 @@ def cmd_query(ns: argparse.Namespace) -> int:
 
 
 def _resolve_in_process(q, ns):
-    import dns.message
-
-    import dns.flags
-
     from resolver import Resolver
     from resolver.daemon import new_loop
 

@@ -11,21 +11,13 @@ Internally the algorithm is a generator: sub-queries (addresses of NS names with
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Callable
 
-from resolver import cache as C
 # The events the driver sees and feeds back: Query (send this question), Reply, Timeout,
 # Failure (what came of it) and Result (the end), compiled as a miss builds several of them.
 from resolver._events import Failure, Query, Reply, Result, Timeout  # noqa: F401
-from resolver._iterstep import (count_type as _count_type, glue as _glue, has_soa as _has_soa_in, in_zone as _in_zone,
-                                is_lame as _is_lame_ref, is_subdomain, owned as _owned,
-                                referral as _referral, split_sigs as _split_sigs,
-                                wildcard_expanded as _wildcard_expanded)
-from resolver.cache import Cache
-from resolver.limits import DEFAULT, Limits
-from resolver.wire import WireError, label_count, parent, parse_response, strip_to, to_text
+from resolver._iterstep import has_soa as _has_soa_in, is_lame as _is_lame_ref, referral as _referral
 
 log = logging.getLogger("resolver.iterator")
 
@@ -90,5 +82,4 @@ def _is_lame(m, zone: bytes, qname: bytes) -> bool:
 
 
 # The algorithm itself, compiled (it needs the classes above, so it is imported last).
-from resolver._itergen import (Iterator, _Exhausted, _Step, _addr_text,  # noqa: E402
-                               _covers, _covers_any, _wildcard_proofs)
+from resolver._itergen import Iterator  # noqa: E402,F401

@@ -1,7 +1,6 @@
 """Debug mode, the exception handler API, idle CPU and the policy/trigger switch."""
 import asyncio
 import logging
-import os
 import resource
 import time
 

@@ -1,7 +1,6 @@
 """Running, stopping and closing, and the errors asyncio gives for misuse."""
 import asyncio
 import gc
-import os
 import warnings
 
 import pytest

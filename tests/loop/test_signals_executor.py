@@ -1,5 +1,4 @@
 """Signals, executors and name resolution."""
-import asyncio
 import os
 import signal
 import socket

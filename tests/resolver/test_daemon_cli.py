@@ -95,7 +95,7 @@ def daemon(lab, tmp_path_factory):
 
 def test_query_at_server_udp_and_tcp(daemon):
     for transport in ([], ["+tcp"]):
-        r = cli("query", f"@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport,
+        r = cli("query", "@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport,
                 "+short")
         assert r.returncode == 0 and r.stdout.split() == ["198.51.100.1"], r.stderr
     r = cli("query", "big.example.com", "TXT", "@127.0.0.1", "-p", str(daemon.port))

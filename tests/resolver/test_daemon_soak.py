@@ -16,7 +16,6 @@ import time
 import dns.message
 import dns.query
 import dns.rcode
-import pytest
 
 from daemon_proc import Daemon
 from dnslab import zones as Z

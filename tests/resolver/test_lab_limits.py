@@ -14,7 +14,6 @@ import pytest
 from dnslab import zones as Z
 from dnslab.authority import referral, response
 from dnslab.check import query
-from dnslab.fake import serve
 from dnslab.scenarios import fault_authority
 
 BOTH = (Z.FAKE_TLD_1, Z.FAKE_TLD_2)

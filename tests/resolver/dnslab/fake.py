@@ -19,8 +19,8 @@ import asyncio
 import logging
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dns.exception
 import dns.flags

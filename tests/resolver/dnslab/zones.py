@@ -78,7 +78,7 @@ def root_zone() -> str:
     # net., so the glue below is sibling glue for com.
     for tld in ("com.", "net."):
         z.append(f"{tld} NS a.gtld-servers.net.\n{tld} NS b.gtld-servers.net.\n")
-    z.append(f"org. NS ns1.nic.org.\n")
+    z.append("org. NS ns1.nic.org.\n")
     # example. is served by a host under org.: out of its own bailiwick, glued here
     # because org. is in the root's.
     z.append("example. NS ns1.nic.org.\n")
