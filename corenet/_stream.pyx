@@ -323,14 +323,15 @@ cdef class StreamTransport(BaseTransport):
             self.peer_closing = True
         if events & IN_EVENTS:
             self.readable = True
-        if events & OUT_EVENTS and self.write_waiter is not None:
-            waiter = self.write_waiter
-            self.write_waiter = None
-            self._update_interest()
-            if not waiter.done():
-                waiter.set_result(None)
-        if events & OUT_EVENTS and not self.wq.empty():
-            self._write_ready()
+        if events & OUT_EVENTS:   # in edge mode, with nearly every event: keep it cheap
+            if self.write_waiter is not None:
+                waiter = self.write_waiter
+                self.write_waiter = None
+                self._update_interest()
+                if not waiter.done():
+                    waiter.set_result(None)
+            if not self.wq.empty():
+                self._write_ready()
         if (events & IN_EVENTS and self.started and not self.reading_paused and not self.closing
                 and not self.eof_received):
             self._read_ready(events)
@@ -356,6 +357,8 @@ cdef class StreamTransport(BaseTransport):
                 return 0
             if self.short_read and not self.peer_closing:
                 self.readable = False         # drained: the next arrival raises an edge
+                if events:
+                    return 0
             if self.reading_paused or self.closing or self.fd < 0 or self.eof_received:
                 return 0
             if self.peer_closing:
@@ -364,8 +367,6 @@ cdef class StreamTransport(BaseTransport):
                 if not self.read_scheduled:
                     self.read_scheduled = True
                     self.loop.call_soon(self._continue_reading)
-                return 0
-            if self.short_read and events:
                 return 0
             budget -= n
             if budget <= 0:
