@@ -13,6 +13,7 @@ cdef class Handle:
     cdef object __weakref__
 
     cdef int run_c(self, bint oneshot) except -1
+    cdef int _let_go(self) except -1
     cdef str _describe_callback(self)
     cpdef cancel(self)
 
@@ -86,7 +87,8 @@ cdef class BaseLoop:
     cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
-    cdef int _run_due_timers(self) except -1
+    cdef list _take_due_timers(self)
+    cdef int _run_timers(self, list due) except -1
 
     cdef FdWatcher _watcher(self, int fd)
     cdef int _sync(self, FdWatcher w, bint lazy) except -1

@@ -106,9 +106,7 @@ cdef class Handle:
         if cb is None:
             return 0
         if oneshot:
-            self._callback = None
-            self._args = None
-            self._loop = None
+            self._let_go()
         PyContext_Enter(ctx)
         try:
             nargs = len(<tuple>args)
@@ -132,6 +130,14 @@ cdef class Handle:
             if self._source_traceback is not None:
                 context["source_traceback"] = self._source_traceback
             loop.call_exception_handler(context)
+        return 0
+
+    cdef int _let_go(self) except -1:
+        # Once run, a ready or timer handle never runs again: what its callback holds (a
+        # task's step, so the task) can be freed now rather than when the handle goes.
+        self._callback = None
+        self._args = None
+        self._loop = None
         return 0
 
     cdef str _describe_callback(self):
@@ -635,8 +641,9 @@ cdef class BaseLoop:
     cdef int _run_once(self) except -1:
         """One iteration, in asyncio's order: the callbacks that were ready before the poll,
         then the I/O events (transports are called directly, add_reader callbacks run
-        here too), then the timers that are due."""
+        here too), then the timers that were due once the poll returned."""
         cdef list timers = self._timers
+        cdef list due
         cdef TimerHandle h
         cdef double timeout, end
         cdef int n
@@ -664,12 +671,15 @@ cdef class BaseLoop:
             n = 0
         else:
             n = self._poll(timeout)
+        timers = self._timers
+        due = None
+        if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
+            due = self._take_due_timers()
         self._run_ready()
         if n > 0:
             self._dispatch(n)
-        timers = self._timers
-        if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
-            self._run_due_timers()
+        if due:
+            self._run_timers(due)
         return 0
 
     def _call_before_poll(self, callback):
@@ -703,13 +713,14 @@ cdef class BaseLoop:
             self._before_poll_swap = todo
         return 0
 
-    cdef int _run_due_timers(self) except -1:
-        """Runs the timers that are due now, in deadline order; callbacks they schedule wait
-        for the next iteration, as in asyncio."""
+    cdef list _take_due_timers(self):
+        """Takes the timers that are due now off the heap, in deadline order. Taken before
+        the ready callbacks run, as asyncio does: a timer that falls due while they run (or
+        that they set in the past) waits for the next iteration, after the callbacks they
+        scheduled with call_soon."""
         cdef list timers = self._timers
         cdef list due = []
         cdef TimerHandle h
-        cdef Py_ssize_t i = 0, n
         cdef double end = self._now() + 1e-9
         while timers:
             h = <TimerHandle>timers[0]
@@ -720,7 +731,13 @@ cdef class BaseLoop:
                 self._timer_cancelled -= 1
             else:
                 due.append(h)
-        n = len(due)
+        return due
+
+    cdef int _run_timers(self, list due) except -1:
+        """Runs timers taken by _take_due_timers, skipping those cancelled since; callbacks
+        they schedule wait for the next iteration, as in asyncio."""
+        cdef TimerHandle h
+        cdef Py_ssize_t i = 0, n = len(due)
         try:
             while i < n:
                 h = <TimerHandle>due[i]
@@ -792,6 +809,8 @@ cdef class BaseLoop:
         cdef double t0, dt
         if not self._debug:
             return h.run_c(oneshot)
+        # Debug mode keeps the callback for the slow-callback warning's repr, then lets go
+        # of it as a oneshot run does (a task that failed is reported as soon as without).
         self._current_handle = h
         t0 = self._now()
         try:
@@ -801,13 +820,14 @@ cdef class BaseLoop:
         dt = self._now() - t0
         if dt >= self.slow_callback_duration:
             logger.warning("Executing %r took %.3f seconds", h, dt)
+        if oneshot:
+            h._let_go()
         return 0
 
     cdef int _run_ready(self) except -1:
         cdef list todo = self._ready
         cdef Py_ssize_t i, n = len(todo)
         cdef Handle h
-        cdef double t0, dt
         if n == 0:
             return 0
         self._ready = self._ready_swap
@@ -817,15 +837,8 @@ cdef class BaseLoop:
                 while i < n:
                     h = <Handle>todo[i]
                     i += 1
-                    if h._cancelled:
-                        continue
-                    self._current_handle = h
-                    t0 = self._now()
-                    h.run_c(False)
-                    dt = self._now() - t0
-                    if dt >= self.slow_callback_duration:
-                        logger.warning("Executing %r took %.3f seconds", h, dt)
-                    self._current_handle = None
+                    if not h._cancelled:
+                        self._run_handle(h, True)
             else:
                 while i < n:
                     h = <Handle>todo[i]

@@ -37,6 +37,23 @@ def _noop_signal_handler(signum, frame):
     """Installed for signals with a loop handler: the C-level wakeup fd does the work."""
 
 
+
+# From 3.12, asyncio runs a custom exception handler in the contextvars.Context of the task,
+# future or handle the error came from (gh-96704), so the handler sees what that code set.
+_HANDLER_IN_ITS_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _handler_context(context: dict[str, Any]):
+    thing = context.get("task")
+    if thing is None:
+        thing = context.get("future")
+    if thing is None:
+        thing = context.get("handle")
+    get_context = getattr(thing, "get_context", None)
+    ctx = get_context() if get_context is not None else None
+    return ctx if hasattr(ctx, "run") else None
+
+
 class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     """A drop-in ``asyncio`` event loop on epoll.
 
@@ -198,7 +215,11 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            handler(self, context)
+            ctx = _handler_context(context) if _HANDLER_IN_ITS_CONTEXT else None
+            if ctx is not None:
+                ctx.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

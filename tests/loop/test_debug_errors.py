@@ -1,7 +1,9 @@
 """Debug mode, the exception handler API, idle CPU and the policy/trigger switch."""
 import asyncio
+import contextvars
 import logging
 import resource
+import sys
 import time
 
 import pytest
@@ -43,6 +45,36 @@ def test_failing_custom_handler_falls_back_to_default(loop, caplog):
     loop.set_exception_handler(None)
 
 
+def test_custom_handler_runs_in_the_failing_callbacks_context_from_3_12(loop):
+    """asyncio 3.12 (gh-96704) runs a custom handler in the context of the handle or task
+    that failed, so it sees the context variables that code set; 3.11 runs it in the loop's."""
+    name = contextvars.ContextVar("name", default="outer")
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append((ctx["message"], name.get())))
+    inner = "inner" if sys.version_info >= (3, 12) else "outer"
+
+    def callback():
+        name.set("inner")
+        1 / 0
+
+    async def main():
+        loop.call_soon(callback)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert len(seen) == 1 and seen[0][0].startswith("Exception in callback"), seen
+    assert seen[0][1] == inner
+    # A handle whose context was given explicitly: that context.
+    ctx = contextvars.copy_context()
+    ctx.run(name.set, "given")
+    loop.call_soon(callback, context=ctx)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert seen[1][1] == ("inner" if sys.version_info >= (3, 12) else "outer")
+    assert ctx[name] == "inner"
+    loop.set_exception_handler(None)
+
+
 def test_unretrieved_task_exception_is_reported(loop):
     got = []
     loop.set_exception_handler(lambda lp, ctx: got.append(ctx))
@@ -58,6 +90,27 @@ def test_unretrieved_task_exception_is_reported(loop):
     import gc
     gc.collect()
     assert any(isinstance(c.get("exception"), ValueError) for c in got)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_dropped_failed_task_is_reported_by_the_next_iteration(loop, debug):
+    """Once its last step has run, nothing of the loop's keeps a task alive, in debug mode
+    too: a failed task nobody holds is reported when it is freed, one iteration later, as
+    asyncio does (CPython's test_task_exc_handler_correct_context relies on it)."""
+    loop.set_debug(debug)
+    got = []
+    loop.set_exception_handler(lambda lp, ctx: got.append(ctx["message"]))
+
+    async def bad():
+        raise ValueError("never retrieved")
+
+    async def main():
+        loop.create_task(bad())
+        await asyncio.sleep(0)
+        return list(got)
+
+    assert loop.run_until_complete(main()) == ["Task exception was never retrieved"]
+    loop.set_exception_handler(None)
 
 
 def test_debug_mode_warns_on_slow_callbacks(loop, caplog):

@@ -30,6 +30,47 @@ def test_equal_deadlines_keep_scheduling_order(corenet_kind):
     assert fired == list(range(20))
 
 
+def test_a_timer_due_while_callbacks_run_waits_for_the_callbacks_they_scheduled(loop):
+    """asyncio takes the due timers before it runs an iteration's callbacks. A timer that
+    falls due while they run (here: set in the past, or due in 0.1 ms and then waited out)
+    runs in the next iteration, after what those callbacks scheduled with call_soon. This
+    is the order asyncio.wait_for relies on (CPython's
+    test_wait_for_waits_for_task_cancellation on 3.12)."""
+    import time
+    order = []
+
+    async def main():
+        loop.call_soon(order.append, "soon")
+        loop.call_at(loop.time() - 1, order.append, "past timer")
+        loop.call_later(0.0001, order.append, "0.1 ms timer")
+        time.sleep(0.002)
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    assert order == ["soon", "past timer", "0.1 ms timer"]
+
+
+def test_a_task_started_before_a_tiny_timeout_runs_before_it_fires(loop):
+    """The first step of a task created before asyncio.timeout() runs before the timeout
+    cancels anything, so the task's own cleanup runs (its finally: block)."""
+    cleaned = []
+
+    async def inner():
+        try:
+            await asyncio.sleep(10)
+        finally:
+            cleaned.append(True)
+
+    async def main():
+        task = asyncio.ensure_future(inner())
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(task, 0.0001)
+        assert task.cancelled()
+
+    loop.run_until_complete(asyncio.wait_for(main(), 10))
+    assert cleaned == [True]
+
+
 def test_timer_never_fires_early_and_when_is_reported(loop):
     fired_at = []
     start = loop.time()
