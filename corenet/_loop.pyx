@@ -675,9 +675,14 @@ cdef class BaseLoop:
         due = None
         if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
             due = self._take_due_timers()
-        self._run_ready()
-        if n > 0:
-            self._dispatch(n)
+        try:
+            self._run_ready()
+            if n > 0:
+                self._dispatch(n)
+        except BaseException:
+            if due:
+                self._ready.extend(due)   # KeyboardInterrupt: the timers taken run next time
+            raise
         if due:
             self._run_timers(due)
         return 0

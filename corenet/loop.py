@@ -37,7 +37,6 @@ def _noop_signal_handler(signum, frame):
     """Installed for signals with a loop handler: the C-level wakeup fd does the work."""
 
 
-
 # From 3.12, asyncio runs a custom exception handler in the contextvars.Context of the task,
 # future or handle the error came from (gh-96704), so the handler sees what that code set.
 _HANDLER_IN_ITS_CONTEXT = sys.version_info >= (3, 12)

@@ -50,6 +50,24 @@ def test_a_timer_due_while_callbacks_run_waits_for_the_callbacks_they_scheduled(
     assert order == ["soon", "past timer", "0.1 ms timer"]
 
 
+def test_a_due_timer_survives_a_keyboardinterrupt_in_the_same_iteration(loop):
+    """A timer already taken as due when a callback of the same iteration raises
+    KeyboardInterrupt still runs when the loop runs again."""
+    fired = []
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_at(loop.time() - 1, fired.append, "timer")
+    loop.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert fired == []
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert fired == ["timer"]
+
+
 def test_a_task_started_before_a_tiny_timeout_runs_before_it_fires(loop):
     """The first step of a task created before asyncio.timeout() runs before the timeout
     cancels anything, so the task's own cleanup runs (its finally: block)."""
