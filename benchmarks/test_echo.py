@@ -1,14 +1,15 @@
 """Echo server benchmark: corenet (edge and level) next to stock asyncio, uvloop and rloop.
 
-Each cell starts a fresh server process (Protocol, BufferedProtocol or streams) pinned to
-core 1 and drives it with a small C client (``echo_client.c``, compiled here with gcc)
-pinned to core 0: 10 connections, each sending a message of 1, 10 or 100 KiB and waiting for
+Each round of a cell starts a fresh server process per loop (Protocol, BufferedProtocol or
+streams), pinned to core 1, and drives them in turn, in short bursts, with a small C client
+(``echo_client.c``, compiled here with gcc) pinned to core 0: 10 connections, each sending a message of 1, 10 or 100 KiB and waiting for
 its echo, every echoed byte checked. Socket buffers are fixed on both sides (kernel
 autotuning makes 100 KiB runs swing 2.5x). Reported per cell: requests/s, p99 latency and
 the server's CPU time per request (from /proc/PID/stat over the measured window, which is
 the figure to compare where the client is the limit), the client's CPU time per request
 and the share of its core each side was busy (which shows where the limit is), and the
-ratios to uvloop taken within each round; rounds interleave the loops so drift on a shared machine hits all alike.
+ratios to uvloop taken within each round. Bursts and rounds interleave the loops so drift on a
+shared machine hits all alike; a round's figure for a loop is the median over its bursts.
 
 ``test_echo_syscalls`` counts the server's system calls over 10,000 round trips (1 KiB,
 10 connections) with ``strace -c -f`` attached after a warm-up, for each trigger mode.
@@ -35,8 +36,10 @@ SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
 # CORENET_ECHO_ROUNDS sets more rounds for every size (the host's noise some days needs them).
 ROUNDS = 1 if SHORT else int(os.environ.get("CORENET_ECHO_ROUNDS", "3"))
 ROUNDS_100K = 1 if SHORT else max(7, ROUNDS)
-DURATION = 0.5 if SHORT else 2.0
-WARMUP = 0.2 if SHORT else 0.5
+DURATION = 0.5 if SHORT else 2.0       # measured seconds per loop per round
+BURSTS = 1 if SHORT else int(os.environ.get("CORENET_ECHO_BURSTS", "4"))
+WARMUP = 0.2 if SHORT else 0.5         # before a server's first burst
+BURST_WARMUP = 0.1                     # before its later ones (new connections, warm server)
 CONNS = 10
 SOCKBUF = 256 * 1024
 SIZES = [1024, 10 * 1024, 100 * 1024]
@@ -229,20 +232,19 @@ def run_client(client: str, port: int, size: int, *args: str, on_start=None, on_
     return result
 
 
-def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
-    server = Server(kind, mode, size=size)
-    try:
-        cpu = {}
+def run_burst(client: str, server: Server, mode: str, size: int, duration: float,
+              warmup: float) -> dict[str, float]:
+    """One client run against a running server: the client's figures, and both sides' CPU
+    time and blocking per request over the measured window."""
+    cpu = {}
 
-        def mark(what):
-            return lambda client_pid: cpu.__setitem__(what, (
-                cpu_seconds(server.pid), cpu_seconds(client_pid),
-                sleeps(server.pid), sleeps(client_pid)))
-        per_request = ["-c", "1"] if mode == "close" else []
-        result = run_client(client, server.port, size, "-d", str(DURATION), "-w", str(WARMUP),
-                            *per_request, on_start=mark("start"), on_end=mark("end"))
-    finally:
-        server.stop()
+    def mark(what):
+        return lambda client_pid: cpu.__setitem__(what, (
+            cpu_seconds(server.pid), cpu_seconds(client_pid),
+            sleeps(server.pid), sleeps(client_pid)))
+    per_request = ["-c", "1"] if mode == "close" else []
+    result = run_client(client, server.port, size, "-d", str(duration), "-w", str(warmup),
+                        *per_request, on_start=mark("start"), on_end=mark("end"))
     assert result["mismatches"] == 0
     n = result["requests"]
     result["cpu_us"] = (cpu["end"][0] - cpu["start"][0]) / n * 1e6
@@ -252,6 +254,34 @@ def run_cell(client: str, kind: str, mode: str, size: int) -> dict[str, float]:
     result["server_sleeps"] = (cpu["end"][2] - cpu["start"][2]) / n
     result["client_sleeps"] = (cpu["end"][3] - cpu["start"][3]) / n
     return result
+
+
+def rotated(kinds: list[str], by: int) -> list[str]:
+    by %= len(kinds)
+    return kinds[by:] + kinds[:by]
+
+
+def run_round(client: str, kinds: list[str], mode: str, size: int, turn: int) -> dict[str, dict]:
+    """One round: a fresh server per loop, measured in BURSTS short bursts that take turns.
+
+    This host slows down now and then for a second or so, every process alike (server and
+    client CPU per request both double; BENCHMARKS.md, session 19). In one long run per loop
+    such a spell lands on one loop's whole figure; in bursts that take turns it lands on one
+    burst of one loop, and each figure here is the median over the loop's bursts."""
+    servers: dict[str, Server] = {}
+    bursts: dict[str, list[dict]] = {k: [] for k in kinds}
+    try:
+        for kind in kinds:
+            servers[kind] = Server(kind, mode, size=size)
+        for b in range(BURSTS):
+            for kind in rotated(kinds, turn + b):
+                bursts[kind].append(run_burst(client, servers[kind], mode, size,
+                                              DURATION / BURSTS, WARMUP if b == 0 else BURST_WARMUP))
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {k: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for k, runs in bursts.items()}
 
 
 RESULTS: dict[tuple[str, int], dict[str, list[dict]]] = {}
@@ -269,7 +299,8 @@ def echo_report(request):
     with capture.global_and_fixture_disabled():
         reporter.write_line("")
         reporter.write_line(f"echo: {CONNS} connections, {ROUNDS} round(s) of {DURATION}s per cell "
-                            f"({ROUNDS_100K} at 100 KiB); medians; ratios to uvloop within each "
+                            f"({ROUNDS_100K} at 100 KiB), each the median of {BURSTS} burst(s) in turn; "
+                            "medians over rounds; ratios to uvloop within each "
                             "round (>1 is better); busy: the share of its core the server and "
                             "the client used; sleeps: times each side blocked per 100 requests")
         reporter.write_line(f"  {'mode':9}{'size':>7}  {'loop':14}{'req/s':>10}{'p99 us':>9}"
@@ -327,9 +358,8 @@ def measure_rounds(benchmark, echo_client: str, mode: str, size: int, rounds: in
 
     def all_rounds():
         for r in range(rounds):
-            order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-            for kind in order:
-                per_kind[kind].append(run_cell(echo_client, kind, mode, size))
+            for kind, result in run_round(echo_client, kinds, mode, size, r).items():
+                per_kind[kind].append(result)
 
     benchmark.pedantic(all_rounds, rounds=1, iterations=1)
     RESULTS[(mode, size)] = per_kind
