@@ -2,14 +2,15 @@
 
 Each round of a cell starts a fresh server process per loop (Protocol, BufferedProtocol or
 streams), pinned to core 1, and drives them in turn, in short bursts, with a small C client
-(``echo_client.c``, compiled here with gcc) pinned to core 0: 10 connections, each sending a message of 1, 10 or 100 KiB and waiting for
-its echo, every echoed byte checked. Socket buffers are fixed on both sides (kernel
-autotuning makes 100 KiB runs swing 2.5x). Reported per cell: requests/s, p99 latency and
-the server's CPU time per request (from /proc/PID/stat over the measured window, which is
-the figure to compare where the client is the limit), the client's CPU time per request
-and the share of its core each side was busy (which shows where the limit is), and the
-ratios to uvloop taken within each round. Bursts and rounds interleave the loops so drift on a
-shared machine hits all alike; a round's figure for a loop is the median over its bursts.
+(``echo_client.c``, compiled here with gcc) pinned to core 0: 10 connections, each sending a
+message of 1, 10 or 100 KiB and waiting for its echo, every echoed byte checked. Socket
+buffers are fixed on both sides (kernel autotuning makes 100 KiB runs swing 2.5x). Reported
+per cell: requests/s, p99 latency and the server's CPU time per request (from its threads'
+schedstat over the measured window, which is the figure to compare where the client is the
+limit), the client's CPU time per request and the share of its core each side was busy
+(which shows where the limit is), and the ratios to uvloop taken within each round. Bursts
+and rounds interleave the loops so drift on a shared machine hits all alike; a round's
+figure for a loop is the median over its bursts.
 
 ``test_echo_syscalls`` counts the server's system calls over 10,000 round trips (1 KiB,
 10 connections) with ``strace -c -f`` attached after a warm-up, for each trigger mode.
