@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import random
+import time
 
 import pytest
 
@@ -36,7 +37,6 @@ def test_a_timer_due_while_callbacks_run_waits_for_the_callbacks_they_scheduled(
     runs in the next iteration, after what those callbacks scheduled with call_soon. This
     is the order asyncio.wait_for relies on (CPython's
     test_wait_for_waits_for_task_cancellation on 3.12)."""
-    import time
     order = []
 
     async def main():
@@ -100,7 +100,6 @@ def test_timer_never_fires_early_and_when_is_reported(loop):
 
 
 def test_time_is_monotonic_clock(loop):
-    import time
     a = loop.time()
     b = time.monotonic()
     c = loop.time()
