@@ -18,7 +18,7 @@ a server without a numeric address, and a question already being resolved for an
 import logging
 import time
 
-from corenet._loop cimport BaseLoop
+from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver._miss import finish as finish_miss, hit_or_begin
 from resolver._core cimport ResolverCore
@@ -134,7 +134,7 @@ cdef class Drive:
         self.max_time = resolver.lv.max_query_time
         try:
             self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
-            if isinstance(loop, BaseLoop):
+            if fast_loop(loop) is not None:
                 self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
         except Exception as exc:
@@ -210,7 +210,7 @@ cdef class Drive:
             self._crashed(exc)
         finally:
             if store_later:
-                (<BaseLoop>self.loop)._before_poll.append(iterator.store_deferred)
+                call_before_poll(<Loop>self.loop, iterator.store_deferred)
             self._close_later(q)
 
     cdef _close_later(self, UDPQuery q):
@@ -219,7 +219,7 @@ cdef class Drive:
         is not on the way to the client. The query takes no more events meanwhile (it is
         finished)."""
         if q.corenet:
-            (<BaseLoop>self.loop)._before_poll.append((<object>q).close)
+            call_before_poll(<Loop>self.loop, (<object>q).close)
         else:
             q.close()
 

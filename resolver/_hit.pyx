@@ -14,7 +14,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
-from corenet._sys cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from resolver._wireutil cimport _lower_name_key, _skip_name, _u16
 
 cdef enum:

@@ -20,9 +20,8 @@ from libc.string cimport memcpy, memset
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from corenet._loop cimport BaseLoop, FdWatcher
+from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
 from resolver._hit cimport cached_answer, monotonic, question_key as c_question_key
-from corenet._sys cimport EPOLLIN
 
 import logging
 
@@ -71,9 +70,15 @@ cdef enum:
     BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
 
 
+def runs_on(loop) -> bool:
+    """Whether a UDPListener can serve on ``loop`` (corenet's loop); on any other asyncio
+    loop the daemon uses a DatagramProtocol."""
+    return fast_loop(loop) is not None
+
+
 cdef class UDPListener(FdWatcher):
     """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
-    cdef BaseLoop loop
+    cdef Loop loop
     cdef object sock
     cdef object table           # the engine's message cache (an OrderedDict)
     cdef object move_to_end
@@ -119,9 +124,9 @@ cdef class UDPListener(FdWatcher):
 
     def setup(self, loop, sock, table, on_miss, allow, double prefetch_fraction=0.1):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
-        if not isinstance(loop, BaseLoop):
+        self.loop = fast_loop(loop)
+        if self.loop is None:
             raise TypeError("UDPListener needs corenet's loop")
-        self.loop = <BaseLoop>loop
         self.sock = sock
         self.table = table
         self.move_to_end = table.move_to_end
@@ -149,19 +154,19 @@ cdef class UDPListener(FdWatcher):
         self.nacl = k
 
     def start(self):
-        self.loop.register_watcher(self, EPOLLIN)
+        watch(self.loop, self, EPOLLIN)
 
     def stop_reading(self):
         """No more queries (a graceful stop); answers to those in flight still go out."""
         if self.registered:
-            self.loop.unregister_watcher(self)
+            unwatch(self.loop, self)
 
     def close(self):
         if self.closed:
             return
         self.flush()
         self.closed = True
-        self.loop.unregister_watcher(self)
+        unwatch(self.loop, self)
         self.sock.close()
 
     def counters(self):
@@ -186,7 +191,7 @@ cdef class UDPListener(FdWatcher):
         cn_out_add(self.outbox, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), addr)
         self.outkeep.append(data)
         if self.outbox.n == 1:
-            self.loop._call_before_poll(self.flush_cb)
+            call_before_poll(self.loop, self.flush_cb)
 
     def flush(self):
         """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
@@ -195,7 +200,7 @@ cdef class UDPListener(FdWatcher):
         self.outbox.n = 0
         self.outkeep.clear()
 
-    cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
         cdef int b, r
         if self.closed:
             return 0

@@ -10,7 +10,7 @@ cdef class UDPQuery:
     cdef readonly object parsed
     cdef readonly object error
     cdef bint finished
-    cdef bint corenet         # the loop closes the socket for us (no EPOLL_CTL_DEL)
+    cdef bint corenet         # corenet's loop: its C API (corenet.capi) watches the socket
     cdef readonly str addr
     cdef readonly unsigned int qid
     cdef readonly bytes question

@@ -30,7 +30,8 @@ from cpython.unicode cimport PyUnicode_AsUTF8
 
 import os
 
-from corenet._loop cimport BaseLoop, TimerHandle
+from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, call_later_fn,
+                          close_reader_fd, fast_loop)
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver._core cimport LimitValues, limit_values
 from resolver._hit cimport monotonic
@@ -112,7 +113,7 @@ cdef class UDPQuery:
                  double timeout, stats, limits, on_done=None, bint defer=False):
         cdef sockaddr_storage sa
         cdef int family, fd, err
-        cdef BaseLoop cl
+        cdef Loop cl = fast_loop(loop)
         cdef socklen_t salen = cn_sockaddr(PyUnicode_AsUTF8(addr), <unsigned short>port, 0, 0, &sa)
         if salen == 0:
             raise ValueError(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
@@ -120,7 +121,7 @@ cdef class UDPQuery:
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
             raise _failure(addr, errno)
-        self.corenet = isinstance(loop, BaseLoop)
+        self.corenet = cl is not None
         defer = defer and self.corenet and on_done is not None
         if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(
                 fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
@@ -141,9 +142,8 @@ cdef class UDPQuery:
             self.on_done = on_done
         try:
             if self.corenet:
-                cl = <BaseLoop>loop
                 if not defer:               # else _send registers it, after the send
-                    cl.add_reader_c(fd, self._readable)
+                    add_reader_fd(cl, fd, self._readable)
             else:
                 loop.add_reader(fd, self._readable)
         except BaseException:
@@ -151,9 +151,9 @@ cdef class UDPQuery:
             c_close(fd)
             raise
         if self.corenet:
-            self.timer = cl.call_later_c(timeout, self._expire)
+            self.timer = call_later_fn(cl, timeout, self._expire)
             if defer:
-                cl._before_poll.append(self._send)     # as loop._call_before_poll does
+                call_before_poll(cl, self._send)
         else:
             self.timer = loop.call_later(timeout, self._expire)
 
@@ -168,7 +168,7 @@ cdef class UDPQuery:
             return
         self.sent_at = monotonic()
         try:
-            (<BaseLoop>self.loop).add_reader_c(self.fd, self._readable)
+            add_reader_fd(<Loop>self.loop, self.fd, self._readable)
         except Exception as exc:          # e.g. the loop was closed meanwhile
             self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
 
@@ -238,7 +238,7 @@ cdef class UDPQuery:
             self.fd = -1
             if self.corenet:
                 (<TimerHandle>self.timer).cancel()
-                (<BaseLoop>self.loop)._close_reader_fd(fd)
+                close_reader_fd(<Loop>self.loop, fd)
                 return
             self.timer.cancel()
             try:

@@ -31,12 +31,6 @@ from resolver.engine import Resolver
 
 log = logging.getLogger("resolver.server")
 
-try:
-    from corenet._loop import BaseLoop as _CorenetLoop
-except ImportError:      # pragma: no cover - corenet is part of this package
-    _CorenetLoop = None
-
-
 class Server(Dispatch):
     """Listeners, ACL and management for one process (one worker); the per-query paths
     are :class:`resolver._dispatch.Dispatch`'s."""
@@ -90,7 +84,7 @@ class Server(Dispatch):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
             pass
-        if _CorenetLoop is not None and isinstance(loop, _CorenetLoop):
+        if _udp_server.runs_on(loop):
             listener = _udp_server.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
                            self._allow, self.resolver.limits.prefetch_fraction)
