@@ -14,7 +14,7 @@ Pin it (``taskset -c 0``) and alternate trees: on a shared machine only pairs co
 Works on trees before and after the ``coldpath2`` branch (for before/after pairs).
 
 ``REPLAY=1`` cannot work with ``MODE=daemon`` once the Drive builds its upstream queries as
-C (``resolver._drive`` cimports ``UDPQuery`` and reads its outcome as C fields): there is no
+C (``resolver.resolution`` cimports ``UDPQuery`` and reads its outcome as C fields): there is no
 Python name left to swap for recorded replies, so the daemon's misses would go on sending
 real queries and the figures would not be what they claim. The script refuses that
 combination (exit status 1, with the reason); on older trees it still replays both modes.
@@ -36,7 +36,7 @@ import corenet  # noqa: E402
 import resolver  # noqa: E402
 from dnslab import Lab, bulk_names  # noqa: E402
 from dnslab.cases import many_zone_names  # noqa: E402
-from resolver.wire import build_query, from_text, parse_response  # noqa: E402
+from resolver.wire.codec import build_query, from_text, parse_response  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "7"))
 MODE = os.environ.get("MODE", "engine")
@@ -63,8 +63,8 @@ class FakeListener:
 async def one_round(lab: Lab, res: dict, prof: cProfile.Profile | None = None) -> None:
     r = resolver.Resolver(lab.root_hints, port=lab.port)
     if MODE == "daemon":
-        from resolver.config import Config
-        from resolver.server import Server
+        from resolver.daemon.config import Config
+        from resolver.daemon.server import Server
 
         srv = Server(Config(), r)
         srv.loop = asyncio.get_running_loop()
@@ -105,13 +105,13 @@ def replay_refused() -> str | None:
     if MODE != "daemon":
         return None                             # resolve_message calls engine.udp_query
     try:
-        import resolver._drive as D
+        import resolver.resolution as D
     except ImportError:                         # trees before the Drive: the engine's path
         return None
     if hasattr(D, "UDPQuery"):                  # the Drive looked it up as a Python name
         return None
     return ("REPLAY=1 cannot replay MODE=daemon on this tree: the daemon's misses run in "
-            "resolver._drive, which cimports UDPQuery and builds its upstream queries as C, "
+            "resolver.resolution, which cimports UDPQuery and builds its upstream queries as C, "
             "so no Python name can be swapped for the recorded replies. Use MODE=engine with "
             "REPLAY=1, or MODE=daemon without it.")
 
@@ -162,7 +162,7 @@ def install_replay() -> None:
 
     E.udp_query = fake_q
     try:
-        import resolver._drive as D
+        import resolver.resolution as D
     except ImportError:                         # trees before the Drive
         return
     if not hasattr(D, "UDPQuery"):              # a C binding now: MODE=daemon is refused

@@ -23,7 +23,7 @@ import dns.rrset
 import pytest
 
 import resolver
-from resolver.wire import build_query, from_text, parse_query
+from resolver.wire.codec import build_query, from_text, parse_query
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 

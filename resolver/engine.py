@@ -1,10 +1,10 @@
 """Resolver: drives the sans-IO iterator over the upstream transports and the cache.
 
 The cache-hit path (``resolve_cached``, the first step of ``resolve_message``) parses the raw
-query with ``resolver.wire``, finds the whole cached response and patches it: no dnspython.
+query with ``resolver.wire.codec``, finds the whole cached response and patches it: no dnspython.
 Misses run one :class:`~resolver.iterator.Iterator` per distinct question (identical lookups in
 flight share it), bounded by ``Limits.max_query_time``: in the caller's task for
-``resolve_message``, or by callbacks for the daemon (``start_miss``, ``resolver._drive``).
+``resolve_message``, or by callbacks for the daemon (``start_miss``, ``resolver.resolution``).
 """
 from __future__ import annotations
 
@@ -27,17 +27,17 @@ import dns.resolver
 from asyncio.tasks import _current_tasks
 
 from resolver import iterator as it
-from resolver import _miss
-from resolver._core import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
+from resolver import response
+from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
 from resolver.cache import Cache
 from resolver.dnssec import Suspend, Validator
-from resolver.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
+from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, Limits
 from resolver.upstream import (UpstreamFailure, UpstreamTimeout, UpstreamUnreachable,
                                needs_retry, question_of, retry, udp_query)
-from resolver._drive import Shared as _Shared, forget, iterator_for, start as start_drive
-from resolver.wire import cache_key, to_text
+from resolver.resolution import Shared as _Shared, forget, iterator_for, start as start_drive
+from resolver.wire.codec import cache_key, to_text
 
 log = logging.getLogger("resolver.engine")
 monotonic = time.monotonic
@@ -111,7 +111,7 @@ class Resolver(ResolverCore):
     and no validation otherwise. ``validate=False`` turns validation off.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
-    its C base class, ``resolver._core.ResolverCore``.
+    its C base class, ``resolver.state.ResolverCore``.
     """
 
     def __init__(self, root_hints: str | os.PathLike | Iterable[tuple[str, str]] | None = None, *,
@@ -143,8 +143,8 @@ class Resolver(ResolverCore):
     # ---- the cache-hit path ----------------------------------------------------------------
     #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
     #: cache has a fresh one, else None. Synchronous: the daemon calls it straight from its
-    #: receive path. Compiled (resolver._miss.cached), bound as a method.
-    resolve_cached = _miss.cached
+    #: receive path. Compiled (resolver.response.cached), bound as a method.
+    resolve_cached = response.cached
 
     # ---- resolve_message ---------------------------------------------------------------------
     async def resolve_message(self, query: dns.message.Message | bytes
@@ -158,13 +158,13 @@ class Resolver(ResolverCore):
         if isinstance(query, dns.message.Message):
             out = await self.resolve_message(query.to_wire())
             return dns.message.from_wire(out, ignore_trailing=True)
-        miss = _miss.hit_or_begin(self, query)
+        miss = response.hit_or_begin(self, query)
         if miss.__class__ is bytes:
             return miss
         return await self.resolve_miss(query, miss)
 
     #: ``start_miss(query, done, loop) -> bytes | Drive``: ``resolve_message`` for the daemon,
-    #: by callbacks rather than a coroutine (see resolver._drive.start, bound as a method).
+    #: by callbacks rather than a coroutine (see resolver.resolution.start, bound as a method).
     start_miss = start_drive
 
     async def resolve_miss(self, query: bytes, miss: tuple) -> bytes:
@@ -178,9 +178,9 @@ class Resolver(ResolverCore):
     #: question is resolved (the parsed query first). Raises WireError for a query shorter
     #: than a header. ``finish_miss(q, miss, res: Result) -> bytes``: the second half, the
     #: response from the resolution's result, cached when it may be. Both compiled
-    #: (resolver._miss), bound as methods.
-    begin_miss = _miss.begin
-    finish_miss = _miss.finish
+    #: (resolver.response), bound as methods.
+    begin_miss = response.begin
+    finish_miss = response.finish
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN") -> Answer:
@@ -225,7 +225,7 @@ class Resolver(ResolverCore):
             raise dns.resolver.NoNameservers(request=request, errors=[
                 (None, False, self.port, res.reason or "SERVFAIL", None)])
         # AD tells library users the answer was validated (dnspython shows it in .response).
-        wire = _miss.response(res, question, rdtype, False, False, res.security == it.SECURE)
+        wire = response.response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
             return self._answer(e, name, rdtype, rdclass, now)
@@ -456,7 +456,7 @@ class Resolver(ResolverCore):
                     question = e.wire[12:e.qend]
                     cd = bool(variant & 4)
                     ad = res.security == it.SECURE
-                    wire = _miss.response(res, question, qtype, bool(variant & 1),
+                    wire = response.response(res, question, qtype, bool(variant & 1),
                                           bool(variant & 2), ad, cd)
                     self.cache.messages.store(key, wire, self.clock())
             finally:

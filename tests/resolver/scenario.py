@@ -21,7 +21,7 @@ import dns.rrset
 import dns.zone
 
 from resolver import iterator as itr
-from resolver.wire import build_query
+from resolver.wire.codec import build_query
 
 IN = dns.rdataclass.IN
 A = dns.rdatatype.A

@@ -9,7 +9,7 @@ import dns.rrset
 
 from resolver import cache as C
 from resolver.limits import Limits
-from resolver.wire import MsgEntry, build_query, build_response, parse_query
+from resolver.wire.codec import MsgEntry, build_query, build_response, parse_query
 
 
 def W(text: str) -> bytes:

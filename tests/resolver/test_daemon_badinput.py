@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon_proc import Daemon, frame, read_frame
-from resolver import _udp_server
-from resolver.wire import parse_query
+from resolver.daemon import udp_listener
+from resolver.wire.codec import parse_query
 
 
 @pytest.fixture(scope="module")
@@ -124,25 +124,25 @@ def _make(labels, rdtype, edns, payload, do, rd, cd, qid) -> bytes:
 def test_c_question_parser_agrees_with_the_engine_key(data):
     """Where the C path takes a query, it computes exactly the engine's cache key, and its
     UDP limit is the query's EDNS size (at least 512); it never reads past the packet."""
-    mine = _udp_server.question_key(data)
+    mine = udp_listener.question_key(data)
     theirs = parse_query(data)
     if mine is None:
         return
     assert theirs is not None, data
     assert (mine[0], mine[1]) == theirs
-    assert mine[2] == _udp_server.udp_limit(data) >= 512
+    assert mine[2] == udp_listener.udp_limit(data) >= 512
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=12, max_size=3000), st.integers(0, 4096))
 def test_truncate_and_error_response_never_grow_past_the_limit(data, limit):
-    out = _udp_server.truncate(data, limit)
+    out = udp_listener.truncate(data, limit)
     if len(data) <= limit:
         assert out is data
     else:
         assert out[2] & 0x02 and out[:2] == data[:2]
         assert out[6:10] == b"\0\0\0\0"
-    err = _udp_server.error_response(data, 2)
+    err = udp_listener.error_response(data, 2)
     assert err[:2] == data[:2] and err[2] & 0x80 and err[3] & 0x0F == 2
 
 

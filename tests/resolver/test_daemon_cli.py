@@ -226,7 +226,7 @@ def test_query_timeout_is_a_nonzero_exit():
 def test_started_daemon_freezes_its_startup_objects_and_collects_young_ones_less_often():
     import gc
 
-    from resolver import daemon
+    from resolver.daemon import process as daemon
 
     threshold = gc.get_threshold()
     try:

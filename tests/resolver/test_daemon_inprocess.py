@@ -1,4 +1,4 @@
-"""resolver.server.Server in the test's own process, on every loop kind: the Cython
+"""resolver.daemon.server.Server in the test's own process, on every loop kind: the Cython
 recvmmsg listener on corenet's loop (both trigger modes) and the plain fallback on stock
 asyncio must answer alike (miss, hit, truncation, RD clear, ACL), through real sockets."""
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 
 from daemon_proc import free_port
 from looptools import CORENET_KINDS
-from resolver import _udp_server
-from resolver.config import build
-from resolver.server import Server
+from resolver.daemon import udp_listener
+from resolver.daemon.config import build
+from resolver.daemon.server import Server
 
 
 def _cfg(lab, **kw):
@@ -74,22 +74,22 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
 
 def test_error_response_keeps_id_opcode_rd_and_edns():
     q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
-    r = dns.message.from_wire(_udp_server.error_response(q, 5))
+    r = dns.message.from_wire(udp_listener.error_response(q, 5))
     assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
     assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
     assert not r.flags & dns.flags.CD
-    assert _udp_server.error_response(q[:11], 5) is None
+    assert udp_listener.error_response(q[:11], 5) is None
 
 
 @pytest.mark.parametrize("cd", [False, True])
 def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
     """RFC 4035 3.2.2: CD is copied into the answer, errors included (as Unbound does); AD,
     AA and TC of the query are not."""
-    from resolver._miss import error
+    from resolver.response import error
     m = dns.message.make_query("www.example.com.", "A", use_edns=0)
     m.flags |= dns.flags.AD | dns.flags.AA | dns.flags.TC | (dns.flags.CD if cd else 0)
     q = m.to_wire()
-    for wire in (_udp_server.error_response(q, 5), error(q, 4, None), error(q, 1, None)):
+    for wire in (udp_listener.error_response(q, 5), error(q, 4, None), error(q, 1, None)):
         r = dns.message.from_wire(wire)
         assert bool(r.flags & dns.flags.CD) is cd
         assert not r.flags & (dns.flags.AD | dns.flags.AA | dns.flags.TC)
@@ -100,7 +100,7 @@ def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
 def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
     """A cache entry of the wrong kind makes its batch fail: counted and logged; the
     listener keeps answering other names."""
-    from resolver.wire import parse_query
+    from resolver.wire.codec import parse_query
 
     async def go():
         s = await _serve(lab)
@@ -195,7 +195,7 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
     client.bind(("127.0.0.1", 0))
     client.setblocking(False)
     addr = client.getsockname()
-    listener = _udp_server.UDPListener(sock.fileno())
+    listener = udp_listener.UDPListener(sock.fileno())
     listener.setup(loop, sock, collections.OrderedDict(), lambda *a: None,
                    [ipaddress.ip_network("127.0.0.0/8")])
 

@@ -1,5 +1,5 @@
 """corenet-resolver serve, through real sockets on loopback, resolving from the NSD lab:
-every lab case over UDP and TCP, and the answer semantics of issue 5 (RA, RD clear, case
+every lab case over UDP and TCP, and a recursive server's answer semantics (RA, RD clear, case
 and EDNS echoed, FORMERR, NOTIMP, truncation, TCP pipelining, caps and timeouts)."""
 from __future__ import annotations
 

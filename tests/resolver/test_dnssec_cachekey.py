@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnssec_cases import flagged_query as _q
-from resolver import _udp_server, wire
+from resolver.daemon import udp_listener
+from resolver.wire import codec as wire
 
 
 def test_the_key_tracks_edns_do_cd_but_not_ad_in_python_and_in_c():
@@ -31,7 +32,7 @@ def test_the_key_tracks_edns_do_cd_but_not_ad_in_python_and_in_c():
                     data = _q("www.Example.com.", edns=edns, do=do, ad=ad, cd=cd).to_wire()
                     key, qend = wire.parse_query(data)
                     assert key[-1] == edns | do << 1 | cd << 2
-                    c_key, c_qend, _limit = _udp_server.question_key(data)
+                    c_key, c_qend, _limit = udp_listener.question_key(data)
                     assert (c_key, c_qend) == (key, qend)
                     keys.setdefault(key, set()).add(ad)
     assert len(keys) == 6 and all(v == {False, True} for v in keys.values())
@@ -140,7 +141,7 @@ def test_c_and_python_hit_paths_write_the_same_answer(name, qid, b2, b3, edns, s
     patch a cached entry identically (ID, RD, question case, AD shown or not, TTLs)."""
     from collections import OrderedDict
 
-    from resolver import _hit
+    from resolver.cache import answer
     from resolver.cache import MessageCache
 
     q = dns.message.make_query(name, "A", use_edns=0 if edns else False,
@@ -159,7 +160,7 @@ def test_c_and_python_hit_paths_write_the_same_answer(name, qid, b2, b3, edns, s
     mc = MessageCache(1 << 20)
     e = mc.store(key, r.to_wire(), 100.0)
     table = OrderedDict([(key, e)])
-    c_out = _hit.answer(table, data, 101.0)
+    c_out = answer.answer(table, data, 101.0)
     py_out = wire.answer_from_entry(e, data, qend, 101.0)
     assert c_out == py_out
     shown = bool(py_out[3] & 0x20)

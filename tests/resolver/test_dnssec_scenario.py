@@ -19,7 +19,7 @@ from resolver.cache import VALIDATED, Cache
 from resolver.dnssec import BOGUS, SECURE, Validator
 from resolver.engine import parse_root_hints
 from resolver.limits import Limits
-from resolver.trust_anchor import load
+from resolver.dnssec.trust_anchor import load
 from scenario import FakeClock, W, drive, root_hints, small_internet
 
 LIMITS = Limits(exploration=0.0)

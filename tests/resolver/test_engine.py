@@ -118,7 +118,7 @@ def test_resolve_message_bad_queries_get_error_rcodes(world, run):
     assert out[:2] == q[:2] and out[3] & 0x0F == dns.rcode.FORMERR
     badvers = dns.message.make_query("www.example.com", "A", use_edns=1).to_wire()
     assert dns.message.from_wire(run(r.resolve_message(badvers))).rcode() == dns.rcode.BADVERS
-    with pytest.raises(resolver.wire.WireError):
+    with pytest.raises(resolver.wire.codec.WireError):
         run(r.resolve_message(b"\x00\x01"))
     assert r.stats.upstream_queries == 0
 
@@ -247,7 +247,7 @@ def test_popular_entry_is_prefetched_near_expiry(world, run):
 
     assert run(hit_then_wait()) is not None
     assert r.stats.prefetches == 1 and r.stats.upstream_queries > before
-    key = resolver.wire.parse_query(q)[0]
+    key = resolver.wire.codec.parse_query(q)[0]
     assert r.cache.messages.table[key].expires == clock() + 300
     run(r.close())
 
@@ -267,7 +267,7 @@ def test_hostile_queries_never_crash(world, run):
             b = bytes(b[:rnd.randint(12, len(b))])
             try:
                 out = await r.resolve_message(b)
-            except resolver.wire.WireError:
+            except resolver.wire.codec.WireError:
                 continue
             assert out[:2] == b[:2]
 

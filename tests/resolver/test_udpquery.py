@@ -1,4 +1,4 @@
-"""resolver._udpquery.UDPQuery (one upstream UDP query, in C) on every loop kind: what it
+"""resolver.upstream.udp.UDPQuery (one upstream UDP query, in C) on every loop kind: what it
 accepts, drops, times out on and leaves behind."""
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import struct
 import pytest
 from looptools import open_fds
 
-from resolver import _udpquery, upstream
+from resolver import upstream
+from resolver.upstream import udp
 from resolver.limits import DEFAULT
 from resolver.upstream import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
-from resolver.wire import build_query, from_text
+from resolver.wire.codec import build_query, from_text
 
 
 class Counts:
@@ -67,7 +68,7 @@ def test_only_the_matching_well_formed_reply_is_accepted(loop, run, server):
 
     async def go():
         wire = build_query(0x1234, QNAME, 1, 1, edns=False)
-        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+        q = udp.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
                                server.getsockname()[1], wire, 0x1234, QUESTION, 2.0, stats,
                                DEFAULT)
         try:
@@ -85,7 +86,7 @@ def test_silence_times_out_and_closing_leaves_no_descriptor(loop, run, server):
     before = open_fds()
 
     async def go():
-        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+        q = udp.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
                                server.getsockname()[1], b"\x00" * 12, 7, QUESTION, 0.05, None,
                                DEFAULT)
         try:
@@ -149,7 +150,7 @@ def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
         lp = asyncio.get_running_loop()
         port = server.getsockname()[1]
         with pytest.raises(ValueError):
-            _udpquery.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
+            udp.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
         q = upstream.udp_query(lp, "localhost", port, QNAME, 1, 1, QUESTION, False, False, 2.0,
                                None, DEFAULT)
         try:
@@ -174,7 +175,7 @@ def _called_back(loop, port: int, timeout: float, stats=None, wire=b"\x00" * 12,
             calls.append(q)
             q.close()
             done.set_result(q)
-        q = _udpquery.UDPQuery(lp, "127.0.0.1", port, wire, qid, QUESTION, timeout, stats,
+        q = udp.UDPQuery(lp, "127.0.0.1", port, wire, qid, QUESTION, timeout, stats,
                                DEFAULT, on_done)
         assert q.fut is None
         got = await done
@@ -216,7 +217,7 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
 
     async def go():
         calls = []
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x1234, QUESTION, 0.3, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x1234, QUESTION, 0.3, Counts(),
                                DEFAULT, calls.append, True)
         try:
             sent_at_once = server.recv(4096) == wire
@@ -235,7 +236,7 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
 
     async def too_big():
         done = loop.create_future()
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, b"\x12\x34" + b"\x00" * 70000, 0x1234,
+        q = udp.UDPQuery(loop, "127.0.0.1", port, b"\x12\x34" + b"\x00" * 70000, 0x1234,
                                QUESTION, 0.3, Counts(), DEFAULT, done.set_result, True)
         got = await asyncio.wait_for(done, 2)
         q.close()
@@ -260,7 +261,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
     async def answered():
         done = loop.create_future()
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
                                DEFAULT, done.set_result, True)
         try:
             for _ in range(200):                       # the query leaves at the iteration's end
@@ -282,7 +283,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
     async def closed_at_once():
         calls = []
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
                                DEFAULT, calls.append, True)
         q.close()
         await asyncio.sleep(0.02)

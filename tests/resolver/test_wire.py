@@ -1,4 +1,4 @@
-"""resolver.wire: the cache-hit path on raw bytes and the reply parser the iterator uses."""
+"""resolver.wire.codec: the cache-hit path on raw bytes and the reply parser the iterator uses."""
 from __future__ import annotations
 
 import struct
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolver import wire
-from resolver.wire import WireError
+from resolver.wire import codec as wire
+from resolver.wire.codec import WireError
 
 
 def W(text: str) -> bytes:
@@ -264,7 +264,7 @@ def test_name_helpers_match_dnspython():
 
 
 def test_writers_refuse_fields_their_wire_cannot_hold():
-    from resolver.wire import build_query, build_response
+    from resolver.wire.codec import build_query, build_response
     with pytest.raises(ValueError):
         build_query(0x10000, b"\x00", 1)
     with pytest.raises(ValueError):
@@ -277,7 +277,7 @@ def test_writers_refuse_fields_their_wire_cannot_hold():
 
 
 def test_cache_key_lowers_ascii_letters_only():
-    from resolver.wire import cache_key
+    from resolver.wire.codec import cache_key
     name = b"\x03A\xc9z\x00"
     assert cache_key(name, 0x1234, 1, 5) == b"\x03a\xc9z\x00" + b"\x12\x34\x00\x01\x05"
     assert cache_key(name, 1, 1, 0)[:5] == name.lower()

@@ -1,0 +1,198 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read of a query goes through a pointer after an explicit check against its length,
+# so Cython's own bounds checks would only duplicate them.
+"""The cache-hit answer in C: parse a raw query's header and question into the message
+cache's key (``resolver.wire.codec.parse_query``'s), find a fresh entry and write the answer:
+the entry's bytes with the client's ID, RD bit and question case, AD kept only for a
+client that set AD or DO, TTLs lowered by the
+time in cache, truncated (TC) to the client's UDP size. Shared by the daemon's UDP
+listener (``resolver.daemon.udp_listener``) and its TCP framer
+(``resolver.daemon.tcp_framer``); ``None`` sends the query
+to the engine (a miss, anything unusual, or an entry due for prefetch).
+"""
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+
+from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+
+
+cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef double monotonic() noexcept nogil:
+    """time.monotonic(), which the engine's cache uses, without a Python call."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char* key,
+                             Py_ssize_t* klen_out, unsigned int* udp_limit,
+                             unsigned int* qtype) noexcept nogil:
+    """resolver.wire.codec.parse_query's key for a plain QUERY with one question (and at most an
+    OPT); returns the end of the question, or -1 when the engine must look at it."""
+    cdef Py_ssize_t pos, klen = 0, qend, rdlen
+    cdef unsigned int variant = 0, payload
+    if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
+        return -1
+    if _u16(p + 10) > 1:
+        return -1
+    pos = _lower_name_key(p, n, 12, key, &klen)
+    if pos < 0:
+        return -1
+    if pos + 4 > n:
+        return -1
+    memcpy(key + klen, p + pos, 4)
+    qtype[0] = _u16(p + pos)
+    klen += 4
+    qend = pos + 4
+    udp_limit[0] = 512
+    if p[3] & 0x10:
+        variant |= 4
+    if _u16(p + 10) == 1:
+        pos = qend
+        if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
+            return -1
+        rdlen = _u16(p + pos + 9)
+        if pos + 11 + rdlen != n:
+            return -1
+        variant |= 1
+        if p[pos + 7] & 0x80:
+            variant |= 2
+        payload = _u16(p + pos + 3)
+        udp_limit[0] = payload if payload > 512 else 512
+    elif qend != n:
+        return -1
+    key[klen] = variant
+    klen_out[0] = klen + 1
+    return qend
+
+
+
+cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
+                          Py_ssize_t n, double now, double prefetch_fraction, bint udp,
+                          unsigned int* qtype, bint* truncated):
+    """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
+    ``udp``: truncate to the query's EDNS size (512 without EDNS)."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend, wlen, k, noffs, off
+    cdef unsigned int limit = 512, elapsed, ttl
+    cdef PyObject* found
+    cdef const unsigned char* w
+    cdef unsigned char* o
+    cdef const unsigned short* offs
+    cdef double expires, stored_at, lifetime
+    truncated[0] = False
+    qend = question_key(p, n, key, &klen, &limit, qtype)
+    if qend < 0:
+        return None
+    kb = PyBytes_FromStringAndSize(<char*>key, klen)
+    found = PyDict_GetItem(table, kb)
+    if found == NULL:
+        return None
+    e = <object>found
+    expires = e.expires
+    if expires < now or <Py_ssize_t>e.qend != qend:
+        return None
+    lifetime = e.ttl
+    if now > expires - lifetime * prefetch_fraction:
+        return None                           # the engine refreshes it (prefetch)
+    wire = e.wire
+    stored_at = e.stored_at
+    offsets = e.ttl_offsets
+    move_to_end(kb)
+    w = <const unsigned char*>PyBytes_AS_STRING(wire)
+    wlen = PyBytes_GET_SIZE(wire)
+    if udp and wlen > limit:
+        out = _truncated(w, wlen)
+        truncated[0] = True
+        noffs = 0
+    else:
+        out = PyBytes_FromStringAndSize(<const char*>w, wlen)
+        noffs = PyBytes_GET_SIZE(offsets) // 2
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    o[0] = p[0]
+    o[1] = p[1]
+    o[2] = (o[2] & 0xFE) | (p[2] & 0x01)
+    if not (p[3] & 0x20) and not (key[klen - 1] & 2):
+        o[3] &= 0xDF                  # AD only for a client that set AD or DO (RFC 6840 5.7)
+    memcpy(o + 12, p + 12, qend - 12 - 4)
+    elapsed = <unsigned int>(now - stored_at) if now > stored_at else 0
+    offs = <const unsigned short*>PyBytes_AS_STRING(offsets)
+    for k in range(noffs):
+        off = offs[k]
+        ttl = _u32(o + off)
+        ttl = ttl - elapsed if ttl > elapsed else 0
+        o[off] = (ttl >> 24) & 0xFF
+        o[off + 1] = (ttl >> 16) & 0xFF
+        o[off + 2] = (ttl >> 8) & 0xFF
+        o[off + 3] = ttl & 0xFF
+    return out
+
+
+cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
+    """Header (TC set), question and OPT of the response at ``p``; every other record
+    dropped, so the client retries over TCP."""
+    cdef Py_ssize_t pos = 12, qend, opt = -1, optlen = 0, start
+    cdef unsigned int i, total, qd
+    cdef bytes out
+    cdef unsigned char* o
+    qd = _u16(p + 4)
+    for i in range(qd):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            qd = 0
+            pos = 12
+            break
+        pos += 4
+    qend = pos
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(total):
+        start = pos
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            break
+        if _u16(p + pos) == T_OPT:
+            opt = start
+            optlen = pos + 10 + _u16(p + pos + 8) - start
+            if opt + optlen > n:
+                opt = -1
+            break
+        pos += 10 + _u16(p + pos + 8)
+    out = PyBytes_FromStringAndSize(NULL, qend + (optlen if opt >= 0 else 0))
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(o, p, qend)
+    o[2] |= 0x02
+    o[4] = (qd >> 8) & 0xFF
+    o[5] = qd & 0xFF
+    o[6] = o[7] = o[8] = o[9] = 0
+    o[10] = 0
+    o[11] = 1 if opt >= 0 else 0
+    if opt >= 0:
+        memcpy(o + qend, p + opt, optlen)
+    return out
+
+
+def truncate(bytes resp, Py_ssize_t limit):
+    """``resp`` if it fits ``limit`` bytes, else its header with TC set, its question and its
+    OPT record (EDNS kept), every other record dropped, so the client retries over TCP."""
+    if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
+        return resp
+    return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))
+
+
+def answer(table, bytes q, double now, bint udp=False):
+    """``cached_answer`` for tests: the answer bytes for ``q`` from ``table`` (an
+    OrderedDict of message-cache entries) at monotonic time ``now``, or None."""
+    cdef unsigned int qtype = 0
+    cdef bint truncated = False
+    return cached_answer(table, table.move_to_end, <const unsigned char*>PyBytes_AS_STRING(q),
+                         PyBytes_GET_SIZE(q), now, 0.0, udp, &qtype, &truncated)

@@ -1,0 +1,357 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read of a datagram goes through a pointer after an explicit check against its length
+# (and the batch arrays are indexed by the kernel's count, at most BATCH), so Cython's own
+# bounds checks would only duplicate them.
+"""The daemon's UDP listener on corenet's loop: an FdWatcher called straight from epoll.
+
+Each wake-up drains datagrams with ``recvmmsg`` in batches. A query whose answer is in the
+message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
+entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
+512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
+oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
+the engine's path; its answers come back through ``send``, which gathers those of one loop
+iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
+The helpers at the end (error responses, the UDP size of a query) serve the Python paths
+too.
+"""
+from libc.stdint cimport uint32_t
+from libc.string cimport memcpy, memset
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
+from resolver.cache.answer cimport cached_answer, monotonic, question_key as c_question_key
+
+import logging
+
+from resolver.cache.answer import truncate   # re-exported: the Python paths truncate with it
+
+logger = logging.getLogger("resolver.daemon.server")
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #include <sys/socket.h>
+    #define CN_MAX_ACL 256
+
+    typedef struct {
+        int family;
+        unsigned char net[16];
+        unsigned char mask[16];
+    } cn_acl_entry;
+
+    static int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) {
+        int i, k, len = family == AF_INET ? 4 : 16;
+        for (i = 0; i < n; i++) {
+            if (acl[i].family != family) continue;
+            for (k = 0; k < len; k++)
+                if ((a[k] & acl[i].mask[k]) != acl[i].net[k]) break;
+            if (k == len) return 1;
+        }
+        return 0;
+    }
+    """
+    int CN_MAX_ACL
+    ctypedef struct cn_acl_entry:
+        int family
+        unsigned char net[16]
+        unsigned char mask[16]
+    int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) nogil
+
+from corenet.batch cimport *
+
+from libc.stdlib cimport malloc, free
+from resolver.wire.names cimport _u16, _skip_name
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+    BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
+
+
+def runs_on(loop) -> bool:
+    """Whether a UDPListener can serve on ``loop`` (corenet's loop); on any other asyncio
+    loop the daemon uses a DatagramProtocol."""
+    return fast_loop(loop) is not None
+
+
+cdef class UDPListener(FdWatcher):
+    """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
+    cdef Loop loop
+    cdef object sock
+    cdef object table           # the engine's message cache (an OrderedDict)
+    cdef object move_to_end
+    cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
+    cdef double prefetch_fraction
+    cdef cn_batch* batch
+    cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
+    cdef list outkeep           # ... and the bytes they point into
+    cdef object flush_cb
+    cdef cn_acl_entry* acl
+    cdef int nacl
+    cdef list keep              # answers referenced by the pending sendmmsg
+    cdef bint closed
+    # counters (read by metrics through counters())
+    cdef readonly unsigned long long received
+    cdef readonly unsigned long long hits
+    cdef readonly unsigned long long truncated
+    cdef readonly unsigned long long refused
+    cdef readonly unsigned long long dropped_short
+    cdef readonly unsigned long long dropped_response
+    cdef readonly unsigned long long dropped_oversize
+    cdef readonly unsigned long long send_errors
+    cdef readonly unsigned long long errors
+    cdef unsigned long long hit_rcodes[16]
+    cdef unsigned long long hit_qtypes[256]
+
+    def __cinit__(self, int fd):
+        self.batch = <cn_batch*>malloc(sizeof(cn_batch))
+        self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
+        self.acl = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * CN_MAX_ACL)
+        if self.batch == NULL or self.outbox == NULL or self.acl == NULL:
+            raise MemoryError()
+        self.batch.nsend = 0
+        self.outbox.n = 0
+        self.nacl = 0
+        self.keep = []
+        self.outkeep = []
+
+    def __dealloc__(self):
+        free(self.batch)
+        free(self.outbox)
+        free(self.acl)
+
+    def setup(self, loop, sock, table, on_miss, allow, double prefetch_fraction=0.1):
+        """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
+        self.loop = fast_loop(loop)
+        if self.loop is None:
+            raise TypeError("UDPListener needs corenet's loop")
+        self.sock = sock
+        self.table = table
+        self.move_to_end = table.move_to_end
+        self.on_miss = on_miss
+        self.prefetch_fraction = prefetch_fraction
+        self.flush_cb = self.flush
+        self.set_allow(allow)
+
+    def set_allow(self, allow):
+        """Replace the client ACL (ipaddress networks)."""
+        cdef int k = 0, i
+        nets = list(allow)
+        if len(nets) > CN_MAX_ACL:
+            raise ValueError(f"at most {CN_MAX_ACL} allowed networks")
+        for net in nets:
+            self.acl[k].family = AF_INET if net.version == 4 else AF_INET6
+            raw = net.network_address.packed
+            mask = net.netmask.packed
+            memset(self.acl[k].net, 0, 16)
+            memset(self.acl[k].mask, 0, 16)
+            for i in range(len(raw)):
+                self.acl[k].net[i] = raw[i]
+                self.acl[k].mask[i] = mask[i]
+            k += 1
+        self.nacl = k
+
+    def start(self):
+        watch(self.loop, self, EPOLLIN)
+
+    def stop_reading(self):
+        """No more queries (a graceful stop); answers to those in flight still go out."""
+        if self.registered:
+            unwatch(self.loop, self)
+
+    def close(self):
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        unwatch(self.loop, self)
+        self.sock.close()
+
+    def counters(self):
+        """Counters of this listener's C path, for metrics."""
+        return {
+            "received": self.received, "hits": self.hits, "truncated": self.truncated,
+            "refused": self.refused, "dropped_short": self.dropped_short,
+            "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
+            "send_errors": self.send_errors, "errors": self.errors,
+            "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
+            "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+        }
+
+    def send(self, bytes data, addr):
+        """An answer from the engine's path (misses) to ``addr``, a (host, port...) tuple as
+        ``on_miss`` got it. It leaves before the loop next waits for events, with the other
+        answers of this iteration; dropped (and counted) if the socket would block."""
+        if self.closed:
+            return
+        if self.outbox.n >= CN_BATCH:
+            self.flush()
+        cn_out_add(self.outbox, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), addr)
+        self.outkeep.append(data)
+        if self.outbox.n == 1:
+            call_before_poll(self.loop, self.flush_cb)
+
+    def flush(self):
+        """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
+        if self.outbox.n and not self.closed:
+            self.send_errors += cn_out_flush(self.fd, self.outbox)
+        self.outbox.n = 0
+        self.outkeep.clear()
+
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
+        cdef int b, r
+        if self.closed:
+            return 0
+        for b in range(BATCHES_PER_WAKEUP):
+            r = cn_recv(self.fd, self.batch)
+            if r <= 0:
+                return 0
+            try:
+                self._batch(r)
+            except Exception:
+                # A bug (or an entry the C path does not know): logged and counted, the
+                # batch's pending answers dropped, and the listener keeps serving.
+                self.batch.nsend = 0
+                self.keep.clear()
+                self.errors += 1
+                logger.exception("UDP listener: batch of %d datagrams failed", r)
+            if self.closed or r < CN_BATCH:
+                return 0
+        return 0
+
+    cdef int _batch(self, int count) except -1:
+        cdef int i, family, port
+        cdef unsigned char* p
+        cdef Py_ssize_t n
+        cdef unsigned char addr[16]
+        cdef double now = monotonic()
+        misses = None
+        for i in range(count):
+            self.received += 1
+            n = cn_msg_len(self.batch, i)
+            p = cn_msg_buf(self.batch, i)
+            if cn_msg_flags(self.batch, i) & MSG_TRUNC:
+                self.dropped_oversize += 1
+                continue
+            if n < 12:
+                self.dropped_short += 1
+                continue
+            if p[2] & 0x80:
+                self.dropped_response += 1     # never answer a response: no reflection loops
+                continue
+            family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
+            if not cn_acl_allows(self.acl, self.nacl, family, addr):
+                self.refused += 1
+                out = refused_response(PyBytes_FromStringAndSize(<char*>p, n))
+                self.keep.append(out)
+                cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+                continue
+            if not self._hit(i, p, n, now):
+                if misses is None:
+                    misses = []
+                misses.append((PyBytes_FromStringAndSize(<char*>p, n),
+                               cn_addr_tuple(cn_msg_addr(self.batch, i))))
+        if self.batch.nsend:
+            self.send_errors += cn_flush(self.fd, self.batch)
+            self.keep.clear()
+        if misses is not None:
+            on_miss = self.on_miss
+            for q, a in misses:
+                on_miss(q, a, self)
+        return 0
+
+    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
+        cdef unsigned int qtype = 0
+        cdef bint trunc = False
+        out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
+                            True, &qtype, &trunc)
+        if out is None:
+            return False
+        if trunc:
+            self.truncated += 1
+        self.hits += 1
+        self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+        self.hit_qtypes[qtype if qtype < 256 else 0] += 1
+        self.keep.append(out)
+        cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared with the Python paths
+
+
+def udp_limit(bytes q):
+    """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int i, total, payload
+    if n < 12:
+        return 512
+    for i in range(_u16(p + 4)):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return 512
+        pos += 4
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(total):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return 512
+        if _u16(p + pos) == T_OPT:
+            payload = _u16(p + pos + 2)
+            return payload if payload > 512 else 512
+        pos += 10 + _u16(p + pos + 8)
+    return 512
+
+
+def error_response(bytes q, int rcode, bint keep_question=True):
+    """A header-only (plus question when it reads cleanly, plus OPT when the query had one)
+    response to ``q`` with ``rcode``: QR and RA set, opcode and RD copied. None if ``q`` is
+    shorter than a header."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int qd
+    cdef bint edns = False
+    if n < 12:
+        return None
+    qd = _u16(p + 4)
+    if keep_question and qd == 1:
+        pos = _skip_name(p, n, 12)
+        if pos < 0 or pos + 4 > n:
+            pos = 12
+            qd = 0
+        else:
+            pos += 4
+    else:
+        qd = 0
+    if _u16(p + 10) >= 1 and qd == 1 and pos + 11 <= n and p[pos] == 0 \
+            and _u16(p + pos + 1) == T_OPT:
+        edns = True
+    # QR, with opcode and RD copied; RA, with CD copied (as Unbound's error answers)
+    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
+                  0, qd, 0, 0, 0, 0, 0, 1 if edns else 0])
+    out = head + q[12:pos]
+    if edns:
+        out += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"   # OPT, 1232 bytes, no flags
+    return out
+
+
+def refused_response(bytes q):
+    """REFUSED for a client outside the ACL (question echoed when it reads cleanly)."""
+    return error_response(q, 5)
+
+
+def question_key(bytes q):
+    """``(key, qend, udp_limit)`` as the C hit path computes them, or None when it hands the
+    query to the engine. For tests: the key must agree with ``resolver.wire.codec.parse_query``."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit = 512, qtype = 0
+    qend = c_question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                          &klen, &limit, &qtype)
+    if qend < 0:
+        return None
+    return PyBytes_FromStringAndSize(<char*>key, klen), qend, limit

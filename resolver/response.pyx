@@ -1,0 +1,152 @@
+# cython: language_level=3
+"""The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
+query (or answers it with an error), ``finish`` turns the resolution's Result into the
+response and caches it; ``cached`` is the look-up before them. ``Resolver.resolve_cached``,
+``begin_miss`` and ``finish_miss`` are these, and the daemon's Drive calls them directly.
+They are compiled because they run on every miss, which a resolver woken on cold caches pays
+for on every query.
+"""
+from resolver import iterator as it
+from resolver.state cimport LimitValues, ResolverCore, Stats
+from resolver.iterator.events cimport Result
+from resolver.wire.codec cimport MsgEntry, Parsed
+from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
+from resolver.iterator.replies import without_types
+from resolver.dnssec import with_ede
+from resolver.limits import EDNS_BUFFER_SIZE
+from resolver.wire.codec import (WireError, answer_from_entry, build_response, cache_key,
+                           parse_query, parse_response)
+
+cdef frozenset _SIG = frozenset((it.RRSIG,))
+cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
+cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
+cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
+
+
+cpdef object cached(ResolverCore r, bytes q):
+    """``Resolver.resolve_cached``: the response to a wire query if the cache has a fresh
+    one, else None. An entry due for prefetch is answered and refreshed in the background."""
+    parsed = parse_query(q)
+    if parsed is None:
+        return None
+    key, qend = parsed
+    cdef MsgEntry e = dict_get(r._msgs, key)
+    if e is None:
+        return None
+    cdef double now = r.clock()
+    if e.expires < now:
+        return None
+    lru_touch(r._msgs, key)
+    e.hits += 1
+    cdef Stats stats = r._stats
+    stats.cache_hits += 1
+    stats.client_queries += 1
+    cdef LimitValues lim = r.lv
+    if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
+            and not e.prefetching):
+        r._prefetch(key, e)
+    return answer_from_entry(e, q, qend, now)
+
+
+cpdef object hit_or_begin(ResolverCore r, bytes q):
+    """The cached response to ``q``, or ``begin``'s answer: an error response or the miss."""
+    out = cached(r, q)
+    return out if out is not None else begin(r, q)
+
+
+cpdef object begin(ResolverCore r, bytes q):
+    """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), or what ``finish``
+    needs once the question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for
+    a query shorter than a header."""
+    if len(q) < 12:
+        raise WireError("query shorter than a DNS header")
+    cdef Stats stats = r._stats
+    cdef Parsed m
+    stats.client_queries += 1
+    try:
+        m = parse_response(q, r.lv.max_pointer_jumps, 64)
+    except WireError:
+        return error(q, 1)
+    if (m.flags >> 11) & 0xF:
+        return error(q, 4, m)                   # NOTIMP: only QUERY
+    if m.flags & 0x8000 or m.qname is None:     # QR
+        return error(q, 1, m)
+    cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
+    if edns and (m.edns_flags >> 16) & 0xFF:
+        return error(q, 16, m)                  # BADVERS
+    cdef bint cd = (m.flags & 0x0010) != 0
+    stats.cache_misses += 1
+    if m.qclass != 1:
+        return error(q, 5, m)                   # only class IN is resolved
+    if m.qtype == 251 or m.qtype == 252:
+        return error(q, 4, m)                   # zone transfers are not a resolver's job
+    return (m, edns, do, cd)
+
+
+cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
+    """The response to ``q`` from the resolution's result, cached when it may be."""
+    cdef Parsed m = miss[0]
+    cdef bint edns = miss[1], do = miss[2], cd = miss[3]
+    cdef Stats stats = r._stats
+    cdef int rcode = res.rcode, security = res.security
+    if security == BOGUS and not cd:
+        stats.servfail += 1
+        wire = error(q, 2, m)
+        return with_ede(wire, res.ede, res.reason) if edns else wire
+    cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+    key = cache_key(m.qname, m.qtype, m.qclass, variant)
+    cdef Py_ssize_t qend = 12 + len(m.question)
+    now = r.clock()
+    if rcode == SERVFAIL:
+        stale = dict_get(r._msgs, key)
+        if stale is not None and stale.stale_until >= now:
+            stats.stale_answers += 1
+            return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)
+        stats.servfail += 1
+    # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
+    # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
+    # clients differing only in AD share the entry and none decides AD for the others.
+    # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
+    cdef bint ad = security == SECURE
+    cdef Cache cache
+    if rcode == NOERROR or rcode == NXDOMAIN:
+        wire = response(res, m.question, m.qtype, edns, do, ad, cd)
+        cache = <Cache?>r.cache
+        e = store_message(cache.messages, key, wire, now)
+        return answer_from_entry(e, q, qend, now)
+    ad = ad and (do or (m.flags & 0x0020) != 0)
+    return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
+
+
+cpdef bytes error(bytes q, int rcode, m=None):
+    """An error response to ``q`` (its question kept unless it is FORMERR)."""
+    # QR and RA; opcode, RD and CD copied
+    flags = 0x8000 | 0x0080 | ((q[2] << 8) & 0x7900) | (q[3] & 0x10)
+    question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
+    return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
+                          edns=bool(m is not None and m.edns), rcode=rcode)
+
+
+cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, bint ad=False,
+                     bint cd=False):
+    """The response for this query variant; CD is echoed (RFC 4035 3.2.2), which the
+    cache may do as CD is part of its key."""
+    answer, authority = res.answer, res.authority
+    if res.rcode == SERVFAIL:
+        answer, authority = [], []     # no partial CNAME chain with a failure (as Unbound)
+    if not do:
+        if qtype != RRSIG:
+            answer = without_types(answer, _SIG)
+        authority = without_types(authority, _DNSSEC)
+    flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
+    return build_response(0, flags, question, answer, authority, [],
+                          edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
+
+
+cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):
+    """An uncached response given the client's ID, RD bit and question case."""
+    out = bytearray(wire)
+    out[0:2] = q[0:2]
+    out[2] = (out[2] & 0xFE) | (q[2] & 0x01)
+    out[12:qend] = q[12:qend]
+    return bytes(out)
