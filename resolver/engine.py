@@ -9,6 +9,7 @@ flight share it), bounded by ``Limits.max_query_time``: in the caller's task for
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import random
@@ -34,8 +35,8 @@ from resolver.dnssec import Suspend, Validator
 from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.iterator import Failure, Iterator, Query, Reply, Result, Timeout
 from resolver.limits import DEFAULT, Limits
-from resolver.upstream import (UpstreamFailure, UpstreamTimeout, UpstreamUnreachable,
-                               needs_retry, question_of, retry, udp_query)
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.upstream.exchange import needs_retry, question_of, retry, udp_query
 from resolver.resolution import Shared as _Shared, forget, iterator_for, start as start_drive
 from resolver.wire.codec import cache_key, to_text
 
@@ -83,6 +84,12 @@ def parse_root_hints(source) -> list[tuple[bytes, str]]:
     else:
         for name, addr in source:
             pairs.append((dns.name.from_text(name).to_wire(), str(addr)))
+    for name, addr in pairs:
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            raise ValueError(f"root hint {dns.name.from_wire(name, 0)[0]} has {addr!r}, which "
+                             "is not a numeric IPv4 or IPv6 address") from None
     if not pairs:
         raise ValueError("root hints contain no usable (NS name, address) pair")
     return pairs

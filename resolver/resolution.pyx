@@ -12,8 +12,7 @@ query, and each query's timeout is at most the time the resolution has left.
 
 What a callback cannot do goes on in a task, through the same coroutines as
 ``resolve_message``: DNSSEC work that yields (``Suspend``), a retry without EDNS or over TCP,
-a server without a numeric address, and a question already being resolved for another client
-(which shares that resolution).
+and a question already being resolved for another client (which shares that resolution).
 """
 import logging
 import time
@@ -31,7 +30,7 @@ from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
 from resolver.iterator import Reply, Result
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream import UpstreamFailure, UpstreamTimeout
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout
 from resolver.wire.codec import to_text
 
 log = logging.getLogger("resolver.engine")
@@ -157,9 +156,6 @@ cdef class Drive:
                 q = UDPQuery(self.loop, server, r.port, wire, qid,
                              wire[12:12 + len(qa.qname) + 4], timeout, r._stats, r.lv.limits,
                              self._replied, True)
-            except ValueError:                # not a numeric address: the Python path
-                self._hand_over(self._rest(action, None), False)
-                return
             except UpstreamFailure as exc:    # could not even be sent
                 r._stats.upstream_queries += 1
                 action = self.iterator.feed(r._failed(server, exc))

@@ -1,6 +1,5 @@
 # cython: language_level=3
-"""One upstream UDP query in flight, in C: the per-query socket work of
-``resolver.upstream`` without a Python socket object.
+"""One upstream UDP query in flight, in C, without a Python socket object.
 
 A fresh non-blocking socket per query, connected to the server (so the kernel picks a fresh
 random source port and drops datagrams from any other address), the query sent, and a
@@ -20,8 +19,8 @@ iteration rather than at once: the queries a burst of client queries starts leav
 the server is woken once for them, not once each. A send that fails then ends the query
 through ``on_done`` with ``UpstreamFailure``.
 
-Addresses must be numeric (``inet_pton``); anything else raises ValueError so the caller can
-fall back to the Python implementation.
+Addresses must be numeric (``inet_pton``): the root hints are checked when they are read, and
+glue and A/AAAA data are numeric by construction. Anything else raises ``UpstreamFailure``.
 """
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport memcmp
@@ -35,6 +34,8 @@ from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, c
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
+from resolver.upstream.errors import (UNREACHABLE_ERRNOS, UpstreamFailure, UpstreamTimeout,
+                                      UpstreamUnreachable)
 from resolver.wire.codec import WireError, parse_response
 
 cdef unsigned short _ids[256]
@@ -78,27 +79,18 @@ cdef extern from "<errno.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     int c_close "close"(int fd)
 
-# resolver.upstream's UpstreamFailure, UpstreamTimeout, UpstreamUnreachable and the errors
-# that make the last (set by configure)
-cdef object _Failure = None
-cdef object _Timeout = None
-cdef object _Unreachable = None
-cdef frozenset _unreachable_errnos = frozenset()
+cdef object _Failure = UpstreamFailure
+cdef object _Timeout = UpstreamTimeout
+cdef object _Unreachable = UpstreamUnreachable
+cdef frozenset _unreachable_errnos = UNREACHABLE_ERRNOS
 
 # One receive buffer: callbacks run one at a time on the loop's thread, with the GIL held.
 cdef unsigned char _buf[65536]
 
 
-def configure(failure, timeout, unreachable, unreachable_errnos):
-    """The exception classes to raise and the errors that mean "unreachable" (defined in
-    resolver.upstream)."""
-    global _Failure, _Timeout, _Unreachable, _unreachable_errnos
-    _Failure, _Timeout, _Unreachable = failure, timeout, unreachable
-    _unreachable_errnos = frozenset(unreachable_errnos)
-
-
 cdef object _failure(str addr, int err):
-    """``resolver.upstream.failure``: the exception for OS error ``err`` asking ``addr``."""
+    """``resolver.upstream.errors.failure``: the exception for OS error ``err`` asking
+    ``addr``."""
     kind = _Unreachable if err in _unreachable_errnos else _Failure
     return kind(f"{addr}: {OSError(err, os.strerror(err))}")
 
@@ -116,7 +108,7 @@ cdef class UDPQuery:
         cdef Loop cl = fast_loop(loop)
         cdef socklen_t salen = cn_sockaddr(PyUnicode_AsUTF8(addr), <unsigned short>port, 0, 0, &sa)
         if salen == 0:
-            raise ValueError(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
+            raise _Failure(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
         family = sa.ss_family
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:

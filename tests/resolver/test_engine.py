@@ -312,6 +312,14 @@ def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
         parse_root_hints(f)
     with pytest.raises(ValueError):
         resolver.Resolver([])
+    # Every hint must be a numeric address: the resolver never looks a server's name up
+    # through the host's resolver.
+    f.write_text(".  3600 IN NS a.lab.\na.lab. 3600 IN A localhost\n")
+    with pytest.raises(ValueError, match="'localhost', which is not a numeric"):
+        parse_root_hints(f)
+    with pytest.raises(ValueError, match="a.lab. has 'a.lab'"):
+        resolver.Resolver([("a.lab.", "a.lab")])
+    assert parse_root_hints([("a.lab.", "::1")]) == [(b"\x01a\x03lab\x00", "::1")]
 
 
 def test_resolve_serves_stale_answers_too(world, run):

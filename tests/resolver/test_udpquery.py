@@ -10,10 +10,10 @@ import struct
 import pytest
 from looptools import open_fds
 
-from resolver import upstream
-from resolver.upstream import udp
+from resolver.upstream import errors, udp
 from resolver.limits import DEFAULT
-from resolver.upstream import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.upstream.exchange import question_of, udp_query
 from resolver.wire.codec import build_query, from_text
 
 
@@ -100,6 +100,16 @@ def test_silence_times_out_and_closing_leaves_no_descriptor(loop, run, server):
     assert open_fds() == before
 
 
+async def _ask(addr: str, port: int):
+    """One query through the resolver's UDP entry point; (reply wire, parsed reply)."""
+    q = udp_query(asyncio.get_running_loop(), addr, port, QNAME, 1, 1, question_of(QNAME, 1, 1),
+                  True, True, 5.0, None, DEFAULT)
+    try:
+        return await q.fut
+    finally:
+        q.close()
+
+
 def test_closed_port_is_a_failure_not_a_wait(loop, run):
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
@@ -107,7 +117,7 @@ def test_closed_port_is_a_failure_not_a_wait(loop, run):
     probe.close()                   # nothing listens there now: ICMP port unreachable
 
     async def go():
-        return await upstream.exchange("127.0.0.1", port, QNAME, 1, 1, timeout=5.0)
+        return await _ask("127.0.0.1", port)
 
     with pytest.raises(UpstreamFailure, match="refused"):
         run(go())
@@ -116,10 +126,10 @@ def test_closed_port_is_a_failure_not_a_wait(loop, run):
 @pytest.mark.parametrize("err", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
                                  errno.EAFNOSUPPORT])
 def test_no_route_errors_are_unreachable_failures(err):
-    exc = upstream.failure("2001:db8::1", OSError(err, "x"))
+    exc = errors.failure("2001:db8::1", OSError(err, "x"))
     assert isinstance(exc, UpstreamUnreachable) and isinstance(exc, UpstreamFailure)
     assert str(exc).startswith("2001:db8::1: ")
-    assert type(upstream.failure("192.0.2.1", OSError(errno.ECONNREFUSED, "x"))) is \
+    assert type(errors.failure("192.0.2.1", OSError(errno.ECONNREFUSED, "x"))) is \
         UpstreamFailure                 # the server said no: not this host's routing
 
 
@@ -133,35 +143,29 @@ def test_an_ipv6_server_is_asked_over_an_ipv6_socket(loop, run):
     _serve(loop, s, lambda q: [_reply(q)])
 
     async def go():
-        return await upstream.exchange("::1", s.getsockname()[1], QNAME, 1, 1, timeout=5.0)
+        return await _ask("::1", s.getsockname()[1])
 
     try:
-        reply, _, parsed = run(go())
+        reply, parsed = run(go())
     finally:
         loop.remove_reader(s.fileno())
         s.close()
     assert parsed.qname == QNAME
 
 
-def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
-    _serve(loop, server, lambda q: [_reply(q)])
-
+def test_non_numeric_addresses_are_a_failure_of_that_server(loop, run, server):
     async def go():
         lp = asyncio.get_running_loop()
         port = server.getsockname()[1]
-        with pytest.raises(ValueError):
+        with pytest.raises(UpstreamFailure, match="not a numeric IPv4 address: 'localhost'"):
             udp.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
-        q = upstream.udp_query(lp, "localhost", port, QNAME, 1, 1, QUESTION, False, False, 2.0,
-                               None, DEFAULT)
-        try:
-            assert isinstance(q, upstream._UDPQuery)
-            return await q.fut
-        finally:
-            q.close()
+        with pytest.raises(UpstreamFailure, match="numeric"):
+            udp_query(lp, "localhost", port, QNAME, 1, 1, QUESTION, False, False, 2.0, None,
+                      DEFAULT)
 
-    data, parsed = run(go())
-    assert parsed.qname == QNAME
-    loop.remove_reader(server.fileno())
+    before = open_fds()
+    run(go())
+    assert open_fds() == before
 
 
 def _called_back(loop, port: int, timeout: float, stats=None, wire=b"\x00" * 12, qid=7):
@@ -297,9 +301,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
 
 def test_query_ids_are_fresh_and_spread():
-    from resolver.upstream import _fresh_id
-
-    ids = [_fresh_id() for _ in range(2000)]        # several refills of 256
+    ids = [udp.fresh_id() for _ in range(2000)]        # several refills of 256
     assert all(0 <= i <= 0xFFFF for i in ids)
     assert len(set(ids)) > 1900                     # ~30 birthday collisions expected
 
@@ -310,6 +312,4 @@ def test_query_ids_are_fresh_and_spread():
                                               (b"\x81\x81", False, False),  # FORMERR, no EDNS
                                               (b"\x81\x82", True, False)])  # SERVFAIL
 def test_needs_retry_on_truncation_or_formerr_to_edns(flags, edns, retry):
-    from resolver.upstream import needs_retry
-
-    assert needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry
+    assert udp.needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry
