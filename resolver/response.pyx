@@ -14,8 +14,8 @@ from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
 from resolver.iterator.replies import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.wire.codec import (WireError, answer_from_entry, build_response, cache_key,
-                           parse_query, parse_response)
+from resolver.cache.answer cimport answer_from_entry, parse_query
+from resolver.wire.codec import WireError, build_response, cache_key, parse_response
 
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
@@ -103,8 +103,8 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
             stats.stale_answers += 1
             return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)
         stats.servfail += 1
-    # The entry says whether the data is secure (AD); answer_from_entry and the daemon's
-    # C hit path clear AD for a client that set neither AD nor DO (RFC 6840 5.7), so
+    # The entry says whether the data is secure (AD); the encoder (resolver.cache.answer)
+    # clears AD for a client that set neither AD nor DO (RFC 6840 5.7), so
     # clients differing only in AD share the entry and none decides AD for the others.
     # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
     cdef bint ad = security == SECURE

@@ -1,14 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # Every read of a query goes through a pointer after an explicit check against its length,
 # so Cython's own bounds checks would only duplicate them.
-"""The cache-hit answer in C: parse a raw query's header and question into the message
-cache's key (``resolver.wire.codec.parse_query``'s), find a fresh entry and write the answer:
-the entry's bytes with the client's ID, RD bit and question case, AD kept only for a
-client that set AD or DO, TTLs lowered by the
-time in cache, truncated (TC) to the client's UDP size. Shared by the daemon's UDP
-listener (``resolver.daemon.udp_listener``) and its TCP framer
-(``resolver.daemon.tcp_framer``); ``None`` sends the query
-to the engine (a miss, anything unusual, or an entry due for prefetch).
+"""The one answer encoder: every answer from the message cache is written here.
+
+``encode`` rewrites a cached response (a ``MsgEntry``) for the query that asked: the client's
+ID, RD bit and question case, AD kept only for a client that set AD or DO (RFC 6840 5.7), TTLs
+lowered by the time in cache (or set to the stale TTL), truncated (TC) to the client's UDP size.
+Its callers:
+
+- ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
+  ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``),
+  find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
+  unusual, or an entry due for prefetch);
+- ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
+  to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
 """
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -16,6 +21,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from resolver.wire.codec cimport MsgEntry
 from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
 
 cdef enum:
@@ -37,8 +43,11 @@ cdef double monotonic() noexcept nogil:
 cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char* key,
                              Py_ssize_t* klen_out, unsigned int* udp_limit,
                              unsigned int* qtype) noexcept nogil:
-    """resolver.wire.codec.parse_query's key for a plain QUERY with one question (and at most an
-    OPT); returns the end of the question, or -1 when the engine must look at it."""
+    """The message cache's key for a plain QUERY with one question (and at most an OPT): the
+    lower-cased qname, type and class, and a variant byte (bit 0 EDNS present, bit 1 DO, bit
+    2 CD; AD is not in it: the entry holds AD when the data is secure and ``encode`` clears it
+    for a client that set neither AD nor DO). Returns the end of the question, or -1 when the
+    engine must look at the query (which produces FORMERR, NOTIMP or BADVERS as due)."""
     cdef Py_ssize_t pos, klen = 0, qend, rdlen
     cdef unsigned int variant = 0, payload
     if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
@@ -83,59 +92,101 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
     ``udp``: truncate to the query's EDNS size (512 without EDNS)."""
     cdef unsigned char key[MAX_NAME + 6]
-    cdef Py_ssize_t klen = 0, qend, wlen, k, noffs, off
-    cdef unsigned int limit = 512, elapsed, ttl
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit = 512
     cdef PyObject* found
-    cdef const unsigned char* w
-    cdef unsigned char* o
-    cdef const unsigned short* offs
-    cdef double expires, stored_at, lifetime
+    cdef MsgEntry e
     truncated[0] = False
     qend = question_key(p, n, key, &klen, &limit, qtype)
     if qend < 0:
         return None
     kb = PyBytes_FromStringAndSize(<char*>key, klen)
     found = PyDict_GetItem(table, kb)
-    if found == NULL:
+    if found == NULL or type(<object>found) is not MsgEntry:
         return None
-    e = <object>found
-    expires = e.expires
-    if expires < now or <Py_ssize_t>e.qend != qend:
+    e = <MsgEntry>found
+    if e.expires < now or e.qend != qend:
         return None
-    lifetime = e.ttl
-    if now > expires - lifetime * prefetch_fraction:
+    if now > e.expires - e.ttl * prefetch_fraction:
         return None                           # the engine refreshes it (prefetch)
-    wire = e.wire
-    stored_at = e.stored_at
-    offsets = e.ttl_offsets
     move_to_end(kb)
-    w = <const unsigned char*>PyBytes_AS_STRING(wire)
-    wlen = PyBytes_GET_SIZE(wire)
-    if udp and wlen > limit:
+    return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & 2) != 0, now, -1,
+                  limit if udp else -1, truncated)
+
+
+cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_ok, double now,
+                  int stale_ttl, Py_ssize_t limit, bint* truncated):
+    """The entry's response for the query at ``q`` (its question ends at ``qend``, as the
+    entry's does): see the module docstring. ``ad_ok``: the query set AD or DO.
+    ``stale_ttl`` >= 0 sets every TTL to it; ``limit`` >= 0 truncates a longer response."""
+    cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
+    cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), noffs, k, off
+    cdef unsigned int elapsed, ttl
+    cdef const unsigned short* offs
+    cdef unsigned char* o
+    cdef bytes out
+    if 0 <= limit < wlen:
         out = _truncated(w, wlen)
         truncated[0] = True
         noffs = 0
     else:
         out = PyBytes_FromStringAndSize(<const char*>w, wlen)
-        noffs = PyBytes_GET_SIZE(offsets) // 2
+        noffs = PyBytes_GET_SIZE(e.ttl_offsets) // 2
     o = <unsigned char*>PyBytes_AS_STRING(out)
-    o[0] = p[0]
-    o[1] = p[1]
-    o[2] = (o[2] & 0xFE) | (p[2] & 0x01)
-    if not (p[3] & 0x20) and not (key[klen - 1] & 2):
-        o[3] &= 0xDF                  # AD only for a client that set AD or DO (RFC 6840 5.7)
-    memcpy(o + 12, p + 12, qend - 12 - 4)
-    elapsed = <unsigned int>(now - stored_at) if now > stored_at else 0
-    offs = <const unsigned short*>PyBytes_AS_STRING(offsets)
+    o[0] = q[0]
+    o[1] = q[1]
+    o[2] = (o[2] & 0xFE) | (q[2] & 0x01)
+    if not ad_ok:
+        o[3] &= 0xDF
+    memcpy(o + 12, q + 12, qend - 12 - 4)
+    elapsed = <unsigned int>(now - e.stored_at) if now > e.stored_at else 0
+    offs = <const unsigned short*>PyBytes_AS_STRING(e.ttl_offsets)
     for k in range(noffs):
         off = offs[k]
-        ttl = _u32(o + off)
-        ttl = ttl - elapsed if ttl > elapsed else 0
+        if stale_ttl >= 0:
+            ttl = <unsigned int>stale_ttl
+        else:
+            ttl = _u32(o + off)
+            ttl = ttl - elapsed if ttl > elapsed else 0
         o[off] = (ttl >> 24) & 0xFF
         o[off + 1] = (ttl >> 16) & 0xFF
         o[off + 2] = (ttl >> 8) & 0xFF
         o[off + 3] = ttl & 0xFF
     return out
+
+
+cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
+    """Whether the query at ``q`` set AD or DO (its OPT, if any, right after the question
+    at ``qend``)."""
+    if q[3] & 0x20:
+        return True
+    return (_u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
+            and _u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
+
+
+cpdef object parse_query(bytes q):
+    """``(cache key, end of the question)`` of a client query (see ``question_key``), or
+    ``None`` when it is not a plain QUERY this path can answer."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit, qtype
+    qend = question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                        &klen, &limit, &qtype)
+    if qend < 0:
+        return None
+    return PyBytes_FromStringAndSize(<char*>key, klen), qend
+
+
+cpdef object answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now,
+                               int stale_ttl=-1):
+    """``encode`` for a query already parsed: the cached response rewritten for ``query``
+    (TTLs set to ``stale_ttl`` when it is >= 0); None if ``query`` does not fit the entry."""
+    cdef const unsigned char* qp = <const unsigned char*>PyBytes_AS_STRING(query)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(query)
+    cdef bint truncated = False
+    if qend != e.qend or qend > n or n < 12:
+        return None
+    return encode(e, qp, qend, _wants_ad(qp, n, qend), now, stale_ttl, -1, &truncated)
 
 
 cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
@@ -187,12 +238,3 @@ def truncate(bytes resp, Py_ssize_t limit):
     if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
         return resp
     return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))
-
-
-def answer(table, bytes q, double now, bint udp=False):
-    """``cached_answer`` for tests: the answer bytes for ``q`` from ``table`` (an
-    OrderedDict of message-cache entries) at monotonic time ``now``, or None."""
-    cdef unsigned int qtype = 0
-    cdef bint truncated = False
-    return cached_answer(table, table.move_to_end, <const unsigned char*>PyBytes_AS_STRING(q),
-                         PyBytes_GET_SIZE(q), now, 0.0, udp, &qtype, &truncated)

@@ -287,7 +287,7 @@ cdef class RRsetCache(LRUStore):
 
 
 cdef class MessageCache(LRUStore):
-    """Whole responses in wire form, keyed by wire.parse_query's key."""
+    """Whole responses in wire form, keyed by resolver.cache.answer.parse_query's key."""
 
     @property
     def table(self) -> dict:

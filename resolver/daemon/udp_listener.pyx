@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
-from resolver.cache.answer cimport cached_answer, monotonic, question_key as c_question_key
+from resolver.cache.answer cimport cached_answer, monotonic
 
 import logging
 
@@ -342,16 +342,3 @@ def error_response(bytes q, int rcode, bint keep_question=True):
 def refused_response(bytes q):
     """REFUSED for a client outside the ACL (question echoed when it reads cleanly)."""
     return error_response(q, 5)
-
-
-def question_key(bytes q):
-    """``(key, qend, udp_limit)`` as the C hit path computes them, or None when it hands the
-    query to the engine. For tests: the key must agree with ``resolver.wire.codec.parse_query``."""
-    cdef unsigned char key[MAX_NAME + 6]
-    cdef Py_ssize_t klen = 0, qend
-    cdef unsigned int limit = 512, qtype = 0
-    qend = c_question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
-                          &klen, &limit, &qtype)
-    if qend < 0:
-        return None
-    return PyBytes_FromStringAndSize(<char*>key, klen), qend, limit

@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # Every read below goes through a pointer after an explicit length check against the end of
 # the buffer, so Cython's own bounds checks would only duplicate them.
-"""DNS wire format on raw bytes: the cache-hit path and the parse the iterator needs.
+"""DNS wire format on raw bytes: the parse of replies the iterator needs, the builders of
+queries and responses, the message cache's keys and entries, and names to and from text.
 
 Names are kept as uncompressed wire bytes in their original case (``b"\\x03www\\x07Example\\x00"``);
 ``name.lower()`` is the comparison key (only ASCII letters fold, and length octets are < 64 so
@@ -106,78 +107,13 @@ cdef bytes _name_at(const unsigned char* buf, Py_ssize_t n, Py_ssize_t* off, int
     return PyBytes_FromStringAndSize(<char*>tmp, olen)
 
 
-def read_name(bytes wire, Py_ssize_t offset, int max_jumps=DEF_MAX_JUMPS):
-    """(name, offset after it) for the name at ``offset``; WireError if malformed."""
-    cdef Py_ssize_t off = offset
-    if offset < 0:
-        raise WireError("negative offset")
-    name = _name_at(<const unsigned char*>PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), &off,
-                    max_jumps)
-    return name, off
-
-
 # ---------------------------------------------------------------------------------------------
-# Queries: the hot path
-
-
-def parse_query(bytes q):
-    """Header and question of a client query, for a cache lookup without dnspython.
-
-    Returns ``(key, qend)`` where ``key`` is the cache key (lower-cased qname, type, class and a
-    variant byte: bit 0 EDNS present, bit 1 DO, bit 2 CD; the AD bit is not in it, the entry
-    holds AD when the data is secure and ``answer_from_entry`` clears it for a client that set
-    neither AD nor DO, RFC 6840 5.7) and ``qend`` the offset just past the
-    question; ``None`` when the packet is not a plain QUERY with one question that this path
-    can answer (the caller then takes the slow path, which produces FORMERR/NOTIMP as due).
-    """
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos, qend, rdlen
-    cdef unsigned int variant = 0
-    cdef unsigned int ancount, nscount, arcount
-    cdef unsigned char key[MAX_NAME + 5]
-    cdef Py_ssize_t klen = 0
-    if n < 17:
-        return None
-    # QR=0, opcode=0, QDCOUNT=1
-    if (p[2] & 0xF8) != 0 or _u16(p + 4) != 1:
-        return None
-    ancount = _u16(p + 6)
-    nscount = _u16(p + 8)
-    arcount = _u16(p + 10)
-    if ancount or nscount or arcount > 1:
-        return None
-    pos = _lower_name_key(p, n, 12, key, &klen)
-    if pos < 0:
-        return None
-    if pos + 4 > n:
-        return None
-    memcpy(key + klen, p + pos, 4)
-    klen += 4
-    qend = pos + 4
-    if p[3] & 0x10:
-        variant |= 4
-    if arcount == 1:
-        # Only an OPT pseudo-record (root owner) is accepted here.
-        pos = qend
-        if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT:
-            return None
-        if p[pos + 6] != 0:    # EDNS version other than 0: the slow path answers BADVERS
-            return None
-        rdlen = _u16(p + pos + 9)
-        if pos + 11 + rdlen != n:
-            return None
-        variant |= 1
-        if p[pos + 7] & 0x80:
-            variant |= 2
-    elif qend != n:
-        return None
-    key[klen] = variant
-    klen += 1
-    return PyBytes_FromStringAndSize(<char*>key, klen), qend
+# The message cache's keys and entries
 
 
 def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant):
-    """The cache key parse_query would compute for this question."""
+    """The message cache's key for this question (as ``resolver.cache.answer.parse_query``
+    computes it from a query)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(qname), i
     cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(qname)
     out = PyBytes_FromStringAndSize(NULL, n + 5)
@@ -194,7 +130,7 @@ def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int
 
 cdef class MsgEntry:
     """A whole response in wire form, ready to be copied, re-IDed and TTL-lowered (its
-    fields are declared in wire.pxd)."""
+    fields are declared in codec.pxd)."""
 
     def __init__(self, bytes wire, double now, double stale_window, unsigned int ttl_cap=0xFFFFFFFF):
         cdef Py_ssize_t qend
@@ -261,81 +197,13 @@ def ttl_offsets(bytes wire):
     return (out if k == total else out[:2 * k]), min_ttl, qend
 
 
-cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
-    """Whether the query at ``q`` set AD or DO (its OPT, if any, right after the question
-    at ``qend``): only such a client gets AD on secure data (RFC 6840 5.7)."""
-    if n >= 12 and q[3] & 0x20:
-        return True
-    return (n >= 12 and _u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
-            and _u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
-
-
-def answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now, int stale_ttl=-1):
-    """The cached response rewritten for ``query``: its ID, its RD bit, its question's exact
-    case, AD cleared unless it asked for AD or DO, TTLs lowered by the time spent in cache
-    (or set to ``stale_ttl`` when >= 0)."""
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(e.wire)
-    cdef bytes out
-    cdef unsigned char* o
-    cdef const unsigned char* qp = <const unsigned char*>PyBytes_AS_STRING(query)
-    cdef const unsigned short* offs
-    cdef Py_ssize_t noffs, i, off
-    cdef unsigned int elapsed, ttl
-    if qend != e.qend or qend > PyBytes_GET_SIZE(query):
-        return None
-    out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(e.wire), n)
-    o = <unsigned char*>PyBytes_AS_STRING(out)
-    o[0] = qp[0]
-    o[1] = qp[1]
-    o[2] = (o[2] & 0xFE) | (qp[2] & 0x01)
-    if not _wants_ad(qp, PyBytes_GET_SIZE(query), qend):
-        o[3] &= 0xDF
-    memcpy(o + 12, qp + 12, qend - 12 - 4)
-    elapsed = <unsigned int>(now - e.stored_at) if now > e.stored_at else 0
-    offs = <const unsigned short*>PyBytes_AS_STRING(e.ttl_offsets)
-    noffs = PyBytes_GET_SIZE(e.ttl_offsets) // 2
-    for i in range(noffs):
-        off = offs[i]
-        if stale_ttl >= 0:
-            ttl = <unsigned int>stale_ttl
-        else:
-            ttl = _u32(o + off)
-            ttl = ttl - elapsed if ttl > elapsed else 0
-        o[off] = (ttl >> 24) & 0xFF
-        o[off + 1] = (ttl >> 16) & 0xFF
-        o[off + 2] = (ttl >> 8) & 0xFF
-        o[off + 3] = ttl & 0xFF
-    return out
-
-
-def lookup(table, bytes query, double now):
-    """The whole cache-hit path: parse the query, find a fresh entry (marking it recently
-    used when ``table`` is an OrderedDict), return the answer bytes. ``None`` on a miss (or
-    anything unusual), so the caller falls back to the engine."""
-    parsed = parse_query(query)
-    if parsed is None:
-        return None
-    key, qend = parsed
-    e = table.get(key)
-    if e is None:
-        return None
-    cdef MsgEntry entry = <MsgEntry?>e
-    if entry.expires < now:
-        return None
-    entry.hits += 1
-    move = getattr(table, "move_to_end", None)
-    if move is not None:
-        move(key)
-    return answer_from_entry(entry, query, qend, now)
-
-
 # ---------------------------------------------------------------------------------------------
 # Responses from authorities: the cold path
 
 
 cdef class Parsed:
     """What the iterator needs from an upstream reply, without dnspython (its fields are
-    declared in wire.pxd, so the compiled miss path reads them as C fields)."""
+    declared in codec.pxd, so the compiled miss path reads them as C fields)."""
 
     @property
     def aa(self):

@@ -247,7 +247,7 @@ def test_popular_entry_is_prefetched_near_expiry(world, run):
 
     assert run(hit_then_wait()) is not None
     assert r.stats.prefetches == 1 and r.stats.upstream_queries > before
-    key = resolver.wire.codec.parse_query(q)[0]
+    key = resolver.cache.answer.parse_query(q)[0]
     assert r.cache.messages.table[key].expires == clock() + 300
     run(r.close())
 
