@@ -1,18 +1,29 @@
 # cython: language_level=3
-"""A cache miss resolved by callbacks: the daemon's way to the iterator, with no Task.
+"""The resolution driver: one question resolved by callbacks, for the library and the daemon.
 
-``Resolver.resolve_message`` runs a miss as a coroutine in its caller's task: per client
-query a Task, four coroutine frames and a total-time timer, and per upstream query a Future
-whose result wakes the task through the loop's ready queue. A Drive does the same work from
-the upstream query's own completion callback (``UDPQuery(on_done=...)``): it feeds the
-Iterator, sends the next query or builds the response, and calls ``done(response)`` once.
+A :class:`Resolution` runs the question's :class:`~resolver.iterator.Iterator` from the
+completion callbacks of its upstream queries: it picks the server (``cache.infra``), sends
+the ``Query`` the iterator asks for (``upstream.udp.UDPQuery``), feeds back the ``Reply``,
+``Timeout`` or ``Failure`` and goes on until the iterator returns its ``Result``. No Task
+and no Future per question or per upstream query. What a reply asks for goes through the
+same callbacks: FORMERR to an EDNS query is asked again without EDNS (and remembered), a
+truncated reply is asked again over TCP (``upstream.tcp.TCPQuery``), and DNSSEC work that
+yields (``Suspend``) goes on from ``loop.call_soon``.
 
-The time limit is kept without a timer: the iterator checks its budget before every upstream
-query, and each query's timeout is at most the time the resolution has left.
+The time limit (``Limits.max_query_time``) needs no timer: the iterator checks its budget
+before every upstream query, each query's timeout is at most the time left, and a resumed
+suspension checks it too.
 
-What a callback cannot do goes on in a task, through the same coroutines as
-``resolve_message``: DNSSEC work that yields (``Suspend``), a retry without EDNS or over TCP,
-and a question already being resolved for another client (which shares that resolution).
+Identical questions in flight share one Resolution: ``resolve`` adds the caller's callback
+to it. Each callback gets the ``Result``, or ``None`` if the resolution was cancelled; a
+caller that gives up (``discard``) cancels it only when nobody else waits.
+
+The entry points are thin:
+
+- the daemon: ``start`` (``Resolver.start_miss``) answers a wire query from the cache or
+  begins a :class:`Drive`, which turns the Result into the response and calls ``done``;
+- the library: ``Resolver.resolve`` and ``resolve_message`` await a future that such a
+  callback completes (``resolver.engine``).
 """
 import logging
 import time
@@ -22,15 +33,16 @@ from resolver import iterator as it
 from resolver.response import finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Query as CQuery
-from resolver.wire.codec cimport Parsed, query_wire
+from resolver.wire.codec cimport query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
-from resolver.iterator import Reply, Result
+from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
 
 log = logging.getLogger("resolver.engine")
@@ -40,6 +52,7 @@ cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
+cdef object _Unreachable = UpstreamUnreachable
 
 
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
@@ -55,8 +68,8 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
 
 
 cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
-    """A new Iterator for one question (``Resolver._iterator``), with the root hints indexed
-    once per resolver (and its root priming shared through them)."""
+    """A new Iterator for one question, with the root hints indexed once per resolver (and
+    its root priming shared through them)."""
     hints = r._hints
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
@@ -66,112 +79,105 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
                        stats=r._stats, dnssec=r.dnssec)
 
 
-cdef class Shared:
-    """A resolution in flight: the task of the caller running it inline (``owner``), the
-    daemon's Drive running it by callbacks (``drive``) or the task either handed it to, and
-    its result future, made when an identical caller (or ``close``) first waits on it."""
-
-    cdef public object fut, owner, task, drive
-    cdef public Py_ssize_t waiters
-
-    def __init__(self, owner, drive=None):
-        self.fut = None
-        self.owner = owner
-        self.task = None
-        self.waiters = 0
-        self.drive = drive
-
-    def future(self, loop):
-        if self.fut is None:
-            self.fut = loop.create_future()
-        return self.fut
+cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loop, callback):
+    """Resolves the question and calls ``callback(result)`` once (maybe before returning),
+    with ``None`` if the resolution is cancelled; joins the resolution of the same question
+    already in flight, if there is one. Returns the Resolution (``discard(callback)`` to
+    give up)."""
+    key = (lower(qname), qtype, qclass)
+    cdef Resolution res = r._inflight.get(key)
+    if res is not None:
+        r._stats.coalesced += 1
+        res.waiters.append(callback)
+        return res
+    res = Resolution.__new__(Resolution)
+    res.waiters = [callback]
+    res.begin(r, loop, key, qname, qtype, qclass)
+    return res
 
 
-cpdef forget(ResolverCore r, key, Shared shared):
-    """``Resolver._forget``: the question is no longer in flight for ``shared``."""
-    inflight = r._inflight
-    if inflight.get(key) is shared:
-        del inflight[key]
-
-
-cdef class Drive:
-    """One client query's miss in flight (see the module's docstring); ``done(drive,
-    response)`` is called once, with None if it was cancelled."""
+cdef class Resolution:
+    """One question being resolved (see the module docstring)."""
 
     cdef ResolverCore resolver
     cdef object loop
-    cdef bytes query
-    cdef tuple miss
-    cdef object done
     cdef object key
-    cdef object shared
-    cdef object iterator
+    cdef readonly object iterator
     cdef InfraCache infra
     cdef double max_time
-    cdef object action         # the Query being asked
-    cdef UDPQuery q            # its UDPQuery
-    cdef object task           # the task the rest was handed to, if any
+    cdef list waiters
+    cdef object action          # the Query being asked
+    cdef UDPQuery q             # its UDP query, or
+    cdef object tcp             # its TCP query
+    cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout
+    cdef double rtt             # of the UDP exchange a TCP retry follows
     cdef bint edns
+    cdef bint corenet
     cdef readonly bint finished
 
-    def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
-        self.resolver, self.loop, self.query, self.miss, self.done = (resolver, loop, query,
-                                                                      miss, done)
-        cdef Parsed m = miss[0]
-        key = self.key = (lower(m.qname), m.qtype, m.qclass)
-        inflight = resolver._inflight
-        if key in inflight:
-            # Someone is resolving this question already: wait for it in a task, as
-            # resolve_message does (counted there as coalesced).
-            self.shared = None
-            self._hand_over(resolver.resolve_miss(query, miss), True)
-            return
-        self.shared = inflight[key] = Shared(None, self)
-        self.infra = (<Cache?>resolver.cache).infra
-        self.max_time = resolver.lv.max_query_time
+    cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
+        self.resolver, self.loop, self.key = r, loop, key
+        r._inflight[key] = self
+        self.infra = (<Cache?>r.cache).infra
+        self.max_time = r.lv.max_query_time
+        self.corenet = fast_loop(loop) is not None
         try:
-            self.iterator = resolver._iterator(m.qname, m.qtype, m.qclass)
-            if fast_loop(loop) is not None:
+            self.iterator = r.new_iterator(qname, qtype, qclass)
+            if self.corenet:
                 self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
         except Exception as exc:
             self._crashed(exc)
 
+    cdef double _left(self):
+        return self.max_time - (self.resolver.clock() - self.iterator.t0)
+
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
         cdef ResolverCore r = self.resolver
-        cdef double now
         cdef CQuery qa
         while type(action) is CQuery:
             qa = <CQuery>action
-            now = r.clock()         # as Resolver._server_for
-            server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time
-                                                    - (now - self.iterator.t0))
-            qid = fresh_id()
-            wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE)
+            server, timeout, edns = self.infra.pick(qa.servers, r.clock(), self._left())
             try:
-                # The question the reply must echo: the query's own, sliced from its wire.
-                q = UDPQuery(self.loop, server, r.port, wire, qid,
-                             wire[12:12 + len(qa.qname) + 4], timeout, r._stats, r.lv.limits,
-                             self._replied, True)
+                self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
-                r._stats.upstream_queries += 1
-                action = self.iterator.feed(r._failed(server, exc))
+                action = self.iterator.feed(self._failed(server, exc))
                 continue
-            r._stats.upstream_queries += 1
-            self.action, self.q, self.server, self.timeout, self.edns = (action, q, server,
-                                                                         timeout, edns)
             return
-        if isinstance(action, _Result):
+        if type(action) is _Result:
             self._finish(action)
         else:                                  # Suspend: DNSSEC work that lets others run
-            self._hand_over(self._rest(action, None), False)
+            self.resume = self.loop.call_soon(self._resumed)
+
+    cdef _send(self, str server, CQuery qa, double timeout, bint edns):
+        cdef ResolverCore r = self.resolver
+        qid = fresh_id()
+        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE)
+        r._stats.upstream_queries += 1
+        # The question the reply must echo: the query's own, sliced from its wire.
+        self.q = UDPQuery(self.loop, server, r.port, wire, qid,
+                          wire[12:12 + len(qa.qname) + 4], timeout, r._stats, r.lv.limits,
+                          self._replied, True)
+        self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
+
+    def _resumed(self):
+        self.resume = None
+        if self.finished:
+            return
+        try:
+            if self._left() < 0:
+                self._finish(_Result(it.SERVFAIL, reason=f"time limit "
+                                     f"({self.max_time}s) reached", time_exhausted=True))
+                return
+            self._advance(self.iterator.feed(None))
+        except Exception as exc:
+            self._crashed(exc)
 
     def _replied(self, UDPQuery q):
         """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
-        cdef ResolverCore r = self.resolver
         cdef bint store_later = False
         if self.finished or q is not self.q:
             return
@@ -183,16 +189,14 @@ cdef class Drive:
                 wire = q.reply
                 rtt = monotonic() - q.sent_at     # sent late in the iteration
                 if needs_retry(wire, self.edns):
-                    self._hand_over(self._rest(None, r._retried(
-                        q, wire, q.parsed, rtt, self.server, self.action, self.timeout,
-                        self.edns, self.loop)), False)
+                    self._retry(q, wire, rtt)
                     return
-                self.infra.record_rtt(self.server, rtt)       # Resolver._replied, inline
+                self.infra.record_rtt(self.server, rtt)
                 event = _Reply(self.server, wire, rtt, q.parsed)
             elif isinstance(err, _Timeout):
-                event = r._timed_out(self.server)
+                event = self._timed_out(self.server)
             else:
-                event = r._failed(self.server, err)
+                event = self._failed(self.server, err)
             action = iterator.feed(event)
             if iterator.deferred:
                 # The final answer's rrsets wait until the answer has left (the listener's
@@ -209,6 +213,60 @@ cdef class Drive:
                 call_before_poll(<Loop>self.loop, iterator.store_deferred)
             self._close_later(q)
 
+    cdef _retry(self, UDPQuery q, bytes wire, double rtt):
+        """The reply needs the exchange to go on: FORMERR to EDNS is asked once more
+        without EDNS (and remembered), a truncated reply over TCP."""
+        cdef ResolverCore r = self.resolver
+        cdef double left = self._left()
+        if self.edns and (wire[3] & 0x0F) == 1:
+            self.infra.set_edns(self.server, False)
+            try:
+                self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
+                           False)
+            except UpstreamFailure as exc:
+                self._advance(self.iterator.feed(self._failed(self.server, exc)))
+            return
+        r._stats.upstream_tcp += 1
+        self.rtt = rtt
+        if left <= 0:
+            self._advance(self.iterator.feed(self._timed_out(self.server)))
+            return
+        self.tcp = TCPQuery(self.loop, self.server, r.port, q.wire, q.qid, q.question,
+                            min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
+                            r._stats)
+
+    def _tcp_replied(self, tq):
+        if self.finished or tq is not self.tcp:
+            return
+        self.tcp = None
+        try:
+            err = tq.error
+            if err is None:
+                self.infra.record_rtt(self.server, self.rtt)
+                event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)
+            elif isinstance(err, _Timeout):
+                event = self._timed_out(self.server)
+            else:
+                event = self._failed(self.server, err)
+            self._advance(self.iterator.feed(event))
+        except Exception as exc:
+            self._crashed(exc)
+
+    cdef object _timed_out(self, str server):
+        self.resolver._stats.upstream_timeouts += 1
+        self.infra.record_timeout(server, self.resolver.clock())
+        return Timeout(server)
+
+    cdef object _failed(self, str server, exc):
+        cdef ResolverCore r = self.resolver
+        r._stats.upstream_failures += 1
+        if isinstance(exc, _Unreachable):
+            r._stats.upstream_unreachable += 1
+            self.infra.record_unreachable(server, r.clock())
+            return Failure(server, str(exc), True)
+        self.infra.record_failure(server, r.clock())
+        return Failure(server, str(exc))
+
     cdef _close_later(self, UDPQuery q):
         """Closes the finished query's socket once this iteration's answers and next
         queries have left (corenet runs its before-poll callbacks in order), so its close(2)
@@ -219,84 +277,98 @@ cdef class Drive:
         else:
             q.close()
 
-    cdef _rest(self, action, pending):
-        """The resolution from here on as a coroutine, under what is left of the time limit."""
-        m = self.miss[0]
-        return self.resolver._bounded(m.qname, m.qtype, m.qclass, self.loop, None,
-                                      self.iterator, action, pending)
-
-    cdef _hand_over(self, coro, bint whole):
-        """The rest runs in a task: ``coro`` returns the Result (or, ``whole``, the response)."""
-        if self.iterator is not None and self.iterator.deferred is not None:
-            self.iterator.store_deferred()
-            self.iterator.deferred = None          # the task's coroutines store as they go
-        task = self.task = self.loop.create_task(coro)
-        if self.shared is not None:
-            self.shared.task = task
-        task.add_done_callback(self._handed_whole if whole else self._handed)
-
-    def _handed(self, task):
-        if self.finished:
-            return
-        if task.cancelled():
-            self.cancel()
-        else:
-            self._finish(task.result())       # Resolver._bounded never raises
-
-    def _handed_whole(self, task):
-        if self.finished:
-            return
-        if task.cancelled():
-            self.cancel()
-            return
-        self.finished = True
-        exc = task.exception()
-        if exc is not None:
-            log.error("resolving a shared question failed: %r", exc)
-            self.done(self, finish_miss(self.resolver, self.query, self.miss, Result(
-                it.SERVFAIL, reason=f"internal error: {exc!r}")))
-        else:
-            self.done(self, task.result())
-
     cdef _crashed(self, exc):
-        """A bug: reported, and the client gets SERVFAIL (as Resolver._bounded does)."""
-        m = self.miss[0]
-        log.error("resolving %s/%d failed", to_text(m.qname), m.qtype, exc_info=exc)
+        """A bug: reported, and the waiters get SERVFAIL."""
+        log.error("resolving %s/%d failed", to_text(self.key[0]), self.key[1], exc_info=exc)
+        self._stop()
+        self._finish(_Result(it.SERVFAIL, reason=f"internal error: {exc!r}"))
+
+    cdef _stop(self):
+        """Closes what is in flight."""
         if self.q is not None:
             self.q.close()
             self.q = None
-        self._finish(_Result(it.SERVFAIL, reason=f"internal error: {exc!r}"))
+        if self.tcp is not None:
+            self.tcp.close()
+            self.tcp = None
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
+        if self.iterator is not None and self.iterator.deferred:
+            self.iterator.store_deferred()
 
     cdef _release(self):
-        shared = self.shared
-        if shared is not None:
-            forget(self.resolver, self.key, shared)
-            shared.drive = None
+        inflight = self.resolver._inflight
+        if inflight.get(self.key) is self:
+            del inflight[self.key]
 
     cdef _finish(self, res):
         if self.finished:
             return
         self.finished = True
         self._release()
-        shared = self.shared
-        if shared is not None:
-            fut = shared.fut
-            if fut is not None and not fut.done():
-                fut.set_result(res)
-        self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
+        self._call(res)
+
+    cdef _call(self, res):
+        waiters, self.waiters = self.waiters, []
+        for cb in waiters:
+            try:
+                cb(res)
+            except Exception:
+                log.exception("a resolution's callback failed")
+
+    def discard(self, callback):
+        """``callback`` no longer waits; the resolution stops if nobody else does."""
+        try:
+            self.waiters.remove(callback)
+        except ValueError:
+            return
+        if not self.waiters:
+            self.cancel()
 
     def cancel(self):
-        """Stops the resolution (its sockets closed now); ``done(None)`` is called."""
+        """Stops the resolution (its sockets closed now); every waiter gets ``None``."""
         if self.finished:
             return
         self.finished = True
-        if self.q is not None:
-            self.q.close()
-            self.q = None
-        if self.task is not None:
-            self.task.cancel()
+        self._stop()
         self._release()
-        shared = self.shared
-        if shared is not None and shared.fut is not None:
-            shared.fut.cancel()
+        self._call(None)
+
+
+cdef class Drive:
+    """One client query's miss for the daemon: its question's Resolution, then the
+    response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
+    None)`` if it is cancelled."""
+
+    cdef ResolverCore resolver
+    cdef bytes query
+    cdef tuple miss
+    cdef object done
+    cdef object callback
+    cdef Resolution resolution
+    cdef readonly bint finished
+
+    def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
+        self.callback = self._resolved
+        m = miss[0]
+        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
+
+    def _resolved(self, res):
+        if self.finished:
+            return
+        self.finished = True
+        if res is None:
+            self.done(self, None)
+        else:
+            self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
+
+    def cancel(self):
+        """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.resolution is not None:
+            self.resolution.discard(self.callback)
         self.done(self, None)

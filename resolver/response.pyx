@@ -1,10 +1,10 @@
 # cython: language_level=3
 """The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
 query (or answers it with an error), ``finish`` turns the resolution's Result into the
-response and caches it; ``cached`` is the look-up before them. ``Resolver.resolve_cached``,
-``begin_miss`` and ``finish_miss`` are these, and the daemon's Drive calls them directly.
-They are compiled because they run on every miss, which a resolver woken on cold caches pays
-for on every query.
+response and caches it; ``cached`` is the look-up before them (``Resolver.resolve_cached``).
+``resolver.resolution`` calls them for every client query the cache did not answer, the
+daemon's and the library's alike; they are compiled because they run on every miss, which a
+resolver woken on cold caches pays for on every query.
 """
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
@@ -44,7 +44,7 @@ cpdef object cached(ResolverCore r, bytes q):
     cdef LimitValues lim = r.lv
     if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
             and not e.prefetching):
-        r._prefetch(key, e)
+        r.refresh(key, e)
     return answer_from_entry(e, q, qend, now)
 
 

@@ -145,7 +145,7 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
 
         def broken(*a):
             raise RuntimeError("planted bug")
-        s.resolver._iterator = broken
+        s.resolver.new_iterator = broken
         out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
         assert s.misses == set() and not s.resolver._inflight
@@ -188,7 +188,7 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
         e = rrsets.get(name, 1, 1, time.monotonic())
         assert e is not None and [socket.inet_ntoa(rd) for rd in e.rdatas] == [
             rr.address for rr in out.answer[0]]
-        it = s.resolver._iterator(name, 1, 1)
+        it = s.resolver.new_iterator(name, 1, 1)
         assert it.deferred is None                # only the daemon's Drive defers
         await s.resolver.close()
 

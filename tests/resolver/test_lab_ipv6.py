@@ -326,7 +326,7 @@ def test_ipv6_option_changes_at_reload(loop):
     assert server.resolver.ipv6 is True
     assert server.apply(config.build(None, {"ipv6": False})) == []
     assert server.resolver.ipv6 is False
-    it = server.resolver._iterator(b"\x00", 2, 1)
+    it = server.resolver.new_iterator(b"\x00", 2, 1)
     assert it.ipv6 is False and all(":" not in a for addrs in it.hint_addrs.values()
                                     for a in addrs)
     loop.run_until_complete(server.resolver.close())
