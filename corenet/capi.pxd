@@ -40,6 +40,18 @@
 #     only); in any other case it makes both calls. ``call_later_fn(loop, delay, callback)``
 #     is ``loop.call_later(delay, callback)`` and returns the ``TimerHandle`` (``cancel()``).
 #
+# Frames read in place
+#     ``FrameReceiver`` is the length-prefixed framer's core (``corenet.framing``), sans-IO:
+#     ``get_buffer``/``buffer_updated`` in, frames out. Made as
+#     ``Receiver(None, header_size, byteorder, max_frame_size, buffer_size)``, a Cython
+#     subclass overrides
+#         ``cdef int handle_frame(self, char* data, Py_ssize_t length) except -1``
+#     to read each frame straight from the receive buffer (valid only during the call), and
+#         ``cdef int handle_big_frame(self, bytearray frame) except -1``
+#     for a frame larger than the buffer; ``header_for(payload)`` gives the header to send.
+#     A protocol owns one and hands its ``get_buffer``/``buffer_updated`` to the transport;
+#     a length above ``max_frame_size`` raises ``FrameTooLarge`` from ``buffer_updated``.
+#
 # Batch send and receive
 #     ``corenet/batch.pxd`` (C in ``corenet/include/batch.h``) holds the socket-address helpers
 #     and the ``recvmmsg``/``sendmmsg`` batches that a datagram watcher drains and answers with.
@@ -49,6 +61,7 @@
 from libc.stdint cimport uint32_t
 
 from corenet._loop cimport BaseLoop as Loop, FdWatcher, TimerHandle
+from corenet.framing._receiver cimport FrameReceiver
 from corenet._sys cimport EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 
 

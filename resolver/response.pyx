@@ -14,7 +14,9 @@ from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
 from resolver.iterator.replies import without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from resolver.cache.answer cimport answer_from_entry, parse_query
+from resolver.wire.names cimport _skip_name, _u16
 from resolver.wire.codec import WireError, build_response, cache_key, parse_response
 
 cdef frozenset _SIG = frozenset((it.RRSIG,))
@@ -68,18 +70,18 @@ cpdef object begin(ResolverCore r, bytes q):
     except WireError:
         return error(q, 1)
     if (m.flags >> 11) & 0xF:
-        return error(q, 4, m)                   # NOTIMP: only QUERY
+        return error(q, 4)                   # NOTIMP: only QUERY
     if m.flags & 0x8000 or m.qname is None:     # QR
-        return error(q, 1, m)
+        return error(q, 1)
     cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
     if edns and (m.edns_flags >> 16) & 0xFF:
-        return error(q, 16, m)                  # BADVERS
+        return error(q, 16)                  # BADVERS
     cdef bint cd = (m.flags & 0x0010) != 0
     stats.cache_misses += 1
     if m.qclass != 1:
-        return error(q, 5, m)                   # only class IN is resolved
+        return error(q, 5)                   # only class IN is resolved
     if m.qtype == 251 or m.qtype == 252:
-        return error(q, 4, m)                   # zone transfers are not a resolver's job
+        return error(q, 4)                   # zone transfers are not a resolver's job
     return (m, edns, do, cd)
 
 
@@ -91,7 +93,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef int rcode = res.rcode, security = res.security
     if security == BOGUS and not cd:
         stats.servfail += 1
-        wire = error(q, 2, m)
+        wire = error(q, 2)
         return with_ede(wire, res.ede, res.reason) if edns else wire
     cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
     key = cache_key(m.qname, m.qtype, m.qclass, variant)
@@ -118,13 +120,29 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
 
 
-cpdef bytes error(bytes q, int rcode, m=None):
-    """An error response to ``q`` (its question kept unless it is FORMERR)."""
-    # QR and RA; opcode, RD and CD copied
-    flags = 0x8000 | 0x0080 | ((q[2] << 8) & 0x7900) | (q[3] & 0x10)
-    question = m.question if m is not None and m.qname is not None and rcode != 1 else b""
-    return build_response((q[0] << 8) | q[1], flags, question, [], [], [],
-                          edns=bool(m is not None and m.edns), rcode=rcode)
+cpdef bytes error(bytes q, int rcode):
+    """The error response to the raw query ``q``: QR and RA set, opcode, RD and CD copied
+    (CD as RFC 4035 3.2.2 asks, as Unbound does), ``rcode``; the question when it reads
+    cleanly (not for FORMERR); an OPT (1232 bytes, with the extended rcode) when the query
+    had one after its question. None if ``q`` is shorter than a header."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12, qend = 12
+    cdef bint edns = False
+    if n < 12:
+        return None
+    if _u16(p + 4) == 1:
+        pos = _skip_name(p, n, 12)
+        if 0 <= pos and pos + 4 <= n:
+            qend = pos + 4
+            edns = (_u16(p + 10) >= 1 and qend + 11 <= n and p[qend] == 0
+                    and _u16(p + qend + 1) == 41)
+    keep = qend > 12 and rcode != 1
+    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
+                  0, 1 if keep else 0, 0, 0, 0, 0, 0, 1 if edns else 0])
+    out = head + q[12:qend] if keep else head
+    if edns:
+        out += b"\x00\x00\x29\x04\xd0" + bytes([(rcode >> 4) & 0xFF]) + b"\x00\x00\x00\x00\x00"
+    return out
 
 
 cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, bint ad=False,

@@ -14,6 +14,7 @@ from collections import Counter
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
 from resolver.daemon import udp_listener
+from resolver.response import error
 
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -29,7 +30,7 @@ log = logging.getLogger("resolver.daemon.server")
 
 cdef object _udp_limit = udp_listener.udp_limit
 cdef object _truncate = udp_listener.truncate
-cdef object _error_response = udp_listener.error_response
+cdef object _error_response = error
 
 
 cpdef unsigned int qtype_of(bytes q):

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import socket
 import time
 from collections import Counter, deque
 from typing import Any, Callable
 
-from corenet.framing import FrameProtocol, FrameTooLarge
+from corenet.framing import FrameTooLarge
 
 from resolver.daemon import udp_listener
+from resolver.daemon.acl import ACL
+from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 from resolver.daemon.config import Config
@@ -42,7 +43,7 @@ class Server(Dispatch):
         self.connections: set[TCPConnection] = set()
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
-        self._allow = list(cfg.allow)
+        self.acl = ACL(cfg.allow)
         self.started_at = time.time()
 
     # ---- setup ------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class Server(Dispatch):
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
-                           self._allow, self.resolver.limits.prefetch_fraction)
+                           self.acl, self.resolver.limits.prefetch_fraction)
             listener.start()
             self.udp.append(listener)
             return
@@ -96,13 +97,8 @@ class Server(Dispatch):
 
     # ---- the query paths ----------------------------------------------------------------
     def allowed(self, addr) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr[0].split("%", 1)[0])
-        except (ValueError, TypeError, IndexError):
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self._allow)
+        """Whether the peer ``addr`` (a socket address tuple) may be answered."""
+        return bool(addr) and self.acl.allows(addr[0])
 
     def drop_unusable(self, q: bytes) -> bool:
         """Counts and drops what no answer can be made for: shorter than a header, or a
@@ -122,7 +118,7 @@ class Server(Dispatch):
         c = self.counters
         if not self.allowed(addr):
             c.refused_acl += 1
-            send(udp_listener.refused_response(q))
+            send(error(q, 5))
             return
         out = self.resolver.resolve_cached(q)
         if out is not None:
@@ -134,10 +130,8 @@ class Server(Dispatch):
 
     # ---- management -----------------------------------------------------------------------
     def set_allow(self, allow) -> None:
-        self._allow = list(allow)
-        for u in self.udp:
-            if isinstance(u, udp_listener.UDPListener):
-                u.set_allow(self._allow)
+        """Replaces the client ACL (the listeners share it)."""
+        self.acl.set(allow)
 
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
@@ -289,20 +283,21 @@ class UDPProtocol(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-class TCPConnection(FrameProtocol):
+class TCPConnection(asyncio.BufferedProtocol):
     """One DNS-over-TCP client: frames in, answers out as they complete."""
 
     def __init__(self, server: Server) -> None:
         cfg = server.cfg
-        super().__init__(header_size=2, byteorder="big", max_frame_size=cfg.tcp_max_query,
-                         buffer_size=max(1024, min(16384, cfg.tcp_max_query * 4)))
-        # The framer with cache hits answered in C (handle_frame overridden); the rest comes
-        # to query() as bytes.
-        self._framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
-                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self._framer.setup(self, server.resolver.cache.messages.table,
-                           server.resolver.limits.prefetch_fraction)
-        self._framer.fast = False          # until the client is known to be allowed
+        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
+        # comes to query() as bytes.
+        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
+                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
+        self.framer.setup(self, server.resolver.cache.messages.table,
+                          server.resolver.limits.prefetch_fraction)
+        self.framer.fast = False          # until the client is known to be allowed
+        self.get_buffer = self.framer.get_buffer
+        self.buffer_updated = self.framer.buffer_updated
+        self.transport: asyncio.Transport | None = None
         self.server = server
         self.peer = None
         self.allowed = False
@@ -314,7 +309,7 @@ class TCPConnection(FrameProtocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
-        super().connection_made(transport)
+        self.transport = transport
         s = self.server
         c = s.counters
         if c.tcp_connections >= s.cfg.tcp_max_connections:
@@ -327,7 +322,7 @@ class TCPConnection(FrameProtocol):
         s.connections.add(self)
         self.peer = transport.get_extra_info("peername")
         self.allowed = s.allowed(self.peer) if self.peer else False
-        self._framer.fast = self.allowed
+        self.framer.fast = self.allowed
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
 
@@ -342,9 +337,6 @@ class TCPConnection(FrameProtocol):
             self.close()
             return
         self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
-
-    def frame_received(self, frame: memoryview) -> None:
-        self.query(bytes(frame))           # only with a plain FrameReceiver
 
     def answer_hit(self, out: bytes, qtype: int) -> None:
         """A cache hit answered by the framer in C."""
@@ -376,7 +368,7 @@ class TCPConnection(FrameProtocol):
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
-            s._answer(q, udp_listener.refused_response(q), "tcp", self._send, t0)
+            s._answer(q, error(q, 5), "tcp", self._send, t0)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
@@ -389,7 +381,7 @@ class TCPConnection(FrameProtocol):
 
     def _send(self, out: bytes) -> None:
         if not self.closed and self.transport is not None and not self.transport.is_closing():
-            self.send_frame(out)
+            self.transport.writelines((self.framer.header_for(out), out))
             self.last = self.server.loop.time()
 
     def _send_done(self, out: bytes) -> None:

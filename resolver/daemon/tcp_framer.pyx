@@ -9,7 +9,7 @@ and ``owner.query(q)`` out; it runs on any asyncio loop.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from corenet.framing._receiver cimport FrameReceiver
+from corenet.capi cimport FrameReceiver
 from resolver.cache.answer cimport cached_answer, monotonic
 
 

@@ -12,8 +12,8 @@ oversized datagrams are counted and dropped; clients outside the ACL get REFUSED
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
 the engine's path; its answers come back through ``send``, which gathers those of one loop
 iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
-The helpers at the end (error responses, the UDP size of a query) serve the Python paths
-too.
+The helper at the end (the UDP size of a query) serves the Python paths too; error
+responses are ``resolver.response.error``.
 """
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
@@ -26,40 +26,12 @@ from resolver.cache.answer cimport cached_answer, monotonic
 import logging
 
 from resolver.cache.answer import truncate   # re-exported: the Python paths truncate with it
+from resolver.response import error
 
 logger = logging.getLogger("resolver.daemon.server")
 
-cdef extern from *:
-    """
-    #include <string.h>
-    #include <sys/socket.h>
-    #define CN_MAX_ACL 256
-
-    typedef struct {
-        int family;
-        unsigned char net[16];
-        unsigned char mask[16];
-    } cn_acl_entry;
-
-    static int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) {
-        int i, k, len = family == AF_INET ? 4 : 16;
-        for (i = 0; i < n; i++) {
-            if (acl[i].family != family) continue;
-            for (k = 0; k < len; k++)
-                if ((a[k] & acl[i].mask[k]) != acl[i].net[k]) break;
-            if (k == len) return 1;
-        }
-        return 0;
-    }
-    """
-    int CN_MAX_ACL
-    ctypedef struct cn_acl_entry:
-        int family
-        unsigned char net[16]
-        unsigned char mask[16]
-    int cn_acl_allows(const cn_acl_entry *acl, int n, int family, const unsigned char *a) nogil
-
 from corenet.batch cimport *
+from resolver.daemon.acl cimport ACL
 
 from libc.stdlib cimport malloc, free
 from resolver.wire.names cimport _u16, _skip_name
@@ -88,8 +60,7 @@ cdef class UDPListener(FdWatcher):
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
     cdef object flush_cb
-    cdef cn_acl_entry* acl
-    cdef int nacl
+    cdef ACL acl
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef bint closed
     # counters (read by metrics through counters())
@@ -108,21 +79,18 @@ cdef class UDPListener(FdWatcher):
     def __cinit__(self, int fd):
         self.batch = <cn_batch*>malloc(sizeof(cn_batch))
         self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
-        self.acl = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * CN_MAX_ACL)
-        if self.batch == NULL or self.outbox == NULL or self.acl == NULL:
+        if self.batch == NULL or self.outbox == NULL:
             raise MemoryError()
         self.batch.nsend = 0
         self.outbox.n = 0
-        self.nacl = 0
         self.keep = []
         self.outkeep = []
 
     def __dealloc__(self):
         free(self.batch)
         free(self.outbox)
-        free(self.acl)
 
-    def setup(self, loop, sock, table, on_miss, allow, double prefetch_fraction=0.1):
+    def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -133,25 +101,7 @@ cdef class UDPListener(FdWatcher):
         self.on_miss = on_miss
         self.prefetch_fraction = prefetch_fraction
         self.flush_cb = self.flush
-        self.set_allow(allow)
-
-    def set_allow(self, allow):
-        """Replace the client ACL (ipaddress networks)."""
-        cdef int k = 0, i
-        nets = list(allow)
-        if len(nets) > CN_MAX_ACL:
-            raise ValueError(f"at most {CN_MAX_ACL} allowed networks")
-        for net in nets:
-            self.acl[k].family = AF_INET if net.version == 4 else AF_INET6
-            raw = net.network_address.packed
-            mask = net.netmask.packed
-            memset(self.acl[k].net, 0, 16)
-            memset(self.acl[k].mask, 0, 16)
-            for i in range(len(raw)):
-                self.acl[k].net[i] = raw[i]
-                self.acl[k].mask[i] = mask[i]
-            k += 1
-        self.nacl = k
+        self.acl = acl
 
     def start(self):
         watch(self.loop, self, EPOLLIN)
@@ -242,9 +192,9 @@ cdef class UDPListener(FdWatcher):
                 self.dropped_response += 1     # never answer a response: no reflection loops
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
-            if not cn_acl_allows(self.acl, self.nacl, family, addr):
+            if not self.acl.allows_raw(family, addr):
                 self.refused += 1
-                out = refused_response(PyBytes_FromStringAndSize(<char*>p, n))
+                out = error(PyBytes_FromStringAndSize(<char*>p, n), 5)     # REFUSED
                 self.keep.append(out)
                 cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
                 continue
@@ -307,38 +257,3 @@ def udp_limit(bytes q):
     return 512
 
 
-def error_response(bytes q, int rcode, bint keep_question=True):
-    """A header-only (plus question when it reads cleanly, plus OPT when the query had one)
-    response to ``q`` with ``rcode``: QR and RA set, opcode and RD copied. None if ``q`` is
-    shorter than a header."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
-    cdef unsigned int qd
-    cdef bint edns = False
-    if n < 12:
-        return None
-    qd = _u16(p + 4)
-    if keep_question and qd == 1:
-        pos = _skip_name(p, n, 12)
-        if pos < 0 or pos + 4 > n:
-            pos = 12
-            qd = 0
-        else:
-            pos += 4
-    else:
-        qd = 0
-    if _u16(p + 10) >= 1 and qd == 1 and pos + 11 <= n and p[pos] == 0 \
-            and _u16(p + pos + 1) == T_OPT:
-        edns = True
-    # QR, with opcode and RD copied; RA, with CD copied (as Unbound's error answers)
-    head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
-                  0, qd, 0, 0, 0, 0, 0, 1 if edns else 0])
-    out = head + q[12:pos]
-    if edns:
-        out += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"   # OPT, 1232 bytes, no flags
-    return out
-
-
-def refused_response(bytes q):
-    """REFUSED for a client outside the ACL (question echoed when it reads cleanly)."""
-    return error_response(q, 5)

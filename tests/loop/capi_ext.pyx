@@ -3,7 +3,7 @@
 from libc.stdint cimport uint32_t
 from posix.unistd cimport read
 
-from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, TimerHandle, add_reader_fd,
+from corenet.capi cimport (EPOLLIN, FdWatcher, FrameReceiver, Loop, TimerHandle, add_reader_fd,
                            call_before_poll, call_later_fn, close_reader_fd, fast_loop, unwatch,
                            watch)
 
@@ -60,3 +60,19 @@ cdef class Drain(FdWatcher):
     @property
     def mask(self):
         return self.registered
+
+
+cdef class Frames(FrameReceiver):
+    """Records each frame as read in place, and large ones as handed over."""
+    cdef public list seen
+
+    def setup(self):
+        self.seen = []
+
+    cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
+        self.seen.append(("small", data[:length]))
+        return 0
+
+    cdef int handle_big_frame(self, bytearray frame) except -1:
+        self.seen.append(("big", bytes(frame)))
+        return 0

@@ -144,3 +144,24 @@ def test_loop_type_is_the_public_loops_base(capi_ext):
         assert capi_ext.is_fast(lp)
     finally:
         lp.close()
+
+
+def test_a_frame_receiver_subclass_reads_frames_in_place(capi_ext):
+    from corenet.framing import FrameTooLarge
+
+    f = capi_ext.Frames(None, 2, "big", 1000, 64)
+    f.setup()
+    wire = b"".join(f.header_for(p) + p for p in (b"one", b"", b"x" * 100, b"two"))
+    pos = 0
+    while pos < len(wire):                    # in pieces, as a socket delivers them
+        buf = f.get_buffer(-1)
+        n = min(len(buf), 7, len(wire) - pos)
+        buf[:n] = wire[pos:pos + n]
+        f.buffer_updated(n)
+        pos += n
+    assert f.seen == [("small", b"one"), ("small", b""), ("big", b"x" * 100),
+                      ("small", b"two")]
+    buf = f.get_buffer(2)
+    buf[:2] = b"\x04\x00"                     # 1024 > max_frame_size
+    with pytest.raises(FrameTooLarge):
+        f.buffer_updated(2)

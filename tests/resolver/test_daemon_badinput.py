@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from daemon_proc import Daemon, frame, read_frame
 from resolver.daemon import udp_listener
+from resolver.response import error
 from resolver.cache.answer import parse_query
 from resolver.wire.codec import cache_key
 
@@ -160,7 +161,7 @@ def test_truncate_and_error_response_never_grow_past_the_limit(data, limit):
     else:
         assert out[2] & 0x02 and out[:2] == data[:2]
         assert out[6:10] == b"\0\0\0\0"
-    err = udp_listener.error_response(data, 2)
+    err = error(data, 2)
     assert err[:2] == data[:2] and err[2] & 0x80 and err[3] & 0x0F == 2
 
 

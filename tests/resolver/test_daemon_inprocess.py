@@ -16,6 +16,8 @@ import pytest
 from daemon_proc import free_port
 from looptools import CORENET_KINDS
 from resolver.daemon import udp_listener
+from resolver.daemon.acl import ACL
+from resolver.response import error
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
 
@@ -74,22 +76,27 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
 
 def test_error_response_keeps_id_opcode_rd_and_edns():
     q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
-    r = dns.message.from_wire(udp_listener.error_response(q, 5))
+    r = dns.message.from_wire(error(q, 5))
     assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
     assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
     assert not r.flags & dns.flags.CD
-    assert udp_listener.error_response(q[:11], 5) is None
+    assert error(q[:11], 5) is None
+    # BADVERS is an extended rcode: its upper bits travel in the OPT record.
+    r = dns.message.from_wire(error(q, 16))
+    assert r.rcode() == dns.rcode.BADVERS and r.question
+    # FORMERR leaves the question out; an unreadable question is left out for any rcode.
+    assert not dns.message.from_wire(error(q, 1)).question
+    assert dns.message.from_wire(error(q[:12] + b"\x40", 5)).rcode() == dns.rcode.REFUSED
 
 
 @pytest.mark.parametrize("cd", [False, True])
 def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
     """RFC 4035 3.2.2: CD is copied into the answer, errors included (as Unbound does); AD,
     AA and TC of the query are not."""
-    from resolver.response import error
     m = dns.message.make_query("www.example.com.", "A", use_edns=0)
     m.flags |= dns.flags.AD | dns.flags.AA | dns.flags.TC | (dns.flags.CD if cd else 0)
     q = m.to_wire()
-    for wire in (udp_listener.error_response(q, 5), error(q, 4, None), error(q, 1, None)):
+    for wire in (error(q, 5), error(q, 4), error(q, 1)):
         r = dns.message.from_wire(wire)
         assert bool(r.flags & dns.flags.CD) is cd
         assert not r.flags & (dns.flags.AD | dns.flags.AA | dns.flags.TC)
@@ -195,7 +202,7 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
     addr = client.getsockname()
     listener = udp_listener.UDPListener(sock.fileno())
     listener.setup(loop, sock, collections.OrderedDict(), lambda *a: None,
-                   [ipaddress.ip_network("127.0.0.0/8")])
+                   ACL(["127.0.0.0/8"]))
 
     def received():
         got = []
@@ -232,3 +239,20 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
         listener.close()
         client.close()
         loop.close()
+
+
+def test_the_acl_allows_what_its_networks_hold_and_nothing_else():
+    acl = ACL(["127.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
+    assert len(acl) == 3
+    for host, ok in [("127.1.2.3", True), ("128.0.0.1", False), ("192.0.2.7", True),
+                     ("192.0.2.8", False), ("2001:db8::1", True), ("2001:db9::1", False),
+                     ("::ffff:127.0.0.1", True),       # IPv4-mapped: checked as IPv4
+                     ("fe80::1%eth0", False), ("not an address", False), ("", False)]:
+        assert acl.allows(host) is ok, host
+    with pytest.raises(ValueError):
+        acl.set(["127.0.0.0/8", "nonsense"])
+    assert acl.allows("127.0.0.1") and len(acl) == 3     # a bad set changes nothing
+    with pytest.raises(ValueError, match="at most 256"):
+        ACL([f"10.{i // 256}.{i % 256}.0/24" for i in range(257)])
+    acl.set([])
+    assert not acl.allows("127.0.0.1")
