@@ -23,7 +23,7 @@ The entry points are thin:
 - the daemon: ``start`` (``Resolver.start_miss``) answers a wire query from the cache or
   begins a :class:`Drive`, which turns the Result into the response and calls ``done``;
 - the library: ``Resolver.resolve`` and ``resolve_message`` await a future that such a
-  callback completes (``resolver.engine``).
+  callback completes (``resolver.api``).
 """
 import logging
 import time
@@ -45,7 +45,7 @@ from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamU
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
 
-log = logging.getLogger("resolver.engine")
+log = logging.getLogger("resolver.resolution")
 
 cdef object monotonic = time.monotonic
 cdef object _Result = Result

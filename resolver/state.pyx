@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The resolver's state that every cache miss reads, as C fields.
 
-``Resolver`` (resolver.engine) subclasses :class:`ResolverCore`, and the compiled miss path
+``Resolver`` (resolver.api) subclasses :class:`ResolverCore`, and the compiled miss path
 (``resolver.response``, ``resolver.resolution``) types its resolver as one: a field read
 there is a load, where an attribute of a Python object is a type and a dict look-up (some
 250 look-ups per miss, a sixth of its instructions). For the same reason the counters

@@ -28,7 +28,7 @@ from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 from resolver.daemon.config import Config
-from resolver.engine import Resolver
+from resolver.api import Resolver
 
 log = logging.getLogger("resolver.daemon.server")
 

@@ -2,7 +2,7 @@
 
 An :class:`Iterator` resolves one question. It never touches a socket or a clock of its own:
 ``start()`` and ``feed(event)`` return either a :class:`Query` ("send this question to one of
-these servers") or a :class:`Result` (the final answer). The driver (``resolver.engine``, or a
+these servers") or a :class:`Result` (the final answer). The driver (``resolver.resolution``, or a
 test's fake network) sends the query and feeds back a :class:`Reply`, :class:`Timeout` or
 :class:`Failure`. Everything learned goes into the shared :class:`~resolver.cache.Cache`.
 
@@ -17,7 +17,6 @@ from typing import Callable
 # The events the driver sees and feeds back: Query (send this question), Reply, Timeout,
 # Failure (what came of it) and Result (the end), compiled as a miss builds several of them.
 from resolver.iterator.events import Failure, Query, Reply, Result, Timeout  # noqa: F401
-from resolver.iterator.replies import has_soa as _has_soa_in, is_lame as _is_lame_ref, referral as _referral
 
 log = logging.getLogger("resolver.iterator")
 
@@ -67,18 +66,6 @@ class Hints:
                 self.names.append(name)
                 self.addrs[key] = []
             self.addrs[key].append(addr)
-
-
-# ---- reply classification ---------------------------------------------------------------------
-
-def _has_soa(m, zone: bytes) -> bool:
-    return _has_soa_in(m.authority, zone)
-
-
-def _is_lame(m, zone: bytes, qname: bytes) -> bool:
-    """A server that does not speak with authority for ``zone``: an upward/sideways referral,
-    or an answer without AA (the checks are in ``resolver.iterator.replies``)."""
-    return _is_lame_ref(m, zone, qname, _referral(m, zone, qname))
 
 
 # The algorithm itself, compiled (it needs the classes above, so it is imported last).

@@ -23,7 +23,6 @@ import dns.flags
 import dns.message
 import dns.rdata
 import dns.rrset
-import pytest
 
 from daemon_proc import free_port
 from looptools import make_loop

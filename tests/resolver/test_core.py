@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import resolver
-from resolver.engine import Stats
+from resolver.api import Stats
 from resolver.limits import DEFAULT
 
 HINTS = [("a.root-servers.net.", "127.0.0.1")]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from resolver import iterator as itr
 from resolver.cache import VALIDATED, Cache
 from resolver.dnssec import BOGUS, SECURE, Validator
-from resolver.engine import parse_root_hints
+from resolver.hints import parse_root_hints
 from resolver.limits import Limits
 from resolver.dnssec.trust_anchor import load
 from scenario import FakeClock, W, drive, root_hints, small_internet

@@ -297,9 +297,9 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
 
 
 def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
-    from resolver.engine import parse_root_hints
+    from resolver.hints import parse_root_hints
 
-    shipped = parse_root_hints(resolver.engine.ROOT_HINTS_FILE)
+    shipped = parse_root_hints(resolver.hints.ROOT_HINTS_FILE)
     assert len({n.lower() for n, _ in shipped}) == 13
     assert ("198.41.0.4" in {a for _, a in shipped}) and any(":" in a for _, a in shipped)
     r = resolver.Resolver()

@@ -10,7 +10,7 @@ from resolver import cache as C
 from resolver import iterator as itr
 from resolver.state import Stats
 from resolver.cache import Cache
-from resolver.engine import parse_root_hints
+from resolver.hints import parse_root_hints
 from resolver.iterator import Iterator
 from resolver.limits import Limits
 from resolver.wire.codec import to_text

@@ -10,13 +10,11 @@ without a coroutine (``start_miss``).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import random
 import struct
 import time
-from pathlib import Path
 from typing import Iterable
 
 import dns.message
@@ -32,16 +30,13 @@ from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of thi
 from resolver.cache import Cache
 from resolver.dnssec import Validator
 from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
+from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
 from resolver.wire.codec import cache_key
 
-log = logging.getLogger("resolver.engine")
-
-DATA = Path(__file__).parent / "data"
-ROOT_HINTS_FILE = DATA / "root.hints"
-
+log = logging.getLogger("resolver.api")
 
 class Answer(dns.resolver.Answer):
     """dnspython's Answer (``.rrset``, ``.response``, ``.canonical_name``, ``.expiration``),
@@ -51,44 +46,6 @@ class Answer(dns.resolver.Answer):
                  expiration: float) -> None:
         super().__init__(qname, rdtype, rdclass, response)
         self.expiration = expiration
-
-
-def parse_root_hints(source) -> list[tuple[bytes, str]]:
-    """(NS name wire, address) pairs from a hints file path or from (name, address) pairs."""
-    pairs: list[tuple[bytes, str]] = []
-    if isinstance(source, (str, os.PathLike)):
-        text = Path(source).read_text()
-        ns_names: set[bytes] = set()
-        addrs: list[tuple[bytes, str]] = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.split(";", 1)[0].strip()
-            if not line:
-                continue
-            tok = line.split()
-            try:
-                rtype_i = next(i for i, t in enumerate(tok) if t.upper() in ("NS", "A", "AAAA"))
-                owner, rtype, data = tok[0], tok[rtype_i].upper(), tok[rtype_i + 1]
-            except (StopIteration, IndexError):
-                raise ValueError(f"{source}:{lineno}: cannot read root hint {line!r}") from None
-            if rtype == "NS":
-                if dns.name.from_text(owner) != dns.name.root:
-                    raise ValueError(f"{source}:{lineno}: NS hint for {owner}, not the root")
-                ns_names.add(dns.name.from_text(data).to_wire().lower())
-            else:
-                addrs.append((dns.name.from_text(owner).to_wire(), data))
-        pairs = [(n, a) for n, a in addrs if n.lower() in ns_names]
-    else:
-        for name, addr in source:
-            pairs.append((dns.name.from_text(name).to_wire(), str(addr)))
-    for name, addr in pairs:
-        try:
-            ipaddress.ip_address(addr)
-        except ValueError:
-            raise ValueError(f"root hint {dns.name.from_wire(name, 0)[0]} has {addr!r}, which "
-                             "is not a numeric IPv4 or IPv6 address") from None
-    if not pairs:
-        raise ValueError("root hints contain no usable (NS name, address) pair")
-    return pairs
 
 
 def _name_wire(qname) -> bytes:
