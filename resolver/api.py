@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 import struct
 import time
 from typing import Iterable
@@ -23,6 +24,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.reversename
 
 from resolver import iterator as it
 from resolver import response
@@ -96,6 +98,10 @@ class Resolver(ResolverCore):
         # self.stats (zeroed) and self._inflight (question -> Resolution) come from
         # ResolverCore
         self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
+        #: dnspython's search settings for relative names (see ``resolve``)
+        self.search: list[dns.name.Name] = []
+        self.ndots = 1
+        self.use_search_by_default = False
         self._hints_src = None
 
     # ---- the cache-hit path ----------------------------------------------------------------
@@ -134,12 +140,100 @@ class Resolver(ResolverCore):
     start_miss = start
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
-    async def resolve(self, qname, rdtype="A", rdclass="IN") -> Answer:
-        """Like ``dns.asyncresolver.Resolver.resolve``; raises NXDOMAIN, NoAnswer,
-        NoNameservers (SERVFAIL) or LifetimeTimeout (the time limit ran out)."""
+    async def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False,
+                      source=None, raise_on_no_answer: bool = True, source_port: int = 0,
+                      lifetime: float | None = None, search: bool | None = None) -> Answer:
+        """``dns.asyncresolver.Resolver.resolve``, recursively: an :class:`Answer`, or
+        NXDOMAIN, NoAnswer (unless ``raise_on_no_answer`` is false: then the Answer has no
+        rrset), NoNameservers (SERVFAIL) or LifetimeTimeout.
+
+        ``tcp``: every upstream query of the resolution over TCP. ``lifetime``: seconds the
+        whole call may take (the resolution itself is bounded by ``Limits.max_query_time``).
+        ``search``: try a relative name with the search domains (``self.search``, as
+        dnspython does with ``ndots``); ``None`` means ``use_search_by_default``. ``source``
+        and ``source_port`` are accepted for dnspython's signature and must be left at their
+        defaults: a recursive resolver picks a fresh source port per upstream query."""
+        if source is not None or source_port:
+            raise ValueError("source and source_port cannot be set: every upstream query "
+                             "gets a fresh random source port")
         rdtype = dns.rdatatype.RdataType.make(rdtype)
         rdclass = dns.rdataclass.RdataClass.make(rdclass)
-        name = _name_wire(qname)
+        candidates = self._names_to_try(qname, search)
+        try:
+            async with asyncio.timeout(lifetime):
+                nxdomains: dict = {}
+                for name in candidates:
+                    try:
+                        return await self._resolve_one(name.to_wire(), rdtype, rdclass, tcp,
+                                                       raise_on_no_answer)
+                    except dns.resolver.NXDOMAIN as exc:
+                        nxdomains.update(exc.responses())
+                raise dns.resolver.NXDOMAIN(qnames=candidates, responses=nxdomains)
+        except TimeoutError:
+            raise dns.resolver.LifetimeTimeout(timeout=lifetime, errors=[]) from None
+
+    async def resolve_address(self, ipaddr: str, *args, **kwargs) -> Answer:
+        """The PTR records of an IPv4 or IPv6 address (as dnspython's)."""
+        kwargs.pop("search", None)
+        return await self.resolve(dns.reversename.from_address(ipaddr), "PTR", "IN", *args,
+                                  search=False, **kwargs)
+
+    async def canonical_name(self, name) -> dns.name.Name:
+        """The name at the end of ``name``'s CNAME chain (``name`` itself if it has none),
+        as dnspython's: also when the chain ends in NXDOMAIN."""
+        try:
+            answer = await self.resolve(name, raise_on_no_answer=False)
+            return answer.canonical_name
+        except dns.resolver.NXDOMAIN as exc:
+            return exc.canonical_name
+
+    async def resolve_name(self, name, family: int = socket.AF_UNSPEC,
+                           **kwargs) -> dns.resolver.HostAnswers:
+        """IPv4 and/or IPv6 addresses of ``name`` as dnspython's ``HostAnswers``: A for
+        AF_INET, AAAA for AF_INET6, both for AF_UNSPEC (NoAnswer only if neither has any)."""
+        for bad in ("rdtype", "rdclass"):
+            if bad in kwargs:
+                raise TypeError(f"resolve_name() got an unexpected keyword argument {bad!r}")
+        raise_on_no_answer = kwargs.pop("raise_on_no_answer", True)
+        if family == socket.AF_INET:
+            return dns.resolver.HostAnswers.make(
+                v4=await self.resolve(name, "A", raise_on_no_answer=raise_on_no_answer,
+                                      **kwargs))
+        if family == socket.AF_INET6:
+            return dns.resolver.HostAnswers.make(
+                v6=await self.resolve(name, "AAAA", raise_on_no_answer=raise_on_no_answer,
+                                      **kwargs))
+        if family != socket.AF_UNSPEC:
+            raise NotImplementedError(f"unknown address family {family}")
+        v6 = await self.resolve(name, "AAAA", raise_on_no_answer=False, **kwargs)
+        kwargs.pop("search", None)          # the name the search found, as dnspython does
+        v4 = await self.resolve(v6.qname, "A", raise_on_no_answer=False, search=False,
+                                **kwargs)
+        answers = dns.resolver.HostAnswers.make(v6=v6, v4=v4, add_empty=not raise_on_no_answer)
+        if not answers:
+            raise dns.resolver.NoAnswer(response=v6.response)
+        return answers
+
+    def _names_to_try(self, qname, search: bool | None) -> list[dns.name.Name]:
+        if isinstance(qname, dns.name.Name):
+            name = qname
+        else:
+            name = dns.name.from_text(str(qname), origin=None)
+        if name.is_absolute():
+            return [name]
+        if search is None:
+            search = self.use_search_by_default
+        absolute = name.concatenate(dns.name.root)
+        if not search or not self.search:
+            return [absolute]
+        searched = [name.concatenate(d if d.is_absolute() else d.concatenate(dns.name.root))
+                    for d in self.search]
+        if len(name) > self.ndots:           # at least ndots dots: the name as it is first
+            return [absolute] + searched
+        return searched + [absolute]
+
+    async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
+                           raise_on_no_answer: bool) -> Answer:
         key = cache_key(name, rdtype, rdclass, 0)
         now = self.clock()
         e = self._msgs.get(key)
@@ -152,11 +246,11 @@ class Resolver(ResolverCore):
             if (now > e.expires - e.ttl * lim.prefetch_fraction
                     and e.hits >= lim.prefetch_min_hits and not e.prefetching):
                 self.refresh(key, e)
-            return self._answer(e, name, rdtype, rdclass, now)
+            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
         self.stats.client_queries += 1
         self.stats.cache_misses += 1
         question = name + struct.pack("!HH", rdtype, rdclass)
-        res = await self._result(name, rdtype, rdclass)
+        res = await self._result(name, rdtype, rdclass, tcp)
         now = self.clock()
         if res.security == it.BOGUS:
             self.stats.servfail += 1
@@ -166,7 +260,7 @@ class Resolver(ResolverCore):
         if res.rcode == it.SERVFAIL:
             if e is not None and e.stale_until >= now:
                 self.stats.stale_answers += 1
-                return self._answer(e, name, rdtype, rdclass, now)
+                return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
             self.stats.servfail += 1
             request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
             if res.time_exhausted:
@@ -179,12 +273,13 @@ class Resolver(ResolverCore):
         wire = response.response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = self.cache.messages.store(key, wire, now)
-            return self._answer(e, name, rdtype, rdclass, now)
+            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
         raise dns.resolver.NoNameservers(
             request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
             errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
 
-    def _answer(self, e, name: bytes, rdtype, rdclass, now: float) -> Answer:
+    def _answer(self, e, name: bytes, rdtype, rdclass, now: float,
+                raise_on_no_answer: bool = True) -> Answer:
         """The entry's Answer, built once and then shared by every hit, as dnspython's own
         cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
         exact). A stale entry gets a fresh Answer with the stale TTL."""
@@ -202,17 +297,19 @@ class Resolver(ResolverCore):
                 else:
                     expiration = time.time() + max(0.0, e.expires - now)
                 ans = Answer(qname, rdtype, rdclass, msg, expiration)
-                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", msg)
+                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", ans)
             if e.expires >= now:
                 e.parsed = outcome
         if outcome[0] == "ok":
             return outcome[1]
         if outcome[0] == "nx":
             raise dns.resolver.NXDOMAIN(qnames=[outcome[1]], responses={outcome[1]: outcome[2]})
-        raise dns.resolver.NoAnswer(response=outcome[1])
+        if not raise_on_no_answer:
+            return outcome[1]
+        raise dns.resolver.NoAnswer(response=outcome[1].response)
 
     # ---- resolution ---------------------------------------------------------------------------
-    async def _result(self, qname: bytes, qtype: int, qclass: int) -> Result:
+    async def _result(self, qname: bytes, qtype: int, qclass: int, tcp: bool = False) -> Result:
         """The Result of resolving the question (shared with identical ones in flight)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -221,7 +318,7 @@ class Resolver(ResolverCore):
             if not fut.done():
                 fut.cancel() if res is None else fut.set_result(res)
 
-        resolution = start_resolution(self, qname, qtype, qclass, loop, done)
+        resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
         return await _settled(fut, lambda: resolution.discard(done))
 
     #: ``new_iterator(qname, qtype, qclass) -> Iterator``: the iterator a resolution runs

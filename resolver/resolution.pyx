@@ -79,12 +79,13 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
                        stats=r._stats, dnssec=r.dnssec)
 
 
-cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loop, callback):
+cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loop, callback,
+                         bint tcp=False):
     """Resolves the question and calls ``callback(result)`` once (maybe before returning),
     with ``None`` if the resolution is cancelled; joins the resolution of the same question
-    already in flight, if there is one. Returns the Resolution (``discard(callback)`` to
-    give up)."""
-    key = (lower(qname), qtype, qclass)
+    already in flight, if there is one. ``tcp``: every upstream query over TCP. Returns the
+    Resolution (``discard(callback)`` to give up)."""
+    key = (lower(qname), qtype, qclass, True) if tcp else (lower(qname), qtype, qclass)
     cdef Resolution res = r._inflight.get(key)
     if res is not None:
         r._stats.coalesced += 1
@@ -92,6 +93,7 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
         return res
     res = Resolution.__new__(Resolution)
     res.waiters = [callback]
+    res.tcp_only = tcp
     res.begin(r, loop, key, qname, qtype, qclass)
     return res
 
@@ -115,6 +117,8 @@ cdef class Resolution:
     cdef double rtt             # of the UDP exchange a TCP retry follows
     cdef bint edns
     cdef bint corenet
+    cdef bint tcp_only          # every upstream query over TCP
+    cdef double sent_at         # of the TCP query asked straight away
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
@@ -157,11 +161,19 @@ cdef class Resolution:
         qid = fresh_id()
         wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE)
         r._stats.upstream_queries += 1
-        # The question the reply must echo: the query's own, sliced from its wire.
-        self.q = UDPQuery(self.loop, server, r.port, wire, qid,
-                          wire[12:12 + len(qa.qname) + 4], timeout, r._stats, r.lv.limits,
-                          self._replied, True)
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
+        # The question the reply must echo: the query's own, sliced from its wire.
+        question = wire[12:12 + len(qa.qname) + 4]
+        if self.tcp_only:
+            r._stats.upstream_tcp += 1
+            self.rtt = -1.0                   # measured when the answer comes
+            self.sent_at = monotonic()
+            self.tcp = TCPQuery(self.loop, server, r.port, wire, qid, question,
+                                min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
+                                r.lv.limits, self._tcp_replied, r._stats)
+            return
+        self.q = UDPQuery(self.loop, server, r.port, wire, qid, question, timeout, r._stats,
+                          r.lv.limits, self._replied, True)
 
     def _resumed(self):
         self.resume = None
@@ -241,6 +253,8 @@ cdef class Resolution:
         self.tcp = None
         try:
             err = tq.error
+            if self.rtt < 0:
+                self.rtt = monotonic() - self.sent_at
             if err is None:
                 self.infra.record_rtt(self.server, self.rtt)
                 event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)

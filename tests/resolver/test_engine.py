@@ -364,3 +364,94 @@ def test_no_descriptor_leaks_across_timeouts_tcp_and_cancellation(world, run):
 
     run(go())
     assert open_fds() - before == set()
+
+
+# ---- dnspython's resolver API ------------------------------------------------------------
+
+def test_raise_on_no_answer_false_gives_an_answer_without_rrset(world, run):
+    net, fs, port = world
+    r = make(port)
+    for _ in range(2):                                   # a miss, then a hit
+        ans = run(r.resolve("txt.example.com", "AAAA", raise_on_no_answer=False))
+        assert ans.rrset is None and ans.response.rcode() == dns.rcode.NOERROR
+        assert ans.qname == dns.name.from_text("txt.example.com.")
+    with pytest.raises(dns.resolver.NoAnswer):
+        run(r.resolve("txt.example.com", "AAAA"))
+
+
+def test_lifetime_bounds_the_call(world, run):
+    net, fs, port = world
+    r = make(port, limits=Limits(exploration=0.0, initial_rto=0.1, max_query_time=30))
+    for a in list(net.served):
+        net.faults[a] = "timeout"
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.example.com", lifetime=0.2))
+    assert ei.value.kwargs["timeout"] == 0.2
+    assert not r._inflight                               # nobody else waited: it stopped
+
+
+def test_search_domains_and_ndots_as_dnspython(world, run):
+    net, fs, port = world
+    r = make(port)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(r.resolve("www"))                            # no search by default: "www."
+    r.search = [dns.name.from_text("example.com.")]
+    ans = run(r.resolve("www", search=True))
+    assert ans.qname == dns.name.from_text("www.example.com.")
+    r.use_search_by_default = True
+    assert run(r.resolve("alias")).canonical_name == dns.name.from_text("www.example.com.")
+    # Two labels > ndots (1): the name as it is first ("www.example." does not exist),
+    # then with the search domain.
+    r.search = [dns.name.from_text("com.")]
+    assert run(r.resolve("www.example")).qname == dns.name.from_text("www.example.com.")
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:
+        run(r.resolve("nope"))
+    assert [str(n) for n in ei.value.qnames()] == ["nope.com.", "nope."]
+    assert run(r.resolve("www.example.com.")).qname == dns.name.from_text("www.example.com.")
+
+
+def test_canonical_name_follows_the_chain_even_to_nxdomain(world, run):
+    net, fs, port = world
+    r = make(port)
+    assert run(r.canonical_name("alias.example.com")) == dns.name.from_text("www.example.com.")
+    assert run(r.canonical_name("www.example.com")) == dns.name.from_text("www.example.com.")
+    assert run(r.canonical_name("nope.example.com")) == dns.name.from_text("nope.example.com.")
+    assert run(r.canonical_name("txt.example.com")) == dns.name.from_text("txt.example.com.")
+
+
+def test_resolve_name_gives_host_answers(world, run):
+    net, fs, port = world
+    r = make(port)
+    both = run(r.resolve_name("www.example.com"))
+    assert set(both.addresses()) == {"192.0.2.1", "2001:db8::1"}
+    v4 = run(r.resolve_name("alias.example.com", socket.AF_INET))
+    assert list(v4.addresses()) == ["192.0.2.1"]
+    v6 = run(r.resolve_name("www.example.com", family=socket.AF_INET6))
+    assert list(v6.addresses()) == ["2001:db8::1"]
+    with pytest.raises(dns.resolver.NoAnswer):
+        run(r.resolve_name("txt.example.com"))
+    empty = run(r.resolve_name("txt.example.com", raise_on_no_answer=False))
+    assert list(empty.addresses()) == [] and len(empty) == 2     # both answers, empty
+    with pytest.raises(TypeError):
+        run(r.resolve_name("www.example.com", rdtype="A"))
+
+
+def test_resolve_address_asks_the_reverse_name_for_ptr(world, run):
+    net, fs, port = world
+    r = make(port)
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:      # the fake root has no arpa zone
+        run(r.resolve_address("192.0.2.1"))
+    assert [str(n) for n in ei.value.qnames()] == ["1.2.0.192.in-addr.arpa."]
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:
+        run(r.resolve_address("2001:db8::1"))
+    assert str(ei.value.qnames()[0]).endswith(".8.b.d.0.1.0.0.2.ip6.arpa.")
+
+
+def test_tcp_asks_every_upstream_query_over_tcp(world, run):
+    net, fs, port = world
+    r = make(port)
+    ans = run(r.resolve("alias.example.com", tcp=True))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert r.stats.upstream_tcp == r.stats.upstream_queries >= 3
+    with pytest.raises(ValueError):
+        run(r.resolve("www.example.com", source_port=5353))
