@@ -10,6 +10,7 @@ without a coroutine (``start_miss``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import random
@@ -34,6 +35,7 @@ from resolver.dnssec import Validator
 from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
+from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
 from resolver.wire.codec import cache_key
@@ -71,6 +73,9 @@ class Resolver(ResolverCore):
     ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
     ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
     and no validation otherwise. ``validate=False`` turns validation off.
+    ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
+    of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
+    reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -80,7 +85,13 @@ class Resolver(ResolverCore):
                  port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
                  rng: random.Random | None = None, trust_anchor=None,
-                 validate: bool = True) -> None:
+                 validate: bool = True, forward: Iterable[str] | None = None) -> None:
+        self.forward = _numeric(forward) if forward is not None else None
+        if self.forward is not None and not self.forward:
+            raise ValueError("forward= needs at least one server address")
+        if self.forward and trust_anchor is not None:
+            raise ValueError("DNSSEC validation of forwarded answers is not supported: "
+                             "leave trust_anchor unset with forward=")
         self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
         self.port = int(port)
         self.limits = limits
@@ -88,7 +99,7 @@ class Resolver(ResolverCore):
         self.ipv6 = ipv6
         self.validator = validator
         self.dnssec: Validator | None = None
-        if validate and (trust_anchor is not None or root_hints is None):
+        if validate and not self.forward and (trust_anchor is not None or root_hints is None):
             anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
                                         else trust_anchor)
             self.dnssec = Validator(anchors, limits)
@@ -321,9 +332,12 @@ class Resolver(ResolverCore):
         resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
         return await _settled(fut, lambda: resolution.discard(done))
 
-    #: ``new_iterator(qname, qtype, qclass) -> Iterator``: the iterator a resolution runs
-    #: (compiled, resolver.resolution.iterator_for).
-    new_iterator = iterator_for
+    def new_iterator(self, qname: bytes, qtype: int, qclass: int):
+        """What a resolution runs for one question: the recursive Iterator, or with
+        ``forward`` a Forwarder that asks those servers."""
+        if self.forward:
+            return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
+        return iterator_for(self, qname, qtype, qclass)
 
     def refresh(self, key: bytes, e) -> None:
         """Refreshes a popular entry near its expiry in the background (the hit paths call
@@ -364,6 +378,17 @@ class Resolver(ResolverCore):
         for resolution in list(self._inflight.values()):
             resolution.cancel()
         await asyncio.sleep(0)          # TCP transports finish closing
+
+
+def _numeric(addresses: Iterable[str]) -> list[str]:
+    out = []
+    for a in addresses:
+        try:
+            out.append(str(ipaddress.ip_address(str(a))))
+        except ValueError:
+            raise ValueError(f"forward= takes numeric IPv4 or IPv6 addresses, not {a!r}") \
+                from None
+    return out
 
 
 async def _settled(fut: asyncio.Future, give_up):

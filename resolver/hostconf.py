@@ -3,7 +3,8 @@
 
 :class:`HostsFile` answers names from a hosts file and reads it again when it changes (its
 size, modification time or inode), at most once a second. :func:`search_rules` gives the
-``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf.
+``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf, and
+:func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``).
 """
 from __future__ import annotations
 
@@ -103,3 +104,22 @@ def search_rules(path: str | os.PathLike = "/etc/resolv.conf") -> tuple[list[dns
         except (ValueError, dns.exception.DNSException):
             continue                     # a malformed line counts as absent, as in glibc
     return (search or domain), ndots
+
+
+def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
+    """The ``nameserver`` addresses of a resolv.conf, in order (scope IDs dropped);
+    malformed ones are skipped."""
+    out: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                out.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
+            except ValueError:
+                continue
+    return out

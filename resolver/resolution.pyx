@@ -159,7 +159,8 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         qid = fresh_id()
-        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE)
+        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
+                          qa.rd)
         r._stats.upstream_queries += 1
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         # The question the reply must echo: the query's own, sliced from its wire.

@@ -6,6 +6,7 @@ cdef class _Event:
 
 cdef class Query(_Event):
     cdef public object qname, qtype, qclass, zone, servers
+    cdef public bint rd
 
 
 cdef class Reply(_Event):

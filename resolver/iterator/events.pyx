@@ -1,10 +1,9 @@
 # cython: language_level=3
 """The iterator's events (``resolver.iterator`` re-exports them), compiled.
 
-They were dataclasses: every cache miss built three to five of them, each through a
-generated Python ``__init__``, and a resolver woken from cold caches pays for every Python
-frame. These keep the dataclass behaviour that callers rely on: positional or keyword
-construction with the same defaults, settable fields, a readable ``repr`` and field-wise
+Every cache miss builds three to five of them, and a resolver woken from cold caches pays for
+every Python frame, so they are compiled; they behave as dataclasses would: positional or
+keyword construction with defaults, settable fields, a readable ``repr`` and field-wise
 ``==`` between events of the same class. Their fields are declared in events.pxd.
 """
 
@@ -30,13 +29,15 @@ cdef class _Event:
 
 
 cdef class Query(_Event):
-    """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers)."""
+    """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers);
+    ``rd``: ask for recursion (a forwarder), else an authority is asked."""
 
-    _fields = ("qname", "qtype", "qclass", "zone", "servers")
+    _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd")
 
-    def __init__(self, qname, qtype, qclass, zone, servers):
+    def __init__(self, qname, qtype, qclass, zone, servers, rd=False):
         self.qname, self.qtype, self.qclass, self.zone, self.servers = (qname, qtype, qclass,
                                                                          zone, servers)
+        self.rd = rd
 
 
 cdef class Reply(_Event):

@@ -455,3 +455,58 @@ def test_tcp_asks_every_upstream_query_over_tcp(world, run):
     assert r.stats.upstream_tcp == r.stats.upstream_queries >= 3
     with pytest.raises(ValueError):
         run(r.resolve("www.example.com", source_port=5353))
+
+
+# ---- forwarding ------------------------------------------------------------------------------
+
+def test_forward_mode_asks_the_forwarders_with_rd_and_caches(world, run):
+    net, fs, port = world
+    seen = []
+    answer = net.answer
+
+    def spy(addr, wire, tcp=False):
+        m = dns.message.from_wire(wire)
+        seen.append((addr, bool(m.flags & dns.flags.RD)))
+        return answer(addr, wire, tcp)
+    net.answer = spy
+    dead, good = f"{P}.4.1", f"{P}.3.1"       # other.net's server knows nothing of example.com
+    net.faults[dead] = "timeout"
+    r = resolver.Resolver(forward=[dead, good], port=port, limits=FAST)
+    assert r.dnssec is None
+    ans = run(r.resolve("www.example.com"))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert seen and all(rd for _, rd in seen)          # every query asked for recursion
+    assert {a for a, _ in seen} <= {dead, good}        # and only of the forwarders
+    asked = len(seen)
+    run(r.resolve("www.example.com"))
+    assert len(seen) == asked                          # from the cache
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(r.resolve("nope.example.com"))
+    q = dns.message.make_query("mail.example.com", "MX")
+    out = dns.message.from_wire(run(r.resolve_message(q.to_wire())))
+    assert out.answer and out.flags & dns.flags.RA
+
+
+def test_forward_mode_gives_servfail_when_no_forwarder_answers(world, run):
+    net, fs, port = world
+    a, b = f"{P}.3.1", f"{P}.3.2"
+    net.faults[a] = "servfail"
+    net.faults[b] = "refused"
+    r = resolver.Resolver(forward=[a, b], port=port, limits=FAST)
+    with pytest.raises(dns.resolver.NoNameservers, match="answered rcode"):
+        run(r.resolve("www.example.com"))
+
+
+def test_forward_mode_checks_its_arguments(tmp_path):
+    with pytest.raises(ValueError, match="numeric"):
+        resolver.Resolver(forward=["dns.example"])
+    with pytest.raises(ValueError, match="at least one"):
+        resolver.Resolver(forward=[])
+    with pytest.raises(ValueError, match="not supported"):
+        resolver.Resolver(forward=["192.0.2.53"], trust_anchor=str(tmp_path / "k"))
+    from resolver.hostconf import nameservers
+    f = tmp_path / "resolv.conf"
+    f.write_text("nameserver 192.0.2.53\nnameserver fe80::1%eth0\nnameserver bogus\n"
+                 "# nameserver 192.0.2.99\n")
+    assert nameservers(f) == ["192.0.2.53", "fe80::1"]
+    assert resolver.Resolver(forward=nameservers(f)).forward == ["192.0.2.53", "fe80::1"]
