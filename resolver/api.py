@@ -167,19 +167,23 @@ class Resolver(ResolverCore):
         if source is not None or source_port:
             raise ValueError("source and source_port cannot be set: every upstream query "
                              "gets a fresh random source port")
-        rdtype = dns.rdatatype.RdataType.make(rdtype)
-        rdclass = dns.rdataclass.RdataClass.make(rdclass)
+        rdtype = _enum(dns.rdatatype.RdataType, rdtype)
+        rdclass = _enum(dns.rdataclass.RdataClass, rdclass)
         candidates = self._names_to_try(qname, search)
+        if lifetime is None and len(candidates) == 1:        # the common case, kept short
+            return await self._resolve_one(candidates[0][1], rdtype, rdclass, tcp,
+                                           raise_on_no_answer)
         try:
             async with asyncio.timeout(lifetime):
                 nxdomains: dict = {}
-                for name in candidates:
+                for name, wire in candidates:
                     try:
-                        return await self._resolve_one(name.to_wire(), rdtype, rdclass, tcp,
+                        return await self._resolve_one(wire, rdtype, rdclass, tcp,
                                                        raise_on_no_answer)
                     except dns.resolver.NXDOMAIN as exc:
                         nxdomains.update(exc.responses())
-                raise dns.resolver.NXDOMAIN(qnames=candidates, responses=nxdomains)
+                raise dns.resolver.NXDOMAIN(qnames=[n for n, _ in candidates],
+                                            responses=nxdomains)
         except TimeoutError:
             raise dns.resolver.LifetimeTimeout(timeout=lifetime, errors=[]) from None
 
@@ -225,23 +229,37 @@ class Resolver(ResolverCore):
             raise dns.resolver.NoAnswer(response=v6.response)
         return answers
 
-    def _names_to_try(self, qname, search: bool | None) -> list[dns.name.Name]:
-        if isinstance(qname, dns.name.Name):
-            name = qname
-        else:
-            name = dns.name.from_text(str(qname), origin=None)
-        if name.is_absolute():
-            return [name]
+    def _names_to_try(self, qname, search: bool | None) -> list[tuple[dns.name.Name, bytes]]:
+        """The (name, wire form) to ask in turn, as dnspython's search rules order them;
+        remembered per (text, search settings), as applications ask the same names again."""
         if search is None:
             search = self.use_search_by_default
-        absolute = name.concatenate(dns.name.root)
-        if not search or not self.search:
-            return [absolute]
-        searched = [name.concatenate(d if d.is_absolute() else d.concatenate(dns.name.root))
-                    for d in self.search]
-        if len(name) > self.ndots:           # at least ndots dots: the name as it is first
-            return [absolute] + searched
-        return searched + [absolute]
+        key = (qname, search, tuple(self.search), self.ndots) if isinstance(qname, str) else None
+        if key is not None:
+            found = _CANDIDATES.get(key)
+            if found is not None:
+                return found
+        name = qname if isinstance(qname, dns.name.Name) else dns.name.from_text(str(qname),
+                                                                                origin=None)
+        if name.is_absolute():
+            names = [name]
+        else:
+            absolute = name.concatenate(dns.name.root)
+            if not search or not self.search:
+                names = [absolute]
+            else:
+                searched = [name.concatenate(d if d.is_absolute() else
+                                             d.concatenate(dns.name.root)) for d in self.search]
+                if len(name) > self.ndots:     # at least ndots dots: the name as it is first
+                    names = [absolute] + searched
+                else:
+                    names = searched + [absolute]
+        out = [(n, n.to_wire()) for n in names]
+        if key is not None:
+            if len(_CANDIDATES) >= _CANDIDATES_MAX:
+                _CANDIDATES.clear()
+            _CANDIDATES[key] = out
+        return out
 
     async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
                            raise_on_no_answer: bool) -> Answer:
@@ -378,6 +396,26 @@ class Resolver(ResolverCore):
         for resolution in list(self._inflight.values()):
             resolution.cancel()
         await asyncio.sleep(0)          # TCP transports finish closing
+
+
+#: names asked by text, with their search candidates (bounded: cleared when full)
+_CANDIDATES: dict = {}
+_CANDIDATES_MAX = 4096
+_ENUMS: dict = {}
+
+
+def _enum(kind, value):
+    """``kind.make(value)``, remembered for the few values applications pass."""
+    try:
+        return _ENUMS[kind, value]
+    except (KeyError, TypeError):
+        made = kind.make(value)
+        if len(_ENUMS) < 256:
+            try:
+                _ENUMS[kind, value] = made
+            except TypeError:
+                pass
+        return made
 
 
 def _numeric(addresses: Iterable[str]) -> list[str]:
