@@ -71,8 +71,8 @@ cpdef object begin(ResolverCore r, bytes q):
         return error(q, 1)
     if (m.flags >> 11) & 0xF:
         return error(q, 4)                   # NOTIMP: only QUERY
-    if m.flags & 0x8000 or m.qname is None:     # QR
-        return error(q, 1)
+    if m.flags & 0x8000 or m.qname is None or _compressed(m.question):
+        return error(q, 1)                   # a response, no question, or a pointer in it
     cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS
@@ -80,9 +80,26 @@ cpdef object begin(ResolverCore r, bytes q):
     stats.cache_misses += 1
     if m.qclass != 1:
         return error(q, 5)                   # only class IN is resolved
-    if m.qtype == 251 or m.qtype == 252:
-        return error(q, 4)                   # zone transfers are not a resolver's job
+    cdef unsigned int qt = m.qtype
+    if qt == 251 or qt == 252:
+        return error(q, 5)                   # REFUSED: zone transfers are not a resolver's job
+    if qt == 41 or 128 <= qt <= 254:
+        # OPT, TKEY, TSIG, MAILB, MAILA and the rest of the meta range: no data to look up
+        # (as Unbound; ANY, 255, is resolved)
+        return error(q, 1)
     return (m, edns, do, cd)
+
+
+cdef bint _compressed(bytes question):
+    """Whether the question's name has a compression pointer (or another label type): the
+    answer echoes the question, which must stand on its own."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(question)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(question), i = 0
+    while i < n and p[i] != 0:
+        if p[i] & 0xC0:
+            return True
+        i += 1 + p[i]
+    return False
 
 
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):

@@ -6,8 +6,8 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
                              unsigned int* qtype) noexcept nogil
 
 cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
-                          Py_ssize_t n, double now, double prefetch_fraction, bint udp,
-                          unsigned int* qtype, bint* truncated)
+                          Py_ssize_t n, double now, double prefetch_fraction,
+                          unsigned int udp_cap, unsigned int* qtype, bint* truncated)
 
 cdef double monotonic() noexcept nogil
 

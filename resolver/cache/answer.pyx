@@ -87,10 +87,11 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 
 cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
-                          Py_ssize_t n, double now, double prefetch_fraction, bint udp,
-                          unsigned int* qtype, bint* truncated):
+                          Py_ssize_t n, double now, double prefetch_fraction,
+                          unsigned int udp_cap, unsigned int* qtype, bint* truncated):
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
-    ``udp``: truncate to the query's EDNS size (512 without EDNS)."""
+    ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
+    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate."""
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
@@ -110,8 +111,10 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
     if now > e.expires - e.ttl * prefetch_fraction:
         return None                           # the engine refreshes it (prefetch)
     move_to_end(kb)
+    if limit > udp_cap:
+        limit = udp_cap if udp_cap >= 512 else 512
     return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & 2) != 0, now, -1,
-                  limit if udp else -1, truncated)
+                  limit if udp_cap else -1, truncated)
 
 
 cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_ok, double now,

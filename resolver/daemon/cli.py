@@ -45,6 +45,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
     p.add_argument("--tcp-max-connections", metavar="N")
     p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
+    p.add_argument("--max-udp-size", metavar="BYTES",
+                   help="largest UDP answer, whatever the client asks (default 1232)")
 
 
 def _control_parser(sub, name: str, help_: str):
@@ -95,6 +97,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "tcp_idle_timeout": ns.tcp_idle_timeout,
         "tcp_max_connections": ns.tcp_max_connections,
         "tcp_max_inflight": ns.tcp_max_inflight,
+        "max_udp_size": ns.max_udp_size,
     }
     try:
         cfg = config.build(ns.config, overrides)

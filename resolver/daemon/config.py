@@ -60,6 +60,11 @@ class Config:
     #: TCP: largest query frame accepted; a longer length closes the connection (a query
     #: is a few hundred bytes; 64 KiB frames only waste memory).
     tcp_max_query: int = 4096
+    #: UDP: no answer is larger, whatever the client's EDNS size says; past it the answer is
+    #: truncated (TC) and the client asks over TCP. 1232 is the DNS Flag Day 2020 value: no
+    #: IP fragmentation, and a small cap on what a spoofed query can make us send (Unbound's
+    #: ``max-udp-size``).
+    max_udp_size: int = 1232
     #: Cache misses being resolved at once for one client address (a flood from one address
     #: cannot take every slot), and overall; past them the query is dropped and counted.
     max_inflight_per_client: int = 256
@@ -191,6 +196,8 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, int, 1, 10_000_000)
     if name == "tcp_max_query":
         return _number(value, what, int, 17, 65535)
+    if name == "max_udp_size":
+        return _number(value, what, int, 512, 65535)
     raise ConfigError(f"unknown setting {what!r}")
 
 

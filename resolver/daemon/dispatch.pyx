@@ -195,7 +195,7 @@ cdef class Dispatch:
         cdef Py_ssize_t limit
         if len(out) <= 512:
             return out              # every client accepts 512 bytes
-        limit = _udp_limit(q)
+        limit = min(_udp_limit(q), self.cfg.max_udp_size)
         if len(out) > limit:
             self.counters.truncated += 1
             return _truncate(out, limit)

@@ -88,7 +88,8 @@ class Server(Dispatch):
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
-                           self.acl, self.resolver.limits.prefetch_fraction)
+                           self.acl, self.resolver.limits.prefetch_fraction,
+                           self.cfg.max_udp_size)
             listener.start()
             self.udp.append(listener)
             return
@@ -142,6 +143,9 @@ class Server(Dispatch):
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
         self.set_allow(cfg.allow)
+        for u in self.udp:
+            if isinstance(u, udp_listener.UDPListener):
+                u.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart

@@ -38,7 +38,7 @@ cdef class DNSFrameReceiver(FrameReceiver):
         # Only RD-set plain queries (RD clear and the rest take the Python path's rules).
         if self.fast and length >= 17 and (p[2] & 0x01):
             out = cached_answer(self.table, self.move_to_end, p, length, monotonic(),
-                                self.prefetch_fraction, False, &qtype, &trunc)
+                                self.prefetch_fraction, 0, &qtype, &trunc)
             if out is not None:
                 self.on_hit(out, qtype)
                 return 0

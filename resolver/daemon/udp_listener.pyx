@@ -61,6 +61,7 @@ cdef class UDPListener(FdWatcher):
     cdef list outkeep           # ... and the bytes they point into
     cdef object flush_cb
     cdef ACL acl
+    cdef public unsigned int max_udp_size   # no UDP answer is larger (TC past it)
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef bint closed
     # counters (read by metrics through counters())
@@ -90,7 +91,8 @@ cdef class UDPListener(FdWatcher):
         free(self.batch)
         free(self.outbox)
 
-    def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1):
+    def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1,
+              unsigned int max_udp_size=1232):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -102,6 +104,7 @@ cdef class UDPListener(FdWatcher):
         self.prefetch_fraction = prefetch_fraction
         self.flush_cb = self.flush
         self.acl = acl
+        self.max_udp_size = max_udp_size
 
     def start(self):
         watch(self.loop, self, EPOLLIN)
@@ -216,7 +219,7 @@ cdef class UDPListener(FdWatcher):
         cdef unsigned int qtype = 0
         cdef bint trunc = False
         out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
-                            True, &qtype, &trunc)
+                            self.max_udp_size, &qtype, &trunc)
         if out is None:
             return False
         if trunc:

@@ -256,3 +256,32 @@ def test_the_acl_allows_what_its_networks_hold_and_nothing_else():
         ACL([f"10.{i // 256}.{i % 256}.0/24" for i in range(257)])
     acl.set([])
     assert not acl.allows("127.0.0.1")
+
+
+def test_max_udp_size_caps_udp_answers_whatever_the_client_asks(run, lab, loop_kind):
+    """A client asking for 65,535 bytes over UDP gets at most max-udp-size, on the miss
+    path and on the C hit path; TCP is not capped."""
+    async def go():
+        s = await _serve(lab, max_udp_size=1232)
+        host, port = s.addresses[0]
+        try:
+            q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=65535)
+            sizes = []
+            for _ in range(2):                                   # a miss, then a hit
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                             raise_on_truncation=False)
+                wire_len = len(r.to_wire())
+                assert r.flags & dns.flags.TC and wire_len <= 1232
+                sizes.append(wire_len)
+            full = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert len(full.answer[0]) == 40 and len(full.to_wire()) > 1232
+            s.apply(build(None, {"listen": [f"{host}:{port}"], "root_hints": None,
+                                 "upstream_port": lab.port, "max_udp_size": 4096}))
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                         raise_on_truncation=False)
+            assert not r.flags & dns.flags.TC and len(r.answer[0]) == 40   # reload applies
+            return sizes, len(q.to_wire())
+        finally:
+            await s.stop(1.0)
+    sizes, qlen = run(go(), timeout=30)
+    assert max(sizes) / qlen < 2          # truncated answers do not amplify

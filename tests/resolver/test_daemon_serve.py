@@ -82,13 +82,25 @@ def test_truncation_to_512_without_edns_and_to_the_edns_size(daemon):
     again = daemon.ask("big.example.com.", "TXT")            # then the C hit path
     assert again.flags & dns.flags.TC and not again.answer and again.id
     q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=4096)
-    full = daemon.ask(q)
-    assert not full.flags & dns.flags.TC and len(full.answer[0]) == 40 and full.edns == 0
+    capped = daemon.ask(q)                   # max-udp-size (1232) wins over the client's 4096
+    assert capped.flags & dns.flags.TC and not capped.answer and capped.edns == 0
     small = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=1232)
     r = daemon.ask(small)
     assert r.flags & dns.flags.TC and r.edns == 0, "EDNS kept in a truncated answer"
     assert len(daemon.ask("big.example.com.", "TXT", tcp=True).answer[0]) == 40
     assert daemon.stats()["truncated"] >= 3
+
+
+def test_max_udp_size_lets_larger_udp_answers_through_when_raised(lab, tmp_path):
+    d = Daemon(tmp_path, lab, "--max-udp-size", "4096").start()
+    try:
+        q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=4096)
+        for _ in range(2):                                   # miss, then the C hit path
+            full = d.ask(q)
+            assert not full.flags & dns.flags.TC and len(full.answer[0]) == 40
+            assert full.edns == 0
+    finally:
+        d.stop()
 
 
 def test_tcp_pipelined_queries_answered_out_of_order(daemon):

@@ -510,3 +510,30 @@ def test_forward_mode_checks_its_arguments(tmp_path):
                  "# nameserver 192.0.2.99\n")
     assert nameservers(f) == ["192.0.2.53", "fe80::1"]
     assert resolver.Resolver(forward=nameservers(f)).forward == ["192.0.2.53", "fe80::1"]
+
+
+def test_meta_qtypes_and_zone_transfers_get_an_rcode_and_no_upstream_query(world, run):
+    net, fs, port = world
+    r = make(port)
+    for rdtype, rcode in [("AXFR", dns.rcode.REFUSED), ("IXFR", dns.rcode.REFUSED),
+                          ("OPT", dns.rcode.FORMERR), ("TSIG", dns.rcode.FORMERR),
+                          ("TKEY", dns.rcode.FORMERR), ("MAILA", dns.rcode.FORMERR),
+                          (200, dns.rcode.FORMERR)]:
+        q = dns.message.make_query("www.example.com", rdtype)
+        m = dns.message.from_wire(run(r.resolve_message(q.to_wire())))
+        assert m.rcode() == rcode and m.id == q.id, rdtype
+    assert r.stats.upstream_queries == 0
+    q = dns.message.make_query("www.example.com", "ANY")       # ANY is resolved
+    assert dns.message.from_wire(run(r.resolve_message(q.to_wire()))).rcode() == 0
+
+
+def test_a_compression_pointer_in_the_question_is_formerr(world, run):
+    net, fs, port = world
+    r = make(port)
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    # "www" then a pointer back to "example.com" in an OPT-less copy: a question that does
+    # not stand on its own (the pointer aims inside the header, still a valid offset).
+    pointed = q[:12] + b"\x03www\xc0\x0c" + q[-4:]
+    m = dns.message.from_wire(run(r.resolve_message(pointed)), ignore_trailing=True)
+    assert m.rcode() == dns.rcode.FORMERR and not m.question
+    assert r.stats.upstream_queries == 0
