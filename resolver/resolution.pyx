@@ -41,7 +41,8 @@ from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
+                                      UpstreamUnreachable)
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
 
@@ -53,6 +54,8 @@ cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
+cdef object _NoDescriptors = NoDescriptors
+cdef double _warned_at = -1e9      # when running out of descriptors was last logged
 
 
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
@@ -150,6 +153,8 @@ cdef class Resolution:
             except UpstreamFailure as exc:    # could not even be sent
                 action = self.iterator.feed(self._failed(server, exc))
                 continue
+            except NoDescriptors as exc:      # load on our side: shed, nobody penalised
+                self._shed(exc)
             return
         if type(action) is _Result:
             self._finish(action)
@@ -238,6 +243,8 @@ cdef class Resolution:
                            False)
             except UpstreamFailure as exc:
                 self._advance(self.iterator.feed(self._failed(self.server, exc)))
+            except NoDescriptors as exc:
+                self._shed(exc)
             return
         r._stats.upstream_tcp += 1
         self.rtt = rtt
@@ -261,6 +268,9 @@ cdef class Resolution:
                 event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
+            elif isinstance(err, _NoDescriptors):
+                self._shed(err)
+                return
             else:
                 event = self._failed(self.server, err)
             self._advance(self.iterator.feed(event))
@@ -281,6 +291,21 @@ cdef class Resolution:
             return Failure(server, str(exc), True)
         self.infra.record_failure(server, r.clock())
         return Failure(server, str(exc))
+
+    cdef _shed(self, exc):
+        """The process has no descriptor for the next upstream query: the question ends in
+        SERVFAIL (counted, logged at WARNING at most every 10 seconds) and no server is
+        blamed."""
+        global _warned_at
+        cdef ResolverCore r = self.resolver
+        r._stats.no_descriptors += 1
+        now = monotonic()
+        if now - _warned_at >= 10.0:
+            _warned_at = now
+            log.warning("out of file descriptors (%s): questions are answered SERVFAIL until "
+                        "some close (%d so far); raise the limit or lower max-inflight",
+                        exc, r._stats.no_descriptors)
+        self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
 
     cdef _close_later(self, UDPQuery q):
         """Closes the finished query's socket once this iteration's answers and next

@@ -8,7 +8,7 @@ cdef class Stats(_Event):
     cdef public long long upstream_failures, dropped_malformed, dropped_mismatched
     cdef public long long cache_hits, cache_misses, cache_evictions, stale_answers
     cdef public long long prefetches, coalesced, servfail, primings, priming_failures
-    cdef public long long upstream_unreachable
+    cdef public long long upstream_unreachable, no_descriptors
 
 
 cdef class LimitValues:

@@ -14,7 +14,8 @@ from resolver.iterator.events cimport _Event
 STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
-                "servfail", "primings", "priming_failures", "upstream_unreachable")
+                "servfail", "primings", "priming_failures", "upstream_unreachable",
+                "no_descriptors")
 
 
 cdef class Stats(_Event):

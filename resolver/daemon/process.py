@@ -16,11 +16,13 @@ import asyncio
 import gc
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 from resolver.daemon import config as config_mod
@@ -56,9 +58,39 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
         raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
+    cfg = fit_descriptors(cfg)
     if cfg.workers == 1:
         return _worker(cfg, overrides, cfg.control, cfg.metrics)
     return _parent(cfg, overrides)
+
+
+#: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
+#: control and metrics sockets, the loop's own, log files, a margin.
+FD_RESERVE = 64
+
+
+def fit_descriptors(cfg: Config) -> Config:
+    """Raises the soft descriptor limit as far as the hard one allows and fits the bounds
+    that hold descriptors to what was got: each miss in flight holds one socket, each TCP
+    client one. Said in the log; a limit too low for the configured bounds lowers them
+    (misses first get what TCP clients leave, at least half)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, want, e)
+    got = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    usable = max(2, got - FD_RESERVE)
+    tcp = min(cfg.tcp_max_connections, usable // 2)
+    misses = max(1, min(cfg.max_inflight, usable - tcp))
+    log.info("descriptors: limit %d (was %d); misses in flight at most %d, TCP clients %d",
+             got, soft, misses, tcp)
+    if misses < cfg.max_inflight or tcp < cfg.tcp_max_connections:
+        log.warning("the descriptor limit (%d) lowers max-inflight to %d and "
+                    "tcp-max-connections to %d", got, misses, tcp)
+    return replace(cfg, max_inflight=misses, tcp_max_connections=tcp)
 
 
 def _reload(cfg: Config, overrides) -> Config:
@@ -109,7 +141,7 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
 
     def do_reload() -> dict:
         try:
-            new = _reload(server.cfg, overrides)
+            new = fit_descriptors(_reload(server.cfg, overrides))
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             return {"ok": False, "error": str(e)}

@@ -34,8 +34,8 @@ from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, c
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
-from resolver.upstream.errors import (UNREACHABLE_ERRNOS, UpstreamFailure, UpstreamTimeout,
-                                      UpstreamUnreachable)
+from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, NoDescriptors,
+                                      UpstreamFailure, UpstreamTimeout, UpstreamUnreachable)
 from resolver.wire.codec import WireError, parse_response
 
 cdef unsigned short _ids[256]
@@ -83,6 +83,7 @@ cdef object _Failure = UpstreamFailure
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef frozenset _unreachable_errnos = UNREACHABLE_ERRNOS
+cdef frozenset _out_of_descriptors = OUT_OF_DESCRIPTORS
 
 # One receive buffer: callbacks run one at a time on the loop's thread, with the GIL held.
 cdef unsigned char _buf[65536]
@@ -112,7 +113,10 @@ cdef class UDPQuery:
         family = sa.ss_family
         fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
         if fd < 0:
-            raise _failure(addr, errno)
+            err = errno
+            if err in _out_of_descriptors:
+                raise NoDescriptors(f"asking {addr}: {OSError(err, os.strerror(err))}")
+            raise _failure(addr, err)
         self.corenet = cl is not None
         defer = defer and self.corenet and on_done is not None
         if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(

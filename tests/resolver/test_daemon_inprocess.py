@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 
 import dns.asyncquery
 import dns.exception
@@ -14,7 +15,7 @@ import dns.rcode
 import pytest
 
 from daemon_proc import free_port
-from looptools import CORENET_KINDS
+from looptools import CORENET_KINDS, open_fds
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
 from resolver.response import error
@@ -285,3 +286,80 @@ def test_max_udp_size_caps_udp_answers_whatever_the_client_asks(run, lab, loop_k
             await s.stop(1.0)
     sizes, qlen = run(go(), timeout=30)
     assert max(sizes) / qlen < 2          # truncated answers do not amplify
+
+
+def test_running_out_of_descriptors_is_shed_not_blamed_on_the_server(run, lab, loop_kind):
+    """With no descriptor left for an upstream socket, the question ends in SERVFAIL, is
+    counted as no_descriptors, and no server is marked as failing; once descriptors are
+    back, resolution goes on."""
+    import resource
+
+    r = _resolver(_cfg(lab), lab)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hold = []
+
+    async def go():
+        await r.resolve("www.example.com")               # warm: the loop's own descriptors
+        used = len(open_fds())
+        resource.setrlimit(resource.RLIMIT_NOFILE, (used + 8, hard))
+        try:
+            while True:                                  # take every descriptor left
+                hold.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        except OSError:
+            pass
+        q = dns.message.make_query("h100.bulk.net.", "A")
+        out = dns.message.from_wire(await r.resolve_message(q.to_wire()))
+        assert out.rcode() == dns.rcode.SERVFAIL
+        assert r.stats.no_descriptors >= 1 and r.stats.upstream_failures == 0
+        for s in hold:
+            s.close()
+        hold.clear()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        ans = await r.resolve("h101.bulk.net.")
+        assert ans[0].address == "10.1.0.101"
+        await r.close()
+
+    try:
+        run(go(), timeout=30)
+    finally:
+        for s in hold:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_daemon_raises_its_descriptor_limit_and_fits_its_bounds():
+    """In a child process with a given limit: the soft limit goes up to the hard one, and
+    bounds the limit cannot hold are lowered, with a warning."""
+    import json
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json, logging, resource, sys\n"
+            "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+            "from resolver.daemon import process\n"
+            "from resolver.daemon.config import build\n"
+            "cfg = build(None, {'root_hints': None, 'max_inflight': 10000,"
+            " 'tcp_max_connections': 1000})\n"
+            "f = process.fit_descriptors(cfg)\n"
+            "print(json.dumps([resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
+            " f.max_inflight, f.tcp_max_connections, process.FD_RESERVE]))\n")
+    root = str(Path(__file__).resolve().parents[2])
+
+    def child(soft: int, hard: int):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=root, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                 (soft, hard)))
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout), r.stderr
+
+    (got, misses, tcp, reserve), log = child(256, 256)        # cannot be raised
+    assert got == 256 and tcp == (256 - reserve) // 2 and misses == 256 - reserve - tcp
+    assert "lowers max-inflight" in log
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= 20000:
+        (got, misses, tcp, _), log = child(1024, 20000)         # raised to the hard limit
+        assert got == 20000 and misses == 10000 and tcp == 1000
+        assert "limit 20000 (was 1024)" in log and "lowers" not in log
