@@ -31,6 +31,10 @@ class Config:
     #: Clients allowed to query (networks); everyone else gets REFUSED.
     allow: tuple[Any, ...] = (ipaddress.ip_network("127.0.0.0/8"),
                               ipaddress.ip_network("::1/128"))
+    #: Clients that may also ask with RD clear, answered from the cache only (Unbound's
+    #: ``allow_snoop``); everyone else gets REFUSED for such a query, so what other clients
+    #: asked cannot be read out of the cache. They may ask recursive queries too.
+    allow_snoop: tuple[Any, ...] = ()
     #: Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache.
     workers: int = 1
     #: Prometheus text over HTTP, or None.
@@ -153,7 +157,7 @@ def _convert(name: str, value: Any) -> Any:
         if not items:
             raise ConfigError(f"{what}: at least one address is needed")
         return tuple(parse_address(v, what) for v in items)
-    if name == "allow":
+    if name in ("allow", "allow_snoop"):
         return tuple(_network(v, what) for v in _as_list(value, what))
     if name in ("root_hints", "trust_anchor"):
         return None if value is None else _check_file(value, what)

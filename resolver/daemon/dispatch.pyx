@@ -129,8 +129,12 @@ cdef class Dispatch:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
         False when the query was dropped (overload): ``send`` will never be called."""
         if (q[2] & 0x79) != 0x01:
-            # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
-            out = self.resolver.resolve_cached(q)
+            # RD clear (no recursion) or an opcode other than QUERY: never a resolution. A
+            # cache probe (QUERY, RD clear) is answered only to a client that may snoop.
+            if (q[2] & 0x78) == 0 and not self.may_snoop(addr):
+                out = None
+            else:
+                out = self.resolver.resolve_cached(q)
             if out is None:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
             self.answer(q, out, transport, send, t0)
@@ -156,6 +160,10 @@ cdef class Dispatch:
         elif not d.finished:
             self.misses.add(d)
         return True
+
+    def may_snoop(self, addr) -> bool:
+        """Whether ``addr`` may ask with RD clear (the server's allow-snoop ACL)."""
+        return False
 
     def _failed(self, bytes q, client, exc):
         log.debug("query from %s failed: %r", client, exc)

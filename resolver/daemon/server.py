@@ -44,6 +44,7 @@ class Server(Dispatch):
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
         self.acl = ACL(cfg.allow)
+        self.snoop = ACL(cfg.allow_snoop)
         self.started_at = time.time()
 
     # ---- setup ------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ class Server(Dispatch):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
                            self.acl, self.resolver.limits.prefetch_fraction,
-                           self.cfg.max_udp_size)
+                           self.cfg.max_udp_size, self.snoop)
             listener.start()
             self.udp.append(listener)
             return
@@ -99,7 +100,10 @@ class Server(Dispatch):
     # ---- the query paths ----------------------------------------------------------------
     def allowed(self, addr) -> bool:
         """Whether the peer ``addr`` (a socket address tuple) may be answered."""
-        return bool(addr) and self.acl.allows(addr[0])
+        return bool(addr) and (self.acl.allows(addr[0]) or self.snoop.allows(addr[0]))
+
+    def may_snoop(self, addr) -> bool:
+        return bool(addr) and self.snoop.allows(addr[0])
 
     def drop_unusable(self, q: bytes) -> bool:
         """Counts and drops what no answer can be made for: shorter than a header, or a
@@ -117,8 +121,8 @@ class Server(Dispatch):
         if self.drop_unusable(q):
             return
         c = self.counters
-        if not self.allowed(addr):
-            c.refused_acl += 1
+        if not self.allowed(addr) or (q[2] & 0x79) == 0 and not self.may_snoop(addr):
+            c.refused_acl += 1              # outside the ACL, or a cache probe (RD clear)
             send(error(q, 5))
             return
         out = self.resolver.resolve_cached(q)
@@ -143,6 +147,7 @@ class Server(Dispatch):
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
         self.set_allow(cfg.allow)
+        self.snoop.set(cfg.allow_snoop)
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size

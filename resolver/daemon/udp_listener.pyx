@@ -61,6 +61,7 @@ cdef class UDPListener(FdWatcher):
     cdef list outkeep           # ... and the bytes they point into
     cdef object flush_cb
     cdef ACL acl
+    cdef ACL snoop              # may also ask with RD clear (answered from the cache)
     cdef public unsigned int max_udp_size   # no UDP answer is larger (TC past it)
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef bint closed
@@ -92,7 +93,7 @@ cdef class UDPListener(FdWatcher):
         free(self.outbox)
 
     def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1,
-              unsigned int max_udp_size=1232):
+              unsigned int max_udp_size=1232, ACL snoop=None):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -104,6 +105,7 @@ cdef class UDPListener(FdWatcher):
         self.prefetch_fraction = prefetch_fraction
         self.flush_cb = self.flush
         self.acl = acl
+        self.snoop = snoop if snoop is not None else ACL()
         self.max_udp_size = max_udp_size
 
     def start(self):
@@ -195,7 +197,11 @@ cdef class UDPListener(FdWatcher):
                 self.dropped_response += 1     # never answer a response: no reflection loops
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
-            if not self.acl.allows_raw(family, addr):
+            snoop = self.snoop.n > 0 and self.snoop.allows_raw(family, addr)
+            # Outside the ACL, or a cache probe (QUERY with RD clear) from a client that may
+            # not snoop on what others asked: REFUSED.
+            if (not snoop and not self.acl.allows_raw(family, addr)
+                    or (p[2] & 0x79) == 0 and not snoop):
                 self.refused += 1
                 out = error(PyBytes_FromStringAndSize(<char*>p, n), 5)     # REFUSED
                 self.keep.append(out)

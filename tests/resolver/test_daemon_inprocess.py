@@ -69,7 +69,7 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
             assert r.rcode() == dns.rcode.REFUSED and not r.answer
             stats = s.stats()
             assert stats["engine"]["cache_hits"] >= 2 and stats["truncated"] >= 2
-            assert stats["refused_acl"] == 1
+            assert stats["refused_acl"] == 2     # the RD-clear probe and the client outside
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
@@ -177,6 +177,11 @@ def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
             q = dns.message.make_query("www.example.com.", "A")
             q.flags &= ~dns.flags.RD                       # RD clear: the Python path's rules
             r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.rcode() == dns.rcode.REFUSED and not r.answer     # no snooping
+            s.snoop.set(["127.0.0.0/8"])
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.answer and not r.flags & dns.flags.RD
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
             assert r.answer and not r.flags & dns.flags.RD
             assert s.stats()["tcp"]["fast_hits"] == before + 2
         finally:

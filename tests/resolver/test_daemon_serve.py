@@ -49,15 +49,26 @@ def test_question_case_id_ra_and_edns_echoed(daemon):
         assert {x.to_text() for x in r.answer[0]} == {"192.0.2.1", "192.0.2.11"}
 
 
-def test_rd_clear_answers_from_cache_or_refuses(daemon):
+def test_rd_clear_is_refused_unless_the_client_may_snoop(daemon, lab, tmp_path):
+    """A query with RD clear reads the cache (what other clients asked): REFUSED, over UDP
+    and TCP, unless the client is in allow-snoop; then it is answered from the cache only."""
     daemon.ask("www.example.net.")
-    cached = daemon.ask("www.example.net.", rd=False)
-    assert cached.rcode() == dns.rcode.NOERROR and cached.answer
-    assert not cached.flags & dns.flags.RD
-    before = daemon.stats()["engine"]["upstream_queries"]
-    uncached = daemon.ask("h321.bulk.net.", rd=False)
-    assert uncached.rcode() == dns.rcode.REFUSED and not uncached.answer
-    assert daemon.stats()["engine"]["upstream_queries"] == before, "RD clear must not recurse"
+    for tcp in (False, True):
+        probe = daemon.ask("www.example.net.", rd=False, tcp=tcp)
+        assert probe.rcode() == dns.rcode.REFUSED and not probe.answer
+    d = Daemon(tmp_path, lab, "--allow-snoop", "127.0.0.0/8").start()
+    try:
+        d.ask("www.example.net.")
+        for tcp in (False, True):
+            cached = d.ask("www.example.net.", rd=False, tcp=tcp)
+            assert cached.rcode() == dns.rcode.NOERROR and cached.answer
+            assert not cached.flags & dns.flags.RD
+        before = d.stats()["engine"]["upstream_queries"]
+        uncached = d.ask("h321.bulk.net.", rd=False)
+        assert uncached.rcode() == dns.rcode.REFUSED and not uncached.answer
+        assert d.stats()["engine"]["upstream_queries"] == before, "RD clear must not recurse"
+    finally:
+        d.stop()
 
 
 def test_formerr_and_notimp(daemon):
