@@ -5,9 +5,9 @@
 """
 from .client import Client, make_ssl_context
 from .errors import (
-    ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InvalidURL,
-    LocalProtocolError, PoolTimeout, ReadTimeout, RemoteProtocolError, StreamConsumed,
-    TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
+    ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InsecureRedirect,
+    InvalidURL, LocalProtocolError, PoolTimeout, ReadTimeout, RemoteProtocolError,
+    StreamConsumed, TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
 )
 from .headers import Headers
 from .limits import Limits
@@ -19,5 +19,5 @@ __all__ = [
     "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
     "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
     "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",
-    "HTTPStatusError", "StreamConsumed",
+    "HTTPStatusError", "StreamConsumed", "InsecureRedirect",
 ]

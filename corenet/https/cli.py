@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="connect/read/write timeout (default 30)")
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="overall deadline for the whole transfer")
-    p.add_argument("-L", "--no-location", dest="follow", action="store_false",
-                   help="do not follow redirects")
+    p.add_argument("-L", "--location", dest="follow", action="store_true",
+                   help="follow redirects (as curl: not followed unless asked)")
     return p
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import json as _json
+import re
 import ssl
 from typing import Any, AsyncIterator, Iterable, Mapping
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
-from .connection import HTTPConnection, _Closed, open_connection
-from .decoder import Decoder
+from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .deadline import Deadline
+from .decoder import accept_encoding
 from .errors import (
-    ConnectError, ConnectTimeout, InvalidURL, RemoteProtocolError, StreamConsumed,
-    TooManyRedirects,
+    ConnectError, ConnectTimeout, InsecureRedirect, InvalidURL, LocalProtocolError,
+    RemoteProtocolError, StreamConsumed, TooManyRedirects,
 )
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
@@ -34,6 +36,43 @@ _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _WRITE_PIECE = 256 * 1024
 _URL_CACHE_SIZE = 512
+# Methods whose request has a meaning for content: without a body they still say
+# "Content-Length: 0" (RFC 9110 8.6), as httpx does, or servers answer 411.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Headers that say where the message is and how long it is: the client's to write.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+# Credentials that must not follow a redirect to another origin.
+_CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def encode_host(host: str) -> str:
+    """A URL's host as it goes into DNS, SNI and the Host header: an IP literal as is, a
+    name lower-cased and, when not ASCII, encoded by IDNA 2008 with the UTS 46 mapping
+    (what browsers and httpx reach: "faß.de" is "xn--fa-hia.de", not "fass.de")."""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
+    if not host.isascii() or "xn--" in host.lower():
+        try:
+            import idna
+        except ImportError:
+            raise InvalidURL(f"host {host!r} is international and the idna package is not "
+                             "installed to encode it") from None
+        try:
+            if host.isascii():
+                idna.decode(host)  # an A-label must be valid punycode of a valid U-label
+            else:
+                host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidURL(f"invalid international host name {host!r}: {exc}") from None
+    host = host.lower()
+    if not _HOST_CHARS.fullmatch(host):
+        raise InvalidURL(f"invalid host name {host!r}")
+    return host
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
@@ -73,11 +112,7 @@ class _URL:
         host = parts.hostname
         if not host:
             raise InvalidURL(f"no host in URL {url!r}")
-        if not host.isascii():
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError as exc:
-                raise InvalidURL(f"invalid host name in {url!r}: {exc}") from None
+        host = encode_host(host)
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS[scheme]
@@ -103,29 +138,36 @@ class Client:
     """An HTTP/1.1 client over TLS with a keep-alive pool, for any asyncio loop.
 
     `async with Client() as client: r = await client.get("https://example.org/")`
+
+    Redirects are not followed unless asked (`follow_redirects=True` here or per request),
+    as in httpx. When followed, Authorization, Proxy-Authorization and Cookie are dropped
+    as soon as a hop leaves the origin (scheme, host, port), and a hop from https to plain
+    http raises InsecureRedirect unless `allow_insecure_redirects=True`.
     """
 
     def __init__(
         self, *, verify: bool | str | ssl.SSLContext = True, resolver: Any = None,
         timeout: Timeout | float | None = Timeout(), max_connections: int = 100,
         max_keepalive: int = 20, keepalive_expiry: float | None = 5.0,
-        follow_redirects: bool = True, max_redirects: int = 10, headers: HeaderTypes = None,
+        follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
+        allow_insecure_redirects: bool = False,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
+        self.allow_insecure_redirects = allow_insecure_redirects
         self.max_redirects = max_redirects
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
-                                "Accept-Encoding": "gzip, deflate"})
+                                "Accept-Encoding": accept_encoding()})
         if headers:
             self.headers.update(headers)
         self.limits = limits
         self.pool = Pool(max_connections, max_keepalive, keepalive_expiry, reuse_tls_sessions)
         self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._url_cache: dict[str, _URL] = {}
-        self._block_cache: dict[tuple, bytes] = {}
+        self._block_cache: dict[tuple, tuple[bytes, bytes | None, int | None, bool]] = {}
         # Shared by this client's connections: each is filled and fully parsed inside one
         # loop callback, so no two connections ever hold them at once.
         self._read_buffer = bytearray(256 * 1024)
@@ -172,7 +214,14 @@ class Client:
         data: Mapping[str, Any] | None = None, json: Any = None,
         timeout: Timeout | float | None | object = ..., follow_redirects: bool | None = None,
     ) -> Response:
-        """Send a request and read the whole response body."""
+        """Send a request and read the whole response body.
+
+        The client frames the body: Content-Length for bytes, str, `data=` and `json=`,
+        chunked Transfer-Encoding for an iterable. A Content-Length or Transfer-Encoding
+        header in `headers` is accepted only when it says the same (a Content-Length
+        with an iterable makes it a stream of that exact length); one that contradicts
+        the body raises LocalProtocolError before anything is sent. A Host header in
+        `headers` replaces the URL's (one only)."""
         return await self._request(method, url, params, headers, content, data, json,
                                    timeout, follow_redirects, stream=False)
 
@@ -241,6 +290,11 @@ class Client:
                     f"(last: {resp.url} -> {resp.headers['location']})")
             next_url = urljoin(u.text, resp.headers["location"])
             nu = _URL(next_url)
+            if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
+                raise InsecureRedirect(
+                    f"refused a {resp.status_code} redirect from {u.text} to {nu.text}: it "
+                    "would send the request unencrypted (allow_insecure_redirects=True "
+                    "follows it)", response=resp)
             code = resp.status_code
             if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
                 method = "GET"
@@ -251,9 +305,10 @@ class Client:
             elif body is not None and not isinstance(body, bytes):
                 raise StreamConsumed(
                     f"{code} redirect needs the request body again, but it was a stream")
-            if nu.origin != u.origin and "authorization" in merged:
+            if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
                 merged = merged.copy()
-                del merged["authorization"]
+                for h in _CREDENTIALS:
+                    merged.pop(h)
             u = nu
 
     async def _connect(self, u: _URL, deadline: Deadline) -> HTTPConnection:
@@ -292,8 +347,8 @@ class Client:
     async def _send(self, req: Request, u: _URL, deadline: Deadline, stream: bool) -> Response:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        head = self._encode_head(req.method, u, req.headers)
         body = req.content
+        head, length = self._encode_head(req.method, u, req.headers, body)
         retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         pool = self.pool
         fresh = False
@@ -304,9 +359,15 @@ class Client:
                 lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
                                          by_total),
                 fresh=fresh)
-            conn.start(req.method)
+            conn.start(req.method, stream)
             try:
-                await self._write_request(conn, head, body, deadline)
+                try:
+                    await self._write_request(conn, head, body, length, deadline)
+                except EarlyResponse:
+                    conn.broken = True  # the body was cut short: never reuse
+                except _Closed:
+                    if conn._head is None:
+                        raise
                 rhead = await conn.read_head(deadline)
             except (ConnectionClosedEarly, _Closed) as exc:
                 pool.release(conn, False)
@@ -314,6 +375,9 @@ class Client:
                     fresh = True
                     continue
                 if isinstance(exc, _Closed):
+                    if pool.closed:
+                        raise RemoteProtocolError(
+                            "the client was closed while the request was being sent") from None
                     raise RemoteProtocolError(
                         f"{u.host} closed the connection before the request was sent") from None
                 raise
@@ -329,8 +393,8 @@ class Client:
         resp._clock = loop.time
         ce = rhead.content_encoding
         if ce:
-            dec = Decoder(ce.decode("latin-1"), self.limits.max_body_bytes)
-            resp._decoder = dec if dec else None
+            resp._content_encoding = ce.decode("latin-1")
+            resp._limits = self.limits
 
         async def chunks(streaming: bool = True) -> list[bytes]:
             return await conn.read_body(deadline, streaming)
@@ -344,20 +408,47 @@ class Client:
             await resp.aread()  # the common small response: already all here
         return resp
 
-    def _encode_head(self, method: str, u: _URL, headers: Headers) -> bytes:
-        """Request line + Host + headers. The header block is validated and encoded once
-        per distinct set of headers (the client's defaults, usually) and then reused."""
+    def _encode_head(self, method: str, u: _URL, headers: Headers,
+                     body: Any) -> tuple[bytes, int | None]:
+        """Request line, Host, headers and the framing header; returns it with the exact
+        length a streamed body must have (None: chunked, or not a stream). The caller's
+        header block is validated and encoded once per distinct set of headers (the
+        client's defaults, usually) and then reused."""
         key = tuple(headers._items)
-        block = self._block_cache.get(key)
-        if block is None:
-            block = encode_header_lines(headers._items) + b"\r\n"
+        entry = self._block_cache.get(key)
+        if entry is None:
+            entry = _header_block(headers._items)
             if len(self._block_cache) >= 64:
                 self._block_cache.clear()
-            self._block_cache[key] = block
-        return encode_request_line(method, u.target) + u.host_line + block
+            self._block_cache[key] = entry
+        block, host_line, length, chunked = entry
+        if body is None:
+            if chunked or length:
+                raise LocalProtocolError(
+                    f"{'Transfer-Encoding: chunked' if chunked else f'Content-Length: {length}'}"
+                    " was given for a request without a body")
+            framing = b"Content-Length: 0\r\n" if length == 0 or method in _BODY_METHODS \
+                else b""
+            length = None
+        elif body.__class__ is bytes:
+            if chunked:
+                raise LocalProtocolError(
+                    "Transfer-Encoding: chunked was given with a bytes body, which the "
+                    "client sends with its Content-Length (pass an iterable to stream it)")
+            if length is not None and length != len(body):
+                raise LocalProtocolError(
+                    f"Content-Length: {length} was given, but the body is {len(body)} bytes")
+            framing = b"Content-Length: %d\r\n" % len(body)
+            length = None
+        elif length is not None:
+            framing = b"Content-Length: %d\r\n" % length
+        else:
+            framing = b"Transfer-Encoding: chunked\r\n"
+        return (encode_request_line(method, u.target) + (host_line or u.host_line) + block
+                + framing + b"\r\n"), length
 
     async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,
-                             deadline: Deadline) -> None:
+                             length: int | None, deadline: Deadline) -> None:
         wt = deadline.timeout.write
         if body is None:
             conn.write(head)
@@ -372,17 +463,22 @@ class Client:
                     await self._drain(conn, deadline, wt)
         else:
             conn.write(head)
-            if hasattr(body, "__aiter__"):
-                async for piece in body:
-                    if piece:
-                        conn.writelines(encode_chunk(bytes(piece)))
-                        await self._drain(conn, deadline, wt)
-            else:
-                for piece in body:
-                    if piece:
-                        conn.writelines(encode_chunk(bytes(piece)))
-                        await self._drain(conn, deadline, wt)
-            conn.write(LAST_CHUNK)
+            sent = 0
+            async for piece in _pieces(body):
+                if length is None:
+                    conn.writelines(encode_chunk(piece))
+                else:
+                    sent += len(piece)
+                    if sent > length:
+                        raise LocalProtocolError(
+                            f"the streamed body is longer than its Content-Length: {length}")
+                    conn.write(piece)
+                await self._drain(conn, deadline, wt)
+            if length is None:
+                conn.write(LAST_CHUNK)
+            elif sent != length:
+                raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
+                                         f"of its Content-Length: {length}")
         await self._drain(conn, deadline, wt)
 
     @staticmethod
@@ -393,22 +489,70 @@ class Client:
                 f"sending the request to {conn.origin[1]}", t, by_total))
 
 
+async def _pieces(body: Any) -> AsyncIterator[bytes]:
+    """The non-empty pieces of a streamed request body, sync or async iterable."""
+    if hasattr(body, "__aiter__"):
+        async for piece in body:
+            if piece:
+                yield bytes(piece)
+    else:
+        for piece in body:
+            if piece:
+                yield bytes(piece)
+
+
+def _header_block(items: list[tuple[str, str]]) -> tuple[bytes, bytes | None, int | None, bool]:
+    """Encode the caller's headers, less the framing ones, which are checked and returned
+    apart: (header lines, the caller's Host line or None, its Content-Length or None,
+    whether it asked for chunked). Refuses what no body could agree with."""
+    hosts: list[str] = []
+    lengths: set[str] = set()
+    codings: list[str] = []
+    rest: list[tuple[str, str]] = []
+    for name, value in items:
+        lname = name.lower()
+        if lname not in _FRAMING:
+            rest.append((name, value))
+        elif lname == "host":
+            hosts.append(value)
+        elif lname == "content-length":
+            lengths.update(v.strip() for v in value.split(","))
+        else:
+            codings += (c.strip().lower() for c in value.split(",") if c.strip())
+    block = encode_header_lines(rest)
+    if len(hosts) > 1:
+        raise LocalProtocolError(f"more than one Host header given: {hosts!r}")
+    host_line = encode_header_lines((("Host", hosts[0]),)) if hosts else None
+    length = None
+    if lengths:
+        if len(lengths) > 1 or not all(_DIGITS.fullmatch(v) for v in lengths):
+            raise LocalProtocolError(f"invalid Content-Length given: {sorted(lengths)!r}")
+        length = int(lengths.pop())
+    if codings and codings != ["chunked"]:
+        raise LocalProtocolError(
+            f"Transfer-Encoding {', '.join(codings)!r} cannot be sent: the client frames "
+            "the body itself (chunked for an iterable body)")
+    if codings and length is not None:
+        raise LocalProtocolError("both Content-Length and Transfer-Encoding were given; "
+                                 "a request has one or the other")
+    return block, host_line, length, bool(codings)
+
+
 def _encode_body(content: Any, data: Any, json: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """The body and the headers that describe it (framing is added when it is sent)."""
     if json is not None:
         raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        return raw, [("Content-Length", str(len(raw))), ("Content-Type", "application/json")]
+        return raw, [("Content-Type", "application/json")]
     if data is not None:
         raw = urlencode(data, doseq=True).encode()
-        return raw, [("Content-Length", str(len(raw))),
-                     ("Content-Type", "application/x-www-form-urlencoded")]
+        return raw, [("Content-Type", "application/x-www-form-urlencoded")]
     if content is None:
         return None, []
     if isinstance(content, str):
         content = content.encode()
     if isinstance(content, (bytes, bytearray, memoryview)):
-        raw = bytes(content)
-        return raw, [("Content-Length", str(len(raw)))]
+        return bytes(content), []
     if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
-        return content, [("Transfer-Encoding", "chunked")]
+        return content, []
     raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
                     f"not {type(content).__name__}")

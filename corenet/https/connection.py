@@ -50,6 +50,11 @@ class _Closed(Exception):
     pass
 
 
+class EarlyResponse(Exception):
+    """The server answered before the request body was all sent (a 413, a redirect, an
+    auth challenge): stop sending and read that response."""
+
+
 class HTTPConnection(asyncio.BufferedProtocol):
     """Carries one request/response at a time. Created by `open_connection`, owned by the
     pool, driven by the client through `start`, `write`/`writelines`, `read_head`,
@@ -87,6 +92,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._write_paused = False
         self._error: BaseException | None = None
+        self._lost: asyncio.Future | None = None  # set by connection_lost
         self.closed = False
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
@@ -96,6 +102,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
     # ---- asyncio protocol callbacks ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._lost = self.loop.create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self._fd = sock.fileno()
@@ -133,7 +140,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                         if n and ex.count(n):
                             self._sink_complete()
                         if ended:
-                            self._on_eof()
+                            self._on_eof(True)
                             break
                         if ex.body_left:
                             break  # no whole record left in the BIO: wait for more
@@ -143,13 +150,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     left = ex.body_left
                     chunk = sslobj.read(left if left < _RECORD_READ else _RECORD_READ)
                     if not chunk:
-                        self._on_eof()
+                        self._on_eof(True)
                         break
                     self._on_plain(chunk)
                     continue
                 n = sslobj.read(len(buf), buf)
                 if not n:
-                    self._on_eof()
+                    self._on_eof(True)  # close_notify: the server's own end of the stream
                     break
                 self._on_plain(view[:n])
                 if self.closed:
@@ -157,7 +164,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except _WantRead:
             pass
         except _ZeroReturn:
-            self._on_eof()
+            self._on_eof(True)
         except ssl.SSLError as exc:
             self._on_error(RemoteProtocolError(f"TLS error from server: {exc}"))
         except RemoteProtocolError as exc:
@@ -166,7 +173,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def eof_received(self) -> bool | None:
-        self._on_eof()
+        # A TCP FIN: for TLS, an end of stream nobody authenticated (no close_notify).
+        self._on_eof(self.ssl_object is None)
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -176,11 +184,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 f"connection to {self.origin[1]} closed during the TLS handshake"
             ))
             self._handshake = None
-        self._on_eof()
+        self._on_eof(self.ssl_object is None)
         self._wake()
         d = self._drain
         if d is not None and not d.done():
             d.set_result(None)
+        lost = self._lost
+        if lost is not None and not lost.done():
+            lost.set_result(None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -228,6 +239,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
             else:
                 self._head = ev
                 wake = True
+                d = self._drain
+                if d is not None and not d.done():
+                    d.set_result(None)  # a writer blocked on the body: the answer is here
         if self._streaming and self._body_size > self.limits.read_buffer_high \
                 and not self._reading_paused and not self.closed:
             self._reading_paused = True
@@ -257,7 +271,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._body_size = 0
         self._sink = sink
 
-    def _on_eof(self) -> None:
+    def _on_eof(self, clean: bool) -> None:
         ex = self._exchange
         if ex is None:
             self.broken = True
@@ -265,7 +279,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if ex.done or self._error is not None:
             return
         try:
-            events = ex.feed_eof()
+            events = ex.feed_eof(clean)
         except RemoteProtocolError as exc:
             self._on_error(exc)
             return
@@ -322,19 +336,22 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     # ---- used by the client ----
-    def start(self, method: str) -> None:
-        """Begin a new exchange on this (idle) connection."""
-        self._exchange = ResponseExchange(method, self.limits)
+    def start(self, method: str, streaming: bool = False) -> None:
+        """Begin a new exchange on this (idle) connection. A streamed response gets
+        back-pressure from its first byte, a whole one the body limit."""
+        self._exchange = ResponseExchange(method, self.limits, streaming)
         self._head = None
         self._body.clear()
         self._body_size = 0
         self._sink = None
         self._complete = False
-        self._streaming = False
+        self._streaming = streaming
         self._error = None
         self.requests += 1
 
     def write(self, data: bytes) -> None:
+        if self._head is not None:
+            raise EarlyResponse()
         if self.closed:
             raise _Closed()
         sslobj = self.ssl_object
@@ -345,6 +362,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def writelines(self, parts: list[bytes]) -> None:
+        if self._head is not None:
+            raise EarlyResponse()
         if self.closed:
             raise _Closed()
         sslobj = self.ssl_object
@@ -370,6 +389,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._drain = None
         if ok is False:
             raise WriteTimeout(message)
+        if self._head is not None:
+            raise EarlyResponse()
 
     async def _wait(self, timeout: float | None, deadline: Any, what: str,
                     by_total: bool) -> None:
@@ -400,7 +421,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
     async def read_body(self, deadline: Any, streaming: bool) -> list[bytes]:
         """Body chunks received so far; waits for at least one, or for the whole body
         when not streaming. An empty list means the body is complete."""
-        self._streaming = streaming
+        if streaming != self._streaming:
+            self._streaming = streaming
+            ex = self._exchange
+            if ex is not None and not ex.done and self._error is None:
+                try:
+                    ex.set_streaming(streaming)
+                except RemoteProtocolError as exc:
+                    self._on_error(exc)
         if not streaming and self._sink is None and not self._complete:
             self._start_sink()
         while True:
@@ -477,20 +505,37 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.broken = True
         sslobj = self.ssl_object
         t = self.transport
-        if sslobj is not None and self._handshake is None:
+        if t is None:
+            self._wake()
+            return
+        if sslobj is not None and self._handshake is None and not t.is_closing() \
+                and not t.get_write_buffer_size():
             try:
                 sslobj.unwrap()
             except (ssl.SSLError, ValueError):
                 pass
             try:
                 pending = self._outgoing.read()  # type: ignore[union-attr]
-                if pending and t is not None and not t.is_closing():
+                if pending:
                     t.write(pending)
             except Exception:
                 pass
-        if t is not None:
+        if t.get_write_buffer_size():
+            # The server is not reading (a body it refused, a stalled peer): a graceful
+            # close would wait for a drain that may never come, holding the descriptor.
+            t.abort()
+        else:
             t.close()
         self._wake()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until the transport has let go of its socket."""
+        lost = self._lost
+        if lost is not None and not lost.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(lost), timeout)
+            except TimeoutError:
+                pass
 
 
 def _expire(fut: asyncio.Future) -> None:

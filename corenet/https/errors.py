@@ -68,6 +68,15 @@ class TooManyRedirects(HTTPError):
     pass
 
 
+class InsecureRedirect(HTTPError):
+    """A redirect from https to plain http was refused (the request, its body and any
+    credentials would travel unencrypted); `response` is the redirect."""
+
+    def __init__(self, message: str, *, response: Any) -> None:
+        super().__init__(message)
+        self.response = response
+
+
 class StreamConsumed(HTTPError):
     """The body of a streamed response was already read or closed."""
 

@@ -2,9 +2,12 @@
 
 No sockets and no clock here, so every framing rule (Content-Length, chunked,
 close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
-Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
-caller: HEAD responses, end of a close-delimited body at EOF, limits that bound memory
-before llhttp would buffer a huge header, and whether the connection may be reused.
+The status line and headers are parsed by llhttp (through httptools); this module adds
+what llhttp leaves to its caller: HEAD responses, the end of a close-delimited body at EOF
+(and whether TLS said it was the end), limits that bound memory before llhttp would buffer
+a huge header, and whether the connection may be reused. Bodies framed by Content-Length
+are counted here, and chunked bodies are parsed here, because llhttp neither reports nor
+bounds chunk extensions and httptools buffers a trailer line whole however long it is.
 """
 from __future__ import annotations
 
@@ -17,6 +20,11 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A chunk-size line: 1 to 16 hex digits, then optionally whitespace and ";" extensions made
+# of visible characters, spaces and tabs (RFC 9112 7.1.1). Any other control byte (a bare
+# CR or LF above all) is refused: it is how one chunked body is read two ways.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})([ \t]*;[\t\x20-\x7e\x80-\xff]*)?")
+_TRAILER = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
@@ -105,6 +113,24 @@ class _Stop(Exception):
 
 
 _CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
+# States of a chunked body; -1 when the body is not chunked (or is complete).
+_C_SIZE, _C_DATA, _C_CRLF, _C_TRAILER = range(4)
+_NO_LIMIT = 1 << 62
+
+
+def _head_end(buf: bytes | bytearray, heads: int) -> int:
+    """Offset just past the `heads`-th response head in `buf` (interim ones first), or -1.
+    llhttp insists on CRLF line ends and skips empty lines before a status line, so each
+    head ends at the first empty line after its status line."""
+    pos = 0
+    for _ in range(heads):
+        while pos < len(buf) and buf[pos] in (13, 10):
+            pos += 1
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return -1
+        pos = end + 4
+    return pos
 
 
 class ResponseExchange:
@@ -117,10 +143,12 @@ class ResponseExchange:
         "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
         "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
-        "body_left", "_keep_alive",
+        "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_cstate",
+        "_chunk_left", "_line", "_ext_bytes", "_trailer_bytes", "_trailer_count",
     )
 
-    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS,
+                 streaming: bool = False) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._limits = limits
         self._is_head = method == "HEAD"
@@ -131,7 +159,18 @@ class ResponseExchange:
         self._fed = 0
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
+        # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
+        self._pre = bytearray()
         self._body_bytes = 0
+        self.body_limit = _NO_LIMIT
+        self._limit_name = ""
+        self.set_streaming(streaming)
+        self._cstate = -1
+        self._chunk_left = 0
+        self._line = b""
+        self._ext_bytes = 0
+        self._trailer_bytes = 0
+        self._trailer_count = 0
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
         # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
@@ -142,6 +181,24 @@ class ResponseExchange:
         self.done = False
         self.reusable = False
         self._error: Exception | None = None
+
+    def set_streaming(self, streaming: bool) -> None:
+        """A body read whole is limited by max_body_bytes, a streamed one by
+        max_stream_bytes (None: no limit; memory is bounded by back-pressure)."""
+        limits = self._limits
+        if streaming:
+            limit = limits.max_stream_bytes
+            self._limit_name = "max_stream_bytes"
+        else:
+            limit = limits.max_body_bytes
+            self._limit_name = "max_body_bytes"
+        self.body_limit = _NO_LIMIT if limit is None else limit
+        if self._body_bytes > self.body_limit:
+            self._fail(self._too_big())
+
+    def _too_big(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"response body exceeds {self.body_limit} bytes ({self._limit_name})")
 
     # ---- llhttp callbacks (called by httptools during feed_data) ----
     def on_message_begin(self) -> None:
@@ -200,19 +257,20 @@ class ResponseExchange:
         self._framing = framing
         self._keep_alive = parser.should_keep_alive()
         self.head = head
-        self._headers = []  # trailers, if any, land here and are ignored (still limited)
+        self._headers = []
         self._events.append(head)
         if self._is_head:
             self._finish(parser.should_keep_alive())
+            raise _Stop()
+        if framing == _CHUNKED:
+            self._cstate = _C_SIZE  # feed() parses the body from here on
             raise _Stop()
 
     def on_body(self, body: bytes) -> None:
         n = self._body_bytes + len(body)
         self._body_bytes = n
-        if n > self._limits.max_body_bytes:
-            raise RemoteProtocolError(
-                f"response body exceeds {self._limits.max_body_bytes} bytes (max_body_bytes)"
-            )
+        if n > self.body_limit:
+            raise self._too_big()
         if body:
             self._events.append(body)
 
@@ -245,32 +303,147 @@ class ResponseExchange:
             if data:
                 self.reusable = False
             return []
+        if self._cstate >= 0:
+            self._feed_chunked(data)
+            return self._take()
         if self.head is None:
             room = self._limits.max_header_bytes - self._fed
+            rest = None
             if len(data) > room:
                 # Never hand llhttp more unparsed header bytes than the limit: it would
                 # buffer a never-ending header line whole before calling us.
-                self._feed(data[:room])
-                if self.head is None and not self.done:
-                    self._fail(RemoteProtocolError(
-                        f"response headers exceed {self._limits.max_header_bytes} bytes "
-                        "(max_header_bytes)"
-                    ))
-                data = data[room:]
-                if self.done:
-                    if data:
-                        self.reusable = False
-                    return self._take()
+                rest = data[room:]
+                data = data[:room]
             self._fed += len(data)
             if self._head_buf is not None:
                 self._head_buf += data
-        self._feed(data)
+            self._feed(data)
+            if self.head is None and not self.done:
+                if rest is not None:
+                    self._fail(RemoteProtocolError(
+                        f"response headers exceed {self._limits.max_header_bytes} bytes "
+                        "(max_header_bytes)"))
+                self._pre += data
+                return self._take()
+            if self._cstate >= 0:
+                self._start_chunked(data, rest)
+                return self._take()
+            if rest is not None:
+                if self.done:
+                    self.reusable = False
+                    return self._take()
+                self._feed(rest)
+        else:
+            self._feed(data)
         if self._framing == _LENGTH and self.head is not None and not self.done \
                 and self._content_length >= 0 and self._error is None:
             # The head is parsed, so the rest of a Content-Length body is just counted:
             # no per-record trip through llhttp and its callback.
             self.body_left = self._content_length - self._body_bytes
         return self._take()
+
+    def _start_chunked(self, data, rest) -> None:
+        buf = bytes(self._pre) + bytes(data)
+        self._pre = bytearray()
+        pos = _head_end(buf, self._interim + 1)
+        if pos < 0:  # llhttp accepted a head that does not end in an empty line
+            self._fail(RemoteProtocolError("malformed response: cannot find the end of "
+                                           "the headers"))
+        body = buf[pos:]
+        if rest is not None:
+            body += bytes(rest)
+        self._feed_chunked(body)
+
+    def _feed_chunked(self, data) -> None:
+        """The chunked body (RFC 9112 7.1), parsed here so that every part a server
+        could stretch forever has a byte limit: chunk extensions (max_chunk_extension_bytes
+        over the whole body), trailers (max_trailer_bytes, max_header_count) and the
+        body itself (body_limit)."""
+        n = len(data)
+        i = 0
+        while i < n and self._cstate >= 0:
+            st = self._cstate
+            if st == _C_DATA:
+                left = self._chunk_left
+                take = n - i if n - i < left else left
+                total = self._body_bytes + take
+                if total > self.body_limit:
+                    self._fail(self._too_big())
+                self._body_bytes = total
+                piece = data[i:i + take]
+                self._events.append(piece if piece.__class__ is bytes else bytes(piece))
+                i += take
+                self._chunk_left = left - take
+                if self._chunk_left == 0:
+                    self._cstate = _C_CRLF
+                continue
+            if st == _C_CRLF:
+                line = self._line + bytes(data[i:i + 2 - len(self._line)])
+                i += len(line) - len(self._line)
+                if line != b"\r\n"[:len(line)]:
+                    self._fail(RemoteProtocolError(
+                        "malformed chunked body: chunk data not followed by CRLF"))
+                if len(line) < 2:
+                    self._line = line
+                    return
+                self._line = b""
+                self._cstate = _C_SIZE
+                continue
+            # A line: the chunk-size line or a trailer line.
+            limits = self._limits
+            if st == _C_SIZE:
+                cap = 16 + limits.max_chunk_extension_bytes - self._ext_bytes
+            else:
+                cap = limits.max_trailer_bytes - self._trailer_bytes
+            have = self._line
+            window = bytes(data[i:i + cap + 2 - len(have)])
+            joined = have + window if have else window
+            end = joined.find(b"\r\n", len(have) - 1 if have else 0)
+            if end < 0 or end > cap:
+                if len(joined) < cap + 2:
+                    self._line = joined  # the line goes on in the next feed
+                    return
+                self._fail(RemoteProtocolError(
+                    "chunk extensions exceed "
+                    f"{limits.max_chunk_extension_bytes} bytes (max_chunk_extension_bytes)"
+                    if st == _C_SIZE else
+                    f"response trailers exceed {limits.max_trailer_bytes} bytes "
+                    "(max_trailer_bytes)"))
+            i += end + 2 - len(have)
+            self._line = b""
+            line = joined[:end]
+            if st == _C_SIZE:
+                self._size_line(line)
+            else:
+                self._trailer_line(line, end + 2)
+        if self._cstate < 0 and i < n:
+            self.reusable = False  # bytes after the response: the connection is not ours
+
+    def _size_line(self, line: bytes) -> None:
+        m = _CHUNK_SIZE.fullmatch(line)
+        if m is None:
+            self._fail(RemoteProtocolError(f"malformed chunk-size line {line[:40]!r}"))
+        self._ext_bytes += len(line) - m.end(1)
+        size = int(m.group(1), 16)
+        if size:
+            self._chunk_left = size
+            self._cstate = _C_DATA
+        else:
+            self._cstate = _C_TRAILER
+
+    def _trailer_line(self, line: bytes, n: int) -> None:
+        self._trailer_bytes += n
+        if not line:
+            self._cstate = -1
+            self._finish(self._keep_alive)
+            return
+        self._trailer_count += 1
+        if self._trailer_count > self._limits.max_header_count:
+            self._fail(RemoteProtocolError(
+                f"response has more than {self._limits.max_header_count} trailer fields "
+                "(max_header_count)"))
+        if not _TRAILER.fullmatch(line):
+            self._fail(RemoteProtocolError(f"malformed trailer field {line[:40]!r}"))
 
     def _feed_counted(self, data) -> list:
         if self.done:
@@ -306,10 +479,8 @@ class ResponseExchange:
 
     def _count(self, take: int) -> None:
         total = self._body_bytes + take
-        if total > self._limits.max_body_bytes:
-            self._fail(RemoteProtocolError(
-                f"response body exceeds {self._limits.max_body_bytes} bytes "
-                "(max_body_bytes)"))
+        if total > self.body_limit:
+            self._fail(self._too_big())
         self._body_bytes = total
         self.body_left -= take
 
@@ -324,6 +495,8 @@ class ResponseExchange:
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Stop):
+                if self._cstate >= 0:
+                    return  # a chunked body: feed() takes it from here
                 if self._is_head and self.done and not self._only_headers_fed():
                     self.reusable = False
                 elif not self._is_head:
@@ -343,20 +516,17 @@ class ResponseExchange:
     def _only_headers_fed(self) -> bool:
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""
         buf = self._head_buf
-        pos = -4
-        for _ in range(self._interim + 1):
-            pos = buf.find(b"\r\n\r\n", pos + 4)
-            if pos < 0:
-                return False
-        return pos + 4 == len(buf)
+        return _head_end(buf, self._interim + 1) == len(buf)
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc
         self.reusable = False
         raise exc
 
-    def feed_eof(self) -> list:
-        """The server closed the connection (or the TLS stream ended)."""
+    def feed_eof(self, clean: bool = True) -> list:
+        """The server closed the connection. `clean` is False when a TLS connection ended
+        without close_notify: then a close-delimited body may have been cut short by
+        anyone on the path (RFC 9112 9.8), and is an error."""
         if self._error is not None:
             raise self._error
         self.reusable = False
@@ -370,6 +540,11 @@ class ResponseExchange:
             self._fail(RemoteProtocolError("server closed the connection in the middle of the "
                                            "response headers"))
         if self._framing == _CLOSE_DELIMITED:
+            if not clean:
+                self._fail(RemoteProtocolError(
+                    f"the server closed the connection after {self._body_bytes} body bytes "
+                    "without a TLS close_notify: the body, delimited only by the close, may "
+                    "be truncated"))
             self._finish(False)
             return self._take()
         if self._framing == _LENGTH:

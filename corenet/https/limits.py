@@ -10,15 +10,38 @@ class Limits:
     # big cookies while stopping a server that never stops sending headers.
     max_header_bytes: int = 64 * 1024
     # Browsers and proxies cap around 100; a few hundred bounds the per-response dict work.
+    # Trailer fields of a chunked body count against it too.
     max_header_count: int = 256
-    # Decoded body size (after gzip/deflate), so a compression bomb is stopped as early as a
-    # huge plain body. 1 GiB by default; streaming users may raise it.
-    max_body_bytes: int = 1 << 30
+    # A body read whole into memory (`client.get()`, `response.aread()`), counted both as
+    # received and as decoded (after gzip, br, zstd), so a compression bomb is stopped as
+    # early as a huge plain body: decoding never allocates more than this plus one byte.
+    # 64 MiB holds any page or API answer; bigger downloads belong in `client.stream()`.
+    max_body_bytes: int = 64 * 1024 * 1024
+    # A streamed body (`client.stream()`, `aiter_bytes()`): the caller consumes it piece by
+    # piece, so memory stays bounded (read_buffer_high, max_decoded_chunk) whatever its
+    # length; None means no limit, a number stops a stream that runs longer.
+    max_stream_bytes: int | None = None
+    # Largest piece of decoded body produced at once. A few bytes of gzip can inflate to
+    # megabytes (and gzip inside gzip to gigabytes): output is pulled out of the decoders in
+    # pieces of at most this size, so neither a streaming reader nor the decoder ever holds
+    # more than one piece per coding.
+    max_decoded_chunk: int = 64 * 1024
+    # Chunk extensions (what follows the size on a chunk-size line) of one body together.
+    # Real servers send none; 16 KiB stops a server that streams an endless extension, or
+    # a long one after every one-byte chunk (either is parsed forever, no body to show).
+    max_chunk_extension_bytes: int = 16 * 1024
+    # All trailer lines after the last chunk together. Trailers are rare and small (a
+    # checksum, a status); 16 KiB bounds a trailer section that never ends.
+    max_trailer_bytes: int = 16 * 1024
     # Interim (1xx) responses before the final one: a server looping on 100 cannot spin us.
     max_interim_responses: int = 10
     # Bytes of body buffered in memory while the reader is slower than the network; above
     # this the connection stops reading (TCP back-pressure).
     read_buffer_high: int = 4 * 1024 * 1024
+    # zstd window a response may ask the decoder to allocate, as a power of two. RFC 9659
+    # caps Content-Encoding: zstd at 8 MiB (2**23); without a cap a frame header alone
+    # could make the decoder reserve up to 2 GiB.
+    zstd_window_log_max: int = 23
 
 
 DEFAULT_LIMITS = Limits()

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Callable
 from .decoder import Decoder
 from .errors import HTTPStatusError, StreamConsumed
 from .headers import Headers
+from .limits import DEFAULT_LIMITS, Limits
 
 _REASONS = {}
 try:
@@ -56,7 +57,8 @@ class Response:
         self._content = content
         self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
         self._on_close: Callable[[bool], None] | None = None
-        self._decoder: Decoder | None = None
+        self._content_encoding = ""  # set when the body has a Content-Encoding
+        self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
         self._clock: Callable[[], float] | None = None
         self.is_closed = content is not None
@@ -143,21 +145,34 @@ class Response:
         finally:
             self._close(ok)
 
+    def _decoder(self, whole: bool) -> Decoder | None:
+        if not self._content_encoding:
+            return None
+        lim = self._limits
+        if whole:
+            limit, piece = lim.max_body_bytes, max(lim.max_decoded_chunk, 1 << 20)
+        else:
+            limit, piece = lim.max_stream_bytes, lim.max_decoded_chunk
+        dec = Decoder(self._content_encoding, limit, piece, lim.zstd_window_log_max)
+        return dec if dec else None
+
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Body bytes decoded (gzip/deflate undone), chunk by chunk."""
+        """Body bytes decoded (gzip, deflate, br, zstd undone), piece by piece; a decoded
+        piece is at most `Limits.max_decoded_chunk` bytes, however far the body inflates."""
         if self._content is not None:
             if self._content:
                 yield self._content
             return
-        dec = self._decoder
+        dec = self._decoder(False)
+        if dec is None:
+            async for raw in self.aiter_raw():
+                yield raw
+            return
         async for raw in self.aiter_raw():
-            out = dec.decode(raw) if dec else raw
-            if out:
+            for out in dec.decode(raw):
                 yield out
-        if dec:
-            tail = dec.flush()
-            if tail:
-                yield tail
+        for out in dec.flush():
+            yield out
 
     async def aread(self) -> bytes:
         if self._content is not None:
@@ -174,8 +189,13 @@ class Response:
                     break
                 parts += chunks
             raw = parts[0] if len(parts) == 1 else b"".join(parts)
-            dec = self._decoder
-            self._content = dec.decode(raw) + dec.flush() if dec else raw
+            dec = self._decoder(True)
+            if dec is not None:
+                out = list(dec.decode(raw))
+                out += dec.flush()
+                raw = out[0] if len(out) == 1 else b"".join(out)
+                del out
+            self._content = raw
             ok = True
         finally:
             self._close(ok)

@@ -154,23 +154,28 @@ class Pool:
 
     async def aclose(self) -> None:
         """Close every connection, idle or still checked out (a stream left open): a
-        request still using one then fails with a RemoteProtocolError."""
+        request still using one then fails with a RemoteProtocolError. A connection whose
+        server is not reading is aborted rather than left waiting to drain, and aclose
+        returns once every socket is closed, so no descriptor outlives the client."""
         self.closed = True
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
-                self._total -= 1
+        closing = [conn for conns in self._idle.values() for conn in conns]
+        closing += self._busy
+        for conn in closing:
+            conn.close()
+        self._total -= len(closing)
         self._idle.clear()
         self._idle_count = 0
-        for conn in self._busy:
-            conn.close()
-            self._total -= 1
         self._busy.clear()
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(True)
-        # Let transports run their close callbacks, so no descriptor outlives the client.
-        await asyncio.sleep(0)
+        if closing:
+            await asyncio.gather(*(conn.wait_closed(_CLOSE_WAIT) for conn in closing))
+
+
+# The longest aclose() waits for a transport to report its socket closed (it is normally
+# the next loop iteration: a connection that cannot drain is aborted, not closed).
+_CLOSE_WAIT = 1.0
 
 
 def _expire(fut: asyncio.Future) -> None:

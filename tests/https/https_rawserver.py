@@ -27,6 +27,7 @@ class _Req:
         self.headers_done = False
         self.done = False
         self.method = ""
+        self.raw = bytearray()  # the request exactly as received
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -54,9 +55,10 @@ def read_request(sock: socket.socket):
             return None
         if not data:
             return None
+        req.raw += data
         parser.feed_data(data)
         req.method = parser.get_method().decode()
-        if req.headers_done and req.url.startswith(b"/no-read"):
+        if req.headers_done and req.url.startswith((b"/no-read", b"/early-")):
             return req
     return req
 
@@ -79,6 +81,76 @@ def ok(body: bytes = b"ok", extra: str = "") -> bytes:
     return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n").encode() + body
 
 
+def query(path: str) -> dict:
+    return dict(kv.split("=", 1) for kv in path.partition("?")[2].split("&") if "=" in kv)
+
+
+def zeros_gzip(mb: int) -> bytes:
+    """A gzip body of `mb` MiB of zeros, cheap to make: one member repeated (RFC 1952
+    allows any number of members, each about 1 KiB here)."""
+    import gzip
+
+    return gzip.compress(bytes(1 << 20), 9) * mb
+
+
+def bomb(kind: str, mb: int) -> tuple[bytes, str]:
+    """(body, Content-Encoding) inflating to `mb` MiB of zeros (per layer of a stack)."""
+    import gzip
+
+    if kind == "gzip":
+        return zeros_gzip(mb), "gzip"
+    if kind == "gzip2":
+        return gzip.compress(zeros_gzip(mb), 9), "gzip, gzip"
+    if kind == "br":
+        import brotli
+
+        return brotli.compress(bytes(mb << 20), quality=5), "br"
+    if kind == "zstd":
+        from backports import zstd
+
+        return zstd.compress(bytes(mb << 20)), "zstd"
+    raise ValueError(kind)
+
+
+def encoded(kind: str, data: bytes) -> bytes:
+    """`data` with the codings of `kind` ("gzip,br" = gzip first, then br) applied."""
+    import gzip
+
+    for coding in kind.split(","):
+        if coding == "gzip":
+            data = gzip.compress(data)
+        elif coding == "br":
+            import brotli
+
+            data = brotli.compress(data)
+        elif coding == "zstd":
+            from backports import zstd
+
+            data = zstd.compress(data)
+    return data
+
+
+def endless(sock: socket.socket, head: bytes, filler: bytes, seconds: float = 5.0) -> None:
+    """Send `head`, then `filler` over and over (bounded in time and count)."""
+    if not send(sock, head):
+        return
+    end = time.monotonic() + seconds
+    for _ in range(200000):
+        if time.monotonic() > end or not send(sock, filler):
+            return
+
+
+def close_notify(sock: socket.socket) -> None:
+    """End a TLS connection the proper way: close_notify before the TCP close (the client
+    answers with its own, which unwrap waits for, briefly)."""
+    if isinstance(sock, ssl.SSLSocket):
+        try:
+            sock.settimeout(2)
+            sock.unwrap()
+        except (OSError, ssl.SSLError):
+            pass
+
+
 def handle(sock: socket.socket, state: dict) -> None:
     served = 0
     sock.settimeout(MAX_STALL)
@@ -91,7 +163,8 @@ def handle(sock: socket.socket, state: dict) -> None:
         route = path.split("?", 1)[0]
         if route == "/echo":
             body = json.dumps({"method": req.method, "path": path, "headers": req.headers,
-                               "body": req.body.decode("latin-1")}).encode()
+                               "body": req.body.decode("latin-1"),
+                               "raw": req.raw.decode("latin-1")}).encode()
             if not send(sock, ok(body, "Content-Type: application/json\r\n")):
                 return
         elif route == "/bad-status":
@@ -106,8 +179,58 @@ def handle(sock: socket.socket, state: dict) -> None:
             if not send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef"):
                 return
         elif route == "/close-delimited":
+            # Ended the proper way: TLS close_notify, then the TCP close.
             send(sock, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+            close_notify(sock)
             return
+        elif route == "/close-delimited-cut":
+            # The same body ended by TCP alone, as a truncation attack would end it.
+            send(sock, b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the")
+            return
+        elif route == "/early-413":
+            # Refuses the body before reading it, then holds the connection without reading
+            # (?hold=S seconds) or closes it at once (?hold=0).
+            hold = min(float(query(path).get("hold", "5")), MAX_STALL)
+            send(sock, b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\n"
+                       b"Connection: close\r\n\r\ntoo large")
+            time.sleep(hold)
+            return
+        elif route == "/redirect":
+            q = query(path)
+            code = int(q.get("code", "302"))
+            loc = bytes.fromhex(q["to"])
+            if not send(sock, b"HTTP/1.1 %d Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"
+                        % (code, loc)):
+                return
+        elif route == "/bomb":
+            q = query(path)
+            body, coding = bomb(q["kind"], min(int(q.get("mb", "256")), 1024))
+            if not send(sock, ok(body, f"Content-Encoding: {coding}\r\n")):
+                return
+        elif route == "/coded":
+            # pattern(n) with the codings of ?kind= (comma-separated, in applied order).
+            q = query(path)
+            kind = q["kind"]
+            body = encoded(kind, pattern(int(q.get("n", "100000"))))
+            if not send(sock, ok(body, f"Content-Encoding: {kind.replace(',', ', ')}\r\n")):
+                return
+        elif route == "/endless-extension":
+            endless(sock, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;",
+                    b"e" * 4096)
+            return
+        elif route == "/extension-each-chunk":
+            endless(sock, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    b"1;" + b"e" * 200 + b"\r\nx\r\n")
+            return
+        elif route == "/endless-trailer":
+            endless(sock, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"1\r\nx\r\n0\r\nX-Trailer: ", b"t" * 4096)
+            return
+        elif route == "/chunked-trailer":
+            if not send(sock, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\n"
+                              b"X-Checksum: 1234\r\n\r\n"):
+                return
         elif route == "/endless-headers":
             # One header line that never ends (bounded here: 5 s or 100 MB).
             send(sock, b"HTTP/1.1 200 OK\r\nX-Filler: ")
@@ -163,12 +286,14 @@ def handle(sock: socket.socket, state: dict) -> None:
                 time.sleep(0.05)
             return
         elif route == "/raw":
-            # Sends exactly the hex-encoded bytes given in the query, then closes: lets a
-            # test fuzz the client's whole response path through a real TLS socket.
+            # Sends exactly the hex-encoded bytes given in the query, then closes (with
+            # close_notify): lets a test fuzz the client's whole response path through a
+            # real TLS socket.
             try:
                 send(sock, bytes.fromhex(path.split("?", 1)[1]))
             except (IndexError, ValueError):
                 pass
+            close_notify(sock)
             return
         elif route == "/big":
             # Content-Length body of a known pattern; `?n=SIZE[&extra=K]` sends K bytes past it.
@@ -232,7 +357,7 @@ def main() -> None:
     ctx.set_alpn_protocols(["http/1.1"])
     state = {"lock": threading.Lock(), "count": 0}
     ports = {}
-    for name in ("tls", "plain", "silent"):
+    for name in ("tls", "tls2", "plain", "silent"):
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", 0))
@@ -241,7 +366,7 @@ def main() -> None:
         if name == "silent":
             target, args = silent, (ls,)
         else:
-            target, args = serve, (ls, ctx if name == "tls" else None, state)
+            target, args = serve, (ls, ctx if name.startswith("tls") else None, state)
         threading.Thread(target=target, args=args, daemon=True).start()
     print(json.dumps(ports), flush=True)
     threading.Event().wait()

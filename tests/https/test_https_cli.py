@@ -31,11 +31,19 @@ def test_fetch_to_file(env, tmp_path):
 
 
 def test_fetch_to_stdout_following_redirects_verbose(env):
-    p = fetch("--cacert", env.ca, "-v", env.base + "/r/2")
+    p = fetch("--cacert", env.ca, "-v", "-L", env.base + "/r/2")
     assert p.returncode == 0, p.stderr
     assert p.stdout == SMALL
     err = p.stderr.decode()
     assert "< HTTP/1.1 302" in err and "< HTTP/1.1 200 OK" in err and "* TLS TLSv1.3" in err
+
+
+def test_redirects_followed_only_with_L_as_in_curl(env):
+    p = fetch("--cacert", env.ca, "-v", env.base + "/r/2")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout != SMALL and b"302" in p.stdout  # the redirect's own page
+    err = p.stderr.decode()
+    assert "< HTTP/1.1 302" in err and "200 OK" not in err
 
 
 def test_head_prints_headers(env):
