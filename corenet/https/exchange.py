@@ -160,7 +160,7 @@ class ResponseExchange:
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
         # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
-        self._pre = bytearray()
+        self._pre: bytearray | None = None
         self._body_bytes = 0
         self.body_limit = _NO_LIMIT
         self._limit_name = ""
@@ -323,7 +323,10 @@ class ResponseExchange:
                     self._fail(RemoteProtocolError(
                         f"response headers exceed {self._limits.max_header_bytes} bytes "
                         "(max_header_bytes)"))
-                self._pre += data
+                if self._pre is None:
+                    self._pre = bytearray(data)
+                else:
+                    self._pre += data
                 return self._take()
             if self._cstate >= 0:
                 self._start_chunked(data, rest)
@@ -343,8 +346,8 @@ class ResponseExchange:
         return self._take()
 
     def _start_chunked(self, data, rest) -> None:
-        buf = bytes(self._pre) + bytes(data)
-        self._pre = bytearray()
+        buf = bytes(self._pre) + bytes(data) if self._pre else bytes(data)
+        self._pre = None
         pos = _head_end(buf, self._interim + 1)
         if pos < 0:  # llhttp accepted a head that does not end in an empty line
             self._fail(RemoteProtocolError("malformed response: cannot find the end of "
