@@ -11,6 +11,7 @@ import ssl
 from typing import Any, AsyncIterator, Iterable, Mapping
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
+from .auth import Auth, coerce_auth
 from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .deadline import Deadline
 from .decoder import accept_encoding
@@ -21,14 +22,17 @@ from .errors import (
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
 )
+from .cookies import Cookies
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .pool import Origin, Pool
 from .resolve import resolve_host
 from .timeout import Timeout
+from .urls import URL
 
 USER_AGENT = "corenet-https/0.1"
+_UNSET: Any = object()
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -45,6 +49,7 @@ _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
 _DIGITS = re.compile(r"[0-9]+")
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def encode_host(host: str) -> str:
@@ -97,7 +102,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
 
 class _URL:
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
-                 "host_line", "auth")
+                 "host_line", "auth", "url")
 
     def __init__(self, url: str, params: Any = None) -> None:
         try:
@@ -127,6 +132,7 @@ class _URL:
         self.host_line = encode_header_lines((("Host", self.host_header),))
         self.origin: Origin = (scheme, host, self.port)
         self.text = f"{scheme}://{self.host_header}{self.target}"
+        self.url = URL(self.text)
         self.auth: str | None = None
         if parts.username is not None:
             # user:password@ in the URL means Basic auth (and never goes on the wire as is)
@@ -151,13 +157,22 @@ class Client:
         max_keepalive: int = 20, keepalive_expiry: float | None = 5.0,
         follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
-        allow_insecure_redirects: bool = False,
+        allow_insecure_redirects: bool = False, base_url: URL | str = "",
+        auth: Any = None, cookies: Any = None,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
         self.allow_insecure_redirects = allow_insecure_redirects
+        base = str(base_url)
+        if base:
+            _URL(base)  # refuse a bad base now rather than at the first request
+            if not base.endswith("/"):
+                base += "/"
+        self.base_url = URL(base)
+        self.auth: Auth | None = coerce_auth(auth)
+        self.cookies = Cookies(cookies)
         self.max_redirects = max_redirects
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
                                 "Accept-Encoding": accept_encoding()})
@@ -213,6 +228,7 @@ class Client:
         content: bytes | str | AsyncIterator[bytes] | Iterable[bytes] | None = None,
         data: Mapping[str, Any] | None = None, json: Any = None,
         timeout: Timeout | float | None | object = ..., follow_redirects: bool | None = None,
+        auth: Any = _UNSET, cookies: Any = None,
     ) -> Response:
         """Send a request and read the whole response body.
 
@@ -223,7 +239,7 @@ class Client:
         the body raises LocalProtocolError before anything is sent. A Host header in
         `headers` replaces the URL's (one only)."""
         return await self._request(method, url, params, headers, content, data, json,
-                                   timeout, follow_redirects, stream=False)
+                                   timeout, follow_redirects, False, auth, cookies)
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kw: Any) -> AsyncIterator[Response]:
@@ -232,17 +248,23 @@ class Client:
         to = kw.pop("timeout", ...)
         r = await self._request(method, url, kw.pop("params", None), kw.pop("headers", None),
                                 kw.pop("content", None), kw.pop("data", None),
-                                kw.pop("json", None), to, fr, stream=True, **kw)
+                                kw.pop("json", None), to, fr, True, kw.pop("auth", _UNSET),
+                                kw.pop("cookies", None), **kw)
         try:
             yield r
         finally:
             await r.aclose()
 
     # ---- internals ----
-    async def _request(self, method: str, url: str, params: Any, headers: HeaderTypes,
+    async def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
                        content: Any, data: Any, json: Any, timeout: Any,
-                       follow_redirects: bool | None, stream: bool) -> Response:
+                       follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
+                       cookies: Any = None) -> Response:
         method = method.upper()
+        url = str(url)
+        if self.base_url._text and not _ABSOLUTE.match(url):
+            # httpx's rule: the path is appended to the base's, never replaces it
+            url = self.base_url._text + url.lstrip("/")
         loop = asyncio.get_running_loop()
         deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
@@ -270,13 +292,55 @@ class Client:
                 if len(self._url_cache) >= _URL_CACHE_SIZE:
                     self._url_cache.clear()
                 self._url_cache[url] = u
+        jar = self.cookies
+        if cookies:
+            # This request's cookies on top of a copy of the client's; what responses set
+            # still goes into the client's jar.
+            jar = Cookies(jar)
+            for c in (cookies if isinstance(cookies, Cookies) else Cookies(cookies)).jar:
+                jar.jar.set_cookie(c)
+        flow_auth = self.auth if auth is _UNSET else coerce_auth(auth)
+        if flow_auth is None:
+            return await self._follow(method, u, merged, body, deadline, follow, stream, jar,
+                                      [])
+        # The auth flow may answer a challenge with another request; each of them follows
+        # its redirects, and every response it consumed goes into the history.
         history: list[Response] = []
+        flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body))
+        req = next(flow)
         while True:
-            if u.auth is not None and "authorization" not in merged:
-                merged = merged.copy()
-                merged["Authorization"] = u.auth
-            req = Request(method, u.text, merged, body)
+            ru = u if req.url is u.url else _URL(str(req.url))
+            resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
+                                      follow, stream, jar, history)
+            if flow_auth.requires_response_body and resp._content is None:
+                await resp.aread()
+            try:
+                req = flow.send(resp)
+            except StopIteration:
+                return resp
+            await resp.aread()
+            history = resp.history + [resp]
+
+    async def _follow(self, method: str, u: "_URL", merged: Headers, body: Any,
+                      deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
+                      history: list[Response]) -> Response:
+        """Send the request; follow its redirects when asked."""
+        history = list(history)
+        start = u.text
+        while True:
+            hop = merged
+            if u.auth is not None and "authorization" not in hop:
+                hop = hop.copy()
+                hop["Authorization"] = u.auth
+            if jar and "cookie" not in hop:
+                cookie = jar.header_for(u.text)
+                if cookie:
+                    hop = hop.copy()
+                    hop["Cookie"] = cookie
+            req = Request(method, u.url, hop, body)
             resp = await self._send(req, u, deadline, stream)
+            if resp._set_cookie:
+                self.cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
                 if not stream and resp._content is None:
                     await resp.aread()
@@ -286,7 +350,7 @@ class Client:
             history.append(resp)
             if len(history) > self.max_redirects:
                 raise TooManyRedirects(
-                    f"more than {self.max_redirects} redirects starting from {url!r} "
+                    f"more than {self.max_redirects} redirects starting from {start!r} "
                     f"(last: {resp.url} -> {resp.headers['location']})")
             next_url = urljoin(u.text, resp.headers["location"])
             nu = _URL(next_url)
@@ -306,6 +370,7 @@ class Client:
                 raise StreamConsumed(
                     f"{code} redirect needs the request body again, but it was a stream")
             if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
+                # The cookie jar still gives the new origin the cookies its rules allow.
                 merged = merged.copy()
                 for h in _CREDENTIALS:
                     merged.pop(h)
@@ -389,6 +454,7 @@ class Client:
                         http_version=rhead.http_version, raw_headers=rhead.headers,
                         request=req)
         resp._started_at = started
+        resp._set_cookie = rhead.set_cookie
         resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused}
         resp._clock = loop.time
         ce = rhead.content_encoding

@@ -77,7 +77,7 @@ class ResponseHead:
     """Status line and headers of the final response."""
 
     __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout",
-                 "content_encoding", "location")
+                 "content_encoding", "location", "set_cookie")
 
     def __init__(self, status_code: int, reason: bytes, http_version: str,
                  headers: list[tuple[bytes, bytes]]) -> None:
@@ -88,6 +88,7 @@ class ResponseHead:
         self.keep_alive_timeout: float | None = None
         self.content_encoding: bytes | None = None
         self.location: bytes | None = None
+        self.set_cookie = False
 
     def __repr__(self) -> str:
         return f"<ResponseHead {self.status_code} {self.reason!r}>"
@@ -252,6 +253,8 @@ class ResponseExchange:
                 head.location = value
             elif lname == b"keep-alive":
                 head.keep_alive_timeout = _keep_alive_timeout(value)
+            elif lname == b"set-cookie":
+                head.set_cookie = True
         if self._is_head or status == 204 or status == 304:
             framing = _NONE
         self._framing = framing

@@ -33,6 +33,9 @@ class Limits:
     # All trailer lines after the last chunk together. Trailers are rare and small (a
     # checksum, a status); 16 KiB bounds a trailer section that never ends.
     max_trailer_bytes: int = 16 * 1024
+    # A line given by `Response.aiter_lines()`, in characters: a server that never sends a
+    # line end would otherwise grow one string for as long as the stream lasts.
+    max_line_length: int = 1024 * 1024
     # Interim (1xx) responses before the final one: a server looping on 100 cannot spin us.
     max_interim_responses: int = 10
     # Bytes of body buffered in memory while the reader is slower than the network; above

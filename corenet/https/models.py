@@ -1,14 +1,16 @@
 """Request and Response objects (httpx-shaped)."""
 from __future__ import annotations
 
+import codecs
 import datetime
 import json as _json
 from typing import Any, AsyncIterator, Callable
 
 from .decoder import Decoder
-from .errors import HTTPStatusError, StreamConsumed
+from .errors import HTTPStatusError, RemoteProtocolError, StreamConsumed
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
+from .urls import URL
 
 _REASONS = {}
 try:
@@ -19,12 +21,17 @@ except Exception:  # pragma: no cover
     pass
 
 
+# What str.splitlines ends a line at.
+_LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 class Request:
     __slots__ = ("method", "url", "headers", "content")
 
-    def __init__(self, method: str, url: str, headers: Headers, content: Any = None) -> None:
+    def __init__(self, method: str, url: URL | str, headers: Headers,
+                 content: Any = None) -> None:
         self.method = method
-        self.url = url
+        self.url = url if isinstance(url, URL) else URL(url)
         self.headers = headers
         self.content = content
 
@@ -48,7 +55,7 @@ class Response:
         if headers is None and raw_headers is None:
             self._headers = Headers()
         self.request = request
-        self.url = request.url if request is not None else ""
+        self.url = request.url if request is not None else URL()
         self.history: list[Response] = []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
         # "connection_reused": whether the request went on a pooled keep-alive connection.
@@ -58,6 +65,7 @@ class Response:
         self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
         self._on_close: Callable[[bool], None] | None = None
         self._content_encoding = ""  # set when the body has a Content-Encoding
+        self._set_cookie = False  # whether there is a Set-Cookie header to store
         self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
         self._clock: Callable[[], float] | None = None
@@ -93,8 +101,6 @@ class Response:
             if key.strip().lower() == "charset" and value:
                 charset = value.strip().strip('"\'')
                 try:
-                    import codecs
-
                     return codecs.lookup(charset).name
                 except LookupError:
                     break
@@ -173,6 +179,44 @@ class Response:
                 yield out
         for out in dec.flush():
             yield out
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """The decoded body as text (in `encoding`, undecodable bytes replaced), piece by
+        piece; a character split between pieces comes out whole."""
+        if self._content is not None:
+            if self._content:
+                yield self.text
+            return
+        dec = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+        async for piece in self.aiter_bytes():
+            text = dec.decode(piece)
+            if text:
+                yield text
+        text = dec.decode(b"", True)
+        if text:
+            yield text
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body as text lines without their line ends (str.splitlines' rules); a line
+        longer than `Limits.max_line_length` raises RemoteProtocolError."""
+        pending = ""
+        limit = self._limits.max_line_length
+        async for text in self.aiter_text():
+            lines = (pending + text if pending else text).splitlines(True)
+            last = lines[-1]
+            # The last line goes on in the next piece unless it ended (and a "\r" may
+            # still be the first half of "\r\n").
+            if last[-1] == "\r" or last[-1] not in _LINE_ENDS:
+                pending = lines.pop()
+                if len(pending) > limit:
+                    raise RemoteProtocolError(f"a line of the response body is longer than "
+                                              f"{limit} characters (max_line_length)")
+            else:
+                pending = ""
+            for line in lines:
+                yield line[:-2] if line[-2:] == "\r\n" else line[:-1]
+        if pending:
+            yield pending[:-1] if pending[-1] == "\r" else pending
 
     async def aread(self) -> bytes:
         if self._content is not None:

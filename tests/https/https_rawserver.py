@@ -202,6 +202,34 @@ def handle(sock: socket.socket, state: dict) -> None:
             if not send(sock, b"HTTP/1.1 %d Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"
                         % (code, loc)):
                 return
+        elif route == "/set-cookie":
+            # ?c1=HEX&c2=HEX...: one Set-Cookie line each; &to=HEX makes it a 302 there.
+            q = query(path)
+            lines = b"".join(b"Set-Cookie: %s\r\n" % bytes.fromhex(v)
+                             for k, v in sorted(q.items()) if k.startswith("c"))
+            if "to" in q:
+                head = b"HTTP/1.1 302 Found\r\nLocation: %s\r\n" % bytes.fromhex(q["to"])
+            else:
+                head = b"HTTP/1.1 200 OK\r\n"
+            if not send(sock, head + lines + b"Content-Length: 0\r\n\r\n"):
+                return
+        elif route == "/challenge":
+            # 401 unless the request carries "Authorization: Token <the nonce>".
+            auth = dict((k.lower(), v) for k, v in req.headers).get("authorization")
+            if auth == "Token n0nce-1":
+                reply = ok(b"welcome")
+            else:
+                reply = (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Token "
+                         b"nonce=n0nce-1\r\nContent-Length: 6\r\n\r\nwho?\r\n")
+            if not send(sock, reply):
+                return
+        elif route == "/lines":
+            # Text whose line ends and a two-byte character are split between chunks.
+            pieces = [b"line one\r", b"\nline tw\xc3", b"\xb6\r\n\nlast"]
+            body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+            if not send(sock, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n" + body):
+                return
         elif route == "/bomb":
             q = query(path)
             body, coding = bomb(q["kind"], min(int(q.get("mb", "256")), 1024))

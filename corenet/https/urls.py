@@ -1,0 +1,99 @@
+"""The URL object of requests and responses (the attributes httpx users reach for)."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class URL:
+    """An absolute URL, parsed on first use. `host` is lower-case and, for an international
+    name, in Unicode (`raw_host` is what goes on the wire); `port` is None when it is the
+    scheme's default; `path` is unquoted, `raw_path` is path and query as sent; `query` is
+    bytes, as in httpx. Compares equal to the same URL as a str."""
+
+    __slots__ = ("_text", "_parts")
+
+    def __init__(self, url: "URL | str" = "") -> None:
+        self._text = str(url)
+        self._parts: Any = None
+
+    def _split(self) -> Any:
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = urlsplit(self._text)
+        return parts
+
+    @property
+    def scheme(self) -> str:
+        return self._split().scheme.lower()
+
+    @property
+    def raw_host(self) -> bytes:
+        return (self._split().hostname or "").encode("ascii", "replace")
+
+    @property
+    def host(self) -> str:
+        host = self._split().hostname or ""
+        if "xn--" in host:
+            try:
+                import idna
+
+                return idna.decode(host)
+            except Exception:
+                return host
+        return host
+
+    @property
+    def port(self) -> int | None:
+        port = self._split().port
+        return None if port == _DEFAULT_PORTS.get(self.scheme) else port
+
+    @property
+    def netloc(self) -> bytes:
+        return self._split().netloc.rpartition("@")[2].encode("ascii", "replace")
+
+    @property
+    def username(self) -> str:
+        return unquote(self._split().username or "")
+
+    @property
+    def password(self) -> str:
+        return unquote(self._split().password or "")
+
+    @property
+    def path(self) -> str:
+        return unquote(self._split().path or "/")
+
+    @property
+    def query(self) -> bytes:
+        return self._split().query.encode("ascii", "replace")
+
+    @property
+    def raw_path(self) -> bytes:
+        parts = self._split()
+        path = parts.path or "/"
+        return (f"{path}?{parts.query}" if parts.query else path).encode("ascii", "replace")
+
+    @property
+    def fragment(self) -> str:
+        return unquote(self._split().fragment)
+
+    def join(self, url: "URL | str") -> "URL":
+        """The URL `url` refers to when found in this one's document (RFC 3986 5.2)."""
+        return URL(urljoin(self._text, str(url)))
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"URL({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (URL, str)):
+            return self._text == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._text)

@@ -1,0 +1,158 @@
+"""What an httpx user reaches for on day one: the URL object, base_url=, aiter_text() and
+aiter_lines(), auth= and cookies, against rawserver over TLS on every loop kind."""
+from __future__ import annotations
+
+import pytest
+
+from corenet.https import URL, Client, Limits, RemoteProtocolError
+from corenet.https.auth import Auth, BasicAuth, BearerAuth
+from test_https_hostile import named, redirect, wire_head
+
+
+def test_url_object_on_requests_and_responses(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            return await c.get(env.raw + "/echo?a=1&b=%20x", params={"c": "d"})
+
+    r = run(main())
+    assert isinstance(r.url, URL) and r.url is r.request.url
+    assert r.url == f"{env.raw}/echo?a=1&b=%20x&c=d"  # equal to its text
+    assert (r.url.scheme, r.url.host, r.url.port) == ("https", "localhost", env.raw_port)
+    assert r.url.path == "/echo" and r.url.query == b"a=1&b=%20x&c=d"
+    assert r.url.raw_path == b"/echo?a=1&b=%20x&c=d"
+    assert r.url.join("/other").path == "/other"
+    u = URL("https://xn--fa-hia.de:443/a%20b")
+    assert (u.host, u.raw_host, u.port, u.path) == ("faß.de", b"xn--fa-hia.de", None, "/a b")
+
+
+def test_base_url_paths_are_appended(env, run):
+    async def main():
+        async with Client(verify=env.ca, base_url=env.raw + "/api") as c:
+            rel = await c.get("/v1/items")
+            bare = await c.get("x")
+            absolute = await c.get(env.raw + "/echo")
+            return rel, bare, absolute
+
+    rel, bare, absolute = run(main())
+    assert rel.url == env.raw + "/api/v1/items" and rel.status_code == 404
+    assert bare.url == env.raw + "/api/x"
+    assert absolute.json()["path"] == "/echo"
+
+
+def test_aiter_text_and_lines_across_chunk_boundaries(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            async with c.stream("GET", env.raw + "/lines") as r:
+                lines = [ln async for ln in r.aiter_lines()]
+            async with c.stream("GET", env.raw + "/lines") as r:
+                text = "".join([t async for t in r.aiter_text()])
+            return lines, text
+
+    lines, text = run(main())
+    assert lines == ["line one", "line twö", "", "last"]
+    assert text == "line one\r\nline twö\r\n\nlast"
+
+
+def test_aiter_lines_bounds_a_line_without_end(env, run):
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(max_line_length=1000)) as c:
+            async with c.stream("GET", env.raw + "/bomb?kind=gzip&mb=1") as r:
+                async for _ in r.aiter_lines():
+                    pass
+
+    with pytest.raises(RemoteProtocolError, match="longer than 1000 characters"):
+        run(main())
+
+
+class TokenAuth(Auth):
+    """A challenge-response scheme: the first try learns the nonce from the 401."""
+
+    def auth_flow(self, request):
+        response = yield request
+        if response.status_code == 401:
+            nonce = response.headers["www-authenticate"].split("nonce=")[1]
+            request.headers["Authorization"] = f"Token {nonce}"
+            yield request
+
+
+def test_auth_tuple_callable_bearer_and_flow(env, run):
+    def sign(request):
+        request.headers["X-Signed"] = request.method + " " + request.url.path
+        return request
+
+    async def main():
+        async with Client(verify=env.ca, auth=("al ice", "s3cret")) as c:
+            basic = (await c.get(env.raw + "/echo")).json()
+            func = (await c.get(env.raw + "/echo", auth=sign)).json()
+            bearer = (await c.get(env.raw + "/echo", auth=BearerAuth("t0k"))).json()
+            none = (await c.get(env.raw + "/echo", auth=None)).json()
+            flow = await c.get(env.raw + "/challenge", auth=TokenAuth())
+            return basic, func, bearer, none, flow
+
+    basic, func, bearer, none, flow = run(main())
+    assert named(wire_head(basic), "authorization") == [
+        BasicAuth("al ice", "s3cret")._header] == ["Basic YWwgaWNlOnMzY3JldA=="]
+    assert named(wire_head(func), "x-signed") == ["GET /echo"]
+    assert named(wire_head(func), "authorization") == []
+    assert named(wire_head(bearer), "authorization") == ["Bearer t0k"]
+    assert named(wire_head(none), "authorization") == []
+    assert flow.status_code == 200 and flow.content == b"welcome"
+    assert [h.status_code for h in flow.history] == [401]
+
+
+def test_auth_does_not_follow_a_redirect_to_another_origin(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True, auth=("u", "p")) as c:
+            return (await c.get(redirect(env, f"https://127.0.0.1:{env.raw_port}/echo"))).json()
+
+    assert named(wire_head(run(main())), "authorization") == []
+
+
+def set_cookie(env, *cookies: str, to: str = "", base: str = "") -> str:
+    q = "&".join(f"c{i}={c.encode().hex()}" for i, c in enumerate(cookies))
+    if to:
+        q += "&to=" + to.encode().hex()
+    return (base or env.raw) + "/set-cookie?" + q
+
+
+def test_cookie_jar_stores_and_sends_by_its_rules(env, run):
+    async def main():
+        async with Client(verify=env.ca, cookies={"preset": "1"}) as c:
+            await c.get(set_cookie(env, "a=1; Path=/", "b=2; Path=/elsewhere",
+                                   "s=3; Secure; Path=/"))
+            same = (await c.get(env.raw + "/echo")).json()
+            plain = (await c.get(set_cookie(env, "p=4", base=f"http://localhost:"
+                                            f"{env.raw_plain_port}")))
+            plain_echo = (await c.get(f"http://localhost:{env.raw_plain_port}/echo")).json()
+            other_host = (await c.get(f"https://127.0.0.1:{env.raw_port}/echo")).json()
+            extra = (await c.get(env.raw + "/echo", cookies={"once": "x"})).json()
+            return same, plain, plain_echo, other_host, extra, c.cookies
+
+    same, plain, plain_echo, other_host, extra, jar = run(main())
+    assert plain.status_code == 200
+
+    def sent(echo):
+        return sorted(v for line in named(wire_head(echo), "cookie") for v in line.split("; "))
+
+    assert sent(same) == ["a=1", "preset=1", "s=3"]  # not b (path), s over https
+    assert sent(plain_echo) == ["a=1", "p=4", "preset=1"]  # no Secure cookie over http
+    assert sent(other_host) == ["preset=1"]  # a, s, p belong to localhost
+    assert sent(extra) == ["a=1", "once=x", "p=4", "preset=1", "s=3"]
+    assert "once" not in jar and jar["a"] == "1"
+
+
+def test_redirect_carries_only_the_cookies_the_jar_allows(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True) as c:
+            other_port = (await c.get(set_cookie(
+                env, "k=v; Path=/", to=f"https://localhost:{env.raw2_port}/echo"),
+                headers={"Cookie": "manual=1"})).json()
+            other_host = (await c.get(set_cookie(
+                env, "k=v; Path=/", to=f"https://127.0.0.1:{env.raw_port}/echo"))).json()
+            return other_port, other_host
+
+    other_port, other_host = run(main())
+    # Cookies are per host, not per port (RFC 6265 8.5): the jar's k goes on, the
+    # caller's own Cookie header does not.
+    assert named(wire_head(other_port), "cookie") == ["k=v"]
+    assert named(wire_head(other_host), "cookie") == []
