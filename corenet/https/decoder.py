@@ -83,11 +83,14 @@ class _Zlib:
                                 "does not end")
 
 
-class _Brotli:
+class _Buffered:
+    """A stage whose library keeps its own state and takes input when asked for output:
+    input waits in `_in` until the next pull."""
+
     __slots__ = ("_d", "_in", "_started")
+    name = ""
 
     def __init__(self) -> None:
-        self._d = _brotli.Decompressor()
         self._in = b""
         self._started = False
 
@@ -95,6 +98,26 @@ class _Brotli:
         if data:
             self._started = True
             self._in = self._in + data if self._in else data
+
+    def _ended(self) -> bool:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        if self._started and not self._ended():
+            raise DecodingError(f"truncated {self.name} body: the compressed stream does "
+                                "not end")
+
+
+class _Brotli(_Buffered):
+    __slots__ = ()
+    name = "br"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._d = _brotli.Decompressor()
+
+    def _ended(self) -> bool:
+        return self._d.is_finished()
 
     def pull(self, n: int) -> bytes:
         d = self._d
@@ -107,28 +130,22 @@ class _Brotli:
         except _brotli.error as exc:
             raise DecodingError(f"invalid br body: {exc}") from None
 
-    def finish(self) -> None:
-        if self._started and not self._d.is_finished():
-            raise DecodingError("truncated br body: the compressed stream does not end")
 
-
-class _Zstd:
-    __slots__ = ("_d", "_in", "_started", "_window")
+class _Zstd(_Buffered):
+    __slots__ = ("_window",)
+    name = "zstd"
 
     def __init__(self, window_log_max: int) -> None:
+        super().__init__()
         self._window = window_log_max
         self._d = self._new()
-        self._in = b""
-        self._started = False
 
     def _new(self):
         return _zstd.ZstdDecompressor(
             options={_zstd.DecompressionParameter.window_log_max: self._window})
 
-    def push(self, data: bytes) -> None:
-        if data:
-            self._started = True
-            self._in = self._in + data if self._in else data
+    def _ended(self) -> bool:
+        return self._d.eof
 
     def pull(self, n: int) -> bytes:
         d = self._d
@@ -147,10 +164,6 @@ class _Zstd:
             return b""
         except _zstd.ZstdError as exc:
             raise DecodingError(f"invalid zstd body: {exc}") from None
-
-    def finish(self) -> None:
-        if self._started and not self._d.eof:
-            raise DecodingError("truncated zstd body: the compressed stream does not end")
 
 
 def accept_encoding() -> str:

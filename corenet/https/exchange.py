@@ -430,6 +430,10 @@ class ResponseExchange:
         if m is None:
             self._fail(RemoteProtocolError(f"malformed chunk-size line {line[:40]!r}"))
         self._ext_bytes += len(line) - m.end(1)
+        if self._ext_bytes > self._limits.max_chunk_extension_bytes:
+            self._fail(RemoteProtocolError(
+                f"chunk extensions exceed {self._limits.max_chunk_extension_bytes} bytes "
+                "(max_chunk_extension_bytes)"))
         size = int(m.group(1), 16)
         if size:
             self._chunk_left = size

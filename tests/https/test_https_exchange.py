@@ -358,3 +358,68 @@ def test_fuzz_body_survives_buffer_reuse(body, cuts, chunked):
         i += 1
     assert body_of(events) == body
     assert events[-1] is END and ex.reusable
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("step", [1, 2, 5, 13])
+def test_chunked_parsed_here_at_any_split_with_interim_and_leading_blank_lines(step):
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\n\r\n" + CHUNKED_HEAD +
+           b"3;a=\"q\";b\r\nabc\r\n000A\r\n0123456789\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n")
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, raw, step)
+    assert body_of(events) == b"abc0123456789" and events[-1] is END and ex.reusable
+
+
+@pytest.mark.parametrize("bad, match", [
+    (b"5\nhello\r\n", "malformed chunk-size line"),  # bare LF ends nothing
+    (b"5;a\rb\r\nhello\r\n", "malformed chunk-size line"),  # bare CR inside
+    (b"5 \r\nhello\r\n", "malformed chunk-size line"),  # space not followed by ";"
+    (b"-5\r\n", "malformed chunk-size line"),
+    (b"11111111111111111\r\n", "malformed chunk-size line"),  # 17 digits
+    (b"5\r\nhelloXY0\r\n\r\n", "chunk data not followed by CRLF"),
+    (b"0\r\nno colon\r\n\r\n", "malformed trailer field"),
+    (b"0\r\n folded: x\r\n\r\n", "malformed trailer field"),
+])
+def test_chunked_framing_errors(bad, match):
+    ex = ResponseExchange("GET")
+    with pytest.raises(RemoteProtocolError, match=match):
+        feed_all(ex, CHUNKED_HEAD + bad, 1)
+
+
+def test_chunk_extension_and_trailer_limits_count_across_feeds():
+    limits = Limits(max_chunk_extension_bytes=100, max_trailer_bytes=50, max_header_count=3)
+    ex = ResponseExchange("GET", limits)
+    ex.feed(CHUNKED_HEAD)
+    for _ in range(4):
+        ex.feed(b"1;" + b"e" * 20 + b"\r\nx\r\n")  # 88 extension bytes: within the limit
+    with pytest.raises(RemoteProtocolError, match="chunk extensions exceed 100 bytes"):
+        ex.feed(b"1;" + b"e" * 20 + b"\r\nx\r\n")
+    ex = ResponseExchange("GET", limits)
+    ex.feed(CHUNKED_HEAD + b"0\r\nA: " + b"a" * 30)
+    with pytest.raises(RemoteProtocolError, match="trailers exceed 50 bytes"):
+        ex.feed(b"a" * 30)
+    ex = ResponseExchange("GET", limits)
+    with pytest.raises(RemoteProtocolError, match="more than 3 trailer fields"):
+        ex.feed(CHUNKED_HEAD + b"0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n")
+
+
+def test_body_limit_depends_on_streaming():
+    limits = Limits(max_body_bytes=10, max_stream_bytes=None)
+    ex = ResponseExchange("GET", limits, streaming=True)
+    events = ex.feed(CHUNKED_HEAD + b"14\r\n" + b"x" * 20 + b"\r\n")
+    assert body_of(events) == b"x" * 20  # a stream has no limit here
+    with pytest.raises(RemoteProtocolError, match=r"exceeds 10 bytes \(max_body_bytes\)"):
+        ex.set_streaming(False)  # read whole after all: over the limit already
+
+
+def test_close_delimited_needs_a_clean_end():
+    raw = b"HTTP/1.1 200 OK\r\n\r\nabc"
+    ex = ResponseExchange("GET")
+    ex.feed(raw)
+    assert ex.feed_eof(clean=True)[-1] is END
+    ex = ResponseExchange("GET")
+    ex.feed(raw)
+    with pytest.raises(RemoteProtocolError, match="without a TLS close_notify"):
+        ex.feed_eof(clean=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 
 import pytest
@@ -82,3 +83,25 @@ def test_unread_streamed_response_content_is_an_error():
     r = Response(200, headers=Headers())
     with pytest.raises(StreamConsumed, match="aread"):
         r.content
+
+
+def test_zstd_window_is_capped_as_rfc_9659_asks():
+    from backports import zstd
+
+    data = os.urandom(1 << 20) * 40  # repeats 1 MiB apart: a 32 MiB window pays
+    packed = zstd.compress(data, options={zstd.CompressionParameter.window_log: 25})
+    with pytest.raises(DecodingError, match="too much memory"):
+        decode_all(Decoder("zstd", None, 64 << 10), packed)  # default: 2**23 = 8 MiB
+    assert decode_all(Decoder("zstd", None, 64 << 10, zstd_window_log_max=25), packed) == data
+
+
+def test_brotli_and_zstd_concatenated_frames_and_garbage():
+    import brotli
+    from backports import zstd
+
+    two = zstd.compress(b"one ") + zstd.compress(b"two")
+    assert decode_all(Decoder("zstd", None, 1024), two) == b"one two"
+    with pytest.raises(DecodingError, match="invalid br"):
+        decode_all(Decoder("br", None, 1024), b"\xff\xff not brotli")
+    with pytest.raises(DecodingError, match="truncated br"):
+        decode_all(Decoder("br", None, 1024), brotli.compress(os.urandom(5000))[:-3])
