@@ -26,6 +26,7 @@ from .cookies import Cookies
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
+from .multipart import encode_multipart
 from .pool import Origin, Pool
 from .resolve import resolve_host
 from .timeout import Timeout
@@ -228,7 +229,7 @@ class Client:
         content: bytes | str | AsyncIterator[bytes] | Iterable[bytes] | None = None,
         data: Mapping[str, Any] | None = None, json: Any = None,
         timeout: Timeout | float | None | object = ..., follow_redirects: bool | None = None,
-        auth: Any = _UNSET, cookies: Any = None,
+        auth: Any = _UNSET, cookies: Any = None, files: Any = None,
     ) -> Response:
         """Send a request and read the whole response body.
 
@@ -239,7 +240,7 @@ class Client:
         the body raises LocalProtocolError before anything is sent. A Host header in
         `headers` replaces the URL's (one only)."""
         return await self._request(method, url, params, headers, content, data, json,
-                                   timeout, follow_redirects, False, auth, cookies)
+                                   timeout, follow_redirects, False, auth, cookies, files)
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kw: Any) -> AsyncIterator[Response]:
@@ -249,7 +250,7 @@ class Client:
         r = await self._request(method, url, kw.pop("params", None), kw.pop("headers", None),
                                 kw.pop("content", None), kw.pop("data", None),
                                 kw.pop("json", None), to, fr, True, kw.pop("auth", _UNSET),
-                                kw.pop("cookies", None), **kw)
+                                kw.pop("cookies", None), kw.pop("files", None), **kw)
         try:
             yield r
         finally:
@@ -259,7 +260,7 @@ class Client:
     async def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
                        content: Any, data: Any, json: Any, timeout: Any,
                        follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
-                       cookies: Any = None) -> Response:
+                       cookies: Any = None, files: Any = None) -> Response:
         method = method.upper()
         url = str(url)
         if self.base_url._text and not _ABSOLUTE.match(url):
@@ -268,7 +269,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
-        body, body_headers = _encode_body(content, data, json)
+        body, body_headers = _encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
             if headers:
@@ -604,8 +605,12 @@ def _header_block(items: list[tuple[str, str]]) -> tuple[bytes, bytes | None, in
     return block, host_line, length, bool(codings)
 
 
-def _encode_body(content: Any, data: Any, json: Any) -> tuple[Any, list[tuple[str, str]]]:
+def _encode_body(content: Any, data: Any, json: Any,
+                 files: Any = None) -> tuple[Any, list[tuple[str, str]]]:
     """The body and the headers that describe it (framing is added when it is sent)."""
+    if files:
+        raw, ctype = encode_multipart(data, files)
+        return raw, [("Content-Type", ctype)]
     if json is not None:
         raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
         return raw, [("Content-Type", "application/json")]

@@ -156,3 +156,40 @@ def test_redirect_carries_only_the_cookies_the_jar_allows(env, run):
     # caller's own Cookie header does not.
     assert named(wire_head(other_port), "cookie") == ["k=v"]
     assert named(wire_head(other_host), "cookie") == []
+
+
+def parse_multipart(echo: dict) -> list:
+    """The parts as the standard library's MIME parser reads the body the server got."""
+    import email.parser
+    import email.policy
+
+    ctype = named(wire_head(echo), "content-type")[0]
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + echo["body"].encode("latin-1"))
+    return [(p.get_param("name", header="content-disposition"), p.get_filename(),
+             p.get_content_type(), p.get_payload(decode=True)) for p in msg.iter_parts()]
+
+
+def test_files_and_data_as_multipart_form(env, run, tmp_path):
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"a,b\r\n1,2\r\n")
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            with open(path, "rb") as f:
+                r = await c.post(env.raw + "/echo", data={"title": "x", "tags": ["p", "q"]},
+                                 files={"upload": f,
+                                        "blob": ("b.bin", b"\x00\xff--", "application/x-b"),
+                                        "note": ("n\"a\r\nme.txt", "text body")})
+            return r.json()
+
+    echo = run(main())
+    assert parse_multipart(echo) == [
+        ("title", None, "text/plain", b"x"), ("tags", None, "text/plain", b"p"),
+        ("tags", None, "text/plain", b"q"),
+        ("upload", "report.csv", "text/csv", b"a,b\r\n1,2\r\n"),
+        ("blob", "b.bin", "application/x-b", b"\x00\xff--"),
+        ("note", "n%22a%0D%0Ame.txt", "text/plain", b"text body"),  # cannot break out
+    ]
+    lines = wire_head(echo)
+    assert named(lines, "content-length") == [str(len(echo["body"].encode("latin-1")))]
