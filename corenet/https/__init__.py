@@ -8,7 +8,7 @@ from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
     ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InsecureRedirect,
-    InvalidURL, LocalProtocolError, PoolTimeout, ReadTimeout, RemoteProtocolError,
+    InvalidURL, LocalProtocolError, PoolTimeout, ProxyError, ReadTimeout, RemoteProtocolError,
     StreamConsumed, TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
 )
 from .headers import Headers
@@ -23,5 +23,5 @@ __all__ = [
     "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
     "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
     "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",
-    "HTTPStatusError", "StreamConsumed", "InsecureRedirect",
+    "HTTPStatusError", "StreamConsumed", "InsecureRedirect", "ProxyError",
 ]

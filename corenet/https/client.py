@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json as _json
 import re
 import ssl
@@ -30,7 +29,8 @@ from .multipart import encode_multipart
 from .pool import Origin, Pool
 from .resolve import resolve_host
 from .timeout import Timeout
-from .urls import URL
+from .proxy import Proxy, env_proxies, proxy_from_env
+from .urls import URL, encode_host
 
 USER_AGENT = "corenet-https/0.1"
 _UNSET: Any = object()
@@ -48,37 +48,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 # Credentials that must not follow a redirect to another origin.
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
-_HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
 _DIGITS = re.compile(r"[0-9]+")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def encode_host(host: str) -> str:
-    """A URL's host as it goes into DNS, SNI and the Host header: an IP literal as is, a
-    name lower-cased and, when not ASCII, encoded by IDNA 2008 with the UTS 46 mapping
-    (what browsers and httpx reach: "faß.de" is "xn--fa-hia.de", not "fass.de")."""
-    if ":" in host:
-        try:
-            return str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
-    if not host.isascii() or "xn--" in host.lower():
-        try:
-            import idna
-        except ImportError:
-            raise InvalidURL(f"host {host!r} is international and the idna package is not "
-                             "installed to encode it") from None
-        try:
-            if host.isascii():
-                idna.decode(host)  # an A-label must be valid punycode of a valid U-label
-            else:
-                host = idna.encode(host, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise InvalidURL(f"invalid international host name {host!r}: {exc}") from None
-    host = host.lower()
-    if not _HOST_CHARS.fullmatch(host):
-        raise InvalidURL(f"invalid host name {host!r}")
-    return host
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
@@ -150,6 +121,11 @@ class Client:
     as in httpx. When followed, Authorization, Proxy-Authorization and Cookie are dropped
     as soon as a hop leaves the origin (scheme, host, port), and a hop from https to plain
     http raises InsecureRedirect unless `allow_insecure_redirects=True`.
+
+    `proxy="http://user:pw@host:port"` (or https:// for TLS to the proxy) sends every
+    request through that proxy: a CONNECT tunnel for https URLs, forwarding for http ones.
+    Without it, `trust_env` (on by default, as in httpx) takes the proxy from HTTPS_PROXY,
+    HTTP_PROXY or ALL_PROXY, honouring NO_PROXY.
     """
 
     def __init__(
@@ -159,7 +135,8 @@ class Client:
         follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
-        auth: Any = None, cookies: Any = None,
+        auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
@@ -174,6 +151,9 @@ class Client:
         self.base_url = URL(base)
         self.auth: Auth | None = coerce_auth(auth)
         self.cookies = Cookies(cookies)
+        self._proxy = Proxy(proxy) if proxy else None
+        self._env_proxies = env_proxies() if trust_env and proxy is None else {}
+        self._env_proxy_cache: dict[Origin, Proxy | None] = {}
         self.max_redirects = max_redirects
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
                                 "Accept-Encoding": accept_encoding()})
@@ -377,18 +357,34 @@ class Client:
                     merged.pop(h)
             u = nu
 
-    async def _connect(self, u: _URL, deadline: Deadline) -> HTTPConnection:
+    def _proxy_for(self, u: _URL) -> Proxy | None:
+        proxy = self._proxy
+        if proxy is not None or not self._env_proxies:
+            return proxy
+        try:
+            return self._env_proxy_cache[u.origin]
+        except KeyError:
+            pass
+        if len(self._env_proxy_cache) >= _URL_CACHE_SIZE:
+            self._env_proxy_cache.clear()
+        proxy = self._env_proxy_cache[u.origin] = proxy_from_env(
+            self._env_proxies, u.scheme, f"{u.host}:{u.port}")
+        return proxy
+
+    async def _connect(self, u: _URL, deadline: Deadline,
+                       proxy: Proxy | None) -> HTTPConnection:
         loop = asyncio.get_running_loop()
         t, by_total = deadline.budget(deadline.timeout.connect)
-        msg = deadline.message(f"connecting to {u.host} port {u.port}", t, by_total)
-        key = (u.host, u.port)
+        via = "" if proxy is None else f" through the proxy {proxy.host} port {proxy.port}"
+        msg = deadline.message(f"connecting to {u.host} port {u.port}{via}", t, by_total)
+        key = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
 
         async def go() -> HTTPConnection:
             cached = self._addr_cache.get(key)
             if cached is not None and cached[0] > loop.time():
                 addrs = cached[1]
             else:
-                addrs, ttl = await resolve_host(u.host, u.port, self.resolver)
+                addrs, ttl = await resolve_host(key[0], key[1], self.resolver)
                 if ttl > 0:
                     if len(self._addr_cache) >= _URL_CACHE_SIZE:
                         self._addr_cache.clear()
@@ -397,7 +393,8 @@ class Client:
                 return await open_connection(
                     loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
                     self.pool.session_for(u.origin), self.limits, None, msg,
-                    self._read_buffer, self._recv_buffer)
+                    self._read_buffer, self._recv_buffer, proxy,
+                    self._ssl if proxy is not None and proxy.scheme == "https" else None)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise
@@ -414,14 +411,16 @@ class Client:
         loop = asyncio.get_running_loop()
         started = loop.time()
         body = req.content
-        head, length = self._encode_head(req.method, u, req.headers, body)
+        proxy = self._proxy_for(u)
+        forward = proxy if proxy is not None and u.scheme == "http" else None
+        head, length = self._encode_head(req.method, u, req.headers, body, forward)
         retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         pool = self.pool
         fresh = False
         for attempt in (0, 1):
             t, by_total = deadline.budget(deadline.timeout.pool)
             conn, reused = await pool.acquire(
-                u.origin, lambda: self._connect(u, deadline), t,
+                u.origin, lambda: self._connect(u, deadline, proxy), t,
                 lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
                                          by_total),
                 fresh=fresh)
@@ -475,8 +474,8 @@ class Client:
             await resp.aread()  # the common small response: already all here
         return resp
 
-    def _encode_head(self, method: str, u: _URL, headers: Headers,
-                     body: Any) -> tuple[bytes, int | None]:
+    def _encode_head(self, method: str, u: _URL, headers: Headers, body: Any,
+                     forward: Proxy | None = None) -> tuple[bytes, int | None]:
         """Request line, Host, headers and the framing header; returns it with the exact
         length a streamed body must have (None: chunked, or not a stream). The caller's
         header block is validated and encoded once per distinct set of headers (the
@@ -511,8 +510,14 @@ class Client:
             framing = b"Content-Length: %d\r\n" % length
         else:
             framing = b"Transfer-Encoding: chunked\r\n"
-        return (encode_request_line(method, u.target) + (host_line or u.host_line) + block
-                + framing + b"\r\n"), length
+        if forward is not None:
+            # To a forwarding proxy: the absolute URL, and the proxy's own credentials.
+            line = encode_request_line(method, u.text)
+            if forward.auth:
+                framing += b"Proxy-Authorization: %s\r\n" % forward.auth.encode("ascii")
+        else:
+            line = encode_request_line(method, u.target)
+        return line + (host_line or u.host_line) + block + framing + b"\r\n", length
 
     async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,
                              length: int | None, deadline: Deadline) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 
 from ._sink import BodySink
 from .errors import (
-    ConnectError, ConnectTimeout, ReadTimeout, RemoteProtocolError, TLSError, WriteTimeout,
+    ConnectError, ConnectTimeout, ProxyError, ReadTimeout, RemoteProtocolError, TLSError,
+    WriteTimeout,
 )
 from .exchange import END, ResponseExchange, ResponseHead
 from .limits import Limits
@@ -42,6 +43,8 @@ _RECORD_READ = 16 * 1024
 # pages are touched as data arrives).
 _SINK_MIN = 32 * 1024
 _SINK_MAX = 256 * 1024 * 1024
+# A proxy's answer to CONNECT is a status line and a few headers.
+_TUNNEL_HEAD_MAX = 16 * 1024
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
@@ -93,6 +96,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._write_paused = False
         self._error: BaseException | None = None
         self._lost: asyncio.Future | None = None  # set by connection_lost
+        self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
+        self._tunnel_done: asyncio.Future | None = None
         self.closed = False
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
@@ -118,6 +123,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.data_received(self._rview[:nbytes])
 
     def data_received(self, data) -> None:
+        if self._tunnel is not None:
+            self._tunnel_data(data)
+            return
         sslobj = self.ssl_object
         if sslobj is None:
             self._on_plain(data)
@@ -179,6 +187,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        t = self._tunnel_done
+        if t is not None and not t.done():
+            t.set_exception(ProxyError(
+                f"the proxy closed the connection before the tunnel to {self.origin[1]} "
+                "was set up"))
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(ConnectError(
                 f"connection to {self.origin[1]} closed during the TLS handshake"
@@ -295,6 +308,51 @@ class HTTPConnection(asyncio.BufferedProtocol):
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(True)
+
+    # ---- CONNECT through a proxy ----
+    async def tunnel(self, authority: str, auth: str | None) -> None:
+        """Ask the proxy for a tunnel to `authority` (host:port); returns once it answered
+        2xx, after which the bytes on this transport are the origin's."""
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if auth:
+            head += f"Proxy-Authorization: {auth}\r\n"
+        self._tunnel = bytearray()
+        fut = self._tunnel_done = self.loop.create_future()
+        self.transport.write((head + "\r\n").encode("latin-1"))  # type: ignore[union-attr]
+        try:
+            await fut
+        finally:
+            self._tunnel = None
+            self._tunnel_done = None
+
+    def _tunnel_data(self, data) -> None:
+        buf = self._tunnel
+        buf += data  # type: ignore[operator]
+        fut = self._tunnel_done
+        if fut is None or fut.done():
+            return
+        end = buf.find(b"\r\n\r\n")  # type: ignore[union-attr]
+        if end < 0:
+            if len(buf) > _TUNNEL_HEAD_MAX:  # type: ignore[arg-type]
+                fut.set_exception(ProxyError(
+                    f"the proxy's answer to CONNECT exceeds {_TUNNEL_HEAD_MAX} bytes"))
+            return
+        status = bytes(buf[:buf.find(b"\r\n")])  # type: ignore[index, union-attr]
+        parts = status.split(b" ", 2)
+        code = parts[1] if len(parts) > 1 else b""
+        if not (parts[0] in (b"HTTP/1.1", b"HTTP/1.0") and len(code) == 3
+                and code.isdigit()):
+            fut.set_exception(ProxyError(f"malformed answer from the proxy to CONNECT: "
+                                         f"{status[:80]!r}"))
+        elif code[:1] != b"2":
+            fut.set_exception(ProxyError(
+                f"the proxy refused the tunnel to {self.origin[1]}: "
+                f"{status.decode('latin-1')[9:]}"))
+        elif len(buf) > end + 4:  # type: ignore[arg-type]
+            fut.set_exception(ProxyError("the proxy sent bytes after its answer to CONNECT, "
+                                         "before the TLS handshake"))
+        else:
+            fut.set_result(None)
 
     # ---- TLS handshake ----
     def start_tls(self, ctx: ssl.SSLContext, server_hostname: str,
@@ -547,21 +605,39 @@ async def open_connection(
     loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int], addresses: list[str],
     ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
-    recv_buffer: bytearray | None = None,
+    recv_buffer: bytearray | None = None, proxy: Any = None,
+    proxy_ssl: ssl.SSLContext | None = None,
 ) -> HTTPConnection:
-    """Connect to the first address that answers, then do the TLS handshake; `timeout`
-    covers both (ConnectTimeout)."""
+    """Connect to the first address that answers (the proxy's, when there is one; over TLS
+    when `proxy_ssl` is given; then a CONNECT tunnel for an https origin), then do the
+    TLS handshake with the origin; `timeout` covers all of it (ConnectTimeout)."""
     scheme, host, port = origin
     errors: list[str] = []
+    to_port = port if proxy is None else proxy.port
+    what = host if proxy is None else f"the proxy {proxy.host}"
 
     async def attempt() -> HTTPConnection:
         for addr in addresses:
             conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
             try:
-                await loop.create_connection(lambda: conn, addr, port)
+                if proxy_ssl is not None:
+                    await loop.create_connection(lambda: conn, addr, to_port, ssl=proxy_ssl,
+                                                 server_hostname=proxy.host)
+                else:
+                    await loop.create_connection(lambda: conn, addr, to_port)
+            except ssl.SSLError as exc:
+                reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+                raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
             except OSError as exc:
-                errors.append(f"{addr} port {port}: {exc.strerror or exc}")
+                errors.append(f"{addr} port {to_port}: {exc.strerror or exc}")
                 continue
+            if proxy is not None and scheme == "https":
+                try:
+                    await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                      proxy.auth)
+                except BaseException:
+                    conn.close()
+                    raise
             if ssl_context is not None:
                 try:
                     await conn.start_tls(ssl_context, host, session)
@@ -573,7 +649,7 @@ async def open_connection(
                     conn.close()
                     raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
             return conn
-        raise ConnectError(f"cannot connect to {host}: " + "; ".join(errors))
+        raise ConnectError(f"cannot connect to {what}: " + "; ".join(errors))
 
     if timeout is None:
         return await attempt()

@@ -27,6 +27,11 @@ class TLSError(ConnectError):
         self.reason = reason
 
 
+class ProxyError(ConnectError):
+    """The proxy refused the tunnel or the request (407, 403, ...), or broke the protocol
+    while setting it up."""
+
+
 class TimeoutException(TransportError):
     """A stage of the request took longer than its timeout (or the total deadline)."""
 

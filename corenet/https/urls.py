@@ -1,10 +1,43 @@
 """The URL object of requests and responses (the attributes httpx users reach for)."""
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .errors import InvalidURL
+
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
+
+
+def encode_host(host: str) -> str:
+    """A URL's host as it goes into DNS, SNI and the Host header: an IP literal as is, a
+    name lower-cased and, when not ASCII, encoded by IDNA 2008 with the UTS 46 mapping
+    (what browsers and httpx reach: "faß.de" is "xn--fa-hia.de", not "fass.de")."""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
+    if not host.isascii() or "xn--" in host.lower():
+        try:
+            import idna
+        except ImportError:
+            raise InvalidURL(f"host {host!r} is international and the idna package is not "
+                             "installed to encode it") from None
+        try:
+            if host.isascii():
+                idna.decode(host)  # an A-label must be valid punycode of a valid U-label
+            else:
+                host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidURL(f"invalid international host name {host!r}: {exc}") from None
+    host = host.lower()
+    if not _HOST_CHARS.fullmatch(host):
+        raise InvalidURL(f"invalid host name {host!r}")
+    return host
 
 
 class URL:

@@ -335,6 +335,11 @@ def handle(sock: socket.socket, state: dict) -> None:
             # Promises 1,000,000 bytes, sends 200,000, closes.
             send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + pattern(200000))
             return
+        elif route == "/proxy-log":
+            with state["lock"]:
+                body = json.dumps(state["proxy_log"]).encode()
+            if not send(sock, ok(body)):
+                return
         elif route == "/count":
             with state["lock"]:
                 state["count"] += 1
@@ -346,7 +351,83 @@ def handle(sock: socket.socket, state: dict) -> None:
                 return
 
 
-def serve(listener: socket.socket, ctx: ssl.SSLContext | None, state: dict) -> None:
+PROXY_AUTH = "Basic cHU6cHA="  # pu:pp; a request with other credentials gets a 407
+
+
+def pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes (bounded by MAX_STALL of silence)."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(a, selectors.EVENT_READ, b)
+    sel.register(b, selectors.EVENT_READ, a)
+    try:
+        while True:
+            ready = sel.select(MAX_STALL)
+            if not ready:
+                return
+            for key, _ in ready:
+                while True:  # an SSL socket may hold decrypted bytes select cannot see
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except ssl.SSLWantReadError:
+                        break
+                    if not data or not send(key.data, data):
+                        return
+                    if not isinstance(key.fileobj, ssl.SSLSocket) or not key.fileobj.pending():
+                        break
+    except OSError:
+        return
+    finally:
+        sel.close()
+
+
+def proxy(sock: socket.socket, state: dict) -> None:
+    """An HTTP proxy for loopback targets: CONNECT tunnels, absolute-form requests are
+    forwarded (one per connection). Logs (method, target, Proxy-Authorization) in state,
+    which the /proxy-log route returns."""
+    sock.settimeout(MAX_STALL)
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        data = sock.recv(65536)
+        if not data:
+            return
+        head += data
+    head, _, rest = head.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    fields = [ln.split(":", 1) for ln in lines[1:]]
+    auth = next((v.strip() for k, v in fields if k.lower() == "proxy-authorization"), None)
+    with state["lock"]:
+        state["proxy_log"].append([method, target, auth])
+    if auth is not None and auth != PROXY_AUTH:
+        send(sock, b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                   b"Proxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")
+        return
+    if method == "CONNECT":
+        host, _, port = target.rpartition(":")
+    else:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(target)
+        host, port = u.hostname or "", str(u.port or 80)
+    if host not in ("localhost", "127.0.0.1"):
+        send(sock, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        return
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=MAX_STALL) as up:
+        if method == "CONNECT":
+            if not send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n"):
+                return
+        else:
+            path = target.split("/", 3)[3] if target.count("/") >= 3 else ""
+            kept = [ln for ln in lines[1:] if not ln.lower().startswith("proxy-")]
+            up.sendall(("\r\n".join([f"{method} /{path} HTTP/1.1"] + kept) + "\r\n\r\n")
+                       .encode("latin-1") + rest)
+        pipe(sock, up)
+
+
+def serve(listener: socket.socket, ctx: ssl.SSLContext | None, state: dict,
+          handler=handle) -> None:
     while True:
         conn, _ = listener.accept()
 
@@ -356,8 +437,8 @@ def serve(listener: socket.socket, ctx: ssl.SSLContext | None, state: dict) -> N
                 if ctx is not None:
                     s.settimeout(MAX_STALL)
                     s = ctx.wrap_socket(conn, server_side=True)
-                handle(s, state)
-            except (OSError, ssl.SSLError, httptools.HttpParserError):
+                handler(s, state)
+            except (OSError, ssl.SSLError, httptools.HttpParserError, ValueError):
                 pass
             finally:
                 try:
@@ -383,9 +464,9 @@ def main() -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["http/1.1"])
-    state = {"lock": threading.Lock(), "count": 0}
+    state = {"lock": threading.Lock(), "count": 0, "proxy_log": []}
     ports = {}
-    for name in ("tls", "tls2", "plain", "silent"):
+    for name in ("tls", "tls2", "plain", "silent", "proxy", "proxy_tls"):
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", 0))
@@ -393,6 +474,8 @@ def main() -> None:
         ports[name] = ls.getsockname()[1]
         if name == "silent":
             target, args = silent, (ls,)
+        elif name.startswith("proxy"):
+            target, args = serve, (ls, ctx if name == "proxy_tls" else None, state, proxy)
         else:
             target, args = serve, (ls, ctx if name.startswith("tls") else None, state)
         threading.Thread(target=target, args=args, daemon=True).start()

@@ -193,3 +193,79 @@ def test_files_and_data_as_multipart_form(env, run, tmp_path):
     ]
     lines = wire_head(echo)
     assert named(lines, "content-length") == [str(len(echo["body"].encode("latin-1")))]
+
+
+def proxy_log(env, run) -> list:
+    async def main():
+        async with Client(verify=env.ca, trust_env=False) as c:
+            return (await c.get(env.raw + "/proxy-log")).json()
+
+    return run(main())
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_https_through_a_connect_tunnel(env, run, scheme):
+    port = env.proxy_port if scheme == "http" else env.proxy_tls_port
+    proxy = f"{scheme}://pu:pp@localhost:{port}"
+
+    async def main():
+        async with Client(verify=env.ca, proxy=proxy) as c:
+            a = await c.get(env.raw + "/echo", headers={"Authorization": "Bearer origin"})
+            b = await c.get(env.raw + "/echo")
+            return a, b, c.pool.connections_opened
+
+    before = len(proxy_log(env, run))
+    a, b, opened = run(main())
+    log = proxy_log(env, run)[before:]
+    assert log == [["CONNECT", f"localhost:{env.raw_port}", "Basic cHU6cHA="]]  # one tunnel
+    assert opened == 1 and b.extensions["connection_reused"]
+    echo = a.json()
+    assert echo["path"] == "/echo"  # origin-form inside the tunnel
+    assert named(wire_head(echo), "authorization") == ["Bearer origin"]
+    assert named(wire_head(echo), "proxy-authorization") == []  # never past the proxy
+
+
+def test_http_forwarded_by_the_proxy(env, run):
+    async def main():
+        async with Client(proxy=f"http://pu:pp@127.0.0.1:{env.proxy_port}") as c:
+            return (await c.get(env.raw_plain + "/echo?x=1")).json()
+
+    before = len(proxy_log(env, run))
+    echo = run(main())
+    assert proxy_log(env, run)[before:] == [
+        ["GET", f"{env.raw_plain}/echo?x=1", "Basic cHU6cHA="]]
+    assert echo["path"] == "/echo?x=1"
+    assert named(wire_head(echo), "host") == [f"127.0.0.1:{env.raw_plain_port}"]
+
+
+def test_proxy_refusal_is_a_proxy_error(env, run):
+    from corenet.https import ProxyError
+
+    async def main():
+        async with Client(verify=env.ca, proxy=f"http://pu:wrong@127.0.0.1:{env.proxy_port}") as c:
+            await c.get(env.raw + "/echo")
+
+    with pytest.raises(ProxyError, match="refused the tunnel to localhost: 407 Proxy "
+                                         "Authentication Required"):
+        run(main())
+
+
+def test_proxy_from_the_environment_and_no_proxy(env, run, monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{env.proxy_port}")
+
+    async def fetch(**kw):
+        async with Client(verify=env.ca, **kw) as c:
+            return (await c.get(env.raw + "/echo")).status_code
+
+    def tunnels(fn) -> int:
+        before = len(proxy_log(env, run))
+        assert fn() == 200
+        return len(proxy_log(env, run)) - before
+
+    assert tunnels(lambda: run(fetch())) == 1
+    assert tunnels(lambda: run(fetch(trust_env=False))) == 0
+    monkeypatch.setenv("NO_PROXY", "example.org,localhost")
+    assert tunnels(lambda: run(fetch())) == 0
