@@ -7,7 +7,7 @@ import contextlib
 import json as _json
 import re
 import ssl
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Iterable, Mapping
 from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 from .auth import Auth, coerce_auth
@@ -237,10 +237,12 @@ class Client:
             await r.aclose()
 
     # ---- internals ----
-    async def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
-                       content: Any, data: Any, json: Any, timeout: Any,
-                       follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
-                       cookies: Any = None, files: Any = None) -> Response:
+    def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
+                 content: Any, data: Any, json: Any, timeout: Any,
+                 follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
+                 cookies: Any = None, files: Any = None) -> Awaitable[Response]:
+        """Everything that needs no waiting, then the coroutine that sends (one coroutine
+        frame less per request than awaiting it here)."""
         method = method.upper()
         url = str(url)
         if self.base_url._text and not _ABSOLUTE.match(url):
@@ -282,10 +284,15 @@ class Client:
                 jar.jar.set_cookie(c)
         flow_auth = self.auth if auth is _UNSET else coerce_auth(auth)
         if flow_auth is None:
-            return await self._follow(method, u, merged, body, deadline, follow, stream, jar,
-                                      [])
-        # The auth flow may answer a challenge with another request; each of them follows
-        # its redirects, and every response it consumed goes into the history.
+            return self._follow(method, u, merged, body, deadline, follow, stream, jar, None)
+        return self._send_with_auth(flow_auth, method, u, merged, body, deadline, follow,
+                                    stream, jar)
+
+    async def _send_with_auth(self, flow_auth: Auth, method: str, u: "_URL", merged: Headers,
+                              body: Any, deadline: Deadline, follow: bool, stream: bool,
+                              jar: Cookies) -> Response:
+        """The auth flow may answer a challenge with another request; each of them follows
+        its redirects, and every response it consumed goes into the history."""
         history: list[Response] = []
         flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body))
         req = next(flow)
@@ -304,16 +311,16 @@ class Client:
 
     async def _follow(self, method: str, u: "_URL", merged: Headers, body: Any,
                       deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
-                      history: list[Response]) -> Response:
+                      history: list[Response] | None) -> Response:
         """Send the request; follow its redirects when asked."""
-        history = list(history)
+        history = [] if history is None else list(history)
         start = u.text
         while True:
             hop = merged
             if u.auth is not None and "authorization" not in hop:
                 hop = hop.copy()
                 hop["Authorization"] = u.auth
-            if jar and "cookie" not in hop:
+            if jar.jar._cookies and "cookie" not in hop:  # a dict: no Python call when empty
                 cookie = jar.header_for(u.text)
                 if cookie:
                     hop = hop.copy()
@@ -411,7 +418,9 @@ class Client:
         loop = asyncio.get_running_loop()
         started = loop.time()
         body = req.content
-        proxy = self._proxy_for(u)
+        proxy = self._proxy
+        if proxy is None and self._env_proxies:
+            proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" else None
         head, length = self._encode_head(req.method, u, req.headers, body, forward)
         retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))

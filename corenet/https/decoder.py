@@ -34,7 +34,7 @@ class _Zlib:
     """gzip (any number of members, RFC 1952) or deflate (zlib-wrapped, or raw as some
     servers send it and browsers accept)."""
 
-    __slots__ = ("_d", "_kind", "_tail", "_started", "_maybe_raw")
+    __slots__ = ("_d", "_kind", "_tail", "_started", "_maybe_raw", "_full")
 
     def __init__(self, kind: str) -> None:
         self._kind = kind
@@ -42,6 +42,7 @@ class _Zlib:
         self._tail = b""
         self._started = False  # any input at all (an empty body is not truncated)
         self._maybe_raw = kind == "deflate"  # until the first input parses as zlib
+        self._full = False  # the last pull filled its buffer: zlib may hold more output
 
     def push(self, data: bytes) -> None:
         if not data:
@@ -60,6 +61,8 @@ class _Zlib:
             raise DecodingError("data after the end of the deflate body")
 
     def pull(self, n: int) -> bytes:
+        if not self._tail and not self._full:
+            return b""  # nothing in, nothing held: skip a call that allocates a buffer
         d = self._d
         try:
             out = d.decompress(self._tail, n)
@@ -72,6 +75,7 @@ class _Zlib:
             raise DecodingError(f"invalid {self._kind} body: {exc}") from None
         if out:
             self._maybe_raw = False
+        self._full = len(out) == n
         self._tail = d.unconsumed_tail
         if d.eof and d.unused_data:
             self._after_end(d.unused_data)

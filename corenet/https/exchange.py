@@ -117,6 +117,8 @@ _CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
 # States of a chunked body; -1 when the body is not chunked (or is complete).
 _C_SIZE, _C_DATA, _C_CRLF, _C_TRAILER = range(4)
 _NO_LIMIT = 1 << 62
+_LINE_PEEK = 128
+_HEAD_PEEK = 4096
 
 
 def _head_end(buf: bytes | bytearray, heads: int) -> int:
@@ -163,9 +165,13 @@ class ResponseExchange:
         # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
         self._pre: bytearray | None = None
         self._body_bytes = 0
-        self.body_limit = _NO_LIMIT
-        self._limit_name = ""
-        self.set_streaming(streaming)
+        if streaming:
+            limit = limits.max_stream_bytes
+            self._limit_name = "max_stream_bytes"
+        else:
+            limit = limits.max_body_bytes
+            self._limit_name = "max_body_bytes"
+        self.body_limit = _NO_LIMIT if limit is None else limit
         self._cstate = -1
         self._chunk_left = 0
         self._line = b""
@@ -349,16 +355,20 @@ class ResponseExchange:
         return self._take()
 
     def _start_chunked(self, data, rest) -> None:
-        buf = bytes(self._pre) + bytes(data) if self._pre else bytes(data)
+        pre = bytes(self._pre) if self._pre else b""
         self._pre = None
-        pos = _head_end(buf, self._interim + 1)
+        heads = self._interim + 1
+        # The head is near the start: look there before copying the whole feed.
+        pos = _head_end(pre + bytes(data[:_HEAD_PEEK]), heads)
+        if pos < 0 and len(data) > _HEAD_PEEK:
+            pos = _head_end(pre + bytes(data), heads)
         if pos < 0:  # llhttp accepted a head that does not end in an empty line
             self._fail(RemoteProtocolError("malformed response: cannot find the end of "
                                            "the headers"))
-        body = buf[pos:]
+        view = memoryview(data)[pos - len(pre):]
         if rest is not None:
-            body += bytes(rest)
-        self._feed_chunked(body)
+            view = memoryview(bytes(view) + bytes(rest))
+        self._feed_chunked(view)
 
     def _feed_chunked(self, data) -> None:
         """The chunked body (RFC 9112 7.1), parsed here so that every part a server
@@ -381,7 +391,14 @@ class ResponseExchange:
                 i += take
                 self._chunk_left = left - take
                 if self._chunk_left == 0:
-                    self._cstate = _C_CRLF
+                    if n - i >= 2:  # the usual case: the CRLF is right here
+                        if data[i] != 13 or data[i + 1] != 10:
+                            self._fail(RemoteProtocolError(
+                                "malformed chunked body: chunk data not followed by CRLF"))
+                        i += 2
+                        self._cstate = _C_SIZE
+                    else:
+                        self._cstate = _C_CRLF
                 continue
             if st == _C_CRLF:
                 line = self._line + bytes(data[i:i + 2 - len(self._line)])
@@ -402,9 +419,16 @@ class ResponseExchange:
             else:
                 cap = limits.max_trailer_bytes - self._trailer_bytes
             have = self._line
-            window = bytes(data[i:i + cap + 2 - len(have)])
+            room = cap + 2 - len(have)
+            # Lines are short: look in a small window first, in all of the room only if
+            # the line goes on (no copy of a whole record per chunk).
+            window = bytes(data[i:i + (room if room < _LINE_PEEK else _LINE_PEEK)])
             joined = have + window if have else window
             end = joined.find(b"\r\n", len(have) - 1 if have else 0)
+            if end < 0 and len(window) == _LINE_PEEK < room:
+                window = bytes(data[i:i + room])
+                joined = have + window if have else window
+                end = joined.find(b"\r\n", len(have) - 1 if have else 0)
             if end < 0 or end > cap:
                 if len(joined) < cap + 2:
                     self._line = joined  # the line goes on in the next feed

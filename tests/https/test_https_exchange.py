@@ -423,3 +423,12 @@ def test_close_delimited_needs_a_clean_end():
     ex.feed(raw)
     with pytest.raises(RemoteProtocolError, match="without a TLS close_notify"):
         ex.feed_eof(clean=False)
+
+
+@pytest.mark.parametrize("step", [1, 7, 130, 1000])
+def test_long_chunk_lines_at_any_split(step):
+    ext = b";sig=" + b"a" * 300
+    raw = CHUNKED_HEAD + b"4" + ext + b"\r\nabcd\r\n0" + ext + b"\r\nX: " + b"t" * 200 + b"\r\n\r\n"
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, raw, step)
+    assert body_of(events) == b"abcd" and events[-1] is END and ex.reusable
