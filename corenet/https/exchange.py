@@ -2,12 +2,13 @@
 
 No sockets and no clock here, so every framing rule (Content-Length, chunked,
 close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
-The status line and headers are parsed by llhttp (through httptools); this module adds
-what llhttp leaves to its caller: HEAD responses, the end of a close-delimited body at EOF
-(and whether TLS said it was the end), limits that bound memory before llhttp would buffer
-a huge header, and whether the connection may be reused. Bodies framed by Content-Length
-are counted here, and chunked bodies are parsed here, because llhttp neither reports nor
-bounds chunk extensions and httptools buffers a trailer line whole however long it is.
+Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
+caller: HEAD responses, the end of a close-delimited body at EOF (and whether TLS said it
+was the end), limits that bound memory before llhttp would buffer a huge header, and
+whether the connection may be reused. Bodies framed by Content-Length are counted here
+rather than parsed. In a chunked body, llhttp reports neither chunk extensions nor a
+trailer line until it ends (httptools buffers it whole), so the bytes that are not body
+are counted here, feed by feed, against the limits on both.
 """
 from __future__ import annotations
 
@@ -20,11 +21,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# A chunk-size line: 1 to 16 hex digits, then optionally whitespace and ";" extensions made
-# of visible characters, spaces and tabs (RFC 9112 7.1.1). Any other control byte (a bare
-# CR or LF above all) is refused: it is how one chunked body is read two ways.
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})([ \t]*;[\t\x20-\x7e\x80-\xff]*)?")
-_TRAILER = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
+
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
@@ -114,10 +111,10 @@ class _Stop(Exception):
 
 
 _CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
-# States of a chunked body; -1 when the body is not chunked (or is complete).
-_C_SIZE, _C_DATA, _C_CRLF, _C_TRAILER = range(4)
 _NO_LIMIT = 1 << 62
-_LINE_PEEK = 128
+# Framing bytes of the chunk in progress, not yet known exactly: up to 16 hex digits and
+# two CRLFs.
+_CHUNK_FRAMING = 20
 _HEAD_PEEK = 4096
 
 
@@ -146,8 +143,8 @@ class ResponseExchange:
         "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
         "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
-        "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_cstate",
-        "_chunk_left", "_line", "_ext_bytes", "_trailer_bytes", "_trailer_count",
+        "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_chunk_start",
+        "_framing_bytes", "_overhead_base",
     )
 
     def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS,
@@ -164,6 +161,11 @@ class ResponseExchange:
         self._head_buf = bytearray() if self._is_head else None
         # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
         self._pre: bytearray | None = None
+        self._chunk_start = 0  # body bytes before the chunk in progress
+        self._framing_bytes = 0  # size digits and CRLFs of the chunks completed
+        # For a chunked body: bytes fed that were not body, up to where the body started
+        # (the head, interim responses included); -1 until then.
+        self._overhead_base = -1
         self._body_bytes = 0
         if streaming:
             limit = limits.max_stream_bytes
@@ -172,12 +174,6 @@ class ResponseExchange:
             limit = limits.max_body_bytes
             self._limit_name = "max_body_bytes"
         self.body_limit = _NO_LIMIT if limit is None else limit
-        self._cstate = -1
-        self._chunk_left = 0
-        self._line = b""
-        self._ext_bytes = 0
-        self._trailer_bytes = 0
-        self._trailer_count = 0
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
         # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
@@ -271,9 +267,12 @@ class ResponseExchange:
         if self._is_head:
             self._finish(parser.should_keep_alive())
             raise _Stop()
-        if framing == _CHUNKED:
-            self._cstate = _C_SIZE  # feed() parses the body from here on
-            raise _Stop()
+
+    def on_chunk_header(self) -> None:
+        self._chunk_start = self._body_bytes
+
+    def on_chunk_complete(self) -> None:
+        self._framing_bytes += len("%x" % (self._body_bytes - self._chunk_start)) + 4
 
     def on_body(self, body: bytes) -> None:
         n = self._body_bytes + len(body)
@@ -312,9 +311,6 @@ class ResponseExchange:
             if data:
                 self.reusable = False
             return []
-        if self._cstate >= 0:
-            self._feed_chunked(data)
-            return self._take()
         if self.head is None:
             room = self._limits.max_header_bytes - self._fed
             rest = None
@@ -337,24 +333,30 @@ class ResponseExchange:
                 else:
                     self._pre += data
                 return self._take()
-            if self._cstate >= 0:
-                self._start_chunked(data, rest)
-                return self._take()
+            if self._framing == _CHUNKED and not self.done:
+                self._start_chunked(data)
             if rest is not None:
                 if self.done:
                     self.reusable = False
                     return self._take()
+                self._fed += len(rest)
                 self._feed(rest)
         else:
+            if self._overhead_base >= 0:
+                self._fed += len(data)
             self._feed(data)
-        if self._framing == _LENGTH and self.head is not None and not self.done \
+        if self._overhead_base >= 0:
+            if not self.done:
+                self._check_overhead()
+        elif self._framing == _LENGTH and self.head is not None and not self.done \
                 and self._content_length >= 0 and self._error is None:
             # The head is parsed, so the rest of a Content-Length body is just counted:
             # no per-record trip through llhttp and its callback.
             self.body_left = self._content_length - self._body_bytes
         return self._take()
 
-    def _start_chunked(self, data, rest) -> None:
+    def _start_chunked(self, data) -> None:
+        """Note where the chunked body starts, counting from the first byte fed."""
         pre = bytes(self._pre) if self._pre else b""
         self._pre = None
         heads = self._interim + 1
@@ -362,122 +364,20 @@ class ResponseExchange:
         pos = _head_end(pre + bytes(data[:_HEAD_PEEK]), heads)
         if pos < 0 and len(data) > _HEAD_PEEK:
             pos = _head_end(pre + bytes(data), heads)
-        if pos < 0:  # llhttp accepted a head that does not end in an empty line
-            self._fail(RemoteProtocolError("malformed response: cannot find the end of "
-                                           "the headers"))
-        view = memoryview(data)[pos - len(pre):]
-        if rest is not None:
-            view = memoryview(bytes(view) + bytes(rest))
-        self._feed_chunked(view)
+        self._overhead_base = pos if pos >= 0 else self._fed
 
-    def _feed_chunked(self, data) -> None:
-        """The chunked body (RFC 9112 7.1), parsed here so that every part a server
-        could stretch forever has a byte limit: chunk extensions (max_chunk_extension_bytes
-        over the whole body), trailers (max_trailer_bytes, max_header_count) and the
-        body itself (body_limit)."""
-        n = len(data)
-        i = 0
-        while i < n and self._cstate >= 0:
-            st = self._cstate
-            if st == _C_DATA:
-                left = self._chunk_left
-                take = n - i if n - i < left else left
-                total = self._body_bytes + take
-                if total > self.body_limit:
-                    self._fail(self._too_big())
-                self._body_bytes = total
-                piece = data[i:i + take]
-                self._events.append(piece if piece.__class__ is bytes else bytes(piece))
-                i += take
-                self._chunk_left = left - take
-                if self._chunk_left == 0:
-                    if n - i >= 2:  # the usual case: the CRLF is right here
-                        if data[i] != 13 or data[i + 1] != 10:
-                            self._fail(RemoteProtocolError(
-                                "malformed chunked body: chunk data not followed by CRLF"))
-                        i += 2
-                        self._cstate = _C_SIZE
-                    else:
-                        self._cstate = _C_CRLF
-                continue
-            if st == _C_CRLF:
-                line = self._line + bytes(data[i:i + 2 - len(self._line)])
-                i += len(line) - len(self._line)
-                if line != b"\r\n"[:len(line)]:
-                    self._fail(RemoteProtocolError(
-                        "malformed chunked body: chunk data not followed by CRLF"))
-                if len(line) < 2:
-                    self._line = line
-                    return
-                self._line = b""
-                self._cstate = _C_SIZE
-                continue
-            # A line: the chunk-size line or a trailer line.
-            limits = self._limits
-            if st == _C_SIZE:
-                cap = 16 + limits.max_chunk_extension_bytes - self._ext_bytes
-            else:
-                cap = limits.max_trailer_bytes - self._trailer_bytes
-            have = self._line
-            room = cap + 2 - len(have)
-            # Lines are short: look in a small window first, in all of the room only if
-            # the line goes on (no copy of a whole record per chunk).
-            window = bytes(data[i:i + (room if room < _LINE_PEEK else _LINE_PEEK)])
-            joined = have + window if have else window
-            end = joined.find(b"\r\n", len(have) - 1 if have else 0)
-            if end < 0 and len(window) == _LINE_PEEK < room:
-                window = bytes(data[i:i + room])
-                joined = have + window if have else window
-                end = joined.find(b"\r\n", len(have) - 1 if have else 0)
-            if end < 0 or end > cap:
-                if len(joined) < cap + 2:
-                    self._line = joined  # the line goes on in the next feed
-                    return
-                self._fail(RemoteProtocolError(
-                    "chunk extensions exceed "
-                    f"{limits.max_chunk_extension_bytes} bytes (max_chunk_extension_bytes)"
-                    if st == _C_SIZE else
-                    f"response trailers exceed {limits.max_trailer_bytes} bytes "
-                    "(max_trailer_bytes)"))
-            i += end + 2 - len(have)
-            self._line = b""
-            line = joined[:end]
-            if st == _C_SIZE:
-                self._size_line(line)
-            else:
-                self._trailer_line(line, end + 2)
-        if self._cstate < 0 and i < n:
-            self.reusable = False  # bytes after the response: the connection is not ours
-
-    def _size_line(self, line: bytes) -> None:
-        m = _CHUNK_SIZE.fullmatch(line)
-        if m is None:
-            self._fail(RemoteProtocolError(f"malformed chunk-size line {line[:40]!r}"))
-        self._ext_bytes += len(line) - m.end(1)
-        if self._ext_bytes > self._limits.max_chunk_extension_bytes:
+    def _check_overhead(self) -> None:
+        """Bytes of a chunked body that were not body, beyond what chunk sizes and line
+        ends take, are extensions or trailers: bound them (a never-ending extension or
+        trailer line would otherwise be read forever, the trailer into memory)."""
+        limits = self._limits
+        extra = (self._fed - self._overhead_base - self._body_bytes - self._framing_bytes
+                 - _CHUNK_FRAMING)
+        allowed = limits.max_chunk_extension_bytes + limits.max_trailer_bytes
+        if extra > allowed:
             self._fail(RemoteProtocolError(
-                f"chunk extensions exceed {self._limits.max_chunk_extension_bytes} bytes "
-                "(max_chunk_extension_bytes)"))
-        size = int(m.group(1), 16)
-        if size:
-            self._chunk_left = size
-            self._cstate = _C_DATA
-        else:
-            self._cstate = _C_TRAILER
-
-    def _trailer_line(self, line: bytes, n: int) -> None:
-        self._trailer_bytes += n
-        if not line:
-            self._cstate = -1
-            self._finish(self._keep_alive)
-            return
-        self._trailer_count += 1
-        if self._trailer_count > self._limits.max_header_count:
-            self._fail(RemoteProtocolError(
-                f"response has more than {self._limits.max_header_count} trailer fields "
-                "(max_header_count)"))
-        if not _TRAILER.fullmatch(line):
-            self._fail(RemoteProtocolError(f"malformed trailer field {line[:40]!r}"))
+                f"chunk extensions and trailers exceed {allowed} bytes "
+                "(max_chunk_extension_bytes + max_trailer_bytes)"))
 
     def _feed_counted(self, data) -> list:
         if self.done:
@@ -529,8 +429,6 @@ class ResponseExchange:
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Stop):
-                if self._cstate >= 0:
-                    return  # a chunked body: feed() takes it from here
                 if self._is_head and self.done and not self._only_headers_fed():
                     self.reusable = False
                 elif not self._is_head:

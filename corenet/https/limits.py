@@ -26,12 +26,12 @@ class Limits:
     # pieces of at most this size, so neither a streaming reader nor the decoder ever holds
     # more than one piece per coding.
     max_decoded_chunk: int = 64 * 1024
-    # Chunk extensions (what follows the size on a chunk-size line) of one body together.
-    # Real servers send none; 16 KiB stops a server that streams an endless extension, or
-    # a long one after every one-byte chunk (either is parsed forever, no body to show).
+    # Chunk extensions (what follows the size on a chunk-size line) and trailer lines of
+    # one chunked body, counted together against the sum of these two. Real servers send
+    # no extensions and rarely a trailer (a checksum, a status); the limit stops a server
+    # that streams an endless extension, or a long one after every one-byte chunk (read
+    # forever with no body to show), or a trailer line that never ends (held in memory).
     max_chunk_extension_bytes: int = 16 * 1024
-    # All trailer lines after the last chunk together. Trailers are rare and small (a
-    # checksum, a status); 16 KiB bounds a trailer section that never ends.
     max_trailer_bytes: int = 16 * 1024
     # A line given by `Response.aiter_lines()`, in characters: a server that never sends a
     # line end would otherwise grow one string for as long as the stream lasts.

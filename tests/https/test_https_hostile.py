@@ -313,16 +313,16 @@ def test_content_length_over_the_limit_fails_at_the_head(env, run):
     assert took < 1.0
 
 
-@pytest.mark.parametrize("route, match", [
-    ("/endless-extension", r"chunk extensions exceed 16384 bytes \(max_chunk_extension_bytes\)"),
-    ("/extension-each-chunk", r"chunk extensions exceed 16384 bytes"),
-    ("/endless-trailer", r"response trailers exceed 16384 bytes \(max_trailer_bytes\)"),
+@pytest.mark.parametrize("route", [
+    "/endless-extension", "/extension-each-chunk", "/endless-trailer",
 ])
-def test_endless_chunk_extensions_and_trailers_are_cut(env, run, route, match):
+def test_endless_chunk_extensions_and_trailers_are_cut(env, run, route):
     async def main():
         async with Client(verify=env.ca) as c:
             start = time.monotonic()
-            with pytest.raises(RemoteProtocolError, match=match):
+            with pytest.raises(RemoteProtocolError, match=r"chunk extensions and trailers "
+                               r"exceed 32768 bytes \(max_chunk_extension_bytes \+ "
+                               r"max_trailer_bytes\)"):
                 await c.get(env.raw + route)
             return time.monotonic() - start
 
