@@ -74,7 +74,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
 
 class _URL:
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
-                 "host_line", "auth", "url")
+                 "host_line", "auth", "url", "request_lines")
 
     def __init__(self, url: str, params: Any = None) -> None:
         try:
@@ -105,6 +105,7 @@ class _URL:
         self.origin: Origin = (scheme, host, self.port)
         self.text = f"{scheme}://{self.host_header}{self.target}"
         self.url = URL(self.text)
+        self.request_lines: dict[str, bytes] = {}  # by method, validated once
         self.auth: str | None = None
         if parts.username is not None:
             # user:password@ in the URL means Basic auth (and never goes on the wire as is)
@@ -313,8 +314,8 @@ class Client:
                       deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
                       history: list[Response] | None) -> Response:
         """Send the request; follow its redirects when asked."""
-        history = [] if history is None else list(history)
-        start = u.text
+        hist = list(history) if history else None  # made only when there is one
+        start = u
         while True:
             hop = merged
             if u.auth is not None and "authorization" not in hop:
@@ -332,13 +333,16 @@ class Client:
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
                 if not stream and resp._content is None:
                     await resp.aread()
-                resp.history = history
+                if hist:
+                    resp.history = hist
                 return resp
             await resp.aread()  # small; frees the connection for the next hop
-            history.append(resp)
-            if len(history) > self.max_redirects:
+            if hist is None:
+                hist = []
+            hist.append(resp)
+            if len(hist) > self.max_redirects:
                 raise TooManyRedirects(
-                    f"more than {self.max_redirects} redirects starting from {start!r} "
+                    f"more than {self.max_redirects} redirects starting from {start.text!r} "
                     f"(last: {resp.url} -> {resp.headers['location']})")
             next_url = urljoin(u.text, resp.headers["location"])
             nu = _URL(next_url)
@@ -525,7 +529,9 @@ class Client:
             if forward.auth:
                 framing += b"Proxy-Authorization: %s\r\n" % forward.auth.encode("ascii")
         else:
-            line = encode_request_line(method, u.target)
+            line = u.request_lines.get(method)
+            if line is None:
+                line = u.request_lines[method] = encode_request_line(method, u.target)
         return line + (host_line or u.host_line) + block + framing + b"\r\n", length
 
     async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,

@@ -233,7 +233,7 @@ class Response:
                     break
                 parts += chunks
             raw = parts[0] if len(parts) == 1 else b"".join(parts)
-            dec = self._decoder(True)
+            dec = self._decoder(True) if self._content_encoding else None
             if dec is not None:
                 out = list(dec.decode(raw))
                 out += dec.flush()
