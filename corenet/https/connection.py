@@ -25,6 +25,8 @@ import ssl
 from collections import deque
 from typing import Any
 
+import aiohappyeyeballs
+
 from ._sink import BodySink
 from .errors import (
     ConnectError, ConnectTimeout, ProxyError, ReadTimeout, RemoteProtocolError, TLSError,
@@ -43,6 +45,8 @@ _RECORD_READ = 16 * 1024
 # pages are touched as data arrives).
 _SINK_MIN = 32 * 1024
 _SINK_MAX = 256 * 1024 * 1024
+# RFC 8305's recommended delay before racing the next address (of the other family first).
+HAPPY_EYEBALLS_DELAY = 0.25
 # A proxy's answer to CONNECT is a status line and a few headers.
 _TUNNEL_HEAD_MAX = 16 * 1024
 _WantRead = ssl.SSLWantReadError
@@ -596,6 +600,12 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 pass
 
 
+def _addr_info(address: str, port: int) -> tuple:
+    if ":" in address:
+        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
+
+
 def _expire(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(False)
@@ -608,48 +618,56 @@ async def open_connection(
     recv_buffer: bytearray | None = None, proxy: Any = None,
     proxy_ssl: ssl.SSLContext | None = None,
 ) -> HTTPConnection:
-    """Connect to the first address that answers (the proxy's, when there is one; over TLS
-    when `proxy_ssl` is given; then a CONNECT tunnel for an https origin), then do the
-    TLS handshake with the origin; `timeout` covers all of it (ConnectTimeout)."""
+    """Connect to the address that answers first (Happy Eyeballs when there are several;
+    the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
+    tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
+    covers all of it (ConnectTimeout)."""
     scheme, host, port = origin
-    errors: list[str] = []
     to_port = port if proxy is None else proxy.port
     what = host if proxy is None else f"the proxy {proxy.host}"
 
     async def attempt() -> HTTPConnection:
-        for addr in addresses:
-            conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
+        conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
+        tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
+        try:
+            if len(addresses) == 1:
+                await loop.create_connection(lambda: conn, addresses[0], to_port, **tls)
+            else:
+                # Happy Eyeballs (RFC 8305): families interleaved, the next address tried
+                # 250 ms after the previous one (at once if it fails), the first to answer
+                # wins and the others are closed.
+                sock = await aiohappyeyeballs.start_connection(
+                    [_addr_info(a, to_port) for a in addresses],
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+                try:
+                    await loop.create_connection(lambda: conn, sock=sock, **tls)
+                except BaseException:
+                    sock.close()
+                    raise
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {what} ({', '.join(addresses)} port "
+                               f"{to_port}): {exc.strerror or exc}") from None
+        if proxy is not None and scheme == "https":
             try:
-                if proxy_ssl is not None:
-                    await loop.create_connection(lambda: conn, addr, to_port, ssl=proxy_ssl,
-                                                 server_hostname=proxy.host)
-                else:
-                    await loop.create_connection(lambda: conn, addr, to_port)
-            except ssl.SSLError as exc:
-                reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-                raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
-            except OSError as exc:
-                errors.append(f"{addr} port {to_port}: {exc.strerror or exc}")
-                continue
-            if proxy is not None and scheme == "https":
-                try:
-                    await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                                      proxy.auth)
-                except BaseException:
-                    conn.close()
-                    raise
-            if ssl_context is not None:
-                try:
-                    await conn.start_tls(ssl_context, host, session)
-                except BaseException:
-                    conn.close()
-                    raise
-                proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
-                if proto not in (None, "http/1.1"):
-                    conn.close()
-                    raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
-            return conn
-        raise ConnectError(f"cannot connect to {what}: " + "; ".join(errors))
+                await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                  proxy.auth)
+            except BaseException:
+                conn.close()
+                raise
+        if ssl_context is not None:
+            try:
+                await conn.start_tls(ssl_context, host, session)
+            except BaseException:
+                conn.close()
+                raise
+            proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
+            if proto not in (None, "http/1.1"):
+                conn.close()
+                raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
+        return conn
 
     if timeout is None:
         return await attempt()

@@ -433,6 +433,8 @@ def test_international_name_is_what_resolver_and_server_see(env, run):
 
         async def resolve(self, qname, rdtype):
             self.asked.append((qname, rdtype))
+            if rdtype != "A":
+                raise LookupError("no AAAA")
 
             class A:
                 address = "127.0.0.1"
@@ -452,5 +454,66 @@ def test_international_name_is_what_resolver_and_server_see(env, run):
             return (await c.get(f"https://faß.de:{env.raw_port}/echo")).json()
 
     echo = run(main())
-    assert rec.asked == [("xn--fa-hia.de", "A")]
+    assert sorted(rec.asked) == [("xn--fa-hia.de", "A"), ("xn--fa-hia.de", "AAAA")]
     assert named(wire_head(echo), "host") == [f"xn--fa-hia.de:{env.raw_port}"]
+
+
+# ---- 6. Happy Eyeballs ----
+
+class TableResolver:
+    """Answers from a table {rdtype: [addresses]}; anything else is not found."""
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    async def resolve(self, qname, rdtype):
+        addrs = self.table.get(rdtype)
+        if not addrs:
+            raise LookupError(f"no {rdtype} for {qname}")
+
+        class Rdata:
+            def __init__(self, address):
+                self.address = address
+
+        class Answer:
+            class rrset(list):
+                ttl = 60
+
+            rrset = rrset(Rdata(a) for a in addrs)
+
+        return Answer()
+
+
+@pytest.mark.parametrize("v6", ["silent", "refused"])
+def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
+    import socket
+
+    hole = filler = None
+    if v6 == "silent":
+        # Listening with a full backlog on [::1]: the kernel drops further SYNs, so a
+        # connect there neither succeeds nor fails, as on a black-holed network.
+        hole = socket.socket(socket.AF_INET6)
+        hole.bind(("::1", env.raw_port))
+        hole.listen(0)
+        filler = socket.create_connection(("::1", env.raw_port), timeout=2)
+    res = TableResolver({"AAAA": ["::1"], "A": ["127.0.0.1"]})
+
+    async def main():
+        async with Client(verify=env.ca, resolver=res) as c:
+            start = time.monotonic()
+            r = await c.get(f"https://localhost:{env.raw_port}/echo")
+            took = time.monotonic() - start
+            (conn,) = [x for conns in c.pool._idle.values() for x in conns]
+            return r, took, conn.transport.get_extra_info("peername")[0]
+
+    try:
+        r, took, peer = run(main())
+    finally:
+        for s in (filler, hole):
+            if s is not None:
+                s.close()
+    assert r.status_code == 200 and peer == "127.0.0.1"
+    if v6 == "silent":
+        assert 0.2 <= took < 2.0  # IPv6 had its 250 ms head start, then IPv4 won the race
+    else:
+        assert took < 0.2  # a refusal moves on at once
