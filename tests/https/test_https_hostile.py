@@ -517,3 +517,22 @@ def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
         assert 0.2 <= took < 2.0  # IPv6 had its 250 ms head start, then IPv4 won the race
     else:
         assert took < 0.2  # a refusal moves on at once
+
+
+def test_aclose_stops_a_connection_still_being_made(env, run):
+    from corenet.https import ConnectError
+
+    async def main():
+        c = Client(verify=env.ca)
+        task = asyncio.ensure_future(c.get(f"https://localhost:{env.silent_port}/"))
+        await asyncio.sleep(0.3)  # TCP is up, the TLS handshake waits for an answer
+        assert not task.done()
+        await c.aclose()
+        fds = open_fds()
+        with pytest.raises(ConnectError, match="client was closed while connecting"):
+            await task
+        return fds
+
+    run(main())  # warm-up: lazily created loop descriptors
+    before = open_fds()
+    assert run(main()) == before
