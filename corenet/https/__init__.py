@@ -3,7 +3,7 @@
     async with corenet.https.Client() as client:
         r = await client.get("https://example.org/")
 """
-from .auth import Auth, BasicAuth, BearerAuth
+from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
@@ -19,7 +19,7 @@ from .urls import URL
 
 __all__ = [
     "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
-    "Auth", "BasicAuth", "BearerAuth", "Cookies",
+    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
     "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
     "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",

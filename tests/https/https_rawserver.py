@@ -223,6 +223,32 @@ def handle(sock: socket.socket, state: dict) -> None:
                          b"nonce=n0nce-1\r\nContent-Length: 6\r\n\r\nwho?\r\n")
             if not send(sock, reply):
                 return
+        elif route == "/digest":
+            # Digest (RFC 7616) for user "dg", password "pw"; ?alg=SHA-256 to change the hash.
+            import hashlib
+            import re
+
+            alg = query(path).get("alg", "MD5")
+            h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[alg]
+
+            def hx(text: str) -> str:
+                return h(text.encode()).hexdigest()
+
+            auth = dict((k.lower(), v) for k, v in req.headers).get("authorization", "")
+            got = dict((k, q or v) for k, q, v in
+                       re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', auth))
+            want = hx(f"{hx('dg:r:pw')}:n0:{got.get('nc')}:{got.get('cnonce')}:auth:"
+                      f"{hx(req.method + ':' + got.get('uri', ''))}")
+            if auth.startswith("Digest ") and got.get("response") == want \
+                    and got.get("uri") == path and got.get("opaque") == "op":
+                reply = ok(b"digest ok")
+            else:
+                reply = (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n"
+                         b"WWW-Authenticate: Digest realm=\"r\", qop=\"auth\", nonce=\"n0\", "
+                         b"opaque=\"op\", algorithm=" + alg.encode() +
+                         b"\r\nContent-Length: 0\r\n\r\n")
+            if not send(sock, reply):
+                return
         elif route == "/lines":
             # Text whose line ends and a two-byte character are split between chunks.
             pieces = [b"line one\r", b"\nline tw\xc3", b"\xb6\r\n\nlast"]

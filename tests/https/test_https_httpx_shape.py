@@ -269,3 +269,33 @@ def test_proxy_from_the_environment_and_no_proxy(env, run, monkeypatch):
     assert tunnels(lambda: run(fetch(trust_env=False))) == 0
     monkeypatch.setenv("NO_PROXY", "example.org,localhost")
     assert tunnels(lambda: run(fetch())) == 0
+
+
+def test_digest_auth_matches_rfc_7616_vectors():
+    from corenet.https.auth import DigestAuth
+
+    challenge = {"realm": "http-auth@example.org", "qop": "auth, auth-int",
+                 "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+                 "opaque": "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"}
+    cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+    for alg, want in (("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+                      ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1")):
+        header = DigestAuth("Mufasa", "Circle of Life").authorization(
+            "GET", "/dir/index.html", dict(challenge, algorithm=alg), cnonce=cnonce)
+        assert f'response="{want}"' in header and "nc=00000001" in header
+
+
+@pytest.mark.parametrize("alg", ["MD5", "SHA-256"])
+def test_digest_auth_answers_the_challenge(env, run, alg):
+    from corenet.https.auth import DigestAuth
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            good = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "pw"))
+            bad = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "no"))
+            return good, bad
+
+    good, bad = run(main())
+    assert good.status_code == 200 and good.content == b"digest ok"
+    assert [h.status_code for h in good.history] == [401]
+    assert bad.status_code == 401  # answered once, not in a loop
