@@ -131,8 +131,8 @@ class Client:
 
     def __init__(
         self, *, verify: bool | str | ssl.SSLContext = True, resolver: Any = None,
-        timeout: Timeout | float | None = Timeout(), max_connections: int = 100,
-        max_keepalive: int = 20, keepalive_expiry: float | None = 5.0,
+        timeout: Timeout | float | None = Timeout(), max_connections: int | None = None,
+        max_keepalive: int | None = None, keepalive_expiry: float | None | object = _UNSET,
         follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
@@ -161,7 +161,16 @@ class Client:
         if headers:
             self.headers.update(headers)
         self.limits = limits
-        self.pool = Pool(max_connections, max_keepalive, keepalive_expiry, reuse_tls_sessions)
+        # The pool's limits come from `limits` (httpx's names) unless given here.
+        if max_connections is None:
+            max_connections = limits.max_connections
+        if max_keepalive is None:
+            max_keepalive = limits.max_keepalive_connections
+        if keepalive_expiry is _UNSET:
+            keepalive_expiry = limits.keepalive_expiry
+        self.pool = Pool(1 << 30 if max_connections is None else max_connections,
+                         1 << 30 if max_keepalive is None else max_keepalive,
+                         keepalive_expiry, reuse_tls_sessions)  # type: ignore[arg-type]
         self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._url_cache: dict[str, _URL] = {}
         self._block_cache: dict[tuple, tuple[bytes, bytes | None, int | None, bool]] = {}

@@ -1,4 +1,5 @@
-"""Every limit a server can push against, with its default and the reason for it."""
+"""Every limit a server can push against, with its default and the reason for it, and the
+pool's limits under httpx's names (`Limits(max_connections=10)` means what it does there)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,6 +7,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    # ---- the pool, as httpx.Limits ----
+    # Open connections (busy and idle) across all origins; a request beyond waits (pool
+    # timeout). None: no limit.
+    max_connections: int | None = 100
+    # Idle keep-alive connections kept for reuse; None: no limit.
+    max_keepalive_connections: int | None = 20
+    # Seconds an idle connection is kept; a server usually drops it after 5 to 75 s, so
+    # reusing an older one risks a request on a dead connection. None: no limit.
+    keepalive_expiry: float | None = 5.0
+    # ---- what a server can push against ----
     # Status line plus all header lines. Real servers send a few KiB; 64 KiB leaves room for
     # big cookies while stopping a server that never stops sending headers.
     max_header_bytes: int = 64 * 1024

@@ -299,3 +299,22 @@ def test_digest_auth_answers_the_challenge(env, run, alg):
     assert good.status_code == 200 and good.content == b"digest ok"
     assert [h.status_code for h in good.history] == [401]
     assert bad.status_code == 401  # answered once, not in a loop
+
+
+def test_limits_carries_the_pool_limits_under_httpx_names(env, run):
+    import asyncio
+
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(max_connections=1,
+                                                       max_keepalive_connections=0)) as c:
+            rs = await asyncio.gather(*(c.get(env.raw + "/echo") for _ in range(4)))
+            one = (c.pool.max_connections, c.pool.max_keepalive, c.pool.connections_opened,
+                   c.pool.idle_count, [r.status_code for r in rs])
+        async with Client(verify=env.ca, limits=Limits(max_connections=1),
+                          max_connections=3, keepalive_expiry=None) as c:
+            other = (c.pool.max_connections, c.pool.max_keepalive, c.pool.keepalive_expiry)
+        return one, other
+
+    one, other = run(main())
+    assert one == (1, 0, 4, 0, [200] * 4)  # one at a time, none kept
+    assert other == (3, 20, None)  # the client's own arguments win
