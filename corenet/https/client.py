@@ -326,10 +326,11 @@ class Client:
         hist = list(history) if history else None  # made only when there is one
         start = u
         while True:
+            if u.auth is not None and "authorization" not in merged:
+                # user:password@ in the URL: kept for the hops that stay on its origin
+                merged = merged.copy()
+                merged["Authorization"] = u.auth
             hop = merged
-            if u.auth is not None and "authorization" not in hop:
-                hop = hop.copy()
-                hop["Authorization"] = u.auth
             if jar.jar._cookies and "cookie" not in hop:  # a dict: no Python call when empty
                 cookie = jar.header_for(u.text)
                 if cookie:

@@ -318,3 +318,17 @@ def test_limits_carries_the_pool_limits_under_httpx_names(env, run):
     one, other = run(main())
     assert one == (1, 0, 4, 0, [200] * 4)  # one at a time, none kept
     assert other == (3, 20, None)  # the client's own arguments win
+
+
+def test_url_credentials_follow_a_same_origin_redirect_only(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True) as c:
+            same = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
+                               + b"/echo".hex())
+            other = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
+                                + f"https://localhost:{env.raw2_port}/echo".encode().hex())
+            return same.json(), other.json()
+
+    same, other = run(main())
+    assert named(wire_head(same), "authorization") == ["Basic dTpw"]
+    assert named(wire_head(other), "authorization") == []
