@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json as _json
 import re
 import ssl
 from typing import Any, AsyncIterator, Awaitable, Iterable, Mapping
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin
 
 from .auth import Auth, coerce_auth
 from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
+from .cookies import Cookies
 from .deadline import Deadline
 from .decoder import accept_encoding
 from .errors import (
@@ -21,16 +21,15 @@ from .errors import (
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
 )
-from .cookies import Cookies
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .multipart import encode_multipart
 from .pool import Origin, Pool
+from .proxy import Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
-from .proxy import Proxy, env_proxies, proxy_from_env
-from .urls import URL, encode_host
+from .urls import URL, encode_host, split_url, userinfo_auth
 
 USER_AGENT = "corenet-https/0.1"
 _UNSET: Any = object()
@@ -77,11 +76,7 @@ class _URL:
                  "host_line", "auth", "url", "request_lines")
 
     def __init__(self, url: str, params: Any = None) -> None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
+        parts, port = split_url(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} "
@@ -106,11 +101,7 @@ class _URL:
         self.text = f"{scheme}://{self.host_header}{self.target}"
         self.url = URL(self.text)
         self.request_lines: dict[str, bytes] = {}  # by method, validated once
-        self.auth: str | None = None
-        if parts.username is not None:
-            # user:password@ in the URL means Basic auth (and never goes on the wire as is)
-            cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            self.auth = "Basic " + base64.b64encode(cred.encode()).decode("ascii")
+        self.auth = userinfo_auth(parts)
 
 
 class Client:

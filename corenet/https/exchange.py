@@ -118,6 +118,14 @@ _CHUNK_FRAMING = 20
 _HEAD_PEEK = 4096
 
 
+def _body_limit(limits: Limits, streaming: bool) -> tuple[int, str]:
+    """(the body limit in bytes, the name of the Limits field it comes from)."""
+    if streaming:
+        limit = limits.max_stream_bytes
+        return (_NO_LIMIT if limit is None else limit), "max_stream_bytes"
+    return limits.max_body_bytes, "max_body_bytes"
+
+
 def _head_end(buf: bytes | bytearray, heads: int) -> int:
     """Offset just past the `heads`-th response head in `buf` (interim ones first), or -1.
     llhttp insists on CRLF line ends and skips empty lines before a status line, so each
@@ -167,13 +175,7 @@ class ResponseExchange:
         # (the head, interim responses included); -1 until then.
         self._overhead_base = -1
         self._body_bytes = 0
-        if streaming:
-            limit = limits.max_stream_bytes
-            self._limit_name = "max_stream_bytes"
-        else:
-            limit = limits.max_body_bytes
-            self._limit_name = "max_body_bytes"
-        self.body_limit = _NO_LIMIT if limit is None else limit
+        self.body_limit, self._limit_name = _body_limit(limits, streaming)
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
         # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
@@ -188,14 +190,7 @@ class ResponseExchange:
     def set_streaming(self, streaming: bool) -> None:
         """A body read whole is limited by max_body_bytes, a streamed one by
         max_stream_bytes (None: no limit; memory is bounded by back-pressure)."""
-        limits = self._limits
-        if streaming:
-            limit = limits.max_stream_bytes
-            self._limit_name = "max_stream_bytes"
-        else:
-            limit = limits.max_body_bytes
-            self._limit_name = "max_body_bytes"
-        self.body_limit = _NO_LIMIT if limit is None else limit
+        self.body_limit, self._limit_name = _body_limit(self._limits, streaming)
         if self._body_bytes > self.body_limit:
             self._fail(self._too_big())
 

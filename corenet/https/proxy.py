@@ -4,12 +4,10 @@ https:// URLs go through a CONNECT tunnel (the TLS session is end to end, the pr
 only host and port); http:// URLs are forwarded by the proxy (absolute-form requests)."""
 from __future__ import annotations
 
-import base64
 import urllib.request
-from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidURL
-from .urls import URL, encode_host
+from .urls import URL, encode_host, split_url, userinfo_auth
 
 
 class Proxy:
@@ -19,11 +17,7 @@ class Proxy:
         text = str(url)
         if "://" not in text:
             text = "http://" + text  # the variables are often written host:port
-        try:
-            parts = urlsplit(text)
-            port = parts.port
-        except ValueError as exc:
-            raise InvalidURL(f"invalid proxy URL {text!r}: {exc}") from None
+        parts, port = split_url(text, "proxy URL")
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
             raise InvalidURL(f"unsupported proxy scheme {parts.scheme!r} in {text!r} "
@@ -34,10 +28,7 @@ class Proxy:
         self.host = encode_host(parts.hostname)
         self.port = port or (443 if scheme == "https" else 80)
         self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
-        self.auth: str | None = None
-        if parts.username is not None:
-            cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            self.auth = "Basic " + base64.b64encode(cred.encode()).decode("ascii")
+        self.auth = userinfo_auth(parts)
 
     def __repr__(self) -> str:
         return f"<Proxy {self.url}>"

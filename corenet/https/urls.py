@@ -1,6 +1,7 @@
 """The URL object of requests and responses (the attributes httpx users reach for)."""
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from typing import Any
@@ -38,6 +39,23 @@ def encode_host(host: str) -> str:
     if not _HOST_CHARS.fullmatch(host):
         raise InvalidURL(f"invalid host name {host!r}")
     return host
+
+
+def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
+    """urlsplit's parts and port, a malformed URL or port being InvalidURL."""
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError as exc:
+        raise InvalidURL(f"invalid {what} {url!r}: {exc}") from None
+
+
+def userinfo_auth(parts: Any) -> str | None:
+    """user:password@ of a URL as a Basic Authorization value (never sent as is)."""
+    if parts.username is None:
+        return None
+    cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(cred.encode()).decode("ascii")
 
 
 class URL:
