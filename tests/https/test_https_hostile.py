@@ -355,13 +355,19 @@ def test_close_delimited_body_needs_tls_close_notify(env, run):
     assert plain == b"until the"  # plain TCP has nothing but the close to go by
 
 
-def test_early_413_returned_while_the_body_is_still_being_sent(env, run):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_early_413_returned_while_the_body_is_still_being_sent(env, run, streamed):
     payload = bytes(48 << 20)  # far more than the socket buffers hold
+
+    async def pieces():
+        for i in range(0, len(payload), 1 << 20):
+            yield payload[i:i + (1 << 20)]
 
     async def main():
         async with Client(verify=env.ca) as c:
             start = time.monotonic()
-            r = await c.post(env.raw + "/early-413?hold=8", content=payload)
+            r = await c.post(env.raw + "/early-413?hold=8",
+                             content=pieces() if streamed else payload)
             took = time.monotonic() - start
             return r, took, c.pool.idle_count
 
