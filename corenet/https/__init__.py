@@ -4,6 +4,7 @@
         r = await client.get("https://example.org/")
 """
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
+from .cache import Cache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
@@ -19,7 +20,7 @@ from .urls import URL
 
 __all__ = [
     "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
-    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies",
+    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
     "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
     "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",

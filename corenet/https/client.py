@@ -10,6 +10,8 @@ from typing import Any, AsyncIterator, Awaitable, Iterable, Mapping
 from urllib.parse import quote, urlencode, urljoin
 
 from .auth import Auth, coerce_auth
+from .cache import Cache, coerce_cache, directives
+from .cache import now as cache_now
 from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .cookies import Cookies
 from .deadline import Deadline
@@ -34,6 +36,7 @@ from .urls import URL, encode_host, split_url, userinfo_auth
 USER_AGENT = "corenet-https/0.1"
 _UNSET: Any = object()
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_UNSAFE = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -128,7 +131,7 @@ class Client:
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
         auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
-        trust_env: bool = True,
+        trust_env: bool = True, cache: "bool | Cache" = False,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
@@ -143,6 +146,7 @@ class Client:
         self.base_url = URL(base)
         self.auth: Auth | None = coerce_auth(auth)
         self.cookies = Cookies(cookies)
+        self.cache: Cache | None = coerce_cache(cache)
         self._proxy = Proxy(proxy) if proxy else None
         self._env_proxies = env_proxies() if trust_env and proxy is None else {}
         self._env_proxy_cache: dict[Origin, Proxy | None] = {}
@@ -328,7 +332,10 @@ class Client:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
             req = Request(method, u.url, hop, body)
-            resp = await self._send(req, u, deadline, stream)
+            if self.cache is None:
+                resp = await self._send(req, u, deadline, stream)
+            else:
+                resp = await self._send_cached(req, u, deadline, stream)
             if resp._set_cookie:
                 self.cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
@@ -382,6 +389,49 @@ class Client:
         proxy = self._env_proxy_cache[u.origin] = proxy_from_env(
             self._env_proxies, u.scheme, f"{u.host}:{u.port}")
         return proxy
+
+    async def _send_cached(self, req: Request, u: "_URL", deadline: Deadline,
+                           stream: bool) -> Response:
+        """`_send` through the cache: a fresh stored response without a request, a stale
+        one revalidated, a cacheable answer stored (GET read whole only)."""
+        cache = self.cache
+        assert cache is not None
+        if req.method in _UNSAFE:
+            resp = await self._send(req, u, deadline, stream)
+            if resp.status_code < 400:
+                cache.invalidate(u.text)
+            return resp
+        if req.method != "GET" or req.content is not None or stream:
+            return await self._send(req, u, deadline, stream)
+        sent = req.headers
+        if "no-store" in directives(sent.get("cache-control")):
+            return await self._send(req, u, deadline, stream)
+        asked = cache_now()
+        entry = cache.lookup(u.text, sent)
+        if entry is not None:
+            if "no-cache" not in directives(sent.get("cache-control")) \
+                    and entry.age(asked) < entry.lifetime():
+                cache.hits += 1
+                return entry.response(req, asked, False)
+            etag, modified = entry.header(b"etag"), entry.header(b"last-modified")
+            if (etag or modified) and "if-none-match" not in sent \
+                    and "if-modified-since" not in sent:
+                conditional = sent.copy()
+                if etag:
+                    conditional["If-None-Match"] = etag
+                if modified:
+                    conditional["If-Modified-Since"] = modified
+                req = Request(req.method, req.url, conditional, None)
+            else:
+                entry = None
+        resp = await self._send(req, u, deadline, stream)
+        await resp.aread()
+        if resp.status_code == 304 and entry is not None:
+            entry.update(resp, asked, cache_now())
+            cache.revalidated += 1
+            return entry.response(req, cache_now(), True)
+        cache.store(u.text, sent, resp, asked, cache_now())
+        return resp
 
     async def _connect(self, u: _URL, deadline: Deadline,
                        proxy: Proxy | None) -> HTTPConnection:

@@ -249,6 +249,41 @@ def handle(sock: socket.socket, state: dict) -> None:
                          b"\r\nContent-Length: 0\r\n\r\n")
             if not send(sock, reply):
                 return
+        elif route == "/cacheable":
+            # ?key=K&cc=HEX(Cache-Control)&etag=E&lm=HEX(Last-Modified)&vary=NAME: counts
+            # requests per key; answers 304 to a matching If-None-Match/If-Modified-Since.
+            q = query(path)
+            key = q.get("key", "")
+            fields = {k.lower(): v for k, v in req.headers}
+            extra = ""
+            if "cc" in q:
+                extra += f"Cache-Control: {bytes.fromhex(q['cc']).decode()}\r\n"
+            if "etag" in q:
+                extra += f'ETag: "{q["etag"]}"\r\n'
+            if "lm" in q:
+                extra += f"Last-Modified: {bytes.fromhex(q['lm']).decode()}\r\n"
+            if "vary" in q:
+                extra += f"Vary: {q['vary']}\r\n"
+            conditional = ("etag" in q and fields.get("if-none-match") == f'"{q["etag"]}"') or (
+                "lm" in q and fields.get("if-modified-since") == bytes.fromhex(q["lm"]).decode())
+            with state["lock"]:
+                counts = state.setdefault("cache", {}).setdefault(key, [0, 0])
+                counts[0] += 1
+                counts[1] += conditional
+                n = counts[0]
+            if conditional:
+                reply = f"HTTP/1.1 304 Not Modified\r\n{extra}\r\n".encode()
+            else:
+                lang = fields.get("accept-language", "")
+                reply = ok(f"{key}:{n}:{lang}".encode(), extra)
+            if not send(sock, reply):
+                return
+        elif route == "/cacheable-count":
+            with state["lock"]:
+                counts = state.setdefault("cache", {}).get(query(path).get("key", ""), [0, 0])
+                body = json.dumps({"requests": counts[0], "not_modified": counts[1]}).encode()
+            if not send(sock, ok(body)):
+                return
         elif route == "/lines":
             # Text whose line ends and a two-byte character are split between chunks.
             pieces = [b"line one\r", b"\nline tw\xc3", b"\xb6\r\n\nlast"]
