@@ -120,13 +120,18 @@ class _Entry:
 
 
 class Cache:
-    """In-memory store, least recently used first out. `hits` (served without a request),
-    `revalidated` (served after a 304) and `stored` count what it did."""
+    """In-memory store, least recently used URL first out when it holds more than
+    `max_entries` URLs or `max_bytes` of bodies; a body over `max_entry_bytes` is not
+    kept. `hits` (served without a request), `revalidated` (served after a 304) and
+    `stored` count what it did."""
 
-    def __init__(self, max_entries: int = 1024, max_entry_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, max_entries: int = 1024, max_bytes: int = 64 * 1024 * 1024,
+                 max_entry_bytes: int = 8 * 1024 * 1024) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
         self._entries: OrderedDict[str, list[_Entry]] = OrderedDict()
+        self._bytes = 0
         self.hits = self.revalidated = self.stored = 0
 
     def __len__(self) -> int:
@@ -134,6 +139,7 @@ class Cache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._bytes = 0
 
     def lookup(self, url: str, headers: Headers) -> _Entry | None:
         variants = self._entries.get(url)
@@ -164,15 +170,19 @@ class Cache:
             return
         entry = _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
                        response_time)
-        variants = [e for e in self._entries.get(url, []) if e.vary != entry.vary]
-        self._entries[url] = variants + [entry]
-        self._entries.move_to_end(url)
+        old = self._entries.pop(url, [])
+        self._bytes -= sum(len(e.content) for e in old)
+        variants = [e for e in old if e.vary != entry.vary] + [entry]
+        self._entries[url] = variants
+        self._bytes += sum(len(e.content) for e in variants)
         self.stored += 1
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        while self._entries and (len(self._entries) > self.max_entries
+                                 or self._bytes > self.max_bytes):
+            _, gone = self._entries.popitem(last=False)
+            self._bytes -= sum(len(e.content) for e in gone)
 
     def invalidate(self, url: str) -> None:
-        self._entries.pop(url, None)
+        self._bytes -= sum(len(e.content) for e in self._entries.pop(url, []))
 
 
 def coerce_cache(cache: Any) -> Cache | None:

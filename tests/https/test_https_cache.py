@@ -108,3 +108,13 @@ def test_response_without_freshness_or_validator_is_not_kept(env, run, loop_kind
     cache = Cache()
     fetch_all(env, run, [url, url], cache=cache)
     assert seen(env, run, key) == (2, 0) and len(cache) == 0 and cache.stored == 0
+
+
+def test_cache_memory_is_bounded(env, run, loop_kind):
+    size = len(f"lru0-{loop_kind}:1:")  # each body here
+    cache = Cache(max_entries=3, max_bytes=2 * size + 1)  # room for two of them
+    urls = [cacheable(env, f"lru{i}-{loop_kind}", cc="max-age=60") for i in range(6)]
+    fetch_all(env, run, urls + [urls[0], urls[5]], cache=cache)
+    assert len(cache) == 2 and cache._bytes == 2 * size
+    assert seen(env, run, f"lru0-{loop_kind}") == (2, 0)  # evicted, asked again
+    assert seen(env, run, f"lru5-{loop_kind}") == (1, 0)  # the newest stayed
