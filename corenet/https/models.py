@@ -130,8 +130,27 @@ class Response:
             f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'",
             request=self.request, response=self)
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """Body bytes as received (still compressed), chunk by chunk."""
+    def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """Body bytes as received (still compressed), chunk by chunk (of `chunk_size`
+        bytes each, but the last, when given)."""
+        it = self._aiter_raw()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """Body bytes decoded (gzip, deflate, br, zstd undone), piece by piece; a decoded
+        piece is at most `Limits.max_decoded_chunk` bytes, however far the body inflates
+        (exactly `chunk_size` bytes, but the last, when given)."""
+        it = self._aiter_decoded()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """The decoded body as text (in `encoding`, undecodable bytes replaced), piece by
+        piece; a character split between pieces comes out whole (`chunk_size`: pieces
+        of that many characters, but the last)."""
+        it = self._aiter_text()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    async def _aiter_raw(self) -> AsyncIterator[bytes]:
         if self._content is not None:
             if self._content:
                 yield self._content
@@ -162,33 +181,29 @@ class Response:
         dec = Decoder(self._content_encoding, limit, piece, lim.zstd_window_log_max)
         return dec if dec else None
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Body bytes decoded (gzip, deflate, br, zstd undone), piece by piece; a decoded
-        piece is at most `Limits.max_decoded_chunk` bytes, however far the body inflates."""
+    async def _aiter_decoded(self) -> AsyncIterator[bytes]:
         if self._content is not None:
             if self._content:
                 yield self._content
             return
         dec = self._decoder(False)
         if dec is None:
-            async for raw in self.aiter_raw():
+            async for raw in self._aiter_raw():
                 yield raw
             return
-        async for raw in self.aiter_raw():
+        async for raw in self._aiter_raw():
             for out in dec.decode(raw):
                 yield out
         for out in dec.flush():
             yield out
 
-    async def aiter_text(self) -> AsyncIterator[str]:
-        """The decoded body as text (in `encoding`, undecodable bytes replaced), piece by
-        piece; a character split between pieces comes out whole."""
+    async def _aiter_text(self) -> AsyncIterator[str]:
         if self._content is not None:
             if self._content:
                 yield self.text
             return
         dec = codecs.getincrementaldecoder(self.encoding)(errors="replace")
-        async for piece in self.aiter_bytes():
+        async for piece in self._aiter_decoded():
             text = dec.decode(piece)
             if text:
                 yield text
@@ -201,7 +216,7 @@ class Response:
         longer than `Limits.max_line_length` raises RemoteProtocolError."""
         pending = ""
         limit = self._limits.max_line_length
-        async for text in self.aiter_text():
+        async for text in self._aiter_text():
             lines = (pending + text if pending else text).splitlines(True)
             last = lines[-1]
             # The last line goes on in the next piece unless it ended (and a "\r" may
@@ -263,3 +278,17 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+async def _sized(pieces: AsyncIterator[Any], size: int) -> AsyncIterator[Any]:
+    """`pieces` (bytes or str) regrouped into pieces of exactly `size` (but the last)."""
+    if size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    held: Any = None
+    async for piece in pieces:
+        held = piece if held is None else held + piece
+        while len(held) >= size:
+            yield held[:size]
+            held = held[size:]
+    if held:
+        yield held

@@ -332,3 +332,22 @@ def test_url_credentials_follow_a_same_origin_redirect_only(env, run):
     same, other = run(main())
     assert named(wire_head(same), "authorization") == ["Basic dTpw"]
     assert named(wire_head(other), "authorization") == []
+
+
+def test_aiter_chunk_size_as_in_httpx(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            url = env.raw + "/coded?kind=gzip&n=100000"
+            async with c.stream("GET", url) as r:
+                sizes = [len(p) async for p in r.aiter_bytes(chunk_size=30000)]
+            async with c.stream("GET", url) as r:
+                raw = [len(p) async for p in r.aiter_raw(chunk_size=1000)]
+            async with c.stream("GET", env.raw + "/lines") as r:
+                text = [t async for t in r.aiter_text(chunk_size=4)]
+            return sizes, raw, text
+
+    sizes, raw, text = run(main())
+    assert sizes == [30000, 30000, 30000, 10000]
+    assert all(n == 1000 for n in raw[:-1]) and 0 < raw[-1] <= 1000
+    assert "".join(text) == "line one\r\nline twö\r\n\nlast"
+    assert all(len(t) == 4 for t in text[:-1])
