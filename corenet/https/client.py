@@ -242,20 +242,30 @@ class Client:
             await r.aclose()
 
     # ---- internals ----
-    def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
-                 content: Any, data: Any, json: Any, timeout: Any,
-                 follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
-                 cookies: Any = None, files: Any = None) -> Awaitable[Response]:
-        """Everything that needs no waiting, then the coroutine that sends (one coroutine
-        frame less per request than awaiting it here)."""
-        method = method.upper()
+    def build_request(self, method: str, url: URL | str, *, params: Any = None,
+                      headers: HeaderTypes = None, content: Any = None, data: Any = None,
+                      json: Any = None, files: Any = None) -> Request:
+        """A Request to inspect or change before `send()`, as in httpx."""
+        u, merged, body = self._prepare(url, params, headers, content, data, json, files)
+        return Request(method.upper(), u.url, merged.copy(), body)
+
+    async def send(self, request: Request, *, stream: bool = False, auth: Any = _UNSET,
+                   follow_redirects: bool | None = None,
+                   timeout: Timeout | float | None | object = ...) -> Response:
+        """Send a Request (from `build_request`); with `stream=True` the body is left to
+        read, and the response must be closed (`await response.aclose()`)."""
+        return await self._dispatch(request.method, _URL(str(request.url)), request.headers,
+                                    request.content, timeout, follow_redirects, stream, auth,
+                                    None)
+
+    def _prepare(self, url: URL | str, params: Any, headers: HeaderTypes, content: Any,
+                 data: Any, json: Any, files: Any) -> tuple["_URL", Headers, Any]:
+        """(URL, headers, body) of a request: the client's headers under the caller's,
+        the body encoded, the URL joined to base_url and parsed (cached)."""
         url = str(url)
         if self.base_url._text and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
             url = self.base_url._text + url.lstrip("/")
-        loop = asyncio.get_running_loop()
-        deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
         body, body_headers = _encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
@@ -280,6 +290,24 @@ class Client:
                 if len(self._url_cache) >= _URL_CACHE_SIZE:
                     self._url_cache.clear()
                 self._url_cache[url] = u
+        return u, merged, body
+
+    def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
+                 content: Any, data: Any, json: Any, timeout: Any,
+                 follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
+                 cookies: Any = None, files: Any = None) -> Awaitable[Response]:
+        u, merged, body = self._prepare(url, params, headers, content, data, json, files)
+        return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
+                              stream, auth, cookies)
+
+    def _dispatch(self, method: str, u: "_URL", merged: Headers, body: Any, timeout: Any,
+                  follow_redirects: bool | None, stream: bool, auth: Any,
+                  cookies: Any) -> Awaitable[Response]:
+        """Everything that needs no waiting, then the coroutine that sends (one coroutine
+        frame less per request than awaiting it here)."""
+        loop = asyncio.get_running_loop()
+        deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
+        follow = self.follow_redirects if follow_redirects is None else follow_redirects
         jar = self.cookies
         if cookies:
             # This request's cookies on top of a copy of the client's; what responses set

@@ -351,3 +351,24 @@ def test_aiter_chunk_size_as_in_httpx(env, run):
     assert all(n == 1000 for n in raw[:-1]) and 0 < raw[-1] <= 1000
     assert "".join(text) == "line one\r\nline twö\r\n\nlast"
     assert all(len(t) == 4 for t in text[:-1])
+
+
+def test_build_request_and_send(env, run):
+    async def main():
+        async with Client(verify=env.ca, base_url=env.raw) as c:
+            req = c.build_request("post", "/echo", params={"q": "1"}, json={"a": 1})
+            req.headers["X-Added"] = "later"
+            r = await c.send(req)
+            streamed = await c.send(c.build_request("GET", "/echo"), stream=True)
+            try:
+                body = await streamed.aread()
+            finally:
+                await streamed.aclose()
+            return req, r, body
+
+    req, r, body = run(main())
+    assert req.method == "POST" and req.url == env.raw + "/echo?q=1"
+    echo = r.json()
+    assert echo["method"] == "POST" and echo["path"] == "/echo?q=1" and echo["body"] == '{"a":1}'
+    assert named(wire_head(echo), "x-added") == ["later"]
+    assert b'"method": "GET"' in body
