@@ -47,8 +47,6 @@ _SINK_MIN = 32 * 1024
 _SINK_MAX = 256 * 1024 * 1024
 # RFC 8305's recommended delay before racing the next address (of the other family first).
 HAPPY_EYEBALLS_DELAY = 0.25
-# A proxy's answer to CONNECT is a status line and a few headers.
-_TUNNEL_HEAD_MAX = 16 * 1024
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
@@ -337,9 +335,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
             return
         end = buf.find(b"\r\n\r\n")  # type: ignore[union-attr]
         if end < 0:
-            if len(buf) > _TUNNEL_HEAD_MAX:  # type: ignore[arg-type]
+            limit = self.limits.max_header_bytes  # a response head like any other
+            if len(buf) > limit:  # type: ignore[arg-type]
                 fut.set_exception(ProxyError(
-                    f"the proxy's answer to CONNECT exceeds {_TUNNEL_HEAD_MAX} bytes"))
+                    f"the proxy's answer to CONNECT exceeds {limit} bytes (max_header_bytes)"))
             return
         status = bytes(buf[:buf.find(b"\r\n")])  # type: ignore[index, union-attr]
         parts = status.split(b" ", 2)

@@ -372,3 +372,48 @@ def test_build_request_and_send(env, run):
     assert echo["method"] == "POST" and echo["path"] == "/echo?q=1" and echo["body"] == '{"a":1}'
     assert named(wire_head(echo), "x-added") == ["later"]
     assert b'"method": "GET"' in body
+
+
+@pytest.mark.parametrize("answer, match", [
+    (b"HTTP/1.1 200 OK\r\nX-Filler: " + b"x" * 100000, "exceeds 65536 bytes"),
+    (b"HTTP/1.1 200 OK\r\n\r\nsurprise", "bytes after its answer to CONNECT"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed answer from the proxy"),
+    (b"HTTP/1.1 200 OK\r\n", "closed the connection before the tunnel"),
+])
+def test_misbehaving_proxy_is_a_proxy_error(env, run, answer, match):
+    import socket
+    import threading
+
+    from corenet.https import ProxyError
+
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(5)
+
+    def serve():
+        try:
+            conn, _ = ls.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(answer)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    async def main():
+        async with Client(verify=env.ca, proxy=f"http://127.0.0.1:{ls.getsockname()[1]}") as c:
+            await c.get(env.raw + "/echo")
+
+    try:
+        with pytest.raises(ProxyError, match=match):
+            run(main())
+    finally:
+        t.join(5)
+        ls.close()
