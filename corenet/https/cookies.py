@@ -7,6 +7,14 @@ import urllib.request
 from typing import Any, Iterator, Mapping
 
 
+# A server can set cookies without end (a few hundred per response, response after
+# response) and the standard jar keeps them all: these caps bound it. RFC 6265 6.1 asks a
+# user agent to hold at least 50 per domain and 3000 in all; browsers keep about 180 per
+# domain. Past a cap, the domain's (or the jar's) oldest cookies go first.
+MAX_PER_DOMAIN = 180
+MAX_TOTAL = 3000
+
+
 class Cookies:
     """`client.cookies["name"]`, `.set(name, value, domain="", path="/")`, `.get(...)`,
     `.delete(...)`, `.clear()`; `jar` is the CookieJar itself."""
@@ -87,6 +95,23 @@ class Cookies:
     def extract(self, url: str, set_cookie: list[str]) -> None:
         """Store what a response from `url` set (its Set-Cookie header lines)."""
         self.jar.extract_cookies(_Headers(set_cookie), urllib.request.Request(url))
+        self._bound()
+
+    def _bound(self) -> None:
+        by_domain: dict[str, list[Any]] = {}
+        every = list(self.jar)  # oldest first within a domain and path
+        for c in every:
+            by_domain.setdefault(c.domain, []).append(c)
+        gone = [c for cs in by_domain.values() for c in cs[:max(0, len(cs) - MAX_PER_DOMAIN)]]
+        left = len(every) - len(gone)
+        if left > MAX_TOTAL:
+            ids = {id(c) for c in gone}
+            gone += [c for c in every if id(c) not in ids][:left - MAX_TOTAL]
+        for c in gone:
+            try:
+                self.jar.clear(c.domain, c.path, c.name)
+            except KeyError:
+                pass
 
 
 class _Headers:

@@ -105,3 +105,16 @@ def test_brotli_and_zstd_concatenated_frames_and_garbage():
         decode_all(Decoder("br", None, 1024), b"\xff\xff not brotli")
     with pytest.raises(DecodingError, match="truncated br"):
         decode_all(Decoder("br", None, 1024), brotli.compress(os.urandom(5000))[:-3])
+
+
+def test_cookie_jar_is_bounded_per_domain_and_in_all(monkeypatch):
+    from corenet.https import cookies as cookies_mod
+    from corenet.https.cookies import Cookies
+
+    jar = Cookies()
+    jar.extract("https://a.example/", [f"c{i}=v" for i in range(500)])  # one response
+    assert len(jar) == cookies_mod.MAX_PER_DOMAIN
+    assert "c499" in jar and "c0" not in jar  # the newest kept
+    monkeypatch.setattr(cookies_mod, "MAX_TOTAL", 250)
+    jar.extract("https://b.example/", [f"d{i}=v" for i in range(100)])
+    assert len(jar) == 250 and "d99" in jar
