@@ -6,7 +6,8 @@ Last-Modified to guess from) or how to check them (ETag, Last-Modified) are kept
 one is served without a request, a stale one is revalidated with If-None-Match or
 If-Modified-Since and a 304 completes the stored response. Vary is honoured; no-store
 (request or response) keeps a response out, no-cache makes every use a revalidation;
-private responses are kept, this cache being the user's own. An unsafe request (POST, PUT,
+private responses are kept, this cache being the user's own, though never served to a
+request with other credentials (Authorization). An unsafe request (POST, PUT,
 DELETE, PATCH) that succeeds drops what is stored for its URL.
 """
 from __future__ import annotations
@@ -168,6 +169,9 @@ class Cache:
                       if v.strip()]
         if "*" in vary_names:
             return
+        # Stored per credentials too, as if Vary named Authorization: one client may act
+        # for several users, and one user's answer must not be served to another.
+        vary_names.append("authorization")
         entry = _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
                        response_time)
         old = self._entries.pop(url, [])

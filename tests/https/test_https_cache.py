@@ -118,3 +118,14 @@ def test_cache_memory_is_bounded(env, run, loop_kind):
     assert len(cache) == 2 and cache._bytes == 2 * size
     assert seen(env, run, f"lru0-{loop_kind}") == (2, 0)  # evicted, asked again
     assert seen(env, run, f"lru5-{loop_kind}") == (1, 0)  # the newest stayed
+
+
+def test_stored_response_is_not_served_to_other_credentials(env, run, loop_kind):
+    key = f"auth-{loop_kind}"
+    url = cacheable(env, key, cc="private, max-age=60")
+    rs = fetch_all(env, run, [("GET", url, {"Authorization": "Bearer alice"}),
+                              ("GET", url, {"Authorization": "Bearer bob"}),
+                              ("GET", url, {"Authorization": "Bearer alice"})])
+    assert seen(env, run, key) == (2, 0)
+    assert [r.content for r in rs] == [f"{key}:1:".encode(), f"{key}:2:".encode(),
+                                       f"{key}:1:".encode()]
