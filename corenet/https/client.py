@@ -145,7 +145,7 @@ class Client:
                 base += "/"
         self.base_url = URL(base)
         self.auth: Auth | None = coerce_auth(auth)
-        self.cookies = Cookies(cookies)
+        self._cookies = Cookies(cookies)
         self.cache: Cache | None = coerce_cache(cache)
         self._proxy = Proxy(proxy) if proxy else None
         self._env_proxies = env_proxies() if trust_env and proxy is None else {}
@@ -177,6 +177,15 @@ class Client:
     @property
     def ssl_context(self) -> ssl.SSLContext:
         return self._ssl
+
+    @property
+    def cookies(self) -> Cookies:
+        """The client's cookie jar; assigning a dict, a CookieJar or Cookies replaces it."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -308,7 +317,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
         follow = self.follow_redirects if follow_redirects is None else follow_redirects
-        jar = self.cookies
+        jar = self._cookies
         if cookies:
             # This request's cookies on top of a copy of the client's; what responses set
             # still goes into the client's jar.
@@ -365,7 +374,7 @@ class Client:
             else:
                 resp = await self._send_cached(req, u, deadline, stream)
             if resp._set_cookie:
-                self.cookies.extract(u.text, resp.headers.get_list("set-cookie"))
+                self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
                 if not stream and resp._content is None:
                     await resp.aread()

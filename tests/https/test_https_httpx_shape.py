@@ -417,3 +417,13 @@ def test_misbehaving_proxy_is_a_proxy_error(env, run, answer, match):
     finally:
         t.join(5)
         ls.close()
+
+
+def test_client_cookies_can_be_assigned(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            c.cookies = {"k": "v"}
+            return (await c.get(env.raw + "/echo")).json(), c.cookies
+
+    echo, jar = run(main())
+    assert named(wire_head(echo), "cookie") == ["k=v"] and jar["k"] == "v"
