@@ -45,6 +45,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
     p.add_argument("--tcp-max-connections", metavar="N")
     p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
+    p.add_argument("--tcp-max-connections-per-client", metavar="N",
+                   help="TCP connections one client address may hold (default 64)")
     p.add_argument("--allow-snoop", metavar="CIDR", action="append",
                    help="clients that may also ask with RD clear (answered from the cache)")
     p.add_argument("--max-udp-size", metavar="BYTES",
@@ -99,6 +101,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "tcp_idle_timeout": ns.tcp_idle_timeout,
         "tcp_max_connections": ns.tcp_max_connections,
         "tcp_max_inflight": ns.tcp_max_inflight,
+        "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
         "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop,
     }
     try:

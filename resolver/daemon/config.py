@@ -59,6 +59,10 @@ class Config:
     tcp_idle_timeout: float = 10.0
     #: TCP: connections open at once; more are closed at accept.
     tcp_max_connections: int = 1000
+    #: TCP: connections one client address may hold at once, so that one client cannot
+    #: take TCP away from the others (at the global cap the oldest idle connection is
+    #: closed to make room; a new one is refused only when none is idle).
+    tcp_max_connections_per_client: int = 64
     #: TCP: queries of one connection being resolved at once; past it reading pauses.
     tcp_max_inflight: int = 32
     #: TCP: largest query frame accepted; a longer length closes the connection (a query
@@ -196,7 +200,7 @@ def _convert(name: str, value: Any) -> Any:
     if name in ("tcp_idle_timeout", "shutdown_grace"):
         return _number(value, what, float, 0.01, 3600)
     if name in ("tcp_max_connections", "tcp_max_inflight", "max_inflight_per_client",
-                "max_inflight"):
+                "max_inflight", "tcp_max_connections_per_client"):
         return _number(value, what, int, 1, 10_000_000)
     if name == "tcp_max_query":
         return _number(value, what, int, 17, 65535)

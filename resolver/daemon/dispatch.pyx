@@ -53,6 +53,7 @@ cdef class Counters:
     cdef public object dropped          # Counter: reason -> n
     cdef public long long refused_acl, truncated
     cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
+    cdef public long long tcp_shed_idle
 
     def __init__(self):
         self.queries = Counter()

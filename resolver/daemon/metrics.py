@@ -136,7 +136,8 @@ def render(stats: dict) -> str:
     metric("tcp_connections", "gauge", "TCP connections open.", [("", t["open"])])
     metric("tcp_connections_total", "counter", "TCP connections, by outcome.",
            [('{outcome="accepted"}', t["accepted"]), ('{outcome="rejected"}', t["rejected"]),
-            ('{outcome="idle_closed"}', t["idle_closed"])])
+            ('{outcome="idle_closed"}', t["idle_closed"]),
+            ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
     return "\n".join(lines) + "\n"
 

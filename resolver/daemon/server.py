@@ -41,6 +41,7 @@ class Server(Dispatch):
         self.udp: list[Any] = []            # UDPListener or (transport, protocol)
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
+        self.tcp_by_client: dict = {}            # client address -> TCP connections open
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
         self.acl = ACL(cfg.allow)
@@ -134,6 +135,24 @@ class Server(Dispatch):
         self._miss(q, addr, "udp", send, time.monotonic())
 
     # ---- management -----------------------------------------------------------------------
+    def shed_idle_tcp(self) -> bool:
+        """Closes the TCP connection idle the longest (no query in flight) to make room for
+        a new one; False when every connection has a query in flight."""
+        idle = [conn for conn in self.connections if conn.inflight == 0 and not conn.closed]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda conn: conn.last)
+        self.counters.tcp_shed_idle += 1
+        victim.close()
+        self.connections.discard(victim)          # its slot is free now, not at its EOF
+        self.counters.tcp_connections -= 1
+        n = self.tcp_by_client.get(victim.client, 0) - 1
+        if n > 0:
+            self.tcp_by_client[victim.client] = n
+        else:
+            self.tcp_by_client.pop(victim.client, None)
+        return True
+
     def set_allow(self, allow) -> None:
         """Replaces the client ACL (the listeners share it)."""
         self.acl.set(allow)
@@ -201,6 +220,7 @@ class Server(Dispatch):
             "truncated": truncated,
             "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
                     "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
+                    "shed_idle": c.tcp_shed_idle,
                     "fast_hits": self.fast_tcp_hits},
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
@@ -309,6 +329,7 @@ class TCPConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.server = server
         self.peer = None
+        self.client = None
         self.allowed = False
         self.inflight = 0
         self.backlog: deque = deque()
@@ -321,7 +342,13 @@ class TCPConnection(asyncio.BufferedProtocol):
         self.transport = transport
         s = self.server
         c = s.counters
-        if c.tcp_connections >= s.cfg.tcp_max_connections:
+        self.peer = transport.get_extra_info("peername")
+        self.client = self.peer[0] if self.peer else None
+        mine = s.tcp_by_client.get(self.client, 0)
+        if (mine >= s.cfg.tcp_max_connections_per_client
+                or c.tcp_connections >= s.cfg.tcp_max_connections and not s.shed_idle_tcp()):
+            # One client may not hold more than its share; at the global cap the oldest
+            # idle connection makes room, and only when none is idle is the new one refused.
             c.tcp_rejected += 1
             self.closed = True
             transport.abort()
@@ -329,7 +356,7 @@ class TCPConnection(asyncio.BufferedProtocol):
         c.tcp_connections += 1
         c.tcp_accepted += 1
         s.connections.add(self)
-        self.peer = transport.get_extra_info("peername")
+        s.tcp_by_client[self.client] = mine + 1
         self.allowed = s.allowed(self.peer) if self.peer else False
         self.framer.fast = self.allowed
         self.last = s.loop.time()
@@ -418,6 +445,11 @@ class TCPConnection(asyncio.BufferedProtocol):
         if self in s.connections:
             s.connections.discard(self)
             s.counters.tcp_connections -= 1
+            n = s.tcp_by_client.get(self.client, 0) - 1
+            if n > 0:
+                s.tcp_by_client[self.client] = n
+            else:
+                s.tcp_by_client.pop(self.client, None)
         self.closed = True
         self.backlog.clear()
         if self.timer is not None:

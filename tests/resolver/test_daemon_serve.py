@@ -228,19 +228,22 @@ def test_idle_and_slow_loris_connections_are_closed(tight):
     assert tight.ask("www.example.com.", tcp=True).answer     # and it keeps serving
 
 
-def test_connection_cap_closes_extra_connections(tight):
+def test_connection_cap_sheds_the_oldest_idle_connection(tight):
     held = [tight.tcp_conn() for _ in range(3)]
     try:
         q = dns.message.make_query("www.example.com.", "A")
         for s in held:                      # make sure all three are accepted and counted
             s.sendall(frame(q.to_wire()))
             assert read_frame(s) is not None
-        extra = tight.tcp_conn()
+        before = tight.stats()["tcp"]["shed_idle"]
+        extra = tight.tcp_conn()            # at the cap: the oldest idle one makes room
         try:
-            assert _closed_by_peer(extra, 3.0)
+            extra.sendall(frame(q.to_wire()))
+            assert read_frame(extra) is not None
+            assert _closed_by_peer(held[0], 3.0)
         finally:
             extra.close()
-        assert tight.stats()["tcp"]["rejected"] >= 1
+        assert tight.stats()["tcp"]["shed_idle"] == before + 1
     finally:
         for s in held:
             s.close()
@@ -283,3 +286,46 @@ def test_ipv6_and_ipv4_listeners_on_one_port(lab, tmp_path):
         assert d.ask("www.example.net.").answer
     finally:
         assert d.stop() == 0
+
+
+def test_one_client_cannot_take_tcp_away_from_the_others(lab, tmp_path):
+    """A per-client cap on TCP connections, and at the global cap the oldest idle
+    connection makes room for a newcomer instead of the newcomer being refused."""
+    d = Daemon(tmp_path, lab, "--tcp-max-connections", "4",
+               "--tcp-max-connections-per-client", "2", "--tcp-idle-timeout", "30").start()
+    held = []
+
+    def connect(source: str) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", d.port))
+        held.append(s)
+        return s
+
+    def answered(s: socket.socket) -> bool:
+        try:
+            s.sendall(frame(dns.message.make_query("www.example.com.", "A").to_wire()))
+            wire = read_frame(s)
+        except OSError:
+            return False
+        return wire is not None and bool(dns.message.from_wire(wire).answer)
+
+    try:
+        d.ask("www.example.com.")
+        a1, a2 = connect("127.0.0.11"), connect("127.0.0.11")
+        time.sleep(0.2)
+        a3 = connect("127.0.0.11")                   # a third from the same client
+        assert not answered(a3)
+        b1, b2 = connect("127.0.0.12"), connect("127.0.0.12")   # the global cap is reached
+        assert answered(b1) and answered(b2)
+        c1 = connect("127.0.0.13")                   # room is made: a1 was idle the longest
+        assert answered(c1)
+        assert not answered(a1)
+        assert answered(a2)
+        tcp = d.stats()["tcp"]
+        assert tcp["shed_idle"] == 1 and tcp["rejected"] == 1 and tcp["open"] == 4
+    finally:
+        for s in held:
+            s.close()
+        d.stop()
