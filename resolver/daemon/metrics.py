@@ -133,7 +133,7 @@ def render(stats: dict) -> str:
     metric("truncated_total", "counter", "UDP answers truncated (TC) to the client's size.",
            [("", stats["truncated"])])
     t = stats["tcp"]
-    metric("tcp_connections", "gauge", "TCP connections open.", [("", t["open"])])
+    metric("tcp_connections_open", "gauge", "TCP connections open.", [("", t["open"])])
     metric("tcp_connections_total", "counter", "TCP connections, by outcome.",
            [('{outcome="accepted"}', t["accepted"]), ('{outcome="rejected"}', t["rejected"]),
             ('{outcome="idle_closed"}', t["idle_closed"]),

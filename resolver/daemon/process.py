@@ -134,7 +134,7 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
     try:
         await server.start()
     except OSError as e:
-        log.error("cannot listen: %s", e)
+        log.error("cannot listen: %s", e.strerror or e)
         await server.stop(0)
         return 1
     stop = asyncio.Event()

@@ -63,13 +63,13 @@ class Server(Dispatch):
                 if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     log.warning("not serving on %s: %s", host, e.strerror)
                     continue
-                raise
+                raise OSError(e.errno, f"UDP {_where(host, port)}: {e.strerror}") from None
             port = usock.getsockname()[1]
             try:
                 tsock = _bind(family, socket.SOCK_STREAM, host, port, reuse)
-            except OSError:
+            except OSError as e:
                 usock.close()
-                raise
+                raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
             tsock.listen(1024)
             await self._serve_udp(loop, usock)
             srv = await loop.create_server(lambda: TCPConnection(self), sock=tsock)
@@ -310,6 +310,10 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class TCPConnection(asyncio.BufferedProtocol):
