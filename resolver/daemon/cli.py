@@ -64,9 +64,13 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description="A recursive, caching DNS resolver.")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    q = sub.add_parser("query", help="resolve a name (in-process, or ask @SERVER)",
-                       usage=f"{PROG} query NAME [TYPE] [@SERVER] [-p PORT] [+tcp] [+short]")
-    q.add_argument("args", nargs="*", metavar="NAME [TYPE] [@SERVER] [+tcp] [+short]")
+    q = sub.add_parser("query", help="resolve a name (in-process, or ask @SERVER), as dig",
+                       usage=f"{PROG} query NAME [TYPE] [@SERVER[#PORT]] [-t TYPE] [-x ADDR] "
+                             "[-p PORT] [+tcp] [+short] [+dnssec]")
+    q.add_argument("args", nargs="*", metavar="NAME [TYPE] [@SERVER[#PORT]] [+tcp] [+short] [+dnssec]")
+    q.add_argument("-t", dest="type", metavar="TYPE", help="query type (as dig -t)")
+    q.add_argument("-x", dest="reverse", metavar="ADDR",
+                   help="reverse look-up: the PTR of an IPv4 or IPv6 address")
     q.add_argument("-p", "--port", type=int, default=None, help="port of @SERVER (53)")
     q.add_argument("--root-hints", metavar="FILE", help="for in-process resolution")
     q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
@@ -113,6 +117,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
 
 # ---- query ------------------------------------------------------------------------------------
 def _dig_text(msg, elapsed: float | None, server: str) -> str:
+    import dns.edns
     import dns.flags
     import dns.opcode
     import dns.rcode
@@ -127,7 +132,14 @@ def _dig_text(msg, elapsed: float | None, server: str) -> str:
     if msg.edns >= 0:
         lines += [";; OPT PSEUDOSECTION:",
                   f"; EDNS: version: {msg.edns}, flags:"
-                  f"{' do' if msg.ednsflags & dns.flags.DO else ''}; udp: {msg.payload}", ""]
+                  f"{' do' if msg.ednsflags & dns.flags.DO else ''}; udp: {msg.payload}"]
+        for opt in msg.options:               # Extended DNS Errors, as dig shows them
+            if isinstance(opt, dns.edns.EDEOption):
+                code = opt.code
+                label = code.name.replace("_", " ").title() if hasattr(code, "name") else ""
+                lines.append(f"; EDE: {int(code)}{f' ({label})' if label else ''}"
+                             f"{f': ({opt.text})' if opt.text else ''}")
+        lines.append("")
     lines.append(";; QUESTION SECTION:")
     lines += [";" + q.to_text() for q in msg.question]
     for title, section in (("ANSWER", msg.answer), ("AUTHORITY", msg.authority),
@@ -142,46 +154,76 @@ def _dig_text(msg, elapsed: float | None, server: str) -> str:
     return "\n".join(lines)
 
 
+#: dig's exit statuses: 0 for any DNS answer (whatever its rcode), 1 for a usage error, 9 when
+#: no server answered, 10 for an internal error.
+EXIT_NO_ANSWER, EXIT_INTERNAL = 9, 10
+
+
 def cmd_query(ns: argparse.Namespace) -> int:
+    import socket
     import time
 
     import dns.exception
+    import dns.flags
     import dns.message
     import dns.query
-    import dns.rcode
     import dns.rdatatype
+    import dns.reversename
 
-    name = rdtype = server = None
-    tcp = short = False
+    name, rdtype, server, port = None, ns.type, None, ns.port
+    tcp = short = dnssec = False
     for a in ns.args:
         if a.startswith("@"):
-            server = a[1:]
+            server, _, at_port = a[1:].partition("#")
+            if at_port:
+                try:
+                    port = int(at_port)
+                except ValueError:
+                    return _fail(f"query: bad port in {a!r}", 1)
         elif a.startswith("+"):
-            if a == "+tcp":
+            opt = a[1:]
+            if opt in ("tcp", "vc"):
                 tcp = True
-            elif a == "+short":
+            elif opt == "short":
                 short = True
-            elif a in ("+notcp", "+noshort"):
+            elif opt == "dnssec":
+                dnssec = True
+            elif opt in ("notcp", "novc", "noshort", "nodnssec"):
                 pass
             else:
-                return _fail(f"query: unknown option {a!r}")
+                return _fail(f"query: unknown option {a!r}", 1)
         elif name is None:
             name = a
         elif rdtype is None:
             rdtype = a
         else:
-            return _fail(f"query: unexpected argument {a!r}")
+            return _fail(f"query: unexpected argument {a!r}", 1)
+    if ns.reverse is not None:
+        try:
+            name = dns.reversename.from_address(ns.reverse).to_text()
+        except (ValueError, dns.exception.SyntaxError):
+            return _fail(f"query: -x needs an IPv4 or IPv6 address, got {ns.reverse!r}", 1)
+        rdtype = rdtype or "PTR"
     if name is None:
-        return _fail("query: NAME is missing")
+        return _fail("query: NAME is missing", 1)
     try:
         rdtype_v = dns.rdatatype.from_text(rdtype or "A")
-        q = dns.message.make_query(name, rdtype_v, use_edns=0, payload=1232)
+        q = dns.message.make_query(name, rdtype_v, use_edns=0, payload=1232,
+                                   want_dnssec=dnssec)
     except Exception as e:
-        return _fail(f"query: {e}")
+        return _fail(f"query: {e}", 1)
+    if server is not None:
+        try:                      # dig looks a server name up with the host's resolver too
+            server = socket.getaddrinfo(server, None, type=socket.SOCK_DGRAM)[0][4][0]
+        except OSError as e:
+            return _fail(f"query: cannot find server {server!r}: {e}", EXIT_NO_ANSWER)
+    elif ns.root_hints is None:
+        print(";; resolving in this process from the real root servers (no --root-hints)",
+              file=sys.stderr)
     t0 = time.monotonic()
     try:
         if server is not None:
-            port = 53 if ns.port is None else ns.port
+            port = 53 if port is None else port
             if tcp:
                 r = dns.query.tcp(q, server, port=port, timeout=ns.timeout)
             else:
@@ -195,11 +237,11 @@ def cmd_query(ns: argparse.Namespace) -> int:
             where = "in-process resolution from the root"
     except (dns.exception.Timeout, asyncio.TimeoutError):
         print(";; connection timed out; no servers could be reached", file=sys.stderr)
-        return 9
+        return EXIT_NO_ANSWER
     except OSError as e:
-        return _fail(f"query: {e}", 9)
+        return _fail(f"query: {e}", EXIT_NO_ANSWER)
     except ValueError as e:
-        return _fail(f"query: {e}")
+        return _fail(f"query: {e}", EXIT_INTERNAL)
     elapsed = time.monotonic() - t0
     if short:
         for rrset in r.answer:
@@ -207,7 +249,7 @@ def cmd_query(ns: argparse.Namespace) -> int:
                 print(rd.to_text())
     else:
         print(_dig_text(r, elapsed, where))
-    return 0 if r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) else 1
+    return 0
 
 
 def _resolve_in_process(q, ns):

@@ -84,7 +84,8 @@ def test_query_in_process_from_the_lab_root(lab):
     assert r.returncode == 0 and "status: NXDOMAIN" in r.stdout and "SOA" in r.stdout
     assert ";; QUESTION SECTION:" in r.stdout
     r = cli("query", "www.cyc1.com.", *hints)
-    assert r.returncode != 0 and "status: SERVFAIL" in r.stdout
+    assert r.returncode == 0 and "status: SERVFAIL" in r.stdout     # an answer: 0, as dig
+    assert "real root" not in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,52 @@ def test_query_at_server_udp_and_tcp(daemon):
         assert r.returncode == 0 and r.stdout.split() == ["198.51.100.1"], r.stderr
     r = cli("query", "big.example.com", "TXT", "@127.0.0.1", "-p", str(daemon.port))
     assert r.returncode == 0 and r.stdout.count('"') == 80     # TC on UDP: retried over TCP
+
+
+
+def test_query_takes_digs_flags(daemon):
+    at = f"@localhost#{daemon.port}"           # a server name, and dig's #PORT
+    r = cli("query", at, "-t", "MX", "example.com", "+short")
+    assert r.returncode == 0 and r.stdout.split() == ["10", "mail.example.com."], r.stderr
+    r = cli("query", at, "-x", "192.0.2.1")
+    assert r.returncode == 0 and "1.2.0.192.in-addr.arpa. IN PTR" in r.stdout
+    r = cli("query", at, "www.example.com", "+dnssec")
+    assert r.returncode == 0 and "flags: do" in r.stdout       # DO asked (and echoed)
+    r = cli("query", at, "-x", "not-an-address")
+    assert r.returncode == 1 and "-x needs" in r.stderr
+    r = cli("query", "@127.0.0.1#notaport", "www.example.com")
+    assert r.returncode == 1 and "bad port" in r.stderr
+
+
+def test_query_shows_extended_dns_errors():
+    import dns.edns
+    import dns.message
+
+    from resolver.daemon.cli import _dig_text
+    q = dns.message.make_query("bogus.example.", "A", use_edns=0)
+    r = dns.message.make_response(q)
+    r.set_rcode(dns.rcode.SERVFAIL)
+    r.use_edns(0, options=[dns.edns.EDEOption(dns.edns.EDECode.DNSSEC_BOGUS, "no valid RRSIG")])
+    text = _dig_text(dns.message.from_wire(r.to_wire()), None, "x")
+    assert "; EDE: 6 (Dnssec Bogus): (no valid RRSIG)" in text
+
+
+def test_query_from_the_real_root_says_so_before_sending(monkeypatch, capsys):
+    """Nothing is sent here: the in-process resolution is replaced by one that records the
+    moment it is asked and times out."""
+    import asyncio
+
+    from resolver.daemon import cli as cli_module
+
+    said_before = []
+
+    def no_network(q, ns):
+        said_before.append(";; resolving in this process from the real root" in
+                           capsys.readouterr().err)
+        raise asyncio.TimeoutError
+    monkeypatch.setattr(cli_module, "_resolve_in_process", no_network)
+    assert cli_module.main(["query", "www.example.com"]) == 9
+    assert said_before == [True]
 
 
 def test_stats_flush_reload_over_the_control_socket(daemon):
