@@ -47,6 +47,8 @@ def _serve_parser(sub) -> None:
     p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
     p.add_argument("--tcp-max-connections-per-client", metavar="N",
                    help="TCP connections one client address may hold (default 64)")
+    p.add_argument("--user", metavar="NAME",
+                   help="run as this user once the sockets are bound (when started as root)")
     p.add_argument("--allow-snoop", metavar="CIDR", action="append",
                    help="clients that may also ask with RD clear (answered from the cache)")
     p.add_argument("--max-udp-size", metavar="BYTES",
@@ -106,7 +108,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "tcp_max_connections": ns.tcp_max_connections,
         "tcp_max_inflight": ns.tcp_max_inflight,
         "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
-        "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop,
+        "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop, "user": ns.user,
     }
     try:
         cfg = config.build(ns.config, overrides)

@@ -77,6 +77,10 @@ class Config:
     #: cannot take every slot), and overall; past them the query is dropped and counted.
     max_inflight_per_client: int = 256
     max_inflight: int = 10000
+    #: Started as root, run as this user (and its group) once every socket is bound, with no
+    #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
+    #: reload (the config, root hints, trust anchor) must be readable by that user.
+    user: str | None = None
     #: Seconds a graceful stop waits for queries in flight.
     shutdown_grace: float = 5.0
     #: Where the config came from (for reload).
@@ -183,6 +187,15 @@ def _convert(name: str, value: Any) -> Any:
             except ValueError:
                 raise ConfigError(f"{what}: {value!r} is not an octal mode") from None
         return _number(value, what, int, 0, 0o777)
+    if name == "user":
+        if value in (None, ""):
+            return None
+        import pwd
+        try:
+            pwd.getpwnam(str(value))
+        except KeyError:
+            raise ConfigError(f"{what}: no such user {value!r}") from None
+        return str(value)
     if name == "log_level":
         if not isinstance(value, str) or value.upper() not in _LEVELS:
             raise ConfigError(f"{what}: {value!r} is not one of {', '.join(_LEVELS)}")

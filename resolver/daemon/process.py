@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -91,6 +92,29 @@ def fit_descriptors(cfg: Config) -> Config:
         log.warning("the descriptor limit (%d) lowers max-inflight to %d and "
                     "tcp-max-connections to %d", got, misses, tcp)
     return replace(cfg, max_inflight=misses, tcp_max_connections=tcp)
+
+
+def drop_privileges(user: str | None) -> None:
+    """Becomes ``user`` (its uid and primary group, no supplementary groups), for good: a
+    root process that changes all its uids loses every capability. Nothing to do without
+    a user, or when already running as that user; a non-root process cannot switch."""
+    if not user:
+        return
+    pw = pwd.getpwnam(user)
+    if os.getuid() == pw.pw_uid and os.geteuid() == pw.pw_uid:
+        return
+    if os.geteuid() != 0:
+        raise PermissionError(f"only root can switch to user {user!r}")
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:                                           # pragma: no cover - the kernel refused it
+        raise PermissionError("root privileges could be regained after dropping them")
+    log.info("running as user %s (uid %d, gid %d)", user, pw.pw_uid, pw.pw_gid)
 
 
 def _reload(cfg: Config, overrides) -> Config:
@@ -178,6 +202,19 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
                 await x.close()
         await server.stop(0)
         return 1
+    try:
+        if cfg.user and ctl is not None and control_path != cfg.control:
+            # A worker's private socket: its supervisor, as that user too, must reach it.
+            pw = pwd.getpwnam(cfg.user)
+            os.chown(control_path, pw.pw_uid, pw.pw_gid)
+        drop_privileges(cfg.user)
+    except OSError as e:
+        log.error("cannot run as user %r: %s", cfg.user, e)
+        for x in (ctl, met):
+            if x is not None:
+                await x.close()
+        await server.stop(0)
+        return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
@@ -198,6 +235,9 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
 def _parent(cfg: Config, overrides) -> int:
     private = tempfile.mkdtemp(prefix="corenet-resolver-")
     os.chmod(private, 0o700)
+    if cfg.user:                  # the workers' control sockets, after everyone drops to it
+        pw = pwd.getpwnam(cfg.user)
+        os.chown(private, pw.pw_uid, pw.pw_gid)
     paths = [os.path.join(private, f"w{i}.sock") for i in range(cfg.workers)]
     children: dict[int, int] = {}
     for i, path in enumerate(paths):
@@ -263,6 +303,12 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
             await met.start()
     except OSError as e:
         log.error("cannot start control/metrics: %s", e)
+        state["status"] = 1
+        stop.set()
+    try:
+        drop_privileges(cfg.user)
+    except OSError as e:
+        log.error("cannot run as user %r: %s", cfg.user, e)
         state["status"] = 1
         stop.set()
 

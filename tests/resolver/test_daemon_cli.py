@@ -304,3 +304,33 @@ def test_an_address_in_use_is_named_in_the_error(lab, kind):
     proto = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
     assert r.returncode == 1
     assert f"cannot listen: {proto} 127.0.0.1:{port}: Address already in use" in r.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_user_drops_root_once_the_sockets_are_bound(lab, tmp_path, workers):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    d = Daemon(tmp_path, lab, "--user", "nobody", "--workers", workers).start()
+    try:
+        assert d.ask("www.example.com.").answer          # serving after the switch
+        pids = [d.pid]
+        if workers != "1":
+            with open(f"/proc/{d.pid}/task/{d.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+            assert len(pids) == 3
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as f:
+                status = dict(line.split(":", 1) for line in f.read().splitlines())
+            assert status["Uid"].split() == [str(nobody.pw_uid)] * 4, pid
+            assert status["Gid"].split() == [str(nobody.pw_gid)] * 4, pid
+            assert status["Groups"].strip() == ""
+            assert int(status["CapEff"], 16) == 0 and int(status["CapPrm"], 16) == 0
+        assert d.stats()["engine"]["client_queries"] >= 1    # the control socket still works
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_user_must_exist():
+    r = cli("serve", "--user", "no-such-user-here")
+    assert r.returncode == 2 and "no such user" in r.stderr
