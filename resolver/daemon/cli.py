@@ -51,6 +51,8 @@ def _serve_parser(sub) -> None:
                    help="run as this user once the sockets are bound (when started as root)")
     p.add_argument("--allow-snoop", metavar="CIDR", action="append",
                    help="clients that may also ask with RD clear (answered from the cache)")
+    p.add_argument("--ip-ratelimit", metavar="N",
+                   help="cache misses one client may start per second (0: no limit; 1000)")
     p.add_argument("--max-udp-size", metavar="BYTES",
                    help="largest UDP answer, whatever the client asks (default 1232)")
 
@@ -109,6 +111,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "tcp_max_inflight": ns.tcp_max_inflight,
         "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
         "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop, "user": ns.user,
+        "ip_ratelimit": ns.ip_ratelimit,
     }
     try:
         cfg = config.build(ns.config, overrides)

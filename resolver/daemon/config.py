@@ -77,6 +77,11 @@ class Config:
     #: cannot take every slot), and overall; past them the query is dropped and counted.
     max_inflight_per_client: int = 256
     max_inflight: int = 10000
+    #: Cache misses one client address may start per second (a bucket one second deep);
+    #: past it the query is dropped and counted (``ratelimit``), so a flood of random
+    #: names from one address cannot take the resolution budget from everyone else, while
+    #: its cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).
+    ip_ratelimit: int = 1000
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
     #: reload (the config, root hints, trust anchor) must be readable by that user.
@@ -217,6 +222,8 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, int, 1, 10_000_000)
     if name == "tcp_max_query":
         return _number(value, what, int, 17, 65535)
+    if name == "ip_ratelimit":
+        return _number(value, what, int, 0, 10_000_000)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
     raise ConfigError(f"unknown setting {what!r}")

@@ -98,6 +98,17 @@ cdef class _Done:
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
 
 
+#: Client addresses whose miss rate is tracked at once; past it the table starts afresh
+#: (a flood from many addresses cannot grow it without bound).
+MAX_RATE_CLIENTS = 65536
+
+
+cdef class _Bucket:
+    """A client's miss budget: tokens left, refilled at ``ip_ratelimit`` per second up to one
+    second's worth."""
+    cdef double tokens, at
+
+
 cdef class Dispatch:
     """The per-query state and paths of one process's server (see the module docstring)."""
 
@@ -106,6 +117,7 @@ cdef class Dispatch:
     cdef public Counters counters
     cdef public set misses              # resolver.resolution.Drive in flight
     cdef public dict inflight_by_client
+    cdef public dict rate_buckets       # client address -> _Bucket
     cdef public object _drained         # a Future, set when the last miss ends
     cdef public object loop
 
@@ -115,6 +127,7 @@ cdef class Dispatch:
         self.counters = Counters()
         self.misses = set()
         self.inflight_by_client = {}
+        self.rate_buckets = {}
         self._drained = None
         self.loop = None
 
@@ -147,6 +160,10 @@ cdef class Dispatch:
             dropped = self.counters.dropped
             dropped["overload"] = dropped.get("overload", 0) + 1
             return False
+        if not self.admitted(client, t0, cfg.ip_ratelimit):
+            dropped = self.counters.dropped
+            dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
+            return False
         self.inflight_by_client[client] = n + 1
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
@@ -160,6 +177,28 @@ cdef class Dispatch:
             self.resolved(q, client, transport, send, t0, None, d)
         elif not d.finished:
             self.misses.add(d)
+        return True
+
+    cdef bint admitted(self, client, double now, double rate):
+        """Whether ``client`` may start one more miss now (a token bucket of ``rate`` misses
+        per second, one second's worth deep); always with ``rate`` 0."""
+        cdef _Bucket b
+        if rate <= 0:
+            return True
+        found = self.rate_buckets.get(client)
+        if found is None:
+            if len(self.rate_buckets) >= MAX_RATE_CLIENTS:
+                self.rate_buckets.clear()
+            b = _Bucket.__new__(_Bucket)
+            b.tokens, b.at = rate, now
+            self.rate_buckets[client] = b
+        else:
+            b = <_Bucket>found
+            b.tokens = min(rate, b.tokens + (now - b.at) * rate)
+            b.at = now
+        if b.tokens < 1.0:
+            return False
+        b.tokens -= 1.0
         return True
 
     def may_snoop(self, addr) -> bool:

@@ -117,3 +117,20 @@ def test_a_query_without_rd_is_answered_from_cache_or_refused_with_no_miss():
     sent: list[bytes] = []
     assert d._miss(_query(rd=False), ("127.0.0.1", 1), "udp", sent.append, 0.0)
     assert not engine.pending and (sent[0][3] & 0x0F) == 5           # REFUSED, as Unbound
+
+
+def test_misses_past_a_clients_rate_are_dropped_and_the_budget_refills():
+    engine = _Engine()
+    d = _dispatch(engine, ip_ratelimit=3, max_inflight_per_client=1000)
+    sent: list[bytes] = []
+    q = _query()
+    started = [d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(5)]
+    assert started == [True, True, True, False, False]          # one second's worth: 3
+    assert d.counters.dropped["ratelimit"] == 2
+    assert d._miss(q, ("127.0.0.2", 1), "udp", sent.append, 10.0)     # another client
+    assert not d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.2)   # 0.6 of a token
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.5)       # 1.5 tokens now
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 20.0)       # refilled, capped
+    assert len(engine.pending) == 6
+    off = _dispatch(_Engine(), ip_ratelimit=0, max_inflight_per_client=1000)
+    assert all(off._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(50))
