@@ -43,13 +43,16 @@ class Config:
     control: str | None = None
     #: Permission bits of the control socket.
     control_mode: int = 0o600
+    #: Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
     log_level: str = "INFO"
     #: Destination port of every authority (53 on the Internet; a lab may use another).
     upstream_port: int = 53
     #: Cache bound, bytes (messages and rrsets together).
     cache_size: int = 64 * 1024 * 1024
-    #: DNSSEC: trust anchor file (DS or DNSKEY) and whether to validate (None: engine default).
+    #: DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor when
+    #: resolving from the real root, no validation with other root hints.
     trust_anchor: str | None = None
+    #: DNSSEC validation on or off; None: on wherever there is a trust anchor.
     validate: bool | None = None
     #: Ask authorities over IPv6 too (their AAAA addresses), as Unbound's ``do-ip6: yes``.
     #: On a host without IPv6 routes an IPv6 address fails at once and is passed over; turn
@@ -76,6 +79,8 @@ class Config:
     #: Cache misses being resolved at once for one client address (a flood from one address
     #: cannot take every slot), and overall; past them the query is dropped and counted.
     max_inflight_per_client: int = 256
+    #: Cache misses being resolved at once in all (each holds a socket: at start the daemon
+    #: lowers this to what its descriptor limit allows, and says so).
     max_inflight: int = 10000
     #: Cache misses one client address may start per second (a bucket one second deep);
     #: past it the query is dropped and counted (``ratelimit``), so a flood of random
@@ -231,6 +236,10 @@ def _convert(name: str, value: Any) -> Any:
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 
+#: What a reload cannot change: sockets, processes, the resolver's construction, the user.
+RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
+                    "cache_size", "trust_anchor", "validate", "user")
+
 
 def load_file(path: str) -> dict[str, Any]:
     """The settings of a TOML file, converted and checked (keys may use - or _)."""
@@ -272,3 +281,63 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
 
 def log_level(cfg: Config) -> int:
     return getattr(logging, cfg.log_level)
+
+
+def reference() -> str:
+    """The config reference (``docs/config.md``), from ``Config``'s fields and the comments
+    above them: one section per setting with its TOML key, its command-line flag when it has
+    one, its default and what it does. A test keeps the page equal to this text."""
+    import inspect
+    import re
+
+    from resolver.daemon.cli import parser
+
+    flags = set()
+    for action in parser()._subparsers._group_actions[0].choices["serve"]._actions:
+        flags.update(action.option_strings)
+    source = inspect.getsource(Config).splitlines()
+    docs: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in source:
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+            continue
+        m = re.match(r"(\w+):", text)
+        if m and pending:
+            docs[m.group(1)] = pending
+        if not text.startswith("#"):
+            pending = []
+    out = ["# corenet-resolver configuration reference", "",
+           "Every setting can be given in the TOML file passed with `--config` (keys with `-` or",
+           "`_`, at the top level or in a `[server]` table) and most on the command line, which",
+           "wins over the file. Bad values stop the daemon before it binds, with a one-line",
+           "error naming the setting. `reload` (or SIGHUP) re-reads the file; settings marked",
+           "\"restart\" take effect only at the next start. This page is generated from",
+           "`resolver/daemon/config.py` (`python -m resolver.daemon.config`).", ""]
+    for f in fields(Config):
+        if f.name == "config_file":
+            continue
+        key = f.name.replace("_", "-")
+        flag = f"--{key}" if f"--{key}" in flags else None
+        if f.name == "validate":
+            flag = "--no-validate"
+        out += [f"## `{key}`", "",
+                f"- default: `{_shown(f.name, f.default)}`"
+                + ("" if flag is None else f"; command line: `{flag}`")
+                + ("; restart" if f.name in RESTART_SETTINGS else "; reloadable"), ""]
+        out += [" ".join(docs.get(f.name, ["(undocumented)"])), ""]
+    return "\n".join(out)
+
+
+def _shown(name: str, value: Any) -> str:
+    if name == "control_mode":
+        return oct(value)
+    if isinstance(value, tuple):
+        items = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value]
+        return ", ".join(items) or "(none)"
+    return str(value)
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

@@ -27,7 +27,7 @@ from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.daemon.config import Config
+from resolver.daemon.config import RESTART_SETTINGS, Config
 from resolver.api import Resolver
 
 log = logging.getLogger("resolver.daemon.server")
@@ -160,9 +160,7 @@ class Server(Dispatch):
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
         level, ipv6); returns the settings that need a restart."""
-        need_restart = [name for name in ("listen", "workers", "metrics", "control",
-                                          "upstream_port", "root_hints", "cache_size",
-                                          "trust_anchor", "validate")
+        need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
         self.set_allow(cfg.allow)

@@ -334,3 +334,16 @@ def test_user_drops_root_once_the_sockets_are_bound(lab, tmp_path, workers):
 def test_user_must_exist():
     r = cli("serve", "--user", "no-such-user-here")
     assert r.returncode == 2 and "no such user" in r.stderr
+
+
+def test_the_config_reference_page_is_the_code_s():
+    """docs/config.md is generated from resolver/daemon/config.py and must not drift."""
+    from pathlib import Path
+
+    from resolver.daemon.config import SETTINGS, reference
+    page = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+    text = reference()
+    assert page.read_text() == text, "run: python -m resolver.daemon.config > docs/config.md"
+    for name in SETTINGS:
+        assert f"## `{name.replace('_', '-')}`" in text
+    assert "(undocumented)" not in text
