@@ -21,6 +21,16 @@ die() {
     exit 1
 }
 
+# quietly LOG CMD...: runs CMD with its output in LOG; on failure shows the end of it.
+quietly() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 && return 0
+    tail -25 "$log" >&2
+    say "failed: $* (the whole output is in $log)"
+    return 1
+}
+
 # A line per Debian package: what it is for. Used to tell a user off Debian what to install.
 describe_package() {
     case "$1" in

@@ -59,8 +59,9 @@ for minor in $(printf '%s\n' "${!best[@]}" | sort -V); do
     stamp="$venv/.corenet-installed[test]"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
         step "installing the Python dependencies into $venv"
-        CORENET_METADATA_ONLY=1 "$venv/bin/pip" install -q --no-build-isolation -e ".[test]" ||
-            die "pip could not install the dependencies for Python $minor (see above)"
+        CORENET_METADATA_ONLY=1 quietly "/tmp/corenet-pip-$minor.log" \
+            "$venv/bin/pip" install --no-build-isolation -e ".[test]" ||
+            die "pip could not install the dependencies for Python $minor"
         touch "$stamp"
     fi
     build_inplace "$venv/bin/python"

@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from ci_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401  (hooks)
+from ci_policy import (  # noqa: F401  (hooks)
+    pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport)
 from looptools import CORENET_KINDS, LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
 
 

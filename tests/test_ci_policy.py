@@ -116,6 +116,27 @@ def test_a_module_skipped_at_collection_fails_only_under_ci(tmp_path, ci, code):
         assert "no_such_extension_here" in proc.stdout
 
 
+def test_oracle_differences_apply_from_their_python_version_and_to_asyncio_only():
+    path = "/x/tests/transports/test_transport_buffered.py"
+    name = "test_writelines_is_one_syscall"
+    assert ci_policy.oracle_difference(path, f"{name}[asyncio]", (3, 11, 7)) is None
+    assert "sendmsg" in ci_policy.oracle_difference(path, f"{name}[asyncio]", (3, 12, 1))
+    assert ci_policy.oracle_difference(path, f"{name}[corenet-edge]", (3, 13, 0)) is None
+    datagram = "/x/test_transport_datagram.py"
+    test = "test_sendto_queues_when_the_socket_would_block[asyncio]"
+    assert ci_policy.oracle_difference(datagram, test, (3, 12, 1)) is None
+    assert ci_policy.oracle_difference(datagram, test, (3, 13, 0)) is not None
+
+
+def test_every_listed_oracle_difference_names_a_test_that_exists():
+    tests = Path(__file__).resolve().parent
+    for file, test, _, why in ci_policy.ORACLE_DIFFERENCES:
+        found = list(tests.rglob(file))
+        assert len(found) == 1, file
+        assert f"def {test.split('[')[0]}(" in found[0].read_text(), test
+        assert test.endswith("[asyncio]") and len(why.split()) >= 5
+
+
 def test_every_allowed_skip_says_why():
     for pattern, why in ci_policy.ALLOWED_SKIPS:
         assert pattern and len(why.split()) >= 3, (pattern, why)
