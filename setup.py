@@ -42,9 +42,10 @@ class BuildExt(build_ext):
 
 
 def ext_modules():
-    # scripts/setup.sh installs the tree editable with CORENET_METADATA_ONLY=1 (dependencies,
-    # entry points, the import hook) and compiles in place itself, so that a second run only
-    # compiles what changed.
+    # CORENET_METADATA_ONLY=1: no extension. scripts/setup.sh installs the tree editable so
+    # (dependencies, entry points, the import hook) and compiles in place itself, so that a
+    # second run only compiles what changed; scripts/package.sh builds the sdist so (MANIFEST.in
+    # names the sources).
     if os.environ.get("CORENET_METADATA_ONLY"):
         return []
     return cythonize(

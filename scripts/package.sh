@@ -31,7 +31,9 @@ if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; else say "keeping $work"
 mkdir -p "$work/sdist" "$work/unpacked" "$work/wheel" "$work/wheelhouse" "$work/run"
 
 step "building the sdist"
-.venv/bin/python -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
+# Metadata only: the sdist needs no C, and cythonizing here would regenerate the tree's .c
+# files (Cython's own .pxd in the fresh build environment look newer than them).
+CORENET_METADATA_ONLY=1 .venv/bin/python -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
     { tail -30 "$work/sdist.log" >&2; die "python -m build --sdist failed"; }
 sdist=$(ls "$work"/sdist/*.tar.gz)
 say "sdist: $(basename "$sdist") ($(du -k "$sdist" | cut -f1) KiB)"
