@@ -281,7 +281,7 @@ def _wire_queries(path: Path, queries) -> Path:
     """``queries`` as dns_load reads them: each wire query after its 2-byte length."""
     import dns.rdatatype
 
-    from resolver.wire import build_query, from_text
+    from resolver.wire.codec import build_query, from_text
     with open(path, "wb") as f:
         for name, rdtype in queries:
             w = build_query(0, from_text(name), dns.rdatatype.from_text(rdtype), rd=True,

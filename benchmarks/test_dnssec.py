@@ -23,7 +23,7 @@ import dns.query
 import pytest
 
 import resolver
-from resolver.wire import build_query, from_text
+from resolver.wire.codec import build_query, from_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 

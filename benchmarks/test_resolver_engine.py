@@ -23,7 +23,8 @@ import dns.rrset
 import pytest
 
 import resolver
-from resolver.wire import build_query, from_text, parse_query
+from resolver.cache.answer import parse_query
+from resolver.wire.codec import build_query, from_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
 

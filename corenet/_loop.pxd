@@ -96,7 +96,8 @@ cdef class BaseLoop:
     cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1
     cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1
     cdef int _check_no_transport(self, int fileno, fd) except -1
-    # for Cython callers: add_reader, call_later and the resolver's close-without-epoll_ctl
+    # for Cython callers, published through corenet/capi.pxd: add_reader, call_later and
+    # close-without-epoll_ctl
     cdef int add_reader_c(self, int fd, object callback) except -1
     cdef TimerHandle call_later_c(self, double delay, object callback)
     cpdef _close_reader_fd(self, int fd)

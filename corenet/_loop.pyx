@@ -513,7 +513,7 @@ cdef class BaseLoop:
 
     cdef TimerHandle call_later_c(self, double delay, object callback):
         """``call_later(delay, callback)`` for Cython callers: no argument tuple to build
-        and no method look-up (the resolver arms one per upstream query)."""
+        and no method look-up (``corenet.capi.call_later_fn``)."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:
@@ -689,9 +689,9 @@ cdef class BaseLoop:
 
     def _call_before_poll(self, callback):
         """Runs ``callback()`` once, at the end of this iteration (before the loop next waits
-        for events), for code that gathers work during an iteration and does it in one go:
-        the resolver's UDP listener queues the answers its callbacks produce and sends them
-        with one ``sendmmsg``. An exception goes to the exception handler."""
+        for events), for code that gathers work during an iteration and does it in one go
+        (answers queued by several callbacks sent with one ``sendmmsg``). An exception goes
+        to the exception handler. Cython callers use ``corenet.capi.call_before_poll``."""
         self._before_poll.append(callback)
 
     cdef int _run_before_poll(self) except -1:
@@ -1036,7 +1036,7 @@ cdef class BaseLoop:
         return self._remove_watch(fd, True)
 
     cdef int add_reader_c(self, int fd, object callback) except -1:
-        """``add_reader(fd, callback)`` for Cython callers (the resolver's upstream queries)."""
+        """``add_reader(fd, callback)`` for Cython callers (``corenet.capi.add_reader_fd``)."""
         self._check_no_transport(fd, fd)
         self._check_closed()
         return self._watch(fd, callback, (), False)
@@ -1103,8 +1103,9 @@ cdef class BaseLoop:
     cpdef _close_reader_fd(self, int fd):
         """``remove_reader(fd)`` then ``os.close(fd)``, without the epoll_ctl: closing the
         last descriptor of a file takes it out of the epoll set. Only for a descriptor its
-        caller owns alone (never dup'ed, watched for reading only), such as the resolver's
-        socket of one upstream query. Falls back to the two calls otherwise."""
+        caller owns alone (never dup'ed, watched for reading only), such as a socket made
+        for one exchange. Falls back to the two calls otherwise
+        (``corenet.capi.close_reader_fd``)."""
         cdef FdWatcher w
         if (self._closed or fd < 0 or fd >= len(self._fds) or self._fds[fd] is None
                 or type(self._fds[fd]) is not FdWatcher):

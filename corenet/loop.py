@@ -312,9 +312,6 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------ name resolution
 
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
-        resolver = getattr(self, "_getaddrinfo_override", None)
-        if resolver is not None:
-            return await resolver(host, port, family=family, type=type, proto=proto, flags=flags)
         return await self.run_in_executor(None, socket.getaddrinfo, host, port, family,
                                           type, proto, flags)
 

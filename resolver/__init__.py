@@ -5,7 +5,7 @@
     wire = await r.resolve_message(query_wire)    # full recursive-server response, for the daemon
     resolver.install(loop, r)                     # loop.getaddrinfo now resolves through r
 """
-from resolver.engine import Answer, Resolver, Stats
+from resolver.api import Answer, Resolver, Stats
 from resolver.getaddrinfo import install
 from resolver.limits import Limits
 

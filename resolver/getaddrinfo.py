@@ -1,10 +1,18 @@
 """`install(loop, r)`: make `loop.getaddrinfo` (and so create_connection, open_connection...)
-resolve host names through a :class:`resolver.Resolver`.
+resolve host names through a :class:`resolver.Resolver`, in the order glibc uses.
 
-Names are resolved to A and AAAA records; everything else (ports and service names, socket
-types, protocols, flags, the shape of the result tuples) is handled by the stdlib's own
-``socket.getaddrinfo`` called on the numeric addresses, so it behaves as the stdlib does.
-Numeric hosts, ``None`` and ``localhost`` never reach DNS.
+1. Numeric hosts (IPv6 scope IDs included) and ``None`` go to the loop's own getaddrinfo,
+   which never blocks on them.
+2. The hosts file (``/etc/hosts``, read again when it changes) answers the names it has.
+3. ``localhost`` and names under it are the loopback addresses (RFC 6761).
+4. Everything else is asked of the resolver as A and AAAA, with the ``search`` domains and
+   ``ndots`` of ``/etc/resolv.conf`` for names with fewer dots.
+5. Only with ``fallback=True`` does a name the resolver cannot find go to the loop's own
+   getaddrinfo (the host's NSS: mDNS, LDAP...); otherwise it is ``socket.gaierror``.
+
+Ports and service names, socket types, protocols, flags and the shape of the result tuples
+are handled by the stdlib's ``socket.getaddrinfo`` called on the numeric addresses, so they
+behave as the stdlib's do.
 """
 from __future__ import annotations
 
@@ -14,7 +22,10 @@ import socket
 import dns.exception
 import dns.resolver
 
+from resolver.hostconf import HostsFile, search_rules
+
 _ORIGINAL = "_resolver_original_getaddrinfo"
+_LOOPBACK = [(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")]
 
 
 def _is_numeric(host: str) -> bool:
@@ -27,23 +38,55 @@ def _is_numeric(host: str) -> bool:
     return False
 
 
-async def getaddrinfo(r, original, host, port, *, family=0, type=0, proto=0, flags=0):
-    """loop.getaddrinfo's contract, names answered by ``r``."""
+class _Lookup:
+    """What ``install`` keeps per loop: the resolver, the hosts file, the fallback."""
+
+    def __init__(self, r, original, hosts: HostsFile | None, fallback: bool) -> None:
+        self.r, self.original, self.hosts, self.fallback = r, original, hosts, fallback
+
+    async def __call__(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        return await getaddrinfo(self.r, self.original, host, port, family=family, type=type,
+                                 proto=proto, flags=flags, hosts=self.hosts,
+                                 fallback=self.fallback)
+
+
+async def getaddrinfo(r, original, host, port, *, family=0, type=0, proto=0, flags=0,
+                      hosts: HostsFile | None = None, fallback: bool = False):
+    """loop.getaddrinfo's contract, names answered as the module docstring says."""
     if isinstance(host, (bytes, bytearray)):
         host = bytes(host).decode("idna")
-    if (host is None or flags & socket.AI_NUMERICHOST or _is_numeric(host)
-            or host.rstrip(".").lower() == "localhost"
-            or host.rstrip(".").lower().endswith(".localhost")):
+    if host is None or flags & socket.AI_NUMERICHOST or _is_numeric(host):
         return await original(host, port, family=family, type=type, proto=proto, flags=flags)
+    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
+        raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
+    name = host.rstrip(".").lower()
+    listed = hosts.lookup(name) if hosts is not None else []
+    if not listed and (name == "localhost" or name.endswith(".localhost")):
+        listed = _LOOPBACK
+    if listed:
+        addrs = [(fam, a) for fam, a in listed if family in (socket.AF_UNSPEC, fam)]
+        if not addrs:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY,
+                                  "Address family for hostname not supported")
+        return _shaped(addrs, host, host, port, type, proto, flags)
+    try:
+        addrs, canon = await _from_dns(r, host, family)
+    except socket.gaierror:
+        if fallback:
+            return await original(host, port, family=family, type=type, proto=proto,
+                                  flags=flags)
+        raise
+    return _shaped(addrs, host, canon, port, type, proto, flags)
+
+
+async def _from_dns(r, host: str, family: int) -> tuple[list[tuple[int, str]], str | None]:
     if family == socket.AF_INET:
         wanted = [("A", socket.AF_INET)]
     elif family == socket.AF_INET6:
         wanted = [("AAAA", socket.AF_INET6)]
-    elif family == socket.AF_UNSPEC:
-        wanted = [("A", socket.AF_INET), ("AAAA", socket.AF_INET6)]
     else:
-        raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
-    outcomes = await asyncio.gather(*(r.resolve(host, t) for t, _ in wanted),
+        wanted = [("A", socket.AF_INET), ("AAAA", socket.AF_INET6)]
+    outcomes = await asyncio.gather(*(r.resolve(host, t, search=True) for t, _ in wanted),
                                     return_exceptions=True)
     addrs: list[tuple[int, str]] = []
     canon = None
@@ -63,6 +106,10 @@ async def getaddrinfo(r, original, host, port, *, family=0, type=0, proto=0, fla
         if temporary:
             raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return addrs, canon
+
+
+def _shaped(addrs, host: str, canon: str | None, port, type, proto, flags) -> list:
     result = []
     for fam, addr in addrs:
         # Numeric, so this never blocks; it applies port/type/proto/flags as the stdlib does.
@@ -74,23 +121,33 @@ async def getaddrinfo(r, original, host, port, *, family=0, type=0, proto=0, fla
     return result
 
 
-def install(loop: asyncio.AbstractEventLoop, r) -> None:
-    """Route ``loop.getaddrinfo`` through resolver ``r`` (idempotent; ``uninstall`` undoes)."""
+def install(loop: asyncio.AbstractEventLoop, r, *, hosts="/etc/hosts",
+            resolv_conf="/etc/resolv.conf", fallback: bool = False) -> None:
+    """Route ``loop.getaddrinfo`` through resolver ``r`` (idempotent; ``uninstall`` undoes).
+
+    ``hosts``: the hosts file consulted first (``None``: none). ``resolv_conf``: where the
+    ``search`` domains and ``ndots`` for relative names come from; they are set on ``r``
+    (``None``: leave ``r``'s own). ``fallback``: names the resolver cannot find go to the
+    loop's own getaddrinfo."""
     original = getattr(loop, _ORIGINAL, None) or loop.getaddrinfo
-
-    async def patched(host, port, *, family=0, type=0, proto=0, flags=0):
-        return await getaddrinfo(r, original, host, port, family=family, type=type,
-                                 proto=proto, flags=flags)
-
+    if resolv_conf is not None:
+        r.search, r.ndots = search_rules(resolv_conf)
+    lookup = _Lookup(r, original, None if hosts is None else HostsFile(hosts), fallback)
     try:
         setattr(loop, _ORIGINAL, original)
-        loop.getaddrinfo = patched
+        loop.getaddrinfo = lookup
     except AttributeError:
         raise TypeError(f"{type(loop).__name__} does not allow replacing getaddrinfo") from None
 
 
 def uninstall(loop: asyncio.AbstractEventLoop) -> None:
-    """Restore the loop's own getaddrinfo."""
-    if getattr(loop, _ORIGINAL, None) is not None:
-        del loop.getaddrinfo
-        delattr(loop, _ORIGINAL)
+    """Restore the getaddrinfo the loop had before ``install``."""
+    original = getattr(loop, _ORIGINAL, None)
+    if original is None:
+        return
+    delattr(loop, _ORIGINAL)
+    if getattr(original, "__self__", None) is loop and getattr(
+            original, "__func__", None) is getattr(type(loop), "getaddrinfo", None):
+        del loop.getaddrinfo                  # the loop's own method again
+    else:
+        loop.getaddrinfo = original           # what someone had put there before

@@ -92,7 +92,7 @@ class Limits:
     #: an RTT estimate cannot stay wrong forever.
     exploration: float = 0.05
 
-    # ---- DNSSEC validation (issue 7): the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
+    # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 
     #: Signature verifications (one RRSIG against one DNSKEY) per rrset. Unbound's

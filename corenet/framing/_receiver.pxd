@@ -1,4 +1,4 @@
-# The framer core, for Cython modules that cimport it (the DNS daemon's TCP listener).
+# The framer core; other extensions cimport it through corenet/capi.pxd.
 #
 # ``FrameReceiver`` is sans-IO: get_buffer/buffer_updated in, frames out. By default it
 # calls ``owner.frame_received(memoryview)``; a Cython subclass may override

@@ -40,9 +40,49 @@ def _parser() -> argparse.ArgumentParser:
                    help="connect/read/write timeout (default 30)")
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
                    help="overall deadline for the whole transfer")
-    p.add_argument("-L", "--no-location", dest="follow", action="store_false",
-                   help="do not follow redirects")
+    p.add_argument("-L", "--location", dest="follow", action="store_true",
+                   help="follow redirects (as curl: not followed unless asked)")
+    p.add_argument("-X", "--request", metavar="METHOD", help="the request method")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="an extra request header (repeatable)")
+    p.add_argument("-d", "--data", metavar="DATA",
+                   help="send DATA (or the contents of @FILE) as a form body, with POST")
+    p.add_argument("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
+    p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
+    p.add_argument("-f", "--fail", action="store_true",
+                   help="exit with 22 on an HTTP error status (400 and above)")
+    p.add_argument("-s", "--silent", action="store_true", help="no progress meter")
     return p
+
+
+def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """Method and Client.stream() keywords from curl-style options."""
+    headers = []
+    for h in args.header:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"-H needs 'Name: value', not {h!r}")
+        headers.append((name.strip(), value.strip()))
+    kw: dict[str, Any] = {"headers": headers}
+    if args.data is not None:
+        data = args.data
+        if data.startswith("@"):
+            try:
+                with open(data[1:], "rb") as f:
+                    body = f.read()
+            except OSError as exc:
+                raise UsageError(f"cannot read {data[1:]}: {exc}") from None
+        else:
+            body = data.encode()
+        kw["content"] = body
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    if args.user is not None:
+        user, _, password = args.user.partition(":")
+        kw["auth"] = (user, password)
+    method = args.request or ("HEAD" if args.head else "POST" if args.data is not None
+                              else "GET")
+    return method.upper(), kw
 
 
 def make_resolver(root_hints: str, port: int | None = None) -> Any:
@@ -88,10 +128,10 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
         verify = args.cacert
     resolver = make_resolver(args.resolve_with, args.dns_port) if args.resolve_with else None
     timeout = Timeout(args.timeout, total=args.max_time)
-    method = "HEAD" if args.head else "GET"
+    method, kw = _request_options(args)
     async with Client(verify=verify, resolver=resolver, timeout=timeout,
-                      follow_redirects=args.follow) as client:
-        async with client.stream(method, args.url) as r:
+                      follow_redirects=args.follow, proxy=args.proxy) as client:
+        async with client.stream(method, args.url, **kw) as r:
             if args.verbose:
                 for h in r.history:
                     err.write(f"< {h.http_version} {h.status_code} {h.reason_phrase} "
@@ -111,7 +151,8 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
                 return 0
             length = r.headers.get("content-length")
             total = int(length) if length and length.isdigit() else None
-            show = err.isatty() and (total is None or total >= PROGRESS_MIN)
+            show = not args.silent and err.isatty() and (total is None
+                                                          or total >= PROGRESS_MIN)
             done = 0
             start = last = time.monotonic()
             async for chunk in r.aiter_bytes():
@@ -125,7 +166,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
                         err.flush()
             if show:
                 err.write(render_progress(done, total, time.monotonic() - start) + "\n")
-            return 0 if r.status_code < 400 else 22  # curl -f's code for HTTP errors
+            return 22 if args.fail and r.status_code >= 400 else 0  # curl -f's code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,9 +25,12 @@ import ssl
 from collections import deque
 from typing import Any
 
+import aiohappyeyeballs
+
 from ._sink import BodySink
 from .errors import (
-    ConnectError, ConnectTimeout, ReadTimeout, RemoteProtocolError, TLSError, WriteTimeout,
+    ConnectError, ConnectTimeout, ProxyError, ReadTimeout, RemoteProtocolError, TLSError,
+    WriteTimeout,
 )
 from .exchange import END, ResponseExchange, ResponseHead
 from .limits import Limits
@@ -42,12 +45,19 @@ _RECORD_READ = 16 * 1024
 # pages are touched as data arrives).
 _SINK_MIN = 32 * 1024
 _SINK_MAX = 256 * 1024 * 1024
+# RFC 8305's recommended delay before racing the next address (of the other family first).
+HAPPY_EYEBALLS_DELAY = 0.25
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
 
 class _Closed(Exception):
     pass
+
+
+class EarlyResponse(Exception):
+    """The server answered before the request body was all sent (a 413, a redirect, an
+    auth challenge): stop sending and read that response."""
 
 
 class HTTPConnection(asyncio.BufferedProtocol):
@@ -87,6 +97,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._write_paused = False
         self._error: BaseException | None = None
+        self._lost: asyncio.Future | None = None  # set by connection_lost
+        self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
+        self._tunnel_done: asyncio.Future | None = None
         self.closed = False
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
@@ -96,6 +109,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
     # ---- asyncio protocol callbacks ----
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._lost = self.loop.create_future()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self._fd = sock.fileno()
@@ -111,6 +125,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.data_received(self._rview[:nbytes])
 
     def data_received(self, data) -> None:
+        if self._tunnel is not None:
+            self._tunnel_data(data)
+            return
         sslobj = self.ssl_object
         if sslobj is None:
             self._on_plain(data)
@@ -133,7 +150,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                         if n and ex.count(n):
                             self._sink_complete()
                         if ended:
-                            self._on_eof()
+                            self._on_eof(True)
                             break
                         if ex.body_left:
                             break  # no whole record left in the BIO: wait for more
@@ -143,13 +160,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     left = ex.body_left
                     chunk = sslobj.read(left if left < _RECORD_READ else _RECORD_READ)
                     if not chunk:
-                        self._on_eof()
+                        self._on_eof(True)
                         break
                     self._on_plain(chunk)
                     continue
                 n = sslobj.read(len(buf), buf)
                 if not n:
-                    self._on_eof()
+                    self._on_eof(True)  # close_notify: the server's own end of the stream
                     break
                 self._on_plain(view[:n])
                 if self.closed:
@@ -157,7 +174,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except _WantRead:
             pass
         except _ZeroReturn:
-            self._on_eof()
+            self._on_eof(True)
         except ssl.SSLError as exc:
             self._on_error(RemoteProtocolError(f"TLS error from server: {exc}"))
         except RemoteProtocolError as exc:
@@ -166,21 +183,30 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def eof_received(self) -> bool | None:
-        self._on_eof()
+        # A TCP FIN: for TLS, an end of stream nobody authenticated (no close_notify).
+        self._on_eof(self.ssl_object is None)
         return None  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        t = self._tunnel_done
+        if t is not None and not t.done():
+            t.set_exception(ProxyError(
+                f"the proxy closed the connection before the tunnel to {self.origin[1]} "
+                "was set up"))
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(ConnectError(
                 f"connection to {self.origin[1]} closed during the TLS handshake"
             ))
             self._handshake = None
-        self._on_eof()
+        self._on_eof(self.ssl_object is None)
         self._wake()
         d = self._drain
         if d is not None and not d.done():
             d.set_result(None)
+        lost = self._lost
+        if lost is not None and not lost.done():
+            lost.set_result(None)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -228,6 +254,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
             else:
                 self._head = ev
                 wake = True
+                d = self._drain
+                if d is not None and not d.done():
+                    d.set_result(None)  # a writer blocked on the body: the answer is here
         if self._streaming and self._body_size > self.limits.read_buffer_high \
                 and not self._reading_paused and not self.closed:
             self._reading_paused = True
@@ -257,7 +286,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._body_size = 0
         self._sink = sink
 
-    def _on_eof(self) -> None:
+    def _on_eof(self, clean: bool) -> None:
         ex = self._exchange
         if ex is None:
             self.broken = True
@@ -265,7 +294,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if ex.done or self._error is not None:
             return
         try:
-            events = ex.feed_eof()
+            events = ex.feed_eof(clean)
         except RemoteProtocolError as exc:
             self._on_error(exc)
             return
@@ -281,6 +310,52 @@ class HTTPConnection(asyncio.BufferedProtocol):
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(True)
+
+    # ---- CONNECT through a proxy ----
+    async def tunnel(self, authority: str, auth: str | None) -> None:
+        """Ask the proxy for a tunnel to `authority` (host:port); returns once it answered
+        2xx, after which the bytes on this transport are the origin's."""
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        if auth:
+            head += f"Proxy-Authorization: {auth}\r\n"
+        self._tunnel = bytearray()
+        fut = self._tunnel_done = self.loop.create_future()
+        self.transport.write((head + "\r\n").encode("latin-1"))  # type: ignore[union-attr]
+        try:
+            await fut
+        finally:
+            self._tunnel = None
+            self._tunnel_done = None
+
+    def _tunnel_data(self, data) -> None:
+        buf = self._tunnel
+        buf += data  # type: ignore[operator]
+        fut = self._tunnel_done
+        if fut is None or fut.done():
+            return
+        end = buf.find(b"\r\n\r\n")  # type: ignore[union-attr]
+        if end < 0:
+            limit = self.limits.max_header_bytes  # a response head like any other
+            if len(buf) > limit:  # type: ignore[arg-type]
+                fut.set_exception(ProxyError(
+                    f"the proxy's answer to CONNECT exceeds {limit} bytes (max_header_bytes)"))
+            return
+        status = bytes(buf[:buf.find(b"\r\n")])  # type: ignore[index, union-attr]
+        parts = status.split(b" ", 2)
+        code = parts[1] if len(parts) > 1 else b""
+        if not (parts[0] in (b"HTTP/1.1", b"HTTP/1.0") and len(code) == 3
+                and code.isdigit()):
+            fut.set_exception(ProxyError(f"malformed answer from the proxy to CONNECT: "
+                                         f"{status[:80]!r}"))
+        elif code[:1] != b"2":
+            fut.set_exception(ProxyError(
+                f"the proxy refused the tunnel to {self.origin[1]}: "
+                f"{status.decode('latin-1')[9:]}"))
+        elif len(buf) > end + 4:  # type: ignore[arg-type]
+            fut.set_exception(ProxyError("the proxy sent bytes after its answer to CONNECT, "
+                                         "before the TLS handshake"))
+        else:
+            fut.set_result(None)
 
     # ---- TLS handshake ----
     def start_tls(self, ctx: ssl.SSLContext, server_hostname: str,
@@ -322,19 +397,22 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     # ---- used by the client ----
-    def start(self, method: str) -> None:
-        """Begin a new exchange on this (idle) connection."""
-        self._exchange = ResponseExchange(method, self.limits)
+    def start(self, method: str, streaming: bool = False) -> None:
+        """Begin a new exchange on this (idle) connection. A streamed response gets
+        back-pressure from its first byte, a whole one the body limit."""
+        self._exchange = ResponseExchange(method, self.limits, streaming)
         self._head = None
         self._body.clear()
         self._body_size = 0
         self._sink = None
         self._complete = False
-        self._streaming = False
+        self._streaming = streaming
         self._error = None
         self.requests += 1
 
     def write(self, data: bytes) -> None:
+        if self._head is not None:
+            raise EarlyResponse()
         if self.closed:
             raise _Closed()
         sslobj = self.ssl_object
@@ -345,6 +423,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def writelines(self, parts: list[bytes]) -> None:
+        if self._head is not None:
+            raise EarlyResponse()
         if self.closed:
             raise _Closed()
         sslobj = self.ssl_object
@@ -370,6 +450,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._drain = None
         if ok is False:
             raise WriteTimeout(message)
+        if self._head is not None:
+            raise EarlyResponse()
 
     async def _wait(self, timeout: float | None, deadline: Any, what: str,
                     by_total: bool) -> None:
@@ -400,7 +482,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
     async def read_body(self, deadline: Any, streaming: bool) -> list[bytes]:
         """Body chunks received so far; waits for at least one, or for the whole body
         when not streaming. An empty list means the body is complete."""
-        self._streaming = streaming
+        if streaming != self._streaming:
+            self._streaming = streaming
+            ex = self._exchange
+            if ex is not None and not ex.done and self._error is None:
+                try:
+                    ex.set_streaming(streaming)
+                except RemoteProtocolError as exc:
+                    self._on_error(exc)
         if not streaming and self._sink is None and not self._complete:
             self._start_sink()
         while True:
@@ -477,20 +566,43 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.broken = True
         sslobj = self.ssl_object
         t = self.transport
-        if sslobj is not None and self._handshake is None:
+        if t is None:
+            self._wake()
+            return
+        if sslobj is not None and self._handshake is None and not t.is_closing() \
+                and not t.get_write_buffer_size():
             try:
                 sslobj.unwrap()
             except (ssl.SSLError, ValueError):
                 pass
             try:
                 pending = self._outgoing.read()  # type: ignore[union-attr]
-                if pending and t is not None and not t.is_closing():
+                if pending:
                     t.write(pending)
             except Exception:
                 pass
-        if t is not None:
+        if t.get_write_buffer_size():
+            # The server is not reading (a body it refused, a stalled peer): a graceful
+            # close would wait for a drain that may never come, holding the descriptor.
+            t.abort()
+        else:
             t.close()
         self._wake()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until the transport has let go of its socket."""
+        lost = self._lost
+        if lost is not None and not lost.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(lost), timeout)
+            except TimeoutError:
+                pass
+
+
+def _addr_info(address: str, port: int) -> tuple:
+    if ":" in address:
+        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
 
 
 def _expire(fut: asyncio.Future) -> None:
@@ -502,33 +614,59 @@ async def open_connection(
     loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int], addresses: list[str],
     ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
-    recv_buffer: bytearray | None = None,
+    recv_buffer: bytearray | None = None, proxy: Any = None,
+    proxy_ssl: ssl.SSLContext | None = None,
 ) -> HTTPConnection:
-    """Connect to the first address that answers, then do the TLS handshake; `timeout`
-    covers both (ConnectTimeout)."""
+    """Connect to the address that answers first (Happy Eyeballs when there are several;
+    the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
+    tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
+    covers all of it (ConnectTimeout)."""
     scheme, host, port = origin
-    errors: list[str] = []
+    to_port = port if proxy is None else proxy.port
+    what = host if proxy is None else f"the proxy {proxy.host}"
 
     async def attempt() -> HTTPConnection:
-        for addr in addresses:
-            conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
-            try:
-                await loop.create_connection(lambda: conn, addr, port)
-            except OSError as exc:
-                errors.append(f"{addr} port {port}: {exc.strerror or exc}")
-                continue
-            if ssl_context is not None:
+        conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
+        tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
+        try:
+            if len(addresses) == 1:
+                await loop.create_connection(lambda: conn, addresses[0], to_port, **tls)
+            else:
+                # Happy Eyeballs (RFC 8305): families interleaved, the next address tried
+                # 250 ms after the previous one (at once if it fails), the first to answer
+                # wins and the others are closed.
+                sock = await aiohappyeyeballs.start_connection(
+                    [_addr_info(a, to_port) for a in addresses],
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
                 try:
-                    await conn.start_tls(ssl_context, host, session)
+                    await loop.create_connection(lambda: conn, sock=sock, **tls)
                 except BaseException:
-                    conn.close()
+                    sock.close()
                     raise
-                proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
-                if proto not in (None, "http/1.1"):
-                    conn.close()
-                    raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
-            return conn
-        raise ConnectError(f"cannot connect to {host}: " + "; ".join(errors))
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {what} ({', '.join(addresses)} port "
+                               f"{to_port}): {exc.strerror or exc}") from None
+        if proxy is not None and scheme == "https":
+            try:
+                await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                  proxy.auth)
+            except BaseException:
+                conn.close()
+                raise
+        if ssl_context is not None:
+            try:
+                await conn.start_tls(ssl_context, host, session)
+            except BaseException:
+                conn.close()
+                raise
+            proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
+            if proto not in (None, "http/1.1"):
+                conn.close()
+                raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
+        return conn
 
     if timeout is None:
         return await attempt()

@@ -27,6 +27,11 @@ class TLSError(ConnectError):
         self.reason = reason
 
 
+class ProxyError(ConnectError):
+    """The proxy refused the tunnel or the request (407, 403, ...), or broke the protocol
+    while setting it up."""
+
+
 class TimeoutException(TransportError):
     """A stage of the request took longer than its timeout (or the total deadline)."""
 
@@ -66,6 +71,15 @@ class DecodingError(HTTPError):
 
 class TooManyRedirects(HTTPError):
     pass
+
+
+class InsecureRedirect(HTTPError):
+    """A redirect from https to plain http was refused (the request, its body and any
+    credentials would travel unencrypted); `response` is the redirect."""
+
+    def __init__(self, message: str, *, response: Any) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class StreamConsumed(HTTPError):

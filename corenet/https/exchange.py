@@ -3,8 +3,12 @@
 No sockets and no clock here, so every framing rule (Content-Length, chunked,
 close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
 Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
-caller: HEAD responses, end of a close-delimited body at EOF, limits that bound memory
-before llhttp would buffer a huge header, and whether the connection may be reused.
+caller: HEAD responses, the end of a close-delimited body at EOF (and whether TLS said it
+was the end), limits that bound memory before llhttp would buffer a huge header, and
+whether the connection may be reused. Bodies framed by Content-Length are counted here
+rather than parsed. In a chunked body, llhttp reports neither chunk extensions nor a
+trailer line until it ends (httptools buffers it whole), so the bytes that are not body
+are counted here, feed by feed, against the limits on both.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
@@ -69,7 +74,7 @@ class ResponseHead:
     """Status line and headers of the final response."""
 
     __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout",
-                 "content_encoding", "location")
+                 "content_encoding", "location", "set_cookie")
 
     def __init__(self, status_code: int, reason: bytes, http_version: str,
                  headers: list[tuple[bytes, bytes]]) -> None:
@@ -80,6 +85,7 @@ class ResponseHead:
         self.keep_alive_timeout: float | None = None
         self.content_encoding: bytes | None = None
         self.location: bytes | None = None
+        self.set_cookie = False
 
     def __repr__(self) -> str:
         return f"<ResponseHead {self.status_code} {self.reason!r}>"
@@ -105,6 +111,34 @@ class _Stop(Exception):
 
 
 _CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
+_NO_LIMIT = 1 << 62
+# Framing bytes of the chunk in progress, not yet known exactly: up to 16 hex digits and
+# two CRLFs.
+_CHUNK_FRAMING = 20
+_HEAD_PEEK = 4096
+
+
+def _body_limit(limits: Limits, streaming: bool) -> tuple[int, str]:
+    """(the body limit in bytes, the name of the Limits field it comes from)."""
+    if streaming:
+        limit = limits.max_stream_bytes
+        return (_NO_LIMIT if limit is None else limit), "max_stream_bytes"
+    return limits.max_body_bytes, "max_body_bytes"
+
+
+def _head_end(buf: bytes | bytearray, heads: int) -> int:
+    """Offset just past the `heads`-th response head in `buf` (interim ones first), or -1.
+    llhttp insists on CRLF line ends and skips empty lines before a status line, so each
+    head ends at the first empty line after its status line."""
+    pos = 0
+    for _ in range(heads):
+        while pos < len(buf) and buf[pos] in (13, 10):
+            pos += 1
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return -1
+        pos = end + 4
+    return pos
 
 
 class ResponseExchange:
@@ -117,10 +151,12 @@ class ResponseExchange:
         "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
         "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
-        "body_left", "_keep_alive",
+        "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_chunk_start",
+        "_framing_bytes", "_overhead_base",
     )
 
-    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS,
+                 streaming: bool = False) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._limits = limits
         self._is_head = method == "HEAD"
@@ -131,7 +167,15 @@ class ResponseExchange:
         self._fed = 0
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
+        # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
+        self._pre: bytearray | None = None
+        self._chunk_start = 0  # body bytes before the chunk in progress
+        self._framing_bytes = 0  # size digits and CRLFs of the chunks completed
+        # For a chunked body: bytes fed that were not body, up to where the body started
+        # (the head, interim responses included); -1 until then.
+        self._overhead_base = -1
         self._body_bytes = 0
+        self.body_limit, self._limit_name = _body_limit(limits, streaming)
         self._framing = _CLOSE_DELIMITED
         self._content_length = -1
         # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
@@ -142,6 +186,17 @@ class ResponseExchange:
         self.done = False
         self.reusable = False
         self._error: Exception | None = None
+
+    def set_streaming(self, streaming: bool) -> None:
+        """A body read whole is limited by max_body_bytes, a streamed one by
+        max_stream_bytes (None: no limit; memory is bounded by back-pressure)."""
+        self.body_limit, self._limit_name = _body_limit(self._limits, streaming)
+        if self._body_bytes > self.body_limit:
+            self._fail(self._too_big())
+
+    def _too_big(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"response body exceeds {self.body_limit} bytes ({self._limit_name})")
 
     # ---- llhttp callbacks (called by httptools during feed_data) ----
     def on_message_begin(self) -> None:
@@ -195,24 +250,30 @@ class ResponseExchange:
                 head.location = value
             elif lname == b"keep-alive":
                 head.keep_alive_timeout = _keep_alive_timeout(value)
+            elif lname == b"set-cookie":
+                head.set_cookie = True
         if self._is_head or status == 204 or status == 304:
             framing = _NONE
         self._framing = framing
         self._keep_alive = parser.should_keep_alive()
         self.head = head
-        self._headers = []  # trailers, if any, land here and are ignored (still limited)
+        self._headers = []
         self._events.append(head)
         if self._is_head:
             self._finish(parser.should_keep_alive())
             raise _Stop()
 
+    def on_chunk_header(self) -> None:
+        self._chunk_start = self._body_bytes
+
+    def on_chunk_complete(self) -> None:
+        self._framing_bytes += len("%x" % (self._body_bytes - self._chunk_start)) + 4
+
     def on_body(self, body: bytes) -> None:
         n = self._body_bytes + len(body)
         self._body_bytes = n
-        if n > self._limits.max_body_bytes:
-            raise RemoteProtocolError(
-                f"response body exceeds {self._limits.max_body_bytes} bytes (max_body_bytes)"
-            )
+        if n > self.body_limit:
+            raise self._too_big()
         if body:
             self._events.append(body)
 
@@ -247,30 +308,71 @@ class ResponseExchange:
             return []
         if self.head is None:
             room = self._limits.max_header_bytes - self._fed
+            rest = None
             if len(data) > room:
                 # Never hand llhttp more unparsed header bytes than the limit: it would
                 # buffer a never-ending header line whole before calling us.
-                self._feed(data[:room])
-                if self.head is None and not self.done:
-                    self._fail(RemoteProtocolError(
-                        f"response headers exceed {self._limits.max_header_bytes} bytes "
-                        "(max_header_bytes)"
-                    ))
-                data = data[room:]
-                if self.done:
-                    if data:
-                        self.reusable = False
-                    return self._take()
+                rest = data[room:]
+                data = data[:room]
             self._fed += len(data)
             if self._head_buf is not None:
                 self._head_buf += data
-        self._feed(data)
-        if self._framing == _LENGTH and self.head is not None and not self.done \
+            self._feed(data)
+            if self.head is None and not self.done:
+                if rest is not None:
+                    self._fail(RemoteProtocolError(
+                        f"response headers exceed {self._limits.max_header_bytes} bytes "
+                        "(max_header_bytes)"))
+                if self._pre is None:
+                    self._pre = bytearray(data)
+                else:
+                    self._pre += data
+                return self._take()
+            if self._framing == _CHUNKED and not self.done:
+                self._start_chunked(data)
+            if rest is not None:
+                if self.done:
+                    self.reusable = False
+                    return self._take()
+                self._fed += len(rest)
+                self._feed(rest)
+        else:
+            if self._overhead_base >= 0:
+                self._fed += len(data)
+            self._feed(data)
+        if self._overhead_base >= 0:
+            if not self.done:
+                self._check_overhead()
+        elif self._framing == _LENGTH and self.head is not None and not self.done \
                 and self._content_length >= 0 and self._error is None:
             # The head is parsed, so the rest of a Content-Length body is just counted:
             # no per-record trip through llhttp and its callback.
             self.body_left = self._content_length - self._body_bytes
         return self._take()
+
+    def _start_chunked(self, data) -> None:
+        """Note where the chunked body starts, counting from the first byte fed."""
+        pre = bytes(self._pre) if self._pre else b""
+        self._pre = None
+        heads = self._interim + 1
+        # The head is near the start: look there before copying the whole feed.
+        pos = _head_end(pre + bytes(data[:_HEAD_PEEK]), heads)
+        if pos < 0 and len(data) > _HEAD_PEEK:
+            pos = _head_end(pre + bytes(data), heads)
+        self._overhead_base = pos if pos >= 0 else self._fed
+
+    def _check_overhead(self) -> None:
+        """Bytes of a chunked body that were not body, beyond what chunk sizes and line
+        ends take, are extensions or trailers: bound them (a never-ending extension or
+        trailer line would otherwise be read forever, the trailer into memory)."""
+        limits = self._limits
+        extra = (self._fed - self._overhead_base - self._body_bytes - self._framing_bytes
+                 - _CHUNK_FRAMING)
+        allowed = limits.max_chunk_extension_bytes + limits.max_trailer_bytes
+        if extra > allowed:
+            self._fail(RemoteProtocolError(
+                f"chunk extensions and trailers exceed {allowed} bytes "
+                "(max_chunk_extension_bytes + max_trailer_bytes)"))
 
     def _feed_counted(self, data) -> list:
         if self.done:
@@ -306,10 +408,8 @@ class ResponseExchange:
 
     def _count(self, take: int) -> None:
         total = self._body_bytes + take
-        if total > self._limits.max_body_bytes:
-            self._fail(RemoteProtocolError(
-                f"response body exceeds {self._limits.max_body_bytes} bytes "
-                "(max_body_bytes)"))
+        if total > self.body_limit:
+            self._fail(self._too_big())
         self._body_bytes = total
         self.body_left -= take
 
@@ -343,20 +443,17 @@ class ResponseExchange:
     def _only_headers_fed(self) -> bool:
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""
         buf = self._head_buf
-        pos = -4
-        for _ in range(self._interim + 1):
-            pos = buf.find(b"\r\n\r\n", pos + 4)
-            if pos < 0:
-                return False
-        return pos + 4 == len(buf)
+        return _head_end(buf, self._interim + 1) == len(buf)
 
     def _fail(self, exc: Exception) -> None:
         self._error = exc
         self.reusable = False
         raise exc
 
-    def feed_eof(self) -> list:
-        """The server closed the connection (or the TLS stream ended)."""
+    def feed_eof(self, clean: bool = True) -> list:
+        """The server closed the connection. `clean` is False when a TLS connection ended
+        without close_notify: then a close-delimited body may have been cut short by
+        anyone on the path (RFC 9112 9.8), and is an error."""
         if self._error is not None:
             raise self._error
         self.reusable = False
@@ -370,6 +467,11 @@ class ResponseExchange:
             self._fail(RemoteProtocolError("server closed the connection in the middle of the "
                                            "response headers"))
         if self._framing == _CLOSE_DELIMITED:
+            if not clean:
+                self._fail(RemoteProtocolError(
+                    f"the server closed the connection after {self._body_bytes} body bytes "
+                    "without a TLS close_notify: the body, delimited only by the close, may "
+                    "be truncated"))
             self._finish(False)
             return self._take()
         if self._framing == _LENGTH:

@@ -1,4 +1,5 @@
-"""Every limit a server can push against, with its default and the reason for it."""
+"""Every limit a server can push against, with its default and the reason for it, and the
+pool's limits under httpx's names (`Limits(max_connections=10)` means what it does there)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,19 +7,55 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    # ---- the pool, as httpx.Limits ----
+    # Open connections (busy and idle) across all origins; a request beyond waits (pool
+    # timeout). None: no limit.
+    max_connections: int | None = 100
+    # Idle keep-alive connections kept for reuse; None: no limit.
+    max_keepalive_connections: int | None = 20
+    # Seconds an idle connection is kept; a server usually drops it after 5 to 75 s, so
+    # reusing an older one risks a request on a dead connection. None: no limit.
+    keepalive_expiry: float | None = 5.0
+    # ---- what a server can push against ----
     # Status line plus all header lines. Real servers send a few KiB; 64 KiB leaves room for
     # big cookies while stopping a server that never stops sending headers.
     max_header_bytes: int = 64 * 1024
     # Browsers and proxies cap around 100; a few hundred bounds the per-response dict work.
+    # Trailer fields of a chunked body count against it too.
     max_header_count: int = 256
-    # Decoded body size (after gzip/deflate), so a compression bomb is stopped as early as a
-    # huge plain body. 1 GiB by default; streaming users may raise it.
-    max_body_bytes: int = 1 << 30
+    # A body read whole into memory (`client.get()`, `response.aread()`), counted both as
+    # received and as decoded (after gzip, br, zstd), so a compression bomb is stopped as
+    # early as a huge plain body: decoding never allocates more than this plus one byte.
+    # 64 MiB holds any page or API answer; bigger downloads belong in `client.stream()`.
+    max_body_bytes: int = 64 * 1024 * 1024
+    # A streamed body (`client.stream()`, `aiter_bytes()`): the caller consumes it piece by
+    # piece, so memory stays bounded (read_buffer_high, max_decoded_chunk) whatever its
+    # length; None means no limit, a number stops a stream that runs longer.
+    max_stream_bytes: int | None = None
+    # Largest piece of decoded body produced at once. A few bytes of gzip can inflate to
+    # megabytes (and gzip inside gzip to gigabytes): output is pulled out of the decoders in
+    # pieces of at most this size, so neither a streaming reader nor the decoder ever holds
+    # more than one piece per coding.
+    max_decoded_chunk: int = 64 * 1024
+    # Chunk extensions (what follows the size on a chunk-size line) and trailer lines of
+    # one chunked body, counted together against the sum of these two. Real servers send
+    # no extensions and rarely a trailer (a checksum, a status); the limit stops a server
+    # that streams an endless extension, or a long one after every one-byte chunk (read
+    # forever with no body to show), or a trailer line that never ends (held in memory).
+    max_chunk_extension_bytes: int = 16 * 1024
+    max_trailer_bytes: int = 16 * 1024
+    # A line given by `Response.aiter_lines()`, in characters: a server that never sends a
+    # line end would otherwise grow one string for as long as the stream lasts.
+    max_line_length: int = 1024 * 1024
     # Interim (1xx) responses before the final one: a server looping on 100 cannot spin us.
     max_interim_responses: int = 10
     # Bytes of body buffered in memory while the reader is slower than the network; above
     # this the connection stops reading (TCP back-pressure).
     read_buffer_high: int = 4 * 1024 * 1024
+    # zstd window a response may ask the decoder to allocate, as a power of two. RFC 9659
+    # caps Content-Encoding: zstd at 8 MiB (2**23); without a cap a frame header alone
+    # could make the decoder reserve up to 2 GiB.
+    zstd_window_log_max: int = 23
 
 
 DEFAULT_LIMITS = Limits()

@@ -1,13 +1,16 @@
 """Request and Response objects (httpx-shaped)."""
 from __future__ import annotations
 
+import codecs
 import datetime
 import json as _json
 from typing import Any, AsyncIterator, Callable
 
 from .decoder import Decoder
-from .errors import HTTPStatusError, StreamConsumed
+from .errors import HTTPStatusError, RemoteProtocolError, StreamConsumed
 from .headers import Headers
+from .limits import DEFAULT_LIMITS, Limits
+from .urls import URL
 
 _REASONS = {}
 try:
@@ -18,12 +21,17 @@ except Exception:  # pragma: no cover
     pass
 
 
+# What str.splitlines ends a line at.
+_LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 class Request:
     __slots__ = ("method", "url", "headers", "content")
 
-    def __init__(self, method: str, url: str, headers: Headers, content: Any = None) -> None:
+    def __init__(self, method: str, url: URL | str, headers: Headers,
+                 content: Any = None) -> None:
         self.method = method
-        self.url = url
+        self.url = url if isinstance(url, URL) else URL(url)
         self.headers = headers
         self.content = content
 
@@ -47,7 +55,7 @@ class Response:
         if headers is None and raw_headers is None:
             self._headers = Headers()
         self.request = request
-        self.url = request.url if request is not None else ""
+        self.url = request.url if request is not None else URL()
         self.history: list[Response] = []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
         # "connection_reused": whether the request went on a pooled keep-alive connection.
@@ -56,7 +64,9 @@ class Response:
         self._content = content
         self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
         self._on_close: Callable[[bool], None] | None = None
-        self._decoder: Decoder | None = None
+        self._content_encoding = ""  # set when the body has a Content-Encoding
+        self._set_cookie = False  # whether there is a Set-Cookie header to store
+        self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
         self._clock: Callable[[], float] | None = None
         self.is_closed = content is not None
@@ -91,8 +101,6 @@ class Response:
             if key.strip().lower() == "charset" and value:
                 charset = value.strip().strip('"\'')
                 try:
-                    import codecs
-
                     return codecs.lookup(charset).name
                 except LookupError:
                     break
@@ -122,8 +130,27 @@ class Response:
             f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'",
             request=self.request, response=self)
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
-        """Body bytes as received (still compressed), chunk by chunk."""
+    def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """Body bytes as received (still compressed), chunk by chunk (of `chunk_size`
+        bytes each, but the last, when given)."""
+        it = self._aiter_raw()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """Body bytes decoded (gzip, deflate, br, zstd undone), piece by piece; a decoded
+        piece is at most `Limits.max_decoded_chunk` bytes, however far the body inflates
+        (exactly `chunk_size` bytes, but the last, when given)."""
+        it = self._aiter_decoded()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    def aiter_text(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
+        """The decoded body as text (in `encoding`, undecodable bytes replaced), piece by
+        piece; a character split between pieces comes out whole (`chunk_size`: pieces
+        of that many characters, but the last)."""
+        it = self._aiter_text()
+        return it if chunk_size is None else _sized(it, chunk_size)
+
+    async def _aiter_raw(self) -> AsyncIterator[bytes]:
         if self._content is not None:
             if self._content:
                 yield self._content
@@ -143,21 +170,68 @@ class Response:
         finally:
             self._close(ok)
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """Body bytes decoded (gzip/deflate undone), chunk by chunk."""
+    def _decoder(self, whole: bool) -> Decoder | None:
+        if not self._content_encoding:
+            return None
+        lim = self._limits
+        if whole:
+            limit, piece = lim.max_body_bytes, max(lim.max_decoded_chunk, 1 << 20)
+        else:
+            limit, piece = lim.max_stream_bytes, lim.max_decoded_chunk
+        dec = Decoder(self._content_encoding, limit, piece, lim.zstd_window_log_max)
+        return dec if dec else None
+
+    async def _aiter_decoded(self) -> AsyncIterator[bytes]:
         if self._content is not None:
             if self._content:
                 yield self._content
             return
-        dec = self._decoder
-        async for raw in self.aiter_raw():
-            out = dec.decode(raw) if dec else raw
-            if out:
+        dec = self._decoder(False)
+        if dec is None:
+            async for raw in self._aiter_raw():
+                yield raw
+            return
+        async for raw in self._aiter_raw():
+            for out in dec.decode(raw):
                 yield out
-        if dec:
-            tail = dec.flush()
-            if tail:
-                yield tail
+        for out in dec.flush():
+            yield out
+
+    async def _aiter_text(self) -> AsyncIterator[str]:
+        if self._content is not None:
+            if self._content:
+                yield self.text
+            return
+        dec = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+        async for piece in self._aiter_decoded():
+            text = dec.decode(piece)
+            if text:
+                yield text
+        text = dec.decode(b"", True)
+        if text:
+            yield text
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body as text lines without their line ends (str.splitlines' rules); a line
+        longer than `Limits.max_line_length` raises RemoteProtocolError."""
+        pending = ""
+        limit = self._limits.max_line_length
+        async for text in self._aiter_text():
+            lines = (pending + text if pending else text).splitlines(True)
+            last = lines[-1]
+            # The last line goes on in the next piece unless it ended (and a "\r" may
+            # still be the first half of "\r\n").
+            if last[-1] == "\r" or last[-1] not in _LINE_ENDS:
+                pending = lines.pop()
+                if len(pending) > limit:
+                    raise RemoteProtocolError(f"a line of the response body is longer than "
+                                              f"{limit} characters (max_line_length)")
+            else:
+                pending = ""
+            for line in lines:
+                yield line[:-2] if line[-2:] == "\r\n" else line[:-1]
+        if pending:
+            yield pending[:-1] if pending[-1] == "\r" else pending
 
     async def aread(self) -> bytes:
         if self._content is not None:
@@ -174,8 +248,13 @@ class Response:
                     break
                 parts += chunks
             raw = parts[0] if len(parts) == 1 else b"".join(parts)
-            dec = self._decoder
-            self._content = dec.decode(raw) + dec.flush() if dec else raw
+            dec = self._decoder(True) if self._content_encoding else None
+            if dec is not None:
+                out = list(dec.decode(raw))
+                out += dec.flush()
+                raw = out[0] if len(out) == 1 else b"".join(out)
+                del out
+            self._content = raw
             ok = True
         finally:
             self._close(ok)
@@ -199,3 +278,17 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+async def _sized(pieces: AsyncIterator[Any], size: int) -> AsyncIterator[Any]:
+    """`pieces` (bytes or str) regrouped into pieces of exactly `size` (but the last)."""
+    if size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    held: Any = None
+    async for piece in pieces:
+        held = piece if held is None else held + piece
+        while len(held) >= size:
+            yield held[:size]
+            held = held[size:]
+    if held:
+        yield held

@@ -7,7 +7,7 @@ from collections import deque
 from typing import Awaitable, Callable
 
 from .connection import HTTPConnection
-from .errors import PoolTimeout
+from .errors import ConnectError, PoolTimeout
 
 Origin = tuple[str, str, int]
 
@@ -29,6 +29,7 @@ class Pool:
         self._idle_count = 0
         self._total = 0
         self._busy: set[HTTPConnection] = set()  # checked out, closed too by aclose()
+        self._connecting: set[asyncio.Task] = set()  # cancelled by aclose()
         self._waiters: deque[asyncio.Future] = deque()
         self._sessions: dict[Origin, ssl.SSLSession] = {}
         self.reuse_tls_sessions = reuse_tls_sessions
@@ -78,12 +79,24 @@ class Pool:
                 self._evict_one()
             if self._total < self.max_connections:
                 self._total += 1
+                # A task of its own, so that aclose() can stop it without cancelling the
+                # caller's task (whose code would take it for its own cancellation).
+                task = loop.create_task(connect())
+                self._connecting.add(task)
                 try:
-                    conn = await connect()
-                except BaseException:
+                    conn = await task
+                except BaseException as exc:
                     self._total -= 1
                     self._wake_one()
+                    if not task.done():
+                        task.cancel()  # the caller was cancelled: stop connecting too
+                    if isinstance(exc, asyncio.CancelledError) and task.cancelled() \
+                            and self.closed and not asyncio.current_task().cancelling():
+                        raise ConnectError(f"the client was closed while connecting to "
+                                           f"{origin[1]}") from None
                     raise
+                finally:
+                    self._connecting.discard(task)
                 self.connections_opened += 1
                 self._busy.add(conn)
                 return conn, False
@@ -154,23 +167,34 @@ class Pool:
 
     async def aclose(self) -> None:
         """Close every connection, idle or still checked out (a stream left open): a
-        request still using one then fails with a RemoteProtocolError."""
+        request still using one then fails with a RemoteProtocolError. A connection whose
+        server is not reading is aborted rather than left waiting to drain, and aclose
+        returns once every socket is closed, so no descriptor outlives the client."""
         self.closed = True
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
-                self._total -= 1
+        closing = [conn for conns in self._idle.values() for conn in conns]
+        closing += self._busy
+        for conn in closing:
+            conn.close()
+        self._total -= len(closing)
         self._idle.clear()
         self._idle_count = 0
-        for conn in self._busy:
-            conn.close()
-            self._total -= 1
         self._busy.clear()
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(True)
-        # Let transports run their close callbacks, so no descriptor outlives the client.
-        await asyncio.sleep(0)
+        connecting = list(self._connecting)
+        for task in connecting:
+            task.cancel()  # a half-made connection closes its socket as it unwinds
+        if connecting:
+            await asyncio.wait(connecting, timeout=_CLOSE_WAIT)
+            await asyncio.sleep(0)  # their transports' close callbacks
+        if closing:
+            await asyncio.gather(*(conn.wait_closed(_CLOSE_WAIT) for conn in closing))
+
+
+# The longest aclose() waits for a transport to report its socket closed (it is normally
+# the next loop iteration: a connection that cannot drain is aborted, not closed).
+_CLOSE_WAIT = 1.0
 
 
 def _expire(fut: asyncio.Future) -> None:

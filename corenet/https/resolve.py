@@ -40,26 +40,35 @@ async def resolve_host(host: str, port: int, resolver: Any = None) -> tuple[list
         if not out:
             raise ConnectError(f"cannot resolve {host!r}: no IPv4 or IPv6 address")
         return out, ADDRESS_TTL
+    # AAAA and A asked at once (RFC 8305 3): IPv6 first, and the connection races both.
+    answers = await asyncio.gather(*(_lookup(resolver, host, t) for t in ("AAAA", "A")))
     addrs: list[str] = []
     errors: list[str] = []
     ttl = ADDRESS_TTL
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(host, rdtype)
-        except Exception as exc:  # NXDOMAIN, NoAnswer, timeouts: any resolver's own types
-            errors.append(f"{rdtype}: {type(exc).__name__}: {exc}")
-            continue
-        rrset = getattr(answer, "rrset", None)
-        rr_ttl = getattr(rrset, "ttl", None)
-        if isinstance(rr_ttl, (int, float)) and rr_ttl >= 0:
-            ttl = min(ttl, float(rr_ttl))
-        for rdata in rrset or ():
-            address = getattr(rdata, "address", None) or str(rdata)
-            if _literal(address) is not None and address not in addrs:
-                addrs.append(address)
-        if addrs and rdtype == "A":
-            break  # IPv4 found; skip a second lookup on the hot path
+    for found, rr_ttl, error in answers:
+        if error:
+            errors.append(error)
+        if rr_ttl is not None:
+            ttl = min(ttl, rr_ttl)
+        addrs += (a for a in found if a not in addrs)
     if not addrs:
         detail = "; ".join(errors) or "no A or AAAA records"
         raise ConnectError(f"cannot resolve {host!r} through the resolver: {detail}")
     return addrs, ttl
+
+
+async def _lookup(resolver: Any, host: str, rdtype: str) -> tuple[list[str], float | None, str]:
+    """(addresses, TTL or None, error text or "") of one query through `resolver`."""
+    try:
+        answer = await resolver.resolve(host, rdtype)
+    except Exception as exc:  # NXDOMAIN, NoAnswer, timeouts: any resolver's own types
+        return [], None, f"{rdtype}: {type(exc).__name__}: {exc}"
+    rrset = getattr(answer, "rrset", None)
+    rr_ttl = getattr(rrset, "ttl", None)
+    found = []
+    for rdata in rrset or ():
+        address = getattr(rdata, "address", None) or str(rdata)
+        if _literal(address) is not None:
+            found.append(address)
+    ok = isinstance(rr_ttl, (int, float)) and rr_ttl >= 0
+    return found, float(rr_ttl) if ok else None, ""

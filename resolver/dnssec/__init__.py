@@ -1,4 +1,4 @@
-"""DNSSEC validation for the resolver (issue 7): chain of trust, RRSIG checks, denial proofs.
+"""DNSSEC validation for the resolver: chain of trust, RRSIG checks, denial proofs.
 
 ``Validator`` (resolver.dnssec.validator) plugs into the iterator; ``sig`` checks signatures
 within the KeyTrap budget; ``denial`` proves NXDOMAIN/NODATA/insecure delegations from

@@ -13,7 +13,7 @@ import bisect
 from collections import OrderedDict
 
 from resolver.dnssec import denial
-from resolver.wire import is_subdomain, parent
+from resolver.wire.codec import is_subdomain, parent
 
 
 class _Zone:

@@ -12,7 +12,7 @@ import hashlib
 import struct
 
 from resolver.dnssec.sig import EDE_NSEC_MISSING, Bogus
-from resolver.wire import is_subdomain, parent
+from resolver.wire.codec import is_subdomain, parent
 
 INSECURE, SECURE = 1, 2
 NS, SOA, CNAME, DNAME, DS, NSEC, NSEC3 = 2, 6, 5, 39, 43, 47, 50

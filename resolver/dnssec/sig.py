@@ -1,6 +1,6 @@
 """RRSIG checks and DS matching on the resolver's record tuples, within a budget.
 
-Records are ``(owner wire, type, class, ttl, rdata wire)`` as ``resolver.wire`` parses them
+Records are ``(owner wire, type, class, ttl, rdata wire)`` as ``resolver.wire.codec`` parses them
 (names in rdata already decompressed). dnspython (over ``cryptography``) does the public-key
 arithmetic; the choice of which signature to try against which key, and how many times, is
 ours: that is where KeyTrap lives.
@@ -19,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 from cryptography.exceptions import InvalidSignature
 
-from resolver.wire import label_count
+from resolver.wire.codec import label_count
 
 RRSIG, DNSKEY, DS = 46, 48, 43
 

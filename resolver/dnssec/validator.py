@@ -17,7 +17,7 @@ the crypto); bogus data stays at its authority rank for CD clients, behind the b
 cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
 VALIDATED entry (``cache.RRsetCache.store``). The message cache holds finished answers keyed
 by the query's EDNS/DO/CD bits, AD set when secure and shown only to clients that set AD or
-DO (``wire.answer_from_entry``, ``_hit``), so a hit is never revalidated.
+DO (``wire.codec.answer_from_entry``, ``cache.answer``), so a hit is never revalidated.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  ZONE_FLAG, Bogus, Counter, Key, ds_matches, parse_sig,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
-from resolver.wire import is_subdomain, label_count, parent, to_text
+from resolver.wire.codec import is_subdomain, label_count, parent, to_text
 
 log = logging.getLogger("resolver.dnssec")
 
@@ -127,7 +127,7 @@ def _signer(sigs: list) -> bytes | None:
 
 
 class Validator:
-    """Validates resolution results against ``anchors`` (``resolver.trust_anchor.load``)."""
+    """Validates resolution results against ``anchors`` (``resolver.dnssec.trust_anchor.load``)."""
 
     def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
                  aggressive_nsec: bool = True) -> None:

@@ -24,6 +24,9 @@ class Env:
     expired_port: int
     wrongname_port: int
     raw_port: int        # rawserver over TLS
+    raw2_port: int       # the same server on a second TLS port (another origin)
+    proxy_port: int      # rawserver's HTTP proxy (CONNECT and forwarding)
+    proxy_tls_port: int  # the same proxy reached over TLS
     raw_plain_port: int  # rawserver over plain TCP
     silent_port: int     # accepts TCP, never answers
     large: bytes
@@ -81,6 +84,8 @@ def env(tmp_path_factory, pki, rawserver, nginx_files) -> Env:
     try:
         yield Env(ca=str(pki["ca"]), port=ports["port"], expired_port=ports["expired_port"],
                   wrongname_port=ports["wrongname_port"], raw_port=rawserver["tls"],
+                  raw2_port=rawserver["tls2"], proxy_port=rawserver["proxy"],
+                  proxy_tls_port=rawserver["proxy_tls"],
                   raw_plain_port=rawserver["plain"],
                   silent_port=rawserver["silent"], large=large, pki=pki)
     finally:

@@ -31,11 +31,19 @@ def test_fetch_to_file(env, tmp_path):
 
 
 def test_fetch_to_stdout_following_redirects_verbose(env):
-    p = fetch("--cacert", env.ca, "-v", env.base + "/r/2")
+    p = fetch("--cacert", env.ca, "-v", "-L", env.base + "/r/2")
     assert p.returncode == 0, p.stderr
     assert p.stdout == SMALL
     err = p.stderr.decode()
     assert "< HTTP/1.1 302" in err and "< HTTP/1.1 200 OK" in err and "* TLS TLSv1.3" in err
+
+
+def test_redirects_followed_only_with_L_as_in_curl(env):
+    p = fetch("--cacert", env.ca, "-v", env.base + "/r/2")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout != SMALL and b"302" in p.stdout  # the redirect's own page
+    err = p.stderr.decode()
+    assert "< HTTP/1.1 302" in err and "200 OK" not in err
 
 
 def test_head_prints_headers(env):
@@ -53,9 +61,33 @@ def test_tls_failure_is_reported_not_a_traceback(env):
     assert b"Traceback" not in p.stderr
 
 
-def test_http_error_status_exit_code(env):
-    p = fetch("--cacert", env.ca, env.base + "/missing")
-    assert p.returncode == 22
+def test_http_error_status_exit_code_with_f_as_in_curl(env):
+    assert fetch("--cacert", env.ca, "-f", env.base + "/missing").returncode == 22
+    assert fetch("--cacert", env.ca, env.base + "/missing").returncode == 0
+
+
+def test_curl_request_options(env):
+    import json
+
+    p = fetch("--cacert", env.ca, "-X", "put", "-H", "X-A: 1", "-H", "X-B:two", "-d", "k=v",
+              "-u", "al:pw", env.raw + "/echo")
+    assert p.returncode == 0, p.stderr
+    echo = json.loads(p.stdout)
+    assert echo["method"] == "PUT" and echo["body"] == "k=v"
+    for pair in (["X-A", "1"], ["X-B", "two"], ["Authorization", "Basic YWw6cHc="],
+                 ["Content-Type", "application/x-www-form-urlencoded"]):
+        assert pair in echo["headers"]
+    posted = json.loads(fetch("--cacert", env.ca, "-d", "x", env.raw + "/echo").stdout)
+    assert posted["method"] == "POST"
+
+
+def test_curl_proxy_option(env):
+    import json
+
+    p = fetch("--cacert", env.ca, "-x", f"http://127.0.0.1:{env.proxy_port}",
+              env.raw + "/proxy-log")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[-1][:2] == ["CONNECT", f"localhost:{env.raw_port}"]
 
 
 def test_resolve_with_missing_resolver_is_a_clear_error(env, tmp_path):

@@ -358,3 +358,88 @@ def test_fuzz_body_survives_buffer_reuse(body, cuts, chunked):
         i += 1
     assert body_of(events) == body
     assert events[-1] is END and ex.reusable
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("step", [1, 2, 5, 13])
+def test_chunked_at_any_split_with_interim_and_leading_blank_lines(step):
+    raw = (b"HTTP/1.1 100 Continue\r\n\r\n\r\n" + CHUNKED_HEAD +
+           b"3;a=\"q\";b\r\nabc\r\n000A\r\n0123456789\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n")
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, raw, step)
+    assert body_of(events) == b"abc0123456789" and events[-1] is END and ex.reusable
+
+
+@pytest.mark.parametrize("bad", [
+    b"5\nhello\r\n",  # bare LF ends nothing
+    b"5;a\rb\r\nhello\r\n",  # bare CR inside an extension
+    b"5;a\nb\r\nhello\r\n",  # bare LF inside an extension
+    b"-5\r\n",
+    b"11111111111111111\r\n",  # more than 64 bits
+    b"5\r\nhelloXY0\r\n\r\n",  # data not followed by CRLF
+    b"0\r\nno colon\r\n\r\n",
+    b"0\r\n folded: x\r\n\r\n",
+])
+def test_chunked_framing_errors(bad):
+    ex = ResponseExchange("GET")
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        feed_all(ex, CHUNKED_HEAD + bad, 1)
+
+
+def test_chunk_extensions_and_trailers_are_counted_across_feeds():
+    limits = Limits(max_chunk_extension_bytes=60, max_trailer_bytes=40, max_header_count=3)
+    ex = ResponseExchange("GET", limits)
+    ex.feed(CHUNKED_HEAD)
+    for _ in range(4):
+        ex.feed(b"1;" + b"e" * 20 + b"\r\nx\r\n")  # 84 bytes of extensions: within 100
+    with pytest.raises(RemoteProtocolError,
+                       match=r"chunk extensions and trailers exceed 100 bytes"):
+        for _ in range(3):  # at most the size of one chunk line past the limit
+            ex.feed(b"1;" + b"e" * 20 + b"\r\nx\r\n")
+    ex = ResponseExchange("GET", limits)
+    ex.feed(CHUNKED_HEAD + b"0\r\nA: " + b"a" * 60)  # a trailer line that goes on
+    with pytest.raises(RemoteProtocolError, match="exceed 100 bytes"):
+        ex.feed(b"a" * 60)
+    ex = ResponseExchange("GET", limits)
+    with pytest.raises(RemoteProtocolError, match="more than 3 headers"):
+        ex.feed(CHUNKED_HEAD + b"0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n")
+
+
+def test_many_small_chunks_are_not_mistaken_for_extensions():
+    ex = ResponseExchange("GET", Limits(max_chunk_extension_bytes=0, max_trailer_bytes=0))
+    events = []
+    for i in range(2000):
+        events += ex.feed(b"1\r\n%c\r\n" % (97 + i % 26) if i else CHUNKED_HEAD + b"1\r\na\r\n")
+    events += ex.feed(b"0\r\n\r\n")
+    assert len(body_of(events)) == 2000 and events[-1] is END
+
+
+def test_body_limit_depends_on_streaming():
+    limits = Limits(max_body_bytes=10, max_stream_bytes=None)
+    ex = ResponseExchange("GET", limits, streaming=True)
+    events = ex.feed(CHUNKED_HEAD + b"14\r\n" + b"x" * 20 + b"\r\n")
+    assert body_of(events) == b"x" * 20  # a stream has no limit here
+    with pytest.raises(RemoteProtocolError, match=r"exceeds 10 bytes \(max_body_bytes\)"):
+        ex.set_streaming(False)  # read whole after all: over the limit already
+
+
+def test_close_delimited_needs_a_clean_end():
+    raw = b"HTTP/1.1 200 OK\r\n\r\nabc"
+    ex = ResponseExchange("GET")
+    ex.feed(raw)
+    assert ex.feed_eof(clean=True)[-1] is END
+    ex = ResponseExchange("GET")
+    ex.feed(raw)
+    with pytest.raises(RemoteProtocolError, match="without a TLS close_notify"):
+        ex.feed_eof(clean=False)
+
+
+@pytest.mark.parametrize("step", [1, 7, 130, 1000])
+def test_long_chunk_lines_at_any_split(step):
+    ext = b";sig=" + b"a" * 300
+    raw = CHUNKED_HEAD + b"4" + ext + b"\r\nabcd\r\n0" + ext + b"\r\nX: " + b"t" * 200 + b"\r\n\r\n"
+    ex = ResponseExchange("GET")
+    events = feed_all(ex, raw, step)
+    assert body_of(events) == b"abcd" and events[-1] is END and ex.reusable

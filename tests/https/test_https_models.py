@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 
 import pytest
@@ -24,31 +25,48 @@ def test_headers_case_insensitive_and_multi_valued():
     assert Headers._from_raw([(b"X-Bin", b"caf\xe9")])["x-bin"] == "caf\u00e9"
 
 
+def decode_all(d: Decoder, *parts: bytes) -> bytes:
+    out = [piece for part in parts for piece in d.decode(part)]
+    return b"".join(out + list(d.flush()))
+
+
 def test_decoder_gzip_deflate_and_chained():
     raw = b"payload " * 1000
-    d = Decoder("gzip", 1 << 20)
-    out = b"".join(d.decode(gzip.compress(raw)[i:i + 100])
-                   for i in range(0, len(gzip.compress(raw)), 100)) + d.flush()
-    assert out == raw
+    packed = gzip.compress(raw)
+    d = Decoder("gzip", 1 << 20, 1024)
+    assert decode_all(d, *(packed[i:i + 100] for i in range(0, len(packed), 100))) == raw
     for data in (zlib.compress(raw), zlib.compress(raw)[2:-4]):  # zlib-wrapped and raw
-        d = Decoder("deflate", 1 << 20)
-        assert d.decode(data) + d.flush() == raw
-    d = Decoder("deflate, gzip", 1 << 20)  # applied in order: deflate first, then gzip
-    assert d.decode(gzip.compress(zlib.compress(raw))) + d.flush() == raw
-    assert not Decoder("identity", 10) and not Decoder("br", 10)
+        assert decode_all(Decoder("deflate", 1 << 20, 1024), data) == raw
+    d = Decoder("deflate, gzip", 1 << 20, 1024)  # applied in order: deflate, then gzip
+    assert decode_all(d, gzip.compress(zlib.compress(raw))) == raw
+    assert decode_all(Decoder("gzip", None, 1024), gzip.compress(b"ab") + gzip.compress(b"cd")) \
+        == b"abcd"  # two gzip members
+    assert not Decoder("identity", 10, 10) and not Decoder("compress", 10, 10)
+    assert not Decoder("gzip, compress", 10, 10)  # one unknown coding: left undecoded
+
+
+def test_decoder_pieces_are_bounded_and_made_lazily():
+    bomb = gzip.compress(gzip.compress(b"\0" * (64 << 20)))  # 64 MiB from a few KiB
+    d = Decoder("gzip, gzip", None, 4096)
+    pieces = d.decode(bomb)
+    first = [next(pieces) for _ in range(10)]
+    assert all(len(p) == 4096 for p in first)  # pulled one at a time, never inflated whole
 
 
 def test_decoder_limits_a_compression_bomb():
     bomb = gzip.compress(b"\0" * (4 << 20))
-    d = Decoder("gzip", 1 << 20)
+    d = Decoder("gzip", 1 << 20, 64 << 10)
     with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
-        d.decode(bomb)
-        d.flush()
+        decode_all(d, bomb)
+    assert d._size == (1 << 20) + 1  # inflated one byte past the limit, no further
 
 
-def test_decoder_rejects_garbage():
-    with pytest.raises(DecodingError):
-        Decoder("gzip", 1 << 20).decode(b"not gzip at all")
+def test_decoder_rejects_garbage_and_truncation():
+    with pytest.raises(DecodingError, match="invalid gzip"):
+        decode_all(Decoder("gzip", 1 << 20, 1024), b"not gzip at all")
+    with pytest.raises(DecodingError, match="truncated gzip"):
+        decode_all(Decoder("gzip", 1 << 20, 1024), gzip.compress(b"x" * 1000)[:-5])
+    assert decode_all(Decoder("gzip", 1 << 20, 1024)) == b""  # no body at all: fine
 
 
 def test_response_text_charset_json_and_status():
@@ -65,3 +83,38 @@ def test_unread_streamed_response_content_is_an_error():
     r = Response(200, headers=Headers())
     with pytest.raises(StreamConsumed, match="aread"):
         r.content
+
+
+def test_zstd_window_is_capped_as_rfc_9659_asks():
+    from backports import zstd
+
+    data = os.urandom(1 << 20) * 40  # repeats 1 MiB apart: a 32 MiB window pays
+    packed = zstd.compress(data, options={zstd.CompressionParameter.window_log: 25})
+    with pytest.raises(DecodingError, match="too much memory"):
+        decode_all(Decoder("zstd", None, 64 << 10), packed)  # default: 2**23 = 8 MiB
+    assert decode_all(Decoder("zstd", None, 64 << 10, zstd_window_log_max=25), packed) == data
+
+
+def test_brotli_and_zstd_concatenated_frames_and_garbage():
+    import brotli
+    from backports import zstd
+
+    two = zstd.compress(b"one ") + zstd.compress(b"two")
+    assert decode_all(Decoder("zstd", None, 1024), two) == b"one two"
+    with pytest.raises(DecodingError, match="invalid br"):
+        decode_all(Decoder("br", None, 1024), b"\xff\xff not brotli")
+    with pytest.raises(DecodingError, match="truncated br"):
+        decode_all(Decoder("br", None, 1024), brotli.compress(os.urandom(5000))[:-3])
+
+
+def test_cookie_jar_is_bounded_per_domain_and_in_all(monkeypatch):
+    from corenet.https import cookies as cookies_mod
+    from corenet.https.cookies import Cookies
+
+    jar = Cookies()
+    jar.extract("https://a.example/", [f"c{i}=v" for i in range(500)])  # one response
+    assert len(jar) == cookies_mod.MAX_PER_DOMAIN
+    assert "c499" in jar and "c0" not in jar  # the newest kept
+    monkeypatch.setattr(cookies_mod, "MAX_TOTAL", 250)
+    jar.extract("https://b.example/", [f"d{i}=v" for i in range(100)])
+    assert len(jar) == 250 and "d99" in jar

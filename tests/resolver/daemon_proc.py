@@ -33,7 +33,7 @@ def free_tcp_port() -> int:
 def cli(*args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
     """Runs ``corenet-resolver ARGS`` to completion."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "resolver.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "resolver.daemon.cli", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=str(ROOT), env=env, input=input)
 
 
@@ -60,7 +60,7 @@ class Daemon:
 
     def start(self, timeout: float = 15.0, ready: str = "ready") -> "Daemon":
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "resolver.cli", *self.args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "resolver.daemon.cli", *self.args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "wb"), cwd=str(ROOT), env=env,
                                      start_new_session=True)
@@ -125,7 +125,7 @@ class Daemon:
         return s
 
     def stats(self) -> dict:
-        from resolver.control import request
+        from resolver.daemon.control import request
         return request(self.control, {"cmd": "stats"})["stats"]
 
     def metrics(self) -> str:

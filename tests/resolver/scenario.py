@@ -21,7 +21,7 @@ import dns.rrset
 import dns.zone
 
 from resolver import iterator as itr
-from resolver.wire import build_query
+from resolver.wire.codec import build_query
 
 IN = dns.rdataclass.IN
 A = dns.rdatatype.A
@@ -382,18 +382,3 @@ www 300 A 203.0.113.5
 
 def root_hints(prefix: str = "10.0") -> list[tuple[str, str]]:
     return [("a.root.", f"{prefix}.0.1"), ("b.root.", f"{prefix}.0.2")]
-
-
-def hanging_resolver(limit: float):
-    """A resolver whose iterator never finishes, so only the total-time limit (``limit``
-    seconds) ends a resolution."""
-    import resolver
-    from resolver.limits import Limits
-
-    r = resolver.Resolver([("a.root.", "127.0.0.1")], limits=Limits(max_query_time=limit))
-
-    async def hang(*args):
-        await asyncio.sleep(3600)
-
-    r._drive = hang
-    return r

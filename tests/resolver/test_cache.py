@@ -9,7 +9,8 @@ import dns.rrset
 
 from resolver import cache as C
 from resolver.limits import Limits
-from resolver.wire import MsgEntry, build_query, build_response, parse_query
+from resolver.cache.answer import parse_query
+from resolver.wire.codec import MsgEntry, build_query, build_response
 
 
 def W(text: str) -> bytes:

@@ -1,4 +1,4 @@
-"""The resolver's C-field core (resolver._core): the counters keep the dataclass behaviour
+"""The resolver's C-field core (resolver.state): the counters keep the dataclass behaviour
 callers used, and the limits the miss path copies follow every change of ``limits``."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import resolver
-from resolver.engine import Stats
+from resolver.api import Stats
 from resolver.limits import DEFAULT
 
 HINTS = [("a.root-servers.net.", "127.0.0.1")]

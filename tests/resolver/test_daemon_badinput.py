@@ -20,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon_proc import Daemon, frame, read_frame
-from resolver import _udp_server
-from resolver.wire import parse_query
+from resolver.daemon import udp_listener
+from resolver.response import error
+from resolver.cache.answer import parse_query
+from resolver.wire.codec import cache_key
 
 
 @pytest.fixture(scope="module")
@@ -121,28 +123,45 @@ def _make(labels, rdtype, edns, payload, do, rd, cd, qid) -> bytes:
                  _valid_query().flatmap(lambda q: st.tuples(st.integers(0, len(q) - 1),
                                                             st.integers(0, 255)).map(
                      lambda t: q[:t[0]] + bytes([t[1]]) + q[t[0] + 1:]))))
-def test_c_question_parser_agrees_with_the_engine_key(data):
-    """Where the C path takes a query, it computes exactly the engine's cache key, and its
-    UDP limit is the query's EDNS size (at least 512); it never reads past the packet."""
-    mine = _udp_server.question_key(data)
-    theirs = parse_query(data)
-    if mine is None:
-        return
-    assert theirs is not None, data
-    assert (mine[0], mine[1]) == theirs
-    assert mine[2] == _udp_server.udp_limit(data) >= 512
+def test_the_hit_paths_key_parser_never_misreads(data):
+    """Whatever the bytes, the C key parser either hands the query to the engine (None) or
+    reads exactly the question dnspython reads; it never reads past the packet."""
+    got = parse_query(data)
+    if got is not None:
+        _check_key(data, *got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_valid_query())
+def test_the_hit_paths_key_parser_takes_every_plain_query(data):
+    """Every well-formed one-question QUERY (with or without EDNS, DO, CD, RD) is taken by
+    the hit path, with the key of its question, and its UDP limit is its EDNS size."""
+    got = parse_query(data)
+    assert got is not None, data
+    _check_key(data, *got)
+    m = dns.message.from_wire(data)
+    assert udp_listener.udp_limit(data) == (max(512, m.payload) if m.edns >= 0 else 512)
+
+
+def _check_key(data: bytes, key: bytes, qend: int) -> None:
+    m = dns.message.from_wire(data)
+    q = m.question[0]
+    variant = ((m.edns >= 0) | (bool(m.ednsflags & dns.flags.DO) << 1)
+               | (bool(m.flags & dns.flags.CD) << 2))
+    assert key == cache_key(q.name.to_wire().lower(), q.rdtype, q.rdclass, variant)
+    assert qend == 12 + len(q.name.to_wire()) + 4
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=12, max_size=3000), st.integers(0, 4096))
 def test_truncate_and_error_response_never_grow_past_the_limit(data, limit):
-    out = _udp_server.truncate(data, limit)
+    out = udp_listener.truncate(data, limit)
     if len(data) <= limit:
         assert out is data
     else:
         assert out[2] & 0x02 and out[:2] == data[:2]
         assert out[6:10] == b"\0\0\0\0"
-    err = _udp_server.error_response(data, 2)
+    err = error(data, 2)
     assert err[:2] == data[:2] and err[2] & 0x80 and err[3] & 0x0F == 2
 
 

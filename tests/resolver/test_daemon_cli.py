@@ -4,6 +4,7 @@ TOML file and its precedence, ``query`` (in-process and @server), ``stats``/``fl
 from __future__ import annotations
 
 import os
+import socket
 import signal
 import stat
 import threading
@@ -226,7 +227,7 @@ def test_query_timeout_is_a_nonzero_exit():
 def test_started_daemon_freezes_its_startup_objects_and_collects_young_ones_less_often():
     import gc
 
-    from resolver import daemon
+    from resolver.daemon import process as daemon
 
     threshold = gc.get_threshold()
     try:
@@ -241,3 +242,18 @@ def test_started_daemon_freezes_its_startup_objects_and_collects_young_ones_less
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_an_address_in_use_is_named_in_the_error(lab, kind):
+    taken = socket.socket(socket.AF_INET, kind)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        r = cli("serve", "--listen", f"127.0.0.1:{port}", "--root-hints", str(lab.root_hints_file),
+                "--upstream-port", str(lab.port), timeout=60)
+    finally:
+        taken.close()
+    proto = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
+    assert r.returncode == 1
+    assert f"cannot listen: {proto} 127.0.0.1:{port}: Address already in use" in r.stderr

@@ -1,10 +1,11 @@
-"""resolver.server.Server in the test's own process, on every loop kind: the Cython
+"""resolver.daemon.server.Server in the test's own process, on every loop kind: the Cython
 recvmmsg listener on corenet's loop (both trigger modes) and the plain fallback on stock
 asyncio must answer alike (miss, hit, truncation, RD clear, ACL), through real sockets."""
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 
 import dns.asyncquery
 import dns.exception
@@ -14,10 +15,12 @@ import dns.rcode
 import pytest
 
 from daemon_proc import free_port
-from looptools import CORENET_KINDS
-from resolver import _udp_server
-from resolver.config import build
-from resolver.server import Server
+from looptools import CORENET_KINDS, open_fds
+from resolver.daemon import udp_listener
+from resolver.daemon.acl import ACL
+from resolver.response import error
+from resolver.daemon.config import build
+from resolver.daemon.server import Server
 
 
 def _cfg(lab, **kw):
@@ -66,7 +69,7 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
             assert r.rcode() == dns.rcode.REFUSED and not r.answer
             stats = s.stats()
             assert stats["engine"]["cache_hits"] >= 2 and stats["truncated"] >= 2
-            assert stats["refused_acl"] == 1
+            assert stats["refused_acl"] == 2     # the RD-clear probe and the client outside
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
@@ -74,22 +77,27 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
 
 def test_error_response_keeps_id_opcode_rd_and_edns():
     q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
-    r = dns.message.from_wire(_udp_server.error_response(q, 5))
+    r = dns.message.from_wire(error(q, 5))
     assert r.rcode() == dns.rcode.REFUSED and r.edns == 0 and r.flags & dns.flags.RD
     assert r.flags & dns.flags.QR and r.flags & dns.flags.RA
     assert not r.flags & dns.flags.CD
-    assert _udp_server.error_response(q[:11], 5) is None
+    assert error(q[:11], 5) is None
+    # BADVERS is an extended rcode: its upper bits travel in the OPT record.
+    r = dns.message.from_wire(error(q, 16))
+    assert r.rcode() == dns.rcode.BADVERS and r.question
+    # FORMERR leaves the question out; an unreadable question is left out for any rcode.
+    assert not dns.message.from_wire(error(q, 1)).question
+    assert dns.message.from_wire(error(q[:12] + b"\x40", 5)).rcode() == dns.rcode.REFUSED
 
 
 @pytest.mark.parametrize("cd", [False, True])
 def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
     """RFC 4035 3.2.2: CD is copied into the answer, errors included (as Unbound does); AD,
     AA and TC of the query are not."""
-    from resolver._miss import error
     m = dns.message.make_query("www.example.com.", "A", use_edns=0)
     m.flags |= dns.flags.AD | dns.flags.AA | dns.flags.TC | (dns.flags.CD if cd else 0)
     q = m.to_wire()
-    for wire in (_udp_server.error_response(q, 5), error(q, 4, None), error(q, 1, None)):
+    for wire in (error(q, 5), error(q, 4), error(q, 1)):
         r = dns.message.from_wire(wire)
         assert bool(r.flags & dns.flags.CD) is cd
         assert not r.flags & (dns.flags.AD | dns.flags.AA | dns.flags.TC)
@@ -98,9 +106,9 @@ def test_error_responses_copy_cd_and_nothing_else_of_the_flags(cd):
 
 @pytest.mark.parametrize("loop_kind", CORENET_KINDS)   # the C listener needs corenet's loop
 def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
-    """A cache entry of the wrong kind makes its batch fail: counted and logged; the
-    listener keeps answering other names."""
-    from resolver.wire import parse_query
+    """A cache entry of the wrong kind is not read by the C hit path: the query goes to the
+    engine, whose failure the client sees as SERVFAIL; the listener keeps answering."""
+    from resolver.cache.answer import parse_query
 
     async def go():
         s = await _serve(lab)
@@ -108,15 +116,13 @@ def test_c_listener_survives_an_entry_it_cannot_read(run, lab, loop_kind):
         try:
             bad = dns.message.make_query("bad.example.com.", "A")
             s.resolver.cache.messages.table[parse_query(bad.to_wire())[0]] = object()
-            try:
-                await dns.asyncquery.udp(bad, host, port=port, timeout=0.3)
-            except dns.exception.Timeout:
-                pass
+            r = await dns.asyncquery.udp(bad, host, port=port, timeout=5)
+            assert r.rcode() == dns.rcode.SERVFAIL and r.id == bad.id
             q = dns.message.make_query("www.example.net.", "A")
             for _ in range(2):
                 r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
                 assert r.answer[0][0].to_text() == "198.51.100.1"
-            assert s.stats()["dropped"]["internal_error"] == 1
+            assert s.stats()["queries"] == {"udp:2": 1, "udp:0": 2}
         finally:
             await s.stop(1.0)
     run(go(), timeout=30)
@@ -171,6 +177,11 @@ def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
             q = dns.message.make_query("www.example.com.", "A")
             q.flags &= ~dns.flags.RD                       # RD clear: the Python path's rules
             r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.rcode() == dns.rcode.REFUSED and not r.answer     # no snooping
+            s.snoop.set(["127.0.0.0/8"])
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.answer and not r.flags & dns.flags.RD
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
             assert r.answer and not r.flags & dns.flags.RD
             assert s.stats()["tcp"]["fast_hits"] == before + 2
         finally:
@@ -195,9 +206,9 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
     client.bind(("127.0.0.1", 0))
     client.setblocking(False)
     addr = client.getsockname()
-    listener = _udp_server.UDPListener(sock.fileno())
+    listener = udp_listener.UDPListener(sock.fileno())
     listener.setup(loop, sock, collections.OrderedDict(), lambda *a: None,
-                   [ipaddress.ip_network("127.0.0.0/8")])
+                   ACL(["127.0.0.0/8"]))
 
     def received():
         got = []
@@ -234,3 +245,126 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
         listener.close()
         client.close()
         loop.close()
+
+
+def test_the_acl_allows_what_its_networks_hold_and_nothing_else():
+    acl = ACL(["127.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
+    assert len(acl) == 3
+    for host, ok in [("127.1.2.3", True), ("128.0.0.1", False), ("192.0.2.7", True),
+                     ("192.0.2.8", False), ("2001:db8::1", True), ("2001:db9::1", False),
+                     ("::ffff:127.0.0.1", True),       # IPv4-mapped: checked as IPv4
+                     ("fe80::1%eth0", False), ("not an address", False), ("", False)]:
+        assert acl.allows(host) is ok, host
+    with pytest.raises(ValueError):
+        acl.set(["127.0.0.0/8", "nonsense"])
+    assert acl.allows("127.0.0.1") and len(acl) == 3     # a bad set changes nothing
+    with pytest.raises(ValueError, match="at most 256"):
+        ACL([f"10.{i // 256}.{i % 256}.0/24" for i in range(257)])
+    acl.set([])
+    assert not acl.allows("127.0.0.1")
+
+
+def test_max_udp_size_caps_udp_answers_whatever_the_client_asks(run, lab, loop_kind):
+    """A client asking for 65,535 bytes over UDP gets at most max-udp-size, on the miss
+    path and on the C hit path; TCP is not capped."""
+    async def go():
+        s = await _serve(lab, max_udp_size=1232)
+        host, port = s.addresses[0]
+        try:
+            q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=65535)
+            sizes = []
+            for _ in range(2):                                   # a miss, then a hit
+                r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                             raise_on_truncation=False)
+                wire_len = len(r.to_wire())
+                assert r.flags & dns.flags.TC and wire_len <= 1232
+                sizes.append(wire_len)
+            full = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert len(full.answer[0]) == 40 and len(full.to_wire()) > 1232
+            s.apply(build(None, {"listen": [f"{host}:{port}"], "root_hints": None,
+                                 "upstream_port": lab.port, "max_udp_size": 4096}))
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                         raise_on_truncation=False)
+            assert not r.flags & dns.flags.TC and len(r.answer[0]) == 40   # reload applies
+            return sizes, len(q.to_wire())
+        finally:
+            await s.stop(1.0)
+    sizes, qlen = run(go(), timeout=30)
+    assert max(sizes) / qlen < 2          # truncated answers do not amplify
+
+
+def test_running_out_of_descriptors_is_shed_not_blamed_on_the_server(run, lab, loop_kind):
+    """With no descriptor left for an upstream socket, the question ends in SERVFAIL, is
+    counted as no_descriptors, and no server is marked as failing; once descriptors are
+    back, resolution goes on."""
+    import resource
+
+    r = _resolver(_cfg(lab), lab)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hold = []
+
+    async def go():
+        await r.resolve("www.example.com")               # warm: the loop's own descriptors
+        used = len(open_fds())
+        resource.setrlimit(resource.RLIMIT_NOFILE, (used + 8, hard))
+        try:
+            while True:                                  # take every descriptor left
+                hold.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        except OSError:
+            pass
+        q = dns.message.make_query("h100.bulk.net.", "A")
+        out = dns.message.from_wire(await r.resolve_message(q.to_wire()))
+        assert out.rcode() == dns.rcode.SERVFAIL
+        assert r.stats.no_descriptors >= 1 and r.stats.upstream_failures == 0
+        for s in hold:
+            s.close()
+        hold.clear()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        ans = await r.resolve("h101.bulk.net.")
+        assert ans[0].address == "10.1.0.101"
+        await r.close()
+
+    try:
+        run(go(), timeout=30)
+    finally:
+        for s in hold:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_daemon_raises_its_descriptor_limit_and_fits_its_bounds():
+    """In a child process with a given limit: the soft limit goes up to the hard one, and
+    bounds the limit cannot hold are lowered, with a warning."""
+    import json
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json, logging, resource, sys\n"
+            "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
+            "from resolver.daemon import process\n"
+            "from resolver.daemon.config import build\n"
+            "cfg = build(None, {'root_hints': None, 'max_inflight': 10000,"
+            " 'tcp_max_connections': 1000})\n"
+            "f = process.fit_descriptors(cfg)\n"
+            "print(json.dumps([resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
+            " f.max_inflight, f.tcp_max_connections, process.FD_RESERVE]))\n")
+    root = str(Path(__file__).resolve().parents[2])
+
+    def child(soft: int, hard: int):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           cwd=root, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                                 (soft, hard)))
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout), r.stderr
+
+    (got, misses, tcp, reserve), log = child(256, 256)        # cannot be raised
+    assert got == 256 and tcp == (256 - reserve) // 2 and misses == 256 - reserve - tcp
+    assert "lowers max-inflight" in log
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= 20000:
+        (got, misses, tcp, _), log = child(1024, 20000)         # raised to the hard limit
+        assert got == 20000 and misses == 10000 and tcp == 1000
+        assert "limit 20000 (was 1024)" in log and "lowers" not in log

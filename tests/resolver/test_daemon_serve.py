@@ -1,5 +1,5 @@
 """corenet-resolver serve, through real sockets on loopback, resolving from the NSD lab:
-every lab case over UDP and TCP, and the answer semantics of issue 5 (RA, RD clear, case
+every lab case over UDP and TCP, and a recursive server's answer semantics (RA, RD clear, case
 and EDNS echoed, FORMERR, NOTIMP, truncation, TCP pipelining, caps and timeouts)."""
 from __future__ import annotations
 
@@ -49,15 +49,26 @@ def test_question_case_id_ra_and_edns_echoed(daemon):
         assert {x.to_text() for x in r.answer[0]} == {"192.0.2.1", "192.0.2.11"}
 
 
-def test_rd_clear_answers_from_cache_or_refuses(daemon):
+def test_rd_clear_is_refused_unless_the_client_may_snoop(daemon, lab, tmp_path):
+    """A query with RD clear reads the cache (what other clients asked): REFUSED, over UDP
+    and TCP, unless the client is in allow-snoop; then it is answered from the cache only."""
     daemon.ask("www.example.net.")
-    cached = daemon.ask("www.example.net.", rd=False)
-    assert cached.rcode() == dns.rcode.NOERROR and cached.answer
-    assert not cached.flags & dns.flags.RD
-    before = daemon.stats()["engine"]["upstream_queries"]
-    uncached = daemon.ask("h321.bulk.net.", rd=False)
-    assert uncached.rcode() == dns.rcode.REFUSED and not uncached.answer
-    assert daemon.stats()["engine"]["upstream_queries"] == before, "RD clear must not recurse"
+    for tcp in (False, True):
+        probe = daemon.ask("www.example.net.", rd=False, tcp=tcp)
+        assert probe.rcode() == dns.rcode.REFUSED and not probe.answer
+    d = Daemon(tmp_path, lab, "--allow-snoop", "127.0.0.0/8").start()
+    try:
+        d.ask("www.example.net.")
+        for tcp in (False, True):
+            cached = d.ask("www.example.net.", rd=False, tcp=tcp)
+            assert cached.rcode() == dns.rcode.NOERROR and cached.answer
+            assert not cached.flags & dns.flags.RD
+        before = d.stats()["engine"]["upstream_queries"]
+        uncached = d.ask("h321.bulk.net.", rd=False)
+        assert uncached.rcode() == dns.rcode.REFUSED and not uncached.answer
+        assert d.stats()["engine"]["upstream_queries"] == before, "RD clear must not recurse"
+    finally:
+        d.stop()
 
 
 def test_formerr_and_notimp(daemon):
@@ -82,13 +93,25 @@ def test_truncation_to_512_without_edns_and_to_the_edns_size(daemon):
     again = daemon.ask("big.example.com.", "TXT")            # then the C hit path
     assert again.flags & dns.flags.TC and not again.answer and again.id
     q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=4096)
-    full = daemon.ask(q)
-    assert not full.flags & dns.flags.TC and len(full.answer[0]) == 40 and full.edns == 0
+    capped = daemon.ask(q)                   # max-udp-size (1232) wins over the client's 4096
+    assert capped.flags & dns.flags.TC and not capped.answer and capped.edns == 0
     small = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=1232)
     r = daemon.ask(small)
     assert r.flags & dns.flags.TC and r.edns == 0, "EDNS kept in a truncated answer"
     assert len(daemon.ask("big.example.com.", "TXT", tcp=True).answer[0]) == 40
     assert daemon.stats()["truncated"] >= 3
+
+
+def test_max_udp_size_lets_larger_udp_answers_through_when_raised(lab, tmp_path):
+    d = Daemon(tmp_path, lab, "--max-udp-size", "4096").start()
+    try:
+        q = dns.message.make_query("big.example.com.", "TXT", use_edns=0, payload=4096)
+        for _ in range(2):                                   # miss, then the C hit path
+            full = d.ask(q)
+            assert not full.flags & dns.flags.TC and len(full.answer[0]) == 40
+            assert full.edns == 0
+    finally:
+        d.stop()
 
 
 def test_tcp_pipelined_queries_answered_out_of_order(daemon):
@@ -205,19 +228,22 @@ def test_idle_and_slow_loris_connections_are_closed(tight):
     assert tight.ask("www.example.com.", tcp=True).answer     # and it keeps serving
 
 
-def test_connection_cap_closes_extra_connections(tight):
+def test_connection_cap_sheds_the_oldest_idle_connection(tight):
     held = [tight.tcp_conn() for _ in range(3)]
     try:
         q = dns.message.make_query("www.example.com.", "A")
         for s in held:                      # make sure all three are accepted and counted
             s.sendall(frame(q.to_wire()))
             assert read_frame(s) is not None
-        extra = tight.tcp_conn()
+        before = tight.stats()["tcp"]["shed_idle"]
+        extra = tight.tcp_conn()            # at the cap: the oldest idle one makes room
         try:
-            assert _closed_by_peer(extra, 3.0)
+            extra.sendall(frame(q.to_wire()))
+            assert read_frame(extra) is not None
+            assert _closed_by_peer(held[0], 3.0)
         finally:
             extra.close()
-        assert tight.stats()["tcp"]["rejected"] >= 1
+        assert tight.stats()["tcp"]["shed_idle"] == before + 1
     finally:
         for s in held:
             s.close()
@@ -260,3 +286,46 @@ def test_ipv6_and_ipv4_listeners_on_one_port(lab, tmp_path):
         assert d.ask("www.example.net.").answer
     finally:
         assert d.stop() == 0
+
+
+def test_one_client_cannot_take_tcp_away_from_the_others(lab, tmp_path):
+    """A per-client cap on TCP connections, and at the global cap the oldest idle
+    connection makes room for a newcomer instead of the newcomer being refused."""
+    d = Daemon(tmp_path, lab, "--tcp-max-connections", "4",
+               "--tcp-max-connections-per-client", "2", "--tcp-idle-timeout", "30").start()
+    held = []
+
+    def connect(source: str) -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", d.port))
+        held.append(s)
+        return s
+
+    def answered(s: socket.socket) -> bool:
+        try:
+            s.sendall(frame(dns.message.make_query("www.example.com.", "A").to_wire()))
+            wire = read_frame(s)
+        except OSError:
+            return False
+        return wire is not None and bool(dns.message.from_wire(wire).answer)
+
+    try:
+        d.ask("www.example.com.")
+        a1, a2 = connect("127.0.0.11"), connect("127.0.0.11")
+        time.sleep(0.2)
+        a3 = connect("127.0.0.11")                   # a third from the same client
+        assert not answered(a3)
+        b1, b2 = connect("127.0.0.12"), connect("127.0.0.12")   # the global cap is reached
+        assert answered(b1) and answered(b2)
+        c1 = connect("127.0.0.13")                   # room is made: a1 was idle the longest
+        assert answered(c1)
+        assert not answered(a1)
+        assert answered(a2)
+        tcp = d.stats()["tcp"]
+        assert tcp["shed_idle"] == 1 and tcp["rejected"] == 1 and tcp["open"] == 4
+    finally:
+        for s in held:
+            s.close()
+        d.stop()

@@ -1,4 +1,4 @@
-"""The daemon's per-query bookkeeping in C (resolver._dispatch): latency buckets, the qtype
+"""The daemon's per-query bookkeeping in C (resolver.daemon.dispatch): latency buckets, the qtype
 read from the wire, UDP truncation, the overload drop and the release of per-client counts,
 without sockets (a stand-in engine answers)."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from resolver._dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
-from resolver.config import build
+from resolver.daemon.dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
+from resolver.daemon.config import build
 
 
 def _query(name: str = "www.example.", rdtype: str = "AAAA", rd: bool = True, **kw) -> bytes:

@@ -1,4 +1,4 @@
-"""Validation comes before the VALIDATED rank (issue 7): rrsets from the authorities enter
+"""Validation comes before the VALIDATED rank: rrsets from the authorities enter
 the rrset cache at an authority rank, and only the rdata the validator proved are raised to
 VALIDATED, never data that replaced them while the validation was suspended, nor bogus data."""
 from __future__ import annotations

@@ -152,7 +152,7 @@ def test_keytrap_work_is_bounded(run, validating):
 
 def test_lab_anchor_mismatch_makes_everything_bogus(run, validating):
     """The real root's anchor over the lab's root: no DNSKEY matches, every answer SERVFAIL."""
-    from resolver.trust_anchor import ROOT_ANCHOR_FILE
+    from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE
 
     async def go():
         r = validating(trust_anchor=ROOT_ANCHOR_FILE)

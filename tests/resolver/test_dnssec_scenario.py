@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from resolver import iterator as itr
 from resolver.cache import VALIDATED, Cache
 from resolver.dnssec import BOGUS, SECURE, Validator
-from resolver.engine import parse_root_hints
+from resolver.hints import parse_root_hints
 from resolver.limits import Limits
-from resolver.trust_anchor import load
+from resolver.dnssec.trust_anchor import load
 from scenario import FakeClock, W, drive, root_hints, small_internet
 
 LIMITS = Limits(exploration=0.0)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from resolver.dnssec import denial, with_ede
 from resolver.dnssec.sig import Bogus, Counter, Key, parse_sig, verify_rrset
 from resolver.limits import DEFAULT
-from resolver.trust_anchor import ROOT_ANCHOR_FILE, TrustAnchorError, load
+from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, TrustAnchorError, load
 
 INSECURE, SECURE = denial.INSECURE, denial.SECURE
 
@@ -302,7 +302,7 @@ def test_anchor_files(tmp_path):
 def test_with_ede_adds_the_option():
     import dns.edns
     import dns.message
-    from resolver.wire import build_response
+    from resolver.wire.codec import build_response
     q = dns.message.make_query("x.example.", "A", use_edns=0)
     wire = build_response(7, 0x8182, q.question[0].name.to_wire() + b"\x00\x01\x00\x01",
                           [], [], [], edns=True)

@@ -1,4 +1,4 @@
-"""The daemon's miss path (resolver._drive.Drive): resolutions by callbacks, no Task per miss,
+"""The daemon's miss path (resolver.resolution.Drive): resolutions by callbacks, no Task per miss,
 with what it hands to a task (a question already in flight) and how it ends (answer, time
 limit, a bug, shutdown), on every loop."""
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from looptools import open_fds
 
 from daemon_proc import free_port
-from resolver.config import build
+from resolver.daemon.config import build
 from resolver.limits import DEFAULT
-from resolver.server import Server
+from resolver.daemon.server import Server
 
 
 def _server(lab, hints=None, cache_size: int = 64 << 20, **limits) -> Server:
@@ -145,7 +145,7 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
 
         def broken(*a):
             raise RuntimeError("planted bug")
-        s.resolver._iterator = broken
+        s.resolver.new_iterator = broken
         out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
         assert s.misses == set() and not s.resolver._inflight
@@ -161,7 +161,7 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
     """On corenet the final answer's rrsets are stored after the answer has been handed to
     the listener (in a before-poll callback, behind its flush); on other loops at once. On
     every loop they are in the cache by the next iteration."""
-    from resolver.wire import from_text
+    from resolver.wire.codec import from_text
 
     async def go():
         s = _server(lab)
@@ -188,7 +188,7 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
         e = rrsets.get(name, 1, 1, time.monotonic())
         assert e is not None and [socket.inet_ntoa(rd) for rd in e.rdatas] == [
             rr.address for rr in out.answer[0]]
-        it = s.resolver._iterator(name, 1, 1)
+        it = s.resolver.new_iterator(name, 1, 1)
         assert it.deferred is None                # only the daemon's Drive defers
         await s.resolver.close()
 

@@ -118,7 +118,7 @@ def test_resolve_message_bad_queries_get_error_rcodes(world, run):
     assert out[:2] == q[:2] and out[3] & 0x0F == dns.rcode.FORMERR
     badvers = dns.message.make_query("www.example.com", "A", use_edns=1).to_wire()
     assert dns.message.from_wire(run(r.resolve_message(badvers))).rcode() == dns.rcode.BADVERS
-    with pytest.raises(resolver.wire.WireError):
+    with pytest.raises(resolver.wire.codec.WireError):
         run(r.resolve_message(b"\x00\x01"))
     assert r.stats.upstream_queries == 0
 
@@ -242,12 +242,16 @@ def test_popular_entry_is_prefetched_near_expiry(world, run):
 
     async def hit_then_wait():
         out = r.resolve_cached(q)
-        await asyncio.gather(*r._background)
+        assert r._inflight                   # the refresh is under way
+        for _ in range(200):                 # and ends on its own
+            if not r._inflight:
+                break
+            await asyncio.sleep(0.01)
         return out
 
     assert run(hit_then_wait()) is not None
     assert r.stats.prefetches == 1 and r.stats.upstream_queries > before
-    key = resolver.wire.parse_query(q)[0]
+    key = resolver.cache.answer.parse_query(q)[0]
     assert r.cache.messages.table[key].expires == clock() + 300
     run(r.close())
 
@@ -267,7 +271,7 @@ def test_hostile_queries_never_crash(world, run):
             b = bytes(b[:rnd.randint(12, len(b))])
             try:
                 out = await r.resolve_message(b)
-            except resolver.wire.WireError:
+            except resolver.wire.codec.WireError:
                 continue
             assert out[:2] == b[:2]
 
@@ -293,9 +297,9 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
 
 
 def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
-    from resolver.engine import parse_root_hints
+    from resolver.hints import parse_root_hints
 
-    shipped = parse_root_hints(resolver.engine.ROOT_HINTS_FILE)
+    shipped = parse_root_hints(resolver.hints.ROOT_HINTS_FILE)
     assert len({n.lower() for n, _ in shipped}) == 13
     assert ("198.41.0.4" in {a for _, a in shipped}) and any(":" in a for _, a in shipped)
     r = resolver.Resolver()
@@ -312,6 +316,14 @@ def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
         parse_root_hints(f)
     with pytest.raises(ValueError):
         resolver.Resolver([])
+    # Every hint must be a numeric address: the resolver never looks a server's name up
+    # through the host's resolver.
+    f.write_text(".  3600 IN NS a.lab.\na.lab. 3600 IN A localhost\n")
+    with pytest.raises(ValueError, match="'localhost', which is not a numeric"):
+        parse_root_hints(f)
+    with pytest.raises(ValueError, match="a.lab. has 'a.lab'"):
+        resolver.Resolver([("a.lab.", "a.lab")])
+    assert parse_root_hints([("a.lab.", "::1")]) == [(b"\x01a\x03lab\x00", "::1")]
 
 
 def test_resolve_serves_stale_answers_too(world, run):
@@ -352,3 +364,176 @@ def test_no_descriptor_leaks_across_timeouts_tcp_and_cancellation(world, run):
 
     run(go())
     assert open_fds() - before == set()
+
+
+# ---- dnspython's resolver API ------------------------------------------------------------
+
+def test_raise_on_no_answer_false_gives_an_answer_without_rrset(world, run):
+    net, fs, port = world
+    r = make(port)
+    for _ in range(2):                                   # a miss, then a hit
+        ans = run(r.resolve("txt.example.com", "AAAA", raise_on_no_answer=False))
+        assert ans.rrset is None and ans.response.rcode() == dns.rcode.NOERROR
+        assert ans.qname == dns.name.from_text("txt.example.com.")
+    with pytest.raises(dns.resolver.NoAnswer):
+        run(r.resolve("txt.example.com", "AAAA"))
+
+
+def test_lifetime_bounds_the_call(world, run):
+    net, fs, port = world
+    r = make(port, limits=Limits(exploration=0.0, initial_rto=0.1, max_query_time=30))
+    for a in list(net.served):
+        net.faults[a] = "timeout"
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.example.com", lifetime=0.2))
+    assert ei.value.kwargs["timeout"] == 0.2
+    assert not r._inflight                               # nobody else waited: it stopped
+
+
+def test_search_domains_and_ndots_as_dnspython(world, run):
+    net, fs, port = world
+    r = make(port)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(r.resolve("www"))                            # no search by default: "www."
+    r.search = [dns.name.from_text("example.com.")]
+    ans = run(r.resolve("www", search=True))
+    assert ans.qname == dns.name.from_text("www.example.com.")
+    r.use_search_by_default = True
+    assert run(r.resolve("alias")).canonical_name == dns.name.from_text("www.example.com.")
+    # Two labels > ndots (1): the name as it is first ("www.example." does not exist),
+    # then with the search domain.
+    r.search = [dns.name.from_text("com.")]
+    assert run(r.resolve("www.example")).qname == dns.name.from_text("www.example.com.")
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:
+        run(r.resolve("nope"))
+    assert [str(n) for n in ei.value.qnames()] == ["nope.com.", "nope."]
+    assert run(r.resolve("www.example.com.")).qname == dns.name.from_text("www.example.com.")
+
+
+def test_canonical_name_follows_the_chain_even_to_nxdomain(world, run):
+    net, fs, port = world
+    r = make(port)
+    assert run(r.canonical_name("alias.example.com")) == dns.name.from_text("www.example.com.")
+    assert run(r.canonical_name("www.example.com")) == dns.name.from_text("www.example.com.")
+    assert run(r.canonical_name("nope.example.com")) == dns.name.from_text("nope.example.com.")
+    assert run(r.canonical_name("txt.example.com")) == dns.name.from_text("txt.example.com.")
+
+
+def test_resolve_name_gives_host_answers(world, run):
+    net, fs, port = world
+    r = make(port)
+    both = run(r.resolve_name("www.example.com"))
+    assert set(both.addresses()) == {"192.0.2.1", "2001:db8::1"}
+    v4 = run(r.resolve_name("alias.example.com", socket.AF_INET))
+    assert list(v4.addresses()) == ["192.0.2.1"]
+    v6 = run(r.resolve_name("www.example.com", family=socket.AF_INET6))
+    assert list(v6.addresses()) == ["2001:db8::1"]
+    with pytest.raises(dns.resolver.NoAnswer):
+        run(r.resolve_name("txt.example.com"))
+    empty = run(r.resolve_name("txt.example.com", raise_on_no_answer=False))
+    assert list(empty.addresses()) == [] and len(empty) == 2     # both answers, empty
+    with pytest.raises(TypeError):
+        run(r.resolve_name("www.example.com", rdtype="A"))
+
+
+def test_resolve_address_asks_the_reverse_name_for_ptr(world, run):
+    net, fs, port = world
+    r = make(port)
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:      # the fake root has no arpa zone
+        run(r.resolve_address("192.0.2.1"))
+    assert [str(n) for n in ei.value.qnames()] == ["1.2.0.192.in-addr.arpa."]
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:
+        run(r.resolve_address("2001:db8::1"))
+    assert str(ei.value.qnames()[0]).endswith(".8.b.d.0.1.0.0.2.ip6.arpa.")
+
+
+def test_tcp_asks_every_upstream_query_over_tcp(world, run):
+    net, fs, port = world
+    r = make(port)
+    ans = run(r.resolve("alias.example.com", tcp=True))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert r.stats.upstream_tcp == r.stats.upstream_queries >= 3
+    with pytest.raises(ValueError):
+        run(r.resolve("www.example.com", source_port=5353))
+
+
+# ---- forwarding ------------------------------------------------------------------------------
+
+def test_forward_mode_asks_the_forwarders_with_rd_and_caches(world, run):
+    net, fs, port = world
+    seen = []
+    answer = net.answer
+
+    def spy(addr, wire, tcp=False):
+        m = dns.message.from_wire(wire)
+        seen.append((addr, bool(m.flags & dns.flags.RD)))
+        return answer(addr, wire, tcp)
+    net.answer = spy
+    dead, good = f"{P}.4.1", f"{P}.3.1"       # other.net's server knows nothing of example.com
+    net.faults[dead] = "timeout"
+    r = resolver.Resolver(forward=[dead, good], port=port, limits=FAST)
+    assert r.dnssec is None
+    ans = run(r.resolve("www.example.com"))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert seen and all(rd for _, rd in seen)          # every query asked for recursion
+    assert {a for a, _ in seen} <= {dead, good}        # and only of the forwarders
+    asked = len(seen)
+    run(r.resolve("www.example.com"))
+    assert len(seen) == asked                          # from the cache
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(r.resolve("nope.example.com"))
+    q = dns.message.make_query("mail.example.com", "MX")
+    out = dns.message.from_wire(run(r.resolve_message(q.to_wire())))
+    assert out.answer and out.flags & dns.flags.RA
+
+
+def test_forward_mode_gives_servfail_when_no_forwarder_answers(world, run):
+    net, fs, port = world
+    a, b = f"{P}.3.1", f"{P}.3.2"
+    net.faults[a] = "servfail"
+    net.faults[b] = "refused"
+    r = resolver.Resolver(forward=[a, b], port=port, limits=FAST)
+    with pytest.raises(dns.resolver.NoNameservers, match="answered rcode"):
+        run(r.resolve("www.example.com"))
+
+
+def test_forward_mode_checks_its_arguments(tmp_path):
+    with pytest.raises(ValueError, match="numeric"):
+        resolver.Resolver(forward=["dns.example"])
+    with pytest.raises(ValueError, match="at least one"):
+        resolver.Resolver(forward=[])
+    with pytest.raises(ValueError, match="not supported"):
+        resolver.Resolver(forward=["192.0.2.53"], trust_anchor=str(tmp_path / "k"))
+    from resolver.hostconf import nameservers
+    f = tmp_path / "resolv.conf"
+    f.write_text("nameserver 192.0.2.53\nnameserver fe80::1%eth0\nnameserver bogus\n"
+                 "# nameserver 192.0.2.99\n")
+    assert nameservers(f) == ["192.0.2.53", "fe80::1"]
+    assert resolver.Resolver(forward=nameservers(f)).forward == ["192.0.2.53", "fe80::1"]
+
+
+def test_meta_qtypes_and_zone_transfers_get_an_rcode_and_no_upstream_query(world, run):
+    net, fs, port = world
+    r = make(port)
+    for rdtype, rcode in [("AXFR", dns.rcode.REFUSED), ("IXFR", dns.rcode.REFUSED),
+                          ("OPT", dns.rcode.FORMERR), ("TSIG", dns.rcode.FORMERR),
+                          ("TKEY", dns.rcode.FORMERR), ("MAILA", dns.rcode.FORMERR),
+                          (200, dns.rcode.FORMERR)]:
+        q = dns.message.make_query("www.example.com", rdtype)
+        m = dns.message.from_wire(run(r.resolve_message(q.to_wire())))
+        assert m.rcode() == rcode and m.id == q.id, rdtype
+    assert r.stats.upstream_queries == 0
+    q = dns.message.make_query("www.example.com", "ANY")       # ANY is resolved
+    assert dns.message.from_wire(run(r.resolve_message(q.to_wire()))).rcode() == 0
+
+
+def test_a_compression_pointer_in_the_question_is_formerr(world, run):
+    net, fs, port = world
+    r = make(port)
+    q = dns.message.make_query("www.example.com", "A").to_wire()
+    # "www" then a pointer back to "example.com" in an OPT-less copy: a question that does
+    # not stand on its own (the pointer aims inside the header, still a valid offset).
+    pointed = q[:12] + b"\x03www\xc0\x0c" + q[-4:]
+    m = dns.message.from_wire(run(r.resolve_message(pointed)), ignore_trailing=True)
+    assert m.rcode() == dns.rcode.FORMERR and not m.question
+    assert r.stats.upstream_queries == 0

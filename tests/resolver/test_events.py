@@ -1,4 +1,4 @@
-"""The compiled iterator events (resolver._events) and rrset entries (resolver._rrstore) keep
+"""The compiled iterator events (resolver.iterator.events) and rrset entries (resolver.cache.store) keep
 what callers relied on when they were dataclasses."""
 from __future__ import annotations
 

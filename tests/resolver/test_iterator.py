@@ -8,12 +8,12 @@ import dns.rrset
 
 from resolver import cache as C
 from resolver import iterator as itr
-from resolver._core import Stats
+from resolver.state import Stats
 from resolver.cache import Cache
-from resolver.engine import parse_root_hints
+from resolver.hints import parse_root_hints
 from resolver.iterator import Iterator
 from resolver.limits import Limits
-from resolver.wire import to_text
+from resolver.wire.codec import to_text
 from scenario import FakeClock, FakeNet, W, drive, root_hints, small_internet
 
 NO_EXPLORE = Limits(exploration=0.0)

@@ -1,11 +1,11 @@
-"""resolver._iterstep (the iterator's per-reply bookkeeping in C) against plain-Python
+"""resolver.iterator.replies (the iterator's per-reply bookkeeping in C) against plain-Python
 statements of the same rules, on generated names and records."""
 from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from resolver import _iterstep as S
-from resolver.wire import is_subdomain as wire_is_subdomain
+from resolver.iterator import replies as S
+from resolver.wire.codec import is_subdomain as wire_is_subdomain
 
 # Labels mixing cases and the bytes just outside A-Z ('@' and '['), which must not fold.
 LABELS = [b"\x01a", b"\x01A", b"\x02bB", b"\x01@", b"\x01[", b"\x03cOm", b"\x03COM"]

@@ -16,7 +16,7 @@ def test_getaddrinfo_and_create_connection_go_through_the_resolver(run, loop, la
     import resolver
 
     r = lab_resolver()
-    resolver.install(loop, r)
+    resolver.install(loop, r, hosts=None, resolv_conf=None)   # the host's files stay out
 
     async def go():
         infos = await loop.getaddrinfo("www.example.com", 443, type=socket.SOCK_STREAM)

@@ -284,7 +284,7 @@ def test_unreachable_ipv6_address_costs_no_timeout(request, run, world, path):
 # ---- the daemon's option ----------------------------------------------------------------------
 
 def _serve_overrides(*args: str) -> dict:
-    from resolver import cli as cli_mod
+    from resolver.daemon import cli as cli_mod
     ns = cli_mod.parser().parse_args(["serve", *args])
     return {"ipv6": ns.ipv6}
 
@@ -298,8 +298,8 @@ def _serve_overrides(*args: str) -> dict:
     ("ipv6 = true\n", ("--no-ipv6",), False),
 ])
 def test_ipv6_option_from_file_and_command_line(tmp_path, text, args, want):
-    from resolver import config
-    from resolver.server import make_resolver
+    from resolver.daemon import config
+    from resolver.daemon.server import make_resolver
     path = None
     if text is not None:
         path = tmp_path / "resolver.toml"
@@ -311,7 +311,7 @@ def test_ipv6_option_from_file_and_command_line(tmp_path, text, args, want):
 
 @pytest.mark.parametrize("value", ['"yes"', "1", '"off"'])
 def test_ipv6_option_must_be_a_boolean(tmp_path, value):
-    from resolver import config
+    from resolver.daemon import config
     path = tmp_path / "resolver.toml"
     path.write_text(f"ipv6 = {value}\n")
     with pytest.raises(config.ConfigError, match="ipv6: expected true or false"):
@@ -320,20 +320,20 @@ def test_ipv6_option_must_be_a_boolean(tmp_path, value):
 
 def test_ipv6_option_changes_at_reload(loop):
     """No restart needed: the next miss's iterator reads it (and re-indexes the hints)."""
-    from resolver import config
-    from resolver.server import Server
+    from resolver.daemon import config
+    from resolver.daemon.server import Server
     server = Server(config.build())
     assert server.resolver.ipv6 is True
     assert server.apply(config.build(None, {"ipv6": False})) == []
     assert server.resolver.ipv6 is False
-    it = server.resolver._iterator(b"\x00", 2, 1)
+    it = server.resolver.new_iterator(b"\x00", 2, 1)
     assert it.ipv6 is False and all(":" not in a for addrs in it.hint_addrs.values()
                                     for a in addrs)
     loop.run_until_complete(server.resolver.close())
 
 
 def test_query_command_takes_the_option():
-    from resolver import cli as cli_mod
+    from resolver.daemon import cli as cli_mod
     p = cli_mod.parser()
     assert p.parse_args(["query", "example.org"]).ipv6 is True
     assert p.parse_args(["query", "example.org", "--no-ipv6"]).ipv6 is False

@@ -1,4 +1,4 @@
-"""resolver._udpquery.UDPQuery (one upstream UDP query, in C) on every loop kind: what it
+"""resolver.upstream.udp.UDPQuery (one upstream UDP query, in C) on every loop kind: what it
 accepts, drops, times out on and leaves behind."""
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import struct
 import pytest
 from looptools import open_fds
 
-from resolver import _udpquery, upstream
+from resolver.upstream import errors, udp
 from resolver.limits import DEFAULT
-from resolver.upstream import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
-from resolver.wire import build_query, from_text
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, UpstreamUnreachable
+from resolver.wire.codec import build_query, from_text
 
 
 class Counts:
@@ -67,7 +67,7 @@ def test_only_the_matching_well_formed_reply_is_accepted(loop, run, server):
 
     async def go():
         wire = build_query(0x1234, QNAME, 1, 1, edns=False)
-        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+        q = udp.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
                                server.getsockname()[1], wire, 0x1234, QUESTION, 2.0, stats,
                                DEFAULT)
         try:
@@ -85,7 +85,7 @@ def test_silence_times_out_and_closing_leaves_no_descriptor(loop, run, server):
     before = open_fds()
 
     async def go():
-        q = _udpquery.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
+        q = udp.UDPQuery(asyncio.get_running_loop(), "127.0.0.1",
                                server.getsockname()[1], b"\x00" * 12, 7, QUESTION, 0.05, None,
                                DEFAULT)
         try:
@@ -99,6 +99,18 @@ def test_silence_times_out_and_closing_leaves_no_descriptor(loop, run, server):
     assert open_fds() == before
 
 
+async def _ask(addr: str, port: int):
+    """One query, awaited: (reply wire, parsed reply)."""
+    qid = udp.fresh_id()
+    wire = build_query(qid, QNAME, 1, 1, edns=True, do=True)
+    q = udp.UDPQuery(asyncio.get_running_loop(), addr, port, wire, qid, QUESTION, 5.0, None,
+                     DEFAULT)
+    try:
+        return await q.fut
+    finally:
+        q.close()
+
+
 def test_closed_port_is_a_failure_not_a_wait(loop, run):
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
@@ -106,7 +118,7 @@ def test_closed_port_is_a_failure_not_a_wait(loop, run):
     probe.close()                   # nothing listens there now: ICMP port unreachable
 
     async def go():
-        return await upstream.exchange("127.0.0.1", port, QNAME, 1, 1, timeout=5.0)
+        return await _ask("127.0.0.1", port)
 
     with pytest.raises(UpstreamFailure, match="refused"):
         run(go())
@@ -115,10 +127,10 @@ def test_closed_port_is_a_failure_not_a_wait(loop, run):
 @pytest.mark.parametrize("err", [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL,
                                  errno.EAFNOSUPPORT])
 def test_no_route_errors_are_unreachable_failures(err):
-    exc = upstream.failure("2001:db8::1", OSError(err, "x"))
+    exc = errors.failure("2001:db8::1", OSError(err, "x"))
     assert isinstance(exc, UpstreamUnreachable) and isinstance(exc, UpstreamFailure)
     assert str(exc).startswith("2001:db8::1: ")
-    assert type(upstream.failure("192.0.2.1", OSError(errno.ECONNREFUSED, "x"))) is \
+    assert type(errors.failure("192.0.2.1", OSError(errno.ECONNREFUSED, "x"))) is \
         UpstreamFailure                 # the server said no: not this host's routing
 
 
@@ -132,35 +144,26 @@ def test_an_ipv6_server_is_asked_over_an_ipv6_socket(loop, run):
     _serve(loop, s, lambda q: [_reply(q)])
 
     async def go():
-        return await upstream.exchange("::1", s.getsockname()[1], QNAME, 1, 1, timeout=5.0)
+        return await _ask("::1", s.getsockname()[1])
 
     try:
-        reply, _, parsed = run(go())
+        reply, parsed = run(go())
     finally:
         loop.remove_reader(s.fileno())
         s.close()
     assert parsed.qname == QNAME
 
 
-def test_non_numeric_addresses_fall_back_to_the_python_query(loop, run, server):
-    _serve(loop, server, lambda q: [_reply(q)])
-
+def test_non_numeric_addresses_are_a_failure_of_that_server(loop, run, server):
     async def go():
         lp = asyncio.get_running_loop()
         port = server.getsockname()[1]
-        with pytest.raises(ValueError):
-            _udpquery.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
-        q = upstream.udp_query(lp, "localhost", port, QNAME, 1, 1, QUESTION, False, False, 2.0,
-                               None, DEFAULT)
-        try:
-            assert isinstance(q, upstream._UDPQuery)
-            return await q.fut
-        finally:
-            q.close()
+        with pytest.raises(UpstreamFailure, match="not a numeric IPv4 address: 'localhost'"):
+            udp.UDPQuery(lp, "localhost", port, b"", 1, QUESTION, 1.0, None, DEFAULT)
 
-    data, parsed = run(go())
-    assert parsed.qname == QNAME
-    loop.remove_reader(server.fileno())
+    before = open_fds()
+    run(go())
+    assert open_fds() == before
 
 
 def _called_back(loop, port: int, timeout: float, stats=None, wire=b"\x00" * 12, qid=7):
@@ -174,7 +177,7 @@ def _called_back(loop, port: int, timeout: float, stats=None, wire=b"\x00" * 12,
             calls.append(q)
             q.close()
             done.set_result(q)
-        q = _udpquery.UDPQuery(lp, "127.0.0.1", port, wire, qid, QUESTION, timeout, stats,
+        q = udp.UDPQuery(lp, "127.0.0.1", port, wire, qid, QUESTION, timeout, stats,
                                DEFAULT, on_done)
         assert q.fut is None
         got = await done
@@ -216,7 +219,7 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
 
     async def go():
         calls = []
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x1234, QUESTION, 0.3, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x1234, QUESTION, 0.3, Counts(),
                                DEFAULT, calls.append, True)
         try:
             sent_at_once = server.recv(4096) == wire
@@ -235,7 +238,7 @@ def test_deferred_send_leaves_at_the_end_of_the_iteration(loop, loop_kind, run, 
 
     async def too_big():
         done = loop.create_future()
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, b"\x12\x34" + b"\x00" * 70000, 0x1234,
+        q = udp.UDPQuery(loop, "127.0.0.1", port, b"\x12\x34" + b"\x00" * 70000, 0x1234,
                                QUESTION, 0.3, Counts(), DEFAULT, done.set_result, True)
         got = await asyncio.wait_for(done, 2)
         q.close()
@@ -260,7 +263,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
     async def answered():
         done = loop.create_future()
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
                                DEFAULT, done.set_result, True)
         try:
             for _ in range(200):                       # the query leaves at the iteration's end
@@ -282,7 +285,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
     async def closed_at_once():
         calls = []
-        q = _udpquery.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
+        q = udp.UDPQuery(loop, "127.0.0.1", port, wire, 0x4321, QUESTION, 2.0, Counts(),
                                DEFAULT, calls.append, True)
         q.close()
         await asyncio.sleep(0.02)
@@ -296,9 +299,7 @@ def test_deferred_query_reads_its_reply_and_closes_before_sending(loop, loop_kin
 
 
 def test_query_ids_are_fresh_and_spread():
-    from resolver.upstream import _fresh_id
-
-    ids = [_fresh_id() for _ in range(2000)]        # several refills of 256
+    ids = [udp.fresh_id() for _ in range(2000)]        # several refills of 256
     assert all(0 <= i <= 0xFFFF for i in ids)
     assert len(set(ids)) > 1900                     # ~30 birthday collisions expected
 
@@ -309,6 +310,4 @@ def test_query_ids_are_fresh_and_spread():
                                               (b"\x81\x81", False, False),  # FORMERR, no EDNS
                                               (b"\x81\x82", True, False)])  # SERVFAIL
 def test_needs_retry_on_truncation_or_formerr_to_edns(flags, edns, retry):
-    from resolver.upstream import needs_retry
-
-    assert needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry
+    assert udp.needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry

@@ -1,4 +1,5 @@
-"""resolver.wire: the cache-hit path on raw bytes and the reply parser the iterator uses."""
+"""resolver.wire.codec (the reply parser the iterator uses, the message builders) and the
+cache-hit key and encoder of resolver.cache.answer, on raw bytes."""
 from __future__ import annotations
 
 import struct
@@ -12,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolver import wire
-from resolver.wire import WireError
+from resolver.cache import answer
+from resolver.wire import codec as wire
+from resolver.wire.codec import WireError
 
 
 def W(text: str) -> bytes:
@@ -35,21 +37,21 @@ def sample_response(qname: str = "www.example.com.", edns: bool = True) -> bytes
 
 def test_parse_query_key_is_case_folded_and_variant_tracks_edns_do_cd():
     plain = dns.message.make_query("WwW.Example.COM.", "AAAA", use_edns=False)
-    key, qend = wire.parse_query(plain.to_wire())
+    key, qend = answer.parse_query(plain.to_wire())
     assert key == W("www.example.com.") + struct.pack("!HHB", 28, 1, 0)
     assert qend == 12 + len(W("www.example.com.")) + 4
     ed = dns.message.make_query("www.example.com.", "AAAA", use_edns=0)
     do = dns.message.make_query("www.example.com.", "AAAA", want_dnssec=True)
     cd = dns.message.make_query("www.example.com.", "AAAA", use_edns=0)
     cd.flags |= dns.flags.CD
-    variants = [wire.parse_query(m.to_wire())[0][-1] for m in (ed, do, cd)]
+    variants = [answer.parse_query(m.to_wire())[0][-1] for m in (ed, do, cd)]
     assert variants == [1, 3, 5]
-    assert wire.cache_key(W("WWW.example.com."), 28, 1, 3) == wire.parse_query(do.to_wire())[0]
+    assert wire.cache_key(W("WWW.example.com."), 28, 1, 3) == answer.parse_query(do.to_wire())[0]
 
 
 def test_parse_query_declines_what_the_hot_path_cannot_answer():
     q = dns.message.make_query("a.example.", "A").to_wire()
-    assert wire.parse_query(q) is not None
+    assert answer.parse_query(q) is not None
     response = bytearray(q)
     response[2] |= 0x80
     notify = bytearray(q)
@@ -60,7 +62,7 @@ def test_parse_query_declines_what_the_hot_path_cannot_answer():
     compressed = q[:12] + b"\xc0\x0c" + q[-4:]
     for bad in (bytes(response), bytes(notify), bytes(two_questions), q[:-1], q + b"x",
                 edns1, compressed, b"", b"\x00" * 11):
-        assert wire.parse_query(bad) is None
+        assert answer.parse_query(bad) is None
 
 
 # ---- the cache-hit rewrite -------------------------------------------------------------------
@@ -73,31 +75,36 @@ def test_answer_from_entry_patches_id_rd_case_and_ttls():
     q.id = 0xBEEF
     q.flags &= ~dns.flags.RD
     qw = q.to_wire()
-    out = wire.answer_from_entry(e, qw, wire.parse_query(qw)[1], 161.7)
+    out = answer.answer_from_entry(e, qw, answer.parse_query(qw)[1], 161.7)
     m = dns.message.from_wire(out)
     assert m.id == 0xBEEF
     assert not m.flags & dns.flags.RD
     assert out[12:12 + 17] == qw[12:12 + 17]          # exact case echoed
     ttls = sorted(rs.ttl for rs in m.answer + m.authority + m.additional)
     assert ttls == [139, 239, 3539, 3539]
-    stale = dns.message.from_wire(wire.answer_from_entry(e, qw, wire.parse_query(qw)[1], 999.0, 30))
+    stale = dns.message.from_wire(answer.answer_from_entry(e, qw, answer.parse_query(qw)[1], 999.0, 30))
     assert {rs.ttl for rs in stale.answer + stale.authority} == {30}
     # The cached bytes themselves are untouched.
     assert e.wire == resp
 
 
-def test_lookup_serves_fresh_entries_only():
-    resp = sample_response()
-    key, _ = wire.parse_query(dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire())
-    table = {key: wire.MsgEntry(resp, 0.0, 0.0)}
+def test_resolve_cached_serves_fresh_entries_only():
+    import resolver
+
+    r = resolver.Resolver([("a.lab.", "127.0.0.1")])
+    now = [0.0]
+    r.clock = lambda: now[0]
     q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()
-    assert dns.message.from_wire(wire.lookup(table, q, 10.0)).answer
-    assert wire.lookup(table, q, 201.0) is None
+    key, _ = answer.parse_query(q)
+    r.cache.messages.store(key, sample_response(), 0.0)
+    now[0] = 10.0
+    assert dns.message.from_wire(r.resolve_cached(q)).answer
+    assert r.stats.cache_hits == 1
     other = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
-    assert wire.lookup(table, other, 10.0) is None
-    from collections import OrderedDict
-    od = OrderedDict([(key, wire.MsgEntry(resp, 0.0, 0.0)), (b"other", None)])
-    assert wire.lookup(od, q, 10.0) is not None and list(od)[-1] == key
+    assert r.resolve_cached(other) is None           # another variant of the question
+    now[0] = 201.0
+    assert r.resolve_cached(q) is None               # expired
+    assert r.stats.cache_hits == 1
 
 
 # ---- parse_response ----------------------------------------------------------------------------
@@ -230,7 +237,7 @@ def test_fuzz_mutated_responses(data):
         wire.ttl_offsets(blob)
     except WireError:
         pass
-    pq = wire.parse_query(blob)
+    pq = answer.parse_query(blob)
     assert pq is None or (isinstance(pq[0], bytes) and pq[1] <= len(blob))
 
 
@@ -264,7 +271,7 @@ def test_name_helpers_match_dnspython():
 
 
 def test_writers_refuse_fields_their_wire_cannot_hold():
-    from resolver.wire import build_query, build_response
+    from resolver.wire.codec import build_query, build_response
     with pytest.raises(ValueError):
         build_query(0x10000, b"\x00", 1)
     with pytest.raises(ValueError):
@@ -277,7 +284,7 @@ def test_writers_refuse_fields_their_wire_cannot_hold():
 
 
 def test_cache_key_lowers_ascii_letters_only():
-    from resolver.wire import cache_key
+    from resolver.wire.codec import cache_key
     name = b"\x03A\xc9z\x00"
     assert cache_key(name, 0x1234, 1, 5) == b"\x03a\xc9z\x00" + b"\x12\x34\x00\x01\x05"
     assert cache_key(name, 1, 1, 0)[:5] == name.lower()

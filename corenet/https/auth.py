@@ -1,0 +1,140 @@
+"""Authentication, httpx-shaped: `auth=(user, password)`, `auth=callable(request) ->
+request`, or an `Auth` whose `auth_flow` generator yields requests and is sent the
+responses (what a challenge-response scheme needs)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from typing import Any, Callable, Generator
+
+from .models import Request, Response
+
+__all__ = ["Auth", "BasicAuth", "BearerAuth", "DigestAuth", "FunctionAuth", "coerce_auth"]
+
+
+class Auth:
+    """Override `auth_flow`: change the request and `yield` it; the response is sent back
+    into the generator, which may yield another request (after a 401, say) or return.
+    Set `requires_response_body` when the flow reads the body of the responses it gets."""
+
+    requires_response_body = False
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        yield request
+
+
+class BasicAuth(Auth):
+    """RFC 7617: `Authorization: Basic base64(user:password)`, UTF-8."""
+
+    def __init__(self, username: str | bytes, password: str | bytes) -> None:
+        user = username.encode() if isinstance(username, str) else username
+        pw = password.encode() if isinstance(password, str) else password
+        self._header = "Basic " + base64.b64encode(user + b":" + pw).decode("ascii")
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class BearerAuth(Auth):
+    """RFC 6750: `Authorization: Bearer TOKEN`."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256,
+           "SHA-512-256": lambda b: hashlib.new("sha512_256", b)}
+
+
+class DigestAuth(Auth):
+    """RFC 7616 Digest: the first request goes without credentials; a 401 with a Digest
+    challenge is answered once (qop=auth; MD5, SHA-256, SHA-512-256 and their -sess)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self._user = username
+        self._password = password
+        self._nc = 0
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        response = yield request
+        if response.status_code != 401:
+            return
+        for challenge in response.headers.get_list("www-authenticate"):
+            at = challenge.lower().find("digest ")
+            if at >= 0:
+                params = {k.lower(): v or re.sub(r"\\(.)", r"\1", q)
+                          for k, q, v in _PARAM.findall(challenge[at + 7:])}
+                header = self.authorization(request.method, request.url.raw_path.decode(),
+                                            params)
+                if header is not None:
+                    request.headers["Authorization"] = header
+                    yield request
+                return
+
+    def authorization(self, method: str, uri: str, params: dict[str, str],
+                      cnonce: str | None = None) -> str | None:
+        """The Authorization header answering `params` (a parsed challenge), or None
+        for an algorithm or qop this does not speak."""
+        algorithm = params.get("algorithm", "MD5")
+        base, sess = algorithm.upper().removesuffix("-SESS"), algorithm.upper().endswith("-SESS")
+        hash_ = _HASHES.get(base)
+        qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+        if hash_ is None or (qops and "auth" not in qops):
+            return None
+
+        def h(text: str) -> str:
+            return hash_(text.encode()).hexdigest()
+
+        realm, nonce = params.get("realm", ""), params.get("nonce", "")
+        cnonce = cnonce or os.urandom(16).hex()
+        self._nc += 1
+        nc = f"{self._nc:08x}"
+        ha1 = h(f"{self._user}:{realm}:{self._password}")
+        if sess:
+            ha1 = h(f"{ha1}:{nonce}:{cnonce}")
+        ha2 = h(f"{method}:{uri}")
+        if qops:
+            digest = h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        else:
+            digest = h(f"{ha1}:{nonce}:{ha2}")
+        fields = [f'username="{_quote(self._user)}"', f'realm="{_quote(realm)}"',
+                  f'nonce="{_quote(nonce)}"', f'uri="{_quote(uri)}"',
+                  f'response="{digest}"', f"algorithm={algorithm}"]
+        if qops:
+            fields += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
+        if "opaque" in params:
+            fields.append(f'opaque="{_quote(params["opaque"])}"')
+        return "Digest " + ", ".join(fields)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class FunctionAuth(Auth):
+    """A callable that takes the request and returns it (changed), as httpx accepts."""
+
+    def __init__(self, func: Callable[[Request], Request]) -> None:
+        self._func = func
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        yield self._func(request)
+
+
+def coerce_auth(auth: Any) -> Auth | None:
+    if auth is None or isinstance(auth, Auth):
+        return auth
+    if isinstance(auth, tuple) and len(auth) == 2:
+        return BasicAuth(*auth)
+    if callable(auth):
+        return FunctionAuth(auth)
+    raise TypeError("auth must be a (username, password) tuple, a callable taking and "
+                    f"returning the request, or an Auth object, not {type(auth).__name__}")

@@ -1,0 +1,129 @@
+"""A client's cookies: `http.cookiejar.CookieJar` underneath (its rules for domains, paths,
+Secure, expiry and the rest), with the dict-like face httpx users know."""
+from __future__ import annotations
+
+import http.cookiejar
+import urllib.request
+from typing import Any, Iterator, Mapping
+
+
+# A server can set cookies without end (a few hundred per response, response after
+# response) and the standard jar keeps them all: these caps bound it. RFC 6265 6.1 asks a
+# user agent to hold at least 50 per domain and 3000 in all; browsers keep about 180 per
+# domain. Past a cap, the domain's (or the jar's) oldest cookies go first.
+MAX_PER_DOMAIN = 180
+MAX_TOTAL = 3000
+
+
+class Cookies:
+    """`client.cookies["name"]`, `.set(name, value, domain="", path="/")`, `.get(...)`,
+    `.delete(...)`, `.clear()`; `jar` is the CookieJar itself."""
+
+    def __init__(self, cookies: "Cookies | Mapping[str, str] | http.cookiejar.CookieJar | None"
+                 = None) -> None:
+        if isinstance(cookies, http.cookiejar.CookieJar):
+            self.jar = cookies
+            return
+        self.jar = http.cookiejar.CookieJar()
+        if isinstance(cookies, Cookies):
+            for c in cookies.jar:
+                self.jar.set_cookie(c)
+        elif cookies:
+            for name, value in cookies.items():
+                self.set(name, value)
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        self.jar.set_cookie(http.cookiejar.Cookie(
+            version=0, name=name, value=value, port=None, port_specified=False,
+            domain=domain, domain_specified=bool(domain),
+            domain_initial_dot=domain.startswith("."), path=path, path_specified=True,
+            secure=False, expires=None, discard=True, comment=None, comment_url=None,
+            rest={}, rfc2109=False))
+
+    def get(self, name: str, default: str | None = None, domain: str | None = None,
+            path: str | None = None) -> str | None:
+        found = [c.value for c in self.jar if c.name == name
+                 and (domain is None or c.domain == domain) and (path is None or c.path == path)]
+        if len(found) > 1:
+            raise KeyError(f"several cookies named {name!r}: give domain= or path=")
+        return found[0] if found else default
+
+    def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
+        for c in [c for c in self.jar if c.name == name and (domain is None or c.domain == domain)
+                  and (path is None or c.path == path)]:
+            self.jar.clear(c.domain, c.path, c.name)
+
+    def clear(self, domain: str | None = None, path: str | None = None) -> None:
+        self.jar.clear(domain, path) if domain else self.jar.clear()
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self.delete(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(c.name == name for c in self.jar)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({c.name: None for c in self.jar})
+
+    def __len__(self) -> int:
+        return len(self.jar)
+
+    def __bool__(self) -> bool:
+        # Asked on every request: CookieJar's own len() walks every cookie under a lock.
+        cookies = getattr(self.jar, "_cookies", None)
+        return bool(cookies) if cookies is not None else len(self.jar) > 0
+
+    def __repr__(self) -> str:
+        return f"<Cookies[{', '.join(f'{c.name}={c.value} for {c.domain}' for c in self.jar)}]>"
+
+    # ---- used by the client ----
+    def header_for(self, url: str) -> str | None:
+        """The Cookie header the jar's rules allow for a request to `url`."""
+        req = urllib.request.Request(url)
+        self.jar.add_cookie_header(req)
+        return req.get_header("Cookie")
+
+    def extract(self, url: str, set_cookie: list[str]) -> None:
+        """Store what a response from `url` set (its Set-Cookie header lines)."""
+        self.jar.extract_cookies(_Headers(set_cookie), urllib.request.Request(url))
+        self._bound()
+
+    def _bound(self) -> None:
+        by_domain: dict[str, list[Any]] = {}
+        every = list(self.jar)  # oldest first within a domain and path
+        for c in every:
+            by_domain.setdefault(c.domain, []).append(c)
+        gone = [c for cs in by_domain.values() for c in cs[:max(0, len(cs) - MAX_PER_DOMAIN)]]
+        left = len(every) - len(gone)
+        if left > MAX_TOTAL:
+            ids = {id(c) for c in gone}
+            gone += [c for c in every if id(c) not in ids][:left - MAX_TOTAL]
+        for c in gone:
+            try:
+                self.jar.clear(c.domain, c.path, c.name)
+            except KeyError:
+                pass
+
+
+class _Headers:
+    """The `response.info().get_all()` that CookieJar.extract_cookies asks for."""
+
+    def __init__(self, set_cookie: list[str]) -> None:
+        self._set_cookie = set_cookie
+
+    def info(self) -> "_Headers":
+        return self
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        if name.lower() == "set-cookie" and self._set_cookie:
+            return self._set_cookie
+        return default

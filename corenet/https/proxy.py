@@ -1,0 +1,46 @@
+"""Proxies: `proxy="http://user:pw@host:port"` (or https://, TLS to the proxy itself), and
+the HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY variables when `trust_env` is on.
+https:// URLs go through a CONNECT tunnel (the TLS session is end to end, the proxy sees
+only host and port); http:// URLs are forwarded by the proxy (absolute-form requests)."""
+from __future__ import annotations
+
+import urllib.request
+
+from .errors import InvalidURL
+from .urls import URL, encode_host, split_url, userinfo_auth
+
+
+class Proxy:
+    __slots__ = ("url", "scheme", "host", "port", "auth")
+
+    def __init__(self, url: URL | str) -> None:
+        text = str(url)
+        if "://" not in text:
+            text = "http://" + text  # the variables are often written host:port
+        parts, port = split_url(text, "proxy URL")
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise InvalidURL(f"unsupported proxy scheme {parts.scheme!r} in {text!r} "
+                             "(http and https proxies only)")
+        if not parts.hostname:
+            raise InvalidURL(f"no host in proxy URL {text!r}")
+        self.scheme = scheme
+        self.host = encode_host(parts.hostname)
+        self.port = port or (443 if scheme == "https" else 80)
+        self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
+        self.auth = userinfo_auth(parts)
+
+    def __repr__(self) -> str:
+        return f"<Proxy {self.url}>"
+
+
+def env_proxies() -> dict[str, str]:
+    """The proxy variables of the environment, by scheme ("http", "https", "all", "no")."""
+    return urllib.request.getproxies_environment()
+
+
+def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
+    url = env.get(scheme) or env.get("all")
+    if not url or urllib.request.proxy_bypass_environment(host_port, env):
+        return None
+    return Proxy(url)

@@ -1,0 +1,150 @@
+"""The URL object of requests and responses (the attributes httpx users reach for)."""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from .errors import InvalidURL
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
+
+
+def encode_host(host: str) -> str:
+    """A URL's host as it goes into DNS, SNI and the Host header: an IP literal as is, a
+    name lower-cased and, when not ASCII, encoded by IDNA 2008 with the UTS 46 mapping
+    (what browsers and httpx reach: "faß.de" is "xn--fa-hia.de", not "fass.de")."""
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
+    if not host.isascii() or "xn--" in host.lower():
+        try:
+            import idna
+        except ImportError:
+            raise InvalidURL(f"host {host!r} is international and the idna package is not "
+                             "installed to encode it") from None
+        try:
+            if host.isascii():
+                idna.decode(host)  # an A-label must be valid punycode of a valid U-label
+            else:
+                host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidURL(f"invalid international host name {host!r}: {exc}") from None
+    host = host.lower()
+    if not _HOST_CHARS.fullmatch(host):
+        raise InvalidURL(f"invalid host name {host!r}")
+    return host
+
+
+def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
+    """urlsplit's parts and port, a malformed URL or port being InvalidURL."""
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError as exc:
+        raise InvalidURL(f"invalid {what} {url!r}: {exc}") from None
+
+
+def userinfo_auth(parts: Any) -> str | None:
+    """user:password@ of a URL as a Basic Authorization value (never sent as is)."""
+    if parts.username is None:
+        return None
+    cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(cred.encode()).decode("ascii")
+
+
+class URL:
+    """An absolute URL, parsed on first use. `host` is lower-case and, for an international
+    name, in Unicode (`raw_host` is what goes on the wire); `port` is None when it is the
+    scheme's default; `path` is unquoted, `raw_path` is path and query as sent; `query` is
+    bytes, as in httpx. Compares equal to the same URL as a str."""
+
+    __slots__ = ("_text", "_parts")
+
+    def __init__(self, url: "URL | str" = "") -> None:
+        self._text = str(url)
+        self._parts: Any = None
+
+    def _split(self) -> Any:
+        parts = self._parts
+        if parts is None:
+            parts = self._parts = urlsplit(self._text)
+        return parts
+
+    @property
+    def scheme(self) -> str:
+        return self._split().scheme.lower()
+
+    @property
+    def raw_host(self) -> bytes:
+        return (self._split().hostname or "").encode("ascii", "replace")
+
+    @property
+    def host(self) -> str:
+        host = self._split().hostname or ""
+        if "xn--" in host:
+            try:
+                import idna
+
+                return idna.decode(host)
+            except Exception:
+                return host
+        return host
+
+    @property
+    def port(self) -> int | None:
+        port = self._split().port
+        return None if port == _DEFAULT_PORTS.get(self.scheme) else port
+
+    @property
+    def netloc(self) -> bytes:
+        return self._split().netloc.rpartition("@")[2].encode("ascii", "replace")
+
+    @property
+    def username(self) -> str:
+        return unquote(self._split().username or "")
+
+    @property
+    def password(self) -> str:
+        return unquote(self._split().password or "")
+
+    @property
+    def path(self) -> str:
+        return unquote(self._split().path or "/")
+
+    @property
+    def query(self) -> bytes:
+        return self._split().query.encode("ascii", "replace")
+
+    @property
+    def raw_path(self) -> bytes:
+        parts = self._split()
+        path = parts.path or "/"
+        return (f"{path}?{parts.query}" if parts.query else path).encode("ascii", "replace")
+
+    @property
+    def fragment(self) -> str:
+        return unquote(self._split().fragment)
+
+    def join(self, url: "URL | str") -> "URL":
+        """The URL `url` refers to when found in this one's document (RFC 3986 5.2)."""
+        return URL(urljoin(self._text, str(url)))
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"URL({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (URL, str)):
+            return self._text == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._text)

@@ -1,0 +1,440 @@
+"""Resolver: the library's face of the resolver, on the running asyncio loop.
+
+A hit (``resolve_cached``, the first step of ``resolve_message``) is answered from the
+message cache by the one answer encoder (``resolver.cache.answer``): no dnspython. A miss is
+one :class:`~resolver.resolution.Resolution` per distinct question (identical lookups in
+flight share it), run by callbacks and bounded by ``Limits.max_query_time``; the coroutines
+here await a future that its callback completes, and the daemon starts the same driver
+without a coroutine (``start_miss``).
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import socket
+import struct
+import time
+from typing import Iterable
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+
+from resolver import iterator as it
+from resolver import response
+from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
+from resolver.cache import Cache
+from resolver.dnssec import Validator
+from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
+from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
+from resolver.iterator import Result
+from resolver.iterator.forward import Forwarder
+from resolver.limits import DEFAULT, Limits
+from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
+from resolver.wire.codec import cache_key
+
+log = logging.getLogger("resolver.api")
+
+class Answer(dns.resolver.Answer):
+    """dnspython's Answer (``.rrset``, ``.response``, ``.canonical_name``, ``.expiration``),
+    with ``expiration`` taken from our cache (wall-clock seconds, as dnspython does)."""
+
+    def __init__(self, qname: dns.name.Name, rdtype, rdclass, response: dns.message.Message,
+                 expiration: float) -> None:
+        super().__init__(qname, rdtype, rdclass, response)
+        self.expiration = expiration
+
+
+def _name_wire(qname) -> bytes:
+    if isinstance(qname, dns.name.Name):
+        name = qname
+    else:
+        name = dns.name.from_text(str(qname))
+    if not name.is_absolute():
+        name = name.concatenate(dns.name.root)
+    return name.to_wire()
+
+
+class Resolver(ResolverCore):
+    """A recursive, caching resolver on the running asyncio loop.
+
+    ``root_hints``: ``None`` for the real root servers (shipped file), a path to a hints file,
+    or a list of (name, address); the root is primed from them (``Iterator._prime``) and
+    they serve when priming fails. ``port``: destination port for every authority.
+    ``cache_size``: byte bound of the cache. ``limits``: see ``resolver.limits``.
+    ``validator``: per-reply hook (``resolver.iterator.Validator``).
+    ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
+    ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
+    and no validation otherwise. ``validate=False`` turns validation off.
+    ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
+    of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
+    reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
+
+    The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
+    its C base class, ``resolver.state.ResolverCore``.
+    """
+
+    def __init__(self, root_hints: str | os.PathLike | Iterable[tuple[str, str]] | None = None, *,
+                 port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
+                 qname_minimisation: bool = True, ipv6: bool = False, validator=None,
+                 rng: random.Random | None = None, trust_anchor=None,
+                 validate: bool = True, forward: Iterable[str] | None = None) -> None:
+        self.forward = _numeric(forward) if forward is not None else None
+        if self.forward is not None and not self.forward:
+            raise ValueError("forward= needs at least one server address")
+        if self.forward and trust_anchor is not None:
+            raise ValueError("DNSSEC validation of forwarded answers is not supported: "
+                             "leave trust_anchor unset with forward=")
+        self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
+        self.port = int(port)
+        self.limits = limits
+        self.minimise = qname_minimisation
+        self.ipv6 = ipv6
+        self.validator = validator
+        self.dnssec: Validator | None = None
+        if validate and not self.forward and (trust_anchor is not None or root_hints is None):
+            anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
+                                        else trust_anchor)
+            self.dnssec = Validator(anchors, limits)
+        self.cache = Cache(cache_size, limits, rng=rng)
+        self.clock = time.monotonic
+        self._msgs = self.cache.messages.table
+        # self.stats (zeroed) and self._inflight (question -> Resolution) come from
+        # ResolverCore
+        self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
+        #: dnspython's search settings for relative names (see ``resolve``)
+        self.search: list[dns.name.Name] = []
+        self.ndots = 1
+        self.use_search_by_default = False
+        self._hints_src = None
+
+    # ---- the cache-hit path ----------------------------------------------------------------
+    #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
+    #: cache has a fresh one, else None. Synchronous: the daemon calls it straight from its
+    #: receive path. Compiled (resolver.response.cached), bound as a method.
+    resolve_cached = response.cached
+
+    # ---- resolve_message ---------------------------------------------------------------------
+    async def resolve_message(self, query: dns.message.Message | bytes
+                              ) -> dns.message.Message | bytes:
+        """The full response a recursive server sends for ``query``.
+
+        Returns wire ``bytes`` for a ``bytes`` query (the daemon's fast path: a cache hit is a
+        copy and a patch) and a ``dns.message.Message`` for a Message. Malformed queries get
+        FORMERR when a header can be read; a query shorter than a header raises WireError.
+        """
+        if isinstance(query, dns.message.Message):
+            out = await self.resolve_message(query.to_wire())
+            return dns.message.from_wire(out, ignore_trailing=True)
+        miss = response.hit_or_begin(self, query)
+        if miss.__class__ is bytes:
+            return miss
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(_, out):
+            if not fut.done():
+                fut.cancel() if out is None else fut.set_result(out)
+
+        drive = Drive(self, loop, query, miss, done)
+        return await _settled(fut, drive.cancel)
+
+    #: ``start_miss(query, done, loop) -> bytes | Drive``: ``resolve_message`` for the daemon,
+    #: by callbacks rather than a coroutine (see resolver.resolution.start, bound as a method).
+    start_miss = start
+
+    # ---- resolve (dnspython-style) ------------------------------------------------------------
+    async def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False,
+                      source=None, raise_on_no_answer: bool = True, source_port: int = 0,
+                      lifetime: float | None = None, search: bool | None = None) -> Answer:
+        """``dns.asyncresolver.Resolver.resolve``, recursively: an :class:`Answer`, or
+        NXDOMAIN, NoAnswer (unless ``raise_on_no_answer`` is false: then the Answer has no
+        rrset), NoNameservers (SERVFAIL) or LifetimeTimeout.
+
+        ``tcp``: every upstream query of the resolution over TCP. ``lifetime``: seconds the
+        whole call may take (the resolution itself is bounded by ``Limits.max_query_time``).
+        ``search``: try a relative name with the search domains (``self.search``, as
+        dnspython does with ``ndots``); ``None`` means ``use_search_by_default``. ``source``
+        and ``source_port`` are accepted for dnspython's signature and must be left at their
+        defaults: a recursive resolver picks a fresh source port per upstream query."""
+        if source is not None or source_port:
+            raise ValueError("source and source_port cannot be set: every upstream query "
+                             "gets a fresh random source port")
+        rdtype = _enum(dns.rdatatype.RdataType, rdtype)
+        rdclass = _enum(dns.rdataclass.RdataClass, rdclass)
+        candidates = self._names_to_try(qname, search)
+        if lifetime is None and len(candidates) == 1:        # the common case, kept short
+            return await self._resolve_one(candidates[0][1], rdtype, rdclass, tcp,
+                                           raise_on_no_answer)
+        try:
+            async with asyncio.timeout(lifetime):
+                nxdomains: dict = {}
+                for name, wire in candidates:
+                    try:
+                        return await self._resolve_one(wire, rdtype, rdclass, tcp,
+                                                       raise_on_no_answer)
+                    except dns.resolver.NXDOMAIN as exc:
+                        nxdomains.update(exc.responses())
+                raise dns.resolver.NXDOMAIN(qnames=[n for n, _ in candidates],
+                                            responses=nxdomains)
+        except TimeoutError:
+            raise dns.resolver.LifetimeTimeout(timeout=lifetime, errors=[]) from None
+
+    async def resolve_address(self, ipaddr: str, *args, **kwargs) -> Answer:
+        """The PTR records of an IPv4 or IPv6 address (as dnspython's)."""
+        kwargs.pop("search", None)
+        return await self.resolve(dns.reversename.from_address(ipaddr), "PTR", "IN", *args,
+                                  search=False, **kwargs)
+
+    async def canonical_name(self, name) -> dns.name.Name:
+        """The name at the end of ``name``'s CNAME chain (``name`` itself if it has none),
+        as dnspython's: also when the chain ends in NXDOMAIN."""
+        try:
+            answer = await self.resolve(name, raise_on_no_answer=False)
+            return answer.canonical_name
+        except dns.resolver.NXDOMAIN as exc:
+            return exc.canonical_name
+
+    async def resolve_name(self, name, family: int = socket.AF_UNSPEC,
+                           **kwargs) -> dns.resolver.HostAnswers:
+        """IPv4 and/or IPv6 addresses of ``name`` as dnspython's ``HostAnswers``: A for
+        AF_INET, AAAA for AF_INET6, both for AF_UNSPEC (NoAnswer only if neither has any)."""
+        for bad in ("rdtype", "rdclass"):
+            if bad in kwargs:
+                raise TypeError(f"resolve_name() got an unexpected keyword argument {bad!r}")
+        raise_on_no_answer = kwargs.pop("raise_on_no_answer", True)
+        if family == socket.AF_INET:
+            return dns.resolver.HostAnswers.make(
+                v4=await self.resolve(name, "A", raise_on_no_answer=raise_on_no_answer,
+                                      **kwargs))
+        if family == socket.AF_INET6:
+            return dns.resolver.HostAnswers.make(
+                v6=await self.resolve(name, "AAAA", raise_on_no_answer=raise_on_no_answer,
+                                      **kwargs))
+        if family != socket.AF_UNSPEC:
+            raise NotImplementedError(f"unknown address family {family}")
+        v6 = await self.resolve(name, "AAAA", raise_on_no_answer=False, **kwargs)
+        kwargs.pop("search", None)          # the name the search found, as dnspython does
+        v4 = await self.resolve(v6.qname, "A", raise_on_no_answer=False, search=False,
+                                **kwargs)
+        answers = dns.resolver.HostAnswers.make(v6=v6, v4=v4, add_empty=not raise_on_no_answer)
+        if not answers:
+            raise dns.resolver.NoAnswer(response=v6.response)
+        return answers
+
+    def _names_to_try(self, qname, search: bool | None) -> list[tuple[dns.name.Name, bytes]]:
+        """The (name, wire form) to ask in turn, as dnspython's search rules order them;
+        remembered per (text, search settings), as applications ask the same names again."""
+        if search is None:
+            search = self.use_search_by_default
+        key = (qname, search, tuple(self.search), self.ndots) if isinstance(qname, str) else None
+        if key is not None:
+            found = _CANDIDATES.get(key)
+            if found is not None:
+                return found
+        name = qname if isinstance(qname, dns.name.Name) else dns.name.from_text(str(qname),
+                                                                                origin=None)
+        if name.is_absolute():
+            names = [name]
+        else:
+            absolute = name.concatenate(dns.name.root)
+            if not search or not self.search:
+                names = [absolute]
+            else:
+                searched = [name.concatenate(d if d.is_absolute() else
+                                             d.concatenate(dns.name.root)) for d in self.search]
+                if len(name) > self.ndots:     # at least ndots dots: the name as it is first
+                    names = [absolute] + searched
+                else:
+                    names = searched + [absolute]
+        out = [(n, n.to_wire()) for n in names]
+        if key is not None:
+            if len(_CANDIDATES) >= _CANDIDATES_MAX:
+                _CANDIDATES.clear()
+            _CANDIDATES[key] = out
+        return out
+
+    async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
+                           raise_on_no_answer: bool) -> Answer:
+        key = cache_key(name, rdtype, rdclass, 0)
+        now = self.clock()
+        e = self._msgs.get(key)
+        if e is not None and e.expires >= now:
+            self._msgs.move_to_end(key)
+            e.hits += 1
+            self.stats.cache_hits += 1
+            self.stats.client_queries += 1
+            lim = self.limits
+            if (now > e.expires - e.ttl * lim.prefetch_fraction
+                    and e.hits >= lim.prefetch_min_hits and not e.prefetching):
+                self.refresh(key, e)
+            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
+        self.stats.client_queries += 1
+        self.stats.cache_misses += 1
+        question = name + struct.pack("!HH", rdtype, rdclass)
+        res = await self._result(name, rdtype, rdclass, tcp)
+        now = self.clock()
+        if res.security == it.BOGUS:
+            self.stats.servfail += 1
+            raise dns.resolver.NoNameservers(
+                request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
+                errors=[(None, False, self.port, res.reason or "DNSSEC bogus", None)])
+        if res.rcode == it.SERVFAIL:
+            if e is not None and e.stale_until >= now:
+                self.stats.stale_answers += 1
+                return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
+            self.stats.servfail += 1
+            request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
+            if res.time_exhausted:
+                raise dns.resolver.LifetimeTimeout(timeout=self.limits.max_query_time,
+                                                   errors=[(None, False, self.port,
+                                                            res.reason or "", None)])
+            raise dns.resolver.NoNameservers(request=request, errors=[
+                (None, False, self.port, res.reason or "SERVFAIL", None)])
+        # AD tells library users the answer was validated (dnspython shows it in .response).
+        wire = response.response(res, question, rdtype, False, False, res.security == it.SECURE)
+        if res.rcode in (it.NOERROR, it.NXDOMAIN):
+            e = self.cache.messages.store(key, wire, now)
+            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
+        raise dns.resolver.NoNameservers(
+            request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
+            errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
+
+    def _answer(self, e, name: bytes, rdtype, rdclass, now: float,
+                raise_on_no_answer: bool = True) -> Answer:
+        """The entry's Answer, built once and then shared by every hit, as dnspython's own
+        cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
+        exact). A stale entry gets a fresh Answer with the stale TTL."""
+        outcome = e.parsed
+        if outcome is None or e.expires < now:
+            msg = dns.message.from_wire(e.wire)
+            qname = msg.question[0].name
+            if msg.rcode() == dns.rcode.NXDOMAIN:
+                outcome = ("nx", qname, msg)
+            else:
+                if e.expires < now:
+                    for rrset in msg.answer:
+                        rrset.ttl = self.limits.stale_answer_ttl
+                    expiration = time.time() + self.limits.stale_answer_ttl
+                else:
+                    expiration = time.time() + max(0.0, e.expires - now)
+                ans = Answer(qname, rdtype, rdclass, msg, expiration)
+                outcome = ("ok", ans) if ans.rrset is not None else ("nodata", ans)
+            if e.expires >= now:
+                e.parsed = outcome
+        if outcome[0] == "ok":
+            return outcome[1]
+        if outcome[0] == "nx":
+            raise dns.resolver.NXDOMAIN(qnames=[outcome[1]], responses={outcome[1]: outcome[2]})
+        if not raise_on_no_answer:
+            return outcome[1]
+        raise dns.resolver.NoAnswer(response=outcome[1].response)
+
+    # ---- resolution ---------------------------------------------------------------------------
+    async def _result(self, qname: bytes, qtype: int, qclass: int, tcp: bool = False) -> Result:
+        """The Result of resolving the question (shared with identical ones in flight)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(res):
+            if not fut.done():
+                fut.cancel() if res is None else fut.set_result(res)
+
+        resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
+        return await _settled(fut, lambda: resolution.discard(done))
+
+    def new_iterator(self, qname: bytes, qtype: int, qclass: int):
+        """What a resolution runs for one question: the recursive Iterator, or with
+        ``forward`` a Forwarder that asks those servers."""
+        if self.forward:
+            return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
+        return iterator_for(self, qname, qtype, qclass)
+
+    def refresh(self, key: bytes, e) -> None:
+        """Refreshes a popular entry near its expiry in the background (the hit paths call
+        it for an entry due for prefetch)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        e.prefetching = True
+        self.stats.prefetches += 1
+        name, rest = key[:-5], key[-5:]
+        qtype, qclass, variant = struct.unpack("!HHB", rest)
+        # Forget the rrset-level data so the iterator asks the authorities again.
+        for t in (qtype, it.CNAME):
+            self.cache.rrsets.lru.pop((name, t, qclass))
+
+        def done(res) -> None:
+            e.prefetching = False
+            if (res is not None and res.rcode in (it.NOERROR, it.NXDOMAIN)
+                    and res.security != it.BOGUS):
+                wire = response.response(res, e.wire[12:e.qend], qtype, bool(variant & 1),
+                                         bool(variant & 2), res.security == it.SECURE,
+                                         bool(variant & 4))
+                self.cache.messages.store(key, wire, self.clock())
+
+        start_resolution(self, name, qtype, qclass, loop, done)
+
+    # ---- management ---------------------------------------------------------------------------
+    def flush(self, name=None) -> None:
+        """Forget the whole cache, or what it holds about one name."""
+        self.cache.flush(None if name is None else _name_wire(name))
+        if self.dnssec is not None:
+            self.dnssec.flush(None if name is None else _name_wire(name))
+
+    async def close(self) -> None:
+        """Stops the resolutions in flight (prefetches included): their sockets are closed
+        and the callers waiting on them get CancelledError."""
+        for resolution in list(self._inflight.values()):
+            resolution.cancel()
+        await asyncio.sleep(0)          # TCP transports finish closing
+
+
+#: names asked by text, with their search candidates (bounded: cleared when full)
+_CANDIDATES: dict = {}
+_CANDIDATES_MAX = 4096
+_ENUMS: dict = {}
+
+
+def _enum(kind, value):
+    """``kind.make(value)``, remembered for the few values applications pass."""
+    try:
+        return _ENUMS[kind, value]
+    except (KeyError, TypeError):
+        made = kind.make(value)
+        if len(_ENUMS) < 256:
+            try:
+                _ENUMS[kind, value] = made
+            except TypeError:
+                pass
+        return made
+
+
+def _numeric(addresses: Iterable[str]) -> list[str]:
+    out = []
+    for a in addresses:
+        try:
+            out.append(str(ipaddress.ip_address(str(a))))
+        except ValueError:
+            raise ValueError(f"forward= takes numeric IPv4 or IPv6 addresses, not {a!r}") \
+                from None
+    return out
+
+
+async def _settled(fut: asyncio.Future, give_up):
+    """``fut``'s result; a caller cancelled while it waits gives up with ``give_up()``."""
+    if fut.done():
+        return fut.result()
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        give_up()
+        raise

@@ -1,0 +1,243 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read of a query goes through a pointer after an explicit check against its length,
+# so Cython's own bounds checks would only duplicate them.
+"""The one answer encoder: every answer from the message cache is written here.
+
+``encode`` rewrites a cached response (a ``MsgEntry``) for the query that asked: the client's
+ID, RD bit and question case, AD kept only for a client that set AD or DO (RFC 6840 5.7), TTLs
+lowered by the time in cache (or set to the stale TTL), truncated (TC) to the client's UDP size.
+Its callers:
+
+- ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
+  ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``),
+  find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
+  unusual, or an entry due for prefetch);
+- ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
+  to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
+"""
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+
+from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from resolver.wire.codec cimport MsgEntry
+from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+
+
+cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef double monotonic() noexcept nogil:
+    """time.monotonic(), which the engine's cache uses, without a Python call."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char* key,
+                             Py_ssize_t* klen_out, unsigned int* udp_limit,
+                             unsigned int* qtype) noexcept nogil:
+    """The message cache's key for a plain QUERY with one question (and at most an OPT): the
+    lower-cased qname, type and class, and a variant byte (bit 0 EDNS present, bit 1 DO, bit
+    2 CD; AD is not in it: the entry holds AD when the data is secure and ``encode`` clears it
+    for a client that set neither AD nor DO). Returns the end of the question, or -1 when the
+    engine must look at the query (which produces FORMERR, NOTIMP or BADVERS as due)."""
+    cdef Py_ssize_t pos, klen = 0, qend, rdlen
+    cdef unsigned int variant = 0, payload
+    if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
+        return -1
+    if _u16(p + 10) > 1:
+        return -1
+    pos = _lower_name_key(p, n, 12, key, &klen)
+    if pos < 0:
+        return -1
+    if pos + 4 > n:
+        return -1
+    memcpy(key + klen, p + pos, 4)
+    qtype[0] = _u16(p + pos)
+    klen += 4
+    qend = pos + 4
+    udp_limit[0] = 512
+    if p[3] & 0x10:
+        variant |= 4
+    if _u16(p + 10) == 1:
+        pos = qend
+        if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
+            return -1
+        rdlen = _u16(p + pos + 9)
+        if pos + 11 + rdlen != n:
+            return -1
+        variant |= 1
+        if p[pos + 7] & 0x80:
+            variant |= 2
+        payload = _u16(p + pos + 3)
+        udp_limit[0] = payload if payload > 512 else 512
+    elif qend != n:
+        return -1
+    key[klen] = variant
+    klen_out[0] = klen + 1
+    return qend
+
+
+
+cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
+                          Py_ssize_t n, double now, double prefetch_fraction,
+                          unsigned int udp_cap, unsigned int* qtype, bint* truncated):
+    """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
+    ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
+    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit = 512
+    cdef PyObject* found
+    cdef MsgEntry e
+    truncated[0] = False
+    qend = question_key(p, n, key, &klen, &limit, qtype)
+    if qend < 0:
+        return None
+    kb = PyBytes_FromStringAndSize(<char*>key, klen)
+    found = PyDict_GetItem(table, kb)
+    if found == NULL or type(<object>found) is not MsgEntry:
+        return None
+    e = <MsgEntry>found
+    if e.expires < now or e.qend != qend:
+        return None
+    if now > e.expires - e.ttl * prefetch_fraction:
+        return None                           # the engine refreshes it (prefetch)
+    move_to_end(kb)
+    if limit > udp_cap:
+        limit = udp_cap if udp_cap >= 512 else 512
+    return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & 2) != 0, now, -1,
+                  limit if udp_cap else -1, truncated)
+
+
+cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_ok, double now,
+                  int stale_ttl, Py_ssize_t limit, bint* truncated):
+    """The entry's response for the query at ``q`` (its question ends at ``qend``, as the
+    entry's does): see the module docstring. ``ad_ok``: the query set AD or DO.
+    ``stale_ttl`` >= 0 sets every TTL to it; ``limit`` >= 0 truncates a longer response."""
+    cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
+    cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), noffs, k, off
+    cdef unsigned int elapsed, ttl
+    cdef const unsigned short* offs
+    cdef unsigned char* o
+    cdef bytes out
+    if 0 <= limit < wlen:
+        out = _truncated(w, wlen)
+        truncated[0] = True
+        noffs = 0
+    else:
+        out = PyBytes_FromStringAndSize(<const char*>w, wlen)
+        noffs = PyBytes_GET_SIZE(e.ttl_offsets) // 2
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    o[0] = q[0]
+    o[1] = q[1]
+    o[2] = (o[2] & 0xFE) | (q[2] & 0x01)
+    if not ad_ok:
+        o[3] &= 0xDF
+    memcpy(o + 12, q + 12, qend - 12 - 4)
+    elapsed = <unsigned int>(now - e.stored_at) if now > e.stored_at else 0
+    offs = <const unsigned short*>PyBytes_AS_STRING(e.ttl_offsets)
+    for k in range(noffs):
+        off = offs[k]
+        if stale_ttl >= 0:
+            ttl = <unsigned int>stale_ttl
+        else:
+            ttl = _u32(o + off)
+            ttl = ttl - elapsed if ttl > elapsed else 0
+        o[off] = (ttl >> 24) & 0xFF
+        o[off + 1] = (ttl >> 16) & 0xFF
+        o[off + 2] = (ttl >> 8) & 0xFF
+        o[off + 3] = ttl & 0xFF
+    return out
+
+
+cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:
+    """Whether the query at ``q`` set AD or DO (its OPT, if any, right after the question
+    at ``qend``)."""
+    if q[3] & 0x20:
+        return True
+    return (_u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
+            and _u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
+
+
+cpdef object parse_query(bytes q):
+    """``(cache key, end of the question)`` of a client query (see ``question_key``), or
+    ``None`` when it is not a plain QUERY this path can answer."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen = 0, qend
+    cdef unsigned int limit, qtype
+    qend = question_key(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), key,
+                        &klen, &limit, &qtype)
+    if qend < 0:
+        return None
+    return PyBytes_FromStringAndSize(<char*>key, klen), qend
+
+
+cpdef object answer_from_entry(MsgEntry e, bytes query, Py_ssize_t qend, double now,
+                               int stale_ttl=-1):
+    """``encode`` for a query already parsed: the cached response rewritten for ``query``
+    (TTLs set to ``stale_ttl`` when it is >= 0); None if ``query`` does not fit the entry."""
+    cdef const unsigned char* qp = <const unsigned char*>PyBytes_AS_STRING(query)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(query)
+    cdef bint truncated = False
+    if qend != e.qend or qend > n or n < 12:
+        return None
+    return encode(e, qp, qend, _wants_ad(qp, n, qend), now, stale_ttl, -1, &truncated)
+
+
+cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
+    """Header (TC set), question and OPT of the response at ``p``; every other record
+    dropped, so the client retries over TCP."""
+    cdef Py_ssize_t pos = 12, qend, opt = -1, optlen = 0, start
+    cdef unsigned int i, total, qd
+    cdef bytes out
+    cdef unsigned char* o
+    qd = _u16(p + 4)
+    for i in range(qd):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            qd = 0
+            pos = 12
+            break
+        pos += 4
+    qend = pos
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(total):
+        start = pos
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            break
+        if _u16(p + pos) == T_OPT:
+            opt = start
+            optlen = pos + 10 + _u16(p + pos + 8) - start
+            if opt + optlen > n:
+                opt = -1
+            break
+        pos += 10 + _u16(p + pos + 8)
+    out = PyBytes_FromStringAndSize(NULL, qend + (optlen if opt >= 0 else 0))
+    o = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(o, p, qend)
+    o[2] |= 0x02
+    o[4] = (qd >> 8) & 0xFF
+    o[5] = qd & 0xFF
+    o[6] = o[7] = o[8] = o[9] = 0
+    o[10] = 0
+    o[11] = 1 if opt >= 0 else 0
+    if opt >= 0:
+        memcpy(o + qend, p + opt, optlen)
+    return out
+
+
+def truncate(bytes resp, Py_ssize_t limit):
+    """``resp`` if it fits ``limit`` bytes, else its header with TC set, its question and its
+    OPT record (EDNS kept), every other record dropped, so the client retries over TCP."""
+    if PyBytes_GET_SIZE(resp) <= limit or PyBytes_GET_SIZE(resp) < 12:
+        return resp
+    return _truncated(<const unsigned char*>PyBytes_AS_STRING(resp), PyBytes_GET_SIZE(resp))

@@ -1,0 +1,142 @@
+# cython: language_level=3
+"""Per-server facts and server choice (RFC 6298-style RTT estimates), in C because every
+upstream query consults it twice: once to choose the server, once to record the RTT."""
+from collections import OrderedDict
+
+from resolver.cache.store cimport dict_get
+from resolver.wire.names cimport lower
+import random
+
+
+cdef class ServerInfo:
+    """What we know of one authority address."""
+
+    def __init__(self, srtt=None, double rttvar=0.0, double rto=0.0, int timeouts=0,
+                 double holddown_until=0.0, bint edns=True, lame=None):
+        self.srtt = None if srtt is None else float(srtt)
+        self.rttvar = rttvar
+        self.rto = rto
+        self.timeouts = timeouts
+        self.holddown_until = holddown_until
+        self.edns = edns
+        self.lame = set() if lame is None else set(lame)
+
+    def __repr__(self):
+        return (f"ServerInfo(srtt={self.srtt!r}, rttvar={self.rttvar!r}, rto={self.rto!r}, "
+                f"timeouts={self.timeouts}, holddown_until={self.holddown_until!r}, "
+                f"edns={bool(self.edns)}, lame={self.lame!r})")
+
+
+cdef class InfraCache:
+    """Per-server facts and server choice: smoothed RTT, backoff on timeouts, exploration.
+    The server table is bounded in entries (least recently added first out)."""
+
+    def __init__(self, limits=None, Py_ssize_t max_servers=10000, rng=None):
+        if limits is None:
+            from resolver.limits import DEFAULT as limits
+        self.limits = limits
+        self.max_servers = max_servers
+        self.servers = OrderedDict()
+        self._popitem = self.servers.popitem
+        self.rng = rng if rng is not None else random.Random()
+        self._initial_rto = limits.initial_rto
+        self._min_rto = limits.min_rto
+        self._max_rto = limits.max_rto
+        self._holddown = limits.server_holddown
+        self._exploration = limits.exploration
+
+    cdef ServerInfo get(self, str addr):
+        s = dict_get(self.servers, addr)
+        if s is None:
+            s = ServerInfo(rto=self._initial_rto)
+            self.servers[addr] = s
+            if len(self.servers) > self.max_servers:
+                self._popitem(last=False)
+        return <ServerInfo>s
+
+    def info(self, str addr) -> ServerInfo:
+        return self.get(addr)
+
+    def rto(self, str addr) -> float:
+        return self.get(addr).rto
+
+    cpdef record_rtt(self, str addr, double rtt):
+        cdef ServerInfo s = self.get(addr)
+        cdef double srtt, rto
+        if s.srtt is None:
+            srtt = rtt
+            s.rttvar = rtt / 2
+        else:
+            srtt = s.srtt
+            s.rttvar = 0.75 * s.rttvar + 0.25 * abs(srtt - rtt)
+            srtt = 0.875 * srtt + 0.125 * rtt
+        s.srtt = srtt
+        rto = srtt + 4 * s.rttvar
+        s.rto = min(max(rto, self._min_rto), self._max_rto)
+        s.timeouts = 0
+        s.holddown_until = 0.0
+
+    def record_timeout(self, str addr, double now) -> None:
+        cdef ServerInfo s = self.get(addr)
+        s.timeouts += 1
+        s.rto = min(s.rto * 2, self._max_rto)
+        if s.timeouts >= 2:
+            s.holddown_until = now + self._holddown
+
+    def record_failure(self, str addr, double now) -> None:
+        """A server that answered garbage or refused: avoided for a while like a dead one."""
+        self.get(addr).holddown_until = now + self._holddown / 4
+
+    def record_unreachable(self, str addr, double now) -> None:
+        """This host has no route to the server: held down as a dead server is, and ranked
+        behind every measured one afterwards (a never-measured address would otherwise be
+        tried first again as soon as its hold-down ends)."""
+        cdef ServerInfo s = self.get(addr)
+        s.timeouts += 1
+        s.rto = self._max_rto
+        s.holddown_until = now + self._holddown
+
+    def mark_lame(self, str addr, bytes zone) -> None:
+        self.get(addr).lame.add(lower(zone))
+
+    def is_lame(self, str addr, bytes zone) -> bool:
+        s = dict_get(self.servers, addr)
+        return s is not None and lower(zone) in (<ServerInfo>s).lame
+
+    def set_edns(self, str addr, bint ok) -> None:
+        self.get(addr).edns = ok
+
+    def edns(self, str addr) -> bool:
+        s = dict_get(self.servers, addr)
+        return True if s is None else (<ServerInfo>s).edns
+
+    cpdef str choose(self, list addrs, double now):
+        """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
+        not held down (all of them if every one is); a random one with probability
+        ``exploration``."""
+        cdef Py_ssize_t n = len(addrs)
+        if n == 1:
+            return addrs[0]         # nothing to choose (and nothing to explore)
+        cdef list alive = [a for a in addrs if self.get(a).holddown_until <= now]
+        if not alive:
+            alive = list(addrs)
+        if len(alive) > 1 and self._exploration > 0 and self.rng.random() < self._exploration:
+            return self.rng.choice(alive)
+        cdef str best = None
+        cdef double best_cost = 0.0, c
+        cdef ServerInfo s
+        for a in alive:
+            s = <ServerInfo>self.servers[a]
+            # A server never measured is tried first (as BIND does): otherwise one known,
+            # merely adequate server would keep every faster unknown one from being learned.
+            c = s.rto if s.timeouts else (0.0 if s.srtt is None else <double>s.srtt)
+            if best is None or c < best_cost:
+                best, best_cost = a, c
+        return best
+
+    cpdef tuple pick(self, list addrs, double now, double left):
+        """For one upstream query: the server to ask, its timeout (its RTO, within ``left``,
+        the time the resolution has left, and at least 10 ms) and whether to use EDNS."""
+        cdef str server = self.choose(addrs, now)
+        cdef ServerInfo s = self.get(server)
+        return server, min(s.rto, max(0.01, left)), s.edns

@@ -1,0 +1,49 @@
+# The cache's classes and C entry points (store.pyx), for the compiled iterator and miss path.
+from resolver.state cimport LimitValues
+
+
+cdef class RRsetEntry:
+    cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
+    cdef public object soa, addrs
+    cpdef list negative_records(self, double now)
+    cpdef list records(self, double now)
+    cpdef list sig_records(self, double now)
+
+
+cdef class ByteLRU:
+    cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
+    cdef public Py_ssize_t max_bytes, bytes, evictions
+    cdef public object _on_evict
+
+
+cdef class LRUStore:
+    cdef readonly ByteLRU lru
+    cdef LimitValues lv                 # with the Limits themselves (the ``limits`` property)
+
+
+cdef class RRsetCache(LRUStore):
+    pass
+
+
+cdef class MessageCache(LRUStore):
+    pass
+
+
+cdef class Cache:
+    cdef readonly MessageCache messages
+    cdef readonly RRsetCache rrsets
+    cdef readonly object infra          # resolver.cache.infra.InfraCache
+    cdef readonly object failures       # OrderedDict: key -> (until, reason)
+    cdef LimitValues lv
+
+
+cpdef bint store_entry(RRsetCache rrcache, object entry, object key=*,
+                       Py_ssize_t size=*) except -1
+cpdef store_records(RRsetCache rrcache, list records, object rank, double now, object rrsigs=*)
+cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
+cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
+                           object ttl_cap=*)
+cpdef object failure(Cache cache, object key, double now)
+cdef object dict_get(object data, object key)
+cdef object lru_get(object data, object key)
+cdef int lru_touch(object data, object key) except -1

@@ -1,0 +1,346 @@
+# cython: language_level=3
+"""The cache in C: its classes (``resolver.cache`` re-exports them), entries and store
+paths. Every upstream reply stores one to three rrsets and every miss a message; as Python
+this was a dozen calls and a generated dataclass ``__init__`` per rrset, and the miss path
+still paid about 25 attribute look-ups on the Python cache classes per query (their stores,
+LRUs, limits and counters), which are C fields now.
+"""
+from collections import OrderedDict
+
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.object cimport PyObject
+
+from resolver.state cimport LimitValues, limit_values
+from resolver.iterator.replies cimport group
+from resolver.wire.names cimport lower
+from resolver.limits import DEFAULT
+from resolver.wire.codec import MsgEntry
+
+#: key type for "this name does not exist"
+NXDOMAIN_TYPE = -1
+
+# OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
+# path reads and updates its LRUs a dozen times per query.
+cdef object _move_to_end = OrderedDict.move_to_end
+cdef object _od_pop = OrderedDict.pop
+
+
+cdef object dict_get(object data, object key):
+    """``data.get(key)`` for a dict or a dict subclass (the caches' OrderedDicts, the
+    metrics' Counters), read through the dict API without a method call; writes still go
+    through the subclass's own methods."""
+    cdef PyObject* p = PyDict_GetItemWithError(data, key)
+    return None if p == NULL else <object>p
+
+
+cdef int lru_touch(object data, object key) except -1:
+    """``data.move_to_end(key)``: marks ``key`` the most recently used."""
+    _move_to_end(data, key)
+    return 0
+
+
+cdef object lru_get(object data, object key):
+    """``data.get(key)``, moved to the most recent end when found."""
+    v = dict_get(data, key)
+    if v is not None:
+        _move_to_end(data, key)
+    return v
+
+
+cdef class RRsetEntry:
+    """A cached rrset (or a negative entry when ``negative`` is set): ``negative`` is 3 for
+    NXDOMAIN and 0 for NODATA, with the SOA (and proof) records kept as tuples in ``soa``;
+    ``addrs`` is the address rdatas as text, filled in by the iterator the first time it
+    needs them. Compared by identity, as the cache holds one object per key."""
+
+    def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
+                 negative=None, soa=None, addrs=None):
+        self.name, self.rdtype, self.rdclass, self.ttl, self.expires, self.rank = (
+            name, rdtype, rdclass, ttl, expires, rank)
+        self.rdatas = rdatas
+        self.rrsigs = [] if rrsigs is None else rrsigs
+        self.negative = negative
+        self.soa = [] if soa is None else soa
+        self.addrs = addrs
+
+    def __repr__(self):
+        return (f"RRsetEntry(name={self.name!r}, rdtype={self.rdtype!r}, "
+                f"rdclass={self.rdclass!r}, ttl={self.ttl!r}, expires={self.expires!r}, "
+                f"rank={self.rank!r}, rdatas={self.rdatas!r}, rrsigs={self.rrsigs!r}, "
+                f"negative={self.negative!r}, soa={self.soa!r})")
+
+    @property
+    def size(self) -> int:
+        if self.soa:
+            return _size(self.name, self.rdatas, self.rrsigs + self.soa)
+        return _size(self.name, self.rdatas, self.rrsigs)
+
+    cpdef list negative_records(self, double now):
+        """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.soa]
+
+    cpdef list records(self, double now):
+        """Record tuples with the TTL remaining at ``now``."""
+        ttl = max(0, int(self.expires - now))
+        return [(self.name, self.rdtype, self.rdclass, ttl, rd) for rd in self.rdatas]
+
+    cpdef list sig_records(self, double now):
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
+
+
+cdef Py_ssize_t _size(bytes name, list rdatas, list rrsigs):
+    """``RRsetEntry.size``: ``rrsigs`` holds the SOA and proof tuples too, if any."""
+    cdef Py_ssize_t n = 200 + len(name) + 40 * len(rdatas)
+    cdef object rd, r
+    for rd in rdatas:
+        n += len(rd)
+    for r in rrsigs:
+        n += len(r[0]) + len(r[4]) + 80
+    return n
+
+
+cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
+                       Py_ssize_t size=-1) except -1:
+    """``RRsetCache.store``: stores unless a fresh entry of a higher rank is there; True if
+    stored. ``key`` and ``size`` when the caller has them already."""
+    if key is None:
+        key = (lower(entry.name), entry.rdtype, entry.rdclass)
+    cdef ByteLRU lru = rrcache.lru
+    cdef RRsetEntry old = dict_get(lru.data, key)
+    cdef RRsetEntry new = entry
+    if old is not None and old.rank > new.rank and old.expires >= new.expires - new.ttl:
+        return False
+    if size < 0:
+        size = entry.size
+    lru_put(lru, key, entry, size + len(key))
+    return True
+
+
+cdef class ByteLRU:
+    """An LRU map bounded by the summed ``size`` of its values (plus the key's length)."""
+
+    def __init__(self, max_bytes, on_evict=None):
+        self.max_bytes = max(0, int(max_bytes))
+        self.data = OrderedDict()
+        self.bytes = 0
+        self.evictions = 0
+        self._on_evict = on_evict
+
+    def __len__(self):
+        return len(self.data)
+
+    def get(self, key):
+        v = self.data.get(key)
+        if v is not None:
+            self.data.move_to_end(key)
+        return v
+
+    def peek(self, key):
+        return self.data.get(key)
+
+    def put(self, key, value):
+        lru_put(self, key, value, value.size + len(key))
+
+    def pop(self, key):
+        old = self.data.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size + len(key)
+
+    def clear(self):
+        self.data.clear()
+        self.bytes = 0
+
+
+cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
+    """``ByteLRU.put`` given the value's ``size`` with its key: a value larger than the whole
+    bound is not kept; older ones are evicted until the bytes fit."""
+    data = lru.data
+    old = _od_pop(data, key, None)
+    if old is not None:
+        lru.bytes -= old.size + len(key)
+    cdef Py_ssize_t max_bytes = lru.max_bytes
+    if size > max_bytes:
+        return
+    data[key] = value
+    lru.bytes += size
+    while lru.bytes > max_bytes:
+        k, v = data.popitem(last=False)
+        lru.bytes -= v.size + len(k)
+        lru.evictions += 1
+        if lru._on_evict:
+            lru._on_evict()
+
+
+cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
+                           object ttl_cap=None):
+    """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
+    default the configured maximum)."""
+    cdef LimitValues lv = messages.lv
+    e = MsgEntry(response, now, lv.stale_window, lv.max_ttl if ttl_cap is None else ttl_cap)
+    lru_put(messages.lru, key, e, e.size + len(key))
+    return e
+
+
+cpdef object failure(Cache cache, object key, double now):
+    """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
+    it is dropped). The iterator asks this for every name of every miss."""
+    failures = cache.failures
+    v = dict_get(failures, key)
+    if v is None:
+        return None
+    if v[0] < now:
+        del failures[key]
+        return None
+    return v[1]
+
+
+cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
+                    object rrsigs=()):
+    """``RRsetCache.store_records``: groups record tuples into rrsets (one TTL each, the
+    smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
+    cdef dict groups = group(records)
+    cdef dict sigs = {}
+    cdef list rdatas, mine
+    cdef bytes owner
+    for rec in rrsigs:
+        rd = rec[4]
+        if len(rd) >= 2:
+            covered = (rd[0] << 8) | rd[1]
+            sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
+    lo, hi = rrcache.lv.min_ttl, rrcache.lv.max_ttl
+    for key, g in groups.items():
+        owner, ttl, rdatas = g
+        ttl = min(max(ttl, lo), hi)
+        mine = sigs.get(key, []) if sigs else []
+        entry = RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
+        store_entry(rrcache, entry, key, _size(owner, rdatas, mine))
+
+
+cdef class LRUStore:
+    """What the rrset and message stores share: a byte-bounded LRU and the limits they
+    clamp with (as C fields)."""
+
+    def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
+        self.lru = ByteLRU(max_bytes)
+        self.lv = limit_values(limits)
+
+    @property
+    def limits(self):
+        return self.lv.limits
+
+
+cdef class RRsetCache(LRUStore):
+    """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
+
+    def clamp(self, ttl: int, negative: bool = False) -> int:
+        ttl = min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
+        return min(ttl, self.lv.max_negative_ttl) if negative else ttl
+
+    def get(self, bytes name, rdtype, rdclass, double now, bint stale_ok=False):
+        """The entry, marked recently used; None when missing or expired (unless
+        ``stale_ok`` and still within the serve-stale window)."""
+        cdef RRsetEntry e = lru_get(self.lru.data, (lower(name), rdtype, rdclass))
+        if e is None:
+            return None
+        if e.expires < now:
+            if stale_ok and e.expires + self.lv.stale_window >= now:
+                return e
+            return None
+        return e
+
+    def store(self, entry) -> bool:
+        """Stores unless a fresh entry of a higher rank is there. True if stored."""
+        return store_entry(self, entry)
+
+    def store_records(self, records, rank: int, double now, rrsigs=()) -> None:
+        """Groups record tuples into rrsets (one TTL each, the smallest: RFC 2181 5.2) and
+        stores them, with the RRSIGs covering them."""
+        store_records(self, records if type(records) is list else list(records), rank, now,
+                      rrsigs)
+
+    def store_negative(self, bytes name, rdtype, rdclass, nxdomain, soa, rank,
+                       double now) -> list:
+        """RFC 2308: the negative TTL is min(SOA TTL, SOA MINIMUM), capped. Returns the
+        records with that TTL (as a client should see them)."""
+        ttl = self.lv.failure_ttl
+        for rec in soa:
+            if rec[1] == 6 and len(rec[4]) >= 20:
+                minimum = int.from_bytes(rec[4][-4:], "big")
+                ttl = min(rec[3], minimum)
+                break
+        ttl = self.clamp(ttl, negative=True)
+        soa = [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa]
+        key_type = NXDOMAIN_TYPE if nxdomain else rdtype
+        store_entry(self, RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
+                                     3 if nxdomain else 0, soa))
+        return soa
+
+    def get_negative(self, bytes name, rdtype, rdclass, double now):
+        e = self.get(name, NXDOMAIN_TYPE, rdclass, now)
+        if e is None:
+            e = self.get(name, rdtype, rdclass, now)
+            if e is not None and e.negative is None:
+                return None
+        return e
+
+
+cdef class MessageCache(LRUStore):
+    """Whole responses in wire form, keyed by resolver.cache.answer.parse_query's key."""
+
+    @property
+    def table(self) -> dict:
+        return self.lru.data
+
+    def store(self, bytes key, bytes response, double now, ttl_cap=None):
+        return store_message(self, key, response, now, ttl_cap)
+
+
+cdef class Cache:
+    """All the stores, sharing one byte budget (messages 1/2, rrsets 1/2)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, limits=DEFAULT, rng=None) -> None:
+        from resolver.cache.infra import InfraCache     # infra cimports this module
+        self.lv = limit_values(limits)
+        self.messages = MessageCache(max_bytes // 2, limits)
+        self.rrsets = RRsetCache(max_bytes - max_bytes // 2, limits)
+        self.infra = InfraCache(limits, rng=rng)
+        self.failures = OrderedDict()
+
+    @property
+    def limits(self):
+        return self.lv.limits
+
+    @property
+    def bytes(self) -> int:
+        return self.messages.lru.bytes + self.rrsets.lru.bytes
+
+    @property
+    def evictions(self) -> int:
+        return self.messages.lru.evictions + self.rrsets.lru.evictions
+
+    def remember_failure(self, key, reason: str, double now) -> None:
+        failures = self.failures
+        failures[key] = (now + self.lv.failure_ttl, reason)
+        _move_to_end(failures, key)
+        while len(failures) > 10000:
+            failures.popitem(last=False)
+
+    def failure(self, key, double now):
+        return failure(self, key, now)
+
+    def flush(self, name=None) -> None:
+        """Forget everything, or everything about ``name`` (all types) and answers for it."""
+        if name is None:
+            self.messages.lru.clear()
+            self.rrsets.lru.clear()
+            self.failures.clear()
+            return
+        lname = name.lower()
+        for k in [k for k in self.rrsets.lru.data if k[0] == lname]:
+            self.rrsets.lru.pop(k)
+        for k in [k for k in self.messages.lru.data if k[:-5] == lname]:
+            self.messages.lru.pop(k)
+        for k in [k for k in self.failures if k[0] == lname]:
+            del self.failures[k]

@@ -1,0 +1,1 @@
+"""The ``corenet-resolver`` daemon: listeners, dispatch, config, control, metrics, CLI."""

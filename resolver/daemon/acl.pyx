@@ -1,0 +1,79 @@
+# cython: language_level=3
+"""The daemon's client ACL: which source networks get answers (everyone else gets REFUSED).
+
+One table of (family, network, mask) entries in C, checked by the UDP listener for every
+datagram without a Python object (``allows_raw``, on the address bytes the kernel gave) and
+by the Python paths (TCP connections, UDP on a loop that is not corenet's) through
+``allows``. IPv4-mapped IPv6 addresses are checked as the IPv4 address they carry. The
+server owns one ACL and its listeners share it, so a reload replaces it everywhere at once.
+"""
+import ipaddress
+
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+cdef extern from "<sys/socket.h>":
+    int AF_INET, AF_INET6
+
+#: The most networks an ACL holds (each client datagram is checked against all of them).
+MAX_NETWORKS = 256
+
+
+cdef class ACL:
+    """``ACL(networks)``: ipaddress networks (or strings naming them)."""
+
+    def __cinit__(self, networks=()):
+        self.entries = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * MAX_NETWORKS)
+        if self.entries == NULL:
+            raise MemoryError()
+        self.n = 0
+
+    def __init__(self, networks=()):
+        self.set(networks)
+
+    def __dealloc__(self):
+        free(self.entries)
+
+    def set(self, networks):
+        """Replaces the networks (all or nothing: a bad one leaves the ACL as it was)."""
+        nets = [ipaddress.ip_network(net, strict=False) for net in networks]
+        if len(nets) > MAX_NETWORKS:
+            raise ValueError(f"at most {MAX_NETWORKS} allowed networks, got {len(nets)}")
+        cdef int k, i
+        for k, net in enumerate(nets):
+            self.entries[k].family = AF_INET if net.version == 4 else AF_INET6
+            raw = net.network_address.packed
+            mask = net.netmask.packed
+            memset(self.entries[k].net, 0, 16)
+            memset(self.entries[k].mask, 0, 16)
+            for i in range(len(raw)):
+                self.entries[k].net[i] = raw[i]
+                self.entries[k].mask[i] = mask[i]
+        self.n = len(nets)
+
+    cdef bint allows_raw(self, int family, const unsigned char* addr) noexcept nogil:
+        """Whether the address (4 or 16 bytes at ``addr``, of ``family``) is allowed."""
+        cdef int i, k, length = 4 if family == AF_INET else 16
+        for i in range(self.n):
+            if self.entries[i].family != family:
+                continue
+            for k in range(length):
+                if (addr[k] & self.entries[i].mask[k]) != self.entries[i].net[k]:
+                    break
+            else:
+                return True
+        return False
+
+    def allows(self, host) -> bool:
+        """Whether a peer address (a str as asyncio gives it, scope suffix allowed) is."""
+        try:
+            ip = ipaddress.ip_address(str(host).split("%", 1)[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        cdef bytes packed = ip.packed
+        return self.allows_raw(AF_INET if ip.version == 4 else AF_INET6, packed)
+
+    def __len__(self):
+        return self.n

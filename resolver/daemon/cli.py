@@ -1,0 +1,279 @@
+"""``corenet-resolver``: serve, query, stats, flush, reload.
+
+    corenet-resolver serve [--config FILE] [--listen ADDR:PORT ...] [--allow CIDR ...] ...
+    corenet-resolver query NAME [TYPE] [@SERVER] [-p PORT] [+tcp] [+short]
+    corenet-resolver stats|flush [NAME]|reload [--control PATH]
+
+A bad option or config value is a one-line error naming it and exit status 2, before
+anything binds.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from resolver.daemon.config import ConfigError
+
+PROG = "corenet-resolver"
+DEFAULT_CONTROL = os.environ.get("CORENET_RESOLVER_CONTROL", "/run/corenet-resolver.sock")
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the resolver daemon in the foreground")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (the command line wins)")
+    p.add_argument("--listen", metavar="ADDR:PORT", action="append",
+                   help="address to serve on, UDP and TCP (repeatable; default 127.0.0.1:53 "
+                        "and [::1]:53)")
+    p.add_argument("--root-hints", metavar="FILE", help="root hints file (default: the real root)")
+    p.add_argument("--allow", metavar="CIDR", action="append",
+                   help="clients allowed (repeatable; default loopback only)")
+    p.add_argument("--workers", metavar="N", help="worker processes (SO_REUSEPORT), default 1")
+    p.add_argument("--metrics", metavar="ADDR:PORT", help="serve Prometheus metrics over HTTP")
+    p.add_argument("--control", metavar="PATH", help="Unix control socket (stats/flush/reload)")
+    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--upstream-port", metavar="PORT",
+                   help="port of every authority (53; a test lab may use another)")
+    p.add_argument("--cache-size", metavar="BYTES", help="cache bound in bytes")
+    p.add_argument("--trust-anchor", metavar="FILE", help="DNSSEC trust anchor (DS or DNSKEY)")
+    p.add_argument("--no-validate", action="store_true", help="turn DNSSEC validation off")
+    p.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=None,
+                   help="ask authorities over IPv6 as well (default: on)")
+    p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
+    p.add_argument("--tcp-max-connections", metavar="N")
+    p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
+    p.add_argument("--tcp-max-connections-per-client", metavar="N",
+                   help="TCP connections one client address may hold (default 64)")
+    p.add_argument("--allow-snoop", metavar="CIDR", action="append",
+                   help="clients that may also ask with RD clear (answered from the cache)")
+    p.add_argument("--max-udp-size", metavar="BYTES",
+                   help="largest UDP answer, whatever the client asks (default 1232)")
+
+
+def _control_parser(sub, name: str, help_: str):
+    p = sub.add_parser(name, help=help_)
+    p.add_argument("--control", metavar="PATH", default=DEFAULT_CONTROL,
+                   help=f"the daemon's control socket (default {DEFAULT_CONTROL})")
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description="A recursive, caching DNS resolver.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    q = sub.add_parser("query", help="resolve a name (in-process, or ask @SERVER)",
+                       usage=f"{PROG} query NAME [TYPE] [@SERVER] [-p PORT] [+tcp] [+short]")
+    q.add_argument("args", nargs="*", metavar="NAME [TYPE] [@SERVER] [+tcp] [+short]")
+    q.add_argument("-p", "--port", type=int, default=None, help="port of @SERVER (53)")
+    q.add_argument("--root-hints", metavar="FILE", help="for in-process resolution")
+    q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
+                   help="authorities' port, for in-process resolution")
+    q.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+    q.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=True,
+                   help="in-process resolution asks authorities over IPv6 as well (default: on)")
+    p = _control_parser(sub, "stats", "print a running daemon's figures")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p = _control_parser(sub, "flush", "forget the cache (or one name) of a running daemon")
+    p.add_argument("name", nargs="?")
+    _control_parser(sub, "reload", "make a running daemon reread its config (cache kept)")
+    return ap
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+    return code
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from resolver.daemon import config
+    from resolver.daemon import process as daemon
+
+    overrides: dict[str, Any] = {
+        "listen": ns.listen, "root_hints": ns.root_hints, "allow": ns.allow,
+        "workers": ns.workers, "metrics": ns.metrics, "control": ns.control,
+        "log_level": ns.log_level, "upstream_port": ns.upstream_port,
+        "cache_size": ns.cache_size, "trust_anchor": ns.trust_anchor,
+        "validate": False if ns.no_validate else None,
+        "ipv6": ns.ipv6,
+        "tcp_idle_timeout": ns.tcp_idle_timeout,
+        "tcp_max_connections": ns.tcp_max_connections,
+        "tcp_max_inflight": ns.tcp_max_inflight,
+        "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
+        "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop,
+    }
+    try:
+        cfg = config.build(ns.config, overrides)
+        return daemon.run(cfg, overrides)
+    except ConfigError as e:
+        return _fail(str(e))
+
+
+# ---- query ------------------------------------------------------------------------------------
+def _dig_text(msg, elapsed: float | None, server: str) -> str:
+    import dns.flags
+    import dns.opcode
+    import dns.rcode
+
+    flags = dns.flags.to_text(msg.flags).lower()
+    lines = [f";; ->>HEADER<<- opcode: {dns.opcode.to_text(msg.opcode())}, "
+             f"status: {dns.rcode.to_text(msg.rcode())}, id: {msg.id}",
+             f";; flags: {flags}; QUERY: {len(msg.question)}, ANSWER: "
+             f"{sum(len(r) for r in msg.answer)}, AUTHORITY: "
+             f"{sum(len(r) for r in msg.authority)}, ADDITIONAL: "
+             f"{sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)}", ""]
+    if msg.edns >= 0:
+        lines += [";; OPT PSEUDOSECTION:",
+                  f"; EDNS: version: {msg.edns}, flags:"
+                  f"{' do' if msg.ednsflags & dns.flags.DO else ''}; udp: {msg.payload}", ""]
+    lines.append(";; QUESTION SECTION:")
+    lines += [";" + q.to_text() for q in msg.question]
+    for title, section in (("ANSWER", msg.answer), ("AUTHORITY", msg.authority),
+                           ("ADDITIONAL", msg.additional)):
+        if section:
+            lines += ["", f";; {title} SECTION:"]
+            lines += [rr.to_text() for rr in section]
+    lines.append("")
+    if elapsed is not None:
+        lines.append(f";; Query time: {elapsed * 1000:.0f} msec")
+    lines.append(f";; SERVER: {server}")
+    return "\n".join(lines)
+
+
+def cmd_query(ns: argparse.Namespace) -> int:
+    import time
+
+    import dns.exception
+    import dns.message
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+
+    name = rdtype = server = None
+    tcp = short = False
+    for a in ns.args:
+        if a.startswith("@"):
+            server = a[1:]
+        elif a.startswith("+"):
+            if a == "+tcp":
+                tcp = True
+            elif a == "+short":
+                short = True
+            elif a in ("+notcp", "+noshort"):
+                pass
+            else:
+                return _fail(f"query: unknown option {a!r}")
+        elif name is None:
+            name = a
+        elif rdtype is None:
+            rdtype = a
+        else:
+            return _fail(f"query: unexpected argument {a!r}")
+    if name is None:
+        return _fail("query: NAME is missing")
+    try:
+        rdtype_v = dns.rdatatype.from_text(rdtype or "A")
+        q = dns.message.make_query(name, rdtype_v, use_edns=0, payload=1232)
+    except Exception as e:
+        return _fail(f"query: {e}")
+    t0 = time.monotonic()
+    try:
+        if server is not None:
+            port = 53 if ns.port is None else ns.port
+            if tcp:
+                r = dns.query.tcp(q, server, port=port, timeout=ns.timeout)
+            else:
+                r = dns.query.udp(q, server, port=port, timeout=ns.timeout,
+                                  raise_on_truncation=False)
+                if r.flags & dns.flags.TC:
+                    r = dns.query.tcp(q, server, port=port, timeout=ns.timeout)
+            where = f"{server}#{port}({'TCP' if tcp else 'UDP'})"
+        else:
+            r = _resolve_in_process(q, ns)
+            where = "in-process resolution from the root"
+    except (dns.exception.Timeout, asyncio.TimeoutError):
+        print(";; connection timed out; no servers could be reached", file=sys.stderr)
+        return 9
+    except OSError as e:
+        return _fail(f"query: {e}", 9)
+    except ValueError as e:
+        return _fail(f"query: {e}")
+    elapsed = time.monotonic() - t0
+    if short:
+        for rrset in r.answer:
+            for rd in rrset:
+                print(rd.to_text())
+    else:
+        print(_dig_text(r, elapsed, where))
+    return 0 if r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) else 1
+
+
+def _resolve_in_process(q, ns):
+    from resolver import Resolver
+    from resolver.daemon.process import new_loop
+
+    async def go():
+        r = Resolver(ns.root_hints, port=ns.upstream_port, ipv6=ns.ipv6)
+        try:
+            return await asyncio.wait_for(r.resolve_message(q), ns.timeout)
+        finally:
+            await r.close()
+
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(go())
+    finally:
+        loop.close()
+
+
+# ---- control ----------------------------------------------------------------------------------
+def _print_stats(stats: dict) -> None:
+    from resolver.daemon.metrics import render
+
+    print(render(stats), end="")
+
+
+def cmd_control(ns: argparse.Namespace) -> int:
+    from resolver.daemon.control import ControlError, request
+
+    req: dict[str, Any] = {"cmd": ns.command}
+    if ns.command == "flush" and ns.name:
+        req["name"] = ns.name
+    try:
+        answer = request(ns.control, req)
+    except ControlError as e:
+        return _fail(str(e), 1)
+    if ns.command == "stats":
+        if ns.json:
+            print(json.dumps(answer["stats"], indent=1, sort_keys=True))
+        else:
+            _print_stats(answer["stats"])
+    elif ns.command == "flush":
+        print(f"flushed {answer.get('flushed', ns.name or 'everything')}")
+    else:
+        restart = answer.get("restart_needed")
+        print("reloaded" + (f" ({', '.join(restart)} need a restart)" if restart else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if argv and argv[0] == "query":
+        # dig style: NAME, TYPE, @SERVER and +options may come anywhere, around -p PORT.
+        extra = [a for a in argv[1:] if a[:1] in ("@", "+")]
+        argv = [argv[0]] + [a for a in argv[1:] if a[:1] not in ("@", "+")]
+    ns = parser().parse_args(argv)
+    if ns.command == "query":
+        ns.args = ns.args + extra
+    if ns.command == "serve":
+        return cmd_serve(ns)
+    if ns.command == "query":
+        return cmd_query(ns)
+    return cmd_control(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The daemon's configuration: defaults, a TOML file (``tomllib``) and the command line.
+
+Precedence is default < config file < command line. Every value is checked here, before
+anything binds, and a bad one raises :class:`ConfigError` whose message names the option
+(the CLI prints it on one line and exits with status 2).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad option or config value; the message names it."""
+
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Addresses to serve DNS on (UDP and TCP).
+    listen: tuple[Address, ...] = (("127.0.0.1", 53), ("::1", 53))
+    #: Root hints file; None for the real root servers shipped with the package.
+    root_hints: str | None = None
+    #: Clients allowed to query (networks); everyone else gets REFUSED.
+    allow: tuple[Any, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                              ipaddress.ip_network("::1/128"))
+    #: Clients that may also ask with RD clear, answered from the cache only (Unbound's
+    #: ``allow_snoop``); everyone else gets REFUSED for such a query, so what other clients
+    #: asked cannot be read out of the cache. They may ask recursive queries too.
+    allow_snoop: tuple[Any, ...] = ()
+    #: Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache.
+    workers: int = 1
+    #: Prometheus text over HTTP, or None.
+    metrics: Address | None = None
+    #: Unix control socket (stats, flush, reload), or None.
+    control: str | None = None
+    #: Permission bits of the control socket.
+    control_mode: int = 0o600
+    log_level: str = "INFO"
+    #: Destination port of every authority (53 on the Internet; a lab may use another).
+    upstream_port: int = 53
+    #: Cache bound, bytes (messages and rrsets together).
+    cache_size: int = 64 * 1024 * 1024
+    #: DNSSEC: trust anchor file (DS or DNSKEY) and whether to validate (None: engine default).
+    trust_anchor: str | None = None
+    validate: bool | None = None
+    #: Ask authorities over IPv6 too (their AAAA addresses), as Unbound's ``do-ip6: yes``.
+    #: On a host without IPv6 routes an IPv6 address fails at once and is passed over; turn
+    #: it off where IPv6 is routed but broken (every IPv6 server would time out once).
+    ipv6: bool = True
+    #: TCP: a connection with no complete query for this long is closed (slow-loris bound).
+    tcp_idle_timeout: float = 10.0
+    #: TCP: connections open at once; more are closed at accept.
+    tcp_max_connections: int = 1000
+    #: TCP: connections one client address may hold at once, so that one client cannot
+    #: take TCP away from the others (at the global cap the oldest idle connection is
+    #: closed to make room; a new one is refused only when none is idle).
+    tcp_max_connections_per_client: int = 64
+    #: TCP: queries of one connection being resolved at once; past it reading pauses.
+    tcp_max_inflight: int = 32
+    #: TCP: largest query frame accepted; a longer length closes the connection (a query
+    #: is a few hundred bytes; 64 KiB frames only waste memory).
+    tcp_max_query: int = 4096
+    #: UDP: no answer is larger, whatever the client's EDNS size says; past it the answer is
+    #: truncated (TC) and the client asks over TCP. 1232 is the DNS Flag Day 2020 value: no
+    #: IP fragmentation, and a small cap on what a spoofed query can make us send (Unbound's
+    #: ``max-udp-size``).
+    max_udp_size: int = 1232
+    #: Cache misses being resolved at once for one client address (a flood from one address
+    #: cannot take every slot), and overall; past them the query is dropped and counted.
+    max_inflight_per_client: int = 256
+    max_inflight: int = 10000
+    #: Seconds a graceful stop waits for queries in flight.
+    shutdown_grace: float = 5.0
+    #: Where the config came from (for reload).
+    config_file: str | None = None
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_address(text: str, what: str, default_port: int = 53) -> Address:
+    """``ADDR:PORT``, ``[v6]:PORT``, ``ADDR`` (port defaulted) -> (addr, port)."""
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{what}: expected ADDR:PORT, got {text!r}")
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigError(f"{what}: unclosed '[' in {text!r}")
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"{what}: expected [ADDR]:PORT, got {text!r}")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif text.count(":") > 1 and "@" in text:
+        host, port = text.rsplit("@", 1)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{what}: {host!r} is not an IP address") from None
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{what}: port {port!r} is not a number") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{what}: port {p} out of range 0-65535")
+    return host, p
+
+
+def _network(text: str, what: str):
+    try:
+        return ipaddress.ip_network(str(text), strict=False)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not an address or CIDR network") from None
+
+
+def _check_file(path: Any, what: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{what}: expected a file path, got {path!r}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{what}: no such file {path!r}")
+    return path
+
+
+def _number(value: Any, what: str, kind: type, low: float, high: float | None = None):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{what}: expected a number, got {value!r}")
+    try:
+        v = kind(value)
+    except ValueError:
+        raise ConfigError(f"{what}: expected a number, got {value!r}") from None
+    if v < low or (high is not None and v > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ConfigError(f"{what}: {v} must be {bound}")
+    return v
+
+
+def _as_list(value: Any, what: str) -> list:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{what}: expected a list, got {value!r}")
+    return list(value)
+
+
+# Setting name -> converter(value, name) -> value, shared by the file and the command line.
+def _convert(name: str, value: Any) -> Any:
+    what = name.replace("_", "-")
+    if name == "listen":
+        items = _as_list(value, what)
+        if not items:
+            raise ConfigError(f"{what}: at least one address is needed")
+        return tuple(parse_address(v, what) for v in items)
+    if name in ("allow", "allow_snoop"):
+        return tuple(_network(v, what) for v in _as_list(value, what))
+    if name in ("root_hints", "trust_anchor"):
+        return None if value is None else _check_file(value, what)
+    if name == "metrics":
+        return None if value in (None, "") else parse_address(value, what, 9153)
+    if name == "control":
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: expected a path, got {value!r}")
+        parent = Path(value).parent
+        if not parent.is_dir():
+            raise ConfigError(f"{what}: directory {str(parent)!r} does not exist")
+        return value
+    if name == "control_mode":
+        if isinstance(value, str):
+            try:
+                value = int(value, 8)
+            except ValueError:
+                raise ConfigError(f"{what}: {value!r} is not an octal mode") from None
+        return _number(value, what, int, 0, 0o777)
+    if name == "log_level":
+        if not isinstance(value, str) or value.upper() not in _LEVELS:
+            raise ConfigError(f"{what}: {value!r} is not one of {', '.join(_LEVELS)}")
+        return value.upper()
+    if name in ("validate", "ipv6"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "workers":
+        return _number(value, what, int, 1, 256)
+    if name == "upstream_port":
+        return _number(value, what, int, 1, 65535)
+    if name == "cache_size":
+        return _number(value, what, int, 4096)
+    if name in ("tcp_idle_timeout", "shutdown_grace"):
+        return _number(value, what, float, 0.01, 3600)
+    if name in ("tcp_max_connections", "tcp_max_inflight", "max_inflight_per_client",
+                "max_inflight", "tcp_max_connections_per_client"):
+        return _number(value, what, int, 1, 10_000_000)
+    if name == "tcp_max_query":
+        return _number(value, what, int, 17, 65535)
+    if name == "max_udp_size":
+        return _number(value, what, int, 512, 65535)
+    raise ConfigError(f"unknown setting {what!r}")
+
+
+SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """The settings of a TOML file, converted and checked (keys may use - or _)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config: {path}: {e}") from None
+    if isinstance(data.get("server"), dict):     # a [server] table is accepted too
+        data = {**{k: v for k, v in data.items() if k != "server"}, **data["server"]}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in SETTINGS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        try:
+            out[name] = _convert(name, value)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return out
+
+
+def build(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the file, then ``overrides`` (raw command-line values, None = unset)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(load_file(config_file))
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        values[name] = _convert(name, value)
+    cfg = replace(Config(), **values, config_file=config_file)
+    if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
+        raise ConfigError("--metrics: port 0 cannot be shared by several workers")
+    return cfg
+
+
+def log_level(cfg: Config) -> int:
+    return getattr(logging, cfg.log_level)

@@ -1,0 +1,211 @@
+# cython: language_level=3
+"""What the daemon does per client query that the cache did not answer, in C: the overload
+check, the start of the miss, and, once it ends, the count release, truncation for UDP, the
+counters and the send. ``resolver.daemon.server.Server`` builds on :class:`Dispatch`; the
+listeners, TCP connections, ACL and management stay in Python there.
+
+It is compiled because this is per-miss work (the miss, its completion callback, the release,
+the answer, the truncation and the counts) that a cold CPU pays for dearly: a quiet resolver
+wakes up on cold caches for every query.
+"""
+import logging
+from collections import Counter
+
+from resolver.cache.answer cimport monotonic, question_key
+from resolver.cache.store cimport dict_get
+from resolver.daemon import udp_listener
+from resolver.response import error
+
+#: Upper bounds (seconds) of the answer-latency histogram buckets.
+LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0)
+cdef enum:
+    NBUCKETS = 14
+    MAX_NAME = 255
+cdef double _BOUNDS[NBUCKETS]
+for _i, _b in enumerate(LATENCY_BUCKETS):
+    _BOUNDS[_i] = _b
+
+log = logging.getLogger("resolver.daemon.server")
+
+cdef object _udp_limit = udp_listener.udp_limit
+cdef object _truncate = udp_listener.truncate
+cdef object _error_response = error
+
+
+cpdef unsigned int qtype_of(bytes q):
+    """The query's type, or 0 when it is not a plain one-question QUERY (as parse_query)."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen
+    cdef unsigned int limit, qtype = 0
+    if question_key(<const unsigned char*>q, len(q), key, &klen, &limit, &qtype) < 0:
+        return 0
+    return qtype
+
+
+cdef class Counters:
+    """What the Python paths count (the C UDP listener keeps its own, merged in stats())."""
+
+    cdef public object queries          # Counter: (transport, rcode) -> n
+    cdef public object qtypes           # Counter: qtype -> n
+    cdef public list latency
+    cdef public double latency_sum
+    cdef public object dropped          # Counter: reason -> n
+    cdef public long long refused_acl, truncated
+    cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
+    cdef public long long tcp_shed_idle
+
+    def __init__(self):
+        self.queries = Counter()
+        self.qtypes = Counter()
+        self.latency = [0] * (NBUCKETS + 1)
+        self.latency_sum = 0.0
+        self.dropped = Counter()
+
+    cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds):
+        cdef int i = 0
+        key = (transport, out[3] & 0x0F)
+        self.queries[key] = (dict_get(self.queries, key) or 0) + 1
+        self.qtypes[qtype] = (dict_get(self.qtypes, qtype) or 0) + 1
+        self.latency_sum += seconds
+        # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
+        while i < NBUCKETS and _BOUNDS[i] < seconds:
+            i += 1
+        self.latency[i] += 1
+
+
+cdef class _UDPSend:
+    """send(out) for one UDP client: the listener's gathered send to its address."""
+    cdef object send, addr
+
+    def __cinit__(self, listener, addr):
+        self.send = listener.send
+        self.addr = addr
+
+    def __call__(self, bytes out):
+        self.send(out, self.addr)
+
+
+cdef class _Done:
+    """The Drive's done(drive, response) for one client query."""
+    cdef Dispatch owner
+    cdef bytes q
+    cdef object client, send
+    cdef str transport
+    cdef double t0
+
+    def __call__(self, d, out):
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+
+
+cdef class Dispatch:
+    """The per-query state and paths of one process's server (see the module docstring)."""
+
+    cdef public object cfg
+    cdef public object resolver
+    cdef public Counters counters
+    cdef public set misses              # resolver.resolution.Drive in flight
+    cdef public dict inflight_by_client
+    cdef public object _drained         # a Future, set when the last miss ends
+    cdef public object loop
+
+    def __init__(self, cfg, resolver):
+        self.cfg = cfg
+        self.resolver = resolver
+        self.counters = Counters()
+        self.misses = set()
+        self.inflight_by_client = {}
+        self._drained = None
+        self.loop = None
+
+    def udp_miss(self, bytes q, addr, listener):
+        """From the C listener: what its hit path did not answer (it already checked size,
+        QR and the ACL)."""
+        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic())
+
+    def _miss(self, bytes q, addr, str transport, send, double t0) -> bool:
+        return self.miss(q, addr, transport, send, t0)
+
+    cdef bint miss(self, bytes q, addr, str transport, send, double t0) except -1:
+        """Answers now (no recursion wanted) or starts a resolution that answers later.
+        False when the query was dropped (overload): ``send`` will never be called."""
+        if (q[2] & 0x79) != 0x01:
+            # RD clear (no recursion) or an opcode other than QUERY: never a resolution. A
+            # cache probe (QUERY, RD clear) is answered only to a client that may snoop.
+            if (q[2] & 0x78) == 0 and not self.may_snoop(addr):
+                out = None
+            else:
+                out = self.resolver.resolve_cached(q)
+            if out is None:
+                out = _error_response(q, 4 if (q[2] & 0x78) else 5)
+            self.answer(q, out, transport, send, t0)
+            return True
+        client = addr[0] if addr else None
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
+        cfg = self.cfg
+        if len(self.misses) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
+            dropped = self.counters.dropped
+            dropped["overload"] = dropped.get("overload", 0) + 1
+            return False
+        self.inflight_by_client[client] = n + 1
+        cdef _Done done = _Done.__new__(_Done)
+        done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
+            self, q, client, transport, send, t0)
+        # No task: the engine's Drive calls back with the response (or None if cancelled).
+        try:
+            d = self.resolver.start_miss(q, done, self.loop)
+        except Exception as exc:        # a malformed query the engine rejects, or a bug
+            d = self._failed(q, client, exc)
+        if d is None or type(d) is bytes:
+            self.resolved(q, client, transport, send, t0, None, d)
+        elif not d.finished:
+            self.misses.add(d)
+        return True
+
+    def may_snoop(self, addr) -> bool:
+        """Whether ``addr`` may ask with RD clear (the server's allow-snoop ACL)."""
+        return False
+
+    def _failed(self, bytes q, client, exc):
+        log.debug("query from %s failed: %r", client, exc)
+        out = _error_response(q, 1 if isinstance(exc, ValueError) else 2)
+        if out is None:
+            self.counters.dropped["short"] += 1
+        return out
+
+    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out):
+        """The end of a miss: its response sent (none if it was cancelled), its count
+        released."""
+        if d is not None:
+            self.misses.discard(d)
+            if not self.misses and self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
+        if n <= 0:
+            self.inflight_by_client.pop(client, None)
+        else:
+            self.inflight_by_client[client] = n
+        if out is not None:
+            self.answer(q, out, transport, send, t0)
+
+    def _answer(self, bytes q, bytes out, str transport, send, double t0) -> None:
+        self.answer(q, out, transport, send, t0)
+
+    cdef answer(self, bytes q, bytes out, str transport, send, double t0):
+        if transport == "udp":
+            out = self.truncate_udp(out, q)
+        self.counters.answered(transport, out, qtype_of(q), monotonic() - t0)
+        send(out)
+
+    def _truncate_udp(self, bytes out, bytes q) -> bytes:
+        return self.truncate_udp(out, q)
+
+    cdef bytes truncate_udp(self, bytes out, bytes q):
+        cdef Py_ssize_t limit
+        if len(out) <= 512:
+            return out              # every client accepts 512 bytes
+        limit = min(_udp_limit(q), self.cfg.max_udp_size)
+        if len(out) > limit:
+            self.counters.truncated += 1
+            return _truncate(out, limit)
+        return out

@@ -1,0 +1,195 @@
+"""Prometheus text exposition (format 0.0.4) of the daemon's figures, over HTTP on the
+daemon's own loop: ``GET /metrics``. ``render`` is pure (stats dict in, text out), so the
+same figures serve ``corenet-resolver stats``, a test, or several workers merged.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+import dns.rcode
+import dns.rdatatype
+
+log = logging.getLogger("resolver.daemon.metrics")
+
+P = "corenet_resolver_"
+MAX_REQUEST_HEAD = 8192
+REQUEST_TIMEOUT = 5.0
+
+
+def merge(parts: list[dict]) -> dict:
+    """Sums the stats of several workers (numbers add, lists add elementwise, dicts merge;
+    uptime is the largest)."""
+    def add(a: Any, b: Any) -> Any:
+        if isinstance(a, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = add(out[k], v) if k in out else v
+            return out
+        if isinstance(a, list):
+            if a and isinstance(a[0], float) and a == b:      # bucket bounds
+                return a
+            return [x + y for x, y in zip(a, b)]
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            return a + b
+        return a
+    out: dict = {}
+    for p in parts:
+        out = add(out, p) if out else dict(p)
+    if parts:
+        out["uptime"] = max(p.get("uptime", 0) for p in parts)
+        out["workers"] = len(parts)
+    return out
+
+
+def _rcode(n: int) -> str:
+    try:
+        return dns.rcode.to_text(dns.rcode.Rcode(int(n)))
+    except ValueError:
+        return str(n)
+
+
+def _qtype(n: int) -> str:
+    if int(n) == 0:
+        return "OTHER"
+    try:
+        return dns.rdatatype.to_text(int(n))
+    except ValueError:
+        return str(n)
+
+
+def render(stats: dict) -> str:
+    """The Prometheus text for a ``Server.stats()`` dict (or a merged one)."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {P}{name} {help_}")
+        lines.append(f"# TYPE {P}{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"{P}{name}{labels} {value:g}" if isinstance(value, float)
+                         else f"{P}{name}{labels} {value}")
+
+    q = []
+    for key, n in sorted(stats["queries"].items()):
+        transport, rcode = key.split(":")
+        q.append((f'{{transport="{transport}",rcode="{_rcode(int(rcode))}"}}', n))
+    metric("queries_total", "counter", "Queries answered, by transport and rcode.", q)
+    metric("query_types_total", "counter", "Queries answered, by question type.",
+           [(f'{{type="{_qtype(int(t))}"}}', n) for t, n in sorted(stats["qtypes"].items(),
+                                                                  key=lambda kv: int(kv[0]))])
+    e = stats["engine"]
+    metric("cache_hits_total", "counter", "Queries answered from the cache.",
+           [("", e["cache_hits"])])
+    metric("cache_misses_total", "counter", "Queries that needed a resolution.",
+           [("", e["cache_misses"])])
+    c = stats["cache"]
+    metric("cache_bytes", "gauge", "Bytes held by the cache.", [("", c["bytes"])])
+    metric("cache_entries", "gauge", "Entries in the cache, by store.",
+           [('{store="messages"}', c["messages"]), ('{store="rrsets"}', c["rrsets"])])
+    metric("cache_evictions_total", "counter", "Entries evicted to keep the cache bound.",
+           [("", c["evictions"])])
+    metric("upstream_queries_total", "counter", "Queries sent to authorities.",
+           [("", e["upstream_queries"])])
+    metric("upstream_tcp_total", "counter", "Queries retried over TCP after truncation.",
+           [("", e["upstream_tcp"])])
+    metric("upstream_timeouts_total", "counter", "Queries to authorities that timed out.",
+           [("", e["upstream_timeouts"])])
+    metric("upstream_failures_total", "counter", "Authorities that refused or broke.",
+           [("", e["upstream_failures"])])
+    metric("upstream_unreachable_total", "counter",
+           "Queries this host had no route for (e.g. IPv6 without IPv6 connectivity).",
+           [("", e["upstream_unreachable"])])
+    metric("upstream_dropped_total", "counter", "Replies from authorities dropped.",
+           [('{reason="malformed"}', e["dropped_malformed"]),
+            ('{reason="mismatched"}', e["dropped_mismatched"])])
+    metric("servfail_total", "counter", "Resolutions that ended in SERVFAIL.",
+           [("", e["servfail"])])
+    metric("stale_answers_total", "counter", "Expired answers served (RFC 8767).",
+           [("", e["stale_answers"])])
+    metric("prefetches_total", "counter", "Background refreshes of popular entries.",
+           [("", e["prefetches"])])
+    metric("root_primings_total", "counter", "Root priming exchanges (. NS), by outcome.",
+           [('{outcome="primed"}', e["primings"]),
+            ('{outcome="failed"}', e["priming_failures"])])
+    bounds, counts = stats["latency_buckets"], stats["latency_counts"]
+    samples, total = [], 0
+    for b, n in zip(bounds, counts):
+        total += n
+        samples.append((f'_bucket{{le="{b:g}"}}', total))
+    total += counts[-1]
+    samples.append(('_bucket{le="+Inf"}', total))
+    samples.append(("_sum", float(stats["latency_sum"])))
+    samples.append(("_count", total))
+    lines.append(f"# HELP {P}answer_latency_seconds Time from query to answer.")
+    lines.append(f"# TYPE {P}answer_latency_seconds histogram")
+    for suffix, v in samples:
+        lines.append(f"{P}answer_latency_seconds{suffix} {v:g}" if isinstance(v, float)
+                     else f"{P}answer_latency_seconds{suffix} {v}")
+    metric("dropped_total", "counter", "Client packets dropped, by reason.",
+           [(f'{{reason="{r}"}}', n) for r, n in sorted(stats["dropped"].items())])
+    metric("refused_acl_total", "counter", "Queries refused: client outside the allow list.",
+           [("", stats["refused_acl"])])
+    metric("truncated_total", "counter", "UDP answers truncated (TC) to the client's size.",
+           [("", stats["truncated"])])
+    t = stats["tcp"]
+    metric("tcp_connections_open", "gauge", "TCP connections open.", [("", t["open"])])
+    metric("tcp_connections_total", "counter", "TCP connections, by outcome.",
+           [('{outcome="accepted"}', t["accepted"]), ('{outcome="rejected"}', t["rejected"]),
+            ('{outcome="idle_closed"}', t["idle_closed"]),
+            ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
+    metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
+    return "\n".join(lines) + "\n"
+
+
+class MetricsServer:
+    """A minimal HTTP/1.0-style server: GET /metrics answers, everything else 404/405."""
+
+    def __init__(self, address: tuple[str, int],
+                 stats: Callable[[], dict] | Callable[[], Awaitable[dict]]) -> None:
+        self.address = address
+        self.stats = stats
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> tuple[str, int]:
+        host, port = self.address
+        self.server = await asyncio.start_server(self._client, host, port,
+                                                 limit=MAX_REQUEST_HEAD, reuse_address=True)
+        bound = self.server.sockets[0].getsockname()[:2]
+        log.info("metrics on http://%s:%d/metrics", *bound)
+        return bound
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                    asyncio.TimeoutError):
+                return
+            parts = head.split(b"\r\n", 1)[0].split()
+            if len(parts) != 3:
+                status, body = "400 Bad Request", b"bad request\n"
+            elif parts[0] != b"GET":
+                status, body = "405 Method Not Allowed", b"GET only\n"
+            elif parts[1].split(b"?")[0] != b"/metrics":
+                status, body = "404 Not Found", b"try /metrics\n"
+            else:
+                s = self.stats()
+                if asyncio.iscoroutine(s):
+                    s = await s
+                status, body = "200 OK", render(s).encode()
+            ctype = ("text/plain; version=0.0.4; charset=utf-8" if status.startswith("200")
+                     else "text/plain")
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + body)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None

@@ -1,0 +1,314 @@
+"""The daemon's process life: one worker, or a parent and N worker processes.
+
+A worker runs one :class:`~resolver.daemon.server.Server` on corenet's loop (asyncio's when corenet's
+cannot be made), with its control socket and metrics on the same loop. SIGTERM/SIGINT stop
+it gracefully (listeners closed, queries in flight finished within ``shutdown_grace``);
+SIGHUP rereads the config without dropping the cache.
+
+With ``workers > 1`` the parent forks the workers before making any loop; each binds its own
+sockets with SO_REUSEPORT and has its own cache. The parent serves the control socket and
+metrics, asking each worker over a private control socket and summing their figures, and
+passes signals on. A worker that dies takes the daemon down (exit 1), for the supervisor.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import resource
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from typing import Any
+
+from resolver.daemon import config as config_mod
+from resolver.daemon.config import Config, ConfigError
+from resolver.daemon.control import ControlError, ControlServer, arequest
+from resolver.daemon.metrics import MetricsServer, merge
+
+log = logging.getLogger("resolver.daemon.process")
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        from corenet.loop import new_event_loop
+        return new_event_loop()
+    except Exception as e:       # pragma: no cover - corenet not built
+        log.warning("corenet's loop unavailable (%s); using asyncio's", e)
+        return asyncio.new_event_loop()
+
+
+def setup_logging(cfg: Config) -> None:
+    logging.basicConfig(stream=sys.stderr, level=cfg.log_level,
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    logging.getLogger().setLevel(cfg.log_level)
+
+
+def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
+    """Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    setup_logging(cfg)
+    from resolver.daemon.server import make_resolver
+    try:
+        make_resolver(cfg)     # bad hints / DNSSEC options fail here, before anything binds
+    except TypeError as e:
+        raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"--root-hints: {e}") from None
+    cfg = fit_descriptors(cfg)
+    if cfg.workers == 1:
+        return _worker(cfg, overrides, cfg.control, cfg.metrics)
+    return _parent(cfg, overrides)
+
+
+#: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
+#: control and metrics sockets, the loop's own, log files, a margin.
+FD_RESERVE = 64
+
+
+def fit_descriptors(cfg: Config) -> Config:
+    """Raises the soft descriptor limit as far as the hard one allows and fits the bounds
+    that hold descriptors to what was got: each miss in flight holds one socket, each TCP
+    client one. Said in the log; a limit too low for the configured bounds lowers them
+    (misses first get what TCP clients leave, at least half)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, want, e)
+    got = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    usable = max(2, got - FD_RESERVE)
+    tcp = min(cfg.tcp_max_connections, usable // 2)
+    misses = max(1, min(cfg.max_inflight, usable - tcp))
+    log.info("descriptors: limit %d (was %d); misses in flight at most %d, TCP clients %d",
+             got, soft, misses, tcp)
+    if misses < cfg.max_inflight or tcp < cfg.tcp_max_connections:
+        log.warning("the descriptor limit (%d) lowers max-inflight to %d and "
+                    "tcp-max-connections to %d", got, misses, tcp)
+    return replace(cfg, max_inflight=misses, tcp_max_connections=tcp)
+
+
+def _reload(cfg: Config, overrides) -> Config:
+    if cfg.config_file is None:
+        return cfg
+    return config_mod.build(cfg.config_file, overrides)
+
+
+def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr) -> int:
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+# Young objects the collector lets pile up before it looks (Python's default is 700). A burst of
+# misses keeps thousands of short-lived objects alive at once; at 700 the collector would keep
+# promoting them and then walking them again in the older generations (6% of a busy daemon's
+# CPU in perf). Cycles are still collected, only in larger, rarer batches.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _settle_gc() -> None:
+    """Once started: what exists now (modules, config, root hints) lives as long as the
+    process, so it is moved out of the collector's sight (``gc.freeze``), and the collector
+    runs less often (see GC_YOUNG_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
+    from resolver.daemon.server import Server
+
+    loop = asyncio.get_running_loop()
+    server = Server(cfg)
+    try:
+        await server.start()
+    except OSError as e:
+        log.error("cannot listen: %s", e.strerror or e)
+        await server.stop(0)
+        return 1
+    stop = asyncio.Event()
+
+    def do_reload() -> dict:
+        try:
+            new = fit_descriptors(_reload(server.cfg, overrides))
+        except ConfigError as e:
+            log.error("reload failed, keeping the old config: %s", e)
+            return {"ok": False, "error": str(e)}
+        restart = server.apply(new)
+        if restart:
+            log.warning("reload: %s change only at restart", ", ".join(restart))
+        log.info("config reloaded (cache kept)")
+        return {"ok": True, "restart_needed": restart}
+
+    async def handle(req: dict) -> dict:
+        cmd = req["cmd"]
+        if cmd == "stats":
+            return {"ok": True, "stats": server.stats()}
+        if cmd == "flush":
+            name = req.get("name")
+            server.resolver.flush(name)
+            return {"ok": True, "flushed": name or "everything"}
+        if cmd == "reload":
+            return do_reload()
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    ctl = met = None
+    try:
+        if control_path:
+            ctl = ControlServer(control_path, handle, cfg.control_mode)
+            await ctl.start()
+        if metrics_addr:
+            met = MetricsServer(metrics_addr, server.stats)
+            await met.start()
+    except OSError as e:
+        log.error("cannot start control/metrics: %s", e)
+        for x in (ctl, met):
+            if x is not None:
+                await x.close()
+        await server.stop(0)
+        return 1
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, do_reload)
+    _settle_gc()
+    log.info("ready")
+    await stop.wait()
+    log.info("stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
+    for x in (ctl, met):
+        if x is not None:
+            await x.close()
+    await server.stop()
+    log.info("stopped")
+    return 0
+
+
+def _parent(cfg: Config, overrides) -> int:
+    private = tempfile.mkdtemp(prefix="corenet-resolver-")
+    os.chmod(private, 0o700)
+    paths = [os.path.join(private, f"w{i}.sock") for i in range(cfg.workers)]
+    children: dict[int, int] = {}
+    for i, path in enumerate(paths):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _worker(cfg, overrides, path, None)
+            except BaseException:
+                log.exception("worker %d crashed", i)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = i
+    log.info("started %d workers: %s", cfg.workers, sorted(children))
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_supervise(cfg, overrides, children, paths))
+    finally:
+        loop.close()
+        shutil.rmtree(private, ignore_errors=True)
+
+
+async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: list[str]) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    state = {"cfg": cfg, "status": 0}
+
+    async def gather(req: dict) -> list[dict]:
+        out = []
+        for p in paths:
+            try:
+                out.append(await arequest(p, req))
+            except ControlError as e:
+                log.warning("worker at %s did not answer: %s", p, e)
+        return out
+
+    async def stats() -> dict:
+        return merge([a["stats"] for a in await gather({"cmd": "stats"})])
+
+    async def handle(req: dict) -> dict:
+        cmd = req["cmd"]
+        if cmd == "stats":
+            return {"ok": True, "stats": await stats()}
+        if cmd in ("flush", "reload"):
+            if cmd == "reload":
+                try:
+                    state["cfg"] = _reload(state["cfg"], overrides)
+                except ConfigError as e:
+                    return {"ok": False, "error": str(e)}
+            answers = await gather(req)
+            return {"ok": len(answers) == len(paths), "workers": len(answers),
+                    **({"error": "a worker did not answer"} if len(answers) < len(paths) else {})}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    ctl = met = None
+    try:
+        if cfg.control:
+            ctl = ControlServer(cfg.control, handle, cfg.control_mode)
+            await ctl.start()
+        if cfg.metrics:
+            met = MetricsServer(cfg.metrics, stats)
+            await met.start()
+    except OSError as e:
+        log.error("cannot start control/metrics: %s", e)
+        state["status"] = 1
+        stop.set()
+
+    def on_hup() -> None:
+        loop.create_task(handle({"cmd": "reload"}))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+    async def reap() -> None:
+        while not stop.is_set():
+            for pid in list(children):
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done, status = pid, 0
+                if done:
+                    log.error("worker %d (pid %d) exited (status %d): stopping",
+                              children.pop(pid), pid, status)
+                    state["status"] = 1
+                    stop.set()
+            await asyncio.sleep(0.2)
+
+    reaper = loop.create_task(reap())
+    await stop.wait()
+    reaper.cancel()
+    for x in (ctl, met):
+        if x is not None:
+            await x.close()
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + cfg.shutdown_grace + 3
+    while children and time.monotonic() < deadline:
+        for pid in list(children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                children.pop(pid)
+        await asyncio.sleep(0.05)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return state["status"]

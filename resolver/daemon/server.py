@@ -1,0 +1,461 @@
+"""The daemon's listeners: UDP and TCP sockets in front of one :class:`resolver.Resolver`.
+
+UDP on corenet's loop goes through the Cython ``UDPListener`` (recvmmsg, cache hits answered
+in C, sendmmsg); on any other asyncio loop through a plain ``DatagramProtocol``. TCP goes
+through corenet's framer (2-byte length): queries of one connection are resolved
+concurrently and answered as they complete (out of order), with caps on connections and on
+queries in flight per connection, and an idle timeout that also ends slow-loris clients.
+
+Answer semantics (as Unbound): RA set; RD clear means no recursion (cache or REFUSED);
+question case, ID and EDNS echoed; FORMERR/NOTIMP from the engine; REFUSED outside the ACL.
+Responses are never sent to packets that are responses themselves.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import time
+from collections import Counter, deque
+from typing import Any, Callable
+
+from corenet.framing import FrameTooLarge
+
+from resolver.daemon import udp_listener
+from resolver.daemon.acl import ACL
+from resolver.response import error
+from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
+from resolver.daemon.tcp_framer import DNSFrameReceiver
+from resolver.daemon.config import Config
+from resolver.api import Resolver
+
+log = logging.getLogger("resolver.daemon.server")
+
+class Server(Dispatch):
+    """Listeners, ACL and management for one process (one worker); the per-query paths
+    are :class:`resolver.daemon.dispatch.Dispatch`'s."""
+
+    def __init__(self, cfg: Config, resolver: Resolver | None = None) -> None:
+        super().__init__(cfg, resolver if resolver is not None else make_resolver(cfg))
+        self.udp: list[Any] = []            # UDPListener or (transport, protocol)
+        self.tcp_servers: list[asyncio.AbstractServer] = []
+        self.connections: set[TCPConnection] = set()
+        self.tcp_by_client: dict = {}            # client address -> TCP connections open
+        self.fast_tcp_hits = 0
+        self.addresses: list[tuple[str, int]] = []
+        self.acl = ACL(cfg.allow)
+        self.snoop = ACL(cfg.allow_snoop)
+        self.started_at = time.time()
+
+    # ---- setup ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind every listen address (UDP and TCP on the same port) and start serving."""
+        self.loop = loop = asyncio.get_running_loop()
+        reuse = self.cfg.workers > 1
+        defaults = self.cfg.listen == Config.listen
+        for host, port in self.cfg.listen:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                usock = _bind(family, socket.SOCK_DGRAM, host, port, reuse)
+            except OSError as e:
+                # The default ::1 on a host without IPv6: serve on the rest, as Unbound does.
+                if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    log.warning("not serving on %s: %s", host, e.strerror)
+                    continue
+                raise OSError(e.errno, f"UDP {_where(host, port)}: {e.strerror}") from None
+            port = usock.getsockname()[1]
+            try:
+                tsock = _bind(family, socket.SOCK_STREAM, host, port, reuse)
+            except OSError as e:
+                usock.close()
+                raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+            tsock.listen(1024)
+            await self._serve_udp(loop, usock)
+            srv = await loop.create_server(lambda: TCPConnection(self), sock=tsock)
+            self.tcp_servers.append(srv)
+            self.addresses.append((host, port))
+            log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
+                     " via recvmmsg" if self.fast_udp else "")
+
+    @property
+    def fast_udp(self) -> bool:
+        return bool(self.udp) and isinstance(self.udp[0], udp_listener.UDPListener)
+
+    async def _serve_udp(self, loop, sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        except OSError:
+            pass
+        if udp_listener.runs_on(loop):
+            listener = udp_listener.UDPListener(sock.fileno())
+            listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
+                           self.acl, self.resolver.limits.prefetch_fraction,
+                           self.cfg.max_udp_size, self.snoop)
+            listener.start()
+            self.udp.append(listener)
+            return
+        _, proto = await loop.create_datagram_endpoint(lambda: UDPProtocol(self), sock=sock)
+        self.udp.append(proto)
+
+    # ---- the query paths ----------------------------------------------------------------
+    def allowed(self, addr) -> bool:
+        """Whether the peer ``addr`` (a socket address tuple) may be answered."""
+        return bool(addr) and (self.acl.allows(addr[0]) or self.snoop.allows(addr[0]))
+
+    def may_snoop(self, addr) -> bool:
+        return bool(addr) and self.snoop.allows(addr[0])
+
+    def drop_unusable(self, q: bytes) -> bool:
+        """Counts and drops what no answer can be made for: shorter than a header, or a
+        response (QR set) rather than a query."""
+        if len(q) < 12:
+            self.counters.dropped["short"] += 1
+            return True
+        if q[2] & 0x80:
+            self.counters.dropped["response"] += 1
+            return True
+        return False
+
+    def udp_query(self, q: bytes, addr, send: Callable[[bytes], None]) -> None:
+        """Python UDP path (any loop): everything the C path does, then the engine."""
+        if self.drop_unusable(q):
+            return
+        c = self.counters
+        if not self.allowed(addr) or (q[2] & 0x79) == 0 and not self.may_snoop(addr):
+            c.refused_acl += 1              # outside the ACL, or a cache probe (RD clear)
+            send(error(q, 5))
+            return
+        out = self.resolver.resolve_cached(q)
+        if out is not None:
+            out = self._truncate_udp(out, q)
+            c.answered("udp", out, qtype_of(q), 0.0)
+            send(out)
+            return
+        self._miss(q, addr, "udp", send, time.monotonic())
+
+    # ---- management -----------------------------------------------------------------------
+    def shed_idle_tcp(self) -> bool:
+        """Closes the TCP connection idle the longest (no query in flight) to make room for
+        a new one; False when every connection has a query in flight."""
+        idle = [conn for conn in self.connections if conn.inflight == 0 and not conn.closed]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda conn: conn.last)
+        self.counters.tcp_shed_idle += 1
+        victim.close()
+        self.connections.discard(victim)          # its slot is free now, not at its EOF
+        self.counters.tcp_connections -= 1
+        n = self.tcp_by_client.get(victim.client, 0) - 1
+        if n > 0:
+            self.tcp_by_client[victim.client] = n
+        else:
+            self.tcp_by_client.pop(victim.client, None)
+        return True
+
+    def set_allow(self, allow) -> None:
+        """Replaces the client ACL (the listeners share it)."""
+        self.acl.set(allow)
+
+    def apply(self, cfg: Config) -> list[str]:
+        """Takes a reloaded config: what can change at run time changes (ACL, limits, log
+        level, ipv6); returns the settings that need a restart."""
+        need_restart = [name for name in ("listen", "workers", "metrics", "control",
+                                          "upstream_port", "root_hints", "cache_size",
+                                          "trust_anchor", "validate")
+                        if getattr(cfg, name) != getattr(self.cfg, name)]
+        self.cfg = cfg
+        self.set_allow(cfg.allow)
+        self.snoop.set(cfg.allow_snoop)
+        for u in self.udp:
+            if isinstance(u, udp_listener.UDPListener):
+                u.max_udp_size = cfg.max_udp_size
+        self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        logging.getLogger().setLevel(cfg.log_level)
+        return need_restart
+
+    def stats(self) -> dict:
+        """Every figure of this process, JSON-ready (metrics and `stats` print these)."""
+        c = self.counters
+        queries: Counter = Counter()
+        for (transport, rcode), n in c.queries.items():
+            queries[f"{transport}:{rcode}"] += n
+        qtypes = Counter({str(k): v for k, v in c.qtypes.items()})
+        latency = list(c.latency)
+        dropped = Counter(c.dropped)
+        refused = c.refused_acl
+        truncated = c.truncated
+        for u in self.udp:
+            if isinstance(u, udp_listener.UDPListener):
+                k = u.counters()
+                for rcode, n in k["hit_rcodes"].items():
+                    queries[f"udp:{rcode}"] += n
+                for t, n in k["hit_qtypes"].items():
+                    qtypes[str(t)] += n
+                latency[0] += k["hits"]
+                dropped["short"] += k["dropped_short"]
+                dropped["response"] += k["dropped_response"]
+                dropped["oversize"] += k["dropped_oversize"]
+                dropped["send_error"] += k["send_errors"]
+                if k["errors"]:
+                    dropped["internal_error"] += k["errors"]
+                refused += k["refused"]
+                truncated += k["truncated"]
+                if k["refused"]:
+                    queries["udp:5"] += k["refused"]
+        r = self.resolver
+        engine = r.stats.as_dict()
+        fast_hits = sum(u.hits for u in self.udp if isinstance(u, udp_listener.UDPListener))
+        fast_hits += self.fast_tcp_hits
+        engine["cache_hits"] += fast_hits
+        engine["client_queries"] += fast_hits
+        return {
+            "queries": dict(queries),
+            "qtypes": dict(qtypes),
+            "latency_buckets": list(LATENCY_BUCKETS),
+            "latency_counts": latency,
+            "latency_sum": c.latency_sum,
+            "dropped": dict(dropped),
+            "refused_acl": refused,
+            "truncated": truncated,
+            "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
+                    "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
+                    "shed_idle": c.tcp_shed_idle,
+                    "fast_hits": self.fast_tcp_hits},
+            "engine": engine,
+            "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
+                      "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
+            "inflight": len(self.misses),
+            "uptime": time.time() - self.started_at,
+        }
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
+        closes every connection and the resolver."""
+        grace = self.cfg.shutdown_grace if grace is None else grace
+        for u in self.udp:
+            u.stop_reading()
+        for srv in self.tcp_servers:
+            srv.close()
+        if self.misses:
+            log.info("waiting up to %.1fs for %d queries in flight", grace, len(self.misses))
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), grace)
+            except asyncio.TimeoutError:
+                for d in list(self.misses):
+                    d.cancel()                # closes its sockets now; no answer is sent
+        for conn in list(self.connections):
+            conn.close()
+        for u in self.udp:
+            u.close()
+        self.udp.clear()
+        await self.resolver.close()
+
+
+def make_resolver(cfg: Config) -> Resolver:
+    kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
+                          "ipv6": cfg.ipv6}
+    if cfg.trust_anchor is not None:
+        kw["trust_anchor"] = cfg.trust_anchor
+    if cfg.validate is not None:
+        kw["validate"] = cfg.validate
+    return Resolver(cfg.root_hints, **kw)
+
+
+def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+    s = socket.socket(family, kind)
+    try:
+        s.setblocking(False)
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class UDPProtocol(asyncio.DatagramProtocol):
+    """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, the same
+    checks and answers as the C listener, one datagram at a time."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.reading = True
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if self.reading:
+            self.server.udp_query(data, addr, lambda out: self.send(out, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.server.counters.dropped["send_error"] += 1     # ICMP from a client gone away
+
+    def send(self, data: bytes, addr) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, addr)
+
+    def stop_reading(self) -> None:
+        """A graceful stop: new queries are ignored, answers in flight still go out."""
+        self.reading = False
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TCPConnection(asyncio.BufferedProtocol):
+    """One DNS-over-TCP client: frames in, answers out as they complete."""
+
+    def __init__(self, server: Server) -> None:
+        cfg = server.cfg
+        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
+        # comes to query() as bytes.
+        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
+                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
+        self.framer.setup(self, server.resolver.cache.messages.table,
+                          server.resolver.limits.prefetch_fraction)
+        self.framer.fast = False          # until the client is known to be allowed
+        self.get_buffer = self.framer.get_buffer
+        self.buffer_updated = self.framer.buffer_updated
+        self.transport: asyncio.Transport | None = None
+        self.server = server
+        self.peer = None
+        self.client = None
+        self.allowed = False
+        self.inflight = 0
+        self.backlog: deque = deque()
+        self.paused = False
+        self.closed = False
+        self.last = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        s = self.server
+        c = s.counters
+        self.peer = transport.get_extra_info("peername")
+        self.client = self.peer[0] if self.peer else None
+        mine = s.tcp_by_client.get(self.client, 0)
+        if (mine >= s.cfg.tcp_max_connections_per_client
+                or c.tcp_connections >= s.cfg.tcp_max_connections and not s.shed_idle_tcp()):
+            # One client may not hold more than its share; at the global cap the oldest
+            # idle connection makes room, and only when none is idle is the new one refused.
+            c.tcp_rejected += 1
+            self.closed = True
+            transport.abort()
+            return
+        c.tcp_connections += 1
+        c.tcp_accepted += 1
+        s.connections.add(self)
+        s.tcp_by_client[self.client] = mine + 1
+        self.allowed = s.allowed(self.peer) if self.peer else False
+        self.framer.fast = self.allowed
+        self.last = s.loop.time()
+        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        loop = self.server.loop
+        idle = self.server.cfg.tcp_idle_timeout
+        if self.inflight == 0 and loop.time() - self.last >= idle:
+            self.server.counters.tcp_idle_closed += 1
+            self.close()
+            return
+        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
+
+    def answer_hit(self, out: bytes, qtype: int) -> None:
+        """A cache hit answered by the framer in C."""
+        if self.closed:
+            return
+        s = self.server
+        s.fast_tcp_hits += 1
+        s.counters.answered("tcp", out, qtype, 0.0)
+        self._send(out)
+
+    def query(self, q: bytes) -> None:
+        """A query the framer did not answer itself."""
+        if self.closed:
+            return
+        self.last = self.server.loop.time()
+        if self.inflight >= self.server.cfg.tcp_max_inflight:
+            self.backlog.append(q)
+            if not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+            return
+        self._query(q)
+
+    def _query(self, q: bytes) -> None:
+        s = self.server
+        if s.drop_unusable(q):
+            return
+        c = s.counters
+        t0 = time.monotonic()
+        if not self.allowed:
+            c.refused_acl += 1
+            s._answer(q, error(q, 5), "tcp", self._send, t0)
+            return
+        if q[2] & 0x01 and not q[2] & 0x78:
+            out = s.resolver.resolve_cached(q)
+            if out is not None:
+                s._answer(q, out, "tcp", self._send, t0)
+                return
+        self.inflight += 1
+        if not s._miss(q, self.peer, "tcp", self._send_done, t0):
+            self._one_done()
+
+    def _send(self, out: bytes) -> None:
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines((self.framer.header_for(out), out))
+            self.last = self.server.loop.time()
+
+    def _send_done(self, out: bytes) -> None:
+        self._send(out)
+        self._one_done()
+
+    def _one_done(self) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        while self.backlog and self.inflight < self.server.cfg.tcp_max_inflight:
+            self._query(self.backlog.popleft())
+        if self.paused and not self.backlog and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        s = self.server
+        if isinstance(exc, FrameTooLarge):
+            s.counters.dropped["tcp_oversize"] += 1
+        if self in s.connections:
+            s.connections.discard(self)
+            s.counters.tcp_connections -= 1
+            n = s.tcp_by_client.get(self.client, 0) - 1
+            if n > 0:
+                s.tcp_by_client[self.client] = n
+            else:
+                s.tcp_by_client.pop(self.client, None)
+        self.closed = True
+        self.backlog.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

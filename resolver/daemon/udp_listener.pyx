@@ -1,0 +1,268 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read of a datagram goes through a pointer after an explicit check against its length
+# (and the batch arrays are indexed by the kernel's count, at most BATCH), so Cython's own
+# bounds checks would only duplicate them.
+"""The daemon's UDP listener on corenet's loop: an FdWatcher called straight from epoll.
+
+Each wake-up drains datagrams with ``recvmmsg`` in batches. A query whose answer is in the
+message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
+entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
+512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
+oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
+the engine's path; its answers come back through ``send``, which gathers those of one loop
+iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
+The helper at the end (the UDP size of a query) serves the Python paths too; error
+responses are ``resolver.response.error``.
+"""
+from libc.stdint cimport uint32_t
+from libc.string cimport memcpy, memset
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
+from resolver.cache.answer cimport cached_answer, monotonic
+
+import logging
+
+from resolver.cache.answer import truncate   # re-exported: the Python paths truncate with it
+from resolver.response import error
+
+logger = logging.getLogger("resolver.daemon.server")
+
+from corenet.batch cimport *
+from resolver.daemon.acl cimport ACL
+
+from libc.stdlib cimport malloc, free
+from resolver.wire.names cimport _u16, _skip_name
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+    BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
+
+
+def runs_on(loop) -> bool:
+    """Whether a UDPListener can serve on ``loop`` (corenet's loop); on any other asyncio
+    loop the daemon uses a DatagramProtocol."""
+    return fast_loop(loop) is not None
+
+
+cdef class UDPListener(FdWatcher):
+    """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
+    cdef Loop loop
+    cdef object sock
+    cdef object table           # the engine's message cache (an OrderedDict)
+    cdef object move_to_end
+    cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
+    cdef double prefetch_fraction
+    cdef cn_batch* batch
+    cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
+    cdef list outkeep           # ... and the bytes they point into
+    cdef object flush_cb
+    cdef ACL acl
+    cdef ACL snoop              # may also ask with RD clear (answered from the cache)
+    cdef public unsigned int max_udp_size   # no UDP answer is larger (TC past it)
+    cdef list keep              # answers referenced by the pending sendmmsg
+    cdef bint closed
+    # counters (read by metrics through counters())
+    cdef readonly unsigned long long received
+    cdef readonly unsigned long long hits
+    cdef readonly unsigned long long truncated
+    cdef readonly unsigned long long refused
+    cdef readonly unsigned long long dropped_short
+    cdef readonly unsigned long long dropped_response
+    cdef readonly unsigned long long dropped_oversize
+    cdef readonly unsigned long long send_errors
+    cdef readonly unsigned long long errors
+    cdef unsigned long long hit_rcodes[16]
+    cdef unsigned long long hit_qtypes[256]
+
+    def __cinit__(self, int fd):
+        self.batch = <cn_batch*>malloc(sizeof(cn_batch))
+        self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
+        if self.batch == NULL or self.outbox == NULL:
+            raise MemoryError()
+        self.batch.nsend = 0
+        self.outbox.n = 0
+        self.keep = []
+        self.outkeep = []
+
+    def __dealloc__(self):
+        free(self.batch)
+        free(self.outbox)
+
+    def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1,
+              unsigned int max_udp_size=1232, ACL snoop=None):
+        """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
+        self.loop = fast_loop(loop)
+        if self.loop is None:
+            raise TypeError("UDPListener needs corenet's loop")
+        self.sock = sock
+        self.table = table
+        self.move_to_end = table.move_to_end
+        self.on_miss = on_miss
+        self.prefetch_fraction = prefetch_fraction
+        self.flush_cb = self.flush
+        self.acl = acl
+        self.snoop = snoop if snoop is not None else ACL()
+        self.max_udp_size = max_udp_size
+
+    def start(self):
+        watch(self.loop, self, EPOLLIN)
+
+    def stop_reading(self):
+        """No more queries (a graceful stop); answers to those in flight still go out."""
+        if self.registered:
+            unwatch(self.loop, self)
+
+    def close(self):
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        unwatch(self.loop, self)
+        self.sock.close()
+
+    def counters(self):
+        """Counters of this listener's C path, for metrics."""
+        return {
+            "received": self.received, "hits": self.hits, "truncated": self.truncated,
+            "refused": self.refused, "dropped_short": self.dropped_short,
+            "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
+            "send_errors": self.send_errors, "errors": self.errors,
+            "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
+            "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+        }
+
+    def send(self, bytes data, addr):
+        """An answer from the engine's path (misses) to ``addr``, a (host, port...) tuple as
+        ``on_miss`` got it. It leaves before the loop next waits for events, with the other
+        answers of this iteration; dropped (and counted) if the socket would block."""
+        if self.closed:
+            return
+        if self.outbox.n >= CN_BATCH:
+            self.flush()
+        cn_out_add(self.outbox, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), addr)
+        self.outkeep.append(data)
+        if self.outbox.n == 1:
+            call_before_poll(self.loop, self.flush_cb)
+
+    def flush(self):
+        """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
+        if self.outbox.n and not self.closed:
+            self.send_errors += cn_out_flush(self.fd, self.outbox)
+        self.outbox.n = 0
+        self.outkeep.clear()
+
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
+        cdef int b, r
+        if self.closed:
+            return 0
+        for b in range(BATCHES_PER_WAKEUP):
+            r = cn_recv(self.fd, self.batch)
+            if r <= 0:
+                return 0
+            try:
+                self._batch(r)
+            except Exception:
+                # A bug (or an entry the C path does not know): logged and counted, the
+                # batch's pending answers dropped, and the listener keeps serving.
+                self.batch.nsend = 0
+                self.keep.clear()
+                self.errors += 1
+                logger.exception("UDP listener: batch of %d datagrams failed", r)
+            if self.closed or r < CN_BATCH:
+                return 0
+        return 0
+
+    cdef int _batch(self, int count) except -1:
+        cdef int i, family, port
+        cdef unsigned char* p
+        cdef Py_ssize_t n
+        cdef unsigned char addr[16]
+        cdef double now = monotonic()
+        misses = None
+        for i in range(count):
+            self.received += 1
+            n = cn_msg_len(self.batch, i)
+            p = cn_msg_buf(self.batch, i)
+            if cn_msg_flags(self.batch, i) & MSG_TRUNC:
+                self.dropped_oversize += 1
+                continue
+            if n < 12:
+                self.dropped_short += 1
+                continue
+            if p[2] & 0x80:
+                self.dropped_response += 1     # never answer a response: no reflection loops
+                continue
+            family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
+            snoop = self.snoop.n > 0 and self.snoop.allows_raw(family, addr)
+            # Outside the ACL, or a cache probe (QUERY with RD clear) from a client that may
+            # not snoop on what others asked: REFUSED.
+            if (not snoop and not self.acl.allows_raw(family, addr)
+                    or (p[2] & 0x79) == 0 and not snoop):
+                self.refused += 1
+                out = error(PyBytes_FromStringAndSize(<char*>p, n), 5)     # REFUSED
+                self.keep.append(out)
+                cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+                continue
+            if not self._hit(i, p, n, now):
+                if misses is None:
+                    misses = []
+                misses.append((PyBytes_FromStringAndSize(<char*>p, n),
+                               cn_addr_tuple(cn_msg_addr(self.batch, i))))
+        if self.batch.nsend:
+            self.send_errors += cn_flush(self.fd, self.batch)
+            self.keep.clear()
+        if misses is not None:
+            on_miss = self.on_miss
+            for q, a in misses:
+                on_miss(q, a, self)
+        return 0
+
+    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
+        cdef unsigned int qtype = 0
+        cdef bint trunc = False
+        out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
+                            self.max_udp_size, &qtype, &trunc)
+        if out is None:
+            return False
+        if trunc:
+            self.truncated += 1
+        self.hits += 1
+        self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+        self.hit_qtypes[qtype if qtype < 256 else 0] += 1
+        self.keep.append(out)
+        cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared with the Python paths
+
+
+def udp_limit(bytes q):
+    """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int i, total, payload
+    if n < 12:
+        return 512
+    for i in range(_u16(p + 4)):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return 512
+        pos += 4
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(total):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return 512
+        if _u16(p + pos) == T_OPT:
+            payload = _u16(p + pos + 2)
+            return payload if payload > 512 else 512
+        pos += 10 + _u16(p + pos + 8)
+    return 512
+
+

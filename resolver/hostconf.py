@@ -1,0 +1,125 @@
+"""What the host says about names before DNS is asked: ``/etc/hosts`` and the search rules of
+``/etc/resolv.conf``, read as glibc reads them.
+
+:class:`HostsFile` answers names from a hosts file and reads it again when it changes (its
+size, modification time or inode), at most once a second. :func:`search_rules` gives the
+``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf, and
+:func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import time
+
+import dns.name
+
+#: How often, at most, the hosts file's metadata is checked for a change (seconds).
+RECHECK_INTERVAL = 1.0
+
+
+class HostsFile:
+    """Addresses by name from a hosts file (``/etc/hosts`` by default); names are compared
+    without case and without a final dot. A missing file is an empty one."""
+
+    def __init__(self, path: str | os.PathLike = "/etc/hosts", clock=time.monotonic) -> None:
+        self.path = os.fspath(path)
+        self.clock = clock
+        self._stamp: tuple | None = None
+        self._checked = float("-inf")
+        self._names: dict[str, list[tuple[int, str]]] = {}
+
+    def lookup(self, name: str) -> list[tuple[int, str]]:
+        """``[(family, address)]`` for ``name``, in file order; empty if it is not there."""
+        now = self.clock()
+        if now - self._checked >= RECHECK_INTERVAL:
+            self._checked = now
+            self._reload_if_changed()
+        return self._names.get(name.rstrip(".").lower(), [])
+
+    def _reload_if_changed(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._stamp, self._names = None, {}
+            return
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if stamp == self._stamp:
+            return
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return
+        self._stamp, self._names = stamp, parse_hosts(text)
+
+
+def parse_hosts(text: str) -> dict[str, list[tuple[int, str]]]:
+    """``{name: [(family, address)]}`` from hosts-file text; malformed lines are skipped."""
+    names: dict[str, list[tuple[int, str]]] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            continue
+        addr = fields[0]
+        try:
+            ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        except ValueError:
+            continue
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        for name in fields[1:]:
+            entry = (family, addr)
+            got = names.setdefault(name.rstrip(".").lower(), [])
+            if entry not in got:
+                got.append(entry)
+    return names
+
+
+def search_rules(path: str | os.PathLike = "/etc/resolv.conf") -> tuple[list[dns.name.Name], int]:
+    """``(search domains, ndots)`` from a resolv.conf: the last ``search`` line (else the
+    ``domain`` line), and ``options ndots:N`` (1 by default, at most 15 as glibc caps it).
+    A missing file gives no domains and ndots 1."""
+    search: list[dns.name.Name] = []
+    domain: list[dns.name.Name] = []
+    ndots = 1
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return [], 1
+    for line in lines:
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if not fields:
+            continue
+        try:
+            if fields[0] == "search":
+                search = [dns.name.from_text(d) for d in fields[1:]]
+            elif fields[0] == "domain" and len(fields) > 1:
+                domain = [dns.name.from_text(fields[1])]
+            elif fields[0] == "options":
+                for opt in fields[1:]:
+                    if opt.startswith("ndots:"):
+                        ndots = max(0, min(15, int(opt[6:])))
+        except (ValueError, dns.exception.DNSException):
+            continue                     # a malformed line counts as absent, as in glibc
+    return (search or domain), ndots
+
+
+def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
+    """The ``nameserver`` addresses of a resolv.conf, in order (scope IDs dropped);
+    malformed ones are skipped."""
+    out: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                out.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
+            except ValueError:
+                continue
+    return out

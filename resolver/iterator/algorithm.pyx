@@ -1,0 +1,636 @@
+# cython: language_level=3
+"""The recursive algorithm: :class:`Iterator` resolves one question (``resolver.iterator``
+documents the state machine and re-exports it). It is compiled so that its generator frames,
+attribute reads, cache look-ups and calls into ``resolver.iterator.replies`` cost C
+operations rather than bytecode: they are most of a cache miss's Python time. The events
+(Query, Reply, ...) are ``resolver.iterator.events``, re-exported by ``resolver.iterator``.
+"""
+from types import GeneratorType
+
+from resolver import cache as C
+from resolver.state cimport LimitValues, limit_values
+from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, dict_get, failure, lru_get,
+                                store_records)
+from resolver.wire.names cimport lower
+from resolver.wire.codec cimport Parsed
+from resolver.cache.infra cimport ServerInfo
+from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
+                                 in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
+                                 owned as _owned, referral as _referral,
+                                 split_sigs as _split_sigs,
+                                 wildcard_expanded as _wildcard_expanded)
+from resolver.iterator.events cimport Failure as CFailure
+from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
+from resolver.wire.codec import WireError, parse_response, strip_to, to_text
+
+cdef enum:
+    A = 1
+    NS = 2
+    CNAME = 5
+    SOA = 6
+    AAAA = 28
+    DNAME = 39
+    DS = 43
+    RRSIG = 46
+    NSEC = 47
+    NSEC3 = 50
+    NOERROR = 0
+    SERVFAIL = 2
+    NXDOMAIN = 3
+
+cdef bytes ROOT = b"\x00"
+cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
+cdef tuple _A_AAAA = (1, 28)
+cdef tuple _A_ONLY = (1,)
+cdef int NONAUTH_ANSWER = C.NONAUTH_ANSWER
+cdef int NXDOMAIN_TYPE = C.NXDOMAIN_TYPE
+cdef int REFERRAL = C.REFERRAL
+cdef int GLUE = C.GLUE
+cdef int AUTH_AUTHORITY = C.AUTH_AUTHORITY
+cdef int AUTH_ANSWER = C.AUTH_ANSWER
+cdef int VALIDATED = C.VALIDATED
+
+
+cdef inline bytes _parent(bytes name):
+    """``wire.parent``: ``name`` without its first label (the root is its own parent)."""
+    if len(name) <= 1:
+        return name
+    return name[name[0] + 1:]
+
+
+cdef inline int _label_count(bytes name):
+    """``wire.label_count``: labels in ``name`` not counting the root."""
+    cdef Py_ssize_t n = len(name), pos = 0
+    cdef int k = 0
+    cdef const unsigned char* c = name
+    while pos < n and c[pos] != 0:
+        pos += 1 + c[pos]
+        k += 1
+    return k
+
+
+class _Exhausted(Exception):
+    def __init__(self, reason, time=False):
+        super().__init__(reason)
+        self.time = time
+
+
+cdef class _Step:
+    """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
+    cdef public str kind
+    cdef public list records
+    cdef public list authority
+    cdef public object next
+    cdef public object reason
+
+    def __init__(self, kind, records=None, authority=None, next=None, reason=None):
+        self.kind = kind
+        self.records = [] if records is None else records
+        self.authority = [] if authority is None else authority
+        self.next = next
+        self.reason = reason
+
+
+cdef class Iterator:
+    """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
+
+    cdef public bytes qname
+    cdef public int qtype, qclass
+    cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
+    cdef public bint minimise, ipv6
+    cdef public set aggressive, stack
+    #: None, or a list: then the final answer's rrsets are kept here to be stored by
+    #: ``store_deferred`` once the client has its answer (the daemon's Drive on corenet).
+    cdef public list deferred
+    cdef public list hint_names
+    cdef public dict hint_addrs
+    cdef public object hints
+    cdef public int queries
+    cdef public double t0
+    cdef dict __dict__
+    # the limits this query reads on every step, as C fields (resolver.state)
+    cdef LimitValues lv
+    cdef object _rrdata, _infra
+    cdef RRsetCache _rrsets
+
+    def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
+                 minimise=True, ipv6=False, validator=None, stats=None, dnssec=None):
+        if limits is None:
+            from resolver.limits import DEFAULT
+            limits = DEFAULT
+        self.qname, self.qtype, self.qclass = qname, qtype, qclass
+        self.cache = cache
+        self.clock = clock
+        self.limits = limits
+        self.minimise = minimise
+        self.ipv6 = ipv6
+        self.validator = validator
+        #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
+        #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
+        self.dnssec = dnssec
+        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
+        self.aggressive = set()
+        self.stats = stats
+        if not isinstance(hints, Hints):       # the engine passes its own, built once
+            hints = Hints(hints, ipv6)
+        self.hints = hints
+        self.hint_names = hints.names
+        self.hint_addrs = hints.addrs
+        self.queries = 0
+        self.t0 = clock()
+        self.stack = set()
+        self.deferred = None
+        self.lv = limit_values(limits)
+        cdef Cache c = cache
+        self._rrsets = c.rrsets
+        self._rrdata = c.rrsets.lru.data
+        self._infra = c.infra
+        self._gen = self._run()
+        self.result = None
+
+    # ---- driver API ----------------------------------------------------------------------
+    def start(self):
+        return self._step(None)
+
+    def feed(self, event):
+        return self._step(event)
+
+    def store_deferred(self):
+        """Caches what ``_final`` left in ``deferred``."""
+        todo = self.deferred
+        if todo:
+            self.deferred = []
+            for m, zone, now, answer in todo:
+                self._cache_answer(m, zone, now, answer)
+
+    cdef _step(self, event):
+        try:
+            if event is None:
+                return next(self._gen)
+            return self._gen.send(event)
+        except StopIteration as stop:
+            self.result = stop.value
+            return stop.value
+
+    # ---- cache reads ---------------------------------------------------------------------
+    cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
+        """``RRsetCache.get`` (fresh entries only), without the method call."""
+        cdef RRsetEntry e = lru_get(self._rrdata, (lower(name), rdtype, self.qclass))
+        if e is None or e.expires < now:
+            return None
+        return e
+
+    # ---- the algorithm -------------------------------------------------------------------
+    def _run(self):
+        try:
+            res = yield from self._lookup(self.qname, self.qtype, 0)
+            if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
+                res = yield from self.dnssec.validate(res, self)
+        except _Exhausted as exc:
+            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
+            return Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
+        if res.rcode == SERVFAIL:
+            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
+        return res
+
+    def _lookup(self, bytes name, int qtype, int depth):
+        """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
+        cdef double now = self.clock()
+        cdef list answer = []
+        cdef list proofs = []      # NSEC/NSEC3 proving wildcard answers, for the validator
+        cdef bytes cur = name
+        cdef long links = 0
+        cdef _Step hit
+        cdef Py_ssize_t c
+        while True:
+            key = (lower(cur), qtype, self.qclass)
+            why = failure(self.cache, key, now)
+            if why is not None:
+                return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
+            hit = self._from_cache(cur, qtype, now)
+            if hit is None and self.dnssec is not None:
+                syn = self.dnssec.synthesize(cur, qtype, now)
+                if syn is not None:
+                    hit = _Step(syn[0], [], syn[1])
+                    self.aggressive.add(lower(cur))
+            if hit is None:
+                if key in self.stack:
+                    return Result(SERVFAIL, answer, reason="cyclic dependency on "
+                                  f"{to_text(cur)}/{qtype}")
+                self.stack.add(key)
+                try:
+                    hit = yield from self._iterate(cur, qtype, depth)
+                finally:
+                    self.stack.discard(key)
+                if hit.kind == "servfail":
+                    self.cache.remember_failure(key, hit.reason or "failed", self.clock())
+                    return Result(SERVFAIL, answer, reason=hit.reason)
+            answer += hit.records
+            kind = hit.kind
+            if kind == "answer" or kind == "cname":
+                proofs += hit.authority
+            c = count_type(hit.records, CNAME)
+            if c:
+                links += c
+            elif kind == "cname":
+                links += 1
+            if links > self.lv.max_cname_chain:
+                return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
+                              f"{self.limits.max_cname_chain}")
+            if kind == "answer":
+                return Result(NOERROR, answer, proofs)
+            if kind == "nx":
+                return Result(NXDOMAIN, answer, proofs + hit.authority)
+            if kind == "nodata":
+                return Result(NOERROR, answer, proofs + hit.authority)
+            cur = hit.next
+            now = self.clock()
+
+    cdef _Step _from_cache(self, bytes name, int qtype, double now):
+        cdef RRsetEntry e, neg, nx
+        e = self._get(name, qtype, now)
+        if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
+            return _Step("answer", e.records(now) + e.sig_records(now))
+        # RRsetCache.get_negative, inline
+        neg = self._get(name, NXDOMAIN_TYPE, now)
+        if neg is None:
+            neg = self._get(name, qtype, now)
+            if neg is not None and neg.negative is None:
+                neg = None
+        if neg is not None:
+            return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+        # RFC 8020: below a name that does not exist, nothing exists.
+        cdef bytes anc = name
+        while len(anc) > 1:
+            anc = _parent(anc)
+            nx = self._get(anc, NXDOMAIN_TYPE, now)
+            if nx is not None:
+                return _Step("nx", [], nx.negative_records(now))
+        if qtype != CNAME:
+            e = self._get(name, CNAME, now)
+            if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
+                sigs = e.sig_records(now)
+                lead = [] if sigs else self._dname_from_cache(name, e.rdatas[0], now)
+                return _Step("cname", lead + e.records(now)[:1] + sigs, next=e.rdatas[0])
+        return None
+
+    cdef list _dname_from_cache(self, bytes name, bytes target, double now):
+        """The cached DNAME (with its RRSIGs) that synthesized the unsigned CNAME
+        ``name`` -> ``target``, or []: a validator proves such a CNAME by its DNAME, so an
+        answer rebuilt from the cache must carry it as the first one did."""
+        cdef bytes anc = name
+        cdef RRsetEntry d
+        while len(anc) > 1:
+            anc = _parent(anc)
+            d = self._get(anc, DNAME, now)
+            if d is not None and d.negative is None and d.rdatas:
+                synthesized = name[:len(name) - len(anc)] + d.rdatas[0]
+                if lower(synthesized) == lower(target):
+                    return d.records(now)[:1] + d.sig_records(now)
+                return []
+        return []
+
+    def zone_of(self, bytes name):
+        """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
+        where a validator looks for the keys of data that carries no signature."""
+        return self._closest_delegation(name)[0]
+
+    cdef tuple _closest_delegation(self, bytes name):
+        cdef double now = self.clock()
+        cdef bytes z = name
+        cdef RRsetEntry e
+        while True:
+            e = self._get(z, NS, now)
+            if e is not None and e.negative is None and e.rdatas:
+                return z, list(e.rdatas)
+            if z == ROOT or len(z) <= 1:
+                return ROOT, list(self.hint_names)
+            z = _parent(z)
+
+    cdef list _addresses(self, bytes ns, double now):
+        """The addresses the cache holds for ``ns``, else its hint addresses (so a primed
+        root server is asked where the root says it is, not where the hints did)."""
+        cdef list out = []
+        cdef int t
+        cdef RRsetEntry e
+        for t in (_A_AAAA if self.ipv6 else _A_ONLY):
+            e = self._get(ns, t, now)
+            if e is not None and e.negative is None:
+                texts = e.addrs
+                if texts is None:       # converted once per cached rrset, not per query
+                    texts = e.addrs = [a for a in (_addr_text(t, rd) for rd in e.rdatas) if a]
+                for addr in texts:
+                    if addr not in out:
+                        out.append(addr)
+        return out or list(self.hint_addrs.get(lower(ns), ()))
+
+    cdef int _budget(self) except -1:
+        if self.queries >= self.lv.max_upstream_queries:
+            raise _Exhausted(f"upstream query limit ({self.limits.max_upstream_queries}) reached")
+        if self.clock() - self.t0 > self.lv.max_query_time:
+            raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
+        return 0
+
+    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0):
+        """Asks the zone's servers until one gives a usable reply: (server, parsed, what
+        ``_referral`` says of it) or None. At most ``most`` queries if given, else
+        ``max_servers_per_zone``; a query to an address this host has no route to never
+        left, so it is not counted there (with AAAA addresses on an IPv4-only host, a zone's
+        unreachable addresses must not use up its tries) and that address is not asked
+        again. NS names without addresses are resolved to A, and with ``ipv6`` to AAAA when
+        they have no A (one sub-query per name where it suffices)."""
+        cdef dict attempts = {}
+        cdef list retryable = []        # asked, but the reply was lost: may be asked again
+        cdef dict extra = {}
+        cdef int resolved = 0, unsent = 0
+        cdef double now
+        cdef list addrs, pending, found
+        cdef Parsed m
+        cdef bytes lzone = lower(zone)
+        if most <= 0:
+            most = self.lv.max_servers_per_zone
+        infra = self._infra
+        servers = infra.servers
+        while True:
+            now = self.clock()
+            addrs = []
+            pending = []
+            for ns in nsnames:
+                found = self._addresses(ns, now) or extra.get(lower(ns), [])
+                if not found and lower(ns) not in extra:
+                    pending.append(ns)
+                for a in found:
+                    if a not in attempts and a not in addrs:
+                        s = dict_get(servers, a)      # InfraCache.is_lame, inline
+                        if s is None or lzone not in (<ServerInfo>s).lame:
+                            addrs.append(a)
+            if not addrs:
+                if (pending and resolved < self.lv.max_ns_names_per_delegation
+                        and depth < self.lv.max_dependency_depth):
+                    ns = pending[0]
+                    resolved += 1
+                    res = yield from self._lookup(ns, A, depth + 1)
+                    found = [_addr_text(A, r[4]) for r in res.answer
+                             if r[1] == A and len(r[4]) == 4]
+                    if not found and self.ipv6:
+                        res = yield from self._lookup(ns, AAAA, depth + 1)
+                        found = [_addr_text(AAAA, r[4]) for r in res.answer
+                                 if r[1] == AAAA and len(r[4]) == 16]
+                    extra[lower(ns)] = found
+                    continue
+                # Every server has been asked once: a lost datagram is not a dead server.
+                addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
+                if not addrs:
+                    return None
+            if sum(attempts.values()) - unsent >= most:
+                return None
+            self._budget()
+            self.queries += 1
+            event = yield Query(qname, qtype, self.qclass, zone, addrs)
+            server = event.server
+            attempts[server] = attempts.get(server, 0) + 1
+            if server in retryable:
+                retryable.remove(server)
+            if isinstance(event, (Timeout, Failure)):
+                if type(event) is CFailure and (<CFailure>event).unreachable:
+                    unsent += 1
+                else:
+                    retryable.append(server)
+                continue
+            try:
+                m = event.parsed
+                if m is None:
+                    m = parse_response(event.wire, self.lv.max_pointer_jumps,
+                                       self.lv.max_records_per_section)
+            except WireError:
+                self._count("dropped_malformed")
+                infra.record_failure(server, self.clock())
+                continue
+            if (not m.qr or m.qname is None or lower(m.qname) != lower(qname)
+                    or m.qtype != qtype or m.qclass != self.qclass):
+                self._count("dropped_malformed")
+                continue
+            if m.rcode not in (NOERROR, NXDOMAIN):
+                infra.record_failure(server, self.clock())
+                continue
+            ref = _referral(m, zone, qname)
+            if _is_lame_ref(m, zone, qname, ref):
+                log.debug("lame server %s for %s", server, to_text(zone))
+                infra.mark_lame(server, zone)
+                continue
+            if self.validator is not None:
+                try:
+                    out = self.validator(m, zone, server, self)
+                    if isinstance(out, GeneratorType):     # inspect.isgenerator
+                        out = yield from out
+                except Bogus as exc:
+                    raise _Exhausted(f"bogus data from {server}: {exc}")
+                m = out
+                ref = _referral(m, zone, qname)     # the validator may have changed the reply
+            return server, m, ref
+
+    def lookup(self, name, rdtype):
+        """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
+        query's budget, for validators; ``res = yield from it.lookup(name, DNSKEY)``."""
+        return (yield from self._lookup(name, rdtype, 1))
+
+    def _count(self, name):
+        if self.stats is not None:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def _iterate(self, bytes name, int qtype, int depth):
+        """Finds ``name``/``qtype`` by walking down delegations (no CNAME following)."""
+        cdef bytes start = _parent(name) if qtype == DS and name != ROOT else name
+        cdef bytes zone, sent, child
+        cdef list nsnames, ns_recs
+        cdef int nl = _label_count(name), probe = 0, steps = 0, referrals = 0, stype
+        cdef bint minimise = self.minimise
+        cdef double now
+        zone, nsnames = self._closest_delegation(start)
+        if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
+            zone, nsnames = self._closest_delegation(start)
+        while True:
+            probe = max(probe, _label_count(zone))
+            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
+                probe += 1
+                steps += 1
+                sent, stype = strip_to(name, probe), A
+            else:
+                sent, stype = name, qtype
+            got = yield from self._ask(zone, nsnames, sent, stype, depth)
+            if got is None:
+                return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
+                             f"{to_text(sent)}/{stype} usably")
+            server, m, ref = got
+            now = self.clock()
+            if ref is not None:
+                child, ns_recs = ref
+                referrals += 1
+                if referrals > self.lv.max_referrals:
+                    return _Step("servfail", reason="too many referrals")
+                self._cache_referral(m, zone, child, ns_recs, now)
+                zone, nsnames = child, [r[4] for r in ns_recs]
+                continue
+            if sent != name or stype != qtype:
+                # A minimised probe that did not delegate.
+                if m.rcode == NXDOMAIN and _has_soa_in(m.authority, zone):
+                    # RFC 8020: nothing exists below a name that does not exist.
+                    soa = self._rrsets.store_negative(
+                        name, qtype, self.qclass, True, _in_zone(m.authority, zone),
+                        AUTH_AUTHORITY, now)
+                    return _Step("nx", [], soa)
+                if any(r[1] in (CNAME, DNAME) for r in m.answer):
+                    minimise = False       # the full name decides; ask it in this zone
+                else:
+                    self._cache_answer(m, zone, now, None)
+                continue
+            return self._final(m, zone, name, qtype, now)
+
+    def _prime(self, int depth):
+        """Root priming (RFC 8109) when the root delegation would come from the hints: a hint
+        server is asked for ``. NS`` and the root's own NS set and glue are cached, so this
+        query and later ones start from them until they expire. One exchange at a time per
+        resolver: queries meanwhile use the hints, as they would without priming (Unbound
+        makes them wait; a sans-IO iterator cannot wait on another). A failure is counted,
+        not retried for ``failure_ttl`` and never fails the query (the hints serve). True if
+        primed."""
+        hints = self.hints
+        cdef double now = self.clock()
+        if self.qclass != 1 or now < hints.prime_at or self._get(ROOT, NS, now) is not None:
+            return False
+        hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
+        try:
+            got = yield from self._ask(ROOT, list(self.hint_names), ROOT, NS, depth,
+                                       PRIME_TRIES)
+        except _Exhausted:      # the budget, or bogus: the query's next step tells which
+            got = None
+        now = self.clock()
+        primed = got is not None and self._cache_priming(got[1], now)
+        hints.prime_at = 0.0 if primed else now + self.lv.failure_ttl
+        self._count("primings" if primed else "priming_failures")
+        return primed
+
+    cdef bint _cache_priming(self, Parsed m, double now):
+        """Caches the root's NS set (at an answer's rank: VALIDATED only if a validator
+        proved it) and its usable glue, from an authoritative NOERROR answer with at least
+        one usable address; False for any other reply."""
+        if m.rcode != NOERROR or not m.aa:
+            return False
+        ns = [r for r in m.answer if r[1] == NS and r[0] == ROOT]
+        glue = [r for r in _glue(m.additional, ROOT, ns) if (r[1] == A and len(r[4]) == 4)
+                or (self.ipv6 and r[1] == AAAA and len(r[4]) == 16)]
+        if not glue:
+            return False
+        self._cache_answer(m, ROOT, now, ns + [r for r in m.answer
+                                               if r[0] == ROOT and _covers(r, NS)])
+        store_records(self._rrsets, glue, GLUE, now)
+        return True
+
+    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
+        rr = self._rrsets
+        store_records(rr, ns_recs, REFERRAL, now)
+        glue = _glue(m.additional, zone, ns_recs)
+        if glue:
+            store_records(rr, glue, GLUE, now)
+        ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
+              and is_subdomain(r[0], zone)]
+        if not ds:
+            return
+        lchild = lower(child)
+        dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
+        if dsrecs:
+            store_records(rr, dsrecs, NONAUTH_ANSWER, now,
+                             [r for r in ds if r[1] == RRSIG])
+
+    cdef _cache_answer(self, m, bytes zone, double now, list in_zone):
+        rank = VALIDATED if m.security == SECURE else (
+            AUTH_ANSWER if m.aa else NONAUTH_ANSWER)
+        if in_zone is None:
+            in_zone = _in_zone(m.answer, zone)
+        recs, sigs = _split_sigs(in_zone)
+        if recs:
+            store_records(self._rrsets, recs, rank, now, sigs)
+
+    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
+        """Interprets the authoritative reply to the full question."""
+        cdef list answer = _in_zone(m.answer, zone)
+        if (self.deferred is not None and self.dnssec is None and qtype == self.qtype
+                and name == self.qname):
+            found = _owned(answer, name, qtype)
+            if found is not None:
+                # The client's own question, answered directly and not to be validated:
+                # nothing reads these rrsets before the resolution ends, so they can be
+                # stored after the answer has left.
+                self.deferred.append((m, zone, now, answer))
+                return _Step("answer", found, _wildcard_proofs(m, zone, found))
+        self._cache_answer(m, zone, now, answer)
+        cdef list out = []
+        cdef bytes cur = name
+        for _ in range(len(answer) + 1):
+            found = _owned(answer, cur, qtype)
+            if found is not None:
+                out += found
+                return _Step("answer", out, _wildcard_proofs(m, zone, out))
+            lcur = lower(cur)
+            dn = [r for r in answer if r[1] == DNAME and lower(r[0]) != lcur
+                  and is_subdomain(cur, r[0])]
+            if dn and qtype != DNAME:
+                d = dn[0]
+                prefix = cur[:len(cur) - len(d[0])]
+                target = prefix + d[4]
+                if len(target) > 255:
+                    return _Step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
+                out.append(d)
+                ld = lower(d[0])
+                out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
+                out.append((cur, CNAME, self.qclass, d[3], target))
+                cur = target
+                continue
+            cn = [r for r in answer if lower(r[0]) == lcur and r[1] == CNAME]
+            if cn and qtype != CNAME:
+                out.append(cn[0])
+                out += [r for r in answer if lower(r[0]) == lcur and _covers(r, CNAME)]
+                cur = cn[0][4]
+                continue
+            break
+        soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
+        in_zone = is_subdomain(cur, zone)
+        if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa_in(m.authority, zone))):
+            return _Step("cname", out, _wildcard_proofs(m, zone, out), next=cur)
+        if m.rcode == NXDOMAIN:
+            soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa,
+                                              AUTH_AUTHORITY, now)
+            return _Step("nx", out, soa)
+        if soa:
+            soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa,
+                                              AUTH_AUTHORITY, now)
+        return _Step("nodata", out, soa)
+
+
+# ---- reply classification ---------------------------------------------------------------------
+
+def _wildcard_proofs(m, bytes zone, list out):
+    """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
+    expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
+    no closer name exists, kept for the validator."""
+    if not _wildcard_expanded(out):
+        return []
+    return [r for r in _in_zone(m.authority, zone)
+            if r[1] in (NSEC, NSEC3) or (r[1] == RRSIG and _covers_any(r, (NSEC, NSEC3)))]
+
+
+def _covers_any(rec, types):
+    return len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) in types
+
+
+def _covers(rec, rdtype):
+    return rec[1] == RRSIG and len(rec[4]) >= 2 and ((rec[4][0] << 8) | rec[4][1]) == rdtype
+
+
+def _addr_text(rdtype, rd):
+    import socket
+    if rdtype == A and len(rd) == 4:
+        return socket.inet_ntop(socket.AF_INET, rd)
+    if rdtype == AAAA and len(rd) == 16:
+        return socket.inet_ntop(socket.AF_INET6, rd)
+    return ""

@@ -1,0 +1,25 @@
+# The iterator's event classes (events.pyx), for typed access from the compiled driver.
+
+cdef class _Event:
+    pass
+
+
+cdef class Query(_Event):
+    cdef public object qname, qtype, qclass, zone, servers
+    cdef public bint rd
+
+
+cdef class Reply(_Event):
+    cdef public object server, wire, rtt, parsed
+
+
+cdef class Timeout(_Event):
+    cdef public object server
+
+
+cdef class Failure(_Event):
+    cdef public object server, reason, unreachable
+
+
+cdef class Result(_Event):
+    cdef public object rcode, answer, authority, reason, time_exhausted, security, ede

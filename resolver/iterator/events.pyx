@@ -1,0 +1,86 @@
+# cython: language_level=3
+"""The iterator's events (``resolver.iterator`` re-exports them), compiled.
+
+Every cache miss builds three to five of them, and a resolver woken from cold caches pays for
+every Python frame, so they are compiled; they behave as dataclasses would: positional or
+keyword construction with defaults, settable fields, a readable ``repr`` and field-wise
+``==`` between events of the same class. Their fields are declared in events.pxd.
+"""
+
+
+cdef class _Event:
+    """Field-wise ``==`` and a dataclass-like ``repr`` over ``_fields``."""
+
+    _fields = ()
+
+    def _values(self):
+        return tuple([getattr(self, f) for f in self._fields])
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None          # mutable, as the dataclasses were
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__,
+                           ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields))
+
+
+cdef class Query(_Event):
+    """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers);
+    ``rd``: ask for recursion (a forwarder), else an authority is asked."""
+
+    _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd")
+
+    def __init__(self, qname, qtype, qclass, zone, servers, rd=False):
+        self.qname, self.qtype, self.qclass, self.zone, self.servers = (qname, qtype, qclass,
+                                                                         zone, servers)
+        self.rd = rd
+
+
+cdef class Reply(_Event):
+    """A reply from ``server``; ``parsed`` is its wire.Parsed when the driver already has it."""
+
+    _fields = ("server", "wire", "rtt", "parsed")
+
+    def __init__(self, server, wire, rtt=0.0, parsed=None):
+        self.server, self.wire, self.rtt, self.parsed = server, wire, rtt, parsed
+
+
+cdef class Timeout(_Event):
+    """``server`` did not answer in time."""
+
+    _fields = ("server",)
+
+    def __init__(self, server):
+        self.server = server
+
+
+cdef class Failure(_Event):
+    """The driver could not get a usable reply from ``server`` (connection refused, TCP
+    failure, only malformed/mismatched packets, ...). ``unreachable``: the query never left
+    (this host has no route to the server), so it cost no time and is not retried."""
+
+    _fields = ("server", "reason", "unreachable")
+
+    def __init__(self, server, reason="", unreachable=False):
+        self.server, self.reason, self.unreachable = server, reason, unreachable
+
+
+cdef class Result(_Event):
+    """The outcome: rcode, answer and authority record tuples (RRSIG/NSEC included; the driver
+    strips them for clients without DO), and why it failed when it did. ``security`` is the
+    DNSSEC verdict (UNCHECKED, INSECURE, SECURE, BOGUS) and ``ede``, when BOGUS, the RFC 8914
+    code."""
+
+    _fields = ("rcode", "answer", "authority", "reason", "time_exhausted", "security", "ede")
+
+    def __init__(self, rcode, answer=None, authority=None, reason=None,
+                 time_exhausted=False, security=0, ede=None):
+        self.rcode = rcode
+        self.answer = [] if answer is None else answer
+        self.authority = [] if authority is None else authority
+        self.reason, self.time_exhausted, self.security, self.ede = (reason, time_exhausted,
+                                                                     security, ede)

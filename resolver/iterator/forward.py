@@ -1,0 +1,65 @@
+"""Forwarding: a question answered by asking other recursive resolvers (RD set) rather than
+by recursion from the root.
+
+A :class:`Forwarder` has the :class:`~resolver.iterator.Iterator`'s driver API (``start``,
+``feed``, ``t0``, ``deferred``, ``store_deferred``), so ``resolver.resolution`` runs it with
+the same upstream queries, retries (no EDNS, TCP), server choice by smoothed RTT
+(``cache.infra``), time limit and caching of the answer. A reply with NOERROR or NXDOMAIN is
+the result; SERVFAIL, REFUSED, other rcodes, timeouts and failures move on to the next
+forwarder until ``Limits.max_upstream_queries`` or the time limit, then SERVFAIL.
+"""
+from __future__ import annotations
+
+import logging
+
+from resolver.iterator.events import Query, Reply, Result
+
+log = logging.getLogger("resolver.iterator")
+
+NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+ROOT = b"\x00"
+
+
+class Forwarder:
+    """One question asked of ``servers`` (numeric addresses of recursive resolvers)."""
+
+    def __init__(self, qname: bytes, qtype: int, qclass: int, servers: list[str], clock,
+                 limits) -> None:
+        self.qname, self.qtype, self.qclass = qname, qtype, qclass
+        self.servers = list(servers)
+        self.clock = clock
+        self.limits = limits
+        self.t0 = clock()
+        self.deferred = None         # nothing to store after the answer: the driver caches it
+        self.queries = 0
+        self.last = "no forwarder answered"
+        self.result: Result | None = None
+
+    def start(self):
+        return self._ask()
+
+    def feed(self, event):
+        if isinstance(event, Reply):
+            m = event.parsed
+            if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
+                self.result = Result(m.rcode, answer=list(m.answer),
+                                     authority=list(m.authority))
+                return self.result
+            self.last = f"{event.server} answered rcode {m.rcode}"
+        else:
+            self.last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
+        return self._ask()
+
+    def store_deferred(self) -> None:
+        pass
+
+    def _ask(self):
+        if (self.queries >= self.limits.max_upstream_queries
+                or self.clock() - self.t0 > self.limits.max_query_time):
+            log.info("SERVFAIL forwarding: %s", self.last)
+            self.result = Result(SERVFAIL, reason=self.last,
+                                 time_exhausted=self.clock() - self.t0
+                                 > self.limits.max_query_time)
+            return self.result
+        self.queries += 1
+        return Query(self.qname, self.qtype, self.qclass, ROOT, self.servers, rd=True)

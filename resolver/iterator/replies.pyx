@@ -1,0 +1,253 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+# Names come from resolver.wire.codec's parser (well-formed uncompressed wire names, each ending in
+# the root label), and every pointer walk below stays inside the name's own length.
+"""The iterator's per-reply bookkeeping in C: is this reply a referral, is its server lame,
+which records are in bailiwick, which glue goes with which NS, and the grouping of record
+tuples into rrsets for the cache.
+
+These are the loops that run over every record of every upstream reply (the algorithm
+that uses them is ``resolver.iterator.algorithm``). Names are compared
+case-insensitively (ASCII letters only, as ``bytes.lower``: length octets are < 64 and never
+fold) without building lower-cased copies.
+"""
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+from resolver.wire.names cimport lower
+
+cdef enum:
+    NS = 2
+    SOA = 6
+    A = 1
+    AAAA = 28
+    RRSIG = 46
+    NOERROR = 0
+
+
+cdef inline unsigned char _fold(unsigned char c) noexcept:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline bint _eq_nocase(const unsigned char* a, const unsigned char* b,
+                            Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != b[i] and _fold(a[i]) != _fold(b[i]):
+            return False
+    return True
+
+
+cpdef bint same_name(bytes a, bytes b):
+    """``a.lower() == b.lower()`` without the copies."""
+    if a is None or b is None:
+        raise TypeError("names must be bytes")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(a)
+    if n != PyBytes_GET_SIZE(b):
+        return False
+    return _eq_nocase(<const unsigned char*>PyBytes_AS_STRING(a),
+                      <const unsigned char*>PyBytes_AS_STRING(b), n)
+
+
+cpdef bint is_subdomain(bytes child, bytes parent):
+    """True if ``child`` is ``parent`` or below it (as ``resolver.wire.codec.is_subdomain``)."""
+    if child is None or parent is None:
+        raise TypeError("names must be bytes")
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(child)
+    cdef Py_ssize_t cn = PyBytes_GET_SIZE(child), pn = PyBytes_GET_SIZE(parent), pos = 0
+    if pn > cn:
+        return False
+    while cn - pos > pn:
+        pos += 1 + c[pos]
+        if pos >= cn:
+            return False
+    if cn - pos != pn:
+        return False
+    return _eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
+
+
+cpdef list in_zone(list records, bytes zone):
+    """Bailiwick filter: only records the asked zone's servers may speak for."""
+    cdef list out = []
+    cdef object r
+    for r in records:
+        if is_subdomain(r[0], zone):
+            out.append(r)
+    return out
+
+
+cpdef bint has_soa(list authority, bytes zone):
+    cdef object r
+    for r in authority:
+        if r[1] == SOA and is_subdomain(r[0], zone):
+            return True
+    return False
+
+
+cpdef object referral(object m, bytes zone, bytes qname):
+    """(child zone, its NS records) if ``m`` delegates ``qname`` to a zone strictly below
+    ``zone``; None otherwise (answers, negative answers, upward or sideways referrals)."""
+    if m.rcode != NOERROR or m.answer:
+        return None
+    cdef list authority = m.authority
+    cdef list ns = []
+    cdef object r
+    cdef bint soa = False
+    for r in authority:
+        if r[1] == NS:
+            ns.append(r)
+        elif r[1] == SOA and not soa and is_subdomain(r[0], zone):
+            soa = True
+    if not ns or soa:
+        return None
+    cdef bytes child = ns[0][0]
+    if (PyBytes_GET_SIZE(child) <= PyBytes_GET_SIZE(zone) or not is_subdomain(child, zone)
+            or not is_subdomain(qname, child)):
+        return None
+    cdef list mine = []
+    for r in ns:
+        if same_name(r[0], child):
+            mine.append(r)
+    return child, mine
+
+
+cpdef bint is_lame(object m, bytes zone, bytes qname, object ref):
+    """A server that does not speak with authority for ``zone``: an upward/sideways referral,
+    or an answer without AA. ``ref`` is ``referral(m, zone, qname)``, already computed."""
+    if ref is not None:
+        return False
+    if not (m.flags & 0x0400):
+        return True
+    cdef list authority = m.authority
+    cdef object r
+    cdef bint any_ns = False
+    for r in authority:
+        if r[1] == NS:
+            any_ns = True
+            break
+    if any_ns and not m.answer and not has_soa(authority, zone) and m.rcode == NOERROR:
+        # Authoritative-looking but pointing at its own zone or upwards.
+        for r in authority:
+            if r[1] == NS and not is_subdomain(r[0], zone):
+                return True
+        return False
+    return False
+
+
+cpdef list glue(list additional, bytes zone, list ns_recs):
+    """The A/AAAA records of a referral's additional section that are in bailiwick and name
+    one of the NS targets."""
+    cdef list out = []
+    cdef object r, n
+    for r in additional:
+        if (r[1] == A or r[1] == AAAA) and is_subdomain(r[0], zone):
+            for n in ns_recs:
+                if same_name(r[0], n[4]):
+                    out.append(r)
+                    break
+    return out
+
+
+cpdef dict group(list records):
+    """Record tuples grouped into rrsets: {(lower owner, type, class): [owner, smallest TTL,
+    distinct rdatas in order]} (one TTL per rrset, the smallest: RFC 2181 5.2)."""
+    cdef dict groups = {}
+    cdef list g
+    cdef object r
+    cdef object key
+    for r in records:
+        key = (lower(r[0]), r[1], r[2])
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [r[0], r[3], [r[4]]]
+            continue
+        if r[3] < g[1]:
+            g[1] = r[3]
+        if r[4] not in <list>g[2]:
+            (<list>g[2]).append(r[4])
+    return groups
+
+
+cdef inline bint _covers(object r, long rdtype):
+    """An RRSIG record covering ``rdtype``."""
+    if r[1] != RRSIG:
+        return False
+    cdef bytes rd = r[4]
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(rd)
+    return PyBytes_GET_SIZE(rd) >= 2 and ((p[0] << 8) | p[1]) == rdtype
+
+
+cpdef tuple split_sigs(list records):
+    """(records that are not RRSIG, the RRSIGs), each in order."""
+    cdef list recs = [], sigs = []
+    cdef object r
+    for r in records:
+        if r[1] == RRSIG:
+            sigs.append(r)
+        else:
+            recs.append(r)
+    return recs, sigs
+
+
+cpdef object owned(list answer, bytes name, long qtype):
+    """The records of ``answer`` owned by ``name`` that answer ``qtype`` (that type, any type
+    for ANY, and the RRSIGs covering it), or None when none of ``name``'s records has that
+    type (for ANY: when ``name`` owns none)."""
+    cdef object r
+    cdef bint found = False
+    cdef list out
+    for r in answer:
+        if (r[1] == qtype or qtype == 255) and same_name(r[0], name):
+            found = True
+            break
+    if not found:
+        return None
+    out = []
+    for r in answer:
+        if same_name(r[0], name) and (r[1] == qtype or qtype == 255 or _covers(r, qtype)):
+            out.append(r)
+    return out
+
+
+cpdef bint wildcard_expanded(list records):
+    """Some record is an RRSIG whose label count is below its owner's: the signed data was
+    expanded from a wildcard."""
+    cdef object r
+    cdef bytes rd, owner
+    cdef const unsigned char* c
+    cdef Py_ssize_t n, pos, k
+    for r in records:
+        if r[1] != RRSIG:
+            continue
+        rd = r[4]
+        if PyBytes_GET_SIZE(rd) < 4:
+            continue
+        owner = r[0]
+        c = <const unsigned char*>PyBytes_AS_STRING(owner)
+        n = PyBytes_GET_SIZE(owner)
+        pos = 0
+        k = 0
+        while pos < n and c[pos] != 0:
+            pos += 1 + c[pos]
+            k += 1
+        if (<const unsigned char*>PyBytes_AS_STRING(rd))[3] < k:
+            return True
+    return False
+
+
+cpdef Py_ssize_t count_type(list records, long rdtype) except -1:
+    """How many of ``records`` have that type."""
+    cdef Py_ssize_t k = 0
+    cdef object r
+    for r in records:
+        if r[1] == rdtype:
+            k += 1
+    return k
+
+
+cpdef list without_types(list records, frozenset rdtypes):
+    """``records`` without those of the given types (a new list, order kept)."""
+    cdef list out = []
+    cdef object r
+    for r in records:
+        if r[1] not in rdtypes:
+            out.append(r)
+    return out

@@ -1,0 +1,414 @@
+# cython: language_level=3
+"""The resolution driver: one question resolved by callbacks, for the library and the daemon.
+
+A :class:`Resolution` runs the question's :class:`~resolver.iterator.Iterator` from the
+completion callbacks of its upstream queries: it picks the server (``cache.infra``), sends
+the ``Query`` the iterator asks for (``upstream.udp.UDPQuery``), feeds back the ``Reply``,
+``Timeout`` or ``Failure`` and goes on until the iterator returns its ``Result``. No Task
+and no Future per question or per upstream query. What a reply asks for goes through the
+same callbacks: FORMERR to an EDNS query is asked again without EDNS (and remembered), a
+truncated reply is asked again over TCP (``upstream.tcp.TCPQuery``), and DNSSEC work that
+yields (``Suspend``) goes on from ``loop.call_soon``.
+
+The time limit (``Limits.max_query_time``) needs no timer: the iterator checks its budget
+before every upstream query, each query's timeout is at most the time left, and a resumed
+suspension checks it too.
+
+Identical questions in flight share one Resolution: ``resolve`` adds the caller's callback
+to it. Each callback gets the ``Result``, or ``None`` if the resolution was cancelled; a
+caller that gives up (``discard``) cancels it only when nobody else waits.
+
+The entry points are thin:
+
+- the daemon: ``start`` (``Resolver.start_miss``) answers a wire query from the cache or
+  begins a :class:`Drive`, which turns the Result into the response and calls ``done``;
+- the library: ``Resolver.resolve`` and ``resolve_message`` await a future that such a
+  callback completes (``resolver.api``).
+"""
+import logging
+import time
+
+from corenet.capi cimport Loop, call_before_poll, fast_loop
+from resolver import iterator as it
+from resolver.response import finish as finish_miss, hit_or_begin
+from resolver.state cimport ResolverCore
+from resolver.iterator.events cimport Query as CQuery
+from resolver.wire.codec cimport query_wire
+from resolver.wire.names cimport lower
+from resolver.cache.infra cimport InfraCache
+from resolver.cache.store cimport Cache
+from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
+from resolver.dnssec import Suspend
+from resolver.iterator import Failure, Reply, Result, Timeout
+from resolver.limits import EDNS_BUFFER_SIZE
+from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
+                                      UpstreamUnreachable)
+from resolver.upstream.tcp import TCPQuery
+from resolver.wire.codec import to_text
+
+log = logging.getLogger("resolver.resolution")
+
+cdef object monotonic = time.monotonic
+cdef object _Result = Result
+cdef object _Reply = Reply
+cdef object _Suspend = Suspend
+cdef object _Timeout = UpstreamTimeout
+cdef object _Unreachable = UpstreamUnreachable
+cdef object _NoDescriptors = NoDescriptors
+cdef double _warned_at = -1e9      # when running out of descriptors was last logged
+
+
+cpdef object start(ResolverCore resolver, bytes query, done, loop):
+    """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
+    response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
+    response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
+    cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
+    header. (``Resolver.start_miss``.)"""
+    miss = hit_or_begin(resolver, query)
+    if type(miss) is bytes:
+        return miss
+    return Drive(resolver, loop, query, miss, done)
+
+
+cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
+    """A new Iterator for one question, with the root hints indexed once per resolver (and
+    its root priming shared through them)."""
+    hints = r._hints
+    if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
+        hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
+        r._hints_src = r.hints
+    return it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
+                       minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
+                       stats=r._stats, dnssec=r.dnssec)
+
+
+cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loop, callback,
+                         bint tcp=False):
+    """Resolves the question and calls ``callback(result)`` once (maybe before returning),
+    with ``None`` if the resolution is cancelled; joins the resolution of the same question
+    already in flight, if there is one. ``tcp``: every upstream query over TCP. Returns the
+    Resolution (``discard(callback)`` to give up)."""
+    key = (lower(qname), qtype, qclass, True) if tcp else (lower(qname), qtype, qclass)
+    cdef Resolution res = r._inflight.get(key)
+    if res is not None:
+        r._stats.coalesced += 1
+        res.waiters.append(callback)
+        return res
+    res = Resolution.__new__(Resolution)
+    res.waiters = [callback]
+    res.tcp_only = tcp
+    res.begin(r, loop, key, qname, qtype, qclass)
+    return res
+
+
+cdef class Resolution:
+    """One question being resolved (see the module docstring)."""
+
+    cdef ResolverCore resolver
+    cdef object loop
+    cdef object key
+    cdef readonly object iterator
+    cdef InfraCache infra
+    cdef double max_time
+    cdef list waiters
+    cdef object action          # the Query being asked
+    cdef UDPQuery q             # its UDP query, or
+    cdef object tcp             # its TCP query
+    cdef object resume          # the call_soon handle of a suspended validation
+    cdef str server
+    cdef double timeout
+    cdef double rtt             # of the UDP exchange a TCP retry follows
+    cdef bint edns
+    cdef bint corenet
+    cdef bint tcp_only          # every upstream query over TCP
+    cdef double sent_at         # of the TCP query asked straight away
+    cdef readonly bint finished
+
+    cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
+        self.resolver, self.loop, self.key = r, loop, key
+        r._inflight[key] = self
+        self.infra = (<Cache?>r.cache).infra
+        self.max_time = r.lv.max_query_time
+        self.corenet = fast_loop(loop) is not None
+        try:
+            self.iterator = r.new_iterator(qname, qtype, qclass)
+            if self.corenet:
+                self.iterator.deferred = []      # see _replied
+            self._advance(self.iterator.start())
+        except Exception as exc:
+            self._crashed(exc)
+
+    cdef double _left(self):
+        return self.max_time - (self.resolver.clock() - self.iterator.t0)
+
+    cdef _advance(self, action):
+        """Goes on from the iterator's next step."""
+        cdef ResolverCore r = self.resolver
+        cdef CQuery qa
+        while type(action) is CQuery:
+            qa = <CQuery>action
+            server, timeout, edns = self.infra.pick(qa.servers, r.clock(), self._left())
+            try:
+                self._send(server, qa, timeout, edns)
+            except UpstreamFailure as exc:    # could not even be sent
+                action = self.iterator.feed(self._failed(server, exc))
+                continue
+            except NoDescriptors as exc:      # load on our side: shed, nobody penalised
+                self._shed(exc)
+            return
+        if type(action) is _Result:
+            self._finish(action)
+        else:                                  # Suspend: DNSSEC work that lets others run
+            self.resume = self.loop.call_soon(self._resumed)
+
+    cdef _send(self, str server, CQuery qa, double timeout, bint edns):
+        cdef ResolverCore r = self.resolver
+        qid = fresh_id()
+        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
+                          qa.rd)
+        r._stats.upstream_queries += 1
+        self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
+        # The question the reply must echo: the query's own, sliced from its wire.
+        question = wire[12:12 + len(qa.qname) + 4]
+        if self.tcp_only:
+            r._stats.upstream_tcp += 1
+            self.rtt = -1.0                   # measured when the answer comes
+            self.sent_at = monotonic()
+            self.tcp = TCPQuery(self.loop, server, r.port, wire, qid, question,
+                                min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
+                                r.lv.limits, self._tcp_replied, r._stats)
+            return
+        self.q = UDPQuery(self.loop, server, r.port, wire, qid, question, timeout, r._stats,
+                          r.lv.limits, self._replied, True)
+
+    def _resumed(self):
+        self.resume = None
+        if self.finished:
+            return
+        try:
+            if self._left() < 0:
+                self._finish(_Result(it.SERVFAIL, reason=f"time limit "
+                                     f"({self.max_time}s) reached", time_exhausted=True))
+                return
+            self._advance(self.iterator.feed(None))
+        except Exception as exc:
+            self._crashed(exc)
+
+    def _replied(self, UDPQuery q):
+        """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
+        cdef bint store_later = False
+        if self.finished or q is not self.q:
+            return
+        self.q = None
+        iterator = self.iterator
+        try:
+            err = q.error
+            if err is None:
+                wire = q.reply
+                rtt = monotonic() - q.sent_at     # sent late in the iteration
+                if needs_retry(wire, self.edns):
+                    self._retry(q, wire, rtt)
+                    return
+                self.infra.record_rtt(self.server, rtt)
+                event = _Reply(self.server, wire, rtt, q.parsed)
+            elif isinstance(err, _Timeout):
+                event = self._timed_out(self.server)
+            else:
+                event = self._failed(self.server, err)
+            action = iterator.feed(event)
+            if iterator.deferred:
+                # The final answer's rrsets wait until the answer has left (the listener's
+                # flush is queued before them), unless the resolution goes on.
+                if type(action) is _Result:
+                    store_later = True
+                else:
+                    iterator.store_deferred()
+            self._advance(action)
+        except Exception as exc:
+            self._crashed(exc)
+        finally:
+            if store_later:
+                call_before_poll(<Loop>self.loop, iterator.store_deferred)
+            self._close_later(q)
+
+    cdef _retry(self, UDPQuery q, bytes wire, double rtt):
+        """The reply needs the exchange to go on: FORMERR to EDNS is asked once more
+        without EDNS (and remembered), a truncated reply over TCP."""
+        cdef ResolverCore r = self.resolver
+        cdef double left = self._left()
+        if self.edns and (wire[3] & 0x0F) == 1:
+            self.infra.set_edns(self.server, False)
+            try:
+                self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
+                           False)
+            except UpstreamFailure as exc:
+                self._advance(self.iterator.feed(self._failed(self.server, exc)))
+            except NoDescriptors as exc:
+                self._shed(exc)
+            return
+        r._stats.upstream_tcp += 1
+        self.rtt = rtt
+        if left <= 0:
+            self._advance(self.iterator.feed(self._timed_out(self.server)))
+            return
+        self.tcp = TCPQuery(self.loop, self.server, r.port, q.wire, q.qid, q.question,
+                            min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
+                            r._stats)
+
+    def _tcp_replied(self, tq):
+        if self.finished or tq is not self.tcp:
+            return
+        self.tcp = None
+        try:
+            err = tq.error
+            if self.rtt < 0:
+                self.rtt = monotonic() - self.sent_at
+            if err is None:
+                self.infra.record_rtt(self.server, self.rtt)
+                event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)
+            elif isinstance(err, _Timeout):
+                event = self._timed_out(self.server)
+            elif isinstance(err, _NoDescriptors):
+                self._shed(err)
+                return
+            else:
+                event = self._failed(self.server, err)
+            self._advance(self.iterator.feed(event))
+        except Exception as exc:
+            self._crashed(exc)
+
+    cdef object _timed_out(self, str server):
+        self.resolver._stats.upstream_timeouts += 1
+        self.infra.record_timeout(server, self.resolver.clock())
+        return Timeout(server)
+
+    cdef object _failed(self, str server, exc):
+        cdef ResolverCore r = self.resolver
+        r._stats.upstream_failures += 1
+        if isinstance(exc, _Unreachable):
+            r._stats.upstream_unreachable += 1
+            self.infra.record_unreachable(server, r.clock())
+            return Failure(server, str(exc), True)
+        self.infra.record_failure(server, r.clock())
+        return Failure(server, str(exc))
+
+    cdef _shed(self, exc):
+        """The process has no descriptor for the next upstream query: the question ends in
+        SERVFAIL (counted, logged at WARNING at most every 10 seconds) and no server is
+        blamed."""
+        global _warned_at
+        cdef ResolverCore r = self.resolver
+        r._stats.no_descriptors += 1
+        now = monotonic()
+        if now - _warned_at >= 10.0:
+            _warned_at = now
+            log.warning("out of file descriptors (%s): questions are answered SERVFAIL until "
+                        "some close (%d so far); raise the limit or lower max-inflight",
+                        exc, r._stats.no_descriptors)
+        self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
+
+    cdef _close_later(self, UDPQuery q):
+        """Closes the finished query's socket once this iteration's answers and next
+        queries have left (corenet runs its before-poll callbacks in order), so its close(2)
+        is not on the way to the client. The query takes no more events meanwhile (it is
+        finished)."""
+        if q.corenet:
+            call_before_poll(<Loop>self.loop, (<object>q).close)
+        else:
+            q.close()
+
+    cdef _crashed(self, exc):
+        """A bug: reported, and the waiters get SERVFAIL."""
+        log.error("resolving %s/%d failed", to_text(self.key[0]), self.key[1], exc_info=exc)
+        self._stop()
+        self._finish(_Result(it.SERVFAIL, reason=f"internal error: {exc!r}"))
+
+    cdef _stop(self):
+        """Closes what is in flight."""
+        if self.q is not None:
+            self.q.close()
+            self.q = None
+        if self.tcp is not None:
+            self.tcp.close()
+            self.tcp = None
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
+        if self.iterator is not None and self.iterator.deferred:
+            self.iterator.store_deferred()
+
+    cdef _release(self):
+        inflight = self.resolver._inflight
+        if inflight.get(self.key) is self:
+            del inflight[self.key]
+
+    cdef _finish(self, res):
+        if self.finished:
+            return
+        self.finished = True
+        self._release()
+        self._call(res)
+
+    cdef _call(self, res):
+        waiters, self.waiters = self.waiters, []
+        for cb in waiters:
+            try:
+                cb(res)
+            except Exception:
+                log.exception("a resolution's callback failed")
+
+    def discard(self, callback):
+        """``callback`` no longer waits; the resolution stops if nobody else does."""
+        try:
+            self.waiters.remove(callback)
+        except ValueError:
+            return
+        if not self.waiters:
+            self.cancel()
+
+    def cancel(self):
+        """Stops the resolution (its sockets closed now); every waiter gets ``None``."""
+        if self.finished:
+            return
+        self.finished = True
+        self._stop()
+        self._release()
+        self._call(None)
+
+
+cdef class Drive:
+    """One client query's miss for the daemon: its question's Resolution, then the
+    response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
+    None)`` if it is cancelled."""
+
+    cdef ResolverCore resolver
+    cdef bytes query
+    cdef tuple miss
+    cdef object done
+    cdef object callback
+    cdef Resolution resolution
+    cdef readonly bint finished
+
+    def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
+        self.callback = self._resolved
+        m = miss[0]
+        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
+
+    def _resolved(self, res):
+        if self.finished:
+            return
+        self.finished = True
+        if res is None:
+            self.done(self, None)
+        else:
+            self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
+
+    def cancel(self):
+        """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.resolution is not None:
+            self.resolution.discard(self.callback)
+        self.done(self, None)

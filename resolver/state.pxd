@@ -1,0 +1,35 @@
+# The resolver's state read on every miss, as C fields (state.pyx says why).
+
+from resolver.iterator.events cimport _Event
+
+
+cdef class Stats(_Event):
+    cdef public long long client_queries, upstream_queries, upstream_tcp, upstream_timeouts
+    cdef public long long upstream_failures, dropped_malformed, dropped_mismatched
+    cdef public long long cache_hits, cache_misses, cache_evictions, stale_answers
+    cdef public long long prefetches, coalesced, servfail, primings, priming_failures
+    cdef public long long upstream_unreachable, no_descriptors
+
+
+cdef class LimitValues:
+    cdef readonly object limits
+    cdef readonly int max_referrals, max_cname_chain, max_ns_names_per_delegation
+    cdef readonly int max_dependency_depth, max_upstream_queries, max_minimise_count
+    cdef readonly int max_servers_per_zone, max_tries_per_server, max_pointer_jumps
+    cdef readonly int max_records_per_section, prefetch_min_hits, stale_answer_ttl
+    cdef readonly double max_query_time, prefetch_fraction
+    # the cache's clamps (resolver.cache.store)
+    cdef readonly long long min_ttl, max_ttl, max_negative_ttl, failure_ttl
+    cdef readonly double stale_window
+
+
+cdef LimitValues limit_values(object limits)
+
+
+cdef class ResolverCore:
+    cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
+    cdef public dict _inflight
+    cdef Stats _stats                     # the ``stats`` property; never None
+    cdef public int port
+    cdef public bint minimise, ipv6
+    cdef readonly LimitValues lv

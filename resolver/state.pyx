@@ -1,0 +1,111 @@
+# cython: language_level=3
+"""The resolver's state that every cache miss reads, as C fields.
+
+``Resolver`` (resolver.api) subclasses :class:`ResolverCore`, and the compiled miss path
+(``resolver.response``, ``resolver.resolution``) types its resolver as one: a field read
+there is a load, where an attribute of a Python object is a type and a dict look-up (some
+250 look-ups per miss, a sixth of its instructions). For the same reason the counters
+(:class:`Stats`) are C integers, and the limits a miss reads are copied out of the frozen
+``Limits`` once per ``Limits`` object (:class:`LimitValues`).
+"""
+
+from resolver.iterator.events cimport _Event
+
+STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
+                "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
+                "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
+                "servfail", "primings", "priming_failures", "upstream_unreachable",
+                "no_descriptors")
+
+
+cdef class Stats(_Event):
+    """Counters for the daemon's metrics (read them, never reset them). Keyword construction,
+    ``repr`` and ``==`` as the dataclass this was (the events' base class gives the last two).
+    ``cache_evictions`` is the resolver's caches' own count, filled in each time
+    ``Resolver.stats`` is read."""
+
+    _fields = STATS_FIELDS
+
+    def __init__(self, **values):
+        for name, value in values.items():
+            if name not in STATS_FIELDS:
+                raise TypeError(f"Stats has no counter {name!r}")
+            setattr(self, name, value)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in STATS_FIELDS}
+
+
+cdef class LimitValues:
+    """The numeric limits a miss reads, copied from one (frozen) ``Limits``."""
+
+    def __init__(self, limits):
+        self.limits = limits
+        self.max_referrals = limits.max_referrals
+        self.max_cname_chain = limits.max_cname_chain
+        self.max_ns_names_per_delegation = limits.max_ns_names_per_delegation
+        self.max_dependency_depth = limits.max_dependency_depth
+        self.max_upstream_queries = limits.max_upstream_queries
+        self.max_minimise_count = limits.max_minimise_count
+        self.max_servers_per_zone = limits.max_servers_per_zone
+        self.max_tries_per_server = limits.max_tries_per_server
+        self.max_pointer_jumps = limits.max_pointer_jumps
+        self.max_records_per_section = limits.max_records_per_section
+        self.prefetch_min_hits = limits.prefetch_min_hits
+        self.stale_answer_ttl = limits.stale_answer_ttl
+        self.max_query_time = limits.max_query_time
+        self.prefetch_fraction = limits.prefetch_fraction
+        self.min_ttl = limits.min_ttl
+        self.max_ttl = limits.max_ttl
+        self.max_negative_ttl = limits.max_negative_ttl
+        self.failure_ttl = limits.failure_ttl
+        self.stale_window = limits.stale_window
+
+
+cdef object _last_limits = None
+cdef LimitValues _last_values = None
+
+
+cdef LimitValues limit_values(object limits):
+    """``LimitValues(limits)``, kept for the last ``Limits`` seen: a process runs with one
+    (or a few, one after the other), and a frozen one cannot change under its copy."""
+    global _last_limits, _last_values
+    if limits is not _last_limits:
+        _last_values = LimitValues(limits)
+        _last_limits = limits
+    return _last_values
+
+
+cdef class ResolverCore:
+    """The fields of ``Resolver`` its compiled miss path reads (see the module's docstring).
+    ``limits`` is a property: setting it refreshes the copied values (``lv``)."""
+
+    def __cinit__(self, *args, **kwargs):      # a Python subclass's arguments, ignored
+        self._inflight = {}
+        self._stats = Stats()
+
+    @property
+    def stats(self):
+        # cache_evictions is not counted but read from the caches here: evictions happen in
+        # any store (messages, rrsets, the rrsets a Drive stores after its answer has left),
+        # and a copy taken at one of them lags those after it.
+        cache = self.cache
+        if cache is not None:
+            self._stats.cache_evictions = cache.evictions
+        return self._stats
+
+    @stats.setter
+    def stats(self, value):
+        # The miss path updates the counters as C fields without a check, so anything but a
+        # Stats (None included) is refused here.
+        if not isinstance(value, Stats):
+            raise TypeError(f"stats must be a resolver Stats, not {type(value).__name__}")
+        self._stats = value
+
+    @property
+    def limits(self):
+        return None if self.lv is None else self.lv.limits
+
+    @limits.setter
+    def limits(self, limits):
+        self.lv = limit_values(limits)

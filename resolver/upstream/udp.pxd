@@ -1,0 +1,28 @@
+# One upstream UDP query in C (udp.pyx); the Drive cimports it to read the outcome.
+cpdef int fresh_id() except -1
+cpdef bint needs_retry(bytes reply, bint edns)
+
+
+cdef class UDPQuery:
+    cdef readonly object fut
+    cdef readonly object on_done
+    cdef readonly bytes reply
+    cdef readonly object parsed
+    cdef readonly object error
+    cdef bint finished
+    cdef bint corenet         # corenet's loop: its C API (corenet.capi) watches the socket
+    cdef readonly str addr
+    cdef readonly unsigned int qid
+    cdef readonly bytes question
+    cdef readonly bytes wire
+    cdef readonly double sent_at    # time.monotonic() when the query left (for its RTT)
+    cdef int fd
+    cdef object loop
+    cdef object timer
+    cdef object stats
+    cdef int max_jumps
+    cdef int max_records
+
+    cdef _finish(self, bytes reply, parsed, error)
+    cdef bint _matches(self, Py_ssize_t n) noexcept
+    cpdef close(self)

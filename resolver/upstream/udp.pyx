@@ -1,0 +1,243 @@
+# cython: language_level=3
+"""One upstream UDP query in flight, in C, without a Python socket object.
+
+A fresh non-blocking socket per query, connected to the server (so the kernel picks a fresh
+random source port and drops datagrams from any other address), the query sent, and a
+readiness callback on the running loop (``add_reader``). A datagram is accepted only with the
+query's ID, QR set, one question and that question byte for byte (case-sensitive); anything
+else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the query keeps
+waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
+``UpstreamFailure`` on an ICMP error (``UpstreamUnreachable`` when the host has no way to the
+address); ``close()`` must follow, also on cancellation.
+
+With ``on_done`` there is no future: ``on_done(query)`` is called once, straight from the
+readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
+miss driver, ``resolver.resolution``, saves a Future and a callback hop per upstream query).
+
+``defer=True`` (with ``on_done``, on corenet's loop) sends the query at the end of the loop's
+iteration rather than at once: the queries a burst of client queries starts leave together, so
+the server is woken once for them, not once each. A send that fails then ends the query
+through ``on_done`` with ``UpstreamFailure``.
+
+Addresses must be numeric (``inet_pton``): the root hints are checked when they are read, and
+glue and A/AAAA data are numeric by construction. Anything else raises ``UpstreamFailure``.
+"""
+from libc.errno cimport errno, EAGAIN, EINTR
+from libc.string cimport memcmp
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8
+
+import os
+
+from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, call_later_fn,
+                          close_reader_fd, fast_loop)
+from corenet.batch cimport cn_sockaddr, sockaddr_storage
+from resolver.state cimport LimitValues, limit_values
+from resolver.cache.answer cimport monotonic
+from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, NoDescriptors,
+                                      UpstreamFailure, UpstreamTimeout, UpstreamUnreachable)
+from resolver.wire.codec import WireError, parse_response
+
+cdef unsigned short _ids[256]
+cdef int _ids_left = 0
+
+
+cpdef int fresh_id() except -1:
+    """A query ID from the kernel's CSPRNG, drawn 256 at a time (one getrandom call per 256
+    queries instead of one per query; each ID is still used once)."""
+    global _ids_left
+    cdef bytes raw
+    cdef const unsigned char* p
+    cdef int i
+    if _ids_left == 0:
+        raw = os.urandom(512)
+        p = raw
+        for i in range(256):
+            _ids[i] = (p[2 * i] << 8) | p[2 * i + 1]
+        _ids_left = 256
+    _ids_left -= 1
+    return _ids[_ids_left]
+
+
+cpdef bint needs_retry(bytes reply, bint edns):
+    """FORMERR to an EDNS query, or a truncated reply: ``retry`` finishes the exchange."""
+    return (reply[2] & 0x02) != 0 or (edns and (reply[3] & 0x0F) == 1)
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        pass
+    int socket(int domain, int type, int protocol)
+    int connect(int fd, const sockaddr* addr, socklen_t len)
+    ssize_t send(int fd, const void* buf, size_t n, int flags)
+    ssize_t recv(int fd, void* buf, size_t n, int flags)
+    int SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC
+
+cdef extern from "<errno.h>" nogil:
+    int EWOULDBLOCK
+
+cdef extern from "<unistd.h>" nogil:
+    int c_close "close"(int fd)
+
+cdef object _Failure = UpstreamFailure
+cdef object _Timeout = UpstreamTimeout
+cdef object _Unreachable = UpstreamUnreachable
+cdef frozenset _unreachable_errnos = UNREACHABLE_ERRNOS
+cdef frozenset _out_of_descriptors = OUT_OF_DESCRIPTORS
+
+# One receive buffer: callbacks run one at a time on the loop's thread, with the GIL held.
+cdef unsigned char _buf[65536]
+
+
+cdef object _failure(str addr, int err):
+    """``resolver.upstream.errors.failure``: the exception for OS error ``err`` asking
+    ``addr``."""
+    kind = _Unreachable if err in _unreachable_errnos else _Failure
+    return kind(f"{addr}: {OSError(err, os.strerror(err))}")
+
+
+cdef class UDPQuery:
+    # fields: udp.pxd (the Drive reads the outcome as C fields)
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
+                 double timeout, stats, limits, on_done=None, bint defer=False):
+        cdef sockaddr_storage sa
+        cdef int family, fd, err
+        cdef Loop cl = fast_loop(loop)
+        cdef socklen_t salen = cn_sockaddr(PyUnicode_AsUTF8(addr), <unsigned short>port, 0, 0, &sa)
+        if salen == 0:
+            raise _Failure(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
+        family = sa.ss_family
+        fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            err = errno
+            if err in _out_of_descriptors:
+                raise NoDescriptors(f"asking {addr}: {OSError(err, os.strerror(err))}")
+            raise _failure(addr, err)
+        self.corenet = cl is not None
+        defer = defer and self.corenet and on_done is not None
+        if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(
+                fd, PyBytes_AS_STRING(wire), PyBytes_GET_SIZE(wire), 0) < 0)):
+            err = errno
+            c_close(fd)
+            raise _failure(addr, err)
+        self.fd = fd
+        if not defer:
+            self.sent_at = monotonic()
+        self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
+        self.stats = stats
+        cdef LimitValues lv = limit_values(limits)
+        self.max_jumps = lv.max_pointer_jumps
+        self.max_records = lv.max_records_per_section
+        if on_done is None:
+            self.fut = loop.create_future()
+        else:
+            self.on_done = on_done
+        try:
+            if self.corenet:
+                if not defer:               # else _send registers it, after the send
+                    add_reader_fd(cl, fd, self._readable)
+            else:
+                loop.add_reader(fd, self._readable)
+        except BaseException:
+            self.fd = -1
+            c_close(fd)
+            raise
+        if self.corenet:
+            self.timer = call_later_fn(cl, timeout, self._expire)
+            if defer:
+                call_before_poll(cl, self._send)
+        else:
+            self.timer = loop.call_later(timeout, self._expire)
+
+    def _send(self):
+        """The deferred send (``defer=True``), then the readiness callback: the epoll_ctl
+        is not on the way to the server, and no reply is read before the loop next polls,
+        which sees a datagram that arrived before the registration."""
+        if self.finished or self.fd < 0:
+            return
+        if send(self.fd, PyBytes_AS_STRING(self.wire), PyBytes_GET_SIZE(self.wire), 0) < 0:
+            self._finish(None, None, _failure(self.addr, errno))
+            return
+        self.sent_at = monotonic()
+        try:
+            add_reader_fd(<Loop>self.loop, self.fd, self._readable)
+        except Exception as exc:          # e.g. the loop was closed meanwhile
+            self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
+
+    def __dealloc__(self):
+        if self.fd >= 0:          # close() was skipped: at least the descriptor goes
+            c_close(self.fd)
+
+    def _expire(self):
+        if not self.finished:
+            self._finish(None, None, _Timeout(self.addr))
+
+    cdef _finish(self, bytes reply, parsed, error):
+        self.finished = True
+        fut = self.fut
+        if fut is None:
+            self.reply, self.parsed, self.error = reply, parsed, error
+            self.on_done(self)
+        elif not fut.done():
+            if error is None:
+                fut.set_result((reply, parsed))
+            else:
+                fut.set_exception(error)
+
+    cdef bint _matches(self, Py_ssize_t n) noexcept:
+        cdef Py_ssize_t ql = PyBytes_GET_SIZE(self.question)
+        return (n >= 12 + ql
+                and _buf[0] == (self.qid >> 8) and _buf[1] == (self.qid & 0xFF)
+                and (_buf[2] & 0x80) != 0
+                and _buf[4] == 0 and _buf[5] == 1
+                and memcmp(_buf + 12, PyBytes_AS_STRING(self.question), ql) == 0)
+
+    def _readable(self):
+        cdef ssize_t n
+        cdef int err
+        while self.fd >= 0 and not self.finished:
+            if self.fut is not None and self.fut.done():     # cancelled by its awaiter
+                return
+            n = recv(self.fd, _buf, sizeof(_buf), 0)
+            if n < 0:
+                err = errno
+                if err == EINTR:
+                    continue
+                if err == EAGAIN or err == EWOULDBLOCK:
+                    return
+                # ICMP unreachable on the connected socket
+                self._finish(None, None, _failure(self.addr, err))
+                return
+            if not self._matches(n):
+                if self.stats is not None:
+                    self.stats.dropped_mismatched += 1
+                continue
+            data = PyBytes_FromStringAndSize(<char*>_buf, n)
+            # Parsed here so that a malformed datagram (an off-path forgery that guessed the
+            # ID, or a broken server) is dropped and the real answer still awaited.
+            try:
+                parsed = parse_response(data, self.max_jumps, self.max_records)
+            except WireError:
+                if self.stats is not None:
+                    self.stats.dropped_malformed += 1
+                continue
+            self._finish(data, parsed, None)
+
+    cpdef close(self):
+        cdef int fd = self.fd
+        self.finished = True
+        if fd >= 0:
+            self.fd = -1
+            if self.corenet:
+                (<TimerHandle>self.timer).cancel()
+                close_reader_fd(<Loop>self.loop, fd)
+                return
+            self.timer.cancel()
+            try:
+                self.loop.remove_reader(fd)
+            finally:
+                c_close(fd)

@@ -1,0 +1,1 @@
+"""The DNS wire format: names (``names.pxd``) and the message codec (``codec``)."""

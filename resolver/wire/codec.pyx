@@ -1,0 +1,492 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# Every read below goes through a pointer after an explicit length check against the end of
+# the buffer, so Cython's own bounds checks would only duplicate them.
+"""DNS wire format on raw bytes: the parse of replies the iterator needs, the builders of
+queries and responses, the message cache's keys and entries, and names to and from text.
+
+Names are kept as uncompressed wire bytes in their original case (``b"\\x03www\\x07Example\\x00"``);
+``name.lower()`` is the comparison key (only ASCII letters fold, and length octets are < 64 so
+they never change). Records are tuples ``(owner, rdtype, rdclass, ttl, rdata)`` with names
+inside rdata decompressed, so they can be written back without the original message.
+"""
+from libc.string cimport memcpy, memcmp
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
+
+
+
+class WireError(ValueError):
+    """A malformed DNS message (truncated, bad label, compression loop, ...)."""
+
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+
+DEF_MAX_JUMPS = 128
+
+# rdata layouts with embedded (possibly compressed) names: (bytes before the first name,
+# number of names, bytes after the names). Only these types may be compressed (RFC 3597 4,
+# plus SRV/DNAME which some servers compress anyway).
+cdef inline bint _name_layout(unsigned int t, Py_ssize_t* pre, int* nnames,
+                              Py_ssize_t* post) noexcept:
+    """The layout of a type with names in its rdata; False for the others (A and AAAA among
+    them: no look-up for the records every reply carries)."""
+    pre[0] = 0
+    nnames[0] = 1
+    post[0] = 0
+    if t == 2 or t == 3 or t == 4 or t == 5 or t == 7 or t == 8 or t == 9 or t == 12 or t == 39:
+        return True
+    if t == 6:                          # SOA: two names, then five 32-bit fields
+        nnames[0] = 2
+        post[0] = 20
+        return True
+    if t == 14 or t == 17:
+        nnames[0] = 2
+        return True
+    if t == 15 or t == 18 or t == 21 or t == 36:
+        pre[0] = 2
+        return True
+    if t == 33:                         # SRV: priority, weight, port
+        pre[0] = 6
+        return True
+    return False
+
+
+cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef Py_ssize_t _read_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t off,
+                           unsigned char* out, Py_ssize_t* outlen, int max_jumps) except -2:
+    """Reads a possibly compressed name at ``off`` into ``out`` (uncompressed wire, case kept).
+    Returns the offset just past the name in the original position; -1 on malformed input."""
+    cdef Py_ssize_t pos = off, end = -1, olen = 0
+    cdef int jumps = 0
+    cdef unsigned int c, ptr
+    while True:
+        if pos >= n:
+            return -1
+        c = buf[pos]
+        if c == 0:
+            if olen + 1 > MAX_NAME:
+                return -1
+            out[olen] = 0
+            olen += 1
+            if end < 0:
+                end = pos + 1
+            outlen[0] = olen
+            return end
+        if (c & 0xC0) == 0xC0:
+            if pos + 1 >= n:
+                return -1
+            ptr = ((c & 0x3F) << 8) | buf[pos + 1]
+            if end < 0:
+                end = pos + 2
+            jumps += 1
+            if jumps > max_jumps or ptr >= <unsigned int>n:
+                return -1
+            pos = ptr
+            continue
+        if (c & 0xC0) != 0:
+            return -1          # 0x40/0x80 label types are obsolete/unsupported
+        if pos + 1 + c > n or olen + 1 + c + 1 > MAX_NAME:
+            return -1
+        memcpy(out + olen, buf + pos, 1 + c)
+        olen += 1 + c
+        pos += 1 + c
+
+
+cdef bytes _name_at(const unsigned char* buf, Py_ssize_t n, Py_ssize_t* off, int max_jumps):
+    cdef unsigned char tmp[256]
+    cdef Py_ssize_t olen = 0
+    cdef Py_ssize_t end = _read_name(buf, n, off[0], tmp, &olen, max_jumps)
+    if end < 0:
+        raise WireError("malformed or looping name")
+    off[0] = end
+    return PyBytes_FromStringAndSize(<char*>tmp, olen)
+
+
+# ---------------------------------------------------------------------------------------------
+# The message cache's keys and entries
+
+
+def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant):
+    """The message cache's key for this question (as ``resolver.cache.answer.parse_query``
+    computes it from a query)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(qname), i
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(qname)
+    out = PyBytes_FromStringAndSize(NULL, n + 5)
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    cdef unsigned char c
+    for i in range(n):
+        c = src[i]
+        d[i] = c + 32 if 65 <= c <= 90 else c     # ASCII only, as bytes.lower()
+    _put16(d + n, qtype)
+    _put16(d + n + 2, qclass)
+    d[n + 4] = <unsigned char>variant
+    return out
+
+
+cdef class MsgEntry:
+    """A whole response in wire form, ready to be copied, re-IDed and TTL-lowered (its
+    fields are declared in codec.pxd)."""
+
+    def __init__(self, bytes wire, double now, double stale_window, unsigned int ttl_cap=0xFFFFFFFF):
+        cdef Py_ssize_t qend
+        offsets, min_ttl, qend = ttl_offsets(wire)
+        self.wire = wire
+        self.ttl_offsets = offsets
+        self.qend = qend
+        self.stored_at = now
+        if min_ttl > ttl_cap:
+            min_ttl = ttl_cap
+        self.ttl = min_ttl
+        self.expires = now + min_ttl
+        self.stale_until = self.expires + stale_window
+        self.hits = 0
+        self.rcode = wire[3] & 0x0F
+        self.prefetching = False
+        self.parsed = None
+
+    @property
+    def size(self):
+        """Approximate memory held, bytes (for the cache's byte bound)."""
+        return len(self.wire) + len(self.ttl_offsets) + 160
+
+
+def ttl_offsets(bytes wire):
+    """(packed uint16 offsets of each record's TTL except OPT, smallest TTL, end of question)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12
+    cdef unsigned int qd, total, i, t, ttl, min_ttl = 0xFFFFFFFF
+    cdef Py_ssize_t qend
+    if n < 12:
+        raise WireError("short message")
+    qd = _u16(p + 4)
+    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    for i in range(qd):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            raise WireError("truncated question")
+        pos += 4
+    qend = pos
+    cdef Py_ssize_t k = 0
+    out = PyBytes_FromStringAndSize(NULL, 2 * total)
+    cdef unsigned short* offs = <unsigned short*>PyBytes_AS_STRING(out)
+    for i in range(total):
+        pos = _skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            raise WireError("truncated record")
+        t = _u16(p + pos)
+        if t != T_OPT:
+            if pos + 4 > 0xFFFF:
+                raise WireError("message too large to patch")
+            offs[k] = <unsigned short>(pos + 4)      # native order
+            k += 1
+            ttl = _u32(p + pos + 4)
+            if ttl & 0x80000000:
+                ttl = 0
+            if ttl < min_ttl:
+                min_ttl = ttl
+        pos += 10 + _u16(p + pos + 8)
+        if pos > n:
+            raise WireError("truncated rdata")
+    if min_ttl == 0xFFFFFFFF:
+        min_ttl = 0
+    return (out if k == total else out[:2 * k]), min_ttl, qend
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses from authorities: the cold path
+
+
+cdef class Parsed:
+    """What the iterator needs from an upstream reply, without dnspython (its fields are
+    declared in codec.pxd, so the compiled miss path reads them as C fields)."""
+
+    @property
+    def aa(self):
+        return bool(self.flags & 0x0400)
+
+    @property
+    def tc(self):
+        return bool(self.flags & 0x0200)
+
+    @property
+    def qr(self):
+        return bool(self.flags & 0x8000)
+
+
+cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t rdlen,
+                  unsigned int rdtype, int max_jumps):
+    cdef Py_ssize_t end = pos + rdlen, off, pre, post
+    cdef int k, nnames
+    if not _name_layout(rdtype, &pre, &nnames, &post):
+        return PyBytes_FromStringAndSize(<const char*>p + pos, rdlen)
+    if pre > rdlen:
+        raise WireError("short rdata")
+    parts = [PyBytes_FromStringAndSize(<const char*>p + pos, pre)]
+    off = pos + pre
+    for k in range(nnames):
+        # A name inside rdata must not run past the rdata (it may point anywhere before).
+        parts.append(_name_at(p, end, &off, max_jumps))
+    if off + post != end:
+        raise WireError("rdata length mismatch")
+    parts.append(PyBytes_FromStringAndSize(<const char*>p + off, post))
+    return b"".join(parts)
+
+
+def parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
+    """Parses a reply into a :class:`Parsed`; WireError for anything malformed."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
+    cdef unsigned int counts[3]
+    cdef unsigned int qd, i, sec, rdtype, rdclass, ttl
+    cdef Parsed m = Parsed.__new__(Parsed)
+    if n < 12:
+        raise WireError("short message")
+    m.id = _u16(p)
+    m.flags = _u16(p + 2)
+    m.rcode = p[3] & 0x0F
+    qd = _u16(p + 4)
+    counts[0] = _u16(p + 6)
+    counts[1] = _u16(p + 8)
+    counts[2] = _u16(p + 10)
+    if qd > 1:
+        raise WireError("more than one question")
+    m.edns = False
+    m.edns_flags = 0
+    m.security = 0
+    m.qname = None
+    m.qtype = m.qclass = 0
+    m.question = b""
+    if qd == 1:
+        qstart = pos
+        m.qname = _name_at(p, n, &pos, max_jumps)
+        if pos + 4 > n:
+            raise WireError("truncated question")
+        m.qtype = _u16(p + pos)
+        m.qclass = _u16(p + pos + 2)
+        pos += 4
+        m.question = PyBytes_FromStringAndSize(<const char*>p + qstart, pos - qstart)
+    sections = [[], [], []]
+    for sec in range(3):
+        if counts[sec] > <unsigned int>max_records:
+            raise WireError("too many records")
+        out = sections[sec]
+        for i in range(counts[sec]):
+            owner = _name_at(p, n, &pos, max_jumps)
+            if pos + 10 > n:
+                raise WireError("truncated record header")
+            rdtype = _u16(p + pos)
+            rdclass = _u16(p + pos + 2)
+            ttl = _u32(p + pos + 4)
+            rdlen = _u16(p + pos + 8)
+            pos += 10
+            if pos + rdlen > n:
+                raise WireError("truncated rdata")
+            if rdtype == T_OPT:
+                if sec != 2 or owner != b"\x00" or m.edns:
+                    raise WireError("misplaced OPT record")
+                m.edns = True
+                m.edns_flags = ttl
+                m.rcode |= ((ttl >> 24) & 0xFF) << 4
+            else:
+                if ttl & 0x80000000:
+                    ttl = 0          # RFC 2181 8: treat as zero
+                out.append((owner, rdtype, rdclass, ttl, _rdata(p, n, pos, rdlen, rdtype, max_jumps)))
+            pos += rdlen
+    m.answer, m.authority, m.additional = sections
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def build_query(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass=1, *,
+                bint rd=False, bint edns=True, bint do=False, unsigned int payload=1232,
+                bint cd=False):
+    """A query in wire form (EDNS0 OPT with ``payload`` and the DO bit when asked)."""
+    return query_wire(qid, qname, qtype, qclass, edns, do, payload, rd, cd)
+
+
+cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
+                      bint edns, bint do, unsigned int payload, bint rd=False, bint cd=False):
+    """``build_query`` for C callers (the daemon's miss path), without a keyword call."""
+    if qid > 0xFFFF or qtype > 0xFFFF or qclass > 0xFFFF or payload > 0xFFFF:
+        raise ValueError("a 16-bit field of the query is out of range")
+    cdef unsigned int flags = (0x0100 if rd else 0) | (0x0010 if cd else 0)
+    cdef Py_ssize_t nlen = PyBytes_GET_SIZE(qname)
+    out = PyBytes_FromStringAndSize(NULL, 12 + nlen + 4 + (11 if edns else 0))
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    _header(d, qid, flags, 1, 0, 0, 1 if edns else 0)
+    memcpy(d + 12, PyBytes_AS_STRING(qname), nlen)
+    d += 12 + nlen
+    _put16(d, qtype)
+    _put16(d + 2, qclass)
+    if edns:
+        _opt(d + 4, payload, 0x8000 if do else 0)
+    return out
+
+
+def build_response(unsigned int qid, unsigned int flags, bytes question, list answer,
+                   list authority, list additional, *, bint edns=False, bint do=False,
+                   unsigned int payload=1232, int rcode=0):
+    """A response from record tuples. Owner names equal to the question's name are written as
+    a pointer to it, so a cache hit that copies the client's question case covers them too."""
+    cdef Py_ssize_t qlen_name
+    qname_l = b""
+    if question:
+        qlen_name = len(question) - 4
+        qname_l = question[:qlen_name].lower()
+    if qid > 0xFFFF or payload > 0xFFFF:
+        raise ValueError("a 16-bit field of the response is out of range")
+    cdef unsigned int ext = (rcode >> 4) & 0xFF
+    flags = (flags & 0xFFF0) | (rcode & 0x0F)
+    cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), olen
+    cdef list owners = []          # per record: the owner to write, or None for the pointer
+    cdef bytes owner, rdata
+    for sec in (answer, authority, additional):
+        for rr in <list>sec:
+            owner = rr[0]
+            rdata = rr[4]
+            if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
+                raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
+            if qname_l and len(owner) == len(qname_l) and owner.lower() == qname_l:
+                owners.append(None)
+                size += 2
+            else:
+                owners.append(owner)
+                size += len(owner)
+            size += 10 + len(rdata)
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
+    _header(d, qid, flags, 1 if question else 0, len(answer), len(authority),
+            len(additional) + (1 if edns else 0))
+    d += 12
+    memcpy(d, PyBytes_AS_STRING(question), len(question))
+    d += len(question)
+    cdef Py_ssize_t k = 0
+    for sec in (answer, authority, additional):
+        for rr in <list>sec:
+            o = owners[k]
+            k += 1
+            if o is None:
+                d[0] = 0xC0
+                d[1] = 0x0C
+                d += 2
+            else:
+                owner = <bytes>o
+                olen = PyBytes_GET_SIZE(owner)
+                memcpy(d, PyBytes_AS_STRING(owner), olen)
+                d += olen
+            rdata = rr[4]
+            _put16(d, rr[1])
+            _put16(d + 2, rr[2])
+            _put32(d + 4, rr[3])
+            _put16(d + 8, <unsigned int>PyBytes_GET_SIZE(rdata))
+            memcpy(d + 10, PyBytes_AS_STRING(rdata), PyBytes_GET_SIZE(rdata))
+            d += 10 + PyBytes_GET_SIZE(rdata)
+    if edns:
+        _opt(d, payload, (ext << 24) | (0x8000 if do else 0))
+    return out
+
+
+cdef inline void _put16(unsigned char* d, unsigned int v) noexcept:
+    d[0] = (v >> 8) & 0xFF
+    d[1] = v & 0xFF
+
+
+cdef inline void _put32(unsigned char* d, unsigned int v) noexcept:
+    d[0] = (v >> 24) & 0xFF
+    d[1] = (v >> 16) & 0xFF
+    d[2] = (v >> 8) & 0xFF
+    d[3] = v & 0xFF
+
+
+cdef inline void _header(unsigned char* d, unsigned int qid, unsigned int flags, unsigned int qd,
+                         unsigned int an, unsigned int ns, unsigned int ar) noexcept:
+    _put16(d, qid)
+    _put16(d + 2, flags)
+    _put16(d + 4, qd)
+    _put16(d + 6, an)
+    _put16(d + 8, ns)
+    _put16(d + 10, ar)
+
+
+cdef inline void _opt(unsigned char* d, unsigned int payload, unsigned int ttl) noexcept:
+    """An OPT record for the root name (11 bytes): class is the UDP payload, TTL holds the
+    extended rcode, version and flags, no options."""
+    d[0] = 0
+    _put16(d + 1, T_OPT)
+    _put16(d + 3, payload)
+    _put32(d + 5, ttl)
+    _put16(d + 9, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+# is_subdomain(child, parent): True if ``child`` is ``parent`` or below it (case-insensitive, on
+# label boundaries). One C implementation, in resolver.iterator.replies, which the iterator calls from C.
+from resolver.iterator.replies import is_subdomain
+
+
+def label_count(bytes name):
+    """Labels in ``name`` not counting the root."""
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), pos = 0, k = 0
+    while pos < n and c[pos] != 0:
+        pos += 1 + c[pos]
+        k += 1
+    return k
+
+
+def parent(bytes name):
+    """``name`` without its first label (the root is its own parent)."""
+    if len(name) <= 1:
+        return name
+    return name[name[0] + 1:]
+
+
+def strip_to(bytes name, int labels):
+    """The ancestor of ``name`` with ``labels`` labels (``name`` itself if it has no more)."""
+    cdef int k = label_count(name)
+    while k > labels:
+        name = name[name[0] + 1:]
+        k -= 1
+    return name
+
+
+def to_text(bytes name):
+    """Presentation form with a trailing dot; escapes what needs escaping."""
+    if name == b"\x00":
+        return "."
+    out = []
+    pos = 0
+    while name[pos] != 0:
+        ln = name[pos]
+        label = name[pos + 1:pos + 1 + ln]
+        s = []
+        for ch in label:
+            if ch in b".\\\"();@$":
+                s.append("\\" + chr(ch))
+            elif 0x21 <= ch <= 0x7E:
+                s.append(chr(ch))
+            else:
+                s.append("\\%03d" % ch)
+        out.append("".join(s))
+        pos += 1 + ln
+    return ".".join(out) + "."
+
+
+def from_text(str text):
+    """Wire form of an absolute or relative (taken as absolute) name; WireError if invalid."""
+    import dns.name
+    try:
+        return dns.name.from_text(text).to_wire()
+    except Exception as exc:
+        raise WireError(f"bad name {text!r}: {exc}") from None

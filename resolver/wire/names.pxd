@@ -1,0 +1,71 @@
+# Primitives the Cython readers of DNS wire format here share (codec.pyx, cache/answer.pyx,
+# the daemon's udp_listener.pyx, the iterator and the cache), defined once. Callers check lengths before
+# reading.
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+
+cdef inline bytes lower(bytes b):
+    """``b.lower()`` (ASCII letters only, as ``bytes.lower``), but ``b`` itself when it has no
+    capital letter: names from the wire almost never have one, and the same object keeps its
+    cached hash. Saves a method call and an allocation per cache key on the miss path."""
+    if b is None:
+        raise TypeError("lower() needs bytes, not None")
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(b)
+    cdef Py_ssize_t i, j, n = PyBytes_GET_SIZE(b)
+    cdef unsigned char* q
+    for i in range(n):
+        if 65 <= p[i] <= 90:
+            break
+    else:
+        return b
+    out = PyBytes_FromStringAndSize(<const char*>p, n)
+    q = <unsigned char*>PyBytes_AS_STRING(out)
+    for j in range(i, n):
+        if 65 <= q[j] <= 90:
+            q[j] += 32
+    return out
+
+cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
+    return (p[0] << 8) | p[1]
+
+
+cdef inline Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    """Offset just past the name at ``pos`` without following pointers; -1 if malformed."""
+    cdef unsigned int c
+    while True:
+        if pos >= n:
+            return -1
+        c = buf[pos]
+        if c == 0:
+            return pos + 1
+        if (c & 0xC0) == 0xC0:
+            return pos + 2 if pos + 2 <= n else -1
+        if (c & 0xC0) != 0:
+            return -1
+        pos += 1 + c
+
+
+cdef inline Py_ssize_t _lower_name_key(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
+                                       unsigned char* key, Py_ssize_t* klen) noexcept nogil:
+    """Copies the uncompressed name at ``pos`` to ``key + klen[0]`` with ASCII letters
+    lower-cased (a cache key's name) and advances ``klen``; returns the offset past the name,
+    or -1 if it runs past ``n``, is compressed or is longer than 255 bytes. ``key`` must have
+    room for 255 bytes from ``klen[0]``."""
+    cdef unsigned int c, t
+    cdef Py_ssize_t i, k = klen[0]
+    while True:
+        if pos >= n:
+            return -1
+        c = p[pos]
+        if c == 0:
+            key[k] = 0
+            klen[0] = k + 1
+            return pos + 1
+        if c > 63 or pos + 1 + c > n or k + 1 + c + 1 > 255:
+            return -1      # pointers are not expected in a question
+        key[k] = c
+        for i in range(1, c + 1):
+            t = p[pos + i]
+            key[k + i] = t + 32 if 65 <= t <= 90 else t
+        k += 1 + c
+        pos += 1 + c

@@ -1,0 +1,429 @@
+"""What an httpx user reaches for on day one: the URL object, base_url=, aiter_text() and
+aiter_lines(), auth= and cookies, against rawserver over TLS on every loop kind."""
+from __future__ import annotations
+
+import pytest
+
+from corenet.https import URL, Client, Limits, RemoteProtocolError
+from corenet.https.auth import Auth, BasicAuth, BearerAuth
+from test_https_hostile import named, redirect, wire_head
+
+
+def test_url_object_on_requests_and_responses(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            return await c.get(env.raw + "/echo?a=1&b=%20x", params={"c": "d"})
+
+    r = run(main())
+    assert isinstance(r.url, URL) and r.url is r.request.url
+    assert r.url == f"{env.raw}/echo?a=1&b=%20x&c=d"  # equal to its text
+    assert (r.url.scheme, r.url.host, r.url.port) == ("https", "localhost", env.raw_port)
+    assert r.url.path == "/echo" and r.url.query == b"a=1&b=%20x&c=d"
+    assert r.url.raw_path == b"/echo?a=1&b=%20x&c=d"
+    assert r.url.join("/other").path == "/other"
+    u = URL("https://xn--fa-hia.de:443/a%20b")
+    assert (u.host, u.raw_host, u.port, u.path) == ("faß.de", b"xn--fa-hia.de", None, "/a b")
+
+
+def test_base_url_paths_are_appended(env, run):
+    async def main():
+        async with Client(verify=env.ca, base_url=env.raw + "/api") as c:
+            rel = await c.get("/v1/items")
+            bare = await c.get("x")
+            absolute = await c.get(env.raw + "/echo")
+            return rel, bare, absolute
+
+    rel, bare, absolute = run(main())
+    assert rel.url == env.raw + "/api/v1/items" and rel.status_code == 404
+    assert bare.url == env.raw + "/api/x"
+    assert absolute.json()["path"] == "/echo"
+
+
+def test_aiter_text_and_lines_across_chunk_boundaries(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            async with c.stream("GET", env.raw + "/lines") as r:
+                lines = [ln async for ln in r.aiter_lines()]
+            async with c.stream("GET", env.raw + "/lines") as r:
+                text = "".join([t async for t in r.aiter_text()])
+            return lines, text
+
+    lines, text = run(main())
+    assert lines == ["line one", "line twö", "", "last"]
+    assert text == "line one\r\nline twö\r\n\nlast"
+
+
+def test_aiter_lines_bounds_a_line_without_end(env, run):
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(max_line_length=1000)) as c:
+            async with c.stream("GET", env.raw + "/bomb?kind=gzip&mb=1") as r:
+                async for _ in r.aiter_lines():
+                    pass
+
+    with pytest.raises(RemoteProtocolError, match="longer than 1000 characters"):
+        run(main())
+
+
+class TokenAuth(Auth):
+    """A challenge-response scheme: the first try learns the nonce from the 401."""
+
+    def auth_flow(self, request):
+        response = yield request
+        if response.status_code == 401:
+            nonce = response.headers["www-authenticate"].split("nonce=")[1]
+            request.headers["Authorization"] = f"Token {nonce}"
+            yield request
+
+
+def test_auth_tuple_callable_bearer_and_flow(env, run):
+    def sign(request):
+        request.headers["X-Signed"] = request.method + " " + request.url.path
+        return request
+
+    async def main():
+        async with Client(verify=env.ca, auth=("al ice", "s3cret")) as c:
+            basic = (await c.get(env.raw + "/echo")).json()
+            func = (await c.get(env.raw + "/echo", auth=sign)).json()
+            bearer = (await c.get(env.raw + "/echo", auth=BearerAuth("t0k"))).json()
+            none = (await c.get(env.raw + "/echo", auth=None)).json()
+            flow = await c.get(env.raw + "/challenge", auth=TokenAuth())
+            return basic, func, bearer, none, flow
+
+    basic, func, bearer, none, flow = run(main())
+    assert named(wire_head(basic), "authorization") == [
+        BasicAuth("al ice", "s3cret")._header] == ["Basic YWwgaWNlOnMzY3JldA=="]
+    assert named(wire_head(func), "x-signed") == ["GET /echo"]
+    assert named(wire_head(func), "authorization") == []
+    assert named(wire_head(bearer), "authorization") == ["Bearer t0k"]
+    assert named(wire_head(none), "authorization") == []
+    assert flow.status_code == 200 and flow.content == b"welcome"
+    assert [h.status_code for h in flow.history] == [401]
+
+
+def test_auth_does_not_follow_a_redirect_to_another_origin(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True, auth=("u", "p")) as c:
+            return (await c.get(redirect(env, f"https://127.0.0.1:{env.raw_port}/echo"))).json()
+
+    assert named(wire_head(run(main())), "authorization") == []
+
+
+def set_cookie(env, *cookies: str, to: str = "", base: str = "") -> str:
+    q = "&".join(f"c{i}={c.encode().hex()}" for i, c in enumerate(cookies))
+    if to:
+        q += "&to=" + to.encode().hex()
+    return (base or env.raw) + "/set-cookie?" + q
+
+
+def test_cookie_jar_stores_and_sends_by_its_rules(env, run):
+    async def main():
+        async with Client(verify=env.ca, cookies={"preset": "1"}) as c:
+            await c.get(set_cookie(env, "a=1; Path=/", "b=2; Path=/elsewhere",
+                                   "s=3; Secure; Path=/"))
+            same = (await c.get(env.raw + "/echo")).json()
+            plain = (await c.get(set_cookie(env, "p=4", base=f"http://localhost:"
+                                            f"{env.raw_plain_port}")))
+            plain_echo = (await c.get(f"http://localhost:{env.raw_plain_port}/echo")).json()
+            other_host = (await c.get(f"https://127.0.0.1:{env.raw_port}/echo")).json()
+            extra = (await c.get(env.raw + "/echo", cookies={"once": "x"})).json()
+            return same, plain, plain_echo, other_host, extra, c.cookies
+
+    same, plain, plain_echo, other_host, extra, jar = run(main())
+    assert plain.status_code == 200
+
+    def sent(echo):
+        return sorted(v for line in named(wire_head(echo), "cookie") for v in line.split("; "))
+
+    assert sent(same) == ["a=1", "preset=1", "s=3"]  # not b (path), s over https
+    assert sent(plain_echo) == ["a=1", "p=4", "preset=1"]  # no Secure cookie over http
+    assert sent(other_host) == ["preset=1"]  # a, s, p belong to localhost
+    assert sent(extra) == ["a=1", "once=x", "p=4", "preset=1", "s=3"]
+    assert "once" not in jar and jar["a"] == "1"
+
+
+def test_redirect_carries_only_the_cookies_the_jar_allows(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True) as c:
+            other_port = (await c.get(set_cookie(
+                env, "k=v; Path=/", to=f"https://localhost:{env.raw2_port}/echo"),
+                headers={"Cookie": "manual=1"})).json()
+            other_host = (await c.get(set_cookie(
+                env, "k=v; Path=/", to=f"https://127.0.0.1:{env.raw_port}/echo"))).json()
+            return other_port, other_host
+
+    other_port, other_host = run(main())
+    # Cookies are per host, not per port (RFC 6265 8.5): the jar's k goes on, the
+    # caller's own Cookie header does not.
+    assert named(wire_head(other_port), "cookie") == ["k=v"]
+    assert named(wire_head(other_host), "cookie") == []
+
+
+def parse_multipart(echo: dict) -> list:
+    """The parts as the standard library's MIME parser reads the body the server got."""
+    import email.parser
+    import email.policy
+
+    ctype = named(wire_head(echo), "content-type")[0]
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + echo["body"].encode("latin-1"))
+    return [(p.get_param("name", header="content-disposition"), p.get_filename(),
+             p.get_content_type(), p.get_payload(decode=True)) for p in msg.iter_parts()]
+
+
+def test_files_and_data_as_multipart_form(env, run, tmp_path):
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"a,b\r\n1,2\r\n")
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            with open(path, "rb") as f:
+                r = await c.post(env.raw + "/echo", data={"title": "x", "tags": ["p", "q"]},
+                                 files={"upload": f,
+                                        "blob": ("b.bin", b"\x00\xff--", "application/x-b"),
+                                        "note": ("n\"a\r\nme.txt", "text body")})
+            return r.json()
+
+    echo = run(main())
+    assert parse_multipart(echo) == [
+        ("title", None, "text/plain", b"x"), ("tags", None, "text/plain", b"p"),
+        ("tags", None, "text/plain", b"q"),
+        ("upload", "report.csv", "text/csv", b"a,b\r\n1,2\r\n"),
+        ("blob", "b.bin", "application/x-b", b"\x00\xff--"),
+        ("note", "n%22a%0D%0Ame.txt", "text/plain", b"text body"),  # cannot break out
+    ]
+    lines = wire_head(echo)
+    assert named(lines, "content-length") == [str(len(echo["body"].encode("latin-1")))]
+
+
+def proxy_log(env, run) -> list:
+    async def main():
+        async with Client(verify=env.ca, trust_env=False) as c:
+            return (await c.get(env.raw + "/proxy-log")).json()
+
+    return run(main())
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_https_through_a_connect_tunnel(env, run, scheme):
+    port = env.proxy_port if scheme == "http" else env.proxy_tls_port
+    proxy = f"{scheme}://pu:pp@localhost:{port}"
+
+    async def main():
+        async with Client(verify=env.ca, proxy=proxy) as c:
+            a = await c.get(env.raw + "/echo", headers={"Authorization": "Bearer origin"})
+            b = await c.get(env.raw + "/echo")
+            return a, b, c.pool.connections_opened
+
+    before = len(proxy_log(env, run))
+    a, b, opened = run(main())
+    log = proxy_log(env, run)[before:]
+    assert log == [["CONNECT", f"localhost:{env.raw_port}", "Basic cHU6cHA="]]  # one tunnel
+    assert opened == 1 and b.extensions["connection_reused"]
+    echo = a.json()
+    assert echo["path"] == "/echo"  # origin-form inside the tunnel
+    assert named(wire_head(echo), "authorization") == ["Bearer origin"]
+    assert named(wire_head(echo), "proxy-authorization") == []  # never past the proxy
+
+
+def test_http_forwarded_by_the_proxy(env, run):
+    async def main():
+        async with Client(proxy=f"http://pu:pp@127.0.0.1:{env.proxy_port}") as c:
+            return (await c.get(env.raw_plain + "/echo?x=1")).json()
+
+    before = len(proxy_log(env, run))
+    echo = run(main())
+    assert proxy_log(env, run)[before:] == [
+        ["GET", f"{env.raw_plain}/echo?x=1", "Basic cHU6cHA="]]
+    assert echo["path"] == "/echo?x=1"
+    assert named(wire_head(echo), "host") == [f"127.0.0.1:{env.raw_plain_port}"]
+
+
+def test_proxy_refusal_is_a_proxy_error(env, run):
+    from corenet.https import ProxyError
+
+    async def main():
+        async with Client(verify=env.ca, proxy=f"http://pu:wrong@127.0.0.1:{env.proxy_port}") as c:
+            await c.get(env.raw + "/echo")
+
+    with pytest.raises(ProxyError, match="refused the tunnel to localhost: 407 Proxy "
+                                         "Authentication Required"):
+        run(main())
+
+
+def test_proxy_from_the_environment_and_no_proxy(env, run, monkeypatch):
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{env.proxy_port}")
+
+    async def fetch(**kw):
+        async with Client(verify=env.ca, **kw) as c:
+            return (await c.get(env.raw + "/echo")).status_code
+
+    def tunnels(fn) -> int:
+        before = len(proxy_log(env, run))
+        assert fn() == 200
+        return len(proxy_log(env, run)) - before
+
+    assert tunnels(lambda: run(fetch())) == 1
+    assert tunnels(lambda: run(fetch(trust_env=False))) == 0
+    monkeypatch.setenv("NO_PROXY", "example.org,localhost")
+    assert tunnels(lambda: run(fetch())) == 0
+
+
+def test_digest_auth_matches_rfc_7616_vectors():
+    from corenet.https.auth import DigestAuth
+
+    challenge = {"realm": "http-auth@example.org", "qop": "auth, auth-int",
+                 "nonce": "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+                 "opaque": "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"}
+    cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+    for alg, want in (("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+                      ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1")):
+        header = DigestAuth("Mufasa", "Circle of Life").authorization(
+            "GET", "/dir/index.html", dict(challenge, algorithm=alg), cnonce=cnonce)
+        assert f'response="{want}"' in header and "nc=00000001" in header
+
+
+@pytest.mark.parametrize("alg", ["MD5", "SHA-256"])
+def test_digest_auth_answers_the_challenge(env, run, alg):
+    from corenet.https.auth import DigestAuth
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            good = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "pw"))
+            bad = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "no"))
+            return good, bad
+
+    good, bad = run(main())
+    assert good.status_code == 200 and good.content == b"digest ok"
+    assert [h.status_code for h in good.history] == [401]
+    assert bad.status_code == 401  # answered once, not in a loop
+
+
+def test_limits_carries_the_pool_limits_under_httpx_names(env, run):
+    import asyncio
+
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(max_connections=1,
+                                                       max_keepalive_connections=0)) as c:
+            rs = await asyncio.gather(*(c.get(env.raw + "/echo") for _ in range(4)))
+            one = (c.pool.max_connections, c.pool.max_keepalive, c.pool.connections_opened,
+                   c.pool.idle_count, [r.status_code for r in rs])
+        async with Client(verify=env.ca, limits=Limits(max_connections=1),
+                          max_connections=3, keepalive_expiry=None) as c:
+            other = (c.pool.max_connections, c.pool.max_keepalive, c.pool.keepalive_expiry)
+        return one, other
+
+    one, other = run(main())
+    assert one == (1, 0, 4, 0, [200] * 4)  # one at a time, none kept
+    assert other == (3, 20, None)  # the client's own arguments win
+
+
+def test_url_credentials_follow_a_same_origin_redirect_only(env, run):
+    async def main():
+        async with Client(verify=env.ca, follow_redirects=True) as c:
+            same = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
+                               + b"/echo".hex())
+            other = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
+                                + f"https://localhost:{env.raw2_port}/echo".encode().hex())
+            return same.json(), other.json()
+
+    same, other = run(main())
+    assert named(wire_head(same), "authorization") == ["Basic dTpw"]
+    assert named(wire_head(other), "authorization") == []
+
+
+def test_aiter_chunk_size_as_in_httpx(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            url = env.raw + "/coded?kind=gzip&n=100000"
+            async with c.stream("GET", url) as r:
+                sizes = [len(p) async for p in r.aiter_bytes(chunk_size=30000)]
+            async with c.stream("GET", url) as r:
+                raw = [len(p) async for p in r.aiter_raw(chunk_size=1000)]
+            async with c.stream("GET", env.raw + "/lines") as r:
+                text = [t async for t in r.aiter_text(chunk_size=4)]
+            return sizes, raw, text
+
+    sizes, raw, text = run(main())
+    assert sizes == [30000, 30000, 30000, 10000]
+    assert all(n == 1000 for n in raw[:-1]) and 0 < raw[-1] <= 1000
+    assert "".join(text) == "line one\r\nline twö\r\n\nlast"
+    assert all(len(t) == 4 for t in text[:-1])
+
+
+def test_build_request_and_send(env, run):
+    async def main():
+        async with Client(verify=env.ca, base_url=env.raw) as c:
+            req = c.build_request("post", "/echo", params={"q": "1"}, json={"a": 1})
+            req.headers["X-Added"] = "later"
+            r = await c.send(req)
+            streamed = await c.send(c.build_request("GET", "/echo"), stream=True)
+            try:
+                body = await streamed.aread()
+            finally:
+                await streamed.aclose()
+            return req, r, body
+
+    req, r, body = run(main())
+    assert req.method == "POST" and req.url == env.raw + "/echo?q=1"
+    echo = r.json()
+    assert echo["method"] == "POST" and echo["path"] == "/echo?q=1" and echo["body"] == '{"a":1}'
+    assert named(wire_head(echo), "x-added") == ["later"]
+    assert b'"method": "GET"' in body
+
+
+@pytest.mark.parametrize("answer, match", [
+    (b"HTTP/1.1 200 OK\r\nX-Filler: " + b"x" * 100000, "exceeds 65536 bytes"),
+    (b"HTTP/1.1 200 OK\r\n\r\nsurprise", "bytes after its answer to CONNECT"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed answer from the proxy"),
+    (b"HTTP/1.1 200 OK\r\n", "closed the connection before the tunnel"),
+])
+def test_misbehaving_proxy_is_a_proxy_error(env, run, answer, match):
+    import socket
+    import threading
+
+    from corenet.https import ProxyError
+
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    ls.settimeout(5)
+
+    def serve():
+        try:
+            conn, _ = ls.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(answer)
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    async def main():
+        async with Client(verify=env.ca, proxy=f"http://127.0.0.1:{ls.getsockname()[1]}") as c:
+            await c.get(env.raw + "/echo")
+
+    try:
+        with pytest.raises(ProxyError, match=match):
+            run(main())
+    finally:
+        t.join(5)
+        ls.close()
+
+
+def test_client_cookies_can_be_assigned(env, run):
+    async def main():
+        async with Client(verify=env.ca) as c:
+            c.cookies = {"k": "v"}
+            return (await c.get(env.raw + "/echo")).json(), c.cookies
+
+    echo, jar = run(main())
+    assert named(wire_head(echo), "cookie") == ["k=v"] and jar["k"] == "v"

@@ -1,0 +1,84 @@
+"""resolver.adapters: aiohttp's connector resolving through the resolver, against a real
+aiohttp server on a loopback address that only the resolver's (fake) authorities know."""
+from __future__ import annotations
+
+import socket
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import resolver
+from resolver.adapters import AiohttpResolver
+from resolver.limits import Limits
+from scenario import FakeServers, root_hints, small_internet
+
+P = "127.54"
+FAST = Limits(exploration=0.0, initial_rto=0.1, max_rto=0.2, max_query_time=1.5)
+SVC = f"{P}.7.7"            # svc.example.com's address in the fake world
+
+
+@pytest.fixture
+def world(run):
+    net = small_internet(prefix=P)
+    fs = FakeServers(net)
+    port = run(fs.start(sorted(net.served)))
+    try:
+        yield net, port
+    finally:
+        run(fs.stop())
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
+    net, port = world
+    r = resolver.Resolver(root_hints(P), port=port, limits=FAST)
+    hport = _free_port(SVC)
+
+    async def go():
+        app = web.Application()
+
+        async def hello(request):
+            return web.Response(text=f"hello from {request.host}")
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, SVC, hport).start()
+        adapter = AiohttpResolver(r)
+        try:
+            connector = aiohttp.TCPConnector(resolver=adapter, use_dns_cache=False)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get(f"http://svc.example.com:{hport}/") as resp:
+                    text = await resp.text()
+                with pytest.raises(aiohttp.ClientConnectorDNSError):
+                    await session.get(f"http://nope.example.com:{hport}/")
+            found = await adapter.resolve("svc.example.com", 80, socket.AF_INET)
+        finally:
+            await runner.cleanup()
+        return text, found
+
+    text, found = run(go())
+    assert text == f"hello from svc.example.com:{hport}"
+    assert found == [{"hostname": "svc.example.com", "host": SVC, "port": 80,
+                      "family": socket.AF_INET, "proto": 0,
+                      "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV}]
+    assert r.stats.cache_hits >= 1          # the second look-up came from the cache
+
+
+def test_no_address_and_servfail_are_gaierrors(world, run):
+    net, port = world
+    r = resolver.Resolver(root_hints(P), port=port, limits=FAST)
+    adapter = AiohttpResolver(r)
+    with pytest.raises(socket.gaierror) as ei:
+        run(adapter.resolve("txt.example.com", 443, socket.AF_INET))   # no A record
+    assert ei.value.errno == socket.EAI_NONAME
+    for a in list(net.served):
+        net.faults[a] = "refused"
+    with pytest.raises(socket.gaierror) as ei:
+        run(adapter.resolve("www.other.net", 443, socket.AF_INET))
+    assert ei.value.errno == socket.EAI_AGAIN
