@@ -2,17 +2,23 @@
 
 Cython directives live in each module's header comment (``# cython: ...``), so
 bounds checking is switched off only where an index cannot come from the network.
+
+The shared objects are linked stripped (``-s``): a release carries no debug symbols.
+``CORENET_DEBUG_BUILD=1`` builds unoptimised, with symbols, for gdb and valgrind.
 """
 import os
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
+LDFLAGS = ["-s"]
 if os.environ.get("CORENET_DEBUG_BUILD"):
     CFLAGS = ["-O0", "-g3"]
+    LDFLAGS = []
 
 
 def extensions():
@@ -20,14 +26,33 @@ def extensions():
     for pyx in sorted(ROOT.glob("corenet/**/*.pyx")) + sorted(ROOT.glob("resolver/**/*.pyx")):
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
-        exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS))
+        exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS,
+                              extra_link_args=LDFLAGS))
     return exts
 
 
-setup(
-    ext_modules=cythonize(
+class BuildExt(build_ext):
+    """Compiles the extensions in parallel, one job per CPU, unless told otherwise
+    (``build_ext -j N``); pip and ``python -m build`` would compile them one by one."""
+
+    def finalize_options(self):
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
+        super().finalize_options()
+
+
+def ext_modules():
+    # CORENET_METADATA_ONLY=1: no extension. scripts/setup.sh installs the tree editable so
+    # (dependencies, entry points, the import hook) and compiles in place itself, so that a
+    # second run only compiles what changed; scripts/package.sh builds the sdist so (MANIFEST.in
+    # names the sources).
+    if os.environ.get("CORENET_METADATA_ONLY"):
+        return []
+    return cythonize(
         extensions(),
         compiler_directives={"language_level": "3", "embedsignature": True},
         nthreads=os.cpu_count() or 1,
-    ),
-)
+    )
+
+
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExt})

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Sets up everything and runs the main job. Extra arguments go to the command.
+# Installs what serving needs (a compiler, the Python headers, the runtime dependencies:
+# no lab tools, no test extras), builds corenet into ./.venv and runs the resolver daemon
+# in the foreground. Extra arguments go to `corenet-resolver serve`.
 set -euo pipefail
+export SETUP_FOR=serve
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-if [ -f resolver/cli.py ]; then
-    exec .venv/bin/corenet-resolver serve "$@"
-fi
-# Until the resolver daemon lands, the main job is the loop's benchmark.
-exec bash scripts/bench.sh "$@"
+step "starting: corenet-resolver serve $*"
+exec .venv/bin/corenet-resolver serve "$@"

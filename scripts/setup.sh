@@ -1,41 +1,42 @@
 #!/usr/bin/env bash
-# Sourced by the other scripts: installs what corenet needs on a Debian machine and
-# builds it into ./.venv. Safe to run again; it only does what is missing.
+# Sourced by the other scripts: installs what corenet needs and builds it into ./.venv.
+# Safe to run again: it only does what is missing and compiles only what changed.
+#
+#   SETUP_FOR=serve  the compiler and Python headers, the runtime dependencies
+#   SETUP_FOR=test   (the default) also the lab tools and the test extras
+#
+# Debian packages are installed with apt-get when run as root; otherwise, or off Debian, the
+# script names what to install and exits with status 1. PYTHON picks the interpreter
+# (default python3, 3.11 or later).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-# Debian packages: compiler and headers for the extensions, the authoritative servers,
-# Unbound, dnsperf and nginx for the integration tests and benchmarks, strace for the
-# syscall counts, valgrind for the instruction counts.
-DEB_PACKAGES=(gcc python3-dev python3-venv nsd unbound dnsperf nginx bind9-utils ldnsutils dns-root-data strace
-              valgrind)
-missing=()
-for p in "${DEB_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
-        exit 1
-    fi
-    echo "setup: installing ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Package installs must not leave daemons running on the ports the tests use.
-    for svc in nsd unbound nginx; do
-        if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" >/dev/null 2>&1 || true; fi
-        pkill -x "$svc" >/dev/null 2>&1 || true
-    done
-fi
+SETUP_FOR=${SETUP_FOR:-test}
+# To build the extensions.
+BUILD_PACKAGES=(gcc python3-dev python3-venv)
+# The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
+# DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare.
+TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux)
 
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-    .venv/bin/pip install -q --upgrade pip setuptools wheel
+case "$SETUP_FOR" in
+    serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;
+    test) need_debian_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"; extras="[test]" ;;
+    *) die "SETUP_FOR must be serve or test, not $SETUP_FOR" ;;
+esac
+need_python
+make_venv .venv
+
+# The project itself, editable, without compiling (build_inplace does): its dependencies,
+# the corenet-resolver and corenet-fetch commands. Redone when the packaging files change.
+stamp=".venv/.corenet-installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    step "installing the Python dependencies into .venv${extras:+ (with the test extras)}"
+    CORENET_METADATA_ONLY=1 quietly /tmp/corenet-pip.log \
+        .venv/bin/pip install --no-build-isolation -e ".${extras}" ||
+        die "pip could not install the dependencies"
+    touch "$stamp"
 fi
-.venv/bin/pip install -q Cython
-.venv/bin/pip install -q -e '.[test]'
-# The editable install builds into the tree; build again in place so a change to a
-# .pyx since the last install is always compiled.
-.venv/bin/python setup.py -q build_ext --inplace >/dev/null
+build_inplace .venv/bin/python
+step "ready: .venv ($(.venv/bin/python -c 'import corenet; print("corenet", corenet.__version__)'))"

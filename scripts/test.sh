@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Sets up everything and runs the whole test suite. Extra arguments go to pytest.
+# Installs what the tests need (the lab tools and the test extras), builds corenet into
+# ./.venv and runs the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
+export SETUP_FOR=test
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+step "running the tests (several minutes)"
 exec .venv/bin/python -m pytest -q -ra "$@"

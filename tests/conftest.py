@@ -1,11 +1,15 @@
 """Shared fixtures: every loop-level test runs on stock asyncio (the oracle) and on
-corenet's loop in both trigger modes, so a difference from asyncio is a failing test."""
+corenet's loop in both trigger modes, so a difference from asyncio is a failing test.
+
+Under CI=true a skip fails the run unless ``ci_policy.ALLOWED_SKIPS`` lists it."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
+from ci_policy import (  # noqa: F401  (hooks)
+    pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport)
 from looptools import CORENET_KINDS, LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
 
 

@@ -5,7 +5,7 @@ import asyncio
 import importlib.util
 import os
 
-import pytest
+from ci_policy import unavailable
 
 LOOP_KINDS = ["asyncio", "corenet-edge", "corenet-level"]
 # For behaviour where Python 3.11's own asyncio is the one at fault (fixed upstream later):
@@ -21,7 +21,8 @@ def make_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "asyncio":
         return asyncio.SelectorEventLoop()
     if not corenet_built():
-        pytest.skip("corenet._loop extension is not built (run scripts/setup.sh)")
+        unavailable("the corenet._loop extension is not built "
+                    "(python setup.py build_ext --inplace, or scripts/setup.sh)")
     import corenet
 
     return corenet.new_event_loop(trigger=kind.split("-", 1)[1])

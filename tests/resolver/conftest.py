@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # dnslab is importable however pytest imports us
 
+from ci_policy import unavailable  # noqa: E402
 from dnslab import Lab, LabError  # noqa: E402
 from dnslab.nsd import NSD  # noqa: E402
 
@@ -18,7 +19,7 @@ def lab(tmp_path_factory) -> Lab:
     """The lab hierarchy (see dnslab.cases for its names), started once per session and
     stopped by PID at the end, also when tests fail."""
     if not os.path.exists(NSD):
-        pytest.skip("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
+        unavailable("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
     try:
         the_lab = Lab.start(tmp_path_factory.mktemp("dnslab"))
     except LabError as e:
@@ -101,10 +102,10 @@ def signed_lab(tmp_path_factory):
     import dnssec_lab
 
     if not os.path.exists(NSD):
-        pytest.skip("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
+        unavailable("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
     missing = dnssec_lab.tools_missing()
     if missing:
-        pytest.skip(f"{missing} not installed: scripts/setup.sh installs it")
+        unavailable(f"{missing} not installed: scripts/setup.sh installs it")
     work = tmp_path_factory.mktemp("signedlab")
     zones, servers, anchor = dnssec_lab.build(work / "keys")
     try:

@@ -1,0 +1,133 @@
+# Helpers sourced by the other scripts (not run on its own).
+#
+# They never stop, kill or disable a service of the host: the tests start their own NSD,
+# Unbound and nginx on their own addresses and ports and stop them by PID.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCRIPT=${SCRIPT:-$(basename "$0" .sh)}
+STEP_STARTED=$SECONDS
+
+say() { printf '%s: %s\n' "$SCRIPT" "$*" >&2; }
+
+# step "what": a progress line, and how long the step before it took.
+step() {
+    local took=$((SECONDS - STEP_STARTED))
+    STEP_STARTED=$SECONDS
+    if [ "$took" -gt 2 ]; then say "($took s) $*"; else say "$*"; fi
+}
+
+die() {
+    say "$@"
+    exit 1
+}
+
+# quietly LOG CMD...: runs CMD with its output in LOG; on failure shows the end of it.
+quietly() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 && return 0
+    tail -25 "$log" >&2
+    say "failed: $* (the whole output is in $log)"
+    return 1
+}
+
+# A line per Debian package: what it is for. Used to tell a user off Debian what to install.
+describe_package() {
+    case "$1" in
+        gcc) echo "a C compiler (gcc or clang) for the Cython extensions" ;;
+        python3-dev) echo "the Python headers (Python.h) of the Python that builds corenet" ;;
+        python3-venv) echo "Python's venv module with ensurepip" ;;
+        nsd) echo "NSD, the authoritative server of the tests' DNS lab" ;;
+        unbound) echo "Unbound, the reference resolver the tests compare against" ;;
+        dnsperf) echo "dnsperf, the DNS load generator of the benchmarks" ;;
+        nginx) echo "nginx, the HTTPS server of the HTTPS client tests" ;;
+        bind9-utils) echo "dnssec-keygen and dnssec-signzone (BIND tools) for the signed lab" ;;
+        ldnsutils) echo "ldns-signzone (ldns tools) for the signed lab" ;;
+        strace) echo "strace, for the system-call checks" ;;
+        valgrind) echo "valgrind (callgrind), for the instruction-count benchmark" ;;
+        iproute2) echo "ss and ip (iproute2)" ;;
+        util-linux) echo "unshare (util-linux)" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# need_debian_packages PKG...: installs the ones missing, or says exactly what to install
+# and exits with status 1 when it cannot (not root, or no apt-get).
+need_debian_packages() {
+    local missing=() p
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        for p in "$@"; do missing+=("$p"); done
+        say "this script installs its system packages with apt-get (Debian or Ubuntu), not found here."
+        say "install these with your system's package manager, then run it again:"
+        for p in "${missing[@]}"; do say "  - $(describe_package "$p")"; done
+        exit 1
+    fi
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        say "missing Debian packages: ${missing[*]}"
+        say "install them as root, then run this again:"
+        say "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+        exit 1
+    fi
+    step "installing Debian packages: ${missing[*]} (a minute or two)"
+    # A package's maintainer scripts may start its service (nsd, unbound and nginx listen on
+    # port 53 or 80 once started). A policy-rc.d that refuses every start, present only for
+    # this install call, keeps them stopped; a policy the host already has is left as it is.
+    local policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d} made_policy=0   # (the tests move it)
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# corenet scripts: no service starts during this package install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    local rc=0
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    } >/tmp/corenet-apt.log 2>&1 || rc=$?
+    [ "$made_policy" -eq 1 ] && rm -f "$policy"
+    if [ "$rc" -ne 0 ]; then
+        tail -20 /tmp/corenet-apt.log >&2
+        die "apt-get failed (status $rc; the whole log is /tmp/corenet-apt.log)"
+    fi
+    local services=() s
+    for s in nsd unbound nginx; do
+        [[ " ${missing[*]} " == *" $s "* ]] && services+=("$s")
+    done
+    if [ ${#services[@]} -gt 0 ]; then
+        say "note: Debian enables ${services[*]} at boot; nothing here needs them running (the"
+        say "tests start their own). To keep them from starting at boot: systemctl disable ${services[*]}"
+    fi
+}
+
+# need_python: PYTHON is a CPython 3.11 or later, or the script says so and stops.
+need_python() {
+    PYTHON=${PYTHON:-python3}
+    command -v "$PYTHON" >/dev/null 2>&1 || die "no $PYTHON found: install Python 3.11 or later, or set PYTHON=/path/to/python3"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "$PYTHON is Python $("$PYTHON" -c 'import platform; print(platform.python_version())'); corenet needs 3.11 or later (set PYTHON=/path/to/python3.11)"
+}
+
+# make_venv DIR: a virtual environment of $PYTHON with pip, setuptools, wheel and Cython.
+make_venv() {
+    local dir=$1
+    if [ ! -x "$dir/bin/python" ]; then
+        step "creating the virtual environment $dir ($("$PYTHON" -c 'import platform; print(platform.python_version())'))"
+        "$PYTHON" -m venv "$dir" || die "$PYTHON -m venv failed: on Debian, install python3-venv"
+        "$dir/bin/pip" install -q --upgrade pip setuptools wheel
+    fi
+    "$dir/bin/pip" install -q 'setuptools>=77' wheel 'Cython>=3.0'
+}
+
+# build_inplace PY: compiles the extensions next to their sources for that interpreter
+# (the file names carry the interpreter's ABI, so several Pythons can share the tree).
+build_inplace() {
+    local py=$1
+    step "compiling the Cython extensions for $("$py" -c 'import platform; print(platform.python_version())') (a few minutes the first time)"
+    (cd "$ROOT" && nice -n 5 "$py" setup.py -q build_ext --inplace >/tmp/corenet-build.log 2>&1) || {
+        tail -30 /tmp/corenet-build.log >&2
+        die "the build failed (the whole log is /tmp/corenet-build.log)"
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs the loop, transport, framing and compatibility tests on every CPython 3.12 or later
+# found on this machine other than the one of ./.venv, each in its own virtual environment
+# (.venv-3.12, .venv-3.13, ...) with the extensions compiled in place for it.
+#
+# Interpreters are looked for as python3.N on PATH, in /usr/bin and /usr/local/bin, and under
+# ~/.pyenv/versions; one per minor version (the newest patch release found). Extra arguments
+# go to pytest. With none found it says so and exits 0.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+TESTS=(tests/loop tests/transports tests/framing tests/compat)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+# Prints "X.Y.Z<TAB>executable" for every working CPython >= 3.12 among the candidates.
+candidates() {
+    local c
+    {
+        compgen -c python3. 2>/dev/null | grep -E '^python3\.[0-9]+$' || true
+        ls /usr/bin/python3.* /usr/local/bin/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' || true
+        ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 2>/dev/null || true
+    } | sort -u | while read -r c; do
+        "$c" -c 'import sys
+if sys.implementation.name == "cpython" and sys.version_info >= (3, 12) and not sys.flags.optimize:
+    import platform; print(platform.python_version(), sys.executable, sep="\t")' 2>/dev/null || true
+    done
+}
+
+main_minor=""
+if [ -x .venv/bin/python ]; then
+    main_minor=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+fi
+
+# The newest patch release per minor version, the main venv's minor left out.
+declare -A best=()
+declare -A best_version=()
+while IFS=$'\t' read -r version exe; do
+    minor=${version%.*}
+    [ "$minor" = "$main_minor" ] && continue
+    if [ -z "${best[$minor]:-}" ] ||
+       [ "$(printf '%s\n%s\n' "${best_version[$minor]}" "$version" | sort -V | tail -1)" = "$version" ]; then
+        best[$minor]=$exe
+        best_version[$minor]=$version
+    fi
+done < <(candidates | grep -E '^[0-9]+\.[0-9]+\.[0-9]+' | grep -v -E '^[0-9.]+(a|b|rc)')
+
+if [ ${#best[@]} -eq 0 ]; then
+    say "no CPython 3.12 or later besides ${main_minor:-the main one} found: nothing to run"
+    exit 0
+fi
+
+failed=()
+for minor in $(printf '%s\n' "${!best[@]}" | sort -V); do
+    PYTHON=${best[$minor]}
+    venv=".venv-$minor"
+    step "Python ${best_version[$minor]} ($PYTHON) in $venv"
+    make_venv "$venv"
+    stamp="$venv/.corenet-installed[test]"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+        step "installing the Python dependencies into $venv"
+        CORENET_METADATA_ONLY=1 quietly "/tmp/corenet-pip-$minor.log" \
+            "$venv/bin/pip" install --no-build-isolation -e ".[test]" ||
+            die "pip could not install the dependencies for Python $minor"
+        touch "$stamp"
+    fi
+    build_inplace "$venv/bin/python"
+    step "Python ${best_version[$minor]}: ${TESTS[*]}"
+    if ! "$venv/bin/python" -m pytest -q -ra "${TESTS[@]}" "$@"; then
+        failed+=("$minor")
+    fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    die "tests failed on Python ${failed[*]}"
+fi
+step "passed on Python $(printf '%s\n' "${!best_version[@]}" | sort -V | tr '\n' ' ')"

@@ -1,0 +1,112 @@
+"""The setup scripts, run against fake system tools in a private PATH: what serving and
+testing install, what they say without root or without apt-get, that a package install runs
+with services kept from starting, and that no script stops, kills or disables a service."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE = ["gcc", "python3-dev", "python3-venv"]
+LAB = ["nsd", "unbound", "nginx", "valgrind", "dnsperf", "bind9-utils", "ldnsutils", "strace"]
+
+
+def fake_system(tmp_path: Path, *, uid: int, apt: bool = True) -> tuple[Path, Path]:
+    """A bin directory with the real tools the scripts use, a dpkg-query that knows no
+    package, an id that reports ``uid`` and (if ``apt``) an apt-get that logs its calls and
+    the policy-rc.d it finds. No python3: setup stops once the packages are dealt with."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "dirname", "basename", "grep", "rm", "chmod", "tail", "cat"):
+        os.symlink(shutil.which(tool), bindir / tool)
+    log = tmp_path / "apt.log"
+    policy = tmp_path / "policy-rc.d"
+    scripts = {"dpkg-query": "exit 1", "id": f'[ "$1" = -u ] && echo {uid}'}
+    if apt:
+        scripts["apt-get"] = (f'echo "apt-get $*" >> {log}\n'
+                              f'if [ -e {policy} ]; then /bin/cat {policy} >> {log}; fi')
+    for name, body in scripts.items():
+        path = bindir / name
+        path.write_text(f"#!/bin/bash\n{body}\n")
+        path.chmod(0o755)
+    return bindir, log
+
+
+def run_setup(tmp_path: Path, bindir: Path, mode: str) -> subprocess.CompletedProcess:
+    env = {"PATH": str(bindir), "HOME": str(tmp_path), "SETUP_FOR": mode,
+           "POLICY_RC_D": str(tmp_path / "policy-rc.d")}
+    return subprocess.run([str(bindir / "bash"), str(ROOT / "scripts" / "setup.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("mode", ["serve", "test"])
+def test_without_root_the_setup_prints_the_install_line_and_exits_1(tmp_path, mode):
+    bindir, log = fake_system(tmp_path, uid=1000)
+    proc = run_setup(tmp_path, bindir, mode)
+    assert proc.returncode == 1, proc.stderr
+    line = next(l for l in proc.stderr.splitlines() if "apt-get install" in l)
+    packages = line.split("--no-install-recommends", 1)[1].split()
+    assert packages[:3] == SERVE
+    if mode == "serve":
+        assert packages == SERVE
+    else:
+        assert set(LAB) <= set(packages)
+    assert not log.exists(), "apt-get must not run without root"
+    assert "Traceback" not in proc.stderr and "command not found" not in proc.stderr
+
+
+def test_without_apt_get_the_setup_lists_what_to_install_and_exits_1(tmp_path):
+    bindir, _ = fake_system(tmp_path, uid=0, apt=False)
+    proc = run_setup(tmp_path, bindir, "serve")
+    assert proc.returncode == 1
+    assert "apt-get" in proc.stderr and "not found here" in proc.stderr
+    assert "C compiler" in proc.stderr and "Python headers" in proc.stderr
+    assert "NSD" not in proc.stderr, "serving needs no lab tool"
+    assert "command not found" not in proc.stderr
+
+
+@pytest.mark.parametrize("mode, services", [("serve", []), ("test", ["nsd", "unbound", "nginx"])])
+def test_as_root_packages_install_with_services_kept_from_starting(tmp_path, mode, services):
+    bindir, log = fake_system(tmp_path, uid=0)
+    proc = run_setup(tmp_path, bindir, mode)
+    calls = log.read_text()
+    install = next(l for l in calls.splitlines() if l.startswith("apt-get install"))
+    if mode == "serve":
+        assert install.split("--no-install-recommends", 1)[1].split() == SERVE
+    # The policy existed, refusing every start, while apt-get ran; it is gone afterwards.
+    assert "exit 101" in calls
+    assert not (tmp_path / "policy-rc.d").exists()
+    for service in services:
+        assert re.search(rf"systemctl disable .*\b{service}\b", proc.stderr), proc.stderr
+    if not services:
+        assert "systemctl" not in proc.stderr
+    assert "installing Debian packages" in proc.stderr        # a progress line
+    assert proc.returncode == 1 and "python3" in proc.stderr    # no python3 in the fake PATH
+
+
+def test_a_policy_the_host_already_has_is_left_as_it_is(tmp_path):
+    bindir, log = fake_system(tmp_path, uid=0)
+    policy = tmp_path / "policy-rc.d"
+    policy.write_text("#!/bin/sh\n# the host's own\nexit 101\n")
+    run_setup(tmp_path, bindir, "serve")
+    assert policy.read_text() == "#!/bin/sh\n# the host's own\nexit 101\n"
+    assert "the host's own" in log.read_text()
+
+
+def test_no_script_stops_kills_or_disables_a_service():
+    """Commands only: a message that tells the operator how to disable a service is fine."""
+    forbidden = re.compile(r"\b(pkill|killall|service\s+\S+\s+stop)\b"
+                           r"|\bsystemctl\s+(stop|disable|mask|kill)\b|\bkill\s+-?\w*\s*%")
+    files = sorted((ROOT / "scripts").glob("*.sh")) + [ROOT / ".ci" / "run"]
+    assert len(files) >= 6
+    for path in files:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if re.match(r"\s*say\b", code):
+                continue
+            assert not forbidden.search(code), f"{path.name}:{number}: {line.strip()}"
