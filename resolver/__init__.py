@@ -4,9 +4,11 @@
     answer = await r.resolve("example.com", "A")  # like dns.asyncresolver.Resolver.resolve
     wire = await r.resolve_message(query_wire)    # full recursive-server response, for the daemon
     resolver.install(loop, r)                     # loop.getaddrinfo now resolves through r
+    resolver.Resolver(forward=["192.0.2.53"])     # a stub asking other resolvers instead
 """
+from corenet import __version__
 from resolver.api import Answer, Resolver, Stats
 from resolver.getaddrinfo import install
 from resolver.limits import Limits
 
-__all__ = ["Answer", "Limits", "Resolver", "Stats", "install"]
+__all__ = ["Answer", "Limits", "Resolver", "Stats", "__version__", "install"]

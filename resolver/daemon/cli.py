@@ -65,7 +65,10 @@ def _control_parser(sub, name: str, help_: str):
 
 
 def parser() -> argparse.ArgumentParser:
+    from corenet import __version__
+
     ap = argparse.ArgumentParser(prog=PROG, description="A recursive, caching DNS resolver.")
+    ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     q = sub.add_parser("query", help="resolve a name (in-process, or ask @SERVER), as dig",

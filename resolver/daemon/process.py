@@ -94,6 +94,23 @@ def fit_descriptors(cfg: Config) -> Config:
     return replace(cfg, max_inflight=misses, tcp_max_connections=tcp)
 
 
+def banner(server) -> str:
+    """One line with what an operator checks first."""
+    from corenet import __version__
+
+    cfg, r = server.cfg, server.resolver
+    where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
+    if r.dnssec is not None:
+        dnssec = f"DNSSEC validation on (trust anchor {cfg.trust_anchor or 'shipped root key'})"
+    else:
+        why = "--no-validate" if cfg.validate is False else "no trust anchor for these root hints"
+        dnssec = f"DNSSEC validation OFF ({why})"
+    hints = cfg.root_hints or "the real root servers"
+    return (f"corenet-resolver {__version__} on {where}; resolving from {hints}; {dnssec}; "
+            f"cache {cfg.cache_size // (1024 * 1024)} MiB; workers {cfg.workers}; "
+            f"allow {', '.join(map(str, cfg.allow)) or 'nobody'}")
+
+
 def drop_privileges(user: str | None) -> None:
     """Becomes ``user`` (its uid and primary group, no supplementary groups), for good: a
     root process that changes all its uids loses every capability. Nothing to do without
@@ -219,6 +236,7 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
     _settle_gc()
+    log.info("%s", banner(server))
     log.info("ready")
     await stop.wait()
     log.info("stopping")

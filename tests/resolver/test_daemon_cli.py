@@ -347,3 +347,15 @@ def test_the_config_reference_page_is_the_code_s():
     for name in SETTINGS:
         assert f"## `{name.replace('_', '-')}`" in text
     assert "(undocumented)" not in text
+
+
+def test_version_and_the_start_up_banner(daemon):
+    from corenet import __version__
+
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"corenet-resolver {__version__}"
+    log = daemon.log_text()
+    line = next(x for x in log.splitlines() if f"corenet-resolver {__version__} on " in x)
+    assert f"127.0.0.1:{daemon.port}" in line
+    assert "DNSSEC validation OFF (no trust anchor for these root hints)" in line
+    assert "cache 64 MiB" in line and "workers 1" in line
