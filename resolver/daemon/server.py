@@ -144,14 +144,20 @@ class Server(Dispatch):
         victim = min(idle, key=lambda conn: conn.last)
         self.counters.tcp_shed_idle += 1
         victim.close()
-        self.connections.discard(victim)          # its slot is free now, not at its EOF
-        self.counters.tcp_connections -= 1
-        n = self.tcp_by_client.get(victim.client, 0) - 1
-        if n > 0:
-            self.tcp_by_client[victim.client] = n
-        else:
-            self.tcp_by_client.pop(victim.client, None)
+        self.forget_connection(victim)            # its slot is free now, not at its EOF
         return True
+
+    def forget_connection(self, conn: "TCPConnection") -> None:
+        """``conn`` no longer counts against the TCP caps (idempotent)."""
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        self.counters.tcp_connections -= 1
+        n = self.tcp_by_client.get(conn.client, 0) - 1
+        if n > 0:
+            self.tcp_by_client[conn.client] = n
+        else:
+            self.tcp_by_client.pop(conn.client, None)
 
     def set_allow(self, allow) -> None:
         """Replaces the client ACL (the listeners share it)."""
@@ -444,14 +450,7 @@ class TCPConnection(asyncio.BufferedProtocol):
         s = self.server
         if isinstance(exc, FrameTooLarge):
             s.counters.dropped["tcp_oversize"] += 1
-        if self in s.connections:
-            s.connections.discard(self)
-            s.counters.tcp_connections -= 1
-            n = s.tcp_by_client.get(self.client, 0) - 1
-            if n > 0:
-                s.tcp_by_client[self.client] = n
-            else:
-                s.tcp_by_client.pop(self.client, None)
+        s.forget_connection(self)
         self.closed = True
         self.backlog.clear()
         if self.timer is not None:
