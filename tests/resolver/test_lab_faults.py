@@ -149,7 +149,9 @@ def test_upstream_queries_use_edns_1232_with_do_and_fresh_ids_and_ports(run, fak
     assert all(s.edns and s.message.payload == 1232 and s.do for s in qs)
     assert all(not s.message.flags & dns.flags.RD for s in qs)  # iterative queries
     assert len({s.message.id for s in qs}) >= len(qs) - 1  # random 16-bit IDs
-    assert len({s.peer[1] for s in qs}) == len(qs)  # a fresh source port per query
+    # A fresh socket per query, so a port the kernel picks at random each time: two of 20
+    # may still be equal by chance (about 0.7% of runs with 28k ephemeral ports).
+    assert len({s.peer[1] for s in qs}) >= len(qs) - 1
 
 
 def _sub_zone(ns_addr: str) -> tuple[ZoneAuthority, ZoneAuthority]:
