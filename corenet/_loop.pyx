@@ -342,6 +342,14 @@ cdef class AcceptOp(SockOp):
         return True
 
 
+cdef str _format_handle(Handle h):
+    """What the slow-callback warning names: the Task whose step ran, else the handle."""
+    owner = getattr(h._callback, "__self__", None)
+    if isinstance(owner, Task):
+        return repr(owner)
+    return repr(h)
+
+
 cdef int check_sock(BaseLoop loop, object sock) except -1:
     if isinstance(sock, SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
@@ -824,7 +832,9 @@ cdef class BaseLoop:
             self._current_handle = None
         dt = self._now() - t0
         if dt >= self.slow_callback_duration:
-            logger.warning("Executing %r took %.3f seconds", h, dt)
+            # Described now: a logging handler may format the record after the handle has
+            # let go of its callback.
+            logger.warning("Executing %s took %.3f seconds", _format_handle(h), dt)
         if oneshot:
             h._let_go()
         return 0
@@ -1243,6 +1253,11 @@ cdef class BaseLoop:
             pass
         cdef AcceptOp op = AcceptOp.__new__(AcceptOp)
         return await self._wait_op(sock, op, False)
+
+    def _check_sock(self, sock):
+        """asyncio's checks of a socket given to a sock_* method: not an SSLSocket, and in
+        debug mode, non-blocking."""
+        check_sock(self, sock)
 
     async def _sock_connect_resolved(self, sock, address):
         check_sock(self, sock)

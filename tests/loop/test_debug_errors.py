@@ -125,6 +125,31 @@ def test_debug_mode_warns_on_slow_callbacks(loop, caplog):
     loop.set_debug(False)
 
 
+def slowly_done() -> None:
+    time.sleep(0.03)
+
+
+async def slow_coroutine() -> None:
+    time.sleep(0.03)
+
+
+def test_slow_callback_warning_names_the_callback_or_the_task(loop, caplog):
+    """As asyncio: the handle with its callback, or for a task's step, the task. (Read
+    after the loop ran: a handle that has run lets go of its callback.)"""
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    loop.call_soon(slowly_done)
+    task = loop.create_task(slow_coroutine(), name="the-slow-task")
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(task)
+    loop.set_debug(False)
+    slow = [r.getMessage() for r in caplog.records if " took " in r.getMessage()]
+    assert any(m.startswith("Executing <Handle slowly_done() at ") for m in slow), slow
+    assert any(m.startswith("Executing <Task ") and "the-slow-task" in m
+               and "slow_coroutine()" in m for m in slow), slow
+    assert not any("<Handle created at" in m for m in slow), slow
+
+
 def test_debug_mode_records_source_traceback(loop):
     loop.set_debug(True)
     h = loop.call_soon(print)
