@@ -19,7 +19,7 @@ cdef class Handle:
 
 
 cdef class TimerHandle(Handle):
-    cdef double _when
+    cdef readonly double _when
     cdef uint64_t _seq
     cdef bint _scheduled
     cpdef cancel(self)

@@ -705,6 +705,10 @@ cdef class StreamTransport(BaseTransport):
     def _closing(self):
         return self.closing
 
+    @property
+    def _reading_paused(self):
+        return self.reading_paused
+
 
 cdef str _strerror(int err):
     import os
