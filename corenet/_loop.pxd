@@ -56,6 +56,7 @@ cdef class BaseLoop:
     cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
     cdef list _fds
     cdef set _deleted           # fds taken out of epoll since the last poll (see _dispatch)
+    cdef list _held             # edge mode: (fd, events) an interrupted iteration left undone
     cdef list _before_poll      # one-shot callables run before the next poll (flushes)
     cdef list _before_poll_swap
 
@@ -87,6 +88,8 @@ cdef class BaseLoop:
     cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
+    cdef int _hold(self, int start, int n) except -1
+    cdef int _dispatch_held(self) except -1
     cdef list _take_due_timers(self)
     cdef int _run_timers(self, list due) except -1
 

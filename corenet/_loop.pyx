@@ -469,6 +469,7 @@ cdef class BaseLoop:
             (<TimerHandle>h).cancel()
         self._timers.clear()
         self._timer_cancelled = 0
+        self._held = None
         self._fds.clear()
         self._close_fds()
 
@@ -684,7 +685,17 @@ cdef class BaseLoop:
         if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
             due = self._take_due_timers()
         try:
-            self._run_ready()
+            try:
+                self._run_ready()
+            except BaseException:
+                self._hold(0, n)
+                raise
+            if self._held is not None:
+                try:
+                    self._dispatch_held()
+                except BaseException:
+                    self._hold(0, n)
+                    raise
             if n > 0:
                 self._dispatch(n)
         except BaseException:
@@ -797,25 +808,69 @@ cdef class BaseLoop:
         return n
 
     cdef int _dispatch(self, int n) except -1:
-        cdef int i, fd
+        cdef int i = 0, fd
         cdef uint32_t events
         cdef uint64_t counter
         cdef list fds = self._fds
         cdef object w
-        for i in range(n):
+        try:
+            while i < n:
+                fd = self._events[i].data.fd
+                events = self._events[i].events
+                i += 1
+                if fd == self._eventfd:
+                    read(fd, &counter, 8)
+                    continue
+                w = fds[fd] if fd < len(fds) else None
+                if w is None:
+                    # A stale registration: stop hearing about it. One unregistered since the
+                    # poll (a connection closed by an earlier callback) is out of epoll already.
+                    if fd not in self._deleted:
+                        epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
+                    continue
+                (<FdWatcher>w).on_events(self, events)
+        except BaseException:
+            self._hold(i, n)    # KeyboardInterrupt: the events after it are not lost
+            raise
+        return 0
+
+    cdef int _hold(self, int start, int n) except -1:
+        """Keeps the events ``start``..``n`` of the last poll, which an exception escaping
+        the iteration (KeyboardInterrupt, SystemExit) left undispatched, for the next one.
+        Only edge mode needs this: an edge-triggered transport hears of readiness once, and
+        would stall until the next edge; level-triggered registrations are simply reported
+        again by the next poll."""
+        cdef int i, fd
+        if not self._edge or start >= n:
+            return 0
+        if self._held is None:
+            self._held = []
+        for i in range(start, n):
             fd = self._events[i].data.fd
-            events = self._events[i].events
-            if fd == self._eventfd:
-                read(fd, &counter, 8)
-                continue
-            w = fds[fd] if fd < len(fds) else None
-            if w is None:
-                # A stale registration: stop hearing about it. One unregistered since the
-                # poll (a connection closed by an earlier callback) is out of epoll already.
-                if fd not in self._deleted:
-                    epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
-                continue
-            (<FdWatcher>w).on_events(self, events)
+            if fd != self._eventfd:
+                self._held.append((fd, self._events[i].events))
+        return 0
+
+    cdef int _dispatch_held(self) except -1:
+        """Dispatches what ``_hold`` kept, after the callbacks left from the interrupted
+        iteration (as asyncio runs the I/O callbacks queued then), to the edge-triggered
+        watchers still there (a plain fd watcher is level-triggered: the poll reports it)."""
+        cdef list held = self._held
+        cdef Py_ssize_t i = 0, n = len(held)
+        cdef list fds = self._fds
+        cdef int fd
+        self._held = None
+        try:
+            while i < n:
+                fd, events = held[i]
+                i += 1
+                w = fds[fd] if fd < len(fds) else None
+                if w is not None and type(w) is not FdWatcher:
+                    (<FdWatcher>w).on_events(self, events)
+        except BaseException:
+            if i < n:
+                self._held = held[i:n]
+            raise
         return 0
 
     cdef int _run_handle(self, Handle h, bint oneshot=False) except -1:
