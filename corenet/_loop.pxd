@@ -88,6 +88,7 @@ cdef class BaseLoop:
     cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
+    cdef int _on_events_timed(self, FdWatcher w, uint32_t events) except -1
     cdef int _hold(self, int start, int n) except -1
     cdef int _dispatch_held(self) except -1
     cdef list _take_due_timers(self)

@@ -828,10 +828,26 @@ cdef class BaseLoop:
                     if fd not in self._deleted:
                         epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
                     continue
-                (<FdWatcher>w).on_events(self, events)
+                if self._debug and type(w) is not FdWatcher:
+                    self._on_events_timed(<FdWatcher>w, events)
+                else:
+                    (<FdWatcher>w).on_events(self, events)
         except BaseException:
             self._hold(i, n)    # KeyboardInterrupt: the events after it are not lost
             raise
+        return 0
+
+    cdef int _on_events_timed(self, FdWatcher w, uint32_t events) except -1:
+        """Debug mode: a transport's events (its protocol's callbacks) that take long are
+        reported as a slow callback, as asyncio reports its transports' read handles.
+        (A plain fd watcher's callbacks are timed as handles, in _run_handle.)"""
+        cdef double t0 = self._now(), dt
+        try:
+            w.on_events(self, events)
+        finally:
+            dt = self._now() - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning("Executing %s took %.3f seconds", f"<I/O events of {w!r}>", dt)
         return 0
 
     cdef int _hold(self, int start, int n) except -1:

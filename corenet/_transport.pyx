@@ -62,6 +62,11 @@ cdef class BaseTransport(FdWatcher):
             _warn(f"unclosed transport {self.face!r}", ResourceWarning, source=self.face)
             self.abort()
 
+    def __repr__(self):
+        if self.face is not None:
+            return f"<{type(self).__name__} of {self.face!r}>"
+        return f"<{type(self).__name__} fd={self.fd} released>"
+
     def __dealloc__(self):
         # A bare descriptor nobody closed (the loop went away with the transport open): no
         # socket object will close it, so this does.
