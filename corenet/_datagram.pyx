@@ -162,10 +162,14 @@ cdef class DatagramTransport(BaseTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
-            self.loop.call_exception_handler({
-                "message": "Exception in protocol.datagram_received()",
-                "exception": exc, "transport": self.face, "protocol": self.protocol})
+            self._protocol_failed(exc, "datagram_received")
+        return 0
+
+    cdef int _protocol_failed(self, exc, str callback) except -1:
+        # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
+        self.loop.call_exception_handler({
+            "message": f"Exception in protocol.{callback}()",
+            "exception": exc, "transport": self.face, "protocol": self.protocol})
         return 0
 
     cdef int _error_received(self, exc, bint from_caller) except -1:
@@ -186,9 +190,7 @@ cdef class DatagramTransport(BaseTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as err:
-            self.loop.call_exception_handler({
-                "message": "Exception in protocol.error_received()",
-                "exception": err, "transport": self.face, "protocol": self.protocol})
+            self._protocol_failed(err, "error_received")
         return 0
 
     cdef object _peer(self, sockaddr_storage *sa, socklen_t salen):

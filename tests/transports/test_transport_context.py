@@ -16,7 +16,7 @@ import socket
 
 import pytest
 
-from looptools import CORENET_KINDS, make_loop
+from looptools import CORENET_KINDS
 
 cvar: contextvars.ContextVar[str] = contextvars.ContextVar("cvar", default="outside")
 
@@ -93,6 +93,40 @@ class Buffered(_Seen, asyncio.BufferedProtocol):
 PROTOCOLS = {"plain": Plain, "buffered": Buffered}
 
 
+async def _server_in(loop, value: str, proto_cls, **kw):
+    """A server started where cvar is ``value``: (server, address, its protocols so far)."""
+    accepted: list = []
+
+    def factory():
+        accepted.append(proto_cls())
+        return accepted[-1]
+
+    cvar.set(value)
+    srv = await loop.create_server(factory, "127.0.0.1", 0, **kw)
+    return srv, srv.sockets[0].getsockname(), accepted
+
+
+async def _first(accepted: list):
+    """The first accepted connection's protocol, once its connection_made has run."""
+    while not accepted or accepted[0].transport is None:
+        await asyncio.sleep(0.001)
+    return accepted[0]
+
+
+async def _close(transport, srv, *protos: _Seen) -> None:
+    """Closes ``transport``, waits for the connection_lost of ``protos``, stops ``srv``."""
+    transport.close()
+    for proto in protos:
+        await proto.until(lambda proto=proto: proto.called("connection_lost"))
+    srv.close()
+    await srv.wait_closed()
+
+
+def _only_in(proto: _Seen, value: str) -> None:
+    """Every callback ``proto`` saw ran where cvar is ``value``."""
+    assert {name: set(v) for name, v in proto.seen.items()} == {n: {value} for n in proto.seen}
+
+
 def _as(value: str, fn, *args):
     """``fn(*args)`` in a context where cvar is ``value``."""
     ctx = contextvars.copy_context()
@@ -156,9 +190,7 @@ def test_stream_callbacks_run_in_the_context_the_transport_was_made_in(
             ct, _ = await loop.create_unix_connection(lambda: cp, addr, **client_kw)
         # From here on the test's own calls run in a third context.
         cvar.set("driver")
-        while not server_protos or not server_protos[0].called("connection_made"):
-            await asyncio.sleep(0.001)
-        sp = server_protos[0]
+        sp = await _first(server_protos)
         ct.write(b"ping")
         await sp.until(lambda: len(sp.data) >= 4)
         sp.transport.write(b"pong")
@@ -169,11 +201,7 @@ def test_stream_callbacks_run_in_the_context_the_transport_was_made_in(
             ct.write_eof()
             await sp.until(lambda: sp.called("eof_received"))
         # The server closes; the client's eof_received (returning False) closes the client.
-        sp.transport.close()
-        await cp.until(lambda: cp.called("connection_lost"))
-        await sp.until(lambda: sp.called("connection_lost"))
-        srv.close()
-        await srv.wait_closed()
+        await _close(sp.transport, srv, cp, sp)
         return cp, sp
 
     cp, sp = run(main(), timeout=30)
@@ -267,28 +295,17 @@ def _flood(transport, proto: _Seen) -> None:
     raise AssertionError("the write buffer never filled")
 
 
-def test_callbacks_set_off_by_the_caller_run_in_the_transport_s_context(corenet_kind):
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_callbacks_set_off_by_the_caller_run_in_the_transport_s_context(loop, run):
     """pause_writing from a write() inside another connection's data_received or inside the
     transport's own, and connection_lost after a close() from elsewhere, see their own
     transport's context (asyncio runs them in the caller's, see the module)."""
-    loop = make_loop(corenet_kind)
-
     async def main():
-        accepted: list[Hooked] = []
-
-        def factory():
-            accepted.append(Hooked())
-            return accepted[-1]
-
-        cvar.set("a")
-        srv = await loop.create_server(factory, "127.0.0.1", 0)
-        addr = srv.sockets[0].getsockname()
+        srv, addr, accepted = await _server_in(loop, "a", Hooked)
         cvar.set("b")
         bt, bp = await loop.create_connection(Hooked, *addr)
         cvar.set("driver")
-        while not accepted or accepted[0].transport is None:
-            await asyncio.sleep(0.001)
-        ap = accepted[0]
+        ap = await _first(accepted)
         bt.set_write_buffer_limits(high=CHUNK, low=0)
         resumed = lambda n: lambda: len(bp.seen.get("resume_writing", [])) == n  # noqa: E731
         # b written to inside a's data_received: a's context is the current one.
@@ -299,20 +316,13 @@ def test_callbacks_set_off_by_the_caller_run_in_the_transport_s_context(corenet_
         bp.on_data = lambda: _flood(bt, bp)
         ap.transport.write(b"2")
         await bp.until(resumed(2))
-        bt.close()
-        await bp.until(lambda: bp.called("connection_lost"))
-        await ap.until(lambda: ap.called("connection_lost"))
-        srv.close()
-        await srv.wait_closed()
+        await _close(bt, srv, bp, ap)
         return ap, bp
 
-    try:
-        ap, bp = loop.run_until_complete(asyncio.wait_for(main(), 30))
-    finally:
-        loop.close()
+    ap, bp = run(main(), timeout=30)
     assert len(bp.seen["pause_writing"]) == 2 and len(bp.seen["resume_writing"]) == 2
-    assert {name: set(v) for name, v in bp.seen.items()} == {name: {"b"} for name in bp.seen}
-    assert {name: set(v) for name, v in ap.seen.items()} == {name: {"a"} for name in ap.seen}
+    _only_in(bp, "b")
+    _only_in(ap, "a")
     assert set(ap.seen) == {"connection_made", "data_received", "eof_received",
                             "connection_lost"}
 
@@ -389,30 +399,18 @@ def test_datagram_callbacks_run_in_the_context_the_transport_was_made_in(
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
-def test_reading_resumed_from_another_context_stays_in_the_transport_s(
-        corenet_kind, pki, tls):
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_reading_resumed_from_another_context_stays_in_the_transport_s(loop, run, pki, tls):
     """After pause_reading() and a resume_reading() called in another context, the reads go
     on in the transport's context (asyncio reads on in the resumer's, see the module)."""
-    loop = make_loop(corenet_kind)
-
     async def main():
-        accepted: list[Plain] = []
-
-        def factory():
-            accepted.append(Plain())
-            return accepted[-1]
-
         ssl_kw = {"ssl": pki.server_context()} if tls else {}
         client_kw = {"ssl": pki.client_context(), "server_hostname": "localhost"} if tls else {}
-        cvar.set("server")
-        srv = await loop.create_server(factory, "127.0.0.1", 0, **ssl_kw)
-        addr = srv.sockets[0].getsockname()
+        srv, addr, accepted = await _server_in(loop, "server", Plain, **ssl_kw)
         cvar.set("client")
         ct, cp = await loop.create_connection(Plain, *addr, **client_kw)
         cvar.set("driver")
-        while not accepted or accepted[0].transport is None:
-            await asyncio.sleep(0.001)
-        sp = accepted[0]
+        sp = await _first(accepted)
         for n in range(1, 4):
             ct.pause_reading()
             sp.transport.write(b"x")
@@ -420,26 +418,18 @@ def test_reading_resumed_from_another_context_stays_in_the_transport_s(
             assert len(cp.data) == n - 1       # nothing delivered while paused
             _as(f"resumer {n}", ct.resume_reading)
             await cp.until(lambda: len(cp.data) == n)
-        ct.close()
-        await cp.until(lambda: cp.called("connection_lost"))
-        await sp.until(lambda: sp.called("connection_lost"))
-        srv.close()
-        await srv.wait_closed()
+        await _close(ct, srv, cp, sp)
         return cp
 
-    try:
-        cp = loop.run_until_complete(asyncio.wait_for(main(), 10))
-    finally:
-        loop.close()
+    cp = run(main())
     assert len(cp.seen["data_received"]) == 3
-    assert {name: set(v) for name, v in cp.seen.items()} == {n: {"client"} for n in cp.seen}
+    _only_in(cp, "client")
 
 
-def test_start_tls_keeps_the_transport_s_context(corenet_kind, pki):
+@pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+def test_start_tls_keeps_the_transport_s_context(loop, run, pki):
     """start_tls() called in another context: the TLS connection's callbacks still run in
     the context of the TCP transport underneath (as uvloop; asyncio does not)."""
-    loop = make_loop(corenet_kind)
-
     async def main():
         server_side = loop.create_future()
 
@@ -467,10 +457,7 @@ def test_start_tls_keeps_the_transport_s_context(corenet_kind, pki):
         await srv.wait_closed()
         return cp
 
-    try:
-        cp = loop.run_until_complete(asyncio.wait_for(main(), 10))
-    finally:
-        loop.close()
+    cp = run(main())
     assert set(cp.seen) == {"connection_made", "data_received", "eof_received",
                             "connection_lost"}
-    assert {name: set(v) for name, v in cp.seen.items()} == {n: {"client"} for n in cp.seen}
+    _only_in(cp, "client")
