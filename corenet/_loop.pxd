@@ -19,10 +19,12 @@ cdef class Handle:
 
 
 cdef class TimerHandle(Handle):
-    cdef readonly double _when
+    cdef double _at                # the deadline (``_when``, ``when()``: as it was given)
+    cdef bint _int_when            # call_at was given an int
     cdef uint64_t _seq
     cdef bint _scheduled
     cpdef cancel(self)
+    cdef object _when_value(self)
 
 
 cdef class FdWatcher:

@@ -168,10 +168,21 @@ cdef class TimerHandle(Handle):
 
     def __init__(self, when, callback, args, loop, context=None):
         Handle.__init__(self, callback, args, loop, context)
-        self._when = when
+        self._at = when
+        self._int_when = type(when) is int
 
     def when(self):
-        return self._when
+        return self._when_value()
+
+    @property
+    def _when(self):
+        """The deadline, as asyncio's TimerHandle keeps it (an int if call_at was given one)."""
+        return self._when_value()
+
+    cdef object _when_value(self):
+        if self._int_when:
+            return int(self._at)
+        return self._at
 
     cpdef cancel(self):
         if not self._cancelled and self._scheduled and self._loop is not None:
@@ -180,30 +191,30 @@ cdef class TimerHandle(Handle):
 
     def _describe(self):
         text = Handle._describe(self)
-        return f"{text[:len(text) - 1]} when={self._when}>"
+        return f"{text[:len(text) - 1]} when={self._when_value()}>"
 
     def __lt__(self, TimerHandle other):
-        return self._when < other._when
+        return self._at < other._at
 
     def __le__(self, TimerHandle other):
-        return self._when <= other._when
+        return self._at <= other._at
 
     def __gt__(self, TimerHandle other):
-        return self._when > other._when
+        return self._at > other._at
 
     def __ge__(self, TimerHandle other):
-        return self._when >= other._when
+        return self._at >= other._at
 
     def __eq__(self, other):
         if isinstance(other, TimerHandle):
-            return (self._when == (<TimerHandle>other)._when
+            return (self._at == (<TimerHandle>other)._at
                     and self._callback == (<TimerHandle>other)._callback
                     and self._args == (<TimerHandle>other)._args
                     and self._cancelled == (<TimerHandle>other)._cancelled)
         return NotImplemented
 
     def __hash__(self):
-        return hash(self._when)
+        return hash(self._at)
 
 
 cdef class FdWatcher:
@@ -531,6 +542,7 @@ cdef class BaseLoop:
         return self._call_at(self._now() + delay, callback, (), None)
 
     def call_at(self, when, callback, *args, context=None):
+        cdef TimerHandle h
         if when is None:
             raise TypeError("when cannot be None")
         if self._closed:
@@ -538,7 +550,9 @@ cdef class BaseLoop:
         if self._debug:
             self._check_thread()
             check_callback(callback, "call_at")
-        return self._call_at(<double>when, callback, args, context)
+        h = self._call_at(<double>when, callback, args, context)
+        h._int_when = type(when) is int
+        return h
 
     cdef TimerHandle _call_at(self, double when, object callback, object args, object context):
         cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
@@ -546,7 +560,7 @@ cdef class BaseLoop:
         h._args = args
         h._context = PyContext_CopyCurrent() if context is None else context
         h._loop = self
-        h._when = when
+        h._at = when
         if self._debug:
             h._source_traceback = _extract_stack(_getframe(0))
         self._heap_push(h)
@@ -579,7 +593,7 @@ cdef class BaseLoop:
         while i > 0:
             parent = (i - 1) >> 1
             p = <TimerHandle>heap[parent]
-            if p._when < h._when or (p._when == h._when and p._seq < h._seq):
+            if p._at < h._at or (p._at == h._at and p._seq < h._seq):
                 break
             heap[i] = p
             i = parent
@@ -603,10 +617,10 @@ cdef class BaseLoop:
                 right = child + 1
                 if right < n:
                     r = <TimerHandle>heap[right]
-                    if r._when < c._when or (r._when == c._when and r._seq < c._seq):
+                    if r._at < c._at or (r._at == c._at and r._seq < c._seq):
                         child = right
                         c = r
-                if last._when < c._when or (last._when == c._when and last._seq < c._seq):
+                if last._at < c._at or (last._at == c._at and last._seq < c._seq):
                     break
                 heap[i] = c
                 i = child
@@ -667,7 +681,7 @@ cdef class BaseLoop:
         if self._ready or self._stopping:
             timeout = 0.0
         elif timers:
-            timeout = (<TimerHandle>timers[0])._when - self._now()
+            timeout = (<TimerHandle>timers[0])._at - self._now()
             if timeout < 0.0:
                 timeout = 0.0
             elif timeout > 86400.0:
@@ -682,7 +696,7 @@ cdef class BaseLoop:
             n = self._poll(timeout)
         timers = self._timers
         due = None
-        if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
+        if timers and (<TimerHandle>timers[0])._at < self._now() + 1e-9:
             due = self._take_due_timers()
         try:
             try:
@@ -748,7 +762,7 @@ cdef class BaseLoop:
         cdef double end = self._now() + 1e-9
         while timers:
             h = <TimerHandle>timers[0]
-            if h._when >= end:
+            if h._at >= end:
                 break
             self._heap_pop()
             if h._cancelled:
@@ -1355,7 +1369,7 @@ cdef class BaseLoop:
 
 
 def _timer_key(h):
-    return ((<TimerHandle>h)._when, (<TimerHandle>h)._seq)
+    return ((<TimerHandle>h)._at, (<TimerHandle>h)._seq)
 
 
 cdef int _fileobj_to_fd(object fileobj) except -1:

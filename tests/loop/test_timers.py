@@ -24,8 +24,12 @@ def test_timer_handle_when_attribute(loop):
     assert loop.time() + 9 < h._when <= loop.time() + 10
     at = loop.call_at(12345.5, print)
     assert at._when == 12345.5
-    h.cancel()
-    at.cancel()
+    # As given: an int stays an int (aiohttp rounds its deadlines up to whole seconds).
+    whole = loop.call_at(12345, print)
+    assert type(whole._when) is int and whole._when == whole.when() == 12345
+    assert type(h._when) is float
+    for t in (h, at, whole):
+        t.cancel()
     assert at._when == 12345.5
 
 
