@@ -12,8 +12,7 @@ top of asyncio's ``SSLProtocol``, which does everything else unchanged:
   value, the connection stays open for writing until the protocol closes it (which then
   sends our close_notify), as for plain TCP.
 - ``close()`` while the peer is still sending drops what arrives after it instead of failing
-  the shutdown on it; nothing reaches the application after its ``close()``, as with a
-  plain transport (asyncio delivers what was decrypted but unread when close() was called).
+  the shutdown on it.
 
 The application protocol's callbacks run in the contextvars context of the TCP transport
 underneath (the one current when it was made), as its own would: those that come from the
@@ -179,14 +178,6 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._transport.write_eof()
 
     # -- closing while the peer still sends
-
-    def _do_flush(self):
-        if self._app_transport is not None and self._app_transport._closed:
-            # The application closed: _do_shutdown drops what is left unread.
-            self._set_state(sslproto.SSLProtocolState.SHUTDOWN)
-            self._do_shutdown()
-            return
-        super()._do_flush()
 
     def _do_shutdown(self):
         """After ``close()`` the application takes no more data, but the peer may have sent

@@ -10,7 +10,7 @@ import ssl
 
 import pytest
 
-from looptools import CORENET_KINDS, LOOP_KINDS
+from looptools import CORENET_KINDS
 from transport_helpers import Echo, Recorder
 
 
@@ -527,42 +527,3 @@ def test_close_while_the_peer_is_still_sending_ends_cleanly(loop, run, pki, fd_c
     run(main())
     assert reports == []
     fd_check()
-
-
-@pytest.mark.parametrize("loop_kind, tls", [(k, False) for k in LOOP_KINDS]
-                         + [(k, True) for k in CORENET_KINDS])
-def test_nothing_reaches_the_protocol_after_close(loop, run, pki, tls):
-    """Data that arrived while reading was paused is not delivered once the protocol has
-    called close(), even right after resume_reading(): as with a plain transport, the TLS
-    layer drops what it had decrypted but not delivered. (asyncio's TLS transport delivers
-    it from inside close(): that case runs on corenet only.)"""
-    accepted = []
-
-    def factory():
-        accepted.append(Recorder())
-        return accepted[-1]
-
-    async def main():
-        kw = {"ssl": pki.server_context()} if tls else {}
-        client_kw = {"ssl": pki.client_context(), "server_hostname": "localhost"} if tls else {}
-        srv = await loop.create_server(factory, "127.0.0.1", 0, **kw)
-        tr, pr = await loop.create_connection(Recorder, *srv.sockets[0].getsockname(),
-                                              **client_kw)
-        for _ in range(1000):
-            if accepted and accepted[0].transport is not None:
-                break
-            await asyncio.sleep(0.001)
-        sp = accepted[0]
-        sp.transport.pause_reading()
-        tr.write(b"sent before the server closed")
-        await asyncio.sleep(0.05)        # arrived, and (TLS) decrypted, while paused
-        sp.transport.resume_reading()
-        sp.transport.close()
-        assert await asyncio.wait_for(sp.lost, 10) is None
-        await asyncio.wait_for(pr.lost, 10)
-        srv.close()
-        await srv.wait_closed()
-        return sp
-
-    sp = run(main())
-    assert sp.data == b"" and sp.chunks == 0
