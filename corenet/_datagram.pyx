@@ -45,6 +45,10 @@ cdef extern from *:
     bint cn_again(int e) nogil
     bint cn_would_block(int e) nogil
 
+cdef extern from "Python.h":
+    int PyContext_Enter(object) except -1
+    int PyContext_Exit(object) except -1
+
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     struct sockaddr:
@@ -105,12 +109,12 @@ cdef class DatagramTransport(BaseTransport):
         self.queue = deque()
 
     def _start(self, BaseLoop loop, sock, protocol, face, address, waiter, extra):
-        self._attach(loop, sock, protocol, face, extra)
+        self._attach(loop, sock, protocol, face, extra, None)
         self.address = address
         self.connected = self.extra["peername"] is not None
         if sock.family == AF_INET or sock.family == AF_INET6:
             self.family = sock.family
-        loop.call_soon(self._connection_made)
+        loop.call_soon(self._connection_made, context=self.context)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
 
@@ -140,10 +144,16 @@ cdef class DatagramTransport(BaseTransport):
         return 0
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
-        if events & (EPOLLOUT | EPOLLERR) and self.queue:
-            self._send_ready()
-        if events & (EPOLLIN | EPOLLERR | EPOLLHUP) and self.started and not self.closing:
-            self._read_ready()
+        # The protocol's callbacks run in the transport's context (see BaseTransport).
+        cdef object ctx = self.context
+        PyContext_Enter(ctx)
+        try:
+            if events & (EPOLLOUT | EPOLLERR) and self.queue:
+                self._send_ready()
+            if events & (EPOLLIN | EPOLLERR | EPOLLHUP) and self.started and not self.closing:
+                self._read_ready()
+        finally:
+            PyContext_Exit(ctx)
         return 0
 
     cdef int _deliver(self, data, addr) except -1:
@@ -152,10 +162,35 @@ cdef class DatagramTransport(BaseTransport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
-            self.loop.call_exception_handler({
-                "message": "Exception in protocol.datagram_received()",
-                "exception": exc, "transport": self.face, "protocol": self.protocol})
+            self._protocol_failed(exc, "datagram_received")
+        return 0
+
+    cdef int _protocol_failed(self, exc, str callback) except -1:
+        # As in asyncio, a failing protocol is reported and the endpoint keeps serving.
+        self.loop.call_exception_handler({
+            "message": f"Exception in protocol.{callback}()",
+            "exception": exc, "transport": self.face, "protocol": self.protocol})
+        return 0
+
+    cdef int _error_received(self, exc, bint from_caller) except -1:
+        """Hands ``exc`` to the protocol's error_received. ``from_caller``: a sendto() failed
+        (perhaps called inside another of this transport's callbacks): it runs in a copy of
+        the context, and what it raises goes to sendto's caller, as in asyncio. Otherwise
+        (a read failed) what it raises is reported and the endpoint keeps serving."""
+        if from_caller:
+            ctx = self._fresh_context()
+            PyContext_Enter(ctx)
+            try:
+                self.protocol.error_received(exc)
+            finally:
+                PyContext_Exit(ctx)
+            return 0
+        try:
+            self.protocol.error_received(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as err:
+            self._protocol_failed(err, "error_received")
         return 0
 
     cdef object _peer(self, sockaddr_storage *sa, socklen_t salen):
@@ -198,7 +233,7 @@ cdef class DatagramTransport(BaseTransport):
             if n < 0:
                 if cn_again(err):
                     return 0
-                self.protocol.error_received(OSError(err, _strerror(err)))
+                self._error_received(OSError(err, _strerror(err)), False)
                 continue
             try:
                 data = PyBytes_FromStringAndSize(_rbuf, n)
@@ -223,7 +258,7 @@ cdef class DatagramTransport(BaseTransport):
             except (BlockingIOError, InterruptedError):
                 return 0
             except OSError as exc:
-                self.protocol.error_received(exc)
+                self._error_received(exc, False)
                 continue
             except (SystemExit, KeyboardInterrupt):
                 raise
@@ -238,7 +273,7 @@ cdef class DatagramTransport(BaseTransport):
         reading goes on in the next iteration (level mode is woken again by epoll)."""
         if self.edge and not self.read_scheduled:
             self.read_scheduled = True
-            self.loop.call_soon(self._continue_reading)
+            self.loop._call_soon(self._continue_reading, (), self.context)
         return 0
 
     def _continue_reading(self):
@@ -265,7 +300,7 @@ cdef class DatagramTransport(BaseTransport):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return 0
-        if not self.queue and self._send_reported(data, addr) != 1:
+        if not self.queue and self._send_reported(data, addr, True) != 1:
             return 0
         data = bytes(data)   # the caller may reuse its buffer; len() is now bytes, not items
         self.queue.append((data, addr))
@@ -279,7 +314,7 @@ cdef class DatagramTransport(BaseTransport):
         while self.queue:
             data, addr = self.queue.popleft()
             self.queued_bytes -= len(data)
-            blocked = self._send_reported(data, addr)
+            blocked = self._send_reported(data, addr, False)
             if blocked < 0:
                 return 0
             if blocked:
@@ -292,16 +327,17 @@ cdef class DatagramTransport(BaseTransport):
             self._call_connection_lost(None)
         return 0
 
-    cdef int _send_reported(self, data, addr) except -2:
+    cdef int _send_reported(self, data, addr, bint from_caller) except -2:
         """``_send`` with its errors reported as asyncio's datagram transports do: 0 sent,
         1 would block, -1 failed (an OSError went to ``error_received``, anything else closed
-        the transport); the datagram is not retried either way."""
+        the transport); the datagram is not retried either way. ``from_caller``: sendto()
+        sends it, not the transport's own write-ready event."""
         try:
             return self._send(data, addr)
         except (BlockingIOError, InterruptedError):
             return 1
         except OSError as exc:
-            self.protocol.error_received(exc)
+            self._error_received(exc, from_caller)
             return -1
         except (SystemExit, KeyboardInterrupt):
             raise

@@ -19,10 +19,12 @@ cdef class Handle:
 
 
 cdef class TimerHandle(Handle):
-    cdef double _when
+    cdef double _at                # the deadline (``_when``, ``when()``: as it was given)
+    cdef bint _int_when            # call_at was given an int
     cdef uint64_t _seq
     cdef bint _scheduled
     cpdef cancel(self)
+    cdef object _when_value(self)
 
 
 cdef class FdWatcher:
@@ -56,6 +58,7 @@ cdef class BaseLoop:
     cdef Py_ssize_t _nregistered      # descriptors in epoll besides the loop's eventfd
     cdef list _fds
     cdef set _deleted           # fds taken out of epoll since the last poll (see _dispatch)
+    cdef list _held             # edge mode: (fd, events) an interrupted iteration left undone
     cdef list _before_poll      # one-shot callables run before the next poll (flushes)
     cdef list _before_poll_swap
 
@@ -87,6 +90,9 @@ cdef class BaseLoop:
     cdef int _run_before_poll(self) except -1
     cdef int _run_handle(self, Handle h, bint oneshot=*) except -1
     cdef int _dispatch(self, int n) except -1
+    cdef int _on_events_timed(self, FdWatcher w, uint32_t events) except -1
+    cdef int _hold(self, int start, int n) except -1
+    cdef int _dispatch_held(self) except -1
     cdef list _take_due_timers(self)
     cdef int _run_timers(self, list due) except -1
 

@@ -168,10 +168,21 @@ cdef class TimerHandle(Handle):
 
     def __init__(self, when, callback, args, loop, context=None):
         Handle.__init__(self, callback, args, loop, context)
-        self._when = when
+        self._at = when
+        self._int_when = type(when) is int
 
     def when(self):
-        return self._when
+        return self._when_value()
+
+    @property
+    def _when(self):
+        """The deadline, as asyncio's TimerHandle keeps it (an int if call_at was given one)."""
+        return self._when_value()
+
+    cdef object _when_value(self):
+        if self._int_when:
+            return int(self._at)
+        return self._at
 
     cpdef cancel(self):
         if not self._cancelled and self._scheduled and self._loop is not None:
@@ -180,30 +191,30 @@ cdef class TimerHandle(Handle):
 
     def _describe(self):
         text = Handle._describe(self)
-        return f"{text[:len(text) - 1]} when={self._when}>"
+        return f"{text[:len(text) - 1]} when={self._when_value()}>"
 
     def __lt__(self, TimerHandle other):
-        return self._when < other._when
+        return self._at < other._at
 
     def __le__(self, TimerHandle other):
-        return self._when <= other._when
+        return self._at <= other._at
 
     def __gt__(self, TimerHandle other):
-        return self._when > other._when
+        return self._at > other._at
 
     def __ge__(self, TimerHandle other):
-        return self._when >= other._when
+        return self._at >= other._at
 
     def __eq__(self, other):
         if isinstance(other, TimerHandle):
-            return (self._when == (<TimerHandle>other)._when
+            return (self._at == (<TimerHandle>other)._at
                     and self._callback == (<TimerHandle>other)._callback
                     and self._args == (<TimerHandle>other)._args
                     and self._cancelled == (<TimerHandle>other)._cancelled)
         return NotImplemented
 
     def __hash__(self):
-        return hash(self._when)
+        return hash(self._at)
 
 
 cdef class FdWatcher:
@@ -342,6 +353,14 @@ cdef class AcceptOp(SockOp):
         return True
 
 
+cdef str _format_handle(Handle h):
+    """What the slow-callback warning names: the Task whose step ran, else the handle."""
+    owner = getattr(h._callback, "__self__", None)
+    if isinstance(owner, Task):
+        return repr(owner)
+    return repr(h)
+
+
 cdef int check_sock(BaseLoop loop, object sock) except -1:
     if isinstance(sock, SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
@@ -461,6 +480,7 @@ cdef class BaseLoop:
             (<TimerHandle>h).cancel()
         self._timers.clear()
         self._timer_cancelled = 0
+        self._held = None
         self._fds.clear()
         self._close_fds()
 
@@ -522,6 +542,7 @@ cdef class BaseLoop:
         return self._call_at(self._now() + delay, callback, (), None)
 
     def call_at(self, when, callback, *args, context=None):
+        cdef TimerHandle h
         if when is None:
             raise TypeError("when cannot be None")
         if self._closed:
@@ -529,7 +550,9 @@ cdef class BaseLoop:
         if self._debug:
             self._check_thread()
             check_callback(callback, "call_at")
-        return self._call_at(<double>when, callback, args, context)
+        h = self._call_at(<double>when, callback, args, context)
+        h._int_when = type(when) is int
+        return h
 
     cdef TimerHandle _call_at(self, double when, object callback, object args, object context):
         cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
@@ -537,7 +560,7 @@ cdef class BaseLoop:
         h._args = args
         h._context = PyContext_CopyCurrent() if context is None else context
         h._loop = self
-        h._when = when
+        h._at = when
         if self._debug:
             h._source_traceback = _extract_stack(_getframe(0))
         self._heap_push(h)
@@ -570,7 +593,7 @@ cdef class BaseLoop:
         while i > 0:
             parent = (i - 1) >> 1
             p = <TimerHandle>heap[parent]
-            if p._when < h._when or (p._when == h._when and p._seq < h._seq):
+            if p._at < h._at or (p._at == h._at and p._seq < h._seq):
                 break
             heap[i] = p
             i = parent
@@ -594,10 +617,10 @@ cdef class BaseLoop:
                 right = child + 1
                 if right < n:
                     r = <TimerHandle>heap[right]
-                    if r._when < c._when or (r._when == c._when and r._seq < c._seq):
+                    if r._at < c._at or (r._at == c._at and r._seq < c._seq):
                         child = right
                         c = r
-                if last._when < c._when or (last._when == c._when and last._seq < c._seq):
+                if last._at < c._at or (last._at == c._at and last._seq < c._seq):
                     break
                 heap[i] = c
                 i = child
@@ -658,7 +681,7 @@ cdef class BaseLoop:
         if self._ready or self._stopping:
             timeout = 0.0
         elif timers:
-            timeout = (<TimerHandle>timers[0])._when - self._now()
+            timeout = (<TimerHandle>timers[0])._at - self._now()
             if timeout < 0.0:
                 timeout = 0.0
             elif timeout > 86400.0:
@@ -673,10 +696,20 @@ cdef class BaseLoop:
             n = self._poll(timeout)
         timers = self._timers
         due = None
-        if timers and (<TimerHandle>timers[0])._when < self._now() + 1e-9:
+        if timers and (<TimerHandle>timers[0])._at < self._now() + 1e-9:
             due = self._take_due_timers()
         try:
-            self._run_ready()
+            try:
+                self._run_ready()
+            except BaseException:
+                self._hold(0, n)
+                raise
+            if self._held is not None:
+                try:
+                    self._dispatch_held()
+                except BaseException:
+                    self._hold(0, n)
+                    raise
             if n > 0:
                 self._dispatch(n)
         except BaseException:
@@ -729,7 +762,7 @@ cdef class BaseLoop:
         cdef double end = self._now() + 1e-9
         while timers:
             h = <TimerHandle>timers[0]
-            if h._when >= end:
+            if h._at >= end:
                 break
             self._heap_pop()
             if h._cancelled:
@@ -789,25 +822,85 @@ cdef class BaseLoop:
         return n
 
     cdef int _dispatch(self, int n) except -1:
-        cdef int i, fd
+        cdef int i = 0, fd
         cdef uint32_t events
         cdef uint64_t counter
         cdef list fds = self._fds
         cdef object w
-        for i in range(n):
+        try:
+            while i < n:
+                fd = self._events[i].data.fd
+                events = self._events[i].events
+                i += 1
+                if fd == self._eventfd:
+                    read(fd, &counter, 8)
+                    continue
+                w = fds[fd] if fd < len(fds) else None
+                if w is None:
+                    # A stale registration: stop hearing about it. One unregistered since the
+                    # poll (a connection closed by an earlier callback) is out of epoll already.
+                    if fd not in self._deleted:
+                        epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
+                    continue
+                if self._debug and type(w) is not FdWatcher:
+                    self._on_events_timed(<FdWatcher>w, events)
+                else:
+                    (<FdWatcher>w).on_events(self, events)
+        except BaseException:
+            self._hold(i, n)    # KeyboardInterrupt: the events after it are not lost
+            raise
+        return 0
+
+    cdef int _on_events_timed(self, FdWatcher w, uint32_t events) except -1:
+        """Debug mode: a transport's events (its protocol's callbacks) that take long are
+        reported as a slow callback, as asyncio reports its transports' read handles.
+        (A plain fd watcher's callbacks are timed as handles, in _run_handle.)"""
+        cdef double t0 = self._now(), dt
+        try:
+            w.on_events(self, events)
+        finally:
+            dt = self._now() - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning("Executing %s took %.3f seconds", f"<I/O events of {w!r}>", dt)
+        return 0
+
+    cdef int _hold(self, int start, int n) except -1:
+        """Keeps the events ``start``..``n`` of the last poll, which an exception escaping
+        the iteration (KeyboardInterrupt, SystemExit) left undispatched, for the next one.
+        Only edge mode needs this: an edge-triggered transport hears of readiness once, and
+        would stall until the next edge; level-triggered registrations are simply reported
+        again by the next poll."""
+        cdef int i, fd
+        if not self._edge or start >= n:
+            return 0
+        if self._held is None:
+            self._held = []
+        for i in range(start, n):
             fd = self._events[i].data.fd
-            events = self._events[i].events
-            if fd == self._eventfd:
-                read(fd, &counter, 8)
-                continue
-            w = fds[fd] if fd < len(fds) else None
-            if w is None:
-                # A stale registration: stop hearing about it. One unregistered since the
-                # poll (a connection closed by an earlier callback) is out of epoll already.
-                if fd not in self._deleted:
-                    epoll_ctl(self._epfd, EPOLL_CTL_DEL, fd, NULL)
-                continue
-            (<FdWatcher>w).on_events(self, events)
+            if fd != self._eventfd:
+                self._held.append((fd, self._events[i].events))
+        return 0
+
+    cdef int _dispatch_held(self) except -1:
+        """Dispatches what ``_hold`` kept, after the callbacks left from the interrupted
+        iteration (as asyncio runs the I/O callbacks queued then), to the edge-triggered
+        watchers still there (a plain fd watcher is level-triggered: the poll reports it)."""
+        cdef list held = self._held
+        cdef Py_ssize_t i = 0, n = len(held)
+        cdef list fds = self._fds
+        cdef int fd
+        self._held = None
+        try:
+            while i < n:
+                fd, events = held[i]
+                i += 1
+                w = fds[fd] if fd < len(fds) else None
+                if w is not None and type(w) is not FdWatcher:
+                    (<FdWatcher>w).on_events(self, events)
+        except BaseException:
+            if i < n:
+                self._held = held[i:n]
+            raise
         return 0
 
     cdef int _run_handle(self, Handle h, bint oneshot=False) except -1:
@@ -824,7 +917,9 @@ cdef class BaseLoop:
             self._current_handle = None
         dt = self._now() - t0
         if dt >= self.slow_callback_duration:
-            logger.warning("Executing %r took %.3f seconds", h, dt)
+            # Described now: a logging handler may format the record after the handle has
+            # let go of its callback.
+            logger.warning("Executing %s took %.3f seconds", _format_handle(h), dt)
         if oneshot:
             h._let_go()
         return 0
@@ -1245,6 +1340,11 @@ cdef class BaseLoop:
         cdef AcceptOp op = AcceptOp.__new__(AcceptOp)
         return await self._wait_op(sock, op, False)
 
+    def _check_sock(self, sock):
+        """asyncio's checks of a socket given to a sock_* method: not an SSLSocket, and in
+        debug mode, non-blocking."""
+        check_sock(self, sock)
+
     async def _sock_connect_resolved(self, sock, address):
         check_sock(self, sock)
         try:
@@ -1270,7 +1370,7 @@ cdef class BaseLoop:
 
 
 def _timer_key(h):
-    return ((<TimerHandle>h)._when, (<TimerHandle>h)._seq)
+    return ((<TimerHandle>h)._at, (<TimerHandle>h)._seq)
 
 
 cdef int _fileobj_to_fd(object fileobj) except -1:

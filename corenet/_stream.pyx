@@ -70,6 +70,10 @@ cdef extern from "Python.h":
     bint PyMemoryView_Check(object)
     Py_buffer *PyMemoryView_GET_BUFFER(object)
     bint PyBytes_CheckExact(object)
+    object PyContext_CopyCurrent()
+    object PyContext_Copy(object)
+    int PyContext_Enter(object) except -1
+    int PyContext_Exit(object) except -1
 
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
@@ -252,18 +256,18 @@ cdef class StreamTransport(BaseTransport):
 
     # ------------------------------------------------------------ setup
 
-    def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server):
-        self._attach(loop, sock, protocol, face, extra)
+    def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server, context=None):
+        self._attach(loop, sock, protocol, face, extra, context)
         self._begin(loop, protocol, waiter, server,
                     _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM)
 
     cdef int _start_accepted(self, BaseLoop loop, int family, int proto, protocol, face,
-                             extra, server) except -1:
+                             extra, server, context) except -1:
         """A TCP connection accepted here, as a bare descriptor (see ``BaseTransport._attach``)."""
         self.sfamily = family
         self.stype = SOCK_STREAM | SOCK_NONBLOCK
         self.sproto = proto
-        self._attach(loop, None, protocol, face, extra)
+        self._attach(loop, None, protocol, face, extra, context)
         self._begin(loop, protocol, None, server, True)
         return 0
 
@@ -278,7 +282,7 @@ cdef class StreamTransport(BaseTransport):
                 server._attach()
         if tcp:
             setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))  # failure: ignored
-        loop.call_soon(self._connection_made)
+        loop.call_soon(self._connection_made, context=self.context)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
         return 0
@@ -319,22 +323,32 @@ cdef class StreamTransport(BaseTransport):
         return 0
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:
+        cdef PyObject *ctx
         if events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR):
             self.peer_closing = True
         if events & IN_EVENTS:
             self.readable = True
-        if events & OUT_EVENTS:   # in edge mode, with nearly every event: keep it cheap
-            if self.write_waiter is not None:
-                waiter = self.write_waiter
-                self.write_waiter = None
-                self._update_interest()
-                if not waiter.done():
-                    waiter.set_result(None)
-            if not self.wq.empty():
-                self._write_ready()
-        if (events & IN_EVENTS and self.started and not self.reading_paused and not self.closing
-                and not self.eof_received):
-            self._read_ready(events)
+        elif self.wq.empty() and self.write_waiter is None:
+            return 0    # writable, and nothing waits for it (edge mode: nearly every ACK)
+        # The protocol's callbacks run in the transport's context (see BaseTransport). It
+        # is set once, before the transport reaches epoll, and kept: borrowed here.
+        ctx = <PyObject *>self.context
+        PyContext_Enter(<object>ctx)
+        try:
+            if events & OUT_EVENTS:
+                if self.write_waiter is not None:
+                    waiter = self.write_waiter
+                    self.write_waiter = None
+                    self._update_interest()
+                    if not waiter.done():
+                        waiter.set_result(None)
+                if not self.wq.empty():
+                    self._write_ready()
+            if (events & IN_EVENTS and self.started and not self.reading_paused
+                    and not self.closing and not self.eof_received):
+                self._read_ready(events)
+        finally:
+            PyContext_Exit(<object>ctx)
         return 0
 
     # ------------------------------------------------------------ reading
@@ -366,14 +380,14 @@ cdef class StreamTransport(BaseTransport):
                 # does, so the EOF never overtakes callbacks that the data made ready.
                 if not self.read_scheduled:
                     self.read_scheduled = True
-                    self.loop.call_soon(self._continue_reading)
+                    self.loop._call_soon(self._continue_reading, (), self.context)
                 return 0
             budget -= n
             if budget <= 0:
                 # Still readable, but others get their turn: continue in the next iteration.
                 if not self.read_scheduled:
                     self.read_scheduled = True
-                    self.loop.call_soon(self._continue_reading)
+                    self.loop._call_soon(self._continue_reading, (), self.context)
                 return 0
 
     def _continue_reading(self):
@@ -520,7 +534,7 @@ cdef class StreamTransport(BaseTransport):
             # the socket was drained and no edge came since (then there is nothing to read).
             if self.started and self.readable and not self.read_scheduled:
                 self.read_scheduled = True
-                self.loop.call_soon(self._continue_reading)
+                self.loop._call_soon(self._continue_reading, (), self.context)
         else:
             self._update_interest()
         if self.loop._debug:
@@ -691,6 +705,10 @@ cdef class StreamTransport(BaseTransport):
     def _closing(self):
         return self.closing
 
+    @property
+    def _reading_paused(self):
+        return self.reading_paused
+
 
 cdef str _strerror(int err):
     import os
@@ -756,6 +774,7 @@ cdef class Acceptor(FdWatcher):
     cdef object ssl_handshake_timeout
     cdef object ssl_shutdown_timeout
     cdef object face_type      # transports.SocketTransport
+    cdef object context        # where the server was started: each connection gets a copy
     cdef object retry_handle
     cdef int family        # AF_INET or AF_INET6: accepted here with accept4; 0: by the socket
     cdef int proto
@@ -773,6 +792,7 @@ cdef class Acceptor(FdWatcher):
         self.ssl_handshake_timeout = ssl_handshake_timeout
         self.ssl_shutdown_timeout = ssl_shutdown_timeout
         self.face_type = face_type
+        self.context = PyContext_CopyCurrent()
         family = _raw_family(sock)
         self.family = family if family in (AF_INET, AF_INET6) else 0
         self.proto = sock.proto
@@ -855,12 +875,24 @@ cdef class Acceptor(FdWatcher):
             raise
 
     cdef int _serve(self, BaseLoop loop, conn, addr) except -1:
+        """Makes the connection's protocol and transport in a copy of the server's context,
+        which its callbacks then run in (asyncio makes each in a task of its own)."""
+        cdef object ctx = PyContext_Copy(self.context)
+        PyContext_Enter(ctx)
+        try:
+            self._serve_in(loop, conn, addr, ctx)
+        finally:
+            PyContext_Exit(ctx)
+        return 0
+
+    cdef int _serve_in(self, BaseLoop loop, conn, addr, ctx) except -1:
         cdef StreamTransport engine
         extra = {"peername": addr}
         if self.sslcontext:
             loop.create_task(loop._accept_tls(
                 self._socket_of(conn), extra, self.protocol_factory, self.sslcontext,
-                self.server, self.ssl_handshake_timeout, self.ssl_shutdown_timeout))
+                self.server, self.ssl_handshake_timeout, self.ssl_shutdown_timeout),
+                context=ctx)
             return 0
         try:
             protocol = self.protocol_factory()
@@ -880,9 +912,9 @@ cdef class Acceptor(FdWatcher):
         face._engine = engine
         if type(conn) is int:
             engine._start_accepted(loop, self.family, self.proto, protocol, face, extra,
-                                   self.server)
+                                   self.server, ctx)
         else:
-            engine._start(loop, conn, protocol, face, None, extra, self.server)
+            engine._start(loop, conn, protocol, face, None, extra, self.server, ctx)
         return 0
 
     def _resume(self):

@@ -11,6 +11,7 @@ cdef class BaseTransport(FdWatcher):
     cdef int sfamily, stype, sproto # what it is made with
     cdef object protocol
     cdef object face
+    cdef object context             # contextvars.Context the protocol's callbacks run in
     cdef dict extra
     cdef bint edge
     cdef bint closing
@@ -23,7 +24,7 @@ cdef class BaseTransport(FdWatcher):
     cdef Py_ssize_t low_water
 
     cdef int _attach(self, BaseLoop loop, object sock, object protocol, object face,
-                     object extra) except -1
+                     object extra, object context) except -1
     cdef int _enter_epoll(self, uint32_t edge_events) except -1
     cdef Py_ssize_t _buffered(self)
     cdef uint32_t _wanted(self)
@@ -32,6 +33,7 @@ cdef class BaseTransport(FdWatcher):
     cdef int _maybe_pause_protocol(self) except -1
     cdef int _maybe_resume_protocol(self) except -1
     cdef int _flow_hook(self, str name) except -1
+    cdef object _fresh_context(self)
     cdef int _fatal_error(self, exc, str message) except -1
     cdef int _call_connection_lost(self, exc) except -1
     cdef int _release(self) except -1

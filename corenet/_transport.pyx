@@ -22,6 +22,12 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
 
+cdef extern from "Python.h":
+    object PyContext_CopyCurrent()
+    object PyContext_Copy(object)
+    int PyContext_Enter(object) except -1
+    int PyContext_Exit(object) except -1
+
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     struct sockaddr:
@@ -36,6 +42,13 @@ cdef object _MemberDescriptorType = types.MemberDescriptorType
 
 
 cdef class BaseTransport(FdWatcher):
+    """The protocol's callbacks run in ``context``, the contextvars context current when the
+    transport was made (for a connection a server accepted: the one the protocol factory ran
+    in), as in asyncio. It is taken once: subclasses enter it around their epoll events and
+    schedule their own callbacks with it, so an event costs an enter and an exit, no copy.
+    Callbacks that a caller's own call can set off (pause/resume_writing from write(), an
+    error from sendto()) run in a fresh copy of it instead, since the caller may be one of
+    this transport's callbacks, already inside it."""
 
     def __cinit__(self, int fd):
         self.high_water = 65536
@@ -49,6 +62,11 @@ cdef class BaseTransport(FdWatcher):
             _warn(f"unclosed transport {self.face!r}", ResourceWarning, source=self.face)
             self.abort()
 
+    def __repr__(self):
+        if self.face is not None:
+            return f"<{type(self).__name__} of {self.face!r}>"
+        return f"<{type(self).__name__} fd={self.fd} released>"
+
     def __dealloc__(self):
         # A bare descriptor nobody closed (the loop went away with the transport open): no
         # socket object will close it, so this does.
@@ -56,16 +74,18 @@ cdef class BaseTransport(FdWatcher):
             close(self.fd)
 
     cdef int _attach(self, BaseLoop loop, object sock, object protocol, object face,
-                     object extra) except -1:
+                     object extra, object context) except -1:
         """Takes the socket; into the fd table now, into epoll when connected (see
         ``_enter_epoll``), so readiness reaches the protocol through the next poll, after
         the callbacks already queued, as in asyncio. ``sock`` is None for a bare descriptor
         (an accepted connection, with ``sfamily``/``stype``/``sproto`` set): its socket
         object is made only if asked for. The ``socket`` extra is made when first asked for
-        (``get_extra_info``), whichever the start."""
+        (``get_extra_info``), whichever the start. ``context`` is the one the protocol's
+        callbacks run in (None: a copy of the current one)."""
         cdef sockaddr_storage sa
         cdef socklen_t salen = sizeof(sa)
         self.loop = loop
+        self.context = PyContext_CopyCurrent() if context is None else context
         self.sock_obj = sock
         self.face = face
         self.protocol = protocol
@@ -141,8 +161,11 @@ cdef class BaseTransport(FdWatcher):
         return 0
 
     cdef int _flow_hook(self, str name) except -1:
-        """Calls the protocol's pause_writing/resume_writing: a failure goes to the loop's
-        exception handler, as in asyncio, and the transport carries on."""
+        """Calls the protocol's pause_writing/resume_writing (in a copy of the transport's
+        context: a write() may set it off from inside another callback): a failure goes to
+        the loop's exception handler, as in asyncio, and the transport carries on."""
+        ctx = self._fresh_context()
+        PyContext_Enter(ctx)
         try:
             getattr(self.protocol, name)()
         except (SystemExit, KeyboardInterrupt):
@@ -151,7 +174,15 @@ cdef class BaseTransport(FdWatcher):
             self.loop.call_exception_handler({
                 "message": f"protocol.{name}() failed",
                 "exception": exc, "transport": self.face, "protocol": self.protocol})
+        finally:
+            PyContext_Exit(ctx)
         return 0
+
+    cdef object _fresh_context(self):
+        """A copy of the callbacks' context, to run one that a caller's call sets off."""
+        if self.context is None:
+            return PyContext_CopyCurrent()
+        return PyContext_Copy(self.context)
 
     def get_write_buffer_size(self):
         return self._buffered()
@@ -186,7 +217,7 @@ cdef class BaseTransport(FdWatcher):
         self._update_interest()
         if self._buffered() == 0:
             self.conn_lost += 1
-            self.loop.call_soon(self._call_connection_lost_py, None)
+            self.loop.call_soon(self._call_connection_lost_py, None, context=self.context)
         return 0
 
     def abort(self):
@@ -215,7 +246,7 @@ cdef class BaseTransport(FdWatcher):
             self._close_socket()
             return
         self._update_interest()
-        self.loop.call_soon(self._call_connection_lost_py, exc)
+        self.loop.call_soon(self._call_connection_lost_py, exc, context=self.context)
 
     def _call_connection_lost_py(self, exc):
         self._call_connection_lost(exc)
@@ -289,6 +320,11 @@ cdef class BaseTransport(FdWatcher):
     @property
     def _loop(self):
         return self.loop
+
+    @property
+    def _context(self):
+        """The contextvars context the protocol's callbacks run in."""
+        return self.context
 
 
 # ---------------------------------------------------------------- the faces' methods

@@ -319,6 +319,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     async def sock_connect(self, sock, address) -> None:
+        self._check_sock(sock)   # before resolving, as asyncio
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             address = await self._resolve_sock_address(sock, address)
         return await self._sock_connect_resolved(sock, address)

@@ -13,9 +13,16 @@ top of asyncio's ``SSLProtocol``, which does everything else unchanged:
   sends our close_notify), as for plain TCP.
 - ``close()`` while the peer is still sending drops what arrives after it instead of failing
   the shutdown on it.
+
+The application protocol's callbacks run in the contextvars context of the TCP transport
+underneath (the one current when it was made), as its own would: those that come from the
+network do already, since the TLS protocol is that transport's protocol; the two that a
+caller's call sets off (pause/resume_writing from write(), reading resumed by
+resume_reading(), the last reads of a close()) are run in a copy of it here.
 """
 from __future__ import annotations
 
+import contextvars
 import ssl
 from asyncio import sslproto
 
@@ -73,12 +80,25 @@ def _nothing() -> None:
     pass
 
 
+def _context_of(transport) -> contextvars.Context | None:
+    """The context a transport runs its protocol's callbacks in: a corenet transport's own,
+    or for TLS over TLS, the one of the TLS connection underneath."""
+    engine = getattr(transport, "_engine", None)
+    if engine is not None:
+        return engine._context
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    if isinstance(ssl_protocol, SSLProtocol):
+        return ssl_protocol._context
+    return None
+
+
 class SSLProtocol(sslproto.SSLProtocol):
     """asyncio's ``SSLProtocol`` with half-close in both directions (see the module)."""
 
     _eof_asked = False   # write_eof() was called
     _eof_sent = False    # our close_notify is out
     _kept_open = False   # the peer's close_notify came; the application keeps writing
+    _context = None      # the callbacks' contextvars context (see the module)
 
     def _get_app_transport(self):
         if self._app_transport is None:
@@ -87,6 +107,32 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._app_transport = SSLTransport(self._loop, self)
             self._app_transport_created = True
         return self._app_transport
+
+    def connection_made(self, transport):
+        self._context = _context_of(transport)
+        super().connection_made(transport)
+
+    # -- the callbacks' context
+
+    def _control_app_writing(self):
+        size = self._get_write_buffer_size()
+        if ((size >= self._outgoing_high_water and not self._app_writing_paused)
+                or (size <= self._outgoing_low_water and self._app_writing_paused)):
+            # pause_writing or resume_writing is due: in a copy, since write() may be
+            # called inside another callback, in the context itself.
+            self._in_context_copy(sslproto.SSLProtocol._control_app_writing)
+
+    def _resume_reading(self):
+        self._in_context_copy(sslproto.SSLProtocol._resume_reading)
+
+    def _in_context_copy(self, method) -> None:
+        """``method(self)`` in a copy of the callbacks' context: what it schedules with
+        call_soon runs there too."""
+        ctx = self._context
+        if ctx is None:
+            method(self)
+        else:
+            ctx.copy().run(method, self)
 
     # -- our direction
 
@@ -170,7 +216,8 @@ class SSLProtocol(sslproto.SSLProtocol):
     def _start_shutdown(self):
         if self._kept_open and not self._app_transport._closed:
             return           # the read path ending: the application closes when it is done
-        super()._start_shutdown()
+        # close() may call it: the reads of the flush that begins here run in the context.
+        self._in_context_copy(sslproto.SSLProtocol._start_shutdown)
 
     def eof_received(self):
         if self._kept_open:

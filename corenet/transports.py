@@ -6,6 +6,10 @@ DatagramTransport``) that epoll calls directly. A Cython class cannot also deriv
 a small asyncio.Transport subclass holding the engine in a slot. The face's hot methods are
 Cython functions that find the engine by that slot's offset, so ``transport.write(data)``
 costs no extra Python frame and no memory per connection.
+
+A face has a ``__dict__`` too, made only when something sets an attribute of its own (as
+``unittest.mock.patch.object(transport, "write")`` does): the hot methods stay class
+attributes, found by CPython's specialised method lookup.
 """
 from __future__ import annotations
 
@@ -62,7 +66,7 @@ class SocketTransport(_Face, asyncio.transports._FlowControlMixin, asyncio.Trans
     control state.
     """
 
-    __slots__ = ("_engine", "__weakref__")
+    __slots__ = ("_engine", "__weakref__", "__dict__")
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
     _start_tls_compatible = True
 
@@ -78,10 +82,15 @@ class SocketTransport(_Face, asyncio.transports._FlowControlMixin, asyncio.Trans
     def can_write_eof(self) -> bool:
         return True
 
-    # What asyncio's own helpers (sslproto, sendfile) reach for.
+    # What asyncio's own helpers (sslproto, sendfile) and tests reach for.
     @property
     def _protocol_paused(self) -> bool:
         return self._engine._protocol_paused
+
+    @property
+    def _paused(self) -> bool:
+        """Reading is paused (pause_reading), as in asyncio's socket transports."""
+        return self._engine._reading_paused
 
     @property
     def _loop(self):
@@ -100,7 +109,7 @@ class SocketTransport(_Face, asyncio.transports._FlowControlMixin, asyncio.Trans
 class DatagramTransport(_Face, asyncio.Transport, asyncio.DatagramTransport):
     """A UDP or Unix datagram transport of corenet's loop."""
 
-    __slots__ = ("_engine", "__weakref__")
+    __slots__ = ("_engine", "__weakref__", "__dict__")
 
     sendto = _datagram.face_sendto
 

@@ -125,6 +125,63 @@ def test_debug_mode_warns_on_slow_callbacks(loop, caplog):
     loop.set_debug(False)
 
 
+def slowly_done() -> None:
+    time.sleep(0.03)
+
+
+async def slow_coroutine() -> None:
+    time.sleep(0.03)
+
+
+def test_slow_callback_warning_names_the_callback_or_the_task(loop, caplog):
+    """As asyncio: the handle with its callback, or for a task's step, the task. (Read
+    after the loop ran: a handle that has run lets go of its callback.)"""
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    loop.call_soon(slowly_done)
+    task = loop.create_task(slow_coroutine(), name="the-slow-task")
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(task)
+    loop.set_debug(False)
+    slow = [r.getMessage() for r in caplog.records if " took " in r.getMessage()]
+    assert any(m.startswith("Executing <Handle slowly_done() at ") for m in slow), slow
+    assert any(m.startswith("Executing <Task ") and "the-slow-task" in m
+               and "slow_coroutine()" in m for m in slow), slow
+    assert not any("<Handle created at" in m for m in slow), slow
+
+
+def test_slow_protocol_callback_is_reported_in_debug_mode(loop, caplog):
+    """A data_received that takes long is reported as a slow callback naming the transport
+    it came from (asyncio names the transport's read handle)."""
+    import socket
+
+    class Slow(asyncio.Protocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def data_received(self, data):
+            time.sleep(0.03)
+            if not self.got.done():
+                self.got.set_result(data)
+
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(Slow, a)
+        b.send(b"x")
+        assert await asyncio.wait_for(pr.got, 5) == b"x"
+        tr.close()
+        b.close()
+        await asyncio.sleep(0)
+
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(main())
+    loop.set_debug(False)
+    slow = [r.getMessage() for r in caplog.records if " took " in r.getMessage()]
+    assert any(m.startswith("Executing <") and "Transport" in m for m in slow), slow
+
+
 def test_debug_mode_records_source_traceback(loop):
     loop.set_debug(True)
     h = loop.call_soon(print)

@@ -201,6 +201,30 @@ def test_ssl_socket_and_blocking_socket_rejected(loop, run):
         loop.set_debug(False)
 
 
+def test_sock_connect_checks_the_socket_before_resolving(loop, run):
+    """In debug mode a blocking socket is refused before the address is looked up."""
+    looked_up = []
+
+    async def getaddrinfo(*args, **kw):
+        looked_up.append(args)
+        raise OSError("no name resolution in this test")
+
+    loop.getaddrinfo = getaddrinfo
+    loop.set_debug(True)
+    blocking = socket.socket()
+    try:
+        with pytest.raises(ValueError, match="the socket must be non-blocking"):
+            run(loop.sock_connect(blocking, ("name.invalid", 80)))
+        blocking.setblocking(False)
+        with pytest.raises(OSError, match="no name resolution"):
+            run(loop.sock_connect(blocking, ("name.invalid", 80)))
+    finally:
+        blocking.close()
+        loop.set_debug(False)
+        del loop.getaddrinfo
+    assert len(looked_up) == 1
+
+
 def test_sock_ops_leak_no_descriptors(loop, run):
     before = open_fds()
 

@@ -17,6 +17,22 @@ def test_timers_fire_in_deadline_order(loop):
     assert fired == sorted(delays)
 
 
+def test_timer_handle_when_attribute(loop):
+    """``TimerHandle._when``, which code written against asyncio reads, is ``when()``."""
+    h = loop.call_later(10, print)
+    assert h._when == h.when()
+    assert loop.time() + 9 < h._when <= loop.time() + 10
+    at = loop.call_at(12345.5, print)
+    assert at._when == 12345.5
+    # As given: an int stays an int (aiohttp rounds its deadlines up to whole seconds).
+    whole = loop.call_at(12345, print)
+    assert type(whole._when) is int and whole._when == whole.when() == 12345
+    assert type(h._when) is float
+    for t in (h, at, whole):
+        t.cancel()
+    assert at._when == 12345.5
+
+
 def test_equal_deadlines_keep_scheduling_order(corenet_kind):
     """corenet promises FIFO order for equal deadlines (stock asyncio's heapq does not)."""
     from looptools import make_loop

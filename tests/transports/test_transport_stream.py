@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import warnings
+from unittest import mock
 
 import pytest
 
@@ -159,7 +160,7 @@ def test_face_methods_reach_the_engine_and_refuse_what_is_not_a_face(corenet_kin
 
     async def main():
         tr, pr, sp, srv = await tcp_pair(loop)
-        assert isinstance(tr, SocketTransport) and not hasattr(tr, "__dict__")
+        assert isinstance(tr, SocketTransport) and tr.__dict__ == {}
         w = tr.write
         assert w.__self__ is tr
         assert tr.get_write_buffer_size() == 0 and tr.is_reading() and not tr.is_closing()
@@ -391,6 +392,50 @@ def test_pause_and_resume_reading(loop, run):
         tr.close()
         await pr.lost
         await stop_server(srv)
+
+    run(main())
+
+
+def test_paused_tells_whether_reading_is_paused(loop, run):
+    """``transport._paused``, which code written against asyncio's socket transports reads."""
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        assert tr._paused is False
+        tr.pause_reading()
+        assert tr._paused is True and not tr.is_reading()
+        tr.resume_reading()
+        assert tr._paused is False and tr.is_reading()
+        tr.close()
+        await pr.lost
+        await stop_server(srv)
+
+    run(main())
+
+
+def test_a_transport_s_methods_can_be_patched_per_instance(loop, run):
+    """``mock.patch.object(transport, name)`` replaces the method on that transport only,
+    and the real one is back once the patch ends."""
+    async def main():
+        tr, pr, sp, srv = await tcp_pair(loop, Recorder)
+        other, other_pr, other_sp, srv2 = await tcp_pair(loop, Recorder)
+        with mock.patch.object(tr, "write") as fake_write, \
+                mock.patch.object(tr, "is_closing", return_value=True):
+            tr.write(b"swallowed")
+            other.write(b"x")          # another transport keeps the real method
+            assert tr.is_closing() is True
+        fake_write.assert_called_once_with(b"swallowed")
+        assert not tr.is_closing()
+        tr.write(b"real")
+        assert await sp.wait_bytes(4) == b"real"
+        assert await other_sp.wait_bytes(1) == b"x"
+        # A plain attribute of its own, as tests hang on transports.
+        tr.tag = "mine"
+        assert tr.tag == "mine" and not hasattr(other, "tag")
+        for t, p in ((tr, pr), (other, other_pr)):
+            t.close()
+            await p.lost
+        await stop_server(srv)
+        await stop_server(srv2)
 
     run(main())
 

@@ -266,3 +266,55 @@ def test_many_connections_interleaved_in_one_loop(loop, run):
         await stop_server(srv)
 
     run(main())
+
+
+def _raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+async def _socketpair_transports(loop, n: int):
+    """``n`` transports, each with the raw socket of its peer."""
+    made = []
+    for _ in range(n):
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(Recorder, a)
+        made.append((tr, pr, b))
+    return made
+
+
+def test_io_of_an_iteration_a_callback_interrupted_is_not_lost(loop, run):
+    """A callback raises KeyboardInterrupt (as aiohttp's run_app is stopped) in the
+    iteration whose poll reported data for a transport: once the loop runs again, the data
+    is delivered, with no new arrival to report it (edge mode hears of it only once)."""
+    [(tr, pr, peer)] = run(_socketpair_transports(loop, 1))
+    peer.send(b"ready before the interrupt")
+    loop.call_soon(_raise_keyboard_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert run(pr.wait_bytes(26), timeout=2) == b"ready before the interrupt"
+    tr.close()
+    run(pr.lost)
+    peer.close()
+
+
+def test_io_after_a_protocol_callback_raised_keyboard_interrupt_is_not_lost(loop, run):
+    """The first transport's data_received raises KeyboardInterrupt: the second one's data,
+    reported by the same poll, is delivered once the loop runs again."""
+    (t1, p1, s1), (t2, p2, s2) = run(_socketpair_transports(loop, 2))
+
+    def interrupt(data):
+        p1.data_received = lambda data: Recorder.data_received(p1, data)
+        Recorder.data_received(p1, data)
+        raise KeyboardInterrupt
+
+    p1.data_received = interrupt
+    s1.send(b"first")
+    s2.send(b"second")
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert run(p2.wait_bytes(6), timeout=2) == b"second"
+    assert bytes(p1.data) == b"first"
+    for t, p, s in ((t1, p1, s1), (t2, p2, s2)):
+        t.close()
+        run(p.lost)
+        s.close()
