@@ -277,7 +277,7 @@ def run_round(client: str, kinds: list[str], mode: str, size: int, turn: int) ->
     """One round: a fresh server per loop, measured in BURSTS short bursts that take turns.
 
     This host slows down now and then for a second or so, every process alike (server and
-    client CPU per request both double; BENCHMARKS.md, session 19). In one long run per loop
+    client CPU per request both double). In one long run per loop
     such a spell lands on one loop's whole figure; in bursts that take turns it lands on one
     burst of one loop, and each figure here is the median over the loop's bursts."""
     servers: dict[str, Server] = {}

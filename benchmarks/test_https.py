@@ -1,7 +1,7 @@
 """HTTPS client benchmarks: corenet.https next to aiohttp and httpx (and urllib3 for large
 bodies), all against the same local nginx over TLS, in one run.
 
-Rows (issue 6): sequential keep-alive 1 KiB GETs on one connection; 64 concurrent GETs
+Rows: sequential keep-alive 1 KiB GETs on one connection; 64 concurrent GETs
 through the pool; 4 MiB downloads; a new TLS connection per request, with and without
 session resumption. corenet.https runs on corenet's loop (when built) and on stock asyncio;
 aiohttp and httpx on uvloop and stock asyncio. Ratios to aiohttp-on-uvloop go into
