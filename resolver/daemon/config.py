@@ -91,7 +91,11 @@ class Config:
     ip_ratelimit: int = 1000
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
-    #: reload (the config, root hints, trust anchor) must be readable by that user.
+    #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
+    #: the system user ``corenet-resolver`` when it exists (``scripts/serve.sh`` creates
+    #: it), else ``nobody``; the empty string keeps root, which is not recommended. The
+    #: installed package must be readable by that user (modules load lazily); where it is
+    #: not (a virtual environment in root's home), the daemon says so and keeps root.
     user: str | None = None
     #: Seconds a graceful stop waits for queries in flight.
     shutdown_grace: float = 5.0
@@ -200,8 +204,10 @@ def _convert(name: str, value: Any) -> Any:
                 raise ConfigError(f"{what}: {value!r} is not an octal mode") from None
         return _number(value, what, int, 0, 0o777)
     if name == "user":
-        if value in (None, ""):
+        if value is None:
             return None
+        if value == "":
+            return ""
         import pwd
         try:
             pwd.getpwnam(str(value))

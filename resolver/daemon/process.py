@@ -60,6 +60,7 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
     cfg = fit_descriptors(cfg)
+    cfg, overrides = choose_user(cfg, overrides)
     if cfg.workers == 1:
         return _worker(cfg, overrides, cfg.control, cfg.metrics)
     return _parent(cfg, overrides)
@@ -109,6 +110,62 @@ def banner(server) -> str:
     return (f"corenet-resolver {__version__} on {where}; resolving from {hints}; {dnssec}; "
             f"cache {cfg.cache_size // (1024 * 1024)} MiB; workers {cfg.workers}; "
             f"allow {', '.join(map(str, cfg.allow)) or 'nobody'}")
+
+
+#: The user a root daemon becomes when none is configured, and the fallback.
+DEFAULT_USER = "corenet-resolver"
+FALLBACK_USER = "nobody"
+
+
+def _reachable_by(pw, path: str) -> bool:
+    """Whether ``pw``'s user may enter every directory down to ``path`` and read it."""
+    import stat
+    parts = os.path.realpath(path).split(os.sep)
+    for i in range(1, len(parts) + 1):
+        d = os.sep + os.path.join(*parts[1:i]) if i > 1 else os.sep
+        try:
+            st = os.stat(d)
+        except OSError:
+            return False
+        if st.st_uid == pw.pw_uid:
+            need = stat.S_IXUSR | stat.S_IRUSR
+        elif st.st_gid == pw.pw_gid:
+            need = stat.S_IXGRP | stat.S_IRGRP
+        else:
+            need = stat.S_IXOTH | stat.S_IROTH
+        if st.st_mode & need != need:
+            return False
+    return True
+
+
+def choose_user(cfg: Config, overrides: dict[str, Any] | None):
+    """The user to run as: the configured one, or, started as root with none configured,
+    :data:`DEFAULT_USER` (else :data:`FALLBACK_USER`) if it can read the installed code.
+    Returns the config and overrides to run with (a reload keeps the choice)."""
+    if cfg.user is not None or os.geteuid() != 0:
+        return cfg, overrides
+    for name in (DEFAULT_USER, FALLBACK_USER):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        import dns
+        import resolver
+        code = [os.path.dirname(resolver.__file__), os.path.dirname(dns.__file__)]
+        blocked = [c for c in code if not _reachable_by(pw, c)]
+        if blocked:
+            log.warning("running as root: user %s could not read %s (install the package "
+                        "where other users can read it, or set user = \"\" to silence this)",
+                        name, blocked[0])
+            user = ""
+        else:
+            user = name
+        break
+    else:
+        log.warning("running as root: no user %s or %s to run as (set user)",
+                    DEFAULT_USER, FALLBACK_USER)
+        user = ""
+    return replace(cfg, user=user), dict(overrides or {}, user=user)
 
 
 def drop_privileges(user: str | None) -> None:
