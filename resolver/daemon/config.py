@@ -89,6 +89,18 @@ class Config:
     #: names from one address cannot take the resolution budget from everyone else, while
     #: its cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).
     ip_ratelimit: int = 1000
+    #: The IPv4 prefix that counts as one client for ``ip-ratelimit`` and
+    #: ``max-inflight-per-client``: one address by default.
+    ip_ratelimit_prefix_v4: int = 32
+    #: The IPv6 prefix that counts as one client for the same budgets: a /56, the least a
+    #: subscriber is usually given, so that one attacker cannot multiply its budget by
+    #: walking the addresses of its own network.
+    ip_ratelimit_prefix_v6: int = 56
+    #: With every miss slot taken, a new miss may push out the oldest one once it has run
+    #: this long, seconds (Unbound's ``jostle-timeout``): the old query gets no answer and
+    #: is counted (``jostled``), so slow authorities cannot hold every slot while fresh
+    #: queries are dropped. 0 turns it off.
+    jostle_timeout: float = 0.2
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
     #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
@@ -237,6 +249,12 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, int, 17, 65535)
     if name == "ip_ratelimit":
         return _number(value, what, int, 0, 10_000_000)
+    if name == "ip_ratelimit_prefix_v4":
+        return _number(value, what, int, 8, 32)
+    if name == "ip_ratelimit_prefix_v6":
+        return _number(value, what, int, 16, 128)
+    if name == "jostle_timeout":
+        return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
     raise ConfigError(f"unknown setting {what!r}")

@@ -10,6 +10,7 @@ wakes up on cold caches for every query.
 """
 import logging
 from collections import Counter
+from socket import AF_INET, AF_INET6, inet_pton
 
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
@@ -103,6 +104,24 @@ cdef class _Done:
 MAX_RATE_CLIENTS = 65536
 
 
+cpdef object client_key(str host, int prefix_v4, int prefix_v6):
+    """What counts as one client: ``host`` itself, or its network when the prefix is
+    shorter than the address (IPv6 /56 by default)."""
+    cdef bint v6 = ":" in host
+    cdef int prefix = prefix_v6 if v6 else prefix_v4
+    if prefix >= (128 if v6 else 32):
+        return host
+    try:
+        packed = inet_pton(AF_INET6 if v6 else AF_INET, host.partition("%")[0])
+    except OSError:
+        return host
+    cdef int whole = prefix >> 3, bits = prefix & 7
+    key = bytearray(packed[:whole + (1 if bits else 0)])
+    if bits:
+        key[whole] &= (0xFF << (8 - bits)) & 0xFF
+    return (prefix, bytes(key))
+
+
 cdef class _Bucket:
     """A client's miss budget: tokens left, refilled at ``ip_ratelimit`` per second up to one
     second's worth."""
@@ -115,7 +134,7 @@ cdef class Dispatch:
     cdef public object cfg
     cdef public object resolver
     cdef public Counters counters
-    cdef public set misses              # resolver.resolution.Drive in flight
+    cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
     cdef public dict rate_buckets       # client address -> _Bucket
     cdef public object _drained         # a Future, set when the last miss ends
@@ -125,7 +144,7 @@ cdef class Dispatch:
         self.cfg = cfg
         self.resolver = resolver
         self.counters = Counters()
-        self.misses = set()
+        self.misses = {}
         self.inflight_by_client = {}
         self.rate_buckets = {}
         self._drained = None
@@ -153,10 +172,12 @@ cdef class Dispatch:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
             self.answer(q, out, transport, send, t0)
             return True
-        client = addr[0] if addr else None
-        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         cfg = self.cfg
-        if len(self.misses) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
+        client = client_key(addr[0], cfg.ip_ratelimit_prefix_v4,
+                            cfg.ip_ratelimit_prefix_v6) if addr else None
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
+        if n >= cfg.max_inflight_per_client or (len(self.misses) >= cfg.max_inflight
+                                                and not self.jostle(t0, cfg.jostle_timeout)):
             dropped = self.counters.dropped
             dropped["overload"] = dropped.get("overload", 0) + 1
             return False
@@ -176,7 +197,22 @@ cdef class Dispatch:
         if d is None or type(d) is bytes:
             self.resolved(q, client, transport, send, t0, None, d)
         elif not d.finished:
-            self.misses.add(d)
+            self.misses[d] = t0
+        return True
+
+    cdef bint jostle(self, double now, double timeout) except -1:
+        """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
+        client gets no answer, as from Unbound's jostle); False when none is that old."""
+        if timeout <= 0 or not self.misses:
+            return False
+        for oldest, started in self.misses.items():
+            break
+        if now - <double>started < timeout:
+            return False
+        oldest.cancel()                 # its done() releases the slot and the client's count
+        self.misses.pop(oldest, None)
+        dropped = self.counters.dropped
+        dropped["jostled"] = dropped.get("jostled", 0) + 1
         return True
 
     cdef bint admitted(self, client, double now, double rate):
@@ -216,7 +252,7 @@ cdef class Dispatch:
         """The end of a miss: its response sent (none if it was cancelled), its count
         released."""
         if d is not None:
-            self.misses.discard(d)
+            self.misses.pop(d, None)
             if not self.misses and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
