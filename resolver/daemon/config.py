@@ -101,6 +101,15 @@ class Config:
     #: is counted (``jostled``), so slow authorities cannot hold every slot while fresh
     #: queries are dropped. 0 turns it off.
     jostle_timeout: float = 0.2
+    #: The most new cache misses one wake-up of a UDP listener passes to the resolver; the
+    #: wake-up's further misses are dropped and counted (``busy``) while its cache hits are
+    #: still answered. The quota in force adapts below this (see ``busy-target``).
+    misses_per_wakeup: int = 256
+    #: Seconds a loop iteration may work before the daemon counts itself behind: each
+    #: longer iteration halves the misses a wake-up may start, each shorter one lets the
+    #: quota grow back. Under a flood of misses the loop settles near this, and a cached
+    #: name is answered within about one iteration.
+    busy_target: float = 0.003
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
     #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
@@ -253,6 +262,10 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, int, 8, 32)
     if name == "ip_ratelimit_prefix_v6":
         return _number(value, what, int, 16, 128)
+    if name == "busy_target":
+        return _number(value, what, float, 0.0005, 10)
+    if name == "misses_per_wakeup":
+        return _number(value, what, int, 1, 1_000_000)
     if name == "jostle_timeout":
         return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":

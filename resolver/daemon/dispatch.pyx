@@ -150,17 +150,20 @@ cdef class Dispatch:
         self._drained = None
         self.loop = None
 
-    def udp_miss(self, bytes q, addr, listener):
+    def udp_miss(self, bytes q, addr, listener, bint busy=False):
         """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL)."""
-        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic())
+        QR and the ACL); ``busy`` when the listener is behind (see ``miss``)."""
+        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic(), busy)
 
-    def _miss(self, bytes q, addr, str transport, send, double t0) -> bool:
-        return self.miss(q, addr, transport, send, t0)
+    def _miss(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
+        return self.miss(q, addr, transport, send, t0, busy)
 
-    cdef bint miss(self, bytes q, addr, str transport, send, double t0) except -1:
+    cdef bint miss(self, bytes q, addr, str transport, send, double t0,
+                   bint busy=False) except -1:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
-        False when the query was dropped (overload): ``send`` will never be called."""
+        False when the query was dropped (overload): ``send`` will never be called. With
+        ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
+        a flood's sources cannot crowd out a client that asks now and then."""
         if (q[2] & 0x79) != 0x01:
             # RD clear (no recursion) or an opcode other than QUERY: never a resolution. A
             # cache probe (QUERY, RD clear) is answered only to a client that may snoop.
@@ -176,6 +179,10 @@ cdef class Dispatch:
         client = client_key(addr[0], cfg.ip_ratelimit_prefix_v4,
                             cfg.ip_ratelimit_prefix_v6) if addr else None
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
+        if busy and n:
+            dropped = self.counters.dropped
+            dropped["busy"] = dropped.get("busy", 0) + 1
+            return False
         if n >= cfg.max_inflight_per_client or (len(self.misses) >= cfg.max_inflight
                                                 and not self.jostle(t0, cfg.jostle_timeout)):
             dropped = self.counters.dropped

@@ -91,7 +91,8 @@ class Server(Dispatch):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
                            self.acl, self.resolver.limits.prefetch_fraction,
-                           self.cfg.max_udp_size, self.snoop)
+                           self.cfg.max_udp_size, self.snoop, self.cfg.misses_per_wakeup,
+                           self.cfg.busy_target)
             listener.start()
             self.udp.append(listener)
             return
@@ -200,6 +201,8 @@ class Server(Dispatch):
                 dropped["short"] += k["dropped_short"]
                 dropped["response"] += k["dropped_response"]
                 dropped["oversize"] += k["dropped_oversize"]
+                if k["dropped_busy"]:
+                    dropped["busy"] += k["dropped_busy"]
                 dropped["send_error"] += k["send_errors"]
                 if k["errors"]:
                     dropped["internal_error"] += k["errors"]

@@ -196,3 +196,18 @@ def test_ipv6_clients_of_one_prefix_share_a_rate_and_a_concurrency_budget():
     started = [d._miss(q, (f"2001:db8::{i}", 1, 0, 0), "udp", sent.append, 10.0)
                for i in range(1, 4)]
     assert started == [True, True, False]
+
+
+def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
+    """``busy`` (the UDP listener is past its quota for this wake-up): a flood's source with
+    misses in flight is dropped, a client that asks now and then still gets its miss."""
+    engine = _Engine()
+    d = _dispatch(engine, ip_ratelimit=0)
+    sent: list[bytes] = []
+    q = _query()
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)                 # flooder
+    assert not d._miss(q, ("127.0.0.1", 2), "udp", sent.append, 0.0, True)       # behind
+    assert d._miss(q, ("127.0.0.99", 1), "udp", sent.append, 0.0, True)          # newcomer
+    assert not d._miss(q, ("127.0.0.99", 2), "udp", sent.append, 0.0, True)
+    assert d.counters.dropped == {"busy": 2}
+    assert d._miss(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
