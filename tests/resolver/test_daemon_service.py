@@ -360,6 +360,9 @@ def test_metrics_pass_prometheus_text_and_openmetrics_parsers(lab, tmp_path, wor
         ctype, om = _scrape(d, True)
         assert ctype.startswith("application/openmetrics-text") and om.endswith("# EOF\n")
         om_families = {f.name: f for f in openmetrics_families(om)}
+        st = json.loads(cli("status", "--control", d.control, "--json").stdout)
+        assert st["workers"] == workers and st["pid"] == d.pid
+        assert st["cache_size"] == workers * 64 * 1024 * 1024 and st["cache_bytes"] > 0
     finally:
         assert d.stop() == 0
     for fams in (families, om_families):
