@@ -46,7 +46,8 @@ class Config:
     #: ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or ``/tmp/corenet-resolver-UID/control``)
     #: instead, and the commands look there too.
     control: str | None = "/run/corenet-resolver/control"
-    #: Permission bits of the control socket: its owner (root, or the ``user``) and its group.
+    #: Permission bits of the control socket. It belongs to root (or whoever started the
+    #: daemon) and, with ``user``, to that user's group: 0660 lets root and that group in.
     control_mode: int = 0o660
     #: Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
     log_level: str = "INFO"

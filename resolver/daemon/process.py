@@ -30,7 +30,8 @@ from resolver.daemon import config as config_mod
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, merge
-from resolver.daemon.service import Notifier, prepare_control, remove_pidfile, write_pidfile
+from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
+                                     write_pidfile)
 
 log = logging.getLogger("resolver.daemon.process")
 
@@ -268,6 +269,8 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
             # A worker's private socket: its supervisor, as that user too, must reach it.
             pw = pwd.getpwnam(cfg.user)
             os.chown(control_path, pw.pw_uid, pw.pw_gid)
+        elif ctl is not None:
+            give_group(control_path, cfg.user)
         if pidfile:
             write_pidfile(pidfile)
         drop_privileges(cfg.user)
@@ -434,6 +437,8 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     try:
         if ready and cfg.pidfile:
             write_pidfile(cfg.pidfile)
+        if ctl is not None:
+            give_group(cfg.control, cfg.user)
         drop_privileges(cfg.user)
     except OSError as e:
         log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)

@@ -122,6 +122,16 @@ def find_control() -> str:
     return control_candidates()[0]
 
 
+def give_group(path: str, user: str | None) -> None:
+    """Gives the control socket at ``path`` the primary group of ``user`` (the daemon's
+    user once it drops root), so that group's members may use it as root may."""
+    if not user or os.geteuid() != 0:
+        return
+    import pwd
+
+    os.chown(path, -1, pwd.getpwnam(user).pw_gid)
+
+
 def _private_dir(path: str, mode: int, owned: bool = True) -> bool:
     """Makes directory ``path`` (mode ``mode``) or checks an existing one is usable: ours
     (``owned``) or writable by us, and writable by nobody else; False if neither."""

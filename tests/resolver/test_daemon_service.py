@@ -435,3 +435,22 @@ def test_query_dnssec_shows_ad_rrsigs_and_ede(signed_lab, tmp_path):
         assert "; EDE: 9" in r.stdout
     finally:
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_control_socket_belongs_to_the_daemon_user_s_group(lab, tmp_path, workers):
+    """Started as root with --user: the socket stays root's, its group is the user's, 0660."""
+    import pwd
+
+    if os.geteuid() != 0:
+        with pytest.raises(RuntimeError, match="only root can switch"):
+            Daemon(tmp_path / "d", lab, "--user", "nobody").start()
+        return
+    nobody = pwd.getpwnam("nobody")
+    d = Daemon(tmp_path / "d", lab, "--user", "nobody", "--workers", workers)
+    d.start(ready="ready: 2 workers" if workers == "2" else "ready")
+    try:
+        st = os.stat(d.control)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, nobody.pw_gid, 0o660)
+    finally:
+        assert d.stop() == 0
