@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from resolver.limits import DEFAULT as _LIMITS
+
 
 class ConfigError(ValueError):
     """A bad option or config value; the message names it."""
@@ -39,10 +41,14 @@ class Config:
     workers: int = 1
     #: Prometheus text over HTTP, or None.
     metrics: Address | None = None
-    #: Unix control socket (stats, flush, reload), or None.
-    control: str | None = None
-    #: Permission bits of the control socket.
-    control_mode: int = 0o600
+    #: Unix control socket (stats, status, flush, reload); "" turns it off. At the default
+    #: path a daemon that cannot create ``/run/corenet-resolver`` (not root) uses
+    #: ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or ``/tmp/corenet-resolver-UID/control``)
+    #: instead, and the commands look there too.
+    control: str | None = "/run/corenet-resolver/control"
+    #: Permission bits of the control socket. It belongs to root (or whoever started the
+    #: daemon) and, with ``user``, to that user's group: 0660 lets root and that group in.
+    control_mode: int = 0o660
     #: Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
     log_level: str = "INFO"
     #: Destination port of every authority (53 on the Internet; a lab may use another).
@@ -122,6 +128,25 @@ class Config:
     shutdown_grace: float = 5.0
     #: Where the config came from (for reload).
     config_file: str | None = None
+    # ---- service: serve-stale, prefetch, pidfile, query log
+    #: Serve expired answers (RFC 8767) when the authorities fail, for at most
+    #: ``serve-stale-window`` seconds past their expiry (Unbound's ``serve-expired``).
+    serve_stale: bool = True
+    #: How long past expiry an answer may still be served (Unbound's ``serve-expired-ttl``).
+    serve_stale_window: int = _LIMITS.stale_window
+    #: TTL put on an expired answer served (Unbound's ``serve-expired-reply-ttl``).
+    serve_stale_ttl: int = _LIMITS.stale_answer_ttl
+    #: Refresh popular cache entries in the background in the last tenth of their TTL
+    #: (Unbound's ``prefetch``).
+    prefetch: bool = True
+    #: Hits an entry needs before it is prefetched (popular entries only).
+    prefetch_min_hits: int = _LIMITS.prefetch_min_hits
+    #: File the daemon's process id is written to once it serves (removed at exit), or None.
+    pidfile: str | None = None
+    #: Log one line per answered query (client, name, type, rcode, flags, latency, cache hit)
+    #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
+    #: ``log-replies``). Off by default: on, every query takes the Python path.
+    log_queries: bool = False
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -270,37 +295,97 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
+    converted = _convert_service(name, what, value)
+    if converted is not _UNKNOWN:
+        return converted
     raise ConfigError(f"unknown setting {what!r}")
+
+
+_UNKNOWN = object()
+
+
+def _convert_service(name: str, what: str, value: Any) -> Any:
+    """The service block's settings (serve-stale, prefetch, pidfile, query log)."""
+    if name in ("serve_stale", "prefetch", "log_queries"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "serve_stale_window":
+        return _number(value, what, int, 0, 30 * 86400)
+    if name == "serve_stale_ttl":
+        return _number(value, what, int, 0, 86400)
+    if name == "prefetch_min_hits":
+        return _number(value, what, int, 1, 1_000_000)
+    if name == "pidfile":
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: expected a path, got {value!r}")
+        if not Path(value).parent.is_dir():
+            raise ConfigError(f"{what}: directory {str(Path(value).parent)!r} does not exist")
+        return value
+    return _UNKNOWN
+
+
+def engine_limits(cfg: "Config", base=_LIMITS):
+    """``base`` (the engine's limits) with the serve-stale and prefetch settings applied."""
+    return replace(base,
+                   stale_window=cfg.serve_stale_window if cfg.serve_stale else 0,
+                   stale_answer_ttl=cfg.serve_stale_ttl,
+                   prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0,
+                   prefetch_min_hits=cfg.prefetch_min_hits)
 
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
-                    "cache_size", "trust_anchor", "validate", "user")
+                    "cache_size", "trust_anchor", "validate", "user",
+                    "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
+                    "prefetch_min_hits", "pidfile", "log_queries")
 
 
 def load_file(path: str) -> dict[str, Any]:
-    """The settings of a TOML file, converted and checked (keys may use - or _)."""
+    """The settings of a TOML file, converted and checked (keys may use - or _). An error
+    names the file, the line of the key and the key."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read()
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config: {path}: not UTF-8 text ({e.reason})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config: {path}: {e}") from None
+    text = raw.decode("utf-8")
     if isinstance(data.get("server"), dict):     # a [server] table is accepted too
         data = {**{k: v for k, v in data.items() if k != "server"}, **data["server"]}
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")
+        where = f"{path}:{key_line(text, key)}"
         if name not in SETTINGS:
-            raise ConfigError(f"{path}: unknown setting {key!r}")
+            raise ConfigError(f"{where}: unknown setting {key!r}")
         try:
             out[name] = _convert(name, value)
         except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
     return out
+
+
+def key_line(text: str, key: str) -> int:
+    """The line (from 1) where ``key`` is assigned in TOML ``text`` (bare or quoted, at the
+    top or in a table), or where a table of that name starts; 0 if not found."""
+    import re
+
+    quoted = re.escape(key)
+    assign = re.compile(rf"""^\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*=""")
+    table = re.compile(rf"""^\s*\[\s*(?:{quoted}|"{quoted}")\s*\]""")
+    for number, line in enumerate(text.splitlines(), 1):
+        if assign.match(line) or table.match(line):
+            return number
+    return 0
 
 
 def build(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Config:

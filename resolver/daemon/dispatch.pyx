@@ -139,6 +139,7 @@ cdef class Dispatch:
     cdef public dict rate_buckets       # client address -> _Bucket
     cdef public object _drained         # a Future, set when the last miss ends
     cdef public object loop
+    cdef public object query_log        # called for each answer when queries are logged
 
     def __init__(self, cfg, resolver):
         self.cfg = cfg
@@ -149,6 +150,7 @@ cdef class Dispatch:
         self.rate_buckets = {}
         self._drained = None
         self.loop = None
+        self.query_log = None
 
     def udp_miss(self, bytes q, addr, listener, bint busy=False):
         """From the C listener: what its hit path did not answer (it already checked size,
@@ -171,9 +173,10 @@ cdef class Dispatch:
                 out = None
             else:
                 out = self.resolver.resolve_cached(q)
+            hit = out is not None
             if out is None:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
-            self.answer(q, out, transport, send, t0)
+            self.answer(q, out, transport, send, t0, addr[0] if addr else None, hit)
             return True
         cfg = self.cfg
         client = client_key(addr[0], cfg.ip_ratelimit_prefix_v4,
@@ -268,15 +271,21 @@ cdef class Dispatch:
         else:
             self.inflight_by_client[client] = n
         if out is not None:
-            self.answer(q, out, transport, send, t0)
+            self.answer(q, out, transport, send, t0, client, False)
 
-    def _answer(self, bytes q, bytes out, str transport, send, double t0) -> None:
-        self.answer(q, out, transport, send, t0)
+    def _answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
+                bint hit=False) -> None:
+        self.answer(q, out, transport, send, t0, client, hit)
 
-    cdef answer(self, bytes q, bytes out, str transport, send, double t0):
+    cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
+                bint hit=False):
+        cdef double seconds
         if transport == "udp":
             out = self.truncate_udp(out, q)
-        self.counters.answered(transport, out, qtype_of(q), monotonic() - t0)
+        seconds = monotonic() - t0
+        self.counters.answered(transport, out, qtype_of(q), seconds)
+        if self.query_log is not None:
+            self.query_log(client, q, out, transport, seconds, hit)
         send(out)
 
     def _truncate_udp(self, bytes out, bytes q) -> bytes:

@@ -152,7 +152,7 @@ def test_query_from_the_real_root_says_so_before_sending(monkeypatch, capsys):
 
 def test_stats_flush_reload_over_the_control_socket(daemon):
     mode = stat.S_IMODE(os.stat(daemon.control).st_mode)
-    assert mode == 0o600
+    assert mode == 0o660
     daemon.ask("h050.bulk.net.")
     r = cli("stats", "--control", daemon.control)
     assert r.returncode == 0 and "corenet_resolver_cache_hits_total" in r.stdout
