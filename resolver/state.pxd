@@ -9,6 +9,7 @@ cdef class Stats(_Event):
     cdef public long long cache_hits, cache_misses, cache_evictions, stale_answers
     cdef public long long prefetches, coalesced, servfail, primings, priming_failures
     cdef public long long upstream_unreachable, no_descriptors
+    cdef public long long local_answers, forwarded, stubbed      # configured zones
 
 
 cdef class LimitValues:
@@ -28,6 +29,7 @@ cdef LimitValues limit_values(object limits)
 
 cdef class ResolverCore:
     cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
+    cdef public object local_zones        # resolver.zones.LocalZones, or None
     cdef public dict _inflight
     cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port

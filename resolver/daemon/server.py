@@ -27,7 +27,7 @@ from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.daemon.config import RESTART_SETTINGS, Config
+from resolver.daemon.config import RESTART_SETTINGS, Config, make_zones
 from resolver.api import Resolver
 
 log = logging.getLogger("resolver.daemon.server")
@@ -175,6 +175,10 @@ class Server(Dispatch):
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        zones = make_zones(cfg)
+        if zones is not None or self.resolver.zones is not None:
+            self.resolver.set_zones(zones)     # forgets only what changed zones held
+            log.info("zones: %s", zones.describe() if zones is not None else "none")
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -264,6 +268,10 @@ def make_resolver(cfg: Config) -> Resolver:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
+    zones = make_zones(cfg)
+    if zones is not None:
+        kw["zones"] = zones
+        log.info("zones: %s", zones.describe())
     return Resolver(cfg.root_hints, **kw)
 
 
