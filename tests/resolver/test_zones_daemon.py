@@ -122,3 +122,17 @@ def test_bad_zone_config_stops_the_daemon_before_it_binds(lab, tmp_path):
     r = cli("serve", "--config", str(conf), "--listen", "127.0.0.1:0", timeout=30)
     assert r.returncode == 2
     assert "forward-zone corp." in r.stderr and "corp-dns.example" in r.stderr
+
+
+def test_the_sample_zones_config_loads():
+    from pathlib import Path
+
+    from resolver.daemon import config
+
+    sample = Path(__file__).resolve().parents[2] / "docs" / "zones-example.toml"
+    cfg = config.build(str(sample))
+    zones = config.make_zones(cfg)
+    assert zones.describe() == ("2 forward, 1 stub, 3 local zones, 2 local-data records")
+    assert zones.local_zones.lookup(b"\x06router\x04home\x04arpa\x00", 1)[1][0][4] == \
+        bytes([192, 168, 1, 1])
+    assert zones.match(b"\x01x\x08tcp-only\x04corp\x07example\x00").zone.transport == "tcp"
