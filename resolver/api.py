@@ -407,14 +407,28 @@ class Resolver(ResolverCore):
 
     def set_zones(self, zones: Zones | None) -> None:
         """Replaces the forward, stub and local zones. The cache is kept but for what it
-        holds at or below a zone (or local-data name) that changed, which is forgotten."""
+        holds at or below a zone (or local-data name) that changed, which is forgotten now
+        and once more when the resolutions in flight meanwhile have ended (one of them may
+        store its answer after the first time)."""
         old, new = self.zones, (zones if zones else None)
-        for name in changed_names(old, new):
+        changed = changed_names(old, new)
+        self.zones = new
+        self.local_zones = new.local_zones if new is not None else None
+        self._forget(changed)
+        if new is not None:
+            new.seed(self.cache, self.clock())
+        if changed and self._inflight:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            loop.call_later(self.limits.max_query_time + 1.0, self._forget, changed)
+
+    def _forget(self, names) -> None:
+        for name in names:
             flush_under(self.cache, name)
             if self.dnssec is not None:
                 self.dnssec.flush(None if name == b"\x00" else name)
-        self.zones = new
-        self.local_zones = new.local_zones if new is not None else None
 
     def refresh(self, key: bytes, e) -> None:
         """Refreshes a popular entry near its expiry in the background (the hit paths call
@@ -448,6 +462,8 @@ class Resolver(ResolverCore):
         self.cache.flush(None if name is None else _name_wire(name))
         if self.dnssec is not None:
             self.dnssec.flush(None if name is None else _name_wire(name))
+        if self.zones is not None:
+            self.zones.seed(self.cache, self.clock())      # the stub zones' servers
 
     async def close(self) -> None:
         """Stops the resolutions in flight (prefetches included): their sockets are closed

@@ -483,6 +483,14 @@ class Zones:
                 return cut
         return None
 
+    def seed(self, cache, now: float) -> None:
+        """Puts every stub zone's servers in ``cache`` (see ``_StubCut.seed``), so that a
+        name of a stub zone met inside another question (a CNAME target, an NS name) is
+        looked up there too."""
+        for cut in self.cuts.values():
+            if type(cut) is _StubCut:
+                cut.seed(cache, now)
+
     def definitions(self) -> dict[bytes, object]:
         """Each zone name (wire, lower case) with what defines it; top-level local data
         under its owner."""

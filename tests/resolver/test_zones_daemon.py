@@ -136,3 +136,20 @@ def test_the_sample_zones_config_loads():
     assert zones.local_zones.lookup(b"\x06router\x04home\x04arpa\x00", 1)[1][0][4] == \
         bytes([192, 168, 1, 1])
     assert zones.match(b"\x01x\x08tcp-only\x04corp\x07example\x00").zone.transport == "tcp"
+
+
+def test_reload_reaches_every_worker(lab, tmp_path):
+    """With two workers (two caches), SIGHUP to the parent changes the local data of both:
+    twenty queries from fresh source ports all get the new answer."""
+    conf = tmp_path / "resolver.toml"
+    write(conf, lab, "192.168.1.1")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2").start()
+    try:
+        assert all(a_records(d.ask("router.lan.")) == {"192.168.1.1"} for _ in range(10))
+        write(conf, lab, "192.168.1.9")
+        os.kill(d.pid, signal.SIGHUP)
+        wait_for(lambda: all(a_records(d.ask("router.lan.")) == {"192.168.1.9"}
+                             for _ in range(20)), "every worker answers the new data")
+        assert d.stats()["engine"]["local_answers"] >= 30
+    finally:
+        d.stop()
