@@ -463,6 +463,9 @@ class Zones:
         self.local, self.local_data = tuple(local), tuple(local_data)
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
         for z in self.forward + self.stub:
+            if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
+                raise ValueError(f"forward-zone {z.name}: transport {z.transport!r} is not "
+                                 f"one of {', '.join(TRANSPORTS)}")
             key = _wire(z.name)
             if key in self.cuts:
                 raise ValueError(f"zone {z.name} is given twice as a forward or stub zone")

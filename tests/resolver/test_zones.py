@@ -97,6 +97,19 @@ def test_forward_first_falls_back_to_recursion(run, lab_resolver):
     run(go(), timeout=20)
 
 
+def test_forward_zone_with_several_servers_moves_past_a_refusing_one(run, lab_resolver):
+    async def go():
+        servers = (Upstream(Z.EXAMPLE_NET), Upstream(Z.EXAMPLE_COM_1))  # REFUSED, then good
+        r = lab_resolver(zones=Zones(forward=[ForwardZone("example.com.", servers)]))
+        for name in ("www.example.com.", "alias.example.com.", "example.com."):
+            ans = await r.resolve(name, "A", raise_on_no_answer=False)
+            assert ans.response.rcode() == dns.rcode.NOERROR
+        assert r.stats.forwarded == 3
+        assert r.stats.upstream_queries <= 6 and r.stats.servfail == 0
+
+    run(go())
+
+
 def test_forward_tcp_upstream(run, lab, lab_resolver, fakes):
     port = other_port(lab)
     srv = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
