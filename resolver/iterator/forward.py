@@ -6,7 +6,8 @@ A :class:`Forwarder` has the :class:`~resolver.iterator.Iterator`'s driver API (
 the same upstream queries, retries (no EDNS, TCP), server choice by smoothed RTT
 (``cache.infra``), time limit and caching of the answer. A reply with NOERROR or NXDOMAIN is
 the result; SERVFAIL, REFUSED, other rcodes, timeouts and failures move on to the next
-forwarder until ``Limits.max_upstream_queries`` or the time limit, then SERVFAIL.
+forwarder until ``Limits.max_upstream_queries`` or the time limit, then SERVFAIL. A
+forwarder that failed is not asked again for the question while another has not failed.
 
 With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
@@ -49,6 +50,7 @@ class Forwarder:
         if fallback is not None:
             self.most = min(self.most, len(self.servers) * limits.max_tries_per_server)
         self.recursion = None        # the fallback's iterator, once forwarding gave up
+        self.failed: set[str] = set()    # servers that failed this question
 
     def start(self):
         return self._ask()
@@ -65,6 +67,7 @@ class Forwarder:
             self.last = f"{event.server} answered rcode {m.rcode}"
         else:
             self.last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
+        self.failed.add(event.server)
         return self._ask()
 
     def store_deferred(self) -> None:
@@ -85,4 +88,8 @@ class Forwarder:
                                  > self.limits.max_query_time)
             return self.result
         self.queries += 1
-        return Query(self.qname, self.qtype, self.qclass, ROOT, self.servers, rd=True)
+        servers = [s for s in self.servers if s not in self.failed] if self.failed else None
+        if not servers:
+            servers = self.servers
+            self.failed.clear()           # every one failed once: each may be asked again
+        return Query(self.qname, self.qtype, self.qclass, ROOT, servers, rd=True)
