@@ -52,6 +52,7 @@ cdef object monotonic = time.monotonic
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
+cdef object _Iterator = it.Iterator
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
@@ -134,11 +135,16 @@ cdef class Resolution:
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
         try:
-            self.iterator = r.new_iterator(qname, qtype, qclass)
+            self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
             # A forward or stub zone's servers may have ports of their own, or want TCP.
-            self.ports = getattr(self.iterator, "ports", None)
-            if getattr(self.iterator, "tcp_upstream", False):
-                self.tcp_only = True
+            if type(iterator) is _Iterator:
+                extra = iterator.__dict__          # empty but for a stub zone's
+                if extra:
+                    self.ports = extra.get("ports")
+            else:                                  # a Forwarder
+                self.ports = getattr(iterator, "ports", None)
+                if getattr(iterator, "tcp_upstream", False):
+                    self.tcp_only = True
             if self.corenet:
                 self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
