@@ -8,7 +8,8 @@
   (RD clear) instead of finding them through the parent, and iterates normally below.
 - A **local zone** answers from configured records (``local-data``) before the cache and
   before any resolution, with Unbound's types: ``static``, ``transparent``,
-  ``typetransparent``, ``redirect``, ``refuse``, ``deny`` and ``always_nxdomain``.
+  ``typetransparent``, ``redirect``, ``refuse``, ``deny``, ``always_nxdomain``,
+  ``always_refuse`` and ``always_transparent`` (the last three ignore their local data).
 
 The longest matching name decides: a local zone is looked at first (it may leave the
 question to resolution), then the deepest forward or stub zone. :class:`Zones` holds one set
@@ -36,7 +37,7 @@ NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 
 #: local-zone types (Unbound's names)
 LOCAL_TYPES = ("static", "transparent", "typetransparent", "redirect", "refuse", "deny",
-               "always_nxdomain")
+               "always_nxdomain", "always_refuse", "always_transparent")
 #: how a forward zone's queries travel
 TRANSPORTS = ("udp", "tcp")
 #: TTL of a local-data record written without one (as Unbound)
@@ -334,6 +335,10 @@ class LocalZones:
         kind = self.types[zone]
         if kind == "always_nxdomain":
             return self._negative(zone, NXDOMAIN)
+        if kind == "always_refuse":
+            return (REFUSED, [], [])
+        if kind == "always_transparent":
+            return None
         if kind == "redirect":
             node = self.data.get(zone, {})
             recs = self._pick(node, qtype)

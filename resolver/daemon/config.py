@@ -109,8 +109,9 @@ class Config:
     #: as for any zone.
     stub_zone: tuple[Any, ...] = ()
     #: Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: a list
-    #: of zone-file lines inside the zone) or ``"NAME TYPE"`` strings. Types: static,
-    #: transparent, typetransparent, redirect, refuse, deny, always_nxdomain (as Unbound's).
+    #: of zone-file lines inside the zone) or ``"NAME TYPE"`` strings. Types (as Unbound's):
+    #: static, transparent, typetransparent, redirect, refuse, deny, always_nxdomain,
+    #: always_refuse, always_transparent.
     #: Answered before the cache and any resolution, with AA set.
     local_zone: tuple[Any, ...] = ()
     #: Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; TTL 3600

@@ -195,6 +195,8 @@ def local_zones() -> Zones:
         LocalZone("refused.test.", "refuse"),
         LocalZone("denied.test.", "deny", ("ok.denied.test. A 10.0.0.9",)),
         LocalZone("gone.test.", "always_nxdomain", ("x.gone.test. A 10.0.0.8",)),
+        LocalZone("closed.test.", "always_refuse", ("x.closed.test. A 10.0.0.7",)),
+        LocalZone("h000.bulk.net.", "always_transparent", ("h000.bulk.net. A 10.0.0.6",)),
     ], local_data=["printer.home. A 10.0.0.5"])
 
 
@@ -216,6 +218,8 @@ LOCAL_CASES = [
     ("ok.denied.test.", "A", "NOERROR", {"10.0.0.9"}),            # deny: data still answered
     ("x.gone.test.", "A", "NXDOMAIN", set()),                     # always_nxdomain
     ("printer.home.", "A", "NOERROR", {"10.0.0.5"}),              # local-data, own zone
+    ("x.closed.test.", "A", "REFUSED", set()),                    # always_refuse
+    ("h000.bulk.net.", "A", "NOERROR", {"10.1.0.0"}),             # always_transparent
 ]
 
 
@@ -308,3 +312,25 @@ def test_zone_tables_parse_and_reject():
     for make in bad:
         with pytest.raises(ValueError):
             make()
+
+
+def test_flush_under_keeps_names_that_only_share_a_suffix(run, lab_resolver):
+    """A changed zone forgets its own names and no others, label by label."""
+    from resolver.zones import _under, flush_under
+
+    async def go():
+        r = lab_resolver()
+        await r.resolve("www.example.com.", "A")
+        await r.resolve("h001.bulk.net.", "A")
+        names = {k[:-5] for k in r.cache.messages.lru.data}
+        assert b"\x03www\x07example\x03com\x00" in names
+        flush_under(r.cache, b"\x03com\x00")
+        names = {k[:-5] for k in r.cache.messages.lru.data}
+        assert b"\x03www\x07example\x03com\x00" not in names
+        assert b"\x04h001\x04bulk\x03net\x00" in names
+        assert not any(k[0].endswith(b"\x03com\x00") for k in r.cache.rrsets.lru.data)
+        # a label holding the zone's bytes is not the zone: b"a\x03com" is one label
+        assert _under(b"\x03www\x03com\x00", b"\x03com\x00")
+        assert not _under(b"\x05a\x03com\x00", b"\x03com\x00")
+
+    run(go())
