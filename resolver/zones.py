@@ -429,6 +429,9 @@ class _StubCut:
         # the iterator names servers by address
         self.ports = {s.addr: v for s in zone.servers
                       for v in (_ports((s,)) or {}).values()} or None
+        # servers given by IPv6 address are asked even where the resolver otherwise asks
+        # over IPv4 only (the iterator reads AAAA addresses only with ``ipv6``)
+        self.ipv6 = any(rdtype == AAAA for _, rdtype, _ in self.addrs)
 
     def seed(self, cache, now: float) -> None:
         """Puts the zone's servers in the rrset cache as its delegation (when missing)."""
@@ -455,6 +458,8 @@ class _StubCut:
         it = iterator_for(resolver, qname, qtype, qclass)
         if self.ports is not None:
             it.ports = self.ports
+        if self.ipv6 and not it.ipv6:
+            it.ipv6 = True
         return it
 
 

@@ -163,6 +163,21 @@ def test_stub_zone_asks_its_servers_then_iterates_below(run, lab, lab_resolver, 
     run(go())
 
 
+def test_stub_zone_on_ipv6_with_a_resolver_that_asks_over_ipv4(run, lab, lab_resolver, fakes):
+    """A stub server given by IPv6 address is asked even though the library resolver asks
+    authorities over IPv4 only by default."""
+    port = other_port(lab)
+    corp = fakes("::1", serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+
+    async def go():
+        r = lab_resolver(zones=Zones(stub=[StubZone("corp.test.", (Upstream("::1", port),))]))
+        assert not r.ipv6
+        assert addrs(await r.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
+        assert corp.count(qname="host.corp.test.") >= 1
+
+    run(go())
+
+
 def test_stub_zone_is_validated(run, validating, signed_lab):
     """DNSSEC applies to a stub zone under the trust anchor: secure data gets AD, a zone
     whose DS does not match is bogus (SERVFAIL)."""
