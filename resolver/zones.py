@@ -235,6 +235,31 @@ def local_data(value) -> tuple[str, ...]:
     return tuple(items)
 
 
+def ptr_records(value) -> tuple[str, ...]:
+    """``local-data-ptr``: ``"ADDR NAME [TTL]"`` lines (as Unbound's, TTL after the name
+    when given) as the PTR records of local-data, reverse names made from the addresses."""
+    import dns.reversename
+
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"local-data-ptr: expected a list of \"ADDR NAME\", got {value!r}")
+    out = []
+    for line in items:
+        parts = line.split() if isinstance(line, str) else []
+        if len(parts) not in (2, 3):
+            raise ValueError(f"local-data-ptr: expected \"ADDR NAME [TTL]\", got {line!r}")
+        try:
+            rev = dns.reversename.from_address(parts[0]).to_text()
+        except (ValueError, dns.exception.DNSException):
+            raise ValueError(f"local-data-ptr {line!r}: {parts[0]!r} is not an IP address") \
+                from None
+        ttl = f" {parts[2]}" if len(parts) == 3 else ""
+        record = f"{rev}{ttl} PTR {parts[1]}"
+        parse_record(record)
+        out.append(record)
+    return tuple(out)
+
+
 def parse_record(line) -> tuple:
     """One zone-file line (``NAME [TTL] [CLASS] TYPE RDATA``; names absolute, a relative one
     is taken from the root) as a record tuple (owner, type, class, TTL, rdata), rdata in

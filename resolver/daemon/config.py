@@ -119,6 +119,10 @@ class Config:
     #: every local zone gets a transparent zone at its own name (as Unbound). In the TOML
     #: file it must come before the first ``[[...]]`` table (or go in ``[server]``).
     local_data: tuple[Any, ...] = ()
+    #: PTR records served locally, as ``"ADDR NAME"`` (or ``"ADDR NAME TTL"``) strings: the
+    #: reverse name of the address points to the name (Unbound's ``local-data-ptr``), as
+    #: ``local-data`` does with the record it stands for.
+    local_data_ptr: tuple[Any, ...] = ()
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -261,14 +265,14 @@ def _convert(name: str, value: Any) -> Any:
 
 
 #: The zone settings (resolver.zones): lists of tables, checked by ``_zone_setting``.
-ZONE_SETTINGS = ("forward_zone", "stub_zone", "local_zone", "local_data")
+ZONE_SETTINGS = ("forward_zone", "stub_zone", "local_zone", "local_data", "local_data_ptr")
 
 
 def _zone_setting(name: str, value: Any) -> tuple:
     from resolver import zones
 
-    if name == "local_data":
-        parse = zones.local_data
+    if name in ("local_data", "local_data_ptr"):
+        parse = zones.local_data if name == "local_data" else zones.ptr_records
     else:
         parse = {"forward_zone": zones.forward_zone, "stub_zone": zones.stub_zone,
                  "local_zone": zones.local_zone}[name]
@@ -278,7 +282,9 @@ def _zone_setting(name: str, value: Any) -> tuple:
         raise ConfigError(f"{name.replace('_', '-')}: expected a list of tables, "
                           f"got {value!r}")
     try:
-        return parse(value) if name == "local_data" else tuple(parse(v) for v in value)
+        if name in ("local_data", "local_data_ptr"):
+            return parse(value)
+        return tuple(parse(v) for v in value)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -289,7 +295,8 @@ def make_zones(cfg: Config):
     from resolver.zones import Zones
 
     try:
-        zones = Zones(cfg.forward_zone, cfg.stub_zone, cfg.local_zone, cfg.local_data)
+        zones = Zones(cfg.forward_zone, cfg.stub_zone, cfg.local_zone,
+                      cfg.local_data + cfg.local_data_ptr)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None

@@ -13,7 +13,7 @@ from dnslab.authority import ZoneAuthority
 from dnslab.fake import serve
 from dnslab.ports import pick_port
 from resolver.zones import (DROP, Denied, ForwardZone, LocalZone, StubZone, Upstream, Zones,
-                            forward_zone, local_zone, parse_record, stub_zone)
+                            forward_zone, local_zone, parse_record, ptr_records, stub_zone)
 
 WWW_EXAMPLE_COM = {"192.0.2.1", "192.0.2.11"}
 FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab server uses
@@ -309,6 +309,9 @@ def test_zone_tables_parse_and_reject():
     assert stub_zone({"name": "lab.", "stub-addr": "127.0.0.1"}).servers == (
         Upstream("127.0.0.1"),)
     assert local_zone("home.arpa. refuse") == LocalZone("home.arpa.", "refuse")
+    assert ptr_records(["192.0.2.7 host.example. 60", "2001:db8::1 v6.example."]) == (
+        "7.2.0.192.in-addr.arpa. 60 PTR host.example.",
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR v6.example.")
     assert parse_record("x. 60 IN A 10.0.0.1") == (b"\x01x\x00", 1, 1, 60, bytes([10, 0, 0, 1]))
     bad = [
         lambda: forward_zone({"name": "a.", "forward-addr": ["host.example"]}),
@@ -321,6 +324,8 @@ def test_zone_tables_parse_and_reject():
         lambda: local_zone({"name": "a.", "local-data": ["b. A 10.0.0.1"]}),      # outside
         lambda: parse_record("x. A not-an-address"),
         lambda: parse_record("x. CH A 10.0.0.1"),
+        lambda: ptr_records(["host.example. 192.0.2.7"]),
+        lambda: ptr_records(["192.0.2.7"]),
         lambda: Zones(forward=[ForwardZone("a.", (Upstream("192.0.2.1"),))],
                       stub=[StubZone("A.", (Upstream("192.0.2.1"),))]),
     ]

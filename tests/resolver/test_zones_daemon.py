@@ -16,6 +16,7 @@ from dnslab import zones as Z
 
 CONFIG = """\
 local-data = ["printer.home. 120 A 10.0.0.5"]
+local-data-ptr = ["10.0.0.5 printer.home."]
 
 [[local-zone]]
 name = "lan."
@@ -72,10 +73,11 @@ def test_daemon_zones_answer_and_reload_keeps_the_cache(lab, tmp_path):
         assert d.ask("nothing.lan.").rcode() == dns.rcode.NXDOMAIN
         assert d.ask("x.refused.test.").rcode() == dns.rcode.REFUSED
         assert a_records(d.ask("printer.home.")) == {"10.0.0.5"}
+        assert a_records(d.ask("5.0.0.10.in-addr.arpa.", "PTR")) == {"printer.home."}
         deny = dns.message.make_query("x.denied.test.", "A")
         assert d.raw_udp(deny.to_wire(), timeout=1.0) is None          # dropped (counted)
         engine = d.stats()["engine"]
-        assert engine["local_answers"] == 6 and engine["upstream_queries"] == 0
+        assert engine["local_answers"] == 7 and engine["upstream_queries"] == 0
         # a forward zone (one query to its server) and a stub zone (one to its authority)
         assert a_records(d.ask("www.example.com.")) == {"192.0.2.1", "192.0.2.11"}
         assert a_records(d.ask("www.example.net.")) == {"198.51.100.1"}
@@ -83,7 +85,7 @@ def test_daemon_zones_answer_and_reload_keeps_the_cache(lab, tmp_path):
         assert engine["forwarded"] == 1 and engine["stubbed"] == 1
         assert engine["upstream_queries"] == 2
         metrics = d.metrics()
-        assert "corenet_resolver_local_zone_answers_total 6" in metrics
+        assert "corenet_resolver_local_zone_answers_total 7" in metrics
         assert 'corenet_resolver_zone_resolutions_total{zone="forward"} 1' in metrics
         # something resolved from the root, to find in the cache after the reloads
         assert a_records(d.ask("h007.bulk.net.")) == {"10.1.0.7"}
@@ -132,7 +134,7 @@ def test_the_sample_zones_config_loads():
     sample = Path(__file__).resolve().parents[2] / "docs" / "zones-example.toml"
     cfg = config.build(str(sample))
     zones = config.make_zones(cfg)
-    assert zones.describe() == ("2 forward, 1 stub, 3 local zones, 2 local-data records")
+    assert zones.describe() == ("2 forward, 1 stub, 3 local zones, 3 local-data records")
     assert zones.local_zones.lookup(b"\x06router\x04home\x04arpa\x00", 1)[1][0][4] == \
         bytes([192, 168, 1, 1])
     assert zones.match(b"\x01x\x08tcp-only\x04corp\x07example\x00").zone.transport == "tcp"
