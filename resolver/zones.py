@@ -433,8 +433,9 @@ class _ForwardCut:
         resolver.stats.forwarded += 1
         fallback = None
         if self.zone.first:
-            def fallback():
+            def recurse():
                 return resolver.recursive_iterator(qname, qtype, qclass)
+            fallback = recurse
         return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
                          ports=self.ports, transport=self.zone.transport, fallback=fallback)
 
