@@ -147,6 +147,34 @@ class Config:
     #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
     #: ``log-replies``). Off by default: on, every query takes the Python path.
     log_queries: bool = False
+    # ---- zones (resolver.zones; no command-line flags: TOML tables) ----
+    #: Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a list of
+    #: `ADDR`, `ADDR@PORT` or `ADDR#PORT`; without a port, `upstream-port`),
+    #: ``forward-first`` (recurse when no forwarder answers; default false),
+    #: ``forward-tcp-upstream`` (TCP only; default false). Questions at or below the name go
+    #: to those recursive resolvers (RD set); the deepest forward or stub zone wins. Their
+    #: answers are not DNSSEC-validated.
+    forward_zone: tuple[Any, ...] = ()
+    #: Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as
+    #: ``forward-addr``). The given servers are asked as the zone's authorities (RD clear)
+    #: whatever its parent says; iteration goes on below it, and DNSSEC validation applies
+    #: as for any zone.
+    stub_zone: tuple[Any, ...] = ()
+    #: Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: a list
+    #: of zone-file lines inside the zone) or ``"NAME TYPE"`` strings. Types (as Unbound's):
+    #: static, transparent, typetransparent, redirect, refuse, deny, always_nxdomain,
+    #: always_refuse, always_transparent.
+    #: Answered before the cache and any resolution, with AA set.
+    local_zone: tuple[Any, ...] = ()
+    #: Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; TTL 3600
+    #: when left out), placed in the deepest local zone holding them; a record outside
+    #: every local zone gets a transparent zone at its own name (as Unbound). In the TOML
+    #: file it must come before the first ``[[...]]`` table (or go in ``[server]``).
+    local_data: tuple[Any, ...] = ()
+    #: PTR records served locally, as ``"ADDR NAME"`` (or ``"ADDR NAME TTL"``) strings: the
+    #: reverse name of the address points to the name (Unbound's ``local-data-ptr``), as
+    #: ``local-data`` does with the record it stands for.
+    local_data_ptr: tuple[Any, ...] = ()
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -222,6 +250,8 @@ def _as_list(value: Any, what: str) -> list:
 # Setting name -> converter(value, name) -> value, shared by the file and the command line.
 def _convert(name: str, value: Any) -> Any:
     what = name.replace("_", "-")
+    if name in ZONE_SETTINGS:
+        return _zone_setting(name, value)
     if name == "listen":
         items = _as_list(value, what)
         if not items:
@@ -334,6 +364,42 @@ def engine_limits(cfg: "Config", base=_LIMITS):
                    stale_answer_ttl=cfg.serve_stale_ttl,
                    prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0,
                    prefetch_min_hits=cfg.prefetch_min_hits)
+#: The zone settings (resolver.zones): lists of tables, checked by ``_zone_setting``.
+ZONE_SETTINGS = ("forward_zone", "stub_zone", "local_zone", "local_data", "local_data_ptr")
+
+
+def _zone_setting(name: str, value: Any) -> tuple:
+    from resolver import zones
+
+    if name in ("local_data", "local_data_ptr"):
+        parse = zones.local_data if name == "local_data" else zones.ptr_records
+    else:
+        parse = {"forward_zone": zones.forward_zone, "stub_zone": zones.stub_zone,
+                 "local_zone": zones.local_zone}[name]
+    if isinstance(value, dict) or (name == "local_zone" and isinstance(value, str)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name.replace('_', '-')}: expected a list of tables, "
+                          f"got {value!r}")
+    try:
+        if name in ("local_data", "local_data_ptr"):
+            return parse(value)
+        return tuple(parse(v) for v in value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def make_zones(cfg: Config):
+    """The config's zones as ``resolver.zones.Zones`` (None when there are none); a name
+    given twice raises ConfigError."""
+    from resolver.zones import Zones
+
+    try:
+        zones = Zones(cfg.forward_zone, cfg.stub_zone, cfg.local_zone,
+                      cfg.local_data + cfg.local_data_ptr)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return zones if zones else None
 
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
@@ -400,6 +466,7 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     cfg = replace(Config(), **values, config_file=config_file)
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
+    make_zones(cfg)
     return cfg
 
 
@@ -457,6 +524,8 @@ def reference() -> str:
 def _shown(name: str, value: Any) -> str:
     if name == "control_mode":
         return oct(value)
+    if name in ZONE_SETTINGS:
+        return "(none)" if not value else str(value)
     if isinstance(value, tuple):
         items = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value]
         return ", ".join(items) or "(none)"

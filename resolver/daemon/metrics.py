@@ -129,6 +129,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("root_primings_total", "counter", "Root priming exchanges (. NS), by outcome.",
            [('{outcome="primed"}', e["primings"]),
             ('{outcome="failed"}', e["priming_failures"])])
+    metric("local_zone_answers_total", "counter", "Queries answered by a local zone.",
+           [("", e.get("local_answers", 0))])
+    metric("zone_resolutions_total", "counter",
+           "Resolutions sent to a forward zone's servers or started at a stub zone's.",
+           [('{zone="forward"}', e.get("forwarded", 0)), ('{zone="stub"}', e.get("stubbed", 0))])
     bounds, counts = stats["latency_buckets"], stats["latency_counts"]
     samples, total = [], 0
     for b, n in zip(bounds, counts):

@@ -27,7 +27,7 @@ from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits
+from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
 from resolver.daemon.metrics import build_info, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
@@ -186,6 +186,10 @@ class Server(Dispatch):
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        zones = make_zones(cfg)
+        if zones is not None or self.resolver.zones is not None:
+            self.resolver.set_zones(zones)     # forgets only what changed zones held
+            log.info("zones: %s", zones.describe() if zones is not None else "none")
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -280,7 +284,15 @@ def make_resolver(cfg: Config) -> Resolver:
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
     kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))
-    return Resolver(cfg.root_hints, **kw)
+    zones = make_zones(cfg)
+    if zones is not None:
+        kw["zones"] = zones
+        log.info("zones: %s", zones.describe())
+    r = Resolver(cfg.root_hints, **kw)
+    if r.dnssec is not None and cfg.forward_zone:
+        log.warning("answers from forward zones (%s) are not DNSSEC-validated",
+                    ", ".join(z.name for z in cfg.forward_zone))
+    return r
 
 
 def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
