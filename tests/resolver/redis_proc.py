@@ -23,7 +23,7 @@ def free_port() -> int:
 
 class Redis:
     def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1",
-                 netns: str | None = None) -> None:
+                 conf: str | None = None) -> None:
         if not os.path.exists(REDIS_SERVER):
             unavailable("redis-server (Debian package 'redis-server') is not installed: "
                         "scripts/setup.sh installs it")
@@ -32,15 +32,13 @@ class Redis:
         self.host = host
         self.port = port or free_port()
         self.socket = str(self.workdir / "redis.sock")
-        self.netns = netns
+        self.conf = conf                 # a redis.conf to start from (the options below win)
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> "Redis":
-        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--save", "",
+        cmd = [REDIS_SERVER, *([self.conf] if self.conf else []), "--port", str(self.port), "--bind", self.host, "--save", "",
                "--appendonly", "no", "--unixsocket", self.socket, "--unixsocketperm", "700",
                "--dir", str(self.workdir), "--daemonize", "no", "--protected-mode", "no"]
-        if self.netns:
-            cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=open(self.workdir / "redis.log", "ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
