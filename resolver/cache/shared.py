@@ -177,8 +177,8 @@ class SharedCache:
 
     def fill(self, r, msg_key: bytes, value: bytes) -> MsgEntry | None:
         """Puts a value read from Redis into the local message cache if it is fresh, or
-        expired but within the serve-stale window (then it is answered only if resolving
-        fails); the entry if fresh, else None."""
+        (with ``store_expired``) expired but within the serve-stale window: then it is
+        answered only if resolving fails. The entry if fresh, else None."""
         now = r.clock()
         lv = r.lv
         try:
@@ -191,7 +191,7 @@ class SharedCache:
         if e.expires >= now:
             messages.lru.put(msg_key, e)
             return e
-        if e.stale_until >= now and messages.table.get(msg_key) is None:
+        if self.store_expired and e.stale_until >= now and messages.table.get(msg_key) is None:
             self.counters["stale"] += 1
             messages.lru.put(msg_key, e)
         return None

@@ -351,3 +351,28 @@ def test_workers_share_answers_through_redis(daemons, redis_server, tmp_path):
     assert 0 < other[0]["hit_rates"]["local"] < 1 and other[0]["hit_rates"]["shared"] == 1.0
     text = d.metrics()
     assert 'corenet_resolver_worker_cache_hit_ratio{worker="0",cache="shared"}' in text
+
+
+# ---- serve-stale ------------------------------------------------------------------------------
+@pytest.mark.parametrize("store_expired", [True, False])
+def test_expired_entry_is_served_stale_only_when_resolving_fails(
+        daemons, redis_server, tmp_path, store_expired):
+    """With cachedb-store-expired, an entry found expired fills the local cache as a stale
+    answer: loop1.example.com. cannot be resolved (a CNAME loop), so it is served, with the
+    stale TTL; without the setting the same entry is not used."""
+    c = redis_server.client()
+    wire = answer_wire("loop1.example.com.", "203.0.113.9", ttl=300)
+    c.set(shared_key(SEED.encode(), msg_key("loop1.example.com.")),
+          HEADER.pack(VERSION, INSECURE, time.time() - 400, 300) + wire)
+    d = daemons("d", "--config", write_config(
+        tmp_path / "d.toml", redis_server,
+        cachedb_store_expired="true" if store_expired else "false"))
+    r = d.ask("loop1.example.com.")
+    s = d.stats()["shared_cache"]
+    if store_expired:
+        assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].to_text() == "203.0.113.9"
+        assert r.answer[0].ttl == 30
+        assert s["stale"] == 1 and s["hits"] == 0
+    else:
+        assert r.rcode() == dns.rcode.SERVFAIL
+        assert s["stale"] == 0 and s["misses"] == 1
