@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from daemon_proc import Daemon
+from daemon_proc import Daemon, cli, free_port
 from redis_proc import Redis
 from resolver.cache.shared import (HEADER, INSECURE, SECURE, VERSION, BadEntry, pack,
                                    shared_key, unpack)
@@ -90,6 +90,23 @@ def daemons(lab, tmp_path):
     yield start
     for d in started:
         d.stop()
+
+
+# ---- settings ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, names", [
+    ('cachedb-backend = "memcached"\n', "cachedb-backend"),
+    ("redis-server-port = 0\n", "redis-server-port"),
+    ("redis-timeout = 0\n", "redis-timeout"),
+    ('cachedb-store-expired = "yes"\n', "cachedb-store-expired"),
+    ('cachedb-secret-seed = ""\n', "cachedb-secret-seed"),
+])
+def test_bad_shared_cache_setting_is_one_line_naming_it(tmp_path, text, names):
+    conf = tmp_path / "config.toml"
+    conf.write_text(text)
+    r = cli("serve", "--config", str(conf), "--listen", f"127.0.0.1:{free_port()}")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], r.stderr
 
 
 # ---- the value format -----------------------------------------------------------------------
