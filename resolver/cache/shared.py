@@ -278,9 +278,14 @@ class Lookup:
         self.task = None
         if self.finished or task.cancelled():
             return
-        value = task.result()
         shared = self.shared
-        e = shared.fill(self.r, self.key, value) if value is not None else None
+        try:
+            value = task.result()
+            e = shared.fill(self.r, self.key, value) if value is not None else None
+        except Exception:                   # a bug, not Redis: resolved all the same
+            log.exception("shared cache look-up failed")
+            shared.counters["errors"] += 1
+            e = None
         if e is None:
             shared.counters["misses"] += 1
             self._resolve()
@@ -299,7 +304,11 @@ class Lookup:
         self.finished = True
         self.done(self, out)
         if out is not None:           # after the answer has been handed on
-            self.shared.offer(self.r, self.loop, self.key, self.t0)
+            try:
+                self.shared.offer(self.r, self.loop, self.key, self.t0)
+            except Exception:
+                log.exception("shared cache write failed")
+                self.shared.counters["write_errors"] += 1
 
     def cancel(self) -> None:
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

@@ -69,6 +69,14 @@ def wait_for(pred, timeout: float = 5.0, what: str = "condition"):
         time.sleep(0.02)
 
 
+def in_process_config(redis: Redis):
+    """The settings SharedCache.from_config reads, for a cache made in the test."""
+    class Cfg:
+        cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
+        redis_server_path, redis_server_host, redis_server_port = redis.socket, "", 0
+    return Cfg
+
+
 @pytest.fixture
 def redis_server(tmp_path):
     r = Redis(tmp_path / "redis").start()
@@ -173,14 +181,10 @@ def test_only_shareable_answers_are_written(lab, redis_server):
     from resolver.cache.shared import SharedCache
     from resolver.cache.store import store_message
 
-    class Cfg:
-        cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
-        redis_server_path, redis_server_host, redis_server_port = redis_server.socket, "", 0
-
     loop = new_event_loop()
     try:
         r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
-        shared = SharedCache.from_config(Cfg)
+        shared = SharedCache.from_config(in_process_config(redis_server))
         msgs = r.cache.messages
         now = r.clock()
         cases = {
@@ -393,3 +397,45 @@ def test_expired_entry_is_served_stale_only_when_resolving_fails(
     else:
         assert r.rcode() == dns.rcode.SERVFAIL
         assert s["stale"] == 0 and s["misses"] == 1
+
+
+def test_a_look_up_that_breaks_still_resolves(lab, redis_server):
+    """The miss path in process (resolution.start with resolver.shared set): a look-up
+    that fails for a reason other than Redis is counted and the name resolved."""
+    from corenet.loop import new_event_loop
+
+    import resolver
+    from resolver.cache.shared import SharedCache
+    from resolver.resolution import start
+
+    redis_server.client().set(shared_key(SEED.encode(), msg_key("www.example.com.")),
+                              b"x" * 40)
+    loop = new_event_loop()
+    try:
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+        shared = r.shared = SharedCache.from_config(in_process_config(redis_server))
+
+        def broken(*args):
+            raise RuntimeError("a bug in fill")
+        shared.fill = broken
+        q = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
+
+        async def go():
+            fut = loop.create_future()
+            d = start(r, q, lambda _d, out: fut.done() or fut.set_result(out), loop)
+            assert type(d) is not bytes and not d.finished
+            out = await asyncio.wait_for(fut, 10)
+            while shared.writes:
+                await asyncio.sleep(0.01)
+            await shared.close()
+            await r.close()
+            return out
+        out = dns.message.from_wire(loop.run_until_complete(go()))
+    finally:
+        loop.close()
+    assert out.rcode() == dns.rcode.NOERROR
+    assert {x.to_text() for x in out.answer[0]} == {"192.0.2.1", "192.0.2.11"}
+    assert shared.counters["errors"] == 1 and shared.counters["lookups"] == 1
+    assert shared.counters["writes"] == 1          # the resolved answer replaced the bad one
+    value = redis_server.client().get(shared_key(SEED.encode(), msg_key("www.example.com.")))
+    assert value[:1] == bytes([VERSION])
