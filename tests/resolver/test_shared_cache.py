@@ -439,3 +439,48 @@ def test_a_look_up_that_breaks_still_resolves(lab, redis_server):
     assert shared.counters["writes"] == 1          # the resolved answer replaced the bad one
     value = redis_server.client().get(shared_key(SEED.encode(), msg_key("www.example.com.")))
     assert value[:1] == bytes([VERSION])
+
+
+def test_a_prefetched_answer_is_written_again(lab, redis_server):
+    """A popular entry refreshed before it expires (Resolver.refresh) is written to Redis
+    too, so the other processes do not fall back to resolving it when the first copy
+    expires."""
+    from corenet.loop import new_event_loop
+
+    import resolver
+    from resolver.cache.shared import SharedCache
+    from resolver.resolution import start
+
+    key = msg_key("www.example.com.")
+    rkey = shared_key(SEED.encode(), key)
+    c = redis_server.client()
+    loop = new_event_loop()
+    try:
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+        shared = r.shared = SharedCache.from_config(in_process_config(redis_server))
+        q = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
+
+        async def settle():
+            deadline = time.monotonic() + 10
+            while shared.writes or r._inflight:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+
+        async def go():
+            fut = loop.create_future()
+            start(r, q, lambda _d, out: fut.done() or fut.set_result(out), loop)
+            await asyncio.wait_for(fut, 10)
+            await settle()
+            assert c.exists(rkey)
+            c.delete(rkey)
+            e = r.cache.messages.table[key]
+            r.refresh(key, e)
+            await settle()
+            assert not e.prefetching
+            await shared.close()
+            await r.close()
+        loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert shared.counters["writes"] == 2
+    assert c.get(rkey)[HEADER.size:][12:] == r.cache.messages.table[key].wire[12:]
