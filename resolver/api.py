@@ -452,7 +452,10 @@ class Resolver(ResolverCore):
                 wire = response.response(res, e.wire[12:e.qend], qtype, bool(variant & 1),
                                          bool(variant & 2), res.security == it.SECURE,
                                          bool(variant & 4))
-                self.cache.messages.store(key, wire, self.clock())
+                now = self.clock()
+                self.cache.messages.store(key, wire, now)
+                if self.shared is not None:     # the other processes get the fresh answer
+                    self.shared.offer(self, loop, key, now)
 
         start_resolution(self, name, qtype, qclass, loop, done)
 

@@ -64,10 +64,13 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
     cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
-    header. (``Resolver.start_miss``.)"""
+    header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
+    object with the Drive's ``finished`` and ``cancel``. (``Resolver.start_miss``.)"""
     miss = hit_or_begin(resolver, query)
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
+    if resolver.shared is not None:           # the shared cache first, then a Drive
+        return resolver.shared.start(resolver, loop, query, miss, done)
     return Drive(resolver, loop, query, miss, done)
 
 

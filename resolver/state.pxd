@@ -38,3 +38,4 @@ cdef class ResolverCore:
     cdef public int port
     cdef public bint minimise, ipv6
     cdef readonly LimitValues lv
+    cdef public object shared             # resolver.cache.shared.SharedCache, or None

@@ -175,6 +175,26 @@ class Config:
     #: reverse name of the address points to the name (Unbound's ``local-data-ptr``), as
     #: ``local-data`` does with the record it stands for.
     local_data_ptr: tuple[Any, ...] = ()
+    #: Second-level cache shared by workers and hosts: "redis" to use one, None for none
+    #: (Unbound's ``cachedb`` module with ``backend: redis``). Looked up after the local
+    #: cache misses and before resolving; answers are written to it once they are sent.
+    cachedb_backend: str | None = None
+    #: The Redis server's address (with ``cachedb-backend = "redis"``).
+    redis_server_host: str = "127.0.0.1"
+    #: The Redis server's TCP port.
+    redis_server_port: int = 6379
+    #: The Redis server's Unix socket, used instead of host and port when set.
+    redis_server_path: str | None = None
+    #: Mixed into every key (a hash of it with the question), so that resolvers meant to
+    #: share answers use the same seed and others cannot read or plant entries by name.
+    cachedb_secret_seed: str = "default"
+    #: Milliseconds a look-up in the shared cache may take before the query is resolved
+    #: without it (the error is counted, and the shared cache is skipped for a back-off
+    #: while it keeps failing).
+    redis_timeout: int = 5
+    #: Keep answers in the shared cache past their TTL for the serve-stale window: one
+    #: found expired fills the local cache as a stale answer, served if resolving fails.
+    cachedb_store_expired: bool = False
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -325,6 +345,8 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
+    if name in CACHEDB_SETTINGS:
+        return _convert_cachedb(name, value, what)
     converted = _convert_service(name, what, value)
     if converted is not _UNKNOWN:
         return converted
@@ -364,6 +386,8 @@ def engine_limits(cfg: "Config", base=_LIMITS):
                    stale_answer_ttl=cfg.serve_stale_ttl,
                    prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0,
                    prefetch_min_hits=cfg.prefetch_min_hits)
+
+
 #: The zone settings (resolver.zones): lists of tables, checked by ``_zone_setting``.
 ZONE_SETTINGS = ("forward_zone", "stub_zone", "local_zone", "local_data", "local_data_ptr")
 
@@ -402,6 +426,34 @@ def make_zones(cfg: Config):
     return zones if zones else None
 
 
+CACHEDB_SETTINGS = ("cachedb_backend", "redis_server_host", "redis_server_port",
+                    "redis_server_path", "cachedb_secret_seed", "redis_timeout",
+                    "cachedb_store_expired")
+
+
+def _convert_cachedb(name: str, value: Any, what: str) -> Any:
+    """The shared cache's settings."""
+    if name == "cachedb_backend":
+        if value in (None, "", "none"):
+            return None
+        if value != "redis":
+            raise ConfigError(f"{what}: {value!r} is not a backend (redis or none)")
+        return value
+    if name == "redis_server_port":
+        return _number(value, what, int, 1, 65535)
+    if name == "redis_timeout":
+        return _number(value, what, int, 1, 60_000)
+    if name == "cachedb_store_expired":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "redis_server_path" and value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what}: expected a non-empty string, got {value!r}")
+    return value
+
+
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
@@ -409,6 +461,7 @@ RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", 
                     "cache_size", "trust_anchor", "validate", "user",
                     "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
                     "prefetch_min_hits", "pidfile", "log_queries")
+RESTART_SETTINGS += CACHEDB_SETTINGS
 
 
 def load_file(path: str) -> dict[str, Any]:

@@ -161,6 +161,21 @@ def render(stats: dict, openmetrics: bool = False) -> str:
             ('{outcome="idle_closed"}', t["idle_closed"]),
             ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
+    sc = stats.get("shared_cache")
+    if sc is not None:
+        metric("shared_cache_events_total", "counter",
+               "Shared (Redis) cache look-ups, their outcomes, writes and failures, by event.",
+               [(f'{{event="{k}"}}', n) for k, n in sorted(sc.items())])
+    rates = stats.get("hit_rates", {})
+    metric("cache_hit_ratio", "gauge",
+           "Share of client queries answered by the local cache, and of shared cache "
+           "look-ups answered by it.", [(f'{{cache="{k}"}}', float(v))
+                                        for k, v in sorted(rates.items())])
+    per = stats.get("per_worker", [])
+    if per:
+        metric("worker_cache_hit_ratio", "gauge", "The hit ratios of each worker.",
+               [(f'{{worker="{i}",cache="{k}"}}', float(v)) for i, w in enumerate(per)
+                for k, v in sorted(w["hit_rates"].items())])
     _render_service(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 

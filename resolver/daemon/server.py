@@ -57,6 +57,11 @@ class Server(Dispatch):
     async def start(self) -> None:
         """Bind every listen address (UDP and TCP on the same port) and start serving."""
         self.loop = loop = asyncio.get_running_loop()
+        if self.cfg.cachedb_backend == "redis" and self.resolver.shared is None:
+            from resolver.cache.shared import SharedCache
+            self.resolver.shared = SharedCache.from_config(self.cfg)
+            log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
+                     self.cfg.redis_timeout)
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
@@ -230,7 +235,7 @@ class Server(Dispatch):
         fast_hits += self.fast_tcp_hits
         engine["cache_hits"] += fast_hits
         engine["client_queries"] += fast_hits
-        return {
+        out = {
             "queries": dict(queries),
             "qtypes": dict(qtypes),
             "latency_buckets": list(LATENCY_BUCKETS),
@@ -250,7 +255,10 @@ class Server(Dispatch):
             "uptime": time.time() - self.started_at,
             "process": process_stats(),
             "build": build_info(),
+            **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
         }
+        out["hit_rates"] = hit_rates(out)
+        return out
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
@@ -273,7 +281,21 @@ class Server(Dispatch):
         for u in self.udp:
             u.close()
         self.udp.clear()
+        if self.resolver.shared is not None:
+            shared, self.resolver.shared = self.resolver.shared, None
+            await shared.close()
         await self.resolver.close()
+
+
+def hit_rates(stats: dict) -> dict:
+    """The share of client queries answered from the local cache and, with a shared
+    cache, the share of its look-ups it answered (of one worker's stats, or merged)."""
+    e = stats["engine"]
+    out = {"local": e["cache_hits"] / e["client_queries"] if e["client_queries"] else 0.0}
+    sc = stats.get("shared_cache")
+    if sc is not None:
+        out["shared"] = sc["hits"] / sc["lookups"] if sc["lookups"] else 0.0
+    return out
 
 
 def make_resolver(cfg: Config) -> Resolver:
