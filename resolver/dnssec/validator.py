@@ -112,10 +112,12 @@ def _group(records: list) -> list[list]:
     return list(sets.values())
 
 
-def _ttl_cap(sig, wall: float) -> int:
-    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration."""
+def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
+    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration.
+    The original TTL does not bring a TTL below the configured minimum (as in Unbound);
+    the expiration does."""
     left = ((sig.expiration - int(wall)) & 0xFFFFFFFF)
-    return min(sig.original_ttl, left if left < 0x80000000 else 0)
+    return min(max(sig.original_ttl, min_ttl), left if left < 0x80000000 else 0)
 
 
 def _signer(sigs: list) -> bytes | None:
@@ -130,8 +132,10 @@ class Validator:
     """Validates resolution results against ``anchors`` (``resolver.dnssec.trust_anchor.load``)."""
 
     def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
-                 aggressive_nsec: bool = True) -> None:
+                 aggressive_nsec: bool = True, insecure=()) -> None:
         self.anchors = anchors
+        #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
+        self.insecure = frozenset(n.lower() for n in insecure)
         self.nsec_cache = NsecCache() if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
@@ -140,10 +144,30 @@ class Validator:
         self.stats = ValidatorStats()
 
     # ---- entry point ----------------------------------------------------------------------
+    def below_insecure_point(self, name: bytes) -> bool:
+        """``name`` is at or below a negative trust anchor with no trust anchor between
+        them (an anchor at or below the insecure point wins, as in Unbound)."""
+        if not self.insecure:
+            return False
+        cur = name.lower()
+        while True:
+            if cur in self.anchors:
+                return False
+            if cur in self.insecure:
+                return True
+            if len(cur) <= 1:
+                return False
+            cur = parent(cur)
+
     def validate(self, res, it):
         """Generator run by the iterator: returns ``res`` (or a refetched Result) with
         ``security``, and for bogus data ``reason``/``ede`` set."""
         if res.rcode not in (NOERROR, NXDOMAIN):
+            return res
+        if self.below_insecure_point(it.qname) and not any(
+                r[1] in (CNAME, DNAME) for r in res.answer):
+            res.security = INSECURE
+            self.stats.insecure += 1
             return res
         key = (it.qname.lower(), it.qtype)
         now = it.clock()
@@ -275,6 +299,8 @@ class Validator:
         """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
         rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
         expiration (RFC 4035 5.3.3)."""
+        if self.below_insecure_point(parent(owner) if rdtype == DS else owner):
+            return INSECURE, None, None
         e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
@@ -297,7 +323,7 @@ class Validator:
         wall = self.wallclock()
         sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
                            wall, self.limits, ctx)
-        cap = _ttl_cap(sig, wall)
+        cap = _ttl_cap(sig, wall, self.limits.min_ttl)
         if caps is not None:
             caps[(owner.lower(), rdtype)] = cap
         if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
@@ -366,6 +392,8 @@ class Validator:
         return st
 
     def _check_denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
+        if self.below_insecure_point(parent(name) if qtype == DS else name):
+            return INSECURE
         signer = None
         for g in auth:
             if g[1] in (SOA, NSEC, NSEC3):
@@ -457,6 +485,8 @@ class Validator:
         lz = zone.lower()
         now = it.clock()
         anchor = self.anchors.get(lz)
+        if anchor is None and self.below_insecure_point(lz):
+            return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
         if anchor is not None:
             ds = usable_ds(anchor.ds)
             keys = [k for k in anchor.dnskey if k.algorithm in SUPPORTED_ALGORITHMS]
@@ -566,7 +596,8 @@ class Validator:
             # only the keys just proven: the entry may have been replaced while suspended
             e.rank = C.VALIDATED
         return ZoneKeys(SECURE, zone_keys,
-                        it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))
+                        it.clock() + min(self._ttl(g[2]),
+                                         _ttl_cap(sig, wall, self.limits.min_ttl)))
 
     def flush(self, name: bytes | None = None) -> None:
         """Forget zone keys and bogus verdicts (all, or those of ``name``)."""
