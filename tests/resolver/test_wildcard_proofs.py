@@ -72,3 +72,21 @@ def test_a_name_that_exists_gets_no_wildcard_proof(run, validating):
         assert resp.flags & dns.flags.AD and not proofs(resp)
 
     run(go(), timeout=15)
+
+
+def test_without_validation_the_proof_is_kept_with_the_cached_wildcard(run, validating):
+    """A resolver that does not validate passes the proof on to DO clients as well, also
+    when the answer is rebuilt from its cache (on corenet's loop the rrsets of such an answer
+    are stored after the client has it)."""
+    async def go():
+        r = validating(validate=False)
+        plain = await r.resolve_message(dns.message.make_query("x.wild.example.com.", "A"))
+        assert plain.answer and not proofs(plain)
+        upstream = r.stats.upstream_queries
+        resp = await r.resolve_message(dns.message.make_query("x.wild.example.com.", "A",
+                                                              want_dnssec=True))
+        assert r.stats.upstream_queries == upstream
+        assert resp.answer and not resp.flags & dns.flags.AD
+        assert {rr.rdtype for rr in proofs(resp)} == {dns.rdatatype.NSEC}
+
+    run(go(), timeout=15)
