@@ -135,3 +135,16 @@ def test_the_reference_page_lists_every_limit():
     for key in ("cache-min-ttl", "cache-max-ttl", "cache-max-negative-ttl", "harden-glue",
                 "domain-insecure"):
         assert f"## `{key}`" in page and f"--{key}" in page, key
+
+
+def test_the_daemon_builds_its_resolver_with_these_settings(tmp_path):
+    from resolver.daemon.server import make_resolver
+
+    cfg = build(tmp_path, 'harden-glue = false\ndomain-insecure = ["test."]\n'
+                          "cache-min-ttl = 10\n[limits]\nmax-referrals = 9\n")
+    r = make_resolver(cfg)
+    assert r.harden_glue is False
+    assert r.dnssec is not None and r.dnssec.insecure == {b"\x04test\x00"}
+    assert r.limits.min_ttl == 10 and r.limits.max_referrals == 9
+    assert r.cache.rrsets.limits is r.limits
+    assert r.new_iterator(b"\x01x\x00", 1, 1).harden_glue is False
