@@ -32,14 +32,36 @@ def _changed(f) -> object:
     return round(f.default / 2, 4)
 
 
-def test_every_limit_is_settable_from_a_limits_table(tmp_path):
+#: limits set by settings of their own, and those settings
+OWN_SETTING = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
+               "max_negative_ttl": "cache-max-negative-ttl",
+               "stale_window": "serve-stale-window", "stale_answer_ttl": "serve-stale-ttl",
+               "prefetch_min_hits": "prefetch-min-hits"}
+
+
+def test_every_limit_is_settable_from_the_file(tmp_path):
+    """Every field of Limits: in the [limits] table, or (for the few with a setting of
+    their own) by that setting; the limits the daemon's resolver gets have them all."""
+    from resolver.daemon.config import engine_limits
+
     values = {f.name: _changed(f) for f in fields(Limits)}
-    text = "[limits]\n" + "".join(f"{name.replace('_', '-')} = {v!r}\n"
-                                  for name, v in values.items())
+    text = "".join(f"{OWN_SETTING[n]} = {v!r}\n" for n, v in values.items()
+                   if n in OWN_SETTING)
+    text += "[limits]\n" + "".join(f"{n.replace('_', '-')} = {v!r}\n"
+                                   for n, v in values.items() if n not in OWN_SETTING)
     cfg = build(tmp_path, text)
+    lim = engine_limits(cfg, cfg.limits)
     for name, v in values.items():
-        assert getattr(cfg.limits, name) == v, name
-        assert getattr(cfg.limits, name) != getattr(DEFAULT, name), name
+        assert getattr(lim, name) == v, name
+        assert getattr(lim, name) != getattr(DEFAULT, name), name
+
+
+@pytest.mark.parametrize("name", sorted(OWN_SETTING))
+def test_a_limit_with_its_own_setting_is_refused_in_the_limits_table(tmp_path, name):
+    key = name.replace("_", "-")
+    with pytest.raises(ConfigError) as err:
+        build(tmp_path, f"workers = 1\n[limits]\n{key} = 7\n")
+    assert "resolver.toml:3" in str(err.value) and OWN_SETTING[name] in str(err.value)
 
 
 def test_limits_at_the_top_level_and_defaults_for_the_rest(tmp_path):
@@ -56,6 +78,7 @@ def test_limits_at_the_top_level_and_defaults_for_the_rest(tmp_path):
     ("[limits]\nmax-referrals = 0\n", ["max_referrals", ">= 1"]),
     ("[limits]\nmax-referrals = 2.5\n", ["max_referrals", "whole number"]),
     ("[limits]\nprefetch-fraction = 2\n", ["prefetch_fraction", "0..1"]),
+    ("[limits]\nmax-tcp-message = 100\n", ["max_tcp_message", "512..65535"]),
     ("[limits]\nmin-rto = 2.0\nmax-rto = 1.0\n", ["min_rto"]),
     ("max-referrals = 3\n[limits]\nmax-referrals = 4\n", ["max-referrals", "both"]),
     ("limits = 3\n", ["resolver.toml:1", "[limits] table"]),
@@ -72,9 +95,9 @@ def test_bad_keys_and_values_name_the_key_and_line(tmp_path, text, words):
         assert w in msg, msg
 
 
-def test_cache_ttl_keys_set_the_limits_and_win_over_them(tmp_path):
+def test_cache_ttl_keys_set_the_limits(tmp_path):
     cfg = build(tmp_path, "cache-min-ttl = 30\ncache-max-ttl = 7200\n"
-                          "cache-max-negative-ttl = 900\n[limits]\nmin-ttl = 5\n")
+                          "cache-max-negative-ttl = 900\n")
     assert (cfg.limits.min_ttl, cfg.limits.max_ttl, cfg.limits.max_negative_ttl) == (
         30, 7200, 900)
     # the command line wins over the file
@@ -104,13 +127,13 @@ def test_bad_command_line_values_exit_2_naming_the_flag(args, name):
 
 def test_the_daemon_applies_ttl_limits_and_negative_anchors(signed_lab, tmp_path):
     """cache-max-ttl lowers the lab's 3600 s TTLs in answers; the negative anchor turns a
-    bogus zone insecure; a limit from the [limits] table is in force (max-negative-ttl
-    caps the NXDOMAIN's SOA, 3600 s in the lab)."""
+    bogus zone insecure; cache-max-negative-ttl caps the NXDOMAIN's SOA (3600 s in the
+    lab)."""
     lab, anchor = signed_lab
     conf = tmp_path / "resolver.toml"
     conf.write_text(f'trust-anchor = "{anchor}"\ncache-max-ttl = 60\n'
                     'domain-insecure = ["altered.com."]\n'
-                    "[limits]\nmax-negative-ttl = 20\nmax-query-time = 3.5\n")
+                    "cache-max-negative-ttl = 20\n[limits]\nmax-query-time = 3.5\n")
     d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
     try:
         r = d.ask(dns.message.make_query("www.example.com.", "A", want_dnssec=True))
