@@ -32,7 +32,8 @@ from resolver import response
 from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
 from resolver.cache import Cache
 from resolver.dnssec import Validator
-from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE, load as load_trust_anchor
+from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_anchor,
+                                          unusable as unusable_anchors)
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.iterator.forward import Forwarder
@@ -74,6 +75,10 @@ class Resolver(ResolverCore):
     ``trust_anchor``: DNSSEC anchor (a DS/DNSKEY file, RFC 7958 XML, or a dnspython rrset);
     ``None`` means the shipped root anchor when ``root_hints`` is ``None`` (the real root)
     and no validation otherwise. ``validate=False`` turns validation off.
+    ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
+    no``). ``domain_insecure``: names (negative trust anchors) at and below which data is
+    treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.
+    TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
     reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
@@ -90,7 +95,8 @@ class Resolver(ResolverCore):
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
                  rng: random.Random | None = None, trust_anchor=None,
                  validate: bool = True, forward: Iterable[str] | None = None,
-                 zones: Zones | None = None) -> None:
+                 zones: Zones | None = None,
+                 harden_glue: bool = True, domain_insecure: Iterable = ()) -> None:
         self.forward = _numeric(forward) if forward is not None else None
         if self.forward is not None and not self.forward:
             raise ValueError("forward= needs at least one server address")
@@ -104,10 +110,15 @@ class Resolver(ResolverCore):
         self.ipv6 = ipv6
         self.validator = validator
         self.dnssec: Validator | None = None
+        #: glue only from inside the referring zone (False: any glue naming an NS target)
+        self.harden_glue = bool(harden_glue)
         if validate and not self.forward and (trust_anchor is not None or root_hints is None):
             anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
                                         else trust_anchor)
-            self.dnssec = Validator(anchors, limits)
+            for warning in unusable_anchors(anchors):
+                log.warning("%s", warning)
+            self.dnssec = Validator(anchors, limits,
+                                    insecure=[_name_wire(n) for n in domain_insecure])
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
         self._msgs = self.cache.messages.table

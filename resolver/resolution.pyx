@@ -81,9 +81,12 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    return it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
-                       minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
-                       stats=r._stats, dnssec=r.dnssec)
+    i = it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
+                    minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
+                    stats=r._stats, dnssec=r.dnssec)
+    if not getattr(r, "harden_glue", True):
+        i.harden_glue = False
+    return i
 
 
 cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loop, callback,

@@ -5,7 +5,9 @@ from resolver.state cimport LimitValues
 cdef class RRsetEntry:
     cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
     cdef public object soa, addrs
+    cdef public object proofs           # wildcard proofs (NSEC/NSEC3, RRSIG), or None
     cpdef list negative_records(self, double now)
+    cpdef list proof_records(self, double now)
     cpdef list records(self, double now)
     cpdef list sig_records(self, double now)
 
@@ -44,6 +46,8 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
 cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
                            object ttl_cap=*)
 cpdef object failure(Cache cache, object key, double now)
+cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
+cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
 cdef object dict_get(object data, object key)
 cdef object lru_get(object data, object key)
 cdef int lru_touch(object data, object key) except -1

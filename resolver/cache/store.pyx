@@ -62,6 +62,7 @@ cdef class RRsetEntry:
         self.negative = negative
         self.soa = [] if soa is None else soa
         self.addrs = addrs
+        self.proofs = None
 
     def __repr__(self):
         return (f"RRsetEntry(name={self.name!r}, rdtype={self.rdtype!r}, "
@@ -71,9 +72,17 @@ cdef class RRsetEntry:
 
     @property
     def size(self) -> int:
-        if self.soa:
-            return _size(self.name, self.rdatas, self.rrsigs + self.soa)
+        if self.soa or self.proofs:
+            return _size(self.name, self.rdatas, self.rrsigs + self.soa + (self.proofs or []))
         return _size(self.name, self.rdatas, self.rrsigs)
+
+    cpdef list proof_records(self, double now):
+        """The NSEC/NSEC3 records (with RRSIGs) that prove a wildcard-expanded rrset (RFC
+        4035 3.1.3.3), with the TTL remaining at ``now``; [] for other rrsets."""
+        if not self.proofs:
+            return []
+        ttl = max(0, int(self.expires - now))
+        return [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in self.proofs]
 
     cpdef list negative_records(self, double now):
         """The SOA (and proofs) of a negative entry with the TTL remaining at ``now``."""
@@ -140,6 +149,21 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
         size = entry.size
     lru_put(lru, key, entry, size)
     return True
+
+
+cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
+                  list proofs):
+    """Keeps ``proofs`` (the NSEC/NSEC3 and RRSIG records proving that the cached rrset was
+    expanded from a wildcard) with that rrset, if it is cached, so that an answer rebuilt
+    from the cache carries them as the first one did."""
+    key = (lower(name), rdtype, rdclass)
+    cdef ByteLRU lru = rrcache.lru
+    cdef RRsetEntry e = dict_get(lru.data, key)
+    if e is None or e.negative is not None or not proofs:
+        return
+    before = e.size
+    e.proofs = proofs
+    lru.bytes += e.size - before
 
 
 cdef class ByteLRU:
@@ -245,6 +269,29 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
         store_entry(rrcache, entry, key, _size(owner, rdatas, mine))
 
 
+cpdef list clamp_ttls(LimitValues lv, list records, bint negative=False):
+    """``records`` (tuples) with their TTLs within ``min_ttl``..``max_ttl``, as the cache
+    stores them, so that a client sees the TTLs the cache keeps; with ``negative``, the
+    SOA's TTL is first capped at ``max_negative_ttl``. The same list when nothing changes."""
+    cdef long long lo = lv.min_ttl, hi = lv.max_ttl, t
+    cdef list out = None
+    cdef Py_ssize_t i
+    for i in range(len(records)):
+        r = records[i]
+        t = r[3]
+        if negative and r[1] == 6 and t > lv.max_negative_ttl:
+            t = lv.max_negative_ttl
+        if t < lo:
+            t = lo
+        if t > hi:
+            t = hi
+        if t != r[3]:
+            if out is None:
+                out = list(records)
+            out[i] = (r[0], r[1], r[2], t, r[4])
+    return records if out is None else out
+
+
 cdef class LRUStore:
     """What the rrset and message stores share: a byte-bounded LRU and the limits they
     clamp with (as C fields)."""
@@ -262,8 +309,11 @@ cdef class RRsetCache(LRUStore):
     """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
 
     def clamp(self, ttl: int, negative: bool = False) -> int:
-        ttl = min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
-        return min(ttl, self.lv.max_negative_ttl) if negative else ttl
+        """``ttl`` within the configured bounds; a negative answer's is first capped at
+        ``max_negative_ttl``, then raised to ``min_ttl`` like any other (as Unbound does)."""
+        if negative:
+            ttl = min(ttl, self.lv.max_negative_ttl)
+        return min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
 
     def get(self, bytes name, rdtype, rdclass, double now, bint stale_ok=False):
         """The entry, marked recently used; None when missing or expired (unless
@@ -298,7 +348,7 @@ cdef class RRsetCache(LRUStore):
                 ttl = min(rec[3], minimum)
                 break
         ttl = self.clamp(ttl, negative=True)
-        soa = [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa]
+        soa = clamp_ttls(self.lv, [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa])
         key_type = NXDOMAIN_TYPE if nxdomain else rdtype
         store_entry(self, RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
                                      3 if nxdomain else 0, soa))

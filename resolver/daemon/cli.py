@@ -58,6 +58,16 @@ def _serve_parser(sub) -> None:
                    help="write the daemon's process id there once it serves")
     p.add_argument("--log-queries", action=argparse.BooleanOptionalAction, default=None,
                    help="log one line per answered query (default: off)")
+    p.add_argument("--cache-min-ttl", metavar="SECONDS",
+                   help="lower TTLs are raised to this in the cache (default 0)")
+    p.add_argument("--cache-max-ttl", metavar="SECONDS",
+                   help="higher TTLs are lowered to this in the cache (default 86400)")
+    p.add_argument("--cache-max-negative-ttl", metavar="SECONDS",
+                   help="longest time a negative answer is cached (default 3600)")
+    p.add_argument("--harden-glue", action=argparse.BooleanOptionalAction, default=None,
+                   help="use glue only from inside the referring zone (default: on)")
+    p.add_argument("--domain-insecure", metavar="DOMAIN", action="append",
+                   help="negative trust anchor: treat this domain as unsigned (repeatable)")
 
 
 def _control_parser(sub, name: str, help_: str):
@@ -126,6 +136,9 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop, "user": ns.user,
         "ip_ratelimit": ns.ip_ratelimit,
         "pidfile": ns.pidfile, "log_queries": ns.log_queries,
+        "cache_min_ttl": ns.cache_min_ttl, "cache_max_ttl": ns.cache_max_ttl,
+        "cache_max_negative_ttl": ns.cache_max_negative_ttl,
+        "harden_glue": ns.harden_glue, "domain_insecure": ns.domain_insecure,
     }
     try:
         cfg = config.build(ns.config, overrides)

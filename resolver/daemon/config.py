@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from resolver.limits import DEFAULT as _LIMITS
+from resolver.limits import DEFAULT as _LIMITS, Limits
 
 
 class ConfigError(ValueError):
@@ -195,6 +195,30 @@ class Config:
     #: Keep answers in the shared cache past their TTL for the serve-stale window: one
     #: found expired fills the local cache as a stale answer, served if resolving fails.
     cachedb_store_expired: bool = False
+    # ---- cache TTLs, glue, negative trust anchors and the resolver's limits
+    #: Shortest time anything is cached, seconds: lower TTLs are raised to it, in the cache
+    #: and in the answers clients get (Unbound's ``cache-min-ttl``). None: the ``min_ttl``
+    #: limit (0, TTLs kept as the zone owner set them).
+    cache_min_ttl: int | None = None
+    #: Longest time anything is cached, seconds: higher TTLs are lowered to it (Unbound's
+    #: ``cache-max-ttl``). None: the ``max_ttl`` limit (one day).
+    cache_max_ttl: int | None = None
+    #: Longest time a negative answer (NXDOMAIN, NODATA) is cached, seconds (Unbound's
+    #: ``cache-max-negative-ttl``). None: the ``max_negative_ttl`` limit (one hour).
+    cache_max_negative_ttl: int | None = None
+    #: Glue is trusted only for names inside the zone that sent the referral (Unbound's
+    #: ``harden-glue``). Off, out-of-zone addresses in a referral are used as well, as
+    #: Unbound does with ``harden-glue: no``: fewer queries for some delegations, at the
+    #: risk of a zone's servers naming addresses for names they do not serve.
+    harden_glue: bool = True
+    #: Negative trust anchors (Unbound's ``domain-insecure``): names at and below these
+    #: domains are treated as unsigned (never bogus) even when a trust anchor above them
+    #: says otherwise; a trust anchor at or below such a domain still wins.
+    domain_insecure: tuple[str, ...] = ()
+    #: The resolver's limits (``resolver.limits.Limits``), each settable by its field name
+    #: in a ``[limits]`` table or as a top-level key; the defaults and the reason for each
+    #: are listed below.
+    limits: Limits = _LIMITS
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -279,8 +303,17 @@ def _convert(name: str, value: Any) -> Any:
         return tuple(parse_address(v, what) for v in items)
     if name in ("allow", "allow_snoop"):
         return tuple(_network(v, what) for v in _as_list(value, what))
-    if name in ("root_hints", "trust_anchor"):
+    if name == "root_hints":
         return None if value is None else _check_file(value, what)
+    if name == "trust_anchor":
+        if value is None:
+            return None
+        from resolver.dnssec.trust_anchor import TrustAnchorError, load as load_anchor
+        try:
+            load_anchor(_check_file(value, what))
+        except TrustAnchorError as e:
+            raise ConfigError(f"{what}: {e}") from None
+        return value
     if name == "metrics":
         return None if value in (None, "") else parse_address(value, what, 9153)
     if name == "control":
@@ -347,10 +380,25 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, int, 512, 65535)
     if name in CACHEDB_SETTINGS:
         return _convert_cachedb(name, value, what)
+    if name in _CACHE_TTLS:
+        return None if value is None else _number(value, what, int, 0, TTL_MAX)
+    if name == "harden_glue":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "domain_insecure":
+        return tuple(_domain(v, what) for v in _as_list(value, what))
+    if name == "limits":
+        if isinstance(value, Limits):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{what}: expected a table of limits, got {value!r}")
+        return _limits({k.replace("-", "_"): v for k, v in value.items()})
     converted = _convert_service(name, what, value)
     if converted is not _UNKNOWN:
         return converted
     raise ConfigError(f"unknown setting {what!r}")
+
 
 
 _UNKNOWN = object()
@@ -452,6 +500,85 @@ def _convert_cachedb(name: str, value: Any, what: str) -> Any:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{what}: expected a non-empty string, got {value!r}")
     return value
+# ---- cache TTLs, glue, negative trust anchors, limits ---------------------------------------
+
+#: The largest TTL there is (RFC 2181 section 8).
+TTL_MAX = 2**31 - 1
+
+#: The cache-TTL settings and the limit each one sets.
+_CACHE_TTLS = {"cache_min_ttl": "min_ttl", "cache_max_ttl": "max_ttl",
+               "cache_max_negative_ttl": "max_negative_ttl"}
+
+LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
+
+#: Limits that settings of their own set (the cache TTLs, serve-stale, prefetch): the file
+#: sets them there, once.
+_LIMITS_AS_SETTINGS = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
+                       "max_negative_ttl": "cache-max-negative-ttl",
+                       "stale_window": "serve-stale-window",
+                       "stale_answer_ttl": "serve-stale-ttl",
+                       "prefetch_min_hits": "prefetch-min-hits"}
+
+#: Limits that may be 0 (a count of none, a feature off, no allowance); every other count
+#: is at least 1 and every other duration above 0.
+_LIMITS_FROM_ZERO = frozenset({
+    "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
+    "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
+    "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
+    "dnssec_clock_skew", "dnssec_bogus_ttl"})
+#: Limits with bounds of their own: fractions, the TCP message size, TTLs.
+_LIMIT_BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
+                 "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),
+                 "max_ttl": (0, TTL_MAX), "max_negative_ttl": (0, TTL_MAX)}
+
+
+def _domain(value: Any, what: str) -> str:
+    import dns.exception
+    import dns.name
+
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what}: expected a domain name, got {value!r}")
+    try:
+        return dns.name.from_text(value).to_text()
+    except dns.exception.DNSException as e:
+        raise ConfigError(f"{what}: {value!r} is not a domain name ({e})") from None
+
+
+def limit_value(name: str, value: Any) -> Any:
+    """One limit from the config file, checked against its type and range."""
+    what = f"limits.{name}"
+    kind = {"int": int, "float": float}[Limits.__dataclass_fields__[name].type]
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{what}: expected a whole number, got {value!r}")
+    low, high = _LIMIT_BOUNDS.get(name, (0 if name in _LIMITS_FROM_ZERO else
+                                         (1 if kind is int else 0.001), None))
+    return _number(value, what, kind, low, high)
+
+
+def _limits(values: dict[str, Any], base: Limits = _LIMITS) -> Limits:
+    """``base`` with ``values`` (field name -> raw value) checked and set."""
+    for name in values:
+        if name not in LIMIT_FIELDS:
+            raise ConfigError(f"limits: unknown limit {name.replace('_', '-')!r}")
+    lim = base.replace(**{k: limit_value(k, v) for k, v in values.items()})
+    _check_limits(lim)
+    return lim
+
+
+def _check_limits(lim: Limits) -> None:
+    if lim.min_ttl > lim.max_ttl:
+        raise ConfigError(f"cache-min-ttl: {lim.min_ttl} is above cache-max-ttl {lim.max_ttl}")
+    if lim.min_rto > lim.max_rto:
+        raise ConfigError(f"limits.min_rto: {lim.min_rto} is above max_rto {lim.max_rto}")
+
+
+def _effective_limits(cfg: Config) -> Limits:
+    """``cfg.limits`` with the cache-TTL settings that were given put in."""
+    changes = {limit: getattr(cfg, name) for name, limit in _CACHE_TTLS.items()
+               if getattr(cfg, name) is not None}
+    lim = cfg.limits.replace(**changes) if changes else cfg.limits
+    _check_limits(lim)
+    return lim
 
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
@@ -460,7 +587,9 @@ SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
                     "cache_size", "trust_anchor", "validate", "user",
                     "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
-                    "prefetch_min_hits", "pidfile", "log_queries")
+                    "prefetch_min_hits", "pidfile", "log_queries",
+                    "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "harden_glue",
+                    "domain_insecure", "limits")
 RESTART_SETTINGS += CACHEDB_SETTINGS
 
 
@@ -480,16 +609,56 @@ def load_file(path: str) -> dict[str, Any]:
     text = raw.decode("utf-8")
     if isinstance(data.get("server"), dict):     # a [server] table is accepted too
         data = {**{k: v for k, v in data.items() if k != "server"}, **data["server"]}
+
+    def where(key: str) -> str:
+        line = key_line(text, key)
+        return f"{path}:{line}" if line else path
+
     out: dict[str, Any] = {}
+    limits: dict[str, Any] = {}         # a [limits] table and top-level limit keys
+    table = data.get("limits")
+    if "limits" in data and not isinstance(table, dict):
+        raise ConfigError(f"{where('limits')}: limits: expected a [limits] table")
+    for key, value in (table or {}).items():
+        name = key.replace("-", "_")
+        if name not in LIMIT_FIELDS:
+            raise ConfigError(f"{where(key)}: unknown limit {key!r} in [limits]")
+        if name in _LIMITS_AS_SETTINGS:
+            raise ConfigError(f"{where(key)}: {key!r} is set by the "
+                              f"{_LIMITS_AS_SETTINGS[name]!r} setting, not in [limits]")
+        limits[name] = (key, value)
     for key, value in data.items():
         name = key.replace("-", "_")
-        where = f"{path}:{key_line(text, key)}"
-        if name not in SETTINGS:
-            raise ConfigError(f"{where}: unknown setting {key!r}")
+        if name == "limits":
+            continue
+        if name in LIMIT_FIELDS and name not in SETTINGS:
+            if name in _LIMITS_AS_SETTINGS:
+                raise ConfigError(f"{where(key)}: {key!r} is set by the "
+                                  f"{_LIMITS_AS_SETTINGS[name]!r} setting")
+            if name in limits:
+                raise ConfigError(f"{where(key)}: {key!r} is set both in [limits] and at "
+                                  "the top level")
+            limits[name] = (key, value)
+            continue
+        if name not in SETTINGS or name == "limits":
+            raise ConfigError(f"{where(key)}: unknown setting {key!r}")
         try:
             out[name] = _convert(name, value)
         except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+            raise ConfigError(f"{where(key)}: {e}") from None
+    if limits:
+        checked = {}
+        for name, (key, value) in limits.items():
+            try:
+                checked[name] = limit_value(name, value)
+            except ConfigError as e:
+                raise ConfigError(f"{where(key)}: {e}") from None
+        lim = _LIMITS.replace(**checked)
+        try:
+            _check_limits(lim)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        out["limits"] = lim
     return out
 
 
@@ -517,6 +686,7 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
             continue
         values[name] = _convert(name, value)
     cfg = replace(Config(), **values, config_file=config_file)
+    cfg = replace(cfg, limits=_effective_limits(cfg))
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
     make_zones(cfg)
@@ -539,19 +709,22 @@ def reference() -> str:
     flags = set()
     for action in parser()._subparsers._group_actions[0].choices["serve"]._actions:
         flags.update(action.option_strings)
-    source = inspect.getsource(Config).splitlines()
-    docs: dict[str, list[str]] = {}
-    pending: list[str] = []
-    for line in source:
-        text = line.strip()
-        if text.startswith("#:"):
-            pending.append(text[2:].strip())
-            continue
-        m = re.match(r"(\w+):", text)
-        if m and pending:
-            docs[m.group(1)] = pending
-        if not text.startswith("#"):
-            pending = []
+    def field_docs(cls) -> dict[str, list[str]]:
+        docs: dict[str, list[str]] = {}
+        pending: list[str] = []
+        for line in inspect.getsource(cls).splitlines():
+            text = line.strip()
+            if text.startswith("#:"):
+                pending.append(text[2:].strip())
+                continue
+            m = re.match(r"(\w+):", text)
+            if m and pending:
+                docs[m.group(1)] = pending
+            if not text.startswith("#"):
+                pending = []
+        return docs
+
+    docs = field_docs(Config)
     out = ["# corenet-resolver configuration reference", "",
            "Every setting can be given in the TOML file passed with `--config` (keys with `-` or",
            "`_`, at the top level or in a `[server]` table) and most on the command line, which",
@@ -571,10 +744,33 @@ def reference() -> str:
                 + ("" if flag is None else f"; command line: `{flag}`")
                 + ("; restart" if f.name in RESTART_SETTINGS else "; reloadable"), ""]
         out += [" ".join(docs.get(f.name, ["(undocumented)"])), ""]
+        if f.name == "limits":
+            out += _limits_reference(field_docs(Limits))
     return "\n".join(out)
 
 
+def _limits_reference(docs: dict[str, list[str]]) -> list[str]:
+    out = ["In the file: `[limits]` then `max-referrals = 20` (or `max_referrals`), or the",
+           "same key at the top level; an unknown key stops the daemon with an error naming",
+           "its line. Durations are seconds.", ""]
+    last = ["(undocumented)"]
+    for f in fields(Limits):
+        text = docs.get(f.name)
+        if text is None:
+            text = [f"With the limit above: {' '.join(last)}"]
+        else:
+            last = text
+        out += [f"### `limits.{f.name.replace('_', '-')}`", "",
+                f"- default: `{f.default}`", "", " ".join(text), ""]
+    return out
+
+
 def _shown(name: str, value: Any) -> str:
+    if name in _CACHE_TTLS:
+        limit = _CACHE_TTLS[name]
+        return f"{getattr(_LIMITS, limit)} (limits.{limit.replace('_', '-')})"
+    if name == "limits":
+        return "the limits below"
     if name == "control_mode":
         return oct(value)
     if name in ZONE_SETTINGS:

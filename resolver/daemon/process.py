@@ -55,8 +55,11 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     """Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
     setup_logging(cfg)
     from resolver.daemon.server import make_resolver
+    from resolver.dnssec.trust_anchor import TrustAnchorError
     try:
         make_resolver(cfg)     # bad hints / DNSSEC options fail here, before anything binds
+    except TrustAnchorError as e:
+        raise ConfigError(f"--trust-anchor: {e}") from None
     except TypeError as e:
         raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
     except (ValueError, OSError) as e:

@@ -300,7 +300,8 @@ def hit_rates(stats: dict) -> dict:
 
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
-                          "ipv6": cfg.ipv6}
+                          "ipv6": cfg.ipv6, "limits": cfg.limits,
+                          "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:

@@ -35,6 +35,8 @@ class TrustAnchor:
     name: dns.name.Name
     ds: list = field(default_factory=list)
     dnskey: list = field(default_factory=list)
+    #: where the records came from (file:line), for messages
+    where: list = field(default_factory=list)
 
     @property
     def wire(self) -> bytes:
@@ -54,6 +56,7 @@ def load(source) -> dict[bytes, TrustAnchor]:
                 a = out.setdefault(k, TrustAnchor(v.name))
                 a.ds += v.ds
                 a.dnskey += v.dnskey
+                a.where += v.where
     else:
         raise TrustAnchorError(f"cannot use {type(source).__name__} as a trust anchor "
                                "(a path, a DS/DNSKEY rrset or a list of them)")
@@ -99,11 +102,68 @@ def _from_file(path: Path, out: dict) -> None:
         try:
             name = dns.name.from_text(tok[0])
             rdtype = dns.rdatatype.from_text(tok[i])
-            rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, " ".join(tok[i + 1:]))
+            why = _ds_digest_problem(tok[i + 1:]) if rdtype == dns.rdatatype.DS else None
+            if why is None:
+                rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, " ".join(tok[i + 1:]))
         except (dns.exception.DNSException, ValueError) as e:
-            raise TrustAnchorError(f"{path}:{lineno}: {e}") from None
+            why = str(e) or type(e).__name__
+        if why is not None:
+            raise TrustAnchorError(f"{path}:{lineno}: {tok[i].upper()} record {line!r}: "
+                                   f"{why}")
         a = _anchor(out, name)
         (a.ds if rdtype == dns.rdatatype.DS else a.dnskey).append(rd)
+        a.where.append(f"{path}:{lineno}")
+
+
+#: Digest lengths of the DS digest types with a fixed one (RFC 4034, 4509, 5933, 6605).
+DIGEST_LENGTHS = {1: ("SHA-1", 20), 2: ("SHA-256", 32), 3: ("GOST R 34.11-94", 32),
+                  4: ("SHA-384", 48)}
+
+
+def _ds_digest_problem(fields: list[str]) -> str | None:
+    """Why a DS presentation (key tag, algorithm, digest type, digest) cannot be a trust
+    anchor's, when its digest does not fit its digest type; None otherwise (other faults are
+    dnspython's to report)."""
+    if len(fields) < 4 or not fields[2].isdigit():
+        return None
+    known = DIGEST_LENGTHS.get(int(fields[2]))
+    digest = "".join(fields[3:])
+    try:
+        size = len(bytes.fromhex(digest))
+    except ValueError:
+        return f"digest {digest!r} is not hexadecimal"
+    if known is not None and size != known[1]:
+        return (f"digest is {size} bytes but digest type {fields[2]} ({known[0]}) "
+                f"makes {known[1]}-byte digests")
+    return None
+
+
+def unusable(anchors: dict) -> list[str]:
+    """Warnings for anchor records this validator cannot use (unsupported key algorithm or
+    digest type), naming where each came from; a zone left with none usable is said to be
+    insecure, as RFC 4035 section 5 and RFC 6840 section 5.2 want (and Unbound does)."""
+    from resolver.dnssec.sig import DIGESTS, SUPPORTED_ALGORITHMS, usable_ds
+
+    out = []
+    for a in anchors.values():
+        zone = a.name.to_text()
+        src = ", ".join(dict.fromkeys(a.where)) or "the anchor given"
+        for rd in a.ds:
+            if rd.algorithm not in SUPPORTED_ALGORITHMS:
+                out.append(f"trust anchor {zone} ({src}): DS {rd.key_tag} uses key algorithm "
+                           f"{int(rd.algorithm)}, which is not supported")
+            elif rd.digest_type not in DIGESTS:
+                out.append(f"trust anchor {zone} ({src}): DS {rd.key_tag} uses digest type "
+                           f"{rd.digest_type}, which is not supported")
+        for rd in a.dnskey:
+            if rd.algorithm not in SUPPORTED_ALGORITHMS:
+                out.append(f"trust anchor {zone} ({src}): DNSKEY with key algorithm "
+                           f"{int(rd.algorithm)}, which is not supported")
+        if not usable_ds(a.ds) and not any(k.algorithm in SUPPORTED_ALGORITHMS
+                                           for k in a.dnskey):
+            out.append(f"trust anchor {zone} ({src}): no record is usable; {zone} and the "
+                       "names below it are treated as insecure (not validated)")
+    return out
 
 
 def _xml_time(value: str | None) -> float | None:
@@ -140,4 +200,6 @@ def _from_xml(path: Path, text: str, out: dict, now: float | None = None) -> Non
             rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DS, " ".join(fields))
         except (AttributeError, dns.exception.DNSException, ValueError) as e:
             raise TrustAnchorError(f"{path}: bad KeyDigest {kd.get('id')!r}: {e}") from None
-        _anchor(out, name).ds.append(rd)
+        a = _anchor(out, name)
+        a.ds.append(rd)
+        a.where.append(f"{path} (KeyDigest {kd.get('id')!r})")

@@ -82,7 +82,7 @@ class ValidatorStats:
     sig_checks: int = 0
     nsec3_hashes: int = 0
     suspends: int = 0
-    synthesized: int = 0        # NXDOMAIN/NODATA answered from validated NSEC (RFC 8198)
+    synthesized: int = 0        # answers from validated NSEC/NSEC3 and wildcards (RFC 8198)
 
 
 def _covered(rec: tuple) -> int:
@@ -112,10 +112,12 @@ def _group(records: list) -> list[list]:
     return list(sets.values())
 
 
-def _ttl_cap(sig, wall: float) -> int:
-    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration."""
+def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
+    """RFC 4035 5.3.3: no longer than the RRSIG's original TTL nor past its expiration.
+    The original TTL does not bring a TTL below the configured minimum (as in Unbound);
+    the expiration does."""
     left = ((sig.expiration - int(wall)) & 0xFFFFFFFF)
-    return min(sig.original_ttl, left if left < 0x80000000 else 0)
+    return min(max(sig.original_ttl, min_ttl), left if left < 0x80000000 else 0)
 
 
 def _signer(sigs: list) -> bytes | None:
@@ -130,8 +132,10 @@ class Validator:
     """Validates resolution results against ``anchors`` (``resolver.dnssec.trust_anchor.load``)."""
 
     def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
-                 aggressive_nsec: bool = True) -> None:
+                 aggressive_nsec: bool = True, insecure=()) -> None:
         self.anchors = anchors
+        #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
+        self.insecure = frozenset(n.lower() for n in insecure)
         self.nsec_cache = NsecCache() if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
@@ -140,10 +144,30 @@ class Validator:
         self.stats = ValidatorStats()
 
     # ---- entry point ----------------------------------------------------------------------
+    def below_insecure_point(self, name: bytes) -> bool:
+        """``name`` is at or below a negative trust anchor with no trust anchor between
+        them (an anchor at or below the insecure point wins, as in Unbound)."""
+        if not self.insecure:
+            return False
+        cur = name.lower()
+        while True:
+            if cur in self.anchors:
+                return False
+            if cur in self.insecure:
+                return True
+            if len(cur) <= 1:
+                return False
+            cur = parent(cur)
+
     def validate(self, res, it):
         """Generator run by the iterator: returns ``res`` (or a refetched Result) with
         ``security``, and for bogus data ``reason``/``ede`` set."""
         if res.rcode not in (NOERROR, NXDOMAIN):
+            return res
+        if self.below_insecure_point(it.qname) and not any(
+                r[1] in (CNAME, DNAME) for r in res.answer):
+            res.security = INSECURE
+            self.stats.insecure += 1
             return res
         key = (it.qname.lower(), it.qtype)
         now = it.clock()
@@ -174,8 +198,11 @@ class Validator:
         return res
 
     def synthesize(self, name: bytes, qtype: int, now: float):
-        """RFC 8198: ("nx" | "nodata", records) when validated NSEC ranges in cache already
-        prove the answer; the iterator then asks no one."""
+        """RFC 8198: ("nx" | "nodata", records) when validated NSEC/NSEC3 ranges in cache
+        already prove the answer, or ("answer", proof records, answer records) expanded
+        from a validated wildcard; the iterator then asks no one."""
+        if self.below_insecure_point(name):
+            return None
         if self.nsec_cache is None:
             return None
 
@@ -242,6 +269,8 @@ class Validator:
             st = (denial.nsec_wildcard(nsecs, owner) if nsecs
                   else proof.wildcard(owner, labels))
             status = min(status, st)
+            if st == SECURE and self.nsec_cache is not None:
+                self._remember_wildcard(it, res, owner, labels, zone)
         return res, status
 
     def _refetch(self, ctx, it, sets: list):
@@ -275,6 +304,8 @@ class Validator:
         """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
         rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
         expiration (RFC 4035 5.3.3)."""
+        if self.below_insecure_point(parent(owner) if rdtype == DS else owner):
+            return INSECURE, None, None
         e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
@@ -297,7 +328,7 @@ class Validator:
         wall = self.wallclock()
         sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
                            wall, self.limits, ctx)
-        cap = _ttl_cap(sig, wall)
+        cap = _ttl_cap(sig, wall, self.limits.min_ttl)
         if caps is not None:
             caps[(owner.lower(), rdtype)] = cap
         if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
@@ -366,6 +397,8 @@ class Validator:
         return st
 
     def _check_denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
+        if self.below_insecure_point(parent(name) if qtype == DS else name):
+            return INSECURE
         signer = None
         for g in auth:
             if g[1] in (SOA, NSEC, NSEC3):
@@ -390,27 +423,60 @@ class Validator:
             st = denial.nsec_nxdomain(nsecs, name) if nsecs else proof.nxdomain(name)
         else:
             st = denial.nsec_nodata(nsecs, name, qtype) if nsecs else proof.nodata(name, qtype)
-        if st == SECURE and nsecs and self.nsec_cache is not None:
+        if st == SECURE and self.nsec_cache is not None:
             self._remember_ranges(it, signer, auth)
         return st
 
-    def _remember_ranges(self, it, zone: bytes, auth: list) -> None:
-        """Keeps the proof's NSEC ranges for RFC 8198 synthesis, for as long as the negative
-        answer itself may be cached (RFC 8198 5: min of the SOA TTL, its MINIMUM, the NSEC TTL)."""
+    def _remember_ranges(self, it, zone: bytes, auth: list, denial_proof: bool = True) -> None:
+        """Keeps the proof's NSEC/NSEC3 records for RFC 8198 synthesis, for as long as the
+        negative answer itself may be cached (RFC 8198 5: min of the SOA TTL, its MINIMUM,
+        the record's TTL). A wildcard answer's proof (``denial_proof`` false) has no SOA:
+        its records are kept for their own TTL, capped like negative answers."""
         lz = zone.lower()
-        soa_g = next((g for g in auth if g[1] == SOA and g[0].lower() == lz), None)
-        if soa_g is None or not soa_g[3] or len(soa_g[3][0]) < 20:
-            return
-        minimum = int.from_bytes(soa_g[3][0][-4:], "big")
-        soa = [(soa_g[0], SOA, it.qclass, soa_g[2], rd) for rd in soa_g[3]] + soa_g[4]
+        soa, cap = [], self.limits.max_negative_ttl
+        if denial_proof:
+            soa_g = next((g for g in auth if g[1] == SOA and g[0].lower() == lz), None)
+            if soa_g is None or not soa_g[3] or len(soa_g[3][0]) < 20:
+                return
+            minimum = int.from_bytes(soa_g[3][0][-4:], "big")
+            soa = [(soa_g[0], SOA, it.qclass, soa_g[2], rd) for rd in soa_g[3]] + soa_g[4]
+            cap = min(cap, soa_g[2], minimum)
         now = it.clock()
         for owner, rdtype, ttl, rdatas, sigs in auth:
-            if rdtype != NSEC or not is_subdomain(owner, zone):
+            if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
                 continue
-            life = min(ttl, soa_g[2], minimum, self.limits.max_negative_ttl)
-            recs = [(owner, NSEC, it.qclass, ttl, rd) for rd in rdatas] + sigs
+            expires = now + min(ttl, cap)
+            recs = [(owner, rdtype, it.qclass, ttl, rd) for rd in rdatas] + sigs
             for rd in rdatas:
-                self.nsec_cache.add(zone, denial.Nsec(owner, rd), recs, soa, now + life)
+                try:
+                    if rdtype == NSEC:
+                        self.nsec_cache.add(zone, denial.Nsec(owner, rd), recs, soa, expires)
+                    else:
+                        self.nsec_cache.add3(zone, denial.Nsec3(owner, rd), recs, soa,
+                                             expires)
+                except (ValueError, IndexError, struct_error):
+                    continue        # checked by the proof already; never kept malformed
+
+    def _remember_wildcard(self, it, res, owner: bytes, labels: int, zone: bytes) -> None:
+        """Keeps a validated wildcard expansion's rrset as the wildcard itself (owner
+        ``*.<closest encloser>``) for RFC 8198 positive synthesis, with its proof."""
+        lo = owner.lower()
+        ce = owner
+        for _ in range(label_count(owner) - labels):
+            ce = parent(ce)
+        recs = [r for r in res.answer if r[0].lower() == lo and r[1] != RRSIG]
+        if not recs:
+            return
+        rdtype = recs[0][1]
+        recs = [r for r in recs if r[1] == rdtype]
+        sigs = [r for r in res.answer if r[0].lower() == lo and r[1] == RRSIG
+                and _covered(r) == rdtype]
+        ttl = min(r[3] for r in recs)
+        wildcard = b"\x01*" + ce
+        self.nsec_cache.add_wildcard(
+            zone, wildcard, rdtype, [(wildcard, t, c, rt, rd) for (_o, t, c, rt, rd) in recs],
+            [(wildcard, t, c, rt, rd) for (_o, t, c, rt, rd) in sigs], it.clock() + ttl)
+        self._remember_ranges(it, zone, _group(res.authority), denial_proof=False)
 
     def _tick(self, ctx: Counter):
         """Charges one rrset validation; suspends every ``dnssec_validations_at_once``."""
@@ -457,6 +523,8 @@ class Validator:
         lz = zone.lower()
         now = it.clock()
         anchor = self.anchors.get(lz)
+        if anchor is None and self.below_insecure_point(lz):
+            return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
         if anchor is not None:
             ds = usable_ds(anchor.ds)
             keys = [k for k in anchor.dnskey if k.algorithm in SUPPORTED_ALGORITHMS]
@@ -566,7 +634,8 @@ class Validator:
             # only the keys just proven: the entry may have been replaced while suspended
             e.rank = C.VALIDATED
         return ZoneKeys(SECURE, zone_keys,
-                        it.clock() + min(self._ttl(g[2]), _ttl_cap(sig, wall)))
+                        it.clock() + min(self._ttl(g[2]),
+                                         _ttl_cap(sig, wall, self.limits.min_ttl)))
 
     def flush(self, name: bytes | None = None) -> None:
         """Forget zone keys and bogus verdicts (all, or those of ``name``)."""

@@ -9,8 +9,8 @@ from types import GeneratorType
 
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values
-from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, dict_get, failure, lru_get,
-                                store_records)
+from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
+                                failure, keep_proofs, lru_get, store_records)
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed
 from resolver.cache.infra cimport ServerInfo
@@ -98,6 +98,7 @@ cdef class Iterator:
     cdef public int qtype, qclass
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
     cdef public bint minimise, ipv6
+    cdef public bint harden_glue        # referral glue only from inside the referring zone
     cdef public set aggressive, stack
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
     #: ``store_deferred`` once the client has its answer (the daemon's Drive on corenet).
@@ -124,6 +125,7 @@ cdef class Iterator:
         self.limits = limits
         self.minimise = minimise
         self.ipv6 = ipv6
+        self.harden_glue = True
         self.validator = validator
         #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
         #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
@@ -162,6 +164,9 @@ cdef class Iterator:
             self.deferred = []
             for m, zone, now, answer in todo:
                 self._cache_answer(m, zone, now, answer)
+                proofs = _wildcard_proofs(m, zone, answer)
+                if proofs:
+                    self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
 
     cdef _step(self, event):
         try:
@@ -210,8 +215,8 @@ cdef class Iterator:
             hit = self._from_cache(cur, qtype, now)
             if hit is None and self.dnssec is not None:
                 syn = self.dnssec.synthesize(cur, qtype, now)
-                if syn is not None:
-                    hit = _Step(syn[0], [], syn[1])
+                if syn is not None:     # (kind, authority[, answer from a wildcard])
+                    hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
                     self.aggressive.add(lower(cur))
             if hit is None:
                 if key in self.stack:
@@ -225,6 +230,8 @@ cdef class Iterator:
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self.clock())
                     return Result(SERVFAIL, answer, reason=hit.reason)
+                if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
+                    self._keep_proofs(hit)
             answer += hit.records
             kind = hit.kind
             if kind == "answer" or kind == "cname":
@@ -246,11 +253,21 @@ cdef class Iterator:
             cur = hit.next
             now = self.clock()
 
+    cdef _keep_proofs(self, _Step hit):
+        """Keeps a wildcard answer's proofs with its cached rrsets (``_from_cache`` returns
+        them with the rrsets)."""
+        seen = set()
+        for r in hit.records:
+            if r[1] == RRSIG or r[1] == DNAME or (lower(r[0]), r[1]) in seen:
+                continue
+            seen.add((lower(r[0]), r[1]))
+            keep_proofs(self._rrsets, r[0], r[1], self.qclass, hit.authority)
+
     cdef _Step _from_cache(self, bytes name, int qtype, double now):
         cdef RRsetEntry e, neg, nx
         e = self._get(name, qtype, now)
         if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
-            return _Step("answer", e.records(now) + e.sig_records(now))
+            return _Step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
         # RRsetCache.get_negative, inline
         neg = self._get(name, NXDOMAIN_TYPE, now)
         if neg is None:
@@ -271,7 +288,8 @@ cdef class Iterator:
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
                 sigs = e.sig_records(now)
                 lead = [] if sigs else self._dname_from_cache(name, e.rdatas[0], now)
-                return _Step("cname", lead + e.records(now)[:1] + sigs, next=e.rdatas[0])
+                return _Step("cname", lead + e.records(now)[:1] + sigs,
+                             e.proof_records(now), next=e.rdatas[0])
         return None
 
     cdef list _dname_from_cache(self, bytes name, bytes target, double now):
@@ -529,7 +547,7 @@ cdef class Iterator:
     cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
         rr = self._rrsets
         store_records(rr, ns_recs, REFERRAL, now)
-        glue = _glue(m.additional, zone, ns_recs)
+        glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
         if glue:
             store_records(rr, glue, GLUE, now)
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
@@ -552,8 +570,9 @@ cdef class Iterator:
             store_records(self._rrsets, recs, rank, now, sigs)
 
     cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
-        """Interprets the authoritative reply to the full question."""
-        cdef list answer = _in_zone(m.answer, zone)
+        """Interprets the authoritative reply to the full question. Its TTLs are clamped
+        as the cache stores them, so the client sees what the cache keeps."""
+        cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
         if (self.deferred is not None and self.dnssec is None and qtype == self.qtype
                 and name == self.qname):
             found = _owned(answer, name, qtype)
@@ -562,7 +581,8 @@ cdef class Iterator:
                 # nothing reads these rrsets before the resolution ends, so they can be
                 # stored after the answer has left.
                 self.deferred.append((m, zone, now, answer))
-                return _Step("answer", found, _wildcard_proofs(m, zone, found))
+                return _Step("answer", found,
+                             clamp_ttls(self.lv, _wildcard_proofs(m, zone, found)))
         self._cache_answer(m, zone, now, answer)
         cdef list out = []
         cdef bytes cur = name
@@ -570,7 +590,8 @@ cdef class Iterator:
             found = _owned(answer, cur, qtype)
             if found is not None:
                 out += found
-                return _Step("answer", out, _wildcard_proofs(m, zone, out))
+                return _Step("answer", out,
+                             clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)))
             lcur = lower(cur)
             dn = [r for r in answer if r[1] == DNAME and lower(r[0]) != lcur
                   and is_subdomain(cur, r[0])]
@@ -596,7 +617,8 @@ cdef class Iterator:
         soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
         in_zone = is_subdomain(cur, zone)
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa_in(m.authority, zone))):
-            return _Step("cname", out, _wildcard_proofs(m, zone, out), next=cur)
+            return _Step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
+                         next=cur)
         if m.rcode == NXDOMAIN:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa,
                                               AUTH_AUTHORITY, now)

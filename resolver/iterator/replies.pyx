@@ -132,13 +132,13 @@ cpdef bint is_lame(object m, bytes zone, bytes qname, object ref):
     return False
 
 
-cpdef list glue(list additional, bytes zone, list ns_recs):
-    """The A/AAAA records of a referral's additional section that are in bailiwick and name
-    one of the NS targets."""
+cpdef list glue(list additional, bytes zone, list ns_recs, bint harden=True):
+    """The A/AAAA records of a referral's additional section that name one of the NS
+    targets and, with ``harden`` (Unbound's harden-glue), are in bailiwick."""
     cdef list out = []
     cdef object r, n
     for r in additional:
-        if (r[1] == A or r[1] == AAAA) and is_subdomain(r[0], zone):
+        if (r[1] == A or r[1] == AAAA) and (not harden or is_subdomain(r[0], zone)):
             for n in ns_recs:
                 if same_name(r[0], n[4]):
                     out.append(r)
