@@ -18,7 +18,7 @@ SETUP_FOR=${SETUP_FOR:-test}
 BUILD_PACKAGES=(gcc python3-dev python3-venv)
 # The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare.
-TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux)
+TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux knot-dnsutils bind9-dnsutils)
 
 case "$SETUP_FOR" in
     serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;

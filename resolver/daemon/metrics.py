@@ -139,7 +139,34 @@ def render(stats: dict) -> str:
             ('{outcome="idle_closed"}', t["idle_closed"]),
             ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
+    _render_encrypted(stats, metric)
     return "\n".join(lines) + "\n"
+
+
+#: The encrypted listeners' figures in ``stats``: DNS over TLS, over HTTPS, over plain HTTP.
+ENCRYPTED_LISTENERS = ("tls", "https", "http")
+
+
+def _render_encrypted(stats: dict, metric) -> None:
+    """TLS handshakes by outcome and DoH responses by HTTP status, per listener kind."""
+    hs, http = [], []
+    for name in ENCRYPTED_LISTENERS:
+        figures = stats.get(name)
+        if not figures:
+            continue
+        if "handshakes" in figures:
+            for outcome, key in (("done", "handshakes"), ("resumed", "resumed"),
+                                 ("timeout", "handshake_timeout"),
+                                 ("failed", "handshake_failed")):
+                hs.append((f'{{listener="{name}",outcome="{outcome}"}}', figures[key]))
+        for key, n in sorted(figures.items()):
+            if key.startswith("status_"):
+                http.append((f'{{listener="{name}",status="{key[7:]}"}}', n))
+    if hs:
+        metric("tls_handshakes_total", "counter", "TLS handshakes, by listener and outcome.", hs)
+    if http:
+        metric("doh_responses_total", "counter",
+               "DNS-over-HTTP(S) responses, by listener and HTTP status.", http)
 
 
 class MetricsServer:

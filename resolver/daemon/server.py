@@ -46,6 +46,7 @@ class Server(Dispatch):
         self.addresses: list[tuple[str, int]] = []
         self.acl = ACL(cfg.allow)
         self.snoop = ACL(cfg.allow_snoop)
+        self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
 
     # ---- setup ------------------------------------------------------------------------------
@@ -77,6 +78,8 @@ class Server(Dispatch):
             self.addresses.append((host, port))
             log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
                      " via recvmmsg" if self.fast_udp else "")
+        from resolver.daemon.tls_listener import start_encrypted
+        await start_encrypted(self, loop, reuse)
 
     @property
     def fast_udp(self) -> bool:
@@ -135,6 +138,24 @@ class Server(Dispatch):
         self._miss(q, addr, "udp", send, time.monotonic())
 
     # ---- management -----------------------------------------------------------------------
+    def admit(self, conn) -> bool:
+        """Counts a new stream connection (TCP, TLS or HTTP) against the caps it shares with
+        the others; False when it must be refused: one client may not hold more than its
+        share, and at the global cap the oldest idle connection makes room (only when none
+        is idle is the new one refused)."""
+        c = self.counters
+        mine = self.tcp_by_client.get(conn.client, 0)
+        if (mine >= self.cfg.tcp_max_connections_per_client
+                or c.tcp_connections >= self.cfg.tcp_max_connections
+                and not self.shed_idle_tcp()):
+            c.tcp_rejected += 1
+            return False
+        c.tcp_connections += 1
+        c.tcp_accepted += 1
+        self.connections.add(conn)
+        self.tcp_by_client[conn.client] = mine + 1
+        return True
+
     def shed_idle_tcp(self) -> bool:
         """Closes the TCP connection idle the longest (no query in flight) to make room for
         a new one; False when every connection has a query in flight."""
@@ -147,7 +168,7 @@ class Server(Dispatch):
         self.forget_connection(victim)            # its slot is free now, not at its EOF
         return True
 
-    def forget_connection(self, conn: "TCPConnection") -> None:
+    def forget_connection(self, conn) -> None:
         """``conn`` no longer counts against the TCP caps (idempotent)."""
         if conn not in self.connections:
             return
@@ -175,6 +196,8 @@ class Server(Dispatch):
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        for listener in self.encrypted:
+            listener.reload(cfg)           # new handshakes take the new certificate
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -226,6 +249,7 @@ class Server(Dispatch):
                     "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
                     "shed_idle": c.tcp_shed_idle,
                     "fast_hits": self.fast_tcp_hits},
+            **{listener.label: listener.stats() for listener in self.encrypted},
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
@@ -321,7 +345,10 @@ def _where(host: str, port: int) -> str:
 
 
 class TCPConnection(asyncio.BufferedProtocol):
-    """One DNS-over-TCP client: frames in, answers out as they complete."""
+    """One DNS-over-TCP client: frames in, answers out as they complete. Over TLS the same
+    class reads the decrypted stream, with ``label`` "tls" in the counters."""
+
+    label = "tcp"
 
     def __init__(self, server: Server) -> None:
         cfg = server.cfg
@@ -349,22 +376,12 @@ class TCPConnection(asyncio.BufferedProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         s = self.server
-        c = s.counters
         self.peer = transport.get_extra_info("peername")
         self.client = self.peer[0] if self.peer else None
-        mine = s.tcp_by_client.get(self.client, 0)
-        if (mine >= s.cfg.tcp_max_connections_per_client
-                or c.tcp_connections >= s.cfg.tcp_max_connections and not s.shed_idle_tcp()):
-            # One client may not hold more than its share; at the global cap the oldest
-            # idle connection makes room, and only when none is idle is the new one refused.
-            c.tcp_rejected += 1
+        if not s.admit(self):
             self.closed = True
             transport.abort()
             return
-        c.tcp_connections += 1
-        c.tcp_accepted += 1
-        s.connections.add(self)
-        s.tcp_by_client[self.client] = mine + 1
         self.allowed = s.allowed(self.peer) if self.peer else False
         self.framer.fast = self.allowed
         self.last = s.loop.time()
@@ -388,7 +405,7 @@ class TCPConnection(asyncio.BufferedProtocol):
             return
         s = self.server
         s.fast_tcp_hits += 1
-        s.counters.answered("tcp", out, qtype, 0.0)
+        s.counters.answered(self.label, out, qtype, 0.0)
         self._send(out)
 
     def query(self, q: bytes) -> None:
@@ -412,15 +429,15 @@ class TCPConnection(asyncio.BufferedProtocol):
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
-            s._answer(q, error(q, 5), "tcp", self._send, t0)
+            s._answer(q, error(q, 5), self.label, self._send, t0)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, "tcp", self._send, t0)
+                s._answer(q, out, self.label, self._send, t0)
                 return
         self.inflight += 1
-        if not s._miss(q, self.peer, "tcp", self._send_done, t0):
+        if not s._miss(q, self.peer, self.label, self._send_done, t0):
             self._one_done()
 
     def _send(self, out: bytes) -> None:

@@ -1,0 +1,154 @@
+"""The daemon's TLS listeners: DNS over TLS (RFC 7858) and the TLS side of DNS over HTTPS.
+
+A listener accepts TCP connections on its socket and puts corenet's TLS protocol
+(:mod:`corenet.tls`) between the socket and the application protocol: for DNS over TLS the
+daemon's TCP connection class itself (:class:`resolver.daemon.server.TCPConnection`, labelled
+"tls"), so the decrypted stream goes through the same framer, whose cache hits are answered
+in C, and the same ACL, caps, pipelining and idle timeout as TCP; for DNS over HTTPS the
+HTTP connection of :mod:`resolver.daemon.doh_listener`.
+
+Each new connection takes the listener's current ``SSLContext``; a reload builds a new one
+from the key and certificate files, so new handshakes use the new certificate while
+connections already open keep theirs. TLS 1.2 is the minimum (1.3 is what OpenSSL
+prefers), session tickets are on (OpenSSL's default: 2 tickets after a TLS 1.3 handshake), the
+ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish within
+``Limits.tls_handshake_timeout`` closes the connection and is counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from asyncio import sslproto
+from typing import Any, Callable
+
+from corenet import tls
+from resolver.daemon.server import TCPConnection, _bind, _where
+
+log = logging.getLogger("resolver.daemon.tls")
+
+#: ALPN of DNS over TLS (RFC 7858 has none; "dot" is IANA's registration for it).
+DOT_ALPN = ("dot",)
+#: ALPN of DNS over HTTPS: HTTP/2 first, as browsers ask.
+DOH_ALPN = ("h2", "http/1.1")
+
+
+def make_context(pem: str, key: str, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    ctx.load_cert_chain(pem, key)
+    ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+class ServerTLS(tls.SSLProtocol):
+    """corenet's TLS protocol on the server side, counting handshakes in its listener."""
+
+    def __init__(self, loop, app_protocol, context: ssl.SSLContext,
+                 listener: "TLSListener", handshake_timeout: float) -> None:
+        super().__init__(loop, app_protocol, context, None, server_side=True,
+                         ssl_handshake_timeout=handshake_timeout)
+        self._listener = listener
+
+    def _check_handshake_timeout(self):
+        if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
+            self._listener.counts["handshake_timeout"] += 1
+        super()._check_handshake_timeout()
+
+    def _on_handshake_complete(self, handshake_exc):
+        counts = self._listener.counts
+        if handshake_exc is None:
+            counts["handshakes"] += 1
+            if self._sslobj is not None and self._sslobj.session_reused:
+                counts["resumed"] += 1
+        else:
+            counts["handshake_failed"] += 1
+        super()._on_handshake_complete(handshake_exc)
+
+
+class TLSListener:
+    """One TLS listening socket (or several with one label): contexts, counters, servers."""
+
+    def __init__(self, server, label: str, alpn: tuple[str, ...],
+                 app_factory: Callable[["TLSListener"], asyncio.BaseProtocol]) -> None:
+        self.server = server
+        self.label = label
+        self.alpn = alpn
+        self.app_factory = app_factory
+        self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
+                       "handshake_failed": 0, "reloads": 0, "reload_failed": 0}
+        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn)
+        self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
+        self.addresses: list[tuple[str, int]] = []
+
+    async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
+        srv = await loop.create_server(self._protocol, sock=sock)
+        self.addresses.append(sock.getsockname()[:2])
+        return srv
+
+    def _protocol(self) -> ServerTLS:
+        s = self.server
+        return ServerTLS(s.loop, self.app_factory(self), self.context, self,
+                         s.resolver.limits.tls_handshake_timeout)
+
+    def reload(self, cfg) -> None:
+        """Reads the key and certificate again (the files may have been replaced under the same
+        names); on failure the current ones stay and the error is logged."""
+        try:
+            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn)
+        except (OSError, ssl.SSLError, TypeError) as e:
+            self.counts["reload_failed"] += 1
+            log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
+                      self.label, cfg.tls_service_pem, cfg.tls_service_key, e)
+            return
+        self.files = (cfg.tls_service_pem, cfg.tls_service_key)
+        self.counts["reloads"] += 1
+        log.info("%s: certificate %s loaded for new connections", self.label,
+                 cfg.tls_service_pem)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.counts)
+
+
+class TLSConnection(TCPConnection):
+    """A DNS-over-TLS client: the TCP connection over the decrypted stream."""
+
+    label = "tls"
+
+
+def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = _bind(family, socket.SOCK_STREAM, host, port, reuseport)
+    except OSError as e:
+        raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+    sock.listen(1024)
+    return sock
+
+
+async def start_encrypted(server, loop, reuseport: bool) -> None:
+    """Binds and starts the configured DNS-over-TLS and DNS-over-HTTP(S) listeners of
+    ``server`` (none when nothing is configured)."""
+    from resolver.daemon import doh_listener
+
+    cfg = server.cfg
+    plans: list[tuple[Any, tuple]] = []
+    if cfg.tls_listen:
+        plans.append((TLSListener(server, "tls", DOT_ALPN, lambda _: TLSConnection(server)),
+                      cfg.tls_listen))
+    if cfg.https_listen:
+        plans.append((TLSListener(server, "https", DOH_ALPN,
+                                  lambda listener: doh_listener.HTTPConnection(server, listener)),
+                      cfg.https_listen))
+    if cfg.http_listen:
+        plans.append((doh_listener.PlainListener(server), cfg.http_listen))
+    for listener, addresses in plans:
+        for host, port in addresses:
+            sock = bind_stream(host, port, reuseport)
+            server.tcp_servers.append(await listener.listen(loop, sock))
+            log.info("serving DNS over %s on %s port %d", listener.label.upper(), host,
+                     sock.getsockname()[1])
+        server.encrypted.append(listener)
