@@ -160,31 +160,41 @@ class H2Server:
             return []
         ready = []
         for ev in events:
-            if isinstance(ev, h2.events.RequestReceived):
-                self._request(ev)
-            elif isinstance(ev, h2.events.DataReceived):
-                self._data(ev)
-            elif isinstance(ev, h2.events.StreamEnded):
-                sid = ev.stream_id
-                if sid in self.streams:
-                    q = self._finish(sid)
-                    if q is not None:
-                        ready.append((sid, q))
-            elif isinstance(ev, h2.events.StreamReset):
-                self.streams.pop(ev.stream_id, None)
-                self.pending.pop(ev.stream_id, None)
-            elif isinstance(ev, h2.events.WindowUpdated):
-                self._flush_pending()
-            elif isinstance(ev, h2.events.ConnectionTerminated):
-                self.closing = True
+            try:
+                self._event(ev, ready)
+            except h2.exceptions.ProtocolError:
+                # The stream was reset by the client in the same read, or the connection is
+                # ending: what was owed on it is dropped.
+                sid = getattr(ev, "stream_id", None)
+                self.streams.pop(sid, None)
+                self.pending.pop(sid, None)
         return ready
 
-    def _goaway(self, code) -> None:
+    def _event(self, ev, ready: list[tuple[int, bytes]]) -> None:
+        if isinstance(ev, h2.events.RequestReceived):
+            self._request(ev)
+        elif isinstance(ev, h2.events.DataReceived):
+            self._data(ev)
+        elif isinstance(ev, h2.events.StreamEnded):
+            sid = ev.stream_id
+            if sid in self.streams:
+                q = self._finish(sid)
+                if q is not None:
+                    ready.append((sid, q))
+        elif isinstance(ev, h2.events.StreamReset):
+            self.streams.pop(ev.stream_id, None)
+            self.pending.pop(ev.stream_id, None)
+        elif isinstance(ev, h2.events.WindowUpdated):
+            self._flush_pending()
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.closing = True
+
+    def _goaway(self, code, last_stream_id: int | None = None) -> None:
         self.closing = True
         self.streams.clear()
         self.pending.clear()
         try:
-            self.conn.close_connection(error_code=code)
+            self.conn.close_connection(error_code=code, last_stream_id=last_stream_id)
         except h2.exceptions.ProtocolError:
             pass
 
@@ -192,13 +202,11 @@ class H2Server:
         sid = ev.stream_id
         self.requests += 1
         if self.requests > self.max_requests:
-            # Past the budget: this stream is refused and the connection told to end; the
-            # client retries it on a new one.
+            # Past the budget: the connection ends with GOAWAY naming the last stream taken;
+            # the client asks the rest again on a new connection.
             self.refused += 1
-            self.conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
-            if self.requests == self.max_requests + 1:
-                self.conn.close_connection(last_stream_id=sid - 2)
-            self.closing = True
+            if not self.closing:
+                self._goaway(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=sid - 2)
             return
         head = {}
         for k, v in ev.headers:
@@ -248,7 +256,10 @@ class H2Server:
     def respond(self, sid: int, answer: bytes) -> list[tuple[int, bytes]]:
         if self.streams.pop(sid, None) is None:
             return []                        # reset by the client meanwhile
-        self.conn.send_headers(sid, [(b":status", b"200"), *answer_headers(answer)])
+        try:
+            self.conn.send_headers(sid, [(b":status", b"200"), *answer_headers(answer)])
+        except h2.exceptions.ProtocolError:
+            return []
         self.pending[sid] = answer
         self._flush_pending()
         return []
@@ -263,17 +274,18 @@ class H2Server:
                 continue
             n = min(window, len(body))
             size = self.conn.max_outbound_frame_size
-            sent = 0
-            while sent < n:
-                chunk = body[sent:min(n, sent + size)]
-                self.conn.send_data(sid, chunk)
-                sent += len(chunk)
-            body = body[n:]
-            if body:
-                self.pending[sid] = body
-            else:
+            try:
+                for at in range(0, n, size):
+                    self.conn.send_data(sid, body[at:min(n, at + size)])
+                if n == len(body):
+                    self.conn.end_stream(sid)
+            except h2.exceptions.ProtocolError:
                 del self.pending[sid]
-                self.conn.end_stream(sid)
+                continue
+            if n == len(body):
+                del self.pending[sid]
+            else:
+                self.pending[sid] = body[n:]
 
     @property
     def busy(self) -> bool:
