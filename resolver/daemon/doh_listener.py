@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from resolver.daemon.doh import H2_PREFACE, H1Server, H2Server
+from resolver.daemon.server import StreamClient
 from resolver.response import error
 
 class PlainListener:
@@ -35,41 +36,24 @@ class PlainListener:
         return dict(self.counts)
 
 
-class HTTPConnection(asyncio.Protocol):
+class HTTPConnection(StreamClient, asyncio.Protocol):
     """One DNS-over-HTTP(S) client."""
 
     def __init__(self, server, listener) -> None:
-        self.server = server
+        self._setup_client(server)
         self.listener = listener
         self.label = listener.label
-        self.transport: asyncio.Transport | None = None
         self.engine: H1Server | H2Server | None = None
         self.head = b""            # plain HTTP: the first bytes, until the version is known
-        self.peer = None
-        self.client = None
-        self.allowed = False
-        self.inflight = 0
-        self.closed = False
-        self.last = 0.0
-        self.timer: asyncio.TimerHandle | None = None
 
     # ---- the connection
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        s = self.server
-        self.peer = transport.get_extra_info("peername")
-        self.client = self.peer[0] if self.peer else None
-        if not s.admit(self):
-            self.closed = True
-            transport.abort()
+        if not self._admitted(transport):
             return
         self._count("connections")
-        self.allowed = s.allowed(self.peer) if self.peer else False
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._start(ssl_object.selected_alpn_protocol() == "h2")
-        self.last = s.loop.time()
-        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
 
     def _start(self, http2: bool) -> None:
         cfg = self.server.cfg
@@ -163,29 +147,5 @@ class HTTPConnection(asyncio.Protocol):
         counts = self.listener.counts
         counts[key] = counts.get(key, 0) + 1
 
-    # ---- ending
-    def _idle_check(self) -> None:
-        self.timer = None
-        if self.closed:
-            return
-        s = self.server
-        loop = s.loop
-        idle = s.cfg.tcp_idle_timeout
-        if self.inflight == 0 and loop.time() - self.last >= idle:
-            s.counters.tcp_idle_closed += 1
-            self.close()
-            return
-        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
     def connection_lost(self, exc) -> None:
-        self.server.forget_connection(self)
-        self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._gone()

@@ -344,7 +344,69 @@ def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class TCPConnection(asyncio.BufferedProtocol):
+class StreamClient:
+    """What every stream client (TCP, TLS, HTTP) has: its peer and ACL verdict, admission
+    against the connection caps it shares with the others (``Server.admit``), the idle
+    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
+
+    server: Server
+    transport: Any
+
+    def _setup_client(self, server: Server) -> None:
+        self.transport = None
+        self.server = server
+        self.peer = None
+        self.client = None
+        self.allowed = False
+        self.inflight = 0
+        self.closed = False
+        self.last = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def _admitted(self, transport) -> bool:
+        """The start of ``connection_made``: False when the caps refuse the connection (then
+        aborted)."""
+        self.transport = transport
+        s = self.server
+        self.peer = transport.get_extra_info("peername")
+        self.client = self.peer[0] if self.peer else None
+        if not s.admit(self):
+            self.closed = True
+            transport.abort()
+            return False
+        self.allowed = s.allowed(self.peer) if self.peer else False
+        self.last = s.loop.time()
+        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+        return True
+
+    def _idle_check(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        loop = self.server.loop
+        idle = self.server.cfg.tcp_idle_timeout
+        if self.inflight == 0 and loop.time() - self.last >= idle:
+            self.server.counters.tcp_idle_closed += 1
+            self.close()
+            return
+        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def _gone(self) -> None:
+        """The end of ``connection_lost``: the caps forget it, its timer stops."""
+        self.server.forget_connection(self)
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class TCPConnection(StreamClient, asyncio.BufferedProtocol):
     """One DNS-over-TCP client: frames in, answers out as they complete. Over TLS the same
     class reads the decrypted stream, with ``label`` "tls" in the counters."""
 
@@ -361,43 +423,13 @@ class TCPConnection(asyncio.BufferedProtocol):
         self.framer.fast = False          # until the client is known to be allowed
         self.get_buffer = self.framer.get_buffer
         self.buffer_updated = self.framer.buffer_updated
-        self.transport: asyncio.Transport | None = None
-        self.server = server
-        self.peer = None
-        self.client = None
-        self.allowed = False
-        self.inflight = 0
+        self._setup_client(server)
         self.backlog: deque = deque()
         self.paused = False
-        self.closed = False
-        self.last = 0.0
-        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
-        self.transport = transport
-        s = self.server
-        self.peer = transport.get_extra_info("peername")
-        self.client = self.peer[0] if self.peer else None
-        if not s.admit(self):
-            self.closed = True
-            transport.abort()
-            return
-        self.allowed = s.allowed(self.peer) if self.peer else False
-        self.framer.fast = self.allowed
-        self.last = s.loop.time()
-        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
-
-    def _idle_check(self) -> None:
-        self.timer = None
-        if self.closed:
-            return
-        loop = self.server.loop
-        idle = self.server.cfg.tcp_idle_timeout
-        if self.inflight == 0 and loop.time() - self.last >= idle:
-            self.server.counters.tcp_idle_closed += 1
-            self.close()
-            return
-        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
+        if self._admitted(transport):
+            self.framer.fast = self.allowed
 
     def answer_hit(self, out: bytes, qtype: int) -> None:
         """A cache hit answered by the framer in C."""
@@ -457,19 +489,8 @@ class TCPConnection(asyncio.BufferedProtocol):
             self.paused = False
             self.transport.resume_reading()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
     def connection_lost(self, exc) -> None:
-        s = self.server
         if isinstance(exc, FrameTooLarge):
-            s.counters.dropped["tcp_oversize"] += 1
-        s.forget_connection(self)
-        self.closed = True
+            self.server.counters.dropped["tcp_oversize"] += 1
         self.backlog.clear()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._gone()
