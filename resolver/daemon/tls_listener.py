@@ -45,13 +45,39 @@ def make_context(pem: str, key: str, alpn: tuple[str, ...]) -> ssl.SSLContext:
 
 
 class ServerTLS(tls.SSLProtocol):
-    """corenet's TLS protocol on the server side, counting handshakes in its listener."""
+    """corenet's TLS protocol on the server side, counting handshakes in its listener.
+
+    Handshakes in progress are bounded as established connections are (the same
+    ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
+    connection past either is closed at once, so stalled handshakes from one address cannot
+    hold every slot for the handshake timeout."""
+
+    _client = None      # the peer's address while its handshake counts
 
     def __init__(self, loop, app_protocol, context: ssl.SSLContext,
                  listener: "TLSListener", handshake_timeout: float) -> None:
         super().__init__(loop, app_protocol, context, None, server_side=True,
                          ssl_handshake_timeout=handshake_timeout)
         self._listener = listener
+
+    def connection_made(self, transport):
+        peer = transport.get_extra_info("peername")
+        client = peer[0] if peer else None
+        if not self._listener.begin_handshake(client):
+            transport.abort()
+            return
+        self._client = client
+        super().connection_made(transport)
+
+    def _handshake_over(self) -> None:
+        if self._client is not None:
+            self._listener.end_handshake(self._client)
+            self._client = None
+
+    def connection_lost(self, exc):
+        self._handshake_over()
+        if self._transport is not None:
+            super().connection_lost(exc)
 
     def _check_handshake_timeout(self):
         if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
@@ -66,6 +92,7 @@ class ServerTLS(tls.SSLProtocol):
                 counts["resumed"] += 1
         else:
             counts["handshake_failed"] += 1
+        self._handshake_over()
         super()._on_handshake_complete(handshake_exc)
 
 
@@ -79,7 +106,10 @@ class TLSListener:
         self.alpn = alpn
         self.app_factory = app_factory
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
-                       "handshake_failed": 0, "reloads": 0, "reload_failed": 0}
+                       "handshake_failed": 0, "handshake_refused": 0, "reloads": 0,
+                       "reload_failed": 0}
+        self.handshaking = 0                        # handshakes in progress
+        self.handshaking_by_client: dict = {}
         self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn)
         self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
         self.addresses: list[tuple[str, int]] = []
@@ -93,6 +123,26 @@ class TLSListener:
         s = self.server
         return ServerTLS(s.loop, self.app_factory(self), self.context, self,
                          s.resolver.limits.tls_handshake_timeout)
+
+    def begin_handshake(self, client) -> bool:
+        """Counts a handshake starting; False (and counted as refused) past the caps."""
+        cfg = self.server.cfg
+        mine = self.handshaking_by_client.get(client, 0)
+        if (self.handshaking >= cfg.tcp_max_connections
+                or mine >= cfg.tcp_max_connections_per_client):
+            self.counts["handshake_refused"] += 1
+            return False
+        self.handshaking += 1
+        self.handshaking_by_client[client] = mine + 1
+        return True
+
+    def end_handshake(self, client) -> None:
+        self.handshaking -= 1
+        n = self.handshaking_by_client.get(client, 0) - 1
+        if n > 0:
+            self.handshaking_by_client[client] = n
+        else:
+            self.handshaking_by_client.pop(client, None)
 
     def reload(self, cfg) -> None:
         """Reads the key and certificate again (the files may have been replaced under the same

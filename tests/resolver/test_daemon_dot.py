@@ -243,6 +243,16 @@ def test_acl_caps_and_idle_timeout(lab, tmp_path):
     d = start_dot(tmp_path, lab, "--allow", "10.0.0.0/8", "--tcp-idle-timeout", "1",
                   "--tcp-max-connections-per-client", "2")
     try:
+        # Two handshakes stalled by one client hold its share: a third is closed at once.
+        stalled = [socket.create_connection(("127.0.0.1", d.tls_port)) for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while d.stats()["tls"]["handshake_refused"] == 0 and time.monotonic() < deadline:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                dot(d).close()
+        assert d.stats()["tls"]["handshake_refused"] >= 1
+        for raw in stalled:
+            raw.close()
+        time.sleep(0.2)                         # their slots are free again
         with dot(d) as s:
             assert ask_dot(s, "www.example.com.").rcode() == dns.rcode.REFUSED
         a, b = dot(d), dot(d)
