@@ -157,7 +157,8 @@ def _render_encrypted(stats: dict, metric) -> None:
         if "handshakes" in figures:
             for outcome, key in (("done", "handshakes"), ("resumed", "resumed"),
                                  ("timeout", "handshake_timeout"),
-                                 ("failed", "handshake_failed")):
+                                 ("failed", "handshake_failed"),
+                                 ("refused", "handshake_refused")):
                 hs.append((f'{{listener="{name}",outcome="{outcome}"}}', figures[key]))
         for key, n in sorted(figures.items()):
             if key.startswith("status_"):

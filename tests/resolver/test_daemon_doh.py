@@ -134,6 +134,40 @@ def test_bad_requests_refused_before_any_dns_work(daemon, method, path, body, he
     assert daemon.ask("www.example.com.").answer          # still serving
 
 
+def test_http11_over_tls_by_alpn(daemon):
+    ctx = ssl.create_default_context(cafile=str(daemon.ca.pem))
+    ctx.set_alpn_protocols(["http/1.1"])
+    c = http.client.HTTPSConnection("127.0.0.1", daemon.https_port, timeout=5, context=ctx)
+    c.connect()
+    assert c.sock.selected_alpn_protocol() == "http/1.1"
+    c.request("GET", f"/dns-query?dns={b64(query().to_wire())}")
+    r = c.getresponse()
+    assert r.status == 200 and dns.message.from_wire(r.read()).answer
+    c.close()
+    assert daemon.stats()["https"]["status_200"] >= 1
+
+
+def test_acl_and_endpoint_apply_to_http(lab, tmp_path):
+    plain = free_tcp_port()
+    conf = tmp_path / "doh.toml"
+    conf.write_text(f'http-listen = ["127.0.0.1:{plain}"]\nhttp-endpoint = "/q"\n')
+    d = Daemon(tmp_path, lab, "--config", str(conf), "--allow", "10.0.0.0/8").start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", plain, timeout=5)
+        c.request("GET", f"/dns-query?dns={b64(query().to_wire())}")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 404
+        c.request("GET", f"/q?dns={b64(query().to_wire())}")
+        r = c.getresponse()
+        assert r.status == 200
+        assert dns.message.from_wire(r.read()).rcode() == dns.rcode.REFUSED
+        c.close()
+        assert d.stats()["refused_acl"] == 1
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 # ---- HTTP/2 on TLS
 
 def h2_connect(d):
