@@ -278,3 +278,17 @@ def test_acl_caps_and_idle_timeout(lab, tmp_path):
         assert d.stats()["tcp"]["idle_closed"] >= 1
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_two_workers_share_the_tls_port(lab, tmp_path):
+    """Each worker binds the DoT port too (SO_REUSEPORT); the parent sums their figures."""
+    d = start_dot(tmp_path, lab, "--workers", "2")
+    try:
+        for _ in range(6):
+            with dot(d) as s:
+                assert ask_dot(s, "www.example.com.").answer
+        stats = d.stats()
+        assert stats["workers"] == 2 and stats["tls"]["handshakes"] == 6
+        assert stats["queries"]["tls:0"] == 6
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
