@@ -292,6 +292,9 @@ class H2Server:
         """Something is still owed to the peer."""
         return bool(self.streams or self.pending)
 
+    #: More input is welcome at any time (streams and bodies are bounded above).
+    wants_input = True
+
     def data_to_send(self) -> bytes:
         return self.conn.data_to_send()
 
@@ -396,6 +399,11 @@ class H1Server:
     @property
     def busy(self) -> bool:
         return self.waiting
+
+    @property
+    def wants_input(self) -> bool:
+        """False while an answer is owed: the next request is not read before it is sent."""
+        return not self.waiting
 
     def data_to_send(self) -> bytes:
         out = bytes(self.out)

@@ -45,6 +45,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.label = listener.label
         self.engine: H1Server | H2Server | None = None
         self.head = b""            # plain HTTP: the first bytes, until the version is known
+        self.reading = True
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -106,6 +107,14 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         engine.errors.clear()
         if engine.closing and not engine.busy:
             self.close()
+        elif engine.wants_input != self.reading:
+            # HTTP/1.1 answers in order: while one is owed, what the client sends next waits
+            # in the socket rather than in memory.
+            self.reading = engine.wants_input
+            if self.reading:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     # ---- queries
     def _query(self, rid: int, q: bytes) -> None:

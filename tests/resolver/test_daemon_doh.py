@@ -292,3 +292,28 @@ def test_plain_http_only_on_loopback_unless_allowed(tmp_path):
     assert cfg.http_listen == (("192.0.2.1", 80),)
     with pytest.raises(config_mod.ConfigError, match="tls-service-key"):
         config_mod.build(None, {"https_listen": ["127.0.0.1"]})
+
+
+def test_http11_pipelined_requests_answered_in_order(daemon):
+    """Several requests in one write, a miss first: every one answered, in order."""
+    names = ["h403.bulk.net.", "www.example.com.", "h404.bulk.net."]
+    wire = b""
+    for name in names:
+        q = query(name).to_wire()
+        wire += (b"POST /dns-query HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/dns-message\r\nContent-Length: %d\r\n\r\n"
+                 % len(q)) + q
+    with socket.create_connection(("127.0.0.1", daemon.http_port), timeout=5) as s:
+        s.sendall(wire)
+        f = s.makefile("rb")
+        got = []
+        for _ in names:
+            assert f.readline().startswith(b"HTTP/1.1 200")
+            length = None
+            while (line := f.readline()) not in (b"\r\n", b""):
+                key, _, value = line.partition(b":")
+                if key.strip().lower() == b"content-length":
+                    length = int(value)
+            got.append(dns.message.from_wire(f.read(length)))
+    assert [str(m.question[0].name) for m in got] == names
+    assert got[0].answer[0][0].to_text() == "10.1.1.147"
