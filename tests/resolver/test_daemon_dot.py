@@ -292,3 +292,21 @@ def test_two_workers_share_the_tls_port(lab, tmp_path):
         assert stats["queries"]["tls:0"] == 6
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
+    """Forty cached queries in one write: their answers go out as one TLS write; each
+    arrives whole, with its own ID."""
+    with dot(daemon) as s:
+        ask_dot(s, "www.example.com.")
+        ask_dot(s, "www.example.net.")
+        qs = [dns.message.make_query("www.example.com." if i % 2 else "www.example.net.", "A",
+                                     id=1000 + i) for i in range(40)]
+        s.sendall(b"".join(frame(q.to_wire()) for q in qs))
+        got = {}
+        for _ in qs:
+            r = dns.message.from_wire(read_frame(s))
+            got[r.id] = r
+    assert sorted(got) == [q.id for q in qs]
+    for q in qs:
+        assert got[q.id].question == q.question and got[q.id].answer
