@@ -64,9 +64,11 @@ def test_kdig_over_https(daemon, method):
 @pytest.mark.parametrize("method,port", [("+https", "https_port"), ("+https-get", "https_port"),
                                          ("+http-plain", "http_port")])
 def test_dig_over_https_and_plain_http(daemon, method, port):
-    """BIND 9.18's dig: +https (POST), +https-get, and +http-plain on the plain listener."""
+    """BIND 9.18's dig: +https (POST), +https-get (both checking the certificate against the
+    test's CA), and +http-plain on the plain listener."""
+    tls = [f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}"] if "https" in method else []
     out = subprocess.run([tool("dig"), "@127.0.0.1", "-p", str(getattr(daemon, port)), method,
-                          "+short", "+time=5", "+tries=1", "www.example.net", "A"],
+                          *tls, "+short", "+time=5", "+tries=1", "www.example.net", "A"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.split() == ["198.51.100.1"]
