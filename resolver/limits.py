@@ -137,6 +137,27 @@ class Limits:
     #: Validated zone keys (DNSKEY sets and insecure-zone facts) kept, in zones (LRU).
     dnssec_key_cache_zones: int = 10000
 
+    # ---- the daemon's encrypted listeners (DNS over TLS and over HTTPS)
+
+    #: Seconds a client has to finish its TLS handshake; past it the connection is closed and
+    #: counted. A handshake takes a few round trips; one that stalls only holds a descriptor
+    #: and a TLS object (Unbound's tls handshake is bound by its tcp-idle-timeout).
+    tls_handshake_timeout: float = 5.0
+
+    #: HTTP/2 streams one DoH connection may have open at once (announced in SETTINGS, as
+    #: RFC 9113 asks for at least 100). A client that opens more has the connection closed
+    #: with GOAWAY: each open stream holds a query in flight.
+    doh_max_streams: int = 100
+
+    #: Requests (HTTP/2 streams or HTTP/1.1 requests) on one DoH connection; past it the
+    #: connection is ended (GOAWAY / Connection: close) and the client opens a new one. Bounds
+    #: the work a stream-reset flood (CVE-2023-44487) gets out of one connection.
+    doh_max_requests_per_connection: int = 10000
+
+    #: Bytes of HTTP request head (request line and headers) accepted. A DoH request needs a
+    #: few hundred; the rest only costs memory. Longer heads get 431 or a connection error.
+    doh_max_request_head: int = 8192
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}

@@ -219,6 +219,29 @@ class Config:
     #: in a ``[limits]`` table or as a top-level key; the defaults and the reason for each
     #: are listed below.
     limits: Limits = _LIMITS
+    # ---- encrypted DNS
+    #: DNS over TLS (RFC 7858): addresses to serve on, port 853 when none is given. Needs
+    #: ``tls-service-key`` and ``tls-service-pem``. Same ACL, caps and idle timeout as TCP.
+    tls_listen: tuple[Address, ...] = ()
+    #: DNS over HTTPS (RFC 8484, HTTP/2 and HTTP/1.1 on TLS): addresses to serve on, port 443
+    #: when none is given. Needs the same key and certificate as DNS over TLS.
+    https_listen: tuple[Address, ...] = ()
+    #: DNS over plain HTTP (HTTP/2 with prior knowledge and HTTP/1.1), for a TLS-terminating
+    #: proxy in front: addresses to serve on, port 80 when none is given; loopback addresses
+    #: only unless ``http-notls-allow-nonlocal`` is set.
+    http_listen: tuple[Address, ...] = ()
+    #: Lets ``http-listen`` bind addresses other than loopback (queries then cross the network
+    #: unencrypted).
+    http_notls_allow_nonlocal: bool = False
+    #: The URL path DNS over HTTP(S) answers on; other paths get 404.
+    http_endpoint: str = "/dns-query"
+    #: Private key file (PEM) of the TLS listeners. Read again on reload: new handshakes use
+    #: the new key and certificate, connections already open keep theirs. Must stay readable
+    #: by ``user``.
+    tls_service_key: str | None = None
+    #: Certificate chain file (PEM, the server's certificate first) of the TLS listeners;
+    #: reloaded with the key.
+    tls_service_pem: str | None = None
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -397,8 +420,9 @@ def _convert(name: str, value: Any) -> Any:
     converted = _convert_service(name, what, value)
     if converted is not _UNKNOWN:
         return converted
+    if name in ENCRYPTED_SETTINGS:
+        return _convert_encrypted(name, what, value)
     raise ConfigError(f"unknown setting {what!r}")
-
 
 
 _UNKNOWN = object()
@@ -593,6 +617,51 @@ RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", 
 RESTART_SETTINGS += CACHEDB_SETTINGS
 
 
+# ---- encrypted DNS settings
+ENCRYPTED_SETTINGS = ("tls_listen", "https_listen", "http_listen", "http_notls_allow_nonlocal",
+                      "http_endpoint", "tls_service_key", "tls_service_pem")
+#: Each listener's port when an address comes without one.
+DEFAULT_PORTS = {"tls_listen": 853, "https_listen": 443, "http_listen": 80}
+RESTART_SETTINGS += ("tls_listen", "https_listen", "http_listen", "http_notls_allow_nonlocal")
+
+
+def _convert_encrypted(name: str, what: str, value: Any) -> Any:
+    if name in DEFAULT_PORTS:
+        return tuple(parse_address(v, what, DEFAULT_PORTS[name]) for v in _as_list(value, what))
+    if name == "http_notls_allow_nonlocal":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "http_endpoint":
+        if (not isinstance(value, str) or not value.startswith("/") or "?" in value
+                or any(c.isspace() for c in value)):
+            raise ConfigError(f"{what}: expected a URL path such as /dns-query, got {value!r}")
+        return value
+    return None if value in (None, "") else _check_file(value, what)
+
+
+def check_encrypted(cfg: "Config") -> None:
+    """What the encrypted listeners need together: a key and certificate that load (checked
+    here, so that a bad pair stops the daemon or a reload before anything changes), and
+    plain HTTP on loopback unless allowed elsewhere."""
+    if cfg.tls_listen or cfg.https_listen:
+        if cfg.tls_service_key is None or cfg.tls_service_pem is None:
+            raise ConfigError("tls-service-key and tls-service-pem are needed by "
+                              "tls-listen and https-listen")
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(cfg.tls_service_pem, cfg.tls_service_key)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"tls-service-pem/tls-service-key: cannot load "
+                              f"{cfg.tls_service_pem!r} with {cfg.tls_service_key!r}: {e}") from None
+    if not cfg.http_notls_allow_nonlocal:
+        for host, _ in cfg.http_listen:
+            if not ipaddress.ip_address(host).is_loopback:
+                raise ConfigError(f"http-listen: {host} is not a loopback address (set "
+                                  "http-notls-allow-nonlocal to serve plain HTTP there)")
+
+
 def load_file(path: str) -> dict[str, Any]:
     """The settings of a TOML file, converted and checked (keys may use - or _). An error
     names the file, the line of the key and the key."""
@@ -690,6 +759,7 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
     make_zones(cfg)
+    check_encrypted(cfg)
     return cfg
 
 

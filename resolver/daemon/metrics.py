@@ -176,6 +176,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
         metric("worker_cache_hit_ratio", "gauge", "The hit ratios of each worker.",
                [(f'{{worker="{i}",cache="{k}"}}', float(v)) for i, w in enumerate(per)
                 for k, v in sorted(w["hit_rates"].items())])
+    _render_encrypted(stats, metric)
     _render_service(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
@@ -231,6 +232,33 @@ def process_stats() -> dict:
             "start_time": boot + int(fields[19]) / ticks,
             "open_fds": len(os.listdir("/proc/self/fd")),
             "max_fds": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
+
+
+#: The encrypted listeners' figures in ``stats``: DNS over TLS, over HTTPS, over plain HTTP.
+ENCRYPTED_LISTENERS = ("tls", "https", "http")
+
+
+def _render_encrypted(stats: dict, metric) -> None:
+    """TLS handshakes by outcome and DoH responses by HTTP status, per listener kind."""
+    hs, http = [], []
+    for name in ENCRYPTED_LISTENERS:
+        figures = stats.get(name)
+        if not figures:
+            continue
+        if "handshakes" in figures:
+            for outcome, key in (("done", "handshakes"), ("resumed", "resumed"),
+                                 ("timeout", "handshake_timeout"),
+                                 ("failed", "handshake_failed"),
+                                 ("refused", "handshake_refused")):
+                hs.append((f'{{listener="{name}",outcome="{outcome}"}}', figures[key]))
+        for key, n in sorted(figures.items()):
+            if key.startswith("status_"):
+                http.append((f'{{listener="{name}",status="{key[7:]}"}}', n))
+    if hs:
+        metric("tls_handshakes_total", "counter", "TLS handshakes, by listener and outcome.", hs)
+    if http:
+        metric("doh_responses_total", "counter",
+               "DNS-over-HTTP(S) responses, by listener and HTTP status.", http)
 
 
 class MetricsServer:

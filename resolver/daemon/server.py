@@ -48,6 +48,7 @@ class Server(Dispatch):
         self.addresses: list[tuple[str, int]] = []
         self.acl = ACL(cfg.allow)
         self.snoop = ACL(cfg.allow_snoop)
+        self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
         if cfg.log_queries:
             from resolver.daemon.querylog import QueryLog
@@ -87,6 +88,8 @@ class Server(Dispatch):
             self.addresses.append((host, port))
             log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
                      " via recvmmsg" if self.fast_udp else "")
+        from resolver.daemon.tls_listener import start_encrypted
+        await start_encrypted(self, loop, reuse)
 
     @property
     def fast_udp(self) -> bool:
@@ -151,6 +154,24 @@ class Server(Dispatch):
         self._miss(q, addr, "udp", send, time.monotonic())
 
     # ---- management -----------------------------------------------------------------------
+    def admit(self, conn) -> bool:
+        """Counts a new stream connection (TCP, TLS or HTTP) against the caps it shares with
+        the others; False when it must be refused: one client may not hold more than its
+        share, and at the global cap the oldest idle connection makes room (only when none
+        is idle is the new one refused)."""
+        c = self.counters
+        mine = self.tcp_by_client.get(conn.client, 0)
+        if (mine >= self.cfg.tcp_max_connections_per_client
+                or c.tcp_connections >= self.cfg.tcp_max_connections
+                and not self.shed_idle_tcp()):
+            c.tcp_rejected += 1
+            return False
+        c.tcp_connections += 1
+        c.tcp_accepted += 1
+        self.connections.add(conn)
+        self.tcp_by_client[conn.client] = mine + 1
+        return True
+
     def shed_idle_tcp(self) -> bool:
         """Closes the TCP connection idle the longest (no query in flight) to make room for
         a new one; False when every connection has a query in flight."""
@@ -163,7 +184,7 @@ class Server(Dispatch):
         self.forget_connection(victim)            # its slot is free now, not at its EOF
         return True
 
-    def forget_connection(self, conn: "TCPConnection") -> None:
+    def forget_connection(self, conn) -> None:
         """``conn`` no longer counts against the TCP caps (idempotent)."""
         if conn not in self.connections:
             return
@@ -195,6 +216,8 @@ class Server(Dispatch):
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
             log.info("zones: %s", zones.describe() if zones is not None else "none")
+        for listener in self.encrypted:
+            listener.reload(cfg)           # new handshakes take the new certificate
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -248,6 +271,7 @@ class Server(Dispatch):
                     "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
                     "shed_idle": c.tcp_shed_idle,
                     "fast_hits": self.fast_tcp_hits},
+            **{listener.label: listener.stats() for listener in self.encrypted},
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
@@ -371,55 +395,40 @@ def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class TCPConnection(asyncio.BufferedProtocol):
-    """One DNS-over-TCP client: frames in, answers out as they complete."""
+class StreamClient:
+    """What every stream client (TCP, TLS, HTTP) has: its peer and ACL verdict, admission
+    against the connection caps it shares with the others (``Server.admit``), the idle
+    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
 
-    def __init__(self, server: Server) -> None:
-        cfg = server.cfg
-        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
-        # comes to query() as bytes.
-        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
-                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self.framer.setup(self, server.resolver.cache.messages.table,
-                          server.resolver.limits.prefetch_fraction)
-        self.framer.fast = False          # until the client is known to be allowed
-        self.get_buffer = self.framer.get_buffer
-        self.buffer_updated = self.framer.buffer_updated
-        self.transport: asyncio.Transport | None = None
+    server: Server
+    transport: Any
+
+    def _setup_client(self, server: Server) -> None:
+        self.transport = None
         self.server = server
         self.peer = None
         self.client = None
         self.allowed = False
         self.inflight = 0
-        self.backlog: deque = deque()
-        self.paused = False
         self.closed = False
         self.last = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport) -> None:
+    def _admitted(self, transport) -> bool:
+        """The start of ``connection_made``: False when the caps refuse the connection (then
+        aborted)."""
         self.transport = transport
         s = self.server
-        c = s.counters
         self.peer = transport.get_extra_info("peername")
         self.client = self.peer[0] if self.peer else None
-        mine = s.tcp_by_client.get(self.client, 0)
-        if (mine >= s.cfg.tcp_max_connections_per_client
-                or c.tcp_connections >= s.cfg.tcp_max_connections and not s.shed_idle_tcp()):
-            # One client may not hold more than its share; at the global cap the oldest
-            # idle connection makes room, and only when none is idle is the new one refused.
-            c.tcp_rejected += 1
+        if not s.admit(self):
             self.closed = True
             transport.abort()
-            return
-        c.tcp_connections += 1
-        c.tcp_accepted += 1
-        s.connections.add(self)
-        s.tcp_by_client[self.client] = mine + 1
+            return False
         self.allowed = s.allowed(self.peer) if self.peer else False
-        self.framer.fast = self.allowed and s.query_log is None
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+        return True
 
     def _idle_check(self) -> None:
         self.timer = None
@@ -433,13 +442,53 @@ class TCPConnection(asyncio.BufferedProtocol):
             return
         self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
 
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def _gone(self) -> None:
+        """The end of ``connection_lost``: the caps forget it, its timer stops."""
+        self.server.forget_connection(self)
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class TCPConnection(StreamClient, asyncio.BufferedProtocol):
+    """One DNS-over-TCP client: frames in, answers out as they complete. Over TLS the same
+    class reads the decrypted stream, with ``label`` "tls" in the counters."""
+
+    label = "tcp"
+
+    def __init__(self, server: Server) -> None:
+        cfg = server.cfg
+        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
+        # comes to query() as bytes.
+        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
+                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
+        self.framer.setup(self, server.resolver.cache.messages.table,
+                          server.resolver.limits.prefetch_fraction)
+        self.framer.fast = False          # until the client is known to be allowed
+        self.get_buffer = self.framer.get_buffer
+        self.buffer_updated = self.framer.buffer_updated
+        self._setup_client(server)
+        self.backlog: deque = deque()
+        self.paused = False
+
+    def connection_made(self, transport) -> None:
+        if self._admitted(transport):
+            self.framer.fast = self.allowed and self.server.query_log is None
+
     def answer_hit(self, out: bytes, qtype: int) -> None:
         """A cache hit answered by the framer in C."""
         if self.closed:
             return
         s = self.server
         s.fast_tcp_hits += 1
-        s.counters.answered("tcp", out, qtype, 0.0)
+        s.counters.answered(self.label, out, qtype, 0.0)
         self._send(out)
 
     def query(self, q: bytes) -> None:
@@ -463,15 +512,15 @@ class TCPConnection(asyncio.BufferedProtocol):
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
-            s._answer(q, error(q, 5), "tcp", self._send, t0, self.client)
+            s._answer(q, error(q, 5), self.label, self._send, t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, "tcp", self._send, t0, self.client, True)
+                s._answer(q, out, self.label, self._send, t0, self.client, True)
                 return
         self.inflight += 1
-        if not s._miss(q, self.peer, "tcp", self._send_done, t0):
+        if not s._miss(q, self.peer, self.label, self._send_done, t0):
             self._one_done()
 
     def _send(self, out: bytes) -> None:
@@ -491,19 +540,8 @@ class TCPConnection(asyncio.BufferedProtocol):
             self.paused = False
             self.transport.resume_reading()
 
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
     def connection_lost(self, exc) -> None:
-        s = self.server
         if isinstance(exc, FrameTooLarge):
-            s.counters.dropped["tcp_oversize"] += 1
-        s.forget_connection(self)
-        self.closed = True
+            self.server.counters.dropped["tcp_oversize"] += 1
         self.backlog.clear()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._gone()

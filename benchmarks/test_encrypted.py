@@ -1,0 +1,129 @@
+"""corenet-resolver's DNS over TLS against Unbound's, in one run, over the same NSD lab.
+
+- cached: a warm cache, dnsperf from Debian (``-m dot``) for a fixed time on long-lived
+  connections: queries/s and queries per CPU-second of the server process;
+- handshakes: ``openssl s_time`` opening TLS 1.3 connections for a fixed time, each a full
+  handshake (``-new``) and then each a resumption (``-reuse``): handshakes/s and handshakes
+  per CPU-second of the server.
+
+Both servers use the same throwaway certificate (ECDSA P-256), are pinned to core 0 and the
+load to core 1 when there are two cores (as in ``test_daemon.py``, whose helpers this reuses).
+``CORENET_BENCH_SHORT=1``: seconds, not minutes. Run: ``pytest benchmarks/test_encrypted.py``.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from daemon_proc import Daemon, free_tcp_port  # noqa: E402
+from dnslab.unbound import Unbound  # noqa: E402
+from test_daemon import (CACHED_QUERIES, LOAD_CORE, NO_IPV6, NO_RATELIMIT, SECONDS,  # noqa: E402
+                         TWO_CORES, _cpu, _dnsperf, _field, _pin, _report, lab53)
+from tls_certs import CA  # noqa: E402
+
+__all__ = ["lab53"]          # the fixture, shared with test_daemon.py
+
+OPENSSL = shutil.which("openssl")
+
+
+class DoTServers:
+    """Unbound (one thread) and corenet-resolver (one worker), each with a DoT listener."""
+
+    def __init__(self, lab, tmp: Path) -> None:
+        ca = CA(tmp / "pki")
+        pem, key = ca.issue("server")
+        self.ub_tls, self.d_tls = free_tcp_port(), free_tcp_port()
+        self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
+            "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
+            "  ratelimit: 0", "  ip-ratelimit: 0", "  so-rcvbuf: 4m",
+            f"  interface: 127.0.0.1@{self.ub_tls}", f"  tls-port: {self.ub_tls}",
+            f'  tls-service-key: "{key}"', f'  tls-service-pem: "{pem}"',
+            "  incoming-num-tcp: 1000", "  tcp-idle-timeout: 30000"]))
+        conf = tmp / "corenet.toml"
+        conf.write_text(f'tls-listen = ["127.0.0.1:{self.d_tls}"]\n'
+                        f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
+                        "tcp-idle-timeout = 30\n")
+        try:
+            self.d = Daemon(tmp / "corenet", lab, *NO_IPV6, *NO_RATELIMIT, "--config",
+                            str(conf), metrics=False).start()
+        except Exception:
+            self.ub.stop()
+            raise
+        _pin(self.ub.proc.pid)
+        _pin(self.d.pid)
+
+    def targets(self):
+        return [("corenet-resolver", self.d_tls, self.d.pid),
+                ("unbound", self.ub_tls, self.ub.proc.pid)]
+
+    def stop(self) -> None:
+        self.d.stop()
+        self.ub.stop()
+
+
+def _cached_dot(port: int, pid: int, datafile: Path) -> dict:
+    _dnsperf(port, datafile, "-m", "dot", "-n", "2")                 # warm the cache
+    c0 = _cpu(pid)
+    out = _dnsperf(port, datafile, "-m", "dot", "-l", str(SECONDS), "-c", "4", "-q", "200")
+    cpu = _cpu(pid) - c0
+    done = _field(out, "Queries completed")
+    return {"qps": _field(out, "Queries per second"), "completed": done,
+            "lost": _field(out, "Queries lost"), "cpu_s": cpu,
+            "queries_per_cpu_s": done / cpu if cpu else float("inf")}
+
+
+def _handshakes(port: int, pid: int, mode: str) -> dict:
+    """``openssl s_time`` for SECONDS: TLS 1.3 connections, ``-new`` or ``-reuse``."""
+    cmd = [OPENSSL, "s_time", "-connect", f"127.0.0.1:{port}", mode, "-tls1_3",
+           "-time", str(SECONDS)]
+    if TWO_CORES:
+        cmd = ["taskset", "-c", LOAD_CORE] + cmd
+    c0 = _cpu(pid)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS * 4 + 60)
+    cpu = _cpu(pid) - c0
+    assert r.returncode == 0, r.stderr + r.stdout
+    m = re.search(r"(\d+) connections in ([0-9.]+)s", r.stdout)
+    assert m, r.stdout
+    n = int(m.group(1))
+    wall = re.search(r"(\d+) connections in (\d+) real seconds", r.stdout)
+    seconds = float(wall.group(2)) if wall else SECONDS
+    return {"handshakes": n, "per_s": n / seconds, "cpu_s": cpu,
+            "per_cpu_s": n / cpu if cpu else float("inf")}
+
+
+@pytest.mark.benchmark(group="encrypted")
+def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path):
+    if OPENSSL is None:
+        pytest.fail("openssl (Debian package 'openssl') is not installed")
+    datafile = tmp_path / "cached.txt"
+    datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
+    s = DoTServers(lab53, tmp_path)
+    results: dict[str, dict] = {}
+
+    def run():
+        for name, port, pid in s.targets():
+            results[name] = {"cached": _cached_dot(port, pid, datafile),
+                             "new": _handshakes(port, pid, "-new"),
+                             "reuse": _handshakes(port, pid, "-reuse")}
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        s.stop()
+    flat = {name: {f"{part}_{k}": v for part, fig in r.items() for k, v in fig.items()}
+            for name, r in results.items()}
+    ratios = _report("dot", flat, ["cached_qps", "cached_queries_per_cpu_s", "new_per_s",
+                                   "new_per_cpu_s", "reuse_per_s", "reuse_per_cpu_s"])
+    benchmark.extra_info.update({"corenet": flat["corenet-resolver"],
+                                 "unbound": flat["unbound"], "ratios": ratios})
+    ours = results["corenet-resolver"]
+    assert ours["cached"]["lost"] <= ours["cached"]["completed"] / 100
+    assert ours["new"]["handshakes"] > 0 and ours["reuse"]["handshakes"] > 0

@@ -1,0 +1,160 @@
+"""The daemon's DNS-over-HTTP(S) connections: the socket side of :mod:`resolver.daemon.doh`.
+
+An :class:`HTTPConnection` is the application protocol of one client, on TLS (an
+``https-listen`` socket, HTTP/2 or HTTP/1.1 by ALPN) or on plain TCP (``http-listen``,
+HTTP/2 with prior knowledge when the client starts with its preface, HTTP/1.1 otherwise).
+Its queries take the daemon's usual path: ACL (REFUSED outside it), the cache, then a
+resolution, with the connection caps, idle timeout and counters the TCP connections have.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from resolver.daemon.doh import H2_PREFACE, H1Server, H2Server
+from resolver.daemon.server import StreamClient
+from resolver.response import error
+
+class PlainListener:
+    """``http-listen``: DNS over HTTP without TLS (behind a proxy that terminates it)."""
+
+    label = "http"
+
+    def __init__(self, server) -> None:
+        self.server = server
+        self.counts: dict[str, int] = {}
+
+    async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
+        return await loop.create_server(lambda: HTTPConnection(self.server, self), sock=sock)
+
+    def reload(self, cfg) -> None:
+        pass                      # the endpoint is read from the server's config per request
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.counts)
+
+
+class HTTPConnection(StreamClient, asyncio.Protocol):
+    """One DNS-over-HTTP(S) client."""
+
+    def __init__(self, server, listener) -> None:
+        self._setup_client(server)
+        self.listener = listener
+        self.label = listener.label
+        self.engine: H1Server | H2Server | None = None
+        self.head = b""            # plain HTTP: the first bytes, until the version is known
+        self.reading = True
+
+    # ---- the connection
+    def connection_made(self, transport) -> None:
+        if not self._admitted(transport):
+            return
+        self._count("connections")
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self._start(ssl_object.selected_alpn_protocol() == "h2")
+
+    def _start(self, http2: bool) -> None:
+        cfg = self.server.cfg
+        limits = self.server.resolver.limits
+        endpoint = cfg.http_endpoint.encode()
+        if http2:
+            self.engine = H2Server(endpoint, cfg.tcp_max_query, limits.doh_max_streams,
+                                   limits.doh_max_requests_per_connection,
+                                   limits.doh_max_request_head)
+        else:
+            self.engine = H1Server(endpoint, cfg.tcp_max_query,
+                                   limits.doh_max_requests_per_connection,
+                                   limits.doh_max_request_head)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.engine is None:
+            # Plain HTTP: HTTP/2 with prior knowledge starts with its preface.
+            self.head += data
+            n = min(len(self.head), len(H2_PREFACE))
+            if self.head[:n] == H2_PREFACE[:n] and n < len(H2_PREFACE):
+                return
+            self._start(self.head[:n] == H2_PREFACE[:n])
+            data, self.head = self.head, b""
+        self._process(self.engine.receive(data))
+
+    def eof_received(self) -> bool:
+        if self.engine is not None and not self.closed:
+            self._process(self.engine.receive(b""))
+        return False
+
+    def _process(self, ready: list[tuple[int, bytes]]) -> None:
+        for rid, q in ready:
+            self._count("requests")
+            self._query(rid, q)
+        self._flush()
+
+    def _flush(self) -> None:
+        engine = self.engine
+        if self.closed or engine is None:
+            return
+        out = engine.data_to_send()
+        if out:
+            self.transport.write(out)
+            self.last = self.server.loop.time()
+        for status in engine.errors:
+            self._count(f"status_{status}")
+        engine.errors.clear()
+        if engine.closing and not engine.busy:
+            self.close()
+        elif engine.wants_input != self.reading:
+            # HTTP/1.1 answers in order: while one is owed, what the client sends next waits
+            # in the socket rather than in memory.
+            self.reading = engine.wants_input
+            if self.reading:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    # ---- queries
+    def _query(self, rid: int, q: bytes) -> None:
+        s = self.server
+        t0 = time.monotonic()
+        self.last = s.loop.time()
+
+        def send(out: bytes) -> None:
+            self._answer(rid, out)
+
+        if not self.allowed:
+            s.counters.refused_acl += 1
+            s._answer(q, error(q, 5), self.label, send, t0)
+            return
+        if q[2] & 0x01 and not q[2] & 0x78:
+            out = s.resolver.resolve_cached(q)
+            if out is not None:
+                s._answer(q, out, self.label, send, t0)
+                return
+        self.inflight += 1
+
+        def done(out: bytes) -> None:
+            self.inflight -= 1
+            self._answer(rid, out)
+
+        if not s._miss(q, self.peer, self.label, done, t0):
+            # Dropped for overload: the stream still gets an answer (SERVFAIL), not a hang.
+            self.inflight -= 1
+            self._answer(rid, error(q, 2))
+
+    def _answer(self, rid: int, out: bytes | None) -> None:
+        if self.closed or self.engine is None or out is None:
+            return
+        self._count("status_200")
+        self._process(self.engine.respond(rid, out))
+
+    def _count(self, key: str) -> None:
+        """Counts one event in the listener's figures (connections, requests, statuses)."""
+        counts = self.listener.counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def connection_lost(self, exc) -> None:
+        self._gone()

@@ -1,0 +1,237 @@
+"""The daemon's TLS listeners: DNS over TLS (RFC 7858) and the TLS side of DNS over HTTPS.
+
+A listener accepts TCP connections on its socket and puts corenet's TLS protocol
+(:mod:`corenet.tls`) between the socket and the application protocol: for DNS over TLS the
+daemon's TCP connection class itself (:class:`resolver.daemon.server.TCPConnection`, labelled
+"tls"), so the decrypted stream goes through the same framer, whose cache hits are answered
+in C, and the same ACL, caps, pipelining and idle timeout as TCP; for DNS over HTTPS the
+HTTP connection of :mod:`resolver.daemon.doh_listener`.
+
+Each new connection takes the listener's current ``SSLContext``; a reload builds a new one
+from the key and certificate files, so new handshakes use the new certificate while
+connections already open keep theirs. TLS 1.2 is the minimum (1.3 is what OpenSSL
+prefers), session tickets are on (OpenSSL's default: 2 tickets after a TLS 1.3 handshake), the
+ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish within
+``Limits.tls_handshake_timeout`` closes the connection and is counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from asyncio import sslproto
+from typing import Any, Callable
+
+from corenet import tls
+from resolver.daemon.server import TCPConnection, _bind, _where
+
+log = logging.getLogger("resolver.daemon.tls")
+
+#: ALPN of DNS over TLS (RFC 7858 has none; "dot" is IANA's registration for it).
+DOT_ALPN = ("dot",)
+#: ALPN of DNS over HTTPS: HTTP/2 first, as browsers ask.
+DOH_ALPN = ("h2", "http/1.1")
+
+
+def make_context(pem: str, key: str, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    ctx.load_cert_chain(pem, key)
+    ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+class ServerTLS(tls.SSLProtocol):
+    """corenet's TLS protocol on the server side, counting handshakes in its listener.
+
+    Handshakes in progress are bounded as established connections are (the same
+    ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
+    connection past either is closed at once, so stalled handshakes from one address cannot
+    hold every slot for the handshake timeout."""
+
+    _client = None      # the peer's address while its handshake counts
+    #: The receive buffer of each connection, bytes (asyncio's default, 256 KiB, costs a
+    #: quarter of a megabyte per client and its clearing shows in the handshake's CPU; two
+    #: full TLS records fit in this).
+    max_size = 32 * 1024
+
+    def __init__(self, loop, app_protocol, context: ssl.SSLContext,
+                 listener: "TLSListener", handshake_timeout: float) -> None:
+        super().__init__(loop, app_protocol, context, None, server_side=True,
+                         ssl_handshake_timeout=handshake_timeout)
+        self._listener = listener
+
+    def connection_made(self, transport):
+        peer = transport.get_extra_info("peername")
+        client = peer[0] if peer else None
+        if not self._listener.begin_handshake(client):
+            transport.abort()
+            return
+        self._client = client
+        super().connection_made(transport)
+
+    def _handshake_over(self) -> None:
+        if self._client is not None:
+            self._listener.end_handshake(self._client)
+            self._client = None
+
+    def connection_lost(self, exc):
+        self._handshake_over()
+        if self._transport is not None:
+            super().connection_lost(exc)
+
+    def _check_handshake_timeout(self):
+        if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
+            self._listener.counts["handshake_timeout"] += 1
+        super()._check_handshake_timeout()
+
+    def _on_handshake_complete(self, handshake_exc):
+        counts = self._listener.counts
+        if handshake_exc is None:
+            counts["handshakes"] += 1
+            if self._sslobj is not None and self._sslobj.session_reused:
+                counts["resumed"] += 1
+        else:
+            counts["handshake_failed"] += 1
+        self._handshake_over()
+        super()._on_handshake_complete(handshake_exc)
+
+
+class TLSListener:
+    """One TLS listening socket (or several with one label): contexts, counters, servers."""
+
+    def __init__(self, server, label: str, alpn: tuple[str, ...],
+                 app_factory: Callable[["TLSListener"], asyncio.BaseProtocol]) -> None:
+        self.server = server
+        self.label = label
+        self.alpn = alpn
+        self.app_factory = app_factory
+        self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
+                       "handshake_failed": 0, "handshake_refused": 0, "reloads": 0,
+                       "reload_failed": 0}
+        self.handshaking = 0                        # handshakes in progress
+        self.handshaking_by_client: dict = {}
+        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn)
+        self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
+        self.addresses: list[tuple[str, int]] = []
+
+    async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
+        srv = await loop.create_server(self._protocol, sock=sock)
+        self.addresses.append(sock.getsockname()[:2])
+        return srv
+
+    def _protocol(self) -> ServerTLS:
+        s = self.server
+        return ServerTLS(s.loop, self.app_factory(self), self.context, self,
+                         s.resolver.limits.tls_handshake_timeout)
+
+    def begin_handshake(self, client) -> bool:
+        """Counts a handshake starting; False (and counted as refused) past the caps."""
+        cfg = self.server.cfg
+        mine = self.handshaking_by_client.get(client, 0)
+        if (self.handshaking >= cfg.tcp_max_connections
+                or mine >= cfg.tcp_max_connections_per_client):
+            self.counts["handshake_refused"] += 1
+            return False
+        self.handshaking += 1
+        self.handshaking_by_client[client] = mine + 1
+        return True
+
+    def end_handshake(self, client) -> None:
+        self.handshaking -= 1
+        n = self.handshaking_by_client.get(client, 0) - 1
+        if n > 0:
+            self.handshaking_by_client[client] = n
+        else:
+            self.handshaking_by_client.pop(client, None)
+
+    def reload(self, cfg) -> None:
+        """Reads the key and certificate again (the files may have been replaced under the same
+        names); on failure the current ones stay and the error is logged."""
+        try:
+            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn)
+        except (OSError, ssl.SSLError, TypeError) as e:
+            self.counts["reload_failed"] += 1
+            log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
+                      self.label, cfg.tls_service_pem, cfg.tls_service_key, e)
+            return
+        self.files = (cfg.tls_service_pem, cfg.tls_service_key)
+        self.counts["reloads"] += 1
+        log.info("%s: certificate %s loaded for new connections", self.label,
+                 cfg.tls_service_pem)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.counts)
+
+
+class TLSConnection(TCPConnection):
+    """A DNS-over-TLS client: the TCP connection over the decrypted stream.
+
+    The answers made while one read is framed (cache hits answered in C, pipelined) leave
+    together, as one write: one TLS record and one send for the batch rather than two
+    records (length and message) and a send per answer."""
+
+    label = "tls"
+
+    def __init__(self, server) -> None:
+        super().__init__(server)
+        self.batch: list[bytes] | None = None
+        self.buffer_updated = self._buffer_updated
+
+    def _buffer_updated(self, nbytes: int) -> None:
+        self.batch = batch = []
+        try:
+            self.framer.buffer_updated(nbytes)
+        finally:
+            self.batch = None
+            if batch:
+                self._write(b"".join(batch))
+
+    def _send(self, out: bytes) -> None:
+        if self.batch is not None:
+            self.batch += (self.framer.header_for(out), out)
+        else:
+            self._write(self.framer.header_for(out) + out)
+
+    def _write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self.last = self.server.loop.time()
+
+
+def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = _bind(family, socket.SOCK_STREAM, host, port, reuseport)
+    except OSError as e:
+        raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+    sock.listen(1024)
+    return sock
+
+
+async def start_encrypted(server, loop, reuseport: bool) -> None:
+    """Binds and starts the configured DNS-over-TLS and DNS-over-HTTP(S) listeners of
+    ``server`` (none when nothing is configured)."""
+    from resolver.daemon import doh_listener
+
+    cfg = server.cfg
+    plans: list[tuple[Any, tuple]] = []
+    if cfg.tls_listen:
+        plans.append((TLSListener(server, "tls", DOT_ALPN, lambda _: TLSConnection(server)),
+                      cfg.tls_listen))
+    if cfg.https_listen:
+        plans.append((TLSListener(server, "https", DOH_ALPN,
+                                  lambda listener: doh_listener.HTTPConnection(server, listener)),
+                      cfg.https_listen))
+    if cfg.http_listen:
+        plans.append((doh_listener.PlainListener(server), cfg.http_listen))
+    for listener, addresses in plans:
+        for host, port in addresses:
+            sock = bind_stream(host, port, reuseport)
+            server.tcp_servers.append(await listener.listen(loop, sock))
+            log.info("serving DNS over %s on %s port %d", listener.label.upper(), host,
+                     sock.getsockname()[1])
+        server.encrypted.append(listener)

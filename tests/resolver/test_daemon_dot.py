@@ -1,0 +1,312 @@
+"""DNS over TLS (RFC 7858) served by corenet-resolver, asked by Knot's kdig, BIND's dig and
+Python's ssl module: certificate and ALPN, TLS versions, session resumption, pipelining out
+of order, the ACL, the connection caps, the handshake and idle timeouts, a certificate
+reload that keeps open connections, garbage, and the counters."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import warnings
+
+import dns.message
+import dns.rcode
+import pytest
+
+from ci_policy import unavailable
+from daemon_proc import Daemon, frame, free_tcp_port, read_frame
+from tls_certs import CA, SERVER_NAME
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        package = {"kdig": "knot-dnsutils", "dig": "bind9-dnsutils"}[name]
+        unavailable(f"{name} (Debian package {package!r}) is not installed: "
+                    "scripts/setup.sh installs it")
+    return path
+
+
+def start_dot(workdir, lab, *extra: str, **settings) -> Daemon:
+    """The daemon with a DNS-over-TLS listener on a free port and a fresh CA (``d.ca``)."""
+    ca = CA(workdir / "pki")
+    pem, key = ca.issue("server")
+    port = free_tcp_port()
+    lines = [f'tls-listen = ["127.0.0.1:{port}"]', f'tls-service-pem = "{pem}"',
+             f'tls-service-key = "{key}"']
+    lines += [f"{k.replace('_', '-')} = {v}" for k, v in settings.items()]
+    conf = workdir / "tls.toml"
+    conf.write_text("\n".join(lines) + "\n")
+    d = Daemon(workdir, lab, "--config", str(conf), *extra).start()
+    d.ca, d.tls_port, d.pem, d.key = ca, port, pem, key
+    return d
+
+
+@pytest.fixture(scope="module")
+def daemon(lab, tmp_path_factory):
+    d = start_dot(tmp_path_factory.mktemp("dot"), lab)
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def client_context(d, alpn=("dot",), max_version=None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(d.ca.pem))
+    ctx.set_alpn_protocols(list(alpn))
+    if max_version is not None:
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = max_version
+    return ctx
+
+
+def dot(d, ctx=None, session=None, timeout=5.0) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=timeout)
+    return (ctx or client_context(d)).wrap_socket(raw, server_hostname=SERVER_NAME,
+                                                  session=session)
+
+
+def ask_dot(s: ssl.SSLSocket, name: str, rdtype: str = "A", qid: int | None = None):
+    q = dns.message.make_query(name, rdtype, id=qid)
+    s.sendall(frame(q.to_wire()))
+    r = dns.message.from_wire(read_frame(s))
+    assert r.id == q.id
+    return r
+
+
+def test_kdig_over_tls_verifies_the_certificate_and_gets_the_answer(daemon):
+    out = subprocess.run([tool("kdig"), "@127.0.0.1", "-p", str(daemon.tls_port), "+tls",
+                          f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}",
+                          "+short", "+timeout=5", "+retry=0", "www.example.com", "A"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == ["192.0.2.1", "192.0.2.11"]
+
+
+def test_kdig_refuses_a_certificate_from_another_ca(daemon, tmp_path):
+    other = CA(tmp_path, "another CA")
+    out = subprocess.run([tool("kdig"), "@127.0.0.1", "-p", str(daemon.tls_port), "+tls",
+                          f"+tls-ca={other.pem}", f"+tls-hostname={SERVER_NAME}",
+                          "+timeout=3", "+retry=0", "www.example.com", "A"],
+                         capture_output=True, text=True, timeout=30)
+    assert "192.0.2.1" not in out.stdout
+
+
+def test_dig_over_tls(daemon):
+    """BIND 9.18's dig: ``+tls``, checking the certificate against the test's CA."""
+    out = subprocess.run([tool("dig"), "@127.0.0.1", "-p", str(daemon.tls_port), "+tls",
+                          f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}", "+short", "+time=5", "+tries=1", "www.example.net", "A"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["198.51.100.1"]
+
+
+def test_alpn_dot_tls13_preferred_and_tls12_accepted_but_not_older(daemon):
+    with dot(daemon) as s:
+        assert s.selected_alpn_protocol() == "dot"
+        assert s.version() == "TLSv1.3"
+        assert ask_dot(s, "www.example.com.").answer
+    with dot(daemon, client_context(daemon, max_version=ssl.TLSVersion.TLSv1_2)) as s:
+        assert s.version() == "TLSv1.2"
+        assert ask_dot(s, "www.example.com.").answer
+    with pytest.raises((ssl.SSLError, ConnectionError)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)     # TLS 1.1 itself is
+        ctx = client_context(daemon, max_version=ssl.TLSVersion.TLSv1_1)
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+        dot(daemon, ctx).close()
+
+
+def test_session_tickets_resume_the_session(daemon):
+    ctx = client_context(daemon)
+    with dot(daemon, ctx) as s:
+        ask_dot(s, "www.example.com.")          # the TLS 1.3 tickets arrive with the data
+        session = s.session
+    assert session is not None and session.has_ticket
+    before = daemon.stats()["tls"]["resumed"]
+    with dot(daemon, ctx, session=session) as s:
+        assert s.session_reused
+        assert ask_dot(s, "www.example.com.").answer
+    assert daemon.stats()["tls"]["resumed"] == before + 1
+
+
+def test_pipelined_queries_answered_out_of_order(daemon):
+    with dot(daemon) as s:
+        ask_dot(s, "www.example.com.")
+        slow = dns.message.make_query("h401.bulk.net.", "A")      # a miss: needs the lab
+        fast = dns.message.make_query("www.example.com.", "A")    # a hit, answered in C
+        s.sendall(frame(slow.to_wire()) + frame(fast.to_wire()))
+        first = dns.message.from_wire(read_frame(s))
+        second = dns.message.from_wire(read_frame(s))
+    assert (first.id, second.id) == (fast.id, slow.id)
+    assert second.answer[0][0].to_text() == "10.1.1.145"
+
+
+def test_counted_as_tls_in_stats_and_metrics(daemon):
+    before = daemon.stats()
+    with dot(daemon) as s:
+        ask_dot(s, "www.example.com.")
+        ask_dot(s, "www.example.com.")
+    after = daemon.stats()
+    assert after["queries"].get("tls:0", 0) - before["queries"].get("tls:0", 0) == 2
+    assert after["tls"]["handshakes"] == before["tls"]["handshakes"] + 1
+    assert after["tcp"]["fast_hits"] >= before["tcp"]["fast_hits"] + 2   # the C hit path
+    text = daemon.metrics()
+    assert 'corenet_resolver_queries_total{transport="tls",rcode="NOERROR"}' in text
+    assert 'corenet_resolver_tls_handshakes_total{listener="tls",outcome="done"}' in text
+
+
+def test_handshake_that_never_completes_is_closed_after_the_timeout(daemon):
+    before = daemon.stats()["tls"]["handshake_timeout"]
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=15) as s:
+        s.sendall(b"\x16\x03\x01")         # the start of a record header, then nothing
+        assert s.recv(100) == b""          # closed by the daemon
+    waited = time.monotonic() - t0
+    assert 4.0 < waited < 10.0             # Limits.tls_handshake_timeout is 5 s
+    assert daemon.stats()["tls"]["handshake_timeout"] == before + 1
+    with dot(daemon) as s:
+        assert ask_dot(s, "www.example.com.").answer
+
+
+def read_to_end(s: socket.socket) -> None:
+    """Reads until the peer closes (a timeout fails the test: it did not)."""
+    s.settimeout(5)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+
+
+def test_garbage_before_and_after_the_handshake(daemon):
+    before = daemon.stats()
+    with socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=5) as s:
+        s.sendall(b"\xff" * 600)            # not a ClientHello: the handshake fails
+        read_to_end(s)
+    with dot(daemon) as s:                   # inside TLS, rubbish as DNS
+        s.sendall(frame(b"\x00" * 5))       # too short for a query: dropped, counted
+        s.sendall(frame(b"\x12\x34\x01\x00\x00\x02" + b"\x00" * 6))    # QDCOUNT 2
+        r = read_frame(s)
+        assert r is not None and r[:2] == b"\x12\x34" and r[3] & 0x0F == dns.rcode.FORMERR
+    with dot(daemon) as s:                   # a forged TLS record after the handshake
+        with socket.socket(fileno=os.dup(s.fileno())) as raw:
+            raw.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+            read_to_end(raw)                 # the daemon ends the connection
+    after = daemon.stats()
+    assert after["tls"]["handshake_failed"] == before["tls"]["handshake_failed"] + 1
+    assert after["dropped"].get("short", 0) == before["dropped"].get("short", 0) + 1
+    assert daemon.alive()
+    with dot(daemon) as s:
+        assert ask_dot(s, "www.example.com.").answer
+    assert daemon.ask("www.example.com.").answer
+
+
+def test_reload_takes_a_new_certificate_for_new_connections_only(lab, tmp_path):
+    d = start_dot(tmp_path, lab)
+    try:
+        old = dot(d)
+        ask_dot(old, "www.example.com.")
+        old_cert = old.getpeercert(binary_form=True)
+        second = CA(tmp_path / "next", "the next CA")
+        pem, key = second.issue("server")
+        shutil.copy(pem, d.pem)
+        shutil.copy(key, d.key)
+        os.kill(d.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while d.stats()["tls"]["reloads"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.stats()["tls"]["reloads"] == 1
+        assert ask_dot(old, "www.example.net.").answer[0][0].to_text() == "198.51.100.1"
+        assert old.getpeercert(binary_form=True) == old_cert
+        old.close()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            dot(d)                            # the old CA no longer vouches for it
+        ctx = ssl.create_default_context(cafile=str(second.pem))
+        ctx.set_alpn_protocols(["dot"])
+        with dot(d, ctx) as s:
+            assert s.getpeercert(binary_form=True) != old_cert
+            assert ask_dot(s, "www.example.com.").answer
+        # A broken pair on reload keeps the current certificate.
+        d.key.write_text("not a key\n")
+        from resolver.daemon.control import ControlError, request
+        with pytest.raises(ControlError, match="tls-service-pem/tls-service-key"):
+            request(d.control, {"cmd": "reload"})
+        with dot(d, ctx) as s:
+            assert ask_dot(s, "www.example.com.").answer
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_acl_caps_and_idle_timeout(lab, tmp_path):
+    d = start_dot(tmp_path, lab, "--allow", "10.0.0.0/8", "--tcp-idle-timeout", "1",
+                  "--tcp-max-connections-per-client", "2")
+    try:
+        # Two handshakes stalled by one client hold its share: a third is closed at once.
+        stalled = [socket.create_connection(("127.0.0.1", d.tls_port)) for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while d.stats()["tls"]["handshake_refused"] == 0 and time.monotonic() < deadline:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                dot(d).close()
+        assert d.stats()["tls"]["handshake_refused"] >= 1
+        for raw in stalled:
+            raw.close()
+        time.sleep(0.2)                         # their slots are free again
+        with dot(d) as s:
+            assert ask_dot(s, "www.example.com.").rcode() == dns.rcode.REFUSED
+        a, b = dot(d), dot(d)
+        a.sendall(frame(dns.message.make_query("www.example.com.", "A").to_wire()))
+        assert read_frame(a) is not None        # a and b are both counted by now
+        c = dot(d)                              # the third: closed after its handshake
+        c.settimeout(5)
+        try:
+            assert c.recv(100) == b""
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        c.close()
+        assert d.stats()["tcp"]["rejected"] >= 1
+        t0 = time.monotonic()
+        b.settimeout(5)
+        try:
+            assert b.recv(100) == b""             # idle for 1 s: closed
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        assert time.monotonic() - t0 < 4
+        a.close()
+        b.close()
+        assert d.stats()["tcp"]["idle_closed"] >= 1
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_two_workers_share_the_tls_port(lab, tmp_path):
+    """Each worker binds the DoT port too (SO_REUSEPORT); the parent sums their figures."""
+    d = start_dot(tmp_path, lab, "--workers", "2")
+    try:
+        for _ in range(6):
+            with dot(d) as s:
+                assert ask_dot(s, "www.example.com.").answer
+        stats = d.stats()
+        assert stats["workers"] == 2 and stats["tls"]["handshakes"] == 6
+        assert stats["queries"]["tls:0"] == 6
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
+    """Forty cached queries in one write: their answers go out as one TLS write; each
+    arrives whole, with its own ID."""
+    with dot(daemon) as s:
+        ask_dot(s, "www.example.com.")
+        ask_dot(s, "www.example.net.")
+        qs = [dns.message.make_query("www.example.com." if i % 2 else "www.example.net.", "A",
+                                     id=1000 + i) for i in range(40)]
+        s.sendall(b"".join(frame(q.to_wire()) for q in qs))
+        got = {}
+        for _ in qs:
+            r = dns.message.from_wire(read_frame(s))
+            got[r.id] = r
+    assert sorted(got) == [q.id for q in qs]
+    for q in qs:
+        assert got[q.id].question == q.question and got[q.id].answer

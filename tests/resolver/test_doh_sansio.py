@@ -1,0 +1,105 @@
+"""resolver.daemon.doh without sockets: an h2 (or raw HTTP/1.1) client talks to H2Server /
+H1Server in memory. Stream resets past the request budget, bodies over the limit, flow
+control on the answer, HTTP/1.1 pipelining in order and its request budget."""
+from __future__ import annotations
+
+import dns.message
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+from resolver.daemon.doh import H1Server, H2Server
+
+
+def pair(max_streams=100, max_requests=1000, max_size=4096):
+    server = H2Server(b"/dns-query", max_size, max_streams, max_requests, 8192)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    ready = server.receive(client.data_to_send())
+    assert ready == []
+    client.receive_data(server.data_to_send())
+    return server, client
+
+
+def headers(method="POST"):
+    return [(":method", method), (":path", "/dns-query"), (":scheme", "https"),
+            (":authority", "dns.test"), ("content-type", "application/dns-message")]
+
+
+def exchange(server, client):
+    """Client bytes to the server and back: (queries ready, client events)."""
+    ready = server.receive(client.data_to_send())
+    events = client.receive_data(server.data_to_send())
+    return ready, events
+
+
+Q = dns.message.make_query("www.example.com.", "A", id=0).to_wire()
+
+
+def test_request_budget_refuses_streams_and_sends_goaway():
+    server, client = pair(max_requests=3)
+    for i in range(5):               # open and reset at once, as a rapid-reset flood does
+        sid = 1 + 2 * i
+        client.send_headers(sid, headers())
+        client.reset_stream(sid)
+    ready, events = exchange(server, client)
+    assert ready == []
+    assert server.closing and server.refused == 2
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway and goaway[0].last_stream_id == 5
+
+
+def test_body_over_the_limit_is_413_and_the_stream_is_reset():
+    server, client = pair(max_size=100)
+    client.send_headers(1, headers())
+    client.send_data(1, b"\x00" * 150)
+    ready, events = exchange(server, client)
+    assert ready == []
+    statuses = [dict(e.headers)[b":status"] for e in events
+                if isinstance(e, h2.events.ResponseReceived)]
+    assert statuses == [b"413"] and server.errors == [413]
+    assert any(isinstance(e, h2.events.StreamReset) for e in events)
+    client.send_headers(3, headers())                 # the connection goes on
+    client.send_data(3, Q, end_stream=True)
+    ready, _ = exchange(server, client)
+    assert ready == [(3, Q)]
+
+
+def test_answer_waits_for_the_clients_flow_control_window():
+    server, client = pair()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 10})
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    ready, _ = exchange(server, client)
+    assert ready == [(1, Q)]
+    answer = bytes(range(256)) * 2
+    server.respond(1, answer)
+    got = b""
+    for _ in range(200):
+        events = client.receive_data(server.data_to_send())
+        ended = any(isinstance(e, h2.events.StreamEnded) for e in events)
+        for e in events:
+            if isinstance(e, h2.events.DataReceived):
+                assert len(e.data) <= 10            # never past the window
+                got += e.data
+                if not ended:
+                    client.increment_flow_control_window(e.flow_controlled_length,
+                                                         stream_id=1)
+        if ended:
+            break
+        server.receive(client.data_to_send())
+    assert got == answer
+
+
+def test_http11_pipelined_requests_answered_in_order_within_the_budget():
+    server = H1Server(b"/dns-query", 4096, 2, 8192)
+    req = (b"POST /dns-query HTTP/1.1\r\nHost: x\r\nContent-Type: application/dns-message\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(Q)) + Q
+    ready = server.receive(req * 3)
+    assert ready == [(1, Q)]                      # one at a time
+    assert server.respond(1, b"A" * 12) == [(2, Q)]
+    assert server.respond(2, b"B" * 12) == []     # the budget: no third
+    out = server.data_to_send()
+    assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"AAAA") < out.index(b"BBBB")
+    assert b"connection: close" in out.lower() and server.closing
