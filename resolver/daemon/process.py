@@ -244,7 +244,7 @@ def status_of(server) -> dict:
             "listen": [list(a) for a in server.addresses],
             "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
             "cache_size": cfg.cache_size, "inflight": len(server.misses),
-            "log_queries": cfg.log_queries}
+            "log_queries": cfg.log_queries, "uid": os.geteuid()}
 
 
 def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
@@ -466,11 +466,18 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
                     **({"error": "; ".join(errors)} if errors else {})}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
+    # A worker is ready once it answers as the user it runs as for good: the parent drops
+    # root after that, and then must still be able to signal every worker.
+    uid = pwd.getpwnam(cfg.user).pw_uid if cfg.user else None
+
     async def workers_ready() -> bool:
         deadline = time.monotonic() + WORKERS_READY_TIMEOUT
         while time.monotonic() < deadline and len(children) == len(paths):
+            if stop.is_set():
+                return False
             answers, _ = await ask_all({"cmd": "status"}, quiet=True)
-            if len(answers) == len(paths):
+            if len(answers) == len(paths) and (
+                    uid is None or all(a["status"].get("uid") == uid for a in answers)):
                 return True
             for pid in list(children):
                 try:
@@ -484,6 +491,14 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
             await asyncio.sleep(0.1)
         log.error("the workers did not all start within %.0fs", WORKERS_READY_TIMEOUT)
         return False
+
+    def on_hup() -> None:
+        loop.create_task(handle({"cmd": "reload"}))
+
+    # Before anything is awaited: a SIGTERM while the workers start stops them all.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
 
     ctl = met = None
     try:
@@ -516,13 +531,6 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.ready(f"serving on {', '.join(f'{h}:{p}' for h, p in cfg.listen)}; "
                        f"{len(paths)} workers")
 
-    def on_hup() -> None:
-        loop.create_task(handle({"cmd": "reload"}))
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
-
     async def reap() -> None:
         while not stop.is_set():
             for pid in list(children):
@@ -547,8 +555,8 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, PermissionError) as e:
+            log.warning("cannot stop worker pid %d: %s", pid, e)
     deadline = time.monotonic() + cfg.shutdown_grace + 3
     while children and time.monotonic() < deadline:
         for pid in list(children):
@@ -560,8 +568,11 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
                 children.pop(pid)
         await asyncio.sleep(0.05)
     for pid in children:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, PermissionError, ChildProcessError) as e:
+            log.warning("cannot kill worker pid %d: %s", pid, e)
     if cfg.pidfile:
         remove_pidfile(cfg.pidfile)
     return state["status"]

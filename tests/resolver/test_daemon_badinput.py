@@ -78,9 +78,15 @@ def test_flood_from_one_address_leaves_the_daemon_serving(daemon):
                 time.sleep(0.001)
     assert sent > 500
     assert daemon.alive()
-    # Another client (another loopback address) is served at once ...
+    # Another client (another loopback address) is served at once (within a client's
+    # usual retries: a datagram may meet the flood's backlog) ...
     q = dns.message.make_query("www.example.net.", "A")
-    r = dns.query.udp(q, "127.0.0.1", port=daemon.port, timeout=10, source="127.0.0.99")
+    for attempt in range(3):
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=daemon.port, timeout=3, source="127.0.0.99")
+            break
+        except (dns.exception.Timeout, BlockingIOError):
+            assert attempt < 2, "another client was not served during the flood's backlog"
     assert r.answer and r.answer[0][0].to_text() == "198.51.100.1"
     # ... and the flooding address itself once its resolutions in flight are done.
     for attempt in range(10):
