@@ -76,6 +76,10 @@ class Resolver(ResolverCore):
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
     reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
+    ``qname_minimisation``: RFC 9156 in relaxed mode (a minimised query that fails is asked
+    again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
+    addresses. ``do_not_query_localhost``: never send to a loopback authority address
+    (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -85,7 +89,8 @@ class Resolver(ResolverCore):
                  port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
                  rng: random.Random | None = None, trust_anchor=None,
-                 validate: bool = True, forward: Iterable[str] | None = None) -> None:
+                 validate: bool = True, forward: Iterable[str] | None = None,
+                 do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
         self.forward = _numeric(forward) if forward is not None else None
         if self.forward is not None and not self.forward:
             raise ValueError("forward= needs at least one server address")
@@ -97,6 +102,8 @@ class Resolver(ResolverCore):
         self.limits = limits
         self.minimise = qname_minimisation
         self.ipv6 = ipv6
+        self.do_ip4 = do_ip4
+        self.no_localhost = do_not_query_localhost
         self.validator = validator
         self.dnssec: Validator | None = None
         if validate and not self.forward and (trust_anchor is not None or root_hints is None):

@@ -29,6 +29,7 @@ from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 from resolver.daemon.config import RESTART_SETTINGS, Config
 from resolver.api import Resolver
+from resolver.limits import DEFAULT as DEFAULT_LIMITS
 
 log = logging.getLogger("resolver.daemon.server")
 
@@ -165,7 +166,7 @@ class Server(Dispatch):
 
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
-        level, ipv6); returns the settings that need a restart."""
+        level, the choice of authorities); returns the settings that need a restart."""
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
@@ -174,7 +175,11 @@ class Server(Dispatch):
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size
-        self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
+        self.resolver.do_ip4 = cfg.do_ip4
+        self.resolver.no_localhost = cfg.do_not_query_localhost
+        self.resolver.minimise = cfg.qname_minimisation
+        self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -259,7 +264,10 @@ class Server(Dispatch):
 
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
-                          "ipv6": cfg.ipv6}
+                          "ipv6": cfg.do_ip6, "do_ip4": cfg.do_ip4,
+                          "do_not_query_localhost": cfg.do_not_query_localhost,
+                          "qname_minimisation": cfg.qname_minimisation,
+                          "limits": DEFAULT_LIMITS.replace(infra_host_ttl=cfg.infra_host_ttl)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:
