@@ -16,6 +16,7 @@ cdef class InfraCache:
     cdef public object rng
     cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration
     cdef public double host_ttl         # how long a mark (lame, no EDNS) lasts, seconds
+    cdef public dict no_minimise        # zone (lower-cased wire) -> until when: full names
     cdef object _popitem
 
     cdef ServerInfo get(self, str addr)
@@ -23,3 +24,4 @@ cdef class InfraCache:
     cpdef record_rtt(self, str addr, double rtt)
     cpdef tuple pick(self, list addrs, double now, double left)
     cpdef bint lame_for(self, str addr, bytes lzone, double now)
+    cpdef bint minimise_ok(self, bytes lzone, double now)

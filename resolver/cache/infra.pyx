@@ -48,6 +48,7 @@ cdef class InfraCache:
         self._holddown = limits.server_holddown
         self._exploration = limits.exploration
         self.host_ttl = limits.infra_host_ttl
+        self.no_minimise = {}
 
     cdef ServerInfo get(self, str addr):
         s = dict_get(self.servers, addr)
@@ -124,6 +125,31 @@ cdef class InfraCache:
 
     def is_lame(self, str addr, bytes zone, double now) -> bool:
         return self.lame_for(addr, lower(zone), now)
+
+    def stop_minimising(self, bytes zone, double now) -> None:
+        """The servers of ``zone`` mishandle minimised queries (a probe failed where the
+        full name did not need to): names in it are asked in full until ``host_ttl`` from
+        ``now``, rather than costing a failed probe each time. Bounded like the server
+        table."""
+        cdef dict marks = self.no_minimise
+        cdef bytes key = lower(zone)
+        marks.pop(key, None)
+        marks[key] = now + self.host_ttl
+        if len(marks) > self.max_servers:
+            del marks[next(iter(marks))]
+
+    cpdef bint minimise_ok(self, bytes lzone, double now):
+        """Minimised queries may be sent to the servers of the lower-cased zone ``lzone``."""
+        cdef dict marks = self.no_minimise
+        if not marks:
+            return True
+        until = dict_get(marks, lzone)
+        if until is None:
+            return True
+        if <double>until > now:
+            return False
+        del marks[lzone]
+        return True
 
     def set_edns(self, str addr, bint ok, double now) -> None:
         """Whether ``addr`` takes EDNS; a refusal is remembered until ``host_ttl`` from

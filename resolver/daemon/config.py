@@ -97,7 +97,8 @@ class Config:
     # ---- authorities: which servers are asked, and how
     #: QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one more
     #: label of the name only; a minimised query that fails (timeout, REFUSED, SERVFAIL,
-    #: FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the full name.
+    #: FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the full name, and
+    #: that zone is asked full names for ``infra-host-ttl``.
     qname_minimisation: bool = True
     #: Ask authorities at their IPv4 addresses (Unbound's ``do-ip4``).
     do_ip4: bool = True

@@ -499,7 +499,8 @@ cdef class Iterator:
         while True:
             probe = max(probe, _label_count(zone))
             sent, stype = name, qtype
-            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
+            if (minimise and probe + 1 < nl and steps < self.lv.max_minimise_count
+                    and self._infra.minimise_ok(lower(zone), self.clock())):
                 # What earlier probes learned (the name's A data or NODATA, cached) says the
                 # name is no zone cut: the next label is asked at once.
                 probe += 1
@@ -515,12 +516,14 @@ cdef class Iterator:
                 if sent != name or stype != qtype:
                     # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
                     minimise = False
+                    self._infra.stop_minimising(zone, self.clock())
                     continue
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
             server, m, ref = got
             if m is None:       # the probe was refused or failed: the full name decides
                 minimise = False
+                self._infra.stop_minimising(zone, self.clock())
                 continue
             now = self.clock()
             if ref is not None:
@@ -544,6 +547,7 @@ cdef class Iterator:
                             AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER, now)
                         return _Step("nx", [], soa)
                     minimise = False       # relaxed: the full name decides
+                    self._infra.stop_minimising(zone, now)
                     continue
                 if any(r[1] in (CNAME, DNAME) for r in m.answer):
                     minimise = False       # the full name decides; ask it in this zone

@@ -277,6 +277,21 @@ def test_a_minimised_query_that_fails_is_asked_again_with_the_full_name(fault):
     assert asked[-1] == (DEEP, "A")                           # then the full name
     # a server that mishandles minimised queries is not lame: it serves the zone
     assert not w.lame("10.0.3.1", "example.com.") and not w.lame("10.0.3.2", "example.com.")
+    # ... and its zone is asked full names from now on, not a failing probe each time
+    w.net.log.clear()
+    assert w.resolve(DEEP, 28).rcode == dns.rcode.NOERROR
+    assert w.asked() == [(DEEP, "AAAA")]
+
+
+def test_minimisation_resumes_in_a_zone_after_infra_host_ttl():
+    w = World(limits=Limits(exploration=0.0, infra_host_ttl=60.0))
+    on(w.net, ["10.0.3.1", "10.0.3.2"], _probe, PROBE_FAULTS["refused"])
+    w.resolve(DEEP)
+    w.clock.advance(61.0)
+    del w.net.faults["10.0.3.1"], w.net.faults["10.0.3.2"]
+    w.asked()
+    assert w.resolve(DEEP, 16).rcode == dns.rcode.NOERROR
+    assert w.asked()[0] == ("nonterminal.example.com.", "A")
 
 
 def test_nxdomain_to_a_probe_from_a_signed_zone_ends_the_query():
@@ -346,6 +361,28 @@ def test_random_subdomain_flood_costs_one_query_per_miss_once_the_path_is_known(
     # the intermediate names are still answered correctly from what was learned
     res = w.resolve(f"host.{below}")
     assert res.rcode == dns.rcode.NOERROR and res.answer
+
+
+def test_random_subdomain_flood_below_a_server_that_denies_empty_non_terminals():
+    """A server answering NXDOMAIN for the empty non-terminals on the way: the first miss
+    falls back to the full name, and the zone is then asked full names, one per miss."""
+    net = deep_internet()
+    ents = ("d.deep.test.", "c.d.deep.test.", "b.c.d.deep.test.", "a.b.c.d.deep.test.")
+
+    def denies(q):
+        r = reply(q, dns.rcode.NXDOMAIN, aa=True)
+        r.authority.append(dns.rrset.from_text(
+            "deep.test.", 300, "IN", "SOA", "ns.invalid. host.invalid. 1 3600 600 86400 300"))
+        return r
+
+    on(net, ["10.0.2.1"], lambda q: qname(q) in ents, denies)
+    w = World(net, hints=[("a.root.", "10.0.0.1")])
+    assert w.resolve("host.a.b.c.d.deep.test.").rcode == dns.rcode.NOERROR
+    w.asked()
+    misses = 40
+    for i in range(misses):
+        assert w.resolve(f"r{i}y.a.b.c.d.deep.test.").rcode == dns.rcode.NXDOMAIN
+    assert len(w.asked()) / misses <= 1.5
 
 
 # ---- which addresses may be asked -----------------------------------------------------------------
