@@ -110,18 +110,7 @@ cdef class InfraCache:
         """``addr`` is marked lame for the lower-cased zone ``lzone`` at ``now`` (an expired
         mark is dropped)."""
         s = dict_get(self.servers, addr)
-        if s is None:
-            return False
-        cdef dict marks = (<ServerInfo>s).lame
-        if not marks:
-            return False
-        until = dict_get(marks, lzone)
-        if until is None:
-            return False
-        if <double>until > now:
-            return True
-        del marks[lzone]
-        return False
+        return s is not None and _marked((<ServerInfo>s).lame, lzone, now)
 
     def is_lame(self, str addr, bytes zone, double now) -> bool:
         return self.lame_for(addr, lower(zone), now)
@@ -140,16 +129,7 @@ cdef class InfraCache:
 
     cpdef bint minimise_ok(self, bytes lzone, double now):
         """Minimised queries may be sent to the servers of the lower-cased zone ``lzone``."""
-        cdef dict marks = self.no_minimise
-        if not marks:
-            return True
-        until = dict_get(marks, lzone)
-        if until is None:
-            return True
-        if <double>until > now:
-            return False
-        del marks[lzone]
-        return True
+        return not _marked(self.no_minimise, lzone, now)
 
     def set_edns(self, str addr, bint ok, double now) -> None:
         """Whether ``addr`` takes EDNS; a refusal is remembered until ``host_ttl`` from
@@ -192,6 +172,20 @@ cdef class InfraCache:
         cdef str server = self.choose(addrs, now)
         cdef ServerInfo s = self.get(server)
         return server, min(s.rto, max(0.01, left)), _edns(s, now)
+
+
+cdef inline bint _marked(dict marks, bytes key, double now):
+    """``marks`` (key -> until when) holds an unexpired mark for ``key``; an expired one is
+    dropped."""
+    if not marks:
+        return False
+    until = dict_get(marks, key)
+    if until is None:
+        return False
+    if <double>until > now:
+        return True
+    del marks[key]
+    return False
 
 
 cdef inline bint _edns(ServerInfo s, double now):

@@ -311,17 +311,18 @@ def test_qname_minimisation_can_be_turned_off():
     assert {q for q, _ in w.asked()} == {DEEP}
 
 
+def with_root(body: str) -> FakeNet:
+    """A fake network whose one root server, a.root. (10.0.0.1), also serves ``body``."""
+    net = FakeNet()
+    net.zone(".", "@ 86400 NS a.root.\na.root. 86400 A 10.0.0.1\n" + body, ["10.0.0.1"])
+    return net
+
+
 def deep_internet() -> FakeNet:
     """root (10.0.0.1) -> test. (10.0.1.1) -> deep.test. (10.0.2.1), where the only name is
     host.a.b.c.d.deep.test. (a, b, c, d are empty non-terminals) and e.deep.test. is a zone
     of its own (10.0.3.1)."""
-    net = FakeNet()
-    net.zone(".", """
-@ 86400 NS a.root.
-a.root. 86400 A 10.0.0.1
-test. 86400 NS ns.test.
-ns.test. 86400 A 10.0.1.1
-""", ["10.0.0.1"])
+    net = with_root("test. 86400 NS ns.test.\nns.test. 86400 A 10.0.1.1\n")
     net.zone("test.", """
 @ 86400 NS ns
 ns 86400 A 10.0.1.1
@@ -388,17 +389,14 @@ def test_random_subdomain_flood_below_a_server_that_denies_empty_non_terminals()
 # ---- which addresses may be asked -----------------------------------------------------------------
 
 def loopback_internet() -> FakeNet:
-    net = FakeNet()
-    net.zone(".", """
-@ 86400 NS a.root.
-a.root. 86400 A 10.0.0.1
+    net = with_root("""
 loop. 86400 NS ns.loop.
 ns.loop. 86400 A 127.0.0.53
 six. 86400 NS ns.six.
 ns.six. 86400 AAAA ::1
 mapped. 86400 NS ns.mapped.
 ns.mapped. 86400 AAAA ::ffff:127.0.0.9
-""", ["10.0.0.1"])
+""")
     for zone, addr in (("loop.", "127.0.0.53"), ("six.", "::1"), ("mapped.", "::ffff:127.0.0.9")):
         net.zone(zone, "@ 3600 NS ns\nwww 300 A 192.0.2.8\n", [addr])
     return net
