@@ -6,11 +6,16 @@
  * with recvmmsg/sendmmsg, and checks every reply: the ID must be one in flight on that
  * socket, QR set, the question the one asked, the rcode NOERROR or NXDOMAIN.
  *
- * usage: dns_load HOST PORT QUERIES SOCKETS WINDOW SECONDS
+ * usage: dns_load HOST PORT QUERIES SOCKETS WINDOW SECONDS [SOURCE [LOST_MS]]
  *   QUERIES: wire queries, each preceded by its length (2 bytes, big-endian); the ID in
  *   each is overwritten.
+ *   SOURCE: an IPv4 address; socket i is bound to SOURCE + i, so each socket is a client
+ *   address of its own (on loopback any address of 127.0.0.0/8 will do).
+ *   LOST_MS: how long a query may go unanswered before its slot is reused (default 1000);
+ *   short, the generator keeps sending at its window's pace whatever the server drops,
+ *   as a flood does.
  * prints one line: completed N lost L bad B drained D seconds S qps Q cpu_s C avg_latency_us U
- * (a query unanswered after 1 s is lost and its slot reused; completed and qps count the
+ * (a query unanswered after LOST_MS is lost and its slot reused; completed and qps count the
  * replies before the end, drained the ones taken after it, while waiting for the last). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -26,7 +31,7 @@
 
 #define BATCH 64
 #define MAXQ 512
-#define LOST_NS 1000000000ULL
+static uint64_t LOST_NS = 1000000000ULL;    /* unanswered this long: lost, slot reused */
 
 struct query { unsigned char wire[MAXQ]; int len, qlen; };  /* qlen: the question's */
 struct slot { uint64_t sent; int q; };      /* sent == 0: free */
@@ -172,9 +177,21 @@ int main(int argc, char **argv) {
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
 
-    if (argc != 7) {
-        fprintf(stderr, "usage: dns_load HOST PORT QUERIES SOCKETS WINDOW SECONDS\n");
+    struct sockaddr_in src = {0};
+    int have_src = 0;
+
+    if (argc < 7 || argc > 9) {
+        fprintf(stderr, "usage: dns_load HOST PORT QUERIES SOCKETS WINDOW SECONDS [SOURCE [LOST_MS]]\n");
         return 2;
+    }
+    if (argc == 9) {
+        LOST_NS = (uint64_t)(atof(argv[8]) * 1e6);
+        if (LOST_NS < 1000000ULL) return 2;
+    }
+    if (argc >= 8) {
+        src.sin_family = AF_INET;
+        if (inet_pton(AF_INET, argv[7], &src.sin_addr) != 1) return 2;
+        have_src = 1;
     }
     load(argv[3]);
     nsocks = atoi(argv[4]);
@@ -189,6 +206,11 @@ int main(int argc, char **argv) {
     for (i = 0; i < nsocks; i++) {
         int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
         int sz = 1 << 20;
+        if (fd >= 0 && have_src) {
+            struct sockaddr_in mine = src;
+            mine.sin_addr.s_addr = htonl(ntohl(src.sin_addr.s_addr) + (uint32_t)i);
+            if (bind(fd, (struct sockaddr *)&mine, sizeof mine) != 0) { perror("bind"); return 1; }
+        }
         if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) { perror("socket"); return 1; }
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);

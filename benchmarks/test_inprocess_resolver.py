@@ -81,7 +81,8 @@ def _peers(lab, ub) -> dict:
         return sorted(rd.address for rd in await stub.resolve(name, "A"))
 
     async def aiodns_lookup(name):
-        return sorted(r.host for r in await cares.query(name, "A"))
+        result = await cares.query_dns(name, "A")
+        return sorted(r.data.addr for r in result.answer if r.type == 1)
 
     return {"corenet": corenet_lookup, "dnspython": dnspython_lookup, "aiodns": aiodns_lookup}
 

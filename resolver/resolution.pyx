@@ -348,6 +348,8 @@ cdef class Resolution:
             return
         self.finished = True
         self._release()
+        if res is not None and self.resolver.dnssec is not None:
+            self.resolver._stats.count_security(res.security)
         self._call(res)
 
     cdef _call(self, res):

@@ -9,6 +9,9 @@ cdef class Stats(_Event):
     cdef public long long cache_hits, cache_misses, cache_evictions, stale_answers
     cdef public long long prefetches, coalesced, servfail, primings, priming_failures
     cdef public long long upstream_unreachable, no_descriptors
+    cdef public long long dnssec_secure, dnssec_insecure, dnssec_bogus, dnssec_indeterminate
+
+    cdef void count_security(self, int security)
 
 
 cdef class LimitValues:

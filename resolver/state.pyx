@@ -15,7 +15,8 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
                 "servfail", "primings", "priming_failures", "upstream_unreachable",
-                "no_descriptors")
+                "no_descriptors", "dnssec_secure", "dnssec_insecure", "dnssec_bogus",
+                "dnssec_indeterminate")
 
 
 cdef class Stats(_Event):
@@ -34,6 +35,18 @@ cdef class Stats(_Event):
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in STATS_FIELDS}
+
+    cdef void count_security(self, int security):
+        """One validated resolution's outcome (resolver.iterator's UNCHECKED, INSECURE,
+        SECURE, BOGUS); UNCHECKED under validation is RFC 4035's indeterminate."""
+        if security == 2:
+            self.dnssec_secure += 1
+        elif security == 1:
+            self.dnssec_insecure += 1
+        elif security == 3:
+            self.dnssec_bogus += 1
+        else:
+            self.dnssec_indeterminate += 1
 
 
 cdef class LimitValues:

@@ -90,15 +90,39 @@ cdef class RRsetEntry:
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
 
+# The byte bound counts what entries really hold in CPython (64-bit), so that the process's
+# memory follows the configured cache size: object headers and the allocator's rounding, the
+# lists and tuples of an entry, and the OrderedDict's slot, index and node for each key.
+# tests/resolver/test_cache_memory.py measures the real cost against these with tracemalloc.
+cdef enum:
+    BYTES_HEAD = 40     # a bytes object beyond its data, rounded as pymalloc rounds
+    LRU_SLOT = 112      # the OrderedDict's share per key (entry, index, node, spare room)
+    RRSET_BASE = 272    # RRsetEntry and its three lists (rdatas, rrsigs, soa) when empty
+    RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
+    KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
+
+
+cdef inline Py_ssize_t _bytes_cost(object b):
+    return BYTES_HEAD + len(b)
+
+
 cdef Py_ssize_t _size(bytes name, list rdatas, list rrsigs):
     """``RRsetEntry.size``: ``rrsigs`` holds the SOA and proof tuples too, if any."""
-    cdef Py_ssize_t n = 200 + len(name) + 40 * len(rdatas)
+    cdef Py_ssize_t n = RRSET_BASE + _bytes_cost(name)
     cdef object rd, r
     for rd in rdatas:
-        n += len(rd)
+        n += _bytes_cost(rd) + 8
     for r in rrsigs:
-        n += len(r[0]) + len(r[4]) + 80
+        n += RECORD_TUPLE + _bytes_cost(r[4]) + 8
     return n
+
+
+cdef Py_ssize_t _key_cost(object key):
+    """What a key of the LRU holds beyond its value: a message key is a bytes object, an
+    rrset key a tuple with its own lower-cased name."""
+    if type(key) is bytes:
+        return LRU_SLOT + _bytes_cost(key)
+    return LRU_SLOT + KEY_TUPLE + _bytes_cost(key[0])
 
 
 cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
@@ -114,12 +138,13 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
         return False
     if size < 0:
         size = entry.size
-    lru_put(lru, key, entry, size + len(key))
+    lru_put(lru, key, entry, size)
     return True
 
 
 cdef class ByteLRU:
-    """An LRU map bounded by the summed ``size`` of its values (plus the key's length)."""
+    """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
+    map itself hold per key."""
 
     def __init__(self, max_bytes, on_evict=None):
         self.max_bytes = max(0, int(max_bytes))
@@ -141,12 +166,12 @@ cdef class ByteLRU:
         return self.data.get(key)
 
     def put(self, key, value):
-        lru_put(self, key, value, value.size + len(key))
+        lru_put(self, key, value, value.size)
 
     def pop(self, key):
         old = self.data.pop(key, None)
         if old is not None:
-            self.bytes -= old.size + len(key)
+            self.bytes -= old.size + _key_cost(key)
 
     def clear(self):
         self.data.clear()
@@ -154,12 +179,14 @@ cdef class ByteLRU:
 
 
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
-    """``ByteLRU.put`` given the value's ``size`` with its key: a value larger than the whole
-    bound is not kept; older ones are evicted until the bytes fit."""
+    """``ByteLRU.put`` given the value's ``size``: a value larger than the whole bound is not
+    kept; older ones are evicted until the bytes fit."""
     data = lru.data
     old = _od_pop(data, key, None)
+    cdef Py_ssize_t kc = _key_cost(key)
     if old is not None:
-        lru.bytes -= old.size + len(key)
+        lru.bytes -= old.size + kc
+    size += kc
     cdef Py_ssize_t max_bytes = lru.max_bytes
     if size > max_bytes:
         return
@@ -167,7 +194,7 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     lru.bytes += size
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
-        lru.bytes -= v.size + len(k)
+        lru.bytes -= v.size + _key_cost(k)
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
@@ -179,7 +206,7 @@ cpdef object store_message(MessageCache messages, bytes key, bytes response, dou
     default the configured maximum)."""
     cdef LimitValues lv = messages.lv
     e = MsgEntry(response, now, lv.stale_window, lv.max_ttl if ttl_cap is None else ttl_cap)
-    lru_put(messages.lru, key, e, e.size + len(key))
+    lru_put(messages.lru, key, e, e.size)
     return e
 
 

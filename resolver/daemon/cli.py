@@ -1,8 +1,9 @@
-"""``corenet-resolver``: serve, query, stats, flush, reload.
+"""``corenet-resolver``: serve, checkconf, query, stats, status, flush, reload.
 
     corenet-resolver serve [--config FILE] [--listen ADDR:PORT ...] [--allow CIDR ...] ...
+    corenet-resolver checkconf FILE
     corenet-resolver query NAME [TYPE] [@SERVER] [-p PORT] [+tcp] [+short]
-    corenet-resolver stats|flush [NAME]|reload [--control PATH]
+    corenet-resolver stats|status|flush [NAME]|reload [--control PATH]
 
 A bad option or config value is a one-line error naming it and exit status 2, before
 anything binds.
@@ -12,14 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any, Sequence
 
 from resolver.daemon.config import ConfigError
 
 PROG = "corenet-resolver"
-DEFAULT_CONTROL = os.environ.get("CORENET_RESOLVER_CONTROL", "/run/corenet-resolver.sock")
 
 
 def _serve_parser(sub) -> None:
@@ -56,6 +55,10 @@ def _serve_parser(sub) -> None:
                    help="cache misses one client may start per second (0: no limit; 1000)")
     p.add_argument("--max-udp-size", metavar="BYTES",
                    help="largest UDP answer, whatever the client asks (default 1232)")
+    p.add_argument("--pidfile", metavar="FILE",
+                   help="write the daemon's process id there once it serves")
+    p.add_argument("--log-queries", action=argparse.BooleanOptionalAction, default=None,
+                   help="log one line per answered query (default: off)")
 
 
 def _authority_flags(p, default) -> None:
@@ -75,9 +78,12 @@ def _authority_flags(p, default) -> None:
 
 
 def _control_parser(sub, name: str, help_: str):
+    from resolver.daemon.service import SYSTEM_CONTROL
+
     p = sub.add_parser(name, help=help_)
-    p.add_argument("--control", metavar="PATH", default=DEFAULT_CONTROL,
-                   help=f"the daemon's control socket (default {DEFAULT_CONTROL})")
+    p.add_argument("--control", metavar="PATH", default=None,
+                   help=f"the daemon's control socket (default {SYSTEM_CONTROL}, or the "
+                        "non-root daemon's, or $CORENET_RESOLVER_CONTROL)")
     return p
 
 
@@ -88,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0 or 2)")
+    c.add_argument("file", metavar="FILE")
     q = sub.add_parser("query", help="resolve a name (in-process, or ask @SERVER), as dig",
                        usage=f"{PROG} query NAME [TYPE] [@SERVER[#PORT]] [-t TYPE] [-x ADDR] "
                              "[-p PORT] [+tcp] [+short] [+dnssec]")
@@ -109,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     p = _control_parser(sub, "flush", "forget the cache (or one name) of a running daemon")
     p.add_argument("name", nargs="?")
     _control_parser(sub, "reload", "make a running daemon reread its config (cache kept)")
+    p = _control_parser(sub, "status", "a running daemon's version, uptime, workers, cache")
+    p.add_argument("--json", action="store_true", help="as JSON")
     return ap
 
 
@@ -137,12 +147,31 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
         "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop, "user": ns.user,
         "ip_ratelimit": ns.ip_ratelimit,
+        "pidfile": ns.pidfile, "log_queries": ns.log_queries,
     }
     try:
         cfg = config.build(ns.config, overrides)
         return daemon.run(cfg, overrides)
     except ConfigError as e:
         return _fail(str(e))
+
+
+def cmd_checkconf(ns: argparse.Namespace) -> int:
+    """Everything ``serve`` checks before it binds (values, files, root hints, trust
+    anchor), without binding or starting anything."""
+    from resolver.daemon import config
+    from resolver.daemon.server import make_resolver
+
+    try:
+        cfg = config.build(ns.file)
+        try:
+            make_resolver(cfg)
+        except (ValueError, OSError, TypeError) as e:
+            raise ConfigError(f"{ns.file}: root hints or trust anchor: {e}") from None
+    except ConfigError as e:
+        return _fail(str(e))
+    print(f"{ns.file}: ok")
+    return 0
 
 
 # ---- query ------------------------------------------------------------------------------------
@@ -312,14 +341,21 @@ def _print_stats(stats: dict) -> None:
 def cmd_control(ns: argparse.Namespace) -> int:
     from resolver.daemon.control import ControlError, request
 
+    from resolver.daemon.service import find_control
+
     req: dict[str, Any] = {"cmd": ns.command}
     if ns.command == "flush" and ns.name:
         req["name"] = ns.name
     try:
-        answer = request(ns.control, req)
+        answer = request(ns.control or find_control(), req)
     except ControlError as e:
         return _fail(str(e), 1)
-    if ns.command == "stats":
+    if ns.command == "status":
+        if ns.json:
+            print(json.dumps(answer["status"], indent=1, sort_keys=True))
+        else:
+            print(_status_text(answer["status"]))
+    elif ns.command == "stats":
         if ns.json:
             print(json.dumps(answer["stats"], indent=1, sort_keys=True))
         else:
@@ -330,6 +366,23 @@ def cmd_control(ns: argparse.Namespace) -> int:
         restart = answer.get("restart_needed")
         print("reloaded" + (f" ({', '.join(restart)} need a restart)" if restart else ""))
     return 0
+
+
+def _status_text(st: dict) -> str:
+    up = int(st["uptime"])
+    fill = st["cache_bytes"] / st["cache_size"] if st["cache_size"] else 0.0
+    where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in st["listen"])
+    return "\n".join([
+        f"version: {PROG} {st['version']}",
+        f"pid: {st['pid']}",
+        f"uptime: {up // 86400}d {up % 86400 // 3600:02d}:{up % 3600 // 60:02d}:{up % 60:02d}",
+        f"workers: {st['workers']}",
+        f"listening: {where or '(none)'}",
+        f"dnssec validation: {'on' if st['dnssec'] else 'off'}",
+        f"cache: {st['cache_bytes']} of {st['cache_size']} bytes ({fill:.1%})",
+        f"queries in flight: {st['inflight']}",
+        f"query log: {'on' if st['log_queries'] else 'off'}",
+    ])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -346,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(ns)
     if ns.command == "query":
         return cmd_query(ns)
+    if ns.command == "checkconf":
+        return cmd_checkconf(ns)
     return cmd_control(ns)
 
 

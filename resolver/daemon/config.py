@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from resolver.limits import DEFAULT as _LIMITS
+
 
 class ConfigError(ValueError):
     """A bad option or config value; the message names it."""
@@ -39,15 +41,21 @@ class Config:
     workers: int = 1
     #: Prometheus text over HTTP, or None.
     metrics: Address | None = None
-    #: Unix control socket (stats, flush, reload), or None.
-    control: str | None = None
-    #: Permission bits of the control socket.
-    control_mode: int = 0o600
+    #: Unix control socket (stats, status, flush, reload); "" turns it off. At the default
+    #: path a daemon that cannot create ``/run/corenet-resolver`` (not root) uses
+    #: ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or ``/tmp/corenet-resolver-UID/control``)
+    #: instead, and the commands look there too.
+    control: str | None = "/run/corenet-resolver/control"
+    #: Permission bits of the control socket. It belongs to root (or whoever started the
+    #: daemon) and, with ``user``, to that user's group: 0660 lets root and that group in.
+    control_mode: int = 0o660
     #: Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.
     log_level: str = "INFO"
     #: Destination port of every authority (53 on the Internet; a lab may use another).
     upstream_port: int = 53
-    #: Cache bound, bytes (messages and rrsets together).
+    #: Cache bound, bytes (messages and rrsets together), counted as the memory the entries
+    #: really hold: a full cache adds at most 1.3 times this to the process, on top of
+    #: a fixed 45-50 MiB (interpreter, modules, sockets) per worker.
     cache_size: int = 64 * 1024 * 1024
     #: DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor when
     #: resolving from the real root, no validation with other root hints.
@@ -88,12 +96,58 @@ class Config:
     #: names from one address cannot take the resolution budget from everyone else, while
     #: its cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).
     ip_ratelimit: int = 1000
+    #: The IPv4 prefix that counts as one client for ``ip-ratelimit`` and
+    #: ``max-inflight-per-client``: one address by default.
+    ip_ratelimit_prefix_v4: int = 32
+    #: The IPv6 prefix that counts as one client for the same budgets: a /56, the least a
+    #: subscriber is usually given, so that one attacker cannot multiply its budget by
+    #: walking the addresses of its own network.
+    ip_ratelimit_prefix_v6: int = 56
+    #: With every miss slot taken, a new miss may push out the oldest one once it has run
+    #: this long, seconds (Unbound's ``jostle-timeout``): the old query gets no answer and
+    #: is counted (``jostled``), so slow authorities cannot hold every slot while fresh
+    #: queries are dropped. 0 turns it off.
+    jostle_timeout: float = 0.2
+    #: The most new cache misses one wake-up of a UDP listener passes to the resolver; the
+    #: wake-up's further misses are dropped and counted (``busy``) while its cache hits are
+    #: still answered. The quota in force adapts below this (see ``busy-target``).
+    misses_per_wakeup: int = 256
+    #: Seconds a loop iteration may work before the daemon counts itself behind: each
+    #: longer iteration halves the misses a wake-up may start, each shorter one lets the
+    #: quota grow back. Under a flood of misses the loop settles near this, and a cached
+    #: name is answered within about one iteration.
+    busy_target: float = 0.003
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
-    #: reload (the config, root hints, trust anchor) must be readable by that user.
+    #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
+    #: the system user ``corenet-resolver`` when it exists (``scripts/serve.sh`` creates
+    #: it), else ``nobody``; the empty string keeps root, which is not recommended. The
+    #: installed package must be readable by that user (modules load lazily); where it is
+    #: not (a virtual environment in root's home), the daemon says so and keeps root.
     user: str | None = None
     #: Seconds a graceful stop waits for queries in flight.
     shutdown_grace: float = 5.0
+    #: Where the config came from (for reload).
+    config_file: str | None = None
+    # ---- service: serve-stale, prefetch, pidfile, query log
+    #: Serve expired answers (RFC 8767) when the authorities fail, for at most
+    #: ``serve-stale-window`` seconds past their expiry (Unbound's ``serve-expired``).
+    serve_stale: bool = True
+    #: How long past expiry an answer may still be served (Unbound's ``serve-expired-ttl``).
+    serve_stale_window: int = _LIMITS.stale_window
+    #: TTL put on an expired answer served (Unbound's ``serve-expired-reply-ttl``).
+    serve_stale_ttl: int = _LIMITS.stale_answer_ttl
+    #: Refresh popular cache entries in the background in the last tenth of their TTL
+    #: (Unbound's ``prefetch``).
+    prefetch: bool = True
+    #: Hits an entry needs before it is prefetched (popular entries only).
+    prefetch_min_hits: int = _LIMITS.prefetch_min_hits
+    #: File the daemon's process id is written to once it serves (removed at exit), or None.
+    pidfile: str | None = None
+    #: Log one line per answered query (client, name, type, rcode, flags, latency, cache hit)
+    #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
+    #: ``log-replies``). Off by default: on, every query takes the Python path.
+    log_queries: bool = False
     # ---- authorities: which servers are asked, and how
     #: QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one more
     #: label of the name only; a minimised query that fails (timeout, REFUSED, SERVFAIL,
@@ -110,8 +164,6 @@ class Config:
     #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
     #: it the server is tried again (Unbound's ``infra-host-ttl``).
     infra_host_ttl: float = 900.0
-    #: Where the config came from (for reload).
-    config_file: str | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -220,8 +272,10 @@ def _convert(name: str, value: Any, what: str | None = None) -> Any:
                 raise ConfigError(f"{what}: {value!r} is not an octal mode") from None
         return _number(value, what, int, 0, 0o777)
     if name == "user":
-        if value in (None, ""):
+        if value is None:
             return None
+        if value == "":
+            return ""
         import pwd
         try:
             pwd.getpwnam(str(value))
@@ -252,11 +306,59 @@ def _convert(name: str, value: Any, what: str | None = None) -> Any:
         return _number(value, what, int, 17, 65535)
     if name == "ip_ratelimit":
         return _number(value, what, int, 0, 10_000_000)
+    if name == "ip_ratelimit_prefix_v4":
+        return _number(value, what, int, 8, 32)
+    if name == "ip_ratelimit_prefix_v6":
+        return _number(value, what, int, 16, 128)
+    if name == "busy_target":
+        return _number(value, what, float, 0.0005, 10)
+    if name == "misses_per_wakeup":
+        return _number(value, what, int, 1, 1_000_000)
+    if name == "jostle_timeout":
+        return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
     if name == "infra_host_ttl":
         return _number(value, what, float, 0, 86400)
+    converted = _convert_service(name, what, value)
+    if converted is not _UNKNOWN:
+        return converted
     raise ConfigError(f"unknown setting {what!r}")
+
+
+_UNKNOWN = object()
+
+
+def _convert_service(name: str, what: str, value: Any) -> Any:
+    """The service block's settings (serve-stale, prefetch, pidfile, query log)."""
+    if name in ("serve_stale", "prefetch", "log_queries"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "serve_stale_window":
+        return _number(value, what, int, 0, 30 * 86400)
+    if name == "serve_stale_ttl":
+        return _number(value, what, int, 0, 86400)
+    if name == "prefetch_min_hits":
+        return _number(value, what, int, 1, 1_000_000)
+    if name == "pidfile":
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: expected a path, got {value!r}")
+        if not Path(value).parent.is_dir():
+            raise ConfigError(f"{what}: directory {str(Path(value).parent)!r} does not exist")
+        return value
+    return _UNKNOWN
+
+
+def engine_limits(cfg: "Config", base=_LIMITS):
+    """``base`` (the engine's limits) with the serve-stale and prefetch settings applied."""
+    return replace(base,
+                   stale_window=cfg.serve_stale_window if cfg.serve_stale else 0,
+                   stale_answer_ttl=cfg.serve_stale_ttl,
+                   prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0,
+                   prefetch_min_hits=cfg.prefetch_min_hits)
 
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
@@ -266,31 +368,53 @@ ALIASES = {"ipv6": "do_ip6"}
 
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
-                    "cache_size", "trust_anchor", "validate", "user")
+                    "cache_size", "trust_anchor", "validate", "user",
+                    "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
+                    "prefetch_min_hits", "pidfile", "log_queries")
 
 
 def load_file(path: str) -> dict[str, Any]:
-    """The settings of a TOML file, converted and checked (keys may use - or _)."""
+    """The settings of a TOML file, converted and checked (keys may use - or _). An error
+    names the file, the line of the key and the key."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read()
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as e:
         raise ConfigError(f"--config: cannot read {path!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config: {path}: not UTF-8 text ({e.reason})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config: {path}: {e}") from None
+    text = raw.decode("utf-8")
     if isinstance(data.get("server"), dict):     # a [server] table is accepted too
         data = {**{k: v for k, v in data.items() if k != "server"}, **data["server"]}
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")
         name = ALIASES.get(name, name)
+        where = f"{path}:{key_line(text, key)}"
         if name not in SETTINGS:
-            raise ConfigError(f"{path}: unknown setting {key!r}")
+            raise ConfigError(f"{where}: unknown setting {key!r}")
         try:
             out[name] = _convert(name, value, key)
         except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{where}: {e}") from None
     return out
+
+
+def key_line(text: str, key: str) -> int:
+    """The line (from 1) where ``key`` is assigned in TOML ``text`` (bare or quoted, at the
+    top or in a table), or where a table of that name starts; 0 if not found."""
+    import re
+
+    quoted = re.escape(key)
+    assign = re.compile(rf"""^\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*=""")
+    table = re.compile(rf"""^\s*\[\s*(?:{quoted}|"{quoted}")\s*\]""")
+    for number, line in enumerate(text.splitlines(), 1):
+        if assign.match(line) or table.match(line):
+            return number
+    return 0
 
 
 def build(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -10,6 +10,7 @@ wakes up on cold caches for every query.
 """
 import logging
 from collections import Counter
+from socket import AF_INET, AF_INET6, inet_pton
 
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
@@ -103,6 +104,24 @@ cdef class _Done:
 MAX_RATE_CLIENTS = 65536
 
 
+cpdef object client_key(str host, int prefix_v4, int prefix_v6):
+    """What counts as one client: ``host`` itself, or its network when the prefix is
+    shorter than the address (IPv6 /56 by default)."""
+    cdef bint v6 = ":" in host
+    cdef int prefix = prefix_v6 if v6 else prefix_v4
+    if prefix >= (128 if v6 else 32):
+        return host
+    try:
+        packed = inet_pton(AF_INET6 if v6 else AF_INET, host.partition("%")[0])
+    except OSError:
+        return host
+    cdef int whole = prefix >> 3, bits = prefix & 7
+    key = bytearray(packed[:whole + (1 if bits else 0)])
+    if bits:
+        key[whole] &= (0xFF << (8 - bits)) & 0xFF
+    return (prefix, bytes(key))
+
+
 cdef class _Bucket:
     """A client's miss budget: tokens left, refilled at ``ip_ratelimit`` per second up to one
     second's worth."""
@@ -115,33 +134,38 @@ cdef class Dispatch:
     cdef public object cfg
     cdef public object resolver
     cdef public Counters counters
-    cdef public set misses              # resolver.resolution.Drive in flight
+    cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
     cdef public dict rate_buckets       # client address -> _Bucket
     cdef public object _drained         # a Future, set when the last miss ends
     cdef public object loop
+    cdef public object query_log        # called for each answer when queries are logged
 
     def __init__(self, cfg, resolver):
         self.cfg = cfg
         self.resolver = resolver
         self.counters = Counters()
-        self.misses = set()
+        self.misses = {}
         self.inflight_by_client = {}
         self.rate_buckets = {}
         self._drained = None
         self.loop = None
+        self.query_log = None
 
-    def udp_miss(self, bytes q, addr, listener):
+    def udp_miss(self, bytes q, addr, listener, bint busy=False):
         """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL)."""
-        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic())
+        QR and the ACL); ``busy`` when the listener is behind (see ``miss``)."""
+        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic(), busy)
 
-    def _miss(self, bytes q, addr, str transport, send, double t0) -> bool:
-        return self.miss(q, addr, transport, send, t0)
+    def _miss(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
+        return self.miss(q, addr, transport, send, t0, busy)
 
-    cdef bint miss(self, bytes q, addr, str transport, send, double t0) except -1:
+    cdef bint miss(self, bytes q, addr, str transport, send, double t0,
+                   bint busy=False) except -1:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
-        False when the query was dropped (overload): ``send`` will never be called."""
+        False when the query was dropped (overload): ``send`` will never be called. With
+        ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
+        a flood's sources cannot crowd out a client that asks now and then."""
         if (q[2] & 0x79) != 0x01:
             # RD clear (no recursion) or an opcode other than QUERY: never a resolution. A
             # cache probe (QUERY, RD clear) is answered only to a client that may snoop.
@@ -149,14 +173,21 @@ cdef class Dispatch:
                 out = None
             else:
                 out = self.resolver.resolve_cached(q)
+            hit = out is not None
             if out is None:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
-            self.answer(q, out, transport, send, t0)
+            self.answer(q, out, transport, send, t0, addr[0] if addr else None, hit)
             return True
-        client = addr[0] if addr else None
-        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         cfg = self.cfg
-        if len(self.misses) >= cfg.max_inflight or n >= cfg.max_inflight_per_client:
+        client = client_key(addr[0], cfg.ip_ratelimit_prefix_v4,
+                            cfg.ip_ratelimit_prefix_v6) if addr else None
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
+        if busy and n:
+            dropped = self.counters.dropped
+            dropped["busy"] = dropped.get("busy", 0) + 1
+            return False
+        if n >= cfg.max_inflight_per_client or (len(self.misses) >= cfg.max_inflight
+                                                and not self.jostle(t0, cfg.jostle_timeout)):
             dropped = self.counters.dropped
             dropped["overload"] = dropped.get("overload", 0) + 1
             return False
@@ -176,7 +207,22 @@ cdef class Dispatch:
         if d is None or type(d) is bytes:
             self.resolved(q, client, transport, send, t0, None, d)
         elif not d.finished:
-            self.misses.add(d)
+            self.misses[d] = t0
+        return True
+
+    cdef bint jostle(self, double now, double timeout) except -1:
+        """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
+        client gets no answer, as from Unbound's jostle); False when none is that old."""
+        if timeout <= 0 or not self.misses:
+            return False
+        for oldest, started in self.misses.items():
+            break
+        if now - <double>started < timeout:
+            return False
+        oldest.cancel()                 # its done() releases the slot and the client's count
+        self.misses.pop(oldest, None)
+        dropped = self.counters.dropped
+        dropped["jostled"] = dropped.get("jostled", 0) + 1
         return True
 
     cdef bint admitted(self, client, double now, double rate):
@@ -216,7 +262,7 @@ cdef class Dispatch:
         """The end of a miss: its response sent (none if it was cancelled), its count
         released."""
         if d is not None:
-            self.misses.discard(d)
+            self.misses.pop(d, None)
             if not self.misses and self._drained is not None and not self._drained.done():
                 self._drained.set_result(None)
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
@@ -225,15 +271,21 @@ cdef class Dispatch:
         else:
             self.inflight_by_client[client] = n
         if out is not None:
-            self.answer(q, out, transport, send, t0)
+            self.answer(q, out, transport, send, t0, client, False)
 
-    def _answer(self, bytes q, bytes out, str transport, send, double t0) -> None:
-        self.answer(q, out, transport, send, t0)
+    def _answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
+                bint hit=False) -> None:
+        self.answer(q, out, transport, send, t0, client, hit)
 
-    cdef answer(self, bytes q, bytes out, str transport, send, double t0):
+    cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
+                bint hit=False):
+        cdef double seconds
         if transport == "udp":
             out = self.truncate_udp(out, q)
-        self.counters.answered(transport, out, qtype_of(q), monotonic() - t0)
+        seconds = monotonic() - t0
+        self.counters.answered(transport, out, qtype_of(q), seconds)
+        if self.query_log is not None:
+            self.query_log(client, q, out, transport, seconds, hit)
         send(out)
 
     def _truncate_udp(self, bytes out, bytes q) -> bytes:

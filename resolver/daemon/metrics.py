@@ -1,11 +1,16 @@
-"""Prometheus text exposition (format 0.0.4) of the daemon's figures, over HTTP on the
-daemon's own loop: ``GET /metrics``. ``render`` is pure (stats dict in, text out), so the
-same figures serve ``corenet-resolver stats``, a test, or several workers merged.
+"""Prometheus exposition of the daemon's figures, over HTTP on the daemon's own loop:
+``GET /metrics`` answers in the text format 0.0.4, or in OpenMetrics 1.0 when the scraper's
+Accept header asks for ``application/openmetrics-text``. ``render`` is pure (stats dict in,
+text out), so the same figures serve ``corenet-resolver stats``, a test, or several workers
+merged.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import platform
+import resource
 from typing import Any, Awaitable, Callable
 
 import dns.rcode
@@ -40,6 +45,9 @@ def merge(parts: list[dict]) -> dict:
     if parts:
         out["uptime"] = max(p.get("uptime", 0) for p in parts)
         out["workers"] = len(parts)
+        starts = [p["process"]["start_time"] for p in parts if "process" in p]
+        if starts:
+            out["process"]["start_time"] = min(starts)
     return out
 
 
@@ -59,16 +67,25 @@ def _qtype(n: int) -> str:
         return str(n)
 
 
-def render(stats: dict) -> str:
-    """The Prometheus text for a ``Server.stats()`` dict (or a merged one)."""
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def render(stats: dict, openmetrics: bool = False) -> str:
+    """The Prometheus text for a ``Server.stats()`` dict (or a merged one); OpenMetrics
+    with ``openmetrics`` (counter families named without ``_total``, ``# EOF`` at the end)."""
     lines: list[str] = []
 
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {P}{name} {help_}")
-        lines.append(f"# TYPE {P}{name} {kind}")
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]],
+               prefix: str = P) -> None:
+        family = f"{prefix}{name}"
+        if openmetrics and kind == "counter":
+            family = family.removesuffix("_total")
+        lines.append(f"# HELP {family} {help_}")
+        lines.append(f"# TYPE {family} {kind}")
         for labels, value in samples:
-            lines.append(f"{P}{name}{labels} {value:g}" if isinstance(value, float)
-                         else f"{P}{name}{labels} {value}")
+            lines.append(f"{prefix}{name}{labels} {value:g}" if isinstance(value, float)
+                         else f"{prefix}{name}{labels} {value}")
 
     q = []
     for key, n in sorted(stats["queries"].items()):
@@ -139,7 +156,61 @@ def render(stats: dict) -> str:
             ('{outcome="idle_closed"}', t["idle_closed"]),
             ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
-    return "\n".join(lines) + "\n"
+    _render_service(stats, metric)
+    return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
+
+
+# ---- service series: DNSSEC outcomes, uptime, build, process ----------------------------------
+def _render_service(stats: dict, metric) -> None:
+    e = stats["engine"]
+    metric("dnssec_validations_total", "counter",
+           "Resolutions that ended under DNSSEC validation, by outcome (RFC 4035 4.3).",
+           [(f'{{outcome="{o}"}}', e.get(f"dnssec_{o}", 0))
+            for o in ("secure", "insecure", "bogus", "indeterminate")])
+    metric("uptime_seconds", "gauge", "Seconds since the daemon started serving.",
+           [("", float(stats["uptime"]))])
+    b = stats.get("build") or build_info()
+    metric("build_info", "gauge", "The daemon's version and Python (always 1).",
+           [(f'{{version="{b["version"]}",python="{b["python"]}",'
+             f'implementation="{b["implementation"]}"}}', 1)])
+    proc = stats.get("process")
+    if not proc:
+        return
+    metric("cpu_seconds_total", "counter", "User and system CPU time spent, seconds.",
+           [("", float(proc["cpu_seconds"]))], prefix="process_")
+    metric("resident_memory_bytes", "gauge", "Resident memory, bytes.",
+           [("", proc["resident_memory"])], prefix="process_")
+    metric("virtual_memory_bytes", "gauge", "Virtual memory, bytes.",
+           [("", proc["virtual_memory"])], prefix="process_")
+    metric("open_fds", "gauge", "Open file descriptors.", [("", proc["open_fds"])],
+           prefix="process_")
+    metric("max_fds", "gauge", "The descriptor limit (soft).", [("", proc["max_fds"])],
+           prefix="process_")
+    metric("start_time_seconds", "gauge", "Start time since the Unix epoch, seconds.",
+           [("", float(proc["start_time"]))], prefix="process_")
+
+
+def build_info() -> dict:
+    from corenet import __version__
+
+    return {"version": __version__, "python": platform.python_version(),
+            "implementation": platform.python_implementation()}
+
+
+def process_stats() -> dict:
+    """This process's CPU, memory and descriptors, from /proc (Linux), with the names of
+    Prometheus' process collector."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    with open("/proc/stat") as f:
+        boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    return {"cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
+            "virtual_memory": int(fields[20]), "resident_memory": int(fields[21]) * page,
+            "start_time": boot + int(fields[19]) / ticks,
+            "open_fds": len(os.listdir("/proc/self/fd")),
+            "max_fds": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 
 
 class MetricsServer:
@@ -160,6 +231,7 @@ class MetricsServer:
         return bound
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        om = False
         try:
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
@@ -177,8 +249,9 @@ class MetricsServer:
                 s = self.stats()
                 if asyncio.iscoroutine(s):
                     s = await s
-                status, body = "200 OK", render(s).encode()
-            ctype = ("text/plain; version=0.0.4; charset=utf-8" if status.startswith("200")
+                om = b"application/openmetrics-text" in head.lower()
+                status, body = "200 OK", render(s, openmetrics=om).encode()
+            ctype = ((OPENMETRICS_TYPE if om else TEXT_TYPE) if status.startswith("200")
                      else "text/plain")
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()

@@ -30,6 +30,8 @@ from resolver.daemon import config as config_mod
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, merge
+from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
+                                     write_pidfile)
 
 log = logging.getLogger("resolver.daemon.process")
 
@@ -60,9 +62,13 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
     cfg = fit_descriptors(cfg)
+    cfg, overrides = choose_user(cfg, overrides)
+    cfg = replace(cfg, control=prepare_control(cfg.control))
+    notifier = Notifier()
+    os.environ.pop("NOTIFY_SOCKET", None)      # only this process speaks to the manager
     if cfg.workers == 1:
-        return _worker(cfg, overrides, cfg.control, cfg.metrics)
-    return _parent(cfg, overrides)
+        return _worker(cfg, overrides, cfg.control, cfg.metrics, notifier)
+    return _parent(cfg, overrides, notifier)
 
 
 #: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
@@ -111,6 +117,62 @@ def banner(server) -> str:
             f"allow {', '.join(map(str, cfg.allow)) or 'nobody'}")
 
 
+#: The user a root daemon becomes when none is configured, and the fallback.
+DEFAULT_USER = "corenet-resolver"
+FALLBACK_USER = "nobody"
+
+
+def _reachable_by(pw, path: str) -> bool:
+    """Whether ``pw``'s user may enter every directory down to ``path`` and read it."""
+    import stat
+    parts = os.path.realpath(path).split(os.sep)
+    for i in range(1, len(parts) + 1):
+        d = os.sep + os.path.join(*parts[1:i]) if i > 1 else os.sep
+        try:
+            st = os.stat(d)
+        except OSError:
+            return False
+        if st.st_uid == pw.pw_uid:
+            need = stat.S_IXUSR | stat.S_IRUSR
+        elif st.st_gid == pw.pw_gid:
+            need = stat.S_IXGRP | stat.S_IRGRP
+        else:
+            need = stat.S_IXOTH | stat.S_IROTH
+        if st.st_mode & need != need:
+            return False
+    return True
+
+
+def choose_user(cfg: Config, overrides: dict[str, Any] | None):
+    """The user to run as: the configured one, or, started as root with none configured,
+    :data:`DEFAULT_USER` (else :data:`FALLBACK_USER`) if it can read the installed code.
+    Returns the config and overrides to run with (a reload keeps the choice)."""
+    if cfg.user is not None or os.geteuid() != 0:
+        return cfg, overrides
+    for name in (DEFAULT_USER, FALLBACK_USER):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        import dns
+        import resolver
+        code = [os.path.dirname(resolver.__file__), os.path.dirname(dns.__file__)]
+        blocked = [c for c in code if not _reachable_by(pw, c)]
+        if blocked:
+            log.warning("running as root: user %s could not read %s (install the package "
+                        "where other users can read it, or set user = \"\" to silence this)",
+                        name, blocked[0])
+            user = ""
+        else:
+            user = name
+        break
+    else:
+        log.warning("running as root: no user %s or %s to run as (set user)",
+                    DEFAULT_USER, FALLBACK_USER)
+        user = ""
+    return replace(cfg, user=user), dict(overrides or {}, user=user)
+
+
 def drop_privileges(user: str | None) -> None:
     """Becomes ``user`` (its uid and primary group, no supplementary groups), for good: a
     root process that changes all its uids loses every capability. Nothing to do without
@@ -140,11 +202,13 @@ def _reload(cfg: Config, overrides) -> Config:
     return config_mod.build(cfg.config_file, overrides)
 
 
-def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr) -> int:
+def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr,
+            notifier: Notifier | None = None) -> int:
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr))
+        return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr,
+                                              notifier))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -167,7 +231,36 @@ def _settle_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
+def status_of(server) -> dict:
+    """What ``corenet-resolver status`` shows of one worker."""
+    from corenet import __version__
+
+    cfg, r = server.cfg, server.resolver
+    return {"version": __version__, "pid": os.getpid(),
+            "uptime": time.time() - server.started_at, "workers": 1,
+            "listen": [list(a) for a in server.addresses],
+            "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
+            "cache_size": cfg.cache_size, "inflight": len(server.misses),
+            "log_queries": cfg.log_queries}
+
+
+def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
+    """The status of a daemon with several workers: the parent's uptime and id, the cache
+    figures summed (each worker has its own cache)."""
+    from corenet import __version__
+
+    return {"version": __version__, "pid": os.getpid(), "uptime": time.time() - started_at,
+            "workers": workers, "workers_answering": len(parts),
+            "listen": parts[0]["listen"] if parts else [],
+            "dnssec": all(p["dnssec"] for p in parts),
+            "cache_bytes": sum(p["cache_bytes"] for p in parts),
+            "cache_size": sum(p["cache_size"] for p in parts),
+            "inflight": sum(p["inflight"] for p in parts),
+            "log_queries": any(p["log_queries"] for p in parts)}
+
+
+async def _serve(cfg: Config, overrides, control_path, metrics_addr,
+                 notifier: Notifier | None = None) -> int:
     from resolver.daemon.server import Server
 
     loop = asyncio.get_running_loop()
@@ -181,15 +274,21 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
     stop = asyncio.Event()
 
     def do_reload() -> dict:
+        if notifier is not None:
+            notifier.reloading()
         try:
             new = fit_descriptors(_reload(server.cfg, overrides))
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
+            if notifier is not None:
+                notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
-        restart = server.apply(new)
+        restart = server.apply(replace(new, control=server.cfg.control))
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
         log.info("config reloaded (cache kept)")
+        if notifier is not None:
+            notifier.ready(banner(server))
         return {"ok": True, "restart_needed": restart}
 
     async def handle(req: dict) -> dict:
@@ -202,6 +301,8 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
             return {"ok": True, "flushed": name or "everything"}
         if cmd == "reload":
             return do_reload()
+        if cmd == "status":
+            return {"ok": True, "status": status_of(server)}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     ctl = met = None
@@ -219,18 +320,25 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
                 await x.close()
         await server.stop(0)
         return 1
+    pidfile = cfg.pidfile if notifier is not None else None     # not a worker's
     try:
         if cfg.user and ctl is not None and control_path != cfg.control:
             # A worker's private socket: its supervisor, as that user too, must reach it.
             pw = pwd.getpwnam(cfg.user)
             os.chown(control_path, pw.pw_uid, pw.pw_gid)
+        elif ctl is not None:
+            give_group(control_path, cfg.user)
+        if pidfile:
+            write_pidfile(pidfile)
         drop_privileges(cfg.user)
     except OSError as e:
-        log.error("cannot run as user %r: %s", cfg.user, e)
+        log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
         for x in (ctl, met):
             if x is not None:
                 await x.close()
         await server.stop(0)
+        if pidfile:
+            remove_pidfile(pidfile)
         return 1
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -238,19 +346,25 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr) -> int:
     _settle_gc()
     log.info("%s", banner(server))
     log.info("ready")
+    if notifier is not None:
+        notifier.ready(banner(server))
     await stop.wait()
     log.info("stopping")
+    if notifier is not None:
+        notifier.stopping()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
     for x in (ctl, met):
         if x is not None:
             await x.close()
     await server.stop()
+    if pidfile:
+        remove_pidfile(pidfile)
     log.info("stopped")
     return 0
 
 
-def _parent(cfg: Config, overrides) -> int:
+def _parent(cfg: Config, overrides, notifier: Notifier) -> int:
     private = tempfile.mkdtemp(prefix="corenet-resolver-")
     os.chmod(private, 0o700)
     if cfg.user:                  # the workers' control sockets, after everyone drops to it
@@ -273,43 +387,93 @@ def _parent(cfg: Config, overrides) -> int:
     log.info("started %d workers: %s", cfg.workers, sorted(children))
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_supervise(cfg, overrides, children, paths))
+        return loop.run_until_complete(_supervise(cfg, overrides, children, paths, notifier))
     finally:
         loop.close()
         shutil.rmtree(private, ignore_errors=True)
 
 
-async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: list[str]) -> int:
+#: Seconds the parent waits for every worker to answer before it says it is ready.
+WORKERS_READY_TIMEOUT = 60.0
+
+
+async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: list[str],
+                     notifier: Notifier) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     state = {"cfg": cfg, "status": 0}
+    started_at = time.time()
 
-    async def gather(req: dict) -> list[dict]:
-        out = []
-        for p in paths:
+    async def ask_all(req: dict, quiet: bool = False) -> tuple[list[dict], list[str]]:
+        """Every worker's answer, and the errors of those that failed (by worker)."""
+        out, errors = [], []
+        for i, p in enumerate(paths):
             try:
                 out.append(await arequest(p, req))
             except ControlError as e:
-                log.warning("worker at %s did not answer: %s", p, e)
-        return out
+                errors.append(f"worker {i}: {e}")
+                if not quiet:
+                    log.warning("worker %d: %s failed: %s", i, req["cmd"], e)
+        return out, errors
+
+    async def gather(req: dict) -> list[dict]:
+        return (await ask_all(req))[0]
 
     async def stats() -> dict:
         return merge([a["stats"] for a in await gather({"cmd": "stats"})])
+
+    async def reload() -> dict:
+        notifier.reloading()
+        try:
+            state["cfg"] = _reload(state["cfg"], overrides)
+        except ConfigError as e:
+            log.error("reload failed, keeping the old config: %s", e)
+            notifier.ready(f"reload failed, old config kept: {e}")
+            return {"ok": False, "error": str(e)}
+        answers, errors = await ask_all({"cmd": "reload"})
+        if errors:
+            log.error("reload failed in %d of %d workers: %s", len(errors), len(paths),
+                      "; ".join(errors))
+            notifier.ready(f"reload failed in {len(errors)} workers")
+            return {"ok": False, "error": "; ".join(errors), "workers": len(answers)}
+        restart = sorted({n for a in answers for n in a.get("restart_needed", [])})
+        log.info("config reloaded in %d workers (caches kept)", len(answers))
+        notifier.ready(f"reloaded; {len(answers)} workers")
+        return {"ok": True, "workers": len(answers), "restart_needed": restart}
 
     async def handle(req: dict) -> dict:
         cmd = req["cmd"]
         if cmd == "stats":
             return {"ok": True, "stats": await stats()}
-        if cmd in ("flush", "reload"):
-            if cmd == "reload":
-                try:
-                    state["cfg"] = _reload(state["cfg"], overrides)
-                except ConfigError as e:
-                    return {"ok": False, "error": str(e)}
-            answers = await gather(req)
-            return {"ok": len(answers) == len(paths), "workers": len(answers),
-                    **({"error": "a worker did not answer"} if len(answers) < len(paths) else {})}
+        if cmd == "status":
+            parts = [a["status"] for a in await gather({"cmd": "status"})]
+            return {"ok": True, "status": merge_status(parts, started_at, len(paths))}
+        if cmd == "reload":
+            return await reload()
+        if cmd == "flush":
+            answers, errors = await ask_all(req)
+            return {"ok": not errors, "workers": len(answers),
+                    **({"error": "; ".join(errors)} if errors else {})}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    async def workers_ready() -> bool:
+        deadline = time.monotonic() + WORKERS_READY_TIMEOUT
+        while time.monotonic() < deadline and len(children) == len(paths):
+            answers, _ = await ask_all({"cmd": "status"}, quiet=True)
+            if len(answers) == len(paths):
+                return True
+            for pid in list(children):
+                try:
+                    done = os.waitpid(pid, os.WNOHANG)[0]
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    log.error("worker %d (pid %d) exited before it served",
+                              children.pop(pid), pid)
+                    return False
+            await asyncio.sleep(0.1)
+        log.error("the workers did not all start within %.0fs", WORKERS_READY_TIMEOUT)
+        return False
 
     ctl = met = None
     try:
@@ -323,12 +487,24 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         log.error("cannot start control/metrics: %s", e)
         state["status"] = 1
         stop.set()
-    try:
-        drop_privileges(cfg.user)
-    except OSError as e:
-        log.error("cannot run as user %r: %s", cfg.user, e)
+    ready = not stop.is_set() and await workers_ready()
+    if not ready:
         state["status"] = 1
         stop.set()
+    try:
+        if ready and cfg.pidfile:
+            write_pidfile(cfg.pidfile)
+        if ctl is not None:
+            give_group(cfg.control, cfg.user)
+        drop_privileges(cfg.user)
+    except OSError as e:
+        log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
+        state["status"] = 1
+        stop.set()
+    if not stop.is_set():
+        log.info("ready: %d workers", len(paths))
+        notifier.ready(f"serving on {', '.join(f'{h}:{p}' for h, p in cfg.listen)}; "
+                       f"{len(paths)} workers")
 
     def on_hup() -> None:
         loop.create_task(handle({"cmd": "reload"}))
@@ -353,6 +529,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
 
     reaper = loop.create_task(reap())
     await stop.wait()
+    notifier.stopping()
     reaper.cancel()
     for x in (ctl, met):
         if x is not None:
@@ -375,4 +552,6 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     for pid in children:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    if cfg.pidfile:
+        remove_pidfile(cfg.pidfile)
     return state["status"]

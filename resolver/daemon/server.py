@@ -27,9 +27,10 @@ from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.daemon.config import RESTART_SETTINGS, Config
-from resolver.api import Resolver
+from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits
+from resolver.daemon.metrics import build_info, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
+from resolver.api import Resolver
 
 log = logging.getLogger("resolver.daemon.server")
 
@@ -48,6 +49,9 @@ class Server(Dispatch):
         self.acl = ACL(cfg.allow)
         self.snoop = ACL(cfg.allow_snoop)
         self.started_at = time.time()
+        if cfg.log_queries:
+            from resolver.daemon.querylog import QueryLog
+            self.query_log = QueryLog()
 
     # ---- setup ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,11 +92,12 @@ class Server(Dispatch):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
             pass
-        if udp_listener.runs_on(loop):
+        if udp_listener.runs_on(loop) and self.query_log is None:
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
                            self.acl, self.resolver.limits.prefetch_fraction,
-                           self.cfg.max_udp_size, self.snoop)
+                           self.cfg.max_udp_size, self.snoop, self.cfg.misses_per_wakeup,
+                           self.cfg.busy_target)
             listener.start()
             self.udp.append(listener)
             return
@@ -125,12 +130,17 @@ class Server(Dispatch):
         c = self.counters
         if not self.allowed(addr) or (q[2] & 0x79) == 0 and not self.may_snoop(addr):
             c.refused_acl += 1              # outside the ACL, or a cache probe (RD clear)
-            send(error(q, 5))
+            out = error(q, 5)
+            if self.query_log is not None and out is not None:
+                self.query_log(addr[0] if addr else None, q, out, "udp", 0.0, False)
+            send(out)
             return
         out = self.resolver.resolve_cached(q)
         if out is not None:
             out = self._truncate_udp(out, q)
             c.answered("udp", out, qtype_of(q), 0.0)
+            if self.query_log is not None:
+                self.query_log(addr[0], q, out, "udp", 0.0, True)
             send(out)
             return
         self._miss(q, addr, "udp", send, time.monotonic())
@@ -205,6 +215,8 @@ class Server(Dispatch):
                 dropped["short"] += k["dropped_short"]
                 dropped["response"] += k["dropped_response"]
                 dropped["oversize"] += k["dropped_oversize"]
+                if k["dropped_busy"]:
+                    dropped["busy"] += k["dropped_busy"]
                 dropped["send_error"] += k["send_errors"]
                 if k["errors"]:
                     dropped["internal_error"] += k["errors"]
@@ -236,6 +248,8 @@ class Server(Dispatch):
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
             "inflight": len(self.misses),
             "uptime": time.time() - self.started_at,
+            "process": process_stats(),
+            "build": build_info(),
         }
 
     async def stop(self, grace: float | None = None) -> None:
@@ -272,6 +286,7 @@ def make_resolver(cfg: Config) -> Resolver:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
+    kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))
     return Resolver(cfg.root_hints, **kw)
 
 
@@ -374,7 +389,7 @@ class TCPConnection(asyncio.BufferedProtocol):
         s.connections.add(self)
         s.tcp_by_client[self.client] = mine + 1
         self.allowed = s.allowed(self.peer) if self.peer else False
-        self.framer.fast = self.allowed
+        self.framer.fast = self.allowed and s.query_log is None
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
 
@@ -420,12 +435,12 @@ class TCPConnection(asyncio.BufferedProtocol):
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
-            s._answer(q, error(q, 5), "tcp", self._send, t0)
+            s._answer(q, error(q, 5), "tcp", self._send, t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, "tcp", self._send, t0)
+                s._answer(q, out, "tcp", self._send, t0, self.client, True)
                 return
         self.inflight += 1
         if not s._miss(q, self.peer, "tcp", self._send_done, t0):

@@ -4,12 +4,17 @@
 # bounds checks would only duplicate them.
 """The daemon's UDP listener on corenet's loop: an FdWatcher called straight from epoll.
 
-Each wake-up drains datagrams with ``recvmmsg`` in batches. A query whose answer is in the
+Each wake-up drains datagrams with ``recvmmsg`` in batches (up to 2,048 datagrams, so that a
+flood finds the socket drained and a cached name's query is not lost in a full receive
+buffer). A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
-else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener)``,
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener,
+over)``, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
+iterations take (``_iteration_end``): the engine then starts the miss only for a client with
+none in flight, and drops and counts (``busy``) the others, while hits are still answered;
 the engine's path; its answers come back through ``send``, which gathers those of one loop
 iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
 The helper at the end (the UDP size of a query) serves the Python paths too; error
@@ -39,7 +44,7 @@ from resolver.wire.names cimport _u16, _skip_name
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
-    BATCHES_PER_WAKEUP = 8      # then other descriptors get their turn (level-triggered)
+    BATCHES_PER_WAKEUP = 32     # then other descriptors get their turn (level-triggered)
 
 
 def runs_on(loop) -> bool:
@@ -63,6 +68,13 @@ cdef class UDPListener(FdWatcher):
     cdef ACL acl
     cdef ACL snoop              # may also ask with RD clear (answered from the cache)
     cdef public unsigned int max_udp_size   # no UDP answer is larger (TC past it)
+    cdef public unsigned int misses_per_wakeup  # the most misses one wake-up passes on
+    cdef public double busy_target  # a loop iteration longer than this: the loop is behind
+    cdef unsigned int quota         # misses this wake-up may pass on (see _iteration_end)
+    cdef unsigned int wakeup_misses
+    cdef double woke_at
+    cdef bint measuring
+    cdef object iteration_end_cb
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef bint closed
     # counters (read by metrics through counters())
@@ -73,6 +85,7 @@ cdef class UDPListener(FdWatcher):
     cdef readonly unsigned long long dropped_short
     cdef readonly unsigned long long dropped_response
     cdef readonly unsigned long long dropped_oversize
+    cdef readonly unsigned long long dropped_busy
     cdef readonly unsigned long long send_errors
     cdef readonly unsigned long long errors
     cdef unsigned long long hit_rcodes[16]
@@ -93,7 +106,8 @@ cdef class UDPListener(FdWatcher):
         free(self.outbox)
 
     def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1,
-              unsigned int max_udp_size=1232, ACL snoop=None):
+              unsigned int max_udp_size=1232, ACL snoop=None,
+              unsigned int misses_per_wakeup=256, double busy_target=0.01):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -107,6 +121,9 @@ cdef class UDPListener(FdWatcher):
         self.acl = acl
         self.snoop = snoop if snoop is not None else ACL()
         self.max_udp_size = max_udp_size
+        self.misses_per_wakeup = self.quota = max(1, misses_per_wakeup)
+        self.busy_target = busy_target
+        self.iteration_end_cb = self._iteration_end
 
     def start(self):
         watch(self.loop, self, EPOLLIN)
@@ -130,6 +147,7 @@ cdef class UDPListener(FdWatcher):
             "received": self.received, "hits": self.hits, "truncated": self.truncated,
             "refused": self.refused, "dropped_short": self.dropped_short,
             "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
+            "dropped_busy": self.dropped_busy,
             "send_errors": self.send_errors, "errors": self.errors,
             "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
             "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
@@ -159,6 +177,11 @@ cdef class UDPListener(FdWatcher):
         cdef int b, r
         if self.closed:
             return 0
+        self.wakeup_misses = 0
+        if not self.measuring:
+            self.measuring = True
+            self.woke_at = monotonic()
+            call_before_poll(self.loop, self.iteration_end_cb)
         for b in range(BATCHES_PER_WAKEUP):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
@@ -175,6 +198,18 @@ cdef class UDPListener(FdWatcher):
             if self.closed or r < CN_BATCH:
                 return 0
         return 0
+
+    def _iteration_end(self):
+        """Before the loop polls again: how long this iteration worked after the wake-up
+        sets the next wake-ups' miss quota. Past ``busy_target`` the quota halves (the
+        misses started are what slows the loop: each brings replies and timers back), below
+        it the quota grows back by steps, so under a flood the loop settles near the target
+        and a cached name waits at most about one such iteration."""
+        self.measuring = False
+        if monotonic() - self.woke_at > self.busy_target:
+            self.quota = max(1, self.quota >> 1)
+        elif self.quota < self.misses_per_wakeup:
+            self.quota = min(self.misses_per_wakeup, self.quota + 2)
 
     cdef int _batch(self, int count) except -1:
         cdef int i, family, port
@@ -208,17 +243,24 @@ cdef class UDPListener(FdWatcher):
                 cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
                 continue
             if not self._hit(i, p, n, now):
+                # Behind (past the quota): hits first; a miss goes on only if its client has
+                # none in flight (the engine decides), and past twice the quota not at all.
+                over = self.wakeup_misses >= self.quota
+                if over and self.wakeup_misses >= self.quota + self.misses_per_wakeup:
+                    self.dropped_busy += 1
+                    continue
+                self.wakeup_misses += 1
                 if misses is None:
                     misses = []
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
-                               cn_addr_tuple(cn_msg_addr(self.batch, i))))
+                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over))
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
         if misses is not None:
             on_miss = self.on_miss
-            for q, a in misses:
-                on_miss(q, a, self)
+            for q, a, over in misses:
+                on_miss(q, a, self, over)
         return 0
 
     cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:

@@ -151,8 +151,9 @@ cdef class MsgEntry:
 
     @property
     def size(self):
-        """Approximate memory held, bytes (for the cache's byte bound)."""
-        return len(self.wire) + len(self.ttl_offsets) + 160
+        """Memory held, bytes, for the cache's byte bound: the object (with its GC header)
+        and its two bytes objects (with theirs, as pymalloc rounds them)."""
+        return len(self.wire) + len(self.ttl_offsets) + 184
 
 
 def ttl_offsets(bytes wire):

@@ -56,6 +56,10 @@ class Daemon:
             args += ["--control", self.control]
         if self.metrics_port:
             args += ["--metrics", f"127.0.0.1:{self.metrics_port}"]
+        if os.geteuid() == 0 and "--user" not in extra:
+            # Started as root the daemon would become an unprivileged user, which cannot read
+            # the tests' private temporary files on reload; tests of that switch say --user.
+            args += ["--user", ""]
         self.args = args + list(extra)
         self.proc: subprocess.Popen | None = None
 

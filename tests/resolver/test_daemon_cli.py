@@ -153,7 +153,7 @@ def test_query_from_the_real_root_says_so_before_sending(monkeypatch, capsys):
 
 def test_stats_flush_reload_over_the_control_socket(daemon):
     mode = stat.S_IMODE(os.stat(daemon.control).st_mode)
-    assert mode == 0o600
+    assert mode == 0o660
     daemon.ask("h050.bulk.net.")
     r = cli("stats", "--control", daemon.control)
     assert r.returncode == 0 and "corenet_resolver_cache_hits_total" in r.stdout
@@ -360,3 +360,44 @@ def test_version_and_the_start_up_banner(daemon):
     assert f"127.0.0.1:{daemon.port}" in line
     assert "DNSSEC validation OFF (no trust anchor for these root hints)" in line
     assert "cache 64 MiB" in line and "workers 1" in line
+
+
+def test_started_as_root_it_becomes_an_unprivileged_user_by_default(lab, tmp_path):
+    """No user configured: as root the daemon runs as corenet-resolver (or nobody when that
+    system user is absent) once bound; without root it keeps its own identity."""
+    import pwd
+
+    from resolver.daemon.process import DEFAULT_USER, FALLBACK_USER
+
+    d = Daemon(tmp_path, lab)
+    if "--user" in d.args:                    # the helper's "keep root" for other tests
+        i = d.args.index("--user")
+        del d.args[i:i + 2]
+    d.start()
+    try:
+        assert d.ask("www.example.com.").answer
+        with open(f"/proc/{d.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f.read().splitlines())
+        if os.geteuid() == 0:
+            try:
+                want = pwd.getpwnam(DEFAULT_USER)
+            except KeyError:
+                want = pwd.getpwnam(FALLBACK_USER)
+            assert status["Uid"].split() == [str(want.pw_uid)] * 4
+            assert int(status["CapEff"], 16) == 0
+            assert f"running as user {want.pw_name}" in d.log_text()
+        else:
+            assert status["Uid"].split()[1] == str(os.geteuid())
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_an_empty_user_keeps_root(lab, tmp_path):
+    d = Daemon(tmp_path, lab, "--user", "").start()
+    try:
+        with open(f"/proc/{d.pid}/status") as f:
+            uid = next(line for line in f if line.startswith("Uid:")).split()[1]
+        assert uid == str(os.geteuid())
+        assert "running as user" not in d.log_text()
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]

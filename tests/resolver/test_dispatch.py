@@ -107,7 +107,7 @@ def test_misses_past_the_per_client_cap_are_dropped_and_counts_are_released():
     answer = b"\x00\x00\x81\x80" + b"\x00" * 8
     for p in engine.pending:
         p.finish(answer)
-    assert d.inflight_by_client == {} and d.misses == set() and len(sent) == 3
+    assert d.inflight_by_client == {} and d.misses == {} and len(sent) == 3
     assert d.counters.queries[("udp", 0)] == 3
 
 
@@ -134,3 +134,80 @@ def test_misses_past_a_clients_rate_are_dropped_and_the_budget_refills():
     assert len(engine.pending) == 6
     off = _dispatch(_Engine(), ip_ratelimit=0, max_inflight_per_client=1000)
     assert all(off._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(50))
+
+
+class _Cancellable(_Pending):
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(self, None)
+
+
+class _SlowEngine(_Engine):
+    def start_miss(self, q, done, loop):
+        d = _Cancellable(done)
+        self.pending.append(d)
+        return d
+
+
+def test_with_every_slot_taken_a_new_miss_jostles_out_one_that_ran_too_long():
+    engine = _SlowEngine()
+    d = _dispatch(engine, max_inflight=2, jostle_timeout=0.2, ip_ratelimit=0)
+    sent: list[bytes] = []
+    q = _query()
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
+    assert d._miss(q, ("127.0.0.2", 1), "udp", sent.append, 10.1)
+    # Full, and the oldest has run 0.15 s only: the newcomer is dropped.
+    assert not d._miss(q, ("127.0.0.3", 1), "udp", sent.append, 10.15)
+    assert d.counters.dropped == {"overload": 1}
+    # At 10.25 the oldest has run 0.25 s: it is cancelled (no answer) and the newcomer runs.
+    assert d._miss(q, ("127.0.0.3", 1), "udp", sent.append, 10.25)
+    assert d.counters.dropped == {"overload": 1, "jostled": 1}
+    assert engine.pending[0].finished and not sent
+    assert list(d.inflight_by_client) == ["127.0.0.2", "127.0.0.3"] and len(d.misses) == 2
+    # The next oldest (from 10.1) has run 0.2 s at 10.3: jostled in turn.
+    assert d._miss(q, ("127.0.0.4", 1), "udp", sent.append, 10.3)
+    assert d.counters.dropped["jostled"] == 2
+    off = _dispatch(_SlowEngine(), max_inflight=1, jostle_timeout=0, ip_ratelimit=0)
+    assert off._miss(q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
+    assert not off._miss(q, ("127.0.0.2", 1), "udp", sent.append, 99.0)
+    assert off.counters.dropped == {"overload": 1}
+
+
+def test_ipv6_clients_of_one_prefix_share_a_rate_and_a_concurrency_budget():
+    from resolver.daemon.dispatch import client_key
+
+    assert client_key("192.0.2.7", 32, 56) == "192.0.2.7"
+    assert client_key("192.0.2.7", 24, 56) == client_key("192.0.2.200", 24, 56)
+    assert client_key("192.0.2.7", 24, 56) != client_key("192.0.3.7", 24, 56)
+    assert client_key("2001:db8:0:ff::1", 32, 56) == client_key("2001:db8:0:1::2", 32, 56)
+    assert client_key("2001:db8:0:100::1", 32, 56) != client_key("2001:db8:0:1::2", 32, 56)
+    assert client_key("2001:db8::1", 32, 128) == "2001:db8::1"
+    assert client_key("fe80::1%lo", 32, 64) == client_key("fe80::2", 32, 64)
+    engine = _Engine()
+    d = _dispatch(engine, ip_ratelimit=2, max_inflight_per_client=1000)
+    sent: list[bytes] = []
+    q = _query()
+    started = [d._miss(q, (f"2001:db8:0:{i:x}::{i}", 1, 0, 0), "udp", sent.append, 10.0)
+               for i in range(1, 5)]
+    assert started == [True, True, False, False]       # one /56: one budget of 2
+    assert d._miss(q, ("2001:db8:1::1", 1, 0, 0), "udp", sent.append, 10.0)   # another /56
+    d = _dispatch(_Engine(), ip_ratelimit=0, max_inflight_per_client=2)
+    started = [d._miss(q, (f"2001:db8::{i}", 1, 0, 0), "udp", sent.append, 10.0)
+               for i in range(1, 4)]
+    assert started == [True, True, False]
+
+
+def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
+    """``busy`` (the UDP listener is past its quota for this wake-up): a flood's source with
+    misses in flight is dropped, a client that asks now and then still gets its miss."""
+    engine = _Engine()
+    d = _dispatch(engine, ip_ratelimit=0)
+    sent: list[bytes] = []
+    q = _query()
+    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)                 # flooder
+    assert not d._miss(q, ("127.0.0.1", 2), "udp", sent.append, 0.0, True)       # behind
+    assert d._miss(q, ("127.0.0.99", 1), "udp", sent.append, 0.0, True)          # newcomer
+    assert not d._miss(q, ("127.0.0.99", 2), "udp", sent.append, 0.0, True)
+    assert d.counters.dropped == {"busy": 2}
+    assert d._miss(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
