@@ -38,7 +38,8 @@ from resolver.iterator import Result
 from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
-from resolver.wire.codec import cache_key
+from resolver.wire.codec import build_response, cache_key
+from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
 
 log = logging.getLogger("resolver.api")
 
@@ -80,6 +81,9 @@ class Resolver(ResolverCore):
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
     (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
+    ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
+    without a port are asked on ``port``); a question none of them holds is resolved as
+    above. ``set_zones`` replaces them at run time.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -90,6 +94,7 @@ class Resolver(ResolverCore):
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
                  rng: random.Random | None = None, trust_anchor=None,
                  validate: bool = True, forward: Iterable[str] | None = None,
+                 zones: Zones | None = None,
                  do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
         self.forward = _numeric(forward) if forward is not None else None
         if self.forward is not None and not self.forward:
@@ -121,6 +126,9 @@ class Resolver(ResolverCore):
         self.ndots = 1
         self.use_search_by_default = False
         self._hints_src = None
+        self.zones: Zones | None = None
+        if zones is not None:
+            self.set_zones(zones)
 
     # ---- the cache-hit path ----------------------------------------------------------------
     #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
@@ -136,6 +144,7 @@ class Resolver(ResolverCore):
         Returns wire ``bytes`` for a ``bytes`` query (the daemon's fast path: a cache hit is a
         copy and a patch) and a ``dns.message.Message`` for a Message. Malformed queries get
         FORMERR when a header can be read; a query shorter than a header raises WireError.
+        A query a ``deny`` local zone drops raises :class:`resolver.zones.Denied`.
         """
         if isinstance(query, dns.message.Message):
             out = await self.resolve_message(query.to_wire())
@@ -143,6 +152,8 @@ class Resolver(ResolverCore):
         miss = response.hit_or_begin(self, query)
         if miss.__class__ is bytes:
             return miss
+        if miss is None:
+            raise Denied("the query is dropped by a deny local zone")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
 
@@ -270,6 +281,10 @@ class Resolver(ResolverCore):
 
     async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
                            raise_on_no_answer: bool) -> Answer:
+        if self.local_zones is not None and rdclass == 1:
+            local = self.local_zones.lookup(name, rdtype)
+            if local is not None:
+                return self._local_answer(local, name, rdtype, rdclass, raise_on_no_answer)
         key = cache_key(name, rdtype, rdclass, 0)
         now = self.clock()
         e = self._msgs.get(key)
@@ -313,6 +328,25 @@ class Resolver(ResolverCore):
         raise dns.resolver.NoNameservers(
             request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
             errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
+
+    def _local_answer(self, local, name: bytes, rdtype, rdclass,
+                      raise_on_no_answer: bool) -> Answer:
+        """A local zone's answer as ``resolve`` gives answers (never cached)."""
+        self.stats.local_answers += 1
+        self.stats.client_queries += 1
+        request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
+        if local is DROP:
+            raise dns.resolver.NoNameservers(request=request, errors=[
+                (None, False, self.port, "dropped by a deny local zone", None)])
+        rcode, answer, authority = local
+        if rcode not in (it.NOERROR, it.NXDOMAIN):
+            raise dns.resolver.NoNameservers(request=request, errors=[
+                (None, False, self.port, f"rcode {rcode} from a local zone", None)])
+        question = name + struct.pack("!HH", rdtype, rdclass)
+        wire = build_response(0, 0x8580, question, answer, authority, [], rcode=rcode)
+        ttl = min((r[3] for r in answer + authority), default=0)
+        entry = _LocalEntry(wire, self.clock() + ttl, ttl)
+        return self._answer(entry, name, rdtype, rdclass, self.clock(), raise_on_no_answer)
 
     def _answer(self, e, name: bytes, rdtype, rdclass, now: float,
                 raise_on_no_answer: bool = True) -> Answer:
@@ -358,11 +392,50 @@ class Resolver(ResolverCore):
         return await _settled(fut, lambda: resolution.discard(done))
 
     def new_iterator(self, qname: bytes, qtype: int, qclass: int):
-        """What a resolution runs for one question: the recursive Iterator, or with
-        ``forward`` a Forwarder that asks those servers."""
+        """What a resolution runs for one question: the deepest forward or stub zone's
+        (``zones``), else the recursive Iterator, or with ``forward`` a Forwarder that asks
+        those servers."""
+        zones = self.zones
+        if zones is not None:
+            cut = zones.match(qname)
+            if cut is not None:
+                return cut.iterator(self, qname, qtype, qclass)
         if self.forward:
             return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
         return iterator_for(self, qname, qtype, qclass)
+
+    def recursive_iterator(self, qname: bytes, qtype: int, qclass: int):
+        """The Iterator for a question that forwarding gave up on (``forward-first``):
+        from the deepest stub zone holding it, else from the root."""
+        cut = self.zones.match(qname, stub_only=True) if self.zones is not None else None
+        if cut is not None:
+            return cut.iterator(self, qname, qtype, qclass)
+        return iterator_for(self, qname, qtype, qclass)
+
+    def set_zones(self, zones: Zones | None) -> None:
+        """Replaces the forward, stub and local zones. The cache is kept but for what it
+        holds at or below a zone (or local-data name) that changed, which is forgotten now
+        and once more when the resolutions in flight meanwhile have ended (one of them may
+        store its answer after the first time)."""
+        old, new = self.zones, (zones if zones else None)
+        changed = changed_names(old, new)
+        self.zones = new
+        self.local_zones = new.local_zones if new is not None else None
+        self._forget(changed)
+        if new is not None:
+            new.seed(self.cache, self.clock())
+        if changed and self._inflight:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            loop.call_later(self.limits.max_query_time + 1.0, self._forget, changed)
+
+    def _forget(self, names) -> None:
+        for name in names:
+            flush_under(self.cache, name)
+            if self.dnssec is not None:
+                self.dnssec.flush(None if name == b"\x00" else name)
 
     def refresh(self, key: bytes, e) -> None:
         """Refreshes a popular entry near its expiry in the background (the hit paths call
@@ -386,7 +459,10 @@ class Resolver(ResolverCore):
                 wire = response.response(res, e.wire[12:e.qend], qtype, bool(variant & 1),
                                          bool(variant & 2), res.security == it.SECURE,
                                          bool(variant & 4))
-                self.cache.messages.store(key, wire, self.clock())
+                now = self.clock()
+                self.cache.messages.store(key, wire, now)
+                if self.shared is not None:     # the other processes get the fresh answer
+                    self.shared.offer(self, loop, key, now)
 
         start_resolution(self, name, qtype, qclass, loop, done)
 
@@ -396,6 +472,8 @@ class Resolver(ResolverCore):
         self.cache.flush(None if name is None else _name_wire(name))
         if self.dnssec is not None:
             self.dnssec.flush(None if name is None else _name_wire(name))
+        if self.zones is not None:
+            self.zones.seed(self.cache, self.clock())      # the stub zones' servers
 
     async def close(self) -> None:
         """Stops the resolutions in flight (prefetches included): their sockets are closed
@@ -403,6 +481,15 @@ class Resolver(ResolverCore):
         for resolution in list(self._inflight.values()):
             resolution.cancel()
         await asyncio.sleep(0)          # TCP transports finish closing
+
+
+class _LocalEntry:
+    """A local answer in the shape ``Resolver._answer`` reads from a cache entry."""
+
+    __slots__ = ("wire", "expires", "ttl", "parsed")
+
+    def __init__(self, wire: bytes, expires: float, ttl: float) -> None:
+        self.wire, self.expires, self.ttl, self.parsed = wire, expires, ttl, None
 
 
 #: names asked by text, with their search candidates (bounded: cleared when full)

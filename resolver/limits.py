@@ -158,3 +158,23 @@ DEFAULT = Limits()
 
 #: EDNS0 UDP payload size advertised upstream (DNS Flag Day 2020: avoids IP fragmentation).
 EDNS_BUFFER_SIZE = 1232
+
+#: The shared (Redis) cache: connections one process holds to it. Each look-up in flight
+#: takes one; past the bound a look-up fails at once (counted) and the query is resolved.
+SHARED_CACHE_CONNECTIONS = 32
+
+#: The shared cache: writes waiting at once. Writes follow answers off the client's path;
+#: when Redis is slower than the misses arrive, the excess is dropped (counted), so a slow
+#: Redis cannot make the process hold answers without bound.
+SHARED_CACHE_PENDING_WRITES = 256
+
+#: The shared cache: seconds a write may take before it is given up (counted).
+SHARED_CACHE_WRITE_TIMEOUT = 1.0
+
+#: The shared cache's back-off after a failure, seconds: the first and the longest. While it
+#: lasts, look-ups and writes skip Redis; each further failure doubles it.
+SHARED_CACHE_BACKOFF = (0.05, 5.0)
+
+#: The shared cache: largest value read back (a DNS message and its header), bytes; a
+#: larger one is not parsed and counts as bad.
+SHARED_CACHE_MAX_VALUE = 65535 + 64

@@ -52,6 +52,7 @@ cdef object monotonic = time.monotonic
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
+cdef object _Iterator = it.Iterator
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
@@ -63,10 +64,13 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
     cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
-    header. (``Resolver.start_miss``.)"""
+    header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
+    object with the Drive's ``finished`` and ``cancel``. (``Resolver.start_miss``.)"""
     miss = hit_or_begin(resolver, query)
-    if type(miss) is bytes:
+    if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
+    if resolver.shared is not None:           # the shared cache first, then a Drive
+        return resolver.shared.start(resolver, loop, query, miss, done)
     return Drive(resolver, loop, query, miss, done)
 
 
@@ -115,6 +119,9 @@ cdef class Resolution:
     cdef object action          # the Query being asked
     cdef UDPQuery q             # its UDP query, or
     cdef object tcp             # its TCP query
+    cdef dict ports             # server -> (address, port) where the iterator says so
+    cdef str host               # where the query in flight went
+    cdef int dport
     cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout
@@ -132,7 +139,16 @@ cdef class Resolution:
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
         try:
-            self.iterator = r.new_iterator(qname, qtype, qclass)
+            self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
+            # A forward or stub zone's servers may have ports of their own, or want TCP.
+            if type(iterator) is _Iterator:
+                extra = iterator.__dict__          # empty but for a stub zone's
+                if extra:
+                    self.ports = extra.get("ports")
+            else:                                  # a Forwarder
+                self.ports = getattr(iterator, "ports", None)
+                if getattr(iterator, "tcp_upstream", False):
+                    self.tcp_only = True
             if self.corenet:
                 self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
@@ -171,16 +187,21 @@ cdef class Resolution:
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         # The question the reply must echo: the query's own, sliced from its wire.
         question = wire[12:12 + len(qa.qname) + 4]
+        self.host, self.dport = server, r.port
+        if self.ports is not None:
+            dest = self.ports.get(server)
+            if dest is not None:
+                self.host, self.dport = dest
         if self.tcp_only:
             r._stats.upstream_tcp += 1
             self.rtt = -1.0                   # measured when the answer comes
             self.sent_at = monotonic()
-            self.tcp = TCPQuery(self.loop, server, r.port, wire, qid, question,
+            self.tcp = TCPQuery(self.loop, self.host, self.dport, wire, qid, question,
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
                                 r.lv.limits, self._tcp_replied, r._stats)
             return
-        self.q = UDPQuery(self.loop, server, r.port, wire, qid, question, timeout, r._stats,
-                          r.lv.limits, self._replied, True)
+        self.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question, timeout,
+                          r._stats, r.lv.limits, self._replied, True)
 
     def _resumed(self):
         self.resume = None
@@ -252,7 +273,7 @@ cdef class Resolution:
         if left <= 0:
             self._advance(self.iterator.feed(self._timed_out(self.server)))
             return
-        self.tcp = TCPQuery(self.loop, self.server, r.port, q.wire, q.qid, q.question,
+        self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
                             r._stats)
 

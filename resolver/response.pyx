@@ -51,15 +51,17 @@ cpdef object cached(ResolverCore r, bytes q):
 
 
 cpdef object hit_or_begin(ResolverCore r, bytes q):
-    """The cached response to ``q``, or ``begin``'s answer: an error response or the miss."""
+    """The cached response to ``q``, or ``begin``'s answer: an error response, a local
+    zone's answer, None (a local zone drops it) or the miss."""
     out = cached(r, q)
     return out if out is not None else begin(r, q)
 
 
 cpdef object begin(ResolverCore r, bytes q):
-    """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), or what ``finish``
-    needs once the question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for
-    a query shorter than a header."""
+    """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), a local zone's answer
+    (None when it drops the query: ``resolver.zones``), or what ``finish`` needs once the
+    question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for a query shorter
+    than a header."""
     if len(q) < 12:
         raise WireError("query shorter than a DNS header")
     cdef Stats stats = r._stats
@@ -77,6 +79,11 @@ cpdef object begin(ResolverCore r, bytes q):
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS
     cdef bint cd = (m.flags & 0x0010) != 0
+    if r.local_zones is not None and m.qclass == 1:
+        local = r.local_zones.response(q, m.qname, m.question, m.qtype, edns, do)
+        if local is not None:
+            stats.local_answers += 1
+            return None if local == "drop" else local
     stats.cache_misses += 1
     if m.qclass != 1:
         return error(q, 5)                   # only class IN is resolved

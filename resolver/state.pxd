@@ -10,6 +10,7 @@ cdef class Stats(_Event):
     cdef public long long prefetches, coalesced, servfail, primings, priming_failures
     cdef public long long upstream_unreachable, no_descriptors
     cdef public long long dnssec_secure, dnssec_insecure, dnssec_bogus, dnssec_indeterminate
+    cdef public long long local_answers, forwarded, stubbed      # configured zones
 
     cdef void count_security(self, int security)
 
@@ -31,9 +32,11 @@ cdef LimitValues limit_values(object limits)
 
 cdef class ResolverCore:
     cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
+    cdef public object local_zones        # resolver.zones.LocalZones, or None
     cdef public dict _inflight
     cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef readonly LimitValues lv
+    cdef public object shared             # resolver.cache.shared.SharedCache, or None

@@ -16,7 +16,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
                 "servfail", "primings", "priming_failures", "upstream_unreachable",
                 "no_descriptors", "dnssec_secure", "dnssec_insecure", "dnssec_bogus",
-                "dnssec_indeterminate")
+                "dnssec_indeterminate",
+                # configured zones: questions answered by a local zone, resolutions sent to a
+                # forward zone's servers, resolutions started at a stub zone's servers
+                "local_answers", "forwarded", "stubbed")
 
 
 cdef class Stats(_Event):

@@ -148,6 +148,54 @@ class Config:
     #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
     #: ``log-replies``). Off by default: on, every query takes the Python path.
     log_queries: bool = False
+    # ---- zones (resolver.zones; no command-line flags: TOML tables) ----
+    #: Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a list of
+    #: `ADDR`, `ADDR@PORT` or `ADDR#PORT`; without a port, `upstream-port`),
+    #: ``forward-first`` (recurse when no forwarder answers; default false),
+    #: ``forward-tcp-upstream`` (TCP only; default false). Questions at or below the name go
+    #: to those recursive resolvers (RD set); the deepest forward or stub zone wins. Their
+    #: answers are not DNSSEC-validated.
+    forward_zone: tuple[Any, ...] = ()
+    #: Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as
+    #: ``forward-addr``). The given servers are asked as the zone's authorities (RD clear)
+    #: whatever its parent says; iteration goes on below it, and DNSSEC validation applies
+    #: as for any zone.
+    stub_zone: tuple[Any, ...] = ()
+    #: Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: a list
+    #: of zone-file lines inside the zone) or ``"NAME TYPE"`` strings. Types (as Unbound's):
+    #: static, transparent, typetransparent, redirect, refuse, deny, always_nxdomain,
+    #: always_refuse, always_transparent.
+    #: Answered before the cache and any resolution, with AA set.
+    local_zone: tuple[Any, ...] = ()
+    #: Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; TTL 3600
+    #: when left out), placed in the deepest local zone holding them; a record outside
+    #: every local zone gets a transparent zone at its own name (as Unbound). In the TOML
+    #: file it must come before the first ``[[...]]`` table (or go in ``[server]``).
+    local_data: tuple[Any, ...] = ()
+    #: PTR records served locally, as ``"ADDR NAME"`` (or ``"ADDR NAME TTL"``) strings: the
+    #: reverse name of the address points to the name (Unbound's ``local-data-ptr``), as
+    #: ``local-data`` does with the record it stands for.
+    local_data_ptr: tuple[Any, ...] = ()
+    #: Second-level cache shared by workers and hosts: "redis" to use one, None for none
+    #: (Unbound's ``cachedb`` module with ``backend: redis``). Looked up after the local
+    #: cache misses and before resolving; answers are written to it once they are sent.
+    cachedb_backend: str | None = None
+    #: The Redis server's address (with ``cachedb-backend = "redis"``).
+    redis_server_host: str = "127.0.0.1"
+    #: The Redis server's TCP port.
+    redis_server_port: int = 6379
+    #: The Redis server's Unix socket, used instead of host and port when set.
+    redis_server_path: str | None = None
+    #: Mixed into every key (a hash of it with the question), so that resolvers meant to
+    #: share answers use the same seed and others cannot read or plant entries by name.
+    cachedb_secret_seed: str = "default"
+    #: Milliseconds a look-up in the shared cache may take before the query is resolved
+    #: without it (the error is counted, and the shared cache is skipped for a back-off
+    #: while it keeps failing).
+    redis_timeout: int = 5
+    #: Keep answers in the shared cache past their TTL for the serve-stale window: one
+    #: found expired fills the local cache as a stale answer, served if resolving fails.
+    cachedb_store_expired: bool = False
     # ---- authorities: which servers are asked, and how
     #: QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one more
     #: label of the name only; a minimised query that fails (timeout, REFUSED, SERVFAIL,
@@ -244,6 +292,8 @@ def _as_list(value: Any, what: str) -> list:
 # Setting name -> converter(value, name) -> value, shared by the file and the command line.
 def _convert(name: str, value: Any, what: str | None = None) -> Any:
     what = what or name.replace("_", "-")
+    if name in ZONE_SETTINGS:
+        return _zone_setting(name, value)
     if name == "listen":
         items = _as_list(value, what)
         if not items:
@@ -320,6 +370,8 @@ def _convert(name: str, value: Any, what: str | None = None) -> Any:
         return _number(value, what, int, 512, 65535)
     if name == "infra_host_ttl":
         return _number(value, what, float, 0, 86400)
+    if name in CACHEDB_SETTINGS:
+        return _convert_cachedb(name, value, what)
     converted = _convert_service(name, what, value)
     if converted is not _UNKNOWN:
         return converted
@@ -361,6 +413,72 @@ def engine_limits(cfg: "Config", base=_LIMITS):
                    prefetch_min_hits=cfg.prefetch_min_hits)
 
 
+#: The zone settings (resolver.zones): lists of tables, checked by ``_zone_setting``.
+ZONE_SETTINGS = ("forward_zone", "stub_zone", "local_zone", "local_data", "local_data_ptr")
+
+
+def _zone_setting(name: str, value: Any) -> tuple:
+    from resolver import zones
+
+    if name in ("local_data", "local_data_ptr"):
+        parse = zones.local_data if name == "local_data" else zones.ptr_records
+    else:
+        parse = {"forward_zone": zones.forward_zone, "stub_zone": zones.stub_zone,
+                 "local_zone": zones.local_zone}[name]
+    if isinstance(value, dict) or (name == "local_zone" and isinstance(value, str)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name.replace('_', '-')}: expected a list of tables, "
+                          f"got {value!r}")
+    try:
+        if name in ("local_data", "local_data_ptr"):
+            return parse(value)
+        return tuple(parse(v) for v in value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def make_zones(cfg: Config):
+    """The config's zones as ``resolver.zones.Zones`` (None when there are none); a name
+    given twice raises ConfigError."""
+    from resolver.zones import Zones
+
+    try:
+        zones = Zones(cfg.forward_zone, cfg.stub_zone, cfg.local_zone,
+                      cfg.local_data + cfg.local_data_ptr)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return zones if zones else None
+
+
+CACHEDB_SETTINGS = ("cachedb_backend", "redis_server_host", "redis_server_port",
+                    "redis_server_path", "cachedb_secret_seed", "redis_timeout",
+                    "cachedb_store_expired")
+
+
+def _convert_cachedb(name: str, value: Any, what: str) -> Any:
+    """The shared cache's settings."""
+    if name == "cachedb_backend":
+        if value in (None, "", "none"):
+            return None
+        if value != "redis":
+            raise ConfigError(f"{what}: {value!r} is not a backend (redis or none)")
+        return value
+    if name == "redis_server_port":
+        return _number(value, what, int, 1, 65535)
+    if name == "redis_timeout":
+        return _number(value, what, int, 1, 60_000)
+    if name == "cachedb_store_expired":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {value!r}")
+        return value
+    if name == "redis_server_path" and value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what}: expected a non-empty string, got {value!r}")
+    return value
+
+
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 
 #: Other names accepted for a setting, in the file and as overrides.
@@ -371,6 +489,7 @@ RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", 
                     "cache_size", "trust_anchor", "validate", "user",
                     "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
                     "prefetch_min_hits", "pidfile", "log_queries")
+RESTART_SETTINGS += CACHEDB_SETTINGS
 
 
 def load_file(path: str) -> dict[str, Any]:
@@ -430,6 +549,7 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     cfg = replace(Config(), **values, config_file=config_file)
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
+    make_zones(cfg)
     return cfg
 
 
@@ -487,6 +607,8 @@ def reference() -> str:
 def _shown(name: str, value: Any) -> str:
     if name == "control_mode":
         return oct(value)
+    if name in ZONE_SETTINGS:
+        return "(none)" if not value else str(value)
     if isinstance(value, tuple):
         items = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value]
         return ", ".join(items) or "(none)"

@@ -129,6 +129,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("root_primings_total", "counter", "Root priming exchanges (. NS), by outcome.",
            [('{outcome="primed"}', e["primings"]),
             ('{outcome="failed"}', e["priming_failures"])])
+    metric("local_zone_answers_total", "counter", "Queries answered by a local zone.",
+           [("", e.get("local_answers", 0))])
+    metric("zone_resolutions_total", "counter",
+           "Resolutions sent to a forward zone's servers or started at a stub zone's.",
+           [('{zone="forward"}', e.get("forwarded", 0)), ('{zone="stub"}', e.get("stubbed", 0))])
     bounds, counts = stats["latency_buckets"], stats["latency_counts"]
     samples, total = [], 0
     for b, n in zip(bounds, counts):
@@ -156,6 +161,21 @@ def render(stats: dict, openmetrics: bool = False) -> str:
             ('{outcome="idle_closed"}', t["idle_closed"]),
             ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
+    sc = stats.get("shared_cache")
+    if sc is not None:
+        metric("shared_cache_events_total", "counter",
+               "Shared (Redis) cache look-ups, their outcomes, writes and failures, by event.",
+               [(f'{{event="{k}"}}', n) for k, n in sorted(sc.items())])
+    rates = stats.get("hit_rates", {})
+    metric("cache_hit_ratio", "gauge",
+           "Share of client queries answered by the local cache, and of shared cache "
+           "look-ups answered by it.", [(f'{{cache="{k}"}}', float(v))
+                                        for k, v in sorted(rates.items())])
+    per = stats.get("per_worker", [])
+    if per:
+        metric("worker_cache_hit_ratio", "gauge", "The hit ratios of each worker.",
+               [(f'{{worker="{i}",cache="{k}"}}', float(v)) for i, w in enumerate(per)
+                for k, v in sorted(w["hit_rates"].items())])
     _render_service(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 

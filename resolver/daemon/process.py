@@ -420,7 +420,14 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         return (await ask_all(req))[0]
 
     async def stats() -> dict:
-        return merge([a["stats"] for a in await gather({"cmd": "stats"})])
+        from resolver.daemon.server import hit_rates
+
+        parts = [a["stats"] for a in await gather({"cmd": "stats"})]
+        out = merge(parts)
+        if parts:
+            out["hit_rates"] = hit_rates(out)      # of the sums, not a sum of rates
+            out["per_worker"] = [_worker_figures(p) for p in parts]
+        return out
 
     async def reload() -> dict:
         notifier.reloading()
@@ -555,3 +562,11 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     if cfg.pidfile:
         remove_pidfile(cfg.pidfile)
     return state["status"]
+
+
+def _worker_figures(stats: dict) -> dict:
+    """One worker's cache figures, for the parent's ``per_worker`` list."""
+    e, sc = stats["engine"], stats.get("shared_cache") or {}
+    return {"client_queries": e["client_queries"], "cache_hits": e["cache_hits"],
+            "shared_lookups": sc.get("lookups", 0), "shared_hits": sc.get("hits", 0),
+            "upstream_queries": e["upstream_queries"], "hit_rates": stats["hit_rates"]}

@@ -27,7 +27,7 @@ from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits
+from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
 from resolver.daemon.metrics import build_info, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
@@ -57,6 +57,11 @@ class Server(Dispatch):
     async def start(self) -> None:
         """Bind every listen address (UDP and TCP on the same port) and start serving."""
         self.loop = loop = asyncio.get_running_loop()
+        if self.cfg.cachedb_backend == "redis" and self.resolver.shared is None:
+            from resolver.cache.shared import SharedCache
+            self.resolver.shared = SharedCache.from_config(self.cfg)
+            log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
+                     self.cfg.redis_timeout)
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
@@ -190,6 +195,10 @@ class Server(Dispatch):
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
+        zones = make_zones(cfg)
+        if zones is not None or self.resolver.zones is not None:
+            self.resolver.set_zones(zones)     # forgets only what changed zones held
+            log.info("zones: %s", zones.describe() if zones is not None else "none")
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
 
@@ -230,7 +239,7 @@ class Server(Dispatch):
         fast_hits += self.fast_tcp_hits
         engine["cache_hits"] += fast_hits
         engine["client_queries"] += fast_hits
-        return {
+        out = {
             "queries": dict(queries),
             "qtypes": dict(qtypes),
             "latency_buckets": list(LATENCY_BUCKETS),
@@ -250,7 +259,10 @@ class Server(Dispatch):
             "uptime": time.time() - self.started_at,
             "process": process_stats(),
             "build": build_info(),
+            **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
         }
+        out["hit_rates"] = hit_rates(out)
+        return out
 
     async def stop(self, grace: float | None = None) -> None:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
@@ -273,7 +285,21 @@ class Server(Dispatch):
         for u in self.udp:
             u.close()
         self.udp.clear()
+        if self.resolver.shared is not None:
+            shared, self.resolver.shared = self.resolver.shared, None
+            await shared.close()
         await self.resolver.close()
+
+
+def hit_rates(stats: dict) -> dict:
+    """The share of client queries answered from the local cache and, with a shared
+    cache, the share of its look-ups it answered (of one worker's stats, or merged)."""
+    e = stats["engine"]
+    out = {"local": e["cache_hits"] / e["client_queries"] if e["client_queries"] else 0.0}
+    sc = stats.get("shared_cache")
+    if sc is not None:
+        out["shared"] = sc["hits"] / sc["lookups"] if sc["lookups"] else 0.0
+    return out
 
 
 def make_resolver(cfg: Config) -> Resolver:
@@ -287,7 +313,15 @@ def make_resolver(cfg: Config) -> Resolver:
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
     kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))
-    return Resolver(cfg.root_hints, **kw)
+    zones = make_zones(cfg)
+    if zones is not None:
+        kw["zones"] = zones
+        log.info("zones: %s", zones.describe())
+    r = Resolver(cfg.root_hints, **kw)
+    if r.dnssec is not None and cfg.forward_zone:
+        log.warning("answers from forward zones (%s) are not DNSSEC-validated",
+                    ", ".join(z.name for z in cfg.forward_zone))
+    return r
 
 
 def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:

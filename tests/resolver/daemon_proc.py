@@ -39,8 +39,10 @@ def cli(*args: str, timeout: float = 30, input: str | None = None) -> subprocess
 
 class Daemon:
     def __init__(self, workdir: Path, lab, *extra: str, port: int | None = None,
-                 metrics: bool = True, control: bool = True, listen: bool = True) -> None:
+                 metrics: bool = True, control: bool = True, listen: bool = True,
+                 wrap: tuple[str, ...] = ()) -> None:
         self.workdir = Path(workdir)
+        self.wrap = tuple(wrap)          # a command the daemon runs under (ip netns exec NS)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.control = str(self.workdir / "control.sock") if control else None
@@ -65,7 +67,8 @@ class Daemon:
 
     def start(self, timeout: float = 15.0, ready: str = "ready") -> "Daemon":
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "resolver.daemon.cli", *self.args],
+        self.proc = subprocess.Popen([*self.wrap, sys.executable, "-m", "resolver.daemon.cli",
+                                      *self.args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "wb"), cwd=str(ROOT), env=env,
                                      start_new_session=True)

@@ -65,7 +65,7 @@ def test_a_miss_is_answered_with_no_task(run, lab, loop):
         out = dns.message.from_wire(await _ask(s, "h301.bulk.net.", 4242))
         assert out.id == 4242 and out.rcode() == dns.rcode.NOERROR and out.answer
         assert made == []
-        assert s.misses == set() and not s.inflight_by_client
+        assert not s.misses and not s.inflight_by_client
         assert s.resolver.stats.upstream_queries >= 1
         await s.resolver.close()
 
@@ -86,7 +86,7 @@ def test_identical_misses_share_one_resolution(run, lab, loop):
         assert a.answer and [r.to_text().lower() for r in a.answer] == [
             r.to_text().lower() for r in b.answer]
         assert stats.upstream_queries - before == 1 and stats.coalesced == 1
-        assert s.misses == set() and not s.resolver._inflight
+        assert not s.misses and not s.resolver._inflight
         await s.resolver.close()
 
     run(go())
@@ -117,7 +117,7 @@ def test_time_limit_ends_a_miss_with_servfail(run, lab, loop, silent):
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 7
         assert 0.45 <= took < 2.0, took       # the one query's timeout: what was left
         assert s.resolver.stats.upstream_timeouts >= 1
-        assert s.misses == set() and not s.resolver._inflight
+        assert not s.misses and not s.resolver._inflight
         await s.resolver.close()
 
     run(go())
@@ -133,7 +133,7 @@ def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, lo
         t0 = time.monotonic()
         await s.stop(0.2)
         assert time.monotonic() - t0 < 2.0
-        assert s.misses == set() and not s.inflight_by_client
+        assert not s.misses and not s.inflight_by_client
         assert not any(f.done() for f in pending)      # cancelled: no answer is sent
         assert len(open_fds()) <= fds
 
@@ -149,7 +149,7 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
         s.resolver.new_iterator = broken
         out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
-        assert s.misses == set() and not s.resolver._inflight
+        assert not s.misses and not s.resolver._inflight
         await s.resolver.close()
 
     run(go())

@@ -1,0 +1,323 @@
+"""The second-level cache: whole answers in Redis, shared by the workers of a host and by
+hosts behind one load balancer.
+
+A client query the local message cache cannot answer asks Redis before it is resolved
+(``Lookup``): a fresh entry there fills the local cache and answers; none (or Redis slow,
+down or busy) resolves as usual, and the answer is written to Redis once it has been handed
+to the client, never on its way. The conventions are those of Unbound's ``cachedb``:
+
+- the key is a SHA-256 of the secret seed and the message cache's key (the lower-cased
+  name, type, class and the EDNS/DO/CD variant), so resolvers share answers only with the
+  same seed and nobody can find an entry from a name alone;
+- the value is a small header (format, DNSSEC status, UNIX time stored, TTL) and the wire
+  answer; TTLs are aged on read from the time stored;
+- only NOERROR and NXDOMAIN answers with a TTL are written; SERVFAIL, answers that failed
+  validation and CD answers (which may hold data that failed it) are not;
+- nothing read is trusted beyond its stored status: an entry not stored as secure loses
+  its AD bit, and one that does not parse or answers another question is dropped (counted).
+
+Failures cost one look-up's budget (``redis-timeout``) and are counted; after one, Redis is
+skipped for a back-off that doubles while it keeps failing (``limits.SHARED_CACHE_BACKOFF``),
+then tried again by the next query, on a fresh connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+import time
+from typing import Any
+
+from resolver.cache.answer import answer_from_entry
+from resolver.limits import (SHARED_CACHE_BACKOFF, SHARED_CACHE_CONNECTIONS,
+                             SHARED_CACHE_MAX_VALUE, SHARED_CACHE_PENDING_WRITES,
+                             SHARED_CACHE_WRITE_TIMEOUT)
+from resolver.resolution import Drive
+from resolver.wire.codec import MsgEntry, WireError, cache_key
+
+log = logging.getLogger("resolver.cache.shared")
+
+#: The value's header: format version, DNSSEC status, UNIX time stored, TTL when stored.
+HEADER = struct.Struct("!BBdI")
+VERSION = 1
+INSECURE, SECURE = 0, 1
+
+#: What ``SharedCache.counters`` counts (the daemon's stats and metrics show them).
+COUNTERS = ("lookups", "hits", "misses", "stale", "timeouts", "errors", "skipped", "busy",
+            "bad", "writes", "write_errors", "writes_dropped", "recoveries")
+
+
+class BadEntry(ValueError):
+    """A value read from the shared cache that cannot be used."""
+
+
+def shared_key(seed: bytes, msg_key: bytes) -> bytes:
+    """The Redis key of a message cache key."""
+    return hashlib.sha256(len(seed).to_bytes(2, "big") + seed + msg_key).digest()
+
+
+def pack(e: MsgEntry, wall_now: float, now: float) -> bytes:
+    """The value for a local entry: its status (AD in the wire means validated), the UNIX
+    time it was stored and its TTL, then the wire answer."""
+    status = SECURE if e.wire[3] & 0x20 else INSECURE
+    return HEADER.pack(VERSION, status, wall_now - (now - e.stored_at), e.ttl) + e.wire
+
+
+def unpack(value: bytes, msg_key: bytes, wall_now: float, now: float, stale_window: float,
+           max_ttl: int) -> MsgEntry:
+    """The local entry for a value read under ``msg_key``, aged by the time since it was
+    stored (its ``expires`` may be past). Raises BadEntry for anything that is not an
+    answer to that question in this format."""
+    if not HEADER.size + 12 <= len(value) <= SHARED_CACHE_MAX_VALUE:
+        raise BadEntry("size")
+    version, status, stored, ttl = HEADER.unpack_from(value)
+    if version != VERSION or status not in (INSECURE, SECURE):
+        raise BadEntry("format")
+    wire = value[HEADER.size:]
+    if not wire[2] & 0x80 or (wire[3] & 0x0F) not in (0, 3) or wire[4:6] != b"\x00\x01":
+        raise BadEntry("not an answer")
+    if status != SECURE and wire[3] & 0x20:
+        wire = wire[:3] + bytes((wire[3] & 0xDF,)) + wire[4:]     # never secure unless it was
+    try:
+        e = MsgEntry(wire, now, stale_window, max_ttl)
+    except (WireError, ValueError) as exc:
+        raise BadEntry(f"wire: {exc}") from None
+    q = wire[12:e.qend]
+    if q[:-4].lower() != msg_key[:-5] or q[-4:] != msg_key[-5:-1]:
+        raise BadEntry("another question")
+    age = min(max(0.0, wall_now - stored), 1e9)
+    e.ttl = min(e.ttl, ttl)
+    e.stored_at = now - age
+    e.expires = e.stored_at + e.ttl
+    e.stale_until = e.expires + stale_window
+    return e
+
+
+class SharedCache:
+    """One process's link to the shared cache: ``start`` is what ``resolution.start`` calls
+    for a local miss; ``counters`` what it has seen."""
+
+    def __init__(self, client: Any, seed: str, timeout: float, store_expired: bool = False,
+                 where: str = "redis") -> None:
+        from redis.exceptions import MaxConnectionsError, RedisError
+        self.redis = client
+        self.seed = seed.encode()
+        self.timeout = timeout
+        self.store_expired = store_expired
+        self.where = where
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self.backoff = 0.0              # seconds of the current back-off, 0 when healthy
+        self.down_until = 0.0           # time.monotonic() until which Redis is skipped
+        self.writes: dict[bytes, asyncio.Task] = {}
+        self._busy_error = MaxConnectionsError
+        self._errors = (RedisError, OSError)
+
+    @classmethod
+    def from_config(cls, cfg) -> "SharedCache":
+        """A client for ``cfg``'s Redis (no connection is made before the first query)."""
+        import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        timeout = cfg.redis_timeout / 1000.0
+        common = dict(socket_connect_timeout=max(timeout, 0.001), retry=Retry(NoBackoff(), 0),
+                      max_connections=SHARED_CACHE_CONNECTIONS, health_check_interval=0)
+        if cfg.redis_server_path:
+            client = redis.asyncio.Redis(unix_socket_path=cfg.redis_server_path, **common)
+            where = f"redis at {cfg.redis_server_path}"
+        else:
+            client = redis.asyncio.Redis(host=cfg.redis_server_host, port=cfg.redis_server_port,
+                                         **common)
+            where = f"redis at {cfg.redis_server_host}:{cfg.redis_server_port}"
+        return cls(client, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired, where)
+
+    # ---- health ---------------------------------------------------------------------------
+    def usable(self) -> bool:
+        """Whether to ask Redis now (not within a back-off)."""
+        return time.monotonic() >= self.down_until
+
+    def _failed(self, what: str, exc: BaseException | None = None) -> None:
+        self.counters[what] += 1
+        now = time.monotonic()
+        if now < self.down_until:
+            return                      # failures of queries already in flight: one back-off
+        first, longest = SHARED_CACHE_BACKOFF
+        self.backoff = min(max(self.backoff * 2, first), longest)
+        self.down_until = now + self.backoff
+        log.warning("shared cache (%s) failed (%s): skipped for %.2fs", self.where,
+                    "timeout" if exc is None else exc, self.backoff)
+
+    def _ok(self) -> None:
+        if self.backoff:
+            self.backoff = 0.0
+            self.counters["recoveries"] += 1
+            log.info("shared cache (%s) answers again", self.where)
+
+    # ---- reading --------------------------------------------------------------------------
+    def start(self, r, loop, query: bytes, miss: tuple, done) -> "Lookup":
+        return Lookup(self, r, loop, query, miss, done)
+
+    async def get(self, msg_key: bytes) -> bytes | None:
+        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                value = await self.redis.get(shared_key(self.seed, msg_key))
+        except TimeoutError:
+            self._failed("timeouts")
+            return None
+        except self._busy_error:
+            self.counters["busy"] += 1          # every connection in use: no back-off
+            return None
+        except self._errors as exc:
+            self._failed("errors", exc)
+            return None
+        self._ok()
+        return value
+
+    def fill(self, r, msg_key: bytes, value: bytes) -> MsgEntry | None:
+        """Puts a value read from Redis into the local message cache if it is fresh, or
+        (with ``store_expired``) expired but within the serve-stale window: then it is
+        answered only if resolving fails. The entry if fresh, else None."""
+        now = r.clock()
+        lv = r.lv
+        try:
+            e = unpack(value, msg_key, time.time(), now, lv.stale_window, lv.max_ttl)
+        except BadEntry as exc:
+            self.counters["bad"] += 1
+            log.debug("shared cache: unusable entry (%s)", exc)
+            return None
+        messages = r.cache.messages
+        if e.expires >= now:
+            messages.lru.put(msg_key, e)
+            return e
+        if self.store_expired and e.stale_until >= now and messages.table.get(msg_key) is None:
+            self.counters["stale"] += 1
+            messages.lru.put(msg_key, e)
+        return None
+
+    # ---- writing --------------------------------------------------------------------------
+    def offer(self, r, loop, msg_key: bytes, since: float) -> None:
+        """Writes the local entry under ``msg_key`` to Redis if it was stored at or after
+        ``since`` (the answer resolved for this query, not a stale one) and may be shared."""
+        e = r.cache.messages.table.get(msg_key)
+        if e is None or e.stored_at < since or e.ttl == 0 or e.rcode not in (0, 3):
+            return
+        if msg_key[-1] & 4 or not self.usable():
+            return                      # CD answers are not shared; Redis in a back-off
+        key = shared_key(self.seed, msg_key)
+        if key in self.writes:
+            return
+        if len(self.writes) >= SHARED_CACHE_PENDING_WRITES:
+            self.counters["writes_dropped"] += 1
+            return
+        now = r.clock()
+        keep = e.expires - now + (r.lv.stale_window if self.store_expired else 0.0)
+        if keep <= 0:
+            return
+        value = pack(e, time.time(), now)
+        task = loop.create_task(self._put(key, value, max(1, int(keep * 1000))))
+        self.writes[key] = task
+        task.add_done_callback(lambda _t, k=key: self.writes.pop(k, None))
+
+    async def _put(self, key: bytes, value: bytes, px: int) -> None:
+        try:
+            async with asyncio.timeout(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT)):
+                await self.redis.set(key, value, px=px)
+        except TimeoutError:
+            self.counters["write_errors"] += 1
+            self._failed("timeouts")
+        except self._busy_error:
+            self.counters["writes_dropped"] += 1
+        except self._errors as exc:
+            self.counters["write_errors"] += 1
+            self._failed("errors", exc)
+        else:
+            self.counters["writes"] += 1
+            self._ok()
+
+    async def close(self, grace: float = 0.5) -> None:
+        """Lets pending writes finish (at most ``grace`` seconds), then closes the client."""
+        pending = list(self.writes.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for t in late:
+                t.cancel()
+        try:
+            await self.redis.aclose()
+        except self._errors:
+            pass
+
+
+class Lookup:
+    """One client query's miss with a shared cache: Redis first, then a :class:`Drive`.
+    Like a Drive, it calls ``done(lookup, response)`` once, ``done(lookup, None)`` if
+    cancelled, and has ``finished`` and ``cancel``."""
+
+    __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "task", "drive",
+                 "finished")
+
+    def __init__(self, shared: SharedCache, r, loop, query: bytes, miss: tuple, done) -> None:
+        m, edns, do, cd = miss
+        self.shared, self.r, self.loop, self.query, self.miss, self.done = (
+            shared, r, loop, query, miss, done)
+        self.key = cache_key(m.qname, m.qtype, m.qclass,
+                             (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0))
+        self.t0 = r.clock()
+        self.task = self.drive = None
+        self.finished = False
+        if shared.usable():
+            shared.counters["lookups"] += 1
+            self.task = loop.create_task(shared.get(self.key))
+            self.task.add_done_callback(self._got)
+        else:
+            shared.counters["skipped"] += 1
+            self._resolve()
+
+    def _got(self, task: asyncio.Task) -> None:
+        self.task = None
+        if self.finished or task.cancelled():
+            return
+        shared = self.shared
+        try:
+            value = task.result()
+            e = shared.fill(self.r, self.key, value) if value is not None else None
+        except Exception:                   # a bug, not Redis: resolved all the same
+            log.exception("shared cache look-up failed")
+            shared.counters["errors"] += 1
+            e = None
+        if e is None:
+            shared.counters["misses"] += 1
+            self._resolve()
+            return
+        shared.counters["hits"] += 1
+        self.finished = True
+        m = self.miss[0]
+        self.done(self, answer_from_entry(e, self.query, 12 + len(m.question), self.r.clock()))
+
+    def _resolve(self) -> None:
+        self.drive = Drive(self.r, self.loop, self.query, self.miss, self._resolved)
+
+    def _resolved(self, _drive, out) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.done(self, out)
+        if out is not None:           # after the answer has been handed on
+            try:
+                self.shared.offer(self.r, self.loop, self.key, self.t0)
+            except Exception:
+                log.exception("shared cache write failed")
+                self.shared.counters["write_errors"] += 1
+
+    def cancel(self) -> None:
+        """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if self.drive is not None:
+            self.drive.cancel()
+        self.done(self, None)

@@ -1,0 +1,582 @@
+"""Zones the operator configures: forward zones, stub zones and local zones.
+
+- A **forward zone** sends every question at or below its name to recursive resolvers (RD
+  set) and caches their answers; with ``first`` the resolver recurses itself when none of
+  them answers. ``transport`` picks how the queries travel ("udp": UDP, TCP after
+  truncation; "tcp": TCP only).
+- A **stub zone** gives the authoritative servers of its name: the resolver asks them
+  (RD clear) instead of finding them through the parent, and iterates normally below.
+- A **local zone** answers from configured records (``local-data``) before the cache and
+  before any resolution, with Unbound's types: ``static``, ``transparent``,
+  ``typetransparent``, ``redirect``, ``refuse``, ``deny``, ``always_nxdomain``,
+  ``always_refuse`` and ``always_transparent`` (the last three ignore their local data).
+
+The longest matching name decides: a local zone is looked at first (it may leave the
+question to resolution), then the deepest forward or stub zone. :class:`Zones` holds one set
+of them; ``Resolver(zones=...)`` takes it, ``Resolver.set_zones`` replaces it at run time.
+Names here are presentation text; the compiled paths get wire names.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.tokenizer
+import dns.ttl
+
+from resolver.wire.codec import build_response
+
+A, NS, CNAME, SOA, AAAA, ANY = 1, 2, 5, 6, 28, 255
+NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
+
+#: local-zone types (Unbound's names)
+LOCAL_TYPES = ("static", "transparent", "typetransparent", "redirect", "refuse", "deny",
+               "always_nxdomain", "always_refuse", "always_transparent")
+#: how a forward zone's queries travel
+TRANSPORTS = ("udp", "tcp")
+#: TTL of a local-data record written without one (as Unbound)
+DEFAULT_LOCAL_TTL = 3600
+#: trust rank of a stub zone's servers in the rrset cache: above anything learned from the
+#: network (resolver.cache's ranks end at VALIDATED, 7), so no reply replaces them
+CONFIGURED = 8
+#: lifetime of a stub zone's servers in the cache; they are put back whenever they are gone
+STUB_TTL = 86400
+#: the zone under which a stub zone's server addresses get names (RFC 6761: never resolved)
+STUB_NS_SUFFIX = "stub.invalid."
+
+
+class Denied(dns.exception.DNSException):
+    """The question is in a ``deny`` local zone: it gets no answer."""
+
+
+#: ``LocalZones.lookup``'s answer for a question that gets no answer at all
+DROP = "drop"
+
+
+def _name(text, what: str) -> str:
+    """The canonical presentation form of a domain name (absolute, lower case)."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{what}: expected a domain name, got {text!r}")
+    try:
+        return dns.name.from_text(text).to_text().lower()
+    except dns.exception.DNSException as e:
+        raise ValueError(f"{what}: bad domain name {text!r}: {e}") from None
+
+
+def _wire(text: str) -> bytes:
+    return dns.name.from_text(text).to_wire().lower()
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One server of a forward or stub zone: a numeric address and a port (None: the
+    resolver's upstream port)."""
+
+    addr: str
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text, what: str) -> "Upstream":
+        """``ADDR``, ``ADDR@PORT`` (Unbound) or ``ADDR#PORT`` (dig)."""
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"{what}: expected an address, got {text!r}")
+        addr, port = text, None
+        for sep in ("@", "#"):
+            if sep in addr:
+                addr, port_text = addr.rsplit(sep, 1)
+                if not port_text.isdigit():
+                    raise ValueError(f"{what}: {text!r}: port {port_text!r} is not a number "
+                                     "(a TLS authentication name needs a TLS transport)")
+                port = int(port_text)
+                if not 1 <= port <= 65535:
+                    raise ValueError(f"{what}: {text!r}: port {port} out of range 1-65535")
+        try:
+            addr = str(ipaddress.ip_address(addr.strip("[]")))
+        except ValueError:
+            raise ValueError(f"{what}: {addr!r} is not a numeric IPv4 or IPv6 address") \
+                from None
+        return cls(addr, port)
+
+    @property
+    def key(self) -> str:
+        """The server's name for the driver and its per-server facts (RTT, failures)."""
+        return self.addr if self.port is None else f"{self.addr}@{self.port}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class ForwardZone:
+    """Questions at or below ``name`` go to ``servers`` (recursive resolvers)."""
+
+    name: str
+    servers: tuple[Upstream, ...]
+    #: recurse from the root (or the closest stub zone) when no forwarder answers
+    first: bool = False
+    #: "udp" (TCP after truncation) or "tcp"
+    transport: str = "udp"
+
+
+@dataclass(frozen=True)
+class StubZone:
+    """``servers`` are the authorities of ``name``; below it iteration goes on as usual."""
+
+    name: str
+    servers: tuple[Upstream, ...]
+
+
+@dataclass(frozen=True)
+class LocalZone:
+    """``name`` answered locally as ``type`` says, from ``data`` (zone-file lines)."""
+
+    name: str
+    type: str = "static"
+    data: tuple[str, ...] = ()
+
+
+# ---- the config's forms ---------------------------------------------------------------------
+def _table(entry, what: str, keys: tuple[str, ...]) -> dict:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{what}: expected a table, got {entry!r}")
+    out = {}
+    for key, value in entry.items():
+        k = key.replace("_", "-")
+        if k not in keys:
+            raise ValueError(f"{what}: unknown key {key!r} (known: {', '.join(keys)})")
+        out[k] = value
+    if "name" not in out:
+        raise ValueError(f"{what}: 'name' is missing")
+    return out
+
+
+def _servers(value, what: str) -> tuple[Upstream, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"{what}: at least one address is needed")
+    servers = tuple(Upstream.parse(v, what) for v in items)
+    if len(set(servers)) != len(servers):
+        raise ValueError(f"{what}: an address is given twice")
+    return servers
+
+
+def _flag(value, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what}: expected true or false, got {value!r}")
+    return value
+
+
+def forward_zone(entry) -> ForwardZone:
+    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list), ``forward-first``,
+    ``forward-tcp-upstream``."""
+    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-first",
+                                       "forward-tcp-upstream", "forward-tls-upstream"))
+    name = _name(t["name"], "forward-zone name")
+    what = f"forward-zone {name}"
+    if t.get("forward-tls-upstream"):
+        raise ValueError(f"{what}: forward-tls-upstream: DNS over TLS to forwarders is not "
+                         "available")
+    if "forward-addr" not in t:
+        raise ValueError(f"{what}: forward-addr is missing")
+    return ForwardZone(name, _servers(t["forward-addr"], f"{what}: forward-addr"),
+                       _flag(t.get("forward-first", False), f"{what}: forward-first"),
+                       "tcp" if _flag(t.get("forward-tcp-upstream", False),
+                                      f"{what}: forward-tcp-upstream") else "udp")
+
+
+def stub_zone(entry) -> StubZone:
+    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list)."""
+    t = _table(entry, "stub-zone", ("name", "stub-addr"))
+    name = _name(t["name"], "stub-zone name")
+    if "stub-addr" not in t:
+        raise ValueError(f"stub-zone {name}: stub-addr is missing")
+    return StubZone(name, _servers(t["stub-addr"], f"stub-zone {name}: stub-addr"))
+
+
+def local_zone(entry) -> LocalZone:
+    """A ``[[local-zone]]`` table (``name``, ``type``, ``local-data``: zone-file lines) or
+    Unbound's one-line form, ``"NAME TYPE"``."""
+    if isinstance(entry, str):
+        parts = entry.split()
+        if len(parts) != 2:
+            raise ValueError(f"local-zone: expected \"NAME TYPE\", got {entry!r}")
+        entry = {"name": parts[0], "type": parts[1]}
+    t = _table(entry, "local-zone", ("name", "type", "local-data"))
+    name = _name(t["name"], "local-zone name")
+    kind = t.get("type", "static")
+    if kind not in LOCAL_TYPES:
+        raise ValueError(f"local-zone {name}: type {kind!r} is not one of "
+                         f"{', '.join(LOCAL_TYPES)}")
+    data = t.get("local-data", ())
+    data = (data,) if isinstance(data, str) else data
+    if not isinstance(data, (list, tuple)):
+        raise ValueError(f"local-zone {name}: local-data: expected a list of records")
+    zone = dns.name.from_text(name)
+    for line in data:
+        owner = parse_record(line)[0]
+        if not dns.name.from_wire(owner, 0)[0].is_subdomain(zone):
+            raise ValueError(f"local-zone {name}: local-data {line!r} is outside the zone")
+    return LocalZone(name, kind, tuple(data))
+
+
+def local_data(value) -> tuple[str, ...]:
+    """Top-level ``local-data``: zone-file lines, each checked."""
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"local-data: expected a list of records, got {value!r}")
+    for line in items:
+        parse_record(line)
+    return tuple(items)
+
+
+def ptr_records(value) -> tuple[str, ...]:
+    """``local-data-ptr``: ``"ADDR NAME [TTL]"`` lines (as Unbound's, TTL after the name
+    when given) as the PTR records of local-data, reverse names made from the addresses."""
+    import dns.reversename
+
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"local-data-ptr: expected a list of \"ADDR NAME\", got {value!r}")
+    out = []
+    for line in items:
+        parts = line.split() if isinstance(line, str) else []
+        if len(parts) not in (2, 3):
+            raise ValueError(f"local-data-ptr: expected \"ADDR NAME [TTL]\", got {line!r}")
+        try:
+            rev = dns.reversename.from_address(parts[0]).to_text()
+        except (ValueError, dns.exception.DNSException):
+            raise ValueError(f"local-data-ptr {line!r}: {parts[0]!r} is not an IP address") \
+                from None
+        ttl = f" {parts[2]}" if len(parts) == 3 else ""
+        record = f"{rev}{ttl} PTR {parts[1]}"
+        parse_record(record)
+        out.append(record)
+    return tuple(out)
+
+
+def parse_record(line) -> tuple:
+    """One zone-file line (``NAME [TTL] [CLASS] TYPE RDATA``; names absolute, a relative one
+    is taken from the root) as a record tuple (owner, type, class, TTL, rdata), rdata in
+    wire form without compression. ValueError names the line."""
+    if not isinstance(line, str):
+        raise ValueError(f"local-data: expected a record line, got {line!r}")
+    try:
+        tok = dns.tokenizer.Tokenizer(line)
+        owner = dns.name.from_text(tok.get_string(), dns.name.root)
+        ttl = DEFAULT_LOCAL_TTL
+        word = tok.get_string()
+        if word[:1].isdigit():
+            ttl = dns.ttl.from_text(word)
+            word = tok.get_string()
+        rdclass = dns.rdataclass.IN
+        try:
+            rdclass = dns.rdataclass.from_text(word)
+            word = tok.get_string()
+        except dns.rdataclass.UnknownRdataclass:
+            pass
+        if rdclass != dns.rdataclass.IN:
+            raise ValueError("only class IN is served")
+        rdtype = dns.rdatatype.from_text(word)
+        if rdtype in (dns.rdatatype.ANY, dns.rdatatype.OPT) or dns.rdatatype.is_metatype(rdtype):
+            raise ValueError(f"type {word} cannot be local data")
+        rd = dns.rdata.from_text(rdclass, rdtype, tok, dns.name.root, False)
+    except (dns.exception.DNSException, ValueError) as e:
+        raise ValueError(f"local-data {line!r}: {e}") from None
+    return (owner.to_wire(), int(rdtype), int(rdclass), int(ttl), rd.to_wire())
+
+
+# ---- local zones ----------------------------------------------------------------------------
+def _labels_up(lname: bytes):
+    """``lname`` (wire) and each of its ancestors, the root last."""
+    pos = 0
+    while True:
+        yield lname[pos:]
+        n = lname[pos]
+        if n == 0:
+            return
+        pos += 1 + n
+
+
+class LocalZones:
+    """The local zones and their records, indexed for ``lookup``."""
+
+    def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = ()) -> None:
+        self.types: dict[bytes, str] = {}
+        for z in zones:
+            key = _wire(z.name)
+            if key in self.types:
+                raise ValueError(f"local-zone {z.name} is given twice")
+            self.types[key] = z.type
+        records = [parse_record(line) for z in zones for line in z.data]
+        extra = [parse_record(line) for line in data]
+        for rec in extra:                # outside every zone: a transparent zone of its own
+            if self.zone_of(rec[0].lower()) is None:
+                self.types[rec[0].lower()] = "transparent"
+        #: lower owner -> {type: [record tuples]}
+        self.data: dict[bytes, dict[int, list]] = {}
+        #: names with data below them in the same zone (empty non-terminals)
+        self.parents: set[bytes] = set()
+        for rec in records + extra:
+            owner = rec[0].lower()
+            self.data.setdefault(owner, {}).setdefault(rec[1], []).append(rec)
+            zone = self.zone_of(owner)
+            for up in _labels_up(owner):
+                if up == zone:
+                    break
+                if up != owner:
+                    self.parents.add(up)
+
+    def __bool__(self) -> bool:
+        return bool(self.types)
+
+    def zone_of(self, lname: bytes) -> bytes | None:
+        types = self.types
+        for up in _labels_up(lname):
+            if up in types:
+                return up
+        return None
+
+    def _negative(self, zone: bytes, rcode: int) -> tuple:
+        soa = self.data.get(zone, {}).get(SOA)
+        if not soa:
+            return (rcode, [], [])
+        rec = soa[0]
+        minimum = int.from_bytes(rec[4][-4:], "big")
+        return (rcode, [], [(rec[0], rec[1], rec[2], min(rec[3], minimum), rec[4])])
+
+    def lookup(self, qname: bytes, qtype: int):
+        """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
+        usual), ``DROP``, or (rcode, answer records, authority records)."""
+        lname = qname.lower()
+        zone = self.zone_of(lname)
+        if zone is None:
+            return None
+        kind = self.types[zone]
+        if kind == "always_nxdomain":
+            return self._negative(zone, NXDOMAIN)
+        if kind == "always_refuse":
+            return (REFUSED, [], [])
+        if kind == "always_transparent":
+            return None
+        if kind == "redirect":
+            node = self.data.get(zone, {})
+            recs = self._pick(node, qtype)
+            if recs:
+                return (NOERROR, [(qname,) + r[1:] for r in recs], [])
+            return self._negative(zone, NOERROR)
+        node = self.data.get(lname)
+        if node is not None:
+            recs = self._pick(node, qtype)
+            if recs:
+                return (NOERROR, recs, [])
+            if kind == "typetransparent":
+                return None
+            return self._negative(zone, NOERROR)
+        if lname in self.parents:
+            return None if kind == "typetransparent" else self._negative(zone, NOERROR)
+        if kind in ("transparent", "typetransparent"):
+            return None
+        if kind == "static":
+            return self._negative(zone, NXDOMAIN)
+        if kind == "refuse":
+            return (REFUSED, [], [])
+        return DROP                                      # deny
+
+    def _pick(self, node: dict, qtype: int) -> list:
+        if qtype == ANY:
+            return [r for recs in node.values() for r in recs]
+        recs = node.get(qtype)
+        if recs:
+            return recs
+        cname = node.get(CNAME)
+        if cname:                  # the alias, and its target's data when that is local too
+            target = self.data.get(cname[0][4].lower(), {}).get(qtype, [])
+            return cname + target
+        return []
+
+    def response(self, q: bytes, qname: bytes, question: bytes, qtype: int, edns: bool,
+                 do: bool):
+        """The wire response to the client query ``q`` (its ``question`` section as sent),
+        ``DROP``, or None when the local zones leave it to resolution."""
+        found = self.lookup(qname, qtype)
+        if found is None or found is DROP:
+            return found
+        rcode, answer, authority = found
+        # QR, AA, RA; RD and CD as the client sent them
+        flags = 0x8000 | 0x0400 | 0x0080 | (q[2] & 0x01) << 8 | (q[3] & 0x10)
+        return build_response(int.from_bytes(q[:2], "big"), flags, question, answer,
+                              authority, [], edns=edns, do=do, rcode=rcode)
+
+
+# ---- forward and stub zones -----------------------------------------------------------------
+def _ports(servers: tuple[Upstream, ...]) -> dict[str, tuple[str, int]] | None:
+    """Where the servers with a port of their own are asked (the others: on the
+    resolver's port)."""
+    return {s.key: (s.addr, s.port) for s in servers if s.port is not None} or None
+
+
+class _ForwardCut:
+    def __init__(self, zone: ForwardZone) -> None:
+        self.zone = zone
+        self.keys = [s.key for s in zone.servers]
+        self.ports = _ports(zone.servers)
+
+    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
+        from resolver.iterator.forward import Forwarder
+
+        resolver.stats.forwarded += 1
+        fallback = None
+        if self.zone.first:
+            def recurse():
+                return resolver.recursive_iterator(qname, qtype, qclass)
+            fallback = recurse
+        return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
+                         ports=self.ports, transport=self.zone.transport, fallback=fallback)
+
+
+class _StubCut:
+    def __init__(self, zone: StubZone) -> None:
+        self.zone = zone
+        self.wire = dns.name.from_text(zone.name).to_wire()
+        self.names: list[bytes] = []
+        self.addrs: list[tuple[bytes, int, bytes]] = []
+        for s in zone.servers:
+            ip = ipaddress.ip_address(s.addr)
+            label = str(ip).replace(":", "-").replace(".", "-")
+            ns = dns.name.from_text(f"{label}.{STUB_NS_SUFFIX}").to_wire()
+            self.names.append(ns)
+            self.addrs.append((ns, AAAA if ip.version == 6 else A, ip.packed))
+        # the iterator names servers by address
+        self.ports = {s.addr: v for s in zone.servers
+                      for v in (_ports((s,)) or {}).values()} or None
+        # servers given by IPv6 address are asked even where the resolver otherwise asks
+        # over IPv4 only (the iterator reads AAAA addresses only with ``ipv6``)
+        self.ipv6 = any(rdtype == AAAA for _, rdtype, _ in self.addrs)
+
+    def seed(self, cache, now: float) -> None:
+        """Puts the zone's servers in the rrset cache as its delegation (when missing)."""
+        from resolver.cache import RRsetEntry
+
+        rrsets = cache.rrsets
+        have = rrsets.lru.peek((self.wire.lower(), NS, 1))
+        if (have is not None and have.rank == CONFIGURED and have.expires > now + 60
+                and have.rdatas == self.names):
+            return
+        rrsets.lru.pop((self.wire.lower(), NS, 1))
+        rrsets.store(RRsetEntry(self.wire, NS, 1, STUB_TTL, now + STUB_TTL, CONFIGURED,
+                                list(self.names)))
+        for ns, rdtype, packed in self.addrs:
+            rrsets.lru.pop((ns.lower(), rdtype, 1))
+            rrsets.store(RRsetEntry(ns, rdtype, 1, STUB_TTL, now + STUB_TTL, CONFIGURED,
+                                    [packed]))
+
+    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
+        from resolver.resolution import iterator_for
+
+        resolver.stats.stubbed += 1
+        self.seed(resolver.cache, resolver.clock())
+        it = iterator_for(resolver, qname, qtype, qclass)
+        if self.ports is not None:
+            it.ports = self.ports
+        if self.ipv6 and not it.ipv6:
+            it.ipv6 = True
+        return it
+
+
+class Zones:
+    """One set of forward, stub and local zones (see the module docstring); servers given
+    without a port are asked on the resolver's. Raises ValueError for a name given twice."""
+
+    def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
+                 local: Iterable[LocalZone] = (), local_data: Iterable[str] = ()) -> None:
+        self.forward, self.stub = tuple(forward), tuple(stub)
+        self.local, self.local_data = tuple(local), tuple(local_data)
+        self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
+        for z in self.forward + self.stub:
+            if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
+                raise ValueError(f"forward-zone {z.name}: transport {z.transport!r} is not "
+                                 f"one of {', '.join(TRANSPORTS)}")
+            key = _wire(z.name)
+            if key in self.cuts:
+                raise ValueError(f"zone {z.name} is given twice as a forward or stub zone")
+            self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
+                              else _StubCut(z))
+        self.local_zones = LocalZones(self.local, self.local_data) or None
+
+    def __bool__(self) -> bool:
+        return bool(self.cuts) or self.local_zones is not None
+
+    def match(self, qname: bytes, stub_only: bool = False):
+        """The deepest forward or stub zone holding ``qname`` (wire), or None; with
+        ``stub_only`` the deepest stub zone."""
+        cuts = self.cuts
+        for up in _labels_up(qname.lower()):
+            cut = cuts.get(up)
+            if cut is not None and not (stub_only and type(cut) is _ForwardCut):
+                return cut
+        return None
+
+    def seed(self, cache, now: float) -> None:
+        """Puts every stub zone's servers in ``cache`` (see ``_StubCut.seed``), so that a
+        name of a stub zone met inside another question (a CNAME target, an NS name) is
+        looked up there too."""
+        for cut in self.cuts.values():
+            if type(cut) is _StubCut:
+                cut.seed(cache, now)
+
+    def definitions(self) -> dict[bytes, object]:
+        """Each zone name (wire, lower case) with what defines it; top-level local data
+        under its owner."""
+        out: dict[bytes, object] = {k: c.zone for k, c in self.cuts.items()}
+        for z in self.local:
+            out[(_wire(z.name), "local")] = z
+        for line in self.local_data:
+            out[(parse_record(line)[0].lower(), "data", line)] = line
+        return out
+
+    def describe(self) -> str:
+        return (f"{len(self.forward)} forward, {len(self.stub)} stub, "
+                f"{len(self.local)} local zones, {len(self.local_data)} local-data records")
+
+
+def changed_names(old: Zones | None, new: Zones | None) -> set[bytes]:
+    """Wire names (lower case) of every zone or local-data owner that differs between two
+    sets: what the cache may hold wrongly for after a change."""
+    a = old.definitions() if old is not None else {}
+    b = new.definitions() if new is not None else {}
+    out = set()
+    for key in set(a) | set(b):
+        if a.get(key) != b.get(key):
+            out.add(key if isinstance(key, bytes) else key[0])
+    return out
+
+
+def _under(lname: bytes, zone: bytes) -> bool:
+    """Whether the wire name ``lname`` is ``zone`` or below it (both lower case)."""
+    if not lname.endswith(zone):
+        return False
+    for up in _labels_up(lname):
+        if len(up) <= len(zone):
+            return up == zone
+    return False
+
+
+def flush_under(cache, zone: bytes) -> None:
+    """Forgets what ``cache`` holds at or below ``zone`` (wire, lower case)."""
+    if zone == b"\x00":
+        cache.flush(None)
+        return
+    messages, rrsets = cache.messages.lru, cache.rrsets.lru
+    for k in [k for k in messages.data if _under(k[:-5], zone)]:
+        messages.pop(k)
+    for k in [k for k in rrsets.data if _under(k[0], zone)]:
+        rrsets.pop(k)
+    for k in [k for k in cache.failures if isinstance(k, tuple) and isinstance(k[0], bytes)
+              and _under(k[0], zone)]:
+        del cache.failures[k]
