@@ -122,7 +122,7 @@ def test_cpu_per_validated_miss(benchmark, signed, impl):
 
             async def go():
                 r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
-                                      validate=validate)
+                                      validate=validate, do_not_query_localhost=False)
                 await r.resolve_message(dns.message.make_query("ns.bench.net.", "A",
                                                                want_dnssec=True))
                 c0 = time.process_time()
@@ -147,7 +147,8 @@ def test_cpu_per_validated_miss(benchmark, signed, impl):
 def test_cached_hits_do_not_revalidate(benchmark, signed, validate):
     lab, anchor, _ = signed
     loop = asyncio.new_event_loop()
-    r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor, validate=validate)
+    r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor, validate=validate,
+                          do_not_query_localhost=False)
     q = build_query(1, from_text("www.example.com."), 1, rd=True, edns=True, do=True)
     try:
         first = loop.run_until_complete(r.resolve_message(q))

@@ -67,7 +67,7 @@ def _free_port() -> int:
 
 def _peers(lab, ub) -> dict:
     """name -> async lookup(name) returning the A addresses."""
-    ours = resolver.Resolver(lab.root_hints, port=lab.port)
+    ours = resolver.Resolver(lab.root_hints, port=lab.port, do_not_query_localhost=False)
     stub = dns.asyncresolver.Resolver(configure=False)
     stub.nameservers = [ub.address]
     stub.port = ub.port
@@ -166,7 +166,7 @@ def test_getaddrinfo_through_the_resolver(benchmark, lab53, tmp_path):
         async def thread_pool(name):
             return await own("localhost", 443, family=socket.AF_INET, type=socket.SOCK_STREAM)
 
-        r = resolver.Resolver(lab53.root_hints, port=lab53.port)
+        r = resolver.Resolver(lab53.root_hints, port=lab53.port, do_not_query_localhost=False)
         resolver.install(loop, r, hosts=hosts, resolv_conf=resolv)
         try:
             async def through(name):

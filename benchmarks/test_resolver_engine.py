@@ -105,7 +105,7 @@ def fake_world():
 def test_cached_resolve(benchmark, fake_world, impl):
     loop, port, hints = fake_world
     if impl == "corenet resolver":
-        r = resolver.Resolver(hints, port=port)
+        r = resolver.Resolver(hints, port=port, do_not_query_localhost=False)
         resolve = r.resolve
     else:
         stub = dns.asyncresolver.Resolver(configure=False)
@@ -160,13 +160,13 @@ def test_cold_resolution(benchmark, lab, impl):
 
     async def cold_run():
         if impl.startswith("corenet resolve_message"):
-            r = resolver.Resolver(lab.root_hints, port=lab.port)
+            r = resolver.Resolver(lab.root_hints, port=lab.port, do_not_query_localhost=False)
 
             async def resolve(name, rdtype):
                 out = await r.resolve_message(queries[name])
                 assert out[3] & 0x0F == 0
         elif impl.startswith("corenet"):
-            r = resolver.Resolver(lab.root_hints, port=lab.port)
+            r = resolver.Resolver(lab.root_hints, port=lab.port, do_not_query_localhost=False)
             resolve = r.resolve
         else:
             stub = dns.asyncresolver.Resolver(configure=False)

@@ -82,6 +82,10 @@ class Resolver(ResolverCore):
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
     reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
+    ``qname_minimisation``: RFC 9156 in relaxed mode (a minimised query that fails is asked
+    again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
+    addresses. ``do_not_query_localhost``: never send to a loopback authority address
+    (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time.
@@ -96,7 +100,8 @@ class Resolver(ResolverCore):
                  rng: random.Random | None = None, trust_anchor=None,
                  validate: bool = True, forward: Iterable[str] | None = None,
                  zones: Zones | None = None,
-                 harden_glue: bool = True, domain_insecure: Iterable = ()) -> None:
+                 harden_glue: bool = True, domain_insecure: Iterable = (),
+                 do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
         self.forward = _numeric(forward) if forward is not None else None
         if self.forward is not None and not self.forward:
             raise ValueError("forward= needs at least one server address")
@@ -108,6 +113,8 @@ class Resolver(ResolverCore):
         self.limits = limits
         self.minimise = qname_minimisation
         self.ipv6 = ipv6
+        self.do_ip4 = do_ip4
+        self.no_localhost = do_not_query_localhost
         self.validator = validator
         self.dnssec: Validator | None = None
         #: glue only from inside the referring zone (False: any glue naming an NS target)

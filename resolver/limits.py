@@ -92,6 +92,12 @@ class Limits:
     #: an RTT estimate cannot stay wrong forever.
     exploration: float = 0.05
 
+    #: How long a mark on an authority address lasts, seconds: lame for a zone (it disclaimed
+    #: the zone or referred upwards), EDNS refused. A server that was repaired is used again
+    #: after this, and a mark made on a bad day cannot cut a zone off for the life of the
+    #: process (Unbound's infra-host-ttl, 900 s).
+    infra_host_ttl: float = 900.0
+
     # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 

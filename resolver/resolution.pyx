@@ -83,7 +83,8 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
         r._hints_src = r.hints
     i = it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
                     minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
-                    stats=r._stats, dnssec=r.dnssec)
+                    stats=r._stats, dnssec=r.dnssec, ip4=r.do_ip4,
+                    no_localhost=r.no_localhost)
     if not getattr(r, "harden_glue", True):
         i.harden_glue = False
     return i
@@ -261,7 +262,7 @@ cdef class Resolution:
         cdef ResolverCore r = self.resolver
         cdef double left = self._left()
         if self.edns and (wire[3] & 0x0F) == 1:
-            self.infra.set_edns(self.server, False)
+            self.infra.set_edns(self.server, False, r.clock())
             try:
                 self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
                            False)

@@ -37,5 +37,6 @@ cdef class ResolverCore:
     cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6
+    cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None

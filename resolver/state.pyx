@@ -99,6 +99,8 @@ cdef class ResolverCore:
     def __cinit__(self, *args, **kwargs):      # a Python subclass's arguments, ignored
         self._inflight = {}
         self._stats = Stats()
+        self.do_ip4 = True
+        self.no_localhost = True
 
     @property
     def stats(self):

@@ -4,8 +4,9 @@ cdef class ServerInfo:
     cdef public double rto
     cdef public int timeouts            # consecutive
     cdef public double holddown_until
-    cdef public bint edns               # False once it answered FORMERR to EDNS
-    cdef public set lame                # zones (lower-cased wire) it is lame for
+    cdef public bint edns               # False once it answered FORMERR to EDNS ...
+    cdef public double edns_until       # ... until this clock time
+    cdef public dict lame               # zone (lower-cased wire) it is lame for -> until when
 
 
 cdef class InfraCache:
@@ -14,9 +15,13 @@ cdef class InfraCache:
     cdef public object servers          # OrderedDict: address -> ServerInfo
     cdef public object rng
     cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration
+    cdef public double host_ttl         # how long a mark (lame, no EDNS) lasts, seconds
+    cdef public dict no_minimise        # zone (lower-cased wire) -> until when: full names
     cdef object _popitem
 
     cdef ServerInfo get(self, str addr)
     cpdef str choose(self, list addrs, double now)
     cpdef record_rtt(self, str addr, double rtt)
     cpdef tuple pick(self, list addrs, double now, double left)
+    cpdef bint lame_for(self, str addr, bytes lzone, double now)
+    cpdef bint minimise_ok(self, bytes lzone, double now)

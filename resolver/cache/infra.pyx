@@ -12,19 +12,22 @@ cdef class ServerInfo:
     """What we know of one authority address."""
 
     def __init__(self, srtt=None, double rttvar=0.0, double rto=0.0, int timeouts=0,
-                 double holddown_until=0.0, bint edns=True, lame=None):
+                 double holddown_until=0.0, bint edns=True, lame=None,
+                 double edns_until=0.0):
         self.srtt = None if srtt is None else float(srtt)
         self.rttvar = rttvar
         self.rto = rto
         self.timeouts = timeouts
         self.holddown_until = holddown_until
         self.edns = edns
-        self.lame = set() if lame is None else set(lame)
+        self.edns_until = edns_until
+        self.lame = {} if lame is None else dict(lame)
 
     def __repr__(self):
         return (f"ServerInfo(srtt={self.srtt!r}, rttvar={self.rttvar!r}, rto={self.rto!r}, "
                 f"timeouts={self.timeouts}, holddown_until={self.holddown_until!r}, "
-                f"edns={bool(self.edns)}, lame={self.lame!r})")
+                f"edns={bool(self.edns)}, edns_until={self.edns_until!r}, "
+                f"lame={self.lame!r})")
 
 
 cdef class InfraCache:
@@ -44,6 +47,8 @@ cdef class InfraCache:
         self._max_rto = limits.max_rto
         self._holddown = limits.server_holddown
         self._exploration = limits.exploration
+        self.host_ttl = limits.infra_host_ttl
+        self.no_minimise = {}
 
     cdef ServerInfo get(self, str addr):
         s = dict_get(self.servers, addr)
@@ -96,19 +101,46 @@ cdef class InfraCache:
         s.rto = self._max_rto
         s.holddown_until = now + self._holddown
 
-    def mark_lame(self, str addr, bytes zone) -> None:
-        self.get(addr).lame.add(lower(zone))
+    def mark_lame(self, str addr, bytes zone, double now) -> None:
+        """``addr`` does not serve ``zone`` (it disclaimed it or referred upwards): passed
+        over for that zone until ``host_ttl`` from ``now``, unless no other server is left."""
+        self.get(addr).lame[lower(zone)] = now + self.host_ttl
 
-    def is_lame(self, str addr, bytes zone) -> bool:
+    cpdef bint lame_for(self, str addr, bytes lzone, double now):
+        """``addr`` is marked lame for the lower-cased zone ``lzone`` at ``now`` (an expired
+        mark is dropped)."""
         s = dict_get(self.servers, addr)
-        return s is not None and lower(zone) in (<ServerInfo>s).lame
+        return s is not None and _marked((<ServerInfo>s).lame, lzone, now)
 
-    def set_edns(self, str addr, bint ok) -> None:
-        self.get(addr).edns = ok
+    def is_lame(self, str addr, bytes zone, double now) -> bool:
+        return self.lame_for(addr, lower(zone), now)
 
-    def edns(self, str addr) -> bool:
+    def stop_minimising(self, bytes zone, double now) -> None:
+        """The servers of ``zone`` mishandle minimised queries (a probe failed where the
+        full name did not need to): names in it are asked in full until ``host_ttl`` from
+        ``now``, rather than costing a failed probe each time. Bounded like the server
+        table."""
+        cdef dict marks = self.no_minimise
+        cdef bytes key = lower(zone)
+        marks.pop(key, None)
+        marks[key] = now + self.host_ttl
+        if len(marks) > self.max_servers:
+            del marks[next(iter(marks))]
+
+    cpdef bint minimise_ok(self, bytes lzone, double now):
+        """Minimised queries may be sent to the servers of the lower-cased zone ``lzone``."""
+        return not _marked(self.no_minimise, lzone, now)
+
+    def set_edns(self, str addr, bint ok, double now) -> None:
+        """Whether ``addr`` takes EDNS; a refusal is remembered until ``host_ttl`` from
+        ``now``, then EDNS is tried again."""
+        cdef ServerInfo s = self.get(addr)
+        s.edns = ok
+        s.edns_until = 0.0 if ok else now + self.host_ttl
+
+    def edns(self, str addr, double now) -> bool:
         s = dict_get(self.servers, addr)
-        return True if s is None else (<ServerInfo>s).edns
+        return True if s is None else _edns(<ServerInfo>s, now)
 
     cpdef str choose(self, list addrs, double now):
         """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
@@ -139,4 +171,25 @@ cdef class InfraCache:
         the time the resolution has left, and at least 10 ms) and whether to use EDNS."""
         cdef str server = self.choose(addrs, now)
         cdef ServerInfo s = self.get(server)
-        return server, min(s.rto, max(0.01, left)), s.edns
+        return server, min(s.rto, max(0.01, left)), _edns(s, now)
+
+
+cdef inline bint _marked(dict marks, bytes key, double now):
+    """``marks`` (key -> until when) holds an unexpired mark for ``key``; an expired one is
+    dropped."""
+    if not marks:
+        return False
+    until = dict_get(marks, key)
+    if until is None:
+        return False
+    if <double>until > now:
+        return True
+    del marks[key]
+    return False
+
+
+cdef inline bint _edns(ServerInfo s, double now):
+    """The server's EDNS mark, cleared once it has expired."""
+    if not s.edns and s.edns_until <= now:
+        s.edns = True
+    return s.edns

@@ -39,8 +39,9 @@ def _serve_parser(sub) -> None:
     p.add_argument("--cache-size", metavar="BYTES", help="cache bound in bytes")
     p.add_argument("--trust-anchor", metavar="FILE", help="DNSSEC trust anchor (DS or DNSKEY)")
     p.add_argument("--no-validate", action="store_true", help="turn DNSSEC validation off")
-    p.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=None,
-                   help="ask authorities over IPv6 as well (default: on)")
+    p.add_argument("--do-ip6", "--ipv6", dest="ipv6", action=argparse.BooleanOptionalAction,
+                   default=None, help="ask authorities over IPv6 as well (default: on)")
+    _authority_flags(p, None)
     p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
     p.add_argument("--tcp-max-connections", metavar="N")
     p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
@@ -68,6 +69,22 @@ def _serve_parser(sub) -> None:
                    help="use glue only from inside the referring zone (default: on)")
     p.add_argument("--domain-insecure", metavar="DOMAIN", action="append",
                    help="negative trust anchor: treat this domain as unsigned (repeatable)")
+
+
+def _authority_flags(p, default) -> None:
+    """The switches of server selection and QNAME minimisation (``serve`` leaves them unset
+    so that the config file decides; ``query`` resolves with their defaults)."""
+    p.add_argument("--qname-minimisation", action=argparse.BooleanOptionalAction,
+                   default=default, help="RFC 9156, relaxed (default: on)")
+    p.add_argument("--do-ip4", action=argparse.BooleanOptionalAction, default=default,
+                   help="ask authorities over IPv4 (default: on)")
+    p.add_argument("--do-not-query-localhost", action=argparse.BooleanOptionalAction,
+                   default=default,
+                   help="never query loopback authority addresses (default: on; a lab on "
+                        "loopback needs --no-do-not-query-localhost)")
+    if default is None:
+        p.add_argument("--infra-host-ttl", metavar="SECONDS",
+                       help="how long a lame or no-EDNS mark on a server lasts (900)")
 
 
 def _control_parser(sub, name: str, help_: str):
@@ -101,8 +118,10 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
                    help="authorities' port, for in-process resolution")
     q.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
-    q.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=True,
+    q.add_argument("--do-ip6", "--ipv6", dest="ipv6", action=argparse.BooleanOptionalAction,
+                   default=True,
                    help="in-process resolution asks authorities over IPv6 as well (default: on)")
+    _authority_flags(q, True)
     p = _control_parser(sub, "stats", "print a running daemon's figures")
     p.add_argument("--json", action="store_true", help="as JSON")
     p = _control_parser(sub, "flush", "forget the cache (or one name) of a running daemon")
@@ -129,6 +148,9 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         "cache_size": ns.cache_size, "trust_anchor": ns.trust_anchor,
         "validate": False if ns.no_validate else None,
         "ipv6": ns.ipv6,
+        "qname_minimisation": ns.qname_minimisation, "do_ip4": ns.do_ip4,
+        "do_not_query_localhost": ns.do_not_query_localhost,
+        "infra_host_ttl": ns.infra_host_ttl,
         "tcp_idle_timeout": ns.tcp_idle_timeout,
         "tcp_max_connections": ns.tcp_max_connections,
         "tcp_max_inflight": ns.tcp_max_inflight,
@@ -307,7 +329,9 @@ def _resolve_in_process(q, ns):
     from resolver.daemon.process import new_loop
 
     async def go():
-        r = Resolver(ns.root_hints, port=ns.upstream_port, ipv6=ns.ipv6)
+        r = Resolver(ns.root_hints, port=ns.upstream_port, ipv6=ns.ipv6,
+                     qname_minimisation=ns.qname_minimisation, do_ip4=ns.do_ip4,
+                     do_not_query_localhost=ns.do_not_query_localhost)
         try:
             return await asyncio.wait_for(r.resolve_message(q), ns.timeout)
         finally:

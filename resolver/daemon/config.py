@@ -65,7 +65,8 @@ class Config:
     #: Ask authorities over IPv6 too (their AAAA addresses), as Unbound's ``do-ip6: yes``.
     #: On a host without IPv6 routes an IPv6 address fails at once and is passed over; turn
     #: it off where IPv6 is routed but broken (every IPv6 server would time out once).
-    ipv6: bool = True
+    #: ``ipv6`` is accepted as another name for it.
+    do_ip6: bool = True
     #: TCP: a connection with no complete query for this long is closed (slow-loris bound).
     tcp_idle_timeout: float = 10.0
     #: TCP: connections open at once; more are closed at accept.
@@ -242,6 +243,27 @@ class Config:
     #: Certificate chain file (PEM, the server's certificate first) of the TLS listeners;
     #: reloaded with the key.
     tls_service_pem: str | None = None
+    # ---- authorities: which servers are asked, and how
+    #: QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one more
+    #: label of the name only; a minimised query that fails (timeout, REFUSED, SERVFAIL,
+    #: FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the full name, and
+    #: that zone is asked full names for ``infra-host-ttl``.
+    qname_minimisation: bool = True
+    #: Ask authorities at their IPv4 addresses (Unbound's ``do-ip4``).
+    do_ip4: bool = True
+    #: Never send a query to a loopback authority address (127.0.0.0/8, ::1), whatever a
+    #: zone's NS and glue say, so a zone cannot point the resolver at services on its own
+    #: host (Unbound's ``do-not-query-localhost``). A lab of authorities on loopback turns
+    #: it off.
+    do_not_query_localhost: bool = True
+    #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
+    #: it the server is tried again (Unbound's ``infra-host-ttl``).
+    infra_host_ttl: float = 900.0
+
+    @property
+    def ipv6(self) -> bool:
+        """``do_ip6`` by its other name."""
+        return self.do_ip6
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -315,8 +337,8 @@ def _as_list(value: Any, what: str) -> list:
 
 
 # Setting name -> converter(value, name) -> value, shared by the file and the command line.
-def _convert(name: str, value: Any) -> Any:
-    what = name.replace("_", "-")
+def _convert(name: str, value: Any, what: str | None = None) -> Any:
+    what = what or name.replace("_", "-")
     if name in ZONE_SETTINGS:
         return _zone_setting(name, value)
     if name == "listen":
@@ -370,7 +392,8 @@ def _convert(name: str, value: Any) -> Any:
         if not isinstance(value, str) or value.upper() not in _LEVELS:
             raise ConfigError(f"{what}: {value!r} is not one of {', '.join(_LEVELS)}")
         return value.upper()
-    if name in ("validate", "ipv6"):
+    if name in ("validate", "do_ip6", "qname_minimisation", "do_ip4",
+                "do_not_query_localhost"):
         if not isinstance(value, bool):
             raise ConfigError(f"{what}: expected true or false, got {value!r}")
         return value
@@ -401,6 +424,8 @@ def _convert(name: str, value: Any) -> Any:
         return _number(value, what, float, 0, 3600)
     if name == "max_udp_size":
         return _number(value, what, int, 512, 65535)
+    if name == "infra_host_ttl":
+        return _number(value, what, float, 0, 86400)
     if name in CACHEDB_SETTINGS:
         return _convert_cachedb(name, value, what)
     if name in _CACHE_TTLS:
@@ -607,6 +632,9 @@ def _effective_limits(cfg: Config) -> Limits:
 
 SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 
+#: Other names accepted for a setting, in the file and as overrides.
+ALIASES = {"ipv6": "do_ip6"}
+
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
                     "cache_size", "trust_anchor", "validate", "user",
@@ -698,6 +726,7 @@ def load_file(path: str) -> dict[str, Any]:
         limits[name] = (key, value)
     for key, value in data.items():
         name = key.replace("-", "_")
+        name = ALIASES.get(name, name)
         if name == "limits":
             continue
         if name in LIMIT_FIELDS and name not in SETTINGS:
@@ -712,7 +741,7 @@ def load_file(path: str) -> dict[str, Any]:
         if name not in SETTINGS or name == "limits":
             raise ConfigError(f"{where(key)}: unknown setting {key!r}")
         try:
-            out[name] = _convert(name, value)
+            out[name] = _convert(name, value, key)
         except ConfigError as e:
             raise ConfigError(f"{where(key)}: {e}") from None
     if limits:
@@ -753,6 +782,7 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     for name, value in (overrides or {}).items():
         if value is None:
             continue
+        name = ALIASES.get(name, name)
         values[name] = _convert(name, value)
     cfg = replace(Config(), **values, config_file=config_file)
     cfg = replace(cfg, limits=_effective_limits(cfg))

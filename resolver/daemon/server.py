@@ -202,7 +202,7 @@ class Server(Dispatch):
 
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
-        level, ipv6); returns the settings that need a restart."""
+        level, the choice of authorities); returns the settings that need a restart."""
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = cfg
@@ -211,7 +211,11 @@ class Server(Dispatch):
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 u.max_udp_size = cfg.max_udp_size
-        self.resolver.ipv6 = cfg.ipv6      # the next miss's iterator takes it (iterator_for)
+        self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
+        self.resolver.do_ip4 = cfg.do_ip4
+        self.resolver.no_localhost = cfg.do_not_query_localhost
+        self.resolver.minimise = cfg.qname_minimisation
+        self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         zones = make_zones(cfg)
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
@@ -324,7 +328,10 @@ def hit_rates(stats: dict) -> dict:
 
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
-                          "ipv6": cfg.ipv6, "limits": cfg.limits,
+                          "ipv6": cfg.do_ip6, "do_ip4": cfg.do_ip4,
+                          "do_not_query_localhost": cfg.do_not_query_localhost,
+                          "qname_minimisation": cfg.qname_minimisation,
+                          "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
                           "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor

@@ -37,6 +37,8 @@ cdef enum:
     NOERROR = 0
     SERVFAIL = 2
     NXDOMAIN = 3
+    REFUSED = 5
+    NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
 cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
@@ -97,7 +99,7 @@ cdef class Iterator:
     cdef public bytes qname
     cdef public int qtype, qclass
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
-    cdef public bint minimise, ipv6
+    cdef public bint minimise, ipv6, ip4, no_localhost
     cdef public bint harden_glue        # referral glue only from inside the referring zone
     cdef public set aggressive, stack
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
@@ -115,7 +117,8 @@ cdef class Iterator:
     cdef RRsetCache _rrsets
 
     def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
-                 minimise=True, ipv6=False, validator=None, stats=None, dnssec=None):
+                 minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
+                 ip4=True, no_localhost=True):
         if limits is None:
             from resolver.limits import DEFAULT
             limits = DEFAULT
@@ -126,6 +129,11 @@ cdef class Iterator:
         self.minimise = minimise
         self.ipv6 = ipv6
         self.harden_glue = True
+        #: ask authorities at their IPv4 addresses (Unbound's do-ip4; ``ipv6`` is do-ip6)
+        self.ip4 = ip4
+        #: never send to a loopback address (Unbound's do-not-query-localhost): a zone
+        #: must not be able to point this resolver at services on its own host
+        self.no_localhost = no_localhost
         self.validator = validator
         #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
         #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
@@ -331,6 +339,7 @@ cdef class Iterator:
         cdef list out = []
         cdef int t
         cdef RRsetEntry e
+        cdef bint cached = False
         for t in (_A_AAAA if self.ipv6 else _A_ONLY):
             e = self._get(ns, t, now)
             if e is not None and e.negative is None:
@@ -338,9 +347,23 @@ cdef class Iterator:
                 if texts is None:       # converted once per cached rrset, not per query
                     texts = e.addrs = [a for a in (_addr_text(t, rd) for rd in e.rdatas) if a]
                 for addr in texts:
-                    if addr not in out:
+                    cached = True
+                    if addr not in out and self._usable(addr):
                         out.append(addr)
-        return out or list(self.hint_addrs.get(lower(ns), ()))
+        if cached:
+            return out
+        return [a for a in self.hint_addrs.get(lower(ns), ()) if self._usable(a)]
+
+    cdef bint _usable(self, str addr):
+        """The address family is enabled (``ip4``, ``ipv6``) and, with ``no_localhost``,
+        the address is not a loopback one (127.0.0.0/8, ::1, or IPv4-mapped 127/8)."""
+        if ":" in addr:
+            if not self.ipv6:
+                return False
+            return not (self.no_localhost and (addr == "::1" or addr.startswith("::ffff:127.")))
+        if not self.ip4:
+            return False
+        return not (self.no_localhost and addr.startswith("127."))
 
     cdef int _budget(self) except -1:
         if self.queries >= self.lv.max_upstream_queries:
@@ -349,16 +372,25 @@ cdef class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
-    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0):
+    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0,
+             bint probe=False):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
         ``_referral`` says of it) or None. At most ``most`` queries if given, else
         ``max_servers_per_zone``; a query to an address this host has no route to never
         left, so it is not counted there (with AAAA addresses on an IPv4-only host, a zone's
         unreachable addresses must not use up its tries) and that address is not asked
-        again. NS names without addresses are resolved to A, and with ``ipv6`` to AAAA when
-        they have no A (one sub-query per name where it suffices)."""
+        again. NS names without addresses are resolved to A (with ``ip4``), and with
+        ``ipv6`` to AAAA when they have no A (one sub-query per name where it suffices).
+
+        Servers marked lame for the zone (``InfraCache.mark_lame``, until the mark expires)
+        are asked last, once each, when no other server is left: a mark must not turn into
+        a SERVFAIL without a packet sent. A server that refuses the zone (REFUSED, NOTAUTH)
+        or refers upwards or sideways is marked lame. With ``probe`` (a minimised query),
+        an error reply returns (server, None, None) at once and marks nothing: the caller
+        asks the full name instead (RFC 9156 section 2.3)."""
         cdef dict attempts = {}
         cdef list retryable = []        # asked, but the reply was lost: may be asked again
+        cdef list marked                # lame for this zone: the last resort
         cdef dict extra = {}
         cdef int resolved = 0, unsent = 0
         cdef double now
@@ -373,31 +405,40 @@ cdef class Iterator:
             now = self.clock()
             addrs = []
             pending = []
+            marked = []
             for ns in nsnames:
                 found = self._addresses(ns, now) or extra.get(lower(ns), [])
                 if not found and lower(ns) not in extra:
                     pending.append(ns)
                 for a in found:
-                    if a not in attempts and a not in addrs:
-                        s = dict_get(servers, a)      # InfraCache.is_lame, inline
-                        if s is None or lzone not in (<ServerInfo>s).lame:
+                    if a not in attempts and a not in addrs and a not in marked:
+                        s = dict_get(servers, a)
+                        if s is not None and (<ServerInfo>s).lame and infra.lame_for(
+                                a, lzone, now):
+                            marked.append(a)
+                        else:
                             addrs.append(a)
             if not addrs:
                 if (pending and resolved < self.lv.max_ns_names_per_delegation
                         and depth < self.lv.max_dependency_depth):
                     ns = pending[0]
                     resolved += 1
-                    res = yield from self._lookup(ns, A, depth + 1)
-                    found = [_addr_text(A, r[4]) for r in res.answer
-                             if r[1] == A and len(r[4]) == 4]
+                    found = []
+                    if self.ip4:
+                        res = yield from self._lookup(ns, A, depth + 1)
+                        found = [_addr_text(A, r[4]) for r in res.answer
+                                 if r[1] == A and len(r[4]) == 4]
                     if not found and self.ipv6:
                         res = yield from self._lookup(ns, AAAA, depth + 1)
                         found = [_addr_text(AAAA, r[4]) for r in res.answer
                                  if r[1] == AAAA and len(r[4]) == 16]
-                    extra[lower(ns)] = found
+                    extra[lower(ns)] = [a for a in found if self._usable(a)]
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
                 addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
+                if not addrs:
+                    # Last resort: the servers marked lame for this zone, once each.
+                    addrs = marked
                 if not addrs:
                     return None
             if sum(attempts.values()) - unsent >= most:
@@ -429,12 +470,18 @@ cdef class Iterator:
                 self._count("dropped_malformed")
                 continue
             if m.rcode not in (NOERROR, NXDOMAIN):
-                infra.record_failure(server, self.clock())
+                if probe:
+                    return server, None, None
+                if m.rcode == REFUSED or m.rcode == NOTAUTH:
+                    log.debug("server %s disclaims %s", server, to_text(zone))
+                    infra.mark_lame(server, zone, self.clock())
+                else:
+                    infra.record_failure(server, self.clock())
                 continue
             ref = _referral(m, zone, qname)
             if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
-                infra.mark_lame(server, zone)
+                infra.mark_lame(server, zone, self.clock())
                 continue
             if self.validator is not None:
                 try:
@@ -469,17 +516,33 @@ cdef class Iterator:
             zone, nsnames = self._closest_delegation(start)
         while True:
             probe = max(probe, _label_count(zone))
-            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
+            sent, stype = name, qtype
+            if (minimise and probe + 1 < nl and steps < self.lv.max_minimise_count
+                    and self._infra.minimise_ok(lower(zone), self.clock())):
+                # What earlier probes learned (the name's A data or NODATA, cached) says the
+                # name is no zone cut: the next label is asked at once.
                 probe += 1
-                steps += 1
-                sent, stype = strip_to(name, probe), A
-            else:
-                sent, stype = name, qtype
-            got = yield from self._ask(zone, nsnames, sent, stype, depth)
+                now = self.clock()
+                while probe < nl and self._get(strip_to(name, probe), A, now) is not None:
+                    probe += 1
+                if probe < nl:
+                    steps += 1
+                    sent, stype = strip_to(name, probe), A
+            got = yield from self._ask(zone, nsnames, sent, stype, depth,
+                                       probe=(sent != name or stype != qtype))
             if got is None:
+                if sent != name or stype != qtype:
+                    # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
+                    minimise = False
+                    self._infra.stop_minimising(zone, self.clock())
+                    continue
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
             server, m, ref = got
+            if m is None:       # the probe was refused or failed: the full name decides
+                minimise = False
+                self._infra.stop_minimising(zone, self.clock())
+                continue
             now = self.clock()
             if ref is not None:
                 child, ns_recs = ref
@@ -491,16 +554,32 @@ cdef class Iterator:
                 continue
             if sent != name or stype != qtype:
                 # A minimised probe that did not delegate.
-                if m.rcode == NXDOMAIN and _has_soa_in(m.authority, zone):
-                    # RFC 8020: nothing exists below a name that does not exist.
-                    soa = self._rrsets.store_negative(
-                        name, qtype, self.qclass, True, _in_zone(m.authority, zone),
-                        AUTH_AUTHORITY, now)
-                    return _Step("nx", [], soa)
+                if m.rcode == NXDOMAIN:
+                    if _has_soa_in(m.authority, zone) and (
+                            m.security == SECURE or _has_denial(m.authority, zone)):
+                        # RFC 8020: nothing exists below a name that does not exist. Only
+                        # from a signed zone (whose proof the validator checks): an unsigned
+                        # server may answer NXDOMAIN for an empty non-terminal.
+                        soa = self._rrsets.store_negative(
+                            name, qtype, self.qclass, True, _in_zone(m.authority, zone),
+                            AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER, now)
+                        return _Step("nx", [], soa)
+                    minimise = False       # relaxed: the full name decides
+                    self._infra.stop_minimising(zone, now)
+                    continue
                 if any(r[1] in (CNAME, DNAME) for r in m.answer):
                     minimise = False       # the full name decides; ask it in this zone
-                else:
-                    self._cache_answer(m, zone, now, None)
+                    continue
+                self._cache_answer(m, zone, now, None)
+                if _owned(_in_zone(m.answer, zone), sent, A) is None:
+                    # NODATA at an intermediate name (an empty non-terminal, or a name with
+                    # other types): remembered, so later probes below it skip it.
+                    soa = [r for r in _in_zone(m.authority, zone)
+                           if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
+                    if _has_soa_in(soa, zone):
+                        self._rrsets.store_negative(sent, A, self.qclass, False, soa,
+                                                    AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER,
+                                                    now)
                 continue
             return self._final(m, zone, name, qtype, now)
 
@@ -530,9 +609,9 @@ cdef class Iterator:
 
     cdef bint _cache_priming(self, Parsed m, double now):
         """Caches the root's NS set (at an answer's rank: VALIDATED only if a validator
-        proved it) and its usable glue, from an authoritative NOERROR answer with at least
-        one usable address; False for any other reply."""
-        if m.rcode != NOERROR or not m.aa:
+        proved it, lower without AA) and its usable glue, from a NOERROR answer with at
+        least one usable address; False for any other reply (the hints go on serving)."""
+        if m.rcode != NOERROR:
             return False
         ns = [r for r in m.answer if r[1] == NS and r[0] == ROOT]
         glue = [r for r in _glue(m.additional, ROOT, ns) if (r[1] == A and len(r[4]) == 4)
@@ -619,13 +698,14 @@ cdef class Iterator:
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa_in(m.authority, zone))):
             return _Step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
                          next=cur)
+        # A negative answer without AA (from a server that is not recursive: is_lame) is
+        # used at the rank of a non-authoritative answer.
+        rank = AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER
         if m.rcode == NXDOMAIN:
-            soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa,
-                                              AUTH_AUTHORITY, now)
+            soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa, rank, now)
             return _Step("nx", out, soa)
         if soa:
-            soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa,
-                                              AUTH_AUTHORITY, now)
+            soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa, rank, now)
         return _Step("nodata", out, soa)
 
 
@@ -639,6 +719,11 @@ def _wildcard_proofs(m, bytes zone, list out):
         return []
     return [r for r in _in_zone(m.authority, zone)
             if r[1] in (NSEC, NSEC3) or (r[1] == RRSIG and _covers_any(r, (NSEC, NSEC3)))]
+
+
+def _has_denial(list authority, bytes zone):
+    """NSEC or NSEC3 records of the zone in an authority section: the zone is signed."""
+    return any(r[1] in (NSEC, NSEC3) and is_subdomain(r[0], zone) for r in authority)
 
 
 def _covers_any(rec, types):

@@ -110,26 +110,39 @@ cpdef object referral(object m, bytes zone, bytes qname):
 
 
 cpdef bint is_lame(object m, bytes zone, bytes qname, object ref):
-    """A server that does not speak with authority for ``zone``: an upward/sideways referral,
-    or an answer without AA. ``ref`` is ``referral(m, zone, qname)``, already computed."""
+    """A NOERROR/NXDOMAIN reply from a server that does not serve ``zone`` (RFC 1034 5.3.3,
+    as Unbound classifies replies): an upward or sideways referral (NS records outside the
+    zone, or without AA at or below it but not leading to ``qname``), a negative answer
+    without AA from a recursive server (RA: its cache, not the zone, speaks), or a reply
+    without AA that says nothing of the zone (neither a record in the zone in its answer
+    section nor the zone's SOA). An answer without AA is not lame: it is used at a lower
+    trust rank (RFC 2181 5.4.1). ``ref`` is ``referral(m, zone, qname)``, already computed."""
     if ref is not None:
         return False
-    if not (m.flags & 0x0400):
-        return True
+    cdef bint aa = (m.flags & 0x0400) != 0
+    cdef bint ra = (m.flags & 0x0080) != 0
     cdef list authority = m.authority
+    cdef list answer = m.answer
     cdef object r
     cdef bint any_ns = False
+    cdef bint soa = has_soa(authority, zone)
     for r in authority:
         if r[1] == NS:
             any_ns = True
             break
-    if any_ns and not m.answer and not has_soa(authority, zone) and m.rcode == NOERROR:
-        # Authoritative-looking but pointing at its own zone or upwards.
+    if any_ns and not answer and not soa and m.rcode == NOERROR:
         for r in authority:
             if r[1] == NS and not is_subdomain(r[0], zone):
                 return True
+        return not aa
+    if aa:
         return False
-    return False
+    for r in answer:
+        if is_subdomain(r[0], zone):
+            return False
+    if soa:
+        return ra
+    return True
 
 
 cpdef list glue(list additional, bytes zone, list ns_recs, bint harden=True):

@@ -144,7 +144,8 @@ class Authority:
 
 def test_the_resolver_library_resolves_through_an_authority_on_loopback():
     async def main():
-        r = resolver.Resolver([("a.root.", "127.0.0.1")], port=authority.port)
+        r = resolver.Resolver([("a.root.", "127.0.0.1")], port=authority.port,
+                              do_not_query_localhost=False)
         try:
             answer = await r.resolve("www.example.", "A")
             with pytest.raises(dns.resolver.NXDOMAIN):
@@ -188,6 +189,7 @@ def test_the_installed_daemon_serves_a_client(tmp_path):
         port = free_port()
         proc = subprocess.Popen(
             [str(exe), "serve", "--listen", f"127.0.0.1:{port}", "--root-hints", str(hints),
+             "--no-do-not-query-localhost",
              "--upstream-port", str(authority.port), "--no-validate",
              "--control", str(tmp_path / "control.sock")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

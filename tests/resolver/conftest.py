@@ -64,6 +64,7 @@ def lab_resolver(loop, lab):
     def make(**kw):
         kw.setdefault("root_hints", lab.root_hints)
         kw.setdefault("port", lab.port)
+        kw.setdefault("do_not_query_localhost", False)     # the lab is on loopback
         r = resolver.Resolver(**kw)
         made.append(r)
         return r
@@ -85,6 +86,7 @@ def validating(loop, signed_lab):
 
     def make(**kw):
         kw.setdefault("trust_anchor", anchor)
+        kw.setdefault("do_not_query_localhost", False)     # the lab is on loopback
         r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, **kw)
         made.append(r)
         return r

@@ -52,7 +52,8 @@ class Daemon:
         if listen:
             args += ["--listen", f"127.0.0.1:{self.port}"]
         if lab is not None:
-            args += ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port)]
+            args += ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port),
+                     "--no-do-not-query-localhost"]      # the lab is on loopback
         if self.control:
             args += ["--control", self.control]
         if self.metrics_port:

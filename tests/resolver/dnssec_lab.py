@@ -7,7 +7,8 @@ children's DS records (or deliberately wrong ones), and the root's DS is the tru
 
     zones, servers, anchor = build(workdir)
     lab = Lab.start(workdir, zone_texts=zones, servers=servers)
-    r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, trust_anchor=anchor)
+    r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port, trust_anchor=anchor,
+                          do_not_query_localhost=False)
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def _free_port(host: str) -> int:
 
 def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
     net, port = world
-    r = resolver.Resolver(root_hints(P), port=port, limits=FAST)
+    r = resolver.Resolver(root_hints(P), port=port, limits=FAST, do_not_query_localhost=False)
     hport = _free_port(SVC)
 
     async def go():
@@ -72,7 +72,7 @@ def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
 
 def test_no_address_and_servfail_are_gaierrors(world, run):
     net, port = world
-    r = resolver.Resolver(root_hints(P), port=port, limits=FAST)
+    r = resolver.Resolver(root_hints(P), port=port, limits=FAST, do_not_query_localhost=False)
     adapter = AiohttpResolver(r)
     with pytest.raises(socket.gaierror) as ei:
         run(adapter.resolve("txt.example.com", 443, socket.AF_INET))   # no A record

@@ -94,7 +94,8 @@ def _through_daemon(lab, names, anchor=None) -> dict:
     async def go():
         cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
                            "upstream_port": lab.port})
-        r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor)
+        r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
+                              do_not_query_localhost=False)
         s = Server(cfg, resolver=r)
         await s.start()
         assert s.fast_udp
@@ -128,7 +129,8 @@ def _through_library(lab, names, anchor=None) -> dict:
     out: dict = {}
 
     async def go():
-        r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor)
+        r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
+                              do_not_query_localhost=False)
         try:
             for name, rdtype in names:
                 for edns, do in VARIANTS:

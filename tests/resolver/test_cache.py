@@ -172,14 +172,18 @@ def test_infra_prefers_fast_servers_backs_off_dead_ones_and_explores():
     assert picks == {"fast", "slow"}
 
 
-def test_infra_lameness_and_edns_memory():
-    infra = C.InfraCache()
-    infra.mark_lame("10.0.0.1", W("Example."))
-    assert infra.is_lame("10.0.0.1", W("example."))
-    assert not infra.is_lame("10.0.0.1", W("other."))
-    assert infra.edns("10.0.0.9")
-    infra.set_edns("10.0.0.9", False)
-    assert not infra.edns("10.0.0.9")
+def test_infra_lameness_and_edns_memory_expire_after_the_host_ttl():
+    infra = C.InfraCache(Limits(infra_host_ttl=900.0))
+    infra.mark_lame("10.0.0.1", W("Example."), 100.0)
+    assert infra.is_lame("10.0.0.1", W("example."), 100.0)
+    assert infra.is_lame("10.0.0.1", W("example."), 999.0)
+    assert not infra.is_lame("10.0.0.1", W("other."), 100.0)
+    assert not infra.is_lame("10.0.0.1", W("example."), 1000.0)
+    assert infra.info("10.0.0.1").lame == {}        # the expired mark is gone
+    assert infra.edns("10.0.0.9", 0.0)
+    infra.set_edns("10.0.0.9", False, 100.0)
+    assert not infra.edns("10.0.0.9", 999.0)
+    assert infra.edns("10.0.0.9", 1000.0)
 
 
 def test_failures_expire_and_flush_forgets_by_name():
@@ -207,7 +211,7 @@ def test_infra_pick_bounds_the_timeout_by_the_time_left_and_says_edns():
     assert infra.pick(["10.0.0.1"], 0.0, 10.0) == ("10.0.0.1", rto, True)
     assert infra.pick(["10.0.0.1"], 0.0, 0.05) == ("10.0.0.1", 0.05, True)
     assert infra.pick(["10.0.0.1"], 0.0, -1.0)[1] == 0.01      # at least 10 ms
-    infra.set_edns("10.0.0.1", False)
+    infra.set_edns("10.0.0.1", False, 0.0)
     assert infra.pick(["10.0.0.1"], 0.0, 10.0)[2] is False
     # An unmeasured server is asked first, with the initial RTO.
     assert infra.pick(["10.0.0.1", "10.0.0.2"], 0.0, 10.0) == ("10.0.0.2",

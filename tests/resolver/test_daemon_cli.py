@@ -76,7 +76,8 @@ def test_config_file_is_read_and_the_command_line_wins(lab, tmp_path):
 
 
 def test_query_in_process_from_the_lab_root(lab):
-    hints = ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port)]
+    hints = ["--root-hints", str(lab.root_hints_file), "--upstream-port", str(lab.port),
+             "--no-do-not-query-localhost"]
     r = cli("query", "www.example.com", "A", *hints, "+short")
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split()) == ["192.0.2.1", "192.0.2.11"]

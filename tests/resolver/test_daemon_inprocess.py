@@ -25,7 +25,7 @@ from resolver.daemon.server import Server
 
 def _cfg(lab, **kw):
     return build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
-                        "upstream_port": lab.port, **kw})
+                        "upstream_port": lab.port, "do_not_query_localhost": False, **kw})
 
 
 async def _serve(lab, **kw) -> Server:
@@ -37,7 +37,8 @@ async def _serve(lab, **kw) -> Server:
 
 def _resolver(cfg, lab):
     import resolver
-    return resolver.Resolver(lab.root_hints, port=lab.port, cache_size=cfg.cache_size)
+    return resolver.Resolver(lab.root_hints, port=lab.port, cache_size=cfg.cache_size,
+                             do_not_query_localhost=False)
 
 
 def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):

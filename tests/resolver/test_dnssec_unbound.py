@@ -57,7 +57,8 @@ def test_same_verdict_as_unbound(unbound_signed, case):
         theirs = dns.query.tcp(q, ub.address, port=ub.port, timeout=10)
 
     async def ours_():
-        r = resolver.Resolver(root_hints=lab.root_hints, port=53, trust_anchor=anchor)
+        r = resolver.Resolver(root_hints=lab.root_hints, port=53, trust_anchor=anchor,
+                              do_not_query_localhost=False)
         try:
             return await r.resolve_message(q)
         finally:

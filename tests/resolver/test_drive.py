@@ -25,6 +25,7 @@ def _server(lab, hints=None, cache_size: int = 64 << 20, **limits) -> Server:
     cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
                        "upstream_port": lab.port})
     r = resolver.Resolver(hints or lab.root_hints, port=lab.port, cache_size=cache_size,
+                          do_not_query_localhost=False,
                           limits=dataclasses.replace(DEFAULT, **limits) if limits else DEFAULT)
     s = Server(cfg, resolver=r)
     s.loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ def installed(loop, run, conf):
     net = small_internet(prefix=P)
     fs = FakeServers(net)
     port = run(fs.start(sorted(set(net.served))))
-    r = resolver.Resolver(root_hints(P), port=port,
+    r = resolver.Resolver(root_hints(P), port=port, do_not_query_localhost=False,
                           limits=Limits(exploration=0.0, initial_rto=0.1, max_query_time=1.5))
     resolver.install(loop, r, hosts=conf[0], resolv_conf=conf[1])
     try:
@@ -142,7 +142,7 @@ def test_search_domains_and_ndots_from_resolv_conf(loop, run, conf):
     net = small_internet(prefix=P)
     fs = FakeServers(net)
     port = run(fs.start(sorted(set(net.served))))
-    r = resolver.Resolver(root_hints(P), port=port,
+    r = resolver.Resolver(root_hints(P), port=port, do_not_query_localhost=False,
                           limits=Limits(exploration=0.0, initial_rto=0.1, max_query_time=1.5))
     conf[1].write_text("search nowhere.test example.com\noptions rotate ndots:2\n")
     resolver.install(loop, r, hosts=conf[0], resolv_conf=conf[1])
@@ -162,7 +162,7 @@ def test_search_domains_and_ndots_from_resolv_conf(loop, run, conf):
 
 
 def test_fallback_only_when_asked(loop, run, conf):
-    r = resolver.Resolver([("a.root.", "127.0.0.1")], port=9,
+    r = resolver.Resolver([("a.root.", "127.0.0.1")], port=9, do_not_query_localhost=False,
                           limits=Limits(initial_rto=0.05, max_query_time=0.2))
     asked = []
 

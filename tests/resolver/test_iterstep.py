@@ -52,8 +52,8 @@ def test_name_comparisons_fold_ascii_letters_only(a, b):
 
 
 @settings(max_examples=300)
-@given(st.sampled_from([0, 3]), st.sampled_from([0, 0x0400]), records, records, records,
-       names, names)
+@given(st.sampled_from([0, 3]), st.sampled_from([0, 0x0400, 0x0080, 0x0480]), records,
+       records, records, names, names)
 def test_classification_matches_the_rules(rcode, flags, answer, authority, additional, zone,
                                           qname):
     m = Msg(rcode, flags, answer, authority, additional)
@@ -61,9 +61,16 @@ def test_classification_matches_the_rules(rcode, flags, answer, authority, addit
     assert ref == ref_referral(m, zone, qname)
     ns = [r for r in authority if r[1] == 2]
     soa = any(r[1] == 6 and ref_is_subdomain(r[0], zone) for r in authority)
-    lame = ref is None and (not flags or (bool(ns) and not answer and not soa and rcode == 0
-                                          and not all(ref_is_subdomain(r[0], zone)
-                                                      for r in ns)))
+    aa, ra = bool(flags & 0x0400), bool(flags & 0x0080)
+    if ref is not None:
+        lame = False
+    elif ns and not answer and not soa and rcode == 0:
+        # an upward/sideways referral, or an NS set at the zone without AA
+        lame = not all(ref_is_subdomain(r[0], zone) for r in ns) or not aa
+    elif aa or any(ref_is_subdomain(r[0], zone) for r in answer):
+        lame = False        # an answer, with or without AA (without: at a lower rank)
+    else:
+        lame = ra if soa else True     # a negative answer from a cache, or nothing at all
     assert S.is_lame(m, zone, qname, ref) == lame
     assert S.in_zone(answer, zone) == [r for r in answer if ref_is_subdomain(r[0], zone)]
     assert S.has_soa(authority, zone) == soa

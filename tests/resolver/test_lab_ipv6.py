@@ -100,7 +100,8 @@ class World:
 
     def resolver(self, **kw) -> resolver.Resolver:
         kw.setdefault("limits", LIMITS)
-        return resolver.Resolver([("a.root.", ROOT4)], port=self.port, **kw)
+        return resolver.Resolver([("a.root.", ROOT4)], port=self.port,
+                                 do_not_query_localhost=False, **kw)
 
 
 @pytest.fixture

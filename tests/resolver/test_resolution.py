@@ -26,7 +26,7 @@ def silent():
 
 
 def _resolver(port: int, limit: float) -> resolver.Resolver:
-    return resolver.Resolver([("a.root.", "127.0.0.1")], port=port,
+    return resolver.Resolver([("a.root.", "127.0.0.1")], port=port, do_not_query_localhost=False,
                              limits=Limits(max_query_time=limit, initial_rto=0.02))
 
 

@@ -183,7 +183,8 @@ def test_only_shareable_answers_are_written(lab, redis_server):
 
     loop = new_event_loop()
     try:
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port,
+                              do_not_query_localhost=False)
         shared = SharedCache.from_config(in_process_config(redis_server))
         msgs = r.cache.messages
         now = r.clock()
@@ -412,7 +413,8 @@ def test_a_look_up_that_breaks_still_resolves(lab, redis_server):
                               b"x" * 40)
     loop = new_event_loop()
     try:
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port,
+                              do_not_query_localhost=False)
         shared = r.shared = SharedCache.from_config(in_process_config(redis_server))
 
         def broken(*args):
@@ -456,7 +458,8 @@ def test_a_prefetched_answer_is_written_again(lab, redis_server):
     c = redis_server.client()
     loop = new_event_loop()
     try:
-        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port,
+                              do_not_query_localhost=False)
         shared = r.shared = SharedCache.from_config(in_process_config(redis_server))
         q = dns.message.make_query("www.example.com.", "A", use_edns=False).to_wire()
 

@@ -91,7 +91,7 @@ def test_answer_from_entry_patches_id_rd_case_and_ttls():
 def test_resolve_cached_serves_fresh_entries_only():
     import resolver
 
-    r = resolver.Resolver([("a.lab.", "127.0.0.1")])
+    r = resolver.Resolver([("a.lab.", "127.0.0.1")], do_not_query_localhost=False)
     now = [0.0]
     r.clock = lambda: now[0]
     q = dns.message.make_query("www.example.com.", "A", use_edns=0).to_wire()

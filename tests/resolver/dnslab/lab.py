@@ -1,7 +1,8 @@
 """The running lab: every NSD of ``zones.SERVERS`` on its address, all on one port.
 
     lab = Lab.start(tmpdir)
-    r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port)
+    r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port,
+                          do_not_query_localhost=False)      # the lab is on loopback
     ...
     lab.stop()
 """
