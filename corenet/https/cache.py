@@ -120,6 +120,33 @@ class _Entry:
         self.response_time = response_time
 
 
+def storable(headers: Headers, resp: Response, request_time: float,
+             response_time: float) -> _Entry | None:
+    """The entry to keep for `resp` (the answer to a request with `headers`), or None
+    when it must not or need not be kept."""
+    if resp.status_code not in _CACHEABLE:
+        return None
+    if "no-store" in directives(headers.get("cache-control")):
+        return None
+    rh = resp.headers
+    cc = directives(rh.get("cache-control"))
+    if "no-store" in cc:
+        return None
+    if not ("max-age" in cc or "expires" in rh or "etag" in rh or "last-modified" in rh):
+        return None  # neither freshness nor a way to check it: nothing to gain
+    vary_names = [v.strip().lower() for v in (rh.get("vary") or "").split(",") if v.strip()]
+    if "*" in vary_names:
+        return None
+    # Stored per credentials too, as if Vary named Authorization: one client may act
+    # for several users, and one user's answer must not be served to another. Cookies
+    # are credentials as well, unless the response says it is the same for everyone.
+    vary_names.append("authorization")
+    if "public" not in cc:
+        vary_names.append("cookie")
+    return _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
+                  response_time)
+
+
 class Cache:
     """In-memory store, least recently used URL first out when it holds more than
     `max_entries` URLs or `max_bytes` of bodies; a body over `max_entry_bytes` is not
@@ -154,26 +181,11 @@ class Cache:
 
     def store(self, url: str, headers: Headers, resp: Response, request_time: float,
               response_time: float) -> None:
-        if resp.status_code not in _CACHEABLE or len(resp.content) > self.max_entry_bytes:
+        if len(resp.content) > self.max_entry_bytes:
             return
-        if "no-store" in directives(headers.get("cache-control")):
+        entry = storable(headers, resp, request_time, response_time)
+        if entry is None:
             return
-        rh = resp.headers
-        cc = directives(rh.get("cache-control"))
-        if "no-store" in cc:
-            return
-        if not ("max-age" in cc or "expires" in rh or "etag" in rh
-                or "last-modified" in rh):
-            return  # neither freshness nor a way to check it: nothing to gain
-        vary_names = [v.strip().lower() for v in (rh.get("vary") or "").split(",")
-                      if v.strip()]
-        if "*" in vary_names:
-            return
-        # Stored per credentials too, as if Vary named Authorization: one client may act
-        # for several users, and one user's answer must not be served to another.
-        vary_names.append("authorization")
-        entry = _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
-                       response_time)
         old = self._entries.pop(url, [])
         self._bytes -= sum(len(e.content) for e in old)
         variants = [e for e in old if e.vary != entry.vary] + [entry]
@@ -188,6 +200,9 @@ class Cache:
     def invalidate(self, url: str) -> None:
         self._bytes -= sum(len(e.content) for e in self._entries.pop(url, []))
 
+    def updated(self, url: str, entry: _Entry) -> None:
+        """`entry` was completed by a 304; the memory store holds it already."""
+
 
 def coerce_cache(cache: Any) -> Cache | None:
     if cache is None or cache is False:
@@ -196,7 +211,7 @@ def coerce_cache(cache: Any) -> Cache | None:
         return Cache()
     if isinstance(cache, Cache):
         return cache
-    raise TypeError(f"cache must be True, False or a Cache, not {type(cache).__name__}")
+    raise TypeError(f"cache must be True, False or a Cache (or DiskCache), not {type(cache).__name__}")
 
 
 def now() -> float:

@@ -465,6 +465,7 @@ class Client:
         await resp.aread()
         if resp.status_code == 304 and entry is not None:
             entry.update(resp, asked, cache_now())
+            cache.updated(u.text, entry)
             cache.revalidated += 1
             return entry.response(req, cache_now(), True)
         cache.store(u.text, sent, resp, asked, cache_now())
