@@ -2,11 +2,14 @@
 as the in-memory `Cache`, kept across processes.
 
 Each stored response is one file, named after hashes of its URL and of the request fields
-its Vary names: a fixed header (magic, the length of the metadata, a CRC-32 of the
-metadata and one of the body), the metadata as JSON (URL, status, fields, Vary values,
-times), then the body. A file is written under a temporary name and renamed into place,
-so a reader never sees half of one; a file that is short, long, or fails its checks is
-treated as a miss, removed and counted in `corrupt`. The files are indexed when the
+its Vary names: a fixed header (magic, the size of the metadata slot, the length of the
+metadata, a CRC-32 of the metadata and one of the body), the metadata as JSON (URL,
+status, fields, Vary values, times) padded to its slot, then the body. A new file is
+written under a temporary name and renamed into place, so a reader never sees half of
+one. A 304 changes only the metadata: it is rewritten in its slot when it fits (one
+write at the start of the file, the body left alone), else the whole file is replaced. A
+file that is short, long, or fails its checks (a torn write included) is treated as a
+miss, removed and counted in `corrupt`. The files are indexed when the
 directory is opened, least recently used first out past `max_bytes` (file sizes). Reads
 and writes are plain blocking file calls, made on the loop's thread: suited to a local
 disk, not to a network share.
@@ -27,8 +30,10 @@ from .headers import Headers
 from .models import Response
 
 _MAGIC = b"CNHTTPC1"
-_HEAD = struct.Struct("!8sIII")  # magic, metadata length, metadata CRC-32, body CRC-32
+# magic, metadata slot size, metadata length, metadata CRC-32, body CRC-32
+_HEAD = struct.Struct("!8sIIII")
 _MAX_META = 1024 * 1024  # fields of one response, well past what a server may send
+_SLOT_SPARE = 1024  # room left in the slot for the fields a 304 brings
 _TMP = ".tmp-"
 _STALE_TMP = 3600.0  # a temporary file this old was left by a writer that died
 
@@ -45,35 +50,47 @@ def _vary_key(vary: dict[str, str | None]) -> str:
     return json.dumps(sorted(vary.items()))
 
 
-def encode_entry(url: str, entry: _Entry) -> bytes:
-    meta = json.dumps({
+def _meta(url: str, entry: _Entry) -> bytes:
+    return json.dumps({
         "url": url, "status": entry.status, "reason": entry.reason.decode("latin-1"),
         "version": entry.version,
         "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in entry.headers],
         "vary": entry.vary, "request_time": entry.request_time,
         "response_time": entry.response_time, "length": len(entry.content),
     }).encode()
-    return (_HEAD.pack(_MAGIC, len(meta), zlib.crc32(meta), zlib.crc32(entry.content))
-            + meta + entry.content)
 
 
-def _read_meta(f) -> tuple[dict, int]:
+def _head(meta: bytes, slot: int, body_crc: int) -> bytes:
+    """The file's start: the fixed header and the metadata padded to `slot` bytes."""
+    return (_HEAD.pack(_MAGIC, slot, len(meta), zlib.crc32(meta), body_crc)
+            + meta + bytes(slot - len(meta)))
+
+
+def encode_entry(url: str, entry: _Entry) -> bytes:
+    meta = _meta(url, entry)
+    slot = -(-(len(meta) + _SLOT_SPARE) // 512) * 512
+    return _head(meta, slot, zlib.crc32(entry.content)) + entry.content
+
+
+def _read_meta(f) -> tuple[dict, int, int]:
+    """(metadata, slot size, body CRC-32); the file is left at the body."""
     head = f.read(_HEAD.size)
     if len(head) != _HEAD.size:
         raise CorruptEntry("short header")
-    magic, meta_len, meta_crc, body_crc = _HEAD.unpack(head)
-    if magic != _MAGIC or meta_len > _MAX_META:
+    magic, slot, meta_len, meta_crc, body_crc = _HEAD.unpack(head)
+    if magic != _MAGIC or slot > _MAX_META or meta_len > slot:
         raise CorruptEntry("not a cache file")
-    raw = f.read(meta_len)
-    if len(raw) != meta_len or zlib.crc32(raw) != meta_crc:
+    raw = f.read(slot)
+    if len(raw) != slot or zlib.crc32(raw[:meta_len]) != meta_crc:
         raise CorruptEntry("metadata damaged")
+    raw = raw[:meta_len]
     try:
         meta = json.loads(raw)
         if not isinstance(meta, dict) or not isinstance(meta.get("vary"), dict):
             raise CorruptEntry("metadata malformed")
     except ValueError as e:
         raise CorruptEntry("metadata malformed") from e
-    return meta, body_crc
+    return meta, slot, body_crc
 
 
 def _read_entry(f, meta: dict, body_crc: int) -> _Entry:
@@ -110,6 +127,8 @@ class DiskCache(Cache):
         self._files: OrderedDict[str, int] = OrderedDict()  # name -> size, LRU first
         self._by_url: dict[str, set[str]] = {}
         self.corrupt = self.evicted = self.write_errors = 0
+        # (metadata slot size, body CRC-32) of the files last read: what a 304 rewrites.
+        self._slots: dict[str, tuple[int, int]] = {}
         self._scan()
 
     def _scan(self) -> None:
@@ -138,6 +157,7 @@ class DiskCache(Cache):
 
     def _drop(self, name: str) -> None:
         size = self._files.pop(name, None)
+        self._slots.pop(name, None)
         if size is not None:
             self._bytes -= size
             names = self._by_url.get(name.partition("-")[0])
@@ -170,7 +190,7 @@ class DiskCache(Cache):
         for name in sorted(self._by_url.get(_hash(url), ())):
             try:
                 with open(os.path.join(self.path, name), "rb") as f:
-                    meta, body_crc = _read_meta(f)
+                    meta, slot, body_crc = _read_meta(f)
                     if meta.get("url") != url or not all(
                             headers.get(n) == v for n, v in meta["vary"].items()):
                         continue
@@ -183,6 +203,7 @@ class DiskCache(Cache):
                 self._drop(name)
                 continue
             self._files.move_to_end(name)
+            self._slots[name] = (slot, body_crc)
             try:
                 os.utime(os.path.join(self.path, name))  # the order survives a reopen
             except OSError:
@@ -199,13 +220,32 @@ class DiskCache(Cache):
             self.stored += 1
 
     def updated(self, url: str, entry: _Entry) -> None:
+        name = self._name(url, entry)
+        slot, body_crc = self._slots.get(name, (0, 0))
+        meta = _meta(url, entry)
+        if len(meta) <= slot and name in self._files:
+            try:
+                fd = os.open(os.path.join(self.path, name), os.O_WRONLY)
+                try:
+                    os.pwrite(fd, _head(meta, slot, body_crc), 0)
+                finally:
+                    os.close(fd)
+                return
+            except OSError:
+                self.write_errors += 1
+                self._drop(name)
+                return
         self._write(url, entry)
+
+    @staticmethod
+    def _name(url: str, entry: _Entry) -> str:
+        return f"{_hash(url)}-{_hash(_vary_key(entry.vary))}"
 
     def _write(self, url: str, entry: _Entry) -> bool:
         data = encode_entry(url, entry)
         if len(data) > self.max_bytes:
             return False
-        name = f"{_hash(url)}-{_hash(_vary_key(entry.vary))}"
+        name = self._name(url, entry)
         try:
             fd, tmp = tempfile.mkstemp(prefix=_TMP, dir=self.path)
             try:
@@ -219,6 +259,7 @@ class DiskCache(Cache):
             self.write_errors += 1
             return False
         old = self._files.pop(name, None)
+        self._slots.pop(name, None)
         if old is not None:
             self._bytes -= old
         self._add(name, len(data))

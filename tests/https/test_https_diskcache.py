@@ -128,3 +128,22 @@ def test_public_response_is_shared_across_cookies(env, run, loop_kind, tmp_path,
     fetch_all(env, run, [("GET", url, {"Cookie": "id=alice"}), ("GET", url, None),
                          ("GET", url, {"Cookie": "id=bob"})], cache=cache)
     assert seen(env, run, key) == (1, 0) and cache.hits == 2
+
+
+def test_304_rewrites_only_the_metadata_in_place(env, run, loop_kind, tmp_path):
+    key = f"dinplace-{loop_kind}"
+    url = cacheable(env, key, cc="max-age=0", etag="v1")
+    cache = DiskCache(tmp_path)
+    fetch_all(env, run, [url], cache=cache)
+    (name,) = files(cache)
+    before = (tmp_path / name).stat()
+    body = (tmp_path / name).read_bytes()[-len(f"{key}:1:"):]
+    rs = fetch_all(env, run, [url, url], cache=cache)
+    after = (tmp_path / name).stat()
+    assert seen(env, run, key) == (3, 2) and cache.revalidated == 2
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert (tmp_path / name).read_bytes().endswith(body) and rs[1].content == body
+    # The rewritten metadata reads back: a new store serves the body after one more 304.
+    again = DiskCache(tmp_path)
+    assert fetch_all(env, run, [url], cache=again)[0].content == body
+    assert again.revalidated == 1 and again.corrupt == 0
