@@ -7,7 +7,8 @@ one is served without a request, a stale one is revalidated with If-None-Match o
 If-Modified-Since and a 304 completes the stored response. Vary is honoured; no-store
 (request or response) keeps a response out, no-cache makes every use a revalidation;
 private responses are kept, this cache being the user's own, though never served to a
-request with other credentials (Authorization). An unsafe request (POST, PUT,
+request with other credentials (Authorization, or Cookie unless the response is public).
+`DiskCache` (diskcache.py) keeps the same entries in a directory. An unsafe request (POST, PUT,
 DELETE, PATCH) that succeeds drops what is stored for its URL.
 """
 from __future__ import annotations
