@@ -5,6 +5,7 @@ only host and port); http:// URLs are forwarded by the proxy (absolute-form requ
 from __future__ import annotations
 
 import urllib.request
+import warnings
 
 from .errors import InvalidURL
 from .urls import URL, encode_host, split_url, userinfo_auth
@@ -34,9 +35,24 @@ class Proxy:
         return f"<Proxy {self.url}>"
 
 
+_USED = ("http", "https", "all")  # the variables a request may take its proxy from
+
+
 def env_proxies() -> dict[str, str]:
-    """The proxy variables of the environment, by scheme ("http", "https", "all", "no")."""
-    return urllib.request.getproxies_environment()
+    """The proxy variables of the environment, by scheme ("http", "https", "all", "no").
+    One naming a proxy of another kind (socks5://...) is left out with a warning: the
+    requests it would carry go direct rather than each failing."""
+    env = urllib.request.getproxies_environment()
+    for key in _USED:
+        url = env.get(key)
+        if url is None:
+            continue
+        scheme = url.partition("://")[0].lower() if "://" in url else "http"
+        if scheme not in ("http", "https"):
+            del env[key]
+            warnings.warn(f"{key}_proxy names a {scheme} proxy, which corenet.https does "
+                          "not support; it is ignored", RuntimeWarning, stacklevel=3)
+    return env
 
 
 def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
