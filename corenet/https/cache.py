@@ -185,18 +185,22 @@ class Cache:
         if len(resp.content) > self.max_entry_bytes:
             return
         entry = storable(headers, resp, request_time, response_time)
-        if entry is None:
-            return
+        if entry is not None and self._keep(url, entry):
+            self.stored += 1
+
+    def _keep(self, url: str, entry: _Entry) -> bool:
+        """Put `entry` in the store, in place of the variant it replaces; False when it
+        could not be kept."""
         old = self._entries.pop(url, [])
         self._bytes -= sum(len(e.content) for e in old)
         variants = [e for e in old if e.vary != entry.vary] + [entry]
         self._entries[url] = variants
         self._bytes += sum(len(e.content) for e in variants)
-        self.stored += 1
         while self._entries and (len(self._entries) > self.max_entries
                                  or self._bytes > self.max_bytes):
             _, gone = self._entries.popitem(last=False)
             self._bytes -= sum(len(e.content) for e in gone)
+        return True
 
     def invalidate(self, url: str) -> None:
         self._bytes -= sum(len(e.content) for e in self._entries.pop(url, []))

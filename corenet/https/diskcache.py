@@ -25,9 +25,8 @@ import time
 import zlib
 from collections import OrderedDict
 
-from .cache import Cache, _Entry, storable
+from .cache import Cache, _Entry
 from .headers import Headers
-from .models import Response
 
 _MAGIC = b"CNHTTPC1"
 # magic, metadata slot size, metadata length, metadata CRC-32, body CRC-32
@@ -211,14 +210,6 @@ class DiskCache(Cache):
             return entry
         return None
 
-    def store(self, url: str, headers: Headers, resp: Response, request_time: float,
-              response_time: float) -> None:
-        if len(resp.content) > self.max_entry_bytes:
-            return
-        entry = storable(headers, resp, request_time, response_time)
-        if entry is not None and self._write(url, entry):
-            self.stored += 1
-
     def updated(self, url: str, entry: _Entry) -> None:
         name = self._name(url, entry)
         slot, body_crc = self._slots.get(name, (0, 0))
@@ -235,13 +226,13 @@ class DiskCache(Cache):
                 self.write_errors += 1
                 self._drop(name)
                 return
-        self._write(url, entry)
+        self._keep(url, entry)
 
     @staticmethod
     def _name(url: str, entry: _Entry) -> str:
         return f"{_hash(url)}-{_hash(_vary_key(entry.vary))}"
 
-    def _write(self, url: str, entry: _Entry) -> bool:
+    def _keep(self, url: str, entry: _Entry) -> bool:
         data = encode_entry(url, entry)
         if len(data) > self.max_bytes:
             return False
