@@ -24,7 +24,7 @@ ROUNDS = 2 if SHORT else 10
 
 
 @pytest.fixture(scope="module")
-def files(server):
+def lab(server):
     """The two bodies, added to the lab's document root."""
     for name, size in SIZES.items():
         (server["root"] / f"{name}.bin").write_bytes(os.urandom(size))
@@ -34,9 +34,7 @@ def files(server):
 @pytest.mark.parametrize("loop_name", ["corenet", "asyncio"])
 @pytest.mark.parametrize("store", ["none", "memory", "disk"])
 @pytest.mark.parametrize("size", list(SIZES))
-def test_revalidation_against_full_fetch(benchmark, files, tmp_path, size, store,
-                                         loop_name):
-    server = files
+def test_revalidation_against_full_fetch(benchmark, lab, tmp_path, size, store, loop_name):
     from corenet.https import Cache, Client, DiskCache
 
     n = GETS[size]
@@ -44,11 +42,11 @@ def test_revalidation_against_full_fetch(benchmark, files, tmp_path, size, store
     benchmark.group = f"https cache: {n} GETs of {size}"
     benchmark.name = f"{what}, {loop_name} loop"
     benchmark.extra_info["requests_per_round"] = n
-    url = f"{server['base']}/{size}.bin"
+    url = f"{lab['base']}/{size}.bin"
     cache = {"none": None, "memory": Cache(), "disk": DiskCache(tmp_path)}[store]
     headers = {"Cache-Control": "no-cache"} if cache is not None else None
     loop = _loop_factory(loop_name)()
-    client = Client(verify=server["ca"], cache=cache if cache is not None else False)
+    client = Client(verify=lab["ca"], cache=cache if cache is not None else False)
 
     async def work():
         total = 0

@@ -8,8 +8,8 @@ If-Modified-Since and a 304 completes the stored response. Vary is honoured; no-
 (request or response) keeps a response out, no-cache makes every use a revalidation;
 private responses are kept, this cache being the user's own, though never served to a
 request with other credentials (Authorization, or Cookie unless the response is public).
-`DiskCache` (diskcache.py) keeps the same entries in a directory. An unsafe request (POST, PUT,
-DELETE, PATCH) that succeeds drops what is stored for its URL.
+`DiskCache` (diskcache.py) keeps the same entries in a directory. An unsafe request
+(POST, PUT, DELETE, PATCH) that succeeds drops what is stored for its URL.
 """
 from __future__ import annotations
 
@@ -216,7 +216,8 @@ def coerce_cache(cache: Any) -> Cache | None:
         return Cache()
     if isinstance(cache, Cache):
         return cache
-    raise TypeError(f"cache must be True, False or a Cache (or DiskCache), not {type(cache).__name__}")
+    raise TypeError("cache must be True, False or a Cache (or DiskCache), not "
+                    f"{type(cache).__name__}")
 
 
 def now() -> float:
