@@ -147,3 +147,31 @@ def test_304_rewrites_only_the_metadata_in_place(env, run, loop_kind, tmp_path):
     again = DiskCache(tmp_path)
     assert fetch_all(env, run, [url], cache=again)[0].content == body
     assert again.revalidated == 1 and again.corrupt == 0
+
+
+def test_a_directory_that_cannot_be_written_fails_no_request(env, run, loop_kind, tmp_path):
+    key = f"dgone-{loop_kind}"
+    url = cacheable(env, key, cc="max-age=60")
+    cache = DiskCache(tmp_path / "c")
+    os.rmdir(tmp_path / "c")  # every write now fails
+    rs = fetch_all(env, run, [url, url], cache=cache)
+    assert [r.status_code for r in rs] == [200, 200]
+    assert cache.write_errors == 2 and cache.stored == 0 and len(cache) == 0
+    assert seen(env, run, key) == (2, 0)
+
+
+def test_oversized_body_is_not_written(env, run, loop_kind, tmp_path):
+    key = f"dbig-{loop_kind}"
+    cache = DiskCache(tmp_path, max_entry_bytes=4)
+    fetch_all(env, run, [cacheable(env, key, cc="max-age=60")] * 2, cache=cache)
+    assert seen(env, run, key) == (2, 0) and os.listdir(tmp_path) == []
+
+
+def test_leftover_temporary_files_are_cleared_when_old(tmp_path):
+    old, young = tmp_path / ".tmp-old", tmp_path / ".tmp-young"
+    old.write_bytes(b"x" * 100)
+    young.write_bytes(b"x" * 100)
+    os.utime(old, (1, 1))
+    cache = DiskCache(tmp_path)
+    assert not old.exists() and young.exists()  # a writer may still own the young one
+    assert len(cache) == 0 and cache._bytes == 0
