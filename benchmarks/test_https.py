@@ -45,7 +45,7 @@ def server(tmp_path_factory):
         pytest.skip(str(exc))
     try:
         yield {"base": f"https://localhost:{ports['port']}", "ca": str(pki["ca"]),
-               "large_size": len(large)}
+               "large_size": len(large), "root": root}
     finally:
         stop(proc)
 

@@ -5,6 +5,7 @@
 """
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
 from .cache import Cache
+from .diskcache import DiskCache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
@@ -20,7 +21,7 @@ from .urls import URL
 
 __all__ = [
     "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
-    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache",
+    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
     "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
     "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",

@@ -7,8 +7,9 @@ one is served without a request, a stale one is revalidated with If-None-Match o
 If-Modified-Since and a 304 completes the stored response. Vary is honoured; no-store
 (request or response) keeps a response out, no-cache makes every use a revalidation;
 private responses are kept, this cache being the user's own, though never served to a
-request with other credentials (Authorization). An unsafe request (POST, PUT,
-DELETE, PATCH) that succeeds drops what is stored for its URL.
+request with other credentials (Authorization, or Cookie unless the response is public).
+`DiskCache` (diskcache.py) keeps the same entries in a directory. An unsafe request
+(POST, PUT, DELETE, PATCH) that succeeds drops what is stored for its URL.
 """
 from __future__ import annotations
 
@@ -120,6 +121,33 @@ class _Entry:
         self.response_time = response_time
 
 
+def storable(headers: Headers, resp: Response, request_time: float,
+             response_time: float) -> _Entry | None:
+    """The entry to keep for `resp` (the answer to a request with `headers`), or None
+    when it must not or need not be kept."""
+    if resp.status_code not in _CACHEABLE:
+        return None
+    if "no-store" in directives(headers.get("cache-control")):
+        return None
+    rh = resp.headers
+    cc = directives(rh.get("cache-control"))
+    if "no-store" in cc:
+        return None
+    if not ("max-age" in cc or "expires" in rh or "etag" in rh or "last-modified" in rh):
+        return None  # neither freshness nor a way to check it: nothing to gain
+    vary_names = [v.strip().lower() for v in (rh.get("vary") or "").split(",") if v.strip()]
+    if "*" in vary_names:
+        return None
+    # Stored per credentials too, as if Vary named Authorization: one client may act
+    # for several users, and one user's answer must not be served to another. Cookies
+    # are credentials as well, unless the response says it is the same for everyone.
+    vary_names.append("authorization")
+    if "public" not in cc:
+        vary_names.append("cookie")
+    return _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
+                  response_time)
+
+
 class Cache:
     """In-memory store, least recently used URL first out when it holds more than
     `max_entries` URLs or `max_bytes` of bodies; a body over `max_entry_bytes` is not
@@ -154,39 +182,31 @@ class Cache:
 
     def store(self, url: str, headers: Headers, resp: Response, request_time: float,
               response_time: float) -> None:
-        if resp.status_code not in _CACHEABLE or len(resp.content) > self.max_entry_bytes:
+        if len(resp.content) > self.max_entry_bytes:
             return
-        if "no-store" in directives(headers.get("cache-control")):
-            return
-        rh = resp.headers
-        cc = directives(rh.get("cache-control"))
-        if "no-store" in cc:
-            return
-        if not ("max-age" in cc or "expires" in rh or "etag" in rh
-                or "last-modified" in rh):
-            return  # neither freshness nor a way to check it: nothing to gain
-        vary_names = [v.strip().lower() for v in (rh.get("vary") or "").split(",")
-                      if v.strip()]
-        if "*" in vary_names:
-            return
-        # Stored per credentials too, as if Vary named Authorization: one client may act
-        # for several users, and one user's answer must not be served to another.
-        vary_names.append("authorization")
-        entry = _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
-                       response_time)
+        entry = storable(headers, resp, request_time, response_time)
+        if entry is not None and self._keep(url, entry):
+            self.stored += 1
+
+    def _keep(self, url: str, entry: _Entry) -> bool:
+        """Put `entry` in the store, in place of the variant it replaces; False when it
+        could not be kept."""
         old = self._entries.pop(url, [])
         self._bytes -= sum(len(e.content) for e in old)
         variants = [e for e in old if e.vary != entry.vary] + [entry]
         self._entries[url] = variants
         self._bytes += sum(len(e.content) for e in variants)
-        self.stored += 1
         while self._entries and (len(self._entries) > self.max_entries
                                  or self._bytes > self.max_bytes):
             _, gone = self._entries.popitem(last=False)
             self._bytes -= sum(len(e.content) for e in gone)
+        return True
 
     def invalidate(self, url: str) -> None:
         self._bytes -= sum(len(e.content) for e in self._entries.pop(url, []))
+
+    def updated(self, url: str, entry: _Entry) -> None:
+        """`entry` was completed by a 304; the memory store holds it already."""
 
 
 def coerce_cache(cache: Any) -> Cache | None:
@@ -196,7 +216,8 @@ def coerce_cache(cache: Any) -> Cache | None:
         return Cache()
     if isinstance(cache, Cache):
         return cache
-    raise TypeError(f"cache must be True, False or a Cache, not {type(cache).__name__}")
+    raise TypeError("cache must be True, False or a Cache (or DiskCache), not "
+                    f"{type(cache).__name__}")
 
 
 def now() -> float:

@@ -28,7 +28,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .multipart import encode_multipart
 from .pool import Origin, Pool
-from .proxy import Proxy, env_proxies, proxy_from_env
+from .proxy import Proxy, env_proxies, parse_mounts, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
 from .urls import URL, encode_host, split_url, userinfo_auth
@@ -132,6 +132,7 @@ class Client:
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
         auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
         trust_env: bool = True, cache: "bool | Cache" = False,
+        mounts: "dict[str, URL | str | Proxy | None] | None" = None,
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
@@ -149,6 +150,7 @@ class Client:
         self.cache: Cache | None = coerce_cache(cache)
         self._proxy = Proxy(proxy) if proxy else None
         self._env_proxies = env_proxies() if trust_env and proxy is None else {}
+        self._mounts = parse_mounts(mounts)
         self._env_proxy_cache: dict[Origin, Proxy | None] = {}
         self.max_redirects = max_redirects
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
@@ -414,17 +416,25 @@ class Client:
             u = nu
 
     def _proxy_for(self, u: _URL) -> Proxy | None:
-        proxy = self._proxy
-        if proxy is not None or not self._env_proxies:
-            return proxy
+        """The proxy for `u`'s origin: the most specific matching mount, else `proxy=`,
+        else the environment's."""
+        if not self._mounts and (self._proxy is not None or not self._env_proxies):
+            return self._proxy
         try:
             return self._env_proxy_cache[u.origin]
         except KeyError:
             pass
         if len(self._env_proxy_cache) >= _URL_CACHE_SIZE:
             self._env_proxy_cache.clear()
-        proxy = self._env_proxy_cache[u.origin] = proxy_from_env(
-            self._env_proxies, u.scheme, f"{u.host}:{u.port}")
+        for mount in self._mounts:
+            if mount.matches(u.scheme, u.host, u.port):
+                proxy = mount.proxy
+                break
+        else:
+            proxy = self._proxy
+            if proxy is None and self._env_proxies:
+                proxy = proxy_from_env(self._env_proxies, u.scheme, f"{u.host}:{u.port}")
+        self._env_proxy_cache[u.origin] = proxy
         return proxy
 
     async def _send_cached(self, req: Request, u: "_URL", deadline: Deadline,
@@ -465,6 +475,7 @@ class Client:
         await resp.aread()
         if resp.status_code == 304 and entry is not None:
             entry.update(resp, asked, cache_now())
+            cache.updated(u.text, entry)
             cache.revalidated += 1
             return entry.response(req, cache_now(), True)
         cache.store(u.text, sent, resp, asked, cache_now())
@@ -511,7 +522,7 @@ class Client:
         started = loop.time()
         body = req.content
         proxy = self._proxy
-        if proxy is None and self._env_proxies:
+        if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" else None
         head, length = self._encode_head(req.method, u, req.headers, body, forward)

@@ -1,10 +1,12 @@
 """Proxies: `proxy="http://user:pw@host:port"` (or https://, TLS to the proxy itself), and
 the HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY variables when `trust_env` is on.
 https:// URLs go through a CONNECT tunnel (the TLS session is end to end, the proxy sees
-only host and port); http:// URLs are forwarded by the proxy (absolute-form requests)."""
+only host and port); http:// URLs are forwarded by the proxy (absolute-form requests).
+`mounts=` chooses a proxy, or none, per URL pattern."""
 from __future__ import annotations
 
 import urllib.request
+import warnings
 
 from .errors import InvalidURL
 from .urls import URL, encode_host, split_url, userinfo_auth
@@ -34,9 +36,24 @@ class Proxy:
         return f"<Proxy {self.url}>"
 
 
+_USED = ("http", "https", "all")  # the variables a request may take its proxy from
+
+
 def env_proxies() -> dict[str, str]:
-    """The proxy variables of the environment, by scheme ("http", "https", "all", "no")."""
-    return urllib.request.getproxies_environment()
+    """The proxy variables of the environment, by scheme ("http", "https", "all", "no").
+    One naming a proxy of another kind (socks5://...) is left out with a warning: the
+    requests it would carry go direct rather than each failing."""
+    env = urllib.request.getproxies_environment()
+    for key in _USED:
+        url = env.get(key)
+        if url is None:
+            continue
+        scheme = url.partition("://")[0].lower() if "://" in url else "http"
+        if scheme not in ("http", "https"):
+            del env[key]
+            warnings.warn(f"{key}_proxy names a {scheme} proxy, which corenet.https does "
+                          "not support; it is ignored", RuntimeWarning, stacklevel=3)
+    return env
 
 
 def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
@@ -44,3 +61,54 @@ def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | 
     if not url or urllib.request.proxy_bypass_environment(host_port, env):
         return None
     return Proxy(url)
+
+
+class Mount:
+    """One `mounts=` key: "all://", "https://", "all://example.org", "https://*.example.org"
+    (subdomains only), "all://*example.org" (the domain and its subdomains), with an
+    optional ":port"; and the proxy it selects (None: straight to the server)."""
+    __slots__ = ("scheme", "host", "suffix", "port", "proxy")
+
+    def __init__(self, pattern: str, proxy: "Proxy | URL | str | None") -> None:
+        scheme, sep, rest = pattern.partition("://")
+        if not sep or not scheme:
+            raise InvalidURL(f"mount pattern {pattern!r} must look like 'https://' or "
+                             "'all://host[:port]'")
+        self.scheme = scheme.lower()
+        rest = rest.rstrip("/")
+        host, colon, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+        host = host.lower()
+        try:
+            self.port = int(port) if colon else None
+        except ValueError:
+            raise InvalidURL(f"bad port in mount pattern {pattern!r}") from None
+        # "*.x": strict subdomains (kept as ".x"); "*x": x and its subdomains; else exact.
+        self.suffix = host.startswith("*")
+        if host.startswith("*."):
+            self.host = "." + encode_host(host[2:])
+        elif host:
+            self.host = encode_host(host.lstrip("*"))
+        else:
+            self.host = ""
+        self.proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
+
+    def priority(self) -> tuple[bool, int, bool]:
+        """More specific first: a port, then a longer host, then a named scheme."""
+        return (self.port is not None, len(self.host), self.scheme != "all")
+
+    def matches(self, scheme: str, host: str, port: int) -> bool:
+        if self.scheme not in ("all", scheme) or self.port not in (None, port):
+            return False
+        if not self.host:
+            return True
+        if self.suffix:
+            if self.host.startswith("."):
+                return host.endswith(self.host)
+            return host == self.host or host.endswith("." + self.host)
+        return host == self.host
+
+
+def parse_mounts(mounts: dict | None) -> list[Mount]:
+    out = [Mount(k, v) for k, v in (mounts or {}).items()]
+    out.sort(key=Mount.priority, reverse=True)
+    return out

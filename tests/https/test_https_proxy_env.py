@@ -1,0 +1,87 @@
+"""trust_env with a proxy variable naming a kind of proxy the client cannot use."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from corenet.https import Client
+
+from test_https_httpx_shape import proxy_log
+
+VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+        "NO_PROXY", "no_proxy")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for var in VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def fetch(env, run) -> tuple[int, list[str]]:
+    async def main():
+        async with Client(verify=env.ca) as c:
+            return (await c.get(env.raw + "/echo")).status_code
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = run(main())
+    return status, [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+
+@pytest.mark.parametrize("var", ["ALL_PROXY", "HTTPS_PROXY"])
+def test_socks_proxy_variable_is_ignored_with_a_warning(env, run, clean_env, var):
+    clean_env.setenv(var, "socks5://user:secret@127.0.0.1:1")
+    before = len(proxy_log(env, run))
+    status, warned = fetch(env, run)
+    assert status == 200  # went direct instead of failing with InvalidURL
+    assert len(warned) == 1 and "socks5" in warned[0] and var.lower() in warned[0]
+    assert "secret" not in warned[0]
+    assert len(proxy_log(env, run)) == before
+
+
+def test_http_proxy_still_used_beside_an_ignored_socks_one(env, run, clean_env):
+    clean_env.setenv("ALL_PROXY", "socks5h://127.0.0.1:1")
+    clean_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{env.proxy_port}")
+    before = len(proxy_log(env, run))
+    status, warned = fetch(env, run)
+    assert status == 200 and len(warned) == 1 and "all_proxy" in warned[0]
+    assert len(proxy_log(env, run)) == before + 1  # tunnelled through the HTTP proxy
+
+
+def tunnelled(env, run, **kw) -> int:
+    """Requests to rawserver that went through its proxy, for one GET with `kw`."""
+    async def main():
+        async with Client(verify=env.ca, trust_env=False, **kw) as c:
+            return (await c.get(env.raw + "/echo")).status_code
+
+    before = len(proxy_log(env, run))
+    assert run(main()) == 200
+    return len(proxy_log(env, run)) - before
+
+
+def test_mounts_pick_a_proxy_per_url_pattern(env, run):
+    proxy = f"http://127.0.0.1:{env.proxy_port}"
+    host = env.raw.split("://")[1].rsplit(":", 1)[0]
+    port = int(env.raw.rsplit(":", 1)[1].split("/")[0])
+    assert tunnelled(env, run, mounts={"https://": proxy}) == 1
+    assert tunnelled(env, run, mounts={"http://": proxy}) == 0  # the scheme differs
+    assert tunnelled(env, run, mounts={"all://": proxy, f"all://{host}": None}) == 0
+    assert tunnelled(env, run, mounts={"all://": None, f"https://{host}:{port}": proxy}) == 1
+    assert tunnelled(env, run, mounts={f"all://*.{host}": proxy}) == 0  # subdomains only
+    assert tunnelled(env, run, mounts={f"all://*{host}": proxy}) == 1
+    # A mount wins over proxy=; a host no mount names keeps proxy=.
+    assert tunnelled(env, run, proxy=proxy, mounts={f"all://{host}": None}) == 0
+    assert tunnelled(env, run, proxy=proxy, mounts={"all://other.example": None}) == 1
+
+
+def test_bad_mount_pattern_is_refused():
+    from corenet.https import InvalidURL
+
+    for bad in ("example.org", "https://host:port"):
+        with pytest.raises(InvalidURL):
+            Client(mounts={bad: None})
+    with pytest.raises(InvalidURL):
+        Client(mounts={"all://": "socks5://127.0.0.1:1"})
