@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="resolve the host with corenet's recursive resolver from these root hints")
     p.add_argument("--dns-port", type=int, default=None, metavar="PORT",
                    help="with --resolve-with: the port authorities listen on (a test lab)")
+    p.add_argument("--dns-query-localhost", action="store_true",
+                   help="with --resolve-with: let authorities be asked at loopback addresses "
+                        "(a test lab; refused by default, as Unbound's do-not-query-localhost)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="connect/read/write timeout (default 30)")
     p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
@@ -85,7 +88,8 @@ def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return method.upper(), kw
 
 
-def make_resolver(root_hints: str, port: int | None = None) -> Any:
+def make_resolver(root_hints: str, port: int | None = None,
+                  query_localhost: bool = False) -> Any:
     """Import the resolver lazily: plain fetches must not pay for (or need) it."""
     if importlib.util.find_spec("resolver") is None:
         raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
@@ -97,9 +101,12 @@ def make_resolver(root_hints: str, port: int | None = None) -> Any:
         raise UsageError("the installed 'resolver' package has no Resolver class")
     if not os.path.exists(root_hints):
         raise UsageError(f"root hints file {root_hints!r} not found")
+    kw: dict[str, Any] = {"root_hints": root_hints}
     if port is not None:
-        return cls(root_hints=root_hints, port=port)
-    return cls(root_hints=root_hints)
+        kw["port"] = port
+    if query_localhost:
+        kw["do_not_query_localhost"] = False
+    return cls(**kw)
 
 
 def render_progress(done: int, total: int | None, elapsed: float, width: int = 30) -> str:
@@ -126,7 +133,8 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
         verify = False
     elif args.cacert:
         verify = args.cacert
-    resolver = make_resolver(args.resolve_with, args.dns_port) if args.resolve_with else None
+    resolver = make_resolver(args.resolve_with, args.dns_port, args.dns_query_localhost) \
+        if args.resolve_with else None
     timeout = Timeout(args.timeout, total=args.max_time)
     method, kw = _request_options(args)
     async with Client(verify=verify, resolver=resolver, timeout=timeout,
