@@ -72,6 +72,7 @@ cdef class UDPListener(FdWatcher):
     cdef public double busy_target  # a loop iteration longer than this: the loop is behind
     cdef unsigned int quota         # misses this wake-up may pass on (see _iteration_end)
     cdef unsigned int wakeup_misses
+    cdef bint behind                # this wake-up found a full batch waiting: a backlog
     cdef double woke_at
     cdef bint measuring
     cdef object iteration_end_cb
@@ -186,6 +187,8 @@ cdef class UDPListener(FdWatcher):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
                 return 0
+            if b == 0:
+                self.behind = r == CN_BATCH
             try:
                 self._batch(r)
             except Exception:
@@ -201,12 +204,14 @@ cdef class UDPListener(FdWatcher):
 
     def _iteration_end(self):
         """Before the loop polls again: how long this iteration worked after the wake-up
-        sets the next wake-ups' miss quota. Past ``busy_target`` the quota halves (the
+        sets the next wake-ups' miss quota. The quota holds only while the listener is
+        behind (a wake-up found a whole batch waiting, which a client's burst of a few dozen
+        queries never fills): then past ``busy_target`` the quota halves (the
         misses started are what slows the loop: each brings replies and timers back), below
         it the quota grows back by steps, so under a flood the loop settles near the target
         and a cached name waits at most about one such iteration."""
         self.measuring = False
-        if monotonic() - self.woke_at > self.busy_target:
+        if self.behind and monotonic() - self.woke_at > self.busy_target:
             self.quota = max(1, self.quota >> 1)
         elif self.quota < self.misses_per_wakeup:
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
@@ -245,7 +250,7 @@ cdef class UDPListener(FdWatcher):
             if not self._hit(i, p, n, now):
                 # Behind (past the quota): hits first; a miss goes on only if its client has
                 # none in flight (the engine decides), and past twice the quota not at all.
-                over = self.wakeup_misses >= self.quota
+                over = self.behind and self.wakeup_misses >= self.quota
                 if over and self.wakeup_misses >= self.quota + self.misses_per_wakeup:
                     self.dropped_busy += 1
                     continue
