@@ -146,6 +146,15 @@ def _reachable_by(pw, path: str) -> bool:
     return True
 
 
+def unreadable_code(pw) -> list[str]:
+    """The directories of the installed code (the resolver and dnspython, both imported
+    lazily) that ``pw``'s user could not read."""
+    import dns
+    import resolver
+    code = [os.path.dirname(resolver.__file__), os.path.dirname(dns.__file__)]
+    return [c for c in code if not _reachable_by(pw, c)]
+
+
 def choose_user(cfg: Config, overrides: dict[str, Any] | None):
     """The user to run as: the configured one, or, started as root with none configured,
     :data:`DEFAULT_USER` (else :data:`FALLBACK_USER`) if it can read the installed code.
@@ -157,10 +166,7 @@ def choose_user(cfg: Config, overrides: dict[str, Any] | None):
             pw = pwd.getpwnam(name)
         except KeyError:
             continue
-        import dns
-        import resolver
-        code = [os.path.dirname(resolver.__file__), os.path.dirname(dns.__file__)]
-        blocked = [c for c in code if not _reachable_by(pw, c)]
+        blocked = unreadable_code(pw)
         if blocked:
             log.warning("running as root: user %s could not read %s (install the package "
                         "where other users can read it, or set user = \"\" to silence this)",
