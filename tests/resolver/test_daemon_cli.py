@@ -312,7 +312,9 @@ def test_user_drops_root_once_the_sockets_are_bound(lab, tmp_path, workers):
     import pwd
 
     nobody = pwd.getpwnam("nobody")
-    d = Daemon(tmp_path, lab, "--user", "nobody", "--workers", workers).start()
+    # With workers, the parent drops root once they all run as that user; it says so last.
+    d = Daemon(tmp_path, lab, "--user", "nobody", "--workers", workers).start(
+        ready="ready" if workers == "1" else f"ready: {workers} workers")
     try:
         assert d.ask("www.example.com.").answer          # serving after the switch
         pids = [d.pid]
