@@ -39,6 +39,7 @@ from resolver.iterator import Result
 from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
+from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import build_response, cache_key
 from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
 
@@ -138,6 +139,8 @@ class Resolver(ResolverCore):
         self.use_search_by_default = False
         self._hints_src = None
         self.zones: Zones | None = None
+        #: the connections to forward zones' servers over TLS, kept between queries
+        self.tls_upstreams = DoTUpstreams()
         if zones is not None:
             self.set_zones(zones)
 
@@ -488,9 +491,11 @@ class Resolver(ResolverCore):
 
     async def close(self) -> None:
         """Stops the resolutions in flight (prefetches included): their sockets are closed
-        and the callers waiting on them get CancelledError."""
+        and the callers waiting on them get CancelledError; the connections to TLS
+        forwarders are closed too."""
         for resolution in list(self._inflight.values()):
             resolution.cancel()
+        self.tls_upstreams.close()
         await asyncio.sleep(0)          # TCP transports finish closing
 
 

@@ -164,6 +164,21 @@ class Limits:
     #: few hundred; the rest only costs memory. Longer heads get 431 or a connection error.
     doh_max_request_head: int = 8192
 
+    # ---- DNS over TLS to a forward zone's servers
+
+    #: Seconds a connection to a TLS forwarder stays open with no query outstanding; past it
+    #: it is closed, and the next query opens a new one. Reuse saves a handshake (two round
+    #: trips and the server's signature) per query; closing before the servers' own idle
+    #: limit (Unbound's and BIND's tcp-idle-timeout, 30 s) keeps us from sending a query on
+    #: a connection the server is closing.
+    tls_upstream_idle_timeout: float = 20.0
+
+    #: Queries outstanding at once on one TLS forwarder connection (RFC 7766 pipelining);
+    #: past it a query fails over to the zone's next server. Each holds a timer and a slot in
+    #: the connection's table, and a server stops reading a connection that pipelines more
+    #: than it serves (Unbound's max-reuse-tcp-queries is 200).
+    tls_upstream_max_outstanding: int = 200
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}

@@ -8,7 +8,8 @@ the ``Query`` the iterator asks for (``upstream.udp.UDPQuery``), feeds back the 
 and no Future per question or per upstream query. What a reply asks for goes through the
 same callbacks: FORMERR to an EDNS query is asked again without EDNS (and remembered), a
 truncated reply is asked again over TCP (``upstream.tcp.TCPQuery``), and DNSSEC work that
-yields (``Suspend``) goes on from ``loop.call_soon``.
+yields (``Suspend``) goes on from ``loop.call_soon``. A forward zone over TLS asks its
+servers on the resolver's kept connections (``upstream.dot``), with the TCP query's face.
 
 The time limit (``Limits.max_query_time``) needs no timer: the iterator checks its budget
 before every upstream query, each query's timeout is at most the time left, and a resumed
@@ -121,7 +122,9 @@ cdef class Resolution:
     cdef list waiters
     cdef object action          # the Query being asked
     cdef UDPQuery q             # its UDP query, or
-    cdef object tcp             # its TCP query
+    cdef object tcp             # its TCP query (or DNS-over-TLS query)
+    cdef object tls_pool        # a forward zone over TLS: the resolver's DoTUpstreams
+    cdef object tls_route       # and the zone's Route (authentication names, CA file)
     cdef dict ports             # server -> (address, port) where the iterator says so
     cdef str host               # where the query in flight went
     cdef int dport
@@ -152,6 +155,9 @@ cdef class Resolution:
                 self.ports = getattr(iterator, "ports", None)
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
+                tls = getattr(iterator, "tls_upstream", None)
+                if tls is not None:
+                    self.tls_pool, self.tls_route = tls
             if self.corenet:
                 self.iterator.deferred = []      # see _replied
             self._advance(self.iterator.start())
@@ -195,6 +201,17 @@ cdef class Resolution:
             dest = self.ports.get(server)
             if dest is not None:
                 self.host, self.dport = dest
+        if self.tls_pool is not None:
+            auth = self.tls_route.auth.get(server)      # None: a forward-first recursion's
+            if auth is not None:
+                self.rtt = -1.0
+                self.sent_at = monotonic()
+                self.tcp = self.tls_pool.query(self.tls_route, auth, self.loop, self.host,
+                                               self.dport, wire, qid, question,
+                                               min(r.lv.limits.tcp_timeout,
+                                                   max(self._left(), 0.0)),
+                                               r.lv.limits, self._tcp_replied, r._stats)
+                return
         if self.tcp_only:
             r._stats.upstream_tcp += 1
             self.rtt = -1.0                   # measured when the answer comes

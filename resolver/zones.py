@@ -3,7 +3,8 @@
 - A **forward zone** sends every question at or below its name to recursive resolvers (RD
   set) and caches their answers; with ``first`` the resolver recurses itself when none of
   them answers. ``transport`` picks how the queries travel ("udp": UDP, TCP after
-  truncation; "tcp": TCP only).
+  truncation; "tcp": TCP only; "tls": DNS over TLS, RFC 7858, each server's certificate
+  verified against its authentication name, see ``resolver.upstream.dot``).
 - A **stub zone** gives the authoritative servers of its name: the resolver asks them
   (RD clear) instead of finding them through the parent, and iterates normally below.
 - A **local zone** answers from configured records (``local-data``) before the cache and
@@ -39,7 +40,9 @@ NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 LOCAL_TYPES = ("static", "transparent", "typetransparent", "redirect", "refuse", "deny",
                "always_nxdomain", "always_refuse", "always_transparent")
 #: how a forward zone's queries travel
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "tls")
+#: the port of DNS over TLS (RFC 7858), for a TLS server given without one
+DOT_PORT = 853
 #: TTL of a local-data record written without one (as Unbound)
 DEFAULT_LOCAL_TTL = 3600
 #: trust rank of a stub zone's servers in the rrset cache: above anything learned from the
@@ -76,17 +79,23 @@ def _wire(text: str) -> bytes:
 @dataclass(frozen=True)
 class Upstream:
     """One server of a forward or stub zone: a numeric address and a port (None: the
-    resolver's upstream port)."""
+    resolver's upstream port); over TLS, the name its certificate must carry (``auth``)."""
 
     addr: str
     port: int | None = None
+    auth: str | None = None
 
     @classmethod
-    def parse(cls, text, what: str) -> "Upstream":
-        """``ADDR``, ``ADDR@PORT`` (Unbound) or ``ADDR#PORT`` (dig)."""
+    def parse(cls, text, what: str, tls: bool = False) -> "Upstream":
+        """``ADDR``, ``ADDR@PORT`` (Unbound) or ``ADDR#PORT`` (dig); with ``tls``,
+        ``ADDR[@PORT]#AUTH-NAME`` (Unbound's form: port 853 unless given, the name the
+        server's certificate is verified against)."""
         if not isinstance(text, str) or not text:
             raise ValueError(f"{what}: expected an address, got {text!r}")
-        addr, port = text, None
+        addr, port, auth = text, None, None
+        if tls and "#" in addr and not addr.rsplit("#", 1)[1].isdigit():
+            addr, auth = addr.rsplit("#", 1)
+            auth = _auth_name(auth, f"{what}: {text!r}")
         for sep in ("@", "#"):
             if sep in addr:
                 addr, port_text = addr.rsplit(sep, 1)
@@ -101,7 +110,13 @@ class Upstream:
         except ValueError:
             raise ValueError(f"{what}: {addr!r} is not a numeric IPv4 or IPv6 address") \
                 from None
-        return cls(addr, port)
+        if tls:
+            if auth is None:
+                raise ValueError(f"{what}: {text!r}: DNS over TLS needs the server's "
+                                 "authentication name (ADDR@PORT#NAME): its certificate is "
+                                 "verified against it")
+            port = DOT_PORT if port is None else port
+        return cls(addr, port, auth)
 
     @property
     def key(self) -> str:
@@ -109,7 +124,20 @@ class Upstream:
         return self.addr if self.port is None else f"{self.addr}@{self.port}"
 
     def __str__(self) -> str:
-        return self.key
+        return self.key if self.auth is None else f"{self.key}#{self.auth}"
+
+
+def _auth_name(text: str, what: str) -> str:
+    """A TLS authentication name: a host name (checked as a domain name, kept as written
+    without a final dot) or an IP address, as a certificate names its server."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    name = _name(text, f"{what}: authentication name")
+    if name == ".":
+        raise ValueError(f"{what}: the authentication name is empty")
+    return name.rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -120,8 +148,11 @@ class ForwardZone:
     servers: tuple[Upstream, ...]
     #: recurse from the root (or the closest stub zone) when no forwarder answers
     first: bool = False
-    #: "udp" (TCP after truncation) or "tcp"
+    #: "udp" (TCP after truncation), "tcp" or "tls" (each server with its ``auth`` name)
     transport: str = "udp"
+    #: over TLS: the CA certificates (a PEM file) the servers' certificates are verified
+    #: against; None: the system's store
+    tls_cert_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,12 +187,12 @@ def _table(entry, what: str, keys: tuple[str, ...]) -> dict:
     return out
 
 
-def _servers(value, what: str) -> tuple[Upstream, ...]:
+def _servers(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not items:
         raise ValueError(f"{what}: at least one address is needed")
-    servers = tuple(Upstream.parse(v, what) for v in items)
-    if len(set(servers)) != len(servers):
+    servers = tuple(Upstream.parse(v, what, tls) for v in items)
+    if len({s.key for s in servers}) != len(servers):
         raise ValueError(f"{what}: an address is given twice")
     return servers
 
@@ -174,20 +205,19 @@ def _flag(value, what: str) -> bool:
 
 def forward_zone(entry) -> ForwardZone:
     """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list), ``forward-first``,
-    ``forward-tcp-upstream``."""
+    ``forward-tcp-upstream``, ``forward-tls-upstream`` (each address then
+    ``ADDR[@PORT]#AUTH-NAME``)."""
     t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-first",
                                        "forward-tcp-upstream", "forward-tls-upstream"))
     name = _name(t["name"], "forward-zone name")
     what = f"forward-zone {name}"
-    if t.get("forward-tls-upstream"):
-        raise ValueError(f"{what}: forward-tls-upstream: DNS over TLS to forwarders is not "
-                         "available")
     if "forward-addr" not in t:
         raise ValueError(f"{what}: forward-addr is missing")
-    return ForwardZone(name, _servers(t["forward-addr"], f"{what}: forward-addr"),
+    tls = _flag(t.get("forward-tls-upstream", False), f"{what}: forward-tls-upstream")
+    tcp = _flag(t.get("forward-tcp-upstream", False), f"{what}: forward-tcp-upstream")
+    return ForwardZone(name, _servers(t["forward-addr"], f"{what}: forward-addr", tls),
                        _flag(t.get("forward-first", False), f"{what}: forward-first"),
-                       "tcp" if _flag(t.get("forward-tcp-upstream", False),
-                                      f"{what}: forward-tcp-upstream") else "udp")
+                       "tls" if tls else "tcp" if tcp else "udp")
 
 
 def stub_zone(entry) -> StubZone:
@@ -426,6 +456,20 @@ class _ForwardCut:
         self.zone = zone
         self.keys = [s.key for s in zone.servers]
         self.ports = _ports(zone.servers)
+        self.tls = None
+        if zone.transport == "tls":
+            from resolver.upstream.dot import Route
+
+            for s in zone.servers:
+                if s.auth is None:
+                    raise ValueError(f"forward-zone {zone.name}: {s.key}: DNS over TLS needs "
+                                     "the server's authentication name")
+            if len(set(self.keys)) != len(self.keys):
+                raise ValueError(f"forward-zone {zone.name}: a server is given twice")
+            # a server without a port is asked on DNS over TLS's
+            self.ports = {s.key: (s.addr, DOT_PORT if s.port is None else s.port)
+                          for s in zone.servers}
+            self.tls = Route({s.key: s.auth for s in zone.servers}, zone.tls_cert_bundle)
 
     def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
         from resolver.iterator.forward import Forwarder
@@ -437,7 +481,8 @@ class _ForwardCut:
                 return resolver.recursive_iterator(qname, qtype, qclass)
             fallback = recurse
         return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
-                         ports=self.ports, transport=self.zone.transport, fallback=fallback)
+                         ports=self.ports, transport=self.zone.transport, fallback=fallback,
+                         tls=None if self.tls is None else (resolver.tls_upstreams, self.tls))
 
 
 class _StubCut:

@@ -152,7 +152,8 @@ class Config:
     #: Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a list of
     #: `ADDR`, `ADDR@PORT` or `ADDR#PORT`; without a port, `upstream-port`),
     #: ``forward-first`` (recurse when no forwarder answers; default false),
-    #: ``forward-tcp-upstream`` (TCP only; default false). Questions at or below the name go
+    #: ``forward-tcp-upstream`` (TCP only; default false), ``forward-tls-upstream`` (DNS over
+    #: TLS, see ``tls-cert-bundle``; default false). Questions at or below the name go
     #: to those recursive resolvers (RD set); the deepest forward or stub zone wins. Their
     #: answers are not DNSSEC-validated.
     forward_zone: tuple[Any, ...] = ()
@@ -259,6 +260,13 @@ class Config:
     #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
     #: it the server is tried again (Unbound's ``infra-host-ttl``).
     infra_host_ttl: float = 900.0
+    # ---- forwarding over TLS
+    #: CA certificates (a PEM file) that the certificates of forward zones' servers over
+    #: TLS (``forward-tls-upstream = true``) are verified against; None: the system's store.
+    #: Each such server is written ``ADDR@PORT#AUTH-NAME`` in ``forward-addr`` (port 853
+    #: when left out), and its certificate must be valid for AUTH-NAME: a server that fails
+    #: the check is not asked, and the zone's next one is (Unbound's ``tls-cert-bundle``).
+    tls_cert_bundle: str | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -447,6 +455,8 @@ def _convert(name: str, value: Any, what: str | None = None) -> Any:
         return converted
     if name in ENCRYPTED_SETTINGS:
         return _convert_encrypted(name, what, value)
+    if name == "tls_cert_bundle":
+        return _tls_cert_bundle(value, what)
     raise ConfigError(f"unknown setting {what!r}")
 
 
@@ -515,8 +525,10 @@ def make_zones(cfg: Config):
     given twice raises ConfigError."""
     from resolver.zones import Zones
 
+    forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle) if z.transport == "tls"
+                    else z for z in cfg.forward_zone)
     try:
-        zones = Zones(cfg.forward_zone, cfg.stub_zone, cfg.local_zone,
+        zones = Zones(forward, cfg.stub_zone, cfg.local_zone,
                       cfg.local_data + cfg.local_data_ptr)
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -578,7 +590,8 @@ _LIMITS_FROM_ZERO = frozenset({
 #: Limits with bounds of their own: fractions, the TCP message size, TTLs.
 _LIMIT_BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
                  "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),
-                 "max_ttl": (0, TTL_MAX), "max_negative_ttl": (0, TTL_MAX)}
+                 "max_ttl": (0, TTL_MAX), "max_negative_ttl": (0, TTL_MAX),
+                 "tls_upstream_max_outstanding": (1, 65535)}
 
 
 def _domain(value: Any, what: str) -> str:
@@ -688,6 +701,20 @@ def check_encrypted(cfg: "Config") -> None:
             if not ipaddress.ip_address(host).is_loopback:
                 raise ConfigError(f"http-listen: {host} is not a loopback address (set "
                                   "http-notls-allow-nonlocal to serve plain HTTP there)")
+
+
+# ---- forwarding over TLS
+def _tls_cert_bundle(value: Any, what: str) -> str | None:
+    """A CA file that loads as one (a reload with a broken file changes nothing)."""
+    if value in (None, ""):
+        return None
+    path = _check_file(value, what)
+    import ssl
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"{what}: cannot load {path!r} as CA certificates: {e}") from None
+    return path
 
 
 def load_file(path: str) -> dict[str, Any]:

@@ -177,6 +177,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
                [(f'{{worker="{i}",cache="{k}"}}', float(v)) for i, w in enumerate(per)
                 for k, v in sorted(w["hit_rates"].items())])
     _render_encrypted(stats, metric)
+    _render_tls_upstream(stats, metric)
     _render_service(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
@@ -259,6 +260,26 @@ def _render_encrypted(stats: dict, metric) -> None:
     if http:
         metric("doh_responses_total", "counter",
                "DNS-over-HTTP(S) responses, by listener and HTTP status.", http)
+
+
+def _render_tls_upstream(stats: dict, metric) -> None:
+    """Forward zones' servers over TLS: connections, queries and failures by cause."""
+    t = stats.get("tls_upstream")
+    if not t:
+        return
+    metric("tls_upstream_connections_open", "gauge",
+           "Connections to forwarders over TLS open now.", [("", t["open"])])
+    metric("tls_upstream_connections_total", "counter",
+           "Connections to forwarders over TLS opened (handshake done).",
+           [("", t["connections"])])
+    metric("tls_upstream_queries_total", "counter", "Queries sent to forwarders over TLS.",
+           [("", t["queries"])])
+    metric("tls_upstream_failures_total", "counter",
+           "Failures asking forwarders over TLS, by cause (connect, handshake, verify: the "
+           "certificate or its name, timeout, closed: the connection ended with queries "
+           "outstanding, full: too many outstanding).",
+           [(f'{{cause="{k[7:]}"}}', n) for k, n in sorted(t.items())
+            if k.startswith("failed_")])
 
 
 class MetricsServer:

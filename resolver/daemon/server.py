@@ -284,6 +284,7 @@ class Server(Dispatch):
             "process": process_stats(),
             "build": build_info(),
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
+            "tls_upstream": r.tls_upstreams.stats(),
         }
         out["hit_rates"] = hit_rates(out)
         return out

@@ -13,7 +13,8 @@ With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
 iterator ``fallback()`` makes (recursion), within the same time limit. ``ports`` maps a
 server's name in ``servers`` to the (address, port) it is asked at; ``transport`` "tcp"
-sends every query over TCP.
+sends every query over TCP, "tls" over DNS over TLS through ``tls``, the pair (the
+resolver's ``resolver.upstream.dot.DoTUpstreams``, the zone's ``Route``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Forwarder:
 
     def __init__(self, qname: bytes, qtype: int, qclass: int, servers: list[str], clock,
                  limits, *, ports: dict | None = None, transport: str = "udp",
-                 fallback=None) -> None:
+                 fallback=None, tls=None) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
         self.servers = list(servers)
         self.clock = clock
@@ -45,6 +46,7 @@ class Forwarder:
         #: read by the driver (resolver.resolution) when it starts
         self.ports = ports
         self.tcp_upstream = transport == "tcp"
+        self.tls_upstream = tls
         self.fallback = fallback
         self.most = limits.max_upstream_queries
         if fallback is not None:

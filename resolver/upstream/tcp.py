@@ -16,6 +16,24 @@ from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, failure
 from resolver.wire.codec import WireError, parse_response
 
 
+def check_answer(addr: str, reply: bytes, qid: int, question: bytes, max_jumps: int,
+                 max_records: int, stats, kind: str):
+    """The parsed ``reply`` to the query ``qid`` asking ``question`` (its wire, as sent),
+    received over a stream (``kind``, "TCP" or "TLS"): accepted only with that ID, QR set
+    and the question byte for byte, and only if it parses; else UpstreamFailure (a
+    malformed answer counted in ``stats``)."""
+    q = question
+    if not (len(reply) >= 12 + len(q) and reply[0] == qid >> 8 and reply[1] == qid & 0xFF
+            and reply[2] & 0x80 and reply[4:6] == b"\x00\x01" and reply[12:12 + len(q)] == q):
+        raise UpstreamFailure(f"{addr}: {kind} answer does not match the query")
+    try:
+        return parse_response(reply, max_jumps, max_records)
+    except WireError:
+        if stats is not None:
+            stats.dropped_malformed += 1
+        raise UpstreamFailure(f"{addr}: malformed {kind} answer") from None
+
+
 class TCPQuery(asyncio.Protocol):
     """One TCP exchange (see the module docstring)."""
 
@@ -74,20 +92,13 @@ class TCPQuery(asyncio.Protocol):
 
     # ---- the outcome -----------------------------------------------------------------------
     def _answer(self, reply: bytes) -> None:
-        q = self.question
-        if not (len(reply) >= 12 + len(q) and reply[0] == self.qid >> 8
-                and reply[1] == self.qid & 0xFF and reply[2] & 0x80
-                and reply[4:6] == b"\x00\x01" and reply[12:12 + len(q)] == q):
-            self._finish(error=UpstreamFailure(f"{self.addr}: TCP answer does not match the query"))
-            return
         try:
-            parsed = parse_response(reply, self.max_jumps, self.max_records)
-        except WireError:
-            if self.stats is not None:
-                self.stats.dropped_malformed += 1
-            self._finish(error=UpstreamFailure(f"{self.addr}: malformed TCP answer"))
+            self.parsed = check_answer(self.addr, reply, self.qid, self.question,
+                                       self.max_jumps, self.max_records, self.stats, "TCP")
+        except UpstreamFailure as exc:
+            self._finish(error=exc)
             return
-        self.reply, self.parsed = reply, parsed
+        self.reply = reply
         self._finish()
 
     def _expire(self) -> None:

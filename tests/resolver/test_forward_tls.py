@@ -1,0 +1,422 @@
+"""Forward zones over TLS (RFC 7858) against a real Unbound serving DNS over TLS on loopback,
+its certificate from a throwaway CA: answers, the certificate and its name verified,
+pipelining on one kept connection, failover, answers out of order, the daemon's config and
+metrics, and the reverse (Unbound forwarding over TLS to the daemon's DoT listener).
+
+Unbound answers from the lab: its stub zones point at the lab's authorities on the lab's
+port (its own recursion asks port 53 only), and a local record tells its instances apart."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rrset
+import pytest
+
+from ci_policy import unavailable
+from daemon_proc import Daemon, free_tcp_port
+from dnslab import zones as Z
+from procs import stop as stop_process
+from resolver.upstream.dot import DoTUpstreams
+from resolver.zones import ForwardZone, Upstream, Zones
+from tls_certs import CA, SERVER_NAME
+
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+OTHER = "127.0.0.60"            # a second loopback address of Unbound's, no lab server's
+
+
+class UnboundDoT:
+    """Unbound serving DNS over TLS (and plain DNS, to see it ready) on free loopback ports,
+    stopped by PID."""
+
+    def __init__(self, workdir: Path, lab, pem: Path, key: Path, tag: str,
+                 extra: tuple[str, ...] = (), stubs: tuple[tuple[str, str], ...] = (
+                     ("bulk.net.", Z.BULK), ("example.com.", Z.EXAMPLE_COM_1))) -> None:
+        if not os.path.exists(UNBOUND):
+            unavailable("unbound (Debian package 'unbound') is not installed: "
+                        "scripts/setup.sh installs it")
+        w = self.dir = Path(workdir)
+        w.mkdir(parents=True, exist_ok=True)
+        self.port, self.tls_port = free_tcp_port(), free_tcp_port()
+        conf = w / "unbound.conf"
+        conf.write_text("\n".join([
+            "server:",
+            f"  interface: 127.0.0.1@{self.port}",
+            f"  interface: 127.0.0.1@{self.tls_port}",
+            f"  interface: {OTHER}@{self.tls_port}",
+            f"  port: {self.port}",
+            f"  tls-port: {self.tls_port}",
+            f'  tls-service-pem: "{pem}"',
+            f'  tls-service-key: "{key}"',
+            "  do-ip6: no",
+            '  username: ""',
+            '  chroot: ""',
+            f'  directory: "{w}"',
+            f'  pidfile: "{w}/unbound.pid"',
+            "  use-syslog: no",
+            f'  logfile: "{w}/unbound.log"',
+            f'  root-hints: "{lab.root_hints_file}"',
+            "  do-not-query-localhost: no",
+            "  num-threads: 1",
+            "  verbosity: 1",
+            '  module-config: "iterator"',
+            "  access-control: 127.0.0.0/8 allow",
+            f'  local-data: "who.fwd.test. 60 TXT {tag}"',
+            *extra,
+            *(line for name, addr in stubs for line in (
+                "stub-zone:", f'  name: "{name}"', f"  stub-addr: {addr}@{lab.port}")),
+            "remote-control:",
+            "  control-enable: no",
+        ]) + "\n")
+        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(w / "stderr.log", "wb"), start_new_session=True)
+        deadline = time.monotonic() + 15
+        q = dns.message.make_query("who.fwd.test.", "TXT")
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"unbound exited: {self.log()[-2000:]}")
+            try:
+                dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
+                return
+            except (dns.exception.Timeout, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"unbound not ready: {self.log()[-2000:]}")
+
+    def log(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in
+                       (self.dir / "stderr.log", self.dir / "unbound.log") if p.exists())
+
+    def stop(self) -> None:
+        stop_process(self.proc, 5.0, group=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    ca = CA(tmp_path_factory.mktemp("pki"))
+    pem, key = ca.issue("unbound")
+    return ca, pem, key
+
+
+@pytest.fixture(scope="module")
+def unbound(lab, pki, tmp_path_factory):
+    ca, pem, key = pki
+    ub = UnboundDoT(tmp_path_factory.mktemp("unbound-dot"), lab, pem, key, "unbound-one")
+    yield ub
+    ub.stop()
+
+
+def dead_port() -> int:
+    """A loopback TCP port nobody listens on (bound, then released)."""
+    return free_tcp_port()
+
+
+def tls_zone(name: str, servers, ca=None) -> Zones:
+    return Zones(forward=[ForwardZone(name, tuple(servers), transport="tls",
+                                      tls_cert_bundle=None if ca is None else str(ca.pem))])
+
+
+def established_to(port: int) -> int:
+    """TCP connections established (as seen from their client side) to 127.0.0.1:port."""
+    n = 0
+    for table in ("/proc/net/tcp",):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                remote, state = parts[2], parts[3]
+                if state == "01" and remote == f"0100007F:{port:04X}":
+                    n += 1
+    return n
+
+
+def a_records(msg) -> set[str]:
+    return {rd.to_text() for rr in msg.answer if rr.rdtype == 1 for rd in rr}
+
+
+def bulk_address(i: int) -> str:
+    return f"10.1.{i // 256}.{i % 256}"
+
+
+# ---- the library, on every loop kind ----------------------------------------------------------
+def test_forwards_over_tls_with_the_certificate_and_its_name_verified(run, lab_resolver, pki,
+                                                                      unbound):
+    ca = pki[0]
+    r = lab_resolver(zones=tls_zone("example.com.", [
+        Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))
+
+    async def go():
+        ans = await r.resolve("www.example.com.", "A")
+        return {x.to_text() for x in ans.rrset}
+
+    assert run(go()) == {"192.0.2.1", "192.0.2.11"}
+    s = r.tls_upstreams.stats()
+    assert s["connections"] == 1 and s["queries"] == 1 and s["open"] == 1
+    assert r.stats.upstream_queries == 1           # asked of Unbound only, not the lab
+
+
+def test_many_concurrent_queries_pipelined_on_one_connection(run, lab_resolver, pki, unbound):
+    ca = pki[0]
+    r = lab_resolver(zones=tls_zone("bulk.net.", [
+        Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))
+    before = established_to(unbound.tls_port)
+
+    async def batch(first: int, n: int):
+        answers = await asyncio.gather(*(r.resolve_message(
+            dns.message.make_query(f"h{i:03d}.bulk.net.", "A").to_wire())
+            for i in range(first, first + n)))
+        return [a_records(dns.message.from_wire(a)) for a in answers]
+
+    # 60 questions at once, before the connection is even open: all wait for one handshake
+    assert run(batch(0, 60)) == [{bulk_address(i)} for i in range(60)]
+    assert established_to(unbound.tls_port) - before == 1
+    # 60 more on the connection now open
+    assert run(batch(60, 60)) == [{bulk_address(i)} for i in range(60, 120)]
+    s = r.tls_upstreams.stats()
+    assert s["connections"] == 1 and s["queries"] == 120 and s["open"] == 1
+    assert established_to(unbound.tls_port) - before == 1
+    assert not any(v for k, v in s.items() if k.startswith("failed_")), s
+
+
+def test_wrong_authentication_name_fails_verification_and_gets_servfail(
+        run, lab_resolver, pki, unbound, caplog):
+    ca = pki[0]
+    r = lab_resolver(zones=tls_zone("example.com.", [
+        Upstream("127.0.0.1", unbound.tls_port, "wrong.example")], ca))
+
+    async def go():
+        return dns.message.from_wire(await r.resolve_message(
+            dns.message.make_query("www.example.com.", "A").to_wire()))
+
+    with caplog.at_level(logging.WARNING, logger="resolver.upstream.dot"):
+        assert run(go()).rcode() == dns.rcode.SERVFAIL
+    s = r.tls_upstreams.stats()
+    assert s["failed_verify"] >= 1 and s["connections"] == 0 and s["queries"] >= 1
+    text = caplog.text
+    assert f"127.0.0.1@{unbound.tls_port}#wrong.example" in text
+    assert "certificate verification failed" in text and "wrong.example" in text
+
+
+def test_a_certificate_from_another_ca_is_refused(run, lab_resolver, unbound, tmp_path):
+    other = CA(tmp_path / "other", cn="another CA")
+    r = lab_resolver(zones=tls_zone("example.com.", [
+        Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], other))
+
+    async def go():
+        return dns.message.from_wire(await r.resolve_message(
+            dns.message.make_query("www.example.com.", "A").to_wire()))
+
+    assert run(go()).rcode() == dns.rcode.SERVFAIL
+    assert r.tls_upstreams.stats()["failed_verify"] >= 1
+
+
+def test_fails_over_to_the_next_server_when_one_is_dead_or_unverified(run, lab_resolver, pki,
+                                                                      unbound):
+    ca = pki[0]
+    dead = dead_port()
+    r = lab_resolver(zones=tls_zone("example.com.", [
+        Upstream("127.0.0.1", dead, SERVER_NAME),                    # nobody listens
+        Upstream("127.0.0.2", unbound.tls_port, SERVER_NAME),        # no Unbound there either
+        Upstream(OTHER, unbound.tls_port, "wrong.example"),          # fails verification
+        Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))  # the good one
+
+    async def go():
+        t0 = time.monotonic()
+        ans = await r.resolve("www.example.com.", "A")
+        return {x.to_text() for x in ans.rrset}, time.monotonic() - t0
+
+    # servers never measured are asked first, in order: the three bad ones, then the good one
+    addrs, took = run(go())
+    assert addrs == {"192.0.2.1", "192.0.2.11"}
+    assert took < 2.0                          # refusals and verification fail fast
+    s = r.tls_upstreams.stats()
+    assert s["failed_connect"] == 2 and s["failed_verify"] == 1 and s["connections"] == 1
+
+
+def test_a_silent_server_times_out_and_the_next_one_answers(run, lab_resolver, pki, unbound):
+    """A server that accepts TCP and never speaks TLS: the query times out, the connection is
+    closed, and the zone's next server answers within the time limit."""
+    ca = pki[0]
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        accepted = []
+        silent = await loop.create_server(lambda: _Mute(accepted), "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        r = lab_resolver(zones=tls_zone("example.com.", [
+            Upstream("127.0.0.1", port, SERVER_NAME),
+            Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))
+        try:
+            ans = await r.resolve("www.example.com.", "A")
+            return {x.to_text() for x in ans.rrset}, r.tls_upstreams.stats(), len(accepted)
+        finally:
+            silent.close()
+            for t in accepted:
+                t.close()
+
+    addrs, s, accepted = run(go())
+    assert addrs == {"192.0.2.1", "192.0.2.11"} and accepted == 1
+    assert s["failed_timeout"] == 1 and s["connections"] == 1
+
+
+class _Mute(asyncio.Protocol):
+    def __init__(self, accepted: list) -> None:
+        self.accepted = accepted
+
+    def connection_made(self, transport) -> None:
+        self.accepted.append(transport)
+
+
+def test_answers_out_of_order_are_matched_by_id(run, loop, pki, tmp_path):
+    """A DoT server (on the test's loop) that holds five queries and answers them last
+    first, plus one answer to nothing: every query gets its own answer on one connection."""
+    ca, pem, key = pki
+    from resolver.limits import DEFAULT
+    from resolver.upstream.dot import Route
+
+    async def go():
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(pem), str(key))
+        held: list[bytes] = []
+        conns = []
+
+        async def serve(reader, writer):
+            conns.append(writer)
+            while True:
+                try:
+                    head = await reader.readexactly(2)
+                    held.append(await reader.readexactly(int.from_bytes(head, "big")))
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    writer.close()
+                    return
+                if len(held) == 5:
+                    stray = dns.message.make_query("stray.test.", "A")
+                    stray.id = 4242
+                    out = [dns.message.make_response(stray).to_wire()]
+                    for wire in reversed(held):
+                        resp = dns.message.make_response(dns.message.from_wire(wire))
+                        resp.answer.append(dns.rrset.from_text(
+                            resp.question[0].name, 60, "IN", "A", "192.0.2.77"))
+                        out.append(resp.to_wire())
+                    writer.write(b"".join(len(o).to_bytes(2, "big") + o for o in out))
+                    await writer.drain()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        pool = DoTUpstreams()
+        route = Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem))
+        done: dict[str, object] = {}
+        fut = asyncio.get_running_loop().create_future()
+
+        def on_done(q):
+            done[q.question] = q
+            if len(done) == 5 and not fut.done():
+                fut.set_result(None)
+
+        names = [f"n{i}.test." for i in range(5)]
+        for i, name in enumerate(names):
+            wire = dns.message.make_query(name, "A", id=1000 + i).to_wire()
+            pool.query(route, SERVER_NAME, asyncio.get_running_loop(), "127.0.0.1", port,
+                       wire, 1000 + i, wire[12:], 5.0, DEFAULT, on_done)
+        await asyncio.wait_for(fut, 5)
+        stats = pool.stats()
+        pool.close()
+        server.close()
+        return done, stats, len(conns)
+
+    done, stats, conns = run(go())
+    assert conns == 1 and stats["connections"] == 1 and stats["unmatched"] == 1
+    for q in done.values():
+        assert q.error is None, q.error
+        assert q.parsed is not None and q.reply[:2] == q.qid.to_bytes(2, "big")
+        assert q.reply[12:].startswith(q.question)
+        assert dns.message.from_wire(q.reply).answer[0][0].to_text() == "192.0.2.77"
+
+
+def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolver, pki,
+                                                                 unbound):
+    from resolver.limits import DEFAULT
+    ca = pki[0]
+    r = lab_resolver(limits=DEFAULT.replace(tls_upstream_idle_timeout=0.2),
+                     zones=tls_zone("bulk.net.", [
+                         Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))
+
+    async def go():
+        await r.resolve("h200.bulk.net.", "A")
+        opened = r.tls_upstreams.stats()["open"]
+        await asyncio.sleep(0.5)
+        idle = r.tls_upstreams.stats()
+        await r.resolve("h201.bulk.net.", "A")
+        return opened, idle, r.tls_upstreams.stats()
+
+    opened, idle, after = run(go())
+    assert opened == 1 and idle["open"] == 0 and idle["idle_closed"] == 1
+    assert after["connections"] == 2 and after["open"] == 1
+
+
+# ---- the daemon, and Unbound forwarding to it ---------------------------------------------------
+def test_daemon_forwards_over_tls_from_its_config_and_counts_it(lab, pki, unbound, tmp_path):
+    ca = pki[0]
+    conf = tmp_path / "fwd.toml"
+    conf.write_text(f'tls-cert-bundle = "{ca.pem}"\n'
+                    '[[forward-zone]]\nname = "fwd.test."\nforward-tls-upstream = true\n'
+                    f'forward-addr = ["127.0.0.1@{dead_port()}#{SERVER_NAME}", '
+                    f'"127.0.0.1@{unbound.tls_port}#{SERVER_NAME}"]\n'
+                    '[[forward-zone]]\nname = "bad.fwd.test."\nforward-tls-upstream = true\n'
+                    f'forward-addr = ["127.0.0.1@{unbound.tls_port}#not-{SERVER_NAME}"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        r = d.ask("who.fwd.test.", "TXT")
+        assert r.rcode() == dns.rcode.NOERROR
+        assert [rd.to_text() for rr in r.answer for rd in rr] == ['"unbound-one"']
+        for _ in range(3):                              # from the cache, or the same connection
+            assert d.ask("who.fwd.test.", "TXT").rcode() == dns.rcode.NOERROR
+        assert d.ask("x.bad.fwd.test.", "A").rcode() == dns.rcode.SERVFAIL
+        t = d.stats()["tls_upstream"]
+        assert t["connections"] == 1 and t["failed_connect"] == 1 and t["failed_verify"] >= 1
+        metrics = d.metrics()
+        assert 'corenet_resolver_tls_upstream_failures_total{cause="verify"}' in metrics
+        assert "corenet_resolver_tls_upstream_connections_total 1" in metrics
+        log = d.log_text()
+        assert f"#not-{SERVER_NAME}: certificate verification failed" in log
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_unbound_forwards_over_tls_to_the_daemons_dot_listener(lab, pki, tmp_path):
+    ca, pem, key = pki
+    tls_port = free_tcp_port()
+    conf = tmp_path / "dot.toml"
+    conf.write_text(f'tls-listen = ["127.0.0.1:{tls_port}"]\ntls-service-pem = "{pem}"\n'
+                    f'tls-service-key = "{key}"\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    ub = None
+    try:
+        ub = UnboundDoT(tmp_path / "ub", lab, pem, key, "unbound-two", extra=(
+            f'  tls-cert-bundle: "{ca.pem}"',
+            "forward-zone:",
+            '  name: "bulk.net."',
+            f"  forward-addr: 127.0.0.1@{tls_port}#{SERVER_NAME}",
+            "  forward-tls-upstream: yes"), stubs=())
+        for i in range(300, 310):
+            r = dns.query.udp(dns.message.make_query(f"h{i}.bulk.net.", "A"), "127.0.0.1",
+                              port=ub.port, timeout=5)
+            assert a_records(r) == {bulk_address(i)}, r
+        st = d.stats()
+        tls = st["tls"]
+        assert tls["handshakes"] >= 1
+        assert sum(n for k, n in st["queries"].items() if k.startswith("tls:")) >= 10
+    finally:
+        if ub is not None:
+            ub.stop()
+        assert d.stop() == 0, d.log_text()[-2000:]
