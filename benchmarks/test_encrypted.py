@@ -1,7 +1,9 @@
-"""corenet-resolver's DNS over TLS against Unbound's, in one run, over the same NSD lab.
+"""corenet-resolver's DNS over TLS and over HTTPS against Unbound's, in one run, over the
+same NSD lab.
 
-- cached: a warm cache, dnsperf from Debian (``-m dot``) for a fixed time on long-lived
-  connections: queries/s and queries per CPU-second of the server process;
+- cached: a warm cache, dnsperf from Debian (``-m dot``, and ``-m doh``: HTTP/2 POST) for a
+  fixed time on long-lived connections: queries/s and queries per CPU-second of the server
+  process;
 - handshakes: ``openssl s_time`` opening TLS 1.3 connections for a fixed time, each a full
   handshake (``-new``) and then each a resumption (``-reuse``): handshakes/s and handshakes
   per CPU-second of the server.
@@ -35,20 +37,25 @@ OPENSSL = shutil.which("openssl")
 
 
 class DoTServers:
-    """Unbound (one thread) and corenet-resolver (one worker), each with a DoT listener."""
+    """Unbound (one thread) and corenet-resolver (one worker), each with a DoT and a DoH
+    listener (Unbound's ``https-port``: Debian builds it with nghttp2)."""
 
     def __init__(self, lab, tmp: Path) -> None:
         ca = CA(tmp / "pki")
         pem, key = ca.issue("server")
         self.ub_tls, self.d_tls = free_tcp_port(), free_tcp_port()
+        self.ub_https, self.d_https = free_tcp_port(), free_tcp_port()
         self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
             "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
             "  ratelimit: 0", "  ip-ratelimit: 0", "  so-rcvbuf: 4m",
             f"  interface: 127.0.0.1@{self.ub_tls}", f"  tls-port: {self.ub_tls}",
             f'  tls-service-key: "{key}"', f'  tls-service-pem: "{pem}"',
-            "  incoming-num-tcp: 1000", "  tcp-idle-timeout: 30000"]))
+            "  incoming-num-tcp: 1000", "  tcp-idle-timeout: 30000",
+            f"  interface: 127.0.0.1@{self.ub_https}", f"  https-port: {self.ub_https}",
+            '  http-endpoint: "/dns-query"']))
         conf = tmp / "corenet.toml"
         conf.write_text(f'tls-listen = ["127.0.0.1:{self.d_tls}"]\n'
+                        f'https-listen = ["127.0.0.1:{self.d_https}"]\n'
                         f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
                         "tcp-idle-timeout = 30\n")
         try:
@@ -64,15 +71,21 @@ class DoTServers:
         return [("corenet-resolver", self.d_tls, self.d.pid),
                 ("unbound", self.ub_tls, self.ub.proc.pid)]
 
+    def https_targets(self):
+        return [("corenet-resolver", self.d_https, self.d.pid),
+                ("unbound", self.ub_https, self.ub.proc.pid)]
+
     def stop(self) -> None:
         self.d.stop()
         self.ub.stop()
 
 
-def _cached_dot(port: int, pid: int, datafile: Path) -> dict:
-    _dnsperf(port, datafile, "-m", "dot", "-n", "2")                 # warm the cache
+def _cached_dot(port: int, pid: int, datafile: Path, *mode: str) -> dict:
+    """dnsperf over ``mode`` (DNS over TLS unless told) on a warm cache, for SECONDS."""
+    mode = mode or ("-m", "dot")
+    _dnsperf(port, datafile, *mode, "-n", "2")                       # warm the cache
     c0 = _cpu(pid)
-    out = _dnsperf(port, datafile, "-m", "dot", "-l", str(SECONDS), "-c", "4", "-q", "200")
+    out = _dnsperf(port, datafile, *mode, "-l", str(SECONDS), "-c", "4", "-q", "200")
     cpu = _cpu(pid) - c0
     done = _field(out, "Queries completed")
     return {"qps": _field(out, "Queries per second"), "completed": done,
@@ -127,3 +140,37 @@ def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path
     ours = results["corenet-resolver"]
     assert ours["cached"]["lost"] <= ours["cached"]["completed"] / 100
     assert ours["new"]["handshakes"] > 0 and ours["reuse"]["handshakes"] > 0
+
+
+def _doh_mode(port: int) -> tuple[str, ...]:
+    return ("-m", "doh", "-O", f"doh-uri=https://127.0.0.1:{port}/dns-query",
+            "-O", "doh-method=POST")
+
+
+@pytest.mark.benchmark(group="encrypted")
+def test_doh_cached_queries_vs_unbound(benchmark, lab53, tmp_path):
+    """Cached queries over DNS over HTTPS (HTTP/2, POST; dnsperf ``-m doh``), next to DoT
+    on the same servers in the same run."""
+    datafile = tmp_path / "cached.txt"
+    datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
+    s = DoTServers(lab53, tmp_path)
+    results: dict[str, dict] = {}
+
+    def run():
+        for (name, port, pid), (_, tls_port, _) in zip(s.https_targets(), s.targets()):
+            results[name] = {"doh": _cached_dot(port, pid, datafile, *_doh_mode(port)),
+                             "dot": _cached_dot(tls_port, pid, datafile)}
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        s.stop()
+    flat = {name: {f"{part}_{k}": v for part, fig in r.items() for k, v in fig.items()}
+            for name, r in results.items()}
+    ratios = _report("doh", flat, ["doh_qps", "doh_queries_per_cpu_s", "dot_qps",
+                                   "dot_queries_per_cpu_s"])
+    benchmark.extra_info.update({"corenet": flat["corenet-resolver"],
+                                 "unbound": flat["unbound"], "ratios": ratios})
+    for name in ("corenet-resolver", "unbound"):
+        doh = results[name]["doh"]
+        assert doh["completed"] > 0 and doh["lost"] <= doh["completed"] / 100, (name, doh)
