@@ -14,7 +14,9 @@ either. A connection that cannot be opened (refused, TLS handshake or verificati
 no handshake in time) fails its queries with ``UpstreamFailure`` naming the cause and the
 resolution goes on with the zone's next server; so does a query whose connection closes
 before its answer, and one that times out on a connection that has been silent since it was
-sent, which is closed. Each failure is counted by cause (``DoTUpstreams.counters``) and
+sent, which is closed. A connection that had answered before and is closed by the server
+with queries outstanding (it may have closed it as idle while they were on their way) has
+them sent once more on a new connection. Each failure is counted by cause (``DoTUpstreams.counters``) and
 logged at WARNING (at most once per ``WARN_EVERY`` seconds per server).
 
 ``DoTQuery`` has ``upstream.tcp.TCPQuery``'s face: ``on_done(query)`` once with
@@ -40,8 +42,9 @@ ALPN = "dot"
 #: seconds between two warnings about the same server
 WARN_EVERY = 10.0
 #: what ``DoTUpstreams.counters`` counts: connections opened, queries sent, connections
-#: closed for idleness, answers that matched no query, and failures by cause
-COUNTERS = ("connections", "queries", "idle_closed", "unmatched", "failed_connect",
+#: closed for idleness, answers that matched no query, queries sent again on a new
+#: connection, and failures by cause
+COUNTERS = ("connections", "queries", "idle_closed", "unmatched", "resent", "failed_connect",
             "failed_handshake", "failed_verify", "failed_timeout", "failed_closed",
             "failed_full")
 
@@ -110,13 +113,15 @@ def _with_id(wire: bytes, qid: int) -> bytes:
 class DoTQuery:
     """One query on a DNS-over-TLS connection (see the module docstring)."""
 
-    __slots__ = ("conn", "addr", "qid", "wid", "question", "max_jumps", "max_records",
+    __slots__ = ("conn", "addr", "wire", "qid", "wid", "question", "max_jumps", "max_records",
                  "on_done", "stats", "reply", "parsed", "error", "finished", "timer",
-                 "sent_at")
+                 "sent_at", "resent")
 
-    def __init__(self, conn: "DoTConnection", qid: int, question: bytes, timeout: float,
-                 limits, on_done, stats) -> None:
+    def __init__(self, conn: "DoTConnection", wire: bytes, qid: int, question: bytes,
+                 timeout: float, limits, on_done, stats) -> None:
         self.conn, self.addr = conn, conn.name
+        self.wire = wire
+        self.resent = False
         self.qid = self.wid = qid
         self.question = question
         self.max_jumps = limits.max_pointer_jumps
@@ -191,6 +196,7 @@ class DoTConnection(FrameProtocol):
                  ctx: ssl.SSLContext, limits) -> None:
         super().__init__(2, "big", limits.max_tcp_message, buffer_size=16384)
         self.pool, self.key, self.loop = pool, key, loop
+        self.addr, self.port, self.auth, self.ctx, self.limits = addr, port, auth, ctx, limits
         self.name = f"{addr}@{port}#{auth}"
         self.pipe = Pipeline(limits.tls_upstream_max_outstanding)
         self.idle_timeout = limits.tls_upstream_idle_timeout
@@ -200,6 +206,7 @@ class DoTConnection(FrameProtocol):
         self.closed = False
         self.idle: asyncio.TimerHandle | None = None
         self.heard_at = 0.0                    # when the last frame arrived
+        self.answers = 0
         self.connecting = asyncio.ensure_future(
             loop.create_connection(lambda: self, addr, port, ssl=ctx, server_hostname=auth,
                                    ssl_handshake_timeout=limits.tcp_timeout), loop=loop)
@@ -287,11 +294,25 @@ class DoTConnection(FrameProtocol):
         if q is None:
             self.pool.count("unmatched")      # a query given up, or a server's mistake
             return
+        self.answers += 1
         self._maybe_idle()
         q.answered(reply)
 
     def connection_lost(self, exc) -> None:
         self.open = False
+        if self.pipe and not self.closed and self.answers:
+            # a connection that worked, closed by the server: each query once more on a new
+            # one (the server may have closed it as idle while they were on their way)
+            self._close()
+            for q in self.pipe.take_all():
+                if q.resent or q.finished:
+                    q.fail(UpstreamFailure(f"{self.name}: DNS-over-TLS connection closed "
+                                           "before the answer, twice"))
+                else:
+                    q.resent = True
+                    self.pool.count("resent")
+                    self.pool.resend(q)
+            return
         if self.pipe and not self.closed:
             self.pool.count("failed_closed")
             why = "an oversized frame" if isinstance(exc, FrameTooLarge) else (exc or "EOF")
@@ -300,8 +321,9 @@ class DoTConnection(FrameProtocol):
                                     "the answer"))
 
     # ---- ending -----------------------------------------------------------------------------
-    def _close(self) -> None:
-        """Closes the connection; the pool forgets it at once."""
+    def _close(self, abort: bool = False) -> None:
+        """Closes the connection (with ``abort``, at once, without TLS's close_notify); the
+        pool forgets it at once."""
         self.closed = True
         self.pool.forget(self)
         if self.idle is not None:
@@ -310,11 +332,15 @@ class DoTConnection(FrameProtocol):
         if not self.connecting.done():
             self.connecting.cancel()
         if self.transport is not None:
-            self.transport.close()
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
-    def _abort(self, error: Exception) -> None:
-        """Closes the connection and fails every query waiting on it with ``error``."""
-        self._close()
+    def _abort(self, error: Exception, now: bool = False) -> None:
+        """Closes the connection (``now``: see ``_close``) and fails every query waiting on
+        it with ``error``."""
+        self._close(now)
         self.unsent.clear()
         self.frames.clear()
         for q in self.pipe.take_all():
@@ -346,7 +372,7 @@ class DoTUpstreams:
             except OSError as exc:
                 raise failure(f"{addr}@{port}#{auth}", exc) from None
             self.conns[key] = conn
-        q = DoTQuery(conn, qid, question, timeout, limits, on_done, stats)
+        q = DoTQuery(conn, wire, qid, question, timeout, limits, on_done, stats)
         try:
             conn.submit(q, wire)
         except UpstreamFailure:
@@ -355,6 +381,23 @@ class DoTUpstreams:
             raise
         self.counters["queries"] += 1
         return q
+
+    def resend(self, q: DoTQuery) -> None:
+        """Sends ``q`` again, on the connection now open (or opened) to its server; it fails
+        if that cannot be done."""
+        old = q.conn
+        conn = self.conns.get(old.key)
+        try:
+            if conn is None:
+                conn = DoTConnection(self, old.key, old.loop, old.addr, old.port, old.auth,
+                                     old.ctx, old.limits)
+                self.conns[old.key] = conn
+            q.conn = conn
+            conn.submit(q, q.wire)
+        except OSError as exc:
+            q.fail(failure(old.name, exc))
+        except UpstreamFailure as exc:
+            q.fail(exc)
 
     def context(self, cafile: str | None) -> ssl.SSLContext:
         """The client context for ``cafile`` (made again when the file changed): the
@@ -399,9 +442,10 @@ class DoTUpstreams:
         return {**self.counters, "open": sum(1 for c in self.conns.values() if c.open)}
 
     def close(self) -> None:
-        """Closes every connection; the queries waiting on them fail."""
+        """Closes every connection at once (the resolver is closing); the queries waiting on
+        them fail."""
         for conn in list(self.conns.values()):
-            conn._abort(UpstreamFailure(f"{conn.name}: the resolver is closing"))
+            conn._abort(UpstreamFailure(f"{conn.name}: the resolver is closing"), now=True)
 
 
 __all__ = ["ALPN", "DoTConnection", "DoTQuery", "DoTUpstreams", "Pipeline", "Route"]
