@@ -112,6 +112,21 @@ def _handshakes(port: int, pid: int, mode: str) -> dict:
             "per_cpu_s": n / cpu if cpu else float("inf")}
 
 
+def _measure(benchmark, servers: DoTServers, run, results: dict, title: str,
+             keys: list[str]) -> None:
+    """Runs ``run`` once (it fills ``results``: server -> part -> figures), stops the
+    servers, prints the figures and their ratios (``keys``) and records them."""
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        servers.stop()
+    flat = {name: {f"{part}_{k}": v for part, fig in r.items() for k, v in fig.items()}
+            for name, r in results.items()}
+    ratios = _report(title, flat, keys)
+    benchmark.extra_info.update({"corenet": flat["corenet-resolver"],
+                                 "unbound": flat["unbound"], "ratios": ratios})
+
+
 @pytest.mark.benchmark(group="encrypted")
 def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path):
     if OPENSSL is None:
@@ -127,16 +142,9 @@ def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path
                              "new": _handshakes(port, pid, "-new"),
                              "reuse": _handshakes(port, pid, "-reuse")}
 
-    try:
-        benchmark.pedantic(run, rounds=1, iterations=1)
-    finally:
-        s.stop()
-    flat = {name: {f"{part}_{k}": v for part, fig in r.items() for k, v in fig.items()}
-            for name, r in results.items()}
-    ratios = _report("dot", flat, ["cached_qps", "cached_queries_per_cpu_s", "new_per_s",
-                                   "new_per_cpu_s", "reuse_per_s", "reuse_per_cpu_s"])
-    benchmark.extra_info.update({"corenet": flat["corenet-resolver"],
-                                 "unbound": flat["unbound"], "ratios": ratios})
+    _measure(benchmark, s, run, results, "dot",
+             ["cached_qps", "cached_queries_per_cpu_s", "new_per_s", "new_per_cpu_s",
+              "reuse_per_s", "reuse_per_cpu_s"])
     ours = results["corenet-resolver"]
     assert ours["cached"]["lost"] <= ours["cached"]["completed"] / 100
     assert ours["new"]["handshakes"] > 0 and ours["reuse"]["handshakes"] > 0
@@ -161,16 +169,8 @@ def test_doh_cached_queries_vs_unbound(benchmark, lab53, tmp_path):
             results[name] = {"doh": _cached_dot(port, pid, datafile, *_doh_mode(port)),
                              "dot": _cached_dot(tls_port, pid, datafile)}
 
-    try:
-        benchmark.pedantic(run, rounds=1, iterations=1)
-    finally:
-        s.stop()
-    flat = {name: {f"{part}_{k}": v for part, fig in r.items() for k, v in fig.items()}
-            for name, r in results.items()}
-    ratios = _report("doh", flat, ["doh_qps", "doh_queries_per_cpu_s", "dot_qps",
-                                   "dot_queries_per_cpu_s"])
-    benchmark.extra_info.update({"corenet": flat["corenet-resolver"],
-                                 "unbound": flat["unbound"], "ratios": ratios})
+    _measure(benchmark, s, run, results, "doh",
+             ["doh_qps", "doh_queries_per_cpu_s", "dot_qps", "dot_queries_per_cpu_s"])
     for name in ("corenet-resolver", "unbound"):
         doh = results[name]["doh"]
         assert doh["completed"] > 0 and doh["lost"] <= doh["completed"] / 100, (name, doh)

@@ -134,6 +134,12 @@ class DoTQuery:
         self.sent_at = time.monotonic()
         self.timer = conn.loop.call_later(timeout, self._expire)
 
+    def close(self) -> None:
+        """Ends the query (idempotent); ``on_done`` is not called for it."""
+        self.finished = True
+        self.timer.cancel()
+        self.conn.forget(self)
+
     def answered(self, reply: bytes) -> None:
         if self.finished:
             return
@@ -164,12 +170,6 @@ class DoTQuery:
         self.error = error
         self.close()
         self.on_done(self)
-
-    def close(self) -> None:
-        """Ends the query (idempotent); ``on_done`` is not called for it."""
-        self.finished = True
-        self.timer.cancel()
-        self.conn.forget(self)
 
 
 def _cause(exc: BaseException) -> str:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import ssl
-import subprocess
 import time
 from pathlib import Path
 
@@ -26,12 +24,12 @@ import pytest
 from ci_policy import unavailable
 from daemon_proc import Daemon, free_tcp_port
 from dnslab import zones as Z
+from dnslab.unbound import UNBOUND, launch, server_lines
 from procs import stop as stop_process
 from resolver.upstream.dot import DoTUpstreams
 from resolver.zones import ForwardZone, Upstream, Zones
 from tls_certs import CA, SERVER_NAME
 
-UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 OTHER = "127.0.0.60"            # a second loopback address of Unbound's, no lab server's
 
 
@@ -48,9 +46,7 @@ class UnboundDoT:
         w = self.dir = Path(workdir)
         w.mkdir(parents=True, exist_ok=True)
         self.port, self.tls_port = free_tcp_port(), free_tcp_port()
-        conf = w / "unbound.conf"
-        conf.write_text("\n".join([
-            "server:",
+        self.proc = launch(w, [
             f"  interface: 127.0.0.1@{self.port}",
             f"  interface: 127.0.0.1@{self.tls_port}",
             f"  interface: {OTHER}@{self.tls_port}",
@@ -58,45 +54,12 @@ class UnboundDoT:
             f"  tls-port: {self.tls_port}",
             f'  tls-service-pem: "{pem}"',
             f'  tls-service-key: "{key}"',
-            "  do-ip6: no",
-            '  username: ""',
-            '  chroot: ""',
-            f'  directory: "{w}"',
-            f'  pidfile: "{w}/unbound.pid"',
-            "  use-syslog: no",
-            f'  logfile: "{w}/unbound.log"',
-            f'  root-hints: "{lab.root_hints_file}"',
-            "  do-not-query-localhost: no",
-            "  num-threads: 1",
-            "  verbosity: 1",
-            '  module-config: "iterator"',
-            "  access-control: 127.0.0.0/8 allow",
+            *server_lines(w, lab),
             f'  local-data: "who.fwd.test. 60 TXT {tag}"',
             *extra,
             *(line for name, addr in stubs for line in (
-                "stub-zone:", f'  name: "{name}"', f"  stub-addr: {addr}@{lab.port}")),
-            "remote-control:",
-            "  control-enable: no",
-        ]) + "\n")
-        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(w / "stderr.log", "wb"), start_new_session=True)
-        deadline = time.monotonic() + 15
-        q = dns.message.make_query("who.fwd.test.", "TXT")
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"unbound exited: {self.log()[-2000:]}")
-            try:
-                dns.query.udp(q, "127.0.0.1", port=self.port, timeout=0.2)
-                return
-            except (dns.exception.Timeout, OSError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"unbound not ready: {self.log()[-2000:]}")
-
-    def log(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in
-                       (self.dir / "stderr.log", self.dir / "unbound.log") if p.exists())
+                "stub-zone:", f'  name: "{name}"', f"  stub-addr: {addr}@{lab.port}"))],
+            "127.0.0.1", self.port, timeout=15)
 
     def stop(self) -> None:
         stop_process(self.proc, 5.0, group=True)

@@ -44,6 +44,54 @@ def lab_on_port_53(workdir, addresses=None, **lab_kw) -> Lab:
         pytest.skip(f"no lab on port 53: {e}")
 
 
+def server_lines(workdir: Path, lab: Lab, threads: int = 1) -> list[str]:
+    """The ``server:`` settings every test's Unbound shares: in the foreground as the
+    current user, its files in ``workdir``, the lab's root hints, IPv4 only, loopback
+    authorities and clients allowed, the iterator alone."""
+    w = workdir
+    return [
+        "  do-ip6: no",
+        '  username: ""',
+        '  chroot: ""',
+        f'  directory: "{w}"',
+        f'  pidfile: "{w}/unbound.pid"',
+        "  use-syslog: no",
+        f'  logfile: "{w}/unbound.log"',
+        f'  root-hints: "{lab.root_hints_file}"',
+        "  do-not-query-localhost: no",
+        f"  num-threads: {threads}",
+        "  verbosity: 1",
+        '  module-config: "iterator"',
+        "  access-control: 127.0.0.0/8 allow",
+    ]
+
+
+def launch(w: Path, lines: list[str], address: str, port: int,
+           timeout: float = 10.0) -> subprocess.Popen:
+    """Unbound with ``lines`` as its ``server:`` clause (and the clauses that follow them;
+    remote control off), in the foreground in its own process group, once it answers on
+    ``address``:``port``. Raises LabError if it exits or does not answer in ``timeout``."""
+    conf = w / "unbound.conf"
+    conf.write_text("\n".join(["server:", *lines, "remote-control:", "  control-enable: no"])
+                    + "\n")
+    proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=open(w / "stderr.log", "wb"),
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    q = dns.message.make_query("localhost.", "A")  # answered locally by Unbound
+    while True:
+        if proc.poll() is not None:
+            err = (w / "stderr.log").read_text(errors="replace")[-2000:]
+            raise LabError(f"unbound exited with {proc.returncode}: {err}")
+        try:
+            dns.query.udp(q, address, port=port, timeout=0.1)
+            return proc
+        except (dns.exception.Timeout, OSError):
+            if time.monotonic() > deadline:
+                stop_process(proc, 5.0, group=True)
+                raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
+
+
 class Unbound:
     def __init__(self, workdir: Path, address: str, port: int) -> None:
         self.workdir = workdir
@@ -65,45 +113,10 @@ class Unbound:
         w.mkdir(parents=True, exist_ok=True)
         port = port or pick_port([address])
         self = cls(w, address, port)
-        conf = w / "unbound.conf"
-        conf.write_text("\n".join([
-            "server:",
-            f"  interface: {address}@{port}",
-            f"  port: {port}",
-            "  do-ip6: no",
-            '  username: ""',
-            '  chroot: ""',
-            f'  directory: "{w}"',
-            f'  pidfile: "{w}/unbound.pid"',
-            "  use-syslog: no",
-            f'  logfile: "{w}/unbound.log"',
-            f'  root-hints: "{lab.root_hints_file}"',
-            "  do-not-query-localhost: no",
-            f"  num-threads: {threads}",
-            "  verbosity: 1",
-            "  qname-minimisation: yes",
-            '  module-config: "iterator"',
-            "  access-control: 127.0.0.0/8 allow",
-            extra,
-            "remote-control:",
-            "  control-enable: no",
-        ]) + "\n")
-        self.proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(w / "stderr.log", "wb"), start_new_session=True)
-        deadline = time.monotonic() + timeout
-        q = dns.message.make_query("localhost.", "A")  # answered locally by Unbound
-        while True:
-            if self.proc.poll() is not None:
-                err = (w / "stderr.log").read_text(errors="replace")[-2000:]
-                raise LabError(f"unbound exited with {self.proc.returncode}: {err}")
-            try:
-                dns.query.udp(q, address, port=port, timeout=0.1)
-                return self
-            except (dns.exception.Timeout, OSError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
+        self.proc = launch(w, [f"  interface: {address}@{port}", f"  port: {port}",
+                               *server_lines(w, lab, threads), "  qname-minimisation: yes",
+                               extra], address, port, timeout)
+        return self
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc is not None:
