@@ -372,6 +372,56 @@ def test_a_query_on_a_connection_the_server_closes_is_sent_once_more(run, pki):
     assert after["failed_closed"] == 1 and after["resent"] == 1 and conns == 3
 
 
+@pytest.mark.parametrize("garbage, words", [
+    (lambda wire: wire[:2] + b"\x80\x00 not a dns message", "does not match"),
+    (lambda wire: wire + b"\xc0", None),              # junk after a whole message: as over TCP
+    (lambda wire: (wire[0] ^ 0xFF).to_bytes(1, "big") + wire[1:], "timeout")])   # no such ID
+def test_garbage_from_the_server_fails_the_query_cleanly(run, pki, garbage, words):
+    """Answers the server mangles: one carrying the query's ID but not its question fails
+    the query at once; one with an ID no query has is counted and the query times out (the
+    connection, which did send something, is not taken for dead)."""
+    ca, pem, key = pki
+    from resolver.limits import DEFAULT
+    from resolver.upstream.dot import Route
+
+    async def go():
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(pem), str(key))
+
+        async def serve(reader, writer):
+            try:
+                while True:
+                    head = await reader.readexactly(2)
+                    wire = await reader.readexactly(int.from_bytes(head, "big"))
+                    out = garbage(answer_to(wire))
+                    writer.write(len(out).to_bytes(2, "big") + out)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        pool = DoTUpstreams()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        wire = dns.message.make_query("junk.test.", "A", id=77).to_wire()
+        pool.query(Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem)), SERVER_NAME, loop,
+                   "127.0.0.1", port, wire, 77, wire[12:], 0.5, DEFAULT, fut.set_result)
+        q = await asyncio.wait_for(fut, 5)
+        stats = pool.stats()
+        pool.close()
+        server.close()
+        return q, stats
+
+    q, stats = run(go())
+    if words is None:
+        assert q.error is None and q.parsed is not None
+    elif words == "timeout":
+        assert type(q.error).__name__ == "UpstreamTimeout"
+        assert stats["unmatched"] == 1 and stats["failed_timeout"] == 0   # it had answered
+    else:
+        assert words in str(q.error) and stats["unmatched"] == 0
+
+
 def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolver, pki,
                                                                  unbound):
     from resolver.limits import DEFAULT
