@@ -422,6 +422,53 @@ def test_garbage_from_the_server_fails_the_query_cleanly(run, pki, garbage, word
         assert words in str(q.error) and stats["unmatched"] == 0
 
 
+def test_outstanding_queries_on_one_connection_are_bounded(run, pki):
+    """With the bound at 3, a fourth query to a server that has not answered yet is refused
+    at once (counted; the resolution moves to the next server), and a slot freed by a query
+    given up takes a new one."""
+    ca, pem, key = pki
+    from resolver.limits import DEFAULT
+    from resolver.upstream.dot import Route
+    from resolver.upstream.errors import UpstreamFailure
+
+    async def go():
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(pem), str(key))
+
+        async def serve(reader, writer):
+            try:
+                while await reader.read(4096):     # reads, never answers
+                    pass
+            except ConnectionError:
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        pool = DoTUpstreams()
+        loop = asyncio.get_running_loop()
+        route = Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem))
+        limits = DEFAULT.replace(tls_upstream_max_outstanding=3)
+
+        def ask(i: int):
+            wire = dns.message.make_query(f"q{i}.test.", "A", id=i).to_wire()
+            return pool.query(route, SERVER_NAME, loop, "127.0.0.1", port, wire, i, wire[12:],
+                              5.0, limits, lambda q: None)
+
+        held = [ask(i) for i in range(3)]
+        with pytest.raises(UpstreamFailure, match="3 queries outstanding"):
+            ask(3)
+        held[0].close()                              # given up: its slot is free again
+        held.append(ask(4))
+        stats = pool.stats()
+        pool.close()
+        server.close()
+        return stats
+
+    stats = run(go())
+    assert stats["failed_full"] == 1 and stats["queries"] == 4
+
+
 def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolver, pki,
                                                                  unbound):
     from resolver.limits import DEFAULT
