@@ -200,8 +200,7 @@ class DoTConnection(FrameProtocol):
         self.name = f"{addr}@{port}#{auth}"
         self.pipe = Pipeline(limits.tls_upstream_max_outstanding)
         self.idle_timeout = limits.tls_upstream_idle_timeout
-        self.unsent: list[DoTQuery] = []       # waiting for the handshake
-        self.frames: dict[DoTQuery, bytes] = {}
+        self.unsent: dict[DoTQuery, bytes] = {}    # frames waiting for the handshake
         self.open = False
         self.closed = False
         self.idle: asyncio.TimerHandle | None = None
@@ -229,12 +228,11 @@ class DoTConnection(FrameProtocol):
         if self.open:
             self.transport.write(frame)
         else:
-            self.unsent.append(q)
-            self.frames[q] = frame
+            self.unsent[q] = frame
 
     def forget(self, q: DoTQuery) -> None:
         self.pipe.drop(q.wid, q)
-        self.frames.pop(q, None)
+        self.unsent.pop(q, None)
         self._maybe_idle()
 
     def timed_out(self, q: DoTQuery) -> None:
@@ -265,11 +263,9 @@ class DoTConnection(FrameProtocol):
             return
         self.open = True
         self.pool.count("connections")
-        frames = [self.frames[q] for q in self.unsent if q in self.frames]
-        self.unsent.clear()
-        self.frames.clear()
-        if frames:
-            transport.write(b"".join(frames))
+        if self.unsent:
+            transport.write(b"".join(self.unsent.values()))
+            self.unsent.clear()
         self._maybe_idle()
 
     def _connected(self, fut: asyncio.Future) -> None:
@@ -342,7 +338,6 @@ class DoTConnection(FrameProtocol):
         it with ``error``."""
         self._close(now)
         self.unsent.clear()
-        self.frames.clear()
         for q in self.pipe.take_all():
             q.fail(error)
 
