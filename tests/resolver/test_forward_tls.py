@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import ssl
 import time
 from pathlib import Path
@@ -515,6 +516,40 @@ def test_daemon_forwards_over_tls_from_its_config_and_counts_it(lab, pki, unboun
         assert "corenet_resolver_tls_upstream_connections_total 1" in metrics
         log = d.log_text()
         assert f"#not-{SERVER_NAME}: certificate verification failed" in log
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_reload_changes_the_authentication_name_and_the_ca(lab, pki, unbound, tmp_path):
+    """A wrong name, then the right name with a CA that did not sign Unbound's certificate,
+    then both right: each reload (SIGHUP) applies the zone and the bundle at once."""
+    ca = pki[0]
+    other = CA(tmp_path / "other", cn="another CA")
+    conf = tmp_path / "fwd.toml"
+
+    def write(bundle, name: str) -> None:
+        conf.write_text(f'tls-cert-bundle = "{bundle}"\n'
+                        '[[forward-zone]]\nname = "fwd.test."\nforward-tls-upstream = true\n'
+                        f'forward-addr = ["127.0.0.1@{unbound.tls_port}#{name}"]\n')
+
+    def rcode_after_reload(bundle, name: str) -> int:
+        write(bundle, name)
+        before = d.log_text().count("config reloaded")
+        os.kill(d.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while d.log_text().count("config reloaded") == before:     # logged once applied
+            assert time.monotonic() < deadline, d.log_text()[-2000:]
+            time.sleep(0.05)
+        return d.ask("who.fwd.test.", "TXT").rcode()
+
+    write(ca.pem, "wrong.example")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert d.ask("who.fwd.test.", "TXT").rcode() == dns.rcode.SERVFAIL
+        assert rcode_after_reload(other.pem, SERVER_NAME) == dns.rcode.SERVFAIL
+        assert rcode_after_reload(ca.pem, SERVER_NAME) == dns.rcode.NOERROR
+        t = d.stats()["tls_upstream"]
+        assert t["failed_verify"] >= 2 and t["connections"] == 1
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
 
