@@ -27,7 +27,9 @@ from daemon_proc import Daemon, free_tcp_port
 from dnslab import zones as Z
 from dnslab.unbound import UNBOUND, launch, server_lines
 from procs import stop as stop_process
-from resolver.upstream.dot import DoTUpstreams
+from resolver.limits import DEFAULT
+from resolver.upstream.dot import DoTUpstreams, Route
+from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout
 from resolver.zones import ForwardZone, Upstream, Zones
 from tls_certs import CA, SERVER_NAME
 
@@ -241,16 +243,44 @@ class _Mute(asyncio.Protocol):
         self.accepted.append(transport)
 
 
-def test_answers_out_of_order_are_matched_by_id(run, loop, pki, tmp_path):
-    """A DoT server (on the test's loop) that holds five queries and answers them last
-    first, plus one answer to nothing: every query gets its own answer on one connection."""
-    ca, pem, key = pki
-    from resolver.limits import DEFAULT
-    from resolver.upstream.dot import Route
+# ---- the connection: order, retry, bad answers, bounds (fake DoT servers on the test's loop), idleness
+def answer_to(wire: bytes) -> bytes:
+    resp = dns.message.make_response(dns.message.from_wire(wire))
+    resp.answer.append(dns.rrset.from_text(resp.question[0].name, 60, "IN", "A", "192.0.2.77"))
+    return resp.to_wire()
+
+
+async def fake_dot(pki, serve) -> tuple[asyncio.AbstractServer, int]:
+    """``serve(reader, writer)`` as a DNS-over-TLS server with the test CA's certificate, on
+    the running loop: (server, port)."""
+    _, pem, key = pki
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(pem), str(key))
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    return server, server.sockets[0].getsockname()[1]
+
+
+def send(pool: DoTUpstreams, pki, port: int, name: str, qid: int, on_done,
+         timeout: float = 5.0, limits=DEFAULT):
+    """Asks ``name`` A (message ID ``qid``) of the fake server on ``port`` through ``pool``."""
+    wire = dns.message.make_query(name, "A", id=qid).to_wire()
+    return pool.query(Route({f"127.0.0.1@{port}": SERVER_NAME}, str(pki[0].pem)), SERVER_NAME,
+                      asyncio.get_running_loop(), "127.0.0.1", port, wire, qid, wire[12:],
+                      timeout, limits, on_done)
+
+
+async def ask(pool: DoTUpstreams, pki, port: int, name: str, qid: int, timeout: float = 5.0):
+    """``send``, then the query once it is done."""
+    fut = asyncio.get_running_loop().create_future()
+    send(pool, pki, port, name, qid, fut.set_result, timeout)
+    return await asyncio.wait_for(fut, 5)
+
+
+def test_answers_out_of_order_are_matched_by_id(run, pki):
+    """A DoT server that holds five queries and answers them last first, plus one answer to
+    nothing: every query gets its own answer on one connection."""
 
     async def go():
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(pem), str(key))
         held: list[bytes] = []
         conns = []
 
@@ -264,22 +294,15 @@ def test_answers_out_of_order_are_matched_by_id(run, loop, pki, tmp_path):
                     writer.close()
                     return
                 if len(held) == 5:
-                    stray = dns.message.make_query("stray.test.", "A")
-                    stray.id = 4242
+                    stray = dns.message.make_query("stray.test.", "A", id=4242)
                     out = [dns.message.make_response(stray).to_wire()]
-                    for wire in reversed(held):
-                        resp = dns.message.make_response(dns.message.from_wire(wire))
-                        resp.answer.append(dns.rrset.from_text(
-                            resp.question[0].name, 60, "IN", "A", "192.0.2.77"))
-                        out.append(resp.to_wire())
+                    out += [answer_to(wire) for wire in reversed(held)]
                     writer.write(b"".join(len(o).to_bytes(2, "big") + o for o in out))
                     await writer.drain()
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-        port = server.sockets[0].getsockname()[1]
+        server, port = await fake_dot(pki, serve)
         pool = DoTUpstreams()
-        route = Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem))
-        done: dict[str, object] = {}
+        done: dict[bytes, object] = {}
         fut = asyncio.get_running_loop().create_future()
 
         def on_done(q):
@@ -287,11 +310,8 @@ def test_answers_out_of_order_are_matched_by_id(run, loop, pki, tmp_path):
             if len(done) == 5 and not fut.done():
                 fut.set_result(None)
 
-        names = [f"n{i}.test." for i in range(5)]
-        for i, name in enumerate(names):
-            wire = dns.message.make_query(name, "A", id=1000 + i).to_wire()
-            pool.query(route, SERVER_NAME, asyncio.get_running_loop(), "127.0.0.1", port,
-                       wire, 1000 + i, wire[12:], 5.0, DEFAULT, on_done)
+        for i in range(5):
+            send(pool, pki, port, f"n{i}.test.", 1000 + i, on_done)
         await asyncio.wait_for(fut, 5)
         stats = pool.stats()
         pool.close()
@@ -307,24 +327,13 @@ def test_answers_out_of_order_are_matched_by_id(run, loop, pki, tmp_path):
         assert dns.message.from_wire(q.reply).answer[0][0].to_text() == "192.0.2.77"
 
 
-def answer_to(wire: bytes) -> bytes:
-    resp = dns.message.make_response(dns.message.from_wire(wire))
-    resp.answer.append(dns.rrset.from_text(resp.question[0].name, 60, "IN", "A", "192.0.2.77"))
-    return resp.to_wire()
-
-
 def test_a_query_on_a_connection_the_server_closes_is_sent_once_more(run, pki):
     """The server answers the first query of each connection and closes the connection on
     the next one without answering (as a server closing an idle connection while a query is
     on its way): that query is sent again on a new connection and answered there. A
     connection closed before answering anything is not retried: its query fails."""
-    ca, pem, key = pki
-    from resolver.limits import DEFAULT
-    from resolver.upstream.dot import Route
 
     async def go():
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(pem), str(key))
         conns = []
         answer_first = True                   # read by serve, turned off for the last part
 
@@ -342,25 +351,14 @@ def test_a_query_on_a_connection_the_server_closes_is_sent_once_more(run, pki):
                 pass
             writer.close()
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-        port = server.sockets[0].getsockname()[1]
+        server, port = await fake_dot(pki, serve)
         pool = DoTUpstreams()
-        route = Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem))
-        loop = asyncio.get_running_loop()
-
-        async def ask(name: str, qid: int):
-            fut = loop.create_future()
-            wire = dns.message.make_query(name, "A", id=qid).to_wire()
-            pool.query(route, SERVER_NAME, loop, "127.0.0.1", port, wire, qid, wire[12:], 5.0,
-                       DEFAULT, fut.set_result)
-            return await asyncio.wait_for(fut, 5)
-
-        first = await ask("one.test.", 1)
-        second = await ask("two.test.", 2)
+        first = await ask(pool, pki, port, "one.test.", 1)
+        second = await ask(pool, pki, port, "two.test.", 2)
         kept = dict(pool.stats())
         answer_first = False
         pool.close()
-        third = await ask("three.test.", 3)
+        third = await ask(pool, pki, port, "three.test.", 3)
         pool.close()
         server.close()
         return first, second, kept, third, pool.stats(), len(conns)
@@ -381,14 +379,8 @@ def test_garbage_from_the_server_fails_the_query_cleanly(run, pki, garbage, word
     """Answers the server mangles: one carrying the query's ID but not its question fails
     the query at once; one with an ID no query has is counted and the query times out (the
     connection, which did send something, is not taken for dead)."""
-    ca, pem, key = pki
-    from resolver.limits import DEFAULT
-    from resolver.upstream.dot import Route
 
     async def go():
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(pem), str(key))
-
         async def serve(reader, writer):
             try:
                 while True:
@@ -399,15 +391,9 @@ def test_garbage_from_the_server_fails_the_query_cleanly(run, pki, garbage, word
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-        port = server.sockets[0].getsockname()[1]
+        server, port = await fake_dot(pki, serve)
         pool = DoTUpstreams()
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        wire = dns.message.make_query("junk.test.", "A", id=77).to_wire()
-        pool.query(Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem)), SERVER_NAME, loop,
-                   "127.0.0.1", port, wire, 77, wire[12:], 0.5, DEFAULT, fut.set_result)
-        q = await asyncio.wait_for(fut, 5)
+        q = await ask(pool, pki, port, "junk.test.", 77, timeout=0.5)
         stats = pool.stats()
         pool.close()
         server.close()
@@ -417,7 +403,7 @@ def test_garbage_from_the_server_fails_the_query_cleanly(run, pki, garbage, word
     if words is None:
         assert q.error is None and q.parsed is not None
     elif words == "timeout":
-        assert type(q.error).__name__ == "UpstreamTimeout"
+        assert isinstance(q.error, UpstreamTimeout)
         assert stats["unmatched"] == 1 and stats["failed_timeout"] == 0   # it had answered
     else:
         assert words in str(q.error) and stats["unmatched"] == 0
@@ -427,15 +413,8 @@ def test_outstanding_queries_on_one_connection_are_bounded(run, pki):
     """With the bound at 3, a fourth query to a server that has not answered yet is refused
     at once (counted; the resolution moves to the next server), and a slot freed by a query
     given up takes a new one."""
-    ca, pem, key = pki
-    from resolver.limits import DEFAULT
-    from resolver.upstream.dot import Route
-    from resolver.upstream.errors import UpstreamFailure
 
     async def go():
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(str(pem), str(key))
-
         async def serve(reader, writer):
             try:
                 while await reader.read(4096):     # reads, never answers
@@ -444,23 +423,18 @@ def test_outstanding_queries_on_one_connection_are_bounded(run, pki):
                 pass
             writer.close()
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-        port = server.sockets[0].getsockname()[1]
+        server, port = await fake_dot(pki, serve)
         pool = DoTUpstreams()
-        loop = asyncio.get_running_loop()
-        route = Route({f"127.0.0.1@{port}": SERVER_NAME}, str(ca.pem))
         limits = DEFAULT.replace(tls_upstream_max_outstanding=3)
 
-        def ask(i: int):
-            wire = dns.message.make_query(f"q{i}.test.", "A", id=i).to_wire()
-            return pool.query(route, SERVER_NAME, loop, "127.0.0.1", port, wire, i, wire[12:],
-                              5.0, limits, lambda q: None)
+        def query(i: int):
+            return send(pool, pki, port, f"q{i}.test.", i, lambda q: None, limits=limits)
 
-        held = [ask(i) for i in range(3)]
+        held = [query(i) for i in range(3)]
         with pytest.raises(UpstreamFailure, match="3 queries outstanding"):
-            ask(3)
+            query(3)
         held[0].close()                              # given up: its slot is free again
-        held.append(ask(4))
+        held.append(query(4))
         stats = pool.stats()
         pool.close()
         server.close()
@@ -472,7 +446,6 @@ def test_outstanding_queries_on_one_connection_are_bounded(run, pki):
 
 def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolver, pki,
                                                                  unbound):
-    from resolver.limits import DEFAULT
     ca = pki[0]
     r = lab_resolver(limits=DEFAULT.replace(tls_upstream_idle_timeout=0.2),
                      zones=tls_zone("bulk.net.", [
