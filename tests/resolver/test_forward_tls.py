@@ -243,7 +243,7 @@ class _Mute(asyncio.Protocol):
         self.accepted.append(transport)
 
 
-# ---- the connection: order, retry, bad answers, bounds (fake DoT servers on the test's loop), idleness
+# ---- the connection: order, retry, bad answers, bounds, idleness ---------------------------------
 def answer_to(wire: bytes) -> bytes:
     resp = dns.message.make_response(dns.message.from_wire(wire))
     resp.answer.append(dns.rrset.from_text(resp.question[0].name, 60, "IN", "A", "192.0.2.77"))
