@@ -16,7 +16,10 @@ suspension checks it too.
 
 Identical questions in flight share one Resolution: ``resolve`` adds the caller's callback
 to it. Each callback gets the ``Result``, or ``None`` if the resolution was cancelled; a
-caller that gives up (``discard``) cancels it only when nobody else waits.
+caller that gives up (``discard``) cancels it only when nobody else waits. Identical
+upstream UDP queries in flight are shared too (``_SharedQuery``): the minimised probes of
+many questions below one name, sent at once by a flood that starts with an empty cache,
+leave once, as Unbound's serviced queries do.
 
 The entry points are thin:
 
@@ -57,6 +60,9 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
+#: The upstream UDP queries in flight, by (resolver, address, port, lower-cased name, type,
+#: class, EDNS, RD): the _SharedQuery an identical query joins instead of being sent.
+cdef dict _upstream_in_flight = {}
 
 
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
@@ -109,6 +115,43 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     return res
 
 
+cdef class _SharedQuery:
+    """One upstream UDP query and the resolutions waiting for its outcome, in send order.
+    The first waiter takes the outcome as its own (it records the RTT or the timeout and
+    parses nothing again); the others get the same reply to parse themselves. The socket
+    closes with the outcome, or when the last waiter leaves."""
+
+    cdef object key
+    cdef UDPQuery q
+    cdef list waiters
+    cdef double expires             # monotonic time at which the query times out
+
+    def done(self, UDPQuery q):
+        """The query's on_done: every waiter gets the outcome."""
+        cdef Resolution res
+        cdef bint first = True
+        self._forget()
+        waiters, self.waiters = self.waiters, []
+        for res in waiters:
+            res._outcome(q, first)
+            first = False
+
+    cdef _forget(self):
+        if _upstream_in_flight.get(self.key) is self:
+            del _upstream_in_flight[self.key]
+
+    cdef leave(self, Resolution res):
+        """``res`` stops waiting (it finished or was cancelled): the query goes on for the
+        others, and is closed when nobody waits."""
+        try:
+            self.waiters.remove(res)
+        except ValueError:
+            return
+        if not self.waiters:
+            self._forget()
+            self.q.close()
+
+
 cdef class Resolution:
     """One question being resolved (see the module docstring)."""
 
@@ -120,7 +163,8 @@ cdef class Resolution:
     cdef double max_time
     cdef list waiters
     cdef object action          # the Query being asked
-    cdef UDPQuery q             # its UDP query, or
+    cdef UDPQuery q             # its UDP query (shared as ``shared``), or
+    cdef _SharedQuery shared
     cdef object tcp             # its TCP query
     cdef dict ports             # server -> (address, port) where the iterator says so
     cdef str host               # where the query in flight went
@@ -153,7 +197,7 @@ cdef class Resolution:
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
             if self.corenet:
-                self.iterator.deferred = []      # see _replied
+                self.iterator.deferred = []      # see _outcome
             self._advance(self.iterator.start())
         except Exception as exc:
             self._crashed(exc)
@@ -183,18 +227,27 @@ cdef class Resolution:
 
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
-        qid = fresh_id()
-        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
-                          qa.rd)
-        r._stats.upstream_queries += 1
+        cdef _SharedQuery shared
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
-        # The question the reply must echo: the query's own, sliced from its wire.
-        question = wire[12:12 + len(qa.qname) + 4]
         self.host, self.dport = server, r.port
         if self.ports is not None:
             dest = self.ports.get(server)
             if dest is not None:
                 self.host, self.dport = dest
+        if not self.tcp_only:
+            key = (r, self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
+            shared = _upstream_in_flight.get(key)
+            # joined only if its outcome is due within this question's time limit
+            if shared is not None and shared.expires <= monotonic() + self._left():
+                shared.waiters.append(self)
+                self.shared, self.q = shared, shared.q
+                return
+        qid = fresh_id()
+        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
+                          qa.rd)
+        r._stats.upstream_queries += 1
+        # The question the reply must echo: the query's own, sliced from its wire.
+        question = wire[12:12 + len(qa.qname) + 4]
         if self.tcp_only:
             r._stats.upstream_tcp += 1
             self.rtt = -1.0                   # measured when the answer comes
@@ -203,8 +256,13 @@ cdef class Resolution:
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
                                 r.lv.limits, self._tcp_replied, r._stats)
             return
-        self.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question, timeout,
-                          r._stats, r.lv.limits, self._replied, True)
+        shared = _SharedQuery.__new__(_SharedQuery)
+        shared.key, shared.waiters = key, [self]
+        shared.expires = monotonic() + timeout
+        self.q = shared.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question,
+                                     timeout, r._stats, r.lv.limits, shared.done, True)
+        self.shared = shared
+        _upstream_in_flight[key] = shared
 
     def _resumed(self):
         self.resume = None
@@ -219,12 +277,15 @@ cdef class Resolution:
         except Exception as exc:
             self._crashed(exc)
 
-    def _replied(self, UDPQuery q):
-        """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
+    cdef _outcome(self, UDPQuery q, bint first):
+        """The UDP query's reply, timeout or ICMP error (from ``_SharedQuery.done``).
+        ``first``: this resolution sent it, or took it over, and records what it says of
+        the server; the others only see the outcome."""
         cdef bint store_later = False
         if self.finished or q is not self.q:
             return
         self.q = None
+        self.shared = None
         iterator = self.iterator
         try:
             err = q.error
@@ -234,8 +295,14 @@ cdef class Resolution:
                 if needs_retry(wire, self.edns):
                     self._retry(q, wire, rtt)
                     return
-                self.infra.record_rtt(self.server, rtt)
-                event = _Reply(self.server, wire, rtt, q.parsed)
+                if first:
+                    self.infra.record_rtt(self.server, rtt)
+                    event = _Reply(self.server, wire, rtt, q.parsed)
+                else:       # parsed again: a validator may annotate what it is given
+                    event = _Reply(self.server, wire, rtt, None)
+            elif not first:
+                event = (Timeout(self.server) if isinstance(err, _Timeout) else
+                         Failure(self.server, str(err), isinstance(err, _Unreachable)))
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
             else:
@@ -351,7 +418,11 @@ cdef class Resolution:
     cdef _stop(self):
         """Closes what is in flight."""
         if self.q is not None:
-            self.q.close()
+            if self.shared is not None:
+                self.shared.leave(self)
+                self.shared = None
+            else:
+                self.q.close()
             self.q = None
         if self.tcp is not None:
             self.tcp.close()

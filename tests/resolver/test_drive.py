@@ -127,7 +127,8 @@ def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, lo
     async def go():
         s = _server_over_silence(lab, silent, max_query_time=30.0, initial_rto=10.0)
         fds = len(open_fds())
-        pending = [_ask(s, f"n{i}.example.com.", i) for i in range(5)]
+        # five TLDs: each miss's first query differs (identical ones would share a socket)
+        pending = [_ask(s, f"n.t{i}.", i) for i in range(5)]
         await asyncio.sleep(0.05)
         assert len(s.misses) == 5 and len(open_fds()) == fds + 5
         t0 = time.monotonic()
