@@ -86,3 +86,31 @@ def test_a_shared_query_goes_on_for_the_others_when_one_resolution_is_cancelled(
 
     assert run(go(), timeout=10) == "NXDOMAIN"
     assert deep.count(qname="d.deep.") == 1
+
+
+def test_a_shared_query_that_times_out_is_one_timeout_for_the_server(run, fakes, lab_resolver):
+    """The first ``d.deep.`` probe gets no answer: both resolutions waiting on it see the
+    timeout and ask again (together, once more), but the server is charged one timeout,
+    not one per waiter."""
+    fakes(Z.FAKE_TLD_1, serve(ROOT_ZONE))
+    answer = serve(DEEP_ZONE)
+    seen_probe = []
+
+    def lose_first_probe(seen):
+        if seen.qname == "d.deep." and not seen_probe:
+            seen_probe.append(seen)
+            return None                          # silence
+        return answer(seen)
+
+    deep = fakes(Z.FAKE_TLD_2, lose_first_probe)
+
+    async def go():
+        r = lab_resolver(root_hints=HINTS, limits=resolver.Limits().replace(
+            initial_rto=0.3, min_rto=0.3, max_rto=0.6))
+        names = [f"r{i}.a.b.c.d.deep." for i in range(2)]
+        return r, await asyncio.gather(*(rcode_of(r, n) for n in names))
+
+    r, rcodes = run(go(), timeout=10)
+    assert rcodes == ["NXDOMAIN", "NXDOMAIN"]
+    assert deep.count(qname="d.deep.") == 2
+    assert r.stats.upstream_timeouts == 1
