@@ -1,0 +1,110 @@
+"""``corenet-resolver flush`` with a shared cache: a name's entries leave Redis too (every
+type the daemon holds and the common ones, in each variant), a flush of everything leaves
+Redis alone, and a Redis that cannot be reached fails the command after the local flush."""
+from __future__ import annotations
+
+import time
+
+import dns.rcode
+import pytest
+
+from daemon_proc import Daemon, cli
+from redis_proc import Redis
+from resolver.cache.shared import HEADER, INSECURE, VERSION, shared_key
+from test_shared_cache import SEED, answer_wire, msg_key, wait_for, write_config
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    r = Redis(tmp_path / "redis").start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def daemons(lab, tmp_path):
+    started: list[Daemon] = []
+
+    def start(name: str, *args: str, ready: str = "ready") -> Daemon:
+        d = Daemon(tmp_path / name, lab, *args).start(ready=ready)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+def key(name: str, rdtype: str = "A", variant: int = 0) -> bytes:
+    return shared_key(SEED.encode(), msg_key(name, rdtype, variant))
+
+
+def test_flush_name_deletes_its_entries_from_redis(daemons, redis_server, tmp_path):
+    conf = write_config(tmp_path / "shared.toml", redis_server)
+    a = daemons("a", "--workers", "2", "--config", conf, ready="ready: 2 workers")
+    b = daemons("b", "--config", conf)
+    c = redis_server.client()
+    a.ask("www.example.com.")                            # A, no EDNS
+    a.ask("www.example.com.", edns=True)                 # A, EDNS
+    a.ask("www.example.com.", "LOC")                     # NODATA: a type held, not common
+    a.ask("www.example.net.")                            # another name: stays
+    wait_for(lambda: redis_server.keys() == 4, what="the four writes")
+    assert c.exists(key("www.example.com.", "LOC"))
+    # an MX entry only another host holds: a common type, deleted all the same
+    c.set(key("www.example.com.", "MX"), HEADER.pack(VERSION, INSECURE, time.time(), 300)
+          + answer_wire("www.example.com.", "192.0.2.1"))
+
+    r = cli("flush", "www.example.com.", "--control", a.control)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["flushed www.example.com.",
+                                     "deleted 4 entries from the shared cache"], r.stdout
+    for k in (key("www.example.com."), key("www.example.com.", variant=1),
+              key("www.example.com.", "LOC"), key("www.example.com.", "MX")):
+        assert not c.exists(k)
+    assert c.exists(key("www.example.net.")) and redis_server.keys() == 1
+
+    # another daemon finds nothing in Redis and resolves the name
+    got = b.ask("www.example.com.")
+    assert got.rcode() == dns.rcode.NOERROR and got.answer
+    s = b.stats()
+    assert s["shared_cache"]["hits"] == 0 and s["shared_cache"]["misses"] == 1
+    assert s["engine"]["upstream_queries"] > 0
+    # and the flushed daemon forgot it locally: asked again, it looks in Redis again
+    before = a.stats()["shared_cache"]["lookups"]
+    for _ in range(4):                  # fresh source ports: both workers see it
+        assert a.ask("www.example.com.").rcode() == dns.rcode.NOERROR
+    assert a.stats()["shared_cache"]["lookups"] > before
+
+
+def test_flush_everything_leaves_redis_alone(daemons, redis_server, tmp_path):
+    d = daemons("d", "--config", write_config(tmp_path / "d.toml", redis_server))
+    d.ask("www.example.com.")
+    wait_for(lambda: redis_server.keys() == 1, what="the write")
+    r = cli("flush", "--control", d.control)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["flushed everything"]
+    assert redis_server.keys() == 1
+    d.ask("www.example.com.")                             # local cache empty: a Redis hit
+    assert d.stats()["shared_cache"]["hits"] == 1
+
+
+def test_flush_name_with_redis_down_flushes_locally_and_fails(daemons, redis_server,
+                                                              tmp_path):
+    d = daemons("d", "--config", write_config(tmp_path / "d.toml", redis_server, unix=False,
+                                               timeout_ms=100))
+    d.ask("www.example.com.")
+    wait_for(lambda: redis_server.keys() == 1, what="the write")
+    redis_server.stop()
+    t0 = time.monotonic()
+    r = cli("flush", "www.example.com.", "--control", d.control)
+    assert time.monotonic() - t0 < 5
+    assert r.returncode == 1
+    assert "shared cache could not be reached" in r.stderr
+    assert r.stdout.splitlines() == ["flushed www.example.com."]
+    s = d.stats()
+    upstream = s["engine"]["upstream_queries"]
+    assert s["shared_cache"]["errors"] + s["shared_cache"]["timeouts"] >= 1
+    assert d.ask("www.example.com.").rcode() == dns.rcode.NOERROR    # resolved again
+    assert d.stats()["engine"]["upstream_queries"] > upstream
