@@ -170,11 +170,12 @@ class SharedCache:
     def start(self, r, loop, query: bytes, miss: tuple, done) -> "Lookup":
         return Lookup(self, r, loop, query, miss, done)
 
-    async def get(self, msg_key: bytes) -> bytes | None:
-        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
+    async def _command(self, timeout: float, command, *args):
+        """``command(*args)`` on Redis within ``timeout`` seconds: its result, or None if it
+        failed (counted; a timeout or an error starts a back-off)."""
         try:
-            async with asyncio.timeout(self.timeout):
-                value = await self.redis.get(shared_key(self.seed, msg_key))
+            async with asyncio.timeout(timeout):
+                out = await command(*args)
         except TimeoutError:
             self._failed("timeouts")
             return None
@@ -185,7 +186,11 @@ class SharedCache:
             self._failed("errors", exc)
             return None
         self._ok()
-        return value
+        return out
+
+    async def get(self, msg_key: bytes) -> bytes | None:
+        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
+        return await self._command(self.timeout, self.redis.get, shared_key(self.seed, msg_key))
 
     def fill(self, r, msg_key: bytes, value: bytes) -> MsgEntry | None:
         """Puts a value read from Redis into the local message cache if it is fresh, or
@@ -262,20 +267,8 @@ class SharedCache:
             task = self.writes.pop(k, None)
             if task is not None:
                 task.cancel()
-        try:
-            async with asyncio.timeout(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT)):
-                deleted = await self.redis.delete(*keys)
-        except TimeoutError:
-            self._failed("timeouts")
-            return None
-        except self._busy_error:
-            self.counters["busy"] += 1
-            return None
-        except self._errors as exc:
-            self._failed("errors", exc)
-            return None
-        self._ok()
-        return deleted
+        return await self._command(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT),
+                                   self.redis.delete, *keys)
 
     async def close(self, grace: float = 0.5) -> None:
         """Lets pending writes finish (at most ``grace`` seconds), then closes the client."""

@@ -6,35 +6,11 @@ from __future__ import annotations
 import time
 
 import dns.rcode
-import pytest
 
-from daemon_proc import Daemon, cli
-from redis_proc import Redis
+from daemon_proc import cli
 from resolver.cache.shared import HEADER, INSECURE, VERSION, shared_key
-from test_shared_cache import SEED, answer_wire, msg_key, wait_for, write_config
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    r = Redis(tmp_path / "redis").start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
-@pytest.fixture
-def daemons(lab, tmp_path):
-    started: list[Daemon] = []
-
-    def start(name: str, *args: str, ready: str = "ready") -> Daemon:
-        d = Daemon(tmp_path / name, lab, *args).start(ready=ready)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
+from test_shared_cache import (SEED, answer_wire, daemons, msg_key, redis_server,  # noqa: F401
+                               wait_for, write_config)
 
 
 def key(name: str, rdtype: str = "A", variant: int = 0) -> bytes:
