@@ -3,8 +3,10 @@ type the daemon holds and the common ones, in each variant), a flush of everythi
 Redis alone, and a Redis that cannot be reached fails the command after the local flush."""
 from __future__ import annotations
 
+import asyncio
 import time
 
+import dns.name
 import dns.rcode
 
 from daemon_proc import cli
@@ -84,3 +86,42 @@ def test_flush_name_with_redis_down_flushes_locally_and_fails(daemons, redis_ser
     assert s["shared_cache"]["errors"] + s["shared_cache"]["timeouts"] >= 1
     assert d.ask("www.example.com.").rcode() == dns.rcode.NOERROR    # resolved again
     assert d.stats()["engine"]["upstream_queries"] > upstream
+
+
+def test_forget_cancels_a_pending_write_of_the_name(lab, redis_server):
+    """A write offered just before the flush does not land after it: forget cancels it,
+    deletes what Redis had, and leaves other names' writes alone."""
+    from corenet.loop import new_event_loop
+
+    import resolver
+    from resolver.cache.shared import SharedCache
+    from resolver.cache.store import store_message
+    from test_shared_cache import in_process_config
+
+    c = redis_server.client()
+    c.set(key("www.example.com.", "AAAA"), b"an older entry")
+    loop = new_event_loop()
+    try:
+        r = resolver.Resolver(root_hints=lab.root_hints, port=lab.port,
+                              do_not_query_localhost=False)
+        shared = SharedCache.from_config(in_process_config(redis_server))
+        now = r.clock()
+        for name in ("www.example.com.", "www.example.net."):
+            store_message(r.cache.messages, msg_key(name), answer_wire(name, "192.0.2.9"), now)
+            shared.offer(r, loop, msg_key(name), now)
+        assert len(shared.writes) == 2
+
+        async def go():
+            deleted = await shared.forget(r, dns.name.from_text("WWW.Example.COM.").to_wire())
+            while shared.writes:
+                await asyncio.sleep(0.01)
+            await shared.close()
+            await r.close()
+            return deleted
+        deleted = loop.run_until_complete(asyncio.wait_for(go(), 10))
+    finally:
+        loop.close()
+    assert deleted == 1                                   # the AAAA entry
+    assert not c.exists(key("www.example.com.")) and not c.exists(key("www.example.com.", "AAAA"))
+    assert c.exists(key("www.example.net."))
+    assert shared.counters["writes"] == 1
