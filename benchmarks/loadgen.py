@@ -75,12 +75,13 @@ PERIOD_US = 100000
 
 class CoreShares:
     """Processes (or, with cgroup v1, threads) each put in a cgroup of its own with a CFS
-    quota of ``share`` of a core: a stand-in for a core, or a small machine, of their own.
+    quota of ``share`` of a core every ``period_us``: a stand-in for a core, or a small
+    machine, of their own (a short period keeps a capped process from stalling long).
     Uses cgroup v2's ``cpu.max`` where the unified hierarchy has the cpu controller, else
     v1's ``cpu.cfs_quota_us``."""
 
-    def __init__(self, share: float) -> None:
-        self.share = share
+    def __init__(self, share: float, period_us: int = PERIOD_US) -> None:
+        self.share, self.period_us = share, period_us
         self.dirs: list[Path] = []
 
     @staticmethod
@@ -100,13 +101,13 @@ class CoreShares:
         return cls._v1() or (not threads and os.access(CGROUP_V2, os.W_OK) and cls._v2())
 
     def cap(self, task: int, whole_process: bool = True) -> None:
-        quota = int(self.share * PERIOD_US)
+        quota, period = int(self.share * self.period_us), self.period_us
         name = f"corenet-bench-{os.getpid()}-{len(self.dirs)}"
         if self._v1():
             d = CGROUP_V1_CPU / name
             d.mkdir()
             self.dirs.append(d)
-            (d / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (d / "cpu.cfs_period_us").write_text(str(period))
             (d / "cpu.cfs_quota_us").write_text(str(quota))
             (d / ("cgroup.procs" if whole_process else "tasks")).write_text(str(task))
             return
@@ -118,7 +119,7 @@ class CoreShares:
         d = CGROUP_V2 / name
         d.mkdir()
         self.dirs.append(d)
-        (d / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        (d / "cpu.max").write_text(f"{quota} {period}")
         (d / "cgroup.procs").write_text(str(task))
 
     def release(self) -> None:
