@@ -425,7 +425,7 @@ cdef class Drive:
     def _resolved(self, res):
         if self.finished:
             return
-        self.finished = True
+        self._settle()
         if res is None:
             self.done(self, None)
         else:
@@ -435,7 +435,16 @@ cdef class Drive:
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
         if self.finished:
             return
-        self.finished = True
-        if self.resolution is not None:
-            self.resolution.discard(self.callback)
+        resolution, callback = self.resolution, self.callback
+        self._settle()
+        if resolution is not None:
+            resolution.discard(callback)
         self.done(self, None)
+
+    cdef _settle(self):
+        """Finished: lets go of the resolution and of the bound method it was given, which
+        refers back to this drive. Without that cycle a finished miss's objects are freed
+        as soon as the last reference goes, not by a later run of the cyclic collector."""
+        self.finished = True
+        self.resolution = None
+        self.callback = None
