@@ -496,17 +496,31 @@ cdef class Drive:
     def _resolved(self, res):
         if self.finished:
             return
-        self.finished = True
+        done = self._settle()
         if res is None:
-            self.done(self, None)
+            done(self, None)
         else:
-            self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
+            done(self, finish_miss(self.resolver, self.query, self.miss, res))
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
         if self.finished:
             return
+        resolution, callback = self.resolution, self.callback
+        done = self._settle()
+        if resolution is not None:
+            resolution.discard(callback)
+        done(self, None)
+
+    cdef object _settle(self):
+        """Finished: lets go of the resolution, of the bound method it was given (which
+        refers back to this drive) and of ``done`` (often a method of an object holding this
+        drive), and returns ``done`` for its one call. Without these cycles a finished
+        miss's objects are freed as soon as the last reference goes, not by a later run of
+        the cyclic collector."""
+        done = self.done
         self.finished = True
-        if self.resolution is not None:
-            self.resolution.discard(self.callback)
-        self.done(self, None)
+        self.resolution = None
+        self.callback = None
+        self.done = None
+        return done
