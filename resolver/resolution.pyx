@@ -131,6 +131,7 @@ cdef class _SharedQuery:
         cdef Resolution res
         cdef bint first = True
         self._forget()
+        self.q = None                   # no cycle with the query, whose on_done is this
         waiters, self.waiters = self.waiters, []
         for res in waiters:
             res._outcome(q, first)
@@ -150,6 +151,7 @@ cdef class _SharedQuery:
         if not self.waiters:
             self._forget()
             self.q.close()
+            self.q = None
 
 
 cdef class Resolution:
