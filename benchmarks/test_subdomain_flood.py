@@ -20,8 +20,8 @@ Unbound has ``qname-minimisation: yes`` (relaxed too). IPv6 is off for both (the
 IPv6), and corenet's per-client miss budget is off, since the misses come from one client
 back to back. Once the path is known the counts do not depend on load, so corenet's are
 asserted: at most MAX_PER_MISS upstream queries per miss, one at a time and in a burst. The
-cold burst's count depends on how many misses arrive before the first replies (each one
-then walks the path itself), so it is recorded, not asserted.
+cold burst's count depends on how the misses interleave with the first replies (which
+probes are still in flight to be shared, which are cached already), so it is recorded.
 
 ``CORENET_BENCH_SHORT=1``: fewer misses. Run: ``pytest -s benchmarks/test_subdomain_flood.py``.
 """
