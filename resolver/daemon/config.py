@@ -253,8 +253,10 @@ class Config:
     do_ip4: bool = True
     #: Never send a query to a loopback authority address (127.0.0.0/8, ::1), whatever a
     #: zone's NS and glue say, so a zone cannot point the resolver at services on its own
-    #: host (Unbound's ``do-not-query-localhost``). A lab of authorities on loopback turns
-    #: it off.
+    #: host (Unbound's ``do-not-query-localhost``); stub zones' addresses too. A forward
+    #: zone's addresses are the operator's own choice and are asked even on loopback (a local
+    #: forwarder is the usual case), where Unbound wants this switch off for them. A lab of
+    #: authorities on loopback turns it off.
     do_not_query_localhost: bool = True
     #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
     #: it the server is tried again (Unbound's ``infra-host-ttl``).
