@@ -424,6 +424,7 @@ def _ports(servers: tuple[Upstream, ...]) -> dict[str, tuple[str, int]] | None:
 class _ForwardCut:
     def __init__(self, zone: ForwardZone) -> None:
         self.zone = zone
+        self.wire = _wire(zone.name)
         self.keys = [s.key for s in zone.servers]
         self.ports = _ports(zone.servers)
 
@@ -436,8 +437,19 @@ class _ForwardCut:
             def recurse():
                 return resolver.recursive_iterator(qname, qtype, qclass)
             fallback = recurse
+        zones = resolver.zones
         return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
-                         ports=self.ports, transport=self.zone.transport, fallback=fallback)
+                         ports=zones.ports if zones is not None else self.ports,
+                         transport=self.zone.transport, fallback=fallback,
+                         **resolver.validating(self.wire))
+
+    def lookup_iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
+        """A validator's lookup in this zone: its forwarders, asked without counting a
+        forwarded question (see ``Forwarder.lookup``)."""
+        from resolver.iterator.forward import Forwarder
+
+        return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
+                         zone=self.wire)
 
 
 class _StubCut:
@@ -508,6 +520,11 @@ class Zones:
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
         self.local_zones = LocalZones(self.local, self.local_data) or None
+        #: where every forward zone's servers with a port of their own are asked (their
+        #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
+        #: go to another forward zone's servers
+        self.ports = {k: v for cut in self.cuts.values() if type(cut) is _ForwardCut
+                      for k, v in (cut.ports or {}).items()} or None
 
     def __bool__(self) -> bool:
         return bool(self.cuts) or self.local_zones is not None

@@ -154,7 +154,7 @@ class Config:
     #: ``forward-first`` (recurse when no forwarder answers; default false),
     #: ``forward-tcp-upstream`` (TCP only; default false). Questions at or below the name go
     #: to those recursive resolvers (RD set); the deepest forward or stub zone wins. Their
-    #: answers are not DNSSEC-validated.
+    #: answers are DNSSEC-validated when validation is on (see ``domain-insecure``).
     forward_zone: tuple[Any, ...] = ()
     #: Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as
     #: ``forward-addr``). The given servers are asked as the zone's authorities (RD clear)

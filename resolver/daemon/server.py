@@ -342,11 +342,7 @@ def make_resolver(cfg: Config) -> Resolver:
     if zones is not None:
         kw["zones"] = zones
         log.info("zones: %s", zones.describe())
-    r = Resolver(cfg.root_hints, **kw)
-    if r.dnssec is not None and cfg.forward_zone:
-        log.warning("answers from forward zones (%s) are not DNSSEC-validated",
-                    ", ".join(z.name for z in cfg.forward_zone))
-    return r
+    return Resolver(cfg.root_hints, **kw)
 
 
 def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:

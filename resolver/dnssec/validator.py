@@ -136,6 +136,9 @@ class Validator:
         self.anchors = anchors
         #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
         self.insecure = frozenset(n.lower() for n in insecure)
+        #: names (lower-cased wire) of the forward and stub zones: a zone at or below one
+        #: that its signed parent proves absent is insecure, not bogus (``Resolver.set_zones``)
+        self.configured: frozenset = frozenset()
         self.nsec_cache = NsecCache() if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
@@ -158,6 +161,39 @@ class Validator:
             if len(cur) <= 1:
                 return False
             cur = parent(cur)
+
+    def configured_view(self, name: bytes) -> bool:
+        """``name`` is at or below a forward or stub zone (``configured``)."""
+        if not self.configured:
+            return False
+        cur = name.lower()
+        while True:
+            if cur in self.configured:
+                return True
+            if len(cur) <= 1:
+                return False
+            cur = parent(cur)
+
+    def _zone_of(self, it, name: bytes):
+        """Generator: the zone whose keys should sign ``name``'s data when it carries no
+        signature. The iterator's closest known cut; for a forwarded answer (``it`` has
+        ``find_zone``) an enclosing zone already proven insecure (nothing below it can be
+        secure without a trust anchor), else what its servers' SOA says."""
+        find = getattr(it, "find_zone", None)
+        if find is None:
+            return it.zone_of(name)
+        now = it.clock()
+        cur = name.lower()
+        while True:
+            if cur in self.anchors:
+                break
+            e = self.zones.get(cur)
+            if e is not None and e.status == INSECURE and e.expires >= now:
+                return cur
+            if len(cur) <= 1:
+                break
+            cur = parent(cur)
+        return (yield from find(name))
 
     def validate(self, res, it):
         """Generator run by the iterator: returns ``res`` (or a refetched Result) with
@@ -313,7 +349,7 @@ class Validator:
         signer = _signer(sigs)
         if signer is None or not is_subdomain(owner, signer) or (
                 rdtype == DS and len(signer) >= len(owner)):
-            zone = it.zone_of(parent(owner) if rdtype == DS else owner)
+            zone = yield from self._zone_of(it, parent(owner) if rdtype == DS else owner)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE, None, zone
@@ -406,7 +442,7 @@ class Validator:
                 if signer is not None:
                     break
         if signer is None or not is_subdomain(name, signer):
-            zone = it.zone_of(parent(name) if qtype == DS else name)
+            zone = yield from self._zone_of(it, parent(name) if qtype == DS else name)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE
@@ -563,13 +599,15 @@ class Validator:
         auth = _group(res.authority)
         if res.rcode == NXDOMAIN:
             st = yield from self._denial(ctx, it, res, zone, DS, auth)
-            if st == INSECURE:
+            if st == INSECURE or self.configured_view(zone):
+                # A zone the public tree denies, served by configured servers: no DS can
+                # lead to it, so nothing there can be proven secure.
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
             raise Bogus(f"{to_text(zone)} signs data but does not exist", EDE_DNSKEY_MISSING)
         signer = next((s for s in (_signer(g[4]) for g in auth if g[1] in (SOA, NSEC, NSEC3))
                        if s is not None), None)
         if signer is None or not is_subdomain(zone, signer) or len(signer) >= len(zone):
-            pz = it.zone_of(parent(zone))
+            pz = yield from self._zone_of(it, parent(zone))
             pk = yield from self._zone_keys(ctx, it, pz)
             if pk.status == INSECURE:
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
