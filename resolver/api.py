@@ -39,7 +39,7 @@ from resolver.iterator import Result
 from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
-from resolver.wire.codec import build_response, cache_key
+from resolver.wire.codec import WireError, build_response, cache_key, parse_response
 from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
 
 log = logging.getLogger("resolver.api")
@@ -52,6 +52,17 @@ class Answer(dns.resolver.Answer):
                  expiration: float) -> None:
         super().__init__(qname, rdtype, rdclass, response)
         self.expiration = expiration
+
+
+def _has_pointer(question: bytes) -> bool:
+    """Whether a question's name has a compression pointer (a response echoes the question,
+    which must stand on its own)."""
+    i = 0
+    while i < len(question) and question[i]:
+        if question[i] & 0xC0:
+            return True
+        i += 1 + question[i]
+    return False
 
 
 def _name_wire(qname) -> bytes:
@@ -416,6 +427,27 @@ class Resolver(ResolverCore):
         if self.forward:
             return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
         return iterator_for(self, qname, qtype, qclass)
+
+    def local_answer(self, q: bytes):
+        """The local zones' response to the wire query ``q`` whatever its RD bit says (as
+        Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
+        zone), or None when no local zone holds the question (or it is no plain QUERY of
+        class IN)."""
+        lz = self.local_zones
+        if lz is None or len(q) < 12 or q[2] & 0xF8:
+            return None
+        try:
+            m = parse_response(q, self.limits.max_pointer_jumps, 64)
+        except WireError:
+            return None
+        if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
+                or _has_pointer(m.question)):
+            return None
+        out = lz.response(q, m.qname, m.question, m.qtype, m.edns,
+                          bool(m.edns_flags & 0x8000))
+        if out is not None:
+            self.stats.local_answers += 1
+        return out
 
     def validating(self, zone: bytes) -> dict:
         """The Forwarder arguments for a question of the forward zone ``zone`` (wire): with

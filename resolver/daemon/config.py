@@ -34,8 +34,9 @@ class Config:
     allow: tuple[Any, ...] = (ipaddress.ip_network("127.0.0.0/8"),
                               ipaddress.ip_network("::1/128"))
     #: Clients that may also ask with RD clear, answered from the cache only (Unbound's
-    #: ``allow_snoop``); everyone else gets REFUSED for such a query, so what other clients
-    #: asked cannot be read out of the cache. They may ask recursive queries too.
+    #: ``allow_snoop``); everyone else gets REFUSED for such a query (local zones still
+    #: answer it), so what other clients asked cannot be read out of the cache. They may ask
+    #: recursive queries too.
     allow_snoop: tuple[Any, ...] = ()
     #: Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache.
     workers: int = 1

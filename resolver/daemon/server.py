@@ -136,8 +136,11 @@ class Server(Dispatch):
         if self.drop_unusable(q):
             return
         c = self.counters
-        if not self.allowed(addr) or (q[2] & 0x79) == 0 and not self.may_snoop(addr):
-            c.refused_acl += 1              # outside the ACL, or a cache probe (RD clear)
+        if (q[2] & 0x79) == 0 and self.allowed(addr):
+            self._miss(q, addr, "udp", send, time.monotonic())     # RD clear: dispatch's rules
+            return
+        if not self.allowed(addr):
+            c.refused_acl += 1              # outside the ACL
             out = error(q, 5)
             if self.query_log is not None and out is not None:
                 self.query_log(addr[0] if addr else None, q, out, "udp", 0.0, False)
