@@ -428,6 +428,13 @@ class Resolver(ResolverCore):
             return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
         return iterator_for(self, qname, qtype, qclass)
 
+    def set_limits(self, limits: Limits) -> None:
+        """Replaces the limits the resolver and its message and rrset stores read (serve-stale
+        and prefetch at run time); the validator and the per-server facts keep those they
+        were made with."""
+        self.limits = limits
+        self.cache.set_limits(limits)
+
     def local_answer(self, q: bytes):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as
         Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny

@@ -144,10 +144,12 @@ class Config:
     #: Hits an entry needs before it is prefetched (popular entries only).
     prefetch_min_hits: int = _LIMITS.prefetch_min_hits
     #: File the daemon's process id is written to once it serves (removed at exit), or None.
+    #: Changed at restart only: it is written before the daemon drops its privileges.
     pidfile: str | None = None
     #: Log one line per answered query (client, name, type, rcode, flags, latency, cache hit)
     #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
-    #: ``log-replies``). Off by default: on, every query takes the Python path.
+    #: ``log-replies``). Off by default: on, every query takes the Python path. A reload turns
+    #: it off at once; on at restart only where corenet's C listener serves UDP.
     log_queries: bool = False
     # ---- zones (resolver.zones; no command-line flags: TOML tables) ----
     #: Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a list of
@@ -639,10 +641,11 @@ SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 ALIASES = {"ipv6": "do_ip6"}
 
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
+#: (The pidfile is written before privileges are dropped; serve-stale, prefetch and the query
+#: log are applied by ``Server.apply``, the query log's turning on at restart where corenet's
+#: C listener answers hits.)
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
-                    "cache_size", "trust_anchor", "validate", "user",
-                    "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
-                    "prefetch_min_hits", "pidfile", "log_queries",
+                    "cache_size", "trust_anchor", "validate", "user", "pidfile",
                     "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "harden_glue",
                     "domain_insecure", "limits")
 RESTART_SETTINGS += CACHEDB_SETTINGS

@@ -50,6 +50,9 @@ class Server(Dispatch):
         self.snoop = ACL(cfg.allow_snoop)
         self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
+        #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
+        #: reload that turned prefetching off
+        self.prefetch_base = cfg.limits.prefetch_fraction
         if cfg.log_queries:
             from resolver.daemon.querylog import QueryLog
             self.query_log = QueryLog()
@@ -219,6 +222,7 @@ class Server(Dispatch):
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
+        self._apply_service(cfg, need_restart)
         zones = make_zones(cfg)
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
@@ -227,6 +231,26 @@ class Server(Dispatch):
             listener.reload(cfg)           # new handshakes take the new certificate
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
+
+    def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
+        """serve-stale and prefetch (the engine's limits and the C listener's prefetch
+        point), and the query log: off at once, on where no C listener answers hits
+        without it (else at restart, added to ``need_restart``)."""
+        limits = engine_limits(cfg, self.resolver.limits.replace(
+            prefetch_fraction=self.prefetch_base))
+        if limits != self.resolver.limits:
+            self.resolver.set_limits(limits)
+            for u in self.udp:
+                if isinstance(u, udp_listener.UDPListener):
+                    u.prefetch_fraction = limits.prefetch_fraction
+        if not cfg.log_queries:
+            self.query_log = None
+        elif self.query_log is None:
+            if any(isinstance(u, udp_listener.UDPListener) for u in self.udp):
+                need_restart.append("log_queries")
+            else:
+                from resolver.daemon.querylog import QueryLog
+                self.query_log = QueryLog()
 
     def stats(self) -> dict:
         """Every figure of this process, JSON-ready (metrics and `stats` print these)."""

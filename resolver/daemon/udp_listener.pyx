@@ -60,7 +60,7 @@ cdef class UDPListener(FdWatcher):
     cdef object table           # the engine's message cache (an OrderedDict)
     cdef object move_to_end
     cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
-    cdef double prefetch_fraction
+    cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
