@@ -120,6 +120,16 @@ def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
     return min(max(sig.original_ttl, min_ttl), left if left < 0x80000000 else 0)
 
 
+def _up(name: bytes):
+    """``name`` lower-cased, then each of its ancestors, the root last."""
+    cur = name.lower()
+    while True:
+        yield cur
+        if len(cur) <= 1:
+            return
+        cur = parent(cur)
+
+
 def _signer(sigs: list) -> bytes | None:
     for s in sigs:
         p = parse_sig(s[4])
@@ -152,27 +162,16 @@ class Validator:
         them (an anchor at or below the insecure point wins, as in Unbound)."""
         if not self.insecure:
             return False
-        cur = name.lower()
-        while True:
+        for cur in _up(name):
             if cur in self.anchors:
                 return False
             if cur in self.insecure:
                 return True
-            if len(cur) <= 1:
-                return False
-            cur = parent(cur)
+        return False
 
     def configured_view(self, name: bytes) -> bool:
         """``name`` is at or below a forward or stub zone (``configured``)."""
-        if not self.configured:
-            return False
-        cur = name.lower()
-        while True:
-            if cur in self.configured:
-                return True
-            if len(cur) <= 1:
-                return False
-            cur = parent(cur)
+        return bool(self.configured) and any(cur in self.configured for cur in _up(name))
 
     def _zone_of(self, it, name: bytes):
         """Generator: the zone whose keys should sign ``name``'s data when it carries no
@@ -183,16 +182,12 @@ class Validator:
         if find is None:
             return it.zone_of(name)
         now = it.clock()
-        cur = name.lower()
-        while True:
+        for cur in _up(name):
             if cur in self.anchors:
                 break
             e = self.zones.get(cur)
             if e is not None and e.status == INSECURE and e.expires >= now:
                 return cur
-            if len(cur) <= 1:
-                break
-            cur = parent(cur)
         return (yield from find(name))
 
     def validate(self, res, it):
