@@ -84,3 +84,38 @@ def test_local_zones_answer_rd_clear(run, lab, loop_kind, tcp):
             await s.stop(1.0)
 
     run(go(), timeout=30)
+
+
+@pytest.mark.parametrize("rd", [True, False], ids=["rd", "rd-clear"])
+def test_deny_zone_drops_free_their_tcp_slot(run, lab, loop_kind, rd):
+    """A query a deny zone drops gets no answer, and the TCP connection it came on does not
+    keep it as a query in flight: more dropped queries than ``tcp-max-inflight`` on one
+    connection, and an ordinary query after them is still answered."""
+    import asyncio
+    import struct
+
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        limit = s.cfg.tcp_max_inflight
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for i in range(limit + 8):
+                q = dns.message.make_query(f"x{i}.denied.test.", "A")
+                if not rd:
+                    q.flags &= ~dns.flags.RD
+                wire = q.to_wire()
+                writer.write(struct.pack("!H", len(wire)) + wire)
+            q = dns.message.make_query("router.lan.", "A")
+            wire = q.to_wire()
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 5))[0]
+            r = dns.message.from_wire(await asyncio.wait_for(reader.readexactly(size), 5))
+            assert r.id == q.id and r.rcode() == dns.rcode.NOERROR     # the only answer
+            assert {rd.to_text() for rr in r.answer for rd in rr} == {"10.0.0.1"}
+        finally:
+            writer.close()
+            await s.stop(1.0)
+
+    run(go(), timeout=30)
