@@ -182,7 +182,8 @@ class SSLProtocol(sslproto.SSLProtocol):
         self._sslobj = sslcontext.wrap_bio(self._incoming, self._outgoing,
                                            server_side=server_side,
                                            server_hostname=self._server_hostname)
-        self._get_app_transport()
+        self._app_transport = SSLTransport(loop, self)
+        self._app_transport_created = True
 
     # -- receiving
 
@@ -201,6 +202,49 @@ class SSLProtocol(sslproto.SSLProtocol):
         elif state is _SHUTDOWN:
             self._do_shutdown()
 
+    def _do_read(self):
+        """Decrypted records to the application, then what OpenSSL has to send, then the
+        read side's flow control (asyncio's steps, with the two size checks inline)."""
+        state = self._state
+        if state is not _WRAPPED and state is not _FLUSHING:
+            return
+        try:
+            if not self._app_reading_paused:
+                if self._app_protocol_is_buffer:
+                    self._do_read__buffered()
+                else:
+                    self._do_read__copied()
+                if self._write_backlog:
+                    self._do_write()
+                else:
+                    self._process_outgoing()
+            size = self._incoming.pending
+            if size >= self._incoming_high_water:
+                if not self._ssl_reading_paused:
+                    self._ssl_reading_paused = True
+                    self._transport.pause_reading()
+            elif size <= self._incoming_low_water and self._ssl_reading_paused:
+                self._ssl_reading_paused = False
+                self._transport.resume_reading()
+        except Exception as ex:
+            self._fatal_error(ex, "Fatal error on SSL protocol")
+
+    # -- sending
+
+    def _process_outgoing(self):
+        """Sends what OpenSSL has written, then checks the application's write limits."""
+        outgoing = self._outgoing
+        if not self._ssl_writing_paused:
+            data = outgoing.read()
+            if data:
+                self._transport.write(data)
+        size = outgoing.pending + self._write_buffer_size
+        if ((size >= self._outgoing_high_water and not self._app_writing_paused)
+                or (size <= self._outgoing_low_water and self._app_writing_paused)):
+            # pause_writing or resume_writing is due: in a copy of the callbacks' context,
+            # since write() may be called inside another callback, in the context itself.
+            self._in_context_copy(sslproto.SSLProtocol._control_app_writing)
+
     def _get_app_transport(self):
         if self._app_transport is None:
             if self._app_transport_created:
@@ -214,14 +258,6 @@ class SSLProtocol(sslproto.SSLProtocol):
         super().connection_made(transport)
 
     # -- the callbacks' context
-
-    def _control_app_writing(self):
-        size = self._outgoing.pending + self._write_buffer_size
-        if ((size >= self._outgoing_high_water and not self._app_writing_paused)
-                or (size <= self._outgoing_low_water and self._app_writing_paused)):
-            # pause_writing or resume_writing is due: in a copy, since write() may be
-            # called inside another callback, in the context itself.
-            self._in_context_copy(sslproto.SSLProtocol._control_app_writing)
 
     def _resume_reading(self):
         self._in_context_copy(sslproto.SSLProtocol._resume_reading)
@@ -250,7 +286,7 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._do_write = self._write_then_close_notify
 
     def _read_then_close_notify(self):
-        sslproto.SSLProtocol._do_read(self)
+        SSLProtocol._do_read(self)
         self._send_close_notify()
 
     def _write_then_close_notify(self):
@@ -315,6 +351,8 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._do_read = _nothing     # the peer's stream has ended: nothing more to read
 
     def _start_shutdown(self):
+        if self._state is _FLUSHING or self._state is _SHUTDOWN or self._state is _UNWRAPPED:
+            return           # under way or over already
         if self._kept_open and not self._app_transport._closed:
             return           # the read path ending: the application closes when it is done
         # close() may call it: the reads of the flush that begins here run in the context.
