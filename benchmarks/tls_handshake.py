@@ -7,7 +7,8 @@ of the DNS one). A client process opens ``-n`` connections one after another, ea
 1.3 handshake (no resumption), one 64-byte echo, close_notify and close, as ``openssl s_time
 -new`` does. The server's figures cover exactly those connections (a warm-up runs first):
 
-- ``cpu``: the server's CPU time per handshake (schedstat; needs a quiet machine);
+- the server's CPU time per handshake (schedstat; needs a quiet machine) and its minor page
+  faults per handshake (fresh memory touched; does not depend on the load);
 - ``--profile``: the server's Python calls per handshake and the functions that take most,
   from cProfile (load-independent, but cProfile's own cost inflates the CPU figures);
 - ``--callgrind``: the server's user-space instructions per handshake under valgrind, split
@@ -308,13 +309,20 @@ def cpu_seconds(pid: int) -> float:
 
 # -- the measurements
 
-def cpu_per_handshake(kind: str, pem: str, key: str, n: int) -> float:
+def minor_faults(pid: int) -> int:
+    """Page faults the process has taken without I/O (fresh memory it touched)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def cpu_per_handshake(kind: str, pem: str, key: str, n: int) -> tuple[float, float]:
+    """(CPU seconds, minor page faults) of the server per handshake."""
     server = Server(kind, pem, key)
     try:
         run_client(server.port, "handshakes", str(WARMUP))
-        c0 = cpu_seconds(server.pid)
+        c0, f0 = cpu_seconds(server.pid), minor_faults(server.pid)
         run_client(server.port, "handshakes", str(n))
-        return (cpu_seconds(server.pid) - c0) / n
+        return ((cpu_seconds(server.pid) - c0) / n, (minor_faults(server.pid) - f0) / n)
     finally:
         server.stop()
 
@@ -429,9 +437,9 @@ def main() -> None:
         pem, key = make_certificate(workdir)
         for kind in kinds:
             if not args.no_cpu:
-                us = cpu_per_handshake(kind, pem, key, args.n) * 1e6
-                print(f"{kind}: {us:.0f} us CPU per handshake, {1e6 / us:,.0f} per CPU-second",
-                      flush=True)
+                cpu, faults = cpu_per_handshake(kind, pem, key, args.n)
+                print(f"{kind}: {cpu * 1e6:.0f} us CPU per handshake, {1 / cpu:,.0f} per "
+                      f"CPU-second, {faults:.1f} page faults per handshake", flush=True)
             if args.profile:
                 calls, rows = profile_per_handshake(kind, pem, key, args.n, workdir, args.top)
                 print(f"{kind}: {calls:.0f} Python calls per handshake; per handshake "
