@@ -35,6 +35,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import test_echo as te  # noqa: E402  (the echo benchmark's process helpers)
+
 ENV = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
        "PYTHONHASHSEED": "0"}
 KINDS = ["corenet", "dot", "uvloop", "asyncio"]
@@ -175,14 +179,7 @@ class Server:
         if self.proc.stdout.readline().strip() != "ok":
             raise RuntimeError(f"the {self.kind} server did not answer {line!r}")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+    stop = te.Server.stop          # end of input, then a kill if it lingers
 
 
 # -- the client
@@ -296,18 +293,8 @@ def run_client(port: int, *args: str, pin: list[str] = ()) -> str:
     return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
 
 
-def cpu_seconds(pid: int) -> float:
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:
-            pass
-    return total * 1e-9
+cpu_seconds = te.cpu_seconds
 
-
-# -- the measurements
 
 def minor_faults(pid: int) -> int:
     """Page faults the process has taken without I/O (fresh memory it touched)."""
