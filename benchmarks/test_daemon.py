@@ -32,6 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resol
 from daemon_proc import Daemon  # noqa: E402
 from dnslab import Lab, bulk_names, many_zone_names  # noqa: E402
 from dnslab.unbound import Unbound, lab_on_port_53  # noqa: E402
+from loadgen import CoreShares, build_dns_load  # noqa: E402
+from loadgen import children as _children  # noqa: E402
+from loadgen import cpu_seconds as _cpu  # noqa: E402
+from loadgen import dns_load as dns_load_run  # noqa: E402
+from loadgen import wire_queries as _wire_queries  # noqa: E402
 
 SHORT = bool(os.environ.get("CORENET_BENCH_SHORT"))
 SECONDS = 2 if SHORT else 15
@@ -71,32 +76,6 @@ def _pin(pid: int) -> None:
     if TWO_CORES:
         subprocess.run(["taskset", "-a", "-p", "-c", SERVER_CORE, str(pid)],
                        capture_output=True, check=False)
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
-
-
-def _cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds (user+system) of ``pid`` and, with ``children``, of its live children:
-    the sum over their threads of /proc/PID/task/TID/schedstat (nanoseconds, where /proc's
-    stat ticks are 10 ms, too coarse for a few hundred cache misses)."""
-    pids = [pid]
-    if children:
-        try:
-            pids += _children(pid)
-        except OSError:
-            pass
-    total = 0
-    for p in pids:
-        for tid in os.listdir(f"/proc/{p}/task"):
-            try:
-                with open(f"/proc/{p}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except OSError:
-                pass                      # a thread that ended meanwhile
-    return total / 1e9
 
 
 def _dnsperf(port: int, datafile: Path, *args: str) -> str:
@@ -274,36 +253,15 @@ LOAD_SOCKETS, LOAD_WINDOW = 16, 32     # dns_load: source ports (spread over the
 def dns_load(tmp_path_factory) -> str:
     if shutil.which("gcc") is None:
         pytest.skip("gcc is needed to build the C load generator (benchmarks/dns_load.c)")
-    exe = tmp_path_factory.mktemp("dns-load") / "dns_load"
-    subprocess.run(["gcc", "-O2", "-o", str(exe), str(Path(__file__).parent / "dns_load.c")],
-                   check=True)
-    return str(exe)
-
-
-def _wire_queries(path: Path, queries) -> Path:
-    """``queries`` as dns_load reads them: each wire query after its 2-byte length."""
-    import dns.rdatatype
-
-    from resolver.wire.codec import build_query, from_text
-    with open(path, "wb") as f:
-        for name, rdtype in queries:
-            w = build_query(0, from_text(name), dns.rdatatype.from_text(rdtype), rd=True,
-                            edns=False)
-            f.write(len(w).to_bytes(2, "big") + w)
-    return path
+    return build_dns_load(tmp_path_factory.mktemp("dns-load"))
 
 
 def _load_run(exe: str, port: int, pid: int, qfile: Path, children: bool = False) -> dict:
     """dns_load for SECONDS against a warm cache: its figures, and the cores the server and
     the load generator kept busy."""
     def run(sockets: int, window: int, seconds: float, warm: bool = False) -> dict:
-        r = subprocess.run([exe, "127.0.0.1", str(port), str(qfile), str(sockets), str(window),
-                            str(seconds)], capture_output=True, text=True,
-                           timeout=seconds + 60)
-        assert r.returncode == 0, r.stderr + r.stdout
-        words = r.stdout.split()
-        f = dict(zip(words[::2], map(float, words[1::2])))
-        assert warm or f["bad"] == 0, r.stderr          # which replies were wrong, and how
+        f = dns_load_run(exe, "127.0.0.1", port, qfile, sockets, window, seconds)
+        assert warm or f["bad"] == 0, f
         return f
 
     run(4, 4, 0.5, warm=True)                                   # warm the cache
@@ -315,40 +273,11 @@ def _load_run(exe: str, port: int, pid: int, qfile: Path, children: bool = False
             "avg_latency_ms": f["avg_latency_us"] / 1000}
 
 
-CPU_CGROUP = Path("/sys/fs/cgroup/cpu")      # cgroup v1's cpu controller, where there is one
-CORE_SHARE = 0.3         # what each worker (or Unbound thread) may use in the capped runs
-
-
-class CoreShares:
-    """Tasks each put in a cgroup of its own with a CFS quota of CORE_SHARE of a core: a
-    stand-in for a core of their own. On 2 cores the load generator needs most of the core
-    the servers leave it, so two uncapped workers have no second core to scale onto; capped,
-    one worker and two use at most 0.3 and 0.6 of a core, and the generator has room."""
-
-    def __init__(self) -> None:
-        self.dirs: list[Path] = []
-
-    @staticmethod
-    def available() -> bool:
-        return os.access(CPU_CGROUP, os.W_OK) and (CPU_CGROUP / "cpu.cfs_quota_us").exists()
-
-    def cap(self, task: int, whole_process: bool) -> None:
-        d = CPU_CGROUP / f"corenet-bench-{os.getpid()}-{len(self.dirs)}"
-        d.mkdir()
-        self.dirs.append(d)
-        (d / "cpu.cfs_period_us").write_text("100000")
-        (d / "cpu.cfs_quota_us").write_text(str(int(CORE_SHARE * 100000)))
-        (d / ("cgroup.procs" if whole_process else "tasks")).write_text(str(task))
-
-    def release(self) -> None:
-        for d in self.dirs:
-            for task in (d / "tasks").read_text().split():      # any still alive: back to the root
-                try:
-                    (CPU_CGROUP / "tasks").write_text(task)
-                except OSError:
-                    pass                                           # it exited meanwhile
-            d.rmdir()
-        self.dirs = []
+# What each worker (or Unbound thread) may use in the capped runs: a stand-in for a core of
+# its own. On 2 cores the load generator needs most of the core the servers leave it, so two
+# uncapped workers have no second core to scale onto; capped, one worker and two use at most
+# 0.3 and 0.6 of a core, and the generator has room.
+CORE_SHARE = 0.3
 
 
 @pytest.mark.benchmark(group="daemon-workers")
@@ -357,15 +286,15 @@ def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
     nothing pinned, driven by dns_load (a C generator; dnsperf needs a whole core of two).
     Twice: with each worker (each Unbound thread) capped at CORE_SHARE of a core, where two
     have the room to show what a second core is worth, and on the whole machine, where the
-    generator needs most of the core the servers leave it (see CoreShares)."""
+    generator needs most of the core the servers leave it (see CORE_SHARE)."""
     qfile = _wire_queries(tmp_path / "cached.bin", CACHED_QUERIES)
-    modes = (["capped"] if CoreShares.available() else []) + ["whole"]
+    modes = (["capped"] if CoreShares.available(threads=True) else []) + ["whole"]
     results = {}
 
     def run():
         for mode in modes:
             for n in ("1", "2"):
-                shares = CoreShares()
+                shares = CoreShares(CORE_SHARE)
                 d = Daemon(tmp_path / f"{mode}-w{n}", lab53, *NO_IPV6, "--workers", n,
                            metrics=False).start(ready="ready" if n == "1" else
                                                 f"started {n} workers")

@@ -78,7 +78,6 @@ cdef extern from "Python.h":
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
-cdef object _socket_socket = socket.socket
 cdef object _object_new = object.__new__
 # asyncio's Server counts its connections up to 3.12; from 3.13 it keeps them (for
 # close_clients/abort_clients), and _attach/_detach take the transport.
@@ -864,16 +863,6 @@ cdef class Acceptor(FdWatcher):
             raise
         return fd, addr
 
-    cdef object _socket_of(self, conn):
-        """A socket object for what ``_accept`` gave (the TLS path and error paths want one)."""
-        if type(conn) is not int:
-            return conn
-        try:
-            return _socket_socket(self.family, SOCK_STREAM | SOCK_NONBLOCK, self.proto, conn)
-        except BaseException:
-            close(conn)
-            raise
-
     cdef int _serve(self, BaseLoop loop, conn, addr) except -1:
         """Makes the connection's protocol and transport in a copy of the server's context,
         which its callbacks then run in (asyncio makes each in a task of its own)."""
@@ -888,14 +877,14 @@ cdef class Acceptor(FdWatcher):
     cdef int _serve_in(self, BaseLoop loop, conn, addr, ctx) except -1:
         cdef StreamTransport engine
         extra = {"peername": addr}
-        if self.sslcontext:
-            loop.create_task(loop._accept_tls(
-                self._socket_of(conn), extra, self.protocol_factory, self.sslcontext,
-                self.server, self.ssl_handshake_timeout, self.ssl_shutdown_timeout),
-                context=ctx)
-            return 0
         try:
             protocol = self.protocol_factory()
+            if self.sslcontext:
+                # TLS is a protocol between the transport and the application's: the same
+                # path as plain TCP, with the handshake begun by its connection_made.
+                protocol = loop._tls_server_protocol(protocol, self.sslcontext,
+                                                     self.ssl_handshake_timeout,
+                                                     self.ssl_shutdown_timeout)
         except (SystemExit, KeyboardInterrupt):
             _close_conn(conn)
             raise

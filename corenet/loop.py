@@ -590,30 +590,15 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             except OSError as err:
                 logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
-    async def _accept_tls(self, conn, extra, protocol_factory, sslcontext, server,
-                          ssl_handshake_timeout, ssl_shutdown_timeout) -> None:
-        transport = None
-        try:
-            protocol = protocol_factory()
-            waiter = self.create_future()
-            transport = self._make_ssl_transport(
-                conn, protocol, sslcontext, waiter, server_side=True, extra=extra,
-                server=server, ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout)
-            try:
-                await waiter
-            except BaseException:
-                transport.close()
-                raise
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if transport is None:
-                conn.close()
-            if self.get_debug():
-                self.call_exception_handler({
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc})
+    def _tls_server_protocol(self, app_protocol, sslcontext, ssl_handshake_timeout,
+                             ssl_shutdown_timeout):
+        """The TLS protocol an accepted connection of an ``ssl=`` server starts with: the
+        acceptor gives it the connection as it gives a plain server's protocol. A failed
+        handshake closes the connection (the TLS protocol's fatal-error path, logged in
+        debug mode)."""
+        return tls.SSLProtocol(self, app_protocol, sslcontext, None, server_side=True,
+                               ssl_handshake_timeout=ssl_handshake_timeout,
+                               ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
                                          bufsize, extra=None, **kwargs):

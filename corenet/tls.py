@@ -22,13 +22,37 @@ resume_reading(), the last reads of a close()) are run in a copy of it here.
 """
 from __future__ import annotations
 
+import collections
 import contextvars
 import ssl
-from asyncio import sslproto
+import threading
+from asyncio import constants, sslproto
 
 __all__ = ["SSLProtocol", "SSLTransport", "start_tls"]
 
+_UNWRAPPED = sslproto.SSLProtocolState.UNWRAPPED
+_DO_HANDSHAKE = sslproto.SSLProtocolState.DO_HANDSHAKE
 _WRAPPED = sslproto.SSLProtocolState.WRAPPED
+_FLUSHING = sslproto.SSLProtocolState.FLUSHING
+_SHUTDOWN = sslproto.SSLProtocolState.SHUTDOWN
+_STATE_INIT = sslproto.AppProtocolState.STATE_INIT
+_STATE_CON_MADE = sslproto.AppProtocolState.STATE_CON_MADE
+
+#: Bytes the transport may put in the receive buffer at once (asyncio's read size).
+RECEIVE_BUFFER = 256 * 1024
+
+
+class _ReceiveBuffer(threading.local):
+    """The buffer the transports of one thread receive TLS records into. A record is
+    copied into its connection's incoming MemoryBIO at once (``buffer_updated``), so one
+    buffer serves every connection of the thread, and a connection costs no buffer of its
+    own to allocate and clear."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(RECEIVE_BUFFER))
+
+
+_receive = _ReceiveBuffer()
 
 
 class SSLTransport(sslproto._SSLProtocolTransport):
@@ -92,13 +116,134 @@ def _context_of(transport) -> contextvars.Context | None:
     return None
 
 
+def _flow_control_defaults(kb: int) -> tuple[int, int]:
+    return sslproto.add_flowcontrol_defaults(None, None, kb)
+
+
 class SSLProtocol(sslproto.SSLProtocol):
-    """asyncio's ``SSLProtocol`` with half-close in both directions (see the module)."""
+    """asyncio's ``SSLProtocol`` with half-close in both directions (see the module).
+
+    What is the same for every connection is set once, on the class: the starting state and
+    flow-control limits (a connection that sets its own limits gets its own attributes),
+    and the receive buffer, which the connections of a thread share (``_ReceiveBuffer``).
+    A connection makes only its own objects: the two MemoryBIOs, the SSL object, the
+    application's transport, its write queue and extra-info dict."""
 
     _eof_asked = False   # write_eof() was called
     _eof_sent = False    # our close_notify is out
     _kept_open = False   # the peer's close_notify came; the application keeps writing
     _context = None      # the callbacks' contextvars context (see the module)
+
+    # Each connection's starting state, as asyncio's __init__ sets it.
+    _state = _UNWRAPPED
+    _app_transport = None
+    _app_transport_created = False
+    _transport = None
+    _conn_lost = 0
+    _eof_received = False
+    _write_buffer_size = 0
+    _ssl_writing_paused = False
+    _app_reading_paused = False
+    _ssl_reading_paused = False
+    _app_writing_paused = False
+    _incoming_high_water, _incoming_low_water = _flow_control_defaults(
+        constants.FLOW_CONTROL_HIGH_WATER_SSL_READ)
+    _outgoing_high_water, _outgoing_low_water = _flow_control_defaults(
+        constants.FLOW_CONTROL_HIGH_WATER_SSL_WRITE)
+
+    def __init__(self, loop, app_protocol, sslcontext, waiter, server_side=False,
+                 server_hostname=None, call_connection_made=True, ssl_handshake_timeout=None,
+                 ssl_shutdown_timeout=None):
+        if ssl_handshake_timeout is None:
+            ssl_handshake_timeout = constants.SSL_HANDSHAKE_TIMEOUT
+        elif ssl_handshake_timeout <= 0:
+            raise ValueError(f"ssl_handshake_timeout should be a positive number, "
+                             f"got {ssl_handshake_timeout}")
+        if ssl_shutdown_timeout is None:
+            ssl_shutdown_timeout = constants.SSL_SHUTDOWN_TIMEOUT
+        elif ssl_shutdown_timeout <= 0:
+            raise ValueError(f"ssl_shutdown_timeout should be a positive number, "
+                             f"got {ssl_shutdown_timeout}")
+        if not sslcontext:
+            sslcontext = sslproto._create_transport_context(server_side, server_hostname)
+        self._server_side = server_side
+        self._server_hostname = server_hostname if server_hostname and not server_side else None
+        self._sslcontext = sslcontext
+        self._extra = {"sslcontext": sslcontext}       # the rest once the handshake is done
+        self._write_backlog = collections.deque()
+        self._waiter = waiter
+        self._loop = loop
+        self._set_app_protocol(app_protocol)
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._app_state = _STATE_INIT if call_connection_made else _STATE_CON_MADE
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._sslobj = sslcontext.wrap_bio(self._incoming, self._outgoing,
+                                           server_side=server_side,
+                                           server_hostname=self._server_hostname)
+        self._app_transport = SSLTransport(loop, self)
+        self._app_transport_created = True
+
+    # -- receiving
+
+    def get_buffer(self, n):
+        return _receive.view
+
+    def buffer_updated(self, nbytes):
+        self._incoming.write(_receive.view[:nbytes])
+        state = self._state
+        if state is _WRAPPED:
+            self._do_read()
+        elif state is _DO_HANDSHAKE:
+            self._do_handshake()
+        elif state is _FLUSHING:
+            self._do_flush()
+        elif state is _SHUTDOWN:
+            self._do_shutdown()
+
+    def _do_read(self):
+        """Decrypted records to the application, then what OpenSSL has to send, then the
+        read side's flow control (asyncio's steps, with the two size checks inline)."""
+        state = self._state
+        if state is not _WRAPPED and state is not _FLUSHING:
+            return
+        try:
+            if not self._app_reading_paused:
+                if self._app_protocol_is_buffer:
+                    self._do_read__buffered()
+                else:
+                    self._do_read__copied()
+                if self._write_backlog:
+                    self._do_write()
+                else:
+                    self._process_outgoing()
+            size = self._incoming.pending
+            if size >= self._incoming_high_water:
+                if not self._ssl_reading_paused:
+                    self._ssl_reading_paused = True
+                    self._transport.pause_reading()
+            elif size <= self._incoming_low_water and self._ssl_reading_paused:
+                self._ssl_reading_paused = False
+                self._transport.resume_reading()
+        except Exception as ex:
+            self._fatal_error(ex, "Fatal error on SSL protocol")
+
+    # -- sending
+
+    def _process_outgoing(self):
+        """Sends what OpenSSL has written, then checks the application's write limits."""
+        outgoing = self._outgoing
+        if not self._ssl_writing_paused:
+            data = outgoing.read()
+            if data:
+                self._transport.write(data)
+        size = outgoing.pending + self._write_buffer_size
+        if ((size >= self._outgoing_high_water and not self._app_writing_paused)
+                or (size <= self._outgoing_low_water and self._app_writing_paused)):
+            # pause_writing or resume_writing is due: in a copy of the callbacks' context,
+            # since write() may be called inside another callback, in the context itself.
+            self._in_context_copy(sslproto.SSLProtocol._control_app_writing)
 
     def _get_app_transport(self):
         if self._app_transport is None:
@@ -113,14 +258,6 @@ class SSLProtocol(sslproto.SSLProtocol):
         super().connection_made(transport)
 
     # -- the callbacks' context
-
-    def _control_app_writing(self):
-        size = self._get_write_buffer_size()
-        if ((size >= self._outgoing_high_water and not self._app_writing_paused)
-                or (size <= self._outgoing_low_water and self._app_writing_paused)):
-            # pause_writing or resume_writing is due: in a copy, since write() may be
-            # called inside another callback, in the context itself.
-            self._in_context_copy(sslproto.SSLProtocol._control_app_writing)
 
     def _resume_reading(self):
         self._in_context_copy(sslproto.SSLProtocol._resume_reading)
@@ -149,7 +286,7 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._do_write = self._write_then_close_notify
 
     def _read_then_close_notify(self):
-        sslproto.SSLProtocol._do_read(self)
+        SSLProtocol._do_read(self)
         self._send_close_notify()
 
     def _write_then_close_notify(self):
@@ -214,6 +351,8 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._do_read = _nothing     # the peer's stream has ended: nothing more to read
 
     def _start_shutdown(self):
+        if self._state is _FLUSHING or self._state is _SHUTDOWN or self._state is _UNWRAPPED:
+            return           # under way or over already
         if self._kept_open and not self._app_transport._closed:
             return           # the read path ending: the application closes when it is done
         # close() may call it: the reads of the flush that begins here run in the context.

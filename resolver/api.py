@@ -40,7 +40,7 @@ from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
 from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
 from resolver.upstream.dot import DoTUpstreams
-from resolver.wire.codec import build_response, cache_key
+from resolver.wire.codec import WireError, build_response, cache_key, parse_response
 from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
 
 log = logging.getLogger("resolver.api")
@@ -53,6 +53,17 @@ class Answer(dns.resolver.Answer):
                  expiration: float) -> None:
         super().__init__(qname, rdtype, rdclass, response)
         self.expiration = expiration
+
+
+def _has_pointer(question: bytes) -> bool:
+    """Whether a question's name has a compression pointer (a response echoes the question,
+    which must stand on its own)."""
+    i = 0
+    while i < len(question) and question[i]:
+        if question[i] & 0xC0:
+            return True
+        i += 1 + question[i]
+    return False
 
 
 def _name_wire(qname) -> bytes:
@@ -82,14 +93,16 @@ class Resolver(ResolverCore):
     TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
-    reads them from ``/etc/resolv.conf``). Answers from forwarders are not validated.
+    reads them from ``/etc/resolv.conf``); its answers are not validated (the forward zones
+    of ``zones`` are).
     ``qname_minimisation``: RFC 9156 in relaxed mode (a minimised query that fails is asked
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
     (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
-    above. ``set_zones`` replaces them at run time.
+    above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
+    zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -418,6 +431,53 @@ class Resolver(ResolverCore):
             return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
         return iterator_for(self, qname, qtype, qclass)
 
+    def set_limits(self, limits: Limits) -> None:
+        """Replaces the limits the resolver and its message and rrset stores read (serve-stale
+        and prefetch at run time); the validator and the per-server facts keep those they
+        were made with."""
+        self.limits = limits
+        self.cache.set_limits(limits)
+
+    def local_answer(self, q: bytes):
+        """The local zones' response to the wire query ``q`` whatever its RD bit says (as
+        Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
+        zone), or None when no local zone holds the question (or it is no plain QUERY of
+        class IN)."""
+        lz = self.local_zones
+        if lz is None or len(q) < 12 or q[2] & 0xF8:
+            return None
+        try:
+            m = parse_response(q, self.limits.max_pointer_jumps, 64)
+        except WireError:
+            return None
+        if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
+                or _has_pointer(m.question)):
+            return None
+        out = lz.response(q, m.qname, m.question, m.qtype, m.edns,
+                          bool(m.edns_flags & 0x8000))
+        if out is not None:
+            self.stats.local_answers += 1
+        return out
+
+    def validating(self, zone: bytes) -> dict:
+        """The Forwarder arguments for a question of the forward zone ``zone`` (wire): with
+        validation on, the validator and where its lookups go (``lookup_iterator``)."""
+        if self.dnssec is None:
+            return {"zone": zone}
+        return {"zone": zone, "dnssec": self.dnssec, "cache": self.cache,
+                "route": self.lookup_iterator}
+
+    def lookup_iterator(self, name: bytes, rdtype: int, qclass: int):
+        """What asks a validator's lookup of ``name``/``rdtype`` for a forwarded answer, as
+        Unbound routes it: the deepest forward zone holding the name (a DS: its parent, the
+        zone that serves it) asks its forwarders; otherwise the recursive iterator, which
+        finds a stub zone's servers in the cache. Never counted as a client's question."""
+        key = name if rdtype != it.DS or name == b"\x00" else name[name[0] + 1:]
+        cut = self.zones.match(key) if self.zones is not None else None
+        if cut is not None and hasattr(cut, "lookup_iterator"):
+            return cut.lookup_iterator(self, name, rdtype, qclass)
+        return iterator_for(self, name, rdtype, qclass)
+
     def recursive_iterator(self, qname: bytes, qtype: int, qclass: int):
         """The Iterator for a question that forwarding gave up on (``forward-first``):
         from the deepest stub zone holding it, else from the root."""
@@ -435,6 +495,8 @@ class Resolver(ResolverCore):
         changed = changed_names(old, new)
         self.zones = new
         self.local_zones = new.local_zones if new is not None else None
+        if self.dnssec is not None:
+            self.dnssec.configured = frozenset(new.cuts) if new is not None else frozenset()
         self._forget(changed)
         if new is not None:
             new.seed(self.cache, self.clock())

@@ -8,8 +8,8 @@ the ``Query`` the iterator asks for (``upstream.udp.UDPQuery``), feeds back the 
 and no Future per question or per upstream query. What a reply asks for goes through the
 same callbacks: FORMERR to an EDNS query is asked again without EDNS (and remembered), a
 truncated reply is asked again over TCP (``upstream.tcp.TCPQuery``), and DNSSEC work that
-yields (``Suspend``) goes on from ``loop.call_soon``. A forward zone over TLS asks its
-servers on the resolver's kept connections (``upstream.dot``), with the TCP query's face.
+yields (``Suspend``) goes on from ``loop.call_soon``. A forward zone's servers over TLS
+are asked on the resolver's kept connections (``upstream.dot``), with the TCP query's face.
 
 The time limit (``Limits.max_query_time``) needs no timer: the iterator checks its budget
 before every upstream query, each query's timeout is at most the time left, and a resumed
@@ -17,7 +17,10 @@ suspension checks it too.
 
 Identical questions in flight share one Resolution: ``resolve`` adds the caller's callback
 to it. Each callback gets the ``Result``, or ``None`` if the resolution was cancelled; a
-caller that gives up (``discard``) cancels it only when nobody else waits.
+caller that gives up (``discard``) cancels it only when nobody else waits. Identical
+upstream UDP queries in flight are shared too (``_SharedQuery``): the minimised probes of
+many questions below one name, sent at once by a flood that starts with an empty cache,
+leave once, as Unbound's serviced queries do.
 
 The entry points are thin:
 
@@ -58,6 +61,9 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
+#: The upstream UDP queries in flight, by (resolver, address, port, lower-cased name, type,
+#: class, EDNS, RD): the _SharedQuery an identical query joins instead of being sent.
+cdef dict _upstream_in_flight = {}
 
 
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
@@ -110,6 +116,45 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     return res
 
 
+cdef class _SharedQuery:
+    """One upstream UDP query and the resolutions waiting for its outcome, in send order.
+    The first waiter takes the outcome as its own (it records the RTT or the timeout and
+    parses nothing again); the others get the same reply to parse themselves. The socket
+    closes with the outcome, or when the last waiter leaves."""
+
+    cdef object key
+    cdef UDPQuery q
+    cdef list waiters
+    cdef double expires             # monotonic time at which the query times out
+
+    def done(self, UDPQuery q):
+        """The query's on_done: every waiter gets the outcome."""
+        cdef Resolution res
+        cdef bint first = True
+        self._forget()
+        self.q = None                   # no cycle with the query, whose on_done is this
+        waiters, self.waiters = self.waiters, []
+        for res in waiters:
+            res._outcome(q, first)
+            first = False
+
+    cdef _forget(self):
+        if _upstream_in_flight.get(self.key) is self:
+            del _upstream_in_flight[self.key]
+
+    cdef leave(self, Resolution res):
+        """``res`` stops waiting (it finished or was cancelled): the query goes on for the
+        others, and is closed when nobody waits."""
+        try:
+            self.waiters.remove(res)
+        except ValueError:
+            return
+        if not self.waiters:
+            self._forget()
+            self.q.close()
+            self.q = None
+
+
 cdef class Resolution:
     """One question being resolved (see the module docstring)."""
 
@@ -121,10 +166,11 @@ cdef class Resolution:
     cdef double max_time
     cdef list waiters
     cdef object action          # the Query being asked
-    cdef UDPQuery q             # its UDP query, or
+    cdef UDPQuery q             # its UDP query (shared as ``shared``), or
+    cdef _SharedQuery shared
     cdef object tcp             # its TCP query (or DNS-over-TLS query)
-    cdef object tls_pool        # a forward zone over TLS: the resolver's DoTUpstreams
-    cdef object tls_route       # and the zone's Route (authentication names, CA file)
+    cdef object tls_pool        # forward zones over TLS: the resolver's DoTUpstreams
+    cdef dict tls_servers       # and their servers: key -> (authentication name, CA file)
     cdef dict ports             # server -> (address, port) where the iterator says so
     cdef str host               # where the query in flight went
     cdef int dport
@@ -157,9 +203,9 @@ cdef class Resolution:
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
                 if tls is not None:
-                    self.tls_pool, self.tls_route = tls
+                    self.tls_pool, self.tls_servers = tls
             if self.corenet:
-                self.iterator.deferred = []      # see _replied
+                self.iterator.deferred = []      # see _outcome
             self._advance(self.iterator.start())
         except Exception as exc:
             self._crashed(exc)
@@ -189,29 +235,36 @@ cdef class Resolution:
 
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
-        qid = fresh_id()
-        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
-                          qa.rd)
-        r._stats.upstream_queries += 1
+        cdef _SharedQuery shared
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
-        # The question the reply must echo: the query's own, sliced from its wire.
-        question = wire[12:12 + len(qa.qname) + 4]
         self.host, self.dport = server, r.port
         if self.ports is not None:
             dest = self.ports.get(server)
             if dest is not None:
                 self.host, self.dport = dest
-        if self.tls_pool is not None:
-            auth = self.tls_route.auth.get(server)      # None: a forward-first recursion's
-            if auth is not None:
-                self.rtt = -1.0
-                self.sent_at = monotonic()
-                self.tcp = self.tls_pool.query(self.tls_route, auth, self.loop, self.host,
-                                               self.dport, wire, qid, question,
-                                               min(r.lv.limits.tcp_timeout,
-                                                   max(self._left(), 0.0)),
-                                               r.lv.limits, self._tcp_replied, r._stats)
+        tls = self.tls_servers.get(server) if self.tls_servers is not None else None
+        if not self.tcp_only and tls is None:
+            key = (r, self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
+            shared = _upstream_in_flight.get(key)
+            # joined only if its outcome is due within this question's time limit
+            if shared is not None and shared.expires <= monotonic() + self._left():
+                shared.waiters.append(self)
+                self.shared, self.q = shared, shared.q
                 return
+        qid = fresh_id()
+        wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
+                          qa.rd)
+        r._stats.upstream_queries += 1
+        # The question the reply must echo: the query's own, sliced from its wire.
+        question = wire[12:12 + len(qa.qname) + 4]
+        if tls is not None:                   # a forward zone's server over TLS
+            self.rtt = -1.0
+            self.sent_at = monotonic()
+            self.tcp = self.tls_pool.query(self.loop, self.host, self.dport, tls[0], tls[1],
+                                           wire, qid, question,
+                                           min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
+                                           r.lv.limits, self._tcp_replied, r._stats)
+            return
         if self.tcp_only:
             r._stats.upstream_tcp += 1
             self.rtt = -1.0                   # measured when the answer comes
@@ -220,8 +273,13 @@ cdef class Resolution:
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
                                 r.lv.limits, self._tcp_replied, r._stats)
             return
-        self.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question, timeout,
-                          r._stats, r.lv.limits, self._replied, True)
+        shared = _SharedQuery.__new__(_SharedQuery)
+        shared.key, shared.waiters = key, [self]
+        shared.expires = monotonic() + timeout
+        self.q = shared.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question,
+                                     timeout, r._stats, r.lv.limits, shared.done, True)
+        self.shared = shared
+        _upstream_in_flight[key] = shared
 
     def _resumed(self):
         self.resume = None
@@ -236,12 +294,15 @@ cdef class Resolution:
         except Exception as exc:
             self._crashed(exc)
 
-    def _replied(self, UDPQuery q):
-        """UDPQuery's on_done: a reply, a timeout or an ICMP error."""
+    cdef _outcome(self, UDPQuery q, bint first):
+        """The UDP query's reply, timeout or ICMP error (from ``_SharedQuery.done``).
+        ``first``: this resolution sent it, or took it over, and records what it says of
+        the server; the others only see the outcome."""
         cdef bint store_later = False
         if self.finished or q is not self.q:
             return
         self.q = None
+        self.shared = None
         iterator = self.iterator
         try:
             err = q.error
@@ -251,8 +312,14 @@ cdef class Resolution:
                 if needs_retry(wire, self.edns):
                     self._retry(q, wire, rtt)
                     return
-                self.infra.record_rtt(self.server, rtt)
-                event = _Reply(self.server, wire, rtt, q.parsed)
+                if first:
+                    self.infra.record_rtt(self.server, rtt)
+                    event = _Reply(self.server, wire, rtt, q.parsed)
+                else:       # parsed again: a validator may annotate what it is given
+                    event = _Reply(self.server, wire, rtt, None)
+            elif not first:
+                event = (Timeout(self.server) if isinstance(err, _Timeout) else
+                         Failure(self.server, str(err), isinstance(err, _Unreachable)))
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
             else:
@@ -368,7 +435,11 @@ cdef class Resolution:
     cdef _stop(self):
         """Closes what is in flight."""
         if self.q is not None:
-            self.q.close()
+            if self.shared is not None:
+                self.shared.leave(self)
+                self.shared = None
+            else:
+                self.q.close()
             self.q = None
         if self.tcp is not None:
             self.tcp.close()
@@ -442,17 +513,31 @@ cdef class Drive:
     def _resolved(self, res):
         if self.finished:
             return
-        self.finished = True
+        done = self._settle()
         if res is None:
-            self.done(self, None)
+            done(self, None)
         else:
-            self.done(self, finish_miss(self.resolver, self.query, self.miss, res))
+            done(self, finish_miss(self.resolver, self.query, self.miss, res))
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
         if self.finished:
             return
+        resolution, callback = self.resolution, self.callback
+        done = self._settle()
+        if resolution is not None:
+            resolution.discard(callback)
+        done(self, None)
+
+    cdef object _settle(self):
+        """Finished: lets go of the resolution, of the bound method it was given (which
+        refers back to this drive) and of ``done`` (often a method of an object holding this
+        drive), and returns ``done`` for its one call. Without these cycles a finished
+        miss's objects are freed as soon as the last reference goes, not by a later run of
+        the cyclic collector."""
+        done = self.done
         self.finished = True
-        if self.resolution is not None:
-            self.resolution.discard(self.callback)
-        self.done(self, None)
+        self.resolution = None
+        self.callback = None
+        self.done = None
+        return done

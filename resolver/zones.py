@@ -120,11 +120,14 @@ class Upstream:
 
     @property
     def key(self) -> str:
-        """The server's name for the driver and its per-server facts (RTT, failures)."""
-        return self.addr if self.port is None else f"{self.addr}@{self.port}"
+        """The server's name for the driver and its per-server facts (RTT, failures); over
+        TLS with its authentication name, so that one address and port named differently
+        in two zones are two servers."""
+        key = self.addr if self.port is None else f"{self.addr}@{self.port}"
+        return key if self.auth is None else f"{key}#{self.auth}"
 
     def __str__(self) -> str:
-        return self.key if self.auth is None else f"{self.key}#{self.auth}"
+        return self.key
 
 
 def _auth_name(text: str, what: str) -> str:
@@ -192,7 +195,7 @@ def _servers(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
     if not isinstance(items, (list, tuple)) or not items:
         raise ValueError(f"{what}: at least one address is needed")
     servers = tuple(Upstream.parse(v, what, tls) for v in items)
-    if len({s.key for s in servers}) != len(servers):
+    if len({(s.addr, s.port) for s in servers}) != len(servers):
         raise ValueError(f"{what}: an address is given twice")
     return servers
 
@@ -451,25 +454,30 @@ def _ports(servers: tuple[Upstream, ...]) -> dict[str, tuple[str, int]] | None:
     return {s.key: (s.addr, s.port) for s in servers if s.port is not None} or None
 
 
+def _tls_route(resolver, servers: dict | None):
+    """What a Forwarder needs to ask ``servers`` (key -> (auth name, CA file)) over TLS."""
+    return None if servers is None else (resolver.tls_upstreams, servers)
+
+
 class _ForwardCut:
     def __init__(self, zone: ForwardZone) -> None:
         self.zone = zone
+        self.wire = _wire(zone.name)
         self.keys = [s.key for s in zone.servers]
         self.ports = _ports(zone.servers)
         self.tls = None
         if zone.transport == "tls":
-            from resolver.upstream.dot import Route
-
             for s in zone.servers:
                 if s.auth is None:
                     raise ValueError(f"forward-zone {zone.name}: {s.key}: DNS over TLS needs "
                                      "the server's authentication name")
-            if len(set(self.keys)) != len(self.keys):
+            if len({(s.addr, s.port or DOT_PORT) for s in zone.servers}) != len(self.keys):
                 raise ValueError(f"forward-zone {zone.name}: a server is given twice")
             # a server without a port is asked on DNS over TLS's
             self.ports = {s.key: (s.addr, DOT_PORT if s.port is None else s.port)
                           for s in zone.servers}
-            self.tls = Route({s.key: s.auth for s in zone.servers}, zone.tls_cert_bundle)
+            #: server key -> (authentication name, CA file)
+            self.tls = {s.key: (s.auth, zone.tls_cert_bundle) for s in zone.servers}
 
     def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
         from resolver.iterator.forward import Forwarder
@@ -480,9 +488,21 @@ class _ForwardCut:
             def recurse():
                 return resolver.recursive_iterator(qname, qtype, qclass)
             fallback = recurse
+        zones = resolver.zones
         return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
-                         ports=self.ports, transport=self.zone.transport, fallback=fallback,
-                         tls=None if self.tls is None else (resolver.tls_upstreams, self.tls))
+                         ports=zones.ports if zones is not None else self.ports,
+                         transport=self.zone.transport, fallback=fallback,
+                         tls=_tls_route(resolver, zones.tls if zones is not None
+                                        else self.tls),
+                         **resolver.validating(self.wire))
+
+    def lookup_iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
+        """A validator's lookup in this zone: its forwarders, asked without counting a
+        forwarded question (see ``Forwarder.lookup``)."""
+        from resolver.iterator.forward import Forwarder
+
+        return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
+                         zone=self.wire)
 
 
 class _StubCut:
@@ -553,6 +573,15 @@ class Zones:
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
         self.local_zones = LocalZones(self.local, self.local_data) or None
+        #: where every forward zone's servers with a port of their own are asked (their
+        #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
+        #: go to another forward zone's servers
+        self.ports = {k: v for cut in self.cuts.values() if type(cut) is _ForwardCut
+                      for k, v in (cut.ports or {}).items()} or None
+        #: the servers over TLS of every forward zone, by key: (authentication name, CA file),
+        #: for the same reason
+        self.tls = {k: v for cut in self.cuts.values() if type(cut) is _ForwardCut
+                    for k, v in (cut.tls or {}).items()} or None
 
     def __bool__(self) -> bool:
         return bool(self.cuts) or self.local_zones is not None

@@ -16,6 +16,12 @@ to the client, never on its way. The conventions are those of Unbound's ``cached
 - nothing read is trusted beyond its stored status: an entry not stored as secure loses
   its AD bit, and one that does not parse or answers another question is dropped (counted).
 
+``corenet-resolver flush NAME`` deletes the name's entries here too (``SharedCache.forget``):
+those of every type this process holds for it and of the common types (``FORGET_TYPES``),
+in each variant that is ever written. Keys are digests, so Redis cannot be searched by name;
+an entry of a rarer type that only another process holds stays until it expires. A flush of
+everything leaves Redis alone: it is every host's cache.
+
 Failures cost one look-up's budget (``redis-timeout``) and are counted; after one, Redis is
 skipped for a back-off that doubles while it keeps failing (``limits.SHARED_CACHE_BACKOFF``),
 then tried again by the next query, on a fresh connection.
@@ -42,6 +48,12 @@ log = logging.getLogger("resolver.cache.shared")
 HEADER = struct.Struct("!BBdI")
 VERSION = 1
 INSECURE, SECURE = 0, 1
+
+#: The types whose entries ``forget`` deletes for a name whether or not this process holds
+#: them: A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, NAPTR, DNAME, DS, DNSKEY, SVCB, HTTPS, CAA.
+FORGET_TYPES = (1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 39, 43, 48, 64, 65, 257)
+#: The variants (EDNS 1, DO 2) written; CD answers (4) never are.
+WRITTEN_VARIANTS = range(4)
 
 #: What ``SharedCache.counters`` counts (the daemon's stats and metrics show them).
 COUNTERS = ("lookups", "hits", "misses", "stale", "timeouts", "errors", "skipped", "busy",
@@ -158,11 +170,12 @@ class SharedCache:
     def start(self, r, loop, query: bytes, miss: tuple, done) -> "Lookup":
         return Lookup(self, r, loop, query, miss, done)
 
-    async def get(self, msg_key: bytes) -> bytes | None:
-        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
+    async def _command(self, timeout: float, command, *args):
+        """``command(*args)`` on Redis within ``timeout`` seconds: its result, or None if it
+        failed (counted; a timeout or an error starts a back-off)."""
         try:
-            async with asyncio.timeout(self.timeout):
-                value = await self.redis.get(shared_key(self.seed, msg_key))
+            async with asyncio.timeout(timeout):
+                out = await command(*args)
         except TimeoutError:
             self._failed("timeouts")
             return None
@@ -173,7 +186,11 @@ class SharedCache:
             self._failed("errors", exc)
             return None
         self._ok()
-        return value
+        return out
+
+    async def get(self, msg_key: bytes) -> bytes | None:
+        """The value under ``msg_key``, or None (absent, or the look-up failed: counted)."""
+        return await self._command(self.timeout, self.redis.get, shared_key(self.seed, msg_key))
 
     def fill(self, r, msg_key: bytes, value: bytes) -> MsgEntry | None:
         """Puts a value read from Redis into the local message cache if it is fresh, or
@@ -235,6 +252,23 @@ class SharedCache:
         else:
             self.counters["writes"] += 1
             self._ok()
+
+    # ---- forgetting ----------------------------------------------------------------------
+    async def forget(self, r, name: bytes) -> int | None:
+        """Deletes the entries for ``name`` (wire form): those of the message cache keys
+        ``r`` holds for it and those of FORGET_TYPES in every written variant, in class IN.
+        A write of one of them still pending is cancelled first. The number deleted, or None
+        if Redis could not be reached (counted)."""
+        name = name.lower()
+        keys = {shared_key(self.seed, k) for k in r.cache.messages.table if k[:-5] == name}
+        keys.update(shared_key(self.seed, cache_key(name, t, 1, v))
+                    for t in FORGET_TYPES for v in WRITTEN_VARIANTS)
+        for k in keys:
+            task = self.writes.pop(k, None)
+            if task is not None:
+                task.cancel()
+        return await self._command(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT),
+                                   self.redis.delete, *keys)
 
     async def close(self, grace: float = 0.5) -> None:
         """Lets pending writes finish (at most ``grace`` seconds), then closes the client."""

@@ -304,6 +304,10 @@ cdef class LRUStore:
     def limits(self):
         return self.lv.limits
 
+    def set_limits(self, limits) -> None:
+        """Clamps and windows from ``limits`` for what is stored and read from now on."""
+        self.lv = limit_values(limits)
+
 
 cdef class RRsetCache(LRUStore):
     """rrsets for the iterator, keyed by (lower-cased name, type, class), trust-ranked."""
@@ -388,6 +392,12 @@ cdef class Cache:
     @property
     def limits(self):
         return self.lv.limits
+
+    def set_limits(self, limits) -> None:
+        """New limits for every store (a reload's serve-stale and prefetch settings)."""
+        self.lv = limit_values(limits)
+        self.messages.set_limits(limits)
+        self.rrsets.set_limits(limits)
 
     @property
     def bytes(self) -> int:

@@ -124,7 +124,8 @@ def parser() -> argparse.ArgumentParser:
     _authority_flags(q, True)
     p = _control_parser(sub, "stats", "print a running daemon's figures")
     p.add_argument("--json", action="store_true", help="as JSON")
-    p = _control_parser(sub, "flush", "forget the cache (or one name) of a running daemon")
+    p = _control_parser(sub, "flush", "forget the cache (or one name, in the shared cache "
+                                       "too) of a running daemon")
     p.add_argument("name", nargs="?")
     _control_parser(sub, "reload", "make a running daemon reread its config (cache kept)")
     p = _control_parser(sub, "status", "a running daemon's version, uptime, workers, cache")
@@ -375,6 +376,11 @@ def cmd_control(ns: argparse.Namespace) -> int:
             _print_stats(answer["stats"])
     elif ns.command == "flush":
         print(f"flushed {answer.get('flushed', ns.name or 'everything')}")
+        if "shared_deleted" in answer:
+            if answer["shared_deleted"] is None:
+                return _fail("the shared cache could not be reached: the name's entries "
+                             "there stay until they expire", 1)
+            print(f"deleted {answer['shared_deleted']} entries from the shared cache")
     else:
         restart = answer.get("restart_needed")
         print("reloaded" + (f" ({', '.join(restart)} need a restart)" if restart else ""))

@@ -34,8 +34,9 @@ class Config:
     allow: tuple[Any, ...] = (ipaddress.ip_network("127.0.0.0/8"),
                               ipaddress.ip_network("::1/128"))
     #: Clients that may also ask with RD clear, answered from the cache only (Unbound's
-    #: ``allow_snoop``); everyone else gets REFUSED for such a query, so what other clients
-    #: asked cannot be read out of the cache. They may ask recursive queries too.
+    #: ``allow_snoop``); everyone else gets REFUSED for such a query (local zones still
+    #: answer it), so what other clients asked cannot be read out of the cache. They may ask
+    #: recursive queries too.
     allow_snoop: tuple[Any, ...] = ()
     #: Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache.
     workers: int = 1
@@ -143,10 +144,12 @@ class Config:
     #: Hits an entry needs before it is prefetched (popular entries only).
     prefetch_min_hits: int = _LIMITS.prefetch_min_hits
     #: File the daemon's process id is written to once it serves (removed at exit), or None.
+    #: Changed at restart only: it is written before the daemon drops its privileges.
     pidfile: str | None = None
     #: Log one line per answered query (client, name, type, rcode, flags, latency, cache hit)
     #: to the ``resolver.queries`` logger at INFO (Unbound's ``log-queries`` and
-    #: ``log-replies``). Off by default: on, every query takes the Python path.
+    #: ``log-replies``). Off by default: on, every query takes the Python path. A reload turns
+    #: it off at once; on at restart only where corenet's C listener serves UDP.
     log_queries: bool = False
     # ---- zones (resolver.zones; no command-line flags: TOML tables) ----
     #: Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a list of
@@ -155,7 +158,7 @@ class Config:
     #: ``forward-tcp-upstream`` (TCP only; default false), ``forward-tls-upstream`` (DNS over
     #: TLS, see ``tls-cert-bundle``; default false). Questions at or below the name go
     #: to those recursive resolvers (RD set); the deepest forward or stub zone wins. Their
-    #: answers are not DNSSEC-validated.
+    #: answers are DNSSEC-validated when validation is on (see ``domain-insecure``).
     forward_zone: tuple[Any, ...] = ()
     #: Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as
     #: ``forward-addr``). The given servers are asked as the zone's authorities (RD clear)
@@ -254,8 +257,10 @@ class Config:
     do_ip4: bool = True
     #: Never send a query to a loopback authority address (127.0.0.0/8, ::1), whatever a
     #: zone's NS and glue say, so a zone cannot point the resolver at services on its own
-    #: host (Unbound's ``do-not-query-localhost``). A lab of authorities on loopback turns
-    #: it off.
+    #: host (Unbound's ``do-not-query-localhost``); stub zones' addresses too. A forward
+    #: zone's addresses are the operator's own choice and are asked even on loopback (a local
+    #: forwarder is the usual case), where Unbound wants this switch off for them. A lab of
+    #: authorities on loopback turns it off.
     do_not_query_localhost: bool = True
     #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
     #: it the server is tried again (Unbound's ``infra-host-ttl``).
@@ -649,10 +654,11 @@ SETTINGS = tuple(f.name for f in fields(Config) if f.name != "config_file")
 ALIASES = {"ipv6": "do_ip6"}
 
 #: What a reload cannot change: sockets, processes, the resolver's construction, the user.
+#: (The pidfile is written before privileges are dropped; serve-stale, prefetch and the query
+#: log are applied by ``Server.apply``, the query log's turning on at restart where corenet's
+#: C listener answers hits.)
 RESTART_SETTINGS = ("listen", "workers", "metrics", "control", "upstream_port", "root_hints",
-                    "cache_size", "trust_anchor", "validate", "user",
-                    "serve_stale", "serve_stale_window", "serve_stale_ttl", "prefetch",
-                    "prefetch_min_hits", "pidfile", "log_queries",
+                    "cache_size", "trust_anchor", "validate", "user", "pidfile",
                     "cache_min_ttl", "cache_max_ttl", "cache_max_negative_ttl", "harden_glue",
                     "domain_insecure", "limits")
 RESTART_SETTINGS += CACHEDB_SETTINGS

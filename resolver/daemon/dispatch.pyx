@@ -163,17 +163,27 @@ cdef class Dispatch:
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
                    bint busy=False) except -1:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
-        False when the query was dropped (overload): ``send`` will never be called. With
+        False when the query was dropped (overload, a deny zone, too short to answer):
+        ``send`` will never be called, so a caller counting queries in flight (a TCP or
+        DoH connection) releases this one. With
         ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
         a flood's sources cannot crowd out a client that asks now and then."""
         if (q[2] & 0x79) != 0x01:
-            # RD clear (no recursion) or an opcode other than QUERY: never a resolution. A
-            # cache probe (QUERY, RD clear) is answered only to a client that may snoop.
-            if (q[2] & 0x78) == 0 and not self.may_snoop(addr):
-                out = None
-            else:
+            # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
+            # Local data answers whatever RD says; a cache probe (QUERY, RD clear) is
+            # answered from the cache only to a client that may snoop.
+            out = None
+            snoop = (q[2] & 0x78) != 0 or self.may_snoop(addr)
+            if (q[2] & 0x78) == 0:
+                out = self.resolver.local_answer(q)
+                if out == "drop":
+                    return False            # a deny zone: no answer, as with RD set
+                if out is None and not snoop:
+                    self.counters.refused_acl += 1
+            hit = False
+            if out is None and snoop:
                 out = self.resolver.resolve_cached(q)
-            hit = out is not None
+                hit = out is not None
             if out is None:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
             self.answer(q, out, transport, send, t0, addr[0] if addr else None, hit)
@@ -204,7 +214,10 @@ cdef class Dispatch:
             d = self.resolver.start_miss(q, done, self.loop)
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
-        if d is None or type(d) is bytes:
+        if d is None:                   # dropped (a deny zone, a query too short)
+            self.resolved(q, client, transport, send, t0, None, None)
+            return False
+        if type(d) is bytes:
             self.resolved(q, client, transport, send, t0, None, d)
         elif not d.finished:
             self.misses[d] = t0

@@ -141,7 +141,8 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self._answer(rid, out)
 
         if not s._miss(q, self.peer, self.label, done, t0):
-            # Dropped for overload: the stream still gets an answer (SERVFAIL), not a hang.
+            # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
+            # not a hang.
             self.inflight -= 1
             self._answer(rid, error(q, 2))
 

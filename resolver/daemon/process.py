@@ -306,8 +306,14 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
             return {"ok": True, "stats": server.stats()}
         if cmd == "flush":
             name = req.get("name")
-            server.resolver.flush(name)
-            return {"ok": True, "flushed": name or "everything"}
+            r = server.resolver
+            out = {"ok": True, "flushed": name or "everything"}
+            if name and r.shared is not None:      # the name's entries in Redis go too
+                import dns.name
+                out["shared_deleted"] = await r.shared.forget(r, dns.name.from_text(name)
+                                                              .to_wire())
+            r.flush(name)
+            return out
         if cmd == "reload":
             return do_reload()
         if cmd == "status":
@@ -468,8 +474,13 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
             return await reload()
         if cmd == "flush":
             answers, errors = await ask_all(req)
-            return {"ok": not errors, "workers": len(answers),
-                    **({"error": "; ".join(errors)} if errors else {})}
+            out = {"ok": not errors, "workers": len(answers),
+                   **({"error": "; ".join(errors)} if errors else {})}
+            deleted = [a["shared_deleted"] for a in answers if "shared_deleted" in a]
+            if deleted:          # each worker deletes the same keys: the first one counts them
+                out["shared_deleted"] = (None if all(d is None for d in deleted)
+                                         else sum(d or 0 for d in deleted))
+            return out
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     # A worker is ready once it answers as the user it runs as for good: the parent drops

@@ -50,6 +50,9 @@ class Server(Dispatch):
         self.snoop = ACL(cfg.allow_snoop)
         self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
+        #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
+        #: reload that turned prefetching off
+        self.prefetch_base = cfg.limits.prefetch_fraction
         if cfg.log_queries:
             from resolver.daemon.querylog import QueryLog
             self.query_log = QueryLog()
@@ -136,8 +139,11 @@ class Server(Dispatch):
         if self.drop_unusable(q):
             return
         c = self.counters
-        if not self.allowed(addr) or (q[2] & 0x79) == 0 and not self.may_snoop(addr):
-            c.refused_acl += 1              # outside the ACL, or a cache probe (RD clear)
+        if (q[2] & 0x79) == 0 and self.allowed(addr):
+            self._miss(q, addr, "udp", send, time.monotonic())     # RD clear: dispatch's rules
+            return
+        if not self.allowed(addr):
+            c.refused_acl += 1              # outside the ACL
             out = error(q, 5)
             if self.query_log is not None and out is not None:
                 self.query_log(addr[0] if addr else None, q, out, "udp", 0.0, False)
@@ -216,6 +222,7 @@ class Server(Dispatch):
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
+        self._apply_service(cfg, need_restart)
         zones = make_zones(cfg)
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
@@ -224,6 +231,26 @@ class Server(Dispatch):
             listener.reload(cfg)           # new handshakes take the new certificate
         logging.getLogger().setLevel(cfg.log_level)
         return need_restart
+
+    def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
+        """serve-stale and prefetch (the engine's limits and the C listener's prefetch
+        point), and the query log: off at once, on where no C listener answers hits
+        without it (else at restart, added to ``need_restart``)."""
+        limits = engine_limits(cfg, self.resolver.limits.replace(
+            prefetch_fraction=self.prefetch_base))
+        if limits != self.resolver.limits:
+            self.resolver.set_limits(limits)
+            for u in self.udp:
+                if isinstance(u, udp_listener.UDPListener):
+                    u.prefetch_fraction = limits.prefetch_fraction
+        if not cfg.log_queries:
+            self.query_log = None
+        elif self.query_log is None:
+            if any(isinstance(u, udp_listener.UDPListener) for u in self.udp):
+                need_restart.append("log_queries")
+            else:
+                from resolver.daemon.querylog import QueryLog
+                self.query_log = QueryLog()
 
     def stats(self) -> dict:
         """Every figure of this process, JSON-ready (metrics and `stats` print these)."""
@@ -343,11 +370,7 @@ def make_resolver(cfg: Config) -> Resolver:
     if zones is not None:
         kw["zones"] = zones
         log.info("zones: %s", zones.describe())
-    r = Resolver(cfg.root_hints, **kw)
-    if r.dnssec is not None and cfg.forward_zone:
-        log.warning("answers from forward zones (%s) are not DNSSEC-validated",
-                    ", ".join(z.name for z in cfg.forward_zone))
-    return r
+    return Resolver(cfg.root_hints, **kw)
 
 
 def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:

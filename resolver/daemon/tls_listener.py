@@ -53,10 +53,6 @@ class ServerTLS(tls.SSLProtocol):
     hold every slot for the handshake timeout."""
 
     _client = None      # the peer's address while its handshake counts
-    #: The receive buffer of each connection, bytes (asyncio's default, 256 KiB, costs a
-    #: quarter of a megabyte per client and its clearing shows in the handshake's CPU; two
-    #: full TLS records fit in this).
-    max_size = 32 * 1024
 
     def __init__(self, loop, app_protocol, context: ssl.SSLContext,
                  listener: "TLSListener", handshake_timeout: float) -> None:

@@ -60,7 +60,7 @@ cdef class UDPListener(FdWatcher):
     cdef object table           # the engine's message cache (an OrderedDict)
     cdef object move_to_end
     cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
-    cdef double prefetch_fraction
+    cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
@@ -238,16 +238,16 @@ cdef class UDPListener(FdWatcher):
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
             snoop = self.snoop.n > 0 and self.snoop.allows_raw(family, addr)
-            # Outside the ACL, or a cache probe (QUERY with RD clear) from a client that may
-            # not snoop on what others asked: REFUSED.
-            if (not snoop and not self.acl.allows_raw(family, addr)
-                    or (p[2] & 0x79) == 0 and not snoop):
+            if not snoop and not self.acl.allows_raw(family, addr):     # outside the ACL
                 self.refused += 1
                 out = error(PyBytes_FromStringAndSize(<char*>p, n), 5)     # REFUSED
                 self.keep.append(out)
                 cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
                 continue
-            if not self._hit(i, p, n, now):
+            # A cache probe (QUERY with RD clear) from a client that may not snoop on what
+            # others asked never reads the cache: the engine answers it from local data, or
+            # REFUSED.
+            if ((p[2] & 0x79) == 0 and not snoop) or not self._hit(i, p, n, now):
                 # Behind (past the quota): hits first; a miss goes on only if its client has
                 # none in flight (the engine decides), and past twice the quota not at all.
                 over = self.behind and self.wakeup_misses >= self.quota

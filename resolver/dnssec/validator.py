@@ -120,6 +120,16 @@ def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
     return min(max(sig.original_ttl, min_ttl), left if left < 0x80000000 else 0)
 
 
+def _up(name: bytes):
+    """``name`` lower-cased, then each of its ancestors, the root last."""
+    cur = name.lower()
+    while True:
+        yield cur
+        if len(cur) <= 1:
+            return
+        cur = parent(cur)
+
+
 def _signer(sigs: list) -> bytes | None:
     for s in sigs:
         p = parse_sig(s[4])
@@ -136,6 +146,9 @@ class Validator:
         self.anchors = anchors
         #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
         self.insecure = frozenset(n.lower() for n in insecure)
+        #: names (lower-cased wire) of the forward and stub zones: a zone at or below one
+        #: that its signed parent proves absent is insecure, not bogus (``Resolver.set_zones``)
+        self.configured: frozenset = frozenset()
         self.nsec_cache = NsecCache() if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
@@ -149,15 +162,33 @@ class Validator:
         them (an anchor at or below the insecure point wins, as in Unbound)."""
         if not self.insecure:
             return False
-        cur = name.lower()
-        while True:
+        for cur in _up(name):
             if cur in self.anchors:
                 return False
             if cur in self.insecure:
                 return True
-            if len(cur) <= 1:
-                return False
-            cur = parent(cur)
+        return False
+
+    def configured_view(self, name: bytes) -> bool:
+        """``name`` is at or below a forward or stub zone (``configured``)."""
+        return bool(self.configured) and any(cur in self.configured for cur in _up(name))
+
+    def _zone_of(self, it, name: bytes):
+        """Generator: the zone whose keys should sign ``name``'s data when it carries no
+        signature. The iterator's closest known cut; for a forwarded answer (``it`` has
+        ``find_zone``) an enclosing zone already proven insecure (nothing below it can be
+        secure without a trust anchor), else what its servers' SOA says."""
+        find = getattr(it, "find_zone", None)
+        if find is None:
+            return it.zone_of(name)
+        now = it.clock()
+        for cur in _up(name):
+            if cur in self.anchors:
+                break
+            e = self.zones.get(cur)
+            if e is not None and e.status == INSECURE and e.expires >= now:
+                return cur
+        return (yield from find(name))
 
     def validate(self, res, it):
         """Generator run by the iterator: returns ``res`` (or a refetched Result) with
@@ -313,7 +344,7 @@ class Validator:
         signer = _signer(sigs)
         if signer is None or not is_subdomain(owner, signer) or (
                 rdtype == DS and len(signer) >= len(owner)):
-            zone = it.zone_of(parent(owner) if rdtype == DS else owner)
+            zone = yield from self._zone_of(it, parent(owner) if rdtype == DS else owner)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE, None, zone
@@ -406,7 +437,7 @@ class Validator:
                 if signer is not None:
                     break
         if signer is None or not is_subdomain(name, signer):
-            zone = it.zone_of(parent(name) if qtype == DS else name)
+            zone = yield from self._zone_of(it, parent(name) if qtype == DS else name)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
                 return INSECURE
@@ -563,13 +594,15 @@ class Validator:
         auth = _group(res.authority)
         if res.rcode == NXDOMAIN:
             st = yield from self._denial(ctx, it, res, zone, DS, auth)
-            if st == INSECURE:
+            if st == INSECURE or self.configured_view(zone):
+                # A zone the public tree denies, served by configured servers: no DS can
+                # lead to it, so nothing there can be proven secure.
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
             raise Bogus(f"{to_text(zone)} signs data but does not exist", EDE_DNSKEY_MISSING)
         signer = next((s for s in (_signer(g[4]) for g in auth if g[1] in (SOA, NSEC, NSEC3))
                        if s is not None), None)
         if signer is None or not is_subdomain(zone, signer) or len(signer) >= len(zone):
-            pz = it.zone_of(parent(zone))
+            pz = yield from self._zone_of(it, parent(zone))
             pk = yield from self._zone_keys(ctx, it, pz)
             if pk.status == INSECURE:
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)

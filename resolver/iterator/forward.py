@@ -13,18 +13,30 @@ With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
 iterator ``fallback()`` makes (recursion), within the same time limit. ``ports`` maps a
 server's name in ``servers`` to the (address, port) it is asked at; ``transport`` "tcp"
-sends every query over TCP, "tls" over DNS over TLS through ``tls``, the pair (the
-resolver's ``resolver.upstream.dot.DoTUpstreams``, the zone's ``Route``).
+sends every query over TCP; ``tls``, the pair (the resolver's
+``resolver.upstream.dot.DoTUpstreams``, server name -> (authentication name, CA file)),
+sends the queries to those servers over DNS over TLS.
+
+With ``dnssec`` (a :class:`resolver.dnssec.Validator`) the forwarded answer is validated
+like a recursive one: the validator runs inside this state machine and its DS and DNSKEY
+lookups (:meth:`Forwarder.lookup`) go where ``route(name, rdtype)`` sends them (the
+deepest forward or stub zone holding the name, a DS by its parent; else recursion), within
+the question's query budget and time limit. Where an answer carries no signature, the
+zone that should have signed it is found from the SOA its servers give for the name
+(:meth:`Forwarder.find_zone`).
 """
 from __future__ import annotations
 
 import logging
 
+from resolver.iterator.algorithm import _Exhausted
 from resolver.iterator.events import Query, Reply, Result
+from resolver.wire.codec import WireError, is_subdomain, parse_response
 
 log = logging.getLogger("resolver.iterator")
 
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+SOA = 6
 ROOT = b"\x00"
 
 
@@ -33,7 +45,8 @@ class Forwarder:
 
     def __init__(self, qname: bytes, qtype: int, qclass: int, servers: list[str], clock,
                  limits, *, ports: dict | None = None, transport: str = "udp",
-                 fallback=None, tls=None) -> None:
+                 fallback=None, dnssec=None, cache=None, route=None,
+                 zone: bytes = ROOT, tls=None) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
         self.servers = list(servers)
         self.clock = clock
@@ -41,7 +54,6 @@ class Forwarder:
         self.t0 = clock()
         self.deferred = None         # nothing to store after the answer: the driver caches it
         self.queries = 0
-        self.last = "no forwarder answered"
         self.result: Result | None = None
         #: read by the driver (resolver.resolution) when it starts
         self.ports = ports
@@ -52,46 +64,127 @@ class Forwarder:
         if fallback is not None:
             self.most = min(self.most, len(self.servers) * limits.max_tries_per_server)
         self.recursion = None        # the fallback's iterator, once forwarding gave up
-        self.failed: set[str] = set()    # servers that failed this question
+        #: the validator, and what its lookups read (the Iterator's names for them)
+        self.dnssec = dnssec
+        self.cache = cache
+        self.route = route
+        #: the forward zone's name (wire): the shallowest zone its answers are taken from
+        self.zone = zone
+        self.aggressive: set = set()     # never synthesizes: read by the validator
+        self._gen = self._run()
 
+    # ---- driver API ------------------------------------------------------------------------
     def start(self):
-        return self._ask()
+        return self._step(None)
 
     def feed(self, event):
-        if self.recursion is not None:
-            return self.recursion.feed(event)
-        if isinstance(event, Reply):
-            m = event.parsed
-            if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
-                self.result = Result(m.rcode, answer=list(m.answer),
-                                     authority=list(m.authority))
-                return self.result
-            self.last = f"{event.server} answered rcode {m.rcode}"
-        else:
-            self.last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
-        self.failed.add(event.server)
-        return self._ask()
+        return self._step(event)
 
     def store_deferred(self) -> None:
         if self.recursion is not None and self.recursion.deferred:
             self.recursion.store_deferred()
 
-    def _ask(self):
-        if self.fallback is not None and self.queries >= self.most:
-            log.info("forwarders failed (%s): recursing", self.last)
+    def _step(self, event):
+        try:
+            return self._gen.send(event)
+        except StopIteration as stop:
+            self.result = stop.value
+            return stop.value
+
+    # ---- the question ----------------------------------------------------------------------
+    def _run(self):
+        res = yield from self.ask(self.qname, self.qtype, first=self.fallback is not None)
+        if res is None:
+            log.info("forwarders failed: recursing")
             self.recursion = self.fallback()
             self.recursion.t0 = self.t0           # one time limit for the whole question
-            return self.recursion.start()
-        if (self.queries >= self.most
-                or self.clock() - self.t0 > self.limits.max_query_time):
-            log.info("SERVFAIL forwarding: %s", self.last)
-            self.result = Result(SERVFAIL, reason=self.last,
-                                 time_exhausted=self.clock() - self.t0
-                                 > self.limits.max_query_time)
-            return self.result
-        self.queries += 1
-        servers = [s for s in self.servers if s not in self.failed] if self.failed else None
-        if not servers:
-            servers = self.servers
-            self.failed.clear()           # every one failed once: each may be asked again
-        return Query(self.qname, self.qtype, self.qclass, ROOT, servers, rd=True)
+            action = self.recursion.start()
+            while not isinstance(action, Result):
+                action = self.recursion.feed((yield action))
+            return action
+        if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
+            res = yield from self.dnssec.validate(res, self)
+        return res
+
+    def ask(self, qname: bytes, qtype: int, first: bool = False):
+        """Generator: asks the forwarders ``qname``/``qtype`` until one answers with NOERROR
+        or NXDOMAIN (the Result), or SERVFAIL once the query budget or the time limit is
+        spent. With ``first``, None once each forwarder had its tries (forward-first)."""
+        failed: set[str] = set()          # servers that failed this question
+        last = "no forwarder answered"
+        sent = 0
+        lim = self.limits
+        while True:
+            if first and sent >= self.most:
+                log.info("forwarders failed (%s)", last)
+                return None
+            spent = self.clock() - self.t0 > lim.max_query_time
+            if self.queries >= lim.max_upstream_queries or spent:
+                log.info("SERVFAIL forwarding: %s", last)
+                return Result(SERVFAIL, reason=last, time_exhausted=spent)
+            self.queries += 1
+            sent += 1
+            servers = [s for s in self.servers if s not in failed] if failed else None
+            if not servers:
+                servers = self.servers
+                failed.clear()           # every one failed once: each may be asked again
+            event = yield Query(qname, qtype, self.qclass, ROOT, servers, rd=True)
+            if isinstance(event, Reply):
+                m = event.parsed
+                try:
+                    if m is None:
+                        m = parse_response(event.wire, lim.max_pointer_jumps,
+                                           lim.max_records_per_section)
+                except WireError as exc:
+                    last = f"{event.server} sent a malformed reply: {exc}"
+                    failed.add(event.server)
+                    continue
+                if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
+                    return Result(m.rcode, answer=list(m.answer), authority=list(m.authority))
+                last = f"{event.server} answered rcode {m.rcode}"
+            else:
+                last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
+            failed.add(event.server)
+
+    # ---- what the validator calls ----------------------------------------------------------
+    def lookup(self, name: bytes, rdtype: int):
+        """Generator: ``name``/``rdtype`` asked where ``route`` sends it (these forwarders
+        without one), within this question's time limit: the Result, unvalidated."""
+        sub = self.route(name, rdtype, self.qclass) if self.route is not None else None
+        if sub is None:
+            return (yield from self.ask(name, rdtype))
+        sub.t0 = self.t0
+        try:
+            return (yield from sub.lookup(name, rdtype))
+        except _Exhausted as exc:
+            return Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
+
+    def zone_of(self, name: bytes) -> bytes:
+        """The closest zone cut the cache knows for ``name`` at or below the forward zone
+        (the forward zone's own name when the cache knows none below it)."""
+        floor = self.zone if is_subdomain(name, self.zone) else ROOT
+        if self.cache is not None:
+            peek = self.cache.rrsets.lru.peek
+            now = self.clock()
+            cur = name.lower()
+            while len(cur) > len(floor):
+                e = peek((cur, 2, self.qclass))
+                if e is not None and e.negative is None and e.rdatas and e.expires >= now:
+                    return cur
+                cur = cur[cur[0] + 1:]
+        return floor
+
+    def find_zone(self, name: bytes):
+        """Generator: the zone ``name`` belongs to, as the SOA its servers send with it
+        (in the answer at a zone's apex, in the authority section of a negative answer
+        below it) says; ``zone_of`` when they send none that encloses the name."""
+        res = yield from self.lookup(name, SOA)
+        best = None
+        for r in res.answer + res.authority:
+            if r[1] == SOA and is_subdomain(name, r[0]) and (best is None
+                                                             or len(r[0]) > len(best)):
+                best = r[0].lower()
+        known = self.zone_of(name)
+        if best is None or len(best) < len(known):
+            return known
+        return best

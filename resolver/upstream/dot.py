@@ -49,16 +49,6 @@ COUNTERS = ("connections", "queries", "idle_closed", "unmatched", "resent", "fai
             "failed_full")
 
 
-class Route:
-    """A forward zone's servers over TLS: the authentication name of each (by the server's
-    key, ``resolver.zones.Upstream.key``) and the CA file (None: the system's store)."""
-
-    __slots__ = ("auth", "cafile")
-
-    def __init__(self, auth: dict[str, str], cafile: str | None = None) -> None:
-        self.auth, self.cafile = auth, cafile
-
-
 class Full(Exception):
     """The connection already has its most queries outstanding."""
 
@@ -352,16 +342,16 @@ class DoTUpstreams:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._warned: dict[str, float] = {}
 
-    def query(self, route: Route, auth: str, loop, addr: str, port: int, wire: bytes,
+    def query(self, loop, addr: str, port: int, auth: str, cafile: str | None, wire: bytes,
               qid: int, question: bytes, timeout: float, limits, on_done,
               stats=None) -> DoTQuery:
         """Sends one query to ``addr``:``port`` over TLS, its certificate checked against
-        ``auth`` and ``route.cafile``, on the connection to it (opened if there is none).
-        Raises UpstreamFailure when it cannot be sent at all."""
-        key = (loop, addr, port, auth, route.cafile)
+        the name ``auth`` and the CAs of ``cafile`` (None: the system's), on the connection
+        to it (opened if there is none). Raises UpstreamFailure when it cannot be sent."""
+        key = (loop, addr, port, auth, cafile)
         conn = self.conns.get(key)
         if conn is None:
-            ctx = self.context(route.cafile)
+            ctx = self.context(cafile)
             try:
                 conn = DoTConnection(self, key, loop, addr, port, auth, ctx, limits)
             except OSError as exc:
@@ -443,4 +433,4 @@ class DoTUpstreams:
             conn._abort(UpstreamFailure(f"{conn.name}: the resolver is closing"), now=True)
 
 
-__all__ = ["ALPN", "DoTConnection", "DoTQuery", "DoTUpstreams", "Pipeline", "Route"]
+__all__ = ["ALPN", "DoTConnection", "DoTQuery", "DoTUpstreams", "Pipeline"]

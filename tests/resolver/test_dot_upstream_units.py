@@ -49,9 +49,12 @@ def test_forward_zone_tls_form_needs_an_authentication_name():
                       "forward-addr": ["192.0.2.1@8853#dns.corp.example", "192.0.2.2#dns.test",
                                        "2001:db8::1#DNS.Test."]})
     assert z.transport == "tls"
-    assert [(s.key, s.auth) for s in z.servers] == [
-        ("192.0.2.1@8853", "dns.corp.example"), ("192.0.2.2@853", "dns.test"),
-        ("2001:db8::1@853", "dns.test")]
+    assert [(s.addr, s.port, s.auth) for s in z.servers] == [
+        ("192.0.2.1", 8853, "dns.corp.example"), ("192.0.2.2", 853, "dns.test"),
+        ("2001:db8::1", 853, "dns.test")]
+    # the key names the server to the driver: with its name, unique across zones
+    assert [s.key for s in z.servers] == ["192.0.2.1@8853#dns.corp.example",
+                                          "192.0.2.2@853#dns.test", "2001:db8::1@853#dns.test"]
     assert str(z.servers[0]) == "192.0.2.1@8853#dns.corp.example"
     # forward-tls-upstream wins over forward-tcp-upstream (TLS runs over TCP anyway)
     assert forward_zone({"name": "a.", "forward-tls-upstream": True,
@@ -93,8 +96,9 @@ def test_tls_cert_bundle_setting_is_checked_and_reaches_the_tls_zones(tmp_path):
     zones = make_zones(cfg)
     tls = zones.match(b"\x01x\x03tls\x04test\x00")
     assert tls.zone.tls_cert_bundle == str(ca.pem)
-    assert tls.tls.cafile == str(ca.pem) and tls.tls.auth == {"127.0.0.1@8853": "dns.test"}
-    assert tls.ports == {"127.0.0.1@8853": ("127.0.0.1", 8853)}
+    assert tls.tls == {"127.0.0.1@8853#dns.test": ("dns.test", str(ca.pem))}
+    assert zones.tls == tls.tls                 # every TLS zone's servers, for the driver
+    assert tls.ports == {"127.0.0.1@8853#dns.test": ("127.0.0.1", 8853)}
     assert zones.match(b"\x01x\x03udp\x04test\x00").tls is None
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")

@@ -28,7 +28,7 @@ from dnslab import zones as Z
 from dnslab.unbound import UNBOUND, launch, server_lines
 from procs import stop as stop_process
 from resolver.limits import DEFAULT
-from resolver.upstream.dot import DoTUpstreams, Route
+from resolver.upstream.dot import DoTUpstreams
 from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout
 from resolver.zones import ForwardZone, Upstream, Zones
 from tls_certs import CA, SERVER_NAME
@@ -264,9 +264,8 @@ def send(pool: DoTUpstreams, pki, port: int, name: str, qid: int, on_done,
          timeout: float = 5.0, limits=DEFAULT):
     """Asks ``name`` A (message ID ``qid``) of the fake server on ``port`` through ``pool``."""
     wire = dns.message.make_query(name, "A", id=qid).to_wire()
-    return pool.query(Route({f"127.0.0.1@{port}": SERVER_NAME}, str(pki[0].pem)), SERVER_NAME,
-                      asyncio.get_running_loop(), "127.0.0.1", port, wire, qid, wire[12:],
-                      timeout, limits, on_done)
+    return pool.query(asyncio.get_running_loop(), "127.0.0.1", port, SERVER_NAME,
+                      str(pki[0].pem), wire, qid, wire[12:], timeout, limits, on_done)
 
 
 async def ask(pool: DoTUpstreams, pki, port: int, name: str, qid: int, timeout: float = 5.0):
@@ -477,7 +476,7 @@ def test_daemon_forwards_over_tls_from_its_config_and_counts_it(lab, pki, unboun
     d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
     try:
         r = d.ask("who.fwd.test.", "TXT")
-        assert r.rcode() == dns.rcode.NOERROR
+        assert r.rcode() == dns.rcode.NOERROR, d.log_text()[-3000:]
         assert [rd.to_text() for rr in r.answer for rd in rr] == ['"unbound-one"']
         for _ in range(3):                              # from the cache, or the same connection
             assert d.ask("who.fwd.test.", "TXT").rcode() == dns.rcode.NOERROR

@@ -90,8 +90,8 @@ def redis_server(tmp_path):
 def daemons(lab, tmp_path):
     started: list[Daemon] = []
 
-    def start(name: str, *args: str) -> Daemon:
-        d = Daemon(tmp_path / name, lab, *args).start()
+    def start(name: str, *args: str, ready: str = "ready") -> Daemon:
+        d = Daemon(tmp_path / name, lab, *args).start(ready=ready)
         started.append(d)
         return d
 

@@ -20,6 +20,7 @@ import pytest
 
 from ci_policy import unavailable
 from daemon_proc import ROOT, Daemon, free_port
+from netns_hosts import HostNetwork, start_dnsdist
 from procs import stop as stop_process
 from redis_proc import Redis
 from resolver.cache.shared import shared_key
@@ -31,40 +32,7 @@ DEPLOY = ROOT / "docs" / "deploy" / "shared-cache"
 BRIDGE, GATEWAY = "cn-lan0", "10.77.0.1"
 HOSTS = {"cn-host-1": "10.77.0.11", "cn-host-2": "10.77.0.12", "cn-host-3": "10.77.0.13"}
 SEED = "change-this-shared-secret"            # docs/deploy/shared-cache/resolver.toml
-
-
-def run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=10)
-
-
-def teardown_network() -> None:
-    for ns in HOSTS:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, timeout=10)
-
-
-def setup_network() -> None:
-    teardown_network()                                  # what a killed run left behind
-    run("ip", "link", "add", BRIDGE, "type", "bridge")
-    run("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
-    run("ip", "link", "set", BRIDGE, "up")
-    # Packets to and from the lab's 127.0.0.x cross the bridge: allowed on it alone.
-    run("sysctl", "-qw", f"net.ipv4.conf.{BRIDGE}.route_localnet=1")
-    for i, (ns, addr) in enumerate(HOSTS.items(), 1):
-        veth = f"cn-v{i}"
-        run("ip", "netns", "add", ns)
-        run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        run("ip", "link", "set", veth, "master", BRIDGE, "up")
-        inside = ["ip", "netns", "exec", ns]
-        run(*inside, "ip", "link", "set", "lo", "up")
-        run(*inside, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
-        run(*inside, "ip", "link", "set", "eth0", "up")
-        run(*inside, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1",
-            "net.ipv4.conf.eth0.route_localnet=1")
-        # Only 127.0.0.1 is this host's own; the rest of 127/8 (the lab) is over the bridge.
-        run(*inside, "ip", "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local")
-        run(*inside, "ip", "route", "replace", "local", "127.0.0.1", "dev", "lo", "table", "local")
-        run(*inside, "ip", "route", "add", "127.0.0.0/8", "via", GATEWAY, "src", addr)
+NETWORK = HostNetwork(BRIDGE, GATEWAY, HOSTS)
 
 
 class Cluster:
@@ -76,7 +44,7 @@ class Cluster:
         self.port = free_port()
 
     def start(self) -> "Cluster":
-        setup_network()
+        NETWORK.up()
         self.redis = Redis(self.workdir / "redis", host=GATEWAY, port=6379,
                            conf=str(DEPLOY / "redis.conf")).start()
         conf = (DEPLOY / "resolver.toml").read_text()
@@ -86,16 +54,13 @@ class Cluster:
         for ns, addr in HOSTS.items():
             self.hosts[ns] = Daemon(self.workdir / ns, self.lab, "--config", str(resolver_conf),
                                     "--listen", f"{addr}:53", listen=False, metrics=False,
-                                    wrap=("ip", "netns", "exec", ns)).start()
+                                    wrap=NETWORK.wrap(ns)).start()
         text = (DEPLOY / "dnsdist.conf").read_text()
         assert 'setLocal("127.0.0.1:53")' in text
         dconf = self.workdir / "dnsdist.conf"
         dconf.write_text(text.replace('setLocal("127.0.0.1:53")',
                                       f'setLocal("127.0.0.1:{self.port}")'))
-        self.dnsdist = subprocess.Popen(["dnsdist", "--supervised", "--disable-syslog", "-C",
-                                         str(dconf)], stdin=subprocess.DEVNULL,
-                                        stdout=open(self.workdir / "dnsdist.log", "wb"),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.dnsdist = start_dnsdist(dconf, self.workdir / "dnsdist.log")
         # Ready when every host has been health-checked and dnsdist answers.
         deadline = time.monotonic() + 20
         while True:
@@ -130,7 +95,7 @@ class Cluster:
             d.stop()
         if self.redis is not None:
             self.redis.stop()
-        teardown_network()
+        NETWORK.down()
 
 
 @pytest.fixture

@@ -163,6 +163,30 @@ def test_stub_zone_asks_its_servers_then_iterates_below(run, lab, lab_resolver, 
     run(go())
 
 
+def test_do_not_query_localhost_spares_forwarders_not_stub_servers(run, lab, lab_resolver,
+                                                                  fakes):
+    """With ``do-not-query-localhost`` on (the default), a forward zone's loopback server is
+    still asked: the operator named it, and a local forwarder is the usual case (Unbound
+    would want the switch off). A stub zone's loopback server is not asked, as an
+    authority learned from the DNS would not be."""
+    port = other_port(lab)
+    corp = fakes(FAKE_A, serve(ZoneAuthority.from_text("corp.test.", CORP)), port=port)
+
+    async def go():
+        fwd = lab_resolver(do_not_query_localhost=True, zones=Zones(forward=[ForwardZone(
+            "corp.test.", (Upstream(FAKE_A, port),))]))
+        assert addrs(await fwd.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
+        asked = len(corp.queries)
+        assert asked >= 1
+        stub = lab_resolver(do_not_query_localhost=True, zones=Zones(stub=[StubZone(
+            "corp.test.", (Upstream(FAKE_A, port),))]))
+        with pytest.raises(dns.resolver.NoNameservers):
+            await stub.resolve("host.corp.test.", "A")
+        assert len(corp.queries) == asked
+
+    run(go())
+
+
 def test_stub_zone_on_ipv6_with_a_resolver_that_asks_over_ipv4(run, lab, lab_resolver, fakes):
     """A stub server given by IPv6 address is asked even though the library resolver asks
     authorities over IPv4 only by default."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dns.flags
@@ -25,11 +26,12 @@ class Lab:
     """A DNS hierarchy on loopback, served by real NSD processes."""
 
     def __init__(self, workdir: Path, port: int, zone_texts: dict[str, str] | None = None,
-                 servers: tuple[Z.Server, ...] | None = None) -> None:
+                 servers: tuple[Z.Server, ...] | None = None, control: bool = False) -> None:
         self.workdir = Path(workdir)
         self.port = port
         self.zone_texts = Z.zone_texts() if zone_texts is None else zone_texts
         self.specs = Z.SERVERS if servers is None else servers
+        self.control = control
         self.root_hints: list[tuple[str, str]] = list(Z.ROOT_HINTS)
         self.servers: list[NsdServer] = []
         self._silent: list[socket.socket] = []
@@ -39,7 +41,7 @@ class Lab:
     @classmethod
     def start(cls, workdir: str | Path, *, port: int | None = None, timeout: float = 10.0,
               attempts: int = 3, zone_texts: dict[str, str] | None = None,
-              servers: tuple[Z.Server, ...] | None = None) -> "Lab":
+              servers: tuple[Z.Server, ...] | None = None, control: bool = False) -> "Lab":
         """Start the whole lab under ``workdir`` and return when every server answers.
 
         Without ``port`` a free one is picked; if another process takes it before NSD
@@ -54,7 +56,7 @@ class Lab:
         last: Exception | None = None
         for attempt in range(attempts if port is None else 1):
             p = port if port is not None else pick_port(addresses)
-            lab = cls(Path(workdir) / f"lab-{p}-{attempt}", p, zone_texts, servers)
+            lab = cls(Path(workdir) / f"lab-{p}-{attempt}", p, zone_texts, servers, control)
             try:
                 lab._start(timeout)
                 return lab
@@ -81,6 +83,13 @@ class Lab:
         if tcp:
             return dns.query.tcp(q, address, port=self.port, timeout=timeout)
         return dns.query.udp(q, address, port=self.port, timeout=timeout, ignore_trailing=False)
+
+    def queries_received(self) -> int:
+        """Queries every server of the lab has received since it started, summed (the lab
+        must have been started with ``control``): upstream queries counted at the
+        authorities, whichever resolver sent them. The servers are read in parallel."""
+        with ThreadPoolExecutor(len(self.servers) or 1) as pool:
+            return sum(pool.map(NsdServer.queries_received, self.servers))
 
     def server(self, address: str) -> NsdServer:
         for s in self.servers:
@@ -122,7 +131,7 @@ class Lab:
         for spec in self.specs:
             zones = {origin: texts[origin] for origin in spec.zones}
             workdir = self.workdir / spec.address
-            self.servers.append(NsdServer(workdir, spec.address, self.port, zones))
+            self.servers.append(NsdServer(workdir, spec.address, self.port, zones, self.control))
         try:
             self._silent = self._hold_silent()
         except OSError as e:

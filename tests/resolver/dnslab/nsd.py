@@ -1,9 +1,11 @@
 """One NSD process serving some zones on one address: config, start, readiness, stop.
 
 Debian's NSD, run in the foreground (``-d``) in its own process group, with every file it
-writes kept in its own directory, no privilege drop, no control socket and response rate
-limiting off (NSD's default of 200 answers/s per source would drop a resolver's answers
-under load).
+writes kept in its own directory, no privilege drop and response rate limiting off (NSD's
+default of 200 answers/s per source would drop a resolver's answers under load). With
+``control`` it listens for ``nsd-control`` on a Unix socket in its directory (no keys or
+certificates: the file's permissions guard it), so a test can read how many queries it
+received.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import dns.query
 from procs import reap
 
 NSD = shutil.which("nsd") or "/usr/sbin/nsd"
+NSD_CONTROL = shutil.which("nsd-control") or "/usr/sbin/nsd-control"
 
 
 class LabError(RuntimeError):
@@ -27,11 +30,13 @@ class LabError(RuntimeError):
 
 
 class NsdServer:
-    def __init__(self, workdir: Path, address: str, port: int, zones: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, address: str, port: int, zones: dict[str, str],
+                 control: bool = False) -> None:
         self.workdir = workdir
         self.address = address
         self.port = port
         self.zones = zones  # origin -> zone text
+        self.control = control
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -63,8 +68,11 @@ class NsdServer:
             "  rrl-ratelimit: 0",
             "  rrl-whitelist-ratelimit: 0",
             "remote-control:",
-            "  control-enable: no",
         ]
+        if self.control:
+            conf += ["  control-enable: yes", f'  control-interface: "{w}/nsd.ctl"']
+        else:
+            conf += ["  control-enable: no"]
         for i, (origin, text) in enumerate(sorted(self.zones.items())):
             fname = f"zone{i:03d}.zone"
             (w / fname).write_text(text)
@@ -94,6 +102,27 @@ class NsdServer:
             return True
         except (dns.exception.Timeout, OSError, dns.exception.DNSException):
             return False
+
+    def queries_received(self, timeout: float = 5.0) -> int:
+        """How many queries this server has received since it started (NSD's ``num.queries``,
+        read with ``nsd-control stats_noreset``). Needs ``control``; retried until
+        ``timeout`` while the control socket is not up yet."""
+        if not self.control:
+            raise LabError(f"nsd on {self.address} runs without a control socket")
+        if not os.path.exists(NSD_CONTROL):
+            raise LabError("nsd-control is not installed (Debian package 'nsd')")
+        deadline = time.monotonic() + timeout
+        while True:
+            r = subprocess.run([NSD_CONTROL, "-c", str(self.workdir / "nsd.conf"),
+                                "stats_noreset"], capture_output=True, text=True,
+                               timeout=timeout)
+            for line in r.stdout.splitlines() if r.returncode == 0 else ():
+                if line.startswith("num.queries="):
+                    return int(line.split("=", 1)[1])
+            if time.monotonic() > deadline:
+                raise LabError(f"nsd-control on {self.address}: exit {r.returncode}: "
+                               f"{(r.stderr or r.stdout)[-500:]}")
+            time.sleep(0.05)
 
     def failure(self) -> str | None:
         """Why the process died, when it has."""

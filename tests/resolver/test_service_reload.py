@@ -1,0 +1,108 @@
+"""serve-stale, prefetch and the query log change at reload (``Server.apply``), in the test's
+own process on every loop kind; the pidfile still needs a restart."""
+from __future__ import annotations
+
+import logging
+
+import dns.asyncquery
+import dns.message
+
+from daemon_proc import free_port
+from resolver.daemon import udp_listener
+from resolver.daemon.config import build
+from resolver.daemon.server import Server
+from resolver.limits import DEFAULT
+
+
+def _cfg(lab, listen, **kw):
+    return build(None, {"listen": [listen], "root_hints": None, "upstream_port": lab.port,
+                        "do_not_query_localhost": False, **kw})
+
+
+async def _serve(lab, **kw) -> Server:
+    import resolver
+
+    cfg = _cfg(lab, f"127.0.0.1:{free_port()}", **kw)
+    r = resolver.Resolver(lab.root_hints, port=lab.port, cache_size=cfg.cache_size,
+                          do_not_query_localhost=False)
+    s = Server(cfg, resolver=r)
+    await s.start()
+    return s
+
+
+def _listener_fractions(s: Server) -> set[float]:
+    return {u.prefetch_fraction for u in s.udp if isinstance(u, udp_listener.UDPListener)}
+
+
+def test_serve_stale_and_prefetch_change_at_reload(run, lab, loop_kind):
+    async def go():
+        s = await _serve(lab)
+        host, port = s.addresses[0]
+        listen = f"{host}:{port}"
+        r = s.resolver
+        try:
+            assert r.limits.stale_window == DEFAULT.stale_window > 0
+            assert r.limits.prefetch_fraction == DEFAULT.prefetch_fraction > 0
+            fast = bool(_listener_fractions(s))
+            assert fast == (loop_kind != "asyncio")
+            off = _cfg(lab, listen, serve_stale=False, prefetch=False, prefetch_min_hits=5,
+                       serve_stale_ttl=7)
+            assert s.apply(off) == []
+            assert (r.limits.stale_window, r.limits.prefetch_fraction,
+                    r.limits.prefetch_min_hits, r.limits.stale_answer_ttl) == (0, 0.0, 5, 7)
+            assert r.lv.stale_window == 0 and r.lv.prefetch_fraction == 0.0
+            assert r.cache.messages.limits.stale_window == 0
+            assert r.cache.limits.stale_window == 0
+            assert _listener_fractions(s) <= {0.0}
+            # a resolution still works and is cached under the new limits
+            q = dns.message.make_query("www.example.com.", "A")
+            assert (await dns.asyncquery.udp(q, host, port=port, timeout=5)).answer
+            on = _cfg(lab, listen, serve_stale_window=600)
+            assert s.apply(on) == []
+            assert r.limits.stale_window == 600
+            assert r.limits.prefetch_fraction == DEFAULT.prefetch_fraction
+            assert r.cache.messages.limits.stale_window == 600
+            if fast:
+                assert _listener_fractions(s) == {DEFAULT.prefetch_fraction}
+            # the pidfile is written before privileges drop: a restart
+            assert s.apply(_cfg(lab, listen, pidfile="/tmp/none.pid")) == ["pidfile"]
+        finally:
+            await s.stop(1.0)
+
+    run(go(), timeout=30)
+
+
+def test_query_log_changes_at_reload(run, lab, loop_kind, caplog):
+    """Off at once; on at once where no C listener answers hits (the query log was on at
+    start, or the loop is asyncio), else at restart."""
+    async def go():
+        s = await _serve(lab, log_queries=True)
+        host, port = s.addresses[0]
+        listen = f"{host}:{port}"
+        try:
+            assert s.query_log is not None and not _listener_fractions(s)
+            assert s.apply(_cfg(lab, listen, log_queries=False)) == []
+            assert s.query_log is None
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="resolver.queries"):
+                q = dns.message.make_query("www.example.com.", "A")
+                assert (await dns.asyncquery.udp(q, host, port=port, timeout=5)).answer
+                assert not [x for x in caplog.records if x.name == "resolver.queries"]
+                assert s.apply(_cfg(lab, listen, log_queries=True)) == []
+                assert (await dns.asyncquery.udp(q, host, port=port, timeout=5)).answer
+                lines = [x.getMessage() for x in caplog.records if x.name == "resolver.queries"]
+                assert len(lines) == 1 and "www.example.com" in lines[0]
+        finally:
+            await s.stop(1.0)
+        s = await _serve(lab)
+        try:
+            host, port = s.addresses[0]
+            restart = s.apply(_cfg(lab, f"{host}:{port}", log_queries=True))
+            if loop_kind == "asyncio":
+                assert restart == [] and s.query_log is not None
+            else:                        # the C listener answers hits without the log
+                assert restart == ["log_queries"] and s.query_log is None
+        finally:
+            await s.stop(1.0)
+
+    run(go(), timeout=30)
