@@ -83,6 +83,10 @@ def unbound(lab, pki, tmp_path_factory):
     ub.stop()
 
 
+#: servers never measured are asked in the zone's order (no random exploration)
+IN_ORDER = DEFAULT.replace(exploration=0.0)
+
+
 def dead_port() -> int:
     """A loopback TCP port nobody listens on (bound, then released)."""
     return free_tcp_port()
@@ -190,7 +194,7 @@ def test_fails_over_to_the_next_server_when_one_is_dead_or_unverified(run, lab_r
                                                                       unbound):
     ca = pki[0]
     dead = dead_port()
-    r = lab_resolver(zones=tls_zone("example.com.", [
+    r = lab_resolver(limits=IN_ORDER, zones=tls_zone("example.com.", [
         Upstream("127.0.0.1", dead, SERVER_NAME),                    # nobody listens
         Upstream("127.0.0.2", unbound.tls_port, SERVER_NAME),        # no Unbound there either
         Upstream(OTHER, unbound.tls_port, "wrong.example"),          # fails verification
@@ -219,7 +223,7 @@ def test_a_silent_server_times_out_and_the_next_one_answers(run, lab_resolver, p
         accepted = []
         silent = await loop.create_server(lambda: _Mute(accepted), "127.0.0.1", 0)
         port = silent.sockets[0].getsockname()[1]
-        r = lab_resolver(zones=tls_zone("example.com.", [
+        r = lab_resolver(limits=IN_ORDER, zones=tls_zone("example.com.", [
             Upstream("127.0.0.1", port, SERVER_NAME),
             Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca))
         try:
@@ -467,7 +471,7 @@ def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolv
 def test_daemon_forwards_over_tls_from_its_config_and_counts_it(lab, pki, unbound, tmp_path):
     ca = pki[0]
     conf = tmp_path / "fwd.toml"
-    conf.write_text(f'tls-cert-bundle = "{ca.pem}"\n'
+    conf.write_text(f'tls-cert-bundle = "{ca.pem}"\nexploration = 0.0\n'
                     '[[forward-zone]]\nname = "fwd.test."\nforward-tls-upstream = true\n'
                     f'forward-addr = ["127.0.0.1@{dead_port()}#{SERVER_NAME}", '
                     f'"127.0.0.1@{unbound.tls_port}#{SERVER_NAME}"]\n'
