@@ -1,0 +1,89 @@
+"""The DoH listener acknowledges at once a read that completed no request (a POST's HEADERS
+before its DATA): clients that write the two apart with Nagle's algorithm on would otherwise
+wait for Linux's delayed acknowledgement, 40 ms per query. Checked at the socket boundary
+with a recording transport: a timing would be the machine's, not the listener's."""
+from __future__ import annotations
+
+import socket
+import types
+
+import dns.message
+import h2.config
+import h2.connection
+
+from resolver.daemon.doh_listener import HTTPConnection
+from resolver.limits import DEFAULT
+
+
+class RecordingSocket:
+    def __init__(self) -> None:
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, name: int, value: int) -> None:
+        self.options.append((level, name, value))
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.sock = RecordingSocket()
+        self.sent = bytearray()
+
+    def get_extra_info(self, name, default=None):
+        return self.sock if name == "socket" else default
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _connection():
+    answers = []
+    server = types.SimpleNamespace(
+        cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
+        resolver=types.SimpleNamespace(limits=DEFAULT),
+        loop=types.SimpleNamespace(time=lambda: 0.0),
+        counters=types.SimpleNamespace(refused_acl=0),
+        _answer=lambda q, out, label, send, t0, *a: (answers.append(out), send(out)))
+    listener = types.SimpleNamespace(label="https", counts={})
+    conn = HTTPConnection(server, listener)
+    conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
+    conn._start(True)
+    return conn, answers
+
+
+QUICKACK = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+
+def test_a_post_head_without_its_body_is_acknowledged_at_once():
+    conn, answers = _connection()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    q = dns.message.make_query("www.example.com.", "A").to_wire()
+    client.send_headers(1, [(":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
+                            (":authority", "dns.test"),
+                            ("content-type", "application/dns-message"),
+                            ("content-length", str(len(q)))])
+    conn.data_received(client.data_to_send())      # preface, SETTINGS, HEADERS: no request
+    assert conn.transport.sock.options == [QUICKACK]
+    assert answers == []
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())      # the body: a whole request, answered
+    assert len(answers) == 1                       # (REFUSED: the test's client is not allowed)
+    assert conn.transport.sock.options == [QUICKACK]
+
+
+def test_a_whole_request_in_one_read_needs_no_early_acknowledgement():
+    conn, answers = _connection()
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    q = dns.message.make_query("www.example.com.", "A").to_wire()
+    client.send_headers(1, [(":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
+                            (":authority", "dns.test"),
+                            ("content-type", "application/dns-message"),
+                            ("content-length", str(len(q)))])
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert len(answers) == 1
+    assert conn.transport.sock.options == []
