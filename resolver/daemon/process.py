@@ -530,7 +530,8 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         state["status"] = 1
         stop.set()
     ready = not stop.is_set() and await workers_ready()
-    if not ready:
+    if not ready and not stop.is_set():
+        # A worker failed to start (a SIGTERM meanwhile is a stop like any other: status 0).
         state["status"] = 1
         stop.set()
     try:
