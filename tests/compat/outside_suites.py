@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -207,8 +208,16 @@ def run_suite(suite: Suite, loop: str, src: str, python: str, workdir: str,
     print(f"== {suite.name} on {loop} (log: {log})", flush=True)
     with open(log, "w") as out:
         subprocess.run(cmd, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT,
-                       timeout=3 * 3600)
+                       timeout=3 * 3600, preexec_fn=default_signal_handling)
     return outcomes(junit)
+
+
+def default_signal_handling() -> None:
+    """The suites' signal tests send SIGINT, SIGHUP and SIGQUIT to the processes they start and
+    expect them to die of it. A runner started in the background (nohup, or ``&`` in a
+    non-interactive shell) ignores these, and every process it starts would inherit that."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def outcomes(junit: str) -> dict[str, str]:
