@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,6 +59,10 @@ class Suite:
     env: dict[str, str] = field(default_factory=dict)
     # uvloop's suite: stock asyncio runs the AIO classes, the other loops the UV classes.
     twin_classes: bool = False
+    # Directories of the archive removed after unpacking: the package's uncompiled source,
+    # which the Python subprocesses the tests start (their sys.path begins with the working
+    # directory) would import instead of the installed package.
+    shadowing: tuple[str, ...] = ()
 
 
 # uvloop's tests that look up names only the host's resolver knows (example.com), which send
@@ -96,12 +101,13 @@ SUITES = {
         requirements=None, skip_requirements=(),
         extra=("aiohttp==3.14.5", "psutil==7.2.2", "pyOpenSSL==25.3.0", "pytest==9.2.0",
                "pytest-xdist==3.8.0", "pytest-timeout==2.4.0"),
-        # The suite's own options less --capture=no. importlib mode keeps the archive's
-        # uncompiled uvloop/ off sys.path: the tests import the installed wheel.
+        # The suite's own options less --capture=no; importlib mode imports the tests
+        # without putting the archive's directory on sys.path.
         pytest_args=("-o", "addopts=", "-p", "xdist", "--assert=plain", "--strict-markers",
                      "--tb=native", "--import-mode=importlib", "-o", "timeout=120",
                      *(f"--deselect=tests/{test}" for test in UVLOOP_OFF_MACHINE), "tests"),
         twin_classes=True,
+        shadowing=("uvloop",),
     ),
 }
 
@@ -170,6 +176,8 @@ def prepare(suite: Suite, workdir: str) -> tuple[str, str]:
              f"{suite.name}=={suite.version}", "-d", workdir])
         with tarfile.open(os.path.join(workdir, f"{suite.name}-{suite.version}.tar.gz")) as tar:
             tar.extractall(workdir, filter="data")
+    for name in suite.shadowing:
+        shutil.rmtree(os.path.join(src, name), ignore_errors=True)
     if not os.path.exists(python):
         run([sys.executable, "-m", "venv", venv])
         reqs = []
