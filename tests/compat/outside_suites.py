@@ -159,12 +159,16 @@ import os
 
 _kind = os.environ.get("OUTSIDE_SUITES_UVLOOP_IS", "")
 if _kind.startswith("corenet-"):
-    import corenet
-    import uvloop
+    try:
+        import uvloop
+    except ImportError:     # a Python without uvloop that a test started: nothing to replace
+        uvloop = None
+    if uvloop is not None:
+        import corenet
 
-    _trigger = _kind.split("-", 1)[1]
-    uvloop.new_event_loop = lambda: corenet.new_event_loop(trigger=_trigger)
-    uvloop.EventLoopPolicy = lambda: corenet.EventLoopPolicy(trigger=_trigger)
+        _trigger = _kind.split("-", 1)[1]
+        uvloop.new_event_loop = lambda: corenet.new_event_loop(trigger=_trigger)
+        uvloop.EventLoopPolicy = lambda: corenet.EventLoopPolicy(trigger=_trigger)
 '''
 
 
