@@ -13,7 +13,7 @@ the event loop policy by a small pytest plugin, so every ``asyncio.new_event_loo
 suite makes (aiohttp's ``loop`` fixture, anyio's runner, uvicorn's servers) is the loop
 under test; what a test builds explicitly (``asyncio.SelectorEventLoop()``) stays as it is.
 
-uvloop's suite has each test twice: in an AIO class, whose loop is ``asyncio.new_event_loop()``,
+uvloop's suite has most tests twice: in an AIO class, whose loop is ``asyncio.new_event_loop()``,
 and in a UV class, whose loop is ``uvloop.new_event_loop()``; some tests exist only in the UV
 classes (uvloop's own APIs). Stock asyncio runs the AIO classes, every other loop the UV
 classes: uvloop itself, and corenet with ``uvloop.new_event_loop`` and
