@@ -1,4 +1,5 @@
-"""Echo server benchmark: corenet (edge and level) next to stock asyncio, uvloop and rloop.
+"""Echo server benchmark: corenet (edge and level) next to stock asyncio, uvloop and rloop,
+and a plain C epoll server (``echo_server.c``, kind ``c-epoll``) as the floor.
 
 Each round of a cell starts a fresh server process per loop (Protocol, BufferedProtocol or
 streams), pinned to core 1, and drives them in turn, in short bursts, with a small C client
@@ -19,6 +20,7 @@ CORENET_BENCH_SHORT=1: one round of about a second per cell, enough to check it 
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -26,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -57,7 +60,25 @@ def available_kinds() -> list[str]:
             kinds.append(mod)
     if importlib.util.find_spec("corenet._loop") is not None:
         kinds += ["corenet-edge", "corenet-level"]
+    if shutil.which("gcc") is not None:
+        kinds.append(C_FLOOR)
     return kinds
+
+
+C_FLOOR = "c-epoll"
+_C_SERVER: list[str] = []
+
+
+def c_server() -> str:
+    """The C echo server, built with gcc on first use."""
+    if not _C_SERVER:
+        workdir = tempfile.mkdtemp(prefix="corenet-echo-")
+        atexit.register(shutil.rmtree, workdir, True)
+        out = os.path.join(workdir, "echo_server")
+        subprocess.run(["gcc", "-O2", "-o", out, os.path.join(HERE, "echo_server.c")],
+                       check=True)
+        _C_SERVER.append(out)
+    return _C_SERVER[0]
 
 
 KINDS = available_kinds()
@@ -194,9 +215,9 @@ def echo_client(tmp_path_factory) -> str:
 
 class Server:
     def __init__(self, kind: str, mode: str, pin: bool = True, size: int = 0) -> None:
+        program = [c_server()] if kind == C_FLOOR else [sys.executable, "-c", SERVER, kind]
         self.proc = subprocess.Popen(
-            (pinned(1) if pin else []) + [sys.executable, "-c", SERVER, kind, mode, str(SOCKBUF),
-                                          str(size)],
+            (pinned(1) if pin else []) + program + [mode, str(SOCKBUF), str(size)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
