@@ -56,8 +56,9 @@ def _connection():
 QUICKACK = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
-def test_a_post_head_without_its_body_is_acknowledged_at_once():
-    conn, answers = _connection()
+def _client_with_a_post_head():
+    """An HTTP/2 client that has written its preface and a DoH POST's HEADERS (stream 1),
+    and the query its DATA is to carry."""
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
     q = dns.message.make_query("www.example.com.", "A").to_wire()
@@ -65,6 +66,12 @@ def test_a_post_head_without_its_body_is_acknowledged_at_once():
                             (":authority", "dns.test"),
                             ("content-type", "application/dns-message"),
                             ("content-length", str(len(q)))])
+    return client, q
+
+
+def test_a_post_head_without_its_body_is_acknowledged_at_once():
+    conn, answers = _connection()
+    client, q = _client_with_a_post_head()
     conn.data_received(client.data_to_send())      # preface, SETTINGS, HEADERS: no request
     assert conn.transport.sock.options == [QUICKACK]
     assert answers == []
@@ -76,13 +83,7 @@ def test_a_post_head_without_its_body_is_acknowledged_at_once():
 
 def test_a_whole_request_in_one_read_needs_no_early_acknowledgement():
     conn, answers = _connection()
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
-    q = dns.message.make_query("www.example.com.", "A").to_wire()
-    client.send_headers(1, [(":method", "POST"), (":path", "/dns-query"), (":scheme", "https"),
-                            (":authority", "dns.test"),
-                            ("content-type", "application/dns-message"),
-                            ("content-length", str(len(q)))])
+    client, q = _client_with_a_post_head()
     client.send_data(1, q, end_stream=True)
     conn.data_received(client.data_to_send())
     assert len(answers) == 1
