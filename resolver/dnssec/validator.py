@@ -11,7 +11,9 @@ authorities send at an authority rank (``cache.AUTH_ANSWER`` and below) before v
 with the RRSIGs kept beside each rrset. Only this validator raises entries to
 ``cache.VALIDATED``, after the signature check (rrsets, DNSKEY sets) or the denial proof
 (negative entries) succeeded, and only when the cached rdata are those it checked: an entry
-replaced while the validation was suspended keeps its own rank. Data below VALIDATED is
+replaced while the validation was suspended keeps its own rank. The final answer to the
+client's own question may be stored only once the answer has left (``Iterator.deferred``):
+the verdicts on its rrsets wait in ``Iterator.validated`` and are applied when it is stored. Data below VALIDATED is
 validated again by the next query that uses it (a VALIDATED entry with the same rdata skips
 the crypto); bogus data stays at its authority rank for CD clients, behind the bogus-verdict
 cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
@@ -337,7 +339,8 @@ class Validator:
         expiration (RFC 4035 5.3.3)."""
         if self.below_insecure_point(parent(owner) if rdtype == DS else owner):
             return INSECURE, None, None
-        e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
+        key = (owner.lower(), rdtype, it.qclass)
+        e = it.cache.rrsets.lru.peek(key)
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
             return SECURE, None, None
@@ -362,9 +365,15 @@ class Validator:
         cap = _ttl_cap(sig, wall, self.limits.min_ttl)
         if caps is not None:
             caps[(owner.lower(), rdtype)] = cap
+        e = it.cache.rrsets.lru.peek(key)   # as it is now: the key lookups may have waited
         if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
             e.rank = C.VALIDATED
             e.expires = min(e.expires, it.clock() + cap)
+        elif e is None and getattr(it, "deferred", None):
+            # the answer is stored once it has left (Iterator.store_deferred): at this rank
+            if it.validated is None:
+                it.validated = {}
+            it.validated[(owner.lower(), rdtype)] = (set(rdatas), cap)
         return SECURE, sig.labels, signer
 
     def _proofs(self, ctx, it, auth: list, zone: bytes):

@@ -32,6 +32,7 @@ cdef enum:
     DNAME = 39
     DS = 43
     RRSIG = 46
+    DNSKEY = 48
     NSEC = 47
     NSEC3 = 50
     NOERROR = 0
@@ -103,8 +104,11 @@ cdef class Iterator:
     cdef public bint harden_glue        # referral glue only from inside the referring zone
     cdef public set aggressive, stack
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
-    #: ``store_deferred`` once the client has its answer (the daemon's Drive on corenet).
+    #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
     cdef public list deferred
+    #: what the validator proved of deferred rrsets before they were stored:
+    #: (lowered owner, type) -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
+    cdef public dict validated
     cdef public list hint_names
     cdef public dict hint_addrs
     cdef public object hints
@@ -150,6 +154,7 @@ cdef class Iterator:
         self.t0 = clock()
         self.stack = set()
         self.deferred = None
+        self.validated = None
         self.lv = limit_values(limits)
         cdef Cache c = cache
         self._rrsets = c.rrsets
@@ -166,7 +171,8 @@ cdef class Iterator:
         return self._step(event)
 
     def store_deferred(self):
-        """Caches what ``_final`` left in ``deferred``."""
+        """Caches what ``_final`` left in ``deferred``, at the validated rank where the
+        validator proved it meanwhile (``validated``)."""
         todo = self.deferred
         if todo:
             self.deferred = []
@@ -175,6 +181,23 @@ cdef class Iterator:
                 proofs = _wildcard_proofs(m, zone, answer)
                 if proofs:
                     self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
+        proved = self.validated
+        if proved:
+            self.validated = None
+            self._mark_validated(proved)
+
+    cdef _mark_validated(self, dict proved):
+        """Raises the stored rrsets the validator checked to VALIDATED, their lifetime
+        capped by their signatures, as it does itself for rrsets already in the cache; an
+        entry that holds other data than it checked keeps its rank."""
+        cdef RRsetEntry e
+        cdef double now = self.clock()
+        for key, verdict in proved.items():
+            e = dict_get(self._rrdata, (key[0], key[1], self.qclass))
+            if (e is not None and e.negative is None and e.rank < VALIDATED
+                    and set(e.rdatas) == verdict[0]):
+                e.rank = VALIDATED
+                e.expires = min(e.expires, now + verdict[1])
 
     cdef _step(self, event):
         try:
@@ -652,13 +675,15 @@ cdef class Iterator:
         """Interprets the authoritative reply to the full question. Its TTLs are clamped
         as the cache stores them, so the client sees what the cache keeps."""
         cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
-        if (self.deferred is not None and self.dnssec is None and qtype == self.qtype
-                and name == self.qname):
+        if (self.deferred is not None and qtype == self.qtype and name == self.qname
+                and (self.dnssec is None or (qtype != DNSKEY and qtype != DS))):
             found = _owned(answer, name, qtype)
             if found is not None:
-                # The client's own question, answered directly and not to be validated:
-                # nothing reads these rrsets before the resolution ends, so they can be
-                # stored after the answer has left.
+                # The client's own question, answered directly: nothing but the validator
+                # reads these rrsets before the resolution ends (and it is handed them, and
+                # leaves its verdicts in ``validated``), so they can be stored after the
+                # answer has left. Keys and DS records are looked up by the validation
+                # itself, so they are stored at once.
                 self.deferred.append((m, zone, now, answer))
                 return _Step("answer", found,
                              clamp_ttls(self.lv, _wildcard_proofs(m, zone, found)))
