@@ -31,8 +31,9 @@ def tool(name: str) -> str:
     return path
 
 
-def start_dot(workdir, lab, *extra: str, **settings) -> Daemon:
-    """The daemon with a DNS-over-TLS listener on a free port and a fresh CA (``d.ca``)."""
+def start_dot(workdir, lab, *extra: str, ready: str = "ready", **settings) -> Daemon:
+    """The daemon with a DNS-over-TLS listener on a free port and a fresh CA (``d.ca``),
+    once its log says ``ready`` (with workers, the parent's "ready: N workers")."""
     ca = CA(workdir / "pki")
     pem, key = ca.issue("server")
     port = free_tcp_port()
@@ -41,7 +42,7 @@ def start_dot(workdir, lab, *extra: str, **settings) -> Daemon:
     lines += [f"{k.replace('_', '-')} = {v}" for k, v in settings.items()]
     conf = workdir / "tls.toml"
     conf.write_text("\n".join(lines) + "\n")
-    d = Daemon(workdir, lab, "--config", str(conf), *extra).start()
+    d = Daemon(workdir, lab, "--config", str(conf), *extra).start(ready=ready)
     d.ca, d.tls_port, d.pem, d.key = ca, port, pem, key
     return d
 
@@ -282,7 +283,7 @@ def test_acl_caps_and_idle_timeout(lab, tmp_path):
 
 def test_two_workers_share_the_tls_port(lab, tmp_path):
     """Each worker binds the DoT port too (SO_REUSEPORT); the parent sums their figures."""
-    d = start_dot(tmp_path, lab, "--workers", "2")
+    d = start_dot(tmp_path, lab, "--workers", "2", ready="ready: 2 workers")
     try:
         for _ in range(6):
             with dot(d) as s:
