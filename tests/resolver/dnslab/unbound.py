@@ -67,14 +67,15 @@ def server_lines(workdir: Path, lab: Lab, threads: int = 1) -> list[str]:
 
 
 def launch(w: Path, lines: list[str], address: str, port: int,
-           timeout: float = 10.0) -> subprocess.Popen:
+           timeout: float = 10.0, wrap: tuple[str, ...] = ()) -> subprocess.Popen:
     """Unbound with ``lines`` as its ``server:`` clause (and the clauses that follow them;
     remote control off), in the foreground in its own process group, once it answers on
-    ``address``:``port``. Raises LabError if it exits or does not answer in ``timeout``."""
+    ``address``:``port``; run under ``wrap`` (e.g. valgrind) if given. Raises LabError if
+    it exits or does not answer in ``timeout``."""
     conf = w / "unbound.conf"
     conf.write_text("\n".join(["server:", *lines, "remote-control:", "  control-enable: no"])
                     + "\n")
-    proc = subprocess.Popen([UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([*wrap, UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(w / "stderr.log", "wb"),
                             start_new_session=True)
     deadline = time.monotonic() + timeout
