@@ -61,9 +61,6 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
-#: The upstream UDP queries in flight, by (resolver, address, port, lower-cased name, type,
-#: class, EDNS, RD): the _SharedQuery an identical query joins instead of being sent.
-cdef dict _upstream_in_flight = {}
 
 
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
@@ -123,6 +120,7 @@ cdef class _SharedQuery:
     closes with the outcome, or when the last waiter leaves."""
 
     cdef object key
+    cdef dict table                 # the resolver's queries in flight, where ``key`` leads
     cdef UDPQuery q
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
@@ -139,8 +137,8 @@ cdef class _SharedQuery:
             first = False
 
     cdef _forget(self):
-        if _upstream_in_flight.get(self.key) is self:
-            del _upstream_in_flight[self.key]
+        if self.table.get(self.key) is self:
+            del self.table[self.key]
 
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
@@ -244,8 +242,8 @@ cdef class Resolution:
                 self.host, self.dport = dest
         tls = self.tls_servers.get(server) if self.tls_servers is not None else None
         if not self.tcp_only and tls is None:
-            key = (r, self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
-            shared = _upstream_in_flight.get(key)
+            key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
+            shared = r._upstream_inflight.get(key)
             # joined only if its outcome is due within this question's time limit
             if shared is not None and shared.expires <= monotonic() + self._left():
                 shared.waiters.append(self)
@@ -274,12 +272,12 @@ cdef class Resolution:
                                 r.lv.limits, self._tcp_replied, r._stats)
             return
         shared = _SharedQuery.__new__(_SharedQuery)
-        shared.key, shared.waiters = key, [self]
+        shared.key, shared.table, shared.waiters = key, r._upstream_inflight, [self]
         shared.expires = monotonic() + timeout
         self.q = shared.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question,
                                      timeout, r._stats, r.lv.limits, shared.done, True)
         self.shared = shared
-        _upstream_in_flight[key] = shared
+        r._upstream_inflight[key] = shared
 
     def _resumed(self):
         self.resume = None

@@ -34,6 +34,9 @@ cdef class ResolverCore:
     cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
     cdef public object local_zones        # resolver.zones.LocalZones, or None
     cdef public dict _inflight
+    # upstream UDP queries in flight, by (address, port, lower-cased name, type, class,
+    # EDNS, RD): the resolver.resolution._SharedQuery an identical query joins
+    cdef dict _upstream_inflight
     cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6

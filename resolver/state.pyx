@@ -98,6 +98,7 @@ cdef class ResolverCore:
 
     def __cinit__(self, *args, **kwargs):      # a Python subclass's arguments, ignored
         self._inflight = {}
+        self._upstream_inflight = {}
         self._stats = Stats()
         self.do_ip4 = True
         self.no_localhost = True
