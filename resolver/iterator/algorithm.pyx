@@ -299,21 +299,19 @@ cdef class Iterator:
         e = self._get(name, qtype, now)
         if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
             return _Step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
-        # RRsetCache.get_negative, inline
+        # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
         neg = self._get(name, NXDOMAIN_TYPE, now)
-        if neg is None:
-            neg = self._get(name, qtype, now)
-            if neg is not None and neg.negative is None:
-                neg = None
+        if neg is None and e is not None and e.negative is not None:
+            neg = e
         if neg is not None:
             return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
-        # RFC 8020: below a name that does not exist, nothing exists.
-        cdef bytes anc = name
+        # RFC 8020: below a name that does not exist, nothing exists (the root exists).
+        cdef bytes anc = _parent(name)
         while len(anc) > 1:
-            anc = _parent(anc)
             nx = self._get(anc, NXDOMAIN_TYPE, now)
             if nx is not None:
                 return _Step("nx", [], nx.negative_records(now))
+            anc = _parent(anc)
         if qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
