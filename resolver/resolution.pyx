@@ -246,6 +246,7 @@ cdef class Resolution:
             shared = r._upstream_inflight.get(key)
             # joined only if its outcome is due within this question's time limit
             if shared is not None and shared.expires <= monotonic() + self._left():
+                r._stats.upstream_joined += 1
                 shared.waiters.append(self)
                 self.shared, self.q = shared, shared.q
                 return

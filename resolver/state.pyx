@@ -19,7 +19,9 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "dnssec_indeterminate",
                 # configured zones: questions answered by a local zone, resolutions sent to a
                 # forward zone's servers, resolutions started at a stub zone's servers
-                "local_answers", "forwarded", "stubbed")
+                "local_answers", "forwarded", "stubbed",
+                # upstream UDP queries not sent: an identical one was in flight and was joined
+                "upstream_joined")
 
 
 cdef class Stats(_Event):

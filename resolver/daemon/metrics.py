@@ -110,6 +110,12 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            [("", e["upstream_queries"])])
     metric("upstream_tcp_total", "counter", "Queries retried over TCP after truncation.",
            [("", e["upstream_tcp"])])
+    metric("upstream_joined_total", "counter",
+           "Queries to authorities not sent: an identical one in flight was waited for.",
+           [("", e.get("upstream_joined", 0))])
+    metric("coalesced_total", "counter",
+           "Client questions that joined the resolution of the same question in flight.",
+           [("", e.get("coalesced", 0))])
     metric("upstream_timeouts_total", "counter", "Queries to authorities that timed out.",
            [("", e["upstream_timeouts"])])
     metric("upstream_failures_total", "counter", "Authorities that refused or broke.",

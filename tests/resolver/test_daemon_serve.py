@@ -169,6 +169,7 @@ def test_metrics_http_reports_what_happened(daemon):
                  "corenet_resolver_cache_hits_total", "corenet_resolver_cache_misses_total",
                  "corenet_resolver_cache_bytes", "corenet_resolver_cache_evictions_total",
                  "corenet_resolver_upstream_queries_total",
+                 "corenet_resolver_upstream_joined_total", "corenet_resolver_coalesced_total",
                  "corenet_resolver_upstream_timeouts_total",
                  "corenet_resolver_answer_latency_seconds_bucket{le=\"+Inf\"}",
                  "corenet_resolver_dropped_total", "corenet_resolver_query_types_total{type=\"A\"}",

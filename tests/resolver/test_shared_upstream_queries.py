@@ -56,6 +56,8 @@ def test_identical_queries_of_a_burst_of_misses_are_sent_once(run, fakes, lab_re
     # every query the authorities saw was counted as sent, and none was sent twice
     assert r.stats.upstream_timeouts == 0
     assert r.stats.upstream_queries == len(root.queries) + len(deep.queries)
+    # each name needed "deep." of the root and the four probes: all but the first joined
+    assert r.stats.upstream_joined == (len(names) - 1) * (1 + len(PROBES))
 
 
 @pytest.mark.parametrize("cancelled", [0, 1])
