@@ -116,6 +116,14 @@ def _context_of(transport) -> contextvars.Context | None:
     return None
 
 
+#: The extra info read from the SSL object once the handshake is done, when first asked for.
+_FROM_SSL_OBJECT = {
+    "peercert": lambda obj: obj.getpeercert(),
+    "cipher": lambda obj: obj.cipher(),
+    "compression": lambda obj: obj.compression(),
+}
+
+
 def _flow_control_defaults(kb: int) -> tuple[int, int]:
     return sslproto.add_flowcontrol_defaults(None, None, kb)
 
@@ -255,7 +263,59 @@ class SSLProtocol(sslproto.SSLProtocol):
 
     def connection_made(self, transport):
         self._context = _context_of(transport)
-        super().connection_made(transport)
+        self._transport = transport
+        self._start_handshake()
+
+    # -- the handshake
+
+    def _start_handshake(self):
+        """asyncio's step, except that a server whose peer has sent nothing yet does not
+        ask OpenSSL: it could only say that it waits for the ClientHello (an exception
+        raised and caught). The first bytes to arrive take the handshake's first step."""
+        if self._loop.get_debug():
+            sslproto.logger.debug("%r starts SSL handshake", self)
+            self._handshake_start_time = self._loop.time()
+        else:
+            self._handshake_start_time = None
+        self._state = _DO_HANDSHAKE
+        self._handshake_timeout_handle = self._loop.call_later(
+            self._ssl_handshake_timeout, self._check_handshake_timeout)
+        if not self._server_side or self._incoming.pending:
+            self._do_handshake()
+
+    def _on_handshake_complete(self, handshake_exc):
+        """asyncio's step for a handshake that succeeded, without reading the peer's
+        certificate, the cipher and the compression into the extra info at once: they
+        are read from the SSL object when first asked for (``_get_extra_info``). A failed
+        handshake takes asyncio's path."""
+        if handshake_exc is not None or self._state is not _DO_HANDSHAKE:
+            super()._on_handshake_complete(handshake_exc)
+            return
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        self._state = _WRAPPED
+        if self._handshake_start_time is not None:
+            sslproto.logger.debug("%r: SSL handshake took %.1f ms", self,
+                                  (self._loop.time() - self._handshake_start_time) * 1e3)
+        self._extra["ssl_object"] = self._sslobj
+        if self._app_state is _STATE_INIT:
+            self._app_state = _STATE_CON_MADE
+            self._app_protocol.connection_made(self._get_app_transport())
+        if self._waiter is not None:
+            self._wakeup_waiter()
+        self._do_read()
+
+    def _get_extra_info(self, name, default=None):
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        if name in _FROM_SSL_OBJECT and "ssl_object" in extra:
+            value = extra[name] = _FROM_SSL_OBJECT[name](extra["ssl_object"])
+            return value
+        if self._transport is not None:
+            return self._transport.get_extra_info(name, default)
+        return default
 
     # -- the callbacks' context
 
