@@ -212,13 +212,18 @@ class SSLProtocol(sslproto.SSLProtocol):
 
     def _do_read(self):
         """Decrypted records to the application, then what OpenSSL has to send, then the
-        read side's flow control (asyncio's steps, with the two size checks inline)."""
+        read side's flow control (asyncio's steps, with the two size checks inline). With
+        no record received and nothing decrypted left over (just after the handshake, or
+        reading resumed with nothing waiting) OpenSSL is not asked: it could only say that
+        it waits for more."""
         state = self._state
         if state is not _WRAPPED and state is not _FLUSHING:
             return
         try:
             if not self._app_reading_paused:
-                if self._app_protocol_is_buffer:
+                if not self._incoming.pending and not self._sslobj.pending():
+                    pass
+                elif self._app_protocol_is_buffer:
                     self._do_read__buffered()
                 else:
                     self._do_read__copied()

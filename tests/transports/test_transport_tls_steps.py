@@ -40,15 +40,20 @@ class WireRecorder(asyncio.Transport):
 
 
 class CountingSSLObject:
-    """An SSL object that counts the handshake steps asked of it."""
+    """An SSL object that counts the handshake steps and the reads asked of it."""
 
     def __init__(self, obj) -> None:
         self._obj = obj
         self.handshake_steps = 0
+        self.reads = 0
 
     def do_handshake(self):
         self.handshake_steps += 1
         return self._obj.do_handshake()
+
+    def read(self, *args):
+        self.reads += 1
+        return self._obj.read(*args)
 
     def __getattr__(self, name):
         return getattr(self._obj, name)
@@ -84,7 +89,8 @@ def _client(pki):
 def test_a_server_handshake_takes_two_steps_and_two_writes(loop, pki):
     """Nothing is asked of OpenSSL before the ClientHello arrives; the server's flight
     leaves as one write, the session tickets as one more once the client's Finished is in;
-    the application's connection_made comes with the handshake done."""
+    the application's connection_made comes with the handshake done, and no read is tried
+    before a record arrives after it."""
     app = App()
     server = tls.SSLProtocol(loop, app, pki.server_context(), None, server_side=True,
                              ssl_handshake_timeout=5)
@@ -106,12 +112,17 @@ def test_a_server_handshake_takes_two_steps_and_two_writes(loop, pki):
     client.do_handshake()                            # the client is done after the flight
     _deliver(server, c_out.read())                   # the client's Finished
     assert counting.handshake_steps == 2 and len(wire.writes) == 2
-    assert app.transport is not None
+    assert app.transport is not None and counting.reads == 0
 
     c_in.write(wire.writes[1])                       # the tickets
     client.write(b"ping")
     _deliver(server, c_out.read())
-    assert app.data == b"ping"
+    assert app.data == b"ping" and counting.reads >= 1
+    app.transport.resume_reading()                   # nothing waits: nothing to read
+    reads = counting.reads
+    client.write(b"pong")
+    _deliver(server, c_out.read())
+    assert app.data == b"pingpong" and counting.reads > reads
     server._handshake_timeout_handle is None or server._handshake_timeout_handle.cancel()
 
 
@@ -144,3 +155,26 @@ def test_the_extra_info_after_the_handshake_is_read_from_the_ssl_object(loop, pk
     assert transport.get_extra_info("peercert") is None   # no client certificate asked for
     assert transport.get_extra_info("sslcontext") is server._sslcontext
     assert transport.get_extra_info("nothing such", 7) == 7
+
+
+def test_data_that_comes_with_the_clients_finished_is_read_at_once(loop, pki):
+    """A client that sends its first data right behind its Finished (as DNS-over-TLS clients
+    do) has it delivered as the handshake ends, with no further bytes arriving."""
+    app = App()
+    server = tls.SSLProtocol(loop, app, pki.server_context(), None, server_side=True,
+                             ssl_handshake_timeout=5)
+    wire = WireRecorder()
+    server.connection_made(wire)
+    client, c_in, c_out = _client(pki)
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    _deliver(server, c_out.read())
+    c_in.write(wire.writes[0])
+    client.do_handshake()
+    client.write(b"\x00\x1dearly query behind Finished")
+    _deliver(server, c_out.read())                   # Finished and the data in one read
+    assert app.transport is not None
+    assert app.data == b"\x00\x1dearly query behind Finished"
+    server._handshake_timeout_handle is None or server._handshake_timeout_handle.cancel()
