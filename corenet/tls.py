@@ -271,6 +271,14 @@ class SSLProtocol(sslproto.SSLProtocol):
         self._transport = transport
         self._start_handshake()
 
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        # asyncio keeps the application's buffer methods, which point at the application
+        # protocol, which holds the transport that holds this protocol: let go of them, so
+        # that the connection (and OpenSSL's state for it) is freed by reference counting
+        # rather than by the cyclic garbage collector.
+        self._app_protocol_get_buffer = self._app_protocol_buffer_updated = None
+
     # -- the handshake
 
     def _start_handshake(self):
