@@ -86,6 +86,28 @@ def _client(pki):
     return ctx.wrap_bio(incoming, outgoing, server_hostname="localhost"), incoming, outgoing
 
 
+def _server(loop, pki, app):
+    server = tls.SSLProtocol(loop, app, pki.server_context(), None, server_side=True,
+                             ssl_handshake_timeout=5)
+    wire = WireRecorder()
+    server.connection_made(wire)
+    return server, wire
+
+
+def _client_past_the_flight(pki, server, wire):
+    """A client whose ClientHello the server has taken and that has read the server's
+    flight: its Finished (and what it writes next) is in its outgoing BIO."""
+    client, c_in, c_out = _client(pki)
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    _deliver(server, c_out.read())
+    c_in.write(wire.writes[0])
+    client.do_handshake()
+    return client, c_in, c_out
+
+
 def test_a_server_handshake_takes_two_steps_and_two_writes(loop, pki):
     """Nothing is asked of OpenSSL before the ClientHello arrives; the server's flight
     leaves as one write, the session tickets as one more once the client's Finished is in;
@@ -130,21 +152,11 @@ def test_the_extra_info_after_the_handshake_is_read_from_the_ssl_object(loop, pk
     """cipher, compression and peercert are the SSL object's own, read when asked for;
     before the handshake is done they are not there (the default)."""
     app = App()
-    server = tls.SSLProtocol(loop, app, pki.server_context(), None, server_side=True,
-                             ssl_handshake_timeout=5)
-    server.connection_made(WireRecorder())
+    server, wire = _server(loop, pki, app)
     transport = server._app_transport
     assert transport.get_extra_info("cipher", "none yet") == "none yet"
     assert transport.get_extra_info("peername") == ("192.0.2.1", 5353)   # the TCP side's
-
-    client, c_in, c_out = _client(pki)
-    try:
-        client.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    _deliver(server, c_out.read())
-    c_in.write(server._transport.writes[0])
-    client.do_handshake()
+    client, c_in, c_out = _client_past_the_flight(pki, server, wire)
     _deliver(server, c_out.read())
 
     obj = transport.get_extra_info("ssl_object")
@@ -161,18 +173,8 @@ def test_data_that_comes_with_the_clients_finished_is_read_at_once(loop, pki):
     """A client that sends its first data right behind its Finished (as DNS-over-TLS clients
     do) has it delivered as the handshake ends, with no further bytes arriving."""
     app = App()
-    server = tls.SSLProtocol(loop, app, pki.server_context(), None, server_side=True,
-                             ssl_handshake_timeout=5)
-    wire = WireRecorder()
-    server.connection_made(wire)
-    client, c_in, c_out = _client(pki)
-    try:
-        client.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    _deliver(server, c_out.read())
-    c_in.write(wire.writes[0])
-    client.do_handshake()
+    server, wire = _server(loop, pki, app)
+    client, c_in, c_out = _client_past_the_flight(pki, server, wire)
     client.write(b"\x00\x1dearly query behind Finished")
     _deliver(server, c_out.read())                   # Finished and the data in one read
     assert app.transport is not None
