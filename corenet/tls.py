@@ -4,7 +4,8 @@ asyncio's TLS transport has no ``write_eof`` and ignores an ``eof_received`` tha
 stay open, so a TLS connection can only be closed whole. TLS 1.3 (and 1.2 in practice) lets
 each side end its own direction with close_notify while the other keeps sending, as TCP
 does with FIN, and request/response protocols rely on that. This module adds both halves on
-top of asyncio's ``SSLProtocol``, which does everything else unchanged:
+top of asyncio's ``SSLProtocol``, which does everything else, with fewer steps per connection
+where they could only fail or wait (see ``SSLProtocol``):
 
 - ``transport.write_eof()`` sends close_notify once everything written before it has been
   encrypted, then half-closes the TCP stream; reading goes on until the peer ends too.
@@ -135,7 +136,13 @@ class SSLProtocol(sslproto.SSLProtocol):
     flow-control limits (a connection that sets its own limits gets its own attributes),
     and the receive buffer, which the connections of a thread share (``_ReceiveBuffer``).
     A connection makes only its own objects: the two MemoryBIOs, the SSL object, the
-    application's transport, its write queue and extra-info dict."""
+    application's transport, its write queue and extra-info dict.
+
+    Per connection, OpenSSL is asked only when it can make progress: a server's first
+    handshake step waits for the ClientHello, and no read is tried with nothing received.
+    The peer's certificate, the cipher and the compression are read from the SSL object
+    when first asked for, and ``connection_lost`` lets go of what points back at the
+    application, so an ended connection is freed by reference counting."""
 
     _eof_asked = False   # write_eof() was called
     _eof_sent = False    # our close_notify is out
