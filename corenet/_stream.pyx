@@ -776,6 +776,7 @@ cdef class Acceptor(FdWatcher):
     cdef object context        # where the server was started: each connection gets a copy
     cdef object retry_handle
     cdef int family        # AF_INET or AF_INET6: accepted here with accept4; 0: by the socket
+    cdef object local      # the listener's address when bound to one (not a wildcard), else None
     cdef int proto
     cdef bint drain        # connections are queueing: accept until EAGAIN
     cdef unsigned long long single_at   # the loop's poll count when one was taken alone
@@ -795,6 +796,14 @@ cdef class Acceptor(FdWatcher):
         family = _raw_family(sock)
         self.family = family if family in (AF_INET, AF_INET6) else 0
         self.proto = sock.proto
+        self.local = None
+        if self.family:
+            # A connection accepted on a listener bound to one address has that address
+            # and port for its own: given as its sockname, with no getsockname() per
+            # connection. On a wildcard the connection's address is its own to ask for.
+            local = sock.getsockname()
+            if local[0] not in ("0.0.0.0", "::"):
+                self.local = local
         loop.register_watcher(self, EPOLLIN)
 
     def _stop(self):
@@ -877,6 +886,8 @@ cdef class Acceptor(FdWatcher):
     cdef int _serve_in(self, BaseLoop loop, conn, addr, ctx) except -1:
         cdef StreamTransport engine
         extra = {"peername": addr}
+        if self.local is not None:
+            extra["sockname"] = self.local
         try:
             protocol = self.protocol_factory()
             if self.sslcontext:

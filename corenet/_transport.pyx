@@ -92,7 +92,9 @@ cdef class BaseTransport(FdWatcher):
         self.edge = loop._edge
         self.extra = extra if extra is not None else {}
         if sock is None:
-            if getsockname(self.fd, <sockaddr*>&sa, &salen) == 0:
+            if "sockname" in self.extra:
+                pass            # known to the acceptor (its listener's own address)
+            elif getsockname(self.fd, <sockaddr*>&sa, &salen) == 0:
                 self.extra["sockname"] = cn_addr_tuple(&sa)
             else:
                 self.extra["sockname"] = None

@@ -4,7 +4,8 @@ asyncio's TLS transport has no ``write_eof`` and ignores an ``eof_received`` tha
 stay open, so a TLS connection can only be closed whole. TLS 1.3 (and 1.2 in practice) lets
 each side end its own direction with close_notify while the other keeps sending, as TCP
 does with FIN, and request/response protocols rely on that. This module adds both halves on
-top of asyncio's ``SSLProtocol``, which does everything else unchanged:
+top of asyncio's ``SSLProtocol``, which does everything else, with fewer steps per connection
+where they could only fail or wait (see ``SSLProtocol``):
 
 - ``transport.write_eof()`` sends close_notify once everything written before it has been
   encrypted, then half-closes the TCP stream; reading goes on until the peer ends too.
@@ -116,6 +117,14 @@ def _context_of(transport) -> contextvars.Context | None:
     return None
 
 
+#: The extra info read from the SSL object once the handshake is done, when first asked for.
+_FROM_SSL_OBJECT = {
+    "peercert": lambda obj: obj.getpeercert(),
+    "cipher": lambda obj: obj.cipher(),
+    "compression": lambda obj: obj.compression(),
+}
+
+
 def _flow_control_defaults(kb: int) -> tuple[int, int]:
     return sslproto.add_flowcontrol_defaults(None, None, kb)
 
@@ -127,7 +136,13 @@ class SSLProtocol(sslproto.SSLProtocol):
     flow-control limits (a connection that sets its own limits gets its own attributes),
     and the receive buffer, which the connections of a thread share (``_ReceiveBuffer``).
     A connection makes only its own objects: the two MemoryBIOs, the SSL object, the
-    application's transport, its write queue and extra-info dict."""
+    application's transport, its write queue and extra-info dict.
+
+    Per connection, OpenSSL is asked only when it can make progress: a server's first
+    handshake step waits for the ClientHello, and no read is tried with nothing received.
+    The peer's certificate, the cipher and the compression are read from the SSL object
+    when first asked for, and ``connection_lost`` lets go of what points back at the
+    application, so an ended connection is freed by reference counting."""
 
     _eof_asked = False   # write_eof() was called
     _eof_sent = False    # our close_notify is out
@@ -204,13 +219,18 @@ class SSLProtocol(sslproto.SSLProtocol):
 
     def _do_read(self):
         """Decrypted records to the application, then what OpenSSL has to send, then the
-        read side's flow control (asyncio's steps, with the two size checks inline)."""
+        read side's flow control (asyncio's steps, with the two size checks inline). With
+        no record received and nothing decrypted left over (just after the handshake, or
+        reading resumed with nothing waiting) OpenSSL is not asked: it could only say that
+        it waits for more."""
         state = self._state
         if state is not _WRAPPED and state is not _FLUSHING:
             return
         try:
             if not self._app_reading_paused:
-                if self._app_protocol_is_buffer:
+                if not self._incoming.pending and not self._sslobj.pending():
+                    pass
+                elif self._app_protocol_is_buffer:
                     self._do_read__buffered()
                 else:
                     self._do_read__copied()
@@ -255,7 +275,67 @@ class SSLProtocol(sslproto.SSLProtocol):
 
     def connection_made(self, transport):
         self._context = _context_of(transport)
-        super().connection_made(transport)
+        self._transport = transport
+        self._start_handshake()
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        # asyncio keeps the application's buffer methods, which point at the application
+        # protocol, which holds the transport that holds this protocol: let go of them, so
+        # that the connection (and OpenSSL's state for it) is freed by reference counting
+        # rather than by the cyclic garbage collector.
+        self._app_protocol_get_buffer = self._app_protocol_buffer_updated = None
+
+    # -- the handshake
+
+    def _start_handshake(self):
+        """asyncio's step, except that a server whose peer has sent nothing yet does not
+        ask OpenSSL: it could only say that it waits for the ClientHello (an exception
+        raised and caught). The first bytes to arrive take the handshake's first step."""
+        if self._loop.get_debug():
+            sslproto.logger.debug("%r starts SSL handshake", self)
+            self._handshake_start_time = self._loop.time()
+        else:
+            self._handshake_start_time = None
+        self._state = _DO_HANDSHAKE
+        self._handshake_timeout_handle = self._loop.call_later(
+            self._ssl_handshake_timeout, self._check_handshake_timeout)
+        if not self._server_side or self._incoming.pending:
+            self._do_handshake()
+
+    def _on_handshake_complete(self, handshake_exc):
+        """asyncio's step for a handshake that succeeded, without reading the peer's
+        certificate, the cipher and the compression into the extra info at once: they
+        are read from the SSL object when first asked for (``_get_extra_info``). A failed
+        handshake takes asyncio's path."""
+        if handshake_exc is not None or self._state is not _DO_HANDSHAKE:
+            super()._on_handshake_complete(handshake_exc)
+            return
+        if self._handshake_timeout_handle is not None:
+            self._handshake_timeout_handle.cancel()
+            self._handshake_timeout_handle = None
+        self._state = _WRAPPED
+        if self._handshake_start_time is not None:
+            sslproto.logger.debug("%r: SSL handshake took %.1f ms", self,
+                                  (self._loop.time() - self._handshake_start_time) * 1e3)
+        self._extra["ssl_object"] = self._sslobj
+        if self._app_state is _STATE_INIT:
+            self._app_state = _STATE_CON_MADE
+            self._app_protocol.connection_made(self._get_app_transport())
+        if self._waiter is not None:
+            self._wakeup_waiter()
+        self._do_read()
+
+    def _get_extra_info(self, name, default=None):
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        if name in _FROM_SSL_OBJECT and "ssl_object" in extra:
+            value = extra[name] = _FROM_SSL_OBJECT[name](extra["ssl_object"])
+            return value
+        if self._transport is not None:
+            return self._transport.get_extra_info(name, default)
+        return default
 
     # -- the callbacks' context
 

@@ -10,10 +10,16 @@ server owns one ACL and its listeners share it, so a reload replaces it everywhe
 import ipaddress
 
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 cdef extern from "<sys/socket.h>":
     int AF_INET, AF_INET6
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
+
+# The first 12 bytes of an IPv4-mapped IPv6 address (::ffff:a.b.c.d).
+cdef const unsigned char *_V4_MAPPED = b"\0\0\0\0\0\0\0\0\0\0\xff\xff"
 
 #: The most networks an ACL holds (each client datagram is checked against all of them).
 MAX_NETWORKS = 256
@@ -66,14 +72,23 @@ cdef class ACL:
 
     def allows(self, host) -> bool:
         """Whether a peer address (a str as asyncio gives it, scope suffix allowed) is."""
+        cdef unsigned char raw[16]
+        cdef bytes text
+        if not isinstance(host, str):
+            host = str(host)
         try:
-            ip = ipaddress.ip_address(str(host).split("%", 1)[0])
-        except ValueError:
+            text = (<str>host).partition("%")[0].encode("ascii")
+        except UnicodeEncodeError:
             return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        cdef bytes packed = ip.packed
-        return self.allows_raw(AF_INET if ip.version == 4 else AF_INET6, packed)
+        if b"\0" in text:
+            return False
+        if inet_pton(AF_INET, text, raw) == 1:
+            return self.allows_raw(AF_INET, raw)
+        if inet_pton(AF_INET6, text, raw) != 1:
+            return False
+        if memcmp(raw, _V4_MAPPED, 12) == 0:          # IPv4-mapped: checked as IPv4
+            return self.allows_raw(AF_INET, raw + 12)
+        return self.allows_raw(AF_INET6, raw)
 
     def __len__(self):
         return self.n

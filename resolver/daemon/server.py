@@ -575,4 +575,5 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         if isinstance(exc, FrameTooLarge):
             self.server.counters.dropped["tcp_oversize"] += 1
         self.backlog.clear()
+        self.framer.release()
         self._gone()

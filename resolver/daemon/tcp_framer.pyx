@@ -31,10 +31,20 @@ cdef class DNSFrameReceiver(FrameReceiver):
         self.prefetch_fraction = prefetch_fraction
         self.fast = True
 
+    def release(self):
+        """Lets go of the connection (its connection is over): the two point at each other,
+        and without this only the cyclic garbage collector would free them, with the TLS
+        state under the connection. Frames that still come are dropped."""
+        self.on_hit = None
+        self.on_query = None
+        self.fast = False
+
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
         cdef const unsigned char* p = <const unsigned char*>data
         cdef unsigned int qtype = 0
         cdef bint trunc = False
+        if self.on_query is None:
+            return 0                # released
         # Only RD-set plain queries (RD clear and the rest take the Python path's rules).
         if self.fast and length >= 17 and (p[2] & 0x01):
             out = cached_answer(self.table, self.move_to_end, p, length, monotonic(),
@@ -46,5 +56,6 @@ cdef class DNSFrameReceiver(FrameReceiver):
         return 0
 
     cdef int handle_big_frame(self, bytearray frame) except -1:
-        self.on_query(bytes(frame))
+        if self.on_query is not None:
+            self.on_query(bytes(frame))
         return 0

@@ -175,9 +175,9 @@ class TLSConnection(TCPConnection):
     def __init__(self, server) -> None:
         super().__init__(server)
         self.batch: list[bytes] | None = None
-        self.buffer_updated = self._buffer_updated
+        del self.buffer_updated           # the method below, not the framer's own
 
-    def _buffer_updated(self, nbytes: int) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
         self.batch = batch = []
         try:
             self.framer.buffer_updated(nbytes)

@@ -299,11 +299,13 @@ def test_a_burst_after_single_arrivals_is_accepted_at_once(loop, run):
         close_all(run, srv, clients, made)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host):
+@pytest.mark.parametrize("host, bind", [("127.0.0.1", "127.0.0.1"), ("::1", "::1"),
+                                        ("127.0.0.1", "0.0.0.0"), ("127.0.0.2", "0.0.0.0")])
+def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host, bind):
     """The accepted side: peername is the client's address as the socket module gives it
-    (IPv6: the 4-tuple), sockname the listener's, and the socket is a non-blocking
-    SOCK_STREAM socket of the listener's family."""
+    (IPv6: the 4-tuple), sockname its socket's own (the listener's when it is bound to one
+    address, the address the client reached on a wildcard), and the socket is a
+    non-blocking SOCK_STREAM socket of the listener's family."""
     if host == "::1" and not socket.has_ipv6:
         pytest.skip("no IPv6 support in this Python")
     accepted = []
@@ -313,8 +315,8 @@ def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host
             accepted.append(transport)
 
     async def main():
-        srv = await loop.create_server(Keep, host, 0)
-        addr = srv.sockets[0].getsockname()
+        srv = await loop.create_server(Keep, bind, 0)
+        addr = (host,) + srv.sockets[0].getsockname()[1:]
         tr, _ = await loop.create_connection(asyncio.Protocol, host, addr[1])
         for _ in range(500):
             if accepted:
@@ -325,14 +327,15 @@ def test_accepted_transport_describes_its_socket_as_asyncio_does(loop, run, host
         sock = got.get_extra_info("socket")
         info = (got.get_extra_info("peername"), got.get_extra_info("sockname"), sock.family,
                 sock.type, sock.gettimeout(), sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        own = sock.getsockname()
         tr.close()
         got.close()
         await stop(srv)
-        return info, client_addr, addr
+        return info, client_addr, addr, own
 
-    (peer, name, family, type_, timeout, nodelay), client_addr, addr = run(main())
+    (peer, name, family, type_, timeout, nodelay), client_addr, addr, own = run(main())
     assert peer == client_addr
-    assert name == addr
+    assert name == addr == own
     assert family == (socket.AF_INET6 if ":" in host else socket.AF_INET)
     assert type_ == socket.SOCK_STREAM and timeout == 0.0 and nodelay
 
