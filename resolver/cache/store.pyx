@@ -11,6 +11,11 @@ cimport cython
 
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+
+cdef extern from "Python.h":
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(void* o)
 
 from resolver.state cimport LimitValues, limit_values
 from resolver.iterator.replies cimport group
@@ -49,6 +54,30 @@ cdef object lru_get(object data, object key):
     return v
 
 
+cdef tuple untrack(tuple t):
+    """``t``, out of the cyclic collector's sight when none of its items is in it (bytes,
+    numbers, tuples of them): such a tuple can be in no reference cycle. The collector
+    drops these itself, but only at a pass that walks them first; a cache entry's tuples
+    leave at once."""
+    cdef Py_ssize_t i, n = PyTuple_GET_SIZE(t)
+    if n == 0 or not PyObject_GC_IsTracked(t):
+        return t
+    for i in range(n):
+        if PyObject_GC_IsTracked(<object>PyTuple_GET_ITEM(t, i)):
+            return t
+    PyObject_GC_UnTrack(<void*>t)
+    return t
+
+
+cdef tuple _records(object records):
+    """Record tuples as an entry keeps them: a tuple, all out of the collector's sight."""
+    cdef tuple out = tuple(records)
+    for r in out:
+        if type(r) is tuple:
+            untrack(<tuple>r)
+    return untrack(out)
+
+
 @cython.no_gc
 cdef class RRsetEntry:
     """A cached rrset (or a negative entry when ``negative`` is set): ``negative`` is 3 for
@@ -59,17 +88,16 @@ cdef class RRsetEntry:
     Its rdatas and records are held in tuples, and the entry is not tracked by the cyclic
     collector: it holds only bytes, numbers and tuples of them (``addrs``: a list of text),
     so it can be part of no reference cycle, and a full cache adds nothing for a collector
-    pass to walk (tuples of bytes and numbers drop out of the collector's sight at its
-    first pass)."""
+    pass to walk (its tuples leave the collector's sight as they are stored: ``untrack``)."""
 
     def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
                  negative=None, soa=None, addrs=None):
         self.name, self.rdtype, self.rdclass, self.ttl, self.expires, self.rank = (
             name, rdtype, rdclass, ttl, expires, rank)
-        self.rdatas = tuple(rdatas)
-        self.rrsigs = () if rrsigs is None else tuple(rrsigs)
+        self.rdatas = untrack(tuple(rdatas))
+        self.rrsigs = () if rrsigs is None else _records(rrsigs)
         self.negative = negative
-        self.soa = () if soa is None else tuple(soa)
+        self.soa = () if soa is None else _records(soa)
         self.addrs = addrs
         self.proofs = None
 
@@ -160,6 +188,7 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
     stored. ``key`` and ``size`` when the caller has them already."""
     if key is None:
         key = (lower(entry.name), entry.rdtype, entry.rdclass)
+    untrack(key)
     cdef ByteLRU lru = rrcache.lru
     cdef RRsetEntry old = dict_get(lru.data, key)
     cdef RRsetEntry new = entry
@@ -182,7 +211,7 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
     if e is None or e.negative is not None or not proofs:
         return
     before = e.size
-    e.proofs = tuple(proofs)
+    e.proofs = _records(proofs)
     lru.bytes += e.size - before
 
 
