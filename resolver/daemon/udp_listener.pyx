@@ -45,6 +45,14 @@ cdef enum:
     MAX_NAME = 255
     T_OPT = 41
     BATCHES_PER_WAKEUP = 32     # then other descriptors get their turn (level-triggered)
+    ITERATION_BUCKETS = 8
+
+#: Upper bounds (ms) of the buckets counting how long a loop iteration worked after the
+#: listener woke (the last bucket has no bound): what a cached name waits behind at worst.
+ITERATION_BOUNDS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+cdef double _bounds[ITERATION_BUCKETS - 1]
+for _i, _b in enumerate(ITERATION_BOUNDS_MS):
+    _bounds[_i] = _b / 1000.0
 
 
 def runs_on(loop) -> bool:
@@ -91,6 +99,9 @@ cdef class UDPListener(FdWatcher):
     cdef readonly unsigned long long errors
     cdef unsigned long long hit_rcodes[16]
     cdef unsigned long long hit_qtypes[256]
+    # how long the loop worked after each wake-up (see ITERATION_BOUNDS_MS), and the longest
+    cdef unsigned long long iteration_counts[ITERATION_BUCKETS]
+    cdef readonly double iteration_max
 
     def __cinit__(self, int fd):
         self.batch = <cn_batch*>malloc(sizeof(cn_batch))
@@ -152,6 +163,8 @@ cdef class UDPListener(FdWatcher):
             "send_errors": self.send_errors, "errors": self.errors,
             "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
             "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+            "iterations": [self.iteration_counts[i] for i in range(ITERATION_BUCKETS)],
+            "iteration_max": self.iteration_max,
         }
 
     def send(self, bytes data, addr):
@@ -210,8 +223,15 @@ cdef class UDPListener(FdWatcher):
         misses started are what slows the loop: each brings replies and timers back), below
         it the quota grows back by steps, so under a flood the loop settles near the target
         and a cached name waits at most about one such iteration."""
+        cdef double took = monotonic() - self.woke_at
+        cdef int b = 0
         self.measuring = False
-        if self.behind and monotonic() - self.woke_at > self.busy_target:
+        while b < ITERATION_BUCKETS - 1 and took > _bounds[b]:
+            b += 1
+        self.iteration_counts[b] += 1
+        if took > self.iteration_max:
+            self.iteration_max = took
+        if self.behind and took > self.busy_target:
             self.quota = max(1, self.quota >> 1)
         elif self.quota < self.misses_per_wakeup:
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
