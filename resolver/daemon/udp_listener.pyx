@@ -6,7 +6,8 @@
 
 Each wake-up drains datagrams with ``recvmmsg`` in batches (up to 2,048 datagrams, so that a
 flood finds the socket drained and a cached name's query is not lost in a full receive
-buffer). A query whose answer is in the
+buffer), answers the hits of each batch as it is read, and starts the wake-up's misses only
+once all its batches are read and answered. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
@@ -14,8 +15,8 @@ oversized datagrams are counted and dropped; clients outside the ACL get REFUSED
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener,
 over)``, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
-none in flight, and drops and counts (``busy``) the others, while hits are still answered;
-the engine's path; its answers come back through ``send``, which gathers those of one loop
+none in flight, and drops and counts (``busy``) the others, while hits are still answered.
+The engine's answers come back through ``send``, which gathers those of one loop
 iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
 The helper at the end (the UDP size of a query) serves the Python paths too; error
 responses are ``resolver.response.error``.
@@ -85,6 +86,7 @@ cdef class UDPListener(FdWatcher):
     cdef bint measuring
     cdef object iteration_end_cb
     cdef list keep              # answers referenced by the pending sendmmsg
+    cdef list misses            # (query, addr, over) of this wake-up, started once it is read
     cdef bint closed
     # counters (read by metrics through counters())
     cdef readonly unsigned long long received
@@ -112,6 +114,7 @@ cdef class UDPListener(FdWatcher):
         self.outbox.n = 0
         self.keep = []
         self.outkeep = []
+        self.misses = []
 
     def __dealloc__(self):
         free(self.batch)
@@ -199,7 +202,7 @@ cdef class UDPListener(FdWatcher):
         for b in range(BATCHES_PER_WAKEUP):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
-                return 0
+                break
             if b == 0:
                 self.behind = r == CN_BATCH
             try:
@@ -212,7 +215,22 @@ cdef class UDPListener(FdWatcher):
                 self.errors += 1
                 logger.exception("UDP listener: batch of %d datagrams failed", r)
             if self.closed or r < CN_BATCH:
-                return 0
+                break
+        if self.misses:
+            self._start_misses()
+        return 0
+
+    cdef int _start_misses(self) except -1:
+        """Passes this wake-up's misses on, once every hit it read is answered: a cached
+        name waits behind no miss that reached the socket before it."""
+        misses, self.misses = self.misses, []
+        on_miss = self.on_miss
+        try:
+            for q, a, over in misses:
+                on_miss(q, a, self, over)
+        except Exception:
+            self.errors += 1
+            logger.exception("UDP listener: starting %d misses failed", len(misses))
         return 0
 
     def _iteration_end(self):
@@ -242,7 +260,7 @@ cdef class UDPListener(FdWatcher):
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
         cdef double now = monotonic()
-        misses = None
+        cdef list misses = self.misses
         for i in range(count):
             self.received += 1
             n = cn_msg_len(self.batch, i)
@@ -275,17 +293,11 @@ cdef class UDPListener(FdWatcher):
                     self.dropped_busy += 1
                     continue
                 self.wakeup_misses += 1
-                if misses is None:
-                    misses = []
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
                                cn_addr_tuple(cn_msg_addr(self.batch, i)), over))
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
-        if misses is not None:
-            on_miss = self.on_miss
-            for q, a, over in misses:
-                on_miss(q, a, self, over)
         return 0
 
     cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
