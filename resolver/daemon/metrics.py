@@ -193,6 +193,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     _render_encrypted(stats, metric)
     _render_tls_upstream(stats, metric)
     _render_service(stats, metric)
+    _render_gc(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
 
@@ -224,6 +225,21 @@ def _render_service(stats: dict, metric) -> None:
            prefix="process_")
     metric("start_time_seconds", "gauge", "Start time since the Unix epoch, seconds.",
            [("", float(proc["start_time"]))], prefix="process_")
+
+
+def _render_gc(stats: dict, metric) -> None:
+    """The cyclic collector's passes by generation, their time, and what it tracks."""
+    g = stats.get("gc")
+    if not g:
+        return
+    metric("gc_collections_total", "counter", "Cyclic collector passes, by generation.",
+           [(f'{{generation="{i}"}}', n) for i, n in enumerate(g["passes"])])
+    metric("gc_seconds_total", "counter",
+           "Seconds the cyclic collector's passes stopped the loop, by generation.",
+           [(f'{{generation="{i}"}}', float(t)) for i, t in enumerate(g["seconds"])])
+    metric("gc_tracked_objects", "gauge",
+           "Objects the cyclic collector tracks (beyond the frozen start-up set).",
+           [("", g["tracked"])])
 
 
 def build_info() -> dict:

@@ -57,5 +57,10 @@ def test_new_names_leave_no_tracked_objects_in_the_daemon(lab, tmp_path):
         assert len(its["counts"]) == len(its["bounds_ms"]) + 1
         assert sum(its["counts"]) > sum(before["udp_iterations"]["counts"])
         assert its["max_ms"] > 0
+        text = d.metrics()
+        tracked = [line for line in text.splitlines()
+                   if line.startswith("corenet_resolver_gc_tracked_objects ")]
+        assert len(tracked) == 1 and 0 < int(tracked[0].split()[1]) < 1000, tracked
+        assert 'corenet_resolver_gc_collections_total{generation="2"}' in text
     finally:
         assert d.stop() == 0, d.log_text()[-3000:]
