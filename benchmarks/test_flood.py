@@ -114,8 +114,8 @@ def test_cached_latency_under_a_random_name_flood(benchmark, lab53, dns_load, tm
                 results[name] = _flood_and_probe(dns_load, port, qfile)
             st = d.stats()
             for when, s in (("before", before), ("after", st)):
-                print(f"\n[flood] corenet {when} the flood: cache {s['cache']} gc {s['gc']}"
-                      f" loop iterations {s['udp_iterations']}")
+                print(f"\n[flood] corenet {when} the flood: cache {s['cache']} gc "
+                      f"{s.get('gc')} loop iterations {s.get('udp_iterations')}")
             dropped = st["dropped"]
             print("\n[flood] corenet engine", st["engine"], "inflight", st["inflight"])
         finally:
