@@ -1,6 +1,7 @@
 """The UDP listener answers every cached name of a wake-up before it starts any of that
-wake-up's misses: a probe queued behind hundreds of flood queries is answered before the
-first of them reaches the engine, and every miss still reaches it once, in order."""
+wake-up's misses: a probe queued behind a hundred flood queries (more than one recvmmsg
+batch) is answered before the first of them reaches the engine, and every miss still
+reaches it once, in order."""
 from __future__ import annotations
 
 import collections
@@ -16,11 +17,12 @@ from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
 from resolver.wire.codec import MsgEntry
 
-BEFORE, AFTER = 150, 40          # misses queued ahead of the probe (over two batches) and after
+BEFORE, AFTER = 100, 20          # misses queued ahead of the probe (over a batch) and after
 
 
 def _socket() -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)     # all queued at once
     s.bind(("127.0.0.1", 0))
     s.setblocking(False)
     return s
