@@ -109,8 +109,13 @@ def test_cached_latency_under_a_random_name_flood(benchmark, lab53, dns_load, tm
                                     ("unbound", ub.port, ub.proc.pid)):
                 _pin(pid)
                 assert _probe(port, 0.05)["lost"] == 0          # the probe's name is cached
+                if name == "corenet-resolver":
+                    before = d.stats()
                 results[name] = _flood_and_probe(dns_load, port, qfile)
             st = d.stats()
+            for when, s in (("before", before), ("after", st)):
+                print(f"\n[flood] corenet {when} the flood: cache {s['cache']} gc "
+                      f"{s.get('gc')} loop iterations {s.get('udp_iterations')}")
             dropped = st["dropped"]
             print("\n[flood] corenet engine", st["engine"], "inflight", st["inflight"])
         finally:

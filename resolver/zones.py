@@ -531,7 +531,7 @@ class _StubCut:
         rrsets = cache.rrsets
         have = rrsets.lru.peek((self.wire.lower(), NS, 1))
         if (have is not None and have.rank == CONFIGURED and have.expires > now + 60
-                and have.rdatas == self.names):
+                and have.rdatas == tuple(self.names)):
             return
         rrsets.lru.pop((self.wire.lower(), NS, 1))
         rrsets.store(RRsetEntry(self.wire, NS, 1, STUB_TTL, now + STUB_TTL, CONFIGURED,

@@ -3,9 +3,9 @@ from resolver.state cimport LimitValues
 
 
 cdef class RRsetEntry:
-    cdef public object name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative
-    cdef public object soa, addrs
-    cdef public object proofs           # wildcard proofs (NSEC/NSEC3, RRSIG), or None
+    cdef public object name, rdtype, rdclass, ttl, expires, rank, negative, addrs
+    cdef public tuple rdatas, rrsigs, soa
+    cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
     cpdef list negative_records(self, double now)
     cpdef list proof_records(self, double now)
     cpdef list records(self, double now)

@@ -7,8 +7,15 @@ LRUs, limits and counters), which are C fields now.
 """
 from collections import OrderedDict
 
+cimport cython
+
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+
+cdef extern from "Python.h":
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(void* o)
 
 from resolver.state cimport LimitValues, limit_values
 from resolver.iterator.replies cimport group
@@ -47,20 +54,50 @@ cdef object lru_get(object data, object key):
     return v
 
 
+cdef tuple untrack(tuple t):
+    """``t``, out of the cyclic collector's sight when none of its items is in it (bytes,
+    numbers, tuples of them): such a tuple can be in no reference cycle. The collector
+    drops these itself, but only at a pass that walks them first; a cache entry's tuples
+    leave at once."""
+    cdef Py_ssize_t i, n = PyTuple_GET_SIZE(t)
+    if n == 0 or not PyObject_GC_IsTracked(t):
+        return t
+    for i in range(n):
+        if PyObject_GC_IsTracked(<object>PyTuple_GET_ITEM(t, i)):
+            return t
+    PyObject_GC_UnTrack(<void*>t)
+    return t
+
+
+cdef tuple _records(object records):
+    """Record tuples as an entry keeps them: a tuple, all out of the collector's sight."""
+    cdef tuple out = tuple(records)
+    for r in out:
+        if type(r) is tuple:
+            untrack(<tuple>r)
+    return untrack(out)
+
+
+@cython.no_gc
 cdef class RRsetEntry:
     """A cached rrset (or a negative entry when ``negative`` is set): ``negative`` is 3 for
     NXDOMAIN and 0 for NODATA, with the SOA (and proof) records kept as tuples in ``soa``;
     ``addrs`` is the address rdatas as text, filled in by the iterator the first time it
-    needs them. Compared by identity, as the cache holds one object per key."""
+    needs them. Compared by identity, as the cache holds one object per key.
+
+    Its rdatas and records are held in tuples, and the entry is not tracked by the cyclic
+    collector: it holds only bytes, numbers and tuples of them (``addrs``: a list of text),
+    so it can be part of no reference cycle, and a full cache adds nothing for a collector
+    pass to walk (its tuples leave the collector's sight as they are stored: ``untrack``)."""
 
     def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
                  negative=None, soa=None, addrs=None):
         self.name, self.rdtype, self.rdclass, self.ttl, self.expires, self.rank = (
             name, rdtype, rdclass, ttl, expires, rank)
-        self.rdatas = rdatas
-        self.rrsigs = [] if rrsigs is None else rrsigs
+        self.rdatas = untrack(tuple(rdatas))
+        self.rrsigs = () if rrsigs is None else _records(rrsigs)
         self.negative = negative
-        self.soa = [] if soa is None else soa
+        self.soa = () if soa is None else _records(soa)
         self.addrs = addrs
         self.proofs = None
 
@@ -72,9 +109,7 @@ cdef class RRsetEntry:
 
     @property
     def size(self) -> int:
-        if self.soa or self.proofs:
-            return _size(self.name, self.rdatas, self.rrsigs + self.soa + (self.proofs or []))
-        return _size(self.name, self.rdatas, self.rrsigs)
+        return _size(self.name, self.rdatas, self.rrsigs, self.soa, self.proofs)
 
     cpdef list proof_records(self, double now):
         """The NSEC/NSEC3 records (with RRSIGs) that prove a wildcard-expanded rrset (RFC
@@ -101,12 +136,13 @@ cdef class RRsetEntry:
 
 # The byte bound counts what entries really hold in CPython (64-bit), so that the process's
 # memory follows the configured cache size: object headers and the allocator's rounding, the
-# lists and tuples of an entry, and the OrderedDict's slot, index and node for each key.
+# tuples of an entry, and the OrderedDict's slot, index and node for each key.
 # tests/resolver/test_cache_memory.py measures the real cost against these with tracemalloc.
 cdef enum:
     BYTES_HEAD = 40     # a bytes object beyond its data, rounded as pymalloc rounds
     LRU_SLOT = 112      # the OrderedDict's share per key (entry, index, node, spare room)
-    RRSET_BASE = 272    # RRsetEntry and its three lists (rdatas, rrsigs, soa) when empty
+    RRSET_BASE = 128    # RRsetEntry itself (no collector header: see the class)
+    TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
     KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
 
@@ -115,15 +151,27 @@ cdef inline Py_ssize_t _bytes_cost(object b):
     return BYTES_HEAD + len(b)
 
 
-cdef Py_ssize_t _size(bytes name, list rdatas, list rrsigs):
-    """``RRsetEntry.size``: ``rrsigs`` holds the SOA and proof tuples too, if any."""
-    cdef Py_ssize_t n = RRSET_BASE + _bytes_cost(name)
-    cdef object rd, r
-    for rd in rdatas:
-        n += _bytes_cost(rd) + 8
-    for r in rrsigs:
-        n += RECORD_TUPLE + _bytes_cost(r[4]) + 8
+cdef inline Py_ssize_t _tuple_cost(tuple t):
+    return TUPLE_HEAD + 8 * len(t) if t else 0
+
+
+cdef Py_ssize_t _records_cost(tuple records):
+    """A tuple of record tuples: theirs and their rdatas' bytes (owners are shared)."""
+    if not records:
+        return 0
+    cdef Py_ssize_t n = _tuple_cost(records)
+    for r in records:
+        n += RECORD_TUPLE + _bytes_cost(r[4])
     return n
+
+
+cdef Py_ssize_t _size(bytes name, tuple rdatas, tuple rrsigs, tuple soa, tuple proofs):
+    """``RRsetEntry.size``."""
+    cdef Py_ssize_t n = RRSET_BASE + _bytes_cost(name) + _tuple_cost(rdatas)
+    cdef object rd
+    for rd in rdatas:
+        n += _bytes_cost(rd)
+    return n + _records_cost(rrsigs) + _records_cost(soa) + _records_cost(proofs)
 
 
 cdef Py_ssize_t _key_cost(object key):
@@ -140,6 +188,7 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
     stored. ``key`` and ``size`` when the caller has them already."""
     if key is None:
         key = (lower(entry.name), entry.rdtype, entry.rdclass)
+    untrack(key)
     cdef ByteLRU lru = rrcache.lru
     cdef RRsetEntry old = dict_get(lru.data, key)
     cdef RRsetEntry new = entry
@@ -162,7 +211,7 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
     if e is None or e.negative is not None or not proofs:
         return
     before = e.size
-    e.proofs = proofs
+    e.proofs = _records(proofs)
     lru.bytes += e.size - before
 
 
@@ -266,7 +315,7 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
         ttl = min(max(ttl, lo), hi)
         mine = sigs.get(key, []) if sigs else []
         entry = RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
-        store_entry(rrcache, entry, key, _size(owner, rdatas, mine))
+        store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
 
 
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=False):

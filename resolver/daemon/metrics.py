@@ -7,10 +7,12 @@ merged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import platform
 import resource
+import time
 from typing import Any, Awaitable, Callable
 
 import dns.rcode
@@ -48,7 +50,19 @@ def merge(parts: list[dict]) -> dict:
         starts = [p["process"]["start_time"] for p in parts if "process" in p]
         if starts:
             out["process"]["start_time"] = min(starts)
+        _keep_longest(out, parts)
     return out
+
+
+def _keep_longest(out: dict, parts: list[dict]) -> None:
+    """The longest loop iteration and collector pass of several workers is the longest of
+    theirs, not a sum."""
+    its = [p["udp_iterations"]["max_ms"] for p in parts if "udp_iterations" in p]
+    if its:
+        out["udp_iterations"]["max_ms"] = max(its)
+    longest = [p["gc"]["longest_ms"] for p in parts if "gc" in p]
+    if longest:
+        out["gc"]["longest_ms"] = [max(g) for g in zip(*longest)]
 
 
 def _rcode(n: int) -> str:
@@ -185,6 +199,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     _render_encrypted(stats, metric)
     _render_tls_upstream(stats, metric)
     _render_service(stats, metric)
+    _render_gc(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
 
@@ -218,11 +233,67 @@ def _render_service(stats: dict, metric) -> None:
            [("", float(proc["start_time"]))], prefix="process_")
 
 
+def _render_gc(stats: dict, metric) -> None:
+    """The cyclic collector's passes by generation, their time, and what it tracks."""
+    g = stats.get("gc")
+    if not g:
+        return
+    metric("gc_collections_total", "counter", "Cyclic collector passes, by generation.",
+           [(f'{{generation="{i}"}}', n) for i, n in enumerate(g["passes"])])
+    metric("gc_seconds_total", "counter",
+           "Seconds the cyclic collector's passes stopped the loop, by generation.",
+           [(f'{{generation="{i}"}}', float(t)) for i, t in enumerate(g["seconds"])])
+    metric("gc_tracked_objects", "gauge",
+           "Objects the cyclic collector tracks (beyond the frozen start-up set).",
+           [("", g["tracked"])])
+
+
 def build_info() -> dict:
     from corenet import __version__
 
     return {"version": __version__, "python": platform.python_version(),
             "implementation": platform.python_implementation()}
+
+
+class GCPasses:
+    """The cyclic collector's passes in this process, per generation: how many, how long
+    in all and the longest (from ``gc.callbacks``): a pass stops the loop while it walks
+    the objects it tracks."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        g = info["generation"]
+        self.count[g] += 1
+        self.seconds[g] += took
+        self.longest[g] = max(self.longest[g], took)
+
+
+_gc_passes = GCPasses()
+
+
+def watch_gc() -> None:
+    """Starts timing the collector's passes (once per process)."""
+    if _gc_passes not in gc.callbacks:
+        gc.callbacks.append(_gc_passes)
+
+
+def gc_stats() -> dict:
+    """The collector's passes per generation (see GCPasses; zeros until ``watch_gc``) and
+    how many objects it tracks outside the frozen start-up set (counting them walks the
+    collector's lists once)."""
+    return {"passes": list(_gc_passes.count),
+            "seconds": list(_gc_passes.seconds),
+            "longest_ms": [t * 1000 for t in _gc_passes.longest],
+            "tracked": len(gc.get_objects())}
 
 
 def process_stats() -> dict:

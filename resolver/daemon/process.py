@@ -29,7 +29,7 @@ from typing import Any
 from resolver.daemon import config as config_mod
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
-from resolver.daemon.metrics import MetricsServer, merge
+from resolver.daemon.metrics import MetricsServer, merge, watch_gc
 from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
                                      write_pidfile)
 
@@ -232,12 +232,13 @@ GC_YOUNG_THRESHOLD = 20_000
 
 def _settle_gc() -> None:
     """Once started: what exists now (modules, config, root hints) lives as long as the
-    process, so it is moved out of the collector's sight (``gc.freeze``), and the collector
-    runs less often (see GC_YOUNG_THRESHOLD)."""
+    process, so it is moved out of the collector's sight (``gc.freeze``), the collector
+    runs less often (see GC_YOUNG_THRESHOLD), and its passes are timed (``stats``' "gc")."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    watch_gc()
 
 
 def status_of(server) -> dict:

@@ -28,7 +28,7 @@ from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
-from resolver.daemon.metrics import build_info, process_stats
+from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 
@@ -263,9 +263,13 @@ class Server(Dispatch):
         dropped = Counter(c.dropped)
         refused = c.refused_acl
         truncated = c.truncated
+        iterations = [0] * (len(udp_listener.ITERATION_BOUNDS_MS) + 1)
+        iteration_max = 0.0
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 k = u.counters()
+                iterations = [a + b for a, b in zip(iterations, k["iterations"])]
+                iteration_max = max(iteration_max, k["iteration_max"])
                 for rcode, n in k["hit_rcodes"].items():
                     queries[f"udp:{rcode}"] += n
                 for t, n in k["hit_qtypes"].items():
@@ -307,6 +311,9 @@ class Server(Dispatch):
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
             "inflight": len(self.misses),
+            "udp_iterations": {"bounds_ms": list(udp_listener.ITERATION_BOUNDS_MS),
+                               "counts": iterations, "max_ms": iteration_max * 1000},
+            "gc": gc_stats(),
             "uptime": time.time() - self.started_at,
             "process": process_stats(),
             "build": build_info(),

@@ -6,7 +6,8 @@
 
 Each wake-up drains datagrams with ``recvmmsg`` in batches (up to 2,048 datagrams, so that a
 flood finds the socket drained and a cached name's query is not lost in a full receive
-buffer). A query whose answer is in the
+buffer), answers the hits of each batch as it is read, and starts the wake-up's misses only
+once all its batches are read and answered. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
@@ -14,8 +15,8 @@ oversized datagrams are counted and dropped; clients outside the ACL get REFUSED
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener,
 over)``, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
-none in flight, and drops and counts (``busy``) the others, while hits are still answered;
-the engine's path; its answers come back through ``send``, which gathers those of one loop
+none in flight, and drops and counts (``busy``) the others, while hits are still answered.
+The engine's answers come back through ``send``, which gathers those of one loop
 iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
 The helper at the end (the UDP size of a query) serves the Python paths too; error
 responses are ``resolver.response.error``.
@@ -45,6 +46,14 @@ cdef enum:
     MAX_NAME = 255
     T_OPT = 41
     BATCHES_PER_WAKEUP = 32     # then other descriptors get their turn (level-triggered)
+    ITERATION_BUCKETS = 8
+
+#: Upper bounds (ms) of the buckets counting how long a loop iteration worked after the
+#: listener woke (the last bucket has no bound): what a cached name waits behind at worst.
+ITERATION_BOUNDS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+cdef double _bounds[ITERATION_BUCKETS - 1]
+for _i, _b in enumerate(ITERATION_BOUNDS_MS):
+    _bounds[_i] = _b / 1000.0
 
 
 def runs_on(loop) -> bool:
@@ -77,6 +86,7 @@ cdef class UDPListener(FdWatcher):
     cdef bint measuring
     cdef object iteration_end_cb
     cdef list keep              # answers referenced by the pending sendmmsg
+    cdef list misses            # (query, addr, over) of this wake-up, started once it is read
     cdef bint closed
     # counters (read by metrics through counters())
     cdef readonly unsigned long long received
@@ -91,6 +101,9 @@ cdef class UDPListener(FdWatcher):
     cdef readonly unsigned long long errors
     cdef unsigned long long hit_rcodes[16]
     cdef unsigned long long hit_qtypes[256]
+    # how long the loop worked after each wake-up (see ITERATION_BOUNDS_MS), and the longest
+    cdef unsigned long long iteration_counts[ITERATION_BUCKETS]
+    cdef readonly double iteration_max
 
     def __cinit__(self, int fd):
         self.batch = <cn_batch*>malloc(sizeof(cn_batch))
@@ -101,6 +114,7 @@ cdef class UDPListener(FdWatcher):
         self.outbox.n = 0
         self.keep = []
         self.outkeep = []
+        self.misses = []
 
     def __dealloc__(self):
         free(self.batch)
@@ -152,6 +166,8 @@ cdef class UDPListener(FdWatcher):
             "send_errors": self.send_errors, "errors": self.errors,
             "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
             "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+            "iterations": [self.iteration_counts[i] for i in range(ITERATION_BUCKETS)],
+            "iteration_max": self.iteration_max,
         }
 
     def send(self, bytes data, addr):
@@ -186,7 +202,7 @@ cdef class UDPListener(FdWatcher):
         for b in range(BATCHES_PER_WAKEUP):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
-                return 0
+                break
             if b == 0:
                 self.behind = r == CN_BATCH
             try:
@@ -199,7 +215,22 @@ cdef class UDPListener(FdWatcher):
                 self.errors += 1
                 logger.exception("UDP listener: batch of %d datagrams failed", r)
             if self.closed or r < CN_BATCH:
-                return 0
+                break
+        if self.misses:
+            self._start_misses()
+        return 0
+
+    cdef int _start_misses(self) except -1:
+        """Passes this wake-up's misses on, once every hit it read is answered: a cached
+        name waits behind no miss that reached the socket before it."""
+        misses, self.misses = self.misses, []
+        on_miss = self.on_miss
+        try:
+            for q, a, over in misses:
+                on_miss(q, a, self, over)
+        except Exception:
+            self.errors += 1
+            logger.exception("UDP listener: starting %d misses failed", len(misses))
         return 0
 
     def _iteration_end(self):
@@ -210,8 +241,15 @@ cdef class UDPListener(FdWatcher):
         misses started are what slows the loop: each brings replies and timers back), below
         it the quota grows back by steps, so under a flood the loop settles near the target
         and a cached name waits at most about one such iteration."""
+        cdef double took = monotonic() - self.woke_at
+        cdef int b = 0
         self.measuring = False
-        if self.behind and monotonic() - self.woke_at > self.busy_target:
+        while b < ITERATION_BUCKETS - 1 and took > _bounds[b]:
+            b += 1
+        self.iteration_counts[b] += 1
+        if took > self.iteration_max:
+            self.iteration_max = took
+        if self.behind and took > self.busy_target:
             self.quota = max(1, self.quota >> 1)
         elif self.quota < self.misses_per_wakeup:
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
@@ -222,7 +260,7 @@ cdef class UDPListener(FdWatcher):
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
         cdef double now = monotonic()
-        misses = None
+        cdef list misses = self.misses
         for i in range(count):
             self.received += 1
             n = cn_msg_len(self.batch, i)
@@ -255,17 +293,11 @@ cdef class UDPListener(FdWatcher):
                     self.dropped_busy += 1
                     continue
                 self.wakeup_misses += 1
-                if misses is None:
-                    misses = []
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
                                cn_addr_tuple(cn_msg_addr(self.batch, i)), over))
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
-        if misses is not None:
-            on_miss = self.on_miss
-            for q, a, over in misses:
-                on_miss(q, a, self, over)
         return 0
 
     cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:

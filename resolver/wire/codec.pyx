@@ -9,6 +9,7 @@ Names are kept as uncompressed wire bytes in their original case (``b"\\x03www\\
 they never change). Records are tuples ``(owner, rdtype, rdclass, ttl, rdata)`` with names
 inside rdata decompressed, so they can be written back without the original message.
 """
+cimport cython
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
@@ -128,9 +129,13 @@ def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int
     return out
 
 
+@cython.no_gc
 cdef class MsgEntry:
     """A whole response in wire form, ready to be copied, re-IDed and TTL-lowered (its
-    fields are declared in codec.pxd)."""
+    fields are declared in codec.pxd). Not tracked by the cyclic collector: it holds bytes,
+    numbers and ``parsed`` (the library's answer built from ``wire``, which never refers back
+    to the entry), so it is in no reference cycle, and a cache full of answers gives a
+    collector pass nothing to walk."""
 
     def __init__(self, bytes wire, double now, double stale_window, unsigned int ttl_cap=0xFFFFFFFF):
         cdef Py_ssize_t qend
@@ -151,9 +156,10 @@ cdef class MsgEntry:
 
     @property
     def size(self):
-        """Memory held, bytes, for the cache's byte bound: the object (with its GC header)
-        and its two bytes objects (with theirs, as pymalloc rounds them)."""
-        return len(self.wire) + len(self.ttl_offsets) + 184
+        """Memory held, bytes, for the cache's byte bound: the object (88 bytes, with no
+        collector header) and its two bytes objects (with their headers, as pymalloc rounds
+        them)."""
+        return len(self.wire) + len(self.ttl_offsets) + 168
 
 
 def ttl_offsets(bytes wire):

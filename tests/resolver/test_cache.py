@@ -80,7 +80,7 @@ def test_glue_never_overrides_an_authoritative_answer_but_the_reverse_holds():
     rc = C.RRsetCache(1 << 20)
     assert rc.store(rrset_entry("ns.example.", 1, C.AUTH_ANSWER, [b"\x0a\x00\x00\x01"]))
     assert not rc.store(rrset_entry("ns.example.", 1, C.GLUE, [b"\x0a\x00\x00\x66"]))
-    assert rc.get(W("NS.example."), 1, 1, 1.0).rdatas == [b"\x0a\x00\x00\x01"]
+    assert rc.get(W("NS.example."), 1, 1, 1.0).rdatas == (b"\x0a\x00\x00\x01",)
     rc2 = C.RRsetCache(1 << 20)
     rc2.store(rrset_entry("ns.example.", 1, C.GLUE, [b"\x0a\x00\x00\x66"]))
     assert rc2.store(rrset_entry("ns.example.", 1, C.AUTH_ANSWER, [b"\x0a\x00\x00\x01"]))
@@ -98,7 +98,7 @@ def test_store_records_groups_rrsets_with_min_ttl_clamp_and_rrsigs():
     sig = (W("a.example."), 46, 1, 2000, b"\x00\x01" + b"\x00" * 30)
     rc.store_records(recs, C.AUTH_ANSWER, 0.0, [sig])
     e = rc.get(W("a.example."), 1, 1, 0.0)
-    assert e.ttl == 1000 and len(e.rdatas) == 2 and e.rrsigs == [sig]
+    assert e.ttl == 1000 and len(e.rdatas) == 2 and e.rrsigs == (sig,)
     assert rc.get(W("a.example."), 1, 1, 1001.0) is None
     assert [r[3] for r in e.records(400.0)] == [600, 600]
 

@@ -48,7 +48,7 @@ def test_rrset_entry_size_counts_rdatas_signatures_and_negative_records():
     assert per_rdata > 4 and one.size > per_rdata + len(name)
     sig = (name, 46, 1, 300, b"s" * 100)
     bare = e.size
-    e.rrsigs = [sig]
+    e.rrsigs = (sig,)
     assert e.size - bare > 100 + per_rdata
     soa = (b"\x07example\x00", 6, 1, 60, b"x" * 30)
     empty = C.RRsetEntry(name, 1, 1, 60, 60.0, C.AUTH_AUTHORITY, [], negative=0)

@@ -252,7 +252,7 @@ def test_glue_does_not_override_authoritative_address():
     assert e.rank == C.AUTH_ANSWER
     w.cache.rrsets.store_records([(W("ns1.example.com."), 1, 1, 300, b"\x06\x06\x06\x06")],
                                  C.GLUE, w.clock())
-    assert w.cache.rrsets.get(W("ns1.example.com."), 1, 1, w.clock()).rdatas == [bytes([10, 0, 3, 1])]
+    assert w.cache.rrsets.get(W("ns1.example.com."), 1, 1, w.clock()).rdatas == (bytes([10, 0, 3, 1]),)
 
 
 def test_ns_names_resolved_per_delegation_are_limited():

@@ -1,0 +1,79 @@
+"""The UDP listener answers every cached name of a wake-up before it starts any of that
+wake-up's misses: a probe queued behind a hundred flood queries (more than one recvmmsg
+batch) is answered before the first of them reaches the engine, and every miss still
+reaches it once, in order."""
+from __future__ import annotations
+
+import collections
+import socket
+import time
+
+import dns.message
+import dns.rrset
+
+from looptools import make_loop
+from resolver.cache.answer import parse_query
+from resolver.daemon import udp_listener
+from resolver.daemon.acl import ACL
+from resolver.wire.codec import MsgEntry
+
+BEFORE, AFTER = 100, 20          # misses queued ahead of the probe (over a batch) and after
+
+
+def _socket() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)     # all queued at once
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    return s
+
+
+def test_hits_of_a_wakeup_are_answered_before_its_misses_start(corenet_kind):
+    probe_q = dns.message.make_query("cached.example.", "A")
+    resp = dns.message.make_response(probe_q)
+    resp.answer.append(dns.rrset.from_text("cached.example.", 300, "IN", "A", "192.0.2.1"))
+    table = collections.OrderedDict()
+    table[parse_query(probe_q.to_wire())[0]] = MsgEntry(resp.to_wire(), time.monotonic(), 0.0)
+
+    loop = make_loop(corenet_kind)
+    sock, flood, probe = _socket(), _socket(), _socket()
+    started = []                  # (miss number, whether the probe had its answer by then)
+    probe_answers = []
+
+    def on_miss(query, addr, listener, over):
+        try:
+            probe_answers.append(probe.recv(512))
+        except BlockingIOError:
+            pass
+        started.append((int.from_bytes(query[:2], "big"), bool(probe_answers)))
+
+    listener = udp_listener.UDPListener(sock.fileno())
+    listener.setup(loop, sock, table, on_miss, ACL(["127.0.0.0/8"]))
+    try:
+        target = sock.getsockname()
+        for i in range(BEFORE + AFTER):
+            if i == BEFORE:
+                probe.sendto(probe_q.to_wire(), target)
+            q = dns.message.make_query(f"m{i}.example.", "A")
+            q.id = i
+            flood.sendto(q.to_wire(), target)
+        listener.start()
+        deadline = time.monotonic() + 5
+        while len(started) < BEFORE + AFTER and time.monotonic() < deadline:
+            loop.run_until_complete(_tick())
+        assert [n for n, _ in started] == list(range(BEFORE + AFTER))   # each once, in order
+        assert all(answered for _, answered in started), started[:3]
+        answer = dns.message.from_wire(probe_answers[0])
+        assert answer.id == probe_q.id and answer.answer
+        c = listener.counters()
+        assert c["hits"] == 1 and c["received"] == BEFORE + AFTER + 1
+    finally:
+        listener.close()
+        flood.close()
+        probe.close()
+        loop.close()
+
+
+async def _tick():
+    import asyncio
+    await asyncio.sleep(0.01)
