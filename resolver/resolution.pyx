@@ -37,7 +37,7 @@ from resolver import iterator as it
 from resolver.response import finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Query as CQuery
-from resolver.wire.codec cimport query_wire
+from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
@@ -85,11 +85,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    i = it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
-                    minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
-                    stats=r._stats, dnssec=r.dnssec, ip4=r.do_ip4,
-                    no_localhost=r.no_localhost)
-    if not getattr(r, "harden_glue", True):
+    i = _Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
+                  r.lv.limits if r.lv is not None else None, r.minimise,
+                  r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
+    if not r.harden_glue:
         i.harden_glue = False
     return i
 
@@ -506,7 +505,7 @@ cdef class Drive:
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
         self.callback = self._resolved
-        m = miss[0]
+        cdef Parsed m = miss[0]
         self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
 
     def _resolved(self, res):

@@ -120,7 +120,7 @@ cdef class Iterator:
     cdef object _rrdata, _infra
     cdef RRsetCache _rrsets
 
-    def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
+    def __init__(self, qname, qtype, qclass, cache, hints, clock, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
                  ip4=True, no_localhost=True):
         if limits is None:
