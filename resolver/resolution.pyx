@@ -34,7 +34,7 @@ import time
 
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
-from resolver.response import finish as finish_miss, hit_or_begin
+from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Query as CQuery
 from resolver.wire.codec cimport Parsed, query_wire
