@@ -233,6 +233,8 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
+        cdef bytes wire
+        cdef Py_ssize_t qend = 12 + len(qa.qname) + 4
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
         if self.ports is not None:
@@ -254,7 +256,7 @@ cdef class Resolution:
                           qa.rd)
         r._stats.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
-        question = wire[12:12 + len(qa.qname) + 4]
+        question = wire[12:qend]
         if tls is not None:                   # a forward zone's server over TLS
             self.rtt = -1.0
             self.sent_at = monotonic()

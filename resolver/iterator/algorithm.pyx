@@ -11,6 +11,7 @@ from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
                                 failure, keep_proofs, lru_get, store_records)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed
 from resolver.cache.infra cimport ServerInfo
@@ -56,9 +57,12 @@ cdef int VALIDATED = C.VALIDATED
 
 cdef inline bytes _parent(bytes name):
     """``wire.parent``: ``name`` without its first label (the root is its own parent)."""
-    if len(name) <= 1:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), skip
+    if n <= 1:
         return name
-    return name[name[0] + 1:]
+    cdef const char* p = PyBytes_AS_STRING(name)
+    skip = (<const unsigned char*>p)[0] + 1
+    return PyBytes_FromStringAndSize(p + skip, n - skip) if skip < n else b""
 
 
 cdef inline int _label_count(bytes name):
