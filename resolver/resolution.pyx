@@ -161,6 +161,7 @@ cdef class Resolution:
     cdef readonly object iterator
     cdef InfraCache infra
     cdef double max_time
+    cdef double t0              # the iterator's start, which its time limit counts from
     cdef list waiters
     cdef object action          # the Query being asked
     cdef UDPQuery q             # its UDP query (shared as ``shared``), or
@@ -189,6 +190,7 @@ cdef class Resolution:
         self.corenet = fast_loop(loop) is not None
         try:
             self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
+            self.t0 = iterator.t0
             # A forward or stub zone's servers may have ports of their own, or want TCP.
             if type(iterator) is _Iterator:
                 extra = iterator.__dict__          # empty but for a stub zone's
@@ -208,15 +210,17 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef double _left(self):
-        return self.max_time - (self.resolver.clock() - self.iterator.t0)
+        return self.max_time - (self.resolver.clock() - self.t0)
 
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
         cdef ResolverCore r = self.resolver
         cdef CQuery qa
+        cdef double now
         while type(action) is CQuery:
             qa = <CQuery>action
-            server, timeout, edns = self.infra.pick(qa.servers, r.clock(), self._left())
+            now = r.clock()
+            server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time - (now - self.t0))
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent

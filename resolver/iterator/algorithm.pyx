@@ -20,7 +20,7 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
-from resolver.iterator.events cimport Failure as CFailure
+from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire.codec import WireError, parse_response, strip_to, to_text
 
@@ -470,12 +470,12 @@ cdef class Iterator:
                 return None
             self._budget()
             self.queries += 1
-            event = yield Query(qname, qtype, self.qclass, zone, addrs)
+            event = yield CQuery(qname, qtype, self.qclass, zone, addrs)
             server = event.server
             attempts[server] = attempts.get(server, 0) + 1
             if server in retryable:
                 retryable.remove(server)
-            if isinstance(event, (Timeout, Failure)):
+            if isinstance(event, CTimeout) or isinstance(event, CFailure):
                 if type(event) is CFailure and (<CFailure>event).unreachable:
                     unsent += 1
                 else:
@@ -534,7 +534,7 @@ cdef class Iterator:
         cdef bytes zone, sent, child
         cdef list nsnames, ns_recs
         cdef int nl = _label_count(name), probe = 0, steps = 0, referrals = 0, stype
-        cdef bint minimise = self.minimise
+        cdef bint minimise = self.minimise, deeper
         cdef double now
         zone, nsnames = self._closest_delegation(start)
         if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
@@ -542,12 +542,14 @@ cdef class Iterator:
         while True:
             probe = max(probe, _label_count(zone))
             sent, stype = name, qtype
-            if (minimise and probe + 1 < nl and steps < self.lv.max_minimise_count
-                    and self._infra.minimise_ok(lower(zone), self.clock())):
+            deeper = False
+            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
+                now = self.clock()
+                deeper = self._infra.minimise_ok(lower(zone), now)
+            if deeper:
                 # What earlier probes learned (the name's A data or NODATA, cached) says the
                 # name is no zone cut: the next label is asked at once.
                 probe += 1
-                now = self.clock()
                 while probe < nl and self._get(strip_to(name, probe), A, now) is not None:
                     probe += 1
                 if probe < nl:
