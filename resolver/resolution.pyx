@@ -32,6 +32,7 @@ The entry points are thin:
 import logging
 import time
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport finish as finish_miss, hit_or_begin
@@ -260,7 +261,7 @@ cdef class Resolution:
                           qa.rd)
         r._stats.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
-        question = wire[12:qend]
+        question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, qend - 12)
         if tls is not None:                   # a forward zone's server over TLS
             self.rtt = -1.0
             self.sent_at = monotonic()

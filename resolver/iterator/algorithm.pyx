@@ -12,6 +12,14 @@ from resolver.state cimport LimitValues, limit_values
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
                                 failure, keep_proofs, lru_get, store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_XDECREF
+
+cdef extern from "Python.h":
+    enum:
+        PYGEN_RETURN
+    # PySendResult: PYGEN_RETURN (0, ``out`` is the return value), PYGEN_NEXT (1, ``out`` is
+    # the yielded value) or PYGEN_ERROR (-1, an exception is set)
+    int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed
 from resolver.cache.infra cimport ServerInfo
@@ -204,13 +212,15 @@ cdef class Iterator:
                 e.expires = min(e.expires, now + verdict[1])
 
     cdef _step(self, event):
-        try:
-            if event is None:
-                return next(self._gen)
-            return self._gen.send(event)
-        except StopIteration as stop:
-            self.result = stop.value
-            return stop.value
+        """The algorithm's next action for ``event``: its generator's next yield, or, when
+        it returns, its Result (kept as ``result``), taken without a StopIteration."""
+        cdef PyObject* out = NULL
+        cdef int state = PyIter_Send(self._gen, event, &out)
+        action = <object>out
+        Py_XDECREF(out)
+        if state == PYGEN_RETURN:
+            self.result = action
+        return action
 
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
