@@ -137,8 +137,10 @@ cdef class _SharedQuery:
             first = False
 
     cdef _forget(self):
-        if self.table.get(self.key) is self:
-            del self.table[self.key]
+        # one look-up of the key (a tuple hashed anew each time) when it is this query's
+        found = self.table.pop(self.key, None)
+        if found is not None and found is not self:
+            self.table[self.key] = found
 
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
@@ -456,9 +458,10 @@ cdef class Resolution:
             self.iterator.store_deferred()
 
     cdef _release(self):
-        inflight = self.resolver._inflight
-        if inflight.get(self.key) is self:
-            del inflight[self.key]
+        cdef dict inflight = self.resolver._inflight
+        found = inflight.pop(self.key, None)
+        if found is not None and found is not self:
+            inflight[self.key] = found
 
     cdef _finish(self, res):
         if self.finished:

@@ -277,10 +277,10 @@ cdef class Iterator:
                     return Result(SERVFAIL, answer, reason=hit.reason)
                 if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
                     self._keep_proofs(hit)
-            answer += hit.records
+            answer.extend(hit.records)
             kind = hit.kind
             if kind == "answer" or kind == "cname":
-                proofs += hit.authority
+                proofs.extend(hit.authority)
             c = count_type(hit.records, CNAME)
             if c:
                 links += c
