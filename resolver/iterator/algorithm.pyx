@@ -428,6 +428,7 @@ cdef class Iterator:
         cdef list marked                # lame for this zone: the last resort
         cdef dict extra = {}
         cdef int resolved = 0, unsent = 0
+        cdef int asked = 0              # the sum of ``attempts``
         cdef double now
         cdef list addrs, pending, found
         cdef Parsed m
@@ -476,13 +477,14 @@ cdef class Iterator:
                     addrs = marked
                 if not addrs:
                     return None
-            if sum(attempts.values()) - unsent >= most:
+            if asked - unsent >= most:
                 return None
             self._budget()
             self.queries += 1
             event = yield CQuery(qname, qtype, self.qclass, zone, addrs)
             server = event.server
             attempts[server] = attempts.get(server, 0) + 1
+            asked += 1
             if server in retryable:
                 retryable.remove(server)
             if isinstance(event, CTimeout) or isinstance(event, CFailure):
