@@ -32,12 +32,13 @@ The entry points are thin:
 import logging
 import time
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
-from resolver.response import finish as finish_miss, hit_or_begin
+from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Query as CQuery
-from resolver.wire.codec cimport query_wire
+from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
@@ -85,11 +86,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    i = it.Iterator(qname, qtype, qclass, r.cache, hints, r.clock, limits=r.limits,
-                    minimise=r.minimise, ipv6=r.ipv6, validator=r.validator,
-                    stats=r._stats, dnssec=r.dnssec, ip4=r.do_ip4,
-                    no_localhost=r.no_localhost)
-    if not getattr(r, "harden_glue", True):
+    i = _Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
+                  r.lv.limits if r.lv is not None else None, r.minimise,
+                  r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
+    if not r.harden_glue:
         i.harden_glue = False
     return i
 
@@ -137,8 +137,10 @@ cdef class _SharedQuery:
             first = False
 
     cdef _forget(self):
-        if self.table.get(self.key) is self:
-            del self.table[self.key]
+        # one look-up of the key (a tuple hashed anew each time) when it is this query's
+        found = self.table.pop(self.key, None)
+        if found is not None and found is not self:
+            self.table[self.key] = found
 
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
@@ -162,6 +164,7 @@ cdef class Resolution:
     cdef readonly object iterator
     cdef InfraCache infra
     cdef double max_time
+    cdef double t0              # the iterator's start, which its time limit counts from
     cdef list waiters
     cdef object action          # the Query being asked
     cdef UDPQuery q             # its UDP query (shared as ``shared``), or
@@ -190,6 +193,7 @@ cdef class Resolution:
         self.corenet = fast_loop(loop) is not None
         try:
             self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
+            self.t0 = iterator.t0
             # A forward or stub zone's servers may have ports of their own, or want TCP.
             if type(iterator) is _Iterator:
                 extra = iterator.__dict__          # empty but for a stub zone's
@@ -209,15 +213,17 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef double _left(self):
-        return self.max_time - (self.resolver.clock() - self.iterator.t0)
+        return self.max_time - (self.resolver.clock() - self.t0)
 
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
         cdef ResolverCore r = self.resolver
         cdef CQuery qa
+        cdef double now
         while type(action) is CQuery:
             qa = <CQuery>action
-            server, timeout, edns = self.infra.pick(qa.servers, r.clock(), self._left())
+            now = r.clock()
+            server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time - (now - self.t0))
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
@@ -234,6 +240,8 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
+        cdef bytes wire
+        cdef Py_ssize_t qend = 12 + len(qa.qname) + 4
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
         if self.ports is not None:
@@ -255,7 +263,7 @@ cdef class Resolution:
                           qa.rd)
         r._stats.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
-        question = wire[12:12 + len(qa.qname) + 4]
+        question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, qend - 12)
         if tls is not None:                   # a forward zone's server over TLS
             self.rtt = -1.0
             self.sent_at = monotonic()
@@ -450,9 +458,10 @@ cdef class Resolution:
             self.iterator.store_deferred()
 
     cdef _release(self):
-        inflight = self.resolver._inflight
-        if inflight.get(self.key) is self:
-            del inflight[self.key]
+        cdef dict inflight = self.resolver._inflight
+        found = inflight.pop(self.key, None)
+        if found is not None and found is not self:
+            inflight[self.key] = found
 
     cdef _finish(self, res):
         if self.finished:
@@ -506,7 +515,7 @@ cdef class Drive:
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
         self.callback = self._resolved
-        m = miss[0]
+        cdef Parsed m = miss[0]
         self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
 
     def _resolved(self, res):

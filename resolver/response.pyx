@@ -11,7 +11,7 @@ from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
 from resolver.wire.codec cimport MsgEntry, Parsed
 from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
-from resolver.iterator.replies import without_types
+from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE

@@ -42,5 +42,6 @@ cdef class ResolverCore:
     cdef public int port
     cdef public bint minimise, ipv6
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
+    cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None

@@ -104,6 +104,7 @@ cdef class ResolverCore:
         self._stats = Stats()
         self.do_ip4 = True
         self.no_localhost = True
+        self.harden_glue = True
 
     @property
     def stats(self):

@@ -45,10 +45,14 @@ cpdef unsigned int qtype_of(bytes q):
 
 
 cdef class Counters:
-    """What the Python paths count (the C UDP listener keeps its own, merged in stats())."""
+    """What the Python paths count (the C UDP listener keeps its own, merged in stats()).
+    Answers over UDP by rcode, and qtypes below 256, are C arrays; ``queries`` and
+    ``qtypes`` read them back as Counters."""
 
-    cdef public object queries          # Counter: (transport, rcode) -> n
-    cdef public object qtypes           # Counter: qtype -> n
+    cdef unsigned long long udp_rcodes[16]
+    cdef unsigned long long low_qtypes[256]
+    cdef object other_queries           # Counter: (transport, rcode) -> n, but UDP's
+    cdef object other_qtypes            # Counter: qtype >= 256 -> n
     cdef public list latency
     cdef public double latency_sum
     cdef public object dropped          # Counter: reason -> n
@@ -57,17 +61,42 @@ cdef class Counters:
     cdef public long long tcp_shed_idle
 
     def __init__(self):
-        self.queries = Counter()
-        self.qtypes = Counter()
+        self.other_queries = Counter()
+        self.other_qtypes = Counter()
         self.latency = [0] * (NBUCKETS + 1)
         self.latency_sum = 0.0
         self.dropped = Counter()
 
+    @property
+    def queries(self):
+        """Counter: (transport, rcode) -> answers."""
+        out = Counter(self.other_queries)
+        for rcode in range(16):
+            if self.udp_rcodes[rcode]:
+                out[("udp", rcode)] += self.udp_rcodes[rcode]
+        return out
+
+    @property
+    def qtypes(self):
+        """Counter: qtype -> answers."""
+        out = Counter(self.other_qtypes)
+        for qtype in range(256):
+            if self.low_qtypes[qtype]:
+                out[qtype] = self.low_qtypes[qtype]
+        return out
+
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds):
         cdef int i = 0
-        key = (transport, out[3] & 0x0F)
-        self.queries[key] = (dict_get(self.queries, key) or 0) + 1
-        self.qtypes[qtype] = (dict_get(self.qtypes, qtype) or 0) + 1
+        cdef unsigned int rcode = out[3] & 0x0F
+        if transport == "udp":
+            self.udp_rcodes[rcode] += 1
+        else:
+            key = (transport, rcode)
+            self.other_queries[key] = (dict_get(self.other_queries, key) or 0) + 1
+        if qtype < 256:
+            self.low_qtypes[qtype] += 1
+        else:
+            self.other_qtypes[qtype] = (dict_get(self.other_qtypes, qtype) or 0) + 1
         self.latency_sum += seconds
         # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
         while i < NBUCKETS and _BOUNDS[i] < seconds:
@@ -131,7 +160,12 @@ cdef class _Bucket:
 cdef class Dispatch:
     """The per-query state and paths of one process's server (see the module docstring)."""
 
-    cdef public object cfg
+    cdef object _cfg
+    # what the miss path reads of ``cfg`` on every query, as C fields (the Config is frozen:
+    # a reload assigns a new one, which sets them again)
+    cdef int prefix_v4, prefix_v6
+    cdef Py_ssize_t max_inflight, max_inflight_per_client, max_udp_size
+    cdef double jostle_timeout, ip_ratelimit
     cdef public object resolver
     cdef public Counters counters
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
@@ -151,6 +185,22 @@ cdef class Dispatch:
         self._drained = None
         self.loop = None
         self.query_log = None
+
+    @property
+    def cfg(self):
+        """The daemon's Config."""
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, cfg):
+        self.prefix_v4 = cfg.ip_ratelimit_prefix_v4
+        self.prefix_v6 = cfg.ip_ratelimit_prefix_v6
+        self.max_inflight = cfg.max_inflight
+        self.max_inflight_per_client = cfg.max_inflight_per_client
+        self.max_udp_size = cfg.max_udp_size
+        self.jostle_timeout = cfg.jostle_timeout
+        self.ip_ratelimit = cfg.ip_ratelimit
+        self._cfg = cfg
 
     def udp_miss(self, bytes q, addr, listener, bint busy=False):
         """From the C listener: what its hit path did not answer (it already checked size,
@@ -188,20 +238,18 @@ cdef class Dispatch:
                 out = _error_response(q, 4 if (q[2] & 0x78) else 5)
             self.answer(q, out, transport, send, t0, addr[0] if addr else None, hit)
             return True
-        cfg = self.cfg
-        client = client_key(addr[0], cfg.ip_ratelimit_prefix_v4,
-                            cfg.ip_ratelimit_prefix_v6) if addr else None
+        client = client_key(addr[0], self.prefix_v4, self.prefix_v6) if addr else None
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         if busy and n:
             dropped = self.counters.dropped
             dropped["busy"] = dropped.get("busy", 0) + 1
             return False
-        if n >= cfg.max_inflight_per_client or (len(self.misses) >= cfg.max_inflight
-                                                and not self.jostle(t0, cfg.jostle_timeout)):
+        if n >= self.max_inflight_per_client or (len(self.misses) >= self.max_inflight
+                                                 and not self.jostle(t0, self.jostle_timeout)):
             dropped = self.counters.dropped
             dropped["overload"] = dropped.get("overload", 0) + 1
             return False
-        if not self.admitted(client, t0, cfg.ip_ratelimit):
+        if not self.admitted(client, t0, self.ip_ratelimit):
             dropped = self.counters.dropped
             dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
             return False
@@ -308,7 +356,7 @@ cdef class Dispatch:
         cdef Py_ssize_t limit
         if len(out) <= 512:
             return out              # every client accepts 512 bytes
-        limit = min(_udp_limit(q), self.cfg.max_udp_size)
+        limit = min(_udp_limit(q), self.max_udp_size)
         if len(out) > limit:
             self.counters.truncated += 1
             return _truncate(out, limit)

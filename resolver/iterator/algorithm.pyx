@@ -11,6 +11,15 @@ from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
                                 failure, keep_proofs, lru_get, store_records)
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport PyObject, Py_XDECREF
+
+cdef extern from "Python.h":
+    enum:
+        PYGEN_RETURN
+    # PySendResult: PYGEN_RETURN (0, ``out`` is the return value), PYGEN_NEXT (1, ``out`` is
+    # the yielded value) or PYGEN_ERROR (-1, an exception is set)
+    int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed
 from resolver.cache.infra cimport ServerInfo
@@ -19,7 +28,7 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
-from resolver.iterator.events cimport Failure as CFailure
+from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire.codec import WireError, parse_response, strip_to, to_text
 
@@ -56,9 +65,12 @@ cdef int VALIDATED = C.VALIDATED
 
 cdef inline bytes _parent(bytes name):
     """``wire.parent``: ``name`` without its first label (the root is its own parent)."""
-    if len(name) <= 1:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name), skip
+    if n <= 1:
         return name
-    return name[name[0] + 1:]
+    cdef const char* p = PyBytes_AS_STRING(name)
+    skip = (<const unsigned char*>p)[0] + 1
+    return PyBytes_FromStringAndSize(p + skip, n - skip) if skip < n else b""
 
 
 cdef inline int _label_count(bytes name):
@@ -120,7 +132,7 @@ cdef class Iterator:
     cdef object _rrdata, _infra
     cdef RRsetCache _rrsets
 
-    def __init__(self, qname, qtype, qclass, cache, hints, clock, *, limits=None,
+    def __init__(self, qname, qtype, qclass, cache, hints, clock, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
                  ip4=True, no_localhost=True):
         if limits is None:
@@ -200,13 +212,15 @@ cdef class Iterator:
                 e.expires = min(e.expires, now + verdict[1])
 
     cdef _step(self, event):
-        try:
-            if event is None:
-                return next(self._gen)
-            return self._gen.send(event)
-        except StopIteration as stop:
-            self.result = stop.value
-            return stop.value
+        """The algorithm's next action for ``event``: its generator's next yield, or, when
+        it returns, its Result (kept as ``result``), taken without a StopIteration."""
+        cdef PyObject* out = NULL
+        cdef int state = PyIter_Send(self._gen, event, &out)
+        action = <object>out
+        Py_XDECREF(out)
+        if state == PYGEN_RETURN:
+            self.result = action
+        return action
 
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
@@ -263,10 +277,10 @@ cdef class Iterator:
                     return Result(SERVFAIL, answer, reason=hit.reason)
                 if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
                     self._keep_proofs(hit)
-            answer += hit.records
+            answer.extend(hit.records)
             kind = hit.kind
             if kind == "answer" or kind == "cname":
-                proofs += hit.authority
+                proofs.extend(hit.authority)
             c = count_type(hit.records, CNAME)
             if c:
                 links += c
@@ -414,6 +428,7 @@ cdef class Iterator:
         cdef list marked                # lame for this zone: the last resort
         cdef dict extra = {}
         cdef int resolved = 0, unsent = 0
+        cdef int asked = 0              # the sum of ``attempts``
         cdef double now
         cdef list addrs, pending, found
         cdef Parsed m
@@ -462,16 +477,17 @@ cdef class Iterator:
                     addrs = marked
                 if not addrs:
                     return None
-            if sum(attempts.values()) - unsent >= most:
+            if asked - unsent >= most:
                 return None
             self._budget()
             self.queries += 1
-            event = yield Query(qname, qtype, self.qclass, zone, addrs)
+            event = yield CQuery(qname, qtype, self.qclass, zone, addrs)
             server = event.server
             attempts[server] = attempts.get(server, 0) + 1
+            asked += 1
             if server in retryable:
                 retryable.remove(server)
-            if isinstance(event, (Timeout, Failure)):
+            if isinstance(event, CTimeout) or isinstance(event, CFailure):
                 if type(event) is CFailure and (<CFailure>event).unreachable:
                     unsent += 1
                 else:
@@ -530,7 +546,7 @@ cdef class Iterator:
         cdef bytes zone, sent, child
         cdef list nsnames, ns_recs
         cdef int nl = _label_count(name), probe = 0, steps = 0, referrals = 0, stype
-        cdef bint minimise = self.minimise
+        cdef bint minimise = self.minimise, deeper
         cdef double now
         zone, nsnames = self._closest_delegation(start)
         if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
@@ -538,12 +554,14 @@ cdef class Iterator:
         while True:
             probe = max(probe, _label_count(zone))
             sent, stype = name, qtype
-            if (minimise and probe + 1 < nl and steps < self.lv.max_minimise_count
-                    and self._infra.minimise_ok(lower(zone), self.clock())):
+            deeper = False
+            if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
+                now = self.clock()
+                deeper = self._infra.minimise_ok(lower(zone), now)
+            if deeper:
                 # What earlier probes learned (the name's A data or NODATA, cached) says the
                 # name is no zone cut: the next label is asked at once.
                 probe += 1
-                now = self.clock()
                 while probe < nl and self._get(strip_to(name, probe), A, now) is not None:
                     probe += 1
                 if probe < nl:

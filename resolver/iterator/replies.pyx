@@ -119,8 +119,9 @@ cpdef bint is_lame(object m, bytes zone, bytes qname, object ref):
     trust rank (RFC 2181 5.4.1). ``ref`` is ``referral(m, zone, qname)``, already computed."""
     if ref is not None:
         return False
-    cdef bint aa = (m.flags & 0x0400) != 0
-    cdef bint ra = (m.flags & 0x0080) != 0
+    cdef unsigned int flags = m.flags
+    cdef bint aa = (flags & 0x0400) != 0
+    cdef bint ra = (flags & 0x0080) != 0
     cdef list authority = m.authority
     cdef list answer = m.answer
     cdef object r
