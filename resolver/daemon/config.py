@@ -116,8 +116,9 @@ class Config:
     #: Seconds a loop iteration may work before the daemon counts itself behind: each
     #: longer iteration halves the misses a wake-up may start, each shorter one lets the
     #: quota grow back. Under a flood of misses the loop settles near this, and a cached
-    #: name is answered within about one iteration.
-    busy_target: float = 0.003
+    #: name is answered within about one iteration: 2 ms keeps a cached name's p99 under a
+    #: flood near 4 ms with no loss of the flood's own throughput (BENCHMARKS.md).
+    busy_target: float = 0.002
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
     #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
