@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from resolver import limits as L
 from resolver.limits import DEFAULT as _LIMITS, Limits
 
 
@@ -68,57 +69,49 @@ class Config:
     #: it off where IPv6 is routed but broken (every IPv6 server would time out once).
     #: ``ipv6`` is accepted as another name for it.
     do_ip6: bool = True
-    #: TCP: a connection with no complete query for this long is closed (slow-loris bound).
-    tcp_idle_timeout: float = 10.0
-    #: TCP: connections open at once; more are closed at accept.
-    tcp_max_connections: int = 1000
-    #: TCP: connections one client address may hold at once, so that one client cannot
-    #: take TCP away from the others (at the global cap the oldest idle connection is
-    #: closed to make room; a new one is refused only when none is idle).
-    tcp_max_connections_per_client: int = 64
+    # The listeners' limits: defaults and the reason for each in resolver.limits.
+    #: TCP: a connection with no complete query for this long, seconds, is closed.
+    tcp_idle_timeout: float = L.TCP_IDLE_TIMEOUT
+    #: TCP: connections open at once; at the cap the oldest idle one is closed to make room,
+    #: and a new one is refused only when none is idle.
+    tcp_max_connections: int = L.TCP_MAX_CONNECTIONS
+    #: TCP: connections one client address may hold at once.
+    tcp_max_connections_per_client: int = L.TCP_MAX_CONNECTIONS_PER_CLIENT
     #: TCP: queries of one connection being resolved at once; past it reading pauses.
-    tcp_max_inflight: int = 32
-    #: TCP: largest query frame accepted; a longer length closes the connection (a query
-    #: is a few hundred bytes; 64 KiB frames only waste memory).
-    tcp_max_query: int = 4096
+    tcp_max_inflight: int = L.TCP_MAX_INFLIGHT
+    #: TCP: largest query frame accepted; a longer length closes the connection.
+    tcp_max_query: int = L.TCP_MAX_QUERY
     #: UDP: no answer is larger, whatever the client's EDNS size says; past it the answer is
-    #: truncated (TC) and the client asks over TCP. 1232 is the DNS Flag Day 2020 value: no
-    #: IP fragmentation, and a small cap on what a spoofed query can make us send (Unbound's
-    #: ``max-udp-size``).
-    max_udp_size: int = 1232
-    #: Cache misses being resolved at once for one client address (a flood from one address
-    #: cannot take every slot), and overall; past them the query is dropped and counted.
-    max_inflight_per_client: int = 256
-    #: Cache misses being resolved at once in all (each holds a socket: at start the daemon
-    #: lowers this to what its descriptor limit allows, and says so).
-    max_inflight: int = 10000
+    #: truncated (TC) and the client asks over TCP (Unbound's ``max-udp-size``).
+    max_udp_size: int = L.MAX_UDP_SIZE
+    #: Cache misses being resolved at once for one client address; past it the query is
+    #: dropped and counted.
+    max_inflight_per_client: int = L.MAX_INFLIGHT_PER_CLIENT
+    #: Cache misses being resolved at once in all (at start the daemon lowers this to what
+    #: its descriptor limit allows, and says so).
+    max_inflight: int = L.MAX_INFLIGHT
     #: Cache misses one client address may start per second (a bucket one second deep);
-    #: past it the query is dropped and counted (``ratelimit``), so a flood of random
-    #: names from one address cannot take the resolution budget from everyone else, while
-    #: its cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).
-    ip_ratelimit: int = 1000
+    #: past it the query is dropped and counted (``ratelimit``) while its cache hits are
+    #: still answered. 0 turns it off (Unbound's ``ip-ratelimit``).
+    ip_ratelimit: int = L.IP_RATELIMIT
     #: The IPv4 prefix that counts as one client for ``ip-ratelimit`` and
     #: ``max-inflight-per-client``: one address by default.
-    ip_ratelimit_prefix_v4: int = 32
-    #: The IPv6 prefix that counts as one client for the same budgets: a /56, the least a
-    #: subscriber is usually given, so that one attacker cannot multiply its budget by
-    #: walking the addresses of its own network.
-    ip_ratelimit_prefix_v6: int = 56
+    ip_ratelimit_prefix_v4: int = L.IP_RATELIMIT_PREFIX_V4
+    #: The IPv6 prefix that counts as one client for the same budgets (a /56 by default).
+    ip_ratelimit_prefix_v6: int = L.IP_RATELIMIT_PREFIX_V6
     #: With every miss slot taken, a new miss may push out the oldest one once it has run
     #: this long, seconds (Unbound's ``jostle-timeout``): the old query gets no answer and
-    #: is counted (``jostled``), so slow authorities cannot hold every slot while fresh
-    #: queries are dropped. 0 turns it off.
-    jostle_timeout: float = 0.2
+    #: is counted (``jostled``). 0 turns it off.
+    jostle_timeout: float = L.JOSTLE_TIMEOUT
     #: The most new cache misses one wake-up of a UDP listener passes to the resolver; the
     #: wake-up's further misses are dropped and counted (``busy``) while its cache hits are
     #: still answered. The quota in force adapts below this (see ``busy-target``).
-    misses_per_wakeup: int = 256
+    misses_per_wakeup: int = L.MISSES_PER_WAKEUP
     #: Seconds a loop iteration may work before the daemon counts itself behind: each
     #: longer iteration halves the misses a wake-up may start, each shorter one lets the
     #: quota grow back. Under a flood of misses the loop settles near this, and a cached
-    #: name is answered within about one iteration: 2 ms keeps a cached name's p99 under a
-    #: flood near 4 ms with no loss of the flood's own throughput (BENCHMARKS.md).
-    busy_target: float = 0.002
+    #: name is answered within about one iteration.
+    busy_target: float = L.BUSY_TARGET
     #: Started as root, run as this user (and its group) once every socket is bound, with no
     #: supplementary groups and no capabilities left (Unbound's ``username``). Files read on
     #: reload (the config, root hints, trust anchor) must be readable by that user. Unset:
@@ -843,22 +836,27 @@ def reference() -> str:
     flags = set()
     for action in parser()._subparsers._group_actions[0].choices["serve"]._actions:
         flags.update(action.option_strings)
-    def field_docs(cls) -> dict[str, list[str]]:
+    def documented(source, name: str) -> dict[str, list[str]]:
+        """The ``#:`` comment lines above each definition whose name ``name`` matches."""
         docs: dict[str, list[str]] = {}
         pending: list[str] = []
-        for line in inspect.getsource(cls).splitlines():
+        for line in inspect.getsource(source).splitlines():
             text = line.strip()
             if text.startswith("#:"):
                 pending.append(text[2:].strip())
                 continue
-            m = re.match(r"(\w+):", text)
+            m = re.match(name, text)
             if m and pending:
                 docs[m.group(1)] = pending
             if not text.startswith("#"):
                 pending = []
         return docs
 
+    def field_docs(cls) -> dict[str, list[str]]:
+        return documented(cls, r"(\w+):")
+
     docs = field_docs(Config)
+    reasons = documented(L, r"([A-Z0-9_]+) = ")          # the limits' module constants
     out = ["# corenet-resolver configuration reference", "",
            "Every setting can be given in the TOML file passed with `--config` (keys with `-` or",
            "`_`, at the top level or in a `[server]` table) and most on the command line, which",
@@ -878,6 +876,8 @@ def reference() -> str:
                 + ("" if flag is None else f"; command line: `{flag}`")
                 + ("; restart" if f.name in RESTART_SETTINGS else "; reloadable"), ""]
         out += [" ".join(docs.get(f.name, ["(undocumented)"])), ""]
+        if f.name.upper() in reasons:                 # a limit: why its default
+            out += ["Why this default: " + " ".join(reasons[f.name.upper()]), ""]
         if f.name == "limits":
             out += _limits_reference(field_docs(Limits))
     return "\n".join(out)
