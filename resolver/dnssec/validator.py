@@ -16,10 +16,11 @@ client's own question may be stored only once the answer has left (``Iterator.de
 the verdicts on its rrsets wait in ``Iterator.validated`` and are applied when it is
 stored. Data below VALIDATED is validated again by the next query that uses it (a VALIDATED
 entry with the same rdata skips the crypto); bogus data stays at its authority rank for CD
-clients, behind the bogus-verdict cache (``limits.dnssec_bogus_ttl``). Nothing stored at an authority rank can replace a fresh
-VALIDATED entry (``cache.RRsetCache.store``). The message cache holds finished answers keyed
-by the query's EDNS/DO/CD bits, AD set when secure and shown only to clients that set AD or
-DO (``wire.codec.answer_from_entry``, ``cache.answer``), so a hit is never revalidated.
+clients, behind the bogus-verdict cache (``limits.dnssec_bogus_ttl``). Nothing stored at
+an authority rank can replace a fresh VALIDATED entry (``cache.RRsetCache.store``). The
+message cache holds finished answers keyed by the query's EDNS/DO/CD bits, AD set when
+secure and shown only to clients that set AD or DO (``wire.codec.answer_from_entry``,
+``cache.answer``), so a hit is never revalidated.
 """
 from __future__ import annotations
 
