@@ -64,6 +64,14 @@ cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
 
 
+cdef inline void _remove_own(dict table, object key, object owner):
+    """Removes ``table[key]`` if it is ``owner``, with one look-up of the key (a tuple,
+    hashed anew each time) when it is."""
+    found = table.pop(key, None)
+    if found is not None and found is not owner:
+        table[key] = found
+
+
 cpdef object start(ResolverCore resolver, bytes query, done, loop):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
@@ -137,10 +145,7 @@ cdef class _SharedQuery:
             first = False
 
     cdef _forget(self):
-        # one look-up of the key (a tuple hashed anew each time) when it is this query's
-        found = self.table.pop(self.key, None)
-        if found is not None and found is not self:
-            self.table[self.key] = found
+        _remove_own(self.table, self.key, self)
 
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
@@ -213,7 +218,10 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef double _left(self):
-        return self.max_time - (self.resolver.clock() - self.t0)
+        return self._left_at(self.resolver.clock())
+
+    cdef inline double _left_at(self, double now):
+        return self.max_time - (now - self.t0)
 
     cdef _advance(self, action):
         """Goes on from the iterator's next step."""
@@ -223,7 +231,7 @@ cdef class Resolution:
         while type(action) is CQuery:
             qa = <CQuery>action
             now = r.clock()
-            server, timeout, edns = self.infra.pick(qa.servers, now, self.max_time - (now - self.t0))
+            server, timeout, edns = self.infra.pick(qa.servers, now, self._left_at(now))
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
@@ -241,7 +249,6 @@ cdef class Resolution:
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
         cdef bytes wire
-        cdef Py_ssize_t qend = 12 + len(qa.qname) + 4
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
         if self.ports is not None:
@@ -263,7 +270,7 @@ cdef class Resolution:
                           qa.rd)
         r._stats.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
-        question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, qend - 12)
+        question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, len(qa.qname) + 4)
         if tls is not None:                   # a forward zone's server over TLS
             self.rtt = -1.0
             self.sent_at = monotonic()
@@ -458,10 +465,7 @@ cdef class Resolution:
             self.iterator.store_deferred()
 
     cdef _release(self):
-        cdef dict inflight = self.resolver._inflight
-        found = inflight.pop(self.key, None)
-        if found is not None and found is not self:
-            inflight[self.key] = found
+        _remove_own(self.resolver._inflight, self.key, self)
 
     cdef _finish(self, res):
         if self.finished:

@@ -374,7 +374,7 @@ class Validator:
             # the answer is stored once it has left (Iterator.store_deferred): at this rank
             if it.validated is None:
                 it.validated = {}
-            it.validated[(owner.lower(), rdtype)] = (set(rdatas), cap)
+            it.validated[key] = (set(rdatas), cap)
         return SECURE, sig.labels, signer
 
     def _proofs(self, ctx, it, auth: list, zone: bytes):

@@ -118,8 +118,8 @@ cdef class Iterator:
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
     #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
     cdef public list deferred
-    #: what the validator proved of deferred rrsets before they were stored:
-    #: (lowered owner, type) -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
+    #: what the validator proved of deferred rrsets before they were stored: rrset cache
+    #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
     cdef public dict validated
     cdef public list hint_names
     cdef public dict hint_addrs
@@ -205,7 +205,7 @@ cdef class Iterator:
         cdef RRsetEntry e
         cdef double now = self.clock()
         for key, verdict in proved.items():
-            e = dict_get(self._rrdata, (key[0], key[1], self.qclass))
+            e = dict_get(self._rrdata, key)
             if (e is not None and e.negative is None and e.rank < VALIDATED
                     and set(e.rdatas) == verdict[0]):
                 e.rank = VALIDATED
