@@ -8,8 +8,13 @@ known), then is asked ``-n`` new names of that zone with dnsperf (``-q 1``: one 
 before and dumped after them, strace is attached for them alone. One worker / one thread,
 validation off on both sides (the lab is unsigned), ``ip-ratelimit`` off.
 
-    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--no-callgrind]
-        [--no-strace]
+``--dnssec`` runs both servers validating over the signed lab of benchmarks/test_dnssec.py
+(``tests/resolver/dnssec_lab.py``, its root's DS as the trust anchor): the names are new
+secure names of ``bench.net.`` (ECDSA P-256, one RRSIG each), asked with DO set; the warm-up
+query loads the chain's keys and checks that the answer is authenticated (AD).
+
+    .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec]
+        [--no-callgrind] [--no-strace]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
 BENCHMARKS.md ("Where a miss goes") reports its figures.
@@ -28,6 +33,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "resolver"))
 
 from daemon_proc import Daemon  # noqa: E402
+import dns.flags  # noqa: E402
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+import dnssec_lab  # noqa: E402
 from dnslab import Lab, bulk_names  # noqa: E402
 from dnslab.unbound import launch, server_lines  # noqa: E402
 from dnslab.ports import pick_port  # noqa: E402
@@ -38,11 +47,11 @@ UNBOUND_EXTRA = ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch
                  "  qname-minimisation: yes"]
 
 
-def _dnsperf(port: int, names: list[str], path: Path, outstanding: int) -> int:
+def _dnsperf(port: int, names: list[str], path: Path, outstanding: int, do: bool) -> int:
     path.write_text("".join(f"{n} A\n" for n in names))
     r = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(path), "-n",
-                        "1", "-q", str(outstanding), "-t", "30"], capture_output=True,
-                       text=True, timeout=600)
+                        "1", "-q", str(outstanding), "-t", "30", *(["-D"] if do else [])],
+                       capture_output=True, text=True, timeout=600)
     m = re.search(r"Queries completed:\s+(\d+)", r.stdout)
     if r.returncode != 0 or m is None:
         raise RuntimeError(f"dnsperf failed:\n{r.stdout}{r.stderr}")
@@ -50,21 +59,27 @@ def _dnsperf(port: int, names: list[str], path: Path, outstanding: int) -> int:
 
 
 class _Server:
-    """corenet-resolver or Unbound over ``lab``, optionally under callgrind."""
+    """corenet-resolver or Unbound over ``lab``, optionally under callgrind; validating
+    with the trust anchor file ``anchor`` when given."""
 
-    def __init__(self, kind: str, lab: Lab, work: Path, callgrind_out: str | None) -> None:
+    def __init__(self, kind: str, lab: Lab, work: Path, callgrind_out: str | None,
+                 anchor: Path | None) -> None:
         self.kind = kind
         wrap = (("valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind_out}")
                 if callgrind_out else ())
         if kind == "corenet":
-            self.d = Daemon(work, lab, "--no-ipv6", "--ip-ratelimit", "0", metrics=False,
-                            control=False, wrap=wrap).start(timeout=600)
+            trust = ("--trust-anchor", str(anchor)) if anchor else ()
+            self.d = Daemon(work, lab, "--no-ipv6", "--ip-ratelimit", "0", *trust,
+                            metrics=False, control=False, wrap=wrap).start(timeout=600)
             self.pid, self.port, self.proc = self.d.pid, self.d.port, None
         else:
             work.mkdir(parents=True, exist_ok=True)
             self.port = pick_port(["127.0.0.1"])
             lines = [f"  interface: 127.0.0.1@{self.port}", f"  port: {self.port}",
                      *server_lines(work, lab, 1), *UNBOUND_EXTRA]
+            if anchor:
+                lines += ['  module-config: "validator iterator"',
+                          f'  trust-anchor-file: "{anchor}"']
             self.proc = launch(work, lines, "127.0.0.1", self.port, timeout=600,
                                wrap=wrap)
             self.pid, self.d = self.proc.pid, None
@@ -84,31 +99,44 @@ def _callgrind_total(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
+def _warm(port: int, name: str, anchor: Path | None, work: Path) -> None:
+    """The path to the names' zone (and with ``anchor`` its chain of keys) loaded by one of
+    them; validating, its answer must be authenticated."""
+    if anchor is None:
+        _dnsperf(port, [name], work / "warm.txt", 1, False)
+        return
+    r = dns.query.udp(dns.message.make_query(name, "A", want_dnssec=True), "127.0.0.1",
+                      port=port, timeout=30)
+    if r.rcode() != 0 or not r.flags & dns.flags.AD:
+        raise RuntimeError(f"{name} is not answered as secure:\n{r}")
+
+
 def measure(kind: str, lab: Lab, work: Path, names: list[str], outstanding: int,
-            callgrind: bool, strace: bool) -> dict:
+            callgrind: bool, strace: bool, anchor: Path | None = None) -> dict:
     out: dict = {}
+    do = anchor is not None
     if callgrind:
         dump = str(work / f"{kind}.callgrind")
-        s = _Server(kind, lab, work / f"{kind}-cg", dump)
+        s = _Server(kind, lab, work / f"{kind}-cg", dump, anchor)
         try:
-            _dnsperf(s.port, names[:1], work / "warm.txt", 1)
+            _warm(s.port, names[0], anchor, work)
             subprocess.run(["callgrind_control", "-z", str(s.pid)], check=True,
                            capture_output=True)
-            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding)
+            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do)
             subprocess.run(["callgrind_control", "-d", str(s.pid)], check=True,
                            capture_output=True)
             out["instructions_per_miss"] = _callgrind_total(dump + ".1") / done
         finally:
             s.stop()
     if strace:
-        s = _Server(kind, lab, work / f"{kind}-st", None)
+        s = _Server(kind, lab, work / f"{kind}-st", None, anchor)
         log = work / f"{kind}.strace"
         try:
-            _dnsperf(s.port, names[:1], work / "warm.txt", 1)
+            _warm(s.port, names[0], anchor, work)
             st = subprocess.Popen(["strace", "-c", "-f", "-o", str(log), "-p", str(s.pid)],
                                   stderr=subprocess.DEVNULL)
             time.sleep(1.0)             # attached to every thread before the first query
-            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding)
+            done = _dnsperf(s.port, names[1:], work / "q.txt", outstanding, do)
             st.send_signal(2)
             st.wait(timeout=60)
         finally:
@@ -129,14 +157,23 @@ def main() -> None:
     ap.add_argument("--burst", action="store_true", help="20 outstanding, not one at a time")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
+    ap.add_argument("--dnssec", action="store_true",
+                    help="validating, over the signed lab (at most "
+                         f"{dnssec_lab.BENCH_NAMES - 1} misses)")
     a = ap.parse_args()
-    names = [n for n, _ in bulk_names()][: a.n + 1]
     with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab.start(Path(tmp) / "lab", port=53)
+        anchor = None
+        if a.dnssec:
+            zones, servers, anchor = dnssec_lab.build(Path(tmp) / "keys")
+            lab = Lab.start(Path(tmp) / "lab", port=53, zone_texts=zones, servers=servers)
+            names = dnssec_lab.bench_names()[: a.n + 1]
+        else:
+            lab = Lab.start(Path(tmp) / "lab", port=53)
+            names = [n for n, _ in bulk_names()][: a.n + 1]
         try:
             for kind in ("corenet", "unbound"):
                 r = measure(kind, lab, Path(tmp), names, 20 if a.burst else 1,
-                            not a.no_callgrind, not a.no_strace)
+                            not a.no_callgrind, not a.no_strace, anchor)
                 figures = ", ".join(
                     f"{k} {v:,.0f}" if k.startswith("instr") else
                     f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"

@@ -70,7 +70,8 @@ def signed(tmp_path_factory):
 
 
 def _names() -> list[str]:
-    return [f"h{i:03d}.bench.net." for i in range(NAMES)]
+    import dnssec_lab
+    return dnssec_lab.bench_names()[:NAMES]
 
 
 def _pin(pid: int) -> None:

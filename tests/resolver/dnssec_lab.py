@@ -45,6 +45,11 @@ MANY_DS = 12           # DS records of manyds.com. naming its key, none matching
 ALG_NAMES = {8: "RSASHA256", 13: "ECDSAP256SHA256", 14: "ECDSAP384SHA384", 15: "ED25519"}
 
 
+def bench_names() -> list[str]:
+    """The secure names of ``bench.net.``, each with an A record and its own RRSIG."""
+    return [f"h{i:03d}.bench.net." for i in range(BENCH_NAMES)]
+
+
 def tools_missing() -> str | None:
     for tool in (KEYGEN, SIGNZONE, LDNS_SIGNZONE):
         if not Path(tool).exists():
