@@ -14,7 +14,7 @@ secure names of ``bench.net.`` (ECDSA P-256, one RRSIG each), asked with DO set;
 query loads the chain's keys and checks that the answer is authenticated (AD).
 
     .venv/bin/python benchmarks/miss_instructions.py [-n 1000] [--burst] [--dnssec]
-        [--no-callgrind] [--no-strace]
+        [--no-callgrind] [--no-strace] [--keep DIR]
 
 Needs valgrind, strace, dnsperf, nsd and unbound, and port 53 free on the lab's addresses.
 BENCHMARKS.md ("Where a miss goes") reports its figures.
@@ -22,6 +22,7 @@ BENCHMARKS.md ("Where a miss goes") reports its figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import sys
@@ -160,8 +161,13 @@ def main() -> None:
     ap.add_argument("--dnssec", action="store_true",
                     help="validating, over the signed lab (at most "
                          f"{dnssec_lab.BENCH_NAMES - 1} misses)")
+    ap.add_argument("--keep", metavar="DIR", type=Path,
+                    help="work in DIR and leave the callgrind dumps there (callgrind_annotate)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    if a.keep:
+        a.keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(a.keep)) if a.keep
+          else tempfile.TemporaryDirectory()) as tmp:
         anchor = None
         if a.dnssec:
             zones, servers, anchor = dnssec_lab.build(Path(tmp) / "keys")

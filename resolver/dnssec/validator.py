@@ -645,8 +645,8 @@ class Validator:
         keys = []
         for rd in g[3]:
             try:
-                keys.append(Key.from_wire(rd))
-            except dns.exception.DNSException:
+                keys.append(Key(rd))
+            except ValueError:
                 continue
         lim = self.limits
         sep: list[Key] = []
