@@ -356,10 +356,13 @@ class Validator:
                 raise _Refetch()          # e.g. a DS from a referral: ask its zone for it
             raise Bogus(f"no usable RRSIG over {to_text(owner)}/{rdtype} in a signed zone",
                         EDE_RRSIGS_MISSING)
-        zk = yield from self._zone_keys(ctx, it, signer)
+        zk = self._cached_keys(signer.lower(), it.clock())
+        if zk is None:
+            zk = yield from self._zone_keys(ctx, it, signer)
         if zk.status == INSECURE:
             return INSECURE, None, signer
-        yield from self._tick(ctx)
+        if self._charge(ctx):
+            yield SUSPEND
         wall = self.wallclock()
         sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
                            wall, self.limits, ctx)
@@ -381,17 +384,21 @@ class Validator:
         """The NSEC or NSEC3 records of ``zone`` in ``auth``, each signature-checked with the
         zone's keys (and its SOA, when there): (nsecs, None) or ([], Nsec3Proof); None when
         there are none."""
-        zk = yield from self._zone_keys(ctx, it, zone)
+        zk = self._cached_keys(zone.lower(), it.clock())
+        if zk is None:
+            zk = yield from self._zone_keys(ctx, it, zone)
         nsecs, nsec3s = [], []
         for owner, rdtype, ttl, rdatas, sigs in auth:
             if rdtype == SOA and owner.lower() == zone.lower():
-                yield from self._tick(ctx)
+                if self._charge(ctx):
+                    yield SUSPEND
                 verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
                              self.wallclock(), self.limits, ctx)
                 continue
             if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
                 continue
-            yield from self._tick(ctx)
+            if self._charge(ctx):
+                yield SUSPEND
             verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
                          self.wallclock(), self.limits, ctx)
             try:
@@ -453,7 +460,9 @@ class Validator:
                 return INSECURE
             raise Bogus("negative answer without signed NSEC/NSEC3 in a signed zone",
                         EDE_NSEC_MISSING)
-        zk = yield from self._zone_keys(ctx, it, signer)
+        zk = self._cached_keys(signer.lower(), it.clock())
+        if zk is None:
+            zk = yield from self._zone_keys(ctx, it, signer)
         if zk.status == INSECURE:
             return INSECURE
         proofs = yield from self._proofs(ctx, it, auth, signer)
@@ -519,28 +528,36 @@ class Validator:
             [(wildcard, t, c, rt, rd) for (_o, t, c, rt, rd) in sigs], it.clock() + ttl)
         self._remember_ranges(it, zone, _group(res.authority), denial_proof=False)
 
-    def _tick(self, ctx: Counter):
-        """Charges one rrset validation; suspends every ``dnssec_validations_at_once``."""
+    def _charge(self, ctx: Counter) -> bool:
+        """Charges one rrset validation; True every ``dnssec_validations_at_once``, when the
+        caller yields SUSPEND before going on."""
         lim = self.limits
         ctx.rrsets += 1
         if ctx.rrsets > lim.dnssec_validations_at_once * (ctx.suspends + 1):
             ctx.suspends += 1
             if ctx.suspends > lim.dnssec_max_suspends:
                 raise Bogus("validation budget for one query exhausted (KeyTrap budget)")
-            yield SUSPEND
+            return True
+        return False
 
     # ---- the chain of trust ----------------------------------------------------------------
+    def _cached_keys(self, lz: bytes, now: float):
+        """The fresh key-cache entry of zone ``lz`` (lower-cased), or None; Bogus raised
+        for a zone found bogus."""
+        e = self.zones.get(lz)
+        if e is None or e.expires < now:
+            return None
+        self.zones.move_to_end(lz)
+        if e.status == BOGUS:
+            raise Bogus(e.reason, e.ede)
+        return e
+
     def _zone_keys(self, ctx, it, zone: bytes):
         lz = zone.lower()
-        now = it.clock()
-        e = self.zones.get(lz)
+        e = self._cached_keys(lz, it.clock())
         if e is not None:
-            if e.expires >= now:
-                self.zones.move_to_end(lz)
-                if e.status == BOGUS:
-                    raise Bogus(e.reason, e.ede)
-                return e
-            del self.zones[lz]
+            return e
+        self.zones.pop(lz, None)
         try:
             e = yield from self._fetch_keys(ctx, it, zone)
         except Bogus as exc:
@@ -667,7 +684,8 @@ class Validator:
         sep = [k for k in sep if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG]
         if not sep:
             raise Bogus(f"no DNSKEY of {to_text(zone)} matches its DS", EDE_DNSKEY_MISSING)
-        yield from self._tick(ctx)
+        if self._charge(ctx):
+            yield SUSPEND
         wall = self.wallclock()
         sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx)
         zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
