@@ -143,6 +143,12 @@ class Limits:
     #: Validated zone keys (DNSKEY sets and insecure-zone facts) kept, in zones (LRU).
     dnssec_key_cache_zones: int = 10000
 
+    #: DNSKEYs kept parsed with their loaded public key (LRU), keyed by the full rdata so a
+    #: rolled key is a new entry: a zone's key set fetched again when its TTL ends reuses
+    #: them instead of loading each key into the crypto library again. Zones publish two or
+    #: three keys; a few kilobytes of memory each at most (RSA-4096).
+    dnssec_key_cache_keys: int = 4096
+
     # ---- the daemon's encrypted listeners (DNS over TLS and over HTTPS)
 
     #: Seconds a client has to finish its TLS handshake; past it the connection is closed and

@@ -156,6 +156,8 @@ class Validator:
         self.limits = limits
         self.wallclock = wallclock
         self.zones: OrderedDict[bytes, ZoneKeys] = OrderedDict()
+        #: DNSKEY rdata -> Key (parsed, its public key loaded once): ``_key``
+        self.keys: OrderedDict[bytes, Key] = OrderedDict()
         self.bogus: OrderedDict[tuple, tuple] = OrderedDict()
         self.stats = ValidatorStats()
 
@@ -568,6 +570,20 @@ class Validator:
         self._store(lz, e)
         return e
 
+    def _key(self, rdata: bytes) -> Key:
+        """The Key of a DNSKEY rdata, kept (``limits.dnssec_key_cache_keys``, LRU) so that a
+        zone's key set fetched again reuses the public keys already loaded. Keyed by the
+        whole rdata: a rolled or changed key is never taken for the old one. ValueError for
+        rdata too short to be a DNSKEY."""
+        k = self.keys.get(rdata)
+        if k is not None:
+            self.keys.move_to_end(rdata)
+            return k
+        k = self.keys[rdata] = Key(rdata)
+        while len(self.keys) > self.limits.dnssec_key_cache_keys:
+            self.keys.popitem(last=False)
+        return k
+
     def _store(self, lz: bytes, e: ZoneKeys) -> None:
         self.zones[lz] = e
         self.zones.move_to_end(lz)
@@ -662,7 +678,7 @@ class Validator:
         keys = []
         for rd in g[3]:
             try:
-                keys.append(Key(rd))
+                keys.append(self._key(rd))
             except ValueError:
                 continue
         lim = self.limits
@@ -705,6 +721,7 @@ class Validator:
         if name is None:
             self.zones.clear()
             self.bogus.clear()
+            self.keys.clear()
             return
         lname = name.lower()
         self.zones.pop(lname, None)
