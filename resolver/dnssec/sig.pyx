@@ -70,23 +70,37 @@ cdef class Sig:
                                       # the signed data's prefix
 
 
+cdef Py_ssize_t _signer_end(const unsigned char* p, Py_ssize_t n) noexcept:
+    """The offset past an RRSIG rdata's signer name (uncompressed, after the 18 octets of
+    fixed fields), or -1 when the rdata is malformed."""
+    cdef Py_ssize_t pos = 18
+    cdef unsigned int c
+    if n < 19:
+        return -1
+    while True:
+        if pos >= n:
+            return -1
+        c = p[pos]
+        if c == 0:
+            return pos + 1
+        if c > 63:
+            return -1
+        pos += 1 + c
+
+
+cpdef bytes signer_of(bytes rdata):
+    """An RRSIG rdata's signer name (wire, as sent), or None when the rdata is malformed."""
+    cdef Py_ssize_t end = _signer_end(<const unsigned char*>PyBytes_AS_STRING(rdata),
+                                      PyBytes_GET_SIZE(rdata))
+    return rdata[18:end] if end > 0 else None
+
+
 cpdef Sig parse_sig(bytes rdata):
     """The RRSIG rdata's fields, or None when it is malformed."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(rdata)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(rdata), pos = 18
-    cdef unsigned int c
-    if n < 19:
+    cdef Py_ssize_t pos = _signer_end(p, PyBytes_GET_SIZE(rdata))
+    if pos < 0:
         return None
-    while True:
-        if pos >= n:
-            return None
-        c = p[pos]
-        if c == 0:
-            pos += 1
-            break
-        if c > 63:
-            return None
-        pos += 1 + c
     cdef Sig s = Sig.__new__(Sig)
     s.covered = _u16(p)
     s.algorithm = p[2]

@@ -39,7 +39,7 @@ from resolver.dnssec import denial
 from resolver.dnssec.aggressive import NsecCache
 from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  EDE_RRSIGS_MISSING, REVOKE_FLAG, SUPPORTED_ALGORITHMS,
-                                 ZONE_FLAG, Bogus, Counter, Key, ds_matches, parse_sig,
+                                 ZONE_FLAG, Bogus, Counter, Key, ds_matches, signer_of,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
 from resolver.wire.codec import is_subdomain, label_count, parent, to_text
@@ -135,9 +135,9 @@ def _up(name: bytes):
 
 def _signer(sigs: list) -> bytes | None:
     for s in sigs:
-        p = parse_sig(s[4])
+        p = signer_of(s[4])
         if p is not None:
-            return p.signer
+            return p
     return None
 
 

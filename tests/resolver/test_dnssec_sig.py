@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resolver.dnssec.sig import (Bogus, Counter, Key, canonical_rdata, parse_sig, signed_data,
-                                 verify_rrset)
+                                 signer_of, verify_rrset)
 from resolver.limits import DEFAULT
 
 A = dns.dnssec.Algorithm
@@ -176,3 +176,13 @@ def test_canonical_form_matches_dnspython(labels, rdtype):
     text = {"MX": f"5 {name}", "SRV": f"1 2 3 {name}"}.get(rdtype, name)
     rd = dns.rdata.from_text("IN", rdtype, text)
     assert canonical_rdata(rd.rdtype, rd.to_wire()) == rd.to_digestable()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.sampled_from([b"", w("Example."), w("a.b.example.")]))
+def test_signer_of_agrees_with_the_full_parse(tail, signer):
+    rdata = bytes(18) + signer + tail if signer else bytes(18) + tail
+    p = parse_sig(rdata)
+    assert signer_of(rdata) == (p.signer if p is not None else None)
+    if signer:
+        assert signer_of(rdata) == signer          # as sent: the case is kept
