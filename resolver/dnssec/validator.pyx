@@ -43,6 +43,7 @@ from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
 from resolver.wire.codec import is_subdomain, label_count, parent, to_text
+from resolver.wire.names cimport lower
 
 log = logging.getLogger("resolver.dnssec")
 
@@ -93,26 +94,39 @@ def _covered(rec: tuple) -> int:
     return (rd[0] << 8) | rd[1] if len(rd) >= 2 else -1
 
 
-def _group(records: list) -> list[list]:
+def _group(records) -> list:
     """[owner, type, ttl, rdatas, sigs] per rrset, in order of first appearance."""
-    sets: dict = {}
-    sigs: list = []
+    cdef dict sets = {}
+    cdef list sigs = []
+    cdef list g, rdatas
     for r in records:
         if r[1] == RRSIG:
             sigs.append(r)
             continue
-        k = (r[0].lower(), r[1])
+        k = (lower(r[0]), r[1])
         g = sets.get(k)
         if g is None:
-            sets[k] = g = [r[0], r[1], r[3], [], []]
-        g[2] = min(g[2], r[3])
-        if r[4] not in g[3]:
-            g[3].append(r[4])
-    for s in sigs:
-        g = sets.get((s[0].lower(), _covered(s)))
+            sets[k] = g = [r[0], r[1], r[3], [r[4]], []]
+            continue
+        if r[3] < g[2]:
+            g[2] = r[3]
+        rdatas = g[3]
+        if r[4] not in rdatas:
+            rdatas.append(r[4])
+    for r in sigs:
+        g = sets.get((lower(r[0]), _covered(r)))
         if g is not None:
-            g[4].append(s)
+            (<list>g[4]).append(r)
     return list(sets.values())
+
+
+def _over_cap(answer, dict caps) -> bool:
+    """Some record of ``answer`` has a TTL above its rrset's cap in ``caps``."""
+    for r in answer:
+        cap = caps.get((lower(r[0]), r[1]))
+        if cap is not None and r[3] > cap:
+            return True
+    return False
 
 
 def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
@@ -280,7 +294,7 @@ class Validator:
             status = min(status, st)
             if st == SECURE and labels is not None and labels < label_count(owner):
                 wild.append((owner, labels, zone))
-        if caps:
+        if caps and _over_cap(res.answer, caps):
             res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
                           for (o, t, c, ttl, rd) in res.answer]
         final = self._final_name(it.qname, sets)
