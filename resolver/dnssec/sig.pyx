@@ -70,22 +70,31 @@ cdef class Sig:
                                       # the signed data's prefix
 
 
-cdef Py_ssize_t _signer_end(const unsigned char* p, Py_ssize_t n) noexcept:
-    """The offset past an RRSIG rdata's signer name (uncompressed, after the 18 octets of
-    fixed fields), or -1 when the rdata is malformed."""
-    cdef Py_ssize_t pos = 18
+cdef Py_ssize_t _name_end(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
+                          bint* upper) noexcept:
+    """The offset past the uncompressed name at ``pos`` (-1 if it runs past ``n`` or holds a
+    pointer); ``upper`` set when it has a capital letter."""
     cdef unsigned int c
-    if n < 19:
-        return -1
+    cdef Py_ssize_t i
     while True:
         if pos >= n:
             return -1
         c = p[pos]
         if c == 0:
             return pos + 1
-        if c > 63:
+        if c > 63 or pos + 1 + c > n:
             return -1
+        for i in range(pos + 1, pos + 1 + c):
+            if 65 <= p[i] <= 90:
+                upper[0] = True
         pos += 1 + c
+
+
+cdef Py_ssize_t _signer_end(const unsigned char* p, Py_ssize_t n) noexcept:
+    """The offset past an RRSIG rdata's signer name (uncompressed, after the 18 octets of
+    fixed fields), or -1 when the rdata is malformed."""
+    cdef bint upper = False
+    return _name_end(p, n, 18, &upper) if n >= 19 else -1
 
 
 cpdef bytes signer_of(bytes rdata):
@@ -283,26 +292,6 @@ cdef inline bint _lowered_layout(unsigned int t, Py_ssize_t* pre, int* names,
         pre[0] = -1
         return True
     return False
-
-
-cdef Py_ssize_t _name_end(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
-                          bint* upper) noexcept:
-    """The offset past the uncompressed name at ``pos`` (-1 if it runs past ``n`` or holds a
-    pointer); ``upper`` set when it has a capital letter."""
-    cdef unsigned int c
-    cdef Py_ssize_t i
-    while True:
-        if pos >= n:
-            return -1
-        c = p[pos]
-        if c == 0:
-            return pos + 1
-        if c > 63 or pos + 1 + c > n:
-            return -1
-        for i in range(pos + 1, pos + 1 + c):
-            if 65 <= p[i] <= 90:
-                upper[0] = True
-        pos += 1 + c
 
 
 cpdef bytes canonical_rdata(unsigned int rdtype, bytes rdata):
