@@ -20,7 +20,6 @@ import asyncio
 import logging
 import socket
 import ssl
-from asyncio import sslproto
 from typing import Any, Callable
 
 from corenet import tls
@@ -80,7 +79,7 @@ class ServerTLS(tls.SSLProtocol):
             super().connection_lost(exc)
 
     def _check_handshake_timeout(self):
-        if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
+        if self.state_name == "DO_HANDSHAKE":
             self._listener.counts["handshake_timeout"] += 1
         super()._check_handshake_timeout()
 
