@@ -1,0 +1,161 @@
+"""corenet's compiled TLS protocol: which SSL object OpenSSL is reached through, its states,
+writes after close, and a failing application protocol."""
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+
+import pytest
+
+from looptools import CORENET_KINDS
+from transport_helpers import Echo, Recorder
+
+pytestmark = pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+
+
+class Counts:
+    """Calls of the ssl.py wrapper methods OpenSSL can be reached through."""
+
+    def __init__(self) -> None:
+        self.calls = {"do_handshake": 0, "read": 0, "write": 0}
+
+    def wrap(self, cls, name):
+        inner = getattr(cls, name)
+        counts = self.calls
+
+        def counted(obj, *args):
+            counts[name] += 1
+            return inner(obj, *args)
+        return counted
+
+
+async def _echo(loop, pki, server_ctx, payload: bytes) -> bytes:
+    srv = await loop.create_server(Echo, "127.0.0.1", 0, ssl=server_ctx)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        tr, pr = await loop.create_connection(Recorder, "localhost", port,
+                                              ssl=pki.client_context())
+        tr.write(payload)
+        got = await pr.wait_bytes(len(payload))
+        tr.close()
+        await pr.lost
+        return got
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+def test_plain_ssl_objects_are_bypassed_for_the_c_object(loop, run, pki, monkeypatch):
+    """With the contexts' own ssl.SSLObject, the handshake, reads and writes go to CPython's
+    C SSL object underneath: the Python wrapper's methods are never called."""
+    counts = Counts()
+    for name in counts.calls:
+        monkeypatch.setattr(ssl.SSLObject, name, counts.wrap(ssl.SSLObject, name))
+    payload = os.urandom(200_000)
+    assert run(_echo(loop, pki, pki.server_context(), payload)) == payload
+    assert counts.calls == {"do_handshake": 0, "read": 0, "write": 0}
+
+
+def test_a_contexts_own_ssl_object_class_is_called(loop, run, pki):
+    """A context whose sslobject_class is the application's own has its methods called for
+    every step, on both sides."""
+    counts = Counts()
+
+    class Counted(ssl.SSLObject):
+        do_handshake = counts.wrap(ssl.SSLObject, "do_handshake")
+        read = counts.wrap(ssl.SSLObject, "read")
+        write = counts.wrap(ssl.SSLObject, "write")
+
+    ctx = pki.server_context()
+    ctx.sslobject_class = Counted
+    payload = os.urandom(200_000)
+    assert run(_echo(loop, pki, ctx, payload)) == payload
+    assert counts.calls["do_handshake"] >= 2       # the ClientHello, the client's Finished
+    assert counts.calls["read"] >= 1 and counts.calls["write"] >= 1
+
+
+def test_states_and_writes_after_close(loop, run, pki):
+    """The protocol goes DO_HANDSHAKE, WRAPPED, then through the shutdown to UNWRAPPED;
+    a write after close() is dropped and counted, not sent and not raised."""
+    seen = {}
+
+    async def main():
+        srv = await loop.create_server(Echo, "127.0.0.1", 0, ssl=pki.server_context())
+        port = srv.sockets[0].getsockname()[1]
+        tr, pr = await loop.create_connection(Recorder, "localhost", port,
+                                              ssl=pki.client_context())
+        proto = tr._ssl_protocol
+        seen["open"] = proto.state_name
+        tr.write(b"one")
+        await pr.wait_bytes(3)
+        tr.close()
+        seen["closing"] = proto.state_name
+        tr.write(b"two")
+        tr.write(b"three")
+        seen["dropped"] = proto._conn_lost
+        assert await asyncio.wait_for(pr.lost, 5) is None
+        seen["closed"] = proto.state_name
+        srv.close()
+        await srv.wait_closed()
+        return bytes(pr.data)
+
+    assert run(main()) == b"one"
+    assert seen["open"] == "WRAPPED"
+    assert seen["closing"] in ("FLUSHING", "SHUTDOWN")
+    assert seen["dropped"] == 2
+    assert seen["closed"] == "UNWRAPPED"
+
+
+def test_an_application_error_is_reported_and_closes_the_connection(loop, run, pki):
+    """data_received raising on decrypted data goes to the loop's exception handler as a
+    fatal error of the TLS protocol, and the connection is closed (both ends see it)."""
+    reported = []
+    loop.set_exception_handler(lambda lp, ctx: reported.append(ctx))
+
+    class Failing(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            raise ValueError("bad request")
+
+    async def main():
+        srv = await loop.create_server(Failing, "127.0.0.1", 0, ssl=pki.server_context())
+        port = srv.sockets[0].getsockname()[1]
+        tr, pr = await loop.create_connection(Recorder, "localhost", port,
+                                              ssl=pki.client_context())
+        tr.write(b"anything")
+        await asyncio.wait_for(pr.lost, 5)
+        srv.close()
+        await srv.wait_closed()
+
+    run(main())
+    assert len(reported) == 1
+    assert reported[0]["message"] == "Fatal error on SSL protocol"
+    assert isinstance(reported[0]["exception"], ValueError)
+
+
+def test_a_fin_during_the_handshake_fails_the_waiter_with_a_reset(loop, run):
+    """A server that takes the ClientHello and closes: the client's create_connection fails
+    with ConnectionResetError, an exception instance, and no descriptor is left."""
+
+    async def main():
+        async def take_hello_and_close(reader, writer):
+            await reader.read(65536)         # the whole ClientHello: a FIN, not a reset
+            writer.close()
+
+        srv = await asyncio.start_server(take_hello_and_close, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with pytest.raises(ConnectionResetError) as err:
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=ctx)
+            assert isinstance(err.value, ConnectionResetError)
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+    run(main())
