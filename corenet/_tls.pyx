@@ -476,7 +476,7 @@ cdef class TLSProtocol:
         that the close ends cleanly."""
         if not self._eof_received:
             try:
-                while self._obj.read(65536):
+                while (self._incoming.pending or self._obj.pending()) and self._obj.read(65536):
                     pass
             except NOTHING_MORE:
                 pass     # nothing more yet, or the peer's close_notify: the shutdown goes on
@@ -664,13 +664,16 @@ cdef class TLSProtocol:
     cdef int _do_read_buffered(self) except -1:
         cdef Py_ssize_t offset = 0, count = 1, wants
         obj = self._obj
-        buf = self._app_get_buffer(self._incoming.pending)
+        incoming = self._incoming
+        buf = self._app_get_buffer(incoming.pending)
         wants = len(buf)
         try:
             count = self._read_into(obj, wants, buf)
             if count > 0:
                 offset = count
                 while offset < wants:
+                    if not incoming.pending and not obj.pending():
+                        break    # nothing left: a read could only raise SSLWantReadError
                     count = self._read_into(obj, wants - offset, buf[offset:])
                     if count > 0:
                         offset += count
@@ -701,6 +704,7 @@ cdef class TLSProtocol:
         first = None
         chunk = b"1"
         obj = self._obj
+        incoming = self._incoming
         try:
             while True:
                 try:
@@ -717,6 +721,8 @@ cdef class TLSProtocol:
                     chunks = [first, chunk]
                 else:
                     chunks.append(chunk)
+                if not incoming.pending and not obj.pending():
+                    break        # nothing left: a read could only raise SSLWantReadError
         except AGAIN:
             pass
         if chunks is not None:
