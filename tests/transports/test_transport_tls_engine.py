@@ -159,3 +159,31 @@ def test_a_fin_during_the_handshake_fails_the_waiter_with_a_reset(loop, run):
             await srv.wait_closed()
 
     run(main())
+
+
+def test_a_read_stops_when_nothing_is_left(loop, pki):
+    """Each record delivered is read once, and no further read is tried once the incoming
+    BIO and OpenSSL are both empty (it could only raise SSLWantReadError): two records in
+    one delivery take two reads; a partial record takes one read that waits for the rest."""
+    from test_transport_tls_steps import App, CountingSSLObject, _client_past_the_flight, \
+        _deliver, _server
+
+    app = App()
+    server, wire = _server(loop, pki, app)
+    client, c_in, c_out = _client_past_the_flight(pki, server, wire)
+    _deliver(server, c_out.read())                   # the client's Finished
+    counting = server._sslobj = CountingSSLObject(server._sslobj)
+    client.write(b"one")
+    _deliver(server, c_out.read())
+    assert app.data == b"one" and counting.reads == 1
+    client.write(b"two")
+    client.write(b"three")
+    _deliver(server, c_out.read())                   # two records at once
+    assert app.data == b"onetwothree" and counting.reads == 3
+    client.write(b"four")
+    record = c_out.read()
+    _deliver(server, record[:5])                     # a record's header only
+    assert app.data == b"onetwothree" and counting.reads == 4
+    _deliver(server, record[5:])
+    assert app.data == b"onetwothreefour" and counting.reads == 5
+    server._handshake_timeout_handle is None or server._handshake_timeout_handle.cancel()
