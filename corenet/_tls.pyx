@@ -190,14 +190,6 @@ cdef class TLSProtocol:
         self._obj = value._sslobj if self._direct else value
 
     @property
-    def _app_protocol_get_buffer(self):
-        return self._app_get_buffer
-
-    @property
-    def _app_protocol_buffer_updated(self):
-        return self._app_buffer_updated
-
-    @property
     def state_name(self):
         """The protocol's state, named as asyncio names it."""
         return STATE_NAMES[self._state]
