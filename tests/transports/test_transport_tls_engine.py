@@ -11,7 +11,7 @@ import pytest
 from looptools import CORENET_KINDS
 from transport_helpers import Echo, Recorder
 
-pytestmark = pytest.mark.parametrize("loop_kind", CORENET_KINDS)
+corenet_loops = pytest.mark.parametrize("loop_kind", CORENET_KINDS)
 
 
 class Counts:
@@ -46,6 +46,7 @@ async def _echo(loop, pki, server_ctx, payload: bytes) -> bytes:
         await srv.wait_closed()
 
 
+@corenet_loops
 def test_plain_ssl_objects_are_bypassed_for_the_c_object(loop, run, pki, monkeypatch):
     """With the contexts' own ssl.SSLObject, the handshake, reads and writes go to CPython's
     C SSL object underneath: the Python wrapper's methods are never called."""
@@ -57,6 +58,7 @@ def test_plain_ssl_objects_are_bypassed_for_the_c_object(loop, run, pki, monkeyp
     assert counts.calls == {"do_handshake": 0, "read": 0, "write": 0}
 
 
+@corenet_loops
 def test_a_contexts_own_ssl_object_class_is_called(loop, run, pki):
     """A context whose sslobject_class is the application's own has its methods called for
     every step, on both sides."""
@@ -75,6 +77,7 @@ def test_a_contexts_own_ssl_object_class_is_called(loop, run, pki):
     assert counts.calls["read"] >= 1 and counts.calls["write"] >= 1
 
 
+@corenet_loops
 def test_states_and_writes_after_close(loop, run, pki):
     """The protocol goes DO_HANDSHAKE, WRAPPED, then through the shutdown to UNWRAPPED;
     a write after close() is dropped and counted, not sent and not raised."""
@@ -107,6 +110,7 @@ def test_states_and_writes_after_close(loop, run, pki):
     assert seen["closed"] == "UNWRAPPED"
 
 
+@corenet_loops
 def test_an_application_error_is_reported_and_closes_the_connection(loop, run, pki):
     """data_received raising on decrypted data goes to the loop's exception handler as a
     fatal error of the TLS protocol, and the connection is closed (both ends see it)."""
@@ -136,6 +140,7 @@ def test_an_application_error_is_reported_and_closes_the_connection(loop, run, p
     assert isinstance(reported[0]["exception"], ValueError)
 
 
+@corenet_loops
 def test_a_fin_during_the_handshake_fails_the_waiter_with_a_reset(loop, run):
     """A server that takes the ClientHello and closes: the client's create_connection fails
     with ConnectionResetError, an exception instance, and no descriptor is left."""
@@ -161,6 +166,7 @@ def test_a_fin_during_the_handshake_fails_the_waiter_with_a_reset(loop, run):
     run(main())
 
 
+@corenet_loops
 def test_a_read_stops_when_nothing_is_left(loop, pki):
     """Each record delivered is read once, and no further read is tried once the incoming
     BIO and OpenSSL are both empty (it could only raise SSLWantReadError): two records in
@@ -187,3 +193,39 @@ def test_a_read_stops_when_nothing_is_left(loop, pki):
     _deliver(server, record[5:])
     assert app.data == b"onetwothreefour" and counting.reads == 5
     server._handshake_timeout_handle is None or server._handshake_timeout_handle.cancel()
+
+
+def test_the_protocol_runs_over_stock_asyncio_transports(pki):
+    """Nothing in the protocol needs corenet's loop: on asyncio's own loop, over its socket
+    transport, a server made of it echoes a TLS client and ends with the client's close."""
+    from corenet import tls
+
+    loop = asyncio.new_event_loop()
+    try:
+        async def main():
+            made = []
+
+            def factory():
+                made.append(tls.SSLProtocol(loop, Echo(), pki.server_context(), None,
+                                            server_side=True))
+                return made[-1]
+
+            srv = await loop.create_server(factory, "127.0.0.1", 0)
+            port = srv.sockets[0].getsockname()[1]
+            tr, pr = await loop.create_connection(Recorder, "localhost", port,
+                                                  ssl=pki.client_context())
+            payload = os.urandom(100_000)
+            tr.write(payload)
+            got = await pr.wait_bytes(len(payload))
+            tr.close()
+            await pr.lost
+            srv.close()
+            await srv.wait_closed()
+            return got == payload, made
+
+        echoed, made = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
+    assert len(made) == 1 and made[0].state_name == "UNWRAPPED"
+    assert made[0]._transport is None          # connection_lost came
+    assert echoed
