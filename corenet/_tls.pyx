@@ -622,7 +622,13 @@ cdef class TLSProtocol:
         asked: it could only say that it waits for more."""
         cdef int state = self._state
         cdef Py_ssize_t size
-        if (state != WRAPPED and state != FLUSHING) or self._kept_open:
+        if state != WRAPPED and state != FLUSHING:
+            return 0
+        if self._kept_open:
+            # The peer's stream ended with its close_notify: whatever comes after it is
+            # not TLS the peer may send, and is dropped rather than kept.
+            if self._incoming.pending:
+                self._incoming.read()
             return 0
         try:
             if not self._app_reading_paused:

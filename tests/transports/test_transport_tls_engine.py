@@ -229,3 +229,46 @@ def test_the_protocol_runs_over_stock_asyncio_transports(pki):
     assert len(made) == 1 and made[0].state_name == "UNWRAPPED"
     assert made[0]._transport is None          # connection_lost came
     assert echoed
+
+
+@corenet_loops
+def test_bytes_after_the_peers_close_notify_are_dropped(loop, pki):
+    """An application that keeps the connection open after the peer's close_notify keeps
+    writing; what the peer sends after its close_notify is dropped at once (not buffered
+    without bound, and not holding back our own close_notify)."""
+    from test_transport_tls_steps import _client_past_the_flight, _deliver, _server
+
+    class KeepOpen(asyncio.Protocol):
+        transport = None
+        eofs = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def eof_received(self):
+            self.eofs += 1
+            return True
+
+    app = KeepOpen()
+    server, wire = _server(loop, pki, app)
+    client, c_in, c_out = _client_past_the_flight(pki, server, wire)
+    _deliver(server, c_out.read())                   # the client's Finished
+    c_in.write(b"".join(wire.writes[1:]))            # the session tickets
+    try:
+        client.unwrap()
+    except ssl.SSLWantReadError:
+        pass                                         # sent; ours is still to come
+    _deliver(server, c_out.read())                   # the client's close_notify
+    assert app.eofs == 1 and not app.transport.is_closing()
+    for _ in range(8):
+        _deliver(server, os.urandom(60_000))         # not TLS the client may send
+        assert server._incoming.pending == 0
+    writes = len(wire.writes)
+    app.transport.write(b"late answer")
+    assert len(wire.writes) == writes + 1
+    c_in.write(wire.writes[-1])
+    assert client.read(100) == b"late answer"
+    app.transport.close()
+    c_in.write(b"".join(wire.writes[writes + 1:]))
+    client.unwrap()                                  # our close_notify reached it
+    server._handshake_timeout_handle is None or server._handshake_timeout_handle.cancel()
