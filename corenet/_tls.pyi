@@ -18,6 +18,7 @@ class TLSProtocol:
     _transport: asyncio.BaseTransport | None
     _app_transport: "SSLTransport | None"
     _sslcontext: ssl.SSLContext
+    dropped_after_close_notify: int   # bytes the peer sent after its close_notify
     def __init__(self, loop: asyncio.AbstractEventLoop, app_protocol: asyncio.BaseProtocol,
                  sslcontext: ssl.SSLContext | None, waiter: asyncio.Future[None] | None,
                  server_side: bool = ..., server_hostname: str | None = ...,

@@ -133,6 +133,7 @@ cdef class TLSProtocol:
     cdef public bint _eof_asked            # write_eof() was called
     cdef public bint _eof_sent             # our close_notify is out
     cdef public bint _kept_open            # the peer's close_notify came; we keep writing
+    cdef readonly Py_ssize_t dropped_after_close_notify   # bytes the peer sent after it
 
     def __init__(self, loop, app_protocol, sslcontext, waiter, server_side=False,
                  server_hostname=None, call_connection_made=True, ssl_handshake_timeout=None,
@@ -628,7 +629,7 @@ cdef class TLSProtocol:
             # The peer's stream ended with its close_notify: whatever comes after it is
             # not TLS the peer may send, and is dropped rather than kept.
             if self._incoming.pending:
-                self._incoming.read()
+                self.dropped_after_close_notify += len(self._incoming.read())
             return 0
         try:
             if not self._app_reading_paused:

@@ -234,8 +234,8 @@ def test_the_protocol_runs_over_stock_asyncio_transports(pki):
 @corenet_loops
 def test_bytes_after_the_peers_close_notify_are_dropped(loop, pki):
     """An application that keeps the connection open after the peer's close_notify keeps
-    writing; what the peer sends after its close_notify is dropped at once (not buffered
-    without bound, and not holding back our own close_notify)."""
+    writing; what the peer sends after its close_notify is dropped at once and counted (not
+    buffered without bound, and not holding back our own close_notify)."""
     from test_transport_tls_steps import _client_past_the_flight, _deliver, _server
 
     class KeepOpen(asyncio.Protocol):
@@ -263,6 +263,7 @@ def test_bytes_after_the_peers_close_notify_are_dropped(loop, pki):
     for _ in range(8):
         _deliver(server, os.urandom(60_000))         # not TLS the client may send
         assert server._incoming.pending == 0
+    assert server.dropped_after_close_notify == 8 * 60_000
     writes = len(wire.writes)
     app.transport.write(b"late answer")
     assert len(wire.writes) == writes + 1
