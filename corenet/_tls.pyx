@@ -42,7 +42,8 @@ cdef object MemoryBIO = ssl.MemoryBIO
 cdef object SSLError = ssl.SSLError
 cdef object SSLZeroReturnError = ssl.SSLZeroReturnError
 cdef object CertificateError = ssl.CertificateError
-# What OpenSSL raises when it needs more bytes from the peer before going on.
+# "Not yet", as asyncio takes it: OpenSSL needs more bytes from the peer (over a MemoryBIO
+# the syscall error says the same), so the step is tried again when they arrive.
 cdef tuple AGAIN = (ssl.SSLWantReadError, ssl.SSLSyscallError)
 cdef tuple NOTHING_MORE = (ssl.SSLWantReadError, ssl.SSLWantWriteError, SSLZeroReturnError)
 cdef object deque = collections.deque
@@ -569,11 +570,11 @@ cdef class TLSProtocol:
         """Sends what OpenSSL has written, then checks the application's write limits."""
         cdef Py_ssize_t size
         outgoing = self._outgoing
-        if not self._ssl_writing_paused:
-            data = outgoing.read()
-            if data:
-                self._transport.write(data)
-        size = outgoing.pending + self._write_buffer_size
+        size = outgoing.pending
+        if size and not self._ssl_writing_paused:
+            self._transport.write(outgoing.read())
+            size = 0
+        size += self._write_buffer_size
         if ((size >= self._outgoing_high_water and not self._app_writing_paused)
                 or (size <= self._outgoing_low_water and self._app_writing_paused)):
             # pause_writing or resume_writing is due: in a copy of the callbacks' context,
