@@ -536,9 +536,9 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                             ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                             ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT,
                             call_connection_made=True):
-        # TLS runs over a MemoryBIO (asyncio's SSLProtocol with half-close added, a
-        # BufferedProtocol) on top of a plain corenet stream transport: the kernel reads
-        # straight into its buffer.
+        # TLS runs over a MemoryBIO (corenet.tls: asyncio's TLS semantics with half-close
+        # added, compiled, a BufferedProtocol) on top of a plain corenet stream transport:
+        # the kernel reads straight into its buffer.
         ssl_protocol = tls.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,

@@ -441,12 +441,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if not self._write_paused or self.closed:
             return
         fut = self._drain = self.loop.create_future()
-        h = self.loop.call_later(timeout, _expire, fut) if timeout is not None else None
         try:
-            ok = await fut
+            ok = await _within(self.loop, fut, timeout)
         finally:
-            if h is not None:
-                h.cancel()
             self._drain = None
         if ok is False:
             raise WriteTimeout(message)
@@ -456,12 +453,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
     async def _wait(self, timeout: float | None, deadline: Any, what: str,
                     by_total: bool) -> None:
         fut = self._waiter = self.loop.create_future()
-        h = self.loop.call_later(timeout, _expire, fut) if timeout is not None else None
         try:
-            ok = await fut
+            ok = await _within(self.loop, fut, timeout)
         finally:
-            if h is not None:
-                h.cancel()
             self._waiter = None
         if ok is False:
             raise ReadTimeout(deadline.message(what + self.origin[1], timeout, by_total))
@@ -608,6 +602,17 @@ def _addr_info(address: str, port: int) -> tuple:
 def _expire(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(False)
+
+
+async def _within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
+                  timeout: float | None) -> Any:
+    """`fut`'s result, or False when `timeout` seconds pass first (None: no limit)."""
+    h = loop.call_later(timeout, _expire, fut) if timeout is not None else None
+    try:
+        return await fut
+    finally:
+        if h is not None:
+            h.cancel()
 
 
 async def open_connection(

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import socket
 import ssl
-from asyncio import sslproto
 from typing import Any, Callable
 
 from corenet import tls
@@ -50,15 +49,11 @@ class ServerTLS(tls.SSLProtocol):
     Handshakes in progress are bounded as established connections are (the same
     ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
     connection past either is closed at once, so stalled handshakes from one address cannot
-    hold every slot for the handshake timeout."""
+    hold every slot for the handshake timeout. Made by ``TLSListener._protocol``, which
+    sets ``_listener``."""
 
+    _listener: "TLSListener"
     _client = None      # the peer's address while its handshake counts
-
-    def __init__(self, loop, app_protocol, context: ssl.SSLContext,
-                 listener: "TLSListener", handshake_timeout: float) -> None:
-        super().__init__(loop, app_protocol, context, None, server_side=True,
-                         ssl_handshake_timeout=handshake_timeout)
-        self._listener = listener
 
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
@@ -69,18 +64,15 @@ class ServerTLS(tls.SSLProtocol):
         self._client = client
         super().connection_made(transport)
 
-    def _handshake_over(self) -> None:
+    def connection_lost(self, exc):
         if self._client is not None:
             self._listener.end_handshake(self._client)
             self._client = None
-
-    def connection_lost(self, exc):
-        self._handshake_over()
         if self._transport is not None:
             super().connection_lost(exc)
 
     def _check_handshake_timeout(self):
-        if self._state == sslproto.SSLProtocolState.DO_HANDSHAKE:
+        if self.state_name == "DO_HANDSHAKE":
             self._listener.counts["handshake_timeout"] += 1
         super()._check_handshake_timeout()
 
@@ -88,11 +80,13 @@ class ServerTLS(tls.SSLProtocol):
         counts = self._listener.counts
         if handshake_exc is None:
             counts["handshakes"] += 1
-            if self._sslobj is not None and self._sslobj.session_reused:
+            if self._sslobj.session_reused:
                 counts["resumed"] += 1
         else:
             counts["handshake_failed"] += 1
-        self._handshake_over()
+        if self._client is not None:
+            self._listener.end_handshake(self._client)
+            self._client = None
         super()._on_handshake_complete(handshake_exc)
 
 
@@ -121,8 +115,12 @@ class TLSListener:
 
     def _protocol(self) -> ServerTLS:
         s = self.server
-        return ServerTLS(s.loop, self.app_factory(self), self.context, self,
-                         s.resolver.limits.tls_handshake_timeout)
+        # (loop, application, context, waiter, server_side, server_hostname,
+        # call_connection_made, handshake timeout)
+        protocol = ServerTLS(s.loop, self.app_factory(self), self.context, None, True, None,
+                             True, s.resolver.limits.tls_handshake_timeout)
+        protocol._listener = self
+        return protocol
 
     def begin_handshake(self, client) -> bool:
         """Counts a handshake starting; False (and counted as refused) past the caps."""

@@ -37,7 +37,7 @@ LDNS_SIGNZONE = shutil.which("ldns-signzone") or "/usr/bin/ldns-signzone"
 
 TTL = 3600
 NEG = 300
-BENCH_NAMES = 300      # h000..h299.bench.net.: distinct secure names for the benchmark
+BENCH_NAMES = 1300     # h000..h1299.bench.net.: distinct secure names for the benchmarks
 KEYTRAP_KEYS = 40      # DNSKEYs sharing one key tag in keytrap.org.
 KEYTRAP_SIGS = 40      # RRSIGs naming that tag over www.keytrap.org/A, none valid
 MANY_DS = 12           # DS records of manyds.com. naming its key, none matching
