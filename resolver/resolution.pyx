@@ -30,13 +30,13 @@ The entry points are thin:
   callback completes (``resolver.api``).
 """
 import logging
-import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
+from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
@@ -53,7 +53,6 @@ from resolver.wire.codec import to_text
 
 log = logging.getLogger("resolver.resolution")
 
-cdef object monotonic = time.monotonic
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
@@ -218,7 +217,7 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef double _left(self):
-        return self._left_at(self.resolver.clock())
+        return self._left_at(self.resolver.now())
 
     cdef inline double _left_at(self, double now):
         return self.max_time - (now - self.t0)
@@ -230,7 +229,7 @@ cdef class Resolution:
         cdef double now
         while type(action) is CQuery:
             qa = <CQuery>action
-            now = r.clock()
+            now = r.now()
             server, timeout, edns = self.infra.pick(qa.servers, now, self._left_at(now))
             try:
                 self._send(server, qa, timeout, edns)
@@ -360,7 +359,7 @@ cdef class Resolution:
         cdef ResolverCore r = self.resolver
         cdef double left = self._left()
         if self.edns and (wire[3] & 0x0F) == 1:
-            self.infra.set_edns(self.server, False, r.clock())
+            self.infra.set_edns(self.server, False, r.now())
             try:
                 self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
                            False)
@@ -402,7 +401,7 @@ cdef class Resolution:
 
     cdef object _timed_out(self, str server):
         self.resolver._stats.upstream_timeouts += 1
-        self.infra.record_timeout(server, self.resolver.clock())
+        self.infra.record_timeout(server, self.resolver.now())
         return Timeout(server)
 
     cdef object _failed(self, str server, exc):
@@ -410,9 +409,9 @@ cdef class Resolution:
         r._stats.upstream_failures += 1
         if isinstance(exc, _Unreachable):
             r._stats.upstream_unreachable += 1
-            self.infra.record_unreachable(server, r.clock())
+            self.infra.record_unreachable(server, r.now())
             return Failure(server, str(exc), True)
-        self.infra.record_failure(server, r.clock())
+        self.infra.record_failure(server, r.now())
         return Failure(server, str(exc))
 
     cdef _shed(self, exc):

@@ -35,7 +35,7 @@ cpdef object cached(ResolverCore r, bytes q):
     cdef MsgEntry e = dict_get(r._msgs, key)
     if e is None:
         return None
-    cdef double now = r.clock()
+    cdef double now = r.now()
     if e.expires < now:
         return None
     lru_touch(r._msgs, key)
@@ -122,7 +122,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
     key = cache_key(m.qname, m.qtype, m.qclass, variant)
     cdef Py_ssize_t qend = 12 + len(m.question)
-    now = r.clock()
+    now = r.now()
     if rcode == SERVFAIL:
         stale = dict_get(r._msgs, key)
         if stale is not None and stale.stale_until >= now:

@@ -5,6 +5,7 @@ attribute reads, cache look-ups and calls into ``resolver.iterator.replies`` cos
 operations rather than bytecode: they are most of a cache miss's Python time. The events
 (Query, Reply, ...) are ``resolver.iterator.events``, re-exported by ``resolver.iterator``.
 """
+import time
 from types import GeneratorType
 
 from resolver import cache as C
@@ -21,6 +22,7 @@ cdef extern from "Python.h":
     # the yielded value) or PYGEN_ERROR (-1, an exception is set)
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
+from resolver.cache.answer cimport monotonic
 from resolver.wire.codec cimport Parsed
 from resolver.cache.infra cimport ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
@@ -51,6 +53,7 @@ cdef enum:
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
+cdef object _system_clock = time.monotonic
 cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
 cdef tuple _A_AAAA = (1, 28)
 cdef tuple _A_ONLY = (1,)
@@ -163,7 +166,7 @@ cdef class Iterator:
         self.hint_names = hints.names
         self.hint_addrs = hints.addrs
         self.queries = 0
-        self.t0 = clock()
+        self.t0 = self._now()
         self.stack = set()
         self.deferred = None
         self.validated = None
@@ -203,7 +206,7 @@ cdef class Iterator:
         capped by their signatures, as it does itself for rrsets already in the cache; an
         entry that holds other data than it checked keeps its rank."""
         cdef RRsetEntry e
-        cdef double now = self.clock()
+        cdef double now = self._now()
         for key, verdict in proved.items():
             e = dict_get(self._rrdata, key)
             if (e is not None and e.negative is None and e.rank < VALIDATED
@@ -221,6 +224,13 @@ cdef class Iterator:
         if state == PYGEN_RETURN:
             self.result = action
         return action
+
+    cdef double _now(self) except? -1.0:
+        """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock)."""
+        clock = self.clock
+        if clock is _system_clock:
+            return monotonic()
+        return clock()
 
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
@@ -245,7 +255,7 @@ cdef class Iterator:
 
     def _lookup(self, bytes name, int qtype, int depth):
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
-        cdef double now = self.clock()
+        cdef double now = self._now()
         cdef list answer = []
         cdef list proofs = []      # NSEC/NSEC3 proving wildcard answers, for the validator
         cdef bytes cur = name
@@ -273,7 +283,7 @@ cdef class Iterator:
                 finally:
                     self.stack.discard(key)
                 if hit.kind == "servfail":
-                    self.cache.remember_failure(key, hit.reason or "failed", self.clock())
+                    self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
                 if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
                     self._keep_proofs(hit)
@@ -296,7 +306,7 @@ cdef class Iterator:
             if kind == "nodata":
                 return Result(NOERROR, answer, proofs + hit.authority)
             cur = hit.next
-            now = self.clock()
+            now = self._now()
 
     cdef _keep_proofs(self, _Step hit):
         """Keeps a wildcard answer's proofs with its cached rrsets (``_from_cache`` returns
@@ -357,7 +367,7 @@ cdef class Iterator:
         return self._closest_delegation(name)[0]
 
     cdef tuple _closest_delegation(self, bytes name):
-        cdef double now = self.clock()
+        cdef double now = self._now()
         cdef bytes z = name
         cdef RRsetEntry e
         while True:
@@ -403,7 +413,7 @@ cdef class Iterator:
     cdef int _budget(self) except -1:
         if self.queries >= self.lv.max_upstream_queries:
             raise _Exhausted(f"upstream query limit ({self.limits.max_upstream_queries}) reached")
-        if self.clock() - self.t0 > self.lv.max_query_time:
+        if self._now() - self.t0 > self.lv.max_query_time:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
@@ -438,7 +448,7 @@ cdef class Iterator:
         infra = self._infra
         servers = infra.servers
         while True:
-            now = self.clock()
+            now = self._now()
             addrs = []
             pending = []
             marked = []
@@ -500,7 +510,7 @@ cdef class Iterator:
                                        self.lv.max_records_per_section)
             except WireError:
                 self._count("dropped_malformed")
-                infra.record_failure(server, self.clock())
+                infra.record_failure(server, self._now())
                 continue
             if (not m.qr or m.qname is None or lower(m.qname) != lower(qname)
                     or m.qtype != qtype or m.qclass != self.qclass):
@@ -511,14 +521,14 @@ cdef class Iterator:
                     return server, None, None
                 if m.rcode == REFUSED or m.rcode == NOTAUTH:
                     log.debug("server %s disclaims %s", server, to_text(zone))
-                    infra.mark_lame(server, zone, self.clock())
+                    infra.mark_lame(server, zone, self._now())
                 else:
-                    infra.record_failure(server, self.clock())
+                    infra.record_failure(server, self._now())
                 continue
             ref = _referral(m, zone, qname)
             if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
-                infra.mark_lame(server, zone, self.clock())
+                infra.mark_lame(server, zone, self._now())
                 continue
             if self.validator is not None:
                 try:
@@ -556,7 +566,7 @@ cdef class Iterator:
             sent, stype = name, qtype
             deeper = False
             if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
-                now = self.clock()
+                now = self._now()
                 deeper = self._infra.minimise_ok(lower(zone), now)
             if deeper:
                 # What earlier probes learned (the name's A data or NODATA, cached) says the
@@ -573,16 +583,16 @@ cdef class Iterator:
                 if sent != name or stype != qtype:
                     # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
                     minimise = False
-                    self._infra.stop_minimising(zone, self.clock())
+                    self._infra.stop_minimising(zone, self._now())
                     continue
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
             server, m, ref = got
             if m is None:       # the probe was refused or failed: the full name decides
                 minimise = False
-                self._infra.stop_minimising(zone, self.clock())
+                self._infra.stop_minimising(zone, self._now())
                 continue
-            now = self.clock()
+            now = self._now()
             if ref is not None:
                 child, ns_recs = ref
                 referrals += 1
@@ -631,7 +641,7 @@ cdef class Iterator:
         not retried for ``failure_ttl`` and never fails the query (the hints serve). True if
         primed."""
         hints = self.hints
-        cdef double now = self.clock()
+        cdef double now = self._now()
         if self.qclass != 1 or now < hints.prime_at or self._get(ROOT, NS, now) is not None:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
@@ -640,7 +650,7 @@ cdef class Iterator:
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None
-        now = self.clock()
+        now = self._now()
         primed = got is not None and self._cache_priming(got[1], now)
         hints.prime_at = 0.0 if primed else now + self.lv.failure_ttl
         self._count("primings" if primed else "priming_failures")
