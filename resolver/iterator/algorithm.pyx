@@ -23,7 +23,7 @@ cdef extern from "Python.h":
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
 from resolver.cache.answer cimport monotonic
-from resolver.wire.codec cimport Parsed
+from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
@@ -32,7 +32,7 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  wildcard_expanded as _wildcard_expanded)
 from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
-from resolver.wire.codec import WireError, parse_response, strip_to, to_text
+from resolver.wire.codec import WireError, strip_to, to_text
 
 cdef enum:
     A = 1

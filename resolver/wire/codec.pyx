@@ -112,7 +112,8 @@ cdef bytes _name_at(const unsigned char* buf, Py_ssize_t n, Py_ssize_t* off, int
 # The message cache's keys and entries
 
 
-def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant):
+cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass,
+                      unsigned int variant):
     """The message cache's key for this question (as ``resolver.cache.answer.parse_query``
     computes it from a query)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(qname), i
@@ -159,10 +160,13 @@ cdef class MsgEntry:
         """Memory held, bytes, for the cache's byte bound: the object (88 bytes, with no
         collector header) and its two bytes objects (with their headers, as pymalloc rounds
         them)."""
-        return len(self.wire) + len(self.ttl_offsets) + 168
+        return self.nbytes()
+
+    cdef Py_ssize_t nbytes(self):
+        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 168
 
 
-def ttl_offsets(bytes wire):
+cpdef tuple ttl_offsets(bytes wire):
     """(packed uint16 offsets of each record's TTL except OPT, smallest TTL, end of question)."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12
@@ -244,7 +248,7 @@ cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize
     return b"".join(parts)
 
 
-def parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
+cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
     """Parses a reply into a :class:`Parsed`; WireError for anything malformed."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
@@ -343,6 +347,14 @@ def build_response(unsigned int qid, unsigned int flags, bytes question, list an
                    unsigned int payload=1232, int rcode=0):
     """A response from record tuples. Owner names equal to the question's name are written as
     a pointer to it, so a cache hit that copies the client's question case covers them too."""
+    return response_wire(qid, flags, question, answer, authority, additional, edns, do,
+                         payload, rcode)
+
+
+cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,
+                         list authority, list additional, bint edns, bint do,
+                         unsigned int payload, int rcode):
+    """``build_response`` for C callers (the answer to a miss), without a keyword call."""
     cdef Py_ssize_t qlen_name
     qname_l = b""
     if question:
