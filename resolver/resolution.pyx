@@ -38,6 +38,7 @@ from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery
+from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
@@ -45,6 +46,7 @@ from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
 from resolver.iterator import Failure, Reply, Result, Timeout
+from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
                                       UpstreamUnreachable)
@@ -56,7 +58,6 @@ log = logging.getLogger("resolver.resolution")
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
-cdef object _Iterator = it.Iterator
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
@@ -86,6 +87,20 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
     return Drive(resolver, loop, query, miss, done)
 
 
+cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
+    """What a resolution runs for one question (``Resolver.new_iterator``): the deepest
+    forward or stub zone's (``zones``), else the recursive Iterator, or with ``forward`` a
+    Forwarder that asks those servers."""
+    zones = r.zones
+    if zones is not None:
+        cut = zones.match(qname)
+        if cut is not None:
+            return cut.iterator(r, qname, qtype, qclass)
+    if r.forward:
+        return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits)
+    return iterator_for(r, qname, qtype, qclass)
+
+
 cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question, with the root hints indexed once per resolver (and
     its root priming shared through them)."""
@@ -93,7 +108,7 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    i = _Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
+    i = Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
                   r.lv.limits if r.lv is not None else None, r.minimise,
                   r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
@@ -166,6 +181,7 @@ cdef class Resolution:
     cdef object loop
     cdef object key
     cdef readonly object iterator
+    cdef Iterator native        # the iterator when it is an Iterator (not a Forwarder)
     cdef InfraCache infra
     cdef double max_time
     cdef double t0              # the iterator's start, which its time limit counts from
@@ -196,10 +212,11 @@ cdef class Resolution:
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
         try:
-            self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
+            self.iterator = iterator = new_iterator(r, qname, qtype, qclass)
             self.t0 = iterator.t0
             # A forward or stub zone's servers may have ports of their own, or want TCP.
-            if type(iterator) is _Iterator:
+            if type(iterator) is Iterator:
+                self.native = iterator
                 extra = iterator.__dict__          # empty but for a stub zone's
                 if extra:
                     self.ports = extra.get("ports")
@@ -212,9 +229,21 @@ cdef class Resolution:
                     self.tls_pool, self.tls_servers = tls
             if self.corenet:
                 self.iterator.deferred = []      # see _outcome
-            self._advance(self.iterator.start())
+            self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
+
+    cdef object _feed(self, event):
+        """The iterator's next action for ``event`` (None to start it)."""
+        if self.native is not None:
+            return self.native.step(event)
+        return self.iterator.feed(event)
+
+    cdef bint _deferred(self) except -1:
+        """Whether the iterator holds rrsets to store once the answer has left."""
+        if self.native is not None:
+            return bool(self.native.deferred)
+        return bool(self.iterator.deferred)
 
     cdef double _left(self):
         return self._left_at(self.resolver.now())
@@ -234,7 +263,7 @@ cdef class Resolution:
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
-                action = self.iterator.feed(self._failed(server, exc))
+                action = self._feed(self._failed(server, exc))
                 continue
             except NoDescriptors as exc:      # load on our side: shed, nobody penalised
                 self._shed(exc)
@@ -303,7 +332,7 @@ cdef class Resolution:
                 self._finish(_Result(it.SERVFAIL, reason=f"time limit "
                                      f"({self.max_time}s) reached", time_exhausted=True))
                 return
-            self._advance(self.iterator.feed(None))
+            self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
 
@@ -337,8 +366,8 @@ cdef class Resolution:
                 event = self._timed_out(self.server)
             else:
                 event = self._failed(self.server, err)
-            action = iterator.feed(event)
-            if iterator.deferred:
+            action = self._feed(event)
+            if self._deferred():
                 # The final answer's rrsets wait until the answer has left (the listener's
                 # flush is queued before them), unless the resolution goes on.
                 if type(action) is _Result:
@@ -364,14 +393,14 @@ cdef class Resolution:
                 self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
                            False)
             except UpstreamFailure as exc:
-                self._advance(self.iterator.feed(self._failed(self.server, exc)))
+                self._advance(self._feed(self._failed(self.server, exc)))
             except NoDescriptors as exc:
                 self._shed(exc)
             return
         r._stats.upstream_tcp += 1
         self.rtt = rtt
         if left <= 0:
-            self._advance(self.iterator.feed(self._timed_out(self.server)))
+            self._advance(self._feed(self._timed_out(self.server)))
             return
         self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
@@ -395,7 +424,7 @@ cdef class Resolution:
                 return
             else:
                 event = self._failed(self.server, err)
-            self._advance(self.iterator.feed(event))
+            self._advance(self._feed(event))
         except Exception as exc:
             self._crashed(exc)
 
@@ -460,7 +489,7 @@ cdef class Resolution:
         if self.resume is not None:
             self.resume.cancel()
             self.resume = None
-        if self.iterator is not None and self.iterator.deferred:
+        if self.iterator is not None and self._deferred():
             self.iterator.store_deferred()
 
     cdef _release(self):

@@ -95,12 +95,6 @@ class _Exhausted(Exception):
 
 cdef class _Step:
     """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
-    cdef public str kind
-    cdef public list records
-    cdef public list authority
-    cdef public object next
-    cdef public object reason
-
     def __init__(self, kind, records=None, authority=None, next=None, reason=None):
         self.kind = kind
         self.records = [] if records is None else records
@@ -112,28 +106,7 @@ cdef class _Step:
 cdef class Iterator:
     """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
 
-    cdef public bytes qname
-    cdef public int qtype, qclass
-    cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
-    cdef public bint minimise, ipv6, ip4, no_localhost
-    cdef public bint harden_glue        # referral glue only from inside the referring zone
-    cdef public set aggressive, stack
-    #: None, or a list: then the final answer's rrsets are kept here to be stored by
-    #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
-    cdef public list deferred
-    #: what the validator proved of deferred rrsets before they were stored: rrset cache
-    #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
-    cdef public dict validated
-    cdef public list hint_names
-    cdef public dict hint_addrs
-    cdef public object hints
-    cdef public int queries
-    cdef public double t0
-    cdef dict __dict__
-    # the limits this query reads on every step, as C fields (resolver.state)
-    cdef LimitValues lv
-    cdef object _rrdata, _infra
-    cdef RRsetCache _rrsets
+    # fields: algorithm.pxd
 
     def __init__(self, qname, qtype, qclass, cache, hints, clock, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
@@ -175,19 +148,23 @@ cdef class Iterator:
         self._rrsets = c.rrsets
         self._rrdata = c.rrsets.lru.data
         self._infra = c.infra
-        self._gen = self._run()
+        self._gen = _run(self)
         self.result = None
 
     # ---- driver API ----------------------------------------------------------------------
     def start(self):
-        return self._step(None)
+        return self.step(None)
 
     def feed(self, event):
-        return self._step(event)
+        return self.step(event)
 
     def store_deferred(self):
         """Caches what ``_final`` left in ``deferred``, at the validated rank where the
         validator proved it meanwhile (``validated``)."""
+        self.store_later()
+
+    cdef int store_later(self) except -1:
+        """``store_deferred``."""
         todo = self.deferred
         if todo:
             self.deferred = []
@@ -200,6 +177,7 @@ cdef class Iterator:
         if proved:
             self.validated = None
             self._mark_validated(proved)
+        return 0
 
     cdef _mark_validated(self, dict proved):
         """Raises the stored rrsets the validator checked to VALIDATED, their lifetime
@@ -214,7 +192,7 @@ cdef class Iterator:
                 e.rank = VALIDATED
                 e.expires = min(e.expires, now + verdict[1])
 
-    cdef _step(self, event):
+    cdef object step(self, event):
         """The algorithm's next action for ``event``: its generator's next yield, or, when
         it returns, its Result (kept as ``result``), taken without a StopIteration."""
         cdef PyObject* out = NULL
@@ -243,7 +221,7 @@ cdef class Iterator:
     # ---- the algorithm -------------------------------------------------------------------
     def _run(self):
         try:
-            res = yield from self._lookup(self.qname, self.qtype, 0)
+            res = yield from _lookup(self, self.qname, self.qtype, 0)
             if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
                 res = yield from self.dnssec.validate(res, self)
         except _Exhausted as exc:
@@ -279,7 +257,7 @@ cdef class Iterator:
                                   f"{to_text(cur)}/{qtype}")
                 self.stack.add(key)
                 try:
-                    hit = yield from self._iterate(cur, qtype, depth)
+                    hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
                     self.stack.discard(key)
                 if hit.kind == "servfail":
@@ -471,11 +449,11 @@ cdef class Iterator:
                     resolved += 1
                     found = []
                     if self.ip4:
-                        res = yield from self._lookup(ns, A, depth + 1)
+                        res = yield from _lookup(self, ns, A, depth + 1)
                         found = [_addr_text(A, r[4]) for r in res.answer
                                  if r[1] == A and len(r[4]) == 4]
                     if not found and self.ipv6:
-                        res = yield from self._lookup(ns, AAAA, depth + 1)
+                        res = yield from _lookup(self, ns, AAAA, depth + 1)
                         found = [_addr_text(AAAA, r[4]) for r in res.answer
                                  if r[1] == AAAA and len(r[4]) == 16]
                     extra[lower(ns)] = [a for a in found if self._usable(a)]
@@ -544,7 +522,7 @@ cdef class Iterator:
     def lookup(self, name, rdtype):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
         query's budget, for validators; ``res = yield from it.lookup(name, DNSKEY)``."""
-        return (yield from self._lookup(name, rdtype, 1))
+        return (yield from _lookup(self, name, rdtype, 1))
 
     def _count(self, name):
         if self.stats is not None:
@@ -559,7 +537,7 @@ cdef class Iterator:
         cdef bint minimise = self.minimise, deeper
         cdef double now
         zone, nsnames = self._closest_delegation(start)
-        if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
+        if zone == ROOT and self.hints.prime and (yield from _prime(self, depth)):
             zone, nsnames = self._closest_delegation(start)
         while True:
             probe = max(probe, _label_count(zone))
@@ -577,7 +555,7 @@ cdef class Iterator:
                 if probe < nl:
                     steps += 1
                     sent, stype = strip_to(name, probe), A
-            got = yield from self._ask(zone, nsnames, sent, stype, depth,
+            got = yield from _ask(self, zone, nsnames, sent, stype, depth,
                                        probe=(sent != name or stype != qtype))
             if got is None:
                 if sent != name or stype != qtype:
@@ -646,7 +624,7 @@ cdef class Iterator:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
         try:
-            got = yield from self._ask(ROOT, list(self.hint_names), ROOT, NS, depth,
+            got = yield from _ask(self, ROOT, list(self.hint_names), ROOT, NS, depth,
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None
@@ -758,6 +736,15 @@ cdef class Iterator:
         if soa:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa, rank, now)
         return _Step("nodata", out, soa)
+
+
+# The generator steps, called as functions of the class rather than bound methods (one object
+# less per call).
+cdef object _run = Iterator._run
+cdef object _lookup = Iterator._lookup
+cdef object _iterate = Iterator._iterate
+cdef object _ask = Iterator._ask
+cdef object _prime = Iterator._prime
 
 
 # ---- reply classification ---------------------------------------------------------------------
