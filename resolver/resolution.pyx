@@ -84,7 +84,9 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive
         return resolver.shared.start(resolver, loop, query, miss, done)
-    return Drive(resolver, loop, query, miss, done)
+    cdef Drive d = Drive.__new__(Drive)
+    d.begin(resolver, loop, query, miss, done)
+    return d
 
 
 cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
@@ -108,9 +110,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    i = Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
-                  r.lv.limits if r.lv is not None else None, r.minimise,
-                  r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
+    cdef Iterator i = Iterator.__new__(Iterator)
+    i.setup(qname, qtype, qclass, r.cache, hints, r.clock,
+            r.lv.limits if r.lv is not None else None, r.minimise,
+            r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
     return i
@@ -545,6 +548,10 @@ cdef class Drive:
     cdef readonly bint finished
 
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        self.begin(resolver, loop, query, miss, done)
+
+    cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        """``__init__``, for ``start``, which makes its Drives without a Python call."""
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
         self.callback = self._resolved
         cdef Parsed m = miss[0]

@@ -37,6 +37,8 @@ cdef class Iterator:
     cdef object _rrdata, _infra
     cdef RRsetCache _rrsets
 
+    cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
+               bint minimise, bint ipv6, validator, stats, dnssec, bint ip4, bint no_localhost)
     cdef object step(self, event)
     cdef int store_later(self) except -1
     cdef _mark_validated(self, dict proved)

@@ -111,6 +111,13 @@ cdef class Iterator:
     def __init__(self, qname, qtype, qclass, cache, hints, clock, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
                  ip4=True, no_localhost=True):
+        self.setup(qname, qtype, qclass, cache, hints, clock, limits, minimise, ipv6, validator,
+                   stats, dnssec, ip4, no_localhost)
+
+    cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
+               bint minimise, bint ipv6, validator, stats, dnssec, bint ip4, bint no_localhost):
+        """``__init__``, for the driver (resolver.resolution), which makes its Iterators
+        without a Python call."""
         if limits is None:
             from resolver.limits import DEFAULT
             limits = DEFAULT
@@ -749,7 +756,7 @@ cdef object _prime = Iterator._prime
 
 # ---- reply classification ---------------------------------------------------------------------
 
-def _wildcard_proofs(m, bytes zone, list out):
+cdef list _wildcard_proofs(m, bytes zone, list out):
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""

@@ -258,10 +258,16 @@ cpdef Py_ssize_t count_type(list records, long rdtype) except -1:
 
 
 cpdef list without_types(list records, frozenset rdtypes):
-    """``records`` without those of the given types (a new list, order kept)."""
-    cdef list out = []
+    """``records`` without those of the given types, order kept: ``records`` itself when
+    none is of those types, else a new list."""
+    cdef list out = None
     cdef object r
-    for r in records:
-        if r[1] not in rdtypes:
+    cdef Py_ssize_t i
+    for i in range(len(records)):
+        r = records[i]
+        if r[1] in rdtypes:
+            if out is None:
+                out = records[:i]
+        elif out is not None:
             out.append(r)
-    return out
+    return records if out is None else out
