@@ -12,7 +12,7 @@ fold) without building lower-cased copies.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from resolver.wire.names cimport lower
+from resolver.wire.names cimport _eq_nocase, _fold, lower
 
 cdef enum:
     NS = 2
@@ -21,19 +21,6 @@ cdef enum:
     AAAA = 28
     RRSIG = 46
     NOERROR = 0
-
-
-cdef inline unsigned char _fold(unsigned char c) noexcept:
-    return c + 32 if 65 <= c <= 90 else c
-
-
-cdef inline bint _eq_nocase(const unsigned char* a, const unsigned char* b,
-                            Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if a[i] != b[i] and _fold(a[i]) != _fold(b[i]):
-            return False
-    return True
 
 
 cpdef bint same_name(bytes a, bytes b):
