@@ -209,6 +209,7 @@ cdef class Resolution:
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
+        cdef Iterator native
         self.resolver, self.loop, self.key = r, loop, key
         r._inflight[key] = self
         self.infra = (<Cache?>r.cache).infra
@@ -216,22 +217,25 @@ cdef class Resolution:
         self.corenet = fast_loop(loop) is not None
         try:
             self.iterator = iterator = new_iterator(r, qname, qtype, qclass)
-            self.t0 = iterator.t0
             # A forward or stub zone's servers may have ports of their own, or want TCP.
             if type(iterator) is Iterator:
-                self.native = iterator
+                self.native = native = <Iterator>iterator
+                self.t0 = native.t0
                 extra = iterator.__dict__          # empty but for a stub zone's
                 if extra:
                     self.ports = extra.get("ports")
+                if self.corenet:
+                    native.deferred = []           # see _outcome
             else:                                  # a Forwarder
+                self.t0 = iterator.t0
                 self.ports = getattr(iterator, "ports", None)
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
                 if tls is not None:
                     self.tls_pool, self.tls_servers = tls
-            if self.corenet:
-                self.iterator.deferred = []      # see _outcome
+                if self.corenet:
+                    iterator.deferred = []         # see _outcome
             self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
