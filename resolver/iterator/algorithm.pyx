@@ -497,7 +497,7 @@ cdef class Iterator:
                 self._count("dropped_malformed")
                 infra.record_failure(server, self._now())
                 continue
-            if (not m.qr or m.qname is None or lower(m.qname) != lower(qname)
+            if (not (m.flags & 0x8000) or m.qname is None or lower(m.qname) != lower(qname)
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
