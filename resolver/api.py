@@ -36,9 +36,9 @@ from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_a
                                           unusable as unusable_anchors)
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
-from resolver.iterator.forward import Forwarder
 from resolver.limits import DEFAULT, Limits
-from resolver.resolution import Drive, iterator_for, resolve as start_resolution, start
+from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as start_resolution,
+                                 start)
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, cache_key, parse_response
 from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
@@ -194,6 +194,11 @@ class Resolver(ResolverCore):
     #: ``start_miss(query, done, loop) -> bytes | Drive``: ``resolve_message`` for the daemon,
     #: by callbacks rather than a coroutine (see resolver.resolution.start, bound as a method).
     start_miss = start
+
+    #: ``new_iterator(qname, qtype, qclass)``: what a resolution runs for one question, the
+    #: deepest forward or stub zone's, else the recursive Iterator or, with ``forward``, a
+    #: Forwarder (resolver.resolution.new_iterator, bound as a method).
+    new_iterator = new_iterator
 
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False,
@@ -417,19 +422,6 @@ class Resolver(ResolverCore):
 
         resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
         return await _settled(fut, lambda: resolution.discard(done))
-
-    def new_iterator(self, qname: bytes, qtype: int, qclass: int):
-        """What a resolution runs for one question: the deepest forward or stub zone's
-        (``zones``), else the recursive Iterator, or with ``forward`` a Forwarder that asks
-        those servers."""
-        zones = self.zones
-        if zones is not None:
-            cut = zones.match(qname)
-            if cut is not None:
-                return cut.iterator(self, qname, qtype, qclass)
-        if self.forward:
-            return Forwarder(qname, qtype, qclass, self.forward, self.clock, self.limits)
-        return iterator_for(self, qname, qtype, qclass)
 
     def set_limits(self, limits: Limits) -> None:
         """Replaces the limits the resolver and its message and rrset stores read (serve-stale

@@ -30,14 +30,15 @@ The entry points are thin:
   callback completes (``resolver.api``).
 """
 import logging
-import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
+from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery
+from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
@@ -45,6 +46,7 @@ from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
 from resolver.dnssec import Suspend
 from resolver.iterator import Failure, Reply, Result, Timeout
+from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
                                       UpstreamUnreachable)
@@ -53,11 +55,9 @@ from resolver.wire.codec import to_text
 
 log = logging.getLogger("resolver.resolution")
 
-cdef object monotonic = time.monotonic
 cdef object _Result = Result
 cdef object _Reply = Reply
 cdef object _Suspend = Suspend
-cdef object _Iterator = it.Iterator
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
@@ -84,7 +84,23 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop):
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive
         return resolver.shared.start(resolver, loop, query, miss, done)
-    return Drive(resolver, loop, query, miss, done)
+    cdef Drive d = Drive.__new__(Drive)
+    d.begin(resolver, loop, query, miss, done)
+    return d
+
+
+cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
+    """What a resolution runs for one question (``Resolver.new_iterator``): the deepest
+    forward or stub zone's (``zones``), else the recursive Iterator, or with ``forward`` a
+    Forwarder that asks those servers."""
+    zones = r.zones
+    if zones is not None:
+        cut = zones.match(qname)
+        if cut is not None:
+            return cut.iterator(r, qname, qtype, qclass)
+    if r.forward:
+        return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits)
+    return iterator_for(r, qname, qtype, qclass)
 
 
 cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
@@ -94,9 +110,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
-    i = _Iterator(qname, qtype, qclass, r.cache, hints, r.clock,
-                  r.lv.limits if r.lv is not None else None, r.minimise,
-                  r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
+    cdef Iterator i = Iterator.__new__(Iterator)
+    i.setup(qname, qtype, qclass, r.cache, hints, r.clock,
+            r.lv.limits if r.lv is not None else None, r.minimise,
+            r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
     return i
@@ -167,6 +184,7 @@ cdef class Resolution:
     cdef object loop
     cdef object key
     cdef readonly object iterator
+    cdef Iterator native        # the iterator when it is an Iterator (not a Forwarder)
     cdef InfraCache infra
     cdef double max_time
     cdef double t0              # the iterator's start, which its time limit counts from
@@ -191,34 +209,51 @@ cdef class Resolution:
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
+        cdef Iterator native
         self.resolver, self.loop, self.key = r, loop, key
         r._inflight[key] = self
         self.infra = (<Cache?>r.cache).infra
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
         try:
-            self.iterator = iterator = r.new_iterator(qname, qtype, qclass)
-            self.t0 = iterator.t0
+            self.iterator = iterator = new_iterator(r, qname, qtype, qclass)
             # A forward or stub zone's servers may have ports of their own, or want TCP.
-            if type(iterator) is _Iterator:
+            if type(iterator) is Iterator:
+                self.native = native = <Iterator>iterator
+                self.t0 = native.t0
                 extra = iterator.__dict__          # empty but for a stub zone's
                 if extra:
                     self.ports = extra.get("ports")
+                if self.corenet:
+                    native.deferred = []           # see _outcome
             else:                                  # a Forwarder
+                self.t0 = iterator.t0
                 self.ports = getattr(iterator, "ports", None)
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
                 if tls is not None:
                     self.tls_pool, self.tls_servers = tls
-            if self.corenet:
-                self.iterator.deferred = []      # see _outcome
-            self._advance(self.iterator.start())
+                if self.corenet:
+                    iterator.deferred = []         # see _outcome
+            self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
 
+    cdef object _feed(self, event):
+        """The iterator's next action for ``event`` (None to start it)."""
+        if self.native is not None:
+            return self.native.step(event)
+        return self.iterator.feed(event)
+
+    cdef bint _deferred(self) except -1:
+        """Whether the iterator holds rrsets to store once the answer has left."""
+        if self.native is not None:
+            return bool(self.native.deferred)
+        return bool(self.iterator.deferred)
+
     cdef double _left(self):
-        return self._left_at(self.resolver.clock())
+        return self._left_at(self.resolver.now())
 
     cdef inline double _left_at(self, double now):
         return self.max_time - (now - self.t0)
@@ -230,12 +265,12 @@ cdef class Resolution:
         cdef double now
         while type(action) is CQuery:
             qa = <CQuery>action
-            now = r.clock()
+            now = r.now()
             server, timeout, edns = self.infra.pick(qa.servers, now, self._left_at(now))
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
-                action = self.iterator.feed(self._failed(server, exc))
+                action = self._feed(self._failed(server, exc))
                 continue
             except NoDescriptors as exc:      # load on our side: shed, nobody penalised
                 self._shed(exc)
@@ -304,7 +339,7 @@ cdef class Resolution:
                 self._finish(_Result(it.SERVFAIL, reason=f"time limit "
                                      f"({self.max_time}s) reached", time_exhausted=True))
                 return
-            self._advance(self.iterator.feed(None))
+            self._advance(self._feed(None))
         except Exception as exc:
             self._crashed(exc)
 
@@ -338,8 +373,8 @@ cdef class Resolution:
                 event = self._timed_out(self.server)
             else:
                 event = self._failed(self.server, err)
-            action = iterator.feed(event)
-            if iterator.deferred:
+            action = self._feed(event)
+            if self._deferred():
                 # The final answer's rrsets wait until the answer has left (the listener's
                 # flush is queued before them), unless the resolution goes on.
                 if type(action) is _Result:
@@ -360,19 +395,19 @@ cdef class Resolution:
         cdef ResolverCore r = self.resolver
         cdef double left = self._left()
         if self.edns and (wire[3] & 0x0F) == 1:
-            self.infra.set_edns(self.server, False, r.clock())
+            self.infra.set_edns(self.server, False, r.now())
             try:
                 self._send(self.server, <CQuery>self.action, min(self.timeout, max(left, 0.0)),
                            False)
             except UpstreamFailure as exc:
-                self._advance(self.iterator.feed(self._failed(self.server, exc)))
+                self._advance(self._feed(self._failed(self.server, exc)))
             except NoDescriptors as exc:
                 self._shed(exc)
             return
         r._stats.upstream_tcp += 1
         self.rtt = rtt
         if left <= 0:
-            self._advance(self.iterator.feed(self._timed_out(self.server)))
+            self._advance(self._feed(self._timed_out(self.server)))
             return
         self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
@@ -396,13 +431,13 @@ cdef class Resolution:
                 return
             else:
                 event = self._failed(self.server, err)
-            self._advance(self.iterator.feed(event))
+            self._advance(self._feed(event))
         except Exception as exc:
             self._crashed(exc)
 
     cdef object _timed_out(self, str server):
         self.resolver._stats.upstream_timeouts += 1
-        self.infra.record_timeout(server, self.resolver.clock())
+        self.infra.record_timeout(server, self.resolver.now())
         return Timeout(server)
 
     cdef object _failed(self, str server, exc):
@@ -410,9 +445,9 @@ cdef class Resolution:
         r._stats.upstream_failures += 1
         if isinstance(exc, _Unreachable):
             r._stats.upstream_unreachable += 1
-            self.infra.record_unreachable(server, r.clock())
+            self.infra.record_unreachable(server, r.now())
             return Failure(server, str(exc), True)
-        self.infra.record_failure(server, r.clock())
+        self.infra.record_failure(server, r.now())
         return Failure(server, str(exc))
 
     cdef _shed(self, exc):
@@ -461,7 +496,7 @@ cdef class Resolution:
         if self.resume is not None:
             self.resume.cancel()
             self.resume = None
-        if self.iterator is not None and self.iterator.deferred:
+        if self.iterator is not None and self._deferred():
             self.iterator.store_deferred()
 
     cdef _release(self):
@@ -517,6 +552,10 @@ cdef class Drive:
     cdef readonly bint finished
 
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        self.begin(resolver, loop, query, miss, done)
+
+    cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
+        """``__init__``, for ``start``, which makes its Drives without a Python call."""
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
         self.callback = self._resolved
         cdef Parsed m = miss[0]

@@ -9,7 +9,7 @@ resolver woken on cold caches pays for on every query.
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
-from resolver.wire.codec cimport MsgEntry, Parsed
+from resolver.wire.codec cimport MsgEntry, Parsed, cache_key, parse_response, response_wire
 from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
 from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
@@ -17,7 +17,7 @@ from resolver.limits import EDNS_BUFFER_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from resolver.cache.answer cimport answer_from_entry, parse_query
 from resolver.wire.names cimport _skip_name, _u16
-from resolver.wire.codec import WireError, build_response, cache_key, parse_response
+from resolver.wire.codec import WireError
 
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
@@ -35,7 +35,7 @@ cpdef object cached(ResolverCore r, bytes q):
     cdef MsgEntry e = dict_get(r._msgs, key)
     if e is None:
         return None
-    cdef double now = r.clock()
+    cdef double now = r.now()
     if e.expires < now:
         return None
     lru_touch(r._msgs, key)
@@ -122,7 +122,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
     key = cache_key(m.qname, m.qtype, m.qclass, variant)
     cdef Py_ssize_t qend = 12 + len(m.question)
-    now = r.clock()
+    now = r.now()
     if rcode == SERVFAIL:
         stale = dict_get(r._msgs, key)
         if stale is not None and stale.stale_until >= now:
@@ -181,8 +181,8 @@ cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, 
             answer = without_types(answer, _SIG)
         authority = without_types(authority, _DNSSEC)
     flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
-    return build_response(0, flags, question, answer, authority, [],
-                          edns=edns, do=do, payload=EDNS_BUFFER_SIZE, rcode=res.rcode)
+    return response_wire(0, flags, question, answer, authority, [], edns, do, EDNS_BUFFER_SIZE,
+                         res.rcode)
 
 
 cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):

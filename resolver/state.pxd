@@ -34,6 +34,8 @@ cdef LimitValues limit_values(object limits)
 cdef class ResolverCore:
     cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
     cdef public object local_zones        # resolver.zones.LocalZones, or None
+    cdef public object zones              # resolver.zones.Zones (forward, stub, local), or None
+    cdef public object forward            # the forwarders' addresses (Resolver(forward=)), or None
     cdef public dict _inflight
     # upstream UDP queries in flight, by (address, port, lower-cased name, type, class,
     # EDNS, RD): the resolver.resolution._SharedQuery an identical query joins
@@ -45,3 +47,5 @@ cdef class ResolverCore:
     cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
+
+    cdef double now(self) except? -1.0

@@ -9,7 +9,12 @@ there is a load, where an attribute of a Python object is a type and a dict look
 ``Limits`` once per ``Limits`` object (:class:`LimitValues`).
 """
 
+import time
+
 from resolver.iterator.events cimport _Event
+from resolver.cache.answer cimport monotonic
+
+cdef object _system_clock = time.monotonic
 
 STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
@@ -105,6 +110,13 @@ cdef class ResolverCore:
         self.do_ip4 = True
         self.no_localhost = True
         self.harden_glue = True
+
+    cdef double now(self) except? -1.0:
+        """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock)."""
+        clock = self.clock
+        if clock is _system_clock:
+            return monotonic()
+        return clock()
 
     @property
     def stats(self):

@@ -21,7 +21,7 @@ from resolver.state cimport LimitValues, limit_values
 from resolver.iterator.replies cimport group
 from resolver.wire.names cimport lower
 from resolver.limits import DEFAULT
-from resolver.wire.codec import MsgEntry
+from resolver.wire.codec cimport MsgEntry
 
 #: key type for "this name does not exist"
 NXDOMAIN_TYPE = -1
@@ -255,9 +255,10 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size``: a value larger than the whole bound is not
     kept; older ones are evicted until the bytes fit."""
     data = lru.data
-    old = _od_pop(data, key, None)
+    old = dict_get(data, key)
     cdef Py_ssize_t kc = _key_cost(key)
     if old is not None:
+        _od_pop(data, key)
         lru.bytes -= old.size + kc
     size += kc
     cdef Py_ssize_t max_bytes = lru.max_bytes
@@ -278,8 +279,9 @@ cpdef object store_message(MessageCache messages, bytes key, bytes response, dou
     """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
     default the configured maximum)."""
     cdef LimitValues lv = messages.lv
-    e = MsgEntry(response, now, lv.stale_window, lv.max_ttl if ttl_cap is None else ttl_cap)
-    lru_put(messages.lru, key, e, e.size)
+    cdef MsgEntry e = MsgEntry(response, now, lv.stale_window,
+                               lv.max_ttl if ttl_cap is None else ttl_cap)
+    lru_put(messages.lru, key, e, e.nbytes())
     return e
 
 
@@ -287,6 +289,8 @@ cpdef object failure(Cache cache, object key, double now):
     """``Cache.failure``: why resolving ``key`` failed lately, or None (an expired record of
     it is dropped). The iterator asks this for every name of every miss."""
     failures = cache.failures
+    if not failures:
+        return None
     v = dict_get(failures, key)
     if v is None:
         return None

@@ -5,6 +5,7 @@ attribute reads, cache look-ups and calls into ``resolver.iterator.replies`` cos
 operations rather than bytecode: they are most of a cache miss's Python time. The events
 (Query, Reply, ...) are ``resolver.iterator.events``, re-exported by ``resolver.iterator``.
 """
+import time
 from types import GeneratorType
 
 from resolver import cache as C
@@ -21,7 +22,8 @@ cdef extern from "Python.h":
     # the yielded value) or PYGEN_ERROR (-1, an exception is set)
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
-from resolver.wire.codec cimport Parsed
+from resolver.cache.answer cimport monotonic
+from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
@@ -30,7 +32,7 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  wildcard_expanded as _wildcard_expanded)
 from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
-from resolver.wire.codec import WireError, parse_response, strip_to, to_text
+from resolver.wire.codec import WireError, strip_to, to_text
 
 cdef enum:
     A = 1
@@ -51,6 +53,7 @@ cdef enum:
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
+cdef object _system_clock = time.monotonic
 cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
 cdef tuple _A_AAAA = (1, 28)
 cdef tuple _A_ONLY = (1,)
@@ -92,12 +95,6 @@ class _Exhausted(Exception):
 
 cdef class _Step:
     """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
-    cdef public str kind
-    cdef public list records
-    cdef public list authority
-    cdef public object next
-    cdef public object reason
-
     def __init__(self, kind, records=None, authority=None, next=None, reason=None):
         self.kind = kind
         self.records = [] if records is None else records
@@ -109,32 +106,18 @@ cdef class _Step:
 cdef class Iterator:
     """Resolves one (qname, qtype, qclass) from the closest cached delegation downwards."""
 
-    cdef public bytes qname
-    cdef public int qtype, qclass
-    cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
-    cdef public bint minimise, ipv6, ip4, no_localhost
-    cdef public bint harden_glue        # referral glue only from inside the referring zone
-    cdef public set aggressive, stack
-    #: None, or a list: then the final answer's rrsets are kept here to be stored by
-    #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
-    cdef public list deferred
-    #: what the validator proved of deferred rrsets before they were stored: rrset cache
-    #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
-    cdef public dict validated
-    cdef public list hint_names
-    cdef public dict hint_addrs
-    cdef public object hints
-    cdef public int queries
-    cdef public double t0
-    cdef dict __dict__
-    # the limits this query reads on every step, as C fields (resolver.state)
-    cdef LimitValues lv
-    cdef object _rrdata, _infra
-    cdef RRsetCache _rrsets
+    # fields: algorithm.pxd
 
     def __init__(self, qname, qtype, qclass, cache, hints, clock, limits=None,
                  minimise=True, ipv6=False, validator=None, stats=None, dnssec=None,
                  ip4=True, no_localhost=True):
+        self.setup(qname, qtype, qclass, cache, hints, clock, limits, minimise, ipv6, validator,
+                   stats, dnssec, ip4, no_localhost)
+
+    cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
+               bint minimise, bint ipv6, validator, stats, dnssec, bint ip4, bint no_localhost):
+        """``__init__``, for the driver (resolver.resolution), which makes its Iterators
+        without a Python call."""
         if limits is None:
             from resolver.limits import DEFAULT
             limits = DEFAULT
@@ -163,7 +146,7 @@ cdef class Iterator:
         self.hint_names = hints.names
         self.hint_addrs = hints.addrs
         self.queries = 0
-        self.t0 = clock()
+        self.t0 = self._now()
         self.stack = set()
         self.deferred = None
         self.validated = None
@@ -172,19 +155,23 @@ cdef class Iterator:
         self._rrsets = c.rrsets
         self._rrdata = c.rrsets.lru.data
         self._infra = c.infra
-        self._gen = self._run()
+        self._gen = _run(self)
         self.result = None
 
     # ---- driver API ----------------------------------------------------------------------
     def start(self):
-        return self._step(None)
+        return self.step(None)
 
     def feed(self, event):
-        return self._step(event)
+        return self.step(event)
 
     def store_deferred(self):
         """Caches what ``_final`` left in ``deferred``, at the validated rank where the
         validator proved it meanwhile (``validated``)."""
+        self.store_later()
+
+    cdef int store_later(self) except -1:
+        """``store_deferred``."""
         todo = self.deferred
         if todo:
             self.deferred = []
@@ -197,13 +184,14 @@ cdef class Iterator:
         if proved:
             self.validated = None
             self._mark_validated(proved)
+        return 0
 
     cdef _mark_validated(self, dict proved):
         """Raises the stored rrsets the validator checked to VALIDATED, their lifetime
         capped by their signatures, as it does itself for rrsets already in the cache; an
         entry that holds other data than it checked keeps its rank."""
         cdef RRsetEntry e
-        cdef double now = self.clock()
+        cdef double now = self._now()
         for key, verdict in proved.items():
             e = dict_get(self._rrdata, key)
             if (e is not None and e.negative is None and e.rank < VALIDATED
@@ -211,7 +199,7 @@ cdef class Iterator:
                 e.rank = VALIDATED
                 e.expires = min(e.expires, now + verdict[1])
 
-    cdef _step(self, event):
+    cdef object step(self, event):
         """The algorithm's next action for ``event``: its generator's next yield, or, when
         it returns, its Result (kept as ``result``), taken without a StopIteration."""
         cdef PyObject* out = NULL
@@ -221,6 +209,13 @@ cdef class Iterator:
         if state == PYGEN_RETURN:
             self.result = action
         return action
+
+    cdef double _now(self) except? -1.0:
+        """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock)."""
+        clock = self.clock
+        if clock is _system_clock:
+            return monotonic()
+        return clock()
 
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
@@ -233,7 +228,7 @@ cdef class Iterator:
     # ---- the algorithm -------------------------------------------------------------------
     def _run(self):
         try:
-            res = yield from self._lookup(self.qname, self.qtype, 0)
+            res = yield from _lookup(self, self.qname, self.qtype, 0)
             if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
                 res = yield from self.dnssec.validate(res, self)
         except _Exhausted as exc:
@@ -245,7 +240,7 @@ cdef class Iterator:
 
     def _lookup(self, bytes name, int qtype, int depth):
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
-        cdef double now = self.clock()
+        cdef double now = self._now()
         cdef list answer = []
         cdef list proofs = []      # NSEC/NSEC3 proving wildcard answers, for the validator
         cdef bytes cur = name
@@ -269,11 +264,11 @@ cdef class Iterator:
                                   f"{to_text(cur)}/{qtype}")
                 self.stack.add(key)
                 try:
-                    hit = yield from self._iterate(cur, qtype, depth)
+                    hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
                     self.stack.discard(key)
                 if hit.kind == "servfail":
-                    self.cache.remember_failure(key, hit.reason or "failed", self.clock())
+                    self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
                 if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
                     self._keep_proofs(hit)
@@ -296,7 +291,7 @@ cdef class Iterator:
             if kind == "nodata":
                 return Result(NOERROR, answer, proofs + hit.authority)
             cur = hit.next
-            now = self.clock()
+            now = self._now()
 
     cdef _keep_proofs(self, _Step hit):
         """Keeps a wildcard answer's proofs with its cached rrsets (``_from_cache`` returns
@@ -357,7 +352,7 @@ cdef class Iterator:
         return self._closest_delegation(name)[0]
 
     cdef tuple _closest_delegation(self, bytes name):
-        cdef double now = self.clock()
+        cdef double now = self._now()
         cdef bytes z = name
         cdef RRsetEntry e
         while True:
@@ -403,7 +398,7 @@ cdef class Iterator:
     cdef int _budget(self) except -1:
         if self.queries >= self.lv.max_upstream_queries:
             raise _Exhausted(f"upstream query limit ({self.limits.max_upstream_queries}) reached")
-        if self.clock() - self.t0 > self.lv.max_query_time:
+        if self._now() - self.t0 > self.lv.max_query_time:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
@@ -438,7 +433,7 @@ cdef class Iterator:
         infra = self._infra
         servers = infra.servers
         while True:
-            now = self.clock()
+            now = self._now()
             addrs = []
             pending = []
             marked = []
@@ -461,11 +456,11 @@ cdef class Iterator:
                     resolved += 1
                     found = []
                     if self.ip4:
-                        res = yield from self._lookup(ns, A, depth + 1)
+                        res = yield from _lookup(self, ns, A, depth + 1)
                         found = [_addr_text(A, r[4]) for r in res.answer
                                  if r[1] == A and len(r[4]) == 4]
                     if not found and self.ipv6:
-                        res = yield from self._lookup(ns, AAAA, depth + 1)
+                        res = yield from _lookup(self, ns, AAAA, depth + 1)
                         found = [_addr_text(AAAA, r[4]) for r in res.answer
                                  if r[1] == AAAA and len(r[4]) == 16]
                     extra[lower(ns)] = [a for a in found if self._usable(a)]
@@ -500,9 +495,9 @@ cdef class Iterator:
                                        self.lv.max_records_per_section)
             except WireError:
                 self._count("dropped_malformed")
-                infra.record_failure(server, self.clock())
+                infra.record_failure(server, self._now())
                 continue
-            if (not m.qr or m.qname is None or lower(m.qname) != lower(qname)
+            if (not (m.flags & 0x8000) or m.qname is None or lower(m.qname) != lower(qname)
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
@@ -511,14 +506,14 @@ cdef class Iterator:
                     return server, None, None
                 if m.rcode == REFUSED or m.rcode == NOTAUTH:
                     log.debug("server %s disclaims %s", server, to_text(zone))
-                    infra.mark_lame(server, zone, self.clock())
+                    infra.mark_lame(server, zone, self._now())
                 else:
-                    infra.record_failure(server, self.clock())
+                    infra.record_failure(server, self._now())
                 continue
             ref = _referral(m, zone, qname)
             if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
-                infra.mark_lame(server, zone, self.clock())
+                infra.mark_lame(server, zone, self._now())
                 continue
             if self.validator is not None:
                 try:
@@ -534,7 +529,7 @@ cdef class Iterator:
     def lookup(self, name, rdtype):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
         query's budget, for validators; ``res = yield from it.lookup(name, DNSKEY)``."""
-        return (yield from self._lookup(name, rdtype, 1))
+        return (yield from _lookup(self, name, rdtype, 1))
 
     def _count(self, name):
         if self.stats is not None:
@@ -549,14 +544,14 @@ cdef class Iterator:
         cdef bint minimise = self.minimise, deeper
         cdef double now
         zone, nsnames = self._closest_delegation(start)
-        if zone == ROOT and self.hints.prime and (yield from self._prime(depth)):
+        if zone == ROOT and self.hints.prime and (yield from _prime(self, depth)):
             zone, nsnames = self._closest_delegation(start)
         while True:
             probe = max(probe, _label_count(zone))
             sent, stype = name, qtype
             deeper = False
             if minimise and probe + 1 < nl and steps < self.lv.max_minimise_count:
-                now = self.clock()
+                now = self._now()
                 deeper = self._infra.minimise_ok(lower(zone), now)
             if deeper:
                 # What earlier probes learned (the name's A data or NODATA, cached) says the
@@ -567,22 +562,22 @@ cdef class Iterator:
                 if probe < nl:
                     steps += 1
                     sent, stype = strip_to(name, probe), A
-            got = yield from self._ask(zone, nsnames, sent, stype, depth,
+            got = yield from _ask(self, zone, nsnames, sent, stype, depth,
                                        probe=(sent != name or stype != qtype))
             if got is None:
                 if sent != name or stype != qtype:
                     # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
                     minimise = False
-                    self._infra.stop_minimising(zone, self.clock())
+                    self._infra.stop_minimising(zone, self._now())
                     continue
                 return _Step("servfail", reason=f"no server of {to_text(zone)} answered "
                              f"{to_text(sent)}/{stype} usably")
             server, m, ref = got
             if m is None:       # the probe was refused or failed: the full name decides
                 minimise = False
-                self._infra.stop_minimising(zone, self.clock())
+                self._infra.stop_minimising(zone, self._now())
                 continue
-            now = self.clock()
+            now = self._now()
             if ref is not None:
                 child, ns_recs = ref
                 referrals += 1
@@ -631,16 +626,16 @@ cdef class Iterator:
         not retried for ``failure_ttl`` and never fails the query (the hints serve). True if
         primed."""
         hints = self.hints
-        cdef double now = self.clock()
+        cdef double now = self._now()
         if self.qclass != 1 or now < hints.prime_at or self._get(ROOT, NS, now) is not None:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
         try:
-            got = yield from self._ask(ROOT, list(self.hint_names), ROOT, NS, depth,
+            got = yield from _ask(self, ROOT, list(self.hint_names), ROOT, NS, depth,
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None
-        now = self.clock()
+        now = self._now()
         primed = got is not None and self._cache_priming(got[1], now)
         hints.prime_at = 0.0 if primed else now + self.lv.failure_ttl
         self._count("primings" if primed else "priming_failures")
@@ -750,9 +745,18 @@ cdef class Iterator:
         return _Step("nodata", out, soa)
 
 
+# The generator steps, called as functions of the class rather than bound methods (one object
+# less per call).
+cdef object _run = Iterator._run
+cdef object _lookup = Iterator._lookup
+cdef object _iterate = Iterator._iterate
+cdef object _ask = Iterator._ask
+cdef object _prime = Iterator._prime
+
+
 # ---- reply classification ---------------------------------------------------------------------
 
-def _wildcard_proofs(m, bytes zone, list out):
+cdef list _wildcard_proofs(m, bytes zone, list out):
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""

@@ -12,7 +12,7 @@ fold) without building lower-cased copies.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from resolver.wire.names cimport lower
+from resolver.wire.names cimport _eq_nocase, _fold, lower
 
 cdef enum:
     NS = 2
@@ -21,19 +21,6 @@ cdef enum:
     AAAA = 28
     RRSIG = 46
     NOERROR = 0
-
-
-cdef inline unsigned char _fold(unsigned char c) noexcept:
-    return c + 32 if 65 <= c <= 90 else c
-
-
-cdef inline bint _eq_nocase(const unsigned char* a, const unsigned char* b,
-                            Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if a[i] != b[i] and _fold(a[i]) != _fold(b[i]):
-            return False
-    return True
 
 
 cpdef bint same_name(bytes a, bytes b):
@@ -258,10 +245,16 @@ cpdef Py_ssize_t count_type(list records, long rdtype) except -1:
 
 
 cpdef list without_types(list records, frozenset rdtypes):
-    """``records`` without those of the given types (a new list, order kept)."""
-    cdef list out = []
+    """``records`` without those of the given types, order kept: ``records`` itself when
+    none is of those types, else a new list."""
+    cdef list out = None
     cdef object r
-    for r in records:
-        if r[1] not in rdtypes:
+    cdef Py_ssize_t i
+    for i in range(len(records)):
+        r = records[i]
+        if r[1] in rdtypes:
+            if out is None:
+                out = records[:i]
+        elif out is not None:
             out.append(r)
-    return out
+    return records if out is None else out

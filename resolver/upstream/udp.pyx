@@ -36,7 +36,8 @@ from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
 from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, NoDescriptors,
                                       UpstreamFailure, UpstreamTimeout, UpstreamUnreachable)
-from resolver.wire.codec import WireError, parse_response
+from resolver.wire.codec cimport parse_response
+from resolver.wire.codec import WireError
 
 cdef unsigned short _ids[256]
 cdef int _ids_left = 0

@@ -13,6 +13,8 @@ cdef class MsgEntry:
     cdef public bint prefetching
     cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
 
+    cdef Py_ssize_t nbytes(self)
+
 cdef class Parsed:
     cdef public unsigned int id
     cdef public unsigned int flags
@@ -31,3 +33,11 @@ cdef class Parsed:
 
 cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
                       bint edns, bint do, unsigned int payload, bint rd=*, bint cd=*)
+
+
+cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant)
+cpdef tuple ttl_offsets(bytes wire)
+cpdef Parsed parse_response(bytes wire, int max_jumps=*, int max_records=*)
+cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,
+                         list authority, list additional, bint edns, bint do,
+                         unsigned int payload, int rcode)

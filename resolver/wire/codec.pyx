@@ -12,7 +12,7 @@ inside rdata decompressed, so they can be written back without the original mess
 cimport cython
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
+from resolver.wire.names cimport _eq_nocase, _lower_name_key, _skip_name, _u16
 
 
 
@@ -25,6 +25,7 @@ cdef enum:
     T_OPT = 41
 
 DEF_MAX_JUMPS = 128
+cdef unsigned int NO_TTL = 0xFFFFFFFF     # no record: ttl_offsets' smallest TTL
 
 # rdata layouts with embedded (possibly compressed) names: (bytes before the first name,
 # number of names, bytes after the names). Only these types may be compressed (RFC 3597 4,
@@ -112,7 +113,8 @@ cdef bytes _name_at(const unsigned char* buf, Py_ssize_t n, Py_ssize_t* off, int
 # The message cache's keys and entries
 
 
-def cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant):
+cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass,
+                      unsigned int variant):
     """The message cache's key for this question (as ``resolver.cache.answer.parse_query``
     computes it from a query)."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(qname), i
@@ -159,14 +161,17 @@ cdef class MsgEntry:
         """Memory held, bytes, for the cache's byte bound: the object (88 bytes, with no
         collector header) and its two bytes objects (with their headers, as pymalloc rounds
         them)."""
-        return len(self.wire) + len(self.ttl_offsets) + 168
+        return self.nbytes()
+
+    cdef Py_ssize_t nbytes(self):
+        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 168
 
 
-def ttl_offsets(bytes wire):
+cpdef tuple ttl_offsets(bytes wire):
     """(packed uint16 offsets of each record's TTL except OPT, smallest TTL, end of question)."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12
-    cdef unsigned int qd, total, i, t, ttl, min_ttl = 0xFFFFFFFF
+    cdef unsigned int qd, total, i, t, ttl, min_ttl = NO_TTL
     cdef Py_ssize_t qend
     if n < 12:
         raise WireError("short message")
@@ -192,14 +197,14 @@ def ttl_offsets(bytes wire):
             offs[k] = <unsigned short>(pos + 4)      # native order
             k += 1
             ttl = _u32(p + pos + 4)
-            if ttl & 0x80000000:
+            if ttl > 0x7FFFFFFF:     # the high bit set
                 ttl = 0
             if ttl < min_ttl:
                 min_ttl = ttl
         pos += 10 + _u16(p + pos + 8)
         if pos > n:
             raise WireError("truncated rdata")
-    if min_ttl == 0xFFFFFFFF:
+    if min_ttl == NO_TTL:
         min_ttl = 0
     return (out if k == total else out[:2 * k]), min_ttl, qend
 
@@ -244,7 +249,7 @@ cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize
     return b"".join(parts)
 
 
-def parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
+cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
     """Parses a reply into a :class:`Parsed`; WireError for anything malformed."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
@@ -300,7 +305,7 @@ def parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512)
                 m.edns_flags = ttl
                 m.rcode |= ((ttl >> 24) & 0xFF) << 4
             else:
-                if ttl & 0x80000000:
+                if ttl > 0x7FFFFFFF:     # the high bit set
                     ttl = 0          # RFC 2181 8: treat as zero
                 out.append((owner, rdtype, rdclass, ttl, _rdata(p, n, pos, rdlen, rdtype, max_jumps)))
             pos += rdlen
@@ -343,11 +348,20 @@ def build_response(unsigned int qid, unsigned int flags, bytes question, list an
                    unsigned int payload=1232, int rcode=0):
     """A response from record tuples. Owner names equal to the question's name are written as
     a pointer to it, so a cache hit that copies the client's question case covers them too."""
-    cdef Py_ssize_t qlen_name
-    qname_l = b""
+    return response_wire(qid, flags, question, answer, authority, additional, edns, do,
+                         payload, rcode)
+
+
+cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,
+                         list authority, list additional, bint edns, bint do,
+                         unsigned int payload, int rcode):
+    """``build_response`` for C callers (the answer to a miss), without a keyword call."""
+    # the question's name, which owners equal to it (ASCII case aside) point to
+    cdef Py_ssize_t qlen_name = 0
+    cdef const unsigned char* qname = NULL
     if question:
-        qlen_name = len(question) - 4
-        qname_l = question[:qlen_name].lower()
+        qlen_name = PyBytes_GET_SIZE(question) - 4
+        qname = <const unsigned char*>PyBytes_AS_STRING(question)
     if qid > 0xFFFF or payload > 0xFFFF:
         raise ValueError("a 16-bit field of the response is out of range")
     cdef unsigned int ext = (rcode >> 4) & 0xFF
@@ -361,7 +375,8 @@ def build_response(unsigned int qid, unsigned int flags, bytes question, list an
             rdata = rr[4]
             if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
                 raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
-            if qname_l and len(owner) == len(qname_l) and owner.lower() == qname_l:
+            if (qlen_name > 0 and len(owner) == qlen_name and _eq_nocase(
+                    <const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen_name)):
                 owners.append(None)
                 size += 2
             else:

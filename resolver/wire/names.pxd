@@ -69,3 +69,19 @@ cdef inline Py_ssize_t _lower_name_key(const unsigned char* p, Py_ssize_t n, Py_
             key[k + i] = t + 32 if 65 <= t <= 90 else t
         k += 1 + c
         pos += 1 + c
+
+
+cdef inline unsigned char _fold(unsigned char c) noexcept nogil:
+    """``c`` lower-cased (ASCII letters only, as ``bytes.lower``)."""
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline bint _eq_nocase(const unsigned char* a, const unsigned char* b,
+                            Py_ssize_t n) noexcept nogil:
+    """Whether the ``n`` bytes at ``a`` and ``b`` are equal but for ASCII case (two wire
+    names: length octets are < 64 and never fold)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != b[i] and _fold(a[i]) != _fold(b[i]):
+            return False
+    return True

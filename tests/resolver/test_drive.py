@@ -173,9 +173,10 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
     async def go():
         s = _server(lab)
 
-        def broken(*a):
-            raise RuntimeError("planted bug")
-        s.resolver.new_iterator = broken
+        class BrokenZones:          # consulted for every new resolution's iterator
+            def match(self, qname):
+                raise RuntimeError("planted bug")
+        s.resolver.zones = BrokenZones()
         out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
         assert not s.misses and not s.resolver._inflight

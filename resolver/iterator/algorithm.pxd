@@ -1,0 +1,57 @@
+# The Iterator (algorithm.pyx), for the compiled driver (resolver.resolution): its fields and
+# its C steps, so that the driver feeds it and reads what it left without Python calls.
+from resolver.state cimport LimitValues
+from resolver.cache.store cimport RRsetCache, RRsetEntry
+from resolver.wire.codec cimport Parsed
+
+
+cdef class _Step:
+    cdef public str kind
+    cdef public list records
+    cdef public list authority
+    cdef public object next
+    cdef public object reason
+
+
+cdef class Iterator:
+    cdef public bytes qname
+    cdef public int qtype, qclass
+    cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
+    cdef public bint minimise, ipv6, ip4, no_localhost
+    cdef public bint harden_glue        # referral glue only from inside the referring zone
+    cdef public set aggressive, stack
+    #: None, or a list: then the final answer's rrsets are kept here to be stored by
+    #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
+    cdef public list deferred
+    #: what the validator proved of deferred rrsets before they were stored: rrset cache
+    #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
+    cdef public dict validated
+    cdef public list hint_names
+    cdef public dict hint_addrs
+    cdef public object hints
+    cdef public int queries
+    cdef public double t0
+    cdef dict __dict__
+    # the limits this query reads on every step, as C fields (resolver.state)
+    cdef LimitValues lv
+    cdef object _rrdata, _infra
+    cdef RRsetCache _rrsets
+
+    cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
+               bint minimise, bint ipv6, validator, stats, dnssec, bint ip4, bint no_localhost)
+    cdef object step(self, event)
+    cdef int store_later(self) except -1
+    cdef _mark_validated(self, dict proved)
+    cdef double _now(self) except? -1.0
+    cdef RRsetEntry _get(self, bytes name, int rdtype, double now)
+    cdef _keep_proofs(self, _Step hit)
+    cdef _Step _from_cache(self, bytes name, int qtype, double now)
+    cdef list _dname_from_cache(self, bytes name, bytes target, double now)
+    cdef tuple _closest_delegation(self, bytes name)
+    cdef list _addresses(self, bytes ns, double now)
+    cdef bint _usable(self, str addr)
+    cdef int _budget(self) except -1
+    cdef bint _cache_priming(self, Parsed m, double now)
+    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now)
+    cdef _cache_answer(self, m, bytes zone, double now, list in_zone)
+    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now)
