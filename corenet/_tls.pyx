@@ -36,6 +36,11 @@ STATE_NAMES = ("UNWRAPPED", "DO_HANDSHAKE", "WRAPPED", "FLUSHING", "SHUTDOWN")
 
 #: Bytes the transport may put in the receive buffer at once (asyncio's read size).
 RECEIVE_BUFFER = 256 * 1024
+# What one SSLObject.read may return: a record's plaintext is at most 16 KiB and a read
+# returns one record at most. A read makes a bytes object of the size asked for and shrinks
+# it to what came; asked for more, the allocation is large enough for malloc to map and
+# unmap pages on every record.
+cdef Py_ssize_t RECORD_READ = 16 * 1024
 
 cdef object SSLObject = ssl.SSLObject
 cdef object MemoryBIO = ssl.MemoryBIO
@@ -708,7 +713,7 @@ cdef class TLSProtocol:
         try:
             while True:
                 try:
-                    chunk = obj.read(RECEIVE_BUFFER)
+                    chunk = obj.read(RECORD_READ)
                 except SSLZeroReturnError:
                     if not self._eof_sent:
                         raise

@@ -78,6 +78,28 @@ def test_a_contexts_own_ssl_object_class_is_called(loop, run, pki):
 
 
 @corenet_loops
+def test_a_read_asks_for_one_records_plaintext_at_most(loop, run, pki):
+    """Each read for a data_received protocol asks OpenSSL for at most one record's
+    plaintext (16 KiB): a read makes a bytes object of the size asked for, and a larger
+    one is mapped and unmapped by malloc for every record. Many records still arrive
+    whole and in order."""
+    sizes: list[int] = []
+
+    class Recorded(ssl.SSLObject):
+        def read(self, n=1024, buffer=None):
+            if buffer is None:
+                sizes.append(n)
+            return super().read(n, buffer) if buffer is not None else super().read(n)
+
+    ctx = pki.server_context()
+    ctx.sslobject_class = Recorded
+    payload = os.urandom(200_000)
+    assert run(_echo(loop, pki, ctx, payload)) == payload
+    assert sizes and max(sizes) <= 16 * 1024
+    assert len(sizes) >= len(payload) // (16 * 1024)
+
+
+@corenet_loops
 def test_states_and_writes_after_close(loop, run, pki):
     """The protocol goes DO_HANDSHAKE, WRAPPED, then through the shutdown to UNWRAPPED;
     a write after close() is dropped and counted, not sent and not raised."""
