@@ -545,7 +545,7 @@ cdef class Drive:
 
     cdef ResolverCore resolver
     cdef bytes query
-    cdef tuple miss
+    cdef readonly tuple miss
     cdef object done
     cdef object callback
     cdef Resolution resolution

@@ -14,6 +14,7 @@ from socket import AF_INET, AF_INET6, inet_pton
 
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
+from resolver.wire.codec cimport Parsed
 from resolver.daemon import udp_listener
 from resolver.response import error
 
@@ -331,32 +332,45 @@ cdef class Dispatch:
             self.inflight_by_client.pop(client, None)
         else:
             self.inflight_by_client[client] = n
+        cdef Parsed m
         if out is not None:
-            self.answer(q, out, transport, send, t0, client, False)
+            if d is None:
+                self.answer(q, out, transport, send, t0, client, False)
+            else:
+                # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss):
+                # its type and EDNS payload size are not read from the bytes again.
+                m = <Parsed?>d.miss[0]
+                self.answer(q, out, transport, send, t0, client, False, m.qtype,
+                            (m.edns_payload if m.edns_payload > 512 else 512) if m.edns
+                            else 512)
 
     def _answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
                 bint hit=False) -> None:
         self.answer(q, out, transport, send, t0, client, hit)
 
     cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
-                bint hit=False):
+                bint hit=False, int qtype=-1, int limit=-1):
+        """Counts, logs and sends ``out``; ``qtype`` and ``limit`` (the largest UDP answer
+        the client takes) are the query's when its parse is at hand, -1 to read them from
+        ``q``."""
         cdef double seconds
         if transport == "udp":
-            out = self.truncate_udp(out, q)
+            out = self.truncate_udp(out, q, limit)
         seconds = monotonic() - t0
-        self.counters.answered(transport, out, qtype_of(q), seconds)
+        self.counters.answered(transport, out, qtype_of(q) if qtype < 0 else qtype, seconds)
         if self.query_log is not None:
             self.query_log(client, q, out, transport, seconds, hit)
         send(out)
 
     def _truncate_udp(self, bytes out, bytes q) -> bytes:
-        return self.truncate_udp(out, q)
+        return self.truncate_udp(out, q, -1)
 
-    cdef bytes truncate_udp(self, bytes out, bytes q):
-        cdef Py_ssize_t limit
+    cdef bytes truncate_udp(self, bytes out, bytes q, Py_ssize_t limit):
         if len(out) <= 512:
             return out              # every client accepts 512 bytes
-        limit = min(_udp_limit(q), self.max_udp_size)
+        if limit < 0:
+            limit = _udp_limit(q)
+        limit = min(limit, self.max_udp_size)
         if len(out) > limit:
             self.counters.truncated += 1
             return _truncate(out, limit)

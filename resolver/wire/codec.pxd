@@ -28,6 +28,7 @@ cdef class Parsed:
     cdef public list additional
     cdef public bint edns
     cdef public unsigned int edns_flags
+    cdef public unsigned int edns_payload  # the OPT record's UDP payload size (0: no EDNS)
     cdef public int security        # set by a validator (resolver.iterator.SECURE, ...)
 
 

@@ -269,6 +269,7 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
         raise WireError("more than one question")
     m.edns = False
     m.edns_flags = 0
+    m.edns_payload = 0
     m.security = 0
     m.qname = None
     m.qtype = m.qclass = 0
@@ -303,6 +304,7 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
                     raise WireError("misplaced OPT record")
                 m.edns = True
                 m.edns_flags = ttl
+                m.edns_payload = rdclass
                 m.rcode |= ((ttl >> 24) & 0xFF) << 4
             else:
                 if ttl > 0x7FFFFFFF:     # the high bit set

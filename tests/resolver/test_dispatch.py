@@ -9,6 +9,7 @@ import pytest
 
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
 from resolver.daemon.config import build
+from resolver.wire.codec import parse_response
 
 
 def _query(name: str = "www.example.", rdtype: str = "AAAA", rd: bool = True, **kw) -> bytes:
@@ -56,16 +57,19 @@ class _Engine:
     def start_miss(self, q, done, loop):
         if self.out is not None:
             return self.out
-        d = _Pending(done)
+        d = _Pending(done, q)
         self.pending.append(d)
         return d
 
 
 class _Pending:
+    """A miss in flight, as a Drive: ``miss`` holds the query as parsed when it arrived."""
     finished = False
 
-    def __init__(self, done) -> None:
+    def __init__(self, done, q: bytes) -> None:
         self.done = done
+        m = parse_response(q)
+        self.miss = (m, m.edns, bool(m.edns_flags & 0x8000), bool(m.flags & 0x10))
 
     def finish(self, out: bytes) -> None:
         self.finished = True
@@ -94,6 +98,31 @@ def test_a_large_answer_is_truncated_to_the_clients_udp_limit_and_counted():
     # Over TCP nothing is truncated.
     assert d._miss(_query("big.example.", "TXT"), ("127.0.0.1", 9), "tcp", sent.append, 0.0)
     assert sent[2] == out
+
+
+@pytest.mark.parametrize("payload,fits", [(None, False), (600, False), (4096, True)])
+def test_a_resolved_miss_is_truncated_and_counted_from_its_parsed_query(payload, fits):
+    """A miss answered later takes its qtype and UDP limit from the query as parsed when it
+    arrived (the Drive's), with the same results as reading the bytes."""
+    big = dns.message.make_response(dns.message.make_query("big.example.", "TXT"))
+    big.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT",
+                                          *[f'"{i}{"x" * 200}"' for i in range(5)]))
+    out = big.to_wire()
+    engine = _Engine()
+    d = _dispatch(engine)
+    sent: list[bytes] = []
+    kw = {} if payload is None else {"use_edns": 0, "payload": payload}
+    assert d._miss(_query("big.example.", "TXT", **kw), ("127.0.0.1", 9), "udp",
+                   sent.append, 0.0)
+    assert engine.pending and engine.pending[0].miss[0].edns_payload == (payload or 0)
+    engine.pending[0].finish(out)
+    assert len(sent) == 1
+    if fits:
+        assert sent[0] == out and d.counters.truncated == 0
+    else:
+        assert len(sent[0]) <= max(512, payload or 0) and sent[0][2] & 0x02    # TC
+        assert d.counters.truncated == 1
+    assert d.counters.qtypes == {16: 1}
 
 
 def test_misses_past_the_per_client_cap_are_dropped_and_counts_are_released():
@@ -148,7 +177,7 @@ class _Cancellable(_Pending):
 
 class _SlowEngine(_Engine):
     def start_miss(self, q, done, loop):
-        d = _Cancellable(done)
+        d = _Cancellable(done, q)
         self.pending.append(d)
         return d
 
