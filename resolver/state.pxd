@@ -29,6 +29,7 @@ cdef class LimitValues:
 
 
 cdef LimitValues limit_values(object limits)
+cdef double read_clock(object clock) except? -1.0
 
 
 cdef class ResolverCore:

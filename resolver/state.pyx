@@ -16,6 +16,14 @@ from resolver.cache.answer cimport monotonic
 
 cdef object _system_clock = time.monotonic
 
+
+cdef double read_clock(object clock) except? -1.0:
+    """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock): the
+    resolver's clock is injectable (tests drive it), the system's is read without a call."""
+    if clock is _system_clock:
+        return monotonic()
+    return clock()
+
 STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_timeouts",
                 "upstream_failures", "dropped_malformed", "dropped_mismatched", "cache_hits",
                 "cache_misses", "cache_evictions", "stale_answers", "prefetches", "coalesced",
@@ -112,11 +120,7 @@ cdef class ResolverCore:
         self.harden_glue = True
 
     cdef double now(self) except? -1.0:
-        """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock)."""
-        clock = self.clock
-        if clock is _system_clock:
-            return monotonic()
-        return clock()
+        return read_clock(self.clock)
 
     @property
     def stats(self):

@@ -5,11 +5,10 @@ attribute reads, cache look-ups and calls into ``resolver.iterator.replies`` cos
 operations rather than bytecode: they are most of a cache miss's Python time. The events
 (Query, Reply, ...) are ``resolver.iterator.events``, re-exported by ``resolver.iterator``.
 """
-import time
 from types import GeneratorType
 
 from resolver import cache as C
-from resolver.state cimport LimitValues, limit_values
+from resolver.state cimport LimitValues, limit_values, read_clock
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
                                 failure, keep_proofs, lru_get, store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -22,7 +21,6 @@ cdef extern from "Python.h":
     # the yielded value) or PYGEN_ERROR (-1, an exception is set)
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
-from resolver.cache.answer cimport monotonic
 from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
@@ -53,7 +51,6 @@ cdef enum:
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
-cdef object _system_clock = time.monotonic
 cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
 cdef tuple _A_AAAA = (1, 28)
 cdef tuple _A_ONLY = (1,)
@@ -211,11 +208,7 @@ cdef class Iterator:
         return action
 
     cdef double _now(self) except? -1.0:
-        """``clock()``, read in C when the clock is ``time.monotonic`` (the same clock)."""
-        clock = self.clock
-        if clock is _system_clock:
-            return monotonic()
-        return clock()
+        return read_clock(self.clock)
 
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
