@@ -341,8 +341,7 @@ cdef class Dispatch:
                 # its type and EDNS payload size are not read from the bytes again.
                 m = <Parsed?>d.miss[0]
                 self.answer(q, out, transport, send, t0, client, False, m.qtype,
-                            (m.edns_payload if m.edns_payload > 512 else 512) if m.edns
-                            else 512)
+                            m.edns_payload if m.edns_payload > 512 else 512)
 
     def _answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
                 bint hit=False) -> None:
