@@ -212,6 +212,7 @@ cdef class Key:
     cdef public int tag
     cdef public int algorithm
     cdef public int flags
+    cdef public int protocol
     cdef object _pub
 
     def __init__(self, rdata) -> None:
@@ -221,6 +222,7 @@ cdef class Key:
             raise ValueError("DNSKEY rdata shorter than its fixed fields")
         self.wire = wire
         self.flags = (wire[0] << 8) | wire[1]
+        self.protocol = wire[2]
         self.algorithm = wire[3]
         self.tag = _key_tag(wire)
         self._pub = None
@@ -228,6 +230,13 @@ cdef class Key:
     @classmethod
     def from_wire(cls, bytes wire):
         return cls(wire)
+
+    cpdef bint signs_zone(self):
+        """The key may verify its zone's signatures: the Zone Key flag set, not revoked
+        (RFC 5011 2.1) and protocol 3 (RFC 4034 2.1.2: any other value makes the key invalid
+        for verification)."""
+        return (self.flags & 0x0100) != 0 and (self.flags & 0x0080) == 0 \
+            and self.protocol == 3                        # ZONE_FLAG, REVOKE_FLAG
 
     cpdef bint verify(self, bytes signature, bytes data):
         """``signature`` (RRSIG wire form) is this key's over ``data``. A key or signature the

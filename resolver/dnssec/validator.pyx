@@ -38,8 +38,8 @@ from resolver import cache as C
 from resolver.dnssec import denial
 from resolver.dnssec.aggressive import NsecCache
 from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
-                                 EDE_RRSIGS_MISSING, REVOKE_FLAG, SUPPORTED_ALGORITHMS,
-                                 ZONE_FLAG, Bogus, Counter, Key, ds_matches, signer_of,
+                                 EDE_RRSIGS_MISSING, SUPPORTED_ALGORITHMS,
+                                 Bogus, Counter, Key, ds_matches, signer_of,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
 from resolver.wire.codec import is_subdomain, label_count, parent, to_text
@@ -711,15 +711,14 @@ class Validator:
                                     f"{to_text(zone)} fail their DS digest", EDE_DNSKEY_MISSING)
         wires = {a.to_digestable() for a in anchor_keys}
         sep += [k for k in keys if k.wire in wires and k not in sep]
-        sep = [k for k in sep if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG]
+        sep = [k for k in sep if k.signs_zone()]
         if not sep:
             raise Bogus(f"no DNSKEY of {to_text(zone)} matches its DS", EDE_DNSKEY_MISSING)
         if self._charge(ctx):
             yield SUSPEND
         wall = self.wallclock()
         sig = verify_rrset(zone, DNSKEY, it.qclass, g[3], g[4], zone, sep, wall, lim, ctx)
-        zone_keys = [k for k in keys if k.flags & ZONE_FLAG and not k.flags & REVOKE_FLAG
-                     and k.algorithm in SUPPORTED_ALGORITHMS]
+        zone_keys = [k for k in keys if k.signs_zone() and k.algorithm in SUPPORTED_ALGORITHMS]
         e = it.cache.rrsets.lru.peek((lz, DNSKEY, it.qclass))
         if e is not None and e.negative is None and set(e.rdatas) == set(g[3]):
             # only the keys just proven: the entry may have been replaced while suspended

@@ -26,9 +26,10 @@ LIMITS = Limits(exploration=0.0)
 LIFETIME = 3600
 
 
-def signed_internet(wall: float):
+def signed_internet(wall: float, protocol: int = 3):
     """small_internet with ., com. and example.com. signed (ECDSA P-256, NSEC) and DS
-    records in the parents; returns (net, root DS rrset)."""
+    records in the parents; returns (net, root DS rrset). ``protocol`` is the DNSKEY
+    protocol field of example.com.'s key."""
     net = small_internet()
     keys = {}
     for origin, children in (("example.com.", ()), ("com.", ("example.com.",)),
@@ -40,7 +41,8 @@ def signed_internet(wall: float):
                         dns.dnssec.make_ds(child, keys[child], "SHA256"))
         priv = ec.generate_private_key(ec.SECP256R1())
         key = dns.dnssec.make_dnskey(priv.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256,
-                                     flags=257)
+                                     flags=257,
+                                     protocol=protocol if origin == "example.com." else 3)
         dns.dnssec.sign_zone(z, keys=[(priv, key)], inception=int(wall) - 60,
                              lifetime=LIFETIME)
         keys[origin] = key
@@ -98,6 +100,18 @@ def test_validation_shares_the_query_budget(world):
     net, anchor, wall = world
     res, _, _ = run(net, anchor, lambda: wall, LIMITS.replace(max_upstream_queries=4))
     assert res.rcode == itr.SERVFAIL and "upstream query limit" in res.reason
+
+
+def test_a_dnskey_whose_protocol_is_not_3_verifies_nothing():
+    """RFC 4034 2.1.2: a DNSKEY with another protocol value is invalid for verification, even
+    when its DS matches and its signatures are good."""
+    wall = time.time()
+    net, anchor = signed_internet(wall, protocol=4)
+    res, _, _ = run(net, anchor, lambda: wall)
+    assert res.security == BOGUS and res.ede == 9 and "example.com" in res.reason
+    net, anchor = signed_internet(wall)
+    res, _, _ = run(net, anchor, lambda: wall)
+    assert res.security == SECURE
 
 
 def test_a_wrong_anchor_is_bogus_without_asking_beyond_the_root(world):
