@@ -121,7 +121,7 @@ cdef class DatagramTransport(BaseTransport):
     def _connection_made(self):
         if self.closing:
             return
-        self._enter_epoll(EPOLLIN | EPOLLOUT | EPOLLET)
+        self._enter_epoll(EPOLLIN | EPOLLET)
         self.protocol_connected = True
         self.protocol.connection_made(self.face)
         self.started = True
@@ -137,6 +137,24 @@ cdef class DatagramTransport(BaseTransport):
         if self.queue:
             want |= EPOLLOUT
         return want
+
+    cdef int _update_interest(self) except -1:
+        """Edge mode too asks for EPOLLOUT only while datagrams wait in the queue: every
+        datagram the kernel finishes sending frees send-buffer space, which epoll reports as a
+        new EPOLLOUT edge, so a socket always registered for it would wake the loop a second
+        time for each datagram sent (as many wake-ups as a UDP server's answers)."""
+        cdef uint32_t want
+        if not self.edge:
+            return BaseTransport._update_interest(self)
+        if self.loop is None or self.fd < 0 or self.registered == 0:
+            return 0
+        want = EPOLLIN | EPOLLET
+        if self.queue:
+            want |= EPOLLOUT
+        if want != self.registered:
+            self.loop._epoll_ctl(EPOLL_CTL_MOD, self.fd, want)
+            self.registered = want
+        return 0
 
     cdef int _drop_buffer(self) except -1:
         self.queue.clear()

@@ -676,3 +676,54 @@ def test_read_path_allocates_little_per_datagram(corenet_kind):
         loop.close()
         asyncio.set_event_loop(None)
     assert growth < 64 * 1024, f"peak traced memory grew by {growth} bytes"
+
+
+def test_an_answer_sent_does_not_wake_the_loop_again(corenet_kind):
+    """An echo server answered one datagram at a time wakes once per datagram: a datagram
+    sent frees send-buffer space, and a socket that always asked epoll for EPOLLOUT (edge
+    mode) would be woken a second time for each answer, doubling an idle server's cost."""
+    import threading
+
+    loop = make_loop(corenet_kind)
+    asyncio.set_event_loop(loop)
+    n = 30
+    done = loop.create_future()
+
+    class Echo(asyncio.DatagramProtocol):
+        count = 0
+
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+            self.count += 1
+            if self.count == n and not done.done():
+                done.set_result(None)
+
+    def client(addr, answers):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            for i in range(n):
+                s.sendto(b"q%d" % i, addr)
+                answers.append(s.recv(100))
+                time.sleep(0.005)          # each query its own wake-up
+
+    try:
+        t, p = loop.run_until_complete(loop.create_datagram_endpoint(
+            Echo, local_addr=("127.0.0.1", 0)))
+        answers = []
+        th = threading.Thread(target=client, args=(t.get_extra_info("sockname"), answers))
+        before = loop._polls
+        th.start()
+        loop.run_until_complete(asyncio.wait_for(done, 20))
+        polls = loop._polls - before
+        th.join(10)
+        assert answers == [b"q%d" % i for i in range(n)]
+        # one poll per query, a few to spare for the thread's start; two per query fails
+        assert polls <= n + 5, f"{polls} epoll waits for {n} queries"
+        t.close()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
