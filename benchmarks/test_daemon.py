@@ -375,27 +375,31 @@ def _wake_cost(cmd: list[str], port: int) -> float:
 @pytest.mark.benchmark(group="daemon-cold")
 def test_wake_up_floor_c_and_python(benchmark, tmp_path):
     """What an idle wake-up costs before any resolver logic: the smallest UDP echo server in
-    C and in Python on corenet's loop, asked once every WAKE_GAP seconds as the cold run's
+    C and in Python on corenet's loop and on uvloop's, asked once every WAKE_GAP seconds as the cold run's
     dnsperf does. Their ratio bounds the one-at-a-time CPU-per-miss ratio from below."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is needed to build the C echo server")
     here = Path(__file__).resolve().parent
     exe = str(tmp_path / "udp_echo")
     subprocess.run(["gcc", "-O2", "-o", exe, str(here / "udp_echo.c")], check=True)
-    rounds = {"c": [], "python-corenet": []}
+    rounds = {"c": [], "python-corenet": [], "python-uvloop": []}
 
     def measure():
         for _ in range(2):
             port = _free_udp_port()
             rounds["c"].append(_wake_cost([exe, str(port)], port))
-            port = _free_udp_port()
-            rounds["python-corenet"].append(
-                _wake_cost([sys.executable, str(here / "udp_echo.py"), str(port)], port))
+            for loop in ("corenet", "uvloop"):
+                port = _free_udp_port()
+                rounds[f"python-{loop}"].append(_wake_cost(
+                    [sys.executable, str(here / "udp_echo.py"), str(port), loop], port))
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     us = {k: sorted(v)[0] * 1e6 for k, v in rounds.items()}
     ratios = [p / c for c, p in zip(rounds["c"], rounds["python-corenet"])]
-    print(f"\n[wake floor] us CPU per exchange (best of 2): {us}; python/C per round: "
-          f"{[round(r, 2) for r in ratios]}")
-    benchmark.extra_info.update({"us_cpu_per_exchange": us, "ratios": ratios})
+    vs_uvloop = [p / u for p, u in zip(rounds["python-corenet"], rounds["python-uvloop"])]
+    print(f"\n[wake floor] us CPU per exchange (best of 2): {us}; corenet/C per round: "
+          f"{[round(r, 2) for r in ratios]}; corenet/uvloop per round: "
+          f"{[round(r, 2) for r in vs_uvloop]}")
+    benchmark.extra_info.update({"us_cpu_per_exchange": us, "ratios": ratios,
+                                 "ratios_vs_uvloop": vs_uvloop})
     assert all(v > 0 for v in us.values())

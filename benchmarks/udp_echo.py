@@ -1,9 +1,8 @@
-"""The smallest UDP echo server in Python on corenet's loop (a DatagramProtocol), for the
-daemon benchmark's wake-up floor; see udp_echo.c. Usage: python udp_echo.py PORT"""
+"""The smallest UDP echo server in Python (a DatagramProtocol) on corenet's loop or uvloop's,
+for the daemon benchmark's wake-up floor; see udp_echo.c.
+Usage: python udp_echo.py PORT [corenet|uvloop]"""
 import asyncio
 import sys
-
-import corenet
 
 
 class Echo(asyncio.DatagramProtocol):
@@ -14,7 +13,12 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-loop = corenet.new_event_loop()
+if (sys.argv[2:] or ["corenet"])[0] == "uvloop":
+    import uvloop
+    loop = uvloop.new_event_loop()
+else:
+    import corenet
+    loop = corenet.new_event_loop()
 loop.run_until_complete(loop.create_datagram_endpoint(
     Echo, local_addr=("127.0.0.1", int(sys.argv[1]))))
 print("ready", flush=True)
