@@ -17,6 +17,7 @@ Figures go to ``extra_info`` (ratios corenet/Unbound included) and to the termin
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -335,6 +336,8 @@ def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
 
 WAKE_GAP = 0.04       # about the spacing of dnsperf -v -q 1 in the cold run (300 names in ~13 s)
 WAKE_EXCHANGES = 20 if SHORT else 200
+BURST_DATAGRAMS = 10_000 if SHORT else 100_000
+BURST_IN_FLIGHT = 128
 
 
 def _free_udp_port() -> int:
@@ -344,8 +347,9 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def _wake_cost(cmd: list[str], port: int) -> float:
-    """CPU per exchange of an echo server asked one datagram every WAKE_GAP seconds."""
+@contextlib.contextmanager
+def _echo_server(cmd: list[str], port: int):
+    """Starts an echo server, pinned, and yields (its Popen, a client socket) once it echoes."""
     import socket
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -361,15 +365,47 @@ def _wake_cost(cmd: list[str], port: int) -> float:
                 except OSError:
                     assert time.monotonic() < deadline, f"{cmd} did not answer"
                     time.sleep(0.1)
-            c0 = _cpu(p.pid)
-            for _ in range(WAKE_EXCHANGES):
-                s.sendto(b"x" * 40, ("127.0.0.1", port))
-                assert s.recv(100) == b"x" * 40
-                time.sleep(WAKE_GAP)
-            return (_cpu(p.pid) - c0) / WAKE_EXCHANGES
+            yield p, s
     finally:
         p.kill()
         p.wait(10)
+
+
+def _wake_cost(cmd: list[str], port: int) -> float:
+    """CPU per exchange of an echo server asked one datagram every WAKE_GAP seconds."""
+    with _echo_server(cmd, port) as (p, s):
+        c0 = _cpu(p.pid)
+        for _ in range(WAKE_EXCHANGES):
+            s.sendto(b"x" * 40, ("127.0.0.1", port))
+            assert s.recv(100) == b"x" * 40
+            time.sleep(WAKE_GAP)
+        return (_cpu(p.pid) - c0) / WAKE_EXCHANGES
+
+
+def _burst_cost(cmd: list[str], port: int) -> float:
+    """Server CPU per datagram of an echo server kept BURST_IN_FLIGHT datagrams busy for
+    BURST_DATAGRAMS echoes (a datagram lost on the way is counted and replaced)."""
+    import socket
+    with _echo_server(cmd, port) as (p, s):
+        s.settimeout(0.5)
+        dest = ("127.0.0.1", port)
+        payload = b"y" * 40
+        c0 = _cpu(p.pid)
+        sent = got = lost = 0
+        for _ in range(BURST_IN_FLIGHT):
+            s.sendto(payload, dest)
+            sent += 1
+        while got < BURST_DATAGRAMS:
+            try:
+                s.recv(100)
+                got += 1
+            except socket.timeout:
+                lost += 1
+                assert lost < BURST_DATAGRAMS // 100, f"{cmd}: {lost} datagrams lost"
+            if sent < BURST_DATAGRAMS + lost:
+                s.sendto(payload, dest)
+                sent += 1
+        return (_cpu(p.pid) - c0) / got
 
 
 @pytest.mark.benchmark(group="daemon-cold")
@@ -402,4 +438,28 @@ def test_wake_up_floor_c_and_python(benchmark, tmp_path):
           f"{[round(r, 2) for r in vs_uvloop]}")
     benchmark.extra_info.update({"us_cpu_per_exchange": us, "ratios": ratios,
                                  "ratios_vs_uvloop": vs_uvloop})
+    assert all(v > 0 for v in us.values())
+
+
+@pytest.mark.benchmark(group="daemon-cold")
+def test_udp_echo_burst_corenet_and_uvloop(benchmark):
+    """Server CPU per datagram of the same Python echo server on corenet's loop and on
+    uvloop's, kept busy by a client with BURST_IN_FLIGHT datagrams outstanding: the datagram
+    transport's read and send paths when wake-ups are shared."""
+    here = Path(__file__).resolve().parent
+    rounds = {"corenet": [], "uvloop": []}
+
+    def measure():
+        for _ in range(2):
+            for loop in ("corenet", "uvloop"):
+                port = _free_udp_port()
+                rounds[loop].append(_burst_cost(
+                    [sys.executable, str(here / "udp_echo.py"), str(port), loop], port))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    us = {k: sorted(v)[0] * 1e6 for k, v in rounds.items()}
+    ratios = [u / c for c, u in zip(rounds["corenet"], rounds["uvloop"])]
+    print(f"\n[udp burst] us server CPU per datagram (best of 2): {us}; uvloop/corenet per "
+          f"round: {[round(r, 2) for r in ratios]}")
+    benchmark.extra_info.update({"us_cpu_per_datagram": us, "uvloop_over_corenet": ratios})
     assert all(v > 0 for v in us.values())
