@@ -37,7 +37,7 @@ from resolver import iterator as it
 from resolver.response cimport finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
-from resolver.iterator.events cimport Query as CQuery
+from resolver.iterator.events cimport Query as CQuery, new_reply
 from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
@@ -56,7 +56,6 @@ from resolver.wire.codec import to_text
 log = logging.getLogger("resolver.resolution")
 
 cdef object _Result = Result
-cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
@@ -283,6 +282,7 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
+        cdef UDPQuery q
         cdef bytes wire
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
@@ -325,8 +325,10 @@ cdef class Resolution:
         shared = _SharedQuery.__new__(_SharedQuery)
         shared.key, shared.table, shared.waiters = key, r._upstream_inflight, [self]
         shared.expires = monotonic() + timeout
-        self.q = shared.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question,
-                                     timeout, r._stats, r.lv.limits, shared.done, True)
+        q = UDPQuery.__new__(UDPQuery)
+        q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r._stats,
+               r.lv.limits, shared.done, True)
+        self.q = shared.q = q
         self.shared = shared
         r._upstream_inflight[key] = shared
 
@@ -363,9 +365,9 @@ cdef class Resolution:
                     return
                 if first:
                     self.infra.record_rtt(self.server, rtt)
-                    event = _Reply(self.server, wire, rtt, q.parsed)
+                    event = new_reply(self.server, wire, rtt, q.parsed)
                 else:       # parsed again: a validator may annotate what it is given
-                    event = _Reply(self.server, wire, rtt, None)
+                    event = new_reply(self.server, wire, rtt, None)
             elif not first:
                 event = (Timeout(self.server) if isinstance(err, _Timeout) else
                          Failure(self.server, str(err), isinstance(err, _Unreachable)))
@@ -423,7 +425,7 @@ cdef class Resolution:
                 self.rtt = monotonic() - self.sent_at
             if err is None:
                 self.infra.record_rtt(self.server, self.rtt)
-                event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)
+                event = new_reply(self.server, tq.reply, self.rtt, tq.parsed)
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
             elif isinstance(err, _NoDescriptors):

@@ -107,14 +107,10 @@ cdef class Counters:
 
 cdef class _UDPSend:
     """send(out) for one UDP client: the listener's gathered send to its address."""
-    cdef object send, addr
-
-    def __cinit__(self, listener, addr):
-        self.send = listener.send
-        self.addr = addr
+    cdef object listener, addr
 
     def __call__(self, bytes out):
-        self.send(out, self.addr)
+        self.listener.send(out, self.addr)
 
 
 cdef class _Done:
@@ -206,7 +202,9 @@ cdef class Dispatch:
     def udp_miss(self, bytes q, addr, listener, bint busy=False):
         """From the C listener: what its hit path did not answer (it already checked size,
         QR and the ACL); ``busy`` when the listener is behind (see ``miss``)."""
-        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic(), busy)
+        cdef _UDPSend send = _UDPSend.__new__(_UDPSend)
+        send.listener, send.addr = listener, addr
+        self.miss(q, addr, "udp", send, monotonic(), busy)
 
     def _miss(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
         return self.miss(q, addr, transport, send, t0, busy)

@@ -110,7 +110,7 @@ cdef class UDPListener(FdWatcher):
         self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
         if self.batch == NULL or self.outbox == NULL:
             raise MemoryError()
-        self.batch.nsend = 0
+        cn_batch_init(self.batch)
         self.outbox.n = 0
         self.keep = []
         self.outkeep = []

@@ -28,7 +28,8 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
-from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
+from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Timeout as CTimeout,
+                                      new_query, new_result)
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire.codec import WireError, strip_to, to_text
 
@@ -93,11 +94,23 @@ class _Exhausted(Exception):
 cdef class _Step:
     """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
     def __init__(self, kind, records=None, authority=None, next=None, reason=None):
-        self.kind = kind
-        self.records = [] if records is None else records
-        self.authority = [] if authority is None else authority
-        self.next = next
-        self.reason = reason
+        _set_step(self, kind, records, authority, next, reason)
+
+
+cdef int _set_step(_Step s, str kind, list records, list authority, next, reason) except -1:
+    s.kind = kind
+    s.records = [] if records is None else records
+    s.authority = [] if authority is None else authority
+    s.next = next
+    s.reason = reason
+    return 0
+
+
+cdef _Step _step(str kind, list records, list authority, next=None):
+    """``_Step(kind, records, authority, next)`` without a Python call."""
+    cdef _Step s = _Step.__new__(_Step)
+    _set_step(s, kind, records, authority, next, None)
+    return s
 
 
 cdef class Iterator:
@@ -278,11 +291,11 @@ cdef class Iterator:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")
             if kind == "answer":
-                return Result(NOERROR, answer, proofs)
+                return new_result(NOERROR, answer, proofs)
             if kind == "nx":
-                return Result(NXDOMAIN, answer, proofs + hit.authority)
+                return new_result(NXDOMAIN, answer, proofs + hit.authority)
             if kind == "nodata":
-                return Result(NOERROR, answer, proofs + hit.authority)
+                return new_result(NOERROR, answer, proofs + hit.authority)
             cur = hit.next
             now = self._now()
 
@@ -300,26 +313,26 @@ cdef class Iterator:
         cdef RRsetEntry e, neg, nx
         e = self._get(name, qtype, now)
         if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
-            return _Step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
+            return _step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
         # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
         neg = self._get(name, NXDOMAIN_TYPE, now)
         if neg is None and e is not None and e.negative is not None:
             neg = e
         if neg is not None:
-            return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+            return _step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
         # RFC 8020: below a name that does not exist, nothing exists (the root exists).
         cdef bytes anc = _parent(name)
         while len(anc) > 1:
             nx = self._get(anc, NXDOMAIN_TYPE, now)
             if nx is not None:
-                return _Step("nx", [], nx.negative_records(now))
+                return _step("nx", [], nx.negative_records(now))
             anc = _parent(anc)
         if qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
                 sigs = e.sig_records(now)
                 lead = [] if sigs else self._dname_from_cache(name, e.rdatas[0], now)
-                return _Step("cname", lead + e.records(now)[:1] + sigs,
+                return _step("cname", lead + e.records(now)[:1] + sigs,
                              e.proof_records(now), next=e.rdatas[0])
         return None
 
@@ -469,7 +482,7 @@ cdef class Iterator:
                 return None
             self._budget()
             self.queries += 1
-            event = yield CQuery(qname, qtype, self.qclass, zone, addrs)
+            event = yield new_query(qname, qtype, self.qclass, zone, addrs)
             server = event.server
             attempts[server] = attempts.get(server, 0) + 1
             asked += 1
@@ -590,7 +603,7 @@ cdef class Iterator:
                         soa = self._rrsets.store_negative(
                             name, qtype, self.qclass, True, _in_zone(m.authority, zone),
                             AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER, now)
-                        return _Step("nx", [], soa)
+                        return _step("nx", [], soa)
                     minimise = False       # relaxed: the full name decides
                     self._infra.stop_minimising(zone, now)
                     continue
@@ -689,7 +702,7 @@ cdef class Iterator:
                 # answer has left. Keys and DS records are looked up by the validation
                 # itself, so they are stored at once.
                 self.deferred.append((m, zone, now, answer))
-                return _Step("answer", found,
+                return _step("answer", found,
                              clamp_ttls(self.lv, _wildcard_proofs(m, zone, found)))
         self._cache_answer(m, zone, now, answer)
         cdef list out = []
@@ -698,7 +711,7 @@ cdef class Iterator:
             found = _owned(answer, cur, qtype)
             if found is not None:
                 out += found
-                return _Step("answer", out,
+                return _step("answer", out,
                              clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)))
             lcur = lower(cur)
             dn = [r for r in answer if r[1] == DNAME and lower(r[0]) != lcur
@@ -708,7 +721,7 @@ cdef class Iterator:
                 prefix = cur[:len(cur) - len(d[0])]
                 target = prefix + d[4]
                 if len(target) > 255:
-                    return _Step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
+                    return _step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
                 out.append(d)
                 ld = lower(d[0])
                 out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
@@ -725,17 +738,17 @@ cdef class Iterator:
         soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
         in_zone = is_subdomain(cur, zone)
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa_in(m.authority, zone))):
-            return _Step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
+            return _step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
                          next=cur)
         # A negative answer without AA (from a server that is not recursive: is_lame) is
         # used at the rank of a non-authoritative answer.
         rank = AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER
         if m.rcode == NXDOMAIN:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa, rank, now)
-            return _Step("nx", out, soa)
+            return _step("nx", out, soa)
         if soa:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa, rank, now)
-        return _Step("nodata", out, soa)
+        return _step("nodata", out, soa)
 
 
 # The generator steps, called as functions of the class rather than bound methods (one object
