@@ -34,7 +34,7 @@ import logging
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
-from resolver.response cimport finish as finish_miss, hit_or_begin
+from resolver.response cimport begin as begin_miss, finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery, new_reply
@@ -71,14 +71,16 @@ cdef inline void _remove_own(dict table, object key, object owner):
         table[key] = found
 
 
-cpdef object start(ResolverCore resolver, bytes query, done, loop):
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bint absent=False):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
     cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
     header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
-    object with the Drive's ``finished`` and ``cancel``. (``Resolver.start_miss``.)"""
-    miss = hit_or_begin(resolver, query)
+    object with the Drive's ``finished`` and ``cancel``. ``absent``: the caller has just
+    found no fresh entry for the query in the message cache (the daemon's UDP listener), so
+    it is not looked up again. (``Resolver.start_miss``.)"""
+    miss = begin_miss(resolver, query) if absent else hit_or_begin(resolver, query)
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive

@@ -52,6 +52,6 @@ cdef class Iterator:
     cdef bint _usable(self, str addr)
     cdef int _budget(self) except -1
     cdef bint _cache_priming(self, Parsed m, double now)
-    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now)
-    cdef _cache_answer(self, m, bytes zone, double now, list in_zone)
-    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now)
+    cdef _cache_referral(self, Parsed m, bytes zone, bytes child, list ns_recs, double now)
+    cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone)
+    cdef _Step _final(self, Parsed m, bytes zone, bytes name, int qtype, double now)

@@ -74,6 +74,11 @@ cdef inline bytes _parent(bytes name):
     return PyBytes_FromStringAndSize(p + skip, n - skip) if skip < n else b""
 
 
+cdef inline bint _aa(Parsed m):
+    """The reply's AA flag (``Parsed.aa``, read as a C field)."""
+    return (m.flags & 0x0400) != 0
+
+
 cdef inline int _label_count(bytes name):
     """``wire.label_count``: labels in ``name`` not counting the root."""
     cdef Py_ssize_t n = len(name), pos = 0
@@ -602,7 +607,7 @@ cdef class Iterator:
                         # server may answer NXDOMAIN for an empty non-terminal.
                         soa = self._rrsets.store_negative(
                             name, qtype, self.qclass, True, _in_zone(m.authority, zone),
-                            AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER, now)
+                            AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER, now)
                         return _step("nx", [], soa)
                     minimise = False       # relaxed: the full name decides
                     self._infra.stop_minimising(zone, now)
@@ -618,7 +623,7 @@ cdef class Iterator:
                            if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
                     if _has_soa_in(soa, zone):
                         self._rrsets.store_negative(sent, A, self.qclass, False, soa,
-                                                    AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER,
+                                                    AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER,
                                                     now)
                 continue
             return self._final(m, zone, name, qtype, now)
@@ -663,7 +668,7 @@ cdef class Iterator:
         store_records(self._rrsets, glue, GLUE, now)
         return True
 
-    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
+    cdef _cache_referral(self, Parsed m, bytes zone, bytes child, list ns_recs, double now):
         rr = self._rrsets
         store_records(rr, ns_recs, REFERRAL, now)
         glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
@@ -679,16 +684,16 @@ cdef class Iterator:
             store_records(rr, dsrecs, NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
 
-    cdef _cache_answer(self, m, bytes zone, double now, list in_zone):
+    cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone):
         rank = VALIDATED if m.security == SECURE else (
-            AUTH_ANSWER if m.aa else NONAUTH_ANSWER)
+            AUTH_ANSWER if _aa(m) else NONAUTH_ANSWER)
         if in_zone is None:
             in_zone = _in_zone(m.answer, zone)
         recs, sigs = _split_sigs(in_zone)
         if recs:
             store_records(self._rrsets, recs, rank, now, sigs)
 
-    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
+    cdef _Step _final(self, Parsed m, bytes zone, bytes name, int qtype, double now):
         """Interprets the authoritative reply to the full question. Its TTLs are clamped
         as the cache stores them, so the client sees what the cache keeps."""
         cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
@@ -742,7 +747,7 @@ cdef class Iterator:
                          next=cur)
         # A negative answer without AA (from a server that is not recursive: is_lame) is
         # used at the rank of a non-authoritative answer.
-        rank = AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER
+        rank = AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER
         if m.rcode == NXDOMAIN:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa, rank, now)
             return _step("nx", out, soa)
@@ -762,7 +767,7 @@ cdef object _prime = Iterator._prime
 
 # ---- reply classification ---------------------------------------------------------------------
 
-cdef list _wildcard_proofs(m, bytes zone, list out):
+cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""
