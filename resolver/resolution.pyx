@@ -222,9 +222,7 @@ cdef class Resolution:
             if type(iterator) is Iterator:
                 self.native = native = <Iterator>iterator
                 self.t0 = native.t0
-                extra = iterator.__dict__          # empty but for a stub zone's
-                if extra:
-                    self.ports = extra.get("ports")
+                self.ports = native.ports          # a stub zone's, else None
                 if self.corenet:
                     native.deferred = []           # see _outcome
             else:                                  # a Forwarder

@@ -3,6 +3,7 @@
 from resolver.state cimport LimitValues
 from resolver.cache.store cimport RRsetCache, RRsetEntry
 from resolver.wire.codec cimport Parsed
+from resolver.cache.infra cimport InfraCache
 
 
 cdef class _Step:
@@ -29,12 +30,15 @@ cdef class Iterator:
     cdef public list hint_names
     cdef public dict hint_addrs
     cdef public object hints
+    #: a stub zone's servers that listen elsewhere: server -> (address, port), else None
+    cdef public dict ports
     cdef public int queries
     cdef public double t0
     cdef dict __dict__
     # the limits this query reads on every step, as C fields (resolver.state)
     cdef LimitValues lv
-    cdef object _rrdata, _infra
+    cdef object _rrdata
+    cdef InfraCache _infra
     cdef RRsetCache _rrsets
 
     cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,

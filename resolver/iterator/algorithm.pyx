@@ -22,7 +22,7 @@ cdef extern from "Python.h":
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed, parse_response
-from resolver.cache.infra cimport ServerInfo
+from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
@@ -439,9 +439,9 @@ cdef class Iterator:
         cdef list addrs, pending, found
         cdef Parsed m
         cdef bytes lzone = lower(zone)
+        cdef InfraCache infra = self._infra
         if most <= 0:
             most = self.lv.max_servers_per_zone
-        infra = self._infra
         servers = infra.servers
         while True:
             now = self._now()
