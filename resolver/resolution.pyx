@@ -139,6 +139,9 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     return res
 
 
+cdef class Drive        # defined below; a Resolution calls its waiting Drives in C
+
+
 cdef class _SharedQuery:
     """One upstream UDP query and the resolutions waiting for its outcome, in send order.
     The first waiter takes the outcome as its own (it records the RTT or the timeout and
@@ -517,7 +520,10 @@ cdef class Resolution:
         waiters, self.waiters = self.waiters, []
         for cb in waiters:
             try:
-                cb(res)
+                if type(cb) is Drive:       # the daemon's: called in C
+                    (<Drive>cb).resolved(res)
+                else:
+                    cb(res)
             except Exception:
                 log.exception("a resolution's callback failed")
 
@@ -549,7 +555,6 @@ cdef class Drive:
     cdef bytes query
     cdef readonly tuple miss
     cdef object done
-    cdef object callback
     cdef Resolution resolution
     cdef readonly bint finished
 
@@ -559,11 +564,14 @@ cdef class Drive:
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         """``__init__``, for ``start``, which makes its Drives without a Python call."""
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
-        self.callback = self._resolved
         cdef Parsed m = miss[0]
-        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
+        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self)
 
-    def _resolved(self, res):
+    def __call__(self, res):
+        """The Resolution's callback (a Drive waits on it as itself)."""
+        self.resolved(res)
+
+    cdef resolved(self, res):
         if self.finished:
             return
         done = self._settle()
@@ -576,21 +584,19 @@ cdef class Drive:
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
         if self.finished:
             return
-        resolution, callback = self.resolution, self.callback
+        resolution = self.resolution
         done = self._settle()
         if resolution is not None:
-            resolution.discard(callback)
+            resolution.discard(self)
         done(self, None)
 
     cdef object _settle(self):
-        """Finished: lets go of the resolution, of the bound method it was given (which
-        refers back to this drive) and of ``done`` (often a method of an object holding this
-        drive), and returns ``done`` for its one call. Without these cycles a finished
+        """Finished: lets go of the resolution and of ``done`` (often a method of an object
+        holding this drive), and returns ``done`` for its one call. Without these cycles a finished
         miss's objects are freed as soon as the last reference goes, not by a later run of
         the cyclic collector."""
         done = self.done
         self.finished = True
         self.resolution = None
-        self.callback = None
         self.done = None
         return done
