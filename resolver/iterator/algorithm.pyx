@@ -170,7 +170,8 @@ cdef class Iterator:
         self._rrsets = c.rrsets
         self._rrdata = c.rrsets.lru.data
         self._infra = c.infra
-        self._gen = _run(self)
+        self._gen = _lookup(self, qname, qtype, 0)
+        self.validating = False
         self.result = None
 
     # ---- driver API ----------------------------------------------------------------------
@@ -215,15 +216,35 @@ cdef class Iterator:
                 e.expires = min(e.expires, now + verdict[1])
 
     cdef object step(self, event):
-        """The algorithm's next action for ``event``: its generator's next yield, or, when
-        it returns, its Result (kept as ``result``), taken without a StopIteration."""
+        """The algorithm's next action for ``event``: the running generator's next yield,
+        or, when the question is done, its Result (kept as ``result``), taken without a
+        StopIteration. Two generators run one after the other, each driven from here (no
+        generator around them): ``_lookup`` for the question, then, with a validator and
+        a NOERROR or NXDOMAIN result, the validator's ``validate`` of it. Running out of
+        budget (``_Exhausted``) in either ends the question in SERVFAIL."""
         cdef PyObject* out = NULL
-        cdef int state = PyIter_Send(self._gen, event, &out)
-        action = <object>out
-        Py_XDECREF(out)
-        if state == PYGEN_RETURN:
+        cdef int state
+        while True:
+            try:
+                state = PyIter_Send(self._gen, event, &out)
+            except _Exhausted as exc:
+                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
+                self.result = Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
+                return self.result
+            action = <object>out
+            Py_XDECREF(out)
+            if state != PYGEN_RETURN:
+                return action
+            if (not self.validating and self.dnssec is not None
+                    and (action.rcode == NOERROR or action.rcode == NXDOMAIN)):
+                self.validating = True
+                self._gen = self.dnssec.validate(action, self)
+                event = None
+                continue
+            if action.rcode == SERVFAIL:
+                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, action.reason)
             self.result = action
-        return action
+            return action
 
     cdef double _now(self) except? -1.0:
         return read_clock(self.clock)
@@ -237,18 +258,6 @@ cdef class Iterator:
         return e
 
     # ---- the algorithm -------------------------------------------------------------------
-    def _run(self):
-        try:
-            res = yield from _lookup(self, self.qname, self.qtype, 0)
-            if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
-                res = yield from self.dnssec.validate(res, self)
-        except _Exhausted as exc:
-            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
-            return Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
-        if res.rcode == SERVFAIL:
-            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
-        return res
-
     def _lookup(self, bytes name, int qtype, int depth):
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
         cdef double now = self._now()
@@ -758,7 +767,6 @@ cdef class Iterator:
 
 # The generator steps, called as functions of the class rather than bound methods (one object
 # less per call).
-cdef object _run = Iterator._run
 cdef object _lookup = Iterator._lookup
 cdef object _iterate = Iterator._iterate
 cdef object _ask = Iterator._ask
