@@ -1,11 +1,12 @@
 # Batched datagram I/O (recvmmsg/sendmmsg) for Cython code on corenet's loop; see
-# corenet/include/batch.h. A caller keeps a cn_batch per socket, calls cn_recv when the
-# socket is readable, reads each datagram with cn_msg_*, queues answers with cn_queue (the
-# data must stay alive until cn_flush) and sends them all with cn_flush. A cn_outbox gathers
-# datagrams to any (host, port) tuples (cn_out_add) for one sendmmsg (cn_out_flush);
-# cn_sockaddr turns a numeric host and port into a socket address, cn_sockaddr_of a plain
-# Python address tuple (0 for anything the socket module should handle), cn_addr_tuple a
-# socket address into the tuple socket.recvfrom would give.
+# corenet/include/batch.h. A caller keeps a cn_batch per socket, prepared once with
+# cn_batch_init, calls cn_recv when the socket is readable, reads each datagram with
+# cn_msg_*, queues answers with cn_queue (the data must stay alive until cn_flush) and sends
+# them all with cn_flush. A cn_outbox gathers datagrams to any (host, port) tuples
+# (cn_out_add) for one sendmmsg (cn_out_flush); cn_sockaddr turns a numeric host and port
+# into a socket address, cn_sockaddr_of a plain Python address tuple (0 for anything the
+# socket module should handle), cn_addr_tuple a socket address into the tuple
+# socket.recvfrom would give.
 cdef extern from "corenet/include/batch.h":
     int CN_BATCH
     int CN_BUFSZ
@@ -22,6 +23,7 @@ cdef extern from "corenet/include/batch.h":
         int n
     int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, object addr) except -1
     int cn_out_flush(int fd, cn_outbox *o) nogil
+    void cn_batch_init(cn_batch *b) nogil
     int cn_recv(int fd, cn_batch *b) nogil
     void cn_queue(cn_batch *b, int i, const char *data, Py_ssize_t len) nogil
     int cn_flush(int fd, cn_batch *b) nogil

@@ -191,8 +191,9 @@ class Resolver(ResolverCore):
         drive = Drive(self, loop, query, miss, done)
         return await _settled(fut, drive.cancel)
 
-    #: ``start_miss(query, done, loop) -> bytes | Drive``: ``resolve_message`` for the daemon,
-    #: by callbacks rather than a coroutine (see resolver.resolution.start, bound as a method).
+    #: ``start_miss(query, done, loop, absent=False) -> bytes | Drive``: ``resolve_message``
+    #: for the daemon, by callbacks rather than a coroutine (see resolver.resolution.start,
+    #: bound as a method).
     start_miss = start
 
     #: ``new_iterator(qname, qtype, qclass)``: what a resolution runs for one question, the

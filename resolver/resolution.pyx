@@ -34,10 +34,10 @@ import logging
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
-from resolver.response cimport finish as finish_miss, hit_or_begin
+from resolver.response cimport begin as begin_miss, finish as finish_miss, hit_or_begin
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
-from resolver.iterator.events cimport Query as CQuery
+from resolver.iterator.events cimport Query as CQuery, new_reply
 from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
@@ -56,7 +56,6 @@ from resolver.wire.codec import to_text
 log = logging.getLogger("resolver.resolution")
 
 cdef object _Result = Result
-cdef object _Reply = Reply
 cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
@@ -72,14 +71,16 @@ cdef inline void _remove_own(dict table, object key, object owner):
         table[key] = found
 
 
-cpdef object start(ResolverCore resolver, bytes query, done, loop):
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bint absent=False):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
     cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
     header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
-    object with the Drive's ``finished`` and ``cancel``. (``Resolver.start_miss``.)"""
-    miss = hit_or_begin(resolver, query)
+    object with the Drive's ``finished`` and ``cancel``. ``absent``: the caller has just
+    found no fresh entry for the query in the message cache (the daemon's UDP listener), so
+    it is not looked up again. (``Resolver.start_miss``.)"""
+    miss = begin_miss(resolver, query) if absent else hit_or_begin(resolver, query)
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive
@@ -136,6 +137,9 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     res.tcp_only = tcp
     res.begin(r, loop, key, qname, qtype, qclass)
     return res
+
+
+cdef class Drive        # defined below; a Resolution calls its waiting Drives in C
 
 
 cdef class _SharedQuery:
@@ -221,9 +225,7 @@ cdef class Resolution:
             if type(iterator) is Iterator:
                 self.native = native = <Iterator>iterator
                 self.t0 = native.t0
-                extra = iterator.__dict__          # empty but for a stub zone's
-                if extra:
-                    self.ports = extra.get("ports")
+                self.ports = native.ports          # a stub zone's, else None
                 if self.corenet:
                     native.deferred = []           # see _outcome
             else:                                  # a Forwarder
@@ -283,6 +285,7 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
+        cdef UDPQuery q
         cdef bytes wire
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
@@ -325,8 +328,10 @@ cdef class Resolution:
         shared = _SharedQuery.__new__(_SharedQuery)
         shared.key, shared.table, shared.waiters = key, r._upstream_inflight, [self]
         shared.expires = monotonic() + timeout
-        self.q = shared.q = UDPQuery(self.loop, self.host, self.dport, wire, qid, question,
-                                     timeout, r._stats, r.lv.limits, shared.done, True)
+        q = UDPQuery.__new__(UDPQuery)
+        q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r._stats,
+               r.lv.limits, shared.done, True)
+        self.q = shared.q = q
         self.shared = shared
         r._upstream_inflight[key] = shared
 
@@ -363,9 +368,9 @@ cdef class Resolution:
                     return
                 if first:
                     self.infra.record_rtt(self.server, rtt)
-                    event = _Reply(self.server, wire, rtt, q.parsed)
+                    event = new_reply(self.server, wire, rtt, q.parsed)
                 else:       # parsed again: a validator may annotate what it is given
-                    event = _Reply(self.server, wire, rtt, None)
+                    event = new_reply(self.server, wire, rtt, None)
             elif not first:
                 event = (Timeout(self.server) if isinstance(err, _Timeout) else
                          Failure(self.server, str(err), isinstance(err, _Unreachable)))
@@ -423,7 +428,7 @@ cdef class Resolution:
                 self.rtt = monotonic() - self.sent_at
             if err is None:
                 self.infra.record_rtt(self.server, self.rtt)
-                event = _Reply(self.server, tq.reply, self.rtt, tq.parsed)
+                event = new_reply(self.server, tq.reply, self.rtt, tq.parsed)
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
             elif isinstance(err, _NoDescriptors):
@@ -515,7 +520,10 @@ cdef class Resolution:
         waiters, self.waiters = self.waiters, []
         for cb in waiters:
             try:
-                cb(res)
+                if type(cb) is Drive:       # the daemon's: called in C
+                    (<Drive>cb).resolved(res)
+                else:
+                    cb(res)
             except Exception:
                 log.exception("a resolution's callback failed")
 
@@ -547,7 +555,6 @@ cdef class Drive:
     cdef bytes query
     cdef readonly tuple miss
     cdef object done
-    cdef object callback
     cdef Resolution resolution
     cdef readonly bint finished
 
@@ -557,11 +564,14 @@ cdef class Drive:
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         """``__init__``, for ``start``, which makes its Drives without a Python call."""
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
-        self.callback = self._resolved
         cdef Parsed m = miss[0]
-        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self.callback)
+        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self)
 
-    def _resolved(self, res):
+    def __call__(self, res):
+        """The Resolution's callback (a Drive waits on it as itself)."""
+        self.resolved(res)
+
+    cdef resolved(self, res):
         if self.finished:
             return
         done = self._settle()
@@ -574,21 +584,19 @@ cdef class Drive:
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
         if self.finished:
             return
-        resolution, callback = self.resolution, self.callback
+        resolution = self.resolution
         done = self._settle()
         if resolution is not None:
-            resolution.discard(callback)
+            resolution.discard(self)
         done(self, None)
 
     cdef object _settle(self):
-        """Finished: lets go of the resolution, of the bound method it was given (which
-        refers back to this drive) and of ``done`` (often a method of an object holding this
-        drive), and returns ``done`` for its one call. Without these cycles a finished
+        """Finished: lets go of the resolution and of ``done`` (often a method of an object
+        holding this drive), and returns ``done`` for its one call. Without these cycles a finished
         miss's objects are freed as soon as the last reference goes, not by a later run of
         the cyclic collector."""
         done = self.done
         self.finished = True
         self.resolution = None
-        self.callback = None
         self.done = None
         return done

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 #include <stdint.h>
+#include <limits.h>
 
 #define CN_BATCH 64
 #define CN_BUFSZ 4096
@@ -22,9 +23,12 @@ typedef struct {
     struct mmsghdr smsgs[CN_BATCH];
     struct iovec siov[CN_BATCH];
     int nsend;
+    int nrecv;      /* datagrams the last cn_recv filled: their address lengths to reset */
 } cn_batch;
 
-static int cn_recv(int fd, cn_batch *b) {
+/* Prepares a new batch (once, before its first cn_recv): the receive headers point at
+   their buffers, which the kernel leaves as they are; only an address length changes. */
+static void cn_batch_init(cn_batch *b) {
     int i;
     for (i = 0; i < CN_BATCH; i++) {
         b->riov[i].iov_base = b->rbuf[i];
@@ -36,7 +40,18 @@ static int cn_recv(int fd, cn_batch *b) {
         b->rmsgs[i].msg_hdr.msg_iovlen = 1;
         b->rmsgs[i].msg_len = 0;
     }
-    return recvmmsg(fd, b->rmsgs, CN_BATCH, MSG_DONTWAIT, NULL);
+    b->nsend = 0;
+    b->nrecv = 0;
+}
+
+/* Receives up to CN_BATCH datagrams into a batch made ready by cn_batch_init. */
+static int cn_recv(int fd, cn_batch *b) {
+    int i, r;
+    for (i = 0; i < b->nrecv; i++)
+        b->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    r = recvmmsg(fd, b->rmsgs, CN_BATCH, MSG_DONTWAIT, NULL);
+    b->nrecv = r > 0 ? r : 0;
+    return r;
 }
 
 /* Queue an answer to datagram i of the batch (data must stay alive until cn_flush). */
@@ -106,6 +121,35 @@ static int cn_sockaddr(const char *host, unsigned short port, unsigned int flow,
 /* Queue data (alive until cn_out_flush) to a Python address tuple, (host, port) or
    (host, port, flowinfo, scope_id) with a numeric host. The caller flushes first when n is
    CN_BATCH. Returns 0, or -1 with a Python exception set. */
+/* The common (host, port) tuple of exact str and int read without PyArg_ParseTuple's format
+   parsing: 1 with ``host`` and ``port`` set, 0 for anything else (no error set), which then
+   takes the general path and its errors. */
+static int cn_addr_fast(PyObject *addr, const char **host, int *port) {
+    PyObject *h, *p;
+    Py_ssize_t n;
+    long v;
+    if (!PyTuple_CheckExact(addr) || PyTuple_GET_SIZE(addr) != 2)
+        return 0;
+    h = PyTuple_GET_ITEM(addr, 0);
+    p = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_CheckExact(h) || !PyLong_CheckExact(p))
+        return 0;
+    *host = PyUnicode_AsUTF8AndSize(h, &n);
+    if (*host == NULL || (Py_ssize_t)strlen(*host) != n) {
+        PyErr_Clear();
+        return 0;
+    }
+    v = PyLong_AsLong(p);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < INT_MIN || v > INT_MAX)
+        return 0;
+    *port = (int)v;
+    return 1;
+}
+
 static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *addr) {
     const char *host;
     int port, alen;
@@ -115,7 +159,9 @@ static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *
         PyErr_SetString(PyExc_OverflowError, "outbox full");
         return -1;
     }
-    if (!PyTuple_Check(addr) || !PyArg_ParseTuple(addr, "si|II", &host, &port, &flow, &scope)) {
+    if (!cn_addr_fast(addr, &host, &port)
+            && (!PyTuple_Check(addr)
+                || !PyArg_ParseTuple(addr, "si|II", &host, &port, &flow, &scope))) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "address must be a tuple");
         return -1;
@@ -241,6 +287,41 @@ static int cn_sockaddr_of(PyObject *addr, int family, struct sockaddr_storage *o
     return 0;
 }
 
+/* ("a.b.c.d", port) for an IPv4 address, written here: glibc's inet_ntop formats each byte
+   with sprintf, which costs more than the rest of the tuple. */
+static PyObject *cn_ipv4_tuple(const unsigned char *b, unsigned int port) {
+    char text[16];
+    int k = 0, i;
+    PyObject *host, *num, *t;
+    for (i = 0; i < 4; i++) {
+        unsigned int v = b[i];
+        if (i)
+            text[k++] = '.';
+        if (v >= 100)
+            text[k++] = (char)('0' + v / 100);
+        if (v >= 10)
+            text[k++] = (char)('0' + (v / 10) % 10);
+        text[k++] = (char)('0' + v % 10);
+    }
+    host = PyUnicode_DecodeASCII(text, k, NULL);
+    if (host == NULL)
+        return NULL;
+    num = PyLong_FromLong((long)port);
+    if (num == NULL) {
+        Py_DECREF(host);
+        return NULL;
+    }
+    t = PyTuple_New(2);
+    if (t == NULL) {
+        Py_DECREF(host);
+        Py_DECREF(num);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, host);
+    PyTuple_SET_ITEM(t, 1, num);
+    return t;
+}
+
 /* The address tuple the socket module's recvfrom gives for a socket address (its
    makesockaddr): inet_ntop text -- no "%scope" suffix, v4-mapped as "::ffff:a.b.c.d" --
    with the port, and for IPv6 the flowinfo and scope_id as numbers. */
@@ -248,8 +329,7 @@ static PyObject *cn_addr_tuple(struct sockaddr_storage *ss) {
     char text[INET6_ADDRSTRLEN];
     if (ss->ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-        return Py_BuildValue("(si)", text, (int)ntohs(a->sin_port));
+        return cn_ipv4_tuple((const unsigned char *)&a->sin_addr, ntohs(a->sin_port));
     }
     if (ss->ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;

@@ -88,25 +88,35 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
                           Py_ssize_t n, double now, double prefetch_fraction,
-                          unsigned int udp_cap, unsigned int* qtype, bint* truncated):
+                          unsigned int udp_cap, unsigned int* qtype, bint* truncated,
+                          bint* absent):
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
     ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
-    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate."""
+    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate. ``absent`` is set
+    when the cache holds no fresh entry for the query at all (not when it has one this path
+    leaves to the engine: due for prefetch, or unusual), so the miss need not look again."""
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
     cdef PyObject* found
     cdef MsgEntry e
     truncated[0] = False
+    absent[0] = False
     qend = question_key(p, n, key, &klen, &limit, qtype)
     if qend < 0:
         return None
     kb = PyBytes_FromStringAndSize(<char*>key, klen)
     found = PyDict_GetItem(table, kb)
-    if found == NULL or type(<object>found) is not MsgEntry:
+    if found == NULL:
+        absent[0] = True
+        return None
+    if type(<object>found) is not MsgEntry:
         return None
     e = <MsgEntry>found
-    if e.expires < now or e.qend != qend:
+    if e.expires < now:
+        absent[0] = True
+        return None
+    if e.qend != qend:
         return None
     if now > e.expires - e.ttl * prefetch_fraction:
         return None                           # the engine refreshes it (prefetch)

@@ -21,7 +21,7 @@ from resolver.state cimport LimitValues, limit_values
 from resolver.iterator.replies cimport group
 from resolver.wire.names cimport lower
 from resolver.limits import DEFAULT
-from resolver.wire.codec cimport MsgEntry
+from resolver.wire.codec cimport MsgEntry, msg_entry
 
 #: key type for "this name does not exist"
 NXDOMAIN_TYPE = -1
@@ -92,14 +92,8 @@ cdef class RRsetEntry:
 
     def __init__(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
                  negative=None, soa=None, addrs=None):
-        self.name, self.rdtype, self.rdclass, self.ttl, self.expires, self.rank = (
-            name, rdtype, rdclass, ttl, expires, rank)
-        self.rdatas = untrack(tuple(rdatas))
-        self.rrsigs = () if rrsigs is None else _records(rrsigs)
-        self.negative = negative
-        self.soa = () if soa is None else _records(soa)
+        _fill(self, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative, soa)
         self.addrs = addrs
-        self.proofs = None
 
     def __repr__(self):
         return (f"RRsetEntry(name={self.name!r}, rdtype={self.rdtype!r}, "
@@ -132,6 +126,27 @@ cdef class RRsetEntry:
     cpdef list sig_records(self, double now):
         ttl = max(0, int(self.expires - now))
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
+
+
+cdef int _fill(RRsetEntry e, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs,
+               negative, soa) except -1:
+    """``RRsetEntry.__init__`` (without ``addrs``)."""
+    e.name, e.rdtype, e.rdclass, e.ttl, e.expires, e.rank = (
+        name, rdtype, rdclass, ttl, expires, rank)
+    e.rdatas = untrack(tuple(rdatas))
+    e.rrsigs = () if rrsigs is None else _records(rrsigs)
+    e.negative = negative
+    e.soa = () if soa is None else _records(soa)
+    e.proofs = None
+    return 0
+
+
+cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
+                       negative=None, soa=None):
+    """``RRsetEntry(...)`` without a Python call (every reply stores a few)."""
+    cdef RRsetEntry e = RRsetEntry.__new__(RRsetEntry)
+    _fill(e, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs, negative, soa)
+    return e
 
 
 # The byte bound counts what entries really hold in CPython (64-bit), so that the process's
@@ -279,8 +294,8 @@ cpdef object store_message(MessageCache messages, bytes key, bytes response, dou
     """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
     default the configured maximum)."""
     cdef LimitValues lv = messages.lv
-    cdef MsgEntry e = MsgEntry(response, now, lv.stale_window,
-                               lv.max_ttl if ttl_cap is None else ttl_cap)
+    cdef MsgEntry e = msg_entry(response, now, lv.stale_window,
+                                lv.max_ttl if ttl_cap is None else ttl_cap)
     lru_put(messages.lru, key, e, e.nbytes())
     return e
 
@@ -308,6 +323,7 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
     cdef dict sigs = {}
     cdef list rdatas, mine
     cdef bytes owner
+    cdef RRsetEntry entry
     for rec in rrsigs:
         rd = rec[4]
         if len(rd) >= 2:
@@ -318,7 +334,7 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
         owner, ttl, rdatas = g
         ttl = min(max(ttl, lo), hi)
         mine = sigs.get(key, []) if sigs else []
-        entry = RRsetEntry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
+        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
         store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
 
 
@@ -407,8 +423,8 @@ cdef class RRsetCache(LRUStore):
         ttl = self.clamp(ttl, negative=True)
         soa = clamp_ttls(self.lv, [(o, t, c, min(ttl, rt), rd) for (o, t, c, rt, rd) in soa])
         key_type = NXDOMAIN_TYPE if nxdomain else rdtype
-        store_entry(self, RRsetEntry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
-                                     3 if nxdomain else 0, soa))
+        store_entry(self, _entry(name, key_type, rdclass, ttl, now + ttl, rank, [], [],
+                                 3 if nxdomain else 0, soa))
         return soa
 
     def get_negative(self, bytes name, rdtype, rdclass, double now):

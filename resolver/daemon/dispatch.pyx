@@ -107,14 +107,10 @@ cdef class Counters:
 
 cdef class _UDPSend:
     """send(out) for one UDP client: the listener's gathered send to its address."""
-    cdef object send, addr
-
-    def __cinit__(self, listener, addr):
-        self.send = listener.send
-        self.addr = addr
+    cdef object listener, addr
 
     def __call__(self, bytes out):
-        self.send(out, self.addr)
+        self.listener.send(out, self.addr)
 
 
 cdef class _Done:
@@ -203,22 +199,26 @@ cdef class Dispatch:
         self.ip_ratelimit = cfg.ip_ratelimit
         self._cfg = cfg
 
-    def udp_miss(self, bytes q, addr, listener, bint busy=False):
+    def udp_miss(self, bytes q, addr, listener, bint busy=False, bint absent=False):
         """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL); ``busy`` when the listener is behind (see ``miss``)."""
-        self.miss(q, addr, "udp", _UDPSend(listener, addr), monotonic(), busy)
+        QR and the ACL); ``busy`` when the listener is behind (see ``miss``), ``absent``
+        when it found no fresh entry for the query in the message cache."""
+        cdef _UDPSend send = _UDPSend.__new__(_UDPSend)
+        send.listener, send.addr = listener, addr
+        self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
     def _miss(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
         return self.miss(q, addr, transport, send, t0, busy)
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
-                   bint busy=False) except -1:
+                   bint busy=False, bint absent=False) except -1:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
         False when the query was dropped (overload, a deny zone, too short to answer):
         ``send`` will never be called, so a caller counting queries in flight (a TCP or
         DoH connection) releases this one. With
         ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
-        a flood's sources cannot crowd out a client that asks now and then."""
+        a flood's sources cannot crowd out a client that asks now and then. ``absent``: the
+        caller has just found no fresh entry for ``q`` in the message cache."""
         if (q[2] & 0x79) != 0x01:
             # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
             # Local data answers whatever RD says; a cache probe (QUERY, RD clear) is
@@ -260,7 +260,10 @@ cdef class Dispatch:
             self, q, client, transport, send, t0)
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            d = self.resolver.start_miss(q, done, self.loop)
+            if absent:
+                d = self.resolver.start_miss(q, done, self.loop, True)
+            else:
+                d = self.resolver.start_miss(q, done, self.loop)
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)

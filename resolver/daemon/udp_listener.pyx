@@ -13,7 +13,8 @@ entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's E
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener,
-over)``, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
+over, absent)``, ``absent`` when the message cache has no fresh entry for it (the engine
+need not look again), ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
 The engine's answers come back through ``send``, which gathers those of one loop
@@ -68,7 +69,7 @@ cdef class UDPListener(FdWatcher):
     cdef object sock
     cdef object table           # the engine's message cache (an OrderedDict)
     cdef object move_to_end
-    cdef object on_miss         # on_miss(query: bytes, addr, listener): all but plain hits
+    cdef object on_miss         # on_miss(query: bytes, addr, listener, over, absent)
     cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
@@ -86,7 +87,7 @@ cdef class UDPListener(FdWatcher):
     cdef bint measuring
     cdef object iteration_end_cb
     cdef list keep              # answers referenced by the pending sendmmsg
-    cdef list misses            # (query, addr, over) of this wake-up, started once it is read
+    cdef list misses            # (query, addr, over, absent) of this wake-up, started once read
     cdef bint closed
     # counters (read by metrics through counters())
     cdef readonly unsigned long long received
@@ -110,7 +111,7 @@ cdef class UDPListener(FdWatcher):
         self.outbox = <cn_outbox*>malloc(sizeof(cn_outbox))
         if self.batch == NULL or self.outbox == NULL:
             raise MemoryError()
-        self.batch.nsend = 0
+        cn_batch_init(self.batch)
         self.outbox.n = 0
         self.keep = []
         self.outkeep = []
@@ -226,8 +227,8 @@ cdef class UDPListener(FdWatcher):
         misses, self.misses = self.misses, []
         on_miss = self.on_miss
         try:
-            for q, a, over in misses:
-                on_miss(q, a, self, over)
+            for q, a, over, absent in misses:
+                on_miss(q, a, self, over, absent)
         except Exception:
             self.errors += 1
             logger.exception("UDP listener: starting %d misses failed", len(misses))
@@ -259,6 +260,7 @@ cdef class UDPListener(FdWatcher):
         cdef unsigned char* p
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
+        cdef bint absent
         cdef double now = monotonic()
         cdef list misses = self.misses
         for i in range(count):
@@ -285,7 +287,8 @@ cdef class UDPListener(FdWatcher):
             # A cache probe (QUERY with RD clear) from a client that may not snoop on what
             # others asked never reads the cache: the engine answers it from local data, or
             # REFUSED.
-            if ((p[2] & 0x79) == 0 and not snoop) or not self._hit(i, p, n, now):
+            absent = False
+            if ((p[2] & 0x79) == 0 and not snoop) or not self._hit(i, p, n, now, &absent):
                 # Behind (past the quota): hits first; a miss goes on only if its client has
                 # none in flight (the engine decides), and past twice the quota not at all.
                 over = self.behind and self.wakeup_misses >= self.quota
@@ -294,17 +297,18 @@ cdef class UDPListener(FdWatcher):
                     continue
                 self.wakeup_misses += 1
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
-                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over))
+                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over, absent))
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
         return 0
 
-    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now) except -1:
+    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now,
+                   bint* absent) except -1:
         cdef unsigned int qtype = 0
         cdef bint trunc = False
         out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
-                            self.max_udp_size, &qtype, &trunc)
+                            self.max_udp_size, &qtype, &trunc, absent)
         if out is None:
             return False
         if trunc:

@@ -3,6 +3,7 @@
 from resolver.state cimport LimitValues
 from resolver.cache.store cimport RRsetCache, RRsetEntry
 from resolver.wire.codec cimport Parsed
+from resolver.cache.infra cimport InfraCache
 
 
 cdef class _Step:
@@ -29,12 +30,17 @@ cdef class Iterator:
     cdef public list hint_names
     cdef public dict hint_addrs
     cdef public object hints
+    #: a stub zone's servers that listen elsewhere: server -> (address, port), else None
+    cdef public dict ports
     cdef public int queries
     cdef public double t0
+    #: the validator's ``validate`` runs (``_gen``), after the question's ``_lookup``
+    cdef bint validating
     cdef dict __dict__
     # the limits this query reads on every step, as C fields (resolver.state)
     cdef LimitValues lv
-    cdef object _rrdata, _infra
+    cdef object _rrdata
+    cdef InfraCache _infra
     cdef RRsetCache _rrsets
 
     cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
@@ -52,6 +58,6 @@ cdef class Iterator:
     cdef bint _usable(self, str addr)
     cdef int _budget(self) except -1
     cdef bint _cache_priming(self, Parsed m, double now)
-    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now)
-    cdef _cache_answer(self, m, bytes zone, double now, list in_zone)
-    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now)
+    cdef _cache_referral(self, Parsed m, bytes zone, bytes child, list ns_recs, double now)
+    cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone)
+    cdef _Step _final(self, Parsed m, bytes zone, bytes name, int qtype, double now)

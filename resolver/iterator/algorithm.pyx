@@ -22,13 +22,14 @@ cdef extern from "Python.h":
     int PyIter_Send(object iterator, object arg, PyObject** out) except -1
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed, parse_response
-from resolver.cache.infra cimport ServerInfo
+from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
-from resolver.iterator.events cimport Failure as CFailure, Query as CQuery, Timeout as CTimeout
+from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Timeout as CTimeout,
+                                      new_query, new_result)
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire.codec import WireError, strip_to, to_text
 
@@ -73,6 +74,11 @@ cdef inline bytes _parent(bytes name):
     return PyBytes_FromStringAndSize(p + skip, n - skip) if skip < n else b""
 
 
+cdef inline bint _aa(Parsed m):
+    """The reply's AA flag (``Parsed.aa``, read as a C field)."""
+    return (m.flags & 0x0400) != 0
+
+
 cdef inline int _label_count(bytes name):
     """``wire.label_count``: labels in ``name`` not counting the root."""
     cdef Py_ssize_t n = len(name), pos = 0
@@ -93,11 +99,23 @@ class _Exhausted(Exception):
 cdef class _Step:
     """What one (qname, qtype) came to: kind is answer | cname | nx | nodata | servfail."""
     def __init__(self, kind, records=None, authority=None, next=None, reason=None):
-        self.kind = kind
-        self.records = [] if records is None else records
-        self.authority = [] if authority is None else authority
-        self.next = next
-        self.reason = reason
+        _set_step(self, kind, records, authority, next, reason)
+
+
+cdef int _set_step(_Step s, str kind, list records, list authority, next, reason) except -1:
+    s.kind = kind
+    s.records = [] if records is None else records
+    s.authority = [] if authority is None else authority
+    s.next = next
+    s.reason = reason
+    return 0
+
+
+cdef _Step _step(str kind, list records, list authority, next=None):
+    """``_Step(kind, records, authority, next)`` without a Python call."""
+    cdef _Step s = _Step.__new__(_Step)
+    _set_step(s, kind, records, authority, next, None)
+    return s
 
 
 cdef class Iterator:
@@ -152,7 +170,8 @@ cdef class Iterator:
         self._rrsets = c.rrsets
         self._rrdata = c.rrsets.lru.data
         self._infra = c.infra
-        self._gen = _run(self)
+        self._gen = _lookup(self, qname, qtype, 0)
+        self.validating = False
         self.result = None
 
     # ---- driver API ----------------------------------------------------------------------
@@ -197,15 +216,35 @@ cdef class Iterator:
                 e.expires = min(e.expires, now + verdict[1])
 
     cdef object step(self, event):
-        """The algorithm's next action for ``event``: its generator's next yield, or, when
-        it returns, its Result (kept as ``result``), taken without a StopIteration."""
+        """The algorithm's next action for ``event``: the running generator's next yield,
+        or, when the question is done, its Result (kept as ``result``), taken without a
+        StopIteration. Two generators run one after the other, each driven from here (no
+        generator around them): ``_lookup`` for the question, then, with a validator and
+        a NOERROR or NXDOMAIN result, the validator's ``validate`` of it. Running out of
+        budget (``_Exhausted``) in either ends the question in SERVFAIL."""
         cdef PyObject* out = NULL
-        cdef int state = PyIter_Send(self._gen, event, &out)
-        action = <object>out
-        Py_XDECREF(out)
-        if state == PYGEN_RETURN:
+        cdef int state
+        while True:
+            try:
+                state = PyIter_Send(self._gen, event, &out)
+            except _Exhausted as exc:
+                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
+                self.result = Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
+                return self.result
+            action = <object>out
+            Py_XDECREF(out)
+            if state != PYGEN_RETURN:
+                return action
+            if (not self.validating and self.dnssec is not None
+                    and (action.rcode == NOERROR or action.rcode == NXDOMAIN)):
+                self.validating = True
+                self._gen = self.dnssec.validate(action, self)
+                event = None
+                continue
+            if action.rcode == SERVFAIL:
+                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, action.reason)
             self.result = action
-        return action
+            return action
 
     cdef double _now(self) except? -1.0:
         return read_clock(self.clock)
@@ -219,18 +258,6 @@ cdef class Iterator:
         return e
 
     # ---- the algorithm -------------------------------------------------------------------
-    def _run(self):
-        try:
-            res = yield from _lookup(self, self.qname, self.qtype, 0)
-            if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
-                res = yield from self.dnssec.validate(res, self)
-        except _Exhausted as exc:
-            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
-            return Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
-        if res.rcode == SERVFAIL:
-            log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
-        return res
-
     def _lookup(self, bytes name, int qtype, int depth):
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
         cdef double now = self._now()
@@ -278,11 +305,11 @@ cdef class Iterator:
                 return Result(SERVFAIL, answer, reason="CNAME/DNAME chain longer than "
                               f"{self.limits.max_cname_chain}")
             if kind == "answer":
-                return Result(NOERROR, answer, proofs)
+                return new_result(NOERROR, answer, proofs)
             if kind == "nx":
-                return Result(NXDOMAIN, answer, proofs + hit.authority)
+                return new_result(NXDOMAIN, answer, proofs + hit.authority)
             if kind == "nodata":
-                return Result(NOERROR, answer, proofs + hit.authority)
+                return new_result(NOERROR, answer, proofs + hit.authority)
             cur = hit.next
             now = self._now()
 
@@ -300,26 +327,26 @@ cdef class Iterator:
         cdef RRsetEntry e, neg, nx
         e = self._get(name, qtype, now)
         if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
-            return _Step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
+            return _step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
         # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
         neg = self._get(name, NXDOMAIN_TYPE, now)
         if neg is None and e is not None and e.negative is not None:
             neg = e
         if neg is not None:
-            return _Step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+            return _step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
         # RFC 8020: below a name that does not exist, nothing exists (the root exists).
         cdef bytes anc = _parent(name)
         while len(anc) > 1:
             nx = self._get(anc, NXDOMAIN_TYPE, now)
             if nx is not None:
-                return _Step("nx", [], nx.negative_records(now))
+                return _step("nx", [], nx.negative_records(now))
             anc = _parent(anc)
         if qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
                 sigs = e.sig_records(now)
                 lead = [] if sigs else self._dname_from_cache(name, e.rdatas[0], now)
-                return _Step("cname", lead + e.records(now)[:1] + sigs,
+                return _step("cname", lead + e.records(now)[:1] + sigs,
                              e.proof_records(now), next=e.rdatas[0])
         return None
 
@@ -421,9 +448,9 @@ cdef class Iterator:
         cdef list addrs, pending, found
         cdef Parsed m
         cdef bytes lzone = lower(zone)
+        cdef InfraCache infra = self._infra
         if most <= 0:
             most = self.lv.max_servers_per_zone
-        infra = self._infra
         servers = infra.servers
         while True:
             now = self._now()
@@ -469,7 +496,7 @@ cdef class Iterator:
                 return None
             self._budget()
             self.queries += 1
-            event = yield CQuery(qname, qtype, self.qclass, zone, addrs)
+            event = yield new_query(qname, qtype, self.qclass, zone, addrs)
             server = event.server
             attempts[server] = attempts.get(server, 0) + 1
             asked += 1
@@ -589,8 +616,8 @@ cdef class Iterator:
                         # server may answer NXDOMAIN for an empty non-terminal.
                         soa = self._rrsets.store_negative(
                             name, qtype, self.qclass, True, _in_zone(m.authority, zone),
-                            AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER, now)
-                        return _Step("nx", [], soa)
+                            AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER, now)
+                        return _step("nx", [], soa)
                     minimise = False       # relaxed: the full name decides
                     self._infra.stop_minimising(zone, now)
                     continue
@@ -605,7 +632,7 @@ cdef class Iterator:
                            if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
                     if _has_soa_in(soa, zone):
                         self._rrsets.store_negative(sent, A, self.qclass, False, soa,
-                                                    AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER,
+                                                    AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER,
                                                     now)
                 continue
             return self._final(m, zone, name, qtype, now)
@@ -650,7 +677,7 @@ cdef class Iterator:
         store_records(self._rrsets, glue, GLUE, now)
         return True
 
-    cdef _cache_referral(self, m, bytes zone, bytes child, list ns_recs, double now):
+    cdef _cache_referral(self, Parsed m, bytes zone, bytes child, list ns_recs, double now):
         rr = self._rrsets
         store_records(rr, ns_recs, REFERRAL, now)
         glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
@@ -666,16 +693,16 @@ cdef class Iterator:
             store_records(rr, dsrecs, NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
 
-    cdef _cache_answer(self, m, bytes zone, double now, list in_zone):
+    cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone):
         rank = VALIDATED if m.security == SECURE else (
-            AUTH_ANSWER if m.aa else NONAUTH_ANSWER)
+            AUTH_ANSWER if _aa(m) else NONAUTH_ANSWER)
         if in_zone is None:
             in_zone = _in_zone(m.answer, zone)
         recs, sigs = _split_sigs(in_zone)
         if recs:
             store_records(self._rrsets, recs, rank, now, sigs)
 
-    cdef _Step _final(self, m, bytes zone, bytes name, int qtype, double now):
+    cdef _Step _final(self, Parsed m, bytes zone, bytes name, int qtype, double now):
         """Interprets the authoritative reply to the full question. Its TTLs are clamped
         as the cache stores them, so the client sees what the cache keeps."""
         cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
@@ -689,7 +716,7 @@ cdef class Iterator:
                 # answer has left. Keys and DS records are looked up by the validation
                 # itself, so they are stored at once.
                 self.deferred.append((m, zone, now, answer))
-                return _Step("answer", found,
+                return _step("answer", found,
                              clamp_ttls(self.lv, _wildcard_proofs(m, zone, found)))
         self._cache_answer(m, zone, now, answer)
         cdef list out = []
@@ -698,7 +725,7 @@ cdef class Iterator:
             found = _owned(answer, cur, qtype)
             if found is not None:
                 out += found
-                return _Step("answer", out,
+                return _step("answer", out,
                              clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)))
             lcur = lower(cur)
             dn = [r for r in answer if r[1] == DNAME and lower(r[0]) != lcur
@@ -708,7 +735,7 @@ cdef class Iterator:
                 prefix = cur[:len(cur) - len(d[0])]
                 target = prefix + d[4]
                 if len(target) > 255:
-                    return _Step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
+                    return _step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
                 out.append(d)
                 ld = lower(d[0])
                 out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
@@ -725,22 +752,21 @@ cdef class Iterator:
         soa = [r for r in _in_zone(m.authority, zone) if r[1] in (SOA, RRSIG, NSEC, NSEC3)]
         in_zone = is_subdomain(cur, zone)
         if cur != name and not (in_zone and (m.rcode == NXDOMAIN or _has_soa_in(m.authority, zone))):
-            return _Step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
+            return _step("cname", out, clamp_ttls(self.lv, _wildcard_proofs(m, zone, out)),
                          next=cur)
         # A negative answer without AA (from a server that is not recursive: is_lame) is
         # used at the rank of a non-authoritative answer.
-        rank = AUTH_AUTHORITY if m.aa else NONAUTH_ANSWER
+        rank = AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER
         if m.rcode == NXDOMAIN:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, True, soa, rank, now)
-            return _Step("nx", out, soa)
+            return _step("nx", out, soa)
         if soa:
             soa = self._rrsets.store_negative(cur, qtype, self.qclass, False, soa, rank, now)
-        return _Step("nodata", out, soa)
+        return _step("nodata", out, soa)
 
 
 # The generator steps, called as functions of the class rather than bound methods (one object
 # less per call).
-cdef object _run = Iterator._run
 cdef object _lookup = Iterator._lookup
 cdef object _iterate = Iterator._iterate
 cdef object _ask = Iterator._ask
@@ -749,7 +775,7 @@ cdef object _prime = Iterator._prime
 
 # ---- reply classification ---------------------------------------------------------------------
 
-cdef list _wildcard_proofs(m, bytes zone, list out):
+cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was
     expanded from a wildcard (its RRSIG's label count is below its owner's): the proof that
     no closer name exists, kept for the validator."""

@@ -23,3 +23,8 @@ cdef class Failure(_Event):
 
 cdef class Result(_Event):
     cdef public object rcode, answer, authority, reason, time_exhausted, security, ede
+
+
+cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=*)
+cdef Reply new_reply(server, wire, rtt, parsed)
+cdef Result new_result(rcode, answer, authority)

@@ -35,9 +35,7 @@ cdef class Query(_Event):
     _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd")
 
     def __init__(self, qname, qtype, qclass, zone, servers, rd=False):
-        self.qname, self.qtype, self.qclass, self.zone, self.servers = (qname, qtype, qclass,
-                                                                         zone, servers)
-        self.rd = rd
+        _set_query(self, qname, qtype, qclass, zone, servers, rd)
 
 
 cdef class Reply(_Event):
@@ -46,7 +44,7 @@ cdef class Reply(_Event):
     _fields = ("server", "wire", "rtt", "parsed")
 
     def __init__(self, server, wire, rtt=0.0, parsed=None):
-        self.server, self.wire, self.rtt, self.parsed = server, wire, rtt, parsed
+        _set_reply(self, server, wire, rtt, parsed)
 
 
 cdef class Timeout(_Event):
@@ -79,8 +77,48 @@ cdef class Result(_Event):
 
     def __init__(self, rcode, answer=None, authority=None, reason=None,
                  time_exhausted=False, security=0, ede=None):
-        self.rcode = rcode
-        self.answer = [] if answer is None else answer
-        self.authority = [] if authority is None else authority
-        self.reason, self.time_exhausted, self.security, self.ede = (reason, time_exhausted,
-                                                                     security, ede)
+        _set_result(self, rcode, answer, authority, reason, time_exhausted, security, ede)
+
+
+# The constructors' work, shared with the C constructors below, which the compiled iterator
+# and driver call without a Python call (several events per cache miss).
+
+cdef int _set_query(Query q, qname, qtype, qclass, zone, servers, bint rd) except -1:
+    q.qname, q.qtype, q.qclass, q.zone, q.servers = qname, qtype, qclass, zone, servers
+    q.rd = rd
+    return 0
+
+
+cdef int _set_reply(Reply r, server, wire, rtt, parsed) except -1:
+    r.server, r.wire, r.rtt, r.parsed = server, wire, rtt, parsed
+    return 0
+
+
+cdef int _set_result(Result r, rcode, answer, authority, reason, time_exhausted, security,
+                     ede) except -1:
+    r.rcode = rcode
+    r.answer = [] if answer is None else answer
+    r.authority = [] if authority is None else authority
+    r.reason, r.time_exhausted, r.security, r.ede = reason, time_exhausted, security, ede
+    return 0
+
+
+cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=False):
+    """``Query(...)``."""
+    cdef Query q = Query.__new__(Query)
+    _set_query(q, qname, qtype, qclass, zone, servers, rd)
+    return q
+
+
+cdef Reply new_reply(server, wire, rtt, parsed):
+    """``Reply(...)``."""
+    cdef Reply r = Reply.__new__(Reply)
+    _set_reply(r, server, wire, rtt, parsed)
+    return r
+
+
+cdef Result new_result(rcode, answer, authority):
+    """``Result(rcode, answer, authority)``."""
+    cdef Result r = Result.__new__(Result)
+    _set_result(r, rcode, answer, authority, None, False, 0, None)
+    return r

@@ -1,11 +1,13 @@
 # The C entry points of replies.pyx, for Cython callers (algorithm.pyx) that call
 # them without a Python call.
+from resolver.wire.codec cimport Parsed
+
 cpdef bint same_name(bytes a, bytes b)
 cpdef bint is_subdomain(bytes child, bytes parent)
 cpdef list in_zone(list records, bytes zone)
 cpdef bint has_soa(list authority, bytes zone)
-cpdef object referral(object m, bytes zone, bytes qname)
-cpdef bint is_lame(object m, bytes zone, bytes qname, object ref)
+cpdef object referral(Parsed m, bytes zone, bytes qname)
+cpdef bint is_lame(Parsed m, bytes zone, bytes qname, object ref)
 cpdef list glue(list additional, bytes zone, list ns_recs, bint harden=*)
 cpdef dict group(list records)
 cpdef tuple split_sigs(list records)

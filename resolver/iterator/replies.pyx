@@ -69,7 +69,7 @@ cpdef bint has_soa(list authority, bytes zone):
     return False
 
 
-cpdef object referral(object m, bytes zone, bytes qname):
+cpdef object referral(Parsed m, bytes zone, bytes qname):
     """(child zone, its NS records) if ``m`` delegates ``qname`` to a zone strictly below
     ``zone``; None otherwise (answers, negative answers, upward or sideways referrals)."""
     if m.rcode != NOERROR or m.answer:
@@ -96,7 +96,7 @@ cpdef object referral(object m, bytes zone, bytes qname):
     return child, mine
 
 
-cpdef bint is_lame(object m, bytes zone, bytes qname, object ref):
+cpdef bint is_lame(Parsed m, bytes zone, bytes qname, object ref):
     """A NOERROR/NXDOMAIN reply from a server that does not serve ``zone`` (RFC 1034 5.3.3,
     as Unbound classifies replies): an upward or sideways referral (NS records outside the
     zone, or without AA at or below it but not leading to ``qname``), a negative answer

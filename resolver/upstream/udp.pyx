@@ -105,6 +105,12 @@ cdef class UDPQuery:
 
     def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
                  double timeout, stats, limits, on_done=None, bint defer=False):
+        self.open(loop, addr, port, wire, qid, question, timeout, stats, limits, on_done, defer)
+
+    cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
+                  double timeout, stats, limits, on_done, bint defer) except -1:
+        """``__init__``, for the driver (resolver.resolution), which makes its queries
+        without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``."""
         cdef sockaddr_storage sa
         cdef int family, fd, err
         cdef Loop cl = fast_loop(loop)
@@ -153,6 +159,7 @@ cdef class UDPQuery:
                 call_before_poll(cl, self._send)
         else:
             self.timer = loop.call_later(timeout, self._expire)
+        return 0
 
     def _send(self):
         """The deferred send (``defer=True``), then the readiness callback: the epoll_ctl

@@ -14,6 +14,8 @@ cdef class MsgEntry:
     cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
 
     cdef Py_ssize_t nbytes(self)
+    cdef int fill(self, bytes wire, double now, double stale_window,
+                  unsigned int ttl_cap) except -1
 
 cdef class Parsed:
     cdef public unsigned int id
@@ -37,6 +39,7 @@ cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigne
 
 
 cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant)
+cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned int ttl_cap)
 cpdef tuple ttl_offsets(bytes wire)
 cpdef Parsed parse_response(bytes wire, int max_jumps=*, int max_records=*)
 cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,

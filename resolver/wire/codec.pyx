@@ -140,6 +140,11 @@ cdef class MsgEntry:
     collector pass nothing to walk."""
 
     def __init__(self, bytes wire, double now, double stale_window, unsigned int ttl_cap=0xFFFFFFFF):
+        self.fill(wire, now, stale_window, ttl_cap)
+
+    cdef int fill(self, bytes wire, double now, double stale_window,
+                  unsigned int ttl_cap) except -1:
+        """``__init__``, for ``msg_entry``."""
         cdef Py_ssize_t qend
         offsets, min_ttl, qend = ttl_offsets(wire)
         self.wire = wire
@@ -155,6 +160,7 @@ cdef class MsgEntry:
         self.rcode = wire[3] & 0x0F
         self.prefetching = False
         self.parsed = None
+        return 0
 
     @property
     def size(self):
@@ -165,6 +171,14 @@ cdef class MsgEntry:
 
     cdef Py_ssize_t nbytes(self):
         return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 168
+
+
+cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned int ttl_cap):
+    """``MsgEntry(wire, now, stale_window, ttl_cap)`` without a Python call (the cache stores
+    one per miss)."""
+    cdef MsgEntry e = MsgEntry.__new__(MsgEntry)
+    e.fill(wire, now, stale_window, ttl_cap)
+    return e
 
 
 cpdef tuple ttl_offsets(bytes wire):

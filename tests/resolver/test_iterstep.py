@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from resolver.iterator import replies as S
-from resolver.wire.codec import is_subdomain as wire_is_subdomain
+from resolver.wire.codec import Parsed, is_subdomain as wire_is_subdomain
 
 # Labels mixing cases and the bytes just outside A-Z ('@' and '['), which must not fold.
 LABELS = [b"\x01a", b"\x01A", b"\x02bB", b"\x01@", b"\x01[", b"\x03cOm", b"\x03COM"]
@@ -38,10 +38,12 @@ def ref_referral(m, zone, qname):
     return child, [r for r in ns if r[0].lower() == child.lower()]
 
 
-class Msg:
-    def __init__(self, rcode, flags, answer, authority, additional):
-        self.rcode, self.flags = rcode, flags
-        self.answer, self.authority, self.additional = answer, authority, additional
+def Msg(rcode, flags, answer, authority, additional):
+    """A parsed reply with these sections (the classifiers take resolver.wire.codec.Parsed)."""
+    m = Parsed()
+    m.rcode, m.flags = rcode, flags
+    m.answer, m.authority, m.additional = answer, authority, additional
+    return m
 
 
 @settings(max_examples=400)
