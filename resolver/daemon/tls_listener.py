@@ -49,8 +49,10 @@ class ServerTLS(tls.SSLProtocol):
     Handshakes in progress are bounded as established connections are (the same
     ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
     connection past either is closed at once, so stalled handshakes from one address cannot
-    hold every slot for the handshake timeout. Made by ``TLSListener._protocol``, which
-    sets ``_listener``."""
+    hold every slot for the handshake timeout. The application protocol above (the DNS or
+    HTTP connection, from the listener's ``app_factory``) is made when the handshake has
+    succeeded: a handshake that fails or stalls costs none, and making one does not delay
+    the server's first flight. Made by ``TLSListener._protocol``, which sets ``_listener``."""
 
     _listener: "TLSListener"
     _client = None      # the peer's address while its handshake counts
@@ -77,15 +79,17 @@ class ServerTLS(tls.SSLProtocol):
         super()._check_handshake_timeout()
 
     def _on_handshake_complete(self, handshake_exc):
-        counts = self._listener.counts
+        listener = self._listener
+        counts = listener.counts
         if handshake_exc is None:
             counts["handshakes"] += 1
-            if self._sslobj.session_reused:
+            if self.session_reused:
                 counts["resumed"] += 1
+            self._set_app_protocol(listener.app_factory(listener))
         else:
             counts["handshake_failed"] += 1
         if self._client is not None:
-            self._listener.end_handshake(self._client)
+            listener.end_handshake(self._client)
             self._client = None
         super()._on_handshake_complete(handshake_exc)
 
@@ -115,9 +119,9 @@ class TLSListener:
 
     def _protocol(self) -> ServerTLS:
         s = self.server
-        # (loop, application, context, waiter, server_side, server_hostname,
-        # call_connection_made, handshake timeout)
-        protocol = ServerTLS(s.loop, self.app_factory(self), self.context, None, True, None,
+        # (loop, application (made once the handshake is done), context, waiter,
+        # server_side, server_hostname, call_connection_made, handshake timeout)
+        protocol = ServerTLS(s.loop, None, self.context, None, True, None,
                              True, s.resolver.limits.tls_handshake_timeout)
         protocol._listener = self
         return protocol
