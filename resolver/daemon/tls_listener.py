@@ -57,6 +57,9 @@ class ServerTLS(tls.SSLProtocol):
     _listener: "TLSListener"
     _client = None      # the peer's address while its handshake counts
 
+    # The steps below run once per connection: they call the base class's methods directly
+    # rather than through super(), which walks the class hierarchy on every call.
+
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
         client = peer[0] if peer else None
@@ -64,19 +67,19 @@ class ServerTLS(tls.SSLProtocol):
             transport.abort()
             return
         self._client = client
-        super().connection_made(transport)
+        _base_connection_made(self, transport)
 
     def connection_lost(self, exc):
         if self._client is not None:
             self._listener.end_handshake(self._client)
             self._client = None
         if self._transport is not None:
-            super().connection_lost(exc)
+            _base_connection_lost(self, exc)
 
     def _check_handshake_timeout(self):
         if self.state_name == "DO_HANDSHAKE":
             self._listener.counts["handshake_timeout"] += 1
-        super()._check_handshake_timeout()
+        _base_check_handshake_timeout(self)
 
     def _on_handshake_complete(self, handshake_exc):
         listener = self._listener
@@ -91,7 +94,13 @@ class ServerTLS(tls.SSLProtocol):
         if self._client is not None:
             listener.end_handshake(self._client)
             self._client = None
-        super()._on_handshake_complete(handshake_exc)
+        _base_on_handshake_complete(self, handshake_exc)
+
+
+_base_connection_made = tls.SSLProtocol.connection_made
+_base_connection_lost = tls.SSLProtocol.connection_lost
+_base_check_handshake_timeout = tls.SSLProtocol._check_handshake_timeout
+_base_on_handshake_complete = tls.SSLProtocol._on_handshake_complete
 
 
 class TLSListener:
