@@ -10,7 +10,7 @@ HTTP connection of :mod:`resolver.daemon.doh_listener`.
 Each new connection takes the listener's current ``SSLContext``; a reload builds a new one
 from the key and certificate files, so new handshakes use the new certificate while
 connections already open keep theirs. TLS 1.2 is the minimum (1.3 is what OpenSSL
-prefers), session tickets are on (OpenSSL's default: 2 tickets after a TLS 1.3 handshake), the
+prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3 handshake), the
 ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish within
 ``Limits.tls_handshake_timeout`` closes the connection and is counted.
 """
@@ -33,13 +33,15 @@ DOT_ALPN = ("dot",)
 DOH_ALPN = ("h2", "http/1.1")
 
 
-def make_context(pem: str, key: str, alpn: tuple[str, ...]) -> ssl.SSLContext:
-    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``."""
+def make_context(pem: str, key: str, alpn: tuple[str, ...], tickets: int = 2) -> ssl.SSLContext:
+    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``,
+    ``tickets`` TLS 1.3 session tickets after a full handshake."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION
     ctx.load_cert_chain(pem, key)
     ctx.set_alpn_protocols(list(alpn))
+    ctx.num_tickets = tickets
     return ctx
 
 
@@ -117,7 +119,8 @@ class TLSListener:
                        "reload_failed": 0}
         self.handshaking = 0                        # handshakes in progress
         self.handshaking_by_client: dict = {}
-        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn)
+        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn,
+                                    server.cfg.tls_session_tickets)
         self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
         self.addresses: list[tuple[str, int]] = []
 
@@ -159,7 +162,8 @@ class TLSListener:
         """Reads the key and certificate again (the files may have been replaced under the same
         names); on failure the current ones stay and the error is logged."""
         try:
-            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn)
+            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn,
+                                        cfg.tls_session_tickets)
         except (OSError, ssl.SSLError, TypeError) as e:
             self.counts["reload_failed"] += 1
             log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
