@@ -186,11 +186,11 @@ class TLSConnection(TCPConnection):
     records (length and message) and a send per answer."""
 
     label = "tls"
+    framer_reads = False                  # buffer_updated below batches the answers
 
     def __init__(self, server) -> None:
-        super().__init__(server)
+        TCPConnection.__init__(self, server)
         self.batch: list[bytes] | None = None
-        del self.buffer_updated           # the method below, not the framer's own
 
     def buffer_updated(self, nbytes: int) -> None:
         self.batch = batch = []
