@@ -12,10 +12,9 @@ import struct
 
 import dns.message
 
-from daemon_proc import free_port, free_tcp_port
+from dot_server import dot_settings, lab_server
 from resolver.daemon.config import build
-from resolver.daemon.server import Server
-from tls_certs import CA, SERVER_NAME
+from tls_certs import SERVER_NAME
 
 
 def _live(type_name: str) -> int:
@@ -35,15 +34,8 @@ def _ask(sock, name: str) -> dns.message.Message:
 
 def test_the_dns_connection_is_made_only_after_a_successful_handshake(run, lab, loop,
                                                                        tmp_path):
-    import resolver
-
-    ca = CA(tmp_path / "pki")
-    pem, key = ca.issue("server")
-    port, tls_port = free_port(), free_tcp_port()
-    cfg = build(None, {"listen": [f"127.0.0.1:{port}"], "root_hints": None,
-                       "upstream_port": lab.port, "do_not_query_localhost": False,
-                       "tls_listen": [f"127.0.0.1:{tls_port}"], "tls_service_pem": str(pem),
-                       "tls_service_key": str(key)})
+    settings, ca, _, tls_port = dot_settings(tmp_path, lab)
+    cfg = build(None, settings)
     ctx = ssl.create_default_context(cafile=str(ca.pem))
 
     async def until(predicate, what: str) -> None:
@@ -54,9 +46,7 @@ def test_the_dns_connection_is_made_only_after_a_successful_handshake(run, lab, 
         raise AssertionError(f"timed out waiting for {what}")
 
     async def go():
-        s = Server(cfg, resolver=resolver.Resolver(lab.root_hints, port=lab.port,
-                                                   cache_size=cfg.cache_size,
-                                                   do_not_query_localhost=False))
+        s = lab_server(cfg, lab)
         await s.start()
         counts = s.encrypted[0].counts
         stalled = garbage = None

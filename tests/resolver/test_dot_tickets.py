@@ -9,10 +9,8 @@ import subprocess
 
 import pytest
 
-from daemon_proc import free_port, free_tcp_port
+from dot_server import dot_settings, lab_server
 from resolver.daemon.config import ConfigError, build
-from resolver.daemon.server import Server
-from tls_certs import CA
 
 OPENSSL = shutil.which("openssl")
 
@@ -30,23 +28,13 @@ def _tickets(port: int) -> int:
 
 @pytest.mark.parametrize("value,expected", [(None, 2), (1, 1), (0, 0)])
 def test_the_listener_sends_the_configured_tickets(run, lab, loop, tmp_path, value, expected):
-    import resolver
-
-    ca = CA(tmp_path / "pki")
-    pem, key = ca.issue("server")
-    port, tls_port = free_port(), free_tcp_port()
-    settings = {"listen": [f"127.0.0.1:{port}"], "root_hints": None,
-                "upstream_port": lab.port, "do_not_query_localhost": False,
-                "tls_listen": [f"127.0.0.1:{tls_port}"], "tls_service_pem": str(pem),
-                "tls_service_key": str(key)}
+    settings, _, _, tls_port = dot_settings(tmp_path, lab)
     if value is not None:
         settings["tls_session_tickets"] = value
     cfg = build(None, settings)
 
     async def go():
-        s = Server(cfg, resolver=resolver.Resolver(lab.root_hints, port=lab.port,
-                                                   cache_size=cfg.cache_size,
-                                                   do_not_query_localhost=False))
+        s = lab_server(cfg, lab)
         await s.start()
         try:
             got = await loop.run_in_executor(None, _tickets, tls_port)
