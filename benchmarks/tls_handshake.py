@@ -147,7 +147,7 @@ def dot_listener(loop, app, pem: str, key: str):
 
     from resolver.daemon.tls_listener import DOT_ALPN, TLSListener
 
-    cfg = SimpleNamespace(tls_service_pem=pem, tls_service_key=key,
+    cfg = SimpleNamespace(tls_service_pem=pem, tls_service_key=key, tls_session_tickets=2,
                           tcp_max_connections=10_000, tcp_max_connections_per_client=10_000)
     limits = SimpleNamespace(tls_handshake_timeout=10.0)
     server = SimpleNamespace(cfg=cfg, loop=loop, resolver=SimpleNamespace(limits=limits))

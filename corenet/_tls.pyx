@@ -197,6 +197,11 @@ cdef class TLSProtocol:
         self._obj = value._sslobj if self._direct else value
 
     @property
+    def session_reused(self):
+        """Whether the handshake resumed a session (False until it is done)."""
+        return self._obj.session_reused
+
+    @property
     def state_name(self):
         """The protocol's state, named as asyncio names it."""
         return STATE_NAMES[self._state]

@@ -500,6 +500,9 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
     class reads the decrypted stream, with ``label`` "tls" in the counters."""
 
     label = "tcp"
+    #: The transport hands received bytes straight to the framer (a subclass with a
+    #: ``buffer_updated`` of its own says False).
+    framer_reads = True
 
     def __init__(self, server: Server) -> None:
         cfg = server.cfg
@@ -511,7 +514,8 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
                           server.resolver.limits.prefetch_fraction)
         self.framer.fast = False          # until the client is known to be allowed
         self.get_buffer = self.framer.get_buffer
-        self.buffer_updated = self.framer.buffer_updated
+        if self.framer_reads:
+            self.buffer_updated = self.framer.buffer_updated
         self._setup_client(server)
         self.backlog: deque = deque()
         self.paused = False

@@ -10,7 +10,7 @@ HTTP connection of :mod:`resolver.daemon.doh_listener`.
 Each new connection takes the listener's current ``SSLContext``; a reload builds a new one
 from the key and certificate files, so new handshakes use the new certificate while
 connections already open keep theirs. TLS 1.2 is the minimum (1.3 is what OpenSSL
-prefers), session tickets are on (OpenSSL's default: 2 tickets after a TLS 1.3 handshake), the
+prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3 handshake), the
 ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish within
 ``Limits.tls_handshake_timeout`` closes the connection and is counted.
 """
@@ -33,13 +33,15 @@ DOT_ALPN = ("dot",)
 DOH_ALPN = ("h2", "http/1.1")
 
 
-def make_context(pem: str, key: str, alpn: tuple[str, ...]) -> ssl.SSLContext:
-    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``."""
+def make_context(pem: str, key: str, alpn: tuple[str, ...], tickets: int = 2) -> ssl.SSLContext:
+    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``,
+    ``tickets`` TLS 1.3 session tickets after a full handshake."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION
     ctx.load_cert_chain(pem, key)
     ctx.set_alpn_protocols(list(alpn))
+    ctx.num_tickets = tickets
     return ctx
 
 
@@ -49,11 +51,16 @@ class ServerTLS(tls.SSLProtocol):
     Handshakes in progress are bounded as established connections are (the same
     ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
     connection past either is closed at once, so stalled handshakes from one address cannot
-    hold every slot for the handshake timeout. Made by ``TLSListener._protocol``, which
-    sets ``_listener``."""
+    hold every slot for the handshake timeout. The application protocol above (the DNS or
+    HTTP connection, from the listener's ``app_factory``) is made when the handshake has
+    succeeded: a handshake that fails or stalls costs none, and making one does not delay
+    the server's first flight. Made by ``TLSListener._protocol``, which sets ``_listener``."""
 
     _listener: "TLSListener"
     _client = None      # the peer's address while its handshake counts
+
+    # The steps below run once per connection: they call the base class's methods directly
+    # rather than through super(), which walks the class hierarchy on every call.
 
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
@@ -62,32 +69,40 @@ class ServerTLS(tls.SSLProtocol):
             transport.abort()
             return
         self._client = client
-        super().connection_made(transport)
+        _base_connection_made(self, transport)
 
     def connection_lost(self, exc):
         if self._client is not None:
             self._listener.end_handshake(self._client)
             self._client = None
         if self._transport is not None:
-            super().connection_lost(exc)
+            _base_connection_lost(self, exc)
 
     def _check_handshake_timeout(self):
         if self.state_name == "DO_HANDSHAKE":
             self._listener.counts["handshake_timeout"] += 1
-        super()._check_handshake_timeout()
+        _base_check_handshake_timeout(self)
 
     def _on_handshake_complete(self, handshake_exc):
-        counts = self._listener.counts
+        listener = self._listener
+        counts = listener.counts
         if handshake_exc is None:
             counts["handshakes"] += 1
-            if self._sslobj.session_reused:
+            if self.session_reused:
                 counts["resumed"] += 1
+            self._set_app_protocol(listener.app_factory(listener))
         else:
             counts["handshake_failed"] += 1
         if self._client is not None:
-            self._listener.end_handshake(self._client)
+            listener.end_handshake(self._client)
             self._client = None
-        super()._on_handshake_complete(handshake_exc)
+        _base_on_handshake_complete(self, handshake_exc)
+
+
+_base_connection_made = tls.SSLProtocol.connection_made
+_base_connection_lost = tls.SSLProtocol.connection_lost
+_base_check_handshake_timeout = tls.SSLProtocol._check_handshake_timeout
+_base_on_handshake_complete = tls.SSLProtocol._on_handshake_complete
 
 
 class TLSListener:
@@ -104,7 +119,8 @@ class TLSListener:
                        "reload_failed": 0}
         self.handshaking = 0                        # handshakes in progress
         self.handshaking_by_client: dict = {}
-        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn)
+        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn,
+                                    server.cfg.tls_session_tickets)
         self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
         self.addresses: list[tuple[str, int]] = []
 
@@ -115,9 +131,9 @@ class TLSListener:
 
     def _protocol(self) -> ServerTLS:
         s = self.server
-        # (loop, application, context, waiter, server_side, server_hostname,
-        # call_connection_made, handshake timeout)
-        protocol = ServerTLS(s.loop, self.app_factory(self), self.context, None, True, None,
+        # (loop, application (made once the handshake is done), context, waiter,
+        # server_side, server_hostname, call_connection_made, handshake timeout)
+        protocol = ServerTLS(s.loop, None, self.context, None, True, None,
                              True, s.resolver.limits.tls_handshake_timeout)
         protocol._listener = self
         return protocol
@@ -146,7 +162,8 @@ class TLSListener:
         """Reads the key and certificate again (the files may have been replaced under the same
         names); on failure the current ones stay and the error is logged."""
         try:
-            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn)
+            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn,
+                                        cfg.tls_session_tickets)
         except (OSError, ssl.SSLError, TypeError) as e:
             self.counts["reload_failed"] += 1
             log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
@@ -169,11 +186,11 @@ class TLSConnection(TCPConnection):
     records (length and message) and a send per answer."""
 
     label = "tls"
+    framer_reads = False                  # buffer_updated below batches the answers
 
     def __init__(self, server) -> None:
-        super().__init__(server)
+        TCPConnection.__init__(self, server)
         self.batch: list[bytes] | None = None
-        del self.buffer_updated           # the method below, not the framer's own
 
     def buffer_updated(self, nbytes: int) -> None:
         self.batch = batch = []

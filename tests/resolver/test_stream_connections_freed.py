@@ -13,10 +13,9 @@ import weakref
 import dns.message
 import pytest
 
-from daemon_proc import free_port, free_tcp_port
+from dot_server import dot_settings, lab_server
 from resolver.daemon.config import build
-from resolver.daemon.server import Server
-from tls_certs import CA, SERVER_NAME
+from tls_certs import SERVER_NAME
 
 # The daemon's objects of one stream connection.
 CONNECTION_TYPES = {"TCPConnection", "TLSConnection", "ServerTLS", "SSLTransport",
@@ -56,20 +55,11 @@ def _clients(tls_port: int, tcp_port: int, ca_pem: str) -> list[str]:
 
 
 def test_ended_dot_and_tcp_connections_leave_no_cycles(run, lab, loop, tmp_path):
-    import resolver
-
-    ca = CA(tmp_path / "pki")
-    pem, key = ca.issue("server")
-    port, tls_port = free_port(), free_tcp_port()
-    cfg = build(None, {"listen": [f"127.0.0.1:{port}"], "root_hints": None,
-                       "upstream_port": lab.port, "do_not_query_localhost": False,
-                       "tls_listen": [f"127.0.0.1:{tls_port}"], "tls_service_pem": str(pem),
-                       "tls_service_key": str(key)})
+    settings, ca, port, tls_port = dot_settings(tmp_path, lab)
+    cfg = build(None, settings)
 
     async def go():
-        s = Server(cfg, resolver=resolver.Resolver(lab.root_hints, port=lab.port,
-                                                   cache_size=cfg.cache_size,
-                                                   do_not_query_localhost=False))
+        s = lab_server(cfg, lab)
         await s.start()
         try:
             got = await loop.run_in_executor(None, _clients, tls_port, port, str(ca.pem))
