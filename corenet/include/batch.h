@@ -118,9 +118,6 @@ static int cn_sockaddr(const char *host, unsigned short port, unsigned int flow,
     }
 }
 
-/* Queue data (alive until cn_out_flush) to a Python address tuple, (host, port) or
-   (host, port, flowinfo, scope_id) with a numeric host. The caller flushes first when n is
-   CN_BATCH. Returns 0, or -1 with a Python exception set. */
 /* The common (host, port) tuple of exact str and int read without PyArg_ParseTuple's format
    parsing: 1 with ``host`` and ``port`` set, 0 for anything else (no error set), which then
    takes the general path and its errors. */
@@ -150,6 +147,9 @@ static int cn_addr_fast(PyObject *addr, const char **host, int *port) {
     return 1;
 }
 
+/* Queue data (alive until cn_out_flush) to a Python address tuple, (host, port) or
+   (host, port, flowinfo, scope_id) with a numeric host. The caller flushes first when n is
+   CN_BATCH. Returns 0, or -1 with a Python exception set. */
 static int cn_out_add(cn_outbox *o, const char *data, Py_ssize_t len, PyObject *addr) {
     const char *host;
     int port, alen;
