@@ -216,7 +216,10 @@ def test_silent_ipv6_server_costs_one_timeout_not_one_per_query(run, world, path
     async def go():
         r = world.resolver(ipv6=True)
         await ask_eight(r, "dual.", "192.0.2.", path)
-        assert r.stats.upstream_timeouts == 1   # one wait for the silent server, not eight
+        # One wait for the silent server, not eight: it was asked once. (The resolver's
+        # total timeout count is not the measure: on a loaded machine the answering IPv4
+        # server, its RTO down to min_rto once measured, may miss one too.)
+        assert r.stats.upstream_timeouts >= 1
         assert v6.count(qname="h1.dual.") == 1 and v6.count() == 1
         assert v4.count() >= 8
         info = r.cache.infra.info(V6)
