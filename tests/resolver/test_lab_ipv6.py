@@ -210,17 +210,20 @@ async def ask_eight(r, zone: str, net: str, path: str) -> None:
 def test_silent_ipv6_server_costs_one_timeout_not_one_per_query(run, world, path):
     """ns.dual. has an IPv4 address that answers and an IPv6 one that does not. The first
     query goes to the IPv4 one (A addresses come first); the next tries the never-measured
-    IPv6 one once, times out and goes on over IPv4; after that the IPv6 one is passed over."""
+    IPv6 one once, times out and goes on over IPv4; after that the IPv6 one is passed over.
+    Which query tries it is not asserted: in a long test process a collector pause can make
+    the first query to the IPv4 server time out too (initial_rto is short here), and then
+    that query is the one that tries the IPv6 server."""
     v6, v4 = world.servers[V6], world.servers[DUAL4]
 
     async def go():
         r = world.resolver(ipv6=True)
         await ask_eight(r, "dual.", "192.0.2.", path)
         # One wait for the silent server, not eight: it was asked once. (The resolver's
-        # total timeout count is not the measure: on a loaded machine the answering IPv4
-        # server, its RTO down to min_rto once measured, may miss one too.)
+        # total timeout count is not the measure: the answering IPv4 server may miss one
+        # too, see above.)
         assert r.stats.upstream_timeouts >= 1
-        assert v6.count(qname="h1.dual.") == 1 and v6.count() == 1
+        assert v6.count() == 1
         assert v4.count() >= 8
         info = r.cache.infra.info(V6)
         assert info.timeouts == 1 and info.srtt is None
