@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import struct
 
 import h11
 import h2.config
@@ -22,6 +21,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+
+from resolver.wire.codec import WireError, ttl_offsets
 
 CONTENT_TYPE = b"application/dns-message"
 #: Starts every HTTP/2 connection with prior knowledge (RFC 9113 3.4).
@@ -77,36 +78,14 @@ def query_of(method: bytes, target: bytes, content_type: bytes | None, body: byt
     return q
 
 
-def _skip_name(wire: bytes, i: int) -> int:
-    while True:
-        n = wire[i]
-        if n >= 0xC0:
-            return i + 2
-        if n & 0xC0:
-            raise ValueError("bad label")
-        i += n + 1
-        if n == 0:
-            return i
-
-
 def min_ttl(answer: bytes) -> int | None:
-    """The smallest TTL of the answer's records (OPT aside), None when it has none or cannot
-    be read."""
+    """The smallest TTL of the answer's records (OPT aside, a TTL with its high bit set read
+    as 0, RFC 2181 8), None when it has no record or cannot be read."""
     try:
-        qd, an, ns, ar = struct.unpack_from("!4H", answer, 4)
-        i = 12
-        for _ in range(qd):
-            i = _skip_name(answer, i) + 4
-        low = None
-        for _ in range(an + ns + ar):
-            i = _skip_name(answer, i)
-            rtype, _, ttl, rdlen = struct.unpack_from("!HHIH", answer, i)
-            i += 10 + rdlen
-            if rtype != 41:
-                low = ttl if low is None else min(low, ttl)
-        return low
-    except (IndexError, struct.error, ValueError):
+        offsets, low, _ = ttl_offsets(answer)
+    except WireError:
         return None
+    return low if offsets else None
 
 
 def answer_headers(answer: bytes) -> list[tuple[bytes, bytes]]:

@@ -284,6 +284,16 @@ def test_min_ttl_reads_every_section_but_opt():
     r.authority.append(dns.rrset.from_text("example.", 70, "IN", "NS", "ns.example."))
     assert min_ttl(r.to_wire()) == 70
     assert min_ttl(b"\x00" * 5) is None
+    assert min_ttl(r.to_wire()[:-3]) is None        # a record cut short
+
+
+def test_min_ttl_reads_a_ttl_with_its_high_bit_set_as_zero():
+    r = dns.message.make_response(dns.message.make_query("a.example.", "A"))
+    r.answer.append(dns.rrset.from_text("a.example.", 300, "IN", "A", "192.0.2.1"))
+    wire = bytearray(r.to_wire())
+    ttl_at = wire.index(bytes.fromhex("0000012c"))       # the A record's TTL, 300
+    wire[ttl_at:ttl_at + 4] = bytes.fromhex("80000000")  # RFC 2181 8: read as zero
+    assert min_ttl(bytes(wire)) == 0
 
 
 def test_plain_http_only_on_loopback_unless_allowed(tmp_path):
