@@ -16,7 +16,7 @@ from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from resolver.cache.answer cimport answer_from_entry, parse_query
-from resolver.wire.names cimport _skip_name, _u16
+from resolver.wire.names cimport skip_name, u16
 from resolver.wire.codec import WireError
 
 cdef frozenset _SIG = frozenset((it.RRSIG,))
@@ -154,12 +154,12 @@ cpdef bytes error(bytes q, int rcode):
     cdef bint edns = False
     if n < 12:
         return None
-    if _u16(p + 4) == 1:
-        pos = _skip_name(p, n, 12)
+    if u16(p + 4) == 1:
+        pos = skip_name(p, n, 12)
         if 0 <= pos and pos + 4 <= n:
             qend = pos + 4
-            edns = (_u16(p + 10) >= 1 and qend + 11 <= n and p[qend] == 0
-                    and _u16(p + qend + 1) == 41)
+            edns = (u16(p + 10) >= 1 and qend + 11 <= n and p[qend] == 0
+                    and u16(p + qend + 1) == 41)
     keep = qend > 12 and rcode != 1
     head = bytes([p[0], p[1], 0x80 | (p[2] & 0x79), 0x80 | (p[3] & 0x10) | (rcode & 0x0F),
                   0, 1 if keep else 0, 0, 0, 0, 0, 0, 1 if edns else 0])

@@ -22,15 +22,13 @@ from cpython.object cimport PyObject
 
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from resolver.wire.codec cimport MsgEntry
-from resolver.wire.names cimport _lower_name_key, _skip_name, _u16
+from resolver.wire.names cimport copy_lower_name, skip_name, u16, u32
 
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
 
 
-cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
-    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
 
 
 cdef double monotonic() noexcept nogil:
@@ -50,33 +48,33 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
     engine must look at the query (which produces FORMERR, NOTIMP or BADVERS as due)."""
     cdef Py_ssize_t pos, klen = 0, qend, rdlen
     cdef unsigned int variant = 0, payload
-    if n < 17 or (p[2] & 0xF8) != 0 or _u16(p + 4) != 1 or _u16(p + 6) or _u16(p + 8):
+    if n < 17 or (p[2] & 0xF8) != 0 or u16(p + 4) != 1 or u16(p + 6) or u16(p + 8):
         return -1
-    if _u16(p + 10) > 1:
+    if u16(p + 10) > 1:
         return -1
-    pos = _lower_name_key(p, n, 12, key, &klen)
+    pos = copy_lower_name(p, n, 12, key, &klen)
     if pos < 0:
         return -1
     if pos + 4 > n:
         return -1
     memcpy(key + klen, p + pos, 4)
-    qtype[0] = _u16(p + pos)
+    qtype[0] = u16(p + pos)
     klen += 4
     qend = pos + 4
     udp_limit[0] = 512
     if p[3] & 0x10:
         variant |= 4
-    if _u16(p + 10) == 1:
+    if u16(p + 10) == 1:
         pos = qend
-        if pos + 11 > n or p[pos] != 0 or _u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
+        if pos + 11 > n or p[pos] != 0 or u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
             return -1
-        rdlen = _u16(p + pos + 9)
+        rdlen = u16(p + pos + 9)
         if pos + 11 + rdlen != n:
             return -1
         variant |= 1
         if p[pos + 7] & 0x80:
             variant |= 2
-        payload = _u16(p + pos + 3)
+        payload = u16(p + pos + 3)
         udp_limit[0] = payload if payload > 512 else 512
     elif qend != n:
         return -1
@@ -159,7 +157,7 @@ cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_o
         if stale_ttl >= 0:
             ttl = <unsigned int>stale_ttl
         else:
-            ttl = _u32(o + off)
+            ttl = u32(o + off)
             ttl = ttl - elapsed if ttl > elapsed else 0
         o[off] = (ttl >> 24) & 0xFF
         o[off + 1] = (ttl >> 16) & 0xFF
@@ -173,8 +171,8 @@ cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend
     at ``qend``)."""
     if q[3] & 0x20:
         return True
-    return (_u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
-            and _u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
+    return (u16(q + 10) >= 1 and qend + 11 <= n and q[qend] == 0
+            and u16(q + qend + 1) == T_OPT and (q[qend + 7] & 0x80) != 0)
 
 
 cpdef object parse_query(bytes q):
@@ -209,28 +207,28 @@ cdef bytes _truncated(const unsigned char* p, Py_ssize_t n):
     cdef unsigned int i, total, qd
     cdef bytes out
     cdef unsigned char* o
-    qd = _u16(p + 4)
+    qd = u16(p + 4)
     for i in range(qd):
-        pos = _skip_name(p, n, pos)
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 4 > n:
             qd = 0
             pos = 12
             break
         pos += 4
     qend = pos
-    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    total = u16(p + 6) + u16(p + 8) + u16(p + 10)
     for i in range(total):
         start = pos
-        pos = _skip_name(p, n, pos)
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 10 > n:
             break
-        if _u16(p + pos) == T_OPT:
+        if u16(p + pos) == T_OPT:
             opt = start
-            optlen = pos + 10 + _u16(p + pos + 8) - start
+            optlen = pos + 10 + u16(p + pos + 8) - start
             if opt + optlen > n:
                 opt = -1
             break
-        pos += 10 + _u16(p + pos + 8)
+        pos += 10 + u16(p + pos + 8)
     out = PyBytes_FromStringAndSize(NULL, qend + (optlen if opt >= 0 else 0))
     o = <unsigned char*>PyBytes_AS_STRING(out)
     memcpy(o, p, qend)

@@ -41,7 +41,7 @@ from corenet.batch cimport *
 from resolver.daemon.acl cimport ACL
 
 from libc.stdlib cimport malloc, free
-from resolver.wire.names cimport _u16, _skip_name
+from resolver.wire.names cimport u16, skip_name
 
 cdef enum:
     MAX_NAME = 255
@@ -332,20 +332,20 @@ def udp_limit(bytes q):
     cdef unsigned int i, total, payload
     if n < 12:
         return 512
-    for i in range(_u16(p + 4)):
-        pos = _skip_name(p, n, pos)
+    for i in range(u16(p + 4)):
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 4 > n:
             return 512
         pos += 4
-    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    total = u16(p + 6) + u16(p + 8) + u16(p + 10)
     for i in range(total):
-        pos = _skip_name(p, n, pos)
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 10 > n:
             return 512
-        if _u16(p + pos) == T_OPT:
-            payload = _u16(p + pos + 2)
+        if u16(p + pos) == T_OPT:
+            payload = u16(p + pos + 2)
             return payload if payload > 512 else 512
-        pos += 10 + _u16(p + pos + 8)
+        pos += 10 + u16(p + pos + 8)
     return 512
 
 

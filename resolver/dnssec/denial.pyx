@@ -13,6 +13,7 @@ import struct
 
 from resolver.dnssec.sig import EDE_NSEC_MISSING, Bogus
 from resolver.wire.codec import is_subdomain, parent
+from resolver.wire.names cimport skip_name
 
 INSECURE, SECURE = 1, 2
 NS, SOA, CNAME, DNAME, DS, NSEC, NSEC3 = 2, 6, 5, 39, 43, 47, 50
@@ -64,12 +65,6 @@ def types_of(bitmap: bytes) -> set[int]:
     return out
 
 
-def _skip_name(rd: bytes, pos: int = 0) -> int:
-    while pos < len(rd) and rd[pos]:
-        pos += 1 + rd[pos]
-    return pos + 1
-
-
 def _child_toward(ancestor: bytes, name: bytes) -> bytes:
     """The name one label below ``ancestor`` on the way to ``name``."""
     cur = name
@@ -84,7 +79,9 @@ class Nsec:
     __slots__ = ("owner", "next", "types")
 
     def __init__(self, owner: bytes, rdata: bytes) -> None:
-        end = _skip_name(rdata)
+        end = skip_name(<const unsigned char*>rdata, len(rdata), 0)
+        if end < 0:         # a malformed next name: all of it, with no type bitmap
+            end = len(rdata)
         self.owner, self.next, self.types = owner, rdata[:end], types_of(rdata[end:])
 
     def matches(self, name: bytes) -> bool:

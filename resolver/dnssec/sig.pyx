@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from resolver.wire.names cimport lower
+from resolver.wire.names cimport lower, u16, u32
 
 RRSIG, DNSKEY, DS = 46, 48, 43
 
@@ -45,13 +45,8 @@ EDE_UNSUPPORTED_ALG, EDE_BOGUS, EDE_EXPIRED, EDE_NOT_YET_VALID = 1, 6, 7, 8
 EDE_DNSKEY_MISSING, EDE_RRSIGS_MISSING, EDE_NO_ZONE_KEY, EDE_NSEC_MISSING = 9, 10, 11, 12
 
 
-cdef inline unsigned int _u16(const unsigned char* p) noexcept:
-    return (p[0] << 8) | p[1]
 
 
-cdef inline unsigned int _u32(const unsigned char* p) noexcept:
-    return ((<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8)
-            | p[3])
 
 
 cdef class Sig:
@@ -111,13 +106,13 @@ cpdef Sig parse_sig(bytes rdata):
     if pos < 0:
         return None
     cdef Sig s = Sig.__new__(Sig)
-    s.covered = _u16(p)
+    s.covered = u16(p)
     s.algorithm = p[2]
     s.labels = p[3]
-    s.original_ttl = _u32(p + 4)
-    s.expiration = _u32(p + 8)
-    s.inception = _u32(p + 12)
-    s.key_tag = _u16(p + 16)
+    s.original_ttl = u32(p + 4)
+    s.expiration = u32(p + 8)
+    s.inception = u32(p + 12)
+    s.key_tag = u16(p + 16)
     s.signer = rdata[18:pos]
     s.signature = rdata[pos:]
     s.header = rdata[:18] + lower(s.signer)
@@ -139,7 +134,7 @@ cdef int _key_tag(bytes wire) noexcept:
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), i
     cdef unsigned long ac = 0
     if p[3] == 1:
-        return _u16(p + n - 3) if n >= 7 else 0
+        return u16(p + n - 3) if n >= 7 else 0
     for i in range(n):
         ac += (p[i] << 8) if (i & 1) == 0 else p[i]
     ac += (ac >> 16) & 0xFFFF

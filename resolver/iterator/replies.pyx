@@ -12,7 +12,7 @@ fold) without building lower-cased copies.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from resolver.wire.names cimport _eq_nocase, _fold, lower
+from resolver.wire.names cimport eq_nocase, lower
 
 cdef enum:
     NS = 2
@@ -30,7 +30,7 @@ cpdef bint same_name(bytes a, bytes b):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(a)
     if n != PyBytes_GET_SIZE(b):
         return False
-    return _eq_nocase(<const unsigned char*>PyBytes_AS_STRING(a),
+    return eq_nocase(<const unsigned char*>PyBytes_AS_STRING(a),
                       <const unsigned char*>PyBytes_AS_STRING(b), n)
 
 
@@ -48,7 +48,7 @@ cpdef bint is_subdomain(bytes child, bytes parent):
             return False
     if cn - pos != pn:
         return False
-    return _eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
+    return eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
 
 
 cpdef list in_zone(list records, bytes zone):

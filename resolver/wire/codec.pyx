@@ -12,7 +12,7 @@ inside rdata decompressed, so they can be written back without the original mess
 cimport cython
 from libc.string cimport memcpy, memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver.wire.names cimport _eq_nocase, _lower_name_key, _skip_name, _u16
+from resolver.wire.names cimport copy_lower_name, eq_nocase, skip_name, u16, u32
 
 
 
@@ -55,8 +55,6 @@ cdef inline bint _name_layout(unsigned int t, Py_ssize_t* pre, int* nnames,
     return False
 
 
-cdef inline unsigned int _u32(const unsigned char* p) noexcept nogil:
-    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
 
 
 cdef Py_ssize_t _read_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t off,
@@ -189,10 +187,10 @@ cpdef tuple ttl_offsets(bytes wire):
     cdef Py_ssize_t qend
     if n < 12:
         raise WireError("short message")
-    qd = _u16(p + 4)
-    total = _u16(p + 6) + _u16(p + 8) + _u16(p + 10)
+    qd = u16(p + 4)
+    total = u16(p + 6) + u16(p + 8) + u16(p + 10)
     for i in range(qd):
-        pos = _skip_name(p, n, pos)
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 4 > n:
             raise WireError("truncated question")
         pos += 4
@@ -201,21 +199,21 @@ cpdef tuple ttl_offsets(bytes wire):
     out = PyBytes_FromStringAndSize(NULL, 2 * total)
     cdef unsigned short* offs = <unsigned short*>PyBytes_AS_STRING(out)
     for i in range(total):
-        pos = _skip_name(p, n, pos)
+        pos = skip_name(p, n, pos)
         if pos < 0 or pos + 10 > n:
             raise WireError("truncated record")
-        t = _u16(p + pos)
+        t = u16(p + pos)
         if t != T_OPT:
             if pos + 4 > 0xFFFF:
                 raise WireError("message too large to patch")
             offs[k] = <unsigned short>(pos + 4)      # native order
             k += 1
-            ttl = _u32(p + pos + 4)
+            ttl = u32(p + pos + 4)
             if ttl > 0x7FFFFFFF:     # the high bit set
                 ttl = 0
             if ttl < min_ttl:
                 min_ttl = ttl
-        pos += 10 + _u16(p + pos + 8)
+        pos += 10 + u16(p + pos + 8)
         if pos > n:
             raise WireError("truncated rdata")
     if min_ttl == NO_TTL:
@@ -272,13 +270,13 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
     cdef Parsed m = Parsed.__new__(Parsed)
     if n < 12:
         raise WireError("short message")
-    m.id = _u16(p)
-    m.flags = _u16(p + 2)
+    m.id = u16(p)
+    m.flags = u16(p + 2)
     m.rcode = p[3] & 0x0F
-    qd = _u16(p + 4)
-    counts[0] = _u16(p + 6)
-    counts[1] = _u16(p + 8)
-    counts[2] = _u16(p + 10)
+    qd = u16(p + 4)
+    counts[0] = u16(p + 6)
+    counts[1] = u16(p + 8)
+    counts[2] = u16(p + 10)
     if qd > 1:
         raise WireError("more than one question")
     m.edns = False
@@ -293,8 +291,8 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
         m.qname = _name_at(p, n, &pos, max_jumps)
         if pos + 4 > n:
             raise WireError("truncated question")
-        m.qtype = _u16(p + pos)
-        m.qclass = _u16(p + pos + 2)
+        m.qtype = u16(p + pos)
+        m.qclass = u16(p + pos + 2)
         pos += 4
         m.question = PyBytes_FromStringAndSize(<const char*>p + qstart, pos - qstart)
     sections = [[], [], []]
@@ -306,10 +304,10 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
             owner = _name_at(p, n, &pos, max_jumps)
             if pos + 10 > n:
                 raise WireError("truncated record header")
-            rdtype = _u16(p + pos)
-            rdclass = _u16(p + pos + 2)
-            ttl = _u32(p + pos + 4)
-            rdlen = _u16(p + pos + 8)
+            rdtype = u16(p + pos)
+            rdclass = u16(p + pos + 2)
+            ttl = u32(p + pos + 4)
+            rdlen = u16(p + pos + 8)
             pos += 10
             if pos + rdlen > n:
                 raise WireError("truncated rdata")
@@ -391,7 +389,7 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
             rdata = rr[4]
             if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
                 raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
-            if (qlen_name > 0 and len(owner) == qlen_name and _eq_nocase(
+            if (qlen_name > 0 and len(owner) == qlen_name and eq_nocase(
                     <const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen_name)):
                 owners.append(None)
                 size += 2

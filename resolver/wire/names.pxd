@@ -1,6 +1,6 @@
-# Primitives the Cython readers of DNS wire format here share (codec.pyx, cache/answer.pyx,
-# the daemon's udp_listener.pyx, the iterator and the cache), defined once. Callers check lengths before
-# reading.
+# The wire-format primitives every Cython reader of DNS messages shares (the codec, the answer
+# encoder, the response builder, the daemon's UDP listener, the iterator's reply classification
+# and DNSSEC), defined once. Callers check lengths before reading.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 
@@ -25,11 +25,17 @@ cdef inline bytes lower(bytes b):
             q[j] += 32
     return out
 
-cdef inline unsigned int _u16(const unsigned char* p) noexcept nogil:
+cdef inline unsigned int u16(const unsigned char* p) noexcept nogil:
+    """The big-endian 16-bit number at ``p``."""
     return (p[0] << 8) | p[1]
 
 
-cdef inline Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+cdef inline unsigned int u32(const unsigned char* p) noexcept nogil:
+    """The big-endian 32-bit number at ``p``."""
+    return (<unsigned int>p[0] << 24) | (<unsigned int>p[1] << 16) | (<unsigned int>p[2] << 8) | p[3]
+
+
+cdef inline Py_ssize_t skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
     """Offset just past the name at ``pos`` without following pointers; -1 if malformed."""
     cdef unsigned int c
     while True:
@@ -45,7 +51,7 @@ cdef inline Py_ssize_t _skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssi
         pos += 1 + c
 
 
-cdef inline Py_ssize_t _lower_name_key(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
+cdef inline Py_ssize_t copy_lower_name(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
                                        unsigned char* key, Py_ssize_t* klen) noexcept nogil:
     """Copies the uncompressed name at ``pos`` to ``key + klen[0]`` with ASCII letters
     lower-cased (a cache key's name) and advances ``klen``; returns the offset past the name,
@@ -76,7 +82,7 @@ cdef inline unsigned char _fold(unsigned char c) noexcept nogil:
     return c + 32 if 65 <= c <= 90 else c
 
 
-cdef inline bint _eq_nocase(const unsigned char* a, const unsigned char* b,
+cdef inline bint eq_nocase(const unsigned char* a, const unsigned char* b,
                             Py_ssize_t n) noexcept nogil:
     """Whether the ``n`` bytes at ``a`` and ``b`` are equal but for ASCII case (two wire
     names: length octets are < 64 and never fold)."""
