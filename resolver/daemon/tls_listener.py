@@ -23,7 +23,7 @@ import ssl
 from typing import Any, Callable
 
 from corenet import tls
-from resolver.daemon.server import TCPConnection, _bind, _where
+from resolver.daemon.server import TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
 
@@ -72,37 +72,33 @@ class ServerTLS(tls.SSLProtocol):
         _base_connection_made(self, transport)
 
     def connection_lost(self, exc):
+        self._end_handshake()
+        _base_connection_lost(self, exc)
+
+    def handshake_succeeded(self):
+        listener = self._listener
+        counts = listener.counts
+        counts["handshakes"] += 1
+        if self.session_reused:
+            counts["resumed"] += 1
+        self._end_handshake()
+        self.set_app_protocol(listener.app_factory(listener))
+
+    def handshake_failed(self, exc):
+        self._listener.counts["handshake_failed"] += 1
+        self._end_handshake()
+
+    def handshake_timed_out(self):
+        self._listener.counts["handshake_timeout"] += 1
+
+    def _end_handshake(self):
         if self._client is not None:
             self._listener.end_handshake(self._client)
             self._client = None
-        if self._transport is not None:
-            _base_connection_lost(self, exc)
-
-    def _check_handshake_timeout(self):
-        if self.state_name == "DO_HANDSHAKE":
-            self._listener.counts["handshake_timeout"] += 1
-        _base_check_handshake_timeout(self)
-
-    def _on_handshake_complete(self, handshake_exc):
-        listener = self._listener
-        counts = listener.counts
-        if handshake_exc is None:
-            counts["handshakes"] += 1
-            if self.session_reused:
-                counts["resumed"] += 1
-            self._set_app_protocol(listener.app_factory(listener))
-        else:
-            counts["handshake_failed"] += 1
-        if self._client is not None:
-            listener.end_handshake(self._client)
-            self._client = None
-        _base_on_handshake_complete(self, handshake_exc)
 
 
 _base_connection_made = tls.SSLProtocol.connection_made
 _base_connection_lost = tls.SSLProtocol.connection_lost
-_base_check_handshake_timeout = tls.SSLProtocol._check_handshake_timeout
-_base_on_handshake_complete = tls.SSLProtocol._on_handshake_complete
 
 
 class TLSListener:
@@ -216,9 +212,9 @@ class TLSConnection(TCPConnection):
 def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = _bind(family, socket.SOCK_STREAM, host, port, reuseport)
+        sock = bind_socket(family, socket.SOCK_STREAM, host, port, reuseport)
     except OSError as e:
-        raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+        raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None
     sock.listen(1024)
     return sock
 
