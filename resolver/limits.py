@@ -244,6 +244,12 @@ MISSES_PER_WAKEUP = 256
 #: flood").
 BUSY_TARGET = 0.002
 
+#: The most TLS 1.3 session tickets a TLS listener may send after a full handshake
+#: (``tls-session-tickets``). A client resumes with one ticket per connection it reopens
+#: and keeps a few at most; each ticket costs the server an encryption and a record on
+#: every full handshake, so more than this serve no client and only slow handshakes down.
+MAX_SESSION_TICKETS = 16
+
 #: The shared (Redis) cache: connections one process holds to it. Each look-up in flight
 #: takes one; past the bound a look-up fails at once (counted) and the query is resolved.
 SHARED_CACHE_CONNECTIONS = 32

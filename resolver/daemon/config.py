@@ -729,14 +729,12 @@ def _tls_cert_bundle(value: Any, what: str) -> str | None:
 
 # ---- TLS session tickets
 TICKET_SETTINGS = ("tls_session_tickets",)
-#: More tickets than this per handshake serve no client and cost the server each time.
-MAX_SESSION_TICKETS = 16
 
 
 def _convert_tickets(name: str, what: str, value: Any) -> int:
     if isinstance(value, float):
         raise ConfigError(f"{what}: expected a whole number, got {value!r}")
-    return _number(value, what, int, 0, MAX_SESSION_TICKETS)
+    return _number(value, what, int, 0, L.MAX_SESSION_TICKETS)
 
 
 def load_file(path: str) -> dict[str, Any]:

@@ -71,19 +71,19 @@ class Server(Dispatch):
         for host, port in self.cfg.listen:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
-                usock = _bind(family, socket.SOCK_DGRAM, host, port, reuse)
+                usock = bind_socket(family, socket.SOCK_DGRAM, host, port, reuse)
             except OSError as e:
                 # The default ::1 on a host without IPv6: serve on the rest, as Unbound does.
                 if defaults and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     log.warning("not serving on %s: %s", host, e.strerror)
                     continue
-                raise OSError(e.errno, f"UDP {_where(host, port)}: {e.strerror}") from None
+                raise OSError(e.errno, f"UDP {address_text(host, port)}: {e.strerror}") from None
             port = usock.getsockname()[1]
             try:
-                tsock = _bind(family, socket.SOCK_STREAM, host, port, reuse)
+                tsock = bind_socket(family, socket.SOCK_STREAM, host, port, reuse)
             except OSError as e:
                 usock.close()
-                raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+                raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None
             tsock.listen(1024)
             await self._serve_udp(loop, usock)
             srv = await loop.create_server(lambda: TCPConnection(self), sock=tsock)
@@ -380,7 +380,10 @@ def make_resolver(cfg: Config) -> Resolver:
     return Resolver(cfg.root_hints, **kw)
 
 
-def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+    """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``):
+    SO_REUSEADDR for a stream, SO_REUSEPORT when asked (workers share the port), IPv6 only
+    on an IPv6 address. Closed again if any step fails."""
     s = socket.socket(family, kind)
     try:
         s.setblocking(False)
@@ -429,7 +432,8 @@ class UDPProtocol(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-def _where(host: str, port: int) -> str:
+def address_text(host: str, port: int) -> str:
+    """``host:port`` as messages write it, an IPv6 host in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

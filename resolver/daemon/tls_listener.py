@@ -17,13 +17,14 @@ ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish w
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
 from typing import Any, Callable
 
 from corenet import tls
-from resolver.daemon.server import TCPConnection, _bind, _where
+from resolver.daemon.server import TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
 
@@ -62,47 +63,65 @@ class ServerTLS(tls.SSLProtocol):
     # The steps below run once per connection: they call the base class's methods directly
     # rather than through super(), which walks the class hierarchy on every call.
 
+    # A connection whose handshake succeeds runs connection_made, handshake_succeeded and
+    # connection_lost here and nothing else: the listener's accounting is written out in
+    # them rather than called, as each Python call costs the handshake as much as the
+    # accounting itself.
+
     def connection_made(self, transport):
         peer = transport.get_extra_info("peername")
         client = peer[0] if peer else None
-        if not self._listener.begin_handshake(client):
+        listener = self._listener
+        by_client = listener.handshaking_by_client
+        mine = by_client.get(client, 0)
+        cfg = listener.server.cfg
+        if (listener.handshaking >= cfg.tcp_max_connections
+                or mine >= cfg.tcp_max_connections_per_client):
+            listener.counts["handshake_refused"] += 1
             transport.abort()
             return
+        listener.handshaking += 1
+        by_client[client] = mine + 1
         self._client = client
         _base_connection_made(self, transport)
 
     def connection_lost(self, exc):
         if self._client is not None:
-            self._listener.end_handshake(self._client)
-            self._client = None
-        if self._transport is not None:
-            _base_connection_lost(self, exc)
+            self._end_handshake()
+        _base_connection_lost(self, exc)
 
-    def _check_handshake_timeout(self):
-        if self.state_name == "DO_HANDSHAKE":
-            self._listener.counts["handshake_timeout"] += 1
-        _base_check_handshake_timeout(self)
-
-    def _on_handshake_complete(self, handshake_exc):
+    def handshake_succeeded(self):
         listener = self._listener
         counts = listener.counts
-        if handshake_exc is None:
-            counts["handshakes"] += 1
-            if self.session_reused:
-                counts["resumed"] += 1
-            self._set_app_protocol(listener.app_factory(listener))
+        counts["handshakes"] += 1
+        if self.session_reused:
+            counts["resumed"] += 1
+        client = self._client
+        self._client = None
+        listener.handshaking -= 1
+        by_client = listener.handshaking_by_client
+        n = by_client[client] - 1
+        if n:
+            by_client[client] = n
         else:
-            counts["handshake_failed"] += 1
+            del by_client[client]
+        self.set_app_protocol(listener.app_factory())
+
+    def handshake_failed(self, exc):
+        self._listener.counts["handshake_failed"] += 1
+        self._end_handshake()
+
+    def handshake_timed_out(self):
+        self._listener.counts["handshake_timeout"] += 1
+
+    def _end_handshake(self):
         if self._client is not None:
-            listener.end_handshake(self._client)
+            self._listener.end_handshake(self._client)
             self._client = None
-        _base_on_handshake_complete(self, handshake_exc)
 
 
 _base_connection_made = tls.SSLProtocol.connection_made
 _base_connection_lost = tls.SSLProtocol.connection_lost
-_base_check_handshake_timeout = tls.SSLProtocol._check_handshake_timeout
-_base_on_handshake_complete = tls.SSLProtocol._on_handshake_complete
 
 
 class TLSListener:
@@ -113,7 +132,7 @@ class TLSListener:
         self.server = server
         self.label = label
         self.alpn = alpn
-        self.app_factory = app_factory
+        self.app_factory = functools.partial(app_factory, self)   # no Python frame of its own
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
                        "handshake_failed": 0, "handshake_refused": 0, "reloads": 0,
                        "reload_failed": 0}
@@ -138,19 +157,8 @@ class TLSListener:
         protocol._listener = self
         return protocol
 
-    def begin_handshake(self, client) -> bool:
-        """Counts a handshake starting; False (and counted as refused) past the caps."""
-        cfg = self.server.cfg
-        mine = self.handshaking_by_client.get(client, 0)
-        if (self.handshaking >= cfg.tcp_max_connections
-                or mine >= cfg.tcp_max_connections_per_client):
-            self.counts["handshake_refused"] += 1
-            return False
-        self.handshaking += 1
-        self.handshaking_by_client[client] = mine + 1
-        return True
-
     def end_handshake(self, client) -> None:
+        """Counts a handshake that started (in ``ServerTLS.connection_made``) as over."""
         self.handshaking -= 1
         n = self.handshaking_by_client.get(client, 0) - 1
         if n > 0:
@@ -188,8 +196,8 @@ class TLSConnection(TCPConnection):
     label = "tls"
     framer_reads = False                  # buffer_updated below batches the answers
 
-    def __init__(self, server) -> None:
-        TCPConnection.__init__(self, server)
+    def __init__(self, listener: TLSListener) -> None:
+        TCPConnection.__init__(self, listener.server)
         self.batch: list[bytes] | None = None
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -216,9 +224,9 @@ class TLSConnection(TCPConnection):
 def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = _bind(family, socket.SOCK_STREAM, host, port, reuseport)
+        sock = bind_socket(family, socket.SOCK_STREAM, host, port, reuseport)
     except OSError as e:
-        raise OSError(e.errno, f"TCP {_where(host, port)}: {e.strerror}") from None
+        raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None
     sock.listen(1024)
     return sock
 
@@ -231,7 +239,7 @@ async def start_encrypted(server, loop, reuseport: bool) -> None:
     cfg = server.cfg
     plans: list[tuple[Any, tuple]] = []
     if cfg.tls_listen:
-        plans.append((TLSListener(server, "tls", DOT_ALPN, lambda _: TLSConnection(server)),
+        plans.append((TLSListener(server, "tls", DOT_ALPN, TLSConnection),
                       cfg.tls_listen))
     if cfg.https_listen:
         plans.append((TLSListener(server, "https", DOH_ALPN,
