@@ -119,6 +119,8 @@ class H2Server:
         self.streams: dict[int, dict] = {}     # open requests: headers, body so far
         self.pending: dict[int, bytes] = {}    # response bodies waiting for flow control
         self.requests = 0
+        self.last_taken = 0                    # the last stream taken within max_requests
+        self.ending = False                    # max_requests reached: no more streams taken
         self.closing = False
         self.refused = 0                       # streams refused past max_requests
         self.errors: list[int] = []            # HTTP statuses answered here (for counting)
@@ -147,6 +149,7 @@ class H2Server:
                 sid = getattr(ev, "stream_id", None)
                 self.streams.pop(sid, None)
                 self.pending.pop(sid, None)
+        self._end_if_done()
         return ready
 
     def _event(self, ev, ready: list[tuple[int, bytes]]) -> None:
@@ -181,12 +184,14 @@ class H2Server:
         sid = ev.stream_id
         self.requests += 1
         if self.requests > self.max_requests:
-            # Past the budget: the connection ends with GOAWAY naming the last stream taken;
-            # the client asks the rest again on a new connection.
+            # Past the budget: the stream is not taken. Once every stream taken is answered
+            # the connection ends with GOAWAY naming the last one, which tells the client
+            # that the later ones were not processed and may be asked again elsewhere
+            # (RFC 9113 6.8). h2 sends nothing after a GOAWAY, so it waits for those answers.
             self.refused += 1
-            if not self.closing:
-                self._goaway(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=sid - 2)
+            self.ending = True
             return
+        self.last_taken = sid
         head = {}
         for k, v in ev.headers:
             head.setdefault(bytes(k), bytes(v))
@@ -241,7 +246,13 @@ class H2Server:
             return []
         self.pending[sid] = answer
         self._flush_pending()
+        self._end_if_done()
         return []
+
+    def _end_if_done(self) -> None:
+        """Past the request budget with every stream taken answered: GOAWAY."""
+        if self.ending and not self.closing and not self.streams and not self.pending:
+            self._goaway(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=self.last_taken)
 
     def _flush_pending(self) -> None:
         for sid in list(self.pending):
