@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from functools import partial
 from typing import Any
 
 from resolver.daemon.doh import H2_PREFACE, H1Server, H2Server
@@ -118,6 +119,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         if ready:
             counts = self.listener.counts
             counts["requests"] = counts.get("requests", 0) + len(ready)
+            self.last = self.server.loop.time()
             for rid, q in ready:
                 self._query(rid, q)
 
@@ -156,19 +158,15 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
     def _query(self, rid: int, q: bytes) -> None:
         s = self.server
         t0 = time.monotonic()
-        self.last = s.loop.time()
-
-        def send(out: bytes) -> None:
-            self._answer(rid, out)
-
         if not self.allowed:
             s.counters.refused_acl += 1
-            s._answer(q, error(q, 5), self.label, send, t0)
+            s._answer(q, error(q, 5), self.label, partial(self._answer, rid), t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, self.label, send, t0)
+                s._answer(q, out, self.label, partial(self._answer, rid), t0, self.client,
+                          True)
                 return
         self.inflight += 1
 

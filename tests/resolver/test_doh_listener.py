@@ -49,14 +49,17 @@ class RecordingTransport:
         return False
 
 
-def _connection():
+def _connection(cached: bytes | None = None):
+    """A connection whose server answers from ``cached`` (REFUSED to a client outside the
+    ACL, as this one is unless the test says otherwise); ``answers`` records each answer
+    with what the server's query log is given beside it (client address, cache hit)."""
     answers = []
     server = types.SimpleNamespace(
         cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
-        resolver=types.SimpleNamespace(limits=DEFAULT),
+        resolver=types.SimpleNamespace(limits=DEFAULT, resolve_cached=lambda q: cached),
         loop=types.SimpleNamespace(time=lambda: 0.0),
         counters=types.SimpleNamespace(refused_acl=0),
-        _answer=lambda q, out, label, send, t0, *a: (answers.append(out), send(out)))
+        _answer=lambda q, out, label, send, t0, *a: (answers.append((out, a)), send(out)))
     listener = types.SimpleNamespace(label="https", counts={})
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
@@ -121,3 +124,12 @@ def test_the_answers_of_one_read_leave_in_one_write_one_piece_each():
         events = client.receive_data(piece)
         ended += [e.stream_id for e in events if isinstance(e, h2.events.StreamEnded)]
     assert ended == [3, 5, 7]                      # one whole answer in each piece
+
+
+def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
+    conn, answers = _connection(cached=b"\x00" * 12)
+    conn.allowed, conn.client = True, "192.0.2.7"
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
