@@ -108,7 +108,9 @@ class H2Server:
     the body as it comes. An answer that fits the client's flow-control window goes out as
     one HEADERS and one DATA frame ending the stream; the rest waits in ``pending`` for
     window updates. The response headers are not validated again by h2: they are made
-    here, in the form HTTP/2 wants (lowercase names, no connection headers)."""
+    here, in the form HTTP/2 wants (lowercase names, no connection headers). The request
+    headers are validated but not normalized (h2's normalizing joins cookies, which DoH
+    does not read)."""
 
     version = "h2"
 
@@ -119,7 +121,7 @@ class H2Server:
         self.max_requests = max_requests
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False))
+            normalize_outbound_headers=False, normalize_inbound_headers=False))
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_head,
