@@ -1,7 +1,7 @@
 """resolver.daemon.doh without sockets: an h2 (or raw HTTP/1.1) client talks to H2Server /
 H1Server in memory. Stream resets past the request budget, streams taken before it ran out
-answered before GOAWAY, bodies over the limit, flow control on the answer, HTTP/1.1
-pipelining in order and its request budget."""
+answered before GOAWAY, bodies over the limit, an answer as one DATA frame ending its
+stream, flow control on the answer, HTTP/1.1 pipelining in order and its request budget."""
 from __future__ import annotations
 
 import dns.message
@@ -131,3 +131,19 @@ def test_streams_taken_before_the_budget_ran_out_are_answered_before_goaway():
     goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
     assert goaway[0].last_stream_id == 1
     assert goaway[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+
+
+def test_an_answer_within_the_window_is_one_data_frame_ending_the_stream():
+    server, client = pair()
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    ready, _ = exchange(server, client)
+    assert ready == [(1, Q)]
+    answer = dns.message.make_response(dns.message.from_wire(Q)).to_wire()
+    server.respond(1, answer)
+    events = client.receive_data(server.data_to_send())
+    [head] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+    assert dict(head.headers)[b"content-length"] == str(len(answer)).encode()
+    assert dict(head.headers)[b"cache-control"] == b"max-age=0"
+    [data] = [e for e in events if isinstance(e, h2.events.DataReceived)]
+    assert data.data == answer and data.stream_ended is not None
