@@ -162,8 +162,9 @@ class Limits:
     doh_max_streams: int = 100
 
     #: Requests (HTTP/2 streams or HTTP/1.1 requests) on one DoH connection; past it the
-    #: connection is ended (GOAWAY / Connection: close) and the client opens a new one. Bounds
-    #: the work a stream-reset flood (CVE-2023-44487) gets out of one connection.
+    #: connection is ended (GOAWAY once the streams taken are answered / Connection: close)
+    #: and the client opens a new one. Bounds the work a stream-reset flood (CVE-2023-44487)
+    #: gets out of one connection.
     doh_max_requests_per_connection: int = 10000
 
     #: Bytes of HTTP request head (request line and headers) accepted. A DoH request needs a

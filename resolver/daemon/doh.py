@@ -90,9 +90,11 @@ def min_ttl(answer: bytes) -> int | None:
 
 def answer_headers(answer: bytes) -> list[tuple[bytes, bytes]]:
     """The headers of a 200 response carrying ``answer``."""
-    ttl = min_ttl(answer)
-    return [(b"content-type", CONTENT_TYPE), (b"content-length", str(len(answer)).encode()),
-            (b"cache-control", b"max-age=%d" % (ttl or 0))]
+    return [_CONTENT_TYPE, (b"content-length", b"%d" % len(answer)),
+            (b"cache-control", b"max-age=%d" % (min_ttl(answer) or 0))]
+
+
+_CONTENT_TYPE = (b"content-type", CONTENT_TYPE)
 
 
 def _error_body(err: HTTPError) -> bytes:
@@ -100,7 +102,15 @@ def _error_body(err: HTTPError) -> bytes:
 
 
 class H2Server:
-    """One HTTP/2 connection's state (server side)."""
+    """One HTTP/2 connection's state (server side).
+
+    What a request needs (method, path, content type and length) is kept per open stream,
+    the body as it comes. An answer that fits the client's flow-control window goes out as
+    one HEADERS and one DATA frame ending the stream; the rest waits in ``pending`` for
+    window updates. The response headers are not validated again by h2: they are made
+    here, in the form HTTP/2 wants (lowercase names, no connection headers). The request
+    headers are validated but not normalized (h2's normalizing joins cookies, which DoH
+    does not read)."""
 
     version = "h2"
 
@@ -109,16 +119,20 @@ class H2Server:
         self.endpoint = endpoint
         self.max_size = max_size
         self.max_requests = max_requests
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None, validate_outbound_headers=False,
+            normalize_outbound_headers=False, normalize_inbound_headers=False))
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_head,
             h2.settings.SettingCodes.ENABLE_PUSH: 0})
         self.conn.initiate_connection()
-        self.streams: dict[int, dict] = {}     # open requests: headers, body so far
+        self.streams: dict[int, dict] = {}     # open requests: their headers (first of each)
+        self.bodies: dict[int, bytes] = {}     # the bodies of open requests, so far
         self.pending: dict[int, bytes] = {}    # response bodies waiting for flow control
         self.requests = 0
+        self.last_taken = 0                    # the last stream taken within max_requests
+        self.ending = False                    # max_requests reached: no more streams taken
         self.closing = False
         self.refused = 0                       # streams refused past max_requests
         self.errors: list[int] = []            # HTTP statuses answered here (for counting)
@@ -137,40 +151,43 @@ class H2Server:
         except h2.exceptions.ProtocolError:
             self._goaway(h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return []
-        ready = []
+        ready: list[tuple[int, bytes]] = []
         for ev in events:
             try:
-                self._event(ev, ready)
+                kind = type(ev)
+                if kind is _DATA:
+                    self._data(ev)
+                elif kind is _ENDED:
+                    sid = ev.stream_id
+                    if sid in self.streams:
+                        q = self._finish(sid)
+                        if q is not None:
+                            ready.append((sid, q))
+                elif kind is _REQUEST:
+                    self._request(ev)
+                elif kind is _RESET:
+                    self._forget(ev.stream_id)
+                elif kind is _WINDOW:
+                    if self.pending:
+                        self._flush_pending()
+                elif kind is _TERMINATED:
+                    self.closing = True
             except h2.exceptions.ProtocolError:
                 # The stream was reset by the client in the same read, or the connection is
                 # ending: what was owed on it is dropped.
-                sid = getattr(ev, "stream_id", None)
-                self.streams.pop(sid, None)
-                self.pending.pop(sid, None)
+                self._forget(getattr(ev, "stream_id", None))
+        self._end_if_done()
         return ready
 
-    def _event(self, ev, ready: list[tuple[int, bytes]]) -> None:
-        if isinstance(ev, h2.events.RequestReceived):
-            self._request(ev)
-        elif isinstance(ev, h2.events.DataReceived):
-            self._data(ev)
-        elif isinstance(ev, h2.events.StreamEnded):
-            sid = ev.stream_id
-            if sid in self.streams:
-                q = self._finish(sid)
-                if q is not None:
-                    ready.append((sid, q))
-        elif isinstance(ev, h2.events.StreamReset):
-            self.streams.pop(ev.stream_id, None)
-            self.pending.pop(ev.stream_id, None)
-        elif isinstance(ev, h2.events.WindowUpdated):
-            self._flush_pending()
-        elif isinstance(ev, h2.events.ConnectionTerminated):
-            self.closing = True
+    def _forget(self, sid) -> None:
+        self.streams.pop(sid, None)
+        self.bodies.pop(sid, None)
+        self.pending.pop(sid, None)
 
     def _goaway(self, code, last_stream_id: int | None = None) -> None:
         self.closing = True
         self.streams.clear()
+        self.bodies.clear()
         self.pending.clear()
         try:
             self.conn.close_connection(error_code=code, last_stream_id=last_stream_id)
@@ -181,16 +198,16 @@ class H2Server:
         sid = ev.stream_id
         self.requests += 1
         if self.requests > self.max_requests:
-            # Past the budget: the connection ends with GOAWAY naming the last stream taken;
-            # the client asks the rest again on a new connection.
+            # Past the budget: the stream is not taken. Once every stream taken is answered
+            # the connection ends with GOAWAY naming the last one, which tells the client
+            # that the later ones were not processed and may be asked again elsewhere
+            # (RFC 9113 6.8). h2 sends nothing after a GOAWAY, so it waits for those answers.
             self.refused += 1
-            if not self.closing:
-                self._goaway(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=sid - 2)
+            self.ending = True
             return
-        head = {}
-        for k, v in ev.headers:
-            head.setdefault(bytes(k), bytes(v))
-        self.streams[sid] = {"head": head, "body": bytearray()}
+        self.last_taken = sid
+        head = dict(reversed(ev.headers))      # the first of a repeated header counts
+        self.streams[sid] = head
         length = head.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_size:
             self._fail(sid, HTTPError(413, "query too large"))
@@ -198,20 +215,20 @@ class H2Server:
     def _data(self, ev) -> None:
         sid = ev.stream_id
         self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
-        st = self.streams.get(sid)
-        if st is None:
+        if sid not in self.streams:
             return
-        st["body"] += ev.data
-        if len(st["body"]) > self.max_size:
+        body = self.bodies.get(sid, b"") + ev.data
+        if len(body) > self.max_size:
             self._fail(sid, HTTPError(413, "query too large"))
+        else:
+            self.bodies[sid] = body
 
     def _finish(self, sid: int) -> bytes | None:
-        st = self.streams[sid]
-        head = st["head"]
+        head = self.streams[sid]
         try:
             return query_of(head.get(b":method", b""), head.get(b":path", b""),
-                            head.get(b"content-type"), bytes(st["body"]), self.endpoint,
-                            self.max_size)
+                            head.get(b"content-type"), self.bodies.pop(sid, b""),
+                            self.endpoint, self.max_size)
         except HTTPError as err:
             self._fail(sid, err)
             return None
@@ -220,6 +237,7 @@ class H2Server:
         """Answers ``err`` on a stream and forgets it (what more the client sends on it is
         dropped: the stream is reset if it is still sending)."""
         self.streams.pop(sid, None)
+        self.bodies.pop(sid, None)
         self.errors.append(err.status)
         body = _error_body(err)
         self.conn.send_headers(sid, [(b":status", str(err.status).encode()),
@@ -235,13 +253,22 @@ class H2Server:
     def respond(self, sid: int, answer: bytes) -> list[tuple[int, bytes]]:
         if self.streams.pop(sid, None) is None:
             return []                        # reset by the client meanwhile
+        conn = self.conn
         try:
-            self.conn.send_headers(sid, [(b":status", b"200"), *answer_headers(answer)])
+            conn.send_headers(sid, [_STATUS_200, *answer_headers(answer)])
+            conn.send_data(sid, answer, end_stream=True)
+        except (h2.exceptions.FlowControlError, h2.exceptions.FrameTooLargeError):
+            self.pending[sid] = answer       # more than the window or a frame takes
+            self._flush_pending()
         except h2.exceptions.ProtocolError:
             return []
-        self.pending[sid] = answer
-        self._flush_pending()
+        self._end_if_done()
         return []
+
+    def _end_if_done(self) -> None:
+        """Past the request budget with every stream taken answered: GOAWAY."""
+        if self.ending and not self.closing and not self.streams and not self.pending:
+            self._goaway(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=self.last_taken)
 
     def _flush_pending(self) -> None:
         for sid in list(self.pending):
@@ -255,8 +282,9 @@ class H2Server:
             size = self.conn.max_outbound_frame_size
             try:
                 for at in range(0, n, size):
-                    self.conn.send_data(sid, body[at:min(n, at + size)])
-                if n == len(body):
+                    end = min(n, at + size)
+                    self.conn.send_data(sid, body[at:end], end_stream=end == len(body))
+                if not body:
                     self.conn.end_stream(sid)
             except h2.exceptions.ProtocolError:
                 del self.pending[sid]
@@ -276,6 +304,15 @@ class H2Server:
 
     def data_to_send(self) -> bytes:
         return self.conn.data_to_send()
+
+
+_STATUS_200 = (b":status", b"200")
+_REQUEST = h2.events.RequestReceived
+_DATA = h2.events.DataReceived
+_ENDED = h2.events.StreamEnded
+_RESET = h2.events.StreamReset
+_WINDOW = h2.events.WindowUpdated
+_TERMINATED = h2.events.ConnectionTerminated
 
 
 class H1Server:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from functools import partial
 from typing import Any
 
 from resolver.daemon.doh import H2_PREFACE, H1Server, H2Server
@@ -46,6 +47,8 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.engine: H1Server | H2Server | None = None
         self.head = b""            # plain HTTP: the first bytes, until the version is known
         self.reading = True
+        self.sock = None           # the TCP socket, for TCP_QUICKACK
+        self.batch: list[bytes] | None = None    # during a read: its answers, to write
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -60,6 +63,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         cfg = self.server.cfg
         limits = self.server.resolver.limits
         endpoint = cfg.http_endpoint.encode()
+        self.sock = self.transport.get_extra_info("socket")
         if http2:
             self.engine = H2Server(endpoint, cfg.tcp_max_query, limits.doh_max_streams,
                                    limits.doh_max_requests_per_connection,
@@ -81,10 +85,15 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
                 return
             self._start(self.head[:n] == H2_PREFACE[:n])
             data, self.head = self.head, b""
-        ready = self.engine.receive(data)
-        if not ready:
-            self._acknowledge_now()
-        self._process(ready)
+        self.batch = []
+        try:
+            ready = self.engine.receive(data)
+            if not ready:
+                self._acknowledge_now()
+            self._take(ready)
+        finally:
+            batch, self.batch = self.batch, None
+        self._flush(batch)
 
     def _acknowledge_now(self) -> None:
         """A read that completed no request (a POST's head without its body, say): what came
@@ -93,30 +102,42 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         head is acknowledged, and Linux delays that acknowledgement up to 40 ms, so each
         such query would take 40 ms. TCP_QUICKACK lasts only until the kernel's next
         delayed-ACK decision, hence once per such read."""
-        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if sock is not None:
+        if self.sock is not None:
             try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             except OSError:
                 pass
 
     def eof_received(self) -> bool:
         if self.engine is not None and not self.closed:
-            self._process(self.engine.receive(b""))
+            self._take(self.engine.receive(b""))
+            self._flush()
         return False
 
-    def _process(self, ready: list[tuple[int, bytes]]) -> None:
-        for rid, q in ready:
-            self._count("requests")
-            self._query(rid, q)
-        self._flush()
+    def _take(self, ready: list[tuple[int, bytes]]) -> None:
+        """Asks the queries of complete requests."""
+        if ready:
+            counts = self.listener.counts
+            counts["requests"] = counts.get("requests", 0) + len(ready)
+            self.last = self.server.loop.time()
+            for rid, q in ready:
+                self._query(rid, q)
 
-    def _flush(self) -> None:
+    def _flush(self, batch: list[bytes] | None = None) -> None:
+        """Writes what the engine has to send after ``batch`` (the answers a read made), in
+        one call: on TLS one send, each answer its own record. A client may take one answer
+        per record it reads (dnsperf does, and with several in one record it waits for the
+        rest until the socket is readable again)."""
         engine = self.engine
         if self.closed or engine is None:
             return
         out = engine.data_to_send()
-        if out:
+        if batch:
+            if out:
+                batch.append(out)
+            self.transport.writelines(batch)
+            self.last = self.server.loop.time()
+        elif out:
             self.transport.write(out)
             self.last = self.server.loop.time()
         for status in engine.errors:
@@ -137,19 +158,15 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
     def _query(self, rid: int, q: bytes) -> None:
         s = self.server
         t0 = time.monotonic()
-        self.last = s.loop.time()
-
-        def send(out: bytes) -> None:
-            self._answer(rid, out)
-
         if not self.allowed:
             s.counters.refused_acl += 1
-            s._answer(q, error(q, 5), self.label, send, t0)
+            s._answer(q, error(q, 5), self.label, partial(self._answer, rid), t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, self.label, send, t0)
+                s._answer(q, out, self.label, partial(self._answer, rid), t0, self.client,
+                          True)
                 return
         self.inflight += 1
 
@@ -164,10 +181,21 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self._answer(rid, error(q, 2))
 
     def _answer(self, rid: int, out: bytes | None) -> None:
-        if self.closed or self.engine is None or out is None:
+        """Answers request ``rid``: at once when it comes later than the read that asked
+        it (a resolution), else with the read's other answers."""
+        engine = self.engine
+        if self.closed or engine is None or out is None:
             return
         self._count("status_200")
-        self._process(self.engine.respond(rid, out))
+        ready = engine.respond(rid, out)
+        if self.batch is None:
+            self._take(ready)
+            self._flush()
+        else:
+            out = engine.data_to_send()
+            if out:
+                self.batch.append(out)
+            self._take(ready)
 
     def _count(self, key: str) -> None:
         """Counts one event in the listener's figures (connections, requests, statuses)."""

@@ -1,11 +1,13 @@
 """resolver.daemon.doh without sockets: an h2 (or raw HTTP/1.1) client talks to H2Server /
-H1Server in memory. Stream resets past the request budget, bodies over the limit, flow
-control on the answer, HTTP/1.1 pipelining in order and its request budget."""
+H1Server in memory. Stream resets past the request budget, streams taken before it ran out
+answered before GOAWAY, bodies over the limit, an answer as one DATA frame ending its
+stream, flow control on the answer, HTTP/1.1 pipelining in order and its request budget."""
 from __future__ import annotations
 
 import dns.message
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.settings
 
@@ -103,3 +105,45 @@ def test_http11_pipelined_requests_answered_in_order_within_the_budget():
     out = server.data_to_send()
     assert out.count(b"HTTP/1.1 200") == 2 and out.index(b"AAAA") < out.index(b"BBBB")
     assert b"connection: close" in out.lower() and server.closing
+
+
+def test_streams_taken_before_the_budget_ran_out_are_answered_before_goaway():
+    # Stream 1's head comes in the same read as a whole stream 3, past a budget of one
+    # request: 3 is not taken, 1 (taken) is still answered, and only then does GOAWAY
+    # name it as the last stream processed.
+    server, client = pair(max_requests=1)
+    client.send_headers(1, headers())
+    client.send_headers(3, headers())
+    client.send_data(3, Q, end_stream=True)
+    ready, events = exchange(server, client)
+    assert ready == [] and server.refused == 1 and not server.closing
+    assert not any(isinstance(e, (h2.events.ConnectionTerminated, h2.events.StreamReset))
+                   for e in events)
+    client.send_data(1, Q, end_stream=True)
+    ready, _ = exchange(server, client)
+    assert ready == [(1, Q)]
+    server.respond(1, b"A" * 12)
+    assert server.closing
+    events = client.receive_data(server.data_to_send())
+    kinds = [type(e) for e in events]
+    assert [e.stream_id for e in events if isinstance(e, h2.events.ResponseReceived)] == [1]
+    assert kinds.index(h2.events.StreamEnded) < kinds.index(h2.events.ConnectionTerminated)
+    goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert goaway[0].last_stream_id == 1
+    assert goaway[0].error_code == h2.errors.ErrorCodes.NO_ERROR
+
+
+def test_an_answer_within_the_window_is_one_data_frame_ending_the_stream():
+    server, client = pair()
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    ready, _ = exchange(server, client)
+    assert ready == [(1, Q)]
+    answer = dns.message.make_response(dns.message.from_wire(Q)).to_wire()
+    server.respond(1, answer)
+    events = client.receive_data(server.data_to_send())
+    [head] = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+    assert dict(head.headers)[b"content-length"] == str(len(answer)).encode()
+    assert dict(head.headers)[b"cache-control"] == b"max-age=0"
+    [data] = [e for e in events if isinstance(e, h2.events.DataReceived)]
+    assert data.data == answer and data.stream_ended is not None

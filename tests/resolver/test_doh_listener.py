@@ -1,7 +1,10 @@
-"""The DoH listener acknowledges at once a read that completed no request (a POST's HEADERS
-before its DATA): clients that write the two apart with Nagle's algorithm on would otherwise
-wait for Linux's delayed acknowledgement, 40 ms per query. Checked at the socket boundary
-with a recording transport: a timing would be the machine's, not the listener's."""
+"""The DoH listener at the socket boundary, with a recording transport (a timing would be
+the machine's, not the listener's).
+
+It acknowledges at once a read that completed no request (a POST's HEADERS before its
+DATA): clients that write the two apart with Nagle's algorithm on would otherwise wait for
+Linux's delayed acknowledgement, 40 ms per query. The answers one read makes leave in one
+write, each answer a piece of its own (on TLS, its own record)."""
 from __future__ import annotations
 
 import socket
@@ -10,6 +13,7 @@ import types
 import dns.message
 import h2.config
 import h2.connection
+import h2.events
 
 from resolver.daemon.doh_listener import HTTPConnection
 from resolver.limits import DEFAULT
@@ -27,25 +31,35 @@ class RecordingTransport:
     def __init__(self) -> None:
         self.sock = RecordingSocket()
         self.sent = bytearray()
+        self.writes: list[list[bytes]] = []
 
     def get_extra_info(self, name, default=None):
         return self.sock if name == "socket" else default
 
     def write(self, data: bytes) -> None:
+        self.writes.append([data])
         self.sent += data
+
+    def writelines(self, chunks) -> None:
+        self.writes.append(list(chunks))
+        for data in chunks:
+            self.sent += data
 
     def is_closing(self) -> bool:
         return False
 
 
-def _connection():
+def _connection(cached: bytes | None = None):
+    """A connection whose server answers from ``cached`` (REFUSED to a client outside the
+    ACL, as this one is unless the test says otherwise); ``answers`` records each answer
+    with what the server's query log is given beside it (client address, cache hit)."""
     answers = []
     server = types.SimpleNamespace(
         cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
-        resolver=types.SimpleNamespace(limits=DEFAULT),
+        resolver=types.SimpleNamespace(limits=DEFAULT, resolve_cached=lambda q: cached),
         loop=types.SimpleNamespace(time=lambda: 0.0),
         counters=types.SimpleNamespace(refused_acl=0),
-        _answer=lambda q, out, label, send, t0, *a: (answers.append(out), send(out)))
+        _answer=lambda q, out, label, send, t0, *a: (answers.append((out, a)), send(out)))
     listener = types.SimpleNamespace(label="https", counts={})
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
@@ -88,3 +102,34 @@ def test_a_whole_request_in_one_read_needs_no_early_acknowledgement():
     conn.data_received(client.data_to_send())
     assert len(answers) == 1
     assert conn.transport.sock.options == []
+
+
+def test_the_answers_of_one_read_leave_in_one_write_one_piece_each():
+    conn, answers = _connection()
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())          # the connection's start, one answer
+    client.receive_data(bytes(conn.transport.sent))
+    conn.transport.writes.clear()
+    for sid in (3, 5, 7):
+        client.send_headers(sid, [(":method", "POST"), (":path", "/dns-query"),
+                                  (":scheme", "https"), (":authority", "dns.test"),
+                                  ("content-type", "application/dns-message")])
+        client.send_data(sid, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert len(answers) == 4
+    [pieces] = conn.transport.writes
+    ended = []
+    for piece in pieces[:3]:
+        events = client.receive_data(piece)
+        ended += [e.stream_id for e in events if isinstance(e, h2.events.StreamEnded)]
+    assert ended == [3, 5, 7]                      # one whole answer in each piece
+
+
+def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
+    conn, answers = _connection(cached=b"\x00" * 12)
+    conn.allowed, conn.client = True, "192.0.2.7"
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
