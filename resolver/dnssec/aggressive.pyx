@@ -215,13 +215,13 @@ class NsecCache:
         m = self._matching(z, name, now)
         if m is not None:
             nsec, recs, exp = m
-            if denial._nodata_types_ok(nsec.types, qtype, name):
+            if denial.nodata_types_ok(nsec.types, qtype, name):
                 return self._negative(z, "nodata", recs, exp, now)
             return None
         cov = self._covering(z, name, now)
         if cov is None:
             return None
-        ce = denial._nsec_ce(cov[0], name)
+        ce = denial.nsec_closest_encloser(cov[0], name)
         wc = denial.wildcard_of(ce)
         wm = self._matching(z, wc, now)
         if wm is not None:                      # a wildcard exists: it answers
@@ -232,7 +232,7 @@ class NsecCache:
                 exp = min(got[1], cov[2])
                 return "answer", self._with_ttl(cov[1], exp, now), self._with_ttl(
                     got[0], exp, now)
-            if denial._nodata_types_ok(wm[0].types, qtype, wc):
+            if denial.nodata_types_ok(wm[0].types, qtype, wc):
                 recs = cov[1] + (wm[1] if wm[1] is not cov[1] else [])
                 return self._negative(z, "nodata", recs, min(cov[2], wm[2]), now)
             return None
@@ -256,7 +256,7 @@ class NsecCache:
             chain.append(parent(chain[-1]))
         m = self._match3(z, h(name), now)
         if m is not None:
-            if denial._nodata_types_ok(m[0].types, qtype, name):
+            if denial.nodata_types_ok(m[0].types, qtype, name):
                 return self._negative(z, "nodata", m[1], m[2], now)
             return None
         for i in range(1, len(chain)):
@@ -278,7 +278,7 @@ class NsecCache:
             wch = h(denial.wildcard_of(ce))
             wm = self._match3(z, wch, now)
             if wm is not None:
-                if qtype not in wm[0].types and denial._nodata_types_ok(
+                if qtype not in wm[0].types and denial.nodata_types_ok(
                         wm[0].types, qtype, denial.wildcard_of(ce)):
                     recs = _distinct(cem[1], cov[1], wm[1])
                     return self._negative(z, "nodata", recs, min(cem[2], cov[2], wm[2]), now)

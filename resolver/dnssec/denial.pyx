@@ -109,7 +109,9 @@ def _nsec_cover(nsecs: list[Nsec], name: bytes) -> Nsec | None:
     return None
 
 
-def _nsec_ce(n: Nsec, name: bytes) -> bytes:
+def nsec_closest_encloser(n: Nsec, name: bytes) -> bytes:
+    """The closest encloser of ``name`` that the NSEC ``n`` covering it shows: the longer of
+    the names ``name`` shares with the NSEC's owner and with its next name."""
     a, b = common_ancestor(name, n.owner), common_ancestor(name, n.next)
     return a if len(a) >= len(b) else b
 
@@ -118,7 +120,7 @@ def nsec_nxdomain(nsecs: list[Nsec], name: bytes) -> int:
     n = _nsec_cover(nsecs, name)
     if n is None:
         raise Bogus("no NSEC proves the name does not exist", EDE_NSEC_MISSING)
-    wc = wildcard_of(_nsec_ce(n, name))
+    wc = wildcard_of(nsec_closest_encloser(n, name))
     if any(x.matches(wc) for x in nsecs):
         raise Bogus("NXDOMAIN but the NSEC shows a wildcard that should have matched")
     if _nsec_cover(nsecs, wc) is None:
@@ -126,7 +128,9 @@ def nsec_nxdomain(nsecs: list[Nsec], name: bytes) -> int:
     return SECURE
 
 
-def _nodata_types_ok(types: set[int], qtype: int, name: bytes) -> bool:
+def nodata_types_ok(types: set[int], qtype: int, name: bytes) -> bool:
+    """Whether an NSEC at ``name`` with the type bitmap ``types`` denies ``qtype`` there: the
+    type and CNAME absent, and the NSEC from the side of the zone cut that owns the type."""
     if qtype in types or CNAME in types:
         return False
     if qtype == DS:
@@ -137,7 +141,7 @@ def _nodata_types_ok(types: set[int], qtype: int, name: bytes) -> bool:
 def nsec_nodata(nsecs: list[Nsec], name: bytes, qtype: int) -> int:
     for n in nsecs:
         if n.matches(name):
-            if not _nodata_types_ok(n.types, qtype, name):
+            if not nodata_types_ok(n.types, qtype, name):
                 raise Bogus("the NSEC for the name lists the type asked or a CNAME")
             return SECURE
     for n in nsecs:        # empty non-terminal: the next name lies below the name asked
@@ -145,9 +149,9 @@ def nsec_nodata(nsecs: list[Nsec], name: bytes, qtype: int) -> int:
             return SECURE
     n = _nsec_cover(nsecs, name)
     if n is not None:      # wildcard NODATA
-        wc = wildcard_of(_nsec_ce(n, name))
+        wc = wildcard_of(nsec_closest_encloser(n, name))
         for x in nsecs:
-            if x.matches(wc) and _nodata_types_ok(x.types, qtype, wc):
+            if x.matches(wc) and nodata_types_ok(x.types, qtype, wc):
                 return SECURE
     raise Bogus("no NSEC proves there is no data of this type", EDE_NSEC_MISSING)
 
@@ -285,14 +289,14 @@ class Nsec3Proof:
             return INSECURE
         m = self.match(name)
         if m is not None:
-            if not _nodata_types_ok(m.types, qtype, name):
+            if not nodata_types_ok(m.types, qtype, name):
                 raise Bogus("the NSEC3 for the name lists the type asked or a CNAME")
             return SECURE
         ce, nc, cov = self.closest_encloser(name, strict=False)
         if qtype == DS and cov is not None and cov.flags & OPT_OUT:
             return INSECURE
         w = self.match(wildcard_of(ce))
-        if w is not None and _nodata_types_ok(w.types, qtype, wildcard_of(ce)):
+        if w is not None and nodata_types_ok(w.types, qtype, wildcard_of(ce)):
             return SECURE
         raise Bogus("no NSEC3 proves there is no data of this type", EDE_NSEC_MISSING)
 
