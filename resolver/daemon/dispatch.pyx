@@ -207,7 +207,8 @@ cdef class Dispatch:
         send.listener, send.addr = listener, addr
         self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
-    def _miss(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
+    def dispatch(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
+        """The listeners' way to pass on a query the cache did not answer: see ``miss``."""
         return self.miss(q, addr, transport, send, t0, busy)
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
@@ -346,8 +347,10 @@ cdef class Dispatch:
                 self.answer(q, out, transport, send, t0, client, False, m.qtype,
                             m.edns_payload if m.edns_payload > 512 else 512)
 
-    def _answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
-                bint hit=False) -> None:
+    def send_answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
+                    bint hit=False) -> None:
+        """The listeners' way to answer ``q`` with ``out`` (a hit, an error): counted, logged
+        and sent as every answer is."""
         self.answer(q, out, transport, send, t0, client, hit)
 
     cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
@@ -364,7 +367,8 @@ cdef class Dispatch:
             self.query_log(client, q, out, transport, seconds, hit)
         send(out)
 
-    def _truncate_udp(self, bytes out, bytes q) -> bytes:
+    def truncate_for_udp(self, bytes out, bytes q) -> bytes:
+        """``out`` as a UDP answer to ``q``: truncated (TC) past the client's EDNS size."""
         return self.truncate_udp(out, q, -1)
 
     cdef bytes truncate_udp(self, bytes out, bytes q, Py_ssize_t limit):

@@ -160,12 +160,12 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         t0 = time.monotonic()
         if not self.allowed:
             s.counters.refused_acl += 1
-            s._answer(q, error(q, 5), self.label, partial(self._answer, rid), t0, self.client)
+            s.send_answer(q, error(q, 5), self.label, partial(self._answer, rid), t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, self.label, partial(self._answer, rid), t0, self.client,
+                s.send_answer(q, out, self.label, partial(self._answer, rid), t0, self.client,
                           True)
                 return
         self.inflight += 1
@@ -174,7 +174,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self.inflight -= 1
             self._answer(rid, out)
 
-        if not s._miss(q, self.peer, self.label, done, t0):
+        if not s.dispatch(q, self.peer, self.label, done, t0):
             # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
             # not a hang.
             self.inflight -= 1

@@ -140,7 +140,7 @@ class Server(Dispatch):
             return
         c = self.counters
         if (q[2] & 0x79) == 0 and self.allowed(addr):
-            self._miss(q, addr, "udp", send, time.monotonic())     # RD clear: dispatch's rules
+            self.dispatch(q, addr, "udp", send, time.monotonic())     # RD clear: dispatch's rules
             return
         if not self.allowed(addr):
             c.refused_acl += 1              # outside the ACL
@@ -151,13 +151,13 @@ class Server(Dispatch):
             return
         out = self.resolver.resolve_cached(q)
         if out is not None:
-            out = self._truncate_udp(out, q)
+            out = self.truncate_for_udp(out, q)
             c.answered("udp", out, qtype_of(q), 0.0)
             if self.query_log is not None:
                 self.query_log(addr[0], q, out, "udp", 0.0, True)
             send(out)
             return
-        self._miss(q, addr, "udp", send, time.monotonic())
+        self.dispatch(q, addr, "udp", send, time.monotonic())
 
     # ---- management -----------------------------------------------------------------------
     def admit(self, conn) -> bool:
@@ -558,15 +558,15 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         t0 = time.monotonic()
         if not self.allowed:
             c.refused_acl += 1
-            s._answer(q, error(q, 5), self.label, self._send, t0, self.client)
+            s.send_answer(q, error(q, 5), self.label, self._send, t0, self.client)
             return
         if q[2] & 0x01 and not q[2] & 0x78:
             out = s.resolver.resolve_cached(q)
             if out is not None:
-                s._answer(q, out, self.label, self._send, t0, self.client, True)
+                s.send_answer(q, out, self.label, self._send, t0, self.client, True)
                 return
         self.inflight += 1
-        if not s._miss(q, self.peer, self.label, self._send_done, t0):
+        if not s.dispatch(q, self.peer, self.label, self._send_done, t0):
             self._one_done()
 
     def _send(self, out: bytes) -> None:

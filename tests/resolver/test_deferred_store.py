@@ -54,7 +54,7 @@ def _ask(s, name: str, rdtype: str = "A"):
         seen.append(_entry(s.resolver, name, q.question[0].rdtype))
         fut.set_result(dns.message.from_wire(out))
 
-    assert s._miss(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
+    assert s.dispatch(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
     return fut, seen
 
 

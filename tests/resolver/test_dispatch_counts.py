@@ -46,9 +46,9 @@ def test_a_new_config_sets_the_limits_the_miss_path_reads():
     d = Dispatch(cfg, _Engine(out))
     q = dns.message.make_query("big.example.", "TXT", use_edns=0, payload=4096).to_wire()
     sent: list[bytes] = []
-    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
     assert sent[-1] == out and d.counters.truncated == 0
     d.cfg = build(None, {"listen": ["127.0.0.1:5300"], "max_udp_size": 600})
     assert d.cfg.max_udp_size == 600
-    assert d._miss(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
     assert len(sent[-1]) <= 600 and sent[-1][2] & 0x02 and d.counters.truncated == 1

@@ -59,7 +59,7 @@ def _connection(cached: bytes | None = None):
         resolver=types.SimpleNamespace(limits=DEFAULT, resolve_cached=lambda q: cached),
         loop=types.SimpleNamespace(time=lambda: 0.0),
         counters=types.SimpleNamespace(refused_acl=0),
-        _answer=lambda q, out, label, send, t0, *a: (answers.append((out, a)), send(out)))
+        send_answer=lambda q, out, label, send, t0, *a: (answers.append((out, a)), send(out)))
     listener = types.SimpleNamespace(label="https", counts={})
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False

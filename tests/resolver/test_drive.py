@@ -42,7 +42,7 @@ def _ask(s: Server, name: str, qid: int, rdtype: str = "A") -> asyncio.Future:
         if not fut.done():
             fut.set_result(out)
 
-    assert s._miss(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
+    assert s.dispatch(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
     return fut
 
 
@@ -207,7 +207,7 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
             at_send.append(rrsets.get(name, 1, 1, time.monotonic()))
             fut.set_result(out)
 
-        assert s._miss(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
+        assert s.dispatch(q.to_wire(), ("127.0.0.1", 5353), "udp", send, time.monotonic())
         out = dns.message.from_wire(await fut)
         assert out.rcode() == dns.rcode.NOERROR and out.answer
         if loop_kind.startswith("corenet"):
