@@ -16,6 +16,9 @@ cdef class ByteLRU:
     cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
     cdef public Py_ssize_t max_bytes, bytes, evictions
     cdef public object _on_evict
+    # rrset keys only (else None): lower-cased owner -> how many keys it has, all types,
+    # and owner -> how many NXDOMAIN keys it has (one per class)
+    cdef readonly dict names, nx_names
 
 
 cdef class LRUStore:
@@ -50,4 +53,5 @@ cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
 cdef object dict_get(object data, object key)
 cdef object lru_get(object data, object key)
+cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
 cdef int lru_touch(object data, object key) except -1

@@ -25,6 +25,7 @@ from resolver.wire.codec cimport MsgEntry, msg_entry
 
 #: key type for "this name does not exist"
 NXDOMAIN_TYPE = -1
+cdef int NXDOMAIN_KEY = NXDOMAIN_TYPE
 
 # OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
 # path reads and updates its LRUs a dozen times per query.
@@ -52,6 +53,37 @@ cdef object lru_get(object data, object key):
     if v is not None:
         _move_to_end(data, key)
     return v
+
+
+cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
+    """The rrset LRU's entry for (``lname``, ``rdtype``, ``rdclass``), moved to the most
+    recent end, or None; ``lname`` is lower-cased. An owner the LRU holds no key of (or,
+    for NXDOMAIN_TYPE, no NXDOMAIN key of) is answered from the name index, without a key
+    tuple: most look-ups of a miss are for names the cache does not hold."""
+    cdef dict index = lru.nx_names if rdtype == NXDOMAIN_KEY else lru.names
+    if dict_get(index, lname) is None:
+        return None
+    return lru_get(lru.data, (lname, rdtype, rdclass))
+
+
+cdef int _count(dict index, object name, int delta) except -1:
+    """Adds ``delta`` to ``index[name]``, removing the name when it reaches 0."""
+    n = dict_get(index, name)
+    cdef Py_ssize_t c = (0 if n is None else <Py_ssize_t>n) + delta
+    if c:
+        index[name] = c
+    else:
+        del index[name]
+    return 0
+
+
+cdef inline int _index(ByteLRU lru, object key, int delta) except -1:
+    """Counts rrset key ``key`` into (``delta`` 1) or out of (-1) the LRU's name index."""
+    if lru.names is not None:
+        _count(lru.names, key[0], delta)
+        if key[1] == NXDOMAIN_KEY:
+            _count(lru.nx_names, key[0], delta)
+    return 0
 
 
 cdef tuple untrack(tuple t):
@@ -160,6 +192,7 @@ cdef enum:
     TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
     KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
+    NAME_SLOT = 48      # the name index's share per rrset key (ByteLRU.names)
 
 
 cdef inline Py_ssize_t _bytes_cost(object b):
@@ -191,10 +224,10 @@ cdef Py_ssize_t _size(bytes name, tuple rdatas, tuple rrsigs, tuple soa, tuple p
 
 cdef Py_ssize_t _key_cost(object key):
     """What a key of the LRU holds beyond its value: a message key is a bytes object, an
-    rrset key a tuple with its own lower-cased name."""
+    rrset key a tuple with its own lower-cased name, counted in the name index."""
     if type(key) is bytes:
         return LRU_SLOT + _bytes_cost(key)
-    return LRU_SLOT + KEY_TUPLE + _bytes_cost(key[0])
+    return LRU_SLOT + KEY_TUPLE + NAME_SLOT + _bytes_cost(key[0])
 
 
 cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
@@ -232,14 +265,19 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
 
 cdef class ByteLRU:
     """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
-    map itself hold per key."""
+    map itself hold per key. With ``index_names`` its keys are rrset keys (lower-cased
+    owner, type, class) and it keeps them counted by owner in ``names`` and, for
+    NXDOMAIN_TYPE keys, in ``nx_names``: which names it holds anything for."""
 
-    def __init__(self, max_bytes, on_evict=None):
+    def __init__(self, max_bytes, on_evict=None, index_names=False):
         self.max_bytes = max(0, int(max_bytes))
         self.data = OrderedDict()
         self.bytes = 0
         self.evictions = 0
         self._on_evict = on_evict
+        if index_names:
+            self.names = {}
+            self.nx_names = {}
 
     def __len__(self):
         return len(self.data)
@@ -260,10 +298,14 @@ cdef class ByteLRU:
         old = self.data.pop(key, None)
         if old is not None:
             self.bytes -= old.size + _key_cost(key)
+            _index(self, key, -1)
 
     def clear(self):
         self.data.clear()
         self.bytes = 0
+        if self.names is not None:
+            self.names.clear()
+            self.nx_names.clear()
 
 
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
@@ -278,12 +320,17 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     size += kc
     cdef Py_ssize_t max_bytes = lru.max_bytes
     if size > max_bytes:
+        if old is not None:
+            _index(lru, key, -1)
         return
     data[key] = value
     lru.bytes += size
+    if old is None:
+        _index(lru, key, 1)
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
         lru.bytes -= v.size + _key_cost(k)
+        _index(lru, k, -1)
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
@@ -366,7 +413,7 @@ cdef class LRUStore:
     clamp with (as C fields)."""
 
     def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
-        self.lru = ByteLRU(max_bytes)
+        self.lru = ByteLRU(max_bytes, index_names=isinstance(self, RRsetCache))
         self.lv = limit_values(limits)
 
     @property
@@ -388,10 +435,10 @@ cdef class RRsetCache(LRUStore):
             ttl = min(ttl, self.lv.max_negative_ttl)
         return min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
 
-    def get(self, bytes name, rdtype, rdclass, double now, bint stale_ok=False):
+    def get(self, bytes name, int rdtype, int rdclass, double now, bint stale_ok=False):
         """The entry, marked recently used; None when missing or expired (unless
         ``stale_ok`` and still within the serve-stale window)."""
-        cdef RRsetEntry e = lru_get(self.lru.data, (lower(name), rdtype, rdclass))
+        cdef RRsetEntry e = rrset_get(self.lru, lower(name), rdtype, rdclass)
         if e is None:
             return None
         if e.expires < now:

@@ -10,7 +10,7 @@ from types import GeneratorType
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values, read_clock
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
-                                failure, keep_proofs, lru_get, store_records)
+                                failure, keep_proofs, rrset_get, store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_XDECREF
 
@@ -252,7 +252,7 @@ cdef class Iterator:
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
         """``RRsetCache.get`` (fresh entries only), without the method call."""
-        cdef RRsetEntry e = lru_get(self._rrdata, (lower(name), rdtype, self.qclass))
+        cdef RRsetEntry e = rrset_get(self._rrsets.lru, lower(name), rdtype, self.qclass)
         if e is None or e.expires < now:
             return None
         return e
