@@ -6,6 +6,7 @@ cdef class RRsetEntry:
     cdef public object name, rdtype, rdclass, ttl, expires, rank, negative, addrs
     cdef public tuple rdatas, rrsigs, soa
     cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
+    cdef public bint referenced         # read since it was stored or last spared (ByteLRU)
     cpdef list negative_records(self, double now)
     cpdef list proof_records(self, double now)
     cpdef list records(self, double now)
@@ -52,6 +53,5 @@ cpdef object failure(Cache cache, object key, double now)
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
 cdef object dict_get(object data, object key)
-cdef object lru_get(object data, object key)
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
 cdef int lru_touch(object data, object key) except -1

@@ -47,23 +47,18 @@ cdef int lru_touch(object data, object key) except -1:
     return 0
 
 
-cdef object lru_get(object data, object key):
-    """``data.get(key)``, moved to the most recent end when found."""
-    v = dict_get(data, key)
-    if v is not None:
-        _move_to_end(data, key)
-    return v
-
-
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
-    """The rrset LRU's entry for (``lname``, ``rdtype``, ``rdclass``), moved to the most
-    recent end, or None; ``lname`` is lower-cased. An owner the LRU holds no key of (or,
+    """The rrset LRU's entry for (``lname``, ``rdtype``, ``rdclass``), marked
+    ``referenced``, or None; ``lname`` is lower-cased. An owner the LRU holds no key of (or,
     for NXDOMAIN_TYPE, no NXDOMAIN key of) is answered from the name index, without a key
     tuple: most look-ups of a miss are for names the cache does not hold."""
     cdef dict index = lru.nx_names if rdtype == NXDOMAIN_KEY else lru.names
     if dict_get(index, lname) is None:
         return None
-    return lru_get(lru.data, (lname, rdtype, rdclass))
+    cdef RRsetEntry e = dict_get(lru.data, (lname, rdtype, rdclass))
+    if e is not None:
+        e.referenced = True
+    return e
 
 
 cdef int _count(dict index, object name, int delta) except -1:
@@ -244,7 +239,7 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
         return False
     if size < 0:
         size = entry.size
-    lru_put(lru, key, entry, size)
+    _put(lru, key, old, entry, size)
     return True
 
 
@@ -265,9 +260,14 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
 
 cdef class ByteLRU:
     """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
-    map itself hold per key. With ``index_names`` its keys are rrset keys (lower-cased
-    owner, type, class) and it keeps them counted by owner in ``names`` and, for
-    NXDOMAIN_TYPE keys, in ``nx_names``: which names it holds anything for."""
+    map itself hold per key.
+
+    With ``index_names`` it holds the rrset cache: its keys are rrset keys (lower-cased
+    owner, type, class), counted by owner in ``names`` and, for NXDOMAIN_TYPE keys, in
+    ``nx_names`` (which names it holds anything for), and its values RRsetEntry. Reading an
+    entry (``rrset_get``) marks it ``referenced`` rather than moving it: an entry due for
+    eviction that was read since it was stored is spared once, moved to the recent end with
+    its mark cleared (second chance, or CLOCK), so a hit costs no reordering."""
 
     def __init__(self, max_bytes, on_evict=None, index_names=False):
         self.max_bytes = max(0, int(max_bytes))
@@ -311,8 +311,12 @@ cdef class ByteLRU:
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size``: a value larger than the whole bound is not
     kept; older ones are evicted until the bytes fit."""
+    _put(lru, key, dict_get(lru.data, key), value, size)
+
+
+cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size) except -1:
+    """``lru_put`` given what ``key`` holds now (``old``, or None)."""
     data = lru.data
-    old = dict_get(data, key)
     cdef Py_ssize_t kc = _key_cost(key)
     if old is not None:
         _od_pop(data, key)
@@ -322,18 +326,23 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     if size > max_bytes:
         if old is not None:
             _index(lru, key, -1)
-        return
+        return 0
     data[key] = value
     lru.bytes += size
     if old is None:
         _index(lru, key, 1)
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
+        if lru.names is not None and (<RRsetEntry>v).referenced:
+            (<RRsetEntry>v).referenced = False      # read since: a second chance
+            data[k] = v
+            continue
         lru.bytes -= v.size + _key_cost(k)
         _index(lru, k, -1)
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
+    return 0
 
 
 cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,

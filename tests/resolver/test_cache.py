@@ -160,6 +160,25 @@ def test_rrset_name_index_follows_every_store_eviction_and_removal():
     assert lru.names == {} and lru.nx_names == {}
 
 
+def test_rrset_cache_spares_an_entry_read_since_it_was_stored():
+    """Second chance: a read marks the entry instead of reordering the LRU, and the
+    eviction that reaches a marked entry moves it to the recent end instead."""
+    probe = C.RRsetCache(1 << 20)
+    probe.store(rrset_entry("h0.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    per = probe.lru.bytes
+    rc = C.RRsetCache(4 * per + per // 2)
+    for k in range(4):
+        rc.store(rrset_entry(f"h{k}.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    assert rc.get(W("h0.example."), 1, 1, 0.0).referenced
+    assert not rc.lru.data[(W("h1.example."), 1, 1)].referenced
+    rc.store(rrset_entry("h4.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    owners = [k[0] for k in rc.lru.data]
+    assert owners == [W(f"h{k}.example.") for k in (2, 3, 4, 0)]
+    assert not rc.lru.data[(W("h0.example."), 1, 1)].referenced
+    rc.store(rrset_entry("h5.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    assert W("h2.example.") not in rc.lru.names and W("h0.example.") in rc.lru.names
+
+
 def test_stale_entries_only_within_the_window():
     rc = C.RRsetCache(1 << 20, Limits(stale_window=100))
     rc.store(rrset_entry("a.example.", 1, C.AUTH_ANSWER, [b"\x01\x01\x01\x01"]))
