@@ -376,21 +376,23 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
     """``RRsetCache.store_records``: groups record tuples into rrsets (one TTL each, the
     smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
     cdef dict groups = group(records)
-    cdef dict sigs = {}
-    cdef list rdatas, mine
+    cdef dict sigs = None
+    cdef list rdatas
     cdef bytes owner
     cdef RRsetEntry entry
-    for rec in rrsigs:
-        rd = rec[4]
-        if len(rd) >= 2:
-            covered = (rd[0] << 8) | rd[1]
-            sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
-    lo, hi = rrcache.lv.min_ttl, rrcache.lv.max_ttl
+    cdef long long lo = rrcache.lv.min_ttl, hi = rrcache.lv.max_ttl, ttl
+    if rrsigs:
+        sigs = {}
+        for rec in rrsigs:
+            rd = rec[4]
+            if len(rd) >= 2:
+                covered = (rd[0] << 8) | rd[1]
+                sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
     for key, g in groups.items():
         owner, ttl, rdatas = g
         ttl = min(max(ttl, lo), hi)
-        mine = sigs.get(key, []) if sigs else []
-        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
+        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas,
+                       dict_get(sigs, key) if sigs else None)
         store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
 
 
