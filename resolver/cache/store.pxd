@@ -7,6 +7,7 @@ cdef class RRsetEntry:
     cdef public tuple rdatas, rrsigs, soa
     cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
     cdef public bint referenced         # read since it was stored or last spared (ByteLRU)
+    cdef readonly RRsetEntry sibling    # the next entry of its owner in ByteLRU.names
     cpdef list negative_records(self, double now)
     cpdef list proof_records(self, double now)
     cpdef list records(self, double now)
@@ -17,9 +18,9 @@ cdef class ByteLRU:
     cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
     cdef public Py_ssize_t max_bytes, bytes, evictions
     cdef public object _on_evict
-    # rrset keys only (else None): lower-cased owner -> how many keys it has, all types,
-    # and owner -> how many NXDOMAIN keys it has (one per class)
-    cdef readonly dict names, nx_names
+    # the rrset cache's only (else None): lower-cased owner -> its entries, chained by
+    # RRsetEntry.sibling
+    cdef readonly dict names
 
 
 cdef class LRUStore:

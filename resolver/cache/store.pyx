@@ -25,7 +25,6 @@ from resolver.wire.codec cimport MsgEntry, msg_entry
 
 #: key type for "this name does not exist"
 NXDOMAIN_TYPE = -1
-cdef int NXDOMAIN_KEY = NXDOMAIN_TYPE
 
 # OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
 # path reads and updates its LRUs a dozen times per query.
@@ -48,36 +47,43 @@ cdef int lru_touch(object data, object key) except -1:
 
 
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
-    """The rrset LRU's entry for (``lname``, ``rdtype``, ``rdclass``), marked
-    ``referenced``, or None; ``lname`` is lower-cased. An owner the LRU holds no key of (or,
-    for NXDOMAIN_TYPE, no NXDOMAIN key of) is answered from the name index, without a key
-    tuple: most look-ups of a miss are for names the cache does not hold."""
-    cdef dict index = lru.nx_names if rdtype == NXDOMAIN_KEY else lru.names
-    if dict_get(index, lname) is None:
-        return None
-    cdef RRsetEntry e = dict_get(lru.data, (lname, rdtype, rdclass))
-    if e is not None:
-        e.referenced = True
-    return e
+    """The rrset cache's entry for (``lname``, ``rdtype``, ``rdclass``), marked
+    ``referenced``, or None; ``lname`` is lower-cased. Found through the name index: one
+    look-up of the name, then its few entries, with no key tuple built or hashed."""
+    cdef RRsetEntry e = dict_get(lru.names, lname)
+    while e is not None:
+        if e.rdtype == rdtype and e.rdclass == rdclass:
+            e.referenced = True
+            return e
+        e = e.sibling
+    return None
 
 
-cdef int _count(dict index, object name, int delta) except -1:
-    """Adds ``delta`` to ``index[name]``, removing the name when it reaches 0."""
-    n = dict_get(index, name)
-    cdef Py_ssize_t c = (0 if n is None else <Py_ssize_t>n) + delta
-    if c:
-        index[name] = c
-    else:
-        del index[name]
+cdef int _link(ByteLRU lru, object key, object value) except -1:
+    """Enters ``value``, just stored under rrset key ``key``, in the name index."""
+    if lru.names is not None:
+        (<RRsetEntry?>value).sibling = dict_get(lru.names, key[0])
+        lru.names[key[0]] = value
     return 0
 
 
-cdef inline int _index(ByteLRU lru, object key, int delta) except -1:
-    """Counts rrset key ``key`` into (``delta`` 1) or out of (-1) the LRU's name index."""
-    if lru.names is not None:
-        _count(lru.names, key[0], delta)
-        if key[1] == NXDOMAIN_KEY:
-            _count(lru.nx_names, key[0], delta)
+cdef int _unlink(ByteLRU lru, object key, object value) except -1:
+    """Takes ``value``, no longer stored under rrset key ``key``, out of the name index."""
+    if lru.names is None:
+        return 0
+    cdef RRsetEntry e = value
+    cdef RRsetEntry prev = dict_get(lru.names, key[0])
+    if prev is e:
+        if e.sibling is None:
+            del lru.names[key[0]]
+        else:
+            lru.names[key[0]] = e.sibling
+    else:
+        while prev is not None and prev.sibling is not e:
+            prev = prev.sibling
+        if prev is not None:
+            prev.sibling = e.sibling
+    e.sibling = None
     return 0
 
 
@@ -183,7 +189,7 @@ cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs
 cdef enum:
     BYTES_HEAD = 40     # a bytes object beyond its data, rounded as pymalloc rounds
     LRU_SLOT = 112      # the OrderedDict's share per key (entry, index, node, spare room)
-    RRSET_BASE = 128    # RRsetEntry itself (no collector header: see the class)
+    RRSET_BASE = 144    # RRsetEntry itself (no collector header: see the class)
     TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
     KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
@@ -262,12 +268,13 @@ cdef class ByteLRU:
     """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
     map itself hold per key.
 
-    With ``index_names`` it holds the rrset cache: its keys are rrset keys (lower-cased
-    owner, type, class), counted by owner in ``names`` and, for NXDOMAIN_TYPE keys, in
-    ``nx_names`` (which names it holds anything for), and its values RRsetEntry. Reading an
-    entry (``rrset_get``) marks it ``referenced`` rather than moving it: an entry due for
-    eviction that was read since it was stored is spared once, moved to the recent end with
-    its mark cleared (second chance, or CLOCK), so a hit costs no reordering."""
+    With ``index_names`` it holds the rrset cache: each value an RRsetEntry stored under its
+    own rrset key (lower-cased owner, type, class), and ``names`` indexes them by owner (the
+    first entry, the others chained by ``sibling``), so a look-up (``rrset_get``) finds an
+    entry, or that the name has none, without a key tuple. Reading an entry marks it
+    ``referenced`` rather than moving it: an entry due for eviction that was read since it
+    was stored is spared once, moved to the recent end with its mark cleared (second
+    chance, or CLOCK), so a hit costs no reordering."""
 
     def __init__(self, max_bytes, on_evict=None, index_names=False):
         self.max_bytes = max(0, int(max_bytes))
@@ -277,7 +284,6 @@ cdef class ByteLRU:
         self._on_evict = on_evict
         if index_names:
             self.names = {}
-            self.nx_names = {}
 
     def __len__(self):
         return len(self.data)
@@ -298,14 +304,20 @@ cdef class ByteLRU:
         old = self.data.pop(key, None)
         if old is not None:
             self.bytes -= old.size + _key_cost(key)
-            _index(self, key, -1)
+            _unlink(self, key, old)
 
     def clear(self):
         self.data.clear()
         self.bytes = 0
+        cdef RRsetEntry e, after
         if self.names is not None:
+            for first in self.names.values():
+                e = first
+                while e is not None:
+                    after = e.sibling
+                    e.sibling = None
+                    e = after
             self.names.clear()
-            self.nx_names.clear()
 
 
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
@@ -321,16 +333,14 @@ cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size
     if old is not None:
         _od_pop(data, key)
         lru.bytes -= old.size + kc
+        _unlink(lru, key, old)
     size += kc
     cdef Py_ssize_t max_bytes = lru.max_bytes
     if size > max_bytes:
-        if old is not None:
-            _index(lru, key, -1)
         return 0
     data[key] = value
     lru.bytes += size
-    if old is None:
-        _index(lru, key, 1)
+    _link(lru, key, value)
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
         if lru.names is not None and (<RRsetEntry>v).referenced:
@@ -338,7 +348,7 @@ cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size
             data[k] = v
             continue
         lru.bytes -= v.size + _key_cost(k)
-        _index(lru, k, -1)
+        _unlink(lru, k, v)
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
