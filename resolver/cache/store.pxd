@@ -3,7 +3,8 @@ from resolver.state cimport LimitValues
 
 
 cdef class RRsetEntry:
-    cdef public object name, rdtype, rdclass, ttl, expires, rank, negative, addrs
+    cdef public object name, ttl, expires, rank, negative, addrs
+    cdef public int rdtype, rdclass     # rdtype NXDOMAIN_TYPE (-1) for an NXDOMAIN entry
     cdef public tuple rdatas, rrsigs, soa
     cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
     cdef public bint referenced         # read since it was stored or last spared (ByteLRU)

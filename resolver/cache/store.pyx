@@ -189,7 +189,7 @@ cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs
 cdef enum:
     BYTES_HEAD = 40     # a bytes object beyond its data, rounded as pymalloc rounds
     LRU_SLOT = 112      # the OrderedDict's share per key (entry, index, node, spare room)
-    RRSET_BASE = 144    # RRsetEntry itself (no collector header: see the class)
+    RRSET_BASE = 128    # RRsetEntry itself (no collector header: see the class)
     TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
     KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
