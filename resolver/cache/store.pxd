@@ -56,4 +56,5 @@ cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
 cdef object dict_get(object data, object key)
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
+cdef bint holds_name(ByteLRU lru, bytes lname) except -1
 cdef int lru_touch(object data, object key) except -1

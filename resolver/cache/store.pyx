@@ -59,6 +59,12 @@ cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
     return None
 
 
+cdef bint holds_name(ByteLRU lru, bytes lname) except -1:
+    """Whether the rrset cache holds any entry (of any type, fresh or not) for ``lname``
+    (lower-cased)."""
+    return dict_get(lru.names, lname) is not None
+
+
 cdef int _link(ByteLRU lru, object key, object value) except -1:
     """Enters ``value``, just stored under rrset key ``key``, in the name index."""
     if lru.names is not None:

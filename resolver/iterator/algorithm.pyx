@@ -10,7 +10,8 @@ from types import GeneratorType
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values, read_clock
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
-                                failure, keep_proofs, rrset_get, store_records)
+                                failure, holds_name, keep_proofs, rrset_get,
+                                store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_XDECREF
 
@@ -324,16 +325,22 @@ cdef class Iterator:
             keep_proofs(self._rrsets, r[0], r[1], self.qclass, hit.authority)
 
     cdef _Step _from_cache(self, bytes name, int qtype, double now):
-        cdef RRsetEntry e, neg, nx
-        e = self._get(name, qtype, now)
-        if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
-            return _step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
-        # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
-        neg = self._get(name, NXDOMAIN_TYPE, now)
-        if neg is None and e is not None and e.negative is not None:
-            neg = e
-        if neg is not None:
-            return _step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+        cdef RRsetEntry e = None, neg, nx
+        # A name the cache holds nothing for (the question of most misses) is looked up
+        # once, not once for each type asked below.
+        cdef bint held = holds_name(self._rrsets.lru, lower(name))
+        if held:
+            e = self._get(name, qtype, now)
+            if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
+                return _step("answer", e.records(now) + e.sig_records(now),
+                             e.proof_records(now))
+            # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
+            neg = self._get(name, NXDOMAIN_TYPE, now)
+            if neg is None and e is not None and e.negative is not None:
+                neg = e
+            if neg is not None:
+                return _step("nx" if neg.negative == 3 else "nodata", [],
+                             neg.negative_records(now))
         # RFC 8020: below a name that does not exist, nothing exists (the root exists).
         cdef bytes anc = _parent(name)
         while len(anc) > 1:
@@ -341,7 +348,7 @@ cdef class Iterator:
             if nx is not None:
                 return _step("nx", [], nx.negative_records(now))
             anc = _parent(anc)
-        if qtype != CNAME:
+        if held and qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
                 sigs = e.sig_records(now)
