@@ -163,7 +163,7 @@ cdef class Iterator:
         self.hint_addrs = hints.addrs
         self.queries = 0
         self.t0 = self._now()
-        self.stack = set()
+        self.stack = []
         self.deferred = None
         self.validated = None
         self.lv = limit_values(limits)
@@ -283,11 +283,11 @@ cdef class Iterator:
                 if key in self.stack:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "
                                   f"{to_text(cur)}/{qtype}")
-                self.stack.add(key)
+                self.stack.append(key)
                 try:
                     hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
-                    self.stack.discard(key)
+                    self.stack.remove(key)
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
