@@ -385,9 +385,9 @@ cdef class Iterator:
         while True:
             e = self._get(z, NS, now)
             if e is not None and e.negative is None and e.rdatas:
-                return z, list(e.rdatas)
+                return z, e.rdatas
             if z == ROOT or len(z) <= 1:
-                return ROOT, list(self.hint_names)
+                return ROOT, tuple(self.hint_names)
             z = _parent(z)
 
     cdef list _addresses(self, bytes ns, double now):
@@ -429,7 +429,7 @@ cdef class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
-    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0,
+    def _ask(self, bytes zone, tuple nsnames, bytes qname, int qtype, int depth, int most=0,
              bint probe=False):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
         ``_referral`` says of it) or None. At most ``most`` queries if given, else
@@ -566,7 +566,8 @@ cdef class Iterator:
         """Finds ``name``/``qtype`` by walking down delegations (no CNAME following)."""
         cdef bytes start = _parent(name) if qtype == DS and name != ROOT else name
         cdef bytes zone, sent, child
-        cdef list nsnames, ns_recs
+        cdef tuple nsnames
+        cdef list ns_recs
         cdef int nl = _label_count(name), probe = 0, steps = 0, referrals = 0, stype
         cdef bint minimise = self.minimise, deeper
         cdef double now
@@ -611,7 +612,7 @@ cdef class Iterator:
                 if referrals > self.lv.max_referrals:
                     return _Step("servfail", reason="too many referrals")
                 self._cache_referral(m, zone, child, ns_recs, now)
-                zone, nsnames = child, [r[4] for r in ns_recs]
+                zone, nsnames = child, tuple([r[4] for r in ns_recs])
                 continue
             if sent != name or stype != qtype:
                 # A minimised probe that did not delegate.
@@ -658,7 +659,7 @@ cdef class Iterator:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
         try:
-            got = yield from _ask(self, ROOT, list(self.hint_names), ROOT, NS, depth,
+            got = yield from _ask(self, ROOT, tuple(self.hint_names), ROOT, NS, depth,
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None
