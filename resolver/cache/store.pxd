@@ -3,9 +3,12 @@ from resolver.state cimport LimitValues
 
 
 cdef class RRsetEntry:
-    cdef public object name, rdtype, rdclass, ttl, expires, rank, negative, addrs
+    cdef public object name, ttl, expires, rank, negative, addrs
+    cdef public int rdtype, rdclass     # rdtype NXDOMAIN_TYPE (-1) for an NXDOMAIN entry
     cdef public tuple rdatas, rrsigs, soa
     cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
+    cdef public bint referenced         # read since it was stored or last spared (ByteLRU)
+    cdef readonly RRsetEntry sibling    # the next entry of its owner in ByteLRU.names
     cpdef list negative_records(self, double now)
     cpdef list proof_records(self, double now)
     cpdef list records(self, double now)
@@ -16,6 +19,9 @@ cdef class ByteLRU:
     cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
     cdef public Py_ssize_t max_bytes, bytes, evictions
     cdef public object _on_evict
+    # the rrset cache's only (else None): lower-cased owner -> its entries, chained by
+    # RRsetEntry.sibling
+    cdef readonly dict names
 
 
 cdef class LRUStore:
@@ -49,5 +55,6 @@ cpdef object failure(Cache cache, object key, double now)
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
 cdef object dict_get(object data, object key)
-cdef object lru_get(object data, object key)
+cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
+cdef bint holds_name(ByteLRU lru, bytes lname) except -1
 cdef int lru_touch(object data, object key) except -1

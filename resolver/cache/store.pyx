@@ -46,12 +46,51 @@ cdef int lru_touch(object data, object key) except -1:
     return 0
 
 
-cdef object lru_get(object data, object key):
-    """``data.get(key)``, moved to the most recent end when found."""
-    v = dict_get(data, key)
-    if v is not None:
-        _move_to_end(data, key)
-    return v
+cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
+    """The rrset cache's entry for (``lname``, ``rdtype``, ``rdclass``), marked
+    ``referenced``, or None; ``lname`` is lower-cased. Found through the name index: one
+    look-up of the name, then its few entries, with no key tuple built or hashed."""
+    cdef RRsetEntry e = dict_get(lru.names, lname)
+    while e is not None:
+        if e.rdtype == rdtype and e.rdclass == rdclass:
+            e.referenced = True
+            return e
+        e = e.sibling
+    return None
+
+
+cdef bint holds_name(ByteLRU lru, bytes lname) except -1:
+    """Whether the rrset cache holds any entry (of any type, fresh or not) for ``lname``
+    (lower-cased)."""
+    return dict_get(lru.names, lname) is not None
+
+
+cdef int _link(ByteLRU lru, object key, object value) except -1:
+    """Enters ``value``, just stored under rrset key ``key``, in the name index."""
+    if lru.names is not None:
+        (<RRsetEntry?>value).sibling = dict_get(lru.names, key[0])
+        lru.names[key[0]] = value
+    return 0
+
+
+cdef int _unlink(ByteLRU lru, object key, object value) except -1:
+    """Takes ``value``, no longer stored under rrset key ``key``, out of the name index."""
+    if lru.names is None:
+        return 0
+    cdef RRsetEntry e = value
+    cdef RRsetEntry prev = dict_get(lru.names, key[0])
+    if prev is e:
+        if e.sibling is None:
+            del lru.names[key[0]]
+        else:
+            lru.names[key[0]] = e.sibling
+    else:
+        while prev is not None and prev.sibling is not e:
+            prev = prev.sibling
+        if prev is not None:
+            prev.sibling = e.sibling
+    e.sibling = None
+    return 0
 
 
 cdef tuple untrack(tuple t):
@@ -160,6 +199,7 @@ cdef enum:
     TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
     KEY_TUPLE = 64      # an rrset key (lower-cased name, type, class)
+    NAME_SLOT = 48      # the name index's share per rrset key (ByteLRU.names)
 
 
 cdef inline Py_ssize_t _bytes_cost(object b):
@@ -191,10 +231,10 @@ cdef Py_ssize_t _size(bytes name, tuple rdatas, tuple rrsigs, tuple soa, tuple p
 
 cdef Py_ssize_t _key_cost(object key):
     """What a key of the LRU holds beyond its value: a message key is a bytes object, an
-    rrset key a tuple with its own lower-cased name."""
+    rrset key a tuple with its own lower-cased name, counted in the name index."""
     if type(key) is bytes:
         return LRU_SLOT + _bytes_cost(key)
-    return LRU_SLOT + KEY_TUPLE + _bytes_cost(key[0])
+    return LRU_SLOT + KEY_TUPLE + NAME_SLOT + _bytes_cost(key[0])
 
 
 cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
@@ -211,7 +251,7 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=None,
         return False
     if size < 0:
         size = entry.size
-    lru_put(lru, key, entry, size)
+    _put(lru, key, old, entry, size)
     return True
 
 
@@ -232,14 +272,24 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
 
 cdef class ByteLRU:
     """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
-    map itself hold per key."""
+    map itself hold per key.
 
-    def __init__(self, max_bytes, on_evict=None):
+    With ``index_names`` it holds the rrset cache: each value an RRsetEntry stored under its
+    own rrset key (lower-cased owner, type, class), and ``names`` indexes them by owner (the
+    first entry, the others chained by ``sibling``), so a look-up (``rrset_get``) finds an
+    entry, or that the name has none, without a key tuple. Reading an entry marks it
+    ``referenced`` rather than moving it: an entry due for eviction that was read since it
+    was stored is spared once, moved to the recent end with its mark cleared (second
+    chance, or CLOCK), so a hit costs no reordering."""
+
+    def __init__(self, max_bytes, on_evict=None, index_names=False):
         self.max_bytes = max(0, int(max_bytes))
         self.data = OrderedDict()
         self.bytes = 0
         self.evictions = 0
         self._on_evict = on_evict
+        if index_names:
+            self.names = {}
 
     def __len__(self):
         return len(self.data)
@@ -260,33 +310,55 @@ cdef class ByteLRU:
         old = self.data.pop(key, None)
         if old is not None:
             self.bytes -= old.size + _key_cost(key)
+            _unlink(self, key, old)
 
     def clear(self):
         self.data.clear()
         self.bytes = 0
+        cdef RRsetEntry e, after
+        if self.names is not None:
+            for first in self.names.values():
+                e = first
+                while e is not None:
+                    after = e.sibling
+                    e.sibling = None
+                    e = after
+            self.names.clear()
 
 
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size``: a value larger than the whole bound is not
     kept; older ones are evicted until the bytes fit."""
+    _put(lru, key, dict_get(lru.data, key), value, size)
+
+
+cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size) except -1:
+    """``lru_put`` given what ``key`` holds now (``old``, or None)."""
     data = lru.data
-    old = dict_get(data, key)
     cdef Py_ssize_t kc = _key_cost(key)
     if old is not None:
         _od_pop(data, key)
         lru.bytes -= old.size + kc
+        _unlink(lru, key, old)
     size += kc
     cdef Py_ssize_t max_bytes = lru.max_bytes
     if size > max_bytes:
-        return
+        return 0
     data[key] = value
     lru.bytes += size
+    _link(lru, key, value)
     while lru.bytes > max_bytes:
         k, v = data.popitem(last=False)
+        if lru.names is not None and (<RRsetEntry>v).referenced:
+            (<RRsetEntry>v).referenced = False      # read since: a second chance
+            data[k] = v
+            continue
         lru.bytes -= v.size + _key_cost(k)
+        _unlink(lru, k, v)
         lru.evictions += 1
         if lru._on_evict:
             lru._on_evict()
+    return 0
 
 
 cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
@@ -320,21 +392,23 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
     """``RRsetCache.store_records``: groups record tuples into rrsets (one TTL each, the
     smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
     cdef dict groups = group(records)
-    cdef dict sigs = {}
-    cdef list rdatas, mine
+    cdef dict sigs = None
+    cdef list rdatas
     cdef bytes owner
     cdef RRsetEntry entry
-    for rec in rrsigs:
-        rd = rec[4]
-        if len(rd) >= 2:
-            covered = (rd[0] << 8) | rd[1]
-            sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
-    lo, hi = rrcache.lv.min_ttl, rrcache.lv.max_ttl
+    cdef long long lo = rrcache.lv.min_ttl, hi = rrcache.lv.max_ttl, ttl
+    if rrsigs:
+        sigs = {}
+        for rec in rrsigs:
+            rd = rec[4]
+            if len(rd) >= 2:
+                covered = (rd[0] << 8) | rd[1]
+                sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
     for key, g in groups.items():
         owner, ttl, rdatas = g
         ttl = min(max(ttl, lo), hi)
-        mine = sigs.get(key, []) if sigs else []
-        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, mine)
+        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas,
+                       dict_get(sigs, key) if sigs else None)
         store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
 
 
@@ -366,7 +440,7 @@ cdef class LRUStore:
     clamp with (as C fields)."""
 
     def __init__(self, max_bytes: int, limits=DEFAULT) -> None:
-        self.lru = ByteLRU(max_bytes)
+        self.lru = ByteLRU(max_bytes, index_names=isinstance(self, RRsetCache))
         self.lv = limit_values(limits)
 
     @property
@@ -388,10 +462,10 @@ cdef class RRsetCache(LRUStore):
             ttl = min(ttl, self.lv.max_negative_ttl)
         return min(max(ttl, self.lv.min_ttl), self.lv.max_ttl)
 
-    def get(self, bytes name, rdtype, rdclass, double now, bint stale_ok=False):
+    def get(self, bytes name, int rdtype, int rdclass, double now, bint stale_ok=False):
         """The entry, marked recently used; None when missing or expired (unless
         ``stale_ok`` and still within the serve-stale window)."""
-        cdef RRsetEntry e = lru_get(self.lru.data, (lower(name), rdtype, rdclass))
+        cdef RRsetEntry e = rrset_get(self.lru, lower(name), rdtype, rdclass)
         if e is None:
             return None
         if e.expires < now:

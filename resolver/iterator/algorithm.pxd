@@ -20,7 +20,10 @@ cdef class Iterator:
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
     cdef public bint minimise, ipv6, ip4, no_localhost
     cdef public bint harden_glue        # referral glue only from inside the referring zone
-    cdef public set aggressive, stack
+    cdef public set aggressive
+    #: the (name, type, class) keys being resolved, outermost first: a few, searched
+    #: without hashing
+    cdef public list stack
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
     #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
     cdef public list deferred

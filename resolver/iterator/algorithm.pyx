@@ -10,7 +10,8 @@ from types import GeneratorType
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values, read_clock
 from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
-                                failure, keep_proofs, lru_get, store_records)
+                                failure, holds_name, keep_proofs, rrset_get,
+                                store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_XDECREF
 
@@ -162,7 +163,7 @@ cdef class Iterator:
         self.hint_addrs = hints.addrs
         self.queries = 0
         self.t0 = self._now()
-        self.stack = set()
+        self.stack = []
         self.deferred = None
         self.validated = None
         self.lv = limit_values(limits)
@@ -252,7 +253,7 @@ cdef class Iterator:
     # ---- cache reads ---------------------------------------------------------------------
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now):
         """``RRsetCache.get`` (fresh entries only), without the method call."""
-        cdef RRsetEntry e = lru_get(self._rrdata, (lower(name), rdtype, self.qclass))
+        cdef RRsetEntry e = rrset_get(self._rrsets.lru, lower(name), rdtype, self.qclass)
         if e is None or e.expires < now:
             return None
         return e
@@ -282,11 +283,11 @@ cdef class Iterator:
                 if key in self.stack:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "
                                   f"{to_text(cur)}/{qtype}")
-                self.stack.add(key)
+                self.stack.append(key)
                 try:
                     hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
-                    self.stack.discard(key)
+                    self.stack.remove(key)
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
@@ -324,16 +325,22 @@ cdef class Iterator:
             keep_proofs(self._rrsets, r[0], r[1], self.qclass, hit.authority)
 
     cdef _Step _from_cache(self, bytes name, int qtype, double now):
-        cdef RRsetEntry e, neg, nx
-        e = self._get(name, qtype, now)
-        if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
-            return _step("answer", e.records(now) + e.sig_records(now), e.proof_records(now))
-        # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
-        neg = self._get(name, NXDOMAIN_TYPE, now)
-        if neg is None and e is not None and e.negative is not None:
-            neg = e
-        if neg is not None:
-            return _step("nx" if neg.negative == 3 else "nodata", [], neg.negative_records(now))
+        cdef RRsetEntry e = None, neg, nx
+        # A name the cache holds nothing for (the question of most misses) is looked up
+        # once, not once for each type asked below.
+        cdef bint held = holds_name(self._rrsets.lru, lower(name))
+        if held:
+            e = self._get(name, qtype, now)
+            if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER:
+                return _step("answer", e.records(now) + e.sig_records(now),
+                             e.proof_records(now))
+            # RRsetCache.get_negative, inline: the name's NXDOMAIN, else the type's NODATA
+            neg = self._get(name, NXDOMAIN_TYPE, now)
+            if neg is None and e is not None and e.negative is not None:
+                neg = e
+            if neg is not None:
+                return _step("nx" if neg.negative == 3 else "nodata", [],
+                             neg.negative_records(now))
         # RFC 8020: below a name that does not exist, nothing exists (the root exists).
         cdef bytes anc = _parent(name)
         while len(anc) > 1:
@@ -341,7 +348,7 @@ cdef class Iterator:
             if nx is not None:
                 return _step("nx", [], nx.negative_records(now))
             anc = _parent(anc)
-        if qtype != CNAME:
+        if held and qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
                 sigs = e.sig_records(now)
@@ -378,9 +385,9 @@ cdef class Iterator:
         while True:
             e = self._get(z, NS, now)
             if e is not None and e.negative is None and e.rdatas:
-                return z, list(e.rdatas)
+                return z, e.rdatas
             if z == ROOT or len(z) <= 1:
-                return ROOT, list(self.hint_names)
+                return ROOT, tuple(self.hint_names)
             z = _parent(z)
 
     cdef list _addresses(self, bytes ns, double now):
@@ -422,7 +429,7 @@ cdef class Iterator:
             raise _Exhausted(f"time limit ({self.limits.max_query_time}s) reached", time=True)
         return 0
 
-    def _ask(self, bytes zone, list nsnames, bytes qname, int qtype, int depth, int most=0,
+    def _ask(self, bytes zone, tuple nsnames, bytes qname, int qtype, int depth, int most=0,
              bint probe=False):
         """Asks the zone's servers until one gives a usable reply: (server, parsed, what
         ``_referral`` says of it) or None. At most ``most`` queries if given, else
@@ -559,7 +566,8 @@ cdef class Iterator:
         """Finds ``name``/``qtype`` by walking down delegations (no CNAME following)."""
         cdef bytes start = _parent(name) if qtype == DS and name != ROOT else name
         cdef bytes zone, sent, child
-        cdef list nsnames, ns_recs
+        cdef tuple nsnames
+        cdef list ns_recs
         cdef int nl = _label_count(name), probe = 0, steps = 0, referrals = 0, stype
         cdef bint minimise = self.minimise, deeper
         cdef double now
@@ -604,7 +612,7 @@ cdef class Iterator:
                 if referrals > self.lv.max_referrals:
                     return _Step("servfail", reason="too many referrals")
                 self._cache_referral(m, zone, child, ns_recs, now)
-                zone, nsnames = child, [r[4] for r in ns_recs]
+                zone, nsnames = child, tuple([r[4] for r in ns_recs])
                 continue
             if sent != name or stype != qtype:
                 # A minimised probe that did not delegate.
@@ -651,7 +659,7 @@ cdef class Iterator:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
         try:
-            got = yield from _ask(self, ROOT, list(self.hint_names), ROOT, NS, depth,
+            got = yield from _ask(self, ROOT, tuple(self.hint_names), ROOT, NS, depth,
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None

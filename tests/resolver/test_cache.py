@@ -120,6 +120,70 @@ def test_negative_ttl_is_min_of_soa_ttl_and_minimum_and_capped():
     assert rc2.get_negative(W("nx.example."), 1, 1, 121.0) is None
 
 
+def _chains(lru) -> dict:
+    """The name index of ``lru`` as {rrset key: entry}, walked down each owner's chain."""
+    out = {}
+    for name, e in lru.names.items():
+        while e is not None:
+            key = (name, e.rdtype, e.rdclass)
+            assert key not in out
+            out[key] = e
+            e = e.sibling
+    return out
+
+
+def test_rrset_name_index_follows_every_store_eviction_and_removal():
+    """The rrset cache finds its entries through its name index: the index must hold
+    exactly the entries of the LRU, each under its owner, through stores, replacements,
+    evictions, removals and clearing."""
+    soa = dns.rrset.from_text("example.", 900, "IN", "SOA", "ns. h. 1 2 3 4 120")
+    soa_rec = (W("example."), 6, 1, 900, soa[0].to_digestable())
+    rc = C.RRsetCache(20_000)
+    lru = rc.lru
+    assert lru.names == {} and C.MessageCache(1 << 20).lru.names is None
+    rng = random.Random(3)
+    for i in range(400):
+        name = W(f"h{rng.randrange(60)}.example.")
+        if rng.random() < 0.3:
+            rc.store_negative(name, 1, 1, True, [soa_rec], C.AUTH_AUTHORITY, 0.0)
+        else:
+            rc.store(rrset_entry(f"h{rng.randrange(60)}.example.", rng.choice([1, 2, 28]),
+                                 C.AUTH_ANSWER, [bytes(4)] * rng.randrange(1, 4)))
+        if i % 50 == 49:
+            lru.pop(next(iter(lru.data)))
+        assert _chains(lru) == dict(lru.data)
+    assert lru.evictions > 0
+    assert any(k[1] == C.NXDOMAIN_TYPE for k in lru.data)
+    held = next(k for k in lru.data if k[1] == 1)
+    assert rc.get(held[0].upper(), 1, 1, 0.0) is lru.data[held]
+    absent = W("absent.example.")
+    assert rc.get(absent, 1, 1, 0.0) is None and absent not in lru.names
+    rc.store(rrset_entry("absent.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    assert rc.get(absent, 1, 1, 0.0) is lru.names[absent]
+    assert rc.get(absent, 28, 1, 0.0) is None
+    rc.lru.clear()
+    assert lru.names == {}
+
+
+def test_rrset_cache_spares_an_entry_read_since_it_was_stored():
+    """Second chance: a read marks the entry instead of reordering the LRU, and the
+    eviction that reaches a marked entry moves it to the recent end instead."""
+    probe = C.RRsetCache(1 << 20)
+    probe.store(rrset_entry("h0.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    per = probe.lru.bytes
+    rc = C.RRsetCache(4 * per + per // 2)
+    for k in range(4):
+        rc.store(rrset_entry(f"h{k}.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    assert rc.get(W("h0.example."), 1, 1, 0.0).referenced
+    assert not rc.lru.data[(W("h1.example."), 1, 1)].referenced
+    rc.store(rrset_entry("h4.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    owners = [k[0] for k in rc.lru.data]
+    assert owners == [W(f"h{k}.example.") for k in (2, 3, 4, 0)]
+    assert not rc.lru.data[(W("h0.example."), 1, 1)].referenced
+    rc.store(rrset_entry("h5.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
+    assert W("h2.example.") not in rc.lru.names and W("h0.example.") in rc.lru.names
+
+
 def test_stale_entries_only_within_the_window():
     rc = C.RRsetCache(1 << 20, Limits(stale_window=100))
     rc.store(rrset_entry("a.example.", 1, C.AUTH_ANSWER, [b"\x01\x01\x01\x01"]))
