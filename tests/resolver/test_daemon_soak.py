@@ -81,7 +81,10 @@ def _tcp_load(port: int, stop: threading.Event, results: list) -> None:
 
 def test_soak_with_a_faulty_authority(lab, tmp_path):
     with FaultyTLD(lab.port):
-        d = Daemon(tmp_path, lab, "--cache-size", str(CACHE)).start()
+        # One client sends every query: the per-client miss budget (ip-ratelimit, 1,000/s)
+        # would drop some of its misses on a fast machine, by design, where this test
+        # wants an answer to each one. The budget has its own tests.
+        d = Daemon(tmp_path, lab, "--cache-size", str(CACHE), "--ip-ratelimit", "0").start()
         try:
             _soak(d)
         finally:
@@ -148,7 +151,8 @@ def _soak(d: Daemon) -> None:
     tcp.join(CLIENT_TIMEOUT + 2)
     sock.close()
     assert n > 100
-    assert not sent, f"{len(sent)} of {n} UDP queries never answered"
+    assert not sent, (f"{len(sent)} of {n} UDP queries never answered; dropped: "
+                      f"{d.stats()['dropped']}")
     assert max(latency) < CLIENT_TIMEOUT
     assert rcodes.get(dns.rcode.NOERROR, 0) > n / 2 and rcodes.get(dns.rcode.NXDOMAIN, 0) > 0
     bad = [r for r in tcp_results if not isinstance(r[1], int)]
