@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,14 +105,16 @@ def _handshakes(port: int, pid: int, mode: str) -> dict:
     if TWO_CORES:
         cmd = ["taskset", "-c", LOAD_CORE] + cmd
     c0 = _cpu(pid)
+    t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS * 4 + 60)
+    seconds = time.monotonic() - t0
     cpu = _cpu(pid) - c0
     assert r.returncode == 0, r.stderr + r.stdout
     m = re.search(r"(\d+) connections in ([0-9.]+)s", r.stdout)
     assert m, r.stdout
     n = int(m.group(1))
-    wall = re.search(r"(\d+) connections in (\d+) real seconds", r.stdout)
-    seconds = float(wall.group(2)) if wall else SECONDS
+    # The wall-clock time is ours: s_time's own "real seconds" is whole seconds, a 7%
+    # step on a 15-second run.
     return {"handshakes": n, "per_s": n / seconds, "cpu_s": cpu,
             "per_cpu_s": n / cpu if cpu else float("inf")}
 
