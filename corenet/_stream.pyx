@@ -261,16 +261,18 @@ cdef class StreamTransport(BaseTransport):
                     _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM)
 
     cdef int _start_accepted(self, BaseLoop loop, int family, int proto, protocol, face,
-                             extra, server, context) except -1:
-        """A TCP connection accepted here, as a bare descriptor (see ``BaseTransport._attach``)."""
+                             extra, server, context, bint nodelay) except -1:
+        """A TCP connection accepted here, as a bare descriptor (see ``BaseTransport._attach``);
+        ``nodelay``: it has TCP_NODELAY already (from its listener), else it is set here."""
         self.sfamily = family
         self.stype = SOCK_STREAM | SOCK_NONBLOCK
         self.sproto = proto
         self._attach(loop, None, protocol, face, extra, context)
-        self._begin(loop, protocol, None, server, True)
+        self._begin(loop, protocol, None, server, not nodelay)
         return 0
 
     cdef int _begin(self, BaseLoop loop, protocol, waiter, server, bint tcp) except -1:
+        """``tcp``: the connection is TCP without TCP_NODELAY, which is set here."""
         cdef int one = 1
         self._set_protocol(protocol)
         self.server = server
@@ -779,10 +781,12 @@ cdef class Acceptor(FdWatcher):
     cdef object local      # the listener's address when bound to one (not a wildcard), else None
     cdef int proto
     cdef bint drain        # connections are queueing: accept until EAGAIN
+    cdef bint nodelay      # the listener has TCP_NODELAY, which accepted connections inherit
     cdef unsigned long long single_at   # the loop's poll count when one was taken alone
 
     def _start(self, BaseLoop loop, sock, protocol_factory, sslcontext, server, int backlog,
                ssl_handshake_timeout, ssl_shutdown_timeout, face_type):
+        cdef int one = 1
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
@@ -804,6 +808,10 @@ cdef class Acceptor(FdWatcher):
             local = sock.getsockname()
             if local[0] not in ("0.0.0.0", "::"):
                 self.local = local
+            # Set once here rather than on every connection: Linux copies a listener's
+            # TCP_NODELAY to the connections it accepts.
+            self.nodelay = (self.proto in (0, IPPROTO_TCP) and
+                            setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
         loop.register_watcher(self, EPOLLIN)
 
     def _stop(self):
@@ -912,7 +920,7 @@ cdef class Acceptor(FdWatcher):
         face._engine = engine
         if type(conn) is int:
             engine._start_accepted(loop, self.family, self.proto, protocol, face, extra,
-                                   self.server, ctx)
+                                   self.server, ctx, self.nodelay)
         else:
             engine._start(loop, conn, protocol, face, None, extra, self.server, ctx)
         return 0

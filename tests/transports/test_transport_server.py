@@ -112,6 +112,46 @@ def test_sock_argument(loop, run):
     run(main())
 
 
+def test_connections_of_a_given_listening_socket_have_tcp_nodelay(loop, run):
+    """A listening socket of the caller's, without TCP_NODELAY: every connection accepted
+    on it, one after another or several in one wake-up, has TCP_NODELAY, as asyncio sets it."""
+    accepted = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            accepted.append(transport)
+
+    async def main():
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        assert lsock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        srv = await loop.create_server(Keep, sock=lsock)
+        addr = lsock.getsockname()
+        clients = [socket.create_connection(addr)]
+        for _ in range(500):
+            if accepted:
+                break
+            await asyncio.sleep(0.001)
+        clients += [socket.create_connection(addr) for _ in range(3)]
+        for _ in range(500):
+            if len(accepted) == 4:
+                break
+            await asyncio.sleep(0.001)
+        flags = [t.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                 for t in accepted]
+        for c in clients:
+            c.close()
+        for t in accepted:
+            t.close()
+        await stop(srv)
+        return flags
+
+    flags = run(main())
+    assert len(flags) == 4 and all(flags), flags
+
+
 def test_start_serving_false_defers_listening(loop, run):
     async def main():
         srv = await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False)
