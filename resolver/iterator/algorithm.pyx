@@ -153,8 +153,9 @@ cdef class Iterator:
         #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
         #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
         self.dnssec = dnssec
-        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
-        self.aggressive = set()
+        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query,
+        #: None until the first
+        self.aggressive = None
         self.stats = stats
         if not isinstance(hints, Hints):       # the engine passes its own, built once
             hints = Hints(hints, ipv6)
@@ -278,6 +279,8 @@ cdef class Iterator:
                 syn = self.dnssec.synthesize(cur, qtype, now)
                 if syn is not None:     # (kind, authority[, answer from a wildcard])
                     hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
+                    if self.aggressive is None:
+                        self.aggressive = set()
                     self.aggressive.add(lower(cur))
             if hit is None:
                 if key in self.stack:
@@ -590,8 +593,8 @@ cdef class Iterator:
                 if probe < nl:
                     steps += 1
                     sent, stype = strip_to(name, probe), A
-            got = yield from _ask(self, zone, nsnames, sent, stype, depth,
-                                       probe=(sent != name or stype != qtype))
+            got = yield from _ask(self, zone, nsnames, sent, stype, depth, 0,
+                                  sent != name or stype != qtype)     # most, probe
             if got is None:
                 if sent != name or stype != qtype:
                     # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
