@@ -144,7 +144,8 @@ cdef class MsgEntry:
                   unsigned int ttl_cap) except -1:
         """``__init__``, for ``msg_entry``."""
         cdef Py_ssize_t qend
-        offsets, min_ttl, qend = ttl_offsets(wire)
+        cdef unsigned int min_ttl
+        offsets = _ttl_offsets(wire, &min_ttl, &qend)
         self.wire = wire
         self.ttl_offsets = offsets
         self.qend = qend
@@ -181,6 +182,15 @@ cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned in
 
 cpdef tuple ttl_offsets(bytes wire):
     """(packed uint16 offsets of each record's TTL except OPT, smallest TTL, end of question)."""
+    cdef unsigned int min_ttl
+    cdef Py_ssize_t qend
+    offsets = _ttl_offsets(wire, &min_ttl, &qend)
+    return offsets, min_ttl, qend
+
+
+cdef bytes _ttl_offsets(bytes wire, unsigned int* min_ttl_out, Py_ssize_t* qend_out):
+    """``ttl_offsets``: the packed offsets, with the smallest TTL and the end of the question
+    left in ``min_ttl_out`` and ``qend_out``."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12
     cdef unsigned int qd, total, i, t, ttl, min_ttl = NO_TTL
@@ -218,7 +228,9 @@ cpdef tuple ttl_offsets(bytes wire):
             raise WireError("truncated rdata")
     if min_ttl == NO_TTL:
         min_ttl = 0
-    return (out if k == total else out[:2 * k]), min_ttl, qend
+    min_ttl_out[0] = min_ttl
+    qend_out[0] = qend
+    return out if k == total else out[:2 * k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,21 +256,29 @@ cdef class Parsed:
 
 cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t rdlen,
                   unsigned int rdtype, int max_jumps):
-    cdef Py_ssize_t end = pos + rdlen, off, pre, post
+    """The record's rdata, its names (of the types that may be compressed) decompressed:
+    written into one buffer and made into bytes once."""
+    cdef Py_ssize_t end = pos + rdlen, off, pre, post, olen, nlen
     cdef int k, nnames
+    # at most 6 fixed bytes before the names (SRV), two names and 20 bytes after them (SOA)
+    cdef unsigned char out[8 + 2 * MAX_NAME + 24]
     if not _name_layout(rdtype, &pre, &nnames, &post):
         return PyBytes_FromStringAndSize(<const char*>p + pos, rdlen)
     if pre > rdlen:
         raise WireError("short rdata")
-    parts = [PyBytes_FromStringAndSize(<const char*>p + pos, pre)]
+    memcpy(out, p + pos, pre)
+    olen = pre
     off = pos + pre
     for k in range(nnames):
         # A name inside rdata must not run past the rdata (it may point anywhere before).
-        parts.append(_name_at(p, end, &off, max_jumps))
+        off = _read_name(p, end, off, out + olen, &nlen, max_jumps)
+        if off < 0:
+            raise WireError("malformed or looping name")
+        olen += nlen
     if off + post != end:
         raise WireError("rdata length mismatch")
-    parts.append(PyBytes_FromStringAndSize(<const char*>p + off, post))
-    return b"".join(parts)
+    memcpy(out + olen, p + off, post)
+    return PyBytes_FromStringAndSize(<const char*>out, olen + post)
 
 
 cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
@@ -295,11 +315,11 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
         m.qclass = u16(p + pos + 2)
         pos += 4
         m.question = PyBytes_FromStringAndSize(<const char*>p + qstart, pos - qstart)
-    sections = [[], [], []]
+    cdef list answer = [], authority = [], additional = [], out
     for sec in range(3):
         if counts[sec] > <unsigned int>max_records:
             raise WireError("too many records")
-        out = sections[sec]
+        out = answer if sec == 0 else authority if sec == 1 else additional
         for i in range(counts[sec]):
             owner = _name_at(p, n, &pos, max_jumps)
             if pos + 10 > n:
@@ -323,7 +343,7 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
                     ttl = 0          # RFC 2181 8: treat as zero
                 out.append((owner, rdtype, rdclass, ttl, _rdata(p, n, pos, rdlen, rdtype, max_jumps)))
             pos += rdlen
-    m.answer, m.authority, m.additional = sections
+    m.answer, m.authority, m.additional = answer, authority, additional
     return m
 
 
