@@ -181,6 +181,26 @@ cdef class _SharedQuery:
             self.q = None
 
 
+cdef class _AfterExchange:
+    """What a finished upstream UDP exchange leaves for the end of the loop's iteration,
+    called once then: the iterator's deferred rrsets to store (``iterator``, None when the
+    exchange did not end the resolution), then the query's socket to close."""
+
+    cdef UDPQuery q
+    cdef object iterator
+
+    def __call__(self):
+        iterator, self.iterator = self.iterator, None
+        try:
+            if type(iterator) is Iterator:
+                (<Iterator>iterator).store_later()
+            elif iterator is not None:
+                iterator.store_deferred()
+        finally:
+            self.q.close()
+            self.q = None
+
+
 cdef class Resolution:
     """One question being resolved (see the module docstring)."""
 
@@ -390,9 +410,7 @@ cdef class Resolution:
         except Exception as exc:
             self._crashed(exc)
         finally:
-            if store_later:
-                call_before_poll(<Loop>self.loop, iterator.store_deferred)
-            self._close_later(q)
+            self._close_later(q, iterator if store_later else None)
 
     cdef _retry(self, UDPQuery q, bytes wire, double rtt):
         """The reply needs the exchange to go on: FORMERR to EDNS is asked once more
@@ -470,14 +488,21 @@ cdef class Resolution:
                         exc, r._stats.no_descriptors)
         self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
 
-    cdef _close_later(self, UDPQuery q):
-        """Closes the finished query's socket once this iteration's answers and next
-        queries have left (corenet runs its before-poll callbacks in order), so its close(2)
-        is not on the way to the client. The query takes no more events meanwhile (it is
-        finished)."""
+    cdef _close_later(self, UDPQuery q, iterator):
+        """Closes the finished query's socket, after storing ``iterator``'s deferred rrsets
+        when it is given, once this iteration's answers and next queries have left (corenet
+        runs its before-poll callbacks in order), so neither is on the way to the client.
+        The query takes no more events meanwhile (it is finished)."""
+        cdef _AfterExchange after
         if q.corenet:
-            call_before_poll(<Loop>self.loop, (<object>q).close)
-        else:
+            after = _AfterExchange.__new__(_AfterExchange)
+            after.q, after.iterator = q, iterator
+            call_before_poll(<Loop>self.loop, after)
+            return
+        try:
+            if iterator is not None:
+                iterator.store_deferred()
+        finally:
             q.close()
 
     cdef _crashed(self, exc):
