@@ -287,6 +287,9 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
     cdef unsigned int counts[3]
     cdef unsigned int qd, i, sec, rdtype, rdclass, ttl
+    cdef unsigned char name[256]
+    cdef Py_ssize_t nlen
+    cdef bytes owner = None     # the last owner read: the next record's is most often the same
     cdef Parsed m = Parsed.__new__(Parsed)
     if n < 12:
         raise WireError("short message")
@@ -308,7 +311,7 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
     m.question = b""
     if qd == 1:
         qstart = pos
-        m.qname = _name_at(p, n, &pos, max_jumps)
+        m.qname = owner = _name_at(p, n, &pos, max_jumps)
         if pos + 4 > n:
             raise WireError("truncated question")
         m.qtype = u16(p + pos)
@@ -321,7 +324,12 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
             raise WireError("too many records")
         out = answer if sec == 0 else authority if sec == 1 else additional
         for i in range(counts[sec]):
-            owner = _name_at(p, n, &pos, max_jumps)
+            pos = _read_name(p, n, pos, name, &nlen, max_jumps)
+            if pos < 0:
+                raise WireError("malformed or looping name")
+            if (owner is None or PyBytes_GET_SIZE(owner) != nlen
+                    or memcmp(PyBytes_AS_STRING(owner), name, nlen) != 0):
+                owner = PyBytes_FromStringAndSize(<char*>name, nlen)
             if pos + 10 > n:
                 raise WireError("truncated record header")
             rdtype = u16(p + pos)
