@@ -280,6 +280,7 @@ cdef class Iterator:
         cdef long links = 0
         cdef _Step hit
         cdef Py_ssize_t c
+        cdef str kind
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
@@ -301,7 +302,7 @@ cdef class Iterator:
                 try:
                     hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
-                    self.stack.remove(key)
+                    self.stack.pop()        # ``key``: the lookups it made have taken theirs
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
