@@ -154,8 +154,9 @@ cdef class _SharedQuery:
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
 
-    def done(self, UDPQuery q):
-        """The query's on_done: every waiter gets the outcome."""
+    def __call__(self, UDPQuery q):
+        """The query's on_done (the object itself, no bound method): every waiter gets the
+        outcome."""
         cdef Resolution res
         cdef bint first = True
         self._forget()
@@ -350,7 +351,7 @@ cdef class Resolution:
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)
         q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r._stats,
-               r.lv.limits, shared.done, True)
+               r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
         r._upstream_inflight[key] = shared
@@ -369,7 +370,7 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef _outcome(self, UDPQuery q, bint first):
-        """The UDP query's reply, timeout or ICMP error (from ``_SharedQuery.done``).
+        """The UDP query's reply, timeout or ICMP error (from its ``_SharedQuery``).
         ``first``: this resolution sent it, or took it over, and records what it says of
         the server; the others only see the outcome."""
         cdef bint store_later = False
