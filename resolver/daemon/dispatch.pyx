@@ -105,14 +105,6 @@ cdef class Counters:
         self.latency[i] += 1
 
 
-cdef class _UDPSend:
-    """send(out) for one UDP client: the listener's gathered send to its address."""
-    cdef object listener, addr
-
-    def __call__(self, bytes out):
-        self.listener.send(out, self.addr)
-
-
 cdef class _Done:
     """The Drive's done(drive, response) for one client query."""
     cdef Dispatch owner
@@ -199,12 +191,11 @@ cdef class Dispatch:
         self.ip_ratelimit = cfg.ip_ratelimit
         self._cfg = cfg
 
-    def udp_miss(self, bytes q, addr, listener, bint busy=False, bint absent=False):
+    def udp_miss(self, bytes q, addr, send, bint busy=False, bint absent=False):
         """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL); ``busy`` when the listener is behind (see ``miss``), ``absent``
-        when it found no fresh entry for the query in the message cache."""
-        cdef _UDPSend send = _UDPSend.__new__(_UDPSend)
-        send.listener, send.addr = listener, addr
+        QR and the ACL), to be answered by ``send(out)``; ``busy`` when the listener is
+        behind (see ``miss``), ``absent`` when it found no fresh entry for the query in the
+        message cache."""
         self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
     def dispatch(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
