@@ -409,22 +409,18 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     cdef unsigned int ext = (rcode >> 4) & 0xFF
     flags = (flags & 0xFFF0) | (rcode & 0x0F)
     cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), olen
-    cdef list owners = []          # per record: the owner to write, or None for the pointer
     cdef bytes owner, rdata
-    for sec in (answer, authority, additional):
-        for rr in <list>sec:
+    cdef list sec
+    cdef int s
+    for s in range(3):
+        sec = answer if s == 0 else authority if s == 1 else additional
+        for rr in sec:
             owner = rr[0]
             rdata = rr[4]
             if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
                 raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
-            if (qlen_name > 0 and len(owner) == qlen_name and eq_nocase(
-                    <const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen_name)):
-                owners.append(None)
-                size += 2
-            else:
-                owners.append(owner)
-                size += len(owner)
-            size += 10 + len(rdata)
+            olen = len(owner)
+            size += (2 if _is_question(owner, qname, qlen_name) else olen) + 10 + len(rdata)
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
     _header(d, qid, flags, 1 if question else 0, len(answer), len(authority),
@@ -432,17 +428,15 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     d += 12
     memcpy(d, PyBytes_AS_STRING(question), len(question))
     d += len(question)
-    cdef Py_ssize_t k = 0
-    for sec in (answer, authority, additional):
-        for rr in <list>sec:
-            o = owners[k]
-            k += 1
-            if o is None:
+    for s in range(3):
+        sec = answer if s == 0 else authority if s == 1 else additional
+        for rr in sec:
+            owner = rr[0]
+            if _is_question(owner, qname, qlen_name):
                 d[0] = 0xC0
                 d[1] = 0x0C
                 d += 2
             else:
-                owner = <bytes>o
                 olen = PyBytes_GET_SIZE(owner)
                 memcpy(d, PyBytes_AS_STRING(owner), olen)
                 d += olen
@@ -456,6 +450,13 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     if edns:
         _opt(d, payload, (ext << 24) | (0x8000 if do else 0))
     return out
+
+
+cdef inline bint _is_question(bytes owner, const unsigned char* qname, Py_ssize_t qlen):
+    """Whether ``owner`` is the question's name (``qlen`` bytes at ``qname``, ASCII case
+    aside): then it is written as a pointer to the question."""
+    return (qlen > 0 and PyBytes_GET_SIZE(owner) == qlen
+            and eq_nocase(<const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen))
 
 
 cdef inline void _put16(unsigned char* d, unsigned int v) noexcept:
