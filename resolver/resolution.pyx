@@ -108,9 +108,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question, with the root hints indexed once per resolver (and
     its root priming shared through them)."""
     hints = r._hints
-    if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
+    if hints is None or r._hints_ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
+        r._hints_ipv6 = r.ipv6
     cdef Iterator i = Iterator.__new__(Iterator)
     i.setup(qname, qtype, qclass, r.cache, hints, r.clock,
             r.lv.limits if r.lv is not None else None, r.minimise,
@@ -137,9 +138,6 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     res.tcp_only = tcp
     res.begin(r, loop, key, qname, qtype, qclass)
     return res
-
-
-cdef class Drive        # defined below; a Resolution calls its waiting Drives in C
 
 
 cdef class _SharedQuery:
@@ -572,17 +570,28 @@ cdef class Resolution:
         self._call(None)
 
 
+cdef class MissDone:
+    """What a Drive calls in C when it ends: ``finished(drive, response)``, the response None
+    when the miss was cancelled (resolver.daemon.dispatch's). A ``done`` of any other type is
+    called as ``done(drive, response)``."""
+
+    cdef int finished(self, Drive drive, object response) except -1:
+        raise NotImplementedError
+
+
+cdef inline _call_done(done, Drive drive, response):
+    if isinstance(done, MissDone):
+        (<MissDone>done).finished(drive, response)
+    else:
+        done(drive, response)
+
+
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
     None)`` if it is cancelled."""
 
-    cdef ResolverCore resolver
-    cdef bytes query
-    cdef readonly tuple miss
-    cdef object done
-    cdef Resolution resolution
-    cdef readonly bint finished
+    # fields: resolution.pxd
 
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         self.begin(resolver, loop, query, miss, done)
@@ -601,10 +610,8 @@ cdef class Drive:
         if self.finished:
             return
         done = self._settle()
-        if res is None:
-            done(self, None)
-        else:
-            done(self, finish_miss(self.resolver, self.query, self.miss, res))
+        _call_done(done, self, None if res is None else
+                   finish_miss(self.resolver, self.query, self.miss, res))
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
@@ -614,7 +621,7 @@ cdef class Drive:
         done = self._settle()
         if resolution is not None:
             resolution.discard(self)
-        done(self, None)
+        _call_done(done, self, None)
 
     cdef object _settle(self):
         """Finished: lets go of the resolution and of ``done`` (often a method of an object

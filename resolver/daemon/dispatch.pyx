@@ -15,6 +15,7 @@ from socket import AF_INET, AF_INET6, inet_pton
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
+from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
 from resolver.response import error
 
@@ -105,8 +106,8 @@ cdef class Counters:
         self.latency[i] += 1
 
 
-cdef class _Done:
-    """The Drive's done(drive, response) for one client query."""
+cdef class _Done(MissDone):
+    """The Drive's done(drive, response) for one client query (called in C by a Drive)."""
     cdef Dispatch owner
     cdef bytes q
     cdef object client, send
@@ -115,6 +116,11 @@ cdef class _Done:
 
     def __call__(self, d, out):
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+
+    cdef int finished(self, Drive drive, object response) except -1:
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
+                            response)
+        return 0
 
 
 #: Client addresses whose miss rate is tracked at once; past it the table starts afresh
@@ -263,7 +269,7 @@ cdef class Dispatch:
             return False
         if type(d) is bytes:
             self.resolved(q, client, transport, send, t0, None, d)
-        elif not d.finished:
+        elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
 
@@ -334,7 +340,7 @@ cdef class Dispatch:
             else:
                 # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss):
                 # its type and EDNS payload size are not read from the bytes again.
-                m = <Parsed?>d.miss[0]
+                m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
                 self.answer(q, out, transport, send, t0, client, False, m.qtype,
                             m.edns_payload if m.edns_payload > 512 else 512)
 
