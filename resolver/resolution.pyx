@@ -108,9 +108,10 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question, with the root hints indexed once per resolver (and
     its root priming shared through them)."""
     hints = r._hints
-    if hints is None or hints.ipv6 != r.ipv6 or r._hints_src is not r.hints:
+    if hints is None or r._hints_ipv6 != r.ipv6 or r._hints_src is not r.hints:
         hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
         r._hints_src = r.hints
+        r._hints_ipv6 = r.ipv6
     cdef Iterator i = Iterator.__new__(Iterator)
     i.setup(qname, qtype, qclass, r.cache, hints, r.clock,
             r.lv.limits if r.lv is not None else None, r.minimise,
@@ -139,9 +140,6 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     return res
 
 
-cdef class Drive        # defined below; a Resolution calls its waiting Drives in C
-
-
 cdef class _SharedQuery:
     """One upstream UDP query and the resolutions waiting for its outcome, in send order.
     The first waiter takes the outcome as its own (it records the RTT or the timeout and
@@ -154,8 +152,9 @@ cdef class _SharedQuery:
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
 
-    def done(self, UDPQuery q):
-        """The query's on_done: every waiter gets the outcome."""
+    def __call__(self, UDPQuery q):
+        """The query's on_done (the object itself, no bound method): every waiter gets the
+        outcome."""
         cdef Resolution res
         cdef bint first = True
         self._forget()
@@ -177,6 +176,26 @@ cdef class _SharedQuery:
             return
         if not self.waiters:
             self._forget()
+            self.q.close()
+            self.q = None
+
+
+cdef class _AfterExchange:
+    """What a finished upstream UDP exchange leaves for the end of the loop's iteration,
+    called once then: the iterator's deferred rrsets to store (``iterator``, None when the
+    exchange did not end the resolution), then the query's socket to close."""
+
+    cdef UDPQuery q
+    cdef object iterator
+
+    def __call__(self):
+        iterator, self.iterator = self.iterator, None
+        try:
+            if type(iterator) is Iterator:
+                (<Iterator>iterator).store_later()
+            elif iterator is not None:
+                iterator.store_deferred()
+        finally:
             self.q.close()
             self.q = None
 
@@ -330,7 +349,7 @@ cdef class Resolution:
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)
         q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r._stats,
-               r.lv.limits, shared.done, True)
+               r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
         r._upstream_inflight[key] = shared
@@ -349,7 +368,7 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef _outcome(self, UDPQuery q, bint first):
-        """The UDP query's reply, timeout or ICMP error (from ``_SharedQuery.done``).
+        """The UDP query's reply, timeout or ICMP error (from its ``_SharedQuery``).
         ``first``: this resolution sent it, or took it over, and records what it says of
         the server; the others only see the outcome."""
         cdef bint store_later = False
@@ -390,9 +409,7 @@ cdef class Resolution:
         except Exception as exc:
             self._crashed(exc)
         finally:
-            if store_later:
-                call_before_poll(<Loop>self.loop, iterator.store_deferred)
-            self._close_later(q)
+            self._close_later(q, iterator if store_later else None)
 
     cdef _retry(self, UDPQuery q, bytes wire, double rtt):
         """The reply needs the exchange to go on: FORMERR to EDNS is asked once more
@@ -470,14 +487,21 @@ cdef class Resolution:
                         exc, r._stats.no_descriptors)
         self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
 
-    cdef _close_later(self, UDPQuery q):
-        """Closes the finished query's socket once this iteration's answers and next
-        queries have left (corenet runs its before-poll callbacks in order), so its close(2)
-        is not on the way to the client. The query takes no more events meanwhile (it is
-        finished)."""
+    cdef _close_later(self, UDPQuery q, iterator):
+        """Closes the finished query's socket, after storing ``iterator``'s deferred rrsets
+        when it is given, once this iteration's answers and next queries have left (corenet
+        runs its before-poll callbacks in order), so neither is on the way to the client.
+        The query takes no more events meanwhile (it is finished)."""
+        cdef _AfterExchange after
         if q.corenet:
-            call_before_poll(<Loop>self.loop, (<object>q).close)
-        else:
+            after = _AfterExchange.__new__(_AfterExchange)
+            after.q, after.iterator = q, iterator
+            call_before_poll(<Loop>self.loop, after)
+            return
+        try:
+            if iterator is not None:
+                iterator.store_deferred()
+        finally:
             q.close()
 
     cdef _crashed(self, exc):
@@ -546,17 +570,28 @@ cdef class Resolution:
         self._call(None)
 
 
+cdef class MissDone:
+    """What a Drive calls in C when it ends: ``finished(drive, response)``, the response None
+    when the miss was cancelled (resolver.daemon.dispatch's). A ``done`` of any other type is
+    called as ``done(drive, response)``."""
+
+    cdef int finished(self, Drive drive, object response) except -1:
+        raise NotImplementedError
+
+
+cdef inline _call_done(done, Drive drive, response):
+    if isinstance(done, MissDone):
+        (<MissDone>done).finished(drive, response)
+    else:
+        done(drive, response)
+
+
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
     None)`` if it is cancelled."""
 
-    cdef ResolverCore resolver
-    cdef bytes query
-    cdef readonly tuple miss
-    cdef object done
-    cdef Resolution resolution
-    cdef readonly bint finished
+    # fields: resolution.pxd
 
     def __init__(self, ResolverCore resolver, loop, bytes query, tuple miss, done):
         self.begin(resolver, loop, query, miss, done)
@@ -575,10 +610,8 @@ cdef class Drive:
         if self.finished:
             return
         done = self._settle()
-        if res is None:
-            done(self, None)
-        else:
-            done(self, finish_miss(self.resolver, self.query, self.miss, res))
+        _call_done(done, self, None if res is None else
+                   finish_miss(self.resolver, self.query, self.miss, res))
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""
@@ -588,7 +621,7 @@ cdef class Drive:
         done = self._settle()
         if resolution is not None:
             resolution.discard(self)
-        done(self, None)
+        _call_done(done, self, None)
 
     cdef object _settle(self):
         """Finished: lets go of the resolution and of ``done`` (often a method of an object

@@ -44,6 +44,7 @@ cdef class ResolverCore:
     cdef Stats _stats                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6
+    cdef bint _hints_ipv6                 # the ``ipv6`` that ``_hints`` was indexed for
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef readonly LimitValues lv

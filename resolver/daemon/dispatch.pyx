@@ -15,8 +15,11 @@ from socket import AF_INET, AF_INET6, inet_pton
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
+from resolver.resolution cimport Drive, MissDone, start
+from resolver.state cimport ResolverCore
 from resolver.daemon import udp_listener
 from resolver.response import error
+from resolver.resolution import start as _start_function
 
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -105,16 +108,8 @@ cdef class Counters:
         self.latency[i] += 1
 
 
-cdef class _UDPSend:
-    """send(out) for one UDP client: the listener's gathered send to its address."""
-    cdef object listener, addr
-
-    def __call__(self, bytes out):
-        self.listener.send(out, self.addr)
-
-
-cdef class _Done:
-    """The Drive's done(drive, response) for one client query."""
+cdef class _Done(MissDone):
+    """The Drive's done(drive, response) for one client query (called in C by a Drive)."""
     cdef Dispatch owner
     cdef bytes q
     cdef object client, send
@@ -123,6 +118,11 @@ cdef class _Done:
 
     def __call__(self, d, out):
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+
+    cdef int finished(self, Drive drive, object response) except -1:
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
+                            response)
+        return 0
 
 
 #: Client addresses whose miss rate is tracked at once; past it the table starts afresh
@@ -163,7 +163,8 @@ cdef class Dispatch:
     cdef int prefix_v4, prefix_v6
     cdef Py_ssize_t max_inflight, max_inflight_per_client, max_udp_size
     cdef double jostle_timeout, ip_ratelimit
-    cdef public object resolver
+    cdef object _resolver
+    cdef bint _start_in_c               # the resolver's start_miss is resolution.start
     cdef public Counters counters
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
@@ -184,6 +185,18 @@ cdef class Dispatch:
         self.query_log = None
 
     @property
+    def resolver(self):
+        """The engine (resolver.api.Resolver): its ``start_miss`` begins each miss, called in
+        C when it is resolver.resolution.start."""
+        return self._resolver
+
+    @resolver.setter
+    def resolver(self, resolver):
+        self._resolver = resolver
+        self._start_in_c = isinstance(resolver, ResolverCore) and getattr(
+            getattr(resolver, "start_miss", None), "__func__", None) is _start_function
+
+    @property
     def cfg(self):
         """The daemon's Config."""
         return self._cfg
@@ -199,12 +212,11 @@ cdef class Dispatch:
         self.ip_ratelimit = cfg.ip_ratelimit
         self._cfg = cfg
 
-    def udp_miss(self, bytes q, addr, listener, bint busy=False, bint absent=False):
+    def udp_miss(self, bytes q, addr, send, bint busy=False, bint absent=False):
         """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL); ``busy`` when the listener is behind (see ``miss``), ``absent``
-        when it found no fresh entry for the query in the message cache."""
-        cdef _UDPSend send = _UDPSend.__new__(_UDPSend)
-        send.listener, send.addr = listener, addr
+        QR and the ACL), to be answered by ``send(out)``; ``busy`` when the listener is
+        behind (see ``miss``), ``absent`` when it found no fresh entry for the query in the
+        message cache."""
         self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
     def dispatch(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
@@ -261,7 +273,9 @@ cdef class Dispatch:
             self, q, client, transport, send, t0)
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            if absent:
+            if self._start_in_c:
+                d = start(<ResolverCore>self._resolver, q, done, self.loop, absent)
+            elif absent:
                 d = self.resolver.start_miss(q, done, self.loop, True)
             else:
                 d = self.resolver.start_miss(q, done, self.loop)
@@ -272,7 +286,7 @@ cdef class Dispatch:
             return False
         if type(d) is bytes:
             self.resolved(q, client, transport, send, t0, None, d)
-        elif not d.finished:
+        elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
 
@@ -343,7 +357,7 @@ cdef class Dispatch:
             else:
                 # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss):
                 # its type and EDNS payload size are not read from the bytes again.
-                m = <Parsed?>d.miss[0]
+                m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
                 self.answer(q, out, transport, send, t0, client, False, m.qtype,
                             m.edns_payload if m.edns_payload > 512 else 512)
 

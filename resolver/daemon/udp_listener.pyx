@@ -12,13 +12,14 @@ message cache is answered without leaving C (``resolver.cache.answer``: parse th
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
-else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, listener,
+else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, send,
 over, absent)``, ``absent`` when the message cache has no fresh entry for it (the engine
 need not look again), ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
-The engine's answers come back through ``send``, which gathers those of one loop
-iteration for one ``sendmmsg`` (a burst of misses wakes the client once, not per answer).
+The engine's answers come back through ``send(answer)``, which queues them on the listener
+(as its ``send(answer, addr)`` does); it gathers those of one loop iteration for one
+``sendmmsg`` (a burst of misses wakes the client once, not per answer).
 The helper at the end (the UDP size of a query) serves the Python paths too; error
 responses are ``resolver.response.error``.
 """
@@ -69,7 +70,7 @@ cdef class UDPListener(FdWatcher):
     cdef object sock
     cdef object table           # the engine's message cache (an OrderedDict)
     cdef object move_to_end
-    cdef object on_miss         # on_miss(query: bytes, addr, listener, over, absent)
+    cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent)
     cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
@@ -175,14 +176,19 @@ cdef class UDPListener(FdWatcher):
         """An answer from the engine's path (misses) to ``addr``, a (host, port...) tuple as
         ``on_miss`` got it. It leaves before the loop next waits for events, with the other
         answers of this iteration; dropped (and counted) if the socket would block."""
+        self.queue(data, addr)
+
+    cdef int queue(self, bytes data, addr) except -1:
+        """``send``."""
         if self.closed:
-            return
+            return 0
         if self.outbox.n >= CN_BATCH:
             self.flush()
         cn_out_add(self.outbox, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), addr)
         self.outkeep.append(data)
         if self.outbox.n == 1:
             call_before_poll(self.loop, self.flush_cb)
+        return 0
 
     def flush(self):
         """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
@@ -224,11 +230,14 @@ cdef class UDPListener(FdWatcher):
     cdef int _start_misses(self) except -1:
         """Passes this wake-up's misses on, once every hit it read is answered: a cached
         name waits behind no miss that reached the socket before it."""
+        cdef _Send send
         misses, self.misses = self.misses, []
         on_miss = self.on_miss
         try:
             for q, a, over, absent in misses:
-                on_miss(q, a, self, over, absent)
+                send = _Send.__new__(_Send)
+                send.listener, send.addr = self, a
+                on_miss(q, a, send, over, absent)
         except Exception:
             self.errors += 1
             logger.exception("UDP listener: starting %d misses failed", len(misses))
@@ -319,6 +328,16 @@ cdef class UDPListener(FdWatcher):
         self.keep.append(out)
         cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
         return True
+
+
+cdef class _Send:
+    """``send(answer)`` for one miss's client: the answer queued on the listener for the
+    gathered send to the client's address (the listener's ``send(answer, addr)``)."""
+    cdef UDPListener listener
+    cdef object addr
+
+    def __call__(self, bytes data):
+        self.listener.queue(data, self.addr)
 
 
 # ---------------------------------------------------------------------------------------------

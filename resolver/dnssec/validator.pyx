@@ -303,7 +303,7 @@ class Validator:
         if not negative and not wild:
             return res, status
         auth = _group(res.authority)
-        if negative and final.lower() in getattr(it, "aggressive", ()):
+        if negative and final.lower() in (getattr(it, "aggressive", None) or ()):
             negative = False            # synthesized from NSEC ranges validated before
         if negative:
             st = yield from self._denial(ctx, it, res, final, qtype, auth)

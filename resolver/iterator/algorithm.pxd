@@ -30,9 +30,7 @@ cdef class Iterator:
     #: what the validator proved of deferred rrsets before they were stored: rrset cache
     #: key -> (rdatas, TTL cap); ``store_deferred`` stores them VALIDATED
     cdef public dict validated
-    cdef public list hint_names
-    cdef public dict hint_addrs
-    cdef public object hints
+    cdef public object hints            # resolver.iterator.Hints (``hint_names``, ``hint_addrs``)
     #: a stub zone's servers that listen elsewhere: server -> (address, port), else None
     cdef public dict ports
     cdef public int queries

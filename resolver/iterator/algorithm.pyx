@@ -29,8 +29,9 @@ from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _h
                                  owned as _owned, referral as _referral,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
-from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Timeout as CTimeout,
-                                      new_query, new_result)
+from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Reply as CReply,
+                                      Result as CResult, Timeout as CTimeout, new_query,
+                                      new_result)
 from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
 from resolver.wire.codec import WireError, strip_to, to_text
 
@@ -153,14 +154,13 @@ cdef class Iterator:
         #: resolver.dnssec.Validator: checks the final Result (its ``validate`` generator runs
         #: inside this state machine, so its DS/DNSKEY lookups share the query's budget).
         self.dnssec = dnssec
-        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query
-        self.aggressive = set()
+        #: names answered NXDOMAIN/NODATA from validated NSEC ranges (RFC 8198) in this query,
+        #: None until the first
+        self.aggressive = None
         self.stats = stats
         if not isinstance(hints, Hints):       # the engine passes its own, built once
             hints = Hints(hints, ipv6)
         self.hints = hints
-        self.hint_names = hints.names
-        self.hint_addrs = hints.addrs
         self.queries = 0
         self.t0 = self._now()
         self.stack = []
@@ -174,6 +174,16 @@ cdef class Iterator:
         self._gen = _lookup(self, qname, qtype, 0)
         self.validating = False
         self.result = None
+
+    @property
+    def hint_names(self):
+        """The root servers' names from the hints, in their order."""
+        return self.hints.names
+
+    @property
+    def hint_addrs(self):
+        """The hints' addresses: lower-cased root server name -> its addresses."""
+        return self.hints.addrs
 
     # ---- driver API ----------------------------------------------------------------------
     def start(self):
@@ -225,6 +235,7 @@ cdef class Iterator:
         budget (``_Exhausted``) in either ends the question in SERVFAIL."""
         cdef PyObject* out = NULL
         cdef int state
+        cdef CResult res
         while True:
             try:
                 state = PyIter_Send(self._gen, event, &out)
@@ -236,16 +247,17 @@ cdef class Iterator:
             Py_XDECREF(out)
             if state != PYGEN_RETURN:
                 return action
+            res = <CResult?>action
             if (not self.validating and self.dnssec is not None
-                    and (action.rcode == NOERROR or action.rcode == NXDOMAIN)):
+                    and (res.rcode == NOERROR or res.rcode == NXDOMAIN)):
                 self.validating = True
-                self._gen = self.dnssec.validate(action, self)
+                self._gen = self.dnssec.validate(res, self)
                 event = None
                 continue
-            if action.rcode == SERVFAIL:
-                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, action.reason)
-            self.result = action
-            return action
+            if res.rcode == SERVFAIL:
+                log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
+            self.result = res
+            return res
 
     cdef double _now(self) except? -1.0:
         return read_clock(self.clock)
@@ -268,6 +280,7 @@ cdef class Iterator:
         cdef long links = 0
         cdef _Step hit
         cdef Py_ssize_t c
+        cdef str kind
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
@@ -278,6 +291,8 @@ cdef class Iterator:
                 syn = self.dnssec.synthesize(cur, qtype, now)
                 if syn is not None:     # (kind, authority[, answer from a wildcard])
                     hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
+                    if self.aggressive is None:
+                        self.aggressive = set()
                     self.aggressive.add(lower(cur))
             if hit is None:
                 if key in self.stack:
@@ -287,7 +302,7 @@ cdef class Iterator:
                 try:
                     hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
-                    self.stack.remove(key)
+                    self.stack.pop()        # ``key``: the lookups it made have taken theirs
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
@@ -387,7 +402,7 @@ cdef class Iterator:
             if e is not None and e.negative is None and e.rdatas:
                 return z, e.rdatas
             if z == ROOT or len(z) <= 1:
-                return ROOT, tuple(self.hint_names)
+                return ROOT, tuple(self.hints.names)
             z = _parent(z)
 
     cdef list _addresses(self, bytes ns, double now):
@@ -409,7 +424,7 @@ cdef class Iterator:
                         out.append(addr)
         if cached:
             return out
-        return [a for a in self.hint_addrs.get(lower(ns), ()) if self._usable(a)]
+        return [a for a in self.hints.addrs.get(lower(ns), ()) if self._usable(a)]
 
     cdef bint _usable(self, str addr):
         """The address family is enabled (``ip4``, ``ipv6``) and, with ``no_localhost``,
@@ -454,6 +469,7 @@ cdef class Iterator:
         cdef double now
         cdef list addrs, pending, found
         cdef Parsed m
+        cdef CReply reply
         cdef bytes lzone = lower(zone)
         cdef InfraCache infra = self._infra
         if most <= 0:
@@ -504,7 +520,7 @@ cdef class Iterator:
             self._budget()
             self.queries += 1
             event = yield new_query(qname, qtype, self.qclass, zone, addrs)
-            server = event.server
+            server = (<CReply>event).server if type(event) is CReply else event.server
             attempts[server] = attempts.get(server, 0) + 1
             asked += 1
             if server in retryable:
@@ -515,10 +531,12 @@ cdef class Iterator:
                 else:
                     retryable.append(server)
                 continue
+            reply = event if type(event) is CReply else None     # read as C fields
             try:
-                m = event.parsed
+                m = reply.parsed if reply is not None else event.parsed
                 if m is None:
-                    m = parse_response(event.wire, self.lv.max_pointer_jumps,
+                    m = parse_response(reply.wire if reply is not None else event.wire,
+                                       self.lv.max_pointer_jumps,
                                        self.lv.max_records_per_section)
             except WireError:
                 self._count("dropped_malformed")
@@ -590,8 +608,8 @@ cdef class Iterator:
                 if probe < nl:
                     steps += 1
                     sent, stype = strip_to(name, probe), A
-            got = yield from _ask(self, zone, nsnames, sent, stype, depth,
-                                       probe=(sent != name or stype != qtype))
+            got = yield from _ask(self, zone, nsnames, sent, stype, depth, 0,
+                                  sent != name or stype != qtype)     # most, probe
             if got is None:
                 if sent != name or stype != qtype:
                     # Relaxed minimisation (RFC 9156 section 2.3): the full name is asked.
@@ -659,7 +677,7 @@ cdef class Iterator:
             return False
         hints.prime_at = now + self.lv.max_query_time      # in flight, at most this long
         try:
-            got = yield from _ask(self, ROOT, tuple(self.hint_names), ROOT, NS, depth,
+            got = yield from _ask(self, ROOT, tuple(self.hints.names), ROOT, NS, depth,
                                        PRIME_TRIES)
         except _Exhausted:      # the budget, or bogus: the query's next step tells which
             got = None

@@ -156,7 +156,7 @@ cpdef dict group(list records):
     cdef object key
     for r in records:
         key = (lower(r[0]), r[1], r[2])
-        g = groups.get(key)
+        g = groups.get(key) if groups else None
         if g is None:
             groups[key] = [r[0], r[3], [r[4]]]
             continue

@@ -27,6 +27,9 @@ from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8
 
+cdef extern from "Python.h":
+    object PyMethod_New(object func, object self)     # Python 3's two arguments
+
 import os
 
 from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, call_later_fn,
@@ -146,7 +149,7 @@ cdef class UDPQuery:
         try:
             if self.corenet:
                 if not defer:               # else _send registers it, after the send
-                    add_reader_fd(cl, fd, self._readable)
+                    add_reader_fd(cl, fd, PyMethod_New(_readable, self))
             else:
                 loop.add_reader(fd, self._readable)
         except BaseException:
@@ -154,9 +157,9 @@ cdef class UDPQuery:
             c_close(fd)
             raise
         if self.corenet:
-            self.timer = call_later_fn(cl, timeout, self._expire)
+            self.timer = call_later_fn(cl, timeout, PyMethod_New(_expire, self))
             if defer:
-                call_before_poll(cl, self._send)
+                call_before_poll(cl, PyMethod_New(_send, self))
         else:
             self.timer = loop.call_later(timeout, self._expire)
         return 0
@@ -172,7 +175,7 @@ cdef class UDPQuery:
             return
         self.sent_at = monotonic()
         try:
-            add_reader_fd(<Loop>self.loop, self.fd, self._readable)
+            add_reader_fd(<Loop>self.loop, self.fd, PyMethod_New(_readable, self))
         except Exception as exc:          # e.g. the loop was closed meanwhile
             self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
 
@@ -249,3 +252,10 @@ cdef class UDPQuery:
                 self.loop.remove_reader(fd)
             finally:
                 c_close(fd)
+
+
+# The callbacks a query hands corenet's loop, bound to it with PyMethod_New from the class's
+# functions: no attribute look-up per query.
+cdef object _readable = UDPQuery._readable
+cdef object _expire = UDPQuery._expire
+cdef object _send = UDPQuery._send

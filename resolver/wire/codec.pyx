@@ -144,7 +144,8 @@ cdef class MsgEntry:
                   unsigned int ttl_cap) except -1:
         """``__init__``, for ``msg_entry``."""
         cdef Py_ssize_t qend
-        offsets, min_ttl, qend = ttl_offsets(wire)
+        cdef unsigned int min_ttl
+        offsets = _ttl_offsets(wire, &min_ttl, &qend)
         self.wire = wire
         self.ttl_offsets = offsets
         self.qend = qend
@@ -181,6 +182,15 @@ cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned in
 
 cpdef tuple ttl_offsets(bytes wire):
     """(packed uint16 offsets of each record's TTL except OPT, smallest TTL, end of question)."""
+    cdef unsigned int min_ttl
+    cdef Py_ssize_t qend
+    offsets = _ttl_offsets(wire, &min_ttl, &qend)
+    return offsets, min_ttl, qend
+
+
+cdef bytes _ttl_offsets(bytes wire, unsigned int* min_ttl_out, Py_ssize_t* qend_out):
+    """``ttl_offsets``: the packed offsets, with the smallest TTL and the end of the question
+    left in ``min_ttl_out`` and ``qend_out``."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12
     cdef unsigned int qd, total, i, t, ttl, min_ttl = NO_TTL
@@ -218,7 +228,9 @@ cpdef tuple ttl_offsets(bytes wire):
             raise WireError("truncated rdata")
     if min_ttl == NO_TTL:
         min_ttl = 0
-    return (out if k == total else out[:2 * k]), min_ttl, qend
+    min_ttl_out[0] = min_ttl
+    qend_out[0] = qend
+    return out if k == total else out[:2 * k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,21 +256,29 @@ cdef class Parsed:
 
 cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t rdlen,
                   unsigned int rdtype, int max_jumps):
-    cdef Py_ssize_t end = pos + rdlen, off, pre, post
+    """The record's rdata, its names (of the types that may be compressed) decompressed:
+    written into one buffer and made into bytes once."""
+    cdef Py_ssize_t end = pos + rdlen, off, pre, post, olen, nlen
     cdef int k, nnames
+    # at most 6 fixed bytes before the names (SRV), two names and 20 bytes after them (SOA)
+    cdef unsigned char out[8 + 2 * MAX_NAME + 24]
     if not _name_layout(rdtype, &pre, &nnames, &post):
         return PyBytes_FromStringAndSize(<const char*>p + pos, rdlen)
     if pre > rdlen:
         raise WireError("short rdata")
-    parts = [PyBytes_FromStringAndSize(<const char*>p + pos, pre)]
+    memcpy(out, p + pos, pre)
+    olen = pre
     off = pos + pre
     for k in range(nnames):
         # A name inside rdata must not run past the rdata (it may point anywhere before).
-        parts.append(_name_at(p, end, &off, max_jumps))
+        off = _read_name(p, end, off, out + olen, &nlen, max_jumps)
+        if off < 0:
+            raise WireError("malformed or looping name")
+        olen += nlen
     if off + post != end:
         raise WireError("rdata length mismatch")
-    parts.append(PyBytes_FromStringAndSize(<const char*>p + off, post))
-    return b"".join(parts)
+    memcpy(out + olen, p + off, post)
+    return PyBytes_FromStringAndSize(<const char*>out, olen + post)
 
 
 cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
@@ -267,6 +287,9 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
     cdef unsigned int counts[3]
     cdef unsigned int qd, i, sec, rdtype, rdclass, ttl
+    cdef unsigned char name[256]
+    cdef Py_ssize_t nlen
+    cdef bytes owner = None     # the last owner read: the next record's is most often the same
     cdef Parsed m = Parsed.__new__(Parsed)
     if n < 12:
         raise WireError("short message")
@@ -288,20 +311,25 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
     m.question = b""
     if qd == 1:
         qstart = pos
-        m.qname = _name_at(p, n, &pos, max_jumps)
+        m.qname = owner = _name_at(p, n, &pos, max_jumps)
         if pos + 4 > n:
             raise WireError("truncated question")
         m.qtype = u16(p + pos)
         m.qclass = u16(p + pos + 2)
         pos += 4
         m.question = PyBytes_FromStringAndSize(<const char*>p + qstart, pos - qstart)
-    sections = [[], [], []]
+    cdef list answer = [], authority = [], additional = [], out
     for sec in range(3):
         if counts[sec] > <unsigned int>max_records:
             raise WireError("too many records")
-        out = sections[sec]
+        out = answer if sec == 0 else authority if sec == 1 else additional
         for i in range(counts[sec]):
-            owner = _name_at(p, n, &pos, max_jumps)
+            pos = _read_name(p, n, pos, name, &nlen, max_jumps)
+            if pos < 0:
+                raise WireError("malformed or looping name")
+            if (owner is None or PyBytes_GET_SIZE(owner) != nlen
+                    or memcmp(PyBytes_AS_STRING(owner), name, nlen) != 0):
+                owner = PyBytes_FromStringAndSize(<char*>name, nlen)
             if pos + 10 > n:
                 raise WireError("truncated record header")
             rdtype = u16(p + pos)
@@ -323,7 +351,7 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
                     ttl = 0          # RFC 2181 8: treat as zero
                 out.append((owner, rdtype, rdclass, ttl, _rdata(p, n, pos, rdlen, rdtype, max_jumps)))
             pos += rdlen
-    m.answer, m.authority, m.additional = sections
+    m.answer, m.authority, m.additional = answer, authority, additional
     return m
 
 
@@ -381,22 +409,18 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     cdef unsigned int ext = (rcode >> 4) & 0xFF
     flags = (flags & 0xFFF0) | (rcode & 0x0F)
     cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), olen
-    cdef list owners = []          # per record: the owner to write, or None for the pointer
     cdef bytes owner, rdata
-    for sec in (answer, authority, additional):
-        for rr in <list>sec:
+    cdef list sec
+    cdef int s
+    for s in range(3):
+        sec = answer if s == 0 else authority if s == 1 else additional
+        for rr in sec:
             owner = rr[0]
             rdata = rr[4]
             if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
                 raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
-            if (qlen_name > 0 and len(owner) == qlen_name and eq_nocase(
-                    <const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen_name)):
-                owners.append(None)
-                size += 2
-            else:
-                owners.append(owner)
-                size += len(owner)
-            size += 10 + len(rdata)
+            olen = len(owner)
+            size += (2 if _is_question(owner, qname, qlen_name) else olen) + 10 + len(rdata)
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
     _header(d, qid, flags, 1 if question else 0, len(answer), len(authority),
@@ -404,17 +428,15 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     d += 12
     memcpy(d, PyBytes_AS_STRING(question), len(question))
     d += len(question)
-    cdef Py_ssize_t k = 0
-    for sec in (answer, authority, additional):
-        for rr in <list>sec:
-            o = owners[k]
-            k += 1
-            if o is None:
+    for s in range(3):
+        sec = answer if s == 0 else authority if s == 1 else additional
+        for rr in sec:
+            owner = rr[0]
+            if _is_question(owner, qname, qlen_name):
                 d[0] = 0xC0
                 d[1] = 0x0C
                 d += 2
             else:
-                owner = <bytes>o
                 olen = PyBytes_GET_SIZE(owner)
                 memcpy(d, PyBytes_AS_STRING(owner), olen)
                 d += olen
@@ -428,6 +450,13 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
     if edns:
         _opt(d, payload, (ext << 24) | (0x8000 if do else 0))
     return out
+
+
+cdef inline bint _is_question(bytes owner, const unsigned char* qname, Py_ssize_t qlen):
+    """Whether ``owner`` is the question's name (``qlen`` bytes at ``qname``, ASCII case
+    aside): then it is written as a pointer to the question."""
+    return (qlen > 0 and PyBytes_GET_SIZE(owner) == qlen
+            and eq_nocase(<const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen))
 
 
 cdef inline void _put16(unsigned char* d, unsigned int v) noexcept:

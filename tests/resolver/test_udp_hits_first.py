@@ -40,7 +40,7 @@ def test_hits_of_a_wakeup_are_answered_before_its_misses_start(corenet_kind):
     started = []                  # (miss number, whether the probe had its answer by then)
     probe_answers = []
 
-    def on_miss(query, addr, listener, over, absent):
+    def on_miss(query, addr, send, over, absent):
         try:
             probe_answers.append(probe.recv(512))
         except BlockingIOError:

@@ -1,0 +1,26 @@
+# The daemon's miss driver (resolution.pyx), for the daemon's compiled dispatch: ``start``
+# (``Resolver.start_miss``), the Drive's fields, and the callback type a Drive calls in C when
+# it ends.
+from resolver.state cimport ResolverCore
+
+cdef class Drive
+
+
+cdef class MissDone:
+    cdef int finished(self, Drive drive, object response) except -1
+
+
+cdef class Drive:
+    cdef ResolverCore resolver
+    cdef bytes query
+    cdef readonly tuple miss
+    cdef object done
+    cdef object resolution              # its Resolution
+    cdef readonly bint finished
+
+    cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done)
+    cdef resolved(self, res)
+    cdef object _settle(self)
+
+
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bint absent=*)
