@@ -1,6 +1,5 @@
-# The daemon's miss driver (resolution.pyx), for the daemon's compiled dispatch: ``start``
-# (``Resolver.start_miss``), the Drive's fields, and the callback type a Drive calls in C when
-# it ends.
+# The daemon's miss driver (resolution.pyx), for the daemon's compiled dispatch: the Drive's
+# fields, and the callback type a Drive calls in C when it ends.
 from resolver.state cimport ResolverCore
 
 cdef class Drive
@@ -21,6 +20,3 @@ cdef class Drive:
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done)
     cdef resolved(self, res)
     cdef object _settle(self)
-
-
-cpdef object start(ResolverCore resolver, bytes query, done, loop, bint absent=*)

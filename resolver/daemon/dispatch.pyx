@@ -15,11 +15,9 @@ from socket import AF_INET, AF_INET6, inet_pton
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
-from resolver.resolution cimport Drive, MissDone, start
-from resolver.state cimport ResolverCore
+from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
 from resolver.response import error
-from resolver.resolution import start as _start_function
 
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
 LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -163,8 +161,7 @@ cdef class Dispatch:
     cdef int prefix_v4, prefix_v6
     cdef Py_ssize_t max_inflight, max_inflight_per_client, max_udp_size
     cdef double jostle_timeout, ip_ratelimit
-    cdef object _resolver
-    cdef bint _start_in_c               # the resolver's start_miss is resolution.start
+    cdef public object resolver
     cdef public Counters counters
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
@@ -183,18 +180,6 @@ cdef class Dispatch:
         self._drained = None
         self.loop = None
         self.query_log = None
-
-    @property
-    def resolver(self):
-        """The engine (resolver.api.Resolver): its ``start_miss`` begins each miss, called in
-        C when it is resolver.resolution.start."""
-        return self._resolver
-
-    @resolver.setter
-    def resolver(self, resolver):
-        self._resolver = resolver
-        self._start_in_c = isinstance(resolver, ResolverCore) and getattr(
-            getattr(resolver, "start_miss", None), "__func__", None) is _start_function
 
     @property
     def cfg(self):
@@ -273,9 +258,7 @@ cdef class Dispatch:
             self, q, client, transport, send, t0)
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            if self._start_in_c:
-                d = start(<ResolverCore>self._resolver, q, done, self.loop, absent)
-            elif absent:
+            if absent:
                 d = self.resolver.start_miss(q, done, self.loop, True)
             else:
                 d = self.resolver.start_miss(q, done, self.loop)

@@ -243,33 +243,3 @@ def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
     assert not d.dispatch(q, ("127.0.0.99", 2), "udp", sent.append, 0.0, True)
     assert d.counters.dropped == {"busy": 2}
     assert d.dispatch(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
-
-
-def test_a_miss_starts_through_the_engines_own_start_miss_or_the_compiled_one():
-    """The engine's ``start_miss`` as it is (resolver.resolution.start, called in C) answers a
-    miss as an engine that overrides it is answered: through its own."""
-    from resolver.api import Resolver
-    from resolver.cache.answer import parse_query
-    q = _query("cached.example.", "A")
-    cached = dns.message.make_response(dns.message.from_wire(q))
-    cached.answer.append(dns.rrset.from_text("cached.example.", 300, "IN", "A", "192.0.2.1"))
-    engine = Resolver()
-    engine.cache.messages.store(parse_query(q)[0], cached.to_wire(), engine.clock())
-    sent: list[bytes] = []
-    assert _dispatch(engine).dispatch(q, ("127.0.0.1", 9), "udp", sent.append, 0.0)
-    got = dns.message.from_wire(sent[0])
-    assert got.id == cached.id and got.answer == cached.answer
-
-    asked = []
-    other = dns.message.make_response(dns.message.from_wire(q))
-    other.answer.append(dns.rrset.from_text("cached.example.", 60, "IN", "A", "192.0.2.99"))
-
-    class Own(Resolver):
-        def start_miss(self, query, done, loop, absent=False):
-            asked.append(query)
-            return other.to_wire()
-
-    own = Own()
-    own.cache.messages.store(parse_query(q)[0], cached.to_wire(), own.clock())
-    assert _dispatch(own).dispatch(q, ("127.0.0.1", 9), "udp", sent.append, 0.0)
-    assert asked == [q] and dns.message.from_wire(sent[1]).answer == other.answer
