@@ -142,15 +142,15 @@ class Resolver(ResolverCore):
                                     insecure=[_name_wire(n) for n in domain_insecure])
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
-        self._msgs = self.cache.messages.table
-        # self.stats (zeroed) and self._inflight (question -> Resolution) come from
+        self.message_table = self.cache.messages.table
+        # self.stats (zeroed) and self.resolutions (question -> Resolution) come from
         # ResolverCore
-        self._hints: it.Hints | None = None       # self.hints indexed once for the iterators
+        self.hint_index: it.Hints | None = None   # self.hints indexed once for the iterators
         #: dnspython's search settings for relative names (see ``resolve``)
         self.search: list[dns.name.Name] = []
         self.ndots = 1
         self.use_search_by_default = False
-        self._hints_src = None
+        self.hint_index_source = None
         self.zones: Zones | None = None
         #: the connections to forward zones' servers over TLS, kept between queries
         self.tls_upstreams = DoTUpstreams()
@@ -320,9 +320,9 @@ class Resolver(ResolverCore):
                 return self._local_answer(local, name, rdtype, rdclass, raise_on_no_answer)
         key = cache_key(name, rdtype, rdclass, 0)
         now = self.clock()
-        e = self._msgs.get(key)
+        e = self.message_table.get(key)
         if e is not None and e.expires >= now:
-            self._msgs.move_to_end(key)
+            self.message_table.move_to_end(key)
             e.hits += 1
             self.stats.cache_hits += 1
             self.stats.client_queries += 1
@@ -493,7 +493,7 @@ class Resolver(ResolverCore):
         self._forget(changed)
         if new is not None:
             new.seed(self.cache, self.clock())
-        if changed and self._inflight:
+        if changed and self.resolutions:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
@@ -548,7 +548,7 @@ class Resolver(ResolverCore):
         """Stops the resolutions in flight (prefetches included): their sockets are closed
         and the callers waiting on them get CancelledError; the connections to TLS
         forwarders are closed too."""
-        for resolution in list(self._inflight.values()):
+        for resolution in list(self.resolutions.values()):
             resolution.cancel()
         self.tls_upstreams.close()
         await asyncio.sleep(0)          # TCP transports finish closing

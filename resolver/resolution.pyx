@@ -107,15 +107,15 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
 cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
     """A new Iterator for one question, with the root hints indexed once per resolver (and
     its root priming shared through them)."""
-    hints = r._hints
-    if hints is None or r._hints_ipv6 != r.ipv6 or r._hints_src is not r.hints:
-        hints = r._hints = it.Hints(r.hints, r.ipv6, prime=True)
-        r._hints_src = r.hints
-        r._hints_ipv6 = r.ipv6
+    hints = r.hint_index
+    if hints is None or r.hint_index_ipv6 != r.ipv6 or r.hint_index_source is not r.hints:
+        hints = r.hint_index = it.Hints(r.hints, r.ipv6, prime=True)
+        r.hint_index_source = r.hints
+        r.hint_index_ipv6 = r.ipv6
     cdef Iterator i = Iterator.__new__(Iterator)
     i.setup(qname, qtype, qclass, r.cache, hints, r.clock,
             r.lv.limits if r.lv is not None else None, r.minimise,
-            r.ipv6, r.validator, r._stats, r.dnssec, r.do_ip4, r.no_localhost)
+            r.ipv6, r.validator, r.counts, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
     return i
@@ -128,9 +128,9 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     already in flight, if there is one. ``tcp``: every upstream query over TCP. Returns the
     Resolution (``discard(callback)`` to give up)."""
     key = (lower(qname), qtype, qclass, True) if tcp else (lower(qname), qtype, qclass)
-    cdef Resolution res = r._inflight.get(key)
+    cdef Resolution res = r.resolutions.get(key)
     if res is not None:
-        r._stats.coalesced += 1
+        r.counts.coalesced += 1
         res.waiters.append(callback)
         return res
     res = Resolution.__new__(Resolution)
@@ -234,7 +234,7 @@ cdef class Resolution:
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
         cdef Iterator native
         self.resolver, self.loop, self.key = r, loop, key
-        r._inflight[key] = self
+        r.resolutions[key] = self
         self.infra = (<Cache?>r.cache).infra
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
@@ -315,17 +315,17 @@ cdef class Resolution:
         tls = self.tls_servers.get(server) if self.tls_servers is not None else None
         if not self.tcp_only and tls is None:
             key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
-            shared = r._upstream_inflight.get(key)
+            shared = r.shared_queries.get(key)
             # joined only if its outcome is due within this question's time limit
             if shared is not None and shared.expires <= monotonic() + self._left():
-                r._stats.upstream_joined += 1
+                r.counts.upstream_joined += 1
                 shared.waiters.append(self)
                 self.shared, self.q = shared, shared.q
                 return
         qid = fresh_id()
         wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
                           qa.rd)
-        r._stats.upstream_queries += 1
+        r.counts.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
         question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, len(qa.qname) + 4)
         if tls is not None:                   # a forward zone's server over TLS
@@ -334,25 +334,25 @@ cdef class Resolution:
             self.tcp = self.tls_pool.query(self.loop, self.host, self.dport, tls[0], tls[1],
                                            wire, qid, question,
                                            min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
-                                           r.lv.limits, self._tcp_replied, r._stats)
+                                           r.lv.limits, self._tcp_replied, r.counts)
             return
         if self.tcp_only:
-            r._stats.upstream_tcp += 1
+            r.counts.upstream_tcp += 1
             self.rtt = -1.0                   # measured when the answer comes
             self.sent_at = monotonic()
             self.tcp = TCPQuery(self.loop, self.host, self.dport, wire, qid, question,
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
-                                r.lv.limits, self._tcp_replied, r._stats)
+                                r.lv.limits, self._tcp_replied, r.counts)
             return
         shared = _SharedQuery.__new__(_SharedQuery)
-        shared.key, shared.table, shared.waiters = key, r._upstream_inflight, [self]
+        shared.key, shared.table, shared.waiters = key, r.shared_queries, [self]
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)
-        q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r._stats,
+        q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r.counts,
                r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
-        r._upstream_inflight[key] = shared
+        r.shared_queries[key] = shared
 
     def _resumed(self):
         self.resume = None
@@ -426,14 +426,14 @@ cdef class Resolution:
             except NoDescriptors as exc:
                 self._shed(exc)
             return
-        r._stats.upstream_tcp += 1
+        r.counts.upstream_tcp += 1
         self.rtt = rtt
         if left <= 0:
             self._advance(self._feed(self._timed_out(self.server)))
             return
         self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
-                            r._stats)
+                            r.counts)
 
     def _tcp_replied(self, tq):
         if self.finished or tq is not self.tcp:
@@ -458,15 +458,15 @@ cdef class Resolution:
             self._crashed(exc)
 
     cdef object _timed_out(self, str server):
-        self.resolver._stats.upstream_timeouts += 1
+        self.resolver.counts.upstream_timeouts += 1
         self.infra.record_timeout(server, self.resolver.now())
         return Timeout(server)
 
     cdef object _failed(self, str server, exc):
         cdef ResolverCore r = self.resolver
-        r._stats.upstream_failures += 1
+        r.counts.upstream_failures += 1
         if isinstance(exc, _Unreachable):
-            r._stats.upstream_unreachable += 1
+            r.counts.upstream_unreachable += 1
             self.infra.record_unreachable(server, r.now())
             return Failure(server, str(exc), True)
         self.infra.record_failure(server, r.now())
@@ -478,13 +478,13 @@ cdef class Resolution:
         blamed."""
         global _warned_at
         cdef ResolverCore r = self.resolver
-        r._stats.no_descriptors += 1
+        r.counts.no_descriptors += 1
         now = monotonic()
         if now - _warned_at >= 10.0:
             _warned_at = now
             log.warning("out of file descriptors (%s): questions are answered SERVFAIL until "
                         "some close (%d so far); raise the limit or lower max-inflight",
-                        exc, r._stats.no_descriptors)
+                        exc, r.counts.no_descriptors)
         self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
 
     cdef _close_later(self, UDPQuery q, iterator):
@@ -529,7 +529,7 @@ cdef class Resolution:
             self.iterator.store_deferred()
 
     cdef _release(self):
-        _remove_own(self.resolver._inflight, self.key, self)
+        _remove_own(self.resolver.resolutions, self.key, self)
 
     cdef _finish(self, res):
         if self.finished:
@@ -537,7 +537,7 @@ cdef class Resolution:
         self.finished = True
         self._release()
         if res is not None and self.resolver.dnssec is not None:
-            self.resolver._stats.count_security(res.security)
+            self.resolver.counts.count_security(res.security)
         self._call(res)
 
     cdef _call(self, res):

@@ -32,15 +32,15 @@ cpdef object cached(ResolverCore r, bytes q):
     if parsed is None:
         return None
     key, qend = parsed
-    cdef MsgEntry e = dict_get(r._msgs, key)
+    cdef MsgEntry e = dict_get(r.message_table, key)
     if e is None:
         return None
     cdef double now = r.now()
     if e.expires < now:
         return None
-    lru_touch(r._msgs, key)
+    lru_touch(r.message_table, key)
     e.hits += 1
-    cdef Stats stats = r._stats
+    cdef Stats stats = r.counts
     stats.cache_hits += 1
     stats.client_queries += 1
     cdef LimitValues lim = r.lv
@@ -64,7 +64,7 @@ cpdef object begin(ResolverCore r, bytes q):
     than a header."""
     if len(q) < 12:
         raise WireError("query shorter than a DNS header")
-    cdef Stats stats = r._stats
+    cdef Stats stats = r.counts
     cdef Parsed m
     stats.client_queries += 1
     try:
@@ -113,7 +113,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     """The response to ``q`` from the resolution's result, cached when it may be."""
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
-    cdef Stats stats = r._stats
+    cdef Stats stats = r.counts
     cdef int rcode = res.rcode, security = res.security
     if security == BOGUS and not cd:
         stats.servfail += 1
@@ -124,7 +124,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef Py_ssize_t qend = 12 + len(m.question)
     now = r.now()
     if rcode == SERVFAIL:
-        stale = dict_get(r._msgs, key)
+        stale = dict_get(r.message_table, key)
         if stale is not None and stale.stale_until >= now:
             stats.stale_answers += 1
             return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)

@@ -33,18 +33,21 @@ cdef double read_clock(object clock) except? -1.0
 
 
 cdef class ResolverCore:
-    cdef public object hints, cache, clock, validator, dnssec, _msgs, _hints, _hints_src
+    cdef public object hints, cache, clock, validator, dnssec
+    cdef public object message_table      # the message cache's table (cache.messages.table)
+    cdef public object hint_index         # resolver.iterator.Hints of ``hints``, made on use
+    cdef public object hint_index_source  # the ``hints`` that ``hint_index`` was made from
     cdef public object local_zones        # resolver.zones.LocalZones, or None
     cdef public object zones              # resolver.zones.Zones (forward, stub, local), or None
     cdef public object forward            # the forwarders' addresses (Resolver(forward=)), or None
-    cdef public dict _inflight
+    cdef public dict resolutions          # resolver.resolution.Resolution in flight, by question
     # upstream UDP queries in flight, by (address, port, lower-cased name, type, class,
     # EDNS, RD): the resolver.resolution._SharedQuery an identical query joins
-    cdef dict _upstream_inflight
-    cdef Stats _stats                     # the ``stats`` property; never None
+    cdef dict shared_queries
+    cdef Stats counts                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6
-    cdef bint _hints_ipv6                 # the ``ipv6`` that ``_hints`` was indexed for
+    cdef bint hint_index_ipv6             # the ``ipv6`` that ``hint_index`` was made for
     cdef public bint do_ip4, no_localhost     # do-ip4, do-not-query-localhost
     cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef readonly LimitValues lv

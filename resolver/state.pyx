@@ -112,9 +112,9 @@ cdef class ResolverCore:
     ``limits`` is a property: setting it refreshes the copied values (``lv``)."""
 
     def __cinit__(self, *args, **kwargs):      # a Python subclass's arguments, ignored
-        self._inflight = {}
-        self._upstream_inflight = {}
-        self._stats = Stats()
+        self.resolutions = {}
+        self.shared_queries = {}
+        self.counts = Stats()
         self.do_ip4 = True
         self.no_localhost = True
         self.harden_glue = True
@@ -129,8 +129,8 @@ cdef class ResolverCore:
         # and a copy taken at one of them lags those after it.
         cache = self.cache
         if cache is not None:
-            self._stats.cache_evictions = cache.evictions
-        return self._stats
+            self.counts.cache_evictions = cache.evictions
+        return self.counts
 
     @stats.setter
     def stats(self, value):
@@ -138,7 +138,7 @@ cdef class ResolverCore:
         # Stats (None included) is refused here.
         if not isinstance(value, Stats):
             raise TypeError(f"stats must be a resolver Stats, not {type(value).__name__}")
-        self._stats = value
+        self.counts = value
 
     @property
     def limits(self):

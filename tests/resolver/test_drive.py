@@ -86,7 +86,7 @@ def test_identical_misses_share_one_resolution(run, lab, loop):
         assert a.answer and [r.to_text().lower() for r in a.answer] == [
             r.to_text().lower() for r in b.answer]
         assert stats.upstream_queries - before == 1 and stats.coalesced == 1
-        assert not s.misses and not s.resolver._inflight
+        assert not s.misses and not s.resolver.resolutions
         await s.resolver.close()
 
     run(go())
@@ -111,7 +111,7 @@ def test_finished_misses_leave_nothing_for_the_cyclic_collector(run, lab, loop):
                 await s.resolver.resolve_message(dns.message.make_query(f"h{350 + i}.bulk.net.",
                                                                         "A"))
             await asyncio.sleep(0)
-            assert not s.misses and not s.resolver._inflight
+            assert not s.misses and not s.resolver.resolutions
             assert gc.collect() == 0
         finally:
             gc.enable()
@@ -145,7 +145,7 @@ def test_time_limit_ends_a_miss_with_servfail(run, lab, loop, silent):
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 7
         assert 0.45 <= took < 2.0, took       # the one query's timeout: what was left
         assert s.resolver.stats.upstream_timeouts >= 1
-        assert not s.misses and not s.resolver._inflight
+        assert not s.misses and not s.resolver.resolutions
         await s.resolver.close()
 
     run(go())
@@ -179,7 +179,7 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
         s.resolver.zones = BrokenZones()
         out = dns.message.from_wire(await _ask(s, "h304.bulk.net.", 9))
         assert out.rcode() == dns.rcode.SERVFAIL and out.id == 9
-        assert not s.misses and not s.resolver._inflight
+        assert not s.misses and not s.resolver.resolutions
         await s.resolver.close()
 
     run(go())

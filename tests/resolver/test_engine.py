@@ -244,9 +244,9 @@ def test_popular_entry_is_prefetched_near_expiry(world, run):
 
     async def hit_then_wait():
         out = r.resolve_cached(q)
-        assert r._inflight                   # the refresh is under way
+        assert r.resolutions                   # the refresh is under way
         for _ in range(200):                 # and ends on its own
-            if not r._inflight:
+            if not r.resolutions:
                 break
             await asyncio.sleep(0.01)
         return out
@@ -295,7 +295,7 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_resolution(world, run):
         return ans
 
     assert run(go())[0].address == "192.0.2.1"
-    assert r.stats.coalesced == 1 and not r._inflight
+    assert r.stats.coalesced == 1 and not r.resolutions
 
 
 def test_root_hints_shipped_file_custom_file_and_errors(tmp_path):
@@ -389,7 +389,7 @@ def test_lifetime_bounds_the_call(world, run):
     with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
         run(r.resolve("www.example.com", lifetime=0.2))
     assert ei.value.kwargs["timeout"] == 0.2
-    assert not r._inflight                               # nobody else waited: it stopped
+    assert not r.resolutions                               # nobody else waited: it stopped
 
 
 def test_search_domains_and_ndots_as_dnspython(world, run):

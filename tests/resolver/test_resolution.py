@@ -44,7 +44,7 @@ def test_time_limit_raises_lifetime_timeout_and_leaves_the_caller_uncancelled(ru
         assert asyncio.current_task().cancelling() == 0
 
     run(go())
-    assert not r._inflight
+    assert not r.resolutions
     assert r.stats.upstream_timeouts >= 1
 
 
@@ -55,11 +55,11 @@ def test_a_caller_that_gives_up_stops_the_resolution_and_its_sockets(run, silent
         before = open_fds()
         t = asyncio.ensure_future(r.resolve("www.example.com"))
         await asyncio.sleep(0.05)
-        assert r._inflight and open_fds() - before     # its UDP socket is open
+        assert r.resolutions and open_fds() - before     # its UDP socket is open
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
             await t
-        assert not r._inflight
+        assert not r.resolutions
         await asyncio.sleep(0)               # the socket closes before the next poll
         assert open_fds() - before == set()
 
@@ -82,7 +82,7 @@ def test_others_still_get_the_result_when_the_first_caller_gives_up(run, silent)
 
     out = run(go())
     assert out.rcode() == dns.rcode.SERVFAIL      # at the time limit, not cancelled
-    assert r.stats.coalesced == 1 and not r._inflight
+    assert r.stats.coalesced == 1 and not r.resolutions
 
 
 def test_close_stops_every_resolution_and_its_callers_get_cancelled_error(run, silent):
@@ -92,12 +92,12 @@ def test_close_stops_every_resolution_and_its_callers_get_cancelled_error(run, s
     async def go():
         tasks = [asyncio.ensure_future(r.resolve(n)) for n in ("a.example", "b.example")]
         await asyncio.sleep(0.05)
-        assert len(r._inflight) == 2
+        assert len(r.resolutions) == 2
         await r.close()
         for t in tasks:
             with pytest.raises(asyncio.CancelledError):
                 await t
-        assert not r._inflight
+        assert not r.resolutions
 
     run(go())
     assert open_fds() - before == set()
@@ -114,4 +114,4 @@ def test_one_resolver_on_one_loop_after_another(loop_kind, silent):
                 lp.run_until_complete(asyncio.wait_for(r.resolve("www.example.com"), 5))
         finally:
             lp.close()
-        assert not r._inflight
+        assert not r.resolutions

@@ -465,7 +465,7 @@ def test_a_prefetched_answer_is_written_again(lab, redis_server):
 
         async def settle():
             deadline = time.monotonic() + 10
-            while shared.writes or r._inflight:
+            while shared.writes or r.resolutions:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.01)
 
