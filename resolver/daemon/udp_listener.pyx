@@ -179,7 +179,7 @@ cdef class UDPListener(FdWatcher):
         self.queue(data, addr)
 
     cdef int queue(self, bytes data, addr) except -1:
-        """``send``."""
+        """Queues ``data`` for ``addr`` (``send``, and each miss's ``send(answer)``)."""
         if self.closed:
             return 0
         if self.outbox.n >= CN_BATCH:
