@@ -8,7 +8,11 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from looptools import open_fds
+
+import corenet
 
 from resolver.upstream import errors, udp
 from resolver.limits import DEFAULT
@@ -311,3 +315,31 @@ def test_query_ids_are_fresh_and_spread():
                                               (b"\x81\x82", True, False)])  # SERVFAIL
 def test_needs_retry_on_truncation_or_formerr_to_edns(flags, edns, retry):
     assert udp.needs_retry(b"\x12\x34" + flags + b"\x00" * 8, edns) is retry
+
+
+_octet = st.one_of(st.integers(0, 300).map(str), st.text("0123456789", max_size=4))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.lists(_octet, min_size=1, max_size=5).map(".".join),
+                 st.text("0123456789. x+-", max_size=18)))
+def test_an_ipv4_address_is_read_as_inet_pton_reads_it(text):
+    """The query's own dotted-quad reader takes exactly the texts inet_pton(AF_INET)
+    takes: four decimal octets up to 255, no leading zero, nothing else."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+        numeric = True
+    except OSError:
+        numeric = False
+    lp = corenet.new_event_loop()
+    try:
+        # defer: the query is never sent (the loop does not run), so nothing leaves the host
+        q = udp.UDPQuery(lp, text, 53, b"\x00" * 12, 1, QUESTION, 5.0, None, DEFAULT,
+                         on_done=lambda q: None, defer=True)
+    except UpstreamFailure as exc:
+        assert numeric == ("not a numeric" not in str(exc)), (text, exc)
+    else:
+        assert numeric, text
+        q.close()
+    finally:
+        lp.close()
