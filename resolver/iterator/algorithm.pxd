@@ -43,6 +43,8 @@ cdef class Iterator:
     cdef object _rrdata
     cdef InfraCache _infra
     cdef RRsetCache _rrsets
+    cdef bytes _ancestors_of            # the name whose ancestors _ancestors_list holds
+    cdef list _ancestors_list
 
     cdef setup(self, bytes qname, int qtype, int qclass, cache, hints, clock, limits,
                bint minimise, bint ipv6, validator, stats, dnssec, bint ip4, bint no_localhost)
@@ -54,6 +56,7 @@ cdef class Iterator:
     cdef _keep_proofs(self, _Step hit)
     cdef _Step _from_cache(self, bytes name, int qtype, double now)
     cdef list _dname_from_cache(self, bytes name, bytes target, double now)
+    cdef list _ancestors(self, bytes name)
     cdef tuple _closest_delegation(self, bytes name)
     cdef list _addresses(self, bytes ns, double now)
     cdef bint _usable(self, str addr)

@@ -357,12 +357,10 @@ cdef class Iterator:
                 return _step("nx" if neg.negative == 3 else "nodata", [],
                              neg.negative_records(now))
         # RFC 8020: below a name that does not exist, nothing exists (the root exists).
-        cdef bytes anc = _parent(name)
-        while len(anc) > 1:
+        for anc in self._ancestors(name):
             nx = self._get(anc, NXDOMAIN_TYPE, now)
             if nx is not None:
                 return _step("nx", [], nx.negative_records(now))
-            anc = _parent(anc)
         if held and qtype != CNAME:
             e = self._get(name, CNAME, now)
             if e is not None and e.negative is None and e.rank >= NONAUTH_ANSWER and e.rdatas:
@@ -393,17 +391,35 @@ cdef class Iterator:
         where a validator looks for the keys of data that carries no signature."""
         return self._closest_delegation(name)[0]
 
+    cdef list _ancestors(self, bytes name):
+        """``name``'s ancestors above it and below the root, nearest first. Kept for the
+        last name asked: the cache's negative-ancestor check and the closest delegation
+        walk the same names, and the same objects keep their hashes."""
+        if name is self._ancestors_of:
+            return self._ancestors_list
+        cdef list out = []
+        cdef bytes anc = _parent(name)
+        while len(anc) > 1:
+            out.append(anc)
+            anc = _parent(anc)
+        self._ancestors_of, self._ancestors_list = name, out
+        return out
+
     cdef tuple _closest_delegation(self, bytes name):
         cdef double now = self._now()
-        cdef bytes z = name
         cdef RRsetEntry e
-        while True:
-            e = self._get(z, NS, now)
+        if len(name) > 1:
+            e = self._get(name, NS, now)
             if e is not None and e.negative is None and e.rdatas:
-                return z, e.rdatas
-            if z == ROOT or len(z) <= 1:
-                return ROOT, tuple(self.hints.names)
-            z = _parent(z)
+                return name, e.rdatas
+            for z in self._ancestors(name):
+                e = self._get(z, NS, now)
+                if e is not None and e.negative is None and e.rdatas:
+                    return z, e.rdatas
+        e = self._get(ROOT, NS, now)
+        if e is not None and e.negative is None and e.rdatas:
+            return ROOT, e.rdatas
+        return ROOT, tuple(self.hints.names)
 
     cdef list _addresses(self, bytes ns, double now):
         """The addresses the cache holds for ``ns``, else its hint addresses (so a primed
