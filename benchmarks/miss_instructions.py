@@ -71,7 +71,7 @@ class _Server:
         if kind == "corenet":
             trust = ("--trust-anchor", str(anchor)) if anchor else ()
             self.d = Daemon(work, lab, "--no-ipv6", "--ip-ratelimit", "0", *trust,
-                            metrics=False, control=False, wrap=wrap).start(timeout=600)
+                            metrics=False, wrap=wrap).start(timeout=600)
             self.pid, self.port, self.proc = self.d.pid, self.d.port, None
         else:
             work.mkdir(parents=True, exist_ok=True)

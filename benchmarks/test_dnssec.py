@@ -162,7 +162,7 @@ def test_cpu_per_validated_miss(benchmark, signed, impl):
             args = ["--no-ipv6", "--ip-ratelimit", "0", "--trust-anchor", str(anchor)]
             if not validate:
                 args.append("--no-validate")
-            server = Daemon(w, lab, *args, metrics=False, control=False).start()
+            server = Daemon(w, lab, *args, metrics=False).start()
             port, pid = server.port, server.pid
         try:
             _pin(pid)

@@ -32,6 +32,11 @@ The entry points are thin:
 import logging
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+
+cdef extern from "Python.h":
+    # the value now under ``key``: ``default``, stored there if the key was absent
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport begin as begin_miss, finish as finish_miss, hit_or_begin
@@ -128,12 +133,13 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     already in flight, if there is one. ``tcp``: every upstream query over TCP. Returns the
     Resolution (``discard(callback)`` to give up)."""
     key = (lower(qname), qtype, qclass, True) if tcp else (lower(qname), qtype, qclass)
-    cdef Resolution res = r.resolutions.get(key)
-    if res is not None:
+    cdef Resolution res = Resolution.__new__(Resolution)
+    # one hash of the key to find the question in flight or take its place
+    cdef Resolution joined = <Resolution>PyDict_SetDefault(r.resolutions, key, res)
+    if joined is not res:
         r.counts.coalesced += 1
-        res.waiters.append(callback)
-        return res
-    res = Resolution.__new__(Resolution)
+        joined.waiters.append(callback)
+        return joined
     res.waiters = [callback]
     res.tcp_only = tcp
     res.begin(r, loop, key, qname, qtype, qclass)
@@ -233,8 +239,7 @@ cdef class Resolution:
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
         cdef Iterator native
-        self.resolver, self.loop, self.key = r, loop, key
-        r.resolutions[key] = self
+        self.resolver, self.loop, self.key = r, loop, key     # resolve() put it in r.resolutions
         self.infra = (<Cache?>r.cache).infra
         self.max_time = r.lv.max_query_time
         self.corenet = fast_loop(loop) is not None
@@ -304,8 +309,6 @@ cdef class Resolution:
     cdef _send(self, str server, CQuery qa, double timeout, bint edns):
         cdef ResolverCore r = self.resolver
         cdef _SharedQuery shared
-        cdef UDPQuery q
-        cdef bytes wire
         self.action, self.server, self.timeout, self.edns = qa, server, timeout, edns
         self.host, self.dport = server, r.port
         if self.ports is not None:
@@ -313,15 +316,34 @@ cdef class Resolution:
             if dest is not None:
                 self.host, self.dport = dest
         tls = self.tls_servers.get(server) if self.tls_servers is not None else None
+        cdef _SharedQuery mine = None
+        key = None
         if not self.tcp_only and tls is None:
             key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
-            shared = r.shared_queries.get(key)
-            # joined only if its outcome is due within this question's time limit
-            if shared is not None and shared.expires <= monotonic() + self._left():
-                r.counts.upstream_joined += 1
-                shared.waiters.append(self)
-                self.shared, self.q = shared, shared.q
-                return
+            # one hash of the key to find the same query in flight or take its place
+            mine = _SharedQuery.__new__(_SharedQuery)
+            shared = <_SharedQuery>PyDict_SetDefault(r.shared_queries, key, mine)
+            if shared is not mine:
+                # joined only if its outcome is due within this question's time limit
+                if shared.expires <= monotonic() + self._left():
+                    r.counts.upstream_joined += 1
+                    shared.waiters.append(self)
+                    self.shared, self.q = shared, shared.q
+                    return
+                r.shared_queries[key] = mine    # in place of the one due too late
+        try:
+            self._ask(r, qa, timeout, edns, tls, key, mine)
+        except BaseException:
+            if mine is not None:                # not left in the table without its query
+                _remove_own(r.shared_queries, key, mine)
+            raise
+
+    cdef _ask(self, ResolverCore r, CQuery qa, double timeout, bint edns, tls, key,
+              _SharedQuery shared):
+        """``_send``'s query itself, once no query in flight could be joined: over TLS to a
+        forward zone's server, over TCP, or over UDP as ``shared`` (in the table already)."""
+        cdef UDPQuery q
+        cdef bytes wire
         qid = fresh_id()
         wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
                           qa.rd)
@@ -344,7 +366,6 @@ cdef class Resolution:
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
                                 r.lv.limits, self._tcp_replied, r.counts)
             return
-        shared = _SharedQuery.__new__(_SharedQuery)
         shared.key, shared.table, shared.waiters = key, r.shared_queries, [self]
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)
@@ -352,7 +373,6 @@ cdef class Resolution:
                r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
-        r.shared_queries[key] = shared
 
     def _resumed(self):
         self.resume = None

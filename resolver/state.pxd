@@ -43,7 +43,7 @@ cdef class ResolverCore:
     cdef public dict resolutions          # resolver.resolution.Resolution in flight, by question
     # upstream UDP queries in flight, by (address, port, lower-cased name, type, class,
     # EDNS, RD): the resolver.resolution._SharedQuery an identical query joins
-    cdef dict shared_queries
+    cdef readonly dict shared_queries
     cdef Stats counts                     # the ``stats`` property; never None
     cdef public int port
     cdef public bint minimise, ipv6

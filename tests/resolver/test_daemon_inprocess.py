@@ -317,6 +317,7 @@ def test_running_out_of_descriptors_is_shed_not_blamed_on_the_server(run, lab, l
         out = dns.message.from_wire(await r.resolve_message(q.to_wire()))
         assert out.rcode() == dns.rcode.SERVFAIL
         assert r.stats.no_descriptors >= 1 and r.stats.upstream_failures == 0
+        assert r.shared_queries == {}      # no entry left for the query that never left
         for s in hold:
             s.close()
         hold.clear()
