@@ -322,7 +322,7 @@ class Resolver(ResolverCore):
         now = self.clock()
         e = self.message_table.get(key)
         if e is not None and e.expires >= now:
-            self.message_table.move_to_end(key)
+            e.referenced = True         # spared once by the LRU's eviction
             e.hits += 1
             self.stats.cache_hits += 1
             self.stats.client_queries += 1

@@ -10,7 +10,7 @@ from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
 from resolver.wire.codec cimport MsgEntry, Parsed, cache_key, parse_response, response_wire
-from resolver.cache.store cimport Cache, dict_get, lru_touch, store_message
+from resolver.cache.store cimport Cache, dict_get, store_message
 from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -38,7 +38,7 @@ cpdef object cached(ResolverCore r, bytes q):
     cdef double now = r.now()
     if e.expires < now:
         return None
-    lru_touch(r.message_table, key)
+    e.referenced = True             # spared once by the LRU's eviction
     e.hits += 1
     cdef Stats stats = r.counts
     stats.cache_hits += 1

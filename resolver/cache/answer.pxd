@@ -5,10 +5,9 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
                              Py_ssize_t* klen_out, unsigned int* udp_limit,
                              unsigned int* qtype) noexcept nogil
 
-cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
-                          Py_ssize_t n, double now, double prefetch_fraction,
-                          unsigned int udp_cap, unsigned int* qtype, bint* truncated,
-                          bint* absent)
+cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
+                          double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
+                          bint* truncated, bint* absent)
 
 cdef double monotonic() noexcept nogil
 

@@ -84,10 +84,9 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 
 
-cdef object cached_answer(object table, object move_to_end, const unsigned char* p,
-                          Py_ssize_t n, double now, double prefetch_fraction,
-                          unsigned int udp_cap, unsigned int* qtype, bint* truncated,
-                          bint* absent):
+cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
+                          double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
+                          bint* truncated, bint* absent):
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
     ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
     above ``udp_cap`` whatever the query says; 0 (TCP): never truncate. ``absent`` is set
@@ -118,7 +117,7 @@ cdef object cached_answer(object table, object move_to_end, const unsigned char*
         return None
     if now > e.expires - e.ttl * prefetch_fraction:
         return None                           # the engine refreshes it (prefetch)
-    move_to_end(kb)
+    e.referenced = True                       # spared once by the LRU's eviction
     if limit > udp_cap:
         limit = udp_cap if udp_cap >= 512 else 512
     return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & 2) != 0, now, -1,

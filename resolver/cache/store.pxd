@@ -1,4 +1,5 @@
 # The cache's classes and C entry points (store.pyx), for the compiled iterator and miss path.
+from cpython.object cimport PyObject
 from resolver.state cimport LimitValues
 
 
@@ -16,12 +17,22 @@ cdef class RRsetEntry:
 
 
 cdef class ByteLRU:
-    cdef public object data             # OrderedDict: key -> entry (``.size`` bytes)
+    cdef public dict data               # key -> entry (``.size`` bytes)
     cdef public Py_ssize_t max_bytes, bytes, evictions
     cdef public object _on_evict
     # the rrset cache's only (else None): lower-cased owner -> its entries, chained by
     # RRsetEntry.sibling
     cdef readonly dict names
+    # the eviction queue: a ring of _cap (key, value) pairs (two references each), _count
+    # of them from pair _head, oldest first
+    cdef PyObject** _queue
+    cdef Py_ssize_t _head, _count, _cap
+
+    cdef void _drop_queue(self) noexcept
+    cdef int _push(self, object key, object value) except -1
+    cdef int _grow(self, Py_ssize_t cap) except -1
+    cdef int _compact(self) except -1
+    cdef object _pop_oldest(self)
 
 
 cdef class LRUStore:
@@ -57,4 +68,4 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
 cdef object dict_get(object data, object key)
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
 cdef bint holds_name(ByteLRU lru, bytes lname) except -1
-cdef int lru_touch(object data, object key) except -1
+cdef int lru_mark(object value) except -1

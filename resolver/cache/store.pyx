@@ -10,7 +10,9 @@ from collections import OrderedDict
 cimport cython
 
 from cpython.dict cimport PyDict_GetItemWithError
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 cdef extern from "Python.h":
@@ -26,24 +28,17 @@ from resolver.wire.codec cimport MsgEntry, msg_entry
 #: key type for "this name does not exist"
 NXDOMAIN_TYPE = -1
 
-# OrderedDict's methods as descriptors, called without a look-up on the instance: the miss
-# path reads and updates its LRUs a dozen times per query.
+# OrderedDict.move_to_end as a descriptor, called without a look-up on the instance (the
+# failure records).
 cdef object _move_to_end = OrderedDict.move_to_end
-cdef object _od_pop = OrderedDict.pop
 
 
 cdef object dict_get(object data, object key):
-    """``data.get(key)`` for a dict or a dict subclass (the caches' OrderedDicts, the
-    metrics' Counters), read through the dict API without a method call; writes still go
-    through the subclass's own methods."""
+    """``data.get(key)`` for a dict or a dict subclass (the caches' dicts, the metrics'
+    Counters), read through the dict API without a method call; writes still go through
+    the subclass's own methods."""
     cdef PyObject* p = PyDict_GetItemWithError(data, key)
     return None if p == NULL else <object>p
-
-
-cdef int lru_touch(object data, object key) except -1:
-    """``data.move_to_end(key)``: marks ``key`` the most recently used."""
-    _move_to_end(data, key)
-    return 0
 
 
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
@@ -190,11 +185,13 @@ cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs
 
 # The byte bound counts what entries really hold in CPython (64-bit), so that the process's
 # memory follows the configured cache size: object headers and the allocator's rounding, the
-# tuples of an entry, and the OrderedDict's slot, index and node for each key.
+# tuples of an entry, and the dict's entry and index and the eviction queue's slots for
+# each key.
 # tests/resolver/test_cache_memory.py measures the real cost against these with tracemalloc.
 cdef enum:
     BYTES_HEAD = 40     # a bytes object beyond its data, rounded as pymalloc rounds
-    LRU_SLOT = 112      # the OrderedDict's share per key (entry, index, node, spare room)
+    LRU_SLOT = 112      # per key: the dict's entry and index, the queue's slots (with the
+                        # spare room both keep between resizes)
     RRSET_BASE = 128    # RRsetEntry itself (no collector header: see the class)
     TUPLE_HEAD = 40     # a tuple beyond its item pointers (8 bytes each); () is shared: 0
     RECORD_TUPLE = 96   # a record tuple (owner, type, class, ttl, rdata) in rrsigs or soa
@@ -270,38 +267,77 @@ cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass,
     lru.bytes += e.size - before
 
 
+cdef inline bint _take_mark(object v) except -1:
+    """Whether ``v`` was read since it was stored or last spared (its ``referenced``
+    mark), clearing the mark."""
+    cdef bint marked
+    if type(v) is RRsetEntry:
+        marked = (<RRsetEntry>v).referenced
+        (<RRsetEntry>v).referenced = False
+    elif type(v) is MsgEntry:
+        marked = (<MsgEntry>v).referenced
+        (<MsgEntry>v).referenced = False
+    else:
+        marked = getattr(v, "referenced", False)
+        if marked:
+            v.referenced = False
+    return marked
+
+
 cdef class ByteLRU:
-    """An LRU map bounded by the summed ``size`` of its values plus what their keys and the
-    map itself hold per key.
+    """A map bounded by the summed ``size`` of its values plus what their keys and the map
+    itself hold per key, evicting the least recently stored entry not read since (second
+    chance, or CLOCK).
+
+    ``data`` is a plain dict; the eviction order is a queue of (key, value) pairs in C,
+    appended on every store. Reading an entry marks it ``referenced`` (a C field of
+    RRsetEntry and MsgEntry, the attribute of any other value) rather than moving it, so a
+    hit costs no reordering: an entry due for eviction that was read since it was stored
+    is spared once, queued again with its mark cleared. A pair whose key no longer holds
+    that value (replaced, popped) is skipped when it comes up, and the queue is compacted
+    to the live pairs when those stale ones outnumber them.
 
     With ``index_names`` it holds the rrset cache: each value an RRsetEntry stored under its
     own rrset key (lower-cased owner, type, class), and ``names`` indexes them by owner (the
     first entry, the others chained by ``sibling``), so a look-up (``rrset_get``) finds an
-    entry, or that the name has none, without a key tuple. Reading an entry marks it
-    ``referenced`` rather than moving it: an entry due for eviction that was read since it
-    was stored is spared once, moved to the recent end with its mark cleared (second
-    chance, or CLOCK), so a hit costs no reordering."""
+    entry, or that the name has none, without a key tuple."""
+
+    def __cinit__(self):
+        self._queue = NULL
+        self._head = self._count = self._cap = 0
 
     def __init__(self, max_bytes, on_evict=None, index_names=False):
         self.max_bytes = max(0, int(max_bytes))
-        self.data = OrderedDict()
+        self.data = {}
         self.bytes = 0
         self.evictions = 0
         self._on_evict = on_evict
         if index_names:
             self.names = {}
 
+    def __dealloc__(self):
+        self._drop_queue()
+        PyMem_Free(self._queue)
+
     def __len__(self):
         return len(self.data)
 
+    @property
+    def queued(self):
+        """Pairs in the eviction queue: the live entries and stale pairs not yet dropped
+        (at most about twice the entries)."""
+        return self._count
+
     def get(self, key):
-        v = self.data.get(key)
+        """The value, marked read (spared once from eviction), or None."""
+        v = dict_get(self.data, key)
         if v is not None:
-            self.data.move_to_end(key)
+            lru_mark(v)
         return v
 
     def peek(self, key):
-        return self.data.get(key)
+        """The value, not marked, or None."""
+        return dict_get(self.data, key)
 
     def put(self, key, value):
         lru_put(self, key, value, value.size)
@@ -315,6 +351,7 @@ cdef class ByteLRU:
     def clear(self):
         self.data.clear()
         self.bytes = 0
+        self._drop_queue()
         cdef RRsetEntry e, after
         if self.names is not None:
             for first in self.names.values():
@@ -325,6 +362,78 @@ cdef class ByteLRU:
                     e = after
             self.names.clear()
 
+    cdef void _drop_queue(self) noexcept:
+        cdef Py_ssize_t i, j
+        for i in range(self._count):
+            j = 2 * ((self._head + i) % self._cap)
+            Py_XDECREF(self._queue[j])
+            Py_XDECREF(self._queue[j + 1])
+        self._head = self._count = 0
+
+    cdef int _push(self, object key, object value) except -1:
+        """Queues ``(key, value)`` at the recent end, compacting or growing the queue when
+        it is full."""
+        if self._count == self._cap:
+            if self._count > 2 * len(self.data) + 64:
+                self._compact()
+            else:
+                self._grow(max(64, 2 * self._cap))
+        cdef Py_ssize_t j = 2 * ((self._head + self._count) % self._cap)
+        Py_INCREF(key)
+        Py_INCREF(value)
+        self._queue[j] = <PyObject*>key
+        self._queue[j + 1] = <PyObject*>value
+        self._count += 1
+        return 0
+
+    cdef int _grow(self, Py_ssize_t cap) except -1:
+        """A queue of ``cap`` pairs holding the present ones in order, from its start."""
+        cdef PyObject** q = <PyObject**>PyMem_Malloc(2 * cap * sizeof(PyObject*))
+        if q == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i, j
+        for i in range(self._count):
+            j = 2 * ((self._head + i) % self._cap)
+            q[2 * i] = self._queue[j]
+            q[2 * i + 1] = self._queue[j + 1]
+        PyMem_Free(self._queue)
+        self._queue, self._cap, self._head = q, cap, 0
+        return 0
+
+    cdef int _compact(self) except -1:
+        """Drops the stale pairs (and any second pair of a live entry), keeping the order."""
+        cdef Py_ssize_t i, j, n = self._count, kept = 0
+        cdef PyObject* k
+        cdef PyObject* v
+        seen = set()
+        for i in range(n):
+            j = 2 * ((self._head + i) % self._cap)
+            k, v = self._queue[j], self._queue[j + 1]
+            if (PyDict_GetItemWithError(self.data, <object>k) == v
+                    and <object>k not in seen):
+                seen.add(<object>k)
+                j = 2 * ((self._head + kept) % self._cap)
+                self._queue[j], self._queue[j + 1] = k, v
+                kept += 1
+            else:
+                Py_DECREF(<object>k)
+                Py_DECREF(<object>v)
+        self._count = kept
+        if kept == self._cap:
+            self._grow(2 * self._cap)
+        return 0
+
+    cdef object _pop_oldest(self):
+        """The oldest pair, taken off the queue (the caller holds it now)."""
+        cdef Py_ssize_t j = 2 * self._head
+        cdef object k = <object>self._queue[j], v = <object>self._queue[j + 1]
+        Py_DECREF(k)        # the queue's references, now the locals'
+        Py_DECREF(v)
+        self._queue[j] = self._queue[j + 1] = NULL
+        self._head = (self._head + 1) % self._cap
+        self._count -= 1
+        return k, v
+
 
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     """``ByteLRU.put`` given the value's ``size``: a value larger than the whole bound is not
@@ -332,12 +441,24 @@ cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size):
     _put(lru, key, dict_get(lru.data, key), value, size)
 
 
+cdef int lru_mark(object value) except -1:
+    """Marks a value read from a ByteLRU: it is spared once when it is next due for
+    eviction."""
+    if type(value) is MsgEntry:
+        (<MsgEntry>value).referenced = True
+    elif type(value) is RRsetEntry:
+        (<RRsetEntry>value).referenced = True
+    else:
+        value.referenced = True
+    return 0
+
+
 cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size) except -1:
     """``lru_put`` given what ``key`` holds now (``old``, or None)."""
-    data = lru.data
+    cdef dict data = lru.data
     cdef Py_ssize_t kc = _key_cost(key)
     if old is not None:
-        _od_pop(data, key)
+        del data[key]
         lru.bytes -= old.size + kc
         _unlink(lru, key, old)
     size += kc
@@ -347,12 +468,18 @@ cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size
     data[key] = value
     lru.bytes += size
     _link(lru, key, value)
-    while lru.bytes > max_bytes:
-        k, v = data.popitem(last=False)
-        if lru.names is not None and (<RRsetEntry>v).referenced:
-            (<RRsetEntry>v).referenced = False      # read since: a second chance
-            data[k] = v
+    if value is not old:        # else its pair is queued already
+        lru._push(key, value)
+    cdef Py_ssize_t spared = 0
+    while lru.bytes > max_bytes and lru._count:
+        k, v = lru._pop_oldest()
+        if dict_get(data, k) is not v:
+            continue                        # replaced or popped since it was queued
+        if spared < lru._count and _take_mark(v):
+            spared += 1
+            lru._push(k, v)                 # read since: a second chance
             continue
+        del data[k]
         lru.bytes -= v.size + _key_cost(k)
         _unlink(lru, k, v)
         lru.evictions += 1

@@ -15,7 +15,6 @@ from resolver.cache.answer cimport cached_answer, monotonic
 
 cdef class DNSFrameReceiver(FrameReceiver):
     cdef object table
-    cdef object move_to_end
     cdef object on_hit              # owner.answer_hit(answer: bytes, qtype: int)
     cdef object on_query            # owner.query(query: bytes)
     cdef double prefetch_fraction
@@ -25,7 +24,6 @@ cdef class DNSFrameReceiver(FrameReceiver):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its
         connection and the engine's message cache here."""
         self.table = table
-        self.move_to_end = table.move_to_end
         self.on_hit = owner.answer_hit
         self.on_query = owner.query
         self.prefetch_fraction = prefetch_fraction
@@ -47,7 +45,7 @@ cdef class DNSFrameReceiver(FrameReceiver):
             return 0                # released
         # Only RD-set plain queries (RD clear and the rest take the Python path's rules).
         if self.fast and length >= 17 and (p[2] & 0x01):
-            out = cached_answer(self.table, self.move_to_end, p, length, monotonic(),
+            out = cached_answer(self.table, p, length, monotonic(),
                                 self.prefetch_fraction, 0, &qtype, &trunc, &absent)
             if out is not None:
                 self.on_hit(out, qtype)

@@ -68,8 +68,7 @@ cdef class UDPListener(FdWatcher):
     """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
     cdef Loop loop
     cdef object sock
-    cdef object table           # the engine's message cache (an OrderedDict)
-    cdef object move_to_end
+    cdef object table           # the engine's message cache (a dict: ``MessageCache.table``)
     cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent)
     cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
@@ -131,7 +130,6 @@ cdef class UDPListener(FdWatcher):
             raise TypeError("UDPListener needs corenet's loop")
         self.sock = sock
         self.table = table
-        self.move_to_end = table.move_to_end
         self.on_miss = on_miss
         self.prefetch_fraction = prefetch_fraction
         self.flush_cb = self.flush
@@ -316,7 +314,7 @@ cdef class UDPListener(FdWatcher):
                    bint* absent) except -1:
         cdef unsigned int qtype = 0
         cdef bint trunc = False
-        out = cached_answer(self.table, self.move_to_end, p, n, now, self.prefetch_fraction,
+        out = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size, &qtype, &trunc, absent)
         if out is None:
             return False

@@ -11,6 +11,7 @@ cdef class MsgEntry:
     cdef public unsigned int hits
     cdef public int rcode
     cdef public bint prefetching
+    cdef public bint referenced       # read since stored or last spared (the cache's ByteLRU)
     cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
 
     cdef Py_ssize_t nbytes(self)

@@ -169,7 +169,7 @@ cdef class MsgEntry:
         return self.nbytes()
 
     cdef Py_ssize_t nbytes(self):
-        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 168
+        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 176
 
 
 cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned int ttl_cap):

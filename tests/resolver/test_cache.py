@@ -52,6 +52,50 @@ def test_message_cache_filled_far_past_its_bound_stays_bounded_in_bytes_and_memo
     assert response_for(11999)[0] in mc.table and response_for(0)[0] not in mc.table
 
 
+def test_a_message_read_since_it_was_stored_outlives_an_unread_older_one():
+    probe = C.MessageCache(1 << 20)
+    probe.store(*response_for(10), 0.0)
+    per = probe.lru.bytes
+    mc = C.MessageCache(4 * per + per // 2)
+    keys = [response_for(i)[0] for i in range(10, 16)]
+    for i in range(10, 14):
+        mc.store(*response_for(i), 0.0)
+    assert mc.lru.get(keys[0]).referenced               # a hit marks, reorders nothing
+    mc.store(*response_for(14), 0.0)
+    assert keys[0] in mc.table and keys[1] not in mc.table
+    assert not mc.table[keys[0]].referenced              # spared once: the mark is spent
+    for i in (15, 16, 17):              # queued after it: the three stored before it go
+        mc.store(*response_for(i), 0.0)
+    assert keys[0] in mc.table and mc.lru.evictions == 4
+    mc.store(*response_for(18), 0.0)
+    assert keys[0] not in mc.table and mc.lru.evictions == 5
+
+
+def test_the_eviction_queue_stays_bounded_and_lets_go_of_what_it_held():
+    import weakref
+
+    class V:
+        size = 100
+    lru = C.ByteLRU(10**6)
+    first = V()
+    gone = weakref.ref(first)
+    lru.put(b"k0", first)
+    del first
+    for i in range(100_000):             # replacements and pops leave stale pairs behind
+        key = b"k%d" % (i % 3)
+        lru.put(key, V())
+        if i % 2:
+            lru.pop(key)
+    assert 1 <= len(lru) <= 3 and lru.queued <= 4 * len(lru) + 128
+    assert gone() is None                # the queue's stale pair did not keep it alive
+    for k in list(lru.data):
+        lru.pop(k)
+    assert lru.bytes == 0 and len(lru) == 0
+    lru.put(b"again", V())
+    lru.clear()
+    assert lru.bytes == 0 and lru.queued == 0 and len(lru) == 0
+
+
 def test_lru_keeps_recently_used_entries():
     class V:
         size = 100
@@ -167,7 +211,7 @@ def test_rrset_name_index_follows_every_store_eviction_and_removal():
 
 def test_rrset_cache_spares_an_entry_read_since_it_was_stored():
     """Second chance: a read marks the entry instead of reordering the LRU, and the
-    eviction that reaches a marked entry moves it to the recent end instead."""
+    eviction that reaches a marked entry queues it again at the recent end instead."""
     probe = C.RRsetCache(1 << 20)
     probe.store(rrset_entry("h0.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
     per = probe.lru.bytes
@@ -177,8 +221,8 @@ def test_rrset_cache_spares_an_entry_read_since_it_was_stored():
     assert rc.get(W("h0.example."), 1, 1, 0.0).referenced
     assert not rc.lru.data[(W("h1.example."), 1, 1)].referenced
     rc.store(rrset_entry("h4.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
-    owners = [k[0] for k in rc.lru.data]
-    assert owners == [W(f"h{k}.example.") for k in (2, 3, 4, 0)]
+    owners = {k[0] for k in rc.lru.data}
+    assert owners == {W(f"h{k}.example.") for k in (2, 3, 4, 0)}
     assert not rc.lru.data[(W("h0.example."), 1, 1)].referenced
     rc.store(rrset_entry("h5.example.", 1, C.AUTH_ANSWER, [bytes(4)]))
     assert W("h2.example.") not in rc.lru.names and W("h0.example.") in rc.lru.names

@@ -194,7 +194,6 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
     """Answers from the miss path leave together once the iteration ends (one sendmmsg for a
     burst of misses), past the batch size too, in order; a bad address is refused on its own
     and close() sends what is still queued."""
-    import collections
     import socket
 
     from looptools import make_loop
@@ -208,7 +207,7 @@ def test_listener_gathers_the_engines_answers_of_an_iteration(corenet_kind):
     client.setblocking(False)
     addr = client.getsockname()
     listener = udp_listener.UDPListener(sock.fileno())
-    listener.setup(loop, sock, collections.OrderedDict(), lambda *a: None,
+    listener.setup(loop, sock, {}, lambda *a: None,
                    ACL(["127.0.0.0/8"]))
 
     def received():

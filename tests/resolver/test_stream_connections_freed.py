@@ -91,7 +91,6 @@ def test_ended_dot_and_tcp_connections_leave_no_cycles(run, lab, loop, tmp_path)
 def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
     """A released framer (its connection is over) refers to the connection no more and
     drops frames instead of calling it."""
-    from collections import OrderedDict
 
     from resolver.daemon.tcp_framer import DNSFrameReceiver
 
@@ -107,7 +106,7 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
 
     owner = Owner()
     framer = DNSFrameReceiver(None, 2, "big", 65535, 1024)
-    framer.setup(owner, OrderedDict(), 0.0)
+    framer.setup(owner, {}, 0.0)
     q = dns.message.make_query("www.example.com.", "A").to_wire()
     frame = struct.pack("!H", len(q)) + q
 

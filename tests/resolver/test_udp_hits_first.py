@@ -4,7 +4,6 @@ batch) is answered before the first of them reaches the engine, and every miss s
 reaches it once, in order."""
 from __future__ import annotations
 
-import collections
 import socket
 import time
 
@@ -32,7 +31,7 @@ def test_hits_of_a_wakeup_are_answered_before_its_misses_start(corenet_kind):
     probe_q = dns.message.make_query("cached.example.", "A")
     resp = dns.message.make_response(probe_q)
     resp.answer.append(dns.rrset.from_text("cached.example.", 300, "IN", "A", "192.0.2.1"))
-    table = collections.OrderedDict()
+    table = {}
     table[parse_query(probe_q.to_wire())[0]] = MsgEntry(resp.to_wire(), time.monotonic(), 0.0)
 
     loop = make_loop(corenet_kind)
