@@ -26,7 +26,7 @@ import _socket
 import asyncio
 import socket
 import sys
-from asyncio import constants, trsock
+from asyncio import constants, format_helpers, trsock
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
@@ -79,6 +79,7 @@ cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _object_new = object.__new__
+cdef object _format_callback_source = format_helpers._format_callback_source
 # asyncio's Server counts its connections up to 3.12; from 3.13 it keeps them (for
 # close_clients/abort_clients), and _attach/_detach take the transport.
 cdef bint _SERVER_KNOWS_TRANSPORTS = sys.version_info >= (3, 13)
@@ -255,10 +256,13 @@ cdef class StreamTransport(BaseTransport):
 
     # ------------------------------------------------------------ setup
 
-    def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server, context=None):
+    def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server, context=None,
+               bint accepted=False):
+        """``accepted``: a connection a server has just accepted (see ``_begin``)."""
         self._attach(loop, sock, protocol, face, extra, context)
         self._begin(loop, protocol, waiter, server,
-                    _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM)
+                    _raw_family(sock) in (AF_INET, AF_INET6) and _raw_type(sock) == SOCK_STREAM,
+                    accepted)
 
     cdef int _start_accepted(self, BaseLoop loop, int family, int proto, protocol, face,
                              extra, server, context, bint nodelay) except -1:
@@ -268,11 +272,20 @@ cdef class StreamTransport(BaseTransport):
         self.stype = SOCK_STREAM | SOCK_NONBLOCK
         self.sproto = proto
         self._attach(loop, None, protocol, face, extra, context)
-        self._begin(loop, protocol, None, server, not nodelay)
+        self._begin(loop, protocol, None, server, not nodelay, True)
         return 0
 
-    cdef int _begin(self, BaseLoop loop, protocol, waiter, server, bint tcp) except -1:
-        """``tcp``: the connection is TCP without TCP_NODELAY, which is set here."""
+    cdef int _begin(self, BaseLoop loop, protocol, waiter, server, bint tcp,
+                    bint accepted) except -1:
+        """``tcp``: the connection is TCP without TCP_NODELAY, which is set here.
+
+        The protocol's ``connection_made`` is a callback of the next loop iteration, as in
+        asyncio, except for a connection a server has just ``accepted``: the acceptor runs it
+        in its own callback, in the connection's context (where the protocol factory ran),
+        right after making the protocol. Either way the transport enters epoll only then,
+        so its first data reaches the protocol through a later poll, after the callbacks
+        that ``connection_made`` scheduled. Accepted at once, the client's first bytes (a
+        ClientHello, a query) are read at the next poll rather than one iteration later."""
         cdef int one = 1
         self._set_protocol(protocol)
         self.server = server
@@ -283,9 +296,26 @@ cdef class StreamTransport(BaseTransport):
                 server._attach()
         if tcp:
             setsockopt(self.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))  # failure: ignored
-        loop.call_soon(self._connection_made, context=self.context)
+        if accepted:
+            self._connection_made_now()
+        else:
+            loop.call_soon(self._connection_made, context=self.context)
         if waiter is not None:
             loop.call_soon(_set_result_unless_cancelled, waiter, None)
+        return 0
+
+    cdef int _connection_made_now(self) except -1:
+        """``_connection_made`` called directly: an exception goes to the loop's exception
+        handler, as it would from the callback (the transport stays, not reading)."""
+        try:
+            self._connection_made()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                "message": "Exception in callback "
+                           + _format_callback_source(self._connection_made, ()),
+                "exception": exc, "transport": self.face, "protocol": self.protocol})
         return 0
 
     def _connection_made(self):
@@ -922,7 +952,7 @@ cdef class Acceptor(FdWatcher):
             engine._start_accepted(loop, self.family, self.proto, protocol, face, extra,
                                    self.server, ctx, self.nodelay)
         else:
-            engine._start(loop, conn, protocol, face, None, extra, self.server, ctx)
+            engine._start(loop, conn, protocol, face, None, extra, self.server, ctx, True)
         return 0
 
     def _resume(self):

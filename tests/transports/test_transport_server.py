@@ -499,3 +499,75 @@ def test_accepted_connections_open_when_the_loop_closes_leak_no_descriptor(loop_
         gc.collect()
     leaked = open_fds() - before
     assert not leaked, f"descriptors leaked: {sorted(leaked)}"
+
+
+def test_accepted_connection_made_then_its_callbacks_then_data(loop, run):
+    """A client that sends as soon as it connects: the server's protocol gets
+    connection_made, then the callbacks connection_made scheduled run, then data_received,
+    as in asyncio, however early the data was waiting."""
+    order: list[str] = []
+    got = loop.create_future()
+
+    class Early(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            order.append("made")
+            asyncio.get_running_loop().call_soon(order.append, "scheduled")
+
+        def data_received(self, data):
+            order.append("data")
+            if not got.done():
+                got.set_result(None)
+
+        def connection_lost(self, exc):
+            pass
+
+    async def main():
+        srv = await loop.create_server(Early, "127.0.0.1", 0)
+        client = socket.create_connection(srv.sockets[0].getsockname())
+        client.sendall(b"first bytes")    # waiting before the server has even accepted
+        try:
+            await got
+        finally:
+            client.close()
+            await stop(srv)
+
+    run(main())
+    assert order[:3] == ["made", "scheduled", "data"], order
+
+
+def test_accepted_connection_made_failing_goes_to_the_handler(loop, run):
+    """An exception from an accepted connection's connection_made is reported to the loop's
+    exception handler, as a failing callback's is; the server keeps accepting."""
+    errors: list[dict] = []
+    made = []
+
+    class Failing(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+            if len(made) == 1:
+                raise ValueError("boom")
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        srv = await loop.create_server(Failing, "127.0.0.1", 0)
+        clients = []
+        try:
+            for n in (1, 2):
+                clients.append(socket.create_connection(srv.sockets[0].getsockname()))
+                for _ in range(500):
+                    if len(made) == n:
+                        break
+                    await asyncio.sleep(0.001)
+        finally:
+            for c in clients:
+                c.close()
+            for tr in made:
+                tr.abort()
+            await stop(srv)
+
+    run(main())
+    assert len(made) == 2
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0]["exception"], ValueError)
+    assert errors[0]["message"].startswith("Exception in callback")
