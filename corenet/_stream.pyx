@@ -321,7 +321,7 @@ cdef class StreamTransport(BaseTransport):
     def _connection_made(self):
         if self.closing:
             return
-        self._enter_epoll(EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+        self._enter_epoll(EPOLLIN | EPOLLRDHUP | EPOLLET)
         self.protocol_connected = True
         self.protocol.connection_made(self.face)
         self.started = True
@@ -345,6 +345,21 @@ cdef class StreamTransport(BaseTransport):
             want |= EPOLLOUT
         return want
 
+    cdef int _update_interest(self) except -1:
+        """Edge mode registers for reading once (``_connection_made``) and adds EPOLLOUT the
+        first time a write has to wait for room in the socket (or a sendfile waits for it),
+        keeping it from then on. A socket is writable as soon as it is connected: registered
+        for EPOLLOUT from the start, every new connection would wake the loop once for
+        nothing, before its first bytes arrive."""
+        if not self.edge:
+            return BaseTransport._update_interest(self)
+        if (self.registered and not (self.registered & EPOLLOUT) and self.fd >= 0
+                and self.loop is not None
+                and (not self.wq.empty() or self.write_waiter is not None)):
+            self.loop._epoll_ctl(EPOLL_CTL_MOD, self.fd, self.registered | EPOLLOUT)
+            self.registered |= EPOLLOUT
+        return 0
+
     cdef Py_ssize_t _buffered(self):
         return self.wq.size
 
@@ -360,7 +375,7 @@ cdef class StreamTransport(BaseTransport):
         if events & IN_EVENTS:
             self.readable = True
         elif self.wq.empty() and self.write_waiter is None:
-            return 0    # writable, and nothing waits for it (edge mode: nearly every ACK)
+            return 0    # writable, and nothing waits for it (edge mode, once registered for it)
         # The protocol's callbacks run in the transport's context (see BaseTransport). It
         # is set once, before the transport reaches epoll, and kept: borrowed here.
         ctx = <PyObject *>self.context

@@ -112,8 +112,9 @@ cdef class BaseTransport(FdWatcher):
         return 0
 
     cdef int _enter_epoll(self, uint32_t edge_events) except -1:
-        """Edge mode registers once, here, for the transport's whole life; level mode asks
-        for what it waits for (``_update_interest``)."""
+        """Edge mode registers here, for the transport's whole life (a stream transport adds
+        EPOLLOUT once it has to wait to write); level mode asks for what it waits for
+        (``_update_interest``)."""
         if self.edge:
             self.loop._epoll_ctl(EPOLL_CTL_ADD, self.fd, edge_events)
             self.registered = edge_events
