@@ -24,6 +24,7 @@ from corenet.batch cimport sockaddr_storage, cn_addr_tuple, AF_INET, AF_INET6
 
 import _socket
 import asyncio
+import os
 import socket
 import sys
 from asyncio import constants, format_helpers, trsock
@@ -79,6 +80,7 @@ cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _object_new = object.__new__
+cdef object _strerror = os.strerror
 cdef object _format_callback_source = format_helpers._format_callback_source
 # asyncio's Server counts its connections up to 3.12; from 3.13 it keeps them (for
 # close_clients/abort_clients), and _attach/_detach take the transport.
@@ -754,11 +756,6 @@ cdef class StreamTransport(BaseTransport):
     @property
     def _reading_paused(self):
         return self.reading_paused
-
-
-cdef str _strerror(int err):
-    import os
-    return os.strerror(err)
 
 
 cdef int _close_conn(conn) except -1:
