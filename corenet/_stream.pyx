@@ -286,8 +286,9 @@ cdef class StreamTransport(BaseTransport):
         in its own callback, in the connection's context (where the protocol factory ran),
         right after making the protocol. Either way the transport enters epoll only then,
         so its first data reaches the protocol through a later poll, after the callbacks
-        that ``connection_made`` scheduled. Accepted at once, the client's first bytes (a
-        ClientHello, a query) are read at the next poll rather than one iteration later."""
+        that ``connection_made`` scheduled. For an accepted connection that is the first poll
+        after the accept, which finds the client's first bytes (a ClientHello, a query)
+        when they are already waiting."""
         cdef int one = 1
         self._set_protocol(protocol)
         self.server = server
