@@ -34,9 +34,6 @@ import logging
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 
-cdef extern from "Python.h":
-    # the value now under ``key``: ``default``, stored there if the key was absent
-    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport begin as begin_miss, finish as finish_miss, hit_or_begin
@@ -49,6 +46,7 @@ from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
+
 from resolver.dnssec import Suspend
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
@@ -57,6 +55,10 @@ from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTi
                                       UpstreamUnreachable)
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
+
+cdef extern from "Python.h":
+    # the value now under ``key``: ``default``, stored there if the key was absent
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
 
 log = logging.getLogger("resolver.resolution")
 

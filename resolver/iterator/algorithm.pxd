@@ -37,7 +37,6 @@ cdef class Iterator:
     cdef public double t0
     #: the validator's ``validate`` runs (``_gen``), after the question's ``_lookup``
     cdef bint validating
-    cdef dict __dict__
     # the limits this query reads on every step, as C fields (resolver.state)
     cdef LimitValues lv
     cdef object _rrdata
