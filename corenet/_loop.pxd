@@ -108,5 +108,6 @@ cdef class BaseLoop:
     cdef TimerHandle call_later_c(self, double delay, object callback)
     cpdef _close_reader_fd(self, int fd)
     cdef int unregister_watcher(self, FdWatcher w) except -1
+    cdef int close_watcher(self, FdWatcher w) except -1
     cdef int _set_op(self, int fd, object sock, object op, bint write) except -1
     cdef int _clear_op(self, int fd, object op, bint write) except -1

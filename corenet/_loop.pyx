@@ -1055,6 +1055,23 @@ cdef class BaseLoop:
         w.registered = 0
         return 0
 
+    cdef int close_watcher(self, FdWatcher w) except -1:
+        """``unregister_watcher(w)`` then ``close(w.fd)`` (``w.fd`` becomes -1), without the
+        epoll_ctl: closing the last descriptor of a file takes it out of the epoll set. Only
+        for a descriptor the watcher owns alone (never duplicated), such as a socket made
+        for one exchange (``corenet.capi.unwatch_close``)."""
+        cdef int fd = w.fd
+        if fd < 0:
+            return 0
+        if fd < len(self._fds) and self._fds[fd] is w:
+            self._fds[fd] = None
+        if w.registered and self._nregistered > 0:
+            self._nregistered -= 1
+        w.registered = 0
+        w.fd = -1
+        close(fd)
+        return 0
+
     cdef int _set_op(self, int fd, object sock, object op, bint write) except -1:
         cdef FdWatcher w = self._watcher(fd)
         if type(w) is not FdWatcher:

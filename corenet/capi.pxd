@@ -28,8 +28,11 @@
 #     cimported from here too) and the loop calls ``on_events`` straight from its epoll array: no
 #     Handle, no ready queue, no argument tuple. ``watcher.fd`` is its descriptor and
 #     ``watcher.registered`` the mask epoll has for it (0: none). ``unwatch(loop, watcher)``
-#     takes it out. The descriptor stays the caller's: close it after ``unwatch``. One
-#     watcher per descriptor: watching replaces what the loop held for it, and ``add_reader``
+#     takes it out. The descriptor stays the caller's: close it after ``unwatch``, or let
+#     ``unwatch_close(loop, watcher)`` do both (``watcher.fd`` becomes -1) without the
+#     ``epoll_ctl`` that closing the last reference to a file makes needless, for a
+#     descriptor the watcher owns alone (never duplicated), such as a socket made for one
+#     exchange. One watcher per descriptor: watching replaces what the loop held for it, and ``add_reader``
 #     on it is refused while it is watched.
 #
 # Readers and timers without argument tuples
@@ -83,6 +86,10 @@ cdef inline int watch(Loop loop, FdWatcher watcher, uint32_t events) except -1:
 
 cdef inline int unwatch(Loop loop, FdWatcher watcher) except -1:
     return loop.unregister_watcher(watcher)
+
+
+cdef inline int unwatch_close(Loop loop, FdWatcher watcher) except -1:
+    return loop.close_watcher(watcher)
 
 
 cdef inline int add_reader_fd(Loop loop, int fd, object callback) except -1:

@@ -1,4 +1,6 @@
 # One upstream UDP query in C (udp.pyx); the Drive cimports it to read the outcome.
+from corenet.capi cimport Loop
+
 cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
 
@@ -19,6 +21,7 @@ cdef class UDPQuery:
     cdef int fd
     cdef object loop
     cdef object timer
+    cdef object watcher       # what corenet's loop holds for the socket (a _Watch)
     cdef object stats
     cdef int max_jumps
     cdef int max_records
@@ -27,4 +30,6 @@ cdef class UDPQuery:
                   double timeout, stats, limits, on_done, bint defer) except -1
     cdef _finish(self, bytes reply, parsed, error)
     cdef bint _matches(self, Py_ssize_t n) noexcept
+    cdef int _read(self) except -1
+    cdef int _watch(self, Loop loop) except -1
     cpdef close(self)

@@ -2,8 +2,9 @@
 """One upstream UDP query in flight, in C, without a Python socket object.
 
 A fresh non-blocking socket per query, connected to the server (so the kernel picks a fresh
-random source port and drops datagrams from any other address), the query sent, and a
-readiness callback on the running loop (``add_reader``). A datagram is accepted only with the
+random source port and drops datagrams from any other address), the query sent, and the
+socket watched on the running loop (on corenet's, an ``FdWatcher`` of its C API called
+straight from epoll; on another loop, ``add_reader``). A datagram is accepted only with the
 query's ID, QR set, one question and that question byte for byte (case-sensitive); anything
 else is counted (``stats.dropped_mismatched`` / ``dropped_malformed``) and the query keeps
 waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the timeout or
@@ -32,8 +33,10 @@ cdef extern from "Python.h":
 
 import os
 
-from corenet.capi cimport (Loop, TimerHandle, add_reader_fd, call_before_poll, call_later_fn,
-                          close_reader_fd, fast_loop)
+from libc.stdint cimport uint32_t
+
+from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, TimerHandle, call_before_poll,
+                          call_later_fn, fast_loop, unwatch_close, watch)
 from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
@@ -100,6 +103,24 @@ cdef object _failure(str addr, int err):
     return kind(f"{addr}: {OSError(err, os.strerror(err))}")
 
 
+cdef class _Watch(FdWatcher):
+    """What corenet's loop holds for a query's socket: its readiness goes straight to the
+    query, with no Handle and no bound method in between. The query and its watch hold each
+    other until ``UDPQuery.close``."""
+    cdef UDPQuery q
+
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
+        q = self.q
+        if q is None:
+            return 0
+        try:
+            q._read()
+        except Exception as exc:       # a bug: reported as a failing callback would be
+            loop.call_exception_handler({"message": f"upstream UDP query to {q.addr} failed",
+                                         "exception": exc})
+        return 0
+
+
 cdef class UDPQuery:
     # fields: udp.pxd (the Drive reads the outcome as C fields)
 
@@ -148,8 +169,8 @@ cdef class UDPQuery:
             self.on_done = on_done
         try:
             if self.corenet:
-                if not defer:               # else _send registers it, after the send
-                    add_reader_fd(cl, fd, PyMethod_New(_readable, self))
+                if not defer:               # else _send watches it, after the send
+                    self._watch(cl)
             else:
                 loop.add_reader(fd, self._readable)
         except BaseException:
@@ -175,9 +196,17 @@ cdef class UDPQuery:
             return
         self.sent_at = monotonic()
         try:
-            add_reader_fd(<Loop>self.loop, self.fd, PyMethod_New(_readable, self))
+            self._watch(<Loop>self.loop)
         except Exception as exc:          # e.g. the loop was closed meanwhile
             self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
+
+    cdef int _watch(self, Loop loop) except -1:
+        """Has corenet's loop call ``_read`` when the socket is readable."""
+        cdef _Watch w = _Watch.__new__(_Watch, self.fd)
+        w.q = self
+        self.watcher = w
+        watch(loop, w, EPOLLIN)
+        return 0
 
     def __dealloc__(self):
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes
@@ -208,21 +237,26 @@ cdef class UDPQuery:
                 and memcmp(_buf + 12, PyBytes_AS_STRING(self.question), ql) == 0)
 
     def _readable(self):
+        """The readiness callback on other asyncio loops."""
+        self._read()
+
+    cdef int _read(self) except -1:
+        """Reads what the socket holds until a datagram answers the query."""
         cdef ssize_t n
         cdef int err
         while self.fd >= 0 and not self.finished:
             if self.fut is not None and self.fut.done():     # cancelled by its awaiter
-                return
+                return 0
             n = recv(self.fd, _buf, sizeof(_buf), 0)
             if n < 0:
                 err = errno
                 if err == EINTR:
                     continue
                 if err == EAGAIN or err == EWOULDBLOCK:
-                    return
+                    return 0
                 # ICMP unreachable on the connected socket
                 self._finish(None, None, _failure(self.addr, err))
-                return
+                return 0
             if not self._matches(n):
                 if self.stats is not None:
                     self.stats.dropped_mismatched += 1
@@ -237,15 +271,23 @@ cdef class UDPQuery:
                     self.stats.dropped_malformed += 1
                 continue
             self._finish(data, parsed, None)
+        return 0
 
     cpdef close(self):
         cdef int fd = self.fd
+        cdef _Watch w
         self.finished = True
         if fd >= 0:
             self.fd = -1
             if self.corenet:
                 (<TimerHandle>self.timer).cancel()
-                close_reader_fd(<Loop>self.loop, fd)
+                w = <_Watch>self.watcher
+                if w is None:               # the deferred send never happened
+                    c_close(fd)
+                    return
+                self.watcher = None
+                w.q = None
+                unwatch_close(<Loop>self.loop, w)
                 return
             self.timer.cancel()
             try:
@@ -256,6 +298,5 @@ cdef class UDPQuery:
 
 # The callbacks a query hands corenet's loop, bound to it with PyMethod_New from the class's
 # functions: no attribute look-up per query.
-cdef object _readable = UDPQuery._readable
 cdef object _expire = UDPQuery._expire
 cdef object _send = UDPQuery._send

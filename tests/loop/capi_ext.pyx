@@ -5,7 +5,7 @@ from posix.unistd cimport read
 
 from corenet.capi cimport (EPOLLIN, FdWatcher, FrameReceiver, Loop, TimerHandle, add_reader_fd,
                            call_before_poll, call_later_fn, close_reader_fd, fast_loop, unwatch,
-                           watch)
+                           unwatch_close, watch)
 
 
 def is_fast(loop):
@@ -56,6 +56,13 @@ cdef class Drain(FdWatcher):
 
     def stop(self, loop):
         unwatch(<Loop?>loop, self)
+
+    def close(self, loop):
+        unwatch_close(<Loop?>loop, self)
+
+    @property
+    def fileno(self):
+        return self.fd
 
     @property
     def mask(self):

@@ -117,6 +117,38 @@ def test_watcher_is_called_from_epoll_and_unwatch_stops_it(capi_ext, loop):
         os.close(w)
 
 
+def test_unwatch_close_closes_without_epoll_ctl_and_the_number_can_be_reused(capi_ext, loop):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    fd = a.detach()
+    d = capi_ext.Drain(fd)
+    d.start(loop)
+    b.send(b"one")
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert d.data == b"one"
+    calls = loop._epoll_ctl_calls
+    d.close(loop)
+    assert loop._epoll_ctl_calls == calls        # closing took it out of epoll
+    assert d.fileno == -1 and d.mask == 0
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    d.close(loop)                                # a second close does nothing
+    # The same number for a new socket: only its own reader hears it.
+    c, e = socket.socketpair()
+    c.setblocking(False)
+    assert c.fileno() == fd                      # the lowest free number (POSIX)
+    got = []
+    loop.add_reader(c, lambda: got.append(c.recv(10)))
+    e.send(b"new")
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert got == [b"new"] and d.data == b"one"
+    loop.remove_reader(c)
+    for s in (b, c, e):
+        s.close()
+
+
 def test_reader_timer_and_close_reader(capi_ext, loop):
     a, b = socket.socketpair()
     a.setblocking(False)
