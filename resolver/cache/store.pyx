@@ -20,7 +20,7 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* o)
 
 from resolver.state cimport LimitValues, limit_values
-from resolver.iterator.replies cimport group
+from resolver.iterator.replies cimport group, same_name
 from resolver.wire.names cimport lower
 from resolver.limits import DEFAULT
 from resolver.wire.codec cimport MsgEntry, msg_entry
@@ -518,12 +518,24 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
                     object rrsigs=()):
     """``RRsetCache.store_records``: groups record tuples into rrsets (one TTL each, the
     smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
-    cdef dict groups = group(records)
     cdef dict sigs = None
+    cdef Py_ssize_t i, n = len(records)
     cdef list rdatas
-    cdef bytes owner
-    cdef RRsetEntry entry
-    cdef long long lo = rrcache.lv.min_ttl, hi = rrcache.lv.max_ttl, ttl
+    cdef long long ttl
+    if not rrsigs and _one_rrset(records):
+        # Most replies' records to store are one rrset without signatures: no grouping.
+        first = records[0]
+        ttl = first[3]
+        rdatas = [first[4]]
+        for i in range(1, n):
+            r = records[i]
+            if r[3] < ttl:
+                ttl = r[3]
+            if r[4] not in rdatas:
+                rdatas.append(r[4])
+        _store_rrset(rrcache, (lower(first[0]), first[1], first[2]), first[0], ttl, rdatas,
+                     None, rank, now)
+        return
     if rrsigs:
         sigs = {}
         for rec in rrsigs:
@@ -531,12 +543,32 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
             if len(rd) >= 2:
                 covered = (rd[0] << 8) | rd[1]
                 sigs.setdefault((lower(rec[0]), covered, rec[2]), []).append(rec)
-    for key, g in groups.items():
-        owner, ttl, rdatas = g
-        ttl = min(max(ttl, lo), hi)
-        entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas,
-                       dict_get(sigs, key) if sigs else None)
-        store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
+    for key, g in group(records).items():
+        _store_rrset(rrcache, key, g[0], g[1], g[2], dict_get(sigs, key) if sigs else None,
+                     rank, now)
+
+
+cdef bint _one_rrset(list records) except -1:
+    """Whether ``records`` (one at least) share one owner (case aside), type and class."""
+    cdef Py_ssize_t i, n = len(records)
+    if n == 0:
+        return False
+    first = records[0]
+    for i in range(1, n):
+        r = records[i]
+        if r[1] != first[1] or r[2] != first[2] or not same_name(r[0], first[0]):
+            return False
+    return True
+
+
+cdef int _store_rrset(RRsetCache rrcache, tuple key, bytes owner, long long ttl, list rdatas,
+                      object rrsigs, object rank, double now) except -1:
+    """Stores one rrset, its TTL clamped to ``min_ttl``..``max_ttl``."""
+    cdef RRsetEntry entry
+    ttl = min(max(ttl, rrcache.lv.min_ttl), rrcache.lv.max_ttl)
+    entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, rrsigs)
+    store_entry(rrcache, entry, key, _size(owner, entry.rdatas, entry.rrsigs, (), None))
+    return 0
 
 
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=False):

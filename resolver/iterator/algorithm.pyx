@@ -740,6 +740,10 @@ cdef class Iterator:
             AUTH_ANSWER if _aa(m) else NONAUTH_ANSWER)
         if in_zone is None:
             in_zone = _in_zone(m.answer, zone)
+        if not count_type(in_zone, RRSIG):          # unsigned: nothing to split
+            if in_zone:
+                store_records(self._rrsets, in_zone, rank, now)
+            return
         recs, sigs = _split_sigs(in_zone)
         if recs:
             store_records(self._rrsets, recs, rank, now, sigs)

@@ -6,6 +6,8 @@ import random
 import tracemalloc
 
 import dns.rrset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resolver import cache as C
 from resolver.limits import Limits
@@ -145,6 +147,33 @@ def test_store_records_groups_rrsets_with_min_ttl_clamp_and_rrsigs():
     assert e.ttl == 1000 and len(e.rdatas) == 2 and e.rrsigs == (sig,)
     assert rc.get(W("a.example."), 1, 1, 1001.0) is None
     assert [r[3] for r in e.records(400.0)] == [600, 600]
+
+
+_OWNERS = [W("a.example."), W("A.example."), W("b.example.")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_OWNERS), st.sampled_from([1, 28]),
+                          st.sampled_from([1, 3]), st.integers(0, 5000),
+                          st.sampled_from([b"\x01", b"\x02", b"\x03"])), min_size=1, max_size=6))
+def test_store_records_stores_what_grouping_says(recs):
+    """Each rrset of the records (one owner case aside, type, class) is stored once with
+    the smallest TTL, clamped, and its distinct rdatas in order: whether the records are one
+    rrset or several."""
+    lim = Limits(min_ttl=10, max_ttl=1000)
+    rc = C.RRsetCache(1 << 20, lim)
+    rc.store_records(recs, C.AUTH_ANSWER, 0.0)
+    want: dict = {}
+    for owner, rdtype, rdclass, ttl, rd in recs:
+        g = want.setdefault((owner.lower(), rdtype, rdclass), [owner, ttl, []])
+        g[1] = min(g[1], ttl)
+        if rd not in g[2]:
+            g[2].append(rd)
+    assert len(rc.lru.data) == len(want)
+    for (name, rdtype, rdclass), (owner, ttl, rdatas) in want.items():
+        e = rc.get(name, rdtype, rdclass, 0.0)
+        assert e.name == owner and e.rdatas == tuple(rdatas)
+        assert e.ttl == min(max(ttl, 10), 1000) and e.rank == C.AUTH_ANSWER
 
 
 def test_negative_ttl_is_min_of_soa_ttl_and_minimum_and_capped():
