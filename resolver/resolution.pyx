@@ -167,7 +167,7 @@ cdef class _SharedQuery:
         cdef bint first = True
         self._forget()
         self.q = None                   # no cycle with the query, whose on_done is this
-        waiters, self.waiters = self.waiters, []
+        waiters, self.waiters = self.waiters, None
         for res in waiters:
             res._outcome(q, first)
             first = False
@@ -178,6 +178,8 @@ cdef class _SharedQuery:
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
         others, and is closed when nobody waits."""
+        if self.waiters is None:        # its outcome is being handed out
+            return
         try:
             self.waiters.remove(res)
         except ValueError:
@@ -563,7 +565,7 @@ cdef class Resolution:
         self._call(res)
 
     cdef _call(self, res):
-        waiters, self.waiters = self.waiters, []
+        waiters, self.waiters = self.waiters, None
         for cb in waiters:
             try:
                 if type(cb) is Drive:       # the daemon's: called in C
@@ -575,6 +577,8 @@ cdef class Resolution:
 
     def discard(self, callback):
         """``callback`` no longer waits; the resolution stops if nobody else does."""
+        if self.waiters is None:        # finished
+            return
         try:
             self.waiters.remove(callback)
         except ValueError:

@@ -476,14 +476,17 @@ cdef class Iterator:
         or refers upwards or sideways is marked lame. With ``probe`` (a minimised query),
         an error reply returns (server, None, None) at once and marks nothing: the caller
         asks the full name instead (RFC 9156 section 2.3)."""
-        cdef dict attempts = {}
-        cdef list retryable = []        # asked, but the reply was lost: may be asked again
+        # Made when first needed: most questions get a usable reply from the first server.
+        cdef dict attempts = None       # server -> queries sent to it
+        cdef list retryable = None      # asked, but the reply was lost: may be asked again
         cdef list marked                # lame for this zone: the last resort
-        cdef dict extra = {}
+        cdef dict extra = None          # NS name -> addresses resolved here
         cdef int resolved = 0, unsent = 0
         cdef int asked = 0              # the sum of ``attempts``
         cdef double now
         cdef list addrs, pending, found
+        last = None                     # the server asked last, counted in ``attempts``
+                                        # when another round begins
         cdef Parsed m
         cdef CReply reply
         cdef bytes lzone = lower(zone)
@@ -492,19 +495,33 @@ cdef class Iterator:
             most = self.lv.max_servers_per_zone
         servers = infra.servers
         while True:
+            if last is not None:
+                if attempts is None:
+                    attempts = {}
+                attempts[last] = attempts.get(last, 0) + 1
+                last = None
             now = self._now()
             addrs = []
-            pending = []
-            marked = []
+            pending = None
+            marked = None
             for ns in nsnames:
-                found = self._addresses(ns, now) or extra.get(lower(ns), [])
-                if not found and lower(ns) not in extra:
-                    pending.append(ns)
+                found = self._addresses(ns, now)
+                if not found and extra is not None:
+                    found = extra.get(lower(ns))
+                if not found:
+                    if extra is None or lower(ns) not in extra:
+                        if pending is None:
+                            pending = []
+                        pending.append(ns)
+                    continue
                 for a in found:
-                    if a not in attempts and a not in addrs and a not in marked:
+                    if ((attempts is None or a not in attempts) and a not in addrs
+                            and (marked is None or a not in marked)):
                         s = dict_get(servers, a)
                         if s is not None and (<ServerInfo>s).lame and infra.lame_for(
                                 a, lzone, now):
+                            if marked is None:
+                                marked = []
                             marked.append(a)
                         else:
                             addrs.append(a)
@@ -522,10 +539,14 @@ cdef class Iterator:
                         res = yield from _lookup(self, ns, AAAA, depth + 1)
                         found = [_addr_text(AAAA, r[4]) for r in res.answer
                                  if r[1] == AAAA and len(r[4]) == 16]
+                    if extra is None:
+                        extra = {}
                     extra[lower(ns)] = [a for a in found if self._usable(a)]
                     continue
                 # Every server has been asked once: a lost datagram is not a dead server.
-                addrs = [a for a in retryable if attempts[a] < self.lv.max_tries_per_server]
+                if retryable is not None:
+                    addrs = [a for a in retryable
+                             if attempts[a] < self.lv.max_tries_per_server]
                 if not addrs:
                     # Last resort: the servers marked lame for this zone, once each.
                     addrs = marked
@@ -537,14 +558,16 @@ cdef class Iterator:
             self.queries += 1
             event = yield new_query(qname, qtype, self.qclass, zone, addrs)
             server = (<CReply>event).server if type(event) is CReply else event.server
-            attempts[server] = attempts.get(server, 0) + 1
+            last = server
             asked += 1
-            if server in retryable:
+            if retryable is not None and server in retryable:
                 retryable.remove(server)
             if isinstance(event, CTimeout) or isinstance(event, CFailure):
                 if type(event) is CFailure and (<CFailure>event).unreachable:
                     unsent += 1
                 else:
+                    if retryable is None:
+                        retryable = []
                     retryable.append(server)
                 continue
             reply = event if type(event) is CReply else None     # read as C fields
