@@ -4,7 +4,9 @@ from resolver.state cimport LimitValues
 
 
 cdef class RRsetEntry:
-    cdef public object name, ttl, expires, rank, negative, addrs
+    cdef public object name, ttl, negative, addrs
+    cdef public double expires          # on the resolver's clock
+    cdef public int rank                # trust rank (resolver.cache's constants)
     cdef public int rdtype, rdclass     # rdtype NXDOMAIN_TYPE (-1) for an NXDOMAIN entry
     cdef public tuple rdatas, rrsigs, soa
     cdef public tuple proofs            # wildcard proofs (NSEC/NSEC3, RRSIG), or None
