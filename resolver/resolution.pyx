@@ -45,7 +45,7 @@ from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
 from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
-from resolver.upstream.udp cimport UDPQuery, fresh_id, needs_retry
+from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
 from resolver.dnssec import Suspend
 from resolver.iterator import Failure, Reply, Result, Timeout
@@ -148,7 +148,7 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     return res
 
 
-cdef class _SharedQuery:
+cdef class _SharedQuery(QueryDone):
     """One upstream UDP query and the resolutions waiting for its outcome, in send order.
     The first waiter takes the outcome as its own (it records the RTT or the timeout and
     parses nothing again); the others get the same reply to parse themselves. The socket
@@ -160,8 +160,8 @@ cdef class _SharedQuery:
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
 
-    def __call__(self, UDPQuery q):
-        """The query's on_done (the object itself, no bound method): every waiter gets the
+    cdef int done(self, UDPQuery q) except -1:
+        """The query's on_done (the object itself, called in C): every waiter gets the
         outcome."""
         cdef Resolution res
         cdef bint first = True
@@ -171,6 +171,7 @@ cdef class _SharedQuery:
         for res in waiters:
             res._outcome(q, first)
             first = False
+        return 0
 
     cdef _forget(self):
         _remove_own(self.table, self.key, self)

@@ -17,6 +17,7 @@ from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
+from resolver.daemon.udp_listener cimport ClientSend
 from resolver.response import error
 
 #: Upper bounds (seconds) of the answer-latency histogram buckets.
@@ -362,7 +363,10 @@ cdef class Dispatch:
         self.counters.answered(transport, out, qtype_of(q) if qtype < 0 else qtype, seconds)
         if self.query_log is not None:
             self.query_log(client, q, out, transport, seconds, hit)
-        send(out)
+        if type(send) is ClientSend:
+            (<ClientSend>send).send(out)
+        else:
+            send(out)
 
     def truncate_for_udp(self, bytes out, bytes q) -> bytes:
         """``out`` as a UDP answer to ``q``: truncated (TC) past the client's EDNS size."""

@@ -228,12 +228,12 @@ cdef class UDPListener(FdWatcher):
     cdef int _start_misses(self) except -1:
         """Passes this wake-up's misses on, once every hit it read is answered: a cached
         name waits behind no miss that reached the socket before it."""
-        cdef _Send send
+        cdef ClientSend send
         misses, self.misses = self.misses, []
         on_miss = self.on_miss
         try:
             for q, a, over, absent in misses:
-                send = _Send.__new__(_Send)
+                send = ClientSend.__new__(ClientSend)
                 send.listener, send.addr = self, a
                 on_miss(q, a, send, over, absent)
         except Exception:
@@ -328,14 +328,14 @@ cdef class UDPListener(FdWatcher):
         return True
 
 
-cdef class _Send:
-    """``send(answer)`` for one miss's client: the answer queued on the listener for the
-    gathered send to the client's address (the listener's ``send(answer, addr)``)."""
-    cdef UDPListener listener
-    cdef object addr
+cdef class ClientSend:
+    # fields: udp_listener.pxd
 
     def __call__(self, bytes data):
-        self.listener.queue(data, self.addr)
+        (<UDPListener>self.listener).queue(data, self.addr)
+
+    cdef int send(self, bytes data) except -1:
+        return (<UDPListener>self.listener).queue(data, self.addr)
 
 
 # ---------------------------------------------------------------------------------------------

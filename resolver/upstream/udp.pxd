@@ -5,6 +5,15 @@ cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
 
 
+cdef class UDPQuery
+
+
+cdef class QueryDone:
+    """An ``on_done`` called in C: ``done(query)`` (a compiled caller's; any other
+    callable is called as ``on_done(query)``)."""
+    cdef int done(self, UDPQuery q) except -1
+
+
 cdef class UDPQuery:
     cdef readonly object fut
     cdef readonly object on_done

@@ -11,8 +11,8 @@ waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the time
 ``UpstreamFailure`` on an ICMP error (``UpstreamUnreachable`` when the host has no way to the
 address); ``close()`` must follow, also on cancellation.
 
-With ``on_done`` there is no future: ``on_done(query)`` is called once, straight from the
-readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
+With ``on_done`` there is no future: ``on_done(query)`` is called once (in C when it is a
+``QueryDone``), straight from the readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
 miss driver, ``resolver.resolution``, saves a Future and a callback hop per upstream query).
 
 ``defer=True`` (with ``on_done``, on corenet's loop) sends the query at the end of the loop's
@@ -101,6 +101,13 @@ cdef object _failure(str addr, int err):
     ``addr``."""
     kind = _Unreachable if err in _unreachable_errnos else _Failure
     return kind(f"{addr}: {OSError(err, os.strerror(err))}")
+
+
+cdef class QueryDone:
+    # declared in udp.pxd
+
+    cdef int done(self, UDPQuery q) except -1:
+        raise NotImplementedError
 
 
 cdef class _Watch(FdWatcher):
@@ -221,7 +228,10 @@ cdef class UDPQuery:
         fut = self.fut
         if fut is None:
             self.reply, self.parsed, self.error = reply, parsed, error
-            self.on_done(self)
+            if isinstance(self.on_done, QueryDone):
+                (<QueryDone>self.on_done).done(self)
+            else:
+                self.on_done(self)
         elif not fut.done():
             if error is None:
                 fut.set_result((reply, parsed))
