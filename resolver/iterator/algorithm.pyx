@@ -13,6 +13,7 @@ from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, di
                                 failure, holds_name, keep_proofs, rrset_get,
                                 store_records)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcmp
 from cpython.ref cimport PyObject, Py_XDECREF
 
 cdef extern from "Python.h":
@@ -54,6 +55,10 @@ cdef enum:
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
+# The ancestors of the parent of the last name whose ancestors an Iterator listed, shared by
+# every Iterator (see Iterator._ancestors).
+cdef bytes _last_parent = None
+cdef list _last_ancestors = None
 cdef int PRIME_TRIES = 2        # queries one priming may send (it delays the query it is in)
 cdef tuple _A_AAAA = (1, 28)
 cdef tuple _A_ONLY = (1,)
@@ -392,17 +397,32 @@ cdef class Iterator:
         return self._closest_delegation(name)[0]
 
     cdef list _ancestors(self, bytes name):
-        """``name``'s ancestors above it and below the root, nearest first. Kept for the
-        last name asked: the cache's negative-ancestor check and the closest delegation
-        walk the same names, and the same objects keep their hashes."""
+        """``name``'s ancestors above it and below the root, nearest first (not to be
+        changed: shared). Kept for the last name asked: the cache's negative-ancestor check
+        and the closest delegation walk the same names, and the same objects keep their
+        hashes. A sibling of the last name any Iterator asked (most misses are names of a
+        zone already known) gets the same list again."""
+        global _last_parent, _last_ancestors
         if name is self._ancestors_of:
             return self._ancestors_list
-        cdef list out = []
-        cdef bytes anc = _parent(name)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(name), skip
+        cdef list out
+        cdef bytes anc
+        if n > 1 and _last_parent is not None:
+            skip = (<const unsigned char*>PyBytes_AS_STRING(name))[0] + 1
+            if (n - skip == PyBytes_GET_SIZE(_last_parent)
+                    and memcmp(PyBytes_AS_STRING(name) + skip,
+                               PyBytes_AS_STRING(_last_parent), n - skip) == 0):
+                self._ancestors_of, self._ancestors_list = name, _last_ancestors
+                return _last_ancestors
+        out = []
+        anc = _parent(name)
         while len(anc) > 1:
             out.append(anc)
             anc = _parent(anc)
         self._ancestors_of, self._ancestors_list = name, out
+        if out:
+            _last_parent, _last_ancestors = out[0], out
         return out
 
     cdef tuple _closest_delegation(self, bytes name):
