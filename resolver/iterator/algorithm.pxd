@@ -23,7 +23,7 @@ cdef class Iterator:
     cdef public set aggressive
     #: the (name, type, class) keys being resolved, outermost first: a few, searched
     #: without hashing
-    cdef public list stack
+    cdef public tuple stack
     #: None, or a list: then the final answer's rrsets are kept here to be stored by
     #: ``store_deferred`` once the client has its answer (the driver on corenet's loop).
     cdef public list deferred

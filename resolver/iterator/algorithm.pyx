@@ -168,7 +168,7 @@ cdef class Iterator:
         self.hints = hints
         self.queries = 0
         self.t0 = self._now()
-        self.stack = []
+        self.stack = ()
         self.deferred = None
         self.validated = None
         self.lv = limit_values(limits)
@@ -286,6 +286,7 @@ cdef class Iterator:
         cdef _Step hit
         cdef Py_ssize_t c
         cdef str kind
+        cdef tuple outer
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
@@ -300,14 +301,15 @@ cdef class Iterator:
                         self.aggressive = set()
                     self.aggressive.add(lower(cur))
             if hit is None:
-                if key in self.stack:
+                outer = self.stack
+                if key in outer:
                     return Result(SERVFAIL, answer, reason="cyclic dependency on "
                                   f"{to_text(cur)}/{qtype}")
-                self.stack.append(key)
+                self.stack = outer + (key,) if outer else (key,)
                 try:
                     hit = yield from _iterate(self, cur, qtype, depth)
                 finally:
-                    self.stack.pop()        # ``key``: the lookups it made have taken theirs
+                    self.stack = outer
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
                     return Result(SERVFAIL, answer, reason=hit.reason)
