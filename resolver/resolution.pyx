@@ -152,13 +152,19 @@ cdef class _SharedQuery(QueryDone):
     """One upstream UDP query and the resolutions waiting for its outcome, in send order.
     The first waiter takes the outcome as its own (it records the RTT or the timeout and
     parses nothing again); the others get the same reply to parse themselves. The socket
-    closes with the outcome, or when the last waiter leaves."""
+    closes after the outcome, or when the last waiter leaves.
+
+    Once the outcome is handed out, what the exchange leaves waits for the end of the
+    loop's iteration (on corenet's loop, where the object is called once before the loop
+    next polls): the iterators' final rrsets to store, then the socket to close, so neither
+    is on the way to the client's answer or the next queries."""
 
     cdef object key
     cdef dict table                 # the resolver's queries in flight, where ``key`` leads
     cdef UDPQuery q
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
+    cdef object stores              # iterators whose final rrsets wait: one, a list, or None
 
     cdef int done(self, UDPQuery q) except -1:
         """The query's on_done (the object itself, called in C): every waiter gets the
@@ -166,12 +172,42 @@ cdef class _SharedQuery(QueryDone):
         cdef Resolution res
         cdef bint first = True
         self._forget()
-        self.q = None                   # no cycle with the query, whose on_done is this
         waiters, self.waiters = self.waiters, None
-        for res in waiters:
-            res._outcome(q, first)
-            first = False
+        try:
+            for res in waiters:
+                iterator = res._outcome(q, first)
+                first = False
+                if iterator is not None:
+                    if self.stores is None:
+                        self.stores = iterator
+                    elif type(self.stores) is list:
+                        self.stores.append(iterator)
+                    else:
+                        self.stores = [self.stores, iterator]
+        finally:
+            if q.corenet:
+                self.q = q                  # until the call below
+                call_before_poll(<Loop>q.loop, self)
+            else:
+                self.q = None
+                self._after(q)
         return 0
+
+    def __call__(self):
+        """The end of the loop's iteration: see the class docstring."""
+        q, self.q = self.q, None        # no cycle left with the query, whose on_done is this
+        self._after(q)
+
+    cdef _after(self, UDPQuery q):
+        stores, self.stores = self.stores, None
+        try:
+            if type(stores) is list:
+                for iterator in stores:
+                    _store_later(iterator)
+            elif stores is not None:
+                _store_later(stores)
+        finally:
+            q.close()
 
     cdef _forget(self):
         _remove_own(self.table, self.key, self)
@@ -191,24 +227,12 @@ cdef class _SharedQuery(QueryDone):
             self.q = None
 
 
-cdef class _AfterExchange:
-    """What a finished upstream UDP exchange leaves for the end of the loop's iteration,
-    called once then: the iterator's deferred rrsets to store (``iterator``, None when the
-    exchange did not end the resolution), then the query's socket to close."""
-
-    cdef UDPQuery q
-    cdef object iterator
-
-    def __call__(self):
-        iterator, self.iterator = self.iterator, None
-        try:
-            if type(iterator) is Iterator:
-                (<Iterator>iterator).store_later()
-            elif iterator is not None:
-                iterator.store_deferred()
-        finally:
-            self.q.close()
-            self.q = None
+cdef inline _store_later(iterator):
+    """Stores the final rrsets ``iterator`` kept for after the answer."""
+    if type(iterator) is Iterator:
+        (<Iterator>iterator).store_later()
+    else:
+        iterator.store_deferred()
 
 
 cdef class Resolution:
@@ -392,13 +416,15 @@ cdef class Resolution:
         except Exception as exc:
             self._crashed(exc)
 
-    cdef _outcome(self, UDPQuery q, bint first):
+    cdef object _outcome(self, UDPQuery q, bint first):
         """The UDP query's reply, timeout or ICMP error (from its ``_SharedQuery``).
         ``first``: this resolution sent it, or took it over, and records what it says of
-        the server; the others only see the outcome."""
+        the server; the others only see the outcome. Returns the iterator when its final
+        rrsets are to be stored once the answer has left, else None (the ``_SharedQuery``
+        then stores them and closes the socket)."""
         cdef bint store_later = False
         if self.finished or q is not self.q:
-            return
+            return None
         self.q = None
         self.shared = None
         iterator = self.iterator
@@ -409,7 +435,7 @@ cdef class Resolution:
                 rtt = monotonic() - q.sent_at     # sent late in the iteration
                 if needs_retry(wire, self.edns):
                     self._retry(q, wire, rtt)
-                    return
+                    return None
                 if first:
                     self.infra.record_rtt(self.server, rtt)
                     event = new_reply(self.server, wire, rtt, q.parsed)
@@ -433,8 +459,7 @@ cdef class Resolution:
             self._advance(action)
         except Exception as exc:
             self._crashed(exc)
-        finally:
-            self._close_later(q, iterator if store_later else None)
+        return iterator if store_later else None
 
     cdef _retry(self, UDPQuery q, bytes wire, double rtt):
         """The reply needs the exchange to go on: FORMERR to EDNS is asked once more
@@ -511,23 +536,6 @@ cdef class Resolution:
                         "some close (%d so far); raise the limit or lower max-inflight",
                         exc, r.counts.no_descriptors)
         self._finish(_Result(it.SERVFAIL, reason=f"out of file descriptors: {exc}"))
-
-    cdef _close_later(self, UDPQuery q, iterator):
-        """Closes the finished query's socket, after storing ``iterator``'s deferred rrsets
-        when it is given, once this iteration's answers and next queries have left (corenet
-        runs its before-poll callbacks in order), so neither is on the way to the client.
-        The query takes no more events meanwhile (it is finished)."""
-        cdef _AfterExchange after
-        if q.corenet:
-            after = _AfterExchange.__new__(_AfterExchange)
-            after.q, after.iterator = q, iterator
-            call_before_poll(<Loop>self.loop, after)
-            return
-        try:
-            if iterator is not None:
-                iterator.store_deferred()
-        finally:
-            q.close()
 
     cdef _crashed(self, exc):
         """A bug: reported, and the waiters get SERVFAIL."""
