@@ -49,14 +49,14 @@ cpdef unsigned int qtype_of(bytes q):
 
 cdef class Counters:
     """What the Python paths count (the C UDP listener keeps its own, merged in stats()).
-    Answers over UDP by rcode, and qtypes below 256, are C arrays; ``queries`` and
-    ``qtypes`` read them back as Counters."""
+    Answers over UDP by rcode, qtypes below 256 and the latency histogram are C arrays;
+    ``queries``, ``qtypes`` and ``latency`` read them back."""
 
     cdef unsigned long long udp_rcodes[16]
     cdef unsigned long long low_qtypes[256]
     cdef object other_queries           # Counter: (transport, rcode) -> n, but UDP's
     cdef object other_qtypes            # Counter: qtype >= 256 -> n
-    cdef public list latency
+    cdef unsigned long long latency_counts[NBUCKETS + 1]
     cdef public double latency_sum
     cdef public object dropped          # Counter: reason -> n
     cdef public long long refused_acl, truncated
@@ -66,9 +66,13 @@ cdef class Counters:
     def __init__(self):
         self.other_queries = Counter()
         self.other_qtypes = Counter()
-        self.latency = [0] * (NBUCKETS + 1)
         self.latency_sum = 0.0
         self.dropped = Counter()
+
+    @property
+    def latency(self):
+        """Answers per latency bucket (``LATENCY_BUCKETS``'s bounds, then +Inf)."""
+        return [self.latency_counts[i] for i in range(NBUCKETS + 1)]
 
     @property
     def queries(self):
@@ -104,7 +108,7 @@ cdef class Counters:
         # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
         while i < NBUCKETS and _BOUNDS[i] < seconds:
             i += 1
-        self.latency[i] += 1
+        self.latency_counts[i] += 1
 
 
 cdef class _Done(MissDone):

@@ -209,9 +209,10 @@ cdef class Iterator:
             self.deferred = []
             for m, zone, now, answer in todo:
                 self._cache_answer(m, zone, now, answer)
-                proofs = _wildcard_proofs(m, zone, answer)
-                if proofs:
-                    self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
+                if _wildcard_expanded(answer):
+                    proofs = _wildcard_proofs(m, zone, answer)
+                    if proofs:
+                        self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
         proved = self.validated
         if proved:
             self.validated = None
