@@ -1,6 +1,4 @@
 # One upstream UDP query in C (udp.pyx); the Drive cimports it to read the outcome.
-from corenet.capi cimport Loop
-
 cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
 
@@ -40,5 +38,4 @@ cdef class UDPQuery:
     cdef _finish(self, bytes reply, parsed, error)
     cdef bint _matches(self, Py_ssize_t n) noexcept
     cdef int _read(self) except -1
-    cdef int _watch(self, Loop loop) except -1
     cpdef close(self)

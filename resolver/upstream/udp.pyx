@@ -111,10 +111,16 @@ cdef class QueryDone:
 
 
 cdef class _Watch(FdWatcher):
-    """What corenet's loop holds for a query's socket: its readiness goes straight to the
-    query, with no Handle and no bound method in between. The query and its watch hold each
-    other until ``UDPQuery.close``."""
+    """What corenet's loop holds for a query: its socket's readiness goes straight to the
+    query, with no Handle and no bound method in between, and it is the query's timer
+    callback. The query and its watch hold each other until ``UDPQuery.close``."""
     cdef UDPQuery q
+
+    def __call__(self):
+        """The query's time is up."""
+        q = self.q
+        if q is not None and not q.finished:
+            q._finish(None, None, _Timeout(q.addr))
 
     cdef int on_events(self, Loop loop, uint32_t events) except -1:
         q = self.q
@@ -174,10 +180,14 @@ cdef class UDPQuery:
             self.fut = loop.create_future()
         else:
             self.on_done = on_done
+        cdef _Watch w
         try:
             if self.corenet:
+                w = _Watch.__new__(_Watch, fd)
+                w.q = self
+                self.watcher = w
                 if not defer:               # else _send watches it, after the send
-                    self._watch(cl)
+                    watch(cl, w, EPOLLIN)
             else:
                 loop.add_reader(fd, self._readable)
         except BaseException:
@@ -185,7 +195,7 @@ cdef class UDPQuery:
             c_close(fd)
             raise
         if self.corenet:
-            self.timer = call_later_fn(cl, timeout, PyMethod_New(_expire, self))
+            self.timer = call_later_fn(cl, timeout, self.watcher)
             if defer:
                 call_before_poll(cl, PyMethod_New(_send, self))
         else:
@@ -203,17 +213,9 @@ cdef class UDPQuery:
             return
         self.sent_at = monotonic()
         try:
-            self._watch(<Loop>self.loop)
+            watch(<Loop>self.loop, <_Watch>self.watcher, EPOLLIN)
         except Exception as exc:          # e.g. the loop was closed meanwhile
             self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
-
-    cdef int _watch(self, Loop loop) except -1:
-        """Has corenet's loop call ``_read`` when the socket is readable."""
-        cdef _Watch w = _Watch.__new__(_Watch, self.fd)
-        w.q = self
-        self.watcher = w
-        watch(loop, w, EPOLLIN)
-        return 0
 
     def __dealloc__(self):
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes
@@ -292,12 +294,9 @@ cdef class UDPQuery:
             if self.corenet:
                 (<TimerHandle>self.timer).cancel()
                 w = <_Watch>self.watcher
-                if w is None:               # the deferred send never happened
-                    c_close(fd)
-                    return
                 self.watcher = None
                 w.q = None
-                unwatch_close(<Loop>self.loop, w)
+                unwatch_close(<Loop>self.loop, w)      # never watched: closed all the same
                 return
             self.timer.cancel()
             try:
@@ -308,5 +307,4 @@ cdef class UDPQuery:
 
 # The callbacks a query hands corenet's loop, bound to it with PyMethod_New from the class's
 # functions: no attribute look-up per query.
-cdef object _expire = UDPQuery._expire
 cdef object _send = UDPQuery._send
