@@ -191,7 +191,7 @@ class Resolver(ResolverCore):
         drive = Drive(self, loop, query, miss, done)
         return await _settled(fut, drive.cancel)
 
-    #: ``start_miss(query, done, loop, absent=False) -> bytes | Drive``: ``resolve_message``
+    #: ``start_miss(query, done, loop, absent=None) -> bytes | Drive``: ``resolve_message``
     #: for the daemon, by callbacks rather than a coroutine (see resolver.resolution.start,
     #: bound as a method).
     start_miss = start

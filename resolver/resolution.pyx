@@ -78,16 +78,17 @@ cdef inline void _remove_own(dict table, object key, object owner):
         table[key] = found
 
 
-cpdef object start(ResolverCore resolver, bytes query, done, loop, bint absent=False):
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=None):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
     cancelled. ``loop`` is the running loop. Raises WireError for a query shorter than a
     header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
-    object with the Drive's ``finished`` and ``cancel``. ``absent``: the caller has just
-    found no fresh entry for the query in the message cache (the daemon's UDP listener), so
-    it is not looked up again. (``Resolver.start_miss``.)"""
-    miss = begin_miss(resolver, query) if absent else hit_or_begin(resolver, query)
+    object with the Drive's ``finished`` and ``cancel``. ``absent``: the query's message
+    cache key, under which the caller has just found no fresh entry (the daemon's UDP
+    listener), so it is neither looked up nor built again. (``Resolver.start_miss``.)"""
+    miss = (begin_miss(resolver, query, absent) if absent is not None
+            else hit_or_begin(resolver, query))
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive

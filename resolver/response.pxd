@@ -5,5 +5,5 @@ from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Result
 
 cpdef object hit_or_begin(ResolverCore r, bytes q)
-cpdef object begin(ResolverCore r, bytes q)
+cpdef object begin(ResolverCore r, bytes q, bytes key=*)
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res)

@@ -57,11 +57,12 @@ cpdef object hit_or_begin(ResolverCore r, bytes q):
     return out if out is not None else begin(r, q)
 
 
-cpdef object begin(ResolverCore r, bytes q):
+cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), a local zone's answer
     (None when it drops the query: ``resolver.zones``), or what ``finish`` needs once the
-    question is resolved: (parsed query, EDNS, DO, CD). Raises WireError for a query shorter
-    than a header."""
+    question is resolved: (parsed query, EDNS, DO, CD, message cache key or None). ``key``:
+    the query's message cache key when the caller has it (the daemon's hit path). Raises
+    WireError for a query shorter than a header."""
     if len(q) < 12:
         raise WireError("query shorter than a DNS header")
     cdef Stats stats = r.counts
@@ -94,7 +95,7 @@ cpdef object begin(ResolverCore r, bytes q):
         # OPT, TKEY, TSIG, MAILB, MAILA and the rest of the meta range: no data to look up
         # (as Unbound; ANY, 255, is resolved)
         return error(q, 1)
-    return (m, edns, do, cd)
+    return (m, edns, do, cd, key)
 
 
 cdef bint _compressed(bytes question):
@@ -119,8 +120,11 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
         stats.servfail += 1
         wire = error(q, 2)
         return with_ede(wire, res.ede, res.reason) if edns else wire
-    cdef int variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
-    key = cache_key(m.qname, m.qtype, m.qclass, variant)
+    cdef int variant
+    key = miss[4]
+    if key is None:
+        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
+        key = cache_key(m.qname, m.qtype, m.qclass, variant)
     cdef Py_ssize_t qend = 12 + len(m.question)
     now = r.now()
     if rcode == SERVFAIL:

@@ -1,4 +1,5 @@
 # The one answer encoder (answer.pyx): the daemon's C hit path and every other cached answer.
+from cpython.object cimport PyObject
 from resolver.wire.codec cimport MsgEntry
 
 cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char* key,
@@ -7,7 +8,7 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
-                          bint* truncated, bint* absent)
+                          bint* truncated, PyObject** absent)
 
 cdef double monotonic() noexcept nogil
 

@@ -19,6 +19,7 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
 
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from resolver.wire.codec cimport MsgEntry
@@ -84,34 +85,42 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
 
 
 
+cdef inline void _give(bytes key, PyObject** out):
+    """``out[0] = key`` as a new reference, when ``out`` is not NULL."""
+    if out != NULL:
+        Py_INCREF(key)
+        out[0] = <PyObject*>key
+
+
 cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
-                          bint* truncated, bint* absent):
+                          bint* truncated, PyObject** absent):
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
     ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
-    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate. ``absent`` is set
-    when the cache holds no fresh entry for the query at all (not when it has one this path
-    leaves to the engine: due for prefetch, or unusual), so the miss need not look again."""
+    above ``udp_cap`` whatever the query says; 0 (TCP): never truncate. When the cache holds
+    no fresh entry for the query at all (not when it has one this path leaves to the engine:
+    due for prefetch, or unusual) and ``absent`` is not NULL, ``absent[0]`` gets a new
+    reference to the query's cache key (bytes), so the miss neither looks nor builds the key
+    again; it is left alone otherwise."""
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
     cdef PyObject* found
     cdef MsgEntry e
     truncated[0] = False
-    absent[0] = False
     qend = question_key(p, n, key, &klen, &limit, qtype)
     if qend < 0:
         return None
     kb = PyBytes_FromStringAndSize(<char*>key, klen)
     found = PyDict_GetItem(table, kb)
     if found == NULL:
-        absent[0] = True
+        _give(kb, absent)
         return None
     if type(<object>found) is not MsgEntry:
         return None
     e = <MsgEntry>found
     if e.expires < now:
-        absent[0] = True
+        _give(kb, absent)
         return None
     if e.qend != qend:
         return None

@@ -292,11 +292,11 @@ class Lookup:
                  "finished")
 
     def __init__(self, shared: SharedCache, r, loop, query: bytes, miss: tuple, done) -> None:
-        m, edns, do, cd = miss
+        m, edns, do, cd, key = miss
         self.shared, self.r, self.loop, self.query, self.miss, self.done = (
             shared, r, loop, query, miss, done)
-        self.key = cache_key(m.qname, m.qtype, m.qclass,
-                             (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0))
+        self.key = key if key is not None else cache_key(
+            m.qname, m.qtype, m.qclass, (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0))
         self.t0 = r.clock()
         self.task = self.drive = None
         self.finished = False

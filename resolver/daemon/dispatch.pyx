@@ -202,11 +202,11 @@ cdef class Dispatch:
         self.ip_ratelimit = cfg.ip_ratelimit
         self._cfg = cfg
 
-    def udp_miss(self, bytes q, addr, send, bint busy=False, bint absent=False):
+    def udp_miss(self, bytes q, addr, send, bint busy=False, absent=None):
         """From the C listener: what its hit path did not answer (it already checked size,
         QR and the ACL), to be answered by ``send(out)``; ``busy`` when the listener is
-        behind (see ``miss``), ``absent`` when it found no fresh entry for the query in the
-        message cache."""
+        behind (see ``miss``), ``absent`` the query's message cache key when it found no
+        fresh entry for it there."""
         self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
     def dispatch(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
@@ -214,14 +214,15 @@ cdef class Dispatch:
         return self.miss(q, addr, transport, send, t0, busy)
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
-                   bint busy=False, bint absent=False) except -1:
+                   bint busy=False, absent=None) except -1:
         """Answers now (no recursion wanted) or starts a resolution that answers later.
         False when the query was dropped (overload, a deny zone, too short to answer):
         ``send`` will never be called, so a caller counting queries in flight (a TCP or
         DoH connection) releases this one. With
         ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
         a flood's sources cannot crowd out a client that asks now and then. ``absent``: the
-        caller has just found no fresh entry for ``q`` in the message cache."""
+        query's message cache key, under which the caller has just found no fresh entry
+        (or None)."""
         if (q[2] & 0x79) != 0x01:
             # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
             # Local data answers whatever RD says; a cache probe (QUERY, RD clear) is
@@ -263,8 +264,8 @@ cdef class Dispatch:
             self, q, client, transport, send, t0)
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            if absent:
-                d = self.resolver.start_miss(q, done, self.loop, True)
+            if absent is not None:
+                d = self.resolver.start_miss(q, done, self.loop, absent)
             else:
                 d = self.resolver.start_miss(q, done, self.loop)
         except Exception as exc:        # a malformed query the engine rejects, or a bug

@@ -40,13 +40,13 @@ cdef class DNSFrameReceiver(FrameReceiver):
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
         cdef const unsigned char* p = <const unsigned char*>data
         cdef unsigned int qtype = 0
-        cdef bint trunc = False, absent = False
+        cdef bint trunc = False
         if self.on_query is None:
             return 0                # released
         # Only RD-set plain queries (RD clear and the rest take the Python path's rules).
         if self.fast and length >= 17 and (p[2] & 0x01):
             out = cached_answer(self.table, p, length, monotonic(),
-                                self.prefetch_fraction, 0, &qtype, &trunc, &absent)
+                                self.prefetch_fraction, 0, &qtype, &trunc, NULL)
             if out is not None:
                 self.on_hit(out, qtype)
                 return 0

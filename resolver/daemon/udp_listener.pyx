@@ -13,8 +13,8 @@ entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's E
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, send,
-over, absent)``, ``absent`` when the message cache has no fresh entry for it (the engine
-need not look again), ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
+over, absent)``, ``absent`` the query's message cache key when the cache has no fresh entry
+for it (the engine need neither look again nor build the key), else None, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
 The engine's answers come back through ``send(answer)``, which queues them on the listener
@@ -27,6 +27,8 @@ from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 
 from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
 from resolver.cache.answer cimport cached_answer, monotonic
@@ -69,7 +71,7 @@ cdef class UDPListener(FdWatcher):
     cdef Loop loop
     cdef object sock
     cdef object table           # the engine's message cache (a dict: ``MessageCache.table``)
-    cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent)
+    cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent key or None)
     cdef public double prefetch_fraction    # set again on reload (prefetch)
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
@@ -87,7 +89,7 @@ cdef class UDPListener(FdWatcher):
     cdef bint measuring
     cdef object iteration_end_cb
     cdef list keep              # answers referenced by the pending sendmmsg
-    cdef list misses            # (query, addr, over, absent) of this wake-up, started once read
+    cdef list misses            # (query, addr, over, absent key) of this wake-up, started once read
     cdef bint closed
     # counters (read by metrics through counters())
     cdef readonly unsigned long long received
@@ -267,7 +269,7 @@ cdef class UDPListener(FdWatcher):
         cdef unsigned char* p
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
-        cdef bint absent
+        cdef PyObject* absent
         cdef double now = monotonic()
         cdef list misses = self.misses
         for i in range(count):
@@ -294,8 +296,13 @@ cdef class UDPListener(FdWatcher):
             # A cache probe (QUERY with RD clear) from a client that may not snoop on what
             # others asked never reads the cache: the engine answers it from local data, or
             # REFUSED.
-            absent = False
+            absent = NULL
             if ((p[2] & 0x79) == 0 and not snoop) or not self._hit(i, p, n, now, &absent):
+                if absent != NULL:          # cached_answer's reference, now this variable's
+                    key = <object>absent
+                    Py_DECREF(key)
+                else:
+                    key = None
                 # Behind (past the quota): hits first; a miss goes on only if its client has
                 # none in flight (the engine decides), and past twice the quota not at all.
                 over = self.behind and self.wakeup_misses >= self.quota
@@ -304,14 +311,14 @@ cdef class UDPListener(FdWatcher):
                     continue
                 self.wakeup_misses += 1
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
-                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over, absent))
+                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
         return 0
 
     cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now,
-                   bint* absent) except -1:
+                   PyObject** absent) except -1:
         cdef unsigned int qtype = 0
         cdef bint trunc = False
         out = cached_answer(self.table, p, n, now, self.prefetch_fraction,
