@@ -69,7 +69,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     cdef Parsed m
     stats.client_queries += 1
     try:
-        m = parse_response(q, r.lv.max_pointer_jumps, 64)
+        m = parse_response(q, r.lv.max_pointer_jumps, 64, False)
     except WireError:
         return error(q, 1)
     if (m.flags >> 11) & 0xF:

@@ -281,8 +281,11 @@ cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize
     return PyBytes_FromStringAndSize(<const char*>out, olen + post)
 
 
-cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512):
-    """Parses a reply into a :class:`Parsed`; WireError for anything malformed."""
+cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512,
+                            bint sections=True):
+    """Parses a reply into a :class:`Parsed`; WireError for anything malformed. Without
+    ``sections`` (a query, read for its question and EDNS) the records are checked as well
+    but not kept: ``answer``, ``authority`` and ``additional`` are None."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(wire)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(wire), pos = 12, qstart, rdlen
     cdef unsigned int counts[3]
@@ -318,11 +321,14 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
         m.qclass = u16(p + pos + 2)
         pos += 4
         m.question = PyBytes_FromStringAndSize(<const char*>p + qstart, pos - qstart)
-    cdef list answer = [], authority = [], additional = [], out
+    cdef list answer = None, authority = None, additional = None, out = None
+    if sections:
+        answer, authority, additional = [], [], []
     for sec in range(3):
         if counts[sec] > <unsigned int>max_records:
             raise WireError("too many records")
-        out = answer if sec == 0 else authority if sec == 1 else additional
+        if sections:
+            out = answer if sec == 0 else authority if sec == 1 else additional
         for i in range(counts[sec]):
             pos = _read_name(p, n, pos, name, &nlen, max_jumps)
             if pos < 0:
@@ -349,7 +355,9 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_rec
             else:
                 if ttl > 0x7FFFFFFF:     # the high bit set
                     ttl = 0          # RFC 2181 8: treat as zero
-                out.append((owner, rdtype, rdclass, ttl, _rdata(p, n, pos, rdlen, rdtype, max_jumps)))
+                rdata = _rdata(p, n, pos, rdlen, rdtype, max_jumps)
+                if out is not None:
+                    out.append((owner, rdtype, rdclass, ttl, rdata))
             pos += rdlen
     m.answer, m.authority, m.additional = answer, authority, additional
     return m

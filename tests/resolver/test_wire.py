@@ -241,6 +241,29 @@ def test_fuzz_mutated_responses(data):
     assert pq is None or (isinstance(pq[0], bytes) and pq[1] <= len(blob))
 
 
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_without_sections_the_same_message_is_read_or_refused(data):
+    """A query read without its sections (as a client's query is) gives the same header,
+    question and EDNS as a full read, no record lists, and fails exactly when it fails."""
+    w = bytearray(sample_response())
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(w) - 1))
+        w[i] = data.draw(st.integers(0, 255))
+    blob = bytes(w[:data.draw(st.integers(0, len(w)))])
+    try:
+        full = wire.parse_response(blob)
+    except WireError:
+        with pytest.raises(WireError):
+            wire.parse_response(blob, sections=False)
+        return
+    head = wire.parse_response(blob, sections=False)
+    assert head.answer is None and head.authority is None and head.additional is None
+    for field in ("id", "flags", "rcode", "qname", "qtype", "qclass", "question", "edns",
+                  "edns_flags", "edns_payload"):
+        assert getattr(head, field) == getattr(full, field), field
+
+
 # ---- writing and names ---------------------------------------------------------------------
 
 def test_build_query_and_response_round_trip():
