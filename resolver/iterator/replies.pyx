@@ -193,17 +193,21 @@ cpdef object owned(list answer, bytes name, long qtype):
     for ANY, and the RRSIGs covering it), or None when none of ``name``'s records has that
     type (for ANY: when ``name`` owns none)."""
     cdef object r
+    cdef long t
     cdef bint found = False
     cdef list out
     for r in answer:
-        if (r[1] == qtype or qtype == 255) and same_name(r[0], name):
+        t = r[1]
+        if (t == qtype or qtype == 255) and same_name(r[0], name):
             found = True
             break
     if not found:
         return None
     out = []
     for r in answer:
-        if same_name(r[0], name) and (r[1] == qtype or qtype == 255 or _covers(r, qtype)):
+        t = r[1]
+        if (t == qtype or qtype == 255 or (t == RRSIG and _covers(r, qtype))) and same_name(
+                r[0], name):
             out.append(r)
     return out
 
@@ -238,8 +242,10 @@ cpdef Py_ssize_t count_type(list records, long rdtype) except -1:
     """How many of ``records`` have that type."""
     cdef Py_ssize_t k = 0
     cdef object r
+    cdef long t
     for r in records:
-        if r[1] == rdtype:
+        t = r[1]
+        if t == rdtype:
             k += 1
     return k
 
