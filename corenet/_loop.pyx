@@ -218,7 +218,7 @@ cdef class TimerHandle(Handle):
 
 
 cdef class FdWatcher:
-    def __cinit__(self, int fd):
+    def __cinit__(self, int fd=-1):
         self.fd = fd
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1:

@@ -22,7 +22,8 @@
 #
 # Descriptor watchers without Python handles
 #     ``FdWatcher`` is what the loop keeps for one descriptor. Subclass it in Cython, construct
-#     it as ``Watcher(fd)`` and override
+#     it as ``Watcher(fd)`` (or ``Watcher.__new__(Watcher)`` with ``watcher.fd`` set before
+#     it is watched, which builds no argument tuple) and override
 #         ``cdef int on_events(self, Loop loop, uint32_t events) except -1``;
 #     ``watch(loop, watcher, events)`` registers it with epoll (``EPOLLIN``, ``EPOLLOUT``...,
 #     cimported from here too) and the loop calls ``on_events`` straight from its epoll array: no

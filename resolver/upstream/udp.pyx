@@ -183,8 +183,8 @@ cdef class UDPQuery:
         cdef _Watch w
         try:
             if self.corenet:
-                w = _Watch.__new__(_Watch, fd)
-                w.q = self
+                w = _Watch.__new__(_Watch)
+                w.fd, w.q = fd, self
                 self.watcher = w
                 if not defer:               # else _send watches it, after the send
                     watch(cl, w, EPOLLIN)

@@ -69,6 +69,15 @@ cdef class Drain(FdWatcher):
         return self.registered
 
 
+def bare_drain(int fd):
+    """A Drain made without a constructor call, its descriptor set afterwards."""
+    cdef Drain d = Drain.__new__(Drain)
+    d.fd = fd
+    d.events = []
+    d.data = b""
+    return d
+
+
 cdef class Frames(FrameReceiver):
     """Records each frame as read in place, and large ones as handed over."""
     cdef public list seen

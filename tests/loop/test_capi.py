@@ -117,6 +117,24 @@ def test_watcher_is_called_from_epoll_and_unwatch_stops_it(capi_ext, loop):
         os.close(w)
 
 
+def test_a_watcher_made_without_arguments_is_watched_on_the_descriptor_set_later(capi_ext,
+                                                                                 loop):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    try:
+        d = capi_ext.bare_drain(a.fileno())
+        assert d.fileno == a.fileno()
+        d.start(loop)
+        b.send(b"late")
+        loop.call_later(0.05, loop.stop)
+        loop.run_forever()
+        assert d.data == b"late" and d.loop_seen is loop
+        d.stop(loop)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_unwatch_close_closes_without_epoll_ctl_and_the_number_can_be_reused(capi_ext, loop):
     a, b = socket.socketpair()
     a.setblocking(False)
