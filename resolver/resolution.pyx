@@ -318,11 +318,12 @@ cdef class Resolution:
         """Goes on from the iterator's next step."""
         cdef ResolverCore r = self.resolver
         cdef CQuery qa
-        cdef double now
+        cdef double now, timeout
+        cdef bint edns
         while type(action) is CQuery:
             qa = <CQuery>action
             now = r.now()
-            server, timeout, edns = self.infra.pick(qa.servers, now, self._left_at(now))
+            server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent

@@ -23,5 +23,6 @@ cdef class InfraCache:
     cpdef str choose(self, list addrs, double now)
     cpdef record_rtt(self, str addr, double rtt)
     cpdef tuple pick(self, list addrs, double now, double left)
+    cdef str pick_c(self, list addrs, double now, double left, double* timeout, bint* edns)
     cpdef bint lame_for(self, str addr, bytes lzone, double now)
     cpdef bint minimise_ok(self, bytes lzone, double now)

@@ -169,9 +169,19 @@ cdef class InfraCache:
     cpdef tuple pick(self, list addrs, double now, double left):
         """For one upstream query: the server to ask, its timeout (its RTO, within ``left``,
         the time the resolution has left, and at least 10 ms) and whether to use EDNS."""
+        cdef double timeout
+        cdef bint edns
+        server = self.pick_c(addrs, now, left, &timeout, &edns)
+        return server, timeout, edns
+
+    cdef str pick_c(self, list addrs, double now, double left, double* timeout, bint* edns):
+        """``pick`` for the compiled driver: the server, with its timeout and EDNS flag
+        written to ``timeout`` and ``edns``."""
         cdef str server = self.choose(addrs, now)
         cdef ServerInfo s = self.get(server)
-        return server, min(s.rto, max(0.01, left)), _edns(s, now)
+        timeout[0] = min(s.rto, max(0.01, left))
+        edns[0] = _edns(s, now)
+        return server
 
 
 cdef inline bint _marked(dict marks, bytes key, double now):
