@@ -19,6 +19,7 @@ from resolver.cache.answer cimport answer_from_entry, parse_query
 from resolver.wire.names cimport skip_name, u16
 from resolver.wire.codec import WireError
 
+cdef list _NO_RECORDS = []         # an empty section, only read
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
@@ -185,8 +186,8 @@ cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, 
             answer = without_types(answer, _SIG)
         authority = without_types(authority, _DNSSEC)
     flags = 0x8000 | 0x0100 | 0x0080 | (0x0020 if ad else 0) | (0x0010 if cd else 0)
-    return response_wire(0, flags, question, answer, authority, [], edns, do, EDNS_BUFFER_SIZE,
-                         res.rcode)
+    return response_wire(0, flags, question, answer, authority, _NO_RECORDS, edns, do,
+                         EDNS_BUFFER_SIZE, res.rcode)
 
 
 cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):

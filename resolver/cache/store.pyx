@@ -526,6 +526,10 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
         # Most replies' records to store are one rrset without signatures: no grouping.
         first = records[0]
         ttl = first[3]
+        if n == 1:
+            _store_rrset(rrcache, (lower(first[0]), first[1], first[2]), first[0], ttl,
+                         (first[4],), None, rank, now)
+            return
         rdatas = [first[4]]
         for i in range(1, n):
             r = records[i]
@@ -561,9 +565,10 @@ cdef bint _one_rrset(list records) except -1:
     return True
 
 
-cdef int _store_rrset(RRsetCache rrcache, tuple key, bytes owner, long long ttl, list rdatas,
+cdef int _store_rrset(RRsetCache rrcache, tuple key, bytes owner, long long ttl, object rdatas,
                       object rrsigs, object rank, double now) except -1:
-    """Stores one rrset, its TTL clamped to ``min_ttl``..``max_ttl``."""
+    """Stores one rrset (``rdatas``: a list or tuple), its TTL clamped to
+    ``min_ttl``..``max_ttl``."""
     cdef RRsetEntry entry
     ttl = min(max(ttl, rrcache.lv.min_ttl), rrcache.lv.max_ttl)
     entry = _entry(owner, key[1], key[2], ttl, now + ttl, rank, rdatas, rrsigs)

@@ -204,15 +204,18 @@ cdef class Iterator:
 
     cdef int store_later(self) except -1:
         """``store_deferred``."""
-        todo = self.deferred
+        cdef list todo = self.deferred
         if todo:
-            self.deferred = []
-            for m, zone, now, answer in todo:
-                self._cache_answer(m, zone, now, answer)
-                if _wildcard_expanded(answer):
-                    proofs = _wildcard_proofs(m, zone, answer)
-                    if proofs:
-                        self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
+            try:
+                for m, zone, now, answer in todo:
+                    self._cache_answer(m, zone, now, answer)
+                    if _wildcard_expanded(answer):
+                        proofs = _wildcard_proofs(m, zone, answer)
+                        if proofs:
+                            self._keep_proofs(_Step("answer", answer,
+                                                    clamp_ttls(self.lv, proofs)))
+            finally:
+                del todo[:]         # storing adds nothing to it
         proved = self.validated
         if proved:
             self.validated = None
