@@ -425,6 +425,7 @@ cdef class Resolution:
         rrsets are to be stored once the answer has left, else None (the ``_SharedQuery``
         then stores them and closes the socket)."""
         cdef bint store_later = False
+        cdef double rtt
         if self.finished or q is not self.q:
             return None
         self.q = None

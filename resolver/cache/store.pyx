@@ -162,7 +162,7 @@ cdef class RRsetEntry:
         return [(o, t, c, ttl, rd) for (o, t, c, _ttl, rd) in self.rrsigs]
 
 
-cdef int _fill(RRsetEntry e, name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs,
+cdef int _fill(RRsetEntry e, name, rdtype, rdclass, ttl, double expires, rank, rdatas, rrsigs,
                negative, soa) except -1:
     """``RRsetEntry.__init__`` (without ``addrs``)."""
     e.name, e.rdtype, e.rdclass, e.ttl, e.expires, e.rank = (
@@ -175,7 +175,7 @@ cdef int _fill(RRsetEntry e, name, rdtype, rdclass, ttl, expires, rank, rdatas, 
     return 0
 
 
-cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, expires, rank, rdatas, rrsigs=None,
+cdef RRsetEntry _entry(name, rdtype, rdclass, ttl, double expires, rank, rdatas, rrsigs=None,
                        negative=None, soa=None):
     """``RRsetEntry(...)`` without a Python call (every reply stores a few)."""
     cdef RRsetEntry e = RRsetEntry.__new__(RRsetEntry)

@@ -283,31 +283,35 @@ cdef class Iterator:
     def _lookup(self, bytes name, int qtype, int depth):
         """Resolves ``name``/``qtype`` following CNAME/DNAME links; returns a Result."""
         cdef double now = self._now()
-        cdef list answer = []
-        cdef list proofs = []      # NSEC/NSEC3 proving wildcard answers, for the validator
+        # The records so far and the NSEC/NSEC3 proving wildcard answers, for the validator:
+        # the first step's own lists when they are fresh (most questions take one step).
+        cdef list answer = None, proofs = None
         cdef bytes cur = name
         cdef long links = 0
         cdef _Step hit
         cdef Py_ssize_t c
         cdef str kind
         cdef tuple outer
+        cdef bint fresh             # hit's lists were made for it alone
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
             if why is not None:
-                return Result(SERVFAIL, answer, reason=f"cached failure: {why}")
+                return Result(SERVFAIL, answer or [], reason=f"cached failure: {why}")
             hit = self._from_cache(cur, qtype, now)
+            fresh = True
             if hit is None and self.dnssec is not None:
                 syn = self.dnssec.synthesize(cur, qtype, now)
                 if syn is not None:     # (kind, authority[, answer from a wildcard])
                     hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
+                    fresh = False
                     if self.aggressive is None:
                         self.aggressive = set()
                     self.aggressive.add(lower(cur))
             if hit is None:
                 outer = self.stack
                 if key in outer:
-                    return Result(SERVFAIL, answer, reason="cyclic dependency on "
+                    return Result(SERVFAIL, answer or [], reason="cyclic dependency on "
                                   f"{to_text(cur)}/{qtype}")
                 self.stack = outer + (key,) if outer else (key,)
                 try:
@@ -316,13 +320,19 @@ cdef class Iterator:
                     self.stack = outer
                 if hit.kind == "servfail":
                     self.cache.remember_failure(key, hit.reason or "failed", self._now())
-                    return Result(SERVFAIL, answer, reason=hit.reason)
+                    return Result(SERVFAIL, answer or [], reason=hit.reason)
                 if hit.authority and (hit.kind == "answer" or hit.kind == "cname"):
                     self._keep_proofs(hit)
-            answer.extend(hit.records)
             kind = hit.kind
-            if kind == "answer" or kind == "cname":
-                proofs.extend(hit.authority)
+            if answer is None and fresh:
+                answer = hit.records
+                proofs = hit.authority if kind == "answer" or kind == "cname" else []
+            else:
+                if answer is None:
+                    answer, proofs = [], []
+                answer.extend(hit.records)
+                if kind == "answer" or kind == "cname":
+                    proofs.extend(hit.authority)
             c = count_type(hit.records, CNAME)
             if c:
                 links += c
