@@ -6,6 +6,8 @@ iteration. The asyncio API that is not on a hot path lives in ``corenet/loop.py`
 
 cimport cython
 from cpython.exc cimport PyErr_SetFromErrno
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 from libc.errno cimport errno, EINTR, EEXIST, ENOENT, EBADF, EAGAIN, ENOSYS, EPERM
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
@@ -26,6 +28,19 @@ cdef extern from "Python.h":
     int PyContext_Enter(object) except -1
     int PyContext_Exit(object) except -1
     int PyErr_CheckSignals() except -1
+    PyObject* PyList_GET_ITEM(object l, Py_ssize_t i)
+    void Py_SET_SIZE(object o, Py_ssize_t size)
+
+
+cdef inline object _pop_keeping_room(list l):
+    """``l.pop()`` for a non-empty list, keeping its memory for the next append: a timer
+    heap that shrinks and grows by one every iteration would otherwise be reallocated
+    twice, as ``list.pop`` gives memory back below half of it."""
+    cdef Py_ssize_t n = len(l) - 1
+    item = <object>PyList_GET_ITEM(l, n)     # a reference of its own ...
+    Py_SET_SIZE(l, n)
+    Py_DECREF(item)                          # ... the list's is given up
+    return item
 
 cdef object Future = asyncio.Future
 cdef object Task = asyncio.Task
@@ -604,7 +619,7 @@ cdef class BaseLoop:
         cdef list heap = self._timers
         cdef Py_ssize_t n = len(heap), i, child, right
         cdef TimerHandle top = <TimerHandle>heap[0]
-        cdef TimerHandle last = <TimerHandle>heap.pop()
+        cdef TimerHandle last = <TimerHandle>_pop_keeping_room(heap)
         cdef TimerHandle c, r
         n -= 1
         if n > 0:

@@ -149,6 +149,21 @@ def test_random_timers_all_fire_once_in_order(loop):
     assert [whens[i] for i in fired] == sorted(whens[i] for i in fired)
 
 
+def test_timers_taken_off_the_heap_keep_no_reference_there(loop):
+    """A timer taken off the heap, fired or cancelled, is referenced by nothing of the
+    loop's: the heap gives up its reference once, as the heap shrinks to nothing and grows
+    again."""
+    import sys
+    for _ in range(3):
+        hs = [loop.call_later(0.001 * (i % 7), print) for i in range(50)]
+        for h in hs[::4]:
+            h.cancel()
+        loop.call_later(0.02, loop.stop)
+        loop.run_forever()
+        # hs, its slice, the loop variable and getrefcount's argument: nothing of the loop's
+        assert [sys.getrefcount(h) for h in hs[:40]] == [4] * 40
+
+
 def test_none_delay_and_when_rejected(loop):
     with pytest.raises(TypeError):
         loop.call_later(None, print)
