@@ -68,11 +68,12 @@ cdef class InfraCache:
     cpdef record_rtt(self, str addr, double rtt):
         cdef ServerInfo s = self.get(addr)
         cdef double srtt, rto
-        if s.srtt is None:
+        old = s.srtt
+        if old is None:
             srtt = rtt
             s.rttvar = rtt / 2
         else:
-            srtt = s.srtt
+            srtt = old
             s.rttvar = 0.75 * s.rttvar + 0.25 * abs(srtt - rtt)
             srtt = 0.875 * srtt + 0.125 * rtt
         s.srtt = srtt

@@ -28,6 +28,7 @@ from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  owned as _owned, referral as _referral,
+                                 same_name as _same_name,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
 from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Reply as CReply,
@@ -617,7 +618,7 @@ cdef class Iterator:
                 self._count("dropped_malformed")
                 infra.record_failure(server, self._now())
                 continue
-            if (not (m.flags & 0x8000) or m.qname is None or lower(m.qname) != lower(qname)
+            if (not (m.flags & 0x8000) or m.qname is None or not _same_name(m.qname, qname)
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
