@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -90,15 +91,19 @@ def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def make_resolver(root_hints: str, port: int | None = None,
                   query_localhost: bool = False) -> Any:
-    """Import the resolver lazily: plain fetches must not pay for (or need) it."""
-    if importlib.util.find_spec("resolver") is None:
+    """The recursive resolver that a package registers as the ``recursive`` entry point of
+    the ``corenet.resolvers`` group (corenet's distribution registers its ``resolver``),
+    loaded only here: plain fetches must not pay for (or need) it."""
+    cls = None
+    for ep in importlib.metadata.entry_points(group="corenet.resolvers", name="recursive"):
+        try:
+            cls = ep.load()
+        except ImportError:
+            cls = None
+        break
+    if cls is None:
         raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
                          "which is not installed")
-    import resolver
-
-    cls = getattr(resolver, "Resolver", None)
-    if cls is None:
-        raise UsageError("the installed 'resolver' package has no Resolver class")
     if not os.path.exists(root_hints):
         raise UsageError(f"root hints file {root_hints!r} not found")
     kw: dict[str, Any] = {"root_hints": root_hints}
