@@ -207,16 +207,13 @@ cdef class Iterator:
         """``store_deferred``."""
         cdef list todo = self.deferred
         if todo:
-            try:
-                for m, zone, now, answer in todo:
-                    self._cache_answer(m, zone, now, answer)
-                    if _wildcard_expanded(answer):
-                        proofs = _wildcard_proofs(m, zone, answer)
-                        if proofs:
-                            self._keep_proofs(_Step("answer", answer,
-                                                    clamp_ttls(self.lv, proofs)))
-            finally:
-                del todo[:]         # storing adds nothing to it
+            self.deferred = []
+            for m, zone, now, answer in todo:
+                self._cache_answer(m, zone, now, answer)
+                if _wildcard_expanded(answer):
+                    proofs = _wildcard_proofs(m, zone, answer)
+                    if proofs:
+                        self._keep_proofs(_Step("answer", answer, clamp_ttls(self.lv, proofs)))
         proved = self.validated
         if proved:
             self.validated = None
