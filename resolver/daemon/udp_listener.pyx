@@ -14,7 +14,8 @@ entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's E
 oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
 else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, send,
 over, absent)``, ``absent`` the query's message cache key when the cache has no fresh entry
-for it (the engine need neither look again nor build the key), else None, ``over`` set past a quota of misses per wake-up that adapts to how long the loop's
+for it (the engine need neither look again nor build the key), else None, ``over`` set past
+a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
 The engine's answers come back through ``send(answer)``, which queues them on the listener

@@ -12,8 +12,9 @@ waiting. ``fut`` gets (reply wire, wire.Parsed), ``UpstreamTimeout`` at the time
 address); ``close()`` must follow, also on cancellation.
 
 With ``on_done`` there is no future: ``on_done(query)`` is called once (in C when it is a
-``QueryDone``), straight from the readiness or timer callback, with the outcome in ``reply``/``parsed`` or ``error`` (the daemon's
-miss driver, ``resolver.resolution``, saves a Future and a callback hop per upstream query).
+``QueryDone``), straight from the readiness or timer callback, with the outcome in
+``reply``/``parsed`` or ``error`` (the daemon's miss driver, ``resolver.resolution``, saves a
+Future and a callback hop per upstream query).
 
 ``defer=True`` (with ``on_done``, on corenet's loop) sends the query at the end of the loop's
 iteration rather than at once: the queries a burst of client queries starts leave together, so
@@ -180,7 +181,7 @@ cdef class UDPQuery:
             self.fut = loop.create_future()
         else:
             self.on_done = on_done
-        cdef _Watch w
+        cdef _Watch w = None
         try:
             if self.corenet:
                 w = _Watch.__new__(_Watch)
@@ -192,7 +193,12 @@ cdef class UDPQuery:
                 loop.add_reader(fd, self._readable)
         except BaseException:
             self.fd = -1
-            c_close(fd)
+            if w is not None:               # out of the loop's table, and closed
+                self.watcher = None
+                w.q = None
+                unwatch_close(cl, w)
+            else:
+                c_close(fd)
             raise
         if self.corenet:
             self.timer = call_later_fn(cl, timeout, self.watcher)
@@ -305,6 +311,6 @@ cdef class UDPQuery:
                 c_close(fd)
 
 
-# The callbacks a query hands corenet's loop, bound to it with PyMethod_New from the class's
-# functions: no attribute look-up per query.
+# The deferred send a query hands corenet's loop, bound to it with PyMethod_New from the
+# class's function: no attribute look-up per query.
 cdef object _send = UDPQuery._send
