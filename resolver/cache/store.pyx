@@ -520,23 +520,20 @@ cpdef store_records(RRsetCache rrcache, list records, object rank, double now,
     smallest: RFC 2181 5.2) and stores them, with the RRSIGs covering them."""
     cdef dict sigs = None
     cdef Py_ssize_t i, n = len(records)
-    cdef list rdatas
     cdef long long ttl
     if not rrsigs and _one_rrset(records):
         # Most replies' records to store are one rrset without signatures: no grouping.
         first = records[0]
         ttl = first[3]
-        if n == 1:
-            _store_rrset(rrcache, (lower(first[0]), first[1], first[2]), first[0], ttl,
-                         (first[4],), None, rank, now)
-            return
-        rdatas = [first[4]]
-        for i in range(1, n):
-            r = records[i]
-            if r[3] < ttl:
-                ttl = r[3]
-            if r[4] not in rdatas:
-                rdatas.append(r[4])
+        rdatas = (first[4],)                # most often the only one
+        if n > 1:
+            rdatas = [first[4]]
+            for i in range(1, n):
+                r = records[i]
+                if r[3] < ttl:
+                    ttl = r[3]
+                if r[4] not in rdatas:
+                    rdatas.append(r[4])
         _store_rrset(rrcache, (lower(first[0]), first[1], first[2]), first[0], ttl, rdatas,
                      None, rank, now)
         return
