@@ -6,7 +6,10 @@ same NSD lab.
   process;
 - handshakes: ``openssl s_time`` opening TLS 1.3 connections for a fixed time, each a full
   handshake (``-new``) and then each a resumption (``-reuse``): handshakes/s and handshakes
-  per CPU-second of the server.
+  per CPU-second of the server; full handshakes also against the servers of
+  ``handshake_servers/``, which accept, handshake and close and do nothing else: in C on
+  OpenSSL, in Python through ``ssl``'s blocking sockets, and on corenet's loop and TLS
+  transport. They show what a handshake costs with no DNS server around it.
 
 Both servers use the same throwaway certificate (ECDSA P-256), are pinned to core 0 and the
 load to core 1 when there are two cores (as in ``test_daemon.py``, whose helpers this reuses).
@@ -14,8 +17,10 @@ load to core 1 when there are two cores (as in ``test_daemon.py``, whose helpers
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -43,7 +48,7 @@ class DoTServers:
 
     def __init__(self, lab, tmp: Path) -> None:
         ca = CA(tmp / "pki")
-        pem, key = ca.issue("server")
+        self.pem, self.key = pem, key = ca.issue("server")
         self.ub_tls, self.d_tls = free_tcp_port(), free_tcp_port()
         self.ub_https, self.d_https = free_tcp_port(), free_tcp_port()
         self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
@@ -83,6 +88,70 @@ class DoTServers:
     def stop(self) -> None:
         self.d.stop()
         self.ub.stop()
+
+
+HANDSHAKE_SERVERS = Path(__file__).resolve().parent / "handshake_servers"
+
+
+class HandshakeServers:
+    """``handshake_servers/``: the C server (compiled here against OpenSSL's headers), the
+    ``ssl`` one and corenet's loop, with the DoT servers' certificate, pinned as they are."""
+
+    def __init__(self, tmp: Path, pem: Path, key: Path) -> None:
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            pytest.fail("no C compiler (Debian package 'gcc') for openssl_server.c")
+        binary = tmp / "openssl-server"
+        r = subprocess.run([cc, "-O2", "-o", str(binary),
+                            str(HANDSHAKE_SERVERS / "openssl_server.c"), "-lssl", "-lcrypto"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode:
+            pytest.fail("cannot build openssl_server.c (Debian package 'libssl-dev'):\n"
+                        + r.stderr)
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=str(root))
+        self.procs: list[tuple[str, int, subprocess.Popen]] = []
+        try:
+            for name, cmd in (
+                    ("c-openssl", [str(binary)]),
+                    ("python-ssl", [sys.executable, str(HANDSHAKE_SERVERS / "ssl_server.py")]),
+                    ("corenet-loop", [sys.executable,
+                                      str(HANDSHAKE_SERVERS / "loop_server.py")])):
+                port = free_tcp_port()
+                proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                self.procs.append((name, port, proc))
+                _pin(proc.pid)
+            for name, port, proc in self.procs:
+                _wait_listening(port, proc, name)
+        except BaseException:
+            self.stop()
+            raise
+
+    def targets(self):
+        return [(name, port, proc.pid) for name, port, proc in self.procs]
+
+    def stop(self) -> None:
+        for _, _, proc in self.procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, name: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited: {proc.stderr.read().decode(errors='replace')}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"{name} does not listen on 127.0.0.1:{port}")
 
 
 def _cached_dot(port: int, pid: int, datafile: Path, *mode: str) -> dict:
@@ -141,18 +210,33 @@ def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path
     datafile = tmp_path / "cached.txt"
     datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
     s = DoTServers(lab53, tmp_path)
+    try:
+        bare = HandshakeServers(tmp_path, s.pem, s.key)
+    except BaseException:
+        s.stop()
+        raise
     results: dict[str, dict] = {}
+    bare_results: dict[str, dict] = {}
 
     def run():
         for name, port, pid in s.targets():
             results[name] = {"cached": _cached_dot(port, pid, datafile),
                              "new": _handshakes(port, pid, "-new"),
                              "reuse": _handshakes(port, pid, "-reuse")}
+        for name, port, pid in bare.targets():
+            bare_results[name] = _handshakes(port, pid, "-new")
 
-    _measure(benchmark, s, run, results, "dot",
-             ["cached_qps", "cached_queries_per_cpu_s", "new_per_s", "new_per_cpu_s",
-              "reuse_per_s", "reuse_per_cpu_s"])
+    try:
+        _measure(benchmark, s, run, results, "dot",
+                 ["cached_qps", "cached_queries_per_cpu_s", "new_per_s", "new_per_cpu_s",
+                  "reuse_per_s", "reuse_per_cpu_s"])
+    finally:
+        bare.stop()
+    print(f"[dot] full handshakes, servers doing nothing else {bare_results}")
+    benchmark.extra_info["handshake_servers"] = bare_results
     ours = results["corenet-resolver"]
+    for name, fig in bare_results.items():
+        assert fig["handshakes"] > 0, name
     assert ours["cached"]["lost"] <= ours["cached"]["completed"] / 100
     assert ours["new"]["handshakes"] > 0 and ours["reuse"]["handshakes"] > 0
 

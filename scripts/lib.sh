@@ -47,6 +47,7 @@ describe_package() {
         valgrind) echo "valgrind (callgrind), for the instruction-count benchmark" ;;
         iproute2) echo "ss and ip (iproute2)" ;;
         util-linux) echo "unshare (util-linux)" ;;
+        libssl-dev) echo "OpenSSL's headers, for the handshake benchmark's C floor server" ;;
         *) echo "$1" ;;
     esac
 }
