@@ -9,7 +9,6 @@ ends every wake-up by building a BlockingIOError with its strerror text); the se
 address tuple is made once per sender in a row and its socket address kept, so an answer to
 it is sent with no parsing. Other families (Unix datagram sockets) use the socket module."""
 from collections import deque
-import os
 
 from libc.errno cimport errno
 from libc.stdint cimport uint32_t
@@ -23,13 +22,12 @@ from corenet.batch cimport sockaddr_storage, cn_addr_tuple, cn_sockaddr_of, AF_I
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop
-from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of
+from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of, os_error
 
 import asyncio
 
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
-cdef object _strerror = os.strerror
 
 cdef extern from *:
     """
@@ -251,7 +249,7 @@ cdef class DatagramTransport(BaseTransport):
             if n < 0:
                 if cn_again(err):
                     return 0
-                self._error_received(OSError(err, _strerror(err)), False)
+                self._error_received(os_error(err), False)
                 continue
             try:
                 data = PyBytes_FromStringAndSize(_rbuf, n)
@@ -405,7 +403,7 @@ cdef class DatagramTransport(BaseTransport):
         err = <int>-r
         if cn_would_block(err):
             return 1
-        raise OSError(err, _strerror(err))
+        raise os_error(err)
 
     cdef int _send_sock(self, data, addr) except -1:
         if self.connected:

@@ -19,12 +19,11 @@ from libc.string cimport memcpy
 
 from corenet._sys cimport *
 from corenet._loop cimport BaseLoop, FdWatcher
-from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of
+from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, engine_of, os_error
 from corenet.batch cimport sockaddr_storage, cn_addr_tuple, AF_INET, AF_INET6
 
 import _socket
 import asyncio
-import os
 import socket
 import sys
 from asyncio import constants, format_helpers, trsock
@@ -80,7 +79,6 @@ cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _object_new = object.__new__
-cdef object _strerror = os.strerror
 cdef object _format_callback_source = format_helpers._format_callback_source
 # asyncio's Server counts its connections up to 3.12; from 3.13 it keeps them (for
 # close_clients/abort_clients), and _attach/_detach take the transport.
@@ -542,7 +540,7 @@ cdef class StreamTransport(BaseTransport):
         if n < 0:
             if err == EAGAIN:
                 return 0
-            self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
+            self._fatal_error(os_error(err), "Fatal read error on socket transport")
             return -1
         if n == 0:
             self._eof()
@@ -637,7 +635,7 @@ cdef class StreamTransport(BaseTransport):
                 if err == EAGAIN or err == EINTR:
                     n = 0
                 else:
-                    exc = OSError(err, _strerror(err))
+                    exc = os_error(err)
                     self._fatal_error(exc, "Fatal write error on socket transport")
                     return 0
             if n == ln:
@@ -915,7 +913,7 @@ cdef class Acceptor(FdWatcher):
             err = errno
             if err == EAGAIN or err == EINTR or err == ECONNABORTED:
                 return None
-            raise OSError(err, _strerror(err))
+            raise os_error(err)
         try:
             addr = cn_addr_tuple(&sa)
         except BaseException:

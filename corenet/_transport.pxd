@@ -51,6 +51,10 @@ cdef struct FaceSlot:
 cdef FaceSlot* add_face(type face_cls, type engine_cls) except NULL
 cdef BaseTransport engine_of(object face)
 
+# ``OSError(err, os.strerror(err))`` (the subclass the errno maps to), its text read once
+# per errno: os.strerror decodes it from the C locale at each call.
+cdef object os_error(int err)
+
 
 cdef inline PyObject* engine_at(object face, FaceSlot* slot):
     # The engine of ``face`` if it is exactly the slot's face class holding its engine

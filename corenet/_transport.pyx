@@ -9,6 +9,7 @@ from corenet._loop cimport BaseLoop, FdWatcher
 from corenet.batch cimport sockaddr_storage, cn_addr_tuple
 
 import asyncio
+import os
 import socket
 import types
 import warnings
@@ -39,6 +40,15 @@ cdef object TransportSocket = trsock.TransportSocket
 cdef object _socket_socket = socket.socket
 cdef object _warn = warnings.warn
 cdef object _MemberDescriptorType = types.MemberDescriptorType
+cdef object _strerror = os.strerror
+cdef dict _error_texts = {}         # errno -> os.strerror(errno): at most the errnos there are
+
+
+cdef object os_error(int err):
+    text = _error_texts.get(err)
+    if text is None:
+        text = _error_texts[err] = _strerror(err)
+    return OSError(err, text)
 
 
 cdef class BaseTransport(FdWatcher):

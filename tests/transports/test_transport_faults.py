@@ -4,6 +4,7 @@ once, no leaked descriptor, and the loop still serving others."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import queue
 import socket
@@ -71,6 +72,13 @@ def test_reset_while_idle(loop, run, fd_check):
         rst_close(conn)
         exc = await asyncio.wait_for(pr.lost, 5)
         assert isinstance(exc, ConnectionResetError)
+        assert (exc.errno, exc.strerror) == (errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+        # a second reset: the same error (its text is kept once read), a new exception
+        tr2, pr2, conn2 = await raw_peer(loop)
+        rst_close(conn2)
+        exc2 = await asyncio.wait_for(pr2.lost, 5)
+        assert type(exc2) is ConnectionResetError and exc2 is not exc
+        assert (exc2.errno, exc2.strerror) == (exc.errno, exc.strerror)
         await asyncio.sleep(0.01)
         assert len(pr.lost_calls) == 1 and pr.eof_calls == 0
         await still_serving(loop)
