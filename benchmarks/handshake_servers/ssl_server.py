@@ -8,11 +8,17 @@ import ssl
 import sys
 
 
-def main() -> None:
-    port, pem, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def server_context(pem: str, key: str) -> ssl.SSLContext:
+    """TLS 1.2 at least, OpenSSL's defaults otherwise (as ``openssl_server.c`` sets them)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(pem, key)
+    return ctx
+
+
+def main() -> None:
+    port, pem, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    ctx = server_context(pem, key)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
