@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,11 +27,14 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "resolver"))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests" / d)
+                for d in ("resolver", "https", "")]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from daemon_proc import Daemon, free_tcp_port  # noqa: E402
 from dnslab.unbound import Unbound  # noqa: E402
+from https_servers import wait_port  # noqa: E402
+from procs import stop  # noqa: E402
 from test_daemon import (CACHED_QUERIES, LOAD_CORE, NO_IPV6, NO_RATELIMIT, SECONDS,  # noqa: E402
                          TWO_CORES, _cpu, _dnsperf, _field, _pin, _report, lab53)
 from tls_certs import CA  # noqa: E402
@@ -119,11 +121,11 @@ class HandshakeServers:
                                       str(HANDSHAKE_SERVERS / "loop_server.py")])):
                 port = free_tcp_port()
                 proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL)
                 self.procs.append((name, port, proc))
                 _pin(proc.pid)
             for name, port, proc in self.procs:
-                _wait_listening(port, proc, name)
+                wait_port(port, proc, name)
         except BaseException:
             self.stop()
             raise
@@ -133,25 +135,7 @@ class HandshakeServers:
 
     def stop(self) -> None:
         for _, _, proc in self.procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, name: str) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{name} exited: {proc.stderr.read().decode(errors='replace')}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"{name} does not listen on 127.0.0.1:{port}")
+            stop(proc, 10)
 
 
 def _cached_dot(port: int, pid: int, datafile: Path, *mode: str) -> dict:

@@ -74,7 +74,7 @@ def test_reset_while_idle(loop, run, fd_check):
         assert isinstance(exc, ConnectionResetError)
         assert (exc.errno, exc.strerror) == (errno.ECONNRESET, os.strerror(errno.ECONNRESET))
         # a second reset: the same error (its text is kept once read), a new exception
-        tr2, pr2, conn2 = await raw_peer(loop)
+        _, pr2, conn2 = await raw_peer(loop)
         rst_close(conn2)
         exc2 = await asyncio.wait_for(pr2.lost, 5)
         assert type(exc2) is ConnectionResetError and exc2 is not exc
