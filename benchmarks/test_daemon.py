@@ -298,7 +298,7 @@ def test_two_workers_next_to_one(benchmark, lab53, dns_load, tmp_path):
                 shares = CoreShares(CORE_SHARE)
                 d = Daemon(tmp_path / f"{mode}-w{n}", lab53, *NO_IPV6, "--workers", n,
                            metrics=False).start(ready="ready" if n == "1" else
-                                                f"started {n} workers")
+                                                f"ready: {n} workers")
                 try:
                     if mode == "capped":
                         for w in ([d.pid] if n == "1" else _children(d.pid)):
