@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -90,26 +88,6 @@ def serve(point: str, burn_us: float, pem: str, key: str) -> None:
     loop.run_forever()
 
 
-def pin(pid: int, core: str) -> None:
-    if (os.cpu_count() or 1) >= 2:
-        subprocess.run(["taskset", "-a", "-p", "-c", core, str(pid)], capture_output=True,
-                       check=False)
-
-
-def handshakes_per_s(port: int, seconds: int) -> float:
-    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-tls1_3",
-           "-time", str(seconds)]
-    if (os.cpu_count() or 1) >= 2:
-        cmd = ["taskset", "-c", "1"] + cmd
-    t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60)
-    elapsed = time.monotonic() - t0       # s_time's own figure is in whole seconds
-    m = re.search(r"(\d+) connections in", r.stdout)
-    if r.returncode or not m:
-        raise RuntimeError(f"s_time failed: {r.stderr or r.stdout}")
-    return int(m.group(1)) / elapsed
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--burn", type=float, default=50.0, help="µs burnt per handshake")
@@ -122,10 +100,13 @@ def main() -> None:
         point, burn_us, pem, key = args.serve
         serve(point, float(burn_us), pem, key)
         return
-    if shutil.which("openssl") is None:
-        sys.exit("needs openssl (Debian package 'openssl') for s_time")
     sys.path.insert(0, HERE)
+    from test_daemon import _pin
+    from test_encrypted import OPENSSL, _handshakes
     from tls_handshake import make_certificate
+
+    if OPENSSL is None:
+        sys.exit("needs openssl (Debian package 'openssl') for s_time")
 
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,11 +120,12 @@ def main() -> None:
                      str(burn_us), pem, key], env=env, stdout=subprocess.PIPE, text=True)
                 servers[point] = (proc, 0)        # stopped below even if it never starts
                 servers[point] = (proc, int(proc.stdout.readline()))
-                pin(proc.pid, "0")
+                _pin(proc.pid)
             rates: dict[str, list[float]] = {p: [] for p in POINTS}
             for _ in range(args.rounds):
-                for point, (_, port) in servers.items():
-                    rates[point].append(handshakes_per_s(port, args.seconds))
+                for point, (proc, port) in servers.items():
+                    rates[point].append(
+                        _handshakes(port, proc.pid, "-new", args.seconds)["per_s"])
         finally:
             for proc, _ in servers.values():
                 proc.terminate()
