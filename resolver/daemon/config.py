@@ -235,8 +235,9 @@ class Config:
     #: The URL path DNS over HTTP(S) answers on; other paths get 404.
     http_endpoint: str = "/dns-query"
     #: Private key file (PEM) of the TLS listeners. Read again on reload: new handshakes use
-    #: the new key and certificate, connections already open keep theirs. Must stay readable
-    #: by ``user``.
+    #: the new key and certificate, connections already open keep theirs, and sessions made
+    #: before still resume (the session ticket keys stay, and all workers share them) unless
+    #: the new key is of another kind (RSA after EC, say). Must stay readable by ``user``.
     tls_service_key: str | None = None
     #: Certificate chain file (PEM, the server's certificate first) of the TLS listeners;
     #: reloaded with the key.

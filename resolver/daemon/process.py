@@ -67,11 +67,26 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     cfg = fit_descriptors(cfg)
     cfg, overrides = choose_user(cfg, overrides)
     cfg = replace(cfg, control=prepare_control(cfg.control))
+    tls = tls_services(cfg)
     notifier = Notifier()
     os.environ.pop("NOTIFY_SOCKET", None)      # only this process speaks to the manager
     if cfg.workers == 1:
-        return _worker(cfg, overrides, cfg.control, cfg.metrics, notifier)
-    return _parent(cfg, overrides, notifier)
+        return _worker(cfg, overrides, cfg.control, cfg.metrics, notifier, tls)
+    return _parent(cfg, overrides, notifier, tls)
+
+
+def tls_services(cfg: Config) -> dict:
+    """The TLS listeners' contexts, made here, before any worker is forked and while the
+    key is still readable: the workers share their session ticket keys."""
+    if not (cfg.tls_listen or cfg.https_listen):
+        return {}
+    import ssl
+    from resolver.daemon.tls_listener import service_contexts
+    try:
+        return service_contexts(cfg)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"tls-service-pem/tls-service-key: cannot load "
+                          f"{cfg.tls_service_pem!r} with {cfg.tls_service_key!r}: {e}") from None
 
 
 #: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
@@ -212,12 +227,12 @@ def _reload(cfg: Config, overrides) -> Config:
 
 
 def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr,
-            notifier: Notifier | None = None) -> int:
+            notifier: Notifier | None = None, tls: dict | None = None) -> int:
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr,
-                                              notifier))
+                                              notifier, tls))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -270,11 +285,11 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,
-                 notifier: Notifier | None = None) -> int:
+                 notifier: Notifier | None = None, tls: dict | None = None) -> int:
     from resolver.daemon.server import Server
 
     loop = asyncio.get_running_loop()
-    server = Server(cfg)
+    server = Server(cfg, tls_services=tls)
     try:
         await server.start()
     except OSError as e:
@@ -380,7 +395,7 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
     return 0
 
 
-def _parent(cfg: Config, overrides, notifier: Notifier) -> int:
+def _parent(cfg: Config, overrides, notifier: Notifier, tls: dict) -> int:
     private = tempfile.mkdtemp(prefix="corenet-resolver-")
     os.chmod(private, 0o700)
     if cfg.user:                  # the workers' control sockets, after everyone drops to it
@@ -393,7 +408,7 @@ def _parent(cfg: Config, overrides, notifier: Notifier) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _worker(cfg, overrides, path, None)
+                code = _worker(cfg, overrides, path, None, None, tls)
             except BaseException:
                 log.exception("worker %d crashed", i)
             finally:

@@ -38,8 +38,12 @@ class Server(Dispatch):
     """Listeners, ACL and management for one process (one worker); the per-query paths
     are :class:`resolver.daemon.dispatch.Dispatch`'s."""
 
-    def __init__(self, cfg: Config, resolver: Resolver | None = None) -> None:
+    def __init__(self, cfg: Config, resolver: Resolver | None = None,
+                 tls_services: dict | None = None) -> None:
         super().__init__(cfg, resolver if resolver is not None else make_resolver(cfg))
+        #: the TLS listeners' contexts by label, when made before the workers were forked
+        #: (``tls_listener.service_contexts``); made at start otherwise
+        self.tls_services: dict = tls_services or {}
         self.udp: list[Any] = []            # UDPListener or (transport, protocol)
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()

@@ -7,11 +7,14 @@ daemon's TCP connection class itself (:class:`resolver.daemon.server.TCPConnecti
 in C, and the same ACL, caps, pipelining and idle timeout as TCP; for DNS over HTTPS the
 HTTP connection of :mod:`resolver.daemon.doh_listener`.
 
-Each new connection takes the listener's current ``SSLContext``; a reload builds a new one
-from the key and certificate files, so new handshakes use the new certificate while
-connections already open keep theirs. TLS 1.2 is the minimum (1.3 is what OpenSSL
-prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3 handshake), the
-ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not finish within
+A listener's ``SSLContext`` lasts as long as the daemon: it is made before the workers are
+forked, and a reload reads the key and certificate into it again (:func:`reload_context`).
+New handshakes then use the new certificate while connections already open keep theirs, and
+the session ticket keys OpenSSL drew when the context was made stay: a client resumes its
+session on whichever worker its next connection reaches, before and after a reload. TLS 1.2
+is the minimum (1.3 is what OpenSSL prefers), session tickets are on
+(``tls-session-tickets`` after a full TLS 1.3 handshake), the ALPN is ``dot`` (or
+``h2``/``http/1.1``), and a handshake that does not finish within
 ``Limits.tls_handshake_timeout`` closes the connection and is counted.
 """
 from __future__ import annotations
@@ -19,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import shutil
 import socket
 import ssl
+import tempfile
 from typing import Any, Callable
 
 from corenet import tls
@@ -44,6 +50,73 @@ def make_context(pem: str, key: str, alpn: tuple[str, ...], tickets: int = 2) ->
     ctx.set_alpn_protocols(list(alpn))
     ctx.num_tickets = tickets
     return ctx
+
+
+def key_kind(path: str) -> str | None:
+    """The kind of the private key in the PEM file ``path`` as OpenSSL keeps a server's
+    certificates, one per kind ("rsa", "ec", "ed25519", "ed448", "dsa"), or None when it
+    cannot be told."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    try:
+        with open(path, "rb") as f:
+            key = load_pem_private_key(f.read(), password=None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    for kind, cls in (("rsa", rsa.RSAPrivateKey), ("ec", ec.EllipticCurvePrivateKey),
+                      ("ed25519", ed25519.Ed25519PrivateKey),
+                      ("ed448", ed448.Ed448PrivateKey), ("dsa", dsa.DSAPrivateKey)):
+        if isinstance(key, cls):
+            return kind
+    return None
+
+
+class ServiceContext:
+    """A TLS listener's context for the daemon's life, and the kind of its key."""
+
+    def __init__(self, pem: str, key: str, alpn: tuple[str, ...], tickets: int) -> None:
+        self.alpn = alpn
+        self.context = make_context(pem, key, alpn, tickets)
+        self.kind = key_kind(key)
+
+    def reload(self, pem: str, key: str, tickets: int) -> bool:
+        """Reads the certificate chain and key again for the handshakes that start from now
+        on (a connection keeps the certificate it started with). The context stays, and
+        with it its session ticket keys, so sessions made before still resume; True then.
+
+        The files are copied once and the copy is loaded into a context of its own first:
+        OpenSSL's loading is not atomic, so a broken pair (or files replaced meanwhile)
+        must not reach the context in use, and raises (OSError, ssl.SSLError) with it
+        unchanged. When the new key is of another kind than the old one the context is
+        replaced instead (False): OpenSSL keeps a certificate per kind of key and would go
+        on offering the old one, and the new context has ticket keys of its own."""
+        with tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-") as tmp:
+            pem_copy, key_copy = os.path.join(tmp, "chain.pem"), os.path.join(tmp, "key.pem")
+            shutil.copyfile(pem, pem_copy)
+            shutil.copyfile(key, key_copy)
+            checked = make_context(pem_copy, key_copy, self.alpn, tickets)
+            kind = key_kind(key_copy)
+            if kind is None or kind != self.kind:
+                self.context, self.kind = checked, kind
+                return False
+            self.context.load_cert_chain(pem_copy, key_copy)
+        self.context.num_tickets = tickets
+        return True
+
+
+def service_contexts(cfg) -> dict[str, ServiceContext]:
+    """The contexts of the configured TLS listeners, by label ("tls", "https"). The daemon
+    makes them once, before it forks its workers, so that every worker has the same session
+    ticket keys: each would otherwise draw its own, and a client's next connection, which
+    SO_REUSEPORT may give to another worker, could not resume."""
+    made = {}
+    for label, addresses, alpn in (("tls", cfg.tls_listen, DOT_ALPN),
+                                   ("https", cfg.https_listen, DOH_ALPN)):
+        if addresses:
+            made[label] = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
+                                         cfg.tls_session_tickets)
+    return made
 
 
 class ServerTLS(tls.SSLProtocol):
@@ -128,7 +201,8 @@ class TLSListener:
     """One TLS listening socket (or several with one label): contexts, counters, servers."""
 
     def __init__(self, server, label: str, alpn: tuple[str, ...],
-                 app_factory: Callable[["TLSListener"], asyncio.BaseProtocol]) -> None:
+                 app_factory: Callable[["TLSListener"], asyncio.BaseProtocol],
+                 service: ServiceContext | None = None) -> None:
         self.server = server
         self.label = label
         self.alpn = alpn
@@ -138,9 +212,13 @@ class TLSListener:
                        "reload_failed": 0}
         self.handshaking = 0                        # handshakes in progress
         self.handshaking_by_client: dict = {}
-        self.context = make_context(server.cfg.tls_service_pem, server.cfg.tls_service_key, alpn,
-                                    server.cfg.tls_session_tickets)
-        self.files = (server.cfg.tls_service_pem, server.cfg.tls_service_key)
+        cfg = server.cfg
+        if service is None:     # a server of its own (the daemon's come from service_contexts)
+            service = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
+                                     cfg.tls_session_tickets)
+        self.service = service
+        self.context = service.context
+        self.files = (cfg.tls_service_pem, cfg.tls_service_key)
         self.addresses: list[tuple[str, int]] = []
 
     async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
@@ -169,14 +247,23 @@ class TLSListener:
     def reload(self, cfg) -> None:
         """Reads the key and certificate again (the files may have been replaced under the same
         names); on failure the current ones stay and the error is logged."""
+        service = self.service
+        old_kind = service.kind
         try:
-            self.context = make_context(cfg.tls_service_pem, cfg.tls_service_key, self.alpn,
-                                        cfg.tls_session_tickets)
+            kept = service.reload(cfg.tls_service_pem, cfg.tls_service_key,
+                                  cfg.tls_session_tickets)
         except (OSError, ssl.SSLError, TypeError) as e:
             self.counts["reload_failed"] += 1
             log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
                       self.label, cfg.tls_service_pem, cfg.tls_service_key, e)
             return
+        self.context = service.context
+        if not kept:
+            log.warning("%s: the new key is of another kind (%s, was %s): a new TLS context, "
+                        "so sessions made before the reload do not resume%s", self.label,
+                        service.kind or "unknown", old_kind or "unknown",
+                        ", and until a restart the workers do not share session tickets"
+                        if cfg.workers > 1 else "")
         self.files = (cfg.tls_service_pem, cfg.tls_service_key)
         self.counts["reloads"] += 1
         log.info("%s: certificate %s loaded for new connections", self.label,
@@ -237,13 +324,15 @@ async def start_encrypted(server, loop, reuseport: bool) -> None:
     from resolver.daemon import doh_listener
 
     cfg = server.cfg
+    services = server.tls_services
     plans: list[tuple[Any, tuple]] = []
     if cfg.tls_listen:
-        plans.append((TLSListener(server, "tls", DOT_ALPN, TLSConnection),
+        plans.append((TLSListener(server, "tls", DOT_ALPN, TLSConnection, services.get("tls")),
                       cfg.tls_listen))
     if cfg.https_listen:
         plans.append((TLSListener(server, "https", DOH_ALPN,
-                                  lambda listener: doh_listener.HTTPConnection(server, listener)),
+                                  lambda listener: doh_listener.HTTPConnection(server, listener),
+                                  services.get("https")),
                       cfg.https_listen))
     if cfg.http_listen:
         plans.append((doh_listener.PlainListener(server), cfg.http_listen))

@@ -295,6 +295,138 @@ def test_two_workers_share_the_tls_port(lab, tmp_path):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
+def ticketed_session(d, ctx) -> ssl.SSLSession:
+    """A session of ``d`` with its TLS 1.3 ticket (tickets arrive with the first data)."""
+    with dot(d, ctx) as s:
+        ask_dot(s, "www.example.com.")
+        session = s.session
+    assert session is not None and session.has_ticket
+    return session
+
+
+def reload(d) -> None:
+    from resolver.daemon.control import request
+    answer = request(d.control, {"cmd": "reload"})
+    assert answer.get("ok"), answer
+
+
+def test_two_workers_resume_each_others_sessions_before_and_after_a_reload(lab, tmp_path):
+    """The workers share their session ticket keys (the contexts are made before the fork
+    and a reload loads the new pair into them): a session resumes on whichever worker
+    SO_REUSEPORT gives the next connection to. Each worker drew its own keys before, and
+    about half of these connections made a full handshake."""
+    d = start_dot(tmp_path, lab, "--workers", "2", ready="ready: 2 workers")
+    try:
+        ctx = client_context(d)
+        session = ticketed_session(d, ctx)
+
+        def resume_on_both_workers() -> int:
+            """Connections with ``session`` until each worker has answered three of them
+            (at most 60): all must resume. Returns how many were made."""
+            start = [w["client_queries"] for w in d.stats()["per_worker"]]
+            deadline = time.monotonic() + 30
+            for n in range(1, 61):
+                with dot(d, ctx, session=session) as s:
+                    assert s.session_reused, f"connection {n} made a full handshake"
+                    assert ask_dot(s, "www.example.com.").answer
+                done = [w["client_queries"] - b
+                        for w, b in zip(d.stats()["per_worker"], start)]
+                if min(done) >= 3 or time.monotonic() > deadline:
+                    break
+            assert min(done) >= 3, f"the connections reached the workers {done} times"
+            return n
+
+        n = resume_on_both_workers()
+        # A new certificate with a key of the same kind: loaded into the same contexts.
+        pem, key = d.ca.issue("renewed")
+        shutil.copy(pem, d.pem)
+        shutil.copy(key, d.key)
+        reload(d)
+        m = resume_on_both_workers()
+        assert d.stats()["tls"]["resumed"] == n + m
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_reload_keeps_sessions_unless_the_key_changes_kind(lab, tmp_path):
+    d = start_dot(tmp_path, lab)
+    try:
+        ctx = client_context(d)
+        session = ticketed_session(d, ctx)
+        with dot(d, ctx) as s:
+            first_cert = s.getpeercert(binary_form=True)
+        pem, key = d.ca.issue("renewed")                # P-256 again
+        shutil.copy(pem, d.pem)
+        shutil.copy(key, d.key)
+        reload(d)
+        with dot(d, ctx) as s:                          # a full handshake: the new certificate
+            assert not s.session_reused
+            served = s.getpeercert(binary_form=True)
+            assert served == ssl.PEM_cert_to_DER_cert(pem.read_text()) != first_cert
+        with dot(d, ctx, session=session) as s:         # the session of before still resumes
+            assert s.session_reused
+            assert ask_dot(s, "www.example.com.").answer
+        # An RSA key where there was an EC one: a new context, since the old one would go
+        # on offering the EC certificate to clients that prefer it.
+        pem, key = d.ca.issue("rsa", kind="rsa")
+        shutil.copy(pem, d.pem)
+        shutil.copy(key, d.key)
+        reload(d)
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        with dot(d, ctx) as s:
+            served = x509.load_der_x509_certificate(s.getpeercert(binary_form=True))
+            assert isinstance(served.public_key(), rsa.RSAPublicKey)
+        with dot(d, ctx, session=session) as s:
+            assert not s.session_reused
+            assert ask_dot(s, "www.example.com.").answer
+        assert "the new key is of another kind (rsa, was ec)" in d.log_text()
+        assert d.stats()["tls"]["reloads"] == 2
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def served_certificate(server_ctx: ssl.SSLContext, ca: CA) -> bytes:
+    """The certificate (DER) a handshake with ``server_ctx`` gets, over memory BIOs."""
+    client_ctx = ssl.create_default_context(cafile=str(ca.pem))
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname=SERVER_NAME)
+    server = server_ctx.wrap_bio(bios[1], bios[0], server_side=True)
+    for _ in range(10):
+        done = 0
+        for end in (client, server):
+            try:
+                end.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        if done == 2:
+            return client.getpeercert(binary_form=True)
+    raise AssertionError("the handshake did not finish")
+
+
+def test_a_pair_that_does_not_load_leaves_the_context_as_it_was(tmp_path):
+    """OpenSSL's loading is not atomic (a certificate whose key does not match clears the
+    key it had): the pair is checked in a context of its own before the one in use takes
+    it."""
+    from resolver.daemon.tls_listener import DOT_ALPN, ServiceContext
+    ca = CA(tmp_path)
+    pem, key = ca.issue("first")
+    other_pem, other_key = ca.issue("second")
+    service = ServiceContext(str(pem), str(key), DOT_ALPN, 2)
+    ctx = service.context
+    der = ssl.PEM_cert_to_DER_cert(pem.read_text())
+    assert served_certificate(ctx, ca) == der
+    with pytest.raises(ssl.SSLError, match="KEY_VALUES_MISMATCH"):
+        service.reload(str(other_pem), str(key), 2)
+    with pytest.raises(FileNotFoundError):
+        service.reload(str(tmp_path / "missing.pem"), str(key), 2)
+    assert service.context is ctx and served_certificate(ctx, ca) == der
+    assert service.reload(str(other_pem), str(other_key), 1) is True
+    assert service.context is ctx and ctx.num_tickets == 1
+    assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(other_pem.read_text())
+
+
 def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
     """Forty cached queries in one write: their answers go out as one TLS write; each
     arrives whole, with its own ID."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 SERVER_NAME = "dns.test"
@@ -34,9 +34,13 @@ class CA:
         self.pem = self.dir / "ca.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str) -> tuple[Path, Path]:
-        """A server certificate for dns.test and 127.0.0.1: (chain file, key file)."""
-        key = ec.generate_private_key(ec.SECP256R1())
+    def issue(self, stem: str, kind: str = "ec") -> tuple[Path, Path]:
+        """A server certificate for dns.test and 127.0.0.1 with a new key, P-256 ("ec") or
+        RSA 2048 ("rsa"): (chain file, key file)."""
+        if kind == "rsa":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (x509.CertificateBuilder().subject_name(_name(SERVER_NAME))
                 .issuer_name(self.cert.subject).public_key(key.public_key())
