@@ -692,6 +692,12 @@ def _convert_encrypted(name: str, what: str, value: Any) -> Any:
     return None if value in (None, "") else _check_file(value, what)
 
 
+def unloadable_pair(cfg: "Config", e: Exception) -> ConfigError:
+    """The error for a certificate and key that do not load together."""
+    return ConfigError(f"tls-service-pem/tls-service-key: cannot load "
+                       f"{cfg.tls_service_pem!r} with {cfg.tls_service_key!r}: {e}")
+
+
 def check_encrypted(cfg: "Config") -> None:
     """What the encrypted listeners need together: a key and certificate that load (checked
     here, so that a bad pair stops the daemon or a reload before anything changes), and
@@ -705,8 +711,7 @@ def check_encrypted(cfg: "Config") -> None:
         try:
             ctx.load_cert_chain(cfg.tls_service_pem, cfg.tls_service_key)
         except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"tls-service-pem/tls-service-key: cannot load "
-                              f"{cfg.tls_service_pem!r} with {cfg.tls_service_key!r}: {e}") from None
+            raise unloadable_pair(cfg, e) from None
     if not cfg.http_notls_allow_nonlocal:
         for host, _ in cfg.http_listen:
             if not ipaddress.ip_address(host).is_loopback:

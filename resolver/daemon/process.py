@@ -85,8 +85,7 @@ def tls_services(cfg: Config) -> dict:
     try:
         return service_contexts(cfg)
     except (OSError, ssl.SSLError) as e:
-        raise ConfigError(f"tls-service-pem/tls-service-key: cannot load "
-                          f"{cfg.tls_service_pem!r} with {cfg.tls_service_key!r}: {e}") from None
+        raise config_mod.unloadable_pair(cfg, e) from None
 
 
 #: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
