@@ -8,8 +8,10 @@ same NSD lab.
   handshake (``-new``) and then each a resumption (``-reuse``): handshakes/s and handshakes
   per CPU-second of the server; full handshakes also against the servers of
   ``handshake_servers/``, which accept, handshake and close and do nothing else: in C on
-  OpenSSL, in Python through ``ssl``'s blocking sockets, and on corenet's loop and TLS
-  transport. They show what a handshake costs with no DNS server around it.
+  OpenSSL, in Python through ``ssl``'s blocking sockets, on corenet's loop and TLS
+  transport, and on corenet's loop with the accept and handshake in C
+  (``c_handshake.pyx``) and a Python object made per connection at the handshake's end.
+  They show what a handshake costs with no DNS server around it.
 
 Both servers use the same throwaway certificate (ECDSA P-256), are pinned to core 0 and the
 load to core 1 when there are two cores (as in ``test_daemon.py``, whose helpers this reuses).
@@ -97,7 +99,8 @@ HANDSHAKE_SERVERS = Path(__file__).resolve().parent / "handshake_servers"
 
 class HandshakeServers:
     """``handshake_servers/``: the C server (compiled here against OpenSSL's headers), the
-    ``ssl`` one and corenet's loop, with the DoT servers' certificate, pinned as they are."""
+    ``ssl`` one, corenet's loop and corenet's loop with the handshake in C (built here),
+    with the DoT servers' certificate, pinned as they are."""
 
     def __init__(self, tmp: Path, pem: Path, key: Path) -> None:
         cc = shutil.which("cc") or shutil.which("gcc")
@@ -110,17 +113,25 @@ class HandshakeServers:
         if r.returncode:
             pytest.fail("cannot build openssl_server.c (Debian package 'libssl-dev'):\n"
                         + r.stderr)
+        ext = tmp / "c-handshake"
+        r = subprocess.run([sys.executable, str(HANDSHAKE_SERVERS / "c_handshake_server.py"),
+                            "--build", str(ext)], capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            pytest.fail("cannot build c_handshake.pyx:\n" + r.stdout[-2000:] + r.stderr[-2000:])
         root = Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=str(root))
+        env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{ext}")   # ext: c_handshake
         self.procs: list[tuple[str, int, subprocess.Popen]] = []
         try:
             for name, cmd in (
                     ("c-openssl", [str(binary)]),
                     ("python-ssl", [sys.executable, str(HANDSHAKE_SERVERS / "ssl_server.py")]),
                     ("corenet-loop", [sys.executable,
-                                      str(HANDSHAKE_SERVERS / "loop_server.py")])):
+                                      str(HANDSHAKE_SERVERS / "loop_server.py")]),
+                    ("corenet-loop-c-handshake",
+                     [sys.executable, str(HANDSHAKE_SERVERS / "c_handshake_server.py")])):
                 port = free_tcp_port()
-                proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)], env=env,
+                proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)],
+                                        env=env,
                                         stdout=subprocess.DEVNULL)
                 self.procs.append((name, port, proc))
                 _pin(proc.pid)
