@@ -8,14 +8,15 @@ in C, and the same ACL, caps, pipelining and idle timeout as TCP; for DNS over H
 HTTP connection of :mod:`resolver.daemon.doh_listener`.
 
 A listener's ``SSLContext`` lasts as long as the daemon: it is made before the workers are
-forked, and a reload reads the key and certificate into it again (:func:`reload_context`).
-New handshakes then use the new certificate while connections already open keep theirs, and
-the session ticket keys OpenSSL drew when the context was made stay: a client resumes its
-session on whichever worker its next connection reaches, before and after a reload. TLS 1.2
-is the minimum (1.3 is what OpenSSL prefers), session tickets are on
-(``tls-session-tickets`` after a full TLS 1.3 handshake), the ALPN is ``dot`` (or
-``h2``/``http/1.1``), and a handshake that does not finish within
-``Limits.tls_handshake_timeout`` closes the connection and is counted.
+forked, and a reload reads the key and certificate into it again
+(:meth:`ServiceContext.reload`, which copies the two files to a private temporary
+directory for the moment it checks them). New handshakes then use the new certificate while
+connections already open keep theirs, and the session ticket keys OpenSSL drew when the
+context was made stay until a restart: a client resumes its session on whichever worker its
+next connection reaches, before and after a reload. TLS 1.2 is the minimum (1.3 is what
+OpenSSL prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3
+handshake), the ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not
+finish within ``Limits.tls_handshake_timeout`` closes the connection and is counted.
 """
 from __future__ import annotations
 
