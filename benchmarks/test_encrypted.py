@@ -130,8 +130,7 @@ class HandshakeServers:
                     ("corenet-loop-c-handshake",
                      [sys.executable, str(HANDSHAKE_SERVERS / "c_handshake_server.py")])):
                 port = free_tcp_port()
-                proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)],
-                                        env=env,
+                proc = subprocess.Popen(cmd + [str(port), str(pem), str(key)], env=env,
                                         stdout=subprocess.DEVNULL)
                 self.procs.append((name, port, proc))
                 _pin(proc.pid)

@@ -206,7 +206,6 @@ class TLSListener:
                  service: ServiceContext | None = None) -> None:
         self.server = server
         self.label = label
-        self.alpn = alpn
         self.app_factory = functools.partial(app_factory, self)   # no Python frame of its own
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
                        "handshake_failed": 0, "handshake_refused": 0, "reloads": 0,
@@ -218,8 +217,7 @@ class TLSListener:
             service = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
                                      cfg.tls_session_tickets)
         self.service = service
-        self.context = service.context
-        self.files = (cfg.tls_service_pem, cfg.tls_service_key)
+        self.context = service.context      # the service's, read once per connection
         self.addresses: list[tuple[str, int]] = []
 
     async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
@@ -265,7 +263,6 @@ class TLSListener:
                         service.kind or "unknown", old_kind or "unknown",
                         ", and until a restart the workers do not share session tickets"
                         if cfg.workers > 1 else "")
-        self.files = (cfg.tls_service_pem, cfg.tls_service_key)
         self.counts["reloads"] += 1
         log.info("%s: certificate %s loaded for new connections", self.label,
                  cfg.tls_service_pem)
