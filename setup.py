@@ -14,6 +14,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
+#: Extensions that call OpenSSL themselves (the headers are libssl-dev's).
+OPENSSL_LINKED = {"resolver.daemon.tls_server"}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
 if os.environ.get("CORENET_DEBUG_BUILD"):
@@ -27,7 +29,8 @@ def extensions():
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
         exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS,
-                              extra_link_args=LDFLAGS))
+                              extra_link_args=LDFLAGS,
+                              libraries=["ssl", "crypto"] if name in OPENSSL_LINKED else []))
     return exts
 
 

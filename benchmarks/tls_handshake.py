@@ -2,8 +2,8 @@
 
 A TLS echo server (``create_server(..., ssl=context)``) runs in a process of its own on one
 loop kind (asyncio, uvloop, corenet), or corenet's DNS-over-TLS listener layer (``dot``: the
-daemon's ``TLSListener`` and its ``ServerTLS`` protocol with the echo protocol above it instead
-of the DNS one). A client process opens ``-n`` connections one after another, each a full TLS
+daemon's ``TLSListener``, its TLS in C, with the echo protocol above it instead of the DNS
+one). A client process opens ``-n`` connections one after another, each a full TLS
 1.3 handshake (no resumption), one 64-byte echo, close_notify and close, as ``openssl s_time
 -new`` does. The server's figures cover exactly those connections (a warm-up runs first):
 
@@ -148,9 +148,11 @@ def dot_listener(loop, app, pem: str, key: str):
     from resolver.daemon.tls_listener import DOT_ALPN, TLSListener
 
     cfg = SimpleNamespace(tls_service_pem=pem, tls_service_key=key, tls_session_tickets=2,
-                          tcp_max_connections=10_000, tcp_max_connections_per_client=10_000)
+                          tcp_max_connections=10_000, tcp_max_connections_per_client=10_000,
+                          tcp_idle_timeout=10.0)
     limits = SimpleNamespace(tls_handshake_timeout=10.0)
-    server = SimpleNamespace(cfg=cfg, loop=loop, resolver=SimpleNamespace(limits=limits))
+    server = SimpleNamespace(cfg=cfg, loop=loop, resolver=SimpleNamespace(limits=limits),
+                             connections=set(), tcp_by_client={})
     return TLSListener(server, "tls", DOT_ALPN, lambda _: app())
 
 

@@ -47,7 +47,7 @@ describe_package() {
         valgrind) echo "valgrind (callgrind), for the instruction-count benchmark" ;;
         iproute2) echo "ss and ip (iproute2)" ;;
         util-linux) echo "unshare (util-linux)" ;;
-        libssl-dev) echo "OpenSSL's headers, for the handshake benchmark's C floor server" ;;
+        libssl-dev) echo "OpenSSL's headers, for the daemon's TLS listeners (and the handshake benchmark's C servers)" ;;
         *) echo "$1" ;;
     esac
 }

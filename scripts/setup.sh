@@ -14,15 +14,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 SETUP_FOR=${SETUP_FOR:-test}
-# To build the extensions.
-BUILD_PACKAGES=(gcc python3-dev python3-venv)
+# To build the extensions (the daemon's TLS listeners call OpenSSL: its headers).
+BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev)
 # The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
 # systemd-analyze (checks the unit in contrib/), Redis and dnsdist (the shared cache and its
-# load balancer), kdig and dig (DNS over TLS and HTTPS clients), OpenSSL's headers (the C
-# floor server of the handshake benchmark).
+# load balancer), kdig and dig (DNS over TLS and HTTPS clients).
 TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux
-               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils libssl-dev)
+               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils)
 
 case "$SETUP_FOR" in
     serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;

@@ -327,7 +327,8 @@ def _render_encrypted(stats: dict, metric) -> None:
             for outcome, key in (("done", "handshakes"), ("resumed", "resumed"),
                                  ("timeout", "handshake_timeout"),
                                  ("failed", "handshake_failed"),
-                                 ("refused", "handshake_refused")):
+                                 ("refused", "handshake_refused"),
+                                 ("idle", "idle_before_query")):
                 hs.append((f'{{listener="{name}",outcome="{outcome}"}}', figures[key]))
         for key, n in sorted(figures.items()):
             if key.startswith("status_"):

@@ -1,13 +1,17 @@
 """The daemon's TLS listeners: DNS over TLS (RFC 7858) and the TLS side of DNS over HTTPS.
 
-A listener accepts TCP connections on its socket and puts corenet's TLS protocol
-(:mod:`corenet.tls`) between the socket and the application protocol: for DNS over TLS the
-daemon's TCP connection class itself (:class:`resolver.daemon.server.TCPConnection`, labelled
-"tls"), so the decrypted stream goes through the same framer, whose cache hits are answered
-in C, and the same ACL, caps, pipelining and idle timeout as TCP; for DNS over HTTPS the
-HTTP connection of :mod:`resolver.daemon.doh_listener`.
+A listener serves TLS on its sockets with :mod:`resolver.daemon.tls_server` (accept,
+handshake and the encrypted stream in C) and makes the application protocol when a
+connection's first record of application data arrives: for DNS over TLS the daemon's TCP
+connection class itself (:class:`TLSConnection`, a
+:class:`resolver.daemon.server.TCPConnection` labelled "tls"), so the decrypted stream goes
+through the same framer, whose cache hits are answered in C, and the same ACL, caps,
+pipelining and idle timeout as TCP; for DNS over HTTPS the HTTP connection of
+:mod:`resolver.daemon.doh_listener`. Until then a connection counts against the same caps
+(``tcp-max-connections``, ``tcp-max-connections-per-client``) as one handshake in
+progress: a connection past either is closed at its accept.
 
-A listener's ``SSLContext`` lasts as long as the daemon: it is made before the workers are
+A listener's context lasts as long as the daemon: it is made before the workers are
 forked, and a reload reads the key and certificate into it again
 (:meth:`ServiceContext.reload`, which copies the two files to a private temporary
 directory for the moment it checks them). New handshakes then use the new certificate while
@@ -15,8 +19,9 @@ connections already open keep theirs, and the session ticket keys OpenSSL drew w
 context was made stay until a restart: a client resumes its session on whichever worker its
 next connection reaches, before and after a reload. TLS 1.2 is the minimum (1.3 is what
 OpenSSL prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3
-handshake), the ALPN is ``dot`` (or ``h2``/``http/1.1``), and a handshake that does not
-finish within ``Limits.tls_handshake_timeout`` closes the connection and is counted.
+handshake), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does not finish
+within ``Limits.tls_handshake_timeout``, or a connection that asks nothing within
+``tcp-idle-timeout`` of it, is closed and counted.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import ssl
 import tempfile
 from typing import Any, Callable
 
-from corenet import tls
+from resolver.daemon import tls_server
 from resolver.daemon.server import TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
@@ -41,16 +46,11 @@ DOT_ALPN = ("dot",)
 DOH_ALPN = ("h2", "http/1.1")
 
 
-def make_context(pem: str, key: str, alpn: tuple[str, ...], tickets: int = 2) -> ssl.SSLContext:
+def make_context(pem: str, key: str, alpn: tuple[str, ...],
+                 tickets: int = 2) -> tls_server.ServerContext:
     """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``,
     ``tickets`` TLS 1.3 session tickets after a full handshake."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.options |= ssl.OP_NO_COMPRESSION
-    ctx.load_cert_chain(pem, key)
-    ctx.set_alpn_protocols(list(alpn))
-    ctx.num_tickets = tickets
-    return ctx
+    return tls_server.ServerContext(pem, key, alpn, tickets)
 
 
 def key_kind(path: str) -> str | None:
@@ -120,132 +120,49 @@ def service_contexts(cfg) -> dict[str, ServiceContext]:
     return made
 
 
-class ServerTLS(tls.SSLProtocol):
-    """corenet's TLS protocol on the server side, counting handshakes in its listener.
-
-    Handshakes in progress are bounded as established connections are (the same
-    ``tcp-max-connections`` and ``tcp-max-connections-per-client``, counted apart): a
-    connection past either is closed at once, so stalled handshakes from one address cannot
-    hold every slot for the handshake timeout. The application protocol above (the DNS or
-    HTTP connection, from the listener's ``app_factory``) is made when the handshake has
-    succeeded: a handshake that fails or stalls costs none, and making one does not delay
-    the server's first flight. Made by ``TLSListener._protocol``, which sets ``_listener``."""
-
-    _listener: "TLSListener"
-    _client = None      # the peer's address while its handshake counts
-
-    # The steps below run once per connection: they call the base class's methods directly
-    # rather than through super(), which walks the class hierarchy on every call.
-
-    # A connection whose handshake succeeds runs connection_made, handshake_succeeded and
-    # connection_lost here and nothing else: the listener's accounting is written out in
-    # them rather than called, as each Python call costs the handshake as much as the
-    # accounting itself.
-
-    def connection_made(self, transport):
-        peer = transport.get_extra_info("peername")
-        client = peer[0] if peer else None
-        listener = self._listener
-        by_client = listener.handshaking_by_client
-        mine = by_client.get(client, 0)
-        cfg = listener.server.cfg
-        if (listener.handshaking >= cfg.tcp_max_connections
-                or mine >= cfg.tcp_max_connections_per_client):
-            listener.counts["handshake_refused"] += 1
-            transport.abort()
-            return
-        listener.handshaking += 1
-        by_client[client] = mine + 1
-        self._client = client
-        _base_connection_made(self, transport)
-
-    def connection_lost(self, exc):
-        if self._client is not None:
-            self._end_handshake()
-        _base_connection_lost(self, exc)
-
-    def handshake_succeeded(self):
-        listener = self._listener
-        counts = listener.counts
-        counts["handshakes"] += 1
-        if self.session_reused:
-            counts["resumed"] += 1
-        client = self._client
-        self._client = None
-        listener.handshaking -= 1
-        by_client = listener.handshaking_by_client
-        n = by_client[client] - 1
-        if n:
-            by_client[client] = n
-        else:
-            del by_client[client]
-        self.set_app_protocol(listener.app_factory())
-
-    def handshake_failed(self, exc):
-        self._listener.counts["handshake_failed"] += 1
-        self._end_handshake()
-
-    def handshake_timed_out(self):
-        self._listener.counts["handshake_timeout"] += 1
-
-    def _end_handshake(self):
-        if self._client is not None:
-            self._listener.end_handshake(self._client)
-            self._client = None
-
-
-_base_connection_made = tls.SSLProtocol.connection_made
-_base_connection_lost = tls.SSLProtocol.connection_lost
-
-
 class TLSListener:
-    """One TLS listening socket (or several with one label): contexts, counters, servers."""
+    """The TLS listening sockets of one label: the service they share (context, counters,
+    caps on handshakes in progress; ``tls_server.TLSService``), the addresses, the reload."""
 
     def __init__(self, server, label: str, alpn: tuple[str, ...],
                  app_factory: Callable[["TLSListener"], asyncio.BaseProtocol],
                  service: ServiceContext | None = None) -> None:
         self.server = server
         self.label = label
-        self.app_factory = functools.partial(app_factory, self)   # no Python frame of its own
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
-                       "handshake_failed": 0, "handshake_refused": 0, "reloads": 0,
-                       "reload_failed": 0}
-        self.handshaking = 0                        # handshakes in progress
-        self.handshaking_by_client: dict = {}
+                       "handshake_failed": 0, "handshake_refused": 0,
+                       "idle_before_query": 0, "bad_records": 0, "accept_failed": 0,
+                       "reloads": 0, "reload_failed": 0}
         cfg = server.cfg
         if service is None:     # a server of its own (the daemon's come from service_contexts)
             service = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
                                      cfg.tls_session_tickets)
         self.service = service
-        self.context = service.context      # the service's, read once per connection
+        self.tls = tls_server.TLSService(
+            server.loop, service.context, functools.partial(app_factory, self), self.counts,
+            cfg.tcp_max_connections, cfg.tcp_max_connections_per_client,
+            server.resolver.limits.tls_handshake_timeout, cfg.tcp_idle_timeout,
+            established=server.connections, established_by_client=server.tcp_by_client)
         self.addresses: list[tuple[str, int]] = []
 
-    async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
-        srv = await loop.create_server(self._protocol, sock=sock)
+    @property
+    def handshaking(self) -> int:
+        """Handshakes in progress."""
+        return self.tls.handshaking
+
+    async def listen(self, loop, sock: socket.socket) -> tls_server.TLSServer:
+        srv = self.tls.serve(sock)
         self.addresses.append(sock.getsockname()[:2])
         return srv
 
-    def _protocol(self) -> ServerTLS:
-        s = self.server
-        # (loop, application (made once the handshake is done), context, waiter,
-        # server_side, server_hostname, call_connection_made, handshake timeout)
-        protocol = ServerTLS(s.loop, None, self.context, None, True, None,
-                             True, s.resolver.limits.tls_handshake_timeout)
-        protocol._listener = self
-        return protocol
-
-    def end_handshake(self, client) -> None:
-        """Counts a handshake that started (in ``ServerTLS.connection_made``) as over."""
-        self.handshaking -= 1
-        n = self.handshaking_by_client.get(client, 0) - 1
-        if n > 0:
-            self.handshaking_by_client[client] = n
-        else:
-            self.handshaking_by_client.pop(client, None)
-
     def reload(self, cfg) -> None:
         """Reads the key and certificate again (the files may have been replaced under the same
-        names); on failure the current ones stay and the error is logged."""
+        names); on failure the current ones stay and the error is logged. The caps on
+        handshakes in progress follow the configuration's."""
+        tls = self.tls
+        tls.max_handshakes = cfg.tcp_max_connections
+        tls.max_handshakes_per_client = cfg.tcp_max_connections_per_client
+        tls.idle_timeout = cfg.tcp_idle_timeout
         service = self.service
         old_kind = service.kind
         try:
@@ -256,7 +173,7 @@ class TLSListener:
             log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
                       self.label, cfg.tls_service_pem, cfg.tls_service_key, e)
             return
-        self.context = service.context
+        tls.context = service.context
         if not kept:
             log.warning("%s: the new key is of another kind (%s, was %s): a new TLS context, "
                         "so sessions made before the reload do not resume%s", self.label,

@@ -1,7 +1,8 @@
-"""What a DNS-over-TLS connection costs before its handshake is done: its TLS protocol only.
-The DNS connection above it (framer, caps, ACL, idle timer) is made once the handshake has
-succeeded, so a handshake that stalls or fails makes none, and one that succeeds makes
-exactly one, which answers as before."""
+"""What a DNS-over-TLS connection costs before it asks anything: its TLS transport only.
+The DNS connection above it (framer, caps, ACL, idle timer) is made with the first record
+of application data, so a handshake that stalls or fails makes none, nor does one that
+succeeds and asks nothing; a connection that asks makes exactly one, which answers as
+before."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,7 @@ import gc
 import socket
 import ssl
 import struct
+import time
 
 import dns.message
 
@@ -55,7 +57,7 @@ def test_the_dns_connection_is_made_only_after_a_successful_handshake(run, lab, 
             # A client that connects and sends nothing: its handshake is in progress.
             stalled = socket.create_connection(("127.0.0.1", tls_port), timeout=5)
             await until(lambda: s.encrypted[0].handshaking == 1, "the handshake to start")
-            assert _live("ServerTLS") >= 1
+            assert _live("TLSTransport") >= 1
             assert _live("TLSConnection") == before
             assert s.counters.tcp_connections == 0
 
@@ -66,6 +68,21 @@ def test_the_dns_connection_is_made_only_after_a_successful_handshake(run, lab, 
             assert _live("TLSConnection") == before
             assert counts["handshakes"] == 0
 
+            # A client that shakes hands and asks nothing: no DNS connection either, and
+            # it counts with the handshakes in progress until it asks or goes.
+            def silent():
+                with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname=SERVER_NAME):
+                        for _ in range(300):
+                            if counts["handshakes"] == 1:
+                                return _live("TLSConnection"), s.encrypted[0].handshaking
+                            time.sleep(0.01)
+                        raise AssertionError("the server did not finish the handshake")
+            during, handshaking = await loop.run_in_executor(None, silent)
+            assert during == before and handshaking == 2     # with the stalled one
+            await until(lambda: s.encrypted[0].handshaking == 1, "the silent one's end")
+            assert s.counters.tcp_connections == 0 and s.counters.tcp_accepted == 0
+
             # A real client: one DNS connection, admitted and answering.
             def client():
                 with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw:
@@ -75,7 +92,7 @@ def test_the_dns_connection_is_made_only_after_a_successful_handshake(run, lab, 
             text, during = await loop.run_in_executor(None, client)
             assert "192.0.2.1" in text
             assert during == before + 1
-            assert counts["handshakes"] == 1 and counts["handshake_failed"] == 1
+            assert counts["handshakes"] == 2 and counts["handshake_failed"] == 1
             assert s.counters.tcp_accepted == 1
         finally:
             for sock in (stalled, garbage):

@@ -18,7 +18,7 @@ from resolver.daemon.config import build
 from tls_certs import SERVER_NAME
 
 # The daemon's objects of one stream connection.
-CONNECTION_TYPES = {"TCPConnection", "TLSConnection", "ServerTLS", "SSLTransport",
+CONNECTION_TYPES = {"TCPConnection", "TLSConnection", "TLSTransport",
                     "DNSFrameReceiver"}
 
 

@@ -1,0 +1,1067 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The daemon's TLS servers in C: OpenSSL's context for a listener, the accept and the
+handshake, and the encrypted stream under the DNS or HTTP connection.
+
+Why it is apart from ``corenet.tls``: that transport is asyncio's, built on CPython's
+``ssl`` (an ``SSLContext`` of the application's, two ``MemoryBIO``s, an ``SSLObject`` and a
+protocol object per connection), and a server's handshake through it spends more time in
+Python than OpenSSL spends in everything but the cryptography. Here a connection is one
+object from ``accept`` to close and nothing of Python runs for it until its first record
+of application data: OpenSSL reads the socket itself and writes its handshake flights to
+it the moment each is complete (the keys it derives afterwards are computed while the
+client reads), and only then is the application protocol (the DNS connection, or the HTTP
+one) made and given the connection as its transport. Decrypted bytes go straight into a
+``BufferedProtocol``'s buffer (the DNS framer's); after the handshake what OpenSSL writes
+is gathered in memory, so that the answers of one read leave with one ``send``.
+
+``ServerContext``
+    One ``SSL_CTX``: a certificate chain and its key, TLS 1.2 at least (1.3 is what OpenSSL
+    prefers), TLS 1.2 suites with forward secrecy and AEAD only, no compression or
+    renegotiation, the ALPN protocols offered, the number of TLS 1.3 session tickets. It
+    is made before the daemon forks, so every worker has the same ticket keys.
+    ``load_cert_chain`` loads a new pair into it (the caller checks the pair in a context
+    of its own first: OpenSSL's loading is not atomic).
+
+``TLSService`` and ``TLSServer``
+    The listening sockets of one kind (a ``TLSServer`` each, which accepts one connection
+    per wake-up) and what they share: the caps, the timeouts and the counters. A
+    connection is *pending* from its accept until its first record of application data:
+    pending connections and the application's established ones (the daemon's, passed in)
+    together may not exceed ``max_handshakes`` in all and ``max_handshakes_per_client`` per
+    client address, a connection past either being closed at once, unaccounted work for
+    none. A handshake must finish within ``handshake_timeout`` and the first query come
+    within ``idle_timeout`` of it (a sweep of the pending connections ends the others).
+    ``counts``: handshakes, resumed, handshake_failed, handshake_timeout,
+    handshake_refused, idle_before_query, bad_records (records that failed to decrypt or
+    broke the protocol after the handshake), accept_failed.
+
+``TLSTransport``
+    asyncio's ``Transport`` methods the daemon's protocols use: ``write``, ``writelines``
+    (each buffer its own TLS record, all sent together), ``close`` (close_notify after what
+    is buffered), ``abort``, ``is_closing``, ``pause_reading``/``resume_reading``,
+    ``set_write_buffer_limits``/``get_write_buffer_size`` (the protocol's ``pause_writing``
+    and ``resume_writing``), ``get_extra_info`` ("peername", "sockname", "socket",
+    "sslcontext", "cipher", "ssl_object": the transport itself, with
+    ``selected_alpn_protocol()``, ``version()``, ``cipher()`` and ``session_reused``). The
+    peer's close_notify (or its stream's end) is the protocol's ``eof_received``; a
+    connection the protocol does not keep open is then closed, with no close_notify of
+    ours. ``connection_lost`` follows the close, in a later step of the loop; an exception
+    from the protocol closes the connection and reaches ``connection_lost``.
+
+On corenet's loop the listeners and connections are ``FdWatcher``s called straight from
+epoll (``corenet/capi.pxd``); on any other asyncio loop the same objects use
+``add_reader``/``add_writer``.
+"""
+from libc.errno cimport EAGAIN, ECONNABORTED, EINTR, EPROTO, errno
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy, strlen
+from posix.unistd cimport close
+
+from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+
+from corenet.capi cimport (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, FdWatcher, Loop,
+                           call_before_poll, call_later_fn, fast_loop, unwatch, unwatch_close,
+                           watch)
+from corenet.batch cimport cn_addr_tuple, sockaddr_storage
+from resolver.cache.answer cimport monotonic
+
+import asyncio
+import socket
+import ssl
+
+from corenet.framing import FrameTooLarge
+
+cdef extern from "openssl/ssl.h" nogil:
+    ctypedef struct SSL_CTX:
+        pass
+    ctypedef struct SSL:
+        pass
+    ctypedef struct SSL_METHOD:
+        pass
+    ctypedef struct SSL_CIPHER:
+        pass
+    ctypedef struct BIO:
+        pass
+    ctypedef struct BIO_METHOD:
+        pass
+    ctypedef int (*alpn_select_cb)(SSL *s, const unsigned char **out, unsigned char *outlen,
+                                   const unsigned char *inp, unsigned int inlen,
+                                   void *arg) noexcept nogil
+    const SSL_METHOD *TLS_server_method()
+    SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
+    void SSL_CTX_free(SSL_CTX *ctx)
+    long SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version)
+    uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t options)
+    long SSL_CTX_set_mode(SSL_CTX *ctx, long mode)
+    void SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes)
+    int SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n)
+    size_t SSL_CTX_get_num_tickets(const SSL_CTX *ctx)
+    int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *ciphers)
+    void SSL_CTX_set_alpn_select_cb(SSL_CTX *ctx, alpn_select_cb cb, void *arg)
+    int SSL_select_next_proto(unsigned char **out, unsigned char *outlen,
+                              const unsigned char *server, unsigned int server_len,
+                              const unsigned char *client, unsigned int client_len)
+    int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *path)
+    int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *path, int kind)
+    int SSL_CTX_check_private_key(const SSL_CTX *ctx)
+    SSL *SSL_new(SSL_CTX *ctx)
+    void SSL_free(SSL *s)
+    void SSL_set_bio(SSL *s, BIO *rbio, BIO *wbio)
+    void SSL_set0_wbio(SSL *s, BIO *wbio)
+    void SSL_set_accept_state(SSL *s)
+    int SSL_do_handshake(SSL *s)
+    int SSL_read(SSL *s, void *buf, int size)
+    int SSL_peek(SSL *s, void *buf, int size)
+    int SSL_write(SSL *s, const void *buf, int size)
+    int SSL_shutdown(SSL *s)
+    int SSL_get_error(const SSL *s, int ret)
+    int SSL_has_pending(const SSL *s)
+    int SSL_session_reused(const SSL *s)
+    void SSL_get0_alpn_selected(const SSL *s, const unsigned char **data, unsigned int *len)
+    const char *SSL_get_version(const SSL *s)
+    const SSL_CIPHER *SSL_get_current_cipher(const SSL *s)
+    const char *SSL_CIPHER_get_name(const SSL_CIPHER *c)
+    const char *SSL_CIPHER_get_version(const SSL_CIPHER *c)
+    int SSL_CIPHER_get_bits(const SSL_CIPHER *c, int *alg_bits)
+    int SSL_FILETYPE_PEM
+    int SSL_ERROR_NONE, SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE, SSL_ERROR_ZERO_RETURN
+    int SSL_ERROR_SYSCALL, SSL_ERROR_SSL
+    int TLS1_2_VERSION
+    uint64_t SSL_OP_ALL, SSL_OP_NO_COMPRESSION, SSL_OP_NO_RENEGOTIATION
+    uint64_t SSL_OP_CIPHER_SERVER_PREFERENCE, SSL_OP_IGNORE_UNEXPECTED_EOF
+    long SSL_MODE_RELEASE_BUFFERS
+    int SSL_TLSEXT_ERR_OK, SSL_TLSEXT_ERR_NOACK
+    int OPENSSL_NPN_NEGOTIATED
+
+cdef extern from "openssl/bio.h":
+    const BIO_METHOD *BIO_s_mem()
+    BIO *BIO_new(const BIO_METHOD *kind)
+    BIO *BIO_new_socket(int fd, int close_flag)
+    void BIO_free(BIO *bio)
+    long BIO_get_mem_data(BIO *bio, char **pp)
+    int BIO_reset(BIO *bio)
+    int BIO_read(BIO *bio, void *buf, int size)
+    size_t BIO_ctrl_pending(BIO *bio)
+    uint64_t BIO_number_written(BIO *bio)
+    int BIO_NOCLOSE
+
+cdef extern from "openssl/err.h":
+    unsigned long ERR_get_error()
+    void ERR_error_string_n(unsigned long e, char *buf, size_t len)
+    void ERR_clear_error()
+
+cdef extern from "sys/socket.h":
+    ctypedef unsigned int socklen_t
+    int accept4(int fd, void *addr, socklen_t *addrlen, int flags)
+    ssize_t send(int fd, const void *buf, size_t n, int flags)
+    int getsockname(int fd, void *addr, socklen_t *addrlen)
+    int setsockopt(int fd, int level, int name, const void *value, socklen_t size)
+    int getsockopt(int fd, int level, int name, void *value, socklen_t *size)
+    int SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL
+
+cdef extern from "sys/epoll.h":
+    pass
+
+# TLS 1.2's cipher suites: forward secrecy and AEAD only (TLS 1.3's are OpenSSL's own).
+cdef const char *TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
+
+cdef enum:
+    HANDSHAKE = 0       # accepted; OpenSSL has not finished the handshake
+    OPEN = 1            # the application protocol has it
+    CLOSING = 2         # close(): what is buffered (and close_notify) still to send
+    CLOSED = 3          # the descriptor is closed
+
+cdef enum:
+    READ_CHUNK = 16384          # what one SSL_read for a data_received protocol asks for
+    READS_PER_WAKEUP = 64       # records read in one go before other descriptors' turn
+
+#: Seconds a listener stops accepting after accept4 failed for want of descriptors or
+#: memory (asyncio's servers wait as long).
+ACCEPT_RETRY_DELAY = asyncio.constants.ACCEPT_RETRY_DELAY
+
+cdef char scratch[READ_CHUNK]
+
+
+cdef object openssl_error(str what):
+    """An ``ssl.SSLError`` with the text of OpenSSL's first queued error after ``what``
+    (its code as the error number), OpenSSL's queue cleared."""
+    cdef char buf[256]
+    cdef unsigned long e = ERR_get_error()
+    ERR_clear_error()
+    if e == 0:
+        return ssl.SSLError(0, what)
+    ERR_error_string_n(e, buf, sizeof(buf))
+    return ssl.SSLError(<long>e, f"{what}: {buf.decode('utf-8', 'replace')}")
+
+
+cdef int select_alpn(SSL *s, const unsigned char **out, unsigned char *outlen,
+                     const unsigned char *inp, unsigned int inlen, void *arg) noexcept nogil:
+    # arg: the context's protocols in wire form (length-prefixed), kept by the context.
+    cdef const unsigned char *mine = <const unsigned char *>arg
+    cdef unsigned int n = mine[0] | (mine[1] << 8)
+    if SSL_select_next_proto(<unsigned char **>out, outlen, mine + 2, n, inp,
+                             inlen) == OPENSSL_NPN_NEGOTIATED:
+        return SSL_TLSEXT_ERR_OK
+    return SSL_TLSEXT_ERR_NOACK
+
+
+cdef class ServerContext:
+    """An OpenSSL server context for one kind of listener (see the module's docstring).
+    Raises ``ssl.SSLError`` (OpenSSL's reason in the text) when the pair does not load and
+    ``FileNotFoundError`` when a file is missing."""
+
+    cdef SSL_CTX *ctx
+    cdef bytes alpn_wire          # 2-byte length (little-endian), then ALPN's wire form
+    cdef readonly tuple alpn
+
+    def __cinit__(self):
+        self.ctx = NULL
+
+    def __init__(self, str pem, str key, alpn=(), int tickets=2):
+        cdef bytes wire = b"".join(bytes([len(p)]) + p.encode() for p in alpn)
+        if any(not 0 < len(p.encode()) < 256 for p in alpn):
+            raise ValueError(f"an ALPN protocol name must have 1 to 255 bytes: {alpn!r}")
+        self.alpn = tuple(alpn)
+        self.alpn_wire = bytes([len(wire) & 0xff, len(wire) >> 8]) + wire
+        self.ctx = SSL_CTX_new(TLS_server_method())
+        if self.ctx == NULL:
+            raise MemoryError(str(openssl_error("cannot make a TLS context")))
+        SSL_CTX_set_min_proto_version(self.ctx, TLS1_2_VERSION)
+        SSL_CTX_set_options(self.ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
+                            | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF)
+        # A socket read takes what has arrived (up to a record's buffer), not a record's
+        # header and then its body.
+        SSL_CTX_set_read_ahead(self.ctx, 1)
+        if SSL_CTX_set_cipher_list(self.ctx, TLS12_CIPHERS) != 1:
+            raise openssl_error("no TLS 1.2 cipher suite")
+        if alpn:
+            SSL_CTX_set_alpn_select_cb(self.ctx, select_alpn,
+                                       <void *>PyBytes_AS_STRING(self.alpn_wire))
+        self.num_tickets = tickets
+        self.load_cert_chain(pem, key)
+
+    def __dealloc__(self):
+        if self.ctx != NULL:
+            SSL_CTX_free(self.ctx)
+
+    def load_cert_chain(self, str pem, str key):
+        """Loads a certificate chain (PEM, the server's certificate first) and its private
+        key for the handshakes that start from now on."""
+        for path in (pem, key):
+            with open(path, "rb"):
+                pass                      # FileNotFoundError, PermissionError: OSError's text
+        ERR_clear_error()
+        if SSL_CTX_use_certificate_chain_file(self.ctx, pem.encode()) != 1:
+            raise openssl_error(f"cannot load the certificate chain {pem}")
+        if SSL_CTX_use_PrivateKey_file(self.ctx, key.encode(), SSL_FILETYPE_PEM) != 1:
+            raise openssl_error(f"cannot load the private key {key}")
+        if SSL_CTX_check_private_key(self.ctx) != 1:
+            raise openssl_error(f"the key {key} is not the certificate's")
+
+    @property
+    def num_tickets(self):
+        """TLS 1.3 session tickets sent after a full handshake."""
+        return SSL_CTX_get_num_tickets(self.ctx)
+
+    @num_tickets.setter
+    def num_tickets(self, int n):
+        if n < 0:
+            raise ValueError("num_tickets must be 0 or more")
+        SSL_CTX_set_num_tickets(self.ctx, n)
+
+
+class SocketOptions:
+    """What ``get_extra_info("socket")`` gives: the connection's socket options (the
+    descriptor stays the connection's)."""
+
+    def __init__(self, int fd):
+        self._fd = fd
+
+    def fileno(self):
+        return self._fd
+
+    def setsockopt(self, int level, int name, int value):
+        cdef int v = value
+        if setsockopt(self._fd, level, name, &v, sizeof(v)) != 0:
+            raise OSError(errno, "setsockopt failed")
+
+    def getsockopt(self, int level, int name):
+        cdef int v = 0
+        cdef socklen_t size = sizeof(v)
+        if getsockopt(self._fd, level, name, &v, &size) != 0:
+            raise OSError(errno, "getsockopt failed")
+        return v
+
+
+cdef class TLSTransport(FdWatcher):
+    """One accepted TLS connection, and once its handshake is done the transport of its
+    application protocol (see the module's docstring)."""
+
+    cdef SSL *ssl
+    cdef BIO *wbio                 # once open: what OpenSSL writes, sent by flush()
+    cdef bint handshake_writes     # the handshake waits for the socket to take its flight
+    cdef BIO *sockbio              # until gather_writes: where OpenSSL writes (the socket)
+    cdef TLSService service
+    cdef object loop
+    cdef Loop fast                 # the loop as corenet's, or None
+    cdef int state
+    cdef uint32_t mask             # the events asked for (add_reader/add_writer loops)
+    cdef bint reading              # the protocol has not paused reading
+    cdef bint writing_paused       # the protocol was told pause_writing
+    cdef bint buffered             # the protocol is a BufferedProtocol
+    cdef bint read_scheduled
+    cdef double deadline           # of the handshake, then of the first query
+    cdef Py_ssize_t high_water, low_water
+    cdef object client             # the peer's address while its handshake counts
+    cdef readonly object peername
+    cdef object app
+    cdef object get_buffer, buffer_updated
+    cdef object close_timer
+
+    # ---- events
+
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
+        return self.handle(events)
+
+    def _readable(self):
+        self.handle(EPOLLIN)
+
+    def _writable(self):
+        self.handle(EPOLLOUT)
+
+    cdef int handle(self, uint32_t events) except -1:
+        if self.state == CLOSED:
+            return 0
+        try:
+            if self.state == HANDSHAKE:
+                self.handshake()
+                return 0
+            if events & EPOLLOUT:
+                self.flush()
+                if self.state == CLOSED:
+                    return 0
+            if events & (EPOLLIN | EPOLLHUP | EPOLLERR):
+                if self.state == OPEN:
+                    if self.reading:
+                        self.read()
+                    elif events & (EPOLLHUP | EPOLLERR):
+                        self.finish(ConnectionResetError("the peer's connection ended"))
+                elif self.state == CLOSING and events & (EPOLLHUP | EPOLLERR):
+                    self.finish(None)
+        except Exception as exc:
+            self.fail(exc)
+        return 0
+
+    cdef int fail(self, exc) except -1:
+        """The application protocol raised: the connection ends with the error (a frame
+        over the framer's limit is the protocol's to count; anything else is logged)."""
+        if not isinstance(exc, FrameTooLarge):
+            self.loop.call_exception_handler({
+                "message": "Fatal error on the TLS connection's protocol",
+                "exception": exc, "transport": self, "protocol": self.app})
+        self.finish(exc)
+        return 0
+
+    cdef int want(self, uint32_t mask) except -1:
+        """Asks the loop for ``mask`` (EPOLLIN, EPOLLOUT, both or neither)."""
+        if self.fast is not None:
+            if mask == 0:
+                if self.registered:
+                    unwatch(self.fast, self)
+            elif mask != self.registered:
+                watch(self.fast, self, mask)
+            return 0
+        if mask & EPOLLIN and not self.mask & EPOLLIN:
+            self.loop.add_reader(self.fd, self._readable)
+        elif self.mask & EPOLLIN and not mask & EPOLLIN:
+            self.loop.remove_reader(self.fd)
+        if mask & EPOLLOUT and not self.mask & EPOLLOUT:
+            self.loop.add_writer(self.fd, self._writable)
+        elif self.mask & EPOLLOUT and not mask & EPOLLOUT:
+            self.loop.remove_writer(self.fd)
+        self.mask = mask
+        return 0
+
+    cdef uint32_t wanted(self):
+        cdef uint32_t mask = 0
+        if self.state == HANDSHAKE:
+            mask = EPOLLIN | EPOLLOUT if self.handshake_writes else EPOLLIN
+        elif self.state == OPEN and self.reading:
+            mask = EPOLLIN
+        if self.wbio != NULL and BIO_ctrl_pending(self.wbio):
+            mask |= EPOLLOUT
+        return mask
+
+    # ---- the handshake
+
+    cdef int handshake(self) except -1:
+        """A step of the handshake. OpenSSL writes its first flight (ServerHello to
+        Finished in TLS 1.3) to the socket itself, the moment it is complete: the work it
+        does afterwards (the keys it derives once its Finished is out) overlaps the
+        client's. What it writes after that (the session tickets, TLS 1.2's last flight, the
+        answers) is gathered in memory and sent by ``flush``: the two tickets leave as one
+        segment, and later the answers of one read with one ``send``."""
+        cdef int r = SSL_do_handshake(self.ssl)
+        cdef int err
+        if r != 1:
+            err = SSL_get_error(self.ssl, r)
+            if err == SSL_ERROR_WANT_READ:
+                if self.wbio == NULL and BIO_number_written(self.sockbio):
+                    self.gather_writes()
+                self.flush()
+                if self.handshake_writes and self.state == HANDSHAKE:
+                    self.handshake_writes = False
+                    self.want(self.wanted())
+                return 0
+            if err == SSL_ERROR_WANT_WRITE:     # the socket is full (the first flight)
+                if not self.handshake_writes:
+                    self.handshake_writes = True
+                    self.want(self.wanted())
+                return 0
+            self.service.handshake_failed(self)
+            ERR_clear_error()
+            self.finish(None)
+            return 0
+        if self.wbio == NULL:
+            self.gather_writes()
+        self.service.handshake_done(self)
+        self.handshake_writes = False
+        self.state = OPEN
+        self.reading = True
+        self.flush()
+        self.read()            # records that came with the client's Finished
+        return 0
+
+    cdef int gather_writes(self) except -1:
+        """From now on what OpenSSL writes goes to memory, sent by ``flush``."""
+        cdef BIO *buffered = BIO_new(BIO_s_mem())
+        if buffered == NULL:
+            ERR_clear_error()
+            raise MemoryError("OpenSSL cannot make a buffer")
+        SSL_set0_wbio(self.ssl, buffered)      # frees the socket's
+        self.sockbio = NULL
+        self.wbio = buffered
+        return 0
+
+    cdef int start_app(self) except -1:
+        """The first record has come: the application protocol is made and given the
+        connection (until then the connection counts with the handshakes in progress)."""
+        self.service.handshake_over(self)
+        app = self.service.app_factory()
+        self.app = app
+        if isinstance(app, asyncio.BufferedProtocol):
+            self.buffered = True
+            self.get_buffer = app.get_buffer
+            self.buffer_updated = app.buffer_updated
+        app.connection_made(self)
+        return 0
+
+    # ---- reading
+
+    cdef int read(self) except -1:
+        cdef int reads = 0, r
+        self.read_scheduled = False
+        while self.state == OPEN and self.reading:
+            if reads >= READS_PER_WAKEUP:
+                self.schedule_read()
+                return 0
+            reads += 1
+            if self.app is None:
+                r = SSL_peek(self.ssl, scratch, 1)
+                if r <= 0:
+                    self.read_ended(SSL_get_error(self.ssl, r))
+                    return 0
+                self.start_app()
+                continue
+            if self.buffered:
+                if self.read_buffered():
+                    return 0
+            elif self.read_copied():
+                return 0
+        return 0
+
+    cdef bint read_buffered(self) except -1:
+        """Fills the protocol's buffer; True when OpenSSL has nothing more for now."""
+        cdef Py_buffer view
+        cdef Py_ssize_t filled = 0
+        cdef int r = 1, err = SSL_ERROR_NONE
+        if not SSL_has_pending(self.ssl):
+            # Whether a record has come, before the protocol is asked for a buffer (the
+            # framer allocates its own on the first): after the handshake, often none has.
+            r = SSL_peek(self.ssl, scratch, 1)
+            if r <= 0:
+                return self.read_ended(SSL_get_error(self.ssl, r))
+        buf = self.get_buffer(-1)
+        PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+        try:
+            if view.len <= 0:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            while filled < view.len:
+                r = SSL_read(self.ssl, <char *>view.buf + filled,
+                             <int>min(view.len - filled, 1 << 30))
+                if r <= 0:
+                    err = SSL_get_error(self.ssl, r)
+                    break
+                filled += r
+        finally:
+            PyBuffer_Release(&view)
+        if filled:
+            self.buffer_updated(filled)
+        if r > 0:
+            return False                  # the buffer is full: read on
+        return self.read_ended(err)
+
+    cdef bint read_copied(self) except -1:
+        cdef list chunks = []
+        cdef int r = 1, err = SSL_ERROR_NONE
+        while True:
+            r = SSL_read(self.ssl, scratch, READ_CHUNK)
+            if r <= 0:
+                err = SSL_get_error(self.ssl, r)
+                break
+            chunks.append(PyBytes_FromStringAndSize(scratch, r))
+            if len(chunks) >= READS_PER_WAKEUP:
+                break
+        if chunks:
+            self.app.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if r > 0:
+            return False
+        return self.read_ended(err)
+
+    cdef bint read_ended(self, int err) except -1:
+        """What a read that returned nothing means; True when reading stops for now."""
+        if err == SSL_ERROR_WANT_READ:
+            self.flush()                  # a key update or ticket OpenSSL answered
+            return True
+        if self.state != OPEN:
+            return True
+        if err == SSL_ERROR_ZERO_RETURN:
+            # The peer's close_notify, or (IGNORE_UNEXPECTED_EOF) its stream's end.
+            if self.app is None:
+                self.finish(None)         # it asked nothing
+                return True
+            self.reading = False
+            self.want(self.wanted())
+            if not self.app.eof_received() and self.state == OPEN:
+                # The peer has closed: what is buffered goes, with no close_notify of ours
+                # (TLS 1.3 asks none; the initiator of a TLS 1.2 close waits for none).
+                self.state = CLOSING
+                self.flush()
+                if self.state == CLOSING:
+                    self.close_timer = self.loop.call_later(self.service.shutdown_timeout,
+                                                            self._close_expired)
+            return True
+        if err == SSL_ERROR_SSL:
+            self.service.counts["bad_records"] += 1
+            exc = openssl_error("TLS error")
+        else:
+            ERR_clear_error()
+            exc = ConnectionResetError(errno, "the peer's connection failed")
+        self.finish(exc)
+        return True
+
+    cdef int schedule_read(self) except -1:
+        if not self.read_scheduled:
+            self.read_scheduled = True
+            if self.fast is not None:
+                call_before_poll(self.fast, self._read_now)
+            else:
+                self.loop.call_soon(self._read_now)
+        return 0
+
+    def _read_now(self):
+        try:
+            if self.read_scheduled and self.state == OPEN and self.reading:
+                self.read()
+        except Exception as exc:
+            self.fail(exc)
+        self.read_scheduled = False
+
+    # ---- writing
+
+    cdef int flush(self) except -1:
+        """Sends what OpenSSL has written; what the socket does not take waits for EPOLLOUT."""
+        cdef char *data
+        cdef long size
+        cdef ssize_t sent
+        cdef int skip
+        if self.wbio == NULL:
+            return 0                      # the handshake writes to the socket itself
+        size = BIO_get_mem_data(self.wbio, &data)
+        if size > 0:
+            sent = send(self.fd, data, size, MSG_NOSIGNAL)
+            if sent == size:
+                BIO_reset(self.wbio)
+            elif sent >= 0 or errno == EAGAIN or errno == EINTR:
+                while sent > 0:       # drop what went out (rare: the socket is full)
+                    skip = BIO_read(self.wbio, scratch, <int>min(sent, READ_CHUNK))
+                    if skip <= 0:
+                        break
+                    sent -= skip
+            else:
+                self.finish(ConnectionResetError(errno, "cannot send to the peer"))
+                return 0
+        self.after_flush()
+        return 0
+
+    cdef int after_flush(self) except -1:
+        cdef size_t left = BIO_ctrl_pending(self.wbio)
+        if self.state == CLOSING and left == 0:
+            self.finish(None)
+            return 0
+        if self.state == CLOSED:
+            return 0
+        self.want(self.wanted())
+        if self.app is not None and self.state == OPEN:
+            if self.writing_paused and left <= <size_t>self.low_water:
+                self.writing_paused = False
+                self.app.resume_writing()
+            elif not self.writing_paused and left > <size_t>self.high_water:
+                self.writing_paused = True
+                self.app.pause_writing()
+        return 0
+
+    cdef int write_one(self, data) except -1:
+        cdef const unsigned char[::1] view
+        cdef Py_ssize_t n
+        if isinstance(data, bytes):
+            n = len(<bytes>data)
+            if n and SSL_write(self.ssl, PyBytes_AS_STRING(data), <int>n) <= 0:
+                raise openssl_error("cannot write")
+            return 0
+        view = memoryview(data).cast("B")
+        n = view.shape[0]
+        if n and SSL_write(self.ssl, &view[0], <int>n) <= 0:
+            raise openssl_error("cannot write")
+        return 0
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data: expecting a bytes-like instance, got {type(data).__name__}")
+        if self.state != OPEN:
+            return
+        self.write_one(data)
+        self.flush()
+
+    def writelines(self, list_of_data):
+        """Each buffer its own TLS record, sent together."""
+        if self.state != OPEN:
+            return
+        for data in list_of_data:
+            self.write_one(data)
+        self.flush()
+
+    def can_write_eof(self):
+        return False
+
+    def get_write_buffer_size(self):
+        return BIO_ctrl_pending(self.wbio) if self.wbio != NULL else 0
+
+    def get_write_buffer_limits(self):
+        return (self.low_water, self.high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self.high_water, self.low_water = high, low
+        if self.state == OPEN:
+            self.after_flush()
+
+    # ---- reading control
+
+    def is_reading(self):
+        return self.state == OPEN and self.reading
+
+    def pause_reading(self):
+        if self.state == OPEN and self.reading:
+            self.reading = False
+            self.want(self.wanted())
+
+    def resume_reading(self):
+        if self.state == OPEN and not self.reading:
+            self.reading = True
+            self.want(self.wanted())
+            if SSL_has_pending(self.ssl):
+                self.schedule_read()       # records OpenSSL read before the pause
+
+    # ---- the end
+
+    def is_closing(self):
+        return self.state != OPEN and self.state != HANDSHAKE
+
+    def close(self):
+        """Sends close_notify after what is buffered, then closes; connection_lost(None)
+        follows. What is not sent within the listener's shutdown timeout is dropped."""
+        if self.state != OPEN:
+            if self.state == HANDSHAKE:
+                self.finish(None)
+            return
+        self.state = CLOSING
+        self.reading = False
+        SSL_shutdown(self.ssl)
+        ERR_clear_error()
+        self.flush()
+        if self.state == CLOSING:
+            self.close_timer = self.loop.call_later(self.service.shutdown_timeout,
+                                                    self._close_expired)
+
+    def _close_expired(self):
+        self.close_timer = None
+        if self.state == CLOSING:
+            self.finish(None)
+
+    def abort(self):
+        """Closes at once; what is buffered is dropped. connection_lost(None) follows."""
+        if self.state != CLOSED:
+            self.finish(None)
+
+    def _force_close(self, exc):
+        if self.state != CLOSED:
+            self.finish(exc)
+
+    cdef int finish(self, exc) except -1:
+        """Closes the descriptor and frees OpenSSL's state; the application protocol, if any,
+        is told in a later step of the loop."""
+        cdef int state = self.state
+        if state == CLOSED:
+            return 0
+        self.state = CLOSED
+        if self.app is None:
+            self.service.handshake_over(self)
+        if self.fast is not None:
+            unwatch_close(self.fast, self)
+        else:
+            self.want(0)
+            close(self.fd)
+            self.fd = -1
+        SSL_free(self.ssl)                # and its BIOs
+        self.ssl = NULL
+        self.wbio = NULL
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+        self.get_buffer = self.buffer_updated = None
+        if self.app is not None:
+            self.loop.call_soon(self._lost, exc)
+        return 0
+
+    def _lost(self, exc):
+        app, self.app = self.app, None
+        app.connection_lost(exc)
+
+    def __dealloc__(self):
+        if self.ssl != NULL:
+            SSL_free(self.ssl)
+        if self.fd >= 0 and self.state != CLOSED:
+            close(self.fd)
+
+    # ---- what the protocol may ask
+
+    def get_extra_info(self, name, default=None):
+        if name == "peername":
+            return self.peername
+        if name == "ssl_object":
+            return self if self.state == OPEN or self.state == CLOSING else default
+        if name == "sslcontext":
+            return self.service.context
+        if name == "socket":
+            return SocketOptions(self.fd) if self.state != CLOSED else default
+        if name == "sockname":
+            return self.sockname()
+        if name == "cipher":
+            return self.cipher() if self.ssl != NULL else default
+        return default
+
+    cdef object sockname(self):
+        cdef sockaddr_storage ss
+        cdef socklen_t size = sizeof(ss)
+        if self.state == CLOSED or getsockname(self.fd, <void *>&ss, &size) != 0:
+            return None
+        return cn_addr_tuple(&ss)
+
+    def get_protocol(self):
+        return self.app
+
+    def selected_alpn_protocol(self):
+        """The protocol ALPN chose, or None."""
+        cdef const unsigned char *data = NULL
+        cdef unsigned int n = 0
+        if self.ssl == NULL:
+            return None
+        SSL_get0_alpn_selected(self.ssl, &data, &n)
+        return data[:n].decode("ascii", "replace") if n else None
+
+    def version(self):
+        return SSL_get_version(self.ssl).decode() if self.ssl != NULL else None
+
+    def cipher(self):
+        cdef const SSL_CIPHER *c
+        cdef int bits = 0
+        if self.ssl == NULL:
+            return None
+        c = SSL_get_current_cipher(self.ssl)
+        if c == NULL:
+            return None
+        SSL_CIPHER_get_bits(c, &bits)
+        return (SSL_CIPHER_get_name(c).decode(), SSL_CIPHER_get_version(c).decode(), bits)
+
+    @property
+    def session_reused(self):
+        return self.ssl != NULL and SSL_session_reused(self.ssl) == 1
+
+    @property
+    def server_side(self):
+        return True
+
+
+cdef class TLSService:
+    """What the listening sockets of one label share (see the module's docstring): the
+    context, ``app_factory``, the counters, the caps on handshakes in progress, the
+    timeouts, and the handshakes in progress themselves."""
+
+    cdef public ServerContext context        # a reload may replace it
+    cdef public object app_factory
+    cdef public dict counts
+    cdef public int max_handshakes, max_handshakes_per_client
+    cdef public double handshake_timeout, idle_timeout, shutdown_timeout
+    cdef readonly int handshaking
+    cdef readonly dict handshaking_by_client
+    cdef set pending                        # the connections in their handshake
+    cdef set established                    # the application's connections, for the caps
+    cdef dict established_by_client
+    cdef object loop
+    cdef Loop fast
+    cdef object sweeper
+    cdef double sweep_at                    # when the sweeper runs
+
+    def __init__(self, loop, ServerContext context, app_factory, dict counts,
+                 int max_handshakes, int max_handshakes_per_client, double handshake_timeout,
+                 double idle_timeout, double shutdown_timeout=30.0, set established=None,
+                 dict established_by_client=None):
+        for key in ("handshakes", "resumed", "handshake_timeout", "handshake_failed",
+                    "handshake_refused", "idle_before_query", "bad_records", "accept_failed"):
+            counts.setdefault(key, 0)
+        self.loop = loop
+        self.fast = fast_loop(loop)
+        self.context = context
+        self.app_factory = app_factory
+        self.counts = counts
+        self.max_handshakes = max_handshakes
+        self.max_handshakes_per_client = max_handshakes_per_client
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.handshaking_by_client = {}
+        self.pending = set()
+        self.established = established if established is not None else set()
+        self.established_by_client = (established_by_client
+                                      if established_by_client is not None else {})
+
+    def serve(self, sock):
+        """Starts accepting on the listening socket ``sock``; returns its ``TLSServer``."""
+        cdef TLSServer server = TLSServer.__new__(TLSServer)
+        server.service = self
+        server.sock = sock
+        server.fd = sock.fileno()
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Accepted sockets inherit it (Linux): what is written leaves at once.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.fast is not None:
+            watch(self.fast, server, EPOLLIN)
+        else:
+            self.loop.add_reader(server.fd, server._readable)
+        return server
+
+    def abort_handshakes(self):
+        """Ends the handshakes in progress."""
+        for conn in list(self.pending):
+            (<TLSTransport>conn).finish(None)
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
+
+    cdef int start(self, int fd, peer) except -1:
+        cdef TLSTransport conn
+        cdef SSL *s
+        cdef BIO *rbio
+        cdef BIO *wbio
+        client = peer[0] if peer else None
+        mine = self.handshaking_by_client.get(client, 0)
+        if (self.handshaking + len(self.established) >= self.max_handshakes
+                or mine + self.established_by_client.get(client, 0)
+                >= self.max_handshakes_per_client):
+            self.counts["handshake_refused"] += 1
+            close(fd)
+            return 0
+        s = SSL_new(self.context.ctx)
+        rbio = BIO_new_socket(fd, BIO_NOCLOSE)
+        wbio = BIO_new_socket(fd, BIO_NOCLOSE)
+        if s == NULL or rbio == NULL or wbio == NULL:
+            if s != NULL:
+                SSL_free(s)
+            if rbio != NULL:
+                BIO_free(rbio)
+            if wbio != NULL:
+                BIO_free(wbio)
+            ERR_clear_error()
+            close(fd)
+            raise MemoryError("OpenSSL cannot make a connection")
+        SSL_set_bio(s, rbio, wbio)
+        SSL_set_accept_state(s)
+        conn = TLSTransport.__new__(TLSTransport)
+        conn.fd = fd
+        conn.ssl = s
+        conn.sockbio = wbio
+        conn.service = self
+        conn.loop = self.loop
+        conn.fast = self.fast
+        conn.peername = peer
+        conn.client = client
+        conn.high_water = 64 * 1024
+        conn.low_water = 16 * 1024
+        conn.deadline = monotonic() + self.handshake_timeout
+        self.handshaking += 1
+        self.handshaking_by_client[client] = mine + 1
+        self.pending.add(conn)
+        self.sweep_by(conn.deadline)
+        conn.want(EPOLLIN)
+        return 0
+
+    cdef int sweep_by(self, double deadline) except -1:
+        """Makes the sweeper run by ``deadline``."""
+        if self.sweeper is not None:
+            if self.sweep_at <= deadline:
+                return 0
+            self.sweeper.cancel()
+        self.sweep_at = deadline
+        self.sweeper = self.loop.call_later(max(deadline - monotonic(), 0.0), self._sweep)
+        return 0
+
+    cdef int handshake_done(self, TLSTransport conn) except -1:
+        counts = self.counts
+        counts["handshakes"] += 1
+        if SSL_session_reused(conn.ssl) == 1:
+            counts["resumed"] += 1
+        conn.deadline = monotonic() + self.idle_timeout
+        self.sweep_by(conn.deadline)
+        return 0
+
+    cdef int handshake_failed(self, TLSTransport conn) except -1:
+        self.counts["handshake_failed"] += 1
+        return 0
+
+    cdef int handshake_over(self, TLSTransport conn) except -1:
+        """``conn``'s handshake no longer counts (done, failed or cut short)."""
+        if conn not in self.pending:
+            return 0
+        client = conn.client
+        self.pending.discard(conn)
+        self.handshaking -= 1
+        n = self.handshaking_by_client.get(client, 0) - 1
+        if n > 0:
+            self.handshaking_by_client[client] = n
+        else:
+            self.handshaking_by_client.pop(client, None)
+        conn.client = None
+        return 0
+
+    def _sweep(self):
+        """Ends the handshakes past their deadline, and the connections that have asked
+        nothing within the idle timeout of their handshake's end; runs while any is
+        pending."""
+        cdef TLSTransport conn
+        cdef double now = monotonic(), due = now + 3600.0
+        self.sweeper = None
+        for c in list(self.pending):
+            conn = <TLSTransport>c
+            if now >= conn.deadline:
+                self.counts["handshake_timeout" if conn.state == HANDSHAKE
+                            else "idle_before_query"] += 1
+                conn.finish(None)
+            elif conn.deadline < due:
+                due = conn.deadline
+        if self.pending:
+            self.sweep_by(max(due, now + 0.01))
+
+
+cdef class TLSServer(FdWatcher):
+    """One listening socket of a ``TLSService`` (made by its ``serve``), with
+    ``asyncio.Server``'s ``close``, ``is_serving``, ``wait_closed`` and ``sockets``."""
+
+    cdef TLSService service
+    cdef object sock
+
+    @property
+    def sockets(self):
+        return (self.sock,) if self.sock is not None else ()
+
+    def close(self):
+        """Stops listening (the socket is closed) and ends the handshakes in progress."""
+        if self.sock is None:
+            return
+        if self.service.fast is not None:
+            unwatch(self.service.fast, self)
+        else:
+            self.service.loop.remove_reader(self.fd)
+        self.sock.close()
+        self.sock = None
+        self.fd = -1
+        self.service.abort_handshakes()
+
+    def is_serving(self):
+        return self.sock is not None
+
+    async def wait_closed(self):
+        return None
+
+    cdef int on_events(self, Loop loop, uint32_t events) except -1:
+        return self.accept()
+
+    def _readable(self):
+        self.accept()
+
+    cdef int accept(self) except -1:
+        """One connection per wake-up: the listening socket is watched level-triggered, so
+        the loop comes back at once for the next (after the other ready descriptors), and
+        no accept4 is made only to learn that none is waiting."""
+        cdef sockaddr_storage ss
+        cdef socklen_t size = sizeof(ss)
+        cdef int fd
+        cdef int err
+        if self.sock is None:
+            return 0
+        fd = accept4(self.fd, <void *>&ss, &size, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if fd >= 0:
+            self.service.start(fd, cn_addr_tuple(&ss))
+            return 0
+        err = errno
+        if err == EAGAIN or err == EINTR or err == ECONNABORTED or err == EPROTO:
+            return 0          # none waiting, or one that went before it was taken
+        # Out of descriptors or memory: the socket stays readable, so accepting pauses
+        # for a moment rather than spinning; the connections wait in the backlog.
+        self.service.counts["accept_failed"] += 1
+        self.pause(ACCEPT_RETRY_DELAY)
+        return 0
+
+    cdef int pause(self, double delay) except -1:
+        if self.service.fast is not None:
+            unwatch(self.service.fast, self)
+        else:
+            self.service.loop.remove_reader(self.fd)
+        self.service.loop.call_later(delay, self._resume)
+        return 0
+
+    def _resume(self):
+        if self.sock is None:
+            return
+        if self.service.fast is not None:
+            watch(self.service.fast, self, EPOLLIN)
+        else:
+            self.service.loop.add_reader(self.fd, self._readable)
