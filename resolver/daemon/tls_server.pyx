@@ -431,7 +431,9 @@ cdef class TLSTransport(FdWatcher):
         self.state = OPEN
         self.reading = True
         self.flush()
-        self.read()            # records that came with the client's Finished
+        if self.state == OPEN and SSL_has_pending(self.ssl):
+            self.read()        # records that came with the client's Finished
+        # (any still in the socket make it readable: the loop watches it level-triggered)
         return 0
 
     cdef int gather_writes(self) except -1:
