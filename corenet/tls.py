@@ -47,9 +47,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from corenet._tls import RECEIVE_BUFFER, SSLTransport, TLSProtocol
+from corenet._tls import RECEIVE_BUFFER, SSLTransport, TLSProtocol, flow_control_limits
 
-__all__ = ["RECEIVE_BUFFER", "SSLProtocol", "SSLTransport", "start_tls"]
+__all__ = ["RECEIVE_BUFFER", "SSLProtocol", "SSLTransport", "flow_control_limits", "start_tls"]
 
 
 class SSLProtocol(TLSProtocol, asyncio.BufferedProtocol):

@@ -54,16 +54,13 @@ epoll (``corenet/capi.pxd``); on any other asyncio loop the same objects use
 """
 from libc.errno cimport EAGAIN, ECONNABORTED, EINTR, EPROTO, errno
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, strlen
 from posix.unistd cimport close
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.object cimport PyObject
 
 from corenet.capi cimport (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, FdWatcher, Loop,
-                           call_before_poll, call_later_fn, fast_loop, unwatch, unwatch_close,
-                           watch)
+                           call_before_poll, fast_loop, unwatch, unwatch_close, watch)
 from corenet.batch cimport cn_addr_tuple, sockaddr_storage
 from resolver.cache.answer cimport monotonic
 
@@ -72,6 +69,7 @@ import socket
 import ssl
 
 from corenet.framing import FrameTooLarge
+from corenet.tls import flow_control_limits
 
 cdef extern from "openssl/ssl.h" nogil:
     ctypedef struct SSL_CTX:
@@ -94,7 +92,6 @@ cdef extern from "openssl/ssl.h" nogil:
     void SSL_CTX_free(SSL_CTX *ctx)
     long SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version)
     uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t options)
-    long SSL_CTX_set_mode(SSL_CTX *ctx, long mode)
     void SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes)
     int SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n)
     size_t SSL_CTX_get_num_tickets(const SSL_CTX *ctx)
@@ -129,9 +126,8 @@ cdef extern from "openssl/ssl.h" nogil:
     int SSL_ERROR_NONE, SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE, SSL_ERROR_ZERO_RETURN
     int SSL_ERROR_SYSCALL, SSL_ERROR_SSL
     int TLS1_2_VERSION
-    uint64_t SSL_OP_ALL, SSL_OP_NO_COMPRESSION, SSL_OP_NO_RENEGOTIATION
+    uint64_t SSL_OP_NO_COMPRESSION, SSL_OP_NO_RENEGOTIATION
     uint64_t SSL_OP_CIPHER_SERVER_PREFERENCE, SSL_OP_IGNORE_UNEXPECTED_EOF
-    long SSL_MODE_RELEASE_BUFFERS
     int SSL_TLSEXT_ERR_OK, SSL_TLSEXT_ERR_NOACK
     int OPENSSL_NPN_NEGOTIATED
 
@@ -161,15 +157,12 @@ cdef extern from "sys/socket.h":
     int getsockopt(int fd, int level, int name, void *value, socklen_t *size)
     int SOCK_NONBLOCK, SOCK_CLOEXEC, MSG_NOSIGNAL
 
-cdef extern from "sys/epoll.h":
-    pass
-
 # TLS 1.2's cipher suites: forward secrecy and AEAD only (TLS 1.3's are OpenSSL's own).
 cdef const char *TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
 
 cdef enum:
     HANDSHAKE = 0       # accepted; OpenSSL has not finished the handshake
-    OPEN = 1            # the application protocol has it
+    OPEN = 1            # handshake done (the protocol is made with the first record)
     CLOSING = 2         # close(): what is buffered (and close_notify) still to send
     CLOSED = 3          # the descriptor is closed
 
@@ -312,6 +305,7 @@ cdef class TLSTransport(FdWatcher):
     cdef bint writing_paused       # the protocol was told pause_writing
     cdef bint buffered             # the protocol is a BufferedProtocol
     cdef bint read_scheduled
+    cdef bint send_blocked         # a send fell short: the next waits for EPOLLOUT
     cdef double deadline           # of the handshake, then of the first query
     cdef Py_ssize_t high_water, low_water
     cdef object client             # the peer's address while its handshake counts
@@ -335,6 +329,8 @@ cdef class TLSTransport(FdWatcher):
         if self.state == CLOSED:
             return 0
         try:
+            if events & EPOLLOUT:
+                self.send_blocked = False
             if self.state == HANDSHAKE:
                 self.handshake()
                 return 0
@@ -592,11 +588,12 @@ cdef class TLSTransport(FdWatcher):
         if self.wbio == NULL:
             return 0                      # the handshake writes to the socket itself
         size = BIO_get_mem_data(self.wbio, &data)
-        if size > 0:
+        if size > 0 and not self.send_blocked:
             sent = send(self.fd, data, size, MSG_NOSIGNAL)
             if sent == size:
                 BIO_reset(self.wbio)
             elif sent >= 0 or errno == EAGAIN or errno == EINTR:
+                self.send_blocked = True          # until the socket is writable again
                 while sent > 0:       # drop what went out (rare: the socket is full)
                     skip = BIO_read(self.wbio, scratch, <int>min(sent, READ_CHUNK))
                     if skip <= 0:
@@ -626,17 +623,28 @@ cdef class TLSTransport(FdWatcher):
         return 0
 
     cdef int write_one(self, data) except -1:
+        """Encrypts ``data`` into the write buffer; an error of OpenSSL's ends the
+        connection (its protocol gets it in ``connection_lost``), as a failed send does."""
         cdef const unsigned char[::1] view
+        cdef const char *p
         cdef Py_ssize_t n
+        cdef int chunk
         if isinstance(data, bytes):
+            p = PyBytes_AS_STRING(data)
             n = len(<bytes>data)
-            if n and SSL_write(self.ssl, PyBytes_AS_STRING(data), <int>n) <= 0:
-                raise openssl_error("cannot write")
-            return 0
-        view = memoryview(data).cast("B")
-        n = view.shape[0]
-        if n and SSL_write(self.ssl, &view[0], <int>n) <= 0:
-            raise openssl_error("cannot write")
+        else:
+            view = memoryview(data).cast("B")
+            n = view.shape[0]
+            if n == 0:
+                return 0
+            p = <const char *>&view[0]
+        while n > 0 and self.state == OPEN:
+            chunk = <int>min(n, 1 << 30)
+            if SSL_write(self.ssl, p, chunk) <= 0:
+                self.finish(openssl_error("cannot encrypt"))
+                return 0
+            p += chunk
+            n -= chunk
         return 0
 
     def write(self, data):
@@ -665,13 +673,7 @@ cdef class TLSTransport(FdWatcher):
         return (self.low_water, self.high_water)
 
     def set_write_buffer_limits(self, high=None, low=None):
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self.high_water, self.low_water = high, low
+        self.high_water, self.low_water = flow_control_limits(high, low, 64)
         if self.state == OPEN:
             self.after_flush()
 
