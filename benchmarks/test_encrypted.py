@@ -12,7 +12,10 @@ same NSD lab.
   OpenSSL, in Python through ``ssl``'s blocking sockets, on corenet's loop and TLS
   transport, and on corenet's loop with the accept and handshake in C
   (``c_handshake.pyx``) and a Python object made per connection at the handshake's end.
-  They show what a handshake costs with no DNS server around it.
+  They show what a handshake costs with no DNS server around it. With them, Unbound with
+  corenet's TLS 1.3 suite order (``tls-ciphersuites``): each server negotiates its own
+  preference (corenet AES-128-GCM, Unbound OpenSSL's AES-256-GCM), and that row shows
+  what the order alone is worth.
 
 Both servers use the same throwaway certificate (ECDSA P-256), are pinned to core 0 and the
 load to core 1 when there are two cores (as in ``test_daemon.py``, whose helpers this reuses).
@@ -42,9 +45,31 @@ from test_daemon import (CACHED_QUERIES, LOAD_CORE, NO_IPV6, NO_RATELIMIT, SECON
                          TWO_CORES, _cpu, _dnsperf, _field, _pin, _report, lab53)
 from tls_certs import CA  # noqa: E402
 
+from resolver.daemon.tls_server import TLS13_CIPHERSUITES  # noqa: E402
+
 __all__ = ["lab53"]          # the fixture, shared with test_daemon.py
 
 OPENSSL = shutil.which("openssl")
+
+
+def _unbound(lab, workdir: Path, pem: Path, key: Path, tls_port: int, *extra: str) -> Unbound:
+    """Unbound, one thread, with a DoT listener on ``tls_port`` and the lines ``extra``."""
+    return Unbound.start(workdir, lab, threads=1, extra="\n".join([
+        "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
+        "  ratelimit: 0", "  ip-ratelimit: 0", "  so-rcvbuf: 4m",
+        f"  interface: 127.0.0.1@{tls_port}", f"  tls-port: {tls_port}",
+        f'  tls-service-key: "{key}"', f'  tls-service-pem: "{pem}"',
+        "  incoming-num-tcp: 1000", "  tcp-idle-timeout: 30000", *extra]))
+
+
+def _suite(port: int) -> str:
+    """The TLS 1.3 suite an OpenSSL client with its default offer negotiates on ``port``."""
+    r = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3",
+                        "-brief"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30)
+    m = re.search(r"^Ciphersuite: (\S+)", r.stdout + r.stderr, re.M)
+    assert m, r.stdout + r.stderr
+    return m.group(1)
 
 
 class DoTServers:
@@ -56,14 +81,9 @@ class DoTServers:
         self.pem, self.key = pem, key = ca.issue("server")
         self.ub_tls, self.d_tls = free_tcp_port(), free_tcp_port()
         self.ub_https, self.d_https = free_tcp_port(), free_tcp_port()
-        self.ub = Unbound.start(tmp / "unbound", lab, threads=1, extra="\n".join([
-            "  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
-            "  ratelimit: 0", "  ip-ratelimit: 0", "  so-rcvbuf: 4m",
-            f"  interface: 127.0.0.1@{self.ub_tls}", f"  tls-port: {self.ub_tls}",
-            f'  tls-service-key: "{key}"', f'  tls-service-pem: "{pem}"',
-            "  incoming-num-tcp: 1000", "  tcp-idle-timeout: 30000",
-            f"  interface: 127.0.0.1@{self.ub_https}", f"  https-port: {self.ub_https}",
-            '  http-endpoint: "/dns-query"']))
+        self.ub = _unbound(lab, tmp / "unbound", pem, key, self.ub_tls,
+                           f"  interface: 127.0.0.1@{self.ub_https}",
+                           f"  https-port: {self.ub_https}", '  http-endpoint: "/dns-query"')
         conf = tmp / "corenet.toml"
         conf.write_text(f'tls-listen = ["127.0.0.1:{self.d_tls}"]\n'
                         f'https-listen = ["127.0.0.1:{self.d_https}"]\n'
@@ -99,11 +119,12 @@ HANDSHAKE_SERVERS = Path(__file__).resolve().parent / "handshake_servers"
 
 
 class HandshakeServers:
-    """``handshake_servers/``: the C server (compiled here against OpenSSL's headers), the
-    ``ssl`` one, corenet's loop and corenet's loop with the handshake in C (built here),
-    with the DoT servers' certificate, pinned as they are."""
+    """Unbound with corenet's TLS 1.3 suite order, and ``handshake_servers/``: the C server
+    (compiled here against OpenSSL's headers), the ``ssl`` one, corenet's loop and corenet's
+    loop with the handshake in C (built here); with the DoT servers' certificate, pinned as
+    they are."""
 
-    def __init__(self, tmp: Path, pem: Path, key: Path) -> None:
+    def __init__(self, lab, tmp: Path, pem: Path, key: Path) -> None:
         cc = shutil.which("cc") or shutil.which("gcc")
         if cc is None:
             pytest.fail("no C compiler (Debian package 'gcc') for openssl_server.c")
@@ -122,7 +143,15 @@ class HandshakeServers:
         root = Path(__file__).resolve().parent.parent
         env = dict(os.environ, PYTHONPATH=f"{root}{os.pathsep}{ext}")   # ext: c_handshake
         self.procs: list[tuple[str, int, subprocess.Popen]] = []
+        self.ub_suites = None
         try:
+            # Unbound with corenet's TLS 1.3 suite order: the handshake cost of the same
+            # cryptography (OpenSSL's default order, Unbound's, puts AES-256-GCM first).
+            self.ub_suites_port = free_tcp_port()
+            self.ub_suites = _unbound(lab, tmp / "unbound-suites", pem, key,
+                                      self.ub_suites_port,
+                                      f'  tls-ciphersuites: "{TLS13_CIPHERSUITES}"')
+            _pin(self.ub_suites.proc.pid)
             for name, cmd in (
                     ("c-openssl", [str(binary)]),
                     ("python-ssl", [sys.executable, str(HANDSHAKE_SERVERS / "ssl_server.py")]),
@@ -142,11 +171,14 @@ class HandshakeServers:
             raise
 
     def targets(self):
-        return [(name, port, proc.pid) for name, port, proc in self.procs]
+        return [("unbound-corenet-suites", self.ub_suites_port, self.ub_suites.proc.pid)] + [
+            (name, port, proc.pid) for name, port, proc in self.procs]
 
     def stop(self) -> None:
         for _, _, proc in self.procs:
             stop(proc, 10)
+        if self.ub_suites is not None:
+            self.ub_suites.stop()
 
 
 def _cached_dot(port: int, pid: int, datafile: Path, *mode: str) -> dict:
@@ -231,14 +263,16 @@ def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path
     datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
     s = DoTServers(lab53, tmp_path)
     try:
-        bare = HandshakeServers(tmp_path, s.pem, s.key)
+        bare = HandshakeServers(lab53, tmp_path, s.pem, s.key)
     except BaseException:
         s.stop()
         raise
     results: dict[str, dict] = {}
     bare_results: dict[str, dict] = {}
+    suites: dict[str, str] = {}
 
     def run():
+        suites.update((name, _suite(port)) for name, port, _ in s.targets())
         for name, port, pid in s.targets():
             results[name] = {"cached": _cached_dot(port, pid, datafile)}
         new = _interleaved(list(s.targets()) + list(bare.targets()), "-new")
@@ -253,8 +287,13 @@ def test_dot_cached_queries_and_handshakes_vs_unbound(benchmark, lab53, tmp_path
                   "reuse_per_s", "reuse_per_cpu_s"])
     finally:
         bare.stop()
-    print(f"[dot] full handshakes, servers doing nothing else {bare_results}")
+    print(f"[dot] TLS 1.3 suites negotiated {suites}")
+    print(f"[dot] full handshakes, the other servers {bare_results}")
     benchmark.extra_info["handshake_servers"] = bare_results
+    benchmark.extra_info["suites"] = suites
+    # The suites BENCHMARKS.md names: each server's own choice.
+    assert suites == {"corenet-resolver": TLS13_CIPHERSUITES.split(":")[0],
+                      "unbound": "TLS_AES_256_GCM_SHA384"}, suites
     ours = results["corenet-resolver"]
     for name, fig in bare_results.items():
         assert fig["handshakes"] > 0, name

@@ -242,6 +242,17 @@ class Config:
     #: Certificate chain file (PEM, the server's certificate first) of the TLS listeners;
     #: reloaded with the key.
     tls_service_pem: str | None = None
+    #: The TLS listeners' TLS 1.2 cipher suites in OpenSSL's cipher list syntax, the server's
+    #: order of preference (Unbound's ``tls-ciphers``); None: forward secrecy and AEAD only,
+    #: "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL". Applied to new
+    #: connections on reload.
+    tls_ciphers: str | None = None
+    #: The TLS listeners' TLS 1.3 cipher suites, names joined by ":" in the server's order
+    #: of preference (Unbound's ``tls-ciphersuites``); None:
+    #: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", a
+    #: client that puts ChaCha20 first getting ChaCha20 (see ``resolver.daemon.tls_server``
+    #: for why). Applied to new connections on reload.
+    tls_ciphersuites: str | None = None
     # ---- authorities: which servers are asked, and how
     #: QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one more
     #: label of the name only; a minimised query that fails (timeout, REFUSED, SERVFAIL,
@@ -671,7 +682,8 @@ RESTART_SETTINGS += CACHEDB_SETTINGS
 
 # ---- encrypted DNS settings
 ENCRYPTED_SETTINGS = ("tls_listen", "https_listen", "http_listen", "http_notls_allow_nonlocal",
-                      "http_endpoint", "tls_service_key", "tls_service_pem")
+                      "http_endpoint", "tls_service_key", "tls_service_pem", "tls_ciphers",
+                      "tls_ciphersuites")
 #: Each listener's port when an address comes without one.
 DEFAULT_PORTS = {"tls_listen": 853, "https_listen": 443, "http_listen": 80}
 RESTART_SETTINGS += ("tls_listen", "https_listen", "http_listen", "http_notls_allow_nonlocal")
@@ -689,6 +701,13 @@ def _convert_encrypted(name: str, what: str, value: Any) -> Any:
                 or any(c.isspace() for c in value)):
             raise ConfigError(f"{what}: expected a URL path such as /dns-query, got {value!r}")
         return value
+    if name in ("tls_ciphers", "tls_ciphersuites"):
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or any(c.isspace() for c in value):
+            raise ConfigError(f"{what}: expected OpenSSL's cipher names joined by ':', "
+                              f"got {value!r}")
+        return value
     return None if value in (None, "") else _check_file(value, what)
 
 
@@ -699,17 +718,21 @@ def unloadable_pair(cfg: "Config", e: Exception) -> ConfigError:
 
 
 def check_encrypted(cfg: "Config") -> None:
-    """What the encrypted listeners need together: a key and certificate that load (checked
-    here, so that a bad pair stops the daemon or a reload before anything changes), and
-    plain HTTP on loopback unless allowed elsewhere."""
+    """What the encrypted listeners need together: a key and certificate that load and
+    cipher suites that OpenSSL can use (checked here, in a context like the listeners', so
+    that a bad setting stops the daemon or a reload before anything changes), and plain
+    HTTP on loopback unless allowed elsewhere."""
     if cfg.tls_listen or cfg.https_listen:
         if cfg.tls_service_key is None or cfg.tls_service_pem is None:
             raise ConfigError("tls-service-key and tls-service-pem are needed by "
                               "tls-listen and https-listen")
         import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        from resolver.daemon.tls_server import ServerContext
         try:
-            ctx.load_cert_chain(cfg.tls_service_pem, cfg.tls_service_key)
+            ServerContext(cfg.tls_service_pem, cfg.tls_service_key, (), 0, cfg.tls_ciphers,
+                          cfg.tls_ciphersuites)
+        except ValueError as e:
+            raise ConfigError(f"tls-ciphers/tls-ciphersuites: {e}") from None
         except (OSError, ssl.SSLError) as e:
             raise unloadable_pair(cfg, e) from None
     if not cfg.http_notls_allow_nonlocal:

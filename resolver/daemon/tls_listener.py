@@ -19,7 +19,8 @@ connections already open keep theirs, and the session ticket keys OpenSSL drew w
 context was made stay until a restart: a client resumes its session on whichever worker its
 next connection reaches, before and after a reload. TLS 1.2 is the minimum (1.3 is what
 OpenSSL prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3
-handshake), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does not finish
+handshake), the cipher suites are the server's choice (``tls-ciphers``,
+``tls-ciphersuites``), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does not finish
 within ``Limits.tls_handshake_timeout``, or a connection that asks nothing within
 ``tcp-idle-timeout`` of it, is closed and counted.
 """
@@ -46,13 +47,6 @@ DOT_ALPN = ("dot",)
 DOH_ALPN = ("h2", "http/1.1")
 
 
-def make_context(pem: str, key: str, alpn: tuple[str, ...],
-                 tickets: int = 2) -> tls_server.ServerContext:
-    """A server context: the certificate chain and key, TLS 1.2 at least, ``alpn``,
-    ``tickets`` TLS 1.3 session tickets after a full handshake."""
-    return tls_server.ServerContext(pem, key, alpn, tickets)
-
-
 def key_kind(path: str) -> str | None:
     """The kind of the private key in the PEM file ``path`` as OpenSSL keeps a server's
     certificates, one per kind ("rsa", "ec", "ed25519", "ed448", "dsa"), or None when it
@@ -73,18 +67,26 @@ def key_kind(path: str) -> str | None:
     return None
 
 
+def make_context(cfg, pem: str, key: str, alpn: tuple[str, ...]) -> tls_server.ServerContext:
+    """A server context for ``alpn`` with the certificate chain ``pem`` and its ``key``, and
+    the configuration's TLS settings (session tickets, cipher suites)."""
+    return tls_server.ServerContext(pem, key, alpn, cfg.tls_session_tickets, cfg.tls_ciphers,
+                                    cfg.tls_ciphersuites)
+
+
 class ServiceContext:
     """A TLS listener's context for the daemon's life, and the kind of its key."""
 
-    def __init__(self, pem: str, key: str, alpn: tuple[str, ...], tickets: int) -> None:
+    def __init__(self, cfg, alpn: tuple[str, ...]) -> None:
         self.alpn = alpn
-        self.context = make_context(pem, key, alpn, tickets)
-        self.kind = key_kind(key)
+        self.context = make_context(cfg, cfg.tls_service_pem, cfg.tls_service_key, alpn)
+        self.kind = key_kind(cfg.tls_service_key)
 
-    def reload(self, pem: str, key: str, tickets: int) -> bool:
+    def reload(self, cfg) -> bool:
         """Reads the certificate chain and key again for the handshakes that start from now
-        on (a connection keeps the certificate it started with). The context stays, and
-        with it its session ticket keys, so sessions made before still resume; True then.
+        on (a connection keeps the certificate it started with), with the configuration's
+        ticket count and cipher suites. The context stays, and with it its session ticket
+        keys, so sessions made before still resume; True then.
 
         The files are copied once and the copy is loaded into a context of its own first:
         OpenSSL's loading is not atomic, so a broken pair (or files replaced meanwhile)
@@ -94,15 +96,16 @@ class ServiceContext:
         on offering the old one, and the new context has ticket keys of its own."""
         with tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-") as tmp:
             pem_copy, key_copy = os.path.join(tmp, "chain.pem"), os.path.join(tmp, "key.pem")
-            shutil.copyfile(pem, pem_copy)
-            shutil.copyfile(key, key_copy)
-            checked = make_context(pem_copy, key_copy, self.alpn, tickets)
+            shutil.copyfile(cfg.tls_service_pem, pem_copy)
+            shutil.copyfile(cfg.tls_service_key, key_copy)
+            checked = make_context(cfg, pem_copy, key_copy, self.alpn)
             kind = key_kind(key_copy)
             if kind is None or kind != self.kind:
                 self.context, self.kind = checked, kind
                 return False
             self.context.load_cert_chain(pem_copy, key_copy)
-        self.context.num_tickets = tickets
+        self.context.num_tickets = cfg.tls_session_tickets
+        self.context.set_ciphers(cfg.tls_ciphers, cfg.tls_ciphersuites)
         return True
 
 
@@ -115,8 +118,7 @@ def service_contexts(cfg) -> dict[str, ServiceContext]:
     for label, addresses, alpn in (("tls", cfg.tls_listen, DOT_ALPN),
                                    ("https", cfg.https_listen, DOH_ALPN)):
         if addresses:
-            made[label] = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
-                                         cfg.tls_session_tickets)
+            made[label] = ServiceContext(cfg, alpn)
     return made
 
 
@@ -135,8 +137,7 @@ class TLSListener:
                        "reloads": 0, "reload_failed": 0}
         cfg = server.cfg
         if service is None:     # a server of its own (the daemon's come from service_contexts)
-            service = ServiceContext(cfg.tls_service_pem, cfg.tls_service_key, alpn,
-                                     cfg.tls_session_tickets)
+            service = ServiceContext(cfg, alpn)
         self.service = service
         self.tls = tls_server.TLSService(
             server.loop, service.context, functools.partial(app_factory, self), self.counts,
@@ -166,9 +167,8 @@ class TLSListener:
         service = self.service
         old_kind = service.kind
         try:
-            kept = service.reload(cfg.tls_service_pem, cfg.tls_service_key,
-                                  cfg.tls_session_tickets)
-        except (OSError, ssl.SSLError, TypeError) as e:
+            kept = service.reload(cfg)
+        except (OSError, ssl.SSLError, TypeError, ValueError) as e:
             self.counts["reload_failed"] += 1
             log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
                       self.label, cfg.tls_service_pem, cfg.tls_service_key, e)

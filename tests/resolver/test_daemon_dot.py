@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import time
 import warnings
+from dataclasses import replace
 
 import dns.message
 import dns.rcode
@@ -419,20 +420,24 @@ def test_a_pair_that_does_not_load_leaves_the_context_as_it_was(tmp_path):
     """OpenSSL's loading is not atomic (a certificate whose key does not match clears the
     key it had): the pair is checked in a context of its own before the one in use takes
     it."""
+    from resolver.daemon.config import Config
     from resolver.daemon.tls_listener import DOT_ALPN, ServiceContext
     ca = CA(tmp_path)
     pem, key = ca.issue("first")
     other_pem, other_key = ca.issue("second")
-    service = ServiceContext(str(pem), str(key), DOT_ALPN, 2)
+    cfg = replace(Config(), tls_service_pem=str(pem), tls_service_key=str(key))
+    service = ServiceContext(cfg, DOT_ALPN)
     ctx = service.context
     der = ssl.PEM_cert_to_DER_cert(pem.read_text())
     assert served_certificate(ctx, ca) == der
     with pytest.raises(ssl.SSLError, match="key values mismatch"):
-        service.reload(str(other_pem), str(key), 2)
+        service.reload(replace(cfg, tls_service_pem=str(other_pem)))
     with pytest.raises(FileNotFoundError):
-        service.reload(str(tmp_path / "missing.pem"), str(key), 2)
+        service.reload(replace(cfg, tls_service_pem=str(tmp_path / "missing.pem")))
     assert service.context is ctx and served_certificate(ctx, ca) == der
-    assert service.reload(str(other_pem), str(other_key), 1) is True
+    assert service.reload(replace(cfg, tls_service_pem=str(other_pem),
+                                  tls_service_key=str(other_key),
+                                  tls_session_tickets=1)) is True
     assert service.context is ctx and ctx.num_tickets == 1
     assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(other_pem.read_text())
 
