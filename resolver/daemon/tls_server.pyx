@@ -17,8 +17,8 @@ is gathered in memory, so that the answers of one read leave with one ``send``.
 ``ServerContext``
     One ``SSL_CTX``: a certificate chain and its key, TLS 1.2 at least (1.3 is what OpenSSL
     prefers), the server's order of cipher suites (``TLS12_CIPHERS``, ``TLS13_CIPHERSUITES``
-    unless set), no compression or renegotiation, the ALPN protocols offered, the number of
-    TLS 1.3 session tickets. It
+    unless set), no compression or renegotiation, record buffers released while a connection
+    is idle, the ALPN protocols offered, the number of TLS 1.3 session tickets. It
     is made before the daemon forks, so every worker has the same ticket keys.
     ``load_cert_chain`` loads a new pair into it (the caller checks the pair in a context
     of its own first: OpenSSL's loading is not atomic).
@@ -94,6 +94,8 @@ cdef extern from "openssl/ssl.h" nogil:
     long SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version)
     uint64_t SSL_CTX_set_options(SSL_CTX *ctx, uint64_t options)
     void SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes)
+    long SSL_CTX_set_mode(SSL_CTX *ctx, long mode)
+    long SSL_MODE_RELEASE_BUFFERS
     int SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n)
     size_t SSL_CTX_get_num_tickets(const SSL_CTX *ctx)
     int SSL_CTX_set_cipher_list(SSL_CTX *ctx, const char *ciphers)
@@ -244,6 +246,9 @@ cdef class ServerContext:
         # A socket read takes what has arrived (up to a record's buffer), not a record's
         # header and then its body.
         SSL_CTX_set_read_ahead(self.ctx, 1)
+        # OpenSSL's record buffers (about 34 KiB a connection) are freed while a connection
+        # has nothing in them: an idle client costs the server little.
+        SSL_CTX_set_mode(self.ctx, SSL_MODE_RELEASE_BUFFERS)
         self.set_ciphers(ciphers, ciphersuites)
         if alpn:
             SSL_CTX_set_alpn_select_cb(self.ctx, select_alpn,
