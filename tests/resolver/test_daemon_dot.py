@@ -461,10 +461,10 @@ def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
 
 
 def test_an_idle_connection_holds_no_tls_record_buffers(lab, tmp_path):
-    """OpenSSL's record buffers (about 34 KiB a connection: read and write) are released
-    while a connection has nothing in them, so 300 clients that asked once and stay
-    connected cost the daemon about the framer's 16 KiB buffer and the connection's objects
-    each (about 27 KiB on x86-64), not 42 KiB."""
+    """OpenSSL's record buffers are released while a connection has nothing in them, so 300
+    clients that asked once and stay connected cost the daemon about the framer's 16 KiB
+    buffer and the connection's objects each (about 27 KiB on x86-64), not the 42 KiB they
+    cost with the buffers held."""
     d = start_dot(tmp_path, lab, tcp_max_connections_per_client=400, tcp_idle_timeout=120)
     socks: list = []
     try:
