@@ -429,3 +429,76 @@ def test_stalled_handshakes_time_out_and_the_caps_refuse_at_accept(run, loop, pa
 
     run(go())
     assert open_fds() == fds
+
+
+# Run in a process of its own: its descriptor limit is lowered so that accept4 fails with
+# EMFILE once a few connections are pending. Prints the port, then (after the parent's
+# connections) the counters as a dict.
+EMFILE_SERVER = r"""
+import asyncio, resource, socket, sys
+sys.path[:0] = sys.argv[3:]
+from looptools import make_loop, open_fds
+from resolver.daemon.tls_server import ServerContext, TLSService
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(data)
+
+loop = make_loop(sys.argv[1])
+listening = socket.create_server(("127.0.0.1", 0))
+counts = {}
+pem, key = sys.argv[2].split(",")
+service = TLSService(loop, ServerContext(pem, key, ("dot",), 2), Echo, counts, 100, 100,
+                     0.5, 5.0)
+server = service.serve(listening)
+limit = max(open_fds()) + 7      # room for a few connections only
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+print(listening.getsockname()[1], flush=True)
+
+async def main():
+    await loop.run_in_executor(None, sys.stdin.readline)     # the parent is done
+    print(repr(counts), flush=True)
+
+loop.run_until_complete(main())
+"""
+
+
+def test_out_of_descriptors_the_listener_pauses_and_then_serves(loop_kind, pair, tmp_path):
+    """accept4 failing for want of descriptors (EMFILE) pauses the listener for
+    ``ACCEPT_RETRY_DELAY`` rather than spinning on the readable socket: it is counted once
+    per pause, the waiting connections are accepted when descriptors are free again (the
+    pending ones time out), and a client then gets its handshake and its echo."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    ca, pem, key = pair
+    tests = Path(__file__).resolve().parent
+    child = subprocess.Popen(
+        [sys.executable, "-c", EMFILE_SERVER, loop_kind, f"{pem},{key}", str(tests.parent),
+         str(tests)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    clients: list = []
+    try:
+        port = int(child.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5)
+                   for _ in range(20)]                 # no handshake: each stays pending
+        time.sleep(3.5)            # pauses of ACCEPT_RETRY_DELAY while they time out
+        with connect(ca, port) as s:
+            s.sendall(b"ping")
+            assert s.recv(16) == b"ping"
+        child.stdin.write("\n")
+        child.stdin.flush()
+        counts = eval(child.stdout.readline())
+        assert child.wait(10) == 0
+    finally:
+        for c in clients:
+            c.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert 1 <= counts["accept_failed"] <= 10, counts          # paused, not spinning
+    assert counts["handshake_timeout"] == 20, counts            # every one was accepted
+    assert counts["handshakes"] == 1, counts
