@@ -11,31 +11,13 @@ from libc.stdint cimport uint32_t
 from posix.unistd cimport close
 
 from corenet.capi cimport EPOLLET, EPOLLIN, EPOLLRDHUP, FdWatcher, Loop, fast_loop, unwatch, watch
-
-cdef extern from "openssl/ssl.h":
-    ctypedef struct SSL_CTX:
-        pass
-    ctypedef struct SSL:
-        pass
-    ctypedef struct SSL_METHOD:
-        pass
-    const SSL_METHOD *TLS_server_method()
-    SSL_CTX *SSL_CTX_new(const SSL_METHOD *method)
-    int SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version)
-    int SSL_CTX_use_certificate_chain_file(SSL_CTX *ctx, const char *path)
-    int SSL_CTX_use_PrivateKey_file(SSL_CTX *ctx, const char *path, int kind)
-    SSL *SSL_new(SSL_CTX *ctx)
-    int SSL_set_fd(SSL *ssl, int fd)
-    int SSL_accept(SSL *ssl)
-    int SSL_read(SSL *ssl, void *buf, int size)
-    int SSL_get_error(const SSL *ssl, int ret)
-    void SSL_free(SSL *ssl)
-    int SSL_FILETYPE_PEM
-    int SSL_ERROR_WANT_READ
-    int TLS1_2_VERSION
-
-cdef extern from "openssl/err.h":
-    void ERR_clear_error()
+from resolver.daemon.openssl cimport (SSL, SSL_CTX, SSL_ERROR_WANT_READ, SSL_FILETYPE_PEM,
+                                      TLS1_2_VERSION, ERR_clear_error, SSL_accept,
+                                      SSL_CTX_new, SSL_CTX_set_min_proto_version,
+                                      SSL_CTX_use_PrivateKey_file,
+                                      SSL_CTX_use_certificate_chain_file, SSL_free,
+                                      SSL_get_error, SSL_new, SSL_read, SSL_set_fd,
+                                      TLS_server_method)
 
 cdef extern from "sys/socket.h":
     int accept4(int fd, void *addr, void *addrlen, int flags)

@@ -34,56 +34,55 @@ CLIENT_DEFAULT = ("-tls1_3",)
 CHACHA_FIRST = ("-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256")
 
 
-def test_the_servers_order_is_used_and_chacha20_first_is_honoured(run, lab, loop, tmp_path):
-    settings, _, _, tls_port = dot_settings(tmp_path, lab)
-    cfg = build(None, settings)
+def _serving(run, lab, loop, cfg, tls_port, check) -> None:
+    """Runs ``await check(server, ask)`` with the daemon's listeners serving ``cfg``;
+    ``ask(*options)`` is ``_suite`` on the DoT port, off the loop."""
 
     async def go():
         s = lab_server(cfg, lab)
         await s.start()
         try:
-            ask = lambda *c: loop.run_in_executor(None, _suite, tls_port, *c)  # noqa: E731
-            assert await ask(*CLIENT_DEFAULT) == "TLS_AES_128_GCM_SHA256"
-            assert await ask(*CHACHA_FIRST) == "TLS_CHACHA20_POLY1305_SHA256"
-            assert await ask("-tls1_3", "-ciphersuites",
-                             "TLS_AES_256_GCM_SHA384") == "TLS_AES_256_GCM_SHA384"
-            # TLS 1.2: forward secrecy and AEAD only; a client without either is refused.
-            assert re.fullmatch(r"ECDHE-\w+-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)",
-                                await ask("-tls1_2") or "")
-            assert await ask("-tls1_2", "-cipher", "AES128-SHA") is None
-            assert await ask("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:"
-                             "ECDHE-RSA-AES128-SHA") is None
+            await check(s, lambda *c: loop.run_in_executor(None, _suite, tls_port, *c))
         finally:
             await s.stop(1.0)
 
     run(go(), timeout=90)
+
+
+def test_the_servers_order_is_used_and_chacha20_first_is_honoured(run, lab, loop, tmp_path):
+    settings, _, _, tls_port = dot_settings(tmp_path, lab)
+
+    async def check(s, ask):
+        assert await ask(*CLIENT_DEFAULT) == "TLS_AES_128_GCM_SHA256"
+        assert await ask(*CHACHA_FIRST) == "TLS_CHACHA20_POLY1305_SHA256"
+        assert await ask("-tls1_3", "-ciphersuites",
+                         "TLS_AES_256_GCM_SHA384") == "TLS_AES_256_GCM_SHA384"
+        # TLS 1.2: forward secrecy and AEAD only; a client without either is refused.
+        assert re.fullmatch(r"ECDHE-\w+-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)",
+                            await ask("-tls1_2") or "")
+        assert await ask("-tls1_2", "-cipher", "AES128-SHA") is None
+        assert await ask("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:"
+                         "ECDHE-RSA-AES128-SHA") is None
+
+    _serving(run, lab, loop, build(None, settings), tls_port, check)
 
 
 def test_configured_lists_apply_at_start_and_on_reload(run, lab, loop, tmp_path):
     settings, _, _, tls_port = dot_settings(tmp_path, lab)
-    settings["tls_ciphersuites"] = "TLS_AES_256_GCM_SHA384"
-    settings["tls_ciphers"] = "ECDHE+CHACHA20"
-    cfg = build(None, settings)
+    configured = {**settings, "tls_ciphersuites": "TLS_AES_256_GCM_SHA384",
+                  "tls_ciphers": "ECDHE+CHACHA20"}
 
-    async def go():
-        s = lab_server(cfg, lab)
-        await s.start()
-        try:
-            ask = lambda *c: loop.run_in_executor(None, _suite, tls_port, *c)  # noqa: E731
-            assert await ask(*CLIENT_DEFAULT) == "TLS_AES_256_GCM_SHA384"
-            assert await ask("-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256") is None
-            assert (await ask("-tls1_2") or "").endswith("-CHACHA20-POLY1305")
-            # Back to the defaults on reload: the next connection has them.
-            s.encrypted[0].reload(build(None, {k: v for k, v in settings.items()
-                                               if k not in ("tls_ciphersuites",
-                                                            "tls_ciphers")}))
-            assert await ask(*CLIENT_DEFAULT) == "TLS_AES_128_GCM_SHA256"
-            assert await ask("-tls1_3", "-ciphersuites",
-                             "TLS_AES_128_GCM_SHA256") == "TLS_AES_128_GCM_SHA256"
-        finally:
-            await s.stop(1.0)
+    async def check(s, ask):
+        assert await ask(*CLIENT_DEFAULT) == "TLS_AES_256_GCM_SHA384"
+        assert await ask("-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256") is None
+        assert (await ask("-tls1_2") or "").endswith("-CHACHA20-POLY1305")
+        # Back to the defaults on reload: the next connection has them.
+        s.encrypted[0].reload(build(None, settings))
+        assert await ask(*CLIENT_DEFAULT) == "TLS_AES_128_GCM_SHA256"
+        assert await ask("-tls1_3", "-ciphersuites",
+                         "TLS_AES_128_GCM_SHA256") == "TLS_AES_128_GCM_SHA256"
 
-    run(go(), timeout=90)
+    _serving(run, lab, loop, build(None, configured), tls_port, check)
 
 
 @pytest.mark.parametrize("setting,bad,says", [
