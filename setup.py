@@ -14,8 +14,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
-#: Extensions that call OpenSSL themselves (the headers are libssl-dev's).
-OPENSSL_LINKED = {"resolver.daemon.tls_server"}
+#: Extensions that call C libraries themselves, and those libraries: OpenSSL (the headers
+#: are libssl-dev's) and nghttp2 (libnghttp2-dev's).
+LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
+          "resolver.daemon.h2_server": ["nghttp2"]}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
 if os.environ.get("CORENET_DEBUG_BUILD"):
@@ -30,7 +32,7 @@ def extensions():
         name = ".".join(rel.with_suffix("").parts)
         exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS,
                               extra_link_args=LDFLAGS,
-                              libraries=["ssl", "crypto"] if name in OPENSSL_LINKED else []))
+                              libraries=LINKED.get(name, [])))
     return exts
 
 

@@ -157,8 +157,9 @@ class Limits:
     tls_handshake_timeout: float = 5.0
 
     #: HTTP/2 streams one DoH connection may have open at once (announced in SETTINGS, as
-    #: RFC 9113 asks for at least 100). A client that opens more has the connection closed
-    #: with GOAWAY: each open stream holds a query in flight.
+    #: RFC 9113 asks for at least 100): each open stream holds a query in flight. A stream
+    #: past it is refused (REFUSED_STREAM) while the client may not have the SETTINGS yet,
+    #: and ends the connection (GOAWAY, PROTOCOL_ERROR) once it has acknowledged them.
     doh_max_streams: int = 100
 
     #: Requests (HTTP/2 streams or HTTP/1.1 requests) on one DoH connection; past it the

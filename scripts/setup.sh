@@ -15,7 +15,7 @@ cd "$ROOT"
 
 SETUP_FOR=${SETUP_FOR:-test}
 # To build the extensions (the daemon's TLS listeners call OpenSSL: its headers).
-BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev)
+BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev libnghttp2-dev)
 # The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
 # systemd-analyze (checks the unit in contrib/), Redis and dnsdist (the shared cache and its

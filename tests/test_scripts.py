@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVE = ["gcc", "python3-dev", "python3-venv", "libssl-dev"]
+SERVE = ["gcc", "python3-dev", "python3-venv", "libssl-dev", "libnghttp2-dev"]
 LAB = ["nsd", "unbound", "nginx", "valgrind", "dnsperf", "bind9-utils", "ldnsutils", "strace"]
 
 

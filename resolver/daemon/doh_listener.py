@@ -14,7 +14,8 @@ import time
 from functools import partial
 from typing import Any
 
-from resolver.daemon.doh import H2_PREFACE, H1Server, H2Server
+from resolver.daemon.doh import H2_PREFACE, H1Server
+from resolver.daemon.h2_server import H2Server
 from resolver.daemon.server import StreamClient
 from resolver.response import error
 

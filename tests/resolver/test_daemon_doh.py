@@ -235,20 +235,18 @@ def test_http2_get_and_post_on_one_connection(daemon):
     assert got[5][0] == b"415"
 
 
-def test_http2_stream_flood_is_refused_and_others_still_served(daemon):
-    before = daemon.stats()
-    s, conn = h2_connect(daemon)
-    with s:
-        # 300 streams opened and never finished: more than the 100 announced.
-        conn.local_settings.max_concurrent_streams = 1000
-        conn.remote_settings.max_concurrent_streams = 1000      # ignore the server's bound
-        for i in range(300):
-            conn.send_headers(1 + 2 * i, h2_headers("/dns-query", "POST")
-                              + [("content-type", "application/dns-message")])
-        s.sendall(conn.data_to_send())
-        _, seen = h2_exchange(s, conn, {10**6}, rounds=50)
-    ended = [ev for ev in seen if isinstance(ev, h2.events.ConnectionTerminated)]
-    assert ended, "the daemon ended the flooding connection with GOAWAY"
+def _flood(conn, s, n: int) -> None:
+    """Opens ``n`` streams that never finish, ignoring the server's bound."""
+    conn.local_settings.max_concurrent_streams = 1000
+    conn.remote_settings.max_concurrent_streams = 1000
+    conn.remote_settings.acknowledge()            # in force at once, whatever the server said
+    for i in range(n):
+        conn.send_headers(1 + 2 * i, h2_headers("/dns-query", "POST")
+                          + [("content-type", "application/dns-message")])
+    s.sendall(conn.data_to_send())
+
+
+def _still_served(daemon, before) -> None:
     assert daemon.alive()
     s, conn = h2_connect(daemon)
     with s:
@@ -258,6 +256,48 @@ def test_http2_stream_flood_is_refused_and_others_still_served(daemon):
         got, _ = h2_exchange(s, conn, {1})
     assert got[1][0] == b"200"
     assert daemon.stats()["tcp"]["open"] <= before["tcp"]["open"] + 1
+
+
+def test_http2_stream_flood_is_ended_with_goaway_and_others_still_served(daemon):
+    """300 streams opened and never finished, more than the 100 announced, by a client that
+    has the server's SETTINGS: a connection error (RFC 9113 5.1.2), GOAWAY."""
+    before = daemon.stats()
+    s, conn = h2_connect(daemon)
+    with s:
+        for _ in range(20):                           # the server's SETTINGS, acknowledged
+            if any(isinstance(ev, h2.events.RemoteSettingsChanged)
+                   for ev in conn.receive_data(s.recv(65536))):
+                break
+        s.sendall(conn.data_to_send())
+        _flood(conn, s, 300)
+        _, seen = h2_exchange(s, conn, {10**6}, rounds=50)
+    ended = [ev for ev in seen if isinstance(ev, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR, seen[-3:]
+    _still_served(daemon, before)
+
+
+def test_http2_streams_past_the_bound_before_the_settings_arrive_are_refused(daemon):
+    """A client may open streams before the server's SETTINGS reach it (the bound is
+    unlimited until then): those past the 100 announced are each refused (RST_STREAM,
+    REFUSED_STREAM, which a client may retry), the first 100 kept."""
+    before = daemon.stats()
+    s, conn = h2_connect(daemon)
+    with s:
+        _flood(conn, s, 300)
+        refused: set[int] = set()
+        for _ in range(200):
+            if len(refused) >= 200:
+                break
+            data = s.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.StreamReset):
+                    assert ev.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+                    refused.add(ev.stream_id)
+            s.sendall(conn.data_to_send())
+    assert refused == {1 + 2 * i for i in range(100, 300)}
+    _still_served(daemon, before)
 
 
 # ---- sans-IO and config

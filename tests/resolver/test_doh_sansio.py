@@ -1,17 +1,25 @@
-"""resolver.daemon.doh without sockets: an h2 (or raw HTTP/1.1) client talks to H2Server /
-H1Server in memory. Stream resets past the request budget, streams taken before it ran out
-answered before GOAWAY, bodies over the limit, an answer as one DATA frame ending its
-stream, flow control on the answer, HTTP/1.1 pipelining in order and its request budget."""
+"""The DoH engines without sockets: an h2 (or raw HTTP/1.1) client talks to H2Server (on
+nghttp2) / H1Server in memory. Stream resets past the request budget, streams taken before
+it ran out answered before GOAWAY, heads and bodies over the limits, bad requests answered
+with their status, an answer as one DATA frame ending its stream, flow control on the
+answer, HTTP/1.1 pipelining in order and its request budget; and fuzzed bytes and requests,
+which end in queries, statuses or GOAWAY, never in an exception."""
 from __future__ import annotations
+
+import base64
 
 import dns.message
 import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import h2.settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from resolver.daemon.doh import H1Server, H2Server
+from resolver.daemon.doh import H2_PREFACE, H1Server
+from resolver.daemon.h2_server import H2Server
 
 
 def pair(max_streams=100, max_requests=1000, max_size=4096):
@@ -147,3 +155,102 @@ def test_an_answer_within_the_window_is_one_data_frame_ending_the_stream():
     assert dict(head.headers)[b"cache-control"] == b"max-age=0"
     [data] = [e for e in events if isinstance(e, h2.events.DataReceived)]
     assert data.data == answer and data.stream_ended is not None
+
+
+def _statuses(events) -> list[bytes]:
+    return [dict(e.headers)[b":status"] for e in events
+            if isinstance(e, h2.events.ResponseReceived)]
+
+
+def test_a_head_over_the_limit_is_431_and_the_connection_goes_on():
+    server = H2Server(b"/dns-query", 4096, 100, 1000, 400)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server.receive(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    client.send_headers(1, headers() + [("x-padding", "p" * 300)], end_stream=True)
+    ready, events = exchange(server, client)
+    assert ready == [] and _statuses(events) == [b"431"] and server.errors == [431]
+    client.send_headers(3, headers())
+    client.send_data(3, Q, end_stream=True)
+    assert exchange(server, client)[0] == [(3, Q)]
+
+
+def test_an_announced_length_over_the_limit_is_413_before_the_body():
+    server, client = pair(max_size=100)
+    client.send_headers(1, headers() + [("content-length", "5000")])
+    ready, events = exchange(server, client)
+    assert ready == [] and _statuses(events) == [b"413"]
+    assert any(isinstance(e, h2.events.StreamReset) for e in events)   # still sending
+
+
+def test_get_with_the_query_in_the_path_and_bad_requests_get_their_status():
+    server, client = pair()
+    wire = base64.urlsafe_b64encode(Q).rstrip(b"=").decode()
+    client.send_headers(1, [(":method", "GET"), (":path", f"/dns-query?dns={wire}"),
+                            (":scheme", "https"), (":authority", "dns.test")], end_stream=True)
+    client.send_headers(3, [(":method", "GET"), (":path", "/elsewhere?dns=" + wire),
+                            (":scheme", "https"), (":authority", "dns.test")], end_stream=True)
+    client.send_headers(5, [(":method", "PUT"), (":path", "/dns-query"),
+                            (":scheme", "https"), (":authority", "dns.test")], end_stream=True)
+    client.send_headers(7, headers()[:4] + [("content-type", "text/plain")])
+    client.send_data(7, Q, end_stream=True)
+    ready, events = exchange(server, client)
+    assert ready == [(1, Q)]
+    assert sorted(_statuses(events)) == [b"404", b"405", b"415"]
+    assert sorted(server.errors) == [404, 405, 415]
+
+
+def test_a_stream_reset_before_its_answer_gets_none_and_costs_nothing_later():
+    server, client = pair()
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    assert exchange(server, client)[0] == [(1, Q)]
+    client.reset_stream(1)
+    server.receive(client.data_to_send())
+    assert not server.busy
+    assert server.respond(1, b"A" * 12) == [] and server.data_to_send() == b""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=8))
+def test_any_bytes_after_the_preface_end_in_answers_or_goaway_never_an_exception(chunks):
+    server = H2Server(b"/dns-query", 4096, 100, 1000, 8192)
+    server.receive(H2_PREFACE)
+    out = server.data_to_send()
+    for chunk in chunks:
+        if not chunk:
+            continue
+        for sid, q in server.receive(chunk):
+            assert len(q) >= 12 and sid % 2 == 1     # a query (query_of), on a client stream
+            server.respond(sid, q)
+        out += server.data_to_send()
+        if server.closing and not server.busy:
+            break
+    # What was sent is whole frames: a client can read every one of them.
+    at = 0
+    while at + 9 <= len(out):
+        at += 9 + int.from_bytes(out[at:at + 3], "big")
+    assert at == len(out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([":method", ":path", "content-type",
+                                           "content-length", "x-other"]),
+                          st.text(max_size=40)), max_size=8),
+       st.binary(max_size=300), st.booleans())
+def test_any_request_gets_a_query_out_or_a_status_back(extra, body, end_in_headers):
+    server, client = pair(max_size=256)
+    try:
+        client.send_headers(1, headers() + extra, end_stream=end_in_headers and not body)
+        if body or not end_in_headers:
+            client.send_data(1, body, end_stream=True)
+    except h2.exceptions.ProtocolError:
+        return                                  # h2 will not send it: nothing to check
+    ready = server.receive(client.data_to_send())
+    events = client.receive_data(server.data_to_send())
+    answered = _statuses(events)
+    reset = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert len(ready) + len(answered) + len(reset) >= 1, events
+    for sid, q in ready:
+        assert len(q) <= 256 and not q[2] & 0x80

@@ -1,0 +1,405 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""DNS over HTTPS on HTTP/2 (RFC 8484, RFC 9113), sans-IO: one server connection's state on
+nghttp2, with the interface of :mod:`resolver.daemon.doh`'s engines.
+
+nghttp2 does the protocol: framing, HPACK, flow control both ways, the checks RFC 9113
+asks of a request's headers (a malformed one is reset, PROTOCOL_ERROR), the bound on
+concurrent streams (a client past the one announced gets GOAWAY), and its own guards
+against floods of control frames (SETTINGS, PING, resets). What is DNS's is done here, in
+nghttp2's callbacks as the bytes of one ``receive`` are parsed:
+
+- a request's method, path, content type and length are kept from its headers (the first
+  of a repeated one), its body as it comes, both bounded (``max_head`` bytes of head, counted
+  as HPACK counts a header list, 431 past it; ``max_size`` of body, 413 past it, from the
+  announced length already);
+- a request that ends goes through :func:`~resolver.daemon.doh.query_of`: a DNS query comes
+  out of ``receive`` as ``(stream_id, query)``, anything else is answered here (400, 404,
+  405, 413, 415) with no DNS work, and when the client is still sending on that stream it
+  is reset (NO_ERROR) once the answer is out;
+- ``max_requests`` streams are taken on one connection (a stream-reset flood gets no more
+  work out of it): past them a stream is not taken, and once every stream taken is
+  answered the connection ends with GOAWAY naming the last one taken, so that the client
+  knows which to ask again elsewhere (RFC 9113 6.8);
+- ``respond(stream_id, answer)`` sends one HEADERS and the answer as DATA ending the
+  stream (one frame when it fits the client's window and frame size; else as the window
+  opens).
+
+``data_to_send()`` is what nghttp2 has to send; ``closing`` says the connection ends once
+that is out and ``busy`` is false; ``errors`` lists the statuses answered here.
+"""
+from libc.stdint cimport int32_t, uint8_t, uint32_t
+from libc.string cimport memcmp, memcpy
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+from resolver.daemon.nghttp2 cimport *
+
+from resolver.daemon.doh import HTTPError, answer_headers, error_body, query_of
+
+cdef enum:
+    MAX_RESPONSE_HEADERS = 8       # a response has at most four; room to spare
+
+
+cdef class Stream:
+    """One request taken, until its answer is out."""
+    cdef bytes method, path, content_type, content_length
+    cdef bytearray body
+    cdef Py_ssize_t head           # the header list's size so far, as HPACK counts it
+    cdef bint failed               # answered here: what more comes on it is dropped
+    cdef bint reset_after          # the client was still sending: reset once answered
+    cdef bytes out                 # the response body, sent from ``sent`` on
+    cdef Py_ssize_t sent
+
+    def __cinit__(self):
+        self.body = bytearray()
+
+
+cdef H2Server owner(void *user_data):
+    return <H2Server>user_data
+
+
+cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                          void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
+        return 0
+    try:
+        self.requests += 1
+        if self.requests > self.max_requests:
+            self.refused += 1          # not taken; the GOAWAY will name the last one taken
+            self.ending = True
+            return 0
+        self.last_taken = frame.hd.stream_id
+        self.streams[frame.hd.stream_id] = Stream()
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef inline bint named(const uint8_t *name, size_t namelen, const char *what, size_t n):
+    return namelen == n and memcmp(name, what, n) == 0
+
+
+cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                   size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                   void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    cdef Stream stream
+    if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
+        return 0                               # trailers: nothing of DoH's
+    try:
+        found = self.streams.get(frame.hd.stream_id)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        stream.head += namelen + valuelen + 32
+        if stream.failed or stream.head > self.max_head:
+            return 0
+        if named(name, namelen, b":method", 7):
+            if stream.method is None:
+                stream.method = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b":path", 5):
+            if stream.path is None:
+                stream.path = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b"content-type", 12):
+            if stream.content_type is None:
+                stream.content_type = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b"content-length", 14):
+            if stream.content_length is None:
+                stream.content_length = PyBytes_FromStringAndSize(<const char *>value,
+                                                                  valuelen)
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    cdef Stream stream
+    cdef int32_t sid = frame.hd.stream_id
+    if frame.hd.type != NGHTTP2_HEADERS and frame.hd.type != NGHTTP2_DATA:
+        return 0
+    try:
+        found = self.streams.get(sid)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        if frame.hd.type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
+            if stream.head > self.max_head:
+                self.fail(sid, stream, HTTPError(431, "request header fields too large"))
+                return 0
+            length = stream.content_length
+            if length is not None and length.isdigit() and int(length) > self.max_size:
+                self.fail(sid, stream, HTTPError(413, "query too large"))
+                return 0
+        if frame.hd.flags & NGHTTP2_FLAG_END_STREAM and not stream.failed:
+            try:
+                q = query_of(stream.method or b"", stream.path or b"", stream.content_type,
+                             bytes(stream.body), self.endpoint, self.max_size)
+            except HTTPError as err:
+                self.fail(sid, stream, err)
+            else:
+                stream.body = None
+                self.ready.append((sid, q))
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t sid,
+                       const uint8_t *data, size_t size, void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    cdef Stream stream
+    try:
+        found = self.streams.get(sid)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        if stream.failed:
+            return 0
+        if len(stream.body) + <Py_ssize_t>size > self.max_size:
+            self.fail(sid, stream, HTTPError(413, "query too large"))
+            return 0
+        stream.body += (<const char *>data)[:size]
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    cdef Stream stream
+    if not frame.hd.flags & NGHTTP2_FLAG_END_STREAM or (
+            frame.hd.type != NGHTTP2_DATA and frame.hd.type != NGHTTP2_HEADERS):
+        return 0
+    try:
+        found = self.answering.pop(frame.hd.stream_id, None)
+        if found is not None:
+            stream = <Stream>found
+            if stream.reset_after and not nghttp2_session_get_stream_remote_close(
+                    session, frame.hd.stream_id):
+                nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame.hd.stream_id,
+                                          NGHTTP2_NO_ERROR)
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
+                         void *user_data) noexcept:
+    cdef H2Server self = owner(user_data)
+    try:
+        self.streams.pop(sid, None)
+        self.answering.pop(sid, None)
+    except BaseException as exc:
+        self.exc = exc
+        return NGHTTP2_ERR_CALLBACK_FAILURE
+    return 0
+
+
+cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
+                       uint32_t *data_flags, nghttp2_data_source *source,
+                       void *user_data) noexcept:
+    cdef Stream stream = <Stream>source.ptr
+    cdef Py_ssize_t left = PyBytes_GET_SIZE(stream.out) - stream.sent
+    cdef Py_ssize_t n = left if <size_t>left <= length else <Py_ssize_t>length
+    memcpy(buf, PyBytes_AS_STRING(stream.out) + stream.sent, n)
+    stream.sent += n
+    if stream.sent == PyBytes_GET_SIZE(stream.out):
+        data_flags[0] |= NGHTTP2_DATA_FLAG_EOF
+    return n
+
+
+cdef nghttp2_session_callbacks *CALLBACKS = NULL
+
+
+cdef int make_callbacks() except -1:
+    global CALLBACKS
+    if nghttp2_session_callbacks_new(&CALLBACKS) != 0:
+        raise MemoryError("nghttp2 cannot make its callbacks")
+    nghttp2_session_callbacks_set_on_begin_headers_callback(CALLBACKS, on_begin_headers)
+    nghttp2_session_callbacks_set_on_header_callback(CALLBACKS, on_header)
+    nghttp2_session_callbacks_set_on_frame_recv_callback(CALLBACKS, on_frame_recv)
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(CALLBACKS, on_data_chunk)
+    nghttp2_session_callbacks_set_on_frame_send_callback(CALLBACKS, on_frame_send)
+    nghttp2_session_callbacks_set_on_stream_close_callback(CALLBACKS, on_stream_close)
+    return 0
+
+
+make_callbacks()
+
+
+cdef class H2Server:
+    """One HTTP/2 connection's state, server side (see the module's docstring)."""
+
+    cdef nghttp2_session *session
+    cdef bytes endpoint
+    cdef Py_ssize_t max_size, max_head
+    cdef long max_requests
+    cdef dict streams              # stream id -> Stream: taken, not answered yet
+    cdef dict answering            # stream id -> Stream: answered, the answer not all out
+    cdef list ready                # during receive: the queries of the requests that ended
+    cdef object exc                # raised in a callback, raised again by receive
+    cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
+    cdef readonly long requests, refused
+    cdef readonly int32_t last_taken
+    cdef readonly bint ending, closing
+    cdef readonly list errors
+
+    version = "h2"
+    #: More input is welcome at any time (streams, heads and bodies are bounded above).
+    wants_input = True
+
+    def __cinit__(self):
+        self.session = NULL
+
+    def __init__(self, bytes endpoint, Py_ssize_t max_size, int max_streams,
+                 long max_requests, Py_ssize_t max_head):
+        cdef nghttp2_settings_entry settings[3]
+        self.endpoint = endpoint
+        self.max_size = max_size
+        self.max_head = max_head
+        self.max_requests = max_requests
+        self.streams = {}
+        self.answering = {}
+        self.ready = []
+        self.errors = []
+        if nghttp2_session_server_new2(&self.session, CALLBACKS, <void *>self, NULL) != 0:
+            self.session = NULL
+            raise MemoryError("nghttp2 cannot make a session")
+        settings[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
+        settings[0].value = max_streams
+        settings[1].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE
+        settings[1].value = max_head
+        settings[2].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH
+        settings[2].value = 0
+        if nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, settings, 3) != 0:
+            raise MemoryError("nghttp2 cannot queue its settings")
+
+    def __dealloc__(self):
+        if self.session != NULL:
+            nghttp2_session_del(self.session)
+            self.session = NULL
+
+    @property
+    def busy(self):
+        """Something is still owed to the peer (a stream taken and not answered, or an
+        answer not all out)."""
+        return bool(self.streams or self.answering)
+
+    def receive(self, data):
+        """Feeds the peer's bytes (b"" at its end of stream); returns the queries of the
+        requests that ended, as ``(stream_id, query)``."""
+        cdef const unsigned char[::1] view
+        cdef ssize_t r
+        if not data:
+            self.closing = True
+            return []
+        if self.closing and not self.answering:
+            return []
+        view = data
+        self.ready = []
+        r = nghttp2_session_mem_recv(self.session, &view[0], view.shape[0])
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+        if r < 0 or not nghttp2_session_want_read(self.session):
+            self.end()                   # a connection error: nghttp2 has queued GOAWAY
+            return []
+        self.end_if_done()
+        ready, self.ready = self.ready, []
+        return ready
+
+    cdef int end(self) except -1:
+        self.closing = True
+        self.goaway_due = False
+        self.streams.clear()
+        self.answering.clear()
+        return 0
+
+    cdef int end_if_done(self) except -1:
+        """Past the request budget with every stream taken answered: GOAWAY is due, sent
+        once their answers are out."""
+        if self.ending and not self.closing and not self.streams:
+            self.closing = True
+            self.goaway_due = True
+        return 0
+
+    cdef int fail(self, int32_t sid, Stream stream, err) except -1:
+        """Answers ``err`` on a stream taken; what more the client sends on it is dropped,
+        and the stream is reset once the answer is out if the client is still sending."""
+        self.streams.pop(sid, None)
+        stream.failed = True
+        stream.body = None
+        self.errors.append(err.status)
+        body = error_body(err)
+        stream.reset_after = not nghttp2_session_get_stream_remote_close(self.session, sid)
+        self.submit(sid, stream, [(b":status", b"%d" % err.status),
+                                  (b"content-type", b"text/plain"),
+                                  (b"content-length", b"%d" % len(body))], body)
+        return 0
+
+    cdef int submit(self, int32_t sid, Stream stream, list headers, bytes body) except -1:
+        cdef nghttp2_nv nva[MAX_RESPONSE_HEADERS]
+        cdef nghttp2_data_provider provider
+        cdef size_t n = 0
+        cdef bytes name, value
+        for name, value in headers:
+            if n == MAX_RESPONSE_HEADERS:
+                raise ValueError("too many response headers")
+            nva[n].name = <uint8_t *>PyBytes_AS_STRING(name)
+            nva[n].namelen = PyBytes_GET_SIZE(name)
+            nva[n].value = <uint8_t *>PyBytes_AS_STRING(value)
+            nva[n].valuelen = PyBytes_GET_SIZE(value)
+            nva[n].flags = NGHTTP2_NV_FLAG_NONE
+            n += 1
+        stream.out = body
+        stream.sent = 0
+        provider.source.ptr = <void *>stream
+        provider.read_callback = read_body
+        self.answering[sid] = stream         # keeps the stream (the source) alive
+        if nghttp2_submit_response(self.session, sid, nva, n, &provider) != 0:
+            self.answering.pop(sid, None)     # the stream is gone (closed meanwhile)
+        return 0
+
+    def respond(self, int32_t sid, bytes answer):
+        """Answers the query of stream ``sid`` with the DNS message ``answer`` (nothing
+        when the client has reset the stream meanwhile)."""
+        found = self.streams.pop(sid, None)
+        if found is None:
+            return []
+        self.submit(sid, <Stream>found, [_STATUS_200, *answer_headers(answer)], answer)
+        self.end_if_done()
+        return []
+
+    def data_to_send(self):
+        """What is to be sent to the peer now."""
+        cdef const uint8_t *data
+        cdef ssize_t n
+        cdef list chunks = []
+        while True:
+            n = nghttp2_session_mem_send(self.session, &data)
+            if n <= 0:
+                if n < 0:
+                    self.end()
+                if self.goaway_due and not self.answering:
+                    self.goaway_due = False
+                    nghttp2_submit_goaway(self.session, NGHTTP2_FLAG_NONE, self.last_taken,
+                                          NGHTTP2_NO_ERROR, NULL, 0)
+                    continue
+                break
+            chunks.append(PyBytes_FromStringAndSize(<const char *>data, n))
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_STATUS_200 = (b":status", b"200")
