@@ -235,6 +235,28 @@ def test_http2_get_and_post_on_one_connection(daemon):
     assert got[5][0] == b"415"
 
 
+def test_http2_bodies_of_64_kib_get_413_and_the_connection_serves_on(daemon):
+    """A 64 KiB body announced over HTTP/2 (content-length), or 48 KiB sent unannounced
+    (what the connection's first flow-control window lets in): 413 with no DNS work, the
+    stream reset while the client is still sending, the connection kept."""
+    s, conn = h2_connect(daemon)
+    post = h2_headers("/dns-query", "POST") + [("content-type", "application/dns-message")]
+    with s:
+        conn.send_headers(1, post + [("content-length", "65536")])
+        conn.send_data(1, b"\x00" * 8192)
+        conn.send_headers(3, post)
+        for _ in range(3):                       # 48 KiB: within the stream's window
+            conn.send_data(3, b"\x00" * 16384)
+        s.sendall(conn.data_to_send())
+        got, seen = h2_exchange(s, conn, {1, 3})
+        assert got[1][0] == b"413" and got[3][0] == b"413"
+        conn.send_headers(5, h2_headers(f"/dns-query?dns={b64(query().to_wire())}"),
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        got, _ = h2_exchange(s, conn, {5})
+    assert got[5][0] == b"200" and dns.message.from_wire(got[5][1]).answer
+
+
 def _flood(conn, s, n: int) -> None:
     """Opens ``n`` streams that never finish, ignoring the server's bound."""
     conn.local_settings.max_concurrent_streams = 1000
