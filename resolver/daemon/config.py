@@ -286,6 +286,14 @@ class Config:
     #: ticket); 0 sends none, so no connection is resumed. After a resumed handshake OpenSSL
     #: sends one ticket whatever this says. Applied to new connections on reload.
     tls_session_tickets: int = 2
+    #: Files of session ticket keys (80 random bytes each, Unbound's format: ``head -c 80
+    #: /dev/urandom``): the first encrypts the tickets, all decrypt them, so a key is
+    #: rotated by putting a new file first, keeping the old one second for as long as its
+    #: tickets should resume, and sending ``reload`` (Unbound's
+    #: ``tls-session-ticket-keys``). Daemons with the same files resume each other's
+    #: sessions. None: keys drawn at start, shared by the workers, lasting until a restart.
+    #: Must stay readable by ``user``.
+    tls_session_ticket_keys: tuple[str, ...] = ()
 
     @property
     def ipv6(self) -> bool:
@@ -727,10 +735,14 @@ def check_encrypted(cfg: "Config") -> None:
             raise ConfigError("tls-service-key and tls-service-pem are needed by "
                               "tls-listen and https-listen")
         import ssl
-        from resolver.daemon.tls_server import ServerContext
+        from resolver.daemon.tls_server import ServerContext, read_ticket_keys
+        try:
+            keys = read_ticket_keys(cfg.tls_session_ticket_keys)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"tls-session-ticket-keys: {e}") from None
         try:
             ServerContext(cfg.tls_service_pem, cfg.tls_service_key, (), 0, cfg.tls_ciphers,
-                          cfg.tls_ciphersuites)
+                          cfg.tls_ciphersuites, keys)
         except ValueError as e:
             raise ConfigError(f"tls-ciphers/tls-ciphersuites: {e}") from None
         except (OSError, ssl.SSLError) as e:
@@ -757,10 +769,12 @@ def _tls_cert_bundle(value: Any, what: str) -> str | None:
 
 
 # ---- TLS session tickets
-TICKET_SETTINGS = ("tls_session_tickets",)
+TICKET_SETTINGS = ("tls_session_tickets", "tls_session_ticket_keys")
 
 
-def _convert_tickets(name: str, what: str, value: Any) -> int:
+def _convert_tickets(name: str, what: str, value: Any) -> Any:
+    if name == "tls_session_ticket_keys":
+        return tuple(_check_file(v, what) for v in _as_list(value, what) if v != "")
     if isinstance(value, float):
         raise ConfigError(f"{what}: expected a whole number, got {value!r}")
     return _number(value, what, int, 0, L.MAX_SESSION_TICKETS)

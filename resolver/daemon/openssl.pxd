@@ -1,6 +1,7 @@
 # cython: language_level=3
 """OpenSSL's C API as the daemon's TLS server uses it (declarations only; the module is
-linked with ``-lssl -lcrypto``): contexts, connections, memory and socket BIOs, errors."""
+linked with ``-lssl -lcrypto``): contexts, connections, memory and socket BIOs, errors,
+and what a session ticket key callback needs (a cipher, a MAC's parameters, randomness)."""
 from libc.stdint cimport uint64_t
 
 cdef extern from "openssl/ssl.h" nogil:
@@ -68,6 +69,9 @@ cdef extern from "openssl/ssl.h" nogil:
     uint64_t SSL_OP_PRIORITIZE_CHACHA
     int SSL_TLSEXT_ERR_OK, SSL_TLSEXT_ERR_NOACK
     int OPENSSL_NPN_NEGOTIATED
+    void *SSL_CTX_get_ex_data(const SSL_CTX *ctx, int idx)
+    int SSL_CTX_set_ex_data(SSL_CTX *ctx, int idx, void *data)
+    SSL_CTX *SSL_get_SSL_CTX(const SSL *s)
 
 cdef extern from "openssl/bio.h":
     const BIO_METHOD *BIO_s_mem()
@@ -85,3 +89,45 @@ cdef extern from "openssl/err.h":
     unsigned long ERR_get_error()
     void ERR_error_string_n(unsigned long e, char *buf, size_t len)
     void ERR_clear_error()
+
+cdef extern from "openssl/evp.h" nogil:
+    ctypedef struct EVP_CIPHER:
+        pass
+    ctypedef struct EVP_CIPHER_CTX:
+        pass
+    ctypedef struct EVP_MAC_CTX:
+        pass
+    EVP_CIPHER *EVP_CIPHER_fetch(void *libctx, const char *algorithm, const char *properties)
+    int EVP_EncryptInit_ex2(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher,
+                            const unsigned char *key, const unsigned char *iv, const void *params)
+    int EVP_DecryptInit_ex2(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher,
+                            const unsigned char *key, const unsigned char *iv, const void *params)
+
+cdef extern from "openssl/core.h" nogil:
+    ctypedef struct OSSL_PARAM:
+        const char *key
+        unsigned int data_type
+        void *data
+        size_t data_size
+        size_t return_size
+
+cdef extern from "openssl/params.h" nogil:
+    OSSL_PARAM OSSL_PARAM_construct_octet_string(const char *key, void *buf, size_t size)
+    OSSL_PARAM OSSL_PARAM_construct_utf8_string(const char *key, char *buf, size_t size)
+    OSSL_PARAM OSSL_PARAM_construct_end()
+
+cdef extern from "openssl/evp.h" nogil:
+    int EVP_MAC_CTX_set_params(EVP_MAC_CTX *ctx, const OSSL_PARAM *params)
+
+cdef extern from "openssl/rand.h" nogil:
+    int RAND_bytes(unsigned char *buf, int size)
+
+cdef extern from "openssl/crypto.h" nogil:
+    void OPENSSL_cleanse(void *ptr, size_t size)
+
+ctypedef int (*ticket_key_evp_cb)(SSL *s, unsigned char *key_name, unsigned char *iv,
+                                  EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac,
+                                  int encrypt) noexcept nogil
+
+cdef extern from "openssl/tls1.h" nogil:
+    int SSL_CTX_set_tlsext_ticket_key_evp_cb(SSL_CTX *ctx, ticket_key_evp_cb cb)

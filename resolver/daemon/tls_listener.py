@@ -17,7 +17,9 @@ forked, and a reload reads the key and certificate into it again
 directory for the moment it checks them). New handshakes then use the new certificate while
 connections already open keep theirs, and the session ticket keys OpenSSL drew when the
 context was made stay until a restart: a client resumes its session on whichever worker its
-next connection reaches, before and after a reload. TLS 1.2 is the minimum (1.3 is what
+next connection reaches, before and after a reload. Ticket keys from files
+(``tls-session-ticket-keys``) replace OpenSSL's and are read again on reload, which is how
+they are rotated and shared between daemons. TLS 1.2 is the minimum (1.3 is what
 OpenSSL prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3
 handshake), the cipher suites are the server's choice (``tls-ciphers``,
 ``tls-ciphersuites``), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does not finish
@@ -69,9 +71,10 @@ def key_kind(path: str) -> str | None:
 
 def make_context(cfg, pem: str, key: str, alpn: tuple[str, ...]) -> tls_server.ServerContext:
     """A server context for ``alpn`` with the certificate chain ``pem`` and its ``key``, and
-    the configuration's TLS settings (session tickets, cipher suites)."""
-    return tls_server.ServerContext(pem, key, alpn, cfg.tls_session_tickets, cfg.tls_ciphers,
-                                    cfg.tls_ciphersuites)
+    the configuration's TLS settings (session tickets and their keys, cipher suites)."""
+    return tls_server.ServerContext(
+        pem, key, alpn, cfg.tls_session_tickets, cfg.tls_ciphers, cfg.tls_ciphersuites,
+        tls_server.read_ticket_keys(cfg.tls_session_ticket_keys))
 
 
 class ServiceContext:
@@ -85,8 +88,9 @@ class ServiceContext:
     def reload(self, cfg) -> bool:
         """Reads the certificate chain and key again for the handshakes that start from now
         on (a connection keeps the certificate it started with), with the configuration's
-        ticket count and cipher suites. The context stays, and with it its session ticket
-        keys, so sessions made before still resume; True then.
+        ticket count, ticket key files and cipher suites. The context stays, and with it
+        the session ticket keys OpenSSL drew (used when no key files are set), so sessions
+        made before still resume; True then.
 
         The files are copied once and the copy is loaded into a context of its own first:
         OpenSSL's loading is not atomic, so a broken pair (or files replaced meanwhile)
@@ -94,6 +98,7 @@ class ServiceContext:
         unchanged. When the new key is of another kind than the old one the context is
         replaced instead (False): OpenSSL keeps a certificate per kind of key and would go
         on offering the old one, and the new context has ticket keys of its own."""
+        ticket_keys = tls_server.read_ticket_keys(cfg.tls_session_ticket_keys)
         with tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-") as tmp:
             pem_copy, key_copy = os.path.join(tmp, "chain.pem"), os.path.join(tmp, "key.pem")
             shutil.copyfile(cfg.tls_service_pem, pem_copy)
@@ -106,6 +111,7 @@ class ServiceContext:
             self.context.load_cert_chain(pem_copy, key_copy)
         self.context.num_tickets = cfg.tls_session_tickets
         self.context.set_ciphers(cfg.tls_ciphers, cfg.tls_ciphersuites)
+        self.context.set_ticket_keys(ticket_keys)
         return True
 
 
@@ -170,11 +176,12 @@ class TLSListener:
             kept = service.reload(cfg)
         except (OSError, ssl.SSLError, TypeError, ValueError) as e:
             self.counts["reload_failed"] += 1
-            log.error("%s: keeping the current certificate, cannot load %s with %s: %s",
-                      self.label, cfg.tls_service_pem, cfg.tls_service_key, e)
+            log.error("%s: keeping the current TLS settings, cannot load %s with %s (or "
+                      "the ticket keys): %s", self.label, cfg.tls_service_pem,
+                      cfg.tls_service_key, e)
             return
         tls.context = service.context
-        if not kept:
+        if not kept and not cfg.tls_session_ticket_keys:
             log.warning("%s: the new key is of another kind (%s, was %s): a new TLS context, "
                         "so sessions made before the reload do not resume%s", self.label,
                         service.kind or "unknown", old_kind or "unknown",

@@ -18,7 +18,8 @@ is gathered in memory, so that the answers of one read leave with one ``send``.
     One ``SSL_CTX``: a certificate chain and its key, TLS 1.2 at least (1.3 is what OpenSSL
     prefers), the server's order of cipher suites (``TLS12_CIPHERS``, ``TLS13_CIPHERSUITES``
     unless set), no compression or renegotiation, record buffers released while a connection
-    is idle, the ALPN protocols offered, the number of TLS 1.3 session tickets. It
+    is idle, the ALPN protocols offered, the number of TLS 1.3 session tickets and the keys
+    they are encrypted with (OpenSSL's own, or keys given: ``set_ticket_keys``). It
     is made before the daemon forks, so every worker has the same ticket keys.
     ``load_cert_chain`` loads a new pair into it (the caller checks the pair in a context
     of its own first: OpenSSL's loading is not atomic).
@@ -55,6 +56,8 @@ epoll (``corenet/capi.pxd``); on any other asyncio loop the same objects use
 """
 from libc.errno cimport EAGAIN, ECONNABORTED, EINTR, EPROTO, errno
 from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcmp, memcpy
 from posix.unistd cimport close
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
@@ -136,6 +139,84 @@ cdef int select_alpn(SSL *s, const unsigned char **out, unsigned char *outlen,
     return SSL_TLSEXT_ERR_NOACK
 
 
+#: What a session ticket key file holds (Unbound's ``tls-session-ticket-keys`` format):
+#: the key's name (16 bytes, sent in the clear at the head of each ticket), the AES-256-CBC
+#: key that encrypts tickets, the HMAC-SHA256 key that authenticates them (32 bytes each).
+TICKET_KEY_SIZE = 80
+
+cdef struct TicketKey:
+    unsigned char name[16]
+    unsigned char aes[32]
+    unsigned char hmac[32]
+
+cdef struct TicketKeys:
+    int n                           # the first encrypts; all decrypt
+    TicketKey *keys
+
+cdef EVP_CIPHER *TICKET_CIPHER = NULL      # AES-256-CBC, fetched once
+cdef char *TICKET_DIGEST = b"SHA256"
+
+
+def read_ticket_keys(paths) -> list:
+    """The session ticket keys in the files ``paths`` (``TICKET_KEY_SIZE`` bytes each, the
+    one that encrypts first). Raises OSError when a file cannot be read and ValueError when
+    one is not a key or two have the same name."""
+    keys = []
+    for path in paths:
+        with open(path, "rb") as f:
+            key = f.read(TICKET_KEY_SIZE + 1)
+        if len(key) != TICKET_KEY_SIZE:
+            raise ValueError(f"{path} holds {len(key)} bytes where a session ticket key has "
+                             f"{TICKET_KEY_SIZE} (make one with: head -c 80 /dev/urandom)")
+        if any(key[:16] == other[:16] for other in keys):
+            raise ValueError(f"{path}: a key of the same name (its first 16 bytes) comes "
+                             "before it")
+        keys.append(key)
+    return keys
+
+
+cdef int ticket_key(SSL *s, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cipher,
+                    EVP_MAC_CTX *mac, int encrypt) noexcept nogil:
+    """OpenSSL's ticket key callback (keys set by ``ServerContext.set_ticket_keys``): the
+    first key encrypts a new ticket; a ticket is decrypted with the key its name names, and
+    renewed (2) when that is not the first; an unknown name means a full handshake (0)."""
+    cdef TicketKeys *keys = <TicketKeys *>SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), 0)
+    cdef TicketKey *key
+    cdef OSSL_PARAM params[3]
+    cdef int i = 0
+    if keys == NULL or keys.n == 0 or TICKET_CIPHER == NULL:
+        return -1
+    if encrypt:
+        key = &keys.keys[0]
+        memcpy(name, key.name, 16)
+        if RAND_bytes(iv, 16) != 1:
+            return -1
+        if EVP_EncryptInit_ex2(cipher, TICKET_CIPHER, key.aes, iv, NULL) != 1:
+            return -1
+    else:
+        while i < keys.n and memcmp(name, keys.keys[i].name, 16) != 0:
+            i += 1
+        if i == keys.n:
+            return 0
+        key = &keys.keys[i]
+        if EVP_DecryptInit_ex2(cipher, TICKET_CIPHER, key.aes, iv, NULL) != 1:
+            return -1
+    params[0] = OSSL_PARAM_construct_octet_string(b"key", key.hmac, 32)
+    params[1] = OSSL_PARAM_construct_utf8_string(b"digest", TICKET_DIGEST, 0)
+    params[2] = OSSL_PARAM_construct_end()
+    if EVP_MAC_CTX_set_params(mac, params) != 1:
+        return -1
+    return 2 if i > 0 else 1
+
+
+cdef void free_ticket_keys(TicketKeys *keys) noexcept:
+    if keys != NULL:
+        if keys.keys != NULL:
+            OPENSSL_cleanse(keys.keys, keys.n * sizeof(TicketKey))
+            free(keys.keys)
+        free(keys)
+
+
 cdef class ServerContext:
     """An OpenSSL server context for one kind of listener (see the module's docstring).
     Raises ``ssl.SSLError`` (OpenSSL's reason in the text) when the pair does not load and
@@ -145,12 +226,13 @@ cdef class ServerContext:
     cdef bytes alpn_wire          # 2-byte length (little-endian), then ALPN's wire form
     cdef readonly tuple alpn
     cdef readonly str ciphers, ciphersuites     # what set_ciphers set
+    cdef TicketKeys *ticket_keys                # set_ticket_keys's, or NULL: OpenSSL's own
 
     def __cinit__(self):
         self.ctx = NULL
 
     def __init__(self, str pem, str key, alpn=(), int tickets=2, ciphers=None,
-                 ciphersuites=None):
+                 ciphersuites=None, ticket_keys=()):
         cdef bytes wire = b"".join(bytes([len(p)]) + p.encode() for p in alpn)
         if any(not 0 < len(p.encode()) < 256 for p in alpn):
             raise ValueError(f"an ALPN protocol name must have 1 to 255 bytes: {alpn!r}")
@@ -174,11 +256,58 @@ cdef class ServerContext:
             SSL_CTX_set_alpn_select_cb(self.ctx, select_alpn,
                                        <void *>PyBytes_AS_STRING(self.alpn_wire))
         self.num_tickets = tickets
+        self.set_ticket_keys(ticket_keys)
         self.load_cert_chain(pem, key)
 
     def __dealloc__(self):
         if self.ctx != NULL:
             SSL_CTX_free(self.ctx)
+        free_ticket_keys(self.ticket_keys)
+
+    def set_ticket_keys(self, keys):
+        """The keys session tickets are encrypted and decrypted with from now on: a list of
+        ``TICKET_KEY_SIZE``-byte keys (``read_ticket_keys``), the first encrypting, all
+        decrypting (a ticket of another than the first is renewed). Empty: the random keys
+        OpenSSL drew when the context was made. The old keys are wiped."""
+        global TICKET_CIPHER
+        cdef TicketKeys *made = NULL
+        cdef TicketKeys *old = self.ticket_keys
+        cdef int i
+        cdef bytes key
+        keys = list(keys)
+        if any(not isinstance(k, bytes) or len(k) != TICKET_KEY_SIZE for k in keys):
+            raise ValueError(f"a session ticket key is {TICKET_KEY_SIZE} bytes")
+        if keys:
+            if TICKET_CIPHER == NULL:
+                TICKET_CIPHER = EVP_CIPHER_fetch(NULL, b"AES-256-CBC", NULL)
+                if TICKET_CIPHER == NULL:
+                    raise openssl_error("no AES-256-CBC for session tickets")
+            made = <TicketKeys *>calloc(1, sizeof(TicketKeys))
+            if made != NULL:
+                made.keys = <TicketKey *>calloc(len(keys), sizeof(TicketKey))
+            if made == NULL or made.keys == NULL:
+                free_ticket_keys(made)
+                raise MemoryError("no memory for the session ticket keys")
+            made.n = len(keys)
+            for i in range(made.n):
+                key = keys[i]
+                memcpy(made.keys[i].name, PyBytes_AS_STRING(key), 16)
+                memcpy(made.keys[i].aes, PyBytes_AS_STRING(key) + 16, 32)
+                memcpy(made.keys[i].hmac, PyBytes_AS_STRING(key) + 48, 32)
+        SSL_CTX_set_ex_data(self.ctx, 0, made)
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(
+            self.ctx, ticket_key if made != NULL else <ticket_key_evp_cb>NULL)
+        self.ticket_keys = made
+        free_ticket_keys(old)
+
+    @property
+    def ticket_key_names(self):
+        """The names of the session ticket keys set (the first encrypts), or () when they
+        are OpenSSL's own."""
+        if self.ticket_keys == NULL:
+            return ()
+        return tuple((<char *>self.ticket_keys.keys[i].name)[:16]
+                     for i in range(self.ticket_keys.n))
 
     def load_cert_chain(self, str pem, str key):
         """Loads a certificate chain (PEM, the server's certificate first) and its private

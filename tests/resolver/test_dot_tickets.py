@@ -3,6 +3,7 @@ after a full handshake, counted by a client the project did not write (``openssl
 -msg``), and applied to new connections on reload."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -59,3 +60,96 @@ def test_a_ticket_count_from_the_file(tmp_path):
     conf.write_text("tls-session-tickets = 1\n")
     assert build(str(conf)).tls_session_tickets == 1
     assert build(None).tls_session_tickets == 2
+
+
+# ---- tls-session-ticket-keys
+
+def _resumes(ca, port: int, session=None, ctx=None):
+    """(resumed?, the session to resume next) of one DoT connection to ``port`` that asks
+    one query (TLS 1.3 tickets come with the answer)."""
+    import socket
+    import ssl
+
+    import dns.message
+
+    from daemon_proc import frame, read_frame
+    from tls_certs import SERVER_NAME
+
+    ctx = ctx or ssl.create_default_context(cafile=str(ca.pem))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname=SERVER_NAME, session=session) as s:
+        s.sendall(frame(dns.message.make_query("www.example.com.", "A").to_wire()))
+        assert dns.message.from_wire(read_frame(s)).answer
+        return s.session_reused, s.session
+
+
+def _key(tmp_path, name: str, data: bytes | None = None):
+    path = tmp_path / name
+    path.write_bytes(os.urandom(80) if data is None else data)
+    return str(path)
+
+
+def test_daemons_with_the_same_key_files_resume_each_others_sessions(run, lab, loop,
+                                                                     tmp_path):
+    """Two daemons (two hosts behind one name, say) with the same key file: a session made
+    with one resumes on the other; without key files each has its own keys and it does
+    not. A rotation puts a new key first and keeps the old one: the old tickets still
+    resume (and are renewed); once the old key is gone they make a full handshake."""
+    import ssl
+
+    old, new = _key(tmp_path, "old.key"), _key(tmp_path, "new.key")
+    a, ca, _, a_port = dot_settings(tmp_path / "a", lab)
+    b, _, _, b_port = dot_settings(tmp_path / "b", lab)
+    b.update(tls_service_pem=a["tls_service_pem"], tls_service_key=a["tls_service_key"])
+    plain_b = dict(b)
+    a["tls_session_ticket_keys"] = b["tls_session_ticket_keys"] = [old]
+    c, _, _, c_port = dot_settings(tmp_path / "c", lab)
+    c.update(tls_service_pem=a["tls_service_pem"], tls_service_key=a["tls_service_key"])
+
+    async def go():
+        servers = [lab_server(build(None, s), lab) for s in (a, b, c)]
+        for s in servers:
+            await s.start()
+        ctx = ssl.create_default_context(cafile=str(ca.pem))
+        ask = lambda port, session=None: loop.run_in_executor(  # noqa: E731
+            None, _resumes, ca, port, session, ctx)
+        try:
+            assert servers[0].encrypted[0].service.context.ticket_key_names == (
+                open(old, "rb").read()[:16],)
+            resumed, session = await ask(a_port)
+            assert not resumed
+            assert (await ask(b_port, session))[0]          # the same key: resumed on B
+            assert not (await ask(c_port, session))[0]      # C's own keys: a full handshake
+            # Rotation on B: the new key first, the old one kept.
+            servers[1].encrypted[0].reload(build(None, {**b, "tls_session_ticket_keys":
+                                                        [new, old]}))
+            resumed, renewed = await ask(b_port, session)
+            assert resumed                                  # an old ticket still resumes
+            assert not (await ask(a_port, renewed))[0]      # renewed under the new key
+            # The old key gone: its tickets make a full handshake.
+            servers[1].encrypted[0].reload(build(None, {**b, "tls_session_ticket_keys":
+                                                        [new]}))
+            assert not (await ask(b_port, session))[0]
+            assert (await ask(b_port, renewed))[0]
+            # No key files again: OpenSSL's own keys, which know neither.
+            servers[1].encrypted[0].reload(build(None, plain_b))
+            assert servers[1].encrypted[0].service.context.ticket_key_names == ()
+            assert not (await ask(b_port, renewed))[0]
+        finally:
+            for s in servers:
+                await s.stop(1.0)
+
+    run(go(), timeout=90)
+
+
+@pytest.mark.parametrize("content,says", [(b"\x00" * 79, "holds 79 bytes"),
+                                          (b"\x00" * 81, "holds 81 bytes"),
+                                          (None, "a key of the same name")])
+def test_a_bad_ticket_key_file_is_refused(lab, tmp_path, content, says):
+    settings, _, _, _ = dot_settings(tmp_path, lab)
+    first = _key(tmp_path, "first.key")
+    bad = _key(tmp_path, "bad.key", open(first, "rb").read() if content is None else content)
+    with pytest.raises(ConfigError, match=f"tls-session-ticket-keys: .*{says}"):
+        build(None, {**settings, "tls_session_ticket_keys": [first, bad]})
+    with pytest.raises(ConfigError, match="tls-session-ticket-keys"):
+        build(None, {**settings, "tls_session_ticket_keys": [str(tmp_path / "missing")]})
