@@ -54,154 +54,74 @@ cdef class Stream:
         self.body = bytearray()
 
 
-cdef H2Server owner(void *user_data):
-    return <H2Server>user_data
+# nghttp2's callbacks: each hands its event to the connection's method of the same name; an
+# exception there is kept for ``receive`` (or ``data_to_send``) to raise, and nghttp2 told
+# that the callback failed (it then ends the session).
+
+cdef int failed(H2Server self, exc) noexcept:
+    self.exc = exc
+    return NGHTTP2_ERR_CALLBACK_FAILURE
 
 
 cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
                           void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
-    if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
-        return 0
+    cdef H2Server self = <H2Server>user_data
     try:
-        self.requests += 1
-        if self.requests > self.max_requests:
-            self.refused += 1          # not taken; the GOAWAY will name the last one taken
-            self.ending = True
-            return 0
-        self.last_taken = frame.hd.stream_id
-        self.streams[frame.hd.stream_id] = Stream()
+        return self.begin_headers(frame)
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
-
-
-cdef inline bint named(const uint8_t *name, size_t namelen, const char *what, size_t n):
-    return namelen == n and memcmp(name, what, n) == 0
+        return failed(self, exc)
 
 
 cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                    size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                    void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
-    cdef Stream stream
-    if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
-        return 0                               # trailers: nothing of DoH's
+    cdef H2Server self = <H2Server>user_data
     try:
-        found = self.streams.get(frame.hd.stream_id)
-        if found is None:
-            return 0
-        stream = <Stream>found
-        stream.head += namelen + valuelen + 32
-        if stream.failed or stream.head > self.max_head:
-            return 0
-        if named(name, namelen, b":method", 7):
-            if stream.method is None:
-                stream.method = PyBytes_FromStringAndSize(<const char *>value, valuelen)
-        elif named(name, namelen, b":path", 5):
-            if stream.path is None:
-                stream.path = PyBytes_FromStringAndSize(<const char *>value, valuelen)
-        elif named(name, namelen, b"content-type", 12):
-            if stream.content_type is None:
-                stream.content_type = PyBytes_FromStringAndSize(<const char *>value, valuelen)
-        elif named(name, namelen, b"content-length", 14):
-            if stream.content_length is None:
-                stream.content_length = PyBytes_FromStringAndSize(<const char *>value,
-                                                                  valuelen)
+        return self.header(frame, name, namelen, value, valuelen)
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
+        return failed(self, exc)
 
 
 cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
-    cdef Stream stream
-    cdef int32_t sid = frame.hd.stream_id
-    if frame.hd.type != NGHTTP2_HEADERS and frame.hd.type != NGHTTP2_DATA:
-        return 0
+    cdef H2Server self = <H2Server>user_data
     try:
-        found = self.streams.get(sid)
-        if found is None:
-            return 0
-        stream = <Stream>found
-        if frame.hd.type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
-            if stream.head > self.max_head:
-                self.fail(sid, stream, HTTPError(431, "request header fields too large"))
-                return 0
-            length = stream.content_length
-            if length is not None and length.isdigit() and int(length) > self.max_size:
-                self.fail(sid, stream, HTTPError(413, "query too large"))
-                return 0
-        if frame.hd.flags & NGHTTP2_FLAG_END_STREAM and not stream.failed:
-            try:
-                q = query_of(stream.method or b"", stream.path or b"", stream.content_type,
-                             bytes(stream.body), self.endpoint, self.max_size)
-            except HTTPError as err:
-                self.fail(sid, stream, err)
-            else:
-                stream.body = None
-                self.ready.append((sid, q))
+        return self.frame_received(frame)
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
+        return failed(self, exc)
 
 
 cdef int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t sid,
                        const uint8_t *data, size_t size, void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
-    cdef Stream stream
+    cdef H2Server self = <H2Server>user_data
     try:
-        found = self.streams.get(sid)
-        if found is None:
-            return 0
-        stream = <Stream>found
-        if stream.failed:
-            return 0
-        if len(stream.body) + <Py_ssize_t>size > self.max_size:
-            self.fail(sid, stream, HTTPError(413, "query too large"))
-            return 0
-        stream.body += (<const char *>data)[:size]
+        return self.data_chunk(sid, data, size)
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
+        return failed(self, exc)
 
 
 cdef int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
-    cdef Stream stream
-    if not frame.hd.flags & NGHTTP2_FLAG_END_STREAM or (
-            frame.hd.type != NGHTTP2_DATA and frame.hd.type != NGHTTP2_HEADERS):
-        return 0
+    cdef H2Server self = <H2Server>user_data
     try:
-        found = self.answering.pop(frame.hd.stream_id, None)
-        if found is not None:
-            stream = <Stream>found
-            if stream.reset_after and not nghttp2_session_get_stream_remote_close(
-                    session, frame.hd.stream_id):
-                nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame.hd.stream_id,
-                                          NGHTTP2_NO_ERROR)
+        return self.frame_sent(frame)
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
+        return failed(self, exc)
 
 
 cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
                          void *user_data) noexcept:
-    cdef H2Server self = owner(user_data)
+    cdef H2Server self = <H2Server>user_data
     try:
         self.streams.pop(sid, None)
         self.answering.pop(sid, None)
+        return 0
     except BaseException as exc:
-        self.exc = exc
-        return NGHTTP2_ERR_CALLBACK_FAILURE
-    return 0
+        return failed(self, exc)
+
+
+cdef inline bint named(const uint8_t *name, size_t namelen, const char *what, size_t n):
+    return namelen == n and memcmp(name, what, n) == 0
 
 
 cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
@@ -316,6 +236,109 @@ cdef class H2Server:
         self.end_if_done()
         ready, self.ready = self.ready, []
         return ready
+
+    # ---- nghttp2's events (see the callbacks above)
+
+    cdef int begin_headers(self, const nghttp2_frame *frame) except -1:
+        """A request's HEADERS begin: the stream is taken, unless past the budget."""
+        if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
+            return 0
+        self.requests += 1
+        if self.requests > self.max_requests:
+            self.refused += 1          # not taken; the GOAWAY will name the last one taken
+            self.ending = True
+            return 0
+        self.last_taken = frame.hd.stream_id
+        self.streams[frame.hd.stream_id] = Stream()
+        return 0
+
+    cdef int header(self, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen) except -1:
+        """One header of a request taken: the first of each that DoH reads is kept."""
+        cdef Stream stream
+        if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
+            return 0                               # trailers: nothing of DoH's
+        found = self.streams.get(frame.hd.stream_id)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        stream.head += namelen + valuelen + 32
+        if stream.failed or stream.head > self.max_head:
+            return 0
+        if named(name, namelen, b":method", 7):
+            if stream.method is None:
+                stream.method = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b":path", 5):
+            if stream.path is None:
+                stream.path = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b"content-type", 12):
+            if stream.content_type is None:
+                stream.content_type = PyBytes_FromStringAndSize(<const char *>value, valuelen)
+        elif named(name, namelen, b"content-length", 14):
+            if stream.content_length is None:
+                stream.content_length = PyBytes_FromStringAndSize(<const char *>value,
+                                                                  valuelen)
+        return 0
+
+    cdef int frame_received(self, const nghttp2_frame *frame) except -1:
+        """A request's head is whole (its size and announced length are checked), or its
+        stream has ended (its query is ready, or its error answered)."""
+        cdef Stream stream
+        cdef int32_t sid = frame.hd.stream_id
+        if frame.hd.type != NGHTTP2_HEADERS and frame.hd.type != NGHTTP2_DATA:
+            return 0
+        found = self.streams.get(sid)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        if frame.hd.type == NGHTTP2_HEADERS and frame.headers.cat == NGHTTP2_HCAT_REQUEST:
+            if stream.head > self.max_head:
+                return self.fail(sid, stream, HTTPError(431, "request header fields too large"))
+            length = stream.content_length
+            if length is not None and length.isdigit() and int(length) > self.max_size:
+                return self.fail(sid, stream, HTTPError(413, "query too large"))
+        if frame.hd.flags & NGHTTP2_FLAG_END_STREAM and not stream.failed:
+            try:
+                q = query_of(stream.method or b"", stream.path or b"", stream.content_type,
+                             bytes(stream.body), self.endpoint, self.max_size)
+            except HTTPError as err:
+                return self.fail(sid, stream, err)
+            stream.body = None
+            self.ready.append((sid, q))
+        return 0
+
+    cdef int data_chunk(self, int32_t sid, const uint8_t *data, size_t size) except -1:
+        """Part of a request's body: kept up to ``max_size`` (413 past it)."""
+        cdef Stream stream
+        found = self.streams.get(sid)
+        if found is None:
+            return 0
+        stream = <Stream>found
+        if stream.failed:
+            return 0
+        if len(stream.body) + <Py_ssize_t>size > self.max_size:
+            return self.fail(sid, stream, HTTPError(413, "query too large"))
+        stream.body += (<const char *>data)[:size]
+        return 0
+
+    cdef int frame_sent(self, const nghttp2_frame *frame) except -1:
+        """An answer's last frame is out: a stream whose client was still sending when it
+        was answered with an error is reset now."""
+        cdef Stream stream
+        cdef int32_t sid = frame.hd.stream_id
+        if not frame.hd.flags & NGHTTP2_FLAG_END_STREAM or (
+                frame.hd.type != NGHTTP2_DATA and frame.hd.type != NGHTTP2_HEADERS):
+            return 0
+        found = self.answering.pop(sid, None)
+        if found is not None:
+            stream = <Stream>found
+            if stream.reset_after and not nghttp2_session_get_stream_remote_close(
+                    self.session, sid):
+                nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, sid,
+                                          NGHTTP2_NO_ERROR)
+        return 0
+
+    # ---- the connection's state
 
     cdef int end(self) except -1:
         self.closing = True
