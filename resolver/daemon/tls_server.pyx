@@ -699,7 +699,9 @@ cdef class TLSTransport(FdWatcher):
                         break
                     sent -= skip
             else:
-                self.finish(ConnectionResetError(errno, "cannot send to the peer"))
+                # (the error is the protocol's to see; a handshake's end has no protocol)
+                self.finish(ConnectionResetError(errno, "cannot send to the peer")
+                            if self.app is not None else None)
                 return 0
         self.after_flush()
         return 0
