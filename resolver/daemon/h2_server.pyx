@@ -168,6 +168,7 @@ cdef class H2Server:
     cdef list ready                # during receive: the queries of the requests that ended
     cdef object exc                # raised in a callback, raised again by receive
     cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
+    cdef bint broken               # a connection error: nothing more is owed or read
     cdef readonly long requests, refused
     cdef readonly int32_t last_taken
     cdef readonly bint ending, closing
@@ -212,7 +213,7 @@ cdef class H2Server:
     def busy(self):
         """Something is still owed to the peer (a stream taken and not answered, or an
         answer not all out)."""
-        return bool(self.streams or self.answering)
+        return not self.broken and bool(self.streams or self.answering)
 
     def receive(self, data):
         """Feeds the peer's bytes (b"" at its end of stream); returns the queries of the
@@ -222,7 +223,7 @@ cdef class H2Server:
         if not data:
             self.closing = True
             return []
-        if self.closing and not self.answering:
+        if self.broken or (self.closing and not self.answering):
             return []
         view = data
         self.ready = []
@@ -341,10 +342,13 @@ cdef class H2Server:
     # ---- the connection's state
 
     cdef int end(self) except -1:
+        """A connection error (nghttp2 has queued its GOAWAY): nothing more is read or
+        answered. The answers under way stay referenced (nghttp2 holds them as data
+        sources) until the connection is dropped."""
         self.closing = True
+        self.broken = True
         self.goaway_due = False
         self.streams.clear()
-        self.answering.clear()
         return 0
 
     cdef int end_if_done(self) except -1:
@@ -396,7 +400,7 @@ cdef class H2Server:
         """Answers the query of stream ``sid`` with the DNS message ``answer`` (nothing
         when the client has reset the stream meanwhile)."""
         found = self.streams.pop(sid, None)
-        if found is None:
+        if found is None or self.broken:
             return []
         self.submit(sid, <Stream>found, [_STATUS_200, *answer_headers(answer)], answer)
         self.end_if_done()
