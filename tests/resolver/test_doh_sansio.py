@@ -254,3 +254,29 @@ def test_any_request_gets_a_query_out_or_a_status_back(extra, body, end_in_heade
     assert len(ready) + len(answered) + len(reset) >= 1, events
     for sid, q in ready:
         assert len(q) <= 256 and not q[2] & 0x80
+
+
+_frame = st.tuples(st.integers(0, 10), st.integers(0, 255), st.integers(0, 9),
+                   st.binary(max_size=64))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_frame, max_size=12))
+def test_any_frames_after_a_good_start_end_in_answers_or_goaway_never_an_exception(frames):
+    """Frames of any type, flags, stream and payload after a client's preface and SETTINGS
+    (what the byte-level test rarely gets past)."""
+    server, client = pair()
+    out = b""
+    for kind, flags, stream, payload in frames:
+        frame = len(payload).to_bytes(3, "big") + bytes([kind, flags]) \
+            + stream.to_bytes(4, "big") + payload
+        for sid, q in server.receive(frame):
+            assert len(q) >= 12 and sid % 2 == 1
+            server.respond(sid, q)
+        out += server.data_to_send()
+        if server.closing and not server.busy:
+            break
+    at = 0
+    while at + 9 <= len(out):
+        at += 9 + int.from_bytes(out[at:at + 3], "big")
+    assert at == len(out)
