@@ -291,8 +291,8 @@ class Config:
     #: rotated by putting a new file first, keeping the old one second for as long as its
     #: tickets should resume, and sending ``reload`` (Unbound's
     #: ``tls-session-ticket-keys``). Daemons with the same files resume each other's
-    #: sessions. None: keys drawn at start, shared by the workers, lasting until a restart.
-    #: Must stay readable by ``user``.
+    #: sessions. None given: keys drawn at start, shared by the workers, lasting until a
+    #: restart. Must stay readable by ``user``.
     tls_session_ticket_keys: tuple[str, ...] = ()
 
     @property
