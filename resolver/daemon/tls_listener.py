@@ -22,8 +22,8 @@ next connection reaches, before and after a reload. Ticket keys from files
 they are rotated and shared between daemons. TLS 1.2 is the minimum (1.3 is what
 OpenSSL prefers), session tickets are on (``tls-session-tickets`` after a full TLS 1.3
 handshake), the cipher suites are the server's choice (``tls-ciphers``,
-``tls-ciphersuites``), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does not finish
-within ``Limits.tls_handshake_timeout``, or a connection that asks nothing within
+``tls-ciphersuites``), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does
+not finish within ``Limits.tls_handshake_timeout``, or a connection that asks nothing within
 ``tcp-idle-timeout`` of it, is closed and counted.
 """
 from __future__ import annotations
@@ -69,12 +69,13 @@ def key_kind(path: str) -> str | None:
     return None
 
 
-def make_context(cfg, pem: str, key: str, alpn: tuple[str, ...]) -> tls_server.ServerContext:
-    """A server context for ``alpn`` with the certificate chain ``pem`` and its ``key``, and
-    the configuration's TLS settings (session tickets and their keys, cipher suites)."""
-    return tls_server.ServerContext(
-        pem, key, alpn, cfg.tls_session_tickets, cfg.tls_ciphers, cfg.tls_ciphersuites,
-        tls_server.read_ticket_keys(cfg.tls_session_ticket_keys))
+def make_context(cfg, pem: str, key: str, alpn: tuple[str, ...],
+                 ticket_keys: list[bytes]) -> tls_server.ServerContext:
+    """A server context for ``alpn`` with the certificate chain ``pem`` and its ``key``, the
+    session ticket keys read from ``cfg``'s files (``tls_server.read_ticket_keys``), and
+    ``cfg``'s ticket count and cipher suites."""
+    return tls_server.ServerContext(pem, key, alpn, cfg.tls_session_tickets, cfg.tls_ciphers,
+                                    cfg.tls_ciphersuites, ticket_keys)
 
 
 class ServiceContext:
@@ -82,7 +83,8 @@ class ServiceContext:
 
     def __init__(self, cfg, alpn: tuple[str, ...]) -> None:
         self.alpn = alpn
-        self.context = make_context(cfg, cfg.tls_service_pem, cfg.tls_service_key, alpn)
+        self.context = make_context(cfg, cfg.tls_service_pem, cfg.tls_service_key, alpn,
+                                    tls_server.read_ticket_keys(cfg.tls_session_ticket_keys))
         self.kind = key_kind(cfg.tls_service_key)
 
     def reload(self, cfg) -> bool:
@@ -103,7 +105,7 @@ class ServiceContext:
             pem_copy, key_copy = os.path.join(tmp, "chain.pem"), os.path.join(tmp, "key.pem")
             shutil.copyfile(cfg.tls_service_pem, pem_copy)
             shutil.copyfile(cfg.tls_service_key, key_copy)
-            checked = make_context(cfg, pem_copy, key_copy, self.alpn)
+            checked = make_context(cfg, pem_copy, key_copy, self.alpn, ticket_keys)
             kind = key_kind(key_copy)
             if kind is None or kind != self.kind:
                 self.context, self.kind = checked, kind

@@ -212,26 +212,32 @@ def test_a_stream_reset_before_its_answer_gets_none_and_costs_nothing_later():
     assert server.respond(1, b"A" * 12) == [] and server.data_to_send() == b""
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(max_size=200), max_size=8))
-def test_any_bytes_after_the_preface_end_in_answers_or_goaway_never_an_exception(chunks):
-    server = H2Server(b"/dns-query", 4096, 100, 1000, 8192)
-    server.receive(H2_PREFACE)
+def _feed_whole_frames_out(server, pieces) -> None:
+    """Feeds ``pieces`` to ``server`` one read each (until it ends the connection),
+    answering each query it gives with the query itself, and checks that what it sent is
+    whole frames: a client can read every one of them."""
     out = server.data_to_send()
-    for chunk in chunks:
-        if not chunk:
+    for piece in pieces:
+        if not piece:
             continue
-        for sid, q in server.receive(chunk):
+        for sid, q in server.receive(piece):
             assert len(q) >= 12 and sid % 2 == 1     # a query (query_of), on a client stream
             server.respond(sid, q)
         out += server.data_to_send()
         if server.closing and not server.busy:
             break
-    # What was sent is whole frames: a client can read every one of them.
     at = 0
     while at + 9 <= len(out):
         at += 9 + int.from_bytes(out[at:at + 3], "big")
     assert at == len(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=8))
+def test_any_bytes_after_the_preface_end_in_answers_or_goaway_never_an_exception(chunks):
+    server = H2Server(b"/dns-query", 4096, 100, 1000, 8192)
+    server.receive(H2_PREFACE)
+    _feed_whole_frames_out(server, chunks)
 
 
 @settings(max_examples=150, deadline=None)
@@ -265,18 +271,7 @@ _frame = st.tuples(st.integers(0, 10), st.integers(0, 255), st.integers(0, 9),
 def test_any_frames_after_a_good_start_end_in_answers_or_goaway_never_an_exception(frames):
     """Frames of any type, flags, stream and payload after a client's preface and SETTINGS
     (what the byte-level test rarely gets past)."""
-    server, client = pair()
-    out = b""
-    for kind, flags, stream, payload in frames:
-        frame = len(payload).to_bytes(3, "big") + bytes([kind, flags]) \
-            + stream.to_bytes(4, "big") + payload
-        for sid, q in server.receive(frame):
-            assert len(q) >= 12 and sid % 2 == 1
-            server.respond(sid, q)
-        out += server.data_to_send()
-        if server.closing and not server.busy:
-            break
-    at = 0
-    while at + 9 <= len(out):
-        at += 9 + int.from_bytes(out[at:at + 3], "big")
-    assert at == len(out)
+    server, _ = pair()
+    _feed_whole_frames_out(server, [len(payload).to_bytes(3, "big") + bytes([kind, flags])
+                                    + stream.to_bytes(4, "big") + payload
+                                    for kind, flags, stream, payload in frames])
