@@ -168,12 +168,27 @@ def nsec_no_ds(nsecs: list[Nsec], name: bytes) -> int:
     raise Bogus("no NSEC for the delegation proves the DS absent", EDE_NSEC_MISSING)
 
 
-def nsec_wildcard(nsecs: list[Nsec], owner: bytes) -> int:
-    """A wildcard-expanded answer: an NSEC shows the name asked does not exist itself."""
-    if _nsec_cover(nsecs, owner) is None:
-        raise Bogus("wildcard answer without an NSEC proving no closer match",
-                    EDE_NSEC_MISSING)
-    return SECURE
+def nsec_wildcard(nsecs: list[Nsec], owner: bytes, sig_labels: int) -> int:
+    """A wildcard-expanded answer (RFC 4035 5.3.4, RFC 4592 4.4): an NSEC covers the name
+    asked, so it does not exist itself, and the closest encloser that NSEC shows is the
+    wildcard's parent, the name the RRSIG's label count leaves: no name between them
+    exists, so the wildcard could have produced this answer."""
+    ce = strip_labels(owner, sig_labels)
+    for n in nsecs:
+        if (n.covers(owner) and not n.matches(owner) and n.may_deny(owner)
+                and canon(nsec_closest_encloser(n, owner)) == canon(ce)):
+            return SECURE
+    if _nsec_cover(nsecs, owner) is not None:
+        raise Bogus("wildcard answer whose NSEC shows another closest encloser than its "
+                    "RRSIG's label count", EDE_NSEC_MISSING)
+    raise Bogus("wildcard answer without an NSEC proving no closer match", EDE_NSEC_MISSING)
+
+
+def strip_labels(name: bytes, keep: int) -> bytes:
+    """``name`` cut to its last ``keep`` labels."""
+    for _ in range(len(labels(name)) - keep):
+        name = parent(name)
+    return name
 
 
 # ---- NSEC3 ----------------------------------------------------------------------------------
@@ -293,11 +308,15 @@ class Nsec3Proof:
                 raise Bogus("the NSEC3 for the name lists the type asked or a CNAME")
             return SECURE
         ce, nc, cov = self.closest_encloser(name, strict=False)
-        if qtype == DS and cov is not None and cov.flags & OPT_OUT:
-            return INSECURE
+        opt_out = cov is not None and cov.flags & OPT_OUT
         w = self.match(wildcard_of(ce))
         if w is not None and nodata_types_ok(w.types, qtype, wildcard_of(ce)):
-            return SECURE
+            # wildcard NODATA (RFC 5155 8.7); under an opt-out span, no AD (9.2)
+            return INSECURE if opt_out else SECURE
+        if opt_out:
+            # RFC 5155 8.6 (and 9.2 for other types, as Unbound): the name may sit in an
+            # unsigned delegation the opt-out span leaves out; insecure, not bogus
+            return INSECURE
         raise Bogus("no NSEC3 proves there is no data of this type", EDE_NSEC_MISSING)
 
     def no_ds(self, name: bytes) -> int:
@@ -318,13 +337,15 @@ class Nsec3Proof:
         raise Bogus("no NSEC3 proves the DS absent", EDE_NSEC_MISSING)
 
     def wildcard(self, owner: bytes, sig_labels: int) -> int:
+        """A wildcard-expanded answer (RFC 5155 8.8): the closest encloser is the name the
+        RRSIG's label count leaves, and an NSEC3 covers the next closer name, so no name
+        between them exists. Under an opt-out span, no AD (9.2)."""
         if not self._usable():
             return INSECURE
-        ce = owner
-        for _ in range(len(labels(owner)) - sig_labels):
-            ce = parent(ce)
+        ce = strip_labels(owner, sig_labels)
         nc = _child_toward(ce, owner)
-        if self.cover(nc) is None:
+        cov = self.cover(nc)
+        if cov is None:
             raise Bogus("wildcard answer without an NSEC3 covering the next closer name",
                         EDE_NSEC_MISSING)
-        return SECURE
+        return INSECURE if cov.flags & OPT_OUT else SECURE

@@ -37,7 +37,7 @@ import dns.rdataclass
 from resolver import cache as C
 from resolver.dnssec import denial
 from resolver.dnssec.aggressive import NsecCache
-from resolver.dnssec.sig import (EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
+from resolver.dnssec.sig import (EDE_BOGUS, EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  EDE_RRSIGS_MISSING, SUPPORTED_ALGORITHMS,
                                  Bogus, Counter, Key, ds_matches, signer_of,
                                  usable_ds, verify_rrset)
@@ -135,6 +135,30 @@ def _ttl_cap(sig, wall: float, min_ttl: int = 0) -> int:
     the expiration does."""
     left = ((sig.expiration - int(wall)) & 0xFFFFFFFF)
     return min(max(sig.original_ttl, min_ttl), left if left < 0x80000000 else 0)
+
+
+def _expanded(owner: bytes, sig_labels: int) -> bool:
+    """An RRSIG with ``sig_labels`` over ``owner`` signs a wildcard's expansion: its label
+    count is below the owner's, a leading ``*`` not counted (RFC 4034 3.1.3, RFC 4035
+    5.3.4); a query for the literal ``*`` name is answered, not expanded."""
+    n = label_count(owner)
+    if owner[:2] == b"\x01*":
+        n -= 1
+    return sig_labels < n
+
+
+def _synthesized(owner: bytes, rdatas: list, dnames: list) -> bool:
+    """``owner``'s CNAME is what one of the answer's DNAME rrsets makes of it (RFC 6672
+    2.2): that DNAME is checked itself. A CNAME pointing elsewhere is not."""
+    if len(rdatas) != 1:
+        return False
+    lo = owner.lower()
+    for d in dnames:
+        lo_d = d[0].lower()
+        if len(lo) > len(lo_d) and lo.endswith(lo_d) and is_subdomain(owner, d[0]):
+            if any(rdatas[0].lower() == lo[:len(lo) - len(lo_d)] + t.lower() for t in d[3]):
+                return True
+    return False
 
 
 def _up(name: bytes):
@@ -235,6 +259,7 @@ class Validator:
             while len(self.bogus) > 10000:
                 self.bogus.popitem(last=False)
             log.info("BOGUS %s/%d: %s", to_text(it.qname), it.qtype, exc)
+            self._keep_briefly(it, res)
             return self._mark_bogus(res, str(exc), exc.ede)
         finally:
             self.stats.sig_checks += ctx.sig_checks
@@ -246,6 +271,31 @@ class Validator:
         else:
             self.stats.insecure += 1
         return res
+
+    def _keep_briefly(self, it, res) -> None:
+        """A bogus answer is kept no longer than its verdict (``dnssec_bogus_ttl``, within
+        RFC 9520's five minutes) and never above an authority rank: its rrsets and the
+        negative entries for the name asked expire with the verdict (those below VALIDATED:
+        a proven entry stays), and so does what of it the deferred store will store. The
+        next query after that asks the servers again, so forged data cannot keep a name
+        failing for the TTL its forger chose, and a genuine answer replaces it."""
+        now = it.clock()
+        ttl = self.limits.dnssec_bogus_ttl
+        until = now + ttl
+        it.validated = None
+        if getattr(it, "deferred", None):
+            it.deferred = [(m, zone, t, [(o, rt, c, min(rttl, ttl), rd)
+                                         for (o, rt, c, rttl, rd) in answer])
+                           for (m, zone, t, answer) in it.deferred]
+        lru = it.cache.rrsets.lru
+        for g in _group(res.answer):
+            e = lru.peek((g[0].lower(), g[1], it.qclass))
+            if e is not None and e.rank < C.VALIDATED:
+                e.expires = min(e.expires, until)
+        for name in {it.qname.lower(), self._final_name(it.qname, _group(res.answer)).lower()}:
+            for e in self._negative_entries(it, name, it.qtype, res.rcode == NXDOMAIN):
+                if e.rank < C.VALIDATED:
+                    e.expires = min(e.expires, until)
 
     def synthesize(self, name: bytes, qtype: int, now: float):
         """RFC 8198: ("nx" | "nodata", records) when validated NSEC/NSEC3 ranges in cache
@@ -280,20 +330,23 @@ class Validator:
         status = SECURE
         wild = []
         caps: dict = {}
+        # What this answer proves, applied to the cache only once every proof it needs
+        # has been checked: key -> (rdatas, sigs, ttl cap, the RRSIG that verified them)
+        # (``_mark``).
+        marks: dict = {}
         sets = _group(res.answer)
-        dnames = [g[0] for g in sets if g[1] == DNAME]
+        dnames = [g for g in sets if g[1] == DNAME]
         for owner, rdtype, ttl, rdatas, sigs in sets:
-            if (rdtype == CNAME and not sigs
-                    and any(is_subdomain(owner, d) and len(owner) > len(d) for d in dnames)):
+            if rdtype == CNAME and not sigs and _synthesized(owner, rdatas, dnames):
                 continue                  # synthesized from a DNAME that is checked itself
             try:
                 st, labels, zone = yield from self._rrset(ctx, it, owner, rdtype, rdatas, sigs,
-                                                          caps, refetch)
+                                                          caps, refetch, marks)
             except _Refetch:
                 return (yield from self._refetch(ctx, it, sets))
             status = min(status, st)
-            if st == SECURE and labels is not None and labels < label_count(owner):
-                wild.append((owner, labels, zone))
+            if st == SECURE and labels is not None and _expanded(owner, labels):
+                wild.append((owner, rdtype, labels, zone))
         if caps and _over_cap(res.answer, caps):
             res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
                           for (o, t, c, ttl, rd) in res.answer]
@@ -301,6 +354,7 @@ class Validator:
         negative = res.rcode == NXDOMAIN or not any(
             g[0].lower() == final.lower() and g[1] == qtype for g in sets)
         if not negative and not wild:
+            self._mark(it, marks)
             return res, status
         auth = _group(res.authority)
         if negative and final.lower() in (getattr(it, "aggressive", None) or ()):
@@ -308,7 +362,7 @@ class Validator:
         if negative:
             st = yield from self._denial(ctx, it, res, final, qtype, auth)
             status = min(status, st)
-        for owner, labels, zone in wild:
+        for owner, rdtype, labels, zone in wild:
             proofs = yield from self._proofs(ctx, it, auth, zone)
             if proofs is None:
                 if refetch:
@@ -316,12 +370,43 @@ class Validator:
                     return (yield from self._refetch(ctx, it, sets))
                 raise Bogus("wildcard answer without NSEC/NSEC3 proof", EDE_NSEC_MISSING)
             nsecs, proof = proofs
-            st = (denial.nsec_wildcard(nsecs, owner) if nsecs
+            st = (denial.nsec_wildcard(nsecs, owner, labels) if nsecs
                   else proof.wildcard(owner, labels))
             status = min(status, st)
-            if st == SECURE and self.nsec_cache is not None:
-                self._remember_wildcard(it, res, owner, labels, zone)
+            if st == SECURE:
+                if self.nsec_cache is not None:
+                    self._remember_wildcard(it, res, owner, labels, zone)
+            else:                       # opt-out: proven data, but nothing to vouch for
+                marks.pop((owner.lower(), rdtype, it.qclass), None)
+        self._mark(it, marks)
         return res, status
+
+    def _mark(self, it, marks: dict) -> None:
+        """Records the answer's proven rrsets as VALIDATED: in the cache when they are there
+        with the same rdata (with the signatures that proved them, so a DO client gets
+        them), else for the deferred store (``Iterator.validated``), which applies them once
+        it has stored the answer. Called only once the whole answer's proofs are checked."""
+        if not marks:
+            return
+        now = it.clock()
+        rrsets = it.cache.rrsets
+        deferred = getattr(it, "deferred", None)
+        for key, (rdatas, sigs, cap, verified) in marks.items():
+            e = rrsets.lru.peek(key)
+            if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
+                if any(r[4] == verified for r in e.rrsigs):
+                    e.rank = C.VALIDATED
+                    e.expires = min(e.expires, now + cap)
+                    continue
+                # proven with signatures the entry does not hold (glue, a referral's
+                # copy): stored again with them
+                ttl = min(e.ttl, cap)
+                rrsets.store_records([(key[0], key[1], key[2], ttl, rd) for rd in rdatas],
+                                     C.VALIDATED, now, list(sigs))
+            elif e is None and deferred:
+                if it.validated is None:
+                    it.validated = {}
+                it.validated[key] = (set(rdatas), cap, verified)
 
     def _refetch(self, ctx, it, sets: list):
         """Forgets the answer's rrsets and resolves the question again, once: for data the
@@ -350,16 +435,21 @@ class Validator:
         return cur
 
     def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
-               caps: dict | None = None, refetch: bool = False):
+               caps: dict | None = None, refetch: bool = False, marks: dict | None = None):
         """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
         rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
-        expiration (RFC 4035 5.3.3)."""
+        expiration (RFC 4035 5.3.3). What is proven goes into ``marks`` for the caller to
+        apply once the rest of the answer's proofs (a wildcard's, a denial's) are checked;
+        without ``marks`` (a DS of the chain of trust) it is applied at once, and a DS
+        expanded from a wildcard is bogus (a delegation is never a wildcard's)."""
         if self.below_insecure_point(parent(owner) if rdtype == DS else owner):
             return INSECURE, None, None
         key = (owner.lower(), rdtype, it.qclass)
         e = it.cache.rrsets.lru.peek(key)
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
+            # VALIDATED only once everything its verdict needed was checked (``_mark``),
+            # a wildcard expansion's proof included: nothing to check again
             return SECURE, None, None
         signer = _signer(sigs)
         if signer is None or not is_subdomain(owner, signer) or (
@@ -385,15 +475,14 @@ class Validator:
         cap = _ttl_cap(sig, wall, self.limits.min_ttl)
         if caps is not None:
             caps[(owner.lower(), rdtype)] = cap
-        e = it.cache.rrsets.lru.peek(key)   # as it is now: the key lookups may have waited
-        if e is not None and e.negative is None and set(e.rdatas) == set(rdatas):
-            e.rank = C.VALIDATED
-            e.expires = min(e.expires, it.clock() + cap)
-        elif e is None and getattr(it, "deferred", None):
-            # the answer is stored once it has left (Iterator.store_deferred): at this rank
-            if it.validated is None:
-                it.validated = {}
-            it.validated[key] = (set(rdatas), cap)
+        verified = next((r[4] for r in sigs if r[4].endswith(sig.signature)), None)
+        proven = {key: (rdatas, sigs, cap, verified)}
+        if marks is not None:
+            marks.update(proven)
+        elif _expanded(owner, sig.labels):
+            raise Bogus(f"{to_text(owner)}/{rdtype} expanded from a wildcard", EDE_BOGUS)
+        else:
+            self._mark(it, proven)
         return SECURE, sig.labels, signer
 
     def _proofs(self, ctx, it, auth: list, zone: bytes):

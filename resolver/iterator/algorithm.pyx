@@ -221,15 +221,17 @@ cdef class Iterator:
         return 0
 
     cdef _mark_validated(self, dict proved):
-        """Raises the stored rrsets the validator checked to VALIDATED, their lifetime
-        capped by their signatures, as it does itself for rrsets already in the cache; an
-        entry that holds other data than it checked keeps its rank."""
+        """Raises the stored rrsets the validator proved (``Validator._mark``: only once
+        every proof of the answer was checked) to VALIDATED, their lifetime capped by their
+        signatures, as it does itself for rrsets already in the cache; an entry that holds
+        other data, or not the signature that proved it, keeps its rank."""
         cdef RRsetEntry e
         cdef double now = self._now()
         for key, verdict in proved.items():
             e = dict_get(self._rrdata, key)
             if (e is not None and e.negative is None and e.rank < VALIDATED
-                    and set(e.rdatas) == verdict[0]):
+                    and set(e.rdatas) == verdict[0]
+                    and any(r[4] == verdict[2] for r in e.rrsigs)):
                 e.rank = VALIDATED
                 e.expires = min(e.expires, now + verdict[1])
 

@@ -213,8 +213,8 @@ cpdef object owned(list answer, bytes name, long qtype):
 
 
 cpdef bint wildcard_expanded(list records):
-    """Some record is an RRSIG whose label count is below its owner's: the signed data was
-    expanded from a wildcard."""
+    """Some record is an RRSIG whose label count is below its owner's (a leading ``*`` not
+    counted): the signed data was expanded from a wildcard."""
     cdef object r
     cdef bytes rd, owner
     cdef const unsigned char* c
@@ -233,6 +233,8 @@ cpdef bint wildcard_expanded(list records):
         while pos < n and c[pos] != 0:
             pos += 1 + c[pos]
             k += 1
+        if n >= 2 and c[0] == 1 and c[1] == 42:
+            k -= 1          # RFC 4034 3.1.3: the label count leaves out a leading "*"
         if (<const unsigned char*>PyBytes_AS_STRING(rd))[3] < k:
             return True
     return False

@@ -89,7 +89,10 @@ def test_validated_answer_is_stored_after_it_is_handed_over(run, validating, loo
     run(go(), timeout=15)
 
 
-def test_bogus_answer_is_stored_below_validated_after_it_is_handed_over(run, validating):
+def test_bogus_answer_is_stored_below_validated_and_briefly(run, validating):
+    """The deferred store stores what the verdict says: a bogus answer's rrsets are never
+    raised, and kept only as long as the bogus verdict, so the next query after it asks the
+    servers again rather than validating the same (possibly forged) data from the cache."""
     async def go():
         r = validating()
         s = _server(r)
@@ -100,6 +103,7 @@ def test_bogus_answer_is_stored_below_validated_after_it_is_handed_over(run, val
         await _settle()
         e = _entry(r, "www.altered.com.")
         assert e is not None and e.rank < C.VALIDATED, "bogus data kept, never ranked up"
+        assert e.expires <= r.clock() + r.limits.dnssec_bogus_ttl, "kept past its verdict"
 
     run(go(), timeout=15)
 

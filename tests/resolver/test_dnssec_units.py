@@ -170,9 +170,23 @@ def test_nsec_delegation_rules():
 
 
 def test_nsec_wildcard_answer():
-    assert denial.nsec_wildcard(ZONE, w("y.w.example.")) == SECURE
+    assert denial.nsec_wildcard(ZONE, w("y.w.example."), 2) == SECURE
     with pytest.raises(Bogus):
-        denial.nsec_wildcard(ZONE, w("a.example."))
+        denial.nsec_wildcard(ZONE, w("a.example."), 1)      # exists: no NSEC covers it
+
+
+def test_nsec_wildcard_answer_needs_the_closest_encloser_its_labels_imply():
+    """RFC 4035 5.3.4, RFC 4592: an NSEC covering the name is not enough; the closest
+    encloser it shows must be the wildcard's parent. y.w.example. from *.example. (labels
+    1) would need w.example. not to exist, and the NSEC shows it does (an ancestor of the
+    next name *.w.example.); the true answer is NXDOMAIN or the *.w.example. expansion."""
+    with pytest.raises(Bogus, match="closest encloser"):
+        denial.nsec_wildcard(ZONE, w("y.w.example."), 1)
+    # deeper: q.y.w.example. from *.w.example. needs y.w.example. absent, which the
+    # covering NSEC (*.w.example. -> example.) shows: closest encloser w.example.
+    assert denial.nsec_wildcard(ZONE, w("q.y.w.example."), 2) == SECURE
+    with pytest.raises(Bogus, match="closest encloser"):
+        denial.nsec_wildcard(ZONE, w("q.y.w.example."), 3)
 
 
 # ---- NSEC3 ---------------------------------------------------------------------------------
@@ -230,6 +244,24 @@ def test_nsec3_proofs():
         proof(recs).nxdomain(w("q.w.example."))
     with pytest.raises(Bogus):                                     # proofs left out
         proof(recs[:2]).nxdomain(w("zz.example."))
+
+
+def test_nsec3_opt_out_never_vouches_for_a_wildcard():
+    """RFC 5155 9.2: a wildcard answer or wildcard NODATA whose next closer name is covered
+    by an opt-out span is not secure; a NODATA with no matching NSEC3 and no wildcard under
+    such a span is insecure, not bogus (8.6, and as Unbound for other types)."""
+    names = dict(NAMES3)
+    plain = nsec3_zone(names)
+    opted = nsec3_zone(names, optout=set(names))
+    assert proof(plain).wildcard(w("q.w.example."), 2) == SECURE
+    assert proof(opted).wildcard(w("q.w.example."), 2) == INSECURE
+    assert proof(plain).nodata(w("q.w.example."), 1) == SECURE
+    assert proof(opted).nodata(w("q.w.example."), 1) == INSECURE
+    no_wild = {n: t for n, t in names.items() if not n.startswith("*")}
+    with pytest.raises(Bogus):
+        proof(nsec3_zone(no_wild)).nodata(w("zz.example."), 1)
+    assert proof(nsec3_zone(no_wild, optout=set(no_wild))).nodata(w("zz.example."), 1) \
+        == INSECURE
 
 
 def test_nsec3_opt_out_makes_denial_insecure():
@@ -356,7 +388,7 @@ def test_fuzz_nsec_proofs_never_crash(chain, name, qtype):
     for fn in (lambda: denial.nsec_nxdomain(recs, w(name)),
                lambda: denial.nsec_nodata(recs, w(name), qtype),
                lambda: denial.nsec_no_ds(recs, w(name)),
-               lambda: denial.nsec_wildcard(recs, w(name))):
+               lambda: denial.nsec_wildcard(recs, w(name), 1)):
         try:
             assert fn() in (SECURE, INSECURE)
         except Bogus:
