@@ -12,7 +12,7 @@ import hashlib
 import struct
 
 from resolver.dnssec.sig import EDE_NSEC_MISSING, Bogus
-from resolver.wire.codec import is_subdomain, parent
+from resolver.wire.codec import is_subdomain, parent, strip_to
 from resolver.wire.names cimport skip_name
 
 INSECURE, SECURE = 1, 2
@@ -173,7 +173,7 @@ def nsec_wildcard(nsecs: list[Nsec], owner: bytes, sig_labels: int) -> int:
     asked, so it does not exist itself, and the closest encloser that NSEC shows is the
     wildcard's parent, the name the RRSIG's label count leaves: no name between them
     exists, so the wildcard could have produced this answer."""
-    ce = strip_labels(owner, sig_labels)
+    ce = strip_to(owner, sig_labels)
     for n in nsecs:
         if (n.covers(owner) and not n.matches(owner) and n.may_deny(owner)
                 and canon(nsec_closest_encloser(n, owner)) == canon(ce)):
@@ -182,13 +182,6 @@ def nsec_wildcard(nsecs: list[Nsec], owner: bytes, sig_labels: int) -> int:
         raise Bogus("wildcard answer whose NSEC shows another closest encloser than its "
                     "RRSIG's label count", EDE_NSEC_MISSING)
     raise Bogus("wildcard answer without an NSEC proving no closer match", EDE_NSEC_MISSING)
-
-
-def strip_labels(name: bytes, keep: int) -> bytes:
-    """``name`` cut to its last ``keep`` labels."""
-    for _ in range(len(labels(name)) - keep):
-        name = parent(name)
-    return name
 
 
 # ---- NSEC3 ----------------------------------------------------------------------------------
@@ -342,7 +335,7 @@ class Nsec3Proof:
         between them exists. Under an opt-out span, no AD (9.2)."""
         if not self._usable():
             return INSECURE
-        ce = strip_labels(owner, sig_labels)
+        ce = strip_to(owner, sig_labels)
         nc = _child_toward(ce, owner)
         cov = self.cover(nc)
         if cov is None:

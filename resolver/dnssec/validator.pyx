@@ -42,7 +42,8 @@ from resolver.dnssec.sig import (EDE_BOGUS, EDE_DNSKEY_MISSING, EDE_NSEC_MISSING
                                  Bogus, Counter, Key, ds_matches, signer_of,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
-from resolver.wire.codec import is_subdomain, label_count, parent, to_text
+from resolver.wire.codec import (dname_substitute, is_subdomain, label_count, parent,
+                                 strip_to, to_text)
 from resolver.wire.names cimport lower
 
 log = logging.getLogger("resolver.dnssec")
@@ -152,11 +153,11 @@ def _synthesized(owner: bytes, rdatas: list, dnames: list) -> bool:
     2.2): that DNAME is checked itself. A CNAME pointing elsewhere is not."""
     if len(rdatas) != 1:
         return False
-    lo = owner.lower()
+    target = rdatas[0].lower()
     for d in dnames:
-        lo_d = d[0].lower()
-        if len(lo) > len(lo_d) and lo.endswith(lo_d) and is_subdomain(owner, d[0]):
-            if any(rdatas[0].lower() == lo[:len(lo) - len(lo_d)] + t.lower() for t in d[3]):
+        for t in d[3]:
+            sub = dname_substitute(owner, d[0], t)
+            if sub is not None and sub.lower() == target:
                 return True
     return False
 
@@ -616,9 +617,7 @@ class Validator:
         """Keeps a validated wildcard expansion's rrset as the wildcard itself (owner
         ``*.<closest encloser>``) for RFC 8198 positive synthesis, with its proof."""
         lo = owner.lower()
-        ce = owner
-        for _ in range(label_count(owner) - labels):
-            ce = parent(ce)
+        ce = strip_to(owner, labels)
         recs = [r for r in res.answer if r[0].lower() == lo and r[1] != RRSIG]
         if not recs:
             return

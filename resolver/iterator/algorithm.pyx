@@ -27,6 +27,7 @@ from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
+                                 dname_substitute,
                                  owned as _owned, referral as _referral,
                                  same_name as _same_name,
                                  split_sigs as _split_sigs,
@@ -811,6 +812,8 @@ cdef class Iterator:
         """Interprets the authoritative reply to the full question. Its TTLs are clamped
         as the cache stores them, so the client sees what the cache keeps."""
         cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
+        if count_type(answer, DNAME):
+            answer = _dname_consistent(answer)
         if (self.deferred is not None and qtype == self.qtype and name == self.qname
                 and (self.dnssec is None or (qtype != DNSKEY and qtype != DS))):
             found = _owned(answer, name, qtype)
@@ -837,14 +840,16 @@ cdef class Iterator:
                   and is_subdomain(cur, r[0])]
             if dn and qtype != DNAME:
                 d = dn[0]
-                prefix = cur[:len(cur) - len(d[0])]
-                target = prefix + d[4]
+                target = dname_substitute(cur, d[0], d[4])
                 if len(target) > 255:
                     return _step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
                 out.append(d)
                 ld = lower(d[0])
                 out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
                 out.append((cur, CNAME, self.qclass, d[3], target))
+                if qtype == CNAME and cur == name:
+                    # the CNAME asked for is the DNAME's synthesis (RFC 6672 2.2)
+                    return _step("answer", out, [])
                 cur = target
                 continue
             cn = [r for r in answer if lower(r[0]) == lcur and r[1] == CNAME]
@@ -879,6 +884,22 @@ cdef object _prime = Iterator._prime
 
 
 # ---- reply classification ---------------------------------------------------------------------
+
+cdef list _dname_consistent(list answer):
+    """``answer`` without the CNAMEs below one of its DNAMEs that are not that DNAME's
+    substitution (RFC 6672 2.2): such a CNAME carries no signature of its own, so a forged
+    one would otherwise be cached and followed later."""
+    dnames = [r for r in answer if r[1] == DNAME]
+    out = []
+    for r in answer:
+        if r[1] == CNAME:
+            subs = [dname_substitute(r[0], d[0], d[4]) for d in dnames]
+            subs = [lower(t) for t in subs if t is not None]
+            if subs and lower(r[4]) not in subs:
+                continue
+        out.append(r)
+    return out
+
 
 cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
     """NSEC/NSEC3 (with their RRSIGs) of the authority section when an answer record was

@@ -4,6 +4,7 @@ from resolver.wire.codec cimport Parsed
 
 cpdef bint same_name(bytes a, bytes b)
 cpdef bint is_subdomain(bytes child, bytes parent)
+cpdef object dname_substitute(bytes name, bytes owner, bytes target)
 cpdef list in_zone(list records, bytes zone)
 cpdef bint has_soa(list authority, bytes zone)
 cpdef object referral(Parsed m, bytes zone, bytes qname)

@@ -51,6 +51,15 @@ cpdef bint is_subdomain(bytes child, bytes parent):
     return eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
 
 
+cpdef object dname_substitute(bytes name, bytes owner, bytes target):
+    """RFC 6672 2.2: ``name``, strictly below a DNAME at ``owner``, with that suffix
+    replaced by the DNAME's ``target``; None when ``name`` is not below ``owner``. The
+    result may be longer than a name may be (YXDOMAIN): the caller checks."""
+    if len(name) <= len(owner) or not is_subdomain(name, owner):
+        return None
+    return name[:len(name) - len(owner)] + target
+
+
 cpdef list in_zone(list records, bytes zone):
     """Bailiwick filter: only records the asked zone's servers may speak for."""
     cdef list out = []

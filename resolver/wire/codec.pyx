@@ -504,8 +504,9 @@ cdef inline void _opt(unsigned char* d, unsigned int payload, unsigned int ttl) 
 
 
 # is_subdomain(child, parent): True if ``child`` is ``parent`` or below it (case-insensitive, on
-# label boundaries). One C implementation, in resolver.iterator.replies, which the iterator calls from C.
-from resolver.iterator.replies import is_subdomain
+# label boundaries), and dname_substitute (RFC 6672 2.2). One C implementation, in
+# resolver.iterator.replies, which the iterator calls from C.
+from resolver.iterator.replies import dname_substitute, is_subdomain
 
 
 def label_count(bytes name):
