@@ -354,9 +354,9 @@ class Resolver(ResolverCore):
             raise dns.resolver.NoNameservers(request=request, errors=[
                 (None, False, self.port, res.reason or "SERVFAIL", None)])
         # AD tells library users the answer was validated (dnspython shows it in .response).
-        wire = response.response(res, question, rdtype, False, False, res.security == it.SECURE)
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
-            e = self.cache.messages.store(key, wire, now)
+            e = response.store_answer(self.cache, key, res, question, rdtype, False, False,
+                                      False, now)
             return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
         raise dns.resolver.NoNameservers(
             request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
@@ -525,11 +525,10 @@ class Resolver(ResolverCore):
             e.prefetching = False
             if (res is not None and res.rcode in (it.NOERROR, it.NXDOMAIN)
                     and res.security != it.BOGUS):
-                wire = response.response(res, e.wire[12:e.qend], qtype, bool(variant & 1),
-                                         bool(variant & 2), res.security == it.SECURE,
-                                         bool(variant & 4))
                 now = self.clock()
-                self.cache.messages.store(key, wire, now)
+                response.store_answer(self.cache, key, res, e.wire[12:e.qend], qtype,
+                                      bool(variant & 1), bool(variant & 2), bool(variant & 4),
+                                      now)
                 if self.shared is not None:     # the other processes get the fresh answer
                     self.shared.offer(self, loop, key, now)
 

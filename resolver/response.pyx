@@ -139,14 +139,21 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     # clients differing only in AD share the entry and none decides AD for the others.
     # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
     cdef bint ad = security == SECURE
-    cdef Cache cache
     if rcode == NOERROR or rcode == NXDOMAIN:
-        wire = response(res, m.question, m.qtype, edns, do, ad, cd)
-        cache = <Cache?>r.cache
-        e = store_message(cache.messages, key, wire, now)
+        e = store_answer(<Cache?>r.cache, key, res, m.question, m.qtype, edns, do, cd, now)
         return answer_from_entry(e, q, qend, now)
     ad = ad and (do or (m.flags & 0x0020) != 0)
     return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
+
+
+cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, int qtype,
+                          bint edns, bint do, bint cd, double now):
+    """The message-cache entry of a NOERROR or NXDOMAIN result for one query variant, AD
+    set when the result is secure; a secure entry is not served, stale or not, past the
+    signatures it relied on (``Result.valid_for``, RFC 4035 5.3.3)."""
+    cdef bint ad = res.security == SECURE
+    wire = response(res, question, qtype, edns, do, ad, cd)
+    return store_message(cache.messages, key, wire, now, None, res.valid_for if ad else None)
 
 
 cpdef bytes error(bytes q, int rcode):

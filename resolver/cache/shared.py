@@ -9,8 +9,9 @@ to the client, never on its way. The conventions are those of Unbound's ``cached
 - the key is a SHA-256 of the secret seed and the message cache's key (the lower-cased
   name, type, class and the EDNS/DO/CD variant), so resolvers share answers only with the
   same seed and nobody can find an entry from a name alone;
-- the value is a small header (format, DNSSEC status, UNIX time stored, TTL) and the wire
-  answer; TTLs are aged on read from the time stored;
+- the value is a small header (format, DNSSEC status, UNIX time stored, TTL, how long it
+  may be served at all) and the wire answer; TTLs are aged on read from the time stored,
+  and a secure answer is never served, stale or not, past the signatures it relied on;
 - only NOERROR and NXDOMAIN answers with a TTL are written; SERVFAIL, answers that failed
   validation and CD answers (which may hold data that failed it) are not;
 - nothing read is trusted beyond its stored status: an entry not stored as secure loses
@@ -44,9 +45,12 @@ from resolver.wire.codec import MsgEntry, WireError, cache_key
 
 log = logging.getLogger("resolver.cache.shared")
 
-#: The value's header: format version, DNSSEC status, UNIX time stored, TTL when stored.
-HEADER = struct.Struct("!BBdI")
-VERSION = 1
+#: The value's header: format version, DNSSEC status, UNIX time stored, TTL when stored,
+#: and how long after it was stored a secure answer may be served at all, stale included
+#: (no longer than its signatures, RFC 4035 5.3.3, nor than its writer would serve it;
+#: 2**32-1 for other answers).
+HEADER = struct.Struct("!BBdII")
+VERSION = 2
 INSECURE, SECURE = 0, 1
 
 #: The types whose entries ``forget`` deletes for a name whether or not this process holds
@@ -73,7 +77,9 @@ def pack(e: MsgEntry, wall_now: float, now: float) -> bytes:
     """The value for a local entry: its status (AD in the wire means validated), the UNIX
     time it was stored and its TTL, then the wire answer."""
     status = SECURE if e.wire[3] & 0x20 else INSECURE
-    return HEADER.pack(VERSION, status, wall_now - (now - e.stored_at), e.ttl) + e.wire
+    usable = (int(min(max(e.stale_until - e.stored_at, 0.0), 0xFFFFFFFF)) if status == SECURE
+              else 0xFFFFFFFF)
+    return HEADER.pack(VERSION, status, wall_now - (now - e.stored_at), e.ttl, usable) + e.wire
 
 
 def unpack(value: bytes, msg_key: bytes, wall_now: float, now: float, stale_window: float,
@@ -83,7 +89,7 @@ def unpack(value: bytes, msg_key: bytes, wall_now: float, now: float, stale_wind
     answer to that question in this format."""
     if not HEADER.size + 12 <= len(value) <= SHARED_CACHE_MAX_VALUE:
         raise BadEntry("size")
-    version, status, stored, ttl = HEADER.unpack_from(value)
+    version, status, stored, ttl, usable = HEADER.unpack_from(value)
     if version != VERSION or status not in (INSECURE, SECURE):
         raise BadEntry("format")
     wire = value[HEADER.size:]
@@ -102,7 +108,8 @@ def unpack(value: bytes, msg_key: bytes, wall_now: float, now: float, stale_wind
     e.ttl = min(e.ttl, ttl)
     e.stored_at = now - age
     e.expires = e.stored_at + e.ttl
-    e.stale_until = e.expires + stale_window
+    e.stale_until = min(e.expires + stale_window, e.stored_at + usable)
+    e.expires = min(e.expires, e.stale_until)
     return e
 
 

@@ -63,7 +63,7 @@ cpdef bint store_entry(RRsetCache rrcache, object entry, object key=*,
 cpdef store_records(RRsetCache rrcache, list records, object rank, double now, object rrsigs=*)
 cpdef lru_put(ByteLRU lru, object key, object value, Py_ssize_t size)
 cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
-                           object ttl_cap=*)
+                           object ttl_cap=*, object valid_for=*)
 cpdef object failure(Cache cache, object key, double now)
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)

@@ -489,12 +489,20 @@ cdef int _put(ByteLRU lru, object key, object old, object value, Py_ssize_t size
 
 
 cpdef object store_message(MessageCache messages, bytes key, bytes response, double now,
-                           object ttl_cap=None):
+                           object ttl_cap=None, object valid_for=None):
     """``MessageCache.store``: the response kept whole, its TTL capped at ``ttl_cap`` (by
-    default the configured maximum)."""
+    default the configured maximum). ``valid_for``: seconds until the signatures a secure
+    answer relied on expire (``Result.valid_for``); it is not served, stale or not, past
+    that (RFC 4035 5.3.3)."""
     cdef LimitValues lv = messages.lv
     cdef MsgEntry e = msg_entry(response, now, lv.stale_window,
                                 lv.max_ttl if ttl_cap is None else ttl_cap)
+    if valid_for is not None:
+        if e.expires > now + valid_for:
+            e.expires = now + valid_for
+            e.ttl = <unsigned int>valid_for
+        if e.stale_until > now + valid_for:
+            e.stale_until = now + valid_for
     lru_put(messages.lru, key, e, e.nbytes())
     return e
 
@@ -678,8 +686,8 @@ cdef class MessageCache(LRUStore):
     def table(self) -> dict:
         return self.lru.data
 
-    def store(self, bytes key, bytes response, double now, ttl_cap=None):
-        return store_message(self, key, response, now, ttl_cap)
+    def store(self, bytes key, bytes response, double now, ttl_cap=None, valid_for=None):
+        return store_message(self, key, response, now, ttl_cap, valid_for)
 
 
 cdef class Cache:

@@ -386,6 +386,14 @@ cdef class Counter:
     cdef public int rrsets
     cdef public int suspends
     cdef public int nsec3_hashes
+    # the wall-clock time the earliest signature verified (or data relied on) expires;
+    # 0 while none was
+    cdef public double valid_until
+
+    def rely_until(self, double until):
+        """Notes that the verdict relies on something valid until ``until`` (wall clock)."""
+        if self.valid_until == 0 or until < self.valid_until:
+            self.valid_until = until
 
 
 cdef inline bint _serial_lt(unsigned int t, double now) noexcept:
@@ -451,6 +459,8 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
             if data is None:
                 data = signed_data(sig, owner, rdtype, rdclass, rdatas)
             if k.verify(sig.signature, data):
+                counter.rely_until(now + <unsigned int>(sig.expiration - <unsigned int>(<long long>now))
+                                   if not _serial_lt(sig.expiration, now) else now)
                 return sig
         if found == 0:
             why, ede = f"no DNSKEY with tag {sig.key_tag}", EDE_DNSKEY_MISSING

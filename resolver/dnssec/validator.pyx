@@ -268,6 +268,10 @@ class Validator:
             self.stats.suspends += ctx.suspends
         res.security = status
         if status == SECURE:
+            # data proven only by what is already in the cache (synthesis from validated
+            # NSEC ranges) has no signature of its own here: no life past its TTL
+            res.valid_for = (max(0.0, ctx.valid_until - self.wallclock()) if ctx.valid_until
+                             else 0.0)
             self.stats.secure += 1
         else:
             self.stats.insecure += 1
@@ -450,7 +454,9 @@ class Validator:
         if (e is not None and e.rank == C.VALIDATED and e.negative is None
                 and set(e.rdatas) == set(rdatas)):
             # VALIDATED only once everything its verdict needed was checked (``_mark``),
-            # a wildcard expansion's proof included: nothing to check again
+            # a wildcard expansion's proof included: nothing to check again. Its lifetime
+            # stops at its signature's expiration.
+            ctx.rely_until(self.wallclock() + max(0.0, e.expires - it.clock()))
             return SECURE, None, None
         signer = _signer(sigs)
         if signer is None or not is_subdomain(owner, signer) or (
@@ -542,6 +548,7 @@ class Validator:
         entries = self._negative_entries(it, name, qtype, nx) if seen else []
         for e in entries:
             if e.rank == C.VALIDATED and {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
+                ctx.rely_until(self.wallclock() + max(0.0, e.expires - it.clock()))
                 return SECURE
         st = yield from self._check_denial(ctx, it, res, name, qtype, auth)
         if st == SECURE:

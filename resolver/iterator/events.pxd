@@ -23,6 +23,9 @@ cdef class Failure(_Event):
 
 cdef class Result(_Event):
     cdef public object rcode, answer, authority, reason, time_exhausted, security, ede
+    # seconds until the earliest signature a SECURE verdict relied on expires (RFC 4035
+    # 5.3.3: validated data is not served past it, stale or not); None when not secure
+    cdef public object valid_for
 
 
 cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=*)

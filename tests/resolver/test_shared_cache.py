@@ -145,11 +145,32 @@ def test_value_round_trip_ages_the_ttl_by_the_time_stored():
     assert out.id == 4321 and out.answer[0].ttl == 240
 
 
+def test_secure_entry_is_not_served_past_its_signatures_on_another_host():
+    """RFC 4035 5.3.3: a secure answer whose signatures expire 100 s after it was stored is
+    neither answered nor served stale past that by the process that reads it from Redis,
+    whatever that process's serve-stale window."""
+    from resolver.cache.store import MessageCache
+    from resolver.limits import Limits
+    wire = answer_wire("www.example.com.", "192.0.2.1", ttl=300, ad=True)
+    messages = MessageCache(1 << 20, Limits(stale_window=86400))
+    e = messages.store(msg_key("www.example.com."), wire, 50.0, valid_for=100.0)
+    assert e.expires == pytest.approx(150.0) and e.stale_until == pytest.approx(150.0)
+    value = pack(e, 1_000_000.0, 50.0)
+    got = unpack(value, msg_key("www.example.com."), 1_000_060.0, 7.0, 86400.0, 86400)
+    assert got.wire[3] & 0x20
+    assert got.expires == pytest.approx(7.0 + 40.0)
+    assert got.stale_until == pytest.approx(7.0 + 40.0)
+    plain = MsgEntry(answer_wire("www.example.com.", "192.0.2.1", ttl=300), 50.0, 0.0)
+    got = unpack(pack(plain, 1_000_000.0, 50.0), msg_key("www.example.com."), 1_000_060.0,
+                 7.0, 86400.0, 86400)
+    assert got.stale_until == pytest.approx(7.0 + 240.0 + 86400.0)   # not secure: no bound
+
+
 def test_entry_not_stored_as_secure_is_never_served_with_ad():
     wire = answer_wire("www.example.com.", "192.0.2.1", ad=True)
     key = msg_key("www.example.com.")
     for status, ad in ((INSECURE, False), (SECURE, True)):
-        value = HEADER.pack(VERSION, status, 1000.0, 300) + wire
+        value = HEADER.pack(VERSION, status, 1000.0, 300, 300) + wire
         e = unpack(value, key, 1000.0, 1.0, 0.0, 86400)
         assert bool(e.wire[3] & 0x20) is ad
 
@@ -157,14 +178,14 @@ def test_entry_not_stored_as_secure_is_never_served_with_ad():
 @pytest.mark.parametrize("value, why", [
     (b"", "empty"),
     (b"x" * 40, "garbage"),
-    (HEADER.pack(9, 0, 0.0, 300) + answer_wire("www.example.com.", "192.0.2.1"), "version"),
-    (HEADER.pack(VERSION, 7, 0.0, 300) + answer_wire("www.example.com.", "192.0.2.1"),
+    (HEADER.pack(9, 0, 0.0, 300, 300) + answer_wire("www.example.com.", "192.0.2.1"), "version"),
+    (HEADER.pack(VERSION, 7, 0.0, 300, 300) + answer_wire("www.example.com.", "192.0.2.1"),
      "status"),
-    (HEADER.pack(VERSION, 0, 0.0, 300) + answer_wire("other.example.com.", "192.0.2.1"),
+    (HEADER.pack(VERSION, 0, 0.0, 300, 300) + answer_wire("other.example.com.", "192.0.2.1"),
      "another question"),
-    (HEADER.pack(VERSION, 0, 0.0, 300)
+    (HEADER.pack(VERSION, 0, 0.0, 300, 300)
      + answer_wire("www.example.com.", "192.0.2.1", rcode=2), "SERVFAIL"),
-    (HEADER.pack(VERSION, 0, 0.0, 300)
+    (HEADER.pack(VERSION, 0, 0.0, 300, 300)
      + answer_wire("www.example.com.", "192.0.2.1")[:-6], "truncated wire"),
 ])
 def test_unusable_values_are_refused(value, why):
@@ -268,9 +289,9 @@ def test_planted_entries_keep_their_status_and_bad_ones_are_counted(
     for name, status in (("plain.example.com.", INSECURE), ("signed.example.com.", SECURE)):
         wire = answer_wire(name, "203.0.113.7", ad=True, edns=True)
         key = shared_key(seed, msg_key(name, variant=3))        # EDNS + DO
-        c.set(key, HEADER.pack(VERSION, status, time.time(), 300) + wire)
+        c.set(key, HEADER.pack(VERSION, status, time.time(), 300, 300) + wire)
     c.set(shared_key(seed, msg_key("www.example.com.")),
-          HEADER.pack(VERSION, INSECURE, time.time(), 300)
+          HEADER.pack(VERSION, INSECURE, time.time(), 300, 0xFFFFFFFF)
           + answer_wire("evil.example.com.", "203.0.113.66"))
     d = daemons("d", "--config", write_config(tmp_path / "d.toml", redis_server))
 
@@ -385,7 +406,7 @@ def test_expired_entry_is_served_stale_only_when_resolving_fails(
     c = redis_server.client()
     wire = answer_wire("loop1.example.com.", "203.0.113.9", ttl=300)
     c.set(shared_key(SEED.encode(), msg_key("loop1.example.com.")),
-          HEADER.pack(VERSION, INSECURE, time.time() - 400, 300) + wire)
+          HEADER.pack(VERSION, INSECURE, time.time() - 400, 300, 0xFFFFFFFF) + wire)
     d = daemons("d", "--config", write_config(
         tmp_path / "d.toml", redis_server,
         cachedb_store_expired="true" if store_expired else "false"))

@@ -31,7 +31,7 @@ def test_flush_name_deletes_its_entries_from_redis(daemons, redis_server, tmp_pa
     wait_for(lambda: redis_server.keys() == 4, what="the four writes")
     assert c.exists(key("www.example.com.", "LOC"))
     # an MX entry only another host holds: a common type, deleted all the same
-    c.set(key("www.example.com.", "MX"), HEADER.pack(VERSION, INSECURE, time.time(), 300)
+    c.set(key("www.example.com.", "MX"), HEADER.pack(VERSION, INSECURE, time.time(), 300, 0xFFFFFFFF)
           + answer_wire("www.example.com.", "192.0.2.1"))
 
     r = cli("flush", "www.example.com.", "--control", a.control)
