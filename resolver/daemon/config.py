@@ -616,11 +616,13 @@ _LIMITS_FROM_ZERO = frozenset({
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
     "dnssec_clock_skew", "dnssec_bogus_ttl"})
-#: Limits with bounds of their own: fractions, the TCP message size, TTLs.
+#: Limits with bounds of their own: fractions, the TCP message size, TTLs, failure caching.
 _LIMIT_BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
                  "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),
                  "max_ttl": (0, TTL_MAX), "max_negative_ttl": (0, TTL_MAX),
-                 "tls_upstream_max_outstanding": (1, 65535)}
+                 "tls_upstream_max_outstanding": (1, 65535),
+                 # RFC 9520 3.2: a resolution failure is cached at most five minutes
+                 "failure_ttl": (0, 300), "dnssec_bogus_ttl": (0, 300)}
 
 
 def _domain(value: Any, what: str) -> str:

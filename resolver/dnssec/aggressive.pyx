@@ -143,8 +143,7 @@ class NsecCache:
             cands.append(z.keys[-1])           # the last range wraps to the apex
         for k in cands:
             nsec, recs, exp = z.entries[k]
-            if exp >= now and nsec.covers(name) and not nsec.matches(name) \
-                    and nsec.may_deny(name):
+            if exp >= now and nsec.proves_absent(name):
                 return nsec, recs, exp
         return None
 

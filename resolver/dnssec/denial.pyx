@@ -93,6 +93,13 @@ class Nsec:
             return o < x < n
         return x > o or x < n           # the last NSEC of the zone wraps to the apex
 
+    def proves_absent(self, name: bytes) -> bool:
+        """The NSEC shows that ``name`` does not exist: it covers it, may speak for it, and
+        its next name is not below it (that would make ``name`` an empty non-terminal,
+        which exists: RFC 4035 5.4, as Unbound's name error proof)."""
+        return (self.covers(name) and not self.matches(name) and self.may_deny(name)
+                and not (is_subdomain(self.next, name) and canon(self.next) != canon(name)))
+
     def may_deny(self, name: bytes) -> bool:
         """RFC 6840 4.1: an NSEC at a delegation (NS without SOA) or at a DNAME says nothing
         about names below it."""
@@ -104,7 +111,7 @@ class Nsec:
 
 def _nsec_cover(nsecs: list[Nsec], name: bytes) -> Nsec | None:
     for n in nsecs:
-        if n.covers(name) and not n.matches(name) and n.may_deny(name):
+        if n.proves_absent(name):
             return n
     return None
 
@@ -175,8 +182,7 @@ def nsec_wildcard(nsecs: list[Nsec], owner: bytes, sig_labels: int) -> int:
     exists, so the wildcard could have produced this answer."""
     ce = strip_to(owner, sig_labels)
     for n in nsecs:
-        if (n.covers(owner) and not n.matches(owner) and n.may_deny(owner)
-                and canon(nsec_closest_encloser(n, owner)) == canon(ce)):
+        if n.proves_absent(owner) and canon(nsec_closest_encloser(n, owner)) == canon(ce):
             return SECURE
     if _nsec_cover(nsecs, owner) is not None:
         raise Bogus("wildcard answer whose NSEC shows another closest encloser than its "

@@ -350,6 +350,10 @@ class Validator:
             except _Refetch:
                 return (yield from self._refetch(ctx, it, sets))
             status = min(status, st)
+            if st == SECURE and not sigs:
+                # proven before (VALIDATED in the cache) but sent without its RRSIGs: the
+                # answer carries the cached ones, so a DO client gets them with AD
+                res.answer = res.answer + self._cached_sigs(it, owner, rdtype)
             if st == SECURE and labels is not None and _expanded(owner, labels):
                 wild.append((owner, rdtype, labels, zone))
         if caps and _over_cap(res.answer, caps):
@@ -385,6 +389,13 @@ class Validator:
                 marks.pop((owner.lower(), rdtype, it.qclass), None)
         self._mark(it, marks)
         return res, status
+
+    @staticmethod
+    def _cached_sigs(it, owner: bytes, rdtype: int) -> list:
+        e = it.cache.rrsets.lru.peek((owner.lower(), rdtype, it.qclass))
+        if e is None or not e.rrsigs:
+            return []
+        return e.sig_records(it.clock())
 
     def _mark(self, it, marks: dict) -> None:
         """Records the answer's proven rrsets as VALIDATED: in the cache when they are there

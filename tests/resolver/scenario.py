@@ -219,6 +219,9 @@ def drive(iterator: itr.Iterator, net: FakeNet, clock: FakeClock, *, timeout: fl
     for _ in range(max_steps):
         if isinstance(action, itr.Result):
             return action
+        if not isinstance(action, itr.Query):     # the validator's Suspend: go on at once
+            action = iterator.feed(None)
+            continue
         server = infra.choose(sorted(action.servers), clock())   # sorted: ties break alike
         if net.faults.get(server) == "unreachable":     # as Resolver._failed does
             net.unsent.append(server)

@@ -1,0 +1,469 @@
+"""AD only for what an independent validator calls secure, whatever an on-path attacker
+sends. Signed zones on the fake network (``signed_net``); an attacker rewrites the replies
+of example.com.'s servers (drops proofs, replays the wildcard's signed data onto other
+names, strips or swaps signatures, re-signs with expired or future validity, forges data
+and DNAME syntheses); queries follow one another on one cache, so what one forged reply
+left there is read by the next (the deferred store, follow-ups with and without DO/CD).
+
+The oracle, for every answer marked secure: each signed rrset verifies with dnspython's
+``dns.dnssec.validate`` under the zone's true keys, themselves checked from the trust
+anchor down, and the data is what the genuine zones answer (the rcode and the final
+rrset), so a replayed wildcard on an existing name or a wrong closest encloser is caught
+even where every signature is genuine."""
+from __future__ import annotations
+
+import time
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdatatype
+import dns.rrset
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resolver import iterator as itr
+from resolver.cache import Cache
+from resolver.dnssec import SECURE, Validator
+from resolver.dnssec.trust_anchor import load
+from resolver.hints import parse_root_hints
+from resolver.limits import Limits
+from scenario import FakeClock, W, drive, root_hints
+from signed_net import signed_world
+
+LIMITS = Limits(exploration=0.0)
+EXAMPLE = ("10.0.3.1", "10.0.3.2")
+A, TXT, AAAA, CNAME = 1, 16, 28, 5
+
+#: names of example.com. that exist, that a wildcard answers, that it must not answer
+#: (real.wild exists; q.real.wild has the closest encloser real.wild, which has no
+#: wildcard), empty non-terminals, the literal wildcard, DNAME targets, non-existent names
+NAMES = ["www.example.com.", "alias.example.com.", "x.wild.example.com.",
+         "a.b.wild.example.com.", "real.wild.example.com.", "q.real.wild.example.com.",
+         "deeper.real.wild.example.com.", "*.wild.example.com.", "nonterminal.example.com.",
+         "empty.nonterminal.example.com.", "host.dn.example.com.", "zz.dn.example.com.",
+         "nope.example.com.", "mail.example.com."]
+TYPES = [A, TXT, AAAA]
+
+
+@pytest.fixture(scope="module")
+def world():
+    wall = time.time()
+    net, anchor, keys = signed_world(wall)
+    return net, anchor, keys, wall, _truths(net, anchor, wall)
+
+
+# ---- the oracle ----------------------------------------------------------------------------
+
+def _final_rrset(answer: list, qname: bytes, qtype: int):
+    """(rcode-independent) the data of the answer's final rrset: a frozenset of rdata."""
+    data = [(r[0].lower(), r[1], r[4]) for r in answer if r[1] != 46]
+    return frozenset(x for x in data if x[1] == qtype)
+
+
+def _truths(net, anchor, wall):
+    """What the genuine zones answer: (name, type) -> (rcode, final data), from a resolver
+    that validates, on a fresh cache per question, with no attacker."""
+    out = {}
+    for n in NAMES:
+        for t in TYPES + [CNAME]:
+            res, _ = _resolve(net, anchor, wall, Cache(1 << 22, LIMITS), None, n, t)
+            out[(n, t)] = (res.rcode, _final_rrset(res.answer, W(n), t), res.security)
+    return out
+
+
+def _keysets(net):
+    """The zones' DNSKEY rrsets, each checked from the parent's DS down from the root's
+    (the anchor): the independent chain of trust."""
+    keys = {}
+    for origin in (".", "com.", "example.com."):
+        z = net.zones[dns.name.from_text(origin)]
+        node = z.get_node(z.origin)
+        rrset = dns.rrset.RRset(z.origin, 1, dns.rdatatype.DNSKEY)
+        rrset.update(node.get_rdataset(1, dns.rdatatype.DNSKEY))
+        sigs = dns.rrset.RRset(z.origin, 1, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY)
+        sigs.update(node.get_rdataset(1, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY))
+        dns.dnssec.validate(rrset, sigs, {z.origin: rrset})
+        keys[z.origin] = rrset
+    return keys
+
+
+def check_secure(world, res, qname: str, qtype: int, *, sigs_present: bool = True) -> None:
+    """The invariant for one Result the resolver calls SECURE."""
+    net, anchor, keys, wall, truth = world
+    if res.security != SECURE:
+        return
+    rcode, data, tsec = truth[(qname, qtype)]
+    assert tsec == SECURE, f"{qname}/{qtype}: AD where the genuine zones are not secure"
+    assert res.rcode == rcode, f"{qname}/{qtype}: AD on rcode {res.rcode}, truth {rcode}"
+    assert _final_rrset(res.answer, W(qname), qtype) == data, \
+        f"{qname}/{qtype}: AD on data the genuine zones do not hold"
+    if not sigs_present:
+        return
+    keysets = _keysets(net)
+    msg = dns.message.make_response(dns.message.make_query(qname, qtype))
+    for (o, t, c, ttl, rd) in res.answer:
+        n = dns.name.from_wire(o, 0)[0]
+        rdata = dns.rdata.from_wire(c, t, rd, 0, len(rd))
+        covers = rdata.covers() if t == 46 else dns.rdatatype.NONE
+        msg.find_rrset(msg.answer, n, c, t, covers, create=True).add(rdata, ttl)
+    for rrset in msg.answer:
+        if rrset.rdtype == 46:
+            continue
+        sig = [s for s in msg.answer if s.rdtype == 46 and s.covers == rrset.rdtype
+               and s.name == rrset.name]
+        if not sig and rrset.rdtype == CNAME and any(x.rdtype == 39 for x in msg.answer):
+            continue                   # a DNAME's synthesis: the DNAME is checked
+        assert sig, f"{rrset.name}/{rrset.rdtype}: AD without its RRSIG"
+        dns.dnssec.validate(rrset, sig[0], keysets, now=wall)
+
+
+# ---- the attacker --------------------------------------------------------------------------
+
+MUTATIONS = ["none", "drop_proof", "strip_sigs", "replay_wildcard", "replay_wildcard_proof",
+             "forge_rdata", "foreign_sigs", "expired", "future", "unsigned_aa",
+             "forge_dname_cname", "swap_nsec"]
+
+
+def _genuine(net, addr, q):
+    fault = net.faults.pop(addr)
+    try:
+        return dns.message.from_wire(net.answer(addr, q.to_wire()))
+    finally:
+        net.faults[addr] = fault
+
+
+def _attacker(world, kind: str, servers=EXAMPLE):
+    net, anchor, keys, wall, truth = world
+    zone = net.zones[dns.name.from_text("example.com.")]
+    priv, key = keys["example.com."]
+    origin = zone.origin
+    rogue = ec.generate_private_key(ec.SECP256R1())
+    rogue_key = dns.dnssec.make_dnskey(rogue.public_key(),
+                                       dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257)
+    wild = dns.name.from_text("*.wild.example.com.")
+    wnode = zone.get_node(wild)
+    nsecs = [dns.rrset.from_rdata_list(n if n.is_absolute() else n.concatenate(origin), 3600,
+                                       list(nd.get_rdataset(1, dns.rdatatype.NSEC)))
+             for n, nd in zone.nodes.items() if nd.get_rdataset(1, dns.rdatatype.NSEC)]
+
+    def sig_for(rrset, signer=priv, dnskey=key, inception=None, expiration=None):
+        return dns.rrset.from_rdata(rrset.name, rrset.ttl, dns.dnssec.sign(
+            rrset, signer, origin, dnskey, inception=inception or int(wall) - 600,
+            expiration=expiration or int(wall) + 86400))
+
+    def nsec_with_sig(rrset):
+        node = zone.get_node(rrset.name)
+        s = dns.rrset.RRset(rrset.name, 1, 46, dns.rdatatype.NSEC)
+        s.update(node.get_rdataset(1, 46, dns.rdatatype.NSEC))
+        return [rrset, s]
+
+    def mutate(q):
+        wire = forge(q)
+        return wire if wire is not None else _genuine(net, servers[0], q).to_wire()
+
+    def forge(q):
+        qname, qtype = q.question[0].name, q.question[0].rdtype
+        if qtype in (dns.rdatatype.DS, dns.rdatatype.DNSKEY) or kind == "none":
+            return None
+        r = _genuine(net, servers[0], q)
+        sigs = [x for x in r.answer if x.rdtype == 46]
+        data = [x for x in r.answer if x.rdtype != 46]
+        if kind == "drop_proof":
+            r.authority = [x for x in r.authority if x.rdtype not in (47, 50)
+                           and not (x.rdtype == 46 and x.covers in (47, 50))]
+        elif kind == "strip_sigs":
+            r.answer = data
+        elif kind in ("replay_wildcard", "replay_wildcard_proof"):
+            rds = wnode.get_rdataset(1, qtype)
+            if rds is None:
+                return None
+            rs = dns.rrset.from_rdata_list(qname, rds.ttl, list(rds))
+            s = dns.rrset.RRset(qname, 1, 46, qtype)
+            s.update(wnode.get_rdataset(1, 46, qtype))
+            r.set_rcode(dns.rcode.NOERROR)
+            r.flags |= dns.flags.AA
+            r.answer = [rs, s]
+            r.authority = []
+            if kind == "replay_wildcard_proof":
+                # a genuine NSEC covering some other name below the wildcard's parent
+                fake = dns.name.from_text("zzz.wild.example.com.")
+                for n in nsecs:
+                    nxt = n[0].next
+                    if n.name < fake < nxt or (nxt <= n.name and fake > n.name):
+                        r.authority = nsec_with_sig(n)
+        elif kind == "forge_rdata":
+            out = []
+            for x in data:
+                if x.rdtype == dns.rdatatype.A:
+                    x = dns.rrset.from_text(x.name, x.ttl, "IN", "A", "203.0.113.66")
+                out.append(x)
+            r.answer = out + sigs
+        elif kind == "foreign_sigs":
+            r.answer = data + [sig_for(x, rogue, rogue_key) for x in data]
+        elif kind in ("expired", "future"):
+            times = ((int(wall) - 20 * 86400, int(wall) - 10 * 86400) if kind == "expired"
+                     else (int(wall) + 10 * 86400, int(wall) + 20 * 86400))
+            r.answer = data + [sig_for(x, inception=times[0], expiration=times[1])
+                               for x in data]
+        elif kind == "unsigned_aa":
+            r.set_rcode(dns.rcode.NOERROR)
+            r.flags |= dns.flags.AA
+            r.answer = [dns.rrset.from_text(qname, 86400, "IN", dns.rdatatype.to_text(qtype),
+                                            {A: "203.0.113.77", AAAA: "2001:db8::77",
+                                             TXT: '"forged"'}.get(qtype, "203.0.113.77"))]
+            r.authority = []
+        elif kind == "forge_dname_cname":
+            r.answer = [dns.rrset.from_text(x.name, x.ttl, "IN", "CNAME", "www.example.com.")
+                        if x.rdtype == CNAME else x for x in r.answer]
+        elif kind == "swap_nsec":
+            keep = [x for x in r.authority if x.rdtype not in (47, 46)]
+            if len(r.authority) != len(keep):
+                r.authority = keep + nsec_with_sig(nsecs[hash(qname) % len(nsecs)])
+        return r.to_wire()
+
+    return mutate
+
+
+def _resolve(net, anchor, wall, cache, v, name: str, qtype: int, deferred: bool = False):
+    clock = FakeClock()
+    v = v or Validator(load(anchor), LIMITS, wallclock=lambda: wall)
+    it = itr.Iterator(W(name), qtype, 1, cache, parse_root_hints(root_hints()), clock,
+                      limits=LIMITS, dnssec=v)
+    if deferred:
+        it.deferred = []
+    res = drive(it, net, clock)
+    if deferred:
+        it.store_deferred()
+    return res, it
+
+
+def _run_steps(world, steps) -> int:
+    """Runs ``steps`` (name, type, mutation, deferred) on one cache and one validator,
+    checking every answer; returns how many answers were SECURE."""
+    net, anchor, keys, wall, truth = world
+    cache = Cache(1 << 22, LIMITS)
+    v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
+    secure = 0
+    try:
+        for name, qtype, kind, deferred in steps:
+            for a in EXAMPLE:
+                net.faults.pop(a, None)
+                if kind != "none":
+                    net.faults[a] = _attacker(world, kind)
+            res, _ = _resolve(net, anchor, wall, cache, v, name, qtype, deferred)
+            check_secure(world, res, name, qtype)
+            secure += res.security == SECURE
+            # the same question again, the attacker gone: what the forged reply left in
+            # the cache must not come back vouched for
+            for a in EXAMPLE:
+                net.faults.pop(a, None)
+            res, _ = _resolve(net, anchor, wall, cache, v, name, qtype)
+            check_secure(world, res, name, qtype)
+    finally:
+        for a in EXAMPLE:
+            net.faults.pop(a, None)
+    return secure
+
+
+# ---- hand-written cases --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,qtype,kind", [
+    ("real.wild.example.com.", A, "replay_wildcard"),          # onto an existing name
+    ("www.example.com.", A, "replay_wildcard"),
+    ("x.wild.example.com.", A, "drop_proof"),                  # wildcard without its proof
+    ("x.wild.example.com.", TXT, "drop_proof"),
+    ("q.real.wild.example.com.", A, "replay_wildcard_proof"),  # wrong closest encloser
+    ("deeper.real.wild.example.com.", A, "replay_wildcard_proof"),
+    ("www.example.com.", A, "forge_rdata"),
+    ("www.example.com.", A, "foreign_sigs"),
+    ("www.example.com.", A, "expired"),
+    ("www.example.com.", A, "future"),
+    ("www.example.com.", A, "strip_sigs"),
+    ("www.example.com.", A, "unsigned_aa"),
+    ("host.dn.example.com.", A, "forge_dname_cname"),
+    ("nope.example.com.", A, "swap_nsec"),
+    ("empty.nonterminal.example.com.", A, "swap_nsec"),
+])
+def test_forged_reply_is_never_vouched_for(world, name, qtype, kind):
+    for deferred in (False, True):
+        _run_steps(world, [(name, qtype, kind, deferred)])
+
+
+def test_the_genuine_answers_are_secure(world):
+    """The oracle has something to compare with: every case of the genuine zones that
+    exists is secure, and the resolver agrees with it."""
+    net, anchor, keys, wall, truth = world
+    assert sum(1 for v in truth.values() if v[2] == SECURE) >= 30
+    assert _run_steps(world, [(n, t, "none", False) for n in NAMES for t in (A, TXT)]) >= 20
+
+
+def test_wildcard_without_proof_is_bogus_and_not_cached_as_validated(world):
+    """The reported fault: the proof-less wildcard answer is SERVFAIL, and the genuine
+    answer with its proof is secure once the attacker has gone (the forged rrset neither
+    sits in the cache as VALIDATED nor pins the failure past the bogus verdict)."""
+    net, anchor, keys, wall, truth = world
+    cache = Cache(1 << 22, LIMITS)
+    v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
+    for a in EXAMPLE:
+        net.faults[a] = _attacker(world, "drop_proof")
+    try:
+        res, it = _resolve(net, anchor, wall, cache, v, "x.wild.example.com.", A, True)
+    finally:
+        for a in EXAMPLE:
+            net.faults.pop(a, None)
+    assert res.security == 3 and res.rcode == 0
+    e = cache.rrsets.lru.peek((W("x.wild.example.com."), A, 1))
+    assert e is None or e.rank < 7
+    v.bogus.clear()                    # the bogus verdict expired
+    res, _ = _resolve(net, anchor, wall, cache, v, "x.wild.example.com.", A)
+    assert res.security == SECURE
+    check_secure(world, res, "x.wild.example.com.", A)
+
+
+def test_secure_answer_lives_no_longer_than_its_signature(world):
+    """RFC 4035 5.3.3: ``Result.valid_for`` is the time left on the signatures, and the
+    message cache neither answers nor serves stale past it."""
+    from resolver.response import store_answer
+    net, anchor, keys, wall, truth = world
+    late = wall + 7 * 86400 - 3600 - 100       # 100 s before example.com.'s sigs expire
+    cache = Cache(1 << 22, LIMITS.replace(stale_window=86400))
+    res, _ = _resolve(net, anchor, late, cache, None, "www.example.com.", A)
+    assert res.security == SECURE
+    assert 0 < res.valid_for <= 100 + 1
+    e = store_answer(cache, b"k", res, W("www.example.com.") + b"\x00\x01\x00\x01", A,
+                     False, False, False, 10.0)
+    assert e.stale_until <= 10.0 + 101 and e.expires <= 10.0 + 101
+
+
+def test_failure_caching_is_bounded_by_rfc9520():
+    from resolver.daemon.config import ConfigError, limit_value
+    assert limit_value("dnssec_bogus_ttl", 300) == 300
+    for name in ("dnssec_bogus_ttl", "failure_ttl"):
+        with pytest.raises(ConfigError):
+            limit_value(name, 301)
+
+
+# ---- generated cases -----------------------------------------------------------------------
+
+STEP = st.tuples(st.sampled_from(NAMES), st.sampled_from(TYPES), st.sampled_from(MUTATIONS),
+                 st.booleans())
+
+
+@settings(max_examples=1500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(STEP, min_size=1, max_size=4))
+def test_generated_attacks_never_get_ad(world, steps):
+    """Sequences of forged and genuine replies on one cache: every SECURE answer, fresh or
+    from the cache, agrees with the genuine zones and verifies under the true keys."""
+    _run_steps(world, steps)
+
+
+# ---- the daemon's path ---------------------------------------------------------------------
+
+P = "127.54"
+DAEMON_EXAMPLE = (f"{P}.3.1", f"{P}.3.2")
+
+
+@pytest.fixture(scope="module")
+def sockets_world(world):
+    """The signed world on loopback addresses, for a Resolver over real sockets. Its truth
+    is the sans-IO world's: the same zones (other keys and server addresses, which no
+    answer compared here holds)."""
+    net, anchor, keys = signed_world(world[3], P)
+    return net, anchor, keys, world[3], world[4]
+
+
+DSTEP = st.tuples(st.sampled_from(NAMES), st.sampled_from(TYPES), st.sampled_from(MUTATIONS),
+                  st.booleans(), st.booleans())
+
+
+@pytest.fixture
+def daemon_path(run, sockets_world):
+    from scenario import FakeServers
+    import resolver
+    net = sockets_world[0]
+    fs = FakeServers(net)
+    port = run(fs.start(sorted(net.served)))
+    try:
+        yield fs, port
+    finally:
+        run(fs.stop())
+
+
+def _daemon_steps(run, world, port, steps, shared=None) -> None:
+    import resolver
+    net, anchor, keys, wall, truth = world
+    r = resolver.Resolver(root_hints(P), port=port, trust_anchor=anchor,
+                          do_not_query_localhost=False,
+                          limits=LIMITS.replace(initial_rto=0.1, max_rto=0.2,
+                                                max_query_time=2.0))
+    if shared is not None:
+        r.shared = shared
+
+    async def ask(name, qtype, do, cd):
+        q = dns.message.make_query(name, qtype, want_dnssec=do)
+        q.flags &= ~dns.flags.AD
+        if cd:
+            q.flags |= dns.flags.CD
+        return await r.resolve_message(q)
+
+    try:
+        for name, qtype, kind, do, cd in steps:
+            for a in DAEMON_EXAMPLE:
+                net.faults.pop(a, None)
+                if kind != "none":
+                    net.faults[a] = _attacker(world, kind, DAEMON_EXAMPLE)
+            for attempt in range(2):       # the forged reply, then a cached follow-up
+                resp = run(ask(name, qtype, do, cd), timeout=10)
+                _check_response(world, resp, name, qtype, do)
+                for a in DAEMON_EXAMPLE:
+                    net.faults.pop(a, None)
+                do = not do
+    finally:
+        for a in DAEMON_EXAMPLE:
+            net.faults.pop(a, None)
+
+
+def _check_response(world, resp, name: str, qtype: int, do: bool) -> None:
+    """The invariant on a response: AD only on the genuine zones' secure data, with the
+    RRSIGs (verified) when DO was set."""
+    if not resp.flags & dns.flags.AD:
+        return
+    res = itr.Result(resp.rcode(), [], [], security=SECURE)
+    for rrset in resp.answer:
+        for rd in rrset:
+            res.answer.append((rrset.name.to_wire(), rrset.rdtype, 1, rrset.ttl,
+                               rd.to_digestable()))
+    check_secure(world, res, name, qtype, sigs_present=do)
+
+
+@pytest.mark.parametrize("name,qtype,kind", [
+    ("real.wild.example.com.", A, "replay_wildcard"),
+    ("x.wild.example.com.", A, "drop_proof"),
+    ("q.real.wild.example.com.", A, "replay_wildcard_proof"),
+    ("www.example.com.", A, "forge_rdata"),
+    ("www.example.com.", A, "unsigned_aa"),
+    ("host.dn.example.com.", A, "forge_dname_cname"),
+])
+def test_daemon_path_never_vouches_for_forged_replies(run, sockets_world, daemon_path, name,
+                                                      qtype, kind):
+    fs, port = daemon_path
+    for do, cd in ((True, False), (False, False), (True, True)):
+        _daemon_steps(run, sockets_world, port, [(name, qtype, kind, do, cd)])
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(DSTEP, min_size=1, max_size=3))
+def test_daemon_path_generated_attacks_never_get_ad(run, sockets_world, daemon_path, steps):
+    """The daemon's miss path (Drive, the message cache, the deferred store on corenet's
+    loop, DO/CD variants answered from the cache): every AD response holds the genuine
+    zones' secure data, and its verified RRSIGs when DO was set."""
+    fs, port = daemon_path
+    _daemon_steps(run, sockets_world, port, steps)
