@@ -350,10 +350,14 @@ class Validator:
             except _Refetch:
                 return (yield from self._refetch(ctx, it, sets))
             status = min(status, st)
-            if st == SECURE and not sigs:
-                # proven before (VALIDATED in the cache) but sent without its RRSIGs: the
-                # answer carries the cached ones, so a DO client gets them with AD
-                res.answer = res.answer + self._cached_sigs(it, owner, rdtype)
+            if st == SECURE and labels is None:
+                # proven before (VALIDATED in the cache): the answer carries the RRSIGs
+                # that proved it, whatever came with it (none, or others), so a DO client
+                # gets them with AD
+                lo = owner.lower()
+                res.answer = [r for r in res.answer if not (
+                    r[1] == RRSIG and _covered(r) == rdtype and r[0].lower() == lo)
+                ] + self._cached_sigs(it, owner, rdtype)
             if st == SECURE and labels is not None and _expanded(owner, labels):
                 wild.append((owner, rdtype, labels, zone))
         if caps and _over_cap(res.answer, caps):

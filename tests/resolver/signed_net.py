@@ -12,6 +12,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -21,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from scenario import FakeNet, small_internet
 
 IN = dns.rdataclass.IN
-RRSIG, NSEC, NSEC3, DS, NS, SOA, DNSKEY, CNAME, DNAME = (
+RRSIG, NSEC, NSEC3, DS, NS, SOA, DNSKEY, CNAME, DNAME, NSEC3PARAM = (
     dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.DS,
     dns.rdatatype.NS, dns.rdatatype.SOA, dns.rdatatype.DNSKEY, dns.rdatatype.CNAME,
-    dns.rdatatype.DNAME)
+    dns.rdatatype.DNAME, dns.rdatatype.NSEC3PARAM)
 LIFETIME = 7 * 86400
 
 #: example.com.'s own data beyond small_internet's: a wildcard with a name of its own below
@@ -38,18 +39,35 @@ host.target 300 A 192.0.2.77
 """
 
 
+#: n3.example.com.: signed with NSEC3 (its servers 10.0.3.3), with a wildcard, an empty
+#: non-terminal and an unsigned delegation left out of the chain by an opt-out span.
+N3_ZONE = """
+@ 3600 NS ns.n3
+ns 3600 A 10.0.3.3
+www 300 A 192.0.2.31
+*.wild 300 A 192.0.2.39
+*.wild 300 TXT "wild3"
+real.wild 300 A 192.0.2.35
+a.deep.ent 300 A 192.0.2.36
+unsigned 300 NS ns.other.net.
+"""
+N3_SALT, N3_ITERATIONS = b"\xab\xcd", 0
+
+
 def name(text: str) -> dns.name.Name:
     return dns.name.from_text(text)
 
 
 class SignedNet(FakeNet):
-    """FakeNet whose signed zones (those with a DNSKEY at the apex) add DNSSEC records."""
+    """FakeNet whose signed zones (those with a DNSKEY at the apex) add DNSSEC records:
+    NSEC proofs, or NSEC3 ones in a zone with an NSEC3PARAM."""
 
     def _fill(self, r: dns.message.Message, z, qname: dns.name.Name, qtype) -> None:
         super()._fill(r, z, qname, qtype)
         if z.get_rdataset(z.origin, DNSKEY) is None:
             return
-        _sign_reply(r, z, qname, qtype)
+        proofs = Nsec3Proofs(z) if z.get_rdataset(z.origin, NSEC3PARAM) else NsecProofs(z)
+        _sign_reply(r, z, qname, qtype, proofs)
 
 
 def _rrsig(z, owner: dns.name.Name, rdtype, node_name: dns.name.Name | None = None):
@@ -101,7 +119,157 @@ def _closest_encloser(z, n: dns.name.Name) -> dns.name.Name:
     return n
 
 
-def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype) -> None:
+class NsecProofs:
+    """What an NSEC zone puts in the authority section to deny a name or a type."""
+
+    def __init__(self, z) -> None:
+        self.z = z
+
+    def nxdomain(self, n):
+        ce = _closest_encloser(self.z, n)
+        return _covering(self.z, n) + _covering(self.z, dns.name.Name((b"*",) + ce.labels))
+
+    def nodata(self, n):
+        return _nsec_of(self.z, n)
+
+    def empty(self, n):
+        """An empty non-terminal's NODATA, or a wildcard's."""
+        ce = _closest_encloser(self.z, n)
+        wild = dns.name.Name((b"*",) + ce.labels)
+        out = _covering(self.z, n)
+        if self.z.get_node(wild) is not None:
+            out += _nsec_of(self.z, wild)
+        return out
+
+    def expansion(self, n):
+        return _covering(self.z, n)
+
+    def no_ds(self, child):
+        return _nsec_of(self.z, child)
+
+
+class Nsec3Proofs:
+    """The same for an NSEC3 zone (RFC 5155 7.2): closest encloser, next closer name,
+    wildcard; an opt-out span for an unsigned delegation left out of the chain."""
+
+    def __init__(self, z) -> None:
+        self.z = z
+        self.chain = sorted(
+            ((_b32(owner.labels[0]), owner) for owner, node in _nodes(z)
+             if node.get_rdataset(IN, NSEC3) is not None), key=lambda x: x[0])
+
+    def _h(self, n):
+        return _b32(dns.dnssec.nsec3_hash(n, N3_SALT, N3_ITERATIONS, 1).lower().encode())
+
+    def _rr(self, owner):
+        node = self.z.get_node(owner)
+        rs = dns.rrset.RRset(owner, IN, NSEC3)
+        rs.update(node.get_rdataset(IN, NSEC3))
+        return [rs, _rrsig(self.z, owner, NSEC3)]
+
+    def match(self, n):
+        h = self._h(n)
+        return next((self._rr(o) for hh, o in self.chain if hh == h), [])
+
+    def cover(self, n):
+        h = self._h(n)
+        for i, (hh, o) in enumerate(self.chain):
+            nxt = self.chain[(i + 1) % len(self.chain)][0]
+            if hh < h < nxt or (nxt <= hh and (h > hh or h < nxt)):
+                return self._rr(o)
+        return []
+
+    def _ce_proof(self, n):
+        """The closest encloser's NSEC3 and the one covering the next closer name."""
+        ce = n
+        while not self.match(ce) and ce != self.z.origin:
+            ce = ce.parent()
+        nc = n
+        while nc.parent() != ce:
+            nc = nc.parent()
+        return ce, self.match(ce) + (self.cover(nc) if nc != ce and n != ce else [])
+
+    def nxdomain(self, n):
+        ce, proof = self._ce_proof(n)
+        return proof + self.cover(dns.name.Name((b"*",) + ce.labels))
+
+    def nodata(self, n):
+        # a name without an NSEC3 of its own: an unsigned delegation in an opt-out span
+        return self.match(n) or self._ce_proof(n)[1]
+
+    def empty(self, n):
+        if self.match(n):                   # an empty non-terminal has its own NSEC3
+            return self.match(n)
+        ce, proof = self._ce_proof(n)
+        return proof + self.match(dns.name.Name((b"*",) + ce.labels))
+
+    def expansion(self, n):
+        ce = _closest_encloser(self.z, n)
+        nc = n
+        while nc.parent() != ce:
+            nc = nc.parent()
+        return self.cover(nc)
+
+    def no_ds(self, child):
+        m = self.match(child)
+        return m if m else self._ce_proof(child)[1]
+
+
+def _b32(label: bytes) -> bytes:
+    import base64
+    label = label.upper()
+    return base64.b32hexdecode(label + b"=" * (-len(label) % 8))
+
+
+def _nodes(z):
+    for n, node in z.nodes.items():
+        yield (n if n.is_absolute() else n.concatenate(z.origin)), node
+
+
+def add_nsec3_chain(z, optout: bool = True) -> None:
+    """NSEC3 records for every authoritative name and empty non-terminal of ``z`` (an
+    insecure delegation left to an opt-out span when ``optout``), and the NSEC3PARAM."""
+    import base64
+    names, omitted = {}, []
+    for n, node in _nodes(z):
+        types = {rds.rdtype for rds in node.rdatasets}
+        below_cut = any(n != z.origin and n.is_subdomain(c) and n != c
+                        for c, cn in _nodes(z) if cn.get_rdataset(IN, NS) and c != z.origin)
+        if below_cut:
+            continue                         # glue
+        if optout and NS in types and n != z.origin and DS not in types:
+            omitted.append(dns.dnssec.nsec3_hash(n, N3_SALT, N3_ITERATIONS, 1))
+            continue                         # an unsigned delegation: in an opt-out span
+        names[n] = types | ({RRSIG} if types - {NS} or n == z.origin or DS in types else set())
+        e = n.parent()
+        while e != z.origin and e.is_subdomain(z.origin):
+            names.setdefault(e, set())       # empty non-terminals
+            e = e.parent()
+    names[z.origin] |= {NSEC3PARAM, DNSKEY, RRSIG}
+    hashed = sorted((dns.dnssec.nsec3_hash(n, N3_SALT, N3_ITERATIONS, 1), n) for n in names)
+    with z.writer() as txn:
+        for i, (h, n) in enumerate(hashed):
+            nxt = hashed[(i + 1) % len(hashed)][0]
+            types = " ".join(dns.rdatatype.to_text(t) for t in sorted(names[n]))
+            # opt-out only on the span that leaves a delegation out (RFC 5155 6)
+            out = any(h < o < nxt or (nxt <= h and (o > h or o < nxt)) for o in omitted)
+            rd = dns.rdata.from_text(IN, NSEC3, f"1 {1 if out else 0} {N3_ITERATIONS} "
+                                                f"{N3_SALT.hex()} {nxt} {types}")
+            txn.add(dns.name.from_text(h.lower(), z.origin), 300, rd)
+        txn.add(z.origin, 0, dns.rdata.from_text(
+            IN, NSEC3PARAM, f"1 0 {N3_ITERATIONS} {N3_SALT.hex()}"))
+
+
+def _strip_nsec(z) -> None:
+    """Takes away the NSEC chain ``sign_zone`` always adds (an NSEC3 zone has none)."""
+    with z.writer() as txn:
+        for n, node in list(_nodes(z)):
+            if node.get_rdataset(IN, NSEC) is not None:
+                txn.delete(n, NSEC)
+                txn.delete(n, RRSIG, NSEC)
+
+
+def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype, proofs) -> None:
     add_auth = []
     answer = list(r.answer)
     for rs in answer:
@@ -116,7 +284,7 @@ def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype) -> None:
         else:                           # expanded from the wildcard of its closest encloser
             ce = _closest_encloser(z, rs.name)
             sig = _rrsig(z, rs.name, rs.rdtype, dns.name.Name((b"*",) + ce.labels))
-            add_auth += _covering(z, rs.name)
+            add_auth += proofs.expansion(rs.name)
         if sig is not None and not signed:
             r.answer.append(sig)
     aa = bool(r.flags & dns.flags.AA)
@@ -126,7 +294,7 @@ def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype) -> None:
         if any(rs.rdtype == DS for rs in r.authority):
             add_auth.append(_rrsig(z, child, DS))
         else:
-            add_auth += _nsec_of(z, child)
+            add_auth += proofs.no_ds(child)
     elif any(rs.rdtype == SOA for rs in r.authority):
         add_auth.append(_rrsig(z, z.origin, SOA))
         final = qname
@@ -135,17 +303,11 @@ def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype) -> None:
                 final = rs[0].target
         if final.is_subdomain(z.origin):
             if r.rcode() == dns.rcode.NXDOMAIN:
-                ce = _closest_encloser(z, final)
-                add_auth += _covering(z, final)
-                add_auth += _covering(z, dns.name.Name((b"*",) + ce.labels))
+                add_auth += proofs.nxdomain(final)
             elif z.get_node(final) is not None:
-                add_auth += _nsec_of(z, final)
+                add_auth += proofs.nodata(final)
             else:                       # an empty non-terminal, or a wildcard's NODATA
-                add_auth += _covering(z, final)
-                ce = _closest_encloser(z, final)
-                wild = dns.name.Name((b"*",) + ce.labels)
-                if z.get_node(wild) is not None:
-                    add_auth += _nsec_of(z, wild)
+                add_auth += proofs.empty(final)
     seen = set()
     for rs in add_auth:
         if rs is None:
@@ -162,15 +324,17 @@ def signed_world(wall: float | None = None, prefix: str = "10.0"):
     anchor DS rrset, keys: origin -> (private key, DNSKEY))."""
     wall = time.time() if wall is None else wall
     net = small_internet(SignedNet(), prefix)
+    net.zone("n3.example.com.", N3_ZONE.replace("10.0.", prefix + "."), [f"{prefix}.3.3"])
     ez = net.zones[name("example.com.")]
-    extra = dns.zone.from_text(EXTRA, origin="example.com.", relativize=False,
-                               check_origin=False)
+    extra = dns.zone.from_text(EXTRA + "n3 3600 NS ns.n3\nns.n3 3600 A 10.0.3.3\n"
+                               .replace("10.0.", prefix + "."),
+                               origin="example.com.", relativize=False, check_origin=False)
     with ez.writer() as txn:
         for n, rds in extra.iterate_rdatasets():
             txn.add(n, rds)
     keys = {}
-    for origin, children in (("example.com.", ()), ("com.", ("example.com.",)),
-                             (".", ("com.",))):
+    for origin, children in (("n3.example.com.", ()), ("example.com.", ("n3.example.com.",)),
+                             ("com.", ("example.com.",)), (".", ("com.",))):
         z = net.zones[name(origin)]
         with z.writer() as txn:
             for child in children:
@@ -179,8 +343,13 @@ def signed_world(wall: float | None = None, prefix: str = "10.0"):
         priv = ec.generate_private_key(ec.SECP256R1())
         key = dns.dnssec.make_dnskey(priv.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256,
                                      flags=257)
+        n3 = origin == "n3.example.com."
+        if n3:
+            add_nsec3_chain(z)
         dns.dnssec.sign_zone(z, keys=[(priv, key)], inception=int(wall) - 3600,
                              lifetime=LIFETIME)
+        if n3:
+            _strip_nsec(z)
         keys[origin] = (priv, key)
     anchor = dns.rrset.from_rdata_list(dns.name.root, 86400,
                                        [dns.dnssec.make_ds(".", keys["."][1], "SHA256")])

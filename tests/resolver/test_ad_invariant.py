@@ -37,7 +37,7 @@ from scenario import FakeClock, W, drive, root_hints
 from signed_net import signed_world
 
 LIMITS = Limits(exploration=0.0)
-EXAMPLE = ("10.0.3.1", "10.0.3.2")
+EXAMPLE = ("10.0.3.1", "10.0.3.2", "10.0.3.3")
 A, TXT, AAAA, CNAME = 1, 16, 28, 5
 
 #: names of example.com. that exist, that a wildcard answers, that it must not answer
@@ -47,7 +47,11 @@ NAMES = ["www.example.com.", "alias.example.com.", "x.wild.example.com.",
          "a.b.wild.example.com.", "real.wild.example.com.", "q.real.wild.example.com.",
          "deeper.real.wild.example.com.", "*.wild.example.com.", "nonterminal.example.com.",
          "empty.nonterminal.example.com.", "host.dn.example.com.", "zz.dn.example.com.",
-         "nope.example.com.", "mail.example.com."]
+         "nope.example.com.", "mail.example.com.", "ns1.example.com.",
+         # NSEC3, an opt-out span for an unsigned delegation
+         "www.n3.example.com.", "x.wild.n3.example.com.", "real.wild.n3.example.com.",
+         "q.real.wild.n3.example.com.", "*.wild.n3.example.com.", "ent.n3.example.com.",
+         "nope.n3.example.com.", "unsigned.n3.example.com."]
 TYPES = [A, TXT, AAAA]
 
 
@@ -81,7 +85,7 @@ def _keysets(net):
     """The zones' DNSKEY rrsets, each checked from the parent's DS down from the root's
     (the anchor): the independent chain of trust."""
     keys = {}
-    for origin in (".", "com.", "example.com."):
+    for origin in (".", "com.", "example.com.", "n3.example.com."):
         z = net.zones[dns.name.from_text(origin)]
         node = z.get_node(z.origin)
         rrset = dns.rrset.RRset(z.origin, 1, dns.rdatatype.DNSKEY)
@@ -138,40 +142,51 @@ def _genuine(net, addr, q):
         net.faults[addr] = fault
 
 
-def _attacker(world, kind: str, servers=EXAMPLE):
+def _attacker(world, kind: str, servers=EXAMPLE, addr=None):
+    """A fault for server ``addr`` (of ``servers``: example.com.'s two, n3's last) that
+    answers as the genuine server would, then rewrites the reply as ``kind`` says."""
     net, anchor, keys, wall, truth = world
-    zone = net.zones[dns.name.from_text("example.com.")]
-    priv, key = keys["example.com."]
-    origin = zone.origin
+    zones = {o: (net.zones[dns.name.from_text(o)], keys[o])
+             for o in ("example.com.", "n3.example.com.")}
     rogue = ec.generate_private_key(ec.SECP256R1())
     rogue_key = dns.dnssec.make_dnskey(rogue.public_key(),
                                        dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257)
-    wild = dns.name.from_text("*.wild.example.com.")
-    wnode = zone.get_node(wild)
-    nsecs = [dns.rrset.from_rdata_list(n if n.is_absolute() else n.concatenate(origin), 3600,
-                                       list(nd.get_rdataset(1, dns.rdatatype.NSEC)))
-             for n, nd in zone.nodes.items() if nd.get_rdataset(1, dns.rdatatype.NSEC)]
+    def denials(zone):
+        """The zone's NSEC or NSEC3 rrsets, each with its RRSIG."""
+        out = []
+        for n, nd in zone.nodes.items():
+            n = n if n.is_absolute() else n.concatenate(zone.origin)
+            for t in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
+                rds = nd.get_rdataset(1, t)
+                if rds is not None:
+                    s = dns.rrset.RRset(n, 1, 46, t)
+                    s.update(nd.get_rdataset(1, 46, t))
+                    out.append([dns.rrset.from_rdata_list(n, 3600, list(rds)), s])
+        return out
 
-    def sig_for(rrset, signer=priv, dnskey=key, inception=None, expiration=None):
-        return dns.rrset.from_rdata(rrset.name, rrset.ttl, dns.dnssec.sign(
-            rrset, signer, origin, dnskey, inception=inception or int(wall) - 600,
-            expiration=expiration or int(wall) + 86400))
+    proofs = {o: denials(z) for o, (z, _k) in zones.items()}
 
-    def nsec_with_sig(rrset):
-        node = zone.get_node(rrset.name)
-        s = dns.rrset.RRset(rrset.name, 1, 46, dns.rdatatype.NSEC)
-        s.update(node.get_rdataset(1, 46, dns.rdatatype.NSEC))
-        return [rrset, s]
+    def mutate(q, addr):
+        wire = forge(q, addr)
+        return wire if wire is not None else _genuine(net, addr, q).to_wire()
 
-    def mutate(q):
-        wire = forge(q)
-        return wire if wire is not None else _genuine(net, servers[0], q).to_wire()
-
-    def forge(q):
+    def forge(q, addr):
         qname, qtype = q.question[0].name, q.question[0].rdtype
         if qtype in (dns.rdatatype.DS, dns.rdatatype.DNSKEY) or kind == "none":
             return None
-        r = _genuine(net, servers[0], q)
+        o = "n3.example.com." if qname.is_subdomain(dns.name.from_text("n3.example.com.")) \
+            and addr == servers[2] else "example.com."
+        zone, (priv, key) = zones[o]
+        origin = zone.origin
+        wild = dns.name.from_text("*.wild." + o)
+        wnode = zone.get_node(wild)
+
+        def sig_for(rrset, signer=priv, dnskey=key, inception=None, expiration=None):
+            return dns.rrset.from_rdata(rrset.name, rrset.ttl, dns.dnssec.sign(
+                rrset, signer, origin, dnskey, inception=inception or int(wall) - 600,
+                expiration=expiration or int(wall) + 86400))
+
+        r = _genuine(net, addr, q)
         sigs = [x for x in r.answer if x.rdtype == 46]
         data = [x for x in r.answer if x.rdtype != 46]
         if kind == "drop_proof":
@@ -191,12 +206,9 @@ def _attacker(world, kind: str, servers=EXAMPLE):
             r.answer = [rs, s]
             r.authority = []
             if kind == "replay_wildcard_proof":
-                # a genuine NSEC covering some other name below the wildcard's parent
-                fake = dns.name.from_text("zzz.wild.example.com.")
-                for n in nsecs:
-                    nxt = n[0].next
-                    if n.name < fake < nxt or (nxt <= n.name and fake > n.name):
-                        r.authority = nsec_with_sig(n)
+                # the genuine proof of an expansion of the wildcard: for another name
+                other = dns.message.make_query("zzz.wild." + o, qtype, want_dnssec=True)
+                r.authority = _genuine(net, addr, other).authority
         elif kind == "forge_rdata":
             out = []
             for x in data:
@@ -222,12 +234,12 @@ def _attacker(world, kind: str, servers=EXAMPLE):
             r.answer = [dns.rrset.from_text(x.name, x.ttl, "IN", "CNAME", "www.example.com.")
                         if x.rdtype == CNAME else x for x in r.answer]
         elif kind == "swap_nsec":
-            keep = [x for x in r.authority if x.rdtype not in (47, 46)]
+            keep = [x for x in r.authority if x.rdtype not in (47, 50, 46)]
             if len(r.authority) != len(keep):
-                r.authority = keep + nsec_with_sig(nsecs[hash(qname) % len(nsecs)])
+                r.authority = keep + proofs[o][hash(qname) % len(proofs[o])]
         return r.to_wire()
 
-    return mutate
+    return lambda q: mutate(q, addr)
 
 
 def _resolve(net, anchor, wall, cache, v, name: str, qtype: int, deferred: bool = False):
@@ -255,7 +267,7 @@ def _run_steps(world, steps) -> int:
             for a in EXAMPLE:
                 net.faults.pop(a, None)
                 if kind != "none":
-                    net.faults[a] = _attacker(world, kind)
+                    net.faults[a] = _attacker(world, kind, addr=a)
             res, _ = _resolve(net, anchor, wall, cache, v, name, qtype, deferred)
             check_secure(world, res, name, qtype)
             secure += res.security == SECURE
@@ -311,7 +323,7 @@ def test_wildcard_without_proof_is_bogus_and_not_cached_as_validated(world):
     cache = Cache(1 << 22, LIMITS)
     v = Validator(load(anchor), LIMITS, wallclock=lambda: wall)
     for a in EXAMPLE:
-        net.faults[a] = _attacker(world, "drop_proof")
+        net.faults[a] = _attacker(world, "drop_proof", addr=a)
     try:
         res, it = _resolve(net, anchor, wall, cache, v, "x.wild.example.com.", A, True)
     finally:
@@ -367,7 +379,7 @@ def test_generated_attacks_never_get_ad(world, steps):
 # ---- the daemon's path ---------------------------------------------------------------------
 
 P = "127.54"
-DAEMON_EXAMPLE = (f"{P}.3.1", f"{P}.3.2")
+DAEMON_EXAMPLE = (f"{P}.3.1", f"{P}.3.2", f"{P}.3.3")
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +391,8 @@ def sockets_world(world):
     return net, anchor, keys, world[3], world[4]
 
 
-DSTEP = st.tuples(st.sampled_from(NAMES), st.sampled_from(TYPES), st.sampled_from(MUTATIONS),
+# (the name servers' own addresses differ between the two worlds: not compared here)
+DSTEP = st.tuples(st.sampled_from([n for n in NAMES if not n.startswith("ns1.")]), st.sampled_from(TYPES), st.sampled_from(MUTATIONS),
                   st.booleans(), st.booleans())
 
 
@@ -418,7 +431,7 @@ def _daemon_steps(run, world, port, steps, shared=None) -> None:
             for a in DAEMON_EXAMPLE:
                 net.faults.pop(a, None)
                 if kind != "none":
-                    net.faults[a] = _attacker(world, kind, DAEMON_EXAMPLE)
+                    net.faults[a] = _attacker(world, kind, DAEMON_EXAMPLE, a)
             for attempt in range(2):       # the forged reply, then a cached follow-up
                 resp = run(ask(name, qtype, do, cd), timeout=10)
                 _check_response(world, resp, name, qtype, do)
