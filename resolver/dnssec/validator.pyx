@@ -6,21 +6,26 @@ same cache, the same upstream budget and the same time limit. It marks the Resul
 INSECURE or BOGUS (with the reason and an RFC 8914 code) and never drops the data, so a client
 that sets CD still gets it. Work is bounded by the limits in ``resolver.limits`` (KeyTrap).
 
-The cache and trust (tests/resolver/test_dnssec_cacherank.py): the iterator caches what the
-authorities send at an authority rank (``cache.AUTH_ANSWER`` and below) before validation,
-with the RRSIGs kept beside each rrset. Only this validator raises entries to
-``cache.VALIDATED``, after the signature check (rrsets, DNSKEY sets) or the denial proof
-(negative entries) succeeded, and only when the cached rdata are those it checked: an entry
-replaced while the validation was suspended keeps its own rank. The final answer to the
-client's own question may be stored only once the answer has left (``Iterator.deferred``):
-the verdicts on its rrsets wait in ``Iterator.validated`` and are applied when it is
-stored. Data below VALIDATED is validated again by the next query that uses it (a VALIDATED
-entry with the same rdata skips the crypto); bogus data stays at its authority rank for CD
-clients, behind the bogus-verdict cache (``limits.dnssec_bogus_ttl``). Nothing stored at
-an authority rank can replace a fresh VALIDATED entry (``cache.RRsetCache.store``). The
-message cache holds finished answers keyed by the query's EDNS/DO/CD bits, AD set when
-secure and shown only to clients that set AD or DO (``wire.codec.answer_from_entry``,
-``cache.answer``), so a hit is never revalidated.
+The cache and trust (tests/resolver/test_dnssec_cacherank.py, test_ad_invariant.py): the
+iterator caches what the authorities send at an authority rank (``cache.AUTH_ANSWER`` and
+below) before validation, with the RRSIGs kept beside each rrset. Only this validator
+raises entries to ``cache.VALIDATED``, and only once everything the verdict needs has been
+checked: for an answer, every rrset's signature and the denial or wildcard proofs (the
+proven rrsets wait in ``marks`` until then, ``_mark``); for a DNSKEY or DS set of the chain,
+its signature; for a negative entry, its proof. An entry is raised only when it holds the
+rdata checked and the RRSIG that proved it (else it is stored again with it), so an AD
+answer to a DO client carries its signatures. The final answer to the client's own
+question may be stored only once the answer has left (``Iterator.deferred``): its proven
+rrsets wait in ``Iterator.validated`` and are applied when it is stored, under the same
+conditions. A VALIDATED entry with the same rdata skips the crypto (nothing in it was
+left unproven) and answers with its own RRSIGs. Bogus data is kept below VALIDATED, for CD
+clients, only as long as the bogus verdict (``limits.dnssec_bogus_ttl``), so forged data
+cannot pin a failure. Nothing stored at an authority rank can replace a fresh VALIDATED
+entry (``cache.RRsetCache.store``). A secure Result carries ``valid_for``, the time left on
+the signatures it relied on, past which the message cache neither answers nor serves it
+stale (RFC 4035 5.3.3). The message cache holds finished answers keyed by the query's
+EDNS/DO/CD bits, AD set when secure and shown only to clients that set AD or DO
+(``wire.codec.answer_from_entry``, ``cache.answer``), so a hit is never revalidated.
 """
 from __future__ import annotations
 

@@ -409,22 +409,49 @@ def daemon_path(run, sockets_world):
         run(fs.stop())
 
 
-def _daemon_steps(run, world, port, steps, shared=None) -> None:
+DAEMON_LIMITS = LIMITS.replace(initial_rto=0.1, max_rto=0.2, max_query_time=2.0)
+
+
+def _daemon(world, port, limits=DAEMON_LIMITS):
     import resolver
     net, anchor, keys, wall, truth = world
-    r = resolver.Resolver(root_hints(P), port=port, trust_anchor=anchor,
-                          do_not_query_localhost=False,
-                          limits=LIMITS.replace(initial_rto=0.1, max_rto=0.2,
-                                                max_query_time=2.0))
-    if shared is not None:
-        r.shared = shared
+    return resolver.Resolver(root_hints(P), port=port, trust_anchor=anchor,
+                             do_not_query_localhost=False, limits=limits)
+
+
+async def _ask(r, name, qtype, do=True, cd=False):
+    """The daemon's miss path for one query (``start_miss``: the shared cache first when
+    the resolver has one), as a dnspython message once any shared-cache write is done."""
+    import asyncio
+    q = dns.message.make_query(name, qtype, want_dnssec=do)
+    q.flags &= ~dns.flags.AD
+    if cd:
+        q.flags |= dns.flags.CD
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    d = r.start_miss(q.to_wire(), lambda _d, out: fut.done() or fut.set_result(out), loop)
+    out = d if type(d) is bytes else await asyncio.wait_for(fut, 10)
+    for _ in range(500):
+        if r.shared is None or not r.shared.writes:
+            break
+        await asyncio.sleep(0.01)
+    return dns.message.from_wire(out)
+
+
+def _attack(world, kind):
+    net = world[0]
+    for a in DAEMON_EXAMPLE:
+        net.faults.pop(a, None)
+        if kind != "none":
+            net.faults[a] = _attacker(world, kind, DAEMON_EXAMPLE, a)
+
+
+def _daemon_steps(run, world, port, steps) -> None:
+    net = world[0]
+    r = _daemon(world, port)
 
     async def ask(name, qtype, do, cd):
-        q = dns.message.make_query(name, qtype, want_dnssec=do)
-        q.flags &= ~dns.flags.AD
-        if cd:
-            q.flags |= dns.flags.CD
-        return await r.resolve_message(q)
+        return await _ask(r, name, qtype, do, cd)
 
     try:
         for name, qtype, kind, do, cd in steps:
@@ -480,3 +507,119 @@ def test_daemon_path_generated_attacks_never_get_ad(run, sockets_world, daemon_p
     zones' secure data, and its verified RRSIGs when DO was set."""
     fs, port = daemon_path
     _daemon_steps(run, sockets_world, port, steps)
+
+
+ATTACKS = [("real.wild.example.com.", A, "replay_wildcard"),
+           ("x.wild.example.com.", A, "drop_proof"),
+           ("q.real.wild.n3.example.com.", A, "replay_wildcard_proof"),
+           ("www.example.com.", A, "forge_rdata"),
+           ("www.n3.example.com.", A, "unsigned_aa")]
+
+
+@pytest.mark.parametrize("name,qtype,kind", ATTACKS)
+def test_prefetch_under_attack_never_vouches(run, sockets_world, daemon_path, name, qtype,
+                                             kind):
+    """Every hit is due for prefetch: the refresh runs while the attacker answers, and what
+    it leaves in the message cache is answered to the next clients."""
+    import asyncio
+    fs, port = daemon_path
+    r = _daemon(sockets_world, port,
+                DAEMON_LIMITS.replace(prefetch_fraction=1.0, prefetch_min_hits=1))
+
+    async def go():
+        first = await _ask(r, name, qtype)
+        _check_response(sockets_world, first, name, qtype, True)
+        _attack(sockets_world, kind)
+        try:
+            prefetches = r.stats.prefetches
+            for _ in range(3):
+                resp = await _ask(r, name, qtype)
+                _check_response(sockets_world, resp, name, qtype, True)
+                for _ in range(100):       # the refresh in the background
+                    if not any(e.prefetching for e in r.message_table.values()):
+                        break
+                    await asyncio.sleep(0.01)
+            assert r.stats.prefetches > prefetches, "no refresh ran under the attack"
+        finally:
+            _attack(sockets_world, "none")
+        for do in (True, False):
+            _check_response(sockets_world, await _ask(r, name, qtype, do), name, qtype, do)
+
+    run(go(), timeout=30)
+
+
+@pytest.mark.parametrize("name,qtype,kind", ATTACKS)
+def test_serve_stale_under_attack_serves_only_what_was_proven(run, sockets_world, daemon_path,
+                                                               name, qtype, kind):
+    """Entries live 1 s and are served stale for an hour when resolving fails: a forged
+    reply makes the resolution bogus (SERVFAIL), and when the servers then stop answering
+    what is served stale is the genuine answer proven before, never the forged data."""
+    import asyncio
+    fs, port = daemon_path
+    net = sockets_world[0]
+    r = _daemon(sockets_world, port, DAEMON_LIMITS.replace(max_ttl=1, stale_window=3600))
+
+    async def go():
+        first = await _ask(r, name, qtype)
+        _check_response(sockets_world, first, name, qtype, True)
+        await asyncio.sleep(1.2)
+        try:
+            # servers that stop answering: the stale answer is the proven one, AD and all
+            for a in DAEMON_EXAMPLE:
+                net.faults[a] = "timeout"
+            resp = await _ask(r, name, qtype, True)
+            assert r.stats.stale_answers >= 1 and resp.rcode() != dns.rcode.SERVFAIL
+            _check_response(sockets_world, resp, name, qtype, True)
+            # a forged reply: bogus, so SERVFAIL (not a cue for stale data) or the proven
+            # answer, never the forged data with AD
+            _attack(sockets_world, kind)
+            for do in (True, False, True):
+                _check_response(sockets_world, await _ask(r, name, qtype, do), name, qtype,
+                                do)
+        finally:
+            _attack(sockets_world, "none")
+
+    run(go(), timeout=30)
+
+
+@pytest.fixture
+def redis_shared(tmp_path):
+    from redis_proc import Redis
+    from resolver.cache.shared import SharedCache
+    server = Redis(tmp_path / "redis").start()
+
+    class Cfg:
+        cachedb_secret_seed, redis_timeout, cachedb_store_expired = "seed", 500, True
+        redis_server_path, redis_server_host, redis_server_port = server.socket, "", 0
+
+    try:
+        yield lambda: SharedCache.from_config(Cfg)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("name,qtype,kind", ATTACKS)
+def test_shared_cache_carries_only_what_was_proven(run, sockets_world, daemon_path,
+                                                   redis_shared, name, qtype, kind):
+    """One process resolves under attack and writes what it answered to Redis; another,
+    the attacker gone, reads it from there: neither says AD on data it was not proven."""
+    fs, port = daemon_path
+    attacked, other = _daemon(sockets_world, port), _daemon(sockets_world, port)
+    attacked.shared, other.shared = redis_shared(), redis_shared()
+
+    async def go():
+        try:
+            _attack(sockets_world, kind)
+            for do in (True, False):
+                _check_response(sockets_world, await _ask(attacked, name, qtype, do), name,
+                                qtype, do)
+            _attack(sockets_world, "none")
+            for do in (True, False):
+                _check_response(sockets_world, await _ask(other, name, qtype, do), name,
+                                qtype, do)
+        finally:
+            _attack(sockets_world, "none")
+            await attacked.shared.close()
+            await other.shared.close()
+
+    run(go(), timeout=30)
