@@ -485,8 +485,6 @@ class Client:
                        proxy: Proxy | None) -> HTTPConnection:
         loop = asyncio.get_running_loop()
         t, by_total = deadline.budget(deadline.timeout.connect)
-        via = "" if proxy is None else f" through the proxy {proxy.host} port {proxy.port}"
-        msg = deadline.message(f"connecting to {u.host} port {u.port}{via}", t, by_total)
         key = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
 
         async def go() -> HTTPConnection:
@@ -502,7 +500,7 @@ class Client:
             try:
                 return await open_connection(
                     loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
-                    self.pool.session_for(u.origin), self.limits, None, msg,
+                    self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None)
             except ConnectError:
@@ -515,7 +513,9 @@ class Client:
             async with asyncio.timeout(t):
                 return await go()
         except TimeoutError:
-            raise ConnectTimeout(msg) from None
+            via = "" if proxy is None else f" through the proxy {proxy.host} port {proxy.port}"
+            raise ConnectTimeout(deadline.message(
+                f"connecting to {u.host} port {u.port}{via}", t, by_total)) from None
 
     async def _send(self, req: Request, u: _URL, deadline: Deadline, stream: bool) -> Response:
         loop = asyncio.get_running_loop()
@@ -671,7 +671,7 @@ class Client:
     async def _drain(conn: HTTPConnection, deadline: Deadline, wt: float | None) -> None:
         if conn._write_paused:
             t, by_total = deadline.budget(wt)
-            await conn.drain(t, deadline.message(
+            await conn.drain(t, lambda: deadline.message(
                 f"sending the request to {conn.origin[1]}", t, by_total))
 
 
