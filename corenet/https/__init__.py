@@ -9,9 +9,11 @@ from .diskcache import DiskCache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
-    ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InsecureRedirect,
-    InvalidURL, LocalProtocolError, PoolTimeout, ProxyError, ReadTimeout, RemoteProtocolError,
-    StreamConsumed, TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
+    CloseError, ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError,
+    InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError, PoolTimeout, ProtocolError,
+    ProxyError, ReadError, ReadTimeout, RemoteProtocolError, RequestError, ResponseNotRead,
+    StreamClosed, StreamConsumed, StreamError, TimeoutException, TLSError, TooManyRedirects,
+    TransportError, UnsupportedProtocol, WriteError, WriteTimeout,
 )
 from .headers import Headers
 from .limits import Limits
@@ -22,8 +24,10 @@ from .urls import URL
 __all__ = [
     "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
-    "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
-    "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
-    "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",
-    "HTTPStatusError", "StreamConsumed", "InsecureRedirect", "ProxyError",
+    "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
+    "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",
+    "ReadError", "WriteError", "CloseError", "ProtocolError", "LocalProtocolError",
+    "RemoteProtocolError", "ProxyError", "UnsupportedProtocol", "DecodingError",
+    "TooManyRedirects", "InsecureRedirect", "HTTPStatusError", "InvalidURL", "StreamError",
+    "StreamConsumed", "StreamClosed", "ResponseNotRead",
 ]

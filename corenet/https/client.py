@@ -18,7 +18,8 @@ from .deadline import Deadline
 from .decoder import accept_encoding
 from .errors import (
     ConnectError, ConnectTimeout, InsecureRedirect, InvalidURL, LocalProtocolError,
-    RemoteProtocolError, StreamConsumed, TooManyRedirects,
+    RemoteProtocolError, RequestError, StreamConsumed, TooManyRedirects, UnsupportedProtocol,
+    attach_request,
 )
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
@@ -82,8 +83,8 @@ class _URL:
         parts, port = split_url(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
-            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} "
-                             "(only https and http)")
+            raise UnsupportedProtocol(f"unsupported URL scheme {parts.scheme!r} in {url!r} "
+                                      "(only https and http)")
         host = parts.hostname
         if not host:
             raise InvalidURL(f"no host in URL {url!r}")
@@ -371,10 +372,14 @@ class Client:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
             req = Request(method, u.url, hop, body)
-            if self.cache is None:
-                resp = await self._send(req, u, deadline, stream)
-            else:
-                resp = await self._send_cached(req, u, deadline, stream)
+            try:
+                if self.cache is None:
+                    resp = await self._send(req, u, deadline, stream)
+                else:
+                    resp = await self._send_cached(req, u, deadline, stream)
+            except RequestError as exc:
+                attach_request(exc, req)
+                raise
             if resp._set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
@@ -390,14 +395,14 @@ class Client:
             if len(hist) > self.max_redirects:
                 raise TooManyRedirects(
                     f"more than {self.max_redirects} redirects starting from {start.text!r} "
-                    f"(last: {resp.url} -> {resp.headers['location']})")
+                    f"(last: {resp.url} -> {resp.headers['location']})", request=req)
             next_url = urljoin(u.text, resp.headers["location"])
             nu = _URL(next_url)
             if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
                 raise InsecureRedirect(
                     f"refused a {resp.status_code} redirect from {u.text} to {nu.text}: it "
                     "would send the request unencrypted (allow_insecure_redirects=True "
-                    "follows it)", response=resp)
+                    "follows it)", response=resp, request=req)
             code = resp.status_code
             if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
                 method = "GET"

@@ -7,7 +7,10 @@ import json as _json
 from typing import Any, AsyncIterator, Callable
 
 from .decoder import Decoder
-from .errors import HTTPStatusError, RemoteProtocolError, StreamConsumed
+from .errors import (
+    HTTPStatusError, RemoteProtocolError, RequestError, ResponseNotRead, StreamClosed,
+    StreamConsumed, attach_request,
+)
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
 from .urls import URL
@@ -89,7 +92,7 @@ class Response:
     @property
     def content(self) -> bytes:
         if self._content is None:
-            raise StreamConsumed(
+            raise ResponseNotRead(
                 "the body of a streamed response is not read yet: call await response.aread()")
         return self._content
 
@@ -155,8 +158,7 @@ class Response:
             if self._content:
                 yield self._content
             return
-        if self.is_stream_consumed:
-            raise StreamConsumed("the response body was already read or closed")
+        self._check_unread()
         self.is_stream_consumed = True
         ok = False
         try:
@@ -167,8 +169,17 @@ class Response:
                 for c in chunks:
                     yield c
             ok = True
+        except RequestError as exc:
+            attach_request(exc, self.request)
+            raise
         finally:
             self._close(ok)
+
+    def _check_unread(self) -> None:
+        if self.is_stream_consumed:
+            raise StreamConsumed("the response body was already read")
+        if self.is_closed:
+            raise StreamClosed("the response was closed before its body was read")
 
     def _decoder(self, whole: bool) -> Decoder | None:
         if not self._content_encoding:
@@ -236,8 +247,7 @@ class Response:
     async def aread(self) -> bytes:
         if self._content is not None:
             return self._content
-        if self.is_stream_consumed:
-            raise StreamConsumed("the response body was already read or closed")
+        self._check_unread()
         self.is_stream_consumed = True
         ok = False
         try:
@@ -256,6 +266,9 @@ class Response:
                 del out
             self._content = raw
             ok = True
+        except RequestError as exc:
+            attach_request(exc, self.request)
+            raise
         finally:
             self._close(ok)
         return self._content
@@ -273,7 +286,6 @@ class Response:
 
     async def aclose(self) -> None:
         """Close a streamed response; an unread body costs its connection (discarded)."""
-        self.is_stream_consumed = True
         self._close(False)
 
     def __repr__(self) -> str:

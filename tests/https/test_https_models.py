@@ -9,7 +9,7 @@ import pytest
 
 from corenet.https import Headers, HTTPStatusError, Response
 from corenet.https.decoder import Decoder
-from corenet.https.errors import DecodingError, RemoteProtocolError, StreamConsumed
+from corenet.https.errors import DecodingError, RemoteProtocolError, ResponseNotRead
 
 
 def test_headers_case_insensitive_and_multi_valued():
@@ -81,7 +81,7 @@ def test_response_text_charset_json_and_status():
 
 def test_unread_streamed_response_content_is_an_error():
     r = Response(200, headers=Headers())
-    with pytest.raises(StreamConsumed, match="aread"):
+    with pytest.raises(ResponseNotRead, match="aread"):
         r.content
 
 
