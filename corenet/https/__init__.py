@@ -9,7 +9,7 @@ from .diskcache import DiskCache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
-    CloseError, ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError,
+    CloseError, ConnectError, CookieConflict, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError,
     InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError, PoolTimeout, ProtocolError,
     ProxyError, ReadError, ReadTimeout, RemoteProtocolError, RequestError, ResponseNotRead,
     StreamClosed, StreamConsumed, StreamError, TimeoutException, TLSError, TooManyRedirects,
@@ -29,5 +29,5 @@ __all__ = [
     "ReadError", "WriteError", "CloseError", "ProtocolError", "LocalProtocolError",
     "RemoteProtocolError", "ProxyError", "UnsupportedProtocol", "DecodingError",
     "TooManyRedirects", "InsecureRedirect", "HTTPStatusError", "InvalidURL", "StreamError",
-    "StreamConsumed", "StreamClosed", "ResponseNotRead",
+    "StreamConsumed", "StreamClosed", "ResponseNotRead", "CookieConflict",
 ]

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json as _json
 import re
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Iterable, Mapping
-from urllib.parse import quote, urlencode, urljoin
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from urllib.parse import quote, urljoin
 
 from .auth import Auth, coerce_auth
 from .cache import Cache, coerce_cache, directives
@@ -26,13 +25,14 @@ from .exchange import (
 )
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
-from .models import Request, Response
-from .multipart import encode_multipart
+from .models import Request, Response, encode_body
 from .pool import Origin, Pool
 from .proxy import Proxy, env_proxies, parse_mounts, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
-from .urls import URL, encode_host, split_url, userinfo_auth
+from .urls import (
+    URL, encode_host, encode_params, merge_params, param_pairs, split_url, userinfo_auth,
+)
 
 USER_AGENT = "corenet-https/0.1"
 _UNSET: Any = object()
@@ -95,7 +95,7 @@ class _URL:
         path = quote(parts.path or "/", safe=_PATH_SAFE)
         query = quote(parts.query, safe=_QUERY_SAFE)
         if params:
-            extra = urlencode(params, doseq=True)
+            extra = encode_params(params)
             query = f"{query}&{extra}" if query else extra
         self.target = f"{path}?{query}" if query else path
         hh = f"[{host}]" if ":" in host else host
@@ -133,7 +133,8 @@ class Client:
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
         auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
         trust_env: bool = True, cache: "bool | Cache" = False,
-        mounts: "dict[str, URL | str | Proxy | None] | None" = None,
+        mounts: "dict[str, URL | str | Proxy | None] | None" = None, params: Any = None,
+        default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
     ) -> None:
         self._ssl = make_ssl_context(verify)
         self.resolver = resolver
@@ -154,6 +155,11 @@ class Client:
         self._mounts = parse_mounts(mounts)
         self._env_proxy_cache: dict[Origin, Proxy | None] = {}
         self.max_redirects = max_redirects
+        # Sent with every request; a request's own parameter of the same name replaces it.
+        self.params = param_pairs(params)
+        # The text encoding of a response without a charset: a name, or a callable given
+        # the body that returns one (or None for utf-8).
+        self.default_encoding = default_encoding
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
                                 "Accept-Encoding": accept_encoding()})
         if headers:
@@ -278,7 +284,7 @@ class Client:
         if self.base_url._text and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
             url = self.base_url._text + url.lstrip("/")
-        body, body_headers = _encode_body(content, data, json, files)
+        body, body_headers = encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
             if headers:
@@ -293,6 +299,8 @@ class Client:
                     merged[k] = v
         else:
             merged = self.headers  # read-only below; copied before any change
+        if self.params:
+            params = merge_params(self.params, params)
         if params:
             u = _URL(url, params)
         else:
@@ -380,6 +388,7 @@ class Client:
             except RequestError as exc:
                 attach_request(exc, req)
                 raise
+            resp.default_encoding = self.default_encoding
             if resp._set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
@@ -727,27 +736,3 @@ def _header_block(items: list[tuple[str, str]]) -> tuple[bytes, bytes | None, in
         raise LocalProtocolError("both Content-Length and Transfer-Encoding were given; "
                                  "a request has one or the other")
     return block, host_line, length, bool(codings)
-
-
-def _encode_body(content: Any, data: Any, json: Any,
-                 files: Any = None) -> tuple[Any, list[tuple[str, str]]]:
-    """The body and the headers that describe it (framing is added when it is sent)."""
-    if files:
-        raw, ctype = encode_multipart(data, files)
-        return raw, [("Content-Type", ctype)]
-    if json is not None:
-        raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        return raw, [("Content-Type", "application/json")]
-    if data is not None:
-        raw = urlencode(data, doseq=True).encode()
-        return raw, [("Content-Type", "application/x-www-form-urlencoded")]
-    if content is None:
-        return None, []
-    if isinstance(content, str):
-        content = content.encode()
-    if isinstance(content, (bytes, bytearray, memoryview)):
-        return bytes(content), []
-    if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
-        return content, []
-    raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
-                    f"not {type(content).__name__}")

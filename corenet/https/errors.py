@@ -19,10 +19,11 @@ can act on (what failed, where, and the limit or reason involved).
     │   └── InsecureRedirect                       (corenet's: https -> http refused)
     ├── HTTPStatusError                            (raise_for_status)
     ├── InvalidURL                                 (also a ValueError)
-    └── StreamError                                (also a RuntimeError)
-        ├── StreamConsumed, StreamClosed, ResponseNotRead
+    ├── StreamError                                (also a RuntimeError)
+    │   ├── StreamConsumed, StreamClosed, ResponseNotRead
+    └── CookieConflict                             (also a KeyError)
 
-Unlike httpx, InvalidURL and the StreamError family are HTTPErrors too, so that
+Unlike httpx, InvalidURL, the StreamError family and CookieConflict are HTTPErrors too, so that
 `except HTTPError` catches everything the client raises.
 """
 from __future__ import annotations
@@ -181,6 +182,14 @@ class StreamClosed(StreamError):
 
 class ResponseNotRead(StreamError):
     """`content`, `text` or `json()` of a streamed response whose body is not read yet."""
+
+
+class CookieConflict(HTTPError, KeyError):
+    """`Cookies.get(name)` (or `cookies[name]`) matched several cookies: give the
+    domain or path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def attach_request(exc: HTTPError, request: Any) -> None:

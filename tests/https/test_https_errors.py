@@ -9,7 +9,7 @@ import pytest
 
 import corenet.https as https
 from corenet.https import (
-    Client, ConnectError, ConnectTimeout, Headers, HTTPError, InvalidURL, ReadTimeout,
+    Client, ConnectError, ConnectTimeout, HTTPError, InvalidURL, ReadTimeout,
     RemoteProtocolError, RequestError, Response, ResponseNotRead, StreamClosed,
     StreamConsumed, StreamError, Timeout, TimeoutException, TLSError, TransportError,
     UnsupportedProtocol,
@@ -22,7 +22,7 @@ HTTPX_ERRORS = {name: cls for name, cls in vars(httpx).items()
 CORENET_EXTRA_BASES = {"InvalidURL": {"HTTPError"}, "StreamError": {"HTTPError"},
                        "StreamConsumed": {"HTTPError"}, "StreamClosed": {"HTTPError"},
                        "ResponseNotRead": {"HTTPError"},
-                       "UnsupportedProtocol": {"InvalidURL"}}
+                       "UnsupportedProtocol": {"InvalidURL"}, "CookieConflict": {"HTTPError"}}
 
 
 def httpx_ancestors(cls: type) -> set[str]:
@@ -43,7 +43,7 @@ def test_the_tree_has_httpx_s_transport_errors():
                  "LocalProtocolError", "RemoteProtocolError", "ProxyError",
                  "UnsupportedProtocol", "DecodingError", "TooManyRedirects",
                  "HTTPStatusError", "InvalidURL", "StreamError", "StreamConsumed",
-                 "StreamClosed", "ResponseNotRead"):
+                 "StreamClosed", "ResponseNotRead", "CookieConflict"):
         assert issubclass(getattr(https, name), HTTPError), name
     assert not issubclass(ConnectTimeout, ConnectError)
     assert issubclass(TLSError, ConnectError)
@@ -122,4 +122,4 @@ def test_stream_errors_say_what_state_the_body_is_in(env, run):
 
     assert run(main()) is False
     with pytest.raises(StreamError):
-        Response(200, headers=Headers()).content
+        Response(200, content=iter([b"a stream"])).content
