@@ -3,6 +3,7 @@
     async with corenet.https.Client() as client:
         r = await client.get("https://example.org/")
 """
+from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
 from .cache import Cache
 from .diskcache import DiskCache
@@ -19,10 +20,15 @@ from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
 from .timeout import Timeout
+from .transport import AsyncBaseTransport, AsyncHTTPTransport
 from .urls import URL
 
+# httpx's name for the async client.
+AsyncClient = Client
+
 __all__ = [
-    "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
+    "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
+    "MockTransport", "ASGITransport", "WSGITransport", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",
