@@ -19,16 +19,18 @@ from .errors import (
 from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
+from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
 from .timeout import Timeout
 from .transport import AsyncBaseTransport, AsyncHTTPTransport
 from .urls import URL
 
-# httpx's name for the async client.
+# httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient.
 AsyncClient = Client
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
-    "MockTransport", "ASGITransport", "WSGITransport", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
+    "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
+    "get", "options", "head", "post", "put", "patch", "delete", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",

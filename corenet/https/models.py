@@ -4,7 +4,7 @@ from __future__ import annotations
 import codecs
 import datetime
 import json as _json
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 from urllib.parse import urlencode
 
 from .decoder import Decoder
@@ -477,8 +477,90 @@ class Response:
         """Close a streamed response; an unread body costs its connection (discarded)."""
         self._close(False)
 
+    # ---- the sync face (a SyncClient's responses) ----
+    def read(self) -> bytes:
+        """The whole body (`aread()` for a sync caller)."""
+        if self._content is not None:
+            return self._content
+        return self._driver()(self.aread())[1]
+
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._iterate(self.aiter_raw(chunk_size))
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._iterate(self.aiter_bytes(chunk_size))
+
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        return self._iterate(self.aiter_text(chunk_size))
+
+    def iter_lines(self) -> Iterator[str]:
+        return self._iterate(self.aiter_lines())
+
+    def close(self) -> None:
+        """Close a streamed response (`aclose()` for a sync caller)."""
+        if self.is_closed:
+            return
+        portal = self._portal
+        if portal is None:
+            self._close(False)
+        else:
+            portal(self.aclose())  # the connection is the loop's to release
+
+    def _driver(self) -> Callable[[Any], tuple[bool, Any]]:
+        """What runs this response's awaitables for a sync caller: its SyncClient's loop
+        while the body is still to read, no loop at all once it is."""
+        if self._content is not None:
+            return _without_loop
+        portal = self._portal
+        if portal is None:
+            raise RuntimeError("this response came from an async client and its body is not "
+                               "read: use await response.aread() or async for ... in "
+                               "response.aiter_bytes()")
+        return portal
+
+    def _iterate(self, agen: Any) -> Iterator[Any]:
+        """The async iterator `agen` driven from a sync caller: on the SyncClient's loop,
+        or without any loop when the body is already read."""
+        try:
+            portal = self._driver()
+        except RuntimeError:
+            agen.aclose().close()  # never started: nothing to run
+            raise
+        return self._drive(agen, portal)
+
+    @staticmethod
+    def _drive(agen: Any, portal: Callable[[Any], tuple[bool, Any]]) -> Iterator[Any]:
+        try:
+            while True:
+                more, item = portal(agen.__anext__())
+                if not more:
+                    return
+                yield item
+        finally:
+            portal(agen.aclose())
+
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+async def await_step(aw: Any) -> tuple[bool, Any]:
+    """(True, result) of an awaitable, or (False, None) at an async iterator's end
+    (StopAsyncIteration cannot cross a Future)."""
+    try:
+        return True, await aw
+    except StopAsyncIteration:
+        return False, None
+
+
+def _without_loop(aw: Any) -> tuple[bool, Any]:
+    """Run an awaitable that needs no loop (a body already read, a close) to its end."""
+    coro = await_step(aw)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("reading this response's body needs its loop")
 
 
 def _chunk_source(content: Any) -> Callable[..., Any]:
