@@ -3,27 +3,39 @@
     async with corenet.https.Client() as client:
         r = await client.get("https://example.org/")
 """
+from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
 from .cache import Cache
 from .diskcache import DiskCache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
-    ConnectError, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError, InsecureRedirect,
-    InvalidURL, LocalProtocolError, PoolTimeout, ProxyError, ReadTimeout, RemoteProtocolError,
-    StreamConsumed, TimeoutException, TLSError, TooManyRedirects, TransportError, WriteTimeout,
+    CloseError, ConnectError, CookieConflict, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError,
+    InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError, PoolTimeout, ProtocolError,
+    ProxyError, ReadError, ReadTimeout, RemoteProtocolError, RequestError, ResponseNotRead,
+    StreamClosed, StreamConsumed, StreamError, TimeoutException, TLSError, TooManyRedirects,
+    TransportError, UnsupportedProtocol, WriteError, WriteTimeout,
 )
 from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
+from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
 from .timeout import Timeout
+from .transport import AsyncBaseTransport, AsyncHTTPTransport
 from .urls import URL
 
+# httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient.
+AsyncClient = Client
+
 __all__ = [
-    "Client", "make_ssl_context", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
+    "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
+    "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
+    "get", "options", "head", "post", "put", "patch", "delete", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
-    "HTTPError", "TransportError", "ConnectError", "TLSError", "TimeoutException",
-    "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
-    "LocalProtocolError", "InvalidURL", "DecodingError", "TooManyRedirects",
-    "HTTPStatusError", "StreamConsumed", "InsecureRedirect", "ProxyError",
+    "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
+    "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",
+    "ReadError", "WriteError", "CloseError", "ProtocolError", "LocalProtocolError",
+    "RemoteProtocolError", "ProxyError", "UnsupportedProtocol", "DecodingError",
+    "TooManyRedirects", "InsecureRedirect", "HTTPStatusError", "InvalidURL", "StreamError",
+    "StreamConsumed", "StreamClosed", "ResponseNotRead", "CookieConflict",
 ]

@@ -3,108 +3,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json as _json
+import inspect
 import re
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Iterable, Mapping
-from urllib.parse import quote, urlencode, urljoin
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from urllib.parse import urljoin
 
 from .auth import Auth, coerce_auth
 from .cache import Cache, coerce_cache, directives
 from .cache import now as cache_now
-from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .cookies import Cookies
 from .deadline import Deadline
 from .decoder import accept_encoding
 from .errors import (
-    ConnectError, ConnectTimeout, InsecureRedirect, InvalidURL, LocalProtocolError,
-    RemoteProtocolError, StreamConsumed, TooManyRedirects,
-)
-from .exchange import (
-    LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
+    InsecureRedirect, RequestError, StreamConsumed, TooManyRedirects, attach_request,
 )
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
-from .models import Request, Response
-from .multipart import encode_multipart
+from .models import Request, Response, encode_body
 from .pool import Origin, Pool
-from .proxy import Proxy, env_proxies, parse_mounts, proxy_from_env
-from .resolve import resolve_host
+from .proxy import Proxy, parse_mounts
 from .timeout import Timeout
-from .urls import URL, encode_host, split_url, userinfo_auth
+from .transport import (  # noqa: F401  (_URL, make_ssl_context: public through here too)
+    _UNSET, _URL, AsyncBaseTransport, AsyncHTTPTransport, make_ssl_context,
+)
+from .urls import URL, merge_params, param_pairs
 
 USER_AGENT = "corenet-https/0.1"
-_UNSET: Any = object()
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _UNSAFE = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
-_WRITE_PIECE = 256 * 1024
 _URL_CACHE_SIZE = 512
-# Methods whose request has a meaning for content: without a body they still say
-# "Content-Length: 0" (RFC 9110 8.6), as httpx does, or servers answer 411.
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Headers that say where the message is and how long it is: the client's to write.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 # Credentials that must not follow a redirect to another origin.
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
-_DIGITS = re.compile(r"[0-9]+")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-def make_ssl_context(verify: bool | str | ssl.SSLContext) -> ssl.SSLContext:
-    """One context per Client: building one loads the CA store (milliseconds), and sharing
-    it is what lets sessions resume across connections."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify  # the caller's settings are theirs; we do not mutate them
-    if verify is True:
-        ctx = ssl.create_default_context()
-    elif verify is False:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif isinstance(verify, str):
-        ctx = ssl.create_default_context(cafile=verify)
-    else:
-        raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-class _URL:
-    __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
-                 "host_line", "auth", "url", "request_lines")
-
-    def __init__(self, url: str, params: Any = None) -> None:
-        parts, port = split_url(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r} "
-                             "(only https and http)")
-        host = parts.hostname
-        if not host:
-            raise InvalidURL(f"no host in URL {url!r}")
-        host = encode_host(host)
-        self.scheme = scheme
-        self.host = host
-        self.port = port or _DEFAULT_PORTS[scheme]
-        path = quote(parts.path or "/", safe=_PATH_SAFE)
-        query = quote(parts.query, safe=_QUERY_SAFE)
-        if params:
-            extra = urlencode(params, doseq=True)
-            query = f"{query}&{extra}" if query else extra
-        self.target = f"{path}?{query}" if query else path
-        hh = f"[{host}]" if ":" in host else host
-        self.host_header = hh if port is None else f"{hh}:{port}"
-        self.host_line = encode_header_lines((("Host", self.host_header),))
-        self.origin: Origin = (scheme, host, self.port)
-        self.text = f"{scheme}://{self.host_header}{self.target}"
-        self.url = URL(self.text)
-        self.request_lines: dict[str, bytes] = {}  # by method, validated once
-        self.auth = userinfo_auth(parts)
+_HOOK_KINDS = ("request", "response")
 
 
 class Client:
@@ -121,6 +53,16 @@ class Client:
     request through that proxy: a CONNECT tunnel for https URLs, forwarding for http ones.
     Without it, `trust_env` (on by default, as in httpx) takes the proxy from HTTPS_PROXY,
     HTTP_PROXY or ALL_PROXY, honouring NO_PROXY.
+
+    `transport=` replaces the network (an AsyncBaseTransport: MockTransport,
+    ASGITransport, an AsyncHTTPTransport of your own); `mounts=` maps URL patterns
+    ("all://", "https://", "https://example.org", "all://*.example.org") to a
+    transport, or to a proxy URL (or None: no proxy) used by the client's own network
+    transport, the most specific pattern first. `verify`, `cert`, `proxy`, `trust_env`,
+    `limits` and the pool arguments configure that network transport, and are not used
+    when `transport=` is given. `event_hooks={"request": [...], "response": [...]}`
+    are called with each request before it is sent and each response as it arrives
+    (every redirect hop and auth retry); a hook may be a coroutine function.
     """
 
     def __init__(
@@ -132,10 +74,11 @@ class Client:
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
         auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
         trust_env: bool = True, cache: "bool | Cache" = False,
-        mounts: "dict[str, URL | str | Proxy | None] | None" = None,
+        mounts: "dict[str, URL | str | Proxy | None] | None" = None, params: Any = None,
+        default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
+        transport: AsyncBaseTransport | None = None, cert: Any = None,
+        event_hooks: "Mapping[str, list[Callable[..., Any]]] | None" = None,
     ) -> None:
-        self._ssl = make_ssl_context(verify)
-        self.resolver = resolver
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
         self.allow_insecure_redirects = allow_insecure_redirects
@@ -148,37 +91,80 @@ class Client:
         self.auth: Auth | None = coerce_auth(auth)
         self._cookies = Cookies(cookies)
         self.cache: Cache | None = coerce_cache(cache)
-        self._proxy = Proxy(proxy) if proxy else None
-        self._env_proxies = env_proxies() if trust_env and proxy is None else {}
-        self._mounts = parse_mounts(mounts)
-        self._env_proxy_cache: dict[Origin, Proxy | None] = {}
+        mount_list = parse_mounts(mounts)
+        if transport is None:
+            transport = AsyncHTTPTransport(
+                verify=verify, cert=cert, limits=limits, proxy=proxy, trust_env=trust_env,
+                resolver=resolver, reuse_tls_sessions=reuse_tls_sessions,
+                max_connections=max_connections, max_keepalive=max_keepalive,
+                keepalive_expiry=keepalive_expiry, proxy_mounts=mount_list)
+        elif any(m.transport is None for m in mount_list):
+            raise ValueError("mounts= with proxy URLs (or None) route through the client's "
+                             "own network transport, which transport= replaces: mount "
+                             "AsyncHTTPTransport(proxy=...) instead")
+        self._transport = transport
+        # The mounts that name a transport; the others are the network transport's.
+        self._mounts = mount_list if any(m.transport for m in mount_list) else []
+        self._route_cache: dict[Origin, AsyncBaseTransport] = {}
+        # The one call every request goes through: the network transport's own send when
+        # nothing else can take a request, else the router.
+        if self._mounts or transport.__class__ is not AsyncHTTPTransport:
+            self._net = self._send_routed
+        else:
+            self._net = transport._send
+        self.event_hooks = event_hooks  # type: ignore[assignment]
         self.max_redirects = max_redirects
+        # Sent with every request; a request's own parameter of the same name replaces it.
+        self.params = param_pairs(params)
+        # The text encoding of a response without a charset: a name, or a callable given
+        # the body that returns one (or None for utf-8).
+        self.default_encoding = default_encoding
         self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
                                 "Accept-Encoding": accept_encoding()})
         if headers:
             self.headers.update(headers)
         self.limits = limits
-        # The pool's limits come from `limits` (httpx's names) unless given here.
-        if max_connections is None:
-            max_connections = limits.max_connections
-        if max_keepalive is None:
-            max_keepalive = limits.max_keepalive_connections
-        if keepalive_expiry is _UNSET:
-            keepalive_expiry = limits.keepalive_expiry
-        self.pool = Pool(1 << 30 if max_connections is None else max_connections,
-                         1 << 30 if max_keepalive is None else max_keepalive,
-                         keepalive_expiry, reuse_tls_sessions)  # type: ignore[arg-type]
-        self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._url_cache: dict[str, _URL] = {}
-        self._block_cache: dict[tuple, tuple[bytes, bytes | None, int | None, bool]] = {}
-        # Shared by this client's connections: each is filled and fully parsed inside one
-        # loop callback, so no two connections ever hold them at once.
-        self._read_buffer = bytearray(256 * 1024)
-        self._recv_buffer = bytearray(256 * 1024)
+
+    @property
+    def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
+        return self._event_hooks
+
+    @event_hooks.setter
+    def event_hooks(self, hooks: "Mapping[str, list[Callable[..., Any]]] | None") -> None:
+        hooks = dict(hooks or {})
+        unknown = set(hooks) - set(_HOOK_KINDS)
+        if unknown:
+            raise ValueError(f"event_hooks takes 'request' and 'response', not "
+                             f"{sorted(unknown)!r}")
+        self._event_hooks = {k: list(hooks.get(k, ())) for k in _HOOK_KINDS}
+        self._request_hooks = self._event_hooks["request"]
+        self._response_hooks = self._event_hooks["response"]
+
+    @property
+    def transport(self) -> AsyncBaseTransport:
+        """The transport requests go through when no mount matches."""
+        return self._transport
+
+    @property
+    def pool(self) -> Pool:
+        """The network transport's connection pool."""
+        return self._network().pool
+
+    @property
+    def resolver(self) -> Any:
+        return self._network().resolver
+
+    def _network(self) -> AsyncHTTPTransport:
+        t = self._transport
+        if not isinstance(t, AsyncHTTPTransport):
+            raise AttributeError(f"this client sends through {type(t).__name__}, which has "
+                                 "no connection pool or TLS context")
+        return t
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        return self._ssl
+        return self._network().ssl_context
 
     @property
     def cookies(self) -> Cookies:
@@ -196,7 +182,13 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        """Close the transport and every mounted one (each once)."""
+        closing = [self._transport]
+        for m in self._mounts:
+            if m.transport is not None and all(m.transport is not t for t in closing):
+                closing.append(m.transport)
+        for t in closing:
+            await t.aclose()
 
     # ---- the verbs ----
     async def get(self, url: str, **kw: Any) -> Response:
@@ -277,7 +269,7 @@ class Client:
         if self.base_url._text and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
             url = self.base_url._text + url.lstrip("/")
-        body, body_headers = _encode_body(content, data, json, files)
+        body, body_headers = encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
             if headers:
@@ -292,6 +284,8 @@ class Client:
                     merged[k] = v
         else:
             merged = self.headers  # read-only below; copied before any change
+        if self.params:
+            params = merge_params(self.params, params)
         if params:
             u = _URL(url, params)
         else:
@@ -371,10 +365,23 @@ class Client:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
             req = Request(method, u.url, hop, body)
-            if self.cache is None:
-                resp = await self._send(req, u, deadline, stream)
-            else:
-                resp = await self._send_cached(req, u, deadline, stream)
+            try:
+                if self._request_hooks:
+                    await _call_hooks(self._request_hooks, req)
+                if self.cache is None:
+                    resp = await self._net(req, u, deadline, stream)
+                else:
+                    resp = await self._send_cached(req, u, deadline, stream)
+            except RequestError as exc:
+                attach_request(exc, req)
+                raise
+            if self._response_hooks:
+                try:
+                    await _call_hooks(self._response_hooks, resp)
+                except BaseException:
+                    await resp.aclose()
+                    raise
+            resp.default_encoding = self.default_encoding
             if resp._set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
@@ -390,14 +397,14 @@ class Client:
             if len(hist) > self.max_redirects:
                 raise TooManyRedirects(
                     f"more than {self.max_redirects} redirects starting from {start.text!r} "
-                    f"(last: {resp.url} -> {resp.headers['location']})")
+                    f"(last: {resp.url} -> {resp.headers['location']})", request=req)
             next_url = urljoin(u.text, resp.headers["location"])
             nu = _URL(next_url)
             if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
                 raise InsecureRedirect(
                     f"refused a {resp.status_code} redirect from {u.text} to {nu.text}: it "
                     "would send the request unencrypted (allow_insecure_redirects=True "
-                    "follows it)", response=resp)
+                    "follows it)", response=resp, request=req)
             code = resp.status_code
             if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
                 method = "GET"
@@ -415,28 +422,6 @@ class Client:
                     merged.pop(h)
             u = nu
 
-    def _proxy_for(self, u: _URL) -> Proxy | None:
-        """The proxy for `u`'s origin: the most specific matching mount, else `proxy=`,
-        else the environment's."""
-        if not self._mounts and (self._proxy is not None or not self._env_proxies):
-            return self._proxy
-        try:
-            return self._env_proxy_cache[u.origin]
-        except KeyError:
-            pass
-        if len(self._env_proxy_cache) >= _URL_CACHE_SIZE:
-            self._env_proxy_cache.clear()
-        for mount in self._mounts:
-            if mount.matches(u.scheme, u.host, u.port):
-                proxy = mount.proxy
-                break
-        else:
-            proxy = self._proxy
-            if proxy is None and self._env_proxies:
-                proxy = proxy_from_env(self._env_proxies, u.scheme, f"{u.host}:{u.port}")
-        self._env_proxy_cache[u.origin] = proxy
-        return proxy
-
     async def _send_cached(self, req: Request, u: "_URL", deadline: Deadline,
                            stream: bool) -> Response:
         """`_send` through the cache: a fresh stored response without a request, a stale
@@ -444,15 +429,15 @@ class Client:
         cache = self.cache
         assert cache is not None
         if req.method in _UNSAFE:
-            resp = await self._send(req, u, deadline, stream)
+            resp = await self._net(req, u, deadline, stream)
             if resp.status_code < 400:
                 cache.invalidate(u.text)
             return resp
         if req.method != "GET" or req.content is not None or stream:
-            return await self._send(req, u, deadline, stream)
+            return await self._net(req, u, deadline, stream)
         sent = req.headers
         if "no-store" in directives(sent.get("cache-control")):
-            return await self._send(req, u, deadline, stream)
+            return await self._net(req, u, deadline, stream)
         asked = cache_now()
         entry = cache.lookup(u.text, sent)
         if entry is not None:
@@ -471,7 +456,7 @@ class Client:
                 req = Request(req.method, req.url, conditional, None)
             else:
                 entry = None
-        resp = await self._send(req, u, deadline, stream)
+        resp = await self._net(req, u, deadline, stream)
         await resp.aread()
         if resp.status_code == 304 and entry is not None:
             entry.update(resp, asked, cache_now())
@@ -481,268 +466,42 @@ class Client:
         cache.store(u.text, sent, resp, asked, cache_now())
         return resp
 
-    async def _connect(self, u: _URL, deadline: Deadline,
-                       proxy: Proxy | None) -> HTTPConnection:
-        loop = asyncio.get_running_loop()
-        t, by_total = deadline.budget(deadline.timeout.connect)
-        via = "" if proxy is None else f" through the proxy {proxy.host} port {proxy.port}"
-        msg = deadline.message(f"connecting to {u.host} port {u.port}{via}", t, by_total)
-        key = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
-
-        async def go() -> HTTPConnection:
-            cached = self._addr_cache.get(key)
-            if cached is not None and cached[0] > loop.time():
-                addrs = cached[1]
-            else:
-                addrs, ttl = await resolve_host(key[0], key[1], self.resolver)
-                if ttl > 0:
-                    if len(self._addr_cache) >= _URL_CACHE_SIZE:
-                        self._addr_cache.clear()
-                    self._addr_cache[key] = (loop.time() + ttl, addrs)
-            try:
-                return await open_connection(
-                    loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
-                    self.pool.session_for(u.origin), self.limits, None, msg,
-                    self._read_buffer, self._recv_buffer, proxy,
-                    self._ssl if proxy is not None and proxy.scheme == "https" else None)
-            except ConnectError:
-                self._addr_cache.pop(key, None)  # look the name up afresh next time
-                raise
-
-        if t is None:
-            return await go()
-        try:
-            async with asyncio.timeout(t):
-                return await go()
-        except TimeoutError:
-            raise ConnectTimeout(msg) from None
-
-    async def _send(self, req: Request, u: _URL, deadline: Deadline, stream: bool) -> Response:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        body = req.content
-        proxy = self._proxy
-        if self._mounts or proxy is None and self._env_proxies:
-            proxy = self._proxy_for(u)
-        forward = proxy if proxy is not None and u.scheme == "http" else None
-        head, length = self._encode_head(req.method, u, req.headers, body, forward)
-        retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
-        pool = self.pool
-        fresh = False
-        for attempt in (0, 1):
-            t, by_total = deadline.budget(deadline.timeout.pool)
-            conn, reused = await pool.acquire(
-                u.origin, lambda: self._connect(u, deadline, proxy), t,
-                lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
-                                         by_total),
-                fresh=fresh)
-            conn.start(req.method, stream)
-            try:
-                try:
-                    await self._write_request(conn, head, body, length, deadline)
-                except EarlyResponse:
-                    conn.broken = True  # the body was cut short: never reuse
-                except _Closed:
-                    if conn._head is None:
-                        raise
-                rhead = await conn.read_head(deadline)
-            except (ConnectionClosedEarly, _Closed) as exc:
-                pool.release(conn, False)
-                if attempt == 0 and reused and retry_ok and not conn.response_started:
-                    fresh = True
-                    continue
-                if isinstance(exc, _Closed):
-                    if pool.closed:
-                        raise RemoteProtocolError(
-                            "the client was closed while the request was being sent") from None
-                    raise RemoteProtocolError(
-                        f"{u.host} closed the connection before the request was sent") from None
-                raise
-            except BaseException:
-                pool.release(conn, False)
-                raise
-            break
-        resp = Response(rhead.status_code, reason=rhead.reason,
-                        http_version=rhead.http_version, raw_headers=rhead.headers,
-                        request=req)
-        resp._started_at = started
-        resp._set_cookie = rhead.set_cookie
-        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused}
-        resp._clock = loop.time
-        ce = rhead.content_encoding
-        if ce:
-            resp._content_encoding = ce.decode("latin-1")
-            resp._limits = self.limits
-
-        async def chunks(streaming: bool = True) -> list[bytes]:
-            return await conn.read_body(deadline, streaming)
-
-        def on_close(complete: bool) -> None:
-            pool.release(conn, complete and conn.finish())
-
-        resp._chunks = chunks
-        resp._on_close = on_close
-        if not stream and conn._complete:
-            await resp.aread()  # the common small response: already all here
+    async def _send_routed(self, req: Request, u: "_URL", deadline: Deadline,
+                           stream: bool) -> Response:
+        """Send through the transport of the most specific matching mount, else the
+        client's transport."""
+        t = self._transport_for(u)
+        if t.__class__ is AsyncHTTPTransport:
+            return await t._send(req, u, deadline, stream)  # type: ignore[attr-defined]
+        req.extensions["timeout"] = deadline.timeout
+        resp = await t.handle_async_request(req)
+        if not isinstance(resp, Response):
+            raise TypeError(f"{type(t).__name__}.handle_async_request returned "
+                            f"{type(resp).__name__}, not a Response")
+        resp.request = req
+        resp.url = req.url
+        resp._limits = self.limits
         return resp
 
-    def _encode_head(self, method: str, u: _URL, headers: Headers, body: Any,
-                     forward: Proxy | None = None) -> tuple[bytes, int | None]:
-        """Request line, Host, headers and the framing header; returns it with the exact
-        length a streamed body must have (None: chunked, or not a stream). The caller's
-        header block is validated and encoded once per distinct set of headers (the
-        client's defaults, usually) and then reused."""
-        key = tuple(headers._items)
-        entry = self._block_cache.get(key)
-        if entry is None:
-            entry = _header_block(headers._items)
-            if len(self._block_cache) >= 64:
-                self._block_cache.clear()
-            self._block_cache[key] = entry
-        block, host_line, length, chunked = entry
-        if body is None:
-            if chunked or length:
-                raise LocalProtocolError(
-                    f"{'Transfer-Encoding: chunked' if chunked else f'Content-Length: {length}'}"
-                    " was given for a request without a body")
-            framing = b"Content-Length: 0\r\n" if length == 0 or method in _BODY_METHODS \
-                else b""
-            length = None
-        elif body.__class__ is bytes:
-            if chunked:
-                raise LocalProtocolError(
-                    "Transfer-Encoding: chunked was given with a bytes body, which the "
-                    "client sends with its Content-Length (pass an iterable to stream it)")
-            if length is not None and length != len(body):
-                raise LocalProtocolError(
-                    f"Content-Length: {length} was given, but the body is {len(body)} bytes")
-            framing = b"Content-Length: %d\r\n" % len(body)
-            length = None
-        elif length is not None:
-            framing = b"Content-Length: %d\r\n" % length
-        else:
-            framing = b"Transfer-Encoding: chunked\r\n"
-        if forward is not None:
-            # To a forwarding proxy: the absolute URL, and the proxy's own credentials.
-            line = encode_request_line(method, u.text)
-            if forward.auth:
-                framing += b"Proxy-Authorization: %s\r\n" % forward.auth.encode("ascii")
-        else:
-            line = u.request_lines.get(method)
-            if line is None:
-                line = u.request_lines[method] = encode_request_line(method, u.target)
-        return line + (host_line or u.host_line) + block + framing + b"\r\n", length
-
-    async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,
-                             length: int | None, deadline: Deadline) -> None:
-        wt = deadline.timeout.write
-        if body is None:
-            conn.write(head)
-        elif isinstance(body, bytes):
-            if len(body) <= _WRITE_PIECE:
-                conn.writelines([head, body])
-            else:
-                conn.write(head)
-                view = memoryview(body)
-                for i in range(0, len(body), _WRITE_PIECE):
-                    conn.write(view[i:i + _WRITE_PIECE])  # type: ignore[arg-type]
-                    await self._drain(conn, deadline, wt)
-        else:
-            conn.write(head)
-            sent = 0
-            async for piece in _pieces(body):
-                if length is None:
-                    conn.writelines(encode_chunk(piece))
-                else:
-                    sent += len(piece)
-                    if sent > length:
-                        raise LocalProtocolError(
-                            f"the streamed body is longer than its Content-Length: {length}")
-                    conn.write(piece)
-                await self._drain(conn, deadline, wt)
-            if length is None:
-                conn.write(LAST_CHUNK)
-            elif sent != length:
-                raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
-                                         f"of its Content-Length: {length}")
-        await self._drain(conn, deadline, wt)
-
-    @staticmethod
-    async def _drain(conn: HTTPConnection, deadline: Deadline, wt: float | None) -> None:
-        if conn._write_paused:
-            t, by_total = deadline.budget(wt)
-            await conn.drain(t, deadline.message(
-                f"sending the request to {conn.origin[1]}", t, by_total))
+    def _transport_for(self, u: "_URL") -> AsyncBaseTransport:
+        try:
+            return self._route_cache[u.origin]
+        except KeyError:
+            pass
+        t = self._transport
+        for mount in self._mounts:
+            if mount.matches(u.scheme, u.host, u.port):
+                if mount.transport is not None:
+                    t = mount.transport
+                break
+        if len(self._route_cache) >= _URL_CACHE_SIZE:
+            self._route_cache.clear()
+        self._route_cache[u.origin] = t
+        return t
 
 
-async def _pieces(body: Any) -> AsyncIterator[bytes]:
-    """The non-empty pieces of a streamed request body, sync or async iterable."""
-    if hasattr(body, "__aiter__"):
-        async for piece in body:
-            if piece:
-                yield bytes(piece)
-    else:
-        for piece in body:
-            if piece:
-                yield bytes(piece)
-
-
-def _header_block(items: list[tuple[str, str]]) -> tuple[bytes, bytes | None, int | None, bool]:
-    """Encode the caller's headers, less the framing ones, which are checked and returned
-    apart: (header lines, the caller's Host line or None, its Content-Length or None,
-    whether it asked for chunked). Refuses what no body could agree with."""
-    hosts: list[str] = []
-    lengths: set[str] = set()
-    codings: list[str] = []
-    rest: list[tuple[str, str]] = []
-    for name, value in items:
-        lname = name.lower()
-        if lname not in _FRAMING:
-            rest.append((name, value))
-        elif lname == "host":
-            hosts.append(value)
-        elif lname == "content-length":
-            lengths.update(v.strip() for v in value.split(","))
-        else:
-            codings += (c.strip().lower() for c in value.split(",") if c.strip())
-    block = encode_header_lines(rest)
-    if len(hosts) > 1:
-        raise LocalProtocolError(f"more than one Host header given: {hosts!r}")
-    host_line = encode_header_lines((("Host", hosts[0]),)) if hosts else None
-    length = None
-    if lengths:
-        if len(lengths) > 1 or not all(_DIGITS.fullmatch(v) for v in lengths):
-            raise LocalProtocolError(f"invalid Content-Length given: {sorted(lengths)!r}")
-        length = int(lengths.pop())
-    if codings and codings != ["chunked"]:
-        raise LocalProtocolError(
-            f"Transfer-Encoding {', '.join(codings)!r} cannot be sent: the client frames "
-            "the body itself (chunked for an iterable body)")
-    if codings and length is not None:
-        raise LocalProtocolError("both Content-Length and Transfer-Encoding were given; "
-                                 "a request has one or the other")
-    return block, host_line, length, bool(codings)
-
-
-def _encode_body(content: Any, data: Any, json: Any,
-                 files: Any = None) -> tuple[Any, list[tuple[str, str]]]:
-    """The body and the headers that describe it (framing is added when it is sent)."""
-    if files:
-        raw, ctype = encode_multipart(data, files)
-        return raw, [("Content-Type", ctype)]
-    if json is not None:
-        raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        return raw, [("Content-Type", "application/json")]
-    if data is not None:
-        raw = urlencode(data, doseq=True).encode()
-        return raw, [("Content-Type", "application/x-www-form-urlencoded")]
-    if content is None:
-        return None, []
-    if isinstance(content, str):
-        content = content.encode()
-    if isinstance(content, (bytes, bytearray, memoryview)):
-        return bytes(content), []
-    if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
-        return content, []
-    raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
-                    f"not {type(content).__name__}")
+async def _call_hooks(hooks: list[Callable[..., Any]], arg: Any) -> None:
+    for hook in hooks:
+        result = hook(arg)
+        if inspect.isawaitable(result):
+            await result

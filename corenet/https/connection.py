@@ -23,7 +23,7 @@ import select
 import socket
 import ssl
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import aiohappyeyeballs
 
@@ -436,8 +436,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     sslobj.write(p)
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
-    async def drain(self, timeout: float | None, message: str) -> None:
-        """Wait until the transport's write buffer is below its high-water mark."""
+    async def drain(self, timeout: float | None, message: Callable[[], str]) -> None:
+        """Wait until the transport's write buffer is below its high-water mark;
+        `message` is called only when the timeout fires."""
         if not self._write_paused or self.closed:
             return
         fut = self._drain = self.loop.create_future()
@@ -446,7 +447,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         finally:
             self._drain = None
         if ok is False:
-            raise WriteTimeout(message)
+            raise WriteTimeout(message())
         if self._head is not None:
             raise EarlyResponse()
 

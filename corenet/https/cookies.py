@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.cookiejar
 import urllib.request
+from collections.abc import MutableMapping
 from typing import Any, Iterator, Mapping
+
+from .errors import CookieConflict
 
 
 # A server can set cookies without end (a few hundred per response, response after
@@ -15,9 +18,12 @@ MAX_PER_DOMAIN = 180
 MAX_TOTAL = 3000
 
 
-class Cookies:
-    """`client.cookies["name"]`, `.set(name, value, domain="", path="/")`, `.get(...)`,
-    `.delete(...)`, `.clear()`; `jar` is the CookieJar itself."""
+class Cookies(MutableMapping):
+    """httpx's Cookies: a mutable mapping of name to value over a CookieJar (`jar`).
+    `.set(name, value, domain="", path="/")`, `.get(name, default, domain=, path=)`
+    (CookieConflict when several cookies match), `.delete(name, domain=, path=)`,
+    `.clear(domain=, path=)`, `.update(cookies)` (keeping each cookie's domain and path),
+    `.extract_cookies(response)`, `.set_cookie_header(request)`."""
 
     def __init__(self, cookies: "Cookies | Mapping[str, str] | http.cookiejar.CookieJar | None"
                  = None) -> None:
@@ -45,7 +51,7 @@ class Cookies:
         found = [c.value for c in self.jar if c.name == name
                  and (domain is None or c.domain == domain) and (path is None or c.path == path)]
         if len(found) > 1:
-            raise KeyError(f"several cookies named {name!r}: give domain= or path=")
+            raise CookieConflict(f"several cookies named {name!r}: give domain= or path=")
         return found[0] if found else default
 
     def delete(self, name: str, domain: str | None = None, path: str | None = None) -> None:
@@ -54,7 +60,36 @@ class Cookies:
             self.jar.clear(c.domain, c.path, c.name)
 
     def clear(self, domain: str | None = None, path: str | None = None) -> None:
-        self.jar.clear(domain, path) if domain else self.jar.clear()
+        """Every cookie, or those of `domain` (and `path` within it)."""
+        if path is not None and domain is None:
+            raise ValueError("clear(path=...) needs the domain too")
+        if domain is None:
+            self.jar.clear()
+        else:
+            try:
+                self.jar.clear(domain, path)
+            except KeyError:
+                pass  # nothing stored there
+
+    def update(self, cookies: Any = None, **kw: str) -> None:  # type: ignore[override]
+        """Add `cookies` (a mapping, a CookieJar or Cookies, each cookie keeping its
+        domain and path)."""
+        for c in Cookies(cookies).jar:
+            self.jar.set_cookie(c)
+        for name, value in kw.items():
+            self.set(name, value)
+
+    def extract_cookies(self, response: Any) -> None:
+        """Store what `response` sets (its Set-Cookie headers), under its URL's rules."""
+        set_cookie = response.headers.get_list("set-cookie")
+        if set_cookie:
+            self.extract(str(response.url), set_cookie)
+
+    def set_cookie_header(self, request: Any) -> None:
+        """Give `request` the Cookie header the jar's rules allow for its URL."""
+        cookie = self.header_for(str(request.url))
+        if cookie:
+            request.headers["Cookie"] = cookie
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -66,7 +101,17 @@ class Cookies:
         self.set(name, value)
 
     def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)  # a mapping's contract (httpx passes silently)
         self.delete(name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Cookies):
+            return sorted((c.domain, c.path, c.name, c.value) for c in self.jar) == sorted(
+                (c.domain, c.path, c.name, c.value) for c in other.jar)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __contains__(self, name: object) -> bool:
         return any(c.name == name for c in self.jar)

@@ -4,12 +4,17 @@ from __future__ import annotations
 import codecs
 import datetime
 import json as _json
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
+from urllib.parse import urlencode
 
 from .decoder import Decoder
-from .errors import HTTPStatusError, RemoteProtocolError, StreamConsumed
-from .headers import Headers
+from .errors import (
+    HTTPStatusError, RemoteProtocolError, RequestError, ResponseNotRead, StreamClosed,
+    StreamConsumed, attach_request,
+)
+from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
+from .multipart import encode_multipart
 from .urls import URL
 
 _REASONS = {}
@@ -26,42 +31,112 @@ _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class Request:
-    __slots__ = ("method", "url", "headers", "content")
+    """`Request("POST", url, json={...})` as in httpx; `content` is the body as it will
+    be sent: None (no body), bytes, or an iterable or async iterable of bytes (a stream,
+    sent chunked)."""
 
-    def __init__(self, method: str, url: URL | str, headers: Headers,
-                 content: Any = None) -> None:
+    __slots__ = ("method", "url", "headers", "content", "_extensions")
+
+    def __init__(self, method: str, url: URL | str, headers: HeaderTypes = None,
+                 content: Any = None, *, params: Any = None, data: Any = None,
+                 files: Any = None, json: Any = None, extensions: dict | None = None) -> None:
         self.method = method
+        if params:
+            from .urls import with_params
+
+            url = with_params(str(url), params)
         self.url = url if isinstance(url, URL) else URL(url)
-        self.headers = headers
+        self.headers = headers if headers.__class__ is Headers else Headers(headers)
+        if data is not None or files or json is not None or isinstance(content, str):
+            content, body_headers = encode_body(content, data, json, files)
+            for k, v in body_headers:
+                self.headers.setdefault(k, v)
         self.content = content
+        self._extensions = extensions
+
+    @property
+    def extensions(self) -> dict:
+        ext = self._extensions
+        if ext is None:
+            ext = self._extensions = {}
+        return ext
+
+    def read(self) -> bytes:
+        """The body as bytes (b"" for none); a sync iterable is read and kept."""
+        body = self.content
+        if body is None:
+            return b""
+        if isinstance(body, bytes):
+            return body
+        if hasattr(body, "__aiter__"):
+            raise StreamConsumed("the request body is an async stream: use await aread()")
+        self.content = b"".join(bytes(p) for p in body)
+        return self.content
+
+    async def aread(self) -> bytes:
+        """The body as bytes (b"" for none); a stream is read and kept."""
+        body = self.content
+        if body is not None and hasattr(body, "__aiter__"):
+            self.content = b"".join([bytes(p) async for p in body])
+        return self.read()
 
     def __repr__(self) -> str:
         return f"<Request [{self.method}] {self.url}>"
 
 
+def encode_body(content: Any, data: Any, json: Any,
+                files: Any = None) -> tuple[Any, list[tuple[str, str]]]:
+    """The body and the headers that describe it (framing is added when it is sent)."""
+    if files:
+        raw, ctype = encode_multipart(data, files)
+        return raw, [("Content-Type", ctype)]
+    if json is not None:
+        raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+        return raw, [("Content-Type", "application/json")]
+    if data is not None:
+        raw = urlencode(data, doseq=True).encode()
+        return raw, [("Content-Type", "application/x-www-form-urlencoded")]
+    if content is None:
+        return None, []
+    if isinstance(content, str):
+        content = content.encode()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content), []
+    if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
+        return content, []
+    raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
+                    f"not {type(content).__name__}")
+
+
 class Response:
     """`content`, `text` and `json()` need the body read: always true for `client.get()`
-    and friends, after `await r.aread()` for a streamed response."""
+    and friends, after `await r.aread()` for a streamed response.
 
-    def __init__(self, status_code: int, *, reason: bytes = b"", http_version: str = "1.1",
-                 headers: Headers | None = None, request: Request | None = None,
-                 content: bytes | None = None,
+    Made by hand (a MockTransport's handler, a test) it takes httpx's arguments:
+    `Response(200, json={...})`, `text=`, `html=`, `content=` (bytes, str, or an
+    iterable or async iterable of bytes for a streamed body), `headers=` (any form),
+    `request=`, `extensions=`, `history=`, `default_encoding=`."""
+
+    def __init__(self, status_code: int, *, headers: HeaderTypes = None,
+                 content: Any = None, text: str | None = None, html: str | None = None,
+                 json: Any = None, stream: Any = None, request: Request | None = None,
+                 extensions: dict | None = None, history: list | None = None,
+                 default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
+                 reason: bytes = b"", http_version: str = "1.1",
                  raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.status_code = status_code
         self._reason = reason
         self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
-        self._headers = headers
         self._raw_headers = raw_headers
-        if headers is None and raw_headers is None:
-            self._headers = Headers()
         self.request = request
         self.url = request.url if request is not None else URL()
-        self.history: list[Response] = []
+        self.history: list[Response] = history if history is not None else []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
         # "connection_reused": whether the request went on a pooled keep-alive connection.
-        self.extensions: dict[str, Any] = {}
+        self.extensions: dict[str, Any] = extensions if extensions is not None else {}
         self.elapsed = datetime.timedelta(0)
-        self._content = content
+        self.default_encoding = default_encoding
+        self._encoding: str | None = None
         self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
         self._on_close: Callable[[bool], None] | None = None
         self._content_encoding = ""  # set when the body has a Content-Encoding
@@ -69,8 +144,55 @@ class Response:
         self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
         self._clock: Callable[[], float] | None = None
-        self.is_closed = content is not None
-        self.is_stream_consumed = content is not None
+        self._cookies: Any = None
+        self._portal: Any = None  # runs a coroutine to its end, for a sync client's stream
+        if raw_headers is not None:  # from the network or the cache
+            self._headers = headers
+            self._content = content
+        else:
+            self._headers = headers if headers.__class__ is Headers else Headers(headers)
+            self._content = None
+            self._set_body(content if stream is None else stream, text, html, json)
+        self.is_closed = self._content is not None
+        self.is_stream_consumed = self._content is not None
+
+    def _set_body(self, content: Any, text: str | None, html: str | None, json: Any) -> None:
+        """A hand-made response's body, and the headers httpx adds for it."""
+        h = self._headers
+        ctype = None
+        if json is not None:
+            content = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            ctype = "application/json"
+        elif html is not None:
+            content, ctype = html.encode(), "text/html; charset=utf-8"
+        elif text is not None:
+            content, ctype = text.encode(), "text/plain; charset=utf-8"
+        elif content is None:
+            content = b""
+        elif isinstance(content, str):
+            content = content.encode()
+        if ctype is not None and "content-type" not in h:
+            h["Content-Type"] = ctype
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            content = bytes(content)
+            if content and "content-length" not in h and "transfer-encoding" not in h:
+                h["Content-Length"] = str(len(content))
+            self._set_cookie = "set-cookie" in h
+            coding = h.get("content-encoding")
+            if coding:
+                self._content_encoding = coding
+                dec = self._decoder(True)
+                if dec is not None:
+                    out = list(dec.decode(content))
+                    content = b"".join(out + list(dec.flush()))
+            self._content = content
+            return
+        if not (hasattr(content, "__aiter__") or hasattr(content, "__iter__")):
+            raise TypeError("content must be bytes, str or an (async) iterable of bytes, "
+                            f"not {type(content).__name__}")
+        self._set_cookie = "set-cookie" in h
+        self._content_encoding = h.get("content-encoding") or ""
+        self._chunks = _chunk_source(content)
 
     @property
     def headers(self) -> Headers:
@@ -89,12 +211,13 @@ class Response:
     @property
     def content(self) -> bytes:
         if self._content is None:
-            raise StreamConsumed(
+            raise ResponseNotRead(
                 "the body of a streamed response is not read yet: call await response.aread()")
         return self._content
 
     @property
-    def encoding(self) -> str:
+    def charset_encoding(self) -> str | None:
+        """The charset the Content-Type names, when Python knows it (normalised)."""
         ctype = self.headers.get("content-type", "") or ""
         for param in ctype.split(";")[1:]:
             key, _, value = param.strip().partition("=")
@@ -103,8 +226,45 @@ class Response:
                 try:
                     return codecs.lookup(charset).name
                 except LookupError:
-                    break
-        return "utf-8"
+                    return None
+        return None
+
+    @property
+    def encoding(self) -> str:
+        """The charset of the Content-Type; without one, `default_encoding` (a name, or a
+        callable given the body that returns one or None); "utf-8" when neither says.
+        Assignable, as in httpx, before `text` is first read."""
+        enc = self._encoding
+        if enc is None:
+            enc = self.charset_encoding
+            if enc is None:
+                default = self.default_encoding
+                if isinstance(default, str):
+                    enc = default
+                elif self._content is not None:
+                    enc = default(self._content)
+                else:
+                    return "utf-8"  # not cached: the body may yet tell the callable
+            self._encoding = enc = enc or "utf-8"
+        return enc
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        self._encoding = value
+
+    @property
+    def cookies(self) -> Any:
+        """The cookies this response sets (its Set-Cookie headers, under its URL's rules),
+        as a Cookies jar."""
+        jar = self._cookies
+        if jar is None:
+            from .cookies import Cookies
+
+            jar = self._cookies = Cookies()
+            set_cookie = self.headers.get_list("set-cookie")
+            if set_cookie:
+                jar.extract(str(self.url), set_cookie)
+        return jar
 
     @property
     def text(self) -> str:
@@ -114,21 +274,53 @@ class Response:
         return _json.loads(self.content, **kwargs)
 
     @property
+    def is_informational(self) -> bool:
+        return 100 <= self.status_code < 200
+
+    @property
     def is_success(self) -> bool:
         return 200 <= self.status_code < 300
 
     @property
     def is_redirect(self) -> bool:
+        """A redirect status with a Location to follow (httpx's definition)."""
         return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
 
+    @property
+    def is_client_error(self) -> bool:
+        return 400 <= self.status_code < 500
+
+    @property
+    def is_server_error(self) -> bool:
+        return 500 <= self.status_code < 600
+
+    @property
+    def is_error(self) -> bool:
+        return 400 <= self.status_code < 600
+
+    @property
+    def has_redirect_location(self) -> bool:
+        return self.is_redirect
+
     def raise_for_status(self) -> "Response":
+        """HTTPStatusError for any status but 2xx (1xx and 3xx too, as in httpx);
+        otherwise the response itself, so that `r = (await c.get(u)).raise_for_status()`
+        chains."""
         code = self.status_code
-        if code < 400:
+        if 200 <= code < 300:
             return self
-        kind = "Client error" if code < 500 else "Server error"
-        raise HTTPStatusError(
-            f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'",
-            request=self.request, response=self)
+        if code < 200:
+            kind = "Informational response"
+        elif code < 400:
+            kind = "Redirect response"
+        elif code < 500:
+            kind = "Client error"
+        else:
+            kind = "Server error"
+        message = f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'"
+        if 300 <= code < 400 and "location" in self.headers:
+            message += f" (Location: '{self.headers['location']}')"
+        raise HTTPStatusError(message, request=self.request, response=self)
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
         """Body bytes as received (still compressed), chunk by chunk (of `chunk_size`
@@ -155,8 +347,7 @@ class Response:
             if self._content:
                 yield self._content
             return
-        if self.is_stream_consumed:
-            raise StreamConsumed("the response body was already read or closed")
+        self._check_unread()
         self.is_stream_consumed = True
         ok = False
         try:
@@ -167,8 +358,17 @@ class Response:
                 for c in chunks:
                     yield c
             ok = True
+        except RequestError as exc:
+            attach_request(exc, self.request)
+            raise
         finally:
             self._close(ok)
+
+    def _check_unread(self) -> None:
+        if self.is_stream_consumed:
+            raise StreamConsumed("the response body was already read")
+        if self.is_closed:
+            raise StreamClosed("the response was closed before its body was read")
 
     def _decoder(self, whole: bool) -> Decoder | None:
         if not self._content_encoding:
@@ -236,8 +436,7 @@ class Response:
     async def aread(self) -> bytes:
         if self._content is not None:
             return self._content
-        if self.is_stream_consumed:
-            raise StreamConsumed("the response body was already read or closed")
+        self._check_unread()
         self.is_stream_consumed = True
         ok = False
         try:
@@ -256,6 +455,9 @@ class Response:
                 del out
             self._content = raw
             ok = True
+        except RequestError as exc:
+            attach_request(exc, self.request)
+            raise
         finally:
             self._close(ok)
         return self._content
@@ -273,11 +475,114 @@ class Response:
 
     async def aclose(self) -> None:
         """Close a streamed response; an unread body costs its connection (discarded)."""
-        self.is_stream_consumed = True
         self._close(False)
+
+    # ---- the sync face (a SyncClient's responses) ----
+    def read(self) -> bytes:
+        """The whole body (`aread()` for a sync caller)."""
+        if self._content is not None:
+            return self._content
+        return self._driver()(self.aread())[1]
+
+    def iter_raw(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._iterate(self.aiter_raw(chunk_size))
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        return self._iterate(self.aiter_bytes(chunk_size))
+
+    def iter_text(self, chunk_size: int | None = None) -> Iterator[str]:
+        return self._iterate(self.aiter_text(chunk_size))
+
+    def iter_lines(self) -> Iterator[str]:
+        return self._iterate(self.aiter_lines())
+
+    def close(self) -> None:
+        """Close a streamed response (`aclose()` for a sync caller)."""
+        if self.is_closed:
+            return
+        portal = self._portal
+        if portal is None:
+            self._close(False)
+        else:
+            portal(self.aclose())  # the connection is the loop's to release
+
+    def _driver(self) -> Callable[[Any], tuple[bool, Any]]:
+        """What runs this response's awaitables for a sync caller: its SyncClient's loop
+        while the body is still to read, no loop at all once it is."""
+        if self._content is not None:
+            return _without_loop
+        portal = self._portal
+        if portal is None:
+            raise RuntimeError("this response came from an async client and its body is not "
+                               "read: use await response.aread() or async for ... in "
+                               "response.aiter_bytes()")
+        return portal
+
+    def _iterate(self, agen: Any) -> Iterator[Any]:
+        """The async iterator `agen` driven from a sync caller: on the SyncClient's loop,
+        or without any loop when the body is already read."""
+        try:
+            portal = self._driver()
+        except RuntimeError:
+            agen.aclose().close()  # never started: nothing to run
+            raise
+        return self._drive(agen, portal)
+
+    @staticmethod
+    def _drive(agen: Any, portal: Callable[[Any], tuple[bool, Any]]) -> Iterator[Any]:
+        try:
+            while True:
+                more, item = portal(agen.__anext__())
+                if not more:
+                    return
+                yield item
+        finally:
+            portal(agen.aclose())
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+async def await_step(aw: Any) -> tuple[bool, Any]:
+    """(True, result) of an awaitable, or (False, None) at an async iterator's end
+    (StopAsyncIteration cannot cross a Future)."""
+    try:
+        return True, await aw
+    except StopAsyncIteration:
+        return False, None
+
+
+def _without_loop(aw: Any) -> tuple[bool, Any]:
+    """Run an awaitable that needs no loop (a body already read, a close) to its end."""
+    coro = await_step(aw)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("reading this response's body needs its loop")
+
+
+def _chunk_source(content: Any) -> Callable[..., Any]:
+    """The `_chunks` of a hand-made streamed response: pieces of `content`, a sync or
+    async iterable of bytes."""
+    if hasattr(content, "__aiter__"):
+        it = content.__aiter__()
+
+        async def next_chunks(streaming: bool = True) -> list[bytes]:
+            async for piece in it:
+                if piece:
+                    return [bytes(piece)]
+            return []
+    else:
+        sync_it = iter(content)
+
+        async def next_chunks(streaming: bool = True) -> list[bytes]:
+            for piece in sync_it:
+                if piece:
+                    return [bytes(piece)]
+            return []
+    return next_chunks
 
 
 async def _sized(pieces: AsyncIterator[Any], size: int) -> AsyncIterator[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import urllib.request
 import warnings
+from typing import Any
 
 from .errors import InvalidURL
 from .urls import URL, encode_host, split_url, userinfo_auth
@@ -66,10 +67,12 @@ def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | 
 class Mount:
     """One `mounts=` key: "all://", "https://", "all://example.org", "https://*.example.org"
     (subdomains only), "all://*example.org" (the domain and its subdomains), with an
-    optional ":port"; and the proxy it selects (None: straight to the server)."""
-    __slots__ = ("scheme", "host", "suffix", "port", "proxy")
+    optional ":port"; and what it selects: a transport (anything with
+    `handle_async_request`), or a proxy for the client's network transport (None:
+    straight to the server)."""
+    __slots__ = ("scheme", "host", "suffix", "port", "proxy", "transport")
 
-    def __init__(self, pattern: str, proxy: "Proxy | URL | str | None") -> None:
+    def __init__(self, pattern: str, proxy: Any) -> None:
         scheme, sep, rest = pattern.partition("://")
         if not sep or not scheme:
             raise InvalidURL(f"mount pattern {pattern!r} must look like 'https://' or "
@@ -90,7 +93,11 @@ class Mount:
             self.host = encode_host(host.lstrip("*"))
         else:
             self.host = ""
-        self.proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
+        if hasattr(proxy, "handle_async_request"):
+            self.transport, self.proxy = proxy, None
+        else:
+            self.transport = None
+            self.proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
 
     def priority(self) -> tuple[bool, int, bool]:
         """More specific first: a port, then a longer host, then a named scheme."""

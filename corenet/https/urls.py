@@ -5,7 +5,7 @@ import base64
 import ipaddress
 import re
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .errors import InvalidURL
 
@@ -39,6 +39,53 @@ def encode_host(host: str) -> str:
     if not _HOST_CHARS.fullmatch(host):
         raise InvalidURL(f"invalid host name {host!r}")
     return host
+
+
+def param_pairs(params: Any) -> list[tuple[Any, Any]]:
+    """Query parameters given as a mapping, a sequence of pairs or a query string, as
+    (name, value) pairs, a list value standing for the name repeated."""
+    if not params:
+        return []
+    if isinstance(params, (str, bytes)):
+        from urllib.parse import parse_qsl
+
+        text = params.decode("ascii") if isinstance(params, bytes) else params
+        return parse_qsl(text, keep_blank_values=True)
+    items = params.items() if hasattr(params, "items") else params
+    out = []
+    for k, v in items:
+        if isinstance(v, (list, tuple)):
+            out += [(k, x) for x in v]
+        else:
+            out.append((k, v))
+    return out
+
+
+def merge_params(base: Any, params: Any) -> list[tuple[Any, Any]]:
+    """httpx's rule for a client's and a request's parameters: a name the request gives
+    replaces the client's values for it; the others are kept, the client's first."""
+    given = param_pairs(params)
+    names = {k for k, _ in given}
+    return [(k, v) for k, v in param_pairs(base) if k not in names] + given
+
+
+def _param_text(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"  # as httpx writes them
+    return "" if value is None else str(value)
+
+
+def encode_params(params: Any) -> str:
+    return urlencode([(_param_text(k), _param_text(v)) for k, v in param_pairs(params)])
+
+
+def with_params(url: str, params: Any) -> str:
+    """`url` with `params` added to its query (before any fragment)."""
+    extra = encode_params(params)
+    if not extra:
+        return url
+    url, hash_, fragment = url.partition("#")
+    return f"{url}{'&' if '?' in url else '?'}{extra}{hash_}{fragment}"
 
 
 def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:

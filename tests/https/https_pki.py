@@ -1,5 +1,6 @@
-"""A throwaway test PKI made with `cryptography`: a CA and server certificates (valid,
-expired, wrong name), written as PEM files."""
+"""A throwaway test PKI made with `cryptography`: a CA, server certificates (valid,
+expired, wrong name) and a client certificate (its key also encrypted with the password
+CLIENT_KEY_PASSWORD), written as PEM files."""
 from __future__ import annotations
 
 import datetime
@@ -10,6 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+CLIENT_KEY_PASSWORD = "client-pw"
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -44,7 +48,8 @@ def make_pki(directory: Path) -> dict[str, Path]:
     out = {"ca": directory / "ca.pem"}
     out["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-    def leaf(name: str, sans: list, start, end) -> None:
+    def leaf(name: str, sans: list, start, end,
+             usage=ExtendedKeyUsageOID.SERVER_AUTH) -> None:
         key = _key()
         alt = [x509.IPAddress(ipaddress.ip_address(s)) if s[0].isdigit() or ":" in s
                else x509.DNSName(s) for s in sans]
@@ -55,7 +60,7 @@ def make_pki(directory: Path) -> dict[str, Path]:
             .not_valid_before(start).not_valid_after(end)
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+            .add_extension(x509.ExtendedKeyUsage([usage]),
                            critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
@@ -65,10 +70,18 @@ def make_pki(directory: Path) -> dict[str, Path]:
         out[name + "_key"] = directory / f"{name}.key"
         out[name + "_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         out[name + "_key"].write_bytes(_pem_key(key))
+        out[name + "_key_encrypted"] = directory / f"{name}.enc.key"
+        out[name + "_key_encrypted"].write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(CLIENT_KEY_PASSWORD.encode())))
+        out[name + "_both"] = directory / f"{name}.both.pem"
+        out[name + "_both"].write_bytes(out[name + "_cert"].read_bytes() + _pem_key(key))
 
     day = datetime.timedelta(days=1)
     leaf("valid", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "www.corenet.test"],
          now - day, now + 30 * day)
     leaf("expired", ["localhost", "127.0.0.1"], now - 30 * day, now - day)
     leaf("wrongname", ["wrong.example"], now - day, now + 30 * day)
+    leaf("client", ["client.corenet.test"], now - day, now + 30 * day,
+         ExtendedKeyUsageOID.CLIENT_AUTH)
     return out

@@ -546,6 +546,7 @@ def test_userinfo_in_url_becomes_basic_auth(env, run):
     ("https://localhost:99999/", "invalid URL"),
 ])
 def test_invalid_urls(run, url, match):
+    """An unsupported scheme is UnsupportedProtocol, which is also an InvalidURL."""
     from corenet.https import InvalidURL
 
     async def main():

@@ -9,7 +9,7 @@ import pytest
 
 from corenet.https import Headers, HTTPStatusError, Response
 from corenet.https.decoder import Decoder
-from corenet.https.errors import DecodingError, RemoteProtocolError, StreamConsumed
+from corenet.https.errors import DecodingError, RemoteProtocolError, ResponseNotRead
 
 
 def test_headers_case_insensitive_and_multi_valued():
@@ -80,8 +80,8 @@ def test_response_text_charset_json_and_status():
 
 
 def test_unread_streamed_response_content_is_an_error():
-    r = Response(200, headers=Headers())
-    with pytest.raises(StreamConsumed, match="aread"):
+    r = Response(200, content=iter([b"not", b" read"]))
+    with pytest.raises(ResponseNotRead, match="aread"):
         r.content
 
 
@@ -118,3 +118,129 @@ def test_cookie_jar_is_bounded_per_domain_and_in_all(monkeypatch):
     monkeypatch.setattr(cookies_mod, "MAX_TOTAL", 250)
     jar.extract("https://b.example/", [f"d{i}=v" for i in range(100)])
     assert len(jar) == 250 and "d99" in jar
+
+
+@pytest.mark.parametrize("code, flags", [
+    (101, "informational"), (200, "success"), (204, "success"), (302, "redirect"),
+    (304, ""), (404, "client_error error"), (503, "server_error error"),
+])
+def test_status_predicates_as_httpx(code, flags):
+    r = Response(code, headers={"Location": "/next"} if code == 302 else None)
+    for name in ("informational", "success", "redirect", "client_error", "server_error",
+                 "error"):
+        assert getattr(r, "is_" + name) is (name in flags.split()), name
+
+
+@pytest.mark.parametrize("code, kind", [(101, "Informational response"),
+                                        (301, "Redirect response"), (304, "Redirect response"),
+                                        (418, "Client error"), (500, "Server error")])
+def test_raise_for_status_raises_for_all_but_2xx(code, kind):
+    from corenet.https import Request
+
+    req = Request("GET", "https://example.org/a")
+    r = Response(code, headers={"Location": "/b"}, request=req)
+    with pytest.raises(HTTPStatusError, match=f"{kind} '{code} ") as info:
+        r.raise_for_status()
+    assert info.value.response is r and info.value.request is req
+    ok = Response(201, request=req)
+    assert ok.raise_for_status() is ok  # chains
+
+
+def test_hand_made_response_takes_httpx_arguments():
+    import gzip
+
+    r = Response(200, json={"a": "é"})
+    assert r.headers["content-type"] == "application/json" and r.json() == {"a": "é"}
+    assert r.headers["content-length"] == str(len(r.content))
+    t = Response(404, text="nöpe", headers=[("X-A", "1")])
+    assert (t.text, t.encoding, t.headers["x-a"]) == ("nöpe", "utf-8", "1")
+    assert t.headers["content-type"] == "text/plain; charset=utf-8"
+    assert Response(200, html="<p/>").headers["content-type"].startswith("text/html")
+    assert Response(200).content == b"" and Response(200, content="x").content == b"x"
+    z = Response(200, content=gzip.compress(b"plain" * 100), headers={"Content-Encoding": "gzip"})
+    assert z.content == b"plain" * 100
+    with pytest.raises(TypeError):
+        Response(200, content=12)
+
+
+def test_streamed_hand_made_response_reads_through_aiter(run):
+    async def pieces():
+        yield b"ab"
+        yield b""
+        yield b"cd"
+
+    async def main():
+        r = Response(200, content=pieces())
+        got = [p async for p in r.aiter_bytes()]
+        s = Response(200, content=iter([b"x", b"y"]))
+        return got, await s.aread(), s.is_stream_consumed
+
+    assert run(main()) == ([b"ab", b"cd"], b"xy", True)
+
+
+def test_default_encoding_and_charset():
+    body = "naïve".encode("latin-1")
+    assert Response(200, content=body, default_encoding="latin-1").text == "naïve"
+    calls = []
+
+    def guess(content):
+        calls.append(content)
+        return "latin-1"
+
+    r = Response(200, content=body, default_encoding=guess)
+    assert r.text == "naïve" and calls == [body]
+    named = Response(200, content="naïve".encode(), default_encoding="latin-1",
+                     headers={"Content-Type": "text/plain; charset=utf-8"})
+    assert named.text == "naïve" and named.charset_encoding == "utf-8"  # the header wins
+    assert Response(200, content=b"x", default_encoding=lambda c: None).encoding == "utf-8"
+    r = Response(200, content=body)
+    r.encoding = "latin-1"
+    assert r.text == "naïve"
+
+
+def test_response_cookies_and_cookies_mapping():
+    from collections.abc import MutableMapping
+
+    from corenet.https import CookieConflict, Cookies, Request
+
+    r = Response(200, headers=[("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Domain=x.org")],
+                 request=Request("GET", "https://www.example.org/p"))
+    assert dict(r.cookies) == {"a": "1"}  # b's domain is not the response's: refused
+    c = Cookies()
+    assert isinstance(c, MutableMapping)
+    c["k"] = "v"
+    c.set("k", "w", domain="example.org")
+    assert len(c) == 2 and sorted(c) == ["k"]
+    with pytest.raises(CookieConflict):
+        c["k"]
+    with pytest.raises(KeyError):  # still a KeyError, as before
+        c.get("k")
+    assert c.get("k", domain="example.org") == "w"
+    c.delete("k", domain="example.org")
+    assert c["k"] == "v" and c.get("missing", "d") == "d"
+    c.update(r.cookies)
+    c.update({"z": "26"})
+    assert sorted(c.items()) == [("a", "1"), ("k", "v"), ("z", "26")]
+    assert [x.domain for x in c.jar if x.name == "a"] == ["www.example.org"]  # kept
+    c.clear("www.example.org")
+    assert sorted(c) == ["k", "z"]
+    req = Request("GET", "https://other.example/")
+    c.set_cookie_header(req)
+    assert req.headers["cookie"] in ("k=v; z=26", "z=26; k=v")
+    c.clear()
+    assert not c and len(c) == 0
+    with pytest.raises(KeyError):
+        del c["nothing"]
+
+
+def test_request_takes_httpx_arguments():
+    from corenet.https import Request
+
+    r = Request("POST", "https://example.org/a?x=1", params={"y": [1, 2], "t": True},
+                json={"k": 1})
+    assert str(r.url) == "https://example.org/a?x=1&y=1&y=2&t=true"
+    assert r.read() == b'{"k":1}' and r.headers["content-type"] == "application/json"
+    assert Request("GET", "https://e.org/").read() == b""
+    s = Request("PUT", "https://e.org/", content=iter([b"a", b"b"]))
+    assert s.read() == b"ab" and s.content == b"ab"
+    assert Request("GET", "https://e.org/", headers={"A": "1"}).extensions == {}

@@ -97,3 +97,60 @@ def test_pool_waiter_gets_a_released_connection(env, run):
 
     codes, opened = run(main())
     assert codes == [200] * 6 and opened == 1
+
+
+NO_LIMITS = [None, Timeout(None), Timeout(5, connect=None), Timeout(5, read=None),
+             Timeout(5, write=None), Timeout(5, pool=None), Timeout(None, total=30)]
+
+
+@pytest.mark.parametrize("timeout", NO_LIMITS, ids=repr)
+def test_a_stage_without_limit_completes_requests(env, run, timeout):
+    """None for a stage is no limit: new connections, a body big enough to wait for the
+    socket to drain, and reused connections all go through."""
+    body = b"x" * (2 * 1024 * 1024)
+
+    async def main():
+        async with Client(verify=env.ca, timeout=timeout) as c:
+            small = await c.get(env.base + "/small.txt")
+            echo = await c.post(env.raw + "/echo", content=body)
+            again = await c.get(env.base + "/small.txt", timeout=timeout)
+            return (small.status_code, len(echo.json()["body"]), again.status_code,
+                    again.extensions["connection_reused"])
+
+    assert run(main(), timeout=30) == (200, len(body), 200, True)
+
+
+def test_no_limit_settings():
+    assert (Timeout(None).connect, Timeout(None).read, Timeout(None).write,
+            Timeout(None).pool, Timeout(None).total) == (None,) * 5
+    t = Timeout(5, connect=None)
+    assert (t.connect, t.read, t.write, t.pool) == (None, 5.0, 5.0, 5.0)
+    assert Client(timeout=None).timeout == Timeout(None)
+
+
+@pytest.mark.parametrize("timeout, path, error, match", [
+    (Timeout(None, read=0.3), "/stall-headers", ReadTimeout, "no progress within 0.3 s"),
+    (Timeout(5, connect=None, read=0.3), "/stall-headers", ReadTimeout, "within 0.3 s"),
+    (Timeout(None, connect=0.3), "silent", ConnectTimeout, "connecting to localhost"),
+    (Timeout(None, total=0.4), "silent", ConnectTimeout, "total timeout of 0.4 s"),
+    (Timeout(None, total=0.5), "/stall", ReadTimeout, "total timeout of 0.5 s"),
+], ids=["read-only", "connect-none", "connect-only", "total-while-connecting", "total-only"])
+def test_other_limits_still_apply_when_one_is_none(env, run, timeout, path, error, match):
+    url = {"silent": f"https://localhost:{env.silent_port}/",
+           "/stall": env.base + "/stall"}.get(path, env.raw + path)
+
+    async def main():
+        async with Client(verify=env.ca, timeout=timeout) as c:
+            await c.get(url)
+
+    with pytest.raises(error, match=match):
+        run(main())
+
+
+def test_write_limit_applies_when_read_has_none(env, run):
+    async def main():
+        async with Client(verify=env.ca, timeout=Timeout(None, write=0.3)) as c:
+            await c.post(env.raw + "/no-read", content=b"x" * (32 * 1024 * 1024))
+
+    with pytest.raises(WriteTimeout, match="sending the request to localhost: no progress"):
+        run(main(), timeout=20)

@@ -1,0 +1,262 @@
+"""The sync client, httpx's `Client` shape: `SyncClient` runs the async Client on a
+private corenet loop in a thread of its own, so both share one implementation (models,
+errors, limits, auth, cookies, cache, transports). The calling thread blocks on each call;
+it needs no loop of its own. Calling from the private loop's own thread (from an event
+hook, a transport's handler or an auth flow of the same client) would wait for itself:
+that raises RuntimeError instead.
+
+`get`, `post`, ... and `stream` at module level make a SyncClient for the one request."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import weakref
+from typing import Any, Awaitable, Iterator
+
+from .client import Client
+from .models import Request, Response, await_step
+
+__all__ = ["SyncClient", "request", "stream", "get", "options", "head", "post", "put",
+           "patch", "delete"]
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import corenet
+
+        return corenet.new_event_loop()
+    except ImportError:  # the loop extension is not built: the client runs on any loop
+        return asyncio.new_event_loop()
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop the loop and its thread (also when a SyncClient is dropped unclosed)."""
+    if loop.is_closed():
+        return
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:
+        return
+    if thread is not threading.current_thread():
+        thread.join()
+        loop.close()
+
+
+class _Portal:
+    """Runs coroutines to their end on a loop running in another thread."""
+
+    def __init__(self) -> None:
+        self.loop = _new_loop()
+        self.thread = threading.Thread(target=self._main, name="corenet-https-sync",
+                                       daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            asyncio.set_event_loop(None)
+
+    def __call__(self, aw: Awaitable[Any]) -> tuple[bool, Any]:
+        if threading.current_thread() is self.thread:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise RuntimeError(
+                "a SyncClient was called from its own loop's thread (an event hook, a "
+                "transport's handler or an auth flow of the same client): it would wait for "
+                "itself; use an AsyncClient there, or await the async API")
+        if self.loop.is_closed():
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise RuntimeError("the SyncClient is closed")
+        fut = asyncio.run_coroutine_threadsafe(await_step(aw), self.loop)
+        try:
+            return fut.result()
+        except BaseException:
+            fut.cancel()
+            raise
+
+    def run(self, aw: Awaitable[Any]) -> Any:
+        return self(aw)[1]
+
+
+class _Shared:
+    """An attribute of the async client, read and set through the SyncClient."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._client, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj._client, self.name, value)
+
+
+class SyncClient:
+    """httpx's sync `Client`: `with SyncClient() as c: r = c.get(url)`. Takes the async
+    Client's arguments (transport=, mounts=, event_hooks= with sync or async hooks, ...).
+    Its responses are the same Response class; a streamed one reads with `read()`,
+    `iter_bytes()`, `iter_text()`, `iter_lines()`, `iter_raw()` and `close()`."""
+
+    cookies = _Shared()
+    headers = _Shared()
+    params = _Shared()
+    auth = _Shared()
+    timeout = _Shared()
+    event_hooks = _Shared()
+    follow_redirects = _Shared()
+    base_url = _Shared()
+    cache = _Shared()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._client = Client(**kwargs)
+        self._portal = _Portal()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _stop, self._portal.loop, self._portal.thread)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    @property
+    def async_client(self) -> Client:
+        """The async Client underneath (its methods run on the private loop only)."""
+        return self._client
+
+    @property
+    def pool(self) -> Any:
+        return self._client.pool
+
+    @property
+    def transport(self) -> Any:
+        return self._client.transport
+
+    def __enter__(self) -> "SyncClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections, then stop the private loop and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._portal.run(self._client.aclose())
+        finally:
+            self._finalizer()
+
+    def _run(self, aw: Awaitable[Any]) -> Any:
+        if self._closed:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise RuntimeError("the SyncClient is closed")
+        return self._portal.run(aw)
+
+    def _adopt(self, resp: Response) -> Response:
+        resp._portal = self._portal
+        return resp
+
+    # ---- the verbs ----
+    def request(self, method: str, url: Any, **kw: Any) -> Response:
+        return self._adopt(self._run(self._client.request(method, url, **kw)))
+
+    def get(self, url: Any, **kw: Any) -> Response:
+        return self.request("GET", url, **kw)
+
+    def head(self, url: Any, **kw: Any) -> Response:
+        return self.request("HEAD", url, **kw)
+
+    def options(self, url: Any, **kw: Any) -> Response:
+        return self.request("OPTIONS", url, **kw)
+
+    def delete(self, url: Any, **kw: Any) -> Response:
+        return self.request("DELETE", url, **kw)
+
+    def post(self, url: Any, **kw: Any) -> Response:
+        return self.request("POST", url, **kw)
+
+    def put(self, url: Any, **kw: Any) -> Response:
+        return self.request("PUT", url, **kw)
+
+    def patch(self, url: Any, **kw: Any) -> Response:
+        return self.request("PATCH", url, **kw)
+
+    @contextlib.contextmanager
+    def stream(self, method: str, url: Any, **kw: Any) -> Iterator[Response]:
+        """`with c.stream("GET", url) as r: for chunk in r.iter_bytes(): ...`"""
+        cm = self._client.stream(method, url, **kw)
+        resp = self._adopt(self._run(cm.__aenter__()))
+        try:
+            yield resp
+        finally:
+            self._run(cm.__aexit__(None, None, None))
+
+    def build_request(self, method: str, url: Any, **kw: Any) -> Request:
+        return self._client.build_request(method, url, **kw)
+
+    def send(self, request: Request, **kw: Any) -> Response:
+        """Send a Request (from `build_request`); with `stream=True` the body is left to
+        read, and the response must be closed (`response.close()`)."""
+        return self._adopt(self._run(self._client.send(request, **kw)))
+
+
+_CLIENT_ARGS = ("verify", "cert", "proxy", "trust_env", "timeout", "cookies", "auth",
+                "follow_redirects", "transport", "mounts", "limits", "default_encoding")
+
+
+def _split(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    client = {k: kw.pop(k) for k in _CLIENT_ARGS if k in kw}
+    return client, kw
+
+
+def request(method: str, url: Any, **kw: Any) -> Response:
+    """One request on a SyncClient of its own (httpx's `httpx.request`): the client's
+    arguments (verify, cert, proxy, timeout, auth, cookies, follow_redirects, ...) and
+    the request's (params, headers, content, data, files, json) together."""
+    client_kw, request_kw = _split(kw)
+    with SyncClient(**client_kw) as c:
+        return c.request(method, url, **request_kw)
+
+
+@contextlib.contextmanager
+def stream(method: str, url: Any, **kw: Any) -> Iterator[Response]:
+    """`with corenet.https.stream("GET", url) as r: for chunk in r.iter_bytes(): ...`"""
+    client_kw, request_kw = _split(kw)
+    with SyncClient(**client_kw) as c:
+        with c.stream(method, url, **request_kw) as r:
+            yield r
+
+
+def get(url: Any, **kw: Any) -> Response:
+    return request("GET", url, **kw)
+
+
+def options(url: Any, **kw: Any) -> Response:
+    return request("OPTIONS", url, **kw)
+
+
+def head(url: Any, **kw: Any) -> Response:
+    return request("HEAD", url, **kw)
+
+
+def post(url: Any, **kw: Any) -> Response:
+    return request("POST", url, **kw)
+
+
+def put(url: Any, **kw: Any) -> Response:
+    return request("PUT", url, **kw)
+
+
+def patch(url: Any, **kw: Any) -> Response:
+    return request("PATCH", url, **kw)
+
+
+def delete(url: Any, **kw: Any) -> Response:
+    return request("DELETE", url, **kw)
