@@ -327,7 +327,11 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     async def _resolve_sock_address(self, sock, address):
         host, port = address[:2]
         if _is_numeric_host(sock.family, host):
-            return address
+            if type(port) is int:
+                return address
+            number = _numeric_port(port)
+            if number is not None:
+                return (host, number, *address[2:])
         infos = await self.getaddrinfo(host, port, family=sock.family, type=sock.type,
                                        proto=sock.proto)
         if not infos:
@@ -676,6 +680,17 @@ def _is_numeric_host(family: int, host) -> bool:
         return True
     except (OSError, ValueError):
         return False
+
+
+def _numeric_port(port) -> int | None:
+    """``port`` as asyncio's resolver reads it without getaddrinfo: None or empty is 0, a
+    numeric string its number; None for a service name ("http"), which getaddrinfo resolves."""
+    if port is None or port == "" or port == b"":
+        return 0
+    try:
+        return int(port)
+    except (TypeError, ValueError):
+        return None
 
 
 def _stop_when_done(fut) -> None:
