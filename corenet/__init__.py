@@ -5,6 +5,8 @@ does not pay for the loop when another loop is in use.
 """
 from __future__ import annotations
 
+import sys as _sys
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -16,7 +18,10 @@ _LAZY = {
     "run": "corenet.loop",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# No event-loop policy from Python 3.14, which deprecates asyncio's (corenet.loop says so
+# when it is asked for).
+__all__ = sorted(name for name in _LAZY
+                 if name != "EventLoopPolicy" or _sys.version_info < (3, 14)) + ["__version__"]
 
 
 def __getattr__(name: str):
@@ -28,3 +33,7 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,6 +15,7 @@ from libc.stdlib cimport malloc, free
 from corenet._sys cimport *
 
 import asyncio
+import inspect
 import os
 import socket
 import ssl
@@ -48,7 +49,7 @@ cdef object _get_running_loop = asyncio._get_running_loop
 cdef object _extract_stack = _format_helpers.extract_stack
 cdef object _format_callback_source = _format_helpers._format_callback_source
 cdef object _iscoroutine = asyncio.iscoroutine
-cdef object _iscoroutinefunction = asyncio.iscoroutinefunction
+cdef object _iscoroutinefunction = inspect.iscoroutinefunction
 cdef object logger = asyncio.log.logger
 cdef object _get_ident = threading.get_ident
 cdef object _getframe = sys._getframe

@@ -44,6 +44,12 @@ cdef object _strerror = os.strerror
 cdef dict _error_texts = {}         # errno -> os.strerror(errno): at most the errnos there are
 
 
+def set_result_unless_cancelled(fut, result):
+    """The waiter of a transport's creation is told it is made (unless cancelled since)."""
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
 cdef object os_error(int err):
     text = _error_texts.get(err)
     if text is None:
