@@ -728,7 +728,7 @@ POLICIES = sys.version_info < (3, 14)
 _USE_INSTEAD = ("use corenet.run(main()), asyncio.Runner(loop_factory=corenet.new_event_loop) "
                 "or asyncio.run(main(), loop_factory=corenet.new_event_loop)")
 
-if POLICIES:
+if sys.version_info < (3, 14):     # POLICIES, spelled so that type checkers follow it
     class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
         """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``);
         Python 3.13 and older only.
@@ -760,7 +760,7 @@ else:
                                  f"deprecates asyncio's event-loop policies: {_USE_INSTEAD}")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-if POLICIES:
+if sys.version_info < (3, 14):
     __all__.append("EventLoopPolicy")
 
 
