@@ -1,9 +1,12 @@
 """corenet: an asyncio event loop on epoll, its transports, a framer and an HTTPS client.
 
 The loop symbols load on first use, so ``import corenet.https`` or ``corenet.framing``
-does not pay for the loop when another loop is in use.
+does not pay for the loop when another loop is in use. Type checkers see them imported.
 """
 from __future__ import annotations
+
+import sys as _sys
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -16,15 +19,31 @@ _LAZY = {
     "run": "corenet.loop",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# No event-loop policy from Python 3.14, which deprecates asyncio's (corenet.loop says so
+# when it is asked for).
+__all__ = sorted(name for name in _LAZY
+                 if name != "EventLoopPolicy" or _sys.version_info < (3, 14)) + ["__version__"]
+
+if TYPE_CHECKING:
+    from corenet._epoll import Epoll as Epoll
+    from corenet.loop import Loop as Loop, install as install, new_event_loop as new_event_loop
+    from corenet.loop import run as run
+
+    import sys
+
+    if sys.version_info < (3, 14):
+        from corenet.loop import EventLoopPolicy as EventLoopPolicy
+else:
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'corenet' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'corenet' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

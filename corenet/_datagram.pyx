@@ -26,8 +26,10 @@ from corenet._transport cimport BaseTransport, FaceSlot, add_face, engine_at, en
 
 import asyncio
 
+from corenet import _transport as _transport_module
+
 cdef object logger = asyncio.log.logger
-cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
+cdef object _set_result_unless_cancelled = _transport_module.set_result_unless_cancelled
 
 cdef extern from *:
     """

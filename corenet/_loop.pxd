@@ -37,6 +37,8 @@ cdef class FdWatcher:
     cdef object rop               # internal one-shot socket operations, run directly
     cdef object wop
     cdef object owner             # socket kept registered lazily between sock_* calls
+    cdef object rfile             # the object given to add_reader / add_writer (None for
+    cdef object wfile             # an int): found again by identity once it is closed
 
     cdef int on_events(self, BaseLoop loop, uint32_t events) except -1
 
@@ -100,7 +102,9 @@ cdef class BaseLoop:
     cdef int _sync(self, FdWatcher w, bint lazy) except -1
     cdef int _epoll_ctl(self, int op, int fd, uint32_t events) except -1
     cdef int register_watcher(self, FdWatcher w, uint32_t events) except -1
-    cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1
+    cdef int _watch(self, int fileno, callback, tuple args, bint write, object fileobj) except -1
+    cdef FdWatcher _watcher_of_closed(self, object fileobj, int fileno)
+    cdef object _unwatch(self, FdWatcher w, bint write, bint closed)
     cdef int _check_no_transport(self, int fileno, fd) except -1
     # for Cython callers, published through corenet/capi.pxd: add_reader, call_later and
     # close-without-epoll_ctl

@@ -15,6 +15,7 @@ from libc.stdlib cimport malloc, free
 from corenet._sys cimport *
 
 import asyncio
+import inspect
 import os
 import socket
 import ssl
@@ -48,7 +49,7 @@ cdef object _get_running_loop = asyncio._get_running_loop
 cdef object _extract_stack = _format_helpers.extract_stack
 cdef object _format_callback_source = _format_helpers._format_callback_source
 cdef object _iscoroutine = asyncio.iscoroutine
-cdef object _iscoroutinefunction = asyncio.iscoroutinefunction
+cdef object _iscoroutinefunction = inspect.iscoroutinefunction
 cdef object logger = asyncio.log.logger
 cdef object _get_ident = threading.get_ident
 cdef object _getframe = sys._getframe
@@ -245,6 +246,7 @@ cdef class FdWatcher:
                 h = self.reader
                 if h._cancelled:
                     self.reader = None
+                    self.rfile = None
                 else:
                     loop._run_handle(h)
         if events & WRITE_EVENTS:
@@ -254,6 +256,7 @@ cdef class FdWatcher:
                 h = self.writer
                 if h._cancelled:
                     self.writer = None
+                    self.wfile = None
                 else:
                     loop._run_handle(h)
         # Events nobody waits for: stop asking for them, or level triggering would spin.
@@ -1099,9 +1102,11 @@ cdef class BaseLoop:
             w.owner = sock
         if write:
             w.writer = None
+            w.wfile = None
             w.wop = op
         else:
             w.reader = None
+            w.rfile = None
             w.rop = op
         self._sync(w, True)
         return 0
@@ -1125,7 +1130,7 @@ cdef class BaseLoop:
     # ---------------------------------------------------------------- fd watchers
 
     def _ensure_fd_no_transport(self, fd):
-        self._check_no_transport(_fileobj_to_fd(fd), fd)
+        self._check_no_transport(_fileno_of(fd), fd)
 
     cdef int _check_no_transport(self, int fileno, fd) except -1:
         if 0 <= fileno < len(self._fds):
@@ -1166,13 +1171,14 @@ cdef class BaseLoop:
         """``add_reader(fd, callback)`` for Cython callers (``corenet.capi.add_reader_fd``)."""
         self._check_no_transport(fd, fd)
         self._check_closed()
-        return self._watch(fd, callback, (), False)
+        return self._watch(fd, callback, (), False, None)
 
     def _add_watch(self, fd, callback, tuple args, bint write):
         self._check_closed()
-        self._watch(_fileobj_to_fd(fd), callback, args, write)
+        self._watch(_fileobj_to_fd(fd), callback, args, write,
+                    None if isinstance(fd, int) else fd)
 
-    cdef int _watch(self, int fileno, callback, tuple args, bint write) except -1:
+    cdef int _watch(self, int fileno, callback, tuple args, bint write, object fileobj) except -1:
         cdef Handle h
         cdef FdWatcher w
         h = Handle(callback, args, self, None)
@@ -1187,19 +1193,23 @@ cdef class BaseLoop:
             if w.writer is not None:
                 w.writer.cancel()
             w.writer = h
+            w.wfile = fileobj
             w.wop = None
         else:
             if w.reader is not None:
                 w.reader.cancel()
             w.reader = h
+            w.rfile = fileobj
             w.rop = None
         try:
             self._sync(w, False)
         except OSError:
             if write:
                 w.writer = None
+                w.wfile = None
             else:
                 w.reader = None
+                w.rfile = None
             w.registered = 0
             raise
         return 0
@@ -1209,22 +1219,52 @@ cdef class BaseLoop:
         cdef FdWatcher w
         if self._closed:
             return False
-        fileno = _fileobj_to_fd(fd)
+        fileno = _fileno_of(fd)
+        if fileno < 0:
+            # A file object closed since it was registered: found by identity, as
+            # asyncio's selector finds it.
+            return self._unwatch(self._watcher_of_closed(fd, fileno), write, True)
         if fileno >= len(self._fds) or self._fds[fileno] is None:
             return False
-        w = <FdWatcher>self._fds[fileno]
+        return self._unwatch(<FdWatcher>self._fds[fileno], write, False)
+
+    cdef FdWatcher _watcher_of_closed(self, object fileobj, int fileno):
+        """The watcher whose add_reader or add_writer was given ``fileobj``; ValueError
+        if none (asyncio's message). A search of the fd table, as asyncio's selector does:
+        only for an object closed while registered. The descriptor number may have been
+        reused since: a registration made for the new file names the new object, so it is
+        never the one found."""
+        cdef FdWatcher w
+        for obj in self._fds:
+            if obj is None or type(obj) is not FdWatcher:
+                continue
+            w = <FdWatcher>obj
+            if ((w.reader is not None and w.rfile is fileobj)
+                    or (w.writer is not None and w.wfile is fileobj)):
+                return w
+        raise ValueError(f"Invalid file descriptor: {fileno}")
+
+    cdef object _unwatch(self, FdWatcher w, bint write, bint closed):
         if write:
             if w.writer is None:
                 return False
             w.writer.cancel()
             w.writer = None
+            w.wfile = None
         else:
             if w.reader is None:
                 return False
             w.reader.cancel()
             w.reader = None
+            w.rfile = None
         w.owner = None
-        self._sync(w, False)
+        try:
+            self._sync(w, False)
+        except OSError as exc:
+            # Closing the file took its registration out of the epoll set already.
+            if not closed or exc.errno not in (EBADF, ENOENT):
+                raise
+            w.registered = 0
         return True
 
     cpdef _close_reader_fd(self, int fd):
@@ -1247,6 +1287,7 @@ cdef class BaseLoop:
         if w.reader is not None:
             w.reader.cancel()
             w.reader = None
+            w.rfile = None
         self._fds[fd] = None
         if w.registered and self._nregistered > 0:
             self._nregistered -= 1
@@ -1405,15 +1446,19 @@ def _timer_key(h):
     return ((<TimerHandle>h)._at, (<TimerHandle>h)._seq)
 
 
-cdef int _fileobj_to_fd(object fileobj) except -1:
-    cdef int fd
+cdef int _fileno_of(object fileobj) except? -2:
+    """The descriptor number of ``fileobj`` (an int or an object with ``fileno()``), as
+    asyncio reads it: negative for a closed socket object."""
     if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+cdef int _fileobj_to_fd(object fileobj) except -1:
+    cdef int fd = _fileno_of(fileobj)
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd

@@ -28,6 +28,8 @@ import socket
 import sys
 from asyncio import constants, format_helpers, trsock
 
+from corenet import _transport as _transport_module
+
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
     cdef struct iovec:
@@ -76,7 +78,7 @@ cdef extern from "Python.h":
     int PyContext_Exit(object) except -1
 
 cdef object logger = asyncio.log.logger
-cdef object _set_result_unless_cancelled = asyncio.futures._set_result_unless_cancelled
+cdef object _set_result_unless_cancelled = _transport_module.set_result_unless_cancelled
 cdef object TransportSocket = trsock.TransportSocket
 cdef object _object_new = object.__new__
 cdef object _format_callback_source = format_helpers._format_callback_source

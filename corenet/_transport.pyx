@@ -44,6 +44,12 @@ cdef object _strerror = os.strerror
 cdef dict _error_texts = {}         # errno -> os.strerror(errno): at most the errnos there are
 
 
+def set_result_unless_cancelled(fut, result):
+    """The waiter of a transport's creation is told it is made (unless cancelled since)."""
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
 cdef object os_error(int err):
     text = _error_texts.get(err)
     if text is None:
@@ -398,8 +404,16 @@ def face_is_closing(face):
     return engine_of(face).closing
 
 
-def face_get_extra_info(face, name, default=None):
-    return engine_of(face)._get_extra_info(name, default)
+def face_extra(face):
+    """The face's ``_extra``: the transport's extra info, the dict asyncio's
+    ``BaseTransport.get_extra_info`` reads (with "socket" filled in, as asyncio's transports
+    have it). The faces inherit that method rather than define their own, so a patch of it
+    on asyncio's classes (``mock.patch("asyncio.Transport.get_extra_info")``) reaches them
+    as it reaches asyncio's socket transports."""
+    cdef BaseTransport engine = engine_of(face)
+    if "socket" not in engine.extra:
+        engine._get_extra_info("socket", None)
+    return engine.extra
 
 
 def face_get_write_buffer_size(face):

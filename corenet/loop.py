@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import inspect
 import io
 import logging
 import os
@@ -19,14 +20,13 @@ import threading
 import traceback
 import warnings
 import weakref
-from asyncio import coroutines, events, futures
 from typing import Any, Awaitable, Callable, Coroutine, Literal, TypeVar
 
 from asyncio import base_events, constants, unix_events
 
 from corenet import _loop, _stream, tls, transports
 
-__all__ = ["Loop", "new_event_loop", "EventLoopPolicy", "install", "run"]
+__all__ = ["Loop", "new_event_loop", "install", "run"]
 
 logger = logging.getLogger("asyncio")
 T = TypeVar("T")
@@ -74,7 +74,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         # fills it from 3.13 on, cleanup_socket=True): socket -> the file's inode at bind.
         self._unix_server_sockets: dict[socket.socket, int] = {}
         super().__init__(trigger=trigger)
-        self.set_debug(coroutines._is_debug_mode())
+        self.set_debug(_debug_mode_from_environment())
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} trigger={self.trigger} running={self.is_running()} "
@@ -91,7 +91,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     def _check_running(self) -> None:
         if self.is_running():
             raise RuntimeError("This event loop is already running")
-        if events._get_running_loop() is not None:
+        if asyncio._get_running_loop() is not None:
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     def run_forever(self) -> None:
@@ -104,11 +104,11 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         try:
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
-            events._set_running_loop(self)
+            asyncio._set_running_loop(self)
             self._run_forever_inner()
         finally:
             self._thread_id = None
-            events._set_running_loop(None)
+            asyncio._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_hooks)
 
@@ -116,7 +116,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         if self.is_closed():
             raise RuntimeError("Event loop is closed")
         self._check_running()
-        new_task = not futures.isfuture(future)
+        new_task = not asyncio.isfuture(future)
         future = asyncio.ensure_future(future, loop=self)
         if new_task:
             # An exception escaping here must not also be logged as never retrieved.
@@ -276,7 +276,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             if executor is None:
                 executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
                 self._default_executor = executor
-        return futures.wrap_future(executor.submit(func, *args), loop=self)
+        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
 
     def set_default_executor(self, executor) -> None:
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
@@ -327,7 +327,11 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     async def _resolve_sock_address(self, sock, address):
         host, port = address[:2]
         if _is_numeric_host(sock.family, host):
-            return address
+            if type(port) is int:
+                return address
+            number = _numeric_port(port)
+            if number is not None:
+                return (host, number, *address[2:])
         infos = await self.getaddrinfo(host, port, family=sock.family, type=sock.type,
                                        proto=sock.proto)
         if not infos:
@@ -451,7 +455,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
             self.call_soon(handle._run)
 
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args) -> None:
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         _check_signal(sig)
         if self.is_closed():
@@ -505,7 +509,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     # through the hooks below. TLS (start_tls and the hook) adds half-close (corenet.tls).
 
     _BASE = base_events.BaseEventLoop
-    _UNIX = unix_events._UnixSelectorEventLoop
+    _UNIX = asyncio.SelectorEventLoop        # the Unix selector loop
     create_connection = _BASE.create_connection
     _ensure_resolved = _BASE._ensure_resolved
     _connect_sock = _BASE._connect_sock
@@ -636,7 +640,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
 
 
 def _loop_check_callback(callback, method: str) -> None:
-    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+    if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
     if not callable(callback):
         raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
@@ -678,6 +682,23 @@ def _is_numeric_host(family: int, host) -> bool:
         return False
 
 
+def _numeric_port(port) -> int | None:
+    """``port`` as asyncio's resolver reads it without getaddrinfo: None or empty is 0, a
+    numeric string its number; None for a service name ("http"), which getaddrinfo resolves."""
+    if port is None or port == "" or port == b"":
+        return 0
+    try:
+        return int(port)
+    except (TypeError, ValueError):
+        return None
+
+
+def _debug_mode_from_environment() -> bool:
+    """asyncio's default for a new loop's debug mode: -X dev, or $PYTHONASYNCIODEBUG."""
+    return sys.flags.dev_mode or (not sys.flags.ignore_environment
+                                  and bool(os.environ.get("PYTHONASYNCIODEBUG")))
+
+
 def _stop_when_done(fut) -> None:
     if not fut.cancelled():
         # Reading the exception marks it retrieved: run_until_complete's caller gets it.
@@ -701,24 +722,46 @@ def new_event_loop(*, trigger: Trigger | None = None) -> Loop:
     return Loop(trigger=trigger)
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``).
+# asyncio deprecates its event-loop policies from Python 3.14 (to go in 3.16): there
+# corenet has no policy class, and install() says what to use instead.
+POLICIES = sys.version_info < (3, 14)
+_USE_INSTEAD = ("use corenet.run(main()), asyncio.Runner(loop_factory=corenet.new_event_loop) "
+                "or asyncio.run(main(), loop_factory=corenet.new_event_loop)")
 
-    It keeps the Unix policy's child-watcher API for code that calls it; corenet's loops do
-    not need a watcher (they watch children through pidfds).
-    """
+if sys.version_info < (3, 14):     # POLICIES, spelled so that type checkers follow it
+    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        """The asyncio policy whose loops are corenet loops (``asyncio.set_event_loop_policy``);
+        Python 3.13 and older only.
 
-    def __init__(self, *, trigger: Trigger | None = None) -> None:
-        super().__init__()
-        self._trigger = trigger
+        It keeps the Unix policy's child-watcher API for code that calls it; corenet's loops
+        do not need a watcher (they watch children through pidfds).
+        """
 
-    def _loop_factory(self) -> Loop:
-        return Loop(trigger=self._trigger)
+        def __init__(self, *, trigger: Trigger | None = None) -> None:
+            super().__init__()
+            self._trigger = trigger
 
+        def _loop_factory(self) -> Loop:
+            return Loop(trigger=self._trigger)
 
-def install(*, trigger: Trigger | None = None) -> None:
-    """Make corenet the loop that ``asyncio.new_event_loop()`` and friends create."""
-    asyncio.set_event_loop_policy(EventLoopPolicy(trigger=trigger))
+    def install(*, trigger: Trigger | None = None) -> None:
+        """Make corenet the loop that ``asyncio.new_event_loop()`` and friends create (sets
+        corenet's event-loop policy; Python 3.13 and older)."""
+        asyncio.set_event_loop_policy(EventLoopPolicy(trigger=trigger))
+else:
+    def install(*, trigger: Trigger | None = None) -> None:
+        """Python 3.14 deprecates asyncio's event-loop policies: raises RuntimeError."""
+        raise RuntimeError("corenet.install() sets an asyncio event-loop policy, which Python "
+                           f"3.14 deprecates: {_USE_INSTEAD}")
+
+    def __getattr__(name: str) -> Any:
+        if name == "EventLoopPolicy":
+            raise AttributeError("corenet has no EventLoopPolicy from Python 3.14, which "
+                                 f"deprecates asyncio's event-loop policies: {_USE_INSTEAD}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+if sys.version_info < (3, 14):
+    __all__.append("EventLoopPolicy")
 
 
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None,

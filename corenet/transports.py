@@ -30,7 +30,8 @@ class _Face:
 
     close = _transport.face_close
     is_closing = _transport.face_is_closing
-    get_extra_info = _transport.face_get_extra_info
+    # get_extra_info is asyncio's BaseTransport method, which reads this (see face_extra).
+    _extra = property(_transport.face_extra)
     get_write_buffer_size = _transport.face_get_write_buffer_size
 
     def __repr__(self) -> str:

@@ -238,15 +238,3 @@ def test_trigger_choice(corenet_kind, monkeypatch):
     with pytest.raises(ValueError):
         corenet.new_event_loop(trigger="sideways")
 
-
-def test_policy_and_install(corenet_kind):
-    import corenet
-    old = asyncio.get_event_loop_policy()
-    try:
-        corenet.install()
-        lp = asyncio.new_event_loop()
-        assert isinstance(lp, corenet.Loop)
-        assert isinstance(lp, asyncio.AbstractEventLoop)
-        lp.close()
-    finally:
-        asyncio.set_event_loop_policy(old)

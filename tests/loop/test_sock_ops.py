@@ -242,3 +242,55 @@ def test_sock_ops_leak_no_descriptors(loop, run):
 
     run(main())
     assert open_fds() <= before
+
+
+def test_sock_connect_with_a_port_given_as_a_string(loop, run):
+    """asyncio reads a numeric string port as its number, with no getaddrinfo; a service
+    name goes through getaddrinfo. Both must connect."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+
+    async def main():
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            await loop.sock_connect(c, ("127.0.0.1", str(port)))
+            assert c.getpeername() == ("127.0.0.1", port)
+        finally:
+            c.close()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.setblocking(False)
+        try:
+            await loop.sock_connect(u, ("127.0.0.1", "domain"))   # a service name: 53
+            assert u.getpeername() == ("127.0.0.1", 53)
+            await loop.sock_connect(u, (b"127.0.0.1", "54"))
+            assert u.getpeername() == ("127.0.0.1", 54)
+        finally:
+            u.close()
+
+    try:
+        run(main())
+    finally:
+        srv.close()
+
+
+def test_sock_connect_ipv6_literal_with_a_string_port(loop, run):
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setblocking(False)
+    try:
+        run(loop.sock_connect(u, ("::1", "5432", 0, 0)))
+        assert u.getpeername()[:2] == ("::1", 5432)
+    finally:
+        u.close()
+
+
+def test_sock_connect_with_an_unknown_service_name_fails_as_getaddrinfo_does(loop, run):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setblocking(False)
+    try:
+        with pytest.raises(socket.gaierror):
+            run(loop.sock_connect(u, ("127.0.0.1", "no-such-service-name")))
+    finally:
+        u.close()

@@ -225,3 +225,35 @@ def test_local_addr_in_use_is_reported(loop, run, fd_check):
 
     run(main())
     fd_check()
+
+
+def test_ports_given_as_strings(loop, run, fd_check):
+    """create_server, create_connection and create_datagram_endpoint read a numeric string
+    port as asyncio does."""
+
+    async def main():
+        server = await loop.create_server(Echo, "127.0.0.1", "0")
+        port = server.sockets[0].getsockname()[1]
+        try:
+            transport, proto = await loop.create_connection(Recorder, "127.0.0.1", str(port))
+            assert transport.get_extra_info("peername") == ("127.0.0.1", port)
+            await echo_roundtrip(proto)
+            transport.close()
+            await proto.lost
+        finally:
+            server.close()
+            await server.wait_closed()
+        local, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", "0"))
+        lport = local.get_extra_info("sockname")[1]
+        remote, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("127.0.0.1", str(lport)))
+        try:
+            assert remote.get_extra_info("peername") == ("127.0.0.1", lport)
+        finally:
+            remote.close()
+            local.close()
+        await asyncio.sleep(0)
+
+    run(main())
+    fd_check()
