@@ -16,7 +16,7 @@ from typing import Any
 
 from resolver.daemon.doh import H2_PREFACE, H1Server
 from resolver.daemon.h2_server import H2Server
-from resolver.daemon.server import StreamClient
+from resolver.daemon.connections import StreamClient
 from resolver.response import error
 
 class PlainListener:

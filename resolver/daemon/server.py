@@ -17,16 +17,15 @@ import errno
 import logging
 import socket
 import time
-from collections import Counter, deque
+from collections import Counter
 from typing import Any, Callable
-
-from corenet.framing import FrameTooLarge
 
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
 from resolver.response import error
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
-from resolver.daemon.tcp_framer import DNSFrameReceiver
+from resolver.daemon.connections import TCPConnection, address_text, bind_socket
+from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
@@ -95,7 +94,6 @@ class Server(Dispatch):
             self.addresses.append((host, port))
             log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
                      " via recvmmsg" if self.fast_udp else "")
-        from resolver.daemon.tls_listener import start_encrypted
         await start_encrypted(self, loop, reuse)
 
     @property
@@ -384,26 +382,6 @@ def make_resolver(cfg: Config) -> Resolver:
     return Resolver(cfg.root_hints, **kw)
 
 
-def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
-    """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``):
-    SO_REUSEADDR for a stream, SO_REUSEPORT when asked (workers share the port), IPv6 only
-    on an IPv6 address. Closed again if any step fails."""
-    s = socket.socket(family, kind)
-    try:
-        s.setblocking(False)
-        if kind == socket.SOCK_STREAM:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuseport:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((host, port))
-    except OSError:
-        s.close()
-        raise
-    return s
-
-
 class UDPProtocol(asyncio.DatagramProtocol):
     """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, the same
     checks and answers as the C listener, one datagram at a time."""
@@ -434,165 +412,3 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-def address_text(host: str, port: int) -> str:
-    """``host:port`` as messages write it, an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class StreamClient:
-    """What every stream client (TCP, TLS, HTTP) has: its peer and ACL verdict, admission
-    against the connection caps it shares with the others (``Server.admit``), the idle
-    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
-
-    server: Server
-    transport: Any
-
-    def _setup_client(self, server: Server) -> None:
-        self.transport = None
-        self.server = server
-        self.peer = None
-        self.client = None
-        self.allowed = False
-        self.inflight = 0
-        self.closed = False
-        self.last = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def _admitted(self, transport) -> bool:
-        """The start of ``connection_made``: False when the caps refuse the connection (then
-        aborted)."""
-        self.transport = transport
-        s = self.server
-        self.peer = transport.get_extra_info("peername")
-        self.client = self.peer[0] if self.peer else None
-        if not s.admit(self):
-            self.closed = True
-            transport.abort()
-            return False
-        self.allowed = s.allowed(self.peer) if self.peer else False
-        self.last = s.loop.time()
-        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
-        return True
-
-    def _idle_check(self) -> None:
-        self.timer = None
-        if self.closed:
-            return
-        loop = self.server.loop
-        idle = self.server.cfg.tcp_idle_timeout
-        if self.inflight == 0 and loop.time() - self.last >= idle:
-            self.server.counters.tcp_idle_closed += 1
-            self.close()
-            return
-        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def _gone(self) -> None:
-        """The end of ``connection_lost``: the caps forget it, its timer stops."""
-        self.server.forget_connection(self)
-        self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-
-class TCPConnection(StreamClient, asyncio.BufferedProtocol):
-    """One DNS-over-TCP client: frames in, answers out as they complete. Over TLS the same
-    class reads the decrypted stream, with ``label`` "tls" in the counters."""
-
-    label = "tcp"
-    #: The transport hands received bytes straight to the framer (a subclass with a
-    #: ``buffer_updated`` of its own says False).
-    framer_reads = True
-
-    def __init__(self, server: Server) -> None:
-        cfg = server.cfg
-        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
-        # comes to query() as bytes.
-        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
-                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self.framer.setup(self, server.resolver.cache.messages.table,
-                          server.resolver.limits.prefetch_fraction)
-        self.framer.fast = False          # until the client is known to be allowed
-        self.get_buffer = self.framer.get_buffer
-        if self.framer_reads:
-            self.buffer_updated = self.framer.buffer_updated
-        self._setup_client(server)
-        self.backlog: deque = deque()
-        self.paused = False
-
-    def connection_made(self, transport) -> None:
-        if self._admitted(transport):
-            self.framer.fast = self.allowed and self.server.query_log is None
-
-    def answer_hit(self, out: bytes, qtype: int) -> None:
-        """A cache hit answered by the framer in C."""
-        if self.closed:
-            return
-        s = self.server
-        s.fast_tcp_hits += 1
-        s.counters.answered(self.label, out, qtype, 0.0)
-        self._send(out)
-
-    def query(self, q: bytes) -> None:
-        """A query the framer did not answer itself."""
-        if self.closed:
-            return
-        self.last = self.server.loop.time()
-        if self.inflight >= self.server.cfg.tcp_max_inflight:
-            self.backlog.append(q)
-            if not self.paused:
-                self.paused = True
-                self.transport.pause_reading()
-            return
-        self._query(q)
-
-    def _query(self, q: bytes) -> None:
-        s = self.server
-        if s.drop_unusable(q):
-            return
-        c = s.counters
-        t0 = time.monotonic()
-        if not self.allowed:
-            c.refused_acl += 1
-            s.send_answer(q, error(q, 5), self.label, self._send, t0, self.client)
-            return
-        if q[2] & 0x01 and not q[2] & 0x78:
-            out = s.resolver.resolve_cached(q)
-            if out is not None:
-                s.send_answer(q, out, self.label, self._send, t0, self.client, True)
-                return
-        self.inflight += 1
-        if not s.dispatch(q, self.peer, self.label, self._send_done, t0):
-            self._one_done()
-
-    def _send(self, out: bytes) -> None:
-        if not self.closed and self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines((self.framer.header_for(out), out))
-            self.last = self.server.loop.time()
-
-    def _send_done(self, out: bytes) -> None:
-        self._send(out)
-        self._one_done()
-
-    def _one_done(self) -> None:
-        self.inflight = max(0, self.inflight - 1)
-        while self.backlog and self.inflight < self.server.cfg.tcp_max_inflight:
-            self._query(self.backlog.popleft())
-        if self.paused and not self.backlog and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
-
-    def connection_lost(self, exc) -> None:
-        if isinstance(exc, FrameTooLarge):
-            self.server.counters.dropped["tcp_oversize"] += 1
-        self.backlog.clear()
-        self.framer.release()
-        self._gone()

@@ -4,7 +4,7 @@ A listener serves TLS on its sockets with :mod:`resolver.daemon.tls_server` (acc
 handshake and the encrypted stream in C) and makes the application protocol when a
 connection's first record of application data arrives: for DNS over TLS the daemon's TCP
 connection class itself (:class:`TLSConnection`, a
-:class:`resolver.daemon.server.TCPConnection` labelled "tls"), so the decrypted stream goes
+:class:`resolver.daemon.connections.TCPConnection` labelled "tls"), so the decrypted stream goes
 through the same framer, whose cache hits are answered in C, and the same ACL, caps,
 pipelining and idle timeout as TCP; for DNS over HTTPS the HTTP connection of
 :mod:`resolver.daemon.doh_listener`. Until then a connection counts against the same caps
@@ -38,8 +38,8 @@ import ssl
 import tempfile
 from typing import Any, Callable
 
-from resolver.daemon import tls_server
-from resolver.daemon.server import TCPConnection, address_text, bind_socket
+from resolver.daemon import doh_listener, tls_server
+from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
 
@@ -245,8 +245,6 @@ def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
 async def start_encrypted(server, loop, reuseport: bool) -> None:
     """Binds and starts the configured DNS-over-TLS and DNS-over-HTTP(S) listeners of
     ``server`` (none when nothing is configured)."""
-    from resolver.daemon import doh_listener
-
     cfg = server.cfg
     services = server.tls_services
     plans: list[tuple[Any, tuple]] = []

@@ -152,7 +152,8 @@ def test_the_daemon_applies_ttl_limits_and_negative_anchors(signed_lab, tmp_path
 
 
 def test_the_reference_page_lists_every_limit():
-    page = config.reference()
+    from resolver.daemon.reference import reference
+    page = reference()
     for f in fields(Limits):
         assert f"### `limits.{f.name.replace('_', '-')}`" in page, f.name
     for key in ("cache-min-ttl", "cache-max-ttl", "cache-max-negative-ttl", "harden-glue",

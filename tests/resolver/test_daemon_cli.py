@@ -340,13 +340,14 @@ def test_user_must_exist():
 
 
 def test_the_config_reference_page_is_the_code_s():
-    """docs/config.md is generated from resolver/daemon/config.py and must not drift."""
+    """docs/config.md is generated from resolver/daemon/config.py (resolver.daemon.reference) and must not drift."""
     from pathlib import Path
 
-    from resolver.daemon.config import SETTINGS, reference
+    from resolver.daemon.config import SETTINGS
+    from resolver.daemon.reference import reference
     page = Path(__file__).resolve().parents[2] / "docs" / "config.md"
     text = reference()
-    assert page.read_text() == text, "run: python -m resolver.daemon.config > docs/config.md"
+    assert page.read_text() == text, "run: python -m resolver.daemon.reference > docs/config.md"
     for name in SETTINGS:
         assert f"## `{name.replace('_', '-')}`" in text
     assert "(undocumented)" not in text

@@ -1,0 +1,204 @@
+"""What the daemon's stream listeners share: the bound socket, the client of a stream
+(``StreamClient``: peer, ACL verdict, the connection caps, the idle timeout) and the
+DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
+
+A connection talks to its server through a small interface: ``admit``/``forget_connection``
+(the caps), ``allowed`` (the ACL), ``drop_unusable``, ``send_answer``, ``dispatch`` (a miss),
+``resolver``, ``cfg``, ``counters``, ``loop``, ``query_log`` and ``fast_tcp_hits``
+(``resolver.daemon.server.Server`` has them). This module is below the listeners and the
+server: it imports neither.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import deque
+from typing import Any
+
+from corenet.framing import FrameTooLarge
+
+from resolver.daemon.tcp_framer import DNSFrameReceiver
+from resolver.response import error
+
+
+def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
+    """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``):
+    SO_REUSEADDR for a stream, SO_REUSEPORT when asked (workers share the port), IPv6 only
+    on an IPv6 address. Closed again if any step fails."""
+    s = socket.socket(family, kind)
+    try:
+        s.setblocking(False)
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def address_text(host: str, port: int) -> str:
+    """``host:port`` as messages write it, an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class StreamClient:
+    """What every stream client (TCP, TLS, HTTP) has: its peer and ACL verdict, admission
+    against the connection caps it shares with the others (``Server.admit``), the idle
+    timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
+
+    server: Any                 # resolver.daemon.server.Server (the interface above)
+    transport: Any
+
+    def _setup_client(self, server) -> None:
+        self.transport = None
+        self.server = server
+        self.peer = None
+        self.client = None
+        self.allowed = False
+        self.inflight = 0
+        self.closed = False
+        self.last = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def _admitted(self, transport) -> bool:
+        """The start of ``connection_made``: False when the caps refuse the connection (then
+        aborted)."""
+        self.transport = transport
+        s = self.server
+        self.peer = transport.get_extra_info("peername")
+        self.client = self.peer[0] if self.peer else None
+        if not s.admit(self):
+            self.closed = True
+            transport.abort()
+            return False
+        self.allowed = s.allowed(self.peer) if self.peer else False
+        self.last = s.loop.time()
+        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
+        return True
+
+    def _idle_check(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        loop = self.server.loop
+        idle = self.server.cfg.tcp_idle_timeout
+        if self.inflight == 0 and loop.time() - self.last >= idle:
+            self.server.counters.tcp_idle_closed += 1
+            self.close()
+            return
+        self.timer = loop.call_at(max(self.last + idle, loop.time() + 0.01), self._idle_check)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def _gone(self) -> None:
+        """The end of ``connection_lost``: the caps forget it, its timer stops."""
+        self.server.forget_connection(self)
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class TCPConnection(StreamClient, asyncio.BufferedProtocol):
+    """One DNS-over-TCP client: frames in, answers out as they complete. Over TLS the same
+    class reads the decrypted stream, with ``label`` "tls" in the counters."""
+
+    label = "tcp"
+    #: The transport hands received bytes straight to the framer (a subclass with a
+    #: ``buffer_updated`` of its own says False).
+    framer_reads = True
+
+    def __init__(self, server) -> None:
+        cfg = server.cfg
+        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
+        # comes to query() as bytes.
+        self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
+                                       max(1024, min(16384, cfg.tcp_max_query * 4)))
+        self.framer.setup(self, server.resolver.cache.messages.table,
+                          server.resolver.limits.prefetch_fraction)
+        self.framer.fast = False          # until the client is known to be allowed
+        self.get_buffer = self.framer.get_buffer
+        if self.framer_reads:
+            self.buffer_updated = self.framer.buffer_updated
+        self._setup_client(server)
+        self.backlog: deque = deque()
+        self.paused = False
+
+    def connection_made(self, transport) -> None:
+        if self._admitted(transport):
+            self.framer.fast = self.allowed and self.server.query_log is None
+
+    def answer_hit(self, out: bytes, qtype: int) -> None:
+        """A cache hit answered by the framer in C."""
+        if self.closed:
+            return
+        s = self.server
+        s.fast_tcp_hits += 1
+        s.counters.answered(self.label, out, qtype, 0.0)
+        self._send(out)
+
+    def query(self, q: bytes) -> None:
+        """A query the framer did not answer itself."""
+        if self.closed:
+            return
+        self.last = self.server.loop.time()
+        if self.inflight >= self.server.cfg.tcp_max_inflight:
+            self.backlog.append(q)
+            if not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+            return
+        self._query(q)
+
+    def _query(self, q: bytes) -> None:
+        s = self.server
+        if s.drop_unusable(q):
+            return
+        c = s.counters
+        t0 = time.monotonic()
+        if not self.allowed:
+            c.refused_acl += 1
+            s.send_answer(q, error(q, 5), self.label, self._send, t0, self.client)
+            return
+        if q[2] & 0x01 and not q[2] & 0x78:
+            out = s.resolver.resolve_cached(q)
+            if out is not None:
+                s.send_answer(q, out, self.label, self._send, t0, self.client, True)
+                return
+        self.inflight += 1
+        if not s.dispatch(q, self.peer, self.label, self._send_done, t0):
+            self._one_done()
+
+    def _send(self, out: bytes) -> None:
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines((self.framer.header_for(out), out))
+            self.last = self.server.loop.time()
+
+    def _send_done(self, out: bytes) -> None:
+        self._send(out)
+        self._one_done()
+
+    def _one_done(self) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        while self.backlog and self.inflight < self.server.cfg.tcp_max_inflight:
+            self._query(self.backlog.popleft())
+        if self.paused and not self.backlog and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc) -> None:
+        if isinstance(exc, FrameTooLarge):
+            self.server.counters.dropped["tcp_oversize"] += 1
+        self.backlog.clear()
+        self.framer.release()
+        self._gone()
