@@ -572,9 +572,13 @@ class Validator:
                 return SECURE
         st = yield from self._check_denial(ctx, it, res, name, qtype, auth)
         if st == SECURE:
+            # proven until the earliest signature of the proof expires (RFC 4035 5.3.3)
+            left = (max(0.0, ctx.valid_until - self.wallclock()) if ctx.valid_until
+                    else 0.0)
             for e in entries:
                 if {(r[0].lower(), r[1], r[4]) for r in e.soa} == seen:
                     e.rank = C.VALIDATED
+                    e.expires = min(e.expires, it.clock() + left)
         return st
 
     def _check_denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):

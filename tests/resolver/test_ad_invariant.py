@@ -353,6 +353,20 @@ def test_secure_answer_lives_no_longer_than_its_signature(world):
     assert e.stale_until <= 10.0 + 101 and e.expires <= 10.0 + 101
 
 
+def test_a_proven_denial_lives_no_longer_than_its_signatures(world):
+    """The negative entry a secure NXDOMAIN leaves is VALIDATED until the proof's earliest
+    signature expires, not for the SOA's negative TTL past it."""
+    from resolver.cache import NXDOMAIN_TYPE
+    net, anchor, keys, wall, truth = world
+    late = wall + 7 * 86400 - 3600 - 100       # 100 s before example.com.'s sigs expire
+    cache = Cache(1 << 22, LIMITS)
+    res, it = _resolve(net, anchor, late, cache, None, "nope.example.com.", A)
+    assert res.security == SECURE and res.rcode == 3
+    e = cache.rrsets.lru.peek((W("nope.example.com."), NXDOMAIN_TYPE, 1))
+    assert e is not None and e.rank == 7
+    assert e.expires <= it.clock() + 101
+
+
 def test_failure_caching_is_bounded_by_rfc9520():
     from resolver.daemon.config import ConfigError, limit_value
     assert limit_value("dnssec_bogus_ttl", 300) == 300
