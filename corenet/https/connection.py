@@ -419,7 +419,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if sslobj is None:
             self.transport.write(data)  # type: ignore[union-attr]
         else:
-            sslobj.write(data)
+            try:
+                sslobj.write(data)
+            except ssl.SSLError:
+                self._tls_write_failed()
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def writelines(self, parts: list[bytes]) -> None:
@@ -431,10 +434,21 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if sslobj is None:
             self.transport.writelines(parts)  # type: ignore[union-attr]
         else:
-            for p in parts:
-                if p:
-                    sslobj.write(p)
+            try:
+                for p in parts:
+                    if p:
+                        sslobj.write(p)
+            except ssl.SSLError:
+                self._tls_write_failed()
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+
+    def _tls_write_failed(self) -> None:
+        """The server ended TLS (close_notify, or an alert such as "certificate required"
+        after a TLS 1.3 handshake) before the request went out: the connection is done;
+        the alert, when one came, is already the connection's error."""
+        self.broken = True
+        self.close()
+        raise _Closed()
 
     async def drain(self, timeout: float | None, message: Callable[[], str]) -> None:
         """Wait until the transport's write buffer is below its high-water mark;

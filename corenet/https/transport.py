@@ -286,6 +286,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if pool.closed:
                         raise RemoteProtocolError(
                             "the client was closed while the request was being sent") from None
+                    if conn._error is not None:
+                        raise conn._error from None  # what the server said (a TLS alert)
                     raise RemoteProtocolError(
                         f"{u.host} closed the connection before the request was sent") from None
                 raise
