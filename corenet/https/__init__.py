@@ -1,7 +1,11 @@
-"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop.
+"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop, in
+httpx's shape.
 
-    async with corenet.https.Client() as client:
+    async with corenet.https.Client() as client:       # httpx.AsyncClient
         r = await client.get("https://example.org/")
+
+    with corenet.https.SyncClient() as client:         # httpx.Client
+        r = client.get("https://example.org/")
 """
 from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
