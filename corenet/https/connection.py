@@ -29,8 +29,8 @@ import aiohappyeyeballs
 
 from ._sink import BodySink
 from .errors import (
-    ConnectError, ConnectTimeout, ProxyError, ReadTimeout, RemoteProtocolError, TLSError,
-    WriteTimeout,
+    ConnectError, ConnectTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
+    TLSError, WriteTimeout,
 )
 from .exchange import END, ResponseExchange, ResponseHead
 from .limits import Limits
@@ -101,6 +101,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
         self._tunnel_done: asyncio.Future | None = None
         self.closed = False
+        self.lost_by: OSError | None = None  # the socket error that ended the connection
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
         self.idle_since = 0.0
@@ -189,6 +190,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if isinstance(exc, OSError):
+            self.lost_by = exc
+            ex = self._exchange
+            if ex is not None and ex.started and not ex.done and self._error is None:
+                # A reset in the middle of the response: the network failed, not HTTP.
+                self._on_error(ReadError(f"the connection to {self.origin[1]} failed while "
+                                         f"reading the response: {exc.strerror or exc}"))
         t = self._tunnel_done
         if t is not None and not t.done():
             t.set_exception(ProxyError(

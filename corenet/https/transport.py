@@ -15,7 +15,7 @@ from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .deadline import Deadline
 from .errors import (
     ConnectError, ConnectTimeout, InvalidURL, LocalProtocolError, RemoteProtocolError,
-    UnsupportedProtocol,
+    ReadError, UnsupportedProtocol, WriteError,
 )
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
@@ -286,10 +286,17 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if pool.closed:
                         raise RemoteProtocolError(
                             "the client was closed while the request was being sent") from None
-                    if conn._error is not None:
-                        raise conn._error from None  # what the server said (a TLS alert)
+                    if conn.lost_by is not None:
+                        raise WriteError(f"sending the request to {u.host} failed: "
+                                         f"{conn.lost_by.strerror or conn.lost_by}") from None
+                    error = conn._error
+                    if error is not None and not isinstance(error, ConnectionClosedEarly):
+                        raise error from None  # what the server said (a TLS alert)
                     raise RemoteProtocolError(
                         f"{u.host} closed the connection before the request was sent") from None
+                if conn.lost_by is not None:
+                    raise ReadError(f"the connection to {u.host} failed before the response "
+                                    f"came: {conn.lost_by.strerror or conn.lost_by}") from None
                 raise
             except BaseException:
                 pool.release(conn, False)
