@@ -132,6 +132,44 @@ class AsyncBaseTransport:
         await self.aclose()
 
 
+class BaseTransport:
+    """httpx's sync transport interface, for transports written for httpx.Client:
+    `handle_request(request) -> Response` and `close()`. Either client takes one; it is
+    called in the loop's default executor (a worker thread), after the request's body is
+    read into bytes."""
+
+    def handle_request(self, request: Request) -> Response:
+        raise NotImplementedError("a transport implements handle_request()")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "BaseTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def send_through(transport: Any, request: Request) -> Response:
+    """`request` sent through any transport: its handle_async_request, or a sync
+    handle_request (BaseTransport) in the loop's executor."""
+    handle = getattr(transport, "handle_async_request", None)
+    if handle is not None:
+        return await handle(request)
+    await request.aread()
+    return await asyncio.get_running_loop().run_in_executor(
+        None, transport.handle_request, request)
+
+
+async def close_transport(transport: Any) -> None:
+    aclose = getattr(transport, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    else:
+        await asyncio.get_running_loop().run_in_executor(None, transport.close)
+
+
 class AsyncHTTPTransport(AsyncBaseTransport):
     """HTTP/1.1 over TLS (or plain TCP for http://) with a keep-alive pool, as the client
     uses by default. `verify` and `cert` make the TLS context (see make_ssl_context);

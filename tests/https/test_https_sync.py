@@ -149,3 +149,12 @@ def test_sync_stream_left_early_gives_its_connection_back(env):
         s.close()  # closing a read response again is harmless
         assert c.get(env.raw + "/echo").status_code == 200
         assert (c.pool.connections_opened, c.pool.open_count) == (2, 1)
+
+
+def test_sync_client_with_a_sync_transport():
+    from test_https_transports import SyncEcho
+
+    t = SyncEcho()
+    with SyncClient(transport=t) as c:
+        assert c.put("https://s.test/", content=b"abc").text == "PUT abc"
+    assert t.closed == 1

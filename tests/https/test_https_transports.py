@@ -325,3 +325,39 @@ def test_no_client_certificate_is_refused(pki, mtls_port, run):
     with pytest.raises(ssl.SSLError):
         Client(verify=str(pki["ca"]), cert=(str(pki["client_cert"]),
                                             str(pki["client_key_encrypted"]), "wrong"))
+
+
+class SyncEcho:
+    """An httpx-style sync transport (BaseTransport's interface)."""
+
+    def __init__(self):
+        self.threads, self.closed = set(), 0
+
+    def handle_request(self, request):
+        self.threads.add(threading.get_ident())
+        return Response(200, text=f"{request.method} {request.read().decode()}")
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_sync_base_transport_works_on_the_async_client(run):
+    from corenet.https import BaseTransport
+
+    class Echo(SyncEcho, BaseTransport):
+        pass
+
+    t, mounted = Echo(), SyncEcho()
+
+    async def body():
+        yield b"streamed"
+
+    async def main():
+        async with Client(transport=t, mounts={"https://m.test": mounted}) as c:
+            a = await c.post("https://a.test/", content=body())
+            b = await c.get("https://m.test/")
+        return a.text, b.text
+
+    assert run(main()) == ("POST streamed", "GET ")
+    assert threading.get_ident() not in t.threads  # in a worker thread, not the loop's
+    assert (t.closed, mounted.closed) == (1, 1)
