@@ -43,8 +43,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 _DIGITS = re.compile(r"[0-9]+")
 
-CertTypes = "str | tuple[str, str] | tuple[str, str, str | None]"
-
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
                      cert: Any = None) -> ssl.SSLContext:

@@ -11,7 +11,7 @@ import pytest
 
 from corenet.https import (
     ASGITransport, AsyncBaseTransport, AsyncHTTPTransport, Client, HTTPStatusError,
-    MockTransport, Request, Response, TransportError, WSGITransport,
+    MockTransport, ReadTimeout, Request, Response, TransportError, WSGITransport,
 )
 from https_pki import CLIENT_KEY_PASSWORD
 
@@ -147,6 +147,10 @@ def test_network_transport_handles_a_request_directly(env, run):
             r = await t.handle_async_request(Request("GET", env.raw + "/echo?x=1",
                                                      {"X-A": "b"}))
             body = await r.aread()
+            stalled = Request("GET", env.raw + "/stall-headers", extensions={
+                "timeout": {"connect": 5, "read": 0.2, "write": 5, "pool": 5}})
+            with pytest.raises(ReadTimeout, match="within 0.2 s"):  # httpx's timeout dict
+                await t.handle_async_request(stalled)
             return r.status_code, json.loads(body)
 
     code, echo = run(main())
