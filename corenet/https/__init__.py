@@ -1,7 +1,11 @@
-"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop.
+"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop, in
+httpx's shape.
 
-    async with corenet.https.Client() as client:
+    async with corenet.https.Client() as client:       # httpx.AsyncClient
         r = await client.get("https://example.org/")
+
+    with corenet.https.SyncClient() as client:         # httpx.Client
+        r = client.get("https://example.org/")
 """
 from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
@@ -10,18 +14,19 @@ from .diskcache import DiskCache
 from .client import Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
-    CloseError, ConnectError, CookieConflict, ConnectTimeout, DecodingError, HTTPError, HTTPStatusError,
-    InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError, PoolTimeout, ProtocolError,
-    ProxyError, ReadError, ReadTimeout, RemoteProtocolError, RequestError, ResponseNotRead,
-    StreamClosed, StreamConsumed, StreamError, TimeoutException, TLSError, TooManyRedirects,
-    TransportError, UnsupportedProtocol, WriteError, WriteTimeout,
+    CloseError, ConnectError, ConnectTimeout, CookieConflict, DecodingError, HTTPError,
+    HTTPStatusError, InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError,
+    PoolTimeout, ProtocolError, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
+    RequestError, ResponseNotRead, StreamClosed, StreamConsumed, StreamError,
+    TimeoutException, TLSError, TooManyRedirects, TransportError, UnsupportedProtocol,
+    WriteError, WriteTimeout,
 )
 from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
 from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
 from .timeout import Timeout
-from .transport import AsyncBaseTransport, AsyncHTTPTransport
+from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport
 from .urls import URL
 
 # httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient.
@@ -29,8 +34,10 @@ AsyncClient = Client
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
+    "BaseTransport",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
-    "get", "options", "head", "post", "put", "patch", "delete", "Headers", "Limits", "Request", "Response", "Timeout", "URL",
+    "get", "options", "head", "post", "put", "patch", "delete",
+    "Headers", "Limits", "Request", "Response", "Timeout", "URL",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",

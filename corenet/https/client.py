@@ -25,7 +25,8 @@ from .pool import Origin, Pool
 from .proxy import Proxy, parse_mounts
 from .timeout import Timeout
 from .transport import (  # noqa: F401  (_URL, make_ssl_context: public through here too)
-    _UNSET, _URL, AsyncBaseTransport, AsyncHTTPTransport, make_ssl_context,
+    _UNSET, _URL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
+    make_ssl_context, send_through,
 )
 from .urls import URL, merge_params, param_pairs
 
@@ -55,7 +56,8 @@ class Client:
     HTTP_PROXY or ALL_PROXY, honouring NO_PROXY.
 
     `transport=` replaces the network (an AsyncBaseTransport: MockTransport,
-    ASGITransport, an AsyncHTTPTransport of your own); `mounts=` maps URL patterns
+    ASGITransport, an AsyncHTTPTransport of your own; or httpx's sync BaseTransport, run
+    in the loop's executor); `mounts=` maps URL patterns
     ("all://", "https://", "https://example.org", "all://*.example.org") to a
     transport, or to a proxy URL (or None: no proxy) used by the client's own network
     transport, the most specific pattern first. `verify`, `cert`, `proxy`, `trust_env`,
@@ -76,7 +78,7 @@ class Client:
         trust_env: bool = True, cache: "bool | Cache" = False,
         mounts: "dict[str, URL | str | Proxy | None] | None" = None, params: Any = None,
         default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
-        transport: AsyncBaseTransport | None = None, cert: Any = None,
+        transport: AsyncBaseTransport | BaseTransport | None = None, cert: Any = None,
         event_hooks: "Mapping[str, list[Callable[..., Any]]] | None" = None,
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
@@ -153,7 +155,12 @@ class Client:
 
     @property
     def resolver(self) -> Any:
+        """The name resolver of the network transport (None: the loop's getaddrinfo)."""
         return self._network().resolver
+
+    @resolver.setter
+    def resolver(self, resolver: Any) -> None:
+        self._network().resolver = resolver
 
     def _network(self) -> AsyncHTTPTransport:
         t = self._transport
@@ -188,7 +195,7 @@ class Client:
             if m.transport is not None and all(m.transport is not t for t in closing):
                 closing.append(m.transport)
         for t in closing:
-            await t.aclose()
+            await close_transport(t)
 
     # ---- the verbs ----
     async def get(self, url: str, **kw: Any) -> Response:
@@ -474,9 +481,9 @@ class Client:
         if t.__class__ is AsyncHTTPTransport:
             return await t._send(req, u, deadline, stream)  # type: ignore[attr-defined]
         req.extensions["timeout"] = deadline.timeout
-        resp = await t.handle_async_request(req)
+        resp = await send_through(t, req)
         if not isinstance(resp, Response):
-            raise TypeError(f"{type(t).__name__}.handle_async_request returned "
+            raise TypeError(f"the transport {type(t).__name__} returned "
                             f"{type(resp).__name__}, not a Response")
         resp.request = req
         resp.url = req.url

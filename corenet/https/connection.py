@@ -29,8 +29,8 @@ import aiohappyeyeballs
 
 from ._sink import BodySink
 from .errors import (
-    ConnectError, ConnectTimeout, ProxyError, ReadTimeout, RemoteProtocolError, TLSError,
-    WriteTimeout,
+    ConnectError, ConnectTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
+    TLSError, WriteTimeout,
 )
 from .exchange import END, ResponseExchange, ResponseHead
 from .limits import Limits
@@ -101,6 +101,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
         self._tunnel_done: asyncio.Future | None = None
         self.closed = False
+        self.lost_by: OSError | None = None  # the socket error that ended the connection
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
         self.idle_since = 0.0
@@ -189,6 +190,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if isinstance(exc, OSError):
+            self.lost_by = exc
+            ex = self._exchange
+            if ex is not None and ex.started and not ex.done and self._error is None:
+                # A reset in the middle of the response: the network failed, not HTTP.
+                self._on_error(ReadError(f"the connection to {self.origin[1]} failed while "
+                                         f"reading the response: {exc.strerror or exc}"))
         t = self._tunnel_done
         if t is not None and not t.done():
             t.set_exception(ProxyError(
@@ -419,7 +427,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if sslobj is None:
             self.transport.write(data)  # type: ignore[union-attr]
         else:
-            sslobj.write(data)
+            try:
+                sslobj.write(data)
+            except ssl.SSLError:
+                self._tls_write_failed()
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
     def writelines(self, parts: list[bytes]) -> None:
@@ -431,10 +442,21 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if sslobj is None:
             self.transport.writelines(parts)  # type: ignore[union-attr]
         else:
-            for p in parts:
-                if p:
-                    sslobj.write(p)
+            try:
+                for p in parts:
+                    if p:
+                        sslobj.write(p)
+            except ssl.SSLError:
+                self._tls_write_failed()
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+
+    def _tls_write_failed(self) -> None:
+        """The server ended TLS (close_notify, or an alert such as "certificate required"
+        after a TLS 1.3 handshake) before the request went out: the connection is done;
+        the alert, when one came, is already the connection's error."""
+        self.broken = True
+        self.close()
+        raise _Closed()
 
     async def drain(self, timeout: float | None, message: Callable[[], str]) -> None:
         """Wait until the transport's write buffer is below its high-water mark;

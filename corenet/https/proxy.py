@@ -68,7 +68,7 @@ class Mount:
     """One `mounts=` key: "all://", "https://", "all://example.org", "https://*.example.org"
     (subdomains only), "all://*example.org" (the domain and its subdomains), with an
     optional ":port"; and what it selects: a transport (anything with
-    `handle_async_request`), or a proxy for the client's network transport (None:
+    `handle_async_request`, or a sync `handle_request`), or a proxy for the client's network transport (None:
     straight to the server)."""
     __slots__ = ("scheme", "host", "suffix", "port", "proxy", "transport")
 
@@ -93,7 +93,7 @@ class Mount:
             self.host = encode_host(host.lstrip("*"))
         else:
             self.host = ""
-        if hasattr(proxy, "handle_async_request"):
+        if hasattr(proxy, "handle_async_request") or hasattr(proxy, "handle_request"):
             self.transport, self.proxy = proxy, None
         else:
             self.transport = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import weakref
 from typing import Any, Awaitable, Iterator
@@ -206,6 +207,9 @@ class SyncClient:
         read, and the response must be closed (`response.close()`)."""
         return self._adopt(self._run(self._client.send(request, **kw)))
 
+
+# help() and editors show the async Client's arguments, which SyncClient takes.
+SyncClient.__init__.__signature__ = inspect.signature(Client.__init__)  # type: ignore[attr-defined]
 
 _CLIENT_ARGS = ("verify", "cert", "proxy", "trust_env", "timeout", "cookies", "auth",
                 "follow_redirects", "transport", "mounts", "limits", "default_encoding")

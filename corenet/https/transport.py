@@ -15,7 +15,7 @@ from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
 from .deadline import Deadline
 from .errors import (
     ConnectError, ConnectTimeout, InvalidURL, LocalProtocolError, RemoteProtocolError,
-    UnsupportedProtocol,
+    ReadError, UnsupportedProtocol, WriteError,
 )
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
@@ -42,8 +42,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Headers that say where the message is and how long it is: the client's to write.
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
 _DIGITS = re.compile(r"[0-9]+")
-
-CertTypes = "str | tuple[str, str] | tuple[str, str, str | None]"
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
@@ -130,6 +128,44 @@ class AsyncBaseTransport:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+
+class BaseTransport:
+    """httpx's sync transport interface, for transports written for httpx.Client:
+    `handle_request(request) -> Response` and `close()`. Either client takes one; it is
+    called in the loop's default executor (a worker thread), after the request's body is
+    read into bytes."""
+
+    def handle_request(self, request: Request) -> Response:
+        raise NotImplementedError("a transport implements handle_request()")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "BaseTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def send_through(transport: Any, request: Request) -> Response:
+    """`request` sent through any transport: its handle_async_request, or a sync
+    handle_request (BaseTransport) in the loop's executor."""
+    handle = getattr(transport, "handle_async_request", None)
+    if handle is not None:
+        return await handle(request)
+    await request.aread()
+    return await asyncio.get_running_loop().run_in_executor(
+        None, transport.handle_request, request)
+
+
+async def close_transport(transport: Any) -> None:
+    aclose = getattr(transport, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    else:
+        await asyncio.get_running_loop().run_in_executor(None, transport.close)
 
 
 class AsyncHTTPTransport(AsyncBaseTransport):
@@ -286,8 +322,17 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if pool.closed:
                         raise RemoteProtocolError(
                             "the client was closed while the request was being sent") from None
+                    if conn.lost_by is not None:
+                        raise WriteError(f"sending the request to {u.host} failed: "
+                                         f"{conn.lost_by.strerror or conn.lost_by}") from None
+                    error = conn._error
+                    if error is not None and not isinstance(error, ConnectionClosedEarly):
+                        raise error from None  # what the server said (a TLS alert)
                     raise RemoteProtocolError(
                         f"{u.host} closed the connection before the request was sent") from None
+                if conn.lost_by is not None:
+                    raise ReadError(f"the connection to {u.host} failed before the response "
+                                    f"came: {conn.lost_by.strerror or conn.lost_by}") from None
                 raise
             except BaseException:
                 pool.release(conn, False)

@@ -58,7 +58,8 @@ def read_request(sock: socket.socket):
         req.raw += data
         parser.feed_data(data)
         req.method = parser.get_method().decode()
-        if req.headers_done and req.url.startswith((b"/no-read", b"/early-")):
+        if req.headers_done and req.url.startswith((b"/no-read", b"/early-",
+                                                    b"/reset-while-sending")):
             return req
     return req
 
@@ -149,6 +150,17 @@ def close_notify(sock: socket.socket) -> None:
             sock.unwrap()
         except (OSError, ssl.SSLError):
             pass
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a TCP RST (SO_LINGER 0) rather than a FIN."""
+    import struct
+
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        socket.socket.close(sock)  # no TLS close_notify: straight to the socket
+    except OSError:
+        pass
 
 
 def handle(sock: socket.socket, state: dict) -> None:
@@ -360,8 +372,21 @@ def handle(sock: socket.socket, state: dict) -> None:
         elif route == "/keepalive-timeout":
             if not send(sock, ok(b"kat", "Keep-Alive: timeout=1\r\n")):
                 return
+        elif route == "/reset-mid-body":
+            # Part of a body, a pause (the client is reading it), then a TCP reset.
+            send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+            time.sleep(0.3)
+            reset(sock)
+            return
+        elif route == "/reset-after-request":
+            reset(sock)
+            return
         elif route == "/stall-headers":
             time.sleep(MAX_STALL)
+            return
+        elif route == "/reset-while-sending":
+            time.sleep(0.2)  # the client is sending a body it will not finish
+            reset(sock)
             return
         elif route == "/no-read":
             time.sleep(MAX_STALL)

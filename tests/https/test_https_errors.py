@@ -123,3 +123,24 @@ def test_stream_errors_say_what_state_the_body_is_in(env, run):
     assert run(main()) is False
     with pytest.raises(StreamError):
         Response(200, content=iter([b"a stream"])).content
+
+
+def test_a_reset_is_a_network_error_on_the_side_it_hit(env, run):
+    """A TCP reset mid-body is a ReadError, one while the request goes out a WriteError,
+    one before any response a ReadError: NetworkErrors, not protocol errors."""
+    from corenet.https import NetworkError, ReadError, WriteError
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            async with c.stream("GET", env.raw + "/reset-mid-body") as r:
+                with pytest.raises(ReadError, match="failed while reading the response") as mid:
+                    async for _ in r.aiter_bytes():
+                        pass
+            with pytest.raises(WriteError, match="sending the request to localhost") as sending:
+                await c.post(env.raw + "/reset-while-sending", content=b"x" * (32 << 20))
+            with pytest.raises(ReadError, match="before the response came") as before:
+                await c.post(env.raw + "/reset-after-request", content=b"x")
+            return mid.value, sending.value, before.value
+
+    for exc in run(main(), timeout=20):
+        assert isinstance(exc, NetworkError) and exc.request.url.path.startswith("/reset")

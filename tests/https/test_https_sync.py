@@ -16,7 +16,24 @@ from test_https_httpx_shape import set_cookie
 from test_https_transports import wsgi_app
 
 
-def test_sync_client_from_a_thread_without_a_loop(env):
+@pytest.fixture
+def sync_loop(loop_kind, monkeypatch):
+    """SyncClient's private loop of each kind (corenet's by default; stock asyncio too)."""
+    from looptools import make_loop
+
+    import corenet.https.sync
+
+    made = []
+
+    def new_loop():
+        made.append(make_loop(loop_kind))
+        return made[-1]
+
+    monkeypatch.setattr(corenet.https.sync, "_new_loop", new_loop)
+    return made
+
+
+def test_sync_client_from_a_thread_without_a_loop(env, sync_loop):
     assert asyncio._get_running_loop() is None
     with SyncClient(verify=env.ca, base_url=env.raw, headers={"X-S": "1"}) as c:
         r = c.post("/echo", json={"a": 1}, params={"q": "2"})
@@ -34,6 +51,7 @@ def test_sync_client_from_a_thread_without_a_loop(env):
         thread = c._portal.thread
         assert thread.is_alive() and thread is not threading.current_thread()
     assert not thread.is_alive() and c.is_closed
+    assert len(sync_loop) == 1 and sync_loop[0].is_closed()
     assert echo["method"] == "POST" and echo["path"] == "/echo?q=2" and echo["body"] == '{"a":1}'
     assert ["X-S", "1"] in echo["headers"] and ["Cookie", "k=v"] in again["headers"]
     assert lines == ["line one", "line twö", "", "last"]
@@ -138,7 +156,7 @@ def test_streamed_async_response_is_not_read_by_the_sync_methods(env, run):
     assert whole and pieces == [whole]
 
 
-def test_sync_stream_left_early_gives_its_connection_back(env):
+def test_sync_stream_left_early_gives_its_connection_back(env, sync_loop):
     with SyncClient(verify=env.ca, limits=https.Limits(max_connections=1)) as c:
         with c.stream("GET", env.raw + "/big?n=4000000") as s:
             for _ in s.iter_bytes():
@@ -149,3 +167,12 @@ def test_sync_stream_left_early_gives_its_connection_back(env):
         s.close()  # closing a read response again is harmless
         assert c.get(env.raw + "/echo").status_code == 200
         assert (c.pool.connections_opened, c.pool.open_count) == (2, 1)
+
+
+def test_sync_client_with_a_sync_transport():
+    from test_https_transports import SyncEcho
+
+    t = SyncEcho()
+    with SyncClient(transport=t) as c:
+        assert c.put("https://s.test/", content=b"abc").text == "PUT abc"
+    assert t.closed == 1
