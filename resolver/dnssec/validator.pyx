@@ -368,7 +368,8 @@ class Validator:
         if caps and _over_cap(res.answer, caps):
             res.answer = [(o, t, c, min(ttl, caps.get((o.lower(), t), ttl)), rd)
                           for (o, t, c, ttl, rd) in res.answer]
-        final = self._final_name(it.qname, sets)
+        # a CNAME asked for is the answer itself, not a step to chase (RFC 4035 3.2.3)
+        final = it.qname if qtype == CNAME else self._final_name(it.qname, sets)
         negative = res.rcode == NXDOMAIN or not any(
             g[0].lower() == final.lower() and g[1] == qtype for g in sets)
         if not negative and not wild:

@@ -813,7 +813,7 @@ cdef class Iterator:
         as the cache stores them, so the client sees what the cache keeps."""
         cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
         if count_type(answer, DNAME):
-            answer = _dname_consistent(answer)
+            answer = _without_dname_synthesis(answer)
         if (self.deferred is not None and qtype == self.qtype and name == self.qname
                 and (self.dnssec is None or (qtype != DNSKEY and qtype != DS))):
             found = _owned(answer, name, qtype)
@@ -885,20 +885,13 @@ cdef object _prime = Iterator._prime
 
 # ---- reply classification ---------------------------------------------------------------------
 
-cdef list _dname_consistent(list answer):
-    """``answer`` without the CNAMEs below one of its DNAMEs that are not that DNAME's
-    substitution (RFC 6672 2.2): such a CNAME carries no signature of its own, so a forged
-    one would otherwise be cached and followed later."""
-    dnames = [r for r in answer if r[1] == DNAME]
-    out = []
-    for r in answer:
-        if r[1] == CNAME:
-            subs = [dname_substitute(r[0], d[0], d[4]) for d in dnames]
-            subs = [lower(t) for t in subs if t is not None]
-            if subs and lower(r[4]) not in subs:
-                continue
-        out.append(r)
-    return out
+cdef list _without_dname_synthesis(list answer):
+    """``answer`` without the CNAMEs below one of its DNAMEs: such a CNAME is the DNAME's
+    synthesis (RFC 6672 2.2) with no signature of its own, so it is made here from the
+    DNAME (``_final``), never cached or followed as sent (a forged one would be)."""
+    dnames = [r[0] for r in answer if r[1] == DNAME]
+    return [r for r in answer if r[1] != CNAME
+            or not any(dname_substitute(r[0], d, b"") is not None for d in dnames)]
 
 
 cdef list _wildcard_proofs(Parsed m, bytes zone, list out):
