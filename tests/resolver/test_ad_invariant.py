@@ -81,10 +81,13 @@ def _truths(net, anchor, wall):
     return out
 
 
-def _keysets(net):
-    """The zones' DNSKEY rrsets, each checked from the parent's DS down from the root's
-    (the anchor): the independent chain of trust."""
-    keys = {}
+def _keysets(net, anchor):
+    """The zones' DNSKEY rrsets, each proven the way a validator proves them, with
+    dnspython alone: the root's by the anchor's DS, each child's by the DS its parent
+    signs, and each set by its own signature: the independent chain of trust."""
+    keys: dict = {}
+    ds = anchor
+    parent = None
     for origin in (".", "com.", "example.com.", "n3.example.com."):
         z = net.zones[dns.name.from_text(origin)]
         node = z.get_node(z.origin)
@@ -92,8 +95,18 @@ def _keysets(net):
         rrset.update(node.get_rdataset(1, dns.rdatatype.DNSKEY))
         sigs = dns.rrset.RRset(z.origin, 1, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY)
         sigs.update(node.get_rdataset(1, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY))
+        if parent is not None:          # the DS the parent holds, under the parent's keys
+            pz = net.zones[parent]
+            pnode = pz.get_node(z.origin)
+            ds = dns.rrset.RRset(z.origin, 1, dns.rdatatype.DS)
+            ds.update(pnode.get_rdataset(1, dns.rdatatype.DS))
+            dsig = dns.rrset.RRset(z.origin, 1, dns.rdatatype.RRSIG, dns.rdatatype.DS)
+            dsig.update(pnode.get_rdataset(1, dns.rdatatype.RRSIG, dns.rdatatype.DS))
+            dns.dnssec.validate(ds, dsig, keys)
+        assert any(dns.dnssec.make_ds(z.origin, k, "SHA256") in ds for k in rrset), origin
         dns.dnssec.validate(rrset, sigs, {z.origin: rrset})
         keys[z.origin] = rrset
+        parent = z.origin
     return keys
 
 
@@ -109,7 +122,7 @@ def check_secure(world, res, qname: str, qtype: int, *, sigs_present: bool = Tru
         f"{qname}/{qtype}: AD on data the genuine zones do not hold"
     if not sigs_present:
         return
-    keysets = _keysets(net)
+    keysets = _keysets(net, anchor)
     msg = dns.message.make_response(dns.message.make_query(qname, qtype))
     for (o, t, c, ttl, rd) in res.answer:
         n = dns.name.from_wire(o, 0)[0]
