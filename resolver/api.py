@@ -201,7 +201,8 @@ class Resolver(ResolverCore):
         """The forwarders' addresses (``ADDR@PORT`` for one on a port of its own), or ``[]``
         for a recursive resolver. Setting it forwards to those servers (as ``forward=``:
         ``"ADDR"``, ``"ADDR@PORT"``, ``"ADDR#PORT"``, ``(ADDR, PORT)``); ``[]`` recurses
-        again. Forwarded answers are not DNSSEC-validated; the cache is kept."""
+        again (validating again if it did). Forwarded answers are not DNSSEC-validated; the
+        cache is kept."""
         return list(self.forward) if self.forward else []
 
     @nameservers.setter
@@ -209,15 +210,20 @@ class Resolver(ResolverCore):
         if isinstance(entries, (str, tuple)):
             raise ValueError("nameservers takes a list of addresses")
         self._set_forward(list(entries))
-        if self.forward:
-            self.dnssec = None              # forwarded answers are not validated
+        if self.forward:                    # forwarded answers are not validated
+            if self.dnssec is not None:
+                self._recursive_dnssec = self.dnssec
+            self.dnssec = None
+        elif self.dnssec is None:           # recursing again: validating again
+            self.dnssec = getattr(self, "_recursive_dnssec", None)
         self.set_zones(self._user_zones)
 
     @property
     def lifetime(self) -> float:
         """dnspython's ``lifetime``: seconds one ``resolve`` call may take (search list
         included) before LifetimeTimeout. Unset, it is ``Limits.max_query_time``, which
-        bounds each resolution anyway."""
+        bounds each resolution anyway: servers that never answer give LifetimeTimeout when
+        the resolution gives up, at the latest after that limit."""
         return self.limits.max_query_time if self._lifetime is None else self._lifetime
 
     @lifetime.setter
@@ -333,7 +339,7 @@ class Resolver(ResolverCore):
         fresh random source port (spoofing resistance, RFC 5452)."""
         if source is not None:
             ipaddress.ip_address(str(source))       # ValueError for a non-numeric one
-        if not 0 <= int(source_port) <= 65535:
+        if source_port and not 0 < source_port <= 65535:
             raise ValueError(f"source_port {source_port} out of range 0-65535")
         if lifetime is None:
             lifetime = self._lifetime

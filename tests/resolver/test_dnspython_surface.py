@@ -268,3 +268,13 @@ def test_reset_default_resolver_makes_a_new_one(monkeypatch):
     resolver.reset_default_resolver()
     assert resolver.get_default_resolver() is not first
     assert asyncio.iscoroutinefunction(resolver.resolve)
+
+
+def test_nameservers_turn_validation_off_and_back_on():
+    r = resolver.Resolver()                      # the real root: validating (no query made)
+    validator = r.dnssec
+    assert validator is not None and r.nameservers == []
+    r.nameservers = ["192.0.2.53", ("192.0.2.54", 5353)]
+    assert r.dnssec is None and r.nameservers == ["192.0.2.53", "192.0.2.54@5353"]
+    r.nameservers = []
+    assert r.dnssec is validator and r.forward is None
