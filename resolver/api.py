@@ -320,7 +320,8 @@ class Resolver(ResolverCore):
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False,
                       source=None, raise_on_no_answer: bool = True, source_port: int = 0,
-                      lifetime: float | None = None, search: bool | None = None) -> Answer:
+                      lifetime: float | None = None, search: bool | None = None,
+                      backend=None) -> Answer:
         """``dns.asyncresolver.Resolver.resolve``, recursively: an :class:`Answer`, or
         NXDOMAIN, NoAnswer (unless ``raise_on_no_answer`` is false: then the Answer has no
         rrset), NoNameservers (every server failed, or DNSSEC bogus), LifetimeTimeout (no
@@ -336,7 +337,8 @@ class Resolver(ResolverCore):
         ``source_port`` are accepted for dnspython's signature and otherwise ignored: the
         upstream queries of a resolution (shared with identical questions in flight) each
         get a connected socket whose source address the kernel picks for the route and a
-        fresh random source port (spoofing resistance, RFC 5452)."""
+        fresh random source port (spoofing resistance, RFC 5452). ``backend`` is accepted
+        and ignored: the resolver runs on the running asyncio loop."""
         if source is not None:
             ipaddress.ip_address(str(source))       # ValueError for a non-numeric one
         if source_port and not 0 < source_port <= 65535:

@@ -169,7 +169,8 @@ def test_search_and_domain_take_text(world, run):
 def test_source_and_source_port_are_accepted(world, run):
     net, fs, port = world
     r = make(port)
-    ans = run(r.resolve("www.example.com", source="127.0.0.1", source_port=5353))
+    ans = run(r.resolve("www.example.com", source="127.0.0.1", source_port=5353,
+                        backend=None))
     assert [rd.address for rd in ans] == ["192.0.2.1"]
     with pytest.raises(ValueError):
         run(r.resolve("www.example.com", source="localhost"))
