@@ -6,7 +6,10 @@
     connector = aiohttp.TCPConnector(resolver=AiohttpResolver(r))
     async with aiohttp.ClientSession(connector=connector) as session: ...
 
-Every connection the session opens then asks ``r`` (its cache, on the session's loop). A name
+Every connection the session opens then asks ``r`` (its cache, on the session's loop), after
+what aiohttp's default resolver (the host's getaddrinfo) answers without DNS: IPv4 and IPv6
+literals, the names of ``/etc/hosts`` (``hosts=``) and ``localhost`` (the loopback addresses
+when the hosts file does not list it), as ``resolver.install`` does. A name
 with no address raises ``socket.gaierror`` (aiohttp reports it as ``ClientConnectorDNSError``),
 as aiohttp's own resolvers do. ``corenet.https.Client(resolver=r)`` takes the Resolver itself;
 for httpx (and anything else that calls ``loop.getaddrinfo``) use ``resolver.install``.
@@ -18,38 +21,54 @@ import socket
 import dns.exception
 import dns.resolver
 
+from resolver.getaddrinfo import getaddrinfo
+from resolver.hostconf import HostsFile
+
 try:
     from aiohttp.abc import AbstractResolver
 except ImportError as exc:                # pragma: no cover - aiohttp is optional
     raise ImportError("resolver.adapters needs aiohttp (pip install aiohttp)") from exc
 
 _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+_NUMERIC_NAME = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+
+
+async def _numeric_only(host, port, *, family=0, type=0, proto=0, flags=0):
+    """getaddrinfo for what ``resolver.getaddrinfo`` hands on (literals): never blocks."""
+    return socket.getaddrinfo(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
 
 
 class AiohttpResolver(AbstractResolver):
     """aiohttp's resolver interface over a :class:`resolver.Resolver` (one is made, with the
-    real root, if none is given; ``close`` closes only one made here)."""
+    real root, if none is given; ``close`` closes only one made here). ``hosts``: the hosts
+    file consulted first (``None``: none)."""
 
-    def __init__(self, resolver=None) -> None:
+    def __init__(self, resolver=None, *, hosts="/etc/hosts") -> None:
         if resolver is None:
             from resolver import Resolver
             resolver, self._owned = Resolver(), True
         else:
             self._owned = False
         self.resolver = resolver
+        self.hosts = None if hosts is None else HostsFile(hosts)
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[dict]:
         try:
-            answers = await self.resolver.resolve_name(host, family)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            raise socket.gaierror(socket.EAI_NONAME, f"{host}: name or service not known") \
-                from None
-        except dns.exception.DNSException as exc:      # SERVFAIL, time limit
+            infos = await getaddrinfo(self.resolver, _numeric_only, host, port, family=family,
+                                      type=socket.SOCK_STREAM, hosts=self.hosts)
+        except socket.gaierror as exc:
+            raise socket.gaierror(exc.errno, f"{host}: {exc.strerror}") from None
+        except dns.exception.DNSException as exc:
             raise socket.gaierror(socket.EAI_AGAIN, f"{host}: {exc}") from None
-        return [{"hostname": host, "host": addr, "port": port, "family": fam, "proto": 0,
-                 "flags": _NUMERIC}
-                for addr, fam in answers.addresses_and_families()]
+        out = []
+        for fam, _, proto, _, sa in infos:
+            addr, got_port = sa[0], sa[1]
+            if fam == socket.AF_INET6 and sa[3]:       # a link-local address's scope
+                addr, got_port = socket.getnameinfo(sa, _NUMERIC_NAME)
+            out.append({"hostname": host, "host": addr, "port": int(got_port), "family": fam,
+                        "proto": proto, "flags": _NUMERIC})
+        return out
 
     async def close(self) -> None:
         if self._owned:

@@ -10,6 +10,7 @@ without a coroutine (``start_miss``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -19,6 +20,7 @@ import struct
 import time
 from typing import Iterable
 
+import dns.exception
 import dns.message
 import dns.name
 import dns.rcode
@@ -41,7 +43,8 @@ from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as s
                                  start)
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, cache_key, parse_response
-from resolver.zones import DROP, Denied, Zones, changed_names, flush_under
+from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
+                            flush_under)
 
 log = logging.getLogger("resolver.api")
 
@@ -112,18 +115,28 @@ class Resolver(ResolverCore):
                  port: int = 53, cache_size: int = 64 * 1024 * 1024, limits: Limits = DEFAULT,
                  qname_minimisation: bool = True, ipv6: bool = False, validator=None,
                  rng: random.Random | None = None, trust_anchor=None,
-                 validate: bool = True, forward: Iterable[str] | None = None,
+                 validate: bool = True,
+                 forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
-        self.forward = _numeric(forward) if forward is not None else None
-        if self.forward is not None and not self.forward:
-            raise ValueError("forward= needs at least one server address")
-        if self.forward and trust_anchor is not None:
-            raise ValueError("DNSSEC validation of forwarded answers is not supported: "
-                             "leave trust_anchor unset with forward=")
-        self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
         self.port = int(port)
+        #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
+        self._root_forward = None
+        self._user_zones: Zones | None = None
+        self.zones: Zones | None = None
+        self.forward = None
+        if forward is not None:
+            if isinstance(forward, (str, tuple)):
+                forward = [forward]
+            forward = list(forward)
+            if not forward:
+                raise ValueError("forward= needs at least one server address")
+            if trust_anchor is not None:
+                raise ValueError("DNSSEC validation of forwarded answers is not supported: "
+                                 "leave trust_anchor unset with forward=")
+            self._set_forward(forward)
+        self.hints = parse_root_hints(ROOT_HINTS_FILE if root_hints is None else root_hints)
         self.limits = limits
         self.minimise = qname_minimisation
         self.ipv6 = ipv6
@@ -147,15 +160,118 @@ class Resolver(ResolverCore):
         # ResolverCore
         self.hint_index: it.Hints | None = None   # self.hints indexed once for the iterators
         #: dnspython's search settings for relative names (see ``resolve``)
-        self.search: list[dns.name.Name] = []
+        #: (names or text; relative ones are taken as absolute)
+        self.search: list[dns.name.Name | str] = []
         self.ndots = 1
         self.use_search_by_default = False
+        #: dnspython's ``domain``: the search list when ``search`` is empty (root: none)
+        self.domain = dns.name.root
+        #: dnspython's ``rotate``: accepted; servers are picked by measured RTT, never in turn
+        self.rotate = False
+        #: dnspython's EDNS settings (see ``use_edns``)
+        self.edns, self.ednsflags, self.payload, self.ednsoptions = 0, 0, 1232, None
+        self._lifetime: float | None = None
         self.hint_index_source = None
-        self.zones: Zones | None = None
         #: the connections to forward zones' servers over TLS, kept between queries
         self.tls_upstreams = DoTUpstreams()
-        if zones is not None:
+        if zones is not None or self._root_forward is not None:
             self.set_zones(zones)
+
+    def _set_forward(self, entries) -> None:
+        """Forward to ``entries`` (see ``_upstreams``); ``[]`` or None: recurse again. When
+        they share one port, that port becomes ``port`` (the forwarders' port: no authority
+        is asked while forwarding); forwarders on different ports are a forward zone for
+        "." (``zones``) holding them."""
+        ups = _upstreams(entries or ())
+        self._root_forward = None
+        if not ups:
+            self.forward = None
+        else:
+            ports = {self.port if u.port is None else u.port for u in ups}
+            if len(ports) == 1:
+                self.port = ports.pop()
+                self.forward = [u.addr for u in ups]
+            else:
+                self.forward = [u.key for u in ups]
+                self._root_forward = ForwardZone(".", tuple(ups))
+
+    # ---- dnspython's attributes ----------------------------------------------------------------
+    @property
+    def nameservers(self) -> list[str]:
+        """The forwarders' addresses (``ADDR@PORT`` for one on a port of its own), or ``[]``
+        for a recursive resolver. Setting it forwards to those servers (as ``forward=``:
+        ``"ADDR"``, ``"ADDR@PORT"``, ``"ADDR#PORT"``, ``(ADDR, PORT)``); ``[]`` recurses
+        again (validating again if it did). Forwarded answers are not DNSSEC-validated; the
+        cache is kept."""
+        return list(self.forward) if self.forward else []
+
+    @nameservers.setter
+    def nameservers(self, entries) -> None:
+        if isinstance(entries, (str, tuple)):
+            raise ValueError("nameservers takes a list of addresses")
+        self._set_forward(list(entries))
+        if self.forward:                    # forwarded answers are not validated
+            if self.dnssec is not None:
+                self._recursive_dnssec = self.dnssec
+            self.dnssec = None
+        elif self.dnssec is None:           # recursing again: validating again
+            self.dnssec = getattr(self, "_recursive_dnssec", None)
+        self.set_zones(self._user_zones)
+
+    @property
+    def lifetime(self) -> float:
+        """dnspython's ``lifetime``: seconds one ``resolve`` call may take (search list
+        included) before LifetimeTimeout. Unset, it is ``Limits.max_query_time``, which
+        bounds each resolution anyway: servers that never answer give LifetimeTimeout when
+        the resolution gives up, at the latest after that limit."""
+        return self.limits.max_query_time if self._lifetime is None else self._lifetime
+
+    @lifetime.setter
+    def lifetime(self, seconds) -> None:
+        self._lifetime = None if seconds is None else float(seconds)
+
+    @property
+    def timeout(self) -> float:
+        """dnspython's ``timeout``, the most one server's reply is waited for:
+        ``Limits.max_rto`` (setting it replaces the limits, see ``set_limits``)."""
+        return self.limits.max_rto
+
+    @timeout.setter
+    def timeout(self, seconds) -> None:
+        seconds = float(seconds)
+        self.set_limits(dataclasses.replace(
+            self.limits, max_rto=seconds, initial_rto=min(self.limits.initial_rto, seconds)))
+
+    def use_edns(self, edns=0, ednsflags: int = 0, payload: int = 1232,
+                 options=None) -> None:
+        """dnspython's ``use_edns``: the values are kept (``edns``, ``ednsflags``,
+        ``payload``, ``ednsoptions``) but change no upstream query: the resolver sends EDNS
+        (DO set when validating) and falls back without it per server, as recursive
+        resolvers do."""
+        if edns is None or edns is False:
+            edns = -1
+        elif edns is True:
+            edns = 0
+        self.edns, self.ednsflags, self.payload, self.ednsoptions = \
+            edns, ednsflags, payload, options
+
+    @property
+    def cache(self):
+        """The resolver's own cache (``resolver.cache.Cache``), always on: a recursive
+        resolver keeps its delegations there. dnspython's ``cache`` is off (None) unless a
+        ``dns.resolver.Cache``/``LRUCache`` is assigned; here assigning one of those is
+        accepted and changes nothing, and assigning None forgets what is cached (as
+        ``flush()``) but keeps caching."""
+        return ResolverCore.cache.__get__(self)
+
+    @cache.setter
+    def cache(self, value) -> None:
+        if isinstance(value, Cache):
+            ResolverCore.cache.__set__(self, value)
+        elif value is None:
+            self.flush()
+        elif not isinstance(value, (dns.resolver.Cache, dns.resolver.LRUCache)):
+            raise TypeError(f"cache: a dns.resolver.Cache, LRUCache or None, not {value!r}")
 
     # ---- the cache-hit path ----------------------------------------------------------------
     #: ``resolve_cached(query: bytes) -> bytes | None``: the response to a wire query if the
@@ -204,22 +320,35 @@ class Resolver(ResolverCore):
     # ---- resolve (dnspython-style) ------------------------------------------------------------
     async def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False,
                       source=None, raise_on_no_answer: bool = True, source_port: int = 0,
-                      lifetime: float | None = None, search: bool | None = None) -> Answer:
+                      lifetime: float | None = None, search: bool | None = None,
+                      backend=None) -> Answer:
         """``dns.asyncresolver.Resolver.resolve``, recursively: an :class:`Answer`, or
         NXDOMAIN, NoAnswer (unless ``raise_on_no_answer`` is false: then the Answer has no
-        rrset), NoNameservers (SERVFAIL) or LifetimeTimeout.
+        rrset), NoNameservers (every server failed, or DNSSEC bogus), LifetimeTimeout (no
+        answer within ``lifetime``, or the servers never answered: see ``_resolve_one``)
+        or, for ANY and the other meta types, NoMetaqueries as dnspython
+        (``resolve_message`` answers ANY).
 
         ``tcp``: every upstream query of the resolution over TCP. ``lifetime``: seconds the
         whole call may take (the resolution itself is bounded by ``Limits.max_query_time``).
-        ``search``: try a relative name with the search domains (``self.search``, as
-        dnspython does with ``ndots``); ``None`` means ``use_search_by_default``. ``source``
-        and ``source_port`` are accepted for dnspython's signature and must be left at their
-        defaults: a recursive resolver picks a fresh source port per upstream query."""
-        if source is not None or source_port:
-            raise ValueError("source and source_port cannot be set: every upstream query "
-                             "gets a fresh random source port")
+        ``search``: try a relative name with the search domains (``self.search``, else
+        ``self.domain``, as dnspython does with ``ndots``); ``None`` means
+        ``use_search_by_default``. ``source`` (a numeric address, checked) and
+        ``source_port`` are accepted for dnspython's signature and otherwise ignored: the
+        upstream queries of a resolution (shared with identical questions in flight) each
+        get a connected socket whose source address the kernel picks for the route and a
+        fresh random source port (spoofing resistance, RFC 5452). ``backend`` is accepted
+        and ignored: the resolver runs on the running asyncio loop."""
+        if source is not None:
+            ipaddress.ip_address(str(source))       # ValueError for a non-numeric one
+        if source_port and not 0 < source_port <= 65535:
+            raise ValueError(f"source_port {source_port} out of range 0-65535")
+        if lifetime is None:
+            lifetime = self._lifetime
         rdtype = _enum(dns.rdatatype.RdataType, rdtype)
         rdclass = _enum(dns.rdataclass.RdataClass, rdclass)
+        if rdtype in _META or dns.rdataclass.is_metaclass(rdclass):
+            raise dns.resolver.NoMetaqueries        # ANY, AXFR...: as dnspython's resolve
         candidates = self._names_to_try(qname, search)
         if lifetime is None and len(candidates) == 1:        # the common case, kept short
             return await self._resolve_one(candidates[0][1], rdtype, rdclass, tcp,
@@ -236,7 +365,8 @@ class Resolver(ResolverCore):
                 raise dns.resolver.NXDOMAIN(qnames=[n for n, _ in candidates],
                                             responses=nxdomains)
         except TimeoutError:
-            raise dns.resolver.LifetimeTimeout(timeout=lifetime, errors=[]) from None
+            raise LifetimeTimeout(timeout=lifetime, errors=self._errors(
+                tcp, "no answer within the lifetime")) from None
 
     async def resolve_address(self, ipaddr: str, *args, **kwargs) -> Answer:
         """The PTR records of an IPv4 or IPv6 address (as dnspython's)."""
@@ -285,7 +415,8 @@ class Resolver(ResolverCore):
         remembered per (text, search settings), as applications ask the same names again."""
         if search is None:
             search = self.use_search_by_default
-        key = (qname, search, tuple(self.search), self.ndots) if isinstance(qname, str) else None
+        key = ((qname, search, tuple(self.search), self.domain, self.ndots)
+               if isinstance(qname, str) else None)
         if key is not None:
             found = _CANDIDATES.get(key)
             if found is not None:
@@ -296,12 +427,14 @@ class Resolver(ResolverCore):
             names = [name]
         else:
             absolute = name.concatenate(dns.name.root)
-            if not search or not self.search:
+            suffixes = [_absolute(d) for d in self.search] if search else []
+            if search and not suffixes and self.domain not in (None, dns.name.root):
+                suffixes = [_absolute(self.domain)]
+            if not suffixes:
                 names = [absolute]
             else:
-                searched = [name.concatenate(d if d.is_absolute() else
-                                             d.concatenate(dns.name.root)) for d in self.search]
-                if len(name) > self.ndots:     # at least ndots dots: the name as it is first
+                searched = [name.concatenate(d) for d in suffixes]
+                if len(name) > (1 if self.ndots is None else self.ndots):     # at least ndots dots: the name as it is first
                     names = [absolute] + searched
                 else:
                     names = searched + [absolute]
@@ -334,33 +467,44 @@ class Resolver(ResolverCore):
         self.stats.client_queries += 1
         self.stats.cache_misses += 1
         question = name + struct.pack("!HH", rdtype, rdclass)
+        stats = self.stats
+        t0, timeouts = self.clock(), stats.upstream_timeouts
         res = await self._result(name, rdtype, rdclass, tcp)
         now = self.clock()
         if res.security == it.BOGUS:
-            self.stats.servfail += 1
-            raise dns.resolver.NoNameservers(
-                request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
-                errors=[(None, False, self.port, res.reason or "DNSSEC bogus", None)])
+            stats.servfail += 1
+            raise NoNameservers(request=self._request(name, rdtype, rdclass),
+                                errors=self._errors(tcp, res.reason or "DNSSEC bogus"))
         if res.rcode == it.SERVFAIL:
             if e is not None and e.stale_until >= now:
-                self.stats.stale_answers += 1
+                stats.stale_answers += 1
                 return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
-            self.stats.servfail += 1
-            request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
-            if res.time_exhausted:
-                raise dns.resolver.LifetimeTimeout(timeout=self.limits.max_query_time,
-                                                   errors=[(None, False, self.port,
-                                                            res.reason or "", None)])
-            raise dns.resolver.NoNameservers(request=request, errors=[
-                (None, False, self.port, res.reason or "SERVFAIL", None)])
+            stats.servfail += 1
+            # Out of time, or waited on silent servers for half of it: dnspython's
+            # LifetimeTimeout (its servers never answered); otherwise every server failed.
+            if res.time_exhausted or (stats.upstream_timeouts > timeouts and
+                                      now - t0 >= self.limits.max_query_time / 2):
+                raise LifetimeTimeout(timeout=now - t0, errors=self._errors(
+                    tcp, res.reason or "no server answered in time"))
+            raise NoNameservers(request=self._request(name, rdtype, rdclass),
+                                errors=self._errors(tcp, res.reason or "SERVFAIL"))
         # AD tells library users the answer was validated (dnspython shows it in .response).
         if res.rcode in (it.NOERROR, it.NXDOMAIN):
             e = response.store_answer(self.cache, key, res, question, rdtype, False, False,
                                       False, now)
             return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
-        raise dns.resolver.NoNameservers(
-            request=dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass),
-            errors=[(None, False, self.port, f"rcode {res.rcode}", None)])
+        raise NoNameservers(request=self._request(name, rdtype, rdclass),
+                            errors=self._errors(tcp, f"rcode {dns.rcode.to_text(res.rcode)}"))
+
+    @staticmethod
+    def _request(name: bytes, rdtype, rdclass) -> dns.message.Message:
+        return dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
+
+    def _errors(self, tcp: bool, reason: str) -> list:
+        """dnspython's per-server error list: the one forwarder, else the resolution's own
+        account of which servers failed (the Result names no single server)."""
+        server = self.forward[0] if self.forward and len(self.forward) == 1 else None
+        return [(server, tcp, self.port, reason, None)]
 
     def _local_answer(self, local, name: bytes, rdtype, rdclass,
                       raise_on_no_answer: bool) -> Answer:
@@ -369,11 +513,11 @@ class Resolver(ResolverCore):
         self.stats.client_queries += 1
         request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
         if local is DROP:
-            raise dns.resolver.NoNameservers(request=request, errors=[
+            raise NoNameservers(request=request, errors=[
                 (None, False, self.port, "dropped by a deny local zone", None)])
         rcode, answer, authority = local
         if rcode not in (it.NOERROR, it.NXDOMAIN):
-            raise dns.resolver.NoNameservers(request=request, errors=[
+            raise NoNameservers(request=request, errors=[
                 (None, False, self.port, f"rcode {rcode} from a local zone", None)])
         question = name + struct.pack("!HH", rdtype, rdclass)
         wire = build_response(0, 0x8580, question, answer, authority, [], rcode=rcode)
@@ -400,6 +544,8 @@ class Resolver(ResolverCore):
                 else:
                     expiration = time.time() + max(0.0, e.expires - now)
                 ans = Answer(qname, rdtype, rdclass, msg, expiration)
+                if self.forward and len(self.forward) == 1 and self._root_forward is None:
+                    ans.nameserver, ans.port = self.forward[0], self.port
                 outcome = ("ok", ans) if ans.rrset is not None else ("nodata", ans)
             if e.expires >= now:
                 e.parsed = outcome
@@ -484,6 +630,11 @@ class Resolver(ResolverCore):
         holds at or below a zone (or local-data name) that changed, which is forgotten now
         and once more when the resolutions in flight meanwhile have ended (one of them may
         store its answer after the first time)."""
+        self._user_zones = zones
+        if self._root_forward is not None:          # forwarders on ports of their own
+            z = zones if zones is not None else Zones()
+            zones = Zones(forward=z.forward + (self._root_forward,), stub=z.stub,
+                          local=z.local, local_data=z.local_data)
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)
         self.zones = new
@@ -566,6 +717,7 @@ class _LocalEntry:
 _CANDIDATES: dict = {}
 _CANDIDATES_MAX = 4096
 _ENUMS: dict = {}
+_META = frozenset(t for t in dns.rdatatype.RdataType if dns.rdatatype.is_metatype(t))
 
 
 def _enum(kind, value):
@@ -582,14 +734,54 @@ def _enum(kind, value):
         return made
 
 
-def _numeric(addresses: Iterable[str]) -> list[str]:
+class NoNameservers(dns.resolver.NoNameservers):
+    """dnspython's NoNameservers; an error of no single server reads as its reason."""
+
+    def _fmt_kwargs(self, **kwargs):
+        return dns.exception.DNSException._fmt_kwargs(
+            self, query=kwargs["request"].question, errors=_errors_text(kwargs["errors"]))
+
+
+class LifetimeTimeout(dns.resolver.LifetimeTimeout):
+    """dnspython's LifetimeTimeout; an error of no single server reads as its reason."""
+
+    def _fmt_kwargs(self, **kwargs):
+        return dns.exception.DNSException._fmt_kwargs(
+            self, timeout=kwargs["timeout"], errors=_errors_text(kwargs["errors"]))
+
+
+def _errors_text(errors) -> str:
+    return "; ".join(str(e[3]) if e[0] is None else f"Server {e[0]} answered {e[3]}"
+                     for e in errors)
+
+
+def _absolute(name) -> dns.name.Name:
+    """A search domain (a Name or text) as an absolute name."""
+    if not isinstance(name, dns.name.Name):
+        return dns.name.from_text(str(name))
+    return name if name.is_absolute() else name.concatenate(dns.name.root)
+
+
+def _upstreams(entries) -> list[Upstream]:
+    """``forward=``/``nameservers`` entries: ``"ADDR"``, ``"ADDR@PORT"``, ``"ADDR#PORT"``,
+    ``(ADDR, PORT)`` or a dnspython ``Do53Nameserver``; a port of None means ``port``."""
     out = []
-    for a in addresses:
-        try:
-            out.append(str(ipaddress.ip_address(str(a))))
-        except ValueError:
-            raise ValueError(f"forward= takes numeric IPv4 or IPv6 addresses, not {a!r}") \
-                from None
+    for e in entries:
+        if isinstance(e, (tuple, list)) and len(e) == 2:
+            up = Upstream.parse(str(e[0]), "forward=")
+            if up.port is not None:
+                raise ValueError(f"forward=: {e!r}: the port is given twice")
+            port = int(e[1])
+            if not 1 <= port <= 65535:
+                raise ValueError(f"forward=: {e!r}: port {port} out of range 1-65535")
+            up = Upstream(up.addr, port)
+        elif hasattr(e, "address") and hasattr(e, "port"):     # dns.nameserver.Do53Nameserver
+            up = Upstream(Upstream.parse(str(e.address), "forward=").addr, int(e.port))
+        elif isinstance(e, str):
+            up = Upstream.parse(e, "forward=")
+        else:
+            raise ValueError(f"forward= takes numeric IPv4 or IPv6 addresses, not {e!r}")
+        out.append(up)
     return out
 
 

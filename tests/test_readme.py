@@ -30,6 +30,7 @@ NOT_RUN: dict[str, str] = {
 EXPECTED_OUTPUT: dict[str, str] = {
     "The loop": "Loop\n" * (4 if sys.version_info >= (3, 12) else 3),
     "The framer": "b'hello'\n",
+    "Coming from dnspython": "192.0.2.7 printer.lan.\nno ANY, as in dnspython\n",
 }
 
 

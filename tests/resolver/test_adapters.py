@@ -65,7 +65,7 @@ def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
     text, found = run(go())
     assert text == f"hello from svc.example.com:{hport}"
     assert found == [{"hostname": "svc.example.com", "host": SVC, "port": 80,
-                      "family": socket.AF_INET, "proto": 0,
+                      "family": socket.AF_INET, "proto": socket.IPPROTO_TCP,
                       "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV}]
     assert r.stats.cache_hits >= 1          # the second look-up came from the cache
 
@@ -82,3 +82,30 @@ def test_no_address_and_servfail_are_gaierrors(world, run):
     with pytest.raises(socket.gaierror) as ei:
         run(adapter.resolve("www.other.net", 443, socket.AF_INET))
     assert ei.value.errno == socket.EAI_AGAIN
+
+
+def test_literals_hosts_file_and_localhost_never_reach_dns(world, run, tmp_path):
+    net, port = world
+    r = resolver.Resolver(root_hints(P), port=port, limits=FAST, do_not_query_localhost=False)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
+                     "192.0.2.44 printer.lan\n")
+    adapter = AiohttpResolver(r, hosts=hosts)
+
+    def hosts_of(host, family=socket.AF_UNSPEC):
+        got = run(adapter.resolve(host, 8080, family))
+        assert all(g["hostname"] == host and g["port"] == 8080 for g in got)
+        return [(g["host"], g["family"]) for g in got]
+
+    # as aiohttp's ThreadedResolver gives them (the host's getaddrinfo)
+    assert hosts_of("localhost") == [("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)]
+    assert hosts_of("localhost", socket.AF_INET) == [("127.0.0.1", socket.AF_INET)]
+    assert hosts_of("192.0.2.9", socket.AF_INET) == [("192.0.2.9", socket.AF_INET)]
+    assert hosts_of("2001:db8::9") == [("2001:db8::9", socket.AF_INET6)]
+    assert hosts_of("fe80::1%lo") == [("fe80::1%lo", socket.AF_INET6)]
+    assert hosts_of("printer.lan") == [("192.0.2.44", socket.AF_INET)]
+    assert hosts_of("foo.localhost") == [("::1", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)]
+    assert r.stats.client_queries == 0 and r.stats.upstream_queries == 0
+    assert hosts_of("svc.example.com", socket.AF_INET) == [(SVC, socket.AF_INET)]
+    with pytest.raises(socket.gaierror):
+        run(adapter.resolve("192.0.2.9", 80, socket.AF_INET6))

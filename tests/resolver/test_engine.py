@@ -456,7 +456,7 @@ def test_tcp_asks_every_upstream_query_over_tcp(world, run):
     assert [rd.address for rd in ans] == ["192.0.2.1"]
     assert r.stats.upstream_tcp == r.stats.upstream_queries >= 3
     with pytest.raises(ValueError):
-        run(r.resolve("www.example.com", source_port=5353))
+        run(r.resolve("www.example.com", source_port=70000))
 
 
 # ---- forwarding ------------------------------------------------------------------------------

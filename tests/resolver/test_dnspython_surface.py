@@ -1,0 +1,281 @@
+"""resolver.Resolver as a drop-in for dns.asyncresolver.Resolver: forwarders with ports,
+dnspython's attributes, its exceptions and its module-level functions, against fake servers
+on 127.57.x.y."""
+from __future__ import annotations
+
+import asyncio
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.resolver
+import pytest
+
+import resolver
+import resolver.functions
+from resolver.limits import Limits
+from scenario import FakeServers, root_hints, small_internet
+
+P = "127.57"
+FAST = Limits(exploration=0.0, initial_rto=0.1, max_rto=0.2, max_query_time=1.5)
+N = dns.name.from_text
+
+
+@pytest.fixture
+def world(run):
+    net = small_internet(prefix=P)
+    fs = FakeServers(net)
+    port = run(fs.start(sorted(net.served)))
+    try:
+        yield net, fs, port
+    finally:
+        run(fs.stop())
+
+
+def make(port, **kw) -> resolver.Resolver:
+    kw.setdefault("limits", FAST)
+    kw.setdefault("do_not_query_localhost", False)
+    return resolver.Resolver(root_hints(P), port=port, **kw)
+
+
+def _spy(net):
+    seen = []
+    answer = net.answer
+
+    def spy(addr, wire, tcp=False):
+        seen.append(addr)
+        return answer(addr, wire, tcp)
+    net.answer = spy
+    return seen
+
+
+# ---- forwarders ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", ["at", "hash", "tuple"])
+def test_forwarders_with_a_port_of_their_own(world, run, form):
+    net, fs, port = world
+    seen = _spy(net)
+    good = f"{P}.3.1"                 # example.com's server answers for it
+    entry = {"at": f"{good}@{port}", "hash": f"{good}#{port}", "tuple": (good, port)}[form]
+    r = resolver.Resolver(forward=[entry], limits=FAST)      # port= left at 53
+    assert r.forward == [good] and r.port == port
+    ans = run(r.resolve("www.example.com"))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    assert set(seen) == {good}
+    assert (ans.nameserver, ans.port) == (good, port)
+
+
+def test_forwarders_on_different_ports(world, run):
+    net, fs, port = world
+    seen = _spy(net)
+    good = f"{P}.3.1"
+    # the first one has nobody on its port: the second answers
+    r = resolver.Resolver(forward=[(f"{P}.3.2", 9), f"[{good}]@{port}"], limits=FAST)
+    assert r.forward == [f"{P}.3.2@9", f"{good}@{port}"]
+    assert [rd.address for rd in run(r.resolve("www.example.com"))] == ["192.0.2.1"]
+    assert good in seen
+    assert r.stats.forwarded >= 1
+
+
+def test_forward_entries_are_checked():
+    with pytest.raises(ValueError, match="numeric"):
+        resolver.Resolver(forward=["dns.example@53"])
+    with pytest.raises(ValueError, match="not a number"):
+        resolver.Resolver(forward=["192.0.2.1@x"])
+    with pytest.raises(ValueError, match="out of range"):
+        resolver.Resolver(forward=[("192.0.2.1", 70000)])
+    with pytest.raises(ValueError, match="twice"):
+        resolver.Resolver(forward=[("192.0.2.1@53", 53)])
+    assert resolver.Resolver(forward="192.0.2.1#5353").port == 5353
+
+
+# ---- dnspython's attributes ------------------------------------------------------------------
+
+def test_nameservers_empty_when_recursing_and_setting_it_forwards(world, run):
+    net, fs, port = world
+    r = make(port)
+    assert r.nameservers == [] and r.port == port
+    assert r.dnssec is None                      # the fake root has no trust anchor
+    seen = _spy(net)
+    r.nameservers = [f"{P}.3.1"]                 # dnspython's way to pick the servers
+    assert r.nameservers == [f"{P}.3.1"] and r.forward == [f"{P}.3.1"]
+    ans = run(r.resolve("mail.example.com", "MX"))
+    assert seen == [f"{P}.3.1"]
+    assert ans.response.flags & dns.flags.RA or ans.rrset is not None
+    r.nameservers = []                           # back to recursion
+    assert r.nameservers == [] and r.forward is None
+    seen.clear()
+    run(r.resolve("www.example.com", "AAAA"))
+    assert f"{P}.0.1" in seen or f"{P}.0.2" in seen
+    with pytest.raises(ValueError):
+        r.nameservers = "192.0.2.1"
+
+
+def test_timeout_lifetime_edns_rotate_cache(world, run):
+    net, fs, port = world
+    r = make(port)
+    assert r.lifetime == FAST.max_query_time     # unset: the resolution's own limit
+    r.lifetime = 0.3
+    assert r.lifetime == 0.3
+    for a in list(net.served):
+        net.faults[a] = "timeout"
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.example.com"))
+    assert ei.value.kwargs["timeout"] == 0.3
+    r.timeout = 0.15
+    assert r.timeout == 0.15 == r.limits.max_rto and r.limits.initial_rto <= 0.15
+    r.use_edns(-1)
+    assert r.edns == -1
+    r.use_edns(True, payload=4096)
+    assert (r.edns, r.payload) == (0, 4096)
+    r.rotate = True
+    cache = r.cache
+    r.cache = dns.resolver.LRUCache()            # accepted, ours stays
+    assert r.cache is cache
+    with pytest.raises(TypeError):
+        r.cache = {}
+
+
+def test_cache_none_forgets_what_is_cached(world, run):
+    net, fs, port = world
+    r = make(port)
+    run(r.resolve("www.example.com"))
+    seen = _spy(net)
+    run(r.resolve("www.example.com"))
+    assert seen == []
+    r.cache = None
+    run(r.resolve("www.example.com"))
+    assert seen                                  # asked again
+    assert r.cache is not None
+
+
+def test_search_and_domain_take_text(world, run):
+    net, fs, port = world
+    r = make(port)
+    r.search = ["example.com."]
+    assert run(r.resolve("www", search=True)).qname == N("www.example.com.")
+    r.search = ["nowhere.test", "example.com"]   # relative text: taken as absolute
+    ans = run(r.resolve("alias", search=True))
+    assert ans.canonical_name == N("www.example.com.")
+    r.search = []
+    r.domain = N("example.com.")                 # dnspython: the search list when none
+    assert run(r.resolve("mail", "MX", search=True)).qname == N("mail.example.com.")
+    r.domain = "example.com"
+    with pytest.raises(dns.resolver.NXDOMAIN) as ei:
+        run(r.resolve("nope", search=True))
+    assert [str(n) for n in ei.value.qnames()] == ["nope.example.com.", "nope."]
+
+
+def test_source_and_source_port_are_accepted(world, run):
+    net, fs, port = world
+    r = make(port)
+    ans = run(r.resolve("www.example.com", source="127.0.0.1", source_port=5353,
+                        backend=None))
+    assert [rd.address for rd in ans] == ["192.0.2.1"]
+    with pytest.raises(ValueError):
+        run(r.resolve("www.example.com", source="localhost"))
+    with pytest.raises(ValueError):
+        run(r.resolve("www.example.com", source_port=70000))
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+def test_silent_servers_give_lifetime_timeout(world, run):
+    net, fs, port = world
+    for a in (f"{P}.3.1", f"{P}.3.2"):           # example.com's servers never answer
+        net.faults[a] = "timeout"
+    r = make(port, limits=FAST.replace(max_query_time=0.8))
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.example.com"))
+    text = str(ei.value)
+    assert "None" not in text and "example.com" in text
+    assert ei.value.kwargs["errors"]
+
+
+def test_failing_servers_give_a_readable_no_nameservers(world, run):
+    net, fs, port = world
+    for a in (f"{P}.3.1", f"{P}.3.2"):
+        net.faults[a] = "refused"
+    r = make(port)
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
+        run(r.resolve("www.example.com"))
+    text = str(ei.value)
+    assert "Server None" not in text and "www.example.com. IN A" in text
+    net.faults.clear()
+    a, b = f"{P}.3.1", f"{P}.3.2"
+    net.faults[a] = "servfail"
+    f = resolver.Resolver(forward=[f"{a}@{port}"], limits=FAST)
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
+        run(f.resolve("www.example.com"))
+    assert f"Server {a} answered" in str(ei.value)
+
+
+def test_any_and_meta_queries_raise_no_metaqueries(world, run):
+    net, fs, port = world
+    r = make(port)
+    for rdtype in ("ANY", "AXFR", "IXFR"):
+        with pytest.raises(dns.resolver.NoMetaqueries):
+            run(r.resolve("www.example.com", rdtype))
+    with pytest.raises(dns.resolver.NoMetaqueries):
+        run(r.resolve("www.example.com", "A", "ANY"))
+    q = dns.message.make_query("www.example.com", "ANY")      # the wire path answers ANY
+    assert run(r.resolve_message(q)).rcode() == 0
+
+
+# ---- module-level functions ------------------------------------------------------------------
+
+@pytest.fixture
+def default(world, monkeypatch):
+    net, fs, port = world
+    r = make(port)
+    monkeypatch.setattr(resolver.functions, "_default", r)
+    return net, port, r
+
+
+def test_module_functions_use_the_default_resolver(default, run):
+    net, port, r = default
+    assert resolver.get_default_resolver() is r
+    assert [rd.address for rd in run(resolver.resolve("www.example.com"))] == ["192.0.2.1"]
+    assert run(resolver.canonical_name("alias.example.com")) == N("www.example.com.")
+    both = run(resolver.resolve_name("www.example.com"))
+    assert set(both.addresses()) == {"192.0.2.1", "2001:db8::1"}
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        run(resolver.resolve_address("192.0.2.1"))
+    assert run(resolver.zone_for_name("www.example.com")) == N("example.com.")
+    assert run(resolver.zone_for_name("nope.example.com.")) == N("example.com.")
+    assert run(resolver.zone_for_name("host.other.net", resolver=r)) == N("other.net.")
+    with pytest.raises(dns.resolver.NotAbsolute):
+        run(resolver.zone_for_name(N("www", None)))
+    assert r.stats.client_queries >= 6
+
+
+def test_resolve_at_asks_that_server(default, run):
+    net, port, r = default
+    seen = _spy(net)
+    ans = run(resolver.resolve_at(f"{P}.4.1", "host.other.net", port=port))
+    assert [rd.address for rd in ans] == ["198.51.100.7"]
+    assert set(seen) == {f"{P}.4.1"}
+    seen.clear()
+    # a name: its address from the default resolver, then that server asked
+    ans = run(resolver.resolve_at("ns.other.net", "www.other.net", port=port))
+    assert [rd.address for rd in ans] == ["198.51.100.8"]
+    assert seen[-1] == f"{P}.4.1"
+
+
+def test_reset_default_resolver_makes_a_new_one(monkeypatch):
+    monkeypatch.setattr(resolver.functions, "_default", None)
+    first = resolver.get_default_resolver()
+    assert isinstance(first, resolver.Resolver) and first.nameservers == []
+    resolver.reset_default_resolver()
+    assert resolver.get_default_resolver() is not first
+    assert asyncio.iscoroutinefunction(resolver.resolve)
+
+
+def test_nameservers_turn_validation_off_and_back_on():
+    r = resolver.Resolver()                      # the real root: validating (no query made)
+    validator = r.dnssec
+    assert validator is not None and r.nameservers == []
+    r.nameservers = ["192.0.2.53", ("192.0.2.54", 5353)]
+    assert r.dnssec is None and r.nameservers == ["192.0.2.53", "192.0.2.54@5353"]
+    r.nameservers = []
+    assert r.dnssec is validator and r.forward is None
