@@ -203,9 +203,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 f"the proxy closed the connection before the tunnel to {self.origin[1]} "
                 "was set up"))
         if self._handshake is not None and not self._handshake.done():
-            self._handshake.set_exception(ConnectError(
-                f"connection to {self.origin[1]} closed during the TLS handshake"
-            ))
+            self._handshake.set_exception(TLSError(
+                f"connection to {self.origin[1]} closed during the TLS handshake",
+                "connection closed"))
             self._handshake = None
         self._on_eof(self.ssl_object is None)
         self._wake()
