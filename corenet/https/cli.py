@@ -27,9 +27,9 @@ from .timeout import Timeout
 PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
 
 
-class UsageError(Exception):
-    """A problem with the command line or the environment: message printed, exit 2
-    (curl's "failed to initialize") unless `code` says otherwise."""
+class CommandError(Exception):
+    """The command ends with curl's exit code `code` (2, "failed to initialize", by
+    default: a bad command line or environment) and this message."""
 
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
@@ -166,7 +166,7 @@ def _read_data(kind: str, value: str) -> bytes:
             with open(name, "rb") as f:
                 body = f.read()
     except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc.strerror or exc}", READ_ERROR) from None
+        raise CommandError(f"cannot read {name}: {exc.strerror or exc}", READ_ERROR) from None
     if kind == "data":
         body = body.replace(b"\r", b"").replace(b"\n", b"")
     return body
@@ -178,7 +178,7 @@ def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     for h in args.header:
         name, sep, value = h.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"-H needs 'Name: value', not {h!r}")
+            raise CommandError(f"-H needs 'Name: value', not {h!r}")
         headers.append((name.strip(), value.strip()))
     kw: dict[str, Any] = {"headers": headers}
     given = {k.lower() for k, _ in headers}
@@ -212,7 +212,7 @@ def _cookie_jar(args: argparse.Namespace) -> http.cookiejar.MozillaCookieJar:
         except OSError:
             pass  # as curl: a cookie file that cannot be read is no cookies
         except http.cookiejar.LoadError as exc:
-            raise UsageError(f"cannot load cookies from {args.cookie}: {exc}", READ_ERROR)
+            raise CommandError(f"cannot load cookies from {args.cookie}: {exc}", READ_ERROR)
         for c in jar:
             if c.expires == 0:  # curl writes a session cookie's expiry as 0
                 c.expires, c.discard = None, True
@@ -224,14 +224,16 @@ def _cookie_jar(args: argparse.Namespace) -> http.cookiejar.MozillaCookieJar:
 def save_cookies(jar: http.cookiejar.CookieJar, path: str) -> None:
     out = http.cookiejar.MozillaCookieJar()
     for c in jar:
+        c = copy.copy(c)
         if c.domain.endswith(".local") and "." not in c.domain[:-6].strip("."):
-            c = copy.copy(c)
             c.domain = c.domain[:-6]  # "localhost", as curl writes it
+        if c.expires is None:
+            c.expires = 0  # a session cookie, as curl writes it
         out.set_cookie(c)
     try:
         out.save(path, ignore_discard=True, ignore_expires=True)
     except OSError as exc:
-        raise UsageError(f"cannot write cookies to {path}: {exc.strerror or exc}",
+        raise CommandError(f"cannot write cookies to {path}: {exc.strerror or exc}",
                          WRITE_ERROR) from None
 
 
@@ -248,10 +250,10 @@ def make_resolver(root_hints: str, port: int | None = None,
             cls = None
         break
     if cls is None:
-        raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
+        raise CommandError("--resolve-with needs corenet's resolver package ('resolver'), "
                          "which is not installed")
     if not os.path.exists(root_hints):
-        raise UsageError(f"root hints file {root_hints!r} not found")
+        raise CommandError(f"root hints file {root_hints!r} not found")
     kw: dict[str, Any] = {"root_hints": root_hints}
     if port is not None:
         kw["port"] = port
@@ -352,7 +354,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
                 transfer: Transfer | None = None) -> int:
     t = transfer if transfer is not None else Transfer(args.url)
     if args.http2_prior_knowledge:
-        raise UsageError("--http2-prior-knowledge: this client speaks HTTP/1.1 only",
+        raise CommandError("--http2-prior-knowledge: this client speaks HTTP/1.1 only",
                          NOT_BUILT_IN)
     verify: Any = True
     if args.insecure:
@@ -395,7 +397,7 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
             _write(out, _head_block(h))
     if args.head or (failed and not args.fail_with_body):
         if failed:
-            raise UsageError(f"The requested URL returned error: {r.status_code}",
+            raise CommandError(f"The requested URL returned error: {r.status_code}",
                              HTTP_RETURNED_ERROR)
         return 0
     length = r.headers.get("content-length")
@@ -415,7 +417,7 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     if show:
         err.write(render_progress(t.size_download, total, time.monotonic() - start) + "\n")
     if failed:
-        raise UsageError(f"The requested URL returned error: {r.status_code}",
+        raise CommandError(f"The requested URL returned error: {r.status_code}",
                          HTTP_RETURNED_ERROR)
     return 0
 
@@ -424,7 +426,7 @@ def _write(out: BinaryIO, data: bytes) -> None:
     try:
         out.write(data)
     except OSError as exc:
-        raise UsageError(f"failure writing output: {exc.strerror or exc}", WRITE_ERROR) \
+        raise CommandError(f"failure writing output: {exc.strerror or exc}", WRITE_ERROR) \
             from None
 
 
@@ -436,7 +438,7 @@ def _output_name(args: argparse.Namespace) -> str | None:
 
         name = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
         if not name:
-            raise UsageError("-O: the URL has no file name", WRITE_ERROR)
+            raise CommandError("-O: the URL has no file name", WRITE_ERROR)
         return name
     return None
 
@@ -460,13 +462,13 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 out = open(name, "wb")
             except OSError as exc:
-                raise UsageError(f"cannot write {name}: {exc.strerror or exc}",
+                raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
                                  WRITE_ERROR) from None
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = runner.run(fetch(args, out, sys.stderr, transfer))
     except HTTPError as exc:
         code = report(exit_code(exc), f"{type(exc).__name__}: {exc}")
-    except UsageError as exc:
+    except CommandError as exc:
         code = report(exc.code, str(exc))
     except KeyboardInterrupt:
         code = 130

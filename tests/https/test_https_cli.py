@@ -291,7 +291,7 @@ def test_cookies_from_a_string_a_file_and_to_a_jar(env, tmp_path):
               env.raw + "/set-cookie?c1=" + b"tok=xyz; Path=/".hex())
     assert p.returncode == 0, p.stderr
     text = jar.read_text()
-    assert "Netscape" in text and "\ttok\txyz" in text
+    assert "Netscape" in text and "localhost\tFALSE\t/\tFALSE\t0\ttok\txyz" in text
     e = echo(fetch("--cacert", env.ca, "-b", str(jar), env.raw + "/echo"))
     assert e["h"]["cookie"] == "tok=xyz"
 
