@@ -286,6 +286,7 @@ class Transfer:
 def _write_out_vars(t: Transfer) -> dict[str, str]:
     r = t.response
     end = t.end or time.monotonic()
+    addr = r.extensions.get("server_addr") if r is not None else None
     return {
         "http_code": f"{r.status_code:03d}" if r is not None else "000",
         "response_code": f"{r.status_code:03d}" if r is not None else "000",
@@ -297,6 +298,8 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
         "url_effective": str(r.url) if r is not None else t.url,
         "content_type": (r.headers.get("content-type") or "") if r is not None else "",
         "num_redirects": str(len(r.history)) if r is not None else "0",
+        "remote_ip": str(addr[0]) if addr else "",
+        "remote_port": str(addr[1]) if addr else "",
     }
 
 

@@ -72,6 +72,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.origin = origin
         self.limits = limits
         self.transport: asyncio.Transport | None = None
+        self.peername: tuple | None = None  # the address connected to (a proxy's, via one)
         self.ssl_object: ssl.SSLObject | None = None
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
@@ -112,6 +113,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self._lost = self.loop.create_future()
         sock = transport.get_extra_info("socket")
+        self.peername = transport.get_extra_info("peername")
         if sock is not None:
             self._fd = sock.fileno()
             try:

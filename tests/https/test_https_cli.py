@@ -237,6 +237,9 @@ def test_write_out_variables(env):
     assert url == env.base + "/small.txt"
     total, first = times.split(" ")  # the unknown variable printed nothing
     assert 0 < float(first) <= float(total) < 30 and len(total.split(".")[1]) == 6
+    p = fetch("--cacert", env.ca, "-s", "-o", "/dev/null", "-w",
+              "%{remote_ip} %{remote_port}", env.base + "/small.txt")
+    assert p.stdout.decode() in (f"127.0.0.1 {env.port}", f"::1 {env.port}"), p.stderr
     # After a failure -w still reports, with curl's 000.
     p = fetch("-s", "-w", "%{http_code}", f"http://127.0.0.1:{free_port()}/")
     assert p.returncode == 7 and p.stdout == b"000"
