@@ -1,35 +1,98 @@
 """corenet-fetch: a curl-like command on corenet.https, with names resolved by the
-in-process recursive resolver when asked (`--resolve-with ROOT_HINTS`), all on one loop."""
+in-process recursive resolver when asked (`--resolve-with ROOT_HINTS`), all on one loop.
+
+Flags, output and exit codes follow curl's, so that curl habits carry over."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import http.cookiejar
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 import time
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable
 
 from .client import Client
-from .errors import HTTPError
+from .errors import (ConnectError, DecodingError, HTTPError, InvalidURL, ProxyError, ReadError,
+                     RemoteProtocolError, TimeoutException, TLSError, TooManyRedirects,
+                     UnsupportedProtocol, WriteError)
+from .decoder import accept_encoding
 from .timeout import Timeout
 
 PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
 
 
-class UsageError(Exception):
-    """A problem with the command line or the environment: message printed, exit 2."""
+class CommandError(Exception):
+    """The command ends with curl's exit code `code` (2, "failed to initialize", by
+    default: a bad command line or environment) and this message."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# curl's exit code for each error of corenet.https: the first row whose class matches (and
+# whose test, if any, accepts the error) wins. Subclasses come before their bases.
+EXIT_CODES: list[tuple[type[BaseException], Callable[[Any], bool] | None, int]] = [
+    (UnsupportedProtocol, None, 1),       # CURLE_UNSUPPORTED_PROTOCOL
+    (InvalidURL, None, 3),                # CURLE_URL_MALFORMAT
+    (TimeoutException, None, 28),         # CURLE_OPERATION_TIMEDOUT
+    (TLSError, lambda e: "certificate verification failed" in str(e), 60),  # CURLE_PEER_FAILED_VERIFICATION
+    (TLSError, None, 35),                 # CURLE_SSL_CONNECT_ERROR
+    (ConnectError, lambda e: str(e).startswith("cannot resolve"), 6),  # CURLE_COULDNT_RESOLVE_HOST
+    (ConnectError, None, 7),              # CURLE_COULDNT_CONNECT
+    (ProxyError, None, 97),               # CURLE_PROXY
+    (TooManyRedirects, None, 47),         # CURLE_TOO_MANY_REDIRECTS
+    (DecodingError, None, 61),            # CURLE_BAD_CONTENT_ENCODING
+    (RemoteProtocolError, None, 8),       # CURLE_WEIRD_SERVER_REPLY
+    (WriteError, None, 55),               # CURLE_SEND_ERROR
+    (ReadError, None, 56),                # CURLE_RECV_ERROR
+]
+FAILED_INIT = 2          # CURLE_FAILED_INIT: a bad command line
+NOT_BUILT_IN = 4         # CURLE_NOT_BUILT_IN: a feature this client does not have
+HTTP_RETURNED_ERROR = 22
+WRITE_ERROR = 23
+READ_ERROR = 26
+
+
+def exit_code(exc: BaseException) -> int:
+    """curl's exit code for an error of the transfer (1 when curl has none closer)."""
+    for cls, test, code in EXIT_CODES:
+        if isinstance(exc, cls) and (test is None or test(exc)):
+            return code
+    return 1
+
+
+class _Data(argparse.Action):
+    """-d, --data-binary, --data-raw and --json, kept in order with their kind."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        items = list(getattr(namespace, self.dest) or [])
+        items.append((self.const, values))
+        setattr(namespace, self.dest, items)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corenet-fetch",
-                                description="Fetch a URL over HTTPS/1.1 with corenet.https.")
+                                description="Fetch a URL over HTTPS/1.1 with corenet.https, "
+                                            "with curl's flags and exit codes.")
     p.add_argument("url")
     p.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
+    p.add_argument("-O", "--remote-name", action="store_true",
+                   help="write the body to a file named as the URL's last path segment")
     p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
+    p.add_argument("-i", "--include", action="store_true",
+                   help="print the status line and headers before the body")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="show address, TLS and headers on stderr")
+                   help="show TLS, the request and the response headers on stderr")
+    p.add_argument("-w", "--write-out", metavar="FORMAT",
+                   help="after the transfer print FORMAT (or @FILE's contents) with "
+                        "%%{http_code}, %%{time_total}, ... replaced, as curl")
     p.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in FILE")
     p.add_argument("-k", "--insecure", action="store_true",
                    help="do not verify the server certificate (explicit opt-out)")
@@ -42,21 +105,71 @@ def _parser() -> argparse.ArgumentParser:
                         "(a test lab; refused by default, as Unbound's do-not-query-localhost)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="connect/read/write timeout (default 30)")
-    p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                   help="limit for connecting (lookup, TCP, TLS handshake)")
+    p.add_argument("-m", "--max-time", type=float, default=None, metavar="SECONDS",
                    help="overall deadline for the whole transfer")
     p.add_argument("-L", "--location", dest="follow", action="store_true",
                    help="follow redirects (as curl: not followed unless asked)")
+    p.add_argument("--max-redirs", type=int, default=50, metavar="NUM",
+                   help="with -L: at most NUM redirects (default 50, as curl)")
     p.add_argument("-X", "--request", metavar="METHOD", help="the request method")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
                    help="an extra request header (repeatable)")
-    p.add_argument("-d", "--data", metavar="DATA",
-                   help="send DATA (or the contents of @FILE) as a form body, with POST")
+    p.add_argument("-d", "--data", dest="data", action=_Data, const="data", metavar="DATA",
+                   help="send DATA (or @FILE, newlines removed; @- stdin) as a form body, "
+                        "with POST (repeatable: joined with &)")
+    p.add_argument("--data-binary", dest="data", action=_Data, const="binary", metavar="DATA",
+                   help="as -d, but @FILE (or @-) is sent exactly as it is")
+    p.add_argument("--data-raw", dest="data", action=_Data, const="raw", metavar="DATA",
+                   help="as -d, without @ meaning a file")
+    p.add_argument("--json", dest="data", action=_Data, const="json", metavar="DATA",
+                   help="send DATA (or @FILE) as JSON with POST; Content-Type and Accept "
+                        "become application/json")
     p.add_argument("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
+    p.add_argument("-b", "--cookie", metavar="'N=V; N2=V2' | FILE",
+                   help="send these cookies, or load a cookie file (Netscape format)")
+    p.add_argument("-c", "--cookie-jar", metavar="FILE",
+                   help="write all cookies to FILE (Netscape format) after the transfer")
+    p.add_argument("--compressed", action="store_true",
+                   help="ask for a compressed body (gzip, deflate, br, zstd as installed) "
+                        "and decode it")
+    p.add_argument("--http1.1", dest="http2", action="store_false",
+                   help="use HTTP/1.1 (the only version this client speaks)")
+    p.add_argument("--http2", dest="http2", action="store_true",
+                   help="accepted: HTTP/1.1 is used, as curl does when the server does not "
+                        "offer h2")
+    p.add_argument("--http2-prior-knowledge", action="store_true",
+                   help="refused (exit 4): this client has no HTTP/2")
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
     p.add_argument("-f", "--fail", action="store_true",
-                   help="exit with 22 on an HTTP error status (400 and above)")
-    p.add_argument("-s", "--silent", action="store_true", help="no progress meter")
+                   help="exit with 22 on an HTTP error status (400 and above), "
+                        "without printing the body")
+    p.add_argument("--fail-with-body", action="store_true",
+                   help="as -f, but print the body")
+    p.add_argument("-s", "--silent", action="store_true",
+                   help="no progress meter nor error messages")
+    p.add_argument("-S", "--show-error", action="store_true",
+                   help="with -s: still print error messages")
     return p
+
+
+def _read_data(kind: str, value: str) -> bytes:
+    """One -d/--data-binary/--data-raw/--json argument's bytes, as curl reads them."""
+    if kind == "raw" or not value.startswith("@"):
+        return value.encode()
+    name = value[1:]
+    try:
+        if name == "-":
+            body = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as f:
+                body = f.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {name}: {exc.strerror or exc}", READ_ERROR) from None
+    if kind == "data":
+        body = body.replace(b"\r", b"").replace(b"\n", b"")
+    return body
 
 
 def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -65,28 +178,63 @@ def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     for h in args.header:
         name, sep, value = h.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"-H needs 'Name: value', not {h!r}")
+            raise CommandError(f"-H needs 'Name: value', not {h!r}")
         headers.append((name.strip(), value.strip()))
     kw: dict[str, Any] = {"headers": headers}
-    if args.data is not None:
-        data = args.data
-        if data.startswith("@"):
-            try:
-                with open(data[1:], "rb") as f:
-                    body = f.read()
-            except OSError as exc:
-                raise UsageError(f"cannot read {data[1:]}: {exc}") from None
+    given = {k.lower() for k, _ in headers}
+    if args.data:
+        parts = [_read_data(kind, value) for kind, value in args.data]
+        as_json = all(kind == "json" for kind, _ in args.data)
+        kw["content"] = (b"" if as_json else b"&").join(parts)
+        if as_json:
+            if "accept" not in given:
+                headers.append(("Accept", "application/json"))
+            ctype = "application/json"
         else:
-            body = data.encode()
-        kw["content"] = body
-        if not any(k.lower() == "content-type" for k, _ in headers):
-            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+            ctype = "application/x-www-form-urlencoded"
+        if "content-type" not in given:
+            headers.append(("Content-Type", ctype))
+    if args.cookie and "=" in args.cookie:
+        headers.append(("Cookie", args.cookie))
     if args.user is not None:
         user, _, password = args.user.partition(":")
         kw["auth"] = (user, password)
-    method = args.request or ("HEAD" if args.head else "POST" if args.data is not None
-                              else "GET")
+    method = args.request or ("HEAD" if args.head else "POST" if args.data else "GET")
     return method.upper(), kw
+
+
+def _cookie_jar(args: argparse.Namespace) -> http.cookiejar.MozillaCookieJar:
+    """The cookie engine: loaded from -b FILE when given (a -b with '=' is a header)."""
+    jar = http.cookiejar.MozillaCookieJar()
+    if args.cookie and "=" not in args.cookie:
+        try:
+            jar.load(args.cookie, ignore_discard=True, ignore_expires=True)
+        except OSError:
+            pass  # as curl: a cookie file that cannot be read is no cookies
+        except http.cookiejar.LoadError as exc:
+            raise CommandError(f"cannot load cookies from {args.cookie}: {exc}", READ_ERROR)
+        for c in jar:
+            if c.expires == 0:  # curl writes a session cookie's expiry as 0
+                c.expires, c.discard = None, True
+            if "." not in c.domain.strip("."):  # http.cookiejar's name for a dotless host
+                c.domain += ".local"
+    return jar
+
+
+def save_cookies(jar: http.cookiejar.CookieJar, path: str) -> None:
+    out = http.cookiejar.MozillaCookieJar()
+    for c in jar:
+        c = copy.copy(c)
+        if c.domain.endswith(".local") and "." not in c.domain[:-6].strip("."):
+            c.domain = c.domain[:-6]  # "localhost", as curl writes it
+        if c.expires is None:
+            c.expires = 0  # a session cookie, as curl writes it
+        out.set_cookie(c)
+    try:
+        out.save(path, ignore_discard=True, ignore_expires=True)
+    except OSError as exc:
+        raise CommandError(f"cannot write cookies to {path}: {exc.strerror or exc}",
+                         WRITE_ERROR) from None
 
 
 def make_resolver(root_hints: str, port: int | None = None,
@@ -102,10 +250,10 @@ def make_resolver(root_hints: str, port: int | None = None,
             cls = None
         break
     if cls is None:
-        raise UsageError("--resolve-with needs corenet's resolver package ('resolver'), "
+        raise CommandError("--resolve-with needs corenet's resolver package ('resolver'), "
                          "which is not installed")
     if not os.path.exists(root_hints):
-        raise UsageError(f"root hints file {root_hints!r} not found")
+        raise CommandError(f"root hints file {root_hints!r} not found")
     kw: dict[str, Any] = {"root_hints": root_hints}
     if port is not None:
         kw["port"] = port
@@ -124,6 +272,79 @@ def render_progress(done: int, total: int | None, elapsed: float, width: int = 3
     return f"\r{done / 1e6:9.2f} MB {speed}"
 
 
+@dataclass
+class Transfer:
+    """What -w reports: filled in as the transfer goes, so that a failed one reports too."""
+    url: str
+    start: float = field(default_factory=time.monotonic)
+    response: Any = None
+    starttransfer: float = 0.0
+    end: float = 0.0
+    size_download: int = 0
+
+
+def _write_out_vars(t: Transfer) -> dict[str, str]:
+    r = t.response
+    end = t.end or time.monotonic()
+    addr = r.extensions.get("server_addr") if r is not None else None
+    return {
+        "http_code": f"{r.status_code:03d}" if r is not None else "000",
+        "response_code": f"{r.status_code:03d}" if r is not None else "000",
+        "http_version": r.http_version.removeprefix("HTTP/") if r is not None else "0",
+        "time_total": f"{end - t.start:.6f}",
+        "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
+        else "0.000000",
+        "size_download": str(t.size_download),
+        "url_effective": str(r.url) if r is not None else t.url,
+        "content_type": (r.headers.get("content-type") or "") if r is not None else "",
+        "num_redirects": str(len(r.history)) if r is not None else "0",
+        "remote_ip": str(addr[0]) if addr else "",
+        "remote_port": str(addr[1]) if addr else "",
+    }
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+
+
+def write_out(fmt: str, t: Transfer) -> str:
+    """curl's -w: %{name} replaced, %% is %, \\n \\r \\t escapes; an unknown variable is
+    left out (curl warns about it)."""
+    if fmt.startswith("@"):
+        with open(fmt[1:]) if fmt != "@-" else sys.stdin as f:
+            fmt = f.read()
+    values = _write_out_vars(t)
+    return re.sub(r"%\{([a-z_]+)\}|%%|\\([nrt\\])",
+                  lambda m: values.get(m[1], "") if m[1] else
+                  "%" if m[0] == "%%" else _ESCAPES[m[2]], fmt)
+
+
+def _head_block(r: Any) -> bytes:
+    """The status line and headers as curl -i and -I print them."""
+    lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
+    lines += [f"{k}: {v}" for k, v in r.headers.multi_items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _verbose(r: Any, err: Any) -> None:
+    """curl -v's account of one exchange: TLS and ALPN, the request, the response head."""
+    so = r.extensions.get("ssl_object")
+    if r.url.scheme == "https" and so is not None:
+        err.write(f"* TLS {so.version()} {so.cipher()[0]}, resumed={so.session_reused}\n")
+        alpn = so.selected_alpn_protocol()
+        err.write(f"* ALPN: server accepted {alpn}\n" if alpn else
+                  "* ALPN: server did not agree on a protocol. Uses default.\n")
+    elif r.url.scheme == "http":
+        err.write("* plain HTTP: no TLS, no ALPN\n")
+    req = r.request
+    if req is not None:
+        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} HTTP/1.1\n")
+        for k, v in req.headers.multi_items():
+            err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
+    err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
+    for k, v in r.headers.multi_items():
+        err.write(f"< {k}: {v}\n")
+
+
 def _loop_factory():
     if importlib.util.find_spec("corenet._loop") is not None:
         import corenet
@@ -132,7 +353,12 @@ def _loop_factory():
     return None
 
 
-async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
+async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
+                transfer: Transfer | None = None) -> int:
+    t = transfer if transfer is not None else Transfer(args.url)
+    if args.http2_prior_knowledge:
+        raise CommandError("--http2-prior-knowledge: this client speaks HTTP/1.1 only",
+                         NOT_BUILT_IN)
     verify: Any = True
     if args.insecure:
         verify = False
@@ -140,72 +366,130 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any) -> int:
         verify = args.cacert
     resolver = make_resolver(args.resolve_with, args.dns_port, args.dns_query_localhost) \
         if args.resolve_with else None
-    timeout = Timeout(args.timeout, total=args.max_time)
+    connect: Any = args.connect_timeout if args.connect_timeout is not None else args.timeout
+    timeout = Timeout(args.timeout, connect=connect, total=args.max_time)
     method, kw = _request_options(args)
+    jar = _cookie_jar(args)
     async with Client(verify=verify, resolver=resolver, timeout=timeout,
-                      follow_redirects=args.follow, proxy=args.proxy) as client:
-        async with client.stream(method, args.url, **kw) as r:
-            if args.verbose:
-                for h in r.history:
-                    err.write(f"< {h.http_version} {h.status_code} {h.reason_phrase} "
-                              f"-> {h.headers.get('location')}\n")
-                so = r.extensions.get("ssl_object")
-                if so is not None:
-                    err.write(f"* TLS {so.version()} {so.cipher()[0]}, ALPN "
-                              f"{so.selected_alpn_protocol()}, resumed={so.session_reused}\n")
-                err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
-                for k, v in r.headers.multi_items():
-                    err.write(f"< {k}: {v}\n")
+                      follow_redirects=args.follow, max_redirects=args.max_redirs,
+                      proxy=args.proxy, cookies=jar) as client:
+        if args.compressed:
+            client.headers["Accept-Encoding"] = accept_encoding()
+        else:  # as curl: the body comes as the server sends it, and is written so
+            del client.headers["Accept-Encoding"]
+        try:
+            async with client.stream(method, args.url, **kw) as r:
+                t.response = r
+                t.starttransfer = time.monotonic()
+                code = await _receive(args, r, out, err, t)
+        finally:
+            if args.cookie_jar:
+                save_cookies(client.cookies.jar, args.cookie_jar)
+    return code
+
+
+async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
+                   t: Transfer) -> int:
+    if args.verbose:
+        for h in (*r.history, r):
+            _verbose(h, err)
+        err.flush()
+    failed = (args.fail or args.fail_with_body) and r.status_code >= 400
+    if args.head or args.include:
+        for h in ((*r.history, r) if args.follow else (r,)):
+            _write(out, _head_block(h))
+    if args.head or (failed and not args.fail_with_body):
+        if failed:
+            raise CommandError(f"The requested URL returned error: {r.status_code}",
+                             HTTP_RETURNED_ERROR)
+        return 0
+    length = r.headers.get("content-length")
+    total = int(length) if length and length.isdigit() else None
+    show = not args.silent and err.isatty() and (total is None or total >= PROGRESS_MIN)
+    start = last = time.monotonic()
+    chunks = r.aiter_bytes() if args.compressed else r.aiter_raw()
+    async for chunk in chunks:
+        _write(out, chunk)
+        t.size_download += len(chunk)
+        if show:
+            now = time.monotonic()
+            if now - last > 0.1:
+                last = now
+                err.write(render_progress(t.size_download, total, now - start))
                 err.flush()
-            if args.head:
-                lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
-                lines += [f"{k}: {v}" for k, v in r.headers.multi_items()]
-                out.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-                return 0
-            length = r.headers.get("content-length")
-            total = int(length) if length and length.isdigit() else None
-            show = not args.silent and err.isatty() and (total is None
-                                                          or total >= PROGRESS_MIN)
-            done = 0
-            start = last = time.monotonic()
-            async for chunk in r.aiter_bytes():
-                out.write(chunk)
-                done += len(chunk)
-                if show:
-                    now = time.monotonic()
-                    if now - last > 0.1:
-                        last = now
-                        err.write(render_progress(done, total, now - start))
-                        err.flush()
-            if show:
-                err.write(render_progress(done, total, time.monotonic() - start) + "\n")
-            return 22 if args.fail and r.status_code >= 400 else 0  # curl -f's code
+    if show:
+        err.write(render_progress(t.size_download, total, time.monotonic() - start) + "\n")
+    if failed:
+        raise CommandError(f"The requested URL returned error: {r.status_code}",
+                         HTTP_RETURNED_ERROR)
+    return 0
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
+    try:
+        out.write(data)
+    except OSError as exc:
+        raise CommandError(f"failure writing output: {exc.strerror or exc}", WRITE_ERROR) \
+            from None
+
+
+def _output_name(args: argparse.Namespace) -> str | None:
+    if args.output:
+        return args.output
+    if args.remote_name:
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
+        if not name:
+            raise CommandError("-O: the URL has no file name", WRITE_ERROR)
+        return name
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    out: BinaryIO
+    args = _parser().parse_args(argv)  # a bad command line exits 2, as curl's
+    quiet = args.silent and not args.show_error
+    out: BinaryIO = sys.stdout.buffer
+    transfer = Transfer(args.url)
+    name = None
+    code = 0
+
+    def report(code: int, message: str) -> int:
+        if not quiet:
+            print(f"corenet-fetch: ({code}) {message}", file=sys.stderr)
+        return code
+
     try:
-        out = open(args.output, "wb") if args.output else sys.stdout.buffer
-    except OSError as exc:
-        print(f"corenet-fetch: cannot write {args.output}: {exc}", file=sys.stderr)
-        return 2
-    try:
+        name = _output_name(args)
+        if name:
+            try:
+                out = open(name, "wb")
+            except OSError as exc:
+                raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
+                                 WRITE_ERROR) from None
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            code = runner.run(fetch(args, out, sys.stderr))
+            code = runner.run(fetch(args, out, sys.stderr, transfer))
     except HTTPError as exc:
-        print(f"corenet-fetch: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = 1
-    except UsageError as exc:
-        print(f"corenet-fetch: {exc}", file=sys.stderr)
-        code = 2
+        code = report(exit_code(exc), f"{type(exc).__name__}: {exc}")
+    except CommandError as exc:
+        code = report(exc.code, str(exc))
     except KeyboardInterrupt:
         code = 130
     finally:
-        if args.output:
-            out.close()
-        else:
-            out.flush()
+        transfer.end = time.monotonic()
+        try:
+            if name and out is not sys.stdout.buffer:
+                out.close()
+            else:
+                out.flush()
+        except OSError as exc:
+            code = code or report(WRITE_ERROR, f"failure writing output: {exc.strerror or exc}")
+    if args.write_out is not None:
+        try:
+            sys.stdout.write(write_out(args.write_out, transfer))
+            sys.stdout.flush()
+        except OSError as exc:
+            code = code or report(WRITE_ERROR, f"-w: {exc.strerror or exc}")
     return code
 
 

@@ -72,6 +72,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.origin = origin
         self.limits = limits
         self.transport: asyncio.Transport | None = None
+        self.peername: tuple | None = None  # the address connected to (a proxy's, via one)
         self.ssl_object: ssl.SSLObject | None = None
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
@@ -112,6 +113,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self._lost = self.loop.create_future()
         sock = transport.get_extra_info("socket")
+        self.peername = transport.get_extra_info("peername")
         if sock is not None:
             self._fd = sock.fileno()
             try:
@@ -203,9 +205,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 f"the proxy closed the connection before the tunnel to {self.origin[1]} "
                 "was set up"))
         if self._handshake is not None and not self._handshake.done():
-            self._handshake.set_exception(ConnectError(
-                f"connection to {self.origin[1]} closed during the TLS handshake"
-            ))
+            self._handshake.set_exception(TLSError(
+                f"connection to {self.origin[1]} closed during the TLS handshake",
+                "connection closed"))
             self._handshake = None
         self._on_eof(self.ssl_object is None)
         self._wake()

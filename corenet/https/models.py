@@ -132,7 +132,8 @@ class Response:
         self.url = request.url if request is not None else URL()
         self.history: list[Response] = history if history is not None else []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
-        # "connection_reused": whether the request went on a pooled keep-alive connection.
+        # "connection_reused": whether the request went on a pooled keep-alive connection;
+        # "server_addr": the (address, port, ...) connected to (the proxy's, through one).
         self.extensions: dict[str, Any] = extensions if extensions is not None else {}
         self.elapsed = datetime.timedelta(0)
         self.default_encoding = default_encoding

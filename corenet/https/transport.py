@@ -343,7 +343,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                         request=req)
         resp._started_at = started
         resp._set_cookie = rhead.set_cookie
-        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused}
+        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
+                           "server_addr": conn.peername}
         resp._clock = loop.time
         ce = rhead.content_encoding
         if ce:

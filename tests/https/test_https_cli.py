@@ -8,19 +8,20 @@ from pathlib import Path
 import pytest
 
 from corenet.https.cli import render_progress
-from https_servers import SMALL
+from https_servers import SMALL, TEXT, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fetch(*args: str, timeout: float = 30, without_resolver: bool = False
-          ) -> subprocess.CompletedProcess:
+def fetch(*args: str, timeout: float = 30, without_resolver: bool = False,
+          input: bytes | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Runs corenet-fetch; ``without_resolver`` makes the child see no `resolver` package, as
     on an install of corenet alone (a None entry in sys.modules makes the import fail)."""
     hide = "sys.modules['resolver'] = None; " if without_resolver else ""
-    code = f"import sys; {hide}from corenet.https.cli import main; sys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
-                          timeout=timeout)
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); {hide}"
+            "from corenet.https.cli import main; sys.exit(main())")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
+                          timeout=timeout, input=input)
 
 
 def test_fetch_to_file(env, tmp_path):
@@ -56,13 +57,17 @@ def test_head_prints_headers(env):
 
 def test_tls_failure_is_reported_not_a_traceback(env):
     p = fetch(f"https://localhost:{env.expired_port}/small.txt", "--cacert", env.ca)
-    assert p.returncode == 1
+    assert p.returncode == 60  # curl's "peer certificate cannot be authenticated"
     assert b"TLSError" in p.stderr and b"expired" in p.stderr
     assert b"Traceback" not in p.stderr
 
 
 def test_http_error_status_exit_code_with_f_as_in_curl(env):
-    assert fetch("--cacert", env.ca, "-f", env.base + "/missing").returncode == 22
+    p = fetch("--cacert", env.ca, "-f", env.base + "/missing")
+    assert p.returncode == 22 and p.stdout == b""  # as curl -f: no body printed
+    assert b"(22) The requested URL returned error: 404" in p.stderr
+    p = fetch("--cacert", env.ca, "--fail-with-body", env.base + "/missing")
+    assert p.returncode == 22 and b"404" in p.stdout
     assert fetch("--cacert", env.ca, env.base + "/missing").returncode == 0
 
 
@@ -128,7 +133,7 @@ def test_fetch_resolving_with_the_recursive_resolver(env, dns_lab):
     assert p.stdout == SMALL
     # Without the switch the lab's loopback authorities are never asked.
     p = fetch("--cacert", env.ca, "--resolve-with", str(hints), "--dns-port", str(port), url)
-    assert p.returncode != 0 and b"cannot resolve" in p.stderr
+    assert p.returncode == 6 and b"cannot resolve" in p.stderr  # curl's "could not resolve"
 
 
 def test_progress_bar_when_stderr_is_a_terminal(env, tmp_path):
@@ -165,3 +170,165 @@ def test_progress_bar_when_stderr_is_a_terminal(env, tmp_path):
         os.close(master)
     assert b"100.0%" in seen and b"MB/s" in seen
     assert (tmp_path / "out.bin").read_bytes() == env.large
+
+
+# ---- curl's flags, output and exit codes ----
+
+def echo(p: subprocess.CompletedProcess) -> dict:
+    import json
+
+    assert p.returncode == 0, p.stderr
+    e = json.loads(p.stdout)
+    e["h"] = {k.lower(): v for k, v in e["headers"]}
+    return e
+
+
+def test_exit_codes_as_curl(env, tmp_path):
+    refused = free_port()
+    cases = [
+        (1, ["ftp://localhost/x"]),                                      # unsupported protocol
+        (3, ["https://"]),                                               # malformed URL
+        (7, [f"http://127.0.0.1:{refused}/"]),                           # connection refused
+        (28, ["--connect-timeout", "0.5", f"https://localhost:{env.silent_port}/"]),
+        (28, ["-m", "1", env.raw + "/stall-headers"]),                   # whole-transfer limit
+        (35, [f"https://localhost:{env.raw_plain_port}/"]),              # TLS to a plain server
+        (60, [f"https://localhost:{env.wrongname_port}/small.txt"]),     # wrong host name
+        (60, [f"https://localhost:{env.expired_port}/small.txt"]),       # expired
+        (22, ["-f", env.base + "/missing"]),
+        (47, ["-L", "--max-redirs", "1", env.base + "/r/2"]),            # too many redirects
+        (2, ["--no-such-option", env.base + "/small.txt"]),             # bad command line
+        (4, ["--http2-prior-knowledge", env.base + "/small.txt"]),       # not built in
+        (23, ["-o", str(tmp_path / "no" / "dir" / "x"), env.base + "/small.txt"]),
+        (23, ["-o", "/dev/full", env.base + "/small.txt"]),              # write error
+        (26, ["-d", f"@{tmp_path / 'missing'}", env.raw + "/echo"]),     # read error (upload)
+        (26, ["--data-binary", f"@{tmp_path / 'missing'}", env.raw + "/echo"]),
+    ]
+    for code, args in cases:
+        p = fetch("--cacert", env.ca, *args)
+        assert p.returncode == code, (args, p.stderr)
+        assert b"Traceback" not in p.stderr
+    # A CA that did not sign the server's certificate: 60 too.
+    other = fetch(env.base + "/small.txt")
+    assert other.returncode == 60, other.stderr
+
+
+def test_silent_hides_errors_and_show_error_shows_them(env):
+    refused = f"http://127.0.0.1:{free_port()}/"
+    p = fetch("-s", refused)
+    assert p.returncode == 7 and p.stderr == b""
+    p = fetch("-sS", refused)
+    assert p.returncode == 7 and b"(7) ConnectError" in p.stderr
+    p = fetch("--cacert", env.ca, "-fsSL", env.base + "/missing")
+    assert p.returncode == 22 and b"(22)" in p.stderr and p.stdout == b""
+    p = fetch("--cacert", env.ca, "-sSL", env.base + "/r/2")
+    assert p.returncode == 0 and p.stdout == SMALL and p.stderr == b""
+
+
+def test_write_out_variables(env):
+    fmt = ("%{http_code} %{http_version} %{size_download} %{num_redirects} "
+           "%{content_type}|%{url_effective}|%{time_total} %{time_starttransfer}"
+           " %{unknown_var}100%%\\n")
+    p = fetch("--cacert", env.ca, "-sL", "-o", "/dev/null", "-w", fmt, env.base + "/r/2")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert out.endswith("100%\n")
+    head, url, times = out[:-len(" 100%\n")].split("|")
+    assert head == "200 1.1 1024 2 text/plain"
+    assert url == env.base + "/small.txt"
+    total, first = times.split(" ")  # the unknown variable printed nothing
+    assert 0 < float(first) <= float(total) < 30 and len(total.split(".")[1]) == 6
+    p = fetch("--cacert", env.ca, "-s", "-o", "/dev/null", "-w",
+              "%{remote_ip} %{remote_port}", env.base + "/small.txt")
+    assert p.stdout.decode() in (f"127.0.0.1 {env.port}", f"::1 {env.port}"), p.stderr
+    # After a failure -w still reports, with curl's 000.
+    p = fetch("-s", "-w", "%{http_code}", f"http://127.0.0.1:{free_port()}/")
+    assert p.returncode == 7 and p.stdout == b"000"
+
+
+def test_include_prints_head_then_body(env):
+    p = fetch("--cacert", env.ca, "-i", env.base + "/small.txt")
+    assert p.returncode == 0, p.stderr
+    head, body = p.stdout.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK" and "Content-Length: 1024" in lines
+    assert body == SMALL
+    p = fetch("--cacert", env.ca, "-iL", env.base + "/r/1")  # each hop's head, as curl
+    assert p.stdout.startswith(b"HTTP/1.1 302 ") and b"\r\n\r\nHTTP/1.1 200 OK\r\n" in p.stdout
+    assert p.stdout.endswith(SMALL)
+    p = fetch("--cacert", env.ca, "-I", env.base + "/small.txt")
+    assert p.stdout.startswith(b"HTTP/1.1 200 OK\r\n") and p.stdout.endswith(b"\r\n\r\n")
+
+
+def test_data_binary_json_and_stdin(env, tmp_path):
+    f = tmp_path / "body"
+    f.write_bytes(b"a=1\nb=2\r\n\x00")
+    e = echo(fetch("--cacert", env.ca, "--data-binary", f"@{f}", env.raw + "/echo"))
+    assert e["method"] == "POST" and e["body"] == "a=1\nb=2\r\n\x00"  # as it is
+    assert e["h"]["content-type"] == "application/x-www-form-urlencoded"
+    e = echo(fetch("--cacert", env.ca, "-d", f"@{f}", "-d", "c=3", env.raw + "/echo"))
+    assert e["body"] == "a=1b=2\x00&c=3"  # -d drops newlines; several -d joined by &
+    e = echo(fetch("--cacert", env.ca, "--data-binary", "@-", env.raw + "/echo",
+                   input=b"from\nstdin"))
+    assert e["body"] == "from\nstdin"
+    e = echo(fetch("--cacert", env.ca, "--data-raw", "@literal", env.raw + "/echo"))
+    assert e["body"] == "@literal"
+    e = echo(fetch("--cacert", env.ca, "--json", '{"k": 1}', env.raw + "/echo"))
+    assert e["method"] == "POST" and e["body"] == '{"k": 1}'
+    assert e["h"]["content-type"] == "application/json"
+    assert e["h"]["accept"] == "application/json"
+    e = echo(fetch("--cacert", env.ca, "--json", "[1]", "-H", "Accept: text/x", "-X", "PUT",
+                   env.raw + "/echo"))
+    assert e["method"] == "PUT" and e["h"]["accept"] == "text/x"
+
+
+def test_cookies_from_a_string_a_file_and_to_a_jar(env, tmp_path):
+    e = echo(fetch("--cacert", env.ca, "-b", "a=1; b=2", env.raw + "/echo"))
+    assert e["h"]["cookie"] == "a=1; b=2"
+    cookies = tmp_path / "in.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n"
+                       "localhost\tFALSE\t/\tFALSE\t0\tsid\tabc\n")
+    e = echo(fetch("--cacert", env.ca, "-b", str(cookies), env.raw + "/echo"))
+    assert e["h"]["cookie"] == "sid=abc"
+    jar = tmp_path / "jar.txt"
+    p = fetch("--cacert", env.ca, "-c", str(jar),
+              env.raw + "/set-cookie?c1=" + b"tok=xyz; Path=/".hex())
+    assert p.returncode == 0, p.stderr
+    text = jar.read_text()
+    assert "Netscape" in text and "localhost\tFALSE\t/\tFALSE\t0\ttok\txyz" in text
+    e = echo(fetch("--cacert", env.ca, "-b", str(jar), env.raw + "/echo"))
+    assert e["h"]["cookie"] == "tok=xyz"
+
+
+def test_compressed_asks_and_decodes_and_without_it_bytes_are_as_sent(env):
+    from corenet.https.decoder import accept_encoding
+
+    e = echo(fetch("--cacert", env.ca, "--compressed", env.raw + "/echo"))
+    assert e["h"]["accept-encoding"] == accept_encoding()
+    assert "accept-encoding" not in echo(fetch("--cacert", env.ca, env.raw + "/echo"))["h"]
+    p = fetch("--cacert", env.ca, "--compressed", "-i", env.base + "/gz/text.txt")
+    assert p.returncode == 0, p.stderr
+    head, body = p.stdout.split(b"\r\n\r\n", 1)
+    assert b"Content-Encoding: gzip" in head and body == TEXT
+    # A server that compresses unasked: as curl, the bytes are written as they came.
+    coded = env.raw + "/coded?kind=gzip&n=1000"
+    assert fetch("--cacert", env.ca, coded).stdout[:2] == b"\x1f\x8b"
+    assert len(fetch("--cacert", env.ca, "--compressed", coded).stdout) == 1000
+
+
+def test_http_versions_and_verbose_alpn(env):
+    for flag in ("--http2", "--http1.1"):
+        p = fetch("--cacert", env.ca, flag, "-v", env.base + "/small.txt")
+        assert p.returncode == 0 and p.stdout == SMALL, p.stderr
+        err = p.stderr.decode()
+        assert "* ALPN: server accepted http/1.1" in err and "ALPN None" not in err
+        assert "> GET /small.txt HTTP/1.1" in err
+    p = fetch("-v", env.raw_plain + "/echo")
+    assert p.returncode == 0 and "no ALPN" in p.stderr.decode()
+    p = fetch("--http2-prior-knowledge", env.base + "/small.txt")
+    assert p.returncode == 4 and b"HTTP/1.1 only" in p.stderr
+
+
+def test_remote_name(env, tmp_path):
+    p = fetch("--cacert", env.ca, "-O", env.base + "/small.txt", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "small.txt").read_bytes() == SMALL and p.stdout == b""
