@@ -189,6 +189,11 @@ class Limits:
     #: ACKs otherwise makes us buffer without end.
     doh_max_pending_output: int = 262144
 
+    #: Bytes of one DoH connection's input handed to HTTP/2 in one go (four TLS records);
+    #: the rest waits for the loop's next iteration, the connection not read meanwhile, so
+    #: that one connection takes a bounded share of an iteration whatever it sends.
+    doh_max_bytes_per_read: int = 65536
+
     #: Seconds a DoH connection may stay past ``doh_max_pending_output`` (the peer not
     #: reading) before it is aborted. A client that reads drains 256 KiB in milliseconds.
     doh_write_timeout: float = 5.0

@@ -81,6 +81,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.batch: list[bytes] | None = None    # during a read: its answers, to write
         self.write_paused = False  # output past the limit: not read until it drains
         self.stall: asyncio.TimerHandle | None = None
+        self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -113,6 +114,9 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.rest:                 # a read while the rest waits: after it, in order
+            self.rest += data
+            return
         if self.engine is None:
             # Plain HTTP: HTTP/2 with prior knowledge starts with its preface.
             self.head += data
@@ -121,6 +125,14 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
                 return
             self._start(self.head[:n] == H2_PREFACE[:n])
             data, self.head = self.head, b""
+        most = self.server.resolver.limits.doh_max_bytes_per_read
+        if len(data) > most and isinstance(self.engine, H2Server):
+            # One HTTP/2 connection's share of a loop iteration is bounded: the rest is fed
+            # on the next one, the connection not read until then. (HTTP/1.1 bounds its
+            # head and answers one request at a time.)
+            data, self.rest = data[:most], data[most:]
+            self.transport.pause_reading()
+            self.server.loop.call_soon(self._feed_rest)
         self.batch = []
         try:
             ready = self.engine.receive(data)
@@ -191,6 +203,16 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
+
+    def _feed_rest(self) -> None:
+        """The input a read left over, on the loop's next iteration."""
+        rest, self.rest = self.rest, b""
+        if self.closed:
+            return
+        if self.reading and not self.write_paused:
+            self.transport.resume_reading()
+        if rest:
+            self.data_received(rest)
 
     # ---- output the peer does not read
     def pause_writing(self) -> None:

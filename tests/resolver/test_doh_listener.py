@@ -133,3 +133,34 @@ def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
     client.send_data(1, q, end_stream=True)
     conn.data_received(client.data_to_send())
     assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
+
+
+def test_one_read_feeds_http2_a_bounded_share_the_rest_on_the_next_turn():
+    """300 KiB in one read (a request behind 288 KiB of frames HTTP/2 ignores): 64 KiB go to HTTP/2 now,
+    the connection stops being read, the rest follows one loop turn at a time, in order."""
+    conn, answers = _connection()
+    soon = []
+    conn.server.loop.call_soon = soon.append
+    paused = []
+    conn.transport.pause_reading = lambda: paused.append(True)
+    conn.transport.resume_reading = lambda: paused.append(False)
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert len(answers) == 1
+    # frames of an unknown type, which HTTP/2 ignores (RFC 9113 4.1): 16 KiB each
+    filler = (16384).to_bytes(3, "big") + b"\xb0\x00" + b"\x00" * 4 + b"\x00" * 16384
+    client.send_headers(3, [(":method", "POST"), (":path", "/dns-query"),
+                            (":scheme", "https"), (":authority", "dns.test"),
+                            ("content-type", "application/dns-message")])
+    client.send_data(3, q, end_stream=True)
+    data = filler * 18 + client.data_to_send()
+    conn.data_received(data)
+    assert len(answers) == 1 and paused == [True] and len(soon) == 1
+    turns = 0
+    while soon:
+        soon.pop()()
+        turns += 1
+    most = DEFAULT.doh_max_bytes_per_read
+    assert turns == (len(data) + most - 1) // most - 1
+    assert len(answers) == 2 and paused[-1] is False
