@@ -13,7 +13,8 @@ query or an answer renews the idle time (a PING or a SETTINGS does not), so a co
 that only keeps itself alive is closed by ``tcp-idle-timeout`` or shed for a new client at
 the cap; past ``limits.doh_max_pending_output`` bytes of output the connection is no longer
 read, and aborted if the peer has not drained it within ``limits.doh_write_timeout``
-(``write_stalled``); a stream reset before its answer gets none (``cancelled``); after a
+(``write_stalled``), and a closing connection whose last output is not taken within it too
+(``close_stalled``); a stream reset before its answer gets none (``cancelled``); after a
 GOAWAY the connection closes once it is flushed.
 """
 from __future__ import annotations
@@ -233,11 +234,21 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         if self.reading and not self.closed:
             self.transport.resume_reading()
 
-    def _stalled(self) -> None:
+    def _stalled(self, what: str = "write_stalled") -> None:
         self.stall = None
-        self._defence("write_stalled")
+        self._defence(what)
         self.closed = True
         self.transport.abort()
+
+    def close(self) -> None:
+        """Closes once what is buffered is out (a GOAWAY, the last answers), or aborts if
+        the peer has not taken it within ``doh_write_timeout``."""
+        if self.closed:
+            return
+        super().close()
+        if self.transport is not None and self.stall is None:
+            self.stall = self.server.loop.call_later(
+                self.server.resolver.limits.doh_write_timeout, self._stalled, "close_stalled")
 
     def _defence(self, what: str) -> None:
         """A defence against this client: counted, logged once per client per interval."""

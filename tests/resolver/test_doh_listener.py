@@ -164,3 +164,26 @@ def test_one_read_feeds_http2_a_bounded_share_the_rest_on_the_next_turn():
     most = DEFAULT.doh_max_bytes_per_read
     assert turns == (len(data) + most - 1) // most - 1
     assert len(answers) == 2 and paused[-1] is False
+
+
+def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time():
+    """DATA on stream 0: GOAWAY written, the transport closed at once (not at the idle
+    timeout); if the peer does not take what is buffered within doh_write_timeout, the
+    connection is aborted and counted."""
+    conn, _ = _connection()
+    later = []
+    conn.server.loop.call_later = lambda delay, fn, *args: later.append((delay, fn, args))
+    ended = []
+    conn.transport.close = lambda: ended.append("close")
+    conn.transport.abort = lambda: ended.append("abort")
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    conn.data_received(client.data_to_send() + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+    events = client.receive_data(bytes(conn.transport.sent))
+    assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    assert ended == ["close"]
+    [(delay, fn, args)] = later
+    assert delay == DEFAULT.doh_write_timeout
+    fn(*args)
+    assert ended == ["close", "abort"]
+    assert conn.listener.counts["close_stalled"] == 1
