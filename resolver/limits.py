@@ -172,6 +172,32 @@ class Limits:
     #: few hundred; the rest only costs memory. Longer heads get 431 or a connection error.
     doh_max_request_head: int = 8192
 
+    #: Header fields in one HTTP/2 header block. A DoH request has six to ten; HPACK lets a
+    #: client send thousands of one-byte references to a large table entry per block, each
+    #: decoded at our cost (an HPACK bomb: ~16 ms of CPU per block). Past it the connection
+    #: ends (GOAWAY, ENHANCE_YOUR_CALM) at that field, before the rest is decoded.
+    doh_max_header_fields: int = 64
+
+    #: Header fields decoded on one HTTP/2 connection in all: bounds the HPACK work one
+    #: connection gets (about a tenth of a second of CPU) however it spreads it over blocks.
+    #: A legitimate client's 10,000 requests (the request budget) with HPACK's indexing
+    #: need well under this. Past it: GOAWAY, ENHANCE_YOUR_CALM.
+    doh_max_header_fields_per_connection: int = 100000
+
+    #: Bytes a DoH connection may have waiting to be sent (answers and control-frame ACKs
+    #: alike) before it stops being read: a client that sends PINGs and never reads their
+    #: ACKs otherwise makes us buffer without end.
+    doh_max_pending_output: int = 262144
+
+    #: Bytes of one DoH connection's input handed to HTTP/2 in one go (four TLS records);
+    #: the rest waits for the loop's next iteration, the connection not read meanwhile, so
+    #: that one connection takes a bounded share of an iteration whatever it sends.
+    doh_max_bytes_per_read: int = 65536
+
+    #: Seconds a DoH connection may stay past ``doh_max_pending_output`` (the peer not
+    #: reading) before it is aborted. A client that reads drains 256 KiB in milliseconds.
+    doh_write_timeout: float = 5.0
+
     # ---- DNS over TLS to a forward zone's servers
 
     #: Seconds a connection to a TLS forwarder stays open with no query outstanding; past it

@@ -5,10 +5,22 @@ An :class:`HTTPConnection` is the application protocol of one client, on TLS (an
 HTTP/2 with prior knowledge when the client starts with its preface, HTTP/1.1 otherwise).
 Its queries take the daemon's usual path: ACL (REFUSED outside it), the cache, then a
 resolution, with the connection caps, idle timeout and counters the TCP connections have.
+
+Its defences, each counted in the listener's figures (and logged at INFO once per client
+per minute): HPACK work past ``limits.doh_max_header_fields`` (per block) or
+``doh_max_header_fields_per_connection`` ends the connection (``hpack_budget``); only a
+query or an answer renews the idle time (a PING or a SETTINGS does not), so a connection
+that only keeps itself alive is closed by ``tcp-idle-timeout`` or shed for a new client at
+the cap; past ``limits.doh_max_pending_output`` bytes of output the connection is no longer
+read, and aborted if the peer has not drained it within ``limits.doh_write_timeout``
+(``write_stalled``), and a closing connection whose last output is not taken within it too
+(``close_stalled``); a stream reset before its answer gets none (``cancelled``); after a
+GOAWAY the connection closes once it is flushed.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from functools import partial
@@ -18,6 +30,24 @@ from resolver.daemon.doh import H2_PREFACE, H1Server
 from resolver.daemon.h2_server import H2Server
 from resolver.daemon.connections import StreamClient
 from resolver.response import error
+
+log = logging.getLogger("resolver.daemon")
+
+#: (client, defence) -> when it was last logged: one line per client per interval.
+_logged: dict[tuple[Any, str], float] = {}
+LOG_INTERVAL = 60.0
+
+
+def log_defence(client, what: str, now: float) -> None:
+    """Logs a defence against ``client`` at INFO, once per ``LOG_INTERVAL`` per client."""
+    key = (client, what)
+    if now - _logged.get(key, -LOG_INTERVAL) < LOG_INTERVAL:
+        return
+    if len(_logged) > 10000:
+        _logged.clear()
+    _logged[key] = now
+    log.info("DoH client %s: %s", client, what)
+
 
 class PlainListener:
     """``http-listen``: DNS over HTTP without TLS (behind a proxy that terminates it)."""
@@ -50,12 +80,17 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.reading = True
         self.sock = None           # the TCP socket, for TCP_QUICKACK
         self.batch: list[bytes] | None = None    # during a read: its answers, to write
+        self.write_paused = False  # output past the limit: not read until it drains
+        self.stall: asyncio.TimerHandle | None = None
+        self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
 
     # ---- the connection
     def connection_made(self, transport) -> None:
         if not self._admitted(transport):
             return
         self._count("connections")
+        limits = self.server.resolver.limits
+        transport.set_write_buffer_limits(high=limits.doh_max_pending_output)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._start(ssl_object.selected_alpn_protocol() == "h2")
@@ -68,7 +103,9 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         if http2:
             self.engine = H2Server(endpoint, cfg.tcp_max_query, limits.doh_max_streams,
                                    limits.doh_max_requests_per_connection,
-                                   limits.doh_max_request_head)
+                                   limits.doh_max_request_head,
+                                   limits.doh_max_header_fields,
+                                   limits.doh_max_header_fields_per_connection)
         else:
             self.engine = H1Server(endpoint, cfg.tcp_max_query,
                                    limits.doh_max_requests_per_connection,
@@ -78,6 +115,9 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.rest:                 # a read while the rest waits: after it, in order
+            self.rest += data
+            return
         if self.engine is None:
             # Plain HTTP: HTTP/2 with prior knowledge starts with its preface.
             self.head += data
@@ -86,6 +126,14 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
                 return
             self._start(self.head[:n] == H2_PREFACE[:n])
             data, self.head = self.head, b""
+        most = self.server.resolver.limits.doh_max_bytes_per_read
+        if len(data) > most and isinstance(self.engine, H2Server):
+            # One HTTP/2 connection's share of a loop iteration is bounded: the rest is fed
+            # on the next one, the connection not read until then. (HTTP/1.1 bounds its
+            # head and answers one request at a time.)
+            data, self.rest = data[:most], data[most:]
+            self.transport.pause_reading()
+            self.server.loop.call_soon(self._feed_rest)
         self.batch = []
         try:
             ready = self.engine.receive(data)
@@ -137,10 +185,12 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             if out:
                 batch.append(out)
             self.transport.writelines(batch)
-            self.last = self.server.loop.time()
         elif out:
+            # Not activity: a PING's or a SETTINGS' ACK does not keep a connection alive
+            # (only a query and its answer renew ``last``).
             self.transport.write(out)
-            self.last = self.server.loop.time()
+        if getattr(engine, "calmed", False) and not self.closed:
+            self._defence("hpack_budget")
         for status in engine.errors:
             self._count(f"status_{status}")
         engine.errors.clear()
@@ -150,10 +200,60 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             # HTTP/1.1 answers in order: while one is owed, what the client sends next waits
             # in the socket rather than in memory.
             self.reading = engine.wants_input
-            if self.reading:
+            if self.reading and not self.write_paused:
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
+
+    def _feed_rest(self) -> None:
+        """The input a read left over, on the loop's next iteration."""
+        rest, self.rest = self.rest, b""
+        if self.closed:
+            return
+        if self.reading and not self.write_paused:
+            self.transport.resume_reading()
+        if rest:
+            self.data_received(rest)
+
+    # ---- output the peer does not read
+    def pause_writing(self) -> None:
+        """Output past ``doh_max_pending_output``: nothing more is read (no request, no PING
+        to acknowledge) until it drains; aborted if it has not within ``doh_write_timeout``."""
+        self.write_paused = True
+        if not self.closed:
+            self.transport.pause_reading()
+        if self.stall is None:
+            self.stall = self.server.loop.call_later(
+                self.server.resolver.limits.doh_write_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
+        if self.reading and not self.closed:
+            self.transport.resume_reading()
+
+    def _stalled(self, what: str = "write_stalled") -> None:
+        self.stall = None
+        self._defence(what)
+        self.closed = True
+        self.transport.abort()
+
+    def close(self) -> None:
+        """Closes once what is buffered is out (a GOAWAY, the last answers), or aborts if
+        the peer has not taken it within ``doh_write_timeout``."""
+        if self.closed:
+            return
+        super().close()
+        if self.transport is not None and self.stall is None:
+            self.stall = self.server.loop.call_later(
+                self.server.resolver.limits.doh_write_timeout, self._stalled, "close_stalled")
+
+    def _defence(self, what: str) -> None:
+        """A defence against this client: counted, logged once per client per interval."""
+        self._count(what)
+        log_defence(self.client, what, self.server.loop.time())
 
     # ---- queries
     def _query(self, rid: int, q: bytes) -> None:
@@ -187,8 +287,13 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         engine = self.engine
         if self.closed or engine is None or out is None:
             return
-        self._count("status_200")
         ready = engine.respond(rid, out)
+        if ready is None:
+            # Reset before its answer (or the connection broken): nothing encoded or sent.
+            self._count("cancelled")
+            return
+        self._count("status_200")
+        self.last = self.server.loop.time()      # an answer in progress is activity
         if self.batch is None:
             self._take(ready)
             self._flush()
@@ -204,4 +309,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         counts[key] = counts.get(key, 0) + 1
 
     def connection_lost(self, exc) -> None:
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
         self._gone()

@@ -16,6 +16,11 @@ nghttp2's callbacks as the bytes of one ``receive`` are parsed:
   out of ``receive`` as ``(stream_id, query)``, anything else is answered here (400, 404,
   405, 413, 415) with no DNS work, and when the client is still sending on that stream it
   is reset (NO_ERROR) once the answer is out;
+- HPACK work is bounded before it is paid: a header block of more than ``max_fields``
+  fields, or a connection past ``max_fields_total`` fields decoded in all, ends the
+  connection (GOAWAY, ENHANCE_YOUR_CALM) at that field, the rest of the input unread (a
+  block of thousands of one-byte references to a large table entry otherwise costs
+  milliseconds each, and 431 per stream would let it go on forever);
 - ``max_requests`` streams are taken on one connection (a stream-reset flood gets no more
   work out of it): past them a stream is not taken, and once every stream taken is
   answered the connection ends with GOAWAY naming the last one taken, so that the client
@@ -113,7 +118,8 @@ cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_c
                          void *user_data) noexcept:
     cdef H2Server self = <H2Server>user_data
     try:
-        self.streams.pop(sid, None)
+        if self.streams.pop(sid, None) is not None:
+            self.cancelled += 1        # reset (or closed) before its answer: none is sent
         self.answering.pop(sid, None)
         return 0
     except BaseException as exc:
@@ -163,13 +169,15 @@ cdef class H2Server:
     cdef bytes endpoint
     cdef Py_ssize_t max_size, max_head
     cdef long max_requests
+    cdef long max_fields, max_fields_total, block_fields, fields
     cdef dict streams              # stream id -> Stream: taken, not answered yet
     cdef dict answering            # stream id -> Stream: answered, the answer not all out
     cdef list ready                # during receive: the queries of the requests that ended
     cdef object exc                # raised in a callback, raised again by receive
     cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
     cdef bint broken               # a connection error: nothing more is owed or read
-    cdef readonly long requests, refused
+    cdef readonly long requests, refused, cancelled
+    cdef readonly bint calmed      # ended for HPACK work past the budget
     cdef readonly int32_t last_taken
     cdef readonly bint ending, closing
     cdef readonly list errors
@@ -182,12 +190,15 @@ cdef class H2Server:
         self.session = NULL
 
     def __init__(self, bytes endpoint, Py_ssize_t max_size, int max_streams,
-                 long max_requests, Py_ssize_t max_head):
+                 long max_requests, Py_ssize_t max_head, long max_fields=64,
+                 long max_fields_total=100000):
         cdef nghttp2_settings_entry settings[3]
         self.endpoint = endpoint
         self.max_size = max_size
         self.max_head = max_head
         self.max_requests = max_requests
+        self.max_fields = max_fields
+        self.max_fields_total = max_fields_total
         self.streams = {}
         self.answering = {}
         self.ready = []
@@ -231,7 +242,7 @@ cdef class H2Server:
         if self.exc is not None:
             exc, self.exc = self.exc, None
             raise exc
-        if r < 0 or not nghttp2_session_want_read(self.session):
+        if self.calmed or r < 0 or not nghttp2_session_want_read(self.session):
             self.end()                   # a connection error: nghttp2 has queued GOAWAY
             return []
         self.end_if_done()
@@ -242,6 +253,7 @@ cdef class H2Server:
 
     cdef int begin_headers(self, const nghttp2_frame *frame) except -1:
         """A request's HEADERS begin: the stream is taken, unless past the budget."""
+        self.block_fields = 0
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0
         self.requests += 1
@@ -257,6 +269,13 @@ cdef class H2Server:
                     const uint8_t *value, size_t valuelen) except -1:
         """One header of a request taken: the first of each that DoH reads is kept."""
         cdef Stream stream
+        self.block_fields += 1
+        self.fields += 1
+        if self.block_fields > self.max_fields or self.fields > self.max_fields_total:
+            # Past the HPACK budget: GOAWAY, and nghttp2 decodes nothing more of this input.
+            self.calmed = True
+            nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
+            return NGHTTP2_ERR_PAUSE
         if frame.hd.type != NGHTTP2_HEADERS or frame.headers.cat != NGHTTP2_HCAT_REQUEST:
             return 0                               # trailers: nothing of DoH's
         found = self.streams.get(frame.hd.stream_id)
@@ -397,11 +416,12 @@ cdef class H2Server:
         return 0
 
     def respond(self, int32_t sid, bytes answer):
-        """Answers the query of stream ``sid`` with the DNS message ``answer`` (nothing
-        when the client has reset the stream meanwhile)."""
+        """Answers the query of stream ``sid`` with the DNS message ``answer``; None (and
+        nothing encoded or sent) when the client has reset the stream meanwhile or the
+        connection is broken."""
         found = self.streams.pop(sid, None)
         if found is None or self.broken:
-            return []
+            return None
         self.submit(sid, <Stream>found, [_STATUS_200, *answer_headers(answer)], answer)
         self.end_if_done()
         return []
@@ -421,6 +441,9 @@ cdef class H2Server:
                     nghttp2_submit_goaway(self.session, NGHTTP2_FLAG_NONE, self.last_taken,
                                           NGHTTP2_NO_ERROR, NULL, 0)
                     continue
+                if (not self.broken and not nghttp2_session_want_read(self.session)
+                        and not nghttp2_session_want_write(self.session)):
+                    self.end()           # a GOAWAY is out (an error's, or after the budget)
                 break
             chunks.append(PyBytes_FromStringAndSize(<const char *>data, n))
         if self.exc is not None:

@@ -315,10 +315,13 @@ def process_stats() -> dict:
 #: The encrypted listeners' figures in ``stats``: DNS over TLS, over HTTPS, over plain HTTP.
 ENCRYPTED_LISTENERS = ("tls", "https", "http")
 
+#: The DoH listeners' defences (``resolver.daemon.doh_listener``), by their figures' keys.
+DOH_DEFENCES = ("hpack_budget", "write_stalled", "close_stalled", "cancelled")
+
 
 def _render_encrypted(stats: dict, metric) -> None:
     """TLS handshakes by outcome and DoH responses by HTTP status, per listener kind."""
-    hs, http = [], []
+    hs, http, defences = [], [], []
     for name in ENCRYPTED_LISTENERS:
         figures = stats.get(name)
         if not figures:
@@ -333,11 +336,19 @@ def _render_encrypted(stats: dict, metric) -> None:
         for key, n in sorted(figures.items()):
             if key.startswith("status_"):
                 http.append((f'{{listener="{name}",status="{key[7:]}"}}', n))
+            elif key in DOH_DEFENCES:
+                defences.append((f'{{listener="{name}",defence="{key}"}}', n))
     if hs:
         metric("tls_handshakes_total", "counter", "TLS handshakes, by listener and outcome.", hs)
     if http:
         metric("doh_responses_total", "counter",
                "DNS-over-HTTP(S) responses, by listener and HTTP status.", http)
+    if defences:
+        metric("doh_defences_total", "counter",
+               "DNS-over-HTTP(S) defences applied, by listener: hpack_budget (connection ended "
+               "for HPACK work), write_stalled (output not drained in time), close_stalled "
+               "(a closing connection not drained in time), cancelled (a stream reset before "
+               "its answer).", defences)
 
 
 def _render_tls_upstream(stats: dict, metric) -> None:

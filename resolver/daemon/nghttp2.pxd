@@ -90,6 +90,9 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)
     void nghttp2_option_set_max_reserved_remote_streams(nghttp2_option *option, uint32_t n)
+    void nghttp2_option_set_max_outbound_ack(nghttp2_option *option, size_t val)
+    void nghttp2_option_set_max_deflate_dynamic_table_size(nghttp2_option *option,
+                                                           size_t val)
 
     int nghttp2_session_server_new2(nghttp2_session **session_ptr,
                                     const nghttp2_session_callbacks *callbacks,
@@ -101,6 +104,7 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_session_want_read(nghttp2_session *session)
     int nghttp2_session_want_write(nghttp2_session *session)
     int nghttp2_session_get_stream_remote_close(nghttp2_session *session, int32_t stream_id)
+    int nghttp2_session_terminate_session(nghttp2_session *session, uint32_t error_code)
 
     int nghttp2_submit_settings(nghttp2_session *session, uint8_t flags,
                                 const nghttp2_settings_entry *iv, size_t niv)
@@ -127,3 +131,5 @@ cdef extern from "nghttp2/nghttp2.h":
         NGHTTP2_PROTOCOL_ERROR
         NGHTTP2_ERR_CALLBACK_FAILURE
         NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE
+        NGHTTP2_ERR_PAUSE
+        NGHTTP2_ENHANCE_YOUR_CALM

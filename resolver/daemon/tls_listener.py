@@ -152,6 +152,7 @@ class TLSListener:
             cfg.tcp_max_connections, cfg.tcp_max_connections_per_client,
             server.resolver.limits.tls_handshake_timeout, cfg.tcp_idle_timeout,
             established=server.connections, established_by_client=server.tcp_by_client)
+        self.tls.shed = getattr(server, "shed_idle_tcp", None)
         self.addresses: list[tuple[str, int]] = []
 
     @property

@@ -933,6 +933,7 @@ cdef class TLSService:
     cdef public ServerContext context        # a reload may replace it
     cdef public object app_factory
     cdef public dict counts
+    cdef public object shed                  # at the cap: closes an idle connection, or False
     cdef public int max_handshakes, max_handshakes_per_client
     cdef public double handshake_timeout, idle_timeout, shutdown_timeout
     cdef readonly int handshaking
@@ -967,6 +968,7 @@ cdef class TLSService:
         self.established = established if established is not None else set()
         self.established_by_client = (established_by_client
                                       if established_by_client is not None else {})
+        self.shed = None
 
     def serve(self, sock):
         """Starts accepting on the listening socket ``sock``; returns its ``TLSServer``."""
@@ -999,9 +1001,13 @@ cdef class TLSService:
         cdef BIO *wbio
         client = peer[0] if peer else None
         mine = self.handshaking_by_client.get(client, 0)
-        if (self.handshaking + len(self.established) >= self.max_handshakes
-                or mine + self.established_by_client.get(client, 0)
-                >= self.max_handshakes_per_client):
+        # At the cap in all, the connection idle the longest is shed for the new one (as TCP
+        # does; ``shed``), the new one refused only when none is idle; a client at its own
+        # cap is refused.
+        if (mine + self.established_by_client.get(client, 0) >= self.max_handshakes_per_client
+                or self.handshaking + len(self.established) >= self.max_handshakes
+                and not (self.shed is not None and self.handshaking < self.max_handshakes
+                         and self.shed())):
             self.counts["handshake_refused"] += 1
             close(fd)
             return 0

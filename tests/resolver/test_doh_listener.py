@@ -133,3 +133,57 @@ def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
     client.send_data(1, q, end_stream=True)
     conn.data_received(client.data_to_send())
     assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
+
+
+def test_one_read_feeds_http2_a_bounded_share_the_rest_on_the_next_turn():
+    """300 KiB in one read (a request behind 288 KiB of frames HTTP/2 ignores): 64 KiB go to HTTP/2 now,
+    the connection stops being read, the rest follows one loop turn at a time, in order."""
+    conn, answers = _connection()
+    soon = []
+    conn.server.loop.call_soon = soon.append
+    paused = []
+    conn.transport.pause_reading = lambda: paused.append(True)
+    conn.transport.resume_reading = lambda: paused.append(False)
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert len(answers) == 1
+    # frames of an unknown type, which HTTP/2 ignores (RFC 9113 4.1): 16 KiB each
+    filler = (16384).to_bytes(3, "big") + b"\xb0\x00" + b"\x00" * 4 + b"\x00" * 16384
+    client.send_headers(3, [(":method", "POST"), (":path", "/dns-query"),
+                            (":scheme", "https"), (":authority", "dns.test"),
+                            ("content-type", "application/dns-message")])
+    client.send_data(3, q, end_stream=True)
+    data = filler * 18 + client.data_to_send()
+    conn.data_received(data)
+    assert len(answers) == 1 and paused == [True] and len(soon) == 1
+    turns = 0
+    while soon:
+        soon.pop()()
+        turns += 1
+    most = DEFAULT.doh_max_bytes_per_read
+    assert turns == (len(data) + most - 1) // most - 1
+    assert len(answers) == 2 and paused[-1] is False
+
+
+def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time():
+    """DATA on stream 0: GOAWAY written, the transport closed at once (not at the idle
+    timeout); if the peer does not take what is buffered within doh_write_timeout, the
+    connection is aborted and counted."""
+    conn, _ = _connection()
+    later = []
+    conn.server.loop.call_later = lambda delay, fn, *args: later.append((delay, fn, args))
+    ended = []
+    conn.transport.close = lambda: ended.append("close")
+    conn.transport.abort = lambda: ended.append("abort")
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    conn.data_received(client.data_to_send() + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+    events = client.receive_data(bytes(conn.transport.sent))
+    assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    assert ended == ["close"]
+    [(delay, fn, args)] = later
+    assert delay == DEFAULT.doh_write_timeout
+    fn(*args)
+    assert ended == ["close", "abort"]
+    assert conn.listener.counts["close_stalled"] == 1

@@ -209,7 +209,7 @@ def test_a_stream_reset_before_its_answer_gets_none_and_costs_nothing_later():
     client.reset_stream(1)
     server.receive(client.data_to_send())
     assert not server.busy
-    assert server.respond(1, b"A" * 12) == [] and server.data_to_send() == b""
+    assert server.respond(1, b"A" * 12) is None and server.data_to_send() == b""
 
 
 def _feed_whole_frames_out(server, pieces) -> None:
@@ -275,3 +275,104 @@ def test_any_frames_after_a_good_start_end_in_answers_or_goaway_never_an_excepti
     _feed_whole_frames_out(server, [len(payload).to_bytes(3, "big") + bytes([kind, flags])
                                     + stream.to_bytes(4, "big") + payload
                                     for kind, flags, stream, payload in frames])
+
+
+# ---- abuse: HPACK work, resets before the answer, an error's GOAWAY
+
+def _hpack_int(n: int, prefix: int, first: int) -> bytes:
+    """RFC 7541 5.1: ``n`` on a ``prefix``-bit prefix, the first byte's high bits ``first``."""
+    top = (1 << prefix) - 1
+    if n < top:
+        return bytes([first | n])
+    out = [first | top]
+    n -= top
+    while n >= 128:
+        out.append(0x80 | n % 128)
+        n //= 128
+    return bytes(out + [n])
+
+
+def _headers_frame(sid: int, block: bytes) -> bytes:
+    """A HEADERS frame, END_HEADERS and END_STREAM, written by hand (no client encoder)."""
+    return (len(block).to_bytes(3, "big") + b"\x01\x05" + sid.to_bytes(4, "big") + block)
+
+
+def _bomb_pair(max_fields=64, max_fields_total=100000):
+    server = H2Server(b"/dns-query", 4096, 100, 1000, 8192, max_fields, max_fields_total)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server.receive(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive(client.data_to_send())
+    return server, client
+
+
+# :method GET, :scheme https, :path / (static table), then x-big: 4000 bytes, indexed (62)
+_BIG_ENTRY = (b"\x82\x87\x84" + b"\x40" + _hpack_int(5, 7, 0) + b"x-big"
+              + _hpack_int(4000, 7, 0) + b"a" * 4000)
+
+
+def test_an_hpack_bomb_ends_the_connection_at_the_first_block_past_the_field_budget():
+    """A 4 KB table entry, then a block of 16,000 one-byte references to it: decoding stops
+    at the 65th field and the connection ends with GOAWAY, ENHANCE_YOUR_CALM; more blocks
+    after it are not decoded at all."""
+    server, client = _bomb_pair()
+    server.receive(_headers_frame(1, _BIG_ENTRY))
+    assert not server.calmed
+    bomb = b"\x82\x87\x84" + b"\xbe" * 16000
+    assert server.receive(_headers_frame(3, bomb) + _headers_frame(5, bomb)) == []
+    assert server.calmed and server.closing and not server.busy
+    events = client.receive_data(server.data_to_send())
+    ended = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.receive(_headers_frame(7, bomb)) == []
+
+
+def test_hpack_work_is_bounded_per_connection_however_it_is_spread():
+    """Blocks each under the per-block budget, past the connection's in all: GOAWAY."""
+    server, client = _bomb_pair(max_fields=64, max_fields_total=1000)
+    server.receive(_headers_frame(1, _BIG_ENTRY))
+    sid = 3
+    while not server.calmed and sid < 200:
+        server.receive(_headers_frame(sid, b"\x82\x87\x84" + b"\xbe" * 50))
+        sid += 2
+    assert server.calmed and sid <= 45
+    events = client.receive_data(server.data_to_send())
+    assert any(isinstance(e, h2.events.ConnectionTerminated)
+               and e.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM for e in events)
+
+
+def test_a_request_under_the_field_budget_is_served():
+    server, client = _bomb_pair(max_fields=8)
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    assert exchange(server, client)[0] == [(1, Q)] and not server.calmed
+
+
+def test_a_stream_reset_before_its_answer_gets_none_and_is_counted():
+    server, client = pair()
+    client.send_headers(1, headers())
+    client.send_data(1, Q, end_stream=True)
+    assert exchange(server, client)[0] == [(1, Q)]
+    client.reset_stream(1)
+    server.receive(client.data_to_send())
+    assert server.cancelled == 1
+    assert server.respond(1, Q) is None
+    assert server.data_to_send() == b""
+    client.send_headers(3, headers())
+    client.send_data(3, Q, end_stream=True)
+    assert exchange(server, client)[0] == [(3, Q)]
+    assert server.respond(3, Q) == []
+    assert b"" != server.data_to_send()
+
+
+def test_after_an_errors_goaway_is_out_the_engine_is_done():
+    """A protocol error (DATA on stream 0): GOAWAY queued; once it is sent the connection
+    is over (closing, nothing owed), not left open until the idle timeout."""
+    server, client = pair()
+    server.receive(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"x")
+    out = server.data_to_send()
+    events = client.receive_data(out)
+    assert any(isinstance(e, h2.events.ConnectionTerminated)
+               and e.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR for e in events)
+    assert server.closing and not server.busy

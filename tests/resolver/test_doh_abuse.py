@@ -1,0 +1,203 @@
+"""DoH under attack, on loopback against the daemon, each attack beside a legitimate client
+that must still be served: an HPACK bomb (ended at the first block past the field budget),
+connections kept alive by PINGs alone (closed by the idle timeout, shed for a new client at
+the connection cap), output nobody reads (no longer read, then aborted, memory bounded), a
+protocol error's GOAWAY (the connection closed right after it) and streams reset before
+their answers (none sent, counted)."""
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import dns.message
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import pytest
+
+from daemon_proc import Daemon, free_tcp_port
+from test_daemon_doh import b64, h2_connect, h2_exchange, h2_headers, query
+from test_doh_sansio import _BIG_ENTRY, _headers_frame
+from tls_certs import CA, SERVER_NAME
+
+IDLE = 3.0
+CAP = 6
+WRITE_TIMEOUT = 1.0
+PING = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"\x00" * 8
+
+
+@pytest.fixture(scope="module")
+def daemon(lab, tmp_path_factory):
+    work = tmp_path_factory.mktemp("doh-abuse")
+    ca = CA(work / "pki")
+    pem, key = ca.issue("server")
+    https = free_tcp_port()
+    conf = work / "doh.toml"
+    conf.write_text(f'https-listen = ["127.0.0.1:{https}"]\n'
+                    f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
+                    f'tcp-idle-timeout = {IDLE}\ntcp-max-connections = {CAP}\n'
+                    f'[limits]\ndoh-max-pending-output = 16384\n'
+                    f'doh-write-timeout = {WRITE_TIMEOUT}\n')
+    d = Daemon(work, lab, "--config", str(conf)).start()
+    d.ca, d.https_port = ca, https
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def served(d) -> None:
+    """A legitimate client gets its answer."""
+    assert d.alive()
+    s, conn = h2_connect(d)
+    with s:
+        conn.send_headers(1, h2_headers(f"/dns-query?dns={b64(query().to_wire())}"),
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        got, _ = h2_exchange(s, conn, {1})
+    assert got[1][0] == b"200" and dns.message.from_wire(got[1][1]).answer
+
+
+def read_to_end(s, conn, limit: float) -> tuple[list, float]:
+    """Reads until the server closes the connection (or ``limit`` seconds): the events seen
+    and when it closed (inf if it did not)."""
+    t0 = time.monotonic()
+    seen = []
+    s.settimeout(0.2)
+    while time.monotonic() - t0 < limit:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, ssl.SSLError):
+            return seen, time.monotonic() - t0
+        if not data:
+            return seen, time.monotonic() - t0
+        try:
+            seen += conn.receive_data(data)
+        except Exception:          # what follows a GOAWAY may not parse for the client
+            pass
+    return seen, float("inf")
+
+
+def https(d) -> dict:
+    return d.stats()["https"]
+
+
+def test_an_hpack_bomb_is_ended_with_goaway_and_others_served(daemon):
+    before = https(daemon).get("hpack_budget", 0)
+    s, conn = h2_connect(daemon)
+    with s:
+        bomb = b"\x82\x87\x84" + b"\xbe" * 16000
+        s.sendall(_headers_frame(1, _BIG_ENTRY) + _headers_frame(3, bomb))
+        seen, closed = read_to_end(s, conn, 5.0)
+    ended = [e for e in seen if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert closed < 2.0
+    assert https(daemon)["hpack_budget"] == before + 1
+    served(daemon)
+
+
+def test_a_protocol_errors_goaway_is_followed_by_the_close(daemon):
+    s, conn = h2_connect(daemon)
+    with s:
+        s.sendall(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")     # DATA on stream 0
+        seen, closed = read_to_end(s, conn, IDLE + 2)
+    ended = [e for e in seen if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert closed < 1.0
+
+
+def test_pings_alone_do_not_keep_a_connection_open(daemon):
+    s, conn = h2_connect(daemon)
+    with s:
+        t0 = time.monotonic()
+        closed = None
+        s.settimeout(0.3)
+        while time.monotonic() - t0 < IDLE + 4:
+            try:
+                s.sendall(PING)
+                if s.recv(65536) == b"":
+                    closed = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                pass
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                closed = time.monotonic() - t0
+                break
+    assert closed is not None and closed < IDLE + 1.5
+
+
+def test_at_the_cap_the_connection_idle_longest_is_shed_for_a_new_client(daemon):
+    time.sleep(0.5)                       # the previous tests' connections are gone
+    holders = []
+    try:
+        for _ in range(CAP):
+            s, conn = h2_connect(daemon)
+            s.sendall(PING)
+            holders.append((s, conn))
+        time.sleep(0.3)                   # each taken as established
+        shed = https(daemon).get("handshake_refused", 0)
+        served(daemon)                    # refused before: every slot held by PINGs
+        assert https(daemon).get("handshake_refused", 0) == shed
+        assert daemon.stats()["tcp"]["shed_idle"] >= 1
+        s, conn = holders[0]              # the oldest went
+        _, closed = read_to_end(s, conn, 1.0)
+        assert closed < 1.0
+    finally:
+        for s, _ in holders:
+            s.close()
+
+
+def test_output_nobody_reads_stops_the_reading_then_ends_the_connection(daemon):
+    """A client with a tiny receive buffer sends PINGs and never reads: past 16 KiB of
+    output waiting the server stops reading it, and aborts it a second later; the daemon's
+    memory does not follow the PINGs."""
+    before = https(daemon).get("write_stalled", 0)
+    rss0 = daemon.rss()
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(5)
+    raw.connect(("127.0.0.1", daemon.https_port))
+    ctx = ssl.create_default_context(cafile=str(daemon.ca.pem))
+    ctx.set_alpn_protocols(["h2"])
+    s = ctx.wrap_socket(raw, server_hostname=SERVER_NAME)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    ended = None
+    with s:
+        s.sendall(conn.data_to_send())
+        s.settimeout(0.5)
+        t0 = time.monotonic()
+        sent = 0
+        while time.monotonic() - t0 < 30:
+            try:
+                s.sendall(PING * 400)
+                sent += 400
+            except socket.timeout:
+                pass                      # the server no longer reads: keep pushing
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+                ended = time.monotonic() - t0
+                break
+            time.sleep(0.002)
+    assert ended is not None, sent
+    assert https(daemon)["write_stalled"] == before + 1
+    assert daemon.rss() - rss0 < 32 << 20
+    served(daemon)
+
+
+def test_streams_reset_before_their_answers_get_none_and_are_counted(daemon):
+    before = https(daemon).get("cancelled", 0)
+    s, conn = h2_connect(daemon)
+    with s:
+        for i in range(10):
+            sid = 1 + 2 * i
+            conn.send_headers(sid, h2_headers(f"/dns-query?dns={b64(query().to_wire())}"),
+                              end_stream=True)
+            conn.reset_stream(sid)
+        conn.send_headers(21, h2_headers(f"/dns-query?dns={b64(query().to_wire())}"),
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        got, _ = h2_exchange(s, conn, {21})
+    assert set(got) == {21} and got[21][0] == b"200"
+    assert https(daemon)["cancelled"] == before + 10
