@@ -30,6 +30,13 @@ class CA:
                      .not_valid_before(now - datetime.timedelta(hours=1))
                      .not_valid_after(now + datetime.timedelta(days=2))
                      .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                     .add_extension(x509.KeyUsage(
+                         digital_signature=False, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         key_cert_sign=True, crl_sign=True, encipher_only=False,
+                         decipher_only=False), True)
+                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                         self.key.public_key()), False)
                      .sign(self.key, hashes.SHA256()))
         self.pem = self.dir / "ca.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -50,6 +57,14 @@ class CA:
                 .add_extension(x509.SubjectAlternativeName([
                     x509.DNSName(SERVER_NAME),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+                # what Python 3.13's strict verification (VERIFY_X509_STRICT) asks for
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.key.public_key()), False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                               False)
                 .sign(self.key, hashes.SHA256()))
         pem, keyfile = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
         pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
