@@ -178,10 +178,11 @@ class Limits:
     #: ends (GOAWAY, ENHANCE_YOUR_CALM) at that field, before the rest is decoded.
     doh_max_header_fields: int = 64
 
-    #: Header fields decoded on one HTTP/2 connection in all: bounds the HPACK work one
-    #: connection gets (about a tenth of a second of CPU) however it spreads it over blocks.
-    #: A legitimate client's 10,000 requests (the request budget) with HPACK's indexing
-    #: need well under this. Past it: GOAWAY, ENHANCE_YOUR_CALM.
+    #: Header fields decoded on one HTTP/2 connection beyond 16 per request (a DoH request
+    #: has six to ten): bounds the HPACK work one connection gets (about a tenth of a second
+    #: of CPU) however it spreads it over blocks, while a legitimate client of any length
+    #: (a load generator's millions of requests on one connection) never reaches it. Past
+    #: it: GOAWAY, ENHANCE_YOUR_CALM.
     doh_max_header_fields_per_connection: int = 100000
 
     #: Bytes a DoH connection may have waiting to be sent (answers and control-frame ACKs

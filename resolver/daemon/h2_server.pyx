@@ -17,7 +17,8 @@ nghttp2's callbacks as the bytes of one ``receive`` are parsed:
   405, 413, 415) with no DNS work, and when the client is still sending on that stream it
   is reset (NO_ERROR) once the answer is out;
 - HPACK work is bounded before it is paid: a header block of more than ``max_fields``
-  fields, or a connection past ``max_fields_total`` fields decoded in all, ends the
+  fields, or a connection past ``max_fields_total`` fields decoded beyond what its
+  requests need (``FIELDS_PER_REQUEST`` each), ends the
   connection (GOAWAY, ENHANCE_YOUR_CALM) at that field, the rest of the input unread (a
   block of thousands of one-byte references to a large table entry otherwise costs
   milliseconds each, and 431 per stream would let it go on forever);
@@ -43,6 +44,11 @@ from resolver.daemon.doh import HTTPError, answer_headers, error_body, query_of
 
 cdef enum:
     MAX_RESPONSE_HEADERS = 8       # a response has at most four; room to spare
+
+
+#: Header fields a DoH request needs at most (it has six to ten): a connection's HPACK
+#: allowance grows by this much with each request (``H2Server.header``).
+cdef long FIELDS_PER_REQUEST = 16
 
 
 cdef class Stream:
@@ -271,7 +277,11 @@ cdef class H2Server:
         cdef Stream stream
         self.block_fields += 1
         self.fields += 1
-        if self.block_fields > self.max_fields or self.fields > self.max_fields_total:
+        # A connection's allowance grows with its requests by what a DoH request needs
+        # (FIELDS_PER_REQUEST), so a client of any length stays within it, and one that
+        # spends a block's worth of fields on every request does not.
+        if (self.block_fields > self.max_fields
+                or self.fields > self.max_fields_total + FIELDS_PER_REQUEST * self.requests):
             # Past the HPACK budget: GOAWAY, and nghttp2 decodes nothing more of this input.
             self.calmed = True
             nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
@@ -441,9 +451,14 @@ cdef class H2Server:
                     nghttp2_submit_goaway(self.session, NGHTTP2_FLAG_NONE, self.last_taken,
                                           NGHTTP2_NO_ERROR, NULL, 0)
                     continue
-                if (not self.broken and not nghttp2_session_want_read(self.session)
+                if (not self.broken and not self.ending
+                        and not nghttp2_session_want_read(self.session)
                         and not nghttp2_session_want_write(self.session)):
-                    self.end()           # a GOAWAY is out (an error's, or after the budget)
+                    # an error's GOAWAY is out: the connection ends. After the request
+                    # budget's (NO_ERROR) the client winds down: requests it sent past the
+                    # GOAWAY's last stream are retried elsewhere (RFC 9113 6.8) and it closes
+                    # (or the idle timeout does), as load generators such as dnsperf expect
+                    self.end()
                 break
             chunks.append(PyBytes_FromStringAndSize(<const char *>data, n))
         if self.exc is not None:

@@ -329,17 +329,35 @@ def test_an_hpack_bomb_ends_the_connection_at_the_first_block_past_the_field_bud
 
 
 def test_hpack_work_is_bounded_per_connection_however_it_is_spread():
-    """Blocks each under the per-block budget, past the connection's in all: GOAWAY."""
+    """Blocks each under the per-block budget but of 53 fields, past what their requests
+    need (16 each) by the connection's allowance in all: GOAWAY, after about
+    1000 / (53 - 16) requests."""
     server, client = _bomb_pair(max_fields=64, max_fields_total=1000)
     server.receive(_headers_frame(1, _BIG_ENTRY))
     sid = 3
     while not server.calmed and sid < 200:
         server.receive(_headers_frame(sid, b"\x82\x87\x84" + b"\xbe" * 50))
         sid += 2
-    assert server.calmed and sid <= 45
+    assert server.calmed and sid <= 3 + 2 * (1000 // (53 - 16) + 2)
     events = client.receive_data(server.data_to_send())
     assert any(isinstance(e, h2.events.ConnectionTerminated)
                and e.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM for e in events)
+
+
+def test_a_long_connection_of_ordinary_requests_never_reaches_the_hpack_allowance():
+    """A load generator's connection: thousands of requests of a DoH request's few fields
+    each, far more fields in all than the connection's allowance: all served, no GOAWAY."""
+    server, client = _bomb_pair(max_fields=64, max_fields_total=100)
+    served = 0
+    for sid in range(1, 2 * 600, 2):
+        client.send_headers(sid, headers())
+        client.send_data(sid, Q, end_stream=True)
+        got = exchange(server, client)[0]
+        served += len(got)
+        for stream_id, q in got:
+            server.respond(stream_id, q)
+        client.receive_data(server.data_to_send())
+    assert served == 600 and not server.calmed
 
 
 def test_a_request_under_the_field_budget_is_served():
