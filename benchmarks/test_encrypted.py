@@ -325,3 +325,52 @@ def test_doh_cached_queries_vs_unbound(benchmark, lab53, tmp_path):
     for name in ("corenet-resolver", "unbound"):
         doh = results[name]["doh"]
         assert doh["completed"] > 0 and doh["lost"] <= doh["completed"] / 100, (name, doh)
+
+
+STREAM_MISS_NAMES = 120 if os.environ.get("CORENET_BENCH_SHORT") else 900
+STREAM_CHUNKS = 2 if os.environ.get("CORENET_BENCH_SHORT") else 4
+
+
+@pytest.mark.benchmark(group="encrypted")
+def test_stream_misses_vs_unbound(benchmark, lab53, tmp_path):
+    """CPU per cache miss over TCP and over DoT (dnsperf ``-m tcp`` / ``-m dot``, 20 queries
+    outstanding on one connection): names of bulk.net no server has asked before, a fresh
+    set per transport, the servers taking turns chunk by chunk as in the cold UDP test."""
+    from dnslab import bulk_names
+    bulk = [n for n, _ in bulk_names()]
+    per_mode = STREAM_MISS_NAMES // 2
+    sets = {"tcp": bulk[-2 * per_mode:-per_mode], "dot": bulk[-per_mode:]}
+    s = DoTServers(lab53, tmp_path)
+    ports = {name: {"tcp": None, "dot": tls} for name, tls, _ in s.targets()}
+    ports["corenet-resolver"]["tcp"] = s.d.port
+    ports["unbound"]["tcp"] = s.ub.port
+    pids = {name: pid for name, _, pid in s.targets()}
+    acc = {name: {"tcp": [0.0, 0], "dot": [0.0, 0]} for name in pids}
+
+    def run():
+        for mode, names in sets.items():
+            for k in range(STREAM_CHUNKS):
+                part = names[k::STREAM_CHUNKS]
+                datafile = tmp_path / f"{mode}{k}.txt"
+                datafile.write_text("".join(f"{n} A\n" for n in part))
+                order = list(pids) if k % 2 == 0 else list(reversed(pids))
+                for name in order:
+                    c0 = _cpu(pids[name])
+                    out = _dnsperf(ports[name][mode], datafile, "-m", mode, "-n", "1",
+                                   "-q", "20", "-t", "10")
+                    acc[name][mode][0] += _cpu(pids[name]) - c0
+                    acc[name][mode][1] += int(_field(out, "Queries completed"))
+                    assert _field(out, "Queries completed") == len(part), out
+
+    results = {name: {} for name in pids}
+
+    def collect():
+        run()
+        for name, modes in acc.items():
+            for mode, (cpu, n) in modes.items():
+                results[name][mode] = {"misses": n, "us_cpu_per_miss": cpu / n * 1e6}
+
+    _measure(benchmark, s, collect, results, "stream-misses",
+             ["tcp_us_cpu_per_miss", "dot_us_cpu_per_miss"])
+    for name in pids:
+        assert results[name]["tcp"]["misses"] == per_mode, results
