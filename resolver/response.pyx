@@ -29,10 +29,13 @@ cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
 cpdef object cached(ResolverCore r, bytes q):
     """``Resolver.resolve_cached``: the response to a wire query if the cache has a fresh
     one, else None. An entry due for prefetch is answered and refreshed in the background."""
+    cdef Stats stats = r.counts
+    stats.query_parses += 1
     parsed = parse_query(q)
     if parsed is None:
         return None
     key, qend = parsed
+    stats.cache_lookups += 1
     cdef MsgEntry e = dict_get(r.message_table, key)
     if e is None:
         return None
@@ -41,7 +44,6 @@ cpdef object cached(ResolverCore r, bytes q):
         return None
     e.referenced = True             # spared once by the LRU's eviction
     e.hits += 1
-    cdef Stats stats = r.counts
     stats.cache_hits += 1
     stats.client_queries += 1
     cdef LimitValues lim = r.lv
@@ -69,6 +71,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     cdef Stats stats = r.counts
     cdef Parsed m
     stats.client_queries += 1
+    stats.query_parses += 1
     try:
         m = parse_response(q, r.lv.max_pointer_jumps, 64, False)
     except WireError:
@@ -129,6 +132,7 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     cdef Py_ssize_t qend = 12 + len(m.question)
     now = r.now()
     if rcode == SERVFAIL:
+        stats.cache_lookups += 1
         stale = dict_get(r.message_table, key)
         if stale is not None and stale.stale_until >= now:
             stats.stale_answers += 1

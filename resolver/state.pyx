@@ -34,7 +34,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 # forward zone's servers, resolutions started at a stub zone's servers
                 "local_answers", "forwarded", "stubbed",
                 # upstream UDP queries not sent: an identical one was in flight and was joined
-                "upstream_joined")
+                "upstream_joined",
+                # client queries read (the question for the cache key, the whole query for a
+                # miss) and message-cache look-ups made for them: a miss costs two and one
+                "query_parses", "cache_lookups")
 
 
 cdef class Stats(_Event):

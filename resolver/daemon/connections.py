@@ -3,7 +3,8 @@
 DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
 
 A connection talks to its server through a small interface: ``admit``/``forget_connection``
-(the caps), ``allowed`` (the ACL), ``drop_unusable``, ``send_answer``, ``dispatch`` (a miss),
+(the caps), ``who`` (the client's standing by the ACLs), ``front`` (the front door, which the
+framer asks in C), ``dispatch`` (``serve`` and ``act``: every query's verdict acted on),
 ``resolver``, ``cfg``, ``counters``, ``loop``, ``query_log`` and ``fast_tcp_hits``
 (``resolver.daemon.server.Server`` has them). This module is below the listeners and the
 server: it imports neither.
@@ -18,8 +19,8 @@ from typing import Any
 
 from corenet.framing import FrameTooLarge
 
+from resolver.daemon.admission import OUTSIDE_ACL
 from resolver.daemon.tcp_framer import DNSFrameReceiver
-from resolver.response import error
 
 
 def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
@@ -48,7 +49,8 @@ def address_text(host: str, port: int) -> str:
 
 
 class StreamClient:
-    """What every stream client (TCP, TLS, HTTP) has: its peer and ACL verdict, admission
+    """What every stream client (TCP, TLS, HTTP) has: its peer and standing by the ACLs
+    (``who``, decided once per connection), admission
     against the connection caps it shares with the others (``Server.admit``), the idle
     timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""
 
@@ -60,7 +62,7 @@ class StreamClient:
         self.server = server
         self.peer = None
         self.client = None
-        self.allowed = False
+        self.who = OUTSIDE_ACL
         self.inflight = 0
         self.closed = False
         self.last = 0.0
@@ -77,7 +79,7 @@ class StreamClient:
             self.closed = True
             transport.abort()
             return False
-        self.allowed = s.allowed(self.peer) if self.peer else False
+        self.who = s.who(self.peer)
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
         return True
@@ -121,12 +123,10 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
     def __init__(self, server) -> None:
         cfg = server.cfg
         # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
-        # comes to query() as bytes.
+        # comes to verdict().
         self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self.framer.setup(self, server.resolver.cache.messages.table,
-                          server.resolver.limits.prefetch_fraction)
-        self.framer.fast = False          # until the client is known to be allowed
+        self.framer.setup(self, server.front)
         self.get_buffer = self.framer.get_buffer
         if self.framer_reads:
             self.buffer_updated = self.framer.buffer_updated
@@ -136,7 +136,8 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         if self._admitted(transport):
-            self.framer.fast = self.allowed and self.server.query_log is None
+            self.framer.who = self.who
+            self.framer.log = self.server.query_log is not None
 
     def answer_hit(self, out: bytes, qtype: int) -> None:
         """A cache hit answered by the framer in C."""
@@ -147,36 +148,27 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         s.counters.answered(self.label, out, qtype, 0.0)
         self._send(out)
 
-    def query(self, q: bytes) -> None:
-        """A query the framer did not answer itself."""
+    def verdict(self, q: bytes, verdict: int, out: bytes | None, absent: bytes | None) -> None:
+        """The front door's verdict on a query the framer did not answer itself."""
         if self.closed:
             return
         self.last = self.server.loop.time()
         if self.inflight >= self.server.cfg.tcp_max_inflight:
-            self.backlog.append(q)
+            self.backlog.append(q)              # admitted again when its turn comes
             if not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
             return
-        self._query(q)
+        self.inflight += 1
+        if self.server.dispatch.act(q, verdict, out, absent, self.peer, self.label,
+                                    self._send_done, time.monotonic()) < 0:
+            self._one_done()
 
     def _query(self, q: bytes) -> None:
-        s = self.server
-        if s.drop_unusable(q):
-            return
-        c = s.counters
-        t0 = time.monotonic()
-        if not self.allowed:
-            c.refused_acl += 1
-            s.send_answer(q, error(q, 5), self.label, self._send, t0, self.client)
-            return
-        if q[2] & 0x01 and not q[2] & 0x78:
-            out = s.resolver.resolve_cached(q)
-            if out is not None:
-                s.send_answer(q, out, self.label, self._send, t0, self.client, True)
-                return
+        """A query of the backlog: admitted now."""
         self.inflight += 1
-        if not s.dispatch(q, self.peer, self.label, self._send_done, t0):
+        if self.server.dispatch.serve(q, self.who, self.peer, self.label, self._send_done,
+                                      time.monotonic()) < 0:
             self._one_done()
 
     def _send(self, out: bytes) -> None:

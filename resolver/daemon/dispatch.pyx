@@ -1,8 +1,10 @@
 # cython: language_level=3
-"""What the daemon does per client query that the cache did not answer, in C: the overload
-check, the start of the miss, and, once it ends, the count release, truncation for UDP, the
-counters and the send. ``resolver.daemon.server.Server`` builds on :class:`Dispatch`; the
-listeners, TCP connections, ACL and management stay in Python there.
+"""What the daemon does with each client query once a listener has read it, in C: the front
+door's verdict (``resolver.daemon.admission``) acted on (``serve``: dropped and counted,
+answered, or a miss started), the overload check and the start of the miss, and, once it
+ends, the count release, truncation for UDP, the counters and the send.
+``resolver.daemon.server.Server`` holds one :class:`Dispatch`; the listeners, connections,
+ACL and management stay in Python there.
 
 It is compiled because this is per-miss work (the miss, its completion callback, the release,
 the answer, the truncation and the counts) that a cold CPU pays for dearly: a quiet resolver
@@ -12,7 +14,13 @@ import logging
 from collections import Counter
 from socket import AF_INET, AF_INET6, inet_pton
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
+
 from resolver.cache.answer cimport monotonic, question_key
+from resolver.daemon.admission cimport (DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT, MISS,
+                                        REFUSED, FrontDoor)
 from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
@@ -171,20 +179,22 @@ cdef class Dispatch:
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
     cdef public dict rate_buckets       # client address -> _Bucket
-    cdef public object _drained         # a Future, set when the last miss ends
+    cdef public object drained         # a Future, set when the last miss ends
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
+    cdef public FrontDoor front         # the admission of every query (None: misses only)
 
-    def __init__(self, cfg, resolver):
+    def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
         self.resolver = resolver
         self.counters = Counters()
         self.misses = {}
         self.inflight_by_client = {}
         self.rate_buckets = {}
-        self._drained = None
+        self.drained = None
         self.loop = None
         self.query_log = None
+        self.front = front
 
     @property
     def cfg(self):
@@ -203,46 +213,20 @@ cdef class Dispatch:
         self._cfg = cfg
 
     def udp_miss(self, bytes q, addr, send, bint busy=False, absent=None):
-        """From the C listener: what its hit path did not answer (it already checked size,
-        QR and the ACL), to be answered by ``send(out)``; ``busy`` when the listener is
-        behind (see ``miss``), ``absent`` the query's message cache key when it found no
-        fresh entry for it there."""
-        self.miss(q, addr, "udp", send, monotonic(), busy, absent)
-
-    def dispatch(self, bytes q, addr, str transport, send, double t0, bint busy=False) -> bool:
-        """The listeners' way to pass on a query the cache did not answer: see ``miss``."""
-        return self.miss(q, addr, transport, send, t0, busy)
+        """From the C listener: a query the front door sent on as a miss, to be answered
+        by ``send(out)``; ``busy`` when the listener is behind (see ``miss``), ``absent``
+        the query's message cache key when the front door found no fresh entry for it.
+        False when the miss was dropped."""
+        return self.miss(q, addr, "udp", send, monotonic(), busy, absent)
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
                    bint busy=False, absent=None) except -1:
-        """Answers now (no recursion wanted) or starts a resolution that answers later.
-        False when the query was dropped (overload, a deny zone, too short to answer):
-        ``send`` will never be called, so a caller counting queries in flight (a TCP or
-        DoH connection) releases this one. With
-        ``busy`` (the listener is behind) only a client with no miss in flight gets one, so
-        a flood's sources cannot crowd out a client that asks now and then. ``absent``: the
-        query's message cache key, under which the caller has just found no fresh entry
-        (or None)."""
-        if (q[2] & 0x79) != 0x01:
-            # RD clear (no recursion) or an opcode other than QUERY: never a resolution.
-            # Local data answers whatever RD says; a cache probe (QUERY, RD clear) is
-            # answered from the cache only to a client that may snoop.
-            out = None
-            snoop = (q[2] & 0x78) != 0 or self.may_snoop(addr)
-            if (q[2] & 0x78) == 0:
-                out = self.resolver.local_answer(q)
-                if out == "drop":
-                    return False            # a deny zone: no answer, as with RD set
-                if out is None and not snoop:
-                    self.counters.refused_acl += 1
-            hit = False
-            if out is None and snoop:
-                out = self.resolver.resolve_cached(q)
-                hit = out is not None
-            if out is None:
-                out = _error_response(q, 4 if (q[2] & 0x78) else 5)
-            self.answer(q, out, transport, send, t0, addr[0] if addr else None, hit)
-            return True
+        """Starts a resolution that answers later through ``send`` (or now: an error the
+        engine finds). False when the query was dropped (overload, a deny zone, too short
+        to answer): ``send`` will never be called. With ``busy`` (the listener is behind)
+        only a client with no miss in flight gets one, so a flood's sources cannot crowd
+        out a client that asks now and then. ``absent``: the query's message cache key,
+        under which the front door has just found no fresh entry (or None)."""
         client = client_key(addr[0], self.prefix_v4, self.prefix_v6) if addr else None
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         if busy and n:
@@ -278,6 +262,44 @@ cdef class Dispatch:
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
+
+    cpdef int serve(self, bytes q, int who, addr, str transport, done, double t0) except -2:
+        """A query a listener has read, from a client of standing ``who`` by the ACLs
+        (``resolver.daemon.admission``): the front door's verdict acted on. Returns 0 when
+        it was answered at once (``done(answer)`` has been called), 1 when a miss started
+        (``done`` will be called once, unless the miss is cancelled), -1 when it was dropped
+        (``done`` is never called): a caller counting queries in flight releases this one."""
+        cdef PyObject* key = NULL
+        cdef unsigned int qtype = 0
+        cdef bint truncated = False
+        cdef FrontDoor front = self.front
+        cdef int v = front.admit(<const unsigned char*>PyBytes_AS_STRING(q),
+                                 PyBytes_GET_SIZE(q), who, transport == "udp", monotonic(),
+                                 &key, &qtype, &truncated)
+        absent = None
+        if key != NULL:
+            absent = <object>key
+            Py_DECREF(absent)
+        if truncated:
+            self.counters.truncated += 1        # a hit cut to the client's UDP size
+        return self.act(q, v, front.take(), absent, addr, transport, done, t0)
+
+    cpdef int act(self, bytes q, int verdict, out, absent, addr, str transport, done,
+                  double t0) except -2:
+        """``serve`` for a verdict already given (the TCP framer asks the front door in C):
+        ``out`` the answer of an answering verdict, ``absent`` a miss's cache key."""
+        if verdict == MISS:
+            return 1 if self.miss(q, addr, transport, done, t0, False, absent) else -1
+        if verdict <= DROP_LOCAL:
+            if verdict == DROP_SHORT:
+                self.counters.dropped["short"] += 1
+            elif verdict == DROP_RESPONSE:
+                self.counters.dropped["response"] += 1
+            return -1
+        if verdict == REFUSED:
+            self.counters.refused_acl += 1
+        self.answer(q, out, transport, done, t0, addr[0] if addr else None, verdict == HIT)
+        return 0
 
     cdef bint jostle(self, double now, double timeout) except -1:
         """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
@@ -316,10 +338,6 @@ cdef class Dispatch:
         b.tokens -= 1.0
         return True
 
-    def may_snoop(self, addr) -> bool:
-        """Whether ``addr`` may ask with RD clear (the server's allow-snoop ACL)."""
-        return False
-
     def _failed(self, bytes q, client, exc):
         log.debug("query from %s failed: %r", client, exc)
         out = _error_response(q, 1 if isinstance(exc, ValueError) else 2)
@@ -332,8 +350,8 @@ cdef class Dispatch:
         released."""
         if d is not None:
             self.misses.pop(d, None)
-            if not self.misses and self._drained is not None and not self._drained.done():
-                self._drained.set_result(None)
+            if not self.misses and self.drained is not None and not self.drained.done():
+                self.drained.set_result(None)
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
         if n <= 0:
             self.inflight_by_client.pop(client, None)
@@ -349,12 +367,6 @@ cdef class Dispatch:
                 m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
                 self.answer(q, out, transport, send, t0, client, False, m.qtype,
                             m.edns_payload if m.edns_payload > 512 else 512)
-
-    def send_answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
-                    bint hit=False) -> None:
-        """The listeners' way to answer ``q`` with ``out`` (a hit, an error): counted, logged
-        and sent as every answer is."""
-        self.answer(q, out, transport, send, t0, client, hit)
 
     cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
                 bint hit=False, int qtype=-1, int limit=-1):
@@ -372,10 +384,6 @@ cdef class Dispatch:
             (<ClientSend>send).send(out)
         else:
             send(out)
-
-    def truncate_for_udp(self, bytes out, bytes q) -> bytes:
-        """``out`` as a UDP answer to ``q``: truncated (TC) past the client's EDNS size."""
-        return self.truncate_udp(out, q, -1)
 
     cdef bytes truncate_udp(self, bytes out, bytes q, Py_ssize_t limit):
         if len(out) <= 512:

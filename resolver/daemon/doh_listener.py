@@ -23,7 +23,6 @@ import asyncio
 import logging
 import socket
 import time
-from functools import partial
 from typing import Any
 
 from resolver.daemon.doh import H2_PREFACE, H1Server
@@ -257,25 +256,14 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     # ---- queries
     def _query(self, rid: int, q: bytes) -> None:
-        s = self.server
-        t0 = time.monotonic()
-        if not self.allowed:
-            s.counters.refused_acl += 1
-            s.send_answer(q, error(q, 5), self.label, partial(self._answer, rid), t0, self.client)
-            return
-        if q[2] & 0x01 and not q[2] & 0x78:
-            out = s.resolver.resolve_cached(q)
-            if out is not None:
-                s.send_answer(q, out, self.label, partial(self._answer, rid), t0, self.client,
-                          True)
-                return
         self.inflight += 1
 
         def done(out: bytes) -> None:
             self.inflight -= 1
             self._answer(rid, out)
 
-        if not s.dispatch(q, self.peer, self.label, done, t0):
+        if self.server.dispatch.serve(q, self.who, self.peer, self.label, done,
+                                      time.monotonic()) < 0:
             # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
             # not a hang.
             self.inflight -= 1

@@ -127,6 +127,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("upstream_joined_total", "counter",
            "Queries to authorities not sent: an identical one in flight was waited for.",
            [("", e.get("upstream_joined", 0))])
+    metric("query_parses_total", "counter",
+           "Client queries read: the question for the cache key, the whole query for a miss.",
+           [("", e.get("query_parses", 0))])
+    metric("cache_lookups_total", "counter", "Message cache look-ups for client queries.",
+           [("", e.get("cache_lookups", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])

@@ -1,14 +1,15 @@
-"""The daemon's listeners: UDP and TCP sockets in front of one :class:`resolver.Resolver`.
+"""One worker of the daemon: its listeners in front of one :class:`resolver.Resolver`.
 
-UDP on corenet's loop goes through the Cython ``UDPListener`` (recvmmsg, cache hits answered
-in C, sendmmsg); on any other asyncio loop through a plain ``DatagramProtocol``. TCP goes
-through corenet's framer (2-byte length): queries of one connection are resolved
-concurrently and answered as they complete (out of order), with caps on connections and on
-queries in flight per connection, and an idle timeout that also ends slow-loris clients.
+UDP on corenet's loop goes through the Cython ``UDPListener`` (recvmmsg, verdicts in C,
+sendmmsg); on any other asyncio loop through a plain ``DatagramProtocol``. TCP goes through
+corenet's framer (2-byte length): queries of one connection are resolved concurrently and
+answered as they complete (out of order), with caps on connections and on queries in flight
+per connection, and an idle timeout that also ends slow-loris clients. DNS over TLS and over
+HTTPS start from ``tls_listener.start_encrypted``.
 
-Answer semantics (as Unbound): RA set; RD clear means no recursion (cache or REFUSED);
-question case, ID and EDNS echoed; FORMERR/NOTIMP from the engine; REFUSED outside the ACL.
-Responses are never sent to packets that are responses themselves.
+Every listener hands each query to the one front door (``resolver.daemon.admission``) and
+acts on its verdict through the :class:`Dispatch` (``serve``/``act``): what a query may be
+is decided there, once, for every transport.
 """
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ import logging
 import socket
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
-from resolver.response import error
-from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch, qtype_of
+from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
+from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
@@ -33,17 +34,24 @@ from resolver.api import Resolver
 
 log = logging.getLogger("resolver.daemon.server")
 
-class Server(Dispatch):
-    """Listeners, ACL and management for one process (one worker); the per-query paths
-    are :class:`resolver.daemon.dispatch.Dispatch`'s."""
+class Server:
+    """One process (one worker): its listeners, the ACLs, the front door and the
+    :class:`resolver.daemon.dispatch.Dispatch` every listener hands its queries to, and
+    management (reload, stats, stop)."""
 
     def __init__(self, cfg: Config, resolver: Resolver | None = None,
                  tls_services: dict | None = None) -> None:
-        super().__init__(cfg, resolver if resolver is not None else make_resolver(cfg))
+        self.cfg = cfg
+        self.resolver = resolver = resolver if resolver is not None else make_resolver(cfg)
+        #: the front door (``resolver.daemon.admission``): every query's verdict
+        self.front = FrontDoor(resolver.cache.messages.table, resolver,
+                               resolver.limits.prefetch_fraction, cfg.max_udp_size)
+        self.dispatch = Dispatch(cfg, resolver, self.front)
+        self.counters = self.dispatch.counters
         #: the TLS listeners' contexts by label, when made before the workers were forked
         #: (``tls_listener.service_contexts``); made at start otherwise
         self.tls_services: dict = tls_services or {}
-        self.udp: list[Any] = []            # UDPListener or (transport, protocol)
+        self.udp: list[Any] = []            # UDPListener or UDPProtocol
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
@@ -58,7 +66,26 @@ class Server(Dispatch):
         self.prefetch_base = cfg.limits.prefetch_fraction
         if cfg.log_queries:
             from resolver.daemon.querylog import QueryLog
-            self.query_log = QueryLog()
+            self.dispatch.query_log = QueryLog()
+
+    @property
+    def query_log(self):
+        """The query log (``resolver.daemon.querylog.QueryLog``), or None when it is off."""
+        return self.dispatch.query_log
+
+    @property
+    def loop(self):
+        """The running loop, once started (the dispatch's: misses start on it)."""
+        return self.dispatch.loop
+
+    @loop.setter
+    def loop(self, loop) -> None:
+        self.dispatch.loop = loop
+
+    @property
+    def misses(self) -> dict:
+        """The misses in flight (``Dispatch.misses``)."""
+        return self.dispatch.misses
 
     # ---- setup ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,61 +132,25 @@ class Server(Dispatch):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
             pass
-        if udp_listener.runs_on(loop) and self.query_log is None:
+        if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
-            listener.setup(loop, sock, self.resolver.cache.messages.table, self.udp_miss,
-                           self.acl, self.resolver.limits.prefetch_fraction,
-                           self.cfg.max_udp_size, self.snoop, self.cfg.misses_per_wakeup,
-                           self.cfg.busy_target)
+            listener.setup(loop, sock, self.front, self.dispatch.udp_miss, self.acl, self.snoop,
+                           self.cfg.misses_per_wakeup, self.cfg.busy_target, self.query_log)
             listener.start()
             self.udp.append(listener)
             return
         _, proto = await loop.create_datagram_endpoint(lambda: UDPProtocol(self), sock=sock)
         self.udp.append(proto)
 
-    # ---- the query paths ----------------------------------------------------------------
-    def allowed(self, addr) -> bool:
-        """Whether the peer ``addr`` (a socket address tuple) may be answered."""
-        return bool(addr) and (self.acl.allows(addr[0]) or self.snoop.allows(addr[0]))
-
-    def may_snoop(self, addr) -> bool:
-        return bool(addr) and self.snoop.allows(addr[0])
-
-    def drop_unusable(self, q: bytes) -> bool:
-        """Counts and drops what no answer can be made for: shorter than a header, or a
-        response (QR set) rather than a query."""
-        if len(q) < 12:
-            self.counters.dropped["short"] += 1
-            return True
-        if q[2] & 0x80:
-            self.counters.dropped["response"] += 1
-            return True
-        return False
-
-    def udp_query(self, q: bytes, addr, send: Callable[[bytes], None]) -> None:
-        """Python UDP path (any loop): everything the C path does, then the engine."""
-        if self.drop_unusable(q):
-            return
-        c = self.counters
-        if (q[2] & 0x79) == 0 and self.allowed(addr):
-            self.dispatch(q, addr, "udp", send, time.monotonic())     # RD clear: dispatch's rules
-            return
-        if not self.allowed(addr):
-            c.refused_acl += 1              # outside the ACL
-            out = error(q, 5)
-            if self.query_log is not None and out is not None:
-                self.query_log(addr[0] if addr else None, q, out, "udp", 0.0, False)
-            send(out)
-            return
-        out = self.resolver.resolve_cached(q)
-        if out is not None:
-            out = self.truncate_for_udp(out, q)
-            c.answered("udp", out, qtype_of(q), 0.0)
-            if self.query_log is not None:
-                self.query_log(addr[0], q, out, "udp", 0.0, True)
-            send(out)
-            return
-        self.dispatch(q, addr, "udp", send, time.monotonic())
+    # ---- the ACLs -------------------------------------------------------------------------
+    def who(self, addr) -> int:
+        """The standing of the peer ``addr`` (a socket address tuple) by the ACLs: may snoop,
+        allowed, or outside (``resolver.daemon.admission``)."""
+        if not addr:
+            return OUTSIDE_ACL
+        if self.snoop.allows(addr[0]):
+            return SNOOP_ACL
+        return ALLOWED_ACL if self.acl.allows(addr[0]) else OUTSIDE_ACL
 
     # ---- management -----------------------------------------------------------------------
     def admit(self, conn) -> bool:
@@ -213,12 +204,10 @@ class Server(Dispatch):
         level, the choice of authorities); returns the settings that need a restart."""
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
-        self.cfg = cfg
+        self.cfg = self.dispatch.cfg = cfg
         self.set_allow(cfg.allow)
         self.snoop.set(cfg.allow_snoop)
-        for u in self.udp:
-            if isinstance(u, udp_listener.UDPListener):
-                u.max_udp_size = cfg.max_udp_size
+        self.front.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
         self.resolver.do_ip4 = cfg.do_ip4
         self.resolver.no_localhost = cfg.do_not_query_localhost
@@ -235,24 +224,25 @@ class Server(Dispatch):
         return need_restart
 
     def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
-        """serve-stale and prefetch (the engine's limits and the C listener's prefetch
-        point), and the query log: off at once, on where no C listener answers hits
-        without it (else at restart, added to ``need_restart``)."""
+        """serve-stale and prefetch (the engine's limits and the front door's prefetch
+        point), and the query log, on or off at once on every listener."""
         limits = engine_limits(cfg, self.resolver.limits.replace(
             prefetch_fraction=self.prefetch_base))
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
-            for u in self.udp:
-                if isinstance(u, udp_listener.UDPListener):
-                    u.prefetch_fraction = limits.prefetch_fraction
+            self.front.prefetch_fraction = limits.prefetch_fraction
         if not cfg.log_queries:
-            self.query_log = None
+            self.dispatch.query_log = None
         elif self.query_log is None:
-            if any(isinstance(u, udp_listener.UDPListener) for u in self.udp):
-                need_restart.append("log_queries")
-            else:
-                from resolver.daemon.querylog import QueryLog
-                self.query_log = QueryLog()
+            from resolver.daemon.querylog import QueryLog
+            self.dispatch.query_log = QueryLog()
+        for u in self.udp:
+            if isinstance(u, udp_listener.UDPListener):
+                u.query_log = self.query_log
+        for conn in self.connections:
+            framer = getattr(conn, "framer", None)
+            if framer is not None:
+                framer.log = self.query_log is not None
 
     def stats(self) -> dict:
         """Every figure of this process, JSON-ready (metrics and `stats` print these)."""
@@ -276,7 +266,7 @@ class Server(Dispatch):
                     queries[f"udp:{rcode}"] += n
                 for t, n in k["hit_qtypes"].items():
                     qtypes[str(t)] += n
-                latency[0] += k["hits"]
+                latency[0] += sum(k["hit_rcodes"].values())
                 dropped["short"] += k["dropped_short"]
                 dropped["response"] += k["dropped_response"]
                 dropped["oversize"] += k["dropped_oversize"]
@@ -291,8 +281,7 @@ class Server(Dispatch):
                     queries["udp:5"] += k["refused"]
         r = self.resolver
         engine = r.stats.as_dict()
-        fast_hits = sum(u.hits for u in self.udp if isinstance(u, udp_listener.UDPListener))
-        fast_hits += self.fast_tcp_hits
+        fast_hits = self.front.hits              # hits the front door answered, every transport
         engine["cache_hits"] += fast_hits
         engine["client_queries"] += fast_hits
         out = {
@@ -335,9 +324,9 @@ class Server(Dispatch):
             srv.close()
         if self.misses:
             log.info("waiting up to %.1fs for %d queries in flight", grace, len(self.misses))
-            self._drained = asyncio.get_running_loop().create_future()
+            drained = self.dispatch.drained = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(asyncio.shield(self._drained), grace)
+                await asyncio.wait_for(asyncio.shield(drained), grace)
             except asyncio.TimeoutError:
                 for d in list(self.misses):
                     d.cancel()                # closes its sockets now; no answer is sent
@@ -383,8 +372,8 @@ def make_resolver(cfg: Config) -> Resolver:
 
 
 class UDPProtocol(asyncio.DatagramProtocol):
-    """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, the same
-    checks and answers as the C listener, one datagram at a time."""
+    """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, one datagram
+    at a time through the same front door and dispatch as the C listener's."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -396,7 +385,9 @@ class UDPProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         if self.reading:
-            self.server.udp_query(data, addr, lambda out: self.send(out, addr))
+            s = self.server
+            s.dispatch.serve(data, s.who(addr), addr, "udp",
+                             lambda out: self.send(out, addr), time.monotonic())
 
     def error_received(self, exc: Exception) -> None:
         self.server.counters.dropped["send_error"] += 1     # ICMP from a client gone away

@@ -11,18 +11,20 @@ once all its batches are read and answered. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
-oversized datagrams are counted and dropped; clients outside the ACL get REFUSED. Everything
-else (misses, errors, entries due for prefetch) goes to ``on_miss(query, addr, send,
-over, absent)``, ``absent`` the query's message cache key when the cache has no fresh entry
-for it (the engine need neither look again nor build the key), else None, ``over`` set past
+oversized datagrams are counted and dropped; every other datagram gets the front door's
+verdict (``resolver.daemon.admission``, in C): answered at once (a hit, REFUSED, NOTIMP, a
+local answer), dropped, or a miss. Misses (and entries due for prefetch) go to
+``on_miss(query, addr, send, over, absent)``, ``absent`` the query's message cache key when
+the cache has no fresh entry for it (the engine need neither look again nor build the key),
+else None, ``over`` set past
 a quota of misses per wake-up that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
-The engine's answers come back through ``send(answer)``, which queues them on the listener
-(as its ``send(answer, addr)`` does); it gathers those of one loop iteration for one
-``sendmmsg`` (a burst of misses wakes the client once, not per answer).
-The helper at the end (the UDP size of a query) serves the Python paths too; error
-responses are ``resolver.response.error``.
+The engine's answers come back through ``send(answer)``, which queues them on the listener;
+it gathers those of one loop iteration for one ``sendmmsg`` (a burst of misses wakes the
+client once, not per answer). With ``query_log`` set, each answer the listener makes itself
+is logged there (the misses' answers are logged by the dispatch): logging changes no path.
+The helper at the end (the UDP size of a query) serves the Python paths too.
 """
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
@@ -32,12 +34,13 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
 from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
-from resolver.cache.answer cimport cached_answer, monotonic
+from resolver.cache.answer cimport monotonic
+from resolver.daemon.admission cimport (ALLOWED, DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT,
+                                        MISS, OUTSIDE, REFUSED, SNOOPER, FrontDoor)
 
 import logging
 
 from resolver.cache.answer import truncate   # re-exported: the Python paths truncate with it
-from resolver.response import error
 
 logger = logging.getLogger("resolver.daemon.server")
 
@@ -71,16 +74,15 @@ cdef class UDPListener(FdWatcher):
     """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
     cdef Loop loop
     cdef object sock
-    cdef object table           # the engine's message cache (a dict: ``MessageCache.table``)
+    cdef FrontDoor front        # the verdict on each query
     cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent key or None)
-    cdef public double prefetch_fraction    # set again on reload (prefetch)
+    cdef public object query_log    # query_log(client, query, answer, "udp", 0.0, hit) or None
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
     cdef object flush_cb
     cdef ACL acl
     cdef ACL snoop              # may also ask with RD clear (answered from the cache)
-    cdef public unsigned int max_udp_size   # no UDP answer is larger (TC past it)
     cdef public unsigned int misses_per_wakeup  # the most misses one wake-up passes on
     cdef public double busy_target  # a loop iteration longer than this: the loop is behind
     cdef unsigned int quota         # misses this wake-up may pass on (see _iteration_end)
@@ -124,21 +126,20 @@ cdef class UDPListener(FdWatcher):
         free(self.batch)
         free(self.outbox)
 
-    def setup(self, loop, sock, table, on_miss, ACL acl not None, double prefetch_fraction=0.1,
-              unsigned int max_udp_size=1232, ACL snoop=None,
-              unsigned int misses_per_wakeup=256, double busy_target=0.01):
+    def setup(self, loop, sock, FrontDoor front not None, on_miss, ACL acl not None,
+              ACL snoop=None, unsigned int misses_per_wakeup=256, double busy_target=0.01,
+              query_log=None):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
             raise TypeError("UDPListener needs corenet's loop")
         self.sock = sock
-        self.table = table
+        self.front = front
         self.on_miss = on_miss
-        self.prefetch_fraction = prefetch_fraction
+        self.query_log = query_log
         self.flush_cb = self.flush
         self.acl = acl
         self.snoop = snoop if snoop is not None else ACL()
-        self.max_udp_size = max_udp_size
         self.misses_per_wakeup = self.quota = max(1, misses_per_wakeup)
         self.busy_target = busy_target
         self.iteration_end_cb = self._iteration_end
@@ -173,14 +174,8 @@ cdef class UDPListener(FdWatcher):
             "iteration_max": self.iteration_max,
         }
 
-    def send(self, bytes data, addr):
-        """An answer from the engine's path (misses) to ``addr``, a (host, port...) tuple as
-        ``on_miss`` got it. It leaves before the loop next waits for events, with the other
-        answers of this iteration; dropped (and counted) if the socket would block."""
-        self.queue(data, addr)
-
     cdef int queue(self, bytes data, addr) except -1:
-        """Queues ``data`` for ``addr`` (``send``, and each miss's ``send(answer)``)."""
+        """Queues ``data`` for ``addr`` (each miss's ``send(answer)``)."""
         if self.closed:
             return 0
         if self.outbox.n >= CN_BATCH:
@@ -266,13 +261,16 @@ cdef class UDPListener(FdWatcher):
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
 
     cdef int _batch(self, int count) except -1:
-        cdef int i, family, port
+        cdef int i, family, port, who, v
         cdef unsigned char* p
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
         cdef PyObject* absent
+        cdef unsigned int qtype
+        cdef bint trunc
         cdef double now = monotonic()
         cdef list misses = self.misses
+        cdef FrontDoor front = self.front
         for i in range(count):
             self.received += 1
             n = cn_msg_len(self.batch, i)
@@ -280,26 +278,19 @@ cdef class UDPListener(FdWatcher):
             if cn_msg_flags(self.batch, i) & MSG_TRUNC:
                 self.dropped_oversize += 1
                 continue
-            if n < 12:
-                self.dropped_short += 1
-                continue
-            if p[2] & 0x80:
-                self.dropped_response += 1     # never answer a response: no reflection loops
-                continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
-            snoop = self.snoop.n > 0 and self.snoop.allows_raw(family, addr)
-            if not snoop and not self.acl.allows_raw(family, addr):     # outside the ACL
-                self.refused += 1
-                out = error(PyBytes_FromStringAndSize(<char*>p, n), 5)     # REFUSED
-                self.keep.append(out)
-                cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
-                continue
-            # A cache probe (QUERY with RD clear) from a client that may not snoop on what
-            # others asked never reads the cache: the engine answers it from local data, or
-            # REFUSED.
+            if self.snoop.n > 0 and self.snoop.allows_raw(family, addr):
+                who = SNOOPER
+            elif self.acl.allows_raw(family, addr):
+                who = ALLOWED
+            else:
+                who = OUTSIDE
             absent = NULL
-            if ((p[2] & 0x79) == 0 and not snoop) or not self._hit(i, p, n, now, &absent):
-                if absent != NULL:          # cached_answer's reference, now this variable's
+            qtype = 0
+            trunc = False
+            v = front.admit(p, n, who, True, now, &absent, &qtype, &trunc)
+            if v == MISS:
+                if absent != NULL:          # admit's reference, now this variable's
                     key = <object>absent
                     Py_DECREF(key)
                 else:
@@ -313,27 +304,32 @@ cdef class UDPListener(FdWatcher):
                 self.wakeup_misses += 1
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
                                cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
+                continue
+            if v <= DROP_LOCAL:
+                if v == DROP_SHORT:
+                    self.dropped_short += 1
+                elif v == DROP_RESPONSE:
+                    self.dropped_response += 1     # never answer a response: no reflection
+                continue
+            out = front.take()
+            if v == HIT:
+                if trunc:
+                    self.truncated += 1
+                self.hits += 1
+                self.hit_qtypes[qtype if qtype < 256 else 0] += 1
+            elif v == REFUSED:
+                self.refused += 1
+            if v != REFUSED:
+                self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+            self.keep.append(out)
+            cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+            if self.query_log is not None:
+                self.query_log(cn_addr_tuple(cn_msg_addr(self.batch, i))[0],
+                               PyBytes_FromStringAndSize(<char*>p, n), out, "udp", 0.0, v == HIT)
         if self.batch.nsend:
             self.send_errors += cn_flush(self.fd, self.batch)
             self.keep.clear()
         return 0
-
-    cdef bint _hit(self, int i, unsigned char* p, Py_ssize_t n, double now,
-                   PyObject** absent) except -1:
-        cdef unsigned int qtype = 0
-        cdef bint trunc = False
-        out = cached_answer(self.table, p, n, now, self.prefetch_fraction,
-                            self.max_udp_size, &qtype, &trunc, absent)
-        if out is None:
-            return False
-        if trunc:
-            self.truncated += 1
-        self.hits += 1
-        self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
-        self.hit_qtypes[qtype if qtype < 256 else 0] += 1
-        self.keep.append(out)
-        cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
-        return True
 
 
 cdef class ClientSend:

@@ -7,6 +7,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 
+from resolver.daemon.admission import VERDICTS
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
 from resolver.daemon.config import build
 from resolver.wire.codec import parse_response
@@ -80,6 +81,14 @@ def _dispatch(engine, **cfg) -> Dispatch:
     return Dispatch(build(None, {"listen": ["127.0.0.1:5300"], **cfg}), engine)
 
 
+MISS = VERDICTS.index("miss")
+
+
+def _miss(d: Dispatch, q: bytes, addr, transport: str, send, t0: float) -> bool:
+    """The front door's verdict "miss" acted on: False when the miss was dropped."""
+    return d.act(q, MISS, None, None, addr, transport, send, t0) >= 0
+
+
 def test_a_large_answer_is_truncated_to_the_clients_udp_limit_and_counted():
     big = dns.message.make_response(dns.message.make_query("big.example.", "TXT"))
     big.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT",
@@ -88,15 +97,15 @@ def test_a_large_answer_is_truncated_to_the_clients_udp_limit_and_counted():
     assert len(out) > 512
     d = _dispatch(_Engine(out))
     sent: list[bytes] = []
-    assert d.dispatch(_query("big.example.", "TXT"), ("127.0.0.1", 9), "udp", sent.append, 0.0)
+    assert _miss(d, _query("big.example.", "TXT"), ("127.0.0.1", 9), "udp", sent.append, 0.0)
     assert len(sent) == 1 and len(sent[0]) <= 512 and sent[0][2] & 0x02      # TC
     assert d.counters.truncated == 1
     # With EDNS 4096 the whole answer fits: not truncated, not counted.
-    assert d.dispatch(_query("big.example.", "TXT", use_edns=0, payload=4096), ("127.0.0.1", 9),
+    assert _miss(d, _query("big.example.", "TXT", use_edns=0, payload=4096), ("127.0.0.1", 9),
                    "udp", sent.append, 0.0)
     assert sent[1] == out and d.counters.truncated == 1
     # Over TCP nothing is truncated.
-    assert d.dispatch(_query("big.example.", "TXT"), ("127.0.0.1", 9), "tcp", sent.append, 0.0)
+    assert _miss(d, _query("big.example.", "TXT"), ("127.0.0.1", 9), "tcp", sent.append, 0.0)
     assert sent[2] == out
 
 
@@ -112,7 +121,7 @@ def test_a_resolved_miss_is_truncated_and_counted_from_its_parsed_query(payload,
     d = _dispatch(engine)
     sent: list[bytes] = []
     kw = {} if payload is None else {"use_edns": 0, "payload": payload}
-    assert d.dispatch(_query("big.example.", "TXT", **kw), ("127.0.0.1", 9), "udp",
+    assert _miss(d, _query("big.example.", "TXT", **kw), ("127.0.0.1", 9), "udp",
                    sent.append, 0.0)
     assert engine.pending and engine.pending[0].miss[0].edns_payload == (payload or 0)
     engine.pending[0].finish(out)
@@ -130,10 +139,10 @@ def test_misses_past_the_per_client_cap_are_dropped_and_counts_are_released():
     d = _dispatch(engine, max_inflight_per_client=2)
     sent: list[bytes] = []
     q = _query()
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
-    assert d.dispatch(q, ("127.0.0.1", 2), "udp", sent.append, 0.0)
-    assert not d.dispatch(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)      # third: dropped
-    assert d.dispatch(q, ("127.0.0.2", 1), "udp", sent.append, 0.0)          # another client
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert _miss(d, q, ("127.0.0.1", 2), "udp", sent.append, 0.0)
+    assert not _miss(d, q, ("127.0.0.1", 3), "udp", sent.append, 0.0)      # third: dropped
+    assert _miss(d, q, ("127.0.0.2", 1), "udp", sent.append, 0.0)          # another client
     assert d.counters.dropped["overload"] == 1
     assert d.inflight_by_client == {"127.0.0.1": 2, "127.0.0.2": 1} and len(d.misses) == 3
     answer = b"\x00\x00\x81\x80" + b"\x00" * 8
@@ -143,29 +152,21 @@ def test_misses_past_the_per_client_cap_are_dropped_and_counts_are_released():
     assert d.counters.queries[("udp", 0)] == 3
 
 
-def test_a_query_without_rd_is_answered_from_cache_or_refused_with_no_miss():
-    engine = _Engine()
-    d = _dispatch(engine)
-    sent: list[bytes] = []
-    assert d.dispatch(_query(rd=False), ("127.0.0.1", 1), "udp", sent.append, 0.0)
-    assert not engine.pending and (sent[0][3] & 0x0F) == 5           # REFUSED, as Unbound
-
-
 def test_misses_past_a_clients_rate_are_dropped_and_the_budget_refills():
     engine = _Engine()
     d = _dispatch(engine, ip_ratelimit=3, max_inflight_per_client=1000)
     sent: list[bytes] = []
     q = _query()
-    started = [d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(5)]
+    started = [_miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(5)]
     assert started == [True, True, True, False, False]          # one second's worth: 3
     assert d.counters.dropped["ratelimit"] == 2
-    assert d.dispatch(q, ("127.0.0.2", 1), "udp", sent.append, 10.0)     # another client
-    assert not d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.2)   # 0.6 of a token
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.5)       # 1.5 tokens now
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 20.0)       # refilled, capped
+    assert _miss(d, q, ("127.0.0.2", 1), "udp", sent.append, 10.0)     # another client
+    assert not _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 10.2)   # 0.6 of a token
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 10.5)       # 1.5 tokens now
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 20.0)       # refilled, capped
     assert len(engine.pending) == 6
     off = _dispatch(_Engine(), ip_ratelimit=0, max_inflight_per_client=1000)
-    assert all(off.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(50))
+    assert all(_miss(off, q, ("127.0.0.1", 1), "udp", sent.append, 10.0) for _ in range(50))
 
 
 class _Cancellable(_Pending):
@@ -187,22 +188,22 @@ def test_with_every_slot_taken_a_new_miss_jostles_out_one_that_ran_too_long():
     d = _dispatch(engine, max_inflight=2, jostle_timeout=0.2, ip_ratelimit=0)
     sent: list[bytes] = []
     q = _query()
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
-    assert d.dispatch(q, ("127.0.0.2", 1), "udp", sent.append, 10.1)
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
+    assert _miss(d, q, ("127.0.0.2", 1), "udp", sent.append, 10.1)
     # Full, and the oldest has run 0.15 s only: the newcomer is dropped.
-    assert not d.dispatch(q, ("127.0.0.3", 1), "udp", sent.append, 10.15)
+    assert not _miss(d, q, ("127.0.0.3", 1), "udp", sent.append, 10.15)
     assert d.counters.dropped == {"overload": 1}
     # At 10.25 the oldest has run 0.25 s: it is cancelled (no answer) and the newcomer runs.
-    assert d.dispatch(q, ("127.0.0.3", 1), "udp", sent.append, 10.25)
+    assert _miss(d, q, ("127.0.0.3", 1), "udp", sent.append, 10.25)
     assert d.counters.dropped == {"overload": 1, "jostled": 1}
     assert engine.pending[0].finished and not sent
     assert list(d.inflight_by_client) == ["127.0.0.2", "127.0.0.3"] and len(d.misses) == 2
     # The next oldest (from 10.1) has run 0.2 s at 10.3: jostled in turn.
-    assert d.dispatch(q, ("127.0.0.4", 1), "udp", sent.append, 10.3)
+    assert _miss(d, q, ("127.0.0.4", 1), "udp", sent.append, 10.3)
     assert d.counters.dropped["jostled"] == 2
     off = _dispatch(_SlowEngine(), max_inflight=1, jostle_timeout=0, ip_ratelimit=0)
-    assert off.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
-    assert not off.dispatch(q, ("127.0.0.2", 1), "udp", sent.append, 99.0)
+    assert _miss(off, q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
+    assert not _miss(off, q, ("127.0.0.2", 1), "udp", sent.append, 99.0)
     assert off.counters.dropped == {"overload": 1}
 
 
@@ -220,12 +221,12 @@ def test_ipv6_clients_of_one_prefix_share_a_rate_and_a_concurrency_budget():
     d = _dispatch(engine, ip_ratelimit=2, max_inflight_per_client=1000)
     sent: list[bytes] = []
     q = _query()
-    started = [d.dispatch(q, (f"2001:db8:0:{i:x}::{i}", 1, 0, 0), "udp", sent.append, 10.0)
+    started = [_miss(d, q, (f"2001:db8:0:{i:x}::{i}", 1, 0, 0), "udp", sent.append, 10.0)
                for i in range(1, 5)]
     assert started == [True, True, False, False]       # one /56: one budget of 2
-    assert d.dispatch(q, ("2001:db8:1::1", 1, 0, 0), "udp", sent.append, 10.0)   # another /56
+    assert _miss(d, q, ("2001:db8:1::1", 1, 0, 0), "udp", sent.append, 10.0)   # another /56
     d = _dispatch(_Engine(), ip_ratelimit=0, max_inflight_per_client=2)
-    started = [d.dispatch(q, (f"2001:db8::{i}", 1, 0, 0), "udp", sent.append, 10.0)
+    started = [_miss(d, q, (f"2001:db8::{i}", 1, 0, 0), "udp", sent.append, 10.0)
                for i in range(1, 4)]
     assert started == [True, True, False]
 
@@ -237,9 +238,9 @@ def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
     d = _dispatch(engine, ip_ratelimit=0)
     sent: list[bytes] = []
     q = _query()
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)                 # flooder
-    assert not d.dispatch(q, ("127.0.0.1", 2), "udp", sent.append, 0.0, True)       # behind
-    assert d.dispatch(q, ("127.0.0.99", 1), "udp", sent.append, 0.0, True)          # newcomer
-    assert not d.dispatch(q, ("127.0.0.99", 2), "udp", sent.append, 0.0, True)
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 0.0)                 # flooder
+    assert not d.udp_miss(q, ("127.0.0.1", 2), sent.append, True)       # behind
+    assert d.udp_miss(q, ("127.0.0.99", 1), sent.append, True)          # newcomer
+    assert not d.udp_miss(q, ("127.0.0.99", 2), sent.append, True)
     assert d.counters.dropped == {"busy": 2}
-    assert d.dispatch(q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
+    assert _miss(d, q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind

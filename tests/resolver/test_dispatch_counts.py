@@ -5,6 +5,7 @@ from __future__ import annotations
 import dns.message
 
 from resolver.daemon.config import build
+from resolver.daemon.admission import VERDICTS
 from resolver.daemon.dispatch import Counters, Dispatch
 
 
@@ -28,6 +29,9 @@ def test_answers_are_counted_by_transport_rcode_and_qtype_of_any_size():
     assert c.queries[("udp", 0)] == 2
 
 
+MISS = VERDICTS.index("miss")
+
+
 class _Engine:
     def __init__(self, out: bytes) -> None:
         self.out = out
@@ -46,9 +50,9 @@ def test_a_new_config_sets_the_limits_the_miss_path_reads():
     d = Dispatch(cfg, _Engine(out))
     q = dns.message.make_query("big.example.", "TXT", use_edns=0, payload=4096).to_wire()
     sent: list[bytes] = []
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert d.act(q, MISS, None, None, ("127.0.0.1", 1), "udp", sent.append, 0.0) == 1
     assert sent[-1] == out and d.counters.truncated == 0
     d.cfg = build(None, {"listen": ["127.0.0.1:5300"], "max_udp_size": 600})
     assert d.cfg.max_udp_size == 600
-    assert d.dispatch(q, ("127.0.0.1", 1), "udp", sent.append, 0.0)
+    assert d.act(q, MISS, None, None, ("127.0.0.1", 1), "udp", sent.append, 0.0) == 1
     assert len(sent[-1]) <= 600 and sent[-1][2] & 0x02 and d.counters.truncated == 1

@@ -15,8 +15,10 @@ import h2.config
 import h2.connection
 import h2.events
 
+from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL
 from resolver.daemon.doh_listener import HTTPConnection
 from resolver.limits import DEFAULT
+from resolver.response import error
 
 
 class RecordingSocket:
@@ -50,16 +52,24 @@ class RecordingTransport:
 
 
 def _connection(cached: bytes | None = None):
-    """A connection whose server answers from ``cached`` (REFUSED to a client outside the
-    ACL, as this one is unless the test says otherwise); ``answers`` records each answer
-    with what the server's query log is given beside it (client address, cache hit)."""
+    """A connection whose server's dispatch answers from ``cached`` (REFUSED to a client
+    outside the ACL, as this one is unless the test says otherwise); ``answers`` records
+    each answer with the client's address the connection handed on and whether it was a
+    hit."""
     answers = []
+
+    def serve(q, who, peer, label, done, t0):
+        hit = who != OUTSIDE_ACL and cached is not None
+        out = cached if hit else error(q, 5)
+        answers.append((out, (peer[0] if peer else None, hit)))
+        done(out)
+        return 0
+
     server = types.SimpleNamespace(
         cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
-        resolver=types.SimpleNamespace(limits=DEFAULT, resolve_cached=lambda q: cached),
+        resolver=types.SimpleNamespace(limits=DEFAULT),
         loop=types.SimpleNamespace(time=lambda: 0.0),
-        counters=types.SimpleNamespace(refused_acl=0),
-        send_answer=lambda q, out, label, send, t0, *a: (answers.append((out, a)), send(out)))
+        dispatch=types.SimpleNamespace(serve=serve))
     listener = types.SimpleNamespace(label="https", counts={})
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
@@ -128,7 +138,7 @@ def test_the_answers_of_one_read_leave_in_one_write_one_piece_each():
 
 def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
     conn, answers = _connection(cached=b"\x00" * 12)
-    conn.allowed, conn.client = True, "192.0.2.7"
+    conn.who, conn.peer = ALLOWED_ACL, ("192.0.2.7", 5300)
     client, q = _client_with_a_post_head()
     client.send_data(1, q, end_stream=True)
     conn.data_received(client.data_to_send())

@@ -92,13 +92,14 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
     """A released framer (its connection is over) refers to the connection no more and
     drops frames instead of calling it."""
 
+    from resolver.daemon.admission import ALLOWED_ACL, FrontDoor
     from resolver.daemon.tcp_framer import DNSFrameReceiver
 
     class Owner:
         def __init__(self):
             self.queries = []
 
-        def query(self, q):
+        def verdict(self, q, verdict, out, absent):
             self.queries.append(q)
 
         def answer_hit(self, out, qtype):
@@ -106,7 +107,8 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
 
     owner = Owner()
     framer = DNSFrameReceiver(None, 2, "big", 65535, 1024)
-    framer.setup(owner, {}, 0.0)
+    framer.setup(owner, FrontDoor({}, None))
+    framer.who = ALLOWED_ACL
     q = dns.message.make_query("www.example.com.", "A").to_wire()
     frame = struct.pack("!H", len(q)) + q
 
@@ -125,4 +127,3 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
     assert alive() is None                # the framer no longer holds the connection
     feed()
     assert queries == ([q] if with_query else [])
-    assert framer.fast is False

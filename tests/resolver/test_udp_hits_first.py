@@ -14,6 +14,7 @@ from looptools import make_loop
 from resolver.cache.answer import parse_query
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
+from resolver.daemon.admission import FrontDoor
 from resolver.wire.codec import MsgEntry
 
 BEFORE, AFTER = 100, 20          # misses queued ahead of the probe (over a batch) and after
@@ -47,7 +48,7 @@ def test_hits_of_a_wakeup_are_answered_before_its_misses_start(corenet_kind):
         started.append((int.from_bytes(query[:2], "big"), bool(probe_answers)))
 
     listener = udp_listener.UDPListener(sock.fileno())
-    listener.setup(loop, sock, table, on_miss, ACL(["127.0.0.0/8"]))
+    listener.setup(loop, sock, FrontDoor(table, None), on_miss, ACL(["127.0.0.0/8"]))
     try:
         target = sock.getsockname()
         for i in range(BEFORE + AFTER):

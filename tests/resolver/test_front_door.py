@@ -1,0 +1,195 @@
+"""The daemon's front door (``resolver.daemon.admission``): one verdict per query for every
+transport. Its rules against a small oracle written from the documented rule list, on
+generated headers; and, on the real daemon, every transport (UDP, TCP, DoT, DoH) reading a
+miss twice and looking the cache up once, with the query log on or off."""
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import dns.message
+import dns.rrset
+import h2.config
+import h2.connection
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from daemon_proc import Daemon, free_tcp_port, frame, read_frame
+from test_daemon_doh import b64, h2_exchange, h2_headers
+from tls_certs import CA, SERVER_NAME
+
+from resolver import Resolver
+from resolver.cache.answer import parse_query
+from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
+from resolver.wire.codec import MsgEntry
+from resolver.zones import LocalZone, Zones
+
+CACHED, LOCAL = "cached.example.", "printer.lan."
+
+
+def _door() -> FrontDoor:
+    r = Resolver([("a.root-servers.net.", "192.0.2.1")], zones=Zones(local=[
+        LocalZone("lan.", "static", ("lan. 600 SOA ns.lan. admin.lan. 1 3600 600 86400 120",
+                                     f"{LOCAL} 60 A 192.168.1.5")),
+        LocalZone("denied.test.", "deny")]))
+    q = dns.message.make_query(CACHED, "A")
+    resp = dns.message.make_response(q)
+    resp.answer.append(dns.rrset.from_text(CACHED, 300, "IN", "A", "192.0.2.1"))
+    r.cache.messages.table[parse_query(q.to_wire())[0]] = MsgEntry(resp.to_wire(),
+                                                                  time.monotonic(), 0.0)
+    return FrontDoor(r.cache.messages.table, r)
+
+
+def _query(name: str = CACHED, rd: bool = True, opcode: int = 0, qr: bool = False) -> bytes:
+    q = dns.message.make_query(name, "A")
+    q.flags = (q.flags & ~dns.flags.RD) | (dns.flags.RD if rd else 0) | (dns.flags.QR if qr
+                                                                          else 0)
+    q.set_opcode(opcode)
+    return q.to_wire()
+
+
+def _rcode(out: bytes) -> int:
+    return out[3] & 0x0F
+
+
+def test_each_rule_gives_its_verdict():
+    door = _door()
+    assert door.verdict(b"\x00" * 11, ALLOWED_ACL)[0] == "drop_short"
+    assert door.verdict(_query(qr=True), SNOOP_ACL)[0] == "drop_response"
+    v, out, _ = door.verdict(_query(), OUTSIDE_ACL)
+    assert v == "refused" and _rcode(out) == 5
+    v, out, _ = door.verdict(_query(opcode=2), ALLOWED_ACL)           # STATUS
+    assert v == "notimp" and _rcode(out) == 4
+    v, out, _ = door.verdict(_query(rd=False), ALLOWED_ACL)            # no snooping
+    assert v == "refused" and _rcode(out) == 5
+    v, out, _ = door.verdict(_query(rd=False), SNOOP_ACL)
+    assert v == "hit" and dns.message.from_wire(out).answer
+    v, out, _ = door.verdict(_query(LOCAL, rd=False), ALLOWED_ACL)     # local data, RD clear
+    assert v == "local" and dns.message.from_wire(out).answer
+    assert door.verdict(_query("x.denied.test.", rd=False), ALLOWED_ACL)[0] == "drop_local"
+    v, out, key = door.verdict(_query(), ALLOWED_ACL)
+    assert v == "hit" and key is None and dns.message.from_wire(out).answer
+    miss = _query("new.example.")
+    v, out, key = door.verdict(miss, ALLOWED_ACL)
+    assert v == "miss" and out is None and key == parse_query(miss)[0]
+
+
+def _oracle(head: bytes, who: int) -> set[str]:
+    """The verdicts the documented rules allow for a query with this header."""
+    if len(head) < 12:
+        return {"drop_short"}
+    if head[2] & 0x80:
+        return {"drop_response"}
+    if who == OUTSIDE_ACL:
+        return {"refused"}
+    if head[2] & 0x78:
+        return {"notimp"}
+    if not head[2] & 0x01:
+        return {"refused", "hit"} if who == SNOOP_ACL else {"refused"}
+    return {"hit", "miss"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from([OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL]),
+       cut=st.integers(0, 40), name=st.sampled_from([CACHED, "other.example."]))
+def test_generated_headers_get_the_verdict_the_rules_give(flags, who, cut, name):
+    """Any header bits, any client standing, the query cut anywhere: the verdict is the
+    one the rule list gives, an answering verdict has an answer with the query's ID and QR
+    set, and nothing but a miss carries a cache key."""
+    door = test_generated_headers_get_the_verdict_the_rules_give.door
+    q = bytearray(dns.message.make_query(name, "A").to_wire())
+    q[2:4] = flags.to_bytes(2, "big")
+    q = bytes(q[:len(q) - cut] if cut < len(q) else q[:cut % 12])
+    v, out, key = door.verdict(q, who)
+    assert v in _oracle(q, who), (v, q.hex())
+    if v in ("refused", "notimp", "hit", "local"):
+        assert out[:2] == q[:2] and out[2] & 0x80
+    else:
+        assert out is None
+    assert key is None or v == "miss"
+
+
+test_generated_headers_get_the_verdict_the_rules_give.door = _door()
+
+
+# ---- every transport, on the daemon ----------------------------------------------------------
+@pytest.fixture(scope="module", params=[False, True], ids=["no-log", "log-queries"])
+def daemon(lab, tmp_path_factory, request):
+    work = tmp_path_factory.mktemp("front-door")
+    ca = CA(work / "pki")
+    pem, key = ca.issue("server")
+    tls, https = free_tcp_port(), free_tcp_port()
+    conf = work / "front.toml"
+    conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
+                    f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
+                    f"log-queries = {'true' if request.param else 'false'}\n")
+    d = Daemon(work, lab, "--config", str(conf)).start()
+    d.ca, d.tls_port, d.https_port, d.logging = ca, tls, https, request.param
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _udp(d, q: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(8)
+        s.sendto(q, ("127.0.0.1", d.port))
+        return s.recv(65535)
+
+
+def _tcp(d, q: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", d.port), timeout=8) as s:
+        s.sendall(frame(q))
+        return read_frame(s)
+
+
+def _dot(d, q: bytes) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(d.ca.pem))
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=8)
+    with ctx.wrap_socket(raw, server_hostname=SERVER_NAME) as s:
+        s.sendall(frame(q))
+        return read_frame(s)
+
+
+def _doh(d, q: bytes) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(d.ca.pem))
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", d.https_port), timeout=8)
+    with ctx.wrap_socket(raw, server_hostname=SERVER_NAME) as s:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, h2_headers(f"/dns-query?dns={b64(q)}"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        got, _ = h2_exchange(s, conn, {1})
+    assert got[1][0] == b"200"
+    return got[1][1]
+
+
+def _counts(d) -> tuple[int, int]:
+    e = d.stats()["engine"]
+    return e["query_parses"], e["cache_lookups"]
+
+
+@pytest.mark.parametrize("transport,ask", [("udp", _udp), ("tcp", _tcp), ("dot", _dot),
+                                           ("doh", _doh)])
+def test_a_miss_is_read_twice_and_looked_up_once_on_every_transport(daemon, transport, ask):
+    """A name never asked (a miss), then the same name (a hit): the miss reads the query
+    twice (its question for the cache key, then the whole query in the engine) and looks
+    the cache up once; the hit reads it once and looks it up once; the query log changes
+    neither."""
+    name = {"udp": "h101", "tcp": "h102", "dot": "h103", "doh": "h104"}[transport] + ".bulk.net."
+    q = dns.message.make_query(name, "A", id=0).to_wire()
+    before = _counts(daemon)
+    out = dns.message.from_wire(ask(daemon, q))
+    assert out.answer
+    miss = _counts(daemon)
+    assert (miss[0] - before[0], miss[1] - before[1]) == (2, 1)
+    out = dns.message.from_wire(ask(daemon, q))
+    assert out.answer
+    hit = _counts(daemon)
+    assert (hit[0] - miss[0], hit[1] - miss[1]) == (1, 1)
+    if daemon.logging:
+        deadline = time.monotonic() + 5
+        while daemon.log_text().count(name.rstrip(".")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert daemon.log_text().count(name.rstrip(".")) >= 2     # the miss and the hit
