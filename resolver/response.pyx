@@ -77,9 +77,10 @@ cdef dict _KIND_NAMES = {HIT: "hit", STALE: "stale", LOCAL: "local", BOGUS: "bog
                          FAILURE: "failure", MISS: "miss"}
 
 
-cdef inline Outcome _outcome(int kind, MsgEntry entry, Result result, bytes key):
+cdef inline Outcome _outcome(int kind, MsgEntry entry, Result result, bytes key,
+                             object local=None):
     cdef Outcome o = Outcome.__new__(Outcome)
-    o.kind, o.entry, o.result, o.key = kind, entry, result, key
+    o.kind, o.entry, o.result, o.key, o.local = kind, entry, result, key, local
     return o
 
 
@@ -140,9 +141,7 @@ cpdef Outcome lookup(ResolverCore r, bytes qname, int qtype, int qclass):
     r.counts.client_queries += 1
     local = local_data(r, qname, qtype, qclass)
     if local is not None:
-        o = _outcome(LOCAL, None, None, None)
-        o.local = local
-        return o
+        return _outcome(LOCAL, None, None, None, local)
     key = cache_key(qname, qtype, qclass, variant_bits(False, False, False))
     cdef MsgEntry e = _hit(r, key, r.now())
     if e is not None:
@@ -234,15 +233,21 @@ cdef bint _compressed(bytes question):
     return False
 
 
+cpdef bytes miss_key(tuple miss):
+    """The message cache key of ``begin``'s miss: the one its caller had, else built."""
+    key = miss[4]
+    if key is not None:
+        return key
+    cdef Parsed m = miss[0]
+    return cache_key(m.qname, m.qtype, m.qclass, variant_bits(miss[1], miss[2], miss[3]))
+
+
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     """The response to ``q`` from the resolution's result (``resolved``), cached when it
     may be."""
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
-    key = miss[4]
-    if key is None:
-        key = cache_key(m.qname, m.qtype, m.qclass, variant_bits(edns, do, cd))
-    cdef Outcome o = resolved(r, key, m.question, m.qtype, res)
+    cdef Outcome o = resolved(r, miss_key(miss), m.question, m.qtype, res)
     cdef Py_ssize_t qend = 12 + len(m.question)
     if o.kind == HIT:
         return answer_from_entry(o.entry, q, qend, r.now())
