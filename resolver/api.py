@@ -51,6 +51,7 @@ log = logging.getLogger("resolver.api")
 _HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
                                 response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
 
+
 class Answer(dns.resolver.Answer):
     """dnspython's Answer (``.rrset``, ``.response``, ``.canonical_name``, ``.expiration``),
     with ``expiration`` taken from our cache (wall-clock seconds, as dnspython does)."""
