@@ -42,11 +42,15 @@ from resolver.limits import DEFAULT, Limits
 from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as start_resolution,
                                  start)
 from resolver.upstream.dot import DoTUpstreams
-from resolver.wire.codec import WireError, build_response, cache_key, parse_response
+from resolver.wire.codec import WireError, build_response, parse_response
 from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
                             flush_under)
 
 log = logging.getLogger("resolver.api")
+
+_HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
+                                response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
+
 
 class Answer(dns.resolver.Answer):
     """dnspython's Answer (``.rrset``, ``.response``, ``.canonical_name``, ``.expiration``),
@@ -447,54 +451,36 @@ class Resolver(ResolverCore):
 
     async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
                            raise_on_no_answer: bool) -> Answer:
-        if self.local_zones is not None and rdclass == 1:
-            local = self.local_zones.lookup(name, rdtype)
-            if local is not None:
-                return self._local_answer(local, name, rdtype, rdclass, raise_on_no_answer)
-        key = cache_key(name, rdtype, rdclass, 0)
-        now = self.clock()
-        e = self.message_table.get(key)
-        if e is not None and e.expires >= now:
-            e.referenced = True         # spared once by the LRU's eviction
-            e.hits += 1
-            self.stats.cache_hits += 1
-            self.stats.client_queries += 1
-            lim = self.limits
-            if (now > e.expires - e.ttl * lim.prefetch_fraction
-                    and e.hits >= lim.prefetch_min_hits and not e.prefetching):
-                self.refresh(key, e)
-            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
-        self.stats.client_queries += 1
-        self.stats.cache_misses += 1
-        question = name + struct.pack("!HH", rdtype, rdclass)
+        """The question's outcome (``resolver.response``) as dnspython gives it."""
+        o = response.lookup(self, name, rdtype, rdclass)
+        if o.kind == _HIT:
+            return self._answer(o.entry, name, rdtype, rdclass, self.clock(),
+                                raise_on_no_answer)
+        if o.kind == _LOCAL:
+            return self._local_answer(o.local, name, rdtype, rdclass, raise_on_no_answer)
         stats = self.stats
         t0, timeouts = self.clock(), stats.upstream_timeouts
         res = await self._result(name, rdtype, rdclass, tcp)
+        o = response.resolved(self, o.key, name + struct.pack("!HH", rdtype, rdclass), rdtype,
+                              res)
         now = self.clock()
-        if res.security == it.BOGUS:
-            stats.servfail += 1
+        if o.kind == _HIT or o.kind == _STALE:
+            # AD tells library users the answer was validated (dnspython shows it in .response)
+            return self._answer(o.entry, name, rdtype, rdclass, now, raise_on_no_answer)
+        if o.kind == _BOGUS:
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                                errors=self._errors(tcp, res.reason or "DNSSEC bogus"))
-        if res.rcode == it.SERVFAIL:
-            if e is not None and e.stale_until >= now:
-                stats.stale_answers += 1
-                return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
-            stats.servfail += 1
+                                errors=self._errors(tcp, o.reason or "DNSSEC bogus"))
+        if o.rcode == it.SERVFAIL:
             # Out of time, or waited on silent servers for half of it: dnspython's
             # LifetimeTimeout (its servers never answered); otherwise every server failed.
-            if res.time_exhausted or (stats.upstream_timeouts > timeouts and
-                                      now - t0 >= self.limits.max_query_time / 2):
+            if o.result.time_exhausted or (stats.upstream_timeouts > timeouts and
+                                           now - t0 >= self.limits.max_query_time / 2):
                 raise LifetimeTimeout(timeout=now - t0, errors=self._errors(
-                    tcp, res.reason or "no server answered in time"))
+                    tcp, o.reason or "no server answered in time"))
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                                errors=self._errors(tcp, res.reason or "SERVFAIL"))
-        # AD tells library users the answer was validated (dnspython shows it in .response).
-        if res.rcode in (it.NOERROR, it.NXDOMAIN):
-            e = response.store_answer(self.cache, key, res, question, rdtype, False, False,
-                                      False, now)
-            return self._answer(e, name, rdtype, rdclass, now, raise_on_no_answer)
+                                errors=self._errors(tcp, o.reason or "SERVFAIL"))
         raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                            errors=self._errors(tcp, f"rcode {dns.rcode.to_text(res.rcode)}"))
+                            errors=self._errors(tcp, f"rcode {dns.rcode.to_text(o.rcode)}"))
 
     @staticmethod
     def _request(name: bytes, rdtype, rdclass) -> dns.message.Message:
@@ -509,8 +495,6 @@ class Resolver(ResolverCore):
     def _local_answer(self, local, name: bytes, rdtype, rdclass,
                       raise_on_no_answer: bool) -> Answer:
         """A local zone's answer as ``resolve`` gives answers (never cached)."""
-        self.stats.local_answers += 1
-        self.stats.client_queries += 1
         request = dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
         if local is DROP:
             raise NoNameservers(request=request, errors=[
@@ -592,11 +576,10 @@ class Resolver(ResolverCore):
         if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
             return None
-        out = lz.response(q, m.qname, m.question, m.qtype, m.edns,
-                          bool(m.edns_flags & 0x8000))
-        if out is not None:
-            self.stats.local_answers += 1
-        return out
+        found = response.local_data(self, m.qname, m.qtype, m.qclass)
+        if found is None or found is DROP:
+            return found
+        return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
 
     def validating(self, zone: bytes) -> dict:
         """The Forwarder arguments for a question of the forward zone ``zone`` (wire): with
@@ -666,8 +649,8 @@ class Resolver(ResolverCore):
             return
         e.prefetching = True
         self.stats.prefetches += 1
-        name, rest = key[:-5], key[-5:]
-        qtype, qclass, variant = struct.unpack("!HHB", rest)
+        name = key[:-5]
+        qtype, qclass = struct.unpack("!HH", key[-5:-1])
         # Forget the rrset-level data so the iterator asks the authorities again.
         for t in (qtype, it.CNAME):
             self.cache.rrsets.lru.pop((name, t, qclass))
@@ -677,9 +660,7 @@ class Resolver(ResolverCore):
             if (res is not None and res.rcode in (it.NOERROR, it.NXDOMAIN)
                     and res.security != it.BOGUS):
                 now = self.clock()
-                response.store_answer(self.cache, key, res, e.wire[12:e.qend], qtype,
-                                      bool(variant & 1), bool(variant & 2), bool(variant & 4),
-                                      now)
+                response.store_keyed(self.cache, key, res, e.wire[12:e.qend], qtype, now)
                 if self.shared is not None:     # the other processes get the fresh answer
                     self.shared.offer(self, loop, key, now)
 

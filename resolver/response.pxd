@@ -1,8 +1,27 @@
 # The entry points of response.pyx the resolution driver (resolution.pyx) calls as C
-# functions, without a Python call per miss.
+# functions, without a Python call per miss, and the Outcome of the query policy.
 
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Result
+from resolver.wire.codec cimport MsgEntry
+
+cdef enum:
+    # Outcome.kind
+    HIT = 1         # a fresh cache entry answers (``entry``): a hit, or the answer just stored
+    STALE = 2       # resolution failed; an expired entry in its stale window answers
+    LOCAL = 3       # a local zone answers (``local``: (rcode, answer, authority), or DROP)
+    BOGUS = 4       # the data failed DNSSEC validation (``ede``, ``reason``)
+    FAILURE = 5     # no answer to give: ``rcode`` (SERVFAIL...), ``ede`` and ``reason``
+    MISS = 6        # the cache has nothing fresh: resolve, then ``resolved``
+
+
+cdef class Outcome:
+    cdef readonly int kind
+    cdef readonly MsgEntry entry
+    cdef readonly object local
+    cdef readonly Result result         # BOGUS, FAILURE: the resolution's Result
+    cdef readonly bytes key             # the message cache key asked
+
 
 cpdef object hit_or_begin(ResolverCore r, bytes q)
 cpdef object begin(ResolverCore r, bytes q, bytes key=*)

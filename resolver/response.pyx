@@ -1,10 +1,17 @@
 # cython: language_level=3
-"""The two halves of a client query the cache did not answer, compiled: ``begin`` reads the
-query (or answers it with an error), ``finish`` turns the resolution's Result into the
-response and caches it; ``cached`` is the look-up before them (``Resolver.resolve_cached``).
-``resolver.resolution`` calls them for every client query the cache did not answer, the
-daemon's and the library's alike; they are compiled because they run on every miss, which a
-resolver woken on cold caches pays for on every query.
+"""The query policy, compiled: what a client query gets, as one :class:`Outcome`, for the
+daemon and the library alike.
+
+- ``cached``: a fresh cache entry answers (HIT), with the prefetch decision
+  (``resolver.cache.answer.prefetch_due``); ``lookup`` is the library's first step: a local
+  zone (LOCAL), the cache (HIT) or MISS;
+- ``begin`` reads a daemon query (or answers it with an error, or from a local zone);
+- ``resolved`` turns the resolution's Result into the outcome: BOGUS, STALE, FAILURE, or
+  HIT once a NOERROR or NXDOMAIN answer is stored.
+
+The daemon turns an outcome into response bytes (``finish``, ``cached``); the library into
+dnspython objects (``resolver.api.Resolver.resolve``). They are compiled because they run on
+every miss, which a resolver woken on cold caches pays for on every query.
 """
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
@@ -14,8 +21,11 @@ from resolver.cache.store cimport Cache, dict_get, store_message
 from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE
+from resolver.wire.codec import build_response
+from resolver.zones import DROP
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver.cache.answer cimport answer_from_entry, parse_query
+from resolver.cache.answer cimport (VARIANT_CD, VARIANT_DO, VARIANT_EDNS, answer_from_entry,
+                                    parse_query, prefetch_due, variant_bits)
 from resolver.wire.names cimport skip_name, u16
 from resolver.wire.codec import WireError
 
@@ -23,34 +33,149 @@ cdef list _NO_RECORDS = []         # an empty section, only read
 cdef frozenset _SIG = frozenset((it.RRSIG,))
 cdef frozenset _DNSSEC = frozenset((it.RRSIG, it.NSEC, it.NSEC3))
 cdef int NOERROR = it.NOERROR, NXDOMAIN = it.NXDOMAIN, SERVFAIL = it.SERVFAIL
-cdef int RRSIG = it.RRSIG, SECURE = it.SECURE, BOGUS = it.BOGUS
+cdef int RRSIG = it.RRSIG, SECURE = it.SECURE
+cdef int _BOGUS = it.BOGUS
+
+# Outcome kinds for Python callers
+OUTCOME_HIT, OUTCOME_STALE, OUTCOME_LOCAL = HIT, STALE, LOCAL
+OUTCOME_BOGUS, OUTCOME_FAILURE, OUTCOME_MISS = BOGUS, FAILURE, MISS
+
+
+cdef class Outcome:
+    """What a query gets (``kind``: HIT, STALE, LOCAL, BOGUS, FAILURE or MISS), with what
+    answers it: ``entry`` (HIT, STALE), ``local`` (LOCAL), ``result`` (BOGUS, FAILURE) and
+    the message cache ``key`` asked (not for LOCAL)."""
+
+    # fields: response.pxd
+
+    @property
+    def rcode(self):
+        """The response code the outcome answers with."""
+        if self.kind == HIT or self.kind == STALE:
+            return self.entry.rcode
+        if self.kind == LOCAL:
+            return None if self.local is DROP else self.local[0]
+        if self.kind == BOGUS:
+            return SERVFAIL
+        return self.result.rcode if self.result is not None else None
+
+    @property
+    def ede(self):
+        """BOGUS, FAILURE: the RFC 8914 INFO-CODE of the failure, or None."""
+        return self.result.ede if self.result is not None else None
+
+    @property
+    def reason(self):
+        """BOGUS, FAILURE: the EXTRA-TEXT, why the resolution failed (or None)."""
+        return self.result.reason if self.result is not None else None
+
+    def __repr__(self):
+        return f"<Outcome {_KIND_NAMES.get(self.kind)} rcode={self.rcode} ede={self.ede}>"
+
+
+cdef dict _KIND_NAMES = {HIT: "hit", STALE: "stale", LOCAL: "local", BOGUS: "bogus",
+                         FAILURE: "failure", MISS: "miss"}
+
+
+cdef inline Outcome _outcome(int kind, MsgEntry entry, Result result, bytes key,
+                             object local=None):
+    cdef Outcome o = Outcome.__new__(Outcome)
+    o.kind, o.entry, o.result, o.key, o.local = kind, entry, result, key, local
+    return o
+
+
+cdef MsgEntry _hit(ResolverCore r, bytes key, double now):
+    """The fresh entry under ``key`` (a hit, counted, its refresh started when it is due for
+    prefetch), or None."""
+    r.counts.cache_lookups += 1
+    cdef MsgEntry e = dict_get(r.message_table, key)
+    if e is None or e.expires < now:
+        return None
+    e.referenced = True             # spared once by the LRU's eviction
+    e.hits += 1
+    r.counts.cache_hits += 1
+    cdef LimitValues lim = r.lv
+    if prefetch_due(e, now, lim.prefetch_fraction, lim.prefetch_min_hits):
+        r.refresh(key, e)
+    return e
+
+
+cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass):
+    """What the local zones say of the question (counted when they hold it): None (resolve
+    it), ``DROP`` or (rcode, answer records, authority records)."""
+    if r.local_zones is None or qclass != 1:
+        return None
+    found = r.local_zones.lookup(qname, qtype)
+    if found is not None:
+        r.counts.local_answers += 1
+    return found
+
+
+cpdef bytes local_wire(bytes q, tuple found, bytes question, bint edns, bint do):
+    """The response to the client query ``q`` (its ``question`` section as sent) from a
+    local zone's (rcode, answer, authority): QR, AA, RA; RD and CD as the client sent them."""
+    rcode, answer, authority = found
+    flags = 0x8000 | 0x0400 | 0x0080 | (q[2] & 0x01) << 8 | (q[3] & 0x10)
+    return build_response(int.from_bytes(q[:2], "big"), flags, question, answer, authority,
+                          [], edns=edns, do=do, rcode=rcode)
 
 
 cpdef object cached(ResolverCore r, bytes q):
     """``Resolver.resolve_cached``: the response to a wire query if the cache has a fresh
-    one, else None. An entry due for prefetch is answered and refreshed in the background."""
-    cdef Stats stats = r.counts
-    stats.query_parses += 1
+    one (HIT), else None. An entry due for prefetch is answered and refreshed in the
+    background."""
+    r.counts.query_parses += 1
     parsed = parse_query(q)
     if parsed is None:
         return None
     key, qend = parsed
-    stats.cache_lookups += 1
-    cdef MsgEntry e = dict_get(r.message_table, key)
+    cdef double now = r.now()
+    cdef MsgEntry e = _hit(r, key, now)
     if e is None:
         return None
-    cdef double now = r.now()
-    if e.expires < now:
-        return None
-    e.referenced = True             # spared once by the LRU's eviction
-    e.hits += 1
-    stats.cache_hits += 1
-    stats.client_queries += 1
-    cdef LimitValues lim = r.lv
-    if (now > e.expires - e.ttl * lim.prefetch_fraction and e.hits >= lim.prefetch_min_hits
-            and not e.prefetching):
-        r.refresh(key, e)
+    r.counts.client_queries += 1
     return answer_from_entry(e, q, qend, now)
+
+
+cpdef Outcome lookup(ResolverCore r, bytes qname, int qtype, int qclass):
+    """The library's first step for a question (asked without EDNS, DO or CD): LOCAL, HIT
+    or MISS."""
+    r.counts.client_queries += 1
+    local = local_data(r, qname, qtype, qclass)
+    if local is not None:
+        return _outcome(LOCAL, None, None, None, local)
+    key = cache_key(qname, qtype, qclass, variant_bits(False, False, False))
+    cdef MsgEntry e = _hit(r, key, r.now())
+    if e is not None:
+        return _outcome(HIT, e, None, key)
+    r.counts.cache_misses += 1
+    return _outcome(MISS, None, None, key)
+
+
+cpdef Outcome resolved(ResolverCore r, bytes key, bytes question, int qtype, Result res):
+    """The outcome of the resolution ``res`` for the query variant of the message cache key
+    ``key`` (``question``: its question section): BOGUS unless the query set CD; on SERVFAIL
+    the stale entry if one is in its window (STALE), else FAILURE; a NOERROR or NXDOMAIN
+    answer is stored (HIT); any other rcode is a FAILURE."""
+    cdef Stats stats = r.counts
+    cdef unsigned char variant = key[len(key) - 1]
+    cdef int rcode = res.rcode
+    if res.security == _BOGUS and not variant & VARIANT_CD:
+        stats.servfail += 1
+        return _outcome(BOGUS, None, res, key)
+    cdef double now = r.now()
+    cdef MsgEntry stale
+    if rcode == SERVFAIL:
+        stats.cache_lookups += 1
+        stale = dict_get(r.message_table, key)
+        if stale is not None and stale.stale_until >= now:
+            stats.stale_answers += 1
+            return _outcome(STALE, stale, res, key)
+        stats.servfail += 1
+    if rcode == NOERROR or rcode == NXDOMAIN:
+        return _outcome(HIT, store_keyed(<Cache?>r.cache, key, res, question, qtype, now),
+                        None, key)
+    return _outcome(FAILURE, None, res, key)
 
 
 cpdef object hit_or_begin(ResolverCore r, bytes q):
@@ -84,11 +209,9 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS
     cdef bint cd = (m.flags & 0x0010) != 0
-    if r.local_zones is not None and m.qclass == 1:
-        local = r.local_zones.response(q, m.qname, m.question, m.qtype, edns, do)
-        if local is not None:
-            stats.local_answers += 1
-            return None if local == "drop" else local
+    local = local_data(r, m.qname, m.qtype, m.qclass)
+    if local is not None:
+        return None if local is DROP else local_wire(q, local, m.question, edns, do)
     stats.cache_misses += 1
     if m.qclass != 1:
         return error(q, 5)                   # only class IN is resolved
@@ -114,40 +237,35 @@ cdef bint _compressed(bytes question):
     return False
 
 
+cpdef bytes miss_key(tuple miss):
+    """The message cache key of ``begin``'s miss: the one its caller had, else built."""
+    key = miss[4]
+    if key is not None:
+        return key
+    cdef Parsed m = miss[0]
+    return cache_key(m.qname, m.qtype, m.qclass, variant_bits(miss[1], miss[2], miss[3]))
+
+
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
-    """The response to ``q`` from the resolution's result, cached when it may be."""
+    """The response to ``q`` from the resolution's result (``resolved``), cached when it
+    may be."""
     cdef Parsed m = miss[0]
     cdef bint edns = miss[1], do = miss[2], cd = miss[3]
-    cdef Stats stats = r.counts
-    cdef int rcode = res.rcode, security = res.security
-    if security == BOGUS and not cd:
-        stats.servfail += 1
-        wire = error(q, 2)
-        return with_ede(wire, res.ede, res.reason) if edns else wire
-    cdef int variant
-    key = miss[4]
-    if key is None:
-        variant = (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0)
-        key = cache_key(m.qname, m.qtype, m.qclass, variant)
+    cdef Outcome o = resolved(r, miss_key(miss), m.question, m.qtype, res)
     cdef Py_ssize_t qend = 12 + len(m.question)
-    now = r.now()
-    if rcode == SERVFAIL:
-        stats.cache_lookups += 1
-        stale = dict_get(r.message_table, key)
-        if stale is not None and stale.stale_until >= now:
-            stats.stale_answers += 1
-            return answer_from_entry(stale, q, qend, now, r.lv.stale_answer_ttl)
-        stats.servfail += 1
-    # The entry says whether the data is secure (AD); the encoder (resolver.cache.answer)
-    # clears AD for a client that set neither AD nor DO (RFC 6840 5.7), so
-    # clients differing only in AD share the entry and none decides AD for the others.
-    # CD does not hide it: the data was validated all the same (RFC 3655 2, as Unbound).
-    cdef bint ad = security == SECURE
-    if rcode == NOERROR or rcode == NXDOMAIN:
-        e = store_answer(<Cache?>r.cache, key, res, m.question, m.qtype, edns, do, cd, now)
-        return answer_from_entry(e, q, qend, now)
-    ad = ad and (do or (m.flags & 0x0020) != 0)
-    return answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
+    if o.kind == HIT:
+        return answer_from_entry(o.entry, q, qend, r.now())
+    if o.kind == STALE:
+        return answer_from_entry(o.entry, q, qend, r.now(), r.lv.stale_answer_ttl)
+    if o.kind == BOGUS:
+        wire = error(q, 2)
+    else:
+        # FAILURE: the resolution's response, uncached. The entry says whether the data is
+        # secure (AD); AD only for a client that set AD or DO (RFC 6840 5.7); CD does not
+        # hide it: the data was validated all the same (RFC 3655 2, as Unbound).
+        ad = res.security == SECURE and (do or (m.flags & 0x0020) != 0)
+        wire = answer_uncached(response(res, m.question, m.qtype, edns, do, ad, cd), q, qend)
+    return with_ede(wire, res.ede, res.reason) if edns else wire
 
 
 cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, int qtype,
@@ -158,6 +276,14 @@ cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, in
     cdef bint ad = res.security == SECURE
     wire = response(res, question, qtype, edns, do, ad, cd)
     return store_message(cache.messages, key, wire, now, None, res.valid_for if ad else None)
+
+
+cpdef object store_keyed(Cache cache, bytes key, Result res, bytes question, int qtype,
+                         double now):
+    """``store_answer`` for the query variant the message cache key ``key`` ends with."""
+    cdef unsigned char variant = key[len(key) - 1]
+    return store_answer(cache, key, res, question, qtype, (variant & VARIANT_EDNS) != 0,
+                        (variant & VARIANT_DO) != 0, (variant & VARIANT_CD) != 0, now)
 
 
 cpdef bytes error(bytes q, int rcode):

@@ -31,7 +31,6 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.ttl
 
-from resolver.wire.codec import build_response
 
 A, NS, CNAME, SOA, AAAA, ANY = 1, 2, 5, 6, 28, 255
 NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
@@ -432,19 +431,6 @@ class LocalZones:
             target = self.data.get(cname[0][4].lower(), {}).get(qtype, [])
             return cname + target
         return []
-
-    def response(self, q: bytes, qname: bytes, question: bytes, qtype: int, edns: bool,
-                 do: bool):
-        """The wire response to the client query ``q`` (its ``question`` section as sent),
-        ``DROP``, or None when the local zones leave it to resolution."""
-        found = self.lookup(qname, qtype)
-        if found is None or found is DROP:
-            return found
-        rcode, answer, authority = found
-        # QR, AA, RA; RD and CD as the client sent them
-        flags = 0x8000 | 0x0400 | 0x0080 | (q[2] & 0x01) << 8 | (q[3] & 0x10)
-        return build_response(int.from_bytes(q[:2], "big"), flags, question, answer,
-                              authority, [], edns=edns, do=do, rcode=rcode)
 
 
 # ---- forward and stub zones -----------------------------------------------------------------

@@ -43,12 +43,12 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
                              Py_ssize_t* klen_out, unsigned int* udp_limit,
                              unsigned int* qtype) noexcept nogil:
     """The message cache's key for a plain QUERY with one question (and at most an OPT): the
-    lower-cased qname, type and class, and a variant byte (bit 0 EDNS present, bit 1 DO, bit
-    2 CD; AD is not in it: the entry holds AD when the data is secure and ``encode`` clears it
-    for a client that set neither AD nor DO). Returns the end of the question, or -1 when the
-    engine must look at the query (which produces FORMERR, NOTIMP or BADVERS as due)."""
+    lower-cased qname, type and class, and the variant byte (``variant_bits``). Returns the
+    end of the question, or -1 when the engine must look at the query (which produces
+    FORMERR, NOTIMP or BADVERS as due)."""
     cdef Py_ssize_t pos, klen = 0, qend, rdlen
-    cdef unsigned int variant = 0, payload
+    cdef unsigned int payload
+    cdef bint edns = False, do = False
     if n < 17 or (p[2] & 0xF8) != 0 or u16(p + 4) != 1 or u16(p + 6) or u16(p + 8):
         return -1
     if u16(p + 10) > 1:
@@ -63,8 +63,6 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
     klen += 4
     qend = pos + 4
     udp_limit[0] = 512
-    if p[3] & 0x10:
-        variant |= 4
     if u16(p + 10) == 1:
         pos = qend
         if pos + 11 > n or p[pos] != 0 or u16(p + pos + 1) != T_OPT or p[pos + 6] != 0:
@@ -72,14 +70,13 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
         rdlen = u16(p + pos + 9)
         if pos + 11 + rdlen != n:
             return -1
-        variant |= 1
-        if p[pos + 7] & 0x80:
-            variant |= 2
+        edns = True
+        do = (p[pos + 7] & 0x80) != 0
         payload = u16(p + pos + 3)
         udp_limit[0] = payload if payload > 512 else 512
     elif qend != n:
         return -1
-    key[klen] = variant
+    key[klen] = variant_bits(edns, do, (p[3] & 0x10) != 0)
     klen_out[0] = klen + 1
     return qend
 
@@ -124,12 +121,12 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
         return None
     if e.qend != qend:
         return None
-    if now > e.expires - e.ttl * prefetch_fraction:
-        return None                           # the engine refreshes it (prefetch)
+    if prefetch_due(e, now, prefetch_fraction, 0):
+        return None                           # the engine counts the hit and decides
     e.referenced = True                       # spared once by the LRU's eviction
     if limit > udp_cap:
         limit = udp_cap if udp_cap >= 512 else 512
-    return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & 2) != 0, now, -1,
+    return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & VARIANT_DO) != 0, now, -1,
                   limit if udp_cap else -1, truncated)
 
 

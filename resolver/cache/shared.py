@@ -41,6 +41,7 @@ from resolver.limits import (SHARED_CACHE_BACKOFF, SHARED_CACHE_CONNECTIONS,
                              SHARED_CACHE_MAX_VALUE, SHARED_CACHE_PENDING_WRITES,
                              SHARED_CACHE_WRITE_TIMEOUT)
 from resolver.resolution import Drive
+from resolver.response import miss_key
 from resolver.wire.codec import MsgEntry, WireError, cache_key
 
 log = logging.getLogger("resolver.cache.shared")
@@ -299,11 +300,9 @@ class Lookup:
                  "finished")
 
     def __init__(self, shared: SharedCache, r, loop, query: bytes, miss: tuple, done) -> None:
-        m, edns, do, cd, key = miss
         self.shared, self.r, self.loop, self.query, self.miss, self.done = (
             shared, r, loop, query, miss, done)
-        self.key = key if key is not None else cache_key(
-            m.qname, m.qtype, m.qclass, (1 if edns else 0) | (2 if do else 0) | (4 if cd else 0))
+        self.key = miss_key(miss)
         self.t0 = r.clock()
         self.task = self.drive = None
         self.finished = False
