@@ -287,8 +287,6 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                     cur.port = _int(val, "-p")
                 else:
                     glob.batch = cur.batch = val
-            elif opt == "-h":
-                raise SystemExit(_help())
             else:
                 raise UsageError(f"Invalid option: {a}")
         else:
@@ -333,14 +331,6 @@ def _is_class(a: str) -> bool:
 
 def _looks_like_keyword(a: str) -> bool:
     return "." not in a
-
-
-def _help() -> int:
-    parser = argparse.ArgumentParser(prog="corenet-resolver")
-    sub = parser.add_subparsers()
-    from resolver.daemon.cli import _authority_flags
-    add_parser(sub, _authority_flags).print_help()
-    return 0
 
 
 # ---- the servers -----------------------------------------------------------------------------
@@ -442,12 +432,57 @@ def ask(q, o: Options, addr: str, name: str, port: int):
         return dns.query.tls(q, addr, timeout=o.timeout, port=port,
                              ssl_context=_ssl_context(o, ["dot"]),
                              server_hostname=hostname if o.tls_ca is not None else None), "TLS"
+    return doh(q, o, addr, hostname, port), "HTTPS"
+
+
+class _Pinned:
+    """A resolver for corenet.https's client that gives the server's address for the
+    certificate's name (the URL names the host the certificate is checked against)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def resolve(self, host: str, rdtype: str):
+        import types
+        if (rdtype == "AAAA") != (":" in self.address):
+            raise LookupError(f"no {rdtype}")
+        rrset = [types.SimpleNamespace(address=self.address)]
+        return types.SimpleNamespace(rrset=_TTL(rrset))
+
+
+class _TTL(list):
+    ttl = 0
+
+
+def doh(q, o: Options, addr: str, hostname: str, port: int):
+    """RFC 8484 over corenet.https's client: POST, or GET with ``?dns=``."""
+    import base64
+
+    import dns.message
+
+    from corenet.https import SyncClient
+
     host = f"[{hostname}]" if ":" in hostname else hostname
+    url = f"https://{host}:{port}{o.https_path}"
     verify = False if o.tls_ca is None else (o.tls_ca or True)
-    r = dns.query.https(q, f"https://{host}:{port}{o.https_path}", timeout=o.timeout, port=port,
-                        path=o.https_path, post=not o.https_get, bootstrap_address=addr,
-                        verify=verify)
-    return r, "HTTPS"
+    wire = q.to_wire()
+    headers = {"accept": "application/dns-message"}
+    with SyncClient(verify=verify, resolver=_Pinned(addr), trust_env=False,
+                    timeout=o.timeout) as client:
+        if o.https_get:
+            b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+            r = client.get(url, params={"dns": b64}, headers=headers)
+        else:
+            r = client.post(url, content=wire,
+                            headers=dict(headers, **{"content-type": "application/dns-message"}))
+        if r.status_code != 200:
+            raise OSError(f"HTTP status {r.status_code}")
+        body = r.content
+    msg = dns.message.from_wire(body)
+    if msg.id != q.id or not msg.flags & dns.flags.QR:
+        raise OSError("the reply does not match the query")
+    msg.wire = body
+    return msg
 
 
 def _error_text(e: BaseException) -> str:
@@ -491,11 +526,9 @@ def _opt_lines(msg) -> list[str]:
             lines.append(f"; EDE: {code}{f' ({label})' if label else ''}"
                          f"{f': ({opt.text})' if opt.text else ''}")
         elif int(opt.otype) == int(dns.edns.OptionType.NSID):
-            data = opt.to_wire() if not hasattr(opt, "data") else opt.data
-            if hasattr(opt, "nsid"):
-                data = opt.nsid
+            data = getattr(opt, "nsid", None) or getattr(opt, "data", b"") or b""
             shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
-            lines.append(f"; NSID: {data.hex()} (\"{shown}\")")
+            lines.append(f"; NSID: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")")
         elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
             wire = opt.to_wire()
             lines.append(f"; COOKIE: {wire.hex()}")
