@@ -498,6 +498,19 @@ def _error_text(e: BaseException) -> str:
 
 
 # ---- output ----------------------------------------------------------------------------------
+def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
+    """Fields laid out as BIND prints records: tabs to the columns 24, 32, 40 and 48 (8 wide),
+    one space when a field already reaches past its column."""
+    out, col = fields[0], len(fields[0])
+    for text, to in zip(fields[1:], stops):
+        to = max(to, col + 1)
+        tabs = to // 8 - col // 8
+        out += "\t" * tabs + " " * (to % 8 if tabs else to - col)
+        out += text
+        col = to + len(text)
+    return out
+
+
 def _rr_lines(section, question: bool = False) -> list[str]:
     import dns.rdataclass
     import dns.rdatatype
@@ -506,10 +519,11 @@ def _rr_lines(section, question: bool = False) -> list[str]:
         cls = dns.rdataclass.to_text(rrset.rdclass)
         typ = dns.rdatatype.to_text(rrset.rdtype)
         if question:
-            lines.append(f";{rrset.name}\t\t{cls}\t{typ}")
+            # the ";" is outside BIND's column count
+            lines.append(";" + _columns(str(rrset.name), cls, typ, stops=(32, 40)))
             continue
         for rd in rrset:
-            lines.append(f"{rrset.name}\t{rrset.ttl}\t{cls}\t{typ}\t{rd.to_text()}")
+            lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ, rd.to_text()))
     return lines
 
 
