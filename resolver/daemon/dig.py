@@ -72,6 +72,8 @@ class Options:
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
     batch: str | None = None
+    typed: bool = False                  # a type (class) given after this look-up's name
+    classed: bool = False
     # in-process resolution
     in_process: bool = False
     root_hints: str | None = None
@@ -199,15 +201,11 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     cur = glob
 
     def start(name: str, reverse: bool = False) -> Options:
+        """A new look-up: the global options, then what follows its name."""
         nonlocal cur
-        if cur is glob:
-            cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse)
-        elif cur.name is None:
-            cur.name, cur.reverse = name, reverse
-        else:
-            cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse)
-        if not lookups or lookups[-1] is not cur:
-            lookups.append(cur)
+        cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=reverse,
+                      classed=False)
+        lookups.append(cur)
         return cur
 
     it = iter(argv)
@@ -266,13 +264,13 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                         dns.rdatatype.from_text(val)
                     except Exception:
                         raise UsageError(f"invalid type: {val}") from None
-                    cur.rdtype = val
+                    cur.rdtype, cur.typed = val, True
                 elif opt == "-c":
                     try:
                         dns.rdataclass.from_text(val)
                     except Exception:
                         raise UsageError(f"invalid class: {val}") from None
-                    cur.rdclass = val
+                    cur.rdclass, cur.classed = val, True
                 elif opt == "-q":
                     start(val)
                 elif opt == "-x":
@@ -281,8 +279,7 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                     except Exception:
                         raise UsageError(f"-x needs an IPv4 or IPv6 address, got {val!r}") \
                             from None
-                    o = start(rev, reverse=True)
-                    o.rdtype = o.rdtype or "PTR"
+                    start(rev, reverse=True).rdtype = "PTR"
                 elif opt == "-p":
                     cur.port = _int(val, "-p")
                 else:
@@ -290,12 +287,12 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
             else:
                 raise UsageError(f"Invalid option: {a}")
         else:
-            if cur is not glob and cur.name is not None:
-                if cur.rdtype is None and _is_type(a):
-                    cur.rdtype = a
+            if cur is not glob:
+                if not cur.typed and _is_type(a):
+                    cur.rdtype, cur.typed = a, True
                     continue
-                if cur.rdclass is None and _is_class(a):
-                    cur.rdclass = a
+                if not cur.classed and _is_class(a):
+                    cur.rdclass, cur.classed = a, True
                     continue
             elif cur is glob and lookups == [] and (_is_type(a) or _is_class(a)) \
                     and _looks_like_keyword(a):
@@ -636,8 +633,7 @@ def lookup(o: Options, argv: list[str]) -> int:
             try:
                 r, proto = ask(q, o, addr, name, port)
             except Exception as e:           # a try lost: dig says so and tries again
-                shown = f"[{addr}]" if ":" in addr else addr
-                print(f";; communications error to {shown}#{port}: {_error_text(e)}",
+                print(f";; communications error to {addr}#{port}: {_error_text(e)}",
                       flush=True)
                 continue
             elapsed = time.monotonic() - t0

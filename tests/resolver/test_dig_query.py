@@ -245,3 +245,23 @@ def test_exit_codes(tmp_path):
         r = query(*at, "+retry=0")
         assert r.returncode == 9 and r.stdout.count("timed out") == 1
         assert ";; no servers could be reached" in r.stdout
+
+
+def test_the_grammar_of_several_lookups():
+    from resolver.daemon.dig import parse
+
+    glob, lookups = parse(["+norec", "-p", "5300", "MX", "example.org", "+tcp", "-x",
+                           "192.0.2.1", "+cd", "example.net", "TXT", "CH", "@ns.example"])
+    assert not glob.rec and glob.port == 5300 and glob.transport == "udp"
+    a, b, c = lookups
+    assert (a.name, a.rdtype, a.transport, a.rec, a.port) == ("example.org", "MX", "tcp", False,
+                                                              5300)
+    assert (b.name, b.rdtype, b.cd, b.transport) == ("1.2.0.192.in-addr.arpa.", "PTR", True,
+                                                     "udp")
+    assert (c.name, c.rdtype, c.rdclass, c.server, c.cd) == ("example.net", "TXT", "CH",
+                                                             "ns.example", False)
+    _, [d] = parse(["+noall", "+answer", "+tries=0", "+retry=4", "+https=doh", "x.example"])
+    assert [k for k, v in d.show.items() if v] == ["answer"]
+    assert (d.tries, d.transport, d.https_path) == (5, "https", "/doh")
+    _, [e] = parse([])
+    assert (e.name, e.rdtype) == (None, None)         # dig: the root's NS
