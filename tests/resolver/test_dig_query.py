@@ -265,3 +265,55 @@ def test_the_grammar_of_several_lookups():
     assert (d.tries, d.transport, d.https_path) == (5, "https", "/doh")
     _, [e] = parse([])
     assert (e.name, e.rdtype) == (None, None)         # dig: the root's NS
+
+
+def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
+    """The HTTP requests themselves, seen by a stand-in for corenet.https's client."""
+    import base64
+    import types
+
+    import corenet.https
+    from resolver.daemon import dig as dig_mod
+
+    q = dig_mod.make_query(dig_mod.Options(name="www.example.net"))
+    reply = dns.message.make_response(q).to_wire()
+    seen = []
+
+    class Client:
+        def __init__(self, **kw):
+            seen.append(kw)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def get(self, url, params, headers):
+            seen.append(("GET", url, params, headers))
+            return types.SimpleNamespace(status_code=200, content=reply)
+
+        def post(self, url, content, headers):
+            seen.append(("POST", url, content, headers))
+            return types.SimpleNamespace(status_code=200, content=reply)
+
+    monkeypatch.setattr(corenet.https, "SyncClient", Client)
+    o = dig_mod.Options(transport="https", tls_ca="/ca.pem", tls_hostname="dns.test")
+    assert dig_mod.doh(q, o, "127.0.0.1", "dns.test", 8443).id == q.id
+    kw, (method, url, body, headers) = seen
+    assert (kw["verify"], method, url) == ("/ca.pem", "POST", "https://dns.test:8443/dns-query")
+    assert body == q.to_wire() and headers["content-type"] == "application/dns-message"
+    seen.clear()
+    o.https_get, o.https_path, o.tls_ca = True, "/q", None
+    dig_mod.doh(q, o, "::1", "::1", 443)
+    kw, (method, url, params, headers) = seen
+    assert (kw["verify"], method, url) == (False, "GET", "https://[::1]:443/q")
+    assert base64.urlsafe_b64decode(params["dns"] + "==") == q.to_wire()
+    assert "=" not in params["dns"]
+
+
+def test_help_lists_the_options():
+    r = query("-h")
+    assert r.returncode == 0
+    for word in ("+tls-ca", "+https", "--in-process", "CORENET_RESOLV_CONF", "-f FILE"):
+        assert word in r.stdout, word
