@@ -93,13 +93,16 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
         "query", help="ask a DNS server (as dig), or resolve in-process with --in-process",
         usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-c CLASS] [-x ADDR] [-q NAME] "
               "[-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
-        description="dig's options: +[no]rec +[no]cd +[no]adflag +[no]dnssec +[no]edns "
-                    "+bufsize=N +[no]nsid +[no]tcp/+[no]vc +[no]tls +https[=PATH] "
-                    "+https-get[=PATH] +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N "
-                    "+retry=N +[no]ignore +[no]short +[no]all +[no]cmd +[no]comments "
-                    "+[no]question +[no]answer +[no]authority +[no]additional +[no]stats. "
-                    f"Without @SERVER the nameservers of {RESOLV_CONF} are asked "
-                    f"(${RESOLV_CONF_ENV} names another file).")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="dig's +options (each with its +no form):\n"
+                    "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid\n"
+                    "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
+                    "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
+                    "  +short +all +cmd +comments +question +answer +authority\n"
+                    "  +additional +stats\n"
+                    f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
+                    f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
+                    "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
     q.add_argument("args", nargs="*", metavar="NAME [TYPE] [CLASS] [@SERVER] [+OPTION]")
     q.add_argument("-t", dest="type", metavar="TYPE", help="query type")
     q.add_argument("-c", dest="rdclass", metavar="CLASS", help="query class (IN)")
