@@ -485,9 +485,21 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     return msg
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a server (or the way to it) can make a try fail with; anything else is a bug,
+    reported as dig's internal error."""
+    import dns.exception
+
+    from corenet.https.errors import RequestError
+    return (OSError, EOFError, TimeoutError, dns.exception.DNSException, RequestError)
+
+
 def _error_text(e: BaseException) -> str:
     import dns.exception
-    if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError)):
+
+    from corenet.https.errors import TimeoutException
+    if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
+                      TimeoutException)):
         return "timed out"
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
@@ -635,7 +647,7 @@ def lookup(o: Options, argv: list[str]) -> int:
             t0 = time.monotonic()
             try:
                 r, proto = ask(q, o, addr, name, port)
-            except Exception as e:           # a try lost: dig says so and tries again
+            except _network_errors() as e:    # a try lost: dig says so and tries again
                 print(f";; communications error to {addr}#{port}: {_error_text(e)}",
                       flush=True)
                 continue

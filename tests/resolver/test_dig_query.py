@@ -317,3 +317,14 @@ def test_help_lists_the_options():
     assert r.returncode == 0
     for word in ("+tls-ca", "+https", "--in-process", "CORENET_RESOLV_CONF", "-f FILE"):
         assert word in r.stdout, word
+
+
+def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
+    from resolver.daemon import dig as dig_mod
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+    monkeypatch.setenv("CORENET_RESOLV_CONF", os.devnull)
+    monkeypatch.setattr(dig_mod, "ask", broken)
+    assert dig_mod.main(["@127.0.0.1", "example.org"]) == 10
+    assert "internal error" in capsys.readouterr().err
