@@ -66,6 +66,7 @@ class Options:
     edns: bool = True
     bufsize: int = 1232
     nsid: bool = False
+    subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
     ignore_tc: bool = False
     timeout: float = 5.0
@@ -95,7 +96,7 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
               "[-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="dig's +options (each with its +no form):\n"
-                    "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid\n"
+                    "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
                     "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
@@ -185,10 +186,28 @@ def _plus(o: Options, arg: str) -> None:
             raise UsageError(f"+{key} needs =N")
         n = _int(value, f"+{key}", -(2 ** 31), 2 ** 31)
         o.tries = max(1, n + (1 if key == "retry" else 0))
+    elif key == "subnet":
+        if on and not eq:
+            raise UsageError("+subnet needs =ADDR[/LEN]")
+        if on:
+            _ecs(value)
+        o.subnet = value if on else None
     elif key == "bufsize":
         o.bufsize = _int(value, "+bufsize") if (on and eq) else 1232
     else:
         raise UsageError(f"Invalid option: {arg}")
+
+
+def _ecs(value: str):
+    """dig's +subnet value as an ECS option (``0`` is 0.0.0.0/0)."""
+    import dns.edns
+    addr, _, length = value.partition("/")
+    if addr == "0":
+        addr = "0.0.0.0"
+    try:
+        return dns.edns.ECSOption(addr, int(length) if length else None)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"+subnet: {value!r}: {e}") from None
 
 
 def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[Options]]:
@@ -394,9 +413,13 @@ def make_query(o: Options):
         q.flags |= dns.flags.CD
     if o.ad:
         q.flags |= dns.flags.AD
-    if o.nsid and o.edns:
-        q.use_edns(0, q.ednsflags, o.bufsize, options=[dns.edns.GenericOption(
-            dns.edns.OptionType.NSID, b"")])
+    options = []
+    if o.nsid:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
+    if o.subnet is not None:
+        options.append(_ecs(o.subnet))
+    if options and o.edns:
+        q.use_edns(0, q.ednsflags, o.bufsize, options=options)
     return q
 
 
@@ -555,6 +578,8 @@ def _opt_lines(msg) -> list[str]:
             data = getattr(opt, "nsid", None) or getattr(opt, "data", b"") or b""
             shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
             lines.append(f"; NSID: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")")
+        elif isinstance(opt, dns.edns.ECSOption):
+            lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
         elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
             wire = opt.to_wire()
             lines.append(f"; COOKIE: {wire.hex()}")

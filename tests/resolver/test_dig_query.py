@@ -121,8 +121,9 @@ class Recorder:
             self.seen.append(q)
             r = dns.message.make_response(q)
             if q.edns >= 0:
+                ecs = [o for o in q.options if isinstance(o, dns.edns.ECSOption)]
                 r.use_edns(0, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID,
-                                                              b"lab-1")])
+                                                              b"lab-1"), *ecs])
             self.sock.sendto(r.to_wire(), peer)
 
     def close(self):
@@ -150,6 +151,11 @@ def test_query_flags_on_the_wire(recorder):
     assert [int(o.otype) for o in q.options] == [int(dns.edns.OptionType.NSID)]
     assert '; NSID: 6c 61 62 2d 31 ("lab-1")' in r.stdout
     assert query(*at, "+noedns").returncode == 0 and recorder.seen[-1].edns == -1
+    r = query(*at, "+subnet=192.0.2.77/24")
+    [ecs] = recorder.seen[-1].options
+    assert (ecs.address, ecs.srclen) == ("192.0.2.0", 24)
+    assert "; CLIENT-SUBNET: 192.0.2.0/24/0" in r.stdout
+    assert query(*at, "+subnet=nonsense").returncode == 1
     assert query(*at, "-t", "TXT", "-c", "CH").returncode == 0
     assert (recorder.seen[-1].question[0].rdtype, recorder.seen[-1].question[0].rdclass) == (16, 3)
 
