@@ -455,7 +455,7 @@ def ask(q, o: Options, addr: str, name: str, port: int):
         return dns.query.tls(q, addr, timeout=o.timeout, port=port,
                              ssl_context=_ssl_context(o, ["dot"]),
                              server_hostname=hostname if o.tls_ca is not None else None), "TLS"
-    return doh(q, o, addr, hostname, port), "HTTPS"
+    return doh(q, o, addr, hostname, port), "HTTPS-GET" if o.https_get else "HTTPS"
 
 
 class _Pinned:

@@ -77,9 +77,16 @@ def comparable(text: str) -> list[str]:
     ("www.example.com", "A", ["+short"]),
     ("big.example.com", "TXT", ["+noall", "+answer", "+tcp"]),
     ("a-rather-long-label-to-pass-the-columns.example.com", "A", []),
+    ("www.example.com", "A", ["+tls"]),
+    ("www.example.com", "A", ["+https"]),
+    ("www.example.com", "A", ["+https-get"]),
 ])
 def test_output_matches_bind_dig(daemon, name, rdtype, opts):
-    args = ["@127.0.0.1", "-p", str(daemon.port), name, rdtype, *opts]
+    port = daemon.tls_port if "+tls" in opts else daemon.https_port if opts[:1] in (
+        ["+https"], ["+https-get"]) else daemon.port
+    if port != daemon.port:
+        opts = [*opts, f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}"]
+    args = ["@127.0.0.1", "-p", str(port), name, rdtype, *opts]
     ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
@@ -178,7 +185,7 @@ def test_encrypted_with_the_certificate_checked(daemon, transport, port):
     ca = f"+tls-ca={daemon.ca.pem}"
     r = query(*at, ca, f"+tls-hostname={SERVER_NAME}", "www.example.net")
     assert r.returncode == 0, r.stdout + r.stderr
-    proto = "TLS" if transport == ["+tls"] else "HTTPS"
+    proto = {"+tls": "TLS", "+https-get": "HTTPS-GET"}.get(transport[0], "HTTPS")
     assert "198.51.100.1" in r.stdout and f"({proto})" in r.stdout
     r = query(*at, ca, "+tls-hostname=other.test", "www.example.net")   # name mismatch
     assert r.returncode == 9 and ";; communications error" in r.stdout, r.stdout
