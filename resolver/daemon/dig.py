@@ -371,8 +371,7 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
         try:
             infos = socket.getaddrinfo(o.server, None, o.family, socket.SOCK_DGRAM)
         except OSError as e:
-            raise LookupError(f"couldn't get address for '{o.server}': {e.strerror or e}") \
-                from None
+            raise LookupError(f"couldn't get address for '{o.server}': not found") from e
         return list(dict.fromkeys((i[4][0], o.server) for i in infos))
     try:
         names = system_nameservers()
@@ -382,7 +381,6 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
     for n in names:
         fam = socket.AF_INET6 if ":" in n else socket.AF_INET
         if o.family and fam != o.family:
-            print(f";; Skipping nameserver {n}: not of the address family asked", flush=True)
             continue
         out.append((n, n))
     if not out and names:
@@ -659,6 +657,9 @@ def lookup(o: Options, argv: list[str]) -> int:
     try:
         servers = server_addresses(o)
     except LookupError as e:
+        if o.server is not None:          # dig: a usage error, said before anything else
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return EXIT_USAGE
         if o.show["cmd"] and not o.short:
             sys.stdout.write(_cmd_lines(argv, o, None))
         print(f";; {e}", flush=True)

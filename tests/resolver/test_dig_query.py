@@ -341,3 +341,15 @@ def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
     monkeypatch.setattr(dig_mod, "ask", broken)
     assert dig_mod.main(["@127.0.0.1", "example.org"]) == 10
     assert "internal error" in capsys.readouterr().err
+
+
+def test_a_server_name_not_found_is_a_usage_error(monkeypatch, capsys):
+    """As dig; the name is not looked up here (getaddrinfo is replaced)."""
+    from resolver.daemon import dig as dig_mod
+
+    def not_found(*args, **kw):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", not_found)
+    assert dig_mod.main(["@ns.example", "example.org"]) == 1
+    out = capsys.readouterr()
+    assert "couldn't get address for 'ns.example': not found" in out.err and out.out == ""
