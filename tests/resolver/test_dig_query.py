@@ -74,6 +74,10 @@ def comparable(text: str) -> list[str]:
     ("www.example.com", "A", ["+noall", "+comments"]),
     ("www.example.com", "A", ["+norec"]),                # the daemon refuses RD=0
     ("www.example.com", "A", ["+cd", "+dnssec"]),
+    ("www.example.com", "A", ["+nsid", "+bufsize=4096", "+noadflag"]),
+    ("www.example.com", "A", ["+noedns"]),
+    ("big.example.com", "TXT", ["+ignore", "+nostats"]),                # TC kept
+    ("-x", "192.0.2.1", []),
     ("www.example.com", "A", ["+short"]),
     ("big.example.com", "TXT", ["+noall", "+answer", "+tcp"]),
     ("a-rather-long-label-to-pass-the-columns.example.com", "A", []),
