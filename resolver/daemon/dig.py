@@ -1,0 +1,781 @@
+"""``corenet-resolver query``: dig's command line, output and exit codes.
+
+    corenet-resolver query [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-c CLASS] [-q NAME] [-x ADDR]
+                           [-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]
+
+Without ``@SERVER`` the nameservers of /etc/resolv.conf are asked (``$CORENET_RESOLV_CONF``
+names another file); ``--in-process`` resolves in this process from the root instead.
+Exit codes: 0 a DNS reply (any rcode), 1 usage error, 8 batch file unreadable, 9 no reply,
+10 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, replace
+
+EXIT_OK, EXIT_USAGE, EXIT_BATCH, EXIT_NO_ANSWER, EXIT_INTERNAL = 0, 1, 8, 9, 10
+
+#: The file read for the default servers, and the variable that names another one.
+RESOLV_CONF, RESOLV_CONF_ENV = "/etc/resolv.conf", "CORENET_RESOLV_CONF"
+
+PROG = "corenet-resolver query"
+
+#: The display toggles of ``+all``/``+noall``.
+DISPLAY = ("cmd", "comments", "question", "answer", "authority", "additional", "stats")
+
+#: RFC 8914's names, as dig prints them.
+EDE_NAMES = {
+    0: "Other", 1: "Unsupported DNSKEY Algorithm", 2: "Unsupported DS Digest Type",
+    3: "Stale Answer", 4: "Forged Answer", 5: "DNSSEC Indeterminate", 6: "DNSSEC Bogus",
+    7: "Signature Expired", 8: "Signature Not Yet Valid", 9: "DNSKEY Missing",
+    10: "RRSIGs Missing", 11: "No Zone Key Bit Set", 12: "NSEC Missing", 13: "Cached Error",
+    14: "Not Ready", 15: "Blocked", 16: "Censored", 17: "Filtered", 18: "Prohibited",
+    19: "Stale NXDOMAIN Answer", 20: "Not Authoritative", 21: "Not Supported",
+    22: "No Reachable Authority", 23: "Network Error", 24: "Invalid Data",
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    """What one look-up is asked with (the command line's, then a batch line's on top)."""
+    name: str | None = None
+    rdtype: str | None = None
+    rdclass: str | None = None
+    reverse: bool = False
+    server: str | None = None
+    port: int | None = None
+    family: int = 0                      # socket.AF_INET for -4, AF_INET6 for -6
+    transport: str = "udp"               # udp, tcp, tls, https
+    https_path: str = "/dns-query"
+    https_get: bool = False
+    tls_ca: str | None = None            # "" for the system's store
+    tls_hostname: str | None = None
+    rec: bool = True
+    cd: bool = False
+    ad: bool = True
+    dnssec: bool = False
+    edns: bool = True
+    bufsize: int = 1232
+    nsid: bool = False
+    subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
+    short: bool = False
+    ignore_tc: bool = False
+    timeout: float = 5.0
+    tries: int = 3
+    show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
+    batch: str | None = None
+    typed: bool = False                  # a type (class) given after this look-up's name
+    classed: bool = False
+    # in-process resolution
+    in_process: bool = False
+    root_hints: str | None = None
+    upstream_port: int = 53
+    ipv6: bool = True
+    qname_minimisation: bool = True
+    do_ip4: bool = True
+    do_not_query_localhost: bool = True
+
+
+# ---- the command line ------------------------------------------------------------------------
+def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
+    """The ``query`` subcommand as ``corenet-resolver --help`` lists it; the arguments
+    themselves are read by :func:`parse` (dig's grammar: ``+options`` and ``@server``
+    anywhere, several look-ups on one line)."""
+    q = sub.add_parser(
+        "query", help="ask a DNS server (as dig), or resolve in-process with --in-process",
+        usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-c CLASS] [-x ADDR] [-q NAME] "
+              "[-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="dig's +options (each with its +no form):\n"
+                    "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
+                    "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
+                    "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
+                    "  +short +all +cmd +comments +question +answer +authority\n"
+                    "  +additional +stats\n"
+                    f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
+                    f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
+                    "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
+    q.add_argument("args", nargs="*", metavar="NAME [TYPE] [CLASS] [@SERVER] [+OPTION]")
+    q.add_argument("-t", dest="type", metavar="TYPE", help="query type")
+    q.add_argument("-c", dest="rdclass", metavar="CLASS", help="query class (IN)")
+    q.add_argument("-q", dest="qname", metavar="NAME", help="query name")
+    q.add_argument("-x", dest="reverse", metavar="ADDR",
+                   help="reverse look-up: the PTR of an IPv4 or IPv6 address")
+    q.add_argument("-p", "--port", type=int, default=None, help="server port (53)")
+    q.add_argument("-f", dest="batch", metavar="FILE", help="batch: one look-up per line")
+    q.add_argument("-4", dest="v4", action="store_true", help="IPv4 servers only")
+    q.add_argument("-6", dest="v6", action="store_true", help="IPv6 servers only")
+    q.add_argument("--in-process", action="store_true",
+                   help="resolve in this process from the root servers, asking no server")
+    q.add_argument("--root-hints", metavar="FILE", help="for --in-process (the real root)")
+    q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
+                   help="authorities' port, for --in-process")
+    q.add_argument("--do-ip6", "--ipv6", dest="ipv6", action=argparse.BooleanOptionalAction,
+                   default=True, help="--in-process asks authorities over IPv6 too (on)")
+    authority_flags(q, True)
+    return q
+
+
+_LONG_BOOL = {"ipv6": "ipv6", "do-ip6": "ipv6", "qname-minimisation": "qname_minimisation",
+              "do-ip4": "do_ip4", "do-not-query-localhost": "do_not_query_localhost"}
+
+
+def _int(value: str, what: str, low: int = 0, high: int = 65535) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"{what}: {value!r} is not a number") from None
+    if not low <= n <= high:
+        raise UsageError(f"{what}: {value} is out of range {low}..{high}")
+    return n
+
+
+def _plus(o: Options, arg: str) -> None:
+    body = arg[1:]
+    key, eq, value = body.partition("=")
+    key = key.lower()
+    on = True
+    if key.startswith("no") and key not in ("nsid",):
+        on, key = False, key[2:]
+    flags = {"rec": "rec", "recurse": "rec", "cd": "cd", "cdflag": "cd", "adflag": "ad",
+             "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid", "edns": "edns",
+             "ignore": "ignore_tc"}
+    if key in flags:
+        if key == "edns" and eq:
+            _int(value, "+edns", 0, 0)
+        setattr(o, flags[key], on)
+    elif key in DISPLAY:
+        o.show[key] = on
+    elif key == "all":
+        o.show = dict.fromkeys(DISPLAY, on)
+    elif key == "short":
+        o.short = on
+        if on:
+            o.show = dict.fromkeys(DISPLAY, False)
+            o.show["answer"] = True
+    elif key in ("tcp", "vc"):
+        o.transport = "tcp" if on else "udp"
+    elif key == "tls":
+        o.transport = "tls" if on else "udp"
+    elif key in ("https", "https-post", "https-get"):
+        o.transport = "https" if on else "udp"
+        o.https_get = key == "https-get"
+        if on and eq:
+            o.https_path = value if value.startswith("/") else "/" + value
+    elif key == "tls-ca":
+        o.tls_ca = (value if eq else "") if on else None
+    elif key == "tls-hostname":
+        if on and not value:
+            raise UsageError("+tls-hostname needs =NAME")
+        o.tls_hostname = value if on else None
+    elif key in ("time", "timeout"):
+        if not on or not eq:
+            raise UsageError(f"+{key} needs =SECONDS")
+        o.timeout = max(1, _int(value, "+time", 0, 86400))
+    elif key in ("tries", "retry"):
+        if not on or not eq:
+            raise UsageError(f"+{key} needs =N")
+        n = _int(value, f"+{key}", -(2 ** 31), 2 ** 31)
+        o.tries = max(1, n + (1 if key == "retry" else 0))
+    elif key == "subnet":
+        if on and not eq:
+            raise UsageError("+subnet needs =ADDR[/LEN]")
+        if on:
+            _ecs(value)
+        o.subnet = value if on else None
+    elif key == "bufsize":
+        o.bufsize = _int(value, "+bufsize") if (on and eq) else 1232
+    else:
+        raise UsageError(f"Invalid option: {arg}")
+
+
+def _ecs(value: str):
+    """dig's +subnet value as an ECS option (``0`` is 0.0.0.0/0)."""
+    import dns.edns
+    addr, _, length = value.partition("/")
+    if addr == "0":
+        addr = "0.0.0.0"
+    try:
+        return dns.edns.ECSOption(addr, int(length) if length else None)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"+subnet: {value!r}: {e}") from None
+
+
+def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[Options]]:
+    """(global options, look-ups) in dig's grammar: options before the first name are
+    global; each NAME (or ``-x``, ``-q``) starts a look-up that takes the type, class and
+    options after it.  No name and no ``-f``: one look-up of the root's NS, as dig."""
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.reversename
+
+    glob = replace(base, show=dict(base.show)) if base else Options()
+    lookups: list[Options] = []
+    cur = glob
+
+    def start(name: str, reverse: bool = False) -> Options:
+        """A new look-up: the global options, then what follows its name."""
+        nonlocal cur
+        cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=reverse,
+                      classed=False)
+        lookups.append(cur)
+        return cur
+
+    it = iter(argv)
+
+    def value(opt: str) -> str:
+        try:
+            return next(it)
+        except StopIteration:
+            raise UsageError(f"option {opt} needs an argument") from None
+
+    for a in it:
+        if a.startswith("@") and len(a) > 1:
+            server, _, at_port = a[1:].partition("#")
+            cur.server = server
+            if at_port:
+                try:
+                    cur.port = _int(at_port, "port")
+                except UsageError:
+                    raise UsageError(f"bad port in {a!r}") from None
+        elif a.startswith("+") and len(a) > 1:
+            _plus(cur, a)
+        elif a.startswith("--"):
+            key, eq, val = a[2:].partition("=")
+            bare = key[3:] if key.startswith("no-") else key
+            if key == "in-process":
+                glob.in_process = cur.in_process = True
+            elif bare in _LONG_BOOL:
+                for o in {id(glob): glob, id(cur): cur}.values():
+                    setattr(o, _LONG_BOOL[bare], not key.startswith("no-"))
+            elif key in ("root-hints", "upstream-port", "timeout", "port"):
+                val = val if eq else value(a)
+                for o in {id(glob): glob, id(cur): cur}.values():
+                    if key == "root-hints":
+                        o.root_hints = val
+                    elif key == "upstream-port":
+                        o.upstream_port = _int(val, "--upstream-port", 1)
+                    elif key == "port":
+                        o.port = _int(val, "--port")
+                    else:
+                        try:
+                            o.timeout = float(val)
+                        except ValueError:
+                            raise UsageError(f"--timeout: {val!r} is not a number") from None
+            else:
+                raise UsageError(f"Invalid option: {a}")
+        elif a.startswith("-") and len(a) > 1:
+            opt, rest = a[:2], a[2:]
+            if opt == "-4":
+                cur.family = socket.AF_INET
+            elif opt == "-6":
+                cur.family = socket.AF_INET6
+            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f"):
+                val = rest or value(opt)
+                if opt == "-t":
+                    try:
+                        dns.rdatatype.from_text(val)
+                    except Exception:
+                        raise UsageError(f"invalid type: {val}") from None
+                    cur.rdtype, cur.typed = val, True
+                elif opt == "-c":
+                    try:
+                        dns.rdataclass.from_text(val)
+                    except Exception:
+                        raise UsageError(f"invalid class: {val}") from None
+                    cur.rdclass, cur.classed = val, True
+                elif opt == "-q":
+                    start(val)
+                elif opt == "-x":
+                    try:
+                        rev = dns.reversename.from_address(val).to_text()
+                    except Exception:
+                        raise UsageError(f"-x needs an IPv4 or IPv6 address, got {val!r}") \
+                            from None
+                    start(rev, reverse=True).rdtype = "PTR"
+                elif opt == "-p":
+                    cur.port = _int(val, "-p")
+                else:
+                    glob.batch = cur.batch = val
+            else:
+                raise UsageError(f"Invalid option: {a}")
+        else:
+            if cur is not glob:
+                if not cur.typed and _is_type(a):
+                    cur.rdtype, cur.typed = a, True
+                    continue
+                if not cur.classed and _is_class(a):
+                    cur.rdclass, cur.classed = a, True
+                    continue
+            elif cur is glob and lookups == [] and (_is_type(a) or _is_class(a)) \
+                    and _looks_like_keyword(a):
+                # dig reads ``dig MX example.com`` as type then name
+                if _is_type(a):
+                    glob.rdtype = a
+                else:
+                    glob.rdclass = a
+                continue
+            start(a)
+    if not lookups and glob.batch is None:
+        lookups.append(replace(glob, show=dict(glob.show)))
+    return glob, lookups
+
+
+def _is_type(a: str) -> bool:
+    import dns.rdatatype
+    try:
+        dns.rdatatype.from_text(a)
+        return True
+    except Exception:
+        return False
+
+
+def _is_class(a: str) -> bool:
+    import dns.rdataclass
+    try:
+        dns.rdataclass.from_text(a)
+        return True
+    except Exception:
+        return False
+
+
+def _looks_like_keyword(a: str) -> bool:
+    return "." not in a
+
+
+# ---- the servers -----------------------------------------------------------------------------
+def system_nameservers() -> list[str]:
+    """The ``nameserver`` lines of resolv.conf ($CORENET_RESOLV_CONF, else /etc/resolv.conf)."""
+    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
+    servers = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            words = line.split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                servers.append(words[1].split("%")[0])
+    return servers
+
+
+def server_addresses(o: Options) -> list[tuple[str, str]]:
+    """(address, name as given) of the servers to try, in order, of the family -4/-6 allow."""
+    if o.server is not None:
+        try:
+            infos = socket.getaddrinfo(o.server, None, o.family, socket.SOCK_DGRAM)
+        except OSError as e:
+            raise LookupError(f"couldn't get address for '{o.server}': not found") from e
+        return list(dict.fromkeys((i[4][0], o.server) for i in infos))
+    try:
+        names = system_nameservers()
+    except OSError as e:
+        raise LookupError(f"can't read the system's resolver configuration: {e}") from None
+    out = []
+    for n in names:
+        fam = socket.AF_INET6 if ":" in n else socket.AF_INET
+        if o.family and fam != o.family:
+            continue
+        out.append((n, n))
+    if not out and names:
+        raise LookupError("No acceptable nameservers")
+    if not out:
+        out = [("127.0.0.1", "127.0.0.1")] if o.family != socket.AF_INET6 else [("::1", "::1")]
+    return out
+
+
+# ---- one look-up -----------------------------------------------------------------------------
+def make_query(o: Options):
+    import dns.edns
+    import dns.flags
+    import dns.message
+    import dns.rdataclass
+    import dns.rdatatype
+
+    name = o.name if o.name is not None else "."
+    rdtype = o.rdtype or ("NS" if o.name is None else "A")
+    q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype),
+                               dns.rdataclass.from_text(o.rdclass or "IN"),
+                               use_edns=0 if o.edns else False, payload=o.bufsize,
+                               want_dnssec=o.dnssec and o.edns)
+    q.flags &= ~dns.flags.RD
+    if o.rec:
+        q.flags |= dns.flags.RD
+    if o.cd:
+        q.flags |= dns.flags.CD
+    if o.ad:
+        q.flags |= dns.flags.AD
+    options = []
+    if o.nsid:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
+    if o.subnet is not None:
+        options.append(_ecs(o.subnet))
+    if options and o.edns:
+        q.use_edns(0, q.ednsflags, o.bufsize, options=options)
+    return q
+
+
+def _ssl_context(o: Options, alpn: list[str] | None):
+    import ssl
+    if o.tls_ca is None:                  # as dig: no +tls-ca, no verification
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=o.tls_ca or None)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def ask(q, o: Options, addr: str, name: str, port: int):
+    """The reply of one server, over the transport asked; raises on no reply."""
+    import dns.flags
+    import dns.query
+
+    if o.transport == "udp":
+        r = dns.query.udp(q, addr, timeout=o.timeout, port=port, raise_on_truncation=False,
+                          ignore_unexpected=True)
+        if r.flags & dns.flags.TC and not o.ignore_tc:
+            print(";; Truncated, retrying in TCP mode.", flush=True)
+            return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+        return r, "UDP"
+    if o.transport == "tcp":
+        return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+    hostname = o.tls_hostname or (name if o.server is not None else addr)
+    if o.transport == "tls":
+        return dns.query.tls(q, addr, timeout=o.timeout, port=port,
+                             ssl_context=_ssl_context(o, ["dot"]),
+                             server_hostname=hostname if o.tls_ca is not None else None), "TLS"
+    return doh(q, o, addr, hostname, port), "HTTPS-GET" if o.https_get else "HTTPS"
+
+
+class _Pinned:
+    """A resolver for corenet.https's client that gives the server's address for the
+    certificate's name (the URL names the host the certificate is checked against)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def resolve(self, host: str, rdtype: str):
+        import types
+        if (rdtype == "AAAA") != (":" in self.address):
+            raise LookupError(f"no {rdtype}")
+        rrset = [types.SimpleNamespace(address=self.address)]
+        return types.SimpleNamespace(rrset=_TTL(rrset))
+
+
+class _TTL(list):
+    ttl = 0
+
+
+def doh(q, o: Options, addr: str, hostname: str, port: int):
+    """RFC 8484 over corenet.https's client: POST, or GET with ``?dns=``."""
+    import base64
+
+    import dns.message
+
+    from corenet.https import SyncClient
+
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    url = f"https://{host}:{port}{o.https_path}"
+    verify = False if o.tls_ca is None else (o.tls_ca or True)
+    wire = q.to_wire()
+    headers = {"accept": "application/dns-message"}
+    with SyncClient(verify=verify, resolver=_Pinned(addr), trust_env=False,
+                    timeout=o.timeout) as client:
+        if o.https_get:
+            b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+            r = client.get(url, params={"dns": b64}, headers=headers)
+        else:
+            r = client.post(url, content=wire,
+                            headers=dict(headers, **{"content-type": "application/dns-message"}))
+        if r.status_code != 200:
+            raise OSError(f"HTTP status {r.status_code}")
+        body = r.content
+    msg = dns.message.from_wire(body)
+    if msg.id != q.id or not msg.flags & dns.flags.QR:
+        raise OSError("the reply does not match the query")
+    msg.wire = body
+    return msg
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a server (or the way to it) can make a try fail with; anything else is a bug,
+    reported as dig's internal error."""
+    import dns.exception
+
+    from corenet.https.errors import RequestError
+    return (OSError, EOFError, TimeoutError, dns.exception.DNSException, RequestError)
+
+
+def _error_text(e: BaseException) -> str:
+    import dns.exception
+
+    from corenet.https.errors import TimeoutException
+    if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
+                      TimeoutException)):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0]
+
+
+# ---- output ----------------------------------------------------------------------------------
+def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
+    """Fields laid out as BIND prints records: tabs to the columns 24, 32, 40 and 48 (8 wide),
+    one space when a field already reaches past its column."""
+    out, col = fields[0], len(fields[0])
+    for text, to in zip(fields[1:], stops):
+        to = max(to, col + 1)
+        tabs = to // 8 - col // 8
+        out += "\t" * tabs + " " * (to % 8 if tabs else to - col)
+        out += text
+        col = to + len(text)
+    return out
+
+
+def _rr_lines(section, question: bool = False) -> list[str]:
+    import dns.rdataclass
+    import dns.rdatatype
+    lines = []
+    for rrset in section:
+        cls = dns.rdataclass.to_text(rrset.rdclass)
+        typ = dns.rdatatype.to_text(rrset.rdtype)
+        if question:
+            # the ";" is outside BIND's column count
+            lines.append(";" + _columns(str(rrset.name), cls, typ, stops=(32, 40)))
+            continue
+        for rd in rrset:
+            lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ, rd.to_text()))
+    return lines
+
+
+def _opt_lines(msg) -> list[str]:
+    import dns.edns
+    import dns.flags
+    flags = " do" if msg.ednsflags & dns.flags.DO else ""
+    lines = [";; OPT PSEUDOSECTION:",
+             f"; EDNS: version: {msg.edns}, flags:{flags}; udp: {msg.payload}"]
+    for opt in msg.options:
+        if isinstance(opt, dns.edns.EDEOption):
+            code = int(opt.code)
+            label = EDE_NAMES.get(code, "")
+            lines.append(f"; EDE: {code}{f' ({label})' if label else ''}"
+                         f"{f': ({opt.text})' if opt.text else ''}")
+        elif int(opt.otype) == int(dns.edns.OptionType.NSID):
+            data = getattr(opt, "nsid", None) or getattr(opt, "data", b"") or b""
+            shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+            lines.append(f"; NSID: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")")
+        elif isinstance(opt, dns.edns.ECSOption):
+            lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
+        elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
+            wire = opt.to_wire()
+            lines.append(f"; COOKIE: {wire.hex()}")
+        else:
+            lines.append(f"; OPT={int(opt.otype)}: {opt.to_wire().hex()}")
+    return lines
+
+
+def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None) -> str:
+    """dig's text of one reply, with the sections ``o.show`` keeps."""
+    import dns.flags
+    import dns.opcode
+    import dns.rcode
+
+    if o.short:
+        return "".join(f"{rd.to_text()}\n" for rrset in msg.answer for rd in rrset)
+    s, c = o.show, o.show["comments"]
+    out: list[str] = []
+    if c:
+        flags = dns.flags.to_text(msg.flags).lower()
+        n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+        out += [";; Got answer:",
+                f";; ->>HEADER<<- opcode: {dns.opcode.to_text(msg.opcode())}, "
+                f"status: {dns.rcode.to_text(msg.rcode())}, id: {msg.id}",
+                f";; flags: {flags}; QUERY: {len(msg.question)}, ANSWER: "
+                f"{sum(len(r) for r in msg.answer)}, AUTHORITY: "
+                f"{sum(len(r) for r in msg.authority)}, ADDITIONAL: {n_add}"]
+        if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA:
+            out.append(";; WARNING: recursion requested but not available")
+        out.append("")
+        if msg.edns >= 0:
+            out += _opt_lines(msg)
+    if s["question"] and msg.question:
+        if c:
+            out.append(";; QUESTION SECTION:")
+        out += _rr_lines(msg.question, question=True)
+        if c:
+            out.append("")
+    for key, title, section in (("answer", "ANSWER", msg.answer),
+                                ("authority", "AUTHORITY", msg.authority),
+                                ("additional", "ADDITIONAL", msg.additional)):
+        if s[key] and section:
+            if c:
+                out.append(f";; {title} SECTION:")
+            out += _rr_lines(section)
+            if c:
+                out.append("")
+    if s["stats"]:
+        if elapsed is not None:
+            out.append(f";; Query time: {elapsed * 1000:.0f} msec")
+        out.append(f";; SERVER: {server}")
+        out.append(f";; WHEN: {time.strftime('%a %b %d %H:%M:%S %Z %Y')}")
+        if size is not None:
+            out.append(f";; MSG SIZE  rcvd: {size}")
+        out.append("")
+    return "".join(line + "\n" for line in out)
+
+
+def _cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
+    from corenet import __version__
+    lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]
+    if n_servers is not None and o.server is not None:
+        lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
+    lines.append(";; global options: +cmd")
+    return "".join(line + "\n" for line in lines)
+
+
+def lookup(o: Options, argv: list[str]) -> int:
+    """One look-up, printed; its exit status."""
+    try:
+        q = make_query(o)
+    except Exception as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if o.in_process:
+        return _lookup_in_process(q, o, argv)
+    try:
+        servers = server_addresses(o)
+    except LookupError as e:
+        if o.server is not None:          # dig: a usage error, said before anything else
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        if o.show["cmd"] and not o.short:
+            sys.stdout.write(_cmd_lines(argv, o, None))
+        print(f";; {e}", flush=True)
+        return EXIT_NO_ANSWER
+    default_port = {"tls": 853, "https": 443}.get(o.transport, 53)
+    port = o.port if o.port is not None else default_port
+    if o.show["cmd"] and not o.short:
+        sys.stdout.write(_cmd_lines(argv, o, len(servers)))
+    for addr, name in servers:
+        for _ in range(o.tries):
+            t0 = time.monotonic()
+            try:
+                r, proto = ask(q, o, addr, name, port)
+            except _network_errors() as e:    # a try lost: dig says so and tries again
+                print(f";; communications error to {addr}#{port}: {_error_text(e)}",
+                      flush=True)
+                continue
+            elapsed = time.monotonic() - t0
+            size = len(getattr(r, "wire", None) or r.to_wire())
+            where = f"{addr}#{port}({name}) ({proto})"
+            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size))
+            sys.stdout.flush()
+            return EXIT_OK
+    print(";; no servers could be reached", flush=True)
+    return EXIT_NO_ANSWER
+
+
+def _lookup_in_process(q, o: Options, argv: list[str]) -> int:
+    if o.root_hints is None:
+        print(";; resolving in this process from the real root servers (no --root-hints)",
+              file=sys.stderr, flush=True)
+    if o.show["cmd"] and not o.short:
+        sys.stdout.write(_cmd_lines(argv, o, None))
+    t0 = time.monotonic()
+    try:
+        r = resolve_in_process(q, o)
+    except (TimeoutError, asyncio.TimeoutError):
+        print(";; in-process resolution timed out", flush=True)
+        return EXIT_NO_ANSWER
+    except OSError as e:
+        print(f";; in-process resolution failed: {e}", flush=True)
+        return EXIT_NO_ANSWER
+    except Exception as e:
+        print(f"{PROG}: internal error: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+    where = "in-process resolution from the " + ("root hints" if o.root_hints else "real root")
+    sys.stdout.write(render(r, o, elapsed=time.monotonic() - t0, server=where,
+                            size=len(r.to_wire())))
+    return EXIT_OK
+
+
+def resolve_in_process(q, o: Options):
+    from resolver import Resolver
+    from resolver.daemon.process import new_loop
+
+    async def go():
+        r = Resolver(o.root_hints, port=o.upstream_port, ipv6=o.ipv6,
+                     qname_minimisation=o.qname_minimisation, do_ip4=o.do_ip4,
+                     do_not_query_localhost=o.do_not_query_localhost)
+        try:
+            return await asyncio.wait_for(r.resolve_message(q), o.timeout)
+        finally:
+            await r.close()
+
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(go())
+    finally:
+        loop.close()
+
+
+def main(argv: list[str]) -> int:
+    """``corenet-resolver query ARGV``: the exit status of the last look-up that failed."""
+    try:
+        glob, lookups = parse(argv)
+        if glob.batch is not None:
+            try:
+                with open(glob.batch, encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except OSError as e:
+                print(f"{glob.batch}: {e.strerror or e}", file=sys.stderr)
+                print(f"{PROG}: couldn't open specified batch file", file=sys.stderr)
+                return EXIT_BATCH
+            base = replace(glob, batch=None)
+            for line in lines:
+                words = line.split()
+                if words and not words[0].startswith((";", "#")):
+                    lookups += parse(words, base)[1]
+    except UsageError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "
+              "[NAME] [TYPE] [CLASS] [+OPTION ...]", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for i, o in enumerate(lookups):
+        if o.family and o.server is not None and _is_address_of_other_family(o):
+            print(f";; {o.server} is not an IPv{4 if o.family == socket.AF_INET else 6} "
+                  "address", flush=True)
+            status = EXIT_NO_ANSWER
+            continue
+        if i:
+            o.show["cmd"] = False         # dig prints its command line once
+        try:
+            rc = lookup(o, argv)
+        except Exception as e:            # a bug, not the network: dig's "internal error"
+            print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+            rc = EXIT_INTERNAL
+        if rc:
+            status = rc
+    return status
+
+
+def _is_address_of_other_family(o: Options) -> bool:
+    try:
+        fam = socket.AF_INET6 if ":" in o.server else socket.AF_INET
+        socket.inet_pton(fam, o.server)
+    except OSError:
+        return False
+    return fam != o.family

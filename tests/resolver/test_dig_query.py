@@ -1,0 +1,359 @@
+"""``corenet-resolver query`` as dig: its output next to BIND's dig against the same daemon
+(sections, header flags, toggles), the query flags as they go on the wire, UDP, TCP, DoT
+and DoH with certificate checks, resolv.conf servers, -4/-6, batch files and dig's exit
+codes."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+
+from daemon_proc import ROOT, Daemon, free_tcp_port
+from test_daemon_dot import tool
+from tls_certs import CA, SERVER_NAME
+
+
+@pytest.fixture(scope="module")
+def daemon(lab, tmp_path_factory):
+    """The daemon with UDP/TCP, DoT and DoH listeners, certified by a test CA."""
+    work = tmp_path_factory.mktemp("digq")
+    ca = CA(work / "pki")
+    pem, key = ca.issue("server")
+    tls, https = free_tcp_port(), free_tcp_port()
+    conf = work / "enc.toml"
+    conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
+                    f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
+    d = Daemon(work, lab, "--config", str(conf)).start()
+    d.ca, d.tls_port, d.https_port = ca, tls, https
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def query(*args: str, env: dict | None = None, timeout: float = 60):
+    """``corenet-resolver query ARGS``, with $CORENET_RESOLV_CONF pointing at a file that
+    names no server unless the test gives one (the host's resolver is never asked)."""
+    e = dict(os.environ, PYTHONPATH=str(ROOT), CORENET_RESOLV_CONF=os.devnull)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "resolver.daemon.cli", "query", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), env=e)
+
+
+def dig(*args: str):
+    return subprocess.run([tool("dig"), *args], capture_output=True, text=True, timeout=30)
+
+
+def comparable(text: str) -> list[str]:
+    """dig's text without what differs between two asks: the id, TTLs (the cache counts them
+    down), timings, the date and the version line."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(("; <<>>", ";; Query time", ";; WHEN", ";; MSG SIZE")):
+            continue
+        line = re.sub(r"id: \d+", "id: N", line)
+        if not line.startswith(";"):
+            line = re.sub(r"^(\S+\s+)\d+(\s)", r"\1TTL\2", line)
+        out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("name, rdtype, opts", [
+    ("www.example.com", "A", []),
+    ("nope.example.com", "A", []),                       # NXDOMAIN, SOA in AUTHORITY
+    ("example.com", "MX", ["+nocomments"]),
+    ("www.example.com", "A", ["+noall", "+answer"]),
+    ("example.com", "NS", ["+noquestion", "+noadditional", "+nostats"]),
+    ("www.example.com", "A", ["+noall", "+comments"]),
+    ("www.example.com", "A", ["+norec"]),                # the daemon refuses RD=0
+    ("www.example.com", "A", ["+cd", "+dnssec"]),
+    ("www.example.com", "A", ["+nsid", "+bufsize=4096", "+noadflag"]),
+    ("www.example.com", "A", ["+noedns"]),
+    ("big.example.com", "TXT", ["+ignore", "+nostats"]),                # TC kept
+    ("-x", "192.0.2.1", []),
+    ("www.example.com", "A", ["+short"]),
+    ("big.example.com", "TXT", ["+noall", "+answer", "+tcp"]),
+    ("a-rather-long-label-to-pass-the-columns.example.com", "A", []),
+    ("www.example.com", "A", ["+tls"]),
+    ("www.example.com", "A", ["+https"]),
+    ("www.example.com", "A", ["+https-get"]),
+])
+def test_output_matches_bind_dig(daemon, name, rdtype, opts):
+    port = daemon.tls_port if "+tls" in opts else daemon.https_port if opts[:1] in (
+        ["+https"], ["+https-get"]) else daemon.port
+    if port != daemon.port:
+        opts = [*opts, f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}"]
+    args = ["@127.0.0.1", "-p", str(port), name, rdtype, *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+
+
+def test_toggles_show_and_hide_sections(daemon):
+    at = ["@127.0.0.1", "-p", str(daemon.port)]
+    full = query(*at, "nope.example.com").stdout
+    for part in (";; QUESTION SECTION:", ";; AUTHORITY SECTION:", ";; Query time:",
+                 "; <<>> corenet-resolver", ";; ->>HEADER<<-", "status: NXDOMAIN"):
+        assert part in full
+    r = query(*at, "nope.example.com", "+noall", "+authority")
+    assert comparable(r.stdout) == [l for l in comparable(full)
+                                    if "\tSOA\t" in l and not l.startswith(";")]
+    r = query(*at, "nope.example.com", "+nocmd", "+nostats")
+    assert "; <<>>" not in r.stdout and ";; SERVER:" not in r.stdout and "HEADER" in r.stdout
+    r = query(*at, "nope.example.com", "+noall", "+all")
+    assert comparable(r.stdout) == comparable(full)
+
+
+class Recorder:
+    """A UDP server on loopback that keeps each query and answers it with NSID "lab-1"."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.seen: list[dns.message.Message] = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            q = dns.message.from_wire(data)
+            self.seen.append(q)
+            r = dns.message.make_response(q)
+            if q.edns >= 0:
+                ecs = [o for o in q.options if isinstance(o, dns.edns.ECSOption)]
+                r.use_edns(0, options=[dns.edns.GenericOption(dns.edns.OptionType.NSID,
+                                                              b"lab-1"), *ecs])
+            self.sock.sendto(r.to_wire(), peer)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def recorder():
+    r = Recorder()
+    yield r
+    r.close()
+
+
+def test_query_flags_on_the_wire(recorder):
+    at = ["@127.0.0.1", "-p", str(recorder.port), "example.org"]
+    assert query(*at).returncode == 0
+    q = recorder.seen[-1]
+    assert q.flags & dns.flags.RD and q.flags & dns.flags.AD and not q.flags & dns.flags.CD
+    assert q.edns == 0 and q.payload == 1232 and not q.ednsflags & dns.flags.DO
+    r = query(*at, "+norec", "+cd", "+noadflag", "+dnssec", "+bufsize=4096", "+nsid")
+    assert r.returncode == 0, r.stderr
+    q = recorder.seen[-1]
+    assert not q.flags & dns.flags.RD and q.flags & dns.flags.CD and not q.flags & dns.flags.AD
+    assert q.ednsflags & dns.flags.DO and q.payload == 4096
+    assert [int(o.otype) for o in q.options] == [int(dns.edns.OptionType.NSID)]
+    assert '; NSID: 6c 61 62 2d 31 ("lab-1")' in r.stdout
+    assert query(*at, "+noedns").returncode == 0 and recorder.seen[-1].edns == -1
+    r = query(*at, "+subnet=192.0.2.77/24")
+    [ecs] = recorder.seen[-1].options
+    assert (ecs.address, ecs.srclen) == ("192.0.2.0", 24)
+    assert "; CLIENT-SUBNET: 192.0.2.0/24/0" in r.stdout
+    assert query(*at, "+subnet=nonsense").returncode == 1
+    assert query(*at, "-t", "TXT", "-c", "CH").returncode == 0
+    assert (recorder.seen[-1].question[0].rdtype, recorder.seen[-1].question[0].rdclass) == (16, 3)
+
+
+def test_udp_and_tcp(daemon):
+    for transport in ([], ["+tcp"], ["+vc"]):
+        r = query("@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport)
+        assert r.returncode == 0, r.stderr
+        proto = "TCP" if transport else "UDP"
+        assert f";; SERVER: 127.0.0.1#{daemon.port}(127.0.0.1) ({proto})" in r.stdout
+    r = query("@127.0.0.1", "-p", str(daemon.port), "big.example.com", "TXT")
+    assert ";; Truncated, retrying in TCP mode." in r.stdout and "(TCP)" in r.stdout
+
+
+@pytest.mark.parametrize("transport, port", [(["+tls"], "tls_port"), (["+https"], "https_port"),
+                                             (["+https-get"], "https_port"),
+                                             (["+https=/dns-query"], "https_port")])
+def test_encrypted_with_the_certificate_checked(daemon, transport, port):
+    at = ["@127.0.0.1", "-p", str(getattr(daemon, port)), *transport, "+tries=1", "+time=5"]
+    ca = f"+tls-ca={daemon.ca.pem}"
+    r = query(*at, ca, f"+tls-hostname={SERVER_NAME}", "www.example.net")
+    assert r.returncode == 0, r.stdout + r.stderr
+    proto = {"+tls": "TLS", "+https-get": "HTTPS-GET"}.get(transport[0], "HTTPS")
+    assert "198.51.100.1" in r.stdout and f"({proto})" in r.stdout
+    r = query(*at, ca, "+tls-hostname=other.test", "www.example.net")   # name mismatch
+    assert r.returncode == 9 and ";; communications error" in r.stdout, r.stdout
+    r = query(*at, "+tls-ca", f"+tls-hostname={SERVER_NAME}", "www.example.net")  # system CAs
+    assert r.returncode == 9 and ";; no servers could be reached" in r.stdout
+    r = query(*at, "+short", "www.example.net")      # no +tls-ca: not checked, as dig
+    assert r.returncode == 0 and r.stdout.split() == ["198.51.100.1"]
+
+
+def test_https_path_is_sent(daemon):
+    r = query("@127.0.0.1", "-p", str(daemon.https_port), "+https=/elsewhere", "+tries=1",
+              "www.example.net")
+    assert r.returncode == 9 and "404" in r.stdout
+
+
+def test_without_server_the_resolv_conf_servers_are_asked(daemon, tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# a comment\nsearch example\nnameserver 192.0.2.55\nnameserver 127.0.0.1\n")
+    env = {"CORENET_RESOLV_CONF": str(conf)}
+    # the first server never answers (TEST-NET): one try, then the next server
+    r = query("-p", str(daemon.port), "+time=1", "+tries=1", "www.example.net", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ";; communications error to 192.0.2.55#" in r.stdout
+    assert f";; SERVER: 127.0.0.1#{daemon.port}(127.0.0.1) (UDP)" in r.stdout
+    r = query("-6", "-p", str(daemon.port), "www.example.net", env=env)
+    assert r.returncode == 9 and "No acceptable nameservers" in r.stdout
+    r = query("-p", str(daemon.port), "www.example.net",
+              env={"CORENET_RESOLV_CONF": str(tmp_path / "missing")})
+    assert r.returncode == 9
+
+
+def test_no_name_asks_for_the_root_ns(recorder):
+    assert query("@127.0.0.1", "-p", str(recorder.port)).returncode == 0
+    q = recorder.seen[-1].question[0]
+    assert (q.name.to_text(), q.rdtype) == (".", 2)
+
+
+def test_families(daemon):
+    r = query("-4", "@localhost", "-p", str(daemon.port), "www.example.net", "+short")
+    assert r.returncode == 0 and r.stdout.split() == ["198.51.100.1"], r.stdout + r.stderr
+    r = query("-6", "@127.0.0.1", "-p", str(daemon.port), "www.example.net")
+    assert r.returncode == 9
+
+
+def test_batch_file_and_several_names(daemon, tmp_path):
+    batch = tmp_path / "batch"
+    batch.write_text("www.example.net\n\nexample.com MX\n; a comment\n-t NS -q example.com\n")
+    r = query("@127.0.0.1", "-p", str(daemon.port), "+short", "-f", str(batch))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["198.51.100.1", "10 mail.example.com."]
+    assert sorted(lines[2:]) == ["ns1.example.com.", "ns2.example.com."]
+    r = query("@127.0.0.1", "-p", str(daemon.port), "+short", "www.example.net",
+              "example.com", "MX")
+    assert r.stdout.splitlines() == ["198.51.100.1", "10 mail.example.com."]
+    r = query("-f", str(tmp_path / "missing"))
+    assert r.returncode == 8 and "couldn't open specified batch file" in r.stderr
+
+
+def test_exit_codes(tmp_path):
+    assert query("+bogus", "example.org").returncode == 1
+    assert query("-t", "NOTATYPE", "example.org").returncode == 1
+    assert query("+time=x", "example.org").returncode == 1
+    assert query("-x", "not-an-address").returncode == 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        at = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "example.org", "+time=1"]
+        r = query(*at, "+tries=2")
+        assert r.returncode == 9 and r.stdout.count("timed out") == 2
+        r = query(*at, "+retry=0")
+        assert r.returncode == 9 and r.stdout.count("timed out") == 1
+        assert ";; no servers could be reached" in r.stdout
+
+
+def test_the_grammar_of_several_lookups():
+    from resolver.daemon.dig import parse
+
+    glob, lookups = parse(["+norec", "-p", "5300", "MX", "example.org", "+tcp", "-x",
+                           "192.0.2.1", "+cd", "example.net", "TXT", "CH", "@ns.example"])
+    assert not glob.rec and glob.port == 5300 and glob.transport == "udp"
+    a, b, c = lookups
+    assert (a.name, a.rdtype, a.transport, a.rec, a.port) == ("example.org", "MX", "tcp", False,
+                                                              5300)
+    assert (b.name, b.rdtype, b.cd, b.transport) == ("1.2.0.192.in-addr.arpa.", "PTR", True,
+                                                     "udp")
+    assert (c.name, c.rdtype, c.rdclass, c.server, c.cd) == ("example.net", "TXT", "CH",
+                                                             "ns.example", False)
+    _, [d] = parse(["+noall", "+answer", "+tries=0", "+retry=4", "+https=doh", "x.example"])
+    assert [k for k, v in d.show.items() if v] == ["answer"]
+    assert (d.tries, d.transport, d.https_path) == (5, "https", "/doh")
+    _, [e] = parse([])
+    assert (e.name, e.rdtype) == (None, None)         # dig: the root's NS
+
+
+def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
+    """The HTTP requests themselves, seen by a stand-in for corenet.https's client."""
+    import base64
+    import types
+
+    import corenet.https
+    from resolver.daemon import dig as dig_mod
+
+    q = dig_mod.make_query(dig_mod.Options(name="www.example.net"))
+    reply = dns.message.make_response(q).to_wire()
+    seen = []
+
+    class Client:
+        def __init__(self, **kw):
+            seen.append(kw)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def get(self, url, params, headers):
+            seen.append(("GET", url, params, headers))
+            return types.SimpleNamespace(status_code=200, content=reply)
+
+        def post(self, url, content, headers):
+            seen.append(("POST", url, content, headers))
+            return types.SimpleNamespace(status_code=200, content=reply)
+
+    monkeypatch.setattr(corenet.https, "SyncClient", Client)
+    o = dig_mod.Options(transport="https", tls_ca="/ca.pem", tls_hostname="dns.test")
+    assert dig_mod.doh(q, o, "127.0.0.1", "dns.test", 8443).id == q.id
+    kw, (method, url, body, headers) = seen
+    assert (kw["verify"], method, url) == ("/ca.pem", "POST", "https://dns.test:8443/dns-query")
+    assert body == q.to_wire() and headers["content-type"] == "application/dns-message"
+    seen.clear()
+    o.https_get, o.https_path, o.tls_ca = True, "/q", None
+    dig_mod.doh(q, o, "::1", "::1", 443)
+    kw, (method, url, params, headers) = seen
+    assert (kw["verify"], method, url) == (False, "GET", "https://[::1]:443/q")
+    assert base64.urlsafe_b64decode(params["dns"] + "==") == q.to_wire()
+    assert "=" not in params["dns"]
+
+
+def test_help_lists_the_options():
+    r = query("-h")
+    assert r.returncode == 0
+    for word in ("+tls-ca", "+https", "--in-process", "CORENET_RESOLV_CONF", "-f FILE"):
+        assert word in r.stdout, word
+
+
+def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
+    from resolver.daemon import dig as dig_mod
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+    monkeypatch.setenv("CORENET_RESOLV_CONF", os.devnull)
+    monkeypatch.setattr(dig_mod, "ask", broken)
+    assert dig_mod.main(["@127.0.0.1", "example.org"]) == 10
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_a_server_name_not_found_is_a_usage_error(monkeypatch, capsys):
+    """As dig; the name is not looked up here (getaddrinfo is replaced)."""
+    from resolver.daemon import dig as dig_mod
+
+    def not_found(*args, **kw):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", not_found)
+    assert dig_mod.main(["@ns.example", "example.org"]) == 1
+    out = capsys.readouterr()
+    assert "couldn't get address for 'ns.example': not found" in out.err and out.out == ""
