@@ -65,10 +65,10 @@ def serve(point: str, burn_us: float, pem: str, key: str) -> None:
                     self._loop.call_soon(burn)
             tls.SSLProtocol.buffer_updated(self, nbytes)
 
-        def handshake_succeeded(self):
+    class App(asyncio.Protocol):
+        def connection_made(self, transport):       # once the handshake has finished
             if point == "after-finished":
                 burn()
-            self.set_app_protocol(asyncio.Protocol())
 
     loop = corenet.new_event_loop()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -79,10 +79,10 @@ def serve(point: str, burn_us: float, pem: str, key: str) -> None:
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(128)
     lsock.setblocking(False)
-    # (loop, application (set once the handshake succeeds), context, waiter, server_side,
-    # server_hostname, call_connection_made, handshake timeout)
+    # (loop, application, context, waiter, server_side, server_hostname,
+    # call_connection_made, handshake timeout)
     loop.run_until_complete(loop.create_server(
-        lambda: Burning(loop, None, ctx, None, True, None, True, 10.0), sock=lsock))
+        lambda: Burning(loop, App(), ctx, None, True, None, True, 10.0), sock=lsock))
     print(lsock.getsockname()[1], flush=True)
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     loop.run_forever()

@@ -676,9 +676,6 @@ cdef class BaseLoop:
             self._running = False
             self._stopping = False
 
-    def _run_once_py(self):
-        self._run_once()
-
     cdef int _run_once(self) except -1:
         """One iteration, in asyncio's order: the callbacks that were ready before the poll,
         then the I/O events (transports are called directly, add_reader callbacks run

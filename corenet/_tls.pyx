@@ -208,8 +208,7 @@ cdef class TLSProtocol:
 
     def set_app_protocol(self, app_protocol):
         """Sets the application protocol: the one whose ``connection_made`` follows the
-        handshake (called in :meth:`handshake_succeeded`, it is made only for a handshake
-        that succeeded) and that receives the decrypted stream."""
+        handshake and that receives the decrypted stream."""
         self._app_protocol = app_protocol
         if hasattr(app_protocol, "get_buffer") and isinstance(app_protocol, BufferedProtocol):
             self._app_get_buffer = app_protocol.get_buffer
@@ -221,23 +220,6 @@ cdef class TLSProtocol:
     def _set_app_protocol(self, app_protocol):
         # asyncio's name for it, which CPython's tests call
         self.set_app_protocol(app_protocol)
-
-    # -- the handshake's hooks: no-ops here, for a subclass to override
-
-    def handshake_succeeded(self):
-        """Called once when the handshake has succeeded, before the application protocol's
-        ``connection_made``: ``session_reused`` and the extra info (``ssl_object``, the peer's
-        certificate, the cipher) can be read. It may call :meth:`set_app_protocol`; a
-        protocol made without an application protocol must, or the connection is closed."""
-
-    def handshake_failed(self, exc):
-        """Called once when the handshake fails, with the error: OpenSSL's
-        (``ssl.SSLError``), or ``ConnectionResetError`` when the stream ends during the
-        handshake. The connection is closed after it."""
-
-    def handshake_timed_out(self):
-        """Called once when the handshake has not finished within the handshake timeout.
-        The connection is then aborted with ``ConnectionAbortedError``."""
 
     cdef int _set_state(self, int new) except -1:
         cdef int old = self._state
@@ -407,12 +389,9 @@ cdef class TLSProtocol:
 
     def _check_handshake_timeout(self):
         if self._state == DO_HANDSHAKE:
-            try:
-                self.handshake_timed_out()
-            finally:
-                self._fatal_error(ConnectionAbortedError(
-                    f"SSL handshake is taking longer than {self._ssl_handshake_timeout} "
-                    f"seconds: aborting the connection"))
+            self._fatal_error(ConnectionAbortedError(
+                f"SSL handshake is taking longer than {self._ssl_handshake_timeout} "
+                f"seconds: aborting the connection"))
 
     cdef int _do_handshake(self) except -1:
         try:
@@ -426,10 +405,9 @@ cdef class TLSProtocol:
         return 0
 
     cpdef _on_handshake_complete(self, handshake_exc):
-        """The handshake's end: on success the ``handshake_succeeded`` hook, the
-        application's connection_made and the first read (records that came with the peer's
-        Finished); on failure the ``handshake_failed`` hook, the connection's fatal error and
-        the waiter's exception."""
+        """The handshake's end: on success the application's connection_made and the first
+        read (records that came with the peer's Finished); on failure the connection's
+        fatal error and the waiter's exception."""
         if self._handshake_timeout_handle is not None:
             self._handshake_timeout_handle.cancel()
             self._handshake_timeout_handle = None
@@ -444,23 +422,14 @@ cdef class TLSProtocol:
                 msg = "SSL handshake failed on verifying the certificate"
             else:
                 msg = "SSL handshake failed"
-            try:
-                self.handshake_failed(handshake_exc)
-            finally:
-                self._fatal(handshake_exc, msg)
-                self._wakeup_waiter(handshake_exc)
+            self._fatal(handshake_exc, msg)
+            self._wakeup_waiter(handshake_exc)
             return
         self._state = WRAPPED
         if self._handshake_start_time is not None:
             logger.debug("%r: SSL handshake took %.1f ms", self,
                          (self._loop.time() - self._handshake_start_time) * 1e3)
         self._extra["ssl_object"] = self._wrapper
-        self.handshake_succeeded()
-        if self._app_protocol is None:
-            exc = RuntimeError("no application protocol once the TLS handshake succeeded")
-            self._fatal(exc, "SSL handshake hook failed")
-            self._wakeup_waiter(exc)
-            return
         if self._app_state == APP_INIT:
             self._app_state = APP_CON_MADE
             self._app_protocol.connection_made(self._get_app_transport())

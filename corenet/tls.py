@@ -23,19 +23,6 @@ for, and ``connection_lost`` lets go of what points back at the application, so 
 connection is freed by reference counting. The connections of a thread share one receive
 buffer: a record is copied into its connection's incoming MemoryBIO as soon as it arrives.
 
-On the server side the protocol has a small published API for a subclass, in asyncio's
-style of protocol callbacks. Exactly one of three hooks is called for a handshake that ends
-while the connection is up (one lost during it gets ``connection_lost`` only):
-
-- ``handshake_succeeded()`` once the handshake has succeeded, before the application
-  protocol's ``connection_made``; ``session_reused`` and the extra info can be read. It may
-  call ``set_app_protocol(protocol)``: a protocol made with ``app_protocol=None`` gets its
-  application protocol there, so a handshake that fails or stalls costs none.
-- ``handshake_failed(exc)`` when it fails, with OpenSSL's ``ssl.SSLError`` or with
-  ``ConnectionResetError`` when the stream ends during it; the connection is closed after.
-- ``handshake_timed_out()`` when the handshake timeout passes first; the connection is
-  then aborted with ``ConnectionAbortedError``.
-
 The application protocol's callbacks run in the contextvars context of the TCP transport
 underneath (the one current when it was made), as its own would: those that come from the
 network do already, since the TLS protocol is that transport's protocol; the two that a
@@ -57,9 +44,7 @@ class SSLProtocol(TLSProtocol, asyncio.BufferedProtocol):
     application's protocol. Made as asyncio's ``SSLProtocol`` is, ``(loop, app_protocol,
     sslcontext, waiter, server_side=False, server_hostname=None, call_connection_made=True,
     ssl_handshake_timeout=None, ssl_shutdown_timeout=None)``; the application's side is
-    its ``_app_transport``, an :class:`SSLTransport`. A subclass may override the hooks
-    ``handshake_succeeded``, ``handshake_failed`` and ``handshake_timed_out`` and call
-    ``set_app_protocol`` (see the module)."""
+    its ``_app_transport``, an :class:`SSLTransport`."""
 
 
 async def start_tls(loop, transport, protocol, sslcontext, *, server_side=False,
