@@ -230,48 +230,8 @@ DEFAULT = Limits()
 #: EDNS0 UDP payload size advertised upstream (DNS Flag Day 2020: avoids IP fragmentation).
 EDNS_BUFFER_SIZE = 1232
 
-# ---- the daemon's UDP and TCP listeners: the defaults of the config keys of the same names
-# (``TCP_IDLE_TIMEOUT`` is ``tcp-idle-timeout``, at the top level of the file, as Unbound
-# names them; resolver.daemon.config), each with the reason for its value
-
-#: A connection with no complete query for this long is a slow-loris holding a
-#: descriptor; a client that asks sends its query at once.
-TCP_IDLE_TIMEOUT = 10.0
-#: Each open connection holds a descriptor and buffers; Unbound's incoming-num-tcp is of
-#: this order per thread.
-TCP_MAX_CONNECTIONS = 1000
-#: One client address must not take TCP away from the others; a resolver behind a NAT or a
-#: stub with pipelining needs a few dozen at most.
-TCP_MAX_CONNECTIONS_PER_CLIENT = 64
-#: One pipelining client cannot fill the miss slots through one connection.
-TCP_MAX_INFLIGHT = 32
-#: A query is a few hundred bytes; larger frames only cost memory.
-TCP_MAX_QUERY = 4096
-#: DNS Flag Day 2020's value: no IP fragmentation, and a small cap on the answer a spoofed
-#: query can make us send to its victim (amplification).
-MAX_UDP_SIZE = 1232
-#: A flood from one address cannot take every miss slot.
-MAX_INFLIGHT_PER_CLIENT = 256
-#: Each miss in flight holds a socket and some memory.
-MAX_INFLIGHT = 10000
-#: A flood of random names from one address must not take the resolution budget from
-#: everyone else; a busy legitimate client (a mail server, a forwarder) stays well below it.
-IP_RATELIMIT = 1000
-#: One address is one client.
-IP_RATELIMIT_PREFIX_V4 = 32
-#: A /56, the least a subscriber is usually given, so that one attacker cannot multiply its
-#: budget by walking the addresses of its own network.
-IP_RATELIMIT_PREFIX_V6 = 56
-#: Slow authorities cannot hold every slot while fresh queries are dropped (Unbound's
-#: value).
-JOSTLE_TIMEOUT = 0.2
-#: Each miss costs a socket and a recursion, and a wake-up that starts hundreds delays
-#: every answer behind it.
-MISSES_PER_WAKEUP = 256
-#: A cached name waits for about one loop iteration under a flood: 2 ms keeps its p99 near
-#: 4 ms with no loss of the flood's own throughput (BENCHMARKS.md, "Under a random-name
-#: flood").
-BUSY_TARGET = 0.002
+# The daemon's listener bounds (tcp-idle-timeout, max-udp-size, ip-ratelimit ...) are
+# settings of their own, each with the reason for its default: resolver/daemon/settings.py.
 
 #: The most TLS 1.3 session tickets a TLS listener may send after a full handshake
 #: (``tls-session-tickets``). A client resumes with one ticket per connection it reopens
