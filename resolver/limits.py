@@ -65,6 +65,10 @@ class Limits:
     #: Records parsed per section of an upstream reply; more is dropped as malformed.
     max_records_per_section: int = 512
 
+    #: Records parsed per section of a client's query (one question, an OPT record, perhaps
+    #: a TSIG); a query with more is malformed or hostile and gets FORMERR unread.
+    max_query_records: int = 64
+
     #: TTL clamps, seconds. Unbound's cache-max-ttl is one day; a zero TTL is raised to 0 (kept).
     min_ttl: int = 0
     max_ttl: int = 86400
@@ -140,6 +144,10 @@ class Limits:
     #: on every query.
     dnssec_bogus_ttl: int = 60
 
+    #: NSEC3 hashes computed to synthesise one answer from the aggressive NSEC3 cache
+    #: (RFC 8198): a 16-label name needs about 34; past it the query is resolved instead.
+    nsec3_max_hashes_per_synthesis: int = 40
+
     #: Validated zone keys (DNSKEY sets and insecure-zone facts) kept, in zones (LRU).
     dnssec_key_cache_zones: int = 10000
 
@@ -214,6 +222,36 @@ class Limits:
     #: than it serves (Unbound's max-reuse-tcp-queries is 200).
     tls_upstream_max_outstanding: int = 200
 
+    # ---- the daemon's clients
+
+    #: Client addresses whose miss rate (``ip-ratelimit``) is tracked at once; past it the
+    #: table starts afresh, so a flood from many (spoofed) addresses cannot grow it without
+    #: bound.
+    max_rate_clients: int = 65536
+
+    # ---- the shared (Redis) cache
+
+    #: Connections one process holds to the shared cache. Each look-up in flight takes one;
+    #: past the bound a look-up fails at once (counted) and the query is resolved.
+    shared_cache_connections: int = 32
+
+    #: Writes to the shared cache waiting at once. Writes follow answers off the client's
+    #: path; when Redis is slower than the misses arrive, the excess is dropped (counted), so
+    #: a slow Redis cannot make the process hold answers without bound.
+    shared_cache_pending_writes: int = 256
+
+    #: Seconds a write to the shared cache may take before it is given up (counted).
+    shared_cache_write_timeout: float = 1.0
+
+    #: The shared cache's back-off after a failure, seconds: the first and the longest.
+    #: While it lasts, look-ups and writes skip Redis; each further failure doubles it.
+    shared_cache_backoff: float = 0.05
+    shared_cache_max_backoff: float = 5.0
+
+    #: Largest value read back from the shared cache (a DNS message and its header), bytes;
+    #: a larger one is not parsed and counts as bad.
+    shared_cache_max_value: int = 65535 + 64
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}
@@ -238,23 +276,3 @@ EDNS_BUFFER_SIZE = 1232
 #: and keeps a few at most; each ticket costs the server an encryption and a record on
 #: every full handshake, so more than this serve no client and only slow handshakes down.
 MAX_SESSION_TICKETS = 16
-
-#: The shared (Redis) cache: connections one process holds to it. Each look-up in flight
-#: takes one; past the bound a look-up fails at once (counted) and the query is resolved.
-SHARED_CACHE_CONNECTIONS = 32
-
-#: The shared cache: writes waiting at once. Writes follow answers off the client's path;
-#: when Redis is slower than the misses arrive, the excess is dropped (counted), so a slow
-#: Redis cannot make the process hold answers without bound.
-SHARED_CACHE_PENDING_WRITES = 256
-
-#: The shared cache: seconds a write may take before it is given up (counted).
-SHARED_CACHE_WRITE_TIMEOUT = 1.0
-
-#: The shared cache's back-off after a failure, seconds: the first and the longest. While it
-#: lasts, look-ups and writes skip Redis; each further failure doubles it.
-SHARED_CACHE_BACKOFF = (0.05, 5.0)
-
-#: The shared cache: largest value read back (a DNS message and its header), bytes; a
-#: larger one is not parsed and counts as bad.
-SHARED_CACHE_MAX_VALUE = 65535 + 64

@@ -70,7 +70,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     cdef Parsed m
     stats.client_queries += 1
     try:
-        m = parse_response(q, r.lv.max_pointer_jumps, 64, False)
+        m = parse_response(q, r.lv.max_pointer_jumps, r.lv.limits.max_query_records, False)
     except WireError:
         return error(q, 1)
     if (m.flags >> 11) & 0xF:

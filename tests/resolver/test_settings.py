@@ -252,3 +252,39 @@ def test_the_man_page_renders():
     assert r.returncode == 0
     assert "corenet-resolver.toml - configuration file" in r.stdout
     assert "tcp-idle-timeout" in r.stdout and "max-referrals" in r.stdout
+
+
+# ---- limits that were constants ---------------------------------------------------------------
+def test_the_record_bound_of_a_query_is_a_limit(tmp_path):
+    import dns.message
+    import dns.rrset
+
+    from resolver.daemon.server import make_resolver
+    from resolver.response import begin
+
+    q = dns.message.make_query("www.example.", "A", use_edns=0)
+    for i in range(3):
+        q.additional.append(dns.rrset.from_text(f"h{i}.example.", 60, "IN", "A", "192.0.2.1"))
+    conf = tmp_path / "c.toml"
+    conf.write_text("[limits]\nmax-query-records = 2\n")
+    out = begin(make_resolver(config.build(str(conf))), q.to_wire())
+    assert isinstance(out, bytes) and out[3] & 0x0F == 1              # FORMERR, unread
+    assert isinstance(begin(make_resolver(config.build()), q.to_wire()), tuple)
+
+
+def test_the_codec_s_defaults_are_the_limits():
+    from resolver.wire import codec
+
+    assert codec.DEF_MAX_JUMPS == DEFAULT.max_pointer_jumps
+
+
+def test_the_limits_that_were_constants_are_settable(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("max-rate-clients = 10\n[limits]\nshared-cache-connections = 4\n"
+                    "nsec3-max-hashes-per-synthesis = 8\nmax-query-records = 4\n")
+    lim = config.build(str(conf)).limits
+    assert (lim.max_rate_clients, lim.shared_cache_connections,
+            lim.nsec3_max_hashes_per_synthesis, lim.max_query_records) == (10, 4, 8, 4)
+    conf.write_text("[limits]\nshared-cache-backoff = 0\n")
+    with pytest.raises(ConfigError, match=rf"{conf}:2: limits.shared_cache_backoff"):
+        config.build(str(conf))
