@@ -102,7 +102,7 @@ def reference() -> str:
     for s in TABLE:
         if s.section != last:
             last = s.section
-            out += [f"<!-- {last} -->", ""]
+            out += [f"**{last[:1].upper() + last[1:]}**", ""]
         facts = [f"default: `{_shown(s)}`"]
         if s.flag:
             facts.append("command line: " + ", ".join(f"`{f}`" for f in flags(s)))

@@ -130,8 +130,14 @@ def addresses(default_port: int, at_least_one: bool = False):
 
 
 def networks(value: Any, what: str) -> tuple:
+    """Client networks, no more than the ACL that checks them holds."""
+    from resolver.daemon.acl import MAX_NETWORKS
+
+    items = as_list(value, what)
+    if len(items) > MAX_NETWORKS:
+        raise ConfigError(f"{what}: at most {MAX_NETWORKS} networks, got {len(items)}")
     out = []
-    for text in as_list(value, what):
+    for text in items:
         try:
             out.append(ipaddress.ip_network(str(text), strict=False))
         except ValueError:

@@ -49,6 +49,16 @@ def test_bounds_come_from_the_table():
     assert config.build(None, {"ip_ratelimit_prefix_v6": 16}).ip_ratelimit_prefix_v6 == 16
 
 
+def test_an_allow_list_longer_than_the_acl_holds_is_refused_at_its_line(tmp_path):
+    from resolver.daemon.acl import MAX_NETWORKS
+
+    conf = tmp_path / "c.toml"
+    nets = ", ".join(f'"10.{i // 256}.{i % 256}.0/24"' for i in range(MAX_NETWORKS + 1))
+    conf.write_text(f'workers = 1\nallow = [{nets}]\n')
+    with pytest.raises(ConfigError, match=rf"^{conf}:2: allow: at most {MAX_NETWORKS} networks"):
+        config.build(str(conf))
+
+
 def test_unbound_names_and_aliases_are_read(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text("serve-expired = false\nserve-expired-ttl = 600\nipv6 = false\n")
