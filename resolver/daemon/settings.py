@@ -38,7 +38,7 @@ def number(kind: type, low: float, high: float | None = None, whole: bool = Fals
     """A number of ``kind`` in ``low..high`` (no upper bound when ``high`` is None); with
     ``whole``, a float with a fractional part is refused rather than truncated."""
     def convert(value: Any, what: str):
-        if whole and isinstance(value, float):
+        if whole and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{what}: expected a whole number, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{what}: expected a number, got {value!r}")

@@ -59,6 +59,15 @@ def test_an_allow_list_longer_than_the_acl_holds_is_refused_at_its_line(tmp_path
         config.build(str(conf))
 
 
+def test_a_whole_limit_takes_a_whole_float_and_refuses_a_fraction(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("[limits]\nmax-referrals = 20.0\n")
+    assert config.build(str(conf)).limits.max_referrals == 20
+    conf.write_text("[limits]\nmax-referrals = 20.5\n")
+    with pytest.raises(ConfigError, match=rf"^{conf}:2: limits.max_referrals: expected a whole"):
+        config.build(str(conf))
+
+
 def test_unbound_names_and_aliases_are_read(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text("serve-expired = false\nserve-expired-ttl = 600\nipv6 = false\n")
