@@ -570,7 +570,8 @@ class Resolver(ResolverCore):
         if lz is None or len(q) < 12 or q[2] & 0xF8:
             return None
         try:
-            m = parse_response(q, self.limits.max_pointer_jumps, 64, False)
+            m = parse_response(q, self.limits.max_pointer_jumps, self.limits.max_query_records,
+                               False)
         except WireError:
             return None
         if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF

@@ -65,6 +65,10 @@ class Limits:
     #: Records parsed per section of an upstream reply; more is dropped as malformed.
     max_records_per_section: int = 512
 
+    #: Records parsed per section of a client's query (one question, an OPT record, perhaps
+    #: a TSIG); a query with more is malformed or hostile and gets FORMERR unread.
+    max_query_records: int = 64
+
     #: TTL clamps, seconds. Unbound's cache-max-ttl is one day; a zero TTL is raised to 0 (kept).
     min_ttl: int = 0
     max_ttl: int = 86400
@@ -140,6 +144,10 @@ class Limits:
     #: on every query.
     dnssec_bogus_ttl: int = 60
 
+    #: NSEC3 hashes computed to synthesise one answer from the aggressive NSEC3 cache
+    #: (RFC 8198): a 16-label name needs about 34; past it the query is resolved instead.
+    nsec3_max_hashes_per_synthesis: int = 40
+
     #: Validated zone keys (DNSKEY sets and insecure-zone facts) kept, in zones (LRU).
     dnssec_key_cache_zones: int = 10000
 
@@ -214,6 +222,36 @@ class Limits:
     #: than it serves (Unbound's max-reuse-tcp-queries is 200).
     tls_upstream_max_outstanding: int = 200
 
+    # ---- the daemon's clients
+
+    #: Client addresses whose miss rate (``ip-ratelimit``) is tracked at once; past it the
+    #: table starts afresh, so a flood from many (spoofed) addresses cannot grow it without
+    #: bound.
+    max_rate_clients: int = 65536
+
+    # ---- the shared (Redis) cache
+
+    #: Connections one process holds to the shared cache. Each look-up in flight takes one;
+    #: past the bound a look-up fails at once (counted) and the query is resolved.
+    shared_cache_connections: int = 32
+
+    #: Writes to the shared cache waiting at once. Writes follow answers off the client's
+    #: path; when Redis is slower than the misses arrive, the excess is dropped (counted), so
+    #: a slow Redis cannot make the process hold answers without bound.
+    shared_cache_pending_writes: int = 256
+
+    #: Seconds a write to the shared cache may take before it is given up (counted).
+    shared_cache_write_timeout: float = 1.0
+
+    #: The shared cache's back-off after a failure, seconds: the first and the longest.
+    #: While it lasts, look-ups and writes skip Redis; each further failure doubles it.
+    shared_cache_backoff: float = 0.05
+    shared_cache_max_backoff: float = 5.0
+
+    #: Largest value read back from the shared cache (a DNS message and its header), bytes;
+    #: a larger one is not parsed and counts as bad.
+    shared_cache_max_value: int = 65535 + 64
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}
@@ -230,71 +268,11 @@ DEFAULT = Limits()
 #: EDNS0 UDP payload size advertised upstream (DNS Flag Day 2020: avoids IP fragmentation).
 EDNS_BUFFER_SIZE = 1232
 
-# ---- the daemon's UDP and TCP listeners: the defaults of the config keys of the same names
-# (``TCP_IDLE_TIMEOUT`` is ``tcp-idle-timeout``, at the top level of the file, as Unbound
-# names them; resolver.daemon.config), each with the reason for its value
-
-#: A connection with no complete query for this long is a slow-loris holding a
-#: descriptor; a client that asks sends its query at once.
-TCP_IDLE_TIMEOUT = 10.0
-#: Each open connection holds a descriptor and buffers; Unbound's incoming-num-tcp is of
-#: this order per thread.
-TCP_MAX_CONNECTIONS = 1000
-#: One client address must not take TCP away from the others; a resolver behind a NAT or a
-#: stub with pipelining needs a few dozen at most.
-TCP_MAX_CONNECTIONS_PER_CLIENT = 64
-#: One pipelining client cannot fill the miss slots through one connection.
-TCP_MAX_INFLIGHT = 32
-#: A query is a few hundred bytes; larger frames only cost memory.
-TCP_MAX_QUERY = 4096
-#: DNS Flag Day 2020's value: no IP fragmentation, and a small cap on the answer a spoofed
-#: query can make us send to its victim (amplification).
-MAX_UDP_SIZE = 1232
-#: A flood from one address cannot take every miss slot.
-MAX_INFLIGHT_PER_CLIENT = 256
-#: Each miss in flight holds a socket and some memory.
-MAX_INFLIGHT = 10000
-#: A flood of random names from one address must not take the resolution budget from
-#: everyone else; a busy legitimate client (a mail server, a forwarder) stays well below it.
-IP_RATELIMIT = 1000
-#: One address is one client.
-IP_RATELIMIT_PREFIX_V4 = 32
-#: A /56, the least a subscriber is usually given, so that one attacker cannot multiply its
-#: budget by walking the addresses of its own network.
-IP_RATELIMIT_PREFIX_V6 = 56
-#: Slow authorities cannot hold every slot while fresh queries are dropped (Unbound's
-#: value).
-JOSTLE_TIMEOUT = 0.2
-#: Each miss costs a socket and a recursion, and a wake-up that starts hundreds delays
-#: every answer behind it.
-MISSES_PER_WAKEUP = 256
-#: A cached name waits for about one loop iteration under a flood: 2 ms keeps its p99 near
-#: 4 ms with no loss of the flood's own throughput (BENCHMARKS.md, "Under a random-name
-#: flood").
-BUSY_TARGET = 0.002
+# The daemon's listener bounds (tcp-idle-timeout, max-udp-size, ip-ratelimit ...) are
+# settings of their own, each with the reason for its default: resolver/daemon/settings.py.
 
 #: The most TLS 1.3 session tickets a TLS listener may send after a full handshake
 #: (``tls-session-tickets``). A client resumes with one ticket per connection it reopens
 #: and keeps a few at most; each ticket costs the server an encryption and a record on
 #: every full handshake, so more than this serve no client and only slow handshakes down.
 MAX_SESSION_TICKETS = 16
-
-#: The shared (Redis) cache: connections one process holds to it. Each look-up in flight
-#: takes one; past the bound a look-up fails at once (counted) and the query is resolved.
-SHARED_CACHE_CONNECTIONS = 32
-
-#: The shared cache: writes waiting at once. Writes follow answers off the client's path;
-#: when Redis is slower than the misses arrive, the excess is dropped (counted), so a slow
-#: Redis cannot make the process hold answers without bound.
-SHARED_CACHE_PENDING_WRITES = 256
-
-#: The shared cache: seconds a write may take before it is given up (counted).
-SHARED_CACHE_WRITE_TIMEOUT = 1.0
-
-#: The shared cache's back-off after a failure, seconds: the first and the longest. While it
-#: lasts, look-ups and writes skip Redis; each further failure doubles it.
-SHARED_CACHE_BACKOFF = (0.05, 5.0)
-
-#: The shared cache: largest value read back (a DNS message and its header), bytes; a
-#: larger one is not parsed and counts as bad.
-SHARED_CACHE_MAX_VALUE = 65535 + 64

@@ -198,7 +198,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     stats.client_queries += 1
     stats.query_parses += 1
     try:
-        m = parse_response(q, r.lv.max_pointer_jumps, 64, False)
+        m = parse_response(q, r.lv.max_pointer_jumps, r.lv.limits.max_query_records, False)
     except WireError:
         return error(q, 1)
     if (m.flags >> 11) & 0xF:

@@ -24,7 +24,7 @@ an entry of a rarer type that only another process holds stays until it expires.
 everything leaves Redis alone: it is every host's cache.
 
 Failures cost one look-up's budget (``redis-timeout``) and are counted; after one, Redis is
-skipped for a back-off that doubles while it keeps failing (``limits.SHARED_CACHE_BACKOFF``),
+skipped for a back-off that doubles while it keeps failing (``Limits.shared_cache_backoff``),
 then tried again by the next query, on a fresh connection.
 """
 from __future__ import annotations
@@ -37,9 +37,7 @@ import time
 from typing import Any
 
 from resolver.cache.answer import answer_from_entry
-from resolver.limits import (SHARED_CACHE_BACKOFF, SHARED_CACHE_CONNECTIONS,
-                             SHARED_CACHE_MAX_VALUE, SHARED_CACHE_PENDING_WRITES,
-                             SHARED_CACHE_WRITE_TIMEOUT)
+from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from resolver.resolution import Drive
 from resolver.response import miss_key
 from resolver.wire.codec import MsgEntry, WireError, cache_key
@@ -84,11 +82,11 @@ def pack(e: MsgEntry, wall_now: float, now: float) -> bytes:
 
 
 def unpack(value: bytes, msg_key: bytes, wall_now: float, now: float, stale_window: float,
-           max_ttl: int) -> MsgEntry:
+           max_ttl: int, max_value: int = DEFAULT_LIMITS.shared_cache_max_value) -> MsgEntry:
     """The local entry for a value read under ``msg_key``, aged by the time since it was
     stored (its ``expires`` may be past). Raises BadEntry for anything that is not an
     answer to that question in this format."""
-    if not HEADER.size + 12 <= len(value) <= SHARED_CACHE_MAX_VALUE:
+    if not HEADER.size + 12 <= len(value) <= max_value:
         raise BadEntry("size")
     version, status, stored, ttl, usable = HEADER.unpack_from(value)
     if version != VERSION or status not in (INSECURE, SECURE):
@@ -119,13 +117,14 @@ class SharedCache:
     for a local miss; ``counters`` what it has seen."""
 
     def __init__(self, client: Any, seed: str, timeout: float, store_expired: bool = False,
-                 where: str = "redis") -> None:
+                 where: str = "redis", limits: Limits = DEFAULT_LIMITS) -> None:
         from redis.exceptions import MaxConnectionsError, RedisError
         self.redis = client
         self.seed = seed.encode()
         self.timeout = timeout
         self.store_expired = store_expired
         self.where = where
+        self.limits = limits
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.backoff = 0.0              # seconds of the current back-off, 0 when healthy
         self.down_until = 0.0           # time.monotonic() until which Redis is skipped
@@ -142,7 +141,8 @@ class SharedCache:
 
         timeout = cfg.redis_timeout / 1000.0
         common = dict(socket_connect_timeout=max(timeout, 0.001), retry=Retry(NoBackoff(), 0),
-                      max_connections=SHARED_CACHE_CONNECTIONS, health_check_interval=0)
+                      max_connections=cfg.limits.shared_cache_connections,
+                      health_check_interval=0)
         if cfg.redis_server_path:
             client = redis.asyncio.Redis(unix_socket_path=cfg.redis_server_path, **common)
             where = f"redis at {cfg.redis_server_path}"
@@ -150,7 +150,8 @@ class SharedCache:
             client = redis.asyncio.Redis(host=cfg.redis_server_host, port=cfg.redis_server_port,
                                          **common)
             where = f"redis at {cfg.redis_server_host}:{cfg.redis_server_port}"
-        return cls(client, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired, where)
+        return cls(client, cfg.cachedb_secret_seed, timeout, cfg.cachedb_store_expired, where,
+                   cfg.limits)
 
     # ---- health ---------------------------------------------------------------------------
     def usable(self) -> bool:
@@ -162,7 +163,7 @@ class SharedCache:
         now = time.monotonic()
         if now < self.down_until:
             return                      # failures of queries already in flight: one back-off
-        first, longest = SHARED_CACHE_BACKOFF
+        first, longest = self.limits.shared_cache_backoff, self.limits.shared_cache_max_backoff
         self.backoff = min(max(self.backoff * 2, first), longest)
         self.down_until = now + self.backoff
         log.warning("shared cache (%s) failed (%s): skipped for %.2fs", self.where,
@@ -207,7 +208,8 @@ class SharedCache:
         now = r.clock()
         lv = r.lv
         try:
-            e = unpack(value, msg_key, time.time(), now, lv.stale_window, lv.max_ttl)
+            e = unpack(value, msg_key, time.time(), now, lv.stale_window, lv.max_ttl,
+                       self.limits.shared_cache_max_value)
         except BadEntry as exc:
             self.counters["bad"] += 1
             log.debug("shared cache: unusable entry (%s)", exc)
@@ -233,7 +235,7 @@ class SharedCache:
         key = shared_key(self.seed, msg_key)
         if key in self.writes:
             return
-        if len(self.writes) >= SHARED_CACHE_PENDING_WRITES:
+        if len(self.writes) >= self.limits.shared_cache_pending_writes:
             self.counters["writes_dropped"] += 1
             return
         now = r.clock()
@@ -247,7 +249,7 @@ class SharedCache:
 
     async def _put(self, key: bytes, value: bytes, px: int) -> None:
         try:
-            async with asyncio.timeout(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT)):
+            async with asyncio.timeout(max(self.timeout, self.limits.shared_cache_write_timeout)):
                 await self.redis.set(key, value, px=px)
         except TimeoutError:
             self.counters["write_errors"] += 1
@@ -275,7 +277,7 @@ class SharedCache:
             task = self.writes.pop(k, None)
             if task is not None:
                 task.cancel()
-        return await self._command(max(self.timeout, SHARED_CACHE_WRITE_TIMEOUT),
+        return await self._command(max(self.timeout, self.limits.shared_cache_write_timeout),
                                    self.redis.delete, *keys)
 
     async def close(self, grace: float = 0.5) -> None:

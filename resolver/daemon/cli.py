@@ -21,58 +21,16 @@ PROG = "corenet-resolver"
 
 
 def _serve_parser(sub) -> None:
+    from resolver.daemon.settings import add_flags
+
     p = sub.add_parser("serve", help="run the resolver daemon in the foreground")
     p.add_argument("--config", metavar="FILE", help="TOML config file (the command line wins)")
-    p.add_argument("--listen", metavar="ADDR:PORT", action="append",
-                   help="address to serve on, UDP and TCP (repeatable; default 127.0.0.1:53 "
-                        "and [::1]:53)")
-    p.add_argument("--root-hints", metavar="FILE", help="root hints file (default: the real root)")
-    p.add_argument("--allow", metavar="CIDR", action="append",
-                   help="clients allowed (repeatable; default loopback only)")
-    p.add_argument("--workers", metavar="N", help="worker processes (SO_REUSEPORT), default 1")
-    p.add_argument("--metrics", metavar="ADDR:PORT", help="serve Prometheus metrics over HTTP")
-    p.add_argument("--control", metavar="PATH", help="Unix control socket (stats/flush/reload)")
-    p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
-    p.add_argument("--upstream-port", metavar="PORT",
-                   help="port of every authority (53; a test lab may use another)")
-    p.add_argument("--cache-size", metavar="BYTES", help="cache bound in bytes")
-    p.add_argument("--trust-anchor", metavar="FILE", help="DNSSEC trust anchor (DS or DNSKEY)")
-    p.add_argument("--no-validate", action="store_true", help="turn DNSSEC validation off")
-    p.add_argument("--do-ip6", "--ipv6", dest="ipv6", action=argparse.BooleanOptionalAction,
-                   default=None, help="ask authorities over IPv6 as well (default: on)")
-    _authority_flags(p, None)
-    p.add_argument("--tcp-idle-timeout", metavar="SECONDS")
-    p.add_argument("--tcp-max-connections", metavar="N")
-    p.add_argument("--tcp-max-inflight", metavar="N", help="queries in flight per connection")
-    p.add_argument("--tcp-max-connections-per-client", metavar="N",
-                   help="TCP connections one client address may hold (default 64)")
-    p.add_argument("--user", metavar="NAME",
-                   help="run as this user once the sockets are bound (when started as root)")
-    p.add_argument("--allow-snoop", metavar="CIDR", action="append",
-                   help="clients that may also ask with RD clear (answered from the cache)")
-    p.add_argument("--ip-ratelimit", metavar="N",
-                   help="cache misses one client may start per second (0: no limit; 1000)")
-    p.add_argument("--max-udp-size", metavar="BYTES",
-                   help="largest UDP answer, whatever the client asks (default 1232)")
-    p.add_argument("--pidfile", metavar="FILE",
-                   help="write the daemon's process id there once it serves")
-    p.add_argument("--log-queries", action=argparse.BooleanOptionalAction, default=None,
-                   help="log one line per answered query (default: off)")
-    p.add_argument("--cache-min-ttl", metavar="SECONDS",
-                   help="lower TTLs are raised to this in the cache (default 0)")
-    p.add_argument("--cache-max-ttl", metavar="SECONDS",
-                   help="higher TTLs are lowered to this in the cache (default 86400)")
-    p.add_argument("--cache-max-negative-ttl", metavar="SECONDS",
-                   help="longest time a negative answer is cached (default 3600)")
-    p.add_argument("--harden-glue", action=argparse.BooleanOptionalAction, default=None,
-                   help="use glue only from inside the referring zone (default: on)")
-    p.add_argument("--domain-insecure", metavar="DOMAIN", action="append",
-                   help="negative trust anchor: treat this domain as unsigned (repeatable)")
+    add_flags(p)
 
 
 def _authority_flags(p, default) -> None:
-    """The switches of server selection and QNAME minimisation (``serve`` leaves them unset
-    so that the config file decides; ``query`` resolves with their defaults)."""
+    """The switches of server selection and QNAME minimisation for ``query``, which
+    resolves with their defaults (``serve`` has them from the settings table)."""
     p.add_argument("--qname-minimisation", action=argparse.BooleanOptionalAction,
                    default=default, help="RFC 9156, relaxed (default: on)")
     p.add_argument("--do-ip4", action=argparse.BooleanOptionalAction, default=default,
@@ -81,9 +39,6 @@ def _authority_flags(p, default) -> None:
                    default=default,
                    help="never query loopback authority addresses (default: on; a lab on "
                         "loopback needs --no-do-not-query-localhost)")
-    if default is None:
-        p.add_argument("--infra-host-ttl", metavar="SECONDS",
-                       help="how long a lame or no-EDNS mark on a server lasts (900)")
 
 
 def _control_parser(sub, name: str, help_: str):
@@ -124,30 +79,10 @@ def _fail(msg: str, code: int = 2) -> int:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    from resolver.daemon import config
+    from resolver.daemon import config, settings
     from resolver.daemon import process as daemon
 
-    overrides: dict[str, Any] = {
-        "listen": ns.listen, "root_hints": ns.root_hints, "allow": ns.allow,
-        "workers": ns.workers, "metrics": ns.metrics, "control": ns.control,
-        "log_level": ns.log_level, "upstream_port": ns.upstream_port,
-        "cache_size": ns.cache_size, "trust_anchor": ns.trust_anchor,
-        "validate": False if ns.no_validate else None,
-        "ipv6": ns.ipv6,
-        "qname_minimisation": ns.qname_minimisation, "do_ip4": ns.do_ip4,
-        "do_not_query_localhost": ns.do_not_query_localhost,
-        "infra_host_ttl": ns.infra_host_ttl,
-        "tcp_idle_timeout": ns.tcp_idle_timeout,
-        "tcp_max_connections": ns.tcp_max_connections,
-        "tcp_max_inflight": ns.tcp_max_inflight,
-        "tcp_max_connections_per_client": ns.tcp_max_connections_per_client,
-        "max_udp_size": ns.max_udp_size, "allow_snoop": ns.allow_snoop, "user": ns.user,
-        "ip_ratelimit": ns.ip_ratelimit,
-        "pidfile": ns.pidfile, "log_queries": ns.log_queries,
-        "cache_min_ttl": ns.cache_min_ttl, "cache_max_ttl": ns.cache_max_ttl,
-        "cache_max_negative_ttl": ns.cache_max_negative_ttl,
-        "harden_glue": ns.harden_glue, "domain_insecure": ns.domain_insecure,
-    }
+    overrides = settings.overrides(ns)
     try:
         cfg = config.build(ns.config, overrides)
         return daemon.run(cfg, overrides)

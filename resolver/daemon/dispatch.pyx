@@ -136,11 +136,6 @@ cdef class _Done(MissDone):
         return 0
 
 
-#: Client addresses whose miss rate is tracked at once; past it the table starts afresh
-#: (a flood from many addresses cannot grow it without bound).
-MAX_RATE_CLIENTS = 65536
-
-
 cpdef object client_key(str host, int prefix_v4, int prefix_v6):
     """What counts as one client: ``host`` itself, or its network when the prefix is
     shorter than the address (IPv6 /56 by default)."""
@@ -324,7 +319,7 @@ cdef class Dispatch:
             return True
         found = self.rate_buckets.get(client)
         if found is None:
-            if len(self.rate_buckets) >= MAX_RATE_CLIENTS:
+            if len(self.rate_buckets) >= self._cfg.limits.max_rate_clients:
                 self.rate_buckets.clear()
             b = _Bucket.__new__(_Bucket)
             b.tokens, b.at = rate, now

@@ -1,99 +1,60 @@
-"""The config reference page (``docs/config.md``), generated from ``Config``'s fields, the
-comments above them, the limits' reasons and the command line's flags:
-``python -m resolver.daemon.reference > docs/config.md``. A test keeps the page equal to
-this text. It sits above the config and the command line, which it reads."""
+"""The documents made from the settings table (``resolver.daemon.settings``): the reference
+page ``docs/config.md``, the sample config ``docs/corenet-resolver.toml`` and the man page
+``docs/man/corenet-resolver.toml.5``. Tests keep the files equal to these texts.
+
+    python -m resolver.daemon.reference > docs/config.md     # the reference page alone
+    python -m resolver.daemon.reference --write              # all three files
+"""
 from __future__ import annotations
 
 import inspect
+import json
 import re
-from dataclasses import fields
+import sys
+from pathlib import Path
 from typing import Any
 
 from resolver import limits as L
-from resolver.daemon.cli import parser
-from resolver.daemon.config import CACHE_TTLS, RESTART_SETTINGS, ZONE_SETTINGS, Config
-from resolver.limits import DEFAULT, Limits
+from resolver.daemon.settings import LIMITS, TABLE, ZONE_SETTINGS, Setting, default_of
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Each document: its path under the source tree and the function that writes it.
+DOCUMENTS = {"docs/config.md": "reference", "docs/corenet-resolver.toml": "sample",
+             "docs/man/corenet-resolver.toml.5": "man_page"}
 
 
-def reference() -> str:
-    """The config reference (``docs/config.md``), from ``Config``'s fields and the comments
-    above them: one section per setting with its TOML key, its command-line flag when it has
-    one, its default and what it does. A test keeps the page equal to this text."""
-    flags = set()
-    for action in parser()._subparsers._group_actions[0].choices["serve"]._actions:
-        flags.update(action.option_strings)
-    def documented(source, name: str) -> dict[str, list[str]]:
-        """The ``#:`` comment lines above each definition whose name ``name`` matches."""
-        docs: dict[str, list[str]] = {}
-        pending: list[str] = []
-        for line in inspect.getsource(source).splitlines():
-            text = line.strip()
-            if text.startswith("#:"):
-                pending.append(text[2:].strip())
-                continue
-            m = re.match(name, text)
-            if m and pending:
-                docs[m.group(1)] = pending
-            if not text.startswith("#"):
-                pending = []
-        return docs
-
-    def field_docs(cls) -> dict[str, list[str]]:
-        return documented(cls, r"(\w+):")
-
-    docs = field_docs(Config)
-    reasons = documented(L, r"([A-Z0-9_]+) = ")          # the limits' module constants
-    out = ["# corenet-resolver configuration reference", "",
-           "Every setting can be given in the TOML file passed with `--config` (keys with `-` or",
-           "`_`, at the top level or in a `[server]` table) and most on the command line, which",
-           "wins over the file. Bad values stop the daemon before it binds, with a one-line",
-           "error naming the setting. `reload` (or SIGHUP) re-reads the file; settings marked",
-           "\"restart\" take effect only at the next start. This page is generated from",
-           "`resolver/daemon/config.py` (`python -m resolver.daemon.reference`).", ""]
-    for f in fields(Config):
-        if f.name == "config_file":
+def limit_docs() -> dict[str, str]:
+    """Each limit's text: the ``#:`` comment above its field in ``resolver.limits``; a field
+    with none shares the one above it."""
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    last = ""
+    for line in inspect.getsource(L.Limits).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
             continue
-        key = f.name.replace("_", "-")
-        flag = f"--{key}" if f"--{key}" in flags else None
-        if f.name == "validate":
-            flag = "--no-validate"
-        out += [f"## `{key}`", "",
-                f"- default: `{_shown(f.name, f.default)}`"
-                + ("" if flag is None else f"; command line: `{flag}`")
-                + ("; restart" if f.name in RESTART_SETTINGS else "; reloadable"), ""]
-        out += [" ".join(docs.get(f.name, ["(undocumented)"])), ""]
-        if f.name.upper() in reasons:                 # a limit: why its default
-            out += ["Why this default: " + " ".join(reasons[f.name.upper()]), ""]
-        if f.name == "limits":
-            out += _limits_reference(field_docs(Limits))
-    return "\n".join(out)
+        m = re.match(r"(\w+):", text)
+        if m and m.group(1) in LIMITS:
+            if pending:
+                last = " ".join(pending)
+                docs[m.group(1)] = last
+            else:
+                docs[m.group(1)] = f"With the limit above: {last}"
+        if not text.startswith("#"):
+            pending = []
+    return docs
 
 
-def _limits_reference(docs: dict[str, list[str]]) -> list[str]:
-    out = ["In the file: `[limits]` then `max-referrals = 20` (or `max_referrals`), or the",
-           "same key at the top level; an unknown key stops the daemon with an error naming",
-           "its line. Durations are seconds.", ""]
-    last = ["(undocumented)"]
-    for f in fields(Limits):
-        text = docs.get(f.name)
-        if text is None:
-            text = [f"With the limit above: {' '.join(last)}"]
-        else:
-            last = text
-        out += [f"### `limits.{f.name.replace('_', '-')}`", "",
-                f"- default: `{f.default}`", "", " ".join(text), ""]
-    return out
-
-
-def _shown(name: str, value: Any) -> str:
-    if name in CACHE_TTLS:
-        limit = CACHE_TTLS[name]
-        return f"{getattr(DEFAULT, limit)} (limits.{limit.replace('_', '-')})"
-    if name == "limits":
+def _shown(s: Setting) -> str:
+    value = s.default
+    if s.limit is not None and value is None:
+        return f"{default_of(s)} (limits.{s.limit.replace('_', '-')})"
+    if s.name == "limits":
         return "the limits below"
-    if name == "control_mode":
+    if s.name == "control_mode":
         return oct(value)
-    if name in ZONE_SETTINGS:
+    if s.name in ZONE_SETTINGS:
         return "(none)" if not value else str(value)
     if isinstance(value, tuple):
         items = [f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value]
@@ -101,5 +62,197 @@ def _shown(name: str, value: Any) -> str:
     return str(value)
 
 
+def flags(s: Setting) -> list[str]:
+    """The command-line spellings of a setting."""
+    f = s.flag
+    if f is None:
+        return []
+    if f.form == "no":
+        return [f"--no-{s.key}"]
+    names = [f"--{s.key}", *f.names]
+    if f.form == "both":
+        names += [n.replace("--", "--no-", 1) for n in names]
+    return names
+
+
+def _bounds(s: Setting) -> str:
+    bounds = getattr(s.convert, "bounds", None)
+    if bounds is None:
+        return ""
+    low, high = bounds
+    return f"{low} or more" if high is None else f"{low} to {high}"
+
+
+def _other_names(s: Setting) -> list[str]:
+    return [n for n in (*s.aliases, s.unbound) if n]
+
+
+def reference() -> str:
+    """The reference page: one section per setting with its key, its command-line flags,
+    its bounds, its default, whether reload applies it and what it does."""
+    out = ["# corenet-resolver configuration reference", "",
+           "Every setting can be given in the TOML file passed with `--config` (keys with `-` or",
+           "`_`, at the top level or in a `[server]` table) and many on the command line, which",
+           "wins over the file. Bad values stop the daemon before it binds, with a one-line",
+           "error naming the setting (and, in a file, its line). `reload` (or SIGHUP) re-reads",
+           "the file; settings marked \"restart\" take effect only at the next start. This page,",
+           "the sample config and corenet-resolver.toml(5) are generated from",
+           "`resolver/daemon/settings.py` (`python -m resolver.daemon.reference --write`).", ""]
+    last = None
+    for s in TABLE:
+        if s.section != last:
+            last = s.section
+            out += [f"**{last[:1].upper() + last[1:]}**", ""]
+        facts = [f"default: `{_shown(s)}`"]
+        if s.flag:
+            facts.append("command line: " + ", ".join(f"`{f}`" for f in flags(s)))
+        if _other_names(s):
+            facts.append("also read as " + ", ".join(f"`{n}`" for n in _other_names(s)))
+        if _bounds(s):
+            facts.append(f"range: {_bounds(s)}")
+        facts.append("restart" if s.restart else "reloadable")
+        out += [f"## `{s.key}`", "", "- " + "; ".join(facts), "", s.doc, ""]
+        if s.reason:
+            out += ["Why this default: " + s.reason, ""]
+        if s.name == "limits":
+            out += _limits_reference()
+    return "\n".join(out)
+
+
+def _limits_reference() -> list[str]:
+    out = ["In the file: `[limits]` then `max-referrals = 20` (or `max_referrals`), or the",
+           "same key at the top level; an unknown key stops the daemon with an error naming",
+           "its line. Durations are seconds.", ""]
+    docs = limit_docs()
+    for name, s in LIMITS.items():
+        out += [f"### `limits.{s.key}`", "",
+                f"- default: `{s.default}`; range: {_bounds(s)}", "", docs[name], ""]
+    return out
+
+
+# ---- the sample config ------------------------------------------------------------------------
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        items = []
+        for v in value:
+            if isinstance(v, tuple):
+                host, port = v
+                items.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            else:
+                items.append(str(v))
+        return "[" + ", ".join(json.dumps(v) for v in items) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?[.;:])(\s|$)", text)
+    return (m.group(1) if m else text).rstrip(".;:")
+
+
+def sample() -> str:
+    """A config file listing every setting, commented out, with its default (or an example
+    where the default is "unset") and the first words of what it does."""
+    out = ["# A sample corenet-resolver config: every setting, commented out, with its default",
+           "# (or an example value where it has none). Keys may be written with - or _; a",
+           "# [server] table is accepted too. Check a file with `corenet-resolver checkconf",
+           "# FILE`; docs/config.md and corenet-resolver.toml(5) explain each key. Generated by",
+           "# `python -m resolver.daemon.reference --write`."]
+    last = None
+    for s in TABLE:
+        if s.section != last:
+            last = s.section
+            out += ["", f"# ---- {last} ----"]
+        if s.example is not None:
+            value = s.example
+        elif s.name == "control_mode":
+            value = json.dumps(f"{s.default:04o}")
+        elif s.default is None:
+            value = '""'
+        else:
+            value = _toml(s.default)
+        out.append(f"# {s.key} = {value}")
+        out.append(f"#     {_first_sentence(s.doc)}")
+    out += ["", "# ---- limits (resolver/limits.py; any of them, here or at the top level) ----",
+            "# [limits]"]
+    for name, s in LIMITS.items():
+        if name not in {r.limit for r in TABLE if r.limit}:
+            out.append(f"# {s.key} = {_toml(s.default)}")
+    return "\n".join(out) + "\n"
+
+
+# ---- the man page -----------------------------------------------------------------------------
+def _roff(text: str) -> str:
+    """Text for roff: backslashes escaped, ``code`` in bold, no line starting a request."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    text = re.sub(r"``(.+?)``", r"\\fB\1\\fR", text)
+    text = re.sub(r"`(.+?)`", r"\\fI\1\\fR", text)
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line
+                     for line in text.splitlines())
+
+
+def man_page() -> str:
+    """corenet-resolver.toml(5), in roff (``man -l`` shows it)."""
+    out = [".TH CORENET\\-RESOLVER.TOML 5 \"\" \"corenet\" \"File Formats\"",
+           ".ad l", ".SH NAME",
+           "corenet\\-resolver.toml \\- configuration file of the corenet\\-resolver DNS resolver",
+           ".SH SYNOPSIS",
+           ".B corenet\\-resolver serve \\-\\-config",
+           ".I FILE",
+           ".SH DESCRIPTION",
+           _roff("A TOML file of settings, at the top level or in a [server] table; keys are "
+                 "written with - or _. The command line wins over the file. A bad value stops "
+                 "the daemon before it binds, with a one-line error naming the file, the line "
+                 "and the setting; `corenet-resolver checkconf FILE` checks a file without "
+                 "starting. `corenet-resolver reload` (or SIGHUP) reads the file again; "
+                 "settings marked restart take effect at the next start only."),
+           ".SH SETTINGS"]
+    last = None
+    for s in TABLE:
+        if s.section != last:
+            last = s.section
+            out += [".SS " + _roff(last[:1].upper() + last[1:])]
+        facts = [f"default: {_shown(s)}"]
+        if s.flag:
+            facts.append("command line: " + ", ".join(flags(s)))
+        if _other_names(s):
+            facts.append("also read as " + ", ".join(_other_names(s)))
+        if _bounds(s):
+            facts.append(f"range: {_bounds(s)}")
+        facts.append("restart" if s.restart else "reloadable")
+        out += [".TP", f".B {_roff(s.key)}", _roff(s.doc), ".br", _roff("; ".join(facts) + ".")]
+        if s.reason:
+            out += [".br", _roff("Why this default: " + s.reason)]
+    out += [".SH LIMITS",
+            _roff("The resolver's limits, in a [limits] table or at the top level (durations "
+                  "are seconds); restart.")]
+    docs = limit_docs()
+    for name, s in LIMITS.items():
+        out += [".TP", f".B {_roff(s.key)}", _roff(docs[name]), ".br",
+                _roff(f"default: {s.default}; range: {_bounds(s)}.")]
+    out += [".SH FILES", "docs/corenet\\-resolver.toml, docs/zones\\-example.toml (samples)",
+            ".SH SEE ALSO", ".BR unbound.conf (5)"]
+    return "\n".join(out) + "\n"
+
+
+def write() -> list[str]:
+    """Writes the three documents into the source tree; returns the paths written."""
+    written = []
+    for path, maker in DOCUMENTS.items():
+        target = ROOT / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(globals()[maker]())
+        written.append(str(target))
+    return written
+
+
 if __name__ == "__main__":
-    print(reference(), end="")
+    if sys.argv[1:] == ["--write"]:
+        print("\n".join(write()))
+    else:
+        print(reference(), end="")

@@ -17,7 +17,7 @@ authorities:
 
 A random-subdomain flood against a signed zone stops at the resolver. NSEC3 opt-out ranges
 prove nothing about names in them and are not kept; NSEC3 hashing for a synthesis is bounded
-(``MAX_HASHES``) and uses only the parameters of the proofs seen, whose iterations the
+(``Limits.nsec3_max_hashes_per_synthesis``) and uses only the parameters of the proofs seen, whose iterations the
 validator already held to ``Limits.nsec3_max_iterations``.
 """
 from __future__ import annotations
@@ -29,8 +29,7 @@ from collections import OrderedDict
 from resolver.dnssec import denial
 from resolver.wire.codec import is_subdomain, parent
 
-#: NSEC3 hashes computed for one synthesis attempt (a 16-label name needs at most ~34).
-MAX_HASHES = 40
+from resolver.limits import DEFAULT as _LIMITS
 NS, SOA, CNAME, DNAME = 2, 6, 5, 39
 
 
@@ -52,15 +51,16 @@ class _Zone:
 class _Hasher:
     """RFC 5155 hashes with one parameter set, memoised and bounded."""
 
-    def __init__(self, params: tuple) -> None:
+    def __init__(self, params: tuple, max_hashes: int) -> None:
         self.iterations, self.salt = params
+        self.max_hashes = max_hashes
         self.memo: dict[bytes, bytes] = {}
 
     def __call__(self, name: bytes) -> bytes:
         key = name.lower()
         d = self.memo.get(key)
         if d is None:
-            if len(self.memo) >= MAX_HASHES:
+            if len(self.memo) >= self.max_hashes:
                 raise _GiveUp()
             d = hashlib.sha1(key + self.salt).digest()
             for _ in range(self.iterations):
@@ -77,7 +77,9 @@ class NsecCache:
     """Validated NSEC/NSEC3 ranges and wildcards per zone, bounded in zones and in entries
     per zone."""
 
-    def __init__(self, max_zones: int = 1000, max_per_zone: int = 2000) -> None:
+    def __init__(self, max_zones: int = 1000, max_per_zone: int = 2000,
+                 limits=_LIMITS) -> None:
+        self.max_hashes = limits.nsec3_max_hashes_per_synthesis
         self.zones: OrderedDict[bytes, _Zone] = OrderedDict()
         self.max_zones = max_zones
         self.max_per_zone = max_per_zone
@@ -247,7 +249,7 @@ class NsecCache:
         return self._negative(z, "nx", recs, min(cov[2], wcov[2]), now)
 
     def _from_nsec3(self, z: _Zone, zone: bytes, name: bytes, qtype: int, now: float):
-        h = _Hasher(z.n3params)
+        h = _Hasher(z.n3params, self.max_hashes)
         lz = zone.lower()
         # the ancestors of the name, closest first, down to the zone's apex
         chain = [name]

@@ -196,7 +196,7 @@ class Validator:
         #: names (lower-cased wire) of the forward and stub zones: a zone at or below one
         #: that its signed parent proves absent is insecure, not bogus (``Resolver.set_zones``)
         self.configured: frozenset = frozenset()
-        self.nsec_cache = NsecCache() if aggressive_nsec else None
+        self.nsec_cache = NsecCache(limits=limits) if aggressive_nsec else None
         self.limits = limits
         self.wallclock = wallclock
         self.zones: OrderedDict[bytes, ZoneKeys] = OrderedDict()

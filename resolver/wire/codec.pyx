@@ -24,7 +24,8 @@ cdef enum:
     MAX_NAME = 255
     T_OPT = 41
 
-DEF_MAX_JUMPS = 128
+from resolver.limits import DEFAULT as _LIMITS
+DEF_MAX_JUMPS = _LIMITS.max_pointer_jumps
 cdef unsigned int NO_TTL = 0xFFFFFFFF     # no record: ttl_offsets' smallest TTL
 
 # rdata layouts with embedded (possibly compressed) names: (bytes before the first name,
@@ -281,7 +282,8 @@ cdef bytes _rdata(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos, Py_ssize
     return PyBytes_FromStringAndSize(<const char*>out, olen + post)
 
 
-cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS, int max_records=512,
+cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS,
+                            int max_records=_LIMITS.max_records_per_section,
                             bint sections=True):
     """Parses a reply into a :class:`Parsed`; WireError for anything malformed. Without
     ``sections`` (a query, read for its question and EDNS) the records are checked as well

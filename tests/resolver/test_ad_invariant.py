@@ -620,6 +620,7 @@ def redis_shared(tmp_path):
     class Cfg:
         cachedb_secret_seed, redis_timeout, cachedb_store_expired = "seed", 500, True
         redis_server_path, redis_server_host, redis_server_port = server.socket, "", 0
+        limits = Limits()
 
     try:
         yield lambda: SharedCache.from_config(Cfg)

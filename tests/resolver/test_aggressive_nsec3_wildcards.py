@@ -136,3 +136,22 @@ def test_nothing_is_synthesized_with_aggressive_use_off(run, validating):
         assert resp.flags & dns.flags.AD and r.stats.upstream_queries > upstream
 
     run(go(), timeout=15)
+
+
+def test_the_hashes_of_a_synthesis_are_bounded_by_a_limit(run, validating):
+    """With ``nsec3_max_hashes_per_synthesis`` too low for the name, the proven range is
+    not used: the question goes to the authorities."""
+    from resolver.limits import DEFAULT
+
+    async def go():
+        r = validating(limits=DEFAULT.replace(nsec3_max_hashes_per_synthesis=1))
+        first = await r.resolve_message(q("nope.example.net."))
+        assert first.rcode() == dns.rcode.NXDOMAIN and first.flags & dns.flags.AD
+        sibling = _sibling_in_the_same_range(first, "nope.example.net.")
+        upstream, synthesized = r.stats.upstream_queries, r.dnssec.stats.synthesized
+        resp = await r.resolve_message(q(sibling))
+        assert resp.rcode() == dns.rcode.NXDOMAIN
+        assert r.dnssec.stats.synthesized == synthesized
+        assert r.stats.upstream_queries > upstream
+
+    run(go(), timeout=15)

@@ -342,7 +342,7 @@ def test_user_must_exist():
 
 
 def test_the_config_reference_page_is_the_code_s():
-    """docs/config.md is generated from resolver/daemon/config.py (resolver.daemon.reference) and must not drift."""
+    """docs/config.md is generated from the settings table (resolver.daemon.reference) and must not drift."""
     from pathlib import Path
 
     from resolver.daemon.config import SETTINGS

@@ -244,3 +244,18 @@ def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
     assert not d.udp_miss(q, ("127.0.0.99", 2), sent.append, True)
     assert d.counters.dropped == {"busy": 2}
     assert _miss(d, q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
+
+
+def test_the_rate_table_s_size_is_a_limit():
+    """Past ``limits.max_rate_clients`` addresses the rate table starts afresh: a client
+    whose budget was spent gets a new one."""
+    q = _query()
+    sent: list[bytes] = []
+    for max_clients, admitted_again in ((2, True), (65536, False)):
+        d = _dispatch(_Engine(), ip_ratelimit=1, max_inflight_per_client=1000,
+                      limits={"max_rate_clients": max_clients})
+        assert _miss(d, q, ("192.0.2.1", 1), "udp", sent.append, 10.0)
+        assert not _miss(d, q, ("192.0.2.1", 1), "udp", sent.append, 10.0)
+        assert _miss(d, q, ("192.0.2.2", 1), "udp", sent.append, 10.0)
+        assert _miss(d, q, ("192.0.2.3", 1), "udp", sent.append, 10.0)
+        assert _miss(d, q, ("192.0.2.1", 1), "udp", sent.append, 10.0) is admitted_again

@@ -20,6 +20,7 @@ from daemon_proc import Daemon, cli, free_port
 from redis_proc import Redis
 from resolver.cache.shared import (HEADER, INSECURE, SECURE, VERSION, BadEntry, pack,
                                    shared_key, unpack)
+from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.wire.codec import MsgEntry, cache_key
 
 SEED = "lab-seed"
@@ -74,6 +75,7 @@ def in_process_config(redis: Redis):
     class Cfg:
         cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
         redis_server_path, redis_server_host, redis_server_port = redis.socket, "", 0
+        limits = DEFAULT_LIMITS
     return Cfg
 
 
@@ -191,6 +193,32 @@ def test_entry_not_stored_as_secure_is_never_served_with_ad():
 def test_unusable_values_are_refused(value, why):
     with pytest.raises(BadEntry):
         unpack(value, msg_key("www.example.com."), 1000.0, 1.0, 0.0, 86400)
+
+
+def test_the_shared_cache_s_bounds_are_its_limits(tmp_path):
+    """The pool, the back-off and the largest value read come from ``cfg.limits``."""
+    limits = DEFAULT_LIMITS.replace(shared_cache_connections=3, shared_cache_backoff=0.25,
+                                    shared_cache_max_backoff=0.4, shared_cache_max_value=60)
+
+    class Cfg:
+        cachedb_secret_seed, redis_timeout, cachedb_store_expired = SEED, 500, False
+        redis_server_path, redis_server_host, redis_server_port = str(tmp_path / "r"), "", 0
+    Cfg.limits = limits
+    from resolver.cache.shared import SharedCache
+    shared = SharedCache.from_config(Cfg)
+    assert shared.redis.connection_pool.max_connections == 3
+    backoffs = []
+    for _ in range(3):
+        shared.down_until = 0.0
+        shared._failed("errors")
+        backoffs.append(shared.backoff)
+    assert backoffs == [0.25, 0.4, 0.4]
+    wire = answer_wire("www.example.com.", "192.0.2.1", ttl=300)
+    value = pack(MsgEntry(wire, 50.0, 0.0), 1_000_000.0, 50.0)
+    assert len(value) > 60
+    unpack(value, msg_key("www.example.com."), 1000.0, 1.0, 0.0, 86400)
+    with pytest.raises(BadEntry):
+        unpack(value, msg_key("www.example.com."), 1000.0, 1.0, 0.0, 86400, 60)
 
 
 def test_only_shareable_answers_are_written(lab, redis_server):

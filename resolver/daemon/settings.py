@@ -1,0 +1,887 @@
+"""The daemon's settings, each declared once: its key, type, bounds, default, what it does,
+the command-line flag it has (if any) and whether ``reload`` applies it.
+
+The TOML file's conversion (``resolver.daemon.config``), the ``serve`` flags
+(``resolver.daemon.cli``), ``Config``, the reference page ``docs/config.md``, the sample
+config ``docs/corenet-resolver.toml`` and the man page ``corenet-resolver.toml(5)``
+(``resolver.daemon.reference``) are all made from :data:`TABLE`.
+
+A key is written with ``-`` in the file (``_`` is accepted too) and is Unbound's name for
+the same thing where Unbound has one; where our key differs, Unbound's name is accepted as
+another name for it.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from resolver.limits import DEFAULT as _LIMITS, MAX_SESSION_TICKETS, Limits
+
+
+class ConfigError(ValueError):
+    """A bad option or config value; the message names it."""
+
+
+Address = tuple[str, int]
+
+#: The largest TTL there is (RFC 2181 section 8).
+TTL_MAX = 2**31 - 1
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+# ---- converters: (raw value, the name to give in an error) -> the checked value ----------------
+def number(kind: type, low: float, high: float | None = None, whole: bool = False):
+    """A number of ``kind`` in ``low..high`` (no upper bound when ``high`` is None); with
+    ``whole``, a float with a fractional part is refused rather than truncated."""
+    def convert(value: Any, what: str):
+        if whole and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{what}: expected a whole number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{what}: expected a number, got {value!r}")
+        try:
+            v = kind(value)
+        except ValueError:
+            raise ConfigError(f"{what}: expected a number, got {value!r}") from None
+        if v < low or (high is not None and v > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise ConfigError(f"{what}: {v} must be {bound}")
+        return v
+    convert.bounds = (low, high)
+    return convert
+
+
+def boolean(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{what}: expected true or false, got {value!r}")
+    return value
+
+
+def nullable(convert):
+    """``convert``, with None meaning unset."""
+    def nullable_(value: Any, what: str):
+        return None if value is None else convert(value, what)
+    nullable_.bounds = getattr(convert, "bounds", None)
+    return nullable_
+
+
+def optional(convert):
+    """``convert``, with None or the empty string meaning unset."""
+    def optional_(value: Any, what: str):
+        return None if value in (None, "") else convert(value, what)
+    return optional_
+
+
+def as_list(value: Any, what: str) -> list:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{what}: expected a list, got {value!r}")
+    return list(value)
+
+
+def parse_address(text: str, what: str, default_port: int = 53) -> Address:
+    """``ADDR:PORT``, ``[v6]:PORT``, ``ADDR`` (port defaulted) -> (addr, port)."""
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{what}: expected ADDR:PORT, got {text!r}")
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigError(f"{what}: unclosed '[' in {text!r}")
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"{what}: expected [ADDR]:PORT, got {text!r}")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif text.count(":") > 1 and "@" in text:
+        host, port = text.rsplit("@", 1)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{what}: {host!r} is not an IP address") from None
+    try:
+        p = int(port)
+    except ValueError:
+        raise ConfigError(f"{what}: port {port!r} is not a number") from None
+    if not 0 <= p <= 65535:
+        raise ConfigError(f"{what}: port {p} out of range 0-65535")
+    return host, p
+
+
+def address(default_port: int):
+    def address_(value: Any, what: str) -> Address:
+        return parse_address(value, what, default_port)
+    return address_
+
+
+def addresses(default_port: int, at_least_one: bool = False):
+    def addresses_(value: Any, what: str) -> tuple[Address, ...]:
+        items = as_list(value, what)
+        if at_least_one and not items:
+            raise ConfigError(f"{what}: at least one address is needed")
+        return tuple(parse_address(v, what, default_port) for v in items)
+    return addresses_
+
+
+def networks(value: Any, what: str) -> tuple:
+    """Client networks, no more than the ACL that checks them holds."""
+    from resolver.daemon.acl import MAX_NETWORKS
+
+    items = as_list(value, what)
+    if len(items) > MAX_NETWORKS:
+        raise ConfigError(f"{what}: at most {MAX_NETWORKS} networks, got {len(items)}")
+    out = []
+    for text in items:
+        try:
+            out.append(ipaddress.ip_network(str(text), strict=False))
+        except ValueError:
+            raise ConfigError(f"{what}: {text!r} is not an address or CIDR network") from None
+    return tuple(out)
+
+
+def existing_file(path: Any, what: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{what}: expected a file path, got {path!r}")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{what}: no such file {path!r}")
+    return path
+
+
+def files(value: Any, what: str) -> tuple[str, ...]:
+    return tuple(existing_file(v, what) for v in as_list(value, what) if v != "")
+
+
+def path_in_directory(value: Any, what: str) -> str:
+    """A path whose directory exists (a socket or a file the daemon makes)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: expected a path, got {value!r}")
+    parent = Path(value).parent
+    if not parent.is_dir():
+        raise ConfigError(f"{what}: directory {str(parent)!r} does not exist")
+    return value
+
+
+def text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def octal_mode(value: Any, what: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value, 8)
+        except ValueError:
+            raise ConfigError(f"{what}: {value!r} is not an octal mode") from None
+    return number(int, 0, 0o777)(value, what)
+
+
+def log_level(value: Any, what: str) -> str:
+    if not isinstance(value, str) or value.upper() not in LEVELS:
+        raise ConfigError(f"{what}: {value!r} is not one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
+def user_name(value: Any, what: str) -> str | None:
+    if value is None or value == "":
+        return value
+    import pwd
+    try:
+        pwd.getpwnam(str(value))
+    except KeyError:
+        raise ConfigError(f"{what}: no such user {value!r}") from None
+    return str(value)
+
+
+def trust_anchor_file(value: Any, what: str) -> str:
+    from resolver.dnssec.trust_anchor import TrustAnchorError, load
+    try:
+        load(existing_file(value, what))
+    except TrustAnchorError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    return value
+
+
+def domains(value: Any, what: str) -> tuple[str, ...]:
+    import dns.exception
+    import dns.name
+
+    out = []
+    for v in as_list(value, what):
+        if not isinstance(v, str) or not v:
+            raise ConfigError(f"{what}: expected a domain name, got {v!r}")
+        try:
+            out.append(dns.name.from_text(v).to_text())
+        except dns.exception.DNSException as e:
+            raise ConfigError(f"{what}: {v!r} is not a domain name ({e})") from None
+    return tuple(out)
+
+
+def cachedb_backend(value: Any, what: str) -> str | None:
+    if value in (None, "", "none"):
+        return None
+    if value != "redis":
+        raise ConfigError(f"{what}: {value!r} is not a backend (redis or none)")
+    return value
+
+
+def url_path(value: Any, what: str) -> str:
+    if (not isinstance(value, str) or not value.startswith("/") or "?" in value
+            or any(c.isspace() for c in value)):
+        raise ConfigError(f"{what}: expected a URL path such as /dns-query, got {value!r}")
+    return value
+
+
+def cipher_list(value: Any, what: str) -> str:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise ConfigError(f"{what}: expected OpenSSL's cipher names joined by ':', "
+                          f"got {value!r}")
+    return value
+
+
+def ca_bundle(value: Any, what: str) -> str:
+    """A CA file that loads as one (a reload with a broken file changes nothing)."""
+    path = existing_file(value, what)
+    import ssl
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"{what}: cannot load {path!r} as CA certificates: {e}") from None
+    return path
+
+
+def zone_tables(name: str):
+    """A zone setting (``resolver.zones``): a list of tables, or of zone-file lines for
+    ``local-data`` and ``local-data-ptr``."""
+    def zone_tables_(value: Any, what: str) -> tuple:
+        from resolver import zones
+
+        if isinstance(value, dict) or (name == "local_zone" and isinstance(value, str)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{what}: expected a list of tables, got {value!r}")
+        try:
+            if name == "local_data":
+                return zones.local_data(value)
+            if name == "local_data_ptr":
+                return zones.ptr_records(value)
+            parse = {"forward_zone": zones.forward_zone, "stub_zone": zones.stub_zone,
+                     "local_zone": zones.local_zone}[name]
+            return tuple(parse(v) for v in value)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    zone_tables_.zone = True
+    return zone_tables_
+
+
+def limits_table(value: Any, what: str) -> Limits:
+    if isinstance(value, Limits):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: expected a table of limits, got {value!r}")
+    values = {}
+    for key, raw in value.items():
+        name = key.replace("-", "_")
+        if name not in LIMITS:
+            raise ConfigError(f"{what}: unknown limit {key!r}")
+        values[name] = LIMITS[name].convert(raw, f"limits.{name}")
+    lim = _LIMITS.replace(**values)
+    check_limits(lim)
+    return lim
+
+
+def check_limits(lim: Limits) -> None:
+    """What the limits must be together."""
+    if lim.min_ttl > lim.max_ttl:
+        raise ConfigError(f"cache-min-ttl: {lim.min_ttl} is above cache-max-ttl {lim.max_ttl}")
+    if lim.min_rto > lim.max_rto:
+        raise ConfigError(f"limits.min_rto: {lim.min_rto} is above max_rto {lim.max_rto}")
+
+
+# ---- the table's rows -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flag:
+    """How a setting appears on ``serve``'s command line: ``--KEY METAVAR`` (``repeat``:
+    given once per item), or a switch: ``form="both"`` for ``--KEY``/``--no-KEY``,
+    ``form="no"`` for ``--no-KEY`` alone (it sets false)."""
+    metavar: str | None
+    help: str
+    repeat: bool = False
+    form: str | None = None
+    names: tuple[str, ...] = ()      # further spellings of the flag
+    dest: str | None = None          # the attribute argparse gives it, when not the name's
+
+
+@dataclass(frozen=True)
+class Setting:
+    #: The attribute of ``Config`` (the file's key is this with ``-``).
+    name: str
+    #: The attribute's type, as an annotation.
+    type: str
+    default: Any
+    #: (raw value, name for errors) -> checked value; raises ConfigError.
+    convert: Callable[[Any, str], Any]
+    doc: str = ""
+    flag: Flag | None = None
+    #: True when only a restart applies a change; ``reload`` applies the others.
+    restart: bool = False
+    #: Unbound's name for it, where it differs from the key (accepted in the file too).
+    unbound: str | None = None
+    #: Other names accepted in the file and as overrides.
+    aliases: tuple[str, ...] = ()
+    #: The field of ``resolver.limits.Limits`` it sets, if any.
+    limit: str | None = None
+    #: Why the default is what it is, for a bound a client can push against.
+    reason: str | None = None
+    #: A value shown in the sample config where the default (unset) says nothing.
+    example: str | None = None
+    section: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("_", "-")
+
+
+def section(title: str, *rows: Setting) -> tuple[Setting, ...]:
+    return tuple(Setting(**{**{f.name: getattr(r, f.name) for f in fields(r)},
+                            "section": title}) for r in rows)
+
+
+TABLE: tuple[Setting, ...] = (*section(
+    "where it serves and whom",
+    Setting("listen", 'tuple[Address, ...]', (("127.0.0.1", 53), ("::1", 53)),
+            addresses(53, at_least_one=True),
+            flag=Flag("ADDR:PORT", "address to serve on, UDP and TCP (repeatable)", repeat=True),
+            restart=True,
+            doc="Addresses to serve DNS on (UDP and TCP)."),
+    Setting("allow", 'tuple[Any, ...]',
+            (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")), networks,
+            flag=Flag("CIDR", "clients allowed (repeatable)", repeat=True),
+            doc="Clients allowed to query (networks); everyone else gets REFUSED."),
+    Setting("allow_snoop", 'tuple[Any, ...]', (), networks,
+            flag=Flag("CIDR", "clients that may also ask with RD clear (answered from the "
+                      "cache)", repeat=True),
+            doc="Clients that may also ask with RD clear, answered from the cache only "
+                "(Unbound's ``allow_snoop``); everyone else gets REFUSED for such a query "
+                "(local zones still answer it), so what other clients asked cannot be read out "
+                "of the cache. They may ask recursive queries too."),
+    Setting("workers", 'int', 1, number(int, 1, 256),
+            flag=Flag("N", "worker processes (SO_REUSEPORT)"),
+            restart=True,
+            doc="Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache."),
+    Setting("user", 'str | None', None, user_name,
+            flag=Flag("NAME", "run as this user once the sockets are bound (when started as "
+                      "root)"),
+            restart=True,
+            unbound='username',
+            example='"corenet-resolver"',
+            doc="Started as root, run as this user (and its group) once every socket is bound, "
+                "with no supplementary groups and no capabilities left (Unbound's "
+                "``username``). Files read on reload (the config, root hints, trust anchor) "
+                "must be readable by that user. Unset: the system user ``corenet-resolver`` "
+                "when it exists (``scripts/serve.sh`` creates it), else ``nobody``; the empty "
+                "string keeps root, which is not recommended. The installed package must be "
+                "readable by that user (modules load lazily); where it is not (a virtual "
+                "environment in root's home), the daemon says so and keeps root."),
+), *section(
+    'how it resolves',
+    Setting("root_hints", 'str | None', None, nullable(existing_file),
+            flag=Flag("FILE", "root hints file"),
+            restart=True,
+            example='"/etc/corenet-resolver/root.hints"',
+            doc="Root hints file; None for the real root servers shipped with the package."),
+    Setting("upstream_port", 'int', 53, number(int, 1, 65535),
+            flag=Flag("PORT", "port of every authority (a test lab may use another)"),
+            restart=True,
+            doc="Destination port of every authority (53 on the Internet; a lab may use "
+                "another)."),
+    Setting("cache_size", 'int', 64 * 1024 * 1024, number(int, 4096),
+            flag=Flag("BYTES", "cache bound in bytes"),
+            restart=True,
+            doc="Cache bound, bytes (messages and rrsets together), counted as the memory the "
+                "entries really hold: a full cache adds at most 1.3 times this to the process, "
+                "on top of a fixed 45-50 MiB (interpreter, modules, sockets) per worker."),
+    Setting("trust_anchor", 'str | None', None, nullable(trust_anchor_file),
+            flag=Flag("FILE", "DNSSEC trust anchor (DS or DNSKEY)"),
+            restart=True,
+            unbound='trust-anchor-file',
+            example='"/etc/corenet-resolver/root.key"',
+            doc="DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor "
+                "when resolving from the real root, no validation with other root hints."),
+    Setting("validate", 'bool | None', None, boolean,
+            flag=Flag(None, "turn DNSSEC validation off", form="no"),
+            restart=True,
+            example='true',
+            doc="DNSSEC validation on or off; None: on wherever there is a trust anchor."),
+    Setting("do_ip6", 'bool', True, boolean,
+            flag=Flag(None, "ask authorities over IPv6 as well", form="both", names=("--ipv6",),
+                      dest="ipv6"),
+            aliases=("ipv6",),
+            doc="Ask authorities over IPv6 too (their AAAA addresses), as Unbound's ``do-ip6: "
+                "yes``. On a host without IPv6 routes an IPv6 address fails at once and is "
+                "passed over; turn it off where IPv6 is routed but broken (every IPv6 server "
+                "would time out once). ``ipv6`` is accepted as another name for it."),
+    Setting("serve_stale", 'bool', True, boolean,
+            unbound='serve-expired',
+            doc="Serve expired answers (RFC 8767) when the authorities fail, for at most "
+                "``serve-stale-window`` seconds past their expiry (Unbound's "
+                "``serve-expired``)."),
+    Setting("serve_stale_window", 'int', _LIMITS.stale_window, number(int, 0, 30 * 86400),
+            unbound='serve-expired-ttl',
+            limit='stale_window',
+            doc="How long past expiry an answer may still be served (Unbound's "
+                "``serve-expired-ttl``)."),
+    Setting("serve_stale_ttl", 'int', _LIMITS.stale_answer_ttl, number(int, 0, 86400),
+            unbound='serve-expired-reply-ttl',
+            limit='stale_answer_ttl',
+            doc="TTL put on an expired answer served (Unbound's ``serve-expired-reply-ttl``)."),
+    Setting("prefetch", 'bool', True, boolean,
+            doc="Refresh popular cache entries in the background in the last tenth of their TTL "
+                "(Unbound's ``prefetch``)."),
+    Setting("prefetch_min_hits", 'int', _LIMITS.prefetch_min_hits, number(int, 1, 1_000_000),
+            limit='prefetch_min_hits',
+            doc="Hits an entry needs before it is prefetched (popular entries only)."),
+    Setting("cache_min_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
+            flag=Flag("SECONDS", "lower TTLs are raised to this in the cache"),
+            restart=True,
+            limit='min_ttl',
+            example='0',
+            doc="Shortest time anything is cached, seconds: lower TTLs are raised to it, in the "
+                "cache and in the answers clients get (Unbound's ``cache-min-ttl``). None: the "
+                "``min_ttl`` limit (0, TTLs kept as the zone owner set them)."),
+    Setting("cache_max_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
+            flag=Flag("SECONDS", "higher TTLs are lowered to this in the cache"),
+            restart=True,
+            limit='max_ttl',
+            example='86400',
+            doc="Longest time anything is cached, seconds: higher TTLs are lowered to it "
+                "(Unbound's ``cache-max-ttl``). None: the ``max_ttl`` limit (one day)."),
+    Setting("cache_max_negative_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
+            flag=Flag("SECONDS", "longest time a negative answer is cached"),
+            restart=True,
+            limit='max_negative_ttl',
+            example='3600',
+            doc="Longest time a negative answer (NXDOMAIN, NODATA) is cached, seconds "
+                "(Unbound's ``cache-max-negative-ttl``). None: the ``max_negative_ttl`` limit "
+                "(one hour)."),
+    Setting("harden_glue", 'bool', True, boolean,
+            flag=Flag(None, "use glue only from inside the referring zone", form="both"),
+            restart=True,
+            doc="Glue is trusted only for names inside the zone that sent the referral "
+                "(Unbound's ``harden-glue``). Off, out-of-zone addresses in a referral are used "
+                "as well, as Unbound does with ``harden-glue: no``: fewer queries for some "
+                "delegations, at the risk of a zone's servers naming addresses for names they "
+                "do not serve."),
+    Setting("domain_insecure", 'tuple[str, ...]', (), domains,
+            flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
+                      "(repeatable)", repeat=True),
+            restart=True,
+            example='["test."]',
+            doc="Negative trust anchors (Unbound's ``domain-insecure``): names at and below "
+                "these domains are treated as unsigned (never bogus) even when a trust anchor "
+                "above them says otherwise; a trust anchor at or below such a domain still "
+                "wins."),
+    Setting("limits", 'Limits', _LIMITS, limits_table,
+            restart=True,
+            example='{ max-query-time = 4.0 }',
+            doc="The resolver's limits (``resolver.limits.Limits``), each settable by its field "
+                "name in a ``[limits]`` table or as a top-level key; the defaults and the "
+                "reason for each are listed below."),
+    Setting("qname_minimisation", 'bool', True, boolean,
+            flag=Flag(None, "RFC 9156, relaxed", form="both"),
+            doc="QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one "
+                "more label of the name only; a minimised query that fails (timeout, REFUSED, "
+                "SERVFAIL, FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the "
+                "full name, and that zone is asked full names for ``infra-host-ttl``."),
+    Setting("do_ip4", 'bool', True, boolean,
+            flag=Flag(None, "ask authorities over IPv4", form="both"),
+            doc="Ask authorities at their IPv4 addresses (Unbound's ``do-ip4``)."),
+    Setting("do_not_query_localhost", 'bool', True, boolean,
+            flag=Flag(None, "never query loopback authority addresses (a lab on loopback needs "
+                      "--no-do-not-query-localhost)", form="both"),
+            doc="Never send a query to a loopback authority address (127.0.0.0/8, ::1), "
+                "whatever a zone's NS and glue say, so a zone cannot point the resolver at "
+                "services on its own host (Unbound's ``do-not-query-localhost``); stub zones' "
+                "addresses too. A forward zone's addresses are the operator's own choice and "
+                "are asked even on loopback (a local forwarder is the usual case), where "
+                "Unbound wants this switch off for them. A lab of authorities on loopback turns "
+                "it off."),
+    Setting("infra_host_ttl", 'float', 900.0, number(float, 0, 86400),
+            flag=Flag("SECONDS", "how long a lame or no-EDNS mark on a server lasts"),
+            doc="Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); "
+                "past it the server is tried again (Unbound's ``infra-host-ttl``)."),
+), *section(
+    'bounds against floods and slow clients',
+    Setting("tcp_idle_timeout", 'float', 10.0, number(float, 0.01, 3600),
+            flag=Flag("SECONDS", "close a TCP connection idle this long"),
+            doc="TCP: a connection with no complete query for this long, seconds, is closed.",
+            reason="A connection with no complete query for this long is a slow-loris holding a "
+                   "descriptor; a client that asks sends its query at once."),
+    Setting("tcp_max_connections", 'int', 1000, number(int, 1, 10_000_000),
+            flag=Flag("N", "TCP connections open at once"),
+            doc="TCP: connections open at once; at the cap the oldest idle one is closed to "
+                "make room, and a new one is refused only when none is idle.",
+            reason="Each open connection holds a descriptor and buffers; Unbound's "
+                   "incoming-num-tcp is of this order per thread."),
+    Setting("tcp_max_connections_per_client", 'int', 64, number(int, 1, 10_000_000),
+            flag=Flag("N", "TCP connections one client address may hold"),
+            doc="TCP: connections one client address may hold at once.",
+            reason="One client address must not take TCP away from the others; a resolver "
+                   "behind a NAT or a stub with pipelining needs a few dozen at most."),
+    Setting("tcp_max_inflight", 'int', 32, number(int, 1, 10_000_000),
+            flag=Flag("N", "queries in flight per connection"),
+            doc="TCP: queries of one connection being resolved at once; past it reading pauses.",
+            reason="One pipelining client cannot fill the miss slots through one connection."),
+    Setting("tcp_max_query", 'int', 4096, number(int, 17, 65535),
+            doc="TCP: largest query frame accepted; a longer length closes the connection.",
+            reason="A query is a few hundred bytes; larger frames only cost memory."),
+    Setting("max_udp_size", 'int', 1232, number(int, 512, 65535),
+            flag=Flag("BYTES", "largest UDP answer, whatever the client asks"),
+            doc="UDP: no answer is larger, whatever the client's EDNS size says; past it the "
+                "answer is truncated (TC) and the client asks over TCP (Unbound's "
+                "``max-udp-size``).",
+            reason="DNS Flag Day 2020's value: no IP fragmentation, and a small cap on the "
+                   "answer a spoofed query can make us send to its victim (amplification)."),
+    Setting("max_inflight_per_client", 'int', 256, number(int, 1, 10_000_000),
+            doc="Cache misses being resolved at once for one client address; past it the query "
+                "is dropped and counted.",
+            reason="A flood from one address cannot take every miss slot."),
+    Setting("max_inflight", 'int', 10000, number(int, 1, 10_000_000),
+            doc="Cache misses being resolved at once in all (at start the daemon lowers this to "
+                "what its descriptor limit allows, and says so).",
+            reason="Each miss in flight holds a socket and some memory."),
+    Setting("ip_ratelimit", 'int', 1000, number(int, 0, 10_000_000),
+            flag=Flag("N", "cache misses one client may start per second (0: no limit)"),
+            doc="Cache misses one client address may start per second (a bucket one second "
+                "deep); past it the query is dropped and counted (``ratelimit``) while its "
+                "cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).",
+            reason="A flood of random names from one address must not take the resolution "
+                   "budget from everyone else; a busy legitimate client (a mail server, a "
+                   "forwarder) stays well below it."),
+    Setting("ip_ratelimit_prefix_v4", 'int', 32, number(int, 8, 32),
+            doc="The IPv4 prefix that counts as one client for ``ip-ratelimit`` and "
+                "``max-inflight-per-client``: one address by default.",
+            reason="One address is one client."),
+    Setting("ip_ratelimit_prefix_v6", 'int', 56, number(int, 16, 128),
+            doc="The IPv6 prefix that counts as one client for the same budgets (a /56 by "
+                "default).",
+            reason="A /56, the least a subscriber is usually given, so that one attacker cannot "
+                   "multiply its budget by walking the addresses of its own network."),
+    Setting("jostle_timeout", 'float', 0.2, number(float, 0, 3600),
+            doc="With every miss slot taken, a new miss may push out the oldest one once it has "
+                "run this long, seconds (Unbound's ``jostle-timeout``): the old query gets no "
+                "answer and is counted (``jostled``). 0 turns it off.",
+            reason="Slow authorities cannot hold every slot while fresh queries are dropped "
+                   "(Unbound's value)."),
+    Setting("misses_per_wakeup", 'int', 256, number(int, 1, 1_000_000),
+            doc="The most new cache misses one wake-up of a UDP listener passes to the "
+                "resolver; the wake-up's further misses are dropped and counted (``busy``) "
+                "while its cache hits are still answered. The quota in force adapts below this "
+                "(see ``busy-target``).",
+            reason="Each miss costs a socket and a recursion, and a wake-up that starts "
+                   "hundreds delays every answer behind it."),
+    Setting("busy_target", 'float', 0.002, number(float, 0.0005, 10),
+            doc="Seconds a loop iteration may work before the daemon counts itself behind: each "
+                "longer iteration halves the misses a wake-up may start, each shorter one lets "
+                "the quota grow back. Under a flood of misses the loop settles near this, and a "
+                "cached name is answered within about one iteration.",
+            reason="A cached name waits for about one loop iteration under a flood: 2 ms keeps "
+                   "its p99 near 4 ms with no loss of the flood's own throughput "
+                   "(BENCHMARKS.md, \"Under a random-name flood\")."),
+), *section(
+    'operating it',
+    Setting("metrics", 'Address | None', None, optional(address(9153)),
+            flag=Flag("ADDR:PORT", "serve Prometheus metrics over HTTP"),
+            restart=True,
+            example='"127.0.0.1:9153"',
+            doc="Prometheus text over HTTP, or None."),
+    Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
+            flag=Flag("PATH", "Unix control socket (stats/flush/reload)"),
+            restart=True,
+            doc="Unix control socket (stats, status, flush, reload); \"\" turns it off. At the "
+                "default path a daemon that cannot create ``/run/corenet-resolver`` (not root) "
+                "uses ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or "
+                "``/tmp/corenet-resolver-UID/control``) instead, and the commands look there "
+                "too."),
+    Setting("control_mode", 'int', 0o660, octal_mode,
+            doc="Permission bits of the control socket. It belongs to root (or whoever started "
+                "the daemon) and, with ``user``, to that user's group: 0660 lets root and that "
+                "group in."),
+    Setting("log_level", 'str', "INFO", log_level,
+            flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+            doc="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    Setting("shutdown_grace", 'float', 5.0, number(float, 0.01, 3600),
+            doc="Seconds a graceful stop waits for queries in flight."),
+    Setting("pidfile", 'str | None', None, optional(path_in_directory),
+            flag=Flag("FILE", "write the daemon's process id there once it serves"),
+            restart=True,
+            example='"/run/corenet-resolver/corenet-resolver.pid"',
+            doc="File the daemon's process id is written to once it serves (removed at exit), "
+                "or None. Changed at restart only: it is written before the daemon drops its "
+                "privileges."),
+    Setting("log_queries", 'bool', False, boolean,
+            flag=Flag(None, "log one line per answered query", form="both"),
+            doc="Log one line per answered query (client, name, type, rcode, flags, latency, "
+                "cache hit) to the ``resolver.queries`` logger at INFO (Unbound's "
+                "``log-queries`` and ``log-replies``). Off by default. Queries take the same "
+                "path with the log on or off; each answered query costs one log line. A "
+                "reload turns it on or off at once."),
+), *section(
+    'zones (tables; examples in zones-example.toml)',
+    Setting("forward_zone", 'tuple[Any, ...]', (), zone_tables("forward_zone"),
+            doc="Forward zones, as ``[[forward-zone]]`` tables: ``name``, ``forward-addr`` (a "
+                "list of `ADDR`, `ADDR@PORT` or `ADDR#PORT`; without a port, `upstream-port`), "
+                "``forward-first`` (recurse when no forwarder answers; default false), "
+                "``forward-tcp-upstream`` (TCP only; default false), ``forward-tls-upstream`` "
+                "(DNS over TLS, see ``tls-cert-bundle``; default false). Questions at or below "
+                "the name go to those recursive resolvers (RD set); the deepest forward or stub "
+                "zone wins. Their answers are DNSSEC-validated when validation is on (see "
+                "``domain-insecure``)."),
+    Setting("stub_zone", 'tuple[Any, ...]', (), zone_tables("stub_zone"),
+            doc="Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as "
+                "``forward-addr``). The given servers are asked as the zone's authorities (RD "
+                "clear) whatever its parent says; iteration goes on below it, and DNSSEC "
+                "validation applies as for any zone."),
+    Setting("local_zone", 'tuple[Any, ...]', (), zone_tables("local_zone"),
+            doc="Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: "
+                "a list of zone-file lines inside the zone) or ``\"NAME TYPE\"`` strings. Types "
+                "(as Unbound's): static, transparent, typetransparent, redirect, refuse, deny, "
+                "always_nxdomain, always_refuse, always_transparent. Answered before the cache "
+                "and any resolution, with AA set."),
+    Setting("local_data", 'tuple[Any, ...]', (), zone_tables("local_data"),
+            doc="Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; "
+                "TTL 3600 when left out), placed in the deepest local zone holding them; a "
+                "record outside every local zone gets a transparent zone at its own name (as "
+                "Unbound). In the TOML file it must come before the first ``[[...]]`` table (or "
+                "go in ``[server]``)."),
+    Setting("local_data_ptr", 'tuple[Any, ...]', (), zone_tables("local_data_ptr"),
+            doc="PTR records served locally, as ``\"ADDR NAME\"`` (or ``\"ADDR NAME TTL\"``) "
+                "strings: the reverse name of the address points to the name (Unbound's "
+                "``local-data-ptr``), as ``local-data`` does with the record it stands for."),
+), *section(
+    'a cache shared by workers and hosts (Redis; see shared-cache.md)',
+    Setting("cachedb_backend", 'str | None', None, cachedb_backend,
+            restart=True,
+            example='"redis"',
+            doc="Second-level cache shared by workers and hosts: \"redis\" to use one, None for "
+                "none (Unbound's ``cachedb`` module with ``backend: redis``). Looked up after "
+                "the local cache misses and before resolving; answers are written to it once "
+                "they are sent."),
+    Setting("redis_server_host", 'str', "127.0.0.1", text,
+            restart=True,
+            doc="The Redis server's address (with ``cachedb-backend = \"redis\"``)."),
+    Setting("redis_server_port", 'int', 6379, number(int, 1, 65535),
+            restart=True,
+            doc="The Redis server's TCP port."),
+    Setting("redis_server_path", 'str | None', None, optional(text),
+            restart=True,
+            example='"/run/redis/redis.sock"',
+            doc="The Redis server's Unix socket, used instead of host and port when set."),
+    Setting("cachedb_secret_seed", 'str', "default", text,
+            restart=True,
+            doc="Mixed into every key (a hash of it with the question), so that resolvers meant "
+                "to share answers use the same seed and others cannot read or plant entries by "
+                "name."),
+    Setting("redis_timeout", 'int', 5, number(int, 1, 60_000),
+            restart=True,
+            doc="Milliseconds a look-up in the shared cache may take before the query is "
+                "resolved without it (the error is counted, and the shared cache is skipped for "
+                "a back-off while it keeps failing)."),
+    Setting("cachedb_store_expired", 'bool', False, boolean,
+            restart=True,
+            doc="Keep answers in the shared cache past their TTL for the serve-stale window: "
+                "one found expired fills the local cache as a stale answer, served if resolving "
+                "fails."),
+), *section(
+    'encrypted DNS',
+    Setting("tls_listen", 'tuple[Address, ...]', (), addresses(853),
+            restart=True,
+            example='["0.0.0.0:853"]',
+            doc="DNS over TLS (RFC 7858): addresses to serve on, port 853 when none is given. "
+                "Needs ``tls-service-key`` and ``tls-service-pem``. Same ACL, caps and idle "
+                "timeout as TCP."),
+    Setting("https_listen", 'tuple[Address, ...]', (), addresses(443),
+            restart=True,
+            example='["0.0.0.0:443"]',
+            doc="DNS over HTTPS (RFC 8484, HTTP/2 and HTTP/1.1 on TLS): addresses to serve on, "
+                "port 443 when none is given. Needs the same key and certificate as DNS over "
+                "TLS."),
+    Setting("http_listen", 'tuple[Address, ...]', (), addresses(80),
+            restart=True,
+            example='["127.0.0.1:8053"]',
+            doc="DNS over plain HTTP (HTTP/2 with prior knowledge and HTTP/1.1), for a "
+                "TLS-terminating proxy in front: addresses to serve on, port 80 when none is "
+                "given; loopback addresses only unless ``http-notls-allow-nonlocal`` is set."),
+    Setting("http_notls_allow_nonlocal", 'bool', False, boolean,
+            restart=True,
+            doc="Lets ``http-listen`` bind addresses other than loopback (queries then cross "
+                "the network unencrypted)."),
+    Setting("http_endpoint", 'str', "/dns-query", url_path,
+            doc="The URL path DNS over HTTP(S) answers on; other paths get 404."),
+    Setting("tls_service_key", 'str | None', None, optional(existing_file),
+            example='"/etc/corenet-resolver/key.pem"',
+            doc="Private key file (PEM) of the TLS listeners. Read again on reload: new "
+                "handshakes use the new key and certificate, connections already open keep "
+                "theirs, and sessions made before still resume (the session ticket keys stay, "
+                "and all workers share them) unless the new key is of another kind (RSA after "
+                "EC, say). Must stay readable by ``user``."),
+    Setting("tls_service_pem", 'str | None', None, optional(existing_file),
+            example='"/etc/corenet-resolver/cert.pem"',
+            doc="Certificate chain file (PEM, the server's certificate first) of the TLS "
+                "listeners; reloaded with the key."),
+    Setting("tls_ciphers", 'str | None', None, optional(cipher_list),
+            example='"ECDHE+AESGCM:ECDHE+CHACHA20"',
+            doc="The TLS listeners' TLS 1.2 cipher suites in OpenSSL's cipher list syntax, the "
+                "server's order of preference (Unbound's ``tls-ciphers``); None: forward "
+                "secrecy and AEAD only, "
+                "\"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL\". Applied "
+                "to new connections on reload."),
+    Setting("tls_ciphersuites", 'str | None', None, optional(cipher_list),
+            example='"TLS_AES_128_GCM_SHA256"',
+            doc="The TLS listeners' TLS 1.3 cipher suites, names joined by \":\" in the server's "
+                "order of preference (Unbound's ``tls-ciphersuites``); None: "
+                "\"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\", "
+                "a client that puts ChaCha20 first getting ChaCha20 (see "
+                "``resolver.daemon.tls_server`` for why). Applied to new connections on reload."),
+    Setting("tls_cert_bundle", 'str | None', None, optional(ca_bundle),
+            example='"/etc/ssl/certs/ca-certificates.crt"',
+            doc="CA certificates (a PEM file) that the certificates of forward zones' servers "
+                "over TLS (``forward-tls-upstream = true``) are verified against; None: the "
+                "system's store. Each such server is written ``ADDR@PORT#AUTH-NAME`` in "
+                "``forward-addr`` (port 853 when left out), and its certificate must be valid "
+                "for AUTH-NAME: a server that fails the check is not asked, and the zone's next "
+                "one is (Unbound's ``tls-cert-bundle``)."),
+    Setting("tls_session_tickets", 'int', 2, number(int, 0, MAX_SESSION_TICKETS, whole=True),
+            doc="TLS 1.3 session tickets the TLS listeners send after a full handshake; each "
+                "costs the server one ticket's encryption per new connection (about 6% of the "
+                "instructions of a full handshake). OpenSSL's default, 2, lets a client resume "
+                "two connections at once; 1 suffices for a client that resumes one at a time "
+                "(each resumption brings a new ticket); 0 sends none, so no connection is "
+                "resumed. After a resumed handshake OpenSSL sends one ticket whatever this "
+                "says. Applied to new connections on reload."),
+    Setting("tls_session_ticket_keys", 'tuple[str, ...]', (), files,
+            example=('["/etc/corenet-resolver/ticket-new.key", '
+                     '"/etc/corenet-resolver/ticket-old.key"]'),
+            doc="Files of session ticket keys (80 random bytes each, Unbound's format: ``head "
+                "-c 80 /dev/urandom``): the first encrypts the tickets, all decrypt them, so a "
+                "key is rotated by putting a new file first, keeping the old one second for as "
+                "long as its tickets should resume, and sending ``reload`` (Unbound's "
+                "``tls-session-ticket-keys``). Daemons with the same files resume each other's "
+                "sessions. None given: keys drawn at start, shared by the workers, lasting "
+                "until a restart. Must stay readable by ``user``."),
+))
+
+#: Each setting by its attribute name.
+BY_NAME: dict[str, Setting] = {s.name: s for s in TABLE}
+#: Every name a setting is accepted by (its own, its aliases, Unbound's) -> its attribute.
+ALIASES: dict[str, str] = {other.replace("-", "_"): s.name for s in TABLE
+                           for other in (*s.aliases, *((s.unbound,) if s.unbound else ()))
+                           if other.replace("-", "_") != s.name}
+#: What a reload cannot change.
+RESTART_SETTINGS: tuple[str, ...] = tuple(s.name for s in TABLE if s.restart)
+#: Settings that set a field of ``Limits`` themselves: that field is set there, not in
+#: ``[limits]``.
+LIMITS_AS_SETTINGS: dict[str, str] = {s.limit: s.key for s in TABLE if s.limit}
+#: The zone settings (``resolver.zones``).
+ZONE_SETTINGS: tuple[str, ...] = tuple(s.name for s in TABLE
+                                       if getattr(s.convert, "zone", False))
+
+
+# ---- the engine's limits (``resolver.limits.Limits``): ``[limits]`` keys ----------------------
+#: Limits that may be 0 (a count of none, a feature off, no allowance); every other count
+#: is at least 1 and every other duration above 0.
+_FROM_ZERO = frozenset({
+    "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
+    "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
+    "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
+    "dnssec_clock_skew", "dnssec_bogus_ttl"})
+#: Limits with bounds of their own.
+_BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
+           "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),
+           "max_ttl": (0, TTL_MAX), "max_negative_ttl": (0, TTL_MAX),
+           "tls_upstream_max_outstanding": (1, 65535),
+           # RFC 9520 3.2: a resolution failure is cached at most five minutes
+           "failure_ttl": (0, 300), "dnssec_bogus_ttl": (0, 300)}
+
+
+def _limit_row(f) -> Setting:
+    kind = {"int": int, "float": float}[f.type]
+    low, high = _BOUNDS.get(f.name, (0 if f.name in _FROM_ZERO else
+                                     (1 if kind is int else 0.001), None))
+    return Setting(f.name, f.type, f.default, number(kind, low, high, whole=kind is int),
+                   restart=True, limit=f.name, section="limits")
+
+
+#: Each limit as a ``[limits]`` key (its doc and reason are the comments in resolver.limits).
+LIMITS: dict[str, Setting] = {f.name: _limit_row(f) for f in fields(Limits)}
+
+
+def limit_value(name: str, value: Any) -> Any:
+    """One limit from the config file, checked against its type and range."""
+    return LIMITS[name].convert(value, f"limits.{name}")
+
+
+# ---- Config, made from the table ----------------------------------------------------------------
+def _ipv6(self) -> bool:
+    """``do_ip6`` by its other name."""
+    return self.do_ip6
+
+
+Config = make_dataclass(
+    "Config",
+    [(s.name, s.type, field(default=s.default)) for s in TABLE]
+    + [("config_file", "str | None", field(default=None))],      # where it came from
+    frozen=True, namespace={"ipv6": property(_ipv6), "__module__": __name__,
+                            "__doc__": "The daemon's settings (see TABLE); frozen."})
+
+
+def default_of(s: Setting) -> Any:
+    """A setting's default as the daemon uses it (a limit's when the setting is unset)."""
+    if s.default is None and s.limit is not None:
+        return getattr(_LIMITS, s.limit)
+    return s.default
+
+
+# ---- the command line -------------------------------------------------------------------------
+def add_flags(parser) -> None:
+    """``serve``'s flags, one per setting that has one; each is None when not given."""
+    import argparse
+
+    for s in TABLE:
+        f = s.flag
+        if f is None:
+            continue
+        dest = f.dest or s.name
+        if f.form == "no":
+            parser.add_argument(f"--no-{s.key}", *f.names, dest=dest, action="store_const",
+                                const=False, default=None, help=f.help)
+        elif f.form == "both":
+            parser.add_argument(f"--{s.key}", *f.names, dest=dest, default=None,
+                                action=argparse.BooleanOptionalAction,
+                                help=f"{f.help} (default: {'on' if default_of(s) else 'off'})")
+        else:
+            shown = _flag_default(s)
+            parser.add_argument(f"--{s.key}", *f.names, dest=dest, metavar=f.metavar,
+                                action="append" if f.repeat else "store", default=None,
+                                help=f.help + (f" (default: {shown})" if shown else ""))
+
+
+def _flag_default(s: Setting) -> str:
+    value = default_of(s)
+    if value is None or value == ():
+        return ""
+    if isinstance(value, tuple):
+        return ", ".join(f"{v[0]}:{v[1]}" if isinstance(v, tuple) else str(v) for v in value)
+    return str(value)
+
+
+def overrides(ns) -> dict[str, Any]:
+    """The settings given on the command line (parsed by :func:`add_flags`), by name; None
+    for a flag not given."""
+    return {s.name: getattr(ns, s.flag.dest or s.name) for s in TABLE if s.flag}
