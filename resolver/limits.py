@@ -98,6 +98,19 @@ class Limits:
     #: process (Unbound's infra-host-ttl, 900 s).
     infra_host_ttl: float = 900.0
 
+    #: Consecutive timeouts after which an authority address is marked down: its timeout has
+    #: backed off to ``max_rto`` by then (0.4, 0.8, 1.5 s), so one more lost datagram is not
+    #: what decides it. While down, questions that need only it fail fast (SERVFAIL, extended
+    #: error 22) instead of each one sending and holding a socket until its timeout, which is
+    #: what a flood of random names under a dead zone would otherwise cost; the mark lasts
+    #: ``infra_host_ttl`` (as Unbound's infrastructure cache, whose RTT backs off to its top
+    #: and then only probes) unless a probe is answered first.
+    server_down_timeouts: int = 3
+    #: While an address is marked down, one query at most per this many seconds goes to it
+    #: as a probe, so a server that comes back is used again within this, not after the
+    #: whole mark.
+    server_probe_interval: float = 5.0
+
     # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 

@@ -47,7 +47,7 @@ from resolver.cache.infra cimport InfraCache
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
-from resolver.dnssec import Suspend
+from resolver.dnssec import Suspend, with_ede
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -68,6 +68,7 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
+EDE_NO_REACHABLE_AUTHORITY = 22    # RFC 8914
 
 
 cdef inline void _remove_own(dict table, object key, object owner):
@@ -265,6 +266,7 @@ cdef class Resolution:
     cdef bint corenet
     cdef bint tcp_only          # every upstream query over TCP
     cdef double sent_at         # of the TCP query asked straight away
+    cdef bint skipped_down      # a query was not sent: its servers were all marked down
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
@@ -324,6 +326,14 @@ cdef class Resolution:
             qa = <CQuery>action
             now = r.now()
             server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
+            if server is None:
+                # Every server the iterator may ask is marked down and none is due a probe:
+                # nothing is sent, and each is reported as a query that could not leave, so
+                # the iterator turns to what else it has (another name's servers) or gives up.
+                r.counts.upstream_skipped_down += 1
+                self.skipped_down = True
+                action = self._feed(Failure(qa.servers[0], "marked down", True))
+                continue
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
@@ -572,6 +582,12 @@ cdef class Resolution:
             return
         self.finished = True
         self._release()
+        if (self.skipped_down and res is not None and res.rcode == it.SERVFAIL
+                and res.ede is None):
+            # RFC 8914 code 22: no authority could be reached (the servers are marked down).
+            res = _Result(it.SERVFAIL, res.answer, res.authority,
+                          f"no reachable authority ({res.reason})", res.time_exhausted,
+                          res.security, EDE_NO_REACHABLE_AUTHORITY)
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
         self._call(res)
@@ -648,8 +664,14 @@ cdef class Drive:
         if self.finished:
             return
         done = self._settle()
-        _call_done(done, self, None if res is None else
-                   finish_miss(self.resolver, self.query, self.miss, res))
+        if res is None:
+            _call_done(done, self, None)
+            return
+        response = finish_miss(self.resolver, self.query, self.miss, res)
+        if (res.ede == EDE_NO_REACHABLE_AUTHORITY and len(response) > 3
+                and (response[3] & 0x0F) == 2):     # SERVFAIL, not an answer served stale
+            response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
+        _call_done(done, self, response)
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

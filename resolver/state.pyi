@@ -37,6 +37,7 @@ class Stats:
     forwarded: int
     stubbed: int
     upstream_joined: int
+    upstream_skipped_down: int
 
     def __init__(self, **values: int) -> None: ...
     def as_dict(self) -> dict[str, int]: ...

@@ -34,7 +34,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 # forward zone's servers, resolutions started at a stub zone's servers
                 "local_answers", "forwarded", "stubbed",
                 # upstream UDP queries not sent: an identical one was in flight and was joined
-                "upstream_joined")
+                "upstream_joined",
+                # questions whose authorities were all marked down (consecutive timeouts):
+                # failed fast, nothing sent
+                "upstream_skipped_down")
 
 
 cdef class Stats(_Event):

@@ -7,6 +7,8 @@ cdef class ServerInfo:
     cdef public bint edns               # False once it answered FORMERR to EDNS ...
     cdef public double edns_until       # ... until this clock time
     cdef public dict lame               # zone (lower-cased wire) it is lame for -> until when
+    cdef public double down_until       # marked down (consecutive timeouts) until then, or 0
+    cdef public double probe_at         # while down: when the next probe may be sent
 
 
 cdef class InfraCache:
@@ -14,12 +16,16 @@ cdef class InfraCache:
     cdef public Py_ssize_t max_servers
     cdef public object servers          # OrderedDict: address -> ServerInfo
     cdef public object rng
-    cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration
+    cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration, _probe_interval
+    cdef int _down_timeouts
+    cdef public long long probes        # queries let through to servers marked down
     cdef public double host_ttl         # how long a mark (lame, no EDNS) lasts, seconds
     cdef public dict no_minimise        # zone (lower-cased wire) -> until when: full names
     cdef object _popitem
 
     cdef ServerInfo get(self, str addr)
+    cdef bint _down(self, ServerInfo s, double now)
+    cpdef bint usable(self, str addr, double now)
     cpdef str choose(self, list addrs, double now)
     cpdef record_rtt(self, str addr, double rtt)
     cpdef tuple pick(self, list addrs, double now, double left)

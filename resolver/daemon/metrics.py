@@ -127,6 +127,9 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("upstream_joined_total", "counter",
            "Queries to authorities not sent: an identical one in flight was waited for.",
            [("", e.get("upstream_joined", 0))])
+    metric("upstream_skipped_down_total", "counter",
+           "Queries to authorities not sent: every server was marked down (timeouts).",
+           [("", e.get("upstream_skipped_down", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])

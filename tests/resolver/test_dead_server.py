@@ -1,0 +1,215 @@
+"""A dead authority is learnt, not hammered: consecutive timeouts back its timeout off and mark
+it down (resolver.cache.infra); while it is down only a probe now and then goes to it, the
+questions that need it fail fast with SERVFAIL and extended error 22, and the mark expires with
+``infra_host_ttl``. The clock is a fake one throughout: no assertion depends on elapsed time."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import dns.edns
+import dns.message
+import dns.rcode
+import pytest
+
+import resolver
+from resolver import iterator as itr
+from resolver.cache import Cache, infra as I
+from resolver.limits import Limits
+from resolver.resolution import start
+from resolver.hints import parse_root_hints
+from scenario import FakeClock, W, drive, root_hints, small_internet
+
+DEAD = "10.0.3.1"
+
+
+def _down(infra, addr: str, now: float, lim: Limits) -> None:
+    for _ in range(lim.server_down_timeouts):
+        infra.record_timeout(addr, now)
+
+
+def test_timeouts_back_off_to_the_maximum_then_mark_the_server_down():
+    lim = Limits(exploration=0.0)
+    infra = I.InfraCache(lim)
+    rtos = []
+    for _ in range(lim.server_down_timeouts - 1):
+        infra.record_timeout(DEAD, 100.0)
+        rtos.append(infra.rto(DEAD))
+        assert not infra.is_down(DEAD, 100.0)
+        assert infra.choose([DEAD], 100.0) == DEAD       # not down yet: still asked
+    assert rtos == sorted(rtos) and rtos[0] == min(2 * lim.initial_rto, lim.max_rto)
+    infra.record_timeout(DEAD, 100.0)
+    assert infra.rto(DEAD) == lim.max_rto
+    assert infra.is_down(DEAD, 100.0)
+    assert infra.info(DEAD).down_until == 100.0 + lim.infra_host_ttl
+
+
+def test_a_down_server_gets_one_probe_per_interval_and_an_answer_clears_the_mark():
+    lim = Limits(exploration=0.0, server_probe_interval=5.0)
+    infra = I.InfraCache(lim)
+    _down(infra, DEAD, 100.0, lim)
+    assert infra.choose([DEAD], 100.0) is None
+    assert infra.pick([DEAD], 104.9, 4.0)[0] is None
+    assert infra.choose([DEAD], 105.0) == DEAD            # the probe
+    assert infra.probes == 1
+    assert infra.choose([DEAD], 105.0) is None            # one probe, not one per question
+    assert infra.choose([DEAD], 109.9) is None
+    infra.record_timeout(DEAD, 106.5)                     # the probe is lost: still down
+    assert infra.is_down(DEAD, 107.0)
+    assert infra.choose([DEAD], 110.0) == DEAD            # the next probe
+    infra.record_rtt(DEAD, 0.02)                          # ... is answered
+    assert not infra.is_down(DEAD, 110.1)
+    assert [infra.choose([DEAD], 110.1) for _ in range(3)] == [DEAD] * 3
+
+
+def test_the_mark_expires_with_the_host_ttl_and_the_server_starts_afresh():
+    lim = Limits(exploration=0.0, infra_host_ttl=900.0)
+    infra = I.InfraCache(lim)
+    _down(infra, DEAD, 100.0, lim)
+    for t in (100.0, 500.0, 999.9):
+        assert infra.is_down(DEAD, t)
+    assert not infra.is_down(DEAD, 1000.0)
+    s = infra.info(DEAD)
+    assert (s.timeouts, s.rto, s.down_until) == (0, lim.initial_rto, 0.0)
+    # One timeout after the mark expired does not put it straight back down.
+    infra.record_timeout(DEAD, 1001.0)
+    assert not infra.is_down(DEAD, 1001.0)
+
+
+def test_servers_marked_down_are_passed_over_while_another_is_up():
+    lim = Limits(exploration=0.0)
+    infra = I.InfraCache(lim)
+    infra.record_rtt("10.0.3.2", 0.3)
+    infra.record_rtt(DEAD, 0.001)           # the fastest, until it dies
+    _down(infra, DEAD, 100.0, lim)
+    for t in (100.0, 200.0, 300.0):         # probes are due, but a live server is asked
+        assert infra.choose([DEAD, "10.0.3.2"], t) == "10.0.3.2"
+    assert infra.probes == 0
+
+
+def test_a_name_under_a_dead_zone_fails_without_a_packet_once_the_zone_is_learnt():
+    net = small_internet()
+    net.faults[DEAD] = "timeout"
+    net.faults["10.0.3.2"] = "timeout"
+    clock = FakeClock()
+    lim = Limits(exploration=0.0)
+    cache = Cache(1 << 20, lim)
+    hints = parse_root_hints(root_hints())
+
+    def ask(name: str) -> itr.Result:
+        i = itr.Iterator(W(name), 1, 1, cache, hints, clock, limits=lim)
+        return drive(i, net, clock)
+
+    # Each question asks each server twice (a lost datagram is not a dead server): the
+    # second question's timeouts mark them down.
+    for n in (1, 2):
+        assert not cache.infra.is_down(DEAD, clock())
+        assert ask(f"a{n}.example.com.").rcode == itr.SERVFAIL
+    for a in (DEAD, "10.0.3.2"):
+        assert cache.infra.is_down(a, clock())
+    asked = len(net.queries(DEAD)) + len(net.queries("10.0.3.2"))
+    for n in range(3, 13):
+        assert ask(f"a{n}.example.com.").rcode == itr.SERVFAIL
+    assert len(net.queries(DEAD)) + len(net.queries("10.0.3.2")) == asked
+    assert net.skipped                      # they were offered, and skipped
+    # A probe interval later, one probe goes out, to one of them.
+    clock.advance(lim.server_probe_interval)
+    ask("b1.example.com.")
+    assert len(net.queries(DEAD)) + len(net.queries("10.0.3.2")) in (asked + 1, asked + 2)
+    # Once the servers answer again and the marks expire, names resolve.
+    del net.faults[DEAD], net.faults["10.0.3.2"]
+    clock.advance(lim.infra_host_ttl)
+    assert ask("www.example.com.").rcode == itr.NOERROR
+
+
+@pytest.fixture
+def silent():
+    """A UDP socket on loopback that reads and never answers: a dead authority."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def _dead_resolver(silent, **limits) -> tuple[resolver.Resolver, FakeClock]:
+    r = resolver.Resolver([("a.root-servers.net.", "127.0.0.1")],
+                          port=silent.getsockname()[1], do_not_query_localhost=False,
+                          limits=Limits(**{"initial_rto": 0.02, "max_rto": 0.05,
+                                           "max_query_time": 30.0, **limits}))
+    clock = FakeClock()
+    r.clock = clock
+    return r, clock
+
+
+def _ask(r, loop, name: str):
+    fut = loop.create_future()
+    q = dns.message.make_query(name, "A", use_edns=0)
+    out = start(r, q.to_wire(), lambda drive, resp: fut.done() or fut.set_result(resp), loop)
+    if isinstance(out, bytes):
+        fut.set_result(out)
+    return fut
+
+
+def _ede(wire: bytes) -> list[int]:
+    m = dns.message.from_wire(wire)
+    return [o.code for o in m.options if isinstance(o, dns.edns.EDEOption)]
+
+
+def test_the_daemon_fails_fast_with_no_reachable_authority_and_sends_nothing(run, loop, silent):
+    r, clock = _dead_resolver(silent)
+    infra = r.cache.infra
+    _down(infra, "127.0.0.1", clock(), r.limits)
+
+    async def go():
+        sent = r.stats.upstream_queries
+        out = await _ask(r, loop, "www.example.com.")
+        m = dns.message.from_wire(out)
+        assert m.rcode() == dns.rcode.SERVFAIL
+        assert _ede(out) == [22]
+        assert r.stats.upstream_queries == sent
+        assert r.stats.upstream_skipped_down >= 1
+        assert not r.resolutions and not r.shared_queries
+        # The probe interval passes: the next question sends one probe, the others none.
+        clock.advance(r.limits.server_probe_interval)
+        outs = await asyncio.gather(*[_ask(r, loop, f"n{i}.example.com.")
+                                           for i in range(5)])
+        assert all(dns.message.from_wire(o).rcode() == dns.rcode.SERVFAIL for o in outs)
+        assert r.stats.upstream_queries == sent + 1
+        await r.close()
+
+    run(go())
+
+
+def test_questions_in_flight_under_a_dying_zone_stop_asking_once_it_is_marked_down(
+        run, loop, silent):
+    """Different names under one dead server, all in flight at once (water torture): after the
+    first few timeouts mark it down, the others' retries are not sent."""
+    r, clock = _dead_resolver(silent, max_tries_per_server=4)
+    names = 30
+
+    async def go():
+        outs = await asyncio.gather(*[_ask(r, loop, f"w{i}.example.com.")
+                                           for i in range(names)])
+        assert all(dns.message.from_wire(o).rcode() == dns.rcode.SERVFAIL for o in outs)
+        # Without the mark every name would be asked up to 4 times (120 queries and more).
+        assert r.stats.upstream_queries <= names + 2 * r.limits.server_down_timeouts
+        assert r.stats.upstream_skipped_down >= names - r.limits.server_down_timeouts
+        assert r.cache.infra.is_down("127.0.0.1", clock())
+        assert not r.resolutions and not r.shared_queries
+        await r.close()
+
+    run(go())
+
+
+def test_the_same_question_asked_many_times_is_one_resolution(run, loop, silent):
+    r, clock = _dead_resolver(silent)
+
+    async def go():
+        outs = await asyncio.gather(*[_ask(r, loop, "same.example.com.")
+                                           for _ in range(10)])
+        assert all(dns.message.from_wire(o).rcode() == dns.rcode.SERVFAIL for o in outs)
+        assert r.stats.coalesced == 9
+        assert r.stats.upstream_queries <= r.limits.server_down_timeouts + 1
+        await r.close()
+
+    run(go())
