@@ -111,6 +111,19 @@ class Limits:
     #: whole mark.
     server_probe_interval: float = 5.0
 
+    #: Queries sent upstream per zone and second (Unbound's ``ratelimit``); past it only one
+    #: in ``ratelimit_factor`` is sent (none with 0) and the others' questions end in
+    #: SERVFAIL at once, counted. 0 turns it off, Unbound's default: a popular zone's
+    #: servers get thousands of distinct questions a second legitimately, and a dead zone's
+    #: flood is bounded by the server being marked down (``server_down_timeouts``). Set it
+    #: to bound what a random-name flood under a live zone sends to its servers; per-domain
+    #: values are the config's ``ratelimit-for-domain`` and ``ratelimit-below-domain``.
+    ratelimit: int = 0
+    #: Past ``ratelimit``, one query in this many is sent all the same (Unbound's
+    #: ``ratelimit-factor``, 10), so a rate-limited zone's legitimate names still resolve
+    #: now and then and fill the cache; 0 sends none.
+    ratelimit_factor: int = 10
+
     # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 

@@ -334,6 +334,13 @@ cdef class Resolution:
                 self.skipped_down = True
                 action = self._feed(Failure(qa.servers[0], "marked down", True))
                 continue
+            if self.infra.rates.enabled and not self.infra.rates.allow(qa.zone, now):
+                # The zone's servers have had their queries for this second (ratelimit).
+                r.counts.zone_ratelimited += 1
+                self._stop()
+                self._finish(_Result(it.SERVFAIL, reason=f"ratelimit of "
+                                     f"{to_text(qa.zone)} exceeded"))
+                return
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent

@@ -11,7 +11,7 @@ cdef class Stats(_Event):
     cdef public long long upstream_unreachable, no_descriptors
     cdef public long long dnssec_secure, dnssec_insecure, dnssec_bogus, dnssec_indeterminate
     cdef public long long local_answers, forwarded, stubbed      # configured zones
-    cdef public long long upstream_joined, upstream_skipped_down
+    cdef public long long upstream_joined, upstream_skipped_down, zone_ratelimited
 
     cdef void count_security(self, int security)
 

@@ -38,6 +38,7 @@ class Stats:
     stubbed: int
     upstream_joined: int
     upstream_skipped_down: int
+    zone_ratelimited: int
 
     def __init__(self, **values: int) -> None: ...
     def as_dict(self) -> dict[str, int]: ...

@@ -37,7 +37,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "upstream_joined",
                 # questions whose authorities were all marked down (consecutive timeouts):
                 # failed fast, nothing sent
-                "upstream_skipped_down")
+                "upstream_skipped_down",
+                # questions ended because their zone's servers had their queries for the
+                # second (ratelimit)
+                "zone_ratelimited")
 
 
 cdef class Stats(_Event):

@@ -1,3 +1,16 @@
+cdef class ZoneRates:
+    cdef public int limit               # queries per second per zone, 0: none
+    cdef public int factor              # past it, one in this many let through (0: none)
+    cdef public Py_ssize_t max_zones
+    cdef public dict counts             # zone (lower-cased wire) -> [second, queries]
+    cdef public dict for_domain, below_domain
+    cdef public bint enabled
+    cdef public long long refused
+
+    cdef int limit_for(self, bytes lzone)
+    cpdef bint allow(self, bytes zone, double now)
+
+
 cdef class ServerInfo:
     cdef public object srtt             # float, or None until first measured
     cdef public double rttvar
@@ -19,6 +32,7 @@ cdef class InfraCache:
     cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration, _probe_interval
     cdef int _down_timeouts
     cdef public long long probes        # queries let through to servers marked down
+    cdef public ZoneRates rates         # queries sent per zone and second (ratelimit)
     cdef public double host_ttl         # how long a mark (lame, no EDNS) lasts, seconds
     cdef public dict no_minimise        # zone (lower-cased wire) -> until when: full names
     cdef object _popitem
@@ -32,3 +46,4 @@ cdef class InfraCache:
     cdef str pick_c(self, list addrs, double now, double left, double* timeout, bint* edns)
     cpdef bint lame_for(self, str addr, bytes lzone, double now)
     cpdef bint minimise_ok(self, bytes lzone, double now)
+

@@ -60,6 +60,8 @@ cdef class InfraCache:
         self._down_timeouts = limits.server_down_timeouts
         self._probe_interval = limits.server_probe_interval
         self.probes = 0
+        self.rates = ZoneRates(limits.ratelimit, limits.ratelimit_factor,
+                               max_zones=max_servers)
         self.no_minimise = {}
 
     cdef ServerInfo get(self, str addr):
@@ -271,3 +273,75 @@ cdef inline bint _edns(ServerInfo s, double now):
     if not s.edns and s.edns_until <= now:
         s.edns = True
     return s.edns
+
+
+cdef class ZoneRates:
+    """Queries sent upstream per zone and second (Unbound's ``ratelimit``): past a zone's
+    limit in one second, only one query in ``factor`` is let through (none with factor 0)
+    and the others are refused, so a flood of random names under one zone cannot take
+    the resolver's whole upstream budget. ``for_domain`` sets a zone's own limit,
+    ``below_domain`` the limit of every zone under a domain (the deepest such domain's; a
+    zone's own entry wins); 0 means no limit for it. The table of zones counted is bounded
+    in entries, the oldest dropped first."""
+
+    def __init__(self, int limit=0, int factor=10, for_domain=None, below_domain=None,
+                 Py_ssize_t max_zones=10000):
+        self.limit = limit
+        self.factor = factor
+        self.max_zones = max_zones
+        self.counts = {}
+        self.refused = 0
+        self.configure(for_domain, below_domain)
+
+    def configure(self, for_domain=None, below_domain=None):
+        """Sets the per-domain limits: iterables of (domain wire name, queries per second)."""
+        self.for_domain = {lower(d): int(n) for d, n in (for_domain or ())}
+        self.below_domain = {lower(d): int(n) for d, n in (below_domain or ())}
+        self.enabled = self.limit > 0 or any(self.for_domain.values()) or any(
+            self.below_domain.values())
+
+    cdef int limit_for(self, bytes lzone):
+        """The limit of the lower-cased zone ``lzone``, 0 for none."""
+        if not self.for_domain and not self.below_domain:
+            return self.limit
+        own = dict_get(self.for_domain, lzone) if self.for_domain else None
+        if own is not None:
+            return <int>own
+        cdef Py_ssize_t i = 0, n = len(lzone)
+        cdef const unsigned char* p = lzone
+        if self.below_domain:
+            while i < n and p[i] != 0:          # strictly below: from the parent up
+                i += 1 + p[i]
+                found = dict_get(self.below_domain, lzone[i:])
+                if found is not None:
+                    return <int>found
+        return self.limit
+
+    cpdef bint allow(self, bytes zone, double now):
+        """Whether one more query to ``zone``'s servers may be sent at ``now`` (counted)."""
+        cdef bytes lzone = lower(zone)
+        cdef int limit = self.limit_for(lzone)
+        if limit <= 0:
+            return True
+        cdef long long second = <long long>now
+        cdef list c = dict_get(self.counts, lzone)
+        if c is None:
+            c = [second, 0]
+            self.counts[lzone] = c
+            if len(self.counts) > self.max_zones:
+                del self.counts[next(iter(self.counts))]
+        elif <long long>c[0] != second:
+            c[0], c[1] = second, 0
+        cdef long long n = <long long>c[1] + 1
+        c[1] = n
+        if n <= limit:
+            return True
+        if self.factor > 0 and (n - limit) % self.factor == 0:
+            return True
+        self.refused += 1
+        return False
+
+    def rate(self, bytes zone, double now) -> int:
+        """Queries counted for ``zone`` in the second of ``now``."""
+        c = self.counts.get(lower(zone))
+        return 0 if c is None or c[0] != <long long>now else c[1]

@@ -271,6 +271,15 @@ class Config:
     #: Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); past
     #: it the server is tried again (Unbound's ``infra-host-ttl``).
     infra_host_ttl: float = 900.0
+    # ---- per-zone upstream rate limits (the zone-ratelimit block below)
+    #: Queries per second sent to the servers of these zones, each its own limit over the
+    #: ``ratelimit`` limit (Unbound's ``ratelimit-for-domain``): a table of domain = number,
+    #: or a list of "domain number" strings; 0 turns the limit off for that zone.
+    ratelimit_for_domain: tuple[tuple[str, int], ...] = ()
+    #: The same for every zone below these domains (Unbound's ``ratelimit-below-domain``);
+    #: the deepest domain above a zone gives its limit, and a zone of
+    #: ``ratelimit-for-domain`` keeps its own.
+    ratelimit_below_domain: tuple[tuple[str, int], ...] = ()
     # ---- forwarding over TLS
     #: CA certificates (a PEM file) that the certificates of forward zones' servers over
     #: TLS (``forward-tls-upstream = true``) are verified against; None: the system's store.
@@ -374,6 +383,8 @@ def _as_list(value: Any, what: str) -> list:
 # Setting name -> converter(value, name) -> value, shared by the file and the command line.
 def _convert(name: str, value: Any, what: str | None = None) -> Any:
     what = what or name.replace("_", "-")
+    if name in ZONE_RATELIMIT_SETTINGS:
+        return _zone_ratelimits(value, what)
     if name in ZONE_SETTINGS:
         return _zone_setting(name, value)
     if name == "listen":
@@ -611,7 +622,7 @@ _LIMITS_AS_SETTINGS = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
 
 #: Limits that may be 0 (a count of none, a feature off, no allowance); every other count
 #: is at least 1 and every other duration above 0.
-_LIMITS_FROM_ZERO = frozenset({
+_LIMITS_FROM_ZERO = frozenset({"ratelimit", "ratelimit_factor",
     "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
@@ -887,3 +898,40 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
 
 def log_level(cfg: Config) -> int:
     return getattr(logging, cfg.log_level)
+
+
+# ---- zone-ratelimit: Unbound's ratelimit-for-domain and ratelimit-below-domain (the numeric
+# ``ratelimit`` and ``ratelimit-factor`` are limits, resolver.limits)
+
+ZONE_RATELIMIT_SETTINGS = ("ratelimit_for_domain", "ratelimit_below_domain")
+
+
+def _zone_ratelimits(value: Any, what: str) -> tuple[tuple[str, int], ...]:
+    """A table of domain = queries per second, or a list of "domain number" strings (as
+    Unbound writes them), as (domain, number) pairs."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for v in _as_list(value, what):
+            parts = v.split() if isinstance(v, str) else []
+            if len(parts) != 2:
+                raise ConfigError(f"{what}: expected \"domain number\", got {v!r}")
+            items.append((parts[0], parts[1]))
+    out = []
+    for domain, n in items:
+        if isinstance(n, str) and n.isdigit():
+            n = int(n)
+        out.append((_domain(domain, what), _number(n, what, int, 0, 10_000_000)))
+    return tuple(out)
+
+
+def apply_zone_ratelimits(cfg: Config, rates) -> None:
+    """Gives ``rates`` (the resolver's ``cache.infra.rates``) the config's per-domain
+    limits; at start and on reload."""
+    import dns.name
+
+    def wire(pairs):
+        return [(dns.name.from_text(d).to_wire(), n) for d, n in pairs]
+
+    rates.configure(wire(cfg.ratelimit_for_domain), wire(cfg.ratelimit_below_domain))

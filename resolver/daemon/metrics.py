@@ -130,6 +130,9 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("upstream_skipped_down_total", "counter",
            "Queries to authorities not sent: every server was marked down (timeouts).",
            [("", e.get("upstream_skipped_down", 0))])
+    metric("zone_ratelimited_total", "counter",
+           "Questions ended SERVFAIL: their zone's servers had their queries for the second.",
+           [("", e.get("zone_ratelimited", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])
