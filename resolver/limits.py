@@ -124,6 +124,16 @@ class Limits:
     #: now and then and fill the cache; 0 sends none.
     ratelimit_factor: int = 10
 
+    #: Upstream UDP queries in flight at once, per process (each its own socket, so each a
+    #: descriptor, a timer and a kernel buffer); past it a new question that needs one ends
+    #: in SERVFAIL at once, counted (``upstream_capped``). Servers that answer in tens of
+    #: milliseconds need far fewer for tens of thousands of queries a second; the only way to
+    #: fill it is questions to servers that do not answer, each holding its socket for up to
+    #: ``max_rto``, and those are what must not take every descriptor of the process and
+    #: every loop iteration's time. 1024 in flight at 50 ms each is 20,000 misses a second
+    #: per worker; Unbound's request list (num-queries-per-thread) holds 1024 per thread.
+    max_upstream_sockets: int = 1024
+
     # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 

@@ -51,8 +51,8 @@ from resolver.dnssec import Suspend, with_ede
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
-                                      UpstreamUnreachable)
+from resolver.upstream.errors import (NoDescriptors, SocketCap, UpstreamFailure,
+                                      UpstreamTimeout, UpstreamUnreachable)
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
 
@@ -548,6 +548,11 @@ cdef class Resolution:
         blamed."""
         global _warned_at
         cdef ResolverCore r = self.resolver
+        if isinstance(exc, SocketCap):      # our own cap: counted, not worth a warning
+            r.counts.upstream_capped += 1
+            self._stop()
+            self._finish(_Result(it.SERVFAIL, reason=str(exc)))
+            return
         r.counts.no_descriptors += 1
         now = monotonic()
         if now - _warned_at >= 10.0:

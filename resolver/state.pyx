@@ -40,7 +40,10 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "upstream_skipped_down",
                 # questions ended because their zone's servers had their queries for the
                 # second (ratelimit)
-                "zone_ratelimited")
+                "zone_ratelimited",
+                # questions ended because the upstream sockets in flight were at their cap
+                # (max_upstream_sockets)
+                "upstream_capped")
 
 
 cdef class Stats(_Event):
@@ -83,6 +86,7 @@ cdef class LimitValues:
         self.max_ns_names_per_delegation = limits.max_ns_names_per_delegation
         self.max_dependency_depth = limits.max_dependency_depth
         self.max_upstream_queries = limits.max_upstream_queries
+        self.max_upstream_sockets = limits.max_upstream_sockets
         self.max_minimise_count = limits.max_minimise_count
         self.max_servers_per_zone = limits.max_servers_per_zone
         self.max_tries_per_server = limits.max_tries_per_server

@@ -133,6 +133,9 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("zone_ratelimited_total", "counter",
            "Questions ended SERVFAIL: their zone's servers had their queries for the second.",
            [("", e.get("zone_ratelimited", 0))])
+    metric("upstream_capped_total", "counter",
+           "Questions ended SERVFAIL: the upstream sockets in flight were at their cap.",
+           [("", e.get("upstream_capped", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])

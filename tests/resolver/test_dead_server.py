@@ -131,9 +131,11 @@ def silent():
     sock.close()
 
 
-def _dead_resolver(silent, **limits) -> tuple[resolver.Resolver, FakeClock]:
+def _dead_resolver(silent, minimise: bool = True, **limits) -> tuple[resolver.Resolver,
+                                                                     FakeClock]:
     r = resolver.Resolver([("a.root-servers.net.", "127.0.0.1")],
                           port=silent.getsockname()[1], do_not_query_localhost=False,
+                          qname_minimisation=minimise,
                           limits=Limits(**{"initial_rto": 0.02, "max_rto": 0.05,
                                            "max_query_time": 30.0, **limits}))
     clock = FakeClock()
@@ -211,5 +213,30 @@ def test_the_same_question_asked_many_times_is_one_resolution(run, loop, silent)
         assert r.stats.coalesced == 9
         assert r.stats.upstream_queries <= r.limits.server_down_timeouts + 1
         await r.close()
+
+    run(go())
+
+
+def test_upstream_sockets_in_flight_are_capped_and_the_excess_shed_and_counted(
+        run, loop, silent):
+    from resolver.upstream.udp import sockets_in_flight
+
+    # Not minimised: each name is its own query (minimised, they would share the root's).
+    r, clock = _dead_resolver(silent, False, max_upstream_sockets=4, initial_rto=5.0,
+                              max_rto=5.0)
+    names = 12
+
+    async def go():
+        base = sockets_in_flight()
+        futs = [_ask(r, loop, f"c{i}.example.com.") for i in range(names)]
+        await asyncio.sleep(0)
+        assert sockets_in_flight() - base <= 4
+        done = [f for f in futs if f.done()]
+        assert len(done) >= names - 4 - 1           # shed at once: SERVFAIL
+        assert all(dns.message.from_wire(f.result()).rcode() == dns.rcode.SERVFAIL
+                   for f in done)
+        assert r.stats.upstream_capped >= names - 4 - 1
+        await r.close()
+        assert sockets_in_flight() == base
 
     run(go())
