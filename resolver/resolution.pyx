@@ -43,7 +43,7 @@ from resolver.iterator.events cimport Query as CQuery, new_reply
 from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
-from resolver.cache.infra cimport InfraCache
+from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
@@ -166,6 +166,7 @@ cdef class _SharedQuery(QueryDone):
     cdef UDPQuery q
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
+    cdef ServerInfo info            # the server's, whose queries in flight count this one
     cdef object stores              # iterators whose final rrsets wait: one, a list, or None
 
     cdef int done(self, UDPQuery q) except -1:
@@ -173,6 +174,7 @@ cdef class _SharedQuery(QueryDone):
         outcome."""
         cdef Resolution res
         cdef bint first = True
+        self._release_slot()
         self._forget()
         waiters, self.waiters = self.waiters, None
         try:
@@ -214,6 +216,11 @@ cdef class _SharedQuery(QueryDone):
     cdef _forget(self):
         _remove_own(self.table, self.key, self)
 
+    cdef inline void _release_slot(self):
+        if self.info is not None:
+            self.info.inflight -= 1
+            self.info = None
+
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
         others, and is closed when nobody waits."""
@@ -224,6 +231,7 @@ cdef class _SharedQuery(QueryDone):
         except ValueError:
             return
         if not self.waiters:
+            self._release_slot()
             self._forget()
             self.q.close()
             self.q = None
@@ -327,8 +335,8 @@ cdef class Resolution:
             now = r.now()
             server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
             if server is None:
-                # Every server the iterator may ask is marked down and none is due a probe:
-                # nothing is sent, and each is reported as a query that could not leave, so
+                # Every server the iterator may ask is marked down (none due a probe) or has
+                # its most queries in flight (max_queries_per_server): nothing is sent, and each is reported as a query that could not leave, so
                 # the iterator turns to what else it has (another name's servers) or gives up.
                 r.counts.upstream_skipped_down += 1
                 self.skipped_down = True
@@ -421,6 +429,8 @@ cdef class Resolution:
                r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
+        shared.info = self.infra.get(self.server)
+        shared.info.inflight += 1
 
     def _resumed(self):
         self.resume = None

@@ -35,8 +35,8 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "local_answers", "forwarded", "stubbed",
                 # upstream UDP queries not sent: an identical one was in flight and was joined
                 "upstream_joined",
-                # questions whose authorities were all marked down (consecutive timeouts):
-                # failed fast, nothing sent
+                # queries not sent: every server asked was marked down (consecutive
+                # timeouts) or had its most queries in flight
                 "upstream_skipped_down",
                 # questions ended because their zone's servers had their queries for the
                 # second (ratelimit)

@@ -22,6 +22,7 @@ cdef class ServerInfo:
     cdef public dict lame               # zone (lower-cased wire) it is lame for -> until when
     cdef public double down_until       # marked down (consecutive timeouts) until then, or 0
     cdef public double probe_at         # while down: when the next probe may be sent
+    cdef public int inflight            # UDP queries to it in flight (the driver counts)
 
 
 cdef class InfraCache:
@@ -31,13 +32,14 @@ cdef class InfraCache:
     cdef public object rng
     cdef double _initial_rto, _min_rto, _max_rto, _holddown, _exploration, _probe_interval
     cdef int _down_timeouts
+    cdef public int max_inflight        # per server: past it, the server is passed over
     cdef public long long probes        # queries let through to servers marked down
     cdef public ZoneRates rates         # queries sent per zone and second (ratelimit)
     cdef public double host_ttl         # how long a mark (lame, no EDNS) lasts, seconds
     cdef public dict no_minimise        # zone (lower-cased wire) -> until when: full names
     cdef object _popitem
 
-    cdef ServerInfo get(self, str addr)
+    cpdef ServerInfo get(self, str addr)
     cdef bint _down(self, ServerInfo s, double now)
     cpdef bint usable(self, str addr, double now)
     cpdef str choose(self, list addrs, double now)

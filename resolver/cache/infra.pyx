@@ -59,12 +59,13 @@ cdef class InfraCache:
         self.host_ttl = limits.infra_host_ttl
         self._down_timeouts = limits.server_down_timeouts
         self._probe_interval = limits.server_probe_interval
+        self.max_inflight = limits.max_queries_per_server
         self.probes = 0
         self.rates = ZoneRates(limits.ratelimit, limits.ratelimit_factor,
                                max_zones=max_servers)
         self.no_minimise = {}
 
-    cdef ServerInfo get(self, str addr):
+    cpdef ServerInfo get(self, str addr):
         s = dict_get(self.servers, addr)
         if s is None:
             s = ServerInfo(rto=self._initial_rto)
@@ -195,15 +196,17 @@ cdef class InfraCache:
     cpdef str choose(self, list addrs, double now):
         """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
         not held down (all of them if every one is); a random one with probability
-        ``exploration``. Servers marked down are left out; when every one is, the first
-        whose probe is due is the one, else None: nothing is to be sent."""
+        ``exploration``. Servers marked down, or with ``max_queries_per_server`` queries in
+        flight, are left out; when every one is, the first marked down whose probe is due
+        (and below that count) is the one, else None: nothing is to be sent."""
         cdef Py_ssize_t n = len(addrs)
         cdef ServerInfo s
         cdef list up = None             # made at the first server down: those before it
         cdef Py_ssize_t i
         for i in range(n):
             s = self.get(addrs[i])
-            if s.down_until != 0.0 and self._down(s, now):
+            if ((s.down_until != 0.0 and self._down(s, now))
+                    or (self.max_inflight > 0 and s.inflight >= self.max_inflight)):
                 if up is None:
                     up = addrs[:i]
             elif up is not None:
@@ -211,7 +214,9 @@ cdef class InfraCache:
         if up is not None:              # some are down
             if not up:
                 for a in addrs:
-                    if self.usable(a, now):
+                    s = self.get(a)
+                    if ((self.max_inflight <= 0 or s.inflight < self.max_inflight)
+                            and self.usable(a, now)):
                         return a
                 return None
             addrs, n = up, len(up)

@@ -128,7 +128,8 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            "Queries to authorities not sent: an identical one in flight was waited for.",
            [("", e.get("upstream_joined", 0))])
     metric("upstream_skipped_down_total", "counter",
-           "Queries to authorities not sent: every server was marked down (timeouts).",
+           "Queries to authorities not sent: every server was marked down or at its most "
+           "queries in flight.",
            [("", e.get("upstream_skipped_down", 0))])
     metric("zone_ratelimited_total", "counter",
            "Questions ended SERVFAIL: their zone's servers had their queries for the second.",

@@ -240,3 +240,38 @@ def test_upstream_sockets_in_flight_are_capped_and_the_excess_shed_and_counted(
         assert sockets_in_flight() == base
 
     run(go())
+
+
+def test_a_server_at_its_most_queries_in_flight_is_passed_over():
+    lim = Limits(exploration=0.0, max_queries_per_server=2)
+    infra = I.InfraCache(lim)
+    infra.get(DEAD).inflight = 2
+    assert infra.choose([DEAD, "10.0.3.2"], 1.0) == "10.0.3.2"
+    assert infra.choose([DEAD], 1.0) is None
+    infra.get(DEAD).inflight = 1
+    assert infra.choose([DEAD], 1.0) == DEAD
+
+
+def test_a_flood_under_one_silent_server_holds_at_most_its_share_of_sockets(run, loop, silent):
+    """Before the server's timeouts come back (its RTO is long here), the questions past its
+    queries in flight fail at once with EDE 22 instead of taking every socket."""
+    from resolver.upstream.udp import sockets_in_flight
+
+    r, clock = _dead_resolver(silent, False, max_queries_per_server=3, initial_rto=5.0,
+                              max_rto=5.0)
+    names = 10
+
+    async def go():
+        base = sockets_in_flight()
+        futs = [_ask(r, loop, f"s{i}.example.com.") for i in range(names)]
+        await asyncio.sleep(0)
+        assert sockets_in_flight() - base == 3
+        assert r.cache.infra.info("127.0.0.1").inflight == 3
+        done = [f for f in futs if f.done()]
+        assert len(done) == names - 3
+        assert all(_ede(f.result()) == [22] for f in done)
+        await r.close()
+        assert sockets_in_flight() == base
+        assert r.cache.infra.info("127.0.0.1").inflight == 0
+
+    run(go())
