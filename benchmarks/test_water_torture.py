@@ -13,7 +13,7 @@ each, the server pinned to core 0 and the load to core 1 when there are two.
 
 Recorded for each: the cached probe's p50/p99/max, queries the dead server received, the
 server's CPU over the flood (share of one core), peak descriptors (sampled from /proc every
-SAMPLE_GAP), peak RSS (VmHWM), the healthy names answered. The figures are printed and go to
+SAMPLE_GAP), peak RSS (VmHWM; and the RSS before the flood), the healthy names answered. The figures are printed and go to
 ``extra_info``; on a shared machine they are indicative. Asserted: the dead server gets no more
 queries from corenet than from Unbound, and corenet answers every healthy name.
 
@@ -158,31 +158,45 @@ def _probe(port: int, seconds: float) -> dict:
 
 
 def _healthy(port: int, seconds: float, rng: random.Random, out: dict) -> None:
-    """New names under example.com. every HEALTHY_GAP: how many were answered."""
+    """A new name under example.com. every HEALTHY_GAP, whatever the earlier ones' fate: how
+    many were answered (NXDOMAIN) within HEALTHY_TIMEOUT of being asked."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.4.1", 0))
+    s.settimeout(0.005)
+    sent: dict[int, float] = {}
     asked = answered = 0
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    next_at = time.monotonic()
+    for i in range(int(seconds / HEALTHY_GAP) + 1):
+        if time.monotonic() >= end:
+            break
         q = dns.message.make_query(f"h{rng.getrandbits(48):012x}.example.com.", "A")
+        q.id = i
+        sent[i] = time.monotonic()
         asked += 1
         s.sendto(q.to_wire(), ("127.0.0.1", port))
-        deadline = time.monotonic() + HEALTHY_TIMEOUT
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            s.settimeout(left)
-            try:
-                r = dns.message.from_wire(s.recv(4096))
-            except (socket.timeout, dns.exception.DNSException):
-                continue
-            if r.id == q.id:
-                answered += r.rcode() == dns.rcode.NXDOMAIN
-                break
-        time.sleep(HEALTHY_GAP)
+        next_at += HEALTHY_GAP
+        answered += _collect(s, sent, next_at)
+    answered += _collect(s, sent, time.monotonic() + HEALTHY_TIMEOUT)
     s.close()
     out.update(asked=asked, answered=answered)
+
+
+def _collect(s: socket.socket, sent: dict, until: float) -> int:
+    """Answers read until ``until`` (or until none is awaited): NXDOMAIN ones in time."""
+    n = 0
+    while sent and time.monotonic() < until:
+        try:
+            r = dns.message.from_wire(s.recv(4096))
+        except (socket.timeout, dns.exception.DNSException):
+            continue
+        t = sent.pop(r.id, None)
+        if (t is not None and r.rcode() == dns.rcode.NXDOMAIN
+                and time.monotonic() - t <= HEALTHY_TIMEOUT):
+            n += 1
+    while time.monotonic() < until and not sent:
+        time.sleep(min(0.005, max(0.0, until - time.monotonic())))
+    return n
 
 
 def _sampler(pid: int, stop: threading.Event, out: dict) -> None:
@@ -196,10 +210,11 @@ def _sampler(pid: int, stop: threading.Event, out: dict) -> None:
     out["peak_fds"] = peak
 
 
-def _hwm(pid: int) -> float:
+def _hwm(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak RSS (or another /proc status field in kB), MiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return round(int(line.split()[1]) / 1024, 1)
     return 0.0
 
@@ -207,6 +222,7 @@ def _hwm(pid: int) -> float:
 def _torture(port: int, pid: int, count, seed: int) -> dict:
     rng = random.Random(seed)
     assert _probe(port, 0.05)["lost"] == 0            # the probe's name is cached
+    rss_before = _hwm(pid, "VmRSS")
     before_dead, cpu0, t0 = count.value, cpu_seconds(pid), time.monotonic()
     sent = mp.Value("q", 0)
     flood = mp.Process(target=_flood, args=(port, SECONDS, seed, sent), daemon=True)
@@ -235,7 +251,7 @@ def _torture(port: int, pid: int, count, seed: int) -> dict:
     return {"probe": probe, "flood_sent": sent.value,
             "dead_server_queries": count.value - before_dead,
             "cpu_share": round(cpu / elapsed, 3), "peak_fds": fds.get("peak_fds"),
-            "peak_rss_mib": _hwm(pid), "healthy": healthy}
+            "peak_rss_mib": _hwm(pid), "rss_before_mib": rss_before, "healthy": healthy}
 
 
 @pytest.mark.benchmark(group="daemon-water-torture")
