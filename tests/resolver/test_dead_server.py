@@ -275,3 +275,31 @@ def test_a_flood_under_one_silent_server_holds_at_most_its_share_of_sockets(run,
         assert r.cache.infra.info("127.0.0.1").inflight == 0
 
     run(go())
+
+
+def test_a_name_whose_servers_are_down_is_answered_stale_where_serve_stale_allows(
+        run, loop, silent):
+    from resolver.cache.answer import parse_query
+    from resolver.wire.codec import build_query, build_response
+
+    r, clock = _dead_resolver(silent)
+    name = W("old.example.com.")
+    q = build_query(1, name, 1, edns=True)
+    key = parse_query(q)[0]
+    wire = build_response(0, 0x8180, name + b"\x00\x01\x00\x01",
+                          [(name, 1, 1, 10, bytes([192, 0, 2, 7]))], [], [], edns=True)
+    r.cache.messages.store(key, wire, clock())
+    clock.advance(60)                       # expired 50 s ago, within the stale window
+    _down(r.cache.infra, "127.0.0.1", clock(), r.limits)
+
+    async def go():
+        stale = dns.message.from_wire(await _ask(r, loop, "old.example.com."))
+        assert stale.rcode() == dns.rcode.NOERROR
+        assert [rr.address for rr in stale.answer[0]] == ["192.0.2.7"]
+        assert r.stats.stale_answers == 1 and r.stats.upstream_skipped_down >= 1
+        other = await _ask(r, loop, "new.example.com.")
+        assert dns.message.from_wire(other).rcode() == dns.rcode.SERVFAIL
+        assert _ede(other) == [22]
+        await r.close()
+
+    run(go())
