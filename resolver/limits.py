@@ -98,9 +98,10 @@ class Limits:
     #: process (Unbound's infra-host-ttl, 900 s).
     infra_host_ttl: float = 900.0
 
-    #: Consecutive timeouts after which an authority address is marked down: its timeout has
-    #: backed off to ``max_rto`` by then (0.4, 0.8, 1.5 s), so one more lost datagram is not
-    #: what decides it. While down, questions that need only it fail fast (SERVFAIL, extended
+    #: Consecutive timeouts after which an authority address that has not answered for
+    #: ``max_rto`` is marked down: its timeout has backed off to ``max_rto`` by then (0.4,
+    #: 0.8, 1.5 s), so one more lost datagram is not what decides it, and a busy server that
+    #: loses some of its datagrams answers the others in between and is never marked. While down, questions that need only it fail fast (SERVFAIL, extended
     #: error 22) instead of each one sending and holding a socket until its timeout, which is
     #: what a flood of random names under a dead zone would otherwise cost; the mark lasts
     #: ``infra_host_ttl`` (as Unbound's infrastructure cache, whose RTT backs off to its top

@@ -467,7 +467,7 @@ cdef class Resolution:
                     self._retry(q, wire, rtt)
                     return None
                 if first:
-                    self.infra.record_rtt(self.server, rtt)
+                    self.infra.record_rtt(self.server, rtt, self.resolver.now())
                     event = new_reply(self.server, wire, rtt, q.parsed)
                 else:       # parsed again: a validator may annotate what it is given
                     event = new_reply(self.server, wire, rtt, None)
@@ -524,7 +524,7 @@ cdef class Resolution:
             if self.rtt < 0:
                 self.rtt = monotonic() - self.sent_at
             if err is None:
-                self.infra.record_rtt(self.server, self.rtt)
+                self.infra.record_rtt(self.server, self.rtt, self.resolver.now())
                 event = new_reply(self.server, tq.reply, self.rtt, tq.parsed)
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)

@@ -23,6 +23,7 @@ cdef class ServerInfo:
     cdef public double down_until       # marked down (consecutive timeouts) until then, or 0
     cdef public double probe_at         # while down: when the next probe may be sent
     cdef public int inflight            # UDP queries to it in flight (the driver counts)
+    cdef public double replied_at       # when it last answered (resolver's clock), or 0
 
 
 cdef class InfraCache:
@@ -43,7 +44,7 @@ cdef class InfraCache:
     cdef bint _down(self, ServerInfo s, double now)
     cpdef bint usable(self, str addr, double now)
     cpdef str choose(self, list addrs, double now)
-    cpdef record_rtt(self, str addr, double rtt)
+    cpdef record_rtt(self, str addr, double rtt, double now=*)
     cpdef tuple pick(self, list addrs, double now, double left)
     cdef str pick_c(self, list addrs, double now, double left, double* timeout, bint* edns)
     cpdef bint lame_for(self, str addr, bytes lzone, double now)

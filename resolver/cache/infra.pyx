@@ -37,8 +37,9 @@ cdef class InfraCache:
     """Per-server facts and server choice: smoothed RTT, backoff on timeouts, exploration.
     The server table is bounded in entries (least recently added first out).
 
-    An address whose queries time out ``server_down_timeouts`` times in a row is marked
-    down until ``infra_host_ttl`` from then: no query is sent to it (the question fails
+    An address whose queries time out ``server_down_timeouts`` times in a row, and that
+    has not answered for ``max_rto`` (the longest a query waits), is marked down until
+    ``infra_host_ttl`` from then: no query is sent to it (the question fails
     fast) but one probe per ``server_probe_interval``, and an answer to any query clears
     the mark. Once the mark expires the address starts afresh (initial timeout, no
     timeouts counted)."""
@@ -80,8 +81,12 @@ cdef class InfraCache:
     def rto(self, str addr) -> float:
         return self.get(addr).rto
 
-    cpdef record_rtt(self, str addr, double rtt):
+    cpdef record_rtt(self, str addr, double rtt, double now=0.0):
+        """An answer from ``addr`` after ``rtt`` seconds, at ``now`` on the resolver's clock
+        (0: not known)."""
         cdef ServerInfo s = self.get(addr)
+        if now > 0.0:
+            s.replied_at = now
         cdef double srtt, rto
         old = s.srtt
         if old is None:
@@ -106,7 +111,10 @@ cdef class InfraCache:
         s.rto = min(s.rto * 2, self._max_rto)
         if s.timeouts >= 2:
             s.holddown_until = now + self._holddown
-        if s.timeouts >= self._down_timeouts and s.down_until == 0.0:
+        # Down only if it has not answered for as long as a query waits: a busy server that
+        # loses some datagrams answers in between, whatever its run of timeouts.
+        if (s.timeouts >= self._down_timeouts and s.down_until == 0.0
+                and (s.replied_at == 0.0 or now - s.replied_at > self._max_rto)):
             s.down_until = now + self.host_ttl
             s.probe_at = now + self._probe_interval
 

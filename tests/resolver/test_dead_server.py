@@ -303,3 +303,19 @@ def test_a_name_whose_servers_are_down_is_answered_stale_where_serve_stale_allow
         await r.close()
 
     run(go())
+
+
+def test_a_lossy_server_that_still_answers_is_not_marked_down():
+    lim = Limits(exploration=0.0)
+    infra = I.InfraCache(lim)
+    now = 100.0
+    for _ in range(20):                     # answers, then a run of losses, again and again
+        infra.record_rtt(DEAD, 0.02, now)
+        for _ in range(lim.server_down_timeouts + 2):
+            now += 0.1
+            infra.record_timeout(DEAD, now)
+            assert not infra.is_down(DEAD, now)
+    # Silent for longer than a query waits: now its timeouts mark it.
+    now += lim.max_rto + 0.1
+    infra.record_timeout(DEAD, now)
+    assert infra.is_down(DEAD, now)
