@@ -13,7 +13,9 @@ each, the server pinned to core 0 and the load to core 1 when there are two.
 
 Recorded for each: the cached probe's p50/p99/max, queries the dead server received, the
 server's CPU over the flood (share of one core), peak descriptors (sampled from /proc every
-SAMPLE_GAP), peak RSS (VmHWM; and the RSS before the flood), the healthy names answered. The figures are printed and go to
+SAMPLE_GAP), peak RSS (VmHWM; and the RSS before the flood), the healthy names answered;
+and corenet's loop iterations (the daemon's histogram and longest), where the expiry of the
+dead server's timeouts would show as long ones. The figures are printed and go to
 ``extra_info``; on a shared machine they are indicative. Asserted: the dead server gets no more
 queries from corenet than from Unbound, and corenet answers every healthy name.
 
@@ -270,7 +272,8 @@ def test_water_torture_against_a_dead_authority(benchmark, torture_lab, tmp_path
                                               ("unbound", ub.port, ub.proc.pid, 2)):
                     _pin(pid)
                     results[name] = _torture(port, pid, count, seed)
-                engine = d.stats()["engine"]
+                st = d.stats()
+                engine, iterations = st["engine"], st.get("udp_iterations")
             finally:
                 d.stop()
         finally:
@@ -281,9 +284,10 @@ def test_water_torture_against_a_dead_authority(benchmark, torture_lab, tmp_path
     ours, theirs = results["corenet-resolver"], results["unbound"]
     print(f"\n[water torture] {RATE}/s under {DEAD_ZONE} from {SOURCES} addresses for "
           f"{SECONDS} s\n[water torture] corenet-resolver {ours}\n[water torture] unbound "
-          f"{theirs}\n[water torture] corenet engine {engine}")
+          f"{theirs}\n[water torture] corenet engine {engine}\n[water torture] corenet loop "
+          f"iterations {iterations}")
     benchmark.extra_info.update({"corenet": ours, "unbound": theirs,
-                                 "corenet_engine": engine})
+                                 "corenet_engine": engine, "corenet_iterations": iterations})
     benchmark.pedantic(lambda: None, rounds=1)
     assert ours["dead_server_queries"] <= theirs["dead_server_queries"], (ours, theirs)
     assert ours["healthy"]["answered"] == ours["healthy"]["asked"] > 0, ours
