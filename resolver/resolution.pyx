@@ -275,6 +275,7 @@ cdef class Resolution:
     cdef bint tcp_only          # every upstream query over TCP
     cdef double sent_at         # of the TCP query asked straight away
     cdef bint skipped_down      # a query was not sent: its servers were all marked down
+                                # or at their most queries in flight
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
@@ -336,11 +337,12 @@ cdef class Resolution:
             server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
             if server is None:
                 # Every server the iterator may ask is marked down (none due a probe) or has
-                # its most queries in flight (max_queries_per_server): nothing is sent, and each is reported as a query that could not leave, so
-                # the iterator turns to what else it has (another name's servers) or gives up.
+                # its most queries in flight (max_queries_per_server): nothing is sent, and
+                # each is reported as a query that could not leave, so the iterator turns to
+                # what else it has (another name's servers) or gives up.
                 r.counts.upstream_skipped_down += 1
                 self.skipped_down = True
-                action = self._feed(Failure(qa.servers[0], "marked down", True))
+                action = self._feed(Failure(qa.servers[0], "marked down or busy", True))
                 continue
             if self.infra.rates.enabled and not self.infra.rates.allow(qa.zone, now):
                 # The zone's servers have had their queries for this second (ratelimit).
@@ -606,7 +608,7 @@ cdef class Resolution:
         self._release()
         if (self.skipped_down and res is not None and res.rcode == it.SERVFAIL
                 and res.ede is None):
-            # RFC 8914 code 22: no authority could be reached (the servers are marked down).
+            # RFC 8914 code 22: no authority could be reached (servers down or busy).
             res = _Result(it.SERVFAIL, res.answer, res.authority,
                           f"no reachable authority ({res.reason})", res.time_exhausted,
                           res.security, EDE_NO_REACHABLE_AUTHORITY)
