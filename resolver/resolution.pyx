@@ -22,6 +22,13 @@ upstream UDP queries in flight are shared too (``_SharedQuery``): the minimised 
 many questions below one name, sent at once by a flood that starts with an empty cache,
 leave once, as Unbound's serviced queries do.
 
+A question whose servers are all marked down (``InfraCache``: consecutive timeouts, no
+probe due) or at their most queries in flight sends nothing: the iterator is told the query
+could not leave, and a SERVFAIL it ends in carries extended error 22 (No Reachable
+Authority). ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
+servers have had their queries for the second; the process's upstream UDP sockets are capped
+(``Limits.max_upstream_sockets``, ``upstream.udp``).
+
 The entry points are thin:
 
 - the daemon: ``start`` (``Resolver.start_miss``) answers a wire query from the cache or
