@@ -102,6 +102,50 @@ class Limits:
     #: process (Unbound's infra-host-ttl, 900 s).
     infra_host_ttl: float = 900.0
 
+    #: Consecutive timeouts after which an authority address that has not answered for
+    #: ``max_rto`` is marked down: its timeout has backed off to ``max_rto`` by then (0.4,
+    #: 0.8, 1.5 s), so one more lost datagram is not what decides it, and a busy server that
+    #: loses some of its datagrams answers the others in between and is never marked. While down, questions that need only it fail fast (SERVFAIL, extended
+    #: error 22) instead of each one sending and holding a socket until its timeout, which is
+    #: what a flood of random names under a dead zone would otherwise cost; the mark lasts
+    #: ``infra_host_ttl`` (as Unbound's infrastructure cache, whose RTT backs off to its top
+    #: and then only probes) unless a probe is answered first.
+    server_down_timeouts: int = 3
+    #: While an address is marked down, one query at most per this many seconds goes to it
+    #: as a probe, so a server that comes back is used again within this, not after the
+    #: whole mark.
+    server_probe_interval: float = 5.0
+
+    #: Queries sent upstream per zone and second (Unbound's ``ratelimit``); past it only one
+    #: in ``ratelimit_factor`` is sent (none with 0) and the others' questions end in
+    #: SERVFAIL at once, counted. 0 turns it off, Unbound's default: a popular zone's
+    #: servers get thousands of distinct questions a second legitimately, and a dead zone's
+    #: flood is bounded by the server being marked down (``server_down_timeouts``). Set it
+    #: to bound what a random-name flood under a live zone sends to its servers; per-domain
+    #: values are the config's ``ratelimit-for-domain`` and ``ratelimit-below-domain``.
+    ratelimit: int = 0
+    #: Past ``ratelimit``, one query in this many is sent all the same (Unbound's
+    #: ``ratelimit-factor``, 10), so a rate-limited zone's legitimate names still resolve
+    #: now and then and fill the cache; 0 sends none.
+    ratelimit_factor: int = 10
+
+    #: Upstream UDP queries in flight at once, per process (each its own socket, so each a
+    #: descriptor, a timer and a kernel buffer); past it a new question that needs one ends
+    #: in SERVFAIL at once, counted (``upstream_capped``). Servers that answer in tens of
+    #: milliseconds need far fewer for tens of thousands of queries a second; the only way to
+    #: fill it is questions to servers that do not answer, each holding its socket for up to
+    #: ``max_rto``, and those are what must not take every descriptor of the process and
+    #: every loop iteration's time. 1024 in flight at 50 ms each is 20,000 misses a second
+    #: per worker; Unbound's request list (num-queries-per-thread) holds 1024 per thread.
+    max_upstream_sockets: int = 1024
+    #: Upstream UDP queries in flight to one authority address; past it the address is
+    #: passed over as one marked down is (the question asks another server of the zone, or
+    #: fails fast). Before a dead server's timeouts have come back and marked it down, a
+    #: flood of names under its zone would otherwise take every socket of
+    #: ``max_upstream_sockets`` and the questions to live zones would be shed with them;
+    #: 256 in flight at 20 ms each is over 12,000 queries a second to one server.
+    max_queries_per_server: int = 256
+
     # ---- DNSSEC validation: the KeyTrap (CVE-2023-50387) and NSEC3 closest-encloser
     # (CVE-2023-50868) budgets, no looser than Unbound 1.19.1's fixes.
 

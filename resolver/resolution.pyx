@@ -22,6 +22,13 @@ upstream UDP queries in flight are shared too (``_SharedQuery``): the minimised 
 many questions below one name, sent at once by a flood that starts with an empty cache,
 leave once, as Unbound's serviced queries do.
 
+A question whose servers are all marked down (``InfraCache``: consecutive timeouts, no
+probe due) or at their most queries in flight sends nothing: the iterator is told the query
+could not leave, and a SERVFAIL it ends in carries extended error 22 (No Reachable
+Authority). ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
+servers have had their queries for the second; the process's upstream UDP sockets are capped
+(``Limits.max_upstream_sockets``, ``upstream.udp``).
+
 The entry points are thin:
 
 - the daemon: ``start`` (``Resolver.start_miss``) answers a wire query from the cache or
@@ -43,16 +50,16 @@ from resolver.iterator.events cimport Query as CQuery, new_reply
 from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
-from resolver.cache.infra cimport InfraCache
+from resolver.cache.infra cimport InfraCache, ServerInfo
 from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
-from resolver.dnssec import Suspend
+from resolver.dnssec import Suspend, with_ede
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
-from resolver.upstream.errors import (NoDescriptors, UpstreamFailure, UpstreamTimeout,
-                                      UpstreamUnreachable)
+from resolver.upstream.errors import (NoDescriptors, SocketCap, UpstreamFailure,
+                                      UpstreamTimeout, UpstreamUnreachable)
 from resolver.upstream.tcp import TCPQuery
 from resolver.wire.codec import to_text
 
@@ -68,6 +75,7 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
+EDE_NO_REACHABLE_AUTHORITY = 22    # RFC 8914
 
 
 cdef inline void _remove_own(dict table, object key, object owner):
@@ -165,6 +173,7 @@ cdef class _SharedQuery(QueryDone):
     cdef UDPQuery q
     cdef list waiters
     cdef double expires             # monotonic time at which the query times out
+    cdef ServerInfo info            # the server's, whose queries in flight count this one
     cdef object stores              # iterators whose final rrsets wait: one, a list, or None
 
     cdef int done(self, UDPQuery q) except -1:
@@ -172,6 +181,7 @@ cdef class _SharedQuery(QueryDone):
         outcome."""
         cdef Resolution res
         cdef bint first = True
+        self._release_slot()
         self._forget()
         waiters, self.waiters = self.waiters, None
         try:
@@ -213,6 +223,11 @@ cdef class _SharedQuery(QueryDone):
     cdef _forget(self):
         _remove_own(self.table, self.key, self)
 
+    cdef inline void _release_slot(self):
+        if self.info is not None:
+            self.info.inflight -= 1
+            self.info = None
+
     cdef leave(self, Resolution res):
         """``res`` stops waiting (it finished or was cancelled): the query goes on for the
         others, and is closed when nobody waits."""
@@ -223,6 +238,7 @@ cdef class _SharedQuery(QueryDone):
         except ValueError:
             return
         if not self.waiters:
+            self._release_slot()
             self._forget()
             self.q.close()
             self.q = None
@@ -265,6 +281,8 @@ cdef class Resolution:
     cdef bint corenet
     cdef bint tcp_only          # every upstream query over TCP
     cdef double sent_at         # of the TCP query asked straight away
+    cdef bint skipped_down      # a query was not sent: its servers were all marked down
+                                # or at their most queries in flight
     cdef readonly bint finished
 
     cdef begin(self, ResolverCore r, loop, key, bytes qname, int qtype, int qclass):
@@ -324,6 +342,22 @@ cdef class Resolution:
             qa = <CQuery>action
             now = r.now()
             server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
+            if server is None:
+                # Every server the iterator may ask is marked down (none due a probe) or has
+                # its most queries in flight (max_queries_per_server): nothing is sent, and
+                # each is reported as a query that could not leave, so the iterator turns to
+                # what else it has (another name's servers) or gives up.
+                r.counts.upstream_skipped_down += 1
+                self.skipped_down = True
+                action = self._feed(Failure(qa.servers[0], "marked down or busy", True))
+                continue
+            if self.infra.rates.enabled and not self.infra.rates.allow(qa.zone, now):
+                # The zone's servers have had their queries for this second (ratelimit).
+                r.counts.zone_ratelimited += 1
+                self._stop()
+                self._finish(_Result(it.SERVFAIL, reason=f"ratelimit of "
+                                     f"{to_text(qa.zone)} exceeded"))
+                return
             try:
                 self._send(server, qa, timeout, edns)
             except UpstreamFailure as exc:    # could not even be sent
@@ -404,6 +438,8 @@ cdef class Resolution:
                r.lv.limits, shared, True)
         self.q = shared.q = q
         self.shared = shared
+        shared.info = self.infra.get(self.server)
+        shared.info.inflight += 1
 
     def _resumed(self):
         self.resume = None
@@ -440,7 +476,7 @@ cdef class Resolution:
                     self._retry(q, wire, rtt)
                     return None
                 if first:
-                    self.infra.record_rtt(self.server, rtt)
+                    self.infra.record_rtt(self.server, rtt, self.resolver.now())
                     event = new_reply(self.server, wire, rtt, q.parsed)
                 else:       # parsed again: a validator may annotate what it is given
                     event = new_reply(self.server, wire, rtt, None)
@@ -497,7 +533,7 @@ cdef class Resolution:
             if self.rtt < 0:
                 self.rtt = monotonic() - self.sent_at
             if err is None:
-                self.infra.record_rtt(self.server, self.rtt)
+                self.infra.record_rtt(self.server, self.rtt, self.resolver.now())
                 event = new_reply(self.server, tq.reply, self.rtt, tq.parsed)
             elif isinstance(err, _Timeout):
                 event = self._timed_out(self.server)
@@ -531,6 +567,11 @@ cdef class Resolution:
         blamed."""
         global _warned_at
         cdef ResolverCore r = self.resolver
+        if isinstance(exc, SocketCap):      # our own cap: counted, not worth a warning
+            r.counts.upstream_capped += 1
+            self._stop()
+            self._finish(_Result(it.SERVFAIL, reason=str(exc)))
+            return
         r.counts.no_descriptors += 1
         now = monotonic()
         if now - _warned_at >= 10.0:
@@ -572,6 +613,12 @@ cdef class Resolution:
             return
         self.finished = True
         self._release()
+        if (self.skipped_down and res is not None and res.rcode == it.SERVFAIL
+                and res.ede is None):
+            # RFC 8914 code 22: no authority could be reached (servers down or busy).
+            res = _Result(it.SERVFAIL, res.answer, res.authority,
+                          f"no reachable authority ({res.reason})", res.time_exhausted,
+                          res.security, EDE_NO_REACHABLE_AUTHORITY)
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
         self._call(res)
@@ -648,8 +695,14 @@ cdef class Drive:
         if self.finished:
             return
         done = self._settle()
-        _call_done(done, self, None if res is None else
-                   finish_miss(self.resolver, self.query, self.miss, res))
+        if res is None:
+            _call_done(done, self, None)
+            return
+        response = finish_miss(self.resolver, self.query, self.miss, res)
+        if (res.ede == EDE_NO_REACHABLE_AUTHORITY and len(response) > 3
+                and (response[3] & 0x0F) == 2):     # SERVFAIL, not an answer served stale
+            response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
+        _call_done(done, self, response)
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

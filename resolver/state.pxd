@@ -11,8 +11,9 @@ cdef class Stats(_Event):
     cdef public long long upstream_unreachable, no_descriptors
     cdef public long long dnssec_secure, dnssec_insecure, dnssec_bogus, dnssec_indeterminate
     cdef public long long local_answers, forwarded, stubbed      # configured zones
-    cdef public long long upstream_joined
     cdef public long long query_parses, cache_lookups        # per client query, see STATS_FIELDS
+    cdef public long long upstream_joined, upstream_skipped_down, zone_ratelimited
+    cdef public long long upstream_capped
 
     cdef void count_security(self, int security)
 
@@ -21,6 +22,7 @@ cdef class LimitValues:
     cdef readonly object limits
     cdef readonly int max_referrals, max_cname_chain, max_ns_names_per_delegation
     cdef readonly int max_dependency_depth, max_upstream_queries, max_minimise_count
+    cdef readonly int max_upstream_sockets
     cdef readonly int max_servers_per_zone, max_tries_per_server, max_pointer_jumps
     cdef readonly int max_records_per_section, prefetch_min_hits, stale_answer_ttl
     cdef readonly double max_query_time, prefetch_fraction

@@ -37,6 +37,9 @@ class Stats:
     forwarded: int
     stubbed: int
     upstream_joined: int
+    upstream_skipped_down: int
+    zone_ratelimited: int
+    upstream_capped: int
 
     def __init__(self, **values: int) -> None: ...
     def as_dict(self) -> dict[str, int]: ...

@@ -37,7 +37,16 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "upstream_joined",
                 # client queries read (the question for the cache key, the whole query for a
                 # miss) and message-cache look-ups made for them: a miss costs two and one
-                "query_parses", "cache_lookups")
+                "query_parses", "cache_lookups",
+                # queries not sent: every server asked was marked down (consecutive
+                # timeouts) or had its most queries in flight
+                "upstream_skipped_down",
+                # questions ended because their zone's servers had their queries for the
+                # second (ratelimit)
+                "zone_ratelimited",
+                # questions ended because the upstream sockets in flight were at their cap
+                # (max_upstream_sockets)
+                "upstream_capped")
 
 
 cdef class Stats(_Event):
@@ -80,6 +89,7 @@ cdef class LimitValues:
         self.max_ns_names_per_delegation = limits.max_ns_names_per_delegation
         self.max_dependency_depth = limits.max_dependency_depth
         self.max_upstream_queries = limits.max_upstream_queries
+        self.max_upstream_sockets = limits.max_upstream_sockets
         self.max_minimise_count = limits.max_minimise_count
         self.max_servers_per_zone = limits.max_servers_per_zone
         self.max_tries_per_server = limits.max_tries_per_server

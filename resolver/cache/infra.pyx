@@ -13,7 +13,7 @@ cdef class ServerInfo:
 
     def __init__(self, srtt=None, double rttvar=0.0, double rto=0.0, int timeouts=0,
                  double holddown_until=0.0, bint edns=True, lame=None,
-                 double edns_until=0.0):
+                 double edns_until=0.0, double down_until=0.0, double probe_at=0.0):
         self.srtt = None if srtt is None else float(srtt)
         self.rttvar = rttvar
         self.rto = rto
@@ -22,17 +22,27 @@ cdef class ServerInfo:
         self.edns = edns
         self.edns_until = edns_until
         self.lame = {} if lame is None else dict(lame)
+        self.down_until = down_until
+        self.probe_at = probe_at
 
     def __repr__(self):
         return (f"ServerInfo(srtt={self.srtt!r}, rttvar={self.rttvar!r}, rto={self.rto!r}, "
                 f"timeouts={self.timeouts}, holddown_until={self.holddown_until!r}, "
                 f"edns={bool(self.edns)}, edns_until={self.edns_until!r}, "
-                f"lame={self.lame!r})")
+                f"lame={self.lame!r}, down_until={self.down_until!r}, "
+                f"probe_at={self.probe_at!r})")
 
 
 cdef class InfraCache:
     """Per-server facts and server choice: smoothed RTT, backoff on timeouts, exploration.
-    The server table is bounded in entries (least recently added first out)."""
+    The server table is bounded in entries (least recently added first out).
+
+    An address whose queries time out ``server_down_timeouts`` times in a row, and that
+    has not answered for ``max_rto`` (the longest a query waits), is marked down until
+    ``infra_host_ttl`` from then: no query is sent to it (the question fails
+    fast) but one probe per ``server_probe_interval``, and an answer to any query clears
+    the mark. Once the mark expires the address starts afresh (initial timeout, no
+    timeouts counted)."""
 
     def __init__(self, limits=None, Py_ssize_t max_servers=10000, rng=None):
         if limits is None:
@@ -48,9 +58,15 @@ cdef class InfraCache:
         self._holddown = limits.server_holddown
         self._exploration = limits.exploration
         self.host_ttl = limits.infra_host_ttl
+        self._down_timeouts = limits.server_down_timeouts
+        self._probe_interval = limits.server_probe_interval
+        self.max_inflight = limits.max_queries_per_server
+        self.probes = 0
+        self.rates = ZoneRates(limits.ratelimit, limits.ratelimit_factor,
+                               max_zones=max_servers)
         self.no_minimise = {}
 
-    cdef ServerInfo get(self, str addr):
+    cpdef ServerInfo get(self, str addr):
         s = dict_get(self.servers, addr)
         if s is None:
             s = ServerInfo(rto=self._initial_rto)
@@ -65,8 +81,12 @@ cdef class InfraCache:
     def rto(self, str addr) -> float:
         return self.get(addr).rto
 
-    cpdef record_rtt(self, str addr, double rtt):
+    cpdef record_rtt(self, str addr, double rtt, double now=0.0):
+        """An answer from ``addr`` after ``rtt`` seconds, at ``now`` on the resolver's clock
+        (0: not known)."""
         cdef ServerInfo s = self.get(addr)
+        if now > 0.0:
+            s.replied_at = now
         cdef double srtt, rto
         old = s.srtt
         if old is None:
@@ -81,13 +101,51 @@ cdef class InfraCache:
         s.rto = min(max(rto, self._min_rto), self._max_rto)
         s.timeouts = 0
         s.holddown_until = 0.0
+        s.down_until = 0.0
+        s.probe_at = 0.0
 
     def record_timeout(self, str addr, double now) -> None:
         cdef ServerInfo s = self.get(addr)
+        self._down(s, now)              # an expired mark is cleared before counting anew
         s.timeouts += 1
         s.rto = min(s.rto * 2, self._max_rto)
         if s.timeouts >= 2:
             s.holddown_until = now + self._holddown
+        # Down only if it has not answered for as long as a query waits: a busy server that
+        # loses some datagrams answers in between, whatever its run of timeouts.
+        if (s.timeouts >= self._down_timeouts and s.down_until == 0.0
+                and (s.replied_at == 0.0 or now - s.replied_at > self._max_rto)):
+            s.down_until = now + self.host_ttl
+            s.probe_at = now + self._probe_interval
+
+    cdef bint _down(self, ServerInfo s, double now):
+        """``s`` is marked down at ``now``; an expired mark is cleared, and the server
+        starts afresh."""
+        if s.down_until == 0.0:
+            return False
+        if s.down_until > now:
+            return True
+        s.down_until = s.probe_at = s.holddown_until = 0.0
+        s.timeouts = 0
+        s.rto = self._initial_rto
+        return False
+
+    def is_down(self, str addr, double now) -> bool:
+        """``addr`` is marked down at ``now`` (see the class docstring)."""
+        s = dict_get(self.servers, addr)
+        return s is not None and self._down(<ServerInfo>s, now)
+
+    cpdef bint usable(self, str addr, double now):
+        """A query may go to ``addr`` at ``now``: it is not marked down, or it is and its
+        probe is due (which this takes: the next is ``server_probe_interval`` later)."""
+        s = dict_get(self.servers, addr)
+        if s is None or not self._down(<ServerInfo>s, now):
+            return True
+        if (<ServerInfo>s).probe_at > now:
+            return False
+        (<ServerInfo>s).probe_at = now + self._probe_interval
+        self.probes += 1
+        return True
 
     def record_failure(self, str addr, double now) -> None:
         """A server that answered garbage or refused: avoided for a while like a dead one."""
@@ -146,8 +204,30 @@ cdef class InfraCache:
     cpdef str choose(self, list addrs, double now):
         """The server to ask: unmeasured ones first, then the lowest smoothed RTT among those
         not held down (all of them if every one is); a random one with probability
-        ``exploration``."""
+        ``exploration``. Servers marked down, or with ``max_queries_per_server`` queries in
+        flight, are left out; when every one is, the first marked down whose probe is due
+        (and below that count) is the one, else None: nothing is to be sent."""
         cdef Py_ssize_t n = len(addrs)
+        cdef ServerInfo s
+        cdef list up = None             # made at the first server down: those before it
+        cdef Py_ssize_t i
+        for i in range(n):
+            s = self.get(addrs[i])
+            if ((s.down_until != 0.0 and self._down(s, now))
+                    or (self.max_inflight > 0 and s.inflight >= self.max_inflight)):
+                if up is None:
+                    up = addrs[:i]
+            elif up is not None:
+                up.append(addrs[i])
+        if up is not None:              # some are down
+            if not up:
+                for a in addrs:
+                    s = self.get(a)
+                    if ((self.max_inflight <= 0 or s.inflight < self.max_inflight)
+                            and self.usable(a, now)):
+                        return a
+                return None
+            addrs, n = up, len(up)
         if n == 1:
             return addrs[0]         # nothing to choose (and nothing to explore)
         cdef list alive = [a for a in addrs if self.get(a).holddown_until <= now]
@@ -157,7 +237,6 @@ cdef class InfraCache:
             return self.rng.choice(alive)
         cdef str best = None
         cdef double best_cost = 0.0, c
-        cdef ServerInfo s
         for a in alive:
             s = <ServerInfo>self.servers[a]
             # A server never measured is tried first (as BIND does): otherwise one known,
@@ -169,7 +248,8 @@ cdef class InfraCache:
 
     cpdef tuple pick(self, list addrs, double now, double left):
         """For one upstream query: the server to ask, its timeout (its RTO, within ``left``,
-        the time the resolution has left, and at least 10 ms) and whether to use EDNS."""
+        the time the resolution has left, and at least 10 ms) and whether to use EDNS; the
+        server is None when every one is marked down and none is due a probe."""
         cdef double timeout
         cdef bint edns
         server = self.pick_c(addrs, now, left, &timeout, &edns)
@@ -179,6 +259,8 @@ cdef class InfraCache:
         """``pick`` for the compiled driver: the server, with its timeout and EDNS flag
         written to ``timeout`` and ``edns``."""
         cdef str server = self.choose(addrs, now)
+        if server is None:
+            return None
         cdef ServerInfo s = self.get(server)
         timeout[0] = min(s.rto, max(0.01, left))
         edns[0] = _edns(s, now)
@@ -204,3 +286,75 @@ cdef inline bint _edns(ServerInfo s, double now):
     if not s.edns and s.edns_until <= now:
         s.edns = True
     return s.edns
+
+
+cdef class ZoneRates:
+    """Queries sent upstream per zone and second (Unbound's ``ratelimit``): past a zone's
+    limit in one second, only one query in ``factor`` is let through (none with factor 0)
+    and the others are refused, so a flood of random names under one zone cannot take
+    the resolver's whole upstream budget. ``for_domain`` sets a zone's own limit,
+    ``below_domain`` the limit of every zone under a domain (the deepest such domain's; a
+    zone's own entry wins); 0 means no limit for it. The table of zones counted is bounded
+    in entries, the oldest dropped first."""
+
+    def __init__(self, int limit=0, int factor=10, for_domain=None, below_domain=None,
+                 Py_ssize_t max_zones=10000):
+        self.limit = limit
+        self.factor = factor
+        self.max_zones = max_zones
+        self.counts = {}
+        self.refused = 0
+        self.configure(for_domain, below_domain)
+
+    def configure(self, for_domain=None, below_domain=None):
+        """Sets the per-domain limits: iterables of (domain wire name, queries per second)."""
+        self.for_domain = {lower(d): int(n) for d, n in (for_domain or ())}
+        self.below_domain = {lower(d): int(n) for d, n in (below_domain or ())}
+        self.enabled = self.limit > 0 or any(self.for_domain.values()) or any(
+            self.below_domain.values())
+
+    cdef int limit_for(self, bytes lzone):
+        """The limit of the lower-cased zone ``lzone``, 0 for none."""
+        if not self.for_domain and not self.below_domain:
+            return self.limit
+        own = dict_get(self.for_domain, lzone) if self.for_domain else None
+        if own is not None:
+            return <int>own
+        cdef Py_ssize_t i = 0, n = len(lzone)
+        cdef const unsigned char* p = lzone
+        if self.below_domain:
+            while i < n and p[i] != 0:          # strictly below: from the parent up
+                i += 1 + p[i]
+                found = dict_get(self.below_domain, lzone[i:])
+                if found is not None:
+                    return <int>found
+        return self.limit
+
+    cpdef bint allow(self, bytes zone, double now):
+        """Whether one more query to ``zone``'s servers may be sent at ``now`` (counted)."""
+        cdef bytes lzone = lower(zone)
+        cdef int limit = self.limit_for(lzone)
+        if limit <= 0:
+            return True
+        cdef long long second = <long long>now
+        cdef list c = dict_get(self.counts, lzone)
+        if c is None:
+            c = [second, 0]
+            self.counts[lzone] = c
+            if len(self.counts) > self.max_zones:
+                del self.counts[next(iter(self.counts))]
+        elif <long long>c[0] != second:
+            c[0], c[1] = second, 0
+        cdef long long n = <long long>c[1] + 1
+        c[1] = n
+        if n <= limit:
+            return True
+        if self.factor > 0 and (n - limit) % self.factor == 0:
+            return True
+        self.refused += 1
+        return False
+
+    def rate(self, bytes zone, double now) -> int:
+        """Queries counted for ``zone`` in the second of ``now``."""
+        c = self.counts.get(lower(zone))
+        return 0 if c is None or c[0] != <long long>now else c[1]

@@ -264,3 +264,15 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
 
 def log_level(cfg: Config) -> int:
     return getattr(logging, cfg.log_level)
+
+
+def apply_zone_ratelimits(cfg: Config, rates) -> None:
+    """Gives ``rates`` (the resolver's ``cache.infra.rates``) the config's per-domain upstream
+    rate limits (``ratelimit-for-domain``, ``ratelimit-below-domain``); at start and on
+    reload."""
+    import dns.name
+
+    def wire(pairs):
+        return [(dns.name.from_text(d).to_wire(), n) for d, n in pairs]
+
+    rates.configure(wire(cfg.ratelimit_for_domain), wire(cfg.ratelimit_below_domain))

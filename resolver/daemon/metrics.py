@@ -132,6 +132,16 @@ def render(stats: dict, openmetrics: bool = False) -> str:
            [("", e.get("query_parses", 0))])
     metric("cache_lookups_total", "counter", "Message cache look-ups for client queries.",
            [("", e.get("cache_lookups", 0))])
+    metric("upstream_skipped_down_total", "counter",
+           "Queries to authorities not sent: every server was marked down or at its most "
+           "queries in flight.",
+           [("", e.get("upstream_skipped_down", 0))])
+    metric("zone_ratelimited_total", "counter",
+           "Questions ended SERVFAIL: their zone's servers had their queries for the second.",
+           [("", e.get("zone_ratelimited", 0))])
+    metric("upstream_capped_total", "counter",
+           "Questions ended SERVFAIL: the upstream sockets in flight were at their cap.",
+           [("", e.get("upstream_capped", 0))])
     metric("coalesced_total", "counter",
            "Client questions that joined the resolution of the same question in flight.",
            [("", e.get("coalesced", 0))])

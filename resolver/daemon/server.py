@@ -27,7 +27,8 @@ from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, Front
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
-from resolver.daemon.config import RESTART_SETTINGS, Config, engine_limits, make_zones
+from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
+                                    engine_limits, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
@@ -213,6 +214,7 @@ class Server:
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
+        apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)
         zones = make_zones(cfg)
         if zones is not None or self.resolver.zones is not None:
@@ -368,7 +370,9 @@ def make_resolver(cfg: Config) -> Resolver:
     if zones is not None:
         kw["zones"] = zones
         log.info("zones: %s", zones.describe())
-    return Resolver(cfg.root_hints, **kw)
+    r = Resolver(cfg.root_hints, **kw)
+    apply_zone_ratelimits(cfg, r.cache.infra.rates)
+    return r
 
 
 class UDPProtocol(asyncio.DatagramProtocol):

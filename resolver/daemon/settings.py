@@ -223,6 +223,24 @@ def domains(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def zone_rates(value: Any, what: str) -> tuple[tuple[str, int], ...]:
+    """A table of domain = queries per second, or a list of "domain number" strings (as
+    Unbound writes them), as (domain, number) pairs."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for v in as_list(value, what):
+            parts = v.split() if isinstance(v, str) else []
+            if len(parts) != 2:
+                raise ConfigError(f"{what}: expected \"domain number\", got {v!r}")
+            items.append((parts[0], parts[1]))
+    to_rate = number(int, 0, 10_000_000)
+    return tuple((domains(domain, what)[0],
+                  to_rate(int(n) if isinstance(n, str) and n.isdigit() else n, what))
+                 for domain, n in items)
+
+
 def cachedb_backend(value: Any, what: str) -> str | None:
     if value in (None, "", "none"):
         return None
@@ -516,6 +534,16 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("SECONDS", "how long a lame or no-EDNS mark on a server lasts"),
             doc="Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); "
                 "past it the server is tried again (Unbound's ``infra-host-ttl``)."),
+    Setting("ratelimit_for_domain", 'tuple[tuple[str, int], ...]', (), zone_rates,
+            doc="Queries per second sent to the servers of these zones, each its own limit "
+                "over the ``ratelimit`` limit (Unbound's ``ratelimit-for-domain``): a table of "
+                "domain = number, or a list of \"domain number\" strings; 0 turns the limit "
+                "off for that zone.", example='["example.com 1000"]'),
+    Setting("ratelimit_below_domain", 'tuple[tuple[str, int], ...]', (), zone_rates,
+            doc="The same for every zone below these domains (Unbound's "
+                "``ratelimit-below-domain``); the deepest domain above a zone gives its limit, "
+                "and a zone of ``ratelimit-for-domain`` keeps its own.",
+            example='["example.net 500"]'),
 ), *section(
     'bounds against floods and slow clients',
     Setting("tcp_idle_timeout", 'float', 10.0, number(float, 0.01, 3600),
@@ -797,7 +825,7 @@ ZONE_SETTINGS: tuple[str, ...] = tuple(s.name for s in TABLE
 #: Limits that may be 0 (a count of none, a feature off, no allowance); every other count
 #: is at least 1 and every other duration above 0.
 _FROM_ZERO = frozenset({
-    "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
+    "ratelimit", "ratelimit_factor", "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
     "dnssec_clock_skew", "dnssec_bogus_ttl"})

@@ -22,6 +22,11 @@ class NoDescriptors(Exception):
     fault of the server, which is not penalised for it."""
 
 
+class SocketCap(NoDescriptors):
+    """The upstream UDP sockets in flight are at their cap (``Limits.max_upstream_sockets``):
+    load on our side, shed as running out of descriptors is, no server penalised."""
+
+
 #: What the kernel says when the process or the system has no descriptor left.
 OUT_OF_DESCRIPTORS = frozenset((errno.EMFILE, errno.ENFILE))
 

@@ -1,6 +1,7 @@
 # One upstream UDP query in C (udp.pyx); the Drive cimports it to read the outcome.
 cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
+cpdef Py_ssize_t sockets_in_flight()
 
 
 cdef class UDPQuery

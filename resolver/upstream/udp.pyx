@@ -42,6 +42,7 @@ from corenet.batch cimport cn_sockaddr, sockaddr_storage
 from resolver.state cimport LimitValues, limit_values
 from resolver.cache.answer cimport monotonic
 from resolver.upstream.errors import (OUT_OF_DESCRIPTORS, UNREACHABLE_ERRNOS, NoDescriptors,
+                                      SocketCap,
                                       UpstreamFailure, UpstreamTimeout, UpstreamUnreachable)
 from resolver.wire.codec cimport parse_response
 from resolver.wire.codec import WireError
@@ -104,6 +105,14 @@ cdef object _failure(str addr, int err):
     return kind(f"{addr}: {OSError(err, os.strerror(err))}")
 
 
+cdef Py_ssize_t _sockets = 0     # queries' sockets open in this process (max_upstream_sockets)
+
+
+cpdef Py_ssize_t sockets_in_flight():
+    """The upstream UDP queries' sockets open now."""
+    return _sockets
+
+
 cdef class QueryDone:
     # declared in udp.pxd
 
@@ -152,6 +161,11 @@ cdef class UDPQuery:
         cdef sockaddr_storage sa
         cdef int family, fd, err
         cdef Loop cl = fast_loop(loop)
+        global _sockets
+        cdef LimitValues lv = limit_values(limits)
+        if lv.max_upstream_sockets > 0 and _sockets >= lv.max_upstream_sockets:
+            raise SocketCap(f"asking {addr}: {_sockets} upstream sockets in flight "
+                            f"(max-upstream-sockets)")
         cdef socklen_t salen = cn_sockaddr(PyUnicode_AsUTF8(addr), <unsigned short>port, 0, 0, &sa)
         if salen == 0:
             raise _Failure(f"not a numeric IPv{6 if ':' in addr else 4} address: {addr!r}")
@@ -170,11 +184,11 @@ cdef class UDPQuery:
             c_close(fd)
             raise _failure(addr, err)
         self.fd = fd
+        _sockets += 1
         if not defer:
             self.sent_at = monotonic()
         self.loop, self.addr, self.qid, self.question, self.wire = loop, addr, qid, question, wire
         self.stats = stats
-        cdef LimitValues lv = limit_values(limits)
         self.max_jumps = lv.max_pointer_jumps
         self.max_records = lv.max_records_per_section
         if on_done is None:
@@ -193,6 +207,7 @@ cdef class UDPQuery:
                 loop.add_reader(fd, self._readable)
         except BaseException:
             self.fd = -1
+            _sockets -= 1
             if w is not None:               # out of the loop's table, and closed
                 self.watcher = None
                 w.q = None
@@ -224,8 +239,10 @@ cdef class UDPQuery:
             self._finish(None, None, _Failure(f"{self.addr}: {exc!r}"))
 
     def __dealloc__(self):
+        global _sockets
         if self.fd >= 0:          # close() was skipped: at least the descriptor goes
             c_close(self.fd)
+            _sockets -= 1
 
     def _expire(self):
         if not self.finished:
@@ -292,11 +309,13 @@ cdef class UDPQuery:
         return 0
 
     cpdef close(self):
+        global _sockets
         cdef int fd = self.fd
         cdef _Watch w
         self.finished = True
         if fd >= 0:
             self.fd = -1
+            _sockets -= 1
             if self.corenet:
                 (<TimerHandle>self.timer).cancel()
                 w = <_Watch>self.watcher

@@ -64,6 +64,7 @@ class FakeNet:
         self.faults: dict[str, object] = {}
         self.log: list[tuple[str, str, str]] = []    # (addr, qname, qtype) as asked
         self.unsent: list[str] = []                  # addresses whose send failed at once
+        self.skipped: list[str] = []                 # not asked: marked down (timeouts)
 
     def zone(self, origin: str, body: str, servers: list[str], neg_ttl: int = 300) -> None:
         text = SOA_TEXT.format(neg=neg_ttl) + "\n" + body
@@ -223,6 +224,10 @@ def drive(iterator: itr.Iterator, net: FakeNet, clock: FakeClock, *, timeout: fl
             action = iterator.feed(None)
             continue
         server = infra.choose(sorted(action.servers), clock())   # sorted: ties break alike
+        if server is None:          # every server marked down, no probe due: as the driver
+            net.skipped.append(action.servers[0])
+            action = iterator.feed(itr.Failure(action.servers[0], "marked down", True))
+            continue
         if net.faults.get(server) == "unreachable":     # as Resolver._failed does
             net.unsent.append(server)
             infra.record_unreachable(server, clock())

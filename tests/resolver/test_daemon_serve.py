@@ -170,6 +170,8 @@ def test_metrics_http_reports_what_happened(daemon):
                  "corenet_resolver_cache_bytes", "corenet_resolver_cache_evictions_total",
                  "corenet_resolver_upstream_queries_total",
                  "corenet_resolver_upstream_joined_total", "corenet_resolver_coalesced_total",
+                 "corenet_resolver_upstream_skipped_down_total",
+                 "corenet_resolver_zone_ratelimited_total",
                  "corenet_resolver_upstream_timeouts_total",
                  "corenet_resolver_answer_latency_seconds_bucket{le=\"+Inf\"}",
                  "corenet_resolver_dropped_total", "corenet_resolver_query_types_total{type=\"A\"}",
