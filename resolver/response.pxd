@@ -15,6 +15,17 @@ cdef enum:
     MISS = 6        # the cache has nothing fresh: resolve, then ``resolved``
 
 
+cdef enum:
+    # header_rule: what a client query's header allows, before anything else is read
+    HEADER_QUERY = 0        # a QUERY with RD set: a question to answer
+    HEADER_SHORT = 1        # shorter than a header
+    HEADER_RESPONSE = 2     # QR set: a response, not a query
+    HEADER_NOT_QUERY = 3    # an opcode other than QUERY (NOTIMP)
+    HEADER_NO_RECURSION = 4 # a QUERY with RD clear: no recursion wanted (a cache probe)
+
+cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil
+
+
 cdef class Outcome:
     cdef readonly int kind
     cdef readonly MsgEntry entry

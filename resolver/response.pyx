@@ -185,26 +185,44 @@ cpdef object hit_or_begin(ResolverCore r, bytes q):
     return out if out is not None else begin(r, q)
 
 
+cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """The rules a client query's header decides, written once: the daemon's front door
+    (``resolver.daemon.admission``) and ``begin`` act on the answer."""
+    if n < 12:
+        return HEADER_SHORT
+    if p[2] & 0x80:
+        return HEADER_RESPONSE
+    if p[2] & 0x78:
+        return HEADER_NOT_QUERY
+    if not p[2] & 0x01:
+        return HEADER_NO_RECURSION
+    return HEADER_QUERY
+
+
 cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), a local zone's answer
     (None when it drops the query: ``resolver.zones``), or what ``finish`` needs once the
     question is resolved: (parsed query, EDNS, DO, CD, message cache key or None). ``key``:
     the query's message cache key when the caller has it (the daemon's hit path). Raises
     WireError for a query shorter than a header."""
-    if len(q) < 12:
+    cdef int rule = header_rule(<const unsigned char*>PyBytes_AS_STRING(q),
+                                PyBytes_GET_SIZE(q))
+    if rule == HEADER_SHORT:
         raise WireError("query shorter than a DNS header")
     cdef Stats stats = r.counts
     cdef Parsed m
     stats.client_queries += 1
+    if rule == HEADER_NOT_QUERY:
+        return error(q, 4)                   # NOTIMP: only QUERY
+    if rule == HEADER_RESPONSE:
+        return error(q, 1)                   # a response where a query was due
     stats.query_parses += 1
     try:
         m = parse_response(q, r.lv.max_pointer_jumps, r.lv.limits.max_query_records, False)
     except WireError:
         return error(q, 1)
-    if (m.flags >> 11) & 0xF:
-        return error(q, 4)                   # NOTIMP: only QUERY
-    if m.flags & 0x8000 or m.qname is None or _compressed(m.question):
-        return error(q, 1)                   # a response, no question, or a pointer in it
+    if m.qname is None or _compressed(m.question):
+        return error(q, 1)                   # no question, or a pointer in it
     cdef bint edns = m.edns, do = (m.edns_flags & 0x8000) != 0
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS

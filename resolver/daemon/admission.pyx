@@ -21,14 +21,17 @@ rules, in the order they apply:
    otherwise a miss, for the engine (``resolver.response.begin``: the rules that need the
    whole query parsed: FORMERR, BADVERS, class, meta types, local zones).
 
-A miss is thus parsed twice at most (the question here, the query once in the engine) and
-the cache looked up once: the key found absent here goes with it.
+The header's rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads
+too. A miss is thus parsed twice at most (the question here, the query once in the engine)
+and the cache looked up once: the key found absent here goes with it.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
 from resolver.cache.answer cimport cached_answer, monotonic
+from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
+                                HEADER_SHORT, header_rule)
 from resolver.state cimport Stats
 from resolver.response import error
 from resolver.zones import DROP
@@ -64,17 +67,18 @@ cdef class FrontDoor:
         ``qtype`` the question's type when the question was read, ``truncated`` whether a
         UDP hit was truncated. ``udp``: truncate hits to the
         client's EDNS size, never above ``max_udp_size``."""
-        if n < 12:
+        cdef int rule = header_rule(p, n)
+        if rule == HEADER_SHORT:
             return DROP_SHORT
-        if p[2] & 0x80:
+        if rule == HEADER_RESPONSE:
             return DROP_RESPONSE
         if who == OUTSIDE:
             self.answer = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
             return REFUSED
-        if p[2] & 0x78:
+        if rule == HEADER_NOT_QUERY:
             self.answer = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
             return NOTIMP
-        if not p[2] & 0x01:
+        if rule == HEADER_NO_RECURSION:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key)
