@@ -233,6 +233,10 @@ cdef class H2Session:
         nghttp2_option_set_max_continuations(opt, max_continuations)
         nghttp2_option_set_max_settings(opt, max_settings)
         nghttp2_option_set_max_reserved_remote_streams(opt, 0)
+        # nghttp2 ends a session holding more than 1000 unsent ACKs; here every frame that
+        # asks for one is counted against max_control_frames first, which bounds them, and
+        # a flood is reported under the limit the caller can set.
+        nghttp2_option_set_max_outbound_ack(opt, 1 << 30)
         # Until the server's SETTINGS say otherwise, one request at a time is what is sure.
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100)
         rv = nghttp2_session_client_new2(&self.session, CALLBACKS, <void *>self, opt)

@@ -389,6 +389,10 @@ class H2Connection(HTTPConnection):
         except H2Error as exc:
             self._ended(RemoteProtocolError(str(exc)))
             return
+        # Sending closes streams too (a reset of ours): their ends are events as well.
+        events = h2.take_events()
+        if events:
+            self._dispatch(events)
         if data:
             sslobj = self.ssl_object
             if sslobj is None:
