@@ -283,3 +283,89 @@ def test_window_update_past_2_31_minus_1(pki, run):
     with pytest.raises(RemoteProtocolError):
         _hostile(pki, run, send)
 
+
+
+def test_idle_connection_is_pinged_and_a_silent_one_replaced(pki, run):
+    pings = []
+
+    def handler(peer):
+        if peer.index == 0:
+            [sid] = peer.requests(1)
+            peer.respond(sid, b"one")
+            while True:  # from now on reads, answers nothing (not even PING)
+                try:
+                    data = peer.sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                pings.append(data)
+        while True:
+            evs = peer.events()
+            if evs is None:
+                return
+            for ev in evs:
+                if isinstance(ev, h2.events.StreamEnded):
+                    peer.respond(ev.stream_id, b"two")
+
+    lim = Limits(h2_ping_after_idle=0.0, h2_ping_timeout=0.3)
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, limits=lim) as c:
+                a = await c.get(srv.url())
+                b = await c.get(srv.url())
+                return a, b, c.pool.connections_opened
+
+        a, b, opened = run(main())
+    assert (a.content, b.content) == (b"one", b"two")
+    assert opened == 2 and pings  # the PING went to the first connection, unanswered
+
+
+def test_idle_connection_answering_ping_is_kept(pki, run):
+    seen = []
+
+    def handler(peer):
+        while True:
+            evs = peer.events()
+            if evs is None:
+                return
+            for ev in evs:
+                if isinstance(ev, h2.events.PingReceived):
+                    seen.append(ev)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    peer.respond(ev.stream_id, b"x")
+
+    lim = Limits(h2_ping_after_idle=0.0)
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, limits=lim) as c:
+                for _ in range(3):
+                    await c.get(srv.url())
+                return c.pool.connections_opened
+
+        opened = run(main())
+    assert opened == 1 and len(seen) == 2
+
+
+def test_http_cache_serves_an_h2_response(pki, run):
+    count = []
+
+    def handler(peer):
+        while True:
+            evs = peer.events()
+            if evs is None:
+                return
+            for ev in evs:
+                if isinstance(ev, h2.events.StreamEnded):
+                    count.append(ev.stream_id)
+                    peer.respond(ev.stream_id, b"cached",
+                                 headers=[(b"cache-control", b"max-age=60")])
+
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, cache=True) as c:
+                return [await c.get(srv.url("/c")) for _ in range(3)]
+
+        rs = run(main())
+    assert all(r.content == b"cached" for r in rs)
+    assert len(count) == 1
