@@ -1,6 +1,7 @@
 """Transports: what turns a Request into a Response. `AsyncBaseTransport` is the interface
 (httpx's): `handle_async_request(request) -> Response`, `aclose()`. `AsyncHTTPTransport` is
-the network: HTTP/1.1 over TCP or TLS, a keep-alive pool, proxies. The client calls its
+the network: HTTP/1.1 over TCP or TLS, HTTP/2 over TLS when asked (`http2=True`) and the
+server takes it, a keep-alive pool, proxies. The client calls its
 `_send` directly (the URL already parsed, the deadline running); `handle_async_request` is
 the same path for a caller holding only a Request."""
 from __future__ import annotations
@@ -173,7 +174,7 @@ async def close_transport(transport: Any) -> None:
 
 class AsyncHTTPTransport(AsyncBaseTransport):
     """HTTP/1.1 over TLS (or plain TCP for http://) with a keep-alive pool, as the client
-    uses by default. `verify` and `cert` make the TLS context (see make_ssl_context);
+    uses by default; with `http2=True`, HTTP/2 to https origins that take it in ALPN. `verify` and `cert` make the TLS context (see make_ssl_context);
     `proxy` sends every request through that proxy, else `trust_env` takes it from the
     environment; `proxy_mounts` (corenet's) picks a proxy, or none, per URL pattern
     within this one pool. `limits` bounds the pool and what a server can push."""
