@@ -41,12 +41,14 @@ class StreamRefused(RemoteProtocolError):
 class H2Stream:
     """One request and its response on an H2Connection."""
 
-    __slots__ = ("conn", "sid", "method", "head", "_body", "_body_size", "complete",
+    __slots__ = ("conn", "session", "sid", "method", "head", "_body", "_body_size", "complete",
                  "error", "_waiter", "_writable", "streaming", "_limits", "_received",
                  "_unconsumed", "trailers", "closed", "refused")
 
     def __init__(self, conn: "H2Connection", method: str, streaming: bool) -> None:
         self.conn = conn
+        assert conn.h2 is not None
+        self.session: H2Session = conn.h2
         self.sid = 0
         self.method = method
         self.head: ResponseHead | None = None
@@ -90,7 +92,7 @@ class H2Stream:
         if self.streaming:
             self._unconsumed += n
         else:
-            self.conn.h2.consume(self.sid, n)  # bounded by max_body_bytes instead
+            self.session.consume(self.sid, n)  # bounded by max_body_bytes instead
         self._wake()
 
     def on_trailers(self, fields: list) -> None:
@@ -155,9 +157,9 @@ class H2Stream:
             if self.head is not None:
                 return  # answered (or reset) before the body was all sent: read the answer
             self._raise()
-        conn.h2.send_body(self.sid, data, end)
+        self.session.send_body(self.sid, data, end)
         conn.flush()
-        while not self.closed and (conn.h2.unsent(self.sid) > _SEND_HIGH
+        while not self.closed and (self.session.unsent(self.sid) > _SEND_HIGH
                                    or conn._write_paused):
             t, by_total = deadline.budget(deadline.timeout.write)
             fut = self._writable = conn.loop.create_future()
@@ -188,7 +190,7 @@ class H2Stream:
         if streaming != self.streaming:
             self.streaming = streaming
             if not streaming and self._unconsumed:
-                self.conn.h2.consume(self.sid, self._unconsumed)
+                self.session.consume(self.sid, self._unconsumed)
                 self._unconsumed = 0
                 self.conn.flush()
         while True:
@@ -197,7 +199,7 @@ class H2Stream:
                 self._body.clear()
                 self._body_size = 0
                 if self._unconsumed:
-                    self.conn.h2.consume(self.sid, self._unconsumed)
+                    self.session.consume(self.sid, self._unconsumed)
                     self._unconsumed = 0
                     self.conn.flush()
                 return chunks
@@ -218,7 +220,7 @@ class H2Stream:
         if not self.closed:
             conn.reset_stream(self)
         elif self._unconsumed:
-            conn.h2.consume(self.sid, self._unconsumed)
+            self.session.consume(self.sid, self._unconsumed)
         self._unconsumed = 0
         self._body.clear()
         conn.flush()
@@ -282,13 +284,14 @@ class H2Connection(HTTPConnection):
         buf = self._buf
         view = self._view
         h2 = self.h2
+        assert h2 is not None
         try:
             while True:
                 n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
                 if not n:
                     self._ended(None)
                     break
-                self._dispatch(h2.receive(view[:n]))
+                self._dispatch(h2.receive(view[:n]))  # type: ignore[index]
                 if self.closed:
                     return
         except _WantRead:

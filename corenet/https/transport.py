@@ -19,7 +19,7 @@ from .errors import (
     ReadError, UnsupportedProtocol, WriteError,
 )
 from ._h2 import H2Error
-from .h2 import H2Connection, StreamRefused, request_headers
+from .h2 import H2Connection, H2Stream, StreamRefused, request_headers
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
 )
@@ -415,7 +415,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     conn.broken = True
                     pool.release(conn, False)
                     continue
-            st = None
+            st: H2Stream | None = None
             try:
                 st = conn.start_stream(req.method, fields, body is not None, stream)
                 if body is not None:
@@ -436,6 +436,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 pool.release(conn, False)
                 raise
             break
+        else:
+            raise RemoteProtocolError(f"no connection to {u.host} answered PING in time")
+        assert st is not None
         resp = Response(rhead.status_code, reason=b"", http_version="2",
                         raw_headers=rhead.headers, request=req)
         resp._started_at = started

@@ -369,3 +369,72 @@ def test_http_cache_serves_an_h2_response(pki, run):
         rs = run(main())
     assert all(r.content == b"cached" for r in rs)
     assert len(count) == 1
+
+
+def test_cancelled_request_resets_its_stream_only(pki, run):
+    resets = []
+
+    def handler(peer):
+        while True:
+            evs = peer.events()
+            if evs is None:
+                return
+            for ev in evs:
+                if isinstance(ev, h2.events.StreamReset):
+                    resets.append(peer.heads[ev.stream_id][b":path"])
+                elif isinstance(ev, h2.events.StreamEnded):
+                    if peer.heads[ev.stream_id][b":path"] != b"/stall":
+                        peer.respond(ev.stream_id, b"fine")
+
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki) as c:
+                task = asyncio.ensure_future(c.get(srv.url("/stall")))
+                first = await c.get(srv.url("/ok"))  # the stalled one is in flight
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                after = await c.get(srv.url("/ok"))
+                return first, after, c.pool.connections_opened
+
+        first, after, opened = run(main())
+    assert first.content == after.content == b"fine"
+    assert opened == 1 and resets == [b"/stall"]
+
+
+def test_pool_timeout_when_every_stream_is_taken(pki, run):
+    from corenet.https import PoolTimeout, Timeout
+
+    def handler(peer):
+        [sid] = peer.requests(1)
+        peer.respond(sid, b"first")
+        peer.requests(1)  # the one stream allowed: never answered
+        peer.drain()
+
+    settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
+    with H2Server(pki, handler, settings) as srv:
+        async def main():
+            async with client(pki, timeout=Timeout(5, pool=0.3)) as c:
+                await c.get(srv.url("/first"))  # the server's SETTINGS are known
+                [conn] = c.pool._shared[("https", "localhost", srv.port)]
+                stalled = asyncio.ensure_future(c.get(srv.url("/a")))
+                while conn.active == 0:
+                    await asyncio.sleep(0)
+                try:
+                    with pytest.raises(PoolTimeout):
+                        await c.get(srv.url("/b"))
+                finally:
+                    stalled.cancel()
+                return c.pool.connections_opened
+
+        assert run(main()) == 1
+        assert not srv.errors
+
+
+def test_sync_client_speaks_h2(pki):
+    from corenet.https import SyncClient
+
+    with H2Server(pki, serve_all) as srv:
+        with SyncClient(verify=str(pki["ca"]), http2=True) as c:
+            rs = [c.post(srv.url("/s"), content=b"abcd") for _ in range(3)]
+    assert all(r.http_version == "HTTP/2" and r.content == b"/s 4" for r in rs)
