@@ -217,11 +217,13 @@ class H2Stream:
         """End the exchange; a stream whose response was not read to its end is reset."""
         conn = self.conn
         conn.streams.pop(self.sid, None)
+        if self._unconsumed:
+            # Received, never read: given back to the connection's window before the
+            # stream goes, or every stream abandoned would shrink it for good.
+            self.session.consume(self.sid, self._unconsumed)
+            self._unconsumed = 0
         if not self.closed:
             conn.reset_stream(self)
-        elif self._unconsumed:
-            self.session.consume(self.sid, self._unconsumed)
-        self._unconsumed = 0
         self._body.clear()
         conn.flush()
         return self.complete

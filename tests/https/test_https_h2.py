@@ -96,3 +96,20 @@ def test_http11_when_server_does_not_offer_h2(env, run):
 
     rs = run(main())
     assert all(r.http_version == "HTTP/1.1" and r.content == SMALL for r in rs)
+
+
+def test_abandoned_streams_give_their_window_back(env, run):
+    # Each abandoned download leaves up to a stream window (4 MiB) received and unread;
+    # the connection window (16 MiB) would be spent after four of them if they kept it.
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            for _ in range(8):
+                async with c.stream("GET", env.h2 + "/large.bin") as r:
+                    async for _chunk in r.aiter_raw():
+                        await asyncio.sleep(0.01)  # let the server fill the window
+                        break
+            last = await c.get(env.h2 + "/large.bin")
+            return last, c.pool.connections_opened
+
+    last, opened = run(main(), timeout=30)
+    assert last.content == env.large and opened == 1
