@@ -536,6 +536,26 @@ class HTTPConnection(asyncio.BufferedProtocol):
         ex = self._exchange
         return ex is not None and ex.started
 
+    @property
+    def head(self) -> ResponseHead | None:
+        """The response head of the exchange in progress, once it has come."""
+        return self._head
+
+    @property
+    def complete(self) -> bool:
+        """The whole response of the exchange in progress has come."""
+        return self._complete
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the exchange in progress, if something did."""
+        return self._error
+
+    @property
+    def write_paused(self) -> bool:
+        """The transport's write buffer is above its high-water mark."""
+        return self._write_paused
+
     def finish(self) -> bool:
         """End the exchange; return whether the connection may carry another request."""
         ex = self._exchange

@@ -320,7 +320,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 except EarlyResponse:
                     conn.broken = True  # the body was cut short: never reuse
                 except _Closed:
-                    if conn._head is None:
+                    if conn.head is None:
                         raise
                 rhead = await conn.read_head(deadline)
             except (ConnectionClosedEarly, _Closed) as exc:
@@ -335,7 +335,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if conn.lost_by is not None:
                         raise WriteError(f"sending the request to {u.host} failed: "
                                          f"{conn.lost_by.strerror or conn.lost_by}") from None
-                    error = conn._error
+                    error = conn.error
                     if error is not None and not isinstance(error, ConnectionClosedEarly):
                         raise error from None  # what the server said (a TLS alert)
                     raise RemoteProtocolError(
@@ -369,7 +369,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
         resp._chunks = chunks
         resp._on_close = on_close
-        if not stream and conn._complete:
+        if not stream and conn.complete:
             await resp.aread()  # the common small response: already all here
         return resp
 
@@ -578,7 +578,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
     @staticmethod
     async def _drain(conn: HTTPConnection, deadline: Deadline, wt: float | None) -> None:
-        if conn._write_paused:
+        if conn.write_paused:
             t, by_total = deadline.budget(wt)
             await conn.drain(t, lambda: deadline.message(
                 f"sending the request to {conn.origin[1]}", t, by_total))
