@@ -415,7 +415,14 @@ class H2Connection(HTTPConnection):
                 if st._writable is not None and h2.unsent(st.sid) <= _SEND_HIGH:
                     st._wake_writer()
         if not h2.alive and not self.closed:
-            self._ended(None)
+            if self.goaway is None:
+                # nghttp2 ended the session itself: the server broke the protocol or one
+                # of the bounds given to it (h2_max_settings, h2_max_continuations).
+                self._ended(RemoteProtocolError(
+                    f"{self.origin[1]} broke HTTP/2 or one of its limits (Limits.h2_*): "
+                    "the connection was ended"))
+            else:
+                self._ended(None)
             self.close()
 
     def reset_stream(self, st: H2Stream) -> None:

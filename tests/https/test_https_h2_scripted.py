@@ -247,6 +247,16 @@ def test_empty_data_frames_count_as_control_frames(pki, run):
         _hostile(pki, run, send)
 
 
+def test_settings_frame_with_too_many_entries(pki, run):
+    def send(peer, sid):
+        peer.raw(frame(SETTINGS, 0, 0, (bytes((0, 1)) + (4096).to_bytes(4, "big")) * 100))
+        peer.respond(sid, b"after")
+
+    with pytest.raises(RemoteProtocolError, match="Limits.h2_"):
+        _hostile(pki, run, send)
+    assert _hostile(pki, run, send, Limits(h2_max_settings=200)).content == b"after"
+
+
 def test_too_many_header_fields(pki, run):
     def send(peer, sid):
         peer.respond(sid, b"x", headers=[(b"x-%d" % i, b"v") for i in range(300)])
