@@ -113,3 +113,15 @@ def test_abandoned_streams_give_their_window_back(env, run):
 
     last, opened = run(main(), timeout=30)
     assert last.content == env.large and opened == 1
+
+
+def test_h2_through_a_connect_tunnel(env, run):
+    async def main():
+        proxy = f"http://127.0.0.1:{env.proxy_port}"
+        async with Client(verify=env.ca, http2=True, proxy=proxy) as c:
+            rs = await asyncio.gather(*(c.get(env.h2 + "/small.txt") for _ in range(5)))
+            return rs, c.pool.connections_opened
+
+    rs, opened = run(main())
+    assert all(r.http_version == "HTTP/2" and r.content == SMALL for r in rs)
+    assert opened == 1

@@ -451,3 +451,24 @@ def test_sync_client_speaks_h2(pki):
         with SyncClient(verify=str(pki["ca"]), http2=True) as c:
             rs = [c.post(srv.url("/s"), content=b"abcd") for _ in range(3)]
     assert all(r.http_version == "HTTP/2" and r.content == b"/s 4" for r in rs)
+
+
+def test_announced_settings_follow_the_limits(pki, run):
+    seen = []
+
+    def handler(peer):
+        [sid] = peer.requests(1)
+        rs = peer.h2.remote_settings
+        seen.append((rs.header_table_size, rs.initial_window_size, rs.max_header_list_size,
+                     rs.enable_push))
+        peer.respond(sid)
+        peer.drain()
+
+    lim = Limits(h2_header_table_size=1024, h2_stream_window=123_456, max_header_bytes=9_999)
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, limits=lim) as c:
+                return await c.get(srv.url())
+
+        run(main())
+    assert seen == [(1024, 123_456, 9_999, 0)]
