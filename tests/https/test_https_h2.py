@@ -125,3 +125,12 @@ def test_h2_through_a_connect_tunnel(env, run):
     rs, opened = run(main())
     assert all(r.http_version == "HTTP/2" and r.content == SMALL for r in rs)
     assert opened == 1
+
+
+def test_no_timeouts_at_all(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True, timeout=None) as c:
+            return await c.get(env.h2 + "/small.txt")
+
+    r = run(main())
+    assert r.http_version == "HTTP/2" and r.content == SMALL
