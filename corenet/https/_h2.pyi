@@ -8,6 +8,7 @@ TRAILERS: int
 CLOSED: int
 GOAWAY: int
 PING_ACK: int
+END: int
 NO_ERROR: int
 PROTOCOL_ERROR: int
 INTERNAL_ERROR: int

@@ -24,6 +24,8 @@ Events, in order, as tuples whose first item says what they are:
   counted against ``max_interim`` and dropped); ``headers`` is a list of (name, value) bytes;
 - ``(DATA, stream_id, bytes)``;
 - ``(TRAILERS, stream_id, headers)``;
+- ``(END, stream_id, None)``: the server's side of the stream ended (END_STREAM): the
+  response is whole, though this side may still be sending;
 - ``(CLOSED, stream_id, error_code, message)``: the stream is over; ``error_code`` 0 and
   ``message`` None when it ended normally, else the RST_STREAM code, and ``message`` says
   why when this side reset it;
@@ -44,6 +46,7 @@ TRAILERS = 2
 CLOSED = 3
 GOAWAY = 4
 PING_ACK = 5
+END = 6
 
 # HTTP/2 error codes (RFC 9113 7) a caller may want to name.
 NO_ERROR = 0
@@ -312,23 +315,26 @@ cdef class H2Session:
         cdef uint8_t t = frame.hd.type
         cdef int32_t sid = frame.hd.stream_id
         cdef _In st
-        if t == NGHTTP2_HEADERS:
+        if t == NGHTTP2_HEADERS or t == NGHTTP2_DATA:
             st = self.ins.get(sid)
             if st is None:
                 return 0
-            if st.head_done:
-                self.events.append((TRAILERS, sid, st.fields))
-            elif 100 <= st.status < 200:
-                st.interim += 1
-                if st.interim > self.max_interim:
-                    st.error = (f"the server sent more than {self.max_interim} interim "
-                                "responses (max_interim_responses)")
-                    nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, sid,
-                                              NGHTTP2_PROTOCOL_ERROR)
-            else:
-                st.head_done = True
-                self.events.append((HEAD, sid, st.status, st.fields))
-            st.fields = None
+            if t == NGHTTP2_HEADERS:
+                if st.head_done:
+                    self.events.append((TRAILERS, sid, st.fields))
+                elif 100 <= st.status < 200:
+                    st.interim += 1
+                    if st.interim > self.max_interim:
+                        st.error = (f"the server sent more than {self.max_interim} interim "
+                                    "responses (max_interim_responses)")
+                        nghttp2_submit_rst_stream(self.session, NGHTTP2_FLAG_NONE, sid,
+                                                  NGHTTP2_PROTOCOL_ERROR)
+                else:
+                    st.head_done = True
+                    self.events.append((HEAD, sid, st.status, st.fields))
+                st.fields = None
+            if frame.hd.flags & NGHTTP2_FLAG_END_STREAM:
+                self.events.append((END, sid, None))
         elif t == NGHTTP2_GOAWAY:
             self.goaway_received = True
             self.events.append((GOAWAY, frame.goaway.last_stream_id, frame.goaway.error_code))

@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from ._h2 import (
-    CLOSED, DATA, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
+    CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
 )
 from .connection import HTTPConnection, _WantRead, _ZeroReturn, _within
 from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
@@ -78,6 +78,7 @@ class H2Stream:
                 head.set_cookie = True
         self.head = head
         self._wake()
+        self._wake_writer()
 
     def on_data(self, data: bytes) -> None:
         n = len(data)
@@ -98,8 +99,18 @@ class H2Stream:
     def on_trailers(self, fields: list) -> None:
         self.trailers = fields
 
+    def on_end(self) -> None:
+        """The server's side ended: the response is whole (this side may still send)."""
+        if self.head is not None and self.error is None:
+            self.complete = True
+            self._wake()
+
     def on_closed(self, code: int, message: str | None) -> None:
         self.closed = True
+        if self.complete:
+            self._wake()
+            self._wake_writer()
+            return
         if code == 0 and self.head is not None:
             self.complete = True
         elif self.error is None:
@@ -153,14 +164,16 @@ class H2Stream:
     # ---- from the transport ----
     async def send_body(self, data: bytes, end: bool, deadline: Any) -> None:
         conn = self.conn
+        if self.head is not None:
+            # Answered before the body was all sent (a 413, a redirect): the rest is not
+            # sent, the answer is read, and the stream reset if the server still waits.
+            return
         if self.closed or self.error is not None:
-            if self.head is not None:
-                return  # answered (or reset) before the body was all sent: read the answer
             self._raise()
         self.session.send_body(self.sid, data, end)
         conn.flush()
-        while not self.closed and (self.session.unsent(self.sid) > _SEND_HIGH
-                                   or conn._write_paused):
+        while not self.closed and self.head is None and (
+                self.session.unsent(self.sid) > _SEND_HIGH or conn._write_paused):
             t, by_total = deadline.budget(deadline.timeout.write)
             fut = self._writable = conn.loop.create_future()
             try:
@@ -319,6 +332,10 @@ class H2Connection(HTTPConnection):
                 st = streams.get(ev[1])
                 if st is not None:
                     st.on_head(ev[2], ev[3])
+            elif kind == END:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_end()
             elif kind == CLOSED:
                 st = streams.get(ev[1])
                 if st is not None:

@@ -472,3 +472,25 @@ def test_announced_settings_follow_the_limits(pki, run):
 
         run(main())
     assert seen == [(1024, 123_456, 9_999, 0)]
+
+
+def test_an_answer_before_the_body_is_sent_is_returned(pki, run):
+    def handler(peer):
+        while True:  # answers 413 on the request's head, never opens its window
+            evs = peer.events()
+            if evs is None:
+                return
+            for ev in evs:
+                if isinstance(ev, h2.events.RequestReceived):
+                    peer.respond(ev.stream_id, b"too big", status=413)
+
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, timeout=5) as c:
+                r = await c.post(srv.url("/up"), content=b"u" * 2_000_000)
+                again = await c.get(srv.url("/next"))
+                return r, again, c.pool.connections_opened
+
+        r, again, opened = run(main())
+    assert r.status_code == 413 and r.content == b"too big"
+    assert again.status_code == 413 and opened == 1

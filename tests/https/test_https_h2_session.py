@@ -7,7 +7,7 @@ import h2.connection
 import h2.events
 import pytest
 
-from corenet.https._h2 import CLOSED, DATA, HEAD, H2Error, H2Session
+from corenet.https._h2 import CLOSED, DATA, END, HEAD, H2Error, H2Session
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"x"),
            (b":path", b"/")]
@@ -51,7 +51,7 @@ def test_response_window_reopens_only_as_the_caller_consumes():
     assert server.local_flow_control_window(sid) == 1000
     server.send_data(sid, b"b" * 10, end_stream=True)
     events = client.receive(server.data_to_send())
-    assert events == [(DATA, sid, b"b" * 10), (CLOSED, sid, 0, None)]
+    assert events == [(DATA, sid, b"b" * 10), (END, sid, None), (CLOSED, sid, 0, None)]
 
 
 def test_request_body_is_sent_as_the_servers_window_allows():
