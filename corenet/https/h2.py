@@ -431,7 +431,7 @@ class H2Connection(HTTPConnection):
             for st in self.streams.values():
                 if st._writable is not None and h2.unsent(st.sid) <= _SEND_HIGH:
                     st._wake_writer()
-        if not h2.alive and not self.closed:
+        if not h2.alive and not self.closed and not self.broken:
             if self.goaway is None:
                 # nghttp2 ended the session itself: the server broke the protocol or one
                 # of the bounds given to it (h2_max_settings, h2_max_continuations).
@@ -488,6 +488,7 @@ class H2Connection(HTTPConnection):
         h2 = self.h2
         if h2 is not None and not self.closed and self.transport is not None \
                 and not self.transport.is_closing():
+            self.broken = True  # ours to end: flush must not take it for the server's
             h2.close()
             try:
                 self.flush()
