@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent
 #: Extensions that call C libraries themselves, and those libraries: OpenSSL (the headers
 #: are libssl-dev's) and nghttp2 (libnghttp2-dev's).
 LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
-          "resolver.daemon.h2_server": ["nghttp2"]}
+          "resolver.daemon.h2_server": ["nghttp2"], "corenet.https._h2": ["nghttp2"]}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
 if os.environ.get("CORENET_DEBUG_BUILD"):

@@ -48,7 +48,7 @@ describe_package() {
         iproute2) echo "ss and ip (iproute2)" ;;
         util-linux) echo "unshare (util-linux)" ;;
         libssl-dev) echo "OpenSSL's headers, for the daemon's TLS listeners (and the handshake benchmark's C servers)" ;;
-        libnghttp2-dev) echo "nghttp2's headers, for the daemon's HTTP/2 (DNS over HTTPS)" ;;
+        libnghttp2-dev) echo "nghttp2's headers, for HTTP/2 in the HTTPS client and the daemon's DNS over HTTPS" ;;
         *) echo "$1" ;;
     esac
 }

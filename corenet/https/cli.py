@@ -135,12 +135,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="ask for a compressed body (gzip, deflate, br, zstd as installed) "
                         "and decode it")
     p.add_argument("--http1.1", dest="http2", action="store_false",
-                   help="use HTTP/1.1 (the only version this client speaks)")
+                   help="use HTTP/1.1 only")
     p.add_argument("--http2", dest="http2", action="store_true",
-                   help="accepted: HTTP/1.1 is used, as curl does when the server does not "
-                        "offer h2")
+                   help="offer HTTP/2 in ALPN (the default for https, as in curl); "
+                        "HTTP/1.1 is used when the server does not take it")
     p.add_argument("--http2-prior-knowledge", action="store_true",
-                   help="refused (exit 4): this client has no HTTP/2")
+                   help="refused (exit 4): this client has no cleartext HTTP/2 (h2c)")
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
@@ -337,7 +337,7 @@ def _verbose(r: Any, err: Any) -> None:
         err.write("* plain HTTP: no TLS, no ALPN\n")
     req = r.request
     if req is not None:
-        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} HTTP/1.1\n")
+        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\n")
         for k, v in req.headers.multi_items():
             err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
     err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
@@ -357,7 +357,8 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
                 transfer: Transfer | None = None) -> int:
     t = transfer if transfer is not None else Transfer(args.url)
     if args.http2_prior_knowledge:
-        raise CommandError("--http2-prior-knowledge: this client speaks HTTP/1.1 only",
+        raise CommandError("--http2-prior-knowledge: HTTP/2 is spoken over TLS only (h2 by "
+                           "ALPN), not as cleartext h2c",
                          NOT_BUILT_IN)
     verify: Any = True
     if args.insecure:
@@ -372,7 +373,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     jar = _cookie_jar(args)
     async with Client(verify=verify, resolver=resolver, timeout=timeout,
                       follow_redirects=args.follow, max_redirects=args.max_redirs,
-                      proxy=args.proxy, cookies=jar) as client:
+                      proxy=args.proxy, cookies=jar, http2=bool(args.http2)) as client:
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so

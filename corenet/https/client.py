@@ -65,6 +65,8 @@ class Client:
     when `transport=` is given. `event_hooks={"request": [...], "response": [...]}`
     are called with each request before it is sent and each response as it arrives
     (every redirect hop and auth retry); a hook may be a coroutine function.
+    `http2=True` offers HTTP/2 in ALPN to https origins: a server that takes it gets one
+    connection carrying every request to it at once; others are spoken HTTP/1.1 to.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Client:
         default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
         transport: AsyncBaseTransport | BaseTransport | None = None, cert: Any = None,
         event_hooks: "Mapping[str, list[Callable[..., Any]]] | None" = None,
+        http2: bool = False,
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
@@ -99,7 +102,7 @@ class Client:
                 verify=verify, cert=cert, limits=limits, proxy=proxy, trust_env=trust_env,
                 resolver=resolver, reuse_tls_sessions=reuse_tls_sessions,
                 max_connections=max_connections, max_keepalive=max_keepalive,
-                keepalive_expiry=keepalive_expiry, proxy_mounts=mount_list)
+                keepalive_expiry=keepalive_expiry, proxy_mounts=mount_list, http2=http2)
         elif any(m.transport is None for m in mount_list):
             raise ValueError("mounts= with proxy URLs (or None) route through the client's "
                              "own network transport, which transport= replaces: mount "

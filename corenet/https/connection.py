@@ -65,6 +65,9 @@ class HTTPConnection(asyncio.BufferedProtocol):
     pool, driven by the client through `start`, `write`/`writelines`, `read_head`,
     `read_body` and `finish`."""
 
+    # One request at a time (an HTTP/2 connection, h2.H2Connection, carries many).
+    multiplexed = False
+
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
                  limits: Limits, read_buffer: bytearray | None = None,
                  recv_buffer: bytearray | None = None) -> None:
@@ -533,6 +536,26 @@ class HTTPConnection(asyncio.BufferedProtocol):
         ex = self._exchange
         return ex is not None and ex.started
 
+    @property
+    def head(self) -> ResponseHead | None:
+        """The response head of the exchange in progress, once it has come."""
+        return self._head
+
+    @property
+    def complete(self) -> bool:
+        """The whole response of the exchange in progress has come."""
+        return self._complete
+
+    @property
+    def error(self) -> BaseException | None:
+        """What ended the exchange in progress, if something did."""
+        return self._error
+
+    @property
+    def write_paused(self) -> bool:
+        """The transport's write buffer is above its high-water mark."""
+        return self._write_paused
+
     def finish(self) -> bool:
         """End the exchange; return whether the connection may carry another request."""
         ex = self._exchange
@@ -645,18 +668,19 @@ async def open_connection(
     ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
     recv_buffer: bytearray | None = None, proxy: Any = None,
-    proxy_ssl: ssl.SSLContext | None = None,
+    proxy_ssl: ssl.SSLContext | None = None, factory: Any = HTTPConnection,
 ) -> HTTPConnection:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
     tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
-    covers all of it (ConnectTimeout)."""
+    covers all of it (ConnectTimeout). `factory` makes the connection (h2.H2Connection
+    when HTTP/2 is offered in ALPN)."""
     scheme, host, port = origin
     to_port = port if proxy is None else proxy.port
     what = host if proxy is None else f"the proxy {proxy.host}"
 
     async def attempt() -> HTTPConnection:
-        conn = HTTPConnection(loop, origin, limits, read_buffer, recv_buffer)
+        conn = factory(loop, origin, limits, read_buffer, recv_buffer)
         tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
         try:
             if len(addresses) == 1:
@@ -693,7 +717,7 @@ async def open_connection(
                 conn.close()
                 raise
             proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
-            if proto not in (None, "http/1.1"):
+            if proto not in (None, "http/1.1") and not conn.multiplexed:
                 conn.close()
                 raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
         return conn

@@ -1,5 +1,7 @@
 """Every limit a server can push against, with its default and the reason for it, and the
-pool's limits under httpx's names (`Limits(max_connections=10)` means what it does there)."""
+pool's limits under httpx's names (`Limits(max_connections=10)` means what it does there).
+The header, body, interim and stream limits apply to HTTP/2 as to HTTP/1.1 (a header block is
+counted as HPACK counts a header list); the h2_ ones are HTTP/2's own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,6 +58,34 @@ class Limits:
     # caps Content-Encoding: zstd at 8 MiB (2**23); without a cap a frame header alone
     # could make the decoder reserve up to 2 GiB.
     zstd_window_log_max: int = 23
+    # ---- HTTP/2 ----
+    # Response bytes a stream may have in flight unread (its SETTINGS_INITIAL_WINDOW_SIZE),
+    # and all streams of a connection together (the connection window): what a server can
+    # make us hold for a reader that is not reading. A stream's window also bounds a 64 MiB
+    # download's speed to window / round trip, hence 4 MiB, like read_buffer_high.
+    h2_stream_window: int = 4 * 1024 * 1024
+    h2_connection_window: int = 16 * 1024 * 1024
+    # The HPACK table the server may make our decoder keep (SETTINGS_HEADER_TABLE_SIZE):
+    # memory per connection, and the reach of one indexed reference in a header bomb.
+    h2_header_table_size: int = 4096
+    # CONTINUATION frames after one HEADERS: real servers send a head in one or two frames;
+    # an endless run of them is CVE-2024-27316's way of holding memory and CPU.
+    h2_max_continuations: int = 8
+    # Entries in one SETTINGS frame: RFC 9113 defines six; a frame of thousands is work for
+    # nothing.
+    h2_max_settings: int = 32
+    # Frames that make us write or work without answering any request of ours: PINGs and
+    # SETTINGS that are not ACKs, empty DATA frames. A connection takes this many, plus
+    # h2_control_frames_per_request for each request sent on it; past that it ends
+    # (GOAWAY, ENHANCE_YOUR_CALM). Without a bound a server makes us answer a flood.
+    h2_max_control_frames: int = 1000
+    h2_control_frames_per_request: int = 10
+    # An HTTP/2 connection idle this long is asked for a PING before it takes a request,
+    # and dropped if the answer does not come within h2_ping_timeout: a connection that a
+    # middlebox or the server dropped silently would otherwise cost the request its read
+    # timeout.
+    h2_ping_after_idle: float = 2.0
+    h2_ping_timeout: float = 2.0
 
 
 DEFAULT_LIMITS = Limits()

@@ -1,10 +1,13 @@
-"""Per-origin pool of keep-alive connections, with TLS sessions kept per origin."""
+"""Per-origin pool of connections, with TLS sessions kept per origin. An HTTP/1.1
+connection is checked out by one request at a time and comes back idle; an HTTP/2 one
+(`conn.multiplexed`) is shared: one per origin, handed to every request while it has a free
+stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), requests beyond waiting for one."""
 from __future__ import annotations
 
 import asyncio
 import ssl
 from collections import deque
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from .connection import HTTPConnection
 from .errors import ConnectError, PoolTimeout
@@ -29,6 +32,14 @@ class Pool:
         self._idle_count = 0
         self._total = 0
         self._busy: set[HTTPConnection] = set()  # checked out, closed too by aclose()
+        # Multiplexed connections by origin (busy or idle), and the origins whose first
+        # connection is being made while HTTP/2 may come of it: other requests wait for it
+        # rather than open connections of their own.
+        self._shared: dict[Origin, list] = {}
+        self._opening: dict[Origin, bool] = {}
+        self._h1_origins: set[Origin] = set()  # answered HTTP/1.1 to an offer of h2
+        self.http2 = False
+        self._draining: set = set()  # taken out of the pool, their last streams running
         self._connecting: set[asyncio.Task] = set()  # cancelled by aclose()
         self._waiters: deque[asyncio.Future] = deque()
         self._sessions: dict[Origin, ssl.SSLSession] = {}
@@ -64,7 +75,23 @@ class Pool:
         while True:
             if self.closed:
                 raise RuntimeError("the client is closed")
-            idle = self._idle.get(origin)
+            wait_for = False
+            shared = self._shared.get(origin)
+            if shared and not fresh:
+                for conn in list(shared):
+                    exp = self.keepalive_expiry
+                    if not conn.usable() or (conn.active == 0 and exp is not None
+                                             and loop.time() - conn.idle_since > exp):
+                        self._unshare(conn)
+                        continue
+                    if conn.can_take():
+                        conn.active += 1
+                        return conn, True
+                # Every stream is taken: wait for one.
+                wait_for = bool(self._shared.get(origin))
+            if not wait_for and self.http2 and not fresh and origin in self._opening:
+                wait_for = True  # the origin's first connection is being made
+            idle = None if wait_for else self._idle.get(origin)
             while idle and not fresh:
                 conn = idle.pop()
                 self._idle_count -= 1
@@ -75,10 +102,14 @@ class Pool:
                     continue
                 self._busy.add(conn)
                 return conn, True
-            if self._total >= self.max_connections and self._idle_count:
+            if not wait_for and self._total >= self.max_connections and self._idle_count:
                 self._evict_one()
-            if self._total < self.max_connections:
+            if not wait_for and self._total < self.max_connections:
                 self._total += 1
+                first = (self.http2 and origin not in self._opening
+                         and origin not in self._h1_origins)
+                if first:
+                    self._opening[origin] = True
                 # A task of its own, so that aclose() can stop it without cancelling the
                 # caller's task (whose code would take it for its own cancellation).
                 task = loop.create_task(connect())
@@ -97,8 +128,19 @@ class Pool:
                     raise
                 finally:
                     self._connecting.discard(task)
+                    if first:
+                        del self._opening[origin]
+                        self._wake_all()
                 self.connections_opened += 1
-                self._busy.add(conn)
+                if first and not conn.multiplexed:
+                    if len(self._h1_origins) >= 512:
+                        self._h1_origins.clear()
+                    self._h1_origins.add(origin)  # no need to wait for its first connection
+                if conn.multiplexed:
+                    conn.active = 1
+                    self._shared.setdefault(origin, []).append(conn)
+                else:
+                    self._busy.add(conn)
                 return conn, False
             fut = loop.create_future()
             self._waiters.append(fut)
@@ -122,6 +164,9 @@ class Pool:
                 raise PoolTimeout(timeout_message())
 
     def release(self, conn: HTTPConnection, reusable: bool) -> None:
+        if conn.multiplexed:
+            self._release_shared(conn, reusable)
+            return
         if conn not in self._busy:
             return  # already given back, or closed by aclose()
         self._busy.discard(conn)
@@ -142,6 +187,46 @@ class Pool:
             conn.close()
             self._total -= 1
         self._wake_one()
+
+    def _release_shared(self, conn: Any, reusable: bool) -> None:
+        """A stream of a multiplexed connection is over (`reusable`: the connection is
+        fine as far as that stream could tell)."""
+        if conn.active <= 0:
+            return  # closed by aclose(), or given back twice
+        conn.active -= 1
+        if conn.requests == 1:
+            self._keep_session(conn)
+        if conn.active == 0:
+            conn.idle_since = asyncio.get_running_loop().time()
+            if self.closed or not conn.usable():
+                self._unshare(conn)
+        self._wake_all()
+
+    def _unshare(self, conn: Any) -> None:
+        """Take a multiplexed connection out of the pool: no new stream goes to it, and it
+        closes once the streams still on it are over (at once if none are)."""
+        conns = self._shared.get(conn.origin)
+        if conns is None or conn not in conns:
+            if conn.active == 0:
+                self._draining.discard(conn)
+                conn.close()
+            return
+        conns.remove(conn)
+        if not conns:
+            del self._shared[conn.origin]
+        self._total -= 1
+        conn.broken = True
+        if conn.active == 0:
+            conn.close()
+        else:
+            self._draining.add(conn)
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)
 
     def _drop(self, conn: HTTPConnection) -> None:
         conn.close()
@@ -173,6 +258,11 @@ class Pool:
         self.closed = True
         closing = [conn for conns in self._idle.values() for conn in conns]
         closing += self._busy
+        closing += [conn for conns in self._shared.values() for conn in conns]
+        self._total += len(self._draining)  # not counted any more, but closed here too
+        closing += self._draining
+        self._draining.clear()
+        self._shared.clear()
         for conn in closing:
             conn.close()
         self._total -= len(closing)

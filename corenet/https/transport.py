@@ -1,6 +1,7 @@
 """Transports: what turns a Request into a Response. `AsyncBaseTransport` is the interface
 (httpx's): `handle_async_request(request) -> Response`, `aclose()`. `AsyncHTTPTransport` is
-the network: HTTP/1.1 over TCP or TLS, a keep-alive pool, proxies. The client calls its
+the network: HTTP/1.1 over TCP or TLS, HTTP/2 over TLS when asked (`http2=True`) and the
+server takes it, a keep-alive pool, proxies. The client calls its
 `_send` directly (the URL already parsed, the deadline running); `handle_async_request` is
 the same path for a caller holding only a Request."""
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .errors import (
     ConnectError, ConnectTimeout, InvalidURL, LocalProtocolError, RemoteProtocolError,
     ReadError, UnsupportedProtocol, WriteError,
 )
+from ._h2 import H2Error
+from .h2 import H2Connection, H2Stream, StreamRefused, request_headers
 from .exchange import (
     LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
 )
@@ -45,12 +48,13 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
-                     cert: Any = None) -> ssl.SSLContext:
+                     cert: Any = None, http2: bool = False) -> ssl.SSLContext:
     """One context per transport: building one loads the CA store (milliseconds), and
     sharing it is what lets sessions resume across connections. `verify`: True (the
     system's CAs), False (no verification), a CA file path, or your own SSLContext, used
     as is. `cert`, a client certificate as httpx takes it: a path to a PEM file holding
-    the certificate and its key, or (certificate, key) or (certificate, key, password)."""
+    the certificate and its key, or (certificate, key) or (certificate, key, password).
+    `http2`: offer h2 before http/1.1 in ALPN."""
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             raise ValueError("cert= cannot be added to an SSLContext given as verify=: "
@@ -67,7 +71,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
     else:
         raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     if cert is not None:
         if isinstance(cert, (str, bytes)) or hasattr(cert, "__fspath__"):
             ctx.load_cert_chain(cert)
@@ -170,7 +174,7 @@ async def close_transport(transport: Any) -> None:
 
 class AsyncHTTPTransport(AsyncBaseTransport):
     """HTTP/1.1 over TLS (or plain TCP for http://) with a keep-alive pool, as the client
-    uses by default. `verify` and `cert` make the TLS context (see make_ssl_context);
+    uses by default; with `http2=True`, HTTP/2 to https origins that take it in ALPN. `verify` and `cert` make the TLS context (see make_ssl_context);
     `proxy` sends every request through that proxy, else `trust_env` takes it from the
     environment; `proxy_mounts` (corenet's) picks a proxy, or none, per URL pattern
     within this one pool. `limits` bounds the pool and what a server can push."""
@@ -181,9 +185,10 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         trust_env: bool = True, resolver: Any = None, reuse_tls_sessions: bool = True,
         max_connections: int | None = None, max_keepalive: int | None = None,
         keepalive_expiry: float | None | object = _UNSET,
-        proxy_mounts: "list[Mount] | None" = None,
+        proxy_mounts: "list[Mount] | None" = None, http2: bool = False,
     ) -> None:
-        self._ssl = make_ssl_context(verify, cert)
+        self._ssl = make_ssl_context(verify, cert, http2)
+        self.http2 = http2
         self.resolver = resolver
         self.limits = limits
         self._proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
@@ -200,6 +205,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         self.pool = Pool(1 << 30 if max_connections is None else max_connections,
                          1 << 30 if max_keepalive is None else max_keepalive,
                          keepalive_expiry, reuse_tls_sessions)  # type: ignore[arg-type]
+        self.pool.http2 = http2
         self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._block_cache: dict[tuple, tuple[bytes, bytes | None, int | None, bool]] = {}
         # Shared by this transport's connections: each is filled and fully parsed inside
@@ -269,7 +275,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
                     self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
-                    self._ssl if proxy is not None and proxy.scheme == "https" else None)
+                    self._ssl if proxy is not None and proxy.scheme == "https" else None,
+                    H2Connection if self.http2 and u.scheme == "https" else HTTPConnection)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise
@@ -303,6 +310,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
                                          by_total),
                 fresh=fresh)
+            if conn.multiplexed:
+                return await self._send_h2(req, u, deadline, stream, conn, reused, proxy,
+                                           started)
             conn.start(req.method, stream)
             try:
                 try:
@@ -310,7 +320,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 except EarlyResponse:
                     conn.broken = True  # the body was cut short: never reuse
                 except _Closed:
-                    if conn._head is None:
+                    if conn.head is None:
                         raise
                 rhead = await conn.read_head(deadline)
             except (ConnectionClosedEarly, _Closed) as exc:
@@ -325,7 +335,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     if conn.lost_by is not None:
                         raise WriteError(f"sending the request to {u.host} failed: "
                                          f"{conn.lost_by.strerror or conn.lost_by}") from None
-                    error = conn._error
+                    error = conn.error
                     if error is not None and not isinstance(error, ConnectionClosedEarly):
                         raise error from None  # what the server said (a TLS alert)
                     raise RemoteProtocolError(
@@ -359,16 +369,130 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
         resp._chunks = chunks
         resp._on_close = on_close
-        if not stream and conn._complete:
+        if not stream and conn.complete:
             await resp.aread()  # the common small response: already all here
         return resp
 
-    def _encode_head(self, method: str, u: _URL, headers: Headers, body: Any,
-                     forward: Proxy | None = None) -> tuple[bytes, int | None]:
-        """Request line, Host, headers and the framing header; returns it with the exact
-        length a streamed body must have (None: chunked, or not a stream). The caller's
-        header block is validated and encoded once per distinct set of headers (the
-        client's defaults, usually) and then reused."""
+    async def _send_h2(self, req: Request, u: _URL, deadline: Deadline, stream: bool,
+                       conn: Any, reused: bool, proxy: Proxy | None,
+                       started: float) -> Response:
+        """`_send` on a multiplexed connection: one stream per request; a request the server
+        did not process (GOAWAY, REFUSED_STREAM) is sent again on a new connection when its
+        body can be sent again."""
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        lim = self.limits
+        body = req.content
+        _, _, length, _ = self._header_entry(req.headers)
+        if body is None:
+            if length:
+                raise LocalProtocolError(f"Content-Length: {length} was given for a request "
+                                         "without a body")
+            length = None
+        elif body.__class__ is bytes:
+            if length is not None and length != len(body):
+                raise LocalProtocolError(
+                    f"Content-Length: {length} was given, but the body is {len(body)} bytes")
+            length = len(body)
+        replayable = body is None or isinstance(body, bytes)
+        fields = request_headers(req.method, u.scheme, u.host_header, u.target,
+                                 req.headers._items, length, body is not None)
+        for attempt in range(4):
+            if attempt:
+                t, by_total = deadline.budget(deadline.timeout.pool)
+                conn, reused = await pool.acquire(
+                    u.origin, lambda: self._connect(u, deadline, proxy), t,
+                    lambda: deadline.message(f"waiting for a free connection to {u.host}",
+                                             t, by_total),
+                    fresh=attempt > 1)
+                if not conn.multiplexed:
+                    pool.release(conn, False)
+                    raise RemoteProtocolError(f"{u.host} no longer offers HTTP/2")
+            if reused and conn.active == 1 and conn.streams == {} \
+                    and loop.time() - conn.idle_since > lim.h2_ping_after_idle:
+                # Idle a while: make sure the server is still there before using it.
+                if not await conn.ping(lim.h2_ping_timeout):
+                    conn.broken = True
+                    pool.release(conn, False)
+                    continue
+            st: H2Stream | None = None
+            try:
+                st = conn.start_stream(req.method, fields, body is not None, stream)
+                if body is not None:
+                    await self._write_h2_body(st, body, length, deadline)
+                rhead = await st.read_head(deadline)
+            except (StreamRefused, H2Error) as exc:
+                if st is not None:
+                    st.finish()
+                pool.release(conn, False)
+                if replayable and attempt < 3:
+                    continue
+                if isinstance(exc, H2Error):
+                    raise RemoteProtocolError(f"{u.host}: {exc}") from None
+                raise
+            except BaseException:
+                if st is not None:
+                    st.finish()
+                pool.release(conn, False)
+                raise
+            break
+        else:
+            raise RemoteProtocolError(f"no connection to {u.host} answered PING in time")
+        assert st is not None
+        resp = Response(rhead.status_code, reason=b"", http_version="2",
+                        raw_headers=rhead.headers, request=req)
+        resp._started_at = started
+        resp._set_cookie = rhead.set_cookie
+        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
+                           "server_addr": conn.peername, "http_version": b"HTTP/2",
+                           "stream_id": st.sid}
+        resp._clock = loop.time
+        ce = rhead.content_encoding
+        if ce:
+            resp._content_encoding = ce.decode("latin-1")
+            resp._limits = self.limits
+
+        async def chunks(streaming: bool = True) -> list[bytes]:
+            return await st.read_body(deadline, streaming)
+
+        def on_close(complete: bool) -> None:
+            ended = st.finish()
+            if ended and st.trailers is not None:
+                resp.extensions["trailers"] = Headers._from_raw(st.trailers)
+            pool.release(conn, True)
+
+        resp._chunks = chunks
+        resp._on_close = on_close
+        if not stream and st.complete:
+            await resp.aread()
+        return resp
+
+    @staticmethod
+    async def _write_h2_body(st: Any, body: Any, length: int | None,
+                             deadline: Deadline) -> None:
+        if isinstance(body, bytes):
+            n = len(body)
+            if n <= _WRITE_PIECE:
+                await st.send_body(body, True, deadline)
+                return
+            view = memoryview(body)
+            for i in range(0, n, _WRITE_PIECE):
+                await st.send_body(bytes(view[i:i + _WRITE_PIECE]), i + _WRITE_PIECE >= n,
+                                   deadline)
+            return
+        sent = 0
+        async for piece in _pieces(body):
+            sent += len(piece)
+            if length is not None and sent > length:
+                raise LocalProtocolError(
+                    f"the streamed body is longer than its Content-Length: {length}")
+            await st.send_body(piece, False, deadline)
+        if length is not None and sent != length:
+            raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
+                                     f"of its Content-Length: {length}")
+        await st.send_body(b"", True, deadline)
+
+    def _header_entry(self, headers: Headers) -> tuple[bytes, bytes | None, int | None, bool]:
         key = tuple(headers._items)
         entry = self._block_cache.get(key)
         if entry is None:
@@ -376,7 +500,15 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             if len(self._block_cache) >= 64:
                 self._block_cache.clear()
             self._block_cache[key] = entry
-        block, host_line, length, chunked = entry
+        return entry
+
+    def _encode_head(self, method: str, u: _URL, headers: Headers, body: Any,
+                     forward: Proxy | None = None) -> tuple[bytes, int | None]:
+        """Request line, Host, headers and the framing header; returns it with the exact
+        length a streamed body must have (None: chunked, or not a stream). The caller's
+        header block is validated and encoded once per distinct set of headers (the
+        client's defaults, usually) and then reused."""
+        block, host_line, length, chunked = self._header_entry(headers)
         if body is None:
             if chunked or length:
                 raise LocalProtocolError(
@@ -446,7 +578,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
     @staticmethod
     async def _drain(conn: HTTPConnection, deadline: Deadline, wt: float | None) -> None:
-        if conn._write_paused:
+        if conn.write_paused:
             t, by_total = deadline.budget(wt)
             await conn.drain(t, lambda: deadline.message(
                 f"sending the request to {conn.origin[1]}", t, by_total))

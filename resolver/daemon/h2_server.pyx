@@ -38,7 +38,7 @@ from libc.string cimport memcmp, memcpy
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
-from resolver.daemon.nghttp2 cimport *
+from corenet.nghttp2 cimport *
 
 from resolver.daemon.doh import HTTPError, answer_headers, error_body, query_of
 

@@ -21,6 +21,7 @@ HERE = Path(__file__).parent
 class Env:
     ca: str
     port: int            # nginx, valid certificate
+    h2_port: int         # the same nginx server, HTTP/2 offered in ALPN
     expired_port: int
     wrongname_port: int
     raw_port: int        # rawserver over TLS
@@ -35,6 +36,10 @@ class Env:
     @property
     def base(self) -> str:
         return f"https://localhost:{self.port}"
+
+    @property
+    def h2(self) -> str:
+        return f"https://localhost:{self.h2_port}"
 
     @property
     def raw(self) -> str:
@@ -75,14 +80,15 @@ def nginx_files(tmp_path_factory) -> tuple[Path, bytes]:
 def env(tmp_path_factory, pki, rawserver, nginx_files) -> Env:
     root, large = nginx_files
     tmp = tmp_path_factory.mktemp("nginx")
-    ports = {"port": free_port(), "expired_port": free_port(),
+    ports = {"port": free_port(), "h2_port": free_port(), "expired_port": free_port(),
              "wrongname_port": free_port(), "backend": rawserver["plain"]}
     try:
         proc = start_nginx(tmp, nginx_conf(tmp, root, pki, ports), ports["port"])
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
     try:
-        yield Env(ca=str(pki["ca"]), port=ports["port"], expired_port=ports["expired_port"],
+        yield Env(ca=str(pki["ca"]), port=ports["port"], h2_port=ports["h2_port"],
+                  expired_port=ports["expired_port"],
                   wrongname_port=ports["wrongname_port"], raw_port=rawserver["tls"],
                   raw2_port=rawserver["tls2"], proxy_port=rawserver["proxy"],
                   proxy_tls_port=rawserver["proxy_tls"],

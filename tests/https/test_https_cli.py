@@ -322,10 +322,19 @@ def test_http_versions_and_verbose_alpn(env):
         err = p.stderr.decode()
         assert "* ALPN: server accepted http/1.1" in err and "ALPN None" not in err
         assert "> GET /small.txt HTTP/1.1" in err
+    p = fetch("--cacert", env.ca, "--http2", "-v", "-w", "%{http_version}",
+              env.h2 + "/small.txt")
+    err = p.stderr.decode()
+    assert p.returncode == 0 and p.stdout == SMALL + b"2", p.stderr
+    assert "* ALPN: server accepted h2" in err and "< HTTP/2 200 OK" in err
+    p = fetch("--cacert", env.ca, "-v", env.h2 + "/small.txt")  # curl's default: h2 offered
+    assert p.returncode == 0 and "< HTTP/2 200 OK" in p.stderr.decode()
+    p = fetch("--cacert", env.ca, "--http1.1", "-v", env.h2 + "/small.txt")
+    assert p.returncode == 0 and "< HTTP/1.1 200 OK" in p.stderr.decode()
     p = fetch("-v", env.raw_plain + "/echo")
     assert p.returncode == 0 and "no ALPN" in p.stderr.decode()
     p = fetch("--http2-prior-knowledge", env.base + "/small.txt")
-    assert p.returncode == 4 and b"HTTP/1.1 only" in p.stderr
+    assert p.returncode == 4 and b"h2c" in p.stderr
 
 
 def test_remote_name(env, tmp_path):

@@ -1,0 +1,531 @@
+"""HTTP/2 connections: many requests at once on one TLS connection (ALPN "h2").
+
+`H2Connection` is an `HTTPConnection` for everything before the first byte of HTTP (TCP,
+Happy Eyeballs, proxies' CONNECT, the TLS handshake, session resumption); when the server
+chooses h2 in ALPN it carries an `H2Session` (the sans-IO protocol on nghttp2, `_h2.pyx`),
+else it stays an HTTP/1.1 connection. Each request is an `H2Stream`, which the transport
+drives as it drives an HTTP/1.1 connection: `read_head`, `read_body`, `finish`.
+
+Every stream waits with the request's deadline (a stalled stream is a ReadTimeout, a server
+that does not open its window a WriteTimeout); a stream the server did not process (above
+a GOAWAY's last stream id, or reset with REFUSED_STREAM) fails with `StreamRefused`, which
+the transport retries on a new connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+
+from ._h2 import (
+    CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
+)
+from .connection import HTTPConnection, _WantRead, _ZeroReturn, _within
+from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
+from .exchange import ResponseHead
+from .limits import Limits
+
+# Request body bytes queued in nghttp2 beyond which a sender waits for the server's window.
+_SEND_HIGH = 256 * 1024
+# Headers that belong to an HTTP/1.1 connection and are malformed in HTTP/2 (RFC 9113 8.2.2).
+_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                  b"upgrade", b"host"})
+
+
+class StreamRefused(RemoteProtocolError):
+    """The server did not process this request (GOAWAY above it, REFUSED_STREAM): it may be
+    sent again on another connection."""
+
+
+class H2Stream:
+    """One request and its response on an H2Connection."""
+
+    __slots__ = ("conn", "session", "sid", "method", "head", "_body", "_body_size", "complete",
+                 "error", "_waiter", "_writable", "streaming", "_limits", "_received",
+                 "_unconsumed", "trailers", "closed", "refused")
+
+    def __init__(self, conn: "H2Connection", method: str, streaming: bool) -> None:
+        self.conn = conn
+        assert conn.h2 is not None
+        self.session: H2Session = conn.h2
+        self.sid = 0
+        self.method = method
+        self.head: ResponseHead | None = None
+        self._body: deque[bytes] = deque()
+        self._body_size = 0
+        self.complete = False
+        self.closed = False
+        self.refused = False
+        self.error: BaseException | None = None
+        self._waiter: asyncio.Future | None = None
+        self._writable: asyncio.Future | None = None
+        self.streaming = streaming
+        self._limits = conn.limits
+        self._received = 0
+        self._unconsumed = 0
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+
+    # ---- from the connection ----
+    def on_head(self, status: int, fields: list) -> None:
+        head = ResponseHead(status, b"", "HTTP/2", fields)
+        for name, value in fields:
+            if name == b"content-encoding":
+                head.content_encoding = value
+            elif name == b"location":
+                head.location = value
+            elif name == b"set-cookie":
+                head.set_cookie = True
+        self.head = head
+        self._wake()
+        self._wake_writer()
+
+    def on_data(self, data: bytes) -> None:
+        n = len(data)
+        self._received += n
+        limit, name = self._body_limit()
+        if limit is not None and self._received > limit:
+            self.fail(RemoteProtocolError(f"response body exceeds {limit} bytes ({name})"))
+            self.conn.reset_stream(self)
+            return
+        self._body.append(data)
+        self._body_size += n
+        if self.streaming:
+            self._unconsumed += n
+        else:
+            self.session.consume(self.sid, n)  # bounded by max_body_bytes instead
+        self._wake()
+
+    def on_trailers(self, fields: list) -> None:
+        self.trailers = fields
+
+    def on_end(self) -> None:
+        """The server's side ended: the response is whole (this side may still send)."""
+        if self.head is not None and self.error is None:
+            self.complete = True
+            self._wake()
+
+    def on_closed(self, code: int, message: str | None) -> None:
+        self.closed = True
+        if self.complete:
+            self._wake()
+            self._wake_writer()
+            return
+        if code == 0 and self.head is not None:
+            self.complete = True
+        elif self.error is None:
+            host = self.conn.origin[1]
+            if message is not None:
+                self.error = RemoteProtocolError(message)
+            elif code == REFUSED_STREAM and self.head is None:
+                self.refused = True
+                self.error = StreamRefused(f"{host} refused the stream (REFUSED_STREAM)")
+            elif code == 0:
+                self.error = RemoteProtocolError(
+                    f"{host} ended the stream without a response")
+            else:
+                self.error = RemoteProtocolError(
+                    f"{host} reset the stream (HTTP/2 error code {code})")
+        self._wake()
+        self._wake_writer()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None and not self.complete:
+            self.error = exc
+        self.closed = True
+        self._wake()
+        self._wake_writer()
+
+    def _body_limit(self) -> tuple[int | None, str]:
+        if self.streaming:
+            return self._limits.max_stream_bytes, "max_stream_bytes"
+        return self._limits.max_body_bytes, "max_body_bytes"
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(True)
+
+    def _wake_writer(self) -> None:
+        w = self._writable
+        if w is not None and not w.done():
+            w.set_result(True)
+
+    async def _wait(self, deadline: Any, what: str) -> None:
+        timeout, by_total = deadline.budget(deadline.timeout.read)
+        fut = self._waiter = self.conn.loop.create_future()
+        try:
+            ok = await _within(self.conn.loop, fut, timeout)
+        finally:
+            self._waiter = None
+        if ok is False:
+            raise ReadTimeout(deadline.message(what + self.conn.origin[1], timeout, by_total))
+
+    # ---- from the transport ----
+    async def send_body(self, data: bytes, end: bool, deadline: Any) -> None:
+        conn = self.conn
+        if self.head is not None:
+            # Answered before the body was all sent (a 413, a redirect): the rest is not
+            # sent, the answer is read, and the stream reset if the server still waits.
+            return
+        if self.closed or self.error is not None:
+            self._raise()
+        self.session.send_body(self.sid, data, end)
+        conn.flush()
+        while not self.closed and self.head is None and (
+                self.session.unsent(self.sid) > _SEND_HIGH or conn._write_paused):
+            t, by_total = deadline.budget(deadline.timeout.write)
+            fut = self._writable = conn.loop.create_future()
+            try:
+                ok = await _within(conn.loop, fut, t)
+            finally:
+                self._writable = None
+            if ok is False:
+                raise WriteTimeout(deadline.message(
+                    f"sending the request to {conn.origin[1]} (the server's HTTP/2 window "
+                    "stayed shut)", t, by_total))
+        if self.error is not None and self.head is None:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+        raise RemoteProtocolError(f"the connection to {self.conn.origin[1]} closed")
+
+    async def read_head(self, deadline: Any) -> ResponseHead:
+        while self.head is None:
+            if self.error is not None or self.closed:
+                self._raise()
+            await self._wait(deadline, "waiting for the response from ")
+        return self.head
+
+    async def read_body(self, deadline: Any, streaming: bool) -> list[bytes]:
+        if streaming != self.streaming:
+            self.streaming = streaming
+            if not streaming and self._unconsumed:
+                self.session.consume(self.sid, self._unconsumed)
+                self._unconsumed = 0
+                self.conn.flush()
+        while True:
+            if self._body and (streaming or self.complete):
+                chunks = list(self._body)
+                self._body.clear()
+                self._body_size = 0
+                if self._unconsumed:
+                    self.session.consume(self.sid, self._unconsumed)
+                    self._unconsumed = 0
+                    self.conn.flush()
+                return chunks
+            if self.complete:
+                return []
+            if self.error is not None or self.closed:
+                self._raise()
+            await self._wait(deadline, "reading the response body from ")
+
+    @property
+    def response_started(self) -> bool:
+        return self.head is not None
+
+    def finish(self) -> bool:
+        """End the exchange; a stream whose response was not read to its end is reset."""
+        conn = self.conn
+        conn.streams.pop(self.sid, None)
+        if self._unconsumed:
+            # Received, never read: given back to the connection's window before the
+            # stream goes, or every stream abandoned would shrink it for good.
+            self.session.consume(self.sid, self._unconsumed)
+            self._unconsumed = 0
+        if not self.closed:
+            conn.reset_stream(self)
+        self._body.clear()
+        conn.flush()
+        return self.complete
+
+
+class H2Connection(HTTPConnection):
+    """A connection that speaks HTTP/2 when the server chooses h2 in ALPN, else HTTP/1.1.
+    The pool shares it between requests while `can_take()`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
+                 limits: Limits, read_buffer: bytearray | None = None,
+                 recv_buffer: bytearray | None = None) -> None:
+        super().__init__(loop, origin, limits, read_buffer, recv_buffer)
+        self.h2: H2Session | None = None
+        self.streams: dict[int, H2Stream] = {}
+        self.active = 0  # streams checked out of the pool
+        self.goaway: int | None = None  # the last stream id of the server's GOAWAY
+        self._pings: list[asyncio.Future] = []
+
+    @property
+    def multiplexed(self) -> bool:  # type: ignore[override]
+        return self.h2 is not None
+
+    def _begin_h2(self) -> None:
+        lim = self.limits
+        self.h2 = H2Session(
+            max_header_bytes=lim.max_header_bytes, max_header_count=lim.max_header_count,
+            max_interim=lim.max_interim_responses, max_continuations=lim.h2_max_continuations,
+            max_settings=lim.h2_max_settings, max_control_frames=lim.h2_max_control_frames,
+            control_frames_per_request=lim.h2_control_frames_per_request,
+            header_table_size=lim.h2_header_table_size, stream_window=lim.h2_stream_window,
+            connection_window=lim.h2_connection_window)
+        self.flush()
+
+    # ---- input ----
+    def _handshake_step(self) -> None:
+        super()._handshake_step()
+        if self._handshake is None and self.h2 is None and not self.closed:
+            try:
+                proto = self.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
+            except (ValueError, AttributeError):
+                proto = None
+            if proto == "h2":
+                self._begin_h2()
+
+    def data_received(self, data) -> None:
+        if self.h2 is None:
+            if self._handshake is None or self.ssl_object is None:
+                super().data_received(data)
+                return
+            self._incoming.write(data)  # type: ignore[union-attr]
+            self._handshake_step()
+            if self.h2 is None:
+                if self._handshake is None:
+                    super().data_received(b"")  # HTTP/1.1: what followed the handshake
+                return
+        else:
+            self._incoming.write(data)  # type: ignore[union-attr]
+        sslobj = self.ssl_object
+        buf = self._buf
+        view = self._view
+        h2 = self.h2
+        assert h2 is not None
+        try:
+            while True:
+                n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
+                if not n:
+                    self._ended(None)
+                    break
+                self._dispatch(h2.receive(view[:n]))  # type: ignore[index]
+                if self.closed:
+                    return
+        except _WantRead:
+            pass
+        except _ZeroReturn:
+            self._ended(None)
+        except ssl.SSLError as exc:
+            self._ended(RemoteProtocolError(f"TLS error from server: {exc}"))
+        except H2Error as exc:
+            self._dispatch(h2.take_events())
+            self._ended(RemoteProtocolError(f"{self.origin[1]}: {exc}"))
+        self.flush()
+
+    def _dispatch(self, events: list) -> None:
+        streams = self.streams
+        for ev in events:
+            kind = ev[0]
+            if kind == DATA:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_data(ev[2])
+            elif kind == HEAD:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_head(ev[2], ev[3])
+            elif kind == END:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_end()
+            elif kind == CLOSED:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_closed(ev[2], ev[3])
+            elif kind == TRAILERS:
+                st = streams.get(ev[1])
+                if st is not None:
+                    st.on_trailers(ev[2])
+            elif kind == GOAWAY:
+                self._on_goaway(ev[1], ev[2])
+            elif kind == PING_ACK:
+                for fut in self._pings:
+                    if not fut.done():
+                        fut.set_result(True)
+                self._pings.clear()
+
+    def _on_goaway(self, last: int, code: int) -> None:
+        self.goaway = last
+        for st in list(self.streams.values()):
+            if st.sid > last:
+                st.refused = True
+                st.fail(StreamRefused(
+                    f"{self.origin[1]} is closing the connection (GOAWAY) and did not "
+                    "process this request"))
+
+    def _ended(self, exc: BaseException | None) -> None:
+        """The connection can carry no more: fail the streams still open."""
+        self.broken = True
+        for st in list(self.streams.values()):
+            if exc is not None:
+                st.fail(exc)
+            elif st.head is None and self.goaway is not None and st.sid > self.goaway:
+                st.fail(StreamRefused(f"{self.origin[1]} closed the connection without "
+                                      "processing this request"))
+            else:
+                st.fail(RemoteProtocolError(
+                    f"{self.origin[1]} closed the connection in the middle of the response"))
+        if exc is not None:
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        if self.h2 is None:
+            return super().eof_received()
+        self._ended(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.h2 is not None:
+            self.closed = True
+            if isinstance(exc, OSError):
+                self.lost_by = exc
+                self._ended(ReadError(f"the connection to {self.origin[1]} failed: "
+                                      f"{exc.strerror or exc}"))
+            else:
+                self._ended(None)
+            for fut in self._pings:
+                if not fut.done():
+                    fut.set_result(False)
+        super().connection_lost(exc)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        for st in self.streams.values():
+            st._wake_writer()
+
+    # ---- output ----
+    def flush(self) -> None:
+        h2 = self.h2
+        if h2 is None or self.closed:
+            return
+        try:
+            data = h2.data_to_send()
+        except H2Error as exc:
+            self._ended(RemoteProtocolError(str(exc)))
+            return
+        # Sending closes streams too (a reset of ours): their ends are events as well.
+        events = h2.take_events()
+        if events:
+            self._dispatch(events)
+        if data:
+            sslobj = self.ssl_object
+            if sslobj is None:
+                self.transport.write(data)  # type: ignore[union-attr]
+            else:
+                try:
+                    sslobj.write(data)
+                except ssl.SSLError:
+                    self._ended(RemoteProtocolError(
+                        f"{self.origin[1]} ended TLS while we were writing"))
+                    return
+                self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+        if not self._write_paused:
+            for st in self.streams.values():
+                if st._writable is not None and h2.unsent(st.sid) <= _SEND_HIGH:
+                    st._wake_writer()
+        if not h2.alive and not self.closed and not self.broken:
+            if self.goaway is None:
+                # nghttp2 ended the session itself: the server broke the protocol or one
+                # of the bounds given to it (h2_max_settings, h2_max_continuations).
+                self._ended(RemoteProtocolError(
+                    f"{self.origin[1]} broke HTTP/2 or one of its limits (Limits.h2_*): "
+                    "the connection was ended"))
+            else:
+                self._ended(None)
+            self.close()
+
+    def reset_stream(self, st: H2Stream) -> None:
+        if self.h2 is not None and not self.closed and st.sid:
+            self.h2.reset(st.sid)
+        st.closed = True
+
+    # ---- for the pool and the transport ----
+    def can_take(self) -> bool:
+        """Another request may start on this connection now."""
+        h2 = self.h2
+        return (h2 is not None and not self.closed and not self.broken
+                and self.goaway is None and self.active < h2.max_concurrent)
+
+    def usable(self) -> bool:
+        """This connection may carry requests (now or once a stream ends)."""
+        return (self.h2 is not None and not self.closed and not self.broken
+                and self.goaway is None and self.h2.alive)
+
+    def is_idle_usable(self) -> bool:
+        if self.h2 is None:
+            return super().is_idle_usable()
+        return self.usable()
+
+    def start_stream(self, method: str, headers: list[tuple[bytes, bytes]], has_body: bool,
+                     streaming: bool) -> H2Stream:
+        st = H2Stream(self, method, streaming)
+        st.sid = self.h2.request(headers, has_body)  # type: ignore[union-attr]
+        self.streams[st.sid] = st
+        self.requests += 1
+        if not has_body:
+            self.flush()
+        return st
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the server answers a PING within `timeout` seconds."""
+        if not self.usable():
+            return False
+        fut = self.loop.create_future()
+        self._pings.append(fut)
+        self.h2.ping()  # type: ignore[union-attr]
+        self.flush()
+        return await _within(self.loop, fut, timeout) is True
+
+    def close(self) -> None:
+        h2 = self.h2
+        if h2 is not None and not self.closed and self.transport is not None \
+                and not self.transport.is_closing():
+            self.broken = True  # ours to end: flush must not take it for the server's
+            h2.close()
+            try:
+                self.flush()
+            except Exception:
+                pass
+        if h2 is not None:
+            for st in list(self.streams.values()):
+                st.fail(RemoteProtocolError(
+                    f"the connection to {self.origin[1]} was closed"))
+        super().close()
+
+
+def request_headers(method: str, scheme: str, authority: str, target: str,
+                    items: list[tuple[str, str]], length: int | None,
+                    has_body: bool) -> list[tuple[bytes, bytes]]:
+    """The HTTP/2 header list of a request: pseudo-headers, then the caller's headers
+    lowercased, less those HTTP/2 forbids (RFC 9113 8.2.2), a Host becoming :authority."""
+    out = [(b":method", method.encode("ascii")), (b":scheme", scheme.encode("ascii")),
+           (b":authority", b""), (b":path", target.encode("ascii"))]
+    host = authority
+    seen_length = False
+    for name, value in items:
+        lname = name.lower().encode("latin-1")
+        if lname in _HOP:
+            if lname == b"host":
+                host = value
+            continue
+        if lname == b"te" and value.strip().lower() != "trailers":
+            continue
+        if lname == b"content-length":
+            seen_length = True
+        out.append((lname, value.encode("latin-1")))
+    out[2] = (b":authority", host.encode("latin-1"))
+    if not seen_length and length is not None:
+        out.append((b"content-length", b"%d" % length))
+    elif not seen_length and not has_body and method in ("POST", "PUT", "PATCH"):
+        out.append((b"content-length", b"0"))
+    return out
+
+

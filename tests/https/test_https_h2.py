@@ -1,0 +1,136 @@
+"""HTTP/2 (`http2=True`) against nginx over TLS: ALPN, one multiplexed connection per
+origin, bodies both ways, and HTTP/1.1 when the server does not offer h2."""
+from __future__ import annotations
+
+import asyncio
+
+from corenet.https import Client
+from https_servers import SMALL, TEXT
+
+
+def test_get_speaks_h2_and_reuses_one_connection(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            rs = [await c.get(env.h2 + "/small.txt") for _ in range(5)]
+            return rs, c.pool.connections_opened
+
+    rs, opened = run(main())
+    assert all(r.status_code == 200 and r.content == SMALL for r in rs)
+    assert rs[0].http_version == "HTTP/2"
+    assert rs[0].headers["content-length"] == "1024"
+    assert [r.extensions["connection_reused"] for r in rs] == [False, True, True, True, True]
+    assert opened == 1
+
+
+def test_concurrent_requests_share_one_connection(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            rs = await asyncio.gather(*(c.get(env.h2 + "/small.txt") for _ in range(50)))
+            return rs, c.pool.connections_opened
+
+    rs, opened = run(main())
+    assert all(r.content == SMALL and r.http_version == "HTTP/2" for r in rs)
+    assert opened == 1
+    assert len({r.extensions["stream_id"] for r in rs}) == 50
+
+
+def test_large_download_whole_and_streamed(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            whole = await c.get(env.h2 + "/large.bin")
+            parts = []
+            async with c.stream("GET", env.h2 + "/large.bin") as r:
+                async for chunk in r.aiter_bytes():
+                    parts.append(chunk)
+            again = await c.get(env.h2 + "/small.txt")
+            return whole, b"".join(parts), len(parts), again, c.pool.connections_opened
+
+    whole, streamed, pieces, again, opened = run(main())
+    assert whole.content == env.large and streamed == env.large
+    assert pieces > 1
+    assert again.content == SMALL and opened == 1
+
+
+def test_post_bytes_and_streamed_body(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            a = await c.post(env.h2 + "/echo", content=b"x" * 100_000)
+
+            async def gen():
+                for _ in range(10):
+                    yield b"y" * 50_000
+
+            b = await c.post(env.h2 + "/echo", content=gen(),
+                             headers={"Content-Length": "500000"})
+            e = await c.get(env.h2 + "/echo")
+            return a, b, e
+
+    a, b, e = run(main())
+    assert a.text == "POST||100000\n"
+    assert b.text == "POST||500000\n"
+    assert e.text == "GET||\n"
+
+
+def test_gzip_redirects_and_closing_stream_early(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True, follow_redirects=True) as c:
+            gz = await c.get(env.h2 + "/gz/text.txt")
+            red = await c.get(env.h2 + "/r/3")
+            async with c.stream("GET", env.h2 + "/large.bin") as r:
+                first = await r.aiter_raw().__anext__()
+            after = await c.get(env.h2 + "/small.txt")
+            return gz, red, first, after, c.pool.connections_opened
+
+    gz, red, first, after, opened = run(main())
+    assert gz.content == TEXT and gz.headers["content-encoding"] == "gzip"
+    assert red.content == SMALL and len(red.history) == 3
+    assert first and after.content == SMALL
+    assert opened == 1  # a stream reset, not the connection
+
+
+def test_http11_when_server_does_not_offer_h2(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            rs = await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(3)))
+            return rs
+
+    rs = run(main())
+    assert all(r.http_version == "HTTP/1.1" and r.content == SMALL for r in rs)
+
+
+def test_abandoned_streams_give_their_window_back(env, run):
+    # Each abandoned download leaves up to a stream window (4 MiB) received and unread;
+    # the connection window (16 MiB) would be spent after four of them if they kept it.
+    async def main():
+        async with Client(verify=env.ca, http2=True) as c:
+            for _ in range(8):
+                async with c.stream("GET", env.h2 + "/large.bin") as r:
+                    async for _chunk in r.aiter_raw():
+                        await asyncio.sleep(0.01)  # let the server fill the window
+                        break
+            last = await c.get(env.h2 + "/large.bin")
+            return last, c.pool.connections_opened
+
+    last, opened = run(main(), timeout=30)
+    assert last.content == env.large and opened == 1
+
+
+def test_h2_through_a_connect_tunnel(env, run):
+    async def main():
+        proxy = f"http://127.0.0.1:{env.proxy_port}"
+        async with Client(verify=env.ca, http2=True, proxy=proxy) as c:
+            rs = await asyncio.gather(*(c.get(env.h2 + "/small.txt") for _ in range(5)))
+            return rs, c.pool.connections_opened
+
+    rs, opened = run(main())
+    assert all(r.http_version == "HTTP/2" and r.content == SMALL for r in rs)
+    assert opened == 1
+
+
+def test_no_timeouts_at_all(env, run):
+    async def main():
+        async with Client(verify=env.ca, http2=True, timeout=None) as c:
+            return await c.get(env.h2 + "/small.txt")
+
+    r = run(main())
+    assert r.http_version == "HTTP/2" and r.content == SMALL
