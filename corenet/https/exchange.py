@@ -57,11 +57,6 @@ def encode_header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
         ) from None
 
 
-def encode_request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """A whole request head: request line, validated headers, blank line."""
-    return encode_request_line(method, target) + encode_header_lines(headers) + b"\r\n"
-
-
 def encode_chunk(data: bytes) -> list[bytes]:
     """One chunk of a chunked request body, as buffers to write in order."""
     return [b"%x\r\n" % len(data), data, b"\r\n"]

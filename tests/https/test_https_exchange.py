@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from corenet.https.errors import LocalProtocolError, RemoteProtocolError
 from corenet.https.exchange import (
     END, ConnectionClosedEarly, ResponseExchange, ResponseHead, encode_chunk,
-    encode_request_head,
+    encode_header_lines, encode_request_line,
 )
 from corenet.https.limits import Limits
 
@@ -203,8 +203,9 @@ def test_headers_and_body_in_one_feed_larger_than_header_limit():
 
 
 def test_request_head_encoding():
-    head = encode_request_head("GET", "/a?b=1", [("Host", "h"), ("X-Y", "z w")])
-    assert head == b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-Y: z w\r\n\r\n"
+    head = encode_request_line("GET", "/a?b=1") + encode_header_lines([("Host", "h"),
+                                                                        ("X-Y", "z w")])
+    assert head == b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nX-Y: z w\r\n"
 
 
 @pytest.mark.parametrize("name, value", [
@@ -213,13 +214,13 @@ def test_request_head_encoding():
 ])
 def test_request_header_injection_refused(name, value):
     with pytest.raises(LocalProtocolError):
-        encode_request_head("GET", "/", [(name, value)])
+        encode_header_lines([(name, value)])
 
 
 @pytest.mark.parametrize("method, target", [("GE T", "/"), ("GET", "/a b"), ("GET", "/\r\n")])
 def test_bad_method_or_target(method, target):
     with pytest.raises(LocalProtocolError):
-        encode_request_head(method, target, [])
+        encode_request_line(method, target)
 
 
 def test_encode_chunk():
