@@ -257,9 +257,33 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     cfg = replace(cfg, limits=_effective_limits(cfg))
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
-    make_zones(cfg)
+    try:
+        make_zones(cfg)
+    except ConfigError as e:
+        raise _at_second_mention(config_file, e) from None
     check_encrypted(cfg)
     return cfg
+
+
+#: A zone error that names a zone given twice (resolver.zones).
+_TWICE = re.compile(r"zone (\S+) is given twice")
+
+
+def _at_second_mention(config_file: str | None, e: ConfigError) -> ConfigError:
+    """``e`` with the file and line of the zone's second mention when it names a zone given
+    twice (as the other zone-table errors carry theirs)."""
+    m = _TWICE.search(str(e))
+    if config_file is None or m is None:
+        return e
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return e
+    name = m.group(1).rstrip(".")
+    quoted = re.compile(rf"""["']{re.escape(name)}\.?[\s"']""", re.IGNORECASE)
+    seen = [n for n, line in enumerate(text.splitlines(), 1) for _ in quoted.finditer(line)]
+    return ConfigError(f"{config_file}:{seen[1]}: {e}") if len(seen) >= 2 else e
 
 
 def log_level(cfg: Config) -> int:

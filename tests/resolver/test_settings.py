@@ -213,6 +213,17 @@ def test_a_bad_inline_zone_item_is_named_with_its_line(tmp_path):
         config.build(str(conf))
 
 
+def test_a_zone_given_twice_is_named_at_its_second_mention(tmp_path):
+    conf = tmp_path / "zones.toml"
+    conf.write_text('[[forward-zone]]\nname = "example.com"\nforward-addr = ["192.0.2.1"]\n\n'
+                    '[[stub-zone]]\nname = "Example.COM."\nstub-addr = ["192.0.2.2"]\n')
+    with pytest.raises(ConfigError, match=rf"^{conf}:6: zone example.com. is given twice"):
+        config.build(str(conf))
+    conf.write_text('local-zone = ["lan. static",\n              "other. static", "LAN. deny"]\n')
+    with pytest.raises(ConfigError, match=rf"^{conf}:2: local-zone lan. is given twice"):
+        config.build(str(conf))
+
+
 def test_checkconf_prints_the_line_of_a_bad_zone_entry(tmp_path):
     conf = tmp_path / "zones.toml"
     conf.write_text(_zones(local_type="stattic"))
