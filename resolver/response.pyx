@@ -218,7 +218,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
         return error(q, 1)                   # a response where a query was due
     stats.query_parses += 1
     try:
-        m = parse_response(q, r.lv.max_pointer_jumps, r.lv.limits.max_query_records, False)
+        m = parse_response(q, r.lv.max_pointer_jumps, r.lv.max_query_records, False)
     except WireError:
         return error(q, 1)
     if m.qname is None or _compressed(m.question):

@@ -24,7 +24,8 @@ cdef class LimitValues:
     cdef readonly int max_dependency_depth, max_upstream_queries, max_minimise_count
     cdef readonly int max_upstream_sockets
     cdef readonly int max_servers_per_zone, max_tries_per_server, max_pointer_jumps
-    cdef readonly int max_records_per_section, prefetch_min_hits, stale_answer_ttl
+    cdef readonly int max_records_per_section, max_query_records, prefetch_min_hits
+    cdef readonly int stale_answer_ttl
     cdef readonly double max_query_time, prefetch_fraction
     # the cache's clamps (resolver.cache.store)
     cdef readonly long long min_ttl, max_ttl, max_negative_ttl, failure_ttl

@@ -95,6 +95,7 @@ cdef class LimitValues:
         self.max_tries_per_server = limits.max_tries_per_server
         self.max_pointer_jumps = limits.max_pointer_jumps
         self.max_records_per_section = limits.max_records_per_section
+        self.max_query_records = limits.max_query_records
         self.prefetch_min_hits = limits.prefetch_min_hits
         self.stale_answer_ttl = limits.stale_answer_ttl
         self.max_query_time = limits.max_query_time
