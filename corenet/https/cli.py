@@ -287,11 +287,19 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
     r = t.response
     end = t.end or time.monotonic()
     addr = r.extensions.get("server_addr") if r is not None else None
+    connected, secured = r.extensions.get("connect_times", (0.0, 0.0)) if r is not None \
+        else (0.0, 0.0)
+
+    def since_start(at: float) -> str:      # 0 for a connection opened before this transfer
+        return f"{at - t.start:.6f}" if at >= t.start else "0.000000"
+
     return {
         "http_code": f"{r.status_code:03d}" if r is not None else "000",
         "response_code": f"{r.status_code:03d}" if r is not None else "000",
         "http_version": r.http_version.removeprefix("HTTP/") if r is not None else "0",
         "time_total": f"{end - t.start:.6f}",
+        "time_connect": since_start(connected),
+        "time_appconnect": since_start(secured),
         "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
         else "0.000000",
         "size_download": str(t.size_download),

@@ -76,6 +76,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.limits = limits
         self.transport: asyncio.Transport | None = None
         self.peername: tuple | None = None  # the address connected to (a proxy's, via one)
+        #: when (``loop.time()``) the TCP connection (with a proxy's tunnel) and the TLS
+        #: handshake were done; 0.0 until then
+        self.connected_at = 0.0
+        self.secured_at = 0.0
         self.ssl_object: ssl.SSLObject | None = None
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
@@ -710,12 +714,14 @@ async def open_connection(
             except BaseException:
                 conn.close()
                 raise
+        conn.connected_at = loop.time()
         if ssl_context is not None:
             try:
                 await conn.start_tls(ssl_context, host, session)
             except BaseException:
                 conn.close()
                 raise
+            conn.secured_at = loop.time()
             proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
             if proto not in (None, "http/1.1") and not conn.multiplexed:
                 conn.close()

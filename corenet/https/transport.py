@@ -354,7 +354,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         resp._started_at = started
         resp._set_cookie = rhead.set_cookie
         resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
-                           "server_addr": conn.peername}
+                           "server_addr": conn.peername,
+                           "connect_times": (conn.connected_at, conn.secured_at)}
         resp._clock = loop.time
         ce = rhead.content_encoding
         if ce:
@@ -444,7 +445,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         resp._started_at = started
         resp._set_cookie = rhead.set_cookie
         resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
-                           "server_addr": conn.peername, "http_version": b"HTTP/2",
+                           "server_addr": conn.peername,
+                           "connect_times": (conn.connected_at, conn.secured_at), "http_version": b"HTTP/2",
                            "stream_id": st.sid}
         resp._clock = loop.time
         ce = rhead.content_encoding

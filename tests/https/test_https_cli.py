@@ -238,6 +238,11 @@ def test_write_out_variables(env):
     total, first = times.split(" ")  # the unknown variable printed nothing
     assert 0 < float(first) <= float(total) < 30 and len(total.split(".")[1]) == 6
     p = fetch("--cacert", env.ca, "-s", "-o", "/dev/null", "-w",
+              "%{time_connect} %{time_appconnect} %{time_starttransfer} %{time_total}",
+              env.base + "/small.txt")
+    connect, appconnect, first, total = map(float, p.stdout.split())
+    assert 0 < connect < appconnect <= first <= total, p.stdout     # curl's order
+    p = fetch("--cacert", env.ca, "-s", "-o", "/dev/null", "-w",
               "%{remote_ip} %{remote_port}", env.base + "/small.txt")
     assert p.stdout.decode() in (f"127.0.0.1 {env.port}", f"::1 {env.port}"), p.stderr
     # After a failure -w still reports, with curl's 000.
