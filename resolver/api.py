@@ -102,8 +102,8 @@ class Resolver(ResolverCore):
     :mod:`resolver.dnssec.auto_anchors`), with ``auto_trust_timers`` its hold-downs
     (:class:`resolver.dnssec.autotrust.Timers`); the file is rewritten as the keys change, so
     its directory must be writable. Without ``trust_anchor``, it replaces the shipped root
-    anchor. Probing starts with the resolver when it is made on a running loop, else at
-    ``start_trust_probes()``.
+    anchor. The probes start at ``start_trust_probes()`` (on the running loop); until then
+    the file's keys are trusted as they are.
     TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
@@ -202,13 +202,6 @@ class Resolver(ResolverCore):
         self.tls_upstreams = DoTUpstreams()
         if zones is not None or self._root_forward is not None:
             self.set_zones(zones)
-        if self.auto_anchors is not None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass                    # started by start_trust_probes()
-            else:
-                self.start_trust_probes()
 
     def start_trust_probes(self) -> None:
         """Starts the RFC 5011 probes of ``auto_trust_anchor_file`` on the running loop

@@ -122,7 +122,9 @@ def banner(server) -> str:
     cfg, r = server.cfg, server.resolver
     where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     if r.dnssec is not None:
-        dnssec = f"DNSSEC validation on (trust anchor {cfg.trust_anchor or 'shipped root key'})"
+        sources = ([cfg.trust_anchor] if cfg.trust_anchor else []) + \
+            [f"{f} (RFC 5011)" for f in cfg.auto_trust_anchor_file]
+        dnssec = f"DNSSEC validation on (trust anchor {', '.join(sources) or 'shipped root key'})"
     else:
         why = "--no-validate" if cfg.validate is False else "no trust anchor for these root hints"
         dnssec = f"DNSSEC validation OFF ({why})"
@@ -359,8 +361,13 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         if pidfile:
             write_pidfile(pidfile)
         drop_privileges(cfg.user)
+        why = None
     except OSError as e:
-        log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
+        why = f"cannot write the pidfile or run as user {cfg.user!r}: {e}"
+    # RFC 5011 probes rewrite their state files: as the user the daemon now runs as
+    why = why or server.start_trust_probes()
+    if why:
+        log.error("%s", why)
         for x in (ctl, met):
             if x is not None:
                 await x.close()

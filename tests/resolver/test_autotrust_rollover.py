@@ -179,8 +179,8 @@ def test_a_forged_dnskey_rrset_never_makes_a_key_trusted(run, world, tmp_path):
 
 
 def test_probes_run_on_their_timer(run, world, tmp_path):
-    """Made on a running loop, the resolver probes at once and again when the query
-    interval (here half the DNSKEY TTL: permit-small-holddown) is over."""
+    """Once started, the probes run at once and again when the query interval (here half
+    the DNSKEY TTL: permit-small-holddown) is over."""
     net, keys, port, wall = world
     k1, k2 = keys["."], new_key()
     path = tmp_path / "root.key"
@@ -203,6 +203,9 @@ def test_probes_run_on_their_timer(run, world, tmp_path):
                               auto_trust_timers=Timers(add_holddown=1,
                                                        permit_small_holddown=True),
                               do_not_query_localhost=False, limits=LIMITS)
+        await asyncio.sleep(0.3)
+        assert r.auto_anchors.probes == 0       # nothing before start_trust_probes()
+        r.start_trust_probes()
         try:
             for _ in range(100):                # at most 10 s
                 if r.auto_anchors.probes >= 3 and \

@@ -1,0 +1,97 @@
+"""``auto-trust-anchor-file`` in the daemon: off by default; with it, ``corenet-resolver
+serve`` over the signed NSD lab starts from the lab's DS anchor, probes the root's DNSKEY
+rrset at once, rewrites the file as an Unbound state file trusting the key the DS names,
+and validates with it; a bad file or a state file it cannot rewrite is a clear error."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.name
+import pytest
+
+from daemon_proc import Daemon, cli
+from resolver.daemon.config import build
+from resolver.daemon.settings import ConfigError, Config
+from resolver.daemon.server import Server, make_resolver
+from resolver.dnssec import autotrust_file
+from resolver.dnssec.autotrust import State
+
+
+def test_the_default_configuration_has_no_auto_anchor():
+    assert Config().auto_trust_anchor_file == ()
+    cfg = build(None, {})
+    assert cfg.auto_trust_anchor_file == () and cfg.add_holddown == 30 * 86400
+    assert cfg.keep_missing == 366 * 86400 and not cfg.permit_small_holddown
+    r = make_resolver(cfg)
+    assert r.auto_anchors is None
+    assert Server(cfg, resolver=r).start_trust_probes() is None
+
+
+def test_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text(". IN A 192.0.2.1\n")
+    with pytest.raises(ConfigError, match="not a DS or DNSKEY"):
+        build(None, {"auto_trust_anchor_file": [str(bad)]})
+    with pytest.raises(ConfigError, match="no such file"):
+        build(None, {"auto_trust_anchor_file": [str(tmp_path / "absent.key")]})
+    one, two = tmp_path / "a.key", tmp_path / "b.key"
+    for p in (one, two):
+        p.write_text(". IN DS 20326 8 2 " + "ab" * 32 + "\n")
+    with pytest.raises(ConfigError, match="both for zone ."):
+        build(None, {"auto_trust_anchor_file": [str(one), str(two)]})
+
+
+def test_a_state_file_directory_gone_is_a_clear_start_error(tmp_path):
+    d = tmp_path / "state"
+    d.mkdir()
+    path = d / "root.key"
+    path.write_text(". IN DS 20326 8 2 " + "ab" * 32 + "\n")
+    cfg = build(None, {"auto_trust_anchor_file": [str(path)], "user": ""})
+    server = Server(cfg, resolver=make_resolver(cfg))
+    shutil.rmtree(d)
+    why = server.start_trust_probes()
+    assert why is not None and f"the directory {d}" in why and "not writable" in why
+
+
+@pytest.fixture(scope="module")
+def auto_daemon(signed_lab, tmp_path_factory):
+    lab, anchor = signed_lab
+    work = tmp_path_factory.mktemp("autotrust-daemon")
+    state = work / "root.key"
+    shutil.copy(anchor, state)
+    d = Daemon(work, lab, "--auto-trust-anchor-file", str(state)).start()
+    yield d, state, anchor
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_daemon_probes_at_once_and_writes_an_unbound_state_file(auto_daemon):
+    d, state, anchor = auto_daemon
+    assert "(RFC 5011)" in d.log_text()
+    deadline = time.monotonic() + 15
+    while ";;id: . 1" not in state.read_text():
+        assert time.monotonic() < deadline, d.log_text()[-2000:]
+        time.sleep(0.1)
+    tp = autotrust_file.read(state)
+    ds = [line.split() for line in anchor.read_text().splitlines() if " DS " in line]
+    tags = {int(f[f.index("DS") + 1]) for f in ds}
+    valid = [k for k in tp.keys if k.state == State.VALID]
+    assert valid and {dns.dnssec.key_id(k.dnskey) for k in valid} <= tags
+    assert tp.ds == [] and tp.last_success > 0 and tp.query_interval >= 3600
+    assert tp.next_probe_time > time.time()
+    q = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
+    r = d.ask(q, tcp=True)
+    assert r.flags & dns.flags.AD and r.answer
+
+
+def test_checkconf_reports_a_bad_auto_anchor(tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text("garbage\n")
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'auto-trust-anchor-file = ["{bad}"]\n')
+    out = cli("checkconf", str(conf))
+    assert out.returncode != 0
+    assert "auto-trust-anchor-file" in out.stderr + out.stdout and str(bad) in out.stderr + out.stdout
