@@ -238,6 +238,7 @@ class TrustPoint:
                 self.keys.append(k)
                 changed = True
             k.fetched = True
+            k.ttl = k.ttl or dnskeys.ttl    # a configured key had none
             k.pending_count = min(k.pending_count + 1, 250)
         ttl = min([s.original_ttl for s in sigs] or [dnskeys.ttl])
         expiry = min([int(s.expiration) - now for s in sigs if int(s.expiration) > now]

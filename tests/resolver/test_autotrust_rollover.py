@@ -219,3 +219,29 @@ def test_probes_run_on_their_timer(run, world, tmp_path):
     probes, trusted = run(go(), timeout=20)
     assert probes >= 3 and set(trusted) == {k1[1], k2[1]}
     assert sorted(autotrust_file.read(path).states().values()) == [State.VALID, State.VALID]
+
+
+def test_resolvers_sharing_a_state_file_probe_once_and_trust_alike(run, world, tmp_path):
+    """Two resolvers (as the daemon's workers) on one state file: the one whose probe
+    comes first rewrites the file; the other takes that state instead of probing, and
+    trusts the new key when the first one does."""
+    net, keys, port, wall = world
+    k1, k2 = keys["."], new_key()
+    path = tmp_path / "root.key"
+    path.write_text(f". 3600 IN DNSKEY {k1[1].to_text()}\n")
+    resign_root(net, [k1, k2], k1, [k2], wall)
+    clock = FakeClock(wall)
+    a, b = make_resolver(port, path, clock), make_resolver(port, path, clock)
+    try:
+        for day in range(32):
+            clock.advance(DAY)
+            assert run(a.auto_anchors.probe_due(a.resolve_message)) == 1
+            assert run(b.auto_anchors.probe_due(b.resolve_message)) == 0
+            assert b.auto_anchors.points[0].tp.states() == a.auto_anchors.points[0].tp.states()
+            if day == 0:
+                assert b.dnssec.anchors[b"\x00"].dnskey == [k1[1]]
+        assert b.auto_anchors.probes == 0
+        assert set(b.dnssec.anchors[b"\x00"].dnskey) == {k1[1], k2[1]}
+    finally:
+        run(a.close())
+        run(b.close())
