@@ -10,7 +10,6 @@ import time
 import dns.dnssec
 import dns.flags
 import dns.message
-import dns.name
 import pytest
 
 from daemon_proc import Daemon, cli
@@ -94,4 +93,5 @@ def test_checkconf_reports_a_bad_auto_anchor(tmp_path):
     conf.write_text(f'auto-trust-anchor-file = ["{bad}"]\n')
     out = cli("checkconf", str(conf))
     assert out.returncode != 0
-    assert "auto-trust-anchor-file" in out.stderr + out.stdout and str(bad) in out.stderr + out.stdout
+    said = out.stderr + out.stdout
+    assert "auto-trust-anchor-file" in said and str(bad) in said
