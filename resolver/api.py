@@ -163,8 +163,9 @@ class Resolver(ResolverCore):
         if validate and not self.forward and auto_trust_anchor_file:
             from resolver.dnssec.auto_anchors import AutoAnchors
             from resolver.dnssec.autotrust import Timers
-            self.auto_anchors = AutoAnchors(auto_trust_anchor_file,
-                                            auto_trust_timers or Timers())
+            self.auto_anchors = AutoAnchors(
+                auto_trust_anchor_file, auto_trust_timers or Timers(),
+                max_checks=limits.dnssec_max_sig_checks_per_rrset)
         if validate and not self.forward and (trust_anchor is not None or
                                               (root_hints is None and
                                                self.auto_anchors is None)):

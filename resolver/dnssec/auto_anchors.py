@@ -55,7 +55,7 @@ class AutoAnchors:
     ``wallclock``: seconds since the epoch (the state file's times)."""
 
     def __init__(self, paths, timers: Timers = Timers(), wallclock=time.time,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, max_checks: int = 8) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.points = [_Point(os.fspath(p)) for p in paths]
@@ -66,6 +66,8 @@ class AutoAnchors:
         self.timers = timers
         self.wallclock = wallclock
         self.rng = rng
+        #: signature checks per probe question (``Limits.dnssec_max_sig_checks_per_rrset``)
+        self.max_checks = max_checks
         self.validator = None
         self.probes = 0
         self.failures = 0
@@ -126,7 +128,7 @@ class AutoAnchors:
                     sigs = rs
         before = p.tp.anchor()
         now = int(self.wallclock())
-        res = p.tp.probe(rrset, sigs, now, self.timers, self.rng)
+        res = p.tp.probe(rrset, sigs, now, self.timers, self.rng, self.max_checks)
         if not res.verified:
             self.failures += 1
             log.warning("auto trust anchor %s: probe not used: %s", p.tp.name, res.reason)

@@ -142,10 +142,11 @@ class TrustPoint:
 
     # ---- the probe ---------------------------------------------------------------------------
     def probe(self, dnskeys: dns.rrset.RRset | None, rrsigs: dns.rrset.RRset | None,
-              now: int, timers: Timers = Timers(), rng: random.Random | None = None
-              ) -> ProbeResult:
+              now: int, timers: Timers = Timers(), rng: random.Random | None = None,
+              max_checks: int = 8) -> ProbeResult:
         """Feeds one probe's answer: the zone's DNSKEY rrset and the RRSIGs over it (None
-        when the probe got no answer)."""
+        when the probe got no answer). ``max_checks``: signature verifications tried per
+        question asked of the rrset (is it signed by a trusted key, by a revoked one)."""
         now = int(now)
         changed = False
         if self.revoked:
@@ -158,11 +159,11 @@ class TrustPoint:
             return ProbeResult(changed, False, "no DNSKEY rrset")
         sigs = rrsigs if rrsigs is not None else dns.rrset.RRset(
             self.name, dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.DNSKEY)
-        changed |= self._revocations(dnskeys, sigs, now)
+        changed |= self._revocations(dnskeys, sigs, now, max_checks)
         if not self.trusted_keys() and not self.ds:
             self.revoked = True
             return ProbeResult(True, False, "every trusted key is revoked")
-        why = self._verify(dnskeys, sigs, now)
+        why = self._verify(dnskeys, sigs, now, max_checks)
         if why is not None:
             if self.last_success:
                 self.query_failed += 1
@@ -186,7 +187,7 @@ class TrustPoint:
         rnd = wait // 10
         self.next_probe_time = now + wait - rnd + (rng or random).randint(0, rnd)
 
-    def _verify(self, dnskeys, sigs, now: int) -> str | None:
+    def _verify(self, dnskeys, sigs, now: int, max_checks: int) -> str | None:
         """None when ``dnskeys`` verifies under a key trusted now (RFC 5011 2.2), else why
         not."""
         trusted = [k for k in dnskeys if any(_unrevoked(k) == _unrevoked(t) and
@@ -198,11 +199,11 @@ class TrustPoint:
                     trusted.append(k)
         if not trusted:
             return "no key of the DNSKEY rrset is trusted"
-        if not _signs(dnskeys, sigs, trusted, now):
+        if not _signs(dnskeys, sigs, trusted, now, max_checks):
             return "the DNSKEY rrset is not signed by a trusted key"
         return None
 
-    def _revocations(self, dnskeys, sigs, now: int) -> bool:
+    def _revocations(self, dnskeys, sigs, now: int, max_checks: int) -> bool:
         """Valid or Missing keys the rrset shows revoked and signed by themselves: Revoked."""
         changed = False
         for rd in dnskeys:
@@ -211,7 +212,7 @@ class TrustPoint:
             k = self._find(rd)
             if k is None or k.state not in (State.VALID, State.MISSING):
                 continue
-            if _signs(dnskeys, sigs, [rd], now):
+            if _signs(dnskeys, sigs, [rd], now, max_checks):
                 k.dnskey = _with_flags(k.dnskey, k.dnskey.flags | REVOKE)
                 self._set(k, State.REVOKED, now)
                 changed = True
@@ -347,13 +348,24 @@ def _ds_matches(name: dns.name.Name, key, ds) -> bool:
         return False
 
 
-def _signs(dnskeys, sigs, keys: list, now: int) -> bool:
-    """Whether an RRSIG over ``dnskeys`` made by one of ``keys`` verifies at ``now``."""
+def _signs(dnskeys, sigs, keys: list, now: int, max_checks: int) -> bool:
+    """Whether an RRSIG over ``dnskeys`` made by one of ``keys`` verifies at ``now``; at
+    most ``max_checks`` RRSIGs naming one of the keys are tried (the validator's KeyTrap
+    budget, ``Limits.dnssec_max_sig_checks_per_rrset``)."""
     rds = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.DNSKEY)
     for k in keys:
         rds.add(k)
-    try:
-        dns.dnssec.validate(dnskeys, sigs, {dnskeys.name: rds}, now=now)
-    except (dns.dnssec.ValidationFailure, dns.dnssec.UnsupportedAlgorithm):
-        return False
-    return True
+    tags = {(dns.dnssec.key_id(k), k.algorithm) for k in keys}
+    tried = 0
+    for sig in sigs:
+        if (sig.key_tag, sig.algorithm) not in tags or sig.signer != dnskeys.name:
+            continue
+        if tried >= max_checks:
+            return False
+        tried += 1
+        try:
+            dns.dnssec.validate_rrsig(dnskeys, sig, {dnskeys.name: rds}, now=now)
+        except (dns.dnssec.ValidationFailure, dns.dnssec.UnsupportedAlgorithm):
+            continue
+        return True
+    return False

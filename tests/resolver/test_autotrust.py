@@ -300,3 +300,19 @@ def test_an_unwritable_directory_is_named(tmp_path):
     with pytest.raises(OSError, match="must be writable by the daemon's user"):
         autotrust_file.write(d / "root.key", tp)
     assert autotrust_file.writable(tmp_path / "root.key") is None
+
+
+def test_signature_checks_per_probe_are_bounded():
+    """RRSIGs that name the trusted key but do not verify (KeyTrap's trick) are tried at
+    most ``max_checks`` times: past that, the rrset is not used, even with a good RRSIG
+    behind them."""
+    old, new = new_key(), new_key()
+    rrset, good = keyset([old, new], [old], T0)
+    real = good[0]
+    junk = [real.replace(signature=bytes([i]) * 64) for i in range(10)]
+    for n, used in ((7, True), (8, False)):
+        sigs = dns.rrset.from_rdata_list(ROOT, 172800, junk[:n] + [real])
+        tp = anchored(old)
+        res = tp.probe(rrset, sigs, T0, TIMERS, max_checks=8)
+        assert res.verified is used, (n, res.reason)
+        assert (tp.states().get(tag(new)) == State.ADDPEND) is used
