@@ -480,7 +480,9 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             doc="Seconds a revoked key is kept in the state file once it is no longer "
                 "published, before it is forgotten (Unbound's ``del-holddown``; 30 days). A "
-                "revoked key is never trusted meanwhile."),
+                "revoked key is never trusted meanwhile. The time counts from the key's "
+                "withdrawal, as RFC 5011's RemTime says (Unbound counts from the revocation), "
+                "so the record of a revocation outlives the revoked key's publication."),
     Setting("keep_missing", 'int', 366 * 86400, number(int, 0, TTL_MAX),
             restart=True,
             doc="Seconds a trusted key may be missing from the zone's DNSKEY rrset before it "
