@@ -51,11 +51,31 @@ def _int_after(line: str, tag: str) -> int:
     return int(m.group(1)) if m else 0
 
 
+def _logical_lines(text: str):
+    """(line number, line) with a record in parentheses over several lines joined into
+    one (its comments dropped but the last line's, where a state file keeps its own)."""
+    pending, start = [], 0
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        data, sep, comment = raw.partition(";")
+        if pending:
+            pending.append(data)
+            if ")" in data:
+                yield start, " ".join(pending).replace("(", " ").replace(")", " ") + sep + comment
+                pending = []
+            continue
+        if "(" in data and ")" not in data:
+            pending, start = [data], lineno
+            continue
+        yield lineno, raw
+    if pending:
+        yield start, " ".join(pending)
+
+
 def parse(text: str, where: str = "auto trust anchor") -> TrustPoint:
     tp: TrustPoint | None = None
     header = revoked = False
     origin: dns.name.Name | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in _logical_lines(text):
         line = raw.strip()
         if not line:
             continue

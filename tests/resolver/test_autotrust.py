@@ -316,3 +316,13 @@ def test_signature_checks_per_probe_are_bounded():
         res = tp.probe(rrset, sigs, T0, TIMERS, max_checks=8)
         assert res.verified is used, (n, res.reason)
         assert (tp.states().get(tag(new)) == State.ADDPEND) is used
+
+
+def test_reads_a_key_written_over_several_lines(tmp_path):
+    k = new_key()
+    b64 = k[1].to_text().split(" ", 3)[3]
+    path = tmp_path / "root.key"
+    path.write_text(f". 172800 IN DNSKEY 257 3 13 ( ; the KSK\n    {b64[:40]}\n"
+                    f"    {b64[40:]} ) ; key id = {tag(k)}\n")
+    tp = autotrust_file.read(path)
+    assert [x.dnskey for x in tp.keys] == [k[1]] and tp.keys[0].state == State.VALID
