@@ -4,12 +4,15 @@ rrset at once, rewrites the file as an Unbound state file trusting the key the D
 and validates with it; a bad file or a state file it cannot rewrite is a clear error."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 
 import dns.dnssec
 import dns.flags
 import dns.message
+import dns.name
 import pytest
 
 from daemon_proc import Daemon, cli
@@ -95,3 +98,47 @@ def test_checkconf_reports_a_bad_auto_anchor(tmp_path):
     assert out.returncode != 0
     said = out.stderr + out.stdout
     assert "auto-trust-anchor-file" in said and str(bad) in said
+
+
+def test_unbound_reads_the_state_file_corenet_writes(tmp_path):
+    """The file moves from corenet to Unbound: a real Unbound started on it reports each
+    key with the state, pending count and last change corenet wrote (its root hints name
+    a loopback server it never asks, so nothing leaves the machine)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dnslab.ports import pick_port
+    from dnslab.unbound import UNBOUND, launch
+    from procs import stop as stop_process
+    from resolver.dnssec.autotrust import TrackedKey, TrustPoint
+
+    assert os.path.exists(UNBOUND), "unbound is not installed (Debian package 'unbound')"
+    keys = [dns.dnssec.make_dnskey(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                   dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257)
+            for _ in range(2)]
+    tp = TrustPoint(dns.name.root, keys=[
+        TrackedKey(keys[0], State.VALID, ttl=172800, last_change=1700000000),
+        TrackedKey(keys[1], State.ADDPEND, ttl=172800, pending_count=3,
+                   last_change=1700001000)],
+        last_queried=1700002000, last_success=1700002000, next_probe_time=4000000000,
+        query_interval=43200, retry_time=8640)
+    state = tmp_path / "root.key"
+    autotrust_file.write(state, tp)
+    hints = tmp_path / "root.hints"
+    hints.write_text(". 3600 NS a.root.test.\na.root.test. 3600 A 127.0.0.9\n")
+    port = pick_port(["127.0.0.1"])
+    proc = launch(tmp_path, [
+        f"  interface: 127.0.0.1@{port}", f"  port: {port}", "  do-ip6: no",
+        '  username: ""', '  chroot: ""', f'  directory: "{tmp_path}"',
+        f'  pidfile: "{tmp_path}/unbound.pid"', "  use-syslog: no",
+        f'  logfile: "{tmp_path}/unbound.log"', "  verbosity: 4",
+        f'  root-hints: "{hints}"', f'  auto-trust-anchor-file: "{state}"',
+        '  module-config: "validator iterator"'], "127.0.0.1", port)
+    try:
+        log = (tmp_path / "unbound.log").read_text(errors="replace")
+    finally:
+        stop_process(proc, 5.0, group=True)
+    tags = [dns.dnssec.key_id(k) for k in keys]
+    assert "assembled 0 DS and 1 DNSKEYs" in log
+    assert f"id = {tags[0]} (ksk)" in log and ";;state:2 ;;pending_count:0" in log
+    assert re.search(rf"\[ ADDPEND \] .*id = {tags[1]} .*;;state:1 ;;pending_count:3 "
+                     r"last:\w+ Nov 1[45] [\d:]+ 2023", log)          # ctime of 1700001000
