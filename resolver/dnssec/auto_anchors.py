@@ -28,10 +28,6 @@ from resolver.dnssec.trust_anchor import TrustAnchor, TrustAnchorError
 
 log = logging.getLogger("resolver.autotrust")
 
-#: seconds before a probe that failed to run (no answer at all) is tried again
-RETRY_UNANSWERED = 3600
-
-
 class _Point:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -133,9 +129,7 @@ class AutoAnchors:
             self.failures += 1
             log.warning("auto trust anchor %s: probe not used: %s", p.tp.name, res.reason)
         if rrset is None and not res.changed:
-            p.tp.next_probe_time = now + min(p.tp.retry_time or RETRY_UNANSWERED,
-                                             RETRY_UNANSWERED)
-            return False
+            return False                # nothing learnt: retried at the retry time
         self._save(p)
         after = p.tp.anchor()
         if (before.dnskey, before.ds) == (after.dnskey, after.ds):

@@ -326,3 +326,17 @@ def test_reads_a_key_written_over_several_lines(tmp_path):
                     f"    {b64[40:]} ) ; key id = {tag(k)}\n")
     tp = autotrust_file.read(path)
     assert [x.dnskey for x in tp.keys] == [k[1]] and tp.keys[0].state == State.VALID
+
+
+def test_a_probe_without_answer_is_retried_at_the_retry_time():
+    k = new_key()
+    tp = anchored(k)
+    tp.probe(*keyset([k], [k], T0), T0, TIMERS)                 # retry time: 4 h 48 min
+    res = tp.probe(None, None, T0 + DAY, TIMERS)
+    assert not res.verified and res.reason == "no DNSKEY rrset"
+    assert T0 + DAY + 0.9 * tp.retry_time <= tp.next_probe_time <= T0 + DAY + tp.retry_time
+    assert tp.states() == {tag(k): State.VALID} and tp.last_success == T0
+    # a rrset that does not verify, after a success, is counted as a failed query
+    other = new_key()
+    tp.probe(*keyset([k], [other], T0 + DAY), T0 + DAY, TIMERS)
+    assert tp.query_failed == 1
