@@ -265,7 +265,8 @@ def status_of(server) -> dict:
             "listen": [list(a) for a in server.addresses],
             "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
             "cache_size": cfg.cache_size, "inflight": len(server.misses),
-            "log_queries": cfg.log_queries, "uid": os.geteuid()}
+            "log_queries": cfg.log_queries, "uid": os.geteuid(),
+            "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
 
 
 def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
@@ -280,7 +281,9 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
             "cache_bytes": sum(p["cache_bytes"] for p in parts),
             "cache_size": sum(p["cache_size"] for p in parts),
             "inflight": sum(p["inflight"] for p in parts),
-            "log_queries": any(p["log_queries"] for p in parts)}
+            "log_queries": any(p["log_queries"] for p in parts),
+            # the workers share the state files: any one's view is theirs
+            "auto_trust_anchors": parts[0].get("auto_trust_anchors", []) if parts else []}
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,

@@ -74,6 +74,14 @@ class AutoAnchors:
         """The trust anchors the points give now, keyed as ``trust_anchor.load`` keys them."""
         return {p.wire: p.tp.anchor() for p in self.points}
 
+    def describe(self) -> list[dict]:
+        """Each zone's keys and probe times, for ``status`` (what Unbound's
+        ``list_auto_trust_anchors`` shows)."""
+        return [{"zone": p.tp.name.to_text(), "file": p.path, "revoked": p.tp.revoked,
+                 "keys": {str(tag): s.name for tag, s in p.tp.states().items()},
+                 "last_success": p.tp.last_success, "next_probe": p.tp.next_probe_time,
+                 "query_failed": p.tp.query_failed} for p in self.points]
+
     def problems(self) -> list[str]:
         """Why a state file could not be rewritten by this process (its directory)."""
         return [w for w in (autotrust_file.writable(p.path) for p in self.points) if w]

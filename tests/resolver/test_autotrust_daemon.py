@@ -70,14 +70,19 @@ def auto_daemon(signed_lab, tmp_path_factory):
     assert d.stop() == 0, d.log_text()[-2000:]
 
 
-def test_daemon_probes_at_once_and_writes_an_unbound_state_file(auto_daemon):
-    d, state, anchor = auto_daemon
-    assert "(RFC 5011)" in d.log_text()
+def probed(d: Daemon, state):
+    """The state file once the daemon's first probe has rewritten it (within 15 s)."""
     deadline = time.monotonic() + 15
     while ";;id: . 1" not in state.read_text():
         assert time.monotonic() < deadline, d.log_text()[-2000:]
         time.sleep(0.1)
-    tp = autotrust_file.read(state)
+    return autotrust_file.read(state)
+
+
+def test_daemon_probes_at_once_and_writes_an_unbound_state_file(auto_daemon):
+    d, state, anchor = auto_daemon
+    assert "(RFC 5011)" in d.log_text()
+    tp = probed(d, state)
     ds = [line.split() for line in anchor.read_text().splitlines() if " DS " in line]
     tags = {int(f[f.index("DS") + 1]) for f in ds}
     valid = [k for k in tp.keys if k.state == State.VALID]
@@ -142,3 +147,20 @@ def test_unbound_reads_the_state_file_corenet_writes(tmp_path):
     assert f"id = {tags[0]} (ksk)" in log and ";;state:2 ;;pending_count:0" in log
     assert re.search(rf"\[ ADDPEND \] .*id = {tags[1]} .*;;state:1 ;;pending_count:3 "
                      r"last:\w+ Nov 1[45] [\d:]+ 2023", log)          # ctime of 1700001000
+
+
+def test_status_shows_each_auto_anchor(auto_daemon):
+    from resolver.daemon.cli import _status_text
+    from resolver.daemon.control import request
+
+    d, state, anchor = auto_daemon
+    tp = probed(d, state)
+    st = request(d.control, {"cmd": "status"})["status"]
+    (a,) = st["auto_trust_anchors"]
+    assert a["zone"] == "." and a["file"] == str(state) and not a["revoked"]
+    assert a["keys"] == {str(t): s.name for t, s in tp.states().items()}
+    assert "VALID" in a["keys"].values()
+    assert a["last_success"] == tp.last_success and a["next_probe"] == tp.next_probe_time
+    text = _status_text(st)
+    line = next(x for x in text.splitlines() if x.startswith("auto trust anchor . "))
+    assert "VALID" in line and "next probe 20" in line
