@@ -164,3 +164,26 @@ def test_status_shows_each_auto_anchor(auto_daemon):
     text = _status_text(st)
     line = next(x for x in text.splitlines() if x.startswith("auto trust anchor . "))
     assert "VALID" in line and "next probe 20" in line
+
+
+def test_workers_share_one_state_file(signed_lab, tmp_path):
+    """Two workers on one state file: each takes the other's writes, the file stays whole
+    (each writes its own temporary file), both validate, status shows the anchor once."""
+    from resolver.daemon.control import request
+
+    lab, anchor = signed_lab
+    state = tmp_path / "root.key"
+    shutil.copy(anchor, state)
+    d = Daemon(tmp_path / "d", lab, "--auto-trust-anchor-file", str(state),
+               "--workers", "2").start()
+    try:
+        tp = probed(d, state)
+        assert State.VALID in tp.states().values()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "root.key"]
+        for _ in range(4):                  # SO_REUSEPORT spreads these over both workers
+            q = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
+            assert d.ask(q, tcp=True).flags & dns.flags.AD
+        st = request(d.control, {"cmd": "status"})["status"]
+        assert st["workers"] == 2 and len(st["auto_trust_anchors"]) == 1
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
