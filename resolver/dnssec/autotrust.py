@@ -38,6 +38,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 
+from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
 from resolver.dnssec.trust_anchor import TrustAnchor
 
 SEP = 0x0001
@@ -190,8 +191,8 @@ class TrustPoint:
     def _verify(self, dnskeys, sigs, now: int, max_checks: int) -> str | None:
         """None when ``dnskeys`` verifies under a key trusted now (RFC 5011 2.2), else why
         not."""
-        trusted = [k for k in dnskeys if any(_unrevoked(k) == _unrevoked(t) and
-                                              k.flags == t.flags for t in self.trusted_keys())]
+        now_trusted = self.trusted_keys()
+        trusted = [k for k in dnskeys if k in now_trusted]
         for ds in self.ds:
             for k in dnskeys:
                 if dns.dnssec.key_id(k) == ds.key_tag and k.algorithm == ds.algorithm \
@@ -219,8 +220,6 @@ class TrustPoint:
         return changed
 
     def _events(self, dnskeys, sigs, now: int, timers: Timers) -> bool:
-        from resolver.dnssec.sig import SUPPORTED_ALGORITHMS
-
         changed = False
         for k in self.keys:
             k.fetched = False
