@@ -97,6 +97,13 @@ class Resolver(ResolverCore):
     ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
     no``). ``domain_insecure``: names (negative trust anchors) at and below which data is
     treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.
+    ``auto_trust_anchor_file``: a file (or a list, one per zone) of trust anchors kept up to
+    date by RFC 5011 probes (Unbound's ``auto-trust-anchor-file``,
+    :mod:`resolver.dnssec.auto_anchors`), with ``auto_trust_timers`` its hold-downs
+    (:class:`resolver.dnssec.autotrust.Timers`); the file is rewritten as the keys change, so
+    its directory must be writable. Without ``trust_anchor``, it replaces the shipped root
+    anchor. The probes start at ``start_trust_probes()`` (on the running loop); until then
+    the file's keys are trusted as they are.
     TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
@@ -123,7 +130,8 @@ class Resolver(ResolverCore):
                  forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
-                 do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
+                 do_ip4: bool = True, do_not_query_localhost: bool = True,
+                 auto_trust_anchor_file=None, auto_trust_timers=None) -> None:
         self.port = int(port)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
         self._root_forward = None
@@ -150,9 +158,24 @@ class Resolver(ResolverCore):
         self.dnssec: Validator | None = None
         #: glue only from inside the referring zone (False: any glue naming an NS target)
         self.harden_glue = bool(harden_glue)
-        if validate and not self.forward and (trust_anchor is not None or root_hints is None):
+        #: the RFC 5011 trust anchors (``auto_trust_anchor_file``), or None
+        self.auto_anchors = None
+        if validate and not self.forward and auto_trust_anchor_file:
+            from resolver.dnssec.auto_anchors import AutoAnchors
+            from resolver.dnssec.autotrust import Timers
+            self.auto_anchors = AutoAnchors(
+                auto_trust_anchor_file, auto_trust_timers or Timers(),
+                max_checks=limits.dnssec_max_sig_checks_per_rrset)
+        if validate and not self.forward and (trust_anchor is not None or
+                                              (root_hints is None and
+                                               self.auto_anchors is None)):
             anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
                                         else trust_anchor)
+        else:
+            anchors = {}
+        if self.auto_anchors is not None:
+            anchors.update(self.auto_anchors.anchors())
+        if anchors:
             for warning in unusable_anchors(anchors):
                 log.warning("%s", warning)
             self.dnssec = Validator(anchors, limits,
@@ -180,6 +203,12 @@ class Resolver(ResolverCore):
         self.tls_upstreams = DoTUpstreams()
         if zones is not None or self._root_forward is not None:
             self.set_zones(zones)
+
+    def start_trust_probes(self) -> None:
+        """Starts the RFC 5011 probes of ``auto_trust_anchor_file`` on the running loop
+        (the first at once when due); nothing without one, or when already started."""
+        if self.auto_anchors is not None and self.dnssec is not None:
+            self.auto_anchors.start(self)
 
     def _set_forward(self, entries) -> None:
         """Forward to ``entries`` (see ``_upstreams``); ``[]`` or None: recurse again. When
@@ -680,6 +709,8 @@ class Resolver(ResolverCore):
         """Stops the resolutions in flight (prefetches included): their sockets are closed
         and the callers waiting on them get CancelledError; the connections to TLS
         forwarders are closed too."""
+        if self.auto_anchors is not None:
+            self.auto_anchors.stop()
         for resolution in list(self.resolutions.values()):
             resolution.cancel()
         self.tls_upstreams.close()

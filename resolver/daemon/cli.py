@@ -164,7 +164,22 @@ def _status_text(st: dict) -> str:
         f"cache: {st['cache_bytes']} of {st['cache_size']} bytes ({fill:.1%})",
         f"queries in flight: {st['inflight']}",
         f"query log: {'on' if st['log_queries'] else 'off'}",
+        *(_auto_anchor_text(a) for a in st.get("auto_trust_anchors", ())),
     ])
+
+
+def _auto_anchor_text(a: dict) -> str:
+    """One RFC 5011 trust point: its keys by tag and state, its last and next probe."""
+    import time
+
+    def when(t: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
+
+    keys = ", ".join(f"{tag} {state}" for tag, state in sorted(a["keys"].items())) or "none"
+    return (f"auto trust anchor {a['zone']} ({a['file']}): "
+            + ("every key revoked, not validated" if a["revoked"] else f"keys {keys}")
+            + f"; last success {when(a['last_success'])}; next probe {when(a['next_probe'])}"
+            + (f"; {a['query_failed']} failed probes" if a["query_failed"] else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

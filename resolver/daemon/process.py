@@ -122,7 +122,9 @@ def banner(server) -> str:
     cfg, r = server.cfg, server.resolver
     where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     if r.dnssec is not None:
-        dnssec = f"DNSSEC validation on (trust anchor {cfg.trust_anchor or 'shipped root key'})"
+        sources = ([cfg.trust_anchor] if cfg.trust_anchor else []) + \
+            [f"{f} (RFC 5011)" for f in cfg.auto_trust_anchor_file]
+        dnssec = f"DNSSEC validation on (trust anchor {', '.join(sources) or 'shipped root key'})"
     else:
         why = "--no-validate" if cfg.validate is False else "no trust anchor for these root hints"
         dnssec = f"DNSSEC validation OFF ({why})"
@@ -263,7 +265,8 @@ def status_of(server) -> dict:
             "listen": [list(a) for a in server.addresses],
             "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
             "cache_size": cfg.cache_size, "inflight": len(server.misses),
-            "log_queries": cfg.log_queries, "uid": os.geteuid()}
+            "log_queries": cfg.log_queries, "uid": os.geteuid(),
+            "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
 
 
 def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
@@ -278,7 +281,9 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
             "cache_bytes": sum(p["cache_bytes"] for p in parts),
             "cache_size": sum(p["cache_size"] for p in parts),
             "inflight": sum(p["inflight"] for p in parts),
-            "log_queries": any(p["log_queries"] for p in parts)}
+            "log_queries": any(p["log_queries"] for p in parts),
+            # the workers share the state files: any one's view is theirs
+            "auto_trust_anchors": parts[0].get("auto_trust_anchors", []) if parts else []}
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,
@@ -359,8 +364,13 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         if pidfile:
             write_pidfile(pidfile)
         drop_privileges(cfg.user)
+        why = None
     except OSError as e:
-        log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
+        why = f"cannot write the pidfile or run as user {cfg.user!r}: {e}"
+    # RFC 5011 probes rewrite their state files: as the user the daemon now runs as
+    why = why or server.start_trust_probes()
+    if why:
+        log.error("%s", why)
         for x in (ctl, met):
             if x is not None:
                 await x.close()

@@ -124,6 +124,19 @@ class Server:
                      " via recvmmsg" if self.fast_udp else "")
         await start_encrypted(self, loop, reuse)
 
+    def start_trust_probes(self) -> str | None:
+        """Starts the RFC 5011 probes of ``auto-trust-anchor-file`` (once running as the
+        daemon's user); why not, when a state file's directory is not writable."""
+        auto = self.resolver.auto_anchors
+        if auto is None:
+            return None
+        problems = auto.problems()
+        if problems:
+            user = self.cfg.user or "the user it runs as"
+            return f"auto-trust-anchor-file: {'; '.join(problems)}; make it writable by {user}"
+        self.resolver.start_trust_probes()
+        return None
+
     @property
     def fast_udp(self) -> bool:
         return bool(self.udp) and isinstance(self.udp[0], udp_listener.UDPListener)
@@ -363,6 +376,11 @@ def make_resolver(cfg: Config) -> Resolver:
                           "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
+    if cfg.auto_trust_anchor_file:
+        from resolver.dnssec.autotrust import Timers
+        kw["auto_trust_anchor_file"] = list(cfg.auto_trust_anchor_file)
+        kw["auto_trust_timers"] = Timers(cfg.add_holddown, cfg.del_holddown,
+                                         cfg.keep_missing, cfg.permit_small_holddown)
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
     kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))

@@ -208,6 +208,22 @@ def trust_anchor_file(value: Any, what: str) -> str:
     return value
 
 
+def auto_trust_anchor_files(value: Any, what: str) -> tuple[str, ...]:
+    """State files of RFC 5011 trust points, each read (one zone each, no zone twice)."""
+    from resolver.dnssec.autotrust_file import read
+    from resolver.dnssec.trust_anchor import TrustAnchorError
+    out, zones = files(value, what), {}
+    for path in out:
+        try:
+            name = read(path).name
+        except TrustAnchorError as e:
+            raise ConfigError(f"{what}: {e}") from None
+        if name in zones:
+            raise ConfigError(f"{what}: {path} and {zones[name]} are both for zone {name}")
+        zones[name] = path
+    return out
+
+
 def domains(value: Any, what: str) -> tuple[str, ...]:
     import dns.exception
     import dns.name
@@ -437,6 +453,46 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             example='true',
             doc="DNSSEC validation on or off; None: on wherever there is a trust anchor."),
+    # ---- automated trust anchors (RFC 5011) ----------------------------------------------------
+    Setting("auto_trust_anchor_file", 'tuple[str, ...]', (), auto_trust_anchor_files,
+            flag=Flag("FILE", "trust anchor kept up to date by RFC 5011 probes "
+                      "(repeatable, one zone each)", repeat=True),
+            restart=True,
+            example='["/var/lib/corenet-resolver/root.key"]',
+            doc="Trust anchor files tracked with RFC 5011 probes, one zone each (Unbound's "
+                "``auto-trust-anchor-file``): the zone's DNSKEY rrset is asked for on the "
+                "RFC 5011 timer (max(1 hour, min(15 days, half the TTL, half the time to "
+                "signature expiry))) with DO and CD set and used only when a key already trusted "
+                "signs it (at most ``dnssec-max-sig-checks-per-rrset`` signatures tried); a new "
+                "key is trusted after ``add-holddown``, a key revoked by itself is distrusted "
+                "at once. The file starts as a ``trust-anchor-file`` (DS or DNSKEY lines) or "
+                "as a state file Unbound wrote, and is rewritten in Unbound's format (so it "
+                "moves between the two) by writing a new file beside it and renaming it: the "
+                "file's directory must be writable by the daemon's user (``user``); the "
+                "daemon refuses to start when it is not. Without ``trust-anchor`` the shipped "
+                "root anchor is not used. Workers sharing the file read what another one "
+                "wrote, so the zone is probed once per interval."),
+    Setting("add_holddown", 'int', 30 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a new key must be seen (in at least two probes) before it is "
+                "trusted (Unbound's ``add-holddown``; RFC 5011's 30 days)."),
+    Setting("del_holddown", 'int', 30 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a revoked key is kept in the state file once it is no longer "
+                "published, before it is forgotten (Unbound's ``del-holddown``; 30 days). A "
+                "revoked key is never trusted meanwhile. The time counts from the key's "
+                "withdrawal, as RFC 5011's RemTime says (Unbound counts from the revocation), "
+                "so the record of a revocation outlives the revoked key's publication."),
+    Setting("keep_missing", 'int', 366 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a trusted key may be missing from the zone's DNSKEY rrset before it "
+                "is removed, while another key is trusted (Unbound's ``keep-missing``, 366 "
+                "days); 0 keeps missing keys forever, as RFC 5011 does. A missing key stays "
+                "trusted until then."),
+    Setting("permit_small_holddown", 'bool', False, boolean,
+            restart=True,
+            doc="Lets the RFC 5011 probe interval fall under one hour (Unbound's "
+                "``permit-small-holddown``, for tests with short TTLs and hold-downs)."),
     Setting("do_ip6", 'bool', True, boolean,
             flag=Flag(None, "ask authorities over IPv6 as well", form="both", names=("--ipv6",),
                       dest="ipv6"),
