@@ -223,6 +223,17 @@ def domains(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def ip_addresses(value: Any, what: str) -> tuple[str, ...]:
+    """A list of IP addresses (the TCP control listener's)."""
+    out = []
+    for item in as_list(value, what):
+        try:
+            out.append(str(ipaddress.ip_address(str(item))))
+        except ValueError:
+            raise ConfigError(f"{what}: {item!r} is not an IP address") from None
+    return tuple(out)
+
+
 def zone_rates(value: Any, what: str) -> tuple[tuple[str, int], ...]:
     """A table of domain = queries per second, or a list of "domain number" strings (as
     Unbound writes them), as (domain, number) pairs."""
@@ -499,12 +510,12 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),
-            restart=True,
             example='["test."]',
             doc="Negative trust anchors (Unbound's ``domain-insecure``): names at and below "
                 "these domains are treated as unsigned (never bogus) even when a trust anchor "
                 "above them says otherwise; a trust anchor at or below such a domain still "
-                "wins."),
+                "wins. A reload applies a change (what is cached at and below a name added or "
+                "removed is forgotten), as do ``insecure_add`` and ``insecure_remove``."),
     Setting("limits", 'Limits', _LIMITS, limits_table,
             restart=True,
             example='{ max-query-time = 4.0 }',
@@ -641,6 +652,43 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Permission bits of the control socket. It belongs to root (or whoever started "
                 "the daemon) and, with ``user``, to that user's group: 0660 lets root and that "
                 "group in."),
+    # ---- the control channel over TCP (Unbound's remote-control clause)
+    Setting("control_enable", 'bool', False, boolean,
+            restart=True,
+            doc="Also take the control commands over TCP on ``control-interface`` and "
+                "``control-port`` (Unbound's ``control-enable``), besides the Unix socket "
+                "``control``. Off by default. With ``control-use-cert`` (the default) a client "
+                "must show a certificate signed by ``server-cert-file`` (mutual TLS, as "
+                "unbound-control-setup makes them); ``corenet-resolver -c CONFIG COMMAND`` "
+                "then connects there with ``control-cert-file`` and ``control-key-file``."),
+    Setting("control_interface", 'tuple[str, ...]', ("127.0.0.1", "::1"), ip_addresses,
+            restart=True,
+            doc="Addresses the TCP control listener binds (Unbound's ``control-interface``); "
+                "an address the host does not have is skipped with a warning."),
+    Setting("control_port", 'int', 8953, number(int, 1, 65535),
+            restart=True,
+            doc="Port of the TCP control listener (Unbound's ``control-port``)."),
+    Setting("control_use_cert", 'bool', True, boolean,
+            restart=True,
+            doc="Mutual TLS on the TCP control listener (Unbound's ``control-use-cert``). "
+                "Without it the listener takes plain TCP, so only a loopback "
+                "``control-interface`` is allowed then."),
+    Setting("server_key_file", 'str', "/etc/corenet-resolver/control_server.key", text,
+            restart=True,
+            doc="The TCP control listener's private key (Unbound's ``server-key-file``)."),
+    Setting("server_cert_file", 'str', "/etc/corenet-resolver/control_server.pem", text,
+            restart=True,
+            doc="The TCP control listener's certificate (Unbound's ``server-cert-file``); "
+                "it also signs the clients' certificates: a client whose certificate it did "
+                "not sign is refused, as Unbound refuses it."),
+    Setting("control_key_file", 'str', "/etc/corenet-resolver/control.key", text,
+            restart=True,
+            doc="The command line's private key for the TCP control listener (Unbound's "
+                "``control-key-file``)."),
+    Setting("control_cert_file", 'str', "/etc/corenet-resolver/control.pem", text,
+            restart=True,
+            doc="The command line's certificate for the TCP control listener, signed by "
+                "``server-cert-file`` (Unbound's ``control-cert-file``)."),
     Setting("log_level", 'str', "INFO", log_level,
             flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
             doc="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
