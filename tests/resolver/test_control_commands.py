@@ -364,8 +364,9 @@ def test_dump_and_load_cache_round_trip_answers_and_ad_bits(signed_lab, tmp_path
         for name, rdtype, _ in questions:
             for _ in range(ASKS):
                 r = d.ask(flagged_query(name, rdtype, do=True))
-                got = (r.rcode(), bool(r.flags & dns.flags.AD),
-                       sorted(rr.to_text() for rr in r.answer))
+                got = (r.rcode(), bool(r.flags & dns.flags.AD),      # TTLs aside
+                       sorted((rr.name.to_text(), rr.rdtype, sorted(x.to_text() for x in rr))
+                              for rr in r.answer))
                 assert seen.setdefault((name, rdtype), got) == got      # every worker alike
         return seen
 
@@ -429,18 +430,49 @@ def test_insecure_add_makes_a_bogus_zone_insecure_until_removed(signed_lab, tmp_
 
 
 # ---- the TCP control listener with mutual TLS ---------------------------------------------
+class _Signer:
+    """A self-signed certificate that also signs others, as unbound-control-setup makes the
+    server's: ``cert``, ``key``, ``dir``."""
+
+    def __init__(self, directory, stem: str) -> None:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.dir = directory / stem
+        self.dir.mkdir(parents=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, stem)])
+        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                     .public_key(self.key.public_key())
+                     .serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(hours=1))
+                     .not_valid_after(now + datetime.timedelta(days=1))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                     .add_extension(x509.KeyUsage(
+                         digital_signature=True, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=True,
+                         key_cert_sign=True, crl_sign=True, encipher_only=False,
+                         decipher_only=False), True)
+                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                         self.key.public_key()), False)
+                     .sign(self.key, hashes.SHA256()))
+
+
 def _self_signed(directory, stem: str):
-    """A self-signed certificate that may sign others, as unbound-control-setup's server
-    certificate: (certificate, key, the CA object to issue with)."""
-    from tls_certs import CA
+    """A signer's (certificate file, key file, signer)."""
     from cryptography.hazmat.primitives import serialization
 
-    ca = CA(directory / stem, cn=stem)
-    key = directory / stem / "ca.key"
+    ca = _Signer(directory, stem)
+    pem, key = ca.dir / "server.pem", ca.dir / "server.key"
+    pem.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
     key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()))
-    return ca.pem, key, ca
+    return pem, key, ca
 
 
 def _client_cert(ca, stem: str):
