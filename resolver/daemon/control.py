@@ -243,10 +243,12 @@ def request(target, req: dict, timeout: float = 30.0) -> dict:
     return answer
 
 
-async def arequest(path: str, req: dict, timeout: float = 5.0) -> dict:
-    """The same, on the running loop (the worker parent asks its workers)."""
+async def arequest(path: str, req: dict, timeout: float = 5.0,
+                   limit: int = 16 * 1024 * 1024) -> dict:
+    """The same, on the running loop (the worker parent asks its workers); an answer is at
+    most ``limit`` bytes."""
     async def go() -> dict:
-        reader, writer = await asyncio.open_unix_connection(path, limit=16 * 1024 * 1024)
+        reader, writer = await asyncio.open_unix_connection(path, limit=limit)
         try:
             writer.write(json.dumps(req).encode() + b"\n")
             await writer.drain()

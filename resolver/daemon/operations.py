@@ -326,6 +326,9 @@ def option_text(value: Any) -> str:
         return "yes" if value else "no"
     if value is None:
         return ""
+    if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], int)):                           # an address
+        return f"{value[0]}@{value[1]}"
     if isinstance(value, tuple):
         return "\n".join(option_text(v) for v in value)
     if hasattr(value, "name") and hasattr(value, "servers"):          # a zone
@@ -466,7 +469,8 @@ def union_dump(answers: list[dict]) -> dict:
                 key = tuple(p.lower() for p in parts[1:5])
                 if key not in best or int(parts[5]) > best[key][0]:
                     best[key] = (int(parts[5]), line)
-    return {"ok": True, "lines": [HEADER, START, *(v[1] for v in best.values()), END]}
+    return {"ok": True, "lines": [HEADER, f"; the union of the caches of {len(answers)} "
+                                  "workers", START, *(v[1] for v in best.values()), END]}
 
 
 def union_flush(answers: list[dict]) -> dict:
@@ -486,3 +490,6 @@ MERGE = {"dump_cache": union_dump, "flush": union_flush}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset({"verbosity", "log_reopen"})
+
+#: Commands whose request or answer may hold a whole cache (``load_cache``, ``dump_cache``).
+BULK = frozenset({"dump_cache", "load_cache"})

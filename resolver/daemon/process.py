@@ -427,9 +427,12 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     async def ask_all(req: dict, quiet: bool = False) -> tuple[list[dict], list[str]]:
         """Every worker's answer, and the errors of those that failed (by worker)."""
         out, errors = [], []
+        # a cache's dump or load moves more than the other commands
+        big = req["cmd"] in operations.BULK
         for i, p in enumerate(paths):
             try:
-                out.append(await arequest(p, req))
+                out.append(await arequest(p, req, 60.0 if big else 5.0,
+                                          cfg.limits.max_control_request))
             except ControlError as e:
                 errors.append(f"worker {i}: {e}")
                 if not quiet:
