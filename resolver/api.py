@@ -697,10 +697,17 @@ class Resolver(ResolverCore):
             self.dnssec.nsec_cache.flush()
 
     def flush_bogus(self) -> None:
-        """Forget every bogus verdict (the validator's and the failures it caused)."""
+        """Forget every bogus verdict and the data it was given on: the questions found
+        bogus and the zones whose chain of trust failed, with what the cache holds at and
+        below them, so the next query fetches and validates again."""
         purge.flush_bogus(self.cache)
-        if self.dnssec is not None:
-            self.dnssec.bogus.clear()
+        v = self.dnssec
+        if v is None:
+            return
+        names = {key[0] for key in v.bogus}
+        names |= {zone for zone, e in v.zones.items() if e.status == it.BOGUS}
+        v.bogus.clear()
+        self._forget(names)
 
     def flush_infra(self, address: str | None = None) -> None:
         """Forget what was learnt about every server, or about ``address``."""

@@ -87,8 +87,8 @@ def parse(text: str) -> list[tuple[bytes, int, bytes]]:
             if ttl < 0:
                 raise ValueError(f"TTL {ttl} is negative")
             lname = dns.name.from_text(name).canonicalize().to_wire()
-            key = lname + struct.pack("!HHB", dns.rdatatype.from_text(qtype),
-                                      dns.rdataclass.from_text(qclass), variant)
+            key = lname + struct.pack("!HHB", _code(dns.rdatatype, qtype, "type"),
+                                      _code(dns.rdataclass, qclass, "class"), variant)
             wire = bytearray(base64.b64decode(b64, validate=True))
             ttl_offsets(bytes(wire))                # the message must read
             if len(wire) < 12 or not wire[2] & 0x80:
@@ -98,6 +98,13 @@ def parse(text: str) -> list[tuple[bytes, int, bytes]]:
             raise DumpError(f"line {number}: {e}") from None
         out.append((key, ttl, bytes(wire)))
     return out
+
+
+def _code(module, text: str, what: str) -> int:
+    try:
+        return module.from_text(text)
+    except dns.exception.DNSException:
+        raise ValueError(f"unknown {what} {text!r}") from None
 
 
 def load(cache, entries, now: float) -> int:

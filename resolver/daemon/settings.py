@@ -639,7 +639,10 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("ADDR:PORT", "serve Prometheus metrics over HTTP"),
             restart=True,
             example='"127.0.0.1:9153"',
-            doc="Prometheus text over HTTP, or None."),
+            doc="Prometheus text over HTTP, or None. Its counters only ever grow: "
+                "``corenet-resolver stats`` (unbound-control's, which resets) shows what was "
+                "counted since the last ``stats`` by keeping the figures it showed, never by "
+                "zeroing a counter, so a scrape never sees one go back."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
             flag=Flag("PATH", "Unix control socket (stats/flush/reload)"),
             restart=True,
