@@ -356,15 +356,17 @@ def parse_value(text: str) -> Any:
 
 
 def set_option(ctl: WorkerControl, req: dict) -> dict:
-    args = _args(req, 2)
-    if not args[0].endswith(":"):
-        if ":" not in args[0]:
-            raise CommandError("usage: set_option NAME: VALUE")
-    name = setting_name(args[0])
+    text = " ".join(_args(req, 1))
+    if ":" not in text:
+        raise CommandError("usage: set_option NAME: VALUE")
+    name, value = text.split(":", 1)
+    if not value.strip():
+        raise CommandError("usage: set_option NAME: VALUE")
+    name = setting_name(name)
     if SETTINGS[name].restart:
         raise CommandError(f"{SETTINGS[name].key}: changes only at a restart, not with "
                            "set_option")
-    value = _setting(name, parse_value(" ".join(args[1:])))
+    value = _setting(name, parse_value(value.strip()))
     return _change(ctl, **{name: value})
 
 

@@ -246,7 +246,10 @@ def test_get_option_and_set_option_through_the_settings_table(daemon):
         .isdigit()
     ok(daemon, "set_option", "prefetch:", "no")
     assert ctl(daemon, "get_option", "prefetch").stdout == "no\n"
-    ok(daemon, "set_option", "prefetch:", "yes")
+    ok(daemon, "set_option", "prefetch:yes")                    # one word, as Unbound takes
+    assert ctl(daemon, "get_option", "prefetch").stdout == "yes\n"
+    r = ctl(daemon, "set_option", "prefetch")
+    assert r.returncode == 1 and "usage: set_option NAME: VALUE" in r.stdout
     r = ctl(daemon, "set_option", "cache-size:", "100000000")
     assert r.returncode == 1 and "cache-size" in r.stdout and "restart" in r.stdout
     r = ctl(daemon, "set_option", "no-such-thing:", "1")
@@ -328,15 +331,26 @@ def test_runtime_changes_last_until_reload(lab, tmp_path, responder):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
-def test_the_control_socket_is_found_from_the_config_file_and_stop_stops(lab, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_control_socket_is_found_from_the_config_file_and_stop_stops(lab, tmp_path,
+                                                                          workers):
     sock = tmp_path / "ctl.sock"
     conf = tmp_path / "resolver.toml"
     conf.write_text(f'control = "{sock}"\n')
-    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2", control=False)
-    d.start(ready="ready: 2 workers")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers),
+               control=False)
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         r = cli("-c", str(conf), "status")
-        assert r.returncode == 0 and "workers: 2" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and f"workers: {workers}" in r.stdout, r.stdout + r.stderr
+        d.ask("www.example.net.")
+        r = cli("-c", str(conf), "dump_cache")
+        assert r.returncode == 0 and "\nmsg www.example.net. A IN " in r.stdout, r.stdout
+        d.ask("www.example.net.")
+        assert json.loads(cli("-c", str(conf), "stats", "--json").stdout)["engine"][
+            "client_queries"] == 2
+        assert json.loads(cli("-c", str(conf), "stats_noreset", "--json").stdout)["engine"][
+            "client_queries"] == 0
         r = cli("status", "-c", str(conf))                 # the option after the command too
         assert r.returncode == 0
         r = cli("-c", str(conf), "stop")
@@ -504,7 +518,9 @@ def _client_cert(ca, stem: str):
     return pem, keyfile
 
 
-def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(lab, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(lab, tmp_path,
+                                                                             workers):
     server_pem, server_key, ca = _self_signed(tmp_path, "server")
     client_pem, client_key = _client_cert(ca, "control")
     _, _, other = _self_signed(tmp_path, "other")
@@ -519,10 +535,11 @@ def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(la
 
     conf = tmp_path / "resolver.toml"
     config(conf, client_pem, client_key)
-    d = start(tmp_path / "d", lab, "--config", str(conf))
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         r = cli("-c", str(conf), "status")
-        assert r.returncode == 0 and "workers: 2" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and f"workers: {workers}" in r.stdout, r.stdout + r.stderr
         r = cli("-c", str(conf), "local_data", "tls.test.", "A", "10.0.0.7")
         assert r.returncode == 0 and r.stdout == "ok\n"
         assert all(addresses(a) == {"10.0.0.7"} for a in everywhere(d, "tls.test."))
