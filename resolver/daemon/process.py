@@ -431,7 +431,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         big = req["cmd"] in operations.BULK
         for i, p in enumerate(paths):
             try:
-                out.append(await arequest(p, req, 60.0 if big else 5.0,
+                out.append(await arequest(p, req, 25.0 if big else 5.0,
                                           cfg.limits.max_control_request))
             except ControlError as e:
                 errors.append(f"worker {i}: {e}")

@@ -200,14 +200,19 @@ def responder():
 
 def test_forward_add_routes_the_zone_to_another_server_until_removed(daemon, responder):
     cached_everywhere(daemon, "www.example.com.")
-    ok(daemon, "forward_add", "example.com.", f"127.0.0.1@{responder.port}")
+    ok(daemon, "forward_add", "+i", "example.com.", f"127.0.0.1@{responder.port}")
     r = ctl(daemon, "list_forwards")
     assert r.stdout.split() == ["example.com.", "IN", "forward", f"127.0.0.1@{responder.port}"]
+    assert ctl(daemon, "get_option", "domain-insecure").stdout == "example.com.\n"   # +i
     answers = everywhere(daemon, "www.example.com.")
     assert all(addresses(a) == {"192.0.2.77"} for a in answers)
     assert "www.example.com." in responder.asked
-    ok(daemon, "forward_remove", "example.com.")
+    r = ctl(daemon, "lookup", "www.example.com.")
+    assert r.stdout.count("zone example.com. (forward)") == 2, r.stdout
+    assert f"127.0.0.1@{responder.port}\trtt " in r.stdout
+    ok(daemon, "forward_remove", "+i", "example.com.")
     assert ctl(daemon, "list_forwards").stdout.strip() == ""
+    assert ctl(daemon, "get_option", "domain-insecure").stdout.strip() == ""
     assert all(addresses(a) == {"192.0.2.1", "192.0.2.11"}
                for a in everywhere(daemon, "www.example.com."))
 
