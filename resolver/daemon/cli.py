@@ -49,14 +49,18 @@ def parser() -> argparse.ArgumentParser:
     from corenet import __version__
 
     from resolver.daemon.commands import usage
+    from resolver.daemon.service import SYSTEM_CONTROL
 
     ap = argparse.ArgumentParser(
         prog=PROG, description="A recursive, caching DNS resolver.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="control commands, run as  corenet-resolver [-c CONFIG] [-s PATH] COMMAND "
-               "[ARGS]\n(-c: the daemon's config file, whose control socket is used; -s "
-               "or --control: the socket itself;\n--json: stats and status as JSON):\n"
-               + usage())
+        epilog=f"control commands, run as  {PROG} [-c CONFIG] [-s PATH] [-q] COMMAND "
+               "[ARGS]\n  -c CONFIG  the daemon's config file: its control socket (or TCP "
+               "control listener, control-enable) is used\n  -s PATH, --control PATH  the "
+               f"control socket (default {SYSTEM_CONTROL}, or the non-root\n"
+               "             daemon's, or $CORENET_RESOLVER_CONTROL)\n  -q  no 'ok' on "
+               "success   --json  stats and status as JSON   COMMAND -h  the command's "
+               "doc\n\n" + usage())
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
@@ -141,22 +145,21 @@ def split_control(argv: list[str]) -> tuple[dict, list[str]]:
 def control_target(opts: dict):
     """Where the daemon listens for commands: ``-s``/``--control``, else the control socket
     (or TCP control interface) of the config file ``-c`` names, else the default socket."""
+    from resolver.daemon import config
+    from resolver.daemon.control import tcp_target
     from resolver.daemon.service import find_control
 
     if opts.get("control"):
         return opts["control"]
     if opts.get("config"):
-        from resolver.daemon import config
-
         cfg = config.build(opts["config"])
-        from resolver.daemon.control import tcp_target
         target = tcp_target(cfg)
         if target is not None:
             return target
         if not cfg.control:
             raise ConfigError(f"{opts['config']}: the control socket is off (control = \"\")")
-        from resolver.daemon.settings import Config
-        return find_control() if cfg.control == Config.control else cfg.control
+        # the default path: where a daemon that could not make it put its socket too
+        return find_control() if cfg.control == config.Config.control else cfg.control
     return find_control()
 
 
@@ -171,6 +174,11 @@ def cmd_control(argv: list[str]) -> int:
     cmd, args = rest[0], rest[1:]
     if cmd not in BY_NAME:
         return _fail(f"unknown command {cmd!r} (corenet-resolver help lists them)")
+    if {"-h", "--help"} & set(args):
+        c = BY_NAME[cmd]
+        print(f"usage: {PROG} [-c CONFIG] [-s PATH] {c.name} {c.args}".rstrip())
+        print(f"\n{c.doc}\n\nWith several workers: {c.scope}.")
+        return 0
     req: dict[str, Any] = {"cmd": cmd, "args": args}
     if cmd == "stats":
         req["reset"] = True
@@ -198,21 +206,23 @@ def cmd_control(argv: list[str]) -> int:
         else:
             _print_stats(answer["stats"])
     elif cmd == "flush":
-        print("ok")
+        if not opts.get("quiet"):
+            print("ok")
         if "shared_deleted" in answer:
             if answer["shared_deleted"] is None:
                 return _fail("the shared cache could not be reached: the name's entries "
                              "there stay until they expire", 1)
             print(f"deleted {answer['shared_deleted']} entries from the shared cache")
     elif cmd == "reload":
-        print("ok")
+        if not opts.get("quiet"):
+            print("ok")
         if answer.get("restart_needed"):
             print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
                   file=sys.stderr)
     elif "lines" in answer:
         for line in answer["lines"]:
             print(line)
-    elif answer.get("text"):
+    elif answer.get("text") and not (opts.get("quiet") and answer["text"] == "ok"):
         print(answer["text"])
     return 0
 
