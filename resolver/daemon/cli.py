@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
                "[ARGS]\n  -c CONFIG  the daemon's config file: its control socket (or TCP "
                "control listener, control-enable) is used\n  -s PATH, --control PATH  the "
                f"control socket (default {SYSTEM_CONTROL}, or the non-root\n"
-               "             daemon's, or $CORENET_RESOLVER_CONTROL)\n  -q  no 'ok' on "
+               "             daemon's, or $CORENET_RESOLVER_CONTROL); -s ADDR[@PORT]: the TCP "
+               "control listener, with -c's certificates\n  -q  no 'ok' on "
                "success   --json  stats and status as JSON   COMMAND -h  the command's "
                "doc\n\n" + usage())
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -146,9 +147,11 @@ def control_target(opts: dict):
     """Where the daemon listens for commands: ``-s``/``--control``, else the control socket
     (or TCP control interface) of the config file ``-c`` names, else the default socket."""
     from resolver.daemon import config
-    from resolver.daemon.control import tcp_target
+    from resolver.daemon.control import is_address, tcp_target
     from resolver.daemon.service import find_control
 
+    if opts.get("control") and is_address(opts["control"]):     # -s ADDR[@PORT]: over TCP
+        return tcp_target(config.build(opts.get("config")), opts["control"])
     if opts.get("control"):
         return opts["control"]
     if opts.get("config"):

@@ -71,17 +71,37 @@ class TCPTarget:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-def tcp_target(cfg) -> TCPTarget | None:
-    """Where ``-c CONFIG`` sends commands when the config enables the TCP listener."""
-    if not cfg.control_enable:
+def tcp_target(cfg, server: str | None = None) -> TCPTarget | None:
+    """Where ``-c CONFIG`` sends commands when the config enables the TCP listener, or
+    where ``-s ADDR[@PORT]`` says (unbound-control's form; the port by default
+    ``control-port``), with the config's certificates; None for neither."""
+    if server is None and not cfg.control_enable:
         return None
+    host = cfg.control_interface[0] if cfg.control_interface else "127.0.0.1"
+    port = cfg.control_port
+    if server is not None:
+        host, _, port_text = server.partition("@")
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ControlError(f"-s {server}: port {port_text!r} is not a port number")
+            port = int(port_text)
     try:
         ctx = client_context(cfg) if cfg.control_use_cert else None
     except (OSError, ssl.SSLError) as e:
         raise ControlError(f"control-key-file/control-cert-file/server-cert-file: {e}") \
             from None
-    return TCPTarget(cfg.control_interface[0] if cfg.control_interface else "127.0.0.1",
-                     cfg.control_port, ctx)
+    return TCPTarget(host, port, ctx)
+
+
+def is_address(text: str) -> bool:
+    """Whether ``-s`` names a TCP listener (``ADDR[@PORT]``) rather than a socket path."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.partition("@")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _bind_unix(path: str, mode: int) -> socket.socket:

@@ -552,6 +552,8 @@ def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(la
         r = cli("-c", str(conf), "local_data", "tls.test.", "A", "10.0.0.7")
         assert r.returncode == 0 and r.stdout == "ok\n"
         assert all(addresses(a) == {"10.0.0.7"} for a in everywhere(d, "tls.test."))
+        r = cli("-c", str(conf), "-s", f"127.0.0.1@{port}", "get_option", "control-port")
+        assert r.returncode == 0 and r.stdout == f"{port}\n", r.stdout + r.stderr
         rogue = tmp_path / "rogue.toml"
         config(rogue, rogue_pem, rogue_key)
         r = cli("-c", str(rogue), "status")
