@@ -568,6 +568,6 @@ def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(la
                     s.sendall(b'{"cmd": "status"}\n')
                     if not s.recv(4096):
                         raise ConnectionError("closed without an answer")
-        assert d.alive()
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
