@@ -78,15 +78,15 @@ def parse(text: str) -> list[tuple[bytes, int, bytes]]:
             if len(parts) != 9 or parts[0] != "msg":
                 raise ValueError("expected: msg NAME TYPE CLASS VARIANT TTL STATUS RCODE "
                                  "MESSAGE")
-            _, name, qtype, qclass, variant, ttl, status, _rcode, b64 = parts
+            _, name, qtype, qclass, variant_text, ttl_text, status, _rcode, b64 = parts
             if status not in STATUSES:
                 raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-            variant, ttl = int(variant), int(ttl)
+            variant, ttl = int(variant_text), int(ttl_text)
             if not 0 <= variant <= 7:
                 raise ValueError(f"variant {variant} is not in 0..7")
             if ttl < 0:
                 raise ValueError(f"TTL {ttl} is negative")
-            lname = dns.name.from_text(name).canonicalize().to_wire()
+            lname = dns.name.from_text(name).canonicalize().to_wire() or b"\x00"
             key = lname + struct.pack("!HHB", _code(dns.rdatatype, qtype, "type"),
                                       _code(dns.rdataclass, qclass, "class"), variant)
             wire = bytearray(base64.b64decode(b64, validate=True))

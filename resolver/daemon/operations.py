@@ -80,8 +80,8 @@ def _change(ctl: WorkerControl, **values) -> dict:
 
 # ---- the cache ------------------------------------------------------------------------------
 async def flush(ctl: WorkerControl, req: dict) -> dict:
-    name = _args(req, 0, 1)
-    name = req.get("name") or (name[0] if name else None)
+    args = _args(req, 0, 1)
+    name = req.get("name") or (args[0] if args else None)
     r = ctl.server.resolver
     out: dict = {"ok": True, "flushed": name or "everything"}
     if name and r.shared is not None:         # the name's entries in Redis go too
