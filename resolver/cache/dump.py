@@ -20,6 +20,7 @@ import binascii
 import struct
 
 import dns.exception
+import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
@@ -93,6 +94,12 @@ def parse(text: str) -> list[tuple[bytes, int, bytes]]:
             ttl_offsets(bytes(wire))                # the message must read
             if len(wire) < 12 or not wire[2] & 0x80:
                 raise ValueError("the message is not a response")
+            msg = dns.message.from_wire(bytes(wire))
+            if (len(msg.question) != 1 or msg.question[0].name.canonicalize().to_wire()
+                    != lname or struct.pack("!HH", msg.question[0].rdtype,
+                                            msg.question[0].rdclass) != key[-5:-1]):
+                raise ValueError(f"the message answers another question than {name} "
+                                 f"{qtype} {qclass}")
             wire[3] = wire[3] | AD if status == "secure" else wire[3] & ~AD
         except (ValueError, WireError, binascii.Error, dns.exception.DNSException) as e:
             raise DumpError(f"line {number}: {e}") from None

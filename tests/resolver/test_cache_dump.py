@@ -2,6 +2,7 @@
 ``load_cache`` reads, on a cache driven by hand, with its own clock."""
 from __future__ import annotations
 
+import base64
 import struct
 
 import dns.flags
@@ -83,6 +84,10 @@ def test_the_status_word_decides_the_ad_bit():
     ("msg a.example. NOTATYPE IN 3 100 secure NOERROR AAAA", "NOTATYPE"),
     ("msg a.example. A IN 3 100 secure NOERROR !!!!", "line 2"),
     ("msg a.example. A IN 3 100 secure NOERROR AAAAAAAAAAAAAAAAAAAA", "line 2"),
+    ("msg other.example. A IN 3 100 secure NOERROR " + base64.b64encode(
+        answer("secure.example.", 300, True)).decode(), "another question"),
+    ("msg secure.example. AAAA IN 3 100 secure NOERROR " + base64.b64encode(
+        answer("secure.example.", 300, True)).decode(), "another question"),
 ])
 def test_a_bad_line_is_an_error_naming_it_and_nothing_is_read(bad, words):
     good = [x for x in dump(filled(0.0), 0.0) if x.startswith("msg ")][0]
