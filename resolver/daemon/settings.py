@@ -644,9 +644,11 @@ TABLE: tuple[Setting, ...] = (*section(
                 "counted since the last ``stats`` by keeping the figures it showed, never by "
                 "zeroing a counter, so a scrape never sees one go back."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
-            flag=Flag("PATH", "Unix control socket (stats/flush/reload)"),
+            flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,
-            doc="Unix control socket (stats, status, flush, reload); \"\" turns it off. At the "
+            doc="Unix control socket, for the control commands (unbound-control's: "
+                "``corenet-resolver help`` lists them; ``corenet-resolver -c FILE COMMAND`` "
+                "finds the socket in this file); \"\" turns it off. At the "
                 "default path a daemon that cannot create ``/run/corenet-resolver`` (not root) "
                 "uses ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or "
                 "``/tmp/corenet-resolver-UID/control``) instead, and the commands look there "
