@@ -72,8 +72,9 @@ COMMANDS: tuple[Command, ...] = (
             "servers, one zone per line.", "every worker"),
     Command("list_stubs", "", "Prints the stub zones: name, ``IN stub`` and the servers, "
             "one zone per line.", "every worker"),
-    Command("list_local_zones", "", "Prints the local zones: name and type, one per line.",
-            "every worker"),
+    Command("list_local_zones", "", "Prints the local zones: name and type, one per line, "
+            "with the transparent zone that local data outside every zone makes for its "
+            "name.", "every worker"),
     Command("list_local_data", "", "Prints the local data, one record per line.",
             "every worker"),
     Command("local_zone", "NAME TYPE", "Adds (or replaces) the local zone NAME of TYPE "

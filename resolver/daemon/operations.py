@@ -184,9 +184,13 @@ def list_stubs(ctl: WorkerControl, req: dict) -> dict:
 
 
 def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
+    """The local zones served, with the transparent ones local data outside every zone
+    makes (as Unbound lists them)."""
     _args(req, 0, 0)
-    return {"ok": True, "text": "\n".join(f"{z.name} {z.type}"
-                                          for z in ctl.server.cfg.local_zone)}
+    local = ctl.server.resolver.local_zones
+    types = local.types if local is not None else {}
+    return {"ok": True, "text": "\n".join(
+        f"{dns.name.from_wire(name, 0)[0]} {kind}" for name, kind in sorted(types.items()))}
 
 
 def list_local_data(ctl: WorkerControl, req: dict) -> dict:

@@ -233,6 +233,7 @@ def test_local_zone_and_local_data_answer_until_removed(daemon):
     ok(daemon, "local_data", "printer.home.test.", "300", "A", "10.0.0.5")
     assert all(addresses(a) == {"10.0.0.5"} for a in everywhere(daemon, "printer.home.test."))
     assert "printer.home.test. 300 A 10.0.0.5" in ctl(daemon, "list_local_data").stdout
+    assert "printer.home.test. transparent" in ctl(daemon, "list_local_zones").stdout
     ok(daemon, "local_zone", "blocked.example.net.", "refuse")
     assert "blocked.example.net. refuse" in ctl(daemon, "list_local_zones").stdout
     assert all(a.rcode() == dns.rcode.REFUSED
