@@ -82,6 +82,7 @@ def _change(ctl: WorkerControl, **values) -> dict:
 async def flush(ctl: WorkerControl, req: dict) -> dict:
     args = _args(req, 0, 1)
     name = req.get("name") or (args[0] if args else None)
+    name = _name(name) if name else None
     r = ctl.server.resolver
     out: dict = {"ok": True, "flushed": name or "everything"}
     if name and r.shared is not None:         # the name's entries in Redis go too

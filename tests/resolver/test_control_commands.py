@@ -101,6 +101,15 @@ def test_a_bad_command_or_argument_is_an_error_and_exit_1(daemon):
     assert r.returncode == 1 and "0..5" in r.stdout
     r = ctl(daemon, "local_data", "bad.test. A not-an-address")
     assert r.returncode == 1 and r.stdout.startswith("error ")
+    for raw in (b'{"cmd": "flush_zone", "args": 5}\n', b'{"cmd": "load_cache"}\n',
+                b'{"cmd": "lookup", "args": ["..bad.."]}\n', b"not json\n",
+                b'{"cmd": "no_such_command"}\n'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(daemon.control)
+            s.sendall(raw)
+            answer = json.loads(s.makefile("rb").readline())
+        assert answer["ok"] is False and answer["error"], (raw, answer)
     assert daemon.ask("www.example.net.").rcode() == dns.rcode.NOERROR
 
 
