@@ -265,6 +265,9 @@ def test_get_option_and_set_option_through_the_settings_table(daemon):
         .isdigit()
     ok(daemon, "set_option", "prefetch:", "no")
     assert ctl(daemon, "get_option", "prefetch").stdout == "no\n"
+    ok(daemon, "set_option", "serve-expired:", "no")             # Unbound's name for it
+    assert ctl(daemon, "get_option", "serve-stale").stdout == "no\n"
+    ok(daemon, "set_option", "serve_expired:", "yes")
     ok(daemon, "set_option", "prefetch:yes")                    # one word, as Unbound takes
     assert ctl(daemon, "get_option", "prefetch").stdout == "yes\n"
     r = ctl(daemon, "set_option", "prefetch")
