@@ -296,6 +296,14 @@ class Limits:
     #: a larger one is not parsed and counts as bad.
     shared_cache_max_value: int = 65535 + 64
 
+    # ---- the control socket
+
+    #: Bytes of one control request (a command and its arguments, or ``load_cache``'s whole
+    #: dump); a longer one is refused with an error before it is read on. A dump holds about
+    #: 200 bytes per cached answer: this takes the dump of a full 64 MiB cache, and no more
+    #: memory than that can be made to wait on a request.
+    max_control_request: int = 64 * 1024 * 1024
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}

@@ -439,3 +439,33 @@ class MetricsServer:
         if self.server is not None:
             self.server.close()
             self.server = None
+
+
+#: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
+#: shows them as they are.
+GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
+                    "latency_buckets", "udp_iterations", "workers", "workers_answering",
+                    "per_worker", "open", "tls_upstream"})
+
+
+def since(stats: dict, base: dict | None) -> dict:
+    """``stats`` with every counter less its value in ``base`` (the figures of the last
+    ``stats`` that reset): what ``corenet-resolver stats`` shows, as unbound-control's does.
+    The counters themselves never go back, so ``/metrics`` stays monotonic."""
+    if base is None:
+        return stats
+
+    def sub(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: v if k in GAUGES else sub(v, b.get(k)) for k, v in a.items()}
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [sub(x, y) for x, y in zip(a, b)]
+        if (isinstance(a, (int, float)) and not isinstance(a, bool)
+                and isinstance(b, (int, float))):
+            return a - b
+        return a
+    out = sub(stats, base)
+    if "engine" in out:
+        from resolver.daemon.server import hit_rates
+        out["hit_rates"] = hit_rates(out)
+    return out

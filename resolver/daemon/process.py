@@ -29,7 +29,9 @@ from typing import Any
 from resolver.daemon import config as config_mod
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
-from resolver.daemon.metrics import MetricsServer, merge, watch_gc
+from resolver.daemon import operations
+from resolver.daemon.metrics import MetricsServer, merge, since, watch_gc
+from resolver.daemon.operations import WorkerControl
 from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
                                      write_pidfile)
 
@@ -300,16 +302,19 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         return 1
     stop = asyncio.Event()
 
+    base = {"cfg": server.cfg}      # the config as read: a reload starts from it again
+
     def do_reload() -> dict:
         if notifier is not None:
             notifier.reloading()
         try:
-            new = fit_descriptors(_reload(server.cfg, overrides))
+            new = fit_descriptors(_reload(base["cfg"], overrides))
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             if notifier is not None:
                 notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
+        base["cfg"] = new
         restart = server.apply(replace(new, control=server.cfg.control))
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
@@ -318,30 +323,17 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
             notifier.ready(banner(server))
         return {"ok": True, "restart_needed": restart}
 
+    control = WorkerControl(server, do_reload, lambda: loop.call_later(0.05, stop.set))
+
     async def handle(req: dict) -> dict:
-        cmd = req["cmd"]
-        if cmd == "stats":
-            return {"ok": True, "stats": server.stats()}
-        if cmd == "flush":
-            name = req.get("name")
-            r = server.resolver
-            out = {"ok": True, "flushed": name or "everything"}
-            if name and r.shared is not None:      # the name's entries in Redis go too
-                import dns.name
-                out["shared_deleted"] = await r.shared.forget(r, dns.name.from_text(name)
-                                                              .to_wire())
-            r.flush(name)
-            return out
-        if cmd == "reload":
-            return do_reload()
-        if cmd == "status":
-            return {"ok": True, "status": status_of(server)}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        return await operations.run(operations.WORKER, control, req)
 
     ctl = met = None
     try:
-        if control_path:
-            ctl = ControlServer(control_path, handle, cfg.control_mode)
+        tcp = cfg if cfg.control_enable and control_path == cfg.control else None
+        if control_path or tcp is not None:
+            ctl = ControlServer(control_path, handle, cfg.control_mode,
+                                cfg.limits.max_control_request, tcp)
             await ctl.start()
         if metrics_addr:
             met = MetricsServer(metrics_addr, server.stats)
@@ -355,11 +347,11 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         return 1
     pidfile = cfg.pidfile if notifier is not None else None     # not a worker's
     try:
-        if cfg.user and ctl is not None and control_path != cfg.control:
+        if cfg.user and ctl is not None and control_path and control_path != cfg.control:
             # A worker's private socket: its supervisor, as that user too, must reach it.
             pw = pwd.getpwnam(cfg.user)
             os.chown(control_path, pw.pw_uid, pw.pw_gid)
-        elif ctl is not None:
+        elif ctl is not None and control_path:
             give_group(control_path, cfg.user)
         if pidfile:
             write_pidfile(pidfile)
@@ -445,9 +437,12 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     async def ask_all(req: dict, quiet: bool = False) -> tuple[list[dict], list[str]]:
         """Every worker's answer, and the errors of those that failed (by worker)."""
         out, errors = [], []
+        # a cache's dump or load moves more than the other commands
+        big = req["cmd"] in operations.BULK
         for i, p in enumerate(paths):
             try:
-                out.append(await arequest(p, req))
+                out.append(await arequest(p, req, 25.0 if big else 5.0,
+                                          cfg.limits.max_control_request))
             except ControlError as e:
                 errors.append(f"worker {i}: {e}")
                 if not quiet:
@@ -486,25 +481,40 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.ready(f"reloaded; {len(answers)} workers")
         return {"ok": True, "workers": len(answers), "restart_needed": restart}
 
+    async def stats_command(req: dict) -> dict:
+        merged = await stats()
+        if not (req.get("since") or req.get("reset")):
+            return {"ok": True, "stats": merged}
+        shown = since(merged, state.get("stats_base"))
+        if req.get("reset"):
+            state["stats_base"] = merged
+        return {"ok": True, "stats": shown}
+
+    async def status_command(req: dict) -> dict:
+        parts = [a["status"] for a in await gather({"cmd": "status"})]
+        return {"ok": True, "status": merge_status(parts, started_at, len(paths))}
+
+    async def stop_command(req: dict) -> dict:
+        loop.call_later(0.05, stop.set)
+        return {"ok": True, "text": "ok"}
+
+    #: the commands this process answers itself (the others are asked of every worker)
+    own = {"stats": stats_command, "stats_noreset": lambda req: stats_command(
+               {**req, "since": True, "reset": False}),
+           "status": status_command, "reload": lambda req: reload(), "stop": stop_command}
+
     async def handle(req: dict) -> dict:
         cmd = req["cmd"]
-        if cmd == "stats":
-            return {"ok": True, "stats": await stats()}
-        if cmd == "status":
-            parts = [a["status"] for a in await gather({"cmd": "status"})]
-            return {"ok": True, "status": merge_status(parts, started_at, len(paths))}
-        if cmd == "reload":
-            return await reload()
-        if cmd == "flush":
-            answers, errors = await ask_all(req)
-            out = {"ok": not errors, "workers": len(answers),
-                   **({"error": "; ".join(errors)} if errors else {})}
-            deleted = [a["shared_deleted"] for a in answers if "shared_deleted" in a]
-            if deleted:          # each worker deletes the same keys: the first one counts them
-                out["shared_deleted"] = (None if all(d is None for d in deleted)
-                                         else sum(d or 0 for d in deleted))
-            return out
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        if cmd in own:
+            return await own[cmd](req)
+        if cmd in operations.HERE_TOO:           # the supervisor logs too
+            answer = await operations.run(operations.WORKER, None, req)
+            if not answer.get("ok"):
+                return answer
+        if cmd not in operations.WORKER:
+            return {"ok": False, "error": f"unknown command {cmd!r}"}
+        answers, errors = await ask_all(req)
+        return operations.combine(cmd, answers, errors)
 
     # A worker is ready once it answers as the user it runs as for good: the parent drops
     # root after that, and then must still be able to signal every worker.
@@ -542,8 +552,10 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
 
     ctl = met = None
     try:
-        if cfg.control:
-            ctl = ControlServer(cfg.control, handle, cfg.control_mode)
+        if cfg.control or cfg.control_enable:
+            ctl = ControlServer(cfg.control, handle, cfg.control_mode,
+                                cfg.limits.max_control_request,
+                                cfg if cfg.control_enable else None)
             await ctl.start()
         if cfg.metrics:
             met = MetricsServer(cfg.metrics, stats)
@@ -560,7 +572,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     try:
         if ready and cfg.pidfile:
             write_pidfile(cfg.pidfile)
-        if ctl is not None:
+        if ctl is not None and cfg.control:
             give_group(cfg.control, cfg.user)
         drop_privileges(cfg.user)
     except OSError as e:

@@ -226,6 +226,7 @@ class Server:
         self.resolver.do_ip4 = cfg.do_ip4
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
+        self.resolver.set_insecure(cfg.domain_insecure)
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)

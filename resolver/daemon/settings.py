@@ -239,6 +239,17 @@ def domains(value: Any, what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def ip_addresses(value: Any, what: str) -> tuple[str, ...]:
+    """A list of IP addresses (the TCP control listener's)."""
+    out = []
+    for item in as_list(value, what):
+        try:
+            out.append(str(ipaddress.ip_address(str(item))))
+        except ValueError:
+            raise ConfigError(f"{what}: {item!r} is not an IP address") from None
+    return tuple(out)
+
+
 def zone_rates(value: Any, what: str) -> tuple[tuple[str, int], ...]:
     """A table of domain = queries per second, or a list of "domain number" strings (as
     Unbound writes them), as (domain, number) pairs."""
@@ -555,12 +566,12 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),
-            restart=True,
             example='["test."]',
             doc="Negative trust anchors (Unbound's ``domain-insecure``): names at and below "
                 "these domains are treated as unsigned (never bogus) even when a trust anchor "
                 "above them says otherwise; a trust anchor at or below such a domain still "
-                "wins."),
+                "wins. A reload applies a change (what is cached at and below a name added or "
+                "removed is forgotten), as do ``insecure_add`` and ``insecure_remove``."),
     Setting("limits", 'Limits', _LIMITS, limits_table,
             restart=True,
             example='{ max-query-time = 4.0 }',
@@ -684,11 +695,16 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("ADDR:PORT", "serve Prometheus metrics over HTTP"),
             restart=True,
             example='"127.0.0.1:9153"',
-            doc="Prometheus text over HTTP, or None."),
+            doc="Prometheus text over HTTP, or None. Its counters only ever grow: "
+                "``corenet-resolver stats`` (unbound-control's, which resets) shows what was "
+                "counted since the last ``stats`` by keeping the figures it showed, never by "
+                "zeroing a counter, so a scrape never sees one go back."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
-            flag=Flag("PATH", "Unix control socket (stats/flush/reload)"),
+            flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,
-            doc="Unix control socket (stats, status, flush, reload); \"\" turns it off. At the "
+            doc="Unix control socket, for the control commands (unbound-control's: "
+                "``corenet-resolver help`` lists them; ``corenet-resolver -c FILE COMMAND`` "
+                "finds the socket in this file); \"\" turns it off. At the "
                 "default path a daemon that cannot create ``/run/corenet-resolver`` (not root) "
                 "uses ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or "
                 "``/tmp/corenet-resolver-UID/control``) instead, and the commands look there "
@@ -697,6 +713,43 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Permission bits of the control socket. It belongs to root (or whoever started "
                 "the daemon) and, with ``user``, to that user's group: 0660 lets root and that "
                 "group in."),
+    # ---- the control channel over TCP (Unbound's remote-control clause)
+    Setting("control_enable", 'bool', False, boolean,
+            restart=True,
+            doc="Also take the control commands over TCP on ``control-interface`` and "
+                "``control-port`` (Unbound's ``control-enable``), besides the Unix socket "
+                "``control``. Off by default. With ``control-use-cert`` (the default) a client "
+                "must show a certificate signed by ``server-cert-file`` (mutual TLS, as "
+                "unbound-control-setup makes them); ``corenet-resolver -c CONFIG COMMAND`` "
+                "then connects there with ``control-cert-file`` and ``control-key-file``."),
+    Setting("control_interface", 'tuple[str, ...]', ("127.0.0.1", "::1"), ip_addresses,
+            restart=True,
+            doc="Addresses the TCP control listener binds (Unbound's ``control-interface``); "
+                "an address the host does not have is skipped with a warning."),
+    Setting("control_port", 'int', 8953, number(int, 1, 65535),
+            restart=True,
+            doc="Port of the TCP control listener (Unbound's ``control-port``)."),
+    Setting("control_use_cert", 'bool', True, boolean,
+            restart=True,
+            doc="Mutual TLS on the TCP control listener (Unbound's ``control-use-cert``). "
+                "Without it the listener takes plain TCP, so only a loopback "
+                "``control-interface`` is allowed then."),
+    Setting("server_key_file", 'str', "/etc/corenet-resolver/control_server.key", text,
+            restart=True,
+            doc="The TCP control listener's private key (Unbound's ``server-key-file``)."),
+    Setting("server_cert_file", 'str', "/etc/corenet-resolver/control_server.pem", text,
+            restart=True,
+            doc="The TCP control listener's certificate (Unbound's ``server-cert-file``); "
+                "it also signs the clients' certificates: a client whose certificate it did "
+                "not sign is refused, as Unbound refuses it."),
+    Setting("control_key_file", 'str', "/etc/corenet-resolver/control.key", text,
+            restart=True,
+            doc="The command line's private key for the TCP control listener (Unbound's "
+                "``control-key-file``)."),
+    Setting("control_cert_file", 'str', "/etc/corenet-resolver/control.pem", text,
+            restart=True,
+            doc="The command line's certificate for the TCP control listener, signed by "
+                "``server-cert-file`` (Unbound's ``control-cert-file``)."),
     Setting("log_level", 'str', "INFO", log_level,
             flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
             doc="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
