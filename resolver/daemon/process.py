@@ -20,13 +20,13 @@ import pwd
 import resource
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from typing import Any
 
 from resolver.daemon import config as config_mod
+from resolver.daemon import logs
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, merge, watch_gc
@@ -45,27 +45,26 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def setup_logging(cfg: Config) -> None:
-    logging.basicConfig(stream=sys.stderr, level=cfg.log_level,
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
-    logging.getLogger().setLevel(cfg.log_level)
-
-
 def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     """Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    setup_logging(cfg)
+    logs.setup(cfg)
     from resolver.daemon.server import make_resolver
     from resolver.dnssec.trust_anchor import TrustAnchorError
     try:
-        make_resolver(cfg)     # bad hints / DNSSEC options fail here, before anything binds
+        checked = make_resolver(cfg)   # bad hints / DNSSEC options fail here, before binding
     except TrustAnchorError as e:
         raise ConfigError(f"--trust-anchor: {e}") from None
     except TypeError as e:
         raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
+    if checked.zones:          # said once here: each worker makes its own resolver again
+        log.info("zones: %s", checked.zones.describe())
     cfg = fit_descriptors(cfg)
     cfg, overrides = choose_user(cfg, overrides)
+    if cfg.user and os.geteuid() == 0:
+        pw = pwd.getpwnam(cfg.user)
+        logs.give_to(pw.pw_uid, pw.pw_gid)
     cfg = replace(cfg, control=prepare_control(cfg.control))
     tls = tls_services(cfg)
     notifier = Notifier()
@@ -461,6 +460,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.reloading()
         try:
             state["cfg"] = _reload(state["cfg"], overrides)
+            logs.reload(state["cfg"])
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             notifier.ready(f"reload failed, old config kept: {e}")
