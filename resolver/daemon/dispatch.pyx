@@ -25,6 +25,7 @@ from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
+from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.daemon.udp_listener cimport ClientSend
 from resolver.response import error
 
@@ -39,6 +40,10 @@ for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
 
 log = logging.getLogger("resolver.daemon.server")
+#: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
+#: Unbound's verbosity 5 identifies it.
+cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
+cdef int CACHE_MISS = _CACHE_MISS
 
 cdef object _udp_limit = udp_listener.udp_limit
 cdef object _truncate = udp_listener.truncate
@@ -239,6 +244,8 @@ cdef class Dispatch:
             dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
             return False
         self.inflight_by_client[client] = n + 1
+        if _miss_log.isEnabledFor(CACHE_MISS):
+            self._log_miss(q, addr, transport)
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
             self, q, client, transport, send, t0)
@@ -334,6 +341,13 @@ cdef class Dispatch:
             return False
         b.tokens -= 1.0
         return True
+
+    def _log_miss(self, bytes q, addr, str transport):
+        from resolver.daemon.querylog import question
+        asked = question(q)
+        _miss_log.log(CACHE_MISS, "cache miss from %s over %s: %s",
+                      f"{addr[0]}@{addr[1]}" if addr and len(addr) > 1 else "-", transport,
+                      " ".join(asked[:3]) if asked else "(unreadable)")
 
     def _failed(self, bytes q, client, exc):
         log.debug("query from %s failed: %r", client, exc)

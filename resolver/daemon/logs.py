@@ -14,6 +14,7 @@ Verbosity is Unbound's scale, each level a threshold of Python's logging:
     3  query level information                                           DEBUG
     4  algorithm level information                                       ALGORITHM (5)
     5  client identification for cache misses                            CACHE_MISS (1)
+       (``resolver.daemon.misses``: one line per miss with the client's address and port)
 
 The per-query logs (``resolver.daemon.querylog``: log-queries, log-replies, log-servfail,
 log-local-actions) are shown whatever the verbosity, as Unbound's are.

@@ -327,3 +327,30 @@ def test_a_daemon_with_workers_reopens_its_log_file_on_reload(lab, tmp_path):
     assert any("resolver.replies" in x for x in lines)     # answers go to the new file too
     old = _lines(tmp_path / "resolver.log.1")
     assert any("info: ready" in x for x in old) and not any("reloaded" in x for x in old)
+
+
+def test_verbosity_5_names_the_client_of_each_cache_miss_and_1_does_not(lab, tmp_path):
+    seen, ports = {}, {}
+    for level in (5, 1):
+        logfile = tmp_path / f"v{level}.log"
+        d = Daemon(tmp_path / f"d{level}", lab, "--logfile", str(logfile),
+                   "--verbosity", str(level))
+        at = d.args.index("--log-level")
+        del d.args[at:at + 2]                 # log-level would win over verbosity
+        _start(d, logfile)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                s.settimeout(8)
+                q = dns.message.make_query("www.example.com.", "A")
+                for _ in range(2):            # a miss, then a hit (not a miss)
+                    s.sendto(q.to_wire(), ("127.0.0.1", d.port))
+                    assert dns.message.from_wire(s.recv(4096)).rcode() == dns.rcode.NOERROR
+                ports[level] = s.getsockname()[1]
+        finally:
+            assert d.stop() == 0
+        seen[level] = [x for x in _lines(logfile) if "cache miss from" in x]
+    assert len(seen[5]) == 1 and seen[5][0].endswith(
+        f"resolver.daemon.misses cache_miss: cache miss from 127.0.0.1@{ports[5]} over udp: "
+        "www.example.com. A IN"), seen[5]
+    assert seen[1] == []
