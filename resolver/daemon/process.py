@@ -223,12 +223,14 @@ def _reload(cfg: Config, overrides) -> Config:
 
 
 def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr,
-            notifier: Notifier | None = None, tls: dict | None = None) -> int:
+            notifier: Notifier | None = None, tls: dict | None = None,
+            index: int | None = None) -> int:
+    """Serves until stopped; ``index``: which worker of several (None: the only one)."""
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr,
-                                              notifier, tls))
+                                              notifier, tls, index))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -281,7 +283,8 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,
-                 notifier: Notifier | None = None, tls: dict | None = None) -> int:
+                 notifier: Notifier | None = None, tls: dict | None = None,
+                 index: int | None = None) -> int:
     from resolver.daemon.server import Server
 
     loop = asyncio.get_running_loop()
@@ -371,8 +374,10 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
     _settle_gc()
-    log.info("%s", banner(server))
-    log.info("ready")
+    # One banner and one "ready" per daemon: with several workers the first one's banner,
+    # the supervisor's "ready: N workers"; the others say theirs at verbosity 2.
+    log.log(logging.INFO if not index else logs.DETAIL, "%s", banner(server))
+    log.log(logging.INFO if index is None else logs.DETAIL, "ready")
     if notifier is not None:
         notifier.ready(banner(server))
     await stop.wait()
@@ -404,7 +409,7 @@ def _parent(cfg: Config, overrides, notifier: Notifier, tls: dict) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _worker(cfg, overrides, path, None, None, tls)
+                code = _worker(cfg, overrides, path, None, None, tls, i)
             except BaseException:
                 log.exception("worker %d crashed", i)
             finally:

@@ -675,9 +675,12 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``logfile``); ignored with ``use-syslog``. Started as root, the file is given "
                 "to ``user`` before the daemon drops root. The control command ``log_reopen`` "
                 "(and a reload) makes the supervisor and every worker reopen it, so logrotate "
-                "needs neither ``copytruncate`` nor a signal: rename the file, then run "
-                "``corenet-resolver log_reopen``. A file that cannot be opened leaves the log "
-                "on standard error, which says why."),
+                "needs neither ``copytruncate`` nor a signal: rename the file, make the new one "
+                "for ``user`` (logrotate's ``create``; the daemon, no longer root, may not "
+                "create files in ``/var/log``), then run ``corenet-resolver log_reopen`` "
+                "(``contrib/corenet-resolver.logrotate``). A file that cannot be opened leaves "
+                "the log on standard error, which says why; one that cannot be reopened stays "
+                "in use, and the error is logged in it."),
     Setting("use_syslog", 'bool', False, boolean,
             flag=Flag(None, "log to the local syslog socket", form="both"),
             doc="Send the log to the local syslog (the datagram socket ``/dev/log``, facility "
@@ -719,7 +722,9 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Log one line for each query that falls in a local zone, on the "
                 "``resolver.local`` logger (Unbound's ``log-local-actions``): the zone, its "
                 "type, the client's address, then the name, type and class asked, for "
-                "example ``example.com. static 127.0.0.1 www.example.com. A IN``."),
+                "example ``example.com. static 127.0.0.1 www.example.com. A IN``. Written when "
+                "the answer goes, so a query a ``deny`` zone drops, which gets none, has no "
+                "line (Unbound writes one)."),
 ), *section(
     'zones (tables; examples in zones-example.toml)',
     Setting("forward_zone", 'tuple[Any, ...]', (), zone_tables("forward_zone"),

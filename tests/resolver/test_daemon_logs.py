@@ -326,7 +326,11 @@ def test_a_daemon_with_workers_reopens_its_log_file_on_reload(lab, tmp_path):
     assert str(d.pid) in pids and len(pids) == 3
     assert any("resolver.replies" in x for x in lines)     # answers go to the new file too
     old = _lines(tmp_path / "resolver.log.1")
-    assert any("info: ready" in x for x in old) and not any("reloaded" in x for x in old)
+    assert not any("reloaded" in x for x in old)
+    # one banner and one "ready" for the daemon, not one per worker
+    for once in (" on 127.0.0.1:", "info: ready"):
+        assert sum(once in x for x in old) == 1, (once, old)
+    assert [x.split("info: ")[1] for x in old if "info: ready" in x] == ["ready: 2 workers"]
 
 
 def test_verbosity_5_names_the_client_of_each_cache_miss_and_1_does_not(lab, tmp_path):
