@@ -109,9 +109,8 @@ def syslog_socket() -> str:
 def threshold_of(cfg) -> int:
     """The logging threshold ``cfg`` asks for: Python's level named by ``log-level`` when
     it is set (WARNING is verbosity 0, INFO 1, DEBUG 3), else ``verbosity``'s."""
-    name = getattr(cfg, "log_level", None)
-    if name:
-        return logging.getLevelName(name)
+    if cfg.log_level:
+        return logging.getLevelName(cfg.log_level)
     return THRESHOLDS[cfg.verbosity]
 
 
@@ -148,9 +147,8 @@ def setup(cfg) -> None:
     again on reload (a changed destination replaces the old one). A log file that cannot
     be opened, or a syslog socket that cannot be reached, leaves the lines on standard
     error and says why there."""
-    ascii_time = bool(getattr(cfg, "log_time_ascii", False))
-    syslog = bool(getattr(cfg, "use_syslog", False))
-    path = None if syslog else (getattr(cfg, "logfile", None) or None)
+    ascii_time, syslog = cfg.log_time_ascii, cfg.use_syslog
+    path = None if syslog else (cfg.logfile or None)
     where = ("syslog", syslog_socket()) if syslog else ("file", path) if path else ("stderr",)
     root = logging.getLogger()
     problem = None
@@ -167,7 +165,7 @@ def setup(cfg) -> None:
             problem = (f"cannot log to {where[1]} ({e.strerror or e}); "
                        "logging to standard error")
             handler, path, where = logging.StreamHandler(sys.stderr), None, ("stderr",)
-        handler.setFormatter(LineFormatter(ascii_time, stamp=not syslog))
+        handler.setFormatter(LineFormatter(ascii_time, stamp=where[0] != "syslog"))
         old = _state.handler
         if old is not None:                 # one destination: no line written twice
             root.removeHandler(old)
