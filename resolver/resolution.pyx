@@ -699,9 +699,10 @@ cdef class Drive:
             _call_done(done, self, None)
             return
         response = finish_miss(self.resolver, self.query, self.miss, res)
-        if (res.ede == EDE_NO_REACHABLE_AUTHORITY and len(response) > 3
-                and (response[3] & 0x0F) == 2):     # SERVFAIL, not an answer served stale
-            response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
+        if len(response) > 3 and (response[3] & 0x0F) == 2:   # SERVFAIL, not served stale
+            self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
+            if res.ede == EDE_NO_REACHABLE_AUTHORITY:
+                response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
         _call_done(done, self, response)
 
     def cancel(self):

@@ -8,7 +8,6 @@ it on one line and exits with status 2).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import tomllib
 from dataclasses import replace
@@ -21,7 +20,7 @@ from resolver.limits import DEFAULT as _LIMITS, Limits
 
 __all__ = ["Address", "Config", "ConfigError", "RESTART_SETTINGS", "ZONE_SETTINGS", "SETTINGS",
            "ALIASES", "CACHE_TTLS", "build", "load_file", "key_line", "limit_value",
-           "parse_address", "engine_limits", "make_zones", "check_encrypted", "log_level"]
+           "parse_address", "engine_limits", "make_zones", "check_encrypted"]
 
 #: Every setting's name (``Config``'s fields but ``config_file``).
 SETTINGS = tuple(BY_NAME)
@@ -284,10 +283,6 @@ def _at_second_mention(config_file: str | None, e: ConfigError) -> ConfigError:
     quoted = re.compile(rf"""["']{re.escape(name)}\.?[\s"']""", re.IGNORECASE)
     seen = [n for n, line in enumerate(text.splitlines(), 1) for _ in quoted.finditer(line)]
     return ConfigError(f"{config_file}:{seen[1]}: {e}") if len(seen) >= 2 else e
-
-
-def log_level(cfg: Config) -> int:
-    return getattr(logging, cfg.log_level)
 
 
 def apply_zone_ratelimits(cfg: Config, rates) -> None:

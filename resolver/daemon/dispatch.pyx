@@ -25,6 +25,7 @@ from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
+from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.daemon.udp_listener cimport ClientSend
 from resolver.response import error
 
@@ -39,6 +40,10 @@ for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
 
 log = logging.getLogger("resolver.daemon.server")
+#: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
+#: Unbound's verbosity 5 identifies it.
+cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
+cdef int CACHE_MISS = _CACHE_MISS
 
 cdef object _udp_limit = udp_listener.udp_limit
 cdef object _truncate = udp_listener.truncate
@@ -123,16 +128,17 @@ cdef class _Done(MissDone):
     """The Drive's done(drive, response) for one client query (called in C by a Drive)."""
     cdef Dispatch owner
     cdef bytes q
-    cdef object client, send
+    cdef object client, send, host
     cdef str transport
     cdef double t0
 
     def __call__(self, d, out):
-        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out,
+                            self.host)
 
     cdef int finished(self, Drive drive, object response) except -1:
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
-                            response)
+                            response, self.host)
         return 0
 
 
@@ -238,9 +244,12 @@ cdef class Dispatch:
             dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
             return False
         self.inflight_by_client[client] = n + 1
+        if _miss_log.isEnabledFor(CACHE_MISS):
+            self._log_miss(q, addr, transport)
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
             self, q, client, transport, send, t0)
+        done.host = addr[0] if addr else None
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
             if absent is not None:
@@ -250,10 +259,10 @@ cdef class Dispatch:
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
-            self.resolved(q, client, transport, send, t0, None, None)
+            self.resolved(q, client, transport, send, t0, None, None, done.host)
             return False
         if type(d) is bytes:
-            self.resolved(q, client, transport, send, t0, None, d)
+            self.resolved(q, client, transport, send, t0, None, d, done.host)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
@@ -333,6 +342,13 @@ cdef class Dispatch:
         b.tokens -= 1.0
         return True
 
+    def _log_miss(self, bytes q, addr, str transport):
+        from resolver.daemon.querylog import question
+        asked = question(q)
+        _miss_log.log(CACHE_MISS, "cache miss from %s over %s: %s",
+                      f"{addr[0]}@{addr[1]}" if addr and len(addr) > 1 else "-", transport,
+                      " ".join(asked[:3]) if asked else "(unreadable)")
+
     def _failed(self, bytes q, client, exc):
         log.debug("query from %s failed: %r", client, exc)
         out = _error_response(q, 1 if isinstance(exc, ValueError) else 2)
@@ -340,9 +356,10 @@ cdef class Dispatch:
             self.counters.dropped["short"] += 1
         return out
 
-    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out):
-        """The end of a miss: its response sent (none if it was cancelled), its count
-        released."""
+    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out,
+                  host=None):
+        """The end of a miss: its response sent (none if it was cancelled) to ``host`` (the
+        client's address), its count released."""
         if d is not None:
             self.misses.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
@@ -355,26 +372,28 @@ cdef class Dispatch:
         cdef Parsed m
         if out is not None:
             if d is None:
-                self.answer(q, out, transport, send, t0, client, False)
+                self.answer(q, out, transport, send, t0, host, False)
             else:
                 # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss):
                 # its type and EDNS payload size are not read from the bytes again.
                 m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
-                self.answer(q, out, transport, send, t0, client, False, m.qtype,
-                            m.edns_payload if m.edns_payload > 512 else 512)
+                self.answer(q, out, transport, send, t0, host, False, m.qtype,
+                            m.edns_payload if m.edns_payload > 512 else 512,
+                            (<Drive>d).failure if type(d) is Drive
+                            else getattr(d, "failure", None))
 
     cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
-                bint hit=False, int qtype=-1, int limit=-1):
+                bint hit=False, int qtype=-1, int limit=-1, failure=None):
         """Counts, logs and sends ``out``; ``qtype`` and ``limit`` (the largest UDP answer
         the client takes) are the query's when its parse is at hand, -1 to read them from
-        ``q``."""
+        ``q``; ``failure`` a SERVFAIL's (extended error code, reason) when it is known."""
         cdef double seconds
         if transport == "udp":
             out = self.truncate_udp(out, q, limit)
         seconds = monotonic() - t0
         self.counters.answered(transport, out, qtype_of(q) if qtype < 0 else qtype, seconds)
         if self.query_log is not None:
-            self.query_log(client, q, out, transport, seconds, hit)
+            self.query_log(client, q, out, transport, seconds, hit, failure)
         if type(send) is ClientSend:
             (<ClientSend>send).send(out)
         else:

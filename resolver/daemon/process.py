@@ -20,13 +20,13 @@ import pwd
 import resource
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from typing import Any
 
 from resolver.daemon import config as config_mod
+from resolver.daemon import logs
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon import operations
@@ -47,27 +47,26 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def setup_logging(cfg: Config) -> None:
-    logging.basicConfig(stream=sys.stderr, level=cfg.log_level,
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
-    logging.getLogger().setLevel(cfg.log_level)
-
-
 def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     """Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    setup_logging(cfg)
+    logs.setup(cfg)
     from resolver.daemon.server import make_resolver
     from resolver.dnssec.trust_anchor import TrustAnchorError
     try:
-        make_resolver(cfg)     # bad hints / DNSSEC options fail here, before anything binds
+        checked = make_resolver(cfg)   # bad hints / DNSSEC options fail here, before binding
     except TrustAnchorError as e:
         raise ConfigError(f"--trust-anchor: {e}") from None
     except TypeError as e:
         raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
+    if checked.zones:          # said once here: each worker makes its own resolver again
+        log.info("zones: %s", checked.zones.describe())
     cfg = fit_descriptors(cfg)
     cfg, overrides = choose_user(cfg, overrides)
+    if cfg.user and os.geteuid() == 0:
+        pw = pwd.getpwnam(cfg.user)
+        logs.give_to(pw.pw_uid, pw.pw_gid)
     cfg = replace(cfg, control=prepare_control(cfg.control))
     tls = tls_services(cfg)
     notifier = Notifier()
@@ -228,12 +227,14 @@ def _reload(cfg: Config, overrides) -> Config:
 
 
 def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr,
-            notifier: Notifier | None = None, tls: dict | None = None) -> int:
+            notifier: Notifier | None = None, tls: dict | None = None,
+            index: int | None = None) -> int:
+    """Serves until stopped; ``index``: which worker of several (None: the only one)."""
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr,
-                                              notifier, tls))
+                                              notifier, tls, index))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -289,7 +290,8 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,
-                 notifier: Notifier | None = None, tls: dict | None = None) -> int:
+                 notifier: Notifier | None = None, tls: dict | None = None,
+                 index: int | None = None) -> int:
     from resolver.daemon.server import Server
 
     loop = asyncio.get_running_loop()
@@ -374,8 +376,10 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
     _settle_gc()
-    log.info("%s", banner(server))
-    log.info("ready")
+    # One banner and one "ready" per daemon: with several workers the first one's banner,
+    # the supervisor's "ready: N workers"; the others say theirs at verbosity 2.
+    log.log(logging.INFO if not index else logs.DETAIL, "%s", banner(server))
+    log.log(logging.INFO if index is None else logs.DETAIL, "ready")
     if notifier is not None:
         notifier.ready(banner(server))
     await stop.wait()
@@ -407,7 +411,7 @@ def _parent(cfg: Config, overrides, notifier: Notifier, tls: dict) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _worker(cfg, overrides, path, None, None, tls)
+                code = _worker(cfg, overrides, path, None, None, tls, i)
             except BaseException:
                 log.exception("worker %d crashed", i)
             finally:
@@ -466,6 +470,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.reloading()
         try:
             state["cfg"] = _reload(state["cfg"], overrides)
+            logs.reload(state["cfg"])
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             notifier.ready(f"reload failed, old config kept: {e}")

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from resolver.daemon import udp_listener
+from resolver.daemon import logs, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
@@ -65,9 +65,14 @@ class Server:
         #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
         #: reload that turned prefetching off
         self.prefetch_base = cfg.limits.prefetch_fraction
-        if cfg.log_queries:
-            from resolver.daemon.querylog import QueryLog
-            self.dispatch.query_log = QueryLog()
+        self.dispatch.query_log = self._query_log(cfg)
+
+    def _query_log(self, cfg: Config):
+        """The per-query logs ``cfg`` turns on, or None when all are off."""
+        from resolver.daemon.querylog import QueryLog
+        if not QueryLog.wanted(cfg):
+            return None
+        return QueryLog(cfg, lambda: self.resolver.zones)
 
     @property
     def query_log(self):
@@ -236,22 +241,18 @@ class Server:
             log.info("zones: %s", zones.describe() if zones is not None else "none")
         for listener in self.encrypted:
             listener.reload(cfg)           # new handshakes take the new certificate
-        logging.getLogger().setLevel(cfg.log_level)
+        logs.reload(cfg)
         return need_restart
 
     def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
         """serve-stale and prefetch (the engine's limits and the front door's prefetch
-        point), and the query log, on or off at once on every listener."""
+        point), and the per-query logs, on or off at once on every listener."""
         limits = engine_limits(cfg, self.resolver.limits.replace(
             prefetch_fraction=self.prefetch_base))
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
             self.front.prefetch_fraction = limits.prefetch_fraction
-        if not cfg.log_queries:
-            self.dispatch.query_log = None
-        elif self.query_log is None:
-            from resolver.daemon.querylog import QueryLog
-            self.dispatch.query_log = QueryLog()
+        self.dispatch.query_log = self._query_log(cfg)
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 u.query_log = self.query_log
@@ -388,7 +389,6 @@ def make_resolver(cfg: Config) -> Resolver:
     zones = make_zones(cfg)
     if zones is not None:
         kw["zones"] = zones
-        log.info("zones: %s", zones.describe())
     r = Resolver(cfg.root_hints, **kw)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r

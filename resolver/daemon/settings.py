@@ -750,9 +750,6 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             doc="The command line's certificate for the TCP control listener, signed by "
                 "``server-cert-file`` (Unbound's ``control-cert-file``)."),
-    Setting("log_level", 'str', "INFO", log_level,
-            flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-            doc="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     Setting("shutdown_grace", 'float', 5.0, number(float, 0.01, 3600),
             doc="Seconds a graceful stop waits for queries in flight."),
     Setting("pidfile", 'str | None', None, optional(path_in_directory),
@@ -762,13 +759,81 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="File the daemon's process id is written to once it serves (removed at exit), "
                 "or None. Changed at restart only: it is written before the daemon drops its "
                 "privileges."),
+), *section(
+    # ---- logging: Unbound's verbosity, logfile, use-syslog and per-query logs ----------------
+    'logging',
+    Setting("verbosity", 'int', 1, number(int, 0, 5, whole=True),
+            flag=Flag("N", "how much to log, 0 to 5 (Unbound's verbosity)"),
+            doc="How much the daemon logs, Unbound's scale (Unbound's ``verbosity``): 0 errors "
+                "only (and warnings, which Unbound too prints at every verbosity), 1 "
+                "operational information, 2 detailed operational information, 3 query level "
+                "information, 4 algorithm level information, 5 client identification for "
+                "cache misses. The per-query logs (``log-queries``, ``log-replies``, "
+                "``log-servfail``, ``log-local-actions``) are written whatever it says. The "
+                "control command ``verbosity N`` changes it until the next reload."),
+    Setting("log_level", 'str | None', None, optional(log_level),
+            flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL (another spelling "
+                      "of --verbosity)"),
+            doc="Python's name for a level, kept as another spelling of ``verbosity``: WARNING "
+                "is verbosity 0, INFO 1, DEBUG 3; ERROR and CRITICAL hide the warnings too (as "
+                "Python's levels do). Unset: ``verbosity`` decides; set, it wins over it."),
+    Setting("logfile", 'str | None', None, optional(path_in_directory),
+            flag=Flag("FILE", "append the log to FILE instead of standard error"),
+            example='"/var/log/corenet-resolver.log"',
+            doc="Append the log to this file instead of standard error (Unbound's "
+                "``logfile``); ignored with ``use-syslog``. Started as root, the file is given "
+                "to ``user`` before the daemon drops root. The control command ``log_reopen`` "
+                "(and a reload) makes the supervisor and every worker reopen it, so logrotate "
+                "needs neither ``copytruncate`` nor a signal: rename the file, make the new one "
+                "for ``user`` (logrotate's ``create``; the daemon, no longer root, may not "
+                "create files in ``/var/log``), then run ``corenet-resolver log_reopen`` "
+                "(``contrib/corenet-resolver.logrotate``). A file that cannot be opened leaves "
+                "the log on standard error, which says why; one that cannot be reopened stays "
+                "in use, and the error is logged in it."),
+    Setting("use_syslog", 'bool', False, boolean,
+            flag=Flag(None, "log to the local syslog socket", form="both"),
+            doc="Send the log to the local syslog (the datagram socket ``/dev/log``, facility "
+                "daemon; the environment variable ``CORENET_RESOLVER_SYSLOG`` names another "
+                "socket) instead of a file or standard error (Unbound's ``use-syslog``). Off "
+                "by default where Unbound's is on: under systemd standard error already goes "
+                "to the journal, and a daemon run by hand shows its log where it was started."),
+    Setting("log_time_ascii", 'bool', False, boolean,
+            doc="Stamp each line with the local time as ``Nov 25 14:55:14`` instead of seconds "
+                "since the epoch in brackets (Unbound's ``log-time-ascii``). Syslog stamps its "
+                "lines itself."),
     Setting("log_queries", 'bool', False, boolean,
             flag=Flag(None, "log one line per answered query", form="both"),
             doc="Log one line per answered query (client, name, type, rcode, flags, latency, "
                 "cache hit) to the ``resolver.queries`` logger at INFO (Unbound's "
-                "``log-queries`` and ``log-replies``). Off by default. Queries take the same "
-                "path with the log on or off; each answered query costs one log line. A "
-                "reload turns it on or off at once."),
+                "``log-queries``; written when the answer goes, so that it has the rcode and "
+                "the latency too). Off by default. Queries take the same path with the log on "
+                "or off; each answered query costs one log line. A reload turns it on or off "
+                "at once."),
+    Setting("log_replies", 'bool', False, boolean,
+            flag=Flag(None, "log one line per reply, as Unbound's log-replies", form="both"),
+            doc="Log one line per reply in Unbound's ``log-replies`` format, on the "
+                "``resolver.replies`` logger: the client's address, the name, type and class "
+                "asked, the rcode, the time taken in seconds (six decimals), 1 when the answer "
+                "came from the cache (else 0) and the reply's size in bytes, for example "
+                "``127.0.0.1 www.example.com. A IN NOERROR 0.000112 1 49``. A reply to a "
+                "query that could not be read (FORMERR) shows ``-`` for name, type and class. "
+                "Unbound writes the client as ADDR@PORT only in newer versions; corenet writes "
+                "the address."),
+    Setting("log_servfail", 'bool', False, boolean,
+            flag=Flag(None, "log the reason of each SERVFAIL", form="both"),
+            doc="Log one line for each SERVFAIL answer with its reason, on the "
+                "``resolver.servfail`` logger at ERROR (Unbound's ``log-servfail``): "
+                "``SERVFAIL <www.example.com. A IN>: REASON``, the reason being the extended "
+                "DNS error the resolver found (RFC 8914: its code's name and its text, the "
+                "same a client asking with EDNS gets in the answer)."),
+    Setting("log_local_actions", 'bool', False, boolean,
+            flag=Flag(None, "log each answer from a local zone", form="both"),
+            doc="Log one line for each query that falls in a local zone, on the "
+                "``resolver.local`` logger (Unbound's ``log-local-actions``): the zone, its "
+                "type, the client's address, then the name, type and class asked, for "
+                "example ``example.com. static 127.0.0.1 www.example.com. A IN``. Written when "
+                "the answer goes, so a query a ``deny`` zone drops, which gets none, has no "
+                "line (Unbound writes one)."),
 ), *section(
     'zones (tables; examples in zones-example.toml)',
     Setting("forward_zone", 'tuple[Any, ...]', (), zone_tables("forward_zone"),
@@ -1003,13 +1068,13 @@ def add_flags(parser) -> None:
                                 action=argparse.BooleanOptionalAction,
                                 help=f"{f.help} (default: {'on' if default_of(s) else 'off'})")
         else:
-            shown = _flag_default(s)
+            shown = flag_default(s)
             parser.add_argument(f"--{s.key}", *f.names, dest=dest, metavar=f.metavar,
                                 action="append" if f.repeat else "store", default=None,
                                 help=f.help + (f" (default: {shown})" if shown else ""))
 
 
-def _flag_default(s: Setting) -> str:
+def flag_default(s: Setting) -> str:
     value = default_of(s)
     if value is None or value == ():
         return ""
