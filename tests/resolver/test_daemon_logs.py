@@ -17,7 +17,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import ROOT, Daemon, free_port
+from daemon_proc import ROOT, Daemon, cli, free_port
 from resolver.daemon import logs, querylog
 
 
@@ -333,6 +333,30 @@ def test_a_daemon_with_workers_reopens_its_log_file_on_reload(lab, tmp_path):
     for once in (" on 127.0.0.1:", "info: ready"):
         assert sum(once in x for x in old) == 1, (once, old)
     assert [x.split("info: ")[1] for x in old if "info: ready" in x] == ["ready: 2 workers"]
+
+
+def test_log_reopen_makes_every_process_write_the_new_file_without_a_reload(lab, tmp_path):
+    """logrotate's postrotate runs ``corenet-resolver log_reopen``: after the rename every
+    worker's replies land in the new file, and no reload happened."""
+    logfile = tmp_path / "resolver.log"
+    d = Daemon(tmp_path / "d", lab, "--logfile", str(logfile), "--workers", "2",
+               "--log-replies")
+    _start(d, logfile)
+    try:
+        os.rename(logfile, tmp_path / "resolver.log.1")
+        r = cli("log_reopen", "--control", d.control)
+        assert (r.returncode, r.stdout) == (0, "ok\n"), (r.stdout, r.stderr)
+        # each worker answers some of these (SO_REUSEPORT spreads the source ports)
+        for i in range(16):
+            assert d.ask(f"www.example.com.").rcode() == dns.rcode.NOERROR
+        lines = _wait_for(logfile, "resolver.replies", count=16, timeout=10)
+    finally:
+        assert d.stop() == 0
+    assert sum("resolver.replies" in x for x in lines) == 16, lines
+    assert not any("reloaded" in x for x in lines + _lines(tmp_path / "resolver.log.1"))
+    assert not any("resolver.replies" in x for x in _lines(tmp_path / "resolver.log.1"))
+    writers = {re.search(r"corenet-resolver\[(\d+)\]", x).group(1) for x in lines}
+    assert len(writers) >= 2, lines      # the supervisor's or another worker's lines too
 
 
 def test_verbosity_5_names_the_client_of_each_cache_miss_and_1_does_not(lab, tmp_path):
