@@ -39,8 +39,9 @@ from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_a
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.limits import DEFAULT, Limits
-from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as start_resolution,
-                                 start)
+from resolver.resolution import (Drive, iterator_for, new_iterator,
+                                 resolve_client as start_resolution, start)
+from resolver import dns64 as _dns64
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
 from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
@@ -48,6 +49,7 @@ from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_
 
 log = logging.getLogger("resolver.api")
 
+_VARIANT_DO, _VARIANT_CD = response.KEY_VARIANT_DO, response.KEY_VARIANT_CD
 _HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
                                 response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
 
@@ -106,6 +108,10 @@ class Resolver(ResolverCore):
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
     (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
+    ``dns64``: DNS64 (RFC 6147): True for the prefix 64:ff9b::/96, a prefix (``"2001:db8::/96"``)
+    or a :class:`resolver.dns64.Dns64` (``synthall``, ``ignore_aaaa``); AAAA answers
+    without AAAA records are synthesised from the A records, and PTR questions under the
+    prefix answered from ``in-addr.arpa`` (never with AD). None: off.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
@@ -123,8 +129,11 @@ class Resolver(ResolverCore):
                  forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
-                 do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
+                 do_ip4: bool = True, do_not_query_localhost: bool = True,
+                 dns64=None) -> None:
         self.port = int(port)
+        #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
+        self.dns64 = _dns64.make(dns64)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
         self._root_forward = None
         self._user_zones: Zones | None = None
@@ -665,7 +674,9 @@ class Resolver(ResolverCore):
                 if self.shared is not None:     # the other processes get the fresh answer
                     self.shared.offer(self, loop, key, now)
 
-        start_resolution(self, name, qtype, qclass, loop, done)
+        variant = key[-1]
+        start_resolution(self, name, qtype, qclass, loop, done, False,
+                         bool(variant & _VARIANT_DO and variant & _VARIANT_CD))
 
     # ---- management ---------------------------------------------------------------------------
     def flush(self, name=None) -> None:
