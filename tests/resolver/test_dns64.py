@@ -374,3 +374,31 @@ def test_library_resolve_sees_the_sentinel(run, signed, signed_port):
         assert [rd.to_text() for rd in ans.rrset] == ["192.0.2.99"]
         await r.close()
     run(go())
+
+
+# ---- the daemon's settings ---------------------------------------------------------------------
+
+def test_daemon_settings_make_the_resolver_s_dns64(tmp_path):
+    from resolver.daemon import config
+    from resolver.daemon.server import make_resolver
+    path = tmp_path / "resolver.toml"
+    path.write_text('dns64 = true\ndns64-prefix = "2001:db8:100::/40"\ndns64-synthall = true\n'
+                    'dns64-ignore-aaaa = ["example.com"]\nvalidate = false\n')
+    cfg = config.build(str(path), {})
+    d = make_resolver(cfg).dns64
+    assert str(d.prefix) == "2001:db8:100::/40" and d.synthall
+    assert d.ignore_aaaa == (dns.name.from_text("example.com.").to_wire(),)
+    path.write_text('validate = false\n')
+    assert make_resolver(config.build(str(path), {})).dns64 is None
+
+
+@pytest.mark.parametrize("bad,why", [('"64:ff9b::/80"', "prefix length"),
+                                     ('"2001:db8:0:0:100::/96"', "bits 64 to 71"),
+                                     ('"64:ff9b::"', "prefix length")])
+def test_a_bad_prefix_is_a_config_error_naming_the_key(tmp_path, bad, why):
+    from resolver.daemon import config
+    from resolver.daemon.config import ConfigError
+    path = tmp_path / "resolver.toml"
+    path.write_text(f"dns64 = true\ndns64-prefix = {bad}\n")
+    with pytest.raises(ConfigError, match=f"dns64-prefix.*{why}|dns64_prefix.*{why}"):
+        config.build(str(path), {})
