@@ -661,8 +661,11 @@ class Resolver(ResolverCore):
         self.stats.prefetches += 1
         name = key[:-5]
         qtype, qclass = struct.unpack("!HH", key[-5:-1])
-        # Forget the rrset-level data so the iterator asks the authorities again.
-        for t in (qtype, it.CNAME):
+        # Forget the rrset-level data so the iterator asks the authorities again (with
+        # DNS64, the A records an AAAA answer may be synthesised from as well).
+        types = (qtype, it.CNAME, it.A) if self.dns64 is not None and qtype == it.AAAA else (
+            qtype, it.CNAME)
+        for t in types:
             self.cache.rrsets.lru.pop((name, t, qclass))
 
         def done(res) -> None:

@@ -55,7 +55,7 @@ from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
 from resolver.dnssec import Suspend, with_ede
-from resolver.dnssec.sentinel import applies as sentinel_applies, verdict as sentinel_verdict
+from resolver.dnssec.sentinel import LENGTHS as _SENTINEL_LENGTHS, verdict as sentinel_verdict
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -78,6 +78,18 @@ cdef object _NoDescriptors = NoDescriptors
 cdef int _SECURE = it.SECURE
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
 EDE_NO_REACHABLE_AUTHORITY = 22    # RFC 8914
+
+
+cdef int _SENTINEL_IS_TA = _SENTINEL_LENGTHS[0], _SENTINEL_NOT_TA = _SENTINEL_LENGTHS[1]
+
+
+cdef inline bint _sentinel_length(bytes qname, int qtype):
+    """``resolver.dnssec.sentinel.applies`` in C, for every secure result: an A or AAAA
+    question whose first label is as long as a root key sentinel label."""
+    if (qtype != 1 and qtype != 28) or len(qname) == 0:
+        return False
+    cdef unsigned char n = (<const unsigned char*>PyBytes_AS_STRING(qname))[0]
+    return n == _SENTINEL_IS_TA or n == _SENTINEL_NOT_TA
 
 
 cdef inline void _remove_own(dict table, object key, object owner):
@@ -718,7 +730,7 @@ cdef class Resolution:
                           res.security, EDE_NO_REACHABLE_AUTHORITY)
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
-            if res.security == _SECURE and sentinel_applies(self.key[0], self.key[1]):
+            if res.security == _SECURE and _sentinel_length(self.key[0], self.key[1]):
                 # RFC 8509: a root key sentinel name's secure answer, checked against the
                 # root's trust anchor (resolver.dnssec.sentinel)
                 res = sentinel_verdict(self.key[0], res, self.resolver.dnssec.anchors)

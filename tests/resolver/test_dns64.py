@@ -147,6 +147,34 @@ def test_aaaa_absent_is_synthesised_and_cached(run, plain):
     run(go())
 
 
+def test_prefetch_keeps_the_synthesis(run, plain):
+    """A popular synthesised entry refreshed near its expiry (prefetch) is synthesised
+    again, not replaced by the authorities' NODATA."""
+    async def go():
+        r = _plain_resolver(plain)
+        now = [time.monotonic()]
+        r.clock = lambda: now[0]
+        for _ in range(3):
+            assert addrs(await ask(r, "v4only.example.com.", AAAA)) == ["64:ff9b::c000:20a",
+                                                                        "64:ff9b::c000:20b"]
+        now[0] += 285                               # the last tenth of its 300 s
+        prefetches = r.stats.prefetches
+        await ask(r, "v4only.example.com.", AAAA)
+        assert r.stats.prefetches == prefetches + 1
+        for _ in range(200):                        # the refresh runs in the background
+            if not r.resolutions:
+                break
+            await asyncio.sleep(0.01)
+        assert not r.resolutions
+        now[0] += 100                               # past the old entry's expiry
+        hits = r.stats.cache_hits
+        out = await ask(r, "v4only.example.com.", AAAA)
+        assert r.stats.cache_hits == hits + 1       # the refreshed entry answers
+        assert addrs(out) == ["64:ff9b::c000:20a", "64:ff9b::c000:20b"]
+        await r.close()
+    run(go())
+
+
 def test_ttl_is_bounded_by_the_a_record(run, plain):
     async def go():
         r = _plain_resolver(plain)
