@@ -430,3 +430,22 @@ def test_a_bad_prefix_is_a_config_error_naming_the_key(tmp_path, bad, why):
     path.write_text(f"dns64 = true\ndns64-prefix = {bad}\n")
     with pytest.raises(ConfigError, match=f"dns64-prefix.*{why}|dns64_prefix.*{why}"):
         config.build(str(path), {})
+
+
+# ---- the daemon, over the NSD lab ----------------------------------------------------------------
+
+def test_the_daemon_serves_dns64(lab, tmp_path):
+    """``--dns64 --dns64-prefix``: the lab's v4only.example.com. (A 192.0.2.2, no AAAA) gets
+    a synthesised AAAA over UDP and TCP, from the cache the second time; www keeps its own."""
+    from daemon_proc import Daemon
+    d = Daemon(tmp_path / "d", lab, "--dns64", "--dns64-prefix", "2001:db8:122:344::/64",
+               "--no-validate").start()
+    try:
+        for tcp in (False, True):
+            r = d.ask("v4only.example.com.", "AAAA", tcp=tcp)
+            assert r.rcode() == dns.rcode.NOERROR, r
+            assert addrs(r) == ["2001:db8:122:344:c0:2:200:0"]
+        assert addrs(d.ask("www.example.com.", "AAAA")) == ["2001:db8::1"]
+        assert addrs(d.ask("v4only.example.com.", "A"), A) == ["192.0.2.2"]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
