@@ -6,9 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import dns.name
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
+import dns.reversename
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -196,14 +194,18 @@ def test_ptr_under_the_prefix_maps_to_in_addr_arpa():
     d40 = dns64.Dns64("2001:db8:100::/40")
     name = dns.reversename.from_address("2001:db8:1c0:2:21::").to_wire()
     assert d40.ptr_target(name) == W("33.2.0.192.in-addr.arpa.")
+    # a network-specific /96: only names under its own 24 nibbles
+    d96 = dns64.Dns64("2001:db8:122:344::/96")
+    assert d96.ptr_target(dns.reversename.from_address(
+        "2001:db8:122:344::192.0.2.33").to_wire()) == W("33.2.0.192.in-addr.arpa.")
+    assert d96.ptr_target(dns.reversename.from_address(
+        "2001:db8:122:345::192.0.2.33").to_wire()) is None
     target = W("33.2.0.192.in-addr.arpa.")
     out = d.ptr_answer(name, target, Result(NOERROR, [(target, PTR, 1, 500, W("h.example."))],
                                             security=SECURE))
     assert out.answer[0] == (name, CNAME, 1, 500, target) and out.answer[1][1] == PTR
     assert out.security != SECURE
 
-
-import dns.reversename  # noqa: E402
 
 
 def test_make_reads_the_library_forms():
