@@ -112,6 +112,8 @@ class Resolver(ResolverCore):
     or a :class:`resolver.dns64.Dns64` (``synthall``, ``ignore_aaaa``); AAAA answers
     without AAAA records are synthesised from the A records, and PTR questions under the
     prefix answered from ``in-addr.arpa`` (never with AD). None: off.
+    ``root_key_sentinel``: answer the root key sentinel (RFC 8509,
+    ``resolver.dnssec.sentinel``) when validating.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
@@ -130,7 +132,7 @@ class Resolver(ResolverCore):
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
-                 dns64=None) -> None:
+                 dns64=None, root_key_sentinel: bool = True) -> None:
         self.port = int(port)
         #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
         self.dns64 = _dns64.make(dns64)
@@ -166,6 +168,7 @@ class Resolver(ResolverCore):
                 log.warning("%s", warning)
             self.dnssec = Validator(anchors, limits,
                                     insecure=[_name_wire(n) for n in domain_insecure])
+            self.dnssec.root_key_sentinel = bool(root_key_sentinel)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
         self.message_table = self.cache.messages.table

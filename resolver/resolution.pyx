@@ -730,7 +730,8 @@ cdef class Resolution:
                           res.security, EDE_NO_REACHABLE_AUTHORITY)
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
-            if res.security == _SECURE and _sentinel_length(self.key[0], self.key[1]):
+            if (res.security == _SECURE and _sentinel_length(self.key[0], self.key[1])
+                    and self.resolver.dnssec.root_key_sentinel):
                 # RFC 8509: a root key sentinel name's secure answer, checked against the
                 # root's trust anchor (resolver.dnssec.sentinel)
                 res = sentinel_verdict(self.key[0], res, self.resolver.dnssec.anchors)

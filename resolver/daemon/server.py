@@ -370,6 +370,8 @@ def make_resolver(cfg: Config) -> Resolver:
     if zones is not None:
         kw["zones"] = zones
         log.info("zones: %s", zones.describe())
+    if not cfg.root_key_sentinel:
+        kw["root_key_sentinel"] = False
     if cfg.dns64:
         from resolver.dns64 import Dns64
         kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)

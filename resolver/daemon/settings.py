@@ -442,8 +442,8 @@ TABLE: tuple[Setting, ...] = (*section(
             example='"/etc/corenet-resolver/root.key"',
             doc="DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor "
                 "when resolving from the real root, no validation with other root hints. The "
-                "root key sentinel (RFC 8509, on whenever validating, as Unbound's "
-                "``root-key-sentinel: yes``) reads the root's anchor: an A or AAAA question "
+                "root key sentinel (RFC 8509; ``root-key-sentinel``, on by default as in "
+                "Unbound) reads the root's anchor: an A or AAAA question "
                 "whose first label is ``root-key-sentinel-is-ta-NNNNN`` (NNNNN a key tag, five "
                 "digits) is answered SERVFAIL when its answer validates as secure and NNNNN is "
                 "not the key tag of a root anchor record (DS or DNSKEY); "
@@ -562,8 +562,14 @@ TABLE: tuple[Setting, ...] = (*section(
                 "and a zone of ``ratelimit-for-domain`` keeps its own.",
             example='["example.net 500"]'),
 ), *section(
-    # DNS64 (RFC 6147): resolver.dns64, applied by resolver.resolution.resolve_client
-    'DNS64',
+    # DNS64 (RFC 6147): resolver.dns64, applied by resolver.resolution.resolve_client;
+    # the root key sentinel (RFC 8509): resolver.dnssec.sentinel
+    'DNS64 and the root key sentinel',
+    Setting("root_key_sentinel", 'bool', True, boolean,
+            restart=True,
+            doc="Answer the root key sentinel (RFC 8509) when validating, as Unbound's "
+                "``root-key-sentinel``: see ``trust-anchor`` for what it answers. Off, "
+                "sentinel names are resolved like any other."),
     Setting("dns64", 'bool', False, boolean,
             flag=Flag(None, "DNS64 (RFC 6147): synthesise AAAA from A for IPv6-only clients",
                       form="both"),

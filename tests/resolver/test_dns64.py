@@ -391,6 +391,22 @@ def test_sentinel_is_off_without_validation(run, signed, signed_port):
     run(go())
 
 
+def test_sentinel_can_be_turned_off(run, signed, signed_port, tmp_path):
+    from resolver.daemon import config
+    from resolver.daemon.server import make_resolver
+    path = tmp_path / "resolver.toml"
+    path.write_text("root-key-sentinel = false\n")
+    assert make_resolver(config.build(str(path), {})).dnssec.root_key_sentinel is False
+
+    async def go():
+        r = _signed_resolver(signed, signed_port, dns64=None, root_key_sentinel=False)
+        out = await ask(r, f"root-key-sentinel-not-ta-{_tag(signed):05d}.wild.example.com.", A,
+                        do=True)
+        assert out.rcode() == dns.rcode.NOERROR and out.flags & dns.flags.AD
+        await r.close()
+    run(go())
+
+
 def test_library_resolve_sees_the_sentinel(run, signed, signed_port):
     async def go():
         r = _signed_resolver(signed, signed_port, dns64=None)
