@@ -7,8 +7,9 @@ Only a SECURE answer is touched (RFC 8509 3.2): for ``is-ta`` with a key tag not
 root's trust anchor keys, and for ``not-ta`` with one among them, the answer becomes SERVFAIL;
 every other answer is left as it is. The keys are those of the root trust anchor in use, as
 Unbound reads them (``anchor_has_keytag``): the key tags of its DS records and of its DNSKEY
-records. ``resolver.resolution`` applies :func:`applies` and :func:`verdict` where a
-resolution ends, so the daemon and the library answer alike.
+records. ``resolver.resolution`` asks :func:`verdict` where a resolution of an A or AAAA
+question ends SECURE and its first label has one of the ``LENGTHS`` (a test in C), so the
+daemon and the library answer alike.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import dns.dnssec
 
 from resolver.iterator import Result, SERVFAIL
 
-A, AAAA = 1, 28
 IS_TA = b"root-key-sentinel-is-ta-"
 NOT_TA = b"root-key-sentinel-not-ta-"
 ROOT = b"\x00"
@@ -24,14 +24,10 @@ ROOT = b"\x00"
 LENGTHS = (len(IS_TA) + 5, len(NOT_TA) + 5)
 
 
-def applies(qname: bytes, qtype: int) -> bool:
-    """The cheap test, for every resolution that ends SECURE: an A or AAAA question whose
-    first label has a sentinel label's length."""
-    return (qtype == A or qtype == AAAA) and len(qname) > 0 and qname[0] in LENGTHS
-
-
 def sentinel(qname: bytes) -> tuple[bool, int] | None:
     """(is-ta, key tag) of a sentinel first label, or None when the label is not one."""
+    if not qname:
+        return None
     n = qname[0]
     label = qname[1:1 + n].lower()
     for prefix, is_ta in ((IS_TA, True), (NOT_TA, False)):
@@ -54,7 +50,7 @@ def root_key_tags(anchors: dict) -> frozenset[int]:
 
 
 def verdict(qname: bytes, res: Result, anchors: dict) -> Result:
-    """``res``, the SECURE result of an A or AAAA question (``applies``), or SERVFAIL where
+    """``res``, the SECURE result of an A or AAAA question, or SERVFAIL where
     RFC 8509 3.2 says so for a sentinel name."""
     found = sentinel(qname)
     if found is None:
