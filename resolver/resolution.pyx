@@ -84,8 +84,8 @@ cdef int _SENTINEL_IS_TA = _SENTINEL_LENGTHS[0], _SENTINEL_NOT_TA = _SENTINEL_LE
 
 
 cdef inline bint _sentinel_length(bytes qname, int qtype):
-    """``resolver.dnssec.sentinel.applies`` in C, for every secure result: an A or AAAA
-    question whose first label is as long as a root key sentinel label."""
+    """The cheap test of every secure result, in C: an A or AAAA question whose first label
+    is as long as a root key sentinel label (``resolver.dnssec.sentinel.LENGTHS``)."""
     if (qtype != 1 and qtype != 28) or len(qname) == 0:
         return False
     cdef unsigned char n = (<const unsigned char*>PyBytes_AS_STRING(qname))[0]
