@@ -40,8 +40,9 @@ from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_a
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.limits import DEFAULT, Limits
-from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as start_resolution,
-                                 start)
+from resolver.resolution import (Drive, iterator_for, new_iterator,
+                                 resolve_client as start_resolution, start)
+from resolver import dns64 as _dns64
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
 from resolver.zones import (DROP, Denied, ForwardZone, StubZone, Upstream, Zones, changed_names,
@@ -49,6 +50,7 @@ from resolver.zones import (DROP, Denied, ForwardZone, StubZone, Upstream, Zones
 
 log = logging.getLogger("resolver.api")
 
+_VARIANT_DO, _VARIANT_CD = response.KEY_VARIANT_DO, response.KEY_VARIANT_CD
 _HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
                                 response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
 
@@ -114,6 +116,12 @@ class Resolver(ResolverCore):
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
     (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
+    ``dns64``: DNS64 (RFC 6147): True for the prefix 64:ff9b::/96, a prefix (``"2001:db8::/96"``)
+    or a :class:`resolver.dns64.Dns64` (``synthall``, ``ignore_aaaa``); AAAA answers
+    without AAAA records are synthesised from the A records, and PTR questions under the
+    prefix answered from ``in-addr.arpa`` (never with AD). None: off.
+    ``root_key_sentinel``: answer the root key sentinel (RFC 8509,
+    ``resolver.dnssec.sentinel``) when validating.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
@@ -132,8 +140,11 @@ class Resolver(ResolverCore):
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
-                 auto_trust_anchor_file=None, auto_trust_timers=None) -> None:
+                 auto_trust_anchor_file=None, auto_trust_timers=None,
+                 dns64=None, root_key_sentinel: bool = True) -> None:
         self.port = int(port)
+        #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
+        self.dns64 = _dns64.make(dns64)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
         self._root_forward = None
         self._user_zones: Zones | None = None
@@ -181,6 +192,7 @@ class Resolver(ResolverCore):
                 log.warning("%s", warning)
             self.dnssec = Validator(anchors, limits,
                                     insecure=[_name_wire(n) for n in domain_insecure])
+            self.dnssec.root_key_sentinel = bool(root_key_sentinel)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
         self.message_table = self.cache.messages.table
@@ -682,8 +694,11 @@ class Resolver(ResolverCore):
         self.stats.prefetches += 1
         name = key[:-5]
         qtype, qclass = struct.unpack("!HH", key[-5:-1])
-        # Forget the rrset-level data so the iterator asks the authorities again.
-        for t in (qtype, it.CNAME):
+        # Forget the rrset-level data so the iterator asks the authorities again (with
+        # DNS64, the A records an AAAA answer may be synthesised from as well).
+        types = (qtype, it.CNAME, it.A) if self.dns64 is not None and qtype == it.AAAA else (
+            qtype, it.CNAME)
+        for t in types:
             self.cache.rrsets.lru.pop((name, t, qclass))
 
         def done(res) -> None:
@@ -695,7 +710,9 @@ class Resolver(ResolverCore):
                 if self.shared is not None:     # the other processes get the fresh answer
                     self.shared.offer(self, loop, key, now)
 
-        start_resolution(self, name, qtype, qclass, loop, done)
+        variant = key[-1]
+        start_resolution(self, name, qtype, qclass, loop, done, False,
+                         bool(variant & _VARIANT_DO and variant & _VARIANT_CD))
 
     # ---- management ---------------------------------------------------------------------------
     def flush(self, name=None) -> None:

@@ -39,6 +39,8 @@ cdef int _BOGUS = it.BOGUS
 # Outcome kinds for Python callers
 OUTCOME_HIT, OUTCOME_STALE, OUTCOME_LOCAL = HIT, STALE, LOCAL
 OUTCOME_BOGUS, OUTCOME_FAILURE, OUTCOME_MISS = BOGUS, FAILURE, MISS
+# the query variant bits a message cache key ends with, for Python callers
+KEY_VARIANT_DO, KEY_VARIANT_CD = VARIANT_DO, VARIANT_CD
 
 
 cdef class Outcome:

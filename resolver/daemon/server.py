@@ -389,6 +389,11 @@ def make_resolver(cfg: Config) -> Resolver:
     zones = make_zones(cfg)
     if zones is not None:
         kw["zones"] = zones
+    if not cfg.root_key_sentinel:
+        kw["root_key_sentinel"] = False
+    if cfg.dns64:
+        from resolver.dns64 import Dns64
+        kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)
     r = Resolver(cfg.root_hints, **kw)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r

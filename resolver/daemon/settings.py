@@ -199,6 +199,16 @@ def user_name(value: Any, what: str) -> str | None:
     return str(value)
 
 
+# DNS64 (RFC 6147)
+def dns64_prefix(value: Any, what: str) -> str:
+    """An RFC 6052 prefix for DNS64 (``resolver.dns64.parse_prefix``), kept as its text."""
+    from resolver.dns64 import parse_prefix
+    try:
+        return str(parse_prefix(value))
+    except ValueError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
 def trust_anchor_file(value: Any, what: str) -> str:
     from resolver.dnssec.trust_anchor import TrustAnchorError, load
     try:
@@ -458,7 +468,14 @@ TABLE: tuple[Setting, ...] = (*section(
             unbound='trust-anchor-file',
             example='"/etc/corenet-resolver/root.key"',
             doc="DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor "
-                "when resolving from the real root, no validation with other root hints."),
+                "when resolving from the real root, no validation with other root hints. The "
+                "root key sentinel (RFC 8509; ``root-key-sentinel``, on by default as in "
+                "Unbound) reads the root's anchor: an A or AAAA question "
+                "whose first label is ``root-key-sentinel-is-ta-NNNNN`` (NNNNN a key tag, five "
+                "digits) is answered SERVFAIL when its answer validates as secure and NNNNN is "
+                "not the key tag of a root anchor record (DS or DNSKEY); "
+                "``root-key-sentinel-not-ta-NNNNN`` is SERVFAIL when it is; any other answer "
+                "(insecure, bogus, or with validation off) is left as it is."),
     Setting("validate", 'bool | None', None, boolean,
             flag=Flag(None, "turn DNSSEC validation off", form="no"),
             restart=True,
@@ -611,6 +628,56 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``ratelimit-below-domain``); the deepest domain above a zone gives its limit, "
                 "and a zone of ``ratelimit-for-domain`` keeps its own.",
             example='["example.net 500"]'),
+), *section(
+    # DNS64 (RFC 6147): resolver.dns64, applied by resolver.resolution.resolve_client;
+    # the root key sentinel (RFC 8509): resolver.dnssec.sentinel
+    'DNS64 and the root key sentinel',
+    Setting("root_key_sentinel", 'bool', True, boolean,
+            restart=True,
+            doc="Answer the root key sentinel (RFC 8509) when validating, as Unbound's "
+                "``root-key-sentinel``: see ``trust-anchor`` for what it answers. Off, "
+                "sentinel names are resolved like any other."),
+    Setting("dns64", 'bool', False, boolean,
+            flag=Flag(None, "DNS64 (RFC 6147): synthesise AAAA from A for IPv6-only clients",
+                      form="both"),
+            restart=True,
+            doc="DNS64 (RFC 6147), as Unbound's ``dns64`` module (which Unbound turns on with "
+                "``module-config: \"dns64 validator iterator\"``). An AAAA question whose "
+                "answer is NOERROR without AAAA records at the end of its CNAME chain (or "
+                "only AAAA in ::ffff:0:0/96, treated as absent: RFC 6147 5.1.4) is answered "
+                "with the chain and one AAAA per A record of the chain's end, each the IPv4 "
+                "address embedded in ``dns64-prefix`` (RFC 6052); its TTL is the smaller of "
+                "the A record's and the negative TTL of the AAAA answer's SOA, or of 600 s "
+                "without a SOA (RFC 6147 5.1.7). NXDOMAIN, SERVFAIL and other errors are "
+                "never synthesised, nor is an answer without A records (the AAAA answer "
+                "stands). A PTR question for a whole address under the prefix's ip6.arpa "
+                "name is asked as the embedded IPv4 address's in-addr.arpa name and answered, "
+                "as Unbound does, with a CNAME from the ip6.arpa name to it followed by its "
+                "answer (RFC 6147 5.3.1). DNSSEC (RFC 6147 5.5): a synthesised answer never "
+                "has AD; a query with DO and CD set gets the authorities' own answer (the "
+                "client validates itself), kept apart in the cache as DO and CD are part of "
+                "the message cache key; with DO set and CD clear the answer is synthesised, "
+                "without AD; synthesis from A records that fail validation is SERVFAIL "
+                "unless CD is set. The library offers the same: ``Resolver(dns64=...)``. "
+                "With a shared cache (``cachedb``), every host sharing it should use the same "
+                "DNS64 settings: synthesised answers are stored there like any other."),
+    Setting("dns64_prefix", 'str', "64:ff9b::/96", dns64_prefix,
+            flag=Flag("PREFIX", "DNS64 prefix (RFC 6052: /32, /40, /48, /56, /64 or /96)"),
+            restart=True,
+            doc="The IPv6 prefix DNS64 embeds IPv4 addresses in (Unbound's ``dns64-prefix``): "
+                "the well-known prefix 64:ff9b::/96 or a network-specific one of length /32, "
+                "/40, /48, /56, /64 or /96 whose bits 64 to 71 (the \"u\" octet, which the "
+                "embedding skips) are zero (RFC 6052 2.2)."),
+    Setting("dns64_synthall", 'bool', False, boolean,
+            restart=True,
+            doc="DNS64: synthesise AAAA from A records even for names that have AAAA records, "
+                "which are then left out (Unbound's ``dns64-synthall``)."),
+    Setting("dns64_ignore_aaaa", 'tuple[str, ...]', (), domains,
+            restart=True,
+            example='["example.com."]',
+            doc="DNS64: names at and below which AAAA records are ignored and the answer is "
+                "synthesised from the A records (Unbound's ``dns64-ignore-aaaa``), matched "
+                "against the question's name."),
 ), *section(
     'bounds against floods and slow clients',
     Setting("tcp_idle_timeout", 'float', 10.0, number(float, 0.01, 3600),
