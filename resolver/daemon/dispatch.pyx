@@ -126,13 +126,15 @@ cdef class _Done(MissDone):
     cdef object client, send
     cdef str transport
     cdef double t0
+    cdef object rewrite                 # the policy's check of the answer, or None
 
     def __call__(self, d, out):
-        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out,
+                            self.rewrite)
 
     cdef int finished(self, Drive drive, object response) except -1:
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
-                            response)
+                            response, self.rewrite)
         return 0
 
 
@@ -178,6 +180,7 @@ cdef class Dispatch:
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
     cdef public FrontDoor front         # the admission of every query (None: misses only)
+    cdef public object policy           # resolver.daemon.rpz_gate.PolicyGate, or None
 
     def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
@@ -190,6 +193,7 @@ cdef class Dispatch:
         self.loop = None
         self.query_log = None
         self.front = front
+        self.policy = None
 
     @property
     def cfg(self):
@@ -216,6 +220,24 @@ cdef class Dispatch:
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
                    bint busy=False, absent=None) except -1:
+        """``start``, through the response policy when there is one
+        (``resolver.daemon.rpz_gate``)."""
+        if self.policy is not None:
+            return self.policy.miss(self, q, addr, transport, send, t0, busy)
+        return self.start(q, addr, transport, send, t0, busy, absent, None)
+
+    def policy_start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                     rewrite):
+        """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
+        answer into the one sent (None: nothing is sent)."""
+        return self.start(q, addr, transport, send, t0, busy, None, rewrite)
+
+    def policy_answer(self, bytes q, bytes out, str transport, send, double t0, client):
+        """An answer the response policy gave: counted, logged and sent as any other."""
+        self.answer(q, out, transport, send, t0, client, False)
+
+    cdef bint start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                    absent, rewrite) except -1:
         """Starts a resolution that answers later through ``send`` (or now: an error the
         engine finds). False when the query was dropped (overload, a deny zone, too short
         to answer): ``send`` will never be called. With ``busy`` (the listener is behind)
@@ -241,6 +263,7 @@ cdef class Dispatch:
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
             self, q, client, transport, send, t0)
+        done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
             if absent is not None:
@@ -250,10 +273,10 @@ cdef class Dispatch:
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
-            self.resolved(q, client, transport, send, t0, None, None)
+            self.resolved(q, client, transport, send, t0, None, None, None)
             return False
         if type(d) is bytes:
-            self.resolved(q, client, transport, send, t0, None, d)
+            self.resolved(q, client, transport, send, t0, None, d, rewrite)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
@@ -340,9 +363,9 @@ cdef class Dispatch:
             self.counters.dropped["short"] += 1
         return out
 
-    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out):
-        """The end of a miss: its response sent (none if it was cancelled), its count
-        released."""
+    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out, rewrite):
+        """The end of a miss: its response sent (none if it was cancelled, or dropped by
+        ``rewrite``, the policy's check of the answer), its count released."""
         if d is not None:
             self.misses.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
@@ -353,6 +376,8 @@ cdef class Dispatch:
         else:
             self.inflight_by_client[client] = n
         cdef Parsed m
+        if out is not None and rewrite is not None:
+            out = rewrite(out)
         if out is not None:
             if d is None:
                 self.answer(q, out, transport, send, t0, client, False)

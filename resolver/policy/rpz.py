@@ -161,7 +161,7 @@ class PolicyZone:
                  max_records: int | None = None) -> None:
         self.origin = origin
         self.options = options or ZoneOptions()
-        self.name = origin.to_text(omit_final_dot=True)
+        self.name = origin.to_text()
         self.serial: int | None = None
         self.soa = None                         # the zone's SOA rdataset
         self.exact: dict[dns.name.Name, Rule] = {}

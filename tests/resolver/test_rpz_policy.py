@@ -143,7 +143,7 @@ def test_action_override_and_disabled(zone):
 bad.example CNAME rpz-drop.
 """, origin="second.test.")])
     m, disabled = p.before(n("bad.example."), None)
-    assert m.action == DROP and [d.zone.name for d in disabled] == ["off.test"]
+    assert m.action == DROP and [d.zone.name for d in disabled] == ["off.test."]
     assert Policy([off]).before(n("bad.example."), None)[0] is None
 
 
