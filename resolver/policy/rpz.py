@@ -296,7 +296,10 @@ class Policy:
         """The match for a query of ``qname`` (absolute) from ``client`` (an address or
         None): each zone's client-IP trigger, then its QNAME trigger."""
         qname = qname.canonicalize()
-        client_ip = [ipaddress.ip_address(client)] if client else []
+        try:
+            client_ip = [ipaddress.ip_address(client)] if client else []
+        except ValueError:                      # not an address (a Unix socket's peer)
+            client_ip = []
 
         def found(z: PolicyZone):
             if client_ip:
