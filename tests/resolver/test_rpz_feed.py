@@ -121,3 +121,15 @@ def test_front_door_sends_every_recursive_query_on_while_a_policy_is_set():
     assert door.verdict(_query(), ALLOWED_ACL)[0] == "miss"
     door.policy = None
     assert door.verdict(_query(CACHED), ALLOWED_ACL)[0] == "hit"
+
+
+def test_the_sample_zones_config_has_policy_zones():
+    from pathlib import Path
+
+    from resolver.daemon import config
+
+    sample = Path(__file__).resolve().parents[2] / "docs" / "zones-example.toml"
+    cfg = config.build(str(sample))
+    assert [(s.name, s.primaries, s.zonefile, s.action_override) for s in cfg.rpz] == [
+        ("rpz.corp.example.", (("192.0.2.60", 53), ("192.0.2.61", 5353)), None, None),
+        ("local.rpz.", (), "/etc/corenet-resolver/local.rpz", NXDOMAIN)]
