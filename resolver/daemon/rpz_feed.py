@@ -225,7 +225,11 @@ class Feed:
     async def refresh_loop(self) -> None:
         while True:
             before = self.failures
-            await self.transfer()
+            try:
+                await self.transfer()
+            except Exception:               # a fault of ours must not end the refreshes
+                self.failures += 1
+                log.exception("rpz %s: transfer failed", self.source.name)
             refresh, retry = self.delays()
             await asyncio.sleep(retry if self.failures > before else refresh)
 

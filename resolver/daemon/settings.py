@@ -733,9 +733,12 @@ TABLE: tuple[Setting, ...] = (*section(
                 "answers carry no AD and are not cached; the cache keeps the real data, so a "
                 "name taken out of a zone resolves normally at once. With any ``[[rpz]]`` "
                 "table every recursive query passes the policy before the cache (cache hits "
-                "are served through the engine, not the front door's C path); queries with "
-                "RD clear are not checked. Each worker transfers the zones itself. Not "
-                "supported: ``url``, ``for-downstream``, ``tags``. Matches are counted per "
+                "are served through the engine, not the front door's C path, and count "
+                "against the miss budgets); queries with RD clear are not checked. Owner "
+                "names in a zone file are relative to the zone (names outside it are "
+                "ignored). Each worker transfers the zones itself; NOTIFY is not listened "
+                "for (the refresh timer is). Not supported: ``url``, ``for-downstream``, "
+                "``tags``. Matches are counted per "
                 "zone and action in ``stats`` and the metrics. A reload adds and removes "
                 "zones."),
 ), *section(
