@@ -224,20 +224,21 @@ cdef class Dispatch:
         (``resolver.daemon.rpz_gate``)."""
         if self.policy is not None:
             return self.policy.miss(self, q, addr, transport, send, t0, busy)
-        return self.start(q, addr, transport, send, t0, busy, absent, None)
+        return self.start(q, addr, transport, send, t0, busy, absent, None, None)
 
     def policy_start(self, bytes q, addr, str transport, send, double t0, bint busy,
-                     rewrite):
+                     rewrite, bytes shown=None):
         """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
-        answer into the one sent (None: nothing is sent)."""
-        return self.start(q, addr, transport, send, t0, busy, None, rewrite)
+        answer into the one sent (None: nothing is sent); ``shown``: the client's query,
+        counted and logged, when ``q`` is another (a CNAME rewrite's target)."""
+        return self.start(q, addr, transport, send, t0, busy, None, rewrite, shown)
 
     def policy_answer(self, bytes q, bytes out, str transport, send, double t0, client):
         """An answer the response policy gave: counted, logged and sent as any other."""
         self.answer(q, out, transport, send, t0, client, False)
 
     cdef bint start(self, bytes q, addr, str transport, send, double t0, bint busy,
-                    absent, rewrite) except -1:
+                    absent, rewrite, bytes shown) except -1:
         """Starts a resolution that answers later through ``send`` (or now: an error the
         engine finds). False when the query was dropped (overload, a deny zone, too short
         to answer): ``send`` will never be called. With ``busy`` (the listener is behind)
@@ -262,7 +263,7 @@ cdef class Dispatch:
         self.inflight_by_client[client] = n + 1
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
-            self, q, client, transport, send, t0)
+            self, q if shown is None else shown, client, transport, send, t0)
         done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
@@ -273,10 +274,10 @@ cdef class Dispatch:
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
-            self.resolved(q, client, transport, send, t0, None, None, None)
+            self.resolved(done.q, client, transport, send, t0, None, None, None)
             return False
         if type(d) is bytes:
-            self.resolved(q, client, transport, send, t0, None, d, rewrite)
+            self.resolved(done.q, client, transport, send, t0, None, d, rewrite)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True

@@ -98,7 +98,8 @@ class PolicyGate:
                 except (dns.exception.DNSException, ValueError):
                     resolved = None
                 return rewrite(query, m, target, resolved).to_wire()
-            return dispatch.policy_start(sub.to_wire(), addr, transport, send, t0, busy, chain)
+            return dispatch.policy_start(sub.to_wire(), addr, transport, send, t0, busy, chain,
+                                         q)
         dispatch.policy_answer(q, self.answer(query, m, transport), transport, send, t0,
                                client)
         return True

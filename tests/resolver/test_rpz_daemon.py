@@ -35,6 +35,8 @@ tcp.example.com CNAME rpz-tcp-only.
 V2 = V1.replace("www.example.com CNAME .\n", "v4only.example.com CNAME .\n")
 
 CONFIG = """\
+log-queries = true
+
 [limits]
 rpz-min-refresh = 1
 {first}
@@ -118,6 +120,9 @@ def test_policy_from_a_primary_applied_refreshed_and_reloaded(lab, primary, tmp_
         assert r.answer[0].rdtype == dns.rdatatype.CNAME
         assert r.answer[0][0].target.to_text() == "www.example.net."
         assert addresses(r) == {"198.51.100.1"} and r.rcode() == dns.rcode.NOERROR
+        # the query log shows the client's question, not the target asked for it
+        assert "name=redirect.example.com. type=A rcode=NOERROR" in d.log_text()
+        assert "name=www.example.net." not in d.log_text()
         drop = dns.message.make_query("drop.example.com.", "A")
         assert d.raw_udp(drop.to_wire(), timeout=1.0) is None          # DROP
         r = d.ask("tcp.example.com.")                        # TCP-only: TC over UDP
