@@ -54,12 +54,26 @@ zonefile = "{path}"
 
 
 class Primary(NsdServer):
-    """NSD serving the policy zone, with transfers allowed to 127.0.0.1."""
+    """NSD serving the policy zone, with transfers allowed to 127.0.0.1 and IXFR made from
+    each new version of the zone file."""
 
     def write_files(self):
         path = super().write_files()
-        path.write_text(path.read_text() + "  provide-xfr: 127.0.0.1 NOKEY\n")
+        path.write_text(path.read_text() + "  provide-xfr: 127.0.0.1 NOKEY\n"
+                        "  store-ixfr: yes\n  create-ixfr: yes\n")
         return path
+
+    def transfers(self) -> dict[str, int]:
+        """Transfer requests received, by type (NSD's ``num.type.AXFR``/``IXFR``)."""
+        import subprocess
+        r = subprocess.run([NSD_CONTROL, "-c", str(self.workdir / "nsd.conf"),
+                            "stats_noreset"], capture_output=True, text=True, timeout=10)
+        out = {"AXFR": 0, "IXFR": 0}
+        for line in r.stdout.splitlines():           # NSD names them by number
+            key, _, value = line.partition("=")
+            if key in ("num.type.TYPE252", "num.type.TYPE251"):
+                out["AXFR" if key.endswith("252") else "IXFR"] = int(value)
+        return out
 
     def publish(self, text: str) -> None:
         import subprocess
@@ -147,6 +161,9 @@ def test_policy_from_a_primary_applied_refreshed_and_reloaded(lab, primary, tmp_
         r = d.ask("www.example.com.")          # unblocked: resolves normally, not a cached NXDOMAIN
         assert r.rcode() == dns.rcode.NOERROR and addresses(r) == {"192.0.2.1", "192.0.2.11"}
         assert d.stats()["rpz"]["zones"]["rpz.test."]["serial"] == 2
+        # the first transfer was AXFR; the refreshes ask IXFR from the serial held
+        xfr = primary.transfers()
+        assert xfr["AXFR"] == 1 and xfr["IXFR"] >= 1, xfr
 
         # reload adds a zone (first in order: it wins) ...
         local = tmp_path / "local.rpz"
