@@ -13,20 +13,26 @@ before the policy has seen its name); without it nothing here runs.
   cache and the resolution as for any query) and answers the CNAME followed by the target's
   answer.
 - On the answer (``rewrite`` of a miss the dispatch started): the response-IP triggers, on
-  the A and AAAA addresses of the answer section, with the same actions (a CNAME action
-  there answers the CNAME alone: the target is not chased).
+  the A and AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
+  the name servers of the query name's zone as the cache holds them (the closest enclosing
+  NS set in the rrset cache, and their cached addresses: :func:`cached_nameservers`), with
+  the same actions (a CNAME action there answers the CNAME alone: the target is not
+  chased).
 
 Each match is counted per zone and action (``stats()``), and logged when the zone has
 ``rpz-log``: one line with client, name, type, zone and action (Unbound's).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
+import time
 from collections import Counter
 
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rdatatype
 
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, PASSTHRU, TCP_ONLY, Match, Policy,
@@ -38,8 +44,10 @@ log = logging.getLogger("resolver.rpz")
 class PolicyGate:
     """The policy between the front door and the engine (see the module docstring)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, nameservers=None) -> None:
         self.policy = policy
+        #: qname -> (name server names, their addresses) for NSDNAME/NSIP triggers
+        self.nameservers = nameservers or (lambda qname: ((), ()))
         #: (zone, action) -> matches
         self.counts: Counter = Counter()
 
@@ -75,8 +83,8 @@ class PolicyGate:
         for d in disabled:
             self.note(d, client, query, DISABLED)
         if m is None:
-            check = self.checker(query, client, transport) if self.policy.has_response_ip \
-                else None
+            check = (self.checker(query, client, transport)
+                     if self.policy.has_response_ip or self.policy.has_ns else None)
             return dispatch.policy_start(q, addr, transport, send, t0, busy, check)
         self.note(m, client, query)
         action = m.action
@@ -120,7 +128,9 @@ class PolicyGate:
                 addresses = answer_addresses(dns.message.from_wire(out))
             except (dns.exception.DNSException, ValueError):
                 return out                  # not ours to judge: the engine made it
-            m, disabled = self.policy.after(addresses)
+            names, ns_addresses = (self.nameservers(query.question[0].name)
+                                   if self.policy.has_ns else ((), ()))
+            m, disabled = self.policy.after(addresses, names, ns_addresses)
             for d in disabled:
                 self.note(d, client, query, DISABLED)
             if m is None:
@@ -136,3 +146,31 @@ class PolicyGate:
                 return rewrite(query, m, target, dns.message.make_response(query)).to_wire()
             return self.answer(query, m, transport)
         return check
+
+
+def cached_nameservers(rrsets, qname: dns.name.Name, now: float | None = None):
+    """The name servers of ``qname``'s zone as the rrset cache (``Cache.rrsets``) holds
+    them: the NS set of the closest enclosing name that has one, and the cached A and AAAA
+    addresses of those names; ((), ()) when none is cached."""
+    now = time.monotonic() if now is None else now
+    name = qname
+    while True:
+        entry = rrsets.get(name.canonicalize().to_wire(), dns.rdatatype.NS, 1, now)
+        if entry is not None and entry.negative is None:
+            break
+        if len(name) <= 1:
+            return (), ()
+        name = name.parent()
+    names, addresses = [], []
+    for record in entry.records(now):
+        try:
+            ns = dns.name.from_wire(record[4], 0)[0]
+        except dns.exception.DNSException:
+            continue
+        names.append(ns)
+        wire = ns.canonicalize().to_wire()
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            found = rrsets.get(wire, rdtype, 1, now)
+            if found is not None and found.negative is None:
+                addresses.extend(ipaddress.ip_address(r[4]) for r in found.records(now))
+    return names, addresses

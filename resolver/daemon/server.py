@@ -31,7 +31,7 @@ from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelim
                                     engine_limits, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.daemon.rpz_feed import Feeds
-from resolver.daemon.rpz_gate import PolicyGate
+from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 
@@ -81,7 +81,8 @@ class Server:
             self.dispatch.policy = self.front.policy = None
             return
         if self.policy_gate is None:
-            self.policy_gate = PolicyGate(policy)     # its counters outlive the policies
+            rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
+            self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
         self.policy_gate.policy = policy
         self.dispatch.policy = self.front.policy = self.policy_gate
 

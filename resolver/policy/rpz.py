@@ -10,8 +10,10 @@ A policy zone's owner names, relative to its origin, are its triggers:
   ``zz`` for the run of zero groups ``::`` stands for): an A or AAAA address of the answer
   inside that network (response IP);
 - the same under ``rpz-client-ip``: the client's address (client IP);
-- ``rpz-nsdname`` and ``rpz-nsip`` triggers are not applied (counted in
-  :attr:`PolicyZone.ignored`).
+- ``name.rpz-nsdname`` and ``*.name.rpz-nsdname``: a name server of the query name's zone
+  (NSDNAME), and the IP form under ``rpz-nsip``: one of their addresses (NSIP).
+
+A trigger name that encodes no network is not applied (counted in :attr:`PolicyZone.ignored`).
 
 The records at a trigger are its action: ``CNAME .`` NXDOMAIN, ``CNAME *.`` NODATA,
 ``CNAME rpz-passthru.`` PASSTHRU (no policy), ``CNAME rpz-drop.`` DROP (no answer),
@@ -23,8 +25,8 @@ Precedence (the draft's section 5, as Unbound applies it): the zones in the orde
 first zone with a match wins; within a zone the client-IP trigger comes before the QNAME
 trigger, an exact QNAME before a wildcard, the longest wildcard before shorter ones, and for
 response IPs the longest prefix of any answer address. QNAME and client-IP triggers are
-decided before the answer is looked for; response-IP triggers on the answer, if no
-QNAME/client-IP trigger of any zone matched.
+decided before the answer is looked for; response-IP, then NSDNAME, then NSIP triggers on
+the answer (each zone in order), if no QNAME/client-IP trigger of any zone matched.
 """
 from __future__ import annotations
 
@@ -47,15 +49,16 @@ ACTIONS = (NXDOMAIN, NODATA, PASSTHRU, DROP, TCP_ONLY, LOCAL_DATA, CNAME, DISABL
 #: ``rpz-action-override`` values (Unbound's).
 OVERRIDES = (NXDOMAIN, NODATA, PASSTHRU, DROP, DISABLED, CNAME)
 
-QNAME, CLIENT_IP, RESPONSE_IP = "qname", "client-ip", "response-ip"
+QNAME, CLIENT_IP, RESPONSE_IP, NSDNAME, NSIP = (
+    "qname", "client-ip", "response-ip", "nsdname", "nsip")
 
 _ROOT = dns.name.root
 _WILD = dns.name.from_text("*.")
 _SPECIAL = {dns.name.from_text("rpz-passthru."): PASSTHRU,
             dns.name.from_text("rpz-drop."): DROP,
             dns.name.from_text("rpz-tcp-only."): TCP_ONLY}
-_IP_LABELS = {b"rpz-ip": RESPONSE_IP, b"rpz-client-ip": CLIENT_IP}
-_UNAPPLIED = (b"rpz-nsdname", b"rpz-nsip")
+_IP_LABELS = {b"rpz-ip": RESPONSE_IP, b"rpz-client-ip": CLIENT_IP, b"rpz-nsip": NSIP}
+_IP_SUFFIX = {RESPONSE_IP: ".rpz-ip", CLIENT_IP: ".rpz-client-ip", NSIP: ".rpz-nsip"}
 
 
 class PolicyError(ValueError):
@@ -166,8 +169,10 @@ class PolicyZone:
         self.soa = None                         # the zone's SOA rdataset
         self.exact: dict[dns.name.Name, Rule] = {}
         self.wild: dict[dns.name.Name, Rule] = {}      # by the name under ``*.``
-        self.ips: dict[str, _Prefixes] = {RESPONSE_IP: _Prefixes(), CLIENT_IP: _Prefixes()}
-        self.ignored = 0                        # NSDNAME/NSIP triggers and bad IP triggers
+        self.ips: dict[str, _Prefixes] = {RESPONSE_IP: _Prefixes(), CLIENT_IP: _Prefixes(),
+                                          NSIP: _Prefixes()}
+        self.nsdname = _Names()
+        self.ignored = 0                        # IP triggers that encode no network
         self.records = 0
         by_name: dict[dns.name.Name, list] = {}
         for name, rds in rdatasets:
@@ -195,33 +200,36 @@ class PolicyZone:
             except ValueError:
                 self.ignored += 1
             return
-        if labels[-1] in _UNAPPLIED:
-            self.ignored += 1
-            return
+        names = self
+        if labels[-1] == b"rpz-nsdname":
+            names, rel = self.nsdname, dns.name.Name(rel.labels[:-1])
+            if not rel.labels:
+                self.ignored += 1
+                return
         name = dns.name.Name(rel.labels).derelativize(_ROOT)
         if labels[0] == b"*":
-            self.wild[name.parent()] = rule
+            names.wild[name.parent()] = rule
         else:
-            self.exact[name] = rule
+            names.exact[name] = rule
 
     def __len__(self) -> int:
-        return (len(self.exact) + len(self.wild) + len(self.ips[RESPONSE_IP])
-                + len(self.ips[CLIENT_IP]))
+        return (len(self.exact) + len(self.wild) + len(self.nsdname.exact)
+                + len(self.nsdname.wild) + sum(len(p) for p in self.ips.values()))
 
     # the look-ups (names relative to the zone, made absolute under the root)
     def qname_rule(self, qname: dns.name.Name) -> tuple[Rule, str] | None:
         """The rule for ``qname`` (absolute): its exact trigger, else the longest wildcard
         above it."""
-        rule = self.exact.get(qname)
-        if rule is not None:
-            return rule, qname.to_text()
-        if self.wild:
-            name = qname
-            while len(name) > 1:
-                name = name.parent()
-                rule = self.wild.get(name)
-                if rule is not None:
-                    return rule, "*." + name.to_text()
+        return _name_rule(self, qname)
+
+    def nsdname_rule(self, names) -> tuple[Rule, str] | None:
+        """The rule of the first of the name servers ``names`` with an NSDNAME trigger."""
+        if not (self.nsdname.exact or self.nsdname.wild):
+            return None
+        for name in names:
+            hit = _name_rule(self.nsdname, name.canonicalize())
+            if hit is not None:
+                return hit[0], hit[1] + "rpz-nsdname"
         return None
 
     def ip_rule(self, kind: str, addresses) -> tuple[Rule, str] | None:
@@ -235,6 +243,30 @@ class PolicyZone:
         if o.action_override == CNAME:
             return Rule(CNAME, target=o.cname_override)
         return Rule(o.action_override)
+
+
+class _Names:
+    """Name triggers: exact, and wildcards by the name under ``*.``."""
+
+    def __init__(self) -> None:
+        self.exact: dict[dns.name.Name, Rule] = {}
+        self.wild: dict[dns.name.Name, Rule] = {}
+
+
+def _name_rule(names, qname: dns.name.Name) -> tuple[Rule, str] | None:
+    """The exact trigger of ``qname`` (absolute) in ``names``, else the longest wildcard
+    above it."""
+    rule = names.exact.get(qname)
+    if rule is not None:
+        return rule, qname.to_text()
+    if names.wild:
+        name = qname
+        while len(name) > 1:
+            name = name.parent()
+            rule = names.wild.get(name)
+            if rule is not None:
+                return rule, "*." + name.to_text()
+    return None
 
 
 class _Prefixes:
@@ -277,6 +309,9 @@ class Policy:
     def __init__(self, zones: Iterable[PolicyZone] = ()) -> None:
         self.zones: list[PolicyZone] = list(zones)
         self.has_response_ip = any(len(z.ips[RESPONSE_IP]) for z in self.zones)
+        #: whether any zone has NSDNAME or NSIP triggers (the answer's name servers asked)
+        self.has_ns = any(z.nsdname.exact or z.nsdname.wild or len(z.ips[NSIP])
+                          for z in self.zones)
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of
@@ -305,22 +340,29 @@ class Policy:
             if client_ip:
                 hit = z.ip_rule(CLIENT_IP, client_ip)
                 if hit is not None:
-                    return Match(z, CLIENT_IP, z.apply_override(hit[0]), hit[1] + ".rpz-client-ip")
+                    return Match(z, CLIENT_IP, z.apply_override(hit[0]),
+                                 hit[1] + _IP_SUFFIX[CLIENT_IP])
             hit = z.qname_rule(qname)
             if hit is not None:
                 return Match(z, QNAME, z.apply_override(hit[0]), hit[1])
             return None
         return self._first(found)
 
-    def after(self, addresses) -> tuple[Match | None, list[Match]]:
-        """The match for an answer holding ``addresses`` (ipaddress objects)."""
-        if not self.has_response_ip or not addresses:
+    def after(self, addresses, ns_names=(), ns_addresses=()) -> tuple[Match | None,
+                                                                       list[Match]]:
+        """The match for an answer holding ``addresses`` (ipaddress objects) for a name
+        whose zone has the name servers ``ns_names`` (absolute names) at ``ns_addresses``:
+        each zone's response-IP, then NSDNAME, then NSIP trigger."""
+        if not self.has_response_ip and not self.has_ns:
             return None, []
 
         def found(z: PolicyZone):
-            hit = z.ip_rule(RESPONSE_IP, addresses)
-            if hit is not None:
-                return Match(z, RESPONSE_IP, z.apply_override(hit[0]), hit[1] + ".rpz-ip")
+            for kind, hit in ((RESPONSE_IP, z.ip_rule(RESPONSE_IP, addresses)),
+                              (NSDNAME, z.nsdname_rule(ns_names)),
+                              (NSIP, z.ip_rule(NSIP, ns_addresses))):
+                if hit is not None:
+                    at = hit[1] if kind == NSDNAME else hit[1] + _IP_SUFFIX[kind]
+                    return Match(z, kind, z.apply_override(hit[0]), at)
             return None
         return self._first(found)
 

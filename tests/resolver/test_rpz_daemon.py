@@ -30,6 +30,8 @@ redirect.example.com CNAME www.example.net.
 drop.example.com CNAME rpz-drop.
 tcp.example.com CNAME rpz-tcp-only.
 32.25.2.0.192.rpz-ip CNAME .
+*.z001.org.rpz-nsdname CNAME .
+32.13.0.0.127.rpz-nsip CNAME *.
 """
 # www.example.com unblocked, v4only.example.com blocked
 V2 = V1.replace("www.example.com CNAME .\n", "v4only.example.com CNAME .\n")
@@ -119,7 +121,7 @@ def test_policy_from_a_primary_applied_refreshed_and_reloaded(lab, primary, tmp_
     conf.write_text(CONFIG.format(first="", port=primary.port))
     d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
     try:
-        wait_for(lambda: "rpz rpz.test.: 7 triggers" in d.log_text(), "the zone transferred", d)
+        wait_for(lambda: "rpz rpz.test.: 9 triggers" in d.log_text(), "the zone transferred", d)
         # QNAME trigger: NXDOMAIN, over UDP and TCP, no AD, the policy zone's SOA
         for tcp in (False, True):
             r = d.ask("www.example.com.", tcp=tcp)
@@ -145,13 +147,20 @@ def test_policy_from_a_primary_applied_refreshed_and_reloaded(lab, primary, tmp_
         for _ in range(2):
             assert d.ask("mail.example.com.").rcode() == dns.rcode.NXDOMAIN
         assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}   # untouched
+        # NSDNAME: z001.org's server is ns.z001.org; NSIP: bulk.net's is at 127.0.0.13
+        assert d.ask("www.z001.org.").rcode() == dns.rcode.NXDOMAIN
+        assert addresses(d.ask("www.z002.org.")) == {"10.2.0.2"}
+        r = d.ask("h001.bulk.net.")
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        assert "*.z001.org.rpz-nsdname nxdomain www.z001.org. A 127.0.0.1@nsdname" \
+            in d.log_text()
         s = d.stats()
         m = s["rpz"]["matches"]["rpz.test."]
-        assert m["nxdomain"] == 4 and m["nodata"] == 1 and m["drop"] == 1
+        assert m["nxdomain"] == 5 and m["nodata"] == 2 and m["drop"] == 1
         assert m["local-data"] == 1 and m["cname"] == 1 and m["tcp-only"] == 1
         assert s["rpz"]["zones"]["rpz.test."]["serial"] == 1
         metrics = d.metrics()
-        assert 'corenet_resolver_rpz_matches_total{zone="rpz.test.",action="nxdomain"} 4' \
+        assert 'corenet_resolver_rpz_matches_total{zone="rpz.test.",action="nxdomain"} 5' \
             in metrics
 
         # the primary's zone changes: picked up on the refresh timer, no restart

@@ -133,3 +133,27 @@ def test_the_sample_zones_config_has_policy_zones():
     assert [(s.name, s.primaries, s.zonefile, s.action_override) for s in cfg.rpz] == [
         ("rpz.corp.example.", (("192.0.2.60", 53), ("192.0.2.61", 5353)), None, None),
         ("local.rpz.", (), "/etc/corenet-resolver/local.rpz", NXDOMAIN)]
+
+
+def test_cached_nameservers_of_the_closest_zone():
+    import ipaddress
+    import time
+
+    from resolver.cache.store import Cache
+    from resolver.daemon.rpz_gate import cached_nameservers
+
+    c = Cache()
+    now = time.monotonic()
+    w = lambda text: dns.name.from_text(text).to_wire()        # noqa: E731
+    c.rrsets.store_records([(w("example.org."), 2, 1, 300, w("ns1.hoster.net.")),
+                            (w("example.org."), 2, 1, 300, w("NS2.hoster.net."))], 3, now)
+    c.rrsets.store_records([(w("ns1.hoster.net."), 1, 1, 300, bytes([192, 0, 2, 53]))], 3, now)
+    c.rrsets.store_records([(w("org."), 2, 1, 300, w("a.org-servers.net."))], 3, now)
+    names, addrs = cached_nameservers(c.rrsets, dns.name.from_text("a.b.example.org."), now)
+    assert sorted(n.to_text().lower() for n in names) == ["ns1.hoster.net.", "ns2.hoster.net."]
+    assert addrs == [ipaddress.ip_address("192.0.2.53")]
+    names, addrs = cached_nameservers(c.rrsets, dns.name.from_text("www.other.org."), now)
+    assert [n.to_text() for n in names] == ["a.org-servers.net."] and addrs == []
+    assert cached_nameservers(c.rrsets, dns.name.from_text("x.test."), now) == ((), ())
+    assert cached_nameservers(c.rrsets, dns.name.from_text("a.example.org."), now + 301) \
+        == ((), ())                                    # expired

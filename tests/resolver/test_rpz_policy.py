@@ -74,7 +74,8 @@ def test_qname_actions(zone):
     assert action(p, "x.bad.example.") is None
     assert action(p, "example.") is None
     assert action(p, "good.example.") is None
-    assert zone.ignored == 1                 # the NSDNAME trigger is read, not applied
+    assert action(p, "ns.") is None           # an NSDNAME trigger is no QNAME trigger
+    assert zone.ignored == 0
 
 
 def test_wildcards(zone):
@@ -114,6 +115,37 @@ def test_response_ip_longest_prefix(zone):
     assert after("2001:db8::1234") == (NXDOMAIN, "64.zz.db8.2001.rpz-ip")
     assert after("2001:db8:0:1::1") is None
     assert after() is None
+
+
+def test_nsdname_and_nsip():
+    z = zone_of("""
+@ SOA ns. h. 1 3600 600 86400 30
+ns1.evil.net.rpz-nsdname CNAME .
+*.bad-hoster.net.rpz-nsdname CNAME rpz-drop.
+24.0.113.0.203.rpz-nsip CNAME *.
+32.1.2.0.192.rpz-ip CNAME rpz-passthru.
+""")
+    p = Policy([z])
+    ip = ipaddress.ip_address
+    assert p.has_ns and p.has_response_ip
+
+    def after(addrs=(), names=(), ns_addrs=()):
+        m, _ = p.after([ip(a) for a in addrs], [n(x) for x in names],
+                       [ip(a) for a in ns_addrs])
+        return None if m is None else (m.trigger, m.action, m.at)
+    assert after(names=["NS1.evil.net."]) == ("nsdname", NXDOMAIN, "ns1.evil.net.rpz-nsdname")
+    assert after(names=["ns2.evil.net."]) is None
+    assert after(names=["a.ns.bad-hoster.net."]) == ("nsdname", DROP,
+                                                     "*.bad-hoster.net.rpz-nsdname")
+    assert after(names=["bad-hoster.net."]) is None
+    assert after(ns_addrs=["203.0.113.77"]) == ("nsip", NODATA, "24.0.113.0.203.rpz-nsip")
+    # within a zone: response IP, then NSDNAME, then NSIP
+    assert after(["192.0.2.1"], ["ns1.evil.net."], ["203.0.113.77"])[0] == "response-ip"
+    assert after(["192.0.2.9"], ["ns1.evil.net."], ["203.0.113.77"])[0] == "nsdname"
+    assert after(["192.0.2.9"], ["ns.good."], ["203.0.113.77"])[0] == "nsip"
+    # a zone without such triggers asks for no name servers
+    assert not Policy([zone_of("@ SOA ns. h. 1 3600 600 86400 30\nx CNAME .\n")]).has_ns
+    assert Policy([zone_of()]).has_ns
 
 
 def test_zone_order_first_match_wins(zone):
