@@ -130,12 +130,14 @@ def rpz_sources(value) -> tuple[RpzSource, ...]:
 def read_zone_file(source: RpzSource, limits: Limits) -> PolicyZone:
     """The policy zone of ``source``'s zone file (zone-file syntax, names relative to the
     zone's name unless the file says otherwise)."""
+    assert source.zonefile is not None
     zone = dns.zone.from_file(source.zonefile, origin=source.name, relativize=False,
                               check_origin=False)
     return policy_zone(zone, source, limits)
 
 
 def policy_zone(zone: dns.zone.Zone, source: RpzSource, limits: Limits) -> PolicyZone:
+    assert zone.origin is not None           # made with one
     return PolicyZone(zone.origin, zone.iterate_rdatasets(), source.options(),
                       limits.rpz_max_records)
 

@@ -161,7 +161,8 @@ def cached_nameservers(rrsets, qname: dns.name.Name, now: float | None = None):
         if len(name) <= 1:
             return (), ()
         name = name.parent()
-    names, addresses = [], []
+    names: list = []
+    addresses: list = []
     for record in entry.records(now):
         try:
             ns = dns.name.from_wire(record[4], 0)[0]

@@ -31,7 +31,7 @@ the answer (each zone in order), if no QNAME/client-IP trigger of any zone match
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import dns.flags
@@ -167,8 +167,7 @@ class PolicyZone:
         self.name = origin.to_text()
         self.serial: int | None = None
         self.soa = None                         # the zone's SOA rdataset
-        self.exact: dict[dns.name.Name, Rule] = {}
-        self.wild: dict[dns.name.Name, Rule] = {}      # by the name under ``*.``
+        self.qnames = _Names()                  # the QNAME triggers
         self.ips: dict[str, _Prefixes] = {RESPONSE_IP: _Prefixes(), CLIENT_IP: _Prefixes(),
                                           NSIP: _Prefixes()}
         self.nsdname = _Names()
@@ -200,7 +199,7 @@ class PolicyZone:
             except ValueError:
                 self.ignored += 1
             return
-        names = self
+        names = self.qnames
         if labels[-1] == b"rpz-nsdname":
             names, rel = self.nsdname, dns.name.Name(rel.labels[:-1])
             if not rel.labels:
@@ -213,14 +212,14 @@ class PolicyZone:
             names.exact[name] = rule
 
     def __len__(self) -> int:
-        return (len(self.exact) + len(self.wild) + len(self.nsdname.exact)
+        return (len(self.qnames.exact) + len(self.qnames.wild) + len(self.nsdname.exact)
                 + len(self.nsdname.wild) + sum(len(p) for p in self.ips.values()))
 
     # the look-ups (names relative to the zone, made absolute under the root)
     def qname_rule(self, qname: dns.name.Name) -> tuple[Rule, str] | None:
         """The rule for ``qname`` (absolute): its exact trigger, else the longest wildcard
         above it."""
-        return _name_rule(self, qname)
+        return _name_rule(self.qnames, qname)
 
     def nsdname_rule(self, names) -> tuple[Rule, str] | None:
         """The rule of the first of the name servers ``names`` with an NSDNAME trigger."""
@@ -253,7 +252,7 @@ class _Names:
         self.wild: dict[dns.name.Name, Rule] = {}
 
 
-def _name_rule(names, qname: dns.name.Name) -> tuple[Rule, str] | None:
+def _name_rule(names: _Names, qname: dns.name.Name) -> tuple[Rule, str] | None:
     """The exact trigger of ``qname`` (absolute) in ``names``, else the longest wildcard
     above it."""
     rule = names.exact.get(qname)
@@ -369,7 +368,7 @@ class Policy:
 
 def answer_addresses(response: dns.message.Message) -> list:
     """The A and AAAA addresses in an answer section."""
-    out = []
+    out: list = []
     for rrset in response.answer:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             out.extend(ipaddress.ip_address(rd.address) for rd in rrset)
@@ -380,7 +379,8 @@ def cname_target(match: Match, qname: dns.name.Name) -> dns.name.Name:
     """The name a CNAME rule rewrites ``qname`` to (a wildcard target takes the query name
     under its suffix)."""
     target = match.rule.target
-    if target is not None and target.labels[:1] == (b"*",):
+    assert target is not None, "a CNAME rule has its target"
+    if target.labels[:1] == (b"*",):
         return dns.name.Name(qname.labels[:-1] + target.labels[1:])
     return target
 
