@@ -157,3 +157,17 @@ def test_cached_nameservers_of_the_closest_zone():
     assert cached_nameservers(c.rrsets, dns.name.from_text("x.test."), now) == ((), ())
     assert cached_nameservers(c.rrsets, dns.name.from_text("a.example.org."), now + 301) \
         == ((), ())                                    # expired
+
+
+def test_workers_stats_merge_counts_and_keep_each_zone_serial():
+    from resolver.daemon.metrics import merge
+
+    def worker(serial, triggers, nxdomain):
+        return {"rpz": {"zones": {"rpz.test.": {"loaded": True, "serial": serial,
+                                               "triggers": triggers, "transfers": 1,
+                                               "failures": 0}},
+                        "matches": {"rpz.test.": {"nxdomain": nxdomain}}}}
+    out = merge([worker(7, 100, 3), worker(7, 100, 4)])
+    zone = out["rpz"]["zones"]["rpz.test."]
+    assert zone["serial"] == 7 and zone["triggers"] == 100 and zone["transfers"] == 2
+    assert out["rpz"]["matches"]["rpz.test."]["nxdomain"] == 7
