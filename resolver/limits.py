@@ -304,6 +304,22 @@ class Limits:
     #: memory than that can be made to wait on a request.
     max_control_request: int = 64 * 1024 * 1024
 
+    # ---- response policy zones (``[[rpz]]``), from a file or a primary
+
+    #: Records one policy zone may hold. Each becomes a trigger held in memory by every
+    #: worker (a few hundred bytes each); a feed past this is refused whole, and the zone
+    #: loaded before is kept. Large public block lists hold a few hundred thousand names.
+    rpz_max_records: int = 2_000_000
+
+    #: Seconds one zone transfer from a primary may take, all messages together: a primary
+    #: that trickles its zone cannot hold a transfer open for ever. The record bound above
+    #: is checked when the transfer ends, so this also bounds what one transfer can pour in.
+    rpz_transfer_timeout: float = 120.0
+
+    #: The shortest wait between two transfers of a zone, seconds, whatever the zone's SOA
+    #: refresh and retry say: a primary cannot make us ask it in a tight loop.
+    rpz_min_refresh: float = 5.0
+
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""
         names = {f.name for f in fields(self)}

@@ -131,14 +131,15 @@ cdef class _Done(MissDone):
     cdef object client, send, host
     cdef str transport
     cdef double t0
+    cdef object rewrite                 # the policy's check of the answer, or None
 
     def __call__(self, d, out):
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out,
-                            self.host)
+                            self.host, self.rewrite)
 
     cdef int finished(self, Drive drive, object response) except -1:
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
-                            response, self.host)
+                            response, self.host, self.rewrite)
         return 0
 
 
@@ -184,6 +185,7 @@ cdef class Dispatch:
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
     cdef public FrontDoor front         # the admission of every query (None: misses only)
+    cdef public object policy           # resolver.daemon.rpz_gate.PolicyGate, or None
 
     def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
@@ -196,6 +198,7 @@ cdef class Dispatch:
         self.loop = None
         self.query_log = None
         self.front = front
+        self.policy = None
 
     @property
     def cfg(self):
@@ -222,6 +225,25 @@ cdef class Dispatch:
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
                    bint busy=False, absent=None) except -1:
+        """``start``, through the response policy when there is one
+        (``resolver.daemon.rpz_gate``)."""
+        if self.policy is not None:
+            return self.policy.miss(self, q, addr, transport, send, t0, busy)
+        return self.start(q, addr, transport, send, t0, busy, absent, None, None)
+
+    def policy_start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                     rewrite, bytes shown=None):
+        """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
+        answer into the one sent (None: nothing is sent); ``shown``: the client's query,
+        counted and logged, when ``q`` is another (a CNAME rewrite's target)."""
+        return self.start(q, addr, transport, send, t0, busy, None, rewrite, shown)
+
+    def policy_answer(self, bytes q, bytes out, str transport, send, double t0, client):
+        """An answer the response policy gave: counted, logged and sent as any other."""
+        self.answer(q, out, transport, send, t0, client, False)
+
+    cdef bint start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                    absent, rewrite, bytes shown) except -1:
         """Starts a resolution that answers later through ``send`` (or now: an error the
         engine finds). False when the query was dropped (overload, a deny zone, too short
         to answer): ``send`` will never be called. With ``busy`` (the listener is behind)
@@ -248,8 +270,9 @@ cdef class Dispatch:
             self._log_miss(q, addr, transport)
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
-            self, q, client, transport, send, t0)
+            self, q if shown is None else shown, client, transport, send, t0)
         done.host = addr[0] if addr else None
+        done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
             if absent is not None:
@@ -259,10 +282,10 @@ cdef class Dispatch:
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
-            self.resolved(q, client, transport, send, t0, None, None, done.host)
+            self.resolved(done.q, client, transport, send, t0, None, None, done.host, None)
             return False
         if type(d) is bytes:
-            self.resolved(q, client, transport, send, t0, None, d, done.host)
+            self.resolved(done.q, client, transport, send, t0, None, d, done.host, rewrite)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
@@ -357,9 +380,10 @@ cdef class Dispatch:
         return out
 
     cdef resolved(self, bytes q, client, str transport, send, double t0, d, out,
-                  host=None):
-        """The end of a miss: its response sent (none if it was cancelled) to ``host`` (the
-        client's address), its count released."""
+                  host=None, rewrite=None):
+        """The end of a miss: its response sent (none if it was cancelled, or dropped by
+        ``rewrite``, the policy's check of the answer) to ``host`` (the client's address),
+        its count released."""
         if d is not None:
             self.misses.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
@@ -370,6 +394,8 @@ cdef class Dispatch:
         else:
             self.inflight_by_client[client] = n
         cdef Parsed m
+        if out is not None and rewrite is not None:
+            out = rewrite(out)
         if out is not None:
             if d is None:
                 self.answer(q, out, transport, send, t0, host, False)

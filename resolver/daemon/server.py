@@ -30,6 +30,8 @@ from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_limits, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
+from resolver.daemon.rpz_feed import Feeds
+from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 
@@ -66,6 +68,9 @@ class Server:
         #: reload that turned prefetching off
         self.prefetch_base = cfg.limits.prefetch_fraction
         self.dispatch.query_log = self._query_log(cfg)
+        #: the response policy zones (``[[rpz]]``), loaded from ``start``
+        self.rpz = Feeds(cfg.limits, self.set_policy)
+        self.policy_gate: PolicyGate | None = None
 
     def _query_log(self, cfg: Config):
         """The per-query logs ``cfg`` turns on, or None when all are off."""
@@ -73,6 +78,18 @@ class Server:
         if not QueryLog.wanted(cfg):
             return None
         return QueryLog(cfg, lambda: self.resolver.zones)
+
+    def set_policy(self, policy) -> None:
+        """Puts the response policy in the query path (None: none configured, and the
+        path is the one without it)."""
+        if policy is None:
+            self.dispatch.policy = self.front.policy = None
+            return
+        if self.policy_gate is None:
+            rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
+            self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
+        self.policy_gate.policy = policy
+        self.dispatch.policy = self.front.policy = self.policy_gate
 
     @property
     def query_log(self):
@@ -102,6 +119,8 @@ class Server:
             self.resolver.shared = SharedCache.from_config(self.cfg)
             log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
                      self.cfg.redis_timeout)
+        if self.cfg.rpz:
+            self.rpz.set_sources(self.cfg.rpz)
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
@@ -239,6 +258,8 @@ class Server:
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
             log.info("zones: %s", zones.describe() if zones is not None else "none")
+        if cfg.rpz or self.rpz.feeds:
+            self.rpz.set_sources(cfg.rpz)    # zones added, removed, zone files read again
         for listener in self.encrypted:
             listener.reload(cfg)           # new handshakes take the new certificate
         logs.reload(cfg)
@@ -327,6 +348,9 @@ class Server:
             "build": build_info(),
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
             "tls_upstream": r.tls_upstreams.stats(),
+            **({} if not self.rpz.feeds and self.policy_gate is None else {"rpz": {
+                "zones": self.rpz.stats(),
+                "matches": self.policy_gate.stats() if self.policy_gate else {}}}),
         }
         out["hit_rates"] = hit_rates(out)
         return out
@@ -335,6 +359,7 @@ class Server:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
         closes every connection and the resolver."""
         grace = self.cfg.shutdown_grace if grace is None else grace
+        self.rpz.stop()
         for u in self.udp:
             u.stop_reading()
         for srv in self.tcp_servers:

@@ -311,6 +311,19 @@ def ca_bundle(value: Any, what: str) -> str:
     return path
 
 
+def rpz_tables(value: Any, what: str) -> tuple:
+    """The ``rpz`` setting: ``[[rpz]]`` tables (``resolver.daemon.rpz_feed``)."""
+    from resolver.daemon.rpz_feed import rpz_sources
+
+    try:
+        return rpz_sources(value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+rpz_tables.zone = True
+
+
 def zone_tables(name: str):
     """A zone setting (``resolver.zones``): a list of tables, or of zone-file lines for
     ``local-data`` and ``local-data-ptr``."""
@@ -933,6 +946,45 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="PTR records served locally, as ``\"ADDR NAME\"`` (or ``\"ADDR NAME TTL\"``) "
                 "strings: the reverse name of the address points to the name (Unbound's "
                 "``local-data-ptr``), as ``local-data`` does with the record it stands for."),
+), *section(
+    'response policy zones (RPZ)',
+    Setting("rpz", 'tuple[Any, ...]', (), rpz_tables,
+            doc="Response policy zones, as ``[[rpz]]`` tables (Unbound's ``rpz:`` clause, "
+                "draft-vixie-dnsop-dns-rpz): ``name`` (the zone), ``zonefile`` (read at start "
+                "and at every reload) and/or ``primary`` (a list of ``ADDR``, ``ADDR@PORT``; "
+                "Unbound's ``master`` is accepted too: the zone is transferred, by IXFR from "
+                "the serial held where the primary offers it, else AXFR, and asked again on "
+                "its SOA refresh timer, on its retry timer after a failure, never sooner than "
+                "``limits.rpz-min-refresh``; a failed transfer keeps the zone held), "
+                "``rpz-action-override`` (nxdomain, nodata, passthru, drop, disabled: matches "
+                "logged and counted, not applied; cname: to ``rpz-cname-override``), "
+                "``rpz-log`` (one line per match to the ``resolver.rpz`` logger at INFO: "
+                "zone (``rpz-log-name`` if set), trigger, action, name, type, client), "
+                "``rpz-signal-nxdomain-ra`` (RA clear on NXDOMAIN answers from the policy). "
+                "Triggers: QNAME (exact and ``*.`` wildcard), response IP (``rpz-ip``: A and "
+                "AAAA addresses of the answer), client IP (``rpz-client-ip``), NSDNAME "
+                "(``rpz-nsdname``) and NSIP (``rpz-nsip``): the name servers of the query "
+                "name's zone and their addresses as the cache holds them when the answer is "
+                "sent. Actions: NXDOMAIN (``CNAME .``), "
+                "NODATA (``CNAME *.``), PASSTHRU (``CNAME rpz-passthru.``), DROP (``CNAME "
+                "rpz-drop.``), TCP-ONLY (``CNAME rpz-tcp-only.``: TC over UDP), local data "
+                "(any other records), CNAME rewrite (a CNAME to another name, resolved, the "
+                "chain answered; on a response-IP trigger the CNAME alone). Zones are checked "
+                "in the order given, the first with a match wins; in a zone the client-IP "
+                "trigger before the QNAME trigger, exact before wildcard; response-IP, then "
+                "NSDNAME, then NSIP triggers apply when no zone matched the client or the "
+                "name (as Unbound). Policy "
+                "answers carry no AD and are not cached; the cache keeps the real data, so a "
+                "name taken out of a zone resolves normally at once. With any ``[[rpz]]`` "
+                "table every recursive query passes the policy before the cache (cache hits "
+                "are served through the engine, not the front door's C path, and count "
+                "against the miss budgets); queries with RD clear are not checked. Owner "
+                "names in a zone file are relative to the zone (names outside it are "
+                "ignored). Each worker transfers the zones itself; NOTIFY is not listened "
+                "for (the refresh timer is). Not supported: ``url``, ``for-downstream``, "
+                "``tags``. Matches are counted per "
+                "zone and action in ``stats`` and the metrics. A reload adds and removes "
+                "zones."),
 ), *section(
     'a cache shared by workers and hosts (Redis; see shared-cache.md)',
     Setting("cachedb_backend", 'str | None', None, cachedb_backend,
