@@ -561,11 +561,11 @@ class Resolver(ResolverCore):
         self.limits = limits
         self.cache.set_limits(limits)
 
-    def local_answer(self, q: bytes):
+    def local_answer(self, q: bytes, client=None):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as
         Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
         zone), or None when no local zone holds the question (or it is no plain QUERY of
-        class IN)."""
+        class IN). ``client``: the asker's address, for ``inform`` zones' log."""
         lz = self.local_zones
         if lz is None or len(q) < 12 or q[2] & 0xF8:
             return None
@@ -577,7 +577,7 @@ class Resolver(ResolverCore):
         if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
             return None
-        found = response.local_data(self, m.qname, m.qtype, m.qclass)
+        found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:
             return found
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
@@ -617,8 +617,7 @@ class Resolver(ResolverCore):
         self._user_zones = zones
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
-            zones = Zones(forward=z.forward + (self._root_forward,), stub=z.stub,
-                          local=z.local, local_data=z.local_data)
+            zones = z.with_forward(self._root_forward)
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)
         self.zones = new

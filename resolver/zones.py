@@ -8,9 +8,14 @@
 - A **stub zone** gives the authoritative servers of its name: the resolver asks them
   (RD clear) instead of finding them through the parent, and iterates normally below.
 - A **local zone** answers from configured records (``local-data``) before the cache and
-  before any resolution, with Unbound's types: ``static``, ``transparent``,
-  ``typetransparent``, ``redirect``, ``refuse``, ``deny``, ``always_nxdomain``,
-  ``always_refuse`` and ``always_transparent`` (the last three ignore their local data).
+  before any resolution, with every one of Unbound's types (``LOCAL_TYPES``, each as
+  ``services/localzone.c`` answers it; ``inform`` types log the client to the
+  ``resolver.daemon.localzone`` logger at INFO).
+- The **default local zones** (``default_local_zones``) are Unbound's: ``localhost``, the
+  loopback reverse zones, the special-use names (``test``, ``invalid``, ``onion``,
+  ``home.arpa``, ``resolver.arpa``, ``service.arpa``) and the AS112 reverse zones (RFC
+  6303), answered locally unless a local zone of the same name (``nodefault`` or any
+  other type) replaces them; ``unblock_lan_zones`` leaves the AS112 ones out.
 
 The longest matching name decides: a local zone is looked at first (it may leave the
 question to resolution), then the deepest forward or stub zone. :class:`Zones` holds one set
@@ -20,6 +25,7 @@ Names here are presentation text; the compiled paths get wire names.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -32,18 +38,57 @@ import dns.tokenizer
 import dns.ttl
 
 
-A, NS, CNAME, SOA, AAAA, ANY = 1, 2, 5, 6, 28, 255
+A, NS, CNAME, SOA, AAAA, DS, ANY = 1, 2, 5, 6, 28, 43, 255
 NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 
-#: local-zone types (Unbound's names)
+#: local-zone types (Unbound's names; ``nodefault`` only removes a default zone, and
+#: ``noview``, there being no views, answers as ``transparent``, as Unbound's global zones do)
 LOCAL_TYPES = ("static", "transparent", "typetransparent", "redirect", "refuse", "deny",
-               "always_nxdomain", "always_refuse", "always_transparent")
+               "inform", "inform_deny", "inform_redirect", "always_transparent",
+               "block_a", "block_aaaa", "block_a_wdata", "block_aaaa_wdata",
+               "always_refuse", "always_nxdomain", "always_nodata", "always_deny",
+               "always_null", "noview", "nodefault")
+#: types that answer without looking at their local data (Unbound's local_zones_answer)
+_IGNORE_DATA = frozenset(("always_refuse", "always_transparent", "block_a", "block_aaaa",
+                          "always_nxdomain", "always_nodata", "always_deny"))
+#: types that leave names without local data of theirs to resolution
+_PASSING = frozenset(("transparent", "typetransparent", "always_transparent", "inform",
+                      "noview", "block_a", "block_aaaa", "block_a_wdata", "block_aaaa_wdata"))
+#: types that log each question with its client
+INFORM_TYPES = frozenset(("inform", "inform_deny", "inform_redirect"))
+#: where ``inform`` zones log
+inform_log = logging.getLogger("resolver.daemon.localzone")
+
+# ---- Unbound's default local zones (services/localzone.c, util/as112.c) -------------------
+#: the SOA and NS every default zone holds (Unbound's, TTL 10800)
+_DEFAULT_SOA = "10800 IN SOA localhost. nobody.invalid. 1 3600 1200 604800 10800"
+_DEFAULT_NS = "10800 IN NS localhost."
+#: the IPv6 loopback's reverse name (::1)
+IP6_LOOPBACK = "1." + "0." * 31 + "ip6.arpa."
+#: reverse zones of the loopback addresses, with a PTR to localhost
+REVERSE_LOOPBACK_ZONES = ("127.in-addr.arpa.", IP6_LOOPBACK)
+#: special-use names never to be resolved on the Internet (RFC 6761, 7686, 8375, 9462, 9665)
+SPECIAL_ZONES = ("test.", "invalid.", "onion.", "home.arpa.", "resolver.arpa.",
+                 "service.arpa.")
+#: reverse zones of private and special-purpose addresses (RFC 1918, RFC 6303, RFC 6598,
+#: RFC 3849), in Unbound's order; ``unblock-lan-zones`` resolves them as usual
+AS112_ZONES = (
+    ("10.in-addr.arpa.",)
+    + tuple(f"{i}.172.in-addr.arpa." for i in range(16, 32))
+    + ("168.192.in-addr.arpa.", "0.in-addr.arpa.")
+    + tuple(f"{i}.100.in-addr.arpa." for i in range(64, 128))
+    + ("254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
+       "113.0.203.in-addr.arpa.", "255.255.255.255.in-addr.arpa.",
+       "0." * 32 + "ip6.arpa.", "d.f.ip6.arpa.", "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.",
+       "a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."))
 #: how a forward zone's queries travel
 TRANSPORTS = ("udp", "tcp", "tls")
 #: the port of DNS over TLS (RFC 7858), for a TLS server given without one
 DOT_PORT = 853
 #: TTL of a local-data record written without one (as Unbound)
 DEFAULT_LOCAL_TTL = 3600
+#: TTL of an ``always_null`` zone's 0.0.0.0 and :: (as Unbound)
+NULL_TTL = 3600
 #: trust rank of a stub zone's servers in the rrset cache: above anything learned from the
 #: network (resolver.cache's ranks end at VALIDATED, 7), so no reply replaces them
 CONFIGURED = 8
@@ -172,6 +217,41 @@ class LocalZone:
     name: str
     type: str = "static"
     data: tuple[str, ...] = ()
+
+
+def default_local_zones(unblock_lan_zones: bool = False) -> tuple[LocalZone, ...]:
+    """Unbound's default local zones, in its order: ``localhost`` (redirect: A 127.0.0.1,
+    AAAA ::1 for every name below it), the loopback reverse zones (static, a PTR to
+    localhost), the special-use names and, unless ``unblock_lan_zones``, the AS112 reverse
+    zones (static: NXDOMAIN with the zone's SOA). Each holds an SOA and an NS record."""
+    def apex(name: str) -> tuple[str, str]:
+        return (f"{name} {_DEFAULT_SOA}", f"{name} {_DEFAULT_NS}")
+
+    out = [LocalZone("localhost.", "redirect", apex("localhost.") + (
+        "localhost. 10800 IN A 127.0.0.1", "localhost. 10800 IN AAAA ::1"))]
+    out.append(LocalZone("127.in-addr.arpa.", "static", apex("127.in-addr.arpa.") + (
+        "1.0.0.127.in-addr.arpa. 10800 IN PTR localhost.",)))
+    out.append(LocalZone(IP6_LOOPBACK, "static", apex(IP6_LOOPBACK) + (
+        f"{IP6_LOOPBACK} 10800 IN PTR localhost.",)))
+    out.extend(LocalZone(name, "static", apex(name)) for name in SPECIAL_ZONES)
+    if not unblock_lan_zones:
+        out.extend(LocalZone(name, "static", apex(name)) for name in AS112_ZONES)
+    return tuple(out)
+
+
+def _text(wire: bytes) -> str:
+    return dns.name.from_wire(wire, 0)[0].to_text()
+
+
+def _type_text(rdtype: int) -> str:
+    return dns.rdatatype.to_text(rdtype)
+
+
+def _client_text(client) -> str:
+    """A client address as Unbound's inform lines print it: ``IP@PORT``."""
+    if isinstance(client, (tuple, list)) and len(client) >= 2:
+        return f"{client[0]}@{client[1]}"
+    return "unknown" if client is None else str(client)
 
 
 # ---- the config's forms ---------------------------------------------------------------------
@@ -336,16 +416,31 @@ def _labels_up(lname: bytes):
 
 
 class LocalZones:
-    """The local zones and their records, indexed for ``lookup``."""
+    """The local zones and their records, indexed for ``lookup``. ``defaults``: zones (the
+    default ones) entered only where no zone of ``zones`` has the same name; a zone of type
+    ``nodefault`` removes the default of its name and is not entered itself."""
 
-    def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = ()) -> None:
+    def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = (),
+                 defaults: Iterable[LocalZone] = ()) -> None:
         self.types: dict[bytes, str] = {}
+        named: set[bytes] = set()
+        entered: list[LocalZone] = []
         for z in zones:
             key = _wire(z.name)
-            if key in self.types:
+            if key in named:
                 raise ValueError(f"local-zone {z.name} is given twice")
-            self.types[key] = z.type
-        records = [parse_record(line) for z in zones for line in z.data]
+            named.add(key)
+            if z.type != "nodefault":
+                self.types[key] = z.type
+                entered.append(z)
+        for z in defaults:
+            key = _wire(z.name)
+            if key not in named:
+                self.types[key] = z.type
+                entered.append(z)
+        #: every zone entered (configured and default), in order
+        self.zones: tuple[LocalZone, ...] = tuple(entered)
+        records = [parse_record(line) for z in entered for line in z.data]
         extra = [parse_record(line) for line in data]
         for rec in extra:                # outside every zone: a transparent zone of its own
             if self.zone_of(rec[0].lower()) is None:
@@ -356,7 +451,10 @@ class LocalZones:
         self.parents: set[bytes] = set()
         for rec in records + extra:
             owner = rec[0].lower()
-            self.data.setdefault(owner, {}).setdefault(rec[1], []).append(rec)
+            have = self.data.setdefault(owner, {}).setdefault(rec[1], [])
+            if any(r[4] == rec[4] for r in have):
+                continue                 # a record given twice is served once (as Unbound)
+            have.append(rec)
             zone = self.zone_of(owner)
             for up in _labels_up(owner):
                 if up == zone:
@@ -382,43 +480,63 @@ class LocalZones:
         minimum = int.from_bytes(rec[4][-4:], "big")
         return (rcode, [], [(rec[0], rec[1], rec[2], min(rec[3], minimum), rec[4])])
 
-    def lookup(self, qname: bytes, qtype: int):
+    def lookup(self, qname: bytes, qtype: int, client=None):
         """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
-        usual), ``DROP``, or (rcode, answer records, authority records)."""
+        usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
+        ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
+        log."""
         lname = qname.lower()
-        zone = self.zone_of(lname)
+        zone = None
+        if qtype == DS and lname != b"\x00":
+            # a DS belongs to the parent side of a zone cut: the zone above decides,
+            # but for an always_refuse zone, which refuses its DS too
+            if self.types.get(lname) == "always_refuse":
+                zone = lname
+            else:
+                zone = self.zone_of(lname[lname[0] + 1:])
+        else:
+            zone = self.zone_of(lname)
         if zone is None:
             return None
         kind = self.types[zone]
-        if kind == "always_nxdomain":
-            return self._negative(zone, NXDOMAIN)
-        if kind == "always_refuse":
+        if kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
+            inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
+                            _text(qname), _type_text(qtype))
+        redirect = kind == "redirect" or kind == "inform_redirect"
+        exists = False              # Unbound's ``ld``: a node of local data at the name
+        if kind not in _IGNORE_DATA:
+            node = self.data.get(zone if redirect else lname)
+            if node is not None:
+                recs = self._pick(node, qtype)
+                if recs:
+                    if redirect:
+                        recs = [(qname,) + r[1:] for r in recs]
+                    return (NOERROR, recs, [])
+            exists = node is not None or (not redirect and lname in self.parents)
+        if kind in ("deny", "always_deny", "inform_deny"):
+            return DROP
+        if kind == "refuse" or kind == "always_refuse":
             return (REFUSED, [], [])
-        if kind == "always_transparent":
-            return None
-        if kind == "redirect":
-            node = self.data.get(zone, {})
-            recs = self._pick(node, qtype)
-            if recs:
-                return (NOERROR, [(qname,) + r[1:] for r in recs], [])
+        if kind in ("static", "always_nxdomain"):
+            return self._negative(zone, NOERROR if exists else NXDOMAIN)
+        if redirect or kind == "always_nodata":
             return self._negative(zone, NOERROR)
-        node = self.data.get(lname)
-        if node is not None:
-            recs = self._pick(node, qtype)
-            if recs:
-                return (NOERROR, recs, [])
-            if kind == "typetransparent":
-                return None
-            return self._negative(zone, NOERROR)
-        if lname in self.parents:
-            return None if kind == "typetransparent" else self._negative(zone, NOERROR)
-        if kind in ("transparent", "typetransparent"):
+        if kind == "typetransparent" or kind == "always_transparent":
             return None
-        if kind == "static":
-            return self._negative(zone, NXDOMAIN)
-        if kind == "refuse":
-            return (REFUSED, [], [])
-        return DROP                                      # deny
+        if kind == "block_a" or kind == "block_a_wdata":
+            return (NOERROR, [], []) if qtype == A else None
+        if kind == "block_aaaa" or kind == "block_aaaa_wdata":
+            return (NOERROR, [], []) if qtype == AAAA else None
+        if kind == "always_null":
+            if qtype == A:
+                return (NOERROR, [(qname, A, 1, NULL_TTL, bytes(4))], [])
+            if qtype == AAAA:
+                return (NOERROR, [(qname, AAAA, 1, NULL_TTL, bytes(16))], [])
+            return (NOERROR, [], [])
+        # transparent, inform, noview: a name with data of other types is NODATA
+        if lname in self.data:
+            return self._negative(zone, NOERROR)
+        return None
 
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:
@@ -545,9 +663,12 @@ class Zones:
     without a port are asked on the resolver's. Raises ValueError for a name given twice."""
 
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
-                 local: Iterable[LocalZone] = (), local_data: Iterable[str] = ()) -> None:
+                 local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
+                 defaults: bool = False, unblock_lan_zones: bool = False) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
+        #: whether Unbound's default local zones are served (``default_local_zones``)
+        self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
         for z in self.forward + self.stub:
             if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
@@ -558,7 +679,9 @@ class Zones:
                 raise ValueError(f"zone {z.name} is given twice as a forward or stub zone")
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
-        self.local_zones = LocalZones(self.local, self.local_data) or None
+        self.local_zones = LocalZones(
+            self.local, self.local_data,
+            default_local_zones(unblock_lan_zones) if defaults else ()) or None
         #: where every forward zone's servers with a port of their own are asked (their
         #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
         #: go to another forward zone's servers
@@ -571,6 +694,26 @@ class Zones:
 
     def __bool__(self) -> bool:
         return bool(self.cuts) or self.local_zones is not None
+
+    def with_forward(self, extra: ForwardZone) -> "Zones":
+        """The same zones with the forward zone ``extra`` added."""
+        return Zones(self.forward + (extra,), self.stub, self.local, self.local_data,
+                     self.defaults, self.unblock_lan_zones)
+
+    def shadowed(self) -> list[tuple[str, str]]:
+        """The forward and stub zones a local zone answers for before they are asked (a
+        zone at or below a local zone that holds their name: as in Unbound, a default
+        zone is not lifted by a stub or forward zone, ``nodefault`` does that), each
+        with the local zone's name."""
+        lz = self.local_zones
+        out = []
+        if lz is None:
+            return out
+        for key, cut in self.cuts.items():
+            zone = lz.zone_of(key)
+            if zone is not None and lz.types[zone] not in _PASSING:
+                out.append((cut.zone.name, _text(zone)))
+        return out
 
     def match(self, qname: bytes, stub_only: bool = False):
         """The deepest forward or stub zone holding ``qname`` (wire), or None; with
@@ -594,15 +737,17 @@ class Zones:
         """Each zone name (wire, lower case) with what defines it; top-level local data
         under its owner."""
         out: dict[bytes, object] = {k: c.zone for k, c in self.cuts.items()}
-        for z in self.local:
+        for z in (self.local_zones.zones if self.local_zones is not None else ()):
             out[(_wire(z.name), "local")] = z
         for line in self.local_data:
             out[(parse_record(line)[0].lower(), "data", line)] = line
         return out
 
     def describe(self) -> str:
+        n = len(self.local_zones.zones) if self.local_zones is not None else 0
         return (f"{len(self.forward)} forward, {len(self.stub)} stub, "
-                f"{len(self.local)} local zones, {len(self.local_data)} local-data records")
+                f"{n} local zones ({n - len([z for z in self.local if z.type != 'nodefault'])}"
+                f" default), {len(self.local_data)} local-data records")
 
 
 def changed_names(old: Zones | None, new: Zones | None) -> set[bytes]:

@@ -28,7 +28,7 @@ from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
-                                    engine_limits, make_zones)
+                                    engine_limits, insecure_domains, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
@@ -360,7 +360,8 @@ def make_resolver(cfg: Config) -> Resolver:
                           "do_not_query_localhost": cfg.do_not_query_localhost,
                           "qname_minimisation": cfg.qname_minimisation,
                           "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
-                          "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
+                          "harden_glue": cfg.harden_glue,
+                          "domain_insecure": insecure_domains(cfg)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.validate is not None:
@@ -370,6 +371,10 @@ def make_resolver(cfg: Config) -> Resolver:
     if zones is not None:
         kw["zones"] = zones
         log.info("zones: %s", zones.describe())
+        for name, local in zones.shadowed():
+            log.warning("zone %s is answered by the local zone %s and never asked (give "
+                        "local-zone \"%s nodefault\" to lift a default zone)", name, local,
+                        local)
     r = Resolver(cfg.root_hints, **kw)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r
