@@ -370,12 +370,13 @@ def make_resolver(cfg: Config) -> Resolver:
     zones = make_zones(cfg)
     if zones is not None:
         kw["zones"] = zones
+    r = Resolver(cfg.root_hints, **kw)
+    if zones is not None:
         log.info("zones: %s", zones.describe())
         for name, local in zones.shadowed():
             log.warning("zone %s is answered by the local zone %s and never asked (give "
                         "local-zone \"%s nodefault\" to lift a default zone)", name, local,
                         local)
-    r = Resolver(cfg.root_hints, **kw)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r
 
