@@ -129,6 +129,8 @@ class Resolver(ResolverCore):
         self._root_forward = None
         self._user_zones: Zones | None = None
         self.zones: Zones | None = None
+        #: the zones' servers given by name, kept resolved (resolver.server_names)
+        self.server_names = None
         self.forward = None
         if forward is not None:
             if isinstance(forward, (str, tuple)):
@@ -613,8 +615,35 @@ class Resolver(ResolverCore):
         """Replaces the forward, stub and local zones. The cache is kept but for what it
         holds at or below a zone (or local-data name) that changed, which is forgotten now
         and once more when the resolutions in flight meanwhile have ended (one of them may
-        store its answer after the first time)."""
+        store its answer after the first time). Servers given by name (``forward-host``,
+        ``stub-host``) are resolved by this resolver and followed when they move
+        (``server_names``, started now on a running loop, else by ``start_server_names``);
+        a zone is served once one of its servers has an address."""
+        from resolver.server_names import ServerNames
+
         self._user_zones = zones
+        old_names = self.server_names
+        names = None
+        if zones is not None and zones.hosts:
+            names = ServerNames(self, zones, old_names)
+            zones = zones.resolved(names.addresses)
+        self.server_names = names
+        if old_names is not None:
+            old_names.stop()
+        self.install_zones(zones)
+        if names is not None:
+            names.start()
+
+    async def start_server_names(self) -> None:
+        """Keeps the zones' server names resolved from the running loop, and returns once
+        they have been resolved a first time (the daemon awaits it before it serves)."""
+        names = self.server_names
+        if names is not None and names.start():
+            await names.ready.wait()
+
+    def install_zones(self, zones: Zones | None) -> None:
+        """``set_zones`` for zones whose servers are all addresses (``ServerNames`` installs
+        the configured zones with their names' addresses through it)."""
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
             zones = z.with_forward(self._root_forward)
@@ -679,6 +708,8 @@ class Resolver(ResolverCore):
         """Stops the resolutions in flight (prefetches included): their sockets are closed
         and the callers waiting on them get CancelledError; the connections to TLS
         forwarders are closed too."""
+        if self.server_names is not None:
+            self.server_names.stop()
         for resolution in list(self.resolutions.values()):
             resolution.cancel()
         self.tls_upstreams.close()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import dns.exception
@@ -162,6 +162,41 @@ class Upstream:
             port = DOT_PORT if port is None else port
         return cls(addr, port, auth)
 
+    @classmethod
+    def parse_host(cls, text, what: str, tls: bool = False) -> "Upstream":
+        """A server given by name (Unbound's ``forward-host``, ``stub-host``): ``NAME``,
+        ``NAME@PORT`` or ``NAME#AUTH-NAME`` (``NAME@PORT#AUTH-NAME``); ``addr`` holds the
+        name (absolute, lower case) until the resolver finds its addresses. Over TLS the
+        authentication name is the host's name unless given."""
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"{what}: expected a host name, got {text!r}")
+        name, port, auth = text, None, None
+        if "#" in name:
+            name, auth = name.rsplit("#", 1)
+            auth = _auth_name(auth, f"{what}: {text!r}")
+        if "@" in name:
+            name, port_text = name.rsplit("@", 1)
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ValueError(f"{what}: {text!r}: port {port_text!r} is not a number "
+                                 "in 1-65535")
+            port = int(port_text)
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            pass
+        else:
+            raise ValueError(f"{what}: {name!r} is an address (give it as an address, not "
+                             "a host)")
+        name = _name(name, what)
+        if name == ".":
+            raise ValueError(f"{what}: {text!r}: the root is no host name")
+        if tls:
+            auth = name.rstrip(".") if auth is None else auth
+            port = DOT_PORT if port is None else port
+        elif auth is not None:
+            raise ValueError(f"{what}: {text!r}: an authentication name needs a TLS transport")
+        return cls(name, port, auth)
+
     @property
     def key(self) -> str:
         """The server's name for the driver and its per-server facts (RTT, failures); over
@@ -200,6 +235,9 @@ class ForwardZone:
     #: over TLS: the CA certificates (a PEM file) the servers' certificates are verified
     #: against; None: the system's store
     tls_cert_bundle: str | None = None
+    #: servers given by name (``forward-host``), asked at the addresses the resolver finds
+    #: for them (``resolver.server_names``), beside ``servers``
+    hosts: tuple[Upstream, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,6 +246,8 @@ class StubZone:
 
     name: str
     servers: tuple[Upstream, ...]
+    #: servers given by name (``stub-host``), as ``ForwardZone.hosts``
+    hosts: tuple[Upstream, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,30 +325,49 @@ def _flag(value, what: str) -> bool:
     return value
 
 
+def _hosts(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"{what}: at least one host name is needed")
+    hosts = tuple(Upstream.parse_host(v, what, tls) for v in items)
+    if len({(h.addr, h.port) for h in hosts}) != len(hosts):
+        raise ValueError(f"{what}: a host is given twice")
+    return hosts
+
+
 def forward_zone(entry) -> ForwardZone:
-    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list), ``forward-first``,
-    ``forward-tcp-upstream``, ``forward-tls-upstream`` (each address then
-    ``ADDR[@PORT]#AUTH-NAME``)."""
-    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-first",
+    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list of addresses) and/or
+    ``forward-host`` (a list of host names), ``forward-first``, ``forward-tcp-upstream``,
+    ``forward-tls-upstream`` (each address then ``ADDR[@PORT]#AUTH-NAME``)."""
+    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-host", "forward-first",
                                        "forward-tcp-upstream", "forward-tls-upstream"))
     name = _name(t["name"], "forward-zone name")
     what = f"forward-zone {name}"
-    if "forward-addr" not in t:
-        raise ValueError(f"{what}: forward-addr is missing")
+    if "forward-addr" not in t and "forward-host" not in t:
+        raise ValueError(f"{what}: forward-addr or forward-host is missing")
     tls = _flag(t.get("forward-tls-upstream", False), f"{what}: forward-tls-upstream")
     tcp = _flag(t.get("forward-tcp-upstream", False), f"{what}: forward-tcp-upstream")
-    return ForwardZone(name, _servers(t["forward-addr"], f"{what}: forward-addr", tls),
+    servers = (_servers(t["forward-addr"], f"{what}: forward-addr", tls)
+               if "forward-addr" in t else ())
+    hosts = (_hosts(t["forward-host"], f"{what}: forward-host", tls)
+             if "forward-host" in t else ())
+    return ForwardZone(name, servers,
                        _flag(t.get("forward-first", False), f"{what}: forward-first"),
-                       "tls" if tls else "tcp" if tcp else "udp")
+                       "tls" if tls else "tcp" if tcp else "udp", hosts=hosts)
 
 
 def stub_zone(entry) -> StubZone:
-    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list)."""
-    t = _table(entry, "stub-zone", ("name", "stub-addr"))
+    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list of addresses) and/or
+    ``stub-host`` (a list of host names)."""
+    t = _table(entry, "stub-zone", ("name", "stub-addr", "stub-host"))
     name = _name(t["name"], "stub-zone name")
-    if "stub-addr" not in t:
-        raise ValueError(f"stub-zone {name}: stub-addr is missing")
-    return StubZone(name, _servers(t["stub-addr"], f"stub-zone {name}: stub-addr"))
+    if "stub-addr" not in t and "stub-host" not in t:
+        raise ValueError(f"stub-zone {name}: stub-addr or stub-host is missing")
+    servers = (_servers(t["stub-addr"], f"stub-zone {name}: stub-addr")
+               if "stub-addr" in t else ())
+    hosts = (_hosts(t["stub-host"], f"stub-zone {name}: stub-host")
+             if "stub-host" in t else ())
+    return StubZone(name, servers, hosts)
 
 
 def local_zone(entry) -> LocalZone:
@@ -670,13 +729,20 @@ class Zones:
         #: whether Unbound's default local zones are served (``default_local_zones``)
         self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
+        named: set[bytes] = set()
+        #: every server host name of the forward and stub zones (absolute, lower case)
+        self.hosts: tuple[str, ...] = tuple(sorted({h.addr for z in self.forward + self.stub
+                                                    for h in z.hosts}))
         for z in self.forward + self.stub:
             if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
                 raise ValueError(f"forward-zone {z.name}: transport {z.transport!r} is not "
                                  f"one of {', '.join(TRANSPORTS)}")
             key = _wire(z.name)
-            if key in self.cuts:
+            if key in named:
                 raise ValueError(f"zone {z.name} is given twice as a forward or stub zone")
+            named.add(key)
+            if not z.servers:
+                continue           # servers by name only, none resolved yet: not served yet
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
         self.local_zones = LocalZones(
@@ -693,7 +759,27 @@ class Zones:
                     for k, v in (cut.tls or {}).items()} or None
 
     def __bool__(self) -> bool:
-        return bool(self.cuts) or self.local_zones is not None
+        return bool(self.cuts) or bool(self.hosts) or self.local_zones is not None
+
+    def resolved(self, addresses: dict[str, tuple[str, ...]]) -> "Zones":
+        """These zones with each server host name's ``addresses`` (name -> numeric
+        addresses) added to its zone's servers, at the host's port and authentication
+        name. A zone none of whose servers has an address yet is not served (its names are
+        resolved as if it were not configured) until one has."""
+        def fill(z):
+            if not z.hosts:
+                return z
+            have = {(s.addr, s.port) for s in z.servers}
+            extra = []
+            for h in z.hosts:
+                for addr in addresses.get(h.addr, ()):
+                    if (addr, h.port) not in have:
+                        have.add((addr, h.port))
+                        extra.append(Upstream(addr, h.port, h.auth))
+            return replace(z, servers=z.servers + tuple(extra))
+
+        return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
+                     self.local, self.local_data, self.defaults, self.unblock_lan_zones)
 
     def with_forward(self, extra: ForwardZone) -> "Zones":
         """The same zones with the forward zone ``extra`` added."""
@@ -709,10 +795,10 @@ class Zones:
         out = []
         if lz is None:
             return out
-        for key, cut in self.cuts.items():
-            zone = lz.zone_of(key)
+        for z in self.forward + self.stub:
+            zone = lz.zone_of(_wire(z.name))
             if zone is not None and lz.types[zone] not in _PASSING:
-                out.append((cut.zone.name, _text(zone)))
+                out.append((z.name, _text(zone)))
         return out
 
     def match(self, qname: bytes, stub_only: bool = False):

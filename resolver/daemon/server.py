@@ -97,6 +97,8 @@ class Server:
             self.resolver.shared = SharedCache.from_config(self.cfg)
             log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
                      self.cfg.redis_timeout)
+        # forward-host and stub-host names: resolved before the first query is served
+        await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:

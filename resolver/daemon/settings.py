@@ -670,10 +670,19 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(DNS over TLS, see ``tls-cert-bundle``; default false). Questions at or below "
                 "the name go to those recursive resolvers (RD set); the deepest forward or stub "
                 "zone wins. Their answers are DNSSEC-validated when validation is on (see "
-                "``domain-insecure``)."),
+                "``domain-insecure``). ``forward-host`` (Unbound's): servers by name, "
+                "`NAME`, `NAME@PORT`, over TLS `NAME[@PORT][#AUTH-NAME]` (the certificate "
+                "checked against the host's own name unless given), beside or instead of "
+                "``forward-addr``; the resolver resolves the names itself (A, and AAAA with "
+                "``do-ip6``) before it serves, and again when their TTL runs out (not sooner "
+                "than the limit ``server-name-min-ttl``), following a server that moves; a "
+                "name that fails keeps the addresses it had. A zone none of whose servers has "
+                "an address yet is not served until one has."),
     Setting("stub_zone", 'tuple[Any, ...]', (), zone_tables("stub_zone"),
             doc="Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as "
-                "``forward-addr``). The given servers are asked as the zone's authorities (RD "
+                "``forward-addr``) and/or ``stub-host`` (servers by name, `NAME` or "
+                "`NAME@PORT`, resolved and followed as ``forward-host``'s; Unbound's "
+                "``stub-host``). The given servers are asked as the zone's authorities (RD "
                 "clear) whatever its parent says; iteration goes on below it, and DNSSEC "
                 "validation applies as for any zone."),
     Setting("local_zone", 'tuple[Any, ...]', (), zone_tables("local_zone"),
