@@ -616,17 +616,18 @@ class Resolver(ResolverCore):
         holds at or below a zone (or local-data name) that changed, which is forgotten now
         and once more when the resolutions in flight meanwhile have ended (one of them may
         store its answer after the first time). Servers given by name (``forward-host``,
-        ``stub-host``) are resolved by this resolver and followed when they move
-        (``server_names``, started now on a running loop, else by ``start_server_names``);
-        a zone is served once one of its servers has an address."""
+        ``stub-host``) are resolved by this resolver and followed when they move, and a
+        ``stub-prime`` zone's NS set is asked of its servers (``server_names``, started now
+        on a running loop, else by ``start_server_names``); a zone is served once one of
+        its servers has an address."""
         from resolver.server_names import ServerNames
 
         self._user_zones = zones
         old_names = self.server_names
         names = None
-        if zones is not None and zones.hosts:
+        if zones is not None and zones.kept:
             names = ServerNames(self, zones, old_names)
-            zones = zones.resolved(names.addresses)
+            zones = zones.resolved(names.addresses, names.primed)
         self.server_names = names
         if old_names is not None:
             old_names.stop()

@@ -37,9 +37,11 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.ttl
 
+from resolver.iterator.events import Result
+
 
 A, NS, CNAME, SOA, AAAA, DS, ANY = 1, 2, 5, 6, 28, 43, 255
-NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
+NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
 
 #: local-zone types (Unbound's names; ``nodefault`` only removes a default zone, and
 #: ``noview``, there being no views, answers as ``transparent``, as Unbound's global zones do)
@@ -248,6 +250,11 @@ class StubZone:
     servers: tuple[Upstream, ...]
     #: servers given by name (``stub-host``), as ``ForwardZone.hosts``
     hosts: tuple[Upstream, ...] = ()
+    #: when the servers fail (SERVFAIL), resolve as if there were no stub (``stub-first``)
+    first: bool = False
+    #: ask the servers for the zone's NS set and use the servers it names
+    #: (``stub-prime``; ``resolver.server_names``)
+    prime: bool = False
 
 
 @dataclass(frozen=True)
@@ -358,8 +365,9 @@ def forward_zone(entry) -> ForwardZone:
 
 def stub_zone(entry) -> StubZone:
     """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list of addresses) and/or
-    ``stub-host`` (a list of host names)."""
-    t = _table(entry, "stub-zone", ("name", "stub-addr", "stub-host"))
+    ``stub-host`` (a list of host names), ``stub-first``, ``stub-prime``."""
+    t = _table(entry, "stub-zone", ("name", "stub-addr", "stub-host", "stub-first",
+                                    "stub-prime"))
     name = _name(t["name"], "stub-zone name")
     if "stub-addr" not in t and "stub-host" not in t:
         raise ValueError(f"stub-zone {name}: stub-addr or stub-host is missing")
@@ -367,7 +375,9 @@ def stub_zone(entry) -> StubZone:
                if "stub-addr" in t else ())
     hosts = (_hosts(t["stub-host"], f"stub-zone {name}: stub-host")
              if "stub-host" in t else ())
-    return StubZone(name, servers, hosts)
+    return StubZone(name, servers, hosts,
+                    _flag(t.get("stub-first", False), f"stub-zone {name}: stub-first"),
+                    _flag(t.get("stub-prime", False), f"stub-zone {name}: stub-prime"))
 
 
 def local_zone(entry) -> LocalZone:
@@ -714,7 +724,68 @@ class _StubCut:
             it.ports = self.ports
         if self.ipv6 and not it.ipv6:
             it.ipv6 = True
-        return it
+        if not self.zone.first:
+            return it
+        lzone = self.wire.lower()
+
+        def recurse():
+            rec = iterator_for(resolver, qname, qtype, qclass)
+            rec.bypass = lzone
+            return rec
+        return StubFirst(it, recurse)
+
+
+class StubFirst:
+    """A ``stub-first`` zone's question, with the driver API of an Iterator: the stub's
+    servers first; when they fail (SERVFAIL), the recursive Iterator that passes over the
+    stub's configured delegation (``Iterator.bypass``: it starts above the zone and follows
+    the parent's referral), within the same time limit (Unbound's ``stub-first``)."""
+
+    def __init__(self, stub, fallback) -> None:
+        self.current = stub
+        self.fallback = fallback
+        self.t0 = stub.t0
+        #: read by the driver when it starts: the stub's servers with ports of their own
+        self.ports = stub.ports
+        self.result = None
+        #: whether the stub's servers failed and recursion took over
+        self.recursed = False
+        self._keep = False           # the driver wants final rrsets kept (``deferred``)
+
+    @property
+    def deferred(self):
+        return self.current.deferred
+
+    @deferred.setter
+    def deferred(self, value) -> None:
+        self._keep = value is not None
+        self.current.deferred = value
+
+    def start(self):
+        return self._next(self.current.start())
+
+    def feed(self, event):
+        return self._next(self.current.feed(event))
+
+    def store_deferred(self) -> None:
+        self.current.store_deferred()
+
+    def _next(self, action):
+        if type(action) is Result and action.rcode == SERVFAIL and not self.recursed:
+            self.recursed = True
+            stub = self.current
+            # the stub's failure was remembered for the question (failure-ttl): it is the
+            # stub's, not the question's, and would end the recursion at once
+            stub.cache.failures.pop((stub.qname.lower(), stub.qtype, stub.qclass), None)
+            rec = self.fallback()
+            rec.t0 = self.t0                    # one time limit for the whole question
+            if self._keep:
+                rec.deferred = []
+            self.current = rec
+            action = rec.start()
+        if type(action) is Result:
+            self.result = action
+        return action
 
 
 class Zones:
@@ -733,6 +804,8 @@ class Zones:
         #: every server host name of the forward and stub zones (absolute, lower case)
         self.hosts: tuple[str, ...] = tuple(sorted({h.addr for z in self.forward + self.stub
                                                     for h in z.hosts}))
+        #: the stub zones whose NS set is primed from their servers (``stub-prime``)
+        self.primed: tuple[str, ...] = tuple(z.name for z in self.stub if z.prime)
         for z in self.forward + self.stub:
             if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
                 raise ValueError(f"forward-zone {z.name}: transport {z.transport!r} is not "
@@ -761,12 +834,24 @@ class Zones:
     def __bool__(self) -> bool:
         return bool(self.cuts) or bool(self.hosts) or self.local_zones is not None
 
-    def resolved(self, addresses: dict[str, tuple[str, ...]]) -> "Zones":
+    @property
+    def kept(self) -> bool:
+        """Whether some servers are known by name or by priming (``resolver.server_names``
+        keeps them)."""
+        return bool(self.hosts) or bool(self.primed)
+
+    def resolved(self, addresses: dict[str, tuple[str, ...]],
+                 primed: dict[str, tuple[str, ...]] | None = None) -> "Zones":
         """These zones with each server host name's ``addresses`` (name -> numeric
         addresses) added to its zone's servers, at the host's port and authentication
-        name. A zone none of whose servers has an address yet is not served (its names are
-        resolved as if it were not configured) until one has."""
+        name, and each primed stub zone's servers replaced by the addresses its NS set
+        named (``primed``: zone name -> addresses, asked on the resolver's port, as
+        Unbound asks a primed zone's servers). A zone none of whose servers has an address
+        yet is not served (its names are resolved as if it were not configured) until one
+        has."""
         def fill(z):
+            if primed and isinstance(z, StubZone) and primed.get(z.name):
+                return replace(z, servers=tuple(Upstream(a) for a in primed[z.name]))
             if not z.hosts:
                 return z
             have = {(s.addr, s.port) for s in z.servers}

@@ -682,7 +682,14 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as "
                 "``forward-addr``) and/or ``stub-host`` (servers by name, `NAME` or "
                 "`NAME@PORT`, resolved and followed as ``forward-host``'s; Unbound's "
-                "``stub-host``). The given servers are asked as the zone's authorities (RD "
+                "``stub-host``), ``stub-first`` (Unbound's: when the servers fail, SERVFAIL, "
+                "the question is resolved as if there were no stub zone, from the root past "
+                "the stub's delegation, within the same time limit; default false) and "
+                "``stub-prime`` (Unbound's: the servers are asked for the zone's NS set, RD "
+                "clear, before the zone serves and again when it expires, and the servers it "
+                "names, at their glue or resolved addresses on ``upstream-port``, are asked "
+                "from then on; the given ones stay in use until it is had; default false). "
+                "The given servers are asked as the zone's authorities (RD "
                 "clear) whatever its parent says; iteration goes on below it, and DNSSEC "
                 "validation applies as for any zone."),
     Setting("local_zone", 'tuple[Any, ...]', (), zone_tables("local_zone"),
