@@ -156,3 +156,20 @@ def test_server_host_forms_parse_and_reject():
     assert filled.forward[0].servers == (Upstream("192.0.2.1"), Upstream("192.0.2.7", 5353))
     assert filled.match(dns.name.from_text("x.lab.").to_wire()).zone.servers == (
         Upstream("192.0.2.8"),)
+
+
+def test_daemon_resolves_forward_host_before_it_serves(lab, tmp_path):
+    """The daemon resolves a forward-host name (ns1.example.com., the lab's example.com.
+    server) before it serves, and forwards the zone's questions there."""
+    from daemon_proc import Daemon
+
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('[[forward-zone]]\nname = "example.com."\nforward-host = ["ns1.example.com."]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert f"zone servers: ns1.example.com. {Z.EXAMPLE_COM_1}" in d.log_text()
+        resp = d.ask("www.example.com.", "A")
+        assert {rd.to_text() for rrset in resp.answer for rd in rrset} == WWW_EXAMPLE_COM
+        assert d.stats()["engine"]["forwarded"] == 1
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
