@@ -790,7 +790,9 @@ class StubFirst:
 
 class Zones:
     """One set of forward, stub and local zones (see the module docstring); servers given
-    without a port are asked on the resolver's. Raises ValueError for a name given twice."""
+    without a port are asked on the resolver's. ``defaults``: Unbound's default local zones
+    are served too (the daemon always; a library user asks for them), less the AS112 ones
+    with ``unblock_lan_zones``. Raises ValueError for a name given twice."""
 
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
                  local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
@@ -885,6 +887,13 @@ class Zones:
             if zone is not None and lz.types[zone] not in _PASSING:
                 out.append((z.name, _text(zone)))
         return out
+
+    def needless_nodefaults(self) -> list[str]:
+        """The ``nodefault`` local zones that name no default zone (unbound-checkconf warns
+        of them too): they change nothing."""
+        names = {z.name for z in default_local_zones(self.unblock_lan_zones)} \
+            if self.defaults else set()
+        return [z.name for z in self.local if z.type == "nodefault" and z.name not in names]
 
     def match(self, qname: bytes, stub_only: bool = False):
         """The deepest forward or stub zone holding ``qname`` (wire), or None; with

@@ -379,6 +379,8 @@ def make_resolver(cfg: Config) -> Resolver:
             log.warning("zone %s is answered by the local zone %s and never asked (give "
                         "local-zone \"%s nodefault\" to lift a default zone)", name, local,
                         local)
+        for name in zones.needless_nodefaults():
+            log.warning("local-zone %s nodefault: there is no such default local zone", name)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r
 

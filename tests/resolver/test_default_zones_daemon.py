@@ -140,14 +140,17 @@ def test_nodefault_replacing_zones_unblock_and_inform(root_lab, tmp_path):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
-def test_shadowed_forward_zone_is_warned_of(root_lab, tmp_path):
+def test_shadowed_forward_zone_and_needless_nodefault_are_warned_of(root_lab, tmp_path):
     conf = tmp_path / "resolver.toml"
-    conf.write_text('[[forward-zone]]\nname = "corp.test."\nforward-addr = ["192.0.2.1"]\n')
+    conf.write_text('local-zone = ["example.org. nodefault"]\n'
+                    '[[forward-zone]]\nname = "corp.test."\nforward-addr = ["192.0.2.1"]\n')
     d = Daemon(tmp_path / "d", root_lab, "--config", str(conf)).start()
     try:
         assert d.ask("host.corp.test.", "A").rcode() == dns.rcode.NXDOMAIN
         assert d.stats()["engine"]["upstream_queries"] == 0
         assert ('zone corp.test. is answered by the local zone test. and never asked'
+                in d.log_text())
+        assert ("local-zone example.org. nodefault: there is no such default local zone"
                 in d.log_text())
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]

@@ -223,9 +223,15 @@ def test_nodefault_removes_a_default_and_other_types_replace_it():
     rcode, _, authority = zones.local_zones.lookup(w("x.onion."), A)
     assert rcode == NXDOMAIN and authority[0][3] == 30           # the configured SOA
     assert outcome(zones, "x.invalid.", A) == (3, set(), NEG)    # the others stay
-    # nodefault for a name that has no default zone changes nothing
+    assert zones.needless_nodefaults() == []
+    # nodefault for a name that has no default zone changes nothing, and is named
     plain = Zones(local=[local_zone("example.org. nodefault")], defaults=True)
     assert outcome(plain, "www.example.org.", A) == RESOLVE
+    assert plain.needless_nodefaults() == ["example.org."]
+    # with unblock-lan-zones the AS112 zones are no defaults to remove
+    unblocked = Zones(local=[local_zone("10.in-addr.arpa. nodefault")], defaults=True,
+                      unblock_lan_zones=True)
+    assert unblocked.needless_nodefaults() == ["10.in-addr.arpa."]
 
 
 def test_local_data_in_a_default_zone_is_served_from_it():
