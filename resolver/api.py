@@ -149,6 +149,8 @@ class Resolver(ResolverCore):
         self._root_forward = None
         self._user_zones: Zones | None = None
         self.zones: Zones | None = None
+        #: the zones' servers given by name, kept resolved (resolver.server_names)
+        self.server_names = None
         self.forward = None
         if forward is not None:
             if isinstance(forward, (str, tuple)):
@@ -603,11 +605,11 @@ class Resolver(ResolverCore):
         self.limits = limits
         self.cache.set_limits(limits)
 
-    def local_answer(self, q: bytes):
+    def local_answer(self, q: bytes, client=None):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as
         Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
         zone), or None when no local zone holds the question (or it is no plain QUERY of
-        class IN)."""
+        class IN). ``client``: the asker's address, for ``inform`` zones' log."""
         lz = self.local_zones
         if lz is None or len(q) < 12 or q[2] & 0xF8:
             return None
@@ -619,7 +621,7 @@ class Resolver(ResolverCore):
         if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
             return None
-        found = response.local_data(self, m.qname, m.qtype, m.qclass)
+        found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:
             return found
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
@@ -655,12 +657,39 @@ class Resolver(ResolverCore):
         """Replaces the forward, stub and local zones. The cache is kept but for what it
         holds at or below a zone (or local-data name) that changed, which is forgotten now
         and once more when the resolutions in flight meanwhile have ended (one of them may
-        store its answer after the first time)."""
+        store its answer after the first time). Servers given by name (``forward-host``,
+        ``stub-host``) are resolved by this resolver and followed when they move, and a
+        ``stub-prime`` zone's NS set is asked of its servers (``server_names``, started now
+        on a running loop, else by ``start_server_names``); a zone is served once one of
+        its servers has an address."""
+        from resolver.server_names import ServerNames
+
         self._user_zones = zones
+        old_names = self.server_names
+        names = None
+        if zones is not None and zones.kept:
+            names = ServerNames(self, zones, old_names)
+            zones = zones.resolved(names.addresses, names.primed)
+        self.server_names = names
+        if old_names is not None:
+            old_names.stop()
+        self.install_zones(zones)
+        if names is not None:
+            names.start()
+
+    async def start_server_names(self) -> None:
+        """Keeps the zones' server names resolved from the running loop, and returns once
+        they have been resolved a first time (the daemon awaits it before it serves)."""
+        names = self.server_names
+        if names is not None and names.start():
+            await names.ready.wait()
+
+    def install_zones(self, zones: Zones | None) -> None:
+        """``set_zones`` for zones whose servers are all addresses (``ServerNames`` installs
+        the configured zones with their names' addresses through it)."""
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
-            zones = Zones(forward=z.forward + (self._root_forward,), stub=z.stub,
-                          local=z.local, local_data=z.local_data)
+            zones = z.with_forward(self._root_forward)
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)
         self.zones = new
@@ -838,6 +867,8 @@ class Resolver(ResolverCore):
         forwarders are closed too."""
         if self.auto_anchors is not None:
             self.auto_anchors.stop()
+        if self.server_names is not None:
+            self.server_names.stop()
         for resolution in list(self.resolutions.values()):
             resolution.cancel()
         self.tls_upstreams.close()

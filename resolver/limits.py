@@ -115,6 +115,11 @@ class Limits:
     #: as a probe, so a server that comes back is used again within this, not after the
     #: whole mark.
     server_probe_interval: float = 5.0
+    #: Seconds at least between two resolutions of a forward or stub zone's server names
+    #: (``forward-host``, ``stub-host``): their answers' TTL decides when they are asked
+    #: again, and a name published with a TTL of 0, or one that fails, would otherwise be
+    #: asked again at once, for ever.
+    server_name_min_ttl: float = 30.0
 
     #: Queries sent upstream per zone and second (Unbound's ``ratelimit``); past it only one
     #: in ``ratelimit_factor`` is sent (none with 0) and the others' questions end in

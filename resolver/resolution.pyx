@@ -100,7 +100,8 @@ cdef inline void _remove_own(dict table, object key, object owner):
         table[key] = found
 
 
-cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=None):
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=None,
+                   client=None):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
@@ -108,9 +109,10 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=
     header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
     object with the Drive's ``finished`` and ``cancel``. ``absent``: the query's message
     cache key, under which the caller has just found no fresh entry (the daemon's UDP
-    listener), so it is neither looked up nor built again. (``Resolver.start_miss``.)"""
-    miss = (begin_miss(resolver, query, absent) if absent is not None
-            else hit_or_begin(resolver, query))
+    listener), so it is neither looked up nor built again; ``client``: the asker's address,
+    which ``inform`` local zones log. (``Resolver.start_miss``.)"""
+    miss = (begin_miss(resolver, query, absent, client) if absent is not None
+            else hit_or_begin(resolver, query, client))
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive

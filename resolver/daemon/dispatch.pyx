@@ -275,10 +275,7 @@ cdef class Dispatch:
         done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            if absent is not None:
-                d = self.resolver.start_miss(q, done, self.loop, absent)
-            else:
-                d = self.resolver.start_miss(q, done, self.loop)
+            d = self.resolver.start_miss(q, done, self.loop, absent, addr)
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)

@@ -61,7 +61,14 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
     if checked.zones:          # said once here: each worker makes its own resolver again
-        log.info("zones: %s", checked.zones.describe())
+        zones = checked.zones
+        log.info("zones: %s", zones.describe())
+        for name, local in zones.shadowed():
+            log.warning("zone %s is answered by the local zone %s and never asked (give "
+                        "local-zone \"%s nodefault\" to lift a default zone)", name, local,
+                        local)
+        for name in zones.needless_nodefaults():
+            log.warning("local-zone %s nodefault: there is no such default local zone", name)
     cfg = fit_descriptors(cfg)
     cfg, overrides = choose_user(cfg, overrides)
     if cfg.user and os.geteuid() == 0:

@@ -28,7 +28,7 @@ from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
-                                    engine_limits, make_zones)
+                                    engine_limits, insecure_domains, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
 from resolver.daemon.rpz_feed import Feeds
 from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
@@ -121,6 +121,8 @@ class Server:
                      self.cfg.redis_timeout)
         if self.cfg.rpz:
             self.rpz.set_sources(self.cfg.rpz)
+        # forward-host and stub-host names: resolved before the first query is served
+        await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
@@ -400,7 +402,8 @@ def make_resolver(cfg: Config) -> Resolver:
                           "do_not_query_localhost": cfg.do_not_query_localhost,
                           "qname_minimisation": cfg.qname_minimisation,
                           "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
-                          "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
+                          "harden_glue": cfg.harden_glue,
+                          "domain_insecure": insecure_domains(cfg)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
     if cfg.auto_trust_anchor_file:

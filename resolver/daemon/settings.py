@@ -924,18 +924,52 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(DNS over TLS, see ``tls-cert-bundle``; default false). Questions at or below "
                 "the name go to those recursive resolvers (RD set); the deepest forward or stub "
                 "zone wins. Their answers are DNSSEC-validated when validation is on (see "
-                "``domain-insecure``)."),
+                "``domain-insecure``). ``forward-host`` (Unbound's): servers by name, "
+                "`NAME`, `NAME@PORT`, over TLS `NAME[@PORT][#AUTH-NAME]` (the certificate "
+                "checked against the host's own name unless given), beside or instead of "
+                "``forward-addr``; the resolver resolves the names itself (A, and AAAA with "
+                "``do-ip6``) before it serves, and again when their TTL runs out (not sooner "
+                "than the limit ``server-name-min-ttl``), following a server that moves; a "
+                "name that fails keeps the addresses it had. A zone none of whose servers has "
+                "an address yet is not served until one has."),
     Setting("stub_zone", 'tuple[Any, ...]', (), zone_tables("stub_zone"),
             doc="Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as "
-                "``forward-addr``). The given servers are asked as the zone's authorities (RD "
+                "``forward-addr``) and/or ``stub-host`` (servers by name, `NAME` or "
+                "`NAME@PORT`, resolved and followed as ``forward-host``'s; Unbound's "
+                "``stub-host``), ``stub-first`` (Unbound's: when the servers fail, SERVFAIL, "
+                "the question is resolved as if there were no stub zone, from the root past "
+                "the stub's delegation, within the same time limit; default false) and "
+                "``stub-prime`` (Unbound's: the servers are asked for the zone's NS set, RD "
+                "clear, before the zone serves and again when it expires, and the servers it "
+                "names, at their glue or resolved addresses on ``upstream-port``, are asked "
+                "from then on; the given ones stay in use until it is had; default false). "
+                "The given servers are asked as the zone's authorities (RD "
                 "clear) whatever its parent says; iteration goes on below it, and DNSSEC "
                 "validation applies as for any zone."),
     Setting("local_zone", 'tuple[Any, ...]', (), zone_tables("local_zone"),
-            doc="Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: "
-                "a list of zone-file lines inside the zone) or ``\"NAME TYPE\"`` strings. Types "
-                "(as Unbound's): static, transparent, typetransparent, redirect, refuse, deny, "
-                "always_nxdomain, always_refuse, always_transparent. Answered before the cache "
-                "and any resolution, with AA set."),
+            doc="Local zones (Unbound's ``local-zone``), as ``[[local-zone]]`` tables "
+                "(``name``, ``type``, ``local-data``: a list of zone-file lines inside the zone) "
+                "or ``\"NAME TYPE\"`` strings, answered before the cache and any resolution, "
+                "with AA set; the deepest zone holding the name decides. Types, as Unbound's "
+                "(its ``local-zone`` types): ``static`` (local data, else NODATA or NXDOMAIN "
+                "with the zone's SOA); ``transparent`` (local data; a name with data of other "
+                "types NODATA; other names resolved); ``typetransparent`` (local data, "
+                "anything else resolved); ``redirect`` (the zone's apex data answers every name "
+                "below it); ``refuse`` and ``deny`` (local data, else REFUSED or no answer); "
+                "``inform``, ``inform_deny`` and ``inform_redirect`` (as transparent, deny and "
+                "redirect, and each question logged as \"ZONE TYPE IP@PORT NAME TYPE IN\" to the "
+                "``resolver.daemon.localzone`` logger at INFO); ``always_transparent``, "
+                "``always_refuse``, ``always_nxdomain``, ``always_nodata`` and ``always_deny`` "
+                "(ignore their local data: resolve, REFUSED (their own DS too), NXDOMAIN, "
+                "NODATA, no answer); ``always_null`` (0.0.0.0 or :: for A and AAAA, TTL 3600, "
+                "NODATA for other types); ``block_a`` and ``block_aaaa`` (NODATA for A, or "
+                "AAAA, the rest resolved, local data ignored) and ``block_a_wdata``, "
+                "``block_aaaa_wdata`` (the same, local data answered first); ``nodefault`` "
+                "(removes the default zone of that name, see ``unblock-lan-zones``, and "
+                "nothing else); ``noview`` (as ``transparent``: there are no views). A DS "
+                "question is answered by the zone above its name, as Unbound does. An ``inform`` "
+                "line for a query with RD clear names no client (\"unknown\"): that path does "
+                "not carry the address."),
     Setting("local_data", 'tuple[Any, ...]', (), zone_tables("local_data"),
             doc="Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; "
                 "TTL 3600 when left out), placed in the deepest local zone holding them; a "
@@ -946,6 +980,43 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="PTR records served locally, as ``\"ADDR NAME\"`` (or ``\"ADDR NAME TTL\"``) "
                 "strings: the reverse name of the address points to the name (Unbound's "
                 "``local-data-ptr``), as ``local-data`` does with the record it stands for."),
+
+), *section(
+    # ---- default local zones (Unbound's) ----
+    "default local zones (Unbound's)",
+    Setting("unblock_lan_zones", 'bool', False, boolean,
+            flag=Flag(None, "resolve the private and special-use reverse zones upstream",
+                      form="both"),
+            doc="Unbound's default local zones are always served (as Unbound's "
+                "``local-zone`` defaults): ``localhost.`` (redirect: A 127.0.0.1 and AAAA ::1 "
+                "for it and every name below it), the reverse zones of 127.0.0.0/8 and ::1 "
+                "(static, a PTR to ``localhost.`` for 127.0.0.1 and ::1), ``test.``, "
+                "``invalid.``, ``onion.``, ``home.arpa.``, ``resolver.arpa.``, ``service.arpa.`` "
+                "(static) and the AS112 reverse zones: NXDOMAIN or NODATA from the resolver "
+                "itself with the SOA ``localhost. nobody.invalid. 1 3600 1200 604800 10800`` "
+                "(TTL 10800) and an NS ``localhost.``, never a query upstream. A ``local-zone`` "
+                "of the same name replaces a default zone, and one of type ``nodefault`` "
+                "removes it. As in Unbound, a ``stub-zone`` or ``forward-zone`` at or below a "
+                "default zone does not lift it (its questions are still answered locally: give "
+                "the name ``nodefault`` too); the daemon warns of such zones at start. "
+                "This setting leaves out the AS112 default zones (Unbound's "
+                "``unblock-lan-zones``): the "
+                "reverse zones of RFC 1918 (10., 16-31.172., 168.192.in-addr.arpa), "
+                "0.in-addr.arpa, 64-127.100.in-addr.arpa (RFC 6598), 254.169.in-addr.arpa, "
+                "the TEST-NETs (2.0.192, 100.51.198, 113.0.203.in-addr.arpa), "
+                "255.255.255.255.in-addr.arpa, the IPv6 unspecified address, d.f.ip6.arpa, "
+                "8-b.e.f.ip6.arpa and 8.b.d.0.1.0.0.2.ip6.arpa are then resolved as usual, for "
+                "a resolver serving one host whose LAN's reverse names its upstream knows. "
+                "``localhost`` and the loopback reverse zones stay. Usually set with "
+                "``insecure-lan-zones``."),
+    Setting("insecure_lan_zones", 'bool', False, boolean,
+            flag=Flag(None, "do not validate the private and special-use reverse zones",
+                      form="both"),
+            restart=True,
+            doc="Treat the AS112 reverse zones (the list of ``unblock-lan-zones``) as "
+                "unsigned, as ``domain-insecure`` entries (Unbound's ``insecure-lan-zones``): "
+                "a LAN's reverse zones resolved upstream are not in the signed public tree, "
+                "whose denial of them would make them bogus."),
 ), *section(
     'response policy zones (RPZ)',
     Setting("rpz", 'tuple[Any, ...]', (), rpz_tables,
