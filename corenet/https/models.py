@@ -200,7 +200,7 @@ class Response:
         """Decoded on first use: many callers only look at status and content."""
         h = self._headers
         if h is None:
-            h = self._headers = Headers._from_raw(self._raw_headers)  # type: ignore[arg-type]
+            h = self._headers = Headers.from_raw(self._raw_headers)  # type: ignore[arg-type]
         return h
 
     @property

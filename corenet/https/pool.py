@@ -264,7 +264,7 @@ class Pool:
         self._draining.clear()
         self._shared.clear()
         for conn in closing:
-            conn.close()
+            conn.close("the client was closed")
         self._total -= len(closing)
         self._idle.clear()
         self._idle_count = 0
