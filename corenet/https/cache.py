@@ -63,9 +63,9 @@ class _Entry:
     def __init__(self, resp: Response, vary: dict[str, str | None], request_time: float,
                  response_time: float) -> None:
         self.status = resp.status_code
-        self.reason = resp._reason
+        self.reason = resp.raw_reason
         self.version = resp.http_version.removeprefix("HTTP/")
-        self.headers = list(resp._raw_headers or [(k.encode("latin-1"), v.encode("latin-1"))
+        self.headers = list(resp.raw_headers or [(k.encode("latin-1"), v.encode("latin-1"))
                                                   for k, v in resp.headers.multi_items()])
         self.content = resp.content
         self.vary = vary
@@ -113,7 +113,7 @@ class _Entry:
 
     def update(self, not_modified: Response, request_time: float,
                response_time: float) -> None:
-        fresh = not_modified._raw_headers or []
+        fresh = not_modified.raw_headers or []
         names = {k.lower() for k, _ in fresh} - _KEEP_ON_304
         self.headers = [(k, v) for k, v in self.headers if k.lower() not in names]
         self.headers += [(k, v) for k, v in fresh if k.lower() in names]

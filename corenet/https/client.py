@@ -276,9 +276,10 @@ class Client:
         """(URL, headers, body) of a request: the client's headers under the caller's,
         the body encoded, the URL joined to base_url and parsed (cached)."""
         url = str(url)
-        if self.base_url._text and not _ABSOLUTE.match(url):
+        base = str(self.base_url)
+        if base and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
-            url = self.base_url._text + url.lstrip("/")
+            url = base + url.lstrip("/")
         body, body_headers = encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
@@ -348,7 +349,7 @@ class Client:
             ru = u if req.url is u.url else ParsedURL(str(req.url))
             resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
                                       follow, stream, jar, history)
-            if flow_auth.requires_response_body and resp._content is None:
+            if flow_auth.requires_response_body and not resp.is_read:
                 await resp.aread()
             try:
                 req = flow.send(resp)
@@ -369,7 +370,7 @@ class Client:
                 merged = merged.copy()
                 merged["Authorization"] = u.auth
             hop = merged
-            if jar.jar._cookies and "cookie" not in hop:  # a dict: no Python call when empty
+            if "cookie" not in hop and jar.has_any():
                 cookie = jar.header_for(u.text)
                 if cookie:
                     hop = hop.copy()
@@ -392,10 +393,10 @@ class Client:
                     await resp.aclose()
                     raise
             resp.default_encoding = self.default_encoding
-            if resp._set_cookie:
+            if resp.has_set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
-                if not stream and resp._content is None:
+                if not stream and not resp.is_read:
                     await resp.aread()
                 if hist:
                     resp.history = hist
@@ -490,7 +491,7 @@ class Client:
                             f"{type(resp).__name__}, not a Response")
         resp.request = req
         resp.url = req.url
-        resp._limits = self.limits
+        resp.limits = self.limits
         return resp
 
     def _transport_for(self, u: "ParsedURL") -> AsyncBaseTransport:

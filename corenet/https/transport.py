@@ -326,14 +326,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         resp = Response(rhead.status_code, reason=rhead.reason,
                         http_version=rhead.http_version, raw_headers=rhead.headers,
                         request=req)
-        resp._started_at = started
-        resp._set_cookie = rhead.set_cookie
         resp.extensions = rs.response_extensions(reused)
-        resp._clock = loop.time
-        ce = rhead.content_encoding
-        if ce:
-            resp._content_encoding = ce.decode("latin-1")
-            resp._limits = self.limits
 
         async def chunks(streaming: bool = True) -> list[bytes]:
             return await rs.read_body(deadline, streaming)
@@ -344,8 +337,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 resp.extensions["trailers"] = Headers.from_raw(rs.trailers)
             pool.release(conn, complete and ended)
 
-        resp._chunks = chunks
-        resp._on_close = on_close
+        resp.attach_stream(chunks, on_close, started, loop.time, rhead.set_cookie,
+                           rhead.content_encoding, self.limits)
         if not stream and rs.complete:
             await resp.aread()  # the common small response: already all here
         return resp
