@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from ._h2 import (
     CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
 )
 from .connection import (
-    WRITE_PIECE, HTTPConnection, Resendable, _WantRead, _ZeroReturn, _within, body_pieces,
+    IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, _WantRead, _ZeroReturn, _within,
+    body_pieces,
 )
 from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from .exchange import BODY_METHODS, ResponseHead, body_length
@@ -38,6 +39,12 @@ _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-
 class StreamRefused(RemoteProtocolError):
     """The server did not process this request (GOAWAY above it, REFUSED_STREAM): it may be
     sent again on another connection."""
+
+
+class StreamUnanswered(RemoteProtocolError):
+    """The server ended the stream without an error (NO_ERROR) and without a response, as
+    a server shutting down does to the streams it will not serve: it may not have
+    processed the request, so an idempotent one may be sent again."""
 
 
 class H2Stream:
@@ -123,8 +130,7 @@ class H2Stream:
                 self.refused = True
                 self.error = StreamRefused(f"{host} refused the stream (REFUSED_STREAM)")
             elif code == 0:
-                self.error = RemoteProtocolError(
-                    f"{host} ended the stream without a response")
+                self.error = StreamUnanswered(f"{host} ended the stream without a response")
             else:
                 self.error = RemoteProtocolError(
                     f"{host} reset the stream (HTTP/2 error code {code})")
@@ -295,6 +301,10 @@ class H2Connection(HTTPConnection):
         self.active = 0  # streams checked out of the pool
         self.goaway: int | None = None  # the last stream id of the server's GOAWAY
         self._pings: list[asyncio.Future] = []
+        # Called (by the pool that shares it) when the connection stops taking new
+        # streams, so that requests waiting for one of its streams look elsewhere.
+        self.on_unusable: Callable[[], None] | None = None
+        self._tls_ended = False  # the server's close_notify came: nothing more is written
 
     @property
     def multiplexed(self) -> bool:  # type: ignore[override]
@@ -344,6 +354,7 @@ class H2Connection(HTTPConnection):
             while True:
                 n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
                 if not n:
+                    self._tls_ended = True
                     self._ended(None)
                     break
                 self._dispatch(h2.receive(view[:n]))  # type: ignore[index]
@@ -352,6 +363,7 @@ class H2Connection(HTTPConnection):
         except _WantRead:
             pass
         except _ZeroReturn:
+            self._tls_ended = True
             self._ended(None)
         except ssl.SSLError as exc:
             self._ended(RemoteProtocolError(f"TLS error from server: {exc}"))
@@ -400,6 +412,13 @@ class H2Connection(HTTPConnection):
                 st.fail(StreamRefused(
                     f"{self.origin[1]} is closing the connection (GOAWAY) and did not "
                     "process this request"))
+        self._tell_unusable()
+
+    def _tell_unusable(self) -> None:
+        cb = self.on_unusable
+        if cb is not None:
+            self.on_unusable = None
+            cb()
 
     def _ended(self, exc: BaseException | None) -> None:
         """The connection can carry no more: fail the streams still open."""
@@ -413,6 +432,7 @@ class H2Connection(HTTPConnection):
             else:
                 st.fail(RemoteProtocolError(
                     f"{self.origin[1]} closed the connection in the middle of the response"))
+        self._tell_unusable()
         if exc is not None:
             self.close()
 
@@ -444,7 +464,7 @@ class H2Connection(HTTPConnection):
     # ---- output ----
     def flush(self) -> None:
         h2 = self.h2
-        if h2 is None or self.closed:
+        if h2 is None or self.closed or self._tls_ended:
             return
         try:
             data = h2.data_to_send()
@@ -514,8 +534,10 @@ class H2Connection(HTTPConnection):
                    deadline: Any, streaming: bool, reused: bool) -> Any:
         """`HTTPConnection.send` on a stream of its own: returns the H2Stream once the
         response head has come. A request the server did not process (GOAWAY above it,
-        REFUSED_STREAM) or a protocol error is Resendable; so is every request on a
-        connection idle a while that does not answer a PING (nothing sent)."""
+        REFUSED_STREAM) or a protocol error is Resendable, and so is an idempotent one
+        whose stream the server ended without a response (NO_ERROR: a server shutting
+        down), as for HTTP/1.1; so is every request on a connection idle a while that does
+        not answer a PING (nothing sent)."""
         if self.h2 is None:
             return await super().send(request, items, target, forward, deadline, streaming,
                                       reused)
@@ -544,6 +566,11 @@ class H2Connection(HTTPConnection):
                 st.finish()
             raise Resendable(RemoteProtocolError(f"{host}: {exc}")
                              if isinstance(exc, H2Error) else exc) from None
+        except StreamUnanswered as exc:
+            st.finish()  # type: ignore[union-attr]
+            if method in IDEMPOTENT:
+                raise Resendable(exc) from None
+            raise
         except BaseException:
             if st is not None:
                 st.finish()
@@ -572,8 +599,10 @@ class H2Connection(HTTPConnection):
 
     def close(self, by: str | None = None) -> None:
         h2 = self.h2
-        if h2 is not None and not self.closed and self.transport is not None \
-                and not self.transport.is_closing():
+        # Our GOAWAY, unless the server's came first: it is closing the connection itself,
+        # and a frame that crosses its close_notify is an error to its TLS.
+        if h2 is not None and not self.closed and self.goaway is None \
+                and self.transport is not None and not self.transport.is_closing():
             self.broken = True  # ours to end: flush must not take it for the server's
             h2.close()
             try:

@@ -147,6 +147,7 @@ class Pool:
                     self._h1_origins.add(origin)  # no need to wait for its first connection
                 if conn.multiplexed:
                     conn.active = 1
+                    conn.on_unusable = self._wake_all
                     self._shared.setdefault(origin, []).append(conn)
                 else:
                     self._busy.add(conn)
