@@ -113,8 +113,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         # Decrypted bytes land here and are parsed before data_received returns (the
         # parser copies what it keeps), so one buffer can serve every connection of a
         # client on its loop.
-        self._buf = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
-        self._view = memoryview(self._buf)
+        self.read_buffer = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
+        self.read_view = memoryview(self.read_buffer)
         # The loop receives into this buffer (BufferedProtocol): no bytes object per recv.
         self._rview = memoryview(recv_buffer if recv_buffer is not None
                                  else bytearray(_READ_SIZE))
@@ -174,8 +174,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._handshake_step()
             if self._handshake is not None:
                 return
-        buf = self._buf
-        view = self._view
+        buf = self.read_buffer
+        view = self.read_view
         try:
             while True:
                 ex = self._exchange
@@ -437,8 +437,32 @@ class HTTPConnection(asyncio.BufferedProtocol):
         else:
             self._handshake = None
             fut.set_result(None)  # type: ignore[union-attr]
+            if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
+                self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+            if not self.closed:
+                self.on_secured()
+            return
         if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+
+    # ---- for a connection kind built on this one (h2.H2Connection) ----
+    def on_secured(self) -> None:
+        """Called once the TLS handshake is done (the ALPN protocol is known)."""
+
+    @property
+    def handshaking(self) -> bool:
+        """The TLS handshake has begun and is not done."""
+        return self._handshake is not None
+
+    def feed_tls(self, data: Any) -> None:
+        """Received bytes into TLS; while the handshake runs, its next step."""
+        self._incoming.write(data)  # type: ignore[union-attr]
+        if self._handshake is not None:
+            self._handshake_step()
+
+    def tls_output(self) -> bytes:
+        """What TLS has encrypted to send since last asked."""
+        return self._outgoing.read()  # type: ignore[union-attr]
 
     # ---- used by the transport ----
     async def send(self, request: Any, items: tuple, target: Any, forward: Any,
@@ -614,7 +638,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             return
         fut = self._drain = self.loop.create_future()
         try:
-            ok = await _within(self.loop, fut, timeout)
+            ok = await within(self.loop, fut, timeout)
         finally:
             self._drain = None
         if ok is False:
@@ -626,7 +650,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     by_total: bool) -> None:
         fut = self._waiter = self.loop.create_future()
         try:
-            ok = await _within(self.loop, fut, timeout)
+            ok = await within(self.loop, fut, timeout)
         finally:
             self._waiter = None
         if ok is False:
@@ -810,7 +834,7 @@ def _expire(fut: asyncio.Future) -> None:
         fut.set_result(False)
 
 
-async def _within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
+async def within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
                   timeout: float | None) -> Any:
     """`fut`'s result, or False when `timeout` seconds pass first (None: no limit)."""
     h = loop.call_later(timeout, _expire, fut) if timeout is not None else None

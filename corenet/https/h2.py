@@ -22,8 +22,7 @@ from ._h2 import (
     CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
 )
 from .connection import (
-    IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, _WantRead, _ZeroReturn, _within,
-    body_pieces,
+    IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces, within,
 )
 from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from .exchange import BODY_METHODS, ResponseHead, body_length
@@ -168,7 +167,7 @@ class H2Stream:
         timeout, by_total = deadline.budget(deadline.timeout.read)
         fut = self._waiter = self.conn.loop.create_future()
         try:
-            ok = await _within(self.conn.loop, fut, timeout)
+            ok = await within(self.conn.loop, fut, timeout)
         finally:
             self._waiter = None
         if ok is False:
@@ -190,7 +189,7 @@ class H2Stream:
             t, by_total = deadline.budget(deadline.timeout.write)
             fut = self._writable = conn.loop.create_future()
             try:
-                ok = await _within(conn.loop, fut, t)
+                ok = await within(conn.loop, fut, t)
             finally:
                 self._writable = None
             if ok is False:
@@ -322,9 +321,8 @@ class H2Connection(HTTPConnection):
         self.flush()
 
     # ---- input ----
-    def _handshake_step(self) -> None:
-        super()._handshake_step()
-        if self._handshake is None and self.h2 is None and not self.closed:
+    def on_secured(self) -> None:
+        if self.h2 is None:
             try:
                 proto = self.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
             except (ValueError, AttributeError):
@@ -334,20 +332,19 @@ class H2Connection(HTTPConnection):
 
     def data_received(self, data) -> None:
         if self.h2 is None:
-            if self._handshake is None or self.ssl_object is None:
+            if not self.handshaking or self.ssl_object is None:
                 super().data_received(data)
                 return
-            self._incoming.write(data)  # type: ignore[union-attr]
-            self._handshake_step()
+            self.feed_tls(data)  # on_secured begins HTTP/2 if the server chose it
             if self.h2 is None:
-                if self._handshake is None:
+                if not self.handshaking:
                     super().data_received(b"")  # HTTP/1.1: what followed the handshake
                 return
         else:
-            self._incoming.write(data)  # type: ignore[union-attr]
+            self.feed_tls(data)
         sslobj = self.ssl_object
-        buf = self._buf
-        view = self._view
+        buf = self.read_buffer
+        view = self.read_view
         h2 = self.h2
         assert h2 is not None
         try:
@@ -360,9 +357,9 @@ class H2Connection(HTTPConnection):
                 self._dispatch(h2.receive(view[:n]))  # type: ignore[index]
                 if self.closed:
                     return
-        except _WantRead:
+        except ssl.SSLWantReadError:
             pass
-        except _ZeroReturn:
+        except ssl.SSLZeroReturnError:
             self._tls_ended = True
             self._ended(None)
         except ssl.SSLError as exc:
@@ -486,7 +483,7 @@ class H2Connection(HTTPConnection):
                     self._ended(RemoteProtocolError(
                         f"{self.origin[1]} ended TLS while we were writing"))
                     return
-                self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+                self.transport.write(self.tls_output())  # type: ignore[union-attr]
         if not self.write_paused:
             for st in self.streams.values():
                 if st.waiting_to_write and h2.unsent(st.sid) <= _SEND_HIGH:
@@ -595,7 +592,7 @@ class H2Connection(HTTPConnection):
         self._pings.append(fut)
         self.h2.ping()  # type: ignore[union-attr]
         self.flush()
-        return await _within(self.loop, fut, timeout) is True
+        return await within(self.loop, fut, timeout) is True
 
     def close(self, by: str | None = None) -> None:
         h2 = self.h2
