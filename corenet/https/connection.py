@@ -465,10 +465,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         return self._outgoing.read()  # type: ignore[union-attr]
 
     # ---- used by the transport ----
-    async def send(self, request: Any, items: tuple, target: Any, forward: Any,
+    async def send(self, request: Any, fields: Any, target: Any, forward: Any,
                    deadline: Any, streaming: bool, reused: bool) -> "HTTPConnection":
-        """Write `request` (a Request that passed exchange.check_request; `items`, its
-        headers' frozen() pairs) for `target` (the transport's ParsedURL) and wait
+        """Write `request` (a Request that passed exchange.check_request; `fields`, the
+        HeaderFields it returned) for `target` (the transport's ParsedURL) and wait
         for the response head; returns the response stream (this connection). `forward`:
         the forwarding proxy a plain-http request goes through (the absolute URL in the
         request line, its credentials), else None. `reused`: the connection served an
@@ -486,7 +486,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 line = target.request_lines[method] = encode_request_line(method,
                                                                           target.target)
             auth = None
-        head, length = encode_request_head(method, line, target.host_line, items, body,
+        head, length = encode_request_head(method, line, target.host_line, fields, body,
                                            auth)
         self.start(method, streaming)
         try:

@@ -527,7 +527,7 @@ class H2Connection(HTTPConnection):
             return super().idle
         return not self.closed and not self.broken
 
-    async def send(self, request: Any, items: tuple, target: Any, forward: Any,
+    async def send(self, request: Any, fields: Any, target: Any, forward: Any,
                    deadline: Any, streaming: bool, reused: bool) -> Any:
         """`HTTPConnection.send` on a stream of its own: returns the H2Stream once the
         response head has come. A request the server did not process (GOAWAY above it,
@@ -536,7 +536,7 @@ class H2Connection(HTTPConnection):
         down), as for HTTP/1.1; so is every request on a connection idle a while that does
         not answer a PING (nothing sent)."""
         if self.h2 is None:
-            return await super().send(request, items, target, forward, deadline, streaming,
+            return await super().send(request, fields, target, forward, deadline, streaming,
                                       reused)
         lim = self.limits
         host = self.origin[1]
@@ -549,9 +549,9 @@ class H2Connection(HTTPConnection):
                     f"no connection to {host} answered PING in time"), needs_body=False)
         method = request.method
         body = request.content
-        length = body_length(items, body)
+        length = body_length(fields, body)
         fields = request_headers(method, target.scheme, target.host_header, target.target,
-                                 items, length, body is not None)
+                                 fields.items, length, body is not None)
         st: H2Stream | None = None
         try:
             st = self.start_stream(method, fields, body is not None, streaming)

@@ -297,8 +297,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" else None
-        items = req.headers.frozen()
-        check_request(req.method, items, body)  # before any connection is made for it
+        # Checked before any connection is made for it.
+        fields = check_request(req.method, req.headers.frozen(), body)
         replayable = body is None or body.__class__ is bytes
         pool = self.pool
         fresh = False
@@ -310,7 +310,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                                          by_total),
                 fresh=fresh)
             try:
-                rs = await conn.send(req, items, u, forward, deadline, stream, reused)
+                rs = await conn.send(req, fields, u, forward, deadline, stream, reused)
             except Resendable as exc:
                 pool.release(conn, False)
                 if attempt + 1 < _ATTEMPTS and (replayable or not exc.needs_body):
