@@ -476,6 +476,17 @@ GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hi
                     "per_worker", "open", "tls_upstream"})
 
 
+def hit_rates(stats: dict) -> dict:
+    """The share of client queries answered from the local cache and, with a shared
+    cache, the share of its look-ups it answered (of one worker's stats, or merged)."""
+    e = stats["engine"]
+    out = {"local": e["cache_hits"] / e["client_queries"] if e["client_queries"] else 0.0}
+    sc = stats.get("shared_cache")
+    if sc is not None:
+        out["shared"] = sc["hits"] / sc["lookups"] if sc["lookups"] else 0.0
+    return out
+
+
 def since(stats: dict, base: dict | None) -> dict:
     """``stats`` with every counter less its value in ``base`` (the figures of the last
     ``stats`` that reset): what ``corenet-resolver stats`` shows, as unbound-control's does.
@@ -494,6 +505,5 @@ def since(stats: dict, base: dict | None) -> dict:
         return a
     out = sub(stats, base)
     if "engine" in out:
-        from resolver.daemon.server import hit_rates
         out["hit_rates"] = hit_rates(out)
     return out

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import time
 import tomllib
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
@@ -397,8 +399,21 @@ def stop(ctl: WorkerControl, req: dict) -> dict:
     return OK
 
 
+def status_of(server) -> dict:
+    """What ``corenet-resolver status`` shows of one worker."""
+    from corenet import __version__
+
+    cfg, r = server.cfg, server.resolver
+    return {"version": __version__, "pid": os.getpid(),
+            "uptime": time.time() - server.started_at, "workers": 1,
+            "listen": [list(a) for a in server.addresses],
+            "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
+            "cache_size": cfg.cache_size, "inflight": len(server.misses),
+            "log_queries": cfg.log_queries, "uid": os.geteuid(),
+            "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
+
+
 def status(ctl: WorkerControl, req: dict) -> dict:
-    from resolver.daemon.process import status_of
     return {"ok": True, "status": status_of(ctl.server)}
 
 

@@ -30,7 +30,7 @@ from resolver.daemon import logs
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon import operations
-from resolver.daemon.metrics import MetricsServer, merge, since, watch_gc
+from resolver.daemon.metrics import MetricsServer, hit_rates, merge, since, watch_gc
 from resolver.daemon.operations import WorkerControl
 from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
                                      write_pidfile)
@@ -265,18 +265,6 @@ def _settle_gc() -> None:
     watch_gc()
 
 
-def status_of(server) -> dict:
-    """What ``corenet-resolver status`` shows of one worker."""
-    from corenet import __version__
-
-    cfg, r = server.cfg, server.resolver
-    return {"version": __version__, "pid": os.getpid(),
-            "uptime": time.time() - server.started_at, "workers": 1,
-            "listen": [list(a) for a in server.addresses],
-            "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
-            "cache_size": cfg.cache_size, "inflight": len(server.misses),
-            "log_queries": cfg.log_queries, "uid": os.geteuid(),
-            "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
 
 
 def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
@@ -464,8 +452,6 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         return (await ask_all(req))[0]
 
     async def stats() -> dict:
-        from resolver.daemon.server import hit_rates
-
         parts = [a["stats"] for a in await gather({"cmd": "stats"})]
         out = merge(parts)
         if parts:

@@ -29,7 +29,7 @@ from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_limits, insecure_domains, make_zones)
-from resolver.daemon.metrics import build_info, gc_stats, process_stats
+from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
 from resolver.daemon.rpz_feed import Feeds
 from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
@@ -385,15 +385,6 @@ class Server:
         await self.resolver.close()
 
 
-def hit_rates(stats: dict) -> dict:
-    """The share of client queries answered from the local cache and, with a shared
-    cache, the share of its look-ups it answered (of one worker's stats, or merged)."""
-    e = stats["engine"]
-    out = {"local": e["cache_hits"] / e["client_queries"] if e["client_queries"] else 0.0}
-    sc = stats.get("shared_cache")
-    if sc is not None:
-        out["shared"] = sc["hits"] / sc["lookups"] if sc["lookups"] else 0.0
-    return out
 
 
 def make_resolver(cfg: Config) -> Resolver:

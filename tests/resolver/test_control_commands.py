@@ -239,10 +239,11 @@ def test_stub_add_asks_the_given_authority_until_removed(daemon, responder):
 
 
 def test_local_zone_and_local_data_answer_until_removed(daemon):
-    ok(daemon, "local_data", "printer.home.test.", "300", "A", "10.0.0.5")
-    assert all(addresses(a) == {"10.0.0.5"} for a in everywhere(daemon, "printer.home.test."))
-    assert "printer.home.test. 300 A 10.0.0.5" in ctl(daemon, "list_local_data").stdout
-    assert "printer.home.test. transparent" in ctl(daemon, "list_local_zones").stdout
+    ok(daemon, "local_data", "printer.office.example.", "300", "A", "10.0.0.5")
+    assert all(addresses(a) == {"10.0.0.5"}
+               for a in everywhere(daemon, "printer.office.example."))
+    assert "printer.office.example. 300 A 10.0.0.5" in ctl(daemon, "list_local_data").stdout
+    assert "printer.office.example. transparent" in ctl(daemon, "list_local_zones").stdout
     ok(daemon, "local_zone", "blocked.example.net.", "refuse")
     assert "blocked.example.net. refuse" in ctl(daemon, "list_local_zones").stdout
     assert all(a.rcode() == dns.rcode.REFUSED
@@ -251,10 +252,10 @@ def test_local_zone_and_local_data_answer_until_removed(daemon):
     assert "blocked.example.net." not in ctl(daemon, "list_local_zones").stdout
     assert all(a.rcode() != dns.rcode.REFUSED
                for a in everywhere(daemon, "www.blocked.example.net."))
-    r = ctl(daemon, "-q", "local_data_remove", "printer.home.test.")
+    r = ctl(daemon, "-q", "local_data_remove", "printer.office.example.")
     assert r.returncode == 0 and r.stdout == ""                 # -q: no "ok"
-    assert "printer.home.test." not in ctl(daemon, "list_local_data").stdout
-    assert not any(addresses(a) for a in everywhere(daemon, "printer.home.test."))
+    assert "printer.office.example." not in ctl(daemon, "list_local_data").stdout
+    assert not any(addresses(a) for a in everywhere(daemon, "printer.office.example."))
 
 
 # ---- options, logging ---------------------------------------------------------------------

@@ -269,7 +269,8 @@ def test_the_daemon_writes_its_log_file_once_per_event_with_the_per_query_lines(
     dead = free_port()                     # nothing listens there: the forward zone fails
     conf = tmp_path / "c.toml"
     conf.write_text('local-data = ["here.local.test. 300 A 192.0.2.53"]\n'
-                    'local-zone = ["local.test. static"]\n'
+                    # test. is a default zone (RFC 6761): lifted, so the forward zone is asked
+                    'local-zone = ["local.test. static", "test. nodefault"]\n'
                     '[[forward-zone]]\nname = "dead.test."\n'
                     f'forward-addr = ["127.0.0.1@{dead}"]\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--logfile", str(logfile),
