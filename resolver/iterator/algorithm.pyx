@@ -54,6 +54,7 @@ cdef enum:
     SERVFAIL = 2
     NXDOMAIN = 3
     REFUSED = 5
+    YXDOMAIN = 6
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
@@ -169,6 +170,7 @@ cdef class Iterator:
             hints = Hints(hints, ipv6)
         self.hints = hints
         self.queries = 0
+        self.origins = None
         self.t0 = self._now()
         self.stack = ()
         self.deferred = None
@@ -348,6 +350,8 @@ cdef class Iterator:
                 return new_result(NXDOMAIN, answer, proofs + hit.authority)
             if kind == "nodata":
                 return new_result(NOERROR, answer, proofs + hit.authority)
+            if kind == "yx":
+                return new_result(YXDOMAIN, answer, [])
             cur = hit.next
             now = self._now()
 
@@ -407,6 +411,14 @@ cdef class Iterator:
                     return d.records(now)[:1] + d.sig_records(now)
                 return []
         return []
+
+    def referral_proof(self, bytes zone):
+        """The NSEC/NSEC3 records (with their RRSIGs) the referral to ``zone`` carried in
+        place of a DS, kept with the parent's NS set while it is cached; [] if none."""
+        cdef RRsetEntry e = self._get(zone, NS, self._now())
+        if e is None or e.negative is not None or e.rank != REFERRAL:
+            return []
+        return e.proof_records(self._now())
 
     def zone_of(self, bytes name):
         """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
@@ -622,7 +634,9 @@ cdef class Iterator:
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
-            if m.rcode not in (NOERROR, NXDOMAIN):
+            if m.rcode not in (NOERROR, NXDOMAIN) and not (
+                    m.rcode == YXDOMAIN and _aa(m) and count_type(m.answer, DNAME)):
+                # (YXDOMAIN with its DNAME is the zone's answer: RFC 6672 2.2)
                 if probe:
                     return server, None, None
                 if m.rcode == REFUSED or m.rcode == NOTAUTH:
@@ -645,7 +659,52 @@ cdef class Iterator:
                     raise _Exhausted(f"bogus data from {server}: {exc}")
                 m = out
                 ref = _referral(m, zone, qname)     # the validator may have changed the reply
+            if self.dnssec is not None:
+                self._used(lzone, server, qtype)
             return server, m, ref
+
+    cdef _used(self, bytes lzone, server, int qtype):
+        """Notes that ``server``'s reply to a ``qtype`` question for the zone ``lzone`` went
+        into this question."""
+        if self.origins is None:
+            self.origins = {}
+        used = self.origins.get(lzone)
+        if used is None:
+            self.origins[lzone] = [(server, qtype)]
+        elif (server, qtype) not in used:
+            used.append((server, qtype))
+
+    def avoid(self, bytes zone, bint keys=False):
+        """Data of ``zone`` was found bogus (RFC 4035 5.5): the servers whose replies for it
+        this question used are marked lame for it (``InfraCache.mark_lame``, until
+        ``infra_host_ttl``), so that this question's next attempt and later questions ask
+        its other servers first, the marked ones only as a last resort: with ``keys``
+        those that sent its DNSKEY set, else the others (a key set is proven before any
+        data it signs, so the servers that sent only keys sent nothing found bad). True
+        when the zone has a server left that is not marked (an address, or an NS name not
+        yet resolved, which may be one): another attempt may get genuine data."""
+        cdef bytes lz = lower(zone)
+        cdef double now = self._now()
+        used = self.origins.get(lz) if self.origins else None
+        if not used:
+            return False
+        bad = {s for s, t in used if (t == DNSKEY) == keys}
+        if not bad:
+            return False
+        self.origins[lz] = [u for u in used if u[0] not in bad]
+        for server in bad:
+            self._infra.mark_lame(server, zone, now)
+        cut, nsnames = self._closest_delegation(zone)
+        if lower(cut) != lz:
+            return False
+        for ns in nsnames:
+            addrs = self._addresses(ns, now)
+            if not addrs:
+                return True
+            for a in addrs:
+                if not self._infra.lame_for(a, lz, now):
+                    return True
+        return False
 
     def lookup(self, name, rdtype):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
@@ -794,6 +853,14 @@ cdef class Iterator:
         if dsrecs:
             store_records(rr, dsrecs, NONAUTH_ANSWER, now,
                              [r for r in ds if r[1] == RRSIG])
+        elif self.dnssec is not None:
+            # The referral's own proof that the child has no DS (RFC 4035 5.2, RFC 5155
+            # 8.9), kept with the parent's NS set for the validator (``referral_proof``):
+            # the parent need not be asked for the DS again.
+            proof = [r for r in ds if r[1] == NSEC or r[1] == NSEC3
+                     or _covers_any(r, (NSEC, NSEC3))]
+            if proof:
+                keep_proofs(rr, child, NS, self.qclass, proof)
 
     cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone):
         rank = VALIDATED if m.security == SECURE else (
@@ -842,7 +909,12 @@ cdef class Iterator:
                 d = dn[0]
                 target = dname_substitute(cur, d[0], d[4])
                 if len(target) > 255:
-                    return _step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
+                    # RFC 6672 2.2: the substituted name is too long: YXDOMAIN, with the
+                    # DNAME that made it, as the authority answers it
+                    out.append(d)
+                    ld = lower(d[0])
+                    out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
+                    return _step("yx", out, [])
                 out.append(d)
                 ld = lower(d[0])
                 out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
