@@ -305,8 +305,10 @@ cdef class Iterator:
             fresh = True
             if hit is None and self.dnssec is not None:
                 syn = self.dnssec.synthesize(cur, qtype, now)
-                if syn is not None:     # (kind, authority[, answer from a wildcard])
-                    hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
+                if syn is not None:     # (kind, authority[, answer from a wildcard[, the
+                                        # target of a wildcard CNAME]])
+                    hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1],
+                                syn[3] if len(syn) > 3 else None)
                     fresh = False
                     if self.aggressive is None:
                         self.aggressive = set()
