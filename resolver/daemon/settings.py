@@ -495,7 +495,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(Unbound's ``harden-glue``). Off, out-of-zone addresses in a referral are used "
                 "as well, as Unbound does with ``harden-glue: no``: fewer queries for some "
                 "delegations, at the risk of a zone's servers naming addresses for names they "
-                "do not serve."),
+                "do not serve. The glue is kept with the referral's NS set: where the "
+                "addresses the child zone gives for its own servers (which replace the glue "
+                "in the cache) do not answer, the glue's are tried last, as Unbound falls "
+                "back on the parent side's addresses."),
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),

@@ -63,6 +63,7 @@ cdef class Iterator:
     cdef list _ancestors(self, bytes name)
     cdef tuple _closest_delegation(self, bytes name)
     cdef list _addresses(self, bytes ns, double now)
+    cdef list _parent_glue(self, bytes zone, double now)
     cdef bint _usable(self, str addr)
     cdef int _budget(self) except -1
     cdef bint _cache_priming(self, Parsed m, double now)

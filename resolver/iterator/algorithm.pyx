@@ -418,9 +418,23 @@ cdef class Iterator:
         """The NSEC/NSEC3 records (with their RRSIGs) the referral to ``zone`` carried in
         place of a DS, kept with the parent's NS set while it is cached; [] if none."""
         cdef RRsetEntry e = self._get(zone, NS, self._now())
-        if e is None or e.negative is not None or e.rank != REFERRAL:
+        if e is None or e.negative is not None or e.rank != REFERRAL or not e.proofs:
             return []
-        return e.proof_records(self._now())
+        return [r for r in e.proof_records(self._now()) if r[1] != A and r[1] != AAAA]
+
+    cdef list _parent_glue(self, bytes zone, double now):
+        """The usable addresses the referral to ``zone`` gave as glue, kept with the
+        parent's NS set while it is cached (``_cache_referral``); [] if none."""
+        cdef RRsetEntry e = self._get(zone, NS, now)
+        if e is None or e.negative is not None or e.rank != REFERRAL or not e.proofs:
+            return []
+        out = []
+        for r in e.proofs:
+            if r[1] == A or r[1] == AAAA:
+                a = _addr_text(r[1], r[4])
+                if a and a not in out and self._usable(a):
+                    out.append(a)
+        return out
 
     def zone_of(self, bytes name):
         """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
@@ -532,6 +546,7 @@ cdef class Iterator:
         cdef list retryable = None      # asked, but the reply was lost: may be asked again
         cdef list marked                # lame for this zone: the last resort
         cdef dict extra = None          # NS name -> addresses resolved here
+        cdef list fallback = None       # the parent's glue, once every other server failed
         cdef int resolved = 0, unsent = 0
         cdef int asked = 0              # the sum of ``attempts``
         cdef double now
@@ -601,6 +616,13 @@ cdef class Iterator:
                 if not addrs:
                     # Last resort: the servers marked lame for this zone, once each.
                     addrs = marked
+                if not addrs:
+                    # ... and the addresses the parent's glue gave, where the child's own
+                    # (authoritative, so they replaced the glue in the cache) failed, once
+                    # each (as Unbound falls back on the parent side's addresses)
+                    if fallback is None:
+                        fallback = self._parent_glue(zone, now)
+                    addrs = [a for a in fallback if attempts is None or a not in attempts]
                 if not addrs:
                     return None
             if asked - unsent >= most:
@@ -846,23 +868,24 @@ cdef class Iterator:
         glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
         if glue:
             store_records(rr, glue, GLUE, now)
+        # Kept with the parent's NS set (``keep_proofs``): the glue, the addresses to fall
+        # back on when those the child gives for its servers do not answer (``_ask``), and
+        # the referral's proof that the child has no DS (``referral_proof``).
+        kept = glue
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
               and is_subdomain(r[0], zone)]
-        if not ds:
-            return
-        lchild = lower(child)
-        dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
-        if dsrecs:
-            store_records(rr, dsrecs, NONAUTH_ANSWER, now,
-                             [r for r in ds if r[1] == RRSIG])
-        elif self.dnssec is not None:
-            # The referral's own proof that the child has no DS (RFC 4035 5.2, RFC 5155
-            # 8.9), kept with the parent's NS set for the validator (``referral_proof``):
-            # the parent need not be asked for the DS again.
-            proof = [r for r in ds if r[1] == NSEC or r[1] == NSEC3
-                     or _covers_any(r, (NSEC, NSEC3))]
-            if proof:
-                keep_proofs(rr, child, NS, self.qclass, proof)
+        if ds:
+            lchild = lower(child)
+            dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
+            if dsrecs:
+                store_records(rr, dsrecs, NONAUTH_ANSWER, now,
+                                 [r for r in ds if r[1] == RRSIG])
+            elif self.dnssec is not None:
+                # RFC 4035 5.2, RFC 5155 8.9: the parent need not be asked for the DS again
+                kept = glue + [r for r in ds if r[1] == NSEC or r[1] == NSEC3
+                               or _covers_any(r, (NSEC, NSEC3))]
+        if kept:
+            keep_proofs(rr, child, NS, self.qclass, kept)
 
     cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone):
         rank = VALIDATED if m.security == SECURE else (
