@@ -4,7 +4,8 @@ takes the child's data for the parent's. The validator finds the cut the way Unb
 does, asking the DS of each name below the parent's apex: the parent's signed denial
 (NSEC3, an opt-out span here) proves an unsigned delegation, and the answer is insecure,
 not bogus, with QNAME minimisation on and off. On the signed fake network: n3.example.com.'s
-server (10.0.3.3) serves unsigned.n3.example.com. too."""
+server (10.0.3.3) serves unsigned.n3.example.com. too (NSEC3, opt-out), and example.com.'s
+servers a child of their own (NSEC)."""
 from __future__ import annotations
 
 import time
@@ -66,6 +67,25 @@ def test_the_unsigned_child_on_the_parents_server_is_insecure(world, minimise):
     assert all(t != "DS" for _a, _q, t in log)
     # the parent's own data stays secure
     res, _log = run.ask("www.n3.example.com.", A)
+    assert res.security == SECURE
+
+
+@pytest.mark.parametrize("minimise", [True, False])
+def test_the_same_with_nsec(minimise):
+    """example.com. (NSEC) delegates insec.example.com. without DS to its own servers,
+    which serve the child too: the NSEC at the cut (NS, no DS) proves it unsigned."""
+    wall = time.time()
+    net, anchor, keys = signed_world(wall, extra="insec 3600 NS ns1.example.com.\n")
+    net.zone("insec.example.com.", """
+@ 3600 NS ns1.example.com.
+www 300 A 192.0.2.82
+""", ["10.0.3.1", "10.0.3.2"])
+    run = Run((net, anchor, wall), minimise)
+    res, log = run.ask("www.insec.example.com.", A)
+    assert res.rcode == 0 and res.security == INSECURE, res.reason
+    assert [r[4] for r in res.answer if r[1] == A] == [bytes([192, 0, 2, 82])]
+    assert ("insec.example.com.", "DS") in [(q, t) for _a, q, t in log]
+    res, _log = run.ask("www.example.com.", A)
     assert res.security == SECURE
 
 
