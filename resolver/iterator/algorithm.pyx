@@ -296,6 +296,7 @@ cdef class Iterator:
         cdef str kind
         cdef tuple outer
         cdef bint fresh             # hit's lists were made for it alone
+        cdef list seen = None       # the chain's names so far, once it has a link
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
@@ -354,7 +355,14 @@ cdef class Iterator:
                 return new_result(NOERROR, answer, proofs + hit.authority)
             if kind == "yx":
                 return new_result(YXDOMAIN, answer, [])
+            # A link back to a name of the chain is a loop (RFC 1034 3.6.2; DNAMEs that
+            # point at each other, RFC 6672): SERVFAIL now rather than at the chain limit.
+            if seen is None:
+                seen = [lower(name)]
+            seen.append(lower(cur))
             cur = hit.next
+            if lower(cur) in seen:
+                return Result(SERVFAIL, answer, reason=f"CNAME/DNAME loop at {to_text(cur)}")
             now = self._now()
 
     cdef _keep_proofs(self, _Step hit):
