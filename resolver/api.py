@@ -32,22 +32,25 @@ import dns.reversename
 from resolver import iterator as it
 from resolver import response
 from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
-from resolver.cache import Cache
+from resolver.cache import Cache, purge
+from resolver.cache import dump as cache_dump
 from resolver.dnssec import Validator
 from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_anchor,
                                           unusable as unusable_anchors)
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.limits import DEFAULT, Limits
-from resolver.resolution import (Drive, iterator_for, new_iterator, resolve as start_resolution,
-                                 start)
+from resolver.resolution import (Drive, iterator_for, new_iterator,
+                                 resolve_client as start_resolution, start)
+from resolver import dns64 as _dns64
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
-from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
+from resolver.zones import (DROP, Denied, ForwardZone, StubZone, Upstream, Zones, changed_names,
                             flush_under)
 
 log = logging.getLogger("resolver.api")
 
+_VARIANT_DO, _VARIANT_CD = response.KEY_VARIANT_DO, response.KEY_VARIANT_CD
 _HIT, _STALE, _LOCAL, _BOGUS = (response.OUTCOME_HIT, response.OUTCOME_STALE,
                                 response.OUTCOME_LOCAL, response.OUTCOME_BOGUS)
 
@@ -97,6 +100,13 @@ class Resolver(ResolverCore):
     ``harden_glue=False`` uses a referral's out-of-zone glue too (Unbound's ``harden-glue:
     no``). ``domain_insecure``: names (negative trust anchors) at and below which data is
     treated as unsigned, never bogus, unless a trust anchor sits at or below one of them.
+    ``auto_trust_anchor_file``: a file (or a list, one per zone) of trust anchors kept up to
+    date by RFC 5011 probes (Unbound's ``auto-trust-anchor-file``,
+    :mod:`resolver.dnssec.auto_anchors`), with ``auto_trust_timers`` its hold-downs
+    (:class:`resolver.dnssec.autotrust.Timers`); the file is rewritten as the keys change, so
+    its directory must be writable. Without ``trust_anchor``, it replaces the shipped root
+    anchor. The probes start at ``start_trust_probes()`` (on the running loop); until then
+    the file's keys are trusted as they are.
     TTL clamps are ``Limits.min_ttl``, ``max_ttl`` and ``max_negative_ttl``.
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
@@ -106,6 +116,12 @@ class Resolver(ResolverCore):
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
     (127.0.0.0/8, ::1), as Unbound by default; a lab of authorities on loopback turns it off.
+    ``dns64``: DNS64 (RFC 6147): True for the prefix 64:ff9b::/96, a prefix (``"2001:db8::/96"``)
+    or a :class:`resolver.dns64.Dns64` (``synthall``, ``ignore_aaaa``); AAAA answers
+    without AAAA records are synthesised from the A records, and PTR questions under the
+    prefix answered from ``in-addr.arpa`` (never with AD). None: off.
+    ``root_key_sentinel``: answer the root key sentinel (RFC 8509,
+    ``resolver.dnssec.sentinel``) when validating.
     ``zones``: forward, stub and local zones (:class:`resolver.zones.Zones`; its servers
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
@@ -123,12 +139,18 @@ class Resolver(ResolverCore):
                  forward: Iterable[str | tuple[str, int]] | None = None,
                  zones: Zones | None = None,
                  harden_glue: bool = True, domain_insecure: Iterable = (),
-                 do_ip4: bool = True, do_not_query_localhost: bool = True) -> None:
+                 do_ip4: bool = True, do_not_query_localhost: bool = True,
+                 auto_trust_anchor_file=None, auto_trust_timers=None,
+                 dns64=None, root_key_sentinel: bool = True) -> None:
         self.port = int(port)
+        #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
+        self.dns64 = _dns64.make(dns64)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
         self._root_forward = None
         self._user_zones: Zones | None = None
         self.zones: Zones | None = None
+        #: the zones' servers given by name, kept resolved (resolver.server_names)
+        self.server_names = None
         self.forward = None
         if forward is not None:
             if isinstance(forward, (str, tuple)):
@@ -150,13 +172,29 @@ class Resolver(ResolverCore):
         self.dnssec: Validator | None = None
         #: glue only from inside the referring zone (False: any glue naming an NS target)
         self.harden_glue = bool(harden_glue)
-        if validate and not self.forward and (trust_anchor is not None or root_hints is None):
+        #: the RFC 5011 trust anchors (``auto_trust_anchor_file``), or None
+        self.auto_anchors = None
+        if validate and not self.forward and auto_trust_anchor_file:
+            from resolver.dnssec.auto_anchors import AutoAnchors
+            from resolver.dnssec.autotrust import Timers
+            self.auto_anchors = AutoAnchors(
+                auto_trust_anchor_file, auto_trust_timers or Timers(),
+                max_checks=limits.dnssec_max_sig_checks_per_rrset)
+        if validate and not self.forward and (trust_anchor is not None or
+                                              (root_hints is None and
+                                               self.auto_anchors is None)):
             anchors = load_trust_anchor(ROOT_ANCHOR_FILE if trust_anchor is None
                                         else trust_anchor)
+        else:
+            anchors = {}
+        if self.auto_anchors is not None:
+            anchors.update(self.auto_anchors.anchors())
+        if anchors:
             for warning in unusable_anchors(anchors):
                 log.warning("%s", warning)
             self.dnssec = Validator(anchors, limits,
                                     insecure=[_name_wire(n) for n in domain_insecure])
+            self.dnssec.root_key_sentinel = bool(root_key_sentinel)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
         self.message_table = self.cache.messages.table
@@ -180,6 +218,12 @@ class Resolver(ResolverCore):
         self.tls_upstreams = DoTUpstreams()
         if zones is not None or self._root_forward is not None:
             self.set_zones(zones)
+
+    def start_trust_probes(self) -> None:
+        """Starts the RFC 5011 probes of ``auto_trust_anchor_file`` on the running loop
+        (the first at once when due); nothing without one, or when already started."""
+        if self.auto_anchors is not None and self.dnssec is not None:
+            self.auto_anchors.start(self)
 
     def _set_forward(self, entries) -> None:
         """Forward to ``entries`` (see ``_upstreams``); ``[]`` or None: recurse again. When
@@ -565,11 +609,11 @@ class Resolver(ResolverCore):
         self.limits = limits
         self.cache.set_limits(limits)
 
-    def local_answer(self, q: bytes):
+    def local_answer(self, q: bytes, client=None):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as
         Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
         zone), or None when no local zone holds the question (or it is no plain QUERY of
-        class IN)."""
+        class IN). ``client``: the asker's address, for ``inform`` zones' log."""
         lz = self.local_zones
         if lz is None or len(q) < 12 or q[2] & 0xF8:
             return None
@@ -581,7 +625,7 @@ class Resolver(ResolverCore):
         if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
             return None
-        found = response.local_data(self, m.qname, m.qtype, m.qclass)
+        found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:
             return found
         return response.local_wire(q, found, m.question, m.edns, bool(m.edns_flags & 0x8000))
@@ -617,12 +661,39 @@ class Resolver(ResolverCore):
         """Replaces the forward, stub and local zones. The cache is kept but for what it
         holds at or below a zone (or local-data name) that changed, which is forgotten now
         and once more when the resolutions in flight meanwhile have ended (one of them may
-        store its answer after the first time)."""
+        store its answer after the first time). Servers given by name (``forward-host``,
+        ``stub-host``) are resolved by this resolver and followed when they move, and a
+        ``stub-prime`` zone's NS set is asked of its servers (``server_names``, started now
+        on a running loop, else by ``start_server_names``); a zone is served once one of
+        its servers has an address."""
+        from resolver.server_names import ServerNames
+
         self._user_zones = zones
+        old_names = self.server_names
+        names = None
+        if zones is not None and zones.kept:
+            names = ServerNames(self, zones, old_names)
+            zones = zones.resolved(names.addresses, names.primed)
+        self.server_names = names
+        if old_names is not None:
+            old_names.stop()
+        self.install_zones(zones)
+        if names is not None:
+            names.start()
+
+    async def start_server_names(self) -> None:
+        """Keeps the zones' server names resolved from the running loop, and returns once
+        they have been resolved a first time (the daemon awaits it before it serves)."""
+        names = self.server_names
+        if names is not None and names.start():
+            await names.ready.wait()
+
+    def install_zones(self, zones: Zones | None) -> None:
+        """``set_zones`` for zones whose servers are all addresses (``ServerNames`` installs
+        the configured zones with their names' addresses through it)."""
         if self._root_forward is not None:          # forwarders on ports of their own
             z = zones if zones is not None else Zones()
-            zones = Zones(forward=z.forward + (self._root_forward,), stub=z.stub,
-                          local=z.local, local_data=z.local_data)
+            zones = z.with_forward(self._root_forward)
         old, new = self.zones, (zones if zones else None)
         changed = changed_names(old, new)
         self.zones = new
@@ -656,8 +727,11 @@ class Resolver(ResolverCore):
         self.stats.prefetches += 1
         name = key[:-5]
         qtype, qclass = struct.unpack("!HH", key[-5:-1])
-        # Forget the rrset-level data so the iterator asks the authorities again.
-        for t in (qtype, it.CNAME):
+        # Forget the rrset-level data so the iterator asks the authorities again (with
+        # DNS64, the A records an AAAA answer may be synthesised from as well).
+        types = (qtype, it.CNAME, it.A) if self.dns64 is not None and qtype == it.AAAA else (
+            qtype, it.CNAME)
+        for t in types:
             self.cache.rrsets.lru.pop((name, t, qclass))
 
         def done(res) -> None:
@@ -669,7 +743,9 @@ class Resolver(ResolverCore):
                 if self.shared is not None:     # the other processes get the fresh answer
                     self.shared.offer(self, loop, key, now)
 
-        start_resolution(self, name, qtype, qclass, loop, done)
+        variant = key[-1]
+        start_resolution(self, name, qtype, qclass, loop, done, False,
+                         bool(variant & _VARIANT_DO and variant & _VARIANT_CD))
 
     # ---- management ---------------------------------------------------------------------------
     def flush(self, name=None) -> None:
@@ -680,10 +756,123 @@ class Resolver(ResolverCore):
         if self.zones is not None:
             self.zones.seed(self.cache, self.clock())      # the stub zones' servers
 
+    def flush_zone(self, name) -> None:
+        """Forget everything held at or below ``name``: answers, rrsets, negative entries,
+        failures and the validator's keys and verdicts there."""
+        self._forget([_name_wire(name).lower()])
+        if self.zones is not None:
+            self.zones.seed(self.cache, self.clock())
+
+    def flush_type(self, name, rdtype) -> None:
+        """Forget the rrset of ``name`` with ``rdtype`` and the answers to that question."""
+        purge.flush_type(self.cache, _name_wire(name).lower(),
+                         int(dns.rdatatype.RdataType.make(rdtype)))
+
+    def flush_negative(self) -> None:
+        """Forget every negative answer (NXDOMAIN, NODATA, SERVFAIL), remembered failure
+        and the validated NSEC ranges that would make new ones."""
+        purge.flush_negative(self.cache)
+        if self.dnssec is not None and self.dnssec.nsec_cache is not None:
+            self.dnssec.nsec_cache.flush()
+
+    def flush_bogus(self) -> None:
+        """Forget every bogus verdict and the data it was given on: the questions found
+        bogus and the zones whose chain of trust failed, with what the cache holds at and
+        below them, so the next query fetches and validates again."""
+        purge.flush_bogus(self.cache)
+        v = self.dnssec
+        if v is None:
+            return
+        names = {key[0] for key in v.bogus}
+        names |= {zone for zone, e in v.zones.items() if e.status == it.BOGUS}
+        v.bogus.clear()
+        self._forget(names)
+
+    def flush_infra(self, address: str | None = None) -> None:
+        """Forget what was learnt about every server, or about ``address``."""
+        servers = self.cache.infra.servers
+        if address is None:
+            servers.clear()
+            self.cache.infra.no_minimise.clear()
+            return
+        for key in [k for k in servers if k == address or k.split("@")[0].split("#")[0]
+                    == address]:
+            del servers[key]
+
+    def dump_cache(self) -> list[str]:
+        """The cached answers as text lines (``resolver.cache.dump``)."""
+        return cache_dump.dump(self.cache, self.clock())
+
+    def load_cache(self, text: str) -> int:
+        """Reads ``dump_cache``'s lines into the cache; how many answers were stored.
+        Raises ``resolver.cache.dump.DumpError`` (nothing stored) for a bad line."""
+        return cache_dump.load(self.cache, cache_dump.parse(text), self.clock())
+
+    def set_insecure(self, names: Iterable) -> None:
+        """Replaces the negative trust anchors (``domain_insecure``); what is cached at or
+        below a name added or removed is forgotten."""
+        if self.dnssec is None:
+            return
+        new = frozenset(_name_wire(n).lower() for n in names)
+        changed = new ^ self.dnssec.insecure
+        self.dnssec.insecure = new
+        self._forget(changed)
+
+    def servers_for(self, name) -> tuple[str, list[dict]]:
+        """The zone whose servers would be asked for ``name`` and those servers with what
+        is learnt of each (for ``lookup``): the deepest forward or stub zone holding the
+        name, else the deepest zone cut whose NS set the cache holds, else the root hints."""
+        wire = _name_wire(name).lower()
+        now = self.clock()
+        cut = self.zones.match(wire) if self.zones is not None else None
+        if cut is not None:
+            stub = isinstance(cut.zone, StubZone)
+            zone, kind = cut.zone.name, "stub" if stub else "forward"
+            addrs = [s.addr if stub else s.key for s in cut.zone.servers]
+        else:
+            zone, addrs, kind = self._cached_cut(wire, now)
+        return f"{zone} ({kind})", [self._server_facts(a, wire, now) for a in addrs]
+
+    def _cached_cut(self, wire: bytes, now: float):
+        rrsets = self.cache.rrsets
+        lname = wire
+        while True:
+            ns = rrsets.get(lname, it.NS, 1, now)
+            if ns is not None and ns.rdatas:
+                addrs = []
+                for rd in ns.rdatas:
+                    target = dns.name.from_wire(rd, 0)[0].canonicalize().to_wire()
+                    for t in (1, 28):
+                        e = rrsets.get(target, t, 1, now)
+                        if e is not None:
+                            addrs += [str(ipaddress.ip_address(a)) for a in e.rdatas]
+                return dns.name.from_wire(lname, 0)[0].to_text(), addrs, "cached delegation"
+            if lname == b"\x00":
+                break
+            lname = lname[lname[0] + 1:]
+        return ".", [a for _, a in self.hints], "root hints"
+
+    def _server_facts(self, addr: str, zone: bytes, now: float) -> dict:
+        s = self.cache.infra.servers.get(addr)
+        if s is None:
+            return {"address": addr, "known": False}
+        return {"address": addr, "known": True,
+                "rtt_ms": None if s.srtt is None else round(s.srtt * 1000, 1),
+                "rto_ms": round(s.rto * 1000, 1), "timeouts": s.timeouts,
+                "down": s.down_until > now,
+                "down_for": max(0.0, round(s.down_until - now, 1)),
+                "lame": sorted(dns.name.from_wire(z, 0)[0].to_text()
+                               for z, until in (s.lame or {}).items() if until > now),
+                "edns": bool(s.edns)}
+
     async def close(self) -> None:
         """Stops the resolutions in flight (prefetches included): their sockets are closed
         and the callers waiting on them get CancelledError; the connections to TLS
         forwarders are closed too."""
+        if self.auto_anchors is not None:
+            self.auto_anchors.stop()
+        if self.server_names is not None:
+            self.server_names.stop()
         for resolution in list(self.resolutions.values()):
             resolution.cancel()
         self.tls_upstreams.close()

@@ -118,6 +118,11 @@ class Limits:
     #: as a probe, so a server that comes back is used again within this, not after the
     #: whole mark.
     server_probe_interval: float = 5.0
+    #: Seconds at least between two resolutions of a forward or stub zone's server names
+    #: (``forward-host``, ``stub-host``): their answers' TTL decides when they are asked
+    #: again, and a name published with a TTL of 0, or one that fails, would otherwise be
+    #: asked again at once, for ever.
+    server_name_min_ttl: float = 30.0
 
     #: Queries sent upstream per zone and second (Unbound's ``ratelimit``); past it only one
     #: in ``ratelimit_factor`` is sent (none with 0) and the others' questions end in
@@ -298,6 +303,30 @@ class Limits:
     #: Largest value read back from the shared cache (a DNS message and its header), bytes;
     #: a larger one is not parsed and counts as bad.
     shared_cache_max_value: int = 65535 + 64
+
+    # ---- the control socket
+
+    #: Bytes of one control request (a command and its arguments, or ``load_cache``'s whole
+    #: dump); a longer one is refused with an error before it is read on. A dump holds about
+    #: 200 bytes per cached answer: this takes the dump of a full 64 MiB cache, and no more
+    #: memory than that can be made to wait on a request.
+    max_control_request: int = 64 * 1024 * 1024
+
+    # ---- response policy zones (``[[rpz]]``), from a file or a primary
+
+    #: Records one policy zone may hold. Each becomes a trigger held in memory by every
+    #: worker (a few hundred bytes each); a feed past this is refused whole, and the zone
+    #: loaded before is kept. Large public block lists hold a few hundred thousand names.
+    rpz_max_records: int = 2_000_000
+
+    #: Seconds one zone transfer from a primary may take, all messages together: a primary
+    #: that trickles its zone cannot hold a transfer open for ever. The record bound above
+    #: is checked when the transfer ends, so this also bounds what one transfer can pour in.
+    rpz_transfer_timeout: float = 120.0
+
+    #: The shortest wait between two transfers of a zone, seconds, whatever the zone's SOA
+    #: refresh and retry say: a primary cannot make us ask it in a tight loop.
+    rpz_min_refresh: float = 5.0
 
     def replace(self, **changes) -> "Limits":
         """A copy with some fields changed; unknown names raise TypeError."""

@@ -16,6 +16,7 @@ cdef class Drive:
     cdef object done
     cdef object resolution              # its Resolution
     cdef readonly bint finished
+    cdef readonly object failure        # a SERVFAIL's (extended error code, reason), else None
 
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done)
     cdef resolved(self, res)

@@ -55,6 +55,7 @@ from resolver.cache.store cimport Cache
 from resolver.upstream.udp cimport QueryDone, UDPQuery, fresh_id, needs_retry
 
 from resolver.dnssec import Suspend, with_ede
+from resolver.dnssec.sentinel import LENGTHS as _SENTINEL_LENGTHS, verdict as sentinel_verdict
 from resolver.iterator import Failure, Reply, Result, Timeout
 from resolver.iterator.forward import Forwarder
 from resolver.limits import EDNS_BUFFER_SIZE
@@ -74,8 +75,21 @@ cdef object _Suspend = Suspend
 cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
+cdef int _SECURE = it.SECURE
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
 EDE_NO_REACHABLE_AUTHORITY = 22    # RFC 8914
+
+
+cdef int _SENTINEL_IS_TA = _SENTINEL_LENGTHS[0], _SENTINEL_NOT_TA = _SENTINEL_LENGTHS[1]
+
+
+cdef inline bint _sentinel_length(bytes qname, int qtype):
+    """The cheap test of every secure result, in C: an A or AAAA question whose first label
+    is as long as a root key sentinel label (``resolver.dnssec.sentinel.LENGTHS``)."""
+    if (qtype != 1 and qtype != 28) or len(qname) == 0:
+        return False
+    cdef unsigned char n = (<const unsigned char*>PyBytes_AS_STRING(qname))[0]
+    return n == _SENTINEL_IS_TA or n == _SENTINEL_NOT_TA
 
 
 cdef inline void _remove_own(dict table, object key, object owner):
@@ -86,7 +100,8 @@ cdef inline void _remove_own(dict table, object key, object owner):
         table[key] = found
 
 
-cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=None):
+cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=None,
+                   client=None):
     """``resolve_message`` for the daemon, by callbacks rather than a coroutine: the
     response now (a cache hit or an error), or a :class:`Drive` that calls ``done(drive,
     response)`` once (maybe before it is returned), or ``done(drive, None)`` if it is
@@ -94,9 +109,10 @@ cpdef object start(ResolverCore resolver, bytes query, done, loop, bytes absent=
     header. With a shared cache (``resolver.shared``) the miss asks it first and gets an
     object with the Drive's ``finished`` and ``cancel``. ``absent``: the query's message
     cache key, under which the caller has just found no fresh entry (the daemon's UDP
-    listener), so it is neither looked up nor built again. (``Resolver.start_miss``.)"""
-    miss = (begin_miss(resolver, query, absent) if absent is not None
-            else hit_or_begin(resolver, query))
+    listener), so it is neither looked up nor built again; ``client``: the asker's address,
+    which ``inform`` local zones log. (``Resolver.start_miss``.)"""
+    miss = (begin_miss(resolver, query, absent, client) if absent is not None
+            else hit_or_begin(resolver, query, client))
     if type(miss) is bytes or miss is None:      # None: a local zone drops the query
         return miss
     if resolver.shared is not None:           # the shared cache first, then a Drive
@@ -155,6 +171,101 @@ cpdef Resolution resolve(ResolverCore r, bytes qname, int qtype, int qclass, loo
     res.tcp_only = tcp
     res.begin(r, loop, key, qname, qtype, qclass)
     return res
+
+
+cpdef object resolve_client(ResolverCore r, bytes qname, int qtype, int qclass, loop,
+                            callback, bint tcp=False, bint validates_itself=False):
+    """``resolve`` for a client's question: with DNS64 on (``ResolverCore.dns64``), an AAAA
+    question, or a PTR question under the DNS64 prefix, is answered as RFC 6147 says
+    (``resolver.dns64``) through a :class:`Synthesis`, which asks the further questions and
+    calls ``callback`` once with the answer's Result. ``validates_itself``: the client set
+    DO and CD, so it gets the authorities' own answer (RFC 6147 5.5). Returns what
+    ``discard(callback)`` gives up on. With DNS64 off this is ``resolve``."""
+    d64 = r.dns64
+    if d64 is None or validates_itself or qclass != 1 or (qtype != 28 and qtype != 12):
+        return resolve(r, qname, qtype, qclass, loop, callback, tcp)
+    cdef Synthesis s
+    if qtype == 12:
+        target = d64.ptr_target(qname)
+        if target is None:
+            return resolve(r, qname, qtype, qclass, loop, callback, tcp)
+        s = Synthesis.__new__(Synthesis)
+        s.start(r, loop, qname, callback, tcp, target)
+        return s
+    s = Synthesis.__new__(Synthesis)
+    s.start(r, loop, qname, callback, tcp, None)
+    return s
+
+
+cdef class Synthesis:
+    """One client question answered by DNS64 (``resolve_client``): an AAAA question is
+    resolved, then, when ``Dns64.target`` names a name, that name's A question, and the
+    callback gets ``Dns64.synthesize``'s Result; a PTR question under the prefix is asked
+    as its ``in-addr.arpa`` name and answered by ``Dns64.ptr_answer``. Each step is a shared
+    ``resolve``; ``discard`` leaves the one in flight."""
+
+    cdef ResolverCore r
+    cdef object loop, callback, resolution, aaaa
+    cdef bytes qname, ptr
+    cdef bint tcp, done
+
+    cdef start(self, ResolverCore r, loop, bytes qname, callback, bint tcp, bytes ptr):
+        self.r, self.loop, self.qname, self.callback, self.tcp, self.ptr = \
+            r, loop, qname, callback, tcp, ptr
+        if ptr is not None:
+            self._ask(ptr, 12)
+        else:
+            self._ask(qname, 28)
+
+    cdef _ask(self, bytes name, int qtype):
+        resolution = resolve(self.r, name, qtype, 1, self.loop, self, self.tcp)
+        if not self.done:                   # (its callback may have run already)
+            self.resolution = resolution
+
+    def __call__(self, res):
+        """The callback of the step in flight."""
+        if self.done:
+            return
+        self.resolution = None
+        d64 = self.r.dns64
+        try:
+            if res is None or d64 is None:      # cancelled, or DNS64 turned off meanwhile
+                out = res
+            elif self.ptr is not None:
+                out = d64.ptr_answer(self.qname, self.ptr, res)
+            elif self.aaaa is None:
+                target = d64.target(self.qname, res)
+                if target is not None:
+                    self.aaaa = res
+                    self._ask(target, 1)
+                    return
+                out = res
+            else:
+                out = d64.synthesize(self.qname, self.aaaa, res)
+        except Exception as exc:            # a bug: reported, and the client gets SERVFAIL
+            log.error("DNS64 for %s failed", to_text(self.qname), exc_info=exc)
+            out = _Result(it.SERVFAIL, reason=f"internal error: {exc!r}")
+        self._end(out)
+
+    cdef _end(self, res):
+        self.done = True
+        callback, self.callback = self.callback, None
+        self.aaaa = None
+        if type(callback) is Drive:
+            (<Drive>callback).resolved(res)
+        else:
+            callback(res)
+
+    def discard(self, callback):
+        """``callback`` gives up: the step in flight is left (it stops if nobody else
+        waits)."""
+        if self.done:
+            return
+        self.done = True
+        self.callback = None
+        resolution, self.resolution = self.resolution, None
+        if resolution is not None:
+            resolution.discard(self)
 
 
 cdef class _SharedQuery(QueryDone):
@@ -621,6 +732,11 @@ cdef class Resolution:
                           res.security, EDE_NO_REACHABLE_AUTHORITY)
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
+            if (res.security == _SECURE and _sentinel_length(self.key[0], self.key[1])
+                    and self.resolver.dnssec.root_key_sentinel):
+                # RFC 8509: a root key sentinel name's secure answer, checked against the
+                # root's trust anchor (resolver.dnssec.sentinel)
+                res = sentinel_verdict(self.key[0], res, self.resolver.dnssec.anchors)
         self._call(res)
 
     cdef _call(self, res):
@@ -685,7 +801,8 @@ cdef class Drive:
         """``__init__``, for ``start``, which makes its Drives without a Python call."""
         self.resolver, self.query, self.miss, self.done = resolver, query, miss, done
         cdef Parsed m = miss[0]
-        self.resolution = resolve(resolver, m.qname, m.qtype, m.qclass, loop, self)
+        self.resolution = resolve_client(resolver, m.qname, m.qtype, m.qclass, loop, self,
+                                         False, miss[2] and miss[3])
 
     def __call__(self, res):
         """The Resolution's callback (a Drive waits on it as itself)."""
@@ -699,9 +816,10 @@ cdef class Drive:
             _call_done(done, self, None)
             return
         response = finish_miss(self.resolver, self.query, self.miss, res)
-        if (res.ede == EDE_NO_REACHABLE_AUTHORITY and len(response) > 3
-                and (response[3] & 0x0F) == 2):     # SERVFAIL, not an answer served stale
-            response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
+        if len(response) > 3 and (response[3] & 0x0F) == 2:   # SERVFAIL, not served stale
+            self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
+            if res.ede == EDE_NO_REACHABLE_AUTHORITY:
+                response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
         _call_done(done, self, response)
 
     def cancel(self):

@@ -34,6 +34,6 @@ cdef class Outcome:
     cdef readonly bytes key             # the message cache key asked
 
 
-cpdef object hit_or_begin(ResolverCore r, bytes q)
-cpdef object begin(ResolverCore r, bytes q, bytes key=*)
+cpdef object hit_or_begin(ResolverCore r, bytes q, client=*)
+cpdef object begin(ResolverCore r, bytes q, bytes key=*, client=*)
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res)

@@ -39,6 +39,8 @@ cdef int _BOGUS = it.BOGUS
 # Outcome kinds for Python callers
 OUTCOME_HIT, OUTCOME_STALE, OUTCOME_LOCAL = HIT, STALE, LOCAL
 OUTCOME_BOGUS, OUTCOME_FAILURE, OUTCOME_MISS = BOGUS, FAILURE, MISS
+# the query variant bits a message cache key ends with, for Python callers
+KEY_VARIANT_DO, KEY_VARIANT_CD = VARIANT_DO, VARIANT_CD
 
 
 cdef class Outcome:
@@ -100,12 +102,13 @@ cdef MsgEntry _hit(ResolverCore r, bytes key, double now):
     return e
 
 
-cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass):
+cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass, client=None):
     """What the local zones say of the question (counted when they hold it): None (resolve
-    it), ``DROP`` or (rcode, answer records, authority records)."""
+    it), ``DROP`` or (rcode, answer records, authority records). ``client``: the asker's
+    address (``inform`` zones log it)."""
     if r.local_zones is None or qclass != 1:
         return None
-    found = r.local_zones.lookup(qname, qtype)
+    found = r.local_zones.lookup(qname, qtype, client)
     if found is not None:
         r.counts.local_answers += 1
     return found
@@ -178,11 +181,11 @@ cpdef Outcome resolved(ResolverCore r, bytes key, bytes question, int qtype, Res
     return _outcome(FAILURE, None, res, key)
 
 
-cpdef object hit_or_begin(ResolverCore r, bytes q):
+cpdef object hit_or_begin(ResolverCore r, bytes q, client=None):
     """The cached response to ``q``, or ``begin``'s answer: an error response, a local
     zone's answer, None (a local zone drops it) or the miss."""
     out = cached(r, q)
-    return out if out is not None else begin(r, q)
+    return out if out is not None else begin(r, q, None, client)
 
 
 cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -199,12 +202,13 @@ cdef int header_rule(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     return HEADER_QUERY
 
 
-cpdef object begin(ResolverCore r, bytes q, bytes key=None):
+cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     """An error response now (FORMERR, NOTIMP, BADVERS, REFUSED...), a local zone's answer
     (None when it drops the query: ``resolver.zones``), or what ``finish`` needs once the
     question is resolved: (parsed query, EDNS, DO, CD, message cache key or None). ``key``:
-    the query's message cache key when the caller has it (the daemon's hit path). Raises
-    WireError for a query shorter than a header."""
+    the query's message cache key when the caller has it (the daemon's hit path);
+    ``client``: the asker's address, for ``inform`` local zones. Raises WireError for a
+    query shorter than a header."""
     cdef int rule = header_rule(<const unsigned char*>PyBytes_AS_STRING(q),
                                 PyBytes_GET_SIZE(q))
     if rule == HEADER_SHORT:
@@ -227,7 +231,7 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None):
     if edns and (m.edns_flags >> 16) & 0xFF:
         return error(q, 16)                  # BADVERS
     cdef bint cd = (m.flags & 0x0010) != 0
-    local = local_data(r, m.qname, m.qtype, m.qclass)
+    local = local_data(r, m.qname, m.qtype, m.qclass, client)
     if local is not None:
         return None if local is DROP else local_wire(q, local, m.question, edns, do)
     stats.cache_misses += 1

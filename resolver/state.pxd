@@ -56,5 +56,6 @@ cdef class ResolverCore:
     cdef public bint harden_glue          # referral glue only from inside the referring zone
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
+    cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None
 
     cdef double now(self) except? -1.0

@@ -8,9 +8,14 @@
 - A **stub zone** gives the authoritative servers of its name: the resolver asks them
   (RD clear) instead of finding them through the parent, and iterates normally below.
 - A **local zone** answers from configured records (``local-data``) before the cache and
-  before any resolution, with Unbound's types: ``static``, ``transparent``,
-  ``typetransparent``, ``redirect``, ``refuse``, ``deny``, ``always_nxdomain``,
-  ``always_refuse`` and ``always_transparent`` (the last three ignore their local data).
+  before any resolution, with every one of Unbound's types (``LOCAL_TYPES``, each as
+  ``services/localzone.c`` answers it; ``inform`` types log the client to the
+  ``resolver.daemon.localzone`` logger at INFO).
+- The **default local zones** (``default_local_zones``) are Unbound's: ``localhost``, the
+  loopback reverse zones, the special-use names (``test``, ``invalid``, ``onion``,
+  ``home.arpa``, ``resolver.arpa``, ``service.arpa``) and the AS112 reverse zones (RFC
+  6303), answered locally unless a local zone of the same name (``nodefault`` or any
+  other type) replaces them; ``unblock_lan_zones`` leaves the AS112 ones out.
 
 The longest matching name decides: a local zone is looked at first (it may leave the
 question to resolution), then the deepest forward or stub zone. :class:`Zones` holds one set
@@ -20,7 +25,8 @@ Names here are presentation text; the compiled paths get wire names.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import dns.exception
@@ -31,19 +37,60 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.ttl
 
+from resolver.iterator.events import Result
 
-A, NS, CNAME, SOA, AAAA, ANY = 1, 2, 5, 6, 28, 255
-NOERROR, NXDOMAIN, REFUSED = 0, 3, 5
 
-#: local-zone types (Unbound's names)
+A, NS, CNAME, SOA, AAAA, DS, ANY = 1, 2, 5, 6, 28, 43, 255
+NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
+
+#: local-zone types (Unbound's names; ``nodefault`` only removes a default zone, and
+#: ``noview``, there being no views, answers as ``transparent``, as Unbound's global zones do)
 LOCAL_TYPES = ("static", "transparent", "typetransparent", "redirect", "refuse", "deny",
-               "always_nxdomain", "always_refuse", "always_transparent")
+               "inform", "inform_deny", "inform_redirect", "always_transparent",
+               "block_a", "block_aaaa", "block_a_wdata", "block_aaaa_wdata",
+               "always_refuse", "always_nxdomain", "always_nodata", "always_deny",
+               "always_null", "noview", "nodefault")
+#: types that answer without looking at their local data (Unbound's local_zones_answer)
+_IGNORE_DATA = frozenset(("always_refuse", "always_transparent", "block_a", "block_aaaa",
+                          "always_nxdomain", "always_nodata", "always_deny"))
+#: types that leave names without local data of theirs to resolution
+_PASSING = frozenset(("transparent", "typetransparent", "always_transparent", "inform",
+                      "noview", "block_a", "block_aaaa", "block_a_wdata", "block_aaaa_wdata"))
+#: types that log each question with its client
+INFORM_TYPES = frozenset(("inform", "inform_deny", "inform_redirect"))
+#: where ``inform`` zones log
+inform_log = logging.getLogger("resolver.daemon.localzone")
+
+# ---- Unbound's default local zones (services/localzone.c, util/as112.c) -------------------
+#: the SOA and NS every default zone holds (Unbound's, TTL 10800)
+_DEFAULT_SOA = "10800 IN SOA localhost. nobody.invalid. 1 3600 1200 604800 10800"
+_DEFAULT_NS = "10800 IN NS localhost."
+#: the IPv6 loopback's reverse name (::1)
+IP6_LOOPBACK = "1." + "0." * 31 + "ip6.arpa."
+#: reverse zones of the loopback addresses, with a PTR to localhost
+REVERSE_LOOPBACK_ZONES = ("127.in-addr.arpa.", IP6_LOOPBACK)
+#: special-use names never to be resolved on the Internet (RFC 6761, 7686, 8375, 9462, 9665)
+SPECIAL_ZONES = ("test.", "invalid.", "onion.", "home.arpa.", "resolver.arpa.",
+                 "service.arpa.")
+#: reverse zones of private and special-purpose addresses (RFC 1918, RFC 6303, RFC 6598,
+#: RFC 3849), in Unbound's order; ``unblock-lan-zones`` resolves them as usual
+AS112_ZONES = (
+    ("10.in-addr.arpa.",)
+    + tuple(f"{i}.172.in-addr.arpa." for i in range(16, 32))
+    + ("168.192.in-addr.arpa.", "0.in-addr.arpa.")
+    + tuple(f"{i}.100.in-addr.arpa." for i in range(64, 128))
+    + ("254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
+       "113.0.203.in-addr.arpa.", "255.255.255.255.in-addr.arpa.",
+       "0." * 32 + "ip6.arpa.", "d.f.ip6.arpa.", "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.",
+       "a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."))
 #: how a forward zone's queries travel
 TRANSPORTS = ("udp", "tcp", "tls")
 #: the port of DNS over TLS (RFC 7858), for a TLS server given without one
 DOT_PORT = 853
 #: TTL of a local-data record written without one (as Unbound)
 DEFAULT_LOCAL_TTL = 3600
+#: TTL of an ``always_null`` zone's 0.0.0.0 and :: (as Unbound)
+NULL_TTL = 3600
 #: trust rank of a stub zone's servers in the rrset cache: above anything learned from the
 #: network (resolver.cache's ranks end at VALIDATED, 7), so no reply replaces them
 CONFIGURED = 8
@@ -117,6 +164,41 @@ class Upstream:
             port = DOT_PORT if port is None else port
         return cls(addr, port, auth)
 
+    @classmethod
+    def parse_host(cls, text, what: str, tls: bool = False) -> "Upstream":
+        """A server given by name (Unbound's ``forward-host``, ``stub-host``): ``NAME``,
+        ``NAME@PORT`` or ``NAME#AUTH-NAME`` (``NAME@PORT#AUTH-NAME``); ``addr`` holds the
+        name (absolute, lower case) until the resolver finds its addresses. Over TLS the
+        authentication name is the host's name unless given."""
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"{what}: expected a host name, got {text!r}")
+        name, port, auth = text, None, None
+        if "#" in name:
+            name, auth = name.rsplit("#", 1)
+            auth = _auth_name(auth, f"{what}: {text!r}")
+        if "@" in name:
+            name, port_text = name.rsplit("@", 1)
+            if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+                raise ValueError(f"{what}: {text!r}: port {port_text!r} is not a number "
+                                 "in 1-65535")
+            port = int(port_text)
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            pass
+        else:
+            raise ValueError(f"{what}: {name!r} is an address (give it as an address, not "
+                             "a host)")
+        name = _name(name, what)
+        if name == ".":
+            raise ValueError(f"{what}: {text!r}: the root is no host name")
+        if tls:
+            auth = name.rstrip(".") if auth is None else auth
+            port = DOT_PORT if port is None else port
+        elif auth is not None:
+            raise ValueError(f"{what}: {text!r}: an authentication name needs a TLS transport")
+        return cls(name, port, auth)
+
     @property
     def key(self) -> str:
         """The server's name for the driver and its per-server facts (RTT, failures); over
@@ -155,6 +237,9 @@ class ForwardZone:
     #: over TLS: the CA certificates (a PEM file) the servers' certificates are verified
     #: against; None: the system's store
     tls_cert_bundle: str | None = None
+    #: servers given by name (``forward-host``), asked at the addresses the resolver finds
+    #: for them (``resolver.server_names``), beside ``servers``
+    hosts: tuple[Upstream, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +248,13 @@ class StubZone:
 
     name: str
     servers: tuple[Upstream, ...]
+    #: servers given by name (``stub-host``), as ``ForwardZone.hosts``
+    hosts: tuple[Upstream, ...] = ()
+    #: when the servers fail (SERVFAIL), resolve as if there were no stub (``stub-first``)
+    first: bool = False
+    #: ask the servers for the zone's NS set and use the servers it names
+    #: (``stub-prime``; ``resolver.server_names``)
+    prime: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +264,41 @@ class LocalZone:
     name: str
     type: str = "static"
     data: tuple[str, ...] = ()
+
+
+def default_local_zones(unblock_lan_zones: bool = False) -> tuple[LocalZone, ...]:
+    """Unbound's default local zones, in its order: ``localhost`` (redirect: A 127.0.0.1,
+    AAAA ::1 for every name below it), the loopback reverse zones (static, a PTR to
+    localhost), the special-use names and, unless ``unblock_lan_zones``, the AS112 reverse
+    zones (static: NXDOMAIN with the zone's SOA). Each holds an SOA and an NS record."""
+    def apex(name: str) -> tuple[str, str]:
+        return (f"{name} {_DEFAULT_SOA}", f"{name} {_DEFAULT_NS}")
+
+    out = [LocalZone("localhost.", "redirect", apex("localhost.") + (
+        "localhost. 10800 IN A 127.0.0.1", "localhost. 10800 IN AAAA ::1"))]
+    out.append(LocalZone("127.in-addr.arpa.", "static", apex("127.in-addr.arpa.") + (
+        "1.0.0.127.in-addr.arpa. 10800 IN PTR localhost.",)))
+    out.append(LocalZone(IP6_LOOPBACK, "static", apex(IP6_LOOPBACK) + (
+        f"{IP6_LOOPBACK} 10800 IN PTR localhost.",)))
+    out.extend(LocalZone(name, "static", apex(name)) for name in SPECIAL_ZONES)
+    if not unblock_lan_zones:
+        out.extend(LocalZone(name, "static", apex(name)) for name in AS112_ZONES)
+    return tuple(out)
+
+
+def _text(wire: bytes) -> str:
+    return dns.name.from_wire(wire, 0)[0].to_text()
+
+
+def _type_text(rdtype: int) -> str:
+    return dns.rdatatype.to_text(rdtype)
+
+
+def _client_text(client) -> str:
+    """A client address as Unbound's inform lines print it: ``IP@PORT``."""
+    if isinstance(client, (tuple, list)) and len(client) >= 2:
+        return f"{client[0]}@{client[1]}"
+    return "unknown" if client is None else str(client)
 
 
 # ---- the config's forms ---------------------------------------------------------------------
@@ -205,30 +332,52 @@ def _flag(value, what: str) -> bool:
     return value
 
 
+def _hosts(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"{what}: at least one host name is needed")
+    hosts = tuple(Upstream.parse_host(v, what, tls) for v in items)
+    if len({(h.addr, h.port) for h in hosts}) != len(hosts):
+        raise ValueError(f"{what}: a host is given twice")
+    return hosts
+
+
 def forward_zone(entry) -> ForwardZone:
-    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list), ``forward-first``,
-    ``forward-tcp-upstream``, ``forward-tls-upstream`` (each address then
-    ``ADDR[@PORT]#AUTH-NAME``)."""
-    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-first",
+    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list of addresses) and/or
+    ``forward-host`` (a list of host names), ``forward-first``, ``forward-tcp-upstream``,
+    ``forward-tls-upstream`` (each address then ``ADDR[@PORT]#AUTH-NAME``)."""
+    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-host", "forward-first",
                                        "forward-tcp-upstream", "forward-tls-upstream"))
     name = _name(t["name"], "forward-zone name")
     what = f"forward-zone {name}"
-    if "forward-addr" not in t:
-        raise ValueError(f"{what}: forward-addr is missing")
+    if "forward-addr" not in t and "forward-host" not in t:
+        raise ValueError(f"{what}: forward-addr or forward-host is missing")
     tls = _flag(t.get("forward-tls-upstream", False), f"{what}: forward-tls-upstream")
     tcp = _flag(t.get("forward-tcp-upstream", False), f"{what}: forward-tcp-upstream")
-    return ForwardZone(name, _servers(t["forward-addr"], f"{what}: forward-addr", tls),
+    servers = (_servers(t["forward-addr"], f"{what}: forward-addr", tls)
+               if "forward-addr" in t else ())
+    hosts = (_hosts(t["forward-host"], f"{what}: forward-host", tls)
+             if "forward-host" in t else ())
+    return ForwardZone(name, servers,
                        _flag(t.get("forward-first", False), f"{what}: forward-first"),
-                       "tls" if tls else "tcp" if tcp else "udp")
+                       "tls" if tls else "tcp" if tcp else "udp", hosts=hosts)
 
 
 def stub_zone(entry) -> StubZone:
-    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list)."""
-    t = _table(entry, "stub-zone", ("name", "stub-addr"))
+    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list of addresses) and/or
+    ``stub-host`` (a list of host names), ``stub-first``, ``stub-prime``."""
+    t = _table(entry, "stub-zone", ("name", "stub-addr", "stub-host", "stub-first",
+                                    "stub-prime"))
     name = _name(t["name"], "stub-zone name")
-    if "stub-addr" not in t:
-        raise ValueError(f"stub-zone {name}: stub-addr is missing")
-    return StubZone(name, _servers(t["stub-addr"], f"stub-zone {name}: stub-addr"))
+    if "stub-addr" not in t and "stub-host" not in t:
+        raise ValueError(f"stub-zone {name}: stub-addr or stub-host is missing")
+    servers = (_servers(t["stub-addr"], f"stub-zone {name}: stub-addr")
+               if "stub-addr" in t else ())
+    hosts = (_hosts(t["stub-host"], f"stub-zone {name}: stub-host")
+             if "stub-host" in t else ())
+    return StubZone(name, servers, hosts,
+                    _flag(t.get("stub-first", False), f"stub-zone {name}: stub-first"),
+                    _flag(t.get("stub-prime", False), f"stub-zone {name}: stub-prime"))
 
 
 def local_zone(entry) -> LocalZone:
@@ -336,16 +485,31 @@ def _labels_up(lname: bytes):
 
 
 class LocalZones:
-    """The local zones and their records, indexed for ``lookup``."""
+    """The local zones and their records, indexed for ``lookup``. ``defaults``: zones (the
+    default ones) entered only where no zone of ``zones`` has the same name; a zone of type
+    ``nodefault`` removes the default of its name and is not entered itself."""
 
-    def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = ()) -> None:
+    def __init__(self, zones: Iterable[LocalZone] = (), data: Iterable[str] = (),
+                 defaults: Iterable[LocalZone] = ()) -> None:
         self.types: dict[bytes, str] = {}
+        named: set[bytes] = set()
+        entered: list[LocalZone] = []
         for z in zones:
             key = _wire(z.name)
-            if key in self.types:
+            if key in named:
                 raise ValueError(f"local-zone {z.name} is given twice")
-            self.types[key] = z.type
-        records = [parse_record(line) for z in zones for line in z.data]
+            named.add(key)
+            if z.type != "nodefault":
+                self.types[key] = z.type
+                entered.append(z)
+        for z in defaults:
+            key = _wire(z.name)
+            if key not in named:
+                self.types[key] = z.type
+                entered.append(z)
+        #: every zone entered (configured and default), in order
+        self.zones: tuple[LocalZone, ...] = tuple(entered)
+        records = [parse_record(line) for z in entered for line in z.data]
         extra = [parse_record(line) for line in data]
         for rec in extra:                # outside every zone: a transparent zone of its own
             if self.zone_of(rec[0].lower()) is None:
@@ -356,7 +520,10 @@ class LocalZones:
         self.parents: set[bytes] = set()
         for rec in records + extra:
             owner = rec[0].lower()
-            self.data.setdefault(owner, {}).setdefault(rec[1], []).append(rec)
+            have = self.data.setdefault(owner, {}).setdefault(rec[1], [])
+            if any(r[4] == rec[4] for r in have):
+                continue                 # a record given twice is served once (as Unbound)
+            have.append(rec)
             zone = self.zone_of(owner)
             for up in _labels_up(owner):
                 if up == zone:
@@ -382,43 +549,63 @@ class LocalZones:
         minimum = int.from_bytes(rec[4][-4:], "big")
         return (rcode, [], [(rec[0], rec[1], rec[2], min(rec[3], minimum), rec[4])])
 
-    def lookup(self, qname: bytes, qtype: int):
+    def lookup(self, qname: bytes, qtype: int, client=None):
         """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
-        usual), ``DROP``, or (rcode, answer records, authority records)."""
+        usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
+        ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
+        log."""
         lname = qname.lower()
-        zone = self.zone_of(lname)
+        zone = None
+        if qtype == DS and lname != b"\x00":
+            # a DS belongs to the parent side of a zone cut: the zone above decides,
+            # but for an always_refuse zone, which refuses its DS too
+            if self.types.get(lname) == "always_refuse":
+                zone = lname
+            else:
+                zone = self.zone_of(lname[lname[0] + 1:])
+        else:
+            zone = self.zone_of(lname)
         if zone is None:
             return None
         kind = self.types[zone]
-        if kind == "always_nxdomain":
-            return self._negative(zone, NXDOMAIN)
-        if kind == "always_refuse":
+        if kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
+            inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
+                            _text(qname), _type_text(qtype))
+        redirect = kind == "redirect" or kind == "inform_redirect"
+        exists = False              # Unbound's ``ld``: a node of local data at the name
+        if kind not in _IGNORE_DATA:
+            node = self.data.get(zone if redirect else lname)
+            if node is not None:
+                recs = self._pick(node, qtype)
+                if recs:
+                    if redirect:
+                        recs = [(qname,) + r[1:] for r in recs]
+                    return (NOERROR, recs, [])
+            exists = node is not None or (not redirect and lname in self.parents)
+        if kind in ("deny", "always_deny", "inform_deny"):
+            return DROP
+        if kind == "refuse" or kind == "always_refuse":
             return (REFUSED, [], [])
-        if kind == "always_transparent":
-            return None
-        if kind == "redirect":
-            node = self.data.get(zone, {})
-            recs = self._pick(node, qtype)
-            if recs:
-                return (NOERROR, [(qname,) + r[1:] for r in recs], [])
+        if kind in ("static", "always_nxdomain"):
+            return self._negative(zone, NOERROR if exists else NXDOMAIN)
+        if redirect or kind == "always_nodata":
             return self._negative(zone, NOERROR)
-        node = self.data.get(lname)
-        if node is not None:
-            recs = self._pick(node, qtype)
-            if recs:
-                return (NOERROR, recs, [])
-            if kind == "typetransparent":
-                return None
-            return self._negative(zone, NOERROR)
-        if lname in self.parents:
-            return None if kind == "typetransparent" else self._negative(zone, NOERROR)
-        if kind in ("transparent", "typetransparent"):
+        if kind == "typetransparent" or kind == "always_transparent":
             return None
-        if kind == "static":
-            return self._negative(zone, NXDOMAIN)
-        if kind == "refuse":
-            return (REFUSED, [], [])
-        return DROP                                      # deny
+        if kind == "block_a" or kind == "block_a_wdata":
+            return (NOERROR, [], []) if qtype == A else None
+        if kind == "block_aaaa" or kind == "block_aaaa_wdata":
+            return (NOERROR, [], []) if qtype == AAAA else None
+        if kind == "always_null":
+            if qtype == A:
+                return (NOERROR, [(qname, A, 1, NULL_TTL, bytes(4))], [])
+            if qtype == AAAA:
+                return (NOERROR, [(qname, AAAA, 1, NULL_TTL, bytes(16))], [])
+            return (NOERROR, [], [])
+        # transparent, inform, noview: a name with data of other types is NODATA
+        if lname in self.data:
+            return self._negative(zone, NOERROR)
+        return None
 
     def _pick(self, node: dict, qtype: int) -> list:
         if qtype == ANY:
@@ -537,28 +724,105 @@ class _StubCut:
             it.ports = self.ports
         if self.ipv6 and not it.ipv6:
             it.ipv6 = True
-        return it
+        if not self.zone.first:
+            return it
+        lzone = self.wire.lower()
+
+        def recurse():
+            rec = iterator_for(resolver, qname, qtype, qclass)
+            rec.bypass = lzone
+            return rec
+        return StubFirst(it, recurse)
+
+
+class StubFirst:
+    """A ``stub-first`` zone's question, with the driver API of an Iterator: the stub's
+    servers first; when they fail (SERVFAIL), the recursive Iterator that passes over the
+    stub's configured delegation (``Iterator.bypass``: it starts above the zone and follows
+    the parent's referral), within the same time limit (Unbound's ``stub-first``)."""
+
+    def __init__(self, stub, fallback) -> None:
+        self.current = stub
+        self.fallback = fallback
+        self.t0 = stub.t0
+        #: read by the driver when it starts: the stub's servers with ports of their own
+        self.ports = stub.ports
+        self.result = None
+        #: whether the stub's servers failed and recursion took over
+        self.recursed = False
+        self._keep = False           # the driver wants final rrsets kept (``deferred``)
+
+    @property
+    def deferred(self):
+        return self.current.deferred
+
+    @deferred.setter
+    def deferred(self, value) -> None:
+        self._keep = value is not None
+        self.current.deferred = value
+
+    def start(self):
+        return self._next(self.current.start())
+
+    def feed(self, event):
+        return self._next(self.current.feed(event))
+
+    def store_deferred(self) -> None:
+        self.current.store_deferred()
+
+    def _next(self, action):
+        if type(action) is Result and action.rcode == SERVFAIL and not self.recursed:
+            self.recursed = True
+            stub = self.current
+            # the stub's failure was remembered for the question (failure-ttl): it is the
+            # stub's, not the question's, and would end the recursion at once
+            stub.cache.failures.pop((stub.qname.lower(), stub.qtype, stub.qclass), None)
+            rec = self.fallback()
+            rec.t0 = self.t0                    # one time limit for the whole question
+            if self._keep:
+                rec.deferred = []
+            self.current = rec
+            action = rec.start()
+        if type(action) is Result:
+            self.result = action
+        return action
 
 
 class Zones:
     """One set of forward, stub and local zones (see the module docstring); servers given
-    without a port are asked on the resolver's. Raises ValueError for a name given twice."""
+    without a port are asked on the resolver's. ``defaults``: Unbound's default local zones
+    are served too (the daemon always; a library user asks for them), less the AS112 ones
+    with ``unblock_lan_zones``. Raises ValueError for a name given twice."""
 
     def __init__(self, forward: Iterable[ForwardZone] = (), stub: Iterable[StubZone] = (),
-                 local: Iterable[LocalZone] = (), local_data: Iterable[str] = ()) -> None:
+                 local: Iterable[LocalZone] = (), local_data: Iterable[str] = (),
+                 defaults: bool = False, unblock_lan_zones: bool = False) -> None:
         self.forward, self.stub = tuple(forward), tuple(stub)
         self.local, self.local_data = tuple(local), tuple(local_data)
+        #: whether Unbound's default local zones are served (``default_local_zones``)
+        self.defaults, self.unblock_lan_zones = defaults, unblock_lan_zones
         self.cuts: dict[bytes, _ForwardCut | _StubCut] = {}
+        named: set[bytes] = set()
+        #: every server host name of the forward and stub zones (absolute, lower case)
+        self.hosts: tuple[str, ...] = tuple(sorted({h.addr for z in self.forward + self.stub
+                                                    for h in z.hosts}))
+        #: the stub zones whose NS set is primed from their servers (``stub-prime``)
+        self.primed: tuple[str, ...] = tuple(z.name for z in self.stub if z.prime)
         for z in self.forward + self.stub:
             if isinstance(z, ForwardZone) and z.transport not in TRANSPORTS:
                 raise ValueError(f"forward-zone {z.name}: transport {z.transport!r} is not "
                                  f"one of {', '.join(TRANSPORTS)}")
             key = _wire(z.name)
-            if key in self.cuts:
+            if key in named:
                 raise ValueError(f"zone {z.name} is given twice as a forward or stub zone")
+            named.add(key)
+            if not z.servers:
+                continue           # servers by name only, none resolved yet: not served yet
             self.cuts[key] = (_ForwardCut(z) if isinstance(z, ForwardZone)
                               else _StubCut(z))
-        self.local_zones = LocalZones(self.local, self.local_data) or None
+        self.local_zones = LocalZones(
+            self.local, self.local_data,
+            default_local_zones(unblock_lan_zones) if defaults else ()) or None
         #: where every forward zone's servers with a port of their own are asked (their
         #: names, ADDR@PORT, never clash): a forwarded question's DS and DNSKEY lookups may
         #: go to another forward zone's servers
@@ -570,7 +834,66 @@ class Zones:
                     for k, v in (cut.tls or {}).items()} or None
 
     def __bool__(self) -> bool:
-        return bool(self.cuts) or self.local_zones is not None
+        return bool(self.cuts) or bool(self.hosts) or self.local_zones is not None
+
+    @property
+    def kept(self) -> bool:
+        """Whether some servers are known by name or by priming (``resolver.server_names``
+        keeps them)."""
+        return bool(self.hosts) or bool(self.primed)
+
+    def resolved(self, addresses: dict[str, tuple[str, ...]],
+                 primed: dict[str, tuple[str, ...]] | None = None) -> "Zones":
+        """These zones with each server host name's ``addresses`` (name -> numeric
+        addresses) added to its zone's servers, at the host's port and authentication
+        name, and each primed stub zone's servers replaced by the addresses its NS set
+        named (``primed``: zone name -> addresses, asked on the resolver's port, as
+        Unbound asks a primed zone's servers). A zone none of whose servers has an address
+        yet is not served (its names are resolved as if it were not configured) until one
+        has."""
+        def fill(z):
+            if primed and isinstance(z, StubZone) and primed.get(z.name):
+                return replace(z, servers=tuple(Upstream(a) for a in primed[z.name]))
+            if not z.hosts:
+                return z
+            have = {(s.addr, s.port) for s in z.servers}
+            extra = []
+            for h in z.hosts:
+                for addr in addresses.get(h.addr, ()):
+                    if (addr, h.port) not in have:
+                        have.add((addr, h.port))
+                        extra.append(Upstream(addr, h.port, h.auth))
+            return replace(z, servers=z.servers + tuple(extra))
+
+        return Zones(tuple(fill(z) for z in self.forward), tuple(fill(z) for z in self.stub),
+                     self.local, self.local_data, self.defaults, self.unblock_lan_zones)
+
+    def with_forward(self, extra: ForwardZone) -> "Zones":
+        """The same zones with the forward zone ``extra`` added."""
+        return Zones(self.forward + (extra,), self.stub, self.local, self.local_data,
+                     self.defaults, self.unblock_lan_zones)
+
+    def shadowed(self) -> list[tuple[str, str]]:
+        """The forward and stub zones a local zone answers for before they are asked (a
+        zone at or below a local zone that holds their name: as in Unbound, a default
+        zone is not lifted by a stub or forward zone, ``nodefault`` does that), each
+        with the local zone's name."""
+        lz = self.local_zones
+        out = []
+        if lz is None:
+            return out
+        for z in self.forward + self.stub:
+            zone = lz.zone_of(_wire(z.name))
+            if zone is not None and lz.types[zone] not in _PASSING:
+                out.append((z.name, _text(zone)))
+        return out
+
+    def needless_nodefaults(self) -> list[str]:
+        """The ``nodefault`` local zones that name no default zone (unbound-checkconf warns
+        of them too): they change nothing."""
+        names = {z.name for z in default_local_zones(self.unblock_lan_zones)} \
+            if self.defaults else set()
+        return [z.name for z in self.local if z.type == "nodefault" and z.name not in names]
 
     def match(self, qname: bytes, stub_only: bool = False):
         """The deepest forward or stub zone holding ``qname`` (wire), or None; with
@@ -594,15 +917,17 @@ class Zones:
         """Each zone name (wire, lower case) with what defines it; top-level local data
         under its owner."""
         out: dict[bytes, object] = {k: c.zone for k, c in self.cuts.items()}
-        for z in self.local:
+        for z in (self.local_zones.zones if self.local_zones is not None else ()):
             out[(_wire(z.name), "local")] = z
         for line in self.local_data:
             out[(parse_record(line)[0].lower(), "data", line)] = line
         return out
 
     def describe(self) -> str:
+        n = len(self.local_zones.zones) if self.local_zones is not None else 0
         return (f"{len(self.forward)} forward, {len(self.stub)} stub, "
-                f"{len(self.local)} local zones, {len(self.local_data)} local-data records")
+                f"{n} local zones ({n - len([z for z in self.local if z.type != 'nodefault'])}"
+                f" default), {len(self.local_data)} local-data records")
 
 
 def changed_names(old: Zones | None, new: Zones | None) -> set[bytes]:

@@ -133,3 +133,25 @@ build_inplace() {
         die "the build failed (the whole log is /tmp/corenet-build.log)"
     }
 }
+
+# other_cpythons: a line "MINOR<TAB>VERSION<TAB>EXECUTABLE" per CPython 3.12 or later found on
+# this machine, the newest patch release of each minor version, leaving out the minor version
+# of ./.venv (the main one) and pre-releases. Looked for as python3.N on PATH, in /usr/bin and
+# /usr/local/bin, and under ~/.pyenv/versions.
+other_cpythons() {
+    local main_minor="" c
+    if [ -x "$ROOT/.venv/bin/python" ]; then
+        main_minor=$("$ROOT/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    fi
+    {
+        compgen -c python3. 2>/dev/null | grep -E '^python3\.[0-9]+$' || true
+        ls /usr/bin/python3.* /usr/local/bin/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' || true
+        ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 2>/dev/null || true
+    } | sort -u | while read -r c; do
+        "$c" -c 'import sys
+if sys.implementation.name == "cpython" and sys.version_info >= (3, 12) and not sys.flags.optimize:
+    import platform; print(platform.python_version(), sys.executable, sep="\t")' 2>/dev/null || true
+    done | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\s' | sort -t. -k1,1n -k2,2n -k3,3n | awk -F'\t' -v main="$main_minor" '
+        { split($1, v, "."); minor = v[1] "." v[2]; if (minor != main) { best[minor] = $1 "\t" $2 } }
+        END { for (m in best) print m "\t" best[m] }' | sort -V
+}

@@ -12,8 +12,8 @@
 # and its loop, transport, framing and compatibility tests 4 minutes, as on 3.11. Two other
 # CPythons (3.12, 3.13) add about 22 minutes to CI, which stays under its hour.
 #
-# Interpreters are looked for as python3.N on PATH, in /usr/bin and /usr/local/bin, and under
-# ~/.pyenv/versions; one per minor version (the newest patch release found). Arguments go to
+# Interpreters are found by other_cpythons (scripts/lib.sh): one per minor version, the newest
+# patch release. Arguments go to
 # pytest: test paths among them run instead of the whole suite (e.g. tests/loop). With no
 # interpreter found it says so and exits 0.
 set -euo pipefail
@@ -22,40 +22,15 @@ cd "$ROOT"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-# Prints "X.Y.Z<TAB>executable" for every working CPython >= 3.12 among the candidates.
-candidates() {
-    local c
-    {
-        compgen -c python3. 2>/dev/null | grep -E '^python3\.[0-9]+$' || true
-        ls /usr/bin/python3.* /usr/local/bin/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' || true
-        ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3 2>/dev/null || true
-    } | sort -u | while read -r c; do
-        "$c" -c 'import sys
-if sys.implementation.name == "cpython" and sys.version_info >= (3, 12) and not sys.flags.optimize:
-    import platform; print(platform.python_version(), sys.executable, sep="\t")' 2>/dev/null || true
-    done
-}
-
-main_minor=""
-if [ -x .venv/bin/python ]; then
-    main_minor=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-fi
-
-# The newest patch release per minor version, the main venv's minor left out.
 declare -A best=()
 declare -A best_version=()
-while IFS=$'\t' read -r version exe; do
-    minor=${version%.*}
-    [ "$minor" = "$main_minor" ] && continue
-    if [ -z "${best[$minor]:-}" ] ||
-       [ "$(printf '%s\n%s\n' "${best_version[$minor]}" "$version" | sort -V | tail -1)" = "$version" ]; then
-        best[$minor]=$exe
-        best_version[$minor]=$version
-    fi
-done < <(candidates | grep -E '^[0-9]+\.[0-9]+\.[0-9]+' | grep -v -E '^[0-9.]+(a|b|rc)')
+while IFS=$'\t' read -r minor version exe; do
+    best[$minor]=$exe
+    best_version[$minor]=$version
+done < <(other_cpythons)
 
 if [ ${#best[@]} -eq 0 ]; then
-    say "no CPython 3.12 or later besides ${main_minor:-the main one} found: nothing to run"
+    say "no CPython 3.12 or later besides the main one found: nothing to run"
     exit 0
 fi
 

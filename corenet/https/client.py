@@ -24,8 +24,8 @@ from .models import Request, Response, encode_body
 from .pool import Origin, Pool
 from .proxy import Proxy, parse_mounts
 from .timeout import Timeout
-from .transport import (  # noqa: F401  (_URL, make_ssl_context: public through here too)
-    _UNSET, _URL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
+from .transport import (  # noqa: F401  (ParsedURL, make_ssl_context: public through here too)
+    UNSET, ParsedURL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
     make_ssl_context, send_through,
 )
 from .urls import URL, merge_params, param_pairs
@@ -72,7 +72,7 @@ class Client:
     def __init__(
         self, *, verify: bool | str | ssl.SSLContext = True, resolver: Any = None,
         timeout: Timeout | float | None = Timeout(), max_connections: int | None = None,
-        max_keepalive: int | None = None, keepalive_expiry: float | None | object = _UNSET,
+        max_keepalive: int | None = None, keepalive_expiry: float | None | object = UNSET,
         follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
@@ -89,7 +89,7 @@ class Client:
         self.allow_insecure_redirects = allow_insecure_redirects
         base = str(base_url)
         if base:
-            _URL(base)  # refuse a bad base now rather than at the first request
+            ParsedURL(base)  # refuse a bad base now rather than at the first request
             if not base.endswith("/"):
                 base += "/"
         self.base_url = URL(base)
@@ -116,7 +116,7 @@ class Client:
         if self._mounts or transport.__class__ is not AsyncHTTPTransport:
             self._net = self._send_routed
         else:
-            self._net = transport._send
+            self._net = transport.send_request
         self.event_hooks = event_hooks  # type: ignore[assignment]
         self.max_redirects = max_redirects
         # Sent with every request; a request's own parameter of the same name replaces it.
@@ -129,7 +129,7 @@ class Client:
         if headers:
             self.headers.update(headers)
         self.limits = limits
-        self._url_cache: dict[str, _URL] = {}
+        self._url_cache: dict[str, ParsedURL] = {}
 
     @property
     def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
@@ -227,7 +227,7 @@ class Client:
         content: bytes | str | AsyncIterator[bytes] | Iterable[bytes] | None = None,
         data: Mapping[str, Any] | None = None, json: Any = None,
         timeout: Timeout | float | None | object = ..., follow_redirects: bool | None = None,
-        auth: Any = _UNSET, cookies: Any = None, files: Any = None,
+        auth: Any = UNSET, cookies: Any = None, files: Any = None,
     ) -> Response:
         """Send a request and read the whole response body.
 
@@ -247,7 +247,7 @@ class Client:
         to = kw.pop("timeout", ...)
         r = await self._request(method, url, kw.pop("params", None), kw.pop("headers", None),
                                 kw.pop("content", None), kw.pop("data", None),
-                                kw.pop("json", None), to, fr, True, kw.pop("auth", _UNSET),
+                                kw.pop("json", None), to, fr, True, kw.pop("auth", UNSET),
                                 kw.pop("cookies", None), kw.pop("files", None), **kw)
         try:
             yield r
@@ -262,23 +262,24 @@ class Client:
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return Request(method.upper(), u.url, merged.copy(), body)
 
-    async def send(self, request: Request, *, stream: bool = False, auth: Any = _UNSET,
+    async def send(self, request: Request, *, stream: bool = False, auth: Any = UNSET,
                    follow_redirects: bool | None = None,
                    timeout: Timeout | float | None | object = ...) -> Response:
         """Send a Request (from `build_request`); with `stream=True` the body is left to
         read, and the response must be closed (`await response.aclose()`)."""
-        return await self._dispatch(request.method, _URL(str(request.url)), request.headers,
+        return await self._dispatch(request.method, ParsedURL(str(request.url)), request.headers,
                                     request.content, timeout, follow_redirects, stream, auth,
                                     None)
 
     def _prepare(self, url: URL | str, params: Any, headers: HeaderTypes, content: Any,
-                 data: Any, json: Any, files: Any) -> tuple["_URL", Headers, Any]:
+                 data: Any, json: Any, files: Any) -> tuple["ParsedURL", Headers, Any]:
         """(URL, headers, body) of a request: the client's headers under the caller's,
         the body encoded, the URL joined to base_url and parsed (cached)."""
         url = str(url)
-        if self.base_url._text and not _ABSOLUTE.match(url):
+        base = str(self.base_url)
+        if base and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
-            url = self.base_url._text + url.lstrip("/")
+            url = base + url.lstrip("/")
         body, body_headers = encode_body(content, data, json, files)
         if headers or body_headers:
             merged = self.headers.copy()
@@ -297,11 +298,11 @@ class Client:
         if self.params:
             params = merge_params(self.params, params)
         if params:
-            u = _URL(url, params)
+            u = ParsedURL(url, params)
         else:
             u = self._url_cache.get(url)  # type: ignore[assignment]
             if u is None:
-                u = _URL(url)
+                u = ParsedURL(url)
                 if len(self._url_cache) >= _URL_CACHE_SIZE:
                     self._url_cache.clear()
                 self._url_cache[url] = u
@@ -309,13 +310,13 @@ class Client:
 
     def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
                  content: Any, data: Any, json: Any, timeout: Any,
-                 follow_redirects: bool | None, stream: bool, auth: Any = _UNSET,
+                 follow_redirects: bool | None, stream: bool, auth: Any = UNSET,
                  cookies: Any = None, files: Any = None) -> Awaitable[Response]:
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
                               stream, auth, cookies)
 
-    def _dispatch(self, method: str, u: "_URL", merged: Headers, body: Any, timeout: Any,
+    def _dispatch(self, method: str, u: "ParsedURL", merged: Headers, body: Any, timeout: Any,
                   follow_redirects: bool | None, stream: bool, auth: Any,
                   cookies: Any) -> Awaitable[Response]:
         """Everything that needs no waiting, then the coroutine that sends (one coroutine
@@ -330,13 +331,13 @@ class Client:
             jar = Cookies(jar)
             for c in (cookies if isinstance(cookies, Cookies) else Cookies(cookies)).jar:
                 jar.jar.set_cookie(c)
-        flow_auth = self.auth if auth is _UNSET else coerce_auth(auth)
+        flow_auth = self.auth if auth is UNSET else coerce_auth(auth)
         if flow_auth is None:
             return self._follow(method, u, merged, body, deadline, follow, stream, jar, None)
         return self._send_with_auth(flow_auth, method, u, merged, body, deadline, follow,
                                     stream, jar)
 
-    async def _send_with_auth(self, flow_auth: Auth, method: str, u: "_URL", merged: Headers,
+    async def _send_with_auth(self, flow_auth: Auth, method: str, u: "ParsedURL", merged: Headers,
                               body: Any, deadline: Deadline, follow: bool, stream: bool,
                               jar: Cookies) -> Response:
         """The auth flow may answer a challenge with another request; each of them follows
@@ -345,10 +346,10 @@ class Client:
         flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body))
         req = next(flow)
         while True:
-            ru = u if req.url is u.url else _URL(str(req.url))
+            ru = u if req.url is u.url else ParsedURL(str(req.url))
             resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
                                       follow, stream, jar, history)
-            if flow_auth.requires_response_body and resp._content is None:
+            if flow_auth.requires_response_body and not resp.is_read:
                 await resp.aread()
             try:
                 req = flow.send(resp)
@@ -357,7 +358,7 @@ class Client:
             await resp.aread()
             history = resp.history + [resp]
 
-    async def _follow(self, method: str, u: "_URL", merged: Headers, body: Any,
+    async def _follow(self, method: str, u: "ParsedURL", merged: Headers, body: Any,
                       deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
                       history: list[Response] | None) -> Response:
         """Send the request; follow its redirects when asked."""
@@ -369,7 +370,7 @@ class Client:
                 merged = merged.copy()
                 merged["Authorization"] = u.auth
             hop = merged
-            if jar.jar._cookies and "cookie" not in hop:  # a dict: no Python call when empty
+            if "cookie" not in hop and jar.has_any():
                 cookie = jar.header_for(u.text)
                 if cookie:
                     hop = hop.copy()
@@ -392,10 +393,10 @@ class Client:
                     await resp.aclose()
                     raise
             resp.default_encoding = self.default_encoding
-            if resp._set_cookie:
+            if resp.has_set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
             if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
-                if not stream and resp._content is None:
+                if not stream and not resp.is_read:
                     await resp.aread()
                 if hist:
                     resp.history = hist
@@ -409,7 +410,7 @@ class Client:
                     f"more than {self.max_redirects} redirects starting from {start.text!r} "
                     f"(last: {resp.url} -> {resp.headers['location']})", request=req)
             next_url = urljoin(u.text, resp.headers["location"])
-            nu = _URL(next_url)
+            nu = ParsedURL(next_url)
             if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
                 raise InsecureRedirect(
                     f"refused a {resp.status_code} redirect from {u.text} to {nu.text}: it "
@@ -432,7 +433,7 @@ class Client:
                     merged.pop(h)
             u = nu
 
-    async def _send_cached(self, req: Request, u: "_URL", deadline: Deadline,
+    async def _send_cached(self, req: Request, u: "ParsedURL", deadline: Deadline,
                            stream: bool) -> Response:
         """`_send` through the cache: a fresh stored response without a request, a stale
         one revalidated, a cacheable answer stored (GET read whole only)."""
@@ -476,13 +477,13 @@ class Client:
         cache.store(u.text, sent, resp, asked, cache_now())
         return resp
 
-    async def _send_routed(self, req: Request, u: "_URL", deadline: Deadline,
+    async def _send_routed(self, req: Request, u: "ParsedURL", deadline: Deadline,
                            stream: bool) -> Response:
         """Send through the transport of the most specific matching mount, else the
         client's transport."""
         t = self._transport_for(u)
         if t.__class__ is AsyncHTTPTransport:
-            return await t._send(req, u, deadline, stream)  # type: ignore[attr-defined]
+            return await t.send_request(req, u, deadline, stream)
         req.extensions["timeout"] = deadline.timeout
         resp = await send_through(t, req)
         if not isinstance(resp, Response):
@@ -490,10 +491,10 @@ class Client:
                             f"{type(resp).__name__}, not a Response")
         resp.request = req
         resp.url = req.url
-        resp._limits = self.limits
+        resp.limits = self.limits
         return resp
 
-    def _transport_for(self, u: "_URL") -> AsyncBaseTransport:
+    def _transport_for(self, u: "ParsedURL") -> AsyncBaseTransport:
         try:
             return self._route_cache[u.origin]
         except KeyError:

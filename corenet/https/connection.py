@@ -23,16 +23,19 @@ import select
 import socket
 import ssl
 from collections import deque
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import aiohappyeyeballs
 
 from ._sink import BodySink
 from .errors import (
-    ConnectError, ConnectTimeout, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
-    TLSError, WriteTimeout,
+    ConnectError, ConnectTimeout, LocalProtocolError, ProxyError, ReadError, ReadTimeout,
+    RemoteProtocolError, TLSError, WriteError, WriteTimeout,
 )
-from .exchange import END, ResponseExchange, ResponseHead
+from .exchange import (
+    END, LAST_CHUNK, ConnectionClosedEarly, ResponseExchange, ResponseHead, encode_chunk,
+    encode_request_head, encode_request_line,
+)
 from .limits import Limits
 
 _READ_SIZE = 256 * 1024
@@ -47,12 +50,32 @@ _SINK_MIN = 32 * 1024
 _SINK_MAX = 256 * 1024 * 1024
 # RFC 8305's recommended delay before racing the next address (of the other family first).
 HAPPY_EYEBALLS_DELAY = 0.25
+# A request body given as bytes is written in pieces of this size, each drained before the
+# next (the whole of a small one goes out with the head).
+WRITE_PIECE = 256 * 1024
+# Methods a client may send again when it cannot tell whether the server processed them
+# (RFC 9110 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
 
 class _Closed(Exception):
     pass
+
+
+class Resendable(Exception):
+    """Raised by a connection's `send`: the request may be sent again on another
+    connection. `error` is what to raise when it is not; `fresh`: the next attempt must
+    open a new connection rather than take a pooled one; `needs_body`: some of the request
+    went out, so only a request whose body can be sent again (none, or bytes) may be."""
+
+    def __init__(self, error: BaseException, fresh: bool = False,
+                 needs_body: bool = True) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.fresh = fresh
+        self.needs_body = needs_body
 
 
 class EarlyResponse(Exception):
@@ -62,11 +85,14 @@ class EarlyResponse(Exception):
 
 class HTTPConnection(asyncio.BufferedProtocol):
     """Carries one request/response at a time. Created by `open_connection`, owned by the
-    pool, driven by the client through `start`, `write`/`writelines`, `read_head`,
-    `read_body` and `finish`."""
+    pool. `send` writes a request and returns its response stream once the head has come:
+    for HTTP/1.1 the connection itself (`head`, `complete`, `read_body`, `finish`,
+    `trailers`, `response_extensions`), for HTTP/2 (h2.H2Connection) one H2Stream."""
 
     # One request at a time (an HTTP/2 connection, h2.H2Connection, carries many).
     multiplexed = False
+    # Trailer fields of the response (HTTP/1.1 chunked trailers are not kept).
+    trailers: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
                  limits: Limits, read_buffer: bytearray | None = None,
@@ -87,8 +113,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
         # Decrypted bytes land here and are parsed before data_received returns (the
         # parser copies what it keeps), so one buffer can serve every connection of a
         # client on its loop.
-        self._buf = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
-        self._view = memoryview(self._buf)
+        self.read_buffer = read_buffer if read_buffer is not None else bytearray(_READ_SIZE)
+        self.read_view = memoryview(self.read_buffer)
         # The loop receives into this buffer (BufferedProtocol): no bytes object per recv.
         self._rview = memoryview(recv_buffer if recv_buffer is not None
                                  else bytearray(_READ_SIZE))
@@ -109,6 +135,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
         self._tunnel_done: asyncio.Future | None = None
         self.closed = False
+        self.closed_by: str | None = None  # who closed it on this side, when it was said
         self.lost_by: OSError | None = None  # the socket error that ended the connection
         self.broken = False  # unsolicited bytes or EOF while idle: never reuse
         self.requests = 0
@@ -147,8 +174,8 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._handshake_step()
             if self._handshake is not None:
                 return
-        buf = self._buf
-        view = self._view
+        buf = self.read_buffer
+        view = self.read_view
         try:
             while True:
                 ex = self._exchange
@@ -410,10 +437,147 @@ class HTTPConnection(asyncio.BufferedProtocol):
         else:
             self._handshake = None
             fut.set_result(None)  # type: ignore[union-attr]
+            if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
+                self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
+            if not self.closed:
+                self.on_secured()
+            return
         if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
 
-    # ---- used by the client ----
+    # ---- for a connection kind built on this one (h2.H2Connection) ----
+    def on_secured(self) -> None:
+        """Called once the TLS handshake is done (the ALPN protocol is known)."""
+
+    @property
+    def handshaking(self) -> bool:
+        """The TLS handshake has begun and is not done."""
+        return self._handshake is not None
+
+    def feed_tls(self, data: Any) -> None:
+        """Received bytes into TLS; while the handshake runs, its next step."""
+        self._incoming.write(data)  # type: ignore[union-attr]
+        if self._handshake is not None:
+            self._handshake_step()
+
+    def tls_output(self) -> bytes:
+        """What TLS has encrypted to send since last asked."""
+        return self._outgoing.read()  # type: ignore[union-attr]
+
+    # ---- used by the transport ----
+    async def send(self, request: Any, fields: Any, target: Any, forward: Any,
+                   deadline: Any, streaming: bool, reused: bool) -> "HTTPConnection":
+        """Write `request` (a Request that passed exchange.check_request; `fields`, the
+        HeaderFields it returned) for `target` (the transport's ParsedURL) and wait
+        for the response head; returns the response stream (this connection). `forward`:
+        the forwarding proxy a plain-http request goes through (the absolute URL in the
+        request line, its credentials), else None. `reused`: the connection served an
+        earlier request, so its closing before the response is Resendable for an
+        idempotent request. A response that comes before the body was all sent stops the
+        sending and is returned."""
+        method = request.method
+        body = request.content
+        if forward is not None:
+            line = encode_request_line(method, target.text)
+            auth = forward.auth
+        else:
+            line = target.request_lines.get(method)
+            if line is None:
+                line = target.request_lines[method] = encode_request_line(method,
+                                                                          target.target)
+            auth = None
+        head, length = encode_request_head(method, line, target.host_line, fields, body,
+                                           auth)
+        self.start(method, streaming)
+        try:
+            try:
+                if body is None:
+                    self.write(head)
+                elif body.__class__ is bytes and len(body) <= WRITE_PIECE:
+                    self.writelines([head, body])
+                else:
+                    await self._write_body(head, body, length, deadline)
+                if self._write_paused:
+                    await self._drain_for(deadline)
+            except EarlyResponse:
+                self.broken = True  # the body was cut short: never reuse
+            except _Closed:
+                if self._head is None:
+                    raise
+            await self.read_head(deadline)
+            return self
+        except (ConnectionClosedEarly, _Closed) as exc:
+            error = self._send_error(exc)
+            if reused and method in IDEMPOTENT and not self.response_started:
+                raise Resendable(error, fresh=True) from None
+            raise error from None
+
+    def _send_error(self, exc: BaseException) -> BaseException:
+        """What to raise for a connection that ended before its response came."""
+        host = self.origin[1]
+        if isinstance(exc, _Closed):
+            if self.closed_by is not None:
+                return RemoteProtocolError(
+                    f"{self.closed_by} while the request was being sent")
+            if self.lost_by is not None:
+                return WriteError(f"sending the request to {host} failed: "
+                                  f"{self.lost_by.strerror or self.lost_by}")
+            error = self._error
+            if error is not None and not isinstance(error, ConnectionClosedEarly):
+                return error  # what the server said (a TLS alert)
+            return RemoteProtocolError(
+                f"{host} closed the connection before the request was sent")
+        if self.lost_by is not None:
+            return ReadError(f"the connection to {host} failed before the response "
+                             f"came: {self.lost_by.strerror or self.lost_by}")
+        return exc
+
+    async def _write_body(self, head: bytes, body: Any, length: int | None,
+                          deadline: Any) -> None:
+        """The head, then a large bytes body or a streamed one, draining as it goes."""
+        self.write(head)
+        if body.__class__ is bytes:
+            view = memoryview(body)
+            for i in range(0, len(body), WRITE_PIECE):
+                self.write(view[i:i + WRITE_PIECE])  # type: ignore[arg-type]
+                if self._write_paused:
+                    await self._drain_for(deadline)
+            return
+        sent = 0
+        async for piece in body_pieces(body):
+            if length is None:
+                self.writelines(encode_chunk(piece))
+            else:
+                sent += len(piece)
+                if sent > length:
+                    raise LocalProtocolError(
+                        f"the streamed body is longer than its Content-Length: {length}")
+                self.write(piece)
+            if self._write_paused:
+                await self._drain_for(deadline)
+        if length is None:
+            self.write(LAST_CHUNK)
+        elif sent != length:
+            raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
+                                     f"of its Content-Length: {length}")
+
+    async def _drain_for(self, deadline: Any) -> None:
+        t, by_total = deadline.budget(deadline.timeout.write)
+        await self.drain(t, lambda: deadline.message(
+            f"sending the request to {self.origin[1]}", t, by_total))
+
+    @property
+    def idle(self) -> bool:
+        """No exchange is in progress (a request refused before anything was written
+        leaves the connection so, fit for the next one)."""
+        return self._exchange is None and not self.closed and not self.broken
+
+    def response_extensions(self, reused: bool) -> dict[str, Any]:
+        """The Response's extensions for the exchange in progress."""
+        return {"ssl_object": self.ssl_object, "connection_reused": reused,
+                "server_addr": self.peername,
+                "connect_times": (self.connected_at, self.secured_at)}
+
     def start(self, method: str, streaming: bool = False) -> None:
         """Begin a new exchange on this (idle) connection. A streamed response gets
         back-pressure from its first byte, a whole one the body limit."""
@@ -474,7 +638,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             return
         fut = self._drain = self.loop.create_future()
         try:
-            ok = await _within(self.loop, fut, timeout)
+            ok = await within(self.loop, fut, timeout)
         finally:
             self._drain = None
         if ok is False:
@@ -486,7 +650,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     by_total: bool) -> None:
         fut = self._waiter = self.loop.create_future()
         try:
-            ok = await _within(self.loop, fut, timeout)
+            ok = await within(self.loop, fut, timeout)
         finally:
             self._waiter = None
         if ok is False:
@@ -603,12 +767,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except Exception:
             return None
 
-    def close(self) -> None:
+    def close(self, by: str | None = None) -> None:
         """Close now. For TLS a close_notify goes first: OpenSSL marks the session of an
-        SSL that never sent one as not resumable."""
+        SSL that never sent one as not resumable. `by` says who closed it ("the client was
+        closed"), for the error of a request still in progress."""
         if self.closed:
             return
         self.closed = True
+        self.closed_by = by
         self.broken = True
         sslobj = self.ssl_object
         t = self.transport
@@ -645,6 +811,18 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 pass
 
 
+async def body_pieces(body: Any) -> AsyncIterator[bytes]:
+    """The non-empty pieces of a streamed request body, sync or async iterable."""
+    if hasattr(body, "__aiter__"):
+        async for piece in body:
+            if piece:
+                yield bytes(piece)
+    else:
+        for piece in body:
+            if piece:
+                yield bytes(piece)
+
+
 def _addr_info(address: str, port: int) -> tuple:
     if ":" in address:
         return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
@@ -656,7 +834,7 @@ def _expire(fut: asyncio.Future) -> None:
         fut.set_result(False)
 
 
-async def _within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
+async def within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
                   timeout: float | None) -> Any:
     """`fut`'s result, or False when `timeout` seconds pass first (None: no limit)."""
     h = loop.call_later(timeout, _expire, fut) if timeout is not None else None

@@ -131,6 +131,10 @@ class Cookies(MutableMapping):
         return f"<Cookies[{', '.join(f'{c.name}={c.value} for {c.domain}' for c in self.jar)}]>"
 
     # ---- used by the client ----
+    def has_any(self) -> bool:
+        """Whether the jar holds a cookie (without walking it: every request asks)."""
+        return bool(self.jar._cookies)  # type: ignore[attr-defined]  # CookieJar's own dict
+
     def header_for(self, url: str) -> str | None:
         """The Cookie header the jar's rules allow for a request to `url`."""
         req = urllib.request.Request(url)

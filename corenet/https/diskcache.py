@@ -25,7 +25,7 @@ import time
 import zlib
 from collections import OrderedDict
 
-from .cache import Cache, _Entry
+from .cache import Cache, Entry
 from .headers import Headers
 
 _MAGIC = b"CNHTTPC1"
@@ -49,7 +49,7 @@ def _vary_key(vary: dict[str, str | None]) -> str:
     return json.dumps(sorted(vary.items()))
 
 
-def _meta(url: str, entry: _Entry) -> bytes:
+def _meta(url: str, entry: Entry) -> bytes:
     return json.dumps({
         "url": url, "status": entry.status, "reason": entry.reason.decode("latin-1"),
         "version": entry.version,
@@ -65,7 +65,7 @@ def _head(meta: bytes, slot: int, body_crc: int) -> bytes:
             + meta + bytes(slot - len(meta)))
 
 
-def encode_entry(url: str, entry: _Entry) -> bytes:
+def encode_entry(url: str, entry: Entry) -> bytes:
     meta = _meta(url, entry)
     slot = -(-(len(meta) + _SLOT_SPARE) // 512) * 512
     return _head(meta, slot, zlib.crc32(entry.content)) + entry.content
@@ -92,13 +92,13 @@ def _read_meta(f) -> tuple[dict, int, int]:
     return meta, slot, body_crc
 
 
-def _read_entry(f, meta: dict, body_crc: int) -> _Entry:
+def _read_entry(f, meta: dict, body_crc: int) -> Entry:
     try:
         length = int(meta["length"])
         content = f.read(length + 1)
         if len(content) != length or zlib.crc32(content) != body_crc:
             raise CorruptEntry("body damaged")
-        entry = _Entry.__new__(_Entry)
+        entry = Entry.__new__(Entry)
         entry.status = int(meta["status"])
         entry.reason = str(meta["reason"]).encode("latin-1")
         entry.version = str(meta["version"])
@@ -185,7 +185,7 @@ class DiskCache(Cache):
             self._drop(name)
         self._bytes = 0
 
-    def lookup(self, url: str, headers: Headers) -> _Entry | None:
+    def lookup(self, url: str, headers: Headers) -> Entry | None:
         for name in sorted(self._by_url.get(_hash(url), ())):
             try:
                 with open(os.path.join(self.path, name), "rb") as f:
@@ -210,7 +210,7 @@ class DiskCache(Cache):
             return entry
         return None
 
-    def updated(self, url: str, entry: _Entry) -> None:
+    def updated(self, url: str, entry: Entry) -> None:
         name = self._name(url, entry)
         slot, body_crc = self._slots.get(name, (0, 0))
         meta = _meta(url, entry)
@@ -229,10 +229,10 @@ class DiskCache(Cache):
         self._keep(url, entry)
 
     @staticmethod
-    def _name(url: str, entry: _Entry) -> str:
+    def _name(url: str, entry: Entry) -> str:
         return f"{_hash(url)}-{_hash(_vary_key(entry.vary))}"
 
-    def _keep(self, url: str, entry: _Entry) -> bool:
+    def _keep(self, url: str, entry: Entry) -> bool:
         data = encode_entry(url, entry)
         if len(data) > self.max_bytes:
             return False

@@ -64,6 +64,133 @@ def encode_chunk(data: bytes) -> list[bytes]:
 
 LAST_CHUNK = b"0\r\n\r\n"
 
+# Methods whose request has a meaning for content: without a body they still say
+# "Content-Length: 0" (RFC 9110 8.6), as httpx does, or servers answer 411.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Headers that say where the message is and how long it is: the client's to write.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class HeaderFields:
+    """A request's headers checked and encoded once: `block`, the header lines less the
+    framing ones; `host_line`, the caller's Host line or None; `length`, its
+    Content-Length or None; `chunked`, whether it asked for chunked; `items`, the (name,
+    value) pairs themselves."""
+
+    __slots__ = ("block", "host_line", "length", "chunked", "items")
+
+    def __init__(self, items: tuple[tuple[str, str], ...]) -> None:
+        hosts: list[str] = []
+        lengths: set[str] = set()
+        codings: list[str] = []
+        rest: list[tuple[str, str]] = []
+        for name, value in items:
+            lname = name.lower()
+            if lname not in _FRAMING:
+                rest.append((name, value))
+            elif lname == "host":
+                hosts.append(value)
+            elif lname == "content-length":
+                lengths.update(v.strip() for v in value.split(","))
+            else:
+                codings += (c.strip().lower() for c in value.split(",") if c.strip())
+        self.block = encode_header_lines(rest)
+        if len(hosts) > 1:
+            raise LocalProtocolError(f"more than one Host header given: {hosts!r}")
+        self.host_line = encode_header_lines((("Host", hosts[0]),)) if hosts else None
+        length = None
+        if lengths:
+            if len(lengths) > 1 or not all(_DIGITS.fullmatch(v) for v in lengths):
+                raise LocalProtocolError(
+                    f"invalid Content-Length given: {sorted(lengths)!r}")
+            length = int(lengths.pop())
+        if codings and codings != ["chunked"]:
+            raise LocalProtocolError(
+                f"Transfer-Encoding {', '.join(codings)!r} cannot be sent: the client "
+                "frames the body itself (chunked for an iterable body)")
+        if codings and length is not None:
+            raise LocalProtocolError("both Content-Length and Transfer-Encoding were given; "
+                                     "a request has one or the other")
+        self.length = length
+        self.chunked = bool(codings)
+        self.items = items
+
+
+# The HeaderFields of the last distinct header lists (a client's defaults, usually): a
+# request with the same headers as an earlier one is not checked or encoded again.
+_FIELDS: dict[tuple[tuple[str, str], ...], HeaderFields] = {}
+_FIELDS_KEPT = 64
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def check_request(method: str, items: tuple[tuple[str, str], ...],
+                  body: object) -> HeaderFields:
+    """Refuse, before any connection is chosen, a request no connection could send: a
+    method that is not a token, headers that could smuggle another header or request, and
+    framing headers the body contradicts (a Content-Length or chunked without a body, a
+    Content-Length that is not the body's size, chunked with a bytes body, which is sent
+    with its Content-Length). Returns its headers' HeaderFields, for the connection."""
+    if method not in _METHODS and not _TOKEN.fullmatch(method):
+        raise LocalProtocolError(f"invalid HTTP method {method!r}")
+    fields = _FIELDS.get(items)
+    if fields is None:
+        fields = HeaderFields(items)
+        if len(_FIELDS) >= _FIELDS_KEPT:
+            _FIELDS.clear()
+        _FIELDS[items] = fields
+    if body is None:
+        if fields.chunked or fields.length:
+            raise LocalProtocolError(
+                f"{'Transfer-Encoding: chunked' if fields.chunked else f'Content-Length: {fields.length}'}"
+                " was given for a request without a body")
+    elif body.__class__ is bytes:
+        if fields.chunked:
+            raise LocalProtocolError(
+                "Transfer-Encoding: chunked was given with a bytes body, which the "
+                "client sends with its Content-Length (pass an iterable to stream it)")
+        length = fields.length
+        if length is not None and length != len(body):  # type: ignore[arg-type]
+            raise LocalProtocolError(
+                f"Content-Length: {length} was given, but the body is "
+                f"{len(body)} bytes")  # type: ignore[arg-type]
+    return fields
+
+
+def body_length(fields: HeaderFields, body: object) -> int | None:
+    """The length of a request body that passed check_request: its size for bytes, the
+    Content-Length given for a stream (None: unknown), None without a body."""
+    if body is None:
+        return None
+    if body.__class__ is bytes:
+        return len(body)  # type: ignore[arg-type]
+    return fields.length
+
+
+def encode_request_head(method: str, line: bytes, host_line: bytes, fields: HeaderFields,
+                        body: object, proxy_auth: str | None = None
+                        ) -> tuple[bytes, int | None]:
+    """An HTTP/1.1 request head for a request that passed check_request: `line` (the
+    request line), the caller's Host line else `host_line`, the caller's headers and the
+    framing header the body needs (Content-Length, or chunked for a stream of unknown
+    length), then Proxy-Authorization when `proxy_auth` is given. Returns it with the
+    exact length a streamed body must have (None: chunked, or not a stream)."""
+    length = fields.length
+    if body is None:
+        framing = b"Content-Length: 0\r\n" if length == 0 or method in BODY_METHODS \
+            else b""
+        length = None
+    elif body.__class__ is bytes:
+        framing = b"Content-Length: %d\r\n" % len(body)  # type: ignore[arg-type]
+        length = None
+    elif length is not None:
+        framing = b"Content-Length: %d\r\n" % length
+    else:
+        framing = b"Transfer-Encoding: chunked\r\n"
+    if proxy_auth:
+        framing += b"Proxy-Authorization: %s\r\n" % proxy_auth.encode("ascii")
+    return line + (fields.host_line or host_line) + fields.block + framing + b"\r\n", length
+
 
 class ResponseHead:
     """Status line and headers of the final response."""

@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from ._h2 import (
     CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
 )
-from .connection import HTTPConnection, _WantRead, _ZeroReturn, _within
-from .errors import ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from .exchange import ResponseHead
+from .connection import (
+    IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces, within,
+)
+from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
+from .exchange import BODY_METHODS, ResponseHead, body_length
 from .limits import Limits
 
 # Request body bytes queued in nghttp2 beyond which a sender waits for the server's window.
@@ -36,6 +38,12 @@ _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-
 class StreamRefused(RemoteProtocolError):
     """The server did not process this request (GOAWAY above it, REFUSED_STREAM): it may be
     sent again on another connection."""
+
+
+class StreamUnanswered(RemoteProtocolError):
+    """The server ended the stream without an error (NO_ERROR) and without a response, as
+    a server shutting down does to the streams it will not serve: it may not have
+    processed the request, so an idempotent one may be sent again."""
 
 
 class H2Stream:
@@ -68,7 +76,7 @@ class H2Stream:
 
     # ---- from the connection ----
     def on_head(self, status: int, fields: list) -> None:
-        head = ResponseHead(status, b"", "HTTP/2", fields)
+        head = ResponseHead(status, b"", "2", fields)
         for name, value in fields:
             if name == b"content-encoding":
                 head.content_encoding = value
@@ -78,7 +86,7 @@ class H2Stream:
                 head.set_cookie = True
         self.head = head
         self._wake()
-        self._wake_writer()
+        self.wake_writer()
 
     def on_data(self, data: bytes) -> None:
         n = len(data)
@@ -109,7 +117,7 @@ class H2Stream:
         self.closed = True
         if self.complete:
             self._wake()
-            self._wake_writer()
+            self.wake_writer()
             return
         if code == 0 and self.head is not None:
             self.complete = True
@@ -121,20 +129,19 @@ class H2Stream:
                 self.refused = True
                 self.error = StreamRefused(f"{host} refused the stream (REFUSED_STREAM)")
             elif code == 0:
-                self.error = RemoteProtocolError(
-                    f"{host} ended the stream without a response")
+                self.error = StreamUnanswered(f"{host} ended the stream without a response")
             else:
                 self.error = RemoteProtocolError(
                     f"{host} reset the stream (HTTP/2 error code {code})")
         self._wake()
-        self._wake_writer()
+        self.wake_writer()
 
     def fail(self, exc: BaseException) -> None:
         if self.error is None and not self.complete:
             self.error = exc
         self.closed = True
         self._wake()
-        self._wake_writer()
+        self.wake_writer()
 
     def _body_limit(self) -> tuple[int | None, str]:
         if self.streaming:
@@ -146,7 +153,12 @@ class H2Stream:
         if w is not None and not w.done():
             w.set_result(True)
 
-    def _wake_writer(self) -> None:
+    @property
+    def waiting_to_write(self) -> bool:
+        """A sender waits for room (the server's window, the transport's buffer)."""
+        return self._writable is not None
+
+    def wake_writer(self) -> None:
         w = self._writable
         if w is not None and not w.done():
             w.set_result(True)
@@ -155,7 +167,7 @@ class H2Stream:
         timeout, by_total = deadline.budget(deadline.timeout.read)
         fut = self._waiter = self.conn.loop.create_future()
         try:
-            ok = await _within(self.conn.loop, fut, timeout)
+            ok = await within(self.conn.loop, fut, timeout)
         finally:
             self._waiter = None
         if ok is False:
@@ -173,11 +185,11 @@ class H2Stream:
         self.session.send_body(self.sid, data, end)
         conn.flush()
         while not self.closed and self.head is None and (
-                self.session.unsent(self.sid) > _SEND_HIGH or conn._write_paused):
+                self.session.unsent(self.sid) > _SEND_HIGH or conn.write_paused):
             t, by_total = deadline.budget(deadline.timeout.write)
             fut = self._writable = conn.loop.create_future()
             try:
-                ok = await _within(conn.loop, fut, t)
+                ok = await within(conn.loop, fut, t)
             finally:
                 self._writable = None
             if ok is False:
@@ -186,6 +198,31 @@ class H2Stream:
                     "stayed shut)", t, by_total))
         if self.error is not None and self.head is None:
             self._raise()
+
+    async def send_content(self, body: Any, length: int | None, deadline: Any) -> None:
+        """The whole request body: bytes, or a sync or async iterable of bytes whose total
+        must be `length` when that is given."""
+        if body.__class__ is bytes:
+            n = len(body)
+            if n <= WRITE_PIECE:
+                await self.send_body(body, True, deadline)
+                return
+            view = memoryview(body)
+            for i in range(0, n, WRITE_PIECE):
+                await self.send_body(bytes(view[i:i + WRITE_PIECE]), i + WRITE_PIECE >= n,
+                                     deadline)
+            return
+        sent = 0
+        async for piece in body_pieces(body):
+            sent += len(piece)
+            if length is not None and sent > length:
+                raise LocalProtocolError(
+                    f"the streamed body is longer than its Content-Length: {length}")
+            await self.send_body(piece, False, deadline)
+        if length is not None and sent != length:
+            raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
+                                     f"of its Content-Length: {length}")
+        await self.send_body(b"", True, deadline)
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -226,6 +263,14 @@ class H2Stream:
     def response_started(self) -> bool:
         return self.head is not None
 
+    def response_extensions(self, reused: bool) -> dict[str, Any]:
+        """The Response's extensions for this stream."""
+        conn = self.conn
+        return {"ssl_object": conn.ssl_object, "connection_reused": reused,
+                "server_addr": conn.peername,
+                "connect_times": (conn.connected_at, conn.secured_at),
+                "http_version": b"HTTP/2", "stream_id": self.sid}
+
     def finish(self) -> bool:
         """End the exchange; a stream whose response was not read to its end is reset."""
         conn = self.conn
@@ -255,6 +300,10 @@ class H2Connection(HTTPConnection):
         self.active = 0  # streams checked out of the pool
         self.goaway: int | None = None  # the last stream id of the server's GOAWAY
         self._pings: list[asyncio.Future] = []
+        # Called (by the pool that shares it) when the connection stops taking new
+        # streams, so that requests waiting for one of its streams look elsewhere.
+        self.on_unusable: Callable[[], None] | None = None
+        self._tls_ended = False  # the server's close_notify came: nothing more is written
 
     @property
     def multiplexed(self) -> bool:  # type: ignore[override]
@@ -272,9 +321,8 @@ class H2Connection(HTTPConnection):
         self.flush()
 
     # ---- input ----
-    def _handshake_step(self) -> None:
-        super()._handshake_step()
-        if self._handshake is None and self.h2 is None and not self.closed:
+    def on_secured(self) -> None:
+        if self.h2 is None:
             try:
                 proto = self.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
             except (ValueError, AttributeError):
@@ -284,34 +332,35 @@ class H2Connection(HTTPConnection):
 
     def data_received(self, data) -> None:
         if self.h2 is None:
-            if self._handshake is None or self.ssl_object is None:
+            if not self.handshaking or self.ssl_object is None:
                 super().data_received(data)
                 return
-            self._incoming.write(data)  # type: ignore[union-attr]
-            self._handshake_step()
+            self.feed_tls(data)  # on_secured begins HTTP/2 if the server chose it
             if self.h2 is None:
-                if self._handshake is None:
+                if not self.handshaking:
                     super().data_received(b"")  # HTTP/1.1: what followed the handshake
                 return
         else:
-            self._incoming.write(data)  # type: ignore[union-attr]
+            self.feed_tls(data)
         sslobj = self.ssl_object
-        buf = self._buf
-        view = self._view
+        buf = self.read_buffer
+        view = self.read_view
         h2 = self.h2
         assert h2 is not None
         try:
             while True:
                 n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
                 if not n:
+                    self._tls_ended = True
                     self._ended(None)
                     break
                 self._dispatch(h2.receive(view[:n]))  # type: ignore[index]
                 if self.closed:
                     return
-        except _WantRead:
+        except ssl.SSLWantReadError:
             pass
-        except _ZeroReturn:
+        except ssl.SSLZeroReturnError:
+            self._tls_ended = True
             self._ended(None)
         except ssl.SSLError as exc:
             self._ended(RemoteProtocolError(f"TLS error from server: {exc}"))
@@ -360,6 +409,13 @@ class H2Connection(HTTPConnection):
                 st.fail(StreamRefused(
                     f"{self.origin[1]} is closing the connection (GOAWAY) and did not "
                     "process this request"))
+        self._tell_unusable()
+
+    def _tell_unusable(self) -> None:
+        cb = self.on_unusable
+        if cb is not None:
+            self.on_unusable = None
+            cb()
 
     def _ended(self, exc: BaseException | None) -> None:
         """The connection can carry no more: fail the streams still open."""
@@ -373,6 +429,7 @@ class H2Connection(HTTPConnection):
             else:
                 st.fail(RemoteProtocolError(
                     f"{self.origin[1]} closed the connection in the middle of the response"))
+        self._tell_unusable()
         if exc is not None:
             self.close()
 
@@ -399,12 +456,12 @@ class H2Connection(HTTPConnection):
     def resume_writing(self) -> None:
         super().resume_writing()
         for st in self.streams.values():
-            st._wake_writer()
+            st.wake_writer()
 
     # ---- output ----
     def flush(self) -> None:
         h2 = self.h2
-        if h2 is None or self.closed:
+        if h2 is None or self.closed or self._tls_ended:
             return
         try:
             data = h2.data_to_send()
@@ -426,11 +483,11 @@ class H2Connection(HTTPConnection):
                     self._ended(RemoteProtocolError(
                         f"{self.origin[1]} ended TLS while we were writing"))
                     return
-                self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
-        if not self._write_paused:
+                self.transport.write(self.tls_output())  # type: ignore[union-attr]
+        if not self.write_paused:
             for st in self.streams.values():
-                if st._writable is not None and h2.unsent(st.sid) <= _SEND_HIGH:
-                    st._wake_writer()
+                if st.waiting_to_write and h2.unsent(st.sid) <= _SEND_HIGH:
+                    st.wake_writer()
         if not h2.alive and not self.closed and not self.broken:
             if self.goaway is None:
                 # nghttp2 ended the session itself: the server broke the protocol or one
@@ -464,6 +521,59 @@ class H2Connection(HTTPConnection):
             return super().is_idle_usable()
         return self.usable()
 
+    @property
+    def idle(self) -> bool:
+        if self.h2 is None:
+            return super().idle
+        return not self.closed and not self.broken
+
+    async def send(self, request: Any, fields: Any, target: Any, forward: Any,
+                   deadline: Any, streaming: bool, reused: bool) -> Any:
+        """`HTTPConnection.send` on a stream of its own: returns the H2Stream once the
+        response head has come. A request the server did not process (GOAWAY above it,
+        REFUSED_STREAM) or a protocol error is Resendable, and so is an idempotent one
+        whose stream the server ended without a response (NO_ERROR: a server shutting
+        down), as for HTTP/1.1; so is every request on a connection idle a while that does
+        not answer a PING (nothing sent)."""
+        if self.h2 is None:
+            return await super().send(request, fields, target, forward, deadline, streaming,
+                                      reused)
+        lim = self.limits
+        host = self.origin[1]
+        if reused and self.active == 1 and not self.streams \
+                and self.loop.time() - self.idle_since > lim.h2_ping_after_idle:
+            # Idle a while: make sure the server is still there before using it.
+            if not await self.ping(lim.h2_ping_timeout):
+                self.broken = True
+                raise Resendable(RemoteProtocolError(
+                    f"no connection to {host} answered PING in time"), needs_body=False)
+        method = request.method
+        body = request.content
+        length = body_length(fields, body)
+        fields = request_headers(method, target.scheme, target.host_header, target.target,
+                                 fields.items, length, body is not None)
+        st: H2Stream | None = None
+        try:
+            st = self.start_stream(method, fields, body is not None, streaming)
+            if body is not None:
+                await st.send_content(body, length, deadline)
+            await st.read_head(deadline)
+        except (StreamRefused, H2Error) as exc:
+            if st is not None:
+                st.finish()
+            raise Resendable(RemoteProtocolError(f"{host}: {exc}")
+                             if isinstance(exc, H2Error) else exc) from None
+        except StreamUnanswered as exc:
+            st.finish()  # type: ignore[union-attr]
+            if method in IDEMPOTENT:
+                raise Resendable(exc) from None
+            raise
+        except BaseException:
+            if st is not None:
+                st.finish()
+            raise
+        return st
+
     def start_stream(self, method: str, headers: list[tuple[bytes, bytes]], has_body: bool,
                      streaming: bool) -> H2Stream:
         st = H2Stream(self, method, streaming)
@@ -482,12 +592,14 @@ class H2Connection(HTTPConnection):
         self._pings.append(fut)
         self.h2.ping()  # type: ignore[union-attr]
         self.flush()
-        return await _within(self.loop, fut, timeout) is True
+        return await within(self.loop, fut, timeout) is True
 
-    def close(self) -> None:
+    def close(self, by: str | None = None) -> None:
         h2 = self.h2
-        if h2 is not None and not self.closed and self.transport is not None \
-                and not self.transport.is_closing():
+        # Our GOAWAY, unless the server's came first: it is closing the connection itself,
+        # and a frame that crosses its close_notify is an error to its TLS.
+        if h2 is not None and not self.closed and self.goaway is None \
+                and self.transport is not None and not self.transport.is_closing():
             self.broken = True  # ours to end: flush must not take it for the server's
             h2.close()
             try:
@@ -498,11 +610,11 @@ class H2Connection(HTTPConnection):
             for st in list(self.streams.values()):
                 st.fail(RemoteProtocolError(
                     f"the connection to {self.origin[1]} was closed"))
-        super().close()
+        super().close(by)
 
 
 def request_headers(method: str, scheme: str, authority: str, target: str,
-                    items: list[tuple[str, str]], length: int | None,
+                    items: Any, length: int | None,
                     has_body: bool) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 header list of a request: pseudo-headers, then the caller's headers
     lowercased, less those HTTP/2 forbids (RFC 9113 8.2.2), a Host becoming :authority."""
@@ -524,7 +636,7 @@ def request_headers(method: str, scheme: str, authority: str, target: str,
     out[2] = (b":authority", host.encode("latin-1"))
     if not seen_length and length is not None:
         out.append((b"content-length", b"%d" % length))
-    elif not seen_length and not has_body and method in ("POST", "PUT", "PATCH"):
+    elif not seen_length and not has_body and method in BODY_METHODS:
         out.append((b"content-length", b"0"))
     return out
 

@@ -24,12 +24,17 @@ class Headers:
             self._items = [(str(k), str(v)) for k, v in headers]
 
     @classmethod
-    def _from_raw(cls, raw: list[tuple[bytes, bytes]]) -> "Headers":
+    def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> "Headers":
         """Build from the parser's bytes pairs; latin-1 keeps every byte (RFC 9110 5.5)."""
         h = cls.__new__(cls)
         h._index = None
         h._items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         return h
+
+    def frozen(self) -> tuple[tuple[str, str], ...]:
+        """The (name, value) pairs as they are now, in order, as a tuple (hashable: the
+        transport keys its encoded header blocks by it)."""
+        return tuple(self._items)
 
     def _idx(self) -> dict[str, list[str]]:
         index = self._index

@@ -13,10 +13,12 @@ class Limits:
     # Open connections (busy and idle) across all origins; a request beyond waits (pool
     # timeout). None: no limit.
     max_connections: int | None = 100
-    # Idle keep-alive connections kept for reuse; None: no limit.
+    # Idle keep-alive connections kept for reuse (an HTTP/2 one is idle when no stream is
+    # open on it); None: no limit.
     max_keepalive_connections: int | None = 20
-    # Seconds an idle connection is kept; a server usually drops it after 5 to 75 s, so
-    # reusing an older one risks a request on a dead connection. None: no limit.
+    # Seconds an idle connection (HTTP/1.1 or HTTP/2) is kept; a server usually drops it
+    # after 5 to 75 s, so reusing an older one risks a request on a dead connection. None:
+    # no limit.
     keepalive_expiry: float | None = 5.0
     # ---- what a server can push against ----
     # Status line plus all header lines. Real servers send a few KiB; 64 KiB leaves room for

@@ -195,12 +195,63 @@ class Response:
         self._content_encoding = h.get("content-encoding") or ""
         self._chunks = _chunk_source(content)
 
+    def attach_stream(self, chunks: Callable[..., Any], on_close: Callable[[bool], None],
+                      started_at: float, clock: Callable[[], float], set_cookie: bool,
+                      content_encoding: bytes | None, limits: Limits) -> None:
+        """For a transport: the body is read through `chunks` (async, `streaming` ->
+        list[bytes], [] at the end) and `on_close(complete)` is called once it is read or
+        the response closed; `started_at` on `clock` is when the request began (elapsed);
+        `set_cookie`: the headers hold a Set-Cookie; `content_encoding` (bytes, or None)
+        is decoded within `limits`."""
+        self._chunks = chunks
+        self._on_close = on_close
+        self._started_at = started_at
+        self._clock = clock
+        self._set_cookie = set_cookie
+        if content_encoding:
+            self._content_encoding = content_encoding.decode("latin-1")
+            self._limits = limits
+
+    def read_through(self, portal: Any) -> None:
+        """For a sync client: the body's coroutines run to their end through `portal`
+        (its `run(awaitable)`), so the sync read and iteration methods work."""
+        self._portal = portal
+
+    @property
+    def limits(self) -> Limits:
+        """What bounds the decoding of the body (max_body_bytes, decompression)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: Limits) -> None:
+        self._limits = value
+
+    @property
+    def has_set_cookie(self) -> bool:
+        """The headers hold a Set-Cookie (known without decoding them)."""
+        return self._set_cookie
+
+    @property
+    def is_read(self) -> bool:
+        """The whole body is in `content`."""
+        return self._content is not None
+
+    @property
+    def raw_reason(self) -> bytes:
+        """The reason phrase as the server sent it (b"" for HTTP/2 and hand-made ones)."""
+        return self._reason
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]] | None:
+        """The headers as received, (name, value) bytes pairs; None when made by hand."""
+        return self._raw_headers
+
     @property
     def headers(self) -> Headers:
         """Decoded on first use: many callers only look at status and content."""
         h = self._headers
         if h is None:
-            h = self._headers = Headers._from_raw(self._raw_headers)  # type: ignore[arg-type]
+            h = self._headers = Headers.from_raw(self._raw_headers)  # type: ignore[arg-type]
         return h
 
     @property

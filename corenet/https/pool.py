@@ -1,7 +1,11 @@
 """Per-origin pool of connections, with TLS sessions kept per origin. An HTTP/1.1
 connection is checked out by one request at a time and comes back idle; an HTTP/2 one
 (`conn.multiplexed`) is shared: one per origin, handed to every request while it has a free
-stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), requests beyond waiting for one."""
+stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), requests beyond waiting for one.
+Either kind is idle when no request uses it, and the keep-alive limits apply to both alike:
+at most `max_keepalive` idle connections are kept, an idle one older than
+`keepalive_expiry` is closed rather than used, and the longest idle one of any origin is
+closed to make room for a new connection."""
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +21,10 @@ Origin = tuple[str, str, int]
 
 class Pool:
     """`max_connections` bounds open connections (busy + idle) across all origins;
-    `max_keepalive` bounds idle ones; an idle connection older than `keepalive_expiry`, or
-    past the server's `Keep-Alive: timeout=`, or that the server has closed, is dropped at
-    acquire time instead of being used."""
+    `max_keepalive` bounds idle ones (HTTP/2 ones with no stream open count too); an idle
+    connection older than `keepalive_expiry`, or past the server's `Keep-Alive: timeout=`,
+    or that the server has closed (GOAWAY for HTTP/2), is dropped at acquire time instead
+    of being used."""
 
     def __init__(self, max_connections: int = 100, max_keepalive: int = 20,
                  keepalive_expiry: float | None = 5.0, reuse_tls_sessions: bool = True) -> None:
@@ -36,6 +41,7 @@ class Pool:
         # connection is being made while HTTP/2 may come of it: other requests wait for it
         # rather than open connections of their own.
         self._shared: dict[Origin, list] = {}
+        self._shared_idle: set = set()  # of those, the ones with no stream: counted idle
         self._opening: dict[Origin, bool] = {}
         self._h1_origins: set[Origin] = set()  # answered HTTP/1.1 to an offer of h2
         self.http2 = False
@@ -85,6 +91,9 @@ class Pool:
                         self._unshare(conn)
                         continue
                     if conn.can_take():
+                        if conn.active == 0:
+                            self._shared_idle.discard(conn)
+                            self._idle_count -= 1
                         conn.active += 1
                         return conn, True
                 # Every stream is taken: wait for one.
@@ -138,6 +147,7 @@ class Pool:
                     self._h1_origins.add(origin)  # no need to wait for its first connection
                 if conn.multiplexed:
                     conn.active = 1
+                    conn.on_unusable = self._wake_all
                     self._shared.setdefault(origin, []).append(conn)
                 else:
                     self._busy.add(conn)
@@ -198,8 +208,11 @@ class Pool:
             self._keep_session(conn)
         if conn.active == 0:
             conn.idle_since = asyncio.get_running_loop().time()
-            if self.closed or not conn.usable():
+            if self.closed or not conn.usable() or self._idle_count >= self.max_keepalive:
                 self._unshare(conn)
+            else:
+                self._shared_idle.add(conn)
+                self._idle_count += 1
         self._wake_all()
 
     def _unshare(self, conn: Any) -> None:
@@ -214,6 +227,9 @@ class Pool:
         conns.remove(conn)
         if not conns:
             del self._shared[conn.origin]
+        if conn in self._shared_idle:
+            self._shared_idle.discard(conn)
+            self._idle_count -= 1
         self._total -= 1
         conn.broken = True
         if conn.active == 0:
@@ -238,10 +254,17 @@ class Pool:
         for conns in self._idle.values():
             if conns and (oldest is None or conns[0].idle_since < oldest.idle_since):
                 oldest = conns[0]
-        if oldest is not None:
-            self._idle[oldest.origin].remove(oldest)
-            self._idle_count -= 1
-            self._drop(oldest)
+        for conn in self._shared_idle:
+            if oldest is None or conn.idle_since < oldest.idle_since:
+                oldest = conn
+        if oldest is None:
+            return
+        if oldest.multiplexed:
+            self._unshare(oldest)
+            return
+        self._idle[oldest.origin].remove(oldest)
+        self._idle_count -= 1
+        self._drop(oldest)
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -263,8 +286,9 @@ class Pool:
         closing += self._draining
         self._draining.clear()
         self._shared.clear()
+        self._shared_idle.clear()
         for conn in closing:
-            conn.close()
+            conn.close("the client was closed")
         self._total -= len(closing)
         self._idle.clear()
         self._idle_count = 0

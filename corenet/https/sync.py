@@ -161,7 +161,7 @@ class SyncClient:
         return self._portal.run(aw)
 
     def _adopt(self, resp: Response) -> Response:
-        resp._portal = self._portal
+        resp.read_through(self._portal)
         return resp
 
     # ---- the verbs ----

@@ -1,28 +1,22 @@
 """Transports: what turns a Request into a Response. `AsyncBaseTransport` is the interface
 (httpx's): `handle_async_request(request) -> Response`, `aclose()`. `AsyncHTTPTransport` is
 the network: HTTP/1.1 over TCP or TLS, HTTP/2 over TLS when asked (`http2=True`) and the
-server takes it, a keep-alive pool, proxies. The client calls its
-`_send` directly (the URL already parsed, the deadline running); `handle_async_request` is
-the same path for a caller holding only a Request."""
+server takes it, a keep-alive pool, proxies. The client calls its `send_request` directly
+(the URL already parsed, the deadline running); `handle_async_request` is the same path for
+a caller holding only a Request. The transport never looks at the protocol: every
+connection's `send` writes the request its own way and returns a response stream."""
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
-from .connection import EarlyResponse, HTTPConnection, _Closed, open_connection
+from .connection import HTTPConnection, Resendable, open_connection
 from .deadline import Deadline
-from .errors import (
-    ConnectError, ConnectTimeout, InvalidURL, LocalProtocolError, RemoteProtocolError,
-    ReadError, UnsupportedProtocol, WriteError,
-)
-from ._h2 import H2Error
-from .h2 import H2Connection, H2Stream, StreamRefused, request_headers
-from .exchange import (
-    LAST_CHUNK, ConnectionClosedEarly, encode_chunk, encode_header_lines, encode_request_line,
-)
+from .errors import ConnectError, ConnectTimeout, InvalidURL, UnsupportedProtocol
+from .exchange import check_request, encode_header_lines
+from .h2 import H2Connection
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
@@ -32,19 +26,15 @@ from .resolve import resolve_host
 from .timeout import Timeout
 from .urls import URL, encode_host, encode_params, split_url, userinfo_auth
 
-_UNSET: Any = object()
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+UNSET: Any = object()
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-_WRITE_PIECE = 256 * 1024
 _CACHE_SIZE = 512
-# Methods whose request has a meaning for content: without a body they still say
-# "Content-Length: 0" (RFC 9110 8.6), as httpx does, or servers answer 411.
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Headers that say where the message is and how long it is: the client's to write.
-_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
-_DIGITS = re.compile(r"[0-9]+")
+# Sends of one request at most: a connection may report it Resendable (HTTP/1.1: a kept-alive
+# connection closed under an idempotent request; HTTP/2: a GOAWAY or REFUSED_STREAM, or no
+# answer to a PING) and it goes again on another.
+_ATTEMPTS = 4
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
@@ -83,7 +73,10 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
     return ctx
 
 
-class _URL:
+class ParsedURL:
+    """A request URL taken apart once: its origin, target, Host header and request lines
+    (by method), kept by the client for URLs it sees again."""
+
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
                  "host_line", "auth", "url", "request_lines")
 
@@ -184,7 +177,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         limits: Limits = DEFAULT_LIMITS, proxy: URL | str | Proxy | None = None,
         trust_env: bool = True, resolver: Any = None, reuse_tls_sessions: bool = True,
         max_connections: int | None = None, max_keepalive: int | None = None,
-        keepalive_expiry: float | None | object = _UNSET,
+        keepalive_expiry: float | None | object = UNSET,
         proxy_mounts: "list[Mount] | None" = None, http2: bool = False,
     ) -> None:
         self._ssl = make_ssl_context(verify, cert, http2)
@@ -200,14 +193,13 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             max_connections = limits.max_connections
         if max_keepalive is None:
             max_keepalive = limits.max_keepalive_connections
-        if keepalive_expiry is _UNSET:
+        if keepalive_expiry is UNSET:
             keepalive_expiry = limits.keepalive_expiry
         self.pool = Pool(1 << 30 if max_connections is None else max_connections,
                          1 << 30 if max_keepalive is None else max_keepalive,
                          keepalive_expiry, reuse_tls_sessions)  # type: ignore[arg-type]
         self.pool.http2 = http2
         self._addr_cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
-        self._block_cache: dict[tuple, tuple[bytes, bytes | None, int | None, bool]] = {}
         # Shared by this transport's connections: each is filled and fully parsed inside
         # one loop callback, so no two connections ever hold them at once.
         self._read_buffer = bytearray(256 * 1024)
@@ -230,9 +222,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                                  if k in t})
         deadline = Deadline(asyncio.get_running_loop(),
                             Timeout() if t is None else Timeout.coerce(t))
-        return await self._send(request, _URL(str(request.url)), deadline, True)
+        return await self.send_request(request, ParsedURL(str(request.url)), deadline, True)
 
-    def _proxy_for(self, u: _URL) -> Proxy | None:
+    def _proxy_for(self, u: ParsedURL) -> Proxy | None:
         """The proxy for `u`'s origin: the most specific matching mount, else `proxy=`,
         else the environment's."""
         if not self._mounts and (self._proxy is not None or not self._env_proxies):
@@ -254,7 +246,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         self._env_proxy_cache[u.origin] = proxy
         return proxy
 
-    async def _connect(self, u: _URL, deadline: Deadline,
+    async def _connect(self, u: ParsedURL, deadline: Deadline,
                        proxy: Proxy | None) -> HTTPConnection:
         loop = asyncio.get_running_loop()
         t, by_total = deadline.budget(deadline.timeout.connect)
@@ -291,7 +283,13 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             raise ConnectTimeout(deadline.message(
                 f"connecting to {u.host} port {u.port}{via}", t, by_total)) from None
 
-    async def _send(self, req: Request, u: _URL, deadline: Deadline, stream: bool) -> Response:
+    async def send_request(self, req: Request, u: ParsedURL, deadline: Deadline,
+                           stream: bool) -> Response:
+        """Send `req` to `u` (its URL, already parsed) within `deadline`; the response
+        comes back once its head has (its body too when not `stream` and it is all here).
+        The pool hands out a connection, HTTP/1.1 or HTTP/2 alike, whose `send` returns
+        the response stream; a request the connection reports Resendable goes again on
+        another connection, as long as its body can be sent again."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         body = req.content
@@ -299,338 +297,48 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" else None
-        head, length = self._encode_head(req.method, u, req.headers, body, forward)
-        retry_ok = req.method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
+        # Checked before any connection is made for it.
+        fields = check_request(req.method, req.headers.frozen(), body)
+        replayable = body is None or body.__class__ is bytes
         pool = self.pool
         fresh = False
-        for attempt in (0, 1):
+        for attempt in range(_ATTEMPTS):
             t, by_total = deadline.budget(deadline.timeout.pool)
             conn, reused = await pool.acquire(
                 u.origin, lambda: self._connect(u, deadline, proxy), t,
                 lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
                                          by_total),
                 fresh=fresh)
-            if conn.multiplexed:
-                return await self._send_h2(req, u, deadline, stream, conn, reused, proxy,
-                                           started)
-            conn.start(req.method, stream)
             try:
-                try:
-                    await self._write_request(conn, head, body, length, deadline)
-                except EarlyResponse:
-                    conn.broken = True  # the body was cut short: never reuse
-                except _Closed:
-                    if conn.head is None:
-                        raise
-                rhead = await conn.read_head(deadline)
-            except (ConnectionClosedEarly, _Closed) as exc:
+                rs = await conn.send(req, fields, u, forward, deadline, stream, reused)
+            except Resendable as exc:
                 pool.release(conn, False)
-                if attempt == 0 and reused and retry_ok and not conn.response_started:
-                    fresh = True
+                if attempt + 1 < _ATTEMPTS and (replayable or not exc.needs_body):
+                    fresh = exc.fresh or attempt > 0
                     continue
-                if isinstance(exc, _Closed):
-                    if pool.closed:
-                        raise RemoteProtocolError(
-                            "the client was closed while the request was being sent") from None
-                    if conn.lost_by is not None:
-                        raise WriteError(f"sending the request to {u.host} failed: "
-                                         f"{conn.lost_by.strerror or conn.lost_by}") from None
-                    error = conn.error
-                    if error is not None and not isinstance(error, ConnectionClosedEarly):
-                        raise error from None  # what the server said (a TLS alert)
-                    raise RemoteProtocolError(
-                        f"{u.host} closed the connection before the request was sent") from None
-                if conn.lost_by is not None:
-                    raise ReadError(f"the connection to {u.host} failed before the response "
-                                    f"came: {conn.lost_by.strerror or conn.lost_by}") from None
-                raise
+                raise exc.error from None
             except BaseException:
-                pool.release(conn, False)
+                pool.release(conn, conn.idle)
                 raise
             break
+        rhead = rs.head
+        assert rhead is not None  # send returns once the head has come
         resp = Response(rhead.status_code, reason=rhead.reason,
                         http_version=rhead.http_version, raw_headers=rhead.headers,
                         request=req)
-        resp._started_at = started
-        resp._set_cookie = rhead.set_cookie
-        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
-                           "server_addr": conn.peername,
-                           "connect_times": (conn.connected_at, conn.secured_at)}
-        resp._clock = loop.time
-        ce = rhead.content_encoding
-        if ce:
-            resp._content_encoding = ce.decode("latin-1")
-            resp._limits = self.limits
+        resp.extensions = rs.response_extensions(reused)
 
         async def chunks(streaming: bool = True) -> list[bytes]:
-            return await conn.read_body(deadline, streaming)
+            return await rs.read_body(deadline, streaming)
 
         def on_close(complete: bool) -> None:
-            pool.release(conn, complete and conn.finish())
+            ended = rs.finish()
+            if ended and rs.trailers is not None:
+                resp.extensions["trailers"] = Headers.from_raw(rs.trailers)
+            pool.release(conn, complete and ended)
 
-        resp._chunks = chunks
-        resp._on_close = on_close
-        if not stream and conn.complete:
+        resp.attach_stream(chunks, on_close, started, loop.time, rhead.set_cookie,
+                           rhead.content_encoding, self.limits)
+        if not stream and rs.complete:
             await resp.aread()  # the common small response: already all here
         return resp
-
-    async def _send_h2(self, req: Request, u: _URL, deadline: Deadline, stream: bool,
-                       conn: Any, reused: bool, proxy: Proxy | None,
-                       started: float) -> Response:
-        """`_send` on a multiplexed connection: one stream per request; a request the server
-        did not process (GOAWAY, REFUSED_STREAM) is sent again on a new connection when its
-        body can be sent again."""
-        loop = asyncio.get_running_loop()
-        pool = self.pool
-        lim = self.limits
-        body = req.content
-        _, _, length, _ = self._header_entry(req.headers)
-        if body is None:
-            if length:
-                raise LocalProtocolError(f"Content-Length: {length} was given for a request "
-                                         "without a body")
-            length = None
-        elif body.__class__ is bytes:
-            if length is not None and length != len(body):
-                raise LocalProtocolError(
-                    f"Content-Length: {length} was given, but the body is {len(body)} bytes")
-            length = len(body)
-        replayable = body is None or isinstance(body, bytes)
-        fields = request_headers(req.method, u.scheme, u.host_header, u.target,
-                                 req.headers._items, length, body is not None)
-        for attempt in range(4):
-            if attempt:
-                t, by_total = deadline.budget(deadline.timeout.pool)
-                conn, reused = await pool.acquire(
-                    u.origin, lambda: self._connect(u, deadline, proxy), t,
-                    lambda: deadline.message(f"waiting for a free connection to {u.host}",
-                                             t, by_total),
-                    fresh=attempt > 1)
-                if not conn.multiplexed:
-                    pool.release(conn, False)
-                    raise RemoteProtocolError(f"{u.host} no longer offers HTTP/2")
-            if reused and conn.active == 1 and conn.streams == {} \
-                    and loop.time() - conn.idle_since > lim.h2_ping_after_idle:
-                # Idle a while: make sure the server is still there before using it.
-                if not await conn.ping(lim.h2_ping_timeout):
-                    conn.broken = True
-                    pool.release(conn, False)
-                    continue
-            st: H2Stream | None = None
-            try:
-                st = conn.start_stream(req.method, fields, body is not None, stream)
-                if body is not None:
-                    await self._write_h2_body(st, body, length, deadline)
-                rhead = await st.read_head(deadline)
-            except (StreamRefused, H2Error) as exc:
-                if st is not None:
-                    st.finish()
-                pool.release(conn, False)
-                if replayable and attempt < 3:
-                    continue
-                if isinstance(exc, H2Error):
-                    raise RemoteProtocolError(f"{u.host}: {exc}") from None
-                raise
-            except BaseException:
-                if st is not None:
-                    st.finish()
-                pool.release(conn, False)
-                raise
-            break
-        else:
-            raise RemoteProtocolError(f"no connection to {u.host} answered PING in time")
-        assert st is not None
-        resp = Response(rhead.status_code, reason=b"", http_version="2",
-                        raw_headers=rhead.headers, request=req)
-        resp._started_at = started
-        resp._set_cookie = rhead.set_cookie
-        resp.extensions = {"ssl_object": conn.ssl_object, "connection_reused": reused,
-                           "server_addr": conn.peername,
-                           "connect_times": (conn.connected_at, conn.secured_at), "http_version": b"HTTP/2",
-                           "stream_id": st.sid}
-        resp._clock = loop.time
-        ce = rhead.content_encoding
-        if ce:
-            resp._content_encoding = ce.decode("latin-1")
-            resp._limits = self.limits
-
-        async def chunks(streaming: bool = True) -> list[bytes]:
-            return await st.read_body(deadline, streaming)
-
-        def on_close(complete: bool) -> None:
-            ended = st.finish()
-            if ended and st.trailers is not None:
-                resp.extensions["trailers"] = Headers._from_raw(st.trailers)
-            pool.release(conn, True)
-
-        resp._chunks = chunks
-        resp._on_close = on_close
-        if not stream and st.complete:
-            await resp.aread()
-        return resp
-
-    @staticmethod
-    async def _write_h2_body(st: Any, body: Any, length: int | None,
-                             deadline: Deadline) -> None:
-        if isinstance(body, bytes):
-            n = len(body)
-            if n <= _WRITE_PIECE:
-                await st.send_body(body, True, deadline)
-                return
-            view = memoryview(body)
-            for i in range(0, n, _WRITE_PIECE):
-                await st.send_body(bytes(view[i:i + _WRITE_PIECE]), i + _WRITE_PIECE >= n,
-                                   deadline)
-            return
-        sent = 0
-        async for piece in _pieces(body):
-            sent += len(piece)
-            if length is not None and sent > length:
-                raise LocalProtocolError(
-                    f"the streamed body is longer than its Content-Length: {length}")
-            await st.send_body(piece, False, deadline)
-        if length is not None and sent != length:
-            raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
-                                     f"of its Content-Length: {length}")
-        await st.send_body(b"", True, deadline)
-
-    def _header_entry(self, headers: Headers) -> tuple[bytes, bytes | None, int | None, bool]:
-        key = tuple(headers._items)
-        entry = self._block_cache.get(key)
-        if entry is None:
-            entry = _header_block(headers._items)
-            if len(self._block_cache) >= 64:
-                self._block_cache.clear()
-            self._block_cache[key] = entry
-        return entry
-
-    def _encode_head(self, method: str, u: _URL, headers: Headers, body: Any,
-                     forward: Proxy | None = None) -> tuple[bytes, int | None]:
-        """Request line, Host, headers and the framing header; returns it with the exact
-        length a streamed body must have (None: chunked, or not a stream). The caller's
-        header block is validated and encoded once per distinct set of headers (the
-        client's defaults, usually) and then reused."""
-        block, host_line, length, chunked = self._header_entry(headers)
-        if body is None:
-            if chunked or length:
-                raise LocalProtocolError(
-                    f"{'Transfer-Encoding: chunked' if chunked else f'Content-Length: {length}'}"
-                    " was given for a request without a body")
-            framing = b"Content-Length: 0\r\n" if length == 0 or method in _BODY_METHODS \
-                else b""
-            length = None
-        elif body.__class__ is bytes:
-            if chunked:
-                raise LocalProtocolError(
-                    "Transfer-Encoding: chunked was given with a bytes body, which the "
-                    "client sends with its Content-Length (pass an iterable to stream it)")
-            if length is not None and length != len(body):
-                raise LocalProtocolError(
-                    f"Content-Length: {length} was given, but the body is {len(body)} bytes")
-            framing = b"Content-Length: %d\r\n" % len(body)
-            length = None
-        elif length is not None:
-            framing = b"Content-Length: %d\r\n" % length
-        else:
-            framing = b"Transfer-Encoding: chunked\r\n"
-        if forward is not None:
-            # To a forwarding proxy: the absolute URL, and the proxy's own credentials.
-            line = encode_request_line(method, u.text)
-            if forward.auth:
-                framing += b"Proxy-Authorization: %s\r\n" % forward.auth.encode("ascii")
-        else:
-            line = u.request_lines.get(method)
-            if line is None:
-                line = u.request_lines[method] = encode_request_line(method, u.target)
-        return line + (host_line or u.host_line) + block + framing + b"\r\n", length
-
-    async def _write_request(self, conn: HTTPConnection, head: bytes, body: Any,
-                             length: int | None, deadline: Deadline) -> None:
-        wt = deadline.timeout.write
-        if body is None:
-            conn.write(head)
-        elif isinstance(body, bytes):
-            if len(body) <= _WRITE_PIECE:
-                conn.writelines([head, body])
-            else:
-                conn.write(head)
-                view = memoryview(body)
-                for i in range(0, len(body), _WRITE_PIECE):
-                    conn.write(view[i:i + _WRITE_PIECE])  # type: ignore[arg-type]
-                    await self._drain(conn, deadline, wt)
-        else:
-            conn.write(head)
-            sent = 0
-            async for piece in _pieces(body):
-                if length is None:
-                    conn.writelines(encode_chunk(piece))
-                else:
-                    sent += len(piece)
-                    if sent > length:
-                        raise LocalProtocolError(
-                            f"the streamed body is longer than its Content-Length: {length}")
-                    conn.write(piece)
-                await self._drain(conn, deadline, wt)
-            if length is None:
-                conn.write(LAST_CHUNK)
-            elif sent != length:
-                raise LocalProtocolError(f"the streamed body ended after {sent} bytes, short "
-                                         f"of its Content-Length: {length}")
-        await self._drain(conn, deadline, wt)
-
-    @staticmethod
-    async def _drain(conn: HTTPConnection, deadline: Deadline, wt: float | None) -> None:
-        if conn.write_paused:
-            t, by_total = deadline.budget(wt)
-            await conn.drain(t, lambda: deadline.message(
-                f"sending the request to {conn.origin[1]}", t, by_total))
-
-
-async def _pieces(body: Any) -> AsyncIterator[bytes]:
-    """The non-empty pieces of a streamed request body, sync or async iterable."""
-    if hasattr(body, "__aiter__"):
-        async for piece in body:
-            if piece:
-                yield bytes(piece)
-    else:
-        for piece in body:
-            if piece:
-                yield bytes(piece)
-
-
-def _header_block(items: list[tuple[str, str]]) -> tuple[bytes, bytes | None, int | None, bool]:
-    """Encode the caller's headers, less the framing ones, which are checked and returned
-    apart: (header lines, the caller's Host line or None, its Content-Length or None,
-    whether it asked for chunked). Refuses what no body could agree with."""
-    hosts: list[str] = []
-    lengths: set[str] = set()
-    codings: list[str] = []
-    rest: list[tuple[str, str]] = []
-    for name, value in items:
-        lname = name.lower()
-        if lname not in _FRAMING:
-            rest.append((name, value))
-        elif lname == "host":
-            hosts.append(value)
-        elif lname == "content-length":
-            lengths.update(v.strip() for v in value.split(","))
-        else:
-            codings += (c.strip().lower() for c in value.split(",") if c.strip())
-    block = encode_header_lines(rest)
-    if len(hosts) > 1:
-        raise LocalProtocolError(f"more than one Host header given: {hosts!r}")
-    host_line = encode_header_lines((("Host", hosts[0]),)) if hosts else None
-    length = None
-    if lengths:
-        if len(lengths) > 1 or not all(_DIGITS.fullmatch(v) for v in lengths):
-            raise LocalProtocolError(f"invalid Content-Length given: {sorted(lengths)!r}")
-        length = int(lengths.pop())
-    if codings and codings != ["chunked"]:
-        raise LocalProtocolError(
-            f"Transfer-Encoding {', '.join(codings)!r} cannot be sent: the client frames "
-            "the body itself (chunked for an iterable body)")
-    if codings and length is not None:
-        raise LocalProtocolError("both Content-Length and Transfer-Encoding were given; "
-                                 "a request has one or the other")
-    return block, host_line, length, bool(codings)
-

@@ -30,6 +30,7 @@ cdef class FrontDoor:
     cdef public unsigned int max_udp_size
     cdef readonly unsigned long long hits
     cdef object answer              # the last verdict's answer, until taken
+    cdef public object policy       # set: every recursive query is a miss (response policy)
 
     cdef int admit(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                    PyObject** key, unsigned int* qtype, bint* truncated) except -1

@@ -17,8 +17,9 @@ rules, in the order they apply:
    answers whatever RD says, as Unbound's), else the cache's answer to a client that may
    snoop (``allow-snoop``), else REFUSED, so that what other clients asked cannot be read out
    of the cache;
-5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch;
-   otherwise a miss, for the engine (``resolver.response.begin``: the rules that need the
+5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch
+   (with a response policy configured, ``policy``, never: the policy sees every name
+   first, ``resolver.daemon.rpz_gate``); otherwise a miss, for the engine (``resolver.response.begin``: the rules that need the
    whole query parsed: FORMERR, BADVERS, class, meta types, local zones).
 
 The header's rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads
@@ -58,6 +59,7 @@ cdef class FrontDoor:
         self.prefetch_fraction = prefetch_fraction
         self.max_udp_size = max_udp_size
         self.hits = 0
+        self.policy = None
 
     cdef int admit(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                    PyObject** key, unsigned int* qtype, bint* truncated) except -1:
@@ -80,6 +82,8 @@ cdef class FrontDoor:
             return NOTIMP
         if rule == HEADER_NO_RECURSION:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
+        if self.policy is not None:     # the response policy sees the name first
+            return MISS
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key)
         self.stats.query_parses += 1

@@ -1,9 +1,13 @@
-"""``corenet-resolver``: serve, checkconf, query, stats, status, flush, reload.
+"""``corenet-resolver``: serve, checkconf, query, and the control commands of unbound-control.
 
     corenet-resolver serve [--config FILE] [--listen ADDR:PORT ...] [--allow CIDR ...] ...
     corenet-resolver checkconf FILE
     corenet-resolver query [@SERVER] [NAME] [TYPE] [+OPTION ...]   (as dig: see dig.py)
-    corenet-resolver stats|status|flush [NAME]|reload [--control PATH]
+    corenet-resolver [-c CONFIG] [-s PATH] COMMAND [ARGS]    (resolver.daemon.commands)
+
+A control command's output is unbound-control's where scripts read it: ``ok`` for the
+commands that print it, ``error MESSAGE`` on stdout and exit status 1 when the daemon refuses;
+a daemon that cannot be reached is an error on stderr and exit status 1.
 
 A bad option or config value is a one-line error naming it and exit status 2, before
 anything binds.
@@ -41,20 +45,23 @@ def _authority_flags(p, default) -> None:
                         "loopback needs --no-do-not-query-localhost)")
 
 
-def _control_parser(sub, name: str, help_: str):
-    from resolver.daemon.service import SYSTEM_CONTROL
-
-    p = sub.add_parser(name, help=help_)
-    p.add_argument("--control", metavar="PATH", default=None,
-                   help=f"the daemon's control socket (default {SYSTEM_CONTROL}, or the "
-                        "non-root daemon's, or $CORENET_RESOLVER_CONTROL)")
-    return p
-
-
 def parser() -> argparse.ArgumentParser:
     from corenet import __version__
 
-    ap = argparse.ArgumentParser(prog=PROG, description="A recursive, caching DNS resolver.")
+    from resolver.daemon.commands import usage
+    from resolver.daemon.service import SYSTEM_CONTROL
+
+    ap = argparse.ArgumentParser(
+        prog=PROG, description="A recursive, caching DNS resolver.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"control commands, run as  {PROG} [-c CONFIG] [-s PATH] [-q] COMMAND "
+               "[ARGS]\n  -c CONFIG  the daemon's config file: its control socket (or TCP "
+               "control listener, control-enable) is used\n  -s PATH, --control PATH  the "
+               f"control socket (default {SYSTEM_CONTROL}, or the non-root\n"
+               "             daemon's, or $CORENET_RESOLVER_CONTROL); -s ADDR[@PORT]: the TCP "
+               "control listener, with -c's certificates\n  -q  no 'ok' on "
+               "success   --json  stats and status as JSON   COMMAND -h  the command's "
+               "doc\n\n" + usage())
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
@@ -62,14 +69,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("file", metavar="FILE")
     from resolver.daemon import dig
     dig.add_parser(sub, _authority_flags)
-    p = _control_parser(sub, "stats", "print a running daemon's figures")
-    p.add_argument("--json", action="store_true", help="as JSON")
-    p = _control_parser(sub, "flush", "forget the cache (or one name, in the shared cache "
-                                       "too) of a running daemon")
-    p.add_argument("name", nargs="?")
-    _control_parser(sub, "reload", "make a running daemon reread its config (cache kept)")
-    p = _control_parser(sub, "status", "a running daemon's version, uptime, workers, cache")
-    p.add_argument("--json", action="store_true", help="as JSON")
     return ap
 
 
@@ -115,38 +114,119 @@ def _print_stats(stats: dict) -> None:
     print(render(stats), end="")
 
 
-def cmd_control(ns: argparse.Namespace) -> int:
-    from resolver.daemon.control import ControlError, request
+#: The control commands' options: (their names, what they set, whether a value follows).
+CONTROL_OPTIONS = {"-c": ("config", True), "--config": ("config", True),
+                   "-s": ("control", True), "--control": ("control", True),
+                   "--json": ("json", False), "-q": ("quiet", False)}
 
+
+def split_control(argv: list[str]) -> tuple[dict, list[str]]:
+    """A control command line: its options (before or after the command) and the command
+    with its arguments. Raises ValueError for an option without its value."""
+    opts: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in CONTROL_OPTIONS:
+            key, takes = CONTROL_OPTIONS[name]
+            if takes and not value:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{name} needs a value")
+                i += 1
+                value = argv[i]
+            opts[key] = value if takes else True
+        else:
+            rest.append(arg)
+        i += 1
+    return opts, rest
+
+
+def control_target(opts: dict):
+    """Where the daemon listens for commands: ``-s``/``--control``, else the control socket
+    (or TCP control interface) of the config file ``-c`` names, else the default socket."""
+    from resolver.daemon import config
+    from resolver.daemon.control import is_address, tcp_target
     from resolver.daemon.service import find_control
 
-    req: dict[str, Any] = {"cmd": ns.command}
-    if ns.command == "flush" and ns.name:
-        req["name"] = ns.name
+    if opts.get("control") and is_address(opts["control"]):     # -s ADDR[@PORT]: over TCP
+        return tcp_target(config.build(opts.get("config")), opts["control"])
+    if opts.get("control"):
+        return opts["control"]
+    if opts.get("config"):
+        cfg = config.build(opts["config"])
+        target = tcp_target(cfg)
+        if target is not None:
+            return target
+        if not cfg.control:
+            raise ConfigError(f"{opts['config']}: the control socket is off (control = \"\")")
+        # the default path: where a daemon that could not make it put its socket too
+        return find_control() if cfg.control == config.Config.control else cfg.control
+    return find_control()
+
+
+def cmd_control(argv: list[str]) -> int:
+    from resolver.daemon.commands import BY_NAME
+    from resolver.daemon.control import ControlError, request
+
     try:
-        answer = request(ns.control or find_control(), req)
+        opts, rest = split_control(argv)
+    except ValueError as e:
+        return _fail(str(e))
+    cmd, args = rest[0], rest[1:]
+    if cmd not in BY_NAME:
+        return _fail(f"unknown command {cmd!r} (corenet-resolver help lists them)")
+    if {"-h", "--help"} & set(args):
+        c = BY_NAME[cmd]
+        print(f"usage: {PROG} [-c CONFIG] [-s PATH] {c.name} {c.args}".rstrip())
+        print(f"\n{c.doc}\n\nWith several workers: {c.scope}.")
+        return 0
+    req: dict[str, Any] = {"cmd": cmd, "args": args}
+    if cmd == "stats":
+        req["reset"] = True
+    elif cmd == "stats_noreset":
+        req["since"] = True
+    elif cmd == "load_cache":
+        req["input"] = sys.stdin.read()
+    try:
+        answer = request(control_target(opts), req)
+    except ConfigError as e:
+        return _fail(str(e))
     except ControlError as e:
+        if e.refused:                    # the daemon answered: unbound-control's form
+            print(f"error {e}")
+            return 1
         return _fail(str(e), 1)
-    if ns.command == "status":
-        if ns.json:
+    if cmd == "status":
+        if opts.get("json"):
             print(json.dumps(answer["status"], indent=1, sort_keys=True))
         else:
             print(_status_text(answer["status"]))
-    elif ns.command == "stats":
-        if ns.json:
+    elif "stats" in answer:
+        if opts.get("json"):
             print(json.dumps(answer["stats"], indent=1, sort_keys=True))
         else:
             _print_stats(answer["stats"])
-    elif ns.command == "flush":
-        print(f"flushed {answer.get('flushed', ns.name or 'everything')}")
+    elif cmd == "flush":
+        if not opts.get("quiet"):
+            print("ok")
         if "shared_deleted" in answer:
             if answer["shared_deleted"] is None:
                 return _fail("the shared cache could not be reached: the name's entries "
                              "there stay until they expire", 1)
             print(f"deleted {answer['shared_deleted']} entries from the shared cache")
-    else:
-        restart = answer.get("restart_needed")
-        print("reloaded" + (f" ({', '.join(restart)} need a restart)" if restart else ""))
+    elif cmd == "reload":
+        if not opts.get("quiet"):
+            print("ok")
+        if answer.get("restart_needed"):
+            print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
+                  file=sys.stderr)
+    elif "lines" in answer:
+        for line in answer["lines"]:
+            print(line)
+    elif answer.get("text") and not (opts.get("quiet") and answer["text"] == "ok"):
+        print(answer["text"])
     return 0
 
 
@@ -164,7 +244,22 @@ def _status_text(st: dict) -> str:
         f"cache: {st['cache_bytes']} of {st['cache_size']} bytes ({fill:.1%})",
         f"queries in flight: {st['inflight']}",
         f"query log: {'on' if st['log_queries'] else 'off'}",
+        *(_auto_anchor_text(a) for a in st.get("auto_trust_anchors", ())),
     ])
+
+
+def _auto_anchor_text(a: dict) -> str:
+    """One RFC 5011 trust point: its keys by tag and state, its last and next probe."""
+    import time
+
+    def when(t: int) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
+
+    keys = ", ".join(f"{tag} {state}" for tag, state in sorted(a["keys"].items())) or "none"
+    return (f"auto trust anchor {a['zone']} ({a['file']}): "
+            + ("every key revoked, not validated" if a["revoked"] else f"keys {keys}")
+            + f"; last success {when(a['last_success'])}; next probe {when(a['next_probe'])}"
+            + (f"; {a['query_failed']} failed probes" if a["query_failed"] else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,12 +267,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "query" and not {"-h", "--help"} & set(argv[1:]):
         from resolver.daemon import dig       # dig's grammar, not argparse's
         return dig.main(argv[1:])
+    if argv and argv[0] == "help":
+        argv = ["--help"]
+    if _control_command(argv):
+        return cmd_control(argv)
     ns = parser().parse_args(argv)
     if ns.command == "serve":
         return cmd_serve(ns)
-    if ns.command == "checkconf":
-        return cmd_checkconf(ns)
-    return cmd_control(ns)
+    return cmd_checkconf(ns)
+
+
+def _control_command(argv: list[str]) -> bool:
+    """Whether ``argv`` is a control command (its options may come first)."""
+    from resolver.daemon.commands import BY_NAME
+
+    try:
+        _, rest = split_control(argv)
+    except ValueError:
+        return False
+    return bool(rest) and rest[0] in BY_NAME
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ it on one line and exits with status 2).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import tomllib
 from dataclasses import replace
@@ -21,7 +20,7 @@ from resolver.limits import DEFAULT as _LIMITS, Limits
 
 __all__ = ["Address", "Config", "ConfigError", "RESTART_SETTINGS", "ZONE_SETTINGS", "SETTINGS",
            "ALIASES", "CACHE_TTLS", "build", "load_file", "key_line", "limit_value",
-           "parse_address", "engine_limits", "make_zones", "check_encrypted", "log_level"]
+           "parse_address", "engine_limits", "make_zones", "insecure_domains", "check_encrypted"]
 
 #: Every setting's name (``Config``'s fields but ``config_file``).
 SETTINGS = tuple(BY_NAME)
@@ -58,18 +57,29 @@ def engine_limits(cfg: "Config", base=_LIMITS):
 
 
 def make_zones(cfg: Config):
-    """The config's zones as ``resolver.zones.Zones`` (None when there are none); a name
-    given twice raises ConfigError."""
+    """The config's zones as ``resolver.zones.Zones``, Unbound's default local zones
+    included; a name given twice raises ConfigError."""
     from resolver.zones import Zones
 
     forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle) if z.transport == "tls"
                     else z for z in cfg.forward_zone)
     try:
         zones = Zones(forward, cfg.stub_zone, cfg.local_zone,
-                      cfg.local_data + cfg.local_data_ptr)
+                      cfg.local_data + cfg.local_data_ptr, defaults=True,
+                      unblock_lan_zones=cfg.unblock_lan_zones)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None
+
+
+def insecure_domains(cfg: Config) -> tuple[str, ...]:
+    """The negative trust anchors: ``domain-insecure``, and the AS112 reverse zones with
+    ``insecure-lan-zones`` (as Unbound)."""
+    if not cfg.insecure_lan_zones:
+        return cfg.domain_insecure
+    from resolver.zones import AS112_ZONES
+
+    return cfg.domain_insecure + tuple(z for z in AS112_ZONES if z not in cfg.domain_insecure)
 
 
 def unloadable_pair(cfg: "Config", e: Exception) -> ConfigError:
@@ -284,10 +294,6 @@ def _at_second_mention(config_file: str | None, e: ConfigError) -> ConfigError:
     quoted = re.compile(rf"""["']{re.escape(name)}\.?[\s"']""", re.IGNORECASE)
     seen = [n for n, line in enumerate(text.splitlines(), 1) for _ in quoted.finditer(line)]
     return ConfigError(f"{config_file}:{seen[1]}: {e}") if len(seen) >= 2 else e
-
-
-def log_level(cfg: Config) -> int:
-    return getattr(logging, cfg.log_level)
 
 
 def apply_zone_ratelimits(cfg: Config, rates) -> None:

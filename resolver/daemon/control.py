@@ -1,9 +1,12 @@
-"""The control socket: a Unix stream socket (0600 by default) taking one JSON request per
-line and answering one JSON line, for ``corenet-resolver stats|flush|reload``.
+"""The control channel: a Unix stream socket (0660 by default) and, with
+``control-enable``, a TCP listener with mutual TLS (Unbound's remote-control), each taking
+one JSON request per line and answering one JSON line, for the control commands
+(``resolver.daemon.commands``).
 
-Requests: ``{"cmd": "stats"}``, ``{"cmd": "flush", "name": "example.com."}`` (name
-optional), ``{"cmd": "reload"}``. Answers: ``{"ok": true, ...}`` or ``{"ok": false,
-"error": "..."}``. A request line is bounded in size and time; a bad one gets an error answer.
+Requests: ``{"cmd": NAME, "args": [...]}`` (``load_cache`` adds ``"input"``: the dump).
+Answers: ``{"ok": true, ...}`` (``"text"``: what the command prints) or ``{"ok": false,
+"error": "..."}``. A request line is bounded in size (``limits.max_control_request``) and
+time; a bad one gets an error answer.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import json
 import logging
 import os
 import socket
+import ssl
 import stat
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 log = logging.getLogger("resolver.daemon.control")
@@ -24,7 +29,79 @@ Handler = Callable[[dict], Awaitable[dict]]
 
 
 class ControlError(Exception):
-    """The daemon could not be reached or refused the request."""
+    """The daemon could not be reached (``refused`` False) or refused the request
+    (``refused`` True: the daemon's own error message)."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def server_context(cfg) -> ssl.SSLContext:
+    """The TCP control listener's TLS: its key and certificate, and a client certificate
+    signed by that certificate required (Unbound's remote-control). Raises OSError or
+    ssl.SSLError for files that do not load."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cfg.server_cert_file, cfg.server_key_file)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cfg.server_cert_file)
+    return ctx
+
+
+def client_context(cfg) -> ssl.SSLContext:
+    """The command line's TLS to the TCP control listener: its own key and certificate, the
+    server's certificate the one trusted (pinned: no host name is checked, as Unbound)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.load_verify_locations(cfg.server_cert_file)
+    ctx.load_cert_chain(cfg.control_cert_file, cfg.control_key_file)
+    return ctx
+
+
+@dataclass(frozen=True)
+class TCPTarget:
+    """A daemon's TCP control listener, as the command line reaches it."""
+    host: str
+    port: int
+    ssl: ssl.SSLContext | None
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def tcp_target(cfg, server: str | None = None) -> TCPTarget | None:
+    """Where ``-c CONFIG`` sends commands when the config enables the TCP listener, or
+    where ``-s ADDR[@PORT]`` says (unbound-control's form; the port by default
+    ``control-port``), with the config's certificates; None for neither."""
+    if server is None and not cfg.control_enable:
+        return None
+    host = cfg.control_interface[0] if cfg.control_interface else "127.0.0.1"
+    port = cfg.control_port
+    if server is not None:
+        host, _, port_text = server.partition("@")
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ControlError(f"-s {server}: port {port_text!r} is not a port number")
+            port = int(port_text)
+    try:
+        ctx = client_context(cfg) if cfg.control_use_cert else None
+    except (OSError, ssl.SSLError) as e:
+        raise ControlError(f"control-key-file/control-cert-file/server-cert-file: {e}") \
+            from None
+    return TCPTarget(host, port, ctx)
+
+
+def is_address(text: str) -> bool:
+    """Whether ``-s`` names a TCP listener (``ADDR[@PORT]``) rather than a socket path."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.partition("@")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _bind_unix(path: str, mode: int) -> socket.socket:
@@ -64,17 +141,52 @@ def _bind_unix(path: str, mode: int) -> socket.socket:
 
 
 class ControlServer:
-    def __init__(self, path: str, handler: Handler, mode: int = 0o600) -> None:
+    def __init__(self, path: str | None, handler: Handler, mode: int = 0o600,
+                 max_request: int = MAX_REQUEST, tcp=None) -> None:
         self.path = path
+        self.max_request = max_request
+        #: the config of the TCP listener (``control-enable`` ...), or None
+        self.tcp = tcp
+        self.tcp_servers: list[asyncio.AbstractServer] = []
         self.handler = handler
         self.mode = mode
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        sock = _bind_unix(self.path, self.mode)
-        self.server = await asyncio.start_unix_server(self._client, sock=sock,
-                                                      limit=MAX_REQUEST)
-        log.info("control socket at %s", self.path)
+        if self.path:
+            sock = _bind_unix(self.path, self.mode)
+            self.server = await asyncio.start_unix_server(self._client, sock=sock,
+                                                          limit=self.max_request)
+            log.info("control socket at %s", self.path)
+        if self.tcp is not None:
+            await self._start_tcp(self.tcp)
+
+    async def _start_tcp(self, cfg) -> None:
+        import ipaddress
+
+        ctx = None
+        if cfg.control_use_cert:
+            try:
+                ctx = server_context(cfg)
+            except (OSError, ssl.SSLError) as e:
+                raise OSError(f"control-enable: server-key-file/server-cert-file: {e}") \
+                    from None
+        for host in cfg.control_interface:
+            if ctx is None and not ipaddress.ip_address(host).is_loopback:
+                raise OSError(f"control-interface {host}: plain TCP (control-use-cert: no) "
+                              "only on a loopback address")
+            try:
+                srv = await asyncio.start_server(self._client, host, cfg.control_port,
+                                                 ssl=ctx, limit=self.max_request)
+            except OSError as e:
+                if len(cfg.control_interface) > 1 and e.errno in (99, 97):
+                    log.warning("control-interface %s: %s", host, e.strerror)
+                    continue
+                raise OSError(e.errno, f"control-interface {host} port "
+                                       f"{cfg.control_port}: {e.strerror}") from None
+            self.tcp_servers.append(srv)
+            log.info("control over TCP%s on %s port %d", " with TLS" if ctx else "", host,
+                     cfg.control_port)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -83,7 +195,8 @@ class ControlServer:
                 req = json.loads(line)
                 if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                     raise ValueError("expected an object with a 'cmd' string")
-            except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:
+            except (ValueError, asyncio.LimitOverrunError, asyncio.IncompleteReadError,
+                    asyncio.TimeoutError) as e:
                 answer: dict[str, Any] = {"ok": False, "error": f"bad request: {e}"}
             else:
                 try:
@@ -93,49 +206,69 @@ class ControlServer:
                     answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
     async def close(self) -> None:
+        for srv in self.tcp_servers:
+            srv.close()
+        self.tcp_servers.clear()
         if self.server is not None:
             self.server.close()
             self.server = None
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
-def request(path: str, req: dict, timeout: float = 10.0) -> dict:
-    """Send one request to a daemon's control socket (blocking; for the CLI)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
+def request(target, req: dict, timeout: float = 30.0) -> dict:
+    """Send one request to a daemon (blocking; for the command line): ``target`` is a
+    control socket's path or a :class:`TCPTarget`."""
+    where = (f"control interface {target}" if isinstance(target, TCPTarget)
+             else f"control socket {target}")
+    try:
+        if isinstance(target, TCPTarget):
+            raw = socket.create_connection((target.host, target.port), timeout=timeout)
+            s = (target.ssl.wrap_socket(raw) if target.ssl is not None else raw)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(target)
+    except OSError as e:
+        raise ControlError(f"{where}: {e.strerror or e}") from None
+    with s:
         try:
-            s.connect(path)
             s.sendall(json.dumps(req).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
+            chunks = []
+            while True:
                 chunk = s.recv(65536)
                 if not chunk:
                     break
-                buf += chunk
+                chunks.append(chunk)
+                if chunk.endswith(b"\n"):
+                    break
+            buf = b"".join(chunks)
         except OSError as e:
-            raise ControlError(f"control socket {path}: {e.strerror or e}") from None
+            raise ControlError(f"{where}: {e.strerror or e}") from None
     try:
         answer = json.loads(buf)
     except ValueError:
-        raise ControlError(f"control socket {path}: unreadable answer {buf[:80]!r}") from None
+        raise ControlError(f"{where}: unreadable answer {buf[:80]!r}") from None
     if not answer.get("ok"):
-        raise ControlError(answer.get("error", "request failed"))
+        raise ControlError(answer.get("error", "request failed"), refused=True)
     return answer
 
 
-async def arequest(path: str, req: dict, timeout: float = 5.0) -> dict:
-    """The same, on the running loop (the worker parent asks its workers)."""
+async def arequest(path: str, req: dict, timeout: float = 5.0,
+                   limit: int = 16 * 1024 * 1024) -> dict:
+    """The same, on the running loop (the worker parent asks its workers); an answer is at
+    most ``limit`` bytes."""
     async def go() -> dict:
-        reader, writer = await asyncio.open_unix_connection(path, limit=16 * 1024 * 1024)
+        reader, writer = await asyncio.open_unix_connection(path, limit=limit)
         try:
             writer.write(json.dumps(req).encode() + b"\n")
             await writer.drain()
@@ -147,5 +280,5 @@ async def arequest(path: str, req: dict, timeout: float = 5.0) -> dict:
     except (OSError, ValueError, asyncio.TimeoutError) as e:
         raise ControlError(f"control socket {path}: {e!r}") from None
     if not answer.get("ok"):
-        raise ControlError(answer.get("error", "request failed"))
+        raise ControlError(answer.get("error", "request failed"), refused=True)
     return answer

@@ -25,6 +25,7 @@ from resolver.cache.store cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
+from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.daemon.udp_listener cimport ClientSend
 from resolver.response import error
 
@@ -39,6 +40,10 @@ for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
 
 log = logging.getLogger("resolver.daemon.server")
+#: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
+#: Unbound's verbosity 5 identifies it.
+cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
+cdef int CACHE_MISS = _CACHE_MISS
 
 cdef object _udp_limit = udp_listener.udp_limit
 cdef object _truncate = udp_listener.truncate
@@ -123,16 +128,18 @@ cdef class _Done(MissDone):
     """The Drive's done(drive, response) for one client query (called in C by a Drive)."""
     cdef Dispatch owner
     cdef bytes q
-    cdef object client, send
+    cdef object client, send, host
     cdef str transport
     cdef double t0
+    cdef object rewrite                 # the policy's check of the answer, or None
 
     def __call__(self, d, out):
-        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out)
+        self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, d, out,
+                            self.host, self.rewrite)
 
     cdef int finished(self, Drive drive, object response) except -1:
         self.owner.resolved(self.q, self.client, self.transport, self.send, self.t0, drive,
-                            response)
+                            response, self.host, self.rewrite)
         return 0
 
 
@@ -178,6 +185,7 @@ cdef class Dispatch:
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
     cdef public FrontDoor front         # the admission of every query (None: misses only)
+    cdef public object policy           # resolver.daemon.rpz_gate.PolicyGate, or None
 
     def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
@@ -190,6 +198,7 @@ cdef class Dispatch:
         self.loop = None
         self.query_log = None
         self.front = front
+        self.policy = None
 
     @property
     def cfg(self):
@@ -216,6 +225,25 @@ cdef class Dispatch:
 
     cdef bint miss(self, bytes q, addr, str transport, send, double t0,
                    bint busy=False, absent=None) except -1:
+        """``start``, through the response policy when there is one
+        (``resolver.daemon.rpz_gate``)."""
+        if self.policy is not None:
+            return self.policy.miss(self, q, addr, transport, send, t0, busy)
+        return self.start(q, addr, transport, send, t0, busy, absent, None, None)
+
+    def policy_start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                     rewrite, bytes shown=None):
+        """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
+        answer into the one sent (None: nothing is sent); ``shown``: the client's query,
+        counted and logged, when ``q`` is another (a CNAME rewrite's target)."""
+        return self.start(q, addr, transport, send, t0, busy, None, rewrite, shown)
+
+    def policy_answer(self, bytes q, bytes out, str transport, send, double t0, client):
+        """An answer the response policy gave: counted, logged and sent as any other."""
+        self.answer(q, out, transport, send, t0, client, False)
+
+    cdef bint start(self, bytes q, addr, str transport, send, double t0, bint busy,
+                    absent, rewrite, bytes shown) except -1:
         """Starts a resolution that answers later through ``send`` (or now: an error the
         engine finds). False when the query was dropped (overload, a deny zone, too short
         to answer): ``send`` will never be called. With ``busy`` (the listener is behind)
@@ -238,22 +266,23 @@ cdef class Dispatch:
             dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
             return False
         self.inflight_by_client[client] = n + 1
+        if _miss_log.isEnabledFor(CACHE_MISS):
+            self._log_miss(q, addr, transport)
         cdef _Done done = _Done.__new__(_Done)
         done.owner, done.q, done.client, done.transport, done.send, done.t0 = (
-            self, q, client, transport, send, t0)
+            self, q if shown is None else shown, client, transport, send, t0)
+        done.host = addr[0] if addr else None
+        done.rewrite = rewrite
         # No task: the engine's Drive calls back with the response (or None if cancelled).
         try:
-            if absent is not None:
-                d = self.resolver.start_miss(q, done, self.loop, absent)
-            else:
-                d = self.resolver.start_miss(q, done, self.loop)
+            d = self.resolver.start_miss(q, done, self.loop, absent, addr)
         except Exception as exc:        # a malformed query the engine rejects, or a bug
             d = self._failed(q, client, exc)
         if d is None:                   # dropped (a deny zone, a query too short)
-            self.resolved(q, client, transport, send, t0, None, None)
+            self.resolved(done.q, client, transport, send, t0, None, None, done.host, None)
             return False
         if type(d) is bytes:
-            self.resolved(q, client, transport, send, t0, None, d)
+            self.resolved(done.q, client, transport, send, t0, None, d, done.host, rewrite)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
         return True
@@ -333,6 +362,13 @@ cdef class Dispatch:
         b.tokens -= 1.0
         return True
 
+    def _log_miss(self, bytes q, addr, str transport):
+        from resolver.daemon.querylog import question
+        asked = question(q)
+        _miss_log.log(CACHE_MISS, "cache miss from %s over %s: %s",
+                      f"{addr[0]}@{addr[1]}" if addr and len(addr) > 1 else "-", transport,
+                      " ".join(asked[:3]) if asked else "(unreadable)")
+
     def _failed(self, bytes q, client, exc):
         log.debug("query from %s failed: %r", client, exc)
         out = _error_response(q, 1 if isinstance(exc, ValueError) else 2)
@@ -340,9 +376,11 @@ cdef class Dispatch:
             self.counters.dropped["short"] += 1
         return out
 
-    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out):
-        """The end of a miss: its response sent (none if it was cancelled), its count
-        released."""
+    cdef resolved(self, bytes q, client, str transport, send, double t0, d, out,
+                  host=None, rewrite=None):
+        """The end of a miss: its response sent (none if it was cancelled, or dropped by
+        ``rewrite``, the policy's check of the answer) to ``host`` (the client's address),
+        its count released."""
         if d is not None:
             self.misses.pop(d, None)
             if not self.misses and self.drained is not None and not self.drained.done():
@@ -353,28 +391,32 @@ cdef class Dispatch:
         else:
             self.inflight_by_client[client] = n
         cdef Parsed m
+        if out is not None and rewrite is not None:
+            out = rewrite(out)
         if out is not None:
             if d is None:
-                self.answer(q, out, transport, send, t0, client, False)
+                self.answer(q, out, transport, send, t0, host, False)
             else:
                 # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss):
                 # its type and EDNS payload size are not read from the bytes again.
                 m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
-                self.answer(q, out, transport, send, t0, client, False, m.qtype,
-                            m.edns_payload if m.edns_payload > 512 else 512)
+                self.answer(q, out, transport, send, t0, host, False, m.qtype,
+                            m.edns_payload if m.edns_payload > 512 else 512,
+                            (<Drive>d).failure if type(d) is Drive
+                            else getattr(d, "failure", None))
 
     cdef answer(self, bytes q, bytes out, str transport, send, double t0, client=None,
-                bint hit=False, int qtype=-1, int limit=-1):
+                bint hit=False, int qtype=-1, int limit=-1, failure=None):
         """Counts, logs and sends ``out``; ``qtype`` and ``limit`` (the largest UDP answer
         the client takes) are the query's when its parse is at hand, -1 to read them from
-        ``q``."""
+        ``q``; ``failure`` a SERVFAIL's (extended error code, reason) when it is known."""
         cdef double seconds
         if transport == "udp":
             out = self.truncate_udp(out, q, limit)
         seconds = monotonic() - t0
         self.counters.answered(transport, out, qtype_of(q) if qtype < 0 else qtype, seconds)
         if self.query_log is not None:
-            self.query_log(client, q, out, transport, seconds, hit)
+            self.query_log(client, q, out, transport, seconds, hit, failure)
         if type(send) is ClientSend:
             (<ClientSend>send).send(out)
         else:

@@ -60,6 +60,10 @@ def _keep_longest(out: dict, parts: list[dict]) -> None:
     its = [p["udp_iterations"]["max_ms"] for p in parts if "udp_iterations" in p]
     if its:
         out["udp_iterations"]["max_ms"] = max(its)
+    for part in parts:                   # a zone's serial and size: each worker's, not a sum
+        for name, z in part.get("rpz", {}).get("zones", {}).items():
+            held = out["rpz"]["zones"][name]
+            held["serial"], held["triggers"] = z["serial"], z["triggers"]
     longest = [p["gc"]["longest_ms"] for p in parts if "gc" in p]
     if longest:
         out["gc"]["longest_ms"] = [max(g) for g in zip(*longest)]
@@ -213,6 +217,7 @@ def render(stats: dict, openmetrics: bool = False) -> str:
                 for k, v in sorted(w["hit_rates"].items())])
     _render_encrypted(stats, metric)
     _render_tls_upstream(stats, metric)
+    _render_rpz(stats, metric)
     _render_service(stats, metric)
     _render_gc(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
@@ -386,6 +391,29 @@ def _render_tls_upstream(stats: dict, metric) -> None:
             if k.startswith("failed_")])
 
 
+def _render_rpz(stats: dict, metric) -> None:
+    """Response policy zones: matches by zone and action, each zone's triggers and serial,
+    transfers."""
+    r = stats.get("rpz")
+    if not r:
+        return
+    metric("rpz_matches_total", "counter",
+           "Queries a response policy zone matched, by zone and action (disabled: matched "
+           "in a zone whose action is overridden to disabled, not applied).",
+           [(f'{{zone="{z}",action="{a}"}}', n) for z, acts in sorted(r["matches"].items())
+            for a, n in sorted(acts.items())])
+    zones = sorted(r["zones"].items())
+    metric("rpz_zone_triggers", "gauge", "Triggers of each response policy zone loaded.",
+           [(f'{{zone="{z}"}}', v["triggers"]) for z, v in zones])
+    metric("rpz_zone_serial", "gauge", "SOA serial of each response policy zone loaded.",
+           [(f'{{zone="{z}"}}', v["serial"]) for z, v in zones if v["serial"] is not None])
+    metric("rpz_loads_total", "counter",
+           "Loads of response policy zones, by zone and outcome (changed: a transfer that "
+           "brought a new serial; failed: a transfer or zone file that failed).",
+           [(f'{{zone="{z}",outcome="{k}"}}', v[key]) for z, v in zones
+            for k, key in (("changed", "transfers"), ("failed", "failures"))])
+
+
 class MetricsServer:
     """A minimal HTTP/1.0-style server: GET /metrics answers, everything else 404/405."""
 
@@ -439,3 +467,33 @@ class MetricsServer:
         if self.server is not None:
             self.server.close()
             self.server = None
+
+
+#: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
+#: shows them as they are.
+GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
+                    "latency_buckets", "udp_iterations", "workers", "workers_answering",
+                    "per_worker", "open", "tls_upstream"})
+
+
+def since(stats: dict, base: dict | None) -> dict:
+    """``stats`` with every counter less its value in ``base`` (the figures of the last
+    ``stats`` that reset): what ``corenet-resolver stats`` shows, as unbound-control's does.
+    The counters themselves never go back, so ``/metrics`` stays monotonic."""
+    if base is None:
+        return stats
+
+    def sub(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {k: v if k in GAUGES else sub(v, b.get(k)) for k, v in a.items()}
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [sub(x, y) for x, y in zip(a, b)]
+        if (isinstance(a, (int, float)) and not isinstance(a, bool)
+                and isinstance(b, (int, float))):
+            return a - b
+        return a
+    out = sub(stats, base)
+    if "engine" in out:
+        from resolver.daemon.server import hit_rates
+        out["hit_rates"] = hit_rates(out)
+    return out

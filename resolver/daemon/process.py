@@ -20,16 +20,18 @@ import pwd
 import resource
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from typing import Any
 
 from resolver.daemon import config as config_mod
+from resolver.daemon import logs
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
-from resolver.daemon.metrics import MetricsServer, merge, watch_gc
+from resolver.daemon import operations
+from resolver.daemon.metrics import MetricsServer, merge, since, watch_gc
+from resolver.daemon.operations import WorkerControl
 from resolver.daemon.service import (Notifier, give_group, prepare_control, remove_pidfile,
                                      write_pidfile)
 
@@ -45,27 +47,33 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def setup_logging(cfg: Config) -> None:
-    logging.basicConfig(stream=sys.stderr, level=cfg.log_level,
-                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
-    logging.getLogger().setLevel(cfg.log_level)
-
-
 def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
     """Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit status."""
-    setup_logging(cfg)
+    logs.setup(cfg)
     from resolver.daemon.server import make_resolver
     from resolver.dnssec.trust_anchor import TrustAnchorError
     try:
-        make_resolver(cfg)     # bad hints / DNSSEC options fail here, before anything binds
+        checked = make_resolver(cfg)   # bad hints / DNSSEC options fail here, before binding
     except TrustAnchorError as e:
         raise ConfigError(f"--trust-anchor: {e}") from None
     except TypeError as e:
         raise ConfigError(f"--trust-anchor/--no-validate: not supported by this resolver ({e})")
     except (ValueError, OSError) as e:
         raise ConfigError(f"--root-hints: {e}") from None
+    if checked.zones:          # said once here: each worker makes its own resolver again
+        zones = checked.zones
+        log.info("zones: %s", zones.describe())
+        for name, local in zones.shadowed():
+            log.warning("zone %s is answered by the local zone %s and never asked (give "
+                        "local-zone \"%s nodefault\" to lift a default zone)", name, local,
+                        local)
+        for name in zones.needless_nodefaults():
+            log.warning("local-zone %s nodefault: there is no such default local zone", name)
     cfg = fit_descriptors(cfg)
     cfg, overrides = choose_user(cfg, overrides)
+    if cfg.user and os.geteuid() == 0:
+        pw = pwd.getpwnam(cfg.user)
+        logs.give_to(pw.pw_uid, pw.pw_gid)
     cfg = replace(cfg, control=prepare_control(cfg.control))
     tls = tls_services(cfg)
     notifier = Notifier()
@@ -122,7 +130,9 @@ def banner(server) -> str:
     cfg, r = server.cfg, server.resolver
     where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in server.addresses)
     if r.dnssec is not None:
-        dnssec = f"DNSSEC validation on (trust anchor {cfg.trust_anchor or 'shipped root key'})"
+        sources = ([cfg.trust_anchor] if cfg.trust_anchor else []) + \
+            [f"{f} (RFC 5011)" for f in cfg.auto_trust_anchor_file]
+        dnssec = f"DNSSEC validation on (trust anchor {', '.join(sources) or 'shipped root key'})"
     else:
         why = "--no-validate" if cfg.validate is False else "no trust anchor for these root hints"
         dnssec = f"DNSSEC validation OFF ({why})"
@@ -224,12 +234,14 @@ def _reload(cfg: Config, overrides) -> Config:
 
 
 def _worker(cfg: Config, overrides, control_path: str | None, metrics_addr,
-            notifier: Notifier | None = None, tls: dict | None = None) -> int:
+            notifier: Notifier | None = None, tls: dict | None = None,
+            index: int | None = None) -> int:
+    """Serves until stopped; ``index``: which worker of several (None: the only one)."""
     loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(_serve(cfg, overrides, control_path, metrics_addr,
-                                              notifier, tls))
+                                              notifier, tls, index))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -263,7 +275,8 @@ def status_of(server) -> dict:
             "listen": [list(a) for a in server.addresses],
             "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
             "cache_size": cfg.cache_size, "inflight": len(server.misses),
-            "log_queries": cfg.log_queries, "uid": os.geteuid()}
+            "log_queries": cfg.log_queries, "uid": os.geteuid(),
+            "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
 
 
 def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
@@ -278,11 +291,14 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
             "cache_bytes": sum(p["cache_bytes"] for p in parts),
             "cache_size": sum(p["cache_size"] for p in parts),
             "inflight": sum(p["inflight"] for p in parts),
-            "log_queries": any(p["log_queries"] for p in parts)}
+            "log_queries": any(p["log_queries"] for p in parts),
+            # the workers share the state files: any one's view is theirs
+            "auto_trust_anchors": parts[0].get("auto_trust_anchors", []) if parts else []}
 
 
 async def _serve(cfg: Config, overrides, control_path, metrics_addr,
-                 notifier: Notifier | None = None, tls: dict | None = None) -> int:
+                 notifier: Notifier | None = None, tls: dict | None = None,
+                 index: int | None = None) -> int:
     from resolver.daemon.server import Server
 
     loop = asyncio.get_running_loop()
@@ -295,16 +311,19 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         return 1
     stop = asyncio.Event()
 
+    base = {"cfg": server.cfg}      # the config as read: a reload starts from it again
+
     def do_reload() -> dict:
         if notifier is not None:
             notifier.reloading()
         try:
-            new = fit_descriptors(_reload(server.cfg, overrides))
+            new = fit_descriptors(_reload(base["cfg"], overrides))
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             if notifier is not None:
                 notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
+        base["cfg"] = new
         restart = server.apply(replace(new, control=server.cfg.control))
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
@@ -313,30 +332,17 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
             notifier.ready(banner(server))
         return {"ok": True, "restart_needed": restart}
 
+    control = WorkerControl(server, do_reload, lambda: loop.call_later(0.05, stop.set))
+
     async def handle(req: dict) -> dict:
-        cmd = req["cmd"]
-        if cmd == "stats":
-            return {"ok": True, "stats": server.stats()}
-        if cmd == "flush":
-            name = req.get("name")
-            r = server.resolver
-            out = {"ok": True, "flushed": name or "everything"}
-            if name and r.shared is not None:      # the name's entries in Redis go too
-                import dns.name
-                out["shared_deleted"] = await r.shared.forget(r, dns.name.from_text(name)
-                                                              .to_wire())
-            r.flush(name)
-            return out
-        if cmd == "reload":
-            return do_reload()
-        if cmd == "status":
-            return {"ok": True, "status": status_of(server)}
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        return await operations.run(operations.WORKER, control, req)
 
     ctl = met = None
     try:
-        if control_path:
-            ctl = ControlServer(control_path, handle, cfg.control_mode)
+        tcp = cfg if cfg.control_enable and control_path == cfg.control else None
+        if control_path or tcp is not None:
+            ctl = ControlServer(control_path, handle, cfg.control_mode,
+                                cfg.limits.max_control_request, tcp)
             await ctl.start()
         if metrics_addr:
             met = MetricsServer(metrics_addr, server.stats)
@@ -350,17 +356,22 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         return 1
     pidfile = cfg.pidfile if notifier is not None else None     # not a worker's
     try:
-        if cfg.user and ctl is not None and control_path != cfg.control:
+        if cfg.user and ctl is not None and control_path and control_path != cfg.control:
             # A worker's private socket: its supervisor, as that user too, must reach it.
             pw = pwd.getpwnam(cfg.user)
             os.chown(control_path, pw.pw_uid, pw.pw_gid)
-        elif ctl is not None:
+        elif ctl is not None and control_path:
             give_group(control_path, cfg.user)
         if pidfile:
             write_pidfile(pidfile)
         drop_privileges(cfg.user)
+        why = None
     except OSError as e:
-        log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
+        why = f"cannot write the pidfile or run as user {cfg.user!r}: {e}"
+    # RFC 5011 probes rewrite their state files: as the user the daemon now runs as
+    why = why or server.start_trust_probes()
+    if why:
+        log.error("%s", why)
         for x in (ctl, met):
             if x is not None:
                 await x.close()
@@ -372,8 +383,10 @@ async def _serve(cfg: Config, overrides, control_path, metrics_addr,
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, do_reload)
     _settle_gc()
-    log.info("%s", banner(server))
-    log.info("ready")
+    # One banner and one "ready" per daemon: with several workers the first one's banner,
+    # the supervisor's "ready: N workers"; the others say theirs at verbosity 2.
+    log.log(logging.INFO if not index else logs.DETAIL, "%s", banner(server))
+    log.log(logging.INFO if index is None else logs.DETAIL, "ready")
     if notifier is not None:
         notifier.ready(banner(server))
     await stop.wait()
@@ -405,7 +418,7 @@ def _parent(cfg: Config, overrides, notifier: Notifier, tls: dict) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _worker(cfg, overrides, path, None, None, tls)
+                code = _worker(cfg, overrides, path, None, None, tls, i)
             except BaseException:
                 log.exception("worker %d crashed", i)
             finally:
@@ -435,9 +448,12 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     async def ask_all(req: dict, quiet: bool = False) -> tuple[list[dict], list[str]]:
         """Every worker's answer, and the errors of those that failed (by worker)."""
         out, errors = [], []
+        # a cache's dump or load moves more than the other commands
+        big = req["cmd"] in operations.BULK
         for i, p in enumerate(paths):
             try:
-                out.append(await arequest(p, req))
+                out.append(await arequest(p, req, 25.0 if big else 5.0,
+                                          cfg.limits.max_control_request))
             except ControlError as e:
                 errors.append(f"worker {i}: {e}")
                 if not quiet:
@@ -461,6 +477,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.reloading()
         try:
             state["cfg"] = _reload(state["cfg"], overrides)
+            logs.reload(state["cfg"])
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             notifier.ready(f"reload failed, old config kept: {e}")
@@ -476,25 +493,40 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
         notifier.ready(f"reloaded; {len(answers)} workers")
         return {"ok": True, "workers": len(answers), "restart_needed": restart}
 
+    async def stats_command(req: dict) -> dict:
+        merged = await stats()
+        if not (req.get("since") or req.get("reset")):
+            return {"ok": True, "stats": merged}
+        shown = since(merged, state.get("stats_base"))
+        if req.get("reset"):
+            state["stats_base"] = merged
+        return {"ok": True, "stats": shown}
+
+    async def status_command(req: dict) -> dict:
+        parts = [a["status"] for a in await gather({"cmd": "status"})]
+        return {"ok": True, "status": merge_status(parts, started_at, len(paths))}
+
+    async def stop_command(req: dict) -> dict:
+        loop.call_later(0.05, stop.set)
+        return {"ok": True, "text": "ok"}
+
+    #: the commands this process answers itself (the others are asked of every worker)
+    own = {"stats": stats_command, "stats_noreset": lambda req: stats_command(
+               {**req, "since": True, "reset": False}),
+           "status": status_command, "reload": lambda req: reload(), "stop": stop_command}
+
     async def handle(req: dict) -> dict:
         cmd = req["cmd"]
-        if cmd == "stats":
-            return {"ok": True, "stats": await stats()}
-        if cmd == "status":
-            parts = [a["status"] for a in await gather({"cmd": "status"})]
-            return {"ok": True, "status": merge_status(parts, started_at, len(paths))}
-        if cmd == "reload":
-            return await reload()
-        if cmd == "flush":
-            answers, errors = await ask_all(req)
-            out = {"ok": not errors, "workers": len(answers),
-                   **({"error": "; ".join(errors)} if errors else {})}
-            deleted = [a["shared_deleted"] for a in answers if "shared_deleted" in a]
-            if deleted:          # each worker deletes the same keys: the first one counts them
-                out["shared_deleted"] = (None if all(d is None for d in deleted)
-                                         else sum(d or 0 for d in deleted))
-            return out
-        return {"ok": False, "error": f"unknown command {cmd!r}"}
+        if cmd in own:
+            return await own[cmd](req)
+        if cmd in operations.HERE_TOO:           # the supervisor logs too
+            answer = await operations.run(operations.WORKER, None, req)
+            if not answer.get("ok"):
+                return answer
+        if cmd not in operations.WORKER:
+            return {"ok": False, "error": f"unknown command {cmd!r}"}
+        answers, errors = await ask_all(req)
+        return operations.combine(cmd, answers, errors)
 
     # A worker is ready once it answers as the user it runs as for good: the parent drops
     # root after that, and then must still be able to signal every worker.
@@ -532,8 +564,10 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
 
     ctl = met = None
     try:
-        if cfg.control:
-            ctl = ControlServer(cfg.control, handle, cfg.control_mode)
+        if cfg.control or cfg.control_enable:
+            ctl = ControlServer(cfg.control, handle, cfg.control_mode,
+                                cfg.limits.max_control_request,
+                                cfg if cfg.control_enable else None)
             await ctl.start()
         if cfg.metrics:
             met = MetricsServer(cfg.metrics, stats)
@@ -550,7 +584,7 @@ async def _supervise(cfg: Config, overrides, children: dict[int, int], paths: li
     try:
         if ready and cfg.pidfile:
             write_pidfile(cfg.pidfile)
-        if ctl is not None:
+        if ctl is not None and cfg.control:
             give_group(cfg.control, cfg.user)
         drop_privileges(cfg.user)
     except OSError as e:

@@ -1,9 +1,11 @@
-"""The documents made from the settings table (``resolver.daemon.settings``): the reference
-page ``docs/config.md``, the sample config ``docs/corenet-resolver.toml`` and the man page
-``docs/man/corenet-resolver.toml.5``. Tests keep the files equal to these texts.
+"""The documents made from the settings table (``resolver.daemon.settings``) and the table
+of control commands (``resolver.daemon.commands``): the reference page ``docs/config.md``,
+the sample config ``docs/corenet-resolver.toml`` and the man pages
+``docs/man/corenet-resolver.toml.5`` and ``docs/man/corenet-resolver.8``. Tests keep the files
+equal to these texts.
 
     python -m resolver.daemon.reference > docs/config.md     # the reference page alone
-    python -m resolver.daemon.reference --write              # all three files
+    python -m resolver.daemon.reference --write              # every file
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from resolver import limits as L
-from resolver.daemon.settings import LIMITS, TABLE, ZONE_SETTINGS, Setting, default_of
+from resolver.daemon.settings import (LIMITS, TABLE, ZONE_SETTINGS, Setting, flag_default,
+                                      default_of)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Each document: its path under the source tree and the function that writes it.
 DOCUMENTS = {"docs/config.md": "reference", "docs/corenet-resolver.toml": "sample",
-             "docs/man/corenet-resolver.toml.5": "man_page"}
+             "docs/man/corenet-resolver.toml.5": "man_page",
+             "docs/man/corenet-resolver.8": "daemon_man_page"}
 
 
 def limit_docs() -> dict[str, str]:
@@ -188,8 +192,10 @@ def sample() -> str:
 
 # ---- the man page -----------------------------------------------------------------------------
 def _roff(text: str) -> str:
-    """Text for roff: backslashes escaped, ``code`` in bold, no line starting a request."""
+    """Text for roff: backslashes escaped, ``code`` in bold, no line starting a request, a
+    line allowed to break after a colon (the cipher lists are longer than a line)."""
     text = text.replace("\\", "\\e").replace("-", "\\-")
+    text = re.sub(r":(?=\S)", r":\\:", text)      # a place to break a long list of names
     text = re.sub(r"``(.+?)``", r"\\fB\1\\fR", text)
     text = re.sub(r"`(.+?)`", r"\\fI\1\\fR", text)
     return "\n".join("\\&" + line if line.startswith((".", "'")) else line
@@ -240,8 +246,128 @@ def man_page() -> str:
     return "\n".join(out) + "\n"
 
 
+def _options() -> list[str]:
+    """``serve``'s options, from the settings table (which makes them: ``add_flags``)."""
+    out = [".TP", ".BI \\-\\-config \" FILE\"",
+           _roff("A TOML file of settings (corenet-resolver.toml(5)); the options below win "
+                 "over it.")]
+    for s in TABLE:
+        f = s.flag
+        if f is None:
+            continue
+        spelled = flags(s)
+        if f.metavar:
+            head = ", ".join(f"\\fB{_roff(n)}\\fR \\fI{_roff(f.metavar)}\\fR" for n in spelled)
+        else:
+            head = ", ".join(f"\\fB{_roff(n)}\\fR" for n in spelled)
+        text = f.help[:1].upper() + f.help[1:]
+        shown = flag_default(s) if f.form is None else ""
+        if shown:
+            text += f" (default: {shown})"
+        out += [".TP", head, _roff(f"{text}; the setting {s.key}.")]
+    return out
+
+
+def daemon_man_page() -> str:
+    """corenet-resolver(8), in roff: the commands (the control commands from
+    ``resolver.daemon.commands``), serve's options (from the settings table), files,
+    signals, exit status."""
+    from resolver.daemon.commands import COMMANDS
+
+    out = [".TH CORENET\\-RESOLVER 8 \"\" \"corenet\" \"System Manager's Manual\"",
+           ".ad l", ".SH NAME",
+           "corenet\\-resolver \\- a recursive, caching, DNSSEC\\-validating DNS resolver",
+           ".SH SYNOPSIS",
+           ".B corenet\\-resolver serve",
+           ".RB [ \\-\\-config",
+           ".IR FILE ]",
+           ".RI [ OPTION \" ...]\"",
+           ".br",
+           ".B corenet\\-resolver checkconf",
+           ".I FILE",
+           ".br",
+           ".B corenet\\-resolver query",
+           ".RI [@ SERVER ]",
+           ".RI [ NAME ]",
+           ".RI [ TYPE ]",
+           ".RI [+ OPTION \" ...]\""]
+    for c in COMMANDS:
+        out += [".br", f".B corenet\\-resolver {_roff(c.name)}"]
+        if c.args:
+            out.append(f".I {_roff(c.args)}")
+        out += [".RB [ \\-\\-control", ".IR PATH ]"]
+    out += [".SH DESCRIPTION",
+            _roff("corenet-resolver resolves names from the root down, caches the answers and "
+                  "validates them with DNSSEC; it serves DNS over UDP, TCP, TLS and HTTPS. It "
+                  "takes Unbound's option names and meanings (corenet-resolver.toml(5)) and "
+                  "answers unbound-control's commands on its control socket. It runs in the "
+                  "foreground (a service manager runs it as a simple or notify service) and, "
+                  "started as root, becomes an unprivileged user once its sockets are bound."),
+            ".SH COMMANDS",
+            ".TP", ".B serve",
+            _roff("Runs the daemon in the foreground until SIGTERM or SIGINT. A bad option or "
+                  "config value stops it before anything binds, with a one-line error naming "
+                  "it (exit status 2)."),
+            ".TP", ".BI checkconf \" FILE\"",
+            _roff("Checks a config file as serve would (values, files, root hints, trust "
+                  "anchor) without starting anything: prints FILE: ok and exits 0, or the "
+                  "error and exits 2."),
+            ".TP", ".B query",
+            _roff("Resolves a question with the resolver in this process, or asks the server "
+                  "given as @SERVER, and prints the answer as dig(1) does, with dig's +options."),
+            ".SS Control commands",
+            _roff("Sent to a running daemon over its control socket (the setting control, or "
+                  "--control PATH, or $CORENET_RESOLVER_CONTROL); with several workers the "
+                  "supervisor answers for all of them. They exit 0, or 1 with the error when "
+                  "the daemon cannot be reached or refuses.")]
+    for c in COMMANDS:
+        head = f".B {_roff(c.name)}" if not c.args else f".BI {_roff(c.name)} \" {_roff(c.args)}\""
+        out += [".TP", head, _roff(c.doc), ".br", _roff(f"Scope: {c.scope}.")]
+    out += [".SH OPTIONS",
+            _roff("The options of serve, each a setting of corenet-resolver.toml(5) (where it is "
+                  "explained in full); the command line wins over the file.")]
+    out += _options()
+    out += [".SH ENVIRONMENT",
+            ".TP", ".B CORENET_RESOLVER_CONTROL",
+            _roff("The control socket the control commands use when --control is not given."),
+            ".TP", ".B CORENET_RESOLVER_SYSLOG",
+            _roff("The syslog socket used with use-syslog, instead of /dev/log."),
+            ".TP", ".B NOTIFY_SOCKET",
+            _roff("Set by systemd for a notify service: the daemon says there when it is ready, "
+                  "reloading and stopping."),
+            ".SH FILES",
+            ".TP", ".I /run/corenet\\-resolver/control",
+            _roff("The control socket (a daemon not run as root uses "
+                  "$XDG_RUNTIME_DIR/corenet-resolver/control)."),
+            ".TP", ".I /dev/log",
+            _roff("The syslog socket, with use-syslog."),
+            ".TP", ".I docs/corenet\\-resolver.toml",
+            _roff("A sample config listing every setting with its default."),
+            ".SH SIGNALS",
+            ".TP", ".BR SIGTERM ", " SIGINT",
+            _roff("Stop: the listeners close, queries in flight get shutdown-grace seconds to "
+                  "finish, then the daemon exits 0."),
+            ".TP", ".B SIGHUP",
+            _roff("Reload, as the reload command: the config file is read again (the caches "
+                  "are kept) and the log file reopened."),
+            ".SH EXIT STATUS",
+            ".TP", ".B 0",
+            _roff("serve stopped by a signal; a command or check that succeeded."),
+            ".TP", ".B 1",
+            _roff("serve could not listen, start its control socket or drop its privileges, or "
+                  "a worker died; a control command that failed."),
+            ".TP", ".B 2",
+            _roff("A bad option, config value or config file."),
+            ".SH SEE ALSO",
+            ".BR corenet\\-resolver.toml (5),",
+            ".BR unbound (8),",
+            ".BR unbound\\-control (8),",
+            ".BR dig (1)"]
+    return "\n".join(out) + "\n"
+
+
 def write() -> list[str]:
-    """Writes the three documents into the source tree; returns the paths written."""
+    """Writes the documents into the source tree; returns the paths written."""
     written = []
     for path, maker in DOCUMENTS.items():
         target = ROOT / path

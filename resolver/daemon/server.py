@@ -21,15 +21,17 @@ import time
 from collections import Counter
 from typing import Any
 
-from resolver.daemon import udp_listener
+from resolver.daemon import logs, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
 from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
-                                    engine_limits, make_zones)
+                                    engine_limits, insecure_domains, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, process_stats
+from resolver.daemon.rpz_feed import Feeds
+from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 
@@ -65,9 +67,29 @@ class Server:
         #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
         #: reload that turned prefetching off
         self.prefetch_base = cfg.limits.prefetch_fraction
-        if cfg.log_queries:
-            from resolver.daemon.querylog import QueryLog
-            self.dispatch.query_log = QueryLog()
+        self.dispatch.query_log = self._query_log(cfg)
+        #: the response policy zones (``[[rpz]]``), loaded from ``start``
+        self.rpz = Feeds(cfg.limits, self.set_policy)
+        self.policy_gate: PolicyGate | None = None
+
+    def _query_log(self, cfg: Config):
+        """The per-query logs ``cfg`` turns on, or None when all are off."""
+        from resolver.daemon.querylog import QueryLog
+        if not QueryLog.wanted(cfg):
+            return None
+        return QueryLog(cfg, lambda: self.resolver.zones)
+
+    def set_policy(self, policy) -> None:
+        """Puts the response policy in the query path (None: none configured, and the
+        path is the one without it)."""
+        if policy is None:
+            self.dispatch.policy = self.front.policy = None
+            return
+        if self.policy_gate is None:
+            rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
+            self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
+        self.policy_gate.policy = policy
+        self.dispatch.policy = self.front.policy = self.policy_gate
 
     @property
     def query_log(self):
@@ -97,6 +119,10 @@ class Server:
             self.resolver.shared = SharedCache.from_config(self.cfg)
             log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
                      self.cfg.redis_timeout)
+        if self.cfg.rpz:
+            self.rpz.set_sources(self.cfg.rpz)
+        # forward-host and stub-host names: resolved before the first query is served
+        await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
         defaults = self.cfg.listen == Config.listen
         for host, port in self.cfg.listen:
@@ -123,6 +149,19 @@ class Server:
             log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
                      " via recvmmsg" if self.fast_udp else "")
         await start_encrypted(self, loop, reuse)
+
+    def start_trust_probes(self) -> str | None:
+        """Starts the RFC 5011 probes of ``auto-trust-anchor-file`` (once running as the
+        daemon's user); why not, when a state file's directory is not writable."""
+        auto = self.resolver.auto_anchors
+        if auto is None:
+            return None
+        problems = auto.problems()
+        if problems:
+            user = self.cfg.user or "the user it runs as"
+            return f"auto-trust-anchor-file: {'; '.join(problems)}; make it writable by {user}"
+        self.resolver.start_trust_probes()
+        return None
 
     @property
     def fast_udp(self) -> bool:
@@ -213,6 +252,7 @@ class Server:
         self.resolver.do_ip4 = cfg.do_ip4
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
+        self.resolver.set_insecure(cfg.domain_insecure)
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)
@@ -220,24 +260,22 @@ class Server:
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
             log.info("zones: %s", zones.describe() if zones is not None else "none")
+        if cfg.rpz or self.rpz.feeds:
+            self.rpz.set_sources(cfg.rpz)    # zones added, removed, zone files read again
         for listener in self.encrypted:
             listener.reload(cfg)           # new handshakes take the new certificate
-        logging.getLogger().setLevel(cfg.log_level)
+        logs.reload(cfg)
         return need_restart
 
     def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
         """serve-stale and prefetch (the engine's limits and the front door's prefetch
-        point), and the query log, on or off at once on every listener."""
+        point), and the per-query logs, on or off at once on every listener."""
         limits = engine_limits(cfg, self.resolver.limits.replace(
             prefetch_fraction=self.prefetch_base))
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
             self.front.prefetch_fraction = limits.prefetch_fraction
-        if not cfg.log_queries:
-            self.dispatch.query_log = None
-        elif self.query_log is None:
-            from resolver.daemon.querylog import QueryLog
-            self.dispatch.query_log = QueryLog()
+        self.dispatch.query_log = self._query_log(cfg)
         for u in self.udp:
             if isinstance(u, udp_listener.UDPListener):
                 u.query_log = self.query_log
@@ -312,6 +350,9 @@ class Server:
             "build": build_info(),
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
             "tls_upstream": r.tls_upstreams.stats(),
+            **({} if not self.rpz.feeds and self.policy_gate is None else {"rpz": {
+                "zones": self.rpz.stats(),
+                "matches": self.policy_gate.stats() if self.policy_gate else {}}}),
         }
         out["hit_rates"] = hit_rates(out)
         return out
@@ -320,6 +361,7 @@ class Server:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
         closes every connection and the resolver."""
         grace = self.cfg.shutdown_grace if grace is None else grace
+        self.rpz.stop()
         for u in self.udp:
             u.stop_reading()
         for srv in self.tcp_servers:
@@ -360,16 +402,26 @@ def make_resolver(cfg: Config) -> Resolver:
                           "do_not_query_localhost": cfg.do_not_query_localhost,
                           "qname_minimisation": cfg.qname_minimisation,
                           "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
-                          "harden_glue": cfg.harden_glue, "domain_insecure": cfg.domain_insecure}
+                          "harden_glue": cfg.harden_glue,
+                          "domain_insecure": insecure_domains(cfg)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor
+    if cfg.auto_trust_anchor_file:
+        from resolver.dnssec.autotrust import Timers
+        kw["auto_trust_anchor_file"] = list(cfg.auto_trust_anchor_file)
+        kw["auto_trust_timers"] = Timers(cfg.add_holddown, cfg.del_holddown,
+                                         cfg.keep_missing, cfg.permit_small_holddown)
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
     kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))
     zones = make_zones(cfg)
     if zones is not None:
         kw["zones"] = zones
-        log.info("zones: %s", zones.describe())
+    if not cfg.root_key_sentinel:
+        kw["root_key_sentinel"] = False
+    if cfg.dns64:
+        from resolver.dns64 import Dns64
+        kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)
     r = Resolver(cfg.root_hints, **kw)
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r

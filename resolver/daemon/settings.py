@@ -199,6 +199,16 @@ def user_name(value: Any, what: str) -> str | None:
     return str(value)
 
 
+# DNS64 (RFC 6147)
+def dns64_prefix(value: Any, what: str) -> str:
+    """An RFC 6052 prefix for DNS64 (``resolver.dns64.parse_prefix``), kept as its text."""
+    from resolver.dns64 import parse_prefix
+    try:
+        return str(parse_prefix(value))
+    except ValueError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
 def trust_anchor_file(value: Any, what: str) -> str:
     from resolver.dnssec.trust_anchor import TrustAnchorError, load
     try:
@@ -206,6 +216,22 @@ def trust_anchor_file(value: Any, what: str) -> str:
     except TrustAnchorError as e:
         raise ConfigError(f"{what}: {e}") from None
     return value
+
+
+def auto_trust_anchor_files(value: Any, what: str) -> tuple[str, ...]:
+    """State files of RFC 5011 trust points, each read (one zone each, no zone twice)."""
+    from resolver.dnssec.autotrust_file import read
+    from resolver.dnssec.trust_anchor import TrustAnchorError
+    out, zones = files(value, what), {}
+    for path in out:
+        try:
+            name = read(path).name
+        except TrustAnchorError as e:
+            raise ConfigError(f"{what}: {e}") from None
+        if name in zones:
+            raise ConfigError(f"{what}: {path} and {zones[name]} are both for zone {name}")
+        zones[name] = path
+    return out
 
 
 def domains(value: Any, what: str) -> tuple[str, ...]:
@@ -220,6 +246,17 @@ def domains(value: Any, what: str) -> tuple[str, ...]:
             out.append(dns.name.from_text(v).to_text())
         except dns.exception.DNSException as e:
             raise ConfigError(f"{what}: {v!r} is not a domain name ({e})") from None
+    return tuple(out)
+
+
+def ip_addresses(value: Any, what: str) -> tuple[str, ...]:
+    """A list of IP addresses (the TCP control listener's)."""
+    out = []
+    for item in as_list(value, what):
+        try:
+            out.append(str(ipaddress.ip_address(str(item))))
+        except ValueError:
+            raise ConfigError(f"{what}: {item!r} is not an IP address") from None
     return tuple(out)
 
 
@@ -272,6 +309,19 @@ def ca_bundle(value: Any, what: str) -> str:
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"{what}: cannot load {path!r} as CA certificates: {e}") from None
     return path
+
+
+def rpz_tables(value: Any, what: str) -> tuple:
+    """The ``rpz`` setting: ``[[rpz]]`` tables (``resolver.daemon.rpz_feed``)."""
+    from resolver.daemon.rpz_feed import rpz_sources
+
+    try:
+        return rpz_sources(value)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+rpz_tables.zone = True
 
 
 def zone_tables(name: str):
@@ -431,12 +481,59 @@ TABLE: tuple[Setting, ...] = (*section(
             unbound='trust-anchor-file',
             example='"/etc/corenet-resolver/root.key"',
             doc="DNSSEC trust anchor file (DS or DNSKEY records); None: the shipped root anchor "
-                "when resolving from the real root, no validation with other root hints."),
+                "when resolving from the real root, no validation with other root hints. The "
+                "root key sentinel (RFC 8509; ``root-key-sentinel``, on by default as in "
+                "Unbound) reads the root's anchor: an A or AAAA question "
+                "whose first label is ``root-key-sentinel-is-ta-NNNNN`` (NNNNN a key tag, five "
+                "digits) is answered SERVFAIL when its answer validates as secure and NNNNN is "
+                "not the key tag of a root anchor record (DS or DNSKEY); "
+                "``root-key-sentinel-not-ta-NNNNN`` is SERVFAIL when it is; any other answer "
+                "(insecure, bogus, or with validation off) is left as it is."),
     Setting("validate", 'bool | None', None, boolean,
             flag=Flag(None, "turn DNSSEC validation off", form="no"),
             restart=True,
             example='true',
             doc="DNSSEC validation on or off; None: on wherever there is a trust anchor."),
+    # ---- automated trust anchors (RFC 5011) ----------------------------------------------------
+    Setting("auto_trust_anchor_file", 'tuple[str, ...]', (), auto_trust_anchor_files,
+            flag=Flag("FILE", "trust anchor kept up to date by RFC 5011 probes "
+                      "(repeatable, one zone each)", repeat=True),
+            restart=True,
+            example='["/var/lib/corenet-resolver/root.key"]',
+            doc="Trust anchor files tracked with RFC 5011 probes, one zone each (Unbound's "
+                "``auto-trust-anchor-file``): the zone's DNSKEY rrset is asked for on the "
+                "RFC 5011 timer (max(1 hour, min(15 days, half the TTL, half the time to "
+                "signature expiry))) with DO and CD set and used only when a key already trusted "
+                "signs it (at most ``dnssec-max-sig-checks-per-rrset`` signatures tried); a new "
+                "key is trusted after ``add-holddown``, a key revoked by itself is distrusted "
+                "at once. The file starts as a ``trust-anchor-file`` (DS or DNSKEY lines) or "
+                "as a state file Unbound wrote, and is rewritten in Unbound's format (so it "
+                "moves between the two) by writing a new file beside it and renaming it: the "
+                "file's directory must be writable by the daemon's user (``user``); the "
+                "daemon refuses to start when it is not. Without ``trust-anchor`` the shipped "
+                "root anchor is not used. Workers sharing the file read what another one "
+                "wrote, so the zone is probed once per interval."),
+    Setting("add_holddown", 'int', 30 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a new key must be seen (in at least two probes) before it is "
+                "trusted (Unbound's ``add-holddown``; RFC 5011's 30 days)."),
+    Setting("del_holddown", 'int', 30 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a revoked key is kept in the state file once it is no longer "
+                "published, before it is forgotten (Unbound's ``del-holddown``; 30 days). A "
+                "revoked key is never trusted meanwhile. The time counts from the key's "
+                "withdrawal, as RFC 5011's RemTime says (Unbound counts from the revocation), "
+                "so the record of a revocation outlives the revoked key's publication."),
+    Setting("keep_missing", 'int', 366 * 86400, number(int, 0, TTL_MAX),
+            restart=True,
+            doc="Seconds a trusted key may be missing from the zone's DNSKEY rrset before it "
+                "is removed, while another key is trusted (Unbound's ``keep-missing``, 366 "
+                "days); 0 keeps missing keys forever, as RFC 5011 does. A missing key stays "
+                "trusted until then."),
+    Setting("permit_small_holddown", 'bool', False, boolean,
+            restart=True,
+            doc="Lets the RFC 5011 probe interval fall under one hour (Unbound's "
+                "``permit-small-holddown``, for tests with short TTLs and hold-downs)."),
     Setting("do_ip6", 'bool', True, boolean,
             flag=Flag(None, "ask authorities over IPv6 as well", form="both", names=("--ipv6",),
                       dest="ipv6"),
@@ -502,12 +599,12 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),
-            restart=True,
             example='["test."]',
             doc="Negative trust anchors (Unbound's ``domain-insecure``): names at and below "
                 "these domains are treated as unsigned (never bogus) even when a trust anchor "
                 "above them says otherwise; a trust anchor at or below such a domain still "
-                "wins."),
+                "wins. A reload applies a change (what is cached at and below a name added or "
+                "removed is forgotten), as do ``insecure_add`` and ``insecure_remove``."),
     Setting("limits", 'Limits', _LIMITS, limits_table,
             restart=True,
             example='{ max-query-time = 4.0 }',
@@ -552,6 +649,56 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``ratelimit-below-domain``); the deepest domain above a zone gives its limit, "
                 "and a zone of ``ratelimit-for-domain`` keeps its own.",
             example='["example.net 500"]'),
+), *section(
+    # DNS64 (RFC 6147): resolver.dns64, applied by resolver.resolution.resolve_client;
+    # the root key sentinel (RFC 8509): resolver.dnssec.sentinel
+    'DNS64 and the root key sentinel',
+    Setting("root_key_sentinel", 'bool', True, boolean,
+            restart=True,
+            doc="Answer the root key sentinel (RFC 8509) when validating, as Unbound's "
+                "``root-key-sentinel``: see ``trust-anchor`` for what it answers. Off, "
+                "sentinel names are resolved like any other."),
+    Setting("dns64", 'bool', False, boolean,
+            flag=Flag(None, "DNS64 (RFC 6147): synthesise AAAA from A for IPv6-only clients",
+                      form="both"),
+            restart=True,
+            doc="DNS64 (RFC 6147), as Unbound's ``dns64`` module (which Unbound turns on with "
+                "``module-config: \"dns64 validator iterator\"``). An AAAA question whose "
+                "answer is NOERROR without AAAA records at the end of its CNAME chain (or "
+                "only AAAA in ::ffff:0:0/96, treated as absent: RFC 6147 5.1.4) is answered "
+                "with the chain and one AAAA per A record of the chain's end, each the IPv4 "
+                "address embedded in ``dns64-prefix`` (RFC 6052); its TTL is the smaller of "
+                "the A record's and the negative TTL of the AAAA answer's SOA, or of 600 s "
+                "without a SOA (RFC 6147 5.1.7). NXDOMAIN, SERVFAIL and other errors are "
+                "never synthesised, nor is an answer without A records (the AAAA answer "
+                "stands). A PTR question for a whole address under the prefix's ip6.arpa "
+                "name is asked as the embedded IPv4 address's in-addr.arpa name and answered, "
+                "as Unbound does, with a CNAME from the ip6.arpa name to it followed by its "
+                "answer (RFC 6147 5.3.1). DNSSEC (RFC 6147 5.5): a synthesised answer never "
+                "has AD; a query with DO and CD set gets the authorities' own answer (the "
+                "client validates itself), kept apart in the cache as DO and CD are part of "
+                "the message cache key; with DO set and CD clear the answer is synthesised, "
+                "without AD; synthesis from A records that fail validation is SERVFAIL "
+                "unless CD is set. The library offers the same: ``Resolver(dns64=...)``. "
+                "With a shared cache (``cachedb``), every host sharing it should use the same "
+                "DNS64 settings: synthesised answers are stored there like any other."),
+    Setting("dns64_prefix", 'str', "64:ff9b::/96", dns64_prefix,
+            flag=Flag("PREFIX", "DNS64 prefix (RFC 6052: /32, /40, /48, /56, /64 or /96)"),
+            restart=True,
+            doc="The IPv6 prefix DNS64 embeds IPv4 addresses in (Unbound's ``dns64-prefix``): "
+                "the well-known prefix 64:ff9b::/96 or a network-specific one of length /32, "
+                "/40, /48, /56, /64 or /96 whose bits 64 to 71 (the \"u\" octet, which the "
+                "embedding skips) are zero (RFC 6052 2.2)."),
+    Setting("dns64_synthall", 'bool', False, boolean,
+            restart=True,
+            doc="DNS64: synthesise AAAA from A records even for names that have AAAA records, "
+                "which are then left out (Unbound's ``dns64-synthall``)."),
+    Setting("dns64_ignore_aaaa", 'tuple[str, ...]', (), domains,
+            restart=True,
+            example='["example.com."]',
+            doc="DNS64: names at and below which AAAA records are ignored and the answer is "
+                "synthesised from the A records (Unbound's ``dns64-ignore-aaaa``), matched "
+                "against the question's name."),
 ), *section(
     'bounds against floods and slow clients',
     Setting("tcp_idle_timeout", 'float', 10.0, number(float, 0.01, 3600),
@@ -636,11 +783,16 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("ADDR:PORT", "serve Prometheus metrics over HTTP"),
             restart=True,
             example='"127.0.0.1:9153"',
-            doc="Prometheus text over HTTP, or None."),
+            doc="Prometheus text over HTTP, or None. Its counters only ever grow: "
+                "``corenet-resolver stats`` (unbound-control's, which resets) shows what was "
+                "counted since the last ``stats`` by keeping the figures it showed, never by "
+                "zeroing a counter, so a scrape never sees one go back."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
-            flag=Flag("PATH", "Unix control socket (stats/flush/reload)"),
+            flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,
-            doc="Unix control socket (stats, status, flush, reload); \"\" turns it off. At the "
+            doc="Unix control socket, for the control commands (unbound-control's: "
+                "``corenet-resolver help`` lists them; ``corenet-resolver -c FILE COMMAND`` "
+                "finds the socket in this file); \"\" turns it off. At the "
                 "default path a daemon that cannot create ``/run/corenet-resolver`` (not root) "
                 "uses ``$XDG_RUNTIME_DIR/corenet-resolver/control`` (or "
                 "``/tmp/corenet-resolver-UID/control``) instead, and the commands look there "
@@ -649,9 +801,43 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Permission bits of the control socket. It belongs to root (or whoever started "
                 "the daemon) and, with ``user``, to that user's group: 0660 lets root and that "
                 "group in."),
-    Setting("log_level", 'str', "INFO", log_level,
-            flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-            doc="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    # ---- the control channel over TCP (Unbound's remote-control clause)
+    Setting("control_enable", 'bool', False, boolean,
+            restart=True,
+            doc="Also take the control commands over TCP on ``control-interface`` and "
+                "``control-port`` (Unbound's ``control-enable``), besides the Unix socket "
+                "``control``. Off by default. With ``control-use-cert`` (the default) a client "
+                "must show a certificate signed by ``server-cert-file`` (mutual TLS, as "
+                "unbound-control-setup makes them); ``corenet-resolver -c CONFIG COMMAND`` "
+                "then connects there with ``control-cert-file`` and ``control-key-file``."),
+    Setting("control_interface", 'tuple[str, ...]', ("127.0.0.1", "::1"), ip_addresses,
+            restart=True,
+            doc="Addresses the TCP control listener binds (Unbound's ``control-interface``); "
+                "an address the host does not have is skipped with a warning."),
+    Setting("control_port", 'int', 8953, number(int, 1, 65535),
+            restart=True,
+            doc="Port of the TCP control listener (Unbound's ``control-port``)."),
+    Setting("control_use_cert", 'bool', True, boolean,
+            restart=True,
+            doc="Mutual TLS on the TCP control listener (Unbound's ``control-use-cert``). "
+                "Without it the listener takes plain TCP, so only a loopback "
+                "``control-interface`` is allowed then."),
+    Setting("server_key_file", 'str', "/etc/corenet-resolver/control_server.key", text,
+            restart=True,
+            doc="The TCP control listener's private key (Unbound's ``server-key-file``)."),
+    Setting("server_cert_file", 'str', "/etc/corenet-resolver/control_server.pem", text,
+            restart=True,
+            doc="The TCP control listener's certificate (Unbound's ``server-cert-file``); "
+                "it also signs the clients' certificates: a client whose certificate it did "
+                "not sign is refused, as Unbound refuses it."),
+    Setting("control_key_file", 'str', "/etc/corenet-resolver/control.key", text,
+            restart=True,
+            doc="The command line's private key for the TCP control listener (Unbound's "
+                "``control-key-file``)."),
+    Setting("control_cert_file", 'str', "/etc/corenet-resolver/control.pem", text,
+            restart=True,
+            doc="The command line's certificate for the TCP control listener, signed by "
+                "``server-cert-file`` (Unbound's ``control-cert-file``)."),
     Setting("shutdown_grace", 'float', 5.0, number(float, 0.01, 3600),
             doc="Seconds a graceful stop waits for queries in flight."),
     Setting("pidfile", 'str | None', None, optional(path_in_directory),
@@ -661,13 +847,81 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="File the daemon's process id is written to once it serves (removed at exit), "
                 "or None. Changed at restart only: it is written before the daemon drops its "
                 "privileges."),
+), *section(
+    # ---- logging: Unbound's verbosity, logfile, use-syslog and per-query logs ----------------
+    'logging',
+    Setting("verbosity", 'int', 1, number(int, 0, 5, whole=True),
+            flag=Flag("N", "how much to log, 0 to 5 (Unbound's verbosity)"),
+            doc="How much the daemon logs, Unbound's scale (Unbound's ``verbosity``): 0 errors "
+                "only (and warnings, which Unbound too prints at every verbosity), 1 "
+                "operational information, 2 detailed operational information, 3 query level "
+                "information, 4 algorithm level information, 5 client identification for "
+                "cache misses. The per-query logs (``log-queries``, ``log-replies``, "
+                "``log-servfail``, ``log-local-actions``) are written whatever it says. The "
+                "control command ``verbosity N`` changes it until the next reload."),
+    Setting("log_level", 'str | None', None, optional(log_level),
+            flag=Flag("LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL (another spelling "
+                      "of --verbosity)"),
+            doc="Python's name for a level, kept as another spelling of ``verbosity``: WARNING "
+                "is verbosity 0, INFO 1, DEBUG 3; ERROR and CRITICAL hide the warnings too (as "
+                "Python's levels do). Unset: ``verbosity`` decides; set, it wins over it."),
+    Setting("logfile", 'str | None', None, optional(path_in_directory),
+            flag=Flag("FILE", "append the log to FILE instead of standard error"),
+            example='"/var/log/corenet-resolver.log"',
+            doc="Append the log to this file instead of standard error (Unbound's "
+                "``logfile``); ignored with ``use-syslog``. Started as root, the file is given "
+                "to ``user`` before the daemon drops root. The control command ``log_reopen`` "
+                "(and a reload) makes the supervisor and every worker reopen it, so logrotate "
+                "needs neither ``copytruncate`` nor a signal: rename the file, make the new one "
+                "for ``user`` (logrotate's ``create``; the daemon, no longer root, may not "
+                "create files in ``/var/log``), then run ``corenet-resolver log_reopen`` "
+                "(``contrib/corenet-resolver.logrotate``). A file that cannot be opened leaves "
+                "the log on standard error, which says why; one that cannot be reopened stays "
+                "in use, and the error is logged in it."),
+    Setting("use_syslog", 'bool', False, boolean,
+            flag=Flag(None, "log to the local syslog socket", form="both"),
+            doc="Send the log to the local syslog (the datagram socket ``/dev/log``, facility "
+                "daemon; the environment variable ``CORENET_RESOLVER_SYSLOG`` names another "
+                "socket) instead of a file or standard error (Unbound's ``use-syslog``). Off "
+                "by default where Unbound's is on: under systemd standard error already goes "
+                "to the journal, and a daemon run by hand shows its log where it was started."),
+    Setting("log_time_ascii", 'bool', False, boolean,
+            doc="Stamp each line with the local time as ``Nov 25 14:55:14`` instead of seconds "
+                "since the epoch in brackets (Unbound's ``log-time-ascii``). Syslog stamps its "
+                "lines itself."),
     Setting("log_queries", 'bool', False, boolean,
             flag=Flag(None, "log one line per answered query", form="both"),
             doc="Log one line per answered query (client, name, type, rcode, flags, latency, "
                 "cache hit) to the ``resolver.queries`` logger at INFO (Unbound's "
-                "``log-queries`` and ``log-replies``). Off by default. Queries take the same "
-                "path with the log on or off; each answered query costs one log line. A "
-                "reload turns it on or off at once."),
+                "``log-queries``; written when the answer goes, so that it has the rcode and "
+                "the latency too). Off by default. Queries take the same path with the log on "
+                "or off; each answered query costs one log line. A reload turns it on or off "
+                "at once."),
+    Setting("log_replies", 'bool', False, boolean,
+            flag=Flag(None, "log one line per reply, as Unbound's log-replies", form="both"),
+            doc="Log one line per reply in Unbound's ``log-replies`` format, on the "
+                "``resolver.replies`` logger: the client's address, the name, type and class "
+                "asked, the rcode, the time taken in seconds (six decimals), 1 when the answer "
+                "came from the cache (else 0) and the reply's size in bytes, for example "
+                "``127.0.0.1 www.example.com. A IN NOERROR 0.000112 1 49``. A reply to a "
+                "query that could not be read (FORMERR) shows ``-`` for name, type and class. "
+                "Unbound writes the client as ADDR@PORT only in newer versions; corenet writes "
+                "the address."),
+    Setting("log_servfail", 'bool', False, boolean,
+            flag=Flag(None, "log the reason of each SERVFAIL", form="both"),
+            doc="Log one line for each SERVFAIL answer with its reason, on the "
+                "``resolver.servfail`` logger at ERROR (Unbound's ``log-servfail``): "
+                "``SERVFAIL <www.example.com. A IN>: REASON``, the reason being the extended "
+                "DNS error the resolver found (RFC 8914: its code's name and its text, the "
+                "same a client asking with EDNS gets in the answer)."),
+    Setting("log_local_actions", 'bool', False, boolean,
+            flag=Flag(None, "log each answer from a local zone", form="both"),
+            doc="Log one line for each query that falls in a local zone, on the "
+                "``resolver.local`` logger (Unbound's ``log-local-actions``): the zone, its "
+                "type, the client's address, then the name, type and class asked, for "
+                "example ``example.com. static 127.0.0.1 www.example.com. A IN``. Written when "
+                "the answer goes, so a query a ``deny`` zone drops, which gets none, has no "
+                "line (Unbound writes one)."),
 ), *section(
     'zones (tables; examples in zones-example.toml)',
     Setting("forward_zone", 'tuple[Any, ...]', (), zone_tables("forward_zone"),
@@ -678,18 +932,52 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(DNS over TLS, see ``tls-cert-bundle``; default false). Questions at or below "
                 "the name go to those recursive resolvers (RD set); the deepest forward or stub "
                 "zone wins. Their answers are DNSSEC-validated when validation is on (see "
-                "``domain-insecure``)."),
+                "``domain-insecure``). ``forward-host`` (Unbound's): servers by name, "
+                "`NAME`, `NAME@PORT`, over TLS `NAME[@PORT][#AUTH-NAME]` (the certificate "
+                "checked against the host's own name unless given), beside or instead of "
+                "``forward-addr``; the resolver resolves the names itself (A, and AAAA with "
+                "``do-ip6``) before it serves, and again when their TTL runs out (not sooner "
+                "than the limit ``server-name-min-ttl``), following a server that moves; a "
+                "name that fails keeps the addresses it had. A zone none of whose servers has "
+                "an address yet is not served until one has."),
     Setting("stub_zone", 'tuple[Any, ...]', (), zone_tables("stub_zone"),
             doc="Stub zones, as ``[[stub-zone]]`` tables: ``name``, ``stub-addr`` (a list, as "
-                "``forward-addr``). The given servers are asked as the zone's authorities (RD "
+                "``forward-addr``) and/or ``stub-host`` (servers by name, `NAME` or "
+                "`NAME@PORT`, resolved and followed as ``forward-host``'s; Unbound's "
+                "``stub-host``), ``stub-first`` (Unbound's: when the servers fail, SERVFAIL, "
+                "the question is resolved as if there were no stub zone, from the root past "
+                "the stub's delegation, within the same time limit; default false) and "
+                "``stub-prime`` (Unbound's: the servers are asked for the zone's NS set, RD "
+                "clear, before the zone serves and again when it expires, and the servers it "
+                "names, at their glue or resolved addresses on ``upstream-port``, are asked "
+                "from then on; the given ones stay in use until it is had; default false). "
+                "The given servers are asked as the zone's authorities (RD "
                 "clear) whatever its parent says; iteration goes on below it, and DNSSEC "
                 "validation applies as for any zone."),
     Setting("local_zone", 'tuple[Any, ...]', (), zone_tables("local_zone"),
-            doc="Local zones, as ``[[local-zone]]`` tables (``name``, ``type``, ``local-data``: "
-                "a list of zone-file lines inside the zone) or ``\"NAME TYPE\"`` strings. Types "
-                "(as Unbound's): static, transparent, typetransparent, redirect, refuse, deny, "
-                "always_nxdomain, always_refuse, always_transparent. Answered before the cache "
-                "and any resolution, with AA set."),
+            doc="Local zones (Unbound's ``local-zone``), as ``[[local-zone]]`` tables "
+                "(``name``, ``type``, ``local-data``: a list of zone-file lines inside the zone) "
+                "or ``\"NAME TYPE\"`` strings, answered before the cache and any resolution, "
+                "with AA set; the deepest zone holding the name decides. Types, as Unbound's "
+                "(its ``local-zone`` types): ``static`` (local data, else NODATA or NXDOMAIN "
+                "with the zone's SOA); ``transparent`` (local data; a name with data of other "
+                "types NODATA; other names resolved); ``typetransparent`` (local data, "
+                "anything else resolved); ``redirect`` (the zone's apex data answers every name "
+                "below it); ``refuse`` and ``deny`` (local data, else REFUSED or no answer); "
+                "``inform``, ``inform_deny`` and ``inform_redirect`` (as transparent, deny and "
+                "redirect, and each question logged as \"ZONE TYPE IP@PORT NAME TYPE IN\" to the "
+                "``resolver.daemon.localzone`` logger at INFO); ``always_transparent``, "
+                "``always_refuse``, ``always_nxdomain``, ``always_nodata`` and ``always_deny`` "
+                "(ignore their local data: resolve, REFUSED (their own DS too), NXDOMAIN, "
+                "NODATA, no answer); ``always_null`` (0.0.0.0 or :: for A and AAAA, TTL 3600, "
+                "NODATA for other types); ``block_a`` and ``block_aaaa`` (NODATA for A, or "
+                "AAAA, the rest resolved, local data ignored) and ``block_a_wdata``, "
+                "``block_aaaa_wdata`` (the same, local data answered first); ``nodefault`` "
+                "(removes the default zone of that name, see ``unblock-lan-zones``, and "
+                "nothing else); ``noview`` (as ``transparent``: there are no views). A DS "
+                "question is answered by the zone above its name, as Unbound does. An ``inform`` "
+                "line for a query with RD clear names no client (\"unknown\"): that path does "
+                "not carry the address."),
     Setting("local_data", 'tuple[Any, ...]', (), zone_tables("local_data"),
             doc="Records served locally, as zone-file lines (``NAME [TTL] [IN] TYPE RDATA``; "
                 "TTL 3600 when left out), placed in the deepest local zone holding them; a "
@@ -700,6 +988,82 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="PTR records served locally, as ``\"ADDR NAME\"`` (or ``\"ADDR NAME TTL\"``) "
                 "strings: the reverse name of the address points to the name (Unbound's "
                 "``local-data-ptr``), as ``local-data`` does with the record it stands for."),
+
+), *section(
+    # ---- default local zones (Unbound's) ----
+    "default local zones (Unbound's)",
+    Setting("unblock_lan_zones", 'bool', False, boolean,
+            flag=Flag(None, "resolve the private and special-use reverse zones upstream",
+                      form="both"),
+            doc="Unbound's default local zones are always served (as Unbound's "
+                "``local-zone`` defaults): ``localhost.`` (redirect: A 127.0.0.1 and AAAA ::1 "
+                "for it and every name below it), the reverse zones of 127.0.0.0/8 and ::1 "
+                "(static, a PTR to ``localhost.`` for 127.0.0.1 and ::1), ``test.``, "
+                "``invalid.``, ``onion.``, ``home.arpa.``, ``resolver.arpa.``, ``service.arpa.`` "
+                "(static) and the AS112 reverse zones: NXDOMAIN or NODATA from the resolver "
+                "itself with the SOA ``localhost. nobody.invalid. 1 3600 1200 604800 10800`` "
+                "(TTL 10800) and an NS ``localhost.``, never a query upstream. A ``local-zone`` "
+                "of the same name replaces a default zone, and one of type ``nodefault`` "
+                "removes it. As in Unbound, a ``stub-zone`` or ``forward-zone`` at or below a "
+                "default zone does not lift it (its questions are still answered locally: give "
+                "the name ``nodefault`` too); the daemon warns of such zones at start. "
+                "This setting leaves out the AS112 default zones (Unbound's "
+                "``unblock-lan-zones``): the "
+                "reverse zones of RFC 1918 (10., 16-31.172., 168.192.in-addr.arpa), "
+                "0.in-addr.arpa, 64-127.100.in-addr.arpa (RFC 6598), 254.169.in-addr.arpa, "
+                "the TEST-NETs (2.0.192, 100.51.198, 113.0.203.in-addr.arpa), "
+                "255.255.255.255.in-addr.arpa, the IPv6 unspecified address, d.f.ip6.arpa, "
+                "8-b.e.f.ip6.arpa and 8.b.d.0.1.0.0.2.ip6.arpa are then resolved as usual, for "
+                "a resolver serving one host whose LAN's reverse names its upstream knows. "
+                "``localhost`` and the loopback reverse zones stay. Usually set with "
+                "``insecure-lan-zones``."),
+    Setting("insecure_lan_zones", 'bool', False, boolean,
+            flag=Flag(None, "do not validate the private and special-use reverse zones",
+                      form="both"),
+            restart=True,
+            doc="Treat the AS112 reverse zones (the list of ``unblock-lan-zones``) as "
+                "unsigned, as ``domain-insecure`` entries (Unbound's ``insecure-lan-zones``): "
+                "a LAN's reverse zones resolved upstream are not in the signed public tree, "
+                "whose denial of them would make them bogus."),
+), *section(
+    'response policy zones (RPZ)',
+    Setting("rpz", 'tuple[Any, ...]', (), rpz_tables,
+            doc="Response policy zones, as ``[[rpz]]`` tables (Unbound's ``rpz:`` clause, "
+                "draft-vixie-dnsop-dns-rpz): ``name`` (the zone), ``zonefile`` (read at start "
+                "and at every reload) and/or ``primary`` (a list of ``ADDR``, ``ADDR@PORT``; "
+                "Unbound's ``master`` is accepted too: the zone is transferred, by IXFR from "
+                "the serial held where the primary offers it, else AXFR, and asked again on "
+                "its SOA refresh timer, on its retry timer after a failure, never sooner than "
+                "``limits.rpz-min-refresh``; a failed transfer keeps the zone held), "
+                "``rpz-action-override`` (nxdomain, nodata, passthru, drop, disabled: matches "
+                "logged and counted, not applied; cname: to ``rpz-cname-override``), "
+                "``rpz-log`` (one line per match to the ``resolver.rpz`` logger at INFO: "
+                "zone (``rpz-log-name`` if set), trigger, action, name, type, client), "
+                "``rpz-signal-nxdomain-ra`` (RA clear on NXDOMAIN answers from the policy). "
+                "Triggers: QNAME (exact and ``*.`` wildcard), response IP (``rpz-ip``: A and "
+                "AAAA addresses of the answer), client IP (``rpz-client-ip``), NSDNAME "
+                "(``rpz-nsdname``) and NSIP (``rpz-nsip``): the name servers of the query "
+                "name's zone and their addresses as the cache holds them when the answer is "
+                "sent. Actions: NXDOMAIN (``CNAME .``), "
+                "NODATA (``CNAME *.``), PASSTHRU (``CNAME rpz-passthru.``), DROP (``CNAME "
+                "rpz-drop.``), TCP-ONLY (``CNAME rpz-tcp-only.``: TC over UDP), local data "
+                "(any other records), CNAME rewrite (a CNAME to another name, resolved, the "
+                "chain answered; on a response-IP trigger the CNAME alone). Zones are checked "
+                "in the order given, the first with a match wins; in a zone the client-IP "
+                "trigger before the QNAME trigger, exact before wildcard; response-IP, then "
+                "NSDNAME, then NSIP triggers apply when no zone matched the client or the "
+                "name (as Unbound). Policy "
+                "answers carry no AD and are not cached; the cache keeps the real data, so a "
+                "name taken out of a zone resolves normally at once. With any ``[[rpz]]`` "
+                "table every recursive query passes the policy before the cache (cache hits "
+                "are served through the engine, not the front door's C path, and count "
+                "against the miss budgets); queries with RD clear are not checked. Owner "
+                "names in a zone file are relative to the zone (names outside it are "
+                "ignored). Each worker transfers the zones itself; NOTIFY is not listened "
+                "for (the refresh timer is). Not supported: ``url``, ``for-downstream``, "
+                "``tags``. Matches are counted per "
+                "zone and action in ``stats`` and the metrics. A reload adds and removes "
+                "zones."),
 ), *section(
     'a cache shared by workers and hosts (Redis; see shared-cache.md)',
     Setting("cachedb_backend", 'str | None', None, cachedb_backend,
@@ -902,13 +1266,13 @@ def add_flags(parser) -> None:
                                 action=argparse.BooleanOptionalAction,
                                 help=f"{f.help} (default: {'on' if default_of(s) else 'off'})")
         else:
-            shown = _flag_default(s)
+            shown = flag_default(s)
             parser.add_argument(f"--{s.key}", *f.names, dest=dest, metavar=f.metavar,
                                 action="append" if f.repeat else "store", default=None,
                                 help=f.help + (f" (default: {shown})" if shown else ""))
 
 
-def _flag_default(s: Setting) -> str:
+def flag_default(s: Setting) -> str:
     value = default_of(s)
     if value is None or value == ():
         return ""

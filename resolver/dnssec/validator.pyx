@@ -204,6 +204,9 @@ class Validator:
     def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
                  aggressive_nsec: bool = True, insecure=()) -> None:
         self.anchors = anchors
+        #: the root key sentinel (RFC 8509, ``resolver.dnssec.sentinel``) is answered
+        #: (Unbound's ``root-key-sentinel``)
+        self.root_key_sentinel = True
         #: negative trust anchors (Unbound's domain-insecure): lower-cased wire names
         self.insecure = frozenset(n.lower() for n in insecure)
         #: names (lower-cased wire) of the forward and stub zones: a zone at or below one

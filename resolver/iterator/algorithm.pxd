@@ -39,6 +39,9 @@ cdef class Iterator:
     #: servers (``avoid``); None until the first
     cdef public dict origins
     cdef public double t0
+    #: a stub zone (wire, lower case) whose configured delegation this question passes
+    #: over (stub-first's recursion): it starts above it and follows the parent's referral
+    cdef public bytes bypass
     #: the validator's ``validate`` runs (``_gen``), after the question's ``_lookup``
     cdef bint validating
     # the limits this query reads on every step, as C fields (resolver.state)

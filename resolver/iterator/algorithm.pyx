@@ -172,6 +172,7 @@ cdef class Iterator:
         self.queries = 0
         self.origins = None
         self.t0 = self._now()
+        self.bypass = None
         self.stack = ()
         self.deferred = None
         self.validated = None
@@ -481,13 +482,16 @@ cdef class Iterator:
     cdef tuple _closest_delegation(self, bytes name):
         cdef double now = self._now()
         cdef RRsetEntry e
+        cdef bytes bypass = self.bypass
         if len(name) > 1:
             e = self._get(name, NS, now)
-            if e is not None and e.negative is None and e.rdatas:
+            if (e is not None and e.negative is None and e.rdatas
+                    and (bypass is None or lower(name) != bypass)):
                 return name, e.rdatas
             for z in self._ancestors(name):
                 e = self._get(z, NS, now)
-                if e is not None and e.negative is None and e.rdatas:
+                if (e is not None and e.negative is None and e.rdatas
+                        and (bypass is None or lower(z) != bypass)):
                     return z, e.rdatas
         e = self._get(ROOT, NS, now)
         if e is not None and e.negative is None and e.rdatas:

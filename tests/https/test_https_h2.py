@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from corenet.https import Client
+from corenet.https import Client, Limits
 from https_servers import SMALL, TEXT
 
 
@@ -134,3 +134,60 @@ def test_no_timeouts_at_all(env, run):
 
     r = run(main())
     assert r.http_version == "HTTP/2" and r.content == SMALL
+
+
+# ---- the pool's keep-alive limits, for HTTP/2 as for HTTP/1.1 ----
+
+def test_h2_connection_idle_past_keepalive_expiry_is_closed_not_used(env, run):
+    async def main():
+        limits = Limits(keepalive_expiry=0.3)
+        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+            a = await c.get(env.h2 + "/small.txt")
+            b = await c.get(env.h2 + "/small.txt")  # within the expiry: the same connection
+            await asyncio.sleep(0.6)
+            d = await c.get(env.h2 + "/small.txt")
+            return [r.extensions["connection_reused"] for r in (a, b, d)], \
+                a.extensions["ssl_object"], d.extensions["ssl_object"], \
+                c.pool.connections_opened, c.pool.open_count
+
+    reused, first, last, opened, open_now = run(main())
+    assert reused == [False, True, False]
+    assert first is not last
+    assert opened == 2
+    assert open_now == 1  # the expired one was closed, not left beside the new one
+
+
+def test_h2_idle_connections_kept_at_most_max_keepalive(env, run):
+    # Two origins on the one server (localhost and 127.0.0.1): one HTTP/2 connection each.
+    other = f"https://127.0.0.1:{env.h2_port}"
+
+    async def main(keep):
+        limits = Limits(max_keepalive_connections=keep)
+        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+            await c.get(env.h2 + "/small.txt")
+            await c.get(other + "/small.txt")
+            counts = (c.pool.open_count, c.pool.idle_count)
+            again = await c.get(env.h2 + "/small.txt")
+            return counts, again.http_version, c.pool.connections_opened
+
+    assert run(main(2)) == ((2, 2), "HTTP/2", 2)
+    # One kept: the second connection to go idle is closed at once.
+    assert run(main(1)) == ((1, 1), "HTTP/2", 2)
+    # None kept: every connection closes when its last stream ends.
+    assert run(main(0)) == ((0, 0), "HTTP/2", 3)
+
+
+def test_idle_h2_connection_evicted_for_another_origin(env, run):
+    other = f"https://127.0.0.1:{env.h2_port}"
+
+    async def main():
+        limits = Limits(max_connections=1, keepalive_expiry=None)
+        async with Client(verify=env.ca, http2=True, limits=limits, timeout=5) as c:
+            a = await c.get(env.h2 + "/small.txt")
+            b = await c.get(other + "/small.txt")  # needs the one slot the first holds idle
+            return a.content, b.content, b.http_version, c.pool.open_count
+
+    a, b, version, open_now = run(main())
+    assert a == b == SMALL and version == "HTTP/2"
+    assert open_now == 1
+

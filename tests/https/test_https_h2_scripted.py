@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 
 import h2.events
 import h2.settings
@@ -144,6 +145,72 @@ def test_refused_stream_is_sent_again(pki, run):
 
         r = run(main())
     assert r.content == b"/p 3" and refused
+
+
+def test_stream_ended_unanswered_is_sent_again_only_when_idempotent(pki, run):
+    """A server shutting down ends the streams it will not serve with NO_ERROR and no
+    response (as hypercorn does): a GET goes again on a new connection, a POST, which the
+    server may have acted on, fails."""
+    def handler(peer):
+        if peer.index % 2 == 0:  # each client's first connection
+            [sid] = peer.requests(1)
+            peer.h2.reset_stream(sid, error_code=0)  # NO_ERROR, no response
+            peer.h2.close_connection(last_stream_id=sid)
+            peer.flush()
+            peer.drain()
+        else:
+            serve_all(peer)
+
+    with H2Server(pki, handler) as srv:
+        async def main(method):
+            async with client(pki) as c:
+                try:
+                    r = await c.request(method, srv.url("/u"), content=b"abc")
+                except RemoteProtocolError as exc:
+                    return exc, c.pool.connections_opened
+                return r.content, c.pool.connections_opened
+
+        put, put_opened = run(main("PUT"))
+        post, post_opened = run(main("POST"))
+    assert put == b"/u 3" and put_opened == 2
+    assert isinstance(post, RemoteProtocolError) and "without a response" in str(post)
+    assert post_opened == 1
+
+
+def test_request_waiting_for_a_stream_moves_on_at_goaway(pki, run):
+    """One stream at a time: the second request waits for the first one's. The server
+    takes no more streams (SETTINGS_MAX_CONCURRENT_STREAMS 0), answers the first, then
+    sends GOAWAY on the idle connection: the waiting request is woken and goes to a new
+    connection at once, not after its pool timeout."""
+    def handler(peer):
+        if peer.index == 0:
+            [warm] = peer.requests(1)
+            peer.respond(warm, b"warm")
+            [sid] = peer.requests(1)
+            # Shutting down, as hypercorn does: no new streams, then GOAWAY once idle.
+            peer.h2.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+            peer.respond(sid, b"first")
+            time.sleep(0.3)  # the client has the response and waits for a stream
+            peer.h2.close_connection(last_stream_id=sid)
+            peer.flush()
+            peer.drain()
+        else:
+            serve_all(peer)
+
+    settings = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1}
+    with H2Server(pki, handler, settings) as srv:
+        async def main():
+            async with client(pki, timeout=5) as c:
+                await c.get(srv.url("/warm"))  # the server's stream limit is known
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                rs = await asyncio.gather(c.get(srv.url("/a")), c.get(srv.url("/b")))
+                return rs, loop.time() - started, c.pool.connections_opened
+
+        rs, took, opened = run(main())
+    assert sorted(r.content for r in rs) == [b"/b 0", b"first"]
+    assert opened == 2
+    assert took < 2.0
 
 
 def test_post_body_larger_than_the_servers_window(pki, run):

@@ -14,7 +14,7 @@ from corenet.https import (
     Client, DecodingError, InsecureRedirect, InvalidURL, Limits, LocalProtocolError,
     RemoteProtocolError,
 )
-from corenet.https.client import _URL
+from corenet.https.client import ParsedURL
 from https_helpers import open_fds
 from https_rawserver import pattern
 
@@ -421,7 +421,7 @@ def test_aclose_aborts_a_connection_that_cannot_drain(env, run):
     ("[::1]", "::1"),
 ])
 def test_host_names_encoded_by_idna_2008_uts46(host, encoded):
-    u = _URL(f"https://{host}:8443/p")
+    u = ParsedURL(f"https://{host}:8443/p")
     assert u.host == encoded
     assert u.host_line == f"Host: {'[::1]' if encoded == '::1' else encoded}:8443\r\n".encode()
 
@@ -429,7 +429,7 @@ def test_host_names_encoded_by_idna_2008_uts46(host, encoded):
 @pytest.mark.parametrize("host", ["exa mple.com", "a\u200d.example", "☃.net", "xn--.com"])
 def test_invalid_host_names_refused(host):
     with pytest.raises(InvalidURL):
-        _URL(f"https://{host}/")
+        ParsedURL(f"https://{host}/")
 
 
 def test_international_name_is_what_resolver_and_server_see(env, run):

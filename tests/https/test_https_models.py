@@ -22,7 +22,7 @@ def test_headers_case_insensitive_and_multi_valued():
     del h["set-cookie"]
     assert "set-cookie" not in h and len(h) == 1
     assert h == {"content-type": "application/json"}
-    assert Headers._from_raw([(b"X-Bin", b"caf\xe9")])["x-bin"] == "caf\u00e9"
+    assert Headers.from_raw([(b"X-Bin", b"caf\xe9")])["x-bin"] == "caf\u00e9"
 
 
 def decode_all(d: Decoder, *parts: bytes) -> bytes:

@@ -38,7 +38,9 @@ def test_the_sdist_has_every_source_and_nothing_generated(artifact):
     assert not generated, generated
     for needed in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "setup.py",
                    "MANIFEST.in", "corenet/py.typed", "resolver/py.typed",
-                   "resolver/data/root.hints", "resolver/data/root.key"):
+                   "resolver/data/root.hints", "resolver/data/root.key",
+                   "docs/man/corenet-resolver.8", "docs/man/corenet-resolver.toml.5",
+                   "scripts/man.sh"):
         assert needed in members, needed
 
 

@@ -55,7 +55,7 @@ class _Engine:
     def local_answer(self, q):
         return None
 
-    def start_miss(self, q, done, loop):
+    def start_miss(self, q, done, loop, absent=None, client=None):
         if self.out is not None:
             return self.out
         d = _Pending(done, q)
@@ -177,7 +177,7 @@ class _Cancellable(_Pending):
 
 
 class _SlowEngine(_Engine):
-    def start_miss(self, q, done, loop):
+    def start_miss(self, q, done, loop, absent=None, client=None):
         d = _Cancellable(done, q)
         self.pending.append(d)
         return d

@@ -36,7 +36,7 @@ class _Engine:
     def __init__(self, out: bytes) -> None:
         self.out = out
 
-    def start_miss(self, q, done, loop):
+    def start_miss(self, q, done, loop, absent=None, client=None):
         return self.out
 
 

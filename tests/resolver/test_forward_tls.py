@@ -471,7 +471,9 @@ def test_idle_connection_closes_and_the_next_query_opens_another(run, lab_resolv
 def test_daemon_forwards_over_tls_from_its_config_and_counts_it(lab, pki, unbound, tmp_path):
     ca = pki[0]
     conf = tmp_path / "fwd.toml"
+    # the lab's names are under test., which the daemon answers itself unless told not to
     conf.write_text(f'tls-cert-bundle = "{ca.pem}"\nexploration = 0.0\n'
+                    'local-zone = ["test. nodefault"]\n'
                     '[[forward-zone]]\nname = "fwd.test."\nforward-tls-upstream = true\n'
                     f'forward-addr = ["127.0.0.1@{dead_port()}#{SERVER_NAME}", '
                     f'"127.0.0.1@{unbound.tls_port}#{SERVER_NAME}"]\n'
@@ -504,7 +506,7 @@ def test_reload_changes_the_authentication_name_and_the_ca(lab, pki, unbound, tm
     conf = tmp_path / "fwd.toml"
 
     def write(bundle, name: str) -> None:
-        conf.write_text(f'tls-cert-bundle = "{bundle}"\n'
+        conf.write_text(f'tls-cert-bundle = "{bundle}"\nlocal-zone = ["test. nodefault"]\n'
                         '[[forward-zone]]\nname = "fwd.test."\nforward-tls-upstream = true\n'
                         f'forward-addr = ["127.0.0.1@{unbound.tls_port}#{name}"]\n')
 

@@ -4,6 +4,7 @@ and the man page."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import subprocess
 from dataclasses import fields
@@ -240,12 +241,35 @@ def test_the_documents_are_the_table_s(path, maker):
     ``python -m resolver.daemon.reference --write``."""
     text = getattr(reference, maker)()
     assert (ROOT / path).read_text() == text, "run: python -m resolver.daemon.reference --write"
+    if path.endswith(".8"):           # corenet-resolver(8): serve's options and the commands
+        from resolver.daemon.commands import COMMANDS
+        for s in settings.TABLE:
+            for flag in reference.flags(s):
+                assert f"\\fB{flag.replace('-', chr(92) + '-')}\\fR" in text, flag
+        for c in COMMANDS:
+            assert f"\n.B{'I' if c.args else ''} {c.name}" in text, c.name
+        return
     for s in settings.TABLE:
         assert s.key.replace("-", "\\-" if path.endswith(".5") else "-") in text, s.key
     for name in settings.LIMITS:
         if name not in settings.LIMITS_AS_SETTINGS:
             key = name.replace("_", "-")
             assert key.replace("-", "\\-" if path.endswith(".5") else "-") in text, name
+
+
+@pytest.mark.parametrize("page", ["corenet-resolver.8", "corenet-resolver.toml.5"])
+def test_the_man_pages_render_without_a_warning(page):
+    """groff with every warning on (and mandoc's lint where installed) says nothing."""
+    path = ROOT / "docs" / "man" / page
+    r = subprocess.run(["groff", "-ww", "-man", "-Tutf8", str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    shown = re.sub(".\b", "", r.stdout)                    # bold and underline overstrikes
+    assert "SYNOPSIS" in shown and "corenet-resolver" in shown
+    if shutil.which("mandoc"):
+        r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", str(path)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
 
 
 def test_the_sample_sets_each_setting_to_a_value_it_accepts(tmp_path):

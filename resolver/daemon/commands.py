@@ -1,0 +1,131 @@
+"""The control commands of ``corenet-resolver``, by unbound-control's names: one entry each,
+read by the command line's help and the corenet-resolver(8) man page.
+
+``scope`` says how a daemon with several workers answers: "every worker" (each worker
+applies it; the answer is given once), "union of workers" (the workers' answers merged into
+one), "per worker" (each worker's answer, under its number) or "supervisor" (the process
+that holds the control socket answers alone, or asks the workers and sums).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str     # unbound-control's name
+    args: str     # synopsis of the arguments, e.g. "NAME TYPE"; "" for none
+    doc: str      # one paragraph: what it does, what it prints
+    scope: str    # how workers are involved: "every worker", "union of workers", "per worker", "supervisor"
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("status", "", "Prints the version, process id, uptime, workers, listening "
+            "addresses, whether DNSSEC validation is on and how full the cache is; exit 1 "
+            "when the daemon does not answer.", "supervisor"),
+    Command("stats", "", "Prints every figure (Prometheus text; --json for JSON) counted "
+            "since the last ``stats``, then starts counting afresh, as unbound-control's "
+            "does. Only what ``stats`` shows is reset: the counters themselves, and so "
+            "``/metrics``, stay monotonic, as Prometheus needs.", "supervisor"),
+    Command("stats_noreset", "", "As ``stats``, without starting afresh: the figures "
+            "since the last ``stats`` (or since the start).", "supervisor"),
+    Command("reload", "", "Rereads the config file and applies it, the cache kept; every "
+            "runtime change (local_data, forward_add, insecure_add, set_option ...) is "
+            "dropped for the file's settings. Prints ``ok``; the settings that change only "
+            "at a restart are named.", "supervisor"),
+    Command("stop", "", "Stops the daemon gracefully (queries in flight are answered). "
+            "Prints ``ok``.", "supervisor"),
+    Command("verbosity", "N", "Sets the log verbosity on Unbound's scale: 0 errors, 1 "
+            "operational, 2 detailed, 3-5 debugging, until the next reload. Prints ``ok``.",
+            "every worker"),
+    Command("log_reopen", "", "Reopens the log file (after it was rotated). Prints ``ok``.",
+            "every worker"),
+    Command("flush", "[NAME]", "Forgets the whole cache, or every type of NAME (the "
+            "shared cache's entries for it too). Prints what was flushed.", "every worker"),
+    Command("flush_zone", "NAME", "Forgets everything cached at or below NAME: answers, "
+            "rrsets, negative entries and DNSSEC verdicts. Prints ``ok``.", "every worker"),
+    Command("flush_type", "NAME TYPE", "Forgets the rrset and the answers of NAME with TYPE. "
+            "Prints ``ok``.", "every worker"),
+    Command("flush_bogus", "", "Forgets every bogus verdict of DNSSEC validation and the "
+            "failures it caused, so bogus data is fetched and validated again. Prints "
+            "``ok``.", "every worker"),
+    Command("flush_negative", "", "Forgets every negative answer (NXDOMAIN, NODATA) and "
+            "remembered failure (SERVFAIL). Prints ``ok``.", "every worker"),
+    Command("flush_infra", "all|IP", "Forgets what was learnt about every server (``all``) "
+            "or one address: RTT, timeouts, down and lame marks, EDNS. Prints ``ok``.",
+            "every worker"),
+    Command("dump_cache", "", "Prints the cached answers as text on stdout, each with its "
+            "name, type, class, query variant, TTL left, DNSSEC status (secure or insecure) "
+            "and rcode, and the message itself (base64). With several workers the "
+            "dump is the union of their caches (an answer held by two workers once, with "
+            "the longer TTL left).", "union of workers"),
+    Command("load_cache", "", "Reads a ``dump_cache`` text from stdin into the cache of "
+            "every worker, each entry with its DNSSEC status and TTL left; expired entries "
+            "are skipped. Prints ``ok``; a malformed line is an error naming its number and "
+            "nothing is loaded.", "every worker"),
+    Command("lookup", "NAME", "Prints the servers that would be asked for NAME (the "
+            "deepest zone cut the cache, the forward and stub zones or the root hints give) "
+            "with what is learnt of each: smoothed RTT, timeout, consecutive timeouts, down "
+            "and lame marks. Per worker: each has its own cache and server facts.",
+            "per worker"),
+    Command("list_forwards", "", "Prints the forward zones: name, ``IN forward`` and the "
+            "servers, one zone per line.", "every worker"),
+    Command("list_stubs", "", "Prints the stub zones: name, ``IN stub`` and the servers, "
+            "one zone per line.", "every worker"),
+    Command("list_local_zones", "", "Prints the local zones: name and type, one per line, "
+            "with the transparent zone that local data outside every zone makes for its "
+            "name.", "every worker"),
+    Command("list_local_data", "", "Prints the local data, one record per line.",
+            "every worker"),
+    Command("local_zone", "NAME TYPE", "Adds (or replaces) the local zone NAME of TYPE "
+            "(static, transparent, redirect, refuse, deny ...) until the next reload. "
+            "Prints ``ok``.", "every worker"),
+    Command("local_zone_remove", "NAME", "Removes the local zone NAME (and the local data "
+            "declared in it) until the next reload. Prints ``ok``.", "every worker"),
+    Command("local_data", "RR...", "Adds the record (zone-file line, ``NAME [TTL] [IN] "
+            "TYPE RDATA``) to the local data until the next reload. Prints ``ok``.",
+            "every worker"),
+    Command("local_data_remove", "NAME", "Removes every local record of NAME until the "
+            "next reload. Prints ``ok``.", "every worker"),
+    Command("forward_add", "[+i] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
+            "with these servers (ADDR, ADDR@PORT) until the next reload; ``+i`` also makes "
+            "ZONE a negative trust anchor (domain-insecure). Prints ``ok``.", "every worker"),
+    Command("forward_remove", "[+i] ZONE", "Removes the forward zone ZONE (``+i``: and its "
+            "negative trust anchor) until the next reload. Prints ``ok``.", "every worker"),
+    Command("stub_add", "[+i] ZONE ADDR...", "Adds (or replaces) the stub zone ZONE with "
+            "these authorities until the next reload; ``+i`` as for forward_add. Prints "
+            "``ok``.", "every worker"),
+    Command("stub_remove", "[+i] ZONE", "Removes the stub zone ZONE until the next reload. "
+            "Prints ``ok``.", "every worker"),
+    Command("insecure_add", "ZONE", "Adds ZONE to the negative trust anchors "
+            "(domain-insecure) until the next reload: data at and below it is treated as "
+            "unsigned. Prints ``ok``.", "every worker"),
+    Command("insecure_remove", "ZONE", "Removes ZONE from the negative trust anchors until "
+            "the next reload. Prints ``ok``.", "every worker"),
+    Command("get_option", "NAME", "Prints the value of the setting NAME (the config key, "
+            "Unbound's name accepted, ``-`` or ``_``): ``yes``/``no``, a number, a text, "
+            "or a list one item per line.", "every worker"),
+    Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
+            "bare word as text; ``yes``/``no`` too) until the next reload. A setting that "
+            "changes only at a restart is refused, naming it. Prints ``ok``.",
+            "every worker"),
+)
+
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+
+
+def usage() -> str:
+    """Every command with its synopsis, for ``corenet-resolver help``."""
+    import textwrap
+
+    width = max(len(c.name) + 1 + len(c.args) for c in COMMANDS)
+    return "\n".join(textwrap.fill(_first(c.doc), 100, initial_indent=" " * (width + 4),
+                                    subsequent_indent=" " * (width + 4)).replace(
+                          " " * (width + 4), f"  {(c.name + ' ' + c.args).strip():<{width}}  ", 1)
+                      for c in COMMANDS)
+
+
+def _first(doc: str) -> str:
+    """The doc's first sentence."""
+    end = doc.find(". ")
+    return doc if end < 0 else doc[:end + 1]

@@ -1,0 +1,237 @@
+"""The daemon's log: where its lines go (standard error, a file, or syslog), how much it says
+(Unbound's ``verbosity``) and how each line is stamped (``log-time-ascii``).
+
+One line per event, in Unbound's shape::
+
+    [1764082514] corenet-resolver[4242] resolver.daemon.process info: ready
+    Nov 25 14:55:14 corenet-resolver[4242] resolver.daemon.process info: ready   (log-time-ascii)
+
+Verbosity is Unbound's scale, each level a threshold of Python's logging:
+
+    0  errors (and warnings: Unbound prints those at every verbosity)   WARNING
+    1  operational information                                           INFO
+    2  detailed operational information                                  DETAIL (15)
+    3  query level information                                           DEBUG
+    4  algorithm level information                                       ALGORITHM (5)
+    5  client identification for cache misses                            CACHE_MISS (1)
+       (``resolver.daemon.misses``: one line per miss with the client's address and port)
+
+The per-query logs (``resolver.daemon.querylog``: log-queries, log-replies, log-servfail,
+log-local-actions) are shown whatever the verbosity, as Unbound's are.
+
+``reopen()`` reopens the log file in the process that calls it: after logrotate has renamed
+the file away, the control command ``log_reopen`` makes every process (the supervisor and each
+worker) write a new one; a reload does it too, as Unbound's does.
+"""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import socket
+import sys
+import time
+
+#: The program name each line carries.
+IDENT = "corenet-resolver"
+#: Unbound's verbosity 2, 4 and 5, between Python's levels.
+DETAIL = 15
+ALGORITHM = 5
+CACHE_MISS = 1
+#: The logging threshold of each verbosity, 0 to 5.
+THRESHOLDS = (logging.WARNING, logging.INFO, DETAIL, logging.DEBUG, ALGORITHM, CACHE_MISS)
+MAX_VERBOSITY = len(THRESHOLDS) - 1
+
+#: The local syslog socket.
+SYSLOG_SOCKET = "/dev/log"
+#: An environment variable naming another syslog socket (a test's, a chroot's).
+SYSLOG_ENV = "CORENET_RESOLVER_SYSLOG"
+
+logging.addLevelName(DETAIL, "DETAIL")
+logging.addLevelName(ALGORITHM, "ALGORITHM")
+logging.addLevelName(CACHE_MISS, "CACHE_MISS")
+
+log = logging.getLogger("resolver.daemon.logs")
+
+
+class LineFormatter(logging.Formatter):
+    """``[EPOCH] corenet-resolver[PID] LOGGER level: message``; with ``ascii_time`` the time
+    as ``Mon DD HH:MM:SS`` (Unbound's ``log-time-ascii``); with ``stamp`` False no time
+    (syslog stamps its lines itself). Any traceback is folded into the same line."""
+
+    def __init__(self, ascii_time: bool = False, stamp: bool = True) -> None:
+        super().__init__()
+        self.ascii_time, self.stamp = ascii_time, stamp
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += " | " + self.formatException(record.exc_info)
+        text = text.replace("\n", " | ")
+        head = f"{IDENT}[{record.process}]"
+        if not self.stamp:
+            head += ":"
+        elif self.ascii_time:
+            head = time.strftime("%b %d %H:%M:%S", time.localtime(record.created)) + " " + head
+        else:
+            head = f"[{int(record.created)}] {head}"
+        return f"{head} {record.name} {record.levelname.lower()}: {text}"
+
+
+class _Syslog(logging.handlers.SysLogHandler):
+    """Python's syslog handler, with Unbound's verbosity levels given syslog priorities."""
+
+    def mapPriority(self, levelName: str) -> str:
+        level = logging.getLevelName(levelName)
+        if not isinstance(level, int):
+            return "info"
+        if level >= logging.ERROR:
+            return "error"
+        if level >= logging.WARNING:
+            return "warning"
+        return "info" if level >= logging.INFO else "debug"
+
+
+class _State:
+    handler: logging.Handler | None = None      # the handler this module installed
+    path: str | None = None                     # the log file, when there is one
+    where: tuple = ()                           # (destination, ascii time) it was made for
+
+
+_state = _State()
+
+
+def syslog_socket() -> str:
+    """The syslog socket lines go to: ``$CORENET_RESOLVER_SYSLOG`` or ``/dev/log``."""
+    return os.environ.get(SYSLOG_ENV) or SYSLOG_SOCKET
+
+
+def threshold_of(cfg) -> int:
+    """The logging threshold ``cfg`` asks for: Python's level named by ``log-level`` when
+    it is set (WARNING is verbosity 0, INFO 1, DEBUG 3), else ``verbosity``'s."""
+    if cfg.log_level:
+        return logging.getLevelName(cfg.log_level)
+    return THRESHOLDS[cfg.verbosity]
+
+
+def set_verbosity(level: int) -> None:
+    """Logs from now on what Unbound's verbosity ``level`` (0 to 5) shows."""
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VERBOSITY:
+        raise ValueError(f"verbosity must be 0 to {MAX_VERBOSITY}, got {level!r}")
+    logging.getLogger().setLevel(THRESHOLDS[level])
+
+
+def verbosity() -> int:
+    """The verbosity in force: the highest level whose lines the root logger passes."""
+    threshold = logging.getLogger().level
+    shown = [n for n, t in enumerate(THRESHOLDS) if t >= threshold]
+    return max(shown) if shown else 0
+
+
+def _file_handler(path: str) -> logging.Handler:
+    return logging.FileHandler(path, mode="a", encoding="utf-8")
+
+
+def _syslog_handler() -> logging.Handler:
+    where = syslog_socket()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        probe.connect(where)       # Python's handler would only fail at its first line
+    handler = _Syslog(address=where, facility=logging.handlers.SysLogHandler.LOG_DAEMON,
+                      socktype=socket.SOCK_DGRAM)
+    return handler
+
+
+def setup(cfg) -> None:
+    """Sends the daemon's log where ``cfg`` says (``use-syslog``, else ``logfile``, else
+    standard error), stamped as it says, at its verbosity; called at start by ``serve`` and
+    again on reload (a changed destination replaces the old one). A log file that cannot
+    be opened, or a syslog socket that cannot be reached, leaves the lines on standard
+    error and says why there."""
+    ascii_time, syslog = cfg.log_time_ascii, cfg.use_syslog
+    path = None if syslog else (cfg.logfile or None)
+    where = ("syslog", syslog_socket()) if syslog else ("file", path) if path else ("stderr",)
+    root = logging.getLogger()
+    problem = None
+    if _state.handler is None or _state.where != (where, ascii_time):
+        handler: logging.Handler
+        try:
+            if syslog:
+                handler = _syslog_handler()
+            elif path:
+                handler = _file_handler(path)
+            else:
+                handler = logging.StreamHandler(sys.stderr)
+        except OSError as e:
+            problem = (f"cannot log to {where[1]} ({e.strerror or e}); "
+                       "logging to standard error")
+            handler, path, where = logging.StreamHandler(sys.stderr), None, ("stderr",)
+        handler.setFormatter(LineFormatter(ascii_time, stamp=where[0] != "syslog"))
+        old = _state.handler
+        if old is not None:                 # one destination: no line written twice
+            root.removeHandler(old)
+            old.close()
+        root.addHandler(handler)
+        _state.handler, _state.path, _state.where = handler, path, (where, ascii_time)
+    root.setLevel(threshold_of(cfg))
+    if problem:
+        log.error("%s", problem)
+
+
+def give_to(uid: int, gid: int) -> None:
+    """Makes the log file ``uid``'s (Unbound does the same before it drops root), so that
+    the daemon can still reopen it as that user."""
+    if _state.path is None:
+        return
+    try:
+        os.chown(_state.path, uid, gid)
+    except OSError as e:
+        log.warning("cannot give the log file %s to uid %d: %s", _state.path, uid,
+                    e.strerror or e)
+
+
+def reopen() -> None:
+    """Reopens the log file (if there is one), creating it if it was renamed away: lines
+    from now on go to the file at that path. If it cannot be opened the old one is kept,
+    and the error is logged there."""
+    handler = _state.handler
+    if _state.path is None or not isinstance(handler, logging.FileHandler):
+        return
+    try:
+        stream = open(_state.path, "a", encoding="utf-8")
+    except OSError as e:
+        log.error("cannot reopen the log file %s: %s; still writing to the old one",
+                  _state.path, e.strerror or e)
+        return
+    old = handler.setStream(stream)
+    if old is not None:
+        old.close()
+
+
+def reload(cfg) -> None:
+    """A reload's part: ``cfg``'s log settings applied and the log file reopened (as
+    Unbound's reload does); in a process whose log :func:`setup` did not make (a test's), the
+    threshold only."""
+    if _state.handler is None:
+        logging.getLogger().setLevel(threshold_of(cfg))
+        return
+    setup(cfg)
+    reopen()
+
+
+def close() -> None:
+    """Stops writing where :func:`setup` said: its handler removed and closed."""
+    handler = _state.handler
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    _state.handler, _state.path, _state.where = None, None, ()
+
+
+def log_file() -> str | None:
+    """The path of the log file lines go to, or None (standard error or syslog)."""
+    return _state.path
+
+
+__all__ = ["setup", "set_verbosity", "verbosity", "reopen", "reload", "close", "give_to", "log_file",
+           "threshold_of", "syslog_socket", "LineFormatter", "THRESHOLDS", "DETAIL",
+           "ALGORITHM", "CACHE_MISS", "SYSLOG_ENV", "SYSLOG_SOCKET"]

@@ -1,0 +1,502 @@
+"""What each control command does (the table is ``resolver.daemon.commands``).
+
+:data:`WORKER` holds what one worker does for a command: a function of the worker's
+:class:`WorkerControl` and the request, answering a dict (``{"ok": True, "text": ...}`` for
+what the command prints). :data:`SUPERVISOR` holds the commands the process holding the
+control socket answers itself when there are several workers; every other command is asked
+of each worker and their answers are combined as the command's ``scope`` says
+(:func:`combine`).
+
+Runtime changes (zones, local data, negative trust anchors, options) are a new ``Config``
+made from the running one and applied as a reload applies one (``Server.apply``); a reload
+starts again from the config file (and the command line), so they last until then.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import tomllib
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+
+from resolver.daemon import logs
+from resolver.daemon.commands import BY_NAME as COMMANDS
+from resolver.daemon.config import ConfigError, convert, make_zones
+from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS
+
+OK = {"ok": True, "text": "ok"}
+
+
+class CommandError(Exception):
+    """A command that cannot be done as asked; its message is the error line."""
+
+
+@dataclass
+class WorkerControl:
+    """What the commands of one worker act on: its server, how it reloads and stops, and
+    the figures its last ``stats`` showed (``stats`` shows what was counted since)."""
+    server: Any
+    reload: Callable[[], dict]
+    stop: Callable[[], None]
+    stats_base: dict | None = None
+
+
+def _args(req: dict, low: int, high: int | None = None) -> list[str]:
+    args = req.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise CommandError("arguments must be a list of strings")
+    cmd = COMMANDS[req["cmd"]]
+    if len(args) < low or (high is not None and len(args) > high):
+        raise CommandError(f"usage: {cmd.name} {cmd.args}".rstrip())
+    return args
+
+
+def _name(text: str) -> str:
+    try:
+        return dns.name.from_text(text).to_text()
+    except dns.exception.DNSException as e:
+        raise CommandError(f"{text!r} is not a domain name: {e}") from None
+
+
+def _change(ctl: WorkerControl, **values) -> dict:
+    """Applies the running config with ``values`` changed, as a reload would."""
+    root = logging.getLogger()
+    level = root.level                  # a verbosity command's level lasts until a reload
+    try:
+        cfg = replace(ctl.server.cfg, **values)
+        make_zones(cfg)                 # a clash (one name twice) refused before anything
+        ctl.server.apply(cfg)
+    except (ValueError, ConfigError) as e:
+        raise CommandError(str(e)) from None
+    finally:
+        if "log_level" not in values:
+            root.setLevel(level)
+    return OK
+
+
+# ---- the cache ------------------------------------------------------------------------------
+async def flush(ctl: WorkerControl, req: dict) -> dict:
+    args = _args(req, 0, 1)
+    name = req.get("name") or (args[0] if args else None)
+    name = _name(name) if name else None
+    r = ctl.server.resolver
+    out: dict = {"ok": True, "flushed": name or "everything"}
+    if name and r.shared is not None:         # the name's entries in Redis go too
+        out["shared_deleted"] = await r.shared.forget(r, dns.name.from_text(name).to_wire())
+    r.flush(name)
+    return out
+
+
+def flush_zone(ctl: WorkerControl, req: dict) -> dict:
+    ctl.server.resolver.flush_zone(_name(_args(req, 1, 1)[0]))
+    return OK
+
+
+def flush_type(ctl: WorkerControl, req: dict) -> dict:
+    name, rdtype = _args(req, 2, 2)
+    try:
+        t = dns.rdatatype.from_text(rdtype)
+    except dns.exception.DNSException:
+        raise CommandError(f"{rdtype!r} is not a record type") from None
+    ctl.server.resolver.flush_type(_name(name), t)
+    return OK
+
+
+def flush_bogus(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    ctl.server.resolver.flush_bogus()
+    return OK
+
+
+def flush_negative(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    ctl.server.resolver.flush_negative()
+    return OK
+
+
+def flush_infra(ctl: WorkerControl, req: dict) -> dict:
+    (which,) = _args(req, 1, 1)
+    if which != "all":
+        import ipaddress
+        try:
+            which = str(ipaddress.ip_address(which))
+        except ValueError:
+            raise CommandError(f"{which!r} is neither 'all' nor an IP address") from None
+    ctl.server.resolver.flush_infra(None if which == "all" else which)
+    return OK
+
+
+def dump_cache(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    return {"ok": True, "lines": ctl.server.resolver.dump_cache()}
+
+
+def load_cache(ctl: WorkerControl, req: dict) -> dict:
+    from resolver.cache.dump import DumpError
+
+    _args(req, 0, 0)
+    text = req.get("input")
+    if not isinstance(text, str):
+        raise CommandError("load_cache reads the dump from its standard input")
+    try:
+        n = ctl.server.resolver.load_cache(text)
+    except DumpError as e:
+        raise CommandError(f"load_cache: {e}") from None
+    return {"ok": True, "text": "ok", "loaded": n}
+
+
+def lookup(ctl: WorkerControl, req: dict) -> dict:
+    name = _name(_args(req, 1, 1)[0])
+    zone, servers = ctl.server.resolver.servers_for(name)
+    lines = [f"The servers that would be asked for {name}: zone {zone}"]
+    for s in servers:
+        if not s["known"]:
+            lines.append(f"{s['address']}\tnot in infra cache")
+            continue
+        rtt = "unmeasured" if s["rtt_ms"] is None else f"{s['rtt_ms']} ms"
+        marks = ([f"down {s['down_for']}s"] if s["down"] else []) + \
+            [f"lame for {z}" for z in s["lame"]] + ([] if s["edns"] else ["no EDNS"])
+        lines.append(f"{s['address']}\trtt {rtt}, rto {s['rto_ms']} ms, "
+                     f"timeouts {s['timeouts']}" + "".join(f", {m}" for m in marks))
+    return {"ok": True, "text": "\n".join(lines), "servers": servers}
+
+
+# ---- zones and local data -----------------------------------------------------------------
+def _servers_text(zone) -> str:
+    return " ".join(s.key for s in zone.servers)
+
+
+def list_forwards(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    zones = ctl.server.cfg.forward_zone
+    return {"ok": True, "text": "\n".join(
+        f"{z.name} IN forward{' +first' if z.first else ''} {_servers_text(z)}"
+        for z in zones)}
+
+
+def list_stubs(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    return {"ok": True, "text": "\n".join(f"{z.name} IN stub {_servers_text(z)}"
+                                          for z in ctl.server.cfg.stub_zone)}
+
+
+def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
+    """The local zones served, with the transparent ones local data outside every zone
+    makes (as Unbound lists them)."""
+    _args(req, 0, 0)
+    local = ctl.server.resolver.local_zones
+    types = local.types if local is not None else {}
+    return {"ok": True, "text": "\n".join(
+        f"{dns.name.from_wire(name, 0)[0]} {kind}" for name, kind in sorted(types.items()))}
+
+
+def list_local_data(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    cfg = ctl.server.cfg
+    lines = [line for z in cfg.local_zone for line in z.data]
+    lines += list(cfg.local_data) + list(cfg.local_data_ptr)
+    return {"ok": True, "text": "\n".join(lines)}
+
+
+def _setting(name: str, value: Any) -> Any:
+    try:
+        return convert(name, value)
+    except ConfigError as e:
+        raise CommandError(str(e)) from None
+
+
+def local_zone(ctl: WorkerControl, req: dict) -> dict:
+    name, kind = _args(req, 2, 2)
+    (zone,) = _setting("local_zone", [f"{name} {kind}"])
+    cfg = ctl.server.cfg
+    kept = tuple(z for z in cfg.local_zone if _same(z.name, zone.name))
+    others = tuple(z for z in cfg.local_zone if not _same(z.name, zone.name))
+    zone = replace(zone, data=kept[0].data) if kept else zone
+    return _change(ctl, local_zone=others + (zone,))
+
+
+def local_zone_remove(ctl: WorkerControl, req: dict) -> dict:
+    name = _name(_args(req, 1, 1)[0])
+    cfg = ctl.server.cfg
+    return _change(ctl, local_zone=tuple(z for z in cfg.local_zone if not _same(z.name, name)))
+
+
+def local_data(ctl: WorkerControl, req: dict) -> dict:
+    line = " ".join(_args(req, 1))
+    (line,) = _setting("local_data", [line])
+    return _change(ctl, local_data=ctl.server.cfg.local_data + (line,))
+
+
+def local_data_remove(ctl: WorkerControl, req: dict) -> dict:
+    from resolver.zones import parse_record
+
+    owner = dns.name.from_text(_name(_args(req, 1, 1)[0])).canonicalize().to_wire()
+
+    def keep(lines) -> tuple:
+        return tuple(line for line in lines if parse_record(line)[0].lower() != owner)
+
+    cfg = ctl.server.cfg
+    return _change(ctl, local_data=keep(cfg.local_data),
+                   local_data_ptr=keep(cfg.local_data_ptr),
+                   local_zone=tuple(replace(z, data=keep(z.data)) for z in cfg.local_zone))
+
+
+def _same(a: str, b: str) -> bool:
+    return dns.name.from_text(a) == dns.name.from_text(b)
+
+
+def _insecure_flag(args: list[str]) -> tuple[bool, list[str]]:
+    if args and args[0].startswith("+"):
+        if args[0] != "+i":
+            raise CommandError(f"unknown flag {args[0]!r} (only +i)")
+        return True, args[1:]
+    return False, args
+
+
+def _with_insecure(cfg, name: str, add: bool) -> tuple[str, ...]:
+    kept = tuple(n for n in cfg.domain_insecure if not _same(n, name))
+    return kept + (name,) if add else kept
+
+
+def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
+    insecure, args = _insecure_flag(_args(req, 2))
+    if len(args) < 2:
+        raise CommandError(f"usage: {req['cmd']} {COMMANDS[req['cmd']].args}")
+    name = _name(args[0])
+    addr_key = "forward-addr" if key == "forward_zone" else "stub-addr"
+    (zone,) = _setting(key, [{"name": name, addr_key: args[1:]}])
+    cfg = ctl.server.cfg
+    changes = {key: tuple(z for z in getattr(cfg, key) if not _same(z.name, name)) + (zone,)}
+    if insecure:
+        changes["domain_insecure"] = _with_insecure(cfg, name, True)
+    return _change(ctl, **changes)
+
+
+def _zone_remove(ctl: WorkerControl, req: dict, key: str) -> dict:
+    insecure, args = _insecure_flag(_args(req, 1, 2))
+    if len(args) != 1:
+        raise CommandError(f"usage: {req['cmd']} {COMMANDS[req['cmd']].args}")
+    name = _name(args[0])
+    cfg = ctl.server.cfg
+    changes = {key: tuple(z for z in getattr(cfg, key) if not _same(z.name, name))}
+    if insecure:
+        changes["domain_insecure"] = _with_insecure(cfg, name, False)
+    return _change(ctl, **changes)
+
+
+def forward_add(ctl: WorkerControl, req: dict) -> dict:
+    return _zone_add(ctl, req, "forward_zone")
+
+
+def forward_remove(ctl: WorkerControl, req: dict) -> dict:
+    return _zone_remove(ctl, req, "forward_zone")
+
+
+def stub_add(ctl: WorkerControl, req: dict) -> dict:
+    return _zone_add(ctl, req, "stub_zone")
+
+
+def stub_remove(ctl: WorkerControl, req: dict) -> dict:
+    return _zone_remove(ctl, req, "stub_zone")
+
+
+def insecure_add(ctl: WorkerControl, req: dict) -> dict:
+    name = _name(_args(req, 1, 1)[0])
+    return _change(ctl, domain_insecure=_with_insecure(ctl.server.cfg, name, True))
+
+
+def insecure_remove(ctl: WorkerControl, req: dict) -> dict:
+    name = _name(_args(req, 1, 1)[0])
+    return _change(ctl, domain_insecure=_with_insecure(ctl.server.cfg, name, False))
+
+
+# ---- options --------------------------------------------------------------------------------
+def setting_name(text: str) -> str:
+    """The settings table's name for ``text`` (the key, Unbound's name, ``-`` or ``_``, a
+    trailing ``:`` as unbound-control takes it)."""
+    name = text.rstrip(":").strip().replace("-", "_")
+    name = ALIASES.get(name, name)
+    if name not in SETTINGS:
+        raise CommandError(f"unknown option {text.rstrip(':')!r}")
+    return name
+
+
+def option_text(value: Any) -> str:
+    """A setting's value as ``get_option`` prints it (lists one item per line)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return ""
+    if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], int)):                           # an address
+        return f"{value[0]}@{value[1]}"
+    if isinstance(value, tuple):
+        return "\n".join(option_text(v) for v in value)
+    if hasattr(value, "name") and hasattr(value, "servers"):          # a zone
+        return f"{value.name} {' '.join(s.key for s in value.servers)}"
+    if hasattr(value, "name") and hasattr(value, "type"):             # a local zone
+        return f"{value.name} {value.type}"
+    if hasattr(value, "with_prefixlen"):                              # a network
+        return value.with_prefixlen
+    return str(value)
+
+
+def get_option(ctl: WorkerControl, req: dict) -> dict:
+    name = setting_name(_args(req, 1, 1)[0])
+    return {"ok": True, "text": option_text(getattr(ctl.server.cfg, name))}
+
+
+def parse_value(text: str) -> Any:
+    """A value as ``set_option`` takes it: ``yes``/``no``, TOML, or a bare word as text."""
+    if text in ("yes", "no"):
+        return text == "yes"
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_option(ctl: WorkerControl, req: dict) -> dict:
+    text = " ".join(_args(req, 1))
+    if ":" not in text:
+        raise CommandError("usage: set_option NAME: VALUE")
+    name, value = text.split(":", 1)
+    if not value.strip():
+        raise CommandError("usage: set_option NAME: VALUE")
+    name = setting_name(name)
+    if SETTINGS[name].restart:
+        raise CommandError(f"{SETTINGS[name].key}: changes only at a restart, not with "
+                           "set_option")
+    value = _setting(name, parse_value(value.strip()))
+    return _change(ctl, **{name: value})
+
+
+# ---- the daemon -----------------------------------------------------------------------------
+def verbosity(ctl: WorkerControl | None, req: dict) -> dict:
+    (level,) = _args(req, 1, 1)
+    try:
+        logs.set_verbosity(int(level))
+    except ValueError as e:
+        raise CommandError(f"verbosity: {e}") from None
+    return OK
+
+
+def log_reopen(ctl: WorkerControl | None, req: dict) -> dict:
+    _args(req, 0, 0)
+    logs.reopen()
+    return OK
+
+
+def stop(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    ctl.stop()
+    return OK
+
+
+def status(ctl: WorkerControl, req: dict) -> dict:
+    from resolver.daemon.process import status_of
+    return {"ok": True, "status": status_of(ctl.server)}
+
+
+def reload(ctl: WorkerControl, req: dict) -> dict:
+    return ctl.reload()
+
+
+def stats(ctl: WorkerControl, req: dict) -> dict:
+    """The totals (what ``/metrics`` and the JSON API read); with ``reset`` or ``since``
+    (the command line's ``stats``/``stats_noreset``), the figures since the last reset."""
+    from resolver.daemon.metrics import since
+
+    now = ctl.server.stats()
+    if req.get("since") or req.get("reset"):
+        shown = since(now, ctl.stats_base)
+        if req.get("reset"):
+            ctl.stats_base = now
+        return {"ok": True, "stats": shown}
+    return {"ok": True, "stats": now}
+
+
+def stats_noreset(ctl: WorkerControl, req: dict) -> dict:
+    return stats(ctl, {**req, "since": True, "reset": False})
+
+
+Handler = Callable[[Any, dict], "dict | Awaitable[dict]"]
+
+#: What a worker does for each command (every name of the command table has one).
+WORKER: dict[str, Handler] = {name: globals()[name] for name in COMMANDS}
+
+
+async def run(handlers: dict[str, Handler], ctl: Any, req: dict) -> dict:
+    """One request through ``handlers``: an unknown command or a refused one is an error
+    answer, never an exception."""
+    handler = handlers.get(req["cmd"])
+    if handler is None:
+        return {"ok": False, "error": f"unknown command {req['cmd']!r}"}
+    try:
+        out = handler(ctl, req)
+        if inspect.isawaitable(out):
+            out = await out
+    except CommandError as e:
+        return {"ok": False, "error": str(e)}
+    return out
+
+
+# ---- several workers ------------------------------------------------------------------------
+def combine(cmd: str, answers: list[dict], errors: list[str]) -> dict:
+    """The one answer of a command asked of every worker, as its scope says."""
+    if errors:
+        reasons = {e.split(": ", 1)[-1] for e in errors}
+        if not answers and len(reasons) == 1:      # every worker refused it alike
+            return {"ok": False, "error": reasons.pop()}
+        return {"ok": False, "error": "; ".join(errors), "workers": len(answers)}
+    scope = COMMANDS[cmd].scope
+    if scope == "per worker":
+        text = "\n".join(f"worker {i}:\n{a.get('text', '')}" for i, a in enumerate(answers))
+        return {"ok": True, "text": text, "workers": [dict(a) for a in answers]}
+    if cmd in MERGE:
+        return MERGE[cmd](answers)
+    out = dict(answers[0]) if answers else {"ok": True}
+    out["workers"] = len(answers)
+    return out
+
+
+def union_dump(answers: list[dict]) -> dict:
+    """Every worker's cached answers once: the one with the most TTL left."""
+    from resolver.cache.dump import END, HEADER, START
+
+    best: dict[tuple, tuple[int, str]] = {}
+    for a in answers:
+        for line in a["lines"]:
+            parts = line.split()
+            if len(parts) == 9 and parts[0] == "msg":
+                key = tuple(p.lower() for p in parts[1:5])
+                if key not in best or int(parts[5]) > best[key][0]:
+                    best[key] = (int(parts[5]), line)
+    return {"ok": True, "lines": [HEADER, f"; the union of the caches of {len(answers)} "
+                                  "workers", START, *(v[1] for v in best.values()), END]}
+
+
+def union_flush(answers: list[dict]) -> dict:
+    """``flush``: the shared cache's deletions counted once (each worker deletes the same
+    keys: the first one counts them)."""
+    out = {"ok": True, "workers": len(answers),
+           "flushed": answers[0].get("flushed") if answers else None}
+    deleted = [a["shared_deleted"] for a in answers if "shared_deleted" in a]
+    if deleted:
+        out["shared_deleted"] = (None if all(d is None for d in deleted)
+                                 else sum(d or 0 for d in deleted))
+    return out
+
+
+#: How the answers of every worker make one, for the commands whose answers differ.
+MERGE = {"dump_cache": union_dump, "flush": union_flush}
+
+#: Commands the supervisor of several workers applies to itself as well as to each worker.
+HERE_TOO = frozenset({"verbosity", "log_reopen"})
+
+#: Commands whose request or answer may hold a whole cache (``load_cache``, ``dump_cache``).
+BULK = frozenset({"dump_cache", "load_cache"})

@@ -1,0 +1,177 @@
+"""Response policy applied to the daemon's client queries: the
+:class:`resolver.policy.rpz.Policy` the feeds (``resolver.daemon.rpz_feed``) keep, at the
+two points of a query where it can decide.
+
+Only when ``[[rpz]]`` is configured is a :class:`PolicyGate` set on the dispatch (and the
+front door then sends every recursive query on as a miss, so that no cached answer leaves
+before the policy has seen its name); without it nothing here runs.
+
+- Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
+  NODATA and local data are answered at once (built here, never stored in the cache, no AD);
+  DROP sends nothing; TCP-ONLY answers a UDP query with TC set (over TCP it goes on as
+  PASSTHRU); PASSTHRU resolves the query untouched; a CNAME rewrite resolves the target (the
+  cache and the resolution as for any query) and answers the CNAME followed by the target's
+  answer.
+- On the answer (``rewrite`` of a miss the dispatch started): the response-IP triggers, on
+  the A and AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
+  the name servers of the query name's zone as the cache holds them (the closest enclosing
+  NS set in the rrset cache, and their cached addresses: :func:`cached_nameservers`), with
+  the same actions (a CNAME action there answers the CNAME alone: the target is not
+  chased).
+
+Each match is counted per zone and action (``stats()``), and logged when the zone has
+``rpz-log``: one line with client, name, type, zone and action (Unbound's).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections import Counter
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdatatype
+
+from resolver.policy.rpz import (CNAME, DISABLED, DROP, PASSTHRU, TCP_ONLY, Match, Policy,
+                                 answer_addresses, cname_target, respond, rewrite)
+
+log = logging.getLogger("resolver.rpz")
+
+
+class PolicyGate:
+    """The policy between the front door and the engine (see the module docstring)."""
+
+    def __init__(self, policy: Policy, nameservers=None) -> None:
+        self.policy = policy
+        #: qname -> (name server names, their addresses) for NSDNAME/NSIP triggers
+        self.nameservers = nameservers or (lambda qname: ((), ()))
+        #: (zone, action) -> matches
+        self.counts: Counter = Counter()
+
+    def stats(self) -> dict:
+        out: dict = {}
+        for (zone, action), n in self.counts.items():
+            out.setdefault(zone, {})[action] = n
+        return out
+
+    def note(self, m: Match, client, query: dns.message.Message, action: str | None = None):
+        action = action or m.action
+        self.counts[(m.zone.name, action)] += 1
+        if m.zone.options.log:
+            q = query.question[0]
+            log.info("rpz: applied [%s] %s %s %s %s %s@%s", m.zone.options.log_name or m.zone.name,
+                     m.at, action, q.name.to_text(), dns.rdatatype.to_text(q.rdtype),
+                     client or "-", m.trigger)
+
+    def miss(self, dispatch, q: bytes, addr, transport: str, send, t0: float,
+             busy: bool) -> bool:
+        """A recursive query the front door sent on: answered by the policy, dropped, or
+        started on the dispatch (``policy_start``) with the response-IP check on its answer.
+        False when nothing will be sent."""
+        try:
+            query = dns.message.from_wire(q)
+        except (dns.exception.DNSException, ValueError):
+            query = None                    # the engine answers FORMERR or drops it
+        if query is None or len(query.question) != 1:
+            return dispatch.policy_start(q, addr, transport, send, t0, busy, None)
+        client = addr[0].partition("%")[0] if addr else None
+        qname = query.question[0].name
+        m, disabled = self.policy.before(qname, client)
+        for d in disabled:
+            self.note(d, client, query, DISABLED)
+        if m is None:
+            check = (self.checker(query, client, transport)
+                     if self.policy.has_response_ip or self.policy.has_ns else None)
+            return dispatch.policy_start(q, addr, transport, send, t0, busy, check)
+        self.note(m, client, query)
+        action = m.action
+        if action == PASSTHRU or (action == TCP_ONLY and transport != "udp"):
+            return dispatch.policy_start(q, addr, transport, send, t0, busy, None)
+        if action == DROP:
+            dispatch.counters.dropped["rpz"] += 1
+            return False
+        if action == CNAME:
+            target = cname_target(m, qname)
+            sub = dns.message.make_query(target, query.question[0].rdtype,
+                                         use_edns=query.edns if query.edns >= 0 else False,
+                                         payload=query.payload)
+            sub.flags = query.flags & ~dns.flags.AD
+
+            def chain(out: bytes) -> bytes:
+                try:
+                    resolved = dns.message.from_wire(out)
+                except (dns.exception.DNSException, ValueError):
+                    resolved = None
+                return rewrite(query, m, target, resolved).to_wire()
+            return dispatch.policy_start(sub.to_wire(), addr, transport, send, t0, busy, chain,
+                                         q)
+        dispatch.policy_answer(q, self.answer(query, m, transport), transport, send, t0,
+                               client)
+        return True
+
+    def answer(self, query: dns.message.Message, m: Match, transport: str) -> bytes:
+        """The response an answering action gives (TCP-ONLY: TC over UDP)."""
+        if m.action == TCP_ONLY:
+            r = dns.message.make_response(query, recursion_available=True)
+            r.flags |= dns.flags.TC
+            return r.to_wire()
+        return respond(query, m).to_wire()
+
+    def checker(self, query: dns.message.Message, client, transport: str):
+        """``rewrite(out)`` for a miss's answer: the answer, or the response-IP trigger's
+        (None: dropped)."""
+        def check(out: bytes):
+            try:
+                addresses = answer_addresses(dns.message.from_wire(out))
+            except (dns.exception.DNSException, ValueError):
+                return out                  # not ours to judge: the engine made it
+            names, ns_addresses = (self.nameservers(query.question[0].name)
+                                   if self.policy.has_ns else ((), ()))
+            m, disabled = self.policy.after(addresses, names, ns_addresses)
+            for d in disabled:
+                self.note(d, client, query, DISABLED)
+            if m is None:
+                return out
+            self.note(m, client, query)
+            action = m.action
+            if action == PASSTHRU or (action == TCP_ONLY and transport != "udp"):
+                return out
+            if action == DROP:
+                return None
+            if action == CNAME:
+                target = cname_target(m, query.question[0].name)
+                return rewrite(query, m, target, dns.message.make_response(query)).to_wire()
+            return self.answer(query, m, transport)
+        return check
+
+
+def cached_nameservers(rrsets, qname: dns.name.Name, now: float | None = None):
+    """The name servers of ``qname``'s zone as the rrset cache (``Cache.rrsets``) holds
+    them: the NS set of the closest enclosing name that has one, and the cached A and AAAA
+    addresses of those names; ((), ()) when none is cached."""
+    now = time.monotonic() if now is None else now
+    name = qname
+    while True:
+        entry = rrsets.get(name.canonicalize().to_wire(), dns.rdatatype.NS, 1, now)
+        if entry is not None and entry.negative is None:
+            break
+        if len(name) <= 1:
+            return (), ()
+        name = name.parent()
+    names: list = []
+    addresses: list = []
+    for record in entry.records(now):
+        try:
+            ns = dns.name.from_wire(record[4], 0)[0]
+        except dns.exception.DNSException:
+            continue
+        names.append(ns)
+        wire = ns.canonicalize().to_wire()
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            found = rrsets.get(wire, rdtype, 1, now)
+            if found is not None and found.negative is None:
+                addresses.extend(ipaddress.ip_address(r[4]) for r in found.records(now))
+    return names, addresses

@@ -1,0 +1,1 @@
+"""Policies applied to client queries: response policy zones (``rpz``)."""

@@ -1,0 +1,173 @@
+"""``[[rpz]]`` as configured (resolver.daemon.rpz_feed): the tables checked, zone files
+loaded and kept when a new one fails, a failed transfer keeping the zone it had and waiting
+its retry time, reloads adding and removing zones in order, and the front door's verdicts
+with and without a policy (resolver.daemon.admission)."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import dns.name
+import pytest
+from test_front_door import CACHED, _door, _query
+
+from resolver.daemon.admission import ALLOWED_ACL
+from resolver.daemon.config import load_file
+from resolver.daemon.rpz_feed import Feed, Feeds, RpzSource, rpz_sources
+from resolver.daemon.rpz_gate import PolicyGate
+from resolver.daemon.settings import ConfigError
+from resolver.limits import DEFAULT
+from resolver.policy.rpz import NXDOMAIN, PASSTHRU, Policy
+
+ZONE = """$TTL 60
+@ SOA ns. h. {serial} 100 7 86400 30
+@ NS ns.
+{records}
+"""
+
+
+def write(path, serial=1, records="bad.example CNAME ."):
+    path.write_text(ZONE.format(serial=serial, records=records))
+    return str(path)
+
+
+def test_tables_checked():
+    (s,) = rpz_sources([{"name": "rpz.test", "primary": ["192.0.2.1@5353", "192.0.2.2"],
+                         "rpz-action-override": "nxdomain", "rpz-log": True}])
+    assert s.name == "rpz.test." and s.primaries == (("192.0.2.1", 5353), ("192.0.2.2", 53))
+    assert s.action_override == NXDOMAIN and s.log
+    (m,) = rpz_sources([{"name": "m.test.", "master": "192.0.2.9"}])   # Unbound's old key
+    assert m.primaries == (("192.0.2.9", 53),)
+    bad = [({"name": "x."}, "needs a zonefile or a primary"),
+           ({"name": "x.", "zonefile": "f", "rpz-action-override": "block"},
+            "rpz-action-override 'block' is not one of"),
+           ({"name": "x.", "zonefile": "f", "rpz-action-override": "cname"},
+            "needs rpz-cname-override"),
+           ({"name": "x.", "zonefile": "f", "tags": ["a"]}, "'tags' is not supported"),
+           ({"name": "x.", "zonefile": "f", "url": "http://x/"}, "'url' is not supported"),
+           ({"name": "x.", "primary": ["not-an-address"]}, "is not a numeric"),
+           ({"name": "x.", "zonefile": "f", "rpz-log": "yes"}, "rpz-log: expected true"),
+           ({"name": "x.", "zonefile": "f", "colour": 1}, "unknown key 'colour'")]
+    for table, message in bad:
+        with pytest.raises(ValueError, match=message):
+            rpz_sources([table])
+    with pytest.raises(ValueError, match="given twice"):
+        rpz_sources([{"name": "x.", "zonefile": "f"}, {"name": "X", "zonefile": "g"}])
+
+
+def test_config_error_names_file_and_line(tmp_path):
+    conf = tmp_path / "r.toml"
+    conf.write_text('log-level = "INFO"\n\n[[rpz]]\nname = "a.test."\nzonefile = "a"\n\n'
+                    '[[rpz]]\nname = "b.test."\nrpz-action-override = "bogus"\nzonefile = "b"\n')
+    with pytest.raises(ConfigError, match=rf"^{conf}:9: rpz b.test.: rpz-action-override"):
+        load_file(str(conf))
+
+
+def test_zone_file_kept_when_the_new_one_fails(tmp_path):
+    path = write(tmp_path / "z")
+    changes = []
+    f = Feed(RpzSource("rpz.test.", zonefile=path), DEFAULT, lambda: changes.append(1))
+    assert f.load_file() and f.zone.serial == 1 and changes == [1]
+    (tmp_path / "z").write_text("this is not a zone\n")
+    assert not f.load_file() and f.zone.serial == 1 and f.failures == 1
+    write(tmp_path / "z", 2, "\n".join(f"n{i}.example CNAME ." for i in range(10)))
+    f.limits = DEFAULT.replace(rpz_max_records=5)          # past the bound: refused whole
+    assert not f.load_file() and f.zone.serial == 1 and f.failures == 2
+    f.limits = DEFAULT
+    assert f.load_file() and f.zone.serial == 2 and changes == [1, 1]
+
+
+def test_failed_transfer_keeps_the_zone_and_waits_its_retry(tmp_path):
+    with socket.socket() as s:              # a port nothing listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = Feed(RpzSource("rpz.test.", primaries=(("127.0.0.1", port),)),
+             DEFAULT.replace(rpz_transfer_timeout=2.0, rpz_min_refresh=1.0), lambda: None)
+    assert f.delays() == (3600.0, 60.0)              # nothing held: an hour, a minute
+    held = Feed(RpzSource("rpz.test.", zonefile=write(tmp_path / "z")), DEFAULT, lambda: None)
+    held.load_file()
+    f.zone = held.zone
+    assert asyncio.run(f.transfer()) is False
+    assert f.zone is held.zone and f.failures == 1
+    assert f.delays() == (100.0, 7.0)                # the zone's SOA refresh and retry
+    f.limits = DEFAULT.replace(rpz_min_refresh=50.0)
+    assert f.delays() == (100.0, 50.0)               # never sooner than the floor
+
+
+def test_sources_added_removed_in_order(tmp_path):
+    a = RpzSource("a.test.", zonefile=write(tmp_path / "a", records="x.example CNAME ."))
+    b = RpzSource("b.test.", zonefile=write(tmp_path / "b",
+                                            records="x.example CNAME rpz-passthru."))
+    seen = []
+    feeds = Feeds(DEFAULT, seen.append)
+
+    def first_action(policy):
+        return policy.before(dns.name.from_text("x.example."), None)[0].action
+    feeds.set_sources((a, b))
+    assert len(seen) == 1 and first_action(seen[-1]) == NXDOMAIN
+    feeds.set_sources((b, a))
+    assert first_action(seen[-1]) == PASSTHRU
+    feeds.set_sources((a,))
+    assert [z.name for z in seen[-1].zones] == ["a.test."]
+    assert set(feeds.stats()) == {"a.test."}
+    feeds.set_sources(())
+    assert seen[-1] is None                          # none configured: no policy at all
+
+
+def test_front_door_sends_every_recursive_query_on_while_a_policy_is_set():
+    door = _door()
+    assert door.verdict(_query(), ALLOWED_ACL)[0] == "hit"
+    door.policy = PolicyGate(Policy())
+    assert door.verdict(_query(), ALLOWED_ACL)[0] == "miss"
+    door.policy = None
+    assert door.verdict(_query(CACHED), ALLOWED_ACL)[0] == "hit"
+
+
+def test_the_sample_zones_config_has_policy_zones():
+    from pathlib import Path
+
+    from resolver.daemon import config
+
+    sample = Path(__file__).resolve().parents[2] / "docs" / "zones-example.toml"
+    cfg = config.build(str(sample))
+    assert [(s.name, s.primaries, s.zonefile, s.action_override) for s in cfg.rpz] == [
+        ("rpz.corp.example.", (("192.0.2.60", 53), ("192.0.2.61", 5353)), None, None),
+        ("local.rpz.", (), "/etc/corenet-resolver/local.rpz", NXDOMAIN)]
+
+
+def test_cached_nameservers_of_the_closest_zone():
+    import ipaddress
+    import time
+
+    from resolver.cache.store import Cache
+    from resolver.daemon.rpz_gate import cached_nameservers
+
+    c = Cache()
+    now = time.monotonic()
+    w = lambda text: dns.name.from_text(text).to_wire()        # noqa: E731
+    c.rrsets.store_records([(w("example.org."), 2, 1, 300, w("ns1.hoster.net.")),
+                            (w("example.org."), 2, 1, 300, w("NS2.hoster.net."))], 3, now)
+    c.rrsets.store_records([(w("ns1.hoster.net."), 1, 1, 300, bytes([192, 0, 2, 53]))], 3, now)
+    c.rrsets.store_records([(w("org."), 2, 1, 300, w("a.org-servers.net."))], 3, now)
+    names, addrs = cached_nameservers(c.rrsets, dns.name.from_text("a.b.example.org."), now)
+    assert sorted(n.to_text().lower() for n in names) == ["ns1.hoster.net.", "ns2.hoster.net."]
+    assert addrs == [ipaddress.ip_address("192.0.2.53")]
+    names, addrs = cached_nameservers(c.rrsets, dns.name.from_text("www.other.org."), now)
+    assert [n.to_text() for n in names] == ["a.org-servers.net."] and addrs == []
+    assert cached_nameservers(c.rrsets, dns.name.from_text("x.test."), now) == ((), ())
+    assert cached_nameservers(c.rrsets, dns.name.from_text("a.example.org."), now + 301) \
+        == ((), ())                                    # expired
+
+
+def test_workers_stats_merge_counts_and_keep_each_zone_serial():
+    from resolver.daemon.metrics import merge
+
+    def worker(serial, triggers, nxdomain):
+        return {"rpz": {"zones": {"rpz.test.": {"loaded": True, "serial": serial,
+                                               "triggers": triggers, "transfers": 1,
+                                               "failures": 0}},
+                        "matches": {"rpz.test.": {"nxdomain": nxdomain}}}}
+    out = merge([worker(7, 100, 3), worker(7, 100, 4)])
+    zone = out["rpz"]["zones"]["rpz.test."]
+    assert zone["serial"] == 7 and zone["triggers"] == 100 and zone["transfers"] == 2
+    assert out["rpz"]["matches"]["rpz.test."]["nxdomain"] == 7
