@@ -523,6 +523,10 @@ class Resolver(ResolverCore):
                     tcp, o.reason or "no server answered in time"))
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
                                 errors=self._errors(tcp, o.reason or "SERVFAIL"))
+        if o.rcode == 6:
+            # a DNAME's substitution too long for a name (RFC 6672 2.2): dnspython's own
+            # resolver raises YXDOMAIN for it
+            raise dns.resolver.YXDOMAIN()
         raise NoNameservers(request=self._request(name, rdtype, rdclass),
                             errors=self._errors(tcp, f"rcode {dns.rcode.to_text(o.rcode)}"))
 

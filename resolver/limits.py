@@ -39,6 +39,9 @@ class Limits:
     max_minimise_count: int = 10
 
     #: Queries sent to the servers of one zone (for one question) before the zone is given up.
+    #: Also the most times one question is asked again of a zone's other servers after data
+    #: found bogus (RFC 4035 5.5; Unbound restarts at most 5 times): each attempt spends the
+    #: question's own upstream queries, time and signature checks besides.
     max_servers_per_zone: int = 8
 
     #: Times one server is asked the same question when its replies are lost (after every

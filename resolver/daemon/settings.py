@@ -592,7 +592,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(Unbound's ``harden-glue``). Off, out-of-zone addresses in a referral are used "
                 "as well, as Unbound does with ``harden-glue: no``: fewer queries for some "
                 "delegations, at the risk of a zone's servers naming addresses for names they "
-                "do not serve."),
+                "do not serve. The glue is kept with the referral's NS set: where the "
+                "addresses the child zone gives for its own servers (which replace the glue "
+                "in the cache) do not answer, the glue's are tried last, as Unbound falls "
+                "back on the parent side's addresses."),
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),
@@ -630,7 +633,12 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("infra_host_ttl", 'float', 900.0, number(float, 0, 86400),
             flag=Flag("SECONDS", "how long a lame or no-EDNS mark on a server lasts"),
             doc="Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); "
-                "past it the server is tried again (Unbound's ``infra-host-ttl``)."),
+                "past it the server is tried again (Unbound's ``infra-host-ttl``). A server "
+                "whose data failed DNSSEC validation is marked lame for its zone too, once the "
+                "question was asked again of the zone's other servers (RFC 4035 5.5, as "
+                "Unbound's validator blacklists it and restarts): later questions ask the "
+                "others first. Those attempts count against the question's upstream queries, "
+                "time and signature checks, at most ``limits.max-servers-per-zone`` of them."),
     Setting("ratelimit_for_domain", 'tuple[tuple[str, int], ...]', (), zone_rates,
             doc="Queries per second sent to the servers of these zones, each its own limit "
                 "over the ``ratelimit`` limit (Unbound's ``ratelimit-for-domain``): a table of "

@@ -173,8 +173,12 @@ class NsecCache:
         return None
 
     def _wildcard_answer(self, z: _Zone, ce: bytes, name: bytes, qtype: int, now: float):
-        """The cached wildcard at ``ce`` expanded to ``name``: (records, expires) or None."""
+        """The cached wildcard at ``ce`` expanded to ``name``: (records, expires) or None.
+        A wildcard CNAME answers every type (RFC 8198 5.3, RFC 4592 4.4), whatever type
+        was asked when it was validated."""
         w = z.wild.get((denial.wildcard_of(ce).lower(), qtype))
+        if (w is None or w[2] < now) and qtype != CNAME:
+            w = z.wild.get((denial.wildcard_of(ce).lower(), CNAME))
         if w is None or w[2] < now:
             return None
         recs, sigs, exp = w
@@ -182,8 +186,9 @@ class NsecCache:
                 + [(name, t, c, ttl, rd) for (_o, t, c, ttl, rd) in sigs]), exp
 
     def synthesize(self, name: bytes, qtype: int, now: float, zone_is_secure):
-        """("nx" | "nodata", authority records) or ("answer", authority, answer records)
-        proven by cached ranges and wildcards, else None. ``zone_is_secure(zone)`` says
+        """("nx" | "nodata", authority records), ("answer", authority, answer records) or
+        ("cname", authority, answer records, target) proven by cached ranges and
+        wildcards, else None. ``zone_is_secure(zone)`` says
         whether the zone's keys are still SECURE in cache."""
         lz = name.lower()
         z, zone = None, None
@@ -203,6 +208,10 @@ class NsecCache:
                 out = self._from_nsec3(z, zone, name, qtype, now)
             except _GiveUp:
                 return None
+        if out is not None and out[0] == "answer" and qtype != CNAME:
+            cname = [r for r in out[2] if r[1] == CNAME]
+            if cname:       # a wildcard CNAME's expansion: its target is resolved next
+                return "cname", out[1], out[2], cname[0][4]
         return out
 
     def _negative(self, z: _Zone, kind: str, recs: list, expires: float, now: float):
@@ -226,7 +235,7 @@ class NsecCache:
         wc = denial.wildcard_of(ce)
         wm = self._matching(z, wc, now)
         if wm is not None:                      # a wildcard exists: it answers
-            if qtype in wm[0].types:
+            if qtype in wm[0].types or CNAME in wm[0].types:
                 got = self._wildcard_answer(z, ce, name, qtype, now)
                 if got is None:
                     return None

@@ -175,6 +175,18 @@ def nsec_no_ds(nsecs: list[Nsec], name: bytes) -> int:
     raise Bogus("no NSEC for the delegation proves the DS absent", EDE_NSEC_MISSING)
 
 
+def nsec_cut(nsecs: list[Nsec], name: bytes) -> int:
+    """What the denial of ``name``/DS says of a zone cut there: INSECURE when the NSEC at
+    ``name`` shows a delegation without DS, SECURE when it proves there is none (the name
+    holds other data, or is an empty non-terminal); Bogus otherwise."""
+    for n in nsecs:
+        if n.matches(name):
+            if DS in n.types or SOA in n.types:
+                raise Bogus("the NSEC does not deny the DS from the parent's side")
+            return INSECURE if NS in n.types else SECURE
+    return nsec_nodata(nsecs, name, DS)
+
+
 def nsec_wildcard(nsecs: list[Nsec], owner: bytes, sig_labels: int) -> int:
     """A wildcard-expanded answer (RFC 4035 5.3.4, RFC 4592 4.4): an NSEC covers the name
     asked, so it does not exist itself, and the closest encloser that NSEC shows is the
@@ -330,6 +342,22 @@ class Nsec3Proof:
             if NS not in m.types or SOA in m.types:
                 raise Bogus("the NSEC3 does not show a delegation without DS", EDE_NSEC_MISSING)
             return INSECURE
+        ce, nc, cov = self.closest_encloser(name, strict=False)
+        if cov is not None and cov.flags & OPT_OUT:
+            return INSECURE
+        raise Bogus("no NSEC3 proves the DS absent", EDE_NSEC_MISSING)
+
+    def cut(self, name: bytes) -> int:
+        """``nsec_cut`` with NSEC3: INSECURE for a delegation without DS at ``name`` (its
+        NSEC3 shows NS without DS, or an opt-out span covers it), SECURE when its NSEC3
+        shows no delegation; Bogus otherwise."""
+        if not self._usable():
+            return INSECURE
+        m = self.match(name)
+        if m is not None:
+            if DS in m.types or SOA in m.types:
+                raise Bogus("the NSEC3 does not deny the DS from the parent's side")
+            return INSECURE if NS in m.types else SECURE
         ce, nc, cov = self.closest_encloser(name, strict=False)
         if cov is not None and cov.flags & OPT_OUT:
             return INSECURE

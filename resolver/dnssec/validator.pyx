@@ -93,6 +93,7 @@ class ValidatorStats:
     nsec3_hashes: int = 0
     suspends: int = 0
     synthesized: int = 0        # answers from validated NSEC/NSEC3 and wildcards (RFC 8198)
+    retries: int = 0            # questions asked again of a zone's other servers after bogus
 
 
 def _covered(rec: tuple) -> int:
@@ -175,6 +176,18 @@ def _up(name: bytes):
         if len(cur) <= 1:
             return
         cur = parent(cur)
+
+
+def _blaming(step, name: bytes, rdtype: int):
+    """Runs the validation step ``step`` (a generator); a Bogus it raises names ``name``/
+    ``rdtype`` as the data found bad in its ``blame``, unless a step inside it named its
+    own (``Validator.validate`` asks that zone's other servers: RFC 4035 5.5)."""
+    try:
+        return (yield from step)
+    except Bogus as exc:
+        if getattr(exc, "blame", None) is None:
+            exc.blame = (name, rdtype)
+        raise
 
 
 def _signer(sigs: list) -> bytes | None:
@@ -261,8 +274,18 @@ class Validator:
                 return self._mark_bogus(res, hit[1], hit[2])
             del self.bogus[key]
         ctx = Counter()
+        restarts = 0
         try:
-            res, status = yield from self._validate(res, it, ctx, refetch=True)
+            while True:
+                try:
+                    res, status = yield from self._validate(res, it, ctx, refetch=True)
+                    break
+                except Bogus as exc:
+                    again = yield from self._elsewhere(it, res, exc, restarts)
+                    if again is None:
+                        raise
+                    restarts += 1
+                    res = again
         except Bogus as exc:
             self.bogus[key] = (it.clock() + self.limits.dnssec_bogus_ttl, str(exc), exc.ede)
             while len(self.bogus) > 10000:
@@ -284,6 +307,61 @@ class Validator:
         else:
             self.stats.insecure += 1
         return res
+
+    def _elsewhere(self, it, res, exc: Bogus, restarts: int):
+        """Generator: the question answered again by the other servers of the zone whose data
+        ``exc`` found bogus (RFC 4035 5.5: a validator should try the zone's other servers
+        before it gives up; Unbound restarts with the bad servers blacklisted, Knot Resolver
+        likewise), or None when there is no other server to ask. The servers that sent it
+        are marked for the zone (``Iterator.avoid``), so the next attempt and the questions
+        after it ask the others first; what they sent is forgotten (below VALIDATED only).
+        Every attempt runs in the question's budgets: its upstream queries
+        (``max_upstream_queries``), its time (``max_query_time``) and its signature checks
+        (the one ``Counter``); at most ``max_servers_per_zone`` attempts. A verdict kept
+        from an earlier question, unreachable servers, or a resolver without the iterator's
+        server choice (forwarders) end it at once."""
+        blame = getattr(exc, "blame", None)
+        avoid = getattr(it, "avoid", None)
+        if (not blame or avoid is None or exc.ede == EDE_NO_REACHABLE_AUTHORITY
+                or restarts >= self.limits.max_servers_per_zone):
+            return None
+        name, rdtype = blame
+        zone = it.zone_of(parent(name) if rdtype == DS and len(name) > 1 else name)
+        if not avoid(zone, rdtype == DNSKEY):
+            return None
+        self._forget(it, res, name, rdtype, zone)
+        self.stats.retries += 1
+        log.info("bogus %s/%d from %s's servers: asking its others", to_text(name), rdtype,
+                 to_text(zone))
+        again = yield from it.lookup(it.qname, it.qtype)
+        if again.rcode not in (NOERROR, NXDOMAIN):
+            return None
+        return again
+
+    def _forget(self, it, res, name: bytes, rdtype: int, zone: bytes) -> None:
+        """What a bogus attempt left, so that the next one asks again: the answer's rrsets,
+        the bad rrset, the negative entries of the question and of the bad name (each only
+        below VALIDATED), the deferred store's share, and the bogus key verdicts of the
+        zone and below it."""
+        if getattr(it, "deferred", None):
+            it.deferred = []
+        it.validated = None
+        lru = it.cache.rrsets.lru
+        keys = [(g[0].lower(), g[1], it.qclass) for g in _group(res.answer)]
+        keys.append((name.lower(), rdtype, it.qclass))
+        for key in keys:
+            e = lru.peek(key)
+            if e is not None and e.rank < C.VALIDATED:
+                lru.pop(key)
+        for n, t in ((it.qname, it.qtype), (name, rdtype)):
+            for nx in (False, True):
+                for e in self._negative_entries(it, n, t, nx):
+                    if e.rank < C.VALIDATED:
+                        lru.pop((e.name.lower(), e.rdtype, e.rdclass))
+        for cur in set(_up(name)) | set(_up(it.qname)):
+            e = self.zones.get(cur)
+            if e is not None and e.status == BOGUS and is_subdomain(cur, zone):
+                del self.zones[cur]
 
     def _keep_briefly(self, it, res) -> None:
         """A bogus answer is kept no longer than its verdict (``dnssec_bogus_ttl``, within
@@ -385,15 +463,20 @@ class Validator:
             st = yield from self._denial(ctx, it, res, final, qtype, auth)
             status = min(status, st)
         for owner, rdtype, labels, zone in wild:
-            proofs = yield from self._proofs(ctx, it, auth, zone)
-            if proofs is None:
-                if refetch:
-                    # Answer from the rrset cache without its proof: ask again, once.
-                    return (yield from self._refetch(ctx, it, sets))
-                raise Bogus("wildcard answer without NSEC/NSEC3 proof", EDE_NSEC_MISSING)
-            nsecs, proof = proofs
-            st = (denial.nsec_wildcard(nsecs, owner, labels) if nsecs
-                  else proof.wildcard(owner, labels))
+            try:
+                proofs = yield from self._proofs(ctx, it, auth, zone)
+                if proofs is None:
+                    if refetch:
+                        # Answer from the rrset cache without its proof: ask again, once.
+                        return (yield from self._refetch(ctx, it, sets))
+                    raise Bogus("wildcard answer without NSEC/NSEC3 proof", EDE_NSEC_MISSING)
+                nsecs, proof = proofs
+                st = (denial.nsec_wildcard(nsecs, owner, labels) if nsecs
+                      else proof.wildcard(owner, labels))
+            except Bogus as exc:
+                if getattr(exc, "blame", None) is None:
+                    exc.blame = (owner, rdtype)
+                raise
             status = min(status, st)
             if st == SECURE:
                 if self.nsec_cache is not None:
@@ -465,6 +548,11 @@ class Validator:
 
     def _rrset(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
                caps: dict | None = None, refetch: bool = False, marks: dict | None = None):
+        return (yield from _blaming(self._rrset_of(ctx, it, owner, rdtype, rdatas, sigs, caps,
+                                                   refetch, marks), owner, rdtype))
+
+    def _rrset_of(self, ctx, it, owner: bytes, rdtype: int, rdatas: list, sigs: list,
+                  caps: dict | None = None, refetch: bool = False, marks: dict | None = None):
         """(status, RRSIG labels or None, zone) for one answer rrset; Bogus raised. A secure
         rrset's TTL is capped (in ``caps`` and in the cache) by its RRSIG's original TTL and
         expiration (RFC 4035 5.3.3). What is proven goes into ``marks`` for the caller to
@@ -491,6 +579,10 @@ class Validator:
                 return INSECURE, None, zone
             if refetch and e is not None and e.rank < C.AUTH_ANSWER:
                 raise _Refetch()          # e.g. a DS from a referral: ask its zone for it
+            cut = yield from self._insecure_cut(ctx, it, zone,
+                                                parent(owner) if rdtype == DS else owner)
+            if cut is not None:
+                return INSECURE, None, cut
             raise Bogus(f"no usable RRSIG over {to_text(owner)}/{rdtype} in a signed zone",
                         EDE_RRSIGS_MISSING)
         zk = self._cached_keys(signer.lower(), it.clock())
@@ -564,6 +656,10 @@ class Validator:
         return [e for e in out if e is not None and e.negative is not None]
 
     def _denial(self, ctx, it, res, name: bytes, qtype: int, auth: list):
+        return (yield from _blaming(self._denial_of(ctx, it, res, name, qtype, auth),
+                                    name, qtype))
+
+    def _denial_of(self, ctx, it, res, name: bytes, qtype: int, auth: list):
         """Status of a NODATA/NXDOMAIN for ``name``/``qtype`` from its authority section.
         A denial that a cached negative entry already proved (same records, VALIDATED rank)
         is not checked again."""
@@ -598,6 +694,10 @@ class Validator:
             zone = yield from self._zone_of(it, parent(name) if qtype == DS else name)
             zk = yield from self._zone_keys(ctx, it, zone)
             if zk.status == INSECURE:
+                return INSECURE
+            cut = yield from self._insecure_cut(ctx, it, zone,
+                                                parent(name) if qtype == DS else name)
+            if cut is not None:
                 return INSECURE
             raise Bogus("negative answer without signed NSEC/NSEC3 in a signed zone",
                         EDE_NSEC_MISSING)
@@ -688,7 +788,9 @@ class Validator:
             return None
         self.zones.move_to_end(lz)
         if e.status == BOGUS:
-            raise Bogus(e.reason, e.ede)
+            exc = Bogus(e.reason, e.ede)
+            exc.blame = False       # a verdict kept from an earlier question: asked again
+            raise exc               # once it expires, not by this one
         return e
 
     def _zone_keys(self, ctx, it, zone: bytes):
@@ -731,6 +833,9 @@ class Validator:
         return max(self.limits.min_ttl, min(ttl, self.limits.max_ttl))
 
     def _fetch_keys(self, ctx, it, zone: bytes):
+        return (yield from _blaming(self._keys_of(ctx, it, zone), zone, DS))
+
+    def _keys_of(self, ctx, it, zone: bytes):
         lz = zone.lower()
         now = it.clock()
         anchor = self.anchors.get(lz)
@@ -744,6 +849,15 @@ class Validator:
             return (yield from self._dnskeys(ctx, it, zone, ds, keys))
         if not any(is_subdomain(zone, a) for a in self.anchors) or lz == ROOT:
             return ZoneKeys(INSECURE, [], now + self.limits.max_ttl)
+        proof = getattr(it, "referral_proof", None)
+        proof = proof(zone) if proof is not None else None
+        if proof:
+            # RFC 4035 5.2, RFC 5155 8.9: the referral's signed NSEC/NSEC3 proves the
+            # child has no DS; the parent is asked only when it proves nothing
+            try:
+                return (yield from self._no_ds(ctx, it, zone, _group(proof), now))
+            except Bogus:
+                pass
         ds_set = None
         for attempt in (0, 1):
             res = yield from it.lookup(zone, DS)
@@ -779,6 +893,60 @@ class Validator:
                 # lead to it, so nothing there can be proven secure.
                 return ZoneKeys(INSECURE, [], now + self.limits.max_negative_ttl)
             raise Bogus(f"{to_text(zone)} signs data but does not exist", EDE_DNSKEY_MISSING)
+        return (yield from self._no_ds(ctx, it, zone, auth, now))
+
+    def _insecure_cut(self, ctx, it, zone: bytes, name: bytes):
+        """Generator: the insecure delegation between the signed ``zone`` and ``name`` that
+        the iterator never saw, or None. A server of both a signed parent and its unsigned
+        child (a hosting provider's) answers for the child with AA and no referral, so the
+        child's unsigned data seems to be the parent's. As Unbound's validator does, the DS
+        of each name below the apex down to ``name`` is asked for: the parent's signed
+        denial of it proves either no cut there (go on) or an unsigned delegation (the
+        data is insecure); a DS, a name that does not exist or an answer that proves
+        nothing leaves the data bogus. Found cuts are kept with the zone keys, so the next
+        answer from the child costs no query; the DS questions run in the question's
+        budgets."""
+        if len(name) <= len(zone) or not is_subdomain(name, zone):
+            return None
+        base = label_count(zone)
+        for k in range(base + 1, label_count(name) + 1):
+            cut = strip_to(name, k)
+            lc = cut.lower()
+            now = it.clock()
+            e = self.zones.get(lc)
+            if e is not None and e.expires >= now:
+                if e.status == INSECURE:
+                    return cut
+                return None
+            res = yield from it.lookup(cut, DS)
+            if res.rcode != NOERROR or any(g[1] == DS for g in _group(res.answer)):
+                return None
+            auth = _group(res.authority)
+            signer = next((s for s in (_signer(g[4]) for g in auth
+                                       if g[1] in (SOA, NSEC, NSEC3)) if s is not None), None)
+            if signer is None or not is_subdomain(zone, signer):
+                return None
+            try:
+                pk = yield from self._zone_keys(ctx, it, signer)
+                if pk.status != SECURE:
+                    return None
+                proofs = yield from self._proofs(ctx, it, auth, signer)
+                if proofs is None:
+                    return None
+                nsecs, proof = proofs
+                st = denial.nsec_cut(nsecs, cut) if nsecs else proof.cut(cut)
+            except Bogus:
+                return None
+            if st == INSECURE:
+                ttl = min([g[2] for g in auth] or [self.limits.max_negative_ttl])
+                self._store(lc, ZoneKeys(INSECURE, [], now + min(
+                    self._ttl(ttl), self.limits.max_negative_ttl)))
+                return cut
+        return None
+
+    def _no_ds(self, ctx, it, zone: bytes, auth: list, now: float):
+        """INSECURE zone keys when ``auth`` (grouped) proves ``zone`` a delegation without
+        DS under its parent's keys, or its parent insecure; Bogus raised otherwise."""
         signer = next((s for s in (_signer(g[4]) for g in auth if g[1] in (SOA, NSEC, NSEC3))
                        if s is not None), None)
         if signer is None or not is_subdomain(zone, signer) or len(signer) >= len(zone):
@@ -803,6 +971,10 @@ class Validator:
 
     def _dnskeys(self, ctx, it, zone: bytes, ds_list: list, anchor_keys: list):
         """The zone's DNSKEY set, proven by a DS (or an anchor key) and its self-signature."""
+        return (yield from _blaming(self._dnskey_set(ctx, it, zone, ds_list, anchor_keys),
+                                    zone, DNSKEY))
+
+    def _dnskey_set(self, ctx, it, zone: bytes, ds_list: list, anchor_keys: list):
         lz = zone.lower()
         res = yield from it.lookup(zone, DNSKEY)
         if res.rcode == SERVFAIL:

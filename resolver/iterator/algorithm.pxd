@@ -34,6 +34,10 @@ cdef class Iterator:
     #: a stub zone's servers that listen elsewhere: server -> (address, port), else None
     cdef public dict ports
     cdef public int queries
+    #: with a validator: zone (lower-cased) -> (server, question type) of the replies this
+    #: question used, so that data found bogus sends the next attempt to the zone's other
+    #: servers (``avoid``); None until the first
+    cdef public dict origins
     cdef public double t0
     #: a stub zone (wire, lower case) whose configured delegation this question passes
     #: over (stub-first's recursion): it starts above it and follows the parent's referral
@@ -56,11 +60,13 @@ cdef class Iterator:
     cdef double _now(self) except? -1.0
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now)
     cdef _keep_proofs(self, _Step hit)
+    cdef _used(self, bytes lzone, server, int qtype)
     cdef _Step _from_cache(self, bytes name, int qtype, double now)
     cdef list _dname_from_cache(self, bytes name, bytes target, double now)
     cdef list _ancestors(self, bytes name)
     cdef tuple _closest_delegation(self, bytes name)
     cdef list _addresses(self, bytes ns, double now)
+    cdef list _parent_glue(self, bytes zone, double now)
     cdef bint _usable(self, str addr)
     cdef int _budget(self) except -1
     cdef bint _cache_priming(self, Parsed m, double now)

@@ -54,6 +54,7 @@ cdef enum:
     SERVFAIL = 2
     NXDOMAIN = 3
     REFUSED = 5
+    YXDOMAIN = 6
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
@@ -169,6 +170,7 @@ cdef class Iterator:
             hints = Hints(hints, ipv6)
         self.hints = hints
         self.queries = 0
+        self.origins = None
         self.t0 = self._now()
         self.bypass = None
         self.stack = ()
@@ -295,6 +297,7 @@ cdef class Iterator:
         cdef str kind
         cdef tuple outer
         cdef bint fresh             # hit's lists were made for it alone
+        cdef list seen = None       # the chain's names so far, once it has a link
         while True:
             key = (lower(cur), qtype, self.qclass)
             why = failure(self.cache, key, now)
@@ -304,8 +307,10 @@ cdef class Iterator:
             fresh = True
             if hit is None and self.dnssec is not None:
                 syn = self.dnssec.synthesize(cur, qtype, now)
-                if syn is not None:     # (kind, authority[, answer from a wildcard])
-                    hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1])
+                if syn is not None:     # (kind, authority[, answer from a wildcard[, the
+                                        # target of a wildcard CNAME]])
+                    hit = _Step(syn[0], syn[2] if len(syn) > 2 else [], syn[1],
+                                syn[3] if len(syn) > 3 else None)
                     fresh = False
                     if self.aggressive is None:
                         self.aggressive = set()
@@ -349,7 +354,16 @@ cdef class Iterator:
                 return new_result(NXDOMAIN, answer, proofs + hit.authority)
             if kind == "nodata":
                 return new_result(NOERROR, answer, proofs + hit.authority)
+            if kind == "yx":
+                return new_result(YXDOMAIN, answer, [])
+            # A link back to a name of the chain is a loop (RFC 1034 3.6.2; DNAMEs that
+            # point at each other, RFC 6672): SERVFAIL now rather than at the chain limit.
+            if seen is None:
+                seen = [lower(name)]
+            seen.append(lower(cur))
             cur = hit.next
+            if lower(cur) in seen:
+                return Result(SERVFAIL, answer, reason=f"CNAME/DNAME loop at {to_text(cur)}")
             now = self._now()
 
     cdef _keep_proofs(self, _Step hit):
@@ -408,6 +422,28 @@ cdef class Iterator:
                     return d.records(now)[:1] + d.sig_records(now)
                 return []
         return []
+
+    def referral_proof(self, bytes zone):
+        """The NSEC/NSEC3 records (with their RRSIGs) the referral to ``zone`` carried in
+        place of a DS, kept with the parent's NS set while it is cached; [] if none."""
+        cdef RRsetEntry e = self._get(zone, NS, self._now())
+        if e is None or e.negative is not None or e.rank != REFERRAL or not e.proofs:
+            return []
+        return [r for r in e.proof_records(self._now()) if r[1] != A and r[1] != AAAA]
+
+    cdef list _parent_glue(self, bytes zone, double now):
+        """The usable addresses the referral to ``zone`` gave as glue, kept with the
+        parent's NS set while it is cached (``_cache_referral``); [] if none."""
+        cdef RRsetEntry e = self._get(zone, NS, now)
+        if e is None or e.negative is not None or e.rank != REFERRAL or not e.proofs:
+            return []
+        out = []
+        for r in e.proofs:
+            if r[1] == A or r[1] == AAAA:
+                a = _addr_text(r[1], r[4])
+                if a and a not in out and self._usable(a):
+                    out.append(a)
+        return out
 
     def zone_of(self, bytes name):
         """The closest enclosing zone cut the cache knows for ``name`` (the root if none):
@@ -522,6 +558,7 @@ cdef class Iterator:
         cdef list retryable = None      # asked, but the reply was lost: may be asked again
         cdef list marked                # lame for this zone: the last resort
         cdef dict extra = None          # NS name -> addresses resolved here
+        cdef list fallback = None       # the parent's glue, once every other server failed
         cdef int resolved = 0, unsent = 0
         cdef int asked = 0              # the sum of ``attempts``
         cdef double now
@@ -592,6 +629,13 @@ cdef class Iterator:
                     # Last resort: the servers marked lame for this zone, once each.
                     addrs = marked
                 if not addrs:
+                    # ... and the addresses the parent's glue gave, where the child's own
+                    # (authoritative, so they replaced the glue in the cache) failed, once
+                    # each (as Unbound falls back on the parent side's addresses)
+                    if fallback is None:
+                        fallback = self._parent_glue(zone, now)
+                    addrs = [a for a in fallback if attempts is None or a not in attempts]
+                if not addrs:
                     return None
             if asked - unsent >= most:
                 return None
@@ -626,7 +670,9 @@ cdef class Iterator:
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
-            if m.rcode not in (NOERROR, NXDOMAIN):
+            if m.rcode not in (NOERROR, NXDOMAIN) and not (
+                    m.rcode == YXDOMAIN and _aa(m) and count_type(m.answer, DNAME)):
+                # (YXDOMAIN with its DNAME is the zone's answer: RFC 6672 2.2)
                 if probe:
                     return server, None, None
                 if m.rcode == REFUSED or m.rcode == NOTAUTH:
@@ -649,7 +695,52 @@ cdef class Iterator:
                     raise _Exhausted(f"bogus data from {server}: {exc}")
                 m = out
                 ref = _referral(m, zone, qname)     # the validator may have changed the reply
+            if self.dnssec is not None:
+                self._used(lzone, server, qtype)
             return server, m, ref
+
+    cdef _used(self, bytes lzone, server, int qtype):
+        """Notes that ``server``'s reply to a ``qtype`` question for the zone ``lzone`` went
+        into this question."""
+        if self.origins is None:
+            self.origins = {}
+        used = self.origins.get(lzone)
+        if used is None:
+            self.origins[lzone] = [(server, qtype)]
+        elif (server, qtype) not in used:
+            used.append((server, qtype))
+
+    def avoid(self, bytes zone, bint keys=False):
+        """Data of ``zone`` was found bogus (RFC 4035 5.5): the servers whose replies for it
+        this question used are marked lame for it (``InfraCache.mark_lame``, until
+        ``infra_host_ttl``), so that this question's next attempt and later questions ask
+        its other servers first, the marked ones only as a last resort: with ``keys``
+        those that sent its DNSKEY set, else the others (a key set is proven before any
+        data it signs, so the servers that sent only keys sent nothing found bad). True
+        when the zone has a server left that is not marked (an address, or an NS name not
+        yet resolved, which may be one): another attempt may get genuine data."""
+        cdef bytes lz = lower(zone)
+        cdef double now = self._now()
+        used = self.origins.get(lz) if self.origins else None
+        if not used:
+            return False
+        bad = {s for s, t in used if (t == DNSKEY) == keys}
+        if not bad:
+            return False
+        self.origins[lz] = [u for u in used if u[0] not in bad]
+        for server in bad:
+            self._infra.mark_lame(server, zone, now)
+        cut, nsnames = self._closest_delegation(zone)
+        if lower(cut) != lz:
+            return False
+        for ns in nsnames:
+            addrs = self._addresses(ns, now)
+            if not addrs:
+                return True
+            for a in addrs:
+                if not self._infra.lame_for(a, lz, now):
+                    return True
+        return False
 
     def lookup(self, name, rdtype):
         """Generator: a sub-lookup (following CNAMEs, through the cache) inside this client
@@ -789,15 +880,24 @@ cdef class Iterator:
         glue = _glue(m.additional, zone, ns_recs, self.harden_glue)
         if glue:
             store_records(rr, glue, GLUE, now)
+        # Kept with the parent's NS set (``keep_proofs``): the glue, the addresses to fall
+        # back on when those the child gives for its servers do not answer (``_ask``), and
+        # the referral's proof that the child has no DS (``referral_proof``).
+        kept = glue
         ds = [r for r in m.authority if r[1] in (DS, RRSIG, NSEC, NSEC3)
               and is_subdomain(r[0], zone)]
-        if not ds:
-            return
-        lchild = lower(child)
-        dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
-        if dsrecs:
-            store_records(rr, dsrecs, NONAUTH_ANSWER, now,
-                             [r for r in ds if r[1] == RRSIG])
+        if ds:
+            lchild = lower(child)
+            dsrecs = [r for r in ds if r[1] == DS and lower(r[0]) == lchild]
+            if dsrecs:
+                store_records(rr, dsrecs, NONAUTH_ANSWER, now,
+                                 [r for r in ds if r[1] == RRSIG])
+            elif self.dnssec is not None:
+                # RFC 4035 5.2, RFC 5155 8.9: the parent need not be asked for the DS again
+                kept = glue + [r for r in ds if r[1] == NSEC or r[1] == NSEC3
+                               or _covers_any(r, (NSEC, NSEC3))]
+        if kept:
+            keep_proofs(rr, child, NS, self.qclass, kept)
 
     cdef _cache_answer(self, Parsed m, bytes zone, double now, list in_zone):
         rank = VALIDATED if m.security == SECURE else (
@@ -846,7 +946,12 @@ cdef class Iterator:
                 d = dn[0]
                 target = dname_substitute(cur, d[0], d[4])
                 if len(target) > 255:
-                    return _step("nx", out, [])        # YXDOMAIN, reported as NXDOMAIN
+                    # RFC 6672 2.2: the substituted name is too long: YXDOMAIN, with the
+                    # DNAME that made it, as the authority answers it
+                    out.append(d)
+                    ld = lower(d[0])
+                    out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]
+                    return _step("yx", out, [])
                 out.append(d)
                 ld = lower(d[0])
                 out += [r for r in answer if lower(r[0]) == ld and _covers(r, DNAME)]

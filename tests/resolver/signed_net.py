@@ -318,15 +318,15 @@ def _sign_reply(r: dns.message.Message, z, qname: dns.name.Name, qtype, proofs) 
             r.authority.append(rs)
 
 
-def signed_world(wall: float | None = None, prefix: str = "10.0"):
-    """small_internet (its servers on ``prefix``) with EXTRA in example.com. and ., com.
-    and example.com. signed (ECDSA P-256, NSEC), DS records in the parents. Returns (net,
-    anchor DS rrset, keys: origin -> (private key, DNSKEY))."""
+def signed_world(wall: float | None = None, prefix: str = "10.0", extra: str = ""):
+    """small_internet (its servers on ``prefix``) with EXTRA (and ``extra``) in
+    example.com. and ., com. and example.com. signed (ECDSA P-256, NSEC), DS records in the
+    parents. Returns (net, anchor DS rrset, keys: origin -> (private key, DNSKEY))."""
     wall = time.time() if wall is None else wall
     net = small_internet(SignedNet(), prefix)
     net.zone("n3.example.com.", N3_ZONE.replace("10.0.", prefix + "."), [f"{prefix}.3.3"])
     ez = net.zones[name("example.com.")]
-    extra = dns.zone.from_text(EXTRA + "n3 3600 NS ns.n3\nns.n3 3600 A 10.0.3.3\n"
+    extra = dns.zone.from_text(EXTRA + extra + "n3 3600 NS ns.n3\nns.n3 3600 A 10.0.3.3\n"
                                .replace("10.0.", prefix + "."),
                                origin="example.com.", relativize=False, check_origin=False)
     with ez.writer() as txn:

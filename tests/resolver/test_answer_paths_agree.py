@@ -1,8 +1,10 @@
 """Every way a query can be answered gives the same bytes.
 
 The same questions (the DNS lab's names: positive, negative, CNAME and DNAME chains, wildcard,
-SERVFAIL; with and without EDNS and DO; over the signed lab with validation on) are asked
-through each path the resolver has:
+SERVFAIL; with and without EDNS and DO; over the signed lab with validation on; and the
+real-world cases of the signed fake network behind sockets: bogus data from one server of a
+zone, an unsigned child on its signed parent's server, a wildcard CNAME answered from the
+cache, a DNAME loop, a YXDOMAIN) are asked through each path the resolver has:
 
 - the daemon on corenet's loop over UDP: the miss path (callbacks, ``resolver.resolution``),
   then the C hit path of ``resolver.daemon.udp_listener``; a large answer is truncated there;
@@ -92,6 +94,15 @@ def _through_daemon(lab, names, anchor=None) -> dict:
     out: dict = {}
 
     async def go():
+        if isinstance(lab, _FakeLab):
+            await lab.start()
+            try:
+                return await asked()
+            finally:
+                await lab.stop()
+        return await asked()
+
+    async def asked():
         cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
                            "upstream_port": lab.port})
         r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
@@ -129,6 +140,15 @@ def _through_library(lab, names, anchor=None) -> dict:
     out: dict = {}
 
     async def go():
+        if isinstance(lab, _FakeLab):
+            await lab.start()
+            try:
+                return await asked()
+            finally:
+                await lab.stop()
+        return await asked()
+
+    async def asked():
         r = resolver.Resolver(lab.root_hints, port=lab.port, trust_anchor=anchor,
                               do_not_query_localhost=False)
         try:
@@ -177,6 +197,101 @@ def test_every_path_answers_the_signed_lab_alike(signed_lab):
     # Validation happened on both paths: AD for the DO queries on signed data.
     m = dns.message.from_wire(daemon[("www.example.com.", "A", True, True)]["udp miss"])
     assert m.flags & dns.flags.AD and m.answer
+
+
+class _FakeLab:
+    """The signed fake network (``signed_net``) behind sockets on loopback, as a lab: its
+    ``root_hints`` and ``port``, started and stopped on the loop of the path asking it."""
+
+    PREFIX = "127.54"
+
+    def __init__(self, net) -> None:
+        from scenario import FakeServers, root_hints
+        self.net = net
+        self.servers = FakeServers(net)
+        self.root_hints = root_hints(self.PREFIX)
+        self.port = 0
+
+    async def start(self) -> None:
+        self.net.log.clear()
+        self.port = await self.servers.start(sorted(self.net.served))
+
+    async def stop(self) -> None:
+        await self.servers.stop()
+
+
+#: the cases on the signed fake network; a wildcard CNAME is asked for one type first, then
+#: another name below it is answered from the cache for another type
+CASE_NAMES = [
+    ("txt.example.com.", "TXT"),                # its first server's signatures are bad
+    ("www.unsigned.n3.example.com.", "A"),      # unsigned child on the parent's server
+    ("nope.unsigned.n3.example.com.", "A"),
+    ("a.cwild.example.com.", "A"), ("b.cwild.example.com.", "AAAA"),
+    ("x.loop1.example.com.", "A"),              # a DNAME loop: SERVFAIL
+    ("b.c.d.long.example.com.", "A"),           # the substitution overflows: YXDOMAIN
+]
+LONG = ".".join(["a" * 62] * 3 + ["b" * 48]) + ".example.net."
+
+
+def _cases_lab():
+    import time
+
+    import dns.name
+    import dns.rcode
+    from signed_net import signed_world
+
+    p = _FakeLab.PREFIX
+    net, anchor, _keys = signed_world(time.time(), prefix=p, extra=(
+        "*.cwild 300 CNAME www.example.com.\n"
+        "loop1 300 DNAME loop2.example.com.\nloop2 300 DNAME loop1.example.com.\n"
+        f"long 300 DNAME {LONG}\n"))
+    net.zone("unsigned.n3.example.com.", f"@ 3600 NS ns.n3.example.com.\n"
+             f"www 300 A 192.0.2.81\n", [f"{p}.3.3"])
+    long_owner = dns.name.from_text("long.example.com.")
+
+    def server(addr, bad_txt):
+        def answer(q):
+            qname = q.question[0].name
+            if qname.is_subdomain(long_owner) and qname != long_owner:
+                r = dns.message.make_response(q)
+                r.flags |= dns.flags.AA
+                r.set_rcode(dns.rcode.YXDOMAIN)
+                r.answer.append(dns.rrset.from_text(long_owner, 300, "IN", "DNAME", LONG))
+                return r.to_wire()
+            net.faults.pop(addr)
+            try:
+                r = dns.message.from_wire(net.answer(addr, q.to_wire()))
+            finally:
+                net.log.pop()
+                net.faults[addr] = answer
+            if bad_txt:
+                for rrset in r.answer:
+                    if rrset.rdtype == 46 and rrset.covers == 16:
+                        for rd in list(rrset):
+                            rrset.remove(rd)
+                            rrset.add(rd.replace(signature=rd.signature[:-1] + bytes(
+                                [rd.signature[-1] ^ 0xFF])))
+            return r.to_wire()
+        return answer
+
+    for addr, bad in ((f"{p}.3.1", True), (f"{p}.3.2", False)):
+        net.faults[addr] = server(addr, bad)
+    return _FakeLab(net), anchor
+
+
+def test_every_path_answers_the_real_world_cases_alike():
+    lab, anchor = _cases_lab()
+    daemon = _through_daemon(lab, CASE_NAMES, anchor)
+    library = _through_library(lab, CASE_NAMES, anchor)
+    _compare(daemon, library)
+    # each answer is the one the case calls for, on both paths
+    want = {"txt.example.com.": (0, True), "www.unsigned.n3.example.com.": (0, False),
+            "nope.unsigned.n3.example.com.": (3, False), "a.cwild.example.com.": (0, True),
+            "b.cwild.example.com.": (0, True), "x.loop1.example.com.": (2, False),
+            "b.c.d.long.example.com.": (6, False)}
+    for name, rdtype in CASE_NAMES:
+        m = dns.message.from_wire(daemon[(name, rdtype, True, True)]["udp miss"])
+        assert (m.rcode(), bool(m.flags & dns.flags.AD)) == want[name], (name, m.to_text())
 
 
 def test_the_comparison_sees_a_difference():
