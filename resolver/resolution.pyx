@@ -127,7 +127,7 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
     forward or stub zone's (``zones``), else the recursive Iterator, or with ``forward`` a
     Forwarder that asks those servers."""
     zones = r.zones
-    if zones is not None:
+    if zones is not None and zones.cuts:        # forward or stub zones, not local ones only
         cut = zones.match(qname)
         if cut is not None:
             return cut.iterator(r, qname, qtype, qclass)

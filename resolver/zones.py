@@ -484,6 +484,17 @@ def _labels_up(lname: bytes):
         pos += 1 + n
 
 
+def _top(lname: bytes) -> bytes:
+    """The last label of ``lname`` (wire) with the root: ``\\x04arpa\\x00`` for any name
+    under ``arpa.``; the root itself for the root."""
+    top = lname
+    for up in _labels_up(lname):
+        if up == b"\x00":
+            return top
+        top = up
+    return top
+
+
 class LocalZones:
     """The local zones and their records, indexed for ``lookup``. ``defaults``: zones (the
     default ones) entered only where no zone of ``zones`` has the same name; a zone of type
@@ -530,6 +541,10 @@ class LocalZones:
                     break
                 if up != owner:
                     self.parents.add(up)
+        #: the top-level label (with the root) of every zone: a name ending in none of them
+        #: is in no local zone, found with one ``endswith`` instead of a walk up its labels
+        #: (the default zones sit under a few names, and most questions are under none)
+        self.tails: tuple[bytes, ...] = tuple({_top(zone) for zone in self.types})
 
     def __bool__(self) -> bool:
         return bool(self.types)
@@ -555,6 +570,8 @@ class LocalZones:
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
         log."""
         lname = qname.lower()
+        if not lname.endswith(self.tails):
+            return None
         zone = None
         if qtype == DS and lname != b"\x00":
             # a DS belongs to the parent side of a zone cut: the zone above decides,
@@ -899,6 +916,8 @@ class Zones:
         """The deepest forward or stub zone holding ``qname`` (wire), or None; with
         ``stub_only`` the deepest stub zone."""
         cuts = self.cuts
+        if not cuts:                # local zones only (the defaults): nothing to walk
+            return None
         for up in _labels_up(qname.lower()):
             cut = cuts.get(up)
             if cut is not None and not (stub_only and type(cut) is _ForwardCut):
