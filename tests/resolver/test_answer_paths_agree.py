@@ -4,7 +4,9 @@ The same questions (the DNS lab's names: positive, negative, CNAME and DNAME cha
 SERVFAIL; with and without EDNS and DO; over the signed lab with validation on; and the
 real-world cases of the signed fake network behind sockets: bogus data from one server of a
 zone, an unsigned child on its signed parent's server, a wildcard CNAME answered from the
-cache, a DNAME loop, a YXDOMAIN) are asked through each path the resolver has:
+cache, a DNAME loop, a YXDOMAIN, an unsigned child proved so by its referral alone, the
+parent's glue when the child's own address for its server refuses) are asked through each
+path the resolver has:
 
 - the daemon on corenet's loop over UDP: the miss path (callbacks, ``resolver.resolution``),
   then the C hit path of ``resolver.daemon.udp_listener``; a large answer is truncated there;
@@ -229,6 +231,9 @@ CASE_NAMES = [
     ("a.cwild.example.com.", "A"), ("b.cwild.example.com.", "AAAA"),
     ("x.loop1.example.com.", "A"),              # a DNAME loop: SERVFAIL
     ("b.c.d.long.example.com.", "A"),           # the substitution overflows: YXDOMAIN
+    ("www.nods.example.com.", "A"),             # insecure by the referral's own proof
+    ("ns.fb.example.com.", "A"),                # the child's address for its server ...
+    ("www.fb.example.com.", "A"),               # ... refuses: the parent's glue answers
 ]
 LONG = ".".join(["a" * 62] * 3 + ["b" * 48]) + ".example.net."
 
@@ -238,20 +243,44 @@ def _cases_lab():
 
     import dns.name
     import dns.rcode
+    import dns.rdatatype
     from signed_net import signed_world
 
     p = _FakeLab.PREFIX
     net, anchor, _keys = signed_world(time.time(), prefix=p, extra=(
         "*.cwild 300 CNAME www.example.com.\n"
         "loop1 300 DNAME loop2.example.com.\nloop2 300 DNAME loop1.example.com.\n"
-        f"long 300 DNAME {LONG}\n"))
+        f"long 300 DNAME {LONG}\n"
+        f"nods 3600 NS ns.nods\nns.nods 3600 A {p}.3.5\n"
+        f"fb 3600 NS ns.fb\nns.fb 3600 A {p}.3.6\n"))
     net.zone("unsigned.n3.example.com.", f"@ 3600 NS ns.n3.example.com.\n"
              f"www 300 A 192.0.2.81\n", [f"{p}.3.3"])
+    # nods.example.com.: an unsigned child whose referral from example.com. carries the
+    # signed NSEC proving it has no DS. example.com.'s servers refuse a DS question for it
+    # (in ``server`` below), so the DS cannot be had from the parent and an insecure answer
+    # can only come from the referral's proof; the test also finds no DS question for it in
+    # the log. Refused rather than dropped: a resolver that did ask waits out no timeout.
+    net.zone("nods.example.com.", f"@ 3600 NS ns.nods.example.com.\n"
+             f"ns 3600 A {p}.3.5\nwww 300 A 192.0.2.82\n", [f"{p}.3.5"])
+    # fb.example.com.: the referral's glue puts ns.fb at .3.6, which serves the zone; the
+    # zone itself puts ns.fb at .3.96, which serves nothing and so refuses every question.
+    # Once ns.fb's address has been asked (the child's answer is authoritative and replaces
+    # the glue in the cache), the only address left that answers for fb.example.com. is the
+    # glue's: an answer for www.fb.example.com. proves the fallback, as it would with a
+    # silent address, and a refusal costs no timeout.
+    net.zone("fb.example.com.", f"@ 3600 NS ns.fb.example.com.\n"
+             f"ns 3600 A {p}.3.96\nwww 300 A 192.0.2.83\n", [f"{p}.3.6"])
+    net.served.setdefault(f"{p}.3.96", [])
+    nods = dns.name.from_text("nods.example.com.")
     long_owner = dns.name.from_text("long.example.com.")
 
     def server(addr, bad_txt):
         def answer(q):
             qname = q.question[0].name
+            if qname == nods and q.question[0].rdtype == dns.rdatatype.DS:
+                r = dns.message.make_response(q)
+                r.set_rcode(dns.rcode.REFUSED)
+                return r.to_wire()
             if qname.is_subdomain(long_owner) and qname != long_owner:
                 r = dns.message.make_response(q)
                 r.flags |= dns.flags.AA
@@ -282,16 +311,32 @@ def _cases_lab():
 def test_every_path_answers_the_real_world_cases_alike():
     lab, anchor = _cases_lab()
     daemon = _through_daemon(lab, CASE_NAMES, anchor)
+    logs = [list(lab.net.log)]          # (the log is cleared when the lab starts)
     library = _through_library(lab, CASE_NAMES, anchor)
+    logs.append(list(lab.net.log))
     _compare(daemon, library)
     # each answer is the one the case calls for, on both paths
     want = {"txt.example.com.": (0, True), "www.unsigned.n3.example.com.": (0, False),
             "nope.unsigned.n3.example.com.": (3, False), "a.cwild.example.com.": (0, True),
             "b.cwild.example.com.": (0, True), "x.loop1.example.com.": (2, False),
-            "b.c.d.long.example.com.": (6, False)}
+            "b.c.d.long.example.com.": (6, False), "www.nods.example.com.": (0, False),
+            "ns.fb.example.com.": (0, False), "www.fb.example.com.": (0, False)}
+    p = _FakeLab.PREFIX
+    addresses = {"www.nods.example.com.": "192.0.2.82", "ns.fb.example.com.": f"{p}.3.96",
+                 "www.fb.example.com.": "192.0.2.83"}
     for name, rdtype in CASE_NAMES:
         m = dns.message.from_wire(daemon[(name, rdtype, True, True)]["udp miss"])
         assert (m.rcode(), bool(m.flags & dns.flags.AD)) == want[name], (name, m.to_text())
+        if name in addresses:
+            assert [rd.address for rs in m.answer if rs.rdtype == 1
+                    for rd in rs] == [addresses[name]], (name, m.to_text())
+    for log in logs:                    # the daemon's, then the library's
+        # the child's insecurity came from the referral: no server was asked for its DS
+        assert ("nods.example.com.", "DS") not in [(q, t) for _a, q, t in log]
+        # the child's address was asked first and refused; the glue's answered after it
+        asked = [a for a, q, _t in log if q == "www.fb.example.com."]
+        assert asked and asked[0] == f"{p}.3.96" and asked[-1] == f"{p}.3.6", asked
+        assert set(asked) == {f"{p}.3.96", f"{p}.3.6"}, asked
 
 
 def test_the_comparison_sees_a_difference():
