@@ -176,6 +176,8 @@ def test_a_bug_in_a_resolution_is_a_logged_servfail(run, lab, loop, caplog):
         s = _server(lab)
 
         class BrokenZones:          # consulted for every new resolution's iterator
+            cuts = {b"\x04corp\x00": None}      # a forward or stub zone is configured
+
             def match(self, qname):
                 raise RuntimeError("planted bug")
         s.resolver.zones = BrokenZones()
