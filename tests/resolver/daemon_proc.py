@@ -24,10 +24,21 @@ def free_port() -> int:
     return pick_port(["127.0.0.1"], low=30000)
 
 
+#: TCP ports handed out in this process: the kernel may give a released port again, and two
+#: ports picked for one daemon (its TLS listener and its metrics) must differ
+_HANDED_OUT: set[int] = set()
+
+
 def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now and not handed out before in this process."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no TCP port that was not handed out already")
 
 
 def cli(*args: str, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
