@@ -302,7 +302,9 @@ def _client_text(client) -> str:
 
 
 # ---- the config's forms ---------------------------------------------------------------------
-def _table(entry, what: str, keys: tuple[str, ...]) -> dict:
+def config_table(entry, what: str, keys: tuple[str, ...]) -> dict:
+    """A zone table of the config (``[[forward-zone]]``, ``[[rpz]]``...) with its keys
+    spelled with hyphens, checked against ``keys``; ValueError names ``what`` and the key."""
     if not isinstance(entry, dict):
         raise ValueError(f"{what}: expected a table, got {entry!r}")
     out = {}
@@ -346,7 +348,7 @@ def forward_zone(entry) -> ForwardZone:
     """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list of addresses) and/or
     ``forward-host`` (a list of host names), ``forward-first``, ``forward-tcp-upstream``,
     ``forward-tls-upstream`` (each address then ``ADDR[@PORT]#AUTH-NAME``)."""
-    t = _table(entry, "forward-zone", ("name", "forward-addr", "forward-host", "forward-first",
+    t = config_table(entry, "forward-zone", ("name", "forward-addr", "forward-host", "forward-first",
                                        "forward-tcp-upstream", "forward-tls-upstream"))
     name = _name(t["name"], "forward-zone name")
     what = f"forward-zone {name}"
@@ -366,7 +368,7 @@ def forward_zone(entry) -> ForwardZone:
 def stub_zone(entry) -> StubZone:
     """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list of addresses) and/or
     ``stub-host`` (a list of host names), ``stub-first``, ``stub-prime``."""
-    t = _table(entry, "stub-zone", ("name", "stub-addr", "stub-host", "stub-first",
+    t = config_table(entry, "stub-zone", ("name", "stub-addr", "stub-host", "stub-first",
                                     "stub-prime"))
     name = _name(t["name"], "stub-zone name")
     if "stub-addr" not in t and "stub-host" not in t:
@@ -388,7 +390,7 @@ def local_zone(entry) -> LocalZone:
         if len(parts) != 2:
             raise ValueError(f"local-zone: expected \"NAME TYPE\", got {entry!r}")
         entry = {"name": parts[0], "type": parts[1]}
-    t = _table(entry, "local-zone", ("name", "type", "local-data"))
+    t = config_table(entry, "local-zone", ("name", "type", "local-data"))
     name = _name(t["name"], "local-zone name")
     kind = t.get("type", "static")
     if kind not in LOCAL_TYPES:

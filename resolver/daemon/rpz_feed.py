@@ -22,7 +22,7 @@ import dns.xfr
 import dns.zone
 
 from resolver.limits import Limits
-from resolver.zones import Upstream
+from resolver.zones import Upstream, config_table
 from resolver.policy.rpz import OVERRIDES, CNAME, Policy, PolicyError, PolicyZone, ZoneOptions
 
 log = logging.getLogger("resolver.rpz")
@@ -59,15 +59,8 @@ class RpzSource:
 
 def rpz_source(entry) -> RpzSource:
     """An ``[[rpz]]`` table, checked: ValueError names the zone and the key."""
-    if not isinstance(entry, dict):
-        raise ValueError(f"rpz: expected a table, got {entry!r}")
-    t = {}
-    for key, value in entry.items():
-        k = key.replace("_", "-")
-        if k not in _KEYS:
-            raise ValueError(f"rpz: unknown key {key!r} (known: {', '.join(_KEYS)})")
-        t[k] = value
-    if "name" not in t or not isinstance(t["name"], str):
+    t = config_table(entry, "rpz", _KEYS)
+    if not isinstance(t["name"], str):
         raise ValueError("rpz: 'name' is missing")
     try:
         name = dns.name.from_text(t["name"]).to_text()
