@@ -21,6 +21,7 @@ import pytest
 
 from daemon_proc import Daemon, cli, free_tcp_port
 from dnssec_cases import flagged_query
+from tls_certs import CA
 
 #: queries asked to reach both workers: each comes from a new source port, which the
 #: kernel's SO_REUSEPORT hash spreads over the two (missing one is a 2**-ASKS chance)
@@ -469,85 +470,13 @@ def test_flush_bogus_and_insecure_add_on_a_bogus_zone(signed_lab, tmp_path):
 
 
 # ---- the TCP control listener with mutual TLS ---------------------------------------------
-class _Signer:
-    """A self-signed certificate that also signs others, as unbound-control-setup makes the
-    server's: ``cert``, ``key``, ``dir``."""
-
-    def __init__(self, directory, stem: str) -> None:
-        import datetime
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        self.dir = directory / stem
-        self.dir.mkdir(parents=True)
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, stem)])
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                     .public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number())
-                     .not_valid_before(now - datetime.timedelta(hours=1))
-                     .not_valid_after(now + datetime.timedelta(days=1))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-                     .add_extension(x509.KeyUsage(
-                         digital_signature=True, content_commitment=False,
-                         key_encipherment=False, data_encipherment=False, key_agreement=True,
-                         key_cert_sign=True, crl_sign=True, encipher_only=False,
-                         decipher_only=False), True)
-                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                         self.key.public_key()), False)
-                     .sign(self.key, hashes.SHA256()))
-
-
-def _self_signed(directory, stem: str):
-    """A signer's (certificate file, key file, signer)."""
-    from cryptography.hazmat.primitives import serialization
-
-    ca = _Signer(directory, stem)
-    pem, key = ca.dir / "server.pem", ca.dir / "server.key"
-    pem.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
-                                         serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()))
-    return pem, key, ca
-
-
-def _client_cert(ca, stem: str):
-    """A certificate ``ca`` signs for a control client."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, stem)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca.cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca.key.public_key()), False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-            .sign(ca.key, hashes.SHA256()))
-    pem, keyfile = ca.dir / f"{stem}.pem", ca.dir / f"{stem}.key"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return pem, keyfile
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(lab, tmp_path,
                                                                              workers):
-    server_pem, server_key, ca = _self_signed(tmp_path, "server")
-    client_pem, client_key = _client_cert(ca, "control")
-    _, _, other = _self_signed(tmp_path, "other")
-    rogue_pem, rogue_key = _client_cert(other, "rogue")
+    ca = CA(tmp_path / "server", "server")           # as unbound-control-setup makes it
+    server_pem, server_key = ca.self_signed()
+    client_pem, client_key = ca.issue("control", purpose="client")
+    rogue_pem, rogue_key = CA(tmp_path / "other", "other").issue("rogue", purpose="client")
     port = free_tcp_port()
 
     def config(path, pem, key) -> None:

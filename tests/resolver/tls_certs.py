@@ -1,5 +1,7 @@
-"""Throwaway certificates for the encrypted-DNS tests: a CA and server certificates it signs,
-for the name ``dns.test`` and the address 127.0.0.1, written as PEM files."""
+"""Throwaway certificates for the encrypted-DNS and control-channel tests: a CA, and server or
+client certificates it signs (for the name ``dns.test`` and the address 127.0.0.1), written
+as PEM files. The CA's own certificate can also serve, as unbound-control-setup's does: the
+control server's certificate is self-signed and signs the clients'."""
 from __future__ import annotations
 
 import datetime
@@ -31,8 +33,8 @@ class CA:
                      .not_valid_after(now + datetime.timedelta(days=2))
                      .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
                      .add_extension(x509.KeyUsage(
-                         digital_signature=False, content_commitment=False,
-                         key_encipherment=False, data_encipherment=False, key_agreement=False,
+                         digital_signature=True, content_commitment=False,
+                         key_encipherment=False, data_encipherment=False, key_agreement=True,
                          key_cert_sign=True, crl_sign=True, encipher_only=False,
                          decipher_only=False), True)
                      .add_extension(x509.SubjectKeyIdentifier.from_public_key(
@@ -41,9 +43,17 @@ class CA:
         self.pem = self.dir / "ca.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, stem: str, kind: str = "ec") -> tuple[Path, Path]:
-        """A server certificate for dns.test and 127.0.0.1 with a new key, P-256 ("ec") or
-        RSA 2048 ("rsa"): (chain file, key file)."""
+    def self_signed(self) -> tuple[Path, Path]:
+        """The CA's own certificate as a server's: (certificate file, key file)."""
+        keyfile = self.dir / "ca.key"
+        keyfile.write_bytes(_key_pem(self.key))
+        return self.pem, keyfile
+
+    def issue(self, stem: str, kind: str = "ec", purpose: str = "server") -> tuple[Path, Path]:
+        """A certificate for dns.test and 127.0.0.1 with a new key, P-256 ("ec") or RSA 2048
+        ("rsa"), for a TLS ``purpose`` "server" or "client": (chain file, key file)."""
+        usage = {"server": x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                 "client": x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}[purpose]
         if kind == "rsa":
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
@@ -63,12 +73,14 @@ class CA:
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                               False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), False)
                 .sign(self.key, hashes.SHA256()))
         pem, keyfile = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
         pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+        keyfile.write_bytes(_key_pem(key))
         return pem, keyfile
+
+
+def _key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
