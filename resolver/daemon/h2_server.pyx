@@ -31,7 +31,9 @@ nghttp2's callbacks as the bytes of one ``receive`` are parsed:
   opens).
 
 ``data_to_send()`` is what nghttp2 has to send; ``closing`` says the connection ends once
-that is out and ``busy`` is false; ``errors`` lists the statuses answered here.
+that is out and ``busy`` is false; ``errors`` lists the statuses answered here; ``abuse``
+says why the connection is being ended when the peer earned it (the HPACK budget, a
+protocol error, a flood of streams reset before their answers), None otherwise.
 """
 from libc.stdint cimport int32_t, uint8_t, uint32_t
 from libc.string cimport memcmp, memcpy
@@ -182,6 +184,8 @@ cdef class H2Server:
     cdef object exc                # raised in a callback, raised again by receive
     cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
     cdef bint broken               # a connection error: nothing more is owed or read
+    cdef bint peer_error           # nghttp2 could not go on with the peer's input
+    cdef uint32_t goaway_error     # the error code of a GOAWAY sent, 0 for none or NO_ERROR
     cdef readonly long requests, refused, cancelled
     cdef readonly bint calmed      # ended for HPACK work past the budget
     cdef readonly int32_t last_taken
@@ -227,6 +231,23 @@ cdef class H2Server:
             self.session = NULL
 
     @property
+    def abuse(self):
+        """Why the connection is being ended, when the peer earned it: "hpack_budget"
+        (header fields past the budget), "reset_flood" (ended at the request budget, or by
+        nghttp2's own guard, with most of its streams reset before their answers), or
+        "protocol_error" (nghttp2 ended it with an error: a malformed frame, a flood of
+        control frames, a stream past the announced limit ...); None otherwise (the request
+        budget reached by a client that read its answers, the peer's own close)."""
+        if self.calmed:
+            return "hpack_budget"
+        taken = self.requests - self.refused
+        if (self.ending or self.goaway_error or self.peer_error) and self.cancelled * 2 > taken:
+            return "reset_flood"
+        if self.peer_error or self.goaway_error:
+            return "protocol_error"
+        return None
+
+    @property
     def busy(self):
         """Something is still owed to the peer (a stream taken and not answered, or an
         answer not all out)."""
@@ -249,6 +270,7 @@ cdef class H2Server:
             exc, self.exc = self.exc, None
             raise exc
         if self.calmed or r < 0 or not nghttp2_session_want_read(self.session):
+            self.peer_error = not self.calmed
             self.end()                   # a connection error: nghttp2 has queued GOAWAY
             return []
         self.end_if_done()
@@ -356,6 +378,9 @@ cdef class H2Server:
         was answered with an error is reset now."""
         cdef Stream stream
         cdef int32_t sid = frame.hd.stream_id
+        if frame.hd.type == NGHTTP2_GOAWAY:
+            self.goaway_error = frame.goaway.error_code
+            return 0
         if not frame.hd.flags & NGHTTP2_FLAG_END_STREAM or (
                 frame.hd.type != NGHTTP2_DATA and frame.hd.type != NGHTTP2_HEADERS):
             return 0

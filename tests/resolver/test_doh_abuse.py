@@ -2,8 +2,9 @@
 that must still be served: an HPACK bomb (ended at the first block past the field budget),
 connections kept alive by PINGs alone (closed by the idle timeout, shed for a new client at
 the connection cap), output nobody reads (no longer read, then aborted, memory bounded), a
-protocol error's GOAWAY (the connection closed right after it) and streams reset before
-their answers (none sent, counted)."""
+protocol error's GOAWAY (the connection closed right after it), streams reset before
+their answers (none sent, counted), and a rapid-reset attacker that reconnects after each
+GOAWAY (its address refused at the accept once it has too many, for a while)."""
 from __future__ import annotations
 
 import socket
@@ -18,6 +19,7 @@ import h2.events
 import pytest
 
 from daemon_proc import Daemon, free_tcp_port
+from doh_attacks import PING, LegitClient, Target, rapid_reset, read_to_end
 from test_daemon_doh import b64, h2_connect, h2_exchange, h2_headers, query
 from test_doh_sansio import _BIG_ENTRY, _headers_frame
 from tls_certs import CA, SERVER_NAME
@@ -25,7 +27,9 @@ from tls_certs import CA, SERVER_NAME
 IDLE = 3.0
 CAP = 6
 WRITE_TIMEOUT = 1.0
-PING = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"\x00" * 8
+STRIKES = 5            # connections ended for abuse allowed per address
+PENALTY = 4.0
+REQUESTS = 200         # per connection
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ def daemon(lab, tmp_path_factory):
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
                     f'tcp-idle-timeout = {IDLE}\ntcp-max-connections = {CAP}\n'
                     f'[limits]\ndoh-max-pending-output = 16384\n'
-                    f'doh-write-timeout = {WRITE_TIMEOUT}\n')
+                    f'doh-write-timeout = {WRITE_TIMEOUT}\n'
+                    f'doh-max-requests-per-connection = {REQUESTS}\n'
+                    f'doh-throttle-strikes = {STRIKES}\ndoh-throttle-penalty = {PENALTY}\n')
     d = Daemon(work, lab, "--config", str(conf)).start()
     d.ca, d.https_port = ca, https
     yield d
@@ -56,28 +62,6 @@ def served(d) -> None:
         s.sendall(conn.data_to_send())
         got, _ = h2_exchange(s, conn, {1})
     assert got[1][0] == b"200" and dns.message.from_wire(got[1][1]).answer
-
-
-def read_to_end(s, conn, limit: float) -> tuple[list, float]:
-    """Reads until the server closes the connection (or ``limit`` seconds): the events seen
-    and when it closed (inf if it did not)."""
-    t0 = time.monotonic()
-    seen = []
-    s.settimeout(0.2)
-    while time.monotonic() - t0 < limit:
-        try:
-            data = s.recv(65536)
-        except socket.timeout:
-            continue
-        except (ConnectionResetError, ssl.SSLError):
-            return seen, time.monotonic() - t0
-        if not data:
-            return seen, time.monotonic() - t0
-        try:
-            seen += conn.receive_data(data)
-        except Exception:          # what follows a GOAWAY may not parse for the client
-            pass
-    return seen, float("inf")
 
 
 def https(d) -> dict:
@@ -201,3 +185,31 @@ def test_streams_reset_before_their_answers_get_none_and_are_counted(daemon):
         got, _ = h2_exchange(s, conn, {21})
     assert set(got) == {21} and got[21][0] == b"200"
     assert https(daemon)["cancelled"] == before + 10
+
+
+def test_a_reconnecting_rapid_reset_attacker_is_refused_at_the_accept_for_a_while(daemon):
+    """From 127.0.0.2, ten connections one after the other, each resetting every request
+    it makes until the request budget's GOAWAY ends it; a legitimate client on 127.0.0.1
+    asks every 20 ms meanwhile. Past the strikes allowed the attacker's connections are
+    closed at the accept (no handshake), counted; the legitimate client never fails; the
+    penalty over, the attacker's address is served again."""
+    attacker = Target("127.0.0.1", daemon.https_port, str(daemon.ca.pem), source="127.0.0.2")
+    before = https(daemon)
+    legit = LegitClient(Target("127.0.0.1", daemon.https_port, str(daemon.ca.pem))).start()
+    try:
+        endings = rapid_reset(attacker, 10, REQUESTS + 1)
+    finally:
+        legit.stop()
+    after = https(daemon)
+    hows = [e.how for e in endings]
+    assert hows[:STRIKES + 1] == ["goaway NO_ERROR"] * (STRIKES + 1), hows
+    assert hows[STRIKES + 1:] == ["refused"] * (10 - STRIKES - 1), hows
+    assert after["reset_flood"] - before.get("reset_flood", 0) == STRIKES + 1
+    assert after["throttled"] - before.get("throttled", 0) == 10 - STRIKES - 1
+    assert legit.failures == 0, legit.errors
+    assert len(legit.latencies) >= 5
+    assert "DoH client 127.0.0.2: new connections refused" in daemon.log_text()
+    time.sleep(PENALTY + 0.5)
+    again = rapid_reset(attacker, 1, 2)        # a connection, two streams reset, closed
+    assert again[0].how != "refused", again
+    served(daemon)
