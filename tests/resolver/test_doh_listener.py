@@ -8,6 +8,7 @@ write, each answer a piece of its own (on TLS, its own record)."""
 from __future__ import annotations
 
 import socket
+import time
 import types
 
 import dns.message
@@ -16,7 +17,7 @@ import h2.connection
 import h2.events
 
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL
-from resolver.daemon.doh_listener import HTTPConnection
+from resolver.daemon.doh_listener import Guard, HTTPConnection
 from resolver.limits import DEFAULT
 from resolver.response import error
 
@@ -70,7 +71,8 @@ def _connection(cached: bytes | None = None):
         resolver=types.SimpleNamespace(limits=DEFAULT),
         loop=types.SimpleNamespace(time=lambda: 0.0),
         dispatch=types.SimpleNamespace(serve=serve))
-    listener = types.SimpleNamespace(label="https", counts={})
+    counts: dict[str, int] = {}
+    listener = types.SimpleNamespace(label="https", counts=counts, guard=Guard(counts, DEFAULT))
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
     conn._start(True)
@@ -181,6 +183,7 @@ def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time(
     timeout); if the peer does not take what is buffered within doh_write_timeout, the
     connection is aborted and counted."""
     conn, _ = _connection()
+    conn.client = "192.0.2.7"
     later = []
     conn.server.loop.call_later = lambda delay, fn, *args: later.append((delay, fn, args))
     ended = []
@@ -197,3 +200,10 @@ def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time(
     fn(*args)
     assert ended == ["close", "abort"]
     assert conn.listener.counts["close_stalled"] == 1
+    # one connection ended for abuse: counted as a protocol error, one strike, not two
+    assert conn.listener.counts["protocol_error"] == 1
+    throttle, now = conn.listener.guard.throttle, time.monotonic()
+    assert len(throttle) == 1
+    for _ in range(DEFAULT.doh_throttle_strikes - 1):
+        assert not throttle.strike("192.0.2.7", now)
+    assert throttle.strike("192.0.2.7", now)       # the strike past the allowance
