@@ -281,10 +281,12 @@ def rapid_reset(target: Target, connections: int, streams: int,
 @dataclass
 class LegitClient:
     """One query every ``interval`` seconds on one HTTP/2 connection (a new one when the
-    server ends it), in a thread, until ``stop``: each answer's latency, each failure."""
+    server ends it; with ``fresh``, a new one for each query), in a thread, until ``stop``:
+    each answer's latency (connecting included), each failure."""
     target: Target
     interval: float = 0.02
     timeout: float = 2.0
+    fresh: bool = False
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
     errors: list[str] = field(default_factory=list)
@@ -316,15 +318,18 @@ class LegitClient:
         while not self._stop.is_set():
             next_at += self.interval
             try:
+                t = time.monotonic()
                 if pair is None:
                     pair, sid = connect(self.target, timeout=self.timeout), 1
                 s, conn = pair
-                t = time.monotonic()
                 conn.send_headers(sid, headers(path), end_stream=True)
                 s.sendall(conn.data_to_send())
                 if not self._answer(s, conn, sid, t):
                     raise OSError("no answer")
                 sid += 2
+                if self.fresh:
+                    s.close()
+                    pair = None
             except (OSError, h2.exceptions.ProtocolError) as e:
                 self.failures += 1
                 if len(self.errors) < 20:

@@ -7,22 +7,18 @@ their answers (none sent, counted), and a rapid-reset attacker that reconnects a
 GOAWAY (its address refused at the accept once it has too many, for a while)."""
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 
 import dns.message
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import pytest
 
 from daemon_proc import Daemon, free_tcp_port
-from doh_attacks import PING, LegitClient, Target, rapid_reset, read_to_end
+from doh_attacks import (PING, LegitClient, Target, hpack_bomb, ping_holders, rapid_reset,
+                         read_to_end, unread_output)
 from test_daemon_doh import b64, h2_connect, h2_exchange, h2_headers, query
-from test_doh_sansio import _BIG_ENTRY, _headers_frame
-from tls_certs import CA, SERVER_NAME
+from tls_certs import CA
 
 IDLE = 3.0
 CAP = 6
@@ -68,16 +64,15 @@ def https(d) -> dict:
     return d.stats()["https"]
 
 
+def target(d) -> Target:
+    return Target("127.0.0.1", d.https_port, str(d.ca.pem))
+
+
 def test_an_hpack_bomb_is_ended_with_goaway_and_others_served(daemon):
     before = https(daemon).get("hpack_budget", 0)
-    s, conn = h2_connect(daemon)
-    with s:
-        bomb = b"\x82\x87\x84" + b"\xbe" * 16000
-        s.sendall(_headers_frame(1, _BIG_ENTRY) + _headers_frame(3, bomb))
-        seen, closed = read_to_end(s, conn, 5.0)
-    ended = [e for e in seen if isinstance(e, h2.events.ConnectionTerminated)]
-    assert ended and ended[0].error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-    assert closed < 2.0
+    ending = hpack_bomb(target(daemon), 5.0)
+    assert ending.how == "goaway ENHANCE_YOUR_CALM"
+    assert ending.after < 2.0
     assert https(daemon)["hpack_budget"] == before + 1
     served(daemon)
 
@@ -93,23 +88,8 @@ def test_a_protocol_errors_goaway_is_followed_by_the_close(daemon):
 
 
 def test_pings_alone_do_not_keep_a_connection_open(daemon):
-    s, conn = h2_connect(daemon)
-    with s:
-        t0 = time.monotonic()
-        closed = None
-        s.settimeout(0.3)
-        while time.monotonic() - t0 < IDLE + 4:
-            try:
-                s.sendall(PING)
-                if s.recv(65536) == b"":
-                    closed = time.monotonic() - t0
-                    break
-            except socket.timeout:
-                pass
-            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-                closed = time.monotonic() - t0
-                break
-    assert closed is not None and closed < IDLE + 1.5
+    [ending] = ping_holders(target(daemon), 1, IDLE + 4, every=0.3)
+    assert ending.how == "closed" and ending.after < IDLE + 1.5, ending
 
 
 def test_at_the_cap_the_connection_idle_longest_is_shed_for_a_new_client(daemon):
@@ -139,32 +119,8 @@ def test_output_nobody_reads_stops_the_reading_then_ends_the_connection(daemon):
     memory does not follow the PINGs."""
     before = https(daemon).get("write_stalled", 0)
     rss0 = daemon.rss()
-    raw = socket.socket()
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.settimeout(5)
-    raw.connect(("127.0.0.1", daemon.https_port))
-    ctx = ssl.create_default_context(cafile=str(daemon.ca.pem))
-    ctx.set_alpn_protocols(["h2"])
-    s = ctx.wrap_socket(raw, server_hostname=SERVER_NAME)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    conn.initiate_connection()
-    ended = None
-    with s:
-        s.sendall(conn.data_to_send())
-        s.settimeout(0.5)
-        t0 = time.monotonic()
-        sent = 0
-        while time.monotonic() - t0 < 30:
-            try:
-                s.sendall(PING * 400)
-                sent += 400
-            except socket.timeout:
-                pass                      # the server no longer reads: keep pushing
-            except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
-                ended = time.monotonic() - t0
-                break
-            time.sleep(0.002)
-    assert ended is not None, sent
+    ending, sent = unread_output(target(daemon), 30.0)
+    assert ending.how == "reset", sent
     assert https(daemon)["write_stalled"] == before + 1
     assert daemon.rss() - rss0 < 32 << 20
     served(daemon)
