@@ -14,7 +14,9 @@ that only keeps itself alive is closed by ``tcp-idle-timeout`` or shed for a new
 the cap; past ``limits.doh_max_pending_output`` bytes of output the connection is no longer
 read, and aborted if the peer has not drained it within ``limits.doh_write_timeout``
 (``write_stalled``), and a closing connection whose last output is not taken within it too
-(``close_stalled``); a stream reset before its answer gets none (``cancelled``); after a
+(``close_stalled``); a stream reset before its answer gets none (``cancelled``), and the
+client's wait for its resolution is cancelled (the resolution stops unless another query
+waits for it too); after a
 GOAWAY the connection closes once it is flushed, counted when the peer earned it: a protocol
 error (``protocol_error``) or most of its streams reset before their answers
 (``reset_flood``, a rapid-reset attack ended by nghttp2 or by
@@ -134,6 +136,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.stall: asyncio.TimerHandle | None = None
         self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
         self.struck = False        # ended for abuse: a strike against its address
+        self.misses: dict[int, Any] = {}   # stream -> the miss it waits for (cancel())
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -198,6 +201,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             if not ready:
                 self._acknowledge_now()
             self._take(ready)
+            self._cancel_reset()
         finally:
             batch, self.batch = self.batch, None
         self._flush(batch)
@@ -322,14 +326,33 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
         def done(out: bytes) -> None:
             self.inflight -= 1
+            self.misses.pop(rid, None)
             self._answer(rid, out)
 
-        if self.server.dispatch.serve(q, self.who, self.peer, self.label, done,
-                                      time.monotonic()) < 0:
+        dispatch = self.server.dispatch
+        went = dispatch.serve(q, self.who, self.peer, self.label, done, time.monotonic())
+        if went < 0:
             # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
             # not a hang.
             self.inflight -= 1
             self._answer(rid, error(q, 2))
+        elif went > 0 and getattr(dispatch, "started", None) is not None:
+            self.misses[rid] = dispatch.started
+
+    def _cancel_reset(self) -> None:
+        """The streams the client reset before their answers stop waiting for their
+        resolutions (each stops unless another query waits for it too)."""
+        reset = getattr(self.engine, "reset", None)
+        if not reset:
+            return
+        if self.misses:
+            for rid in reset:
+                miss = self.misses.pop(rid, None)
+                if miss is not None:
+                    self.inflight -= 1
+                    self._count("cancelled")
+                    miss.cancel()
+        reset.clear()
 
     def _answer(self, rid: int, out: bytes | None) -> None:
         """Answers request ``rid``: at once when it comes later than the read that asked
@@ -359,6 +382,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         counts[key] = counts.get(key, 0) + 1
 
     def connection_lost(self, exc) -> None:
+        self.misses.clear()
         if self.stall is not None:
             self.stall.cancel()
             self.stall = None

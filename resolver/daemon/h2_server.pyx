@@ -128,6 +128,7 @@ cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_c
     try:
         if self.streams.pop(sid, None) is not None:
             self.cancelled += 1        # reset (or closed) before its answer: none is sent
+            self.reset.append(sid)
         self.answering.pop(sid, None)
         return 0
     except BaseException as exc:
@@ -191,6 +192,7 @@ cdef class H2Server:
     cdef readonly int32_t last_taken
     cdef readonly bint ending, closing
     cdef readonly list errors
+    cdef readonly list reset       # streams reset before their answers (the caller clears it)
 
     version = "h2"
     #: More input is welcome at any time (streams, heads and bodies are bounded above).
@@ -213,6 +215,7 @@ cdef class H2Server:
         self.answering = {}
         self.ready = []
         self.errors = []
+        self.reset = []
         if nghttp2_session_server_new2(&self.session, CALLBACKS, <void *>self, NULL) != 0:
             self.session = NULL
             raise MemoryError("nghttp2 cannot make a session")

@@ -170,3 +170,27 @@ def test_a_reconnecting_rapid_reset_attacker_is_refused_at_the_accept_for_a_whil
     again = rapid_reset(attacker, 1, 2)        # a connection, two streams reset, closed
     assert again[0].how != "refused", again
     served(daemon)
+
+
+def test_a_stream_reset_before_its_answer_stops_waiting_for_its_resolution(daemon):
+    """A question whose every server is silent is asked and its stream reset while the
+    resolution waits: the resolution is no longer in flight (it would be for seconds),
+    and no answer comes; the connection goes on serving."""
+    before = https(daemon).get("cancelled", 0)
+    s, conn = h2_connect(daemon)
+    with s:
+        conn.send_headers(1, h2_headers(
+            f"/dns-query?dns={b64(query('reset-me.alldead.com.').to_wire())}"), end_stream=True)
+        s.sendall(conn.data_to_send())
+        deadline = time.monotonic() + 2
+        while daemon.stats()["inflight"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert daemon.stats()["inflight"] == 1
+        conn.reset_stream(1)
+        conn.send_headers(3, h2_headers(f"/dns-query?dns={b64(query().to_wire())}"),
+                          end_stream=True)
+        s.sendall(conn.data_to_send())
+        got, _ = h2_exchange(s, conn, {3})
+        assert set(got) == {3} and got[3][0] == b"200"
+        assert daemon.stats()["inflight"] == 0
+    assert https(daemon)["cancelled"] == before + 1
