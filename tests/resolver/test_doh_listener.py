@@ -207,3 +207,31 @@ def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time(
     for _ in range(DEFAULT.doh_throttle_strikes - 1):
         assert not throttle.strike("192.0.2.7", now)
     assert throttle.strike("192.0.2.7", now)       # the strike past the allowance
+
+
+def test_a_throttled_address_is_refused_on_plain_http_before_anything_is_read():
+    """``http-listen``: a connection from an address past its strikes is aborted as it is
+    made, counted, before the caps or the ACL are asked; another address is not."""
+    counts: dict[str, int] = {}
+    guard = Guard(counts, DEFAULT.replace(doh_throttle_strikes=1))
+    guard.defended("192.0.2.9", "hpack_budget", True)
+    guard.defended("192.0.2.9", "protocol_error", True)       # past one: throttled
+    admitted = []
+    server = types.SimpleNamespace(admit=lambda conn: admitted.append(conn.client) or False)
+    listener = types.SimpleNamespace(label="http", counts=counts, guard=guard)
+
+    def made(peer):
+        aborted = []
+        transport = types.SimpleNamespace(
+            get_extra_info=lambda name, default=None: peer if name == "peername" else default,
+            abort=lambda: aborted.append(True))
+        conn = HTTPConnection(server, listener)
+        conn.connection_made(transport)
+        return conn, aborted
+
+    conn, aborted = made(("192.0.2.9", 4000))
+    assert aborted == [True] and conn.closed and admitted == []
+    assert counts["throttled"] == 1 and counts["hpack_budget"] == 1
+    conn, aborted = made(("192.0.2.10", 4000))
+    assert admitted == ["192.0.2.10"]          # asked the caps (which refused it here)
+    assert counts["throttled"] == 1
