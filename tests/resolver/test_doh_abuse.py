@@ -166,6 +166,9 @@ def test_a_reconnecting_rapid_reset_attacker_is_refused_at_the_accept_for_a_whil
     assert legit.failures == 0, legit.errors
     assert len(legit.latencies) >= 10
     assert "DoH client 127.0.0.2: new connections refused" in daemon.log_text()
+    text = daemon.metrics()
+    assert (f'doh_defences_total{{listener="https",defence="throttled"}} '
+            f'{after["throttled"]}') in text
     time.sleep(PENALTY + 0.5)
     again = rapid_reset(attacker, 1, 2)        # a connection, two streams reset, closed
     assert again[0].how != "refused", again
