@@ -259,6 +259,33 @@ class Limits:
     #: reading) before it is aborted. A client that reads drains 256 KiB in milliseconds.
     doh_write_timeout: float = 5.0
 
+    #: Connections from one client address ended for abuse (HPACK budget, a protocol error's
+    #: GOAWAY, a stream-reset flood, output not drained) within ``doh_throttle_window``
+    #: before the address is throttled: past this many, its new DoH connections are closed
+    #: at their accept, before a TLS handshake is paid for, for ``doh_throttle_penalty``.
+    #: Each defence ends one connection; an attacker that reconnects after every GOAWAY
+    #: would otherwise get a handshake and a fresh budget each time, for ever. A legitimate
+    #: client is never ended for abuse, so a few strikes leave room for a broken one.
+    #: Unbound has no such setting (its DoH ends an abusive connection and accepts the
+    #: next). Counted per worker: with SO_REUSEPORT an address's connections spread over
+    #: the workers, each of which throttles it on its own strikes.
+    doh_throttle_strikes: int = 5
+
+    #: Seconds over which a client address's connections ended for abuse are counted (from
+    #: the first of them; a window that ends starts its count afresh).
+    doh_throttle_window: float = 60.0
+
+    #: Seconds a throttled address's new DoH connections are refused at their accept; 0
+    #: turns the throttle off. Everyone behind one address (a NAT) shares its penalty, so it
+    #: is short enough to be a pause, long enough that reconnecting is not worth a handshake.
+    doh_throttle_penalty: float = 60.0
+
+    #: Client addresses the throttle keeps count of, per listener and worker; when it is
+    #: full, the address struck least recently is forgotten (a penalised one included: a
+    #: flood from more addresses than this is beyond what a per-address penalty can stop,
+    #: and the table must not grow with it).
+    doh_throttle_clients: int = 10000
+
     # ---- DNS over TLS to a forward zone's servers
 
     #: Seconds a connection to a TLS forwarder stays open with no query outstanding; past it

@@ -186,6 +186,7 @@ cdef class Dispatch:
     cdef public object query_log        # called for each answer when queries are logged
     cdef public FrontDoor front         # the admission of every query (None: misses only)
     cdef public object policy           # resolver.daemon.rpz_gate.PolicyGate, or None
+    cdef public object started          # the miss the last act started, to cancel, or None
 
     def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
@@ -199,6 +200,7 @@ cdef class Dispatch:
         self.query_log = None
         self.front = front
         self.policy = None
+        self.started = None
 
     @property
     def cfg(self):
@@ -285,6 +287,7 @@ cdef class Dispatch:
             self.resolved(done.q, client, transport, send, t0, None, d, done.host, rewrite)
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
+            self.started = d
         return True
 
     cpdef int serve(self, bytes q, int who, addr, str transport, done, double t0) except -2:
@@ -311,7 +314,10 @@ cdef class Dispatch:
     cpdef int act(self, bytes q, int verdict, out, absent, addr, str transport, done,
                   double t0) except -2:
         """``serve`` for a verdict already given (the TCP framer asks the front door in C):
-        ``out`` the answer of an answering verdict, ``absent`` a miss's cache key."""
+        ``out`` the answer of an answering verdict, ``absent`` a miss's cache key. A miss
+        that goes on is ``started`` until the next call (its ``cancel()`` stops waiting for
+        it: its client gets no answer, and ``done`` is not called)."""
+        self.started = None
         if verdict == MISS:
             return 1 if self.miss(q, addr, transport, done, t0, False, absent) else -1
         if verdict <= DROP_LOCAL:

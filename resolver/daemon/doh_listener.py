@@ -14,8 +14,21 @@ that only keeps itself alive is closed by ``tcp-idle-timeout`` or shed for a new
 the cap; past ``limits.doh_max_pending_output`` bytes of output the connection is no longer
 read, and aborted if the peer has not drained it within ``limits.doh_write_timeout``
 (``write_stalled``), and a closing connection whose last output is not taken within it too
-(``close_stalled``); a stream reset before its answer gets none (``cancelled``); after a
-GOAWAY the connection closes once it is flushed.
+(``close_stalled``); a stream reset before its answer gets none (``cancelled``), and the
+client's wait for its resolution is cancelled (the resolution stops unless another query
+waits for it too); after a
+GOAWAY the connection closes once it is flushed, counted when the peer earned it: a protocol
+error (``protocol_error``) or most of its streams reset before their answers
+(``reset_flood``, a rapid-reset attack ended by nghttp2 or by
+``doh_max_requests_per_connection``).
+
+Each connection so ended is a strike against its client address (the listener's
+:class:`Guard`, its table a :class:`resolver.daemon.throttle.Throttle`): past
+``limits.doh_throttle_strikes`` within ``doh_throttle_window`` seconds, the address's new
+connections are closed at their accept for ``doh_throttle_penalty`` seconds (``throttled``,
+each refused connection counted): on ``https-listen`` by the TLS accept
+(``tls_server.TLSService.refuse``) before the handshake, on ``http-listen`` as the
+connection is made, before any byte is read.
 """
 from __future__ import annotations
 
@@ -28,6 +41,7 @@ from typing import Any
 from resolver.daemon.doh import H2_PREFACE, H1Server
 from resolver.daemon.h2_server import H2Server
 from resolver.daemon.connections import StreamClient
+from resolver.daemon.throttle import Throttle
 from resolver.response import error
 
 log = logging.getLogger("resolver.daemon")
@@ -48,6 +62,44 @@ def log_defence(client, what: str, now: float) -> None:
     log.info("DoH client %s: %s", client, what)
 
 
+class Guard:
+    """A DoH listener's defences against its clients: each counted in the listener's
+    figures and logged once per client per interval; a connection ended for abuse is a
+    strike against its client's address, and an address with too many is refused for a
+    while (``refuse``, asked at each accept). One per listener and worker."""
+
+    def __init__(self, counts: dict[str, int], limits) -> None:
+        self.counts = counts
+        counts.setdefault("throttled", 0)
+        self.throttle = (Throttle(limits.doh_throttle_strikes, limits.doh_throttle_window,
+                                  limits.doh_throttle_penalty, limits.doh_throttle_clients)
+                         if limits.doh_throttle_penalty > 0 else None)
+
+    def defended(self, client, what: str, ended: bool) -> None:
+        """A defence of kind ``what`` against ``client``; ``ended``: it ends the connection
+        for abuse (a strike)."""
+        now = time.monotonic()
+        self.counts[what] = self.counts.get(what, 0) + 1
+        log_defence(client, what, now)
+        if ended and self.throttle is not None and client is not None:
+            if self.throttle.strike(client, now):
+                log.info("DoH client %s: new connections refused for %g s (more than %d "
+                         "ended for abuse within %g s)", client, self.throttle.penalty,
+                         self.throttle.strikes, self.throttle.window)
+
+    def refuse(self, client) -> bool:
+        """Whether a new connection of ``client`` is refused now (its address throttled);
+        counted and logged when it is."""
+        if self.throttle is None or client is None:
+            return False
+        now = time.monotonic()
+        if not self.throttle.refused(client, now):
+            return False
+        self.counts["throttled"] += 1
+        log_defence(client, "throttled", now)
+        return True
+
+
 class PlainListener:
     """``http-listen``: DNS over HTTP without TLS (behind a proxy that terminates it)."""
 
@@ -56,6 +108,7 @@ class PlainListener:
     def __init__(self, server) -> None:
         self.server = server
         self.counts: dict[str, int] = {}
+        self.guard = Guard(self.counts, server.resolver.limits)
 
     async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
         return await loop.create_server(lambda: HTTPConnection(self.server, self), sock=sock)
@@ -82,9 +135,18 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.write_paused = False  # output past the limit: not read until it drains
         self.stall: asyncio.TimerHandle | None = None
         self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
+        self.struck = False        # ended for abuse: a strike against its address
+        self.misses: dict[int, Any] = {}   # stream -> the miss it waits for (cancel())
 
     # ---- the connection
     def connection_made(self, transport) -> None:
+        peer = transport.get_extra_info("peername")
+        if self.label == "http" and self.listener.guard.refuse(peer[0] if peer else None):
+            # (On TLS the accept has asked already, before the handshake.)
+            self.transport = transport
+            self.closed = True
+            transport.abort()
+            return
         if not self._admitted(transport):
             return
         self._count("connections")
@@ -139,6 +201,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             if not ready:
                 self._acknowledge_now()
             self._take(ready)
+            self._cancel_reset()
         finally:
             batch, self.batch = self.batch, None
         self._flush(batch)
@@ -188,12 +251,13 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             # Not activity: a PING's or a SETTINGS' ACK does not keep a connection alive
             # (only a query and its answer renew ``last``).
             self.transport.write(out)
-        if getattr(engine, "calmed", False) and not self.closed:
-            self._defence("hpack_budget")
         for status in engine.errors:
             self._count(f"status_{status}")
         engine.errors.clear()
         if engine.closing and not engine.busy:
+            abuse = getattr(engine, "abuse", None)
+            if abuse is not None and not self.closed:
+                self._defence(abuse)
             self.close()
         elif engine.wants_input != self.reading:
             # HTTP/1.1 answers in order: while one is owed, what the client sends next waits
@@ -250,9 +314,11 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
                 self.server.resolver.limits.doh_write_timeout, self._stalled, "close_stalled")
 
     def _defence(self, what: str) -> None:
-        """A defence against this client: counted, logged once per client per interval."""
-        self._count(what)
-        log_defence(self.client, what, self.server.loop.time())
+        """A defence that ends this connection: counted, logged once per client per
+        interval, a strike against the client's address (``Guard``): one per connection,
+        however many defences it meets on its way out."""
+        strike, self.struck = not self.struck, True
+        self.listener.guard.defended(self.client, what, strike)
 
     # ---- queries
     def _query(self, rid: int, q: bytes) -> None:
@@ -260,14 +326,33 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
         def done(out: bytes) -> None:
             self.inflight -= 1
+            self.misses.pop(rid, None)
             self._answer(rid, out)
 
-        if self.server.dispatch.serve(q, self.who, self.peer, self.label, done,
-                                      time.monotonic()) < 0:
+        dispatch = self.server.dispatch
+        went = dispatch.serve(q, self.who, self.peer, self.label, done, time.monotonic())
+        if went < 0:
             # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
             # not a hang.
             self.inflight -= 1
             self._answer(rid, error(q, 2))
+        elif went > 0 and getattr(dispatch, "started", None) is not None:
+            self.misses[rid] = dispatch.started
+
+    def _cancel_reset(self) -> None:
+        """The streams the client reset before their answers stop waiting for their
+        resolutions (each stops unless another query waits for it too)."""
+        reset = getattr(self.engine, "reset", None)
+        if not reset:
+            return
+        if self.misses:
+            for rid in reset:
+                miss = self.misses.pop(rid, None)
+                if miss is not None:
+                    self.inflight -= 1
+                    self._count("cancelled")
+                    miss.cancel()
+        reset.clear()
 
     def _answer(self, rid: int, out: bytes | None) -> None:
         """Answers request ``rid``: at once when it comes later than the read that asked
@@ -297,6 +382,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         counts[key] = counts.get(key, 0) + 1
 
     def connection_lost(self, exc) -> None:
+        self.misses.clear()
         if self.stall is not None:
             self.stall.cancel()
             self.stall = None

@@ -31,7 +31,9 @@ nghttp2's callbacks as the bytes of one ``receive`` are parsed:
   opens).
 
 ``data_to_send()`` is what nghttp2 has to send; ``closing`` says the connection ends once
-that is out and ``busy`` is false; ``errors`` lists the statuses answered here.
+that is out and ``busy`` is false; ``errors`` lists the statuses answered here; ``abuse``
+says why the connection is being ended when the peer earned it (the HPACK budget, a
+protocol error, a flood of streams reset before their answers), None otherwise.
 """
 from libc.stdint cimport int32_t, uint8_t, uint32_t
 from libc.string cimport memcmp, memcpy
@@ -126,6 +128,7 @@ cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_c
     try:
         if self.streams.pop(sid, None) is not None:
             self.cancelled += 1        # reset (or closed) before its answer: none is sent
+            self.reset.append(sid)
         self.answering.pop(sid, None)
         return 0
     except BaseException as exc:
@@ -182,11 +185,14 @@ cdef class H2Server:
     cdef object exc                # raised in a callback, raised again by receive
     cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
     cdef bint broken               # a connection error: nothing more is owed or read
+    cdef bint peer_error           # nghttp2 could not go on with the peer's input
+    cdef uint32_t goaway_error     # the error code of a GOAWAY sent, 0 for none or NO_ERROR
     cdef readonly long requests, refused, cancelled
     cdef readonly bint calmed      # ended for HPACK work past the budget
     cdef readonly int32_t last_taken
     cdef readonly bint ending, closing
     cdef readonly list errors
+    cdef readonly list reset       # streams reset before their answers (the caller clears it)
 
     version = "h2"
     #: More input is welcome at any time (streams, heads and bodies are bounded above).
@@ -209,6 +215,7 @@ cdef class H2Server:
         self.answering = {}
         self.ready = []
         self.errors = []
+        self.reset = []
         if nghttp2_session_server_new2(&self.session, CALLBACKS, <void *>self, NULL) != 0:
             self.session = NULL
             raise MemoryError("nghttp2 cannot make a session")
@@ -225,6 +232,23 @@ cdef class H2Server:
         if self.session != NULL:
             nghttp2_session_del(self.session)
             self.session = NULL
+
+    @property
+    def abuse(self):
+        """Why the connection is being ended, when the peer earned it: "hpack_budget"
+        (header fields past the budget), "reset_flood" (ended at the request budget, or by
+        nghttp2's own guard, with most of its streams reset before their answers), or
+        "protocol_error" (nghttp2 ended it with an error: a malformed frame, a flood of
+        control frames, a stream past the announced limit ...); None otherwise (the request
+        budget reached by a client that read its answers, the peer's own close)."""
+        if self.calmed:
+            return "hpack_budget"
+        taken = self.requests - self.refused
+        if (self.ending or self.goaway_error or self.peer_error) and self.cancelled * 2 > taken:
+            return "reset_flood"
+        if self.peer_error or self.goaway_error:
+            return "protocol_error"
+        return None
 
     @property
     def busy(self):
@@ -249,6 +273,7 @@ cdef class H2Server:
             exc, self.exc = self.exc, None
             raise exc
         if self.calmed or r < 0 or not nghttp2_session_want_read(self.session):
+            self.peer_error = not self.calmed
             self.end()                   # a connection error: nghttp2 has queued GOAWAY
             return []
         self.end_if_done()
@@ -356,6 +381,9 @@ cdef class H2Server:
         was answered with an error is reset now."""
         cdef Stream stream
         cdef int32_t sid = frame.hd.stream_id
+        if frame.hd.type == NGHTTP2_GOAWAY:
+            self.goaway_error = frame.goaway.error_code
+            return 0
         if not frame.hd.flags & NGHTTP2_FLAG_END_STREAM or (
                 frame.hd.type != NGHTTP2_DATA and frame.hd.type != NGHTTP2_HEADERS):
             return 0

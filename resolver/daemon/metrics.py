@@ -336,7 +336,8 @@ def process_stats() -> dict:
 ENCRYPTED_LISTENERS = ("tls", "https", "http")
 
 #: The DoH listeners' defences (``resolver.daemon.doh_listener``), by their figures' keys.
-DOH_DEFENCES = ("hpack_budget", "write_stalled", "close_stalled", "cancelled")
+DOH_DEFENCES = ("hpack_budget", "write_stalled", "close_stalled", "cancelled",
+                "protocol_error", "reset_flood", "throttled")
 
 
 def _render_encrypted(stats: dict, metric) -> None:
@@ -368,7 +369,10 @@ def _render_encrypted(stats: dict, metric) -> None:
                "DNS-over-HTTP(S) defences applied, by listener: hpack_budget (connection ended "
                "for HPACK work), write_stalled (output not drained in time), close_stalled "
                "(a closing connection not drained in time), cancelled (a stream reset before "
-               "its answer).", defences)
+               "its answer), protocol_error (connection ended by an HTTP/2 error), "
+               "reset_flood (connection ended with most of its streams reset unanswered), "
+               "throttled (a connection refused at its accept: its address had too many "
+               "connections ended for abuse).", defences)
 
 
 def _render_tls_upstream(stats: dict, metric) -> None:

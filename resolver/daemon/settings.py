@@ -1200,7 +1200,7 @@ _FROM_ZERO = frozenset({
     "ratelimit", "ratelimit_factor", "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
-    "dnssec_clock_skew", "dnssec_bogus_ttl"})
+    "dnssec_clock_skew", "dnssec_bogus_ttl", "doh_throttle_penalty"})
 #: Limits with bounds of their own.
 _BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
            "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),

@@ -136,7 +136,7 @@ class TLSListener:
 
     def __init__(self, server, label: str, alpn: tuple[str, ...],
                  app_factory: Callable[["TLSListener"], asyncio.BaseProtocol],
-                 service: ServiceContext | None = None) -> None:
+                 service: ServiceContext | None = None, guard: bool = False) -> None:
         self.server = server
         self.label = label
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
@@ -153,6 +153,11 @@ class TLSListener:
             server.resolver.limits.tls_handshake_timeout, cfg.tcp_idle_timeout,
             established=server.connections, established_by_client=server.tcp_by_client)
         self.tls.shed = getattr(server, "shed_idle_tcp", None)
+        # DNS over HTTPS: its defences, and the throttle asked at each accept
+        # (doh_listener.Guard). DNS over TLS shares the accept path but has none.
+        self.guard = doh_listener.Guard(self.counts, server.resolver.limits) if guard else None
+        if self.guard is not None:
+            self.tls.refuse = self.guard.refuse
         self.addresses: list[tuple[str, int]] = []
 
     @property
@@ -255,7 +260,7 @@ async def start_encrypted(server, loop, reuseport: bool) -> None:
     if cfg.https_listen:
         plans.append((TLSListener(server, "https", DOH_ALPN,
                                   lambda listener: doh_listener.HTTPConnection(server, listener),
-                                  services.get("https")),
+                                  services.get("https"), guard=True),
                       cfg.https_listen))
     if cfg.http_listen:
         plans.append((doh_listener.PlainListener(server), cfg.http_listen))

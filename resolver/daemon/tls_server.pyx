@@ -33,7 +33,9 @@ is gathered in memory, so that the answers of one read leave with one ``send``.
     client address, a connection past either being closed at once, unaccounted work for
     none. A handshake must finish within ``handshake_timeout`` and the first query come
     within ``idle_timeout`` of it (a sweep of the pending connections ends the others).
-    ``counts``: handshakes, resumed, handshake_failed, handshake_timeout,
+    ``refuse`` (None, or called with the client's address at each accept) may refuse a
+    client outright, before anything else (a DoH listener's throttle: its counts are its
+    own); the descriptor is closed at once. ``counts``: handshakes, resumed, handshake_failed, handshake_timeout,
     handshake_refused, idle_before_query, bad_records (records that failed to decrypt or
     broke the protocol after the handshake), accept_failed.
 
@@ -934,6 +936,7 @@ cdef class TLSService:
     cdef public object app_factory
     cdef public dict counts
     cdef public object shed                  # at the cap: closes an idle connection, or False
+    cdef public object refuse                # client -> True to close it at the accept
     cdef public int max_handshakes, max_handshakes_per_client
     cdef public double handshake_timeout, idle_timeout, shutdown_timeout
     cdef readonly int handshaking
@@ -969,6 +972,7 @@ cdef class TLSService:
         self.established_by_client = (established_by_client
                                       if established_by_client is not None else {})
         self.shed = None
+        self.refuse = None
 
     def serve(self, sock):
         """Starts accepting on the listening socket ``sock``; returns its ``TLSServer``."""
@@ -1000,6 +1004,9 @@ cdef class TLSService:
         cdef BIO *rbio
         cdef BIO *wbio
         client = peer[0] if peer else None
+        if self.refuse is not None and self.refuse(client):
+            close(fd)
+            return 0
         mine = self.handshaking_by_client.get(client, 0)
         # At the cap in all, the connection idle the longest is shed for the new one (as TCP
         # does; ``shed``), the new one refused only when none is idle; a client at its own

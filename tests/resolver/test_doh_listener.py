@@ -8,6 +8,7 @@ write, each answer a piece of its own (on TLS, its own record)."""
 from __future__ import annotations
 
 import socket
+import time
 import types
 
 import dns.message
@@ -16,7 +17,7 @@ import h2.connection
 import h2.events
 
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL
-from resolver.daemon.doh_listener import HTTPConnection
+from resolver.daemon.doh_listener import Guard, HTTPConnection
 from resolver.limits import DEFAULT
 from resolver.response import error
 
@@ -70,7 +71,8 @@ def _connection(cached: bytes | None = None):
         resolver=types.SimpleNamespace(limits=DEFAULT),
         loop=types.SimpleNamespace(time=lambda: 0.0),
         dispatch=types.SimpleNamespace(serve=serve))
-    listener = types.SimpleNamespace(label="https", counts={})
+    counts: dict[str, int] = {}
+    listener = types.SimpleNamespace(label="https", counts=counts, guard=Guard(counts, DEFAULT))
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
     conn._start(True)
@@ -181,6 +183,7 @@ def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time(
     timeout); if the peer does not take what is buffered within doh_write_timeout, the
     connection is aborted and counted."""
     conn, _ = _connection()
+    conn.client = "192.0.2.7"
     later = []
     conn.server.loop.call_later = lambda delay, fn, *args: later.append((delay, fn, args))
     ended = []
@@ -197,3 +200,38 @@ def test_a_protocol_errors_goaway_closes_and_an_unread_close_is_aborted_in_time(
     fn(*args)
     assert ended == ["close", "abort"]
     assert conn.listener.counts["close_stalled"] == 1
+    # one connection ended for abuse: counted as a protocol error, one strike, not two
+    assert conn.listener.counts["protocol_error"] == 1
+    throttle, now = conn.listener.guard.throttle, time.monotonic()
+    assert len(throttle) == 1
+    for _ in range(DEFAULT.doh_throttle_strikes - 1):
+        assert not throttle.strike("192.0.2.7", now)
+    assert throttle.strike("192.0.2.7", now)       # the strike past the allowance
+
+
+def test_a_throttled_address_is_refused_on_plain_http_before_anything_is_read():
+    """``http-listen``: a connection from an address past its strikes is aborted as it is
+    made, counted, before the caps or the ACL are asked; another address is not."""
+    counts: dict[str, int] = {}
+    guard = Guard(counts, DEFAULT.replace(doh_throttle_strikes=1))
+    guard.defended("192.0.2.9", "hpack_budget", True)
+    guard.defended("192.0.2.9", "protocol_error", True)       # past one: throttled
+    admitted = []
+    server = types.SimpleNamespace(admit=lambda conn: admitted.append(conn.client) or False)
+    listener = types.SimpleNamespace(label="http", counts=counts, guard=guard)
+
+    def made(peer):
+        aborted = []
+        transport = types.SimpleNamespace(
+            get_extra_info=lambda name, default=None: peer if name == "peername" else default,
+            abort=lambda: aborted.append(True))
+        conn = HTTPConnection(server, listener)
+        conn.connection_made(transport)
+        return conn, aborted
+
+    conn, aborted = made(("192.0.2.9", 4000))
+    assert aborted == [True] and conn.closed and admitted == []
+    assert counts["throttled"] == 1 and counts["hpack_budget"] == 1
+    conn, aborted = made(("192.0.2.10", 4000))
+    assert admitted == ["192.0.2.10"]          # asked the caps (which refused it here)
+    assert counts["throttled"] == 1
