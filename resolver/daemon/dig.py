@@ -143,6 +143,15 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535) -> int:
     return n
 
 
+#: dig's +options this command takes (each with its +no form), and their other spellings
+PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
+                "vc", "ignore", "tls", "https", "https-post", "https-get", "tls-ca",
+                "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
+                "multi", "cookie", "trace")
+PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
+                "timeout": "time", "multiline": "multi"}
+
+
 def _plus(o: Options, arg: str) -> None:
     body = arg[1:]
     key, eq, value = body.partition("=")
@@ -150,6 +159,8 @@ def _plus(o: Options, arg: str) -> None:
     on = True
     if key.startswith("no") and key not in ("nsid",):
         on, key = False, key[2:]
+    if key not in PLUS_OPTIONS and key not in PLUS_ALIASES:
+        raise UsageError(f"Invalid option: {arg}")
     flags = {"rec": "rec", "recurse": "rec", "cd": "cd", "cdflag": "cd", "adflag": "ad",
              "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid", "edns": "edns",
              "ignore": "ignore_tc"}

@@ -467,3 +467,31 @@ def test_trace_ends_at_nxdomain_and_when_nobody_answers(lab, tmp_path):
                   "+tries=1", "--root-hints", str(hints))
     assert r.returncode == 9, r.stdout
     assert "timed out" in r.stdout and ";; no servers could be reached" in r.stdout
+
+
+def test_the_listed_options_are_the_parsers():
+    """COMPATIBILITY.md's list of dig options and the README's table name exactly what the
+    parser takes, each with its +no form."""
+    import pathlib
+
+    from resolver.daemon.dig import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
+
+    root = pathlib.Path(__file__).parents[2]
+    text = (root / "COMPATIBILITY.md").read_text()
+    para = text.split("`corenet-resolver query` takes dig's options:", 1)[1].split("(each")[0]
+    listed = re.findall(r"\+([a-z-]+)", para)
+    assert sorted(listed) == sorted(PLUS_OPTIONS)
+    readme = (root / "README.md").read_text()
+    for name in PLUS_OPTIONS:
+        assert f"`+{name}" in readme, name
+    values = {"subnet": "=192.0.2.0/24", "tls-hostname": "=dns.example", "time": "=2",
+              "timeout": "=2",
+              "tries": "=2", "retry": "=1", "bufsize": "=4096"}
+    for name in (*PLUS_OPTIONS, *PLUS_ALIASES):
+        _plus(Options(), f"+{name}{values.get(name, '')}")
+        if name not in ("time", "timeout", "tries", "retry"):      # dig: no +notime
+            _plus(Options(), f"+no{name}")
+    with pytest.raises(UsageError):
+        _plus(Options(), "+nosuchoption")
+    assert PLUS_ALIASES.keys().isdisjoint(PLUS_OPTIONS)
+    assert set(PLUS_ALIASES.values()) <= set(PLUS_OPTIONS)
