@@ -146,10 +146,7 @@ class Resolver(ResolverCore):
                  dns64=None, root_key_sentinel: bool = True,
                  source: str | None = None) -> None:
         self.port = int(port)
-        #: the numeric address every upstream UDP and TCP socket is bound to (queries to
-        #: servers of the other address family are not bound), or None: the kernel picks
-        #: it for the route. The source port is always a fresh random one (RFC 5452).
-        self.source = _source_address(source)
+        self.source = source
         #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
         self.dns64 = _dns64.make(dns64)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
@@ -251,6 +248,18 @@ class Resolver(ResolverCore):
                 self._root_forward = ForwardZone(".", tuple(ups))
 
     # ---- dnspython's attributes ----------------------------------------------------------------
+    @property
+    def source(self) -> str | None:
+        """The numeric address every upstream UDP and TCP socket is bound to (queries to
+        servers of the other address family are not bound), or None: the kernel picks it
+        for the route. The source port is always a fresh random one (RFC 5452). Setting
+        it checks the address (ValueError unless numeric)."""
+        return ResolverCore.source.__get__(self)
+
+    @source.setter
+    def source(self, value) -> None:
+        ResolverCore.source.__set__(self, _source_address(value))
+
     @property
     def nameservers(self) -> list[str]:
         """The forwarders' addresses (``ADDR@PORT`` for one on a port of its own), or ``[]``

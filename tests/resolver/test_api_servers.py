@@ -132,3 +132,24 @@ def test_a_source_that_cannot_be_bound_fails_the_query_clearly(run, lab, lab_res
     with pytest.raises(dns.resolver.NoNameservers) as ei:
         run(r.resolve("www.test.", "A"))
     assert "cannot bind the source address 192.0.2.200" in str(ei.value)
+
+
+def test_resolve_at_binds_its_resolver_to_the_source(run, lab, fakes):
+    from resolver import functions
+
+    srv = fakes(FAKE, _answer_all)
+    ans = run(functions.resolve_at(FAKE, "www.test.", port=lab.port, source="127.0.0.9"))
+    assert [rd.address for rd in ans] == ["192.0.2.77"]
+    assert {s.peer[0] for s in srv.queries} == {"127.0.0.9"}
+
+
+def test_the_source_attribute_is_checked(lab_resolver):
+    r = lab_resolver()
+    assert r.source is None
+    r.source = "::1"
+    assert r.source == "::1"
+    with pytest.raises(ValueError, match="numeric"):
+        r.source = "localhost"
+    assert r.source == "::1"
+    r.source = None
+    assert r.source is None
