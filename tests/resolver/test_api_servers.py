@@ -153,3 +153,16 @@ def test_the_source_attribute_is_checked(lab_resolver):
     assert r.source == "::1"
     r.source = None
     assert r.source is None
+
+
+def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
+    from dnslab.ports import pick_port
+
+    from resolver.zones import Zones, stub_zone
+
+    port = pick_port([FAKE])
+    fakes(FAKE, _answer_all, port=port)
+    r = lab_resolver(zones=Zones(stub=[stub_zone({"name": "test.",
+                                                  "stub-addr": [f"{FAKE}@{port}"]})]))
+    ans = run(r.resolve("www.test.", "A"))
+    assert port != lab.port and (ans.nameserver, ans.port) == (FAKE, port)
