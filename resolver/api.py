@@ -257,7 +257,7 @@ class Resolver(ResolverCore):
         return ResolverCore.source.__get__(self)
 
     @source.setter
-    def source(self, value) -> None:
+    def source(self, value: object) -> None:
         ResolverCore.source.__set__(self, _source_address(value))
 
     @property
@@ -991,7 +991,7 @@ def _errors_text(errors) -> str:
                      for e in errors)
 
 
-def _source_address(source) -> str | None:
+def _source_address(source: object) -> str | None:
     """A ``source`` address as the upstream sockets are bound to it: numeric, or None."""
     if source is None:
         return None
