@@ -665,7 +665,7 @@ def _multiline(rd) -> str:
     return rd.to_text()
 
 
-def _opt_lines(msg) -> list[str]:
+def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
     import dns.edns
     import dns.flags
     flags = " do" if msg.ednsflags & dns.flags.DO else ""
@@ -685,14 +685,28 @@ def _opt_lines(msg) -> list[str]:
             lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
         elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
             wire = opt.to_wire()
-            lines.append(f"; COOKIE: {wire.hex()}")
+            verdict = ""
+            if sent_cookie is not None and wire[:8] == sent_cookie[:8]:
+                # as dig: the server's cookie with ours is "good", ours alone "echoed"
+                verdict = " (good)" if len(wire) > 8 else " (echoed)"
+            lines.append(f"; COOKIE: {wire.hex()}{verdict}")
         else:
             lines.append(f"; OPT={int(opt.otype)}: {opt.to_wire().hex()}")
     return lines
 
 
-def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None) -> str:
-    """dig's text of one reply, with the sections ``o.show`` keeps."""
+def _cookie_of(q) -> bytes | None:
+    """The COOKIE option a query carries (its client cookie first), or None."""
+    for opt in q.options:
+        if int(opt.otype) == 10:
+            return opt.to_wire()
+    return None
+
+
+def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
+           sent_cookie: bytes | None = None) -> str:
+    """dig's text of one reply, with the sections ``o.show`` keeps; ``sent_cookie``: the
+    client cookie the query carried (+cookie), which the reply's is checked against."""
     import dns.flags
     import dns.opcode
     import dns.rcode
@@ -714,7 +728,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
             out.append(";; WARNING: recursion requested but not available")
         out.append("")
         if msg.edns >= 0:
-            out += _opt_lines(msg)
+            out += _opt_lines(msg, sent_cookie)
     if s["question"] and msg.question:
         if c:
             out.append(";; QUESTION SECTION:")
@@ -787,7 +801,8 @@ def lookup(o: Options, argv: list[str]) -> int:
             elapsed = time.monotonic() - t0
             size = len(getattr(r, "wire", None) or r.to_wire())
             where = f"{addr}#{port}({name}) ({proto})"
-            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size))
+            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size,
+                                    sent_cookie=_cookie_of(q)))
             sys.stdout.flush()
             return EXIT_OK
     print(";; no servers could be reached", flush=True)
