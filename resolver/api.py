@@ -126,6 +126,8 @@ class Resolver(ResolverCore):
     without a port are asked on ``port``); a question none of them holds is resolved as
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
     zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
+    ``source``: the numeric address the upstream sockets are bound to (dnspython's per-call
+    ``source``, set once for the resolver: see ``resolve``); not for forward zones over TLS.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -141,8 +143,10 @@ class Resolver(ResolverCore):
                  harden_glue: bool = True, domain_insecure: Iterable = (),
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
                  auto_trust_anchor_file=None, auto_trust_timers=None,
-                 dns64=None, root_key_sentinel: bool = True) -> None:
+                 dns64=None, root_key_sentinel: bool = True,
+                 source: str | None = None) -> None:
         self.port = int(port)
+        self.source = source
         #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
         self.dns64 = _dns64.make(dns64)
         #: a forward zone for "." holding forwarders with ports of their own (see _set_forward)
@@ -244,6 +248,18 @@ class Resolver(ResolverCore):
                 self._root_forward = ForwardZone(".", tuple(ups))
 
     # ---- dnspython's attributes ----------------------------------------------------------------
+    @property
+    def source(self) -> str | None:
+        """The numeric address every upstream UDP and TCP socket is bound to (queries to
+        servers of the other address family are not bound), or None: the kernel picks it
+        for the route. The source port is always a fresh random one (RFC 5452). Setting
+        it checks the address (ValueError unless numeric)."""
+        return ResolverCore.source.__get__(self)
+
+    @source.setter
+    def source(self, value: object) -> None:
+        ResolverCore.source.__set__(self, _source_address(value))
+
     @property
     def nameservers(self) -> list[str]:
         """The forwarders' addresses (``ADDR@PORT`` for one on a port of its own), or ``[]``
@@ -381,16 +397,25 @@ class Resolver(ResolverCore):
         whole call may take (the resolution itself is bounded by ``Limits.max_query_time``).
         ``search``: try a relative name with the search domains (``self.search``, else
         ``self.domain``, as dnspython does with ``ndots``); ``None`` means
-        ``use_search_by_default``. ``source`` (a numeric address, checked) and
-        ``source_port`` are accepted for dnspython's signature and otherwise ignored: the
-        upstream queries of a resolution (shared with identical questions in flight) each
-        get a connected socket whose source address the kernel picks for the route and a
-        fresh random source port (spoofing resistance, RFC 5452). ``backend`` is accepted
-        and ignored: the resolver runs on the running asyncio loop."""
-        if source is not None:
-            ipaddress.ip_address(str(source))       # ValueError for a non-numeric one
-        if source_port and not 0 < source_port <= 65535:
-            raise ValueError(f"source_port {source_port} out of range 0-65535")
+        ``use_search_by_default``. ``source``: the upstream sockets are bound to the
+        resolver's ``source`` (``Resolver(source=...)``), as a resolution and its upstream
+        queries are shared by every caller asking the same question at the same time; a
+        ``source`` here must be that address (or None), else ValueError. ``source_port``
+        must be 0: each upstream query gets a fresh random source port (spoofing
+        resistance, RFC 5452; sockets in flight to one server could not share a port
+        either), so a fixed one is a ValueError rather than silently not used.
+        ``backend`` is accepted and ignored: the resolver runs on the running asyncio
+        loop."""
+        if source is not None and _source_address(source) != self.source:
+            raise ValueError(
+                f"source {source!r}: the upstream sockets are bound to the resolver's source "
+                f"address ({self.source}): set it with Resolver(source=...) or "
+                f"resolver.source")
+        if source_port:
+            if not 0 < source_port <= 65535:
+                raise ValueError(f"source_port {source_port} out of range 0-65535")
+            raise ValueError(f"source_port {source_port}: every upstream query gets a fresh "
+                             f"random source port (RFC 5452); only 0 is accepted")
         if lifetime is None:
             lifetime = self._lifetime
         rdtype = _enum(dns.rdatatype.RdataType, rdtype)
@@ -401,20 +426,23 @@ class Resolver(ResolverCore):
         if lifetime is None and len(candidates) == 1:        # the common case, kept short
             return await self._resolve_one(candidates[0][1], rdtype, rdclass, tcp,
                                            raise_on_no_answer)
+        tried: list = []        # the failed queries of a resolution the lifetime cut short
         try:
             async with asyncio.timeout(lifetime):
                 nxdomains: dict = {}
                 for name, wire in candidates:
                     try:
                         return await self._resolve_one(wire, rdtype, rdclass, tcp,
-                                                       raise_on_no_answer)
+                                                       raise_on_no_answer, tried)
                     except dns.resolver.NXDOMAIN as exc:
                         nxdomains.update(exc.responses())
                 raise dns.resolver.NXDOMAIN(qnames=[n for n, _ in candidates],
                                             responses=nxdomains)
         except TimeoutError:
+            cut = Result(it.SERVFAIL)
+            cut.errors = tried
             raise LifetimeTimeout(timeout=lifetime, errors=self._errors(
-                tcp, "no answer within the lifetime")) from None
+                tcp, "no answer within the lifetime", cut)) from None
 
     async def resolve_address(self, ipaddr: str, *args, **kwargs) -> Answer:
         """The PTR records of an IPv4 or IPv6 address (as dnspython's)."""
@@ -494,8 +522,9 @@ class Resolver(ResolverCore):
         return out
 
     async def _resolve_one(self, name: bytes, rdtype, rdclass, tcp: bool,
-                           raise_on_no_answer: bool) -> Answer:
-        """The question's outcome (``resolver.response``) as dnspython gives it."""
+                           raise_on_no_answer: bool, tried: list | None = None) -> Answer:
+        """The question's outcome (``resolver.response``) as dnspython gives it. ``tried``:
+        where the failed queries of the resolution go when the caller cancels it."""
         o = response.lookup(self, name, rdtype, rdclass)
         if o.kind == _HIT:
             return self._answer(o.entry, name, rdtype, rdclass, self.clock(),
@@ -504,41 +533,53 @@ class Resolver(ResolverCore):
             return self._local_answer(o.local, name, rdtype, rdclass, raise_on_no_answer)
         stats = self.stats
         t0, timeouts = self.clock(), stats.upstream_timeouts
-        res = await self._result(name, rdtype, rdclass, tcp)
+        res = await self._result(name, rdtype, rdclass, tcp, tried)
         o = response.resolved(self, o.key, name + struct.pack("!HH", rdtype, rdclass), rdtype,
                               res)
         now = self.clock()
         if o.kind == _HIT or o.kind == _STALE:
             # AD tells library users the answer was validated (dnspython shows it in .response)
-            return self._answer(o.entry, name, rdtype, rdclass, now, raise_on_no_answer)
+            return self._answer(o.entry, name, rdtype, rdclass, now, raise_on_no_answer,
+                                res.server)
         if o.kind == _BOGUS:
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                                errors=self._errors(tcp, o.reason or "DNSSEC bogus"))
+                                errors=self._errors(tcp, o.reason or "DNSSEC bogus", res))
         if o.rcode == it.SERVFAIL:
             # Out of time, or waited on silent servers for half of it: dnspython's
             # LifetimeTimeout (its servers never answered); otherwise every server failed.
             if o.result.time_exhausted or (stats.upstream_timeouts > timeouts and
                                            now - t0 >= self.limits.max_query_time / 2):
                 raise LifetimeTimeout(timeout=now - t0, errors=self._errors(
-                    tcp, o.reason or "no server answered in time"))
+                    tcp, o.reason or "no server answered in time", res))
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                                errors=self._errors(tcp, o.reason or "SERVFAIL"))
+                                errors=self._errors(tcp, o.reason or "SERVFAIL", res))
         if o.rcode == 6:
             # a DNAME's substitution too long for a name (RFC 6672 2.2): dnspython's own
             # resolver raises YXDOMAIN for it
             raise dns.resolver.YXDOMAIN()
         raise NoNameservers(request=self._request(name, rdtype, rdclass),
-                            errors=self._errors(tcp, f"rcode {dns.rcode.to_text(o.rcode)}"))
+                            errors=self._errors(tcp, f"rcode {dns.rcode.to_text(o.rcode)}",
+                                                res))
 
     @staticmethod
     def _request(name: bytes, rdtype, rdclass) -> dns.message.Message:
         return dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
 
-    def _errors(self, tcp: bool, reason: str) -> list:
-        """dnspython's per-server error list: the one forwarder, else the resolution's own
-        account of which servers failed (the Result names no single server)."""
-        server = self.forward[0] if self.forward and len(self.forward) == 1 else None
-        return [(server, tcp, self.port, reason, None)]
+    def _errors(self, tcp: bool, reason: str, res: Result | None = None) -> list:
+        """dnspython's per-server error list, (server, tcp, port, error, None) per failed
+        query: each server the resolution asked in vain (``Result.errors``), a timeout as
+        ``dns.exception.Timeout`` and an rcode by its name as dnspython gives them; then, or
+        alone when no server failed (the cache, a time limit), the resolution's own reason
+        (its server None, or the one forwarder)."""
+        out = []
+        if res is not None and res.errors:
+            for (addr, port), what in res.errors:
+                out.append((addr, tcp, port,
+                            dns.exception.Timeout() if what == "timeout" else what, None))
+        if not out or reason not in {str(e[3]) for e in out}:
+            server = self.forward[0] if self.forward and len(self.forward) == 1 else None
+            out.append((server, tcp, self.port, reason, None))
+        return out
 
     def _local_answer(self, local, name: bytes, rdtype, rdclass,
                       raise_on_no_answer: bool) -> Answer:
@@ -558,10 +599,12 @@ class Resolver(ResolverCore):
         return self._answer(entry, name, rdtype, rdclass, self.clock(), raise_on_no_answer)
 
     def _answer(self, e, name: bytes, rdtype, rdclass, now: float,
-                raise_on_no_answer: bool = True) -> Answer:
+                raise_on_no_answer: bool = True, server: tuple | None = None) -> Answer:
         """The entry's Answer, built once and then shared by every hit, as dnspython's own
         cache does (so its rrset TTLs are those of when it was stored; ``expiration`` is
-        exact). A stale entry gets a fresh Answer with the stale TTL."""
+        exact, and ``nameserver``/``port`` name the server that gave it when it was
+        resolved: ``server``, the Result's). A stale entry gets a fresh Answer with the
+        stale TTL."""
         outcome = e.parsed
         if outcome is None or e.expires < now:
             msg = dns.message.from_wire(e.wire)
@@ -576,7 +619,9 @@ class Resolver(ResolverCore):
                 else:
                     expiration = time.time() + max(0.0, e.expires - now)
                 ans = Answer(qname, rdtype, rdclass, msg, expiration)
-                if self.forward and len(self.forward) == 1 and self._root_forward is None:
+                if server is not None:
+                    ans.nameserver, ans.port = server
+                elif self.forward and len(self.forward) == 1 and self._root_forward is None:
                     ans.nameserver, ans.port = self.forward[0], self.port
                 outcome = ("ok", ans) if ans.rrset is not None else ("nodata", ans)
             if e.expires >= now:
@@ -590,8 +635,11 @@ class Resolver(ResolverCore):
         raise dns.resolver.NoAnswer(response=outcome[1].response)
 
     # ---- resolution ---------------------------------------------------------------------------
-    async def _result(self, qname: bytes, qtype: int, qclass: int, tcp: bool = False) -> Result:
-        """The Result of resolving the question (shared with identical ones in flight)."""
+    async def _result(self, qname: bytes, qtype: int, qclass: int, tcp: bool = False,
+                      tried: list | None = None) -> Result:
+        """The Result of resolving the question (shared with identical ones in flight).
+        A caller that gives up first gets, in ``tried``, the (address, port) and what went
+        wrong of each of its queries that failed so far."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
 
@@ -600,7 +648,20 @@ class Resolver(ResolverCore):
                 fut.cancel() if res is None else fut.set_result(res)
 
         resolution = start_resolution(self, qname, qtype, qclass, loop, done, tcp)
-        return await _settled(fut, lambda: resolution.discard(done))
+
+        def give_up():
+            if tried is not None:
+                tried.extend(self._failed_so_far(resolution))
+            resolution.discard(done)
+
+        return await _settled(fut, give_up)
+
+    def _failed_so_far(self, resolution) -> list:
+        """The failed queries of a resolution in flight, as ``Result.errors``."""
+        iterator = getattr(resolution, "iterator", None)
+        errors = getattr(iterator, "errors", None) or ()
+        ports = getattr(iterator, "ports", None) or {}
+        return [(tuple(ports.get(s) or (s, self.port)), what) for s, what in errors]
 
     def set_limits(self, limits: Limits) -> None:
         """Replaces the limits the resolver and its message and rrset stores read (serve-stale
@@ -928,6 +989,16 @@ class LifetimeTimeout(dns.resolver.LifetimeTimeout):
 def _errors_text(errors) -> str:
     return "; ".join(str(e[3]) if e[0] is None else f"Server {e[0]} answered {e[3]}"
                      for e in errors)
+
+
+def _source_address(source: object) -> str | None:
+    """A ``source`` address as the upstream sockets are bound to it: numeric, or None."""
+    if source is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(source)))
+    except ValueError:
+        raise ValueError(f"source: a numeric IPv4 or IPv6 address, not {source!r}") from None
 
 
 def _absolute(name) -> dns.name.Name:

@@ -133,9 +133,12 @@ async def resolve_at(where, qname, rdtype="A", rdclass="IN", tcp: bool = False,
                      backend=None, port: int = 53, family: int = socket.AF_UNSPEC,
                      resolver: Resolver | None = None) -> Answer:
     """Ask ``where`` (an address or a name) ``qname``, as dnspython's: through a resolver
-    made for the call (see ``make_resolver_at``) with a cache of its own."""
+    made for the call (see ``make_resolver_at``) with a cache of its own, its upstream
+    sockets bound to ``source`` when given (``Resolver.source``; ``source_port`` must be
+    0, as ``Resolver.resolve`` says)."""
     r = await make_resolver_at(where, port, family, resolver)
     try:
+        r.source = source
         return await r.resolve(qname, rdtype, rdclass, tcp, source, raise_on_no_answer,
                                source_port, lifetime, search)
     finally:

@@ -540,13 +540,13 @@ cdef class Resolution:
             self.sent_at = monotonic()
             self.tcp = TCPQuery(self.loop, self.host, self.dport, wire, qid, question,
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
-                                r.lv.limits, self._tcp_replied, r.counts)
+                                r.lv.limits, self._tcp_replied, r.counts, r.source)
             return
         shared.key, shared.table, shared.waiters = key, r.shared_queries, [self]
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)
         q.open(self.loop, self.host, self.dport, wire, qid, question, timeout, r.counts,
-               r.lv.limits, shared, True)
+               r.lv.limits, shared, True, r.source)
         self.q = shared.q = q
         self.shared = shared
         shared.info = self.infra.get(self.server)
@@ -633,7 +633,7 @@ cdef class Resolution:
             return
         self.tcp = TCPQuery(self.loop, self.host, self.dport, q.wire, q.qid, q.question,
                             min(r.lv.limits.tcp_timeout, left), r.lv.limits, self._tcp_replied,
-                            r.counts)
+                            r.counts, r.source)
 
     def _tcp_replied(self, tq):
         if self.finished or tq is not self.tcp:
@@ -716,6 +716,14 @@ cdef class Resolution:
         if self.iterator is not None and self._deferred():
             self.iterator.store_deferred()
 
+    cdef tuple _dest(self, str server):
+        """(address, port) where ``server`` (as the iterator names it) is asked."""
+        if self.ports is not None:
+            dest = self.ports.get(server)
+            if dest is not None:
+                return tuple(dest)
+        return (server, self.resolver.port)
+
     cdef _release(self):
         _remove_own(self.resolver.resolutions, self.key, self)
 
@@ -724,12 +732,20 @@ cdef class Resolution:
             return
         self.finished = True
         self._release()
+        if res is not None:
+            if type(res.server) is str:
+                res.server = self._dest(res.server)
+            if res.errors is not None:
+                res.errors = [(self._dest(s), what) if type(s) is str else (s, what)
+                              for s, what in res.errors]
         if (self.skipped_down and res is not None and res.rcode == it.SERVFAIL
                 and res.ede is None):
             # RFC 8914 code 22: no authority could be reached (servers down or busy).
+            errors = res.errors
             res = _Result(it.SERVFAIL, res.answer, res.authority,
                           f"no reachable authority ({res.reason})", res.time_exhausted,
                           res.security, EDE_NO_REACHABLE_AUTHORITY)
+            res.errors = errors
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
             if (res.security == _SECURE and _sentinel_length(self.key[0], self.key[1])

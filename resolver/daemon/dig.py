@@ -68,6 +68,10 @@ class Options:
     nsid: bool = False
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
+    multi: bool = False                  # +multi: records on several lines, as BIND's
+    cookie: bool = False                 # +cookie: an EDNS COOKIE option with a client cookie
+    cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
+    trace: bool = False                  # +trace: iterate from the root hints, each step shown
     ignore_tc: bool = False
     timeout: float = 5.0
     tries: int = 3
@@ -100,7 +104,7 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
                     "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
-                    "  +additional +stats\n"
+                    "  +additional +stats +multi +cookie[=HEX] +trace\n"
                     f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
                     f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
                     "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
@@ -139,6 +143,15 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535) -> int:
     return n
 
 
+#: dig's +options this command takes (each with its +no form), and their other spellings
+PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
+                "vc", "ignore", "tls", "https", "https-post", "https-get", "tls-ca",
+                "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
+                "multi", "cookie", "trace")
+PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
+                "timeout": "time", "multiline": "multi"}
+
+
 def _plus(o: Options, arg: str) -> None:
     body = arg[1:]
     key, eq, value = body.partition("=")
@@ -146,6 +159,8 @@ def _plus(o: Options, arg: str) -> None:
     on = True
     if key.startswith("no") and key not in ("nsid",):
         on, key = False, key[2:]
+    if key not in PLUS_OPTIONS and key not in PLUS_ALIASES:
+        raise UsageError(f"Invalid option: {arg}")
     flags = {"rec": "rec", "recurse": "rec", "cd": "cd", "cdflag": "cd", "adflag": "ad",
              "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid", "edns": "edns",
              "ignore": "ignore_tc"}
@@ -157,6 +172,21 @@ def _plus(o: Options, arg: str) -> None:
         o.show[key] = on
     elif key == "all":
         o.show = dict.fromkeys(DISPLAY, on)
+    elif key in ("multi", "multiline"):
+        o.multi = on
+    elif key == "cookie":
+        o.cookie = on
+        if on and eq:
+            try:
+                cookie = bytes.fromhex(value)
+            except ValueError:
+                raise UsageError(f"+cookie: {value!r} is not hexadecimal") from None
+            if len(cookie) not in (8,) + tuple(range(16, 41)):
+                raise UsageError("+cookie: a client cookie of 8 bytes, or 16-40 with the "
+                                 "server's")
+            o.cookie_value = cookie
+    elif key == "trace":
+        o.trace = on
     elif key == "short":
         o.short = on
         if on:
@@ -416,6 +446,9 @@ def make_query(o: Options):
         options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
     if o.subnet is not None:
         options.append(_ecs(o.subnet))
+    if o.cookie:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.COOKIE,
+                                              o.cookie_value or os.urandom(8)))
     if options and o.edns:
         q.use_edns(0, q.ednsflags, o.bufsize, options=options)
     return q
@@ -544,7 +577,7 @@ def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
     return out
 
 
-def _rr_lines(section, question: bool = False) -> list[str]:
+def _rr_lines(section, question: bool = False, multi: bool = False) -> list[str]:
     import dns.rdataclass
     import dns.rdatatype
     lines = []
@@ -553,14 +586,86 @@ def _rr_lines(section, question: bool = False) -> list[str]:
         typ = dns.rdatatype.to_text(rrset.rdtype)
         if question:
             # the ";" is outside BIND's column count
-            lines.append(";" + _columns(str(rrset.name), cls, typ, stops=(32, 40)))
+            lines.append(";" + (_multi_fields(str(rrset.name), cls, typ) if multi
+                                else _columns(str(rrset.name), cls, typ, stops=(32, 40))))
             continue
         for rd in rrset:
-            lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ, rd.to_text()))
+            if multi:
+                lines.append(_multi_fields(str(rrset.name), str(rrset.ttl), cls, typ,
+                                           _multiline(rd)))
+            else:
+                lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ, rd.to_text()))
     return lines
 
 
-def _opt_lines(msg) -> list[str]:
+def _multi_fields(name: str, *fields: str) -> str:
+    """A record's first line as BIND lays it out with +multi: the TTL at column 24, the
+    other fields one column apart, the separator a tab where it reaches a tab stop."""
+    out = _columns(name, fields[0], stops=(24,))
+    col = max(24, len(name) + 1) + len(fields[0])
+    for text in fields[1:]:
+        out += ("\t" if col % 8 == 7 else " ") + text
+        col += 1 + len(text.split("\n", 1)[0])
+    return out
+
+
+#: where BIND's +multi continues a record: column 32
+_MORE = "\n\t\t\t\t"
+
+
+def _duration(seconds: int) -> str:
+    """BIND's reading of a time in seconds: ``2 weeks``, ``1 minute 30 seconds``."""
+    parts = []
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60),
+                       ("second", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+    return " ".join(parts) or "0 seconds"
+
+
+def _chunks(text: str, width: int = 44) -> list[str]:
+    return [text[i:i + width] for i in range(0, len(text), width)] or [""]
+
+
+def _multiline(rd) -> str:
+    """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
+    signatures and digests in parentheses over lines of 44 characters; other types on
+    one line."""
+    import base64
+
+    import dns.dnssec
+    import dns.rdatatype
+    t = rd.rdtype
+    if t == dns.rdatatype.SOA:
+        fields = [(rd.serial, "serial"), (rd.refresh, "refresh"), (rd.retry, "retry"),
+                  (rd.expire, "expire"), (rd.minimum, "minimum")]
+        body = "".join(f"{_MORE}{value:<10} ; {what}"
+                       + (f" ({_duration(value)})" if what != "serial" else "")
+                       for value, what in fields)
+        return f"{rd.mname} {rd.rname} ({body}{_MORE})"
+    if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
+        key = base64.b64encode(rd.key).decode()
+        role = "KSK" if rd.flags & 0x0001 else "ZSK"
+        alg = dns.dnssec.algorithm_to_text(rd.algorithm)
+        return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} ("
+                + "".join(f"{_MORE}{c}" for c in _chunks(key))
+                + f"{_MORE}) ; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}")
+    if t in (dns.rdatatype.DS, dns.rdatatype.CDS):
+        chunks = _chunks(rd.digest.hex().upper())
+        return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type} ("
+                + "".join(f"{_MORE}{c}" for c in chunks) + " )")
+    if t == dns.rdatatype.RRSIG:
+        import dns.rdtypes.ANY.RRSIG as R
+        sig = base64.b64encode(rd.signature).decode()
+        return (f"{dns.rdatatype.to_text(rd.type_covered)} {int(rd.algorithm)} {rd.labels} "
+                f"{rd.original_ttl} ({_MORE}{R.posixtime_to_sigtime(rd.expiration)} "
+                f"{R.posixtime_to_sigtime(rd.inception)} {rd.key_tag} {rd.signer}"
+                + "".join(f"{_MORE}{c}" for c in _chunks(sig)) + " )")
+    return rd.to_text()
+
+
+def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
     import dns.edns
     import dns.flags
     flags = " do" if msg.ednsflags & dns.flags.DO else ""
@@ -580,14 +685,28 @@ def _opt_lines(msg) -> list[str]:
             lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
         elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
             wire = opt.to_wire()
-            lines.append(f"; COOKIE: {wire.hex()}")
+            verdict = ""
+            if sent_cookie is not None and wire[:8] == sent_cookie[:8]:
+                # as dig: the server's cookie with ours is "good", ours alone "echoed"
+                verdict = " (good)" if len(wire) > 8 else " (echoed)"
+            lines.append(f"; COOKIE: {wire.hex()}{verdict}")
         else:
             lines.append(f"; OPT={int(opt.otype)}: {opt.to_wire().hex()}")
     return lines
 
 
-def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None) -> str:
-    """dig's text of one reply, with the sections ``o.show`` keeps."""
+def _cookie_of(q) -> bytes | None:
+    """The COOKIE option a query carries (its client cookie first), or None."""
+    for opt in q.options:
+        if int(opt.otype) == 10:
+            return opt.to_wire()
+    return None
+
+
+def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
+           sent_cookie: bytes | None = None) -> str:
+    """dig's text of one reply, with the sections ``o.show`` keeps; ``sent_cookie``: the
+    client cookie the query carried (+cookie), which the reply's is checked against."""
     import dns.flags
     import dns.opcode
     import dns.rcode
@@ -609,11 +728,11 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
             out.append(";; WARNING: recursion requested but not available")
         out.append("")
         if msg.edns >= 0:
-            out += _opt_lines(msg)
+            out += _opt_lines(msg, sent_cookie)
     if s["question"] and msg.question:
         if c:
             out.append(";; QUESTION SECTION:")
-        out += _rr_lines(msg.question, question=True)
+        out += _rr_lines(msg.question, question=True, multi=o.multi)
         if c:
             out.append("")
     for key, title, section in (("answer", "ANSWER", msg.answer),
@@ -622,7 +741,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         if s[key] and section:
             if c:
                 out.append(f";; {title} SECTION:")
-            out += _rr_lines(section)
+            out += _rr_lines(section, multi=o.multi)
             if c:
                 out.append("")
     if s["stats"]:
@@ -652,6 +771,8 @@ def lookup(o: Options, argv: list[str]) -> int:
     except Exception as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if o.trace:
+        return trace(o, argv)
     if o.in_process:
         return _lookup_in_process(q, o, argv)
     try:
@@ -680,11 +801,133 @@ def lookup(o: Options, argv: list[str]) -> int:
             elapsed = time.monotonic() - t0
             size = len(getattr(r, "wire", None) or r.to_wire())
             where = f"{addr}#{port}({name}) ({proto})"
-            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size))
+            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size,
+                                    sent_cookie=_cookie_of(q)))
             sys.stdout.flush()
             return EXIT_OK
     print(";; no servers could be reached", flush=True)
     return EXIT_NO_ANSWER
+
+
+#: the most steps one +trace takes (referrals, and the walks to NS names without glue)
+TRACE_MAX_STEPS = 30
+
+
+def trace(o: Options, argv: list[str]) -> int:
+    """+trace: the root's NS set asked of a root hint (``--root-hints``, else the shipped
+    ones), then the question asked without recursion of each zone's servers down the
+    referrals, each reply's answer and authority printed with where it came from, as dig
+    does. ``-p`` (else ``--upstream-port``) is every server's port."""
+    import dns.name
+
+    from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
+    try:
+        hints = [(dns.name.from_wire(n, 0)[0].to_text(omit_final_dot=True), a)
+                 for n, a in parse_root_hints(o.root_hints or ROOT_HINTS_FILE)]
+    except (OSError, ValueError) as e:
+        print(f"{PROG}: root hints: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    hints = [(a, n) for n, a in hints if not o.family
+             or (o.family == socket.AF_INET6) == (":" in a)]
+    port = o.port if o.port is not None else o.upstream_port
+    if o.show["cmd"] and not o.short:
+        sys.stdout.write(_cmd_lines(argv, o, None))
+    steps = [0]
+    root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
+    if _trace_ask(root, hints, port, steps, show=True) is None:
+        return EXIT_NO_ANSWER
+    servers = hints
+    while True:
+        r = _trace_ask(o, servers, port, steps, show=True)
+        if r is None:
+            return EXIT_NO_ANSWER
+        nxt = _referral(r, o, port, hints, steps)
+        if nxt is None:
+            return EXIT_OK
+        if not nxt:
+            print(f";; no address found for the servers of the referral", flush=True)
+            return EXIT_NO_ANSWER
+        servers = nxt
+
+
+def _trace_ask(o: Options, servers, port: int, steps: list, show: bool):
+    """One step of +trace: ``o``'s question without RD asked of ``servers`` ((address,
+    name) pairs) in turn, ``o.tries`` each, the reply printed when ``show``; None when
+    none replied or the steps are spent."""
+    steps[0] += 1
+    if steps[0] > TRACE_MAX_STEPS:
+        print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
+        return None
+    q = make_query(replace(o, rec=False))
+    for addr, name in servers:
+        for _ in range(o.tries):
+            t0 = time.monotonic()
+            try:
+                r, _proto = ask(q, replace(o, transport="udp" if o.transport != "tcp"
+                                           else "tcp"), addr, name, port)
+            except _network_errors() as e:
+                print(f";; communications error to {addr}#{port}: {_error_text(e)}",
+                      flush=True)
+                continue
+            if show:
+                size = len(getattr(r, "wire", None) or r.to_wire())
+                lines = _rr_lines(r.answer + r.authority, multi=o.multi)
+                if o.short:
+                    lines = [rd.to_text() for rrset in r.answer for rd in rrset]
+                sys.stdout.write("".join(line + "\n" for line in lines))
+                if not o.short:
+                    print(f";; Received {size} bytes from {addr}#{port}({name}) in "
+                          f"{(time.monotonic() - t0) * 1000:.0f} ms\n", flush=True)
+            return r
+    print(";; no servers could be reached", flush=True)
+    return None
+
+
+def _referral(r, o: Options, port: int, hints, steps: list):
+    """The servers a reply refers the question to ((address, name) pairs, glue first,
+    then NS names found by a walk from the root that is not shown), or None when the
+    reply is the end: an answer, an error rcode or no NS set deeper than the question's
+    zone."""
+    import dns.rcode
+    import dns.rdatatype
+    if r.answer or r.rcode() != dns.rcode.NOERROR:
+        return None
+    ns = [rrset for rrset in r.authority if rrset.rdtype == dns.rdatatype.NS]
+    if not ns:
+        return None
+    targets = [rd.target for rd in ns[0]]
+    want = (dns.rdatatype.A, dns.rdatatype.AAAA) if not o.family else (
+        (dns.rdatatype.A,) if o.family == socket.AF_INET else (dns.rdatatype.AAAA,))
+    out = []
+    for rrset in r.additional:
+        if rrset.name in targets and rrset.rdtype in want:
+            out += [(rd.address, rrset.name.to_text(omit_final_dot=True)) for rd in rrset]
+    if out:
+        return out
+    for target in targets:          # no glue: each name's address, from the root
+        found = _walk(replace(o, name=target.to_text(), rdtype="A" if o.family !=
+                              socket.AF_INET6 else "AAAA", rdclass=None, reverse=False),
+                      port, hints, steps)
+        if found:
+            return [(a, target.to_text(omit_final_dot=True)) for a in found]
+    return []
+
+
+def _walk(o: Options, port: int, hints, steps: list) -> list[str]:
+    """The addresses of ``o.name``, found down the referrals from the root without
+    printing (within the steps left)."""
+    servers = hints
+    while True:
+        r = _trace_ask(o, servers, port, steps, show=False)
+        if r is None:
+            return []
+        nxt = _referral(r, o, port, hints, steps)
+        if nxt is None:
+            return [rd.address for rrset in r.answer if rrset.rdtype in (1, 28)
+                    for rd in rrset]
+        if not nxt:
+            return []
+        servers = nxt
 
 
 def _lookup_in_process(q, o: Options, argv: list[str]) -> int:

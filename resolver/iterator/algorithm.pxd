@@ -42,6 +42,12 @@ cdef class Iterator:
     #: a stub zone (wire, lower case) whose configured delegation this question passes
     #: over (stub-first's recursion): it starts above it and follows the parent's referral
     cdef public bytes bypass
+    #: the server whose reply answered the client's question (the last link of its chain
+    #: asked of an authority), or None: the Result's ``server``
+    cdef public object answered
+    #: (server, what went wrong) of each query of the question that failed (timeouts,
+    #: failures, error rcodes, lame replies), None until the first: the Result's ``errors``
+    cdef public list errors
     #: the validator's ``validate`` runs (``_gen``), after the question's ``_lookup``
     cdef bint validating
     # the limits this query reads on every step, as C fields (resolver.state)
@@ -60,6 +66,7 @@ cdef class Iterator:
     cdef double _now(self) except? -1.0
     cdef RRsetEntry _get(self, bytes name, int rdtype, double now)
     cdef _keep_proofs(self, _Step hit)
+    cdef _failed(self, server, what)
     cdef _used(self, bytes lzone, server, int qtype)
     cdef _Step _from_cache(self, bytes name, int qtype, double now)
     cdef list _dname_from_cache(self, bytes name, bytes target, double now)

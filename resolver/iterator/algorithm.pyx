@@ -58,6 +58,9 @@ cdef enum:
     NOTAUTH = 9
 
 cdef bytes ROOT = b"\x00"
+# the error rcodes' names, as dnspython's resolver reports a server's rcode
+cdef dict _RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
+                     9: "NOTAUTH"}
 # The ancestors of the parent of the last name whose ancestors an Iterator listed, shared by
 # every Iterator (see Iterator._ancestors).
 cdef bytes _last_parent = None
@@ -254,8 +257,9 @@ cdef class Iterator:
                 state = PyIter_Send(self._gen, event, &out)
             except _Exhausted as exc:
                 log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, exc)
-                self.result = Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
-                return self.result
+                self.result = res = Result(SERVFAIL, reason=str(exc), time_exhausted=exc.time)
+                res.errors = self.errors
+                return res
             action = <object>out
             Py_XDECREF(out)
             if state != PYGEN_RETURN:
@@ -269,6 +273,8 @@ cdef class Iterator:
                 continue
             if res.rcode == SERVFAIL:
                 log.info("SERVFAIL %s/%d: %s", to_text(self.qname), self.qtype, res.reason)
+                res.errors = self.errors
+            res.server = self.answered
             self.result = res
             return res
 
@@ -654,6 +660,8 @@ cdef class Iterator:
                     if retryable is None:
                         retryable = []
                     retryable.append(server)
+                self._failed(server, "timeout" if isinstance(event, CTimeout)
+                             else (<CFailure>event).reason or "failure")
                 continue
             reply = event if type(event) is CReply else None     # read as C fields
             try:
@@ -675,6 +683,7 @@ cdef class Iterator:
                 # (YXDOMAIN with its DNAME is the zone's answer: RFC 6672 2.2)
                 if probe:
                     return server, None, None
+                self._failed(server, _RCODES.get(m.rcode) or f"rcode {m.rcode}")
                 if m.rcode == REFUSED or m.rcode == NOTAUTH:
                     log.debug("server %s disclaims %s", server, to_text(zone))
                     infra.mark_lame(server, zone, self._now())
@@ -684,6 +693,7 @@ cdef class Iterator:
             ref = _referral(m, zone, qname)
             if _is_lame_ref(m, zone, qname, ref):
                 log.debug("lame server %s for %s", server, to_text(zone))
+                self._failed(server, "lame")
                 infra.mark_lame(server, zone, self._now())
                 continue
             if self.validator is not None:
@@ -698,6 +708,12 @@ cdef class Iterator:
             if self.dnssec is not None:
                 self._used(lzone, server, qtype)
             return server, m, ref
+
+    cdef _failed(self, server, what):
+        """Notes that a query of this question to ``server`` failed (``errors``)."""
+        if self.errors is None:
+            self.errors = []
+        self.errors.append((server, what))
 
     cdef _used(self, bytes lzone, server, int qtype):
         """Notes that ``server``'s reply to a ``qtype`` question for the zone ``lzone`` went
@@ -814,6 +830,8 @@ cdef class Iterator:
                         soa = self._rrsets.store_negative(
                             name, qtype, self.qclass, True, _in_zone(m.authority, zone),
                             AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER, now)
+                        if depth == 0:
+                            self.answered = server
                         return _step("nx", [], soa)
                     minimise = False       # relaxed: the full name decides
                     self._infra.stop_minimising(zone, now)
@@ -832,6 +850,8 @@ cdef class Iterator:
                                                     AUTH_AUTHORITY if _aa(m) else NONAUTH_ANSWER,
                                                     now)
                 continue
+            if depth == 0:
+                self.answered = server
             return self._final(m, zone, name, qtype, now)
 
     def _prime(self, int depth):

@@ -26,6 +26,12 @@ cdef class Result(_Event):
     # seconds until the earliest signature a SECURE verdict relied on expires (RFC 4035
     # 5.3.3: validated data is not served past it, stale or not); None when not secure
     cdef public object valid_for
+    # where the final answer came from: the server as the iterator names it, turned into
+    # (address, port) by the driver; None for an answer made from the cache
+    cdef public object server
+    # servers that failed the question: a list of (server, what went wrong), the server
+    # turned into (address, port) by the driver; None when none did
+    cdef public object errors
 
 
 cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=*)

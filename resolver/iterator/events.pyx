@@ -71,7 +71,10 @@ cdef class Result(_Event):
     """The outcome: rcode, answer and authority record tuples (RRSIG/NSEC included; the driver
     strips them for clients without DO), and why it failed when it did. ``security`` is the
     DNSSEC verdict (UNCHECKED, INSECURE, SECURE, BOGUS) and ``ede``, when BOGUS, the RFC 8914
-    code."""
+    code. Not compared by ``==``: ``server``, the (address, port) whose reply gave the final
+    answer (None when the cache gave it), and ``errors``, the (address, port) and what went
+    wrong (``"timeout"``, an rcode's name, a failure's reason) of each query of the question
+    that failed, or None."""
 
     _fields = ("rcode", "answer", "authority", "reason", "time_exhausted", "security", "ede")
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 
 from resolver.iterator.algorithm import _Exhausted
-from resolver.iterator.events import Query, Reply, Result
+from resolver.iterator.events import Query, Reply, Result, Timeout
 from resolver.wire.codec import WireError, is_subdomain, parse_response
 
 log = logging.getLogger("resolver.iterator")
@@ -38,6 +38,8 @@ log = logging.getLogger("resolver.iterator")
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 SOA = 6
 ROOT = b"\x00"
+#: the error rcodes' names, as dnspython's resolver reports a server's rcode
+_RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN", 9: "NOTAUTH"}
 
 
 class Forwarder:
@@ -71,6 +73,11 @@ class Forwarder:
         #: the forward zone's name (wire): the shallowest zone its answers are taken from
         self.zone = zone
         self.aggressive: set = set()     # never synthesizes: read by the validator
+        #: the forwarder whose reply answered the question (the Result's ``server``)
+        self.answered = None
+        #: (server, what went wrong) of each query that failed (the Result's ``errors``)
+        self.errors: list | None = None
+        self._replied = None             # the server of the last reply ``ask`` returned
         self._gen = self._run()
 
     # ---- driver API ------------------------------------------------------------------------
@@ -102,8 +109,12 @@ class Forwarder:
             while not isinstance(action, Result):
                 action = self.recursion.feed((yield action))
             return action
+        self.answered = self._replied
         if self.dnssec is not None and res.rcode in (NOERROR, NXDOMAIN):
             res = yield from self.dnssec.validate(res, self)
+        res.server = self.answered
+        if res.rcode == SERVFAIL:
+            res.errors = self.errors
         return res
 
     def ask(self, qname: bytes, qtype: int, first: bool = False):
@@ -140,10 +151,17 @@ class Forwarder:
                     failed.add(event.server)
                     continue
                 if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
+                    self._replied = event.server
                     return Result(m.rcode, answer=list(m.answer), authority=list(m.authority))
                 last = f"{event.server} answered rcode {m.rcode}"
+                what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
             else:
                 last = f"{event.server}: {getattr(event, 'reason', '') or 'no answer'}"
+                what = "timeout" if isinstance(event, Timeout) else (
+                    getattr(event, "reason", "") or "failure")
+            if self.errors is None:
+                self.errors = []
+            self.errors.append((event.server, what))
             failed.add(event.server)
 
     # ---- what the validator calls ----------------------------------------------------------

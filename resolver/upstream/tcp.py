@@ -38,7 +38,8 @@ class TCPQuery(asyncio.Protocol):
     """One TCP exchange (see the module docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, addr: str, port: int, wire: bytes,
-                 qid: int, question: bytes, timeout: float, limits, on_done, stats=None) -> None:
+                 qid: int, question: bytes, timeout: float, limits, on_done, stats=None,
+                 source: str | None = None) -> None:
         self.addr, self.wire, self.qid, self.question = addr, wire, qid, question
         self.max_size = limits.max_tcp_message
         self.max_jumps = limits.max_pointer_jumps
@@ -52,8 +53,10 @@ class TCPQuery(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.timer = loop.call_later(timeout, self._expire)
+        # ``source``: the address the socket is bound to when it is of the server's family
+        local = (source, 0) if source is not None and (":" in source) == (":" in addr) else None
         self.connecting = asyncio.ensure_future(
-            loop.create_connection(lambda: self, addr, port), loop=loop)
+            loop.create_connection(lambda: self, addr, port, local_addr=local), loop=loop)
         self.connecting.add_done_callback(self._connected)
 
     # ---- the connection --------------------------------------------------------------------

@@ -35,7 +35,8 @@ cdef class UDPQuery:
     cdef int max_records
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                  double timeout, stats, limits, on_done, bint defer) except -1
+                  double timeout, stats, limits, on_done, bint defer,
+                  str source=*) except -1
     cdef _finish(self, bytes reply, parsed, error)
     cdef bint _matches(self, Py_ssize_t n) noexcept
     cdef int _read(self) except -1

@@ -78,12 +78,16 @@ cdef extern from "<sys/socket.h>" nogil:
         pass
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr* addr, socklen_t len)
+    int bind(int fd, const sockaddr* addr, socklen_t len)
     ssize_t send(int fd, const void* buf, size_t n, int flags)
     ssize_t recv(int fd, void* buf, size_t n, int flags)
     int SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC
 
 cdef extern from "<errno.h>" nogil:
-    int EWOULDBLOCK
+    int EWOULDBLOCK, EINVAL
+
+cdef extern from "<netinet/in.h>" nogil:
+    int AF_INET
 
 cdef extern from "<unistd.h>" nogil:
     int c_close "close"(int fd)
@@ -151,14 +155,18 @@ cdef class UDPQuery:
         self.fd = -1
 
     def __init__(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                 double timeout, stats, limits, on_done=None, bint defer=False):
-        self.open(loop, addr, port, wire, qid, question, timeout, stats, limits, on_done, defer)
+                 double timeout, stats, limits, on_done=None, bint defer=False, source=None):
+        self.open(loop, addr, port, wire, qid, question, timeout, stats, limits, on_done, defer,
+                  source)
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                  double timeout, stats, limits, on_done, bint defer) except -1:
+                  double timeout, stats, limits, on_done, bint defer, str source=None) except -1:
         """``__init__``, for the driver (resolver.resolution), which makes its queries
-        without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``."""
-        cdef sockaddr_storage sa
+        without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``. ``source``: a
+        numeric address the socket is bound to (its port picked by the kernel) when it is
+        of the server's address family, else None."""
+        cdef sockaddr_storage sa, src
+        cdef socklen_t srclen
         cdef int family, fd, err
         cdef Loop cl = fast_loop(loop)
         global _sockets
@@ -176,6 +184,13 @@ cdef class UDPQuery:
             if err in _out_of_descriptors:
                 raise NoDescriptors(f"asking {addr}: {OSError(err, os.strerror(err))}")
             raise _failure(addr, err)
+        if source is not None and (":" in source) == (family != AF_INET):
+            srclen = cn_sockaddr(PyUnicode_AsUTF8(source), 0, 0, 0, &src)
+            if srclen == 0 or bind(fd, <const sockaddr*>&src, srclen) != 0:
+                err = errno if srclen else EINVAL
+                c_close(fd)
+                raise _Failure(f"asking {addr}: cannot bind the source address {source}: "
+                               f"{os.strerror(err)}")
         self.corenet = cl is not None
         defer = defer and self.corenet and on_done is not None
         if (connect(fd, <const sockaddr*>&sa, salen) != 0 or (not defer and send(

@@ -357,3 +357,142 @@ def test_a_server_name_not_found_is_a_usage_error(monkeypatch, capsys):
     assert dig_mod.main(["@ns.example", "example.org"]) == 1
     out = capsys.readouterr()
     assert "couldn't get address for 'ns.example': not found" in out.err and out.out == ""
+
+
+# ---- +multi, +cookie, +trace -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, rdtype", [("example.com", "SOA"), ("example.com", "MX"),
+                                          ("nope.example.com", "A")])
+def test_multi_matches_bind_dig(daemon, name, rdtype):
+    args = ["@127.0.0.1", "-p", str(daemon.port), name, rdtype, "+multi", "+nocookie"]
+    ours, theirs = query(*args[:-1]), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    if rdtype == "SOA":
+        assert "; serial" in ours.stdout and "; expire (" in ours.stdout
+
+
+def test_multi_keys_signatures_and_digests():
+    import dns.dnssec
+    import dns.rrset
+
+    from resolver.daemon.dig import Options, _rr_lines
+
+    key = ("257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+"
+           "KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==")
+    rrset = dns.rrset.from_text("example.com.", 3600, "IN", "DNSKEY", key)
+    lines = "\n".join(_rr_lines([rrset], multi=True)).split("\n")
+    assert lines[0] == "example.com.\t\t3600 IN\tDNSKEY 257 3 13 ("
+    assert lines[1:3] == ["\t\t\t\tmdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+Gq",
+                          "\t\t\t\tJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="]
+    assert lines[3] == (f"\t\t\t\t) ; KSK; alg = ECDSAP256SHA256 ; key id = "
+                        f"{dns.dnssec.key_id(rrset[0])}")
+    ds = dns.rrset.from_text("example.com.", 60, "IN", "DS", "31406 13 2 " + "ab" * 32)
+    assert "\n".join(_rr_lines([ds], multi=True)).split("\n") == [
+        "example.com.\t\t60 IN DS 31406 13 2 (", "\t\t\t\t" + "AB" * 22,
+        "\t\t\t\t" + "AB" * 10 + " )"]
+    assert Options().multi is False
+
+
+def test_cookie_is_sent_and_the_servers_shown(recorder):
+    at = ["@127.0.0.1", "-p", str(recorder.port), "example.org"]
+    assert query(*at).returncode == 0
+    assert not any(int(o.otype) == 10 for o in recorder.seen[-1].options)
+    r = query(*at, "+cookie")
+    assert r.returncode == 0, r.stderr
+    [cookie] = [o for o in recorder.seen[-1].options if int(o.otype) == 10]
+    assert len(cookie.to_wire()) == 8
+    r = query(*at, "+cookie=0102030405060708")
+    [cookie] = [o for o in recorder.seen[-1].options if int(o.otype) == 10]
+    assert cookie.to_wire() == bytes(range(1, 9))
+    assert "COOKIE" not in r.stdout          # this server sends none back
+    assert query(*at, "+cookie=xyz").returncode == 1
+    assert query(*at, "+cookie=0102").returncode == 1
+
+
+def test_cookie_of_a_server_is_shown_in_the_opt_section():
+    """A server that answers the client cookie with its own: dig's COOKIE line."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def serve():
+        data, peer = sock.recvfrom(65535)
+        q = dns.message.from_wire(data)
+        [c] = [o for o in q.options if int(o.otype) == 10]
+        r = dns.message.make_response(q)
+        r.use_edns(0, options=[dns.edns.GenericOption(10, c.to_wire() + b"S" * 16)])
+        sock.sendto(r.to_wire(), peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        r = query("@127.0.0.1", "-p", str(sock.getsockname()[1]), "example.org",
+                  "+cookie=0102030405060708")
+    finally:
+        t.join(10)
+        sock.close()
+    assert r.returncode == 0, r.stderr
+    assert "; COOKIE: 0102030405060708" + ("53" * 16) + " (good)" in r.stdout
+
+
+def test_trace_follows_the_referrals_from_the_lab_root(lab):
+    from dnslab import zones as Z
+
+    r = query("-p", str(lab.port), "www.example.com", "A", "+trace",
+              "--root-hints", str(lab.root_hints_file))
+    assert r.returncode == 0, r.stdout + r.stderr
+    blocks = [b for b in r.stdout.split("\n\n") if ";; Received" in b]
+    # the root's NS set, the root's referral to com., com.'s to example.com., the answer
+    assert len(blocks) == 4, r.stdout
+    assert re.search(r"^\.\s+\d+\s+IN\s+NS\s", blocks[0], re.M)
+    assert re.search(r"^com\.\s+\d+\s+IN\s+NS\s", blocks[1], re.M)
+    assert re.search(r"^example\.com\.\s+\d+\s+IN\s+NS\s", blocks[2], re.M)
+    assert re.search(r"^www\.example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$", blocks[3], re.M)
+    roots = {a for _, a in lab.root_hints}
+    for b in blocks[:2]:
+        m = re.search(r";; Received \d+ bytes from ([\d.]+)#(\d+)\((\S+)\) in \d+ ms", b)
+        assert m and m.group(1) in roots and m.group(2) == str(lab.port)
+    m = re.search(r"from ([\d.]+)#", blocks[3])
+    assert m.group(1) in (Z.EXAMPLE_COM_1, Z.EXAMPLE_COM_2)
+
+
+def test_trace_ends_at_nxdomain_and_when_nobody_answers(lab, tmp_path):
+    r = query("-p", str(lab.port), "nope.example.com", "+trace",
+              "--root-hints", str(lab.root_hints_file))
+    assert r.returncode == 0 and "IN\tSOA\t" in r.stdout.split("\n\n")[-2], r.stdout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        hints = tmp_path / "hints"
+        hints.write_text(". 3600 NS a.dead.\na.dead. 3600 A 127.0.0.1\n")
+        r = query("-p", str(silent.getsockname()[1]), "example.org", "+trace", "+time=1",
+                  "+tries=1", "--root-hints", str(hints))
+    assert r.returncode == 9, r.stdout
+    assert "timed out" in r.stdout and ";; no servers could be reached" in r.stdout
+
+
+def test_the_listed_options_are_the_parsers():
+    """COMPATIBILITY.md's list of dig options and the README's table name exactly what the
+    parser takes, each with its +no form."""
+    import pathlib
+
+    from resolver.daemon.dig import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
+
+    root = pathlib.Path(__file__).parents[2]
+    text = (root / "COMPATIBILITY.md").read_text()
+    para = text.split("`corenet-resolver query` takes dig's options:", 1)[1].split("(each")[0]
+    listed = re.findall(r"\+([a-z-]+)", para)
+    assert sorted(listed) == sorted(PLUS_OPTIONS)
+    readme = (root / "README.md").read_text()
+    for name in PLUS_OPTIONS:
+        assert f"`+{name}" in readme, name
+    values = {"subnet": "=192.0.2.0/24", "tls-hostname": "=dns.example", "time": "=2",
+              "timeout": "=2",
+              "tries": "=2", "retry": "=1", "bufsize": "=4096"}
+    for name in (*PLUS_OPTIONS, *PLUS_ALIASES):
+        _plus(Options(), f"+{name}{values.get(name, '')}")
+        if name not in ("time", "timeout", "tries", "retry"):      # dig: no +notime
+            _plus(Options(), f"+no{name}")
+    with pytest.raises(UsageError):
+        _plus(Options(), "+nosuchoption")
+    assert PLUS_ALIASES.keys().isdisjoint(PLUS_OPTIONS)
+    assert set(PLUS_ALIASES.values()) <= set(PLUS_OPTIONS)

@@ -109,3 +109,78 @@ def test_search_list(run, both):
 
 def test_meta_queries(run, both):
     assert _same(run, both, lambda r: r.resolve("example.com", "ANY"))[0] == "NoMetaqueries"
+
+
+# ---- the table of COMPATIBILITY.md -----------------------------------------------------------
+
+def _table_rows() -> list[tuple[str, str, str]]:
+    """(call, dnspython's cell, corenet's cell) of the resolver table in COMPATIBILITY.md."""
+    import pathlib
+    text = (pathlib.Path(__file__).parents[2] / "COMPATIBILITY.md").read_text()
+    section = text.split("## The resolver library next to dnspython", 1)[1].split("\n## ")[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith("`"):
+            rows.append((cells[0][1:-1], cells[1], cells[2]))
+    return rows
+
+
+ROWS = _table_rows()
+
+
+def _kind(coro_fn):
+    """The first word a table cell gives for what the call did."""
+    async def go():
+        try:
+            out = await coro_fn()
+        except Exception as exc:
+            return next((k.__name__ for k in KINDS if isinstance(exc, k)), type(exc).__name__)
+        for cls in (dns.resolver.Answer, dns.resolver.HostAnswers, dns.name.Name):
+            if isinstance(out, cls):
+                return cls.__name__
+        return type(out).__name__
+    return go()
+
+
+def test_the_table_covers_the_calls_of_the_brief():
+    calls = " ".join(c for c, _, _ in ROWS)
+    for needle in ('"A")', '"AAAA")', '"MX")', '"ANY")', "nope.", "v4only.", "resolve_address(",
+                   "canonical_name(", "resolve_name(", "zone_for_name(", "resolve_at(",
+                   '"search"', '@" + PORT', '#" + PORT', "int(PORT))", "lifetime=", "alllame",
+                   ".nameserver", ".port", "source=", "source_port="):
+        assert needle in calls, needle
+
+
+@pytest.mark.parametrize("call,theirs,mine", ROWS, ids=[c for c, _, _ in ROWS])
+def test_the_compatibility_table_says_what_both_do(run, both, lab, call, theirs, mine):
+    import dns.asyncresolver
+    from dns.nameserver import Do53Nameserver
+
+    import resolver.functions
+
+    stub, ours = both
+    observed = []
+    for r, module in ((stub, dns.asyncresolver), (ours, resolver.functions)):
+        names = {"r": r, "PORT": str(lab.port), "Do53Nameserver": Do53Nameserver,
+                 "zone_for_name": module.zone_for_name, "resolve_at": module.resolve_at}
+
+        async def call_it(names=names):
+            out = eval(call, {}, names)             # the table's own text, run
+            if hasattr(out, "__await__"):
+                return await out
+            return out
+
+        if ".nameserver" in call or ".port" in call:
+            attr = call.rsplit(".", 1)[1]
+            inner = call.rsplit(".", 1)[0]
+
+            async def call_it(names=names, inner=inner, attr=attr):
+                return getattr(await eval(inner, {}, names), attr)
+
+        observed.append(run(_kind(call_it)))
+    assert observed == [theirs.split()[0], mine.split()[0]], (call, observed)
+    if ".nameserver" in call:
+        # dnspython names the server it asked; corenet the authority that answered
+        assert run(stub.resolve("www.example.com")).nameserver == "127.0.0.1"
+        assert run(ours.resolve("www.example.com")).nameserver in ("127.0.0.10", "127.0.0.11")

@@ -166,15 +166,20 @@ def test_search_and_domain_take_text(world, run):
     assert [str(n) for n in ei.value.qnames()] == ["nope.example.com.", "nope."]
 
 
-def test_source_and_source_port_are_accepted(world, run):
+def test_source_is_the_resolvers_and_source_port_must_be_0(world, run):
     net, fs, port = world
     r = make(port)
-    ans = run(r.resolve("www.example.com", source="127.0.0.1", source_port=5353,
+    r.source = "127.0.0.1"
+    ans = run(r.resolve("www.example.com", source="127.0.0.1", source_port=0,
                         backend=None))
     assert [rd.address for rd in ans] == ["192.0.2.1"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="numeric"):
         run(r.resolve("www.example.com", source="localhost"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Resolver\\(source="):
+        run(r.resolve("www.example.com", source="127.0.0.2"))
+    with pytest.raises(ValueError, match="fresh random source port"):
+        run(r.resolve("www.example.com", source_port=5353))
+    with pytest.raises(ValueError, match="out of range"):
         run(r.resolve("www.example.com", source_port=70000))
 
 

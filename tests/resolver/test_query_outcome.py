@@ -70,7 +70,7 @@ def library(r: resolver.Resolver, res: it.Result | None, name: str = NAME):
     """``Resolver.resolve`` for ``name``/A, resolving to ``res`` (None: it must not
     resolve): its Answer, or the exception it raises."""
 
-    async def result(qname, qtype, qclass, tcp=False):
+    async def result(qname, qtype, qclass, tcp=False, tried=None):
         assert res is not None, "the library resolved what the daemon took from the cache"
         return res
 

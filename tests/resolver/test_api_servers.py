@@ -1,0 +1,168 @@
+"""Which servers a library resolution talked to, as dnspython reports them: the authority
+that gave the answer (``Answer.nameserver``/``port``), the servers that failed
+(``LifetimeTimeout``/``NoNameservers`` ``errors``), and the address the upstream sockets
+are bound to (``Resolver(source=...)``). Against the lab's NSDs and scripted servers."""
+from __future__ import annotations
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rrset
+import dns.resolver
+import pytest
+
+from dnslab import zones as Z
+from dnslab.fake import Reply
+
+
+def _serves(lab, address: str, qname: str, rdtype: str) -> bool:
+    """``address`` answers the question itself, authoritatively."""
+    m = lab.ask(address, qname, rdtype)
+    return bool(m.flags & dns.flags.AA) and bool(m.answer)
+
+
+@pytest.mark.parametrize("qname,rdtype", [("www.example.com.", "A"),
+                                          ("www.example.com.", "AAAA"),
+                                          ("www.example.net.", "A")])
+def test_answer_names_the_authority_that_gave_it(run, lab, lab_resolver, qname, rdtype):
+    r = lab_resolver()
+    ans = run(r.resolve(qname, rdtype))
+    assert ans.port == lab.port
+    # an authority of the name's zone, never the root or the TLD that referred to it
+    assert ans.nameserver not in (Z.ROOT_A, Z.ROOT_B, Z.GTLD_A)
+    assert _serves(lab, ans.nameserver, qname, rdtype)
+    again = run(r.resolve(qname, rdtype))          # from the cache: who gave it then
+    assert (again.nameserver, again.port) == (ans.nameserver, ans.port)
+
+
+def test_a_cname_chain_names_the_last_links_authority(run, lab, lab_resolver):
+    r = lab_resolver()
+    ans = run(r.resolve("xalias.example.com.", "A"))        # -> www.example.net.
+    assert str(ans.canonical_name) == "www.example.net."
+    assert ans.nameserver == Z.EXAMPLE_NET and ans.port == lab.port
+
+
+def test_a_forwarded_answer_names_the_forwarder(run, lab, lab_resolver):
+    r = lab_resolver(forward=[f"{Z.EXAMPLE_COM_1}@{lab.port}"])
+    ans = run(r.resolve("www.example.com.", "A"))
+    assert (ans.nameserver, ans.port) == (Z.EXAMPLE_COM_1, lab.port)
+
+
+DEAD = "127.0.0.42"      # a listener that never answers
+
+
+def _timeouts_of(errors, port):
+    return [e for e in errors if e[0] == DEAD and e[2] == port and e[1] is False
+            and isinstance(e[3], dns.exception.Timeout) and e[4] is None]
+
+
+def test_lifetime_timeout_lists_the_silent_server(run, lab, lab_resolver, fakes):
+    srv = fakes(DEAD, lambda seen: None)
+    r = lab_resolver(root_hints=[("a.dead.", DEAD)])
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.test.", "A", lifetime=1.0))
+    errors = ei.value.kwargs["errors"]
+    assert _timeouts_of(errors, lab.port), errors
+    assert len(_timeouts_of(errors, lab.port)) <= len(srv.queries)
+    assert f"Server {DEAD} answered The DNS operation timed out" in str(ei.value)
+
+
+def test_lifetime_timeout_of_the_time_limit_lists_it_too(run, lab, lab_resolver, fakes):
+    from resolver.limits import Limits
+    srv = fakes(DEAD, lambda seen: None)
+    r = lab_resolver(root_hints=[("a.dead.", DEAD)], limits=Limits(max_query_time=1.0))
+    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+        run(r.resolve("www.test.", "A"))
+    errors = ei.value.kwargs["errors"]
+    assert 0 < len(_timeouts_of(errors, lab.port)) <= len(srv.queries), errors
+
+
+def test_no_nameservers_lists_timeouts_and_refusals(run, lab, lab_resolver):
+    r = lab_resolver()
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
+        run(r.resolve("www.alldead.com.", "A"))
+    errors = ei.value.kwargs["errors"]
+    assert any(e[0] == Z.SILENT and isinstance(e[3], dns.exception.Timeout) for e in errors)
+    assert any(e[0] == Z.REFUSED and "refused" in str(e[3]) for e in errors), errors
+
+
+def test_no_nameservers_lists_servers_and_rcodes(run, lab, lab_resolver):
+    r = lab_resolver()
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
+        run(r.resolve("www.alllame.com.", "A"))
+    errors = ei.value.kwargs["errors"]
+    assert any(e[0] == Z.LAME and e[2] == lab.port and e[3] == "REFUSED"
+               for e in errors), errors
+    assert f"Server {Z.LAME} answered REFUSED" in str(ei.value)
+
+
+FAKE = "127.0.0.41"
+
+
+def _answer_all(seen):
+    q = seen.message
+    m = dns.message.make_response(q)
+    m.flags |= dns.flags.AA
+    m.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A", "192.0.2.77"))
+    return Reply(m)
+
+
+@pytest.mark.parametrize("source", ["127.0.0.9", "127.0.0.10"])
+@pytest.mark.parametrize("tcp", [False, True])
+def test_upstream_sockets_are_bound_to_the_source(run, lab, lab_resolver, fakes, source, tcp):
+    srv = fakes(FAKE, _answer_all)
+    r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=source)
+    ans = run(r.resolve("www.test.", "A", tcp=tcp, source=source))
+    assert [rd.address for rd in ans] == ["192.0.2.77"]
+    assert (ans.nameserver, ans.port) == (FAKE, lab.port)
+    assert srv.queries and {s.peer[0] for s in srv.queries} == {source}
+    assert {s.transport for s in srv.queries} == {"tcp" if tcp else "udp"}
+
+
+def test_without_source_the_kernel_picks_it(run, lab, lab_resolver, fakes):
+    srv = fakes(FAKE, _answer_all)
+    r = lab_resolver(root_hints=[("a.fake.", FAKE)])
+    run(r.resolve("www.test.", "A"))
+    assert {s.peer[0] for s in srv.queries} == {"127.0.0.1"}   # the loopback route's
+
+
+def test_a_source_that_cannot_be_bound_fails_the_query_clearly(run, lab, lab_resolver, fakes):
+    fakes(FAKE, _answer_all)
+    r = lab_resolver(root_hints=[("a.fake.", FAKE)], source="192.0.2.200")  # not ours
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
+        run(r.resolve("www.test.", "A"))
+    assert "cannot bind the source address 192.0.2.200" in str(ei.value)
+
+
+def test_resolve_at_binds_its_resolver_to_the_source(run, lab, fakes):
+    from resolver import functions
+
+    srv = fakes(FAKE, _answer_all)
+    ans = run(functions.resolve_at(FAKE, "www.test.", port=lab.port, source="127.0.0.9"))
+    assert [rd.address for rd in ans] == ["192.0.2.77"]
+    assert {s.peer[0] for s in srv.queries} == {"127.0.0.9"}
+
+
+def test_the_source_attribute_is_checked(lab_resolver):
+    r = lab_resolver()
+    assert r.source is None
+    r.source = "::1"
+    assert r.source == "::1"
+    with pytest.raises(ValueError, match="numeric"):
+        r.source = "localhost"
+    assert r.source == "::1"
+    r.source = None
+    assert r.source is None
+
+
+def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
+    from dnslab.ports import pick_port
+
+    from resolver.zones import Zones, stub_zone
+
+    port = pick_port([FAKE])
+    fakes(FAKE, _answer_all, port=port)
+    r = lab_resolver(zones=Zones(stub=[stub_zone({"name": "test.",
+                                                  "stub-addr": [f"{FAKE}@{port}"]})]))
+    ans = run(r.resolve("www.test.", "A"))
+    assert port != lab.port and (ans.nameserver, ans.port) == (FAKE, port)
