@@ -10,7 +10,6 @@ import asyncio
 import gc
 import logging
 import os
-import platform
 import resource
 import time
 from typing import Any, Awaitable, Callable
@@ -269,6 +268,8 @@ def _render_gc(stats: dict, metric) -> None:
 
 
 def build_info() -> dict:
+    import platform
+
     from corenet import __version__
 
     return {"version": __version__, "python": platform.python_version(),

@@ -86,6 +86,8 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
 def tls_services(cfg: Config) -> dict:
     """The TLS listeners' contexts, made here, before any worker is forked and while the
     key is still readable: the workers share their session ticket keys."""
+    if not (cfg.tls_listen or cfg.https_listen):
+        return {}
     import ssl
     from resolver.daemon.tls_listener import service_contexts
     try:
