@@ -145,6 +145,7 @@ class Limits:
     #: ``max_rto``, and those are what must not take every descriptor of the process and
     #: every loop iteration's time. 1024 in flight at 50 ms each is 20,000 misses a second
     #: per worker; Unbound's request list (num-queries-per-thread) holds 1024 per thread.
+    #: The daemon lowers it at start to what its descriptor limit allows (``max-inflight``).
     max_upstream_sockets: int = 1024
     #: Upstream UDP queries in flight to one authority address; past it the address is
     #: passed over as one marked down is (the question asks another server of the zone, or
