@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import platform
 import resource
 import time
 from typing import Any, Awaitable, Callable
@@ -268,8 +269,6 @@ def _render_gc(stats: dict, metric) -> None:
 
 
 def build_info() -> dict:
-    import platform
-
     from corenet import __version__
 
     return {"version": __version__, "python": platform.python_version(),

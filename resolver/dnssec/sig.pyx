@@ -125,9 +125,9 @@ _NO_KEY = object()      # a DNSKEY the crypto library cannot load: every check w
 
 
 cdef class _Crypto:
-    """``cryptography``'s classes and schemes the checks use. The library is imported with
-    the first key loaded, not with this module: a resolver that never checks a signature
-    (validation off, or nothing signed asked yet) does not carry it."""
+    """``cryptography``'s classes and schemes the checks use. The library is imported by a
+    validator when it is made (``load_crypto``), or at the first key loaded, not with this
+    module: a resolver that does not validate does not carry it."""
 
     cdef readonly object ec, ed25519, ed448, rsa, pkcs1, rsa_hashes, ecdsa
 
@@ -150,6 +150,12 @@ cdef inline _Crypto _library():
     if _crypto is None:
         _crypto = _Crypto()
     return _crypto
+
+
+def load_crypto() -> None:
+    """Imports the crypto library now: a validator does when it is made, so that the daemon
+    has it before it drops its privileges and the first check does not pay for it."""
+    _library()
 
 
 cdef int _key_tag(bytes wire) noexcept:

@@ -1,7 +1,8 @@
 """What a daemon with a default config carries: the modules of features it does not run
-(DNSSEC crypto before a signature is checked, the TLS, HTTP and DoH listeners, response
-policy zones, the Redis cache, syslog, RFC 5011, XML anchors) are imported where the feature
-starts, not at startup, so they cost no memory to the daemon that does not use them.
+(DNSSEC crypto without validation, the TLS, HTTP and DoH listeners, response policy zones,
+the Redis cache, syslog, RFC 5011, XML anchors) are imported where the feature starts, not
+at startup, so they cost no memory to the daemon that does not use them. A configured
+feature has its modules at startup, before the daemon drops its privileges.
 
 The daemon runs as ``serve`` does, under a runner that writes ``sys.modules`` to a file when
 the process exits (after SIGTERM, once it was ready)."""
@@ -20,7 +21,7 @@ from resolver.dnssec.trust_anchor import ROOT_ANCHOR_FILE
 
 #: Modules a default config must not load at startup, each with the feature it belongs to.
 HEAVY = {
-    "cryptography": "DNSSEC signature checks (loaded with the first key checked)",
+    "cryptography": "DNSSEC validation (loaded when the validator is made)",
     "dns.dnssec": "dnspython's DNSSEC (RFC 5011 anchors)",
     "dns.zone": "zone files and transfers (RPZ)",
     "resolver.dnssec.autotrust": "auto-trust-anchor-file",
@@ -82,12 +83,18 @@ def _loaded(modules: set[str], name: str) -> bool:
 
 
 def test_a_default_daemon_does_not_import_what_it_does_not_run(tmp_path):
-    # validation on (the shipped root anchor given), so the validator is made and ready
-    modules = _modules_of_a_daemon(tmp_path, "--trust-anchor", str(ROOT_ANCHOR_FILE))
+    # root hints of its own and no trust anchor for them: validation is off
+    modules = _modules_of_a_daemon(tmp_path)
     assert {"resolver.daemon.server", "resolver.dnssec.validator",
             "resolver.dnssec.sig"} <= modules          # the list is the daemon's own
     loaded = {name: why for name, why in HEAVY.items() if _loaded(modules, name)}
     assert not loaded, f"imported at startup though not configured: {loaded}"
+
+
+def test_a_validating_daemon_has_its_crypto_library_from_the_start(tmp_path):
+    modules = _modules_of_a_daemon(tmp_path, "--trust-anchor", str(ROOT_ANCHOR_FILE))
+    assert _loaded(modules, "cryptography")
+    assert not _loaded(modules, "dns.dnssec")           # the sentinel's key tags are ours
 
 
 def test_a_configured_feature_imports_its_modules(tmp_path):
