@@ -9,7 +9,9 @@ comes back; meanwhile a probe from 127.0.3.1 asks a cached name every PROBE_GAP 
 times each answer, and another client (127.0.4.1) asks a new name under the healthy
 example.com every HEALTHY_GAP seconds (an NXDOMAIN within HEALTHY_TIMEOUT is answered). Both
 servers with their defaults (corenet's IPv6 off, as the lab's Unbound's), one worker or thread
-each, the server pinned to core 0 and the load to core 1 when there are two.
+each, the server pinned to core 0 and the load to core 1 when there are two. corenet starts
+with a descriptor soft limit of FD_SOFT (the hard limit unchanged), as under systemd's
+default ``LimitNOFILE=1024:524288``: what it raises the limit to is recorded.
 
 Recorded for each: the cached probe's p50/p99/max, queries the dead server received, the
 server's CPU over the flood (share of one core), peak descriptors (sampled from /proc every
@@ -26,6 +28,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
+import resource
 import socket
 import threading
 import time
@@ -51,6 +54,7 @@ PROBE_GAP = 0.005
 HEALTHY_GAP = 0.075
 HEALTHY_TIMEOUT = 2.0
 SAMPLE_GAP = 0.05
+FD_SOFT = 1024                # corenet's descriptor soft limit at start
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +225,15 @@ def _hwm(pid: int, field: str = "VmHWM") -> float:
     return 0.0
 
 
+def _fd_limit(pid: int) -> int | None:
+    """The process's descriptor soft limit now (/proc/PID/limits)."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    return None
+
+
 def _torture(port: int, pid: int, count, seed: int) -> dict:
     rng = random.Random(seed)
     assert _probe(port, 0.05)["lost"] == 0            # the probe's name is cached
@@ -253,7 +266,8 @@ def _torture(port: int, pid: int, count, seed: int) -> dict:
     return {"probe": probe, "flood_sent": sent.value,
             "dead_server_queries": count.value - before_dead,
             "cpu_share": round(cpu / elapsed, 3), "peak_fds": fds.get("peak_fds"),
-            "peak_rss_mib": _hwm(pid), "rss_before_mib": rss_before, "healthy": healthy}
+            "peak_rss_mib": _hwm(pid), "rss_before_mib": rss_before, "healthy": healthy,
+            "fd_limit": _fd_limit(pid)}
 
 
 @pytest.mark.benchmark(group="daemon-water-torture")
@@ -266,7 +280,10 @@ def test_water_torture_against_a_dead_authority(benchmark, torture_lab, tmp_path
     try:
         ub = Unbound.start(tmp_path / "unbound", torture_lab, threads=1)
         try:
-            d = Daemon(tmp_path / "corenet", torture_lab, *NO_IPV6, metrics=False).start()
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            hard_text = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+            d = Daemon(tmp_path / "corenet", torture_lab, *NO_IPV6, metrics=False,
+                       wrap=("prlimit", f"--nofile={FD_SOFT}:{hard_text}", "--")).start()
             try:
                 for name, port, pid, seed in (("corenet-resolver", d.port, d.pid, 1),
                                               ("unbound", ub.port, ub.proc.pid, 2)):

@@ -59,6 +59,11 @@ cdef int MAX_EVENTS = 1024
 # Cancelled timers are removed lazily; the heap is rebuilt once they are both numerous and
 # more than half of it, so mass cancellation neither leaks memory nor costs O(n) per cancel.
 cdef Py_ssize_t MIN_CANCELLED_TO_COMPACT = 100
+# Timers run per iteration at most: when more are due at once (thousands of timeouts set in
+# one burst expire together), the rest stay on the heap, the next poll does not wait (one is
+# due) and the I/O that arrived meanwhile is read between the batches. The order is kept:
+# deadline, then scheduling order for equal deadlines.
+cdef Py_ssize_t MAX_TIMERS_PER_ITERATION = 128
 
 cdef uint32_t READ_EVENTS = EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP
 cdef uint32_t WRITE_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
@@ -679,7 +684,9 @@ cdef class BaseLoop:
     cdef int _run_once(self) except -1:
         """One iteration, in asyncio's order: the callbacks that were ready before the poll,
         then the I/O events (transports are called directly, add_reader callbacks run
-        here too), then the timers that were due once the poll returned."""
+        here too), then the timers that were due once the poll returned (at most
+        MAX_TIMERS_PER_ITERATION: a burst of expiries is spread over iterations that each
+        poll for I/O first)."""
         cdef list timers = self._timers
         cdef list due
         cdef TimerHandle h
@@ -767,15 +774,16 @@ cdef class BaseLoop:
         return 0
 
     cdef list _take_due_timers(self):
-        """Takes the timers that are due now off the heap, in deadline order. Taken before
-        the ready callbacks run, as asyncio does: a timer that falls due while they run (or
-        that they set in the past) waits for the next iteration, after the callbacks they
-        scheduled with call_soon."""
+        """Takes the timers that are due now off the heap, in deadline order, at most
+        MAX_TIMERS_PER_ITERATION of them (the others run in the next iterations, each
+        after a poll that does not wait). Taken before the ready callbacks run, as asyncio
+        does: a timer that falls due while they run (or that they set in the past) waits
+        for the next iteration, after the callbacks they scheduled with call_soon."""
         cdef list timers = self._timers
         cdef list due = []
         cdef TimerHandle h
         cdef double end = self._now() + 1e-9
-        while timers:
+        while timers and len(due) < MAX_TIMERS_PER_ITERATION:
             h = <TimerHandle>timers[0]
             if h._at >= end:
                 break

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Coroutine, Literal, TypeVar
 
 from asyncio import base_events, constants, unix_events
 
-from corenet import _loop, _stream, tls, transports
+from corenet import _loop, _stream, transports
 
 __all__ = ["Loop", "new_event_loop", "install", "run"]
 
@@ -518,7 +518,6 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     _create_server_getaddrinfo = _BASE._create_server_getaddrinfo
     connect_accepted_socket = _BASE.connect_accepted_socket
     create_datagram_endpoint = _BASE.create_datagram_endpoint
-    start_tls = tls.start_tls
     sendfile = _BASE.sendfile
     _sendfile_fallback = _BASE._sendfile_fallback
     connect_read_pipe = _BASE.connect_read_pipe
@@ -535,6 +534,16 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
         return transports.make_stream(self, sock, protocol, waiter, extra, server)
 
+    async def start_tls(self, transport, protocol, sslcontext, *, server_side=False,
+                        server_hostname=None, ssl_handshake_timeout=None,
+                        ssl_shutdown_timeout=None):
+        from corenet import tls       # loaded with the first TLS connection (_tls_protocol)
+
+        return await tls.start_tls(self, transport, protocol, sslcontext,
+                                   server_side=server_side, server_hostname=server_hostname,
+                                   ssl_handshake_timeout=ssl_handshake_timeout,
+                                   ssl_shutdown_timeout=ssl_shutdown_timeout)
+
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *,
                             server_side=False, server_hostname=None, extra=None, server=None,
                             ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
@@ -543,7 +552,7 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         # TLS runs over a MemoryBIO (corenet.tls: asyncio's TLS semantics with half-close
         # added, compiled, a BufferedProtocol) on top of a plain corenet stream transport:
         # the kernel reads straight into its buffer.
-        ssl_protocol = tls.SSLProtocol(
+        ssl_protocol = _tls_protocol()(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -600,9 +609,9 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         acceptor gives it the connection as it gives a plain server's protocol. A failed
         handshake closes the connection (the TLS protocol's fatal-error path, logged in
         debug mode)."""
-        return tls.SSLProtocol(self, app_protocol, sslcontext, None, server_side=True,
-                               ssl_handshake_timeout=ssl_handshake_timeout,
-                               ssl_shutdown_timeout=ssl_shutdown_timeout)
+        return _tls_protocol()(self, app_protocol, sslcontext, None, server_side=True,
+                              ssl_handshake_timeout=ssl_handshake_timeout,
+                              ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr,
                                          bufsize, extra=None, **kwargs):
@@ -637,6 +646,14 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
                            "its exit status is unknown", pid)
             returncode = 255
         transp._process_exited(returncode)
+
+
+def _tls_protocol() -> type:
+    """``corenet.tls.SSLProtocol``, imported with the first TLS connection: a process that
+    never speaks TLS through the loop does not carry the module and its extension."""
+    from corenet import tls
+
+    return tls.SSLProtocol
 
 
 def _loop_check_callback(callback, method: str) -> None:

@@ -82,6 +82,12 @@ class Limits:
     #: (RFC 9520 asks for at least 1 s and at most 5 min; a short value keeps TsuNAME-style
     #: loops from being re-driven by every retrying client).
     failure_ttl: int = 5
+    #: Failures remembered at once (each for ``failure_ttl``): past it the oldest is
+    #: forgotten, and expired ones go as new ones come. A flood of random names under a dead
+    #: zone makes one failure per name, each never asked again (some 500 bytes each): the
+    #: bound keeps them to about a megabyte instead of growing with the flood's rate. 0: no
+    #: failure is remembered.
+    max_failures: int = 2000
 
     #: RFC 8767 serve-stale: how long past expiry data may still be served when authorities
     #: fail (the RFC suggests 1-3 days), and the TTL put on such answers (the RFC recommends 30 s).
@@ -145,6 +151,7 @@ class Limits:
     #: ``max_rto``, and those are what must not take every descriptor of the process and
     #: every loop iteration's time. 1024 in flight at 50 ms each is 20,000 misses a second
     #: per worker; Unbound's request list (num-queries-per-thread) holds 1024 per thread.
+    #: The daemon lowers it at start to what its descriptor limit allows (``max-inflight``).
     max_upstream_sockets: int = 1024
     #: Upstream UDP queries in flight to one authority address; past it the address is
     #: passed over as one marked down is (the question asks another server of the zone, or

@@ -720,11 +720,18 @@ cdef class Cache:
         return self.messages.lru.evictions + self.rrsets.lru.evictions
 
     def remember_failure(self, key, reason: str, double now) -> None:
+        """Remembers for ``failure_ttl`` that resolving ``key`` failed, and why: at most
+        ``max_failures`` at once, the expired and then the oldest forgotten first (they
+        are kept in the order they were stored, so the expired ones come first)."""
         failures = self.failures
         failures[key] = (now + self.lv.failure_ttl, reason)
         _move_to_end(failures, key)
-        while len(failures) > 10000:
-            failures.popitem(last=False)
+        cdef Py_ssize_t most = self.lv.limits.max_failures
+        while failures:
+            first = next(iter(failures))
+            if len(failures) <= most and failures[first][0] >= now:
+                break
+            del failures[first]
 
     def failure(self, key, double now):
         return failure(self, key, now)

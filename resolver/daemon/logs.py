@@ -26,7 +26,6 @@ worker) write a new one; a reload does it too, as Unbound's does.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import socket
 import sys
@@ -78,18 +77,17 @@ class LineFormatter(logging.Formatter):
         return f"{head} {record.name} {record.levelname.lower()}: {text}"
 
 
-class _Syslog(logging.handlers.SysLogHandler):
-    """Python's syslog handler, with Unbound's verbosity levels given syslog priorities."""
-
-    def mapPriority(self, levelName: str) -> str:
-        level = logging.getLevelName(levelName)
-        if not isinstance(level, int):
-            return "info"
-        if level >= logging.ERROR:
-            return "error"
-        if level >= logging.WARNING:
-            return "warning"
-        return "info" if level >= logging.INFO else "debug"
+def syslog_priority(level_name: str) -> str:
+    """The syslog priority of a line at the logging level ``level_name``: Unbound's
+    verbosity levels between Python's go with the one below them."""
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        return "info"
+    if level >= logging.ERROR:
+        return "error"
+    if level >= logging.WARNING:
+        return "warning"
+    return "info" if level >= logging.INFO else "debug"
 
 
 class _State:
@@ -133,12 +131,18 @@ def _file_handler(path: str) -> logging.Handler:
 
 
 def _syslog_handler() -> logging.Handler:
+    from logging.handlers import SysLogHandler      # (and pickle): only with use-syslog
+
+    class Syslog(SysLogHandler):
+        """Python's syslog handler, with Unbound's verbosity levels given priorities."""
+
+        def mapPriority(self, levelName: str) -> str:
+            return syslog_priority(levelName)
+
     where = syslog_socket()
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
         probe.connect(where)       # Python's handler would only fail at its first line
-    handler = _Syslog(address=where, facility=logging.handlers.SysLogHandler.LOG_DAEMON,
-                      socktype=socket.SOCK_DGRAM)
-    return handler
+    return Syslog(address=where, facility=SysLogHandler.LOG_DAEMON, socktype=socket.SOCK_DGRAM)
 
 
 def setup(cfg) -> None:

@@ -86,6 +86,8 @@ def run(cfg: Config, overrides: dict[str, Any] | None = None) -> int:
 def tls_services(cfg: Config) -> dict:
     """The TLS listeners' contexts, made here, before any worker is forked and while the
     key is still readable: the workers share their session ticket keys."""
+    if not (cfg.tls_listen or cfg.https_listen):
+        return {}
     import ssl
     from resolver.daemon.tls_listener import service_contexts
     try:
@@ -94,33 +96,57 @@ def tls_services(cfg: Config) -> dict:
         raise config_mod.unloadable_pair(cfg, e) from None
 
 
-#: Descriptors a worker keeps besides misses in flight and TCP clients: its listeners, the
-#: control and metrics sockets, the loop's own, log files, a margin.
+#: Descriptors a worker keeps besides misses in flight, upstream sockets and TCP clients: its
+#: listeners, the control and metrics sockets, the loop's own, log files, a margin.
 FD_RESERVE = 64
 
 
+def descriptors_needed(cfg: Config) -> int:
+    """The descriptors ``cfg``'s bounds can hold at once: the reserve, a TCP client each, and
+    a socket for each miss in flight or each upstream UDP query, whichever bound is larger
+    (``max-upstream-sockets`` 0: no bound of its own)."""
+    upstream = cfg.limits.max_upstream_sockets or cfg.max_inflight
+    return FD_RESERVE + cfg.tcp_max_connections + max(cfg.max_inflight, upstream)
+
+
 def fit_descriptors(cfg: Config) -> Config:
-    """Raises the soft descriptor limit as far as the hard one allows and fits the bounds
-    that hold descriptors to what was got: each miss in flight holds one socket, each TCP
-    client one. Said in the log; a limit too low for the configured bounds lowers them
-    (misses first get what TCP clients leave, at least half)."""
+    """Raises the soft descriptor limit to what ``cfg``'s bounds need (no further, as
+    Unbound's ``checkrlimit``), as far as the hard limit allows, and fits the bounds that
+    hold descriptors to what was got, so that a flood meets a bound and never EMFILE: each
+    TCP client holds one, each miss in flight one, each upstream UDP query one. TCP clients
+    get at most half of what the reserve leaves; misses and upstream sockets get the rest.
+    The limit is said in the log, and the bounds it lowers in a warning naming them."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-        except (ValueError, OSError) as e:
-            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, want, e)
+    need = descriptors_needed(cfg)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if want > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            except (ValueError, OSError) as e:
+                log.warning("cannot raise the descriptor limit from %d to %d: %s", soft,
+                            want, e)
     got = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if got == resource.RLIM_INFINITY:
+        got = need
     usable = max(2, got - FD_RESERVE)
     tcp = min(cfg.tcp_max_connections, usable // 2)
     misses = max(1, min(cfg.max_inflight, usable - tcp))
-    log.info("descriptors: limit %d (was %d); misses in flight at most %d, TCP clients %d",
-             got, soft, misses, tcp)
-    if misses < cfg.max_inflight or tcp < cfg.tcp_max_connections:
-        log.warning("the descriptor limit (%d) lowers max-inflight to %d and "
-                    "tcp-max-connections to %d", got, misses, tcp)
-    return replace(cfg, max_inflight=misses, tcp_max_connections=tcp)
+    configured = cfg.limits.max_upstream_sockets
+    upstream = max(1, min(configured or usable - tcp, usable - tcp))
+    log.info("descriptors: limit %d (was %d, the config needs %d); misses in flight at most "
+             "%d, upstream sockets %d, TCP clients %d", got, soft, need, misses, upstream, tcp)
+    lowered = [f"{name} {old} to {new}" for name, old, new in (
+        ("max-inflight", cfg.max_inflight, misses),
+        ("max-upstream-sockets", configured or "unbounded", upstream),
+        ("tcp-max-connections", cfg.tcp_max_connections, tcp)) if old != new]
+    if lowered:
+        log.warning("the descriptor limit (%d, hard limit %s) is below the %d the config "
+                    "needs: lowered %s", got,
+                    "unlimited" if hard == resource.RLIM_INFINITY else hard, need,
+                    ", ".join(lowered))
+    return replace(cfg, max_inflight=misses, tcp_max_connections=tcp,
+                   limits=cfg.limits.replace(max_upstream_sockets=upstream))
 
 
 def banner(server) -> str:

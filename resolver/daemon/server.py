@@ -26,12 +26,9 @@ from resolver.daemon.acl import ACL
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
 from resolver.daemon.connections import TCPConnection, address_text, bind_socket
-from resolver.daemon.tls_listener import start_encrypted
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_limits, insecure_domains, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
-from resolver.daemon.rpz_feed import Feeds
-from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 
@@ -68,9 +65,10 @@ class Server:
         #: reload that turned prefetching off
         self.prefetch_base = cfg.limits.prefetch_fraction
         self.dispatch.query_log = self._query_log(cfg)
-        #: the response policy zones (``[[rpz]]``), loaded from ``start``
-        self.rpz = Feeds(cfg.limits, self.set_policy)
-        self.policy_gate: PolicyGate | None = None
+        #: the response policy zones (``[[rpz]]``, ``rpz_feed.Feeds``), made when a config
+        #: first names one
+        self.rpz: Any = None
+        self.policy_gate: Any = None        # rpz_gate.PolicyGate, with the first policy
 
     def _query_log(self, cfg: Config):
         """The per-query logs ``cfg`` turns on, or None when all are off."""
@@ -86,6 +84,7 @@ class Server:
             self.dispatch.policy = self.front.policy = None
             return
         if self.policy_gate is None:
+            from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
             rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
             self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
         self.policy_gate.policy = policy
@@ -120,7 +119,7 @@ class Server:
             log.info("shared cache: %s (look-ups within %d ms)", self.resolver.shared.where,
                      self.cfg.redis_timeout)
         if self.cfg.rpz:
-            self.rpz.set_sources(self.cfg.rpz)
+            self._set_rpz(self.cfg)
         # forward-host and stub-host names: resolved before the first query is served
         await self.resolver.start_server_names()
         reuse = self.cfg.workers > 1
@@ -148,7 +147,17 @@ class Server:
             self.addresses.append((host, port))
             log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
                      " via recvmmsg" if self.fast_udp else "")
-        await start_encrypted(self, loop, reuse)
+        if self.cfg.tls_listen or self.cfg.https_listen or self.cfg.http_listen:
+            from resolver.daemon.tls_listener import start_encrypted
+            await start_encrypted(self, loop, reuse)
+
+    def _set_rpz(self, cfg: Config) -> None:
+        """Hands ``cfg``'s ``[[rpz]]`` sources to the feeds, made at the first config that
+        names one."""
+        if self.rpz is None:
+            from resolver.daemon.rpz_feed import Feeds
+            self.rpz = Feeds(cfg.limits, self.set_policy)
+        self.rpz.set_sources(cfg.rpz)
 
     def start_trust_probes(self) -> str | None:
         """Starts the RFC 5011 probes of ``auto-trust-anchor-file`` (once running as the
@@ -260,8 +269,8 @@ class Server:
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
             log.info("zones: %s", zones.describe() if zones is not None else "none")
-        if cfg.rpz or self.rpz.feeds:
-            self.rpz.set_sources(cfg.rpz)    # zones added, removed, zone files read again
+        if cfg.rpz or self.rpz is not None:
+            self._set_rpz(cfg)               # zones added, removed, zone files read again
         for listener in self.encrypted:
             listener.reload(cfg)           # new handshakes take the new certificate
         logs.reload(cfg)
@@ -350,7 +359,8 @@ class Server:
             "build": build_info(),
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
             "tls_upstream": r.tls_upstreams.stats(),
-            **({} if not self.rpz.feeds and self.policy_gate is None else {"rpz": {
+            **({} if self.rpz is None or (not self.rpz.feeds and self.policy_gate is None)
+               else {"rpz": {
                 "zones": self.rpz.stats(),
                 "matches": self.policy_gate.stats() if self.policy_gate else {}}}),
         }
@@ -361,7 +371,8 @@ class Server:
         """Stops listening, lets queries in flight finish (at most ``grace`` seconds), then
         closes every connection and the resolver."""
         grace = self.cfg.shutdown_grace if grace is None else grace
-        self.rpz.stop()
+        if self.rpz is not None:
+            self.rpz.stop()
         for u in self.udp:
             u.stop_reading()
         for srv in self.tcp_servers:

@@ -709,7 +709,8 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("tcp_max_connections", 'int', 1000, number(int, 1, 10_000_000),
             flag=Flag("N", "TCP connections open at once"),
             doc="TCP: connections open at once; at the cap the oldest idle one is closed to "
-                "make room, and a new one is refused only when none is idle.",
+                "make room, and a new one is refused only when none is idle (lowered at "
+                "start to fit the descriptor limit: see ``max-inflight``).",
             reason="Each open connection holds a descriptor and buffers; Unbound's "
                    "incoming-num-tcp is of this order per thread."),
     Setting("tcp_max_connections_per_client", 'int', 64, number(int, 1, 10_000_000),
@@ -736,8 +737,12 @@ TABLE: tuple[Setting, ...] = (*section(
                 "is dropped and counted.",
             reason="A flood from one address cannot take every miss slot."),
     Setting("max_inflight", 'int', 10000, number(int, 1, 10_000_000),
-            doc="Cache misses being resolved at once in all (at start the daemon lowers this to "
-                "what its descriptor limit allows, and says so).",
+            doc="Cache misses being resolved at once in all. At start the daemon raises its "
+                "descriptor soft limit to what this, ``limits.max-upstream-sockets`` and "
+                "``tcp-max-connections`` need (no further, as Unbound's ``checkrlimit``); "
+                "where the hard limit does not allow it, it lowers the three to fit (TCP "
+                "clients at most half) and says so once in a warning, so a flood meets a "
+                "bound rather than running out of descriptors (EMFILE).",
             reason="Each miss in flight holds a socket and some memory."),
     Setting("ip_ratelimit", 'int', 1000, number(int, 0, 10_000_000),
             flag=Flag("N", "cache misses one client may start per second (0: no limit)"),

@@ -13,8 +13,7 @@ daemon and the library answer alike.
 """
 from __future__ import annotations
 
-import dns.dnssec
-
+from resolver.dnssec.sig import Key
 from resolver.iterator import Result, SERVFAIL
 
 IS_TA = b"root-key-sentinel-is-ta-"
@@ -46,7 +45,7 @@ def root_key_tags(anchors: dict) -> frozenset[int]:
     if anchor is None:
         return frozenset()
     return frozenset([ds.key_tag for ds in anchor.ds]
-                     + [dns.dnssec.key_id(k) for k in anchor.dnskey])
+                     + [Key(k).tag for k in anchor.dnskey])
 
 
 def verdict(qname: bytes, res: Result, anchors: dict) -> Result:

@@ -15,9 +15,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memcpy
 
 import dns.rdatatype
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from resolver.wire.names cimport lower, u16, u32
 
@@ -121,11 +118,44 @@ cpdef Sig parse_sig(bytes rdata):
 
 # ---- public keys -----------------------------------------------------------------------------
 
-_RSA_HASHES = {5: hashes.SHA1(), 7: hashes.SHA1(), 8: hashes.SHA256(), 10: hashes.SHA512()}
-_PKCS1 = padding.PKCS1v15()
-_ECDSA = {13: (ec.SECP256R1(), ec.ECDSA(hashes.SHA256()), 32),
-          14: (ec.SECP384R1(), ec.ECDSA(hashes.SHA384()), 48)}
+#: RSA algorithms (RFC 3110, 5702) and the ECDSA ones with their integers' size (RFC 6605)
+_RSA = frozenset({5, 7, 8, 10})
+_ECDSA_SIZE = {13: 32, 14: 48}
 _NO_KEY = object()      # a DNSKEY the crypto library cannot load: every check with it fails
+
+
+cdef class _Crypto:
+    """``cryptography``'s classes and schemes the checks use. The library is imported by a
+    validator when it is made (``load_crypto``), or at the first key loaded, not with this
+    module: a resolver that does not validate does not carry it."""
+
+    cdef readonly object ec, ed25519, ed448, rsa, pkcs1, rsa_hashes, ecdsa
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+        self.ec, self.ed25519, self.ed448, self.rsa = ec, ed25519, ed448, rsa
+        self.pkcs1 = padding.PKCS1v15()
+        self.rsa_hashes = {5: hashes.SHA1(), 7: hashes.SHA1(), 8: hashes.SHA256(),
+                           10: hashes.SHA512()}
+        self.ecdsa = {13: (ec.SECP256R1(), ec.ECDSA(hashes.SHA256())),
+                      14: (ec.SECP384R1(), ec.ECDSA(hashes.SHA384()))}
+
+
+cdef _Crypto _crypto = None
+
+
+cdef inline _Crypto _library():
+    global _crypto
+    if _crypto is None:
+        _crypto = _Crypto()
+    return _crypto
+
+
+def load_crypto() -> None:
+    """Imports the crypto library now: a validator does when it is made, so that the daemon
+    has it before it drops its privileges and the first check does not pay for it."""
+    _library()
 
 
 cdef int _key_tag(bytes wire) noexcept:
@@ -144,7 +174,8 @@ cdef int _key_tag(bytes wire) noexcept:
 cdef object _load_key(int algorithm, bytes key):
     """The ``cryptography`` public key of a DNSKEY's public-key field."""
     cdef Py_ssize_t n = len(key), off, elen
-    if algorithm in _RSA_HASHES:       # RFC 3110 2: exponent length, exponent, modulus
+    cdef _Crypto c = _library()
+    if algorithm in _RSA:       # RFC 3110 2: exponent length, exponent, modulus
         if n < 3:
             raise ValueError("RSA key too short")
         if key[0] == 0:
@@ -153,17 +184,17 @@ cdef object _load_key(int algorithm, bytes key):
             elen, off = key[0], 1
         if elen == 0 or off + elen >= n:
             raise ValueError("RSA key too short")
-        return rsa.RSAPublicNumbers(int.from_bytes(key[off:off + elen], "big"),
-                                    int.from_bytes(key[off + elen:], "big")).public_key()
-    if algorithm in _ECDSA:            # RFC 6605 4: the point's x and y, uncompressed
-        curve, _scheme, size = _ECDSA[algorithm]
-        if n != 2 * size:
+        return c.rsa.RSAPublicNumbers(int.from_bytes(key[off:off + elen], "big"),
+                                      int.from_bytes(key[off + elen:], "big")).public_key()
+    if algorithm in _ECDSA_SIZE:       # RFC 6605 4: the point's x and y, uncompressed
+        if n != 2 * _ECDSA_SIZE[algorithm]:
             raise ValueError("ECDSA key of the wrong length")
-        return ec.EllipticCurvePublicKey.from_encoded_point(curve, b"\x04" + key)
+        return c.ec.EllipticCurvePublicKey.from_encoded_point(c.ecdsa[algorithm][0],
+                                                              b"\x04" + key)
     if algorithm == 15:
-        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+        return c.ed25519.Ed25519PublicKey.from_public_bytes(key)
     if algorithm == 16:
-        return ed448.Ed448PublicKey.from_public_bytes(key)
+        return c.ed448.Ed448PublicKey.from_public_bytes(key)
     raise ValueError(f"algorithm {algorithm} not supported")
 
 
@@ -244,21 +275,19 @@ cdef class Key:
                 self._pub = _NO_KEY
         if self._pub is _NO_KEY:
             return False
+        cdef _Crypto c = _crypto          # loaded with the key above
         try:
             if alg == 13 or alg == 14:
-                _curve, scheme, size = _ECDSA[alg]
-                der = _ecdsa_der(signature, size)
+                der = _ecdsa_der(signature, _ECDSA_SIZE[alg])
                 if der is None:
                     return False
-                self._pub.verify(der, data, scheme)
+                self._pub.verify(der, data, c.ecdsa[alg][1])
             elif alg == 15 or alg == 16:
                 self._pub.verify(signature, data)
             else:
-                self._pub.verify(signature, data, _PKCS1, _RSA_HASHES[alg])
+                self._pub.verify(signature, data, c.pkcs1, c.rsa_hashes[alg])
             return True
-        except InvalidSignature:
-            return False
-        except Exception:
+        except Exception:                 # InvalidSignature, or a signature it cannot read
             return False
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import os
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,6 +179,8 @@ def _xml_time(value: str | None) -> float | None:
 def _from_xml(path: Path, text: str, out: dict, now: float | None = None) -> None:
     """RFC 7958: <TrustAnchor><Zone/><KeyDigest validFrom= validUntil=>...</KeyDigest>.
     Digests outside their validity period are skipped."""
+    import xml.etree.ElementTree as ET     # only for an anchor file in XML
+
     now = time.time() if now is None else now
     try:
         root = ET.fromstring(text)

@@ -44,7 +44,7 @@ from resolver.dnssec import denial
 from resolver.dnssec.aggressive import NsecCache
 from resolver.dnssec.sig import (EDE_BOGUS, EDE_DNSKEY_MISSING, EDE_NSEC_MISSING,
                                  EDE_RRSIGS_MISSING, SUPPORTED_ALGORITHMS,
-                                 Bogus, Counter, Key, ds_matches, signer_of,
+                                 Bogus, Counter, Key, ds_matches, load_crypto, signer_of,
                                  usable_ds, verify_rrset)
 from resolver.limits import DEFAULT, Limits
 from resolver.wire.codec import (dname_substitute, is_subdomain, label_count, parent,
@@ -203,6 +203,7 @@ class Validator:
 
     def __init__(self, anchors: dict, limits: Limits = DEFAULT, wallclock=time.time,
                  aggressive_nsec: bool = True, insecure=()) -> None:
+        load_crypto()
         self.anchors = anchors
         #: the root key sentinel (RFC 8509, ``resolver.dnssec.sentinel``) is answered
         #: (Unbound's ``root-key-sentinel``)

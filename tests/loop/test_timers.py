@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import random
+import socket
 import time
 
 import pytest
@@ -45,6 +46,37 @@ def test_equal_deadlines_keep_scheduling_order(corenet_kind):
     loop.run_forever()
     loop.close()
     assert fired == list(range(20))
+
+
+def test_a_burst_of_due_timers_lets_io_in_between(corenet_kind):
+    """20,000 timers due at the same moment (a burst of timeouts expiring together) are not
+    one long iteration: a reader made ready by the first of them runs before the last one
+    has, and the timers still run in deadline and scheduling order."""
+    from looptools import make_loop
+    loop = make_loop(corenet_kind)
+    a, b = socket.socketpair()
+    fired: list[int] = []
+    read_after: list[int] = []
+
+    def readable():
+        b.recv(16)
+        read_after.append(len(fired))
+        loop.remove_reader(b.fileno())
+
+    try:
+        loop.add_reader(b.fileno(), readable)
+        when = loop.time() + 0.01
+        loop.call_at(when, a.send, b"x")               # the first due: the reader is ready
+        for i in range(20_000):
+            loop.call_at(when, fired.append, i)
+        loop.call_at(when, loop.stop)                  # the last due
+        loop.run_forever()
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+    assert fired == list(range(20_000))
+    assert len(read_after) == 1 and read_after[0] < 20_000, read_after
 
 
 def test_a_timer_due_while_callbacks_run_waits_for_the_callbacks_they_scheduled(loop):

@@ -340,6 +340,20 @@ def test_failures_expire_and_flush_forgets_by_name():
     assert cache.bytes == 0
 
 
+def test_failures_are_bounded_the_expired_and_oldest_forgotten_first():
+    cache = C.Cache(1 << 20, Limits(failure_ttl=5, max_failures=3))
+    keys = [(W(f"w{i}.dead.example."), 1, 1) for i in range(5)]
+    for i, k in enumerate(keys):                    # a flood of names, one failure each
+        cache.remember_failure(k, f"dead {i}", 0.0)
+    assert len(cache.failures) == 3
+    assert [cache.failure(k, 1.0) for k in keys] == [None, None, "dead 2", "dead 3", "dead 4"]
+    cache.remember_failure(keys[0], "again", 6.0)   # the others expired at 5: gone with it
+    assert list(cache.failures) == [keys[0]]
+    none = C.Cache(1 << 20, Limits(max_failures=0))
+    none.remember_failure(keys[0], "cycle", 0.0)
+    assert none.failure(keys[0], 0.0) is None
+
+
 def test_infra_pick_bounds_the_timeout_by_the_time_left_and_says_edns():
     infra = C.InfraCache(Limits(exploration=0.0))
     for _ in range(3):

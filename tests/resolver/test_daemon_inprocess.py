@@ -342,9 +342,10 @@ def test_running_out_of_descriptors_is_shed_not_blamed_on_the_server(run, lab, l
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_the_daemon_raises_its_descriptor_limit_and_fits_its_bounds():
-    """In a child process with a given limit: the soft limit goes up to the hard one, and
-    bounds the limit cannot hold are lowered, with a warning."""
+def test_the_daemon_raises_its_descriptor_limit_to_what_it_needs_and_fits_its_bounds():
+    """In a child process with a given limit: the soft limit goes up to what the bounds
+    need, no further and as far as the hard limit allows, and bounds the limit cannot hold
+    are lowered, with a warning naming each."""
     import json
     import resource
     import subprocess
@@ -359,7 +360,8 @@ def test_the_daemon_raises_its_descriptor_limit_and_fits_its_bounds():
             " 'tcp_max_connections': 1000})\n"
             "f = process.fit_descriptors(cfg)\n"
             "print(json.dumps([resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
-            " f.max_inflight, f.tcp_max_connections, process.FD_RESERVE]))\n")
+            " f.max_inflight, f.tcp_max_connections, f.limits.max_upstream_sockets,"
+            " process.FD_RESERVE]))\n")
     root = str(Path(__file__).resolve().parents[2])
 
     def child(soft: int, hard: int):
@@ -370,11 +372,18 @@ def test_the_daemon_raises_its_descriptor_limit_and_fits_its_bounds():
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout), r.stderr
 
-    (got, misses, tcp, reserve), log = child(256, 256)        # cannot be raised
-    assert got == 256 and tcp == (256 - reserve) // 2 and misses == 256 - reserve - tcp
-    assert "lowers max-inflight" in log
+    (got, misses, tcp, upstream, reserve), log = child(256, 256)      # cannot be raised
+    assert got == 256 and tcp == (256 - reserve) // 2
+    assert misses == upstream == 256 - reserve - tcp
+    assert log.count("is below the") == 1
+    for lowered in (f"max-inflight 10000 to {misses}", f"max-upstream-sockets 1024 to "
+                    f"{upstream}", f"tcp-max-connections 1000 to {tcp}"):
+        assert lowered in log
+    need = reserve + 1000 + 10000          # TCP clients, then misses (more than upstream's 1024)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard == resource.RLIM_INFINITY or hard >= 20000:
-        (got, misses, tcp, _), log = child(1024, 20000)         # raised to the hard limit
-        assert got == 20000 and misses == 10000 and tcp == 1000
-        assert "limit 20000 (was 1024)" in log and "lowers" not in log
+    if hard == resource.RLIM_INFINITY or hard >= need + 100:
+        (got, misses, tcp, upstream, _), log = child(1024, need + 100)
+        assert got == need                     # what the bounds need, not the hard limit
+        assert (misses, tcp, upstream) == (10000, 1000, 1024)
+        assert f"limit {need} (was 1024, the config needs {need})" in log
+        assert "lowered" not in log
