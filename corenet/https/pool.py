@@ -3,9 +3,10 @@ connection is checked out by one request at a time and comes back idle; an HTTP/
 (`conn.multiplexed`) is shared: one per origin, handed to every request while it has a free
 stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), requests beyond waiting for one.
 Either kind is idle when no request uses it, and the keep-alive limits apply to both alike:
-at most `max_keepalive` idle connections are kept, an idle one older than
-`keepalive_expiry` is closed rather than used, and the longest idle one of any origin is
-closed to make room for a new connection."""
+at most `max_keepalive` idle connections are kept, an idle one is closed once it has been
+idle for `keepalive_expiry` (on a timer, whether or not another request comes; a
+connection carrying a request is never idle, so never cut), and the longest idle one of any
+origin is closed to make room for a new connection."""
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ class Pool:
     `max_keepalive` bounds idle ones (HTTP/2 ones with no stream open count too); an idle
     connection older than `keepalive_expiry`, or past the server's `Keep-Alive: timeout=`,
     or that the server has closed (GOAWAY for HTTP/2), is dropped at acquire time instead
-    of being used."""
+    of being used; one timer closes idle connections as they pass `keepalive_expiry`."""
 
     def __init__(self, max_connections: int = 100, max_keepalive: int = 20,
                  keepalive_expiry: float | None = 5.0, reuse_tls_sessions: bool = True) -> None:
@@ -52,6 +53,8 @@ class Pool:
         self.reuse_tls_sessions = reuse_tls_sessions
         self.closed = False
         self.connections_opened = 0
+        self._sweep: asyncio.TimerHandle | None = None  # the idle-expiry timer, when armed
+        self._sweep_at = 0.0
 
     @property
     def idle_count(self) -> int:
@@ -193,6 +196,7 @@ class Pool:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
+            self._arm_sweep(conn.idle_since)
         else:
             conn.close()
             self._total -= 1
@@ -213,6 +217,7 @@ class Pool:
             else:
                 self._shared_idle.add(conn)
                 self._idle_count += 1
+                self._arm_sweep(conn.idle_since)
         self._wake_all()
 
     def _unshare(self, conn: Any) -> None:
@@ -266,6 +271,52 @@ class Pool:
         self._idle_count -= 1
         self._drop(oldest)
 
+    def _arm_sweep(self, idle_since: float) -> None:
+        """Make sure the timer fires by the time a connection idle since `idle_since`
+        expires (one timer for the pool, set for the earliest expiry)."""
+        exp = self.keepalive_expiry
+        if exp is None or self.closed:
+            return
+        due = idle_since + exp
+        if self._sweep is not None:
+            if self._sweep_at <= due:
+                return
+            self._sweep.cancel()
+        self._sweep_at = due
+        self._sweep = asyncio.get_running_loop().call_at(due, self._expire_idle)
+
+    def _expire_idle(self) -> None:
+        """Close the idle connections that have been idle for `keepalive_expiry`, and set
+        the timer for the next one to expire."""
+        self._sweep = None
+        exp = self.keepalive_expiry
+        if exp is None or self.closed:
+            return
+        now = asyncio.get_running_loop().time()
+        nxt: float | None = None
+        for origin, conns in list(self._idle.items()):
+            keep = []
+            for conn in conns:
+                if now - conn.idle_since >= exp:
+                    self._idle_count -= 1
+                    self._drop(conn)
+                else:
+                    keep.append(conn)
+                    if nxt is None or conn.idle_since < nxt:
+                        nxt = conn.idle_since
+            if keep:
+                self._idle[origin] = keep
+            else:
+                del self._idle[origin]
+        for conn in list(self._shared_idle):
+            if now - conn.idle_since >= exp:
+                self._unshare(conn)
+            elif nxt is None or conn.idle_since < nxt:
+                nxt = conn.idle_since
+        if nxt is not None:
+            self._arm_sweep(nxt)
+        self._wake_all()  # room for a new connection, if a request waits for one
+
     def _wake_one(self) -> None:
         while self._waiters:
             fut = self._waiters.popleft()
@@ -279,6 +330,9 @@ class Pool:
         server is not reading is aborted rather than left waiting to drain, and aclose
         returns once every socket is closed, so no descriptor outlives the client."""
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         closing = [conn for conns in self._idle.values() for conn in conns]
         closing += self._busy
         closing += [conn for conns in self._shared.values() for conn in conns]
