@@ -176,8 +176,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 return
         buf = self.read_buffer
         view = self.read_view
+        incoming = self._incoming
         try:
-            while True:
+            # Until the received bytes are all taken in (a read with none left would
+            # only raise SSLWantReadError, which costs more than asking).
+            while incoming.pending or sslobj.pending():
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
                     sink = self._sink

@@ -347,8 +347,9 @@ class H2Connection(HTTPConnection):
         view = self.read_view
         h2 = self.h2
         assert h2 is not None
+        incoming = self._incoming
         try:
-            while True:
+            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
                 n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
                 if not n:
                     self._tls_ended = True
