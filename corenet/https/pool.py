@@ -79,8 +79,7 @@ class Pool:
         timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
     ) -> tuple[HTTPConnection, bool]:
         """Return (connection, reused). `timeout_message` is called only on a timeout."""
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
+        loop = end = None  # looked up once needed: a pooled connection needs neither
         while True:
             if self.closed:
                 raise RuntimeError("the client is closed")
@@ -90,7 +89,7 @@ class Pool:
                 for conn in list(shared):
                     exp = self.keepalive_expiry
                     if not conn.usable() or (conn.active == 0 and exp is not None
-                                             and loop.time() - conn.idle_since > exp):
+                                             and conn.loop.time() - conn.idle_since > exp):
                         self._unshare(conn)
                         continue
                     if conn.can_take():
@@ -108,7 +107,7 @@ class Pool:
                 conn = idle.pop()
                 self._idle_count -= 1
                 exp = self.keepalive_expiry
-                if (exp is not None and loop.time() - conn.idle_since > exp) \
+                if (exp is not None and conn.loop.time() - conn.idle_since > exp) \
                         or not conn.is_idle_usable():
                     self._drop(conn)
                     continue
@@ -124,7 +123,7 @@ class Pool:
                     self._opening[origin] = True
                 # A task of its own, so that aclose() can stop it without cancelling the
                 # caller's task (whose code would take it for its own cancellation).
-                task = loop.create_task(connect())
+                task = asyncio.get_running_loop().create_task(connect())
                 self._connecting.add(task)
                 try:
                     conn = await task
@@ -155,6 +154,9 @@ class Pool:
                 else:
                     self._busy.add(conn)
                 return conn, False
+            if loop is None:
+                loop = asyncio.get_running_loop()
+                end = None if timeout is None else loop.time() + timeout
             fut = loop.create_future()
             self._waiters.append(fut)
             h = None
@@ -193,7 +195,7 @@ class Pool:
             if not (so.session_reused and so.version() == "TLSv1.2"):
                 self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = conn.loop.time()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
             self._arm_sweep(conn.idle_since)
@@ -211,7 +213,7 @@ class Pool:
         if conn.requests == 1:
             self._keep_session(conn)
         if conn.active == 0:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = conn.loop.time()
             if self.closed or not conn.usable() or self._idle_count >= self.max_keepalive:
                 self._unshare(conn)
             else:

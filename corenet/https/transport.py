@@ -290,7 +290,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         The pool hands out a connection, HTTP/1.1 or HTTP/2 alike, whose `send` returns
         the response stream; a request the connection reports Resendable goes again on
         another connection, as long as its body can be sent again."""
-        loop = asyncio.get_running_loop()
+        loop = deadline.loop
         started = loop.time()
         body = req.content
         proxy = self._proxy
