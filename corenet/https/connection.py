@@ -707,6 +707,19 @@ class HTTPConnection(asyncio.BufferedProtocol):
             timeout, by_total = deadline.budget(deadline.timeout.read)
             await self._wait(timeout, deadline, "reading the response body from ", by_total)
 
+    def take_whole(self) -> list[bytes] | None:
+        """The body's chunks when the whole body has come and is being read whole (what
+        `read_body(deadline, False)` would give at once, [] for no body), else None."""
+        if not self._complete or self._streaming:
+            return None
+        chunks = list(self._body)
+        self._body.clear()
+        self._body_size = 0
+        if self._reading_paused and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        return chunks
+
     @property
     def response_started(self) -> bool:
         ex = self._exchange

@@ -339,6 +339,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
         resp.attach_stream(chunks, on_close, started, loop.time, rhead.set_cookie,
                            rhead.content_encoding, self.limits)
-        if not stream and rs.complete:
-            await resp.aread()  # the common small response: already all here
+        if not stream:
+            whole = rs.take_whole()
+            if whole is not None:
+                resp.take_body(whole)  # the common small response: already all here
         return resp
