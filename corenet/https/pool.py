@@ -74,45 +74,63 @@ class Pool:
         if s is not None:
             self._sessions[conn.origin] = s
 
+    def take(self, origin: Origin) -> HTTPConnection | None:
+        """A pooled connection to `origin` ready for a request (checked out, as from
+        `acquire`), or None: then `acquire` makes one or waits. Never waits itself."""
+        if self.closed:
+            return None
+        return self._pooled(origin)[0]
+
+    def _pooled(self, origin: Origin) -> tuple[HTTPConnection | None, bool]:
+        """(a pooled connection to `origin`, checked out; or None, and whether a request
+        should wait for one rather than open a connection of its own)."""
+        wait_for = False
+        shared = self._shared.get(origin)
+        if shared:
+            for conn in list(shared):
+                exp = self.keepalive_expiry
+                if not conn.usable() or (conn.active == 0 and exp is not None
+                                         and conn.loop.time() - conn.idle_since > exp):
+                    self._unshare(conn)
+                    continue
+                if conn.can_take():
+                    if conn.active == 0:
+                        self._shared_idle.discard(conn)
+                        self._idle_count -= 1
+                    conn.active += 1
+                    return conn, False
+            # Every stream is taken: wait for one.
+            wait_for = bool(self._shared.get(origin))
+        if not wait_for and self.http2 and origin in self._opening:
+            wait_for = True  # the origin's first connection is being made
+        idle = None if wait_for else self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            exp = self.keepalive_expiry
+            if (exp is not None and conn.loop.time() - conn.idle_since > exp) \
+                    or not conn.is_idle_usable():
+                self._drop(conn)
+                continue
+            self._busy.add(conn)
+            return conn, False
+        return None, wait_for
+
     async def acquire(
         self, origin: Origin, connect: Callable[[], Awaitable[HTTPConnection]],
         timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
     ) -> tuple[HTTPConnection, bool]:
-        """Return (connection, reused). `timeout_message` is called only on a timeout."""
+        """Return (connection, reused): a pooled one (`fresh`: never), else a new one
+        once there is room. `timeout_message` is called only on a timeout."""
         loop = end = None  # looked up once needed: a pooled connection needs neither
         while True:
             if self.closed:
                 raise RuntimeError("the client is closed")
             wait_for = False
-            shared = self._shared.get(origin)
-            if shared and not fresh:
-                for conn in list(shared):
-                    exp = self.keepalive_expiry
-                    if not conn.usable() or (conn.active == 0 and exp is not None
-                                             and conn.loop.time() - conn.idle_since > exp):
-                        self._unshare(conn)
-                        continue
-                    if conn.can_take():
-                        if conn.active == 0:
-                            self._shared_idle.discard(conn)
-                            self._idle_count -= 1
-                        conn.active += 1
-                        return conn, True
-                # Every stream is taken: wait for one.
-                wait_for = bool(self._shared.get(origin))
-            if not wait_for and self.http2 and not fresh and origin in self._opening:
-                wait_for = True  # the origin's first connection is being made
-            idle = None if wait_for else self._idle.get(origin)
-            while idle and not fresh:
-                conn = idle.pop()
-                self._idle_count -= 1
-                exp = self.keepalive_expiry
-                if (exp is not None and conn.loop.time() - conn.idle_since > exp) \
-                        or not conn.is_idle_usable():
-                    self._drop(conn)
-                    continue
-                self._busy.add(conn)
-                return conn, True
+            if not fresh:
+                pooled, wait_for = self._pooled(origin)
+                if pooled is not None:
+                    return pooled, True
             if not wait_for and self._total >= self.max_connections and self._idle_count:
                 self._evict_one()
             if not wait_for and self._total < self.max_connections:

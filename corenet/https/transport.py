@@ -303,12 +303,16 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         pool = self.pool
         fresh = False
         for attempt in range(_ATTEMPTS):
-            t, by_total = deadline.budget(deadline.timeout.pool)
-            conn, reused = await pool.acquire(
-                u.origin, lambda: self._connect(u, deadline, proxy), t,
-                lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
-                                         by_total),
-                fresh=fresh)
+            conn = None if fresh else pool.take(u.origin)
+            if conn is not None:
+                reused = True
+            else:
+                t, by_total = deadline.budget(deadline.timeout.pool)
+                conn, reused = await pool.acquire(
+                    u.origin, lambda: self._connect(u, deadline, proxy), t,
+                    lambda: deadline.message(f"waiting for a free connection to {u.host}",
+                                             t, by_total),
+                    fresh=fresh)
             try:
                 rs = await conn.send(req, fields, u, forward, deadline, stream, reused)
             except Resendable as exc:
