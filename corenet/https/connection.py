@@ -507,7 +507,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
             except _Closed:
                 if self._head is None:
                     raise
-            await self.read_head(deadline)
+            # Wait for the response head (here rather than in a method of its own: one
+            # coroutine frame less to resume when it comes).
+            while self._head is None:
+                self._raise_error()
+                if self.closed:
+                    raise RemoteProtocolError("connection closed before the response arrived")
+                timeout, by_total = deadline.budget(deadline.timeout.read)
+                await self._wait(timeout, deadline, "waiting for the response from ", by_total)
             return self
         except (ConnectionClosedEarly, _Closed) as exc:
             error = self._send_error(exc)
@@ -663,15 +670,6 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 h.cancel()
         if ok is False:
             raise ReadTimeout(deadline.message(what + self.origin[1], timeout, by_total))
-
-    async def read_head(self, deadline: Any) -> ResponseHead:
-        while self._head is None:
-            self._raise_error()
-            if self.closed:
-                raise RemoteProtocolError("connection closed before the response arrived")
-            timeout, by_total = deadline.budget(deadline.timeout.read)
-            await self._wait(timeout, deadline, "waiting for the response from ", by_total)
-        return self._head
 
     def _raise_error(self) -> None:
         if self._error is not None:
