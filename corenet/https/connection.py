@@ -180,7 +180,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         try:
             # Until the received bytes are all taken in (a read with none left would
             # only raise SSLWantReadError, which costs more than asking).
-            while incoming.pending or sslobj.pending():
+            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
                     sink = self._sink

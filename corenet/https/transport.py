@@ -303,9 +303,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         pool = self.pool
         fresh = False
         for attempt in range(_ATTEMPTS):
-            conn = None if fresh else pool.take(u.origin)
-            if conn is not None:
-                reused = True
+            pooled = None if fresh else pool.take(u.origin)
+            if pooled is not None:
+                conn, reused = pooled, True
             else:
                 t, by_total = deadline.budget(deadline.timeout.pool)
                 conn, reused = await pool.acquire(
