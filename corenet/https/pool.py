@@ -216,7 +216,7 @@ class Pool:
             conn.idle_since = conn.loop.time()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
-            self._arm_sweep(conn.idle_since)
+            self._arm_sweep(conn.loop, conn.idle_since)
         else:
             conn.close()
             self._total -= 1
@@ -237,7 +237,7 @@ class Pool:
             else:
                 self._shared_idle.add(conn)
                 self._idle_count += 1
-                self._arm_sweep(conn.idle_since)
+                self._arm_sweep(conn.loop, conn.idle_since)
         self._wake_all()
 
     def _unshare(self, conn: Any) -> None:
@@ -291,7 +291,7 @@ class Pool:
         self._idle_count -= 1
         self._drop(oldest)
 
-    def _arm_sweep(self, idle_since: float) -> None:
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, idle_since: float) -> None:
         """Make sure the timer fires by the time a connection idle since `idle_since`
         expires (one timer for the pool, set for the earliest expiry)."""
         exp = self.keepalive_expiry
@@ -303,16 +303,16 @@ class Pool:
                 return
             self._sweep.cancel()
         self._sweep_at = due
-        self._sweep = asyncio.get_running_loop().call_at(due, self._expire_idle)
+        self._sweep = loop.call_at(due, self._expire_idle, loop)
 
-    def _expire_idle(self) -> None:
+    def _expire_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close the idle connections that have been idle for `keepalive_expiry`, and set
         the timer for the next one to expire."""
         self._sweep = None
         exp = self.keepalive_expiry
         if exp is None or self.closed:
             return
-        now = asyncio.get_running_loop().time()
+        now = loop.time()
         nxt: float | None = None
         for origin, conns in list(self._idle.items()):
             keep = []
@@ -334,7 +334,7 @@ class Pool:
             elif nxt is None or conn.idle_since < nxt:
                 nxt = conn.idle_since
         if nxt is not None:
-            self._arm_sweep(nxt)
+            self._arm_sweep(loop, nxt)
         self._wake_all()  # room for a new connection, if a request waits for one
 
     def _wake_one(self) -> None:
