@@ -6,6 +6,10 @@ through the pool; 4 MiB downloads; a new TLS connection per request, with and wi
 session resumption. corenet.https runs on corenet's loop (when built) and on stock asyncio;
 aiohttp and httpx on uvloop and stock asyncio. Ratios to aiohttp-on-uvloop go into
 BENCHMARKS.md. `CORENET_BENCH_SHORT=1` makes every case a few requests (CI smoke run).
+
+Each client's rounds run back to back, so on a shared machine the ratios move with the
+load; benchmarks/https_instructions.py gives the same rows' cost in instructions per request
+and times the clients interleaved (`--wall`).
 """
 from __future__ import annotations
 

@@ -176,8 +176,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 return
         buf = self.read_buffer
         view = self.read_view
+        incoming = self._incoming
         try:
-            while True:
+            # Until the received bytes are all taken in (a read with none left would
+            # only raise SSLWantReadError, which costs more than asking).
+            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
                     sink = self._sink
@@ -504,7 +507,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
             except _Closed:
                 if self._head is None:
                     raise
-            await self.read_head(deadline)
+            # Wait for the response head (here rather than in a method of its own: one
+            # coroutine frame less to resume when it comes).
+            while self._head is None:
+                self._raise_error()
+                if self.closed:
+                    raise RemoteProtocolError("connection closed before the response arrived")
+                timeout, by_total = deadline.budget(deadline.timeout.read)
+                await self._wait(timeout, deadline, "waiting for the response from ", by_total)
             return self
         except (ConnectionClosedEarly, _Closed) as exc:
             error = self._send_error(exc)
@@ -648,22 +658,18 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     async def _wait(self, timeout: float | None, deadline: Any, what: str,
                     by_total: bool) -> None:
-        fut = self._waiter = self.loop.create_future()
+        # within() written out: one coroutine frame less to resume per wake-up.
+        loop = self.loop
+        fut = self._waiter = loop.create_future()
+        h = loop.call_later(timeout, _expire, fut) if timeout is not None else None
         try:
-            ok = await within(self.loop, fut, timeout)
+            ok = await fut
         finally:
             self._waiter = None
+            if h is not None:
+                h.cancel()
         if ok is False:
             raise ReadTimeout(deadline.message(what + self.origin[1], timeout, by_total))
-
-    async def read_head(self, deadline: Any) -> ResponseHead:
-        while self._head is None:
-            self._raise_error()
-            if self.closed:
-                raise RemoteProtocolError("connection closed before the response arrived")
-            timeout, by_total = deadline.budget(deadline.timeout.read)
-            await self._wait(timeout, deadline, "waiting for the response from ", by_total)
-        return self._head
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -698,6 +704,19 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 raise RemoteProtocolError("connection closed in the middle of the body")
             timeout, by_total = deadline.budget(deadline.timeout.read)
             await self._wait(timeout, deadline, "reading the response body from ", by_total)
+
+    def take_whole(self) -> list[bytes] | None:
+        """The body's chunks when the whole body has come and is being read whole (what
+        `read_body(deadline, False)` would give at once, [] for no body), else None."""
+        if not self._complete or self._streaming:
+            return None
+        chunks = list(self._body)
+        self._body.clear()
+        self._body_size = 0
+        if self._reading_paused and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        return chunks
 
     @property
     def response_started(self) -> bool:

@@ -7,10 +7,10 @@ from .timeout import Timeout
 
 
 class Deadline:
-    __slots__ = ("timeout", "_end", "_loop")
+    __slots__ = ("timeout", "_end", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: Timeout) -> None:
-        self._loop = loop
+        self.loop = loop  # the loop the request runs on
         self.timeout = timeout
         self._end = None if timeout.total is None else loop.time() + timeout.total
 
@@ -19,7 +19,7 @@ class Deadline:
         end = self._end
         if end is None:
             return stage, False
-        left = end - self._loop.time()
+        left = end - self.loop.time()
         if left < 0:
             left = 0.0
         if stage is None or left < stage:

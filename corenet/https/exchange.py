@@ -17,6 +17,8 @@ from typing import Iterable
 
 import httptools
 
+from ._head import HeaderCollector
+from ._head import scan as scan_fields
 from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 
@@ -232,7 +234,7 @@ class _Stop(Exception):
     """Raised inside a parser callback to stop llhttp (HEAD end, unsolicited data)."""
 
 
-_CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)
+_CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)  # the first three as _head.scan returns them
 _NO_LIMIT = 1 << 62
 # Framing bytes of the chunk in progress, not yet known exactly: up to 16 hex digits and
 # two CRLFs.
@@ -270,8 +272,8 @@ class ResponseExchange:
     `reusable` says whether the connection can carry another request."""
 
     __slots__ = (
-        "_parser", "_limits", "_is_head", "_events", "_headers", "_reason",
-        "_header_bytes", "_fed", "_interim", "_head_buf", "_body_bytes",
+        "_parser", "_limits", "_is_head", "_events", "on_header", "_reason",
+        "_fed", "_interim", "_head_buf", "_body_bytes",
         "_framing", "_content_length", "head", "done", "reusable", "_error",
         "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_chunk_start",
         "_framing_bytes", "_overhead_base",
@@ -279,13 +281,14 @@ class ResponseExchange:
 
     def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS,
                  streaming: bool = False) -> None:
+        # llhttp's callback for each header field, called without a Python frame; set
+        # before the parser is made, which looks its callbacks up once.
+        self.on_header = HeaderCollector(limits.max_header_count, limits.max_header_bytes)
         self._parser = httptools.HttpResponseParser(self)
         self._limits = limits
         self._is_head = method == "HEAD"
         self._events: list = []
-        self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
-        self._header_bytes = 0
         self._fed = 0
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
@@ -329,22 +332,7 @@ class ResponseExchange:
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
-        self._header_bytes += len(reason)
-
-    def on_header(self, name: bytes, value: bytes | None) -> None:
-        value = value or b""
-        self._header_bytes += len(name) + len(value) + 4
-        headers = self._headers
-        headers.append((name, value))
-        limits = self._limits
-        if len(headers) > limits.max_header_count:
-            raise RemoteProtocolError(
-                f"response has more than {limits.max_header_count} headers (max_header_count)"
-            )
-        if self._header_bytes > limits.max_header_bytes:
-            raise RemoteProtocolError(
-                f"response headers exceed {limits.max_header_bytes} bytes (max_header_bytes)"
-            )
+        self.on_header.count_bytes(len(reason))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -353,33 +341,17 @@ class ResponseExchange:
             if status == 101:
                 raise RemoteProtocolError("server switched protocols (101) without being asked")
             return  # interim response: its end is reported by on_message_complete
-        head = ResponseHead(status, self._reason, parser.get_http_version(), self._headers)
-        framing = _CLOSE_DELIMITED
-        for name, value in self._headers:
-            lname = name.lower()
-            if lname == b"transfer-encoding":
-                if value.rsplit(b",", 1)[-1].strip().lower() == b"chunked":
-                    framing = _CHUNKED
-            elif lname == b"content-length" and framing != _CHUNKED:
-                framing = _LENGTH
-                try:
-                    self._content_length = int(value)
-                except ValueError:
-                    pass  # llhttp has already refused a malformed one
-            elif lname == b"content-encoding":
-                head.content_encoding = value
-            elif lname == b"location":
-                head.location = value
-            elif lname == b"keep-alive":
-                head.keep_alive_timeout = _keep_alive_timeout(value)
-            elif lname == b"set-cookie":
-                head.set_cookie = True
+        fields = self.on_header.take()
+        head = ResponseHead(status, self._reason, parser.get_http_version(), fields)
+        framing, self._content_length, head.content_encoding, head.location, keep_alive, \
+            head.set_cookie = scan_fields(fields)
+        if keep_alive is not None:
+            head.keep_alive_timeout = _keep_alive_timeout(keep_alive)
         if self._is_head or status == 204 or status == 304:
             framing = _NONE
         self._framing = framing
         self._keep_alive = parser.should_keep_alive()
         self.head = head
-        self._headers = []
         self._events.append(head)
         if self._is_head:
             self._finish(parser.should_keep_alive())
@@ -406,7 +378,7 @@ class ResponseExchange:
                 raise RemoteProtocolError(
                     f"more than {self._limits.max_interim_responses} interim (1xx) responses"
                 )
-            self._headers = []
+            self.on_header.take()  # the interim head's fields are not kept
             self._reason = b""
             return
         self._finish(self._parser.should_keep_alive() and self._framing != _CLOSE_DELIMITED)

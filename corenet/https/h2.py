@@ -259,6 +259,20 @@ class H2Stream:
                 self._raise()
             await self._wait(deadline, "reading the response body from ")
 
+    def take_whole(self) -> list[bytes] | None:
+        """The body's chunks when the whole body has come and is being read whole (what
+        `read_body(deadline, False)` would give at once), else None."""
+        if not self.complete or self.streaming:
+            return None
+        chunks = list(self._body)
+        self._body.clear()
+        self._body_size = 0
+        if self._unconsumed:
+            self.session.consume(self.sid, self._unconsumed)
+            self._unconsumed = 0
+            self.conn.flush()
+        return chunks
+
     @property
     def response_started(self) -> bool:
         return self.head is not None
@@ -347,8 +361,9 @@ class H2Connection(HTTPConnection):
         view = self.read_view
         h2 = self.h2
         assert h2 is not None
+        incoming = self._incoming
         try:
-            while True:
+            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
                 n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
                 if not n:
                     self._tls_ended = True

@@ -16,9 +16,11 @@ class Limits:
     # Idle keep-alive connections kept for reuse (an HTTP/2 one is idle when no stream is
     # open on it); None: no limit.
     max_keepalive_connections: int | None = 20
-    # Seconds an idle connection (HTTP/1.1 or HTTP/2) is kept; a server usually drops it
-    # after 5 to 75 s, so reusing an older one risks a request on a dead connection. None:
-    # no limit.
+    # Seconds an idle connection (HTTP/1.1 or HTTP/2) is kept, then closed by the pool's
+    # timer whether or not another request comes (a connection carrying a request is not
+    # idle); a server usually drops it after 5 to 75 s, so reusing an older one risks a
+    # request on a dead connection, and holding it ties up a descriptor on both ends.
+    # None: no limit.
     keepalive_expiry: float | None = 5.0
     # ---- what a server can push against ----
     # Status line plus all header lines. Real servers send a few KiB; 64 KiB leaves room for

@@ -498,14 +498,7 @@ class Response:
                 if not chunks:
                     break
                 parts += chunks
-            raw = parts[0] if len(parts) == 1 else b"".join(parts)
-            dec = self._decoder(True) if self._content_encoding else None
-            if dec is not None:
-                out = list(dec.decode(raw))
-                out += dec.flush()
-                raw = out[0] if len(out) == 1 else b"".join(out)
-                del out
-            self._content = raw
+            self._content = self._decoded(parts)
             ok = True
         except RequestError as exc:
             attach_request(exc, self.request)
@@ -513,6 +506,32 @@ class Response:
         finally:
             self._close(ok)
         return self._content
+
+    def take_body(self, parts: list[bytes]) -> None:
+        """For a transport: the whole body has come already (`parts`, as the stream's
+        chunks would have given it); the response is read and closed without waiting,
+        as `aread()` would have left it."""
+        self._check_unread()
+        self.is_stream_consumed = True
+        ok = False
+        try:
+            self._content = self._decoded(parts)
+            ok = True
+        except RequestError as exc:
+            attach_request(exc, self.request)
+            raise
+        finally:
+            self._close(ok)
+
+    def _decoded(self, parts: list[bytes]) -> bytes:
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        dec = self._decoder(True) if self._content_encoding else None
+        if dec is not None:
+            out = list(dec.decode(raw))
+            out += dec.flush()
+            raw = out[0] if len(out) == 1 else b"".join(out)
+            del out
+        return raw
 
     def _close(self, complete: bool) -> None:
         if self.is_closed:

@@ -3,9 +3,10 @@ connection is checked out by one request at a time and comes back idle; an HTTP/
 (`conn.multiplexed`) is shared: one per origin, handed to every request while it has a free
 stream (the server's SETTINGS_MAX_CONCURRENT_STREAMS), requests beyond waiting for one.
 Either kind is idle when no request uses it, and the keep-alive limits apply to both alike:
-at most `max_keepalive` idle connections are kept, an idle one older than
-`keepalive_expiry` is closed rather than used, and the longest idle one of any origin is
-closed to make room for a new connection."""
+at most `max_keepalive` idle connections are kept, an idle one is closed once it has been
+idle for `keepalive_expiry` (on a timer, whether or not another request comes; a
+connection carrying a request is never idle, so never cut), and the longest idle one of any
+origin is closed to make room for a new connection."""
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ class Pool:
     `max_keepalive` bounds idle ones (HTTP/2 ones with no stream open count too); an idle
     connection older than `keepalive_expiry`, or past the server's `Keep-Alive: timeout=`,
     or that the server has closed (GOAWAY for HTTP/2), is dropped at acquire time instead
-    of being used."""
+    of being used; one timer closes idle connections as they pass `keepalive_expiry`."""
 
     def __init__(self, max_connections: int = 100, max_keepalive: int = 20,
                  keepalive_expiry: float | None = 5.0, reuse_tls_sessions: bool = True) -> None:
@@ -52,6 +53,8 @@ class Pool:
         self.reuse_tls_sessions = reuse_tls_sessions
         self.closed = False
         self.connections_opened = 0
+        self._sweep: asyncio.TimerHandle | None = None  # the idle-expiry timer, when armed
+        self._sweep_at = 0.0
 
     @property
     def idle_count(self) -> int:
@@ -71,46 +74,63 @@ class Pool:
         if s is not None:
             self._sessions[conn.origin] = s
 
+    def take(self, origin: Origin) -> HTTPConnection | None:
+        """A pooled connection to `origin` ready for a request (checked out, as from
+        `acquire`), or None: then `acquire` makes one or waits. Never waits itself."""
+        if self.closed:
+            return None
+        return self._pooled(origin)[0]
+
+    def _pooled(self, origin: Origin) -> tuple[HTTPConnection | None, bool]:
+        """(a pooled connection to `origin`, checked out; or None, and whether a request
+        should wait for one rather than open a connection of its own)."""
+        wait_for = False
+        shared = self._shared.get(origin)
+        if shared:
+            for conn in list(shared):
+                exp = self.keepalive_expiry
+                if not conn.usable() or (conn.active == 0 and exp is not None
+                                         and conn.loop.time() - conn.idle_since > exp):
+                    self._unshare(conn)
+                    continue
+                if conn.can_take():
+                    if conn.active == 0:
+                        self._shared_idle.discard(conn)
+                        self._idle_count -= 1
+                    conn.active += 1
+                    return conn, False
+            # Every stream is taken: wait for one.
+            wait_for = bool(self._shared.get(origin))
+        if not wait_for and self.http2 and origin in self._opening:
+            wait_for = True  # the origin's first connection is being made
+        idle = None if wait_for else self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            exp = self.keepalive_expiry
+            if (exp is not None and conn.loop.time() - conn.idle_since > exp) \
+                    or not conn.is_idle_usable():
+                self._drop(conn)
+                continue
+            self._busy.add(conn)
+            return conn, False
+        return None, wait_for
+
     async def acquire(
         self, origin: Origin, connect: Callable[[], Awaitable[HTTPConnection]],
         timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
     ) -> tuple[HTTPConnection, bool]:
-        """Return (connection, reused). `timeout_message` is called only on a timeout."""
-        loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
+        """Return (connection, reused): a pooled one (`fresh`: never), else a new one
+        once there is room. `timeout_message` is called only on a timeout."""
+        loop = end = None  # looked up once needed: a pooled connection needs neither
         while True:
             if self.closed:
                 raise RuntimeError("the client is closed")
             wait_for = False
-            shared = self._shared.get(origin)
-            if shared and not fresh:
-                for conn in list(shared):
-                    exp = self.keepalive_expiry
-                    if not conn.usable() or (conn.active == 0 and exp is not None
-                                             and loop.time() - conn.idle_since > exp):
-                        self._unshare(conn)
-                        continue
-                    if conn.can_take():
-                        if conn.active == 0:
-                            self._shared_idle.discard(conn)
-                            self._idle_count -= 1
-                        conn.active += 1
-                        return conn, True
-                # Every stream is taken: wait for one.
-                wait_for = bool(self._shared.get(origin))
-            if not wait_for and self.http2 and not fresh and origin in self._opening:
-                wait_for = True  # the origin's first connection is being made
-            idle = None if wait_for else self._idle.get(origin)
-            while idle and not fresh:
-                conn = idle.pop()
-                self._idle_count -= 1
-                exp = self.keepalive_expiry
-                if (exp is not None and loop.time() - conn.idle_since > exp) \
-                        or not conn.is_idle_usable():
-                    self._drop(conn)
-                    continue
-                self._busy.add(conn)
-                return conn, True
+            if not fresh:
+                pooled, wait_for = self._pooled(origin)
+                if pooled is not None:
+                    return pooled, True
             if not wait_for and self._total >= self.max_connections and self._idle_count:
                 self._evict_one()
             if not wait_for and self._total < self.max_connections:
@@ -121,7 +141,7 @@ class Pool:
                     self._opening[origin] = True
                 # A task of its own, so that aclose() can stop it without cancelling the
                 # caller's task (whose code would take it for its own cancellation).
-                task = loop.create_task(connect())
+                task = asyncio.get_running_loop().create_task(connect())
                 self._connecting.add(task)
                 try:
                     conn = await task
@@ -152,6 +172,9 @@ class Pool:
                 else:
                     self._busy.add(conn)
                 return conn, False
+            if loop is None:
+                loop = asyncio.get_running_loop()
+                end = None if timeout is None else loop.time() + timeout
             fut = loop.create_future()
             self._waiters.append(fut)
             h = None
@@ -190,9 +213,10 @@ class Pool:
             if not (so.session_reused and so.version() == "TLSv1.2"):
                 self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = conn.loop.time()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
+            self._arm_sweep(conn.loop, conn.idle_since)
         else:
             conn.close()
             self._total -= 1
@@ -207,12 +231,13 @@ class Pool:
         if conn.requests == 1:
             self._keep_session(conn)
         if conn.active == 0:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = conn.loop.time()
             if self.closed or not conn.usable() or self._idle_count >= self.max_keepalive:
                 self._unshare(conn)
             else:
                 self._shared_idle.add(conn)
                 self._idle_count += 1
+                self._arm_sweep(conn.loop, conn.idle_since)
         self._wake_all()
 
     def _unshare(self, conn: Any) -> None:
@@ -266,6 +291,52 @@ class Pool:
         self._idle_count -= 1
         self._drop(oldest)
 
+    def _arm_sweep(self, loop: asyncio.AbstractEventLoop, idle_since: float) -> None:
+        """Make sure the timer fires by the time a connection idle since `idle_since`
+        expires (one timer for the pool, set for the earliest expiry)."""
+        exp = self.keepalive_expiry
+        if exp is None or self.closed:
+            return
+        due = idle_since + exp
+        if self._sweep is not None:
+            if self._sweep_at <= due:
+                return
+            self._sweep.cancel()
+        self._sweep_at = due
+        self._sweep = loop.call_at(due, self._expire_idle, loop)
+
+    def _expire_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the idle connections that have been idle for `keepalive_expiry`, and set
+        the timer for the next one to expire."""
+        self._sweep = None
+        exp = self.keepalive_expiry
+        if exp is None or self.closed:
+            return
+        now = loop.time()
+        nxt: float | None = None
+        for origin, conns in list(self._idle.items()):
+            keep = []
+            for conn in conns:
+                if now - conn.idle_since >= exp:
+                    self._idle_count -= 1
+                    self._drop(conn)
+                else:
+                    keep.append(conn)
+                    if nxt is None or conn.idle_since < nxt:
+                        nxt = conn.idle_since
+            if keep:
+                self._idle[origin] = keep
+            else:
+                del self._idle[origin]
+        for conn in list(self._shared_idle):
+            if now - conn.idle_since >= exp:
+                self._unshare(conn)
+            elif nxt is None or conn.idle_since < nxt:
+                nxt = conn.idle_since
+        if nxt is not None:
+            self._arm_sweep(loop, nxt)
+        self._wake_all()  # room for a new connection, if a request waits for one
+
     def _wake_one(self) -> None:
         while self._waiters:
             fut = self._waiters.popleft()
@@ -279,6 +350,9 @@ class Pool:
         server is not reading is aborted rather than left waiting to drain, and aclose
         returns once every socket is closed, so no descriptor outlives the client."""
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         closing = [conn for conns in self._idle.values() for conn in conns]
         closing += self._busy
         closing += [conn for conns in self._shared.values() for conn in conns]

@@ -290,7 +290,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         The pool hands out a connection, HTTP/1.1 or HTTP/2 alike, whose `send` returns
         the response stream; a request the connection reports Resendable goes again on
         another connection, as long as its body can be sent again."""
-        loop = asyncio.get_running_loop()
+        loop = deadline.loop
         started = loop.time()
         body = req.content
         proxy = self._proxy
@@ -303,12 +303,16 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         pool = self.pool
         fresh = False
         for attempt in range(_ATTEMPTS):
-            t, by_total = deadline.budget(deadline.timeout.pool)
-            conn, reused = await pool.acquire(
-                u.origin, lambda: self._connect(u, deadline, proxy), t,
-                lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
-                                         by_total),
-                fresh=fresh)
+            pooled = None if fresh else pool.take(u.origin)
+            if pooled is not None:
+                conn, reused = pooled, True
+            else:
+                t, by_total = deadline.budget(deadline.timeout.pool)
+                conn, reused = await pool.acquire(
+                    u.origin, lambda: self._connect(u, deadline, proxy), t,
+                    lambda: deadline.message(f"waiting for a free connection to {u.host}",
+                                             t, by_total),
+                    fresh=fresh)
             try:
                 rs = await conn.send(req, fields, u, forward, deadline, stream, reused)
             except Resendable as exc:
@@ -339,6 +343,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
         resp.attach_stream(chunks, on_close, started, loop.time, rhead.set_cookie,
                            rhead.content_encoding, self.limits)
-        if not stream and rs.complete:
-            await resp.aread()  # the common small response: already all here
+        if not stream:
+            whole = rs.take_whole()
+            if whole is not None:
+                resp.take_body(whole)  # the common small response: already all here
         return resp

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from corenet.https import (
-    Client, ConnectError, DecodingError, HTTPStatusError, LocalProtocolError,
+    Client, ConnectError, DecodingError, HTTPStatusError, Limits, LocalProtocolError,
     RemoteProtocolError, TLSError, TooManyRedirects,
 )
 from https_servers import SMALL, TEXT
-from https_helpers import open_fds
+from https_helpers import open_fds, server_holds, until
 
 
 def test_get_keepalive_reuses_one_connection(env, run):
@@ -606,3 +606,19 @@ def test_closing_the_client_closes_a_stream_left_open(env, run):
     before = open_fds()
     assert run(main()) == 0
     assert open_fds() == before
+
+
+def test_idle_http11_connection_closed_on_a_timer(env, run):
+    async def main():
+        await until(lambda: server_holds(env.port) == 0)
+        base = server_holds(env.port)
+        async with Client(verify=env.ca, limits=Limits(keepalive_expiry=0.4)) as c:
+            await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(3)))
+            held = (c.pool.open_count, c.pool.idle_count)
+            closed = await until(lambda: c.pool.open_count == 0)
+            seen = await until(lambda: server_holds(env.port) == base)
+            return held, closed, seen, c.pool.idle_count
+
+    held, closed, seen, idle = run(main())
+    assert held == (3, 3)
+    assert closed and seen and idle == 0

@@ -444,3 +444,25 @@ def test_long_chunk_lines_at_any_split(step):
     ex = ResponseExchange("GET")
     events = feed_all(ex, raw, step)
     assert body_of(events) == b"abcd" and events[-1] is END and ex.reusable
+
+
+def test_fields_that_frame_and_describe_the_body_are_found_in_any_case():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 302 Found\r\nSERVER: x\r\nset-COOKIE: a=1\r\n"
+                     b"LOCATION: /next\r\nContent-ENCODING: gzip\r\nkeep-ALIVE: timeout=9\r\n"
+                     b"CONTENT-length: 3\r\nETag: \"e\"\r\n\r\nabc")
+    head = events[0]
+    assert (head.status_code, head.location, head.content_encoding, head.set_cookie,
+            head.keep_alive_timeout) == (302, b"/next", b"gzip", True, 9.0)
+    assert body_of(events) == b"abc" and events[-1] is END and ex.reusable
+    assert [n for n, _ in head.headers] == [b"SERVER", b"set-COOKIE", b"LOCATION",
+                                            b"Content-ENCODING", b"keep-ALIVE",
+                                            b"CONTENT-length", b"ETag"]
+
+
+def test_chunked_as_the_last_transfer_coding_in_any_case_frames_the_body():
+    ex = ResponseExchange("GET")
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: gzip, Chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n")
+    assert body_of(events) == b"abc" and events[-1] is END
+    assert events[0].set_cookie is False and events[0].location is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from corenet.https import Client, Limits
+from https_helpers import server_holds, until
 from https_servers import SMALL, TEXT
 
 
@@ -191,3 +192,52 @@ def test_idle_h2_connection_evicted_for_another_origin(env, run):
     assert a == b == SMALL and version == "HTTP/2"
     assert open_now == 1
 
+
+
+def test_idle_h2_connection_closed_on_a_timer_without_another_request(env, run):
+    async def main():
+        await until(lambda: server_holds(env.h2_port) == 0)
+        base = server_holds(env.h2_port)
+        limits = Limits(keepalive_expiry=0.4)
+        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+            r = await c.get(env.h2 + "/small.txt")
+            held = (c.pool.open_count, c.pool.idle_count, server_holds(env.h2_port))
+            # No request follows: the pool's timer closes the connection on its own.
+            closed = await until(lambda: c.pool.open_count == 0)
+            seen = await until(lambda: server_holds(env.h2_port) == base)
+            after = (c.pool.open_count, c.pool.idle_count, server_holds(env.h2_port))
+            again = await c.get(env.h2 + "/small.txt")
+            return (r.http_version, base, held, closed, seen, after,
+                    again.extensions["connection_reused"], c.pool.connections_opened)
+
+    version, base, held, closed, seen, after, reused, opened = run(main())
+    assert version == "HTTP/2"
+    assert held == (1, 1, base + 1)
+    assert closed and seen  # our pool let it go, and nginx saw the close
+    assert after == (0, 0, base)
+    assert reused is False and opened == 2
+
+
+def test_h2_stream_in_flight_outlives_keepalive_expiry(env, run):
+    # /stall trickles its body a byte per 50 ms: the stream stays open for several
+    # expiry periods and must not be cut, while a connection with no stream would be.
+    async def main():
+        limits = Limits(keepalive_expiry=0.2)
+        async with Client(verify=env.ca, http2=True, limits=limits, timeout=10) as c:
+            await c.get(env.h2 + "/small.txt")  # the connection goes idle once: timer armed
+            got = 0
+            async with c.stream("GET", env.h2 + "/stall") as r:
+                loop = asyncio.get_running_loop()
+                end = loop.time() + 1.0
+                async for chunk in r.aiter_raw():
+                    got += len(chunk)
+                    if loop.time() > end:
+                        break
+                during = (c.pool.open_count, r.http_version)
+            closed = await until(lambda: c.pool.open_count == 0)
+            return got, during, closed, c.pool.connections_opened
+
+    got, during, closed, opened = run(main())
+    assert got >= 10  # a byte each 50 ms for a second, across five expiry periods
+    assert during == (1, "HTTP/2")
+    assert closed and opened == 1

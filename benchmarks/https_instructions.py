@@ -1,0 +1,197 @@
+"""What an HTTPS GET costs the client, in a figure that does not depend on the machine's load:
+user-space instructions per request (callgrind), corenet.https on corenet's loop next to
+aiohttp on uvloop, both against the nginx of benchmarks/test_https.py on loopback.
+
+Each client runs in a process of its own under callgrind, once with ``n`` and once with
+``2n`` requests after the same warm-up; the difference over ``n`` is the cost of one request
+without the interpreter's start-up, the imports and the first connection. Rows: sequential
+keep-alive GETs of 1 KiB on one connection, and 4 MiB downloads (the body read whole).
+
+    .venv/bin/python benchmarks/https_instructions.py [-n 200] [--large-n 4] [--keep DIR]
+
+``--wall`` instead times both clients in one process, interleaved (corenet, aiohttp,
+corenet, ... for three rounds, so that a busy machine weighs on both alike), and splits each
+request's wall time into the client's CPU time and nginx's worker CPU time (from /proc): on
+loopback a sequential request costs about their sum, so a client that is k times cheaper
+is less than k times faster.
+
+Needs valgrind (not for ``--wall``) and nginx. BENCHMARKS.md ("HTTPS client") reports its
+figures.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent)] + [str(HERE.parent / "tests" / d) for d in ("https", "")]
+
+IMPLS = [("corenet.https", "corenet"), ("aiohttp", "uvloop")]
+
+
+async def _corenet(url: str, ca: str, count: int) -> int:
+    from corenet.https import Client
+
+    async with Client(verify=ca, max_connections=100, max_keepalive=64) as c:
+        total = len((await c.get(url)).content)
+        for _ in range(count):
+            total += len((await c.get(url)).content)
+    return total
+
+
+async def _aiohttp(url: str, ca: str, count: int) -> int:
+    import aiohttp
+
+    ctx = ssl.create_default_context(cafile=ca)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=100)) as s:
+        total = 0
+        for _ in range(count + 1):
+            async with s.get(url) as r:
+                total += len(await r.read())
+    return total
+
+
+def child(impl: str, loop_name: str, url: str, ca: str, count: int) -> None:
+    if loop_name == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        import corenet
+
+        loop = corenet.new_event_loop()
+    work = _corenet if impl == "corenet.https" else _aiohttp
+    try:
+        total = loop.run_until_complete(work(url, ca, count))
+    finally:
+        loop.close()
+    print(total)
+
+
+def wall(url: str, ca: str, n: int, nginx_pid: int, rounds: int = 3) -> None:
+    import os
+    import resource
+    import time
+
+    import corenet
+    import uvloop
+
+    children = Path(f"/proc/{nginx_pid}/task/{nginx_pid}/children").read_text().split()
+    worker = int(children[0])
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def nginx_cpu() -> float:
+        f = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / tick
+
+    runs = [("corenet.https", corenet.new_event_loop, _corenet),
+            ("aiohttp", uvloop.new_event_loop, _aiohttp)]
+    for r in range(rounds):
+        walls = {}
+        for name, new_loop, work in runs:
+            loop = new_loop()
+            try:
+                loop.run_until_complete(work(url, ca, 2))
+                r0, s0, t0 = resource.getrusage(resource.RUSAGE_SELF), nginx_cpu(), \
+                    time.perf_counter()
+                loop.run_until_complete(work(url, ca, n))
+                t1, r1, s1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), \
+                    nginx_cpu()
+            finally:
+                loop.close()
+            us = 1e6 / n
+            walls[name] = t1 - t0
+            cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            print(f"round {r + 1} {name:14} wall {(t1 - t0) * us:9.1f} us/request, client CPU "
+                  f"{cpu * us:9.1f}, nginx CPU {(s1 - s0) * us:8.1f}", flush=True)
+        print(f"round {r + 1} aiohttp / corenet.https wall time: "
+              f"{walls['aiohttp'] / walls['corenet.https']:.2f}x", flush=True)
+
+
+def _instructions(dump: Path) -> int:
+    m = re.search(r"^(?:summary|totals):\s*(\d+)", dump.read_text(errors="replace"), re.M)
+    if m is None:
+        raise RuntimeError(f"no instruction total in {dump}")
+    return int(m.group(1))
+
+
+def run_counted(impl: str, loop_name: str, url: str, ca: str, count: int, work: Path,
+                expect: int) -> int:
+    dump = work / f"{impl}-{loop_name}-{url.rsplit('/', 1)[1]}-{count}.callgrind"
+    r = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable,
+         __file__, "--child", impl, loop_name, url, ca, str(count)],
+        capture_output=True, text=True, timeout=1800)
+    got = r.stdout.strip().splitlines()[-1:] if r.stdout else []
+    if r.returncode != 0 or got != [str(expect)]:
+        raise RuntimeError(f"{impl} on {loop_name} failed ({r.returncode}): "
+                           f"{r.stdout[-500:]}{r.stderr[-2000:]}")
+    return _instructions(dump)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=200, help="sequential 1 KiB GETs (and 2n)")
+    ap.add_argument("--large-n", type=int, default=4, help="4 MiB downloads (and 2x)")
+    ap.add_argument("--only", choices=[i for i, _ in IMPLS], help="measure one client")
+    ap.add_argument("--rows", default="small,large", help="small, large or both")
+    ap.add_argument("--keep", type=Path, help="work in DIR and leave the callgrind dumps")
+    ap.add_argument("--wall", action="store_true",
+                    help="time both clients interleaved instead (no valgrind)")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        impl, loop_name, url, ca, count = a.child
+        child(impl, loop_name, url, ca, int(count))
+        return
+
+    from https_pki import make_pki
+    from https_servers import SMALL, free_port, nginx_conf, start_nginx, write_docroot
+    from procs import stop
+
+    with tempfile.TemporaryDirectory() as td:
+        work = a.keep or Path(td)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "pki").mkdir(exist_ok=True)
+        (work / "www").mkdir(exist_ok=True)
+        (work / "nginx").mkdir(exist_ok=True)
+        pki = make_pki(work / "pki")
+        large = write_docroot(work / "www")
+        ports = {"port": free_port(), "expired_port": free_port(),
+                 "wrongname_port": free_port(), "backend": free_port()}
+        proc = start_nginx(work / "nginx", nginx_conf(work / "nginx", work / "www", pki, ports),
+                           ports["port"])
+        base = f"https://localhost:{ports['port']}"
+        rows = [("small", "/small.txt", a.n, len(SMALL)),
+                ("large", "/large.bin", a.large_n, len(large))]
+        try:
+            for row, path, n, size in rows:
+                if row not in a.rows.split(","):
+                    continue
+                if a.wall:
+                    print(f"{row}: {n} requests per client per round", flush=True)
+                    wall(base + path, str(pki["ca"]), n, proc.pid)
+                    continue
+                for impl, loop_name in IMPLS:
+                    if a.only and impl != a.only:
+                        continue
+                    one = run_counted(impl, loop_name, base + path, str(pki["ca"]), n, work,
+                                      (n + 1) * size)
+                    two = run_counted(impl, loop_name, base + path, str(pki["ca"]), 2 * n,
+                                      work, (2 * n + 1) * size)
+                    per = (two - one) / n
+                    print(f"{row:6} {impl:14} on {loop_name:8} {per:14,.0f} instructions/request"
+                          + (f"  ({per / size:.2f} per body byte)" if row == "large" else ""),
+                          flush=True)
+        finally:
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
