@@ -690,13 +690,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             self._start_sink()
         while True:
             if self._body and (streaming or self._complete):
-                chunks = list(self._body)
-                self._body.clear()
-                self._body_size = 0
-                if self._reading_paused and not self.closed:
-                    self._reading_paused = False
-                    self.transport.resume_reading()  # type: ignore[union-attr]
-                return chunks
+                return self._take_chunks()
             if self._complete:
                 return []
             self._raise_error()
@@ -710,6 +704,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
         `read_body(deadline, False)` would give at once, [] for no body), else None."""
         if not self._complete or self._streaming:
             return None
+        return self._take_chunks()
+
+    def _take_chunks(self) -> list[bytes]:
+        """The body's chunks received so far, taken; reading resumes if it was paused for
+        them."""
         chunks = list(self._body)
         self._body.clear()
         self._body_size = 0
