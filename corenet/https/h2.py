@@ -245,14 +245,7 @@ class H2Stream:
                 self.conn.flush()
         while True:
             if self._body and (streaming or self.complete):
-                chunks = list(self._body)
-                self._body.clear()
-                self._body_size = 0
-                if self._unconsumed:
-                    self.session.consume(self.sid, self._unconsumed)
-                    self._unconsumed = 0
-                    self.conn.flush()
-                return chunks
+                return self._take_chunks()
             if self.complete:
                 return []
             if self.error is not None or self.closed:
@@ -264,6 +257,11 @@ class H2Stream:
         `read_body(deadline, False)` would give at once), else None."""
         if not self.complete or self.streaming:
             return None
+        return self._take_chunks()
+
+    def _take_chunks(self) -> list[bytes]:
+        """The body's chunks received so far, taken; their bytes are given back to the
+        peer's flow-control window if they were held."""
         chunks = list(self._body)
         self._body.clear()
         self._body_size = 0
