@@ -9,23 +9,23 @@ recursion. A probe from yet another address (127.0.3.1) asks a cached name every
 seconds and times each answer: its p50/p99 with and without the flood are the figures.
 Both servers run with the same per-client miss budget (``ip-ratelimit: 1000``, corenet's
 default; Unbound's is off by default) and their defaults otherwise. The server is pinned to
-core 0, the flood and the probe to core 1 (the flood at the lowest priority, so the probe
-measures the server rather than its wait for the CPU).
+core 0, the flood and the probe to core 1: the flood at the lowest priority and the probe
+at real-time priority (``dns_probe``), so that the probe measures the server rather than its
+wait for the CPU; it also reports when each answer reached its socket, by the kernel's
+timestamp.
 
 ``CORENET_BENCH_SHORT=1``: seconds, not minutes. Run: ``pytest -s benchmarks/test_flood.py``.
 """
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-import dns.message
 import pytest
 
+from dns_probe import probe
 from test_daemon import (LOAD_CORE, NO_IPV6, SECONDS, TWO_CORES, UNBOUND_RCVBUF, Daemon,
                          Unbound, _pin, _wire_queries, dns_load, lab53)  # noqa: F401
 
@@ -37,36 +37,8 @@ PROBE_GAP = 0.005
 PROBE_NAME = "www.example.com."
 
 
-def _probe(port: int, seconds: float, stop: threading.Event | None = None) -> dict:
-    """Asks PROBE_NAME from 127.0.3.1 every PROBE_GAP seconds for ``seconds``: latencies
-    in ms and how many got no answer within a second."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.3.1", 0))
-    s.settimeout(1.0)
-    q = dns.message.make_query(PROBE_NAME, "A")
-    lat, lost = [], 0
-    end = time.monotonic() + seconds
-    try:
-        for i in range(int(seconds / PROBE_GAP) + 1):
-            if time.monotonic() >= end or (stop is not None and stop.is_set()):
-                break
-            q.id = i & 0xFFFF
-            t0 = time.perf_counter()
-            s.sendto(q.to_wire(), ("127.0.0.1", port))
-            try:
-                while True:
-                    data = s.recv(4096)
-                    if data[:2] == q.id.to_bytes(2, "big"):
-                        break
-                lat.append((time.perf_counter() - t0) * 1000)
-            except socket.timeout:
-                lost += 1
-            time.sleep(PROBE_GAP)
-    finally:
-        s.close()
-    lat.sort()
-    pick = (lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]) if lat else (lambda p: 0)
-    return {"probes": len(lat) + lost, "lost": lost, "p50_ms": pick(50), "p99_ms": pick(99)}
+def _probe(port: int, seconds: float) -> dict:
+    return probe(port, seconds, gap=PROBE_GAP, name=PROBE_NAME)
 
 
 def _flood_and_probe(exe: str, port: int, qfile: Path) -> dict:

@@ -6,7 +6,7 @@ DEAD_ADDR, where a listener (a process of its own) reads every datagram, counts 
 answers. A flood process sends random names under that zone (``w<random>.torture.example.com.``
 A) at RATE a second from SOURCES client addresses (127.0.2.1-64), reading and discarding what
 comes back; meanwhile a probe from 127.0.3.1 asks a cached name every PROBE_GAP seconds and
-times each answer, and another client (127.0.4.1) asks a new name under the healthy
+times each answer (``dns_probe``: at real-time priority, as it shares the load's core), and another client (127.0.4.1) asks a new name under the healthy
 example.com every HEALTHY_GAP seconds (an NXDOMAIN within HEALTHY_TIMEOUT is answered). Both
 servers with their defaults (corenet's IPv6 off, as the lab's Unbound's), one worker or thread
 each, the server pinned to core 0 and the load to core 1 when there are two. corenet starts
@@ -38,6 +38,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from dns_probe import probe
 from test_daemon import LOAD_CORE, NO_IPV6, SHORT, TWO_CORES, Daemon, Unbound, _pin
 from dnslab import zones  # noqa: E402
 from dnslab.unbound import lab_on_port_53  # noqa: E402
@@ -135,32 +136,7 @@ def _flood(port: int, seconds: float, seed: int, sent) -> None:
 
 
 def _probe(port: int, seconds: float) -> dict:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.3.1", 0))
-    s.settimeout(1.0)
-    q = dns.message.make_query(PROBE_NAME, "A")
-    lat, lost = [], 0
-    end = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < end:
-        i += 1
-        q.id = i & 0xFFFF
-        t0 = time.perf_counter()
-        s.sendto(q.to_wire(), ("127.0.0.1", port))
-        try:
-            while s.recv(4096)[:2] != q.id.to_bytes(2, "big"):
-                pass
-            lat.append((time.perf_counter() - t0) * 1000)
-        except socket.timeout:
-            lost += 1
-        time.sleep(PROBE_GAP)
-    s.close()
-    lat.sort()
-
-    def pick(p):
-        return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 2) if lat else None
-    return {"probes": len(lat) + lost, "lost": lost, "p50_ms": pick(50), "p99_ms": pick(99),
-            "max_ms": round(lat[-1], 2) if lat else None}
+    return probe(port, seconds, gap=PROBE_GAP, name=PROBE_NAME)
 
 
 def _healthy(port: int, seconds: float, rng: random.Random, out: dict) -> None:

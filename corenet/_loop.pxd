@@ -63,6 +63,9 @@ cdef class BaseLoop:
     cdef list _held             # edge mode: (fd, events) an interrupted iteration left undone
     cdef list _before_poll      # one-shot callables run before the next poll (flushes)
     cdef list _before_poll_swap
+    cdef list _often            # watchers also read between pieces of long iterations
+    cdef double _often_every    # ... once this many seconds of work have passed
+    cdef double _often_next
 
     cdef bint _stopping
     cdef public bint _closed
@@ -97,6 +100,9 @@ cdef class BaseLoop:
     cdef int _dispatch_held(self) except -1
     cdef list _take_due_timers(self)
     cdef int _run_timers(self, list due) except -1
+    cdef int _read_often(self) except -1
+    cdef int read_often(self, FdWatcher w, double every) except -1
+    cdef int read_often_stop(self, FdWatcher w) except -1
 
     cdef FdWatcher _watcher(self, int fd)
     cdef int _sync(self, FdWatcher w, bint lazy) except -1

@@ -404,6 +404,7 @@ cdef class BaseLoop:
         self._deleted = set()
         self._before_poll = []
         self._before_poll_swap = []
+        self._often = []
 
     def __init__(self, *, trigger=None):
         cdef epoll_event ev
@@ -805,9 +806,57 @@ cdef class BaseLoop:
                 i += 1
                 if not h._cancelled:
                     self._run_handle(h, True)
+                    if self._often_every > 0.0:
+                        self._read_often()
         except BaseException:
             self._ready[0:0] = due[i:n]   # KeyboardInterrupt: keep the rest for the next run
             raise
+        return 0
+
+    cdef int read_often(self, FdWatcher w, double every) except -1:
+        """Besides its epoll events, ``w.on_events(loop, EPOLLIN)`` is called between two
+        callbacks of an iteration (I/O events, ready callbacks, timers) once ``every``
+        seconds have passed since the last such call: a socket whose readers must not wait
+        for a long iteration to end (a resolver's listener, whose cached answers would wait
+        behind the replies and timers of its misses) is read in the middle of it. The
+        watcher must be registered for reading, and its ``on_events`` must cope with an
+        empty socket. The loop reads all such watchers together, at the shortest ``every``
+        asked. ``unregister_watcher`` (or ``read_often_stop``) ends it
+        (``corenet.capi.read_often``)."""
+        if every <= 0.0:
+            raise ValueError("every must be positive")
+        if w not in self._often:
+            self._often.append(w)
+        if self._often_every == 0.0 or every < self._often_every:
+            self._often_every = every
+        self._often_next = self._now() + self._often_every
+        return 0
+
+    cdef int read_often_stop(self, FdWatcher w) except -1:
+        if w in self._often:
+            self._often.remove(w)
+            if not self._often:
+                self._often_every = 0.0
+        return 0
+
+    cdef int _read_often(self) except -1:
+        """The watchers of ``read_often``, when their interval has passed since the last
+        turn. An exception from one goes to the exception handler, as a callback's would."""
+        cdef double now = self._now()
+        cdef FdWatcher w
+        if now < self._often_next:
+            return 0
+        self._often_next = now + self._often_every
+        for w in tuple(self._often):
+            if w.registered & EPOLLIN:
+                try:
+                    w.on_events(self, EPOLLIN)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.call_exception_handler({
+                        "message": f"Exception reading {w!r} between callbacks",
+                        "exception": exc})
         return 0
 
     cdef int _poll(self, double timeout) except -1:
@@ -869,6 +918,8 @@ cdef class BaseLoop:
                     self._on_events_timed(<FdWatcher>w, events)
                 else:
                     (<FdWatcher>w).on_events(self, events)
+                if self._often_every > 0.0:
+                    self._read_often()
         except BaseException:
             self._hold(i, n)    # KeyboardInterrupt: the events after it are not lost
             raise
@@ -962,12 +1013,16 @@ cdef class BaseLoop:
                     i += 1
                     if not h._cancelled:
                         self._run_handle(h, True)
+                        if self._often_every > 0.0:
+                            self._read_often()
             else:
                 while i < n:
                     h = <Handle>todo[i]
                     i += 1
                     if not h._cancelled:
                         h.run_c(True)
+                        if self._often_every > 0.0:
+                            self._read_often()
         except BaseException:
             # KeyboardInterrupt/SystemExit: keep the callbacks not yet run for the next run.
             self._current_handle = None
@@ -1070,6 +1125,8 @@ cdef class BaseLoop:
         return 0
 
     cdef int unregister_watcher(self, FdWatcher w) except -1:
+        if self._often_every > 0.0:
+            self.read_often_stop(w)
         if w.fd < len(self._fds) and self._fds[w.fd] is w:
             self._fds[w.fd] = None
         if w.registered and self._epfd >= 0:
@@ -1086,6 +1143,8 @@ cdef class BaseLoop:
         cdef int fd = w.fd
         if fd < 0:
             return 0
+        if self._often_every > 0.0:
+            self.read_often_stop(w)
         if fd < len(self._fds) and self._fds[fd] is w:
             self._fds[fd] = None
         if w.registered and self._nregistered > 0:

@@ -36,6 +36,16 @@
 #     exchange. One watcher per descriptor: watching replaces what the loop held for it, and ``add_reader``
 #     on it is refused while it is watched.
 #
+# Sockets read in the middle of long iterations
+#     ``read_often(loop, watcher, every)``: a watched descriptor whose waiting readers must not
+#     wait for a long iteration to end. Besides its epoll events, the loop calls
+#     ``watcher.on_events(loop, EPOLLIN)`` between two of an iteration's callbacks (I/O
+#     events, ready callbacks, timers) once ``every`` seconds have passed since the last such
+#     call, so ``on_events`` must cope with a socket that has nothing to read. All such watchers
+#     are read together, at the shortest ``every`` asked. ``read_often_stop(loop, watcher)``
+#     ends it; so does ``unwatch``. A resolver's listener uses it: its cached answers would
+#     otherwise wait behind every reply and timer of the misses it started.
+#
 # Readers and timers without argument tuples
 #     ``add_reader_fd(loop, fd, callback)`` is ``loop.add_reader(fd, callback)``;
 #     ``close_reader_fd(loop, fd)`` is ``loop.remove_reader(fd)`` followed by ``close(fd)``,
@@ -91,6 +101,14 @@ cdef inline int unwatch(Loop loop, FdWatcher watcher) except -1:
 
 cdef inline int unwatch_close(Loop loop, FdWatcher watcher) except -1:
     return loop.close_watcher(watcher)
+
+
+cdef inline int read_often(Loop loop, FdWatcher watcher, double every) except -1:
+    return loop.read_often(watcher, every)
+
+
+cdef inline int read_often_stop(Loop loop, FdWatcher watcher) except -1:
+    return loop.read_often_stop(watcher)
 
 
 cdef inline int add_reader_fd(Loop loop, int fd, object callback) except -1:

@@ -184,7 +184,8 @@ class Server:
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.front, self.dispatch.udp_miss, self.acl, self.snoop,
-                           self.cfg.misses_per_wakeup, self.cfg.busy_target, self.query_log)
+                           self.cfg.misses_per_wakeup, self.cfg.busy_target, self.query_log,
+                           self.cfg.read_interval)
             listener.start()
             self.udp.append(listener)
             return

@@ -776,12 +776,20 @@ TABLE: tuple[Setting, ...] = (*section(
                    "hundreds delays every answer behind it."),
     Setting("busy_target", 'float', 0.002, number(float, 0.0005, 10),
             doc="Seconds a loop iteration may work before the daemon counts itself behind: each "
-                "longer iteration halves the misses a wake-up may start, each shorter one lets "
+                "longer iteration halves the misses an iteration may start, each shorter one lets "
                 "the quota grow back. Under a flood of misses the loop settles near this, and a "
                 "cached name is answered within about one iteration.",
             reason="A cached name waits for about one loop iteration under a flood: 2 ms keeps "
                    "its p99 near 4 ms with no loss of the flood's own throughput "
                    "(BENCHMARKS.md, \"Under a random-name flood\")."),
+    Setting("read_interval", 'float', 0.0005, number(float, 0.0001, 1),
+            doc="Seconds of one loop iteration's work after which each UDP listener reads its "
+                "socket again, between two of the iteration's callbacks, rather than at the "
+                "iteration's end: a cached name waits about this long at most behind the "
+                "replies, timers and callbacks of the misses started before it.",
+            reason="Under a flood of misses an iteration works for milliseconds; a cached answer "
+                   "should not wait for all of it, and a read that finds nothing costs one "
+                   "system call."),
 ), *section(
     'operating it',
     Setting("metrics", 'Address | None', None, optional(address(9153)),

@@ -7,7 +7,10 @@
 Each wake-up drains datagrams with ``recvmmsg`` in batches (up to 2,048 datagrams, so that a
 flood finds the socket drained and a cached name's query is not lost in a full receive
 buffer), answers the hits of each batch as it is read, and starts the wake-up's misses only
-once all its batches are read and answered. A query whose answer is in the
+once all its batches are read and answered. Besides its epoll wake-ups, the loop reads the
+socket again between two callbacks of an iteration once ``read_interval`` seconds of it have
+passed (``corenet.capi.read_often``): a cached name waits about that long at most behind the
+replies, timers and callbacks of the misses started before it. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
@@ -17,7 +20,7 @@ local answer), dropped, or a miss. Misses (and entries due for prefetch) go to
 ``on_miss(query, addr, send, over, absent)``, ``absent`` the query's message cache key when
 the cache has no fresh entry for it (the engine need neither look again nor build the key),
 else None, ``over`` set past
-a quota of misses per wake-up that adapts to how long the loop's
+a quota of misses per loop iteration that adapts to how long the loop's
 iterations take (``_iteration_end``): the engine then starts the miss only for a client with
 none in flight, and drops and counts (``busy``) the others, while hits are still answered.
 The engine's answers come back through ``send(answer)``, which queues them on the listener;
@@ -33,7 +36,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
-from corenet.capi cimport EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, unwatch, watch
+from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, read_often,
+                           unwatch, watch)
 from resolver.cache.answer cimport monotonic
 from resolver.daemon.admission cimport (ALLOWED, DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT,
                                         MISS, OUTSIDE, REFUSED, SNOOPER, FrontDoor)
@@ -83,11 +87,12 @@ cdef class UDPListener(FdWatcher):
     cdef object flush_cb
     cdef ACL acl
     cdef ACL snoop              # may also ask with RD clear (answered from the cache)
-    cdef public unsigned int misses_per_wakeup  # the most misses one wake-up passes on
+    cdef public unsigned int misses_per_wakeup  # the most misses one iteration passes on
     cdef public double busy_target  # a loop iteration longer than this: the loop is behind
-    cdef unsigned int quota         # misses this wake-up may pass on (see _iteration_end)
-    cdef unsigned int wakeup_misses
-    cdef bint behind                # this wake-up found a full batch waiting: a backlog
+    cdef double read_interval       # the socket is read again after this much of an iteration
+    cdef unsigned int quota         # misses one iteration may pass on (see _iteration_end)
+    cdef unsigned int iteration_misses # ... passed on so far in this iteration
+    cdef bint behind                # a read of this iteration found a full batch: a backlog
     cdef double woke_at
     cdef bint measuring
     cdef object iteration_end_cb
@@ -128,7 +133,7 @@ cdef class UDPListener(FdWatcher):
 
     def setup(self, loop, sock, FrontDoor front not None, on_miss, ACL acl not None,
               ACL snoop=None, unsigned int misses_per_wakeup=256, double busy_target=0.01,
-              query_log=None):
+              query_log=None, double read_interval=0.0005):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -142,10 +147,12 @@ cdef class UDPListener(FdWatcher):
         self.snoop = snoop if snoop is not None else ACL()
         self.misses_per_wakeup = self.quota = max(1, misses_per_wakeup)
         self.busy_target = busy_target
+        self.read_interval = read_interval
         self.iteration_end_cb = self._iteration_end
 
     def start(self):
         watch(self.loop, self, EPOLLIN)
+        read_often(self.loop, self, self.read_interval)
 
     def stop_reading(self):
         """No more queries (a graceful stop); answers to those in flight still go out."""
@@ -197,7 +204,6 @@ cdef class UDPListener(FdWatcher):
         cdef int b, r
         if self.closed:
             return 0
-        self.wakeup_misses = 0
         if not self.measuring:
             self.measuring = True
             self.woke_at = monotonic()
@@ -206,8 +212,8 @@ cdef class UDPListener(FdWatcher):
             r = cn_recv(self.fd, self.batch)
             if r <= 0:
                 break
-            if b == 0:
-                self.behind = r == CN_BATCH
+            if b == 0 and r == CN_BATCH:
+                self.behind = True
             try:
                 self._batch(r)
             except Exception:
@@ -241,21 +247,24 @@ cdef class UDPListener(FdWatcher):
 
     def _iteration_end(self):
         """Before the loop polls again: how long this iteration worked after the wake-up
-        sets the next wake-ups' miss quota. The quota holds only while the listener is
-        behind (a wake-up found a whole batch waiting, which a client's burst of a few dozen
+        sets the next iterations' miss quota. The quota holds only while the listener is
+        behind (a read found a whole batch waiting, which a client's burst of a few dozen
         queries never fills): then past ``busy_target`` the quota halves (the
         misses started are what slows the loop: each brings replies and timers back), below
         it the quota grows back by steps, so under a flood the loop settles near the target
         and a cached name waits at most about one such iteration."""
         cdef double took = monotonic() - self.woke_at
         cdef int b = 0
+        cdef bint behind = self.behind
         self.measuring = False
+        self.behind = False
+        self.iteration_misses = 0
         while b < ITERATION_BUCKETS - 1 and took > _bounds[b]:
             b += 1
         self.iteration_counts[b] += 1
         if took > self.iteration_max:
             self.iteration_max = took
-        if self.behind and took > self.busy_target:
+        if behind and took > self.busy_target:
             self.quota = max(1, self.quota >> 1)
         elif self.quota < self.misses_per_wakeup:
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
@@ -297,11 +306,11 @@ cdef class UDPListener(FdWatcher):
                     key = None
                 # Behind (past the quota): hits first; a miss goes on only if its client has
                 # none in flight (the engine decides), and past twice the quota not at all.
-                over = self.behind and self.wakeup_misses >= self.quota
-                if over and self.wakeup_misses >= self.quota + self.misses_per_wakeup:
+                over = self.behind and self.iteration_misses >= self.quota
+                if over and self.iteration_misses >= self.quota + self.misses_per_wakeup:
                     self.dropped_busy += 1
                     continue
-                self.wakeup_misses += 1
+                self.iteration_misses += 1
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
                                cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
                 continue

@@ -4,8 +4,8 @@ from libc.stdint cimport uint32_t
 from posix.unistd cimport read
 
 from corenet.capi cimport (EPOLLIN, FdWatcher, FrameReceiver, Loop, TimerHandle, add_reader_fd,
-                           call_before_poll, call_later_fn, close_reader_fd, fast_loop, unwatch,
-                           unwatch_close, watch)
+                           call_before_poll, call_later_fn, close_reader_fd, fast_loop,
+                           read_often, read_often_stop, unwatch, unwatch_close, watch)
 
 
 def is_fast(loop):
@@ -56,6 +56,12 @@ cdef class Drain(FdWatcher):
 
     def stop(self, loop):
         unwatch(<Loop?>loop, self)
+
+    def often(self, loop, double every):
+        read_often(<Loop?>loop, self, every)
+
+    def often_stop(self, loop):
+        read_often_stop(<Loop?>loop, self)
 
     def close(self, loop):
         unwatch_close(<Loop?>loop, self)

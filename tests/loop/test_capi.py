@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,65 @@ def test_watcher_is_called_from_epoll_and_unwatch_stops_it(capi_ext, loop):
         loop.run_forever()
         assert d.data == b"hello"        # no more events after unwatch
     finally:
+        os.close(r)
+        os.close(w)
+
+
+def _long_iteration(loop, w, work: float, drain) -> list:
+    """One iteration's two callbacks: the first works for ``work`` seconds and then makes
+    the pipe readable, the second notes whether ``drain`` has read it already."""
+    seen = []
+
+    def first():
+        end = time.monotonic() + work
+        while time.monotonic() < end:
+            pass
+        os.write(w, b"x")
+
+    loop.call_soon(first)
+    loop.call_soon(lambda: seen.append("read" if drain.data else "not yet"))
+    loop.call_later(0.05, loop.stop)
+    return seen
+
+
+@pytest.mark.parametrize("stop", ["stays", "read_often_stop", "unwatch"])
+def test_read_often_reads_a_watcher_between_the_callbacks_of_a_long_iteration(capi_ext, loop,
+                                                                             stop):
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        d = capi_ext.Drain(r)
+        d.start(loop)
+        d.often(loop, 0.001)
+        if stop == "read_often_stop":
+            d.often_stop(loop)
+        elif stop == "unwatch":
+            d.stop(loop)
+        seen = _long_iteration(loop, w, 0.005, d)
+        loop.run_forever()
+        # Past ``every`` the watcher is read between the two callbacks, not after the poll;
+        # once stopped (or unwatched) it waits for its epoll event as any other.
+        assert seen == (["read"] if stop == "stays" else ["not yet"])
+        assert d.data == (b"x" if stop != "unwatch" else b"")
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_read_often_waits_for_its_interval(capi_ext, loop):
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        d = capi_ext.Drain(r)
+        d.start(loop)
+        d.often(loop, 30.0)
+        seen = _long_iteration(loop, w, 0.005, d)
+        loop.run_forever()
+        assert seen == ["not yet"] and d.data == b"x"     # read after the poll
+        with pytest.raises(ValueError):
+            d.often(loop, 0.0)
+    finally:
+        d.stop(loop)
         os.close(r)
         os.close(w)
 

@@ -77,3 +77,46 @@ def test_hits_of_a_wakeup_are_answered_before_its_misses_start(corenet_kind):
 async def _tick():
     import asyncio
     await asyncio.sleep(0.01)
+
+
+def test_a_cached_name_is_answered_in_the_middle_of_a_long_iteration(corenet_kind):
+    """The loop reads the listener again between two callbacks once ``read_interval`` of
+    an iteration has passed: a cached name's query that arrives while a callback works is
+    answered before the iteration's next callback, not after the iteration."""
+    probe_q = dns.message.make_query("cached.example.", "A")
+    resp = dns.message.make_response(probe_q)
+    resp.answer.append(dns.rrset.from_text("cached.example.", 300, "IN", "A", "192.0.2.1"))
+    table = {parse_query(probe_q.to_wire())[0]: MsgEntry(resp.to_wire(), time.monotonic(), 0.0)}
+    loop = make_loop(corenet_kind)
+    sock, probe = _socket(), _socket()
+    seen = []
+
+    def busy():
+        end = time.monotonic() + 0.005
+        while time.monotonic() < end:
+            pass
+        probe.sendto(probe_q.to_wire(), sock.getsockname())
+        end = time.monotonic() + 0.005
+        while time.monotonic() < end:
+            pass
+
+    def next_callback():
+        try:
+            seen.append(dns.message.from_wire(probe.recv(512)).id)
+        except BlockingIOError:
+            seen.append(None)
+
+    listener = udp_listener.UDPListener(sock.fileno())
+    listener.setup(loop, sock, FrontDoor(table, None), lambda *a: None, ACL(["127.0.0.0/8"]),
+                   read_interval=0.001)
+    try:
+        listener.start()
+        loop.call_soon(busy)
+        loop.call_soon(next_callback)
+        loop.run_until_complete(_tick())
+        assert seen == [probe_q.id]
+        assert listener.counters()["hits"] == 1
+    finally:
+        listener.close()
+        probe.close()
+        loop.close()
