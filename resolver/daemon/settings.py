@@ -768,20 +768,21 @@ TABLE: tuple[Setting, ...] = (*section(
             reason="Slow authorities cannot hold every slot while fresh queries are dropped "
                    "(Unbound's value)."),
     Setting("misses_per_wakeup", 'int', 256, number(int, 1, 1_000_000),
-            doc="The most new cache misses one wake-up of a UDP listener passes to the "
-                "resolver; the wake-up's further misses are dropped and counted (``busy``) "
-                "while its cache hits are still answered. The quota in force adapts below this "
-                "(see ``busy-target``).",
-            reason="Each miss costs a socket and a recursion, and a wake-up that starts "
+            doc="The most new cache misses a UDP listener passes to the resolver in one loop "
+                "iteration while it is behind (it found a whole batch of queries waiting); "
+                "the iteration's further misses are dropped and counted (``busy``) while its "
+                "cache hits are still answered. The quota in force adapts below this (see "
+                "``busy-target``).",
+            reason="Each miss costs a socket and a recursion, and an iteration that starts "
                    "hundreds delays every answer behind it."),
     Setting("busy_target", 'float', 0.002, number(float, 0.0005, 10),
             doc="Seconds a loop iteration may work before the daemon counts itself behind: each "
-                "longer iteration halves the misses an iteration may start, each shorter one lets "
-                "the quota grow back. Under a flood of misses the loop settles near this, and a "
-                "cached name is answered within about one iteration.",
-            reason="A cached name waits for about one loop iteration under a flood: 2 ms keeps "
-                   "its p99 near 4 ms with no loss of the flood's own throughput "
-                   "(BENCHMARKS.md, \"Under a random-name flood\")."),
+                "longer iteration halves the misses the next may start, each shorter one lets "
+                "the quota grow back. Under a flood of misses the loop settles near this.",
+            reason="Misses keep flowing under a flood (about 20k recursions a second in "
+                   "BENCHMARKS.md, \"Under a random-name flood\") while a loop that falls "
+                   "behind starts fewer; what a cached name waits for is bounded by "
+                   "``read-interval``, not by this."),
     Setting("read_interval", 'float', 0.0005, number(float, 0.0001, 1),
             doc="Seconds of one loop iteration's work after which each UDP listener reads its "
                 "socket again, between two of the iteration's callbacks, rather than at the "
