@@ -251,8 +251,8 @@ cdef class UDPListener(FdWatcher):
         behind (a read found a whole batch waiting, which a client's burst of a few dozen
         queries never fills): then past ``busy_target`` the quota halves (the
         misses started are what slows the loop: each brings replies and timers back), below
-        it the quota grows back by steps, so under a flood the loop settles near the target
-        and a cached name waits at most about one such iteration."""
+        it the quota grows back by steps, so under a flood the loop settles near the target.
+        (A cached name does not wait for the iteration's end: see ``read_interval``.)"""
         cdef double took = monotonic() - self.woke_at
         cdef int b = 0
         cdef bint behind = self.behind
