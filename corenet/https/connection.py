@@ -128,6 +128,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._sink: BodySink | None = None
         self._complete = False
         self._streaming = False
+        self._partial = False  # a whole body taken piece by piece as it comes
         self._reading_paused = False
         self._write_paused = False
         self._error: BaseException | None = None
@@ -293,7 +294,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
             if ev.__class__ is bytes:
                 self._body.append(ev)
                 self._body_size += len(ev)
-                if self._streaming:
+                if self._streaming or self._partial:
                     wake = True
             elif ev is END:
                 self._complete = True
@@ -598,6 +599,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self._sink = None
         self._complete = False
         self._streaming = streaming
+        self._partial = False
         self._error = None
         self.requests += 1
 
@@ -675,9 +677,12 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if self._error is not None:
             raise self._error
 
-    async def read_body(self, deadline: Any, streaming: bool) -> list[bytes]:
+    async def read_body(self, deadline: Any, streaming: bool,
+                        partial: bool = False) -> list[bytes]:
         """Body chunks received so far; waits for at least one, or for the whole body
-        when not streaming. An empty list means the body is complete."""
+        when not streaming. An empty list means the body is complete. `partial`: the body
+        is read whole (its limit, no back-pressure) but taken as it comes, for a reader
+        that decodes it on the way."""
         if streaming != self._streaming:
             self._streaming = streaming
             ex = self._exchange
@@ -686,10 +691,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
                     ex.set_streaming(streaming)
                 except RemoteProtocolError as exc:
                     self._on_error(exc)
-        if not streaming and self._sink is None and not self._complete:
+        self._partial = partial
+        if not (streaming or partial or self._sink is not None or self._complete):
             self._start_sink()
         while True:
-            if self._body and (streaming or self._complete):
+            if self._body and (streaming or partial or self._complete):
                 return self._take_chunks()
             if self._complete:
                 return []

@@ -236,7 +236,10 @@ class H2Stream:
             await self._wait(deadline, "waiting for the response from ")
         return self.head
 
-    async def read_body(self, deadline: Any, streaming: bool) -> list[bytes]:
+    async def read_body(self, deadline: Any, streaming: bool,
+                        partial: bool = False) -> list[bytes]:
+        """As HTTPConnection.read_body: what has come of the body (the whole of it
+        unless `streaming` or `partial`); [] at its end."""
         if streaming != self.streaming:
             self.streaming = streaming
             if not streaming and self._unconsumed:
@@ -244,7 +247,7 @@ class H2Stream:
                 self._unconsumed = 0
                 self.conn.flush()
         while True:
-            if self._body and (streaming or self.complete):
+            if self._body and (streaming or partial or self.complete):
                 return self._take_chunks()
             if self.complete:
                 return []

@@ -138,7 +138,8 @@ class Response:
         self.elapsed = datetime.timedelta(0)
         self.default_encoding = default_encoding
         self._encoding: str | None = None
-        self._chunks: Callable[[], Any] | None = None  # async () -> list[bytes]; [] at end
+        # async (streaming, partial) -> list[bytes]; [] at the end (attach_stream)
+        self._chunks: Callable[..., Any] | None = None
         self._on_close: Callable[[bool], None] | None = None
         self._content_encoding = ""  # set when the body has a Content-Encoding
         self._set_cookie = False  # whether there is a Set-Cookie header to store
@@ -198,8 +199,9 @@ class Response:
     def attach_stream(self, chunks: Callable[..., Any], on_close: Callable[[bool], None],
                       started_at: float, clock: Callable[[], float], set_cookie: bool,
                       content_encoding: bytes | None, limits: Limits) -> None:
-        """For a transport: the body is read through `chunks` (async, `streaming` ->
-        list[bytes], [] at the end) and `on_close(complete)` is called once it is read or
+        """For a transport: the body is read through `chunks` (async, `(streaming,
+        partial)` -> list[bytes], [] at the end: the read_body of HTTPConnection) and
+        `on_close(complete)` is called once it is read or
         the response closed; `started_at` on `clock` is when the request began (elapsed);
         `set_cookie`: the headers hold a Set-Cookie; `content_encoding` (bytes, or None)
         is decoded within `limits`."""
@@ -426,11 +428,11 @@ class Response:
         if not self._content_encoding:
             return None
         lim = self._limits
-        if whole:
-            limit, piece = lim.max_body_bytes, max(lim.max_decoded_chunk, 1 << 20)
-        else:
-            limit, piece = lim.max_stream_bytes, lim.max_decoded_chunk
-        dec = Decoder(self._content_encoding, limit, piece, lim.zstd_window_log_max)
+        # A body read whole is decoded in pieces of max_decoded_chunk too: pieces that
+        # small come from (and go back to) the heap, where pieces of megabytes were fresh
+        # pages to fault in, then the whole once more for the join.
+        dec = Decoder(self._content_encoding, lim.max_body_bytes if whole else
+                      lim.max_stream_bytes, lim.max_decoded_chunk, lim.zstd_window_log_max)
         return dec if dec else None
 
     async def _aiter_decoded(self) -> AsyncIterator[bytes]:
@@ -492,13 +494,18 @@ class Response:
         self.is_stream_consumed = True
         ok = False
         try:
+            # An encoded body is decoded as it comes, while the server is still sending
+            # (or compressing) the rest, rather than all at once after the last byte.
+            dec = self._decoder(True)
             parts: list[bytes] = []
             while True:
-                chunks = await self._chunks(False)  # type: ignore[misc]
+                chunks = await self._chunks(False, dec is not None)  # type: ignore[misc]
                 if not chunks:
                     break
-                parts += chunks
-            self._content = self._decoded(parts)
+                parts += chunks if dec is None else _decode(dec, chunks)
+            if dec is not None:
+                parts += dec.flush()
+            self._content = _joined(parts)
             ok = True
         except RequestError as exc:
             attach_request(exc, self.request)
@@ -524,14 +531,12 @@ class Response:
             self._close(ok)
 
     def _decoded(self, parts: list[bytes]) -> bytes:
-        raw = parts[0] if len(parts) == 1 else b"".join(parts)
-        dec = self._decoder(True) if self._content_encoding else None
-        if dec is not None:
-            out = list(dec.decode(raw))
-            out += dec.flush()
-            raw = out[0] if len(out) == 1 else b"".join(out)
-            del out
-        return raw
+        dec = self._decoder(True)
+        if dec is None:
+            return _joined(parts)
+        out = _decode(dec, parts)
+        out += dec.flush()
+        return _joined(out)
 
     def _close(self, complete: bool) -> None:
         if self.is_closed:
@@ -634,13 +639,25 @@ def _without_loop(aw: Any) -> tuple[bool, Any]:
     raise RuntimeError("reading this response's body needs its loop")
 
 
+def _joined(parts: list[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _decode(dec: Decoder, chunks: list[bytes]) -> list[bytes]:
+    """The decoded pieces of received `chunks`."""
+    out: list[bytes] = []
+    for c in chunks:
+        out += dec.decode(c)
+    return out
+
+
 def _chunk_source(content: Any) -> Callable[..., Any]:
     """The `_chunks` of a hand-made streamed response: pieces of `content`, a sync or
     async iterable of bytes."""
     if hasattr(content, "__aiter__"):
         it = content.__aiter__()
 
-        async def next_chunks(streaming: bool = True) -> list[bytes]:
+        async def next_chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
             async for piece in it:
                 if piece:
                     return [bytes(piece)]
@@ -648,7 +665,7 @@ def _chunk_source(content: Any) -> Callable[..., Any]:
     else:
         sync_it = iter(content)
 
-        async def next_chunks(streaming: bool = True) -> list[bytes]:
+        async def next_chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
             for piece in sync_it:
                 if piece:
                     return [bytes(piece)]

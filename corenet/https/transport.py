@@ -332,8 +332,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                         request=req)
         resp.extensions = rs.response_extensions(reused)
 
-        async def chunks(streaming: bool = True) -> list[bytes]:
-            return await rs.read_body(deadline, streaming)
+        async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
+            return await rs.read_body(deadline, streaming, partial)
 
         def on_close(complete: bool) -> None:
             ended = rs.finish()

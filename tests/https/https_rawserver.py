@@ -308,6 +308,20 @@ def handle(sock: socket.socket, state: dict) -> None:
             body, coding = bomb(q["kind"], min(int(q.get("mb", "256")), 1024))
             if not send(sock, ok(body, f"Content-Encoding: {coding}\r\n")):
                 return
+        elif route == "/bomb-stall":
+            # The first half of a bomb, then nothing until the client leaves: a client
+            # that decodes a body read whole only after its last byte waits here.
+            q = query(path)
+            body, coding = bomb(q["kind"], min(int(q.get("mb", "64")), 1024))
+            if not send(sock, ok(body, f"Content-Encoding: {coding}\r\n")[:-(len(body) // 2)]):
+                return
+            sock.settimeout(MAX_STALL)
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+            return
         elif route == "/coded":
             # pattern(n) with the codings of ?kind= (comma-separated, in applied order).
             q = query(path)

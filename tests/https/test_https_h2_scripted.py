@@ -16,6 +16,7 @@ from https_h2server import (
     CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
     H2Server, frame,
 )
+from https_rawserver import zeros_gzip
 
 
 def client(pki, **kw) -> Client:
@@ -249,6 +250,29 @@ def test_a_stalled_stream_is_a_timeout_not_a_hang(pki, run):
 
         out = run(main())
     assert all(isinstance(o, ReadTimeout) for o in out)
+
+
+def test_a_bomb_read_whole_is_decoded_as_it_comes(pki, run):
+    """Half of a gzip bomb, then nothing: the body limit is found in what came, not after
+    an end of stream that never comes (a ReadTimeout)."""
+    body = zeros_gzip(64)
+    half = body[:len(body) // 2]
+
+    def handler(peer):
+        [sid] = peer.requests(1)
+        peer.respond(sid, b"", headers=[(b"content-encoding", b"gzip")], end=False)
+        for i in range(0, len(half), 16384):
+            peer.h2.send_data(sid, half[i:i + 16384])
+        peer.flush()
+        peer.drain()
+
+    with H2Server(pki, handler) as srv:
+        async def main():
+            async with client(pki, limits=Limits(max_body_bytes=8 << 20), timeout=10) as c:
+                return await c.get(srv.url("/bomb"))
+
+        with pytest.raises(RemoteProtocolError, match=f"decoded response body exceeds {8 << 20}"):
+            run(main(), 30)
 
 
 def test_a_window_that_never_opens_is_a_write_timeout(pki, run):

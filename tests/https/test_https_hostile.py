@@ -222,6 +222,19 @@ def test_decompression_bomb_read_whole_stops_at_the_limit(env, run, kind):
     assert peak < 3 * limit, peak  # not the 256 MiB (or 256 GiB) it inflates to
 
 
+@pytest.mark.parametrize("kind", ["gzip", "br", "zstd"])
+def test_decompression_bomb_read_whole_is_decoded_as_it_comes(env, run, kind):
+    """The server sends half of a bomb and holds back the rest: the limit is found in what
+    came, not after a last byte that never comes (a ReadTimeout)."""
+    async def main():
+        async with Client(verify=env.ca, limits=Limits(max_body_bytes=8 << 20),
+                          timeout=10) as c:
+            await c.get(env.raw + f"/bomb-stall?kind={kind}&mb=64")
+
+    with pytest.raises(RemoteProtocolError, match=f"decoded response body exceeds {8 << 20}"):
+        run(main(), 30)
+
+
 def test_default_whole_body_limit_is_64_mib(env, run):
     async def main():
         async with Client(verify=env.ca) as c:
