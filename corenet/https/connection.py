@@ -53,6 +53,11 @@ HAPPY_EYEBALLS_DELAY = 0.25
 # A request body given as bytes is written in pieces of this size, each drained before the
 # next (the whole of a small one goes out with the head).
 WRITE_PIECE = 256 * 1024
+# An idle connection is probed for readiness before reuse (see is_idle_usable) once it has
+# been idle this long. A server ends an idle connection after a timeout of seconds, and one
+# that ends it with its answer says so (Connection: close); a connection taken again at once,
+# as by a caller sending requests one after another, is spared the system call.
+PROBE_AFTER_IDLE = 0.001
 # Methods a client may send again when it cannot tell whether the server processed them
 # (RFC 9110 9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -768,12 +773,14 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def is_idle_usable(self) -> bool:
         """Check an idle connection before reuse: any readiness on the socket (FIN, RST or
         stray bytes) means the server is done with it, even if the loop has not yet run
-        the callback that would tell us."""
+        the callback that would tell us (asked of the kernel once the connection has been
+        idle for PROBE_AFTER_IDLE)."""
         if self.closed or self.broken:
             return False
-        if self.expires_at is not None and self.loop.time() >= self.expires_at:
+        now = self.loop.time()
+        if self.expires_at is not None and now >= self.expires_at:
             return False
-        if self._fd >= 0:
+        if self._fd >= 0 and now - self.idle_since >= PROBE_AFTER_IDLE:
             try:
                 r, _, _ = select.select((self._fd,), (), (), 0)
             except (OSError, ValueError):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import corenet.https.connection as conn_mod
 from corenet.https import (
     Client, ConnectError, DecodingError, HTTPStatusError, Limits, LocalProtocolError,
     RemoteProtocolError, TLSError, TooManyRedirects,
@@ -455,6 +456,30 @@ def test_idle_connection_closed_by_server_is_not_used_even_for_post(env, run):
 
     r, opened = run(main())
     assert r.json()["body"] == "payload" and opened == 2
+
+
+def test_idle_connection_is_probed_only_after_a_pause(env, run, monkeypatch):
+    """A connection taken again at once (requests one after another) costs no readiness
+    probe; one idle past PROBE_AFTER_IDLE is asked of the kernel before it is used."""
+    probes = []
+    real = conn_mod.select.select
+
+    def counting(r, w, x, timeout=None):
+        probes.append(r)
+        return real(r, w, x, timeout)
+
+    monkeypatch.setattr(conn_mod.select, "select", counting)
+
+    async def main():
+        async with Client(verify=env.ca) as c:
+            for _ in range(20):
+                await c.get(env.base + "/small.txt")
+            at_once = len(probes)
+            await asyncio.sleep(conn_mod.PROBE_AFTER_IDLE * 20)
+            await c.get(env.base + "/small.txt")
+            return at_once, len(probes), c.pool.connections_opened
+
+    assert run(main()) == (0, 1, 1)
 
 
 def test_server_keep_alive_timeout_is_honoured(env, run):
