@@ -3,9 +3,11 @@ bodies), all against the same local nginx over TLS, in one run.
 
 Rows: sequential keep-alive 1 KiB GETs on one connection; 64 concurrent GETs
 through the pool; 4 MiB downloads; a new TLS connection per request, with and without
-session resumption. corenet.https runs on corenet's loop (when built) and on stock asyncio;
-aiohttp and httpx on uvloop and stock asyncio. Ratios to aiohttp-on-uvloop go into
-BENCHMARKS.md. `CORENET_BENCH_SHORT=1` makes every case a few requests (CI smoke run).
+session resumption; and, as most text on the web comes, gzipped by nginx on the fly: 1 KiB
+of JSON-like text on one connection, and 4 MiB text downloads. corenet.https runs on
+corenet's loop (when built) and on stock asyncio; aiohttp and httpx on uvloop and stock
+asyncio. Ratios to aiohttp-on-uvloop go into BENCHMARKS.md. `CORENET_BENCH_SHORT=1` makes
+every case a few requests (CI smoke run).
 
 Each client's rounds run back to back, so on a shared machine the ratios move with the
 load; benchmarks/https_instructions.py gives the same rows' cost in instructions per request
@@ -24,7 +26,9 @@ import pytest
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("https", "")]
 from https_pki import make_pki  # noqa: E402
-from https_servers import SMALL, free_port, nginx_conf, start_nginx, write_docroot  # noqa: E402
+from https_servers import (  # noqa: E402
+    JSON_1K, SMALL, TEXT_4M, free_port, nginx_conf, start_nginx, write_docroot,
+)
 from procs import stop  # noqa: E402
 
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
@@ -191,6 +195,39 @@ def test_large_4m(benchmark, server, impl):
         return total
 
     _bench(benchmark, impl, server, work, expect=LARGE_N * server["large_size"])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_sequential_keepalive_gzip_1k(benchmark, server, impl):
+    """Each answer gzipped by nginx and decoded by the client."""
+    benchmark.group = f"https: {SEQ_N} sequential keep-alive GETs of 1 KiB gzipped JSON"
+    benchmark.extra_info["requests_per_round"] = SEQ_N
+    url = server["base"] + "/gz/small.txt"
+
+    async def work(a):
+        total = 0
+        for _ in range(SEQ_N):
+            total += await a.get(url)
+        return total
+
+    _bench(benchmark, impl, server, work, expect=SEQ_N * len(JSON_1K))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_large_gzip_4m(benchmark, server, impl):
+    """nginx compresses as it sends; a client that decodes as the body comes works while
+    nginx does, one that decodes after the last byte works after it."""
+    benchmark.group = f"https: {LARGE_N} x 4 MiB gzipped text downloads"
+    benchmark.extra_info["bytes_per_round"] = LARGE_N * len(TEXT_4M)
+    url = server["base"] + "/gz/large.txt"
+
+    async def work(a):
+        total = 0
+        for _ in range(LARGE_N):
+            total += await a.get(url)
+        return total
+
+    _bench(benchmark, impl, server, work, expect=LARGE_N * len(TEXT_4M))
 
 
 NEWCONN = IMPLS + [("corenet.https", "corenet", False), ("corenet.https", "asyncio", False)]

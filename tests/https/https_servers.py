@@ -16,6 +16,11 @@ from procs import stop
 HERE = Path(__file__).parent
 SMALL = bytes(range(256)) * 4  # 1 KiB
 TEXT = b"".join(b"line %05d of a compressible text file\n" % i for i in range(2000))
+# What an API answers, and a large text download: nginx gzips both (under /gz/).
+JSON_1K = b"".join(b'{"id": %d, "name": "item %d", "tags": ["a", "b"]},\n' % (i, i)
+                   for i in range(40))[:1024]
+TEXT_4M = b"".join(b"line %07d of a compressible text download, with a few words\n" % i
+                   for i in range(70000))[:4 * 1024 * 1024]
 
 
 def free_port() -> int:
@@ -45,6 +50,8 @@ def write_docroot(root: Path) -> bytes:
     (root / "large.bin").write_bytes(large)
     (root / "gz").mkdir()
     (root / "gz" / "text.txt").write_bytes(TEXT)
+    (root / "gz" / "small.txt").write_bytes(JSON_1K)
+    (root / "gz" / "large.txt").write_bytes(TEXT_4M)
     (root / "chunked.shtml").write_bytes(
         b"<p>start</p>\n<p><!--# echo var=\"date_gmt\" --></p>\n" + b"<p>tail</p>\n" * 50)
     return large
