@@ -140,19 +140,24 @@ def _bench(benchmark, impl, server, work, *, new_connection=False, resume=True, 
         loop.close()
 
 
+def _one_after_another(url: str, n: int):
+    """The round of the sequential rows: n GETs of `url`, each after the last; bytes read."""
+    async def work(a) -> int:
+        total = 0
+        for _ in range(n):
+            total += await a.get(url)
+        return total
+
+    return work
+
+
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
 def test_sequential_keepalive_1k(benchmark, server, impl):
     benchmark.group = f"https: {SEQ_N} sequential keep-alive 1 KiB GETs"
     benchmark.extra_info["requests_per_round"] = SEQ_N
     url = server["base"] + "/small.txt"
-
-    async def work(a):
-        total = 0
-        for _ in range(SEQ_N):
-            total += await a.get(url)
-        return total
-
-    _bench(benchmark, impl, server, work, expect=SEQ_N * len(SMALL))
+    _bench(benchmark, impl, server, _one_after_another(url, SEQ_N),
+           expect=SEQ_N * len(SMALL))
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
@@ -188,13 +193,8 @@ def test_large_4m(benchmark, server, impl):
         pm.clear()
         return
 
-    async def work(a):
-        total = 0
-        for _ in range(LARGE_N):
-            total += await a.get(url)
-        return total
-
-    _bench(benchmark, impl, server, work, expect=LARGE_N * server["large_size"])
+    _bench(benchmark, impl, server, _one_after_another(url, LARGE_N),
+           expect=LARGE_N * server["large_size"])
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
@@ -203,14 +203,8 @@ def test_sequential_keepalive_gzip_1k(benchmark, server, impl):
     benchmark.group = f"https: {SEQ_N} sequential keep-alive GETs of 1 KiB gzipped JSON"
     benchmark.extra_info["requests_per_round"] = SEQ_N
     url = server["base"] + "/gz/small.txt"
-
-    async def work(a):
-        total = 0
-        for _ in range(SEQ_N):
-            total += await a.get(url)
-        return total
-
-    _bench(benchmark, impl, server, work, expect=SEQ_N * len(JSON_1K))
+    _bench(benchmark, impl, server, _one_after_another(url, SEQ_N),
+           expect=SEQ_N * len(JSON_1K))
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
@@ -220,14 +214,8 @@ def test_large_gzip_4m(benchmark, server, impl):
     benchmark.group = f"https: {LARGE_N} x 4 MiB gzipped text downloads"
     benchmark.extra_info["bytes_per_round"] = LARGE_N * len(TEXT_4M)
     url = server["base"] + "/gz/large.txt"
-
-    async def work(a):
-        total = 0
-        for _ in range(LARGE_N):
-            total += await a.get(url)
-        return total
-
-    _bench(benchmark, impl, server, work, expect=LARGE_N * len(TEXT_4M))
+    _bench(benchmark, impl, server, _one_after_another(url, LARGE_N),
+           expect=LARGE_N * len(TEXT_4M))
 
 
 NEWCONN = IMPLS + [("corenet.https", "corenet", False), ("corenet.https", "asyncio", False)]
@@ -243,12 +231,5 @@ def test_new_tls_connection_per_request(benchmark, server, impl):
     benchmark.extra_info["requests_per_round"] = NEWCONN_N
     resume = impl[2] if len(impl) > 2 else True
     url = server["base"] + "/small.txt"
-
-    async def work(a):
-        total = 0
-        for _ in range(NEWCONN_N):
-            total += await a.get(url)
-        return total
-
-    _bench(benchmark, impl[:2], server, work, new_connection=True, resume=resume,
-           expect=NEWCONN_N * len(SMALL))
+    _bench(benchmark, impl[:2], server, _one_after_another(url, NEWCONN_N),
+           new_connection=True, resume=resume, expect=NEWCONN_N * len(SMALL))
