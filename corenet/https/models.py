@@ -201,8 +201,8 @@ class Response:
                       content_encoding: bytes | None, limits: Limits) -> None:
         """For a transport: the body is read through `chunks` (async, `(streaming,
         partial)` -> list[bytes], [] at the end: the read_body of HTTPConnection) and
-        `on_close(complete)` is called once it is read or
-        the response closed; `started_at` on `clock` is when the request began (elapsed);
+        `on_close(complete)` is called once it is read or the response closed;
+        `started_at` on `clock` is when the request began (elapsed);
         `set_cookie`: the headers hold a Set-Cookie; `content_encoding` (bytes, or None)
         is decoded within `limits`."""
         self._chunks = chunks
@@ -429,8 +429,8 @@ class Response:
             return None
         lim = self._limits
         # A body read whole is decoded in pieces of max_decoded_chunk too: pieces that
-        # small come from (and go back to) the heap, where pieces of megabytes were fresh
-        # pages to fault in, then the whole once more for the join.
+        # small come from (and go back to) the heap, where pieces of megabytes would be
+        # fresh pages to fault in on every response.
         dec = Decoder(self._content_encoding, lim.max_body_bytes if whole else
                       lim.max_stream_bytes, lim.max_decoded_chunk, lim.zstd_window_log_max)
         return dec if dec else None
