@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import random
 import socket
+from collections import deque
 from collections.abc import Iterable
+
+#: Ports pick_port handed out lately in this process. A port is free when picked and taken
+#: only later, when its server binds it: a test that picks the ports of several servers
+#: before starting them must not get one port twice.
+_RECENT: deque[int] = deque(maxlen=256)
 
 
 def ephemeral_low() -> int:
@@ -35,17 +41,21 @@ def bind_all(addresses: Iterable[str], port: int) -> list[socket.socket]:
 
 
 def pick_port(addresses: Iterable[str], tries: int = 200, low: int = 20000) -> int:
-    """A port free on every address, UDP and TCP (sockets closed again before return)."""
+    """A port free on every address, UDP and TCP (sockets closed again before return), and
+    not among the last ones handed out."""
     addresses = list(addresses)
     high = max(low + 1000, ephemeral_low() - 1)
     for _ in range(tries):
         port = random.randint(low, high)
+        if port in _RECENT:
+            continue
         try:
             held = bind_all(addresses, port)
         except OSError:
             continue
         for s in held:
             s.close()
+        _RECENT.append(port)
         return port
     raise OSError(f"no port free on all of {addresses} after {tries} tries")
 
