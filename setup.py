@@ -15,9 +15,11 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).parent
 #: Extensions that call C libraries themselves, and those libraries: OpenSSL (the headers
-#: are libssl-dev's) and nghttp2 (libnghttp2-dev's).
+#: are libssl-dev's), nghttp2 (libnghttp2-dev's) and libdl (a part of libc since glibc 2.34;
+#: ``corenet._tlssession`` finds the OpenSSL that CPython's ``_ssl`` uses with it).
 LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
-          "resolver.daemon.h2_server": ["nghttp2"], "corenet.https._h2": ["nghttp2"]}
+          "resolver.daemon.h2_server": ["nghttp2"], "corenet.https._h2": ["nghttp2"],
+          "corenet._tlssession": ["dl"]}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]
 if os.environ.get("CORENET_DEBUG_BUILD"):

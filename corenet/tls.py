@@ -28,6 +28,11 @@ underneath (the one current when it was made), as its own would: those that come
 network do already, since the TLS protocol is that transport's protocol; the two that a
 caller's call sets off (pause/resume_writing from write(), reading resumed by
 resume_reading(), the last reads of a close()) are run in a copy of it here.
+
+``session_of(sslobject)`` and ``resume(sslobject, session)`` take a finished handshake's
+session and offer it to a later connection's (any ``ssl.SSLObject``, of the same context)
+by reference to OpenSSL's own, where CPython's ``SSLObject.session`` decodes a copy of it,
+the server's certificates included, each time (``corenet._tlssession`` says how).
 """
 from __future__ import annotations
 
@@ -35,8 +40,10 @@ import asyncio
 import ssl
 
 from corenet._tls import RECEIVE_BUFFER, SSLTransport, TLSProtocol, flow_control_limits
+from corenet._tlssession import TLSSession, resume, session_of
 
-__all__ = ["RECEIVE_BUFFER", "SSLProtocol", "SSLTransport", "flow_control_limits", "start_tls"]
+__all__ = ["RECEIVE_BUFFER", "SSLProtocol", "SSLTransport", "TLSSession", "flow_control_limits",
+           "resume", "session_of", "start_tls"]
 
 
 class SSLProtocol(TLSProtocol, asyncio.BufferedProtocol):

@@ -2,11 +2,11 @@
 
 Why our own TLS over a plain transport rather than `loop.create_connection(ssl=ctx)`:
 
-- Correctness: `create_connection` has no way to pass an `SSLSession`, so a second
-  connection could never resume the first one's session. `SSLContext.wrap_bio(...,
-  session=)` does (visible as `ssl_object.session_reused`), and owning the `SSLObject` lets
-  us send close_notify before closing, without which OpenSSL marks the session not
-  resumable.
+- Correctness: `create_connection` has no way to pass a TLS session, so a second
+  connection could never resume the first one's session. Owning the `SSLObject` lets us
+  offer one before the handshake (`corenet.tls.resume`, visible as
+  `ssl_object.session_reused`), and send close_notify before closing, without which
+  OpenSSL marks the session not resumable.
 - Speed: one protocol object sits between the socket and llhttp. The loop receives into a
   reused buffer (`BufferedProtocol`), `SSLObject.read` decrypts into another (or, inside a
   Content-Length body, into the body's own `bytes`), and the parser runs in the same
@@ -26,6 +26,8 @@ from collections import deque
 from typing import Any, AsyncIterator, Callable
 
 import aiohappyeyeballs
+
+from corenet.tls import TLSSession, resume, session_of
 
 from ._sink import BodySink
 from .errors import (
@@ -412,15 +414,13 @@ class HTTPConnection(asyncio.BufferedProtocol):
 
     # ---- TLS handshake ----
     def start_tls(self, ctx: ssl.SSLContext, server_hostname: str,
-                  session: ssl.SSLSession | None) -> asyncio.Future:
+                  session: TLSSession | ssl.SSLSession | None) -> asyncio.Future:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        try:
-            self.ssl_object = ctx.wrap_bio(self._incoming, self._outgoing,
-                                           server_hostname=server_hostname, session=session)
-        except ValueError:  # a session from another context: start afresh
-            self.ssl_object = ctx.wrap_bio(self._incoming, self._outgoing,
-                                           server_hostname=server_hostname)
+        self.ssl_object = ctx.wrap_bio(self._incoming, self._outgoing,
+                                       server_hostname=server_hostname)
+        if session is not None:
+            resume(self.ssl_object, session)  # not offered if from another context
         self._handshake = self.loop.create_future()
         fut = self._handshake
         self._handshake_step()
@@ -789,12 +789,12 @@ class HTTPConnection(asyncio.BufferedProtocol):
                 return False
         return True
 
-    def session(self) -> ssl.SSLSession | None:
+    def session(self) -> TLSSession | ssl.SSLSession | None:
         s = self.ssl_object
         if s is None:
             return None
         try:
-            return s.session
+            return session_of(s)
         except Exception:
             return None
 
@@ -878,7 +878,8 @@ async def within(loop: asyncio.AbstractEventLoop, fut: asyncio.Future,
 
 async def open_connection(
     loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int], addresses: list[str],
-    ssl_context: ssl.SSLContext | None, session: ssl.SSLSession | None, limits: Limits,
+    ssl_context: ssl.SSLContext | None, session: TLSSession | ssl.SSLSession | None,
+    limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
     recv_buffer: bytearray | None = None, proxy: Any = None,
     proxy_ssl: ssl.SSLContext | None = None, factory: Any = HTTPConnection,

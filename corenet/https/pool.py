@@ -14,6 +14,8 @@ import ssl
 from collections import deque
 from typing import Any, Awaitable, Callable
 
+from corenet.tls import TLSSession
+
 from .connection import HTTPConnection
 from .errors import ConnectError, PoolTimeout
 
@@ -49,7 +51,7 @@ class Pool:
         self._draining: set = set()  # taken out of the pool, their last streams running
         self._connecting: set[asyncio.Task] = set()  # cancelled by aclose()
         self._waiters: deque[asyncio.Future] = deque()
-        self._sessions: dict[Origin, ssl.SSLSession] = {}
+        self._sessions: dict[Origin, TLSSession | ssl.SSLSession] = {}
         self.reuse_tls_sessions = reuse_tls_sessions
         self.closed = False
         self.connections_opened = 0
@@ -64,7 +66,7 @@ class Pool:
     def open_count(self) -> int:
         return self._total
 
-    def session_for(self, origin: Origin) -> ssl.SSLSession | None:
+    def session_for(self, origin: Origin) -> TLSSession | ssl.SSLSession | None:
         return self._sessions.get(origin)
 
     def _keep_session(self, conn: HTTPConnection) -> None:
@@ -206,10 +208,9 @@ class Pool:
         so = conn.ssl_object
         if conn.requests == 1 and so is not None:
             # After the first response was read, so a TLS 1.3 ticket has been processed.
-            # Once per connection at most: CPython's SSLObject.session copies the session
-            # through DER (about 0.2 ms). A TLS 1.2 session that just resumed is still
-            # good and is kept as is; TLS 1.3 takes the fresh ticket each time, since a
-            # client should not use one ticket twice (RFC 8446, appendix C.4).
+            # A TLS 1.2 session that just resumed is still good and is kept as is; TLS 1.3
+            # takes the fresh ticket each time, since a client should not use one ticket
+            # twice (RFC 8446, appendix C.4).
             if not (so.session_reused and so.version() == "TLSv1.2"):
                 self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
