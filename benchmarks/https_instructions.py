@@ -5,9 +5,12 @@ aiohttp on uvloop, both against the nginx of benchmarks/test_https.py on loopbac
 Each client runs in a process of its own under callgrind, once with ``n`` and once with
 ``2n`` requests after the same warm-up; the difference over ``n`` is the cost of one request
 without the interpreter's start-up, the imports and the first connection. Rows: sequential
-keep-alive GETs of 1 KiB on one connection, and 4 MiB downloads (the body read whole).
+keep-alive GETs of 1 KiB on one connection, 4 MiB downloads (the body read whole), and 1 KiB
+GETs each on a new TLS connection (corenet.https resuming the last connection's session and
+not; aiohttp cannot resume).
 
-    .venv/bin/python benchmarks/https_instructions.py [-n 200] [--large-n 4] [--keep DIR]
+    .venv/bin/python benchmarks/https_instructions.py [-n 200] [--large-n 4] [--new-n 50]
+        [--rows small,large,new] [--keep DIR]
 
 ``--wall`` instead times both clients in one process, interleaved (corenet, aiohttp,
 corenet, ... for three rounds, so that a busy machine weighs on both alike), and splits each
@@ -33,23 +36,28 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)] + [str(HERE.parent / "tests" / d) for d in ("https", "")]
 
 IMPLS = [("corenet.https", "corenet"), ("aiohttp", "uvloop")]
+#: How each row connects: "keep" (one pooled connection), "resume" (a new connection per
+#: request, the last one's TLS session resumed) or "full" (a new one, full handshakes).
+NEW_MODES = {"corenet.https": ("resume", "full"), "aiohttp": ("full",)}
 
 
-async def _corenet(url: str, ca: str, count: int) -> int:
+async def _corenet(url: str, ca: str, count: int, mode: str = "keep") -> int:
     from corenet.https import Client
 
-    async with Client(verify=ca, max_connections=100, max_keepalive=64) as c:
+    async with Client(verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
+                      reuse_tls_sessions=mode != "full") as c:
         total = len((await c.get(url)).content)
         for _ in range(count):
             total += len((await c.get(url)).content)
     return total
 
 
-async def _aiohttp(url: str, ca: str, count: int) -> int:
+async def _aiohttp(url: str, ca: str, count: int, mode: str = "keep") -> int:
     import aiohttp
 
     ctx = ssl.create_default_context(cafile=ca)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=100)) as s:
+    connector = aiohttp.TCPConnector(ssl=ctx, limit=100, force_close=mode != "keep")
+    async with aiohttp.ClientSession(connector=connector) as s:
         total = 0
         for _ in range(count + 1):
             async with s.get(url) as r:
@@ -57,7 +65,7 @@ async def _aiohttp(url: str, ca: str, count: int) -> int:
     return total
 
 
-def child(impl: str, loop_name: str, url: str, ca: str, count: int) -> None:
+def child(impl: str, loop_name: str, url: str, ca: str, count: int, mode: str) -> None:
     if loop_name == "uvloop":
         import uvloop
 
@@ -68,7 +76,7 @@ def child(impl: str, loop_name: str, url: str, ca: str, count: int) -> None:
         loop = corenet.new_event_loop()
     work = _corenet if impl == "corenet.https" else _aiohttp
     try:
-        total = loop.run_until_complete(work(url, ca, count))
+        total = loop.run_until_complete(work(url, ca, count, mode))
     finally:
         loop.close()
     print(total)
@@ -122,11 +130,11 @@ def _instructions(dump: Path) -> int:
 
 
 def run_counted(impl: str, loop_name: str, url: str, ca: str, count: int, work: Path,
-                expect: int) -> int:
-    dump = work / f"{impl}-{loop_name}-{url.rsplit('/', 1)[1]}-{count}.callgrind"
+                expect: int, mode: str = "keep") -> int:
+    dump = work / f"{impl}-{loop_name}-{mode}-{url.rsplit('/', 1)[1]}-{count}.callgrind"
     r = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable,
-         __file__, "--child", impl, loop_name, url, ca, str(count)],
+         __file__, "--child", impl, loop_name, url, ca, str(count), mode],
         capture_output=True, text=True, timeout=1800)
     got = r.stdout.strip().splitlines()[-1:] if r.stdout else []
     if r.returncode != 0 or got != [str(expect)]:
@@ -139,16 +147,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=200, help="sequential 1 KiB GETs (and 2n)")
     ap.add_argument("--large-n", type=int, default=4, help="4 MiB downloads (and 2x)")
+    ap.add_argument("--new-n", type=int, default=50, help="new connections (and 2x)")
     ap.add_argument("--only", choices=[i for i, _ in IMPLS], help="measure one client")
-    ap.add_argument("--rows", default="small,large", help="small, large or both")
+    ap.add_argument("--rows", default="small,large,new",
+                    help="some of small, large and new (not with --wall)")
     ap.add_argument("--keep", type=Path, help="work in DIR and leave the callgrind dumps")
     ap.add_argument("--wall", action="store_true",
                     help="time both clients interleaved instead (no valgrind)")
-    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        impl, loop_name, url, ca, count = a.child
-        child(impl, loop_name, url, ca, int(count))
+        impl, loop_name, url, ca, count, mode = a.child
+        child(impl, loop_name, url, ca, int(count), mode)
         return
 
     from https_pki import make_pki
@@ -169,26 +179,31 @@ def main() -> None:
                            ports["port"])
         base = f"https://localhost:{ports['port']}"
         rows = [("small", "/small.txt", a.n, len(SMALL)),
-                ("large", "/large.bin", a.large_n, len(large))]
+                ("large", "/large.bin", a.large_n, len(large)),
+                ("new", "/small.txt", a.new_n, len(SMALL))]
         try:
             for row, path, n, size in rows:
                 if row not in a.rows.split(","):
                     continue
                 if a.wall:
-                    print(f"{row}: {n} requests per client per round", flush=True)
-                    wall(base + path, str(pki["ca"]), n, proc.pid)
+                    if row != "new":
+                        print(f"{row}: {n} requests per client per round", flush=True)
+                        wall(base + path, str(pki["ca"]), n, proc.pid)
                     continue
                 for impl, loop_name in IMPLS:
                     if a.only and impl != a.only:
                         continue
-                    one = run_counted(impl, loop_name, base + path, str(pki["ca"]), n, work,
-                                      (n + 1) * size)
-                    two = run_counted(impl, loop_name, base + path, str(pki["ca"]), 2 * n,
-                                      work, (2 * n + 1) * size)
-                    per = (two - one) / n
-                    print(f"{row:6} {impl:14} on {loop_name:8} {per:14,.0f} instructions/request"
-                          + (f"  ({per / size:.2f} per body byte)" if row == "large" else ""),
-                          flush=True)
+                    for mode in NEW_MODES[impl] if row == "new" else ("keep",):
+                        one = run_counted(impl, loop_name, base + path, str(pki["ca"]), n,
+                                          work, (n + 1) * size, mode)
+                        two = run_counted(impl, loop_name, base + path, str(pki["ca"]), 2 * n,
+                                          work, (2 * n + 1) * size, mode)
+                        per = (two - one) / n
+                        what = f"{row} ({mode})" if row == "new" else row
+                        print(f"{what:12} {impl:14} on {loop_name:8} {per:14,.0f} "
+                              "instructions/request"
+                              + (f"  ({per / size:.2f} per body byte)" if row == "large"
+                                 else ""), flush=True)
         finally:
             stop(proc)
 
