@@ -6,17 +6,17 @@ CPython's getter hands out a duplicate of OpenSSL's session, made by encoding it
 and decoding it again (a workaround for an OpenSSL 1.1.0 bug: that version changed a
 session in place when TLS 1.3 tickets came, under any other connection resuming it). The
 decoding parses the server's certificate chain again: with OpenSSL 3.0, about 3 million
-instructions per connection, more than resuming saves. OpenSSL 1.1.1 and later copy a session themselves before
-changing it, so sharing one by reference is what OpenSSL's own API means
-(``SSL_get1_session``, ``SSL_set_session``); that is done here.
+instructions per connection, more than resuming saves. OpenSSL 1.1.1 and later copy a
+session themselves before changing it, so sharing one by reference is what OpenSSL's own
+API means (``SSL_get1_session``, ``SSL_set_session``); that is done here.
 
 OpenSSL is reached through the library CPython's ``_ssl`` module is linked with (its
 functions looked up in that module's own scope), and the ``SSL *`` through the layout of
 CPython's ``_ssl._SSLSocket`` (the same from 3.7 to 3.15, the versions it is trusted on),
-which is checked on a fresh object at import: its socket
-field empty, as for every ``wrap_bio`` object, and its ``SSL``'s application data pointing
-back at the object, as ``_ssl`` sets it. When anything of that is not so, the same two
-functions use CPython's getter and setter instead: slower, never wrong.
+which is checked on a fresh object at import: its socket field empty, as for every
+``wrap_bio`` object, and its ``SSL``'s application data pointing back at the object, as
+``_ssl`` sets it. When anything of that is not so, the same two functions use CPython's
+getter and setter instead: slower, never wrong.
 
 A session is offered only to a connection of the context it was made in (CPython's rule
 too): a session carries the outcome of the first connection's certificate check, and a
