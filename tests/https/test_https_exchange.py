@@ -323,6 +323,29 @@ def test_counted_body_limit_and_eof():
         ex.feed_eof()
 
 
+@pytest.mark.parametrize("length", [2**62, 2**62 + 1, 2**63 - 1, 2**63, 2**64 - 1])
+def test_content_length_at_the_edges_of_64_bits(length):
+    """A server's Content-Length is any number up to llhttp's 2^64 - 1: the body is read
+    (counted here up to 2^62, beyond by llhttp) and a short one is an error that says both
+    figures, never an overflow."""
+    ex = ResponseExchange("GET", Limits(max_stream_bytes=None), streaming=True)
+    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nabc" % length)
+    events += ex.feed(b"defg")
+    assert body_of(events) == b"abcdefg" and END not in events and not ex.done
+    with pytest.raises(RemoteProtocolError, match=f"after 7 of {length} body bytes"):
+        ex.feed_eof()
+    ex = ResponseExchange("GET", Limits(max_body_bytes=5))
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nabc" % length)
+    with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
+        ex.feed(b"defg")
+
+
+def test_content_length_past_64_bits_is_malformed():
+    ex = ResponseExchange("GET")
+    with pytest.raises(RemoteProtocolError, match="malformed response"):
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\nabc" % 2**64)
+
+
 def test_counted_body_keeps_connection_close():
     ex = ResponseExchange("GET")
     ex.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\n")

@@ -1,3 +1,4 @@
+# cython: language_level=3, annotation_typing=False
 """The HTTP/1.1 exchange, sans-IO: request bytes out, response bytes in, events out.
 
 No sockets and no clock here, so every framing rule (Content-Length, chunked,
@@ -10,15 +11,15 @@ rather than parsed. In a chunked body, llhttp reports neither chunk extensions n
 trailer line until it ends (httptools buffers it whole), so the bytes that are not body
 are counted here, feed by feed, against the limits on both.
 """
-from __future__ import annotations
 
 import re
 from typing import Iterable
 
 import httptools
 
-from ._head import HeaderCollector
-from ._head import scan as scan_fields
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Append
+
 from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
 
@@ -194,21 +195,27 @@ def encode_request_head(method: str, line: bytes, host_line: bytes, fields: Head
     return line + (fields.host_line or host_line) + fields.block + framing + b"\r\n", length
 
 
-class ResponseHead:
+cdef class ResponseHead:
     """Status line and headers of the final response."""
 
-    __slots__ = ("status_code", "reason", "http_version", "headers", "keep_alive_timeout",
-                 "content_encoding", "location", "set_cookie")
+    cdef public int status_code
+    cdef public object reason
+    cdef public object http_version
+    cdef public object headers
+    cdef public object keep_alive_timeout
+    cdef public object content_encoding
+    cdef public object location
+    cdef public bint set_cookie
 
-    def __init__(self, status_code: int, reason: bytes, http_version: str,
-                 headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, int status_code, reason: bytes, http_version: str,
+                 headers: list) -> None:
         self.status_code = status_code
         self.reason = reason
         self.http_version = http_version
         self.headers = headers
-        self.keep_alive_timeout: float | None = None
-        self.content_encoding: bytes | None = None
-        self.location: bytes | None = None
+        self.keep_alive_timeout = None
+        self.content_encoding = None
+        self.location = None
         self.set_cookie = False
 
     def __repr__(self) -> str:
@@ -234,27 +241,36 @@ class _Stop(Exception):
     """Raised inside a parser callback to stop llhttp (HEAD end, unsolicited data)."""
 
 
-_CLOSE_DELIMITED, _LENGTH, _CHUNKED, _NONE = range(4)  # the first three as _head.scan returns them
-_NO_LIMIT = 1 << 62
+# How the body is delimited.
+cdef enum Framing:
+    CLOSE_DELIMITED
+    LENGTH
+    CHUNKED
+    NO_BODY
+
+# Larger than any limit: the "limit" of a stream read without one. A Content-Length beyond
+# it is left to llhttp to count (it takes up to 2^64 - 1).
+DEF NO_LIMIT = 1 << 62
 # Framing bytes of the chunk in progress, not yet known exactly: up to 16 hex digits and
 # two CRLFs.
-_CHUNK_FRAMING = 20
-_HEAD_PEEK = 4096
+DEF CHUNK_FRAMING = 20
+DEF HEAD_PEEK = 4096
 
 
-def _body_limit(limits: Limits, streaming: bool) -> tuple[int, str]:
+cdef tuple _body_limit(limits, bint streaming):
     """(the body limit in bytes, the name of the Limits field it comes from)."""
     if streaming:
         limit = limits.max_stream_bytes
-        return (_NO_LIMIT if limit is None else limit), "max_stream_bytes"
-    return limits.max_body_bytes, "max_body_bytes"
+        return (NO_LIMIT if limit is None or limit > NO_LIMIT else limit), "max_stream_bytes"
+    limit = limits.max_body_bytes
+    return (NO_LIMIT if limit > NO_LIMIT else limit), "max_body_bytes"
 
 
-def _head_end(buf: bytes | bytearray, heads: int) -> int:
+def _head_end(buf, Py_ssize_t heads) -> int:
     """Offset just past the `heads`-th response head in `buf` (interim ones first), or -1.
     llhttp insists on CRLF line ends and skips empty lines before a status line, so each
     head ends at the first empty line after its status line."""
-    pos = 0
+    cdef Py_ssize_t pos = 0, end
     for _ in range(heads):
         while pos < len(buf) and buf[pos] in (13, 10):
             pos += 1
@@ -265,61 +281,134 @@ def _head_end(buf: bytes | bytearray, heads: int) -> int:
     return pos
 
 
-class ResponseExchange:
+cdef class HeaderCollector:
+    """llhttp's `on_header` callback, called as `collector(name, value)` for each field
+    (a callable object: no Python frame per field, and nginx sends eight or ten): keeps
+    (name, value) in order and raises RemoteProtocolError past `max_count` fields or
+    `max_bytes` (names, values and four bytes of framing each, plus the reason phrase)."""
+
+    cdef list _fields
+    cdef Py_ssize_t _max_count
+    cdef Py_ssize_t _max_bytes
+    cdef readonly Py_ssize_t nbytes
+
+    def __cinit__(self, Py_ssize_t max_count, Py_ssize_t max_bytes):
+        self._fields = []
+        self._max_count = max_count
+        self._max_bytes = max_bytes
+        self.nbytes = 0
+
+    def __call__(self, bytes name, value):
+        if value is None:
+            value = b""
+        self.nbytes += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4
+        PyList_Append(self._fields, (name, value))
+        if len(self._fields) > self._max_count:
+            raise RemoteProtocolError(
+                f"response has more than {self._max_count} headers (max_header_count)")
+        if self.nbytes > self._max_bytes:
+            raise RemoteProtocolError(
+                f"response headers exceed {self._max_bytes} bytes (max_header_bytes)")
+
+    cdef list take(self):
+        """The fields collected so far (the head is complete, or was an interim one);
+        the next head starts a new list. The byte count goes on across interim heads."""
+        fields = self._fields
+        self._fields = []
+        return fields
+
+
+cdef inline bint _is(bytes name, const char *lower, Py_ssize_t n):
+    """`name` equals the lowercase ASCII `lower` (of length n), ignoring case."""
+    if PyBytes_GET_SIZE(name) != n:
+        return False
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(name)
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if 0x41 <= c <= 0x5A:
+            c += 0x20
+        if c != <unsigned char>lower[i]:
+            return False
+    return True
+
+
+cdef class ResponseExchange:
     """Parses the response to one request. `feed(data)` and `feed_eof()` return a list of
     events: one `ResponseHead`, then body `bytes`, then `END`. A framing error raises
     `RemoteProtocolError` and the exchange (and its connection) is dead. After `END`,
-    `reusable` says whether the connection can carry another request."""
+    `reusable` says whether the connection can carry another request.
 
-    __slots__ = (
-        "_parser", "_limits", "_is_head", "_events", "on_header", "_reason",
-        "_fed", "_interim", "_head_buf", "_body_bytes",
-        "_framing", "_content_length", "head", "done", "reusable", "_error",
-        "body_left", "_keep_alive", "body_limit", "_limit_name", "_pre", "_chunk_start",
-        "_framing_bytes", "_overhead_base",
-    )
+    Compiled: llhttp calls back into it for every part of every response, and its fields
+    are read and written on each of them."""
 
-    def __init__(self, method: str = "GET", limits: Limits = DEFAULT_LIMITS,
-                 streaming: bool = False) -> None:
-        # llhttp's callback for each header field, called without a Python frame; set
-        # before the parser is made, which looks its callbacks up once.
+    cdef object _parser
+    cdef object _limits
+    cdef bint _is_head
+    cdef list _events
+    cdef readonly HeaderCollector on_header
+    cdef bytes _reason
+    # Bytes fed (the head's, then for a chunked body all of them).
+    cdef long long _fed
+    cdef Py_ssize_t _interim
+    cdef bytearray _head_buf
+    cdef long long _body_bytes
+    cdef Framing _framing
+    cdef object _content_length
+    cdef readonly ResponseHead head
+    cdef readonly bint done
+    cdef readonly bint reusable
+    cdef object _error
+    # >= 0 while a Content-Length body is counted here rather than parsed by llhttp: the
+    # bytes still expected (readers may size their next read by it).
+    cdef readonly long long body_left
+    cdef bint _keep_alive
+    cdef readonly long long body_limit
+    cdef object _limit_name
+    # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
+    cdef bytearray _pre
+    cdef long long _chunk_start  # body bytes before the chunk in progress
+    cdef long long _framing_bytes  # size digits and CRLFs of the chunks completed
+    # For a chunked body: bytes fed that were not body, up to where the body started
+    # (the head, interim responses included); -1 until then.
+    cdef long long _overhead_base
+
+    def __init__(self, str method="GET", limits: Limits = DEFAULT_LIMITS,
+                 bint streaming=False) -> None:
+        # Set before the parser is made, which looks its callbacks up once.
         self.on_header = HeaderCollector(limits.max_header_count, limits.max_header_bytes)
         self._parser = httptools.HttpResponseParser(self)
         self._limits = limits
         self._is_head = method == "HEAD"
-        self._events: list = []
+        self._events = []
         self._reason = b""
         self._fed = 0
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
-        # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
-        self._pre: bytearray | None = None
-        self._chunk_start = 0  # body bytes before the chunk in progress
-        self._framing_bytes = 0  # size digits and CRLFs of the chunks completed
-        # For a chunked body: bytes fed that were not body, up to where the body started
-        # (the head, interim responses included); -1 until then.
+        self._pre = None
+        self._chunk_start = 0
+        self._framing_bytes = 0
         self._overhead_base = -1
         self._body_bytes = 0
         self.body_limit, self._limit_name = _body_limit(limits, streaming)
-        self._framing = _CLOSE_DELIMITED
+        self._framing = CLOSE_DELIMITED
         self._content_length = -1
-        # >= 0 while a Content-Length body is counted here rather than parsed by llhttp:
-        # the bytes still expected (readers may size their next read by it).
         self.body_left = -1
         self._keep_alive = False
-        self.head: ResponseHead | None = None
+        self.head = None
         self.done = False
         self.reusable = False
-        self._error: Exception | None = None
+        self._error = None
 
-    def set_streaming(self, streaming: bool) -> None:
+    def set_streaming(self, bint streaming) -> None:
         """A body read whole is limited by max_body_bytes, a streamed one by
         max_stream_bytes (None: no limit; memory is bounded by back-pressure)."""
         self.body_limit, self._limit_name = _body_limit(self._limits, streaming)
         if self._body_bytes > self.body_limit:
             self._fail(self._too_big())
 
-    def _too_big(self) -> RemoteProtocolError:
+    cdef _too_big(self):
         return RemoteProtocolError(
             f"response body exceeds {self.body_limit} bytes ({self._limit_name})")
 
@@ -330,26 +419,22 @@ class ResponseExchange:
             # to trust any more.
             raise _Stop()
 
-    def on_status(self, reason: bytes) -> None:
+    def on_status(self, bytes reason) -> None:
         self._reason += reason
-        self.on_header.count_bytes(len(reason))
+        self.on_header.nbytes += len(reason)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        status = parser.get_status_code()
+        cdef int status = parser.get_status_code()
         if status < 200:
             if status == 101:
                 raise RemoteProtocolError("server switched protocols (101) without being asked")
             return  # interim response: its end is reported by on_message_complete
-        fields = self.on_header.take()
-        head = ResponseHead(status, self._reason, parser.get_http_version(), fields)
-        framing, self._content_length, head.content_encoding, head.location, keep_alive, \
-            head.set_cookie = scan_fields(fields)
-        if keep_alive is not None:
-            head.keep_alive_timeout = _keep_alive_timeout(keep_alive)
+        head = ResponseHead(status, self._reason, parser.get_http_version(),
+                            self.on_header.take())
+        self._scan(head)
         if self._is_head or status == 204 or status == 304:
-            framing = _NONE
-        self._framing = framing
+            self._framing = NO_BODY
         self._keep_alive = parser.should_keep_alive()
         self.head = head
         self._events.append(head)
@@ -357,14 +442,51 @@ class ResponseExchange:
             self._finish(parser.should_keep_alive())
             raise _Stop()
 
+    cdef _scan(self, ResponseHead head):
+        """Act on the fields of a final response's head: the framing (CHUNKED when the
+        last transfer coding is chunked, else LENGTH when a Content-Length came, its value
+        -1 when unreadable, else CLOSE_DELIMITED), the last Content-Encoding, Location and
+        Keep-Alive values, whether any Set-Cookie came. Names are compared without case
+        and without lowercased copies."""
+        cdef Framing framing = CLOSE_DELIMITED
+        cdef bytes name
+        cdef Py_ssize_t n
+        length = -1
+        keep_alive = None
+        for name, value in head.headers:
+            n = PyBytes_GET_SIZE(name)
+            if n == 17 and _is(name, b"transfer-encoding", 17):
+                if value.rsplit(b",", 1)[-1].strip().lower() == b"chunked":
+                    framing = CHUNKED
+            elif n == 14 and _is(name, b"content-length", 14):
+                if framing != CHUNKED:
+                    framing = LENGTH
+                    try:
+                        length = int(value)
+                    except ValueError:
+                        pass
+            elif n == 16 and _is(name, b"content-encoding", 16):
+                head.content_encoding = value
+            elif n == 8 and _is(name, b"location", 8):
+                head.location = value
+            elif n == 10:
+                if _is(name, b"keep-alive", 10):
+                    keep_alive = value
+                elif _is(name, b"set-cookie", 10):
+                    head.set_cookie = True
+        if keep_alive is not None:
+            head.keep_alive_timeout = _keep_alive_timeout(keep_alive)
+        self._framing = framing
+        self._content_length = length
+
     def on_chunk_header(self) -> None:
         self._chunk_start = self._body_bytes
 
     def on_chunk_complete(self) -> None:
         self._framing_bytes += len("%x" % (self._body_bytes - self._chunk_start)) + 4
 
-    def on_body(self, body: bytes) -> None:
-        n = self._body_bytes + len(body)
+    def on_body(self, bytes body) -> None:
+        cdef long long n = self._body_bytes + len(body)
         self._body_bytes = n
         if n > self.body_limit:
             raise self._too_big()
@@ -381,15 +503,15 @@ class ResponseExchange:
             self.on_header.take()  # the interim head's fields are not kept
             self._reason = b""
             return
-        self._finish(self._parser.should_keep_alive() and self._framing != _CLOSE_DELIMITED)
+        self._finish(self._parser.should_keep_alive() and self._framing != CLOSE_DELIMITED)
 
-    def _finish(self, reusable: bool) -> None:
+    cdef _finish(self, bint reusable):
         self.done = True
         self.reusable = reusable
         self._events.append(END)
 
     # ---- input ----
-    def feed(self, data: bytes | bytearray | memoryview) -> list:
+    def feed(self, data) -> list:
         """Parse `data`; return the events it completed. Body bytes are returned as
         `bytes` objects of their own (the caller may reuse `data`'s buffer)."""
         if self.body_left >= 0:
@@ -400,6 +522,7 @@ class ResponseExchange:
             if data:
                 self.reusable = False
             return []
+        cdef Py_ssize_t room
         if self.head is None:
             room = self._limits.max_header_bytes - self._fed
             rest = None
@@ -422,7 +545,7 @@ class ResponseExchange:
                 else:
                     self._pre += data
                 return self._take()
-            if self._framing == _CHUNKED and not self.done:
+            if self._framing == CHUNKED and not self.done:
                 self._start_chunked(data)
             if rest is not None:
                 if self.done:
@@ -437,48 +560,49 @@ class ResponseExchange:
         if self._overhead_base >= 0:
             if not self.done:
                 self._check_overhead()
-        elif self._framing == _LENGTH and self.head is not None and not self.done \
-                and self._content_length >= 0 and self._error is None:
+        elif self._framing == LENGTH and self.head is not None and not self.done \
+                and 0 <= self._content_length <= NO_LIMIT and self._error is None:
             # The head is parsed, so the rest of a Content-Length body is just counted:
             # no per-record trip through llhttp and its callback.
             self.body_left = self._content_length - self._body_bytes
         return self._take()
 
-    def _start_chunked(self, data) -> None:
+    cdef _start_chunked(self, data):
         """Note where the chunked body starts, counting from the first byte fed."""
         pre = bytes(self._pre) if self._pre else b""
         self._pre = None
         heads = self._interim + 1
         # The head is near the start: look there before copying the whole feed.
-        pos = _head_end(pre + bytes(data[:_HEAD_PEEK]), heads)
-        if pos < 0 and len(data) > _HEAD_PEEK:
+        pos = _head_end(pre + bytes(data[:HEAD_PEEK]), heads)
+        if pos < 0 and len(data) > HEAD_PEEK:
             pos = _head_end(pre + bytes(data), heads)
         self._overhead_base = pos if pos >= 0 else self._fed
 
-    def _check_overhead(self) -> None:
+    cdef _check_overhead(self):
         """Bytes of a chunked body that were not body, beyond what chunk sizes and line
         ends take, are extensions or trailers: bound them (a never-ending extension or
         trailer line would otherwise be read forever, the trailer into memory)."""
         limits = self._limits
-        extra = (self._fed - self._overhead_base - self._body_bytes - self._framing_bytes
-                 - _CHUNK_FRAMING)
+        cdef long long extra = (self._fed - self._overhead_base - self._body_bytes
+                                - self._framing_bytes - CHUNK_FRAMING)
         allowed = limits.max_chunk_extension_bytes + limits.max_trailer_bytes
         if extra > allowed:
             self._fail(RemoteProtocolError(
                 f"chunk extensions and trailers exceed {allowed} bytes "
                 "(max_chunk_extension_bytes + max_trailer_bytes)"))
 
-    def _feed_counted(self, data) -> list:
+    cdef list _feed_counted(self, data):
         if self.done:
             if data:
                 self.reusable = False
             return []
-        n = len(data)
-        left = self.body_left
-        take = n if n <= left else left
+        cdef Py_ssize_t n = len(data)
+        cdef long long left = self.body_left
+        cdef Py_ssize_t take = n if n <= left else left
+        cdef list events
         if take:
             self._count(take)
-            chunk = data if take == n and data.__class__ is bytes else bytes(data[:take])
+            chunk = data if take == n and type(data) is bytes else bytes(data[:take])
             events = [chunk]
         else:
             events = []
@@ -488,7 +612,7 @@ class ResponseExchange:
             events.append(END)
         return events
 
-    def count(self, n: int) -> bool:
+    def count(self, long long n) -> bool:
         """Account for `n` body bytes that the caller stored itself (straight into the
         body's final buffer, see `_sink.pyx`); return whether the body is complete."""
         if n > self.body_left:
@@ -500,19 +624,19 @@ class ResponseExchange:
             return True
         return False
 
-    def _count(self, take: int) -> None:
-        total = self._body_bytes + take
+    cdef _count(self, long long take):
+        cdef long long total = self._body_bytes + take
         if total > self.body_limit:
             self._fail(self._too_big())
         self._body_bytes = total
         self.body_left -= take
 
-    def _take(self) -> list:
+    cdef list _take(self):
         events = self._events
         self._events = []
         return events
 
-    def _feed(self, data) -> None:
+    cdef _feed(self, data):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -534,17 +658,17 @@ class ResponseExchange:
                 return
             self._fail(RemoteProtocolError(f"malformed response: {exc}"))
 
-    def _only_headers_fed(self) -> bool:
+    cdef bint _only_headers_fed(self):
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""
         buf = self._head_buf
         return _head_end(buf, self._interim + 1) == len(buf)
 
-    def _fail(self, exc: Exception) -> None:
+    cdef _fail(self, exc):
         self._error = exc
         self.reusable = False
         raise exc
 
-    def feed_eof(self, clean: bool = True) -> list:
+    def feed_eof(self, bint clean=True) -> list:
         """The server closed the connection. `clean` is False when a TLS connection ended
         without close_notify: then a close-delimited body may have been cut short by
         anyone on the path (RFC 9112 9.8), and is an error."""
@@ -560,7 +684,7 @@ class ResponseExchange:
                 ))
             self._fail(RemoteProtocolError("server closed the connection in the middle of the "
                                            "response headers"))
-        if self._framing == _CLOSE_DELIMITED:
+        if self._framing == CLOSE_DELIMITED:
             if not clean:
                 self._fail(RemoteProtocolError(
                     f"the server closed the connection after {self._body_bytes} body bytes "
@@ -568,7 +692,7 @@ class ResponseExchange:
                     "be truncated"))
             self._finish(False)
             return self._take()
-        if self._framing == _LENGTH:
+        if self._framing == LENGTH:
             self._fail(RemoteProtocolError(
                 f"server closed the connection after {self._body_bytes} of "
                 f"{self._content_length} body bytes (Content-Length)"
@@ -582,7 +706,6 @@ class ResponseExchange:
     def started(self) -> bool:
         """Whether any response byte arrived (a request is safe to retry only if not)."""
         return self._fed > 0 or self.head is not None
-
 
 _KA_CACHE: dict[bytes, float | None] = {}
 
