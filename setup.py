@@ -19,6 +19,7 @@ ROOT = Path(__file__).parent
 #: ``corenet._tlssession`` finds the OpenSSL that CPython's ``_ssl`` uses with it).
 LINKED = {"resolver.daemon.tls_server": ["ssl", "crypto"],
           "resolver.daemon.h2_server": ["nghttp2"], "corenet.https._h2": ["nghttp2"],
+          "corenet.h2peer": ["nghttp2"],
           "corenet._tlssession": ["dl"]}
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachable-code"]
 LDFLAGS = ["-s"]

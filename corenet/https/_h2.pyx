@@ -36,8 +36,9 @@ from libc.stdint cimport int32_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
+from corenet.h2peer cimport ON_BEGIN_FRAME, H2Peer, callbacks, fill_nv
 from corenet.nghttp2 cimport *
 
 HEAD = 0
@@ -86,77 +87,6 @@ cdef class _In:
     cdef object error            # why this side reset the stream
 
 
-cdef int failed(H2Session self, exc) noexcept:
-    if self.exc is None:
-        self.exc = exc
-    return NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd,
-                        void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    try:
-        return self.begin_frame(hd)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                          void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    try:
-        return self.begin_headers(frame.hd.stream_id)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                   size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                   void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    try:
-        return self.header(frame.hd.stream_id, name, namelen, value, valuelen)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                       void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    try:
-        return self.frame_received(frame)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t sid,
-                       const uint8_t *data, size_t size, void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    try:
-        if sid in self.ins:
-            self.events.append((DATA, sid, PyBytes_FromStringAndSize(<char *>data, size)))
-        else:
-            # A stream nobody reads any more: give its bytes back to the connection window.
-            nghttp2_session_consume(self.session, sid, size)
-        return 0
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
-                         void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
-    cdef _In st
-    try:
-        self.outs.pop(sid, None)
-        st = self.ins.pop(sid, None)
-        if st is not None:
-            self.events.append((CLOSED, sid, error_code, st.error))
-        return 0
-    except BaseException as exc:
-        return failed(self, exc)
-
-
 cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
                        uint32_t *data_flags, nghttp2_data_source *source,
                        void *user_data) noexcept:
@@ -178,31 +108,10 @@ cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size
     return n
 
 
-cdef nghttp2_session_callbacks *CALLBACKS = NULL
-
-
-cdef int make_callbacks() except -1:
-    global CALLBACKS
-    if nghttp2_session_callbacks_new(&CALLBACKS) != 0:
-        raise MemoryError("nghttp2 cannot make its callbacks")
-    nghttp2_session_callbacks_set_on_begin_frame_callback(CALLBACKS, on_begin_frame)
-    nghttp2_session_callbacks_set_on_begin_headers_callback(CALLBACKS, on_begin_headers)
-    nghttp2_session_callbacks_set_on_header_callback(CALLBACKS, on_header)
-    nghttp2_session_callbacks_set_on_frame_recv_callback(CALLBACKS, on_frame_recv)
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(CALLBACKS, on_data_chunk)
-    nghttp2_session_callbacks_set_on_stream_close_callback(CALLBACKS, on_stream_close)
-    return 0
-
-
-make_callbacks()
-
-
-cdef class H2Session:
-    cdef nghttp2_session *session
+cdef class H2Session(H2Peer):
     cdef readonly list events
     cdef dict ins                  # stream id -> _In, streams whose response is wanted
     cdef dict outs                 # stream id -> _Out, request bodies being sent
-    cdef object exc
     cdef Py_ssize_t max_header_bytes
     cdef Py_ssize_t max_header_count
     cdef int max_interim
@@ -211,9 +120,6 @@ cdef class H2Session:
     cdef readonly Py_ssize_t control_frames
     cdef readonly bint goaway_received
     cdef readonly int requests
-
-    def __cinit__(self):
-        self.session = NULL
 
     def __init__(self, *, Py_ssize_t max_header_bytes, Py_ssize_t max_header_count,
                  int max_interim, size_t max_continuations, size_t max_settings,
@@ -242,7 +148,8 @@ cdef class H2Session:
         nghttp2_option_set_max_outbound_ack(opt, 1 << 30)
         # Until the server's SETTINGS say otherwise, one request at a time is what is sure.
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100)
-        rv = nghttp2_session_client_new2(&self.session, CALLBACKS, <void *>self, opt)
+        rv = nghttp2_session_client_new2(&self.session, callbacks(ON_BEGIN_FRAME), <void *>self,
+                                         opt)
         nghttp2_option_del(opt)
         if rv != 0:
             raise MemoryError("nghttp2 cannot make a client session")
@@ -262,13 +169,8 @@ cdef class H2Session:
             nghttp2_session_set_local_window_size(self.session, NGHTTP2_FLAG_NONE, 0,
                                                   connection_window)
 
-    def __dealloc__(self):
-        if self.session != NULL:
-            nghttp2_session_del(self.session)
-            self.session = NULL
-
-    # ---- callbacks' work ----
-    cdef int begin_frame(self, const nghttp2_frame_hd *hd) except? -1:
+    # ---- nghttp2's events (H2Peer's methods) ----
+    cdef int begin_frame(self, const nghttp2_frame_hd *hd) except -1:
         cdef uint8_t t = hd.type
         if (t == NGHTTP2_PING or t == NGHTTP2_SETTINGS) and not (hd.flags & NGHTTP2_FLAG_ACK) \
                 or t == NGHTTP2_DATA and hd.length == 0 \
@@ -283,17 +185,17 @@ cdef class H2Session:
                 return NGHTTP2_ERR_CALLBACK_FAILURE
         return 0
 
-    cdef int begin_headers(self, int32_t sid) except? -1:
-        cdef _In st = self.ins.get(sid)
+    cdef int begin_headers(self, const nghttp2_frame *frame) except -1:
+        cdef _In st = self.ins.get(frame.hd.stream_id)
         if st is not None:
             st.fields = []
             st.size = 0
             st.status = 0
         return 0
 
-    cdef int header(self, int32_t sid, const uint8_t *name, size_t namelen,
-                    const uint8_t *value, size_t valuelen) except? -1:
-        cdef _In st = self.ins.get(sid)
+    cdef int header(self, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen) except -1:
+        cdef _In st = self.ins.get(frame.hd.stream_id)
         if st is None:
             return 0
         st.size += namelen + valuelen + 32
@@ -311,7 +213,7 @@ cdef class H2Session:
                           PyBytes_FromStringAndSize(<char *>value, valuelen)))
         return 0
 
-    cdef int frame_received(self, const nghttp2_frame *frame) except? -1:
+    cdef int frame_received(self, const nghttp2_frame *frame) except -1:
         cdef uint8_t t = frame.hd.type
         cdef int32_t sid = frame.hd.stream_id
         cdef _In st
@@ -340,6 +242,22 @@ cdef class H2Session:
             self.events.append((GOAWAY, frame.goaway.last_stream_id, frame.goaway.error_code))
         elif t == NGHTTP2_PING and frame.hd.flags & NGHTTP2_FLAG_ACK:
             self.events.append((PING_ACK, 0, None))
+        return 0
+
+    cdef int data_chunk(self, int32_t sid, const uint8_t *data, size_t size) except -1:
+        if sid in self.ins:
+            self.events.append((DATA, sid, PyBytes_FromStringAndSize(<char *>data, size)))
+        else:
+            # A stream nobody reads any more: give its bytes back to the connection window.
+            nghttp2_session_consume(self.session, sid, size)
+        return 0
+
+    cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1:
+        cdef _In st
+        self.outs.pop(sid, None)
+        st = self.ins.pop(sid, None)
+        if st is not None:
+            self.events.append((CLOSED, sid, error_code, st.error))
         return 0
 
     # ---- the caller's side ----
@@ -387,22 +305,15 @@ cdef class H2Session:
     def request(self, list headers, bint has_body) -> int:
         """Submit a request's head (pseudo-headers first, names lowercase); with
         ``has_body`` its body follows through ``send_body``. Returns the stream id."""
-        cdef Py_ssize_t n = len(headers), i
+        cdef Py_ssize_t n = len(headers)
         cdef nghttp2_nv *nva = <nghttp2_nv *>malloc(n * sizeof(nghttp2_nv))
         cdef nghttp2_data_provider prd
         cdef _Out out = None
-        cdef bytes name, value
         cdef int32_t sid
         if nva == NULL:
             raise MemoryError()
         try:
-            for i in range(n):
-                name, value = headers[i]
-                nva[i].name = <uint8_t *>PyBytes_AS_STRING(name)
-                nva[i].namelen = PyBytes_GET_SIZE(name)
-                nva[i].value = <uint8_t *>PyBytes_AS_STRING(value)
-                nva[i].valuelen = PyBytes_GET_SIZE(value)
-                nva[i].flags = NGHTTP2_NV_FLAG_NONE
+            fill_nv(nva, headers)
             if has_body:
                 out = _Out()
                 prd.source.ptr = <void *>out

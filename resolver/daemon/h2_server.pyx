@@ -40,6 +40,7 @@ from libc.string cimport memcmp, memcpy
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
+from corenet.h2peer cimport ON_FRAME_SEND, H2Peer, callbacks, fill_nv
 from corenet.nghttp2 cimport *
 
 from resolver.daemon.doh import HTTPError, answer_headers, error_body, query_of
@@ -67,74 +68,6 @@ cdef class Stream:
         self.body = bytearray()
 
 
-# nghttp2's callbacks: each hands its event to the connection's method of the same name; an
-# exception there is kept for ``receive`` (or ``data_to_send``) to raise, and nghttp2 told
-# that the callback failed (it then ends the session).
-
-cdef int failed(H2Server self, exc) noexcept:
-    self.exc = exc
-    return NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                          void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        return self.begin_headers(frame)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                   size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
-                   void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        return self.header(frame, name, namelen, value, valuelen)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
-                       void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        return self.frame_received(frame)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t sid,
-                       const uint8_t *data, size_t size, void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        return self.data_chunk(sid, data, size)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
-                       void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        return self.frame_sent(frame)
-    except BaseException as exc:
-        return failed(self, exc)
-
-
-cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_code,
-                         void *user_data) noexcept:
-    cdef H2Server self = <H2Server>user_data
-    try:
-        if self.streams.pop(sid, None) is not None:
-            self.cancelled += 1        # reset (or closed) before its answer: none is sent
-            self.reset.append(sid)
-        self.answering.pop(sid, None)
-        return 0
-    except BaseException as exc:
-        return failed(self, exc)
-
-
 cdef inline bint named(const uint8_t *name, size_t namelen, const char *what, size_t n):
     return namelen == n and memcmp(name, what, n) == 0
 
@@ -152,29 +85,9 @@ cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size
     return n
 
 
-cdef nghttp2_session_callbacks *CALLBACKS = NULL
-
-
-cdef int make_callbacks() except -1:
-    global CALLBACKS
-    if nghttp2_session_callbacks_new(&CALLBACKS) != 0:
-        raise MemoryError("nghttp2 cannot make its callbacks")
-    nghttp2_session_callbacks_set_on_begin_headers_callback(CALLBACKS, on_begin_headers)
-    nghttp2_session_callbacks_set_on_header_callback(CALLBACKS, on_header)
-    nghttp2_session_callbacks_set_on_frame_recv_callback(CALLBACKS, on_frame_recv)
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(CALLBACKS, on_data_chunk)
-    nghttp2_session_callbacks_set_on_frame_send_callback(CALLBACKS, on_frame_send)
-    nghttp2_session_callbacks_set_on_stream_close_callback(CALLBACKS, on_stream_close)
-    return 0
-
-
-make_callbacks()
-
-
-cdef class H2Server:
+cdef class H2Server(H2Peer):
     """One HTTP/2 connection's state, server side (see the module's docstring)."""
 
-    cdef nghttp2_session *session
     cdef bytes endpoint
     cdef Py_ssize_t max_size, max_head
     cdef long max_requests
@@ -182,7 +95,6 @@ cdef class H2Server:
     cdef dict streams              # stream id -> Stream: taken, not answered yet
     cdef dict answering            # stream id -> Stream: answered, the answer not all out
     cdef list ready                # during receive: the queries of the requests that ended
-    cdef object exc                # raised in a callback, raised again by receive
     cdef bint goaway_due           # past the budget and all answered: GOAWAY once sent
     cdef bint broken               # a connection error: nothing more is owed or read
     cdef bint peer_error           # nghttp2 could not go on with the peer's input
@@ -197,9 +109,6 @@ cdef class H2Server:
     version = "h2"
     #: More input is welcome at any time (streams, heads and bodies are bounded above).
     wants_input = True
-
-    def __cinit__(self):
-        self.session = NULL
 
     def __init__(self, bytes endpoint, Py_ssize_t max_size, int max_streams,
                  long max_requests, Py_ssize_t max_head, long max_fields=64,
@@ -216,7 +125,8 @@ cdef class H2Server:
         self.ready = []
         self.errors = []
         self.reset = []
-        if nghttp2_session_server_new2(&self.session, CALLBACKS, <void *>self, NULL) != 0:
+        if nghttp2_session_server_new2(&self.session, callbacks(ON_FRAME_SEND), <void *>self,
+                                       NULL) != 0:
             self.session = NULL
             raise MemoryError("nghttp2 cannot make a session")
         settings[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
@@ -227,11 +137,6 @@ cdef class H2Server:
         settings[2].value = 0
         if nghttp2_submit_settings(self.session, NGHTTP2_FLAG_NONE, settings, 3) != 0:
             raise MemoryError("nghttp2 cannot queue its settings")
-
-    def __dealloc__(self):
-        if self.session != NULL:
-            nghttp2_session_del(self.session)
-            self.session = NULL
 
     @property
     def abuse(self):
@@ -280,7 +185,7 @@ cdef class H2Server:
         ready, self.ready = self.ready, []
         return ready
 
-    # ---- nghttp2's events (see the callbacks above)
+    # ---- nghttp2's events (H2Peer's methods)
 
     cdef int begin_headers(self, const nghttp2_frame *frame) except -1:
         """A request's HEADERS begin: the stream is taken, unless past the budget."""
@@ -376,6 +281,13 @@ cdef class H2Server:
         stream.body += (<const char *>data)[:size]
         return 0
 
+    cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1:
+        if self.streams.pop(sid, None) is not None:
+            self.cancelled += 1        # reset (or closed) before its answer: none is sent
+            self.reset.append(sid)
+        self.answering.pop(sid, None)
+        return 0
+
     cdef int frame_sent(self, const nghttp2_frame *frame) except -1:
         """An answer's last frame is out: a stream whose client was still sending when it
         was answered with an error is reset now."""
@@ -433,17 +345,10 @@ cdef class H2Server:
     cdef int submit(self, int32_t sid, Stream stream, list headers, bytes body) except -1:
         cdef nghttp2_nv nva[MAX_RESPONSE_HEADERS]
         cdef nghttp2_data_provider provider
-        cdef size_t n = 0
-        cdef bytes name, value
-        for name, value in headers:
-            if n == MAX_RESPONSE_HEADERS:
-                raise ValueError("too many response headers")
-            nva[n].name = <uint8_t *>PyBytes_AS_STRING(name)
-            nva[n].namelen = PyBytes_GET_SIZE(name)
-            nva[n].value = <uint8_t *>PyBytes_AS_STRING(value)
-            nva[n].valuelen = PyBytes_GET_SIZE(value)
-            nva[n].flags = NGHTTP2_NV_FLAG_NONE
-            n += 1
+        cdef size_t n = len(headers)
+        if n > MAX_RESPONSE_HEADERS:
+            raise ValueError("too many response headers")
+        fill_nv(nva, headers)
         stream.out = body
         stream.sent = 0
         provider.source.ptr = <void *>stream
