@@ -54,7 +54,6 @@ EXIT_CODES: list[tuple[type[BaseException], Callable[[Any], bool] | None, int]] 
     (ReadError, None, 56),                # CURLE_RECV_ERROR
 ]
 FAILED_INIT = 2          # CURLE_FAILED_INIT: a bad command line
-NOT_BUILT_IN = 4         # CURLE_NOT_BUILT_IN: a feature this client does not have
 HTTP_RETURNED_ERROR = 22
 WRITE_ERROR = 23
 READ_ERROR = 26
@@ -140,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="offer HTTP/2 in ALPN (the default for https, as in curl); "
                         "HTTP/1.1 is used when the server does not take it")
     p.add_argument("--http2-prior-knowledge", action="store_true",
-                   help="refused (exit 4): this client has no cleartext HTTP/2 (h2c)")
+                   help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
+                        "without HTTP/1.1; https URLs offer h2 in ALPN as usual")
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
@@ -364,10 +364,6 @@ def _loop_factory():
 async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
                 transfer: Transfer | None = None) -> int:
     t = transfer if transfer is not None else Transfer(args.url)
-    if args.http2_prior_knowledge:
-        raise CommandError("--http2-prior-knowledge: HTTP/2 is spoken over TLS only (h2 by "
-                           "ALPN), not as cleartext h2c",
-                         NOT_BUILT_IN)
     verify: Any = True
     if args.insecure:
         verify = False
@@ -381,7 +377,10 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     jar = _cookie_jar(args)
     async with Client(verify=verify, resolver=resolver, timeout=timeout,
                       follow_redirects=args.follow, max_redirects=args.max_redirs,
-                      proxy=args.proxy, cookies=jar, http2=bool(args.http2)) as client:
+                      proxy=args.proxy, cookies=jar,
+                      http2=bool(args.http2 or args.http2_prior_knowledge),
+                      http1=not (args.http2_prior_knowledge
+                                 and args.url.lower().startswith("http://"))) as client:
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so

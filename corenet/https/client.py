@@ -67,6 +67,8 @@ class Client:
     (every redirect hop and auth retry); a hook may be a coroutine function.
     `http2=True` offers HTTP/2 in ALPN to https origins: a server that takes it gets one
     connection carrying every request to it at once; others are spoken HTTP/1.1 to.
+    `http2=True, http1=False` speaks HTTP/2 only, as httpx: h2 alone in ALPN, and to
+    http:// origins with prior knowledge (h2c).
     """
 
     def __init__(
@@ -82,7 +84,7 @@ class Client:
         default_encoding: "str | Callable[[bytes], str | None]" = "utf-8",
         transport: AsyncBaseTransport | BaseTransport | None = None, cert: Any = None,
         event_hooks: "Mapping[str, list[Callable[..., Any]]] | None" = None,
-        http2: bool = False,
+        http2: bool = False, http1: bool = True,
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
@@ -102,7 +104,8 @@ class Client:
                 verify=verify, cert=cert, limits=limits, proxy=proxy, trust_env=trust_env,
                 resolver=resolver, reuse_tls_sessions=reuse_tls_sessions,
                 max_connections=max_connections, max_keepalive=max_keepalive,
-                keepalive_expiry=keepalive_expiry, proxy_mounts=mount_list, http2=http2)
+                keepalive_expiry=keepalive_expiry, proxy_mounts=mount_list, http2=http2,
+                http1=http1)
         elif any(m.transport is None for m in mount_list):
             raise ValueError("mounts= with proxy URLs (or None) route through the client's "
                              "own network transport, which transport= replaces: mount "

@@ -304,12 +304,15 @@ class H2Stream:
 
 class H2Connection(HTTPConnection):
     """A connection that speaks HTTP/2 when the server chooses h2 in ALPN, else HTTP/1.1.
+    With `h2_only` it speaks HTTP/2 whatever ALPN says (only h2 was offered), and to an
+    http:// origin from its first byte: prior knowledge, as h2c (RFC 9113 3.3).
     The pool shares it between requests while `can_take()`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
                  limits: Limits, read_buffer: bytearray | None = None,
-                 recv_buffer: bytearray | None = None) -> None:
+                 recv_buffer: bytearray | None = None, h2_only: bool = False) -> None:
         super().__init__(loop, origin, limits, read_buffer, recv_buffer)
+        self.h2_only = h2_only
         self.h2: H2Session | None = None
         self.streams: dict[int, H2Stream] = {}
         self.active = 0  # streams checked out of the pool
@@ -336,32 +339,45 @@ class H2Connection(HTTPConnection):
         self.flush()
 
     # ---- input ----
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.h2_only and self.origin[0] == "http":
+            self._begin_h2()  # h2c: the connection preface goes first
+
     def on_secured(self) -> None:
         if self.h2 is None:
             try:
                 proto = self.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
             except (ValueError, AttributeError):
                 proto = None
-            if proto == "h2":
+            if proto == "h2" or proto is None and self.h2_only:
                 self._begin_h2()
 
     def data_received(self, data) -> None:
-        if self.h2 is None:
+        h2 = self.h2
+        if h2 is None:
             if not self.handshaking or self.ssl_object is None:
                 super().data_received(data)
                 return
             self.feed_tls(data)  # on_secured begins HTTP/2 if the server chose it
-            if self.h2 is None:
+            h2 = self.h2
+            if h2 is None:
                 if not self.handshaking:
                     super().data_received(b"")  # HTTP/1.1: what followed the handshake
                 return
+        elif self.ssl_object is None:  # h2c
+            try:
+                self._dispatch(h2.receive(data))
+            except H2Error as exc:
+                self._dispatch(h2.take_events())
+                self._ended(RemoteProtocolError(f"{self.origin[1]}: {exc}"))
+            self.flush()
+            return
         else:
             self.feed_tls(data)
         sslobj = self.ssl_object
         buf = self.read_buffer
         view = self.read_view
-        h2 = self.h2
-        assert h2 is not None
         incoming = self._incoming
         try:
             while incoming.pending or sslobj.pending():  # type: ignore[union-attr]

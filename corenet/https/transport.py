@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -38,13 +39,14 @@ _ATTEMPTS = 4
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
-                     cert: Any = None, http2: bool = False) -> ssl.SSLContext:
+                     cert: Any = None, http2: bool = False,
+                     http1: bool = True) -> ssl.SSLContext:
     """One context per transport: building one loads the CA store (milliseconds), and
     sharing it is what lets sessions resume across connections. `verify`: True (the
     system's CAs), False (no verification), a CA file path, or your own SSLContext, used
     as is. `cert`, a client certificate as httpx takes it: a path to a PEM file holding
     the certificate and its key, or (certificate, key) or (certificate, key, password).
-    `http2`: offer h2 before http/1.1 in ALPN."""
+    `http2`: offer h2 before http/1.1 in ALPN; `http1=False`: offer h2 alone."""
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             raise ValueError("cert= cannot be added to an SSLContext given as verify=: "
@@ -61,7 +63,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
     else:
         raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
+    ctx.set_alpn_protocols((["h2"] if http2 else []) + (["http/1.1"] if http1 else []))
     if cert is not None:
         if isinstance(cert, (str, bytes)) or hasattr(cert, "__fspath__"):
             ctx.load_cert_chain(cert)
@@ -167,7 +169,10 @@ async def close_transport(transport: Any) -> None:
 
 class AsyncHTTPTransport(AsyncBaseTransport):
     """HTTP/1.1 over TLS (or plain TCP for http://) with a keep-alive pool, as the client
-    uses by default; with `http2=True`, HTTP/2 to https origins that take it in ALPN. `verify` and `cert` make the TLS context (see make_ssl_context);
+    uses by default; with `http2=True`, HTTP/2 to https origins that take it in ALPN; with
+    `http2=True, http1=False` (as httpx), HTTP/2 only: h2 alone in ALPN (and spoken even
+    to a server that chooses no protocol), and for http:// with prior knowledge (h2c,
+    RFC 9113 3.3). `verify` and `cert` make the TLS context (see make_ssl_context);
     `proxy` sends every request through that proxy, else `trust_env` takes it from the
     environment; `proxy_mounts` (corenet's) picks a proxy, or none, per URL pattern
     within this one pool. `limits` bounds the pool and what a server can push."""
@@ -178,10 +183,18 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         trust_env: bool = True, resolver: Any = None, reuse_tls_sessions: bool = True,
         max_connections: int | None = None, max_keepalive: int | None = None,
         keepalive_expiry: float | None | object = UNSET,
-        proxy_mounts: "list[Mount] | None" = None, http2: bool = False,
+        proxy_mounts: "list[Mount] | None" = None, http2: bool = False, http1: bool = True,
     ) -> None:
-        self._ssl = make_ssl_context(verify, cert, http2)
+        if not (http1 or http2):
+            raise ValueError("http1=False leaves no protocol unless http2=True")
+        self._ssl = make_ssl_context(verify, cert, http2, http1)
         self.http2 = http2
+        self.http1 = http1
+        # What connections are made of, for https and for http origins.
+        self._tls_factory: Any = (HTTPConnection if not http2 else H2Connection if http1
+                                  else partial(H2Connection, h2_only=True))
+        self._plain_factory: Any = HTTPConnection if http1 else partial(H2Connection,
+                                                                       h2_only=True)
         self.resolver = resolver
         self.limits = limits
         self._proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
@@ -268,7 +281,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None,
-                    H2Connection if self.http2 and u.scheme == "https" else HTTPConnection)
+                    self._tls_factory if u.scheme == "https" else self._plain_factory)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise
@@ -297,6 +310,10 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)
         forward = proxy if proxy is not None and u.scheme == "http" else None
+        if forward is not None and not self.http1:
+            raise UnsupportedProtocol(
+                f"{u.text}: with http1=False an http:// URL is spoken HTTP/2 with prior "
+                f"knowledge, which a forwarding proxy ({forward.host}) does not carry")
         # Checked before any connection is made for it.
         fields = check_request(req.method, req.headers.frozen(), body)
         replayable = body is None or body.__class__ is bytes

@@ -22,6 +22,7 @@ class Env:
     ca: str
     port: int            # nginx, valid certificate
     h2_port: int         # the same nginx server, HTTP/2 offered in ALPN
+    h2c_port: int        # the same nginx server, HTTP/2 with prior knowledge, no TLS
     expired_port: int
     wrongname_port: int
     raw_port: int        # rawserver over TLS
@@ -40,6 +41,10 @@ class Env:
     @property
     def h2(self) -> str:
         return f"https://localhost:{self.h2_port}"
+
+    @property
+    def h2c(self) -> str:
+        return f"http://127.0.0.1:{self.h2c_port}"
 
     @property
     def raw(self) -> str:
@@ -80,7 +85,8 @@ def nginx_files(tmp_path_factory) -> tuple[Path, bytes]:
 def env(tmp_path_factory, pki, rawserver, nginx_files) -> Env:
     root, large = nginx_files
     tmp = tmp_path_factory.mktemp("nginx")
-    ports = {"port": free_port(), "h2_port": free_port(), "expired_port": free_port(),
+    ports = {"port": free_port(), "h2_port": free_port(), "h2c_port": free_port(),
+             "expired_port": free_port(),
              "wrongname_port": free_port(), "backend": rawserver["plain"]}
     try:
         proc = start_nginx(tmp, nginx_conf(tmp, root, pki, ports), ports["port"])
@@ -88,6 +94,7 @@ def env(tmp_path_factory, pki, rawserver, nginx_files) -> Env:
         pytest.skip(str(exc))
     try:
         yield Env(ca=str(pki["ca"]), port=ports["port"], h2_port=ports["h2_port"],
+                  h2c_port=ports["h2c_port"],
                   expired_port=ports["expired_port"],
                   wrongname_port=ports["wrongname_port"], raw_port=rawserver["tls"],
                   raw2_port=rawserver["tls2"], proxy_port=rawserver["proxy"],

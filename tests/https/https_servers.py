@@ -82,6 +82,7 @@ http {{
     server {{
         listen 127.0.0.1:{port} ssl;
         listen 127.0.0.1:{h2_port} ssl http2;
+        listen 127.0.0.1:{h2c_port} http2;
         server_name localhost;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -147,6 +148,7 @@ def nginx_conf(tmp: Path, root: Path, pki: dict, ports: dict) -> str:
     if os.geteuid() == 0:
         user = f"user {pwd.getpwuid(0).pw_name};"
     ports.setdefault("h2_port", free_port())  # the same server over HTTP/2
+    ports.setdefault("h2c_port", free_port())  # and over HTTP/2 without TLS (h2c)
     return NGINX_CONF.format(
         user=user, tmp=tmp, root=root, cert=pki["valid_cert"], key=pki["valid_key"],
         expired_cert=pki["expired_cert"], expired_key=pki["expired_key"],

@@ -197,7 +197,6 @@ def test_exit_codes_as_curl(env, tmp_path):
         (22, ["-f", env.base + "/missing"]),
         (47, ["-L", "--max-redirs", "1", env.base + "/r/2"]),            # too many redirects
         (2, ["--no-such-option", env.base + "/small.txt"]),             # bad command line
-        (4, ["--http2-prior-knowledge", env.base + "/small.txt"]),       # not built in
         (23, ["-o", str(tmp_path / "no" / "dir" / "x"), env.base + "/small.txt"]),
         (23, ["-o", "/dev/full", env.base + "/small.txt"]),              # write error
         (26, ["-d", f"@{tmp_path / 'missing'}", env.raw + "/echo"]),     # read error (upload)
@@ -338,8 +337,11 @@ def test_http_versions_and_verbose_alpn(env):
     assert p.returncode == 0 and "< HTTP/1.1 200 OK" in p.stderr.decode()
     p = fetch("-v", env.raw_plain + "/echo")
     assert p.returncode == 0 and "no ALPN" in p.stderr.decode()
-    p = fetch("--http2-prior-knowledge", env.base + "/small.txt")
-    assert p.returncode == 4 and b"h2c" in p.stderr
+    p = fetch("-v", "--http2-prior-knowledge", env.h2c + "/small.txt")  # h2c
+    assert p.returncode == 0 and "< HTTP/2 200 OK" in p.stderr.decode(), p.stderr
+    assert p.stdout == SMALL
+    p = fetch("--http2-prior-knowledge", env.raw_plain + "/echo")  # an HTTP/1.1-only server
+    assert p.returncode == 8 and b"Traceback" not in p.stderr  # CURLE_WEIRD_SERVER_REPLY
 
 
 def test_remote_name(env, tmp_path):
