@@ -1,9 +1,10 @@
-"""HTTP/2 connections: many requests at once on one TLS connection (ALPN "h2").
+"""HTTP/2 connections: many requests at once on one TLS connection (ALPN "h2"), or on one
+TCP connection with prior knowledge (h2c).
 
 `H2Connection` is an `HTTPConnection` for everything before the first byte of HTTP (TCP,
 Happy Eyeballs, proxies' CONNECT, the TLS handshake, session resumption); when the server
-chooses h2 in ALPN it carries an `H2Session` (the sans-IO protocol on nghttp2, `_h2.pyx`),
-else it stays an HTTP/1.1 connection. Each request is an `H2Stream`, which the transport
+chooses h2 in ALPN, or at once for h2c, it carries an `H2Session` (the sans-IO protocol on
+nghttp2, `_h2.pyx`), else it stays an HTTP/1.1 connection. Each request is an `H2Stream`, which the transport
 drives as it drives an HTTP/1.1 connection: `read_head`, `read_body`, `finish`.
 
 Every stream waits with the request's deadline (a stalled stream is a ReadTimeout, a server
