@@ -113,7 +113,7 @@ class Client:
         self._transport = transport
         # The mounts that name a transport; the others are the network transport's.
         self._mounts = mount_list if any(m.transport for m in mount_list) else []
-        self._route_cache: dict[Origin, AsyncBaseTransport] = {}
+        self._route_cache: dict[Origin, AsyncBaseTransport | BaseTransport] = {}
         # The one call every request goes through: the network transport's own send when
         # nothing else can take a request, else the router.
         if self._mounts or transport.__class__ is not AsyncHTTPTransport:
@@ -150,7 +150,7 @@ class Client:
         self._response_hooks = self._event_hooks["response"]
 
     @property
-    def transport(self) -> AsyncBaseTransport:
+    def transport(self) -> AsyncBaseTransport | BaseTransport:
         """The transport requests go through when no mount matches."""
         return self._transport
 
@@ -497,7 +497,7 @@ class Client:
         resp.limits = self.limits
         return resp
 
-    def _transport_for(self, u: "ParsedURL") -> AsyncBaseTransport:
+    def _transport_for(self, u: "ParsedURL") -> AsyncBaseTransport | BaseTransport:
         try:
             return self._route_cache[u.origin]
         except KeyError:

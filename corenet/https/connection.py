@@ -212,7 +212,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
                         break
                     self._on_plain(chunk)
                     continue
-                n = sslobj.read(len(buf), buf)
+                n = sslobj.read(len(buf), buf)  # type: ignore[assignment]  # an int
                 if not n:
                     self._on_eof(True)  # close_notify: the server's own end of the stream
                     break

@@ -46,8 +46,8 @@ class Cookies(MutableMapping):
             secure=False, expires=None, discard=True, comment=None, comment_url=None,
             rest={}, rfc2109=False))
 
-    def get(self, name: str, default: str | None = None, domain: str | None = None,
-            path: str | None = None) -> str | None:
+    def get(self, name: str, default: str | None = None,  # type: ignore[override]
+            domain: str | None = None, path: str | None = None) -> str | None:
         found = [c.value for c in self.jar if c.name == name
                  and (domain is None or c.domain == domain) and (path is None or c.path == path)]
         if len(found) > 1:
@@ -143,7 +143,8 @@ class Cookies(MutableMapping):
 
     def extract(self, url: str, set_cookie: list[str]) -> None:
         """Store what a response from `url` set (its Set-Cookie header lines)."""
-        self.jar.extract_cookies(_Headers(set_cookie), urllib.request.Request(url))
+        self.jar.extract_cookies(_Headers(set_cookie),  # type: ignore[arg-type]
+                                 urllib.request.Request(url))
         self._bound()
 
     def _bound(self) -> None:

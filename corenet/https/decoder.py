@@ -15,7 +15,7 @@ from typing import Iterator
 from .errors import DecodingError, RemoteProtocolError
 
 try:
-    import brotli as _brotli
+    import brotli as _brotli  # type: ignore[import-untyped]
 except ImportError:  # optional: pip install corenet[brotli]
     _brotli = None
 if _brotli is not None and not hasattr(_brotli.Decompressor, "can_accept_more_data"):

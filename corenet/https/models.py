@@ -148,8 +148,8 @@ class Response:
         self._clock: Callable[[], float] | None = None
         self._cookies: Any = None
         self._portal: Any = None  # runs a coroutine to its end, for a sync client's stream
-        if raw_headers is not None:  # from the network or the cache
-            self._headers = headers
+        if raw_headers is not None:  # from the network or the cache: Headers already
+            self._headers: Headers = headers  # type: ignore[assignment]
             self._content = content
         else:
             self._headers = headers if headers.__class__ is Headers else Headers(headers)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 from corenet.tls import TLSSession
 
@@ -119,7 +119,7 @@ class Pool:
         return None, wait_for
 
     async def acquire(
-        self, origin: Origin, connect: Callable[[], Awaitable[HTTPConnection]],
+        self, origin: Origin, connect: Callable[[], Coroutine[Any, Any, HTTPConnection]],
         timeout: float | None, timeout_message: Callable[[], str], fresh: bool = False,
     ) -> tuple[HTTPConnection, bool]:
         """Return (connection, reused): a pooled one (`fresh`: never), else a new one
@@ -168,8 +168,9 @@ class Pool:
                         self._h1_origins.clear()
                     self._h1_origins.add(origin)  # no need to wait for its first connection
                 if conn.multiplexed:
-                    conn.active = 1
-                    conn.on_unusable = self._wake_all
+                    shared: Any = conn  # an h2.H2Connection
+                    shared.active = 1
+                    shared.on_unusable = self._wake_all
                     self._shared.setdefault(origin, []).append(conn)
                 else:
                     self._busy.add(conn)

@@ -59,7 +59,9 @@ def env_proxies() -> dict[str, str]:
 
 def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | None:
     url = env.get(scheme) or env.get("all")
-    if not url or urllib.request.proxy_bypass_environment(host_port, env):
+    # proxy_bypass_environment: urllib's NO_PROXY rule, public but not in typeshed
+    if not url or urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            host_port, env):
         return None
     return Proxy(url)
 

@@ -36,7 +36,7 @@ async def resolve_host(host: str, port: int, resolver: Any = None) -> tuple[list
         out: list[str] = []
         for family, _, _, _, addr in infos:
             if family in (socket.AF_INET, socket.AF_INET6) and addr[0] not in out:
-                out.append(addr[0])
+                out.append(str(addr[0]))
         if not out:
             raise ConnectError(f"cannot resolve {host!r}: no IPv4 or IPv6 address")
         return out, ADDRESS_TTL
@@ -70,5 +70,5 @@ async def _lookup(resolver: Any, host: str, rdtype: str) -> tuple[list[str], flo
         address = getattr(rdata, "address", None) or str(rdata)
         if _literal(address) is not None:
             found.append(address)
-    ok = isinstance(rr_ttl, (int, float)) and rr_ttl >= 0
-    return found, float(rr_ttl) if ok else None, ""
+    ttl = float(rr_ttl) if isinstance(rr_ttl, (int, float)) and rr_ttl >= 0 else None
+    return found, ttl, ""
