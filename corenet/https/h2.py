@@ -4,8 +4,9 @@ TCP connection with prior knowledge (h2c).
 `H2Connection` is an `HTTPConnection` for everything before the first byte of HTTP (TCP,
 Happy Eyeballs, proxies' CONNECT, the TLS handshake, session resumption); when the server
 chooses h2 in ALPN, or at once for h2c, it carries an `H2Session` (the sans-IO protocol on
-nghttp2, `_h2.pyx`), else it stays an HTTP/1.1 connection. Each request is an `H2Stream`, which the transport
-drives as it drives an HTTP/1.1 connection: `read_head`, `read_body`, `finish`.
+nghttp2, `_h2.pyx`), else it stays an HTTP/1.1 connection. Each request is an `H2Stream`,
+which the transport drives as it drives an HTTP/1.1 connection: `read_head`, `read_body`,
+`finish`.
 
 Every stream waits with the request's deadline (a stalled stream is a ReadTimeout, a server
 that does not open its window a WriteTimeout); a stream the server did not process (above
