@@ -6,6 +6,7 @@ import os
 import zlib
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from corenet.https import Headers, HTTPStatusError, Response
 from corenet.https.decoder import Decoder
@@ -43,6 +44,37 @@ def test_decoder_gzip_deflate_and_chained():
         == b"abcd"  # two gzip members
     assert not Decoder("identity", 10, 10) and not Decoder("compress", 10, 10)
     assert not Decoder("gzip, compress", 10, 10)  # one unknown coding: left undecoded
+
+
+def _framed(kind: str, raw: bytes, level: int) -> bytes:
+    """raw compressed by the standard library's zlib, as a server would send it."""
+    if kind == "gzip":
+        return gzip.compress(raw, level)
+    wbits = {"zlib": zlib.MAX_WBITS, "raw": -zlib.MAX_WBITS}[kind]
+    c = zlib.compressobj(level, zlib.DEFLATED, wbits)
+    return c.compress(raw) + c.flush()
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=st.binary(max_size=3000) | st.text(alphabet="ab \n", max_size=20000).map(str.encode),
+       kind=st.sampled_from(["gzip", "zlib", "raw"]), level=st.integers(0, 9),
+       cuts=st.lists(st.integers(0, 25000), max_size=6), piece=st.integers(1, 5000))
+def test_decoder_gives_back_what_zlib_compressed(raw, kind, level, cuts, piece):
+    """Whatever the framing, level, split of the input and size of the pieces asked for,
+    the body comes back whole, in pieces no larger than asked, and a cut-short stream of
+    more than its header is an error (what the inflater in use must agree on with the
+    compressor of the standard library, which servers' zlib shares)."""
+    packed = _framed(kind, raw, level)
+    bounds = sorted({min(c, len(packed)) for c in cuts} | {0, len(packed)})
+    parts = [packed[a:b] for a, b in zip(bounds, bounds[1:])]
+    d = Decoder("gzip" if kind == "gzip" else "deflate", None, piece)
+    pieces = [p for part in parts for p in d.decode(part)] + list(d.flush())
+    assert b"".join(pieces) == raw
+    assert all(0 < len(p) <= piece for p in pieces)
+    if len(packed) > 20:
+        with pytest.raises(DecodingError, match="truncated"):
+            decode_all(Decoder("gzip" if kind == "gzip" else "deflate", None, piece),
+                       packed[:-9])
 
 
 def test_decoder_pieces_are_bounded_and_made_lazily():
