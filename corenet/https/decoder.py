@@ -86,7 +86,7 @@ class _Zlib:
         d = self._d
         try:
             out = d.decompress(self._tail, n)
-        except zlib.error as exc:
+        except zlib.error as exc:  # type: ignore[misc]  # zlib-ng types it as an instance
             raise DecodingError(f"invalid {self._kind} body: {exc}") from None
         self._full = len(out) == n
         self._tail = d.unconsumed_tail
