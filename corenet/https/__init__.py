@@ -25,16 +25,19 @@ from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
 from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
+from .status import codes
 from .timeout import Timeout
 from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport
 from .urls import URL
 
-# httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient.
+# httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient,
+# and the network transport it takes, httpx.HTTPTransport, is the same AsyncHTTPTransport.
 AsyncClient = Client
+HTTPTransport = AsyncHTTPTransport
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
-    "BaseTransport",
+    "BaseTransport", "HTTPTransport", "codes",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
     "Headers", "Limits", "Request", "Response", "Timeout", "URL",

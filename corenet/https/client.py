@@ -88,6 +88,8 @@ class Client:
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
         self.follow_redirects = follow_redirects
+        self.trust_env = trust_env  # read once, by the network transport made here
+        self.is_closed = False
         self.allow_insecure_redirects = allow_insecure_redirects
         base = str(base_url)
         if base:
@@ -196,6 +198,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the transport and every mounted one (each once)."""
+        self.is_closed = True
         closing = [self._transport]
         for m in self._mounts:
             if m.transport is not None and all(m.transport is not t for t in closing):

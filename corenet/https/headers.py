@@ -129,3 +129,91 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+def parse_links(values: Iterable[str]) -> list[dict[str, str]]:
+    """The links of Link header fields (RFC 8288): for each ``<url>; name=value; ...``, a
+    dict of its "url" and its parameters, names lower-cased, quoted values unquoted.
+    What does not parse as a link is skipped, up to the next comma outside quotes."""
+    links: list[dict[str, str]] = []
+    for value in values:
+        i, n = 0, len(value)
+        while i < n:
+            while i < n and value[i] in " \t,":
+                i += 1
+            if i >= n:
+                break
+            link: dict[str, str] | None = None
+            if value[i] == "<":
+                end = value.find(">", i + 1)
+                if end >= 0:
+                    link = {"url": value[i + 1:end].strip()}
+                    i = end + 1
+            while i < n and value[i] != ",":
+                if value[i] == '"':  # skip a quoted string whole: it may hold , or ;
+                    i = _quoted_end(value, i)
+                    continue
+                if value[i] == ";" and link is not None:
+                    i = _param(value, i + 1, link)
+                    continue
+                i += 1
+            if link is not None:
+                links.append(link)
+    return links
+
+
+def _quoted_end(value: str, i: int) -> int:
+    """Where the quoted string starting at value[i] ends (after its closing quote)."""
+    i += 1
+    while i < len(value):
+        if value[i] == "\\":
+            i += 2
+        elif value[i] == '"':
+            return i + 1
+        else:
+            i += 1
+    return i
+
+
+def _unquote(body: str) -> str:
+    """A quoted string's content (after its opening quote, up to and with its closing one,
+    which a cut-short value lacks), its backslash escapes undone."""
+    out = []
+    k, n = 0, len(body)
+    while k < n:
+        c = body[k]
+        if c == "\\" and k + 1 < n:
+            out.append(body[k + 1])
+            k += 2
+            continue
+        if c == '"':
+            break
+        out.append(c)
+        k += 1
+    return "".join(out)
+
+
+def _param(value: str, i: int, link: dict[str, str]) -> int:
+    """Reads one `name[=value]` from value[i:] into `link`; returns where it ends."""
+    n = len(value)
+    start = i
+    while i < n and value[i] not in "=;,":
+        i += 1
+    name = value[start:i].strip().lower()
+    got = ""
+    if i < n and value[i] == "=":
+        i += 1
+        while i < n and value[i] in " \t":
+            i += 1
+        if i < n and value[i] == '"':
+            end = _quoted_end(value, i)
+            got = _unquote(value[i + 1:end])
+            i = end
+        else:
+            start = i
+            while i < n and value[i] not in ";,":
+                i += 1
+            got = value[start:i].strip()
+    if name and name not in link:  # RFC 8288 3.3: the first rel (and any name) counts
+        link[name] = got
+    return i

@@ -12,18 +12,12 @@ from .errors import (
     HTTPStatusError, RemoteProtocolError, RequestError, ResponseNotRead, StreamClosed,
     StreamConsumed, attach_request,
 )
-from .headers import Headers, HeaderTypes
+from .headers import Headers, HeaderTypes, parse_links
 from .limits import DEFAULT_LIMITS, Limits
 from .multipart import encode_multipart
+from .status import REASONS
 from .urls import URL
 
-_REASONS = {}
-try:
-    from http import HTTPStatus
-
-    _REASONS = {s.value: s.phrase for s in HTTPStatus}
-except Exception:  # pragma: no cover
-    pass
 
 
 # What str.splitlines ends a line at.
@@ -145,6 +139,7 @@ class Response:
         self._set_cookie = False  # whether there is a Set-Cookie header to store
         self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
+        self.num_bytes_downloaded = 0  # of the body as received (before decoding)
         self._clock: Callable[[], float] | None = None
         self._cookies: Any = None
         self._portal: Any = None  # runs a coroutine to its end, for a sync client's stream
@@ -177,6 +172,7 @@ class Response:
             h["Content-Type"] = ctype
         if isinstance(content, (bytes, bytearray, memoryview)):
             content = bytes(content)
+            self.num_bytes_downloaded = len(content)
             if content and "content-length" not in h and "transfer-encoding" not in h:
                 h["Content-Length"] = str(len(content))
             self._set_cookie = "set-cookie" in h
@@ -260,7 +256,7 @@ class Response:
     def reason_phrase(self) -> str:
         if self._reason:
             return self._reason.decode("latin-1")
-        return _REASONS.get(self.status_code, "")
+        return REASONS.get(self.status_code, "")
 
     @property
     def content(self) -> bytes:
@@ -319,6 +315,13 @@ class Response:
             if set_cookie:
                 jar.extract(str(self.url), set_cookie)
         return jar
+
+    @property
+    def links(self) -> dict[str | None, dict[str, str]]:
+        """The Link header's links (RFC 8288) by their rel, else by URL, as httpx has them:
+        `r.links["next"]["url"]` for the next page of a paginated API."""
+        return {link.get("rel") or link.get("url"): link
+                for link in parse_links(self.headers.get_list("link"))}
 
     @property
     def text(self) -> str:
@@ -410,6 +413,7 @@ class Response:
                 if not chunks:
                     break
                 for c in chunks:
+                    self.num_bytes_downloaded += len(c)
                     yield c
             ok = True
         except RequestError as exc:
@@ -502,6 +506,7 @@ class Response:
                 chunks = await self._chunks(False, dec is not None)  # type: ignore[misc]
                 if not chunks:
                     break
+                self.num_bytes_downloaded += sum(map(len, chunks))
                 parts += chunks if dec is None else _decode(dec, chunks)
             if dec is not None:
                 parts += dec.flush()
@@ -520,6 +525,7 @@ class Response:
         as `aread()` would have left it."""
         self._check_unread()
         self.is_stream_consumed = True
+        self.num_bytes_downloaded = sum(map(len, parts))
         ok = False
         try:
             self._content = self._decoded(parts)

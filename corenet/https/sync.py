@@ -113,6 +113,7 @@ class SyncClient:
     follow_redirects = _Shared()
     base_url = _Shared()
     cache = _Shared()
+    trust_env = _Shared()
 
     def __init__(self, **kwargs: Any) -> None:
         self._client = Client(**kwargs)

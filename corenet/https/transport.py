@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from .connection import HTTPConnection, Resendable, open_connection
 from .deadline import Deadline
-from .errors import ConnectError, ConnectTimeout, InvalidURL, UnsupportedProtocol
+from .errors import ConnectError, ConnectTimeout, InvalidURL, TLSError, UnsupportedProtocol
 from .exchange import check_request, encode_header_lines
 from .h2 import H2Connection
 from .headers import Headers
@@ -36,6 +36,9 @@ _CACHE_SIZE = 512
 # connection closed under an idempotent request; HTTP/2: a GOAWAY or REFUSED_STREAM, or no
 # answer to a PING) and it goes again on another.
 _ATTEMPTS = 4
+# The pause before the second connection attempt of `retries=`, doubled for each next one
+# (httpx's, through httpcore).
+RETRY_BACKOFF = 0.5
 
 
 def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
@@ -184,9 +187,15 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         max_connections: int | None = None, max_keepalive: int | None = None,
         keepalive_expiry: float | None | object = UNSET,
         proxy_mounts: "list[Mount] | None" = None, http2: bool = False, http1: bool = True,
+        retries: int = 0,
     ) -> None:
         if not (http1 or http2):
             raise ValueError("http1=False leaves no protocol unless http2=True")
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, not {retries}")
+        # Connection attempts made again after a ConnectError or ConnectTimeout, as httpx's
+        # transports make them: the first at once, then after 0.5 s, 1 s, 2 s...
+        self.retries = retries
         self._ssl = make_ssl_context(verify, cert, http2, http1)
         self.http2 = http2
         self.http1 = http1
@@ -286,15 +295,33 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise
 
-        if t is None:
-            return await go()
-        try:
-            async with asyncio.timeout(t):
-                return await go()
-        except TimeoutError:
-            via = "" if proxy is None else f" through the proxy {proxy.host} port {proxy.port}"
-            raise ConnectTimeout(deadline.message(
-                f"connecting to {u.host} port {u.port}{via}", t, by_total)) from None
+        retries = self.retries
+        pause = 0.0
+        while True:
+            try:
+                if t is None:
+                    return await go()
+                try:
+                    async with asyncio.timeout(t):
+                        return await go()
+                except TimeoutError:
+                    via = ("" if proxy is None else
+                           f" through the proxy {proxy.host} port {proxy.port}")
+                    raise ConnectTimeout(deadline.message(
+                        f"connecting to {u.host} port {u.port}{via}", t, by_total)) from None
+            except TLSError:
+                raise  # a handshake that failed, or a certificate refused, would again
+            except (ConnectError, ConnectTimeout):
+                if retries <= 0:
+                    raise
+                wait, ends = deadline.budget(pause)
+                if ends and not wait:
+                    raise  # nothing left of the total timeout to try again in
+                retries -= 1
+                if wait:
+                    await asyncio.sleep(wait)
+                pause = pause * 2 if pause else RETRY_BACKOFF
+                t, by_total = deadline.budget(deadline.timeout.connect)
 
     async def send_request(self, req: Request, u: ParsedURL, deadline: Deadline,
                            stream: bool) -> Response:

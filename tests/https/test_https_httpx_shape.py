@@ -3,8 +3,9 @@ aiter_lines(), auth= and cookies, against rawserver over TLS on every loop kind.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from corenet.https import URL, Client, Limits, RemoteProtocolError
+from corenet.https import URL, Client, Limits, RemoteProtocolError, Response
 from corenet.https.auth import Auth, BasicAuth, BearerAuth
 from test_https_hostile import named, redirect, wire_head
 
@@ -427,3 +428,142 @@ def test_client_cookies_can_be_assigned(env, run):
 
     echo, jar = run(main())
     assert named(wire_head(echo), "cookie") == ["k=v"] and jar["k"] == "v"
+
+
+def test_codes_are_httpx_codes():
+    import httpx
+
+    from corenet.https import codes
+
+    for name, member in httpx.codes.__members__.items():
+        assert getattr(codes, name) == member, name
+        assert getattr(codes, name.lower()) == member, name.lower()
+    assert str(codes.OK) == "200" and codes(404) is codes.NOT_FOUND
+    assert codes.get_reason_phrase(404) == httpx.codes.get_reason_phrase(404) == "Not Found"
+    assert codes.get_reason_phrase(599) == ""
+    for value in (100, 199, 200, 204, 299, 301, 399, 400, 404, 499, 500, 599):
+        for test in ("is_informational", "is_success", "is_redirect", "is_client_error",
+                     "is_server_error", "is_error"):
+            assert getattr(codes, test)(value) == getattr(httpx.codes, test)(value), \
+                (test, value)
+    r = Response(codes.IM_A_TEAPOT)
+    assert r.status_code == 418 and r.reason_phrase == "I'm a Teapot" and r.is_client_error
+
+
+LINK_HEADERS = [
+    '<https://api.example/items?page=2>; rel="next", <https://api.example/items?page=9>; '
+    'rel="last"',
+    "<https://example/a>; rel=prev",
+    '<https://example/b>; title="the b"',
+    '<https://example/c>; rel="next"; type="text/html", <https://example/d>',
+    "",
+]
+
+
+@pytest.mark.parametrize("value", LINK_HEADERS)
+def test_links_as_httpx_has_them(value):
+    import httpx
+
+    headers = {"Link": value} if value else {}
+    assert Response(200, headers=headers).links == httpx.Response(200, headers=headers).links
+
+
+def test_links_keep_quoted_commas_and_skip_what_does_not_parse():
+    r = Response(200, headers=[("Link", '<https://e/1>; title="a, b; c"; rel="next"'),
+                               ("Link", 'junk, <https://e/2>; REL=last; rel=ignored'),
+                               ("Link", '<https://e/3>; title="say \\"hi\\""; rel=up, <open')])
+    assert r.links == {
+        "next": {"url": "https://e/1", "title": "a, b; c", "rel": "next"},
+        "last": {"url": "https://e/2", "rel": "last"},  # the first rel counts (RFC 8288)
+        "up": {"url": "https://e/3", "title": 'say "hi"', "rel": "up"},
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='<>;,="\\ ab\t', max_size=60))
+def test_link_parsing_ends_on_any_text(value):
+    """Whatever a server sends in Link, reading it ends, without an error, with links
+    that each have a URL."""
+    for link in Response(200, headers={"Link": value}).links.values():
+        assert "url" in link and ">" not in link["url"]
+
+
+def test_num_bytes_downloaded_counts_the_body_as_received(env, run):
+    """As in httpx: the bytes of the body as they came, before decoding (nginx gzips
+    /gz/text.txt)."""
+    async def main():
+        async with Client(verify=env.ca) as c:
+            whole = await c.get(env.base + "/gz/text.txt")
+            async with c.stream("GET", env.base + "/gz/text.txt") as s:
+                raw = [piece async for piece in s.aiter_raw()]
+            return whole, s, raw
+
+    whole, streamed, raw = run(main())
+    assert whole.headers["content-encoding"] == "gzip"
+    assert streamed.num_bytes_downloaded == len(b"".join(raw)) < len(whole.content)
+    assert whole.num_bytes_downloaded == streamed.num_bytes_downloaded
+    assert Response(200, content=b"abc").num_bytes_downloaded == 3
+
+
+def test_transport_retries_connecting_as_httpx(run):
+    """retries= makes a refused connection again: at once, then after 0.5 s, so a server
+    that starts listening in between is reached; without it the refusal is the answer.
+    A TLS failure is not tried again."""
+    import asyncio
+    import socket
+
+    from corenet.https import AsyncHTTPTransport, ConnectError, TLSError
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    async def answer(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def serve_later(port: int):
+        await asyncio.sleep(0.2)
+        return await asyncio.start_server(answer, "127.0.0.1", port)
+
+    async def attempt(retries: int):
+        port = free()
+        starting = asyncio.ensure_future(serve_later(port))
+        try:
+            async with Client(transport=AsyncHTTPTransport(retries=retries)) as c:
+                r = await c.get(f"http://127.0.0.1:{port}/")
+            return r.status_code, r.content
+        except ConnectError as exc:
+            return type(exc)
+        finally:
+            (await starting).close()
+
+    assert run(attempt(2)) == (200, b"ok")  # refused, refused, then reached at 0.5 s
+    assert run(attempt(0)) is ConnectError
+    assert run(attempt(1)) is ConnectError  # its one retry comes at once, still refused
+
+    async def not_tls():
+        accepted = []
+
+        async def garbage(reader, writer):
+            accepted.append(1)
+            writer.write(b"this is not TLS\r\n" * 20)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with Client(transport=AsyncHTTPTransport(retries=3)) as c:
+                with pytest.raises(TLSError):
+                    await c.get(f"https://127.0.0.1:{port}/")
+        finally:
+            server.close()
+        return len(accepted)
+
+    assert run(not_tls()) == 1
+    with pytest.raises(ValueError, match="retries"):
+        AsyncHTTPTransport(retries=-1)
