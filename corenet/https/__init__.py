@@ -28,7 +28,7 @@ from .sync import SyncClient, delete, get, head, options, patch, post, put, requ
 from .status import codes
 from .timeout import Timeout
 from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport
-from .urls import URL
+from .urls import URL, QueryParams
 
 # httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient,
 # and the network transport it takes, httpx.HTTPTransport, is the same AsyncHTTPTransport.
@@ -40,7 +40,7 @@ __all__ = [
     "BaseTransport", "HTTPTransport", "codes",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
-    "Headers", "Limits", "Request", "Response", "Timeout", "URL",
+    "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from typing import Any
+from typing import Any, Iterator, Mapping
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .errors import InvalidURL
@@ -77,6 +77,87 @@ def _param_text(value: Any) -> str:
 
 def encode_params(params: Any) -> str:
     return urlencode([(_param_text(k), _param_text(v)) for k, v in param_pairs(params)])
+
+
+class QueryParams(Mapping[str, str]):
+    """httpx's QueryParams: the query of a URL as an immutable multi-valued mapping, its
+    values grouped by name in the order names first appear (as httpx keeps them).
+    `qp["a"]` and `get` give a name's first value, `get_list` all of them, `multi_items`
+    every pair; `set`, `add`, `remove` and `merge` return a new QueryParams. Takes a query
+    string, a mapping (a list value standing for the name repeated), pairs, or keyword
+    arguments; values become text as in a request's `params=`."""
+
+    __slots__ = ("_values",)
+    _values: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > 1 or (args and kwargs):
+            raise TypeError("QueryParams takes one query (a str, mapping or pairs) or "
+                            "keyword arguments")
+        given = args[0] if args else kwargs
+        values: dict[str, list[str]] = {}
+        if isinstance(given, QueryParams):
+            values = {k: list(v) for k, v in given._values.items()}
+        else:
+            for k, v in param_pairs(given):
+                values.setdefault(_param_text(k), []).append(_param_text(v))
+        self._values = values
+
+    def _copy(self, values: dict[str, list[str]]) -> "QueryParams":
+        made = QueryParams.__new__(QueryParams)
+        made._values = values
+        return made
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def get_list(self, key: str) -> list[str]:
+        return list(self._values.get(key, ()))
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, vs in self._values.items() for v in vs]
+
+    def set(self, key: str, value: Any = None) -> "QueryParams":
+        """A copy in which `key` has this one value."""
+        return self._copy({**self._values, _param_text(key): [_param_text(value)]})
+
+    def add(self, key: str, value: Any = None) -> "QueryParams":
+        values = {k: list(v) for k, v in self._values.items()}
+        values.setdefault(_param_text(key), []).append(_param_text(value))
+        return self._copy(values)
+
+    def remove(self, key: str) -> "QueryParams":
+        return self._copy({k: v for k, v in self._values.items() if k != key})
+
+    def merge(self, params: Any = None) -> "QueryParams":
+        """A copy with `params` on top: a name they give has their values instead."""
+        return self._copy({**self._values, **QueryParams(params)._values})
+
+    def __str__(self) -> str:
+        return encode_params(self.multi_items())
+
+    def __repr__(self) -> str:
+        return f"QueryParams({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QueryParams):
+            try:
+                other = QueryParams(other)
+            except (TypeError, ValueError):
+                return NotImplemented
+        return sorted(self.multi_items()) == sorted(other.multi_items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.multi_items())))
 
 
 def with_params(url: str, params: Any) -> str:
@@ -177,6 +258,11 @@ class URL:
     @property
     def fragment(self) -> str:
         return unquote(self._split().fragment)
+
+    @property
+    def params(self) -> QueryParams:
+        """The query as a QueryParams (`url.params["page"]`)."""
+        return QueryParams(self._split().query)
 
     def join(self, url: "URL | str") -> "URL":
         """The URL `url` refers to when found in this one's document (RFC 3986 5.2)."""

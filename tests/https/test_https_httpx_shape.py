@@ -567,3 +567,49 @@ def test_transport_retries_connecting_as_httpx(run):
     assert run(not_tls()) == 1
     with pytest.raises(ValueError, match="retries"):
         AsyncHTTPTransport(retries=-1)
+
+
+_PARAM_TEXT = st.text(alphabet="ab &=é+%/", max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(_PARAM_TEXT, _PARAM_TEXT), max_size=6),
+       key=_PARAM_TEXT, value=_PARAM_TEXT,
+       other=st.dictionaries(_PARAM_TEXT, _PARAM_TEXT, max_size=3))
+def test_query_params_are_httpx_query_params(pairs, key, value, other):
+    """The same pairs, text and answers as httpx.QueryParams, before and after each of
+    its copy-making operations, and from the query string it writes."""
+    import httpx
+
+    from corenet.https import QueryParams
+
+    ours, theirs = QueryParams(pairs), httpx.QueryParams(pairs)
+    for a, b in [(ours, theirs), (ours.set(key, value), theirs.set(key, value)),
+                 (ours.add(key, value), theirs.add(key, value)),
+                 (ours.remove(key), theirs.remove(key)), (ours.merge(other), theirs.merge(other)),
+                 (QueryParams(str(ours)), httpx.QueryParams(str(theirs)))]:
+        assert a.multi_items() == b.multi_items() and str(a) == str(b)
+        assert dict(a) == dict(b) and len(a) == len(b) and list(a) == list(b)
+        assert (key in a) == (key in b) and a.get(key) == b.get(key)
+        assert a.get_list(key) == b.get_list(key)
+    assert ours == QueryParams(list(reversed(pairs))) and hash(ours) == hash(
+        QueryParams(list(reversed(pairs))))
+
+
+def test_url_params_in_a_mock_transport_handler(run):
+    from corenet.https import MockTransport, QueryParams
+
+    def handler(request):
+        params = request.url.params
+        assert isinstance(params, QueryParams)
+        return Response(200, json={"page": params.get("page"), "tags": params.get_list("tag")})
+
+    async def main():
+        async with Client(transport=MockTransport(handler)) as c:
+            r = await c.get("https://api.test/items?tag=a", params={"page": 2, "tag": ["b"]})
+            return r.json(), r.url.params
+
+    body, params = run(main())
+    # params= adds to the URL's query, as requests (and httpx before 0.28) do
+    assert body == {"page": "2", "tags": ["a", "b"]}
+    assert params == QueryParams("tag=a&page=2&tag=b") and str(params) == "tag=a&tag=b&page=2"
