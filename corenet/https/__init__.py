@@ -24,6 +24,7 @@ from .errors import (
 from .headers import Headers
 from .limits import Limits
 from .models import Request, Response
+from .proxy import Proxy
 from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
 from .status import codes
 from .timeout import Timeout
@@ -40,7 +41,7 @@ __all__ = [
     "BaseTransport", "HTTPTransport", "codes",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
-    "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams",
+    "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams", "Proxy",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",

@@ -367,12 +367,11 @@ class HTTPConnection(asyncio.BufferedProtocol):
             w.set_result(True)
 
     # ---- CONNECT through a proxy ----
-    async def tunnel(self, authority: str, auth: str | None) -> None:
-        """Ask the proxy for a tunnel to `authority` (host:port); returns once it answered
-        2xx, after which the bytes on this transport are the origin's."""
-        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
-        if auth:
-            head += f"Proxy-Authorization: {auth}\r\n"
+    async def tunnel(self, authority: str, proxy_lines: str) -> None:
+        """Ask the proxy for a tunnel to `authority` (host:port), with `proxy_lines` (its
+        credentials and headers, each line ending in CRLF); returns once it answered 2xx,
+        after which the bytes on this transport are the origin's."""
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy_lines}"
         self._tunnel = bytearray()
         fut = self._tunnel_done = self.loop.create_future()
         self.transport.write((head + "\r\n").encode("latin-1"))  # type: ignore[union-attr]
@@ -488,15 +487,15 @@ class HTTPConnection(asyncio.BufferedProtocol):
         body = request.content
         if forward is not None:
             line = encode_request_line(method, target.text)
-            auth = forward.auth
+            proxy_lines = forward.lines
         else:
             line = target.request_lines.get(method)
             if line is None:
                 line = target.request_lines[method] = encode_request_line(method,
                                                                           target.target)
-            auth = None
+            proxy_lines = None
         head, length = encode_request_head(method, line, target.host_line, fields, body,
-                                           auth)
+                                           proxy_lines)
         self.start(method, streaming)
         try:
             try:
@@ -920,7 +919,7 @@ async def open_connection(
         if proxy is not None and scheme == "https":
             try:
                 await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                                  proxy.auth)
+                                  proxy.lines)
             except BaseException:
                 conn.close()
                 raise

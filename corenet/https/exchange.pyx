@@ -171,12 +171,13 @@ def body_length(fields: HeaderFields, body: object) -> int | None:
 
 
 def encode_request_head(method: str, line: bytes, host_line: bytes, fields: HeaderFields,
-                        body: object, proxy_auth: str | None = None
+                        body: object, proxy_lines: str | None = None
                         ) -> tuple[bytes, int | None]:
     """An HTTP/1.1 request head for a request that passed check_request: `line` (the
     request line), the caller's Host line else `host_line`, the caller's headers and the
     framing header the body needs (Content-Length, or chunked for a stream of unknown
-    length), then Proxy-Authorization when `proxy_auth` is given. Returns it with the
+    length), then `proxy_lines` (a forwarding proxy's credentials and headers, each line
+    ending in CRLF) when given. Returns it with the
     exact length a streamed body must have (None: chunked, or not a stream)."""
     length = fields.length
     if body is None:
@@ -190,8 +191,8 @@ def encode_request_head(method: str, line: bytes, host_line: bytes, fields: Head
         framing = b"Content-Length: %d\r\n" % length
     else:
         framing = b"Transfer-Encoding: chunked\r\n"
-    if proxy_auth:
-        framing += b"Proxy-Authorization: %s\r\n" % proxy_auth.encode("ascii")
+    if proxy_lines:
+        framing += proxy_lines.encode("latin-1")
     return line + (fields.host_line or host_line) + fields.block + framing + b"\r\n", length
 
 

@@ -10,13 +10,19 @@ import warnings
 from typing import Any
 
 from .errors import InvalidURL
-from .urls import URL, encode_host, split_url, userinfo_auth
+from .headers import Headers
+from .urls import URL, basic_auth, encode_host, split_url, userinfo_auth
 
 
 class Proxy:
-    __slots__ = ("url", "scheme", "host", "port", "auth")
+    """A proxy as httpx's `Proxy(url, auth=(user, password), headers={...})`: credentials
+    in the URL or in `auth` (which wins), and `headers` sent to the proxy with each CONNECT
+    and each request it forwards."""
 
-    def __init__(self, url: URL | str) -> None:
+    __slots__ = ("url", "scheme", "host", "port", "auth", "lines")
+
+    def __init__(self, url: URL | str, *, auth: tuple[str, str] | None = None,
+                 headers: Any = None) -> None:
         text = str(url)
         if "://" not in text:
             text = "http://" + text  # the variables are often written host:port
@@ -31,10 +37,28 @@ class Proxy:
         self.host = encode_host(parts.hostname)
         self.port = port or (443 if scheme == "https" else 80)
         self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
-        self.auth = userinfo_auth(parts)
+        self.auth = basic_auth(*auth) if auth is not None else userinfo_auth(parts)
+        # The header lines for the proxy, as they go on the wire (in Latin-1, a line break
+        # or NUL refused: a header must not smuggle another).
+        lines = [] if self.auth is None else [("Proxy-Authorization", self.auth)]
+        lines += Headers(headers).multi_items()
+        for name, value in lines:
+            if (not name or any(c in name for c in ":\r\n\0 \t")
+                    or any(c in value for c in "\r\n\0")
+                    or not (name + value).isascii() and not _latin1(name + value)):
+                raise ValueError(f"invalid proxy header {name!r}: {value!r}")
+        self.lines = "".join(f"{name}: {value}\r\n" for name, value in lines)
 
     def __repr__(self) -> str:
         return f"<Proxy {self.url}>"
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 _USED = ("http", "https", "all")  # the variables a request may take its proxy from

@@ -178,12 +178,16 @@ def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
         raise InvalidURL(f"invalid {what} {url!r}: {exc}") from None
 
 
+def basic_auth(username: str, password: str) -> str:
+    """A Basic Authorization value (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 def userinfo_auth(parts: Any) -> str | None:
     """user:password@ of a URL as a Basic Authorization value (never sent as is)."""
     if parts.username is None:
         return None
-    cred = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    return "Basic " + base64.b64encode(cred.encode()).decode("ascii")
+    return basic_auth(unquote(parts.username), unquote(parts.password or ""))
 
 
 class URL:

@@ -485,7 +485,8 @@ def pipe(a: socket.socket, b: socket.socket) -> None:
 def proxy(sock: socket.socket, state: dict) -> None:
     """An HTTP proxy for loopback targets: CONNECT tunnels, absolute-form requests are
     forwarded (one per connection). Logs (method, target, Proxy-Authorization) in state,
-    which the /proxy-log route returns."""
+    and a Proxy-Tag header's value after them when there is one, which the /proxy-log
+    route returns."""
     sock.settimeout(MAX_STALL)
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
@@ -498,8 +499,9 @@ def proxy(sock: socket.socket, state: dict) -> None:
     method, target, _ = lines[0].split(" ", 2)
     fields = [ln.split(":", 1) for ln in lines[1:]]
     auth = next((v.strip() for k, v in fields if k.lower() == "proxy-authorization"), None)
+    tag = [v.strip() for k, v in fields if k.lower() == "proxy-tag"]
     with state["lock"]:
-        state["proxy_log"].append([method, target, auth])
+        state["proxy_log"].append([method, target, auth] + tag)
     if auth is not None and auth != PROXY_AUTH:
         send(sock, b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                    b"Proxy-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\n\r\n")

@@ -239,6 +239,32 @@ def test_http_forwarded_by_the_proxy(env, run):
     assert named(wire_head(echo), "host") == [f"127.0.0.1:{env.raw_plain_port}"]
 
 
+@pytest.mark.parametrize("target", ["tunnel", "forwarded"])
+def test_proxy_object_with_auth_and_headers_as_httpx(env, run, target):
+    """httpx's Proxy(url, auth=, headers=): the credentials (auth= over the URL's) and the
+    headers go to the proxy, with the CONNECT or the forwarded request, never further."""
+    from corenet.https import Proxy
+
+    proxy = Proxy(f"http://wrong:creds@127.0.0.1:{env.proxy_port}", auth=("pu", "pp"),
+                  headers={"Proxy-Tag": "tenant-7"})
+    url = env.raw + "/echo" if target == "tunnel" else env.raw_plain + "/echo"
+
+    async def main():
+        async with Client(verify=env.ca, proxy=proxy) as c:
+            return (await c.get(url)).json()
+
+    before = len(proxy_log(env, run))
+    echo = run(main())
+    method, logged = ("CONNECT", f"localhost:{env.raw_port}") if target == "tunnel" else \
+        ("GET", url)
+    assert proxy_log(env, run)[before:] == [[method, logged, "Basic cHU6cHA=", "tenant-7"]]
+    assert named(wire_head(echo), "proxy-tag") == []
+    assert named(wire_head(echo), "proxy-authorization") == []
+    for bad in ({"X": "a\r\nHost: evil"}, {"Bad Name": "v"}, {"X": "\u0101"}):
+        with pytest.raises(ValueError, match="invalid proxy header"):
+            Proxy("http://127.0.0.1:1", headers=bad)
+
+
 def test_proxy_refusal_is_a_proxy_error(env, run):
     from corenet.https import ProxyError
 
