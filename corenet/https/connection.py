@@ -882,28 +882,43 @@ async def open_connection(
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
     recv_buffer: bytearray | None = None, proxy: Any = None,
     proxy_ssl: ssl.SSLContext | None = None, factory: Any = HTTPConnection,
+    uds: str | None = None, local_address: str | None = None,
 ) -> HTTPConnection:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
     tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
     covers all of it (ConnectTimeout). `factory` makes the connection (h2.H2Connection
-    when HTTP/2 is offered in ALPN)."""
+    when HTTP/2 is offered in ALPN). `uds`: the Unix socket to connect to instead of any
+    address; `local_address`: the address to connect from (and so its family only)."""
     scheme, host, port = origin
     to_port = port if proxy is None else proxy.port
     what = host if proxy is None else f"the proxy {proxy.host}"
+    if uds is None and local_address is not None:
+        v6 = ":" in local_address
+        addresses = [a for a in addresses if (":" in a) == v6]
+        if not addresses:
+            raise ConnectError(f"cannot connect to {what} from {local_address}: it has no "
+                               f"IPv{6 if v6 else 4} address")
+    where = uds if uds is not None else f"{', '.join(addresses)} port {to_port}"
 
     async def attempt() -> HTTPConnection:
         conn = factory(loop, origin, limits, read_buffer, recv_buffer)
         tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
         try:
-            if len(addresses) == 1:
-                await loop.create_connection(lambda: conn, addresses[0], to_port, **tls)
+            if uds is not None:
+                await loop.create_unix_connection(lambda: conn, uds, **tls)
+            elif len(addresses) == 1:
+                await loop.create_connection(
+                    lambda: conn, addresses[0], to_port, **tls,
+                    local_addr=None if local_address is None else (local_address, 0))
             else:
                 # Happy Eyeballs (RFC 8305): families interleaved, the next address tried
                 # 250 ms after the previous one (at once if it fails), the first to answer
                 # wins and the others are closed.
                 sock = await aiohappyeyeballs.start_connection(
                     [_addr_info(a, to_port) for a in addresses],
+                    local_addr_infos=None if local_address is None else
+                    [_addr_info(local_address, 0)],
                     happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
                 try:
                     await loop.create_connection(lambda: conn, sock=sock, **tls)
@@ -914,8 +929,8 @@ async def open_connection(
             reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
             raise TLSError(f"TLS with {what} failed: {reason}", reason) from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {what} ({', '.join(addresses)} port "
-                               f"{to_port}): {exc.strerror or exc}") from None
+            raise ConnectError(f"cannot connect to {what} ({where}): "
+                               f"{exc.strerror or exc}") from None
         if proxy is not None and scheme == "https":
             try:
                 await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",

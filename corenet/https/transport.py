@@ -187,7 +187,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         max_connections: int | None = None, max_keepalive: int | None = None,
         keepalive_expiry: float | None | object = UNSET,
         proxy_mounts: "list[Mount] | None" = None, http2: bool = False, http1: bool = True,
-        retries: int = 0,
+        retries: int = 0, uds: str | None = None, local_address: str | None = None,
     ) -> None:
         if not (http1 or http2):
             raise ValueError("http1=False leaves no protocol unless http2=True")
@@ -196,6 +196,10 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         # Connection attempts made again after a ConnectError or ConnectTimeout, as httpx's
         # transports make them: the first at once, then after 0.5 s, 1 s, 2 s...
         self.retries = retries
+        # httpx's: every connection goes to this Unix socket (a Docker or systemd API, say),
+        # the URL still naming the host for Host and TLS; or is made from this address.
+        self.uds = uds
+        self.local_address = local_address
         self._ssl = make_ssl_context(verify, cert, http2, http1)
         self.http2 = http2
         self.http1 = http1
@@ -276,7 +280,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
 
         async def go() -> HTTPConnection:
             cached = self._addr_cache.get(key)
-            if cached is not None and cached[0] > loop.time():
+            if self.uds is not None:
+                addrs: list[str] = []
+            elif cached is not None and cached[0] > loop.time():
                 addrs = cached[1]
             else:
                 addrs, ttl = await resolve_host(key[0], key[1], self.resolver)
@@ -290,7 +296,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None,
-                    self._tls_factory if u.scheme == "https" else self._plain_factory)
+                    self._tls_factory if u.scheme == "https" else self._plain_factory,
+                    self.uds, self.local_address)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise

@@ -639,3 +639,74 @@ def test_url_params_in_a_mock_transport_handler(run):
     # params= adds to the URL's query, as requests (and httpx before 0.28) do
     assert body == {"page": "2", "tags": ["a", "b"]}
     assert params == QueryParams("tag=a&page=2&tag=b") and str(params) == "tag=a&tag=b&page=2"
+
+
+async def _echo_peer(reader, writer):
+    """A one-request HTTP/1.1 server that answers with how the client reached it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    peer = writer.get_extra_info("peername")
+    host = [ln.split(b":", 1)[1].strip() for ln in head.split(b"\r\n")
+            if ln.lower().startswith(b"host:")]
+    body = f"{peer[0] if isinstance(peer, tuple) else 'unix'} {host[0].decode()}".encode()
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_transport_over_a_unix_socket(run, pki, tmp_path, scheme):
+    """uds= (httpx's): connections go to the socket; the URL's host is still the Host
+    header and, over https, the name the certificate must carry."""
+    import asyncio
+    import ssl
+
+    from corenet.https import AsyncHTTPTransport, ConnectError, TLSError
+
+    path = str(tmp_path / "api.sock")
+    server_ssl = None
+    if scheme == "https":
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ssl.load_cert_chain(pki["valid_cert"], pki["valid_key"])
+
+    async def main(host: str):
+        server = await asyncio.start_unix_server(_echo_peer, path, ssl=server_ssl)
+        try:
+            transport = AsyncHTTPTransport(uds=path, verify=str(pki["ca"]))
+            async with Client(transport=transport) as c:
+                return (await c.get(f"{scheme}://{host}/v1/info")).text
+        finally:
+            server.close()
+
+    assert run(main("localhost")) == "unix localhost"
+    if scheme == "https":
+        with pytest.raises(TLSError):
+            run(main("elsewhere.test"))  # the certificate names localhost only
+
+    async def missing():
+        async with Client(transport=AsyncHTTPTransport(uds=str(tmp_path / "none"))) as c:
+            await c.get(f"{scheme}://localhost/")
+
+    with pytest.raises(ConnectError, match="none"):
+        run(missing())
+
+
+def test_transport_from_a_local_address(run):
+    """local_address= (httpx's): the connection is made from that address, and only to
+    addresses of its family."""
+    import asyncio
+
+    from corenet.https import AsyncHTTPTransport, ConnectError
+
+    async def main(local: str):
+        server = await asyncio.start_server(_echo_peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with Client(transport=AsyncHTTPTransport(local_address=local)) as c:
+                return (await c.get(f"http://127.0.0.1:{port}/")).text
+        finally:
+            server.close()
+
+    assert run(main("127.0.0.2")).startswith("127.0.0.2 ")
+    assert run(main("127.0.0.3")).startswith("127.0.0.3 ")
+    with pytest.raises(ConnectError, match="no IPv6 address"):
+        run(main("::1"))
