@@ -11,7 +11,7 @@ from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
 from .cache import Cache
 from .diskcache import DiskCache
-from .client import Client, make_ssl_context
+from .client import USE_CLIENT_DEFAULT, Client, make_ssl_context
 from .cookies import Cookies
 from .errors import (
     CloseError, ConnectError, ConnectTimeout, CookieConflict, DecodingError, HTTPError,
@@ -38,7 +38,7 @@ HTTPTransport = AsyncHTTPTransport
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
-    "BaseTransport", "HTTPTransport", "codes",
+    "BaseTransport", "HTTPTransport", "codes", "USE_CLIENT_DEFAULT",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
     "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams", "Proxy",

@@ -40,6 +40,17 @@ _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HOOK_KINDS = ("request", "response")
 
 
+class UseClientDefault:
+    """What a request's `timeout=`, `follow_redirects=` or `auth=` is when it means the
+    client's own setting: httpx's USE_CLIENT_DEFAULT, for code that passes it through."""
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+USE_CLIENT_DEFAULT: Any = UseClientDefault()
+
+
 class Client:
     """An HTTP/1.1 client over TLS with a keep-alive pool, for any asyncio loop.
 
@@ -328,8 +339,10 @@ class Client:
         """Everything that needs no waiting, then the coroutine that sends (one coroutine
         frame less per request than awaiting it here)."""
         loop = asyncio.get_running_loop()
-        deadline = Deadline(loop, self.timeout if timeout is ... else Timeout.coerce(timeout))
-        follow = self.follow_redirects if follow_redirects is None else follow_redirects
+        deadline = Deadline(loop, self.timeout if timeout is ... or timeout is USE_CLIENT_DEFAULT
+                            else Timeout.coerce(timeout))
+        follow = (self.follow_redirects if follow_redirects is None
+                  or follow_redirects is USE_CLIENT_DEFAULT else follow_redirects)
         jar = self._cookies
         if cookies:
             # This request's cookies on top of a copy of the client's; what responses set
@@ -337,7 +350,8 @@ class Client:
             jar = Cookies(jar)
             for c in (cookies if isinstance(cookies, Cookies) else Cookies(cookies)).jar:
                 jar.jar.set_cookie(c)
-        flow_auth = self.auth if auth is UNSET else coerce_auth(auth)
+        flow_auth = self.auth if auth is UNSET or auth is USE_CLIENT_DEFAULT else \
+            coerce_auth(auth)
         if flow_auth is None:
             return self._follow(method, u, merged, body, deadline, follow, stream, jar, None)
         return self._send_with_auth(flow_auth, method, u, merged, body, deadline, follow,

@@ -710,3 +710,28 @@ def test_transport_from_a_local_address(run):
     assert run(main("127.0.0.3")).startswith("127.0.0.3 ")
     with pytest.raises(ConnectError, match="no IPv6 address"):
         run(main("::1"))
+
+
+def test_use_client_default_means_the_clients_setting(run):
+    """httpx's USE_CLIENT_DEFAULT, passed through by wrapper code: the client's redirects,
+    auth and timeout (a sentinel the client did not know would be no Timeout), exactly as
+    if the argument were not given."""
+    from corenet.https import USE_CLIENT_DEFAULT, MockTransport
+
+    def handler(request):
+        if request.url.path == "/start":
+            return Response(302, headers={"Location": "/end"})
+        return Response(200, json={"auth": request.headers.get("authorization")})
+
+    async def main():
+        async with Client(transport=MockTransport(handler), follow_redirects=True,
+                          auth=("al", "pw"), timeout=3) as c:
+            r = await c.get("https://api.test/start", follow_redirects=USE_CLIENT_DEFAULT,
+                            auth=USE_CLIENT_DEFAULT, timeout=USE_CLIENT_DEFAULT)
+            plain = await c.get("https://api.test/start", follow_redirects=False, auth=None)
+            return r, plain
+
+    r, plain = run(main())
+    assert r.status_code == 200 and r.json() == {"auth": "Basic YWw6cHc="}
+    assert len(r.history) == 1 and plain.status_code == 302
+    assert repr(USE_CLIENT_DEFAULT) == "USE_CLIENT_DEFAULT"
