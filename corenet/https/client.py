@@ -245,6 +245,7 @@ class Client:
         data: Mapping[str, Any] | None = None, json: Any = None,
         timeout: Timeout | float | None | object = ..., follow_redirects: bool | None = None,
         auth: Any = UNSET, cookies: Any = None, files: Any = None,
+        extensions: dict | None = None,
     ) -> Response:
         """Send a request and read the whole response body.
 
@@ -253,9 +254,12 @@ class Client:
         header in `headers` is accepted only when it says the same (a Content-Length
         with an iterable makes it a stream of that exact length); one that contradicts
         the body raises LocalProtocolError before anything is sent. A Host header in
-        `headers` replaces the URL's (one only)."""
+        `headers` replaces the URL's (one only). `extensions` (httpx's) go with the Request
+        to transports and hooks; its "timeout" (a dict of connect, read, write, pool)
+        stands for `timeout` when that is not given."""
         return await self._request(method, url, params, headers, content, data, json,
-                                   timeout, follow_redirects, False, auth, cookies, files)
+                                   timeout, follow_redirects, False, auth, cookies, files,
+                                   extensions)
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kw: Any) -> AsyncIterator[Response]:
@@ -265,7 +269,8 @@ class Client:
         r = await self._request(method, url, kw.pop("params", None), kw.pop("headers", None),
                                 kw.pop("content", None), kw.pop("data", None),
                                 kw.pop("json", None), to, fr, True, kw.pop("auth", UNSET),
-                                kw.pop("cookies", None), kw.pop("files", None), **kw)
+                                kw.pop("cookies", None), kw.pop("files", None),
+                                kw.pop("extensions", None), **kw)
         try:
             yield r
         finally:
@@ -274,10 +279,21 @@ class Client:
     # ---- internals ----
     def build_request(self, method: str, url: URL | str, *, params: Any = None,
                       headers: HeaderTypes = None, content: Any = None, data: Any = None,
-                      json: Any = None, files: Any = None) -> Request:
-        """A Request to inspect or change before `send()`, as in httpx."""
+                      json: Any = None, files: Any = None, cookies: Any = None,
+                      timeout: Any = ..., extensions: dict | None = None) -> Request:
+        """A Request to inspect or change before `send()`, as in httpx: `cookies` go into
+        its Cookie header, `timeout` into its extensions, where `send()` finds it."""
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
-        return Request(method.upper(), u.url, merged.copy(), body)
+        merged = merged.copy()
+        if cookies and "cookie" not in merged:
+            jar = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
+            cookie = jar.header_for(u.text)
+            if cookie:
+                merged["Cookie"] = cookie
+        ext = dict(extensions or {})
+        if "timeout" not in ext and timeout is not ... and timeout is not USE_CLIENT_DEFAULT:
+            ext["timeout"] = Timeout.coerce(timeout).as_dict()
+        return Request(method.upper(), u.url, merged, body, extensions=ext or None)
 
     async def send(self, request: Request, *, stream: bool = False, auth: Any = UNSET,
                    follow_redirects: bool | None = None,
@@ -286,7 +302,7 @@ class Client:
         read, and the response must be closed (`await response.aclose()`)."""
         return await self._dispatch(request.method, ParsedURL(str(request.url)), request.headers,
                                     request.content, timeout, follow_redirects, stream, auth,
-                                    None)
+                                    None, request.extensions or None)
 
     def _prepare(self, url: URL | str, params: Any, headers: HeaderTypes, content: Any,
                  data: Any, json: Any, files: Any) -> tuple["ParsedURL", Headers, Any]:
@@ -328,19 +344,22 @@ class Client:
     def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
                  content: Any, data: Any, json: Any, timeout: Any,
                  follow_redirects: bool | None, stream: bool, auth: Any = UNSET,
-                 cookies: Any = None, files: Any = None) -> Awaitable[Response]:
+                 cookies: Any = None, files: Any = None,
+                 extensions: dict | None = None) -> Awaitable[Response]:
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
-                              stream, auth, cookies)
+                              stream, auth, cookies, extensions)
 
     def _dispatch(self, method: str, u: "ParsedURL", merged: Headers, body: Any, timeout: Any,
                   follow_redirects: bool | None, stream: bool, auth: Any,
-                  cookies: Any) -> Awaitable[Response]:
+                  cookies: Any, extensions: dict | None = None) -> Awaitable[Response]:
         """Everything that needs no waiting, then the coroutine that sends (one coroutine
         frame less per request than awaiting it here)."""
         loop = asyncio.get_running_loop()
-        deadline = Deadline(loop, self.timeout if timeout is ... or timeout is USE_CLIENT_DEFAULT
-                            else Timeout.coerce(timeout))
+        if timeout is ... or timeout is USE_CLIENT_DEFAULT:
+            timeout = self.timeout if not extensions or "timeout" not in extensions else \
+                extensions["timeout"]
+        deadline = Deadline(loop, Timeout.coerce(timeout))
         follow = (self.follow_redirects if follow_redirects is None
                   or follow_redirects is USE_CLIENT_DEFAULT else follow_redirects)
         jar = self._cookies
@@ -353,22 +372,24 @@ class Client:
         flow_auth = self.auth if auth is UNSET or auth is USE_CLIENT_DEFAULT else \
             coerce_auth(auth)
         if flow_auth is None:
-            return self._follow(method, u, merged, body, deadline, follow, stream, jar, None)
+            return self._follow(method, u, merged, body, deadline, follow, stream, jar, None,
+                                extensions)
         return self._send_with_auth(flow_auth, method, u, merged, body, deadline, follow,
-                                    stream, jar)
+                                    stream, jar, extensions)
 
     async def _send_with_auth(self, flow_auth: Auth, method: str, u: "ParsedURL", merged: Headers,
                               body: Any, deadline: Deadline, follow: bool, stream: bool,
-                              jar: Cookies) -> Response:
+                              jar: Cookies, extensions: dict | None = None) -> Response:
         """The auth flow may answer a challenge with another request; each of them follows
         its redirects, and every response it consumed goes into the history."""
         history: list[Response] = []
-        flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body))
+        flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body,
+                                           extensions=extensions))
         req = next(flow)
         while True:
             ru = u if req.url is u.url else ParsedURL(str(req.url))
             resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
-                                      follow, stream, jar, history)
+                                      follow, stream, jar, history, req.extensions or None)
             if flow_auth.requires_response_body and not resp.is_read:
                 await resp.aread()
             try:
@@ -380,7 +401,8 @@ class Client:
 
     async def _follow(self, method: str, u: "ParsedURL", merged: Headers, body: Any,
                       deadline: Deadline, follow: bool, stream: bool, jar: Cookies,
-                      history: list[Response] | None) -> Response:
+                      history: list[Response] | None,
+                      extensions: dict | None = None) -> Response:
         """Send the request; follow its redirects when asked."""
         hist = list(history) if history else None  # made only when there is one
         start = u
@@ -395,7 +417,8 @@ class Client:
                 if cookie:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
-            req = Request(method, u.url, hop, body)
+            req = Request(method, u.url, hop, body,
+                          extensions=None if extensions is None else dict(extensions))
             try:
                 if self._request_hooks:
                     await _call_hooks(self._request_hooks, req)
@@ -504,7 +527,7 @@ class Client:
         t = self._transport_for(u)
         if t.__class__ is AsyncHTTPTransport:
             return await t.send_request(req, u, deadline, stream)
-        req.extensions["timeout"] = deadline.timeout
+        req.extensions["timeout"] = deadline.timeout.as_dict()  # httpx's form
         resp = await send_through(t, req)
         if not isinstance(resp, Response):
             raise TypeError(f"the transport {type(t).__name__} returned "

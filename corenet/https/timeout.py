@@ -5,8 +5,9 @@ _UNSET: object = object()
 
 
 class Timeout:
-    """`Timeout(5.0)` sets connect, read, write and pool to 5 s, as in httpx; keyword
-    arguments override one stage. `total` bounds the whole request, body included, so a
+    """`Timeout(5.0)` (or `timeout=5.0`) sets connect, read, write and pool to 5 s, as in
+    httpx, which also takes a Timeout to copy or a (connect, read, write, pool) tuple;
+    keyword arguments override one stage. `total` bounds the whole request, body included, so a
     body trickling in forever still ends in an error (httpx has no such bound). None means
     no limit for that stage.
 
@@ -18,31 +19,64 @@ class Timeout:
 
     def __init__(
         self,
-        default: float | None = 5.0,
+        timeout: "Timeout | tuple | float | None" = 5.0,
         *,
         connect: float | None | object = _UNSET,
         read: float | None | object = _UNSET,
         write: float | None | object = _UNSET,
         pool: float | None | object = _UNSET,
-        total: float | None = None,
+        total: float | None | object = _UNSET,
     ) -> None:
-        def pick(v: object) -> float | None:
-            v = default if v is _UNSET else v
+        # httpx's other forms of the first argument: a Timeout to copy (httpx's own too),
+        # or a tuple of (connect, read, write, pool); keyword arguments still override one
+        # stage.
+        given: dict[str, object] = {}
+        if isinstance(timeout, Timeout):
+            given = {k: getattr(timeout, k) for k in self.__slots__}
+            timeout = None
+        elif hasattr(timeout, "as_dict"):
+            given = dict(getattr(timeout, "as_dict")())
+            timeout = None
+        elif isinstance(timeout, tuple):
+            if len(timeout) != 4:
+                raise ValueError("a timeout tuple is (connect, read, write, pool), not "
+                                 f"{timeout!r}")
+            given = dict(zip(("connect", "read", "write", "pool"), timeout))
+            timeout = None
+        given.setdefault("total", None)
+        default = timeout
+
+        def pick(v: object, stage: str = "") -> float | None:
+            if v is _UNSET:
+                v = given.get(stage, default)
             if v is not None and (not isinstance(v, (int, float)) or v < 0):
                 raise ValueError(f"timeouts must be None or a non-negative number, not {v!r}")
             return None if v is None else float(v)  # type: ignore[arg-type]
 
-        self.connect = pick(connect)
-        self.read = pick(read)
-        self.write = pick(write)
-        self.pool = pick(pool)
-        self.total = pick(total)
+        self.connect = pick(connect, "connect")
+        self.read = pick(read, "read")
+        self.write = pick(write, "write")
+        self.pool = pick(pool, "pool")
+        self.total = pick(total, "total")
 
     @classmethod
-    def coerce(cls, value: "Timeout | float | None") -> "Timeout":
+    def coerce(cls, value: "Timeout | tuple | dict | float | None") -> "Timeout":
+        """A Timeout from any form a timeout is given in, httpx's request extension (a
+        dict of connect, read, write, pool and, here, total) included."""
         if isinstance(value, Timeout):
             return value
+        if isinstance(value, dict):
+            return cls(None, **{k: value[k] for k in cls.__slots__ if k in value})
         return cls(value)
+
+    def as_dict(self) -> dict[str, float | None]:
+        """httpx's form, as a request's "timeout" extension carries it to a transport:
+        connect, read, write and pool, and total when it is set."""
+        d = {"connect": self.connect, "read": self.read, "write": self.write,
+             "pool": self.pool}
+        if self.total is not None:
+            d["total"] = self.total
+        return d
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Timeout) and all(

@@ -243,9 +243,6 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         `request.extensions["timeout"]` (a Timeout, or httpx's dict of connect, read,
         write and pool), else Timeout()'s defaults."""
         t = request.extensions.get("timeout")
-        if isinstance(t, dict):
-            t = Timeout(None, **{k: t[k] for k in ("connect", "read", "write", "pool", "total")
-                                 if k in t})
         deadline = Deadline(asyncio.get_running_loop(),
                             Timeout() if t is None else Timeout.coerce(t))
         return await self.send_request(request, ParsedURL(str(request.url)), deadline, True)

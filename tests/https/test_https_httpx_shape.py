@@ -735,3 +735,62 @@ def test_use_client_default_means_the_clients_setting(run):
     assert r.status_code == 200 and r.json() == {"auth": "Basic YWw6cHc="}
     assert len(r.history) == 1 and plain.status_code == 302
     assert repr(USE_CLIENT_DEFAULT) == "USE_CLIENT_DEFAULT"
+
+
+def test_request_extensions_as_httpx(env, run):
+    """extensions= go with the Request to the transport on every hop, with the request's
+    timeout in httpx's form; their "timeout" is the request's timeout when none is
+    given, from request() and from build_request() alike."""
+    from corenet.https import MockTransport, ReadTimeout
+
+    seen = []
+
+    def handler(request):
+        seen.append((request.url.path, dict(request.extensions)))
+        if request.url.path == "/a":
+            return Response(307, headers={"Location": "/b"})
+        return Response(200)
+
+    async def mocked():
+        async with Client(transport=MockTransport(handler), follow_redirects=True) as c:
+            await c.get("https://api.test/a", extensions={"trace_id": "t1"})
+            req = c.build_request("GET", "https://api.test/c", timeout=2,
+                                  cookies={"s": "1"}, extensions={"tag": "x"})
+            return req, await c.send(req)
+
+    req, resp = run(mocked())
+    default = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}  # Timeout()'s
+    assert seen[:2] == [("/a", {"trace_id": "t1", "timeout": default}),
+                        ("/b", {"trace_id": "t1", "timeout": default})]
+    assert req.headers["cookie"] == "s=1" and resp.status_code == 200
+    assert seen[2] == ("/c", {"tag": "x", "timeout": {"connect": 2.0, "read": 2.0,
+                                                      "write": 2.0, "pool": 2.0}})
+
+    async def stalled(how: str):
+        async with Client(verify=env.ca, timeout=30) as c:
+            if how == "request":
+                await c.get(env.raw + "/stall-headers",
+                            extensions={"timeout": {"read": 0.3, "connect": 5}})
+            else:
+                await c.send(c.build_request("GET", env.raw + "/stall-headers", timeout=0.3))
+
+    for how in ("request", "build_request"):
+        with pytest.raises(ReadTimeout):
+            run(stalled(how), timeout=10)  # the client's 30 s would outlast the test's bound
+
+
+def test_timeout_takes_httpx_forms():
+    import httpx
+
+    from corenet.https import Timeout
+
+    for args, kw in [((), {"timeout": 10}), (((1, 2, 3, 4),), {}), ((None,), {}),
+                     ((5,), {"read": None}), ((httpx.Timeout(3),), {})]:
+        theirs = httpx.Timeout(*args, **kw).as_dict()
+        assert Timeout(*args, **kw).as_dict() == theirs, (args, kw)
+        assert Timeout.coerce(theirs).as_dict() == theirs
+    copied = Timeout(Timeout(3, total=9), read=1)
+    assert (copied.connect, copied.read, copied.total) == (3.0, 1.0, 9.0)
+    assert Timeout(2, total=5).as_dict()["total"] == 5.0
+    with pytest.raises(ValueError, match="tuple"):
+        Timeout((1, 2))
