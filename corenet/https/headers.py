@@ -111,6 +111,28 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return [(k, ", ".join(v)) for k, v in self._idx().items()]
 
+    def values(self) -> list[str]:
+        return [", ".join(v) for v in self._idx().values()]
+
+    def clear(self) -> None:
+        self._items = []
+        self._index = None
+
+    def popitem(self) -> tuple[str, str]:
+        """Removes the first name (all its values) and returns it with its values joined,
+        as a MutableMapping's popitem does (and httpx's with it)."""
+        if not self._items:
+            raise KeyError("popitem(): the headers are empty")
+        name = self._items[0][0].lower()
+        value = self[name]
+        del self[name]
+        return name, value
+
+    @property
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The (name, value) pairs as bytes, names as given (Latin-1, as on the wire)."""
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._items]
+
     def multi_items(self) -> list[tuple[str, str]]:
         return list(self._items)
 

@@ -25,12 +25,11 @@ from .pool import Origin, Pool
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
-from .urls import URL, encode_host, encode_params, split_url, userinfo_auth
+from .urls import PATH_SAFE, URL, encode_host, encode_params, split_url, userinfo_auth
 
 UNSET: Any = object()
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_QUERY_SAFE = _PATH_SAFE + "?"
+_QUERY_SAFE = PATH_SAFE + "?"
 _CACHE_SIZE = 512
 # Sends of one request at most: a connection may report it Resendable (HTTP/1.1: a kept-alive
 # connection closed under an idempotent request; HTTP/2: a GOAWAY or REFUSED_STREAM, or no
@@ -98,7 +97,7 @@ class ParsedURL:
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS[scheme]
-        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        path = quote(parts.path or "/", safe=PATH_SAFE)
         query = quote(parts.query, safe=_QUERY_SAFE)
         if params:
             extra = encode_params(params)

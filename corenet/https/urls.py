@@ -5,11 +5,16 @@ import base64
 import ipaddress
 import re
 from typing import Any, Iterator, Mapping
-from urllib.parse import unquote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from .errors import InvalidURL
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+# What a path keeps unescaped (RFC 3986 pchar and "/"; "%" keeps escapes as they are), and
+# what URL.copy_with may change.
+PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_URL_PARTS = frozenset({"scheme", "username", "password", "host", "port", "netloc", "path",
+                        "query", "params", "raw_path", "fragment"})
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
 
 
@@ -268,9 +273,85 @@ class URL:
         """The query as a QueryParams (`url.params["page"]`)."""
         return QueryParams(self._split().query)
 
+    @property
+    def raw_scheme(self) -> bytes:
+        return self.scheme.encode("ascii")
+
+    @property
+    def userinfo(self) -> bytes:
+        """user:password as written in the URL (still percent-encoded), b"" for none."""
+        netloc = self._split().netloc
+        return netloc.rpartition("@")[0].encode("ascii", "replace") if "@" in netloc else b""
+
+    @property
+    def is_absolute_url(self) -> bool:
+        return bool(self._split().scheme and self._split().netloc)
+
+    @property
+    def is_relative_url(self) -> bool:
+        return not self.is_absolute_url
+
     def join(self, url: "URL | str") -> "URL":
         """The URL `url` refers to when found in this one's document (RFC 3986 5.2)."""
         return URL(urljoin(self._text, str(url)))
+
+    def copy_with(self, **changes: Any) -> "URL":
+        """This URL with some of its parts replaced, as httpx's: scheme, username,
+        password, host, port (None: the scheme's default), netloc, path, query (bytes or
+        str, as sent), params (replacing the query), raw_path (path and query) and
+        fragment."""
+        unknown = set(changes) - _URL_PARTS
+        if unknown:
+            raise TypeError(f"copy_with() got unexpected arguments {sorted(unknown)}")
+        parts = self._split()
+        scheme = changes.get("scheme", parts.scheme)
+        path, query, fragment = parts.path, parts.query, parts.fragment
+        if "netloc" in changes:  # host and port, as the netloc property gives them
+            raw = changes["netloc"]
+            netloc = raw.decode("ascii") if isinstance(raw, bytes) else raw
+            if self.userinfo:
+                netloc = f"{self.userinfo.decode('ascii')}@{netloc}"
+        else:
+            user = changes.get("username", unquote(parts.username or ""))
+            password = changes.get("password", unquote(parts.password or ""))
+            host = changes.get("host", parts.hostname or "")
+            if "host" in changes and host:
+                host = encode_host(host.strip("[]"))
+            port = changes["port"] if "port" in changes else parts.port
+            netloc = f"[{host}]" if ":" in host else host  # an IPv6 literal
+            if port is not None and port != _DEFAULT_PORTS.get(scheme.lower()):
+                netloc += f":{int(port)}"
+            if user or password:
+                auth = quote(user, safe="")
+                if password:
+                    auth += ":" + quote(password, safe="")
+                netloc = f"{auth}@{netloc}"
+        if "raw_path" in changes:
+            raw = changes["raw_path"]
+            path, _, query = (raw.decode("ascii") if isinstance(raw, bytes) else raw
+                              ).partition("?")
+        if "path" in changes:
+            path = quote(changes["path"], safe=PATH_SAFE)
+        if "query" in changes:
+            q = changes["query"]
+            query = q.decode("ascii") if isinstance(q, bytes) else q
+        if "params" in changes:
+            query = str(QueryParams(changes["params"]))
+        if "fragment" in changes:
+            fragment = quote(changes["fragment"], safe=PATH_SAFE + "?")
+        return URL(urlunsplit((scheme, netloc, path, query, fragment)))
+
+    def copy_set_param(self, key: str, value: Any = None) -> "URL":
+        return self.copy_with(params=self.params.set(key, value))
+
+    def copy_add_param(self, key: str, value: Any = None) -> "URL":
+        return self.copy_with(params=self.params.add(key, value))
+
+    def copy_remove_param(self, key: str) -> "URL":
+        return self.copy_with(params=self.params.remove(key))
+
+    def copy_merge_params(self, params: Any) -> "URL":
+        return self.copy_with(params=self.params.merge(params))
 
     def __str__(self) -> str:
         return self._text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from corenet.https import URL, Client, Limits, RemoteProtocolError, Response
+from corenet.https import URL, Client, Headers, Limits, RemoteProtocolError, Response
 from corenet.https.auth import Auth, BasicAuth, BearerAuth
 from test_https_hostile import named, redirect, wire_head
 
@@ -794,3 +794,42 @@ def test_timeout_takes_httpx_forms():
     assert Timeout(2, total=5).as_dict()["total"] == 5.0
     with pytest.raises(ValueError, match="tuple"):
         Timeout((1, 2))
+
+
+URLS = ["https://u:p@a.example:8443/p/q?x=1&x=2#f", "http://b.example/", "https://[::1]:9/a",
+        "https://c.example/d%20e?q=a+b"]
+URL_CHANGES = [{"scheme": "http"}, {"host": "other.example"}, {"host": "faß.de"},
+               {"port": 8080}, {"port": None}, {"path": "/a b"}, {"query": b"y=2"},
+               {"params": {"z": "3"}}, {"fragment": "g"}, {"raw_path": b"/r?s=1"},
+               {"username": "v", "password": "w x"}, {"netloc": b"n.example:81"}]
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_url_copies_as_httpx(url):
+    import httpx
+
+    ours, theirs = URL(url), httpx.URL(url)
+    for change in URL_CHANGES:
+        assert str(ours.copy_with(**change)) == str(theirs.copy_with(**change)), change
+    for op, args in [("copy_set_param", ("x", "9")), ("copy_add_param", ("x", "9")),
+                     ("copy_remove_param", ("x",)), ("copy_merge_params", ({"k": "v"},))]:
+        assert str(getattr(ours, op)(*args)) == str(getattr(theirs, op)(*args)), op
+    for attr in ("userinfo", "raw_scheme", "is_absolute_url", "is_relative_url"):
+        assert getattr(ours, attr) == getattr(theirs, attr), attr
+    with pytest.raises(TypeError, match="unexpected"):
+        ours.copy_with(colour="blue")
+
+
+def test_headers_mapping_methods_as_httpx():
+    import httpx
+
+    pairs = [("Accept", "a"), ("X-Two", "1"), ("x-two", "2"), ("Host", "h")]
+    ours, theirs = Headers(pairs), httpx.Headers(pairs)
+    assert ours.values() == list(theirs.values()) and ours.raw == theirs.raw
+    assert ours.popitem() == theirs.popitem() == ("accept", "a")
+    assert ours.items() == list(theirs.items())
+    ours.clear()
+    theirs.clear()
+    assert len(ours) == len(theirs) == 0 and ours.raw == []
+    with pytest.raises(KeyError):
+        ours.popitem()
