@@ -90,7 +90,6 @@ cdef class _In:
 cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
                        uint32_t *data_flags, nghttp2_data_source *source,
                        void *user_data) noexcept:
-    cdef H2Session self = <H2Session>user_data
     cdef _Out out = <_Out>source.ptr
     cdef Py_ssize_t left = len(out.buf) - out.taken
     cdef Py_ssize_t n = left if <size_t>left <= length else <Py_ssize_t>length
