@@ -859,6 +859,22 @@ def _addr_info(address: str, port: int) -> tuple:
     return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
 
 
+def _socket_with(options: list[tuple]) -> Callable[[tuple], socket.socket]:
+    """A socket factory (aiohappyeyeballs's) that sets `options` before connecting, as
+    httpx's socket_options= are set."""
+    def make(addr_info: tuple) -> socket.socket:
+        family, type_, proto = addr_info[:3]
+        sock = socket.socket(family, type_, proto)
+        try:
+            for option in options:
+                sock.setsockopt(*option)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    return make
+
+
 def _expire(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(False)
@@ -883,13 +899,15 @@ async def open_connection(
     recv_buffer: bytearray | None = None, proxy: Any = None,
     proxy_ssl: ssl.SSLContext | None = None, factory: Any = HTTPConnection,
     uds: str | None = None, local_address: str | None = None,
+    socket_options: list[tuple] | None = None,
 ) -> HTTPConnection:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
     tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
     covers all of it (ConnectTimeout). `factory` makes the connection (h2.H2Connection
     when HTTP/2 is offered in ALPN). `uds`: the Unix socket to connect to instead of any
-    address; `local_address`: the address to connect from (and so its family only)."""
+    address; `local_address`: the address to connect from (and so its family only);
+    `socket_options`: `setsockopt` arguments for each socket, before it connects."""
     scheme, host, port = origin
     to_port = port if proxy is None else proxy.port
     what = host if proxy is None else f"the proxy {proxy.host}"
@@ -905,9 +923,18 @@ async def open_connection(
         conn = factory(loop, origin, limits, read_buffer, recv_buffer)
         tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
         try:
-            if uds is not None:
+            if uds is not None and socket_options:
+                sock = _socket_with(socket_options)((socket.AF_UNIX, socket.SOCK_STREAM, 0))
+                try:
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, uds)
+                    await loop.create_unix_connection(lambda: conn, sock=sock, **tls)
+                except BaseException:
+                    sock.close()
+                    raise
+            elif uds is not None:
                 await loop.create_unix_connection(lambda: conn, uds, **tls)
-            elif len(addresses) == 1:
+            elif len(addresses) == 1 and not socket_options:
                 await loop.create_connection(
                     lambda: conn, addresses[0], to_port, **tls,
                     local_addr=None if local_address is None else (local_address, 0))
@@ -919,7 +946,8 @@ async def open_connection(
                     [_addr_info(a, to_port) for a in addresses],
                     local_addr_infos=None if local_address is None else
                     [_addr_info(local_address, 0)],
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1)
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1,
+                    socket_factory=_socket_with(socket_options) if socket_options else None)
                 try:
                     await loop.create_connection(lambda: conn, sock=sock, **tls)
                 except BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from functools import partial
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import quote
 
 from .connection import HTTPConnection, Resendable, open_connection
@@ -187,6 +187,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         keepalive_expiry: float | None | object = UNSET,
         proxy_mounts: "list[Mount] | None" = None, http2: bool = False, http1: bool = True,
         retries: int = 0, uds: str | None = None, local_address: str | None = None,
+        socket_options: "Iterable[tuple] | None" = None,
     ) -> None:
         if not (http1 or http2):
             raise ValueError("http1=False leaves no protocol unless http2=True")
@@ -199,6 +200,13 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         # the URL still naming the host for Host and TLS; or is made from this address.
         self.uds = uds
         self.local_address = local_address
+        # setsockopt arguments, (level, option, value) or (level, option, None, length),
+        # applied to each socket before it connects.
+        self.socket_options = None if socket_options is None else [tuple(o) for o in
+                                                                   socket_options]
+        for option in self.socket_options or ():
+            if len(option) not in (3, 4):
+                raise ValueError(f"a socket option is (level, option, value), not {option!r}")
         self._ssl = make_ssl_context(verify, cert, http2, http1)
         self.http2 = http2
         self.http1 = http1
@@ -293,7 +301,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None,
                     self._tls_factory if u.scheme == "https" else self._plain_factory,
-                    self.uds, self.local_address)
+                    self.uds, self.local_address, self.socket_options)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time
                 raise

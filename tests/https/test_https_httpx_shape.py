@@ -833,3 +833,46 @@ def test_headers_mapping_methods_as_httpx():
     assert len(ours) == len(theirs) == 0 and ours.raw == []
     with pytest.raises(KeyError):
         ours.popitem()
+
+
+def test_transport_socket_options_are_set_before_connecting(run, tmp_path):
+    """socket_options= (httpx's): set on each socket before it connects. A maximum
+    segment size given to the client's socket is in its SYN, so the server's end of the
+    connection uses it: a proof that setting it after the connection would not give."""
+    import asyncio
+    import socket
+
+    from corenet.https import AsyncHTTPTransport
+
+    async def main(options, addresses):
+        seen = []
+
+        async def answer(reader, writer):
+            sock = writer.get_extra_info("socket")
+            if sock.family != socket.AF_UNIX:
+                seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+            await _echo_peer(reader, writer)
+
+        if addresses == "unix":
+            server = await asyncio.start_unix_server(answer, str(tmp_path / "s.sock"))
+            url = "http://localhost/"
+            transport = AsyncHTTPTransport(uds=str(tmp_path / "s.sock"),
+                                           socket_options=options)
+        else:
+            server = await asyncio.start_server(answer, "127.0.0.1", 0)
+            url = f"http://localhost:{server.sockets[0].getsockname()[1]}/"
+            transport = AsyncHTTPTransport(socket_options=options)
+        try:
+            async with Client(transport=transport) as c:
+                return (await c.get(url)).status_code, seen
+        finally:
+            server.close()
+
+    small = [(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 600)]
+    status, seen = run(main(small, "tcp"))
+    assert status == 200 and seen and seen[0] <= 600
+    status, seen = run(main(None, "tcp"))
+    assert status == 200 and seen[0] > 600  # loopback's own, far larger
+    assert run(main([(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)], "unix"))[0] == 200
+    with pytest.raises(ValueError, match="socket option"):
+        AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE)])
