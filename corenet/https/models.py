@@ -19,7 +19,6 @@ from .status import REASONS
 from .urls import URL
 
 
-
 # What str.splitlines ends a line at.
 _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
