@@ -23,7 +23,7 @@ from .errors import (
 )
 from .headers import Headers
 from .limits import Limits
-from .models import Request, Response
+from .models import AsyncByteStream, ByteStream, Request, Response, SyncByteStream
 from .proxy import Proxy
 from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
 from .status import codes
@@ -38,7 +38,8 @@ HTTPTransport = AsyncHTTPTransport
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
-    "BaseTransport", "HTTPTransport", "codes", "USE_CLIENT_DEFAULT",
+    "BaseTransport", "HTTPTransport", "codes", "USE_CLIENT_DEFAULT", "ByteStream",
+    "AsyncByteStream", "SyncByteStream",
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
     "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams", "Proxy",

@@ -101,6 +101,42 @@ def encode_body(content: Any, data: Any, json: Any,
                     f"not {type(content).__name__}")
 
 
+class SyncByteStream:
+    """httpx's interface of a body given as a stream to a sync caller: iterate it for
+    the bytes, `close()` when done (called once it is read or its response closed)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise NotImplementedError("a SyncByteStream gives its bytes by __iter__")
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncByteStream:
+    """httpx's interface of a body given as a stream on a loop: `async for` it for the
+    bytes, `aclose()` when done (awaited once it is read or its response closed)."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        raise NotImplementedError("an AsyncByteStream gives its bytes by __aiter__")
+        yield b""  # pragma: no cover  (makes this an async generator)
+
+    async def aclose(self) -> None:
+        pass
+
+
+class ByteStream(AsyncByteStream, SyncByteStream):
+    """A body of bytes as a stream of one piece, for either kind of caller."""
+
+    def __init__(self, stream: bytes) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._stream
+
+
 class Response:
     """`content`, `text` and `json()` need the body read: always true for `client.get()`
     and friends, after `await r.aread()` for a streamed response.
@@ -109,6 +145,11 @@ class Response:
     `Response(200, json={...})`, `text=`, `html=`, `content=` (bytes, str, or an
     iterable or async iterable of bytes for a streamed body), `headers=` (any form),
     `request=`, `extensions=`, `history=`, `default_encoding=`."""
+
+    # A hand-made response's streamed body (what `stream=` or an iterable `content=`
+    # gave): closed, through httpx's byte-stream interface (`aclose()`, else `close()`),
+    # once it is read or the response is closed.
+    _source: Any = None
 
     def __init__(self, status_code: int, *, headers: HeaderTypes = None,
                  content: Any = None, text: str | None = None, html: str | None = None,
@@ -190,6 +231,7 @@ class Response:
         self._set_cookie = "set-cookie" in h
         self._content_encoding = h.get("content-encoding") or ""
         self._chunks = _chunk_source(content)
+        self._source = content
 
     def attach_stream(self, chunks: Callable[..., Any], on_close: Callable[[bool], None],
                       started_at: float, clock: Callable[[], float], set_cookie: bool,
@@ -420,6 +462,8 @@ class Response:
             raise
         finally:
             self._close(ok)
+            if self._source is not None:
+                await self._close_source()
 
     def _check_unread(self) -> None:
         if self.is_stream_consumed:
@@ -516,6 +560,8 @@ class Response:
             raise
         finally:
             self._close(ok)
+            if self._source is not None:
+                await self._close_source()
         return self._content
 
     def take_body(self, parts: list[bytes]) -> None:
@@ -557,6 +603,16 @@ class Response:
     async def aclose(self) -> None:
         """Close a streamed response; an unread body costs its connection (discarded)."""
         self._close(False)
+        if self._source is not None:
+            await self._close_source()
+
+    async def _close_source(self) -> None:
+        source, self._source = self._source, None
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            await closer()
+        elif callable(getattr(source, "close", None)):
+            source.close()
 
     # ---- the sync face (a SyncClient's responses) ----
     def read(self) -> bytes:
@@ -584,6 +640,9 @@ class Response:
         portal = self._portal
         if portal is None:
             self._close(False)
+            source, self._source = self._source, None
+            if callable(getattr(source, "close", None)):
+                source.close()  # a sync stream; an async one needs its loop (aclose())
         else:
             portal(self.aclose())  # the connection is the loop's to release
 

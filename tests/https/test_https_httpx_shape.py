@@ -876,3 +876,54 @@ def test_transport_socket_options_are_set_before_connecting(run, tmp_path):
     assert run(main([(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)], "unix"))[0] == 200
     with pytest.raises(ValueError, match="socket option"):
         AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE)])
+
+
+def test_byte_streams_are_closed_once_read_or_when_the_response_is(run):
+    """A handler's streamed body (httpx's byte-stream classes, or any iterable with close
+    or aclose): closed once read whole, and when the response is closed early."""
+    from corenet.https import (AsyncByteStream, ByteStream, MockTransport, SyncByteStream,
+                               SyncClient)
+
+    closed = []
+
+    class Pieces(AsyncByteStream):
+        def __init__(self, name):
+            self.name = name
+
+        async def __aiter__(self):
+            for i in range(3):
+                yield b"piece%d " % i
+
+        async def aclose(self):
+            closed.append(self.name)
+
+    class SyncPieces(SyncByteStream):
+        def __iter__(self):
+            yield b"sync "
+            yield b"pieces"
+
+        def close(self):
+            closed.append("sync")
+
+    def handler(request):
+        if request.url.path == "/one":
+            return Response(200, stream=ByteStream(b"one piece"))
+        if request.url.path == "/sync":
+            return Response(200, stream=SyncPieces())
+        return Response(200, stream=Pieces(request.url.path))
+
+    async def main():
+        async with Client(transport=MockTransport(handler)) as c:
+            whole = (await c.get("https://api.test/whole")).content
+            async with c.stream("GET", "https://api.test/early") as r:
+                async for first in r.aiter_raw():
+                    break
+            one = (await c.get("https://api.test/one")).content
+            return whole, first, one
+
+    whole, first, one = run(main())
+    assert (whole, first, one) == (b"piece0 piece1 piece2 ", b"piece0 ", b"one piece")
+    assert closed == ["/whole", "/early"]
+    with SyncClient(transport=MockTransport(handler)) as c:
+        assert c.get("https://api.test/sync").text == "sync pieces"
+    assert closed[-1] == "sync"
