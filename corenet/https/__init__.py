@@ -8,7 +8,7 @@ httpx's shape.
         r = client.get("https://example.org/")
 """
 from .apps import ASGITransport, MockTransport, WSGITransport
-from .auth import Auth, BasicAuth, BearerAuth, DigestAuth
+from .auth import Auth, BasicAuth, BearerAuth, DigestAuth, NetRCAuth
 from .cache import Cache
 from .diskcache import DiskCache
 from .client import USE_CLIENT_DEFAULT, Client, make_ssl_context
@@ -43,7 +43,7 @@ __all__ = [
     "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
     "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams", "Proxy",
-    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "Cookies", "Cache", "DiskCache",
+    "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "NetRCAuth", "Cookies", "Cache", "DiskCache",
     "HTTPError", "RequestError", "TransportError", "TimeoutException", "ConnectTimeout",
     "ReadTimeout", "WriteTimeout", "PoolTimeout", "NetworkError", "ConnectError", "TLSError",
     "ReadError", "WriteError", "CloseError", "ProtocolError", "LocalProtocolError",

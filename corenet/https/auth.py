@@ -3,15 +3,16 @@ request`, or an `Auth` whose `auth_flow` generator yields requests and is sent t
 responses (what a challenge-response scheme needs)."""
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
 from typing import Any, Callable, Generator
 
 from .models import Request, Response
+from .urls import basic_auth
 
-__all__ = ["Auth", "BasicAuth", "BearerAuth", "DigestAuth", "FunctionAuth", "coerce_auth"]
+__all__ = ["Auth", "BasicAuth", "BearerAuth", "DigestAuth", "FunctionAuth", "NetRCAuth",
+           "coerce_auth"]
 
 
 class Auth:
@@ -29,12 +30,27 @@ class BasicAuth(Auth):
     """RFC 7617: `Authorization: Basic base64(user:password)`, UTF-8."""
 
     def __init__(self, username: str | bytes, password: str | bytes) -> None:
-        user = username.encode() if isinstance(username, str) else username
-        pw = password.encode() if isinstance(password, str) else password
-        self._header = "Basic " + base64.b64encode(user + b":" + pw).decode("ascii")
+        self._header = basic_auth(username, password)
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
         request.headers["Authorization"] = self._header
+        yield request
+
+
+class NetRCAuth(Auth):
+    """httpx's: Basic credentials for the request's host from a netrc file (`file`, else
+    the NETRC variable's or ~/.netrc, as the netrc module finds it); a host it does not
+    name goes without."""
+
+    def __init__(self, file: str | os.PathLike | None = None) -> None:
+        import netrc
+
+        self._netrc = netrc.netrc(None if file is None else os.fspath(file))
+
+    def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        found = self._netrc.authenticators(request.url.host)
+        if found is not None and (found[0] or found[2]):
+            request.headers["Authorization"] = basic_auth(found[0] or "", found[2] or "")
         yield request
 
 

@@ -183,9 +183,11 @@ def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
         raise InvalidURL(f"invalid {what} {url!r}: {exc}") from None
 
 
-def basic_auth(username: str, password: str) -> str:
-    """A Basic Authorization value (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+def basic_auth(username: str | bytes, password: str | bytes) -> str:
+    """A Basic Authorization value (RFC 7617: text in UTF-8, bytes as they are)."""
+    user = username.encode() if isinstance(username, str) else username
+    pw = password.encode() if isinstance(password, str) else password
+    return "Basic " + base64.b64encode(user + b":" + pw).decode("ascii")
 
 
 def userinfo_auth(parts: Any) -> str | None:

@@ -927,3 +927,26 @@ def test_byte_streams_are_closed_once_read_or_when_the_response_is(run):
     with SyncClient(transport=MockTransport(handler)) as c:
         assert c.get("https://api.test/sync").text == "sync pieces"
     assert closed[-1] == "sync"
+
+
+def test_netrc_auth_as_httpx(run, tmp_path):
+    import base64
+
+    from corenet.https import MockTransport, NetRCAuth
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.test login al password s3cret\n"
+                     "machine other.test login bo password pw\n")
+    netrc.chmod(0o600)
+
+    def handler(request):
+        return Response(200, json={"auth": request.headers.get("authorization")})
+
+    async def main(host):
+        async with Client(transport=MockTransport(handler), auth=NetRCAuth(netrc)) as c:
+            return (await c.get(f"https://{host}/x")).json()["auth"]
+
+    assert run(main("api.test")) == "Basic " + base64.b64encode(b"al:s3cret").decode()
+    assert run(main("unknown.test")) is None
+    with pytest.raises(FileNotFoundError):
+        NetRCAuth(tmp_path / "missing")
