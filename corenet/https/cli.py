@@ -12,12 +12,15 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
 from .client import Client
+from .proxy import Proxy
+from .transport import AsyncHTTPTransport, make_ssl_context
 from .errors import (ConnectError, DecodingError, HTTPError, InvalidURL, ProxyError, ReadError,
                      RemoteProtocolError, TimeoutException, TLSError, TooManyRedirects,
                      UnsupportedProtocol, WriteError)
@@ -57,6 +60,7 @@ FAILED_INIT = 2          # CURLE_FAILED_INIT: a bad command line
 HTTP_RETURNED_ERROR = 22
 WRITE_ERROR = 23
 READ_ERROR = 26
+SSL_CERTPROBLEM = 58     # a client certificate or CA files that cannot be loaded
 
 
 def exit_code(exc: BaseException) -> int:
@@ -80,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corenet-fetch",
                                 description="Fetch a URL over HTTPS/1.1 with corenet.https, "
                                             "with curl's flags and exit codes.")
-    p.add_argument("url")
+    p.add_argument("url", nargs="?")
+    p.add_argument("--url", dest="url_option", metavar="URL", help="the URL (as curl's)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
     p.add_argument("-O", "--remote-name", action="store_true",
                    help="write the body to a file named as the URL's last path segment")
@@ -122,10 +127,59 @@ def _parser() -> argparse.ArgumentParser:
                    help="as -d, but @FILE (or @-) is sent exactly as it is")
     p.add_argument("--data-raw", dest="data", action=_Data, const="raw", metavar="DATA",
                    help="as -d, without @ meaning a file")
+    p.add_argument("--data-urlencode", dest="data", action=_Data, const="urlencode",
+                   metavar="[NAME]=CONTENT|[NAME]@FILE",
+                   help="as -d, with CONTENT (or FILE's) percent-encoded, as curl")
+    p.add_argument("-G", "--get", action="store_true",
+                   help="send -d data as the URL's query, with GET")
+    p.add_argument("-F", "--form", action="append", default=[],
+                   metavar="NAME=VALUE|NAME=@FILE|NAME=<FILE",
+                   help="a multipart/form-data field (repeatable): a value, a file to "
+                        "upload (@, ;type= and ;filename= as curl) or a file's content (<)")
+    p.add_argument("-T", "--upload-file", metavar="FILE",
+                   help="PUT FILE (- for stdin), to the URL's name or, when it ends in /, "
+                        "to FILE's name under it")
     p.add_argument("--json", dest="data", action=_Data, const="json", metavar="DATA",
                    help="send DATA (or @FILE) as JSON with POST; Content-Type and Accept "
                         "become application/json")
     p.add_argument("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
+    p.add_argument("--basic", dest="auth_scheme", action="store_const", const="basic",
+                   help="-u's credentials as Basic (the default)")
+    p.add_argument("--digest", dest="auth_scheme", action="store_const", const="digest",
+                   help="-u's credentials as Digest, answering the server's challenge")
+    p.add_argument("--oauth2-bearer", metavar="TOKEN", help="Authorization: Bearer TOKEN")
+    p.add_argument("-n", "--netrc", action="store_true",
+                   help="credentials for the host from ~/.netrc")
+    p.add_argument("--netrc-file", metavar="FILE", help="as -n, from FILE")
+    p.add_argument("-A", "--user-agent", metavar="NAME", help="the User-Agent header")
+    p.add_argument("-e", "--referer", metavar="URL", help="the Referer header")
+    p.add_argument("-r", "--range", metavar="RANGE",
+                   help="ask for these bytes only (Range: bytes=RANGE, as 0-499)")
+    p.add_argument("-E", "--cert", metavar="CERT[:PASSWORD]",
+                   help="a client certificate (PEM), with its key unless --key")
+    p.add_argument("--key", metavar="KEY", help="the client certificate's private key")
+    p.add_argument("--capath", metavar="DIR", help="trust the CA certificates in DIR "
+                                                   "(hashed, as c_rehash makes it)")
+    p.add_argument("--tlsv1.2", dest="tls_min", action="store_const", const="1.2",
+                   help="TLS 1.2 or later")
+    p.add_argument("--tlsv1.3", dest="tls_min", action="store_const", const="1.3",
+                   help="TLS 1.3 only")
+    p.add_argument("-4", "--ipv4", dest="family", action="store_const", const="4",
+                   help="connect over IPv4 only")
+    p.add_argument("-6", "--ipv6", dest="family", action="store_const", const="6",
+                   help="connect over IPv6 only")
+    p.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
+                   help="connect to ADDR for HOST at PORT, without looking it up "
+                        "(repeatable; ADDR may be a comma-separated list)")
+    p.add_argument("--unix-socket", metavar="PATH",
+                   help="connect through this Unix socket instead of the network")
+    p.add_argument("-D", "--dump-header", metavar="FILE",
+                   help="write the status lines and headers received to FILE (- stdout)")
+    p.add_argument("--output-dir", metavar="DIR", help="where -o and -O write their file")
+    p.add_argument("--create-dirs", action="store_true",
+                   help="make -o's missing directories")
+    p.add_argument("-g", "--globoff", action="store_true",
+                   help="accepted for curl's sake: URLs are never globbed here")
     p.add_argument("-b", "--cookie", metavar="'N=V; N2=V2' | FILE",
                    help="send these cookies, or load a cookie file (Netscape format)")
     p.add_argument("-c", "--cookie-jar", metavar="FILE",
@@ -142,6 +196,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
                         "without HTTP/1.1; https URLs offer h2 in ALPN as usual")
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
+    p.add_argument("-U", "--proxy-user", metavar="USER:PASSWORD",
+                   help="Basic credentials for the proxy")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
                         "without printing the body")
@@ -154,53 +210,202 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_data(kind: str, value: str) -> bytes:
-    """One -d/--data-binary/--data-raw/--json argument's bytes, as curl reads them."""
-    if kind == "raw" or not value.startswith("@"):
-        return value.encode()
-    name = value[1:]
+def _read_file(name: str) -> bytes:
     try:
         if name == "-":
-            body = sys.stdin.buffer.read()
-        else:
-            with open(name, "rb") as f:
-                body = f.read()
+            return sys.stdin.buffer.read()
+        with open(name, "rb") as f:
+            return f.read()
     except OSError as exc:
         raise CommandError(f"cannot read {name}: {exc.strerror or exc}", READ_ERROR) from None
+
+
+def _urlencoded(value: str) -> bytes:
+    """One --data-urlencode argument, as curl reads it: `content`, `=content`,
+    `name=content`, `@file` or `name@file`, the content percent-encoded."""
+    from urllib.parse import quote_plus
+
+    eq, at = value.find("="), value.find("@")
+    if at >= 0 and (eq < 0 or at < eq):
+        name, content = value[:at], _read_file(value[at + 1:])
+    elif eq >= 0:
+        name, content = value[:eq], value[eq + 1:].encode()
+    else:
+        name, content = "", value.encode()
+    encoded = quote_plus(content).encode()
+    return name.encode() + b"=" + encoded if name else encoded
+
+
+def _read_data(kind: str, value: str) -> bytes:
+    """One -d/--data-binary/--data-raw/--data-urlencode/--json argument's bytes, as curl
+    reads them."""
+    if kind == "urlencode":
+        return _urlencoded(value)
+    if kind == "raw" or not value.startswith("@"):
+        return value.encode()
+    body = _read_file(value[1:])
     if kind == "data":
         body = body.replace(b"\r", b"").replace(b"\n", b"")
     return body
 
 
-def _request_options(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """Method and Client.stream() keywords from curl-style options."""
+def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """-F fields as the client's (data, files): `name=value`, `name=<file` (the file's
+    content as the value), `name=@file` (an upload), with curl's `;type=` and
+    `;filename=` after a file."""
+    data: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for spec in fields:
+        name, sep, value = spec.partition("=")
+        if not sep or not name:
+            raise CommandError(f"-F needs NAME=VALUE, not {spec!r}")
+        if value[:1] not in ("@", "<"):
+            data.setdefault(name, []).append(value)
+            continue
+        path, *params = value[1:].split(";")
+        options = dict(p.strip().partition("=")[::2] for p in params if "=" in p)
+        content = _read_file(path)
+        if value[0] == "<":
+            data.setdefault(name, []).append(content.decode("utf-8", "replace"))
+            continue
+        filename = options.get("filename", os.path.basename(path) if path != "-" else "-")
+        ctype = options.get("type", "application/octet-stream")
+        files[name] = (filename, content, ctype)
+    return data, files
+
+
+def _request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
+    """Method, URL and Client.stream() keywords from curl-style options."""
+    url = args.url
     headers = []
     for h in args.header:
         name, sep, value = h.partition(":")
         if not sep or not name.strip():
             raise CommandError(f"-H needs 'Name: value', not {h!r}")
         headers.append((name.strip(), value.strip()))
-    kw: dict[str, Any] = {"headers": headers}
     given = {k.lower() for k, _ in headers}
+    for flag, name, value in (("-A", "User-Agent", args.user_agent),
+                              ("-e", "Referer", args.referer),
+                              ("-r", "Range", args.range and f"bytes={args.range}")):
+        if value and name.lower() not in given:
+            headers.append((name, value))
+    kw: dict[str, Any] = {"headers": headers}
+    implied = "GET"
+    if args.form and (args.data or args.upload_file):
+        raise CommandError("-F cannot be used with -d, --json or -T")
     if args.data:
         parts = [_read_data(kind, value) for kind, value in args.data]
         as_json = all(kind == "json" for kind, _ in args.data)
-        kw["content"] = (b"" if as_json else b"&").join(parts)
-        if as_json:
-            if "accept" not in given:
-                headers.append(("Accept", "application/json"))
-            ctype = "application/json"
+        body = (b"" if as_json else b"&").join(parts)
+        if args.get:
+            from urllib.parse import urlsplit
+
+            sep = "&" if urlsplit(url).query else "?"
+            url = f"{url}{sep}{body.decode('latin-1')}"
         else:
-            ctype = "application/x-www-form-urlencoded"
-        if "content-type" not in given:
-            headers.append(("Content-Type", ctype))
+            kw["content"] = body
+            implied = "POST"
+            if as_json:
+                if "accept" not in given:
+                    headers.append(("Accept", "application/json"))
+                ctype = "application/json"
+            else:
+                ctype = "application/x-www-form-urlencoded"
+            if "content-type" not in given:
+                headers.append(("Content-Type", ctype))
+    elif args.form:
+        kw["data"], kw["files"] = _form(args.form)
+        implied = "POST"
+    elif args.upload_file:
+        if url.endswith("/") and args.upload_file != "-":
+            url += os.path.basename(args.upload_file)
+        kw["content"] = _read_file(args.upload_file)
+        implied = "PUT"
     if args.cookie and "=" in args.cookie:
         headers.append(("Cookie", args.cookie))
+    method = args.request or ("HEAD" if args.head else implied)
+    return method.upper(), url, kw
+
+
+def _auth(args: argparse.Namespace) -> Any:
+    """The credentials of -u (Basic, or Digest with --digest), --oauth2-bearer or the
+    netrc file; None for none."""
+    from .auth import BasicAuth, BearerAuth, DigestAuth, NetRCAuth
+
     if args.user is not None:
         user, _, password = args.user.partition(":")
-        kw["auth"] = (user, password)
-    method = args.request or ("HEAD" if args.head else "POST" if args.data else "GET")
-    return method.upper(), kw
+        return DigestAuth(user, password) if args.auth_scheme == "digest" else \
+            BasicAuth(user, password)
+    if args.oauth2_bearer:
+        return BearerAuth(args.oauth2_bearer)
+    if args.netrc or args.netrc_file:
+        try:
+            return NetRCAuth(args.netrc_file)
+        except FileNotFoundError:
+            if args.netrc_file:
+                raise CommandError(f"cannot read the netrc file {args.netrc_file}",
+                                   READ_ERROR) from None
+            return None  # as curl: no ~/.netrc is no credentials
+        except Exception as exc:  # netrc.NetrcParseError
+            raise CommandError(f"cannot parse the netrc file: {exc}", READ_ERROR) from None
+    return None
+
+
+class _Pinned:
+    """--resolve: the addresses given for some names; other names from `fallback` (the
+    recursive resolver) or getaddrinfo. dnspython's `resolve(qname, rdtype)` shape, which
+    the client asks for A and AAAA."""
+
+    def __init__(self, pins: dict[str, list[str]], fallback: Any) -> None:
+        self.pins = pins
+        self.fallback = fallback
+
+    async def resolve(self, qname: str, rdtype: str) -> Any:
+        want6 = rdtype == "AAAA"
+        pinned = self.pins.get(qname.lower().rstrip("."))
+        if pinned is not None:
+            found = [a for a in pinned if (":" in a) == want6]
+        elif self.fallback is not None:
+            return await self.fallback.resolve(qname, rdtype)
+        else:
+            import socket
+
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(
+                    qname, None, type=socket.SOCK_STREAM,
+                    family=socket.AF_INET6 if want6 else socket.AF_INET)
+            except OSError as exc:
+                raise LookupError(str(exc)) from None
+            found = list(dict.fromkeys(str(i[4][0]) for i in infos))
+        if not found:
+            raise LookupError(f"no {rdtype} address")
+        return _Answer(found)
+
+
+@dataclass
+class _Answer:
+    rrset: list[str]
+
+
+def _pins(entries: list[str], url: str) -> dict[str, list[str]]:
+    """--resolve HOST:PORT:ADDR[,ADDR...] entries for the URL's port, by host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    pins: dict[str, list[str]] = {}
+    for entry in entries:
+        host, sep1, rest = entry.partition(":")
+        port_text, sep2, addrs = rest.partition(":")
+        if not (sep1 and sep2 and host and port_text.isdigit() and addrs):
+            raise CommandError(f"--resolve needs HOST:PORT:ADDRESS, not {entry!r}")
+        if int(port_text) == port:
+            pins[host.lower()] = [a.strip().strip("[]") for a in addrs.split(",")]
+    return pins
 
 
 def _cookie_jar(args: argparse.Namespace) -> http.cookiejar.MozillaCookieJar:
@@ -361,32 +566,59 @@ def _loop_factory():
     return None
 
 
-async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
-                transfer: Transfer | None = None) -> int:
-    t = transfer if transfer is not None else Transfer(args.url)
+def _tls_context(args: argparse.Namespace, http2: bool, http1: bool) -> ssl.SSLContext:
+    """The TLS settings of --cacert, --capath, -k, -E/--key and --tlsv1.x."""
     verify: Any = True
     if args.insecure:
         verify = False
     elif args.cacert:
         verify = args.cacert
+    cert: Any = None
+    if args.cert:
+        path, _, password = args.cert.partition(":")
+        cert = (path, args.key or path, password) if password else \
+            (path, args.key) if args.key else path
+    try:
+        ctx = make_ssl_context(verify, cert, http2, http1)
+        if args.capath and not args.insecure:
+            ctx.load_verify_locations(capath=args.capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"cannot load the TLS files: {exc}", SSL_CERTPROBLEM) from None
+    if args.tls_min == "1.3":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
+                transfer: Transfer | None = None) -> int:
+    method, url, kw = _request_options(args)
+    t = transfer if transfer is not None else Transfer(url)
+    t.url = url
     resolver = make_resolver(args.resolve_with, args.dns_port, args.dns_query_localhost) \
         if args.resolve_with else None
+    if args.resolve:
+        resolver = _Pinned(_pins(args.resolve, url), resolver)
     connect: Any = args.connect_timeout if args.connect_timeout is not None else args.timeout
     timeout = Timeout(args.timeout, connect=connect, total=args.max_time)
-    method, kw = _request_options(args)
     jar = _cookie_jar(args)
-    async with Client(verify=verify, resolver=resolver, timeout=timeout,
-                      follow_redirects=args.follow, max_redirects=args.max_redirs,
-                      proxy=args.proxy, cookies=jar,
-                      http2=bool(args.http2 or args.http2_prior_knowledge),
-                      http1=not (args.http2_prior_knowledge
-                                 and args.url.lower().startswith("http://"))) as client:
+    http2 = bool(args.http2 or args.http2_prior_knowledge)
+    http1 = not (args.http2_prior_knowledge and url.lower().startswith("http://"))
+    proxy: Any = args.proxy
+    if proxy and args.proxy_user is not None:
+        user, _, password = args.proxy_user.partition(":")
+        proxy = Proxy(proxy, auth=(user, password))
+    transport = AsyncHTTPTransport(
+        verify=_tls_context(args, http2, http1), resolver=resolver, proxy=proxy, http2=http2,
+        http1=http1, uds=args.unix_socket,
+        local_address={"4": "0.0.0.0", "6": "::"}.get(args.family or ""))
+    async with Client(transport=transport, timeout=timeout, follow_redirects=args.follow,
+                      max_redirects=args.max_redirs, cookies=jar, auth=_auth(args)) as client:
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so
             del client.headers["Accept-Encoding"]
         try:
-            async with client.stream(method, args.url, **kw) as r:
+            async with client.stream(method, url, **kw) as r:
                 t.response = r
                 t.starttransfer = time.monotonic()
                 code = await _receive(args, r, out, err, t)
@@ -403,8 +635,11 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
             _verbose(h, err)
         err.flush()
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
+    heads = (*r.history, r) if args.follow else (r,)
+    if args.dump_header:
+        _dump_headers(args.dump_header, heads, out)
     if args.head or args.include:
-        for h in ((*r.history, r) if args.follow else (r,)):
+        for h in heads:
             _write(out, _head_block(h))
     if args.head or (failed and not args.fail_with_body):
         if failed:
@@ -433,6 +668,20 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     return 0
 
 
+def _dump_headers(name: str, heads: tuple, out: BinaryIO) -> None:
+    """-D: the status lines and headers received, to a file or (-) standard output."""
+    block = b"".join(_head_block(h) for h in heads)
+    if name == "-":
+        _write(out, block)
+        return
+    try:
+        with open(name, "wb") as f:
+            f.write(block)
+    except OSError as exc:
+        raise CommandError(f"cannot write {name}: {exc.strerror or exc}", WRITE_ERROR) \
+            from None
+
+
 def _write(out: BinaryIO, data: bytes) -> None:
     try:
         out.write(data)
@@ -442,20 +691,34 @@ def _write(out: BinaryIO, data: bytes) -> None:
 
 
 def _output_name(args: argparse.Namespace) -> str | None:
-    if args.output:
-        return args.output
-    if args.remote_name:
+    """-o's file, or -O's name from the URL; under --output-dir, its directories made
+    with --create-dirs."""
+    name = args.output
+    if not name and args.remote_name:
         from urllib.parse import unquote, urlsplit
 
         name = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
         if not name:
             raise CommandError("-O: the URL has no file name", WRITE_ERROR)
-        return name
-    return None
+    if not name or name == "-":
+        return None
+    if args.output_dir:
+        name = os.path.join(args.output_dir, name)
+    if args.create_dirs and os.path.dirname(name):
+        try:
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"cannot create the directory of {name}: "
+                               f"{exc.strerror or exc}", WRITE_ERROR) from None
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)  # a bad command line exits 2, as curl's
+    parser = _parser()
+    args = parser.parse_args(argv)  # a bad command line exits 2, as curl's
+    args.url = args.url or args.url_option
+    if not args.url:
+        parser.error("no URL specified")
     quiet = args.silent and not args.show_error
     out: BinaryIO = sys.stdout.buffer
     transfer = Transfer(args.url)

@@ -349,3 +349,107 @@ def test_remote_name(env, tmp_path):
     p = fetch("--cacert", env.ca, "-O", env.base + "/small.txt", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "small.txt").read_bytes() == SMALL and p.stdout == b""
+
+
+def test_more_curl_request_flags(env, tmp_path):
+    """-A, -e, -r, -G with --data-urlencode, -F, -T, --oauth2-bearer, -n, --url."""
+    import base64
+    import json
+
+    def run(*args):
+        return echo(fetch("--cacert", env.ca, *args))
+
+    e = run("-A", "agent/1", "-e", "https://from.test/", "-r", "0-9", env.raw + "/echo")
+    assert (e["h"]["user-agent"], e["h"]["referer"], e["h"]["range"]) == \
+        ("agent/1", "https://from.test/", "bytes=0-9")
+
+    e = run("-G", "--data-urlencode", "q=a b&c", "--data-urlencode", "=x/y", "-d", "n=1",
+            env.raw + "/echo?k=v")
+    assert e["method"] == "GET" and e["path"] == "/echo?k=v&q=a+b%26c&x%2Fy&n=1"
+
+    upload = tmp_path / "notes.txt"
+    upload.write_bytes(b"file body")
+    e = run("-F", "name=al", "-F", f"doc=@{upload};type=text/plain", "-F", f"inline=<{upload}",
+            env.raw + "/echo")
+    assert e["method"] == "POST" and e["h"]["content-type"].startswith("multipart/form-data")
+    assert 'name="name"\r\n\r\nal\r\n' in e["body"]
+    assert 'name="doc"; filename="notes.txt"\r\nContent-Type: text/plain\r\n\r\nfile body' \
+        in e["body"]
+    assert 'name="inline"\r\n\r\nfile body\r\n' in e["body"]
+
+    e = run("-T", str(upload), env.raw + "/echo")
+    assert (e["method"], e["path"], e["body"]) == ("PUT", "/echo", "file body")
+    to_dir = fetch("--cacert", env.ca, "-T", str(upload), "-o", "/dev/null", "-w",
+                   "%{url_effective}", env.raw + "/up/")
+    assert to_dir.stdout.decode() == env.raw + "/up/notes.txt"  # the file's name appended
+
+    assert run("--oauth2-bearer", "tok", env.raw + "/echo")["h"]["authorization"] == \
+        "Bearer tok"
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine localhost login al password pw\n")
+    netrc.chmod(0o600)
+    assert run("--netrc-file", str(netrc), env.raw + "/echo")["h"]["authorization"] == \
+        "Basic " + base64.b64encode(b"al:pw").decode()
+    assert json.loads(fetch("--cacert", env.ca, "--url", env.raw + "/echo").stdout)["path"] \
+        == "/echo"
+    assert fetch("--cacert", env.ca).returncode == 2  # no URL at all
+
+
+def test_curl_digest_and_dump_header(env, tmp_path):
+    dumped = tmp_path / "head.txt"
+    p = fetch("--cacert", env.ca, "--digest", "-u", "dg:pw", "-D", str(dumped),
+              env.raw + "/digest")
+    assert p.returncode == 0, p.stderr
+    head = dumped.read_bytes()
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")
+    assert fetch("--cacert", env.ca, "-u", "dg:pw", "-f", env.raw + "/digest").returncode == 22
+
+
+def test_curl_connection_flags(env, tmp_path):
+    """--resolve pins a name to an address for the URL's port; -4 and -6 keep one family;
+    --unix-socket goes through a socket; --output-dir with --create-dirs; --tlsv1.3."""
+    import asyncio
+    import threading
+
+    p = fetch("--cacert", env.ca, "--resolve", f"pinned.test:{env.raw_port}:127.0.0.1",
+              "--resolve", "pinned.test:1:192.0.2.1", "-H", "Host: localhost",
+              "-k", f"https://pinned.test:{env.raw_port}/echo")
+    assert p.returncode == 0, p.stderr
+    assert fetch("--cacert", env.ca, "-4", env.raw + "/echo").returncode == 0
+    six = fetch("--cacert", env.ca, "-6", f"https://127.0.0.1:{env.raw_port}/echo")
+    assert six.returncode == 7 and b"no IPv6 address" in six.stderr
+    assert fetch("--cacert", env.ca, "--tlsv1.3", env.raw + "/echo").returncode == 0
+    assert fetch("-E", str(tmp_path / "missing.pem"), env.raw + "/echo").returncode == 58
+
+    out = fetch("--cacert", env.ca, "--output-dir", str(tmp_path / "a"), "--create-dirs",
+                "-o", "b/c.bin", env.base + "/small.txt")
+    assert out.returncode == 0 and (tmp_path / "a" / "b" / "c.bin").read_bytes() == SMALL
+
+    sock = str(tmp_path / "api.sock")
+    ready, stop = threading.Event(), threading.Event()
+
+    def serve():
+        async def answer(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nvia uds")
+            await writer.drain()
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_unix_server(answer, sock)
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            server.close()
+
+        asyncio.run(main())
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        assert ready.wait(5)
+        p = fetch("--unix-socket", sock, "http://localhost/info")
+        assert p.returncode == 0 and p.stdout == b"via uds", p.stderr
+    finally:
+        stop.set()
+        th.join(5)
