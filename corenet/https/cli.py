@@ -30,6 +30,20 @@ from .timeout import Timeout
 PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
 
 
+# HTTP statuses after which --retry tries again (curl's transient ones).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_BACKOFF_MAX = 600.0  # curl's: the doubled pause stops growing at ten minutes
+
+
+class Retry(Exception):
+    """A transient HTTP status seen with --retry left: the body is not written; the
+    server may have said how long to wait (Retry-After, in seconds)."""
+
+    def __init__(self, status: int, after: float | None) -> None:
+        super().__init__(f"HTTP error {status}")
+        self.after = after
+
+
 class CommandError(Exception):
     """The command ends with curl's exit code `code` (2, "failed to initialize", by
     default: a bad command line or environment) and this message."""
@@ -198,6 +212,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
     p.add_argument("-U", "--proxy-user", metavar="USER:PASSWORD",
                    help="Basic credentials for the proxy")
+    p.add_argument("--retry", type=int, default=0, metavar="NUM",
+                   help="try a transfer that failed transiently (a timeout, HTTP 408, 429, "
+                        "500, 502, 503 or 504) again, up to NUM times, after 1 s, 2 s, 4 s... "
+                        "(a Retry-After of the response, when it says more)")
+    p.add_argument("--retry-delay", type=float, default=None, metavar="SECONDS",
+                   help="wait this long before each retry instead")
+    p.add_argument("--retry-max-time", type=float, default=None, metavar="SECONDS",
+                   help="no retry starts after this long since the first attempt")
+    p.add_argument("--retry-connrefused", action="store_true",
+                   help="a refused connection is transient too")
+    p.add_argument("--retry-all-errors", action="store_true",
+                   help="every error is transient, -f's HTTP errors included")
     p.add_argument("-f", "--fail", action="store_true",
                    help="exit with 22 on an HTTP error status (400 and above), "
                         "without printing the body")
@@ -634,6 +660,14 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
         for h in (*r.history, r):
             _verbose(h, err)
         err.flush()
+    if getattr(args, "retries_left", 0) and (
+            r.status_code in RETRY_STATUSES
+            or args.retry_all_errors and (args.fail or args.fail_with_body)
+            and r.status_code >= 400):
+        after_text = r.headers.get("retry-after", "")
+        after = float(after_text) if after_text.isdigit() else None
+        if _retry_fits(args, after):
+            raise Retry(r.status_code, after)
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
     heads = (*r.history, r) if args.follow else (r,)
     if args.dump_header:
@@ -713,6 +747,58 @@ def _output_name(args: argparse.Namespace) -> str | None:
     return name
 
 
+def _transient(args: argparse.Namespace, exc: BaseException) -> bool:
+    if args.retry_all_errors:
+        return isinstance(exc, (HTTPError, CommandError))
+    if isinstance(exc, TimeoutException):
+        return True
+    return args.retry_connrefused and isinstance(exc, ConnectError) and \
+        not isinstance(exc, TLSError) and exit_code(exc) == 7
+
+
+def _retry_wait(args: argparse.Namespace, after: float | None) -> float:
+    """How long before the next attempt: --retry-delay, else the doubling pause; longer
+    when the server's Retry-After asks it."""
+    wait = args.retry_delay if args.retry_delay is not None else args.retry_pause
+    return wait if after is None else max(wait, after)
+
+
+def _retry_fits(args: argparse.Namespace, after: float | None) -> bool:
+    """Whether another attempt would still start within --retry-max-time."""
+    return args.retry_max_time is None or (
+        time.monotonic() + _retry_wait(args, after) - args.retry_first <= args.retry_max_time)
+
+
+def _attempts(args: argparse.Namespace, runner: asyncio.Runner, out: BinaryIO,
+              transfer: Transfer, quiet: bool) -> int:
+    """The transfer, and --retry's further attempts after a transient failure: the
+    output file, if any, is written afresh by each."""
+    args.retries_left = args.retry
+    args.retry_pause = 1.0
+    args.retry_first = time.monotonic()
+    while True:
+        try:
+            return runner.run(fetch(args, out, sys.stderr, transfer))
+        except (Retry, HTTPError, CommandError) as exc:
+            if isinstance(exc, Retry):
+                after = exc.after
+            elif args.retries_left and _transient(args, exc) and _retry_fits(args, None):
+                after = None
+            else:
+                raise
+            wait = _retry_wait(args, after)
+            if not quiet:
+                print(f"corenet-fetch: warning: transient problem ({exc}); retrying in "
+                      f"{wait:g} s, {args.retries_left} retries left", file=sys.stderr)
+            args.retries_left -= 1
+            time.sleep(wait)
+            args.retry_pause = min(args.retry_pause * 2, RETRY_BACKOFF_MAX)
+            transfer.size_download = 0
+            if out is not sys.stdout.buffer:
+                out.seek(0)
+                out.truncate()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # a bad command line exits 2, as curl's
@@ -739,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
                                  WRITE_ERROR) from None
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            code = runner.run(fetch(args, out, sys.stderr, transfer))
+            code = _attempts(args, runner, out, transfer, quiet)
     except HTTPError as exc:
         code = report(exit_code(exc), f"{type(exc).__name__}: {exc}")
     except CommandError as exc:

@@ -440,6 +440,21 @@ def handle(sock: socket.socket, state: dict) -> None:
                 body = json.dumps(state["proxy_log"]).encode()
             if not send(sock, ok(body)):
                 return
+        elif route == "/unavailable":
+            # 503 with Retry-After: 0 for the first n requests of a key, then 200: a server
+            # that comes back, for clients that try again.
+            q = query(path)
+            key, n = q.get("key", ""), int(q.get("n", "1"))
+            with state["lock"]:
+                seen = state.setdefault("unavailable", {})
+                seen[key] = k = seen.get(key, 0) + 1
+            if k <= n:
+                answer = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
+                          b"Content-Length: 4\r\n\r\nbusy")
+            else:
+                answer = ok(b"ready")
+            if not send(sock, answer):
+                return
         elif route == "/count":
             with state["lock"]:
                 state["count"] += 1

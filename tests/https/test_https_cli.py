@@ -453,3 +453,32 @@ def test_curl_connection_flags(env, tmp_path):
     finally:
         stop.set()
         th.join(5)
+
+
+def test_retry_as_curl(env, tmp_path):
+    """--retry: a 503 (or a timeout) is tried again, its body not written; what the last
+    attempt gets is the result; -o's file holds only the last attempt's body."""
+    url = env.raw + "/unavailable?n=2&key="
+    p = fetch("--cacert", env.ca, "--retry", "2", "--retry-delay", "0", url + "a")
+    assert (p.returncode, p.stdout) == (0, b"ready"), p.stderr
+    assert p.stderr.count(b"retrying") == 2
+    p = fetch("--cacert", env.ca, "-f", "--retry", "1", "--retry-delay", "0", url + "b")
+    assert p.returncode == 22 and p.stderr.count(b"retrying") == 1
+    p = fetch("--cacert", env.ca, url + "c")  # no --retry: the 503 is the answer
+    assert (p.returncode, p.stdout) == (0, b"busy")
+    out = tmp_path / "out"
+    p = fetch("--cacert", env.ca, "--retry", "3", "--retry-delay", "0", "-o", str(out),
+              env.raw + "/unavailable?n=1&key=d")
+    assert p.returncode == 0 and out.read_bytes() == b"ready"
+    p = fetch("--cacert", env.ca, "--retry", "1", "--retry-delay", "0", "-m", "0.5",
+              env.raw + "/stall-headers")
+    assert p.returncode == 28 and p.stderr.count(b"retrying") == 1
+    refused = free_port()
+    p = fetch("--retry", "2", "--retry-delay", "0", f"http://127.0.0.1:{refused}/")
+    assert p.returncode == 7 and b"retrying" not in p.stderr  # refusal is not transient
+    p = fetch("--retry", "2", "--retry-delay", "0", "--retry-connrefused",
+              f"http://127.0.0.1:{refused}/")
+    assert p.returncode == 7 and p.stderr.count(b"retrying") == 2
+    p = fetch("--cacert", env.ca, "--retry", "5", "--retry-delay", "1", "--retry-max-time",
+              "0.5", url + "e")
+    assert (p.returncode, p.stdout) == (0, b"busy")  # no retry would start in time
