@@ -25,7 +25,8 @@ from .pool import Origin, Pool
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
-from .urls import PATH_SAFE, URL, encode_host, encode_params, split_url, userinfo_auth
+from .urls import (PATH_SAFE, URL, encode_host, encode_params, remove_dot_segments,
+                   split_url, userinfo_auth)
 
 UNSET: Any = object()
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -97,7 +98,7 @@ class ParsedURL:
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS[scheme]
-        path = quote(parts.path or "/", safe=PATH_SAFE)
+        path = remove_dot_segments(quote(parts.path or "/", safe=PATH_SAFE))
         query = quote(parts.query, safe=_QUERY_SAFE)
         if params:
             extra = encode_params(params)

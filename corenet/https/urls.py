@@ -183,6 +183,24 @@ def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
         raise InvalidURL(f"invalid {what} {url!r}: {exc}") from None
 
 
+def remove_dot_segments(path: str) -> str:
+    """An absolute path without its "." and ".." segments (RFC 3986 5.2.4), as curl and
+    httpx send it: `/a/b/../c/./d` goes as `/a/c/d`."""
+    if "." not in path:
+        return path
+    segments = path.split("/")
+    out: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")  # "/a/b/.." is the directory "/a/"
+    return "/".join(out) or "/"
+
+
 def basic_auth(username: str | bytes, password: str | bytes) -> str:
     """A Basic Authorization value (RFC 7617: text in UTF-8, bytes as they are)."""
     user = username.encode() if isinstance(username, str) else username
