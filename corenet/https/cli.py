@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
 from .client import Client
-from .proxy import Proxy
+from .models import Request
+from .proxy import Proxy, parse_mounts
 from .transport import AsyncHTTPTransport, make_ssl_context
 from .errors import (ConnectError, DecodingError, HTTPError, InvalidURL, ProxyError, ReadError,
                      RemoteProtocolError, TimeoutException, TLSError, TooManyRedirects,
@@ -212,6 +213,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
     p.add_argument("-U", "--proxy-user", metavar="USER:PASSWORD",
                    help="Basic credentials for the proxy")
+    p.add_argument("--noproxy", metavar="HOSTS",
+                   help="reach these hosts (comma-separated, each with its subdomains; * "
+                        "all) without the proxy of -x or the environment")
+    p.add_argument("--proto", metavar="PROTOCOLS",
+                   help="the schemes the URL may have, as curl: =https, -all,+https, ...")
+    p.add_argument("--proto-redir", metavar="PROTOCOLS",
+                   help="the schemes a redirect may go to (default: http and https)")
+    p.add_argument("--url-query", action="append", default=[], metavar="DATA",
+                   help="add DATA to the URL's query, percent-encoded as --data-urlencode "
+                        "(+DATA: as it is)")
+    p.add_argument("-N", "--no-buffer", action="store_true",
+                   help="write each piece of the body out as it arrives")
+    p.add_argument("--stderr", metavar="FILE",
+                   help="write messages to FILE (- standard output) instead of stderr")
     p.add_argument("--retry", type=int, default=0, metavar="NUM",
                    help="try a transfer that failed transiently (a timeout, HTTP 408, 429, "
                         "500, 502, 503 or 504) again, up to NUM times, after 1 s, 2 s, 4 s... "
@@ -303,6 +318,9 @@ def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
     """Method, URL and Client.stream() keywords from curl-style options."""
     url = args.url
+    for part in args.url_query:
+        extra = part[1:].encode() if part.startswith("+") else _urlencoded(part)
+        url += ("&" if "?" in url else "?") + extra.decode("latin-1")
     headers = []
     for h in args.header:
         name, sep, value = h.partition(":")
@@ -351,6 +369,43 @@ def _request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]
         headers.append(("Cookie", args.cookie))
     method = args.request or ("HEAD" if args.head else implied)
     return method.upper(), url, kw
+
+
+_SCHEMES = ("http", "https")
+
+
+def _protocols(spec: str | None, default: frozenset[str]) -> frozenset[str]:
+    """curl's --proto list: tokens of [+-=]NAME, `all` meaning every scheme, applied left
+    to right to `default` (a bare name adds, as +NAME)."""
+    if spec is None:
+        return default
+    allowed = set(default)
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        op, name = (token[0], token[1:]) if token[0] in "+-=" else ("+", token)
+        names = set(_SCHEMES) if name.lower() == "all" else {name.lower()}
+        if op == "=":
+            allowed = names
+        elif op == "+":
+            allowed |= names
+        else:
+            allowed -= names
+    return frozenset(allowed)
+
+
+def _scheme_check(url: str, allowed: frozenset[str],
+                  redirects: frozenset[str]) -> Callable[[Any], None]:
+    """A request hook: the URL's scheme must be one of --proto's, a redirect's one of
+    --proto-redir's."""
+    def check(request: Any) -> None:
+        first = str(request.url) == url
+        scheme = request.url.scheme
+        if scheme not in (allowed if first else redirects):
+            raise UnsupportedProtocol(
+                f"{scheme}:// is not allowed " + ("(--proto)" if first else
+                                                  "for a redirect (--proto-redir)"))
+    return check
 
 
 def _auth(args: argparse.Namespace) -> Any:
@@ -633,12 +688,24 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     if proxy and args.proxy_user is not None:
         user, _, password = args.proxy_user.partition(":")
         proxy = Proxy(proxy, auth=(user, password))
+    noproxy = [h.strip().lower().lstrip(".") for h in (args.noproxy or "").split(",")
+               if h.strip()]
+    if "*" in noproxy:
+        proxy, noproxy = None, []
     transport = AsyncHTTPTransport(
         verify=_tls_context(args, http2, http1), resolver=resolver, proxy=proxy, http2=http2,
-        http1=http1, uds=args.unix_socket,
-        local_address={"4": "0.0.0.0", "6": "::"}.get(args.family or ""))
+        http1=http1, uds=args.unix_socket, trust_env=args.noproxy is None or bool(noproxy),
+        local_address={"4": "0.0.0.0", "6": "::"}.get(args.family or ""),
+        proxy_mounts=parse_mounts({f"all://{p}{h}": None for h in noproxy
+                                   for p in ("", "*.")}))
+    allowed = _protocols(args.proto, frozenset(_SCHEMES))
+    redirects = _protocols(args.proto_redir, frozenset(_SCHEMES)) & allowed
+    check = _scheme_check(url, allowed, redirects)
+    check(Request("GET", url))  # before any connection
+    hooks = {"request": [check]}
     async with Client(transport=transport, timeout=timeout, follow_redirects=args.follow,
-                      max_redirects=args.max_redirs, cookies=jar, auth=_auth(args)) as client:
+                      max_redirects=args.max_redirs, cookies=jar, auth=_auth(args),
+                      event_hooks=hooks) as client:
         if args.compressed:
             client.headers["Accept-Encoding"] = accept_encoding()
         else:  # as curl: the body comes as the server sends it, and is written so
@@ -687,6 +754,8 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     chunks = r.aiter_bytes() if args.compressed else r.aiter_raw()
     async for chunk in chunks:
         _write(out, chunk)
+        if args.no_buffer:
+            out.flush()
         t.size_download += len(chunk)
         if show:
             now = time.monotonic()
@@ -799,13 +868,37 @@ def _attempts(args: argparse.Namespace, runner: asyncio.Runner, out: BinaryIO,
                 out.truncate()
 
 
+# Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse
+# would take for another option unless joined to it with "=".
+_DASHED_VALUES = ("--proto", "--proto-redir")
+
+
+def _join_dashed_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _DASHED_VALUES and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)  # a bad command line exits 2, as curl's
+    # a bad command line exits 2, as curl's
+    args = parser.parse_args(_join_dashed_values(sys.argv[1:] if argv is None else argv))
     args.url = args.url or args.url_option
     if not args.url:
         parser.error("no URL specified")
     quiet = args.silent and not args.show_error
+    if args.stderr:
+        try:
+            sys.stderr = sys.stdout if args.stderr == "-" else open(args.stderr, "w")
+        except OSError as exc:
+            parser.error(f"--stderr: cannot write {args.stderr}: {exc.strerror or exc}")
     out: BinaryIO = sys.stdout.buffer
     transfer = Transfer(args.url)
     name = None

@@ -482,3 +482,36 @@ def test_retry_as_curl(env, tmp_path):
     p = fetch("--cacert", env.ca, "--retry", "5", "--retry-delay", "1", "--retry-max-time",
               "0.5", url + "e")
     assert (p.returncode, p.stdout) == (0, b"busy")  # no retry would start in time
+
+
+def test_curl_proxy_and_protocol_limits(env, tmp_path):
+    """--noproxy bypasses -x for the hosts named; --proto and --proto-redir refuse other
+    schemes with exit 1, a redirect's before it is followed; --url-query; --stderr."""
+    import json
+
+    def proxied():
+        return json.loads(fetch("--cacert", env.ca, env.raw + "/proxy-log").stdout)
+
+    before = len(proxied())
+    p = fetch("--cacert", env.ca, "-x", f"http://127.0.0.1:{env.proxy_port}",
+              "--noproxy", "example.test,localhost", env.raw + "/echo")
+    assert p.returncode == 0, p.stderr
+    assert len(proxied()) == before  # straight to the server, no CONNECT
+    p = fetch("--cacert", env.ca, "-x", f"http://127.0.0.1:{env.proxy_port}",
+              "--noproxy", "example.test", env.raw + "/echo")
+    assert p.returncode == 0 and len(proxied()) == before + 1
+
+    assert fetch("--cacert", env.ca, "--proto", "=http", env.raw + "/echo").returncode == 1
+    assert fetch("--cacert", env.ca, "--proto", "-all,+https", env.raw + "/echo") \
+        .returncode == 0
+    to_tls = env.raw_plain + "/redirect?to=" + (env.raw + "/echo").encode().hex()
+    p = fetch("--cacert", env.ca, "-L", "--proto-redir", "=http", to_tls)
+    assert p.returncode == 1 and b"--proto-redir" in p.stderr
+    assert fetch("--cacert", env.ca, "-L", to_tls).returncode == 0
+
+    e = echo(fetch("--cacert", env.ca, "--url-query", "q=a b", "--url-query", "+raw=x%20y",
+                   env.raw + "/echo"))
+    assert e["path"] == "/echo?q=a+b&raw=x%20y"
+    log = tmp_path / "err.txt"
+    p = fetch("--stderr", str(log), "-f", "--cacert", env.ca, env.raw + "/missing")
+    assert p.returncode == 22 and p.stderr == b"" and b"(22)" in log.read_bytes()
