@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Callable
 from .client import Client
 from .models import Request
 from .proxy import Proxy, parse_mounts
+from .resolve import resolve_host
 from .transport import AsyncHTTPTransport, make_ssl_context
 from .errors import (ConnectError, DecodingError, HTTPError, InvalidURL, ProxyError, ReadError,
                      RemoteProtocolError, TimeoutException, TLSError, TooManyRedirects,
@@ -328,10 +329,9 @@ def _request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]
             raise CommandError(f"-H needs 'Name: value', not {h!r}")
         headers.append((name.strip(), value.strip()))
     given = {k.lower() for k, _ in headers}
-    for flag, name, value in (("-A", "User-Agent", args.user_agent),
-                              ("-e", "Referer", args.referer),
-                              ("-r", "Range", args.range and f"bytes={args.range}")):
-        if value and name.lower() not in given:
+    for name, value in (("User-Agent", args.user_agent), ("Referer", args.referer),
+                        ("Range", args.range and f"bytes={args.range}")):
+        if value and name.lower() not in given:  # -H's own header wins
             headers.append((name, value))
     kw: dict[str, Any] = {"headers": headers}
     implied = "GET"
@@ -433,32 +433,21 @@ def _auth(args: argparse.Namespace) -> Any:
 
 
 class _Pinned:
-    """--resolve: the addresses given for some names; other names from `fallback` (the
-    recursive resolver) or getaddrinfo. dnspython's `resolve(qname, rdtype)` shape, which
-    the client asks for A and AAAA."""
+    """--resolve: the addresses given for some names; other names as the client would look
+    them up (through `fallback`, the recursive resolver, or getaddrinfo). dnspython's
+    `resolve(qname, rdtype)` shape, which the client asks for A and AAAA."""
 
     def __init__(self, pins: dict[str, list[str]], fallback: Any) -> None:
         self.pins = pins
         self.fallback = fallback
 
     async def resolve(self, qname: str, rdtype: str) -> Any:
-        want6 = rdtype == "AAAA"
         pinned = self.pins.get(qname.lower().rstrip("."))
-        if pinned is not None:
-            found = [a for a in pinned if (":" in a) == want6]
-        elif self.fallback is not None:
-            return await self.fallback.resolve(qname, rdtype)
-        else:
-            import socket
-
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(
-                    qname, None, type=socket.SOCK_STREAM,
-                    family=socket.AF_INET6 if want6 else socket.AF_INET)
-            except OSError as exc:
-                raise LookupError(str(exc)) from None
-            found = list(dict.fromkeys(str(i[4][0]) for i in infos))
+        if pinned is None:
+            if self.fallback is not None:
+                return await self.fallback.resolve(qname, rdtype)
+            pinned, _ = await resolve_host(qname, 0)  # getaddrinfo, as without --resolve
+        found = [a for a in pinned if (":" in a) == (rdtype == "AAAA")]
         if not found:
             raise LookupError(f"no {rdtype} address")
         return _Answer(found)

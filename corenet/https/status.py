@@ -16,10 +16,7 @@ class _Codes(IntEnum):
     @classmethod
     def get_reason_phrase(cls, value: int) -> str:
         """The standard reason phrase of `value`, or "" for a code without one."""
-        try:
-            return HTTPStatus(value).phrase
-        except ValueError:
-            return ""
+        return REASONS.get(int(value), "")
 
     @classmethod
     def is_informational(cls, value: int) -> bool:
