@@ -194,9 +194,14 @@ class Limits:
     #: a denial): ~19,000 SHA-1 rounds at most, a few milliseconds.
     nsec3_max_hashes_per_query: int = 128
 
-    #: Signature validity windows are checked with this allowance either side, seconds, for
-    #: clock skew between signer and validator.
-    dnssec_clock_skew: int = 300
+    #: A signature's validity window is checked with an allowance either side for clock
+    #: skew between signer and validator: a tenth of the signature's own validity, at least
+    #: this many seconds and at most ``dnssec_sig_skew_max`` (Unbound's val-sig-skew-min and
+    #: val-sig-skew-max, 1 hour and 1 day). A signer whose clock runs a little ahead
+    #: publishes signatures whose inception is in our future; refusing them breaks a
+    #: zone that every other validator accepts.
+    dnssec_sig_skew_min: int = 3600
+    dnssec_sig_skew_max: int = 86400
 
     #: How long a bogus answer is remembered (RFC 9520 section 3.2: at least 1 s, at most
     #: 5 min; Unbound's val-bogus-ttl is 60), so a broken zone cannot make us revalidate

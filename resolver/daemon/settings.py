@@ -370,6 +370,9 @@ def check_limits(lim: Limits) -> None:
         raise ConfigError(f"cache-min-ttl: {lim.min_ttl} is above cache-max-ttl {lim.max_ttl}")
     if lim.min_rto > lim.max_rto:
         raise ConfigError(f"limits.min_rto: {lim.min_rto} is above max_rto {lim.max_rto}")
+    if lim.dnssec_sig_skew_min > lim.dnssec_sig_skew_max:
+        raise ConfigError(f"val-sig-skew-min: {lim.dnssec_sig_skew_min} is above "
+                          f"val-sig-skew-max {lim.dnssec_sig_skew_max}")
 
 
 # ---- the table's rows -------------------------------------------------------------------------
@@ -494,6 +497,21 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             example='true',
             doc="DNSSEC validation on or off; None: on wherever there is a trust anchor."),
+    Setting("val_sig_skew_min", 'int', _LIMITS.dnssec_sig_skew_min, number(int, 0, TTL_MAX),
+            limit='dnssec_sig_skew_min',
+            doc="Least clock skew allowed around a signature's validity window, seconds: "
+                "the allowance is a tenth of the signature's validity, at least this and at "
+                "most ``val-sig-skew-max`` (Unbound's option of the same name, 1 hour)."),
+    Setting("val_sig_skew_max", 'int', _LIMITS.dnssec_sig_skew_max, number(int, 0, TTL_MAX),
+            limit='dnssec_sig_skew_max',
+            doc="Most clock skew allowed around a signature's validity window, seconds "
+                "(Unbound's option of the same name, 1 day)."),
+    Setting("val_bogus_ttl", 'int', _LIMITS.dnssec_bogus_ttl, number(int, 0, 300),
+            limit='dnssec_bogus_ttl',
+            doc="Seconds a bogus verdict is kept (Unbound's option of the same name; RFC 9520 "
+                "3.2 allows at most 300). Data that failed validation, a zone's key and DS "
+                "sets included, is kept no longer: the next question after it is resolved "
+                "and validated anew."),
     # ---- automated trust anchors (RFC 5011) ----------------------------------------------------
     Setting("auto_trust_anchor_file", 'tuple[str, ...]', (), auto_trust_anchor_files,
             flag=Flag("FILE", "trust anchor kept up to date by RFC 5011 probes "
@@ -1214,7 +1232,8 @@ _FROM_ZERO = frozenset({
     "ratelimit", "ratelimit_factor", "min_ttl", "max_ttl", "max_negative_ttl", "failure_ttl", "max_minimise_count",
     "stale_window", "stale_answer_ttl", "prefetch_min_hits", "server_holddown",
     "dnssec_max_suspends", "dnssec_max_ds_match_failures", "nsec3_max_iterations",
-    "dnssec_clock_skew", "dnssec_bogus_ttl", "doh_throttle_penalty"})
+    "dnssec_sig_skew_min", "dnssec_sig_skew_max", "dnssec_bogus_ttl",
+    "doh_throttle_penalty"})
 #: Limits with bounds of their own.
 _BOUNDS = {"prefetch_fraction": (0, 1), "exploration": (0, 1),
            "max_tcp_message": (512, 65535), "min_ttl": (0, TTL_MAX),

@@ -152,7 +152,8 @@ def nsec_nodata(nsecs: list[Nsec], name: bytes, qtype: int) -> int:
                 raise Bogus("the NSEC for the name lists the type asked or a CNAME")
             return SECURE
     for n in nsecs:        # empty non-terminal: the next name lies below the name asked
-        if n.covers(name) and is_subdomain(n.next, name) and canon(n.next) != canon(name):
+        if (n.covers(name) and n.may_deny(name) and is_subdomain(n.next, name)
+                and canon(n.next) != canon(name)):
             return SECURE
     n = _nsec_cover(nsecs, name)
     if n is not None:      # wildcard NODATA
@@ -278,13 +279,17 @@ class Nsec3Proof:
                 return r
         return None
 
-    def closest_encloser(self, name: bytes, strict: bool = True):
-        """(closest encloser, next closer, NSEC3 covering the next closer) - RFC 5155 8.3."""
+    def closest_encloser(self, name: bytes):
+        """(closest encloser, next closer, NSEC3 covering the next closer) - RFC 5155 8.3.
+        An NSEC3 at a delegation (NS without SOA) or a DNAME is never the closest encloser
+        of a name below it (RFC 5155 8.3, RFC 6840 4.1): the zone below the cut, not this
+        one, speaks for those names, so such a "proof" could make a signed child's names
+        look absent or insecure."""
         sc, prev = name, None
         while is_subdomain(sc, self.zone):
             m = self.match(sc)
             if m is not None:
-                if strict and ((NS in m.types and SOA not in m.types) or DNAME in m.types):
+                if (NS in m.types and SOA not in m.types) or DNAME in m.types:
                     raise Bogus("NSEC3 closest encloser is a delegation or DNAME")
                 if prev is None:
                     return sc, None, None
@@ -318,7 +323,7 @@ class Nsec3Proof:
             if not nodata_types_ok(m.types, qtype, name):
                 raise Bogus("the NSEC3 for the name lists the type asked or a CNAME")
             return SECURE
-        ce, nc, cov = self.closest_encloser(name, strict=False)
+        ce, nc, cov = self.closest_encloser(name)
         opt_out = cov is not None and cov.flags & OPT_OUT
         w = self.match(wildcard_of(ce))
         if w is not None and nodata_types_ok(w.types, qtype, wildcard_of(ce)):
@@ -342,7 +347,7 @@ class Nsec3Proof:
             if NS not in m.types or SOA in m.types:
                 raise Bogus("the NSEC3 does not show a delegation without DS", EDE_NSEC_MISSING)
             return INSECURE
-        ce, nc, cov = self.closest_encloser(name, strict=False)
+        ce, nc, cov = self.closest_encloser(name)
         if cov is not None and cov.flags & OPT_OUT:
             return INSECURE
         raise Bogus("no NSEC3 proves the DS absent", EDE_NSEC_MISSING)
@@ -358,7 +363,7 @@ class Nsec3Proof:
             if DS in m.types or SOA in m.types:
                 raise Bogus("the NSEC3 does not deny the DS from the parent's side")
             return INSECURE if NS in m.types else SECURE
-        ce, nc, cov = self.closest_encloser(name, strict=False)
+        ce, nc, cov = self.closest_encloser(name)
         if cov is not None and cov.flags & OPT_OUT:
             return INSECURE
         raise Bogus("no NSEC3 proves the DS absent", EDE_NSEC_MISSING)

@@ -431,7 +431,16 @@ cdef inline bint _serial_lt(unsigned int t, double now) noexcept:
     return <unsigned int>(t - n) > 0x7FFFFFFF
 
 
-cdef inline bint _in_window(Sig sig, double now, int skew) noexcept:
+cdef inline unsigned int _skew(Sig sig, unsigned int low, unsigned int high) noexcept:
+    """The clock skew allowed around ``sig``'s validity window, as Unbound allows it: a
+    tenth of the window, within ``low``..``high`` (``dnssec_sig_skew_min``/``_max``)."""
+    cdef unsigned int skew = <unsigned int>(sig.expiration - sig.inception) // 10
+    if skew < low:
+        return low
+    return high if skew > high else skew
+
+
+cdef inline bint _in_window(Sig sig, double now, unsigned int skew) noexcept:
     return (not _serial_lt(sig.expiration, now - skew)
             and _serial_lt(sig.inception, now + skew + 1))
 
@@ -450,7 +459,8 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
         pos += 1 + op[pos]
         nlabels += 1
     cdef int checks = 0, found
-    cdef int skew = limits.dnssec_clock_skew
+    cdef unsigned int skew_min = limits.dnssec_sig_skew_min
+    cdef unsigned int skew_max = limits.dnssec_sig_skew_max
     cdef int cap = limits.dnssec_max_sig_checks_per_rrset
     cdef int collisions = limits.dnssec_max_key_tag_collisions
     cdef Sig sig
@@ -467,7 +477,10 @@ def verify_rrset(bytes owner, unsigned int rdtype, unsigned int rdclass, list rd
         if sig.algorithm not in SUPPORTED_ALGORITHMS:
             why, ede = f"RRSIG algorithm {sig.algorithm} not supported", EDE_BOGUS
             continue
-        if not _in_window(sig, now, skew):
+        if <unsigned int>(sig.expiration - sig.inception) > 0x7FFFFFFF:
+            why, ede = "signature's inception after its expiration", EDE_BOGUS
+            continue
+        if not _in_window(sig, now, _skew(sig, skew_min, skew_max)):
             if _serial_lt(sig.expiration, now):
                 why, ede = "signature expired", EDE_EXPIRED
             else:

@@ -220,6 +220,9 @@ class Validator:
         #: DNSKEY rdata -> Key (parsed, its public key loaded once): ``_key``
         self.keys: OrderedDict[bytes, Key] = OrderedDict()
         self.bogus: OrderedDict[tuple, tuple] = OrderedDict()
+        #: lower-cased names a signed zone's denial of DS showed to be no zone cut ->
+        #: until when (``_cut_at``); bounded like ``zones``
+        self.no_cuts: OrderedDict[bytes, float] = OrderedDict()
         self.stats = ValidatorStats()
 
     # ---- entry point ----------------------------------------------------------------------
@@ -596,6 +599,13 @@ class Validator:
         wall = self.wallclock()
         sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
                            wall, self.limits, ctx)
+        if label_count(owner) - label_count(signer) > 1:
+            # RFC 4035 5.3.1: the signer must be the zone that holds the rrset; a signature
+            # by an ancestor over data below a zone cut proves nothing
+            inner = b"\x01*" + strip_to(owner, sig.labels) if _expanded(owner, sig.labels) \
+                else owner
+            if (yield from self._clear_between(ctx, it, signer, inner)) == INSECURE:
+                return INSECURE, None, signer
         cap = _ttl_cap(sig, wall, self.limits.min_ttl)
         if caps is not None:
             caps[(owner.lower(), rdtype)] = cap
@@ -805,10 +815,24 @@ class Validator:
         except Bogus as exc:
             ttl = (self.limits.failure_ttl if exc.ede == EDE_NO_REACHABLE_AUTHORITY
                    else self.limits.dnssec_bogus_ttl)
-            self._store(lz, ZoneKeys(BOGUS, [], it.clock() + ttl, str(exc), exc.ede))
+            until = it.clock() + ttl
+            self._store(lz, ZoneKeys(BOGUS, [], until, str(exc), exc.ede))
+            self._expire_unproven(it, lz, until)
             raise
         self._store(lz, e)
         return e
+
+    @staticmethod
+    def _expire_unproven(it, lz: bytes, until: float) -> None:
+        """The zone's key set and DS set, as the cache holds them unproven, live no longer
+        than the zone's bogus verdict (Unbound's ``val-bogus-ttl``): a forged set sent with
+        a TTL of a day would otherwise keep the zone failing after its servers answer
+        genuinely again, and the next question after the verdict fetches both anew."""
+        lru = it.cache.rrsets.lru
+        for rdtype in (DNSKEY, DS):
+            e = lru.peek((lz, rdtype, it.qclass))
+            if e is not None and e.rank < C.VALIDATED and e.expires > until:
+                e.expires = until
 
     def _key(self, rdata: bytes) -> Key:
         """The Key of a DNSKEY rdata, kept (``limits.dnssec_key_cache_keys``, LRU) so that a
@@ -901,49 +925,87 @@ class Validator:
         the iterator never saw, or None. A server of both a signed parent and its unsigned
         child (a hosting provider's) answers for the child with AA and no referral, so the
         child's unsigned data seems to be the parent's. As Unbound's validator does, the DS
-        of each name below the apex down to ``name`` is asked for: the parent's signed
-        denial of it proves either no cut there (go on) or an unsigned delegation (the
-        data is insecure); a DS, a name that does not exist or an answer that proves
-        nothing leaves the data bogus. Found cuts are kept with the zone keys, so the next
-        answer from the child costs no query; the DS questions run in the question's
+        of each name below the apex down to ``name`` is asked for (``_cut_at``): the
+        parent's signed denial of it proves either no cut there (go on) or an unsigned
+        delegation (the data is insecure); a DS, a name that does not exist or an answer
+        that proves nothing leaves the data bogus. The DS questions run in the question's
         budgets."""
         if len(name) <= len(zone) or not is_subdomain(name, zone):
             return None
-        base = label_count(zone)
-        for k in range(base + 1, label_count(name) + 1):
+        for k in range(label_count(zone) + 1, label_count(name) + 1):
             cut = strip_to(name, k)
-            lc = cut.lower()
-            now = it.clock()
-            e = self.zones.get(lc)
-            if e is not None and e.expires >= now:
-                if e.status == INSECURE:
-                    return cut
-                return None
-            res = yield from it.lookup(cut, DS)
-            if res.rcode != NOERROR or any(g[1] == DS for g in _group(res.answer)):
-                return None
-            auth = _group(res.authority)
-            signer = next((s for s in (_signer(g[4]) for g in auth
-                                       if g[1] in (SOA, NSEC, NSEC3)) if s is not None), None)
-            if signer is None or not is_subdomain(zone, signer):
-                return None
-            try:
-                pk = yield from self._zone_keys(ctx, it, signer)
-                if pk.status != SECURE:
-                    return None
-                proofs = yield from self._proofs(ctx, it, auth, signer)
-                if proofs is None:
-                    return None
-                nsecs, proof = proofs
-                st = denial.nsec_cut(nsecs, cut) if nsecs else proof.cut(cut)
-            except Bogus:
-                return None
+            st = yield from self._cut_at(ctx, it, zone, cut)
             if st == INSECURE:
-                ttl = min([g[2] for g in auth] or [self.limits.max_negative_ttl])
-                self._store(lc, ZoneKeys(INSECURE, [], now + min(
-                    self._ttl(ttl), self.limits.max_negative_ttl)))
                 return cut
+            if st != SECURE:
+                return None
         return None
+
+    def _clear_between(self, ctx, it, zone: bytes, name: bytes):
+        """Generator: what lies strictly between the signed ``zone`` and ``name`` below it:
+        SECURE when ``zone``'s signed denials of DS show no zone cut there, INSECURE when
+        they show an unsigned delegation (everything below it is unsigned); Bogus raised
+        when a name between holds a DS or nothing is proven. A signature or a denial by
+        ``zone`` speaks for ``name`` only when ``zone`` is the zone that holds it: below a
+        signed cut the child's keys speak, never an ancestor's (RFC 4035 5.3.1, RFC 6840
+        4.1). So a proof signed further up is believed only once the cuts between are
+        known, as Unbound finds the cuts between a trust anchor and a signer."""
+        for k in range(label_count(zone) + 1, label_count(name)):
+            cut = strip_to(name, k)
+            st = yield from self._cut_at(ctx, it, zone, cut)
+            if st == INSECURE:
+                return INSECURE
+            if st != SECURE:
+                raise Bogus(f"{to_text(name)} lies below {to_text(cut)}, a signed zone cut "
+                            f"under its signer {to_text(zone)}", EDE_BOGUS)
+        return SECURE
+
+    def _cut_at(self, ctx, it, zone: bytes, cut: bytes):
+        """Generator: what the signed ``zone`` says of a zone cut at ``cut`` (a name below
+        it), from its signed denial of ``cut``/DS: INSECURE for a delegation without DS,
+        SECURE for no delegation there; None for a DS (a signed child), a denial signed by
+        another zone, or nothing proven. Found cuts are kept with the zone keys and names
+        that are no cut in ``no_cuts``, for the denial's TTL, so the next answer costs no
+        query."""
+        lc = cut.lower()
+        now = it.clock()
+        e = self.zones.get(lc)
+        if e is not None and e.expires >= now:
+            return INSECURE if e.status == INSECURE else None
+        until = self.no_cuts.get(lc)
+        if until is not None:
+            if until >= now:
+                return SECURE
+            del self.no_cuts[lc]
+        res = yield from it.lookup(cut, DS)
+        if res.rcode != NOERROR or any(g[1] == DS for g in _group(res.answer)):
+            return None
+        auth = _group(res.authority)
+        signer = next((s for s in (_signer(g[4]) for g in auth
+                                   if g[1] in (SOA, NSEC, NSEC3)) if s is not None), None)
+        if signer is None or signer.lower() != zone.lower():
+            return None
+        try:
+            pk = yield from self._zone_keys(ctx, it, signer)
+            if pk.status != SECURE:
+                return None
+            proofs = yield from self._proofs(ctx, it, auth, signer)
+            if proofs is None:
+                return None
+            nsecs, proof = proofs
+            st = denial.nsec_cut(nsecs, cut) if nsecs else proof.cut(cut)
+        except Bogus:
+            return None
+        cap = self.limits.max_negative_ttl
+        until = now + min(self._ttl(min([g[2] for g in auth] or [cap])), cap)
+        if st == INSECURE:
+            self._store(lc, ZoneKeys(INSECURE, [], until))
+        elif st == SECURE:
+            self.no_cuts[lc] = until
+            self.no_cuts.move_to_end(lc)
+            while len(self.no_cuts) > self.limits.dnssec_key_cache_zones:
+                self.no_cuts.popitem(last=False)
+        return st
 
     def _no_ds(self, ctx, it, zone: bytes, auth: list, now: float):
         """INSECURE zone keys when ``auth`` (grouped) proves ``zone`` a delegation without
@@ -967,6 +1029,9 @@ class Validator:
             denial.nsec_no_ds(nsecs, zone)
         else:
             proof.no_ds(zone)
+        # only the zone just above the cut speaks for its DS: with a signed zone between,
+        # this denial is not that zone's (``_clear_between`` raises Bogus)
+        yield from self._clear_between(ctx, it, signer, zone)
         ttl = min([g[2] for g in auth] or [self.limits.max_negative_ttl])
         return ZoneKeys(INSECURE, [], now + min(self._ttl(ttl), self.limits.max_negative_ttl))
 
@@ -1031,9 +1096,11 @@ class Validator:
             self.zones.clear()
             self.bogus.clear()
             self.keys.clear()
+            self.no_cuts.clear()
             return
         lname = name.lower()
         self.zones.pop(lname, None)
+        self.no_cuts.pop(lname, None)
         for k in [k for k in self.bogus if k[0] == lname]:
             del self.bogus[k]
 

@@ -25,7 +25,8 @@ cdef extern from "Python.h":
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport InfraCache, ServerInfo
-from resolver.iterator.replies cimport (count_type, glue as _glue, has_soa as _has_soa_in,
+from resolver.iterator.replies cimport (answer_chain, count_type, glue as _glue,
+                                 has_soa as _has_soa_in,
                                  in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
                                  dname_substitute,
                                  owned as _owned, referral as _referral,
@@ -839,7 +840,8 @@ cdef class Iterator:
                 if any(r[1] in (CNAME, DNAME) for r in m.answer):
                     minimise = False       # the full name decides; ask it in this zone
                     continue
-                self._cache_answer(m, zone, now, None)
+                self._cache_answer(m, zone, now, answer_chain(
+                    _in_zone(m.answer, zone), sent, A, self.lv.max_cname_chain + 1))
                 if _owned(_in_zone(m.answer, zone), sent, A) is None:
                     # NODATA at an intermediate name (an empty non-terminal, or a name with
                     # other types): remembered, so later probes below it skip it.
@@ -935,7 +937,8 @@ cdef class Iterator:
     cdef _Step _final(self, Parsed m, bytes zone, bytes name, int qtype, double now):
         """Interprets the authoritative reply to the full question. Its TTLs are clamped
         as the cache stores them, so the client sees what the cache keeps."""
-        cdef list answer = clamp_ttls(self.lv, _in_zone(m.answer, zone))
+        cdef list answer = clamp_ttls(self.lv, answer_chain(
+            _in_zone(m.answer, zone), name, qtype, self.lv.max_cname_chain + 1))
         if count_type(answer, DNAME):
             answer = _without_dname_synthesis(answer)
         if (self.deferred is not None and qtype == self.qtype and name == self.qname

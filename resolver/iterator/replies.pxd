@@ -16,3 +16,4 @@ cpdef object owned(list answer, bytes name, long qtype)
 cpdef bint wildcard_expanded(list records)
 cpdef Py_ssize_t count_type(list records, long rdtype) except -1
 cpdef list without_types(list records, frozenset rdtypes)
+cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links)

@@ -17,6 +17,9 @@ from resolver.wire.names cimport eq_nocase, lower
 cdef enum:
     NS = 2
     SOA = 6
+    CNAME = 5
+    DNAME = 39
+    ANY = 255
     A = 1
     AAAA = 28
     RRSIG = 46
@@ -275,3 +278,56 @@ cpdef list without_types(list records, frozenset rdtypes):
         elif out is not None:
             out.append(r)
     return records if out is None else out
+
+
+cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
+    """The part of an answer section that answers ``qname``/``qtype``: the records of that
+    name and type (every type for ANY), and the CNAME and DNAME chain from it with the
+    records at each link, each with the RRSIGs covering it; nothing else (RFC 2181 5.4.1,
+    Unbound's scrubber). A server's reply to one question is believed for that question
+    only: other rrsets it adds (another name's data, another type at the name) would
+    otherwise enter the cache at an answer's rank and answer later questions. ``answer``
+    itself when it holds nothing else, else a new list in the same order. The chain is
+    followed for at most ``max_links`` names, each once (the iterator gives its CNAME
+    chain limit: a longer chain fails there anyway)."""
+    cdef Py_ssize_t n = len(answer), i, kept = 0
+    cdef list keep = [False] * n
+    cdef bytes cur = qname
+    cdef object r, nxt
+    cdef long t, links = 0
+    cdef set seen = set(), kept_sets = set()
+    while cur is not None and links < max_links:
+        links += 1
+        seen.add(lower(cur))
+        nxt = None
+        for i in range(n):
+            r = answer[i]
+            t = r[1]
+            if t == RRSIG:
+                continue
+            if same_name(r[0], cur):
+                if t == qtype or qtype == ANY or t == CNAME:
+                    keep[i] = True
+                    if t == CNAME and qtype != CNAME and qtype != ANY and nxt is None:
+                        nxt = r[4]
+            elif t == DNAME and qtype != DNAME and is_subdomain(cur, r[0]):
+                keep[i] = True
+                if nxt is None:
+                    nxt = dname_substitute(cur, r[0], r[4])
+        cur = nxt if (nxt is not None and len(<bytes>nxt) <= 255
+                      and lower(nxt) not in seen) else None
+    for i in range(n):
+        if keep[i]:
+            r = answer[i]
+            kept_sets.add((lower(r[0]), r[1]))
+            kept += 1
+    for i in range(n):
+        r = answer[i]
+        if r[1] == RRSIG and PyBytes_GET_SIZE(r[4]) >= 2 and (
+                lower(r[0]), ((<const unsigned char*>PyBytes_AS_STRING(r[4]))[0] << 8)
+                | (<const unsigned char*>PyBytes_AS_STRING(r[4]))[1]) in kept_sets:
+            keep[i] = True
+            kept += 1
+    if kept == n:
+        return answer
+    return [answer[i] for i in range(n) if keep[i]]

@@ -355,3 +355,138 @@ def signed_world(wall: float | None = None, prefix: str = "10.0", extra: str = "
                                        [dns.dnssec.make_ds(".", keys["."][1], "SHA256")])
     return net, anchor, keys
 
+
+
+# ---- a tree of zone cuts, for downgrade attacks ----------------------------------------------
+#: tld. (NSEC3 with opt-out) holds a signed child sub.tld. (NSEC), which holds a signed
+#: grandchild g.sub.tld. (NSEC3, no opt-out); unsigned siblings: the opt-out delegations
+#: uns0..uns11.tld. and u.sub.tld. (NSEC: NS without DS). ATTACKER serves an unsigned zone
+#: of its own (``cut_world``'s ``forged``) that no genuine server delegates to.
+CUT_ZONES = ("g.sub.tld.", "sub.tld.", "tld.", ".")
+UNSIGNED_SIBLINGS = 12
+
+
+def cut_world(wall: float | None = None, prefix: str = "10.9"):
+    """The tree above on ``prefix`` addresses: root (.0.1), tld. (.1.1, .1.2), sub.tld.
+    (.2.1, .2.2), g.sub.tld. (.3.1), the unsigned uns*.tld. (.4.1) and u.sub.tld. (.5.1);
+    the attacker's own server .6.6. Returns (net, anchor DS rrset, keys: origin ->
+    (private key, DNSKEY), names) where ``names`` holds ``forged`` (a zone below sub.tld.
+    whose name hashes into one of tld.'s opt-out spans, as an attacker would pick it, served
+    unsigned by the attacker) and ``victim`` (a name of sub.tld. whose hash falls in one of
+    tld.'s opt-out spans too)."""
+    wall = time.time() if wall is None else wall
+    net = SignedNet()
+    p = prefix
+    uns = "".join(f"uns{i} 86400 NS ns.uns{i}\nns.uns{i} 86400 A {p}.4.1\n"
+                  for i in range(UNSIGNED_SIBLINGS))
+    net.zone(".", f"""
+@ 86400 NS a.root.
+a.root. 86400 A {p}.0.1
+tld. 86400 NS ns1.tld.
+tld. 86400 NS ns2.tld.
+ns1.tld. 86400 A {p}.1.1
+ns2.tld. 86400 A {p}.1.2
+""", [f"{p}.0.1"])
+    net.zone("tld.", f"""
+@ 86400 NS ns1
+@ 86400 NS ns2
+ns1 86400 A {p}.1.1
+ns2 86400 A {p}.1.2
+www 300 A 192.0.2.1
+sub 86400 NS ns1.sub
+sub 86400 NS ns2.sub
+ns1.sub 86400 A {p}.2.1
+ns2.sub 86400 A {p}.2.2
+{uns}""", [f"{p}.1.1", f"{p}.1.2"])
+    tld = net.zones[name("tld.")]
+    optout = _optout_spans(tld, ["sub.tld."])
+    forged = _label_in_spans("y", "sub.tld.", optout)
+    victim = _label_in_spans("v", "sub.tld.", optout)
+    net.zone("sub.tld.", f"""
+@ 3600 NS ns1
+@ 3600 NS ns2
+ns1 3600 A {p}.2.1
+ns2 3600 A {p}.2.2
+www 300 A 192.0.2.10
+www 300 TXT "genuine"
+{victim.split('.')[0]} 300 A 192.0.2.11
+g 3600 NS ns.g
+ns.g 3600 A {p}.3.1
+u 3600 NS ns.u
+ns.u 3600 A {p}.5.1
+""", [f"{p}.2.1", f"{p}.2.2"])
+    net.zone("g.sub.tld.", f"""
+@ 3600 NS ns
+ns 3600 A {p}.3.1
+www 300 A 192.0.2.20
+""", [f"{p}.3.1"])
+    net.zone("uns0.tld.", f"""
+@ 3600 NS ns.uns0.tld.
+www 300 A 192.0.2.30
+""", [f"{p}.4.1"])
+    net.zone("u.sub.tld.", f"""
+@ 3600 NS ns.u.sub.tld.
+www 300 A 192.0.2.40
+""", [f"{p}.5.1"])
+    net.zone(forged, f"""
+@ 3600 NS ns.evil.{forged}
+ns.evil 3600 A {p}.6.6
+www 300 A 203.0.113.66
+""", [f"{p}.6.6"])
+    keys = {}
+    for origin in CUT_ZONES:
+        z = net.zones[name(origin)]
+        with z.writer() as txn:
+            for child in keys:
+                if name(child).parent() == z.origin:
+                    txn.add(name(child), 86400,
+                            dns.dnssec.make_ds(child, keys[child][1], "SHA256"))
+        priv = ec.generate_private_key(ec.SECP256R1())
+        key = dns.dnssec.make_dnskey(priv.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256,
+                                     flags=257)
+        nsec3 = origin in ("tld.", "g.sub.tld.")
+        if nsec3:
+            add_nsec3_chain(z, optout=origin == "tld.")
+        dns.dnssec.sign_zone(z, keys=[(priv, key)], inception=int(wall) - 3600,
+                             lifetime=LIFETIME)
+        if nsec3:
+            _strip_nsec(z)
+        keys[origin] = (priv, key)
+    # the names' spans are among those the signed zone serves
+    served = [(_b32(o.labels[0]), node.get_rdataset(IN, NSEC3)[0].next)
+              for o, node in _nodes(tld) if node.get_rdataset(IN, NSEC3) is not None
+              and node.get_rdataset(IN, NSEC3)[0].flags & 1]
+    assert _label_in_spans("y", "sub.tld.", served) == forged
+    assert _label_in_spans("v", "sub.tld.", served) == victim
+    anchor = dns.rrset.from_rdata_list(dns.name.root, 86400,
+                                       [dns.dnssec.make_ds(".", keys["."][1], "SHA256")])
+    return net, anchor, keys, {"forged": forged, "victim": victim}
+
+
+def _optout_spans(z, signed_children):
+    """(owner hash, next hash) of the opt-out spans the NSEC3 chain of ``z`` will have once
+    ``signed_children`` have their DS: those that leave out one of its unsigned
+    delegations (``add_nsec3_chain``)."""
+    import copy
+    z = copy.deepcopy(z)
+    with z.writer() as txn:
+        for child in signed_children:
+            txn.add(name(child), 86400, dns.rdata.from_text(IN, DS, "1 13 2 " + "00" * 32))
+    add_nsec3_chain(z, optout=True)
+    out = []
+    for owner, node in _nodes(z):
+        rds = node.get_rdataset(IN, NSEC3)
+        if rds is not None and rds[0].flags & 1:
+            out.append((_b32(owner.labels[0]), rds[0].next))
+    return out
+
+
+def _label_in_spans(prefix: str, parent: str, spans) -> str:
+    """The first name ``<prefix>N.<parent>`` whose NSEC3 hash one of ``spans`` covers."""
+    for i in range(10000):
+        n = name(f"{prefix}{i}.{parent}")
+        h = _b32(dns.dnssec.nsec3_hash(n, N3_SALT, N3_ITERATIONS, 1).encode())
+        for o, nxt in spans:
+            if o < h < nxt or (nxt <= o and (h > o or h < nxt)):
+                return n.to_text()
+    raise AssertionError("no name hashes into an opt-out span")

@@ -36,6 +36,12 @@ def test_config_is_the_table_and_each_default_passes_its_own_check():
     for s in settings.TABLE:
         assert getattr(cfg, s.name) == s.default
         assert s.doc and not s.doc.endswith(" "), s.name
+        if s.name == "control":
+            # the daemon makes this directory when it starts: on a machine where no daemon
+            # ran yet it does not exist, so the path check would fail here
+            from resolver.daemon.service import SYSTEM_CONTROL
+            assert s.default == SYSTEM_CONTROL
+            continue
         if s.default is not None and not isinstance(s.default, (tuple, settings.Limits)):
             assert s.convert(s.default, s.key) == s.default, s.name
     with pytest.raises(AttributeError):
