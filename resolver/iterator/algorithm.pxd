@@ -73,7 +73,8 @@ cdef class Iterator:
     cdef list _ancestors(self, bytes name)
     cdef tuple _closest_delegation(self, bytes name)
     cdef list _addresses(self, bytes ns, double now)
-    cdef list _parent_glue(self, bytes zone, double now)
+    cdef list _parent_glue(self, bytes zone, double now, list out, bytes only=*)
+    cdef list _parent_side(self, bytes zone, tuple nsnames, double now)
     cdef bint _usable(self, str addr)
     cdef int _budget(self) except -1
     cdef bint _cache_priming(self, Parsed m, double now)

@@ -438,18 +438,31 @@ cdef class Iterator:
             return []
         return [r for r in e.proof_records(self._now()) if r[1] != A and r[1] != AAAA]
 
-    cdef list _parent_glue(self, bytes zone, double now):
-        """The usable addresses the referral to ``zone`` gave as glue, kept with the
-        parent's NS set while it is cached (``_cache_referral``); [] if none."""
+    cdef list _parent_glue(self, bytes zone, double now, list out, bytes only=None):
+        """Adds to ``out`` the usable addresses the referral to ``zone`` gave as glue (of
+        the name ``only``, if given), kept with the parent's NS set while it is cached
+        (``_cache_referral``)."""
         cdef RRsetEntry e = self._get(zone, NS, now)
         if e is None or e.negative is not None or e.rank != REFERRAL or not e.proofs:
-            return []
-        out = []
+            return out
         for r in e.proofs:
-            if r[1] == A or r[1] == AAAA:
+            if (r[1] == A or r[1] == AAAA) and (only is None or _same_name(r[0], only)):
                 a = _addr_text(r[1], r[4])
                 if a and a not in out and self._usable(a):
                     out.append(a)
+        return out
+
+    cdef list _parent_side(self, bytes zone, tuple nsnames, double now):
+        """The parent side's addresses of ``zone``'s servers, for when those their own
+        zones give (authoritative, so they replaced the glue in the cache) do not answer
+        (RFC 1034 5.3.3; Unbound's parent-side fallback): the glue of the referral to
+        ``zone``, and for a server named in another zone, the glue the referral to that
+        zone gave for it."""
+        cdef list out = self._parent_glue(zone, now, [])
+        for ns in nsnames:
+            cut = self._closest_delegation(ns)[0]
+            if not _same_name(cut, zone):
+                self._parent_glue(cut, now, out, ns)
         return out
 
     def zone_of(self, bytes name):
@@ -640,7 +653,7 @@ cdef class Iterator:
                     # (authoritative, so they replaced the glue in the cache) failed, once
                     # each (as Unbound falls back on the parent side's addresses)
                     if fallback is None:
-                        fallback = self._parent_glue(zone, now)
+                        fallback = self._parent_side(zone, nsnames, now)
                     addrs = [a for a in fallback if attempts is None or a not in attempts]
                 if not addrs:
                     return None

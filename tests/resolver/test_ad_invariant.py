@@ -33,6 +33,7 @@ from resolver.dnssec import SECURE, Validator
 from resolver.dnssec.trust_anchor import load
 from resolver.hints import parse_root_hints
 from resolver.limits import Limits
+from miss_path import ask_miss, shared_cache_factory
 from scenario import FakeClock, W, drive, root_hints
 from signed_net import signed_world
 
@@ -448,25 +449,6 @@ def _daemon(world, port, limits=DAEMON_LIMITS):
                              do_not_query_localhost=False, limits=limits)
 
 
-async def _ask(r, name, qtype, do=True, cd=False):
-    """The daemon's miss path for one query (``start_miss``: the shared cache first when
-    the resolver has one), as a dnspython message once any shared-cache write is done."""
-    import asyncio
-    q = dns.message.make_query(name, qtype, want_dnssec=do)
-    q.flags &= ~dns.flags.AD
-    if cd:
-        q.flags |= dns.flags.CD
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    d = r.start_miss(q.to_wire(), lambda _d, out: fut.done() or fut.set_result(out), loop)
-    out = d if type(d) is bytes else await asyncio.wait_for(fut, 10)
-    for _ in range(500):
-        if r.shared is None or not r.shared.writes:
-            break
-        await asyncio.sleep(0.01)
-    return dns.message.from_wire(out)
-
-
 def _attack(world, kind):
     net = world[0]
     for a in DAEMON_EXAMPLE:
@@ -480,7 +462,7 @@ def _daemon_steps(run, world, port, steps) -> None:
     r = _daemon(world, port)
 
     async def ask(name, qtype, do, cd):
-        return await _ask(r, name, qtype, do, cd)
+        return await ask_miss(r, name, qtype, do, cd)
 
     try:
         for name, qtype, kind, do, cd in steps:
@@ -556,13 +538,13 @@ def test_prefetch_under_attack_never_vouches(run, sockets_world, daemon_path, na
                 DAEMON_LIMITS.replace(prefetch_fraction=1.0, prefetch_min_hits=1))
 
     async def go():
-        first = await _ask(r, name, qtype)
+        first = await ask_miss(r, name, qtype)
         _check_response(sockets_world, first, name, qtype, True)
         _attack(sockets_world, kind)
         try:
             prefetches = r.stats.prefetches
             for _ in range(3):
-                resp = await _ask(r, name, qtype)
+                resp = await ask_miss(r, name, qtype)
                 _check_response(sockets_world, resp, name, qtype, True)
                 for _ in range(100):       # the refresh in the background
                     if not any(e.prefetching for e in r.message_table.values()):
@@ -572,7 +554,7 @@ def test_prefetch_under_attack_never_vouches(run, sockets_world, daemon_path, na
         finally:
             _attack(sockets_world, "none")
         for do in (True, False):
-            _check_response(sockets_world, await _ask(r, name, qtype, do), name, qtype, do)
+            _check_response(sockets_world, await ask_miss(r, name, qtype, do), name, qtype, do)
 
     run(go(), timeout=30)
 
@@ -589,21 +571,21 @@ def test_serve_stale_under_attack_serves_only_what_was_proven(run, sockets_world
     r = _daemon(sockets_world, port, DAEMON_LIMITS.replace(max_ttl=1, stale_window=3600))
 
     async def go():
-        first = await _ask(r, name, qtype)
+        first = await ask_miss(r, name, qtype)
         _check_response(sockets_world, first, name, qtype, True)
         await asyncio.sleep(1.2)
         try:
             # servers that stop answering: the stale answer is the proven one, AD and all
             for a in DAEMON_EXAMPLE:
                 net.faults[a] = "timeout"
-            resp = await _ask(r, name, qtype, True)
+            resp = await ask_miss(r, name, qtype, True)
             assert r.stats.stale_answers >= 1 and resp.rcode() != dns.rcode.SERVFAIL
             _check_response(sockets_world, resp, name, qtype, True)
             # a forged reply: bogus, so SERVFAIL (not a cue for stale data) or the proven
             # answer, never the forged data with AD
             _attack(sockets_world, kind)
             for do in (True, False, True):
-                _check_response(sockets_world, await _ask(r, name, qtype, do), name, qtype,
+                _check_response(sockets_world, await ask_miss(r, name, qtype, do), name, qtype,
                                 do)
         finally:
             _attack(sockets_world, "none")
@@ -614,16 +596,9 @@ def test_serve_stale_under_attack_serves_only_what_was_proven(run, sockets_world
 @pytest.fixture
 def redis_shared(tmp_path):
     from redis_proc import Redis
-    from resolver.cache.shared import SharedCache
     server = Redis(tmp_path / "redis").start()
-
-    class Cfg:
-        cachedb_secret_seed, redis_timeout, cachedb_store_expired = "seed", 500, True
-        redis_server_path, redis_server_host, redis_server_port = server.socket, "", 0
-        limits = Limits()
-
     try:
-        yield lambda: SharedCache.from_config(Cfg)
+        yield shared_cache_factory(server)
     finally:
         server.stop()
 
@@ -641,11 +616,11 @@ def test_shared_cache_carries_only_what_was_proven(run, sockets_world, daemon_pa
         try:
             _attack(sockets_world, kind)
             for do in (True, False):
-                _check_response(sockets_world, await _ask(attacked, name, qtype, do), name,
+                _check_response(sockets_world, await ask_miss(attacked, name, qtype, do), name,
                                 qtype, do)
             _attack(sockets_world, "none")
             for do in (True, False):
-                _check_response(sockets_world, await _ask(other, name, qtype, do), name,
+                _check_response(sockets_world, await ask_miss(other, name, qtype, do), name,
                                 qtype, do)
         finally:
             _attack(sockets_world, "none")

@@ -51,14 +51,22 @@ from resolver.dnssec import BOGUS, SECURE, Validator
 from resolver.dnssec.trust_anchor import load
 from resolver.hints import parse_root_hints
 from resolver.limits import Limits
+from miss_path import ask_miss, shared_cache_factory
 from scenario import FakeClock, W, drive
 from signed_net import Nsec3Proofs, cut_world, name
 
 LIMITS = Limits(exploration=0.0)
 A, TXT, DS, DNSKEY, RRSIG = 1, 16, 43, 48, 46
 P = "10.9"
-TLD = (f"{P}.1.1", f"{P}.1.2")
-SUB = (f"{P}.2.1", f"{P}.2.2")
+
+
+def tld_servers(w) -> tuple:
+    return (f"{w['p']}.1.1", f"{w['p']}.1.2")
+
+
+def sub_servers(w) -> tuple:
+    return (f"{w['p']}.2.1", f"{w['p']}.2.2")
+
 FORGED_ADDRS = ("203.0.113.", "forged")
 
 #: attacks on tld.'s servers, and on sub.tld.'s
@@ -71,13 +79,16 @@ KINDS = ["none"] + ON_TLD + ON_SUB
 
 @pytest.fixture(scope="module")
 def world():
-    wall = time.time()
-    net, anchor, keys, names = cut_world(wall, P)
-    w = {"net": net, "anchor": anchor, "keys": keys, "wall": wall, **names}
+    return make_world(time.time(), P)
+
+
+def make_world(wall: float, p: str, truth=None) -> dict:
+    net, anchor, keys, names = cut_world(wall, p)
+    w = {"net": net, "anchor": anchor, "keys": keys, "wall": wall, "p": p, **names}
     w["names"] = ["www.tld.", "www.sub.tld.", w["victim"], "www.g.sub.tld.", "nope.sub.tld.",
                   "other.sub.tld.", "www." + w["forged"], "www.u.sub.tld.", "www.uns0.tld."]
-    w["truth"] = {(n, t): _outcome(Session(w).resolve(n, t)) for n in w["names"]
-                  for t in (A, TXT)}
+    w["truth"] = truth or {(n, t): _outcome(Session(w).resolve(n, t)) for n in w["names"]
+                           for t in (A, TXT)}
     return w
 
 
@@ -103,7 +114,7 @@ class Session:
 
     def resolve(self, n: str, qtype: int, deferred: bool = False):
         it = itr.Iterator(W(n), qtype, 1, self.cache,
-                          parse_root_hints([("a.root.", f"{P}.0.1")]), self.clock,
+                          parse_root_hints([("a.root.", f"{self.w['p']}.0.1")]), self.clock,
                           limits=self.limits, dnssec=self.v)
         if deferred:
             it.deferred = []
@@ -255,7 +266,7 @@ def attacker(w, kind):
                 return r.to_wire()
             r.authority = [_rrset(forged, dns.rdatatype.NS, 86400, f"ns.evil.{forged}")] \
                 + _tld_proof(w, "sub.tld.", w["forged"])
-            r.additional = [_rrset(f"ns.evil.{forged}", A, 86400, f"{P}.6.6")]
+            r.additional = [_rrset(f"ns.evil.{forged}", A, 86400, f"{w['p']}.6.6")]
             return r.to_wire()
         if kind in ("ancestor_nodata", "ancestor_nxdomain") and qtype != DS:
             r.flags |= dns.flags.AA
@@ -310,17 +321,17 @@ def attacker(w, kind):
 
     faults = {}
     if kind in ON_TLD:
-        for a in TLD:
+        for a in tld_servers(w):
             faults[a] = lambda q, a=a: on_tld(q, a) or _genuine(net, a, q).to_wire()
     elif kind in ON_SUB:
-        for a in SUB:
+        for a in sub_servers(w):
             faults[a] = lambda q, a=a: on_sub(q, a) or _genuine(net, a, q).to_wire()
     return faults
 
 
 def attack(w, kind, servers=None):
     net = w["net"]
-    for a in TLD + SUB:
+    for a in tld_servers(w) + sub_servers(w):
         net.faults.pop(a, None)
     for a, f in attacker(w, kind).items():
         if servers is None or a in servers:
@@ -448,7 +459,7 @@ def test_a_forged_key_set_from_one_server_sends_the_question_to_the_others(world
     """One of sub.tld.'s two servers sends a forged key set: the other is asked before the
     zone is declared bogus, and the answer is secure."""
     s = Session(world)
-    attack(world, "key_not_in_ds", servers=[SUB[0]])
+    attack(world, "key_not_in_ds", servers=[sub_servers(world)[0]])
     try:
         res = s.resolve("www.sub.tld.", A)
     finally:
@@ -547,3 +558,192 @@ def test_generated_downgrades_never_pass(world):
         run_steps(world, steps)
 
     run()
+
+
+# ---- the daemon's path ---------------------------------------------------------------------
+#: the same tree on loopback addresses, behind real sockets (``FakeServers``)
+DP = "127.57"
+DAEMON_LIMITS = LIMITS.replace(initial_rto=0.1, max_rto=0.2, max_query_time=2.0)
+
+
+@pytest.fixture(scope="module")
+def sockets_world(world):
+    """The tree on loopback addresses: other keys, the same zones' data, so the same
+    truth (the names compared hold no server address)."""
+    return make_world(world["wall"], DP, world["truth"])
+
+
+@pytest.fixture
+def daemon_port(run, sockets_world):
+    from scenario import FakeServers
+    net = sockets_world["net"]
+    fs = FakeServers(net)
+    port = run(fs.start(sorted(net.served)))
+    try:
+        yield port
+    finally:
+        attack(sockets_world, "none")
+        run(fs.stop())
+
+
+def _daemon(w, port, limits=DAEMON_LIMITS):
+    import resolver
+    return resolver.Resolver([("a.root.", f"{w['p']}.0.1")], port=port,
+                             trust_anchor=w["anchor"], do_not_query_localhost=False,
+                             limits=limits)
+
+
+def check_response(w, resp, n: str, qtype: int, kind: str, cd: bool = False) -> None:
+    """The oracle on a response: AD only on the genuine secure answer; without CD (which
+    asks for data that failed validation), NOERROR and NXDOMAIN only as the genuine zones
+    answer, for every name the attacker may not speak for."""
+    rcode = resp.rcode()
+    data = frozenset((rs.name.to_wire().lower(), rs.rdtype, rd.to_digestable())
+                     for rs in resp.answer if rs.rdtype != RRSIG for rd in rs)
+    trcode, tdata, tsec = w["truth"][(n, qtype)]
+    if resp.flags & dns.flags.AD:
+        assert tsec == SECURE and (rcode, data) == (trcode, tdata), \
+            f"{n}/{qtype} under {kind}: AD on {rcode} {sorted(data)}"
+    if cd or speaks_for(w, n, kind) or rcode not in (0, 3):
+        return
+    assert (rcode, data) == (trcode, tdata), \
+        f"{n}/{qtype} under {kind}: {rcode} {sorted(data)} answered, genuine {trcode}"
+
+
+ATTACKED = [(k, n) for k in ON_TLD + ON_SUB
+            for n in (["www.sub.tld."] if k not in ("ancestor_referral",) else [None])]
+
+
+def _target(w, kind: str, n: str | None) -> str:
+    return n or "www." + w["forged"]
+
+
+@pytest.mark.parametrize("kind,n", ATTACKED)
+def test_daemon_path_answers_no_forged_data(run, sockets_world, daemon_port, kind, n):
+    """The miss path with the deferred store, then the message cache's DO and CD variants
+    and a follow-up once the attacker has gone."""
+    w = sockets_world
+    n = _target(w, kind, n)
+    r = _daemon(w, daemon_port)
+
+    async def go():
+        attack(w, kind)
+        for do, cd in ((True, False), (False, False), (True, True)):
+            check_response(w, await ask_miss(r, n, A, do, cd), n, A, kind, cd)
+        attack(w, "none")
+        for do in (True, False):
+            check_response(w, await ask_miss(r, n, A, do), n, A, kind)
+
+    run(go(), timeout=30)
+
+
+@pytest.mark.parametrize("kind,n", ATTACKED)
+def test_prefetch_under_attack_answers_no_forged_data(run, sockets_world, daemon_port, kind,
+                                                       n):
+    """Every hit is due for prefetch: the refresh runs while the attacker answers, and
+    what it leaves in the message cache is what the next clients get."""
+    import asyncio
+    w = sockets_world
+    n = _target(w, kind, n)
+    r = _daemon(w, daemon_port,
+                DAEMON_LIMITS.replace(prefetch_fraction=1.0, prefetch_min_hits=1))
+
+    async def go():
+        check_response(w, await ask_miss(r, n, A), n, A, "none")
+        attack(w, kind)
+        prefetches = r.stats.prefetches
+        for _ in range(3):
+            check_response(w, await ask_miss(r, n, A), n, A, kind)
+            for _ in range(100):
+                if not any(e.prefetching for e in r.message_table.values()):
+                    break
+                await asyncio.sleep(0.01)
+        assert r.stats.prefetches > prefetches, "no refresh ran under the attack"
+        attack(w, "none")
+        for do in (True, False):
+            check_response(w, await ask_miss(r, n, A, do), n, A, kind)
+
+    run(go(), timeout=30)
+
+
+@pytest.mark.parametrize("kind,n", ATTACKED)
+def test_serve_stale_under_attack_serves_only_the_genuine_answer(run, sockets_world,
+                                                                 daemon_port, kind, n):
+    """Entries live 1 s and are served stale for an hour when resolving fails: under the
+    attack, what is answered (fresh, stale or SERVFAIL) is never forged data."""
+    import asyncio
+    w = sockets_world
+    n = _target(w, kind, n)
+    r = _daemon(w, daemon_port, DAEMON_LIMITS.replace(max_ttl=1, stale_window=3600))
+
+    async def go():
+        check_response(w, await ask_miss(r, n, A), n, A, "none")
+        await asyncio.sleep(1.2)
+        attack(w, kind)
+        for do in (True, False, True):
+            check_response(w, await ask_miss(r, n, A, do), n, A, kind)
+
+    run(go(), timeout=30)
+
+
+@pytest.fixture
+def redis_shared(tmp_path):
+    from redis_proc import Redis
+    server = Redis(tmp_path / "redis").start()
+    try:
+        yield shared_cache_factory(server)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind,n", ATTACKED)
+def test_shared_cache_carries_no_forged_data(run, sockets_world, daemon_port, redis_shared,
+                                             kind, n):
+    """One resolver answers under attack and writes to Redis what it answered; another,
+    the attacker gone, reads it from there: neither answers forged data."""
+    w = sockets_world
+    n = _target(w, kind, n)
+    attacked, other = _daemon(w, daemon_port), _daemon(w, daemon_port)
+    attacked.shared, other.shared = redis_shared(), redis_shared()
+
+    async def go():
+        try:
+            attack(w, kind)
+            for do in (True, False):
+                check_response(w, await ask_miss(attacked, n, A, do), n, A, kind)
+            attack(w, "none")
+            for do in (True, False):
+                check_response(w, await ask_miss(other, n, A, do), n, A, kind)
+        finally:
+            await attacked.shared.close()
+            await other.shared.close()
+
+    run(go(), timeout=30)
+
+
+def test_daemon_path_generated_downgrades_never_pass(run, sockets_world, daemon_port):
+    """Generated sequences of attacks on one daemon resolver (its message cache, deferred
+    store and DO/CD variants), each response held to the oracle."""
+    w = sockets_world
+
+    @settings(max_examples=int(os.environ.get("DOWNGRADE_DAEMON_CASES", "40")),
+              deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(steps=st.lists(st.tuples(st.sampled_from(w["names"]), st.sampled_from([A, TXT]),
+                                    st.sampled_from(KINDS), st.booleans(), st.booleans()),
+                          min_size=1, max_size=3))
+    def case(steps):
+        r = _daemon(w, daemon_port)
+
+        async def go():
+            for n, qtype, kind, do, cd in steps:
+                attack(w, kind)
+                check_response(w, await ask_miss(r, n, qtype, do, cd), n, qtype, kind, cd)
+                attack(w, "none")
+                check_response(w, await ask_miss(r, n, qtype, not do), n, qtype, kind)
+
+        try:
+            run(go(), timeout=60)
+        finally:
+            attack(w, "none")
+
+    case()

@@ -76,3 +76,26 @@ def test_without_a_referral_in_the_cache_nothing_else_is_tried():
     res, log = ask("www.example.com.")
     assert res.rcode == 2
     assert {a for a, q, _t in log if q == "www.example.com."} <= set(DEAD.values())
+
+
+def test_a_server_named_in_another_zone_falls_back_on_that_zones_glue():
+    """glueless.com.'s server is ns.other.net.: net.'s referral to other.net. gives it the
+    address 10.0.4.1 as glue, other.net. itself (authoritative) says 10.0.4.91, where
+    nothing answers. The question for www.glueless.com. goes to the glue's address once
+    the child's has failed (RFC 1034 5.3.3; Deckard's iter_pcdiff)."""
+    net = small_internet()
+    z = net.zones[dns.name.from_text("other.net.")]
+    with z.writer() as txn:
+        n = dns.name.from_text("ns", z.origin)
+        txn.delete(n, "A")
+        txn.add(n, 3600, dns.rdata.from_text("IN", "A", "10.0.4.91"))
+    net.faults["10.0.4.91"] = "timeout"
+    cache = Cache(1 << 22, LIMITS)
+    clock = FakeClock()
+    it = itr.Iterator(W("www.glueless.com."), A, 1, cache, parse_root_hints(root_hints()),
+                      clock, limits=LIMITS)
+    res = drive(it, net, clock)
+    assert res.rcode == 0, res.reason
+    assert [r[4] for r in res.answer if r[1] == A] == [bytes([203, 0, 113, 5])]
+    asked = [a for a, q, _t in net.log if q == "www.glueless.com."]
+    assert "10.0.4.91" in asked and asked[-1] == "10.0.4.1"
