@@ -715,7 +715,7 @@ class Resolver(ResolverCore):
         from the deepest stub zone holding it, else from the root."""
         cut = self.zones.match(qname, stub_only=True) if self.zones is not None else None
         if cut is not None:
-            return cut.iterator(self, qname, qtype, qclass)
+            return cut.iterator(self, qname, qtype, qclass, iterator_for)
         return iterator_for(self, qname, qtype, qclass)
 
     def set_zones(self, zones: Zones | None) -> None:

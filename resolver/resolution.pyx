@@ -130,7 +130,7 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
     if zones is not None and zones.cuts:        # forward or stub zones, not local ones only
         cut = zones.match(qname)
         if cut is not None:
-            return cut.iterator(r, qname, qtype, qclass)
+            return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:
         return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits)
     return iterator_for(r, qname, qtype, qclass)

@@ -17,7 +17,8 @@ from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
 from resolver.wire.codec cimport MsgEntry, Parsed, cache_key, parse_response, response_wire
-from resolver.cache.store cimport Cache, dict_get, store_message
+from resolver.cache.store cimport Cache, store_message
+from resolver.cache.dicts cimport dict_get
 from resolver.iterator.replies cimport without_types
 from resolver.dnssec import with_ede
 from resolver.limits import EDNS_BUFFER_SIZE

@@ -671,7 +671,9 @@ class _ForwardCut:
             #: server key -> (authentication name, CA file)
             self.tls = {s.key: (s.auth, zone.tls_cert_bundle) for s in zone.servers}
 
-    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
+    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int, make):
+        """The question's Forwarder (``make``, the recursive Iterator's maker, is a stub
+        zone's)."""
         from resolver.iterator.forward import Forwarder
 
         resolver.stats.forwarded += 1
@@ -733,12 +735,12 @@ class _StubCut:
             rrsets.store(RRsetEntry(ns, rdtype, 1, STUB_TTL, now + STUB_TTL, CONFIGURED,
                                     [packed]))
 
-    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
-        from resolver.resolution import iterator_for
-
+    def iterator(self, resolver, qname: bytes, qtype: int, qclass: int, make):
+        """The question's Iterator (``make(resolver, qname, qtype, qclass)``, the driver's
+        ``iterator_for``) from the stub's servers, seeded as the zone's delegation."""
         resolver.stats.stubbed += 1
         self.seed(resolver.cache, resolver.clock())
-        it = iterator_for(resolver, qname, qtype, qclass)
+        it = make(resolver, qname, qtype, qclass)
         if self.ports is not None:
             it.ports = self.ports
         if self.ipv6 and not it.ipv6:
@@ -748,7 +750,7 @@ class _StubCut:
         lzone = self.wire.lower()
 
         def recurse():
-            rec = iterator_for(resolver, qname, qtype, qclass)
+            rec = make(resolver, qname, qtype, qclass)
             rec.bypass = lzone
             return rec
         return StubFirst(it, recurse)

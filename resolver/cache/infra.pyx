@@ -3,7 +3,7 @@
 upstream query consults it twice: once to choose the server, once to record the RTT."""
 from collections import OrderedDict
 
-from resolver.cache.store cimport dict_get
+from resolver.cache.dicts cimport dict_get
 from resolver.wire.names cimport lower
 import random
 

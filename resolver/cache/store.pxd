@@ -67,7 +67,6 @@ cpdef object store_message(MessageCache messages, bytes key, bytes response, dou
 cpdef object failure(Cache cache, object key, double now)
 cpdef list clamp_ttls(LimitValues lv, list records, bint negative=*)
 cpdef keep_proofs(RRsetCache rrcache, bytes name, object rdtype, object rdclass, list proofs)
-cdef object dict_get(object data, object key)
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass)
 cdef bint holds_name(ByteLRU lru, bytes lname) except -1
 cdef int lru_mark(object value) except -1

@@ -20,8 +20,10 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* o)
 
 from resolver.state cimport LimitValues, limit_values
-from resolver.iterator.replies cimport group, same_name
+from resolver.iterator.replies cimport group
+from resolver.wire.codec cimport same_name
 from resolver.wire.names cimport lower
+from resolver.cache.dicts cimport dict_get
 from resolver.limits import DEFAULT
 from resolver.wire.codec cimport MsgEntry, msg_entry
 
@@ -31,14 +33,6 @@ NXDOMAIN_TYPE = -1
 # OrderedDict.move_to_end as a descriptor, called without a look-up on the instance (the
 # failure records).
 cdef object _move_to_end = OrderedDict.move_to_end
-
-
-cdef object dict_get(object data, object key):
-    """``data.get(key)`` for a dict or a dict subclass (the caches' dicts, the metrics'
-    Counters), read through the dict API without a method call; writes still go through
-    the subclass's own methods."""
-    cdef PyObject* p = PyDict_GetItemWithError(data, key)
-    return None if p == NULL else <object>p
 
 
 cdef RRsetEntry rrset_get(ByteLRU lru, bytes lname, int rdtype, int rdclass):
@@ -694,7 +688,7 @@ cdef class Cache:
     """All the stores, sharing one byte budget (messages 1/2, rrsets 1/2)."""
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024, limits=DEFAULT, rng=None) -> None:
-        from resolver.cache.infra import InfraCache     # infra cimports this module
+        from resolver.cache.infra import InfraCache
         self.lv = limit_values(limits)
         self.messages = MessageCache(max_bytes // 2, limits)
         self.rrsets = RRsetCache(max_bytes - max_bytes // 2, limits)

@@ -19,15 +19,19 @@ from resolver.daemon.settings import (ALIASES, BY_NAME, LIMITS, LIMITS_AS_SETTIN
 from resolver.limits import DEFAULT as _LIMITS, Limits
 
 __all__ = ["Address", "Config", "ConfigError", "RESTART_SETTINGS", "ZONE_SETTINGS", "SETTINGS",
-           "ALIASES", "CACHE_TTLS", "build", "load_file", "key_line", "limit_value",
-           "parse_address", "engine_limits", "make_zones", "insecure_domains", "check_encrypted"]
+           "ALIASES", "LIMIT_SETTINGS", "RELOADED_LIMIT_SETTINGS", "build", "load_file",
+           "key_line", "limit_value", "parse_address", "engine_limits", "make_zones",
+           "insecure_domains", "check_encrypted"]
 
 #: Every setting's name (``Config``'s fields but ``config_file``).
 SETTINGS = tuple(BY_NAME)
 
-#: The cache-TTL settings and the limit each one sets.
-CACHE_TTLS = {s.name: s.limit for s in BY_NAME.values()
-              if s.limit in ("min_ttl", "max_ttl", "max_negative_ttl")}
+#: The settings that set a limit of the engine, and the limit each one sets: those only a
+#: restart changes are part of ``Config.limits`` (``_effective_limits``), the others are
+#: applied to the engine's limits at start and at every reload (``engine_limits``).
+LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values() if s.limit and s.restart}
+RELOADED_LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values()
+                           if s.limit and not s.restart}
 
 
 def convert(name: str, value: Any, what: str | None = None) -> Any:
@@ -39,8 +43,9 @@ def convert(name: str, value: Any, what: str | None = None) -> Any:
 
 
 def _effective_limits(cfg: Config) -> Limits:
-    """``cfg.limits`` with the cache-TTL settings that were given put in."""
-    changes = {limit: getattr(cfg, name) for name, limit in CACHE_TTLS.items()
+    """``cfg.limits`` with the settings that set a limit at a restart put in (those
+    given: a setting whose value is None leaves its limit as ``[limits]`` has it)."""
+    changes = {limit: getattr(cfg, name) for name, limit in LIMIT_SETTINGS.items()
                if getattr(cfg, name) is not None}
     lim = cfg.limits.replace(**changes) if changes else cfg.limits
     check_limits(lim)
@@ -48,12 +53,13 @@ def _effective_limits(cfg: Config) -> Limits:
 
 
 def engine_limits(cfg: "Config", base=_LIMITS):
-    """``base`` (the engine's limits) with the serve-stale and prefetch settings applied."""
-    return replace(base,
-                   stale_window=cfg.serve_stale_window if cfg.serve_stale else 0,
-                   stale_answer_ttl=cfg.serve_stale_ttl,
-                   prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0,
-                   prefetch_min_hits=cfg.prefetch_min_hits)
+    """``base`` (the engine's limits) with the settings a reload changes applied: each
+    that sets a limit, then serve-stale and prefetch turned off where they are."""
+    changes = {limit: getattr(cfg, name) for name, limit in RELOADED_LIMIT_SETTINGS.items()
+               if getattr(cfg, name) is not None}
+    lim = replace(base, **changes)
+    return replace(lim, stale_window=lim.stale_window if cfg.serve_stale else 0,
+                   prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0)
 
 
 def make_zones(cfg: Config):

@@ -21,7 +21,7 @@ from cpython.ref cimport Py_DECREF
 from resolver.cache.answer cimport monotonic, question_key
 from resolver.daemon.admission cimport (DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT, MISS,
                                         REFUSED, FrontDoor)
-from resolver.cache.store cimport dict_get
+from resolver.cache.dicts cimport dict_get
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener

@@ -7,11 +7,14 @@ operations rather than bytecode: they are most of a cache miss's Python time. Th
 """
 from types import GeneratorType
 
+import logging
+
 from resolver import cache as C
 from resolver.state cimport LimitValues, limit_values, read_clock
-from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls, dict_get,
+from resolver.cache.store cimport (Cache, RRsetCache, RRsetEntry, clamp_ttls,
                                 failure, holds_name, keep_proofs, rrset_get,
                                 store_records)
+from resolver.cache.dicts cimport dict_get
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcmp
 from cpython.ref cimport PyObject, Py_XDECREF
@@ -25,18 +28,21 @@ cdef extern from "Python.h":
 from resolver.wire.names cimport lower
 from resolver.wire.codec cimport Parsed, parse_response
 from resolver.cache.infra cimport InfraCache, ServerInfo
+from resolver.wire.codec cimport dname_substitute, is_subdomain, same_name as _same_name
 from resolver.iterator.replies cimport (answer_chain, count_type, glue as _glue,
                                  has_soa as _has_soa_in,
-                                 in_zone as _in_zone, is_lame as _is_lame_ref, is_subdomain,
-                                 dname_substitute,
+                                 in_zone as _in_zone, is_lame as _is_lame_ref,
                                  owned as _owned, referral as _referral,
-                                 same_name as _same_name,
                                  split_sigs as _split_sigs,
                                  wildcard_expanded as _wildcard_expanded)
 from resolver.iterator.events cimport (Failure as CFailure, Query as CQuery, Reply as CReply,
                                       Result as CResult, Timeout as CTimeout, new_query,
                                       new_result)
-from resolver.iterator import (Bogus, Failure, Hints, Query, Result, Timeout, log, SECURE)
+from resolver.iterator.events import Failure, Query, Result, Timeout
+from resolver.iterator.hints import Hints
+from resolver.iterator.verdicts import Bogus, SECURE
+
+log = logging.getLogger("resolver.iterator")
 from resolver.wire.codec import WireError, strip_to, to_text
 
 cdef enum:

@@ -1,10 +1,7 @@
 # The C entry points of replies.pyx, for Cython callers (algorithm.pyx) that call
 # them without a Python call.
-from resolver.wire.codec cimport Parsed
+from resolver.wire.codec cimport Parsed, dname_substitute, is_subdomain, same_name
 
-cpdef bint same_name(bytes a, bytes b)
-cpdef bint is_subdomain(bytes child, bytes parent)
-cpdef object dname_substitute(bytes name, bytes owner, bytes target)
 cpdef list in_zone(list records, bytes zone)
 cpdef bint has_soa(list authority, bytes zone)
 cpdef object referral(Parsed m, bytes zone, bytes qname)

@@ -12,7 +12,8 @@ fold) without building lower-cased copies.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from resolver.wire.names cimport eq_nocase, lower
+from resolver.wire.codec cimport dname_substitute, is_subdomain, same_name
+from resolver.wire.names cimport lower
 
 cdef enum:
     NS = 2
@@ -24,43 +25,6 @@ cdef enum:
     AAAA = 28
     RRSIG = 46
     NOERROR = 0
-
-
-cpdef bint same_name(bytes a, bytes b):
-    """``a.lower() == b.lower()`` without the copies."""
-    if a is None or b is None:
-        raise TypeError("names must be bytes")
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(a)
-    if n != PyBytes_GET_SIZE(b):
-        return False
-    return eq_nocase(<const unsigned char*>PyBytes_AS_STRING(a),
-                      <const unsigned char*>PyBytes_AS_STRING(b), n)
-
-
-cpdef bint is_subdomain(bytes child, bytes parent):
-    """True if ``child`` is ``parent`` or below it (as ``resolver.wire.codec.is_subdomain``)."""
-    if child is None or parent is None:
-        raise TypeError("names must be bytes")
-    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(child)
-    cdef Py_ssize_t cn = PyBytes_GET_SIZE(child), pn = PyBytes_GET_SIZE(parent), pos = 0
-    if pn > cn:
-        return False
-    while cn - pos > pn:
-        pos += 1 + c[pos]
-        if pos >= cn:
-            return False
-    if cn - pos != pn:
-        return False
-    return eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
-
-
-cpdef object dname_substitute(bytes name, bytes owner, bytes target):
-    """RFC 6672 2.2: ``name``, strictly below a DNAME at ``owner``, with that suffix
-    replaced by the DNAME's ``target``; None when ``name`` is not below ``owner``. The
-    result may be longer than a name may be (YXDOMAIN): the caller checks."""
-    if len(name) <= len(owner) or not is_subdomain(name, owner):
-        return None
-    return name[:len(name) - len(owner)] + target
 
 
 cpdef list in_zone(list records, bytes zone):

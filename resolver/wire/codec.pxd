@@ -46,3 +46,8 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=*, int max_records=*, bint
 cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, list answer,
                          list authority, list additional, bint edns, bint do,
                          unsigned int payload, int rcode)
+
+# names compared case-insensitively without copies (the iterator calls them from C)
+cpdef bint same_name(bytes a, bytes b)
+cpdef bint is_subdomain(bytes child, bytes parent)
+cpdef object dname_substitute(bytes name, bytes owner, bytes target)

@@ -505,10 +505,41 @@ cdef inline void _opt(unsigned char* d, unsigned int payload, unsigned int ttl) 
 # Names
 
 
-# is_subdomain(child, parent): True if ``child`` is ``parent`` or below it (case-insensitive, on
-# label boundaries), and dname_substitute (RFC 6672 2.2). One C implementation, in
-# resolver.iterator.replies, which the iterator calls from C.
-from resolver.iterator.replies import dname_substitute, is_subdomain
+cpdef bint same_name(bytes a, bytes b):
+    """``a.lower() == b.lower()`` without the copies."""
+    if a is None or b is None:
+        raise TypeError("names must be bytes")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(a)
+    if n != PyBytes_GET_SIZE(b):
+        return False
+    return eq_nocase(<const unsigned char*>PyBytes_AS_STRING(a),
+                      <const unsigned char*>PyBytes_AS_STRING(b), n)
+
+
+cpdef bint is_subdomain(bytes child, bytes parent):
+    """True if ``child`` is ``parent`` or below it (as ``resolver.wire.codec.is_subdomain``)."""
+    if child is None or parent is None:
+        raise TypeError("names must be bytes")
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(child)
+    cdef Py_ssize_t cn = PyBytes_GET_SIZE(child), pn = PyBytes_GET_SIZE(parent), pos = 0
+    if pn > cn:
+        return False
+    while cn - pos > pn:
+        pos += 1 + c[pos]
+        if pos >= cn:
+            return False
+    if cn - pos != pn:
+        return False
+    return eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
+
+
+cpdef object dname_substitute(bytes name, bytes owner, bytes target):
+    """RFC 6672 2.2: ``name``, strictly below a DNAME at ``owner``, with that suffix
+    replaced by the DNAME's ``target``; None when ``name`` is not below ``owner``. The
+    result may be longer than a name may be (YXDOMAIN): the caller checks."""
+    if len(name) <= len(owner) or not is_subdomain(name, owner):
+        return None
+    return name[:len(name) - len(owner)] + target
 
 
 def label_count(bytes name):

@@ -36,7 +36,9 @@ def _changed(f) -> object:
 OWN_SETTING = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
                "max_negative_ttl": "cache-max-negative-ttl",
                "stale_window": "serve-stale-window", "stale_answer_ttl": "serve-stale-ttl",
-               "prefetch_min_hits": "prefetch-min-hits"}
+               "prefetch_min_hits": "prefetch-min-hits",
+               "dnssec_sig_skew_min": "val-sig-skew-min",
+               "dnssec_sig_skew_max": "val-sig-skew-max", "dnssec_bogus_ttl": "val-bogus-ttl"}
 
 
 def test_every_limit_is_settable_from_the_file(tmp_path):

@@ -551,7 +551,7 @@ def test_generated_downgrades_never_pass(world):
     """Sequences of attacks of every class on one cache, each followed by the invariant;
     every sequence ends with the attacker gone and the bogus TTL past, when every name must
     resolve as the genuine zones say, with nothing forged in the cache."""
-    @settings(max_examples=int(os.environ.get("DOWNGRADE_CASES", "600")), deadline=None,
+    @settings(max_examples=int(os.environ.get("DOWNGRADE_CASES", "1000")), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(steps=_steps(world))
     def run(steps):

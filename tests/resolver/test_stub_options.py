@@ -12,6 +12,7 @@ import pytest
 from dnslab.authority import ZoneAuthority, response
 from dnslab.fake import serve
 from dnslab.ports import pick_port
+from resolver.resolution import iterator_for
 from resolver.zones import StubFirst, StubZone, Upstream, Zones, stub_zone
 
 FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab server uses
@@ -71,7 +72,7 @@ def test_stub_first_is_the_driver_api_of_its_iterator(run, lab, lab_resolver, fa
         z = StubZone("corp.lan.", (Upstream(FAKE_A, port),), first=True)
         r = lab_resolver(zones=Zones(stub=[z]))
         cut = r.zones.match(b"\x04host\x04corp\x03lan\x00")
-        it = cut.iterator(r, b"\x04host\x04corp\x03lan\x00", 1, 1)
+        it = cut.iterator(r, b"\x04host\x04corp\x03lan\x00", 1, 1, iterator_for)
         assert isinstance(it, StubFirst) and it.ports == {FAKE_A: (FAKE_A, port)}
         assert addrs(await r.resolve("host.corp.lan.", "A")) == {"10.7.0.1"}
 
