@@ -78,8 +78,10 @@ cdef class BaseLoop:
     cdef public object _exception_handler
     cdef public object _task_factory
     cdef object _internal_context
+    cdef bint _time_override    # time() overridden by a subclass or set on the instance
 
-    cdef double _now(self)
+    cdef double _now(self) except? -1.0
+    cdef double _clock(self) noexcept
     cdef _close_fds(self)
     cdef int _check_closed(self) except -1
     cdef int _check_thread(self) except -1

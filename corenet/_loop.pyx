@@ -414,6 +414,7 @@ cdef class BaseLoop:
             raise ValueError(f"trigger must be 'edge' or 'level', not {trigger!r}")
         self._edge = trigger == "edge"
         self._internal_context = PyContext_CopyCurrent()
+        self._watch_time()
         self.slow_callback_duration = 0.1
         self._has_pwait2 = True
         self._events = <epoll_event *>malloc(sizeof(epoll_event) * MAX_EVENTS)
@@ -465,12 +466,27 @@ cdef class BaseLoop:
         self._debug = enabled
 
     def time(self):
-        return self._now()
+        return self._clock()
 
-    cdef double _now(self):
+    cdef double _clock(self) noexcept:
         cdef timespec ts
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+    cdef double _now(self) except? -1.0:
+        """The loop's time, as timers and the poll timeout read it: the monotonic clock,
+        or, as asyncio has it, whatever ``time()`` returns where a subclass overrides it
+        or it is set on the loop itself (tests that drive a fake clock)."""
+        if self._time_override:
+            return <double>self.time()
+        return self._clock()
+
+    def _watch_time(self):
+        """Notes whether ``time`` is this class's own (``Loop.__setattr__`` and
+        ``__delattr__`` call it when ``time`` is set on or removed from the loop)."""
+        d = getattr(self, "__dict__", None)
+        self._time_override = (type(self).time is not BaseLoop.time
+                               or (d is not None and "time" in d))
 
     cdef int _check_closed(self) except -1:
         if self._closed:
@@ -829,7 +845,7 @@ cdef class BaseLoop:
             self._often.append(w)
         if self._often_every == 0.0 or every < self._often_every:
             self._often_every = every
-        self._often_next = self._now() + self._often_every
+        self._often_next = self._clock() + self._often_every
         return 0
 
     cdef int read_often_stop(self, FdWatcher w) except -1:
@@ -842,7 +858,7 @@ cdef class BaseLoop:
     cdef int _read_often(self) except -1:
         """The watchers of ``read_often``, when their interval has passed since the last
         turn. An exception from one goes to the exception handler, as a callback's would."""
-        cdef double now = self._now()
+        cdef double now = self._clock()       # paced by the work done, whatever time() says
         cdef FdWatcher w
         if now < self._often_next:
             return 0

@@ -76,6 +76,16 @@ class Loop(_loop.BaseLoop, asyncio.AbstractEventLoop):
         super().__init__(trigger=trigger)
         self.set_debug(_debug_mode_from_environment())
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name == "time":          # a fake clock set on the loop drives its timers
+            self._watch_time()
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name == "time":
+            self._watch_time()
+
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} trigger={self.trigger} running={self.is_running()} "
                 f"closed={self.is_closed()} debug={self.get_debug()}>")
