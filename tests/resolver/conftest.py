@@ -118,3 +118,17 @@ def signed_lab(tmp_path_factory):
         yield the_lab, anchor
     finally:
         the_lab.stop()
+
+
+@pytest.fixture
+def redis_shared(tmp_path):
+    """A function making a resolver's SharedCache on a Redis server of this test's own
+    (``redis_proc``), stopped by PID at the end."""
+    from miss_path import shared_cache_factory
+    from redis_proc import Redis
+
+    server = Redis(tmp_path / "redis").start()
+    try:
+        yield shared_cache_factory(server)
+    finally:
+        server.stop()

@@ -33,7 +33,7 @@ from resolver.dnssec import SECURE, Validator
 from resolver.dnssec.trust_anchor import load
 from resolver.hints import parse_root_hints
 from resolver.limits import Limits
-from miss_path import ask_miss, shared_cache_factory
+from miss_path import ask_miss
 from scenario import FakeClock, W, drive, root_hints
 from signed_net import signed_world
 
@@ -591,16 +591,6 @@ def test_serve_stale_under_attack_serves_only_what_was_proven(run, sockets_world
             _attack(sockets_world, "none")
 
     run(go(), timeout=30)
-
-
-@pytest.fixture
-def redis_shared(tmp_path):
-    from redis_proc import Redis
-    server = Redis(tmp_path / "redis").start()
-    try:
-        yield shared_cache_factory(server)
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("name,qtype,kind", ATTACKS)

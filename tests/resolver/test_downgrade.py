@@ -51,7 +51,7 @@ from resolver.dnssec import BOGUS, SECURE, Validator
 from resolver.dnssec.trust_anchor import load
 from resolver.hints import parse_root_hints
 from resolver.limits import Limits
-from miss_path import ask_miss, shared_cache_factory
+from miss_path import ask_miss
 from scenario import FakeClock, W, drive
 from signed_net import Nsec3Proofs, cut_world, name
 
@@ -684,16 +684,6 @@ def test_serve_stale_under_attack_serves_only_the_genuine_answer(run, sockets_wo
             check_response(w, await ask_miss(r, n, A, do), n, A, kind)
 
     run(go(), timeout=30)
-
-
-@pytest.fixture
-def redis_shared(tmp_path):
-    from redis_proc import Redis
-    server = Redis(tmp_path / "redis").start()
-    try:
-        yield shared_cache_factory(server)
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("kind,n", ATTACKED)
