@@ -218,6 +218,20 @@ cdef class WriteQueue:
         self.consume(sent)
         return sent
 
+    cdef Py_ssize_t flush_through(self, sock) except -2:
+        """``flush`` through the socket's own ``send`` (a socket whose class overrides its
+        I/O methods), the first queued buffer at a time. Returns bytes sent, or -1 when
+        it would block; raises OSError on other errors."""
+        data = self.items[self.head]
+        if self.offset:
+            data = memoryview(data)[self.offset:]
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return -1
+        self.consume(sent)
+        return sent
+
 
 cdef inline Py_ssize_t _buf_len(object obj):
     if PyBytes_CheckExact(obj):
@@ -448,6 +462,8 @@ cdef class StreamTransport(BaseTransport):
     cdef Py_ssize_t _read_plain(self) except -2:
         cdef ssize_t n
         cdef Py_ssize_t outcome
+        if self.sockio is not None:
+            return self._read_through_socket(False)
         if self.last_read >= DIRECT_AFTER:
             data = self._recv_direct(&outcome)
             if data is None:
@@ -499,10 +515,59 @@ cdef class StreamTransport(BaseTransport):
         Py_DECREF(raw)
         return data
 
+    cdef Py_ssize_t _read_through_socket(self, bint buffered) except -2:
+        """A read through the socket's own ``recv`` or ``recv_into`` (``sockio``: its class
+        overrides them), with what they raise or return meaning what recv()'s result does."""
+        cdef Py_ssize_t n
+        buf = None
+        try:
+            if buffered:
+                buf = self.protocol.get_buffer(-1)
+                if len(buf) == 0:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return -1
+        try:
+            if buffered:
+                n = self.sockio.recv_into(buf)
+            else:
+                data = self.sockio.recv(MAX_READ)
+                n = len(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return -1
+        if n == 0:
+            self._eof()
+            return -1
+        self.short_read = n < (len(buf) if buffered else MAX_READ)
+        self.last_read = n
+        try:
+            if buffered:
+                self.protocol.buffer_updated(n)
+            else:
+                self.protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed."
+                              if buffered else
+                              "Fatal error: protocol.data_received() call failed.")
+            return -1
+        return n
+
     cdef Py_ssize_t _read_buffered(self) except -2:
         cdef Py_buffer pybuf
         cdef ssize_t n
         cdef int err
+        if self.sockio is not None:
+            return self._read_through_socket(True)
         try:
             buf = self.protocol.get_buffer(-1)
             PyObject_GetBuffer(buf, &pybuf, PyBUF_WRITABLE)
@@ -624,7 +689,21 @@ cdef class StreamTransport(BaseTransport):
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
             return 0
-        if self.wq.empty():
+        if self.wq.empty() and self.sockio is not None:
+            try:
+                n = self.sockio.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return 0
+            if n == ln:
+                return 0
+            self.wq.push(data, n)
+            self._update_interest()
+        elif self.wq.empty():
             if PyBytes_CheckExact(data):
                 n = send(self.fd, PyBytes_AS_STRING(data), ln, MSG_NOSIGNAL)
                 err = errno
@@ -681,7 +760,8 @@ cdef class StreamTransport(BaseTransport):
             return 0
         while not self.wq.empty():
             try:
-                sent = self.wq.flush(self.fd)
+                sent = (self.wq.flush(self.fd) if self.sockio is None
+                        else self.wq.flush_through(self.sockio))
             except OSError as exc:
                 self.wq.clear()
                 self._update_interest()

@@ -8,6 +8,7 @@ cdef class BaseTransport(FdWatcher):
     flow control of the write buffer, epoll interest in level mode, and closing."""
     cdef BaseLoop loop
     cdef object sock_obj            # the socket object: given, or made on first use (_sock)
+    cdef object sockio              # the socket, when its class overrides its I/O methods
     cdef int sfamily, stype, sproto # what it is made with
     cdef object protocol
     cdef object face

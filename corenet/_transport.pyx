@@ -50,6 +50,23 @@ def set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
+cdef tuple _IO_METHODS = ("recv", "recv_into", "send", "sendmsg")
+
+
+cdef object io_overrides(object sock):
+    """``sock`` when its class overrides one of the socket's I/O methods (a wrapper that
+    counts, delays or fails reads and writes: asyncio drives a transport's socket through
+    those methods), else None. Checked once per transport, so a plain socket keeps the
+    direct system calls."""
+    cls = type(sock)
+    if cls is _socket_socket:
+        return None
+    for name in _IO_METHODS:
+        if getattr(cls, name, None) is not getattr(_socket_socket, name):
+            return sock
+    return None
+
+
 cdef object os_error(int err):
     text = _error_texts.get(err)
     if text is None:
@@ -103,6 +120,7 @@ cdef class BaseTransport(FdWatcher):
         self.loop = loop
         self.context = PyContext_CopyCurrent() if context is None else context
         self.sock_obj = sock
+        self.sockio = io_overrides(sock) if sock is not None else None
         self.face = face
         self.protocol = protocol
         self.edge = loop._edge

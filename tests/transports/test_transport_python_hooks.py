@@ -6,8 +6,9 @@ subclasses handed to the loop (COMPATIBILITY.md, "Class patches and socket subcl
   reaches them, and it reaches corenet's, which inherit it too. The methods asyncio's
   transports define themselves (write, close...) ignore such a patch there as here.
 - The ``sock_*`` methods call the socket object's own methods, as asyncio's do, so a
-  subclass's ``recv``/``send``/``accept`` is called. A transport made on a subclass moves
-  bytes through the descriptor, as uvloop's do: asyncio's calls the subclass's methods.
+  subclass's ``recv``/``send``/``accept`` is called. A transport made on a subclass whose
+  class overrides its I/O methods moves bytes through them, as asyncio's does (uvloop's
+  use the descriptor); a plain socket's transport keeps the direct system calls.
 """
 from __future__ import annotations
 
@@ -146,9 +147,8 @@ def test_sock_methods_call_a_socket_subclass_s_methods(loop, run):
         listener.close()
 
 
-def test_a_transport_on_a_socket_subclass(loop, loop_kind, run):
-    """Bytes flow either way; asyncio's transport calls the subclass's methods, corenet's
-    (as uvloop's) reads and writes the descriptor."""
+def test_a_transport_on_a_socket_subclass(loop, run):
+    """Bytes flow either way through the subclass's own methods, on every loop."""
     a, b = counting_pair()
 
     async def main():
@@ -167,11 +167,87 @@ def test_a_transport_on_a_socket_subclass(loop, loop_kind, run):
 
     try:
         run(main())
-        if loop_kind == "asyncio":
-            assert a.calls.get("recv", 0) >= 1
-            assert a.calls.get("send", 0) + a.calls.get("sendmsg", 0) >= 1
-        else:
-            assert a.calls == {}
+        assert a.calls.get("recv", 0) >= 1
+        assert a.calls.get("send", 0) + a.calls.get("sendmsg", 0) >= 1
+    finally:
+        a.close()
+        b.close()
+
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.buf = bytearray(7)
+        self.got = bytearray()
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def get_buffer(self, sizehint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        self.got += self.buf[:nbytes]
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+def test_a_buffered_protocol_reads_through_recv_into_and_queued_writes_through_send(loop,
+                                                                                     run):
+    """A BufferedProtocol's reads call the subclass's recv_into; a write the peer cannot
+    take at once is queued and sent, to its last byte, through the subclass's send."""
+    a, b = counting_pair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = bytes(range(256)) * 4096                 # 1 MiB: far more than the buffers hold
+
+    async def main():
+        transport, proto = await loop.create_connection(Buffered, sock=a)
+        try:
+            await loop.sock_sendall(b, b"0123456789abcdef")
+            for _ in range(500):
+                if len(proto.got) >= 16:
+                    break
+                await asyncio.sleep(0.005)
+            assert bytes(proto.got) == b"0123456789abcdef"
+            transport.write(big)
+            got = bytearray()
+            while len(got) < len(big):
+                got += await loop.sock_recv(b, 65536)
+            assert got == big
+        finally:
+            transport.close()
+            assert await proto.lost is None
+
+    try:
+        run(main())
+        assert a.calls.get("recv_into", 0) >= 3       # 16 bytes into a 7-byte buffer
+        assert a.calls.get("send", 0) + a.calls.get("sendmsg", 0) >= 2
+    finally:
+        a.close()
+        b.close()
+
+
+class FailingSocket(CountingSocket):
+    def recv(self, *args):
+        self._count("recv")
+        raise ConnectionResetError(104, "reset by the subclass")
+
+
+def test_an_error_a_socket_subclass_raises_ends_the_transport(loop, run):
+    """What the subclass's recv raises is the transport's read error, as in asyncio:
+    connection_lost gets it."""
+    a0, b = socket.socketpair()
+    a = FailingSocket(a0.family, a0.type, a0.proto, fileno=a0.detach())
+    a.setblocking(False)
+
+    async def main():
+        transport, proto = await loop.create_connection(Recorder, sock=a)
+        await loop.sock_sendall(b, b"x")
+        exc = await asyncio.wait_for(proto.lost, 5)
+        assert isinstance(exc, ConnectionResetError) and "subclass" in str(exc)
+        assert transport.is_closing()
+
+    try:
+        run(main())
+        assert a.calls["recv"] >= 1
     finally:
         a.close()
         b.close()
