@@ -121,17 +121,22 @@ class H2Stream:
             self._wake()
             self.wake_writer()
             return
-        if code == 0 and self.head is not None:
-            self.complete = True
-        elif self.error is None:
+        # Only END_STREAM completes a response (on_end): a reset before it, whatever its
+        # code, cuts the body short, and a short body is never a success.
+        if self.error is None:
             host = self.conn.origin[1]
             if message is not None:
                 self.error = RemoteProtocolError(message)
             elif code == REFUSED_STREAM and self.head is None:
                 self.refused = True
                 self.error = StreamRefused(f"{host} refused the stream (REFUSED_STREAM)")
-            elif code == 0:
+            elif code == 0 and self.head is None:
                 self.error = StreamUnanswered(f"{host} ended the stream without a response")
+            elif self.head is not None:
+                self.error = RemoteProtocolError(
+                    f"{host} reset the stream (HTTP/2 error code {code}) after "
+                    f"{self._received} bytes of the response body, before its end: "
+                    "the response is incomplete")
             else:
                 self.error = RemoteProtocolError(
                     f"{host} reset the stream (HTTP/2 error code {code})")
