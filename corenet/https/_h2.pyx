@@ -22,7 +22,11 @@ Events, in order, as tuples whose first item says what they are:
 
 - ``(HEAD, stream_id, status, headers)``: a final response head (interim 1xx heads are
   counted against ``max_interim`` and dropped); ``headers`` is a list of (name, value) bytes;
-- ``(DATA, stream_id, bytes)``;
+- ``(DATA, stream_id, data)``: body bytes of the stream, ``bytes`` for a chunk of
+  ``SMALL_PIECE`` bytes or more, else a ``bytearray`` into which the small chunks that
+  follow in the same ``receive`` are gathered (up to ``COALESCE`` bytes), however many DATA
+  frames carried them: memory follows the bytes, not the frames, whose size the server
+  chooses; the caller may keep and extend a bytearray given;
 - ``(TRAILERS, stream_id, headers)``;
 - ``(END, stream_id, None)``: the server's side of the stream ended (END_STREAM): the
   response is whole, though this side may still be sending;
@@ -36,6 +40,10 @@ from libc.stdint cimport int32_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE,
+    PyByteArray_Resize,
+)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
 from corenet.h2peer cimport ON_BEGIN_FRAME, H2Peer, callbacks, fill_nv
@@ -59,6 +67,14 @@ ENHANCE_YOUR_CALM = 11
 
 # The largest window RFC 9113 allows (6.9.1).
 MAX_WINDOW = 2147483647
+
+# Body chunks smaller than SMALL_PIECE are gathered into a bytearray of up to COALESCE bytes
+# (see DATA above); larger ones are bytes of their own, copied once.
+cdef enum:
+    _SMALL = 4096
+    _COALESCE = 65536
+SMALL_PIECE = _SMALL
+COALESCE = _COALESCE
 
 
 class H2Error(Exception):
@@ -85,6 +101,7 @@ cdef class _In:
     cdef bint head_done          # the final head was given: a later block is trailers
     cdef int interim
     cdef object error            # why this side reset the stream
+    cdef bytearray piece         # where this receive() gathers small chunks, or None
 
 
 cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
@@ -111,6 +128,7 @@ cdef class H2Session(H2Peer):
     cdef readonly list events
     cdef dict ins                  # stream id -> _In, streams whose response is wanted
     cdef dict outs                 # stream id -> _Out, request bodies being sent
+    cdef list filling              # _In gathering small chunks in this receive()
     cdef Py_ssize_t max_header_bytes
     cdef Py_ssize_t max_header_count
     cdef int max_interim
@@ -130,6 +148,7 @@ cdef class H2Session(H2Peer):
         self.events = []
         self.ins = {}
         self.outs = {}
+        self.filling = []
         self.max_header_bytes = max_header_bytes
         self.max_header_count = max_header_count
         self.max_interim = max_interim
@@ -244,11 +263,25 @@ cdef class H2Session(H2Peer):
         return 0
 
     cdef int data_chunk(self, int32_t sid, const uint8_t *data, size_t size) except -1:
-        if sid in self.ins:
-            self.events.append((DATA, sid, PyBytes_FromStringAndSize(<char *>data, size)))
-        else:
+        cdef _In st = self.ins.get(sid)
+        cdef Py_ssize_t n
+        if st is None:
             # A stream nobody reads any more: give its bytes back to the connection window.
             nghttp2_session_consume(self.session, sid, size)
+            return 0
+        if size >= _SMALL:
+            st.piece = None  # the small chunks after this one go after it
+            self.events.append((DATA, sid, PyBytes_FromStringAndSize(<char *>data, size)))
+            return 0
+        piece = st.piece
+        if piece is not None and PyByteArray_GET_SIZE(piece) < _COALESCE:
+            n = PyByteArray_GET_SIZE(piece)
+            PyByteArray_Resize(piece, n + <Py_ssize_t>size)  # in place, amortized
+            memcpy(PyByteArray_AS_STRING(piece) + n, data, size)
+            return 0
+        st.piece = PyByteArray_FromStringAndSize(<char *>data, size)
+        self.events.append((DATA, sid, st.piece))
+        self.filling.append(st)
         return 0
 
     cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1:
@@ -273,13 +306,16 @@ cdef class H2Session(H2Peer):
                     raise exc
                 raise H2Error(f"HTTP/2 protocol error from the server: "
                               f"{nghttp2_strerror(<int>rv).decode()}")
-        events = self.events
-        self.events = []
-        return events
+        return self.take_events()
 
     def take_events(self) -> list:
+        cdef _In st
         events = self.events
         self.events = []
+        if self.filling:
+            for st in self.filling:
+                st.piece = None
+            self.filling = []
         return events
 
     def data_to_send(self) -> bytes:

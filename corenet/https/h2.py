@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from typing import Any, Callable
 
 from ._h2 import (
-    CLOSED, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, TRAILERS, H2Error, H2Session,
+    CLOSED, COALESCE, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, SMALL_PIECE, TRAILERS,
+    H2Error, H2Session,
 )
 from .connection import (
     IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces, within,
@@ -51,7 +51,7 @@ class StreamUnanswered(RemoteProtocolError):
 class H2Stream:
     """One request and its response on an H2Connection."""
 
-    __slots__ = ("conn", "session", "sid", "method", "head", "_body", "_body_size", "complete",
+    __slots__ = ("conn", "session", "sid", "method", "head", "_body", "complete",
                  "error", "_waiter", "_writable", "streaming", "_limits", "_received",
                  "_unconsumed", "trailers", "closed", "refused")
 
@@ -62,8 +62,11 @@ class H2Stream:
         self.sid = 0
         self.method = method
         self.head: ResponseHead | None = None
-        self._body: deque[bytes] = deque()
-        self._body_size = 0
+        # The body received and not yet read, as the session gave it: bytes, and
+        # bytearrays of small pieces, into which the small pieces that follow are gathered
+        # too (up to COALESCE bytes): a server sending its body in tiny DATA frames costs
+        # memory by the byte, not by the frame.
+        self._body: list[bytes | bytearray] = []
         self.complete = False
         self.closed = False
         self.refused = False
@@ -90,7 +93,7 @@ class H2Stream:
         self._wake()
         self.wake_writer()
 
-    def on_data(self, data: bytes) -> None:
+    def on_data(self, data: bytes | bytearray) -> None:
         n = len(data)
         self._received += n
         limit, name = self._body_limit()
@@ -98,8 +101,12 @@ class H2Stream:
             self.fail(RemoteProtocolError(f"response body exceeds {limit} bytes ({name})"))
             self.conn.reset_stream(self)
             return
-        self._body.append(data)
-        self._body_size += n
+        body = self._body
+        if n < SMALL_PIECE and body and body[-1].__class__ is bytearray \
+                and len(body[-1]) < COALESCE:
+            body[-1] += data
+        else:
+            body.append(data)
         if self.streaming:
             self._unconsumed += n
         else:
@@ -255,7 +262,7 @@ class H2Stream:
                 self.conn.flush()
         while True:
             if self._body and (streaming or partial or self.complete):
-                return self._take_chunks()
+                return self._take_chunks(not (streaming or partial))
             if self.complete:
                 return []
             if self.error is not None or self.closed:
@@ -267,14 +274,18 @@ class H2Stream:
         `read_body(deadline, False)` would give at once), else None."""
         if not self.complete or self.streaming:
             return None
-        return self._take_chunks()
+        return self._take_chunks(True)
 
-    def _take_chunks(self) -> list[bytes]:
-        """The body's chunks received so far, taken; their bytes are given back to the
-        peer's flow-control window if they were held."""
-        chunks = list(self._body)
-        self._body.clear()
-        self._body_size = 0
+    def _take_chunks(self, whole: bool) -> list[bytes]:
+        """The body received so far, taken: joined in one chunk when `whole` (the body read
+        whole), else as it came; its bytes are given back to the peer's flow-control window
+        if they were held."""
+        body = self._body
+        self._body = []
+        if whole and len(body) > 1:
+            chunks = [b"".join(body)]
+        else:
+            chunks = [p if p.__class__ is bytes else bytes(p) for p in body]
         if self._unconsumed:
             self.session.consume(self.sid, self._unconsumed)
             self._unconsumed = 0

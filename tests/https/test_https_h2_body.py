@@ -4,12 +4,15 @@ content-length is), side by side with httpx[http2]."""
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
 import h2.exceptions
 import httpx
 import pytest
 
-from corenet.https import Client, RemoteProtocolError
+from corenet.https import Client, Limits, RemoteProtocolError
 from https_h2server import DATA, END_HEADERS, END_STREAM, HEADERS, H2Server, frame
 
 BIG = 100_000
@@ -133,3 +136,75 @@ def test_a_reset_after_the_whole_response_is_a_success(pki, run):
                 return r.status_code, r.content, again.content, c.pool.connections_opened
 
         assert run(main()) == (200, b"early answer", b"early answer", 1)
+
+
+# ---- memory follows the bytes, not the frames ----
+
+TINY_BODY = 2 * 1024 * 1024  # sent as 2,097,152 DATA frames of one byte
+
+CHILD = r"""
+import asyncio, sys
+from corenet.https import Client
+
+def rss(field):  # VmRSS now, VmHWM the peak (since exec, or since reset)
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
+
+async def main(url, ca):
+    async with Client(verify=ca, http2=True, timeout=60) as c:
+        await c.get(url + "/warm")  # the connection, TLS and the code paths, warmed
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # the peak starts again from now
+        except OSError:
+            pass
+        before = rss("VmRSS:")
+        r = await c.get(url + "/tiny-frames")
+        print(len(r.content), r.content.count(b"x"), rss("VmHWM:") - before)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def tiny_frames(peer):
+    """Answers its first request with a word, its second with TINY_BODY bytes in one-byte
+    DATA frames."""
+    [warm] = peer.requests(1)
+    peer.respond(warm, b"warm")
+    [sid] = peer.requests(1)
+    peer.respond(sid, b"", end=False)
+    one = frame(DATA, 0, sid, b"x")
+    for i in range(16):  # the last frame, below, ends the stream
+        peer.raw(one * (TINY_BODY // 16 - (i == 15)))
+    peer.raw(frame(DATA, END_STREAM, sid, b"x"))
+    peer.drain()
+
+
+def test_a_body_in_one_byte_frames_costs_memory_by_the_byte(pki):
+    """Each DATA frame's bytes go into the buffer of the bytes before them: the client's
+    peak RSS grows by about twice the body (the pieces, then the content joined), where
+    an object per frame cost ~80 bytes per byte of body. Measured in a process of its
+    own: its peak RSS during the request less its RSS before it."""
+    root = Path(__file__).resolve().parents[2]
+    with H2Server(pki, tiny_frames) as srv:
+        out = subprocess.run([sys.executable, "-c", CHILD, srv.url(""), str(pki["ca"])],
+                             cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    length, xs, growth = map(int, out.stdout.split())
+    assert length == xs == TINY_BODY
+    assert growth < 8 * TINY_BODY, f"peak RSS grew by {growth} bytes"
+
+
+def test_the_body_limit_stops_one_byte_frames(pki, run):
+    def send(peer, sid):
+        peer.respond(sid, b"", end=False)
+        peer.raw(frame(DATA, 0, sid, b"x") * 300_000)
+        peer.raw(frame(DATA, END_STREAM, sid, b"x"))
+
+    with H2Server(pki, one_answer(send)) as srv:
+        async def main():
+            async with client(pki, limits=Limits(max_body_bytes=200_000)) as c:
+                return await c.get(srv.url("/tiny"))
+
+        with pytest.raises(RemoteProtocolError, match="exceeds 200000 bytes"):
+            run(main(), 30)

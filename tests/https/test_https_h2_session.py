@@ -105,3 +105,26 @@ def test_ping_flood_past_the_limit_raises():
     client.receive(ping * 5)
     with pytest.raises(H2Error, match="h2_max_control_frames"):
         client.receive(ping)
+
+
+def _data_frame(sid: int, payload: bytes, flags: int = 0) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((0, flags)) + sid.to_bytes(4, "big") + \
+        payload
+
+
+def test_small_data_frames_come_gathered_in_one_event():
+    client, server = pair(stream_window=1 << 20)
+    sid = client.request(REQUEST, False)
+    server.receive_data(client.data_to_send())
+    server.send_headers(sid, [(b":status", b"200")])
+    client.receive(server.data_to_send())
+    tiny = b"".join(_data_frame(sid, b"%d" % (i % 10)) for i in range(3000))
+    events = client.receive(tiny)
+    assert [e[0] for e in events] == [DATA]
+    assert events[0][2] == b"0123456789" * 300
+    # A large chunk is an event of its own, and the small ones after it go after it.
+    events = client.receive(_data_frame(sid, b"a") + _data_frame(sid, b"B" * 5000)
+                            + _data_frame(sid, b"c") + _data_frame(sid, b"d", 1))
+    assert [(e[0], bytes(e[2])) for e in events if e[0] == DATA] == \
+        [(DATA, b"a"), (DATA, b"B" * 5000), (DATA, b"cd")]
+    assert type(events[1][2]) is bytes and [e[0] for e in events][-2:] == [END, CLOSED]
