@@ -16,6 +16,8 @@ REFUSED_STREAM: int
 CANCEL: int
 ENHANCE_YOUR_CALM: int
 MAX_WINDOW: int
+SMALL_PIECE: int
+COALESCE: int
 
 class H2Error(Exception): ...
 

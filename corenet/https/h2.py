@@ -52,8 +52,8 @@ class H2Stream:
     """One request and its response on an H2Connection."""
 
     __slots__ = ("conn", "session", "sid", "method", "head", "_body", "complete",
-                 "error", "_waiter", "_writable", "streaming", "_limits", "_received",
-                 "_unconsumed", "trailers", "closed", "refused")
+                 "error", "_waiter", "_writable", "_write_mark", "streaming", "_limits",
+                 "_received", "_unconsumed", "trailers", "closed", "refused")
 
     def __init__(self, conn: "H2Connection", method: str, streaming: bool) -> None:
         self.conn = conn
@@ -73,6 +73,7 @@ class H2Stream:
         self.error: BaseException | None = None
         self._waiter: asyncio.Future | None = None
         self._writable: asyncio.Future | None = None
+        self._write_mark = 0  # body bytes queued when the sender began to wait
         self.streaming = streaming
         self._limits = conn.limits
         self._received = 0
@@ -167,15 +168,16 @@ class H2Stream:
         if w is not None and not w.done():
             w.set_result(True)
 
-    @property
-    def waiting_to_write(self) -> bool:
-        """A sender waits for room (the server's window, the transport's buffer)."""
-        return self._writable is not None
-
     def wake_writer(self) -> None:
         w = self._writable
         if w is not None and not w.done():
             w.set_result(True)
+
+    def on_sent(self) -> None:
+        """The connection wrote: a sender waiting for room goes on if the server took some
+        of its body (its next wait has the write timeout again)."""
+        if self._writable is not None and self.session.unsent(self.sid) < self._write_mark:
+            self.wake_writer()
 
     async def _wait(self, deadline: Any, what: str) -> None:
         timeout, by_total = deadline.budget(deadline.timeout.read)
@@ -198,9 +200,22 @@ class H2Stream:
             self._raise()
         self.session.send_body(self.sid, data, end)
         conn.flush()
+        # Until the body's last byte is handed on, a wait for the server is a write: the
+        # write timeout bounds each wait in which the server takes none of it.
+        await self._wait_writable(deadline, 0 if end else _SEND_HIGH)
+        if self.error is not None and self.head is None:
+            self._raise()
+
+    async def _wait_writable(self, deadline: Any, high: int) -> None:
+        """Wait while more than `high` bytes of the body are queued (or the transport
+        pauses writing), unless the response begins; each wait ends as the server takes
+        some, and is a WriteTimeout when it takes none within the write timeout."""
+        conn = self.conn
+        session = self.session
         while not self.closed and self.head is None and (
-                self.session.unsent(self.sid) > _SEND_HIGH or conn.write_paused):
+                session.unsent(self.sid) > high or conn.write_paused):
             t, by_total = deadline.budget(deadline.timeout.write)
+            self._write_mark = session.unsent(self.sid)
             fut = self._writable = conn.loop.create_future()
             try:
                 ok = await within(conn.loop, fut, t)
@@ -210,8 +225,6 @@ class H2Stream:
                 raise WriteTimeout(deadline.message(
                     f"sending the request to {conn.origin[1]} (the server's HTTP/2 window "
                     "stayed shut)", t, by_total))
-        if self.error is not None and self.head is None:
-            self._raise()
 
     async def send_content(self, body: Any, length: int | None, deadline: Any) -> None:
         """The whole request body: bytes, or a sync or async iterable of bytes whose total
@@ -536,8 +549,7 @@ class H2Connection(HTTPConnection):
                 self.transport.write(self.tls_output())  # type: ignore[union-attr]
         if not self.write_paused:
             for st in self.streams.values():
-                if st.waiting_to_write and h2.unsent(st.sid) <= _SEND_HIGH:
-                    st.wake_writer()
+                st.on_sent()
         if not h2.alive and not self.closed and not self.broken:
             if self.goaway is None:
                 # nghttp2 ended the session itself: the server broke the protocol or one

@@ -4,6 +4,7 @@ cases: header bombs, CONTINUATION and control-frame floods, a window past 2^31-1
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import time
 
@@ -11,7 +12,9 @@ import h2.events
 import h2.settings
 import pytest
 
-from corenet.https import Client, Limits, ReadTimeout, RemoteProtocolError, WriteTimeout
+from corenet.https import (
+    Client, Limits, ReadTimeout, RemoteProtocolError, Timeout, WriteTimeout,
+)
 from https_h2server import (
     CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
     H2Server, frame,
@@ -234,6 +237,53 @@ def test_post_body_larger_than_the_servers_window(pki, run):
         a, b = run(main())
     assert a.content == b"/big 3000000"
     assert b.content == b"/gen 200000"
+
+
+def slow_but_steady(peer):
+    """Takes request bodies 16 KiB at a time (its window), one piece every 50 ms, and
+    answers each request with the number of body bytes it got."""
+    got: dict[int, int] = {}
+    while True:
+        try:
+            data = peer.sock.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        for ev in peer.h2.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                got[ev.stream_id] = got.get(ev.stream_id, 0) + len(ev.data)
+                time.sleep(0.05)
+                peer.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                peer.h2.send_headers(ev.stream_id, [(b":status", b"200")])
+                peer.h2.send_data(ev.stream_id, b"%d" % got.get(ev.stream_id, 0),
+                                  end_stream=True)
+        peer.flush()
+
+
+def test_an_uploads_tail_is_under_the_write_timeout_as_in_httpx(pki, run):
+    """200 KB go to a server taking 16 KiB every 50 ms (~0.7 s in all): the body's end,
+    queued at once, is still being written after the read timeout (0.3 s); each wait in
+    which the server takes some of it is a write, under the write timeout."""
+    import httpx
+
+    body = b"t" * 200_000
+    settings = {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384}
+    with H2Server(pki, slow_but_steady, settings) as srv:
+        async def main(make):
+            async with make() as c:
+                await c.get(srv.url("/"))  # the server's SETTINGS are known
+                r = await c.post(srv.url("/up"), content=body)
+                return r.status_code, r.content
+
+        timeout = {"timeout": httpx.Timeout(5, read=0.3, write=0.3)}
+        ours = run(main(lambda: Client(verify=str(pki["ca"]), http2=True,
+                                       timeout=Timeout(5, read=0.3, write=0.3))))
+        theirs = run(main(lambda: httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(pki["ca"])), http2=True,
+            **timeout)))
+    assert ours == theirs == (200, b"200000")
 
 
 def test_a_stalled_stream_is_a_timeout_not_a_hang(pki, run):
