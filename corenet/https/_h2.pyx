@@ -13,8 +13,10 @@ headers, the ACKs of SETTINGS and PING. What a hostile server can push is bounde
 - CONTINUATION frames after one HEADERS: ``max_continuations`` (CVE-2024-27316 class);
 - SETTINGS entries in one frame: ``max_settings``;
 - frames that make us write without doing any work for us (PING and SETTINGS that are not
-  ACKs, empty DATA frames): ``max_control_frames`` plus ``control_frames_per_request`` for
-  each request sent; past that the connection ends with GOAWAY (ENHANCE_YOUR_CALM);
+  ACKs, DATA frames that carry no data, padding alone or nothing): ``max_control_frames``
+  plus ``control_frames_per_request`` for each request sent; past that the connection ends
+  with GOAWAY (ENHANCE_YOUR_CALM);
+- a final ``:status`` outside 100-599 (RFC 9110 15) resets the stream;
 - response data is acknowledged (WINDOW_UPDATE) only as the caller ``consume``s it, so a
   server can have at most the stream and connection windows in flight unread.
 
@@ -136,6 +138,8 @@ cdef class H2Session(H2Peer):
     cdef Py_ssize_t control_per_request
     cdef readonly Py_ssize_t control_frames
     cdef readonly bint goaway_received
+    cdef bint padded             # a padded DATA frame is being read ...
+    cdef bint padded_data        # ... and it carried data
     cdef readonly int requests
 
     def __init__(self, *, Py_ssize_t max_header_bytes, Py_ssize_t max_header_count,
@@ -190,17 +194,33 @@ cdef class H2Session(H2Peer):
     # ---- nghttp2's events (H2Peer's methods) ----
     cdef int begin_frame(self, const nghttp2_frame_hd *hd) except -1:
         cdef uint8_t t = hd.type
-        if (t == NGHTTP2_PING or t == NGHTTP2_SETTINGS) and not (hd.flags & NGHTTP2_FLAG_ACK) \
-                or t == NGHTTP2_DATA and hd.length == 0 \
-                and not (hd.flags & NGHTTP2_FLAG_END_STREAM):
-            self.control_frames += 1
-            if self.control_frames > self.control_budget:
-                self.exc = H2Error(
-                    f"the server sent more than {self.control_budget} frames that only make "
-                    "us answer or carry nothing (PING, SETTINGS, empty DATA): "
-                    "h2_max_control_frames")
-                nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
+        if self.padded:
+            # The padded DATA frame before this one carried padding alone unless data came.
+            self.padded = False
+            if not self.padded_data and self.count_control() != 0:
                 return NGHTTP2_ERR_CALLBACK_FAILURE
+        if t == NGHTTP2_DATA:
+            if hd.flags & NGHTTP2_FLAG_END_STREAM:
+                return 0
+            if hd.length == 0:
+                return self.count_control()
+            if hd.flags & NGHTTP2_FLAG_PADDED:
+                self.padded = True  # how much of it is padding shows as it is read
+                self.padded_data = False
+        elif (t == NGHTTP2_PING or t == NGHTTP2_SETTINGS) and not (hd.flags & NGHTTP2_FLAG_ACK):
+            return self.count_control()
+        return 0
+
+    cdef int count_control(self) except -1:
+        """One more frame that only makes us answer or carries nothing."""
+        self.control_frames += 1
+        if self.control_frames > self.control_budget:
+            self.exc = H2Error(
+                f"the server sent more than {self.control_budget} frames that only make "
+                "us answer or carry nothing (PING, SETTINGS, DATA without data): "
+                "h2_max_control_frames")
+            nghttp2_session_terminate_session(self.session, NGHTTP2_ENHANCE_YOUR_CALM)
+            return NGHTTP2_ERR_CALLBACK_FAILURE
         return 0
 
     cdef int begin_headers(self, const nghttp2_frame *frame) except -1:
@@ -225,7 +245,11 @@ cdef class H2Session(H2Peer):
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE  # resets the stream
         if namelen == 7 and not st.head_done and name[0] == b':' \
                 and (<char *>name)[:7] == b":status":
-            st.status = int((<char *>value)[:valuelen])
+            st.status = int((<char *>value)[:valuelen])  # three digits: nghttp2 checked
+            if not 100 <= st.status <= 599:
+                st.error = (f"the response's :status {(<char *>value)[:valuelen].decode()} "
+                            "is not in 100-599 (RFC 9110 15)")
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE  # resets the stream
             return 0
         st.fields.append((PyBytes_FromStringAndSize(<char *>name, namelen),
                           PyBytes_FromStringAndSize(<char *>value, valuelen)))
@@ -265,6 +289,7 @@ cdef class H2Session(H2Peer):
     cdef int data_chunk(self, int32_t sid, const uint8_t *data, size_t size) except -1:
         cdef _In st = self.ins.get(sid)
         cdef Py_ssize_t n
+        self.padded_data = True
         if st is None:
             # A stream nobody reads any more: give its bytes back to the connection window.
             nghttp2_session_consume(self.session, sid, size)

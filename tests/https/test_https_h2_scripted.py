@@ -16,7 +16,7 @@ from corenet.https import (
     Client, Limits, ReadTimeout, RemoteProtocolError, Timeout, WriteTimeout,
 )
 from https_h2server import (
-    CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
+    CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
     H2Server, frame,
 )
 from https_rawserver import zeros_gzip
@@ -386,6 +386,29 @@ def test_empty_data_frames_count_as_control_frames(pki, run):
 
     with pytest.raises(RemoteProtocolError, match="h2_max_control_frames"):
         _hostile(pki, run, send)
+
+
+PADDED = 0x8
+
+
+def test_padding_only_data_frames_count_as_empty_frames(pki, run):
+    def send(peer, sid):
+        peer.respond(sid, b"", end=False)
+        peer.raw(frame(DATA, PADDED, sid, bytes((5,)) + bytes(5)) * 3000)  # padding alone
+        peer.raw(frame(DATA, END_STREAM, sid, b"after"))
+
+    with pytest.raises(RemoteProtocolError, match="h2_max_control_frames"):
+        _hostile(pki, run, send)
+
+
+def test_padded_data_frames_carrying_data_are_not_counted(pki, run):
+    def send(peer, sid):
+        peer.respond(sid, b"", end=False)
+        peer.raw(frame(DATA, PADDED, sid, bytes((2,)) + b"d" + bytes(2)) * 3000)
+        peer.raw(frame(DATA, END_STREAM | PADDED, sid, bytes((1,)) + bytes(1)))
+
+    r = _hostile(pki, run, send)
+    assert r.content == b"d" * 3000
 
 
 def test_settings_frame_with_too_many_entries(pki, run):
