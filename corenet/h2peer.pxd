@@ -14,6 +14,7 @@ from corenet.nghttp2 cimport nghttp2_session_callbacks
 cdef enum:
     ON_BEGIN_FRAME = 1
     ON_FRAME_SEND = 2
+    ON_ERROR = 4        # invalid_frame and error: why nghttp2 rejected what came
 
 
 cdef class H2Peer:
@@ -32,6 +33,8 @@ cdef class H2Peer:
     cdef int data_chunk(self, int32_t sid, const uint8_t *data, size_t size) except -1
     cdef int frame_sent(self, const nghttp2_frame *frame) except -1
     cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1
+    cdef int invalid_frame(self, const nghttp2_frame *frame, int lib_error_code) except -1
+    cdef int error(self, int lib_error_code, const char *msg, size_t size) except -1
 
 
 cdef nghttp2_session_callbacks *callbacks(int optional) except NULL

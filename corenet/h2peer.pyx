@@ -38,6 +38,12 @@ cdef class H2Peer:
     cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1:
         return 0
 
+    cdef int invalid_frame(self, const nghttp2_frame *frame, int lib_error_code) except -1:
+        return 0
+
+    cdef int error(self, int lib_error_code, const char *msg, size_t size) except -1:
+        return 0
+
 
 cdef int failed(H2Peer self, exc) noexcept:
     if self.exc is None:
@@ -109,14 +115,32 @@ cdef int on_stream_close(nghttp2_session *session, int32_t sid, uint32_t error_c
         return failed(self, exc)
 
 
+cdef int on_invalid_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                               int lib_error_code, void *user_data) noexcept:
+    cdef H2Peer self = <H2Peer>user_data
+    try:
+        return self.invalid_frame(frame, lib_error_code)
+    except BaseException as exc:
+        return failed(self, exc)
+
+
+cdef int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t size,
+                  void *user_data) noexcept:
+    cdef H2Peer self = <H2Peer>user_data
+    try:
+        return self.error(lib_error_code, msg, size)
+    except BaseException as exc:
+        return failed(self, exc)
+
+
 # One table per combination of the optional callbacks, made when first asked for and kept.
-cdef nghttp2_session_callbacks *TABLES[4]
+cdef nghttp2_session_callbacks *TABLES[8]
 
 
 cdef nghttp2_session_callbacks *callbacks(int optional) except NULL:
     """nghttp2's callbacks for a session of an H2Peer: the six every peer has, and those of
-    `optional` (ON_BEGIN_FRAME, ON_FRAME_SEND)."""
-    cdef nghttp2_session_callbacks *cbs = TABLES[optional & 3]
+    `optional` (ON_BEGIN_FRAME, ON_FRAME_SEND, ON_ERROR)."""
+    cdef nghttp2_session_callbacks *cbs = TABLES[optional & 7]
     if cbs != NULL:
         return cbs
     if nghttp2_session_callbacks_new(&cbs) != 0:
@@ -130,7 +154,10 @@ cdef nghttp2_session_callbacks *callbacks(int optional) except NULL:
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame)
     if optional & ON_FRAME_SEND:
         nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send)
-    TABLES[optional & 3] = cbs
+    if optional & ON_ERROR:
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame_recv)
+        nghttp2_session_callbacks_set_error_callback2(cbs, on_error)
+    TABLES[optional & 7] = cbs
     return cbs
 
 

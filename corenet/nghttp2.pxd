@@ -37,6 +37,8 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_frame_hd hd
         int32_t last_stream_id
         uint32_t error_code
+        uint8_t *opaque_data
+        size_t opaque_data_len
 
     ctypedef union nghttp2_frame:
         nghttp2_frame_hd hd
@@ -85,6 +87,12 @@ cdef extern from "nghttp2/nghttp2.h":
     ctypedef int (*nghttp2_on_stream_close_callback)(
         nghttp2_session *session, int32_t stream_id, uint32_t error_code,
         void *user_data) noexcept
+    ctypedef int (*nghttp2_on_invalid_frame_recv_callback)(
+        nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code,
+        void *user_data) noexcept
+    ctypedef int (*nghttp2_error_callback2)(
+        nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
+        void *user_data) noexcept
 
     int nghttp2_session_callbacks_new(nghttp2_session_callbacks **callbacks_ptr)
     void nghttp2_session_callbacks_del(nghttp2_session_callbacks *callbacks)
@@ -102,6 +110,10 @@ cdef extern from "nghttp2/nghttp2.h":
         nghttp2_session_callbacks *cbs, nghttp2_on_begin_frame_callback cb)
     void nghttp2_session_callbacks_set_on_stream_close_callback(
         nghttp2_session_callbacks *cbs, nghttp2_on_stream_close_callback cb)
+    void nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(
+        nghttp2_session_callbacks *cbs, nghttp2_on_invalid_frame_recv_callback cb)
+    void nghttp2_session_callbacks_set_error_callback2(
+        nghttp2_session_callbacks *cbs, nghttp2_error_callback2 cb)
 
     int nghttp2_option_new(nghttp2_option **option_ptr)
     void nghttp2_option_del(nghttp2_option *option)
@@ -153,6 +165,7 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_submit_goaway(nghttp2_session *session, uint8_t flags, int32_t last_stream_id,
                               uint32_t error_code, const uint8_t *opaque_data, size_t size)
     const char *nghttp2_strerror(int error_code)
+    const char *nghttp2_http2_strerror(uint32_t error_code)
 
     enum:
         NGHTTP2_DATA

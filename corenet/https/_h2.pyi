@@ -21,10 +21,13 @@ COALESCE: int
 
 class H2Error(Exception): ...
 
+def error_name(code: int) -> str: ...
+
 class H2Session:
     events: list[tuple[Any, ...]]
     control_frames: int
     goaway_received: bool
+    goaway_sent: str | None
     requests: int
 
     def __init__(self, *, max_header_bytes: int, max_header_count: int, max_interim: int,

@@ -34,8 +34,10 @@ Events, in order, as tuples whose first item says what they are:
   response is whole, though this side may still be sending;
 - ``(CLOSED, stream_id, error_code, message)``: the stream is over; ``error_code`` 0 and
   ``message`` None when it ended normally, else the RST_STREAM code, and ``message`` says
-  why when this side reset it;
-- ``(GOAWAY, last_stream_id, error_code)``;
+  why when this side reset it (nghttp2's reason, or the limit passed) and names the code
+  sent; None when the server reset it;
+- ``(GOAWAY, last_stream_id, error_code, debug)``: the server's, ``debug`` its debug data as
+  text;
 - ``(PING_ACK, 0, None)``.
 """
 from libc.stdint cimport int32_t, uint8_t, uint32_t
@@ -48,7 +50,7 @@ from cpython.bytearray cimport (
 )
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from corenet.h2peer cimport ON_BEGIN_FRAME, H2Peer, callbacks, fill_nv
+from corenet.h2peer cimport ON_BEGIN_FRAME, ON_ERROR, ON_FRAME_SEND, H2Peer, callbacks, fill_nv
 from corenet.nghttp2 cimport *
 
 HEAD = 0
@@ -83,6 +85,11 @@ class H2Error(Exception):
     """The connection failed: nghttp2 refused the server's bytes, or a limit was passed."""
 
 
+def error_name(uint32_t code) -> str:
+    """The name of an HTTP/2 error code (RFC 9113 7), "PROTOCOL_ERROR" for 1."""
+    return nghttp2_http2_strerror(code).decode()
+
+
 cdef class _Out:
     """A request body on its way: bytes appended by the caller, taken by nghttp2 as the
     server's windows allow."""
@@ -103,7 +110,12 @@ cdef class _In:
     cdef bint head_done          # the final head was given: a later block is trailers
     cdef int interim
     cdef object error            # why this side reset the stream
+    cdef long long content_length  # the final head's, -1 without one
+    cdef long long received      # body bytes given
     cdef bytearray piece         # where this receive() gathers small chunks, or None
+
+    def __cinit__(self):
+        self.content_length = -1
 
 
 cdef ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
@@ -138,6 +150,9 @@ cdef class H2Session(H2Peer):
     cdef Py_ssize_t control_per_request
     cdef readonly Py_ssize_t control_frames
     cdef readonly bint goaway_received
+    # Why this side ended the connection (its GOAWAY's code and nghttp2's reason), or None.
+    cdef readonly object goaway_sent
+    cdef object reason           # nghttp2's words on what is wrong with the frame being read
     cdef bint padded             # a padded DATA frame is being read ...
     cdef bint padded_data        # ... and it carried data
     cdef readonly int requests
@@ -170,8 +185,9 @@ cdef class H2Session(H2Peer):
         nghttp2_option_set_max_outbound_ack(opt, 1 << 30)
         # Until the server's SETTINGS say otherwise, one request at a time is what is sure.
         nghttp2_option_set_peer_max_concurrent_streams(opt, 100)
-        rv = nghttp2_session_client_new2(&self.session, callbacks(ON_BEGIN_FRAME), <void *>self,
-                                         opt)
+        rv = nghttp2_session_client_new2(
+            &self.session, callbacks(ON_BEGIN_FRAME | ON_FRAME_SEND | ON_ERROR), <void *>self,
+            opt)
         nghttp2_option_del(opt)
         if rv != 0:
             raise MemoryError("nghttp2 cannot make a client session")
@@ -194,6 +210,7 @@ cdef class H2Session(H2Peer):
     # ---- nghttp2's events (H2Peer's methods) ----
     cdef int begin_frame(self, const nghttp2_frame_hd *hd) except -1:
         cdef uint8_t t = hd.type
+        self.reason = None
         if self.padded:
             # The padded DATA frame before this one carried padding alone unless data came.
             self.padded = False
@@ -229,6 +246,8 @@ cdef class H2Session(H2Peer):
             st.fields = []
             st.size = 0
             st.status = 0
+            if not st.head_done:
+                st.content_length = -1
         return 0
 
     cdef int header(self, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
@@ -251,6 +270,8 @@ cdef class H2Session(H2Peer):
                             "is not in 100-599 (RFC 9110 15)")
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE  # resets the stream
             return 0
+        if namelen == 14 and not st.head_done and (<char *>name)[:14] == b"content-length":
+            st.content_length = int((<char *>value)[:valuelen])  # digits: nghttp2 checked
         st.fields.append((PyBytes_FromStringAndSize(<char *>name, namelen),
                           PyBytes_FromStringAndSize(<char *>value, valuelen)))
         return 0
@@ -281,7 +302,8 @@ cdef class H2Session(H2Peer):
                 self.events.append((END, sid, None))
         elif t == NGHTTP2_GOAWAY:
             self.goaway_received = True
-            self.events.append((GOAWAY, frame.goaway.last_stream_id, frame.goaway.error_code))
+            self.events.append((GOAWAY, frame.goaway.last_stream_id, frame.goaway.error_code,
+                                _text(frame.goaway.opaque_data, frame.goaway.opaque_data_len)))
         elif t == NGHTTP2_PING and frame.hd.flags & NGHTTP2_FLAG_ACK:
             self.events.append((PING_ACK, 0, None))
         return 0
@@ -294,6 +316,7 @@ cdef class H2Session(H2Peer):
             # A stream nobody reads any more: give its bytes back to the connection window.
             nghttp2_session_consume(self.session, sid, size)
             return 0
+        st.received += size
         if size >= _SMALL:
             st.piece = None  # the small chunks after this one go after it
             self.events.append((DATA, sid, PyBytes_FromStringAndSize(<char *>data, size)))
@@ -308,6 +331,43 @@ cdef class H2Session(H2Peer):
         self.events.append((DATA, sid, st.piece))
         self.filling.append(st)
         return 0
+
+    cdef int frame_sent(self, const nghttp2_frame *frame) except -1:
+        cdef uint8_t t = frame.hd.type
+        cdef _In st
+        if t == NGHTTP2_RST_STREAM:
+            st = self.ins.get(frame.hd.stream_id)
+            if st is not None:  # nghttp2's reset, not the caller's
+                if st.error is None:
+                    st.error = self.malformed(st) \
+                        if frame.rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR \
+                        else "the response broke HTTP/2"
+                st.error = (f"{st.error}; the client reset the stream "
+                            f"({error_name(frame.rst_stream.error_code)})")
+        elif t == NGHTTP2_GOAWAY and frame.goaway.error_code != NGHTTP2_NO_ERROR \
+                and self.goaway_sent is None:
+            why = _text(frame.goaway.opaque_data, frame.goaway.opaque_data_len)
+            self.goaway_sent = error_name(frame.goaway.error_code) + (f": {why}" if why else "")
+        return 0
+
+    cdef int invalid_frame(self, const nghttp2_frame *frame, int lib_error_code) except -1:
+        cdef _In st = self.ins.get(frame.hd.stream_id)
+        if st is not None and st.error is None:
+            st.error = self.malformed(st) if frame.hd.type == NGHTTP2_DATA \
+                else self.reason or nghttp2_strerror(lib_error_code).decode()
+        return 0
+
+    cdef int error(self, int lib_error_code, const char *msg, size_t size) except -1:
+        self.reason = msg[:size].decode("utf-8", "replace")
+        return 0
+
+    cdef str malformed(self, _In st):
+        """Why nghttp2 reset stream `st` over its DATA, which it may not say itself (a body
+        of another length than its content-length)."""
+        if st.head_done and st.content_length >= 0:
+            return (f"the response body's length differs from its content-length: "
+                    f"{st.content_length} ({st.received} bytes came)")
+        return self.reason or "the response broke HTTP/2"
 
     cdef int stream_closed(self, int32_t sid, uint32_t error_code) except -1:
         cdef _In st
@@ -329,8 +389,10 @@ cdef class H2Session(H2Peer):
                 self.exc = None
                 if exc is not None:
                     raise exc
+                why = self.goaway_sent or self.reason
                 raise H2Error(f"HTTP/2 protocol error from the server: "
-                              f"{nghttp2_strerror(<int>rv).decode()}")
+                              f"{nghttp2_strerror(<int>rv).decode()}"
+                              + (f" ({why})" if why else ""))
         return self.take_events()
 
     def take_events(self) -> list:
@@ -448,3 +510,11 @@ cdef class H2Session(H2Peer):
         """nghttp2 still reads or writes (false after either side's fatal GOAWAY)."""
         return bool(nghttp2_session_want_read(self.session)
                     or nghttp2_session_want_write(self.session))
+
+
+cdef str _text(const uint8_t *data, size_t size):
+    """A GOAWAY's debug data as text (at most 256 bytes of it)."""
+    cdef size_t n = size if size < 256 else 256
+    if data == NULL or n == 0:
+        return ""
+    return (<char *>data)[:n].decode("utf-8", "replace")

@@ -20,8 +20,8 @@ import ssl
 from typing import Any, Callable
 
 from ._h2 import (
-    CLOSED, COALESCE, DATA, END, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM, SMALL_PIECE, TRAILERS,
-    H2Error, H2Session,
+    CLOSED, COALESCE, DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM,
+    SMALL_PIECE, TRAILERS, H2Error, H2Session, error_name,
 )
 from .connection import (
     IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces, within,
@@ -133,8 +133,8 @@ class H2Stream:
         # code, cuts the body short, and a short body is never a success.
         if self.error is None:
             host = self.conn.origin[1]
-            if message is not None:
-                self.error = RemoteProtocolError(message)
+            if message is not None:  # this side reset it: nghttp2's reason, or a limit's
+                self.error = RemoteProtocolError(f"{host}: {message}")
             elif code == REFUSED_STREAM and self.head is None:
                 self.refused = True
                 self.error = StreamRefused(f"{host} refused the stream (REFUSED_STREAM)")
@@ -142,12 +142,12 @@ class H2Stream:
                 self.error = StreamUnanswered(f"{host} ended the stream without a response")
             elif self.head is not None:
                 self.error = RemoteProtocolError(
-                    f"{host} reset the stream (HTTP/2 error code {code}) after "
+                    f"{host} reset the stream ({error_name(code)}) after "
                     f"{self._received} bytes of the response body, before its end: "
                     "the response is incomplete")
             else:
                 self.error = RemoteProtocolError(
-                    f"{host} reset the stream (HTTP/2 error code {code})")
+                    f"{host} reset the stream ({error_name(code)})")
         self._wake()
         self.wake_writer()
 
@@ -353,6 +353,8 @@ class H2Connection(HTTPConnection):
         # streams, so that requests waiting for one of its streams look elsewhere.
         self.on_unusable: Callable[[], None] | None = None
         self._tls_ended = False  # the server's close_notify came: nothing more is written
+        # The code (and debug data) of the server's GOAWAY when it was an error.
+        self.goaway_error: str | None = None
 
     @property
     def multiplexed(self) -> bool:  # type: ignore[override]
@@ -457,15 +459,17 @@ class H2Connection(HTTPConnection):
                 if st is not None:
                     st.on_trailers(ev[2])
             elif kind == GOAWAY:
-                self._on_goaway(ev[1], ev[2])
+                self._on_goaway(ev[1], ev[2], ev[3])
             elif kind == PING_ACK:
                 for fut in self._pings:
                     if not fut.done():
                         fut.set_result(True)
                 self._pings.clear()
 
-    def _on_goaway(self, last: int, code: int) -> None:
+    def _on_goaway(self, last: int, code: int, debug: str) -> None:
         self.goaway = last
+        if code:
+            self.goaway_error = f"{error_name(code)}" + (f": {debug}" if debug else "")
         for st in list(self.streams.values()):
             if st.sid > last:
                 st.refused = True
@@ -490,8 +494,10 @@ class H2Connection(HTTPConnection):
                 st.fail(StreamRefused(f"{self.origin[1]} closed the connection without "
                                       "processing this request"))
             else:
+                why = self.goaway_error
                 st.fail(RemoteProtocolError(
-                    f"{self.origin[1]} closed the connection in the middle of the response"))
+                    f"{self.origin[1]} closed the connection in the middle of the response"
+                    + (f" (its GOAWAY: {why})" if why else "")))
         self._tell_unusable()
         if exc is not None:
             self.close()
@@ -554,9 +560,12 @@ class H2Connection(HTTPConnection):
             if self.goaway is None:
                 # nghttp2 ended the session itself: the server broke the protocol or one
                 # of the bounds given to it (h2_max_settings, h2_max_continuations).
+                why = h2.goaway_sent or "the connection ended"
+                limit = " (past one of the Limits.h2_*)" \
+                    if why.startswith(error_name(ENHANCE_YOUR_CALM)) else ""
                 self._ended(RemoteProtocolError(
-                    f"{self.origin[1]} broke HTTP/2 or one of its limits (Limits.h2_*): "
-                    "the connection was ended"))
+                    f"{self.origin[1]} broke HTTP/2{limit}: the client ended the connection "
+                    f"with GOAWAY {why}"))
             else:
                 self._ended(None)
             self.close()
