@@ -69,6 +69,25 @@ class Peer:
         self.flush()
         return evs
 
+    def each_event(self):
+        """Every event from the client, until it closes."""
+        while True:
+            evs = self.events()
+            if evs is None:
+                return
+            yield from evs
+
+    def each_read(self):
+        """Every piece of bytes from the client, raw (no `h2`), until it closes."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            yield data
+
     def requests(self, n: int) -> list[int]:
         """Wait until `n` more requests have ended; return their stream ids."""
         done: list[int] = []
@@ -90,6 +109,16 @@ class Peer:
         """Read until the client closes."""
         while self.events() is not None:
             pass
+
+
+def answering(send: Callable[["Peer", int], None]) -> Callable[["Peer"], None]:
+    """A handler answering the connection's first request with `send(peer, stream_id)`,
+    then reading until the client leaves."""
+    def handler(peer: Peer) -> None:
+        [sid] = peer.requests(1)
+        send(peer, sid)
+        peer.drain()
+    return handler
 
 
 class H2Server:

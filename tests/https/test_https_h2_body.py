@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h2.events
 import h2.exceptions
 import httpx
 import pytest
 
 from corenet.https import Client, Limits, RemoteProtocolError
-from https_h2server import DATA, END_HEADERS, END_STREAM, HEADERS, H2Server, frame
+from https_h2server import DATA, END_HEADERS, END_STREAM, HEADERS, H2Server, answering, frame
 
 BIG = 100_000
 SENT = 10_000
@@ -28,15 +29,6 @@ def anchor(pki) -> httpx.AsyncClient:
                              http2=True, timeout=5)
 
 
-def one_answer(send):
-    """A server answering its first request with `send(peer, sid)`, then reading on."""
-    def handler(peer):
-        [sid] = peer.requests(1)
-        send(peer, sid)
-        peer.drain()
-    return handler
-
-
 def cut_by_reset(code: int, length: bool):
     """A head, SENT bytes of a body (announced as BIG bytes when `length`), then
     RST_STREAM(code) without END_STREAM."""
@@ -45,7 +37,7 @@ def cut_by_reset(code: int, length: bool):
         peer.respond(sid, b"x" * SENT, headers=headers, end=False)
         peer.h2.reset_stream(sid, error_code=code)
         peer.flush()
-    return one_answer(send)
+    return answering(send)
 
 
 def wrong_length(announced: int, sent: int):
@@ -59,7 +51,7 @@ def wrong_length(announced: int, sent: int):
         for i in range(0, sent, 16384):
             peer.raw(frame(DATA, END_STREAM if i + 16384 >= sent else 0, sid,
                            body[i:i + 16384]))
-    return one_answer(send)
+    return answering(send)
 
 
 async def read_whole(c, url):
@@ -116,17 +108,11 @@ def test_a_reset_after_the_whole_response_is_a_success(pki, run):
     the upload with RST_STREAM(NO_ERROR): the response it completed stands. (httpx waits
     for a window the server never opens, a ReadTimeout: no anchor here.)"""
     def handler(peer):
-        import h2.events
-
-        while True:
-            evs = peer.events()
-            if evs is None:
-                return
-            for ev in evs:
-                if isinstance(ev, h2.events.RequestReceived):
-                    peer.respond(ev.stream_id, b"early answer", status=200)
-                    peer.h2.reset_stream(ev.stream_id, error_code=0)
-                    peer.flush()
+        for ev in peer.each_event():
+            if isinstance(ev, h2.events.RequestReceived):
+                peer.respond(ev.stream_id, b"early answer", status=200)
+                peer.h2.reset_stream(ev.stream_id, error_code=0)
+                peer.flush()
 
     with H2Server(pki, handler) as srv:
         async def main():
@@ -201,7 +187,7 @@ def test_the_body_limit_stops_one_byte_frames(pki, run):
         peer.raw(frame(DATA, 0, sid, b"x") * 300_000)
         peer.raw(frame(DATA, END_STREAM, sid, b"x"))
 
-    with H2Server(pki, one_answer(send)) as srv:
+    with H2Server(pki, answering(send)) as srv:
         async def main():
             async with client(pki, limits=Limits(max_body_bytes=200_000)) as c:
                 return await c.get(srv.url("/tiny"))

@@ -6,15 +6,9 @@ from __future__ import annotations
 import pytest
 
 from corenet.https import Client, RemoteProtocolError
-from https_h2server import DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, H2Server, frame
-
-
-def answer_with(send):
-    def handler(peer):
-        [sid] = peer.requests(1)
-        send(peer, sid)
-        peer.drain()
-    return handler
+from https_h2server import (
+    DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, H2Server, answering, frame,
+)
 
 
 def head(peer, sid: int, fields: list, flags: int = END_HEADERS) -> None:
@@ -23,7 +17,7 @@ def head(peer, sid: int, fields: list, flags: int = END_HEADERS) -> None:
 
 
 def get(pki, run, send):
-    with H2Server(pki, answer_with(send)) as srv:
+    with H2Server(pki, answering(send)) as srv:
         async def main():
             async with Client(verify=str(pki["ca"]), http2=True, timeout=5) as c:
                 r = await c.get(srv.url())

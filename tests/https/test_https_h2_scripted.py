@@ -17,7 +17,7 @@ from corenet.https import (
 )
 from https_h2server import (
     CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
-    H2Server, frame,
+    H2Server, answering, frame,
 )
 from https_rawserver import zeros_gzip
 
@@ -243,13 +243,7 @@ def slow_but_steady(peer):
     """Takes request bodies 16 KiB at a time (its window), one piece every 50 ms, and
     answers each request with the number of body bytes it got."""
     got: dict[int, int] = {}
-    while True:
-        try:
-            data = peer.sock.recv(65536)
-        except OSError:
-            return
-        if not data:
-            return
+    for data in peer.each_read():
         for ev in peer.h2.receive_data(data):
             if isinstance(ev, h2.events.DataReceived):
                 got[ev.stream_id] = got.get(ev.stream_id, 0) + len(ev.data)
@@ -348,12 +342,7 @@ def test_a_window_that_never_opens_is_a_write_timeout(pki, run):
 
 def _hostile(pki, run, send, limits: Limits | None = None):
     """Run one GET against a server that answers its request with `send(peer, sid)`."""
-    def handler(peer):
-        [sid] = peer.requests(1)
-        send(peer, sid)
-        peer.drain()
-
-    with H2Server(pki, handler) as srv:
+    with H2Server(pki, answering(send)) as srv:
         async def main():
             kw = {} if limits is None else {"limits": limits}
             async with client(pki, timeout=5, **kw) as c:
