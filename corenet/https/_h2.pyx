@@ -353,7 +353,10 @@ cdef class H2Session(H2Peer):
     cdef int invalid_frame(self, const nghttp2_frame *frame, int lib_error_code) except -1:
         cdef _In st = self.ins.get(frame.hd.stream_id)
         if st is not None and st.error is None:
+            # DATA, or the trailers ending a body short of its content-length.
             st.error = self.malformed(st) if frame.hd.type == NGHTTP2_DATA \
+                or frame.hd.flags & NGHTTP2_FLAG_END_STREAM and st.head_done \
+                and 0 <= st.content_length != st.received \
                 else self.reason or nghttp2_strerror(lib_error_code).decode()
         return 0
 

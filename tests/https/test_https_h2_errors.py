@@ -69,6 +69,17 @@ def test_a_body_against_its_content_length_names_both(pki, run, announced, sent)
         get(pki, run, send)
 
 
+def test_trailers_ending_a_short_body_name_its_content_length(pki, run):
+    def send(peer, sid):
+        head(peer, sid, [(b":status", b"200"), (b"content-length", b"100")])
+        peer.raw(frame(DATA, 0, sid, b"x" * 10))
+        head(peer, sid, [(b"x-sum", b"1")], END_HEADERS | END_STREAM)
+
+    with pytest.raises(RemoteProtocolError, match=r"differs from its content-length: 100 "
+                                                  r"\(10 bytes came\)"):
+        get(pki, run, send)
+
+
 def test_the_servers_reset_is_named_as_the_servers(pki, run):
     def send(peer, sid):
         peer.h2.reset_stream(sid, error_code=2)
