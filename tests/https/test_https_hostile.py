@@ -369,6 +369,35 @@ def test_close_delimited_body_needs_tls_close_notify(env, run):
 
 
 @pytest.mark.parametrize("streamed", [False, True])
+def test_http11_body_against_its_content_length_as_in_httpx(env, run, streamed):
+    """HTTP/1.1: a body that ends (the server closes) short of its Content-Length is an
+    error, read whole or streamed; bytes past it are not body (RFC 9112 6.3: the message
+    ends there) and cost the connection, and both clients give the first 3 bytes."""
+    import ssl
+
+    import httpx
+
+    async def body(c, url):
+        async with c.stream("GET", url) as r:
+            return b"".join([p async for p in r.aiter_bytes()]) if streamed \
+                else await r.aread()
+
+    async def main(c):
+        async with c:
+            try:
+                short = await body(c, env.raw + "/short-body")
+            except (RemoteProtocolError, httpx.RemoteProtocolError) as exc:
+                short = exc
+            return short, await body(c, env.raw + "/long-body")
+
+    ours = run(main(Client(verify=env.ca)))
+    theirs = run(main(httpx.AsyncClient(verify=ssl.create_default_context(cafile=env.ca))))
+    assert isinstance(ours[0], RemoteProtocolError) and "10 of 100" in str(ours[0])
+    assert isinstance(theirs[0], httpx.RemoteProtocolError)
+    assert ours[1] == theirs[1] == b"abc"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
 def test_early_413_returned_while_the_body_is_still_being_sent(env, run, streamed):
     payload = bytes(48 << 20)  # far more than the socket buffers hold
 
