@@ -79,7 +79,7 @@ class Limits:
     # nothing.
     h2_max_settings: int = 32
     # Frames that make us write or work without answering any request of ours: PINGs and
-    # SETTINGS that are not ACKs, empty DATA frames. A connection takes this many, plus
+    # SETTINGS that are not ACKs, DATA frames without data (empty, or padding alone). A connection takes this many, plus
     # h2_control_frames_per_request for each request sent on it; past that it ends
     # (GOAWAY, ENHANCE_YOUR_CALM). Without a bound a server makes us answer a flood.
     h2_max_control_frames: int = 1000
