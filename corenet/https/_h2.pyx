@@ -153,6 +153,7 @@ cdef class H2Session(H2Peer):
     # Why this side ended the connection (its GOAWAY's code and nghttp2's reason), or None.
     cdef readonly object goaway_sent
     cdef object reason           # nghttp2's words on what is wrong with the frame being read
+    cdef object broken           # ... and on a frame that broke the connection
     cdef bint padded             # a padded DATA frame is being read ...
     cdef bint padded_data        # ... and it carried data
     cdef readonly int requests
@@ -346,13 +347,16 @@ cdef class H2Session(H2Peer):
                             f"({error_name(frame.rst_stream.error_code)})")
         elif t == NGHTTP2_GOAWAY and frame.goaway.error_code != NGHTTP2_NO_ERROR \
                 and self.goaway_sent is None:
-            why = _text(frame.goaway.opaque_data, frame.goaway.opaque_data_len)
+            why = _text(frame.goaway.opaque_data, frame.goaway.opaque_data_len) or self.broken
             self.goaway_sent = error_name(frame.goaway.error_code) + (f": {why}" if why else "")
         return 0
 
     cdef int invalid_frame(self, const nghttp2_frame *frame, int lib_error_code) except -1:
         cdef _In st = self.ins.get(frame.hd.stream_id)
-        if st is not None and st.error is None:
+        if st is None and self.broken is None:  # a connection error, or a stream not ours
+            self.broken = (f"{self.reason or nghttp2_strerror(lib_error_code).decode()} "
+                           f"({_frame_name(frame.hd.type)} frame)")
+        elif st is not None and st.error is None:
             # DATA, or the trailers ending a body short of its content-length.
             st.error = self.malformed(st) if frame.hd.type == NGHTTP2_DATA \
                 or frame.hd.flags & NGHTTP2_FLAG_END_STREAM and st.head_done \
@@ -393,9 +397,11 @@ cdef class H2Session(H2Peer):
                 if exc is not None:
                     raise exc
                 why = self.goaway_sent or self.reason
+                limit = _LIMITS.get(rv)
                 raise H2Error(f"HTTP/2 protocol error from the server: "
                               f"{nghttp2_strerror(<int>rv).decode()}"
-                              + (f" ({why})" if why else ""))
+                              + (f" ({why})" if why else "")
+                              + (f" (Limits.{limit})" if limit else ""))
         return self.take_events()
 
     def take_events(self) -> list:
@@ -513,6 +519,18 @@ cdef class H2Session(H2Peer):
         """nghttp2 still reads or writes (false after either side's fatal GOAWAY)."""
         return bool(nghttp2_session_want_read(self.session)
                     or nghttp2_session_want_write(self.session))
+
+
+# nghttp2's errors for the bounds given to it, and the Limits that set them.
+_LIMITS = {NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: "h2_max_continuations",
+           NGHTTP2_ERR_TOO_MANY_SETTINGS: "h2_max_settings"}
+
+_FRAME_NAMES = ("DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE",
+                "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION")
+
+
+cdef str _frame_name(uint8_t t):
+    return _FRAME_NAMES[t] if t < len(_FRAME_NAMES) else f"type {t}"
 
 
 cdef str _text(const uint8_t *data, size_t size):

@@ -437,7 +437,7 @@ def test_continuation_flood(pki, run):
         peer.raw(frame(CONTINUATION, 0, sid, b"") * 1000)
         peer.raw(frame(CONTINUATION, END_HEADERS | END_STREAM, sid, b""))
 
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteProtocolError, match=r"CONTINUATION.*\(Limits.h2_max_continuations"):
         _hostile(pki, run, send)
 
 
@@ -446,7 +446,9 @@ def test_window_update_past_2_31_minus_1(pki, run):
         peer.raw(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 2**31 - 1)))
         peer.respond(sid, b"never")
 
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteProtocolError, match="the client ended the connection with "
+                                                  "GOAWAY FLOW_CONTROL_ERROR: "
+                                                  r".*\(WINDOW_UPDATE frame\)"):
         _hostile(pki, run, send)
 
 
