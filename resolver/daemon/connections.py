@@ -23,10 +23,48 @@ from resolver.daemon.admission import OUTSIDE_ACL
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 
 
+#: Sockets bound ahead for this process, which :func:`bind_socket` hands out before it binds
+#: one itself: (kind, host, port) -> socket. A supervisor binds its workers' while it is
+#: still root (:func:`bind_ahead`) and keeps them, so that a worker it starts again, running
+#: as the daemon's user by then, finds its sockets here: a port below 1024 needs no
+#: privilege, and SO_REUSEPORT joins only sockets made by one user.
+RESERVED: dict[tuple[int, str, int], socket.socket] = {}
+
+
+def bind_ahead(cfg, count: int) -> list[dict[tuple[int, str, int], socket.socket]]:
+    """``count`` sets of the sockets ``cfg``'s listeners bind (UDP and TCP of ``listen``,
+    the TCP of the encrypted listeners), SO_REUSEPORT, one set per worker, for
+    :data:`RESERVED`. An address that cannot be bound is left out: the worker binding it
+    itself meets the error and says it."""
+    sets: list[dict] = [{} for _ in range(count)]
+    wanted = [(socket.SOCK_DGRAM, h, p) for h, p in cfg.listen] + \
+        [(socket.SOCK_STREAM, h, p) for h, p in cfg.listen] + \
+        [(socket.SOCK_STREAM, h, p)
+         for h, p in (*cfg.tls_listen, *cfg.https_listen, *cfg.http_listen)]
+    for kind, host, port in wanted:
+        if port == 0:                   # each worker's own port: bound by the worker
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for held in sets:
+            try:
+                held[(kind, host, port)] = _bind(family, kind, host, port, True)
+            except OSError:
+                break
+    return sets
+
+
 def bind_socket(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
-    """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``):
-    SO_REUSEADDR for a stream, SO_REUSEPORT when asked (workers share the port), IPv6 only
-    on an IPv6 address. Closed again if any step fails."""
+    """A non-blocking socket of ``family`` and ``kind`` bound to (``host``, ``port``): the
+    one bound ahead (:data:`RESERVED`), else a new one with SO_REUSEADDR for a stream,
+    SO_REUSEPORT when asked (workers share the port), IPv6 only on an IPv6 address, closed
+    again if any step fails."""
+    held = RESERVED.pop((kind, host, port), None)
+    if held is not None:
+        return held
+    return _bind(family, kind, host, port, reuseport)
+
+
+def _bind(family: int, kind: int, host: str, port: int, reuseport: bool) -> socket.socket:
     s = socket.socket(family, kind)
     try:
         s.setblocking(False)
@@ -194,3 +232,4 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self.backlog.clear()
         self.framer.release()
         self._gone()
+

@@ -956,7 +956,7 @@ def _lookup_in_process(q, o: Options, argv: list[str]) -> int:
 
 def resolve_in_process(q, o: Options):
     from resolver import Resolver
-    from resolver.daemon.process import new_loop
+    from resolver.daemon.worker import new_loop
 
     async def go():
         r = Resolver(o.root_hints, port=o.upstream_port, ipv6=o.ipv6,

@@ -239,3 +239,17 @@ def log_file() -> str | None:
 __all__ = ["setup", "set_verbosity", "verbosity", "reopen", "reload", "close", "give_to", "log_file",
            "threshold_of", "syslog_socket", "LineFormatter", "THRESHOLDS", "DETAIL",
            "ALGORITHM", "CACHE_MISS", "SYSLOG_ENV", "SYSLOG_SOCKET"]
+
+
+def descriptors() -> set[int]:
+    """The descriptors the root logger's handlers write to (a process that closes what it
+    inherited keeps these)."""
+    out = set()
+    for handler in logging.getLogger().handlers:
+        for name in ("stream", "socket"):
+            held = getattr(handler, name, None)
+            try:
+                out.add(held.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass
+    return out

@@ -445,7 +445,12 @@ TABLE: tuple[Setting, ...] = (*section(
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             restart=True,
-            doc="Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache."),
+            doc="Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache. "
+                "With several, a supervisor binds their sockets, answers the control socket "
+                "and metrics for them, and starts a worker that dies again on the same "
+                "sockets (after 0.1 s, doubling up to 30 s while it keeps dying within a "
+                "minute; the log says how it ended) while the others serve on with their "
+                "caches; the workers end with the supervisor, even one killed with SIGKILL."),
     Setting("user", 'str | None', None, user_name,
             flag=Flag("NAME", "run as this user once the sockets are bound (when started as "
                       "root)"),

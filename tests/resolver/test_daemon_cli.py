@@ -277,12 +277,12 @@ def test_query_timeout_is_a_nonzero_exit():
 def test_started_daemon_freezes_its_startup_objects_and_collects_young_ones_less_often():
     import gc
 
-    from resolver.daemon import process as daemon
+    from resolver.daemon import worker as daemon
 
     threshold = gc.get_threshold()
     try:
         gc.unfreeze()
-        daemon._settle_gc()
+        daemon.settle_gc()
         assert gc.get_freeze_count() > 1000          # modules, functions, config...
         assert gc.get_threshold() == (daemon.GC_YOUNG_THRESHOLD, *threshold[1:])
         junk = [[] for _ in range(10)]

@@ -354,14 +354,14 @@ def test_the_daemon_raises_its_descriptor_limit_to_what_it_needs_and_fits_its_bo
 
     code = ("import json, logging, resource, sys\n"
             "logging.basicConfig(stream=sys.stderr, level=logging.INFO)\n"
-            "from resolver.daemon import process\n"
+            "from resolver.daemon import worker\n"
             "from resolver.daemon.config import build\n"
             "cfg = build(None, {'root_hints': None, 'max_inflight': 10000,"
             " 'tcp_max_connections': 1000})\n"
-            "f = process.fit_descriptors(cfg)\n"
+            "f = worker.fit_descriptors(cfg)\n"
             "print(json.dumps([resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
             " f.max_inflight, f.tcp_max_connections, f.limits.max_upstream_sockets,"
-            " process.FD_RESERVE]))\n")
+            " worker.FD_RESERVE]))\n")
     root = str(Path(__file__).resolve().parents[2])
 
     def child(soft: int, hard: int):
