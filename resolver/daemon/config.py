@@ -273,6 +273,10 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     cfg = replace(cfg, limits=_effective_limits(cfg))
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
+    stray = sorted(set(cfg.proxy_protocol_port) - {port for _, port in cfg.listen})
+    if stray:
+        raise ConfigError(f"proxy-protocol-port: {', '.join(map(str, stray))} is not a port "
+                          f"of listen ({', '.join(str(p) for _, p in cfg.listen)})")
     try:
         make_zones(cfg)
     except ConfigError as e:

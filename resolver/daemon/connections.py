@@ -19,6 +19,7 @@ from typing import Any
 
 from corenet.framing import FrameTooLarge
 
+from resolver.daemon import proxy_protocol
 from resolver.daemon.admission import OUTSIDE_ACL
 from resolver.daemon.tcp_framer import DNSFrameReceiver
 
@@ -106,12 +107,12 @@ class StreamClient:
         self.last = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
-    def _admitted(self, transport) -> bool:
+    def _admitted(self, transport, peer=None) -> bool:
         """The start of ``connection_made``: False when the caps refuse the connection (then
-        aborted)."""
+        aborted). ``peer``: the client when not the transport's peer (a proxy's)."""
         self.transport = transport
         s = self.server
-        self.peer = transport.get_extra_info("peername")
+        self.peer = peer if peer is not None else transport.get_extra_info("peername")
         self.client = self.peer[0] if self.peer else None
         if not s.admit(self):
             self.closed = True
@@ -233,3 +234,67 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self.framer.release()
         self._gone()
 
+
+class ProxiedTCPConnection(TCPConnection):
+    """DNS over TCP from a proxy (``proxy-protocol-port``): the connection starts with a
+    PROXY v2 header naming the client, which the caps, the ACLs and the logs then see. The
+    header is read before anything else (the idle timeout bounds the wait); a connection
+    whose header is wrong is closed and counted (``proxy_<reason>``)."""
+
+    framer_reads = False
+
+    def __init__(self, server) -> None:
+        super().__init__(server)
+        self.head = bytearray(proxy_protocol.MAX_HEADER)
+        self.got = 0
+        self.get_buffer = self._header_buffer
+        self.buffer_updated = self._header_read
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        s = self.server
+        self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._no_header)
+
+    def _header_buffer(self, n: int) -> memoryview:
+        return memoryview(self.head)[self.got:]
+
+    def _header_read(self, n: int) -> None:
+        self.got += n
+        try:
+            header = proxy_protocol.parse(memoryview(self.head)[:self.got])
+        except proxy_protocol.ProxyHeaderError as e:
+            self._refuse(e.reason)
+            return
+        if header is None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        rest = bytes(self.head[header.length:self.got])
+        self.head = None
+        proxy = self.transport.get_extra_info("peername")
+        if not self._admitted(self.transport, header.client(proxy)):
+            return
+        self.framer.who = self.who
+        self.framer.log = self.server.query_log is not None
+        self.get_buffer = self.framer.get_buffer
+        self.buffer_updated = self.framer.buffer_updated
+        while rest and not self.closed:          # what came after the header: DNS frames
+            buf = self.framer.get_buffer(len(rest))
+            k = min(len(buf), len(rest))
+            buf[:k] = rest[:k]
+            rest = rest[k:]
+            self.framer.buffer_updated(k)
+
+    def _no_header(self) -> None:
+        self.timer = None
+        if not self.closed and self.head is not None:
+            self._refuse("truncated")
+
+    def _refuse(self, reason: str) -> None:
+        self.server.counters.dropped[f"proxy_{reason}"] += 1
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.transport.abort()

@@ -21,11 +21,12 @@ import time
 from collections import Counter
 from typing import Any
 
-from resolver.daemon import logs, udp_listener
+from resolver.daemon import logs, proxy_protocol, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
 from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
-from resolver.daemon.connections import TCPConnection, address_text, bind_socket
+from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
+                                         bind_socket)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_limits, insecure_domains, make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
@@ -141,12 +142,16 @@ class Server:
                 usock.close()
                 raise OSError(e.errno, f"TCP {address_text(host, port)}: {e.strerror}") from None
             tsock.listen(1024)
-            await self._serve_udp(loop, usock)
-            srv = await loop.create_server(lambda: TCPConnection(self), sock=tsock)
+            proxied = port in self.cfg.proxy_protocol_port
+            await self._serve_udp(loop, usock, proxied)
+            kind = ProxiedTCPConnection if proxied else TCPConnection
+            srv = await loop.create_server(lambda: kind(self), sock=tsock)
             self.tcp_servers.append(srv)
             self.addresses.append((host, port))
-            log.info("serving DNS on %s port %d (UDP%s, TCP)", host, port,
-                     " via recvmmsg" if self.fast_udp else "")
+            log.info("serving DNS on %s port %d (UDP%s, TCP%s)", host, port,
+                     " via recvmmsg" if isinstance(self.udp[-1], udp_listener.UDPListener)
+                     else "",
+                     "; PROXY v2 from the proxies in front" if proxied else "")
         if self.cfg.tls_listen or self.cfg.https_listen or self.cfg.http_listen:
             from resolver.daemon.tls_listener import start_encrypted
             await start_encrypted(self, loop, reuse)
@@ -176,11 +181,16 @@ class Server:
     def fast_udp(self) -> bool:
         return bool(self.udp) and isinstance(self.udp[0], udp_listener.UDPListener)
 
-    async def _serve_udp(self, loop, sock: socket.socket) -> None:
+    async def _serve_udp(self, loop, sock: socket.socket, proxied: bool = False) -> None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         except OSError:
             pass
+        if proxied:
+            _, proto = await loop.create_datagram_endpoint(lambda: ProxiedUDPProtocol(self),
+                                                           sock=sock)
+            self.udp.append(proto)
+            return
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
             listener.setup(loop, sock, self.front, self.dispatch.udp_miss, self.acl, self.snoop,
@@ -462,3 +472,23 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class ProxiedUDPProtocol(UDPProtocol):
+    """UDP from a proxy (``proxy-protocol-port``): each datagram starts with a PROXY v2
+    header naming the client, which the ACLs, rate limits and logs see; the answer goes
+    back to the proxy. A datagram without a valid header is dropped and counted
+    (``proxy_<reason>``)."""
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if not self.reading:
+            return
+        s = self.server
+        try:
+            header = proxy_protocol.parse(data, complete=True)
+        except proxy_protocol.ProxyHeaderError as e:
+            s.counters.dropped[f"proxy_{e.reason}"] += 1
+            return
+        client = header.client(addr)
+        s.dispatch.serve(data[header.length:], s.who(client), client, "udp",
+                         lambda out: self.send(out, addr), time.monotonic())

@@ -129,6 +129,12 @@ def addresses(default_port: int, at_least_one: bool = False):
     return addresses_
 
 
+def ports(value: Any, what: str) -> tuple[int, ...]:
+    """Port numbers, a list or one."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(number(int, 1, 65535, whole=True)(v, what) for v in items)
+
+
 def networks(value: Any, what: str) -> tuple:
     """Client networks, no more than the ACL that checks them holds."""
     from resolver.daemon.acl import MAX_NETWORKS
@@ -431,6 +437,18 @@ TABLE: tuple[Setting, ...] = (*section(
             flag=Flag("ADDR:PORT", "address to serve on, UDP and TCP (repeatable)", repeat=True),
             restart=True,
             doc="Addresses to serve DNS on (UDP and TCP)."),
+    Setting("proxy_protocol_port", 'tuple[int, ...]', (), ports,
+            flag=Flag("PORT", "a listen port whose clients are a proxy sending PROXY v2 "
+                      "headers (repeatable)", repeat=True),
+            restart=True,
+            example="[5300]",
+            doc="Ports of ``listen`` whose clients are proxies (dnsdist, HAProxy) that put a "
+                "PROXY protocol version 2 header before each UDP datagram and at the start of "
+                "each TCP connection (Unbound's ``proxy-protocol-port``). The ACLs, rate "
+                "limits, per-client budgets and logs see the client the header names; a "
+                "LOCAL header (a health check) stands for the proxy itself. A datagram or "
+                "connection without a valid header is dropped and counted "
+                "(``proxy_signature``, ``proxy_truncated``, ...: see ``stats``)."),
     Setting("allow", 'tuple[Any, ...]',
             (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")), networks,
             flag=Flag("CIDR", "clients allowed (repeatable)", repeat=True),
@@ -767,14 +785,16 @@ TABLE: tuple[Setting, ...] = (*section(
                 "clients at most half) and says so once in a warning, so a flood meets a "
                 "bound rather than running out of descriptors (EMFILE).",
             reason="Each miss in flight holds a socket and some memory."),
-    Setting("ip_ratelimit", 'int', 1000, number(int, 0, 10_000_000),
+    Setting("ip_ratelimit", 'int', 0, number(int, 0, 10_000_000),
             flag=Flag("N", "cache misses one client may start per second (0: no limit)"),
             doc="Cache misses one client address may start per second (a bucket one second "
                 "deep); past it the query is dropped and counted (``ratelimit``) while its "
-                "cache hits are still answered. 0 turns it off (Unbound's ``ip-ratelimit``).",
-            reason="A flood of random names from one address must not take the resolution "
-                   "budget from everyone else; a busy legitimate client (a mail server, a "
-                   "forwarder) stays well below it."),
+                "cache hits are still answered. 0, the default, turns it off (Unbound's "
+                "``ip-ratelimit``, off by default too). Behind a proxy on "
+                "``proxy-protocol-port`` the client is the one the proxy names.",
+            reason="Off, as Unbound: a NAT, a mail server or a proxy in front sends every "
+                   "query from one address, and a limit would drop its legitimate misses; a "
+                   "flood from one address is still bounded by ``max-inflight-per-client``."),
     Setting("ip_ratelimit_prefix_v4", 'int', 32, number(int, 8, 32),
             doc="The IPv4 prefix that counts as one client for ``ip-ratelimit`` and "
                 "``max-inflight-per-client``: one address by default.",

@@ -81,9 +81,9 @@ def _tcp_load(port: int, stop: threading.Event, results: list) -> None:
 
 def test_soak_with_a_faulty_authority(lab, tmp_path):
     with FaultyTLD(lab.port):
-        # One client sends every query: the per-client miss budget (ip-ratelimit, 1,000/s)
-        # would drop some of its misses on a fast machine, by design, where this test
-        # wants an answer to each one. The budget has its own tests.
+        # One client sends every query: a per-client miss budget (ip-ratelimit, off by
+        # default) would drop some of its misses on a fast machine, by design, where this
+        # test wants an answer to each one. The budget has its own tests.
         d = Daemon(tmp_path, lab, "--cache-size", str(CACHE), "--ip-ratelimit", "0").start()
         try:
             _soak(d)
