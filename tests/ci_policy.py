@@ -60,6 +60,18 @@ def unavailable(what: str) -> None:
     pytest.skip(what)
 
 
+def installed(name: str, package: str) -> str:
+    """The path of the program ``name``, else :func:`unavailable` naming its Debian
+    ``package``."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} (Debian package {package!r}) is not installed: scripts/setup.sh "
+                    "installs it")
+    return path
+
+
 def skip_reason(longrepr) -> str:
     """The reason pytest recorded for a skip (its longrepr is (path, line, 'Skipped: ...'))."""
     if isinstance(longrepr, tuple) and len(longrepr) == 3:

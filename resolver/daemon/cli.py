@@ -1,7 +1,8 @@
 """``corenet-resolver``: serve, checkconf, query, and the control commands of unbound-control.
 
     corenet-resolver serve [--config FILE] [--listen ADDR:PORT ...] [--allow CIDR ...] ...
-    corenet-resolver checkconf FILE
+    corenet-resolver checkconf FILE                 (a TOML file, or an unbound.conf)
+    corenet-resolver import-unbound UNBOUND_CONF [-o FILE]   (resolver.daemon.unbound_conf)
     corenet-resolver query [@SERVER] [NAME] [TYPE] [+OPTION ...]   (as dig: see dig.py)
     corenet-resolver [-c CONFIG] [-s PATH] COMMAND [ARGS]    (resolver.daemon.commands)
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from dataclasses import replace
 from typing import Any, Sequence
 
 from resolver.daemon.config import ConfigError
@@ -65,8 +68,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0 or 2)")
+    c = sub.add_parser("checkconf", help="check a config file without starting (exit 0 or 2); "
+                       "an unbound.conf is read as import-unbound reads it")
     c.add_argument("file", metavar="FILE")
+    i = sub.add_parser("import-unbound", help="convert an unbound.conf to corenet's TOML "
+                       "(the TOML on standard output, the report of every option on standard "
+                       "error)")
+    i.add_argument("file", metavar="UNBOUND_CONF")
+    i.add_argument("-o", "--output", metavar="FILE", help="write the TOML there")
     from resolver.daemon import dig
     dig.add_parser(sub, _authority_flags)
     return ap
@@ -89,12 +98,80 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         return _fail(str(e))
 
 
+def _converted(path: str):
+    """The conversion of the unbound.conf at ``path`` (ConfigError when it cannot be read)."""
+    from resolver.daemon import unbound_conf
+
+    return unbound_conf.convert(unbound_conf.read(path))
+
+
+def _check_converted(conv, path: str):
+    """The corenet config ``conv`` makes; ConfigError names the Unbound lines a bad value
+    came from."""
+    import tempfile
+
+    from resolver.daemon import config
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", prefix="import-unbound-") as f:
+        f.write(conv.toml(path))
+        f.flush()
+        try:
+            cfg = config.build(f.name)
+        except ConfigError as e:
+            text = str(e).replace(f.name, "the converted config")
+            came = [o.where for key, opts in conv.sources.items()
+                    if re.search(rf"\b{re.escape(key)}\b", text) for o in opts]
+            raise ConfigError(f"{path}: {text}" + (f" (from {', '.join(came[:3])})"
+                                                    if came else "")) from None
+    return replace(cfg, config_file=None)
+
+
+def cmd_import_unbound(ns: argparse.Namespace) -> int:
+    """The TOML (standard output or ``-o``) and the report (standard error); exit status 1
+    when the converted config does not pass checkconf (it is written all the same)."""
+    try:
+        conv = _converted(ns.file)
+    except ConfigError as e:
+        return _fail(str(e))
+    sys.stderr.write(conv.report())
+    text = conv.toml(ns.file)
+    if ns.output:
+        try:
+            with open(ns.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            return _fail(f"cannot write {ns.output!r}: {e.strerror}")
+    else:
+        sys.stdout.write(text)
+    try:
+        _check_converted(conv, ns.file)
+    except ConfigError as e:
+        print(f"{PROG}: the converted config does not pass checkconf: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_checkconf(ns: argparse.Namespace) -> int:
     """Everything ``serve`` checks before it binds (values, files, root hints, trust
-    anchor), without binding or starting anything."""
-    from resolver.daemon import config
+    anchor), without binding or starting anything. An unbound.conf is converted first;
+    what could not be carried over is listed on standard error."""
+    from resolver.daemon import config, unbound_conf
     from resolver.daemon.server import make_resolver
 
+    if unbound_conf.looks_like_unbound(ns.file):
+        try:
+            conv = _converted(ns.file)
+            make_resolver(_check_converted(conv, ns.file))
+        except (ValueError, OSError, TypeError) as e:
+            return _fail(f"{ns.file}: root hints or trust anchor: {e}")
+        except ConfigError as e:
+            return _fail(str(e))
+        for u in conv.unmapped:
+            print(f"{PROG}: {u.option.where}: {u.option.text}: not carried over: {u.why}",
+                  file=sys.stderr)
+        print(f"{ns.file}: ok (Unbound's format: {len(conv.mapped)} options carried over, "
+              f"{len(conv.unmapped)} not)")
+        return 0
     try:
         cfg = config.build(ns.file)
         try:
@@ -274,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     if ns.command == "serve":
         return cmd_serve(ns)
+    if ns.command == "import-unbound":
+        return cmd_import_unbound(ns)
     return cmd_checkconf(ns)
 
 

@@ -172,7 +172,7 @@ def load_file(path: str) -> dict[str, Any]:
             limits[name] = (key, value)
             continue
         if name not in BY_NAME:
-            raise ConfigError(f"{where(key)}: unknown setting {key!r}")
+            raise ConfigError(f"{where(key)}: unknown setting {key!r}{did_you_mean(key)}")
         try:
             out[name] = convert(name, value, key)
         except ConfigError as e:
@@ -193,6 +193,22 @@ def load_file(path: str) -> dict[str, Any]:
             raise ConfigError(f"{path}: {e}") from None
         out["limits"] = lim
     return out
+
+
+def did_you_mean(key: str) -> str:
+    """The end of an unknown-key error: the key meant, by Unbound's name or by spelling."""
+    import difflib
+
+    from resolver.daemon.unbound_conf import hint
+
+    said = hint(key)
+    if said:
+        return f" (Unbound's option; here: {said})"
+    names = {s.key for s in BY_NAME.values()} | {a.replace("_", "-") for a in ALIASES} | \
+        {n.replace("_", "-") for n in LIMITS}
+    close = difflib.get_close_matches(key.replace("_", "-").lower(), sorted(names), n=1,
+                                      cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def key_line(text: str, key: str) -> int:

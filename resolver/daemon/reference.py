@@ -286,6 +286,11 @@ def daemon_man_page() -> str:
            ".B corenet\\-resolver checkconf",
            ".I FILE",
            ".br",
+           ".B corenet\\-resolver import\\-unbound",
+           ".I UNBOUND_CONF",
+           ".RB [ \\-o",
+           ".IR FILE ]",
+           ".br",
            ".B corenet\\-resolver query",
            ".RI [@ SERVER ]",
            ".RI [ NAME ]",
@@ -312,6 +317,15 @@ def daemon_man_page() -> str:
             _roff("Checks a config file as serve would (values, files, root hints, trust "
                   "anchor) without starting anything: prints FILE: ok and exits 0, or the "
                   "error and exits 2."),
+            ".TP", ".BI import\\-unbound \" UNBOUND_CONF\"",
+            _roff("Reads an Unbound config (its clauses, include: and include-toplevel:, "
+                  "quoted and bare values, k, m and g sizes) and writes the corenet TOML that "
+                  "says the same (on standard output, or to -o FILE), each key with the "
+                  "Unbound lines it came from; standard error lists every option carried "
+                  "over and every one that could not be, with why. Exits 1 when the result "
+                  "does not pass checkconf (it is written all the same), 2 when the file "
+                  "cannot be read. checkconf reads an unbound.conf the same way, and lists "
+                  "what it could not carry over."),
             ".TP", ".B query",
             _roff("Resolves a question with the resolver in this process, or asks the server "
                   "given as @SERVER, and prints the answer as dig(1) does, with dig's +options."),

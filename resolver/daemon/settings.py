@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -54,6 +55,35 @@ def number(kind: type, low: float, high: float | None = None, whole: bool = Fals
     return convert
 
 
+_SIZE = re.compile(r"(\d+)\s*([kmg]?)b?\Z", re.IGNORECASE)
+
+
+def memsize(text: str) -> int:
+    """A size as Unbound reads one: a number with an optional k, m or g (powers of 1024,
+    an optional b after it); ValueError otherwise."""
+    m = _SIZE.match(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a size")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[
+        m.group(2).lower()]
+
+
+def size(low: int, high: int | None = None):
+    """Bytes: a whole number, or a string with Unbound's k, m or g suffix ("64m")."""
+    check = number(int, low, high, whole=True)
+
+    def size_(value: Any, what: str) -> int:
+        if isinstance(value, str):
+            try:
+                value = memsize(value)
+            except ValueError:
+                raise ConfigError(f"{what}: expected bytes (a number, or with k, m or g), "
+                                  f"got {value!r}") from None
+        return check(value, what)
+    size_.bounds = (low, high)
+    return size_
+
+
 def boolean(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{what}: expected true or false, got {value!r}")
@@ -84,7 +114,8 @@ def as_list(value: Any, what: str) -> list:
 
 
 def parse_address(text: str, what: str, default_port: int = 53) -> Address:
-    """``ADDR:PORT``, ``[v6]:PORT``, ``ADDR`` (port defaulted) -> (addr, port)."""
+    """``ADDR:PORT``, ``[v6]:PORT``, ``ADDR@PORT`` (Unbound's), ``ADDR`` (port defaulted) ->
+    (addr, port)."""
     if not isinstance(text, str) or not text:
         raise ConfigError(f"{what}: expected ADDR:PORT, got {text!r}")
     host, port = text, str(default_port)
@@ -99,7 +130,7 @@ def parse_address(text: str, what: str, default_port: int = 53) -> Address:
             port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
-    elif text.count(":") > 1 and "@" in text:
+    elif "@" in text:                       # Unbound's ADDR@PORT
         host, port = text.rsplit("@", 1)
     try:
         ipaddress.ip_address(host)
@@ -434,6 +465,7 @@ TABLE: tuple[Setting, ...] = (*section(
     "where it serves and whom",
     Setting("listen", 'tuple[Address, ...]', (("127.0.0.1", 53), ("::1", 53)),
             addresses(53, at_least_one=True),
+            aliases=("interface",),
             flag=Flag("ADDR:PORT", "address to serve on, UDP and TCP (repeatable)", repeat=True),
             restart=True,
             doc="Addresses to serve DNS on (UDP and TCP)."),
@@ -462,6 +494,7 @@ TABLE: tuple[Setting, ...] = (*section(
                 "of the cache. They may ask recursive queries too."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
+            aliases=("num-threads",),
             restart=True,
             doc="Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache. "
                 "With several, a supervisor binds their sockets, answers the control socket "
@@ -495,10 +528,11 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             doc="Destination port of every authority (53 on the Internet; a lab may use "
                 "another)."),
-    Setting("cache_size", 'int', 64 * 1024 * 1024, number(int, 4096),
+    Setting("cache_size", 'int', 64 * 1024 * 1024, size(4096),
             flag=Flag("BYTES", "cache bound in bytes"),
             restart=True,
-            doc="Cache bound, bytes (messages and rrsets together), counted as the memory the "
+            doc="Cache bound, bytes (messages and rrsets together; Unbound's k, m and g suffixes "
+                "are read: \"64m\"), counted as the memory the "
                 "entries really hold: a full cache adds at most 1.3 times this to the process, "
                 "on top of a fixed 45-50 MiB (interpreter, modules, sockets) per worker."),
     Setting("trust_anchor", 'str | None', None, nullable(trust_anchor_file),
@@ -749,6 +783,7 @@ TABLE: tuple[Setting, ...] = (*section(
                    "descriptor; a client that asks sends its query at once."),
     Setting("tcp_max_connections", 'int', 1000, number(int, 1, 10_000_000),
             flag=Flag("N", "TCP connections open at once"),
+            aliases=("incoming-num-tcp",),
             doc="TCP: connections open at once; at the cap the oldest idle one is closed to "
                 "make room, and a new one is refused only when none is idle (lowered at "
                 "start to fit the descriptor limit: see ``max-inflight``).",
@@ -778,6 +813,7 @@ TABLE: tuple[Setting, ...] = (*section(
                 "is dropped and counted.",
             reason="A flood from one address cannot take every miss slot."),
     Setting("max_inflight", 'int', 10000, number(int, 1, 10_000_000),
+            aliases=("num-queries-per-thread",),
             doc="Cache misses being resolved at once in all. At start the daemon raises its "
                 "descriptor soft limit to what this, ``limits.max-upstream-sockets`` and "
                 "``tcp-max-connections`` need (no further, as Unbound's ``checkrlimit``); "

@@ -18,18 +18,13 @@ import dns.message
 import dns.rcode
 import pytest
 
-from ci_policy import unavailable
+from ci_policy import installed
 from daemon_proc import Daemon, frame, free_tcp_port, read_frame
 from tls_certs import CA, SERVER_NAME
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        package = {"kdig": "knot-dnsutils", "dig": "bind9-dnsutils"}[name]
-        unavailable(f"{name} (Debian package {package!r}) is not installed: "
-                    "scripts/setup.sh installs it")
-    return path
+    return installed(name, {"kdig": "knot-dnsutils", "dig": "bind9-dnsutils"}[name])
 
 
 def start_dot(workdir, lab, *extra: str, ready: str = "ready", **settings) -> Daemon:

@@ -5,7 +5,6 @@ where four clients' misses all come back with the rate limits at their defaults,
 Unbound's (read from unbound-checkconf): off."""
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -15,7 +14,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from ci_policy import unavailable
+from ci_policy import installed
 from daemon_proc import Daemon, frame, free_port, read_frame
 from procs import stop as stop_process
 from resolver.daemon import proxy_protocol as pp
@@ -115,14 +114,6 @@ def test_the_miss_budget_is_each_real_client_s(proxied):
 
 
 # ---- dnsdist in front ------------------------------------------------------------------------
-def dnsdist_path() -> str:
-    path = shutil.which("dnsdist")
-    if path is None:
-        unavailable("dnsdist (Debian package 'dnsdist') is not installed: scripts/setup.sh "
-                    "installs it")
-    return path
-
-
 def from_address(source: str, q: dns.message.Message, port: int, *, over_tcp: bool = False,
                  timeout: float = 5.0) -> dns.message.Message:
     if over_tcp:
@@ -131,7 +122,7 @@ def from_address(source: str, q: dns.message.Message, port: int, *, over_tcp: bo
 
 
 def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_path):
-    dnsdist = dnsdist_path()
+    dnsdist = installed("dnsdist", "dnsdist")
     port, front = free_port(), free_port()
     d = Daemon(tmp_path / "d", lab, "--proxy-protocol-port", str(port), "--allow",
                "127.0.0.2/32", "--allow", "127.0.0.10/31", "--allow", "127.0.0.12/31",
@@ -219,10 +210,7 @@ def _misses_through(port: int, sources: list[str], each: int, window: int = 32) 
 def test_the_rate_limits_are_off_by_default_as_unbound_s(tmp_path):
     from resolver.daemon.config import build
 
-    checkconf = shutil.which("unbound-checkconf")
-    if checkconf is None:
-        unavailable("unbound-checkconf (Debian package 'unbound') is not installed: "
-                    "scripts/setup.sh installs it")
+    checkconf = installed("unbound-checkconf", "unbound")
     conf = tmp_path / "unbound.conf"
     conf.write_text("server:\n")
 

@@ -1,0 +1,614 @@
+"""Unbound's ``unbound.conf`` read, and turned into corenet-resolver's settings.
+
+:func:`read` reads Unbound's format as Unbound's lexer does: ``keyword: value`` pairs,
+several on a line if need be, values quoted (``"..."``, ``'...'``) or bare, ``#`` comments,
+clauses (``server:``, ``remote-control:``, ``forward-zone:``, ...) and ``include:`` /
+``include-toplevel:`` with glob patterns. Every option comes out with its file and line.
+
+:func:`convert` maps each option to corenet's settings and says, for every one, what it became
+(:class:`Mapped`) or why it could not be carried over (:class:`Unmapped`): nothing is dropped
+without a word. :meth:`Conversion.toml` writes the settings as a corenet TOML file, each key
+with the Unbound lines it came from; :meth:`Conversion.report` lists both sides.
+"""
+from __future__ import annotations
+
+import glob
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from resolver.daemon.settings import ALIASES, BY_NAME, LIMITS, ConfigError, memsize
+
+#: Unbound's clauses: a keyword that starts a section rather than setting an option.
+CLAUSES = ("server", "remote-control", "forward-zone", "stub-zone", "auth-zone", "view",
+           "python", "dynlib", "rpz", "cachedb", "dnstap", "dnscrypt", "ipset")
+#: Bounds on what a config may make the reader do.
+MAX_INCLUDE_DEPTH = 16
+MAX_FILES = 1000
+MAX_BYTES = 16 * 1024 * 1024
+
+_KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9-]*:\Z")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``key: value...`` of the file: its clause, its values (quotes removed), where."""
+    clause: str
+    key: str
+    values: tuple[str, ...]
+    file: str
+    line: int
+    #: which clause of the file (each ``forward-zone:`` starts a new one)
+    section: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def text(self) -> str:
+        return f"{self.key}: {' '.join(self.values)}".rstrip()
+
+
+def tokens(text: str, file: str = "-"):
+    """(token, quoted, line) for each word of ``text``, comments skipped."""
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c.isspace():
+            i += 1
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c in "\"'":
+            end = text.find(c, i + 1)
+            if end < 0:
+                raise ConfigError(f"{file}:{line}: unclosed quote")
+            word = text[i + 1:end]
+            yield word, True, line
+            line += word.count("\n")
+            i = end + 1
+        else:
+            start = i
+            while i < n and not text[i].isspace() and text[i] not in "#\"'":
+                i += 1
+            yield text[start:i], False, line
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes = 0
+        self.section = 0
+        self.options: list[Option] = []
+
+    def read(self, path: str, depth: int, clause: str) -> str:
+        if depth > MAX_INCLUDE_DEPTH:
+            raise ConfigError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise ConfigError(f"{path}: more than {MAX_FILES} files included")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"cannot read {path!r}: {e.strerror}") from None
+        self.bytes += len(text)
+        if self.bytes > MAX_BYTES:
+            raise ConfigError(f"{path}: more than {MAX_BYTES} bytes of configuration")
+        key, values, at = None, [], 0
+
+        def flush() -> str:
+            nonlocal clause
+            if key is None:
+                return clause
+            if key in ("include", "include-toplevel"):
+                for pattern in values:
+                    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) \
+                        else [pattern]
+                    inner = "server" if key == "include-toplevel" else clause
+                    for inc in matches:
+                        got = self.read(inc, depth + 1, inner)
+                        if key == "include":
+                            clause = got
+            elif key in CLAUSES and not values:
+                clause = key
+                self.section += 1
+            else:
+                self.options.append(Option(clause, key, tuple(values), path, at,
+                                           self.section))
+            return clause
+
+        for word, quoted, line in tokens(text, path):
+            if not quoted and _KEYWORD.match(word):
+                clause = flush()
+                key, values, at = word[:-1].lower(), [], line
+            elif key is None:
+                raise ConfigError(f"{path}:{line}: {word!r} where a keyword was expected")
+            else:
+                values.append(word)
+        return flush()
+
+
+def read(path: str) -> list[Option]:
+    """Every option of the Unbound config at ``path``, includes followed in place."""
+    r = _Reader()
+    r.read(path, 0, "server")
+    return r.options
+
+
+def looks_like_unbound(path: str) -> bool:
+    """Whether the file at ``path`` is in Unbound's format (its first word a clause or an
+    Unbound keyword, where TOML has ``key =`` or ``[table]``)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(65536)
+    except OSError:
+        return False
+    for word, quoted, _ in tokens(text.replace('"', " ").replace("'", " ")):
+        return not quoted and bool(_KEYWORD.match(word))
+    return False
+
+
+# ---- values -----------------------------------------------------------------------------------
+def yesno(text: str) -> bool:
+    t = text.lower()
+    if t not in ("yes", "no"):
+        raise ValueError(f"{text!r} is not yes or no")
+    return t == "yes"
+
+
+def interface(text: str, port: int) -> tuple[str, int]:
+    """``ADDR``, ``ADDR@PORT``; an interface name is not an address corenet can bind."""
+    host, _, p = text.partition("@")
+    ipaddress.ip_address(host)          # ValueError: a name (eth0) or garbage
+    return host, int(p) if p else port
+
+
+def address_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# ---- the conversion ---------------------------------------------------------------------------
+@dataclass
+class Mapped:
+    option: Option
+    key: str                # the corenet key it went into ("" for nothing to write)
+    note: str = ""
+
+
+@dataclass
+class Unmapped:
+    option: Option
+    why: str
+
+
+@dataclass
+class Conversion:
+    #: corenet key -> value, in the order first set
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: the [[forward-zone]], [[stub-zone]] and [[rpz]] tables
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+    mapped: list[Mapped] = field(default_factory=list)
+    unmapped: list[Unmapped] = field(default_factory=list)
+    #: which Unbound lines each key came from
+    sources: dict[str, list[Option]] = field(default_factory=dict)
+
+    def set(self, opt: Option, key: str, value: Any, note: str = "") -> None:
+        self.settings[key] = value
+        self.sources.setdefault(key, []).append(opt)
+        self.mapped.append(Mapped(opt, key, note))
+
+    def add(self, opt: Option, key: str, value: Any, note: str = "") -> None:
+        """Appends ``value`` to the list setting ``key``."""
+        self.set(opt, key, [*self.settings.get(key, []), value], note)
+
+    def same(self, opt: Option, note: str) -> None:
+        """An option whose effect is corenet's own behaviour: nothing to write."""
+        self.mapped.append(Mapped(opt, "", note))
+
+    def skip(self, opt: Option, why: str) -> None:
+        self.unmapped.append(Unmapped(opt, why))
+
+    def toml(self, source: str = "") -> str:
+        """The settings as a corenet-resolver TOML file."""
+        out = [f"# corenet-resolver settings converted from {source or 'unbound.conf'} by "
+               "`corenet-resolver import-unbound`.",
+               f"# {len(self.mapped)} options carried over, {len(self.unmapped)} not (see "
+               "the report it printed).", ""]
+        for key, value in self.settings.items():
+            lines = sorted({f"{o.where}: {o.text}" for o in self.sources.get(key, ())})
+            out.extend(f"# {line}" for line in lines[:4])
+            if len(lines) > 4:
+                out.append(f"# ... and {len(lines) - 4} more lines")
+            out.append(f"{key} = {_toml_value(value)}")
+        for key, tables in self.tables.items():
+            for t in tables:
+                out.append("")
+                out.append(f"[[{key}]]")
+                out.extend(f"{k} = {_toml_value(v)}" for k, v in t.items())
+        return "\n".join(out) + "\n"
+
+    def report(self) -> str:
+        lines = [f"mapped ({len(self.mapped)}):"]
+        for m in self.mapped:
+            to = f"-> {m.key}" if m.key else "-> nothing to write"
+            lines.append(f"  {m.option.where}: {m.option.clause}: {m.option.text} {to}"
+                         + (f" ({m.note})" if m.note else ""))
+        lines.append(f"not mapped ({len(self.unmapped)}):")
+        for u in self.unmapped:
+            lines.append(f"  {u.option.where}: {u.option.clause}: {u.option.text}: {u.why}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {v!r}")
+
+
+#: Unbound options whose corenet key has another name that the settings table does not list
+#: (limits, which take no other names)
+OTHER_NAMES = {"outgoing-range": "max-upstream-sockets"}
+#: settings naming files: read against Unbound's ``directory``
+PATHS = {"root-hints", "pidfile", "logfile", "auto-trust-anchor-file", "trust-anchor",
+         "tls-service-key", "tls-service-pem", "tls-cert-bundle", "tls-session-ticket-keys"}
+#: how a value of each type of the settings table is read from Unbound's text
+READERS: dict[str, tuple[Callable[[str], Any], bool]] = {
+    "bool": (yesno, False), "int": (int, False), "int | None": (int, False),
+    "float": (float, False), "float | None": (float, False), "str": (str, False),
+    "str | None": (str, False), "tuple[str, ...]": (str, True),
+    "tuple[int, ...]": (int, True)}
+#: zone records: repeatable strings
+RECORDS = ("local-data", "local-data-ptr")
+
+
+def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
+    """The corenet key that Unbound's server option ``key`` sets with the same meaning (its
+    own name, one of its other names in the settings table, or a limit), how its value is
+    read and whether it repeats; None when there is none."""
+    name = OTHER_NAMES.get(key, key).replace("-", "_")
+    name = ALIASES.get(name, name)
+    row = BY_NAME.get(name) or LIMITS.get(name)
+    if row is None:
+        return None
+    if row.key in RECORDS:
+        return row.key, str, True
+    if row.type not in READERS:
+        return None
+    return (row.key, *READERS[row.type])
+
+
+#: What a corenet config says for Unbound options that have no corenet name of their own
+#: (the unknown-key error names it)
+HINTS = {"msg-cache-size": "cache-size (messages and rrsets together)",
+         "rrset-cache-size": "cache-size (messages and rrsets together)",
+         "access-control": "allow and allow-snoop (lists of networks)",
+         "port": "listen (ADDR:PORT)", "tls-port": "tls-listen", "https-port": "https-listen",
+         "module-config": "validate and dns64", "control-interface": "control (a Unix socket) "
+         "or control-interface", "include": "one TOML file (import-unbound follows includes)",
+         **{k: v for k, v in OTHER_NAMES.items()}}
+
+
+def hint(key: str) -> str | None:
+    """What to say of ``key`` in a corenet config when it is an Unbound option."""
+    return HINTS.get(key.replace("_", "-"))
+
+
+#: server: options whose Unbound value is milliseconds, corenet's seconds
+MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout"}
+#: server: options whose effect corenet has without a setting: why
+BUILT_IN = {
+    "so-reuseport": "the workers always share their ports with SO_REUSEPORT",
+    "do-udp": "UDP is always served", "do-tcp": "TCP is always served",
+    "harden-dnssec-stripped": "validation never accepts stripped signatures",
+    "harden-below-nxdomain": "NXDOMAIN below a validated NXDOMAIN is always used",
+    "aggressive-nsec": "the aggressive NSEC/NSEC3 cache (RFC 8198) is always on with validation",
+    "msg-cache-slabs": "one cache per worker, no slabs",
+    "rrset-cache-slabs": "one cache per worker, no slabs",
+    "infra-cache-slabs": "one cache per worker, no slabs",
+    "key-cache-slabs": "one cache per worker, no slabs",
+    "ratelimit-slabs": "one table per worker, no slabs",
+    "ip-ratelimit-slabs": "one table per worker, no slabs",
+    "statistics-cumulative": "stats resets its own base; stats_noreset and the metrics never",
+    "extended-statistics": "every statistic is always kept (stats, metrics)",
+    "directory": "relative file names are read against it",
+    "interface-automatic": "each answer leaves from the address it was asked on",
+    "do-daemonize": "the daemon runs in the foreground under its service manager",
+    "use-systemd": "sd_notify is spoken whenever NOTIFY_SOCKET is set",
+    "key-cache-size": "keys live in the one cache, sized by msg- and rrset-cache-size",
+    "neg-cache-size": "negative answers live in the one cache, sized by msg- and "
+                      "rrset-cache-size",
+}
+#: server: options corenet has no equivalent of: why (others: "no corenet setting")
+NOT_CARRIED = {
+    "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
+    "private-address": "corenet has no DNS-rebinding filter (private-address) yet",
+    "private-domain": "corenet has no DNS-rebinding filter (private-domain) yet",
+    "edns-buffer-size": "the EDNS size sent to authorities is fixed at 1232 bytes",
+    "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
+    "so-sndbuf": "the send buffer is the system's",
+    "hide-identity": "corenet has no id.server answers to hide",
+    "hide-version": "corenet has no version.bind answers to hide",
+    "identity": "corenet has no id.server answers",
+    "version": "corenet has no version.bind answers",
+    "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
+    "tls-upstream": "give forward-tls-upstream in each forward-zone",
+    "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
+    "statistics-interval": "corenet does not log statistics periodically; read stats or the "
+                           "metrics",
+    "minimal-responses": "corenet's answers are always minimal",
+    "rrset-roundrobin": "corenet does not rotate rrsets",
+    "deny-any": "corenet answers ANY as it resolves it",
+    "use-caps-for-id": "0x20 case randomisation is not done",
+    "edns-tcp-keepalive": "TCP keepalive (RFC 7828) is not sent",
+    "prefer-ip6": "authorities are chosen by measured RTT, whatever the family",
+    "val-clean-additional": "the additional section is always checked",
+    "unwanted-reply-threshold": "unwanted replies are counted, never acted on",
+}
+#: memory sizes of caches corenet keeps in its one cache, and Unbound's defaults
+CACHE_SIZES = {"msg-cache-size": 4 * 1024 ** 2, "rrset-cache-size": 4 * 1024 ** 2}
+#: access-control actions
+ACL_ALLOW = {"allow": "allow", "allow_setrd": "allow", "allow_snoop": "allow-snoop"}
+#: localhost, allowed by Unbound whatever the config says (unless refused in so many words)
+LOCALHOST = ("127.0.0.0/8", "::1/128")
+
+
+def convert(options: list[Option]) -> Conversion:
+    """What corenet makes of ``options`` (from :func:`read`)."""
+    conv = Conversion()
+    server = [o for o in options if o.clause == "server"]
+    port = 53
+    for o in server:
+        if o.key == "port":
+            try:
+                port = int(o.values[0])
+                conv.same(o, "the port of every interface without one")
+            except (IndexError, ValueError):
+                conv.skip(o, "not a port number")
+    directory = next((o.values[0] for o in server if o.key == "directory" and o.values), "")
+    _server(conv, server, port, directory)
+    _control(conv, [o for o in options if o.clause == "remote-control"])
+    _zones(conv, options)
+    for o in options:
+        if o.clause not in ("server", "remote-control", "forward-zone", "stub-zone",
+                            "cachedb", "rpz"):
+            conv.skip(o, f"corenet has no {o.clause}: clause")
+    return conv
+
+
+def _server(conv: Conversion, server: list[Option], port: int, directory: str) -> None:
+    listen: list[str] = []
+    acl: list[tuple[Option, Any, str]] = []
+    sizes: list[tuple[Option, int]] = []
+
+    def path(text: str) -> str:
+        return os.path.join(directory, text) if directory and not os.path.isabs(text) else text
+
+    for o in server:
+        k, vals = o.key, o.values
+        v = vals[0] if vals else ""
+        try:
+            if k == "port":
+                continue
+            if k in MILLISECONDS:
+                conv.set(o, MILLISECONDS[k], int(v) / 1000, "milliseconds to seconds")
+            elif same_setting(k) is not None:
+                key, read_, many = same_setting(k)
+                value = read_(v)
+                if key in PATHS and value:
+                    value = path(value)
+                if value == "":
+                    conv.same(o, "empty: the default")
+                elif many:
+                    conv.add(o, key, value)
+                else:
+                    conv.set(o, key, value)
+            elif k == "interface":
+                host, p = interface(v, port)
+                listen.append(address_text(host, p))
+                conv.sources.setdefault("listen", []).append(o)
+                conv.mapped.append(Mapped(o, "listen"))
+            elif k == "access-control":
+                if len(vals) != 2:
+                    raise ValueError("expected a netblock and an action")
+                acl.append((o, ipaddress.ip_network(vals[0], strict=False), vals[1].lower()))
+            elif k in CACHE_SIZES:
+                sizes.append((o, memsize(v)))
+            elif k == "local-zone":
+                if len(vals) != 2:
+                    raise ValueError("expected a zone and a type")
+                conv.add(o, "local-zone", f"{vals[0]} {vals[1]}")
+            elif k in ("ratelimit-for-domain", "ratelimit-below-domain"):
+                if len(vals) != 2:
+                    raise ValueError("expected a domain and a number")
+                conv.add(o, k, f"{vals[0]} {int(vals[1])}")
+            elif k == "module-config":
+                _modules(conv, o)
+            elif k in ("tls-port", "https-port"):
+                _encrypted(conv, o, server, port, int(v))
+            elif k in BUILT_IN:
+                conv.same(o, BUILT_IN[k])
+            elif k in NOT_CARRIED:
+                conv.skip(o, NOT_CARRIED[k])
+            else:
+                conv.skip(o, "no corenet setting")
+        except (ValueError, IndexError) as e:
+            conv.skip(o, f"value not understood: {e}")
+    if listen:
+        conv.settings["listen"] = listen
+    if sizes:
+        given = {o.key: n for o, n in sizes}
+        total = sum(given.get(k, n) for k, n in CACHE_SIZES.items())
+        for o, _ in sizes:
+            conv.set(o, "cache-size", total, "corenet's one cache holds messages and rrsets: "
+                                             "the two sizes added, Unbound's 4m for one not "
+                                             "given")
+    _access(conv, acl)
+
+
+def _modules(conv: Conversion, o: Option) -> None:
+    mods = " ".join(o.values).split()
+    if "validator" not in mods:
+        conv.set(o, "validate", False, "no validator module")
+    if "dns64" in mods:
+        conv.set(o, "dns64", True)
+    other = [m for m in mods if m not in ("validator", "iterator", "dns64", "cachedb")]
+    if other:
+        conv.skip(o, f"modules corenet does not have: {', '.join(other)}")
+    elif "validator" in mods and "dns64" not in mods:
+        conv.same(o, "validation and iteration are corenet's own")
+
+
+def _encrypted(conv: Conversion, o: Option, server: list[Option], port: int,
+               special: int) -> None:
+    """tls-port / https-port: the interfaces given with that port serve DoT / DoH."""
+    key = "tls-listen" if o.key == "tls-port" else "https-listen"
+    hosts = []
+    for i in server:
+        if i.key == "interface" and i.values:
+            try:
+                host, p = interface(i.values[0], port)
+            except ValueError:
+                continue
+            if p == special:
+                hosts.append(address_text(host, p))
+    if hosts:
+        conv.set(o, key, hosts, "the interfaces given with this port")
+        listen = [a for a in conv.settings.get("listen", []) if a not in hosts]
+        conv.settings["listen"] = listen
+    else:
+        conv.same(o, "no interface is given with this port")
+
+
+def _access(conv: Conversion, acl: list[tuple[Option, Any, str]]) -> None:
+    """access-control: allow and allow_setrd go to allow, allow_snoop to allow-snoop (both
+    with localhost, which Unbound allows unless told otherwise); refusals outside every
+    allowed network are corenet's default; the rest cannot be said."""
+    if not acl:
+        return
+    told = {net: action for _, net, action in acl}
+    allow = [ipaddress.ip_network(n) for n in LOCALHOST
+             if ipaddress.ip_network(n) not in told]
+    snoop = []
+    for o, net, action in acl:
+        if action in ACL_ALLOW:
+            (allow if ACL_ALLOW[action] == "allow" else snoop).append(net)
+    for o, net, action in acl:
+        if action in ACL_ALLOW:
+            conv.mapped.append(Mapped(o, ACL_ALLOW[action]))
+            conv.sources.setdefault(ACL_ALLOW[action], []).append(o)
+        elif action in ("refuse", "deny", "refuse_non_local", "deny_non_local"):
+            inside = [a for a in allow + snoop if a.version == net.version and
+                      a.subnet_of(net) is False and net.subnet_of(a)]
+            if inside:
+                conv.skip(o, f"a refusal inside the allowed {inside[0]}: corenet's allow has "
+                             "no narrower exception")
+            elif action.startswith("deny"):
+                conv.skip(o, "corenet answers REFUSED to clients outside allow, where deny "
+                             "drops their queries")
+            else:
+                conv.same(o, "clients outside allow are refused")
+        else:
+            conv.skip(o, f"action {action} is not corenet's")
+    conv.settings["allow"] = [str(n) for n in allow]
+    if snoop:
+        conv.settings["allow-snoop"] = [str(n) for n in snoop]
+
+
+def _control(conv: Conversion, opts: list[Option]) -> None:
+    for o in opts:
+        k = o.key
+        v = o.values[0] if o.values else ""
+        try:
+            if k in ("control-enable", "control-use-cert"):
+                conv.set(o, k, yesno(v))
+            elif k == "control-interface" and v.startswith("/"):
+                conv.set(o, "control", v, "a Unix socket")
+            elif k == "control-interface":
+                ipaddress.ip_address(v)
+                conv.add(o, k, v)
+            elif k == "control-port":
+                conv.set(o, k, int(v))
+            elif k in ("server-key-file", "server-cert-file", "control-key-file",
+                       "control-cert-file"):
+                conv.set(o, k, v)
+            else:
+                conv.skip(o, "no corenet setting")
+        except ValueError as e:
+            conv.skip(o, f"value not understood: {e}")
+    if conv.settings.get("control-enable") and "control" in conv.settings \
+            and not conv.settings.get("control-interface"):
+        # only a Unix socket: corenet's TCP listener (its control-enable) stays off
+        conv.settings["control-enable"] = False
+        for m in conv.mapped:
+            if m.key == "control-enable":
+                m.note = "the control channel is the Unix socket: corenet's TCP control " \
+                         "listener stays off"
+
+
+#: zone clauses: Unbound's key -> (kind of value, repeatable)
+ZONE_KEYS = {
+    "forward-zone": {"name": (str, False), "forward-addr": (str, True),
+                     "forward-host": (str, True), "forward-first": (yesno, False),
+                     "forward-tcp-upstream": (yesno, False),
+                     "forward-tls-upstream": (yesno, False)},
+    "stub-zone": {"name": (str, False), "stub-addr": (str, True), "stub-host": (str, True),
+                  "stub-first": (yesno, False), "stub-prime": (yesno, False)},
+    "rpz": {"name": (str, False), "zonefile": (str, False), "primary": (str, True),
+            "master": (str, True), "rpz-action-override": (str, False),
+            "rpz-cname-override": (str, False), "rpz-log": (yesno, False),
+            "rpz-log-name": (str, False), "rpz-signal-nxdomain-ra": (yesno, False)},
+}
+CACHEDB = {"backend": ("cachedb-backend", str), "secret-seed": ("cachedb-secret-seed", str),
+           "redis-server-host": ("redis-server-host", str),
+           "redis-server-port": ("redis-server-port", int),
+           "redis-server-path": ("redis-server-path", str),
+           "redis-timeout": ("redis-timeout", int),
+           "cachedb-store-expired": ("cachedb-store-expired", yesno)}
+
+
+def _zones(conv: Conversion, options: list[Option]) -> None:
+    current: dict[int, dict] = {}
+    for o in options:
+        if o.clause in ZONE_KEYS:
+            keys = ZONE_KEYS[o.clause]
+            if o.section not in current:
+                current[o.section] = {}
+                conv.tables.setdefault(o.clause, []).append(current[o.section])
+            table = current[o.section]
+            if o.key not in keys:
+                conv.skip(o, f"no corenet {o.clause} key")
+                continue
+            kind, many = keys[o.key]
+            try:
+                value = kind(o.values[0])
+            except (IndexError, ValueError) as e:
+                conv.skip(o, f"value not understood: {e}")
+                continue
+            if many:
+                table.setdefault(o.key, []).append(value)
+            else:
+                table[o.key] = value
+            conv.mapped.append(Mapped(o, f"{o.clause}.{o.key}"))
+        elif o.clause == "cachedb":
+            if o.key not in CACHEDB:
+                conv.skip(o, "no corenet cachedb setting")
+                continue
+            key, kind = CACHEDB[o.key]
+            try:
+                conv.set(o, key, kind(o.values[0]))
+            except (IndexError, ValueError) as e:
+                conv.skip(o, f"value not understood: {e}")

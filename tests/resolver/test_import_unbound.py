@@ -1,0 +1,291 @@
+"""``corenet-resolver import-unbound`` and ``checkconf`` on an unbound.conf, beside Unbound's own
+unbound-checkconf: Unbound's shipped example (its option lines uncommented, as far as Unbound's
+parser takes them), Debian's shipped config with its include-toplevel, and a home-resolver guide's
+config, converted, checked and served. Every option read is either mapped or reported with a
+reason; the values read are the ones unbound-checkconf -o prints."""
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from ci_policy import installed, unavailable
+from daemon_proc import Daemon, cli, free_port
+from resolver.daemon import settings, unbound_conf
+
+EXAMPLE = Path("/usr/share/doc/unbound/examples/unbound.conf")
+DEBIAN = Path("/etc/unbound/unbound.conf")
+#: the root key as a DS record, what unbound-anchor writes first
+ROOT_DS = (". IN DS 20326 8 2 "
+           "E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n")
+#: a home resolver as the common guides set one up (Pi-hole's "unbound" guide)
+GUIDE = """\
+server:
+    # If no logfile is specified, syslog is used
+    # logfile: "/var/log/unbound/unbound.log"
+    verbosity: 0
+
+    interface: 127.0.0.1
+    port: {port}
+    do-ip4: yes
+    do-udp: yes
+    do-tcp: yes
+
+    # May be set to yes if you have IPv6 connectivity
+    do-ip6: no
+    prefer-ip6: no
+
+    root-hints: "{hints}"
+    harden-glue: yes
+    harden-dnssec-stripped: yes
+    use-caps-for-id: no
+    edns-buffer-size: 1232
+    prefetch: yes
+    num-threads: 1
+    so-rcvbuf: 1m
+    msg-cache-size: 8m
+    rrset-cache-size: 16M
+    access-control: 127.0.0.0/8 allow
+    access-control: 10.0.0.0/8 allow_snoop
+    access-control: 0.0.0.0/0 refuse
+    local-zone: "home.lan." static
+    local-data: "router.home.lan. IN A 192.168.1.1"
+
+    # Ensure privacy of local IP ranges
+    private-address: 192.168.0.0/16
+    private-address: 169.254.0.0/16
+    private-address: 172.16.0.0/12
+    private-address: 10.0.0.0/8
+    private-address: fd00::/8
+    private-address: fe80::/10
+
+forward-zone:
+    name: "corp.example."
+    forward-addr: 192.0.2.53@5353
+    forward-first: yes
+"""
+
+
+def checkconf_tool() -> str:
+    return installed("unbound-checkconf", "unbound")
+
+
+def unbound_says(conf: Path, option: str) -> str:
+    return subprocess.run([checkconf_tool(), "-o", option, str(conf)], capture_output=True,
+                          text=True, timeout=30).stdout.strip()
+
+
+def unbound_accepts(conf: Path) -> tuple[bool, str]:
+    r = subprocess.run([checkconf_tool(), str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+def option_lines(conf: Path) -> int:
+    """The ``key: value`` lines of a file that are options (not clause headers, not
+    includes)."""
+    n = 0
+    for line in conf.read_text().splitlines():
+        m = re.match(r"\s*([a-z][a-z0-9-]*):(\s|$)", line)
+        if m and not (m.group(1) in unbound_conf.CLAUSES and not line.split(":", 1)[1].strip()
+                      or m.group(1).startswith("include")):
+            n += 1
+    return n
+
+
+def example_as_unbound_parses_it(tmp_path: Path) -> Path:
+    """Unbound's example with its option lines uncommented, less the lines Unbound's own
+    parser refuses (an include of a missing file, a few examples of other versions)."""
+    if not EXAMPLE.exists():
+        unavailable(f"{EXAMPLE} (Debian package 'unbound') is missing: scripts/setup.sh "
+                    "installs it")
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        m = re.match(r"^(\s*)#\s?(\s*)([a-z][a-z0-9-]*:(\s.*)?)$", line)
+        text = m.group(1) + m.group(2) + m.group(3) if m else line
+        lines.append("#" + text if text.lstrip().startswith("include:") else text)
+    conf = tmp_path / "example.conf"
+    for _ in range(40):
+        conf.write_text("\n".join(lines) + "\n")
+        out = subprocess.run([checkconf_tool(), str(conf)], capture_output=True, text=True,
+                             timeout=30)
+        bad = {int(n) for n in re.findall(rf"{re.escape(str(conf))}:(\d+): error",
+                                          out.stdout + out.stderr)}
+        if not bad:
+            return conf
+        for n in bad:
+            lines[n - 1] = "#" + lines[n - 1]
+    raise AssertionError("unbound-checkconf kept refusing lines")
+
+
+def corenet_names() -> set[str]:
+    names = {s.key for s in settings.TABLE} | {a.replace("_", "-") for a in settings.ALIASES}
+    return names | {f.replace("_", "-") for f in settings.LIMITS}
+
+
+def test_unbound_s_example_is_read_whole_and_every_option_accounted_for(tmp_path):
+    conf = example_as_unbound_parses_it(tmp_path)
+    options = unbound_conf.read(str(conf))
+    assert len(options) == option_lines(conf) > 350
+    conv = unbound_conf.convert(options)
+    accounted = {id(m.option) for m in conv.mapped} | {id(u.option) for u in conv.unmapped}
+    assert {id(o) for o in options} <= accounted                 # nothing dropped silently
+    assert len(conv.mapped) > 150 and all(u.why for u in conv.unmapped)
+    text = conv.toml(str(conf))
+    data = tomllib.loads(text)
+    assert set(data) - {"forward-zone", "stub-zone", "rpz"} <= corenet_names()
+    # the values read are the ones Unbound reads
+    assert data["workers"] == int(unbound_says(conf, "num-threads"))
+    assert data["cache-size"] == (int(unbound_says(conf, "msg-cache-size"))
+                                  + int(unbound_says(conf, "rrset-cache-size")))
+    assert data["max-udp-size"] == int(unbound_says(conf, "max-udp-size"))
+    assert data["jostle-timeout"] == int(unbound_says(conf, "jostle-timeout")) / 1000
+    assert data["serve-stale"] == (unbound_says(conf, "serve-expired") == "yes")
+    # the report names both sides, each option once
+    r = cli("import-unbound", str(conf))
+    assert r.stdout == text
+    assert f"mapped ({len(conv.mapped)}):" in r.stderr
+    assert f"not mapped ({len(conv.unmapped)}):" in r.stderr
+    assert "chroot" in r.stderr and "does not chroot" in r.stderr
+    assert "private-address" in r.stderr and "rebinding" in r.stderr
+    # both checkers refuse it for the same missing trust anchor file
+    ok, said = unbound_accepts(conf)
+    assert not ok and "/usr/share/dns/root.key" in said
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 2 and "/usr/share/dns/root.key" in r.stderr
+
+
+def test_debian_s_config_with_its_includes(tmp_path):
+    if not DEBIAN.exists():
+        unavailable(f"{DEBIAN} (Debian package 'unbound') is missing: scripts/setup.sh "
+                    "installs it")
+    # Debian's files, with the include and the trust anchor where this test may write
+    inc = tmp_path / "unbound.conf.d"
+    inc.mkdir()
+    key = tmp_path / "root.key"
+    key.write_text(ROOT_DS)
+    for f in DEBIAN.parent.joinpath("unbound.conf.d").glob("*.conf"):
+        (inc / f.name).write_text(f.read_text().replace("/var/lib/unbound/root.key", str(key)))
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(DEBIAN.read_text().replace("/etc/unbound/unbound.conf.d", str(inc)))
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert not conv.unmapped and len(conv.mapped) == option_lines(conf) + sum(
+        option_lines(f) for f in inc.glob("*.conf"))
+    assert conv.settings["auto-trust-anchor-file"] == [str(key)]
+    assert conv.settings["control"] == "/run/unbound.ctl"
+    assert conv.settings["control-enable"] is False      # a Unix socket, not TCP
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 0 and "ok (Unbound's format: 3 options carried over, 0 not)" \
+        in r.stdout, r.stderr
+
+
+def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
+    port = free_port()
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(GUIDE.format(port=port, hints=lab.root_hints_file))
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    out = tmp_path / "corenet-resolver.toml"
+    r = cli("import-unbound", str(conf), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    data = tomllib.loads(out.read_text())
+    assert data["listen"] == [f"127.0.0.1:{port}"] and data["do-ip6"] is False
+    assert data["cache-size"] == 24 * 1024 * 1024 == (
+        int(unbound_says(conf, "msg-cache-size")) + int(unbound_says(conf, "rrset-cache-size")))
+    assert sorted(data["allow"]) == ["127.0.0.0/8", "::1/128"]
+    assert data["allow-snoop"] == ["10.0.0.0/8"]
+    assert data["forward-zone"] == [{"name": "corp.example.", "forward-addr": [
+        "192.0.2.53@5353"], "forward-first": True}]
+    report = r.stderr
+    for line in ("so-rcvbuf: 1m: the UDP receive buffer is fixed",
+                 "private-address: 10.0.0.0/8: corenet has no DNS-rebinding filter",
+                 "edns-buffer-size: 1232: the EDNS size sent to authorities is fixed",
+                 "use-caps-for-id: no: 0x20"):
+        assert line in report, report
+    assert "access-control: 0.0.0.0/0 refuse -> nothing to write (clients outside allow are " \
+           "refused)" in report
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 0 and "ok (Unbound's format" in r.stdout, r.stderr
+    assert "private-address: fe80::/10: not carried over" in r.stderr
+    # served: the local zone from the config, and the lab through the converted settings
+    d = Daemon(tmp_path / "d", lab, "--config", str(out), listen=False, port=port)
+    d.start()
+    try:
+        a = d.ask("router.home.lan")
+        assert a.rcode() == dns.rcode.NOERROR and a.answer[0][0].address == "192.168.1.1"
+        assert d.ask("www.example.com").answer
+    finally:
+        d.stop()
+
+
+def test_unbound_s_lexer_quirks(tmp_path):
+    inner = tmp_path / "inner.conf"
+    inner.write_text("forward-zone:\n name: 'inner.example.' forward-addr: 192.0.2.1\n")
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(f'server: verbosity: 2 num-threads: 2 # two on one line\n'
+                    f'  interface: "::1@5300"\n  local-data: "a.test. A 192.0.2.9"\n'
+                    f'include: "{tmp_path}/inn*.conf"\n'
+                    f'server:\n  msg-cache-size: 1g\n  rrset-cache-size: 512k\n')
+    options = unbound_conf.read(str(conf))
+    assert [(o.clause, o.key, o.values, o.line) for o in options] == [
+        ("server", "verbosity", ("2",), 1), ("server", "num-threads", ("2",), 1),
+        ("server", "interface", ("::1@5300",), 2),
+        ("server", "local-data", ("a.test. A 192.0.2.9",), 3),
+        ("forward-zone", "name", ("inner.example.",), 2),
+        ("forward-zone", "forward-addr", ("192.0.2.1",), 2),
+        ("server", "msg-cache-size", ("1g",), 6), ("server", "rrset-cache-size", ("512k",), 7)]
+    assert options[4].file == str(inner)
+    conv = unbound_conf.convert(options)
+    assert conv.settings["listen"] == ["[::1]:5300"]
+    assert conv.settings["cache-size"] == 1024 ** 3 + 512 * 1024
+    ok, said = unbound_accepts(conf)
+    assert ok, said                 # Unbound reads the same file
+
+
+@pytest.mark.parametrize("text, error", [
+    ('server:\n  verbosity: "1\n', "unclosed quote"),
+    ("just words\n", "where a keyword was expected"),
+])
+def test_a_file_unbound_cannot_read_is_an_error_with_its_line(tmp_path, text, error):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    r = cli("import-unbound", str(conf))
+    assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr
+
+
+def test_includes_are_bounded(tmp_path):
+    loop = tmp_path / "loop.conf"
+    loop.write_text(f"server:\ninclude: {loop}\n")
+    r = cli("import-unbound", str(loop))
+    assert r.returncode == 2 and "nested deeper" in r.stderr
+
+
+def test_the_toml_takes_unbound_s_names_and_sizes_and_names_the_key_meant(tmp_path):
+    from resolver.daemon.config import build
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('interface = ["127.0.0.1@5353", "::1"]\nnum-threads = 2\n'
+                    'cache-size = "96m"\nnum-queries-per-thread = 512\n'
+                    'incoming-num-tcp = 50\nusername = ""\n')
+    cfg = build(str(conf))
+    assert cfg.listen == (("127.0.0.1", 5353), ("::1", 53)) and cfg.workers == 2
+    assert cfg.cache_size == 96 * 1024 * 1024 and cfg.max_inflight == 512
+    assert cfg.tcp_max_connections == 50
+    assert build(None, {"cache_size": "1g"}).cache_size == 1024 ** 3
+    for text, said in [
+            ('msg-cache-size = "4m"\n', "unknown setting 'msg-cache-size' (Unbound's option; "
+                                        "here: cache-size"),
+            ('access-control = ["10.0.0.0/8 allow"]\n', "here: allow and allow-snoop"),
+            ("prefech = true\n", "unknown setting 'prefech'; did you mean 'prefetch'?"),
+            ("max-inflite = 5\n", "did you mean 'max-inflight'?"),
+            ('cache-size = "64q"\n', "cache-size: expected bytes (a number, or with k, m or "
+                                     "g), got '64q'")]:
+        conf.write_text(text)
+        r = cli("checkconf", str(conf))
+        assert r.returncode == 2 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
