@@ -5,6 +5,12 @@ One line per event, in Unbound's shape::
 
     [1764082514] corenet-resolver[4242] resolver.daemon.process info: ready
     Nov 25 14:55:14 corenet-resolver[4242] resolver.daemon.process info: ready   (log-time-ascii)
+    <6>corenet-resolver[4242]: resolver.daemon.process info: ready      (standard error is the
+                                                                         journal's stream)
+
+Under systemd, standard error is the journal's stream (``$JOURNAL_STREAM``): each line then
+starts with its priority (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug) so that
+``journalctl -p err`` finds the errors, and carries no time of its own (the journal's).
 
 Verbosity is Unbound's scale, each level a threshold of Python's logging:
 
@@ -53,14 +59,21 @@ logging.addLevelName(CACHE_MISS, "CACHE_MISS")
 log = logging.getLogger("resolver.daemon.logs")
 
 
+#: sd-daemon(3)'s priority prefixes, by syslog priority
+PRIORITY_PREFIX = {"error": "<3>", "warning": "<4>", "info": "<6>", "debug": "<7>"}
+
+
 class LineFormatter(logging.Formatter):
     """``[EPOCH] corenet-resolver[PID] LOGGER level: message``; with ``ascii_time`` the time
     as ``Mon DD HH:MM:SS`` (Unbound's ``log-time-ascii``); with ``stamp`` False no time
-    (syslog stamps its lines itself). Any traceback is folded into the same line."""
+    (syslog stamps its lines itself); with ``priority`` the line starts with its sd-daemon
+    priority, ``<3>`` for an error to ``<7>`` for debug (the journal reads it, and stamps the
+    line itself). Any traceback is folded into the same line."""
 
-    def __init__(self, ascii_time: bool = False, stamp: bool = True) -> None:
+    def __init__(self, ascii_time: bool = False, stamp: bool = True,
+                 priority: bool = False) -> None:
         super().__init__()
-        self.ascii_time, self.stamp = ascii_time, stamp
+        self.ascii_time, self.stamp, self.priority = ascii_time, stamp, priority
 
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
@@ -68,7 +81,9 @@ class LineFormatter(logging.Formatter):
             text += " | " + self.formatException(record.exc_info)
         text = text.replace("\n", " | ")
         head = f"{IDENT}[{record.process}]"
-        if not self.stamp:
+        if self.priority:
+            head = PRIORITY_PREFIX[syslog_priority(record.levelname)] + head + ":"
+        elif not self.stamp:
             head += ":"
         elif self.ascii_time:
             head = time.strftime("%b %d %H:%M:%S", time.localtime(record.created)) + " " + head
@@ -97,6 +112,18 @@ class _State:
 
 
 _state = _State()
+
+
+def journal_stream() -> bool:
+    """Whether standard error is the systemd journal's stream: ``$JOURNAL_STREAM``
+    (``DEVICE:INODE``) names the file standard error is (systemd.exec(5)), not one a shell
+    redirected it to since."""
+    try:
+        dev, ino = (int(x) for x in os.environ["JOURNAL_STREAM"].split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (KeyError, ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
 
 
 def syslog_socket() -> str:
@@ -169,7 +196,9 @@ def setup(cfg) -> None:
             problem = (f"cannot log to {where[1]} ({e.strerror or e}); "
                        "logging to standard error")
             handler, path, where = logging.StreamHandler(sys.stderr), None, ("stderr",)
-        handler.setFormatter(LineFormatter(ascii_time, stamp=where[0] != "syslog"))
+        journal = where[0] == "stderr" and journal_stream()
+        handler.setFormatter(LineFormatter(ascii_time, stamp=where[0] != "syslog" and
+                                           not journal, priority=journal))
         old = _state.handler
         if old is not None:                 # one destination: no line written twice
             root.removeHandler(old)

@@ -1,9 +1,10 @@
 """The per-query logs, each one line per answer sent, shown whatever the verbosity (as
 Unbound's are):
 
-- ``log-queries``: on the ``resolver.queries`` logger at INFO, for example::
+- ``log-queries``: on the ``resolver.queries`` logger at INFO, Unbound's format
+  (:func:`query_line`)::
 
-    client=127.0.0.1 name=www.example.com. type=A rcode=NOERROR flags=qr,rd,ra,ad udp 0.412ms cache=hit
+    127.0.0.1 www.example.com. A IN
 
 - ``log-replies``: on ``resolver.replies`` at INFO, Unbound's format (:func:`reply_line`)::
 
@@ -35,10 +36,6 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-
-#: Header flag bits shown, in dig's order.
-_FLAGS = ((0x8000, "qr"), (0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra"),
-          (0x0020, "ad"), (0x0010, "cd"))
 
 
 def question(q: bytes) -> tuple[str, str, str, bytes] | None:
@@ -109,22 +106,13 @@ def local_line(zone: bytes, kind: str, client, asked: tuple) -> str:
             f"{asked[0]} {asked[1]} {asked[2]}")
 
 
-def describe(client, q: bytes, out: bytes, transport: str, seconds: float, hit: bool) -> str:
-    """The log line for query ``q`` answered with ``out``."""
-    try:
-        name, used = dns.name.from_wire(q, 12)
-        qname = name.to_text()
-        qtype = dns.rdatatype.to_text(struct.unpack_from("!H", q, 12 + used)[0])
-    except (dns.exception.DNSException, struct.error, ValueError, IndexError):
-        qname, qtype = "(unreadable)", "-"
-    flags = struct.unpack_from("!H", out, 2)[0] if len(out) >= 4 else 0
-    try:
-        rcode = dns.rcode.to_text(dns.rcode.Rcode(flags & 0x0F))
-    except ValueError:
-        rcode = str(flags & 0x0F)
-    shown = ",".join(text for bit, text in _FLAGS if flags & bit) or "-"
-    return (f"client={client or '-'} name={qname} type={qtype} rcode={rcode} flags={shown} "
-            f"{transport} {seconds * 1000:.3f}ms cache={'hit' if hit else 'miss'}")
+def query_line(client, q: bytes) -> str:
+    """Unbound's ``log-queries`` line: client, name, type, class."""
+    asked = question(q)
+    if asked is None:
+        return f"{client or '-'} - - -"
+    name, qtype, qclass, _ = asked
+    return f"{client or '-'} {name} {qtype} {qclass}"
 
 
 class QueryLog:
@@ -158,7 +146,7 @@ class QueryLog:
         """One answer: ``reason`` is the resolution's extended error (code, text) when it
         ended in a failure, None when the answer says all there is."""
         if self.queries:
-            self.logger.info("%s", describe(client, q, out, transport, seconds, hit))
+            self.logger.info("%s", query_line(client, q))
         if self.replies:
             self.reply_log.info("%s", reply_line(client, q, out, seconds, hit))
         if self.servfail and len(out) >= 4 and out[3] & 0x0F == 2:

@@ -977,19 +977,22 @@ TABLE: tuple[Setting, ...] = (*section(
                 "daemon; the environment variable ``CORENET_RESOLVER_SYSLOG`` names another "
                 "socket) instead of a file or standard error (Unbound's ``use-syslog``). Off "
                 "by default where Unbound's is on: under systemd standard error already goes "
-                "to the journal, and a daemon run by hand shows its log where it was started."),
+                "to the journal (there, ``$JOURNAL_STREAM`` naming it, each line starts with "
+                "its priority, ``<3>`` error to ``<7>`` debug, for ``journalctl -p``, and "
+                "carries no time of its own), and a daemon run by hand shows its log where "
+                "it was started."),
     Setting("log_time_ascii", 'bool', False, boolean,
             doc="Stamp each line with the local time as ``Nov 25 14:55:14`` instead of seconds "
                 "since the epoch in brackets (Unbound's ``log-time-ascii``). Syslog stamps its "
                 "lines itself."),
     Setting("log_queries", 'bool', False, boolean,
             flag=Flag(None, "log one line per answered query", form="both"),
-            doc="Log one line per answered query (client, name, type, rcode, flags, latency, "
-                "cache hit) to the ``resolver.queries`` logger at INFO (Unbound's "
-                "``log-queries``; written when the answer goes, so that it has the rcode and "
-                "the latency too). Off by default. Queries take the same path with the log on "
-                "or off; each answered query costs one log line. A reload turns it on or off "
-                "at once."),
+            doc="Log one line per answered query to the ``resolver.queries`` logger at INFO, "
+                "in Unbound's shape (``log-queries``): client, name, type, class, as "
+                "``127.0.0.1 www.example.com. A IN`` (``log-replies`` adds the rcode, time, "
+                "cache hit and size). Written when the answer goes. Off by default. Queries "
+                "take the same path with the log on or off; each answered query costs one "
+                "log line. A reload turns it on or off at once."),
     Setting("log_replies", 'bool', False, boolean,
             flag=Flag(None, "log one line per reply, as Unbound's log-replies", form="both"),
             doc="Log one line per reply in Unbound's ``log-replies`` format, on the "

@@ -265,10 +265,10 @@ def test_the_query_log_has_one_line_per_answer(lab, tmp_path):
         assert d.stop() == 0
     lines = [x for x in d.log_text().splitlines() if "resolver.queries" in x]
     assert len(lines) == 3, lines
-    assert ("client=127.0.0.1 name=www.example.com. type=A rcode=NOERROR flags=qr,rd,ra udp"
-            in lines[0]) and lines[0].endswith("cache=miss")
-    assert lines[1].endswith("cache=hit") and "ms cache" in lines[1]
-    assert "name=nope.example.com. type=A rcode=NXDOMAIN" in lines[2] and " tcp " in lines[2]
+    # Unbound's log-queries line (tests/resolver/test_unbound_logs.py: beside Unbound's)
+    assert [x.split(" info: ", 1)[1] for x in lines] == [
+        "127.0.0.1 www.example.com. A IN", "127.0.0.1 www.example.com. A IN",
+        "127.0.0.1 nope.example.com. A IN"]
 
 
 def test_no_query_log_by_default_and_the_c_hit_path_stays(lab, tmp_path):

@@ -64,8 +64,8 @@ def test_udp_and_tcp_headers_name_the_client_the_acl_and_the_log_see(proxied):
     assert tcp(d, pp.build(("198.51.100.2", 1), None, pp.STREAM),
                query()).rcode() == dns.rcode.REFUSED
     log = d.log_text()
-    assert "client=192.0.2.7 name=www.example.com." in log
-    assert "client=192.0.2.8 name=www.example.com." in log and "tcp" in log
+    assert "info: 192.0.2.7 www.example.com. A IN" in log
+    assert "info: 192.0.2.8 www.example.com. A IN" in log
 
 
 def test_a_header_sent_in_pieces_over_tcp_is_waited_for(proxied):
@@ -150,9 +150,9 @@ def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_p
         r = from_address("127.0.0.2", query(), front, over_tcp=True)
         assert r.rcode() == dns.rcode.NOERROR and r.answer
         log = d.log_text()
-        assert "client=127.0.0.2 name=www.example.com." in log
-        assert "client=127.0.0.3 name=www.example.com." in log
-        assert "client=127.0.0.1 " not in log               # never the proxy itself
+        assert "info: 127.0.0.2 www.example.com. A IN" in log
+        assert "info: 127.0.0.3 www.example.com. A IN" in log
+        assert "info: 127.0.0.1 " not in log               # never the proxy itself
 
         # four clients, each sending misses as fast as they come back, 150 each: with the
         # rate limits at their defaults none is dropped

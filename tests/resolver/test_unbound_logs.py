@@ -1,0 +1,111 @@
+"""The daemon's log as Unbound's users read it: log-queries and log-replies lines side by side
+with the real Unbound's for the same questions, and under systemd (standard error the journal's
+stream, $JOURNAL_STREAM) each line led by its sd-daemon priority and without a time of its own,
+so that journalctl -p err finds the errors."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+
+import dns.message
+import dns.query
+import pytest
+
+from ci_policy import installed
+from daemon_proc import Daemon
+from dnslab.ports import pick_port
+from procs import stop as stop_process
+from resolver.daemon import logs
+
+LOCAL = ['local-zone: "test." static', 'local-data: "www.test. A 192.0.2.1"']
+ASKED = [("www.test.", "A"), ("www.test.", "AAAA"), ("nope.test.", "A"), ("www.test.", "A")]
+
+
+def messages(text: str, kind: str) -> list[str]:
+    """What follows ``info:`` on each line of the log ``text`` written by the query or the
+    reply log (``kind``), Unbound's or ours."""
+    out = []
+    for line in text.splitlines():
+        m = re.search(r"info: (\S+ \S+ \S+ IN\b.*)$", line)
+        if m and (kind == "queries") == (len(m.group(1).split()) == 4):
+            out.append(m.group(1))
+    return out
+
+
+def test_query_and_reply_lines_are_unbound_s(lab, tmp_path):
+    from dnslab.unbound import launch
+
+    installed("unbound", "unbound")
+    w = tmp_path / "unbound"
+    w.mkdir()
+    port = pick_port(["127.0.0.1"])
+    proc = launch(w, [f"  interface: 127.0.0.1@{port}", '  username: ""', '  chroot: ""',
+                      f'  directory: "{w}"', f'  pidfile: "{w}/unbound.pid"',
+                      "  use-syslog: no", f'  logfile: "{w}/unbound.log"',
+                      '  module-config: "iterator"', "  log-queries: yes",
+                      "  log-replies: yes", "  do-ip6: no",
+                      *(f"  {line}" for line in LOCAL)], "127.0.0.1", port)
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text('log-queries = true\nlog-replies = true\nlocal-zone = ["test. static"]\n'
+                    'local-data = ["www.test. A 192.0.2.1"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf))
+    try:
+        d.start()
+        for name, rdtype in ASKED:
+            q = dns.message.make_query(name, rdtype)
+            theirs = dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
+            ours = d.ask(name, rdtype)
+            assert ours.rcode() == theirs.rcode()
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
+    unbound_log = (w / "unbound.log").read_text()
+    # Unbound logs the localhost probe of launch() too: compare from the test's questions on
+    theirs_q = [x for x in messages(unbound_log, "queries") if ".test. " in x]
+    ours_q = messages(d.log_text(), "queries")
+    assert len(ours_q) == len(ASKED) and ours_q == theirs_q, (ours_q, theirs_q)
+    theirs_r = [x.split()[:5] for x in messages(unbound_log, "replies") if ".test. " in x]
+    ours_r = [x.split() for x in messages(d.log_text(), "replies")]
+    assert len(ours_r) == len(ASKED) and [r[:5] for r in ours_r] == theirs_r
+    assert all(len(r) == 8 for r in ours_r)
+
+
+def failing_start(workdir, lab) -> Daemon:
+    """The daemon started on a port another socket holds: it logs, then exits 1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        d = Daemon(workdir, lab, port=taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            d.start(ready="\0")           # never: its "Address already in use" has "ready"
+    return d
+
+
+def test_lines_carry_sd_daemon_priorities_under_the_journal(lab, tmp_path, monkeypatch):
+    log = tmp_path / "d" / "daemon.log"
+    log.parent.mkdir()
+    log.write_bytes(b"")                     # Daemon.start truncates it: the same inode
+    st = os.stat(log)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    lines = [x for x in failing_start(tmp_path / "d", lab).log_text().splitlines() if x]
+    assert lines and all(re.match(r"<[3467]>corenet-resolver\[\d+\]: ", x) for x in lines), lines
+    assert any(x.startswith("<6>") and " info: " in x for x in lines)
+    assert any(x.startswith("<3>") and " error: cannot listen" in x for x in lines), lines
+    assert not any(re.search(r"\[\d{10}\]", x) for x in lines)        # no time of its own
+
+
+def test_no_priorities_when_standard_error_is_not_the_journal_s(lab, tmp_path, monkeypatch):
+    monkeypatch.setenv("JOURNAL_STREAM", "1:1")        # some other file: redirected since
+    lines = [x for x in failing_start(tmp_path / "d", lab).log_text().splitlines() if x]
+    assert lines and all(re.match(r"\[\d+\] corenet-resolver\[\d+\] ", x) for x in lines), lines
+
+
+@pytest.mark.parametrize("level, prefix", [(logging.ERROR, "<3>"), (logging.CRITICAL, "<3>"),
+                                           (logging.WARNING, "<4>"), (logging.INFO, "<6>"),
+                                           (logs.DETAIL, "<7>"), (logging.DEBUG, "<7>")])
+def test_each_level_s_priority(level, prefix):
+    record = logging.LogRecord("resolver.x", level, __file__, 1, "said %s", ("it",), None)
+    line = logs.LineFormatter(priority=True).format(record)
+    assert line.startswith(prefix) and line.endswith(": said it")
+    assert logs.LineFormatter().format(record).startswith("[")
