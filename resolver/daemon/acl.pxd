@@ -4,12 +4,14 @@ cdef extern from *:
     """
     typedef struct {
         int family;
+        int allow;
         unsigned char net[16];
         unsigned char mask[16];
     } cn_acl_entry;
     """
     ctypedef struct cn_acl_entry:
         int family
+        int allow
         unsigned char net[16]
         unsigned char mask[16]
 

@@ -1,7 +1,11 @@
 # cython: language_level=3
 """The daemon's client ACL: which source networks get answers (everyone else gets REFUSED).
 
-One table of (family, network, mask) entries in C, checked by the UDP listener for every
+A network is allowed, or refused (a narrower exception inside an allowed one: Unbound's
+``access-control`` ``refuse``); the longest prefix holding the address decides, as in
+Unbound, and an address no network holds is refused.
+
+One table of (family, allowed, network, mask) entries in C, longest prefix first, checked by the UDP listener for every
 datagram without a Python object (``allows_raw``, on the address bytes the kernel gave) and
 by the Python paths (TCP connections, UDP on a loop that is not corenet's) through
 ``allows``. IPv4-mapped IPv6 addresses are checked as the IPv4 address they carry. The
@@ -26,7 +30,8 @@ MAX_NETWORKS = 256
 
 
 cdef class ACL:
-    """``ACL(networks)``: ipaddress networks (or strings naming them)."""
+    """``ACL(networks)``: ipaddress networks (or strings naming them), allowed, or
+    ``(network, allowed)`` pairs; for a network given twice the last one holds."""
 
     def __cinit__(self, networks=()):
         self.entries = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * MAX_NETWORKS)
@@ -42,12 +47,18 @@ cdef class ACL:
 
     def set(self, networks):
         """Replaces the networks (all or nothing: a bad one leaves the ACL as it was)."""
-        nets = [ipaddress.ip_network(net, strict=False) for net in networks]
-        if len(nets) > MAX_NETWORKS:
-            raise ValueError(f"at most {MAX_NETWORKS} allowed networks, got {len(nets)}")
+        told = {}
+        for item in networks:
+            net, allow = item if isinstance(item, tuple) else (item, True)
+            told[ipaddress.ip_network(net, strict=False)] = bool(allow)
+        if len(told) > MAX_NETWORKS:
+            raise ValueError(f"at most {MAX_NETWORKS} networks, got {len(told)}")
+        # longest prefix first: the first entry holding an address decides
+        nets = sorted(told.items(), key=lambda kv: -kv[0].prefixlen)
         cdef int k, i
-        for k, net in enumerate(nets):
+        for k, (net, allow) in enumerate(nets):
             self.entries[k].family = AF_INET if net.version == 4 else AF_INET6
+            self.entries[k].allow = allow
             raw = net.network_address.packed
             mask = net.netmask.packed
             memset(self.entries[k].net, 0, 16)
@@ -58,7 +69,8 @@ cdef class ACL:
         self.n = len(nets)
 
     cdef bint allows_raw(self, int family, const unsigned char* addr) noexcept nogil:
-        """Whether the address (4 or 16 bytes at ``addr``, of ``family``) is allowed."""
+        """Whether the address (4 or 16 bytes at ``addr``, of ``family``) is allowed: the
+        longest network holding it says."""
         cdef int i, k, length = 4 if family == AF_INET else 16
         for i in range(self.n):
             if self.entries[i].family != family:
@@ -67,7 +79,7 @@ cdef class ACL:
                 if (addr[k] & self.entries[i].mask[k]) != self.entries[i].net[k]:
                     break
             else:
-                return True
+                return self.entries[i].allow != 0
         return False
 
     def allows(self, host) -> bool:

@@ -58,8 +58,9 @@ class Server:
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
         self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
-        self.acl = ACL(cfg.allow)
-        self.snoop = ACL(cfg.allow_snoop)
+        allow, snoop = acl_entries(cfg)
+        self.acl = ACL(allow)
+        self.snoop = ACL(snoop)
         self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
         #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
@@ -255,9 +256,11 @@ class Server:
         else:
             self.tcp_by_client.pop(conn.client, None)
 
-    def set_allow(self, allow) -> None:
-        """Replaces the client ACL (the listeners share it)."""
+    def set_allow(self, cfg: Config) -> None:
+        """Replaces the client ACLs from ``cfg`` (the listeners share them)."""
+        allow, snoop = acl_entries(cfg)
         self.acl.set(allow)
+        self.snoop.set(snoop)
 
     def apply(self, cfg: Config) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
@@ -265,8 +268,7 @@ class Server:
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = self.dispatch.cfg = cfg
-        self.set_allow(cfg.allow)
-        self.snoop.set(cfg.allow_snoop)
+        self.set_allow(cfg)
         self.front.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
         self.resolver.do_ip4 = cfg.do_ip4
@@ -407,6 +409,22 @@ class Server:
         await self.resolver.close()
 
 
+
+
+#: access-control actions that allow recursion
+ALLOWING = ("allow", "allow_setrd", "allow_snoop")
+
+
+def acl_entries(cfg: Config) -> tuple[list, list]:
+    """The (network, allowed) entries of the client ACL and of the snoop ACL: ``allow`` and
+    ``allow-snoop``, then ``access-control``, where the longest prefix holding a client
+    decides (a refusal inside an allowed network refuses)."""
+    allow = [(n, True) for n in cfg.allow]
+    snoop = [(n, True) for n in cfg.allow_snoop]
+    for net, action in cfg.access_control:
+        allow.append((net, action in ALLOWING))
+        snoop.append((net, action == "allow_snoop"))
+    return allow, snoop
 
 
 def make_resolver(cfg: Config) -> Resolver:

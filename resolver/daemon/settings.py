@@ -166,15 +166,49 @@ def ports(value: Any, what: str) -> tuple[int, ...]:
     return tuple(number(int, 1, 65535, whole=True)(v, what) for v in items)
 
 
-def networks(value: Any, what: str) -> tuple:
-    """Client networks, no more than the ACL that checks them holds."""
+def acl_items(value: Any, what: str) -> list:
+    """A list for a client ACL, no longer than the ACL holds."""
     from resolver.daemon.acl import MAX_NETWORKS
 
     items = as_list(value, what)
     if len(items) > MAX_NETWORKS:
         raise ConfigError(f"{what}: at most {MAX_NETWORKS} networks, got {len(items)}")
+    return items
+
+
+#: Unbound's access-control actions corenet has; the others, and why not
+ACL_ACTIONS = ("allow", "allow_setrd", "allow_snoop", "refuse")
+ACL_MISSING = {"deny": "corenet answers REFUSED to a client it does not serve (refuse)",
+               "deny_non_local": "local data is not answered apart from recursion here",
+               "refuse_non_local": "local data is not answered apart from recursion here"}
+
+
+def access_controls(value: Any, what: str) -> tuple:
+    """Unbound's ``access-control`` lines, ``"NETBLOCK ACTION"``: (network, action) pairs."""
     out = []
-    for text in items:
+    for item in acl_items(value, what):
+        parts = item.split() if isinstance(item, str) else []
+        if len(parts) != 2:
+            raise ConfigError(f"{what}: expected \"NETBLOCK ACTION\", got {item!r}")
+        try:
+            net = ipaddress.ip_network(parts[0], strict=False)
+        except ValueError:
+            raise ConfigError(f"{what}: {parts[0]!r} is not a network") from None
+        action = parts[1].lower()
+        if action in ACL_MISSING:
+            raise ConfigError(f"{what}: action {action} is not supported: "
+                              f"{ACL_MISSING[action]}")
+        if action not in ACL_ACTIONS:
+            raise ConfigError(f"{what}: unknown action {parts[1]!r} (one of "
+                              f"{', '.join(ACL_ACTIONS)})")
+        out.append((net, action))
+    return tuple(out)
+
+
+def networks(value: Any, what: str) -> tuple:
+    """Client networks, no more than the ACL that checks them holds."""
+    out = []
+    for text in acl_items(value, what):
         try:
             out.append(ipaddress.ip_network(str(text), strict=False))
         except ValueError:
@@ -492,6 +526,18 @@ TABLE: tuple[Setting, ...] = (*section(
                 "(Unbound's ``allow_snoop``); everyone else gets REFUSED for such a query "
                 "(local zones still answer it), so what other clients asked cannot be read out "
                 "of the cache. They may ask recursive queries too."),
+    Setting("access_control", 'tuple[Any, ...]', (), access_controls,
+            flag=Flag("\"NETBLOCK ACTION\"", "Unbound's access-control (repeatable)",
+                      repeat=True),
+            example='["10.0.0.0/8 allow", "10.9.0.0/16 refuse", "192.0.2.0/24 allow_snoop"]',
+            doc="Unbound's ``access-control``, beside ``allow`` and ``allow-snoop``: each entry "
+                "a network and an action, ``allow`` (``allow_setrd`` is the same here), "
+                "``allow_snoop`` (may also ask with RD clear) or ``refuse``; for a client, the "
+                "longest prefix holding its address among these and the two lists decides "
+                "(so a ``refuse`` carves an exception out of an allowed network), and a "
+                "client none holds gets REFUSED. ``deny`` (dropping the queries) and the "
+                "``_non_local`` actions are refused with a message: corenet answers REFUSED "
+                "where Unbound would drop."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             aliases=("num-threads",),

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from resolver.daemon.settings import ALIASES, BY_NAME, LIMITS, ConfigError, memsize
+from resolver.daemon.settings import (ACL_ACTIONS, ACL_MISSING, ALIASES, BY_NAME, LIMITS,
+                                      ConfigError, memsize)
 
 #: Unbound's clauses: a keyword that starts a section rather than setting an option.
 CLAUSES = ("server", "remote-control", "forward-zone", "stub-zone", "auth-zone", "view",
@@ -295,7 +296,6 @@ def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
 #: (the unknown-key error names it)
 HINTS = {"msg-cache-size": "cache-size (messages and rrsets together)",
          "rrset-cache-size": "cache-size (messages and rrsets together)",
-         "access-control": "allow and allow-snoop (lists of networks)",
          "port": "listen (ADDR:PORT)", "tls-port": "tls-listen", "https-port": "https-listen",
          "module-config": "validate and dns64", "control-interface": "control (a Unix socket) "
          "or control-interface", "include": "one TOML file (import-unbound follows includes)",
@@ -360,10 +360,6 @@ NOT_CARRIED = {
 }
 #: memory sizes of caches corenet keeps in its one cache, and Unbound's defaults
 CACHE_SIZES = {"msg-cache-size": 4 * 1024 ** 2, "rrset-cache-size": 4 * 1024 ** 2}
-#: access-control actions
-ACL_ALLOW = {"allow": "allow", "allow_setrd": "allow", "allow_snoop": "allow-snoop"}
-#: localhost, allowed by Unbound whatever the config says (unless refused in so many words)
-LOCALHOST = ("127.0.0.0/8", "::1/128")
 
 
 def convert(options: list[Option]) -> Conversion:
@@ -494,38 +490,14 @@ def _encrypted(conv: Conversion, o: Option, server: list[Option], port: int,
 
 
 def _access(conv: Conversion, acl: list[tuple[Option, Any, str]]) -> None:
-    """access-control: allow and allow_setrd go to allow, allow_snoop to allow-snoop (both
-    with localhost, which Unbound allows unless told otherwise); refusals outside every
-    allowed network are corenet's default; the rest cannot be said."""
-    if not acl:
-        return
-    told = {net: action for _, net, action in acl}
-    allow = [ipaddress.ip_network(n) for n in LOCALHOST
-             if ipaddress.ip_network(n) not in told]
-    snoop = []
+    """access-control: corenet's access-control, for the actions it has."""
     for o, net, action in acl:
-        if action in ACL_ALLOW:
-            (allow if ACL_ALLOW[action] == "allow" else snoop).append(net)
-    for o, net, action in acl:
-        if action in ACL_ALLOW:
-            conv.mapped.append(Mapped(o, ACL_ALLOW[action]))
-            conv.sources.setdefault(ACL_ALLOW[action], []).append(o)
-        elif action in ("refuse", "deny", "refuse_non_local", "deny_non_local"):
-            inside = [a for a in allow + snoop if a.version == net.version and
-                      a.subnet_of(net) is False and net.subnet_of(a)]
-            if inside:
-                conv.skip(o, f"a refusal inside the allowed {inside[0]}: corenet's allow has "
-                             "no narrower exception")
-            elif action.startswith("deny"):
-                conv.skip(o, "corenet answers REFUSED to clients outside allow, where deny "
-                             "drops their queries")
-            else:
-                conv.same(o, "clients outside allow are refused")
+        if action in ACL_MISSING:
+            conv.skip(o, f"action {action}: {ACL_MISSING[action]}")
+        elif action in ACL_ACTIONS:
+            conv.add(o, "access-control", f"{net} {action}")
         else:
-            conv.skip(o, f"action {action} is not corenet's")
-    conv.settings["allow"] = [str(n) for n in allow]
-    if snoop:
-        conv.settings["allow-snoop"] = [str(n) for n in snoop]
+            conv.skip(o, f"unknown action {action}")
 
 
 def _control(conv: Conversion, opts: list[Option]) -> None:

@@ -41,3 +41,15 @@ def test_an_empty_acl_allows_nothing_and_a_host_route_one_address():
     assert one.allows("192.0.2.7") and not one.allows("192.0.2.6")
     assert one.allows("::1") and not one.allows("::2")
     assert not one.allows("::ffff:0.0.0.1")
+
+
+def test_the_longest_prefix_decides_and_the_last_word_on_a_network_holds():
+    acl = ACL([("10.0.0.0/8", True), ("10.9.0.0/16", False), ("10.9.8.0/24", True),
+               ("::/0", False), ("2001:db8::/32", True), "192.0.2.0/24",
+               ("192.0.2.0/24", False)])
+    assert acl.allows("10.1.2.3") and not acl.allows("10.9.1.1") and acl.allows("10.9.8.7")
+    assert acl.allows("::ffff:10.9.8.7") and not acl.allows("::ffff:10.9.7.7")
+    assert acl.allows("2001:db8::1") and not acl.allows("2001:db9::1")
+    assert not acl.allows("192.0.2.1")             # refused: given last
+    assert not acl.allows("11.0.0.1")              # held by no network
+    assert len(acl) == 6

@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import socket
 import time
+from dataclasses import replace
 
 import dns.asyncquery
 import dns.exception
@@ -66,7 +67,7 @@ def test_udp_and_tcp_answers_on_every_loop(run, lab, loop_kind):
             q.flags &= ~dns.flags.RD
             r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
             assert r.rcode() == dns.rcode.REFUSED
-            s.set_allow([ipaddress.ip_network("10.0.0.0/8")])
+            s.set_allow(replace(s.cfg, allow=(ipaddress.ip_network("10.0.0.0/8"),)))
             q = dns.message.make_query("www.example.com.", "A")
             r = await dns.asyncquery.udp(q, host, port=port, timeout=5)
             assert r.rcode() == dns.rcode.REFUSED and not r.answer

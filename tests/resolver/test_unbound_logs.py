@@ -35,18 +35,14 @@ def messages(text: str, kind: str) -> list[str]:
 
 
 def test_query_and_reply_lines_are_unbound_s(lab, tmp_path):
-    from dnslab.unbound import launch
+    from dnslab.unbound import local_unbound
 
     installed("unbound", "unbound")
     w = tmp_path / "unbound"
     w.mkdir()
     port = pick_port(["127.0.0.1"])
-    proc = launch(w, [f"  interface: 127.0.0.1@{port}", '  username: ""', '  chroot: ""',
-                      f'  directory: "{w}"', f'  pidfile: "{w}/unbound.pid"',
-                      "  use-syslog: no", f'  logfile: "{w}/unbound.log"',
-                      '  module-config: "iterator"', "  log-queries: yes",
-                      "  log-replies: yes", "  do-ip6: no",
-                      *(f"  {line}" for line in LOCAL)], "127.0.0.1", port)
+    proc = local_unbound(w, port, [f'logfile: "{w}/unbound.log"', "log-queries: yes",
+                                   "log-replies: yes", *LOCAL])
     conf = tmp_path / "corenet-resolver.toml"
     conf.write_text('log-queries = true\nlog-replies = true\nlocal-zone = ["test. static"]\n'
                     'local-data = ["www.test. A 192.0.2.1"]\n')

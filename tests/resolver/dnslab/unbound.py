@@ -93,6 +93,16 @@ def launch(w: Path, lines: list[str], address: str, port: int,
                 raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
 
 
+def local_unbound(w: Path, port: int, lines: list[str]) -> subprocess.Popen:
+    """Unbound on 127.0.0.1:``port`` with no lab, answering what ``lines`` (its own
+    server: options, indented or not) give it: its files in ``w``, IPv4 only, the iterator
+    alone. Stop it with procs.stop(..., group=True)."""
+    base = [f"interface: 127.0.0.1@{port}", 'username: ""', 'chroot: ""', f'directory: "{w}"',
+            f'pidfile: "{w}/unbound.pid"', "use-syslog: no", 'module-config: "iterator"',
+            "do-ip6: no"]
+    return launch(w, [f"  {line.strip()}" for line in (*base, *lines)], "127.0.0.1", port)
+
+
 class Unbound:
     def __init__(self, workdir: Path, address: str, port: int) -> None:
         self.workdir = workdir
