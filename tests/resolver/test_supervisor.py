@@ -1,7 +1,8 @@
 """The supervisor of several workers: a worker killed under a steady stream of queries is
 started again with a log line saying how it ended, the others keep serving (same processes,
 same caches) and the queries lost are counted; the workers die with a supervisor killed with
-SIGKILL; the restart back-off grows for a worker that keeps dying young."""
+SIGKILL; a worker started again takes the config as last reloaded; the restart back-off
+grows for a worker that keeps dying young."""
 from __future__ import annotations
 
 import os
@@ -237,3 +238,20 @@ def test_the_restart_delay_grows_while_a_worker_dies_young():
 def test_how_a_worker_ended_is_said_in_words():
     assert supervisor.ending(signal.SIGKILL) == "was killed by SIGKILL"
     assert supervisor.ending(3 << 8) == "exited with status 3"
+
+
+def test_a_worker_started_again_takes_the_config_as_last_reloaded(lab, tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text('local-data = ["pin.test. A 192.0.2.1"]\n')
+    d, workers = supervised(tmp_path / "d", lab, 2, "--config", str(conf))
+    try:
+        conf.write_text('local-data = ["pin.test. A 192.0.2.2"]\n')
+        os.kill(d.pid, signal.SIGHUP)
+        assert wait_for(lambda: "config reloaded in 2 workers" in d.log_text())
+        os.kill(workers[0], signal.SIGKILL)
+        assert wait_for(lambda: answering(d, 2) and workers[0] not in workers_of(d.pid))
+        # from fresh source ports the kernel spreads the questions over both workers
+        seen = {d.ask("pin.test").answer[0][0].address for _ in range(40)}
+        assert seen == {"192.0.2.2"}
+    finally:
+        d.stop()
