@@ -545,9 +545,11 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Worker processes, each with its own sockets (SO_REUSEPORT) and its own cache. "
                 "With several, a supervisor binds their sockets, answers the control socket "
                 "and metrics for them, and starts a worker that dies again on the same "
-                "sockets (after 0.1 s, doubling up to 30 s while it keeps dying within a "
-                "minute; the log says how it ended) while the others serve on with their "
-                "caches; the workers end with the supervisor, even one killed with SIGKILL."),
+                "sockets (after 0.1 s, doubling while it keeps dying within a minute; the "
+                "log says how it ended) while the others serve on with their caches; one "
+                "that died so 8 times in a row is not started again and its sockets are "
+                "closed, so that the others get its share. The workers end with the "
+                "supervisor, even one killed with SIGKILL."),
     Setting("user", 'str | None', None, user_name,
             flag=Flag("NAME", "run as this user once the sockets are bound (when started as "
                       "root)"),

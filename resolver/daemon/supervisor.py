@@ -7,7 +7,10 @@ private control socket and summing their figures, and passes signals on.
 
 A worker that dies is started again, after a back-off that grows while it keeps dying young
 (:data:`RESTART_DELAY` doubling up to :data:`RESTART_DELAY_MAX`), with a log line saying how
-it ended; the others keep serving and keep their caches. The new worker takes over the same
+it ended; the others keep serving and keep their caches. One that died young
+:data:`MAX_YOUNG_DEATHS` times in a row (it cannot start: a file it needs is gone) is not
+started again and its sockets are closed, so that its share of the queries goes to the
+others instead of waiting on sockets no worker reads. The new worker takes over the same
 sockets (the supervisor held them meanwhile), so the queries the kernel gave them while no
 worker read them wait there to be answered, and a port below 1024 needs no privilege. Each
 worker dies with the supervisor (``PR_SET_PDEATHSIG``): a supervisor killed with SIGKILL
@@ -43,6 +46,8 @@ WORKERS_READY_TIMEOUT = 60.0
 RESTART_DELAY = 0.1
 RESTART_DELAY_MAX = 30.0
 STABLE_AFTER = 60.0
+#: Deaths in a row, each before STABLE_AFTER, after which a worker is not started again.
+MAX_YOUNG_DEATHS = 8
 #: The signals blocked while a worker is forked: the child resets their handlers first.
 FORK_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 
@@ -57,6 +62,7 @@ class Slot:
     young_deaths: int = 0         # deaths in a row before STABLE_AFTER
     restarts: int = 0
     due: asyncio.TimerHandle | None = None      # its restart, while it waits
+    retired: bool = False         # failed to start too often: not started again
 
     def delay(self) -> float:
         return min(RESTART_DELAY_MAX, RESTART_DELAY * 2 ** max(0, self.young_deaths - 1))
@@ -100,8 +106,6 @@ class Supervisor:
         self.current = cfg                  # as last read (a reload changes it)
         self.overrides, self.notifier, self.tls = overrides, notifier, tls
         self.pid = os.getpid()
-        #: what a worker inherits: the descriptors open before the supervisor's own
-        self.inherited = {int(n) for n in os.listdir("/proc/self/fd")}
         self.slots: list[Slot] = []
         #: each worker's listening sockets, bound once while still root (``bind_ahead``)
         self.sockets: list[dict] = []
@@ -162,8 +166,8 @@ class Supervisor:
             asyncio.events._set_running_loop(None)      # the supervisor's loop runs no more here
             die_with_parent(self.pid)
             mine = self.sockets[slot.index]
-            release_inherited(self.inherited | logs.descriptors() |
-                              {sock.fileno() for sock in mine.values()})
+            # what a worker keeps of the supervisor's: where the log goes, its own sockets
+            release_inherited(logs.descriptors() | {sock.fileno() for sock in mine.values()})
             connections.RESERVED.update(mine)
             code = Worker(cfg, self.overrides, slot.path, None, None, self.tls, slot.index,
                           supervisor=self.pid).run()
@@ -197,11 +201,34 @@ class Supervisor:
             self.stop.set()
             return
         slot.young_deaths = slot.young_deaths + 1 if lived < STABLE_AFTER else 1
-        delay = slot.delay()
-        log.error("worker %d (pid %d) %s after %.1fs; starting it again in %.1fs (the other "
-                  "%d serve meanwhile)", slot.index, pid, how, lived, delay,
-                  sum(s.pid is not None for s in self.slots))
-        slot.due = self.loop.call_later(delay, self.restart, slot)
+        log.error("worker %d (pid %d) %s after %.1fs", slot.index, pid, how, lived)
+        self.again(slot)
+
+    def again(self, slot: Slot) -> None:
+        """Starts ``slot``'s worker again after its delay, or retires the slot once it has
+        died young :data:`MAX_YOUNG_DEATHS` times in a row: its sockets are closed so that
+        the kernel gives its share of the queries to the others rather than to sockets no
+        worker reads."""
+        others = sum(s.pid is not None for s in self.slots)
+        if slot.young_deaths < MAX_YOUNG_DEATHS:
+            log.error("worker %d: starting it again in %.1fs (the other %d serve meanwhile)",
+                      slot.index, slot.delay(), others)
+            slot.due = self.loop.call_later(slot.delay(), self.restart, slot)
+            return
+        slot.retired = True
+        for sock in self.sockets[slot.index].values():
+            sock.close()
+        self.sockets[slot.index].clear()
+        if not others and all(s.retired or s.pid is None for s in self.slots):
+            log.error("worker %d died %d times in a row within a minute of its start, and "
+                      "no worker serves: stopping", slot.index, slot.young_deaths)
+            self.status = 1
+            self.stop.set()
+            return
+        log.error("worker %d died %d times in a row within a minute of its start: not "
+                  "started again, its sockets closed; the other %d serve its share (a "
+                  "restart of the daemon brings it back)", slot.index, slot.young_deaths,
+                  others)
 
     def restart(self, slot: Slot) -> None:
         if self.stop.is_set() or slot.pid is not None:
@@ -211,9 +238,8 @@ class Supervisor:
             self.spawn(slot)
         except Exception as e:          # no fork (EAGAIN, ENOMEM): tried again later
             slot.young_deaths += 1
-            log.error("cannot start worker %d again: %s; trying in %.1fs", slot.index, e,
-                      slot.delay())
-            slot.due = self.loop.call_later(slot.delay(), self.restart, slot)
+            log.error("cannot start worker %d again: %s", slot.index, e)
+            self.again(slot)
             return
         log.info("worker %d started again (pid %d, restart %d)", slot.index, slot.pid,
                  slot.restarts)
@@ -265,7 +291,9 @@ class Supervisor:
         wait = 25.0 if req["cmd"] in operations.BULK else 5.0
         for slot in self.slots:
             if slot.pid is None:
-                errors.append(f"worker {slot.index}: not running (starting again)")
+                errors.append(f"worker {slot.index}: " + (
+                    "retired (it kept failing to start)" if slot.retired
+                    else "not running (starting again)"))
                 continue
             try:
                 out.append(await arequest(slot.path, req, wait,

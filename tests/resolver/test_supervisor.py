@@ -255,3 +255,31 @@ def test_a_worker_started_again_takes_the_config_as_last_reloaded(lab, tmp_path)
         assert seen == {"192.0.2.2"}
     finally:
         d.stop()
+
+
+def test_a_worker_that_cannot_start_is_tried_later_and_later_then_retired(lab, tmp_path):
+    import re
+    import shutil
+
+    hints = tmp_path / "root.hints"
+    shutil.copy(lab.root_hints_file, hints)
+    d, workers = supervised(tmp_path / "d", lab, 2, "--root-hints", str(hints))
+    try:
+        hints.unlink()                  # a worker started now cannot read its root hints
+        os.kill(workers[0], signal.SIGKILL)
+        retired = wait_for(lambda: "worker 0 died 8 times in a row within a minute of its "
+                                   "start: not started again" in d.log_text(), timeout=40)
+        log = d.log_text()
+        assert retired, log[-3000:]
+        delays = [float(x) for x in re.findall(r"worker 0: starting it again in ([\d.]+)s",
+                                                log)]
+        assert len(delays) == 7 and delays == sorted(delays) and delays[-1] == 64 * delays[0]
+        assert log.count("worker 0 (pid") == 8 and "exited with status 1 after" in log
+        # its sockets closed: every question reaches the worker left, none waits on them
+        assert all(d.ask("www.example.com", timeout=2).answer for _ in range(30))
+        st = request(d.control, {"cmd": "status"})["status"]
+        assert st["workers_answering"] == 1 and d.alive()
+        time.sleep(1)
+        assert d.log_text().count("started again (pid") == 7       # no more attempts
+    finally:
+        d.stop()
