@@ -332,6 +332,15 @@ BUILT_IN = {
     "neg-cache-size": "negative answers live in the one cache, sized by msg- and "
                       "rrset-cache-size",
 }
+#: server: yes/no options whose one value is corenet's own behaviour: (that value, what
+#: corenet does); the other value cannot be carried over
+FIXED = {
+    "hide-version": ("yes", "corenet answers version.bind with REFUSED"),
+    "hide-identity": ("yes", "corenet answers id.server and hostname.bind with REFUSED"),
+    "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
+    "rrset-roundrobin": ("no", "corenet does not rotate rrsets"),
+    "deny-any": ("no", "corenet answers ANY as it resolves it"),
+}
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
@@ -340,18 +349,13 @@ NOT_CARRIED = {
     "edns-buffer-size": "the EDNS size sent to authorities is fixed at 1232 bytes",
     "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
     "so-sndbuf": "the send buffer is the system's",
-    "hide-identity": "corenet has no id.server answers to hide",
-    "hide-version": "corenet has no version.bind answers to hide",
-    "identity": "corenet has no id.server answers",
-    "version": "corenet has no version.bind answers",
+    "identity": "corenet answers no id.server (REFUSED)",
+    "version": "corenet answers no version.bind (REFUSED)",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
     "statistics-interval": "corenet does not log statistics periodically; read stats or the "
                            "metrics",
-    "minimal-responses": "corenet's answers are always minimal",
-    "rrset-roundrobin": "corenet does not rotate rrsets",
-    "deny-any": "corenet answers ANY as it resolves it",
     "use-caps-for-id": "0x20 case randomisation is not done",
     "edns-tcp-keepalive": "TCP keepalive (RFC 7828) is not sent",
     "prefer-ip6": "authorities are chosen by measured RTT, whatever the family",
@@ -435,6 +439,12 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 _modules(conv, o)
             elif k in ("tls-port", "https-port"):
                 _encrypted(conv, o, server, port, int(v))
+            elif k in FIXED:
+                value, does = FIXED[k]
+                if v.lower() == value:
+                    conv.same(o, does)
+                else:
+                    conv.skip(o, f"only {k}: {value} is corenet's: {does}")
             elif k in BUILT_IN:
                 conv.same(o, BUILT_IN[k])
             elif k in NOT_CARRIED:

@@ -10,11 +10,17 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import dns.message
+import dns.query
 import dns.rcode
+import dns.rdataclass
 import pytest
 
 from ci_policy import installed, unavailable
 from daemon_proc import Daemon, cli, free_port
+from dnslab.ports import pick_port
+from dnslab.unbound import local_unbound
+from procs import stop as stop_process
 from resolver.daemon import settings, unbound_conf
 
 EXAMPLE = Path("/usr/share/doc/unbound/examples/unbound.conf")
@@ -287,3 +293,34 @@ def test_the_toml_takes_unbound_s_names_and_sizes_and_names_the_key_meant(tmp_pa
         conf.write_text(text)
         r = cli("checkconf", str(conf))
         assert r.returncode == 2 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
+
+
+def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n hide-version: yes\n hide-identity: yes\n minimal-responses: yes\n"
+                    " deny-any: no\n rrset-roundrobin: no\n"
+                    "server:\n hide-version: no\n deny-any: yes\n rrset-roundrobin: yes\n")
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert [m.option.key for m in conv.mapped] == ["hide-version", "hide-identity",
+                                                   "minimal-responses", "deny-any",
+                                                   "rrset-roundrobin"]
+    assert [u.option.key for u in conv.unmapped] == ["hide-version", "deny-any",
+                                                     "rrset-roundrobin"]
+    assert all("is corenet's" in u.why for u in conv.unmapped)
+    # what hide-version and hide-identity make Unbound answer is what corenet answers
+    installed("unbound", "unbound")
+    w = tmp_path / "unbound"
+    w.mkdir()
+    port = pick_port(["127.0.0.1"])
+    proc = local_unbound(w, port, ["hide-version: yes", "hide-identity: yes"])
+    d = Daemon(tmp_path / "d", lab)
+    try:
+        d.start()
+        for name in ("version.bind.", "id.server.", "hostname.bind."):
+            q = dns.message.make_query(name, "TXT", rdclass=dns.rdataclass.CH)
+            theirs = dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
+            ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=5)
+            assert ours.rcode() == theirs.rcode() == dns.rcode.REFUSED and not ours.answer
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
