@@ -1,0 +1,181 @@
+"""The daemon's stats for one fixed mix of client queries (resolver.daemon.server.Server.stats):
+hits, misses, NXDOMAIN, truncation, a qtype above 255, RD-clear probes, NOTIMP, short
+packets, responses, an oversized datagram and an oversized TCP frame, clients outside the
+ACL, over UDP (the C listener on corenet's loop, the DatagramProtocol on stock asyncio), TCP
+(framer hits and the dispatch) and DNS over plain HTTP. Every verdict counter, drop reason and answer count is
+compared with the figures the mix must give, path by path."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+from dataclasses import replace
+
+import dns.asyncquery
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+
+from daemon_proc import free_port
+from resolver.daemon.config import build
+from resolver.daemon.server import Server
+
+
+def _query(name: str, rdtype: str = "A", rd: bool = True, notify: bool = False):
+    q = dns.message.make_query(name, rdtype)
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    if notify:
+        q.set_opcode(dns.opcode.NOTIFY)
+    return q
+
+
+def _as_response(wire: bytes, size: int = 0) -> bytes:
+    """``wire`` with QR set, padded with zeros to ``size`` bytes."""
+    out = wire[:2] + bytes([wire[2] | 0x80]) + wire[3:]
+    return out + b"\0" * max(0, size - len(out))
+
+
+def _frame(wire: bytes) -> bytes:
+    return struct.pack("!H", len(wire)) + wire
+
+
+def _expected(fast_udp: bool) -> dict:
+    """What the mix in ``test_stats_of_a_fixed_mix`` must count. The C UDP listener counts
+    the qtype of its hits only (above 255 as 0) and its REFUSED answers in no latency
+    bucket; the Python paths count every answer's qtype (0 for a query that is not a plain
+    QUERY) and latency. An oversized datagram is a drop of its own only where the listener
+    reads into a fixed buffer (the C listener); on asyncio this one is a response."""
+    return {
+        "queries": {"udp:0": 7, "udp:3": 2, "udp:4": 1, "udp:5": 2,
+                    "tcp:0": 3, "tcp:4": 1, "tcp:5": 2, "http:0": 1, "http:5": 2},
+        "qtypes": ({"0": 2, "1": 12, "16": 2, "28": 1, "257": 1} if fast_udp else
+                   {"0": 2, "1": 14, "16": 2, "28": 1, "257": 2}),
+        "answers_timed": 19 if fast_udp else 21,
+        "dropped": ({"short": 2, "response": 2, "oversize": 1, "send_error": 0,
+                     "tcp_oversize": 1} if fast_udp else
+                    {"short": 2, "response": 3, "tcp_oversize": 1}),
+        "refused_acl": 6,
+        "truncated": 2,
+        "tcp": {"open": 0, "accepted": 9, "rejected": 0, "idle_closed": 0, "shed_idle": 0,
+                "fast_hits": 2},
+        "cache_hits": 8,
+        "inflight": 0,
+    }
+
+
+def _observed(stats: dict, fast_hits_base: int) -> dict:
+    return {
+        "queries": stats["queries"],
+        "qtypes": stats["qtypes"],
+        "answers_timed": sum(stats["latency_counts"]),
+        "dropped": stats["dropped"],
+        "refused_acl": stats["refused_acl"],
+        "truncated": stats["truncated"],
+        "tcp": stats["tcp"],
+        "cache_hits": stats["engine"]["cache_hits"] - fast_hits_base,
+        "inflight": stats["inflight"],
+    }
+
+
+async def _doh(host: str, port: int, queries) -> list:
+    """The answers to ``queries`` POSTed on one plain HTTP/1.1 connection, in turn."""
+    reader, writer = await asyncio.open_connection(host, port)
+    out = []
+    try:
+        for q in queries:
+            wire = q.to_wire()
+            writer.write(b"POST /dns-query HTTP/1.1\r\nHost: test\r\n"
+                         b"Content-Type: application/dns-message\r\nAccept: "
+                         b"application/dns-message\r\nContent-Length: %d\r\n\r\n" % len(wire)
+                         + wire)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            out.append(dns.message.from_wire(
+                await asyncio.wait_for(reader.readexactly(length), 5)))
+    finally:
+        writer.close()
+    return out
+
+
+def test_stats_of_a_fixed_mix(run, lab, loop_kind):
+    async def go():
+        cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
+                           "upstream_port": lab.port, "do_not_query_localhost": False,
+                           "http_listen": [f"127.0.0.1:{free_port()}"]})
+        import resolver
+        s = Server(cfg, resolver=resolver.Resolver(lab.root_hints, port=lab.port,
+                                                   cache_size=cfg.cache_size,
+                                                   do_not_query_localhost=False))
+        await s.start()
+        host, port = s.addresses[0]
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+        async def udp(q, rcode: int, tc: bool = False):
+            r = await dns.asyncquery.udp(q, host, port=port, timeout=5,
+                                         raise_on_truncation=False)
+            assert r.id == q.id and r.rcode() == rcode and bool(r.flags & dns.flags.TC) == tc
+            return r
+
+        async def tcp(q, rcode: int):
+            r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
+            assert r.id == q.id and r.rcode() == rcode
+            return r
+
+        try:
+            assert s.fast_udp == (loop_kind != "asyncio")
+            engine_hits_before = s.stats()["engine"]["cache_hits"]
+            www = _query("www.example.com.")
+            # UDP, a client in the ACL
+            for _ in range(2):                                  # miss, hit
+                await udp(www, dns.rcode.NOERROR)
+            for _ in range(2):                                  # miss, hit: both truncated
+                await udp(_query("big.example.com.", "TXT"), dns.rcode.NOERROR, tc=True)
+            for _ in range(2):                                  # miss, hit
+                await udp(_query("nope.example.com."), dns.rcode.NXDOMAIN)
+            for _ in range(2):                                  # miss, hit of qtype 257
+                await udp(_query("www.example.com.", "CAA"), dns.rcode.NOERROR)
+            await udp(_query("h300.bulk.net.", rd=False), dns.rcode.REFUSED)   # a probe
+            await udp(_query("www.example.com.", notify=True), dns.rcode.NOTIMP)
+            raw.sendto(b"\x12\x34\x01\x00\x00", (host, port))             # short
+            raw.sendto(_as_response(www.to_wire()), (host, port))         # a response
+            raw.sendto(_as_response(www.to_wire(), 5000), (host, port))   # oversized
+            await udp(www, dns.rcode.NOERROR)       # a hit read after the three drops
+            # TCP, a client in the ACL
+            await tcp(www, dns.rcode.NOERROR)                               # framer hit
+            await tcp(_query("www.example.com.", "AAAA"), dns.rcode.NOERROR)   # miss
+            await tcp(_query("h300.bulk.net.", rd=False), dns.rcode.REFUSED)
+            await tcp(_query("www.example.com.", notify=True), dns.rcode.NOTIMP)
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(_frame(b"\x12\x34\x01\x00\x00") + _frame(_as_response(www.to_wire()))
+                         + _frame(www.to_wire()))           # short, response, then a hit
+            n = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), 5))[0]
+            r = dns.message.from_wire(await asyncio.wait_for(reader.readexactly(n), 5))
+            assert r.id == www.id and r.answer
+            writer.close()
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(struct.pack("!H", 60000) + b"\0" * 100)   # above tcp-max-query
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+            writer.close()
+            # DNS over HTTP, a client in the ACL: a hit, a probe
+            web = cfg.http_listen[0]
+            got = await _doh(*web, [www, _query("h300.bulk.net.", rd=False)])
+            assert [r.rcode() for r in got] == [dns.rcode.NOERROR, dns.rcode.REFUSED]
+            # Clients outside the ACL
+            s.set_allow(replace(s.cfg, allow=(ipaddress.ip_network("10.0.0.0/8"),)))
+            await udp(www, dns.rcode.REFUSED)
+            await tcp(www, dns.rcode.REFUSED)
+            assert [r.rcode() for r in await _doh(*web, [www])] == [dns.rcode.REFUSED]
+            for _ in range(200):                    # the server sees the last connections end
+                if s.counters.tcp_connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert _observed(s.stats(), engine_hits_before) == _expected(s.fast_udp)
+        finally:
+            raw.close()
+            await s.stop(1.0)
+    run(go(), timeout=60)
