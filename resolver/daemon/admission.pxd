@@ -21,6 +21,62 @@ cdef enum Verdict:
                         # looked up and has no fresh entry (NULL: the engine reads the query
                         # itself: an entry due for prefetch, or a query this path leaves to it)
 
+cdef enum:
+    # the transports the counters keep apart (``TRANSPORTS`` in admission.pyx names them)
+    T_UDP = 0
+    T_TCP = 1
+    T_TLS = 2
+    T_HTTPS = 3
+    T_HTTP = 4
+    NTRANSPORTS = 5
+
+cdef enum:
+    # the drop reasons: why a client packet got no answer (``DROP_REASONS`` in admission.pyx
+    # names them); a new reason is one line here, its name there
+    R_SHORT = 0         # shorter than a header (the verdict), or too short for an error answer
+    R_RESPONSE = 1      # QR set (the verdict)
+    R_OVERSIZE = 2      # a datagram larger than the UDP listener's buffer
+    R_BUSY = 3          # a miss past the UDP listener's quota, or of a client with one going
+    R_OVERLOAD = 4      # the caps on misses in flight (global, per client)
+    R_RATELIMIT = 5     # the client's miss budget (``ip-ratelimit``)
+    R_JOSTLED = 6       # a miss cancelled to make room for a new one
+    R_RPZ = 7           # the response policy's drop action
+    R_TCP_OVERSIZE = 8  # a stream frame longer than ``tcp-max-query`` (the connection ends)
+    R_SEND_ERROR = 9    # an answer the socket would not send
+    R_INTERNAL_ERROR = 10   # a UDP batch the listener failed on
+    # a PROXY v2 header that is not valid (``proxy_protocol.REASONS``)
+    R_PROXY_SIGNATURE = 11
+    R_PROXY_VERSION = 12
+    R_PROXY_COMMAND = 13
+    R_PROXY_FAMILY = 14
+    R_PROXY_LENGTH = 15
+    R_PROXY_TOO_LONG = 16
+    R_PROXY_TRUNCATED = 17
+    NREASONS = 18
+
+cdef enum:
+    NBUCKETS = 14       # answer-latency buckets with a bound (``LATENCY_BUCKETS``), then +Inf
+
+
+cdef class Counters:
+    # the daemon's one counter block (admission.pyx); every transport counts its verdicts here
+    cdef unsigned long long rcodes[NTRANSPORTS][16]
+    cdef object other_queries           # Counter: (transport, rcode) -> n, other transports
+    cdef unsigned long long low_qtypes[256]
+    cdef object other_qtypes            # Counter: qtype >= 256 -> n
+    cdef unsigned long long latency_counts[NBUCKETS + 1]
+    cdef unsigned long long drops[NREASONS]
+    cdef public double latency_sum
+    cdef public long long refused_acl, truncated
+    cdef public unsigned long long hits, fast_tcp_hits
+    cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
+    cdef public long long tcp_shed_idle
+
+    cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds)
+    cdef int acted(self, int verdict) except -1
+    cdef int udp_answered(self, int verdict, bytes out, unsigned int qtype,
+                          bint truncated) except -1
+
 
 cdef class FrontDoor:
     cdef object table               # the engine's message cache (a dict)
@@ -28,7 +84,7 @@ cdef class FrontDoor:
     cdef Stats stats                # the engine's counters: parses and look-ups counted
     cdef public double prefetch_fraction
     cdef public unsigned int max_udp_size
-    cdef readonly unsigned long long hits
+    cdef readonly Counters counters # the one counter block, which every listener counts in
     cdef object answer              # the last verdict's answer, until taken
     cdef public object policy       # set: every recursive query is a miss (response policy)
 

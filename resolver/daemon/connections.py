@@ -5,9 +5,9 @@ DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
 A connection talks to its server through a small interface: ``admit``/``forget_connection``
 (the caps), ``who`` (the client's standing by the ACLs), ``front`` (the front door, which the
 framer asks in C), ``dispatch`` (``serve`` and ``act``: every query's verdict acted on),
-``resolver``, ``cfg``, ``counters``, ``loop``, ``query_log`` and ``fast_tcp_hits``
-(``resolver.daemon.server.Server`` has them). This module is below the listeners and the
-server: it imports neither.
+``resolver``, ``cfg``, ``counters`` (the front door's counter block), ``loop`` and
+``query_log`` (``resolver.daemon.server.Server`` has them). This module is below the
+listeners and the server: it imports neither.
 """
 from __future__ import annotations
 
@@ -182,9 +182,7 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         """A cache hit answered by the framer in C."""
         if self.closed:
             return
-        s = self.server
-        s.fast_tcp_hits += 1
-        s.counters.answered(self.label, out, qtype, 0.0)
+        self.server.counters.stream_hit(self.label, out, qtype)
         self._send(out)
 
     def verdict(self, q: bytes, verdict: int, out: bytes | None, absent: bytes | None) -> None:
@@ -229,7 +227,7 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc) -> None:
         if isinstance(exc, FrameTooLarge):
-            self.server.counters.dropped["tcp_oversize"] += 1
+            self.server.counters.drop("tcp_oversize")
         self.backlog.clear()
         self.framer.release()
         self._gone()
@@ -292,7 +290,7 @@ class ProxiedTCPConnection(TCPConnection):
             self._refuse("truncated")
 
     def _refuse(self, reason: str) -> None:
-        self.server.counters.dropped[f"proxy_{reason}"] += 1
+        self.server.counters.drop(f"proxy_{reason}")
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()

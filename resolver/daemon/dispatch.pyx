@@ -2,7 +2,8 @@
 """What the daemon does with each client query once a listener has read it, in C: the front
 door's verdict (``resolver.daemon.admission``) acted on (``serve``: dropped and counted,
 answered, or a miss started), the overload check and the start of the miss, and, once it
-ends, the count release, truncation for UDP, the counters and the send.
+ends, the count release, truncation for UDP, the counts and the send. What it counts goes to
+the front door's counter block (``admission.Counters``), which its ``counters`` is.
 ``resolver.daemon.server.Server`` holds one :class:`Dispatch`; the listeners, connections,
 ACL and management stay in Python there.
 
@@ -11,7 +12,6 @@ the answer, the truncation and the counts) that a cold CPU pays for dearly: a qu
 wakes up on cold caches for every query.
 """
 import logging
-from collections import Counter
 from socket import AF_INET, AF_INET6, inet_pton
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -19,9 +19,8 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
 from resolver.cache.answer cimport monotonic, question_key
-from resolver.daemon.admission cimport (DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT, MISS,
-                                        REFUSED, FrontDoor)
-from resolver.cache.dicts cimport dict_get
+from resolver.daemon.admission cimport (DROP_LOCAL, HIT, MISS, R_BUSY, R_JOSTLED,
+                                        R_OVERLOAD, R_RATELIMIT, R_SHORT, Counters, FrontDoor)
 from resolver.wire.codec cimport Parsed
 from resolver.resolution cimport Drive, MissDone
 from resolver.daemon import udp_listener
@@ -29,15 +28,9 @@ from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.daemon.udp_listener cimport ClientSend
 from resolver.response import error
 
-#: Upper bounds (seconds) of the answer-latency histogram buckets.
-LATENCY_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                   1.0, 2.5, 5.0)
 cdef enum:
-    NBUCKETS = 14
     MAX_NAME = 255
-cdef double _BOUNDS[NBUCKETS]
-for _i, _b in enumerate(LATENCY_BUCKETS):
-    _BOUNDS[_i] = _b
+
 
 log = logging.getLogger("resolver.daemon.server")
 #: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
@@ -58,70 +51,6 @@ cpdef unsigned int qtype_of(bytes q):
     if question_key(<const unsigned char*>q, len(q), key, &klen, &limit, &qtype) < 0:
         return 0
     return qtype
-
-
-cdef class Counters:
-    """What the Python paths count (the C UDP listener keeps its own, merged in stats()).
-    Answers over UDP by rcode, qtypes below 256 and the latency histogram are C arrays;
-    ``queries``, ``qtypes`` and ``latency`` read them back."""
-
-    cdef unsigned long long udp_rcodes[16]
-    cdef unsigned long long low_qtypes[256]
-    cdef object other_queries           # Counter: (transport, rcode) -> n, but UDP's
-    cdef object other_qtypes            # Counter: qtype >= 256 -> n
-    cdef unsigned long long latency_counts[NBUCKETS + 1]
-    cdef public double latency_sum
-    cdef public object dropped          # Counter: reason -> n
-    cdef public long long refused_acl, truncated
-    cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
-    cdef public long long tcp_shed_idle
-
-    def __init__(self):
-        self.other_queries = Counter()
-        self.other_qtypes = Counter()
-        self.latency_sum = 0.0
-        self.dropped = Counter()
-
-    @property
-    def latency(self):
-        """Answers per latency bucket (``LATENCY_BUCKETS``'s bounds, then +Inf)."""
-        return [self.latency_counts[i] for i in range(NBUCKETS + 1)]
-
-    @property
-    def queries(self):
-        """Counter: (transport, rcode) -> answers."""
-        out = Counter(self.other_queries)
-        for rcode in range(16):
-            if self.udp_rcodes[rcode]:
-                out[("udp", rcode)] += self.udp_rcodes[rcode]
-        return out
-
-    @property
-    def qtypes(self):
-        """Counter: qtype -> answers."""
-        out = Counter(self.other_qtypes)
-        for qtype in range(256):
-            if self.low_qtypes[qtype]:
-                out[qtype] = self.low_qtypes[qtype]
-        return out
-
-    cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds):
-        cdef int i = 0
-        cdef unsigned int rcode = out[3] & 0x0F
-        if transport == "udp":
-            self.udp_rcodes[rcode] += 1
-        else:
-            key = (transport, rcode)
-            self.other_queries[key] = (dict_get(self.other_queries, key) or 0) + 1
-        if qtype < 256:
-            self.low_qtypes[qtype] += 1
-        else:
-            self.other_qtypes[qtype] = (dict_get(self.other_qtypes, qtype) or 0) + 1
-        self.latency_sum += seconds
-        # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
-        while i < NBUCKETS and _BOUNDS[i] < seconds:
-            i += 1
-        self.latency_counts[i] += 1
 
 
 cdef class _Done(MissDone):
@@ -191,7 +120,7 @@ cdef class Dispatch:
     def __init__(self, cfg, resolver, FrontDoor front=None):
         self.cfg = cfg
         self.resolver = resolver
-        self.counters = Counters()
+        self.counters = front.counters if front is not None else Counters()
         self.misses = {}
         self.inflight_by_client = {}
         self.rate_buckets = {}
@@ -255,17 +184,14 @@ cdef class Dispatch:
         client = client_key(addr[0], self.prefix_v4, self.prefix_v6) if addr else None
         cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
         if busy and n:
-            dropped = self.counters.dropped
-            dropped["busy"] = dropped.get("busy", 0) + 1
+            self.counters.drops[R_BUSY] += 1
             return False
         if n >= self.max_inflight_per_client or (len(self.misses) >= self.max_inflight
                                                  and not self.jostle(t0, self.jostle_timeout)):
-            dropped = self.counters.dropped
-            dropped["overload"] = dropped.get("overload", 0) + 1
+            self.counters.drops[R_OVERLOAD] += 1
             return False
         if not self.admitted(client, t0, self.ip_ratelimit):
-            dropped = self.counters.dropped
-            dropped["ratelimit"] = dropped.get("ratelimit", 0) + 1
+            self.counters.drops[R_RATELIMIT] += 1
             return False
         self.inflight_by_client[client] = n + 1
         if _miss_log.isEnabledFor(CACHE_MISS):
@@ -320,14 +246,9 @@ cdef class Dispatch:
         self.started = None
         if verdict == MISS:
             return 1 if self.miss(q, addr, transport, done, t0, False, absent) else -1
+        self.counters.acted(verdict)
         if verdict <= DROP_LOCAL:
-            if verdict == DROP_SHORT:
-                self.counters.dropped["short"] += 1
-            elif verdict == DROP_RESPONSE:
-                self.counters.dropped["response"] += 1
             return -1
-        if verdict == REFUSED:
-            self.counters.refused_acl += 1
         self.answer(q, out, transport, done, t0, addr[0] if addr else None, verdict == HIT)
         return 0
 
@@ -342,8 +263,7 @@ cdef class Dispatch:
             return False
         oldest.cancel()                 # its done() releases the slot and the client's count
         self.misses.pop(oldest, None)
-        dropped = self.counters.dropped
-        dropped["jostled"] = dropped.get("jostled", 0) + 1
+        self.counters.drops[R_JOSTLED] += 1
         return True
 
     cdef bint admitted(self, client, double now, double rate):
@@ -379,7 +299,7 @@ cdef class Dispatch:
         log.debug("query from %s failed: %r", client, exc)
         out = _error_response(q, 1 if isinstance(exc, ValueError) else 2)
         if out is None:
-            self.counters.dropped["short"] += 1
+            self.counters.drops[R_SHORT] += 1
         return out
 
     cdef resolved(self, bytes q, client, str transport, send, double t0, d, out,

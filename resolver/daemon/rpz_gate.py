@@ -91,7 +91,7 @@ class PolicyGate:
         if action == PASSTHRU or (action == TCP_ONLY and transport != "udp"):
             return dispatch.policy_start(q, addr, transport, send, t0, busy, None)
         if action == DROP:
-            dispatch.counters.dropped["rpz"] += 1
+            dispatch.counters.drop("rpz")
             return False
         if action == CNAME:
             target = cname_target(m, qname)

@@ -18,13 +18,13 @@ import errno
 import logging
 import socket
 import time
-from collections import Counter
 from typing import Any
 
 from resolver.daemon import logs, proxy_protocol, udp_listener
 from resolver.daemon.acl import ACL
-from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
-from resolver.daemon.dispatch import LATENCY_BUCKETS, Dispatch
+from resolver.daemon.admission import (ALLOWED_ACL, LATENCY_BUCKETS, OUTSIDE_ACL, SNOOP_ACL,
+                                       UDP_REPORTED, FrontDoor)
+from resolver.daemon.dispatch import Dispatch
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
@@ -48,7 +48,8 @@ class Server:
         self.front = FrontDoor(resolver.cache.messages.table, resolver,
                                resolver.limits.prefetch_fraction, cfg.max_udp_size)
         self.dispatch = Dispatch(cfg, resolver, self.front)
-        self.counters = self.dispatch.counters
+        #: the front door's counter block, which every listener counts its verdicts in
+        self.counters = self.front.counters
         #: the TLS listeners' contexts by label, when made before the workers were forked
         #: (``tls_listener.service_contexts``); made at start otherwise
         self.tls_services: dict = tls_services or {}
@@ -56,7 +57,6 @@ class Server:
         self.tcp_servers: list[asyncio.AbstractServer] = []
         self.connections: set[TCPConnection] = set()
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
-        self.fast_tcp_hits = 0
         self.addresses: list[tuple[str, int]] = []
         allow, snoop = acl_entries(cfg)
         self.acl = ACL(allow)
@@ -309,14 +309,9 @@ class Server:
     def stats(self) -> dict:
         """Every figure of this process, JSON-ready (metrics and `stats` print these)."""
         c = self.counters
-        queries: Counter = Counter()
-        for (transport, rcode), n in c.queries.items():
-            queries[f"{transport}:{rcode}"] += n
-        qtypes = Counter({str(k): v for k, v in c.qtypes.items()})
-        latency = list(c.latency)
-        dropped = Counter(c.dropped)
-        refused = c.refused_acl
-        truncated = c.truncated
+        queries = {f"{transport}:{rcode}": n for (transport, rcode), n in c.queries.items()}
+        qtypes = {str(k): v for k, v in c.qtypes.items()}
+        dropped = c.dropped
         iterations = [0] * (len(udp_listener.ITERATION_BOUNDS_MS) + 1)
         iteration_max = 0.0
         for u in self.udp:
@@ -324,41 +319,25 @@ class Server:
                 k = u.counters()
                 iterations = [a + b for a, b in zip(iterations, k["iterations"])]
                 iteration_max = max(iteration_max, k["iteration_max"])
-                for rcode, n in k["hit_rcodes"].items():
-                    queries[f"udp:{rcode}"] += n
-                for t, n in k["hit_qtypes"].items():
-                    qtypes[str(t)] += n
-                latency[0] += sum(k["hit_rcodes"].values())
-                dropped["short"] += k["dropped_short"]
-                dropped["response"] += k["dropped_response"]
-                dropped["oversize"] += k["dropped_oversize"]
-                if k["dropped_busy"]:
-                    dropped["busy"] += k["dropped_busy"]
-                dropped["send_error"] += k["send_errors"]
-                if k["errors"]:
-                    dropped["internal_error"] += k["errors"]
-                refused += k["refused"]
-                truncated += k["truncated"]
-                if k["refused"]:
-                    queries["udp:5"] += k["refused"]
+                for reason in UDP_REPORTED:
+                    dropped.setdefault(reason, 0)
         r = self.resolver
         engine = r.stats.as_dict()
-        fast_hits = self.front.hits              # hits the front door answered, every transport
-        engine["cache_hits"] += fast_hits
-        engine["client_queries"] += fast_hits
+        engine["cache_hits"] += c.hits           # hits the front door answered, every transport
+        engine["client_queries"] += c.hits
         out = {
-            "queries": dict(queries),
-            "qtypes": dict(qtypes),
+            "queries": queries,
+            "qtypes": qtypes,
             "latency_buckets": list(LATENCY_BUCKETS),
-            "latency_counts": latency,
+            "latency_counts": c.latency,
             "latency_sum": c.latency_sum,
-            "dropped": dict(dropped),
-            "refused_acl": refused,
-            "truncated": truncated,
+            "dropped": dropped,
+            "refused_acl": c.refused_acl,
+            "truncated": c.truncated,
             "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
                     "rejected": c.tcp_rejected, "idle_closed": c.tcp_idle_closed,
                     "shed_idle": c.tcp_shed_idle,
-                    "fast_hits": self.fast_tcp_hits},
+                    "fast_hits": c.fast_tcp_hits},
             **{listener.label: listener.stats() for listener in self.encrypted},
             "engine": engine,
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
@@ -477,7 +456,7 @@ class UDPProtocol(asyncio.DatagramProtocol):
                              lambda out: self.send(out, addr), time.monotonic())
 
     def error_received(self, exc: Exception) -> None:
-        self.server.counters.dropped["send_error"] += 1     # ICMP from a client gone away
+        self.server.counters.drop("send_error")     # ICMP from a client gone away
 
     def send(self, data: bytes, addr) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -505,7 +484,7 @@ class ProxiedUDPProtocol(UDPProtocol):
         try:
             header = proxy_protocol.parse(data, complete=True)
         except proxy_protocol.ProxyHeaderError as e:
-            s.counters.dropped[f"proxy_{e.reason}"] += 1
+            s.counters.drop(f"proxy_{e.reason}")
             return
         client = header.client(addr)
         s.dispatch.serve(data[header.length:], s.who(client), client, "udp",

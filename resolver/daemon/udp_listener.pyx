@@ -14,8 +14,8 @@ replies, timers and callbacks of the misses started before it. A query whose ans
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
 512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
-oversized datagrams are counted and dropped; every other datagram gets the front door's
-verdict (``resolver.daemon.admission``, in C): answered at once (a hit, REFUSED, NOTIMP, a
+oversized datagrams are counted (in the front door's ``Counters``) and dropped; every other
+datagram gets the front door's verdict (``resolver.daemon.admission``, in C): answered at once (a hit, REFUSED, NOTIMP, a
 local answer), dropped, or a miss. Misses (and entries due for prefetch) go to
 ``on_miss(query, addr, send, over, absent)``, ``absent`` the query's message cache key when
 the cache has no fresh entry for it (the engine need neither look again nor build the key),
@@ -39,8 +39,9 @@ from cpython.ref cimport Py_DECREF
 from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, read_often,
                            unwatch, watch)
 from resolver.cache.answer cimport monotonic
-from resolver.daemon.admission cimport (ALLOWED, DROP_LOCAL, DROP_RESPONSE, DROP_SHORT, HIT,
-                                        MISS, OUTSIDE, REFUSED, SNOOPER, FrontDoor)
+from resolver.daemon.admission cimport (ALLOWED, DROP_LOCAL, HIT, MISS, OUTSIDE, R_BUSY,
+                                        R_INTERNAL_ERROR, R_OVERSIZE, R_SEND_ERROR, SNOOPER,
+                                        Counters, FrontDoor)
 
 import logging
 
@@ -79,6 +80,7 @@ cdef class UDPListener(FdWatcher):
     cdef Loop loop
     cdef object sock
     cdef FrontDoor front        # the verdict on each query
+    cdef Counters counts        # the front door's counter block: this listener counts there
     cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent key or None)
     cdef public object query_log    # query_log(client, query, answer, "udp", 0.0, hit) or None
     cdef cn_batch* batch
@@ -99,19 +101,9 @@ cdef class UDPListener(FdWatcher):
     cdef list keep              # answers referenced by the pending sendmmsg
     cdef list misses            # (query, addr, over, absent key) of this wake-up, started once read
     cdef bint closed
-    # counters (read by metrics through counters())
+    # what only this listener knows (read by metrics through counters()); its verdicts and
+    # drops are counted in the front door's block
     cdef readonly unsigned long long received
-    cdef readonly unsigned long long hits
-    cdef readonly unsigned long long truncated
-    cdef readonly unsigned long long refused
-    cdef readonly unsigned long long dropped_short
-    cdef readonly unsigned long long dropped_response
-    cdef readonly unsigned long long dropped_oversize
-    cdef readonly unsigned long long dropped_busy
-    cdef readonly unsigned long long send_errors
-    cdef readonly unsigned long long errors
-    cdef unsigned long long hit_rcodes[16]
-    cdef unsigned long long hit_qtypes[256]
     # how long the loop worked after each wake-up (see ITERATION_BOUNDS_MS), and the longest
     cdef unsigned long long iteration_counts[ITERATION_BUCKETS]
     cdef readonly double iteration_max
@@ -140,6 +132,7 @@ cdef class UDPListener(FdWatcher):
             raise TypeError("UDPListener needs corenet's loop")
         self.sock = sock
         self.front = front
+        self.counts = front.counters
         self.on_miss = on_miss
         self.query_log = query_log
         self.flush_cb = self.flush
@@ -168,15 +161,10 @@ cdef class UDPListener(FdWatcher):
         self.sock.close()
 
     def counters(self):
-        """Counters of this listener's C path, for metrics."""
+        """What this listener counts itself, for metrics: datagrams read and its loop
+        iterations (its verdicts and drops are in the front door's ``Counters``)."""
         return {
-            "received": self.received, "hits": self.hits, "truncated": self.truncated,
-            "refused": self.refused, "dropped_short": self.dropped_short,
-            "dropped_response": self.dropped_response, "dropped_oversize": self.dropped_oversize,
-            "dropped_busy": self.dropped_busy,
-            "send_errors": self.send_errors, "errors": self.errors,
-            "hit_rcodes": {i: self.hit_rcodes[i] for i in range(16) if self.hit_rcodes[i]},
-            "hit_qtypes": {i: self.hit_qtypes[i] for i in range(256) if self.hit_qtypes[i]},
+            "received": self.received,
             "iterations": [self.iteration_counts[i] for i in range(ITERATION_BUCKETS)],
             "iteration_max": self.iteration_max,
         }
@@ -196,7 +184,7 @@ cdef class UDPListener(FdWatcher):
     def flush(self):
         """Sends the answers ``send`` queued (the loop calls it once per iteration)."""
         if self.outbox.n and not self.closed:
-            self.send_errors += cn_out_flush(self.fd, self.outbox)
+            self.counts.drops[R_SEND_ERROR] += cn_out_flush(self.fd, self.outbox)
         self.outbox.n = 0
         self.outkeep.clear()
 
@@ -221,7 +209,7 @@ cdef class UDPListener(FdWatcher):
                 # batch's pending answers dropped, and the listener keeps serving.
                 self.batch.nsend = 0
                 self.keep.clear()
-                self.errors += 1
+                self.counts.drops[R_INTERNAL_ERROR] += 1
                 logger.exception("UDP listener: batch of %d datagrams failed", r)
             if self.closed or r < CN_BATCH:
                 break
@@ -241,7 +229,7 @@ cdef class UDPListener(FdWatcher):
                 send.listener, send.addr = self, a
                 on_miss(q, a, send, over, absent)
         except Exception:
-            self.errors += 1
+            self.counts.drops[R_INTERNAL_ERROR] += 1
             logger.exception("UDP listener: starting %d misses failed", len(misses))
         return 0
 
@@ -280,12 +268,13 @@ cdef class UDPListener(FdWatcher):
         cdef double now = monotonic()
         cdef list misses = self.misses
         cdef FrontDoor front = self.front
+        cdef Counters counts = self.counts
         for i in range(count):
             self.received += 1
             n = cn_msg_len(self.batch, i)
             p = cn_msg_buf(self.batch, i)
             if cn_msg_flags(self.batch, i) & MSG_TRUNC:
-                self.dropped_oversize += 1
+                counts.drops[R_OVERSIZE] += 1
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
             if self.snoop.n > 0 and self.snoop.allows_raw(family, addr):
@@ -308,35 +297,24 @@ cdef class UDPListener(FdWatcher):
                 # none in flight (the engine decides), and past twice the quota not at all.
                 over = self.behind and self.iteration_misses >= self.quota
                 if over and self.iteration_misses >= self.quota + self.misses_per_wakeup:
-                    self.dropped_busy += 1
+                    counts.drops[R_BUSY] += 1
                     continue
                 self.iteration_misses += 1
                 misses.append((PyBytes_FromStringAndSize(<char*>p, n),
                                cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
                 continue
             if v <= DROP_LOCAL:
-                if v == DROP_SHORT:
-                    self.dropped_short += 1
-                elif v == DROP_RESPONSE:
-                    self.dropped_response += 1     # never answer a response: no reflection
+                counts.acted(v)
                 continue
             out = front.take()
-            if v == HIT:
-                if trunc:
-                    self.truncated += 1
-                self.hits += 1
-                self.hit_qtypes[qtype if qtype < 256 else 0] += 1
-            elif v == REFUSED:
-                self.refused += 1
-            if v != REFUSED:
-                self.hit_rcodes[(<unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+            counts.udp_answered(v, out, qtype, trunc)
             self.keep.append(out)
             cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
             if self.query_log is not None:
                 self.query_log(cn_addr_tuple(cn_msg_addr(self.batch, i))[0],
                                PyBytes_FromStringAndSize(<char*>p, n), out, "udp", 0.0, v == HIT)
         if self.batch.nsend:
-            self.send_errors += cn_flush(self.fd, self.batch)
+            counts.drops[R_SEND_ERROR] += cn_flush(self.fd, self.batch)
             self.keep.clear()
         return 0
 

@@ -121,7 +121,7 @@ def _through_daemon(lab, names, anchor=None) -> dict:
                     got["udp miss"] = await _udp(loop, addr, q)
                     got["udp hit"] = await _udp(loop, addr, q)
                     got["tcp hit"] = await _tcp(addr, q)
-            hits = s.fast_tcp_hits
+            hits = s.counters.fast_tcp_hits
         finally:
             await s.stop()
             await r.close()

@@ -7,8 +7,8 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from resolver.daemon.admission import VERDICTS
-from resolver.daemon.dispatch import LATENCY_BUCKETS, Counters, Dispatch, qtype_of
+from resolver.daemon.admission import LATENCY_BUCKETS, VERDICTS, Counters
+from resolver.daemon.dispatch import Dispatch, qtype_of
 from resolver.daemon.config import build
 from resolver.wire.codec import parse_response
 

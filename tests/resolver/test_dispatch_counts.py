@@ -5,8 +5,8 @@ from __future__ import annotations
 import dns.message
 
 from resolver.daemon.config import build
-from resolver.daemon.admission import VERDICTS
-from resolver.daemon.dispatch import Counters, Dispatch
+from resolver.daemon.admission import VERDICTS, Counters
+from resolver.daemon.dispatch import Dispatch
 
 
 def _answer(rcode: int) -> bytes:

@@ -17,8 +17,11 @@ import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
+import pytest
 
 from daemon_proc import free_port
+from resolver.daemon import proxy_protocol
+from resolver.daemon.admission import DROP_REASONS, Counters
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
 
@@ -179,3 +182,14 @@ def test_stats_of_a_fixed_mix(run, lab, loop_kind):
             raw.close()
             await s.stop(1.0)
     run(go(), timeout=60)
+
+
+def test_every_drop_reason_has_its_counter_in_the_block():
+    c = Counters()
+    for reason in DROP_REASONS:
+        c.drop(reason)
+    assert c.dropped == dict.fromkeys(DROP_REASONS, 1)       # each its own counter
+    assert {f"proxy_{r}" for r in proxy_protocol.REASONS} <= set(DROP_REASONS)
+    with pytest.raises(ValueError):
+        c.drop("no such reason")
+    assert c.dropped == dict.fromkeys(DROP_REASONS, 1)
