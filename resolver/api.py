@@ -40,7 +40,7 @@ from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_a
 from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
 from resolver.iterator import Result
 from resolver.limits import DEFAULT, Limits
-from resolver.resolution import (Drive, iterator_for, new_iterator,
+from resolver.resolution import (EDE_NO_REACHABLE_AUTHORITY, Drive, iterator_for, new_iterator,
                                  resolve_client as start_resolution, start)
 from resolver import dns64 as _dns64
 from resolver.upstream.dot import DoTUpstreams
@@ -545,10 +545,12 @@ class Resolver(ResolverCore):
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
                                 errors=self._errors(tcp, o.reason or "DNSSEC bogus", res))
         if o.rcode == it.SERVFAIL:
-            # Out of time, or waited on silent servers for half of it: dnspython's
-            # LifetimeTimeout (its servers never answered); otherwise every server failed.
-            if o.result.time_exhausted or (stats.upstream_timeouts > timeouts and
-                                           now - t0 >= self.limits.max_query_time / 2):
+            # Out of time, waited on silent servers for half of it, or no server could be
+            # asked (each marked down after its timeouts): dnspython's LifetimeTimeout (its
+            # servers never answered); otherwise every server failed.
+            if (o.result.time_exhausted or _unreachable(o.result)
+                    or (stats.upstream_timeouts > timeouts and
+                        now - t0 >= self.limits.max_query_time / 2)):
                 raise LifetimeTimeout(timeout=now - t0, errors=self._errors(
                     tcp, o.reason or "no server answered in time", res))
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
@@ -566,18 +568,23 @@ class Resolver(ResolverCore):
         return dns.message.make_query(dns.name.from_wire(name, 0)[0], rdtype, rdclass)
 
     def _errors(self, tcp: bool, reason: str, res: Result | None = None) -> list:
-        """dnspython's per-server error list, (server, tcp, port, error, None) per failed
-        query: each server the resolution asked in vain (``Result.errors``), a timeout as
-        ``dns.exception.Timeout`` and an rcode by its name as dnspython gives them; then, or
-        alone when no server failed (the cache, a time limit), the resolution's own reason
-        (its server None, or the one forwarder)."""
-        out = []
+        """dnspython's per-server error list, (server, tcp, port, error, None): each server
+        the resolution asked in vain (``Result.errors``) once, with its last error (a
+        timeout as ``dns.exception.Timeout``, an rcode by its name as dnspython gives
+        them); then, or alone when no server failed (the cache, a time limit), the
+        resolution's own reason (its server None, or the one forwarder) unless it repeats
+        a listed server's error."""
+        last: dict = {}                  # each server once, with its last error
         if res is not None and res.errors:
             for (addr, port), what in res.errors:
-                out.append((addr, tcp, port,
-                            dns.exception.Timeout() if what == "timeout" else what, None))
-        if not out or reason not in {str(e[3]) for e in out}:
-            server = self.forward[0] if self.forward and len(self.forward) == 1 else None
+                last[addr, port] = what
+        out = [(addr, tcp, port, dns.exception.Timeout() if what == "timeout" else what, None)
+               for (addr, port), what in last.items()]
+        server = self.forward[0] if self.forward and len(self.forward) == 1 else None
+        named = {e[0] for e in out}
+        # the reason is added unless it repeats what a listed server's entry says
+        if not out or (server not in named and reason not in {str(e[3]) for e in out}
+                       and not any(addr in reason for addr in named)):
             out.append((server, tcp, self.port, reason, None))
         return out
 
@@ -984,6 +991,13 @@ class LifetimeTimeout(dns.resolver.LifetimeTimeout):
     def _fmt_kwargs(self, **kwargs):
         return dns.exception.DNSException._fmt_kwargs(
             self, timeout=kwargs["timeout"], errors=_errors_text(kwargs["errors"]))
+
+
+def _unreachable(res: Result) -> bool:
+    """No server could be asked (each marked down after its timeouts) and none answered:
+    dnspython, which asks them again until its lifetime is over, ends in LifetimeTimeout."""
+    return (res.ede == EDE_NO_REACHABLE_AUTHORITY and bool(res.errors)
+            and all(what in ("timeout", "marked down or busy") for _, what in res.errors))
 
 
 def _errors_text(errors) -> str:

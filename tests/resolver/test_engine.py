@@ -495,8 +495,10 @@ def test_forward_mode_gives_servfail_when_no_forwarder_answers(world, run):
     net.faults[a] = "servfail"
     net.faults[b] = "refused"
     r = resolver.Resolver(forward=[a, b], port=port, limits=FAST)
-    with pytest.raises(dns.resolver.NoNameservers, match="answered rcode"):
+    with pytest.raises(dns.resolver.NoNameservers) as ei:
         run(r.resolve("www.example.com"))
+    # each server once, with its last error
+    assert str(ei.value).endswith(f": Server {a} answered SERVFAIL; Server {b} answered REFUSED")
 
 
 def test_forward_mode_checks_its_arguments(tmp_path):
