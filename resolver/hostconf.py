@@ -5,6 +5,8 @@
 size, modification time or inode), at most once a second. :func:`search_rules` gives the
 ``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf, and
 :func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``).
+:func:`read_resolv_conf` reads a resolv.conf as dnspython does, for the resolvers with
+dnspython's shape (:mod:`resolver.sync`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import socket
 import time
 
 import dns.name
+import dns.resolver
 
 #: How often, at most, the hosts file's metadata is checked for a change (seconds).
 RECHECK_INTERVAL = 1.0
@@ -123,3 +126,18 @@ def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
             except ValueError:
                 continue
     return out
+
+
+def read_resolv_conf(f) -> dns.resolver.BaseResolver:
+    """A resolv.conf (a path or a file object) read by dnspython's own reader, so that what it
+    takes (``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``,
+    ``ndots:N``, ``edns0``; the rest, ``attempts:N`` and ``trust-ad`` among it, is passed
+    over as dnspython does) and what it refuses are dnspython's: the settings are the
+    attributes of the ``dns.resolver.BaseResolver`` returned, whose ``timeout`` and
+    ``ndots`` are None where the file sets none. Raises
+    ``dns.resolver.NoResolverConfiguration`` for a file that cannot be read or names no
+    nameserver, and dnspython's error for a bad ``domain`` or ``search`` name."""
+    conf = dns.resolver.BaseResolver(configure=False)
+    conf.timeout = None           # type: ignore[assignment]
+    conf.read_resolv_conf(f)
+    return conf

@@ -24,6 +24,8 @@ README = ROOT / "README.md"
 NOT_RUN: dict[str, str] = {
     "HTTPS": "fetches https://example.org/ (the Internet); tests/https covers the client",
     "The resolver": "recurses from the real root servers (the Internet); tests/resolver covers it",
+    "dnspython's sync API": "asks the nameservers of /etc/resolv.conf (the host's resolver); "
+                            "tests/resolver/test_sync_resolver.py runs it against the lab",
 }
 
 # Section heading -> what its block prints (its output is part of what the README promises).

@@ -1,0 +1,326 @@
+"""``dns.resolver``'s synchronous API on corenet's resolver.
+
+    from resolver import sync as resolver      # for: from dns import resolver
+    answer = resolver.resolve("example.org", "AAAA")
+    r = resolver.Resolver()                    # the nameservers of /etc/resolv.conf
+    r = resolver.Resolver(configure=False)     # recursion from the root, validating
+
+:class:`Resolver` has dnspython's constructor (``filename``, ``configure``), attributes and
+methods, and the module dnspython's functions on ``default_resolver``
+(:func:`get_default_resolver`, :func:`reset_default_resolver`; assigning
+``resolver.sync.default_resolver`` chooses it, as in dnspython). With ``configure`` (the
+default) a Resolver reads ``filename`` (``/etc/resolv.conf``) as dnspython does
+(``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``, ``ndots:N``,
+``edns0``; :func:`resolver.hostconf.read_resolv_conf`) and asks those nameservers, with
+corenet's cache on top; without it, a Resolver has no nameservers and recurses from the root
+hints (the real root's by default), validating DNSSEC with the shipped root anchor, as the
+daemon does. The keyword arguments of :class:`resolver.Resolver` (``root_hints``, ``limits``,
+``zones``, ``validate``, ``cache_size``...) are accepted after those two.
+
+What runs where: each Resolver owns an engine, a :class:`resolver.Resolver` (the async
+resolver: the same resolution, cache and validation), which lives on one private event loop
+in a thread of its own (:mod:`resolver.loop_thread`), shared by every sync Resolver of the
+process. A call hands its work to that loop and blocks until the answer, so any number of
+threads may call at once (identical questions in flight share one resolution), and a call
+from inside a running event loop's thread blocks that loop until it returns, as dnspython's
+sync resolver does, without deadlocking. Setting an attribute is done on that loop too.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from typing import Any, Callable, TextIO
+
+import dns.inet
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.resolver
+import dns.tsig
+from dns.resolver import (NXDOMAIN, Answer, HostAnswers, LifetimeTimeout,  # noqa: F401
+                          NoAnswer, NoMetaqueries, NoNameservers, NoResolverConfiguration,
+                          NoRootSOA, NotAbsolute, YXDOMAIN)
+
+from resolver import api, functions, hostconf, loop_thread
+
+#: seconds a caller waits beyond the call's own lifetime before it gives up (the engine
+#: bounds the call by the lifetime; this only bounds the hand-over)
+_GRACE = 2.0
+
+#: dnspython's ``lifetime`` and ``payload`` after ``reset()``
+_LIFETIME = 5.0
+
+
+def _engine_attribute(name: str, doc: str) -> property:
+    def get(self: Resolver) -> Any:
+        return getattr(self._engine, name)
+
+    def set_(self: Resolver, value: Any) -> None:
+        loop_thread.call(setattr, self._engine, name, value)
+
+    return property(get, set_, doc=doc)
+
+
+class Resolver:
+    """``dns.resolver.Resolver``: see the module docstring. ``filename``: a path or a file
+    object in resolv.conf's format, read when ``configure`` is true (a missing file, or
+    one without nameservers, raises ``NoResolverConfiguration`` as in dnspython).
+    ``engine``: :class:`resolver.Resolver`'s keyword arguments."""
+
+    def __init__(self, filename: str | os.PathLike | TextIO = "/etc/resolv.conf",
+                 configure: bool = True, **engine: Any) -> None:
+        if "forward" in engine:
+            raise TypeError("Resolver(): set nameservers (or read a resolv.conf) rather "
+                            "than forward=")
+        self._engine: api.Resolver = loop_thread.call(api.Resolver, **engine)
+        self._port = self._engine.port
+        self.reset()
+        if configure and filename:
+            self.read_resolv_conf(filename)
+
+    # ---- configuration, as dnspython's ----------------------------------------------------------
+    def reset(self) -> None:
+        """Back to dnspython's defaults: no nameservers (recursion), no search list, the
+        host's domain, ``lifetime`` 5 s, no EDNS settings, ``port`` as made."""
+        domain = dns.name.Name(dns.name.from_text(socket.gethostname())[1:])
+        loop_thread.call(self._reset_engine, domain if len(domain) else dns.name.root)
+        self.nameserver_ports: dict[str, int] = {}
+        self.keyring = None
+        self.keyname = None
+        self.keyalgorithm = dns.tsig.default_algorithm
+        self.flags: int | None = None
+        self.retry_servfail = False
+
+    def _reset_engine(self, domain: dns.name.Name) -> None:
+        e = self._engine
+        e.nameservers = []
+        e.port = self._port
+        e.search, e.domain, e.ndots, e.use_search_by_default = [], domain, None, False
+        e.rotate = False
+        e.lifetime = _LIFETIME
+        e.use_edns(-1, 0, 0, None)
+
+    def read_resolv_conf(self, f: str | os.PathLike | TextIO) -> None:
+        """Reads ``f`` (a path or a file object) as dnspython does
+        (:func:`resolver.hostconf.read_resolv_conf`), and asks its nameservers."""
+        conf = hostconf.read_resolv_conf(f)
+        loop_thread.call(self._apply, conf)
+
+    def _apply(self, conf: dns.resolver.BaseResolver) -> None:
+        e = self._engine
+        e.domain, e.search, e.rotate = conf.domain, list(conf.search), conf.rotate
+        if conf.ndots is not None:
+            e.ndots = conf.ndots
+        if conf.timeout is not None:
+            e.timeout = conf.timeout
+        if conf.edns >= 0:
+            e.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
+        e.nameservers = self._with_ports(conf.nameservers)
+
+    def _with_ports(self, entries) -> list:
+        if not isinstance(entries, (list, tuple)):
+            raise ValueError(f"nameservers must be a list or tuple (not a {type(entries)})")
+        return [(e, self.nameserver_ports[e]) if isinstance(e, str) and e in
+                self.nameserver_ports else e for e in entries]
+
+    @property
+    def nameservers(self) -> list[str]:
+        """The nameservers asked (``ADDR@PORT`` for one on a port of its own); ``[]``:
+        recursion from the root hints. Set it as in dnspython (addresses, or
+        ``dns.nameserver.Do53Nameserver``; ``nameserver_ports`` gives a plain address its
+        port) or as :class:`resolver.Resolver`'s ``nameservers``."""
+        return self._engine.nameservers
+
+    @nameservers.setter
+    def nameservers(self, entries) -> None:
+        loop_thread.call(setattr, self._engine, "nameservers", self._with_ports(entries))
+
+    port = _engine_attribute("port", "The port the nameservers are asked on.")
+    search = _engine_attribute("search", "dnspython's search list (Names, or text).")
+    domain = _engine_attribute("domain", "dnspython's domain: the search list when "
+                                         "``search`` is empty.")
+    ndots = _engine_attribute("ndots", "dnspython's ndots (None: 1).")
+    use_search_by_default = _engine_attribute("use_search_by_default",
+                                              "Whether ``search=None`` searches.")
+    rotate = _engine_attribute("rotate", "Kept: servers are picked by measured RTT.")
+    lifetime = _engine_attribute("lifetime", "Seconds one call may take (5 by default).")
+    timeout = _engine_attribute("timeout", "The most one server's reply is waited for "
+                                           "(``Limits.max_rto``).")
+    cache = _engine_attribute("cache", "The engine's cache, always on (see "
+                                       "resolver.Resolver.cache).")
+    source = _engine_attribute("source", "The address the upstream sockets are bound to.")
+    edns = _engine_attribute("edns", "dnspython's EDNS level (see ``use_edns``).")
+    ednsflags = _engine_attribute("ednsflags", "dnspython's EDNS flags.")
+    payload = _engine_attribute("payload", "dnspython's EDNS payload size.")
+    ednsoptions = _engine_attribute("ednsoptions", "dnspython's EDNS options.")
+
+    @property
+    def stats(self):
+        """The engine's counters (:class:`resolver.Stats`)."""
+        return self._engine.stats
+
+    def use_edns(self, edns: int | bool | None = 0, ednsflags: int = 0,
+                 payload: int = dns.message.DEFAULT_EDNS_PAYLOAD, options=None) -> None:
+        """dnspython's ``use_edns`` (see :meth:`resolver.Resolver.use_edns`)."""
+        loop_thread.call(self._engine.use_edns, edns, ednsflags, payload, options)
+
+    def set_flags(self, flags: int) -> None:
+        """dnspython's ``set_flags``: kept in ``flags``; the engine sets each query's
+        flags itself (RD towards nameservers, CD/DO as validation needs)."""
+        self.flags = flags
+
+    def use_tsig(self, keyring, keyname=None, algorithm=dns.tsig.default_algorithm) -> None:
+        """TSIG is not supported: a keyring raises NotImplementedError (None is accepted)."""
+        if keyring is not None:
+            raise NotImplementedError("TSIG-signed queries are not supported")
+
+    def flush(self, name=None) -> None:
+        """Forget the whole cache, or what it holds about one name."""
+        loop_thread.call(self._engine.flush, name)
+
+    def close(self) -> None:
+        """Stops the engine's resolutions in flight (see :meth:`resolver.Resolver.close`)."""
+        self._run(self._engine.close, 0.0)
+
+    # ---- queries --------------------------------------------------------------------------------
+    def _run(self, coro_fn: Callable, lifetime: float | None, calls: int = 1):
+        """``coro_fn()`` on the engine's loop; waited for at most ``calls`` lifetimes (and a
+        grace), then LifetimeTimeout as dnspython raises when time runs out."""
+        limit = (self._engine.lifetime if lifetime is None else lifetime) * calls + _GRACE
+        try:
+            return loop_thread.run(coro_fn, limit)
+        except TimeoutError:
+            raise LifetimeTimeout(timeout=limit, errors=[]) from None
+
+    def resolve(self, qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
+                raise_on_no_answer: bool = True, source_port: int = 0,
+                lifetime: float | None = None, search: bool | None = None) -> Answer:
+        """``dns.resolver.Resolver.resolve`` (see :meth:`resolver.Resolver.resolve`)."""
+        if lifetime is None:
+            lifetime = self._engine.lifetime
+        return self._run(lambda: self._engine.resolve(
+            qname, rdtype, rdclass, tcp, source, raise_on_no_answer, source_port, lifetime,
+            search), lifetime)
+
+    def query(self, qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
+              raise_on_no_answer: bool = True, source_port: int = 0,
+              lifetime: float | None = None) -> Answer:
+        """dnspython's deprecated ``query``: ``resolve`` with ``search=True``."""
+        warnings.warn("please use dns.resolver.Resolver.resolve() instead",
+                      DeprecationWarning, stacklevel=2)
+        return self.resolve(qname, rdtype, rdclass, tcp, source, raise_on_no_answer,
+                            source_port, lifetime, True)
+
+    def resolve_address(self, ipaddr: str, *args: Any, **kwargs: Any) -> Answer:
+        """The PTR records of an address (as dnspython's)."""
+        kwargs.setdefault("lifetime", self._engine.lifetime)
+        return self._run(lambda: self._engine.resolve_address(ipaddr, *args, **kwargs),
+                         kwargs["lifetime"])
+
+    def resolve_name(self, name, family: int = socket.AF_UNSPEC,
+                     **kwargs: Any) -> HostAnswers:
+        """IPv4 and/or IPv6 addresses of ``name`` (as dnspython's: A and AAAA)."""
+        kwargs.setdefault("lifetime", self._engine.lifetime)
+        return self._run(lambda: self._engine.resolve_name(name, family, **kwargs),
+                         kwargs["lifetime"], 2)
+
+    def canonical_name(self, name) -> dns.name.Name:
+        """The name at the end of ``name``'s CNAME chain (as dnspython's)."""
+        return self._run(lambda: self._engine.canonical_name(name), None)
+
+
+#: the resolver of the module's functions, made by ``get_default_resolver`` when None;
+#: assign a Resolver to choose it (as dnspython's)
+default_resolver: Resolver | None = None
+
+
+def get_default_resolver() -> Resolver:
+    """``default_resolver``, made (reading /etc/resolv.conf) if None."""
+    if default_resolver is None:
+        reset_default_resolver()
+    assert default_resolver is not None
+    return default_resolver
+
+
+def reset_default_resolver() -> None:
+    """A new ``default_resolver``: ``Resolver()``, reading /etc/resolv.conf again."""
+    global default_resolver
+    default_resolver = Resolver()
+
+
+def resolve(qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
+            raise_on_no_answer: bool = True, source_port: int = 0,
+            lifetime: float | None = None, search: bool | None = None) -> Answer:
+    """``get_default_resolver().resolve(...)``."""
+    return get_default_resolver().resolve(qname, rdtype, rdclass, tcp, source,
+                                          raise_on_no_answer, source_port, lifetime, search)
+
+
+def query(qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
+          raise_on_no_answer: bool = True, source_port: int = 0,
+          lifetime: float | None = None) -> Answer:
+    """``get_default_resolver().query(...)`` (deprecated, as in dnspython)."""
+    warnings.warn("please use dns.resolver.resolve() instead", DeprecationWarning,
+                  stacklevel=2)
+    return get_default_resolver().resolve(qname, rdtype, rdclass, tcp, source,
+                                          raise_on_no_answer, source_port, lifetime, True)
+
+
+def resolve_address(ipaddr: str, *args: Any, **kwargs: Any) -> Answer:
+    """``get_default_resolver().resolve_address(...)``."""
+    return get_default_resolver().resolve_address(ipaddr, *args, **kwargs)
+
+
+def resolve_name(name, family: int = socket.AF_UNSPEC, **kwargs: Any) -> HostAnswers:
+    """``get_default_resolver().resolve_name(...)``."""
+    return get_default_resolver().resolve_name(name, family, **kwargs)
+
+
+def canonical_name(name) -> dns.name.Name:
+    """``get_default_resolver().canonical_name(...)``."""
+    return get_default_resolver().canonical_name(name)
+
+
+def zone_for_name(name, rdclass=dns.rdataclass.IN, tcp: bool = False,
+                  resolver: Resolver | None = None,
+                  lifetime: float | None = None) -> dns.name.Name:
+    """The name of the zone holding ``name`` (absolute), as dnspython finds it
+    (:func:`resolver.functions.zone_for_name`, on ``resolver``'s engine)."""
+    if resolver is None:
+        resolver = get_default_resolver()
+    engine = resolver._engine
+    labels = len(name) if isinstance(name, dns.name.Name) else str(name).count(".") + 2
+    return resolver._run(lambda: functions.zone_for_name(name, rdclass, tcp, engine,
+                                                         lifetime=lifetime),
+                         lifetime, 1 if lifetime is not None else labels)
+
+
+def make_resolver_at(where, port: int = 53, family: int = socket.AF_UNSPEC,
+                     resolver: Resolver | None = None) -> Resolver:
+    """A Resolver asking ``where`` (an address, or a name whose addresses ``resolver``, or
+    the default resolver, finds) on ``port`` (as dnspython's)."""
+    if isinstance(where, str) and dns.inet.is_address(where):
+        addresses = [where]
+    else:
+        if resolver is None:
+            resolver = get_default_resolver()
+        addresses = list(resolver.resolve_name(where, family).addresses())
+    made = Resolver(configure=False)
+    made.nameservers = [(a, port) for a in addresses]
+    return made
+
+
+def resolve_at(where, qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,
+               raise_on_no_answer: bool = True, source_port: int = 0,
+               lifetime: float | None = None, search: bool | None = None, port: int = 53,
+               family: int = socket.AF_UNSPEC, resolver: Resolver | None = None) -> Answer:
+    """Ask ``where`` ``qname`` through a Resolver made for the call
+    (:func:`make_resolver_at`), bound to ``source`` when given, and closed after it."""
+    made = make_resolver_at(where, port, family, resolver)
+    try:
+        made.source = source
+        return made.resolve(qname, rdtype, rdclass, tcp, source, raise_on_no_answer,
+                            source_port, lifetime, search)
+    finally:
+        made.close()

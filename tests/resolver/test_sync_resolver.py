@@ -1,0 +1,311 @@
+"""resolver.sync, dns.resolver's synchronous shape: its engine on the private loop thread,
+used from many threads at once and from inside a running loop; configured from resolv.conf
+files (temporary ones, never the host's) as dnspython reads them; the module's functions on
+``default_resolver``."""
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import threading
+import time
+
+import dns.name
+import dns.resolver
+import pytest
+
+from daemon_proc import Daemon
+
+import resolver
+from resolver import loop_thread, sync
+
+
+@pytest.fixture
+def lab_sync(lab):
+    """lab_sync(**kw) -> sync.Resolver recursing from the lab (configure=False); closed
+    after the test."""
+    made = []
+
+    def make(**kw):
+        kw.setdefault("root_hints", lab.root_hints)
+        kw.setdefault("port", lab.port)
+        kw.setdefault("do_not_query_localhost", False)     # the lab is on loopback
+        r = sync.Resolver(configure=False, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(lab, tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("syncd"), lab).start()
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+#: the lab's addresses of www.example.com.
+WWW = ["192.0.2.1", "192.0.2.11"]
+
+
+def _addresses(answer) -> list[str]:
+    return sorted(rd.address for rd in answer)
+
+
+def test_a_sync_resolver_recurses_from_the_lab_on_its_engine(lab_sync):
+    r = lab_sync()
+    assert r.nameservers == []                  # configure=False: recursion
+    answer = r.resolve("www.example.com", "A")
+    assert isinstance(answer, dns.resolver.Answer)
+    assert _addresses(answer) == WWW
+    assert isinstance(r._engine, resolver.Resolver)
+    hits = r.stats.cache_hits
+    assert _addresses(r.resolve("www.example.com")) == WWW
+    assert r.stats.cache_hits == hits + 1       # the engine's cache answered
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        r.resolve("nope.example.com")
+    with pytest.raises(dns.resolver.NoAnswer):
+        r.resolve("v4only.example.com", "AAAA")
+    assert r.canonical_name("alias.example.com") == dns.name.from_text("www.example.com")
+    assert "192.0.2.1" in set(r.resolve_name("www.example.com").addresses())
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        r.resolve_address("192.0.2.1")
+    assert sync.zone_for_name("www.example.com", resolver=r) == \
+        dns.name.from_text("example.com")
+
+
+def test_many_threads_at_once_get_their_own_answers(lab_sync):
+    r = lab_sync()
+    names = {"www.example.com": "answer", "nope.example.com": "NXDOMAIN",
+             "alias.example.com": "answer", "v4only.example.com": "answer"}
+    expected = {}
+    for name in names:
+        try:
+            expected[name] = _addresses(r.resolve(name))
+        except dns.resolver.NXDOMAIN:
+            expected[name] = "NXDOMAIN"
+    r.flush()
+    results: dict = {}
+    barrier = threading.Barrier(24)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        got = []
+        for name in list(names)[i % 4:] + list(names)[:i % 4]:
+            try:
+                got.append((name, _addresses(r.resolve(name))))
+            except dns.resolver.NXDOMAIN:
+                got.append((name, "NXDOMAIN"))
+            except Exception as exc:            # recorded, so the assertion names it
+                got.append((name, repr(exc)))
+        results[i] = got
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 24
+    for got in results.values():
+        assert dict(got) == expected
+
+
+def test_inside_a_running_loop_it_blocks_that_loop_and_answers(lab_sync):
+    r = lab_sync()
+    ticks = []
+
+    async def main():
+        async def tick():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.001)
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0.01)
+        before = len(ticks)
+        answer = r.resolve("www.example.com")       # a sync call in the loop's thread
+        during = len(ticks) - before
+        ticker.cancel()
+        return answer, during
+
+    answer, during = asyncio.run(main())
+    assert _addresses(answer) == WWW
+    assert during == 0                          # the caller's loop waited, as with dnspython
+
+
+def test_a_call_from_the_private_loop_thread_is_refused(lab_sync):
+    r = lab_sync()
+    with pytest.raises(RuntimeError, match="its own loop's thread"):
+        loop_thread.call(r.resolve, "www.example.com")
+
+
+def test_nameservers_from_a_resolv_conf_are_asked(daemon, tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\nsearch nowhere.example. example.com.\n")
+    r = sync.Resolver(filename=str(conf), port=daemon.port)
+    try:
+        assert r.nameservers == ["127.0.0.1"]
+        answer = r.resolve("www", search=True)
+        assert answer.nameserver == "127.0.0.1" and answer.port == daemon.port
+        assert str(answer.qname) == "www.example.com."
+        # dnspython's idiom: read the file, then choose the port
+        again = sync.Resolver(filename=io.StringIO("nameserver 127.0.0.1\n"))
+        again.port = daemon.port
+        assert _addresses(again.resolve("www.example.com")) == WWW
+        again.close()
+    finally:
+        r.close()
+
+
+def test_default_resolver_is_the_one_assigned(daemon, tmp_path, monkeypatch):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\n")
+    chosen = sync.Resolver(filename=conf, port=daemon.port)
+    monkeypatch.setattr(sync, "default_resolver", chosen)
+    assert sync.get_default_resolver() is chosen
+    answer = sync.resolve("www.example.com")
+    assert answer.nameserver == "127.0.0.1" and _addresses(answer) == WWW
+    assert sync.canonical_name("alias.example.com") == dns.name.from_text("www.example.com")
+    assert "192.0.2.1" in set(sync.resolve_name("www.example.com").addresses())
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        sync.resolve_address("192.0.2.1")
+    assert sync.zone_for_name("www.example.com") == dns.name.from_text("example.com")
+    at = sync.resolve_at("127.0.0.1", "www.example.com", port=daemon.port)
+    assert at.nameserver == "127.0.0.1" and _addresses(at) == WWW
+    chosen.close()
+
+
+def test_reset_default_resolver_reads_the_hosts_file_as_dnspython(monkeypatch):
+    """Both read /etc/resolv.conf (nothing is sent): the same nameservers, or the same
+    error where the host has no usable file."""
+    monkeypatch.setattr(sync, "default_resolver", None)
+
+    def outcome(make):
+        try:
+            r = make()
+        except dns.resolver.NoResolverConfiguration as exc:
+            return ("NoResolverConfiguration", str(exc))
+        return ([str(n) for n in r.nameservers], r.search, r.ndots)
+
+    mine = outcome(sync.get_default_resolver)
+    theirs = outcome(dns.resolver.Resolver)
+    assert mine == theirs
+    if mine[0] != "NoResolverConfiguration":
+        first = sync.default_resolver
+        sync.reset_default_resolver()
+        assert sync.default_resolver is not first
+        first.close()
+        sync.default_resolver.close()
+
+
+def test_missing_or_empty_files_raise_as_dnspython(tmp_path):
+    empty = tmp_path / "empty.conf"
+    empty.write_text("search example.com\n")
+    for f in (str(tmp_path / "absent.conf"), str(empty)):
+        with pytest.raises(dns.resolver.NoResolverConfiguration) as theirs:
+            dns.resolver.Resolver(filename=f)
+        with pytest.raises(dns.resolver.NoResolverConfiguration) as mine:
+            sync.Resolver(filename=f)
+        assert str(mine.value) == str(theirs.value)
+
+
+def test_a_silent_nameserver_times_out_on_every_call_as_in_dnspython():
+    """The same silent server (a socket that reads nothing) asked by dnspython's resolver and
+    by ours: LifetimeTimeout on each call, ours naming the server once."""
+    from dns.nameserver import Do53Nameserver
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.20", 0))
+        port = silent.getsockname()[1]
+        theirs = dns.resolver.Resolver(configure=False)
+        mine = sync.Resolver(configure=False)
+        try:
+            for r in (theirs, mine):
+                r.nameservers = [Do53Nameserver("127.0.0.20", port)]
+            for lifetime in (None, 0.5, 0.5):
+                for r in (theirs, mine):
+                    with pytest.raises(dns.resolver.LifetimeTimeout) as ei:
+                        r.resolve("www.example.com", lifetime=lifetime)
+                assert str(ei.value).count("127.0.0.20") == 1, str(ei.value)
+            assert mine.stats.upstream_skipped_down > 0
+        finally:
+            mine.close()
+
+
+#: what dns.resolver has that resolver.sync leaves out (README: Coming from dnspython)
+NOT_PROVIDED = {"read_registry", "try_ddr", "override_system_resolver",
+                "restore_system_resolver"}
+
+
+def test_the_names_of_dns_resolver_are_there():
+    import inspect
+
+    theirs = dns.resolver.Resolver(configure=False)
+    mine = sync.Resolver(configure=False)
+    try:
+        wanted = {n for n in dir(dns.resolver.Resolver) if not n.startswith("_")}
+        wanted |= {n for n in vars(theirs) if not n.startswith("_")}
+        assert {n for n in wanted if not hasattr(mine, n)} == NOT_PROVIDED & wanted
+        functions = {n for n, v in vars(dns.resolver).items() if inspect.isfunction(v)
+                     and v.__module__ == "dns.resolver" and not n.startswith("_")}
+        assert {n for n in functions if not hasattr(sync, n)} == NOT_PROVIDED & functions
+        for name in ("NXDOMAIN", "NoAnswer", "LifetimeTimeout", "NoNameservers",
+                     "NoResolverConfiguration"):
+            assert getattr(sync, name) is getattr(dns.resolver, name)
+    finally:
+        mine.close()
+
+
+def test_nameservers_take_dnspythons_forms(daemon):
+    from dns.nameserver import Do53Nameserver
+
+    r = sync.Resolver(configure=False)
+    try:
+        r.nameserver_ports = {"127.0.0.1": daemon.port}
+        r.nameservers = ("127.0.0.1",)                  # a tuple, its port from the map
+        assert _addresses(r.resolve("www.example.com")) == WWW
+        r.flush()
+        r.nameservers = [Do53Nameserver("127.0.0.1", daemon.port)]
+        assert r.resolve("www.example.com").port == daemon.port
+        with pytest.raises(ValueError):
+            r.nameservers = "127.0.0.1"
+        r.nameservers = []                              # recursion again
+        assert r.nameservers == []
+    finally:
+        r.close()
+
+
+def _readme_program() -> str:
+    import pathlib
+    text = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("\n## dnspython's sync API\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_program_runs_unchanged_but_for_its_import(daemon, tmp_path, monkeypatch,
+                                                              capsys):
+    """The README's sync program, run with dnspython's import and with ours, each module's
+    default resolver asking the lab's daemon: the same output."""
+    ours = _readme_program()
+    theirs = ours.replace("from resolver import sync as resolver",
+                          "from dns import resolver", 1)
+    assert theirs != ours
+    stub = dns.resolver.Resolver(configure=False)
+    stub.nameservers, stub.port = ["127.0.0.1"], daemon.port
+    monkeypatch.setattr(dns.resolver, "default_resolver", stub)
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\n")
+    mine = sync.Resolver(filename=conf, port=daemon.port)
+    monkeypatch.setattr(sync, "default_resolver", mine)
+    printed = []
+    for code in (theirs, ours):
+        exec(compile(code, "README.md", "exec"), {})
+        printed.append(capsys.readouterr().out)
+    mine.close()
+    assert printed[0] == printed[1]
+    assert printed[1].splitlines() == [
+        "['192.0.2.1', '192.0.2.11'] www.example.com.", "www.example.com.",
+        "no such name: nope.example.com."]
