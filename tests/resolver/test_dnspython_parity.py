@@ -1,7 +1,11 @@
-"""The same calls made of dnspython's own dns.asyncresolver.Resolver (a stub asking a corenet
-daemon that recurses from the lab) and of corenet's library (recursing from the same lab)
-give the same answers and raise the same exception types."""
+"""The same calls made of dnspython's own resolvers (stubs asking a corenet daemon that
+recurses from the lab) and of corenet's library (recursing from the same lab) give the same
+answers and raise the same exception types: dns.asyncresolver.Resolver next to
+resolver.Resolver, and dns.resolver.Resolver next to resolver.sync.Resolver."""
 from __future__ import annotations
+
+import functools
+import socket
 
 import dns.asyncresolver
 import dns.name
@@ -9,6 +13,8 @@ import dns.resolver
 import pytest
 
 from daemon_proc import Daemon
+
+from resolver import sync
 
 #: the exception types compared, most specific first
 KINDS = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoMetaqueries,
@@ -22,93 +28,162 @@ def daemon(lab, tmp_path_factory):
     assert d.stop() == 0, d.log_text()[-2000:]
 
 
-@pytest.fixture
-def both(daemon, lab_resolver):
-    stub = dns.asyncresolver.Resolver(configure=False)
+def _stub(cls, daemon):
+    stub = cls(configure=False)
     stub.nameservers = ["127.0.0.1"]
     stub.port = daemon.port
     stub.lifetime = 8.0
-    return stub, lab_resolver()
+    return stub
 
 
-def _outcome(coro_fn):
-    async def go():
-        try:
-            out = await coro_fn()
-        except KINDS as exc:
-            kind = next(k for k in KINDS if isinstance(exc, k))
-            extra = None
-            if isinstance(exc, dns.resolver.NXDOMAIN):
-                extra = ([str(n) for n in exc.qnames()], str(exc.canonical_name))
-            return (kind.__name__, extra)
-        if isinstance(out, dns.name.Name):
-            return ("name", str(out))
-        if isinstance(out, dns.resolver.HostAnswers):
-            return ("host", sorted(out.addresses()))
-        rrset = out.rrset
-        return ("answer", str(out.qname), str(out.canonical_name),
-                None if rrset is None else (str(rrset.name), rrset.rdtype,
-                                            sorted(rd.to_text() for rd in rrset)))
-    return go()
+@pytest.fixture
+def both(daemon, lab_resolver):
+    """(dnspython's async stub, corenet's async Resolver)."""
+    return _stub(dns.asyncresolver.Resolver, daemon), lab_resolver()
 
 
-def _same(run, both, call):
-    stub, ours = both
-    theirs = run(_outcome(lambda: call(stub)))
-    mine = run(_outcome(lambda: call(ours)))
-    assert mine == theirs
-    return mine
+@pytest.fixture
+def both_sync(daemon, lab):
+    """(dnspython's sync stub, corenet's sync Resolver recursing from the lab)."""
+    ours = sync.Resolver(configure=False, root_hints=lab.root_hints, port=lab.port,
+                         do_not_query_localhost=False)
+    yield _stub(dns.resolver.Resolver, daemon), ours
+    ours.close()
 
 
-@pytest.mark.parametrize("qname,rdtype", [
-    ("www.example.com", "A"), ("www.example.com", "AAAA"), ("example.com", "MX"),
-    ("example.com", "TXT"), ("_sip._udp.example.com", "SRV"),
-    ("host.wild.example.com", "A"),
-])
-def test_data(run, both, qname, rdtype):
-    assert _same(run, both, lambda r: r.resolve(qname, rdtype))[0] == "answer"
+def _kind_of(exc) -> tuple:
+    kind = next(k for k in KINDS if isinstance(exc, k))
+    extra = None
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        extra = ([str(n) for n in exc.qnames()], str(exc.canonical_name))
+    return (kind.__name__, extra)
 
 
-@pytest.mark.parametrize("qname", ["nope.example.com", "nosuch.com", "nosuchtld."])
-def test_nxdomain_and_its_qnames(run, both, qname):
-    assert _same(run, both, lambda r: r.resolve(qname, "A"))[0] == "NXDOMAIN"
+def _value_of(out) -> tuple:
+    if isinstance(out, dns.name.Name):
+        return ("name", str(out))
+    if isinstance(out, dns.resolver.HostAnswers):
+        return ("host", sorted(out.addresses()))
+    rrset = out.rrset
+    return ("answer", str(out.qname), str(out.canonical_name),
+            None if rrset is None else (str(rrset.name), rrset.rdtype,
+                                        sorted(rd.to_text() for rd in rrset)))
 
 
-def test_no_answer_and_raise_on_no_answer_false(run, both):
-    assert _same(run, both, lambda r: r.resolve("v4only.example.com", "AAAA"))[0] == "NoAnswer"
-    assert _same(run, both, lambda r: r.resolve("ent.example.com", "A"))[0] == "NoAnswer"
-    got = _same(run, both, lambda r: r.resolve("v4only.example.com", "AAAA",
-                                               raise_on_no_answer=False))
+async def _awaited(call) -> tuple:
+    """What ``await call()`` did, as comparable data."""
+    try:
+        out = await call()
+    except KINDS as exc:
+        return _kind_of(exc)
+    return _value_of(out)
+
+
+def _returned(call) -> tuple:
+    """What ``call()`` did, as comparable data."""
+    try:
+        out = call()
+    except KINDS as exc:
+        return _kind_of(exc)
+    return _value_of(out)
+
+
+@pytest.fixture
+def same_async(run, both):
+    """same(call): ``call(r)`` on both async resolvers gives the same; that outcome."""
+    def same(call):
+        stub, ours = both
+        theirs = run(_awaited(lambda: call(stub)))
+        mine = run(_awaited(lambda: call(ours)))
+        assert mine == theirs
+        return mine
+    same.pair = both
+    return same
+
+
+@pytest.fixture
+def same_sync(both_sync):
+    """same(call): ``call(r)`` on both sync resolvers gives the same; that outcome. The
+    calls run in this thread, with no loop running (dnspython's sync use)."""
+    def same(call):
+        stub, ours = both_sync
+        theirs = _returned(lambda: call(stub))
+        mine = _returned(lambda: call(ours))
+        assert mine == theirs
+        return mine
+    same.pair = both_sync
+    return same
+
+
+# ---- the calls, each made of both pairs -----------------------------------------------------
+
+def _data(same, qname, rdtype):
+    assert same(lambda r: r.resolve(qname, rdtype))[0] == "answer"
+
+
+def _nxdomain_and_its_qnames(same, qname):
+    assert same(lambda r: r.resolve(qname, "A"))[0] == "NXDOMAIN"
+
+
+def _no_answer_and_raise_on_no_answer_false(same):
+    assert same(lambda r: r.resolve("v4only.example.com", "AAAA"))[0] == "NoAnswer"
+    assert same(lambda r: r.resolve("ent.example.com", "A"))[0] == "NoAnswer"
+    got = same(lambda r: r.resolve("v4only.example.com", "AAAA", raise_on_no_answer=False))
     assert got[0] == "answer" and got[3] is None
 
 
-def test_cname_chains(run, both):
+def _cname_chains(same):
     for name in ("alias.example.com", "xalias.example.com", "chain8-00.example.com",
                  "www.dname.example.com"):
-        assert _same(run, both, lambda r: r.resolve(name, "A"))[0] == "answer"
-        assert _same(run, both, lambda r: r.canonical_name(name))[0] == "name"
+        assert same(lambda r: r.resolve(name, "A"))[0] == "answer"
+        assert same(lambda r: r.canonical_name(name))[0] == "name"
     # a CNAME to nothing: NXDOMAIN, and canonical_name the chain's end all the same
-    assert _same(run, both, lambda r: r.resolve("dangling.example.com"))[0] == "NXDOMAIN"
-    assert _same(run, both, lambda r: r.canonical_name("dangling.example.com")) == \
+    assert same(lambda r: r.resolve("dangling.example.com"))[0] == "NXDOMAIN"
+    assert same(lambda r: r.canonical_name("dangling.example.com")) == \
         ("name", "nothing.example.net.")
 
 
-def test_resolve_address_and_resolve_name(run, both):
-    assert _same(run, both, lambda r: r.resolve_address("192.0.2.1"))[0] == "NXDOMAIN"
-    assert _same(run, both, lambda r: r.resolve_name("www.example.com"))[0] == "host"
-    assert _same(run, both, lambda r: r.resolve_name("v4only.example.com"))[0] == "host"
+def _resolve_address_and_resolve_name(same):
+    assert same(lambda r: r.resolve_address("192.0.2.1"))[0] == "NXDOMAIN"
+    assert same(lambda r: r.resolve_name("www.example.com"))[0] == "host"
+    assert same(lambda r: r.resolve_name("v4only.example.com"))[0] == "host"
 
 
-def test_search_list(run, both):
-    for r in both:
+def _search_list(same):
+    for r in same.pair:
         r.search = [dns.name.from_text("nowhere.example."), dns.name.from_text("example.com.")]
-    assert _same(run, both, lambda r: r.resolve("www", search=True))[1] == "www.example.com."
-    assert _same(run, both, lambda r: r.resolve("nope", search=True))[0] == "NXDOMAIN"
-    assert _same(run, both, lambda r: r.resolve("www", search=False))[0] == "NXDOMAIN"
+    assert same(lambda r: r.resolve("www", search=True))[1] == "www.example.com."
+    assert same(lambda r: r.resolve("nope", search=True))[0] == "NXDOMAIN"
+    assert same(lambda r: r.resolve("www", search=False))[0] == "NXDOMAIN"
 
 
-def test_meta_queries(run, both):
-    assert _same(run, both, lambda r: r.resolve("example.com", "ANY"))[0] == "NoMetaqueries"
+def _meta_queries(same):
+    assert same(lambda r: r.resolve("example.com", "ANY"))[0] == "NoMetaqueries"
+
+
+CALLS = {
+    **{f"data {q} {t}": functools.partial(_data, qname=q, rdtype=t) for q, t in [
+        ("www.example.com", "A"), ("www.example.com", "AAAA"), ("example.com", "MX"),
+        ("example.com", "TXT"), ("_sip._udp.example.com", "SRV"),
+        ("host.wild.example.com", "A")]},
+    **{f"nxdomain {q}": functools.partial(_nxdomain_and_its_qnames, qname=q)
+       for q in ["nope.example.com", "nosuch.com", "nosuchtld."]},
+    "no answer": _no_answer_and_raise_on_no_answer_false,
+    "cname chains": _cname_chains,
+    "resolve_address and resolve_name": _resolve_address_and_resolve_name,
+    "search list": _search_list,
+    "meta queries": _meta_queries,
+}
+
+
+@pytest.mark.parametrize("check", CALLS.values(), ids=list(CALLS))
+def test_async_calls(same_async, check):
+    check(same_async)
+
+
+@pytest.mark.parametrize("check", CALLS.values(), ids=list(CALLS))
+def test_sync_calls(same_sync, check):
+    check(same_sync)
 
 
 # ---- the table of COMPATIBILITY.md -----------------------------------------------------------
@@ -129,18 +204,22 @@ def _table_rows() -> list[tuple[str, str, str]]:
 ROWS = _table_rows()
 
 
-def _kind(coro_fn):
-    """The first word a table cell gives for what the call did."""
-    async def go():
-        try:
-            out = await coro_fn()
-        except Exception as exc:
-            return next((k.__name__ for k in KINDS if isinstance(exc, k)), type(exc).__name__)
-        for cls in (dns.resolver.Answer, dns.resolver.HostAnswers, dns.name.Name):
-            if isinstance(out, cls):
-                return cls.__name__
-        return type(out).__name__
-    return go()
+def _kind_name(exc) -> str:
+    return next((k.__name__ for k in KINDS if isinstance(exc, k)), type(exc).__name__)
+
+
+def _result_name(out) -> str:
+    for cls in (dns.resolver.Answer, dns.resolver.HostAnswers, dns.name.Name):
+        if isinstance(out, cls):
+            return cls.__name__
+    return type(out).__name__
+
+
+def _free_udp_port() -> int:
+    """A UDP port nothing holds now (dnspython binds its source_port on every address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
 
 
 def test_the_table_covers_the_calls_of_the_brief():
@@ -148,39 +227,62 @@ def test_the_table_covers_the_calls_of_the_brief():
     for needle in ('"A")', '"AAAA")', '"MX")', '"ANY")', "nope.", "v4only.", "resolve_address(",
                    "canonical_name(", "resolve_name(", "zone_for_name(", "resolve_at(",
                    '"search"', '@" + PORT', '#" + PORT', "int(PORT))", "lifetime=", "alllame",
-                   ".nameserver", ".port", "source=", "source_port="):
+                   ".nameserver", ".port", "source=", "source_port=FREE_PORT"):
         assert needle in calls, needle
+
+
+def _table_names(r, module, lab) -> dict:
+    from dns.nameserver import Do53Nameserver
+
+    return {"r": r, "PORT": str(lab.port), "FREE_PORT": _free_udp_port(),
+            "Do53Nameserver": Do53Nameserver, "zone_for_name": module.zone_for_name,
+            "resolve_at": module.resolve_at}
+
+
+def _split(call):
+    """(the call, the attribute read of its result, or None)."""
+    if ".nameserver" in call or ".port" in call:
+        inner, attr = call.rsplit(".", 1)
+        return inner, attr
+    return call, None
 
 
 @pytest.mark.parametrize("call,theirs,mine", ROWS, ids=[c for c, _, _ in ROWS])
 def test_the_compatibility_table_says_what_both_do(run, both, lab, call, theirs, mine):
-    import dns.asyncresolver
-    from dns.nameserver import Do53Nameserver
-
     import resolver.functions
 
-    stub, ours = both
     observed = []
-    for r, module in ((stub, dns.asyncresolver), (ours, resolver.functions)):
-        names = {"r": r, "PORT": str(lab.port), "Do53Nameserver": Do53Nameserver,
-                 "zone_for_name": module.zone_for_name, "resolve_at": module.resolve_at}
+    inner, attr = _split(call)
+    for r, module in zip(both, (dns.asyncresolver, resolver.functions)):
+        names = _table_names(r, module, lab)
 
         async def call_it(names=names):
-            out = eval(call, {}, names)             # the table's own text, run
-            if hasattr(out, "__await__"):
-                return await out
-            return out
+            try:
+                out = eval(inner, {}, names)            # the table's own text, run
+                if hasattr(out, "__await__"):
+                    out = await out
+                return _result_name(getattr(out, attr) if attr else out)
+            except Exception as exc:
+                return _kind_name(exc)
 
-        if ".nameserver" in call or ".port" in call:
-            attr = call.rsplit(".", 1)[1]
-            inner = call.rsplit(".", 1)[0]
-
-            async def call_it(names=names, inner=inner, attr=attr):
-                return getattr(await eval(inner, {}, names), attr)
-
-        observed.append(run(_kind(call_it)))
+        observed.append(run(call_it()))
     assert observed == [theirs.split()[0], mine.split()[0]], (call, observed)
-    if ".nameserver" in call:
+    if attr == "nameserver":
+        stub, ours = both
         # dnspython names the server it asked; corenet the authority that answered
         assert run(stub.resolve("www.example.com")).nameserver == "127.0.0.1"
         assert run(ours.resolve("www.example.com")).nameserver in ("127.0.0.10", "127.0.0.11")
+
+
+@pytest.mark.parametrize("call,theirs,mine", ROWS, ids=[c for c, _, _ in ROWS])
+def test_the_compatibility_table_holds_for_the_sync_resolvers(both_sync, lab, call, theirs,
+                                                               mine):
+    observed = []
+    inner, attr = _split(call)
+    for r, module in zip(both_sync, (dns.resolver, sync)):
+        try:
+            out = eval(inner, {}, _table_names(r, module, lab))
+            observed.append(_result_name(getattr(out, attr) if attr else out))
+        except Exception as exc:
+            observed.append(_kind_name(exc))
+    assert observed == [theirs.split()[0], mine.split()[0]], (call, observed)
