@@ -6,7 +6,12 @@
     resolver.install(loop, r)                     # loop.getaddrinfo now resolves through r
     resolver.Resolver(forward=["192.0.2.53"])     # a stub asking other resolvers instead
     await resolver.resolve("example.com", "MX")   # dns.asyncresolver's functions, on a default
+    resolver.default_resolver = r                 # ... which this chooses
+    from resolver import sync                     # dns.resolver's sync API (resolver.sync)
 """
+import sys
+import types
+
 from corenet import __version__
 from resolver.api import Answer, Resolver, Stats
 from resolver.functions import (canonical_name, get_default_resolver, make_resolver_at,
@@ -18,3 +23,21 @@ from resolver.limits import Limits
 __all__ = ["Answer", "Limits", "Resolver", "Stats", "__version__", "canonical_name",
            "get_default_resolver", "install", "make_resolver_at", "reset_default_resolver",
            "resolve", "resolve_address", "resolve_at", "resolve_name", "zone_for_name"]
+
+
+class _Package(types.ModuleType):
+    """The package, with ``default_resolver`` read from and assigned to
+    ``resolver.functions`` (as ``dns.asyncresolver.default_resolver``)."""
+
+    @property
+    def default_resolver(self):
+        from resolver import functions
+        return functions.default_resolver
+
+    @default_resolver.setter
+    def default_resolver(self, value) -> None:
+        from resolver import functions
+        functions.default_resolver = value
+
+
+sys.modules[__name__].__class__ = _Package

@@ -10,7 +10,9 @@ anchor, and takes the ``search`` domains and ``ndots`` of ``/etc/resolv.conf`` (
 default resolver asks the ``nameserver`` lines instead: ``get_default_resolver().nameservers
 = hostconf.nameservers()`` does that). It is made on first use and works on whichever loop
 runs; ``reset_default_resolver`` replaces it (a resolution of the old one still in flight
-runs to its end).
+runs to its end). Assigning ``default_resolver`` (here, or ``resolver.default_resolver``)
+chooses it, as in dnspython. ``resolver.sync`` has dns.resolver's functions, whose default
+resolver asks the nameservers of ``/etc/resolv.conf`` as dnspython's does.
 """
 from __future__ import annotations
 
@@ -26,20 +28,21 @@ from dns.resolver import NXDOMAIN, NoAnswer, NoRootSOA, NotAbsolute
 
 from resolver.api import Answer, Resolver
 
-_default: Resolver | None = None
+#: the resolver of the module's functions, made by ``get_default_resolver`` when None
+default_resolver: Resolver | None = None
 
 
 def get_default_resolver() -> Resolver:
     """The default resolver, made on first use."""
-    if _default is None:
+    if default_resolver is None:
         reset_default_resolver()
-    assert _default is not None
-    return _default
+    assert default_resolver is not None
+    return default_resolver
 
 
 def reset_default_resolver() -> None:
     """Make a new default resolver (see the module docstring)."""
-    global _default
+    global default_resolver
     from resolver.hostconf import search_rules
 
     r = Resolver()
@@ -47,7 +50,7 @@ def reset_default_resolver() -> None:
         r.search, r.ndots = search_rules("/etc/resolv.conf")
     except OSError:
         pass
-    _default = r
+    default_resolver = r
 
 
 async def resolve(qname, rdtype="A", rdclass="IN", tcp: bool = False, source=None,

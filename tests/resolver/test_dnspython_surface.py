@@ -233,7 +233,7 @@ def test_any_and_meta_queries_raise_no_metaqueries(world, run):
 def default(world, monkeypatch):
     net, fs, port = world
     r = make(port)
-    monkeypatch.setattr(resolver.functions, "_default", r)
+    monkeypatch.setattr(resolver.functions, "default_resolver", r)
     return net, port, r
 
 
@@ -267,8 +267,18 @@ def test_resolve_at_asks_that_server(default, run):
     assert seen[-1] == f"{P}.4.1"
 
 
+def test_assigning_resolver_default_resolver_chooses_it(world, run, monkeypatch):
+    net, fs, port = world
+    r = make(port)
+    monkeypatch.setattr(resolver.functions, "default_resolver", None)
+    resolver.default_resolver = r                   # dns.asyncresolver's idiom
+    assert resolver.functions.default_resolver is r and resolver.default_resolver is r
+    assert [rd.address for rd in run(resolver.resolve("www.example.com"))] == ["192.0.2.1"]
+    assert r.stats.client_queries == 1
+
+
 def test_reset_default_resolver_makes_a_new_one(monkeypatch):
-    monkeypatch.setattr(resolver.functions, "_default", None)
+    monkeypatch.setattr(resolver.functions, "default_resolver", None)
     first = resolver.get_default_resolver()
     assert isinstance(first, resolver.Resolver) and first.nameservers == []
     resolver.reset_default_resolver()
