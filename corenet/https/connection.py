@@ -435,8 +435,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         except ssl.SSLCertVerificationError as exc:
             self._handshake = None
             reason = exc.verify_message or str(exc)
-            fut.set_exception(TLSError(  # type: ignore[union-attr]
-                f"TLS certificate verification failed for {self.origin[1]}: {reason}", reason))
+            failed = TLSError(f"TLS certificate verification failed for {self.origin[1]}: "
+                              f"{reason}", reason)
+            failed.__cause__ = exc          # its verify_code, for who needs it
+            fut.set_exception(failed)  # type: ignore[union-attr]
         except ssl.SSLError as exc:
             self._handshake = None
             reason = exc.reason or str(exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import socket
 import sys
@@ -73,6 +74,7 @@ class Options:
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
     trace: bool = False                  # +trace: iterate from the root hints, each step shown
     ignore_tc: bool = False
+    tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
     timeout: float = 5.0
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
@@ -194,6 +196,7 @@ def _plus(o: Options, arg: str) -> None:
             o.show["answer"] = True
     elif key in ("tcp", "vc"):
         o.transport = "tcp" if on else "udp"
+        o.tcp_chosen = True
     elif key == "tls":
         o.transport = "tls" if on else "udp"
     elif key in ("https", "https-post", "https-get"):
@@ -357,6 +360,10 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
             start(a)
     if not lookups and glob.batch is None:
         lookups.append(replace(glob, show=dict(glob.show)))
+    if glob.short or any(o.short for o in lookups):
+        # +short is one of dig's global settings, wherever it is given
+        for o in (glob, *lookups):
+            o.short = True
     return glob, lookups
 
 
@@ -473,8 +480,14 @@ def ask(q, o: Options, addr: str, name: str, port: int):
     import dns.query
 
     if o.transport == "udp":
-        r = dns.query.udp(q, addr, timeout=o.timeout, port=port, raise_on_truncation=False,
-                          ignore_unexpected=True)
+        # connected, so that a port nobody listens on is "connection refused" (ICMP), as
+        # dig says, rather than a timeout
+        with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                           socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect((addr, port))
+            r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
+                              raise_on_truncation=False, ignore_unexpected=True, sock=sock)
         if r.flags & dns.flags.TC and not o.ignore_tc:
             print(";; Truncated, retrying in TCP mode.", flush=True)
             return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
@@ -548,6 +561,25 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return (OSError, EOFError, TimeoutError, dns.exception.DNSException, RequestError)
 
 
+#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, which Python reports in words of its own
+_HOSTNAME_MISMATCH = 62
+
+
+def _certificate_refused(e: BaseException) -> str | None:
+    """OpenSSL's reason when ``e`` (or what caused it) is a server certificate that failed
+    verification, as dig words it; else None."""
+    import ssl
+
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            if e.verify_code == _HOSTNAME_MISMATCH:
+                return "hostname mismatch"
+            return e.verify_message or "certificate verify failed"
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
 def _error_text(e: BaseException) -> str:
     import dns.exception
 
@@ -594,8 +626,32 @@ def _rr_lines(section, question: bool = False, multi: bool = False) -> list[str]
                 lines.append(_multi_fields(str(rrset.name), str(rrset.ttl), cls, typ,
                                            _multiline(rd)))
             else:
-                lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ, rd.to_text()))
+                lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ,
+                                      rdata_text(rd)))
     return lines
+
+
+#: the hex field of these types, after this many fields, is upper case in BIND's text
+_HEX_AFTER = {"DS": 3, "CDS": 3, "DLV": 3, "TLSA": 3, "SMIMEA": 3, "SSHFP": 2}
+
+
+@functools.lru_cache(maxsize=1)
+def _bind_style():
+    import dns.rdata
+    return dns.rdata.RdataStyle(base64_chunk_size=56, hex_chunk_size=56)
+
+
+def rdata_text(rd) -> str:
+    """A record's data on one line as BIND prints it: base64 and hex in groups of 56
+    characters, hex digests in upper case."""
+    import dns.rdatatype
+
+    text = rd.to_text(style=_bind_style())
+    n = _HEX_AFTER.get(dns.rdatatype.to_text(rd.rdtype))
+    if n is not None:
+        fields = text.split(" ", n)
+        text = " ".join(fields[:n] + [fields[n].upper()]) if len(fields) > n else text
+    return text
 
 
 def _multi_fields(name: str, *fields: str) -> str:
@@ -712,7 +768,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     import dns.rcode
 
     if o.short:
-        return "".join(f"{rd.to_text()}\n" for rrset in msg.answer for rd in rrset)
+        return "".join(f"{rdata_text(rd)}\n" for rrset in msg.answer for rd in rrset)
     s, c = o.show, o.show["comments"]
     out: list[str] = []
     if c:
@@ -785,27 +841,35 @@ def lookup(o: Options, argv: list[str]) -> int:
             sys.stdout.write(_cmd_lines(argv, o, None))
         print(f";; {e}", flush=True)
         return EXIT_NO_ANSWER
+    if (o.transport == "udp" and not o.tcp_chosen
+            and (o.rdtype or "").upper() in ("ANY", "TYPE255")):
+        o = replace(o, transport="tcp")   # dig 9.18 asks ANY over TCP unless told +notcp
     default_port = {"tls": 853, "https": 443}.get(o.transport, 53)
     port = o.port if o.port is not None else default_port
-    if o.show["cmd"] and not o.short:
-        sys.stdout.write(_cmd_lines(argv, o, len(servers)))
+    # as dig, the command lines come once the look-up ends, after its lost tries
+    banner = _cmd_lines(argv, o, len(servers)) if o.show["cmd"] and not o.short else ""
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()
             try:
                 r, proto = ask(q, o, addr, name, port)
             except _network_errors() as e:    # a try lost: dig says so and tries again
+                refused = _certificate_refused(e)
+                if refused is not None:      # dig neither tries again nor goes on
+                    print(f";; TLS peer certificate verification for {addr}#{port} "
+                          f"failed: {refused}", flush=True)
+                    return EXIT_NO_ANSWER
                 print(f";; communications error to {addr}#{port}: {_error_text(e)}",
                       flush=True)
                 continue
             elapsed = time.monotonic() - t0
             size = len(getattr(r, "wire", None) or r.to_wire())
             where = f"{addr}#{port}({name}) ({proto})"
-            sys.stdout.write(render(r, o, elapsed=elapsed, server=where, size=size,
-                                    sent_cookie=_cookie_of(q)))
+            sys.stdout.write(banner + render(r, o, elapsed=elapsed, server=where, size=size,
+                                             sent_cookie=_cookie_of(q)))
             sys.stdout.flush()
             return EXIT_OK
-    print(";; no servers could be reached", flush=True)
+    print(banner + ";; no servers could be reached", flush=True)
     return EXIT_NO_ANSWER
 
 
@@ -814,28 +878,38 @@ TRACE_MAX_STEPS = 30
 
 
 def trace(o: Options, argv: list[str]) -> int:
-    """+trace: the root's NS set asked of a root hint (``--root-hints``, else the shipped
-    ones), then the question asked without recursion of each zone's servers down the
-    referrals, each reply's answer and authority printed with where it came from, as dig
-    does. ``-p`` (else ``--upstream-port``) is every server's port."""
-    import dns.name
-
-    from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
-    try:
-        hints = [(dns.name.from_wire(n, 0)[0].to_text(omit_final_dot=True), a)
-                 for n, a in parse_root_hints(o.root_hints or ROOT_HINTS_FILE)]
-    except (OSError, ValueError) as e:
-        print(f"{PROG}: root hints: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    hints = [(a, n) for n, a in hints if not o.family
-             or (o.family == socket.AF_INET6) == (":" in a)]
+    """+trace: the root's NS set asked (with recursion) of ``@SERVER`` when one is given,
+    else of a root hint (``--root-hints``, else the shipped ones), then the question asked
+    without recursion of each zone's servers down the referrals, each reply's answer and
+    authority printed with where it came from, as dig does. ``-p`` (else
+    ``--upstream-port``) is every server's port."""
     port = o.port if o.port is not None else o.upstream_port
+    if o.server is not None:
+        try:
+            start = server_addresses(o)
+        except LookupError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        try:
+            start = _root_hints(o)
+        except (OSError, ValueError) as e:
+            print(f"{PROG}: root hints: {e}", file=sys.stderr)
+            return EXIT_USAGE
     if o.show["cmd"] and not o.short:
         sys.stdout.write(_cmd_lines(argv, o, None))
     steps = [0]
     root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
-    if _trace_ask(root, hints, port, steps, show=True) is None:
+    r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None)
+    if r is None:
         return EXIT_NO_ANSWER
+    hints = start
+    if o.server is not None:          # the root servers that server names
+        ns = [rrset for rrset in r.answer if rrset.rdtype == 2 and rrset.name.labels == (b"",)]
+        hints = _addresses_of(ns[0] if ns else [], r, o, start, port, steps, rec=True)
+        if not hints:
+            print(";; no address found for the root servers", flush=True)
+            return EXIT_NO_ANSWER
     servers = hints
     while True:
         r = _trace_ask(o, servers, port, steps, show=True)
@@ -850,15 +924,27 @@ def trace(o: Options, argv: list[str]) -> int:
         servers = nxt
 
 
-def _trace_ask(o: Options, servers, port: int, steps: list, show: bool):
-    """One step of +trace: ``o``'s question without RD asked of ``servers`` ((address,
-    name) pairs) in turn, ``o.tries`` each, the reply printed when ``show``; None when
-    none replied or the steps are spent."""
+def _root_hints(o: Options) -> list[tuple[str, str]]:
+    """(address, name) of the root hints (``--root-hints``, else the shipped ones) of the
+    family -4/-6 allow."""
+    import dns.name
+
+    from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
+    hints = [(dns.name.from_wire(n, 0)[0].to_text(omit_final_dot=True), a)
+             for n, a in parse_root_hints(o.root_hints or ROOT_HINTS_FILE)]
+    return [(a, n) for n, a in hints if not o.family
+            or (o.family == socket.AF_INET6) == (":" in a)]
+
+
+def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False):
+    """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
+    ``servers`` ((address, name) pairs) in turn, ``o.tries`` each, the reply printed when
+    ``show``; None when none replied or the steps are spent."""
     steps[0] += 1
     if steps[0] > TRACE_MAX_STEPS:
         print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
         return None
-    q = make_query(replace(o, rec=False))
+    q = make_query(replace(o, rec=rec))
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()
@@ -873,7 +959,7 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool):
                 size = len(getattr(r, "wire", None) or r.to_wire())
                 lines = _rr_lines(r.answer + r.authority, multi=o.multi)
                 if o.short:
-                    lines = [rd.to_text() for rrset in r.answer for rd in rrset]
+                    lines = [rdata_text(rd) for rrset in r.answer for rd in rrset]
                 sys.stdout.write("".join(line + "\n" for line in lines))
                 if not o.short:
                     print(f";; Received {size} bytes from {addr}#{port}({name}) in "
@@ -895,7 +981,16 @@ def _referral(r, o: Options, port: int, hints, steps: list):
     ns = [rrset for rrset in r.authority if rrset.rdtype == dns.rdatatype.NS]
     if not ns:
         return None
-    targets = [rd.target for rd in ns[0]]
+    return _addresses_of(ns[0], r, o, hints, port, steps)
+
+
+def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool = False):
+    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``, else each name's
+    addresses found through ``servers`` (by a walk down the referrals from them, or asked
+    of them with recursion when ``rec``), not shown."""
+    import dns.rdatatype
+
+    targets = [rd.target for rd in ns]
     want = (dns.rdatatype.A, dns.rdatatype.AAAA) if not o.family else (
         (dns.rdatatype.A,) if o.family == socket.AF_INET else (dns.rdatatype.AAAA,))
     out = []
@@ -904,10 +999,15 @@ def _referral(r, o: Options, port: int, hints, steps: list):
             out += [(rd.address, rrset.name.to_text(omit_final_dot=True)) for rd in rrset]
     if out:
         return out
-    for target in targets:          # no glue: each name's address, from the root
-        found = _walk(replace(o, name=target.to_text(), rdtype="A" if o.family !=
-                              socket.AF_INET6 else "AAAA", rdclass=None, reverse=False),
-                      port, hints, steps)
+    for target in targets:          # no glue: each name's address
+        ask = replace(o, name=target.to_text(), rdtype="A" if o.family != socket.AF_INET6
+                      else "AAAA", rdclass=None, reverse=False)
+        if rec:
+            got = _trace_ask(ask, servers, port, steps, show=False, rec=True)
+            found = [rd.address for rrset in (got.answer if got else [])
+                     if rrset.rdtype in want for rd in rrset]
+        else:
+            found = _walk(ask, port, servers, steps)
         if found:
             return [(a, target.to_text(omit_final_dot=True)) for a in found]
     return []
