@@ -75,6 +75,15 @@ class Options:
     trace: bool = False                  # +trace: iterate from the root hints, each step shown
     ignore_tc: bool = False
     tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
+    # how records are printed
+    ttlid: bool = True                   # +[no]ttlid: the TTL field
+    show_class: bool = True              # +[no]class: the class field
+    ttlunits: bool = False               # +ttlunits: TTLs as 1w2d3h4m5s
+    crypto: bool = True                  # +[no]crypto: keys, signatures and digests
+    split: int = 56                      # +split=W: base64/hex groups (0: none)
+    expandaaaa: bool = False             # +expandaaaa: IPv6 addresses in full
+    unknownformat: bool = False          # +unknownformat: RFC 3597's generic form
+    identify: bool = False               # +identify: the server after each +short line
     timeout: float = 5.0
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
@@ -145,11 +154,16 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535) -> int:
     return n
 
 
+#: dig's +options that change how records are printed, and the Options field each sets
+_PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
+             "crypto": "crypto", "expandaaaa": "expandaaaa", "unknownformat": "unknownformat",
+             "identify": "identify", "split": "split"}
+
 #: dig's +options this command takes (each with its +no form), and their other spellings
 PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
                 "vc", "ignore", "tls", "https", "https-post", "https-get", "tls-ca",
                 "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
-                "multi", "cookie", "trace")
+                "multi", "cookie", "trace") + tuple(_PRINTING)
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi"}
 
@@ -189,6 +203,17 @@ def _plus(o: Options, arg: str) -> None:
             o.cookie_value = cookie
     elif key == "trace":
         o.trace = on
+    elif key == "split":
+        width = _int(value, "+split", 0, 1 << 20) if (on and eq) else (56 if on else 0)
+        if width % 4:
+            width += 4 - width % 4
+            print(f";; Warning, split must be a multiple of 4; adjusting to {width}",
+                  file=sys.stderr)
+        o.split = width
+    elif key in _PRINTING:
+        setattr(o, _PRINTING[key], on)
+        if key == "ttlunits" and on:
+            o.ttlid = True                # as dig: units show the TTL again
     elif key == "short":
         o.short = on
         if on:
@@ -609,48 +634,84 @@ def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
     return out
 
 
-def _rr_lines(section, question: bool = False, multi: bool = False) -> list[str]:
+def _rr_lines(section, question: bool = False, multi: bool = False,
+              o: Options | None = None) -> list[str]:
+    """A section's records as dig prints them (``o``: +[no]ttlid, +[no]class, +ttlunits,
+    +unknownformat and what ``rdata_text`` reads)."""
     import dns.rdataclass
     import dns.rdatatype
+    o = o or Options(multi=multi)
     lines = []
     for rrset in section:
         cls = dns.rdataclass.to_text(rrset.rdclass)
         typ = dns.rdatatype.to_text(rrset.rdtype)
+        if o.unknownformat:
+            cls, typ = f"CLASS{int(rrset.rdclass)}", f"TYPE{int(rrset.rdtype)}"
         if question:
             # the ";" is outside BIND's column count
             lines.append(";" + (_multi_fields(str(rrset.name), cls, typ) if multi
                                 else _columns(str(rrset.name), cls, typ, stops=(32, 40))))
             continue
+        ttl = _ttl_units(rrset.ttl) if o.ttlunits else str(rrset.ttl)
+        fields = [f for f, shown in ((ttl, o.ttlid), (cls, o.show_class)) if shown]
         for rd in rrset:
             if multi:
-                lines.append(_multi_fields(str(rrset.name), str(rrset.ttl), cls, typ,
-                                           _multiline(rd)))
+                lines.append(_multi_fields(str(rrset.name), *fields, typ, _multiline(rd)))
             else:
-                lines.append(_columns(str(rrset.name), str(rrset.ttl), cls, typ,
-                                      rdata_text(rd)))
+                lines.append(_columns(str(rrset.name), *fields, typ, rdata_text(rd, o)))
     return lines
 
 
-#: the hex field of these types, after this many fields, is upper case in BIND's text
-_HEX_AFTER = {"DS": 3, "CDS": 3, "DLV": 3, "TLSA": 3, "SMIMEA": 3, "SSHFP": 2}
+def _ttl_units(seconds: int) -> str:
+    """dig's +ttlunits: ``1w2d``, ``5m``, ``1m30s``."""
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0"
 
 
-@functools.lru_cache(maxsize=1)
-def _bind_style():
+#: the fields of these types' text (from, to) that BIND prints in upper case (hex, base32)
+_UPPER = {"DS": (3, None), "CDS": (3, None), "DLV": (3, None), "TLSA": (3, None),
+          "SMIMEA": (3, None), "SSHFP": (2, None), "NSEC3": (3, 5), "NSEC3PARAM": (3, 4)}
+#: types whose data +nocrypto leaves whole in BIND (dnspython would omit it)
+_NOT_CRYPTO = frozenset({"TLSA", "SMIMEA"})
+
+
+@functools.lru_cache(maxsize=8)
+def _bind_style(split: int, crypto: bool):
     import dns.rdata
-    return dns.rdata.RdataStyle(base64_chunk_size=56, hex_chunk_size=56)
+    size = split or 1 << 30
+    return dns.rdata.RdataStyle(base64_chunk_size=size, hex_chunk_size=size,
+                                truncate_crypto=not crypto)
 
 
-def rdata_text(rd) -> str:
+def rdata_text(rd, o: Options | None = None) -> str:
     """A record's data on one line as BIND prints it: base64 and hex in groups of 56
-    characters, hex digests in upper case."""
+    characters (``+split``), hex and base32 in upper case; ``o``'s +nocrypto, +expandaaaa
+    and +unknownformat."""
+    import ipaddress
+
     import dns.rdatatype
 
-    text = rd.to_text(style=_bind_style())
-    n = _HEX_AFTER.get(dns.rdatatype.to_text(rd.rdtype))
-    if n is not None:
-        fields = text.split(" ", n)
-        text = " ".join(fields[:n] + [fields[n].upper()]) if len(fields) > n else text
+    o = o or Options()
+    if o.unknownformat:
+        wire = rd.to_wire()
+        hexed = wire.hex().upper()
+        size = o.split or len(hexed) or 1
+        return " ".join([f"\\# {len(wire)}"] + [hexed[i:i + size]
+                                                 for i in range(0, len(hexed), size)])
+    typ = dns.rdatatype.to_text(rd.rdtype)
+    if o.expandaaaa and typ == "AAAA":
+        return ipaddress.IPv6Address(rd.address).exploded
+    text = rd.to_text(style=_bind_style(o.split, o.crypto or typ in _NOT_CRYPTO))
+    upper = _UPPER.get(typ)
+    if upper is not None and not text.endswith("]"):
+        fields = text.split(" ")
+        a, b = upper
+        fields[a:b] = [f.upper() for f in fields[a:b]]
+        text = " ".join(fields)
     return text
 
 
@@ -768,7 +829,9 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     import dns.rcode
 
     if o.short:
-        return "".join(f"{rdata_text(rd)}\n" for rrset in msg.answer for rd in rrset)
+        said = (f" from server {server.split('#')[0]} in {elapsed * 1000:.0f} ms."
+                if o.identify and elapsed is not None else "")
+        return "".join(f"{rdata_text(rd, o)}{said}\n" for rrset in msg.answer for rd in rrset)
     s, c = o.show, o.show["comments"]
     out: list[str] = []
     if c:
@@ -788,7 +851,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     if s["question"] and msg.question:
         if c:
             out.append(";; QUESTION SECTION:")
-        out += _rr_lines(msg.question, question=True, multi=o.multi)
+        out += _rr_lines(msg.question, question=True, multi=o.multi, o=o)
         if c:
             out.append("")
     for key, title, section in (("answer", "ANSWER", msg.answer),
@@ -797,7 +860,7 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
         if s[key] and section:
             if c:
                 out.append(f";; {title} SECTION:")
-            out += _rr_lines(section, multi=o.multi)
+            out += _rr_lines(section, multi=o.multi, o=o)
             if c:
                 out.append("")
     if s["stats"]:
@@ -957,9 +1020,9 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
                 continue
             if show:
                 size = len(getattr(r, "wire", None) or r.to_wire())
-                lines = _rr_lines(r.answer + r.authority, multi=o.multi)
+                lines = _rr_lines(r.answer + r.authority, multi=o.multi, o=o)
                 if o.short:
-                    lines = [rdata_text(rd) for rrset in r.answer for rd in rrset]
+                    lines = [rdata_text(rd, o) for rrset in r.answer for rd in rrset]
                 sys.stdout.write("".join(line + "\n" for line in lines))
                 if not o.short:
                     print(f";; Received {size} bytes from {addr}#{port}({name}) in "

@@ -655,3 +655,29 @@ def test_trace_at_a_server_starts_from_its_root_ns(daemon_on_lab_port, lab):
     assert re.search(r"^www\.example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$", blocks[-1],
                      re.M)
     assert all(port == str(lab.port) for _, port in froms)
+
+
+PRINTED = SIGNED + ["example.com. 300 IN A 192.0.2.1", "example.com. 300 IN AAAA 2001:db8::1",
+                    "example.com. 90 IN TXT hello", "example.com. 694861 IN MX 10 mx.example.com.",
+                    "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example.com. 300 IN NSEC3 1 0 10 AABB "
+                    "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A RRSIG",
+                    "example.com. 300 IN NSEC3PARAM 1 0 10 AABB",
+                    "example.com. 300 IN CDNSKEY 257 3 13 " + "K" * 88]
+
+
+@pytest.mark.parametrize("opts", [
+    ["+nottlid"], ["+noclass"], ["+nottlid", "+noclass"], ["+ttlunits"], ["+nocrypto"],
+    ["+split=8"], ["+split=10"], ["+nosplit"], ["+split=0"], ["+expandaaaa"],
+    ["+unknownformat"], ["+short", "+identify"], ["+short", "+nocrypto", "+split=16"],
+    ["+nottlid", "+crypto", "+noclass", "+ttlunits"],
+])
+def test_how_records_are_printed_matches_bind_dig(fixed, opts):
+    at = ["@127.0.0.1", "-p", str(fixed(PRINTED).port), "example.com"]
+    args = [*at, *([] if "+short" in opts else ["+noall", "+answer"]), *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    mine, bind = ours.stdout, theirs.stdout
+    if "+identify" in opts:                       # the time it took differs
+        mine, bind = (re.sub(r" in \d+ ms\.$", "", t, flags=re.M) for t in (mine, bind))
+    assert mine == bind, mine + bind
+    assert ours.stderr == theirs.stderr
