@@ -75,6 +75,17 @@ class Options:
     trace: bool = False                  # +trace: iterate from the root hints, each step shown
     ignore_tc: bool = False
     tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
+    # the query as sent
+    aa: bool = False                     # +aaflag (+aaonly), +raflag, +tcflag, +zflag
+    ra: bool = False
+    tc: bool = False
+    z: bool = False
+    opcode: int = 0                      # +opcode=N|NAME
+    qid: int | None = None               # +qid=N: the query's id (else a random one)
+    ednsflags: int = 0                   # +ednsflags=N: EDNS flag bits no RFC defines
+    ednsopts: list = field(default_factory=list)    # +ednsopt=CODE[:HEX], in order
+    header_only: bool = False            # +header-only: no question section
+    qr: bool = False                     # +qr: the query printed before it is sent
     # how records are printed
     ttlid: bool = True                   # +[no]ttlid: the TTL field
     show_class: bool = True              # +[no]class: the class field
@@ -144,9 +155,9 @@ _LONG_BOOL = {"ipv6": "ipv6", "do-ip6": "ipv6", "qname-minimisation": "qname_min
               "do-ip4": "do_ip4", "do-not-query-localhost": "do_not_query_localhost"}
 
 
-def _int(value: str, what: str, low: int = 0, high: int = 65535) -> int:
+def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10) -> int:
     try:
-        n = int(value)
+        n = int(value, base)
     except ValueError:
         raise UsageError(f"{what}: {value!r} is not a number") from None
     if not low <= n <= high:
@@ -163,9 +174,11 @@ _PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
 PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
                 "vc", "ignore", "tls", "https", "https-post", "https-get", "tls-ca",
                 "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
-                "multi", "cookie", "trace") + tuple(_PRINTING)
+                "multi", "cookie", "trace") + tuple(_PRINTING) + (
+                "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
+                "header-only", "qr")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
-                "timeout": "time", "multiline": "multi"}
+                "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag"}
 
 
 def _plus(o: Options, arg: str) -> None:
@@ -177,9 +190,11 @@ def _plus(o: Options, arg: str) -> None:
         on, key = False, key[2:]
     if key not in PLUS_OPTIONS and key not in PLUS_ALIASES:
         raise UsageError(f"Invalid option: {arg}")
-    flags = {"rec": "rec", "recurse": "rec", "cd": "cd", "cdflag": "cd", "adflag": "ad",
-             "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid", "edns": "edns",
-             "ignore": "ignore_tc"}
+    flags = {"rec": "rec", "recurse": "rec", "rdflag": "rec", "cd": "cd", "cdflag": "cd",
+             "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
+             "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
+             "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
+             "qr": "qr"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -203,6 +218,21 @@ def _plus(o: Options, arg: str) -> None:
             o.cookie_value = cookie
     elif key == "trace":
         o.trace = on
+    elif key == "opcode":
+        o.opcode = _opcode(value) if (on and eq) else 0
+    elif key == "qid":
+        if not on or not eq:
+            raise UsageError("+qid needs =N")
+        o.qid = _int(value, "+qid")
+    elif key == "ednsflags":
+        o.ednsflags = _int(value, "+ednsflags", 0, 0x7FFF, base=0) if (on and eq) else 0
+    elif key == "ednsopt":
+        if not on:
+            o.ednsopts = []
+        elif not eq:
+            raise UsageError("+ednsopt needs =CODE[:VALUE]")
+        else:
+            o.ednsopts = [*o.ednsopts, _ednsopt(value)]
     elif key == "split":
         width = _int(value, "+split", 0, 1 << 20) if (on and eq) else (56 if on else 0)
         if width % 4:
@@ -254,6 +284,34 @@ def _plus(o: Options, arg: str) -> None:
         o.bufsize = _int(value, "+bufsize") if (on and eq) else 1232
     else:
         raise UsageError(f"Invalid option: {arg}")
+
+
+def _opcode(value: str) -> int:
+    """+opcode's value: a number (0-15) or a name (QUERY, NOTIFY...)."""
+    import dns.opcode
+    if value.isdigit():
+        return _int(value, "+opcode", 0, 15)
+    try:
+        return int(dns.opcode.from_text(value.upper()))
+    except Exception:
+        raise UsageError(f"+opcode: {value!r} is not an opcode") from None
+
+
+def _ednsopt(value: str) -> tuple[int, bytes]:
+    """+ednsopt's value: CODE (a number or a name such as NSID) and optional hex data."""
+    import dns.edns
+    code, _, data = value.partition(":")
+    if code.isdigit():
+        otype = _int(code, "+ednsopt", 0, 65535)
+    else:
+        try:
+            otype = int(dns.edns.OptionType[code.upper().replace("-", "_")])
+        except KeyError:
+            raise UsageError(f"+ednsopt: {code!r} is not an EDNS option") from None
+    try:
+        return otype, bytes.fromhex(data)
+    except ValueError:
+        raise UsageError(f"+ednsopt: {data!r} is not hexadecimal") from None
 
 
 def _ecs(value: str):
@@ -473,6 +531,15 @@ def make_query(o: Options):
         q.flags |= dns.flags.CD
     if o.ad:
         q.flags |= dns.flags.AD
+    for on, bit in ((o.aa, dns.flags.AA), (o.ra, dns.flags.RA), (o.tc, dns.flags.TC),
+                    (o.z, _Z_FLAG)):
+        if on:
+            q.flags |= bit
+    q.set_opcode(o.opcode)
+    if o.qid is not None:
+        q.id = o.qid
+    if o.header_only:
+        q.question = []
     options = []
     if o.nsid:
         options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
@@ -481,8 +548,9 @@ def make_query(o: Options):
     if o.cookie:
         options.append(dns.edns.GenericOption(dns.edns.OptionType.COOKIE,
                                               o.cookie_value or os.urandom(8)))
-    if options and o.edns:
-        q.use_edns(0, q.ednsflags, o.bufsize, options=options)
+    options += [dns.edns.GenericOption(code, data) for code, data in o.ednsopts]
+    if (options or o.ednsflags) and o.edns:
+        q.use_edns(0, q.ednsflags | o.ednsflags, o.bufsize, options=options)
     return q
 
 
@@ -786,8 +854,10 @@ def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
     import dns.edns
     import dns.flags
     flags = " do" if msg.ednsflags & dns.flags.DO else ""
+    mbz = msg.ednsflags & 0x7FFF               # the flags no RFC defines
+    flags += f"; MBZ: 0x{mbz:04x}," if mbz else ";"
     lines = [";; OPT PSEUDOSECTION:",
-             f"; EDNS: version: {msg.edns}, flags:{flags}; udp: {msg.payload}"]
+             f"; EDNS: version: {msg.edns}, flags:{flags} udp: {msg.payload}"]
     for opt in msg.options:
         if isinstance(opt, dns.edns.EDEOption):
             code = int(opt.code)
@@ -796,8 +866,7 @@ def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
                          f"{f': ({opt.text})' if opt.text else ''}")
         elif int(opt.otype) == int(dns.edns.OptionType.NSID):
             data = getattr(opt, "nsid", None) or getattr(opt, "data", b"") or b""
-            shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
-            lines.append(f"; NSID: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")")
+            lines.append(_bytes_line("NSID", data))
         elif isinstance(opt, dns.edns.ECSOption):
             lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
         elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
@@ -808,8 +877,16 @@ def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
                 verdict = " (good)" if len(wire) > 8 else " (echoed)"
             lines.append(f"; COOKIE: {wire.hex()}{verdict}")
         else:
-            lines.append(f"; OPT={int(opt.otype)}: {opt.to_wire().hex()}")
+            lines.append(_bytes_line(f"OPT={int(opt.otype)}", opt.to_wire()))
     return lines
+
+
+def _bytes_line(label: str, data: bytes) -> str:
+    """An option's bytes as dig shows them: hex pairs, then the printable ones quoted."""
+    if not data:
+        return f"; {label}:"
+    shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+    return f"; {label}: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")"
 
 
 def _cookie_of(q) -> bytes | None:
@@ -820,10 +897,15 @@ def _cookie_of(q) -> bytes | None:
     return None
 
 
+#: the header flag no RFC defines (dig's +zflag), which dig shows as MBZ
+_Z_FLAG = 0x0040
+
+
 def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
-           sent_cookie: bytes | None = None) -> str:
+           sent_cookie: bytes | None = None, sending: bool = False) -> str:
     """dig's text of one reply, with the sections ``o.show`` keeps; ``sent_cookie``: the
-    client cookie the query carried (+cookie), which the reply's is checked against."""
+    client cookie the query carried (+cookie), which the reply's is checked against.
+    ``sending``: the query itself, as +qr shows it before it is sent."""
     import dns.flags
     import dns.opcode
     import dns.rcode
@@ -835,20 +917,23 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     s, c = o.show, o.show["comments"]
     out: list[str] = []
     if c:
-        flags = dns.flags.to_text(msg.flags).lower()
+        flags = " ".join(f for f in dns.flags.to_text(msg.flags & ~_Z_FLAG).lower().split())
+        if msg.flags & _Z_FLAG:
+            flags += f"; MBZ: 0x{(msg.flags & _Z_FLAG) >> 4:x}"
+        opcode = dns.opcode.to_text(msg.opcode())
         n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
-        out += [";; Got answer:",
-                f";; ->>HEADER<<- opcode: {dns.opcode.to_text(msg.opcode())}, "
+        out += [";; Sending:" if sending else ";; Got answer:",
+                f";; ->>HEADER<<- opcode: {'RESERVED' * opcode.isdigit()}{opcode}, "
                 f"status: {dns.rcode.to_text(msg.rcode())}, id: {msg.id}",
                 f";; flags: {flags}; QUERY: {len(msg.question)}, ANSWER: "
                 f"{sum(len(r) for r in msg.answer)}, AUTHORITY: "
                 f"{sum(len(r) for r in msg.authority)}, ADDITIONAL: {n_add}"]
-        if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA:
+        if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
             out.append(";; WARNING: recursion requested but not available")
         out.append("")
         if msg.edns >= 0:
             out += _opt_lines(msg, sent_cookie)
-    if s["question"] and msg.question:
+    if s["question"] and (msg.question or sending):
         if c:
             out.append(";; QUESTION SECTION:")
         out += _rr_lines(msg.question, question=True, multi=o.multi, o=o)
@@ -863,7 +948,9 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
             out += _rr_lines(section, multi=o.multi, o=o)
             if c:
                 out.append("")
-    if s["stats"]:
+    if s["stats"] and sending:
+        out += [f";; QUERY SIZE: {size}", ""]
+    elif s["stats"]:
         if elapsed is not None:
             out.append(f";; Query time: {elapsed * 1000:.0f} msec")
         out.append(f";; SERVER: {server}")
@@ -911,6 +998,10 @@ def lookup(o: Options, argv: list[str]) -> int:
     port = o.port if o.port is not None else default_port
     # as dig, the command lines come once the look-up ends, after its lost tries
     banner = _cmd_lines(argv, o, len(servers)) if o.show["cmd"] and not o.short else ""
+    if o.qr and not o.short:
+        sys.stdout.write(banner + render(q, o, elapsed=None, server="",
+                                         size=len(q.to_wire()), sending=True))
+        banner = ""
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()

@@ -492,11 +492,12 @@ def test_the_listed_options_are_the_parsers():
     for name in PLUS_OPTIONS:
         assert f"`+{name}" in readme, name
     values = {"subnet": "=192.0.2.0/24", "tls-hostname": "=dns.example", "time": "=2",
-              "timeout": "=2",
-              "tries": "=2", "retry": "=1", "bufsize": "=4096"}
+              "timeout": "=2", "tries": "=2", "retry": "=1", "bufsize": "=4096",
+              "qid": "=1", "ednsopt": "=10:0102", "opcode": "=NOTIFY", "ednsflags": "=1",
+              "split": "=16"}
     for name in (*PLUS_OPTIONS, *PLUS_ALIASES):
         _plus(Options(), f"+{name}{values.get(name, '')}")
-        if name not in ("time", "timeout", "tries", "retry"):      # dig: no +notime
+        if name not in ("time", "timeout", "tries", "retry", "qid"):   # dig: no +notime
             _plus(Options(), f"+no{name}")
     with pytest.raises(UsageError):
         _plus(Options(), "+nosuchoption")
@@ -681,3 +682,36 @@ def test_how_records_are_printed_matches_bind_dig(fixed, opts):
         mine, bind = (re.sub(r" in \d+ ms\.$", "", t, flags=re.M) for t in (mine, bind))
     assert mine == bind, mine + bind
     assert ours.stderr == theirs.stderr
+
+
+@pytest.mark.parametrize("opts", [
+    ["+aaflag", "+raflag", "+tcflag", "+zflag"], ["+aaonly", "+nordflag"],
+    ["+opcode=status"], ["+opcode=9"], ["+qid=4660"], ["+ednsflags=1"],
+    ["+ednsopt=65001:abcd", "+ednsopt=nsid"], ["+ednsopt=65001:ab", "+noednsopt"],
+    ["+header-only"], ["+dnssec", "+ednsflags=0x10"],
+])
+def test_the_query_sent_is_digs(recorder, opts):
+    """The query on the wire, as BIND's dig sends it (the id aside, unless +qid)."""
+    at = ["@127.0.0.1", "-p", str(recorder.port), "example.org", "+nocookie"]
+    sent = []
+    for run in (dig, query):
+        r = run(*at, *opts)
+        assert r.returncode == 0, r.stdout + r.stderr
+        q = recorder.seen[-1]
+        sent.append((q.flags, q.opcode(), q.id if "+qid=4660" in opts else None,
+                     [str(rrset) for rrset in q.question], q.edns, q.ednsflags, q.payload,
+                     [(int(o.otype), o.to_wire()) for o in q.options]))
+    assert sent[0] == sent[1]
+
+
+@pytest.mark.parametrize("opts", [
+    [], ["+zflag", "+aaflag", "+ednsflags=1", "+ednsopt=65001:abcd", "+ednsopt=nsid"],
+    ["+opcode=9"], ["+header-only", "+nostats"], ["+nocomments"], ["+short"],
+])
+def test_qr_prints_the_query_as_dig(fixed, opts):
+    at = ["@127.0.0.1", "-p", str(fixed(["example.com. 300 IN A 192.0.2.1"]).port),
+          "example.com", "+qr", "+qid=4660", "+nocookie"]
+    ours, theirs = query(*at, *opts), dig(*at, *opts)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert (";; Sending:" in ours.stdout) == ("+short" not in opts and "+nocomments" not in opts)
