@@ -85,6 +85,10 @@ class Options:
     ednsflags: int = 0                   # +ednsflags=N: EDNS flag bits no RFC defines
     ednsopts: list = field(default_factory=list)    # +ednsopt=CODE[:HEX], in order
     header_only: bool = False            # +header-only: no question section
+    expire: bool = False                 # +expire, +keepalive: those EDNS options
+    keepalive: bool = False
+    coflag: bool = False                 # +coflag: EDNS's CO bit (compact denial)
+    padding: int = 0                     # +padding=N: the query padded to N bytes' blocks
     qr: bool = False                     # +qr: the query printed before it is sent
     # how records are printed
     ttlid: bool = True                   # +[no]ttlid: the TTL field
@@ -95,6 +99,7 @@ class Options:
     expandaaaa: bool = False             # +expandaaaa: IPv6 addresses in full
     unknownformat: bool = False          # +unknownformat: RFC 3597's generic form
     identify: bool = False               # +identify: the server after each +short line
+    rrcomments: bool | None = None       # +[no]rrcomments (None: with +multi only)
     timeout: float = 5.0
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
@@ -168,7 +173,7 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10)
 #: dig's +options that change how records are printed, and the Options field each sets
 _PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
              "crypto": "crypto", "expandaaaa": "expandaaaa", "unknownformat": "unknownformat",
-             "identify": "identify", "split": "split"}
+             "identify": "identify", "split": "split", "rrcomments": "rrcomments"}
 
 #: dig's +options this command takes (each with its +no form), and their other spellings
 PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
@@ -176,7 +181,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
                 "multi", "cookie", "trace") + tuple(_PRINTING) + (
                 "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
-                "header-only", "qr")
+                "header-only", "qr", "expire", "keepalive", "coflag", "padding")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag"}
 
@@ -194,7 +199,7 @@ def _plus(o: Options, arg: str) -> None:
              "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
              "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
-             "qr": "qr"}
+             "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -220,6 +225,8 @@ def _plus(o: Options, arg: str) -> None:
         o.trace = on
     elif key == "opcode":
         o.opcode = _opcode(value) if (on and eq) else 0
+    elif key == "padding":
+        o.padding = _int(value, "+padding", 0, 512) if (on and eq) else 0
     elif key == "qid":
         if not on or not eq:
             raise UsageError("+qid needs =N")
@@ -548,9 +555,14 @@ def make_query(o: Options):
     if o.cookie:
         options.append(dns.edns.GenericOption(dns.edns.OptionType.COOKIE,
                                               o.cookie_value or os.urandom(8)))
+    if o.expire:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b""))
+    if o.keepalive:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b""))
     options += [dns.edns.GenericOption(code, data) for code, data in o.ednsopts]
-    if (options or o.ednsflags) and o.edns:
-        q.use_edns(0, q.ednsflags | o.ednsflags, o.bufsize, options=options)
+    flags = o.ednsflags | (_CO_FLAG if o.coflag else 0)
+    if (options or flags or o.padding) and o.edns:
+        q.use_edns(0, q.ednsflags | flags, o.bufsize, options=options, pad=o.padding)
     return q
 
 
@@ -724,9 +736,13 @@ def _rr_lines(section, question: bool = False, multi: bool = False,
         fields = [f for f, shown in ((ttl, o.ttlid), (cls, o.show_class)) if shown]
         for rd in rrset:
             if multi:
-                lines.append(_multi_fields(str(rrset.name), *fields, typ, _multiline(rd)))
+                lines.append(_multi_fields(str(rrset.name), *fields, typ,
+                                           _multiline(rd, o.rrcomments is not False)))
             else:
-                lines.append(_columns(str(rrset.name), *fields, typ, rdata_text(rd, o)))
+                data = rdata_text(rd, o)
+                if o.rrcomments and typ in ("DNSKEY", "CDNSKEY"):
+                    data += "  " + _key_comment(rd)
+                lines.append(_columns(str(rrset.name), *fields, typ, data))
     return lines
 
 
@@ -813,29 +829,38 @@ def _chunks(text: str, width: int = 44) -> list[str]:
     return [text[i:i + width] for i in range(0, len(text), width)] or [""]
 
 
-def _multiline(rd) -> str:
+def _key_comment(rd) -> str:
+    """dig's comment on a key: its role, algorithm and key id."""
+    import dns.dnssec
+    role = "KSK" if rd.flags & 0x0001 else "ZSK"
+    alg = dns.dnssec.algorithm_to_text(rd.algorithm)
+    return f"; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}"
+
+
+def _multiline(rd, comments: bool = True) -> str:
     """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
     signatures and digests in parentheses over lines of 44 characters; other types on
-    one line."""
+    one line. Without ``comments`` (+norrcomments) the SOA's and keys' comments are left
+    out."""
     import base64
 
-    import dns.dnssec
     import dns.rdatatype
     t = rd.rdtype
     if t == dns.rdatatype.SOA:
         fields = [(rd.serial, "serial"), (rd.refresh, "refresh"), (rd.retry, "retry"),
                   (rd.expire, "expire"), (rd.minimum, "minimum")]
+        if not comments:
+            return (f"{rd.mname} {rd.rname} ("
+                    + "".join(f"{_MORE}{value}" for value, _ in fields) + ")")
         body = "".join(f"{_MORE}{value:<10} ; {what}"
                        + (f" ({_duration(value)})" if what != "serial" else "")
                        for value, what in fields)
         return f"{rd.mname} {rd.rname} ({body}{_MORE})"
     if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
         key = base64.b64encode(rd.key).decode()
-        role = "KSK" if rd.flags & 0x0001 else "ZSK"
-        alg = dns.dnssec.algorithm_to_text(rd.algorithm)
-        return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} ("
-                + "".join(f"{_MORE}{c}" for c in _chunks(key))
-                + f"{_MORE}) ; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}")
+        chunks = "".join(f"{_MORE}{c}" for c in _chunks(key))
+        return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} (" + chunks
+                + (f"{_MORE}) {_key_comment(rd)}" if comments else " )"))
     if t in (dns.rdatatype.DS, dns.rdatatype.CDS):
         chunks = _chunks(rd.digest.hex().upper())
         return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type} ("
@@ -854,7 +879,8 @@ def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
     import dns.edns
     import dns.flags
     flags = " do" if msg.ednsflags & dns.flags.DO else ""
-    mbz = msg.ednsflags & 0x7FFF               # the flags no RFC defines
+    flags += " co" if msg.ednsflags & _CO_FLAG else ""
+    mbz = msg.ednsflags & 0x7FFF & ~_CO_FLAG    # the flags no RFC defines
     flags += f"; MBZ: 0x{mbz:04x}," if mbz else ";"
     lines = [";; OPT PSEUDOSECTION:",
              f"; EDNS: version: {msg.edns}, flags:{flags} udp: {msg.payload}"]
@@ -876,9 +902,23 @@ def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
                 # as dig: the server's cookie with ours is "good", ours alone "echoed"
                 verdict = " (good)" if len(wire) > 8 else " (echoed)"
             lines.append(f"; COOKIE: {wire.hex()}{verdict}")
+        elif int(opt.otype) in _OPTION_NAMES and not opt.to_wire():
+            lines.append(f"; {_OPTION_NAMES[int(opt.otype)]}:")
+        elif int(opt.otype) == int(dns.edns.OptionType.PADDING):
+            n = len(opt.to_wire())
+            lines.append(f"; PAD: ({n} bytes)" if n else "; PAD:")
         else:
             lines.append(_bytes_line(f"OPT={int(opt.otype)}", opt.to_wire()))
+    if getattr(msg, "pad", 0) and not any(int(opt.otype) == int(dns.edns.OptionType.PADDING)
+                                          for opt in msg.options):
+        lines.append("; PAD:")            # a query padded when it is written (+padding)
     return lines
+
+
+#: EDNS's CO flag (compact denial of existence, dig's +coflag)
+_CO_FLAG = 0x4000
+#: the names dig gives the options a query may carry empty (+expire, +keepalive)
+_OPTION_NAMES = {9: "EXPIRE", 11: "TCP KEEPALIVE"}
 
 
 def _bytes_line(label: str, data: bytes) -> str:

@@ -688,7 +688,8 @@ def test_how_records_are_printed_matches_bind_dig(fixed, opts):
     ["+aaflag", "+raflag", "+tcflag", "+zflag"], ["+aaonly", "+nordflag"],
     ["+opcode=status"], ["+opcode=9"], ["+qid=4660"], ["+ednsflags=1"],
     ["+ednsopt=65001:abcd", "+ednsopt=nsid"], ["+ednsopt=65001:ab", "+noednsopt"],
-    ["+header-only"], ["+dnssec", "+ednsflags=0x10"],
+    ["+header-only"], ["+dnssec", "+ednsflags=0x10"], ["+expire", "+keepalive"],
+    ["+coflag"], ["+padding=64"], ["+padding=128", "+nsid", "+dnssec"],
 ])
 def test_the_query_sent_is_digs(recorder, opts):
     """The query on the wire, as BIND's dig sends it (the id aside, unless +qid)."""
@@ -707,6 +708,7 @@ def test_the_query_sent_is_digs(recorder, opts):
 @pytest.mark.parametrize("opts", [
     [], ["+zflag", "+aaflag", "+ednsflags=1", "+ednsopt=65001:abcd", "+ednsopt=nsid"],
     ["+opcode=9"], ["+header-only", "+nostats"], ["+nocomments"], ["+short"],
+    ["+expire", "+keepalive", "+coflag", "+padding=64"],
 ])
 def test_qr_prints_the_query_as_dig(fixed, opts):
     at = ["@127.0.0.1", "-p", str(fixed(["example.com. 300 IN A 192.0.2.1"]).port),
@@ -715,3 +717,18 @@ def test_qr_prints_the_query_as_dig(fixed, opts):
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
     assert (";; Sending:" in ours.stdout) == ("+short" not in opts and "+nocomments" not in opts)
+
+
+KEYS = ["example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2024010101 7200 "
+        "3600 1209600 300"] + SIGNED[:3] + ["example.com. 300 IN CDNSKEY 256 3 8 " + "Q" * 88]
+
+
+@pytest.mark.parametrize("opts", [["+rrcomments"], ["+norrcomments"], ["+multi"],
+                                  ["+multi", "+norrcomments"], ["+multi", "+rrcomments"]])
+def test_record_comments_as_dig(fixed, opts):
+    at = ["@127.0.0.1", "-p", str(fixed(KEYS).port), "example.com", "+noall", "+answer"]
+    ours, theirs = query(*at, *opts), dig(*at, *opts)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    assert ("key id =" in ours.stdout) == ("+norrcomments" not in opts and
+                                          ("+multi" in opts or "+rrcomments" in opts))
