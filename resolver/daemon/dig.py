@@ -100,6 +100,11 @@ class Options:
     unknownformat: bool = False          # +unknownformat: RFC 3597's generic form
     identify: bool = False               # +identify: the server after each +short line
     rrcomments: bool | None = None       # +[no]rrcomments (None: with +multi only)
+    # the search list (+search, +domain=NAME, +ndots=N, +showsearch)
+    search: bool = False
+    domain: str | None = None
+    ndots: int | None = None
+    showsearch: bool = False
     timeout: float = 5.0
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
@@ -181,9 +186,11 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
                 "multi", "cookie", "trace") + tuple(_PRINTING) + (
                 "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
-                "header-only", "qr", "expire", "keepalive", "coflag", "padding")
+                "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
+                "showsearch", "domain", "ndots")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
-                "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag"}
+                "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
+                "defname": "search"}
 
 
 def _plus(o: Options, arg: str) -> None:
@@ -225,6 +232,19 @@ def _plus(o: Options, arg: str) -> None:
         o.trace = on
     elif key == "opcode":
         o.opcode = _opcode(value) if (on and eq) else 0
+    elif key in ("search", "defname"):
+        o.search = on
+    elif key == "showsearch":
+        o.showsearch = o.search = on
+    elif key == "domain":
+        if on and not eq:
+            raise UsageError("+domain needs =NAME")
+        o.domain = value if on else None
+        o.search = o.search or on
+    elif key == "ndots":
+        if on and not eq:
+            raise UsageError("+ndots needs =N")
+        o.ndots = _int(value, "+ndots", 0, 255) if on else None
     elif key == "padding":
         o.padding = _int(value, "+padding", 0, 512) if (on and eq) else 0
     elif key == "qid":
@@ -1038,10 +1058,37 @@ def lookup(o: Options, argv: list[str]) -> int:
     port = o.port if o.port is not None else default_port
     # as dig, the command lines come once the look-up ends, after its lost tries
     banner = _cmd_lines(argv, o, len(servers)) if o.show["cmd"] and not o.short else ""
-    if o.qr and not o.short:
-        sys.stdout.write(banner + render(q, o, elapsed=None, server="",
-                                         size=len(q.to_wire()), sending=True))
-        banner = ""
+    names = search_names(o)
+    for i, qname in enumerate(names):
+        if qname != o.name:
+            q = make_query(replace(o, name=qname))
+        if o.qr and not o.short:
+            sys.stdout.write(banner + render(q, o, elapsed=None, server="",
+                                             size=len(q.to_wire()), sending=True))
+            banner = ""
+        got = _exchange(q, o, servers, port)
+        if got is None:
+            print(banner + ";; no servers could be reached", flush=True)
+            return EXIT_NO_ANSWER
+        if isinstance(got, int):
+            return got
+        r, where, elapsed = got
+        searching = r.rcode() == 3 and i < len(names) - 1     # NXDOMAIN: the next name
+        if not searching or o.showsearch:
+            size = len(getattr(r, "wire", None) or r.to_wire())
+            # as dig, each result +showsearch prints comes with the command lines
+            sys.stdout.write(banner + render(r, o, elapsed=elapsed, server=where, size=size,
+                                             sent_cookie=_cookie_of(q)))
+            sys.stdout.flush()
+        if not searching:
+            return EXIT_OK
+    return EXIT_OK                        # pragma: no cover - the last name always returns
+
+
+def _exchange(q, o: Options, servers, port: int):
+    """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
+    says them: (reply, where it came from, seconds), None when no server replied, or an
+    exit status when dig stops at once (a certificate that failed verification)."""
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()
@@ -1056,15 +1103,30 @@ def lookup(o: Options, argv: list[str]) -> int:
                 print(f";; communications error to {addr}#{port}: {_error_text(e)}",
                       flush=True)
                 continue
-            elapsed = time.monotonic() - t0
-            size = len(getattr(r, "wire", None) or r.to_wire())
-            where = f"{addr}#{port}({name}) ({proto})"
-            sys.stdout.write(banner + render(r, o, elapsed=elapsed, server=where, size=size,
-                                             sent_cookie=_cookie_of(q)))
-            sys.stdout.flush()
-            return EXIT_OK
-    print(banner + ";; no servers could be reached", flush=True)
-    return EXIT_NO_ANSWER
+            return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
+    return None
+
+
+def search_names(o: Options) -> list[str | None]:
+    """The names a look-up asks in turn, as dig's +search orders them: a relative name
+    with fewer dots than ndots (+ndots, else resolv.conf's) with each search domain
+    (+domain, else resolv.conf's search or domain) first and then as it is, one with as
+    many or more as it is first; without +search, or for an absolute name, the name."""
+    name = o.name
+    if not o.search or name is None or o.reverse or name.endswith("."):
+        return [name]
+    from resolver.hostconf import search_rules
+    try:
+        domains, ndots = search_rules(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF)
+    except (OSError, ValueError):
+        domains, ndots = [], 1
+    suffixes = [o.domain.strip(".")] if o.domain else [d.to_text(omit_final_dot=True)
+                                                        for d in domains]
+    searched = [f"{name}.{d}." if d else f"{name}." for d in suffixes]
+    ndots = ndots if o.ndots is None else o.ndots
+    if name.count(".") >= ndots:
+        return [f"{name}."] + searched
+    return searched + [f"{name}."]
 
 
 #: the most steps one +trace takes (referrals, and the walks to NS names without glue)

@@ -494,7 +494,7 @@ def test_the_listed_options_are_the_parsers():
     values = {"subnet": "=192.0.2.0/24", "tls-hostname": "=dns.example", "time": "=2",
               "timeout": "=2", "tries": "=2", "retry": "=1", "bufsize": "=4096",
               "qid": "=1", "ednsopt": "=10:0102", "opcode": "=NOTIFY", "ednsflags": "=1",
-              "split": "=16"}
+              "split": "=16", "domain": "=example.com", "ndots": "=2"}
     for name in (*PLUS_OPTIONS, *PLUS_ALIASES):
         _plus(Options(), f"+{name}{values.get(name, '')}")
         if name not in ("time", "timeout", "tries", "retry", "qid"):   # dig: no +notime
@@ -732,3 +732,36 @@ def test_record_comments_as_dig(fixed, opts):
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
     assert ("key id =" in ours.stdout) == ("+norrcomments" not in opts and
                                           ("+multi" in opts or "+rrcomments" in opts))
+
+
+@pytest.mark.parametrize("args", [
+    ["www", "+domain=example.com", "+ndots=1"],
+    ["www", "+search", "+domain=example.com", "+ndots=1", "+short"],
+    ["www", "+showsearch", "+domain=nowhere.example", "+ndots=1"],
+    ["www.example", "+domain=com", "+ndots=1"],                   # as it is first: found
+    ["www.example", "+domain=com", "+ndots=3"],                   # searched first
+    ["v4only", "AAAA", "+showsearch", "+domain=example.com", "+ndots=1"],   # NODATA ends it
+    ["www.example.", "+domain=com", "+ndots=3"],                 # absolute: no search
+    ["nope", "+showsearch", "+domain=example.com", "+ndots=1", "+nostats"],
+    ["www", "+domain=example.com", "+ndots=1", "+qr", "+nocookie", "+qid=7"],
+])
+def test_search_list_as_dig(daemon, args):
+    at = ["@127.0.0.1", "-p", str(daemon.port)]
+    ours, theirs = query(*at, *args), dig(*at, *args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+
+
+def test_search_list_and_ndots_from_resolv_conf(daemon, tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("search nowhere.example example.com\noptions ndots:2\n")
+    at = ["@127.0.0.1", "-p", str(daemon.port), "+search", "+showsearch", "+noall",
+          "+question"]
+    r = query(*at, "www.example", env={"CORENET_RESOLV_CONF": str(conf)})
+    assert r.stdout.split() == [";www.example.nowhere.example.", "IN", "A",
+                                ";www.example.example.com.", "IN", "A",
+                                ";www.example.", "IN", "A"], r.stdout
+    r = query(*at, "www", env={"CORENET_RESOLV_CONF": str(conf)})
+    assert r.stdout.split()[::3] == [";www.nowhere.example.", ";www.example.com."]
+    r = query(*at[:3], "www", "+noall", "+question")       # without +search: the name
+    assert r.stdout.split() == [";www.", "IN", "A"]
