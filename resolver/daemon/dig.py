@@ -105,6 +105,8 @@ class Options:
     domain: str | None = None
     ndots: int | None = None
     showsearch: bool = False
+    idnin: bool | None = None            # +[no]idnin, +[no]idnout (None: on a terminal)
+    idnout: bool | None = None
     timeout: float = 5.0
     tries: int = 3
     show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
@@ -178,7 +180,8 @@ def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10)
 #: dig's +options that change how records are printed, and the Options field each sets
 _PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
              "crypto": "crypto", "expandaaaa": "expandaaaa", "unknownformat": "unknownformat",
-             "identify": "identify", "split": "split", "rrcomments": "rrcomments"}
+             "identify": "identify", "split": "split", "rrcomments": "rrcomments",
+             "idnout": "idnout"}
 
 #: dig's +options this command takes (each with its +no form), and their other spellings
 PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
@@ -187,7 +190,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "multi", "cookie", "trace") + tuple(_PRINTING) + (
                 "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
-                "showsearch", "domain", "ndots")
+                "showsearch", "domain", "ndots", "idnin")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -206,7 +209,8 @@ def _plus(o: Options, arg: str) -> None:
              "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
              "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
-             "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag"}
+             "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
+             "idnin": "idnin"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -546,6 +550,11 @@ def make_query(o: Options):
     import dns.rdatatype
 
     name = o.name if o.name is not None else "."
+    if not name.isascii() and not _tty_default(o.idnin):
+        # as dig without +idnin (off unless on a terminal): the name's UTF-8 bytes as they
+        # are, not its IDNA form
+        name = dns.name.Name([label.encode() for label in name.rstrip(".").split(".")]
+                             + [b""])
     rdtype = o.rdtype or ("NS" if o.name is None else "A")
     q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype),
                                dns.rdataclass.from_text(o.rdclass or "IN"),
@@ -723,14 +732,15 @@ def _error_text(e: BaseException) -> str:
 # ---- output ----------------------------------------------------------------------------------
 def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
     """Fields laid out as BIND prints records: tabs to the columns 24, 32, 40 and 48 (8 wide),
-    one space when a field already reaches past its column."""
-    out, col = fields[0], len(fields[0])
+    one space when a field already reaches past its column; columns are counted in UTF-8
+    bytes, as BIND counts them."""
+    out, col = fields[0], len(fields[0].encode())
     for text, to in zip(fields[1:], stops):
         to = max(to, col + 1)
         tabs = to // 8 - col // 8
         out += "\t" * tabs + " " * (to % 8 if tabs else to - col)
         out += text
-        col = to + len(text)
+        col = to + len(text.encode())
     return out
 
 
@@ -749,21 +759,38 @@ def _rr_lines(section, question: bool = False, multi: bool = False,
             cls, typ = f"CLASS{int(rrset.rdclass)}", f"TYPE{int(rrset.rdtype)}"
         if question:
             # the ";" is outside BIND's column count
-            lines.append(";" + (_multi_fields(str(rrset.name), cls, typ) if multi
-                                else _columns(str(rrset.name), cls, typ, stops=(32, 40))))
+            owner = _name_text(rrset.name, o)
+            lines.append(";" + (_multi_fields(owner, cls, typ) if multi
+                                else _columns(owner, cls, typ, stops=(32, 40))))
             continue
         ttl = _ttl_units(rrset.ttl) if o.ttlunits else str(rrset.ttl)
         fields = [f for f, shown in ((ttl, o.ttlid), (cls, o.show_class)) if shown]
         for rd in rrset:
             if multi:
-                lines.append(_multi_fields(str(rrset.name), *fields, typ,
+                lines.append(_multi_fields(_name_text(rrset.name, o), *fields, typ,
                                            _multiline(rd, o.rrcomments is not False)))
             else:
                 data = rdata_text(rd, o)
                 if o.rrcomments and typ in ("DNSKEY", "CDNSKEY"):
                     data += "  " + _key_comment(rd)
-                lines.append(_columns(str(rrset.name), *fields, typ, data))
+                lines.append(_columns(_name_text(rrset.name, o), *fields, typ, data))
     return lines
+
+
+def _tty_default(setting: bool | None) -> bool:
+    """+idnin/+idnout: as given, else on when the output is a terminal, as in dig."""
+    return sys.stdout.isatty() if setting is None else setting
+
+
+def _name_text(name, o: Options) -> str:
+    """A name as dig prints it: in Unicode with +idnout (IDNA 2008), else as it is."""
+    if _tty_default(o.idnout):
+        import dns.name
+        try:
+            return name.to_unicode(idna_codec=dns.name.IDNA_2008_Practical)
+        except dns.name.IDNAException:
+            return str(name)
+    return str(name)
 
 
 def _ttl_units(seconds: int) -> str:
@@ -784,11 +811,13 @@ _NOT_CRYPTO = frozenset({"TLSA", "SMIMEA"})
 
 
 @functools.lru_cache(maxsize=8)
-def _bind_style(split: int, crypto: bool):
+def _bind_style(split: int, crypto: bool, idnout: bool):
+    import dns.name
     import dns.rdata
     size = split or 1 << 30
     return dns.rdata.RdataStyle(base64_chunk_size=size, hex_chunk_size=size,
-                                truncate_crypto=not crypto)
+                                truncate_crypto=not crypto,
+                                idna_codec=dns.name.IDNA_2008_Practical if idnout else None)
 
 
 def rdata_text(rd, o: Options | None = None) -> str:
@@ -809,7 +838,8 @@ def rdata_text(rd, o: Options | None = None) -> str:
     typ = dns.rdatatype.to_text(rd.rdtype)
     if o.expandaaaa and typ == "AAAA":
         return ipaddress.IPv6Address(rd.address).exploded
-    text = rd.to_text(style=_bind_style(o.split, o.crypto or typ in _NOT_CRYPTO))
+    text = rd.to_text(style=_bind_style(o.split, o.crypto or typ in _NOT_CRYPTO,
+                                        _tty_default(o.idnout)))
     upper = _UPPER.get(typ)
     if upper is not None and not text.endswith("]"):
         fields = text.split(" ")

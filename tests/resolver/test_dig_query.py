@@ -765,3 +765,20 @@ def test_search_list_and_ndots_from_resolv_conf(daemon, tmp_path):
     assert r.stdout.split()[::3] == [";www.nowhere.example.", ";www.example.com."]
     r = query(*at[:3], "www", "+noall", "+question")       # without +search: the name
     assert r.stdout.split() == [";www.", "IN", "A"]
+
+
+IDN = ["xn--mlaut-jva.example. 300 IN CNAME xn--fa-hia.example.",
+       "xn--fa-hia.example. 300 IN A 192.0.2.9"]
+
+
+@pytest.mark.parametrize("opts", [[], ["+idnout"], ["+noidnout"], ["+noidnin"], ["+idnin"],
+                                  ["+idnin", "+idnout", "+short"]])
+def test_international_names_as_dig(fixed, opts):
+    """Off a terminal, dig sends a name's UTF-8 bytes as they are and prints names as they
+    come (+idnin, +idnout: IDNA)."""
+    at = ["@127.0.0.1", "-p", str(fixed(IDN).port), "ümlaut.example", "+noall", "+answer",
+          "+question"]
+    ours, theirs = query(*at, *opts), dig(*at, *opts)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    assert ("faß.example." in ours.stdout) == ("+idnout" in opts)
