@@ -15,7 +15,10 @@ default) a Resolver reads ``filename`` (``/etc/resolv.conf``) as dnspython does
 corenet's cache on top; without it, a Resolver has no nameservers and recurses from the root
 hints (the real root's by default), validating DNSSEC with the shipped root anchor, as the
 daemon does. The keyword arguments of :class:`resolver.Resolver` (``root_hints``, ``limits``,
-``zones``, ``validate``, ``cache_size``...) are accepted after those two.
+``zones``, ``trust_anchor``, ``cache_size``...) are accepted after those two. ``validate``:
+unset, what the engine resolves itself is validated and the nameservers' answers are not
+(as dnspython); ``validate=True`` validates those too (they are asked as a forward zone for
+"." whose DS and DNSKEY lookups go to them as well); ``validate=False``, nothing.
 
 What runs where: each Resolver owns an engine, a :class:`resolver.Resolver` (the async
 resolver: the same resolution, cache and validation), which lives on one private event loop
@@ -43,6 +46,7 @@ from dns.resolver import (NXDOMAIN, Answer, HostAnswers, LifetimeTimeout,  # noq
                           NoRootSOA, NotAbsolute, YXDOMAIN)
 
 from resolver import api, functions, hostconf, loop_thread
+from resolver.zones import ForwardZone, Upstream, Zones
 
 #: seconds a caller waits beyond the call's own lifetime before it gives up (the engine
 #: bounds the call by the lifetime; this only bounds the hand-over)
@@ -73,6 +77,14 @@ class Resolver:
         if "forward" in engine:
             raise TypeError("Resolver(): set nameservers (or read a resolv.conf) rather "
                             "than forward=")
+        validate = engine.pop("validate", None)
+        if validate is False:
+            engine["validate"] = False
+        #: validate the nameservers' answers too (``validate=True`` given)
+        self._validate_nameservers = validate is True
+        self._zones = engine.get("zones")
+        #: the nameservers asked through a validated forward zone for ".", else None
+        self._validated: list[str] | None = None
         self._engine: api.Resolver = loop_thread.call(api.Resolver, **engine)
         self._port = self._engine.port
         self.reset()
@@ -94,7 +106,7 @@ class Resolver:
 
     def _reset_engine(self, domain: dns.name.Name) -> None:
         e = self._engine
-        e.nameservers = []
+        self._set_nameservers([])
         e.port = self._port
         e.search, e.domain, e.ndots, e.use_search_by_default = [], domain, None, False
         e.rotate = False
@@ -116,7 +128,21 @@ class Resolver:
             e.timeout = conf.timeout
         if conf.edns >= 0:
             e.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
-        e.nameservers = self._with_ports(conf.nameservers)
+        self._set_nameservers(self._with_ports(conf.nameservers))
+
+    def _set_nameservers(self, entries: list) -> None:
+        """Ask ``entries`` (on the engine's loop): as the engine's forwarders, or, with
+        ``validate=True``, as a forward zone for "." whose answers the engine validates."""
+        e = self._engine
+        self._validated = None
+        e.set_zones(self._zones)
+        e.nameservers = entries
+        if self._validate_nameservers and e.forward:
+            servers = e.nameservers
+            ups = tuple(Upstream.parse(server, "nameservers") for server in servers)
+            e.nameservers = []                 # the recursion's validator, back
+            e.set_zones((self._zones or Zones()).with_forward(ForwardZone(".", ups)))
+            self._validated = servers
 
     def _with_ports(self, entries) -> list:
         if not isinstance(entries, (list, tuple)):
@@ -130,11 +156,13 @@ class Resolver:
         recursion from the root hints. Set it as in dnspython (addresses, or
         ``dns.nameserver.Do53Nameserver``; ``nameserver_ports`` gives a plain address its
         port) or as :class:`resolver.Resolver`'s ``nameservers``."""
+        if self._validated is not None:
+            return list(self._validated)
         return self._engine.nameservers
 
     @nameservers.setter
     def nameservers(self, entries) -> None:
-        loop_thread.call(setattr, self._engine, "nameservers", self._with_ports(entries))
+        loop_thread.call(self._set_nameservers, self._with_ports(entries))
 
     port = _engine_attribute("port", "The port the nameservers are asked on.")
     search = _engine_attribute("search", "dnspython's search list (Names, or text).")

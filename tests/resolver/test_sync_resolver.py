@@ -309,3 +309,33 @@ def test_the_readme_program_runs_unchanged_but_for_its_import(daemon, tmp_path, 
     assert printed[1].splitlines() == [
         "['192.0.2.1', '192.0.2.11'] www.example.com.", "www.example.com.",
         "no such name: nope.example.com."]
+
+
+def test_the_nameservers_answers_are_validated_when_asked(signed_lab, tmp_path):
+    """A daemon that does not validate forwards the signed lab; with validate=True the
+    sync Resolver validates what it gives (AD, bogus refused), without it takes it as
+    dnspython does."""
+    import dns.flags
+
+    lab, anchor = signed_lab
+    d = Daemon(tmp_path / "fwd", lab, "--no-validate").start()
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\n")
+    checked = sync.Resolver(filename=conf, port=d.port, trust_anchor=anchor, validate=True)
+    plain = sync.Resolver(filename=conf, port=d.port, trust_anchor=anchor)
+    try:
+        assert checked.nameservers == plain.nameservers == ["127.0.0.1"]
+        ans = checked.resolve("www.example.com")
+        assert ans.response.flags & dns.flags.AD and _addresses(ans) == WWW
+        assert ans.nameserver == "127.0.0.1"
+        assert not checked.resolve("www.insecure.com").response.flags & dns.flags.AD
+        with pytest.raises(dns.resolver.NoNameservers, match="DNSSEC"):
+            checked.resolve("www.expired.com")
+        assert checked.stats.dnssec_bogus >= 1
+        ans = plain.resolve("www.expired.com")            # unchecked, as dnspython
+        assert not ans.response.flags & dns.flags.AD
+        assert plain.stats.dnssec_bogus == 0
+    finally:
+        checked.close()
+        plain.close()
+        assert d.stop() == 0, d.log_text()[-2000:]
