@@ -53,6 +53,8 @@ class Options:
     rdclass: str | None = None
     reverse: bool = False
     server: str | None = None
+    servers: tuple = ()                  # every @SERVER given, in order (server: the last)
+    fail: bool = True                    # +nofail: after SERVFAIL, the next server
     port: int | None = None
     family: int = 0                      # socket.AF_INET for -4, AF_INET6 for -6
     transport: str = "udp"               # udp, tcp, tls, https
@@ -190,7 +192,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "multi", "cookie", "trace") + tuple(_PRINTING) + (
                 "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
-                "showsearch", "domain", "ndots", "idnin")
+                "showsearch", "domain", "ndots", "idnin", "fail")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -210,7 +212,7 @@ def _plus(o: Options, arg: str) -> None:
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
              "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
              "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
-             "idnin": "idnin"}
+             "idnin": "idnin", "fail": "fail"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -389,6 +391,7 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
         if a.startswith("@") and len(a) > 1:
             server, _, at_port = a[1:].partition("#")
             cur.server = server
+            cur.servers = (*cur.servers, server)
             if at_port:
                 try:
                     cur.port = _int(at_port, "port")
@@ -519,11 +522,14 @@ def system_nameservers() -> list[str]:
 def server_addresses(o: Options) -> list[tuple[str, str]]:
     """(address, name as given) of the servers to try, in order, of the family -4/-6 allow."""
     if o.server is not None:
-        try:
-            infos = socket.getaddrinfo(o.server, None, o.family, socket.SOCK_DGRAM)
-        except OSError as e:
-            raise LookupError(f"couldn't get address for '{o.server}': not found") from e
-        return list(dict.fromkeys((i[4][0], o.server) for i in infos))
+        out: list[tuple[str, str]] = []
+        for server in o.servers or (o.server,):
+            try:
+                infos = socket.getaddrinfo(server, None, o.family, socket.SOCK_DGRAM)
+            except OSError as e:
+                raise LookupError(f"couldn't get address for '{server}': not found") from e
+            out += dict.fromkeys((i[4][0], server) for i in infos)
+        return out
     try:
         names = system_nameservers()
     except OSError as e:
@@ -1087,7 +1093,9 @@ def lookup(o: Options, argv: list[str]) -> int:
     default_port = {"tls": 853, "https": 443}.get(o.transport, 53)
     port = o.port if o.port is not None else default_port
     # as dig, the command lines come once the look-up ends, after its lost tries
-    banner = _cmd_lines(argv, o, len(servers)) if o.show["cmd"] and not o.short else ""
+    # dig counts the addresses of the last @SERVER
+    found = sum(1 for _, name in servers if name == o.server)
+    banner = _cmd_lines(argv, o, found) if o.show["cmd"] and not o.short else ""
     names = search_names(o)
     for i, qname in enumerate(names):
         if qname != o.name:
@@ -1133,6 +1141,11 @@ def _exchange(q, o: Options, servers, port: int):
                 print(f";; communications error to {addr}#{port}: {_error_text(e)}",
                       flush=True)
                 continue
+            if r.rcode() == 2 and not o.fail and (addr, name) != servers[-1]:
+                if not o.short:
+                    print(f";; Got SERVFAIL reply from {addr}, trying next server",
+                          flush=True)
+                break
             return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
     return None
 

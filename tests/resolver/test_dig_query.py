@@ -16,6 +16,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rrset
 import pytest
 
 from daemon_proc import ROOT, Daemon, free_tcp_port
@@ -514,9 +515,15 @@ class Fixed(Recorder):
 
         self.rrsets = [dns.rrset.from_text(*r.split(" ", 4)) for r in records]
         self.transports: list[str] = []
-        super().__init__()
-        self.tcp = socket.socket()
-        self.tcp.bind(("127.0.0.1", self.port))
+        for _ in range(20):             # a UDP port whose TCP twin is free too
+            super().__init__()
+            self.tcp = socket.socket()
+            try:
+                self.tcp.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                self.tcp.close()
+                super().close()
         self.tcp.listen(8)
         threading.Thread(target=self.serve_tcp, daemon=True).start()
 
@@ -782,3 +789,45 @@ def test_international_names_as_dig(fixed, opts):
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
     assert ("faß.example." in ours.stdout) == ("+idnout" in opts)
+
+
+@pytest.fixture
+def failing_then_answering():
+    """A server that answers SERVFAIL at 127.0.0.50 and one that answers at 127.0.0.51,
+    on the same port: (port, stop)."""
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.50", 0))
+    port = a.getsockname()[1]
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b.bind(("127.0.0.51", port))
+
+    def serve(sock, fail):
+        while True:
+            try:
+                data, peer = sock.recvfrom(65535)
+            except OSError:
+                return
+            q = dns.message.from_wire(data)
+            r = dns.message.make_response(q)
+            if fail:
+                r.set_rcode(dns.rcode.SERVFAIL)
+            else:
+                r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A",
+                                                    "192.0.2.5"))
+            sock.sendto(r.to_wire(), peer)
+
+    for sock, fail in ((a, True), (b, False)):
+        threading.Thread(target=serve, args=(sock, fail), daemon=True).start()
+    yield port
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("opts", [["+nofail"], ["+fail"], [], ["+nofail", "+short"]])
+def test_several_servers_and_nofail_as_dig(failing_then_answering, opts):
+    args = ["@127.0.0.50", "@127.0.0.51", "-p", str(failing_then_answering), "x.example",
+            *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ("192.0.2.5" in ours.stdout) == ("+nofail" in opts)
