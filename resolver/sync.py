@@ -52,7 +52,7 @@ from resolver.zones import ForwardZone, Upstream, Zones
 #: bounds the call by the lifetime; this only bounds the hand-over)
 _GRACE = 2.0
 
-#: dnspython's ``lifetime`` and ``payload`` after ``reset()``
+#: dnspython's ``lifetime`` after ``reset()`` (seconds)
 _LIFETIME = 5.0
 
 
