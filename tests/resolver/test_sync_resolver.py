@@ -339,3 +339,23 @@ def test_the_nameservers_answers_are_validated_when_asked(signed_lab, tmp_path):
         checked.close()
         plain.close()
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_the_hand_over_is_bounded_and_cancels_what_it_gave_up():
+    cancelled = threading.Event()
+
+    async def slow():
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        loop_thread.run(slow, timeout=0.2)
+    assert time.monotonic() - t0 < 5
+    assert cancelled.wait(5)                    # the private loop let it go
+    assert loop_thread.call(lambda: 42) == 42   # and goes on serving
+    with pytest.raises(ZeroDivisionError):
+        loop_thread.call(lambda: 1 / 0)         # an error is raised in the caller
