@@ -55,7 +55,7 @@ log = logging.getLogger("resolver.dnssec")
 
 UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
-CNAME, SOA, DNAME, DS, RRSIG, NSEC, NSEC3, DNSKEY = 5, 6, 39, 43, 46, 47, 50, 48
+NS, CNAME, SOA, DNAME, DS, RRSIG, NSEC, NSEC3, DNSKEY = 2, 5, 6, 39, 43, 46, 47, 50, 48
 ROOT = b"\x00"
 EDE_NO_REACHABLE_AUTHORITY = 22
 
@@ -824,12 +824,13 @@ class Validator:
 
     @staticmethod
     def _expire_unproven(it, lz: bytes, until: float) -> None:
-        """The zone's key set and DS set, as the cache holds them unproven, live no longer
-        than the zone's bogus verdict (Unbound's ``val-bogus-ttl``): a forged set sent with
-        a TTL of a day would otherwise keep the zone failing after its servers answer
-        genuinely again, and the next question after the verdict fetches both anew."""
+        """The zone's key set, DS set and delegation (NS), as the cache holds them unproven,
+        live no longer than the zone's bogus verdict (Unbound's ``val-bogus-ttl``): a forged
+        key set, or a forged referral to a zone that is not one, sent with a TTL of a day
+        would otherwise keep the names below failing after the genuine servers answer
+        again; the next question after the verdict fetches them anew."""
         lru = it.cache.rrsets.lru
-        for rdtype in (DNSKEY, DS):
+        for rdtype in (DNSKEY, DS, NS):
             e = lru.peek((lz, rdtype, it.qclass))
             if e is not None and e.rank < C.VALIDATED and e.expires > until:
                 e.expires = until

@@ -409,6 +409,23 @@ def test_ancestor_denial_of_ds_does_not_make_a_signed_child_insecure(world, defe
     settle(world, s)
 
 
+def test_a_forged_referral_lives_no_longer_than_its_bogus_verdict(world):
+    """The attacker's referral to a zone below sub.tld. (a day's TTL) is not kept past the
+    bogus verdict it led to: once the genuine servers answer, with sub.tld.'s delegation
+    known, the name is the genuine NXDOMAIN again, though the attacker's own server still
+    answers for its zone (found by the generated cases)."""
+    s = Session(world)
+    s.resolve("www.tld.", A)
+    attack(world, "ancestor_referral")
+    n = "www." + world["forged"]
+    assert _outcome(s.resolve(n, A))[0] == 2
+    attack(world, "none")
+    assert s.resolve("www.sub.tld.", A).security == SECURE     # sub.tld.'s cut now known
+    e = s.cache.rrsets.lru.peek((W(world["forged"]), 2, 1))
+    assert e is None or e.expires <= s.clock() + s.limits.dnssec_bogus_ttl
+    settle(world, s)
+
+
 @pytest.mark.parametrize("kind", ["ancestor_nodata", "ancestor_nxdomain"])
 def test_ancestor_denial_of_a_signed_childs_name_is_refused(world, kind):
     """The same proof for a name of sub.tld. that exists: no NODATA or NXDOMAIN cached in
