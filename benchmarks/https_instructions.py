@@ -45,9 +45,9 @@ NEW_MODES = {"corenet.https": ("resume", "full"), "aiohttp": ("full",)}
 
 
 async def _corenet(url: str, ca: str, count: int, mode: str = "keep") -> int:
-    from corenet.https import Client
+    from corenet.https import AsyncClient
 
-    async with Client(verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
+    async with AsyncClient(verify=ca, max_connections=100, max_keepalive=64 if mode == "keep" else 0,
                       reuse_tls_sessions=mode != "full") as c:
         total = len((await c.get(url)).content)
         for _ in range(count):

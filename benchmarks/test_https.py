@@ -79,9 +79,9 @@ def _loop_factory(name: str):
 
 class CorenetAdapter:
     async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
-        from corenet.https import Client
+        from corenet.https import AsyncClient
 
-        self.c = Client(verify=ca, max_connections=100, max_keepalive=0 if new_connection else 64,
+        self.c = AsyncClient(verify=ca, max_connections=100, max_keepalive=0 if new_connection else 64,
                         reuse_tls_sessions=resume)
 
     async def get(self, url: str) -> int:

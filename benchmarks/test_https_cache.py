@@ -35,7 +35,7 @@ def lab(server):
 @pytest.mark.parametrize("store", ["none", "memory", "disk"])
 @pytest.mark.parametrize("size", list(SIZES))
 def test_revalidation_against_full_fetch(benchmark, lab, tmp_path, size, store, loop_name):
-    from corenet.https import Cache, Client, DiskCache
+    from corenet.https import Cache, AsyncClient, DiskCache
 
     n = GETS[size]
     what = "full fetches" if store == "none" else f"304 revalidations, {store} cache"
@@ -46,7 +46,7 @@ def test_revalidation_against_full_fetch(benchmark, lab, tmp_path, size, store, 
     cache = {"none": None, "memory": Cache(), "disk": DiskCache(tmp_path)}[store]
     headers = {"Cache-Control": "no-cache"} if cache is not None else None
     loop = _loop_factory(loop_name)()
-    client = Client(verify=lab["ca"], cache=cache if cache is not None else False)
+    client = AsyncClient(verify=lab["ca"], cache=cache if cache is not None else False)
 
     async def work():
         total = 0

@@ -61,9 +61,9 @@ def _loop_factory(name: str):
 
 class CorenetAdapter:
     async def open(self, ca: str) -> None:
-        from corenet.https import Client, Limits
+        from corenet.https import AsyncClient, Limits
 
-        self.c = Client(verify=ca, http2=True, limits=Limits(max_body_bytes=HUGE + 1))
+        self.c = AsyncClient(verify=ca, http2=True, limits=Limits(max_body_bytes=HUGE + 1))
 
     async def get(self, url: str) -> tuple[int, str]:
         r = await self.c.get(url)

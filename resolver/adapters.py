@@ -11,7 +11,7 @@ what aiohttp's default resolver (the host's getaddrinfo) answers without DNS: IP
 literals, the names of ``/etc/hosts`` (``hosts=``) and ``localhost`` (the loopback addresses
 when the hosts file does not list it), as ``resolver.install`` does. A name
 with no address raises ``socket.gaierror`` (aiohttp reports it as ``ClientConnectorDNSError``),
-as aiohttp's own resolvers do. ``corenet.https.Client(resolver=r)`` takes the Resolver itself;
+as aiohttp's own resolvers do. ``corenet.https.AsyncClient(resolver=r)`` takes the Resolver itself;
 for httpx (and anything else that calls ``loop.getaddrinfo``) use ``resolver.install``.
 """
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop, in
 httpx's shape.
 
-    async with corenet.https.Client() as client:       # httpx.AsyncClient
+    async with corenet.https.AsyncClient() as client:       # httpx.AsyncClient
         r = await client.get("https://example.org/")
 
-    with corenet.https.SyncClient() as client:         # httpx.Client
+    with corenet.https.Client() as client:         # httpx.Client
         r = client.get("https://example.org/")
 """
 from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth, NetRCAuth
 from .cache import Cache
 from .diskcache import DiskCache
-from .client import USE_CLIENT_DEFAULT, Client, make_ssl_context
+from .client import USE_CLIENT_DEFAULT, AsyncClient, make_ssl_context
 from .cookies import Cookies
 from .errors import (
     CloseError, ConnectError, ConnectTimeout, CookieConflict, DecodingError, HTTPError,
@@ -25,22 +25,21 @@ from .headers import Headers
 from .limits import Limits
 from .models import AsyncByteStream, ByteStream, Request, Response, SyncByteStream
 from .proxy import Proxy
-from .sync import SyncClient, delete, get, head, options, patch, post, put, request, stream
+from .sync import Client, delete, get, head, options, patch, post, put, request, stream
 from .status import codes
 from .timeout import Timeout
 from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport
 from .urls import URL, QueryParams
 
-# httpx's names: httpx.AsyncClient is corenet's Client; httpx.Client (sync) is SyncClient,
-# and the network transport it takes, httpx.HTTPTransport, is the same AsyncHTTPTransport.
-AsyncClient = Client
+# httpx's sync transport, httpx.HTTPTransport, is the same AsyncHTTPTransport: the Client
+# runs it on its own loop.
 HTTPTransport = AsyncHTTPTransport
 
 __all__ = [
     "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
     "BaseTransport", "HTTPTransport", "codes", "USE_CLIENT_DEFAULT", "ByteStream",
     "AsyncByteStream", "SyncByteStream",
-    "MockTransport", "ASGITransport", "WSGITransport", "SyncClient", "request", "stream",
+    "MockTransport", "ASGITransport", "WSGITransport", "Client", "request", "stream",
     "get", "options", "head", "post", "put", "patch", "delete",
     "Headers", "Limits", "Request", "Response", "Timeout", "URL", "QueryParams", "Proxy",
     "Auth", "BasicAuth", "BearerAuth", "DigestAuth", "NetRCAuth", "Cookies", "Cache", "DiskCache",

@@ -1,6 +1,6 @@
 """Transports that answer in-process, as httpx's do: `MockTransport(handler)` for tests,
 `ASGITransport(app)` and `WSGITransport(app)` to call a web application without a socket.
-Each is an AsyncBaseTransport, so the async Client and the SyncClient both take them."""
+Each is an AsyncBaseTransport, so the AsyncClient and the Client both take them."""
 from __future__ import annotations
 
 import asyncio

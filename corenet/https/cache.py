@@ -1,5 +1,5 @@
 """An HTTP cache (RFC 9111) for one client: private, in memory, off unless asked
-(`Client(cache=True)`).
+(`AsyncClient(cache=True)`).
 
 GET responses that say how long they stay fresh (Cache-Control max-age, Expires, or a
 Last-Modified to guess from) or how to check them (ETag, Last-Modified) are kept: a fresh

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from .client import Client
+from .client import AsyncClient
 from .models import Request
 from .proxy import Proxy, parse_mounts
 from .resolve import resolve_host
@@ -317,7 +317,7 @@ def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
-    """Method, URL and Client.stream() keywords from curl-style options."""
+    """Method, URL and AsyncClient.stream() keywords from curl-style options."""
     url = args.url
     for part in args.url_query:
         extra = part[1:].encode() if part.startswith("+") else _urlencoded(part)
@@ -692,7 +692,7 @@ async def fetch(args: argparse.Namespace, out: BinaryIO, err: Any,
     check = _scheme_check(url, allowed, redirects)
     check(Request("GET", url))  # before any connection
     hooks = {"request": [check]}
-    async with Client(transport=transport, timeout=timeout, follow_redirects=args.follow,
+    async with AsyncClient(transport=transport, timeout=timeout, follow_redirects=args.follow,
                       max_redirects=args.max_redirs, cookies=jar, auth=_auth(args),
                       event_hooks=hooks) as client:
         if args.compressed:

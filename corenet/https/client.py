@@ -1,4 +1,5 @@
-"""The Client: URLs and headers in, Responses out, over the pool; redirects and retries."""
+"""The async client (httpx's AsyncClient): URLs and headers in, Responses out, over the
+pool; redirects and retries."""
 from __future__ import annotations
 
 import asyncio
@@ -51,10 +52,10 @@ class UseClientDefault:
 USE_CLIENT_DEFAULT: Any = UseClientDefault()
 
 
-class Client:
+class AsyncClient:
     """An HTTP/1.1 client over TLS with a keep-alive pool, for any asyncio loop.
 
-    `async with Client() as client: r = await client.get("https://example.org/")`
+    `async with AsyncClient() as client: r = await client.get("https://example.org/")`
 
     Redirects are not followed unless asked (`follow_redirects=True` here or per request),
     as in httpx. When followed, Authorization, Proxy-Authorization and Cookie are dropped
@@ -201,7 +202,7 @@ class Client:
     def cookies(self, cookies: Any) -> None:
         self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> "AsyncClient":
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -1,4 +1,4 @@
-"""The HTTP cache's store in a directory (`Client(cache=DiskCache(path))`): the same rules
+"""The HTTP cache's store in a directory (`AsyncClient(cache=DiskCache(path))`): the same rules
 as the in-memory `Cache`, kept across processes.
 
 Each stored response is one file, named after hashes of its URL and of the request fields

@@ -614,7 +614,7 @@ class Response:
         elif callable(getattr(source, "close", None)):
             source.close()
 
-    # ---- the sync face (a SyncClient's responses) ----
+    # ---- the sync face (a Client's responses) ----
     def read(self) -> bytes:
         """The whole body (`aread()` for a sync caller)."""
         if self._content is not None:
@@ -647,7 +647,7 @@ class Response:
             portal(self.aclose())  # the connection is the loop's to release
 
     def _driver(self) -> Callable[[Any], tuple[bool, Any]]:
-        """What runs this response's awaitables for a sync caller: its SyncClient's loop
+        """What runs this response's awaitables for a sync caller: its Client's loop
         while the body is still to read, no loop at all once it is."""
         if self._content is not None:
             return _without_loop
@@ -659,7 +659,7 @@ class Response:
         return portal
 
     def _iterate(self, agen: Any) -> Iterator[Any]:
-        """The async iterator `agen` driven from a sync caller: on the SyncClient's loop,
+        """The async iterator `agen` driven from a sync caller: on the Client's loop,
         or without any loop when the body is already read."""
         try:
             portal = self._driver()

@@ -1,11 +1,11 @@
-"""The sync client, httpx's `Client` shape: `SyncClient` runs the async Client on a
+"""The sync client, httpx's `Client`: it runs the AsyncClient on a
 private corenet loop in a thread of its own, so both share one implementation (models,
 errors, limits, auth, cookies, cache, transports). The calling thread blocks on each call;
 it needs no loop of its own. Calling from the private loop's own thread (from an event
 hook, a transport's handler or an auth flow of the same client) would wait for itself:
 that raises RuntimeError instead.
 
-`get`, `post`, ... and `stream` at module level make a SyncClient for the one request."""
+`get`, `post`, ... and `stream` at module level make a Client for the one request."""
 from __future__ import annotations
 
 import asyncio
@@ -15,10 +15,10 @@ import threading
 import weakref
 from typing import Any, Awaitable, Iterator
 
-from .client import Client
+from .client import AsyncClient
 from .models import Request, Response, await_step
 
-__all__ = ["SyncClient", "request", "stream", "get", "options", "head", "post", "put",
+__all__ = ["Client", "request", "stream", "get", "options", "head", "post", "put",
            "patch", "delete"]
 
 
@@ -32,7 +32,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """Stop the loop and its thread (also when a SyncClient is dropped unclosed)."""
+    """Stop the loop and its thread (also when a Client is dropped unclosed)."""
     if loop.is_closed():
         return
     try:
@@ -65,13 +65,13 @@ class _Portal:
             if asyncio.iscoroutine(aw):
                 aw.close()
             raise RuntimeError(
-                "a SyncClient was called from its own loop's thread (an event hook, a "
+                "a Client was called from its own loop's thread (an event hook, a "
                 "transport's handler or an auth flow of the same client): it would wait for "
                 "itself; use an AsyncClient there, or await the async API")
         if self.loop.is_closed():
             if asyncio.iscoroutine(aw):
                 aw.close()
-            raise RuntimeError("the SyncClient is closed")
+            raise RuntimeError("the Client is closed")
         fut = asyncio.run_coroutine_threadsafe(await_step(aw), self.loop)
         try:
             return fut.result()
@@ -84,7 +84,7 @@ class _Portal:
 
 
 class _Shared:
-    """An attribute of the async client, read and set through the SyncClient."""
+    """An attribute of the async client, read and set through the Client."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -98,9 +98,9 @@ class _Shared:
         setattr(obj._client, self.name, value)
 
 
-class SyncClient:
-    """httpx's sync `Client`: `with SyncClient() as c: r = c.get(url)`. Takes the async
-    Client's arguments (transport=, mounts=, event_hooks= with sync or async hooks, ...).
+class Client:
+    """httpx's sync `Client`: `with Client() as c: r = c.get(url)`. Takes the
+    AsyncClient's arguments (transport=, mounts=, event_hooks= with sync or async hooks, ...).
     Its responses are the same Response class; a streamed one reads with `read()`,
     `iter_bytes()`, `iter_text()`, `iter_lines()`, `iter_raw()` and `close()`."""
 
@@ -116,7 +116,7 @@ class SyncClient:
     trust_env = _Shared()
 
     def __init__(self, **kwargs: Any) -> None:
-        self._client = Client(**kwargs)
+        self._client = AsyncClient(**kwargs)
         self._portal = _Portal()
         self._closed = False
         self._finalizer = weakref.finalize(self, _stop, self._portal.loop, self._portal.thread)
@@ -126,8 +126,8 @@ class SyncClient:
         return self._closed
 
     @property
-    def async_client(self) -> Client:
-        """The async Client underneath (its methods run on the private loop only)."""
+    def async_client(self) -> AsyncClient:
+        """The AsyncClient underneath (its methods run on the private loop only)."""
         return self._client
 
     @property
@@ -138,7 +138,7 @@ class SyncClient:
     def transport(self) -> Any:
         return self._client.transport
 
-    def __enter__(self) -> "SyncClient":
+    def __enter__(self) -> "Client":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -158,7 +158,7 @@ class SyncClient:
         if self._closed:
             if asyncio.iscoroutine(aw):
                 aw.close()
-            raise RuntimeError("the SyncClient is closed")
+            raise RuntimeError("the Client is closed")
         return self._portal.run(aw)
 
     def _adopt(self, resp: Response) -> Response:
@@ -209,8 +209,8 @@ class SyncClient:
         return self._adopt(self._run(self._client.send(request, **kw)))
 
 
-# help() and editors show the async Client's arguments, which SyncClient takes.
-SyncClient.__init__.__signature__ = inspect.signature(Client.__init__)  # type: ignore[attr-defined]
+# help() and editors show the AsyncClient's arguments, which Client takes.
+Client.__init__.__signature__ = inspect.signature(AsyncClient.__init__)  # type: ignore[attr-defined]
 
 _CLIENT_ARGS = ("verify", "cert", "proxy", "trust_env", "timeout", "cookies", "auth",
                 "follow_redirects", "transport", "mounts", "limits", "default_encoding")
@@ -222,11 +222,11 @@ def _split(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def request(method: str, url: Any, **kw: Any) -> Response:
-    """One request on a SyncClient of its own (httpx's `httpx.request`): the client's
+    """One request on a Client of its own (httpx's `httpx.request`): the client's
     arguments (verify, cert, proxy, timeout, auth, cookies, follow_redirects, ...) and
     the request's (params, headers, content, data, files, json) together."""
     client_kw, request_kw = _split(kw)
-    with SyncClient(**client_kw) as c:
+    with Client(**client_kw) as c:
         return c.request(method, url, **request_kw)
 
 
@@ -234,7 +234,7 @@ def request(method: str, url: Any, **kw: Any) -> Response:
 def stream(method: str, url: Any, **kw: Any) -> Iterator[Response]:
     """`with corenet.https.stream("GET", url) as r: for chunk in r.iter_bytes(): ...`"""
     client_kw, request_kw = _split(kw)
-    with SyncClient(**client_kw) as c:
+    with Client(**client_kw) as c:
         with c.stream(method, url, **request_kw) as r:
             yield r
 

@@ -667,14 +667,14 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
 
     import dns.message
 
-    from corenet.https import SyncClient
+    from corenet.https import Client
 
     host = f"[{hostname}]" if ":" in hostname else hostname
     url = f"https://{host}:{port}{o.https_path}"
     verify = False if o.tls_ca is None else (o.tls_ca or True)
     wire = q.to_wire()
     headers = {"accept": "application/dns-message"}
-    with SyncClient(verify=verify, resolver=_Pinned(addr), trust_env=False,
+    with Client(verify=verify, resolver=_Pinned(addr), trust_env=False,
                     timeout=o.timeout) as client:
         if o.https_get:
             b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()

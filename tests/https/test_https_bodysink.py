@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from corenet.https import Client, RemoteProtocolError
+from corenet.https import AsyncClient, RemoteProtocolError
 from corenet.https._sink import BodySink
 from corenet.https.limits import Limits
 
@@ -78,7 +78,7 @@ def test_empty_sink():
 @pytest.mark.parametrize("n", [32 * 1024 - 1, 32 * 1024, 100_003, 3 * 1024 * 1024 + 7])
 def test_whole_body_is_exact_at_every_size(env, run, scheme, n):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(f"{base(env, scheme)}/big?n={n}")
             b = await c.get(f"{base(env, scheme)}/big?n={n}")  # again, on the kept connection
             return a.content, b.content, c.pool.connections_opened
@@ -93,7 +93,7 @@ def test_streamed_and_whole_reads_of_one_body_agree(env, run, scheme):
     n = 1_000_000
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", f"{base(env, scheme)}/big?n={n}") as r:
                 chunks = [ch async for ch in r.aiter_bytes()]
             whole = await c.get(f"{base(env, scheme)}/big?n={n}")
@@ -106,7 +106,7 @@ def test_streamed_and_whole_reads_of_one_body_agree(env, run, scheme):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_body_cut_short_is_an_error_and_the_connection_is_dropped(env, run, scheme):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(RemoteProtocolError, match="200000 of 1000000"):
                 await c.get(f"{base(env, scheme)}/big-short")
             state = (c.pool.open_count, c.pool.idle_count)
@@ -121,7 +121,7 @@ def test_body_cut_short_is_an_error_and_the_connection_is_dropped(env, run, sche
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_bytes_past_the_body_never_reach_it_nor_the_next_response(env, run, scheme):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(f"{base(env, scheme)}/big?n=100000&extra=5000")
             b = await c.get(f"{base(env, scheme)}/echo")
             return a.content, b.json()["path"], c.pool.connections_opened
@@ -134,7 +134,7 @@ def test_bytes_past_the_body_never_reach_it_nor_the_next_response(env, run, sche
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_content_length_above_the_body_limit_is_refused(env, run, scheme):
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_body_bytes=60_000)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=60_000)) as c:
             with pytest.raises(RemoteProtocolError, match="max_body_bytes"):
                 await c.get(f"{base(env, scheme)}/big?n=100000")
             return (c.pool.open_count, c.pool.idle_count)
@@ -147,7 +147,7 @@ def test_a_whole_body_is_held_once_not_as_chunks_plus_a_joined_copy(env, run, sc
     n = 8 * 1024 * 1024
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(f"{base(env, scheme)}/big?n=1000")  # connection and buffers first
             tracemalloc.start()
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corenet.https import Cache, Client
+from corenet.https import Cache, AsyncClient
 
 LM = "Wed, 21 Oct 2015 07:28:00 GMT"
 
@@ -26,7 +26,7 @@ def cacheable(env, key: str, cc: str | None = None, etag: str | None = None,
 def seen(env, run, key: str) -> tuple[int, int]:
     """(requests that reached the server, of which answered 304) for `key`."""
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return (await c.get(f"{env.raw}/cacheable-count?key={key}")).json()
 
     counts = run(main())
@@ -35,7 +35,7 @@ def seen(env, run, key: str) -> tuple[int, int]:
 
 def fetch_all(env, run, urls: list, cache=True, **kw) -> list:
     async def main():
-        async with Client(verify=env.ca, cache=cache) as c:
+        async with AsyncClient(verify=env.ca, cache=cache) as c:
             out = []
             for item in urls:
                 method, url, headers = item if isinstance(item, tuple) else ("GET", item, None)

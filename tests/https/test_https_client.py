@@ -11,7 +11,7 @@ import pytest
 
 import corenet.https.connection as conn_mod
 from corenet.https import (
-    Client, ConnectError, DecodingError, HTTPStatusError, Limits, LocalProtocolError,
+    AsyncClient, ConnectError, DecodingError, HTTPStatusError, Limits, LocalProtocolError,
     RemoteProtocolError, TLSError, TooManyRedirects,
 )
 from https_servers import SMALL, TEXT
@@ -20,7 +20,7 @@ from https_helpers import open_fds, server_holds, until
 
 def test_get_keepalive_reuses_one_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             rs = [await c.get(env.base + "/small.txt") for _ in range(5)]
             return rs, c.pool.connections_opened
 
@@ -34,7 +34,7 @@ def test_get_keepalive_reuses_one_connection(env, run):
 
 def test_large_download_whole_and_streamed(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             whole = await c.get(env.base + "/large.bin")
             sizes = []
             async with c.stream("GET", env.base + "/large.bin") as r:
@@ -53,7 +53,7 @@ def test_large_download_whole_and_streamed(env, run):
 
 def test_gzip_is_decoded(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.base + "/gz/text.txt")
 
     r = run(main())
@@ -64,7 +64,7 @@ def test_gzip_is_decoded(env, run):
 
 def test_deflate_is_decoded(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.raw + "/deflate")
 
     assert run(main()).content == b"deflated " * 100
@@ -86,7 +86,7 @@ def test_chunked_route_is_chunked_on_the_wire_and_decoded(env, run):
     assert b"transfer-encoding: chunked" in head and b"content-length" not in head
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.base + "/chunked.shtml")
 
     r = run(main())
@@ -95,7 +95,7 @@ def test_chunked_route_is_chunked_on_the_wire_and_decoded(env, run):
 
 def test_redirect_chain_relative_locations(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             return await c.get(env.base + "/r/3")
 
     r = run(main())
@@ -107,7 +107,7 @@ def test_redirect_chain_relative_locations(env, run):
 
 def test_redirect_limit(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True, max_redirects=3) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True, max_redirects=3) as c:
             await c.get(env.base + "/loop")
 
     with pytest.raises(TooManyRedirects, match="more than 3 redirects"):
@@ -116,7 +116,7 @@ def test_redirect_limit(env, run):
 
 def test_redirect_not_followed_when_disabled(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=False) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=False) as c:
             return await c.get(env.base + "/r/1")
 
     r = run(main())
@@ -128,7 +128,7 @@ def test_redirect_not_followed_when_disabled(env, run):
 ])
 def test_redirect_method_rules(env, run, route, expect):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             return await c.post(env.base + route, content=b"hello")
 
     r = run(main())
@@ -138,7 +138,7 @@ def test_redirect_method_rules(env, run, route, expect):
 
 def test_authorization_dropped_across_origins_only(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             same = await c.get(env.base + "/r302", headers={"Authorization": "Bearer s"})
             cross = await c.get(env.base + "/cross", headers={"Authorization": "Bearer s"})
             return same, cross
@@ -151,7 +151,7 @@ def test_authorization_dropped_across_origins_only(env, run):
 
 def test_etag_304_has_no_body_and_keeps_the_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             first = await c.get(env.base + "/small.txt")
             again = await c.get(env.base + "/small.txt",
                                 headers={"If-None-Match": first.headers["etag"]})
@@ -165,7 +165,7 @@ def test_etag_304_has_no_body_and_keeps_the_connection(env, run):
 
 def test_head_has_no_body_and_keeps_the_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             h = await c.head(env.base + "/large.bin")
             g = await c.get(env.base + "/small.txt")
             return h, g, c.pool.connections_opened
@@ -178,7 +178,7 @@ def test_head_has_no_body_and_keeps_the_connection(env, run):
 
 def test_connection_close_is_honoured(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(env.base + "/close")
             b = await c.get(env.base + "/close")
             return a, b, c.pool.connections_opened, c.pool.idle_count
@@ -190,7 +190,7 @@ def test_connection_close_is_honoured(env, run):
 
 def test_json_text_params_and_status(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             echo = await c.post(env.raw + "/echo", params={"q": "a b", "n": [1, 2]},
                                 json={"k": "v"})
             missing = await c.get(env.base + "/nope")
@@ -215,7 +215,7 @@ def test_streamed_chunked_upload(env, run):
             await asyncio.sleep(0)
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return (await c.put(env.raw + "/echo", content=gen())).json()
 
     body = run(main())
@@ -226,7 +226,7 @@ def test_streamed_chunked_upload(env, run):
 
 def test_header_injection_refused_before_any_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(LocalProtocolError, match="CR, LF"):
                 await c.get(env.base + "/small.txt", headers={"X-A": "v\r\nX-Evil: 1"})
             return c.pool.connections_opened
@@ -238,7 +238,7 @@ def test_header_injection_refused_before_any_connection(env, run):
 
 def test_tls_expired_certificate(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(f"https://localhost:{env.expired_port}/small.txt")
 
     with pytest.raises(TLSError) as info:
@@ -248,7 +248,7 @@ def test_tls_expired_certificate(env, run):
 
 def test_tls_wrong_hostname(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(f"https://localhost:{env.wrongname_port}/small.txt")
 
     with pytest.raises(TLSError) as info:
@@ -258,7 +258,7 @@ def test_tls_wrong_hostname(env, run):
 
 def test_tls_unknown_ca_is_refused_by_default(env, run):
     async def main():
-        async with Client() as c:
+        async with AsyncClient() as c:
             await c.get(env.base + "/small.txt")
 
     with pytest.raises(TLSError) as info:
@@ -268,7 +268,7 @@ def test_tls_unknown_ca_is_refused_by_default(env, run):
 
 def test_verify_false_must_be_explicit(env, run):
     async def main():
-        async with Client(verify=False) as c:
+        async with AsyncClient(verify=False) as c:
             return await c.get(f"https://localhost:{env.expired_port}/small.txt")
 
     assert run(main()).content == SMALL
@@ -282,7 +282,7 @@ def test_tls_session_resumption(env, run, version):
 
     async def main():
         # max_keepalive=0: every request opens (and closes) its own connection
-        async with Client(verify=ctx, max_keepalive=0) as c:
+        async with AsyncClient(verify=ctx, max_keepalive=0) as c:
             out = []
             for _ in range(3):
                 r = await c.get(env.base + "/small.txt")
@@ -298,7 +298,7 @@ def test_tls_session_resumption(env, run, version):
 
 
 def test_default_context_is_built_once_with_tls12_minimum():
-    c = Client()
+    c = AsyncClient()
     assert c.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert c.ssl_context.verify_mode == ssl.CERT_REQUIRED and c.ssl_context.check_hostname
     assert c.ssl_context is c.ssl_context
@@ -333,7 +333,7 @@ def test_names_resolved_through_resolver(env, run):
     res = FakeResolver({("localhost", "A"): ["127.0.0.1"]})
 
     async def main():
-        async with Client(verify=env.ca, resolver=res) as c:
+        async with AsyncClient(verify=env.ca, resolver=res) as c:
             return await c.get(env.base + "/small.txt")
 
     assert run(main()).content == SMALL
@@ -344,7 +344,7 @@ def test_resolver_failure_is_a_connect_error(env, run):
     res = FakeResolver({})
 
     async def main():
-        async with Client(verify=env.ca, resolver=res) as c:
+        async with AsyncClient(verify=env.ca, resolver=res) as c:
             await c.get(env.base + "/small.txt")
 
     with pytest.raises(ConnectError, match="cannot resolve 'localhost'"):
@@ -358,7 +358,7 @@ def test_connection_refused_is_a_connect_error(run):
         port = s.getsockname()[1]  # bound, not listening: refused
 
         async def main():
-            async with Client() as c:
+            async with AsyncClient() as c:
                 await c.get(f"https://127.0.0.1:{port}/")
 
         with pytest.raises(ConnectError, match="cannot connect to 127.0.0.1"):
@@ -376,7 +376,7 @@ def test_connection_refused_is_a_connect_error(run):
 ])
 def test_bad_responses_raise_and_discard_the_connection(env, run, route, match):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(RemoteProtocolError, match=match):
                 await c.get(env.raw + route)
             state = (c.pool.open_count, c.pool.idle_count)
@@ -390,7 +390,7 @@ def test_bad_responses_raise_and_discard_the_connection(env, run, route, match):
 
 def test_body_longer_than_content_length_is_cut_and_connection_dropped(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(env.raw + "/long-body")
             b = await c.get(env.raw + "/echo")
             return a, b, c.pool.connections_opened
@@ -402,7 +402,7 @@ def test_body_longer_than_content_length_is_cut_and_connection_dropped(env, run)
 
 def test_close_delimited_and_interim(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.raw + "/close-delimited"), await c.get(env.raw + "/interim")
 
     cd, interim = run(main())
@@ -412,7 +412,7 @@ def test_close_delimited_and_interim(env, run):
 
 def test_bad_gzip_is_a_decoding_error(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(env.raw + "/bad-gzip")
 
     with pytest.raises(DecodingError, match="gzip"):
@@ -421,7 +421,7 @@ def test_bad_gzip_is_a_decoding_error(env, run):
 
 def test_idempotent_request_retried_once_when_server_closes_reused_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(env.raw + "/flaky")
             b = await c.get(env.raw + "/flaky")  # server closes this one unanswered
             opened = c.pool.connections_opened
@@ -432,7 +432,7 @@ def test_idempotent_request_retried_once_when_server_closes_reused_connection(en
         run(main())
 
     async def main2():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(env.raw + "/flaky")
             b = await c.get(env.raw + "/flaky")
             return a, b, c.pool.connections_opened
@@ -444,7 +444,7 @@ def test_idempotent_request_retried_once_when_server_closes_reused_connection(en
 
 def test_idle_connection_closed_by_server_is_not_used_even_for_post(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(env.raw + "/close-soon")
             # The server closes the idle connection meanwhile. A blocking sleep keeps the
             # loop from seeing the FIN, so only the check at reuse time can notice it.
@@ -471,7 +471,7 @@ def test_idle_connection_is_probed_only_after_a_pause(env, run, monkeypatch):
     monkeypatch.setattr(conn_mod.select, "select", counting)
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             for _ in range(20):
                 await c.get(env.base + "/small.txt")
             at_once = len(probes)
@@ -484,7 +484,7 @@ def test_idle_connection_is_probed_only_after_a_pause(env, run, monkeypatch):
 
 def test_server_keep_alive_timeout_is_honoured(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(env.raw + "/keepalive-timeout")  # Keep-Alive: timeout=1
             await asyncio.sleep(0.7)
             await c.get(env.raw + "/echo")
@@ -495,7 +495,7 @@ def test_server_keep_alive_timeout_is_honoured(env, run):
 
 def test_concurrent_requests_share_a_bounded_pool(env, run):
     async def main():
-        async with Client(verify=env.ca, max_connections=4) as c:
+        async with AsyncClient(verify=env.ca, max_connections=4) as c:
             rs = await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(40)))
             return rs, c.pool.connections_opened, c.pool.open_count
 
@@ -506,7 +506,7 @@ def test_concurrent_requests_share_a_bounded_pool(env, run):
 
 def test_no_descriptor_leak_across_errors(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             for route in ("/bad-status", "/short-body", "/bad-chunk"):
                 with pytest.raises(RemoteProtocolError):
                     await c.get(env.raw + route)
@@ -526,7 +526,7 @@ def test_slow_stream_reader_applies_back_pressure(env, run):
     from corenet.https import Limits
 
     async def main():
-        async with Client(verify=env.ca, limits=Limits(read_buffer_high=64 * 1024)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(read_buffer_high=64 * 1024)) as c:
             async with c.stream("GET", env.base + "/large.bin") as r:
                 parts = []
                 async for chunk in r.aiter_bytes():
@@ -542,7 +542,7 @@ def test_slow_stream_reader_applies_back_pressure(env, run):
 
 def test_cancelled_request_does_not_leak_its_connection(env, run):
     async def main():
-        async with Client(verify=env.ca, max_connections=1) as c:
+        async with AsyncClient(verify=env.ca, max_connections=1) as c:
             task = asyncio.ensure_future(c.get(env.raw + "/stall-headers"))
             await asyncio.sleep(0.2)
             task.cancel()
@@ -557,7 +557,7 @@ def test_cancelled_request_does_not_leak_its_connection(env, run):
 
 def test_userinfo_in_url_becomes_basic_auth(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(f"https://al%20ice:s3cret@localhost:{env.raw_port}/echo")
 
     body = run(main()).json()
@@ -575,7 +575,7 @@ def test_invalid_urls(run, url, match):
     from corenet.https import InvalidURL
 
     async def main():
-        async with Client() as c:
+        async with AsyncClient() as c:
             await c.get(url)
 
     with pytest.raises(InvalidURL, match=match):
@@ -584,7 +584,7 @@ def test_invalid_urls(run, url, match):
 
 def test_sni_is_sent_and_tcp_nodelay_set(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             r = await c.get(env.base + "/sni")
             (conn,) = [x for conns in c.pool._idle.values() for x in conns]
             sock = conn.transport.get_extra_info("socket")
@@ -597,7 +597,7 @@ def test_sni_is_sent_and_tcp_nodelay_set(env, run):
 
 def test_server_sees_the_resumed_session(env, run):
     async def main():
-        async with Client(verify=env.ca, max_keepalive=0) as c:
+        async with AsyncClient(verify=env.ca, max_keepalive=0) as c:
             return [(await c.get(env.base + "/sni")).text for _ in range(2)]
 
     first, second = run(main())
@@ -608,7 +608,7 @@ def test_large_request_body_arrives_whole(env, run):
     payload = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4: several write pieces
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return (await c.post(env.raw + "/echo", content=payload)).json()
 
     body = run(main())
@@ -618,7 +618,7 @@ def test_large_request_body_arrives_whole(env, run):
 
 def test_closing_the_client_closes_a_stream_left_open(env, run):
     async def main():
-        c = Client(verify=env.ca)
+        c = AsyncClient(verify=env.ca)
         cm = c.stream("GET", env.base + "/large.bin")
         r = await cm.__aenter__()  # the user never reads nor closes it
         await c.aclose()
@@ -637,7 +637,7 @@ def test_idle_http11_connection_closed_on_a_timer(env, run):
     async def main():
         await until(lambda: server_holds(env.port) == 0)
         base = server_holds(env.port)
-        async with Client(verify=env.ca, limits=Limits(keepalive_expiry=0.4)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(keepalive_expiry=0.4)) as c:
             await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(3)))
             held = (c.pool.open_count, c.pool.idle_count)
             closed = await until(lambda: c.pool.open_count == 0)

@@ -9,7 +9,7 @@ import pytest
 
 import corenet.https as https
 from corenet.https import (
-    Client, ConnectError, ConnectTimeout, HTTPError, InvalidURL, ReadTimeout,
+    AsyncClient, ConnectError, ConnectTimeout, HTTPError, InvalidURL, ReadTimeout,
     RemoteProtocolError, RequestError, Response, ResponseNotRead, StreamClosed,
     StreamConsumed, StreamError, Timeout, TimeoutException, TLSError, TransportError,
     UnsupportedProtocol,
@@ -52,7 +52,7 @@ def test_the_tree_has_httpx_s_transport_errors():
 
 def test_connect_error_carries_the_request(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(ConnectError) as info:
                 await c.get("https://127.0.0.1:1/x")  # nothing listens on port 1
             return info.value
@@ -63,7 +63,7 @@ def test_connect_error_carries_the_request(env, run):
 
 def test_timeouts_are_not_connect_errors_and_carry_the_request(env, run):
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(5, connect=0.2, read=0.2)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, connect=0.2, read=0.2)) as c:
             try:
                 await c.get(f"https://localhost:{env.silent_port}/")
             except ConnectError:
@@ -81,7 +81,7 @@ def test_timeouts_are_not_connect_errors_and_carry_the_request(env, run):
 
 def test_a_body_error_carries_the_request_of_the_stream(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + "/big-short") as r:
                 with pytest.raises(RemoteProtocolError) as info:
                     async for _ in r.aiter_bytes():
@@ -94,7 +94,7 @@ def test_a_body_error_carries_the_request_of_the_stream(env, run):
 
 def test_unsupported_scheme_and_error_without_request(run):
     async def main():
-        async with Client() as c:
+        async with AsyncClient() as c:
             await c.get("ftp://localhost/")
 
     with pytest.raises(UnsupportedProtocol, match="unsupported URL scheme") as info:
@@ -106,7 +106,7 @@ def test_unsupported_scheme_and_error_without_request(run):
 
 def test_stream_errors_say_what_state_the_body_is_in(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + "/echo") as r:
                 with pytest.raises(ResponseNotRead):
                     r.content
@@ -131,7 +131,7 @@ def test_a_reset_is_a_network_error_on_the_side_it_hit(env, run):
     from corenet.https import NetworkError, ReadError, WriteError
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + "/reset-mid-body") as r:
                 with pytest.raises(ReadError, match="failed while reading the response") as mid:
                     async for _ in r.aiter_bytes():

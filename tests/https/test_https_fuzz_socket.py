@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from corenet.https import Client, HTTPError, Timeout
+from corenet.https import AsyncClient, HTTPError, Timeout
 from https_helpers import open_fds
 
 _status = st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.0 204 No", b"HTTP/1.1 304 NM",
@@ -37,7 +37,7 @@ _structured = st.builds(
 @example(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
 def test_fuzz_responses_through_tls(env, run, data):
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(2, total=3),
+        async with AsyncClient(verify=env.ca, timeout=Timeout(2, total=3),
                           max_redirects=2) as c:
             try:
                 r = await c.get(f"{env.raw}/raw?{data.hex()}")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from corenet.https import Client, Limits
+from corenet.https import AsyncClient, Limits
 from https_helpers import server_holds, until
 from https_servers import SMALL, TEXT
 
 
 def test_get_speaks_h2_and_reuses_one_connection(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             rs = [await c.get(env.h2 + "/small.txt") for _ in range(5)]
             return rs, c.pool.connections_opened
 
@@ -25,7 +25,7 @@ def test_get_speaks_h2_and_reuses_one_connection(env, run):
 
 def test_concurrent_requests_share_one_connection(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             rs = await asyncio.gather(*(c.get(env.h2 + "/small.txt") for _ in range(50)))
             return rs, c.pool.connections_opened
 
@@ -37,7 +37,7 @@ def test_concurrent_requests_share_one_connection(env, run):
 
 def test_large_download_whole_and_streamed(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             whole = await c.get(env.h2 + "/large.bin")
             parts = []
             async with c.stream("GET", env.h2 + "/large.bin") as r:
@@ -54,7 +54,7 @@ def test_large_download_whole_and_streamed(env, run):
 
 def test_post_bytes_and_streamed_body(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             a = await c.post(env.h2 + "/echo", content=b"x" * 100_000)
 
             async def gen():
@@ -74,7 +74,7 @@ def test_post_bytes_and_streamed_body(env, run):
 
 def test_gzip_redirects_and_closing_stream_early(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True, follow_redirects=True) as c:
             gz = await c.get(env.h2 + "/gz/text.txt")
             red = await c.get(env.h2 + "/r/3")
             async with c.stream("GET", env.h2 + "/large.bin") as r:
@@ -91,7 +91,7 @@ def test_gzip_redirects_and_closing_stream_early(env, run):
 
 def test_http11_when_server_does_not_offer_h2(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             rs = await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(3)))
             return rs
 
@@ -103,7 +103,7 @@ def test_abandoned_streams_give_their_window_back(env, run):
     # Each abandoned download leaves up to a stream window (4 MiB) received and unread;
     # the connection window (16 MiB) would be spent after four of them if they kept it.
     async def main():
-        async with Client(verify=env.ca, http2=True) as c:
+        async with AsyncClient(verify=env.ca, http2=True) as c:
             for _ in range(8):
                 async with c.stream("GET", env.h2 + "/large.bin") as r:
                     async for _chunk in r.aiter_raw():
@@ -119,7 +119,7 @@ def test_abandoned_streams_give_their_window_back(env, run):
 def test_h2_through_a_connect_tunnel(env, run):
     async def main():
         proxy = f"http://127.0.0.1:{env.proxy_port}"
-        async with Client(verify=env.ca, http2=True, proxy=proxy) as c:
+        async with AsyncClient(verify=env.ca, http2=True, proxy=proxy) as c:
             rs = await asyncio.gather(*(c.get(env.h2 + "/small.txt") for _ in range(5)))
             return rs, c.pool.connections_opened
 
@@ -130,7 +130,7 @@ def test_h2_through_a_connect_tunnel(env, run):
 
 def test_no_timeouts_at_all(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True, timeout=None) as c:
+        async with AsyncClient(verify=env.ca, http2=True, timeout=None) as c:
             return await c.get(env.h2 + "/small.txt")
 
     r = run(main())
@@ -142,7 +142,7 @@ def test_no_timeouts_at_all(env, run):
 def test_h2_connection_idle_past_keepalive_expiry_is_closed_not_used(env, run):
     async def main():
         limits = Limits(keepalive_expiry=0.3)
-        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+        async with AsyncClient(verify=env.ca, http2=True, limits=limits) as c:
             a = await c.get(env.h2 + "/small.txt")
             b = await c.get(env.h2 + "/small.txt")  # within the expiry: the same connection
             await asyncio.sleep(0.6)
@@ -164,7 +164,7 @@ def test_h2_idle_connections_kept_at_most_max_keepalive(env, run):
 
     async def main(keep):
         limits = Limits(max_keepalive_connections=keep)
-        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+        async with AsyncClient(verify=env.ca, http2=True, limits=limits) as c:
             await c.get(env.h2 + "/small.txt")
             await c.get(other + "/small.txt")
             counts = (c.pool.open_count, c.pool.idle_count)
@@ -183,7 +183,7 @@ def test_idle_h2_connection_evicted_for_another_origin(env, run):
 
     async def main():
         limits = Limits(max_connections=1, keepalive_expiry=None)
-        async with Client(verify=env.ca, http2=True, limits=limits, timeout=5) as c:
+        async with AsyncClient(verify=env.ca, http2=True, limits=limits, timeout=5) as c:
             a = await c.get(env.h2 + "/small.txt")
             b = await c.get(other + "/small.txt")  # needs the one slot the first holds idle
             return a.content, b.content, b.http_version, c.pool.open_count
@@ -199,7 +199,7 @@ def test_idle_h2_connection_closed_on_a_timer_without_another_request(env, run):
         await until(lambda: server_holds(env.h2_port) == 0)
         base = server_holds(env.h2_port)
         limits = Limits(keepalive_expiry=0.4)
-        async with Client(verify=env.ca, http2=True, limits=limits) as c:
+        async with AsyncClient(verify=env.ca, http2=True, limits=limits) as c:
             r = await c.get(env.h2 + "/small.txt")
             held = (c.pool.open_count, c.pool.idle_count, server_holds(env.h2_port))
             # No request follows: the pool's timer closes the connection on its own.
@@ -223,7 +223,7 @@ def test_h2_stream_in_flight_outlives_keepalive_expiry(env, run):
     # expiry periods and must not be cut, while a connection with no stream would be.
     async def main():
         limits = Limits(keepalive_expiry=0.2)
-        async with Client(verify=env.ca, http2=True, limits=limits, timeout=10) as c:
+        async with AsyncClient(verify=env.ca, http2=True, limits=limits, timeout=10) as c:
             await c.get(env.h2 + "/small.txt")  # the connection goes idle once: timer armed
             got = 0
             async with c.stream("GET", env.h2 + "/stall") as r:

@@ -13,15 +13,15 @@ import h2.exceptions
 import httpx
 import pytest
 
-from corenet.https import Client, Limits, RemoteProtocolError
+from corenet.https import AsyncClient, Limits, RemoteProtocolError
 from https_h2server import DATA, END_HEADERS, END_STREAM, HEADERS, H2Server, answering, frame
 
 BIG = 100_000
 SENT = 10_000
 
 
-def client(pki, **kw) -> Client:
-    return Client(verify=str(pki["ca"]), http2=True, timeout=5, **kw)
+def client(pki, **kw) -> AsyncClient:
+    return AsyncClient(verify=str(pki["ca"]), http2=True, timeout=5, **kw)
 
 
 def anchor(pki) -> httpx.AsyncClient:
@@ -130,14 +130,14 @@ TINY_BODY = 2 * 1024 * 1024  # sent as 2,097,152 DATA frames of one byte
 
 CHILD = r"""
 import asyncio, sys
-from corenet.https import Client
+from corenet.https import AsyncClient
 
 def rss(field):  # VmRSS now, VmHWM the peak (since exec, or since reset)
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
 
 async def main(url, ca):
-    async with Client(verify=ca, http2=True, timeout=60) as c:
+    async with AsyncClient(verify=ca, http2=True, timeout=60) as c:
         await c.get(url + "/warm")  # the connection, TLS and the code paths, warmed
         try:
             with open("/proc/self/clear_refs", "w") as f:

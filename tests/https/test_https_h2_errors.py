@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from corenet.https import Client, RemoteProtocolError
+from corenet.https import AsyncClient, RemoteProtocolError
 from https_h2server import (
     DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, H2Server, answering, frame,
 )
@@ -19,7 +19,7 @@ def head(peer, sid: int, fields: list, flags: int = END_HEADERS) -> None:
 def get(pki, run, send):
     with H2Server(pki, answering(send)) as srv:
         async def main():
-            async with Client(verify=str(pki["ca"]), http2=True, timeout=5) as c:
+            async with AsyncClient(verify=str(pki["ca"]), http2=True, timeout=5) as c:
                 r = await c.get(srv.url())
                 return r.status_code, r.content
 

@@ -13,7 +13,7 @@ import h2.settings
 import pytest
 
 from corenet.https import (
-    Client, Limits, ReadTimeout, RemoteProtocolError, Timeout, WriteTimeout,
+    AsyncClient, Limits, ReadTimeout, RemoteProtocolError, Timeout, WriteTimeout,
 )
 from https_h2server import (
     CONTINUATION, DATA, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, WINDOW_UPDATE,
@@ -22,8 +22,8 @@ from https_h2server import (
 from https_rawserver import zeros_gzip
 
 
-def client(pki, **kw) -> Client:
-    return Client(verify=str(pki["ca"]), http2=True, **kw)
+def client(pki, **kw) -> AsyncClient:
+    return AsyncClient(verify=str(pki["ca"]), http2=True, **kw)
 
 
 def serve_all(peer) -> None:
@@ -272,8 +272,8 @@ def test_an_uploads_tail_is_under_the_write_timeout_as_in_httpx(pki, run):
                 return r.status_code, r.content
 
         timeout = {"timeout": httpx.Timeout(5, read=0.3, write=0.3)}
-        ours = run(main(lambda: Client(verify=str(pki["ca"]), http2=True,
-                                       timeout=Timeout(5, read=0.3, write=0.3))))
+        ours = run(main(lambda: AsyncClient(verify=str(pki["ca"]), http2=True,
+                                            timeout=Timeout(5, read=0.3, write=0.3))))
         theirs = run(main(lambda: httpx.AsyncClient(
             verify=ssl.create_default_context(cafile=str(pki["ca"])), http2=True,
             **timeout)))
@@ -600,10 +600,10 @@ def test_pool_timeout_when_every_stream_is_taken(pki, run):
 
 
 def test_sync_client_speaks_h2(pki):
-    from corenet.https import SyncClient
+    from corenet.https import Client
 
     with H2Server(pki, serve_all) as srv:
-        with SyncClient(verify=str(pki["ca"]), http2=True) as c:
+        with Client(verify=str(pki["ca"]), http2=True) as c:
             rs = [c.post(srv.url("/s"), content=b"abcd") for _ in range(3)]
     assert all(r.http_version == "HTTP/2" and r.content == b"/s 4" for r in rs)
 

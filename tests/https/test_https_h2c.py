@@ -8,14 +8,14 @@ import asyncio
 import pytest
 
 from corenet.https import (
-    Client, ConnectError, ReadError, RemoteProtocolError, SyncClient, UnsupportedProtocol,
+    AsyncClient, ConnectError, ReadError, RemoteProtocolError, Client, UnsupportedProtocol,
 )
 from https_servers import SMALL
 
 
 def test_h2c_multiplexes_requests_on_one_connection(env, run):
     async def main():
-        async with Client(http2=True, http1=False) as c:
+        async with AsyncClient(http2=True, http1=False) as c:
             first = await c.get(env.h2c + "/small.txt")
             rs = await asyncio.gather(*(c.get(env.h2c + "/small.txt") for _ in range(20)))
             big = await c.get(env.h2c + "/large.bin")
@@ -32,7 +32,7 @@ def test_h2c_multiplexes_requests_on_one_connection(env, run):
 
 
 def test_h2c_from_the_sync_client(env):
-    with SyncClient(http2=True, http1=False) as c:
+    with Client(http2=True, http1=False) as c:
         r = c.get(env.h2c + "/small.txt")
     assert r.http_version == "HTTP/2" and r.content == SMALL
 
@@ -40,7 +40,7 @@ def test_h2c_from_the_sync_client(env):
 def test_http_urls_stay_http11_unless_http1_is_off(env, run):
     """http2=True alone never speaks h2c: an http:// origin gets HTTP/1.1, as in httpx."""
     async def main():
-        async with Client(http2=True) as c:
+        async with AsyncClient(http2=True) as c:
             return await c.get(env.raw_plain + "/echo")
 
     r = run(main())
@@ -49,7 +49,7 @@ def test_http_urls_stay_http11_unless_http1_is_off(env, run):
 
 def test_h2_only_over_tls(env, run):
     async def main():
-        async with Client(verify=env.ca, http2=True, http1=False) as c:
+        async with AsyncClient(verify=env.ca, http2=True, http1=False) as c:
             ok = await c.get(env.h2 + "/small.txt")
             try:
                 await c.get(env.base + "/small.txt")  # this port offers HTTP/1.1 only
@@ -68,7 +68,7 @@ def test_h2c_to_a_server_that_speaks_http11_is_a_clear_error(env, run):
     request fails on what came back (not HTTP/2), or on the reset when the server's
     kernel threw away our unread frames (then the answer is lost with them)."""
     async def main():
-        async with Client(http2=True, http1=False, timeout=5) as c:
+        async with AsyncClient(http2=True, http1=False, timeout=5) as c:
             await c.get(env.raw_plain + "/echo")
 
     with pytest.raises((RemoteProtocolError, ReadError)):
@@ -77,7 +77,7 @@ def test_h2c_to_a_server_that_speaks_http11_is_a_clear_error(env, run):
 
 def test_h2c_through_a_forwarding_proxy_is_refused(env, run):
     async def main():
-        async with Client(http2=True, http1=False,
+        async with AsyncClient(http2=True, http1=False,
                           proxy=f"http://127.0.0.1:{env.proxy_port}") as c:
             await c.get(env.h2c + "/small.txt")
 
@@ -87,4 +87,4 @@ def test_h2c_through_a_forwarding_proxy_is_refused(env, run):
 
 def test_no_protocol_left_is_a_value_error():
     with pytest.raises(ValueError, match="http1=False"):
-        Client(http1=False)
+        AsyncClient(http1=False)

@@ -11,7 +11,7 @@ import tracemalloc
 import pytest
 
 from corenet.https import (
-    Client, DecodingError, InsecureRedirect, InvalidURL, Limits, LocalProtocolError,
+    AsyncClient, DecodingError, InsecureRedirect, InvalidURL, Limits, LocalProtocolError,
     RemoteProtocolError,
 )
 from corenet.https.client import ParsedURL
@@ -61,7 +61,7 @@ async def gen(*pieces: bytes):
 def test_contradicting_or_unsafe_headers_refused_before_connecting(
         env, run, method, headers, content, match):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(LocalProtocolError, match=match):
                 await c.request(method, env.raw + "/echo", headers=headers, content=content)
             return c.pool.connections_opened
@@ -71,7 +71,7 @@ def test_contradicting_or_unsafe_headers_refused_before_connecting(
 
 def test_smuggling_through_a_streamed_body_with_content_length(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with pytest.raises(LocalProtocolError, match="longer than its Content-Length: 5"):
                 await c.post(env.raw + "/echo", headers={"Content-Length": "5"},
                              content=gen(b"hello", b"GET /admin HTTP/1.1\r\n\r\n"))
@@ -88,7 +88,7 @@ def test_smuggling_through_a_streamed_body_with_content_length(env, run):
 
 def test_agreeing_framing_headers_sent_once(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             same_cl = (await c.post(env.raw + "/echo", headers={"content-length": "5"},
                                     content=b"hello")).json()
             te = (await c.post(env.raw + "/echo", headers={"Transfer-Encoding": "Chunked"},
@@ -130,10 +130,10 @@ CREDS = {"Authorization": "Bearer s3cret", "Cookie": "session=abc",
 
 def test_redirects_not_followed_unless_asked(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             default = await c.get(redirect(env, "/echo"))
             per_request = await c.get(redirect(env, "/echo"), follow_redirects=True)
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             per_client = await c.get(redirect(env, "/echo"))
         return default, per_request, per_client
 
@@ -153,7 +153,7 @@ def test_credentials_dropped_when_the_origin_changes(env, run, where, kept):
               "other host": f"https://127.0.0.1:{env.raw_port}/echo"}[where]
 
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             for code in (301, 307):
                 r = await c.post(redirect(env, target, code), headers=CREDS,
                                  content=b"body")
@@ -174,12 +174,12 @@ def test_https_to_http_redirect_refused_unless_allowed(env, run):
     target = env.raw_plain + "/echo"
 
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             with pytest.raises(InsecureRedirect, match="would send the request unencrypted") \
                     as info:
                 await c.get(redirect(env, target), headers=CREDS)
             refused = info.value.response.status_code
-        async with Client(verify=env.ca, follow_redirects=True,
+        async with AsyncClient(verify=env.ca, follow_redirects=True,
                           allow_insecure_redirects=True) as c:
             allowed = await c.get(redirect(env, target), headers=CREDS)
         return refused, allowed
@@ -213,7 +213,7 @@ def test_decompression_bomb_read_whole_stops_at_the_limit(env, run, kind):
     limit = 8 << 20
 
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_body_bytes=limit)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=limit)) as c:
             await c.get(env.raw + f"/bomb?kind={kind}&mb=256")
 
     result, peak = peak_during(run, main())
@@ -227,7 +227,7 @@ def test_decompression_bomb_read_whole_is_decoded_as_it_comes(env, run, kind):
     """The server sends half of a bomb and holds back the rest: the limit is found in what
     came, not after a last byte that never comes (a ReadTimeout)."""
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_body_bytes=8 << 20),
+        async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=8 << 20),
                           timeout=10) as c:
             await c.get(env.raw + f"/bomb-stall?kind={kind}&mb=64")
 
@@ -237,7 +237,7 @@ def test_decompression_bomb_read_whole_is_decoded_as_it_comes(env, run, kind):
 
 def test_default_whole_body_limit_is_64_mib(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(env.raw + "/bomb?kind=zstd&mb=100")
 
     assert Limits().max_body_bytes == 64 << 20 and Limits().max_stream_bytes is None
@@ -248,7 +248,7 @@ def test_default_whole_body_limit_is_64_mib(env, run):
 @pytest.mark.parametrize("kind", ["gzip2", "br"])
 def test_decompression_bomb_streamed_in_bounded_pieces(env, run, kind):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + f"/bomb?kind={kind}&mb=256") as r:
                 got = biggest = 0
                 async for piece in r.aiter_bytes():
@@ -269,7 +269,7 @@ def test_codings_and_stacks_decoded_whole_and_streamed(env, run, kind):
     url = env.raw + f"/coded?kind={kind}&n=300000"
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             whole = await c.get(url)
             async with c.stream("GET", url) as r:
                 streamed = [p async for p in r.aiter_bytes()]
@@ -284,7 +284,7 @@ def test_codings_and_stacks_decoded_whole_and_streamed(env, run, kind):
 
 def test_installed_codings_are_advertised(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return (await c.get(env.raw + "/echo")).json()
 
     assert named(wire_head(run(main())), "accept-encoding") == ["gzip, deflate, br, zstd"]
@@ -298,7 +298,7 @@ def test_truncated_compressed_body_is_a_decoding_error(env, run):
            % len(body) + body)
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             await c.get(env.raw + "/raw?" + raw.hex())
 
     with pytest.raises(DecodingError, match="truncated gzip body"):
@@ -309,7 +309,7 @@ def test_content_length_over_the_limit_fails_at_the_head(env, run):
     n = 48 << 20
 
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_body_bytes=1 << 20)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(max_body_bytes=1 << 20)) as c:
             start = time.monotonic()
             with pytest.raises(RemoteProtocolError, match="exceeds 1048576 bytes "
                                                           r"\(max_body_bytes\)"):
@@ -331,7 +331,7 @@ def test_content_length_over_the_limit_fails_at_the_head(env, run):
 ])
 def test_endless_chunk_extensions_and_trailers_are_cut(env, run, route):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             start = time.monotonic()
             with pytest.raises(RemoteProtocolError, match=r"chunk extensions and trailers "
                                r"exceed 32768 bytes \(max_chunk_extension_bytes \+ "
@@ -344,7 +344,7 @@ def test_endless_chunk_extensions_and_trailers_are_cut(env, run, route):
 
 def test_chunked_body_with_extension_and_trailer_keeps_the_connection(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             a = await c.get(env.raw + "/chunked-trailer")
             b = await c.get(env.raw + "/chunked-trailer")
             return a.content, b.content, c.pool.connections_opened
@@ -356,7 +356,7 @@ def test_chunked_body_with_extension_and_trailer_keeps_the_connection(env, run):
 
 def test_close_delimited_body_needs_tls_close_notify(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             clean = await c.get(env.raw + "/close-delimited")
             with pytest.raises(RemoteProtocolError, match="without a TLS close_notify"):
                 await c.get(env.raw + "/close-delimited-cut")
@@ -390,7 +390,7 @@ def test_http11_body_against_its_content_length_as_in_httpx(env, run, streamed):
                 short = exc
             return short, await body(c, env.raw + "/long-body")
 
-    ours = run(main(Client(verify=env.ca)))
+    ours = run(main(AsyncClient(verify=env.ca)))
     theirs = run(main(httpx.AsyncClient(verify=ssl.create_default_context(cafile=env.ca))))
     assert isinstance(ours[0], RemoteProtocolError) and "10 of 100" in str(ours[0])
     assert isinstance(theirs[0], httpx.RemoteProtocolError)
@@ -406,7 +406,7 @@ def test_early_413_returned_while_the_body_is_still_being_sent(env, run, streame
             yield payload[i:i + (1 << 20)]
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             start = time.monotonic()
             r = await c.post(env.raw + "/early-413?hold=8",
                              content=pieces() if streamed else payload)
@@ -423,7 +423,7 @@ def test_early_413_then_close(env, run):
     payload = bytes(48 << 20)
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.post(env.raw + "/early-413?hold=0.3", content=payload)
 
     r = run(main(), 20)
@@ -434,7 +434,7 @@ def test_aclose_aborts_a_connection_that_cannot_drain(env, run):
     payload = bytes(48 << 20)
 
     async def main():
-        c = Client(verify=env.ca)
+        c = AsyncClient(verify=env.ca)
         task = asyncio.ensure_future(c.post(env.raw + "/no-read", content=payload))
         await asyncio.sleep(0.5)  # the write buffers are full by now
         assert not task.done()
@@ -498,7 +498,7 @@ def test_international_name_is_what_resolver_and_server_see(env, run):
     rec = Recorder()
 
     async def main():
-        async with Client(verify=False, resolver=rec) as c:
+        async with AsyncClient(verify=False, resolver=rec) as c:
             return (await c.get(f"https://faß.de:{env.raw_port}/echo")).json()
 
     echo = run(main())
@@ -552,7 +552,7 @@ def test_happy_eyeballs_races_past_a_bad_ipv6_address(env, run, v6):
     res = TableResolver({"AAAA": ["::1"], "A": ["127.0.0.1"]})
 
     async def main():
-        async with Client(verify=env.ca, resolver=res) as c:
+        async with AsyncClient(verify=env.ca, resolver=res) as c:
             start = time.monotonic()
             r = await c.get(f"https://localhost:{env.raw_port}/echo")
             took = time.monotonic() - start
@@ -576,7 +576,7 @@ def test_aclose_stops_a_connection_still_being_made(env, run):
     from corenet.https import ConnectError
 
     async def main():
-        c = Client(verify=env.ca)
+        c = AsyncClient(verify=env.ca)
         task = asyncio.ensure_future(c.get(f"https://localhost:{env.silent_port}/"))
         await asyncio.sleep(0.3)  # TCP is up, the TLS handshake waits for an answer
         assert not task.done()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from corenet.https import URL, Client, Headers, Limits, RemoteProtocolError, Response
+from corenet.https import URL, AsyncClient, Headers, Limits, RemoteProtocolError, Response
 from corenet.https.auth import Auth, BasicAuth, BearerAuth
 from test_https_hostile import named, redirect, wire_head
 
 
 def test_url_object_on_requests_and_responses(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.raw + "/echo?a=1&b=%20x", params={"c": "d"})
 
     r = run(main())
@@ -28,7 +28,7 @@ def test_url_object_on_requests_and_responses(env, run):
 
 def test_base_url_paths_are_appended(env, run):
     async def main():
-        async with Client(verify=env.ca, base_url=env.raw + "/api") as c:
+        async with AsyncClient(verify=env.ca, base_url=env.raw + "/api") as c:
             rel = await c.get("/v1/items")
             bare = await c.get("x")
             absolute = await c.get(env.raw + "/echo")
@@ -42,7 +42,7 @@ def test_base_url_paths_are_appended(env, run):
 
 def test_aiter_text_and_lines_across_chunk_boundaries(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + "/lines") as r:
                 lines = [ln async for ln in r.aiter_lines()]
             async with c.stream("GET", env.raw + "/lines") as r:
@@ -56,7 +56,7 @@ def test_aiter_text_and_lines_across_chunk_boundaries(env, run):
 
 def test_aiter_lines_bounds_a_line_without_end(env, run):
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_line_length=1000)) as c:
+        async with AsyncClient(verify=env.ca, limits=Limits(max_line_length=1000)) as c:
             async with c.stream("GET", env.raw + "/bomb?kind=gzip&mb=1") as r:
                 async for _ in r.aiter_lines():
                     pass
@@ -82,7 +82,7 @@ def test_auth_tuple_callable_bearer_and_flow(env, run):
         return request
 
     async def main():
-        async with Client(verify=env.ca, auth=("al ice", "s3cret")) as c:
+        async with AsyncClient(verify=env.ca, auth=("al ice", "s3cret")) as c:
             basic = (await c.get(env.raw + "/echo")).json()
             func = (await c.get(env.raw + "/echo", auth=sign)).json()
             bearer = (await c.get(env.raw + "/echo", auth=BearerAuth("t0k"))).json()
@@ -103,7 +103,7 @@ def test_auth_tuple_callable_bearer_and_flow(env, run):
 
 def test_auth_does_not_follow_a_redirect_to_another_origin(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True, auth=("u", "p")) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True, auth=("u", "p")) as c:
             return (await c.get(redirect(env, f"https://127.0.0.1:{env.raw_port}/echo"))).json()
 
     assert named(wire_head(run(main())), "authorization") == []
@@ -118,7 +118,7 @@ def set_cookie(env, *cookies: str, to: str = "", base: str = "") -> str:
 
 def test_cookie_jar_stores_and_sends_by_its_rules(env, run):
     async def main():
-        async with Client(verify=env.ca, cookies={"preset": "1"}) as c:
+        async with AsyncClient(verify=env.ca, cookies={"preset": "1"}) as c:
             await c.get(set_cookie(env, "a=1; Path=/", "b=2; Path=/elsewhere",
                                    "s=3; Secure; Path=/"))
             same = (await c.get(env.raw + "/echo")).json()
@@ -144,7 +144,7 @@ def test_cookie_jar_stores_and_sends_by_its_rules(env, run):
 
 def test_redirect_carries_only_the_cookies_the_jar_allows(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             other_port = (await c.get(set_cookie(
                 env, "k=v; Path=/", to=f"https://localhost:{env.raw2_port}/echo"),
                 headers={"Cookie": "manual=1"})).json()
@@ -176,7 +176,7 @@ def test_files_and_data_as_multipart_form(env, run, tmp_path):
     path.write_bytes(b"a,b\r\n1,2\r\n")
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             with open(path, "rb") as f:
                 r = await c.post(env.raw + "/echo", data={"title": "x", "tags": ["p", "q"]},
                                  files={"upload": f,
@@ -198,7 +198,7 @@ def test_files_and_data_as_multipart_form(env, run, tmp_path):
 
 def proxy_log(env, run) -> list:
     async def main():
-        async with Client(verify=env.ca, trust_env=False) as c:
+        async with AsyncClient(verify=env.ca, trust_env=False) as c:
             return (await c.get(env.raw + "/proxy-log")).json()
 
     return run(main())
@@ -210,7 +210,7 @@ def test_https_through_a_connect_tunnel(env, run, scheme):
     proxy = f"{scheme}://pu:pp@localhost:{port}"
 
     async def main():
-        async with Client(verify=env.ca, proxy=proxy) as c:
+        async with AsyncClient(verify=env.ca, proxy=proxy) as c:
             a = await c.get(env.raw + "/echo", headers={"Authorization": "Bearer origin"})
             b = await c.get(env.raw + "/echo")
             return a, b, c.pool.connections_opened
@@ -228,7 +228,7 @@ def test_https_through_a_connect_tunnel(env, run, scheme):
 
 def test_http_forwarded_by_the_proxy(env, run):
     async def main():
-        async with Client(proxy=f"http://pu:pp@127.0.0.1:{env.proxy_port}") as c:
+        async with AsyncClient(proxy=f"http://pu:pp@127.0.0.1:{env.proxy_port}") as c:
             return (await c.get(env.raw_plain + "/echo?x=1")).json()
 
     before = len(proxy_log(env, run))
@@ -250,7 +250,7 @@ def test_proxy_object_with_auth_and_headers_as_httpx(env, run, target):
     url = env.raw + "/echo" if target == "tunnel" else env.raw_plain + "/echo"
 
     async def main():
-        async with Client(verify=env.ca, proxy=proxy) as c:
+        async with AsyncClient(verify=env.ca, proxy=proxy) as c:
             return (await c.get(url)).json()
 
     before = len(proxy_log(env, run))
@@ -269,7 +269,7 @@ def test_proxy_refusal_is_a_proxy_error(env, run):
     from corenet.https import ProxyError
 
     async def main():
-        async with Client(verify=env.ca, proxy=f"http://pu:wrong@127.0.0.1:{env.proxy_port}") as c:
+        async with AsyncClient(verify=env.ca, proxy=f"http://pu:wrong@127.0.0.1:{env.proxy_port}") as c:
             await c.get(env.raw + "/echo")
 
     with pytest.raises(ProxyError, match="refused the tunnel to localhost: 407 Proxy "
@@ -284,7 +284,7 @@ def test_proxy_from_the_environment_and_no_proxy(env, run, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{env.proxy_port}")
 
     async def fetch(**kw):
-        async with Client(verify=env.ca, **kw) as c:
+        async with AsyncClient(verify=env.ca, **kw) as c:
             return (await c.get(env.raw + "/echo")).status_code
 
     def tunnels(fn) -> int:
@@ -317,7 +317,7 @@ def test_digest_auth_answers_the_challenge(env, run, alg):
     from corenet.https.auth import DigestAuth
 
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             good = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "pw"))
             bad = await c.get(env.raw + f"/digest?alg={alg}", auth=DigestAuth("dg", "no"))
             return good, bad
@@ -332,12 +332,12 @@ def test_limits_carries_the_pool_limits_under_httpx_names(env, run):
     import asyncio
 
     async def main():
-        async with Client(verify=env.ca, limits=Limits(max_connections=1,
+        async with AsyncClient(verify=env.ca, limits=Limits(max_connections=1,
                                                        max_keepalive_connections=0)) as c:
             rs = await asyncio.gather(*(c.get(env.raw + "/echo") for _ in range(4)))
             one = (c.pool.max_connections, c.pool.max_keepalive, c.pool.connections_opened,
                    c.pool.idle_count, [r.status_code for r in rs])
-        async with Client(verify=env.ca, limits=Limits(max_connections=1),
+        async with AsyncClient(verify=env.ca, limits=Limits(max_connections=1),
                           max_connections=3, keepalive_expiry=None) as c:
             other = (c.pool.max_connections, c.pool.max_keepalive, c.pool.keepalive_expiry)
         return one, other
@@ -349,7 +349,7 @@ def test_limits_carries_the_pool_limits_under_httpx_names(env, run):
 
 def test_url_credentials_follow_a_same_origin_redirect_only(env, run):
     async def main():
-        async with Client(verify=env.ca, follow_redirects=True) as c:
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
             same = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
                                + b"/echo".hex())
             other = await c.get(f"https://u:p@localhost:{env.raw_port}/redirect?to="
@@ -363,7 +363,7 @@ def test_url_credentials_follow_a_same_origin_redirect_only(env, run):
 
 def test_aiter_chunk_size_as_in_httpx(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             url = env.raw + "/coded?kind=gzip&n=100000"
             async with c.stream("GET", url) as r:
                 sizes = [len(p) async for p in r.aiter_bytes(chunk_size=30000)]
@@ -382,7 +382,7 @@ def test_aiter_chunk_size_as_in_httpx(env, run):
 
 def test_build_request_and_send(env, run):
     async def main():
-        async with Client(verify=env.ca, base_url=env.raw) as c:
+        async with AsyncClient(verify=env.ca, base_url=env.raw) as c:
             req = c.build_request("post", "/echo", params={"q": "1"}, json={"a": 1})
             req.headers["X-Added"] = "later"
             r = await c.send(req)
@@ -435,7 +435,7 @@ def test_misbehaving_proxy_is_a_proxy_error(env, run, answer, match):
     t.start()
 
     async def main():
-        async with Client(verify=env.ca, proxy=f"http://127.0.0.1:{ls.getsockname()[1]}") as c:
+        async with AsyncClient(verify=env.ca, proxy=f"http://127.0.0.1:{ls.getsockname()[1]}") as c:
             await c.get(env.raw + "/echo")
 
     try:
@@ -448,7 +448,7 @@ def test_misbehaving_proxy_is_a_proxy_error(env, run, answer, match):
 
 def test_client_cookies_can_be_assigned(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             c.cookies = {"k": "v"}
             return (await c.get(env.raw + "/echo")).json(), c.cookies
 
@@ -518,7 +518,7 @@ def test_num_bytes_downloaded_counts_the_body_as_received(env, run):
     """As in httpx: the bytes of the body as they came, before decoding (nginx gzips
     /gz/text.txt)."""
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             whole = await c.get(env.base + "/gz/text.txt")
             async with c.stream("GET", env.base + "/gz/text.txt") as s:
                 raw = [piece async for piece in s.aiter_raw()]
@@ -559,7 +559,7 @@ def test_transport_retries_connecting_as_httpx(run):
         port = free()
         starting = asyncio.ensure_future(serve_later(port))
         try:
-            async with Client(transport=AsyncHTTPTransport(retries=retries)) as c:
+            async with AsyncClient(transport=AsyncHTTPTransport(retries=retries)) as c:
                 r = await c.get(f"http://127.0.0.1:{port}/")
             return r.status_code, r.content
         except ConnectError as exc:
@@ -583,7 +583,7 @@ def test_transport_retries_connecting_as_httpx(run):
         server = await asyncio.start_server(garbage, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with Client(transport=AsyncHTTPTransport(retries=3)) as c:
+            async with AsyncClient(transport=AsyncHTTPTransport(retries=3)) as c:
                 with pytest.raises(TLSError):
                     await c.get(f"https://127.0.0.1:{port}/")
         finally:
@@ -631,7 +631,7 @@ def test_url_params_in_a_mock_transport_handler(run):
         return Response(200, json={"page": params.get("page"), "tags": params.get_list("tag")})
 
     async def main():
-        async with Client(transport=MockTransport(handler)) as c:
+        async with AsyncClient(transport=MockTransport(handler)) as c:
             r = await c.get("https://api.test/items?tag=a", params={"page": 2, "tag": ["b"]})
             return r.json(), r.url.params
 
@@ -672,7 +672,7 @@ def test_transport_over_a_unix_socket(run, pki, tmp_path, scheme):
         server = await asyncio.start_unix_server(_echo_peer, path, ssl=server_ssl)
         try:
             transport = AsyncHTTPTransport(uds=path, verify=str(pki["ca"]))
-            async with Client(transport=transport) as c:
+            async with AsyncClient(transport=transport) as c:
                 return (await c.get(f"{scheme}://{host}/v1/info")).text
         finally:
             server.close()
@@ -683,7 +683,7 @@ def test_transport_over_a_unix_socket(run, pki, tmp_path, scheme):
             run(main("elsewhere.test"))  # the certificate names localhost only
 
     async def missing():
-        async with Client(transport=AsyncHTTPTransport(uds=str(tmp_path / "none"))) as c:
+        async with AsyncClient(transport=AsyncHTTPTransport(uds=str(tmp_path / "none"))) as c:
             await c.get(f"{scheme}://localhost/")
 
     with pytest.raises(ConnectError, match="none"):
@@ -701,7 +701,7 @@ def test_transport_from_a_local_address(run):
         server = await asyncio.start_server(_echo_peer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            async with Client(transport=AsyncHTTPTransport(local_address=local)) as c:
+            async with AsyncClient(transport=AsyncHTTPTransport(local_address=local)) as c:
                 return (await c.get(f"http://127.0.0.1:{port}/")).text
         finally:
             server.close()
@@ -724,7 +724,7 @@ def test_use_client_default_means_the_clients_setting(run):
         return Response(200, json={"auth": request.headers.get("authorization")})
 
     async def main():
-        async with Client(transport=MockTransport(handler), follow_redirects=True,
+        async with AsyncClient(transport=MockTransport(handler), follow_redirects=True,
                           auth=("al", "pw"), timeout=3) as c:
             r = await c.get("https://api.test/start", follow_redirects=USE_CLIENT_DEFAULT,
                             auth=USE_CLIENT_DEFAULT, timeout=USE_CLIENT_DEFAULT)
@@ -752,7 +752,7 @@ def test_request_extensions_as_httpx(env, run):
         return Response(200)
 
     async def mocked():
-        async with Client(transport=MockTransport(handler), follow_redirects=True) as c:
+        async with AsyncClient(transport=MockTransport(handler), follow_redirects=True) as c:
             await c.get("https://api.test/a", extensions={"trace_id": "t1"})
             req = c.build_request("GET", "https://api.test/c", timeout=2,
                                   cookies={"s": "1"}, extensions={"tag": "x"})
@@ -767,7 +767,7 @@ def test_request_extensions_as_httpx(env, run):
                                                       "write": 2.0, "pool": 2.0}})
 
     async def stalled(how: str):
-        async with Client(verify=env.ca, timeout=30) as c:
+        async with AsyncClient(verify=env.ca, timeout=30) as c:
             if how == "request":
                 await c.get(env.raw + "/stall-headers",
                             extensions={"timeout": {"read": 0.3, "connect": 5}})
@@ -863,7 +863,7 @@ def test_transport_socket_options_are_set_before_connecting(run, tmp_path):
             url = f"http://localhost:{server.sockets[0].getsockname()[1]}/"
             transport = AsyncHTTPTransport(socket_options=options)
         try:
-            async with Client(transport=transport) as c:
+            async with AsyncClient(transport=transport) as c:
                 return (await c.get(url)).status_code, seen
         finally:
             server.close()
@@ -882,7 +882,7 @@ def test_byte_streams_are_closed_once_read_or_when_the_response_is(run):
     """A handler's streamed body (httpx's byte-stream classes, or any iterable with close
     or aclose): closed once read whole, and when the response is closed early."""
     from corenet.https import (AsyncByteStream, ByteStream, MockTransport, SyncByteStream,
-                               SyncClient)
+                               Client)
 
     closed = []
 
@@ -913,7 +913,7 @@ def test_byte_streams_are_closed_once_read_or_when_the_response_is(run):
         return Response(200, stream=Pieces(request.url.path))
 
     async def main():
-        async with Client(transport=MockTransport(handler)) as c:
+        async with AsyncClient(transport=MockTransport(handler)) as c:
             whole = (await c.get("https://api.test/whole")).content
             async with c.stream("GET", "https://api.test/early") as r:
                 async for first in r.aiter_raw():
@@ -924,7 +924,7 @@ def test_byte_streams_are_closed_once_read_or_when_the_response_is(run):
     whole, first, one = run(main())
     assert (whole, first, one) == (b"piece0 piece1 piece2 ", b"piece0 ", b"one piece")
     assert closed == ["/whole", "/early"]
-    with SyncClient(transport=MockTransport(handler)) as c:
+    with Client(transport=MockTransport(handler)) as c:
         assert c.get("https://api.test/sync").text == "sync pieces"
     assert closed[-1] == "sync"
 
@@ -943,7 +943,7 @@ def test_netrc_auth_as_httpx(run, tmp_path):
         return Response(200, json={"auth": request.headers.get("authorization")})
 
     async def main(host):
-        async with Client(transport=MockTransport(handler), auth=NetRCAuth(netrc)) as c:
+        async with AsyncClient(transport=MockTransport(handler), auth=NetRCAuth(netrc)) as c:
             return (await c.get(f"https://{host}/x")).json()["auth"]
 
     assert run(main("api.test")) == "Basic " + base64.b64encode(b"al:s3cret").decode()
@@ -987,7 +987,7 @@ def test_dot_segments_removed_as_rfc_3986_says(segments):
 
 def test_request_path_goes_without_dot_segments(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return await c.get(env.raw + "/x/../y/./../echo?a=/../b")
 
     r = run(main())

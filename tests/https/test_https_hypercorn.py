@@ -16,7 +16,7 @@ import pytest
 from https_hypercorn import SMALL, pattern
 from procs import stop
 
-from corenet.https import Client, Limits
+from corenet.https import AsyncClient, Limits
 
 HERE = Path(__file__).parent
 
@@ -73,7 +73,7 @@ def test_multiplexed_gets_share_one_connection(hyper, run):
     url, ca, pid = hyper
 
     async def main():
-        async with Client(verify=ca, http2=True) as c:
+        async with AsyncClient(verify=ca, http2=True) as c:
             started = time.monotonic()
             rs = await asyncio.gather(*(c.get(url + "/sleep?ms=400") for _ in range(20)))
             took = time.monotonic() - started
@@ -101,7 +101,7 @@ def test_streamed_upload(hyper, run):
             await asyncio.sleep(0)
 
     async def main():
-        async with Client(verify=ca, http2=True) as c:
+        async with AsyncClient(verify=ca, http2=True) as c:
             streamed = await c.post(url + "/echo", content=gen())
             sized = await c.post(url + "/echo", content=gen(),
                                  headers={"Content-Length": str(len(whole))})
@@ -118,7 +118,7 @@ def test_trailers(hyper, run):
     url, ca, _ = hyper
 
     async def main():
-        async with Client(verify=ca, http2=True) as c:
+        async with AsyncClient(verify=ca, http2=True) as c:
             asked = await c.get(url + "/trailers", headers={"TE": "trailers"})
             not_asked = await c.get(url + "/trailers")
             return asked, not_asked
@@ -139,7 +139,7 @@ def test_large_download_with_flow_control(hyper, run):
     limits = Limits(h2_stream_window=64 * 1024, h2_connection_window=128 * 1024)
 
     async def main():
-        async with Client(verify=ca, http2=True, limits=limits) as c:
+        async with AsyncClient(verify=ca, http2=True, limits=limits) as c:
             whole = await c.get(url + f"/large?mib={mib}")
             digest = hashlib.sha256()
             pieces = 0
@@ -174,7 +174,7 @@ def test_goaway_on_shutdown_requests_not_processed_go_to_the_next_server(pki, ru
     try:
         async def main():
             nonlocal second
-            async with Client(verify=str(pki["ca"]), http2=True, timeout=15) as c:
+            async with AsyncClient(verify=str(pki["ca"]), http2=True, timeout=15) as c:
                 warm = await c.get(url + "/small")
                 slow = asyncio.ensure_future(c.get(url + "/sleep?ms=1500"))
                 await asyncio.sleep(0.3)

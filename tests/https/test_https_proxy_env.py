@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from corenet.https import Client
+from corenet.https import AsyncClient
 
 from test_https_httpx_shape import proxy_log
 
@@ -22,7 +22,7 @@ def clean_env(monkeypatch):
 
 def fetch(env, run) -> tuple[int, list[str]]:
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             return (await c.get(env.raw + "/echo")).status_code
 
     with warnings.catch_warnings(record=True) as caught:
@@ -54,7 +54,7 @@ def test_http_proxy_still_used_beside_an_ignored_socks_one(env, run, clean_env):
 def tunnelled(env, run, **kw) -> int:
     """Requests to rawserver that went through its proxy, for one GET with `kw`."""
     async def main():
-        async with Client(verify=env.ca, trust_env=False, **kw) as c:
+        async with AsyncClient(verify=env.ca, trust_env=False, **kw) as c:
             return (await c.get(env.raw + "/echo")).status_code
 
     before = len(proxy_log(env, run))
@@ -82,6 +82,6 @@ def test_bad_mount_pattern_is_refused():
 
     for bad in ("example.org", "https://host:port"):
         with pytest.raises(InvalidURL):
-            Client(mounts={bad: None})
+            AsyncClient(mounts={bad: None})
     with pytest.raises(InvalidURL):
-        Client(mounts={"all://": "socks5://127.0.0.1:1"})
+        AsyncClient(mounts={"all://": "socks5://127.0.0.1:1"})

@@ -23,4 +23,4 @@ def test_readme_example_runs(code):
 
 
 def test_the_examples_are_found():
-    assert len(https_examples()) == 2
+    assert len(https_examples()) == 3

@@ -1,4 +1,4 @@
-"""SyncClient and the module-level functions: the async client on a private corenet loop
+"""Client and the module-level functions: the async client on a private corenet loop
 in its own thread, called from threads that have no loop."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import corenet.https as https
 from corenet.https import (
-    Client, ConnectTimeout, HTTPStatusError, MockTransport, Response, SyncClient, Timeout,
+    AsyncClient, ConnectTimeout, HTTPStatusError, MockTransport, Response, Client, Timeout,
     WSGITransport,
 )
 from test_https_httpx_shape import set_cookie
@@ -18,7 +18,7 @@ from test_https_transports import wsgi_app
 
 @pytest.fixture
 def sync_loop(loop_kind, monkeypatch):
-    """SyncClient's private loop of each kind (corenet's by default; stock asyncio too)."""
+    """Client's private loop of each kind (corenet's by default; stock asyncio too)."""
     from looptools import make_loop
 
     import corenet.https.sync
@@ -35,7 +35,7 @@ def sync_loop(loop_kind, monkeypatch):
 
 def test_sync_client_from_a_thread_without_a_loop(env, sync_loop):
     assert asyncio._get_running_loop() is None
-    with SyncClient(verify=env.ca, base_url=env.raw, headers={"X-S": "1"}) as c:
+    with Client(verify=env.ca, base_url=env.raw, headers={"X-S": "1"}) as c:
         r = c.post("/echo", json={"a": 1}, params={"q": "2"})
         assert r.raise_for_status() is r
         echo = r.json()
@@ -62,7 +62,7 @@ def test_sync_client_from_a_thread_without_a_loop(env, sync_loop):
 
 
 def test_sync_client_errors_are_the_same_classes(env):
-    with SyncClient(verify=env.ca, timeout=Timeout(5, connect=0.2)) as c:
+    with Client(verify=env.ca, timeout=Timeout(5, connect=0.2)) as c:
         with pytest.raises(ConnectTimeout) as info:
             c.get(f"https://localhost:{env.silent_port}/")
         assert info.value.request.url.port == env.silent_port
@@ -74,7 +74,7 @@ def test_sync_client_in_worker_threads(env):
     results = []
 
     def work():
-        with SyncClient(verify=env.ca) as c:
+        with Client(verify=env.ca) as c:
             results.append(c.get(env.raw + "/echo").status_code)
 
     threads = [threading.Thread(target=work) for _ in range(3)]
@@ -107,10 +107,10 @@ def test_sync_client_with_mock_and_wsgi_transports():
         calls.append(request.url.path)
         return Response(200, json={"path": request.url.path})
 
-    with SyncClient(transport=MockTransport(handler)) as c:
+    with Client(transport=MockTransport(handler)) as c:
         assert c.get("https://m.test/a").json() == {"path": "/a"}
     assert calls == ["/a"]
-    with SyncClient(transport=WSGITransport(wsgi_app)) as c:
+    with Client(transport=WSGITransport(wsgi_app)) as c:
         assert c.post("http://app.test/w?z=1", content=b"in").text == "POST /w z=1 in "
     assert https.get("http://app.test/x", transport=WSGITransport(wsgi_app)).text.split(" ") \
         == ["GET", "/x", "", "", ""]  # no query, body or token
@@ -120,7 +120,7 @@ def test_calling_the_client_from_its_own_loop_is_refused():
     def hook(request):
         c.get("https://m.test/inner")  # would wait for the loop it runs on
 
-    with SyncClient(transport=MockTransport(lambda r: Response(200)),
+    with Client(transport=MockTransport(lambda r: Response(200)),
                     event_hooks={"request": [hook]}) as c:
         with pytest.raises(RuntimeError, match="its own loop's thread"):
             c.get("https://m.test/outer")
@@ -130,18 +130,18 @@ def test_calling_the_client_from_its_own_loop_is_refused():
 
 def test_sync_client_inside_a_running_loop_blocks_it_but_completes(env, run):
     """Its loop is its own: called from a coroutine it holds that loop up for the call
-    (the async Client is the one to use there) but cannot deadlock."""
+    (the AsyncClient is the one to use there) but cannot deadlock."""
     async def main():
-        with SyncClient(verify=env.ca) as c:
+        with Client(verify=env.ca) as c:
             return c.get(env.raw + "/echo").status_code
 
     assert run(main(), timeout=20) == 200
 
 
 def test_streamed_async_response_is_not_read_by_the_sync_methods(env, run):
-    """Without a SyncClient's loop, the sync methods read only what needs no waiting."""
+    """Without a Client's loop, the sync methods read only what needs no waiting."""
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.raw + "/trickle") as r:
                 with pytest.raises(RuntimeError, match="aread"):
                     r.read()
@@ -157,7 +157,7 @@ def test_streamed_async_response_is_not_read_by_the_sync_methods(env, run):
 
 
 def test_sync_stream_left_early_gives_its_connection_back(env, sync_loop):
-    with SyncClient(verify=env.ca, limits=https.Limits(max_connections=1)) as c:
+    with Client(verify=env.ca, limits=https.Limits(max_connections=1)) as c:
         with c.stream("GET", env.raw + "/big?n=4000000") as s:
             for _ in s.iter_bytes():
                 break  # the rest unread: the connection is discarded, not kept
@@ -173,6 +173,6 @@ def test_sync_client_with_a_sync_transport():
     from test_https_transports import SyncEcho
 
     t = SyncEcho()
-    with SyncClient(transport=t) as c:
+    with Client(transport=t) as c:
         assert c.put("https://s.test/", content=b"abc").text == "PUT abc"
     assert t.closed == 1

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from corenet.https import (
-    Client, ConnectTimeout, PoolTimeout, ReadTimeout, Timeout, WriteTimeout,
+    AsyncClient, ConnectTimeout, PoolTimeout, ReadTimeout, Timeout, WriteTimeout,
 )
 
 
@@ -17,14 +17,14 @@ def test_timeout_settings():
     t = Timeout(3, read=None, total=9)
     assert (t.connect, t.read, t.total) == (3.0, None, 9.0)
     assert Timeout.coerce(4) == Timeout(4.0)
-    assert Client(timeout=1.5).timeout == Timeout(1.5)
+    assert AsyncClient(timeout=1.5).timeout == Timeout(1.5)
     with pytest.raises(ValueError):
         Timeout(-1)
 
 
 def test_connect_timeout_covers_a_stalled_tls_handshake(env, run):
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(5, connect=0.3)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, connect=0.3)) as c:
             await c.get(f"https://localhost:{env.silent_port}/")
 
     with pytest.raises(ConnectTimeout, match="connecting to localhost"):
@@ -33,7 +33,7 @@ def test_connect_timeout_covers_a_stalled_tls_handshake(env, run):
 
 def test_read_timeout_when_no_response_comes(env, run):
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(5, read=0.3)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, read=0.3)) as c:
             await c.get(env.raw + "/stall-headers")
 
     with pytest.raises(ReadTimeout, match="no progress within 0.3 s"):
@@ -43,7 +43,7 @@ def test_read_timeout_when_no_response_comes(env, run):
 def test_total_deadline_stops_a_trickling_body(env, run):
     """Through nginx: a byte every 50 ms never trips the read timeout, the total does."""
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(5, total=0.5)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, total=0.5)) as c:
             await c.get(env.base + "/stall")
 
     with pytest.raises(ReadTimeout, match="total timeout of 0.5 s"):
@@ -52,7 +52,7 @@ def test_total_deadline_stops_a_trickling_body(env, run):
 
 def test_total_deadline_also_bounds_a_stream(env, run):
     async def main():
-        async with Client(verify=env.ca) as c:
+        async with AsyncClient(verify=env.ca) as c:
             async with c.stream("GET", env.base + "/stall",
                                 timeout=Timeout(5, total=0.5)) as r:
                 got = 0
@@ -68,7 +68,7 @@ def test_write_timeout_when_server_does_not_read(env, run):
     body = b"x" * (32 * 1024 * 1024)
 
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(5, write=0.3)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, write=0.3)) as c:
             await c.post(env.raw + "/no-read", content=body)
 
     with pytest.raises(WriteTimeout, match="sending the request"):
@@ -77,7 +77,7 @@ def test_write_timeout_when_server_does_not_read(env, run):
 
 def test_pool_timeout_when_all_connections_stay_busy(env, run):
     async def main():
-        async with Client(verify=env.ca, max_connections=1,
+        async with AsyncClient(verify=env.ca, max_connections=1,
                           timeout=Timeout(5, pool=0.2)) as c:
             async with c.stream("GET", env.base + "/stall"):
                 with pytest.raises(PoolTimeout, match="waiting for a free connection"):
@@ -91,7 +91,7 @@ def test_pool_timeout_when_all_connections_stay_busy(env, run):
 
 def test_pool_waiter_gets_a_released_connection(env, run):
     async def main():
-        async with Client(verify=env.ca, max_connections=1, timeout=Timeout(5)) as c:
+        async with AsyncClient(verify=env.ca, max_connections=1, timeout=Timeout(5)) as c:
             results = await asyncio.gather(*(c.get(env.base + "/small.txt") for _ in range(6)))
             return [r.status_code for r in results], c.pool.connections_opened
 
@@ -110,7 +110,7 @@ def test_a_stage_without_limit_completes_requests(env, run, timeout):
     body = b"x" * (2 * 1024 * 1024)
 
     async def main():
-        async with Client(verify=env.ca, timeout=timeout) as c:
+        async with AsyncClient(verify=env.ca, timeout=timeout) as c:
             small = await c.get(env.base + "/small.txt")
             echo = await c.post(env.raw + "/echo", content=body)
             again = await c.get(env.base + "/small.txt", timeout=timeout)
@@ -125,7 +125,7 @@ def test_no_limit_settings():
             Timeout(None).pool, Timeout(None).total) == (None,) * 5
     t = Timeout(5, connect=None)
     assert (t.connect, t.read, t.write, t.pool) == (None, 5.0, 5.0, 5.0)
-    assert Client(timeout=None).timeout == Timeout(None)
+    assert AsyncClient(timeout=None).timeout == Timeout(None)
 
 
 @pytest.mark.parametrize("timeout, path, error, match", [
@@ -140,7 +140,7 @@ def test_other_limits_still_apply_when_one_is_none(env, run, timeout, path, erro
            "/stall": env.base + "/stall"}.get(path, env.raw + path)
 
     async def main():
-        async with Client(verify=env.ca, timeout=timeout) as c:
+        async with AsyncClient(verify=env.ca, timeout=timeout) as c:
             await c.get(url)
 
     with pytest.raises(error, match=match):
@@ -149,7 +149,7 @@ def test_other_limits_still_apply_when_one_is_none(env, run, timeout, path, erro
 
 def test_write_limit_applies_when_read_has_none(env, run):
     async def main():
-        async with Client(verify=env.ca, timeout=Timeout(None, write=0.3)) as c:
+        async with AsyncClient(verify=env.ca, timeout=Timeout(None, write=0.3)) as c:
             await c.post(env.raw + "/no-read", content=b"x" * (32 * 1024 * 1024))
 
     with pytest.raises(WriteTimeout, match="sending the request to localhost: no progress"):

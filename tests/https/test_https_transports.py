@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from corenet.https import (
-    ASGITransport, AsyncBaseTransport, AsyncHTTPTransport, Client, HTTPStatusError,
+    ASGITransport, AsyncBaseTransport, AsyncHTTPTransport, AsyncClient, HTTPStatusError,
     MockTransport, ReadTimeout, Request, Response, TransportError, WSGITransport,
 )
 from https_pki import CLIENT_KEY_PASSWORD
@@ -24,7 +24,7 @@ def echo_handler(request: Request) -> Response:
 
 def test_mock_transport_sees_the_request_the_client_builds(run):
     async def main():
-        async with Client(transport=MockTransport(echo_handler), base_url="https://api.test",
+        async with AsyncClient(transport=MockTransport(echo_handler), base_url="https://api.test",
                           headers={"X-Client": "1"}, params={"k": "v"}) as c:
             r = await c.post("/items", json={"a": 1}, params={"p": "2"})
             return r
@@ -53,7 +53,7 @@ def test_mock_transport_async_handler_redirects_cookies_and_stream_body(run):
         yield b"part2"
 
     async def main():
-        async with Client(transport=MockTransport(handler), follow_redirects=True) as c:
+        async with AsyncClient(transport=MockTransport(handler), follow_redirects=True) as c:
             r = await c.post("https://m.test/start", content=body())
             return r.text, [h.status_code for h in r.history], dict(c.cookies)
 
@@ -68,7 +68,7 @@ def test_mock_transport_streamed_response(run):
         return Response(200, content=iter([b"a" * 10, b"b" * 10]))
 
     async def main():
-        async with Client(transport=MockTransport(handler)) as c:
+        async with AsyncClient(transport=MockTransport(handler)) as c:
             async with c.stream("GET", "https://m.test/") as r:
                 pieces = [p async for p in r.aiter_bytes(chunk_size=15)]
             whole = await c.get("https://m.test/")
@@ -88,7 +88,7 @@ def test_mounts_pick_the_most_specific_transport(env, run):
               f"https://localhost:{env.raw_port}": AsyncHTTPTransport(verify=env.ca)}
 
     async def main():
-        async with Client(mounts=mounts, transport=named("default")) as c:
+        async with AsyncClient(mounts=mounts, transport=named("default")) as c:
             out = [(await c.get(u)).text for u in (
                 "http://plain.test/", "https://other.test/", "https://example.com/x",
                 "https://www.example.org/", "http://a.example.org/")]
@@ -103,7 +103,7 @@ def test_mounts_pick_the_most_specific_transport(env, run):
 
 def test_default_transport_is_used_when_no_mount_matches(env, run):
     async def main():
-        async with Client(verify=env.ca, mounts={
+        async with AsyncClient(verify=env.ca, mounts={
                 "https://mocked.test": MockTransport(lambda r: Response(418)),
                 f"http://127.0.0.1:{env.raw_plain_port}": None}) as c:
             mocked = await c.get("https://mocked.test/")
@@ -129,7 +129,7 @@ def test_transport_replaces_the_network_and_is_closed_with_the_client(run):
     t, m = Counting(), Counting()
 
     async def main():
-        async with Client(transport=t, mounts={"https://m.test": m}) as c:
+        async with AsyncClient(transport=t, mounts={"https://m.test": m}) as c:
             await c.get("https://a.test/")
             await c.get("https://m.test/")
             with pytest.raises(AttributeError, match="no connection pool"):
@@ -138,7 +138,7 @@ def test_transport_replaces_the_network_and_is_closed_with_the_client(run):
 
     assert run(main()) == (1, 1, 1, 1)
     with pytest.raises(ValueError, match="AsyncHTTPTransport"):
-        Client(transport=t, mounts={"https://": "http://proxy.test:3128"})
+        AsyncClient(transport=t, mounts={"https://": "http://proxy.test:3128"})
 
 
 def test_network_transport_handles_a_request_directly(env, run):
@@ -179,12 +179,12 @@ async def asgi_app(scope, receive, send):
 
 def test_asgi_transport_calls_the_app(run):
     async def main():
-        async with Client(transport=ASGITransport(asgi_app), base_url="http://testserver") as c:
+        async with AsyncClient(transport=ASGITransport(asgi_app), base_url="http://testserver") as c:
             r = await c.put("/a%20b?q=1", content=b"hello")
             again = await c.get("/x")
             with pytest.raises(RuntimeError, match="app failed"):
                 await c.get("/boom")
-        async with Client(transport=ASGITransport(asgi_app, raise_app_exceptions=False)) as c:
+        async with AsyncClient(transport=ASGITransport(asgi_app, raise_app_exceptions=False)) as c:
             failed = await c.get("http://testserver/boom")
         return r, again, failed
 
@@ -209,7 +209,7 @@ def wsgi_app(environ, start_response):
 
 def test_wsgi_transport_on_the_async_client(run):
     async def main():
-        async with Client(transport=WSGITransport(wsgi_app)) as c:
+        async with AsyncClient(transport=WSGITransport(wsgi_app)) as c:
             ok = await c.post("http://app.test/p?x=1", content=b"data",
                               headers={"X-Token": "t"})
             err = await c.get("http://app.test/error")
@@ -234,7 +234,7 @@ def test_event_hooks_see_every_hop_sync_and_async(run):
         return Response(200, text=request.headers["x-hooked"])
 
     async def main():
-        async with Client(transport=MockTransport(handler), follow_redirects=True,
+        async with AsyncClient(transport=MockTransport(handler), follow_redirects=True,
                           event_hooks={"request": [on_request],
                                        "response": [on_response]}) as c:
             r = await c.get("https://h.test/a")
@@ -247,7 +247,7 @@ def test_event_hooks_see_every_hop_sync_and_async(run):
     assert log[:4] == [("request", "GET", "/a"), ("response", 302, "yes"),
                        ("request", "GET", "/b"), ("response", 200, "yes")]
     with pytest.raises(ValueError, match="event_hooks"):
-        Client(transport=MockTransport(handler), event_hooks={"requests": []})
+        AsyncClient(transport=MockTransport(handler), event_hooks={"requests": []})
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,7 @@ def test_client_certificate(pki, mtls_port, run, form):
                           CLIENT_KEY_PASSWORD)}[form]
 
     async def main():
-        async with Client(verify=str(pki["ca"]), cert=cert) as c:
+        async with AsyncClient(verify=str(pki["ca"]), cert=cert) as c:
             return (await c.get(f"https://localhost:{mtls_port}/")).text
 
     assert run(main()) == "client.corenet.test"
@@ -317,7 +317,7 @@ def test_client_certificate(pki, mtls_port, run, form):
 
 def test_no_client_certificate_is_refused(pki, mtls_port, run):
     async def main():
-        async with Client(verify=str(pki["ca"])) as c:
+        async with AsyncClient(verify=str(pki["ca"])) as c:
             await c.get(f"https://localhost:{mtls_port}/")
 
     # TLS 1.3: the server checks after the handshake, its alert comes as the request goes
@@ -325,9 +325,9 @@ def test_no_client_certificate_is_refused(pki, mtls_port, run):
     with pytest.raises(TransportError, match="certificate|closed"):
         run(main())
     with pytest.raises(ValueError, match="SSLContext"):
-        Client(verify=ssl.create_default_context(), cert=str(pki["client_both"]))
+        AsyncClient(verify=ssl.create_default_context(), cert=str(pki["client_both"]))
     with pytest.raises(ssl.SSLError):
-        Client(verify=str(pki["ca"]), cert=(str(pki["client_cert"]),
+        AsyncClient(verify=str(pki["ca"]), cert=(str(pki["client_cert"]),
                                             str(pki["client_key_encrypted"]), "wrong"))
 
 
@@ -357,7 +357,7 @@ def test_a_sync_base_transport_works_on_the_async_client(run):
         yield b"streamed"
 
     async def main():
-        async with Client(transport=t, mounts={"https://m.test": mounted}) as c:
+        async with AsyncClient(transport=t, mounts={"https://m.test": mounted}) as c:
             a = await c.post("https://a.test/", content=body())
             b = await c.get("https://m.test/")
         return a.text, b.text

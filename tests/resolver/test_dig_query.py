@@ -303,7 +303,7 @@ def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
     reply = dns.message.make_response(q).to_wire()
     seen = []
 
-    class Client:
+    class FakeClient:
         def __init__(self, **kw):
             seen.append(kw)
 
@@ -321,7 +321,7 @@ def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
             seen.append(("POST", url, content, headers))
             return types.SimpleNamespace(status_code=200, content=reply)
 
-    monkeypatch.setattr(corenet.https, "SyncClient", Client)
+    monkeypatch.setattr(corenet.https, "Client", FakeClient)
     o = dig_mod.Options(transport="https", tls_ca="/ca.pem", tls_hostname="dns.test")
     assert dig_mod.doh(q, o, "127.0.0.1", "dns.test", 8443).id == q.id
     kw, (method, url, body, headers) = seen
