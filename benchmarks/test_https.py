@@ -4,7 +4,9 @@ bodies), all against the same local nginx over TLS, in one run.
 Rows: sequential keep-alive 1 KiB GETs on one connection; 64 concurrent GETs
 through the pool; 4 MiB downloads; a new TLS connection per request, with and without
 session resumption; and, as most text on the web comes, gzipped by nginx on the fly: 1 KiB
-of JSON-like text on one connection, and 4 MiB text downloads. corenet.https runs on
+of JSON-like text on one connection, and 4 MiB text downloads. httpx's own AsyncClient runs
+with its default transport and with corenet's under it (corenet.https.httpx_transport),
+HTTP/1.1 and HTTP/2, side by side. corenet.https runs on
 corenet's loop (when built) and on stock asyncio; aiohttp and httpx on uvloop and stock
 asyncio. Ratios to aiohttp-on-uvloop go into BENCHMARKS.md. `CORENET_BENCH_SHORT=1` makes
 every case a few requests (CI smoke run).
@@ -59,6 +61,7 @@ def server(tmp_path_factory):
         # Linux numbers another process's CPU clock (~pid << 3) | CPUCLOCK_SCHED, as
         # clock_getcpuclockid(3) returns it.
         yield {"base": f"https://localhost:{ports['port']}", "ca": str(pki["ca"]),
+               "h2base": f"https://localhost:{ports['h2_port']}",
                "large_size": len(large), "root": root, "nginx_clock": (~worker << 3) | 2}
     finally:
         stop(proc)
@@ -122,7 +125,34 @@ class HttpxAdapter:
         await self.c.aclose()
 
 
-ADAPTERS = {"corenet.https": CorenetAdapter, "aiohttp": AiohttpAdapter, "httpx": HttpxAdapter}
+class HttpxOverCorenetAdapter(HttpxAdapter):
+    """httpx's AsyncClient, corenet's transport under it."""
+    http2 = False
+
+    async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
+        import httpx
+
+        from corenet.https.httpx_transport import AsyncCorenetTransport
+
+        self.c = httpx.AsyncClient(transport=AsyncCorenetTransport(
+            verify=ca, http2=self.http2, limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=0 if new_connection else 64)))
+
+
+class HttpxH2Adapter(HttpxAdapter):
+    async def open(self, ca: str, new_connection: bool, resume: bool = True) -> None:
+        import httpx
+
+        self.c = httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca), http2=True)
+
+
+class HttpxOverCorenetH2Adapter(HttpxOverCorenetAdapter):
+    http2 = True
+
+
+ADAPTERS = {"corenet.https": CorenetAdapter, "aiohttp": AiohttpAdapter, "httpx": HttpxAdapter,
+            "httpx-over-corenet": HttpxOverCorenetAdapter, "httpx-h2": HttpxH2Adapter,
+            "httpx-over-corenet-h2": HttpxOverCorenetH2Adapter}
 IMPLS = [
     ("corenet.https", "corenet"), ("corenet.https", "asyncio"),
     ("aiohttp", "uvloop"), ("aiohttp", "asyncio"),
@@ -160,6 +190,17 @@ def _one_after_another(url: str, n: int):
     return work
 
 
+def _in_batches_of_64(url: str, batches: int):
+    """The round of the concurrent rows: `batches` times, 64 GETs of `url` at once."""
+    async def work(a) -> int:
+        total = 0
+        for _ in range(batches):
+            total += sum(await asyncio.gather(*(a.get(url) for _ in range(64))))
+        return total
+
+    return work
+
+
 @pytest.mark.parametrize("impl", IMPLS, ids=IDS)
 def test_sequential_keepalive_1k(benchmark, server, impl):
     benchmark.group = f"https: {SEQ_N} sequential keep-alive 1 KiB GETs"
@@ -174,14 +215,8 @@ def test_concurrent_64_1k(benchmark, server, impl):
     benchmark.group = f"https: {CONC_BATCHES} x 64 concurrent 1 KiB GETs"
     benchmark.extra_info["requests_per_round"] = CONC_BATCHES * 64
     url = server["base"] + "/small.txt"
-
-    async def work(a):
-        total = 0
-        for _ in range(CONC_BATCHES):
-            total += sum(await asyncio.gather(*(a.get(url) for _ in range(64))))
-        return total
-
-    _bench(benchmark, impl, server, work, expect=CONC_BATCHES * 64 * len(SMALL))
+    _bench(benchmark, impl, server, _in_batches_of_64(url, CONC_BATCHES),
+           expect=CONC_BATCHES * 64 * len(SMALL))
 
 
 @pytest.mark.parametrize("impl", IMPLS + [("urllib3", "sync")], ids=IDS + ["urllib3-sync"])
@@ -242,3 +277,33 @@ def test_new_tls_connection_per_request(benchmark, server, impl):
     url = server["base"] + "/small.txt"
     _bench(benchmark, impl[:2], server, _one_after_another(url, NEWCONN_N),
            new_connection=True, resume=resume, expect=NEWCONN_N * len(SMALL))
+
+
+# httpx's own client by transport: its default one (httpcore) and corenet's, each over
+# HTTP/1.1 and HTTP/2, on stock asyncio (as most httpx code runs) and, for corenet's
+# transport, on corenet's loop too.
+HTTPX_BY_TRANSPORT = [
+    ("httpx", "asyncio"), ("httpx-over-corenet", "asyncio"), ("httpx-over-corenet", "corenet"),
+    ("httpx-h2", "asyncio"), ("httpx-over-corenet-h2", "asyncio"),
+    ("httpx-over-corenet-h2", "corenet"),
+]
+
+
+@pytest.mark.parametrize("impl", HTTPX_BY_TRANSPORT,
+                         ids=[f"{c}-on-{lp}" for c, lp in HTTPX_BY_TRANSPORT])
+@pytest.mark.parametrize("shape", ["sequential", "concurrent"])
+def test_httpx_by_transport_1k(benchmark, server, impl, shape):
+    """The same httpx code, only its transport changed: what corenet's pool, exchange and
+    TLS save an httpx user. nginx's HTTP/2 port serves every row (HTTP/1.1 through ALPN)."""
+    url = server["h2base"] + "/small.txt"
+    if shape == "sequential":
+        benchmark.group = f"https: httpx's client by transport, {SEQ_N} sequential 1 KiB GETs"
+        benchmark.extra_info["requests_per_round"] = SEQ_N
+        _bench(benchmark, impl, server, _one_after_another(url, SEQ_N),
+               expect=SEQ_N * len(SMALL))
+        return
+    benchmark.group = f"https: httpx's client by transport, {CONC_BATCHES} x 64 concurrent " \
+                      "1 KiB GETs"
+    benchmark.extra_info["requests_per_round"] = CONC_BATCHES * 64
+    _bench(benchmark, impl, server, _in_batches_of_64(url, CONC_BATCHES),
+           expect=CONC_BATCHES * 64 * len(SMALL))
