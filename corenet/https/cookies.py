@@ -123,17 +123,20 @@ class Cookies(MutableMapping):
         return len(self.jar)
 
     def __bool__(self) -> bool:
-        # Asked on every request: CookieJar's own len() walks every cookie under a lock.
-        cookies = getattr(self.jar, "_cookies", None)
-        return bool(cookies) if cookies is not None else len(self.jar) > 0
+        return self.has_any()
 
     def __repr__(self) -> str:
         return f"<Cookies[{', '.join(f'{c.name}={c.value} for {c.domain}' for c in self.jar)}]>"
 
     # ---- used by the client ----
     def has_any(self) -> bool:
-        """Whether the jar holds a cookie (without walking it: every request asks)."""
-        return bool(self.jar._cookies)  # type: ignore[attr-defined]  # CookieJar's own dict
+        """Whether the jar holds a cookie. Every request asks, and CookieJar's own len()
+        walks every cookie under a lock: this stops at the first of its domain -> path ->
+        name dicts that holds one (a deleted cookie leaves its emptied dicts behind)."""
+        cookies = getattr(self.jar, "_cookies", None)
+        if cookies is None:
+            return len(self.jar) > 0
+        return any(names for paths in cookies.values() for names in paths.values())
 
     def header_for(self, url: str) -> str | None:
         """The Cookie header the jar's rules allow for a request to `url`."""

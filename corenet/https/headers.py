@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Mapping, Union
 
 HeaderTypes = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+# Fields whose values a repr masks (httpx's), so that logging a request leaks no credentials.
+SENSITIVE = frozenset({"authorization", "proxy-authorization"})
 
 
 class Headers:
@@ -150,7 +152,11 @@ class Headers:
         )
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        """httpx's: names lower-cased, credentials masked, as a dict unless a name repeats."""
+        items = [(k.lower(), v) for k, v in self._items]
+        items = [(k, "[secure]" if k in SENSITIVE else v) for k, v in items]
+        as_dict = dict(items)
+        return f"Headers({as_dict if len(as_dict) == len(items) else items!r})"
 
 
 def parse_links(values: Iterable[str]) -> list[dict[str, str]]:

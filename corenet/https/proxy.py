@@ -91,8 +91,9 @@ def proxy_from_env(env: dict[str, str], scheme: str, host_port: str) -> Proxy | 
 
 
 class Mount:
-    """One `mounts=` key: "all://", "https://", "all://example.org", "https://*.example.org"
-    (subdomains only), "all://*example.org" (the domain and its subdomains), with an
+    """One `mounts=` key: "all://", "https://" (or "all://*", "https://*"),
+    "all://example.org", "https://*.example.org" (subdomains only), "all://*example.org"
+    (the domain and its subdomains), with an
     optional ":port"; and what it selects: a transport (anything with
     `handle_async_request`, or a sync `handle_request`), or a proxy for the client's network transport (None:
     straight to the server)."""
@@ -111,7 +112,10 @@ class Mount:
             self.port = int(port) if colon else None
         except ValueError:
             raise InvalidURL(f"bad port in mount pattern {pattern!r}") from None
-        # "*.x": strict subdomains (kept as ".x"); "*x": x and its subdomains; else exact.
+        # "*.x": strict subdomains (kept as ".x"); "*x": x and its subdomains; "*" (as
+        # none): every host; else exact.
+        if host == "*":
+            host = ""
         self.suffix = host.startswith("*")
         if host.startswith("*."):
             self.host = "." + encode_host(host[2:])

@@ -47,14 +47,22 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
     """One context per transport: building one loads the CA store (milliseconds), and
     sharing it is what lets sessions resume across connections. `verify`: True (the
     system's CAs), False (no verification), a CA file path, or your own SSLContext, used
-    as is. `cert`, a client certificate as httpx takes it: a path to a PEM file holding
+    as is but for its ALPN protocols, which are set from `http2` and `http1` as httpx
+    sets them on a context it is given. `cert`, a client certificate as httpx takes it: a path to a PEM file holding
     the certificate and its key, or (certificate, key) or (certificate, key, password).
     `http2`: offer h2 before http/1.1 in ALPN; `http1=False`: offer h2 alone."""
+    alpn = (["h2"] if http2 else []) + (["http/1.1"] if http1 else [])
     if isinstance(verify, ssl.SSLContext):
         if cert is not None:
             raise ValueError("cert= cannot be added to an SSLContext given as verify=: "
                              "load it there (context.load_cert_chain)")
-        return verify  # the caller's settings are theirs; we do not mutate them
+        try:
+            verify.set_alpn_protocols(alpn)
+        except NotImplementedError:
+            if http2:
+                raise ValueError("http2=True needs ALPN, which this SSLContext's OpenSSL "
+                                 "does not offer") from None
+        return verify  # its other settings are the caller's
     if verify is True:
         ctx = ssl.create_default_context()
     elif verify is False:
@@ -66,7 +74,7 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
     else:
         raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols((["h2"] if http2 else []) + (["http/1.1"] if http1 else []))
+    ctx.set_alpn_protocols(alpn)
     if cert is not None:
         if isinstance(cert, (str, bytes)) or hasattr(cert, "__fspath__"):
             ctx.load_cert_chain(cert)

@@ -377,7 +377,14 @@ class URL:
         return self._text
 
     def __repr__(self) -> str:
-        return f"URL({self._text!r})"
+        """httpx's: a password in the URL is masked, so that logging it leaks nothing."""
+        text = self._text
+        netloc = self._split().netloc
+        userinfo, at, _ = netloc.rpartition("@")
+        if at and ":" in userinfo:
+            masked = userinfo.split(":", 1)[0] + ":[secure]"
+            text = text.replace(netloc, masked + netloc[len(userinfo):], 1)
+        return f"URL({text!r})"
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (URL, str)):

@@ -1,0 +1,114 @@
+"""Details an httpx user meets, each beside the installed httpx: credentials masked in the
+reprs of Headers and URL, Cookies falsy once empty, the catch-all mount keys, and ALPN on
+an SSLContext given as verify= with http2=True."""
+from __future__ import annotations
+
+import ssl
+
+import httpx
+import pytest
+
+import corenet.https as https
+
+
+@pytest.mark.parametrize("headers", [
+    {"Authorization": "Bearer t0ken", "Proxy-Authorization": "Basic cHU6cHA=", "Accept": "*/*"},
+    [("authorization", "a"), ("X-Twice", "1"), ("x-twice", "2")],
+    [],
+])
+def test_headers_repr_masks_credentials_as_httpx_does(headers):
+    ours = repr(https.Headers(headers))
+    assert ours == repr(httpx.Headers(headers))
+    assert "t0ken" not in ours and "cHU6cHA=" not in ours
+
+
+@pytest.mark.parametrize("url", [
+    "https://alice:s3cret@api.test:8443/p?q=1#frag",
+    "https://alice@api.test/",
+    "http://:pw@api.test/",
+    "https://api.test/a:b@c",
+])
+def test_url_repr_masks_the_password_as_httpx_does(url):
+    ours = repr(https.URL(url))
+    assert ours == repr(httpx.URL(url))
+    assert "s3cret" not in ours and ":pw@" not in ours
+
+
+def test_request_repr_shows_no_password():
+    r = https.Request("GET", "https://u:hunter2@api.test/")
+    assert "hunter2" not in repr(r.url)
+
+
+def test_cookies_are_falsy_once_the_last_is_deleted():
+    def states(module):
+        jar = module.Cookies()
+        seen = [bool(jar)]
+        jar.set("a", "1", domain="api.test")
+        jar.set("b", "2", domain="api.test", path="/x")
+        seen.append(bool(jar))
+        jar.delete("a")
+        seen.append(bool(jar))
+        jar.delete("b")
+        seen.append(bool(jar))
+        return seen
+
+    assert states(https) == states(httpx) == [False, True, True, False]
+
+
+def test_a_client_sends_no_cookie_once_its_jar_is_emptied(run):
+    sent = []
+
+    def handler(request):
+        sent.append(request.headers.get("cookie"))
+        return https.Response(200)
+
+    async def main():
+        async with https.AsyncClient(transport=https.MockTransport(handler)) as c:
+            c.cookies.set("a", "1", domain="api.test")
+            await c.get("https://api.test/")
+            c.cookies.delete("a")
+            await c.get("https://api.test/")
+            return bool(c.cookies)
+
+    assert run(main()) is False and sent == ["a=1", None]
+
+
+@pytest.mark.parametrize("keys", [("http://*", "all://*"), ("all://*", "https://*"),
+                                  ("http://", "all://*")])
+def test_catch_all_mount_keys_route_as_httpx_s(keys):
+    def routed(module, client):
+        def named(name):
+            return module.MockTransport(lambda request: module.Response(200, text=name))
+
+        mounts = {key: named(key) for key in keys}
+        with client(mounts=mounts, transport=named("default")) as c:
+            return [c.get(url).text for url in ("http://a.test/", "https://b.test:8443/")]
+
+    assert routed(https, https.Client) == routed(httpx, httpx.Client)
+
+
+def test_http2_with_an_ssl_context_offers_h2_as_httpx_does(env, run):
+    async def versions():
+        ours, theirs = [], []
+        for http2 in (True, False):
+            ctx = ssl.create_default_context(cafile=env.ca)
+            async with https.AsyncClient(verify=ctx, http2=http2) as c:
+                ours.append((await c.get(env.h2 + "/small.txt")).http_version)
+            ctx = ssl.create_default_context(cafile=env.ca)
+            async with httpx.AsyncClient(verify=ctx, http2=http2) as c:
+                theirs.append((await c.get(env.h2 + "/small.txt")).http_version)
+        return ours, theirs
+
+    ours, theirs = run(versions())
+    assert ours == theirs == ["HTTP/2", "HTTP/1.1"]
+
+
+def test_an_ssl_context_that_offered_h2_speaks_http1_when_http2_is_off(env, run):
+    ctx = ssl.create_default_context(cafile=env.ca)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+
+    async def main():
+        async with https.AsyncClient(verify=ctx) as c:
+            return (await c.get(env.h2 + "/small.txt")).http_version
+
+    assert run(main()) == "HTTP/1.1"
