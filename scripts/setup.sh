@@ -19,9 +19,10 @@ BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev libnghttp2-dev)
 # The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
 # systemd-analyze (checks the unit in contrib/), Redis and dnsdist (the shared cache and its
-# load balancer), kdig and dig (DNS over TLS and HTTPS clients).
+# load balancer), kdig and dig (DNS over TLS and HTTPS clients), curl (what corenet-fetch
+# copies, run beside it).
 TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux
-               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils)
+               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils curl)
 
 case "$SETUP_FOR" in
     serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;

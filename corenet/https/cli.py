@@ -11,8 +11,10 @@ import http.cookiejar
 import importlib.metadata
 import importlib.util
 import os
+import json
 import re
 import ssl
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -100,10 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="corenet-fetch",
                                 description="Fetch a URL over HTTPS/1.1 with corenet.https, "
                                             "with curl's flags and exit codes.")
-    p.add_argument("url", nargs="?")
-    p.add_argument("--url", dest="url_option", metavar="URL", help="the URL (as curl's)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the body to FILE")
-    p.add_argument("-O", "--remote-name", action="store_true",
+    p.add_argument("url", nargs="*", help="the URLs, fetched one after another")
+    p.add_argument("--url", dest="url_option", action="append", default=[], metavar="URL",
+                   help="a URL (as curl's)")
+    p.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
+                   help="write the body to FILE (each -o for the next URL)")
+    p.add_argument("-O", "--remote-name", action="count", default=0,
                    help="write the body to a file named as the URL's last path segment")
     p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
     p.add_argument("-i", "--include", action="store_true",
@@ -291,6 +295,14 @@ def _read_data(kind: str, value: str) -> bytes:
     return body
 
 
+# The types curl gives an uploaded file by its name's extension (any case); other files
+# are application/octet-stream.
+_FORM_TYPES = {".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".png": "image/png", ".svg": "image/svg+xml", ".txt": "text/plain",
+               ".htm": "text/html", ".html": "text/html", ".pdf": "application/pdf",
+               ".xml": "application/xml"}
+
+
 def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """-F fields as the client's (data, files): `name=value`, `name=<file` (the file's
     content as the value), `name=@file` (an upload), with curl's `;type=` and
@@ -311,7 +323,8 @@ def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
             data.setdefault(name, []).append(content.decode("utf-8", "replace"))
             continue
         filename = options.get("filename", os.path.basename(path) if path != "-" else "-")
-        ctype = options.get("type", "application/octet-stream")
+        ctype = options.get("type") or _FORM_TYPES.get(
+            os.path.splitext(filename)[1].lower(), "application/octet-stream")
         files[name] = (filename, content, ctype)
     return data, files
 
@@ -547,6 +560,10 @@ def render_progress(done: int, total: int | None, elapsed: float, width: int = 3
     return f"\r{done / 1e6:9.2f} MB {speed}"
 
 
+# -w %{http_version}: curl's name for each version.
+_CURL_VERSIONS = {"HTTP/1.0": "1", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/3": "3"}
+
+
 @dataclass
 class Transfer:
     """What -w reports: filled in as the transfer goes, so that a failed one reports too."""
@@ -556,6 +573,8 @@ class Transfer:
     starttransfer: float = 0.0
     end: float = 0.0
     size_download: int = 0
+    exitcode: int = 0
+    errormsg: str = ""
 
 
 def _write_out_vars(t: Transfer) -> dict[str, str]:
@@ -564,6 +583,11 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
     addr = r.extensions.get("server_addr") if r is not None else None
     connected, secured = r.extensions.get("connect_times", (0.0, 0.0)) if r is not None \
         else (0.0, 0.0)
+    resolved = r.extensions.get("resolved_at", 0.0) if r is not None else 0.0
+    total = end - t.start
+    redirect = ""
+    if r is not None and r.has_redirect_location:  # one not followed
+        redirect = str(r.url.join(r.headers["location"]))
 
     def since_start(at: float) -> str:      # 0 for a connection opened before this transfer
         return f"{at - t.start:.6f}" if at >= t.start else "0.000000"
@@ -571,8 +595,10 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
     return {
         "http_code": f"{r.status_code:03d}" if r is not None else "000",
         "response_code": f"{r.status_code:03d}" if r is not None else "000",
-        "http_version": r.http_version.removeprefix("HTTP/") if r is not None else "0",
-        "time_total": f"{end - t.start:.6f}",
+        "http_version": _CURL_VERSIONS.get(r.http_version, r.http_version)
+        if r is not None else "0",
+        "time_total": f"{total:.6f}",
+        "time_namelookup": since_start(resolved),
         "time_connect": since_start(connected),
         "time_appconnect": since_start(secured),
         "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
@@ -583,19 +609,44 @@ def _write_out_vars(t: Transfer) -> dict[str, str]:
         "num_redirects": str(len(r.history)) if r is not None else "0",
         "remote_ip": str(addr[0]) if addr else "",
         "remote_port": str(addr[1]) if addr else "",
+        "speed_download": str(int(t.size_download / total) if total > 0 else 0),
+        "redirect_url": redirect,
+        "exitcode": str(t.exitcode),
+        "errormsg": t.errormsg,
     }
+
+
+# -w %{json}: the variables that are numbers in curl's, and those that are null when unset.
+_JSON_NUMBERS = frozenset({"http_code", "response_code", "size_download", "num_redirects",
+                           "remote_port", "speed_download", "exitcode"})
+_JSON_NULLS = frozenset({"redirect_url", "errormsg"})
+
+
+def _json(values: dict[str, str]) -> str:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith("time_"):
+            out[name] = float(value)
+        elif name in _JSON_NUMBERS:
+            out[name] = int(value) if value else 0
+        elif name in _JSON_NULLS and not value:
+            out[name] = None
+        else:
+            out[name] = value
+    return json.dumps(out)
 
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 
 
 def write_out(fmt: str, t: Transfer) -> str:
-    """curl's -w: %{name} replaced, %% is %, \\n \\r \\t escapes; an unknown variable is
-    left out (curl warns about it)."""
+    """curl's -w: %{name} replaced (%{json}: every variable, as a JSON object), %% is %,
+    \\n \\r \\t escapes; an unknown variable is left out (curl warns about it)."""
     if fmt.startswith("@"):
         with open(fmt[1:]) if fmt != "@-" else sys.stdin as f:
             fmt = f.read()
     values = _write_out_vars(t)
+    values["json"] = _json(values)
     return re.sub(r"%\{([a-z_]+)\}|%%|\\([nrt\\])",
                   lambda m: values.get(m[1], "") if m[1] else
                   "%" if m[0] == "%%" else _ESCAPES[m[2]], fmt)
@@ -727,7 +778,7 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     failed = (args.fail or args.fail_with_body) and r.status_code >= 400
     heads = (*r.history, r) if args.follow else (r,)
     if args.dump_header:
-        _dump_headers(args.dump_header, heads, out)
+        _dump_headers(args.dump_header, heads)
     if args.head or args.include:
         for h in heads:
             _write(out, _head_block(h))
@@ -760,11 +811,12 @@ async def _receive(args: argparse.Namespace, r: Any, out: BinaryIO, err: Any,
     return 0
 
 
-def _dump_headers(name: str, heads: tuple, out: BinaryIO) -> None:
-    """-D: the status lines and headers received, to a file or (-) standard output."""
+def _dump_headers(name: str, heads: tuple) -> None:
+    """-D: the status lines and headers received, to a file or (-) standard output (which
+    -o does not redirect)."""
     block = b"".join(_head_block(h) for h in heads)
     if name == "-":
-        _write(out, block)
+        _write(sys.stdout.buffer, block)
         return
     try:
         with open(name, "wb") as f:
@@ -851,10 +903,18 @@ def _attempts(args: argparse.Namespace, runner: asyncio.Runner, out: BinaryIO,
             args.retries_left -= 1
             time.sleep(wait)
             args.retry_pause = min(args.retry_pause * 2, RETRY_BACKOFF_MAX)
-            transfer.size_download = 0
-            if out is not sys.stdout.buffer:
-                out.seek(0)
-                out.truncate()
+            written, transfer.size_download = transfer.size_download, 0
+            if written and out is not sys.stdout.buffer:
+                _rewind(out)
+
+
+def _rewind(out: BinaryIO) -> None:
+    """-o's file emptied of what the failed attempt wrote, for the next one. A device or a
+    pipe (/dev/null, say) cannot be: that ends the command, as curl ends it."""
+    if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+        raise CommandError("Failed to truncate file", WRITE_ERROR)
+    out.seek(0)
+    out.truncate()
 
 
 # Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse
@@ -878,9 +938,10 @@ def _join_dashed_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # a bad command line exits 2, as curl's
-    args = parser.parse_args(_join_dashed_values(sys.argv[1:] if argv is None else argv))
-    args.url = args.url or args.url_option
-    if not args.url:
+    args = parser.parse_intermixed_args(
+        _join_dashed_values(sys.argv[1:] if argv is None else argv))
+    urls = args.url + args.url_option
+    if not urls:
         parser.error("no URL specified")
     quiet = args.silent and not args.show_error
     if args.stderr:
@@ -888,12 +949,28 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr = sys.stdout if args.stderr == "-" else open(args.stderr, "w")
         except OSError as exc:
             parser.error(f"--stderr: cannot write {args.stderr}: {exc.strerror or exc}")
+    # As curl: the URLs one after another, each -o (then each -O) for the next URL, the
+    # others to standard output; the exit code is the last transfer's.
+    outputs, remote_names = args.output, args.remote_name
+    code = 0
+    for i, url in enumerate(urls):
+        one = copy.copy(args)
+        one.url = url
+        one.output = outputs[i] if i < len(outputs) else None
+        one.remote_name = 0 <= i - len(outputs) < remote_names
+        code = _transfer(one, quiet)
+    return code
+
+
+def _transfer(args: argparse.Namespace, quiet: bool) -> int:
+    """One URL fetched, its output written and -w reported: curl's exit code."""
     out: BinaryIO = sys.stdout.buffer
     transfer = Transfer(args.url)
     name = None
     code = 0
 
     def report(code: int, message: str) -> int:
+        transfer.exitcode, transfer.errormsg = code, message
         if not quiet:
             print(f"corenet-fetch: ({code}) {message}", file=sys.stderr)
         return code
@@ -905,7 +982,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = open(name, "wb")
             except OSError as exc:
                 raise CommandError(f"cannot write {name}: {exc.strerror or exc}",
-                                 WRITE_ERROR) from None
+                                   WRITE_ERROR) from None
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             code = _attempts(args, runner, out, transfer, quiet)
     except HTTPError as exc:
@@ -923,6 +1000,7 @@ def main(argv: list[str] | None = None) -> int:
                 out.flush()
         except OSError as exc:
             code = code or report(WRITE_ERROR, f"failure writing output: {exc.strerror or exc}")
+    transfer.exitcode = code
     if args.write_out is not None:
         try:
             sys.stdout.write(write_out(args.write_out, transfer))

@@ -109,8 +109,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         self.limits = limits
         self.transport: asyncio.Transport | None = None
         self.peername: tuple | None = None  # the address connected to (a proxy's, via one)
-        #: when (``loop.time()``) the TCP connection (with a proxy's tunnel) and the TLS
+        #: when (``loop.time()``) the connection was begun, its addresses known (the name
+        #: resolved), and when the TCP connection (with a proxy's tunnel) and the TLS
         #: handshake were done; 0.0 until then
+        self.begun_at = loop.time()
         self.connected_at = 0.0
         self.secured_at = 0.0
         self.ssl_object: ssl.SSLObject | None = None

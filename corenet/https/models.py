@@ -168,6 +168,7 @@ class Response:
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
         # "connection_reused": whether the request went on a pooled keep-alive connection;
         # "server_addr": the (address, port, ...) connected to (the proxy's, through one).
+        # "resolved_at": when (the loop's time) the connection's name had been resolved.
         self.extensions: dict[str, Any] = extensions if extensions is not None else {}
         self.elapsed = datetime.timedelta(0)
         self.default_encoding = default_encoding

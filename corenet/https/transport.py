@@ -394,7 +394,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         resp = Response(rhead.status_code, reason=rhead.reason,
                         http_version=rhead.http_version, raw_headers=rhead.headers,
                         request=req)
-        resp.extensions = rs.response_extensions(reused)
+        extensions = resp.extensions = rs.response_extensions(reused)
+        extensions["resolved_at"] = conn.begun_at
 
         async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
             return await rs.read_body(deadline, streaming, partial)

@@ -1,12 +1,16 @@
 """corenet-fetch, run as a process against the test nginx."""
 from __future__ import annotations
 
+import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ci_policy import unavailable
 from corenet.https.cli import render_progress
 from https_servers import SMALL, TEXT, free_port
 
@@ -515,3 +519,103 @@ def test_curl_proxy_and_protocol_limits(env, tmp_path):
     log = tmp_path / "err.txt"
     p = fetch("--stderr", str(log), "-f", "--cacert", env.ca, env.raw + "/missing")
     assert p.returncode == 22 and p.stderr == b"" and b"(22)" in log.read_bytes()
+
+
+# ---- beside curl itself: the same command line, the same server ----
+
+def curl(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    exe = shutil.which("curl")
+    if exe is None:
+        unavailable("curl is not installed (Debian package curl; scripts/setup.sh)")
+    return subprocess.run([exe, "--noproxy", "*", *args], cwd=cwd, capture_output=True,
+                          timeout=30)
+
+
+def both(*args: str, cwd: Path = ROOT) -> tuple[subprocess.CompletedProcess, ...]:
+    return curl(*args, cwd=cwd), fetch(*args, cwd=cwd)
+
+
+def test_dump_header_to_stdout_while_the_body_goes_elsewhere_as_curl(env):
+    theirs, ours = both("-s", "--cacert", env.ca, "-D", "-", "-o", "/dev/null",
+                        env.raw + "/big?n=10")
+    assert theirs.returncode == ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout == b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+
+
+def test_retry_into_a_device_as_curl(env):
+    """A 503's body is not written here, so nothing is to take back before trying again
+    (curl writes it, and then exits 23: /dev/null cannot be truncated). Bytes written
+    before a timeout cannot be taken back from a device by either: exit 23."""
+    p = fetch("--cacert", env.ca, "--retry", "1", "--retry-delay", "0", "-o", "/dev/null",
+              env.raw + "/unavailable?n=1&key=devnull")
+    assert p.returncode == 0 and p.stderr.count(b"retrying") == 1, p.stderr
+    theirs, ours = both("-s", "--cacert", env.ca, "--retry", "1", "-m", "0.5", "-o",
+                        "/dev/null", env.raw + "/trickle")
+    assert theirs.returncode == ours.returncode == 23, ours.stderr
+    assert b"Traceback" not in ours.stderr
+
+
+def test_several_urls_one_after_another_as_curl(env, tmp_path):
+    refused = f"http://127.0.0.1:{free_port()}/"
+    ok = env.base + "/small.txt"
+    for urls in ((refused, ok), (ok, refused), (ok, env.raw + "/big?n=5", ok)):
+        theirs, ours = both("-s", "--cacert", env.ca, "-w", "[%{http_code}]", *urls)
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), urls
+    got = []
+    for run in (curl, fetch):  # -o takes the first URL; the second goes to stdout
+        first = tmp_path / f"first-{run.__name__}"
+        p = run("-s", "--cacert", env.ca, "-o", str(first), ok, env.raw + "/big?n=5")
+        got.append((p.returncode, len(p.stdout), first.read_bytes()))
+    assert got[0] == got[1] == (0, 5, SMALL)
+
+
+def test_write_out_variables_as_curl(env):
+    fmt = "%{redirect_url}|%{exitcode}|%{http_version}|%{num_redirects}"
+    for url in (env.base + "/r/1", env.raw + "/big?n=3"):
+        theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w", fmt, url)
+        assert ours.stdout == theirs.stdout, url
+    assert ours.stdout == b"|0|1.1|0"
+    refused = f"http://127.0.0.1:{free_port()}/"
+    theirs, ours = both("-s", "-w", "%{exitcode}|%{errormsg}|%{speed_download}", refused)
+    for p in (theirs, ours):
+        code, message, speed = p.stdout.decode().split("|")
+        assert code == "7" and message and speed == "0", p.stdout
+    theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w",
+                        "%{speed_download}|%{time_namelookup}|%{time_connect}",
+                        env.raw + "/big?n=100000")
+    for p in (theirs, ours):
+        speed, lookup, connect = p.stdout.decode().split("|")
+        assert int(speed) > 0 and 0 <= float(lookup) <= float(connect), p.stdout
+        assert re.fullmatch(r"\d+\.\d{6}", lookup), p.stdout
+
+
+def test_write_out_json_as_curl(env):
+    theirs, ours = both("-s", "--cacert", env.ca, "-o", "/dev/null", "-w", "%{json}",
+                        env.base + "/r/1")
+    want, got = json.loads(theirs.stdout), json.loads(ours.stdout)
+    assert set(got) <= set(want), set(got) - set(want)
+    for name, value in got.items():
+        assert type(value) is type(want[name]), (name, value, want[name])
+        if name in ("http_code", "response_code", "redirect_url", "exitcode", "errormsg",
+                    "num_redirects", "size_download", "url_effective", "http_version",
+                    "remote_ip", "remote_port"):
+            assert value == want[name], name
+
+
+def test_form_file_content_types_as_curl(env, tmp_path):
+    names = ["a.txt", "b.HTML", "c.png", "d.bin", "e.json", "f.svg", "noext"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+
+    def part_types(p: subprocess.CompletedProcess) -> list[str]:
+        assert p.returncode == 0, p.stderr
+        body = json.loads(p.stdout)["body"]
+        return re.findall(r"(?im)^content-type: *(\S+)\r$", body)
+
+    args = ["-s", "--cacert", env.ca]
+    for i, name in enumerate(names):
+        args += ["-F", f"f{i}=@{name}"]
+    theirs, ours = both(*args, env.raw + "/echo", cwd=tmp_path)
+    assert part_types(ours) == part_types(theirs) == [
+        "text/plain", "text/html", "image/png", "application/octet-stream",
+        "application/octet-stream", "image/svg+xml", "application/octet-stream"]
