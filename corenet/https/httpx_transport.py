@@ -191,47 +191,42 @@ class _SyncPool:
         self.close()
 
 
-def _network(verify: Any, cert: Any, trust_env: bool, http1: bool, http2: bool,
-             limits: Any, proxy: Any, uds: str | None, local_address: str | None,
-             retries: int, socket_options: Any, resolver: Any) -> AsyncHTTPTransport:
-    # httpx's transports read no proxy from the environment (its clients do, and mount
-    # transports of their own for it): neither does this one.
-    return AsyncHTTPTransport(
-        verify=verify, cert=cert, trust_env=False, http1=http1, http2=http2,
-        limits=_limits(limits), proxy=_proxy(proxy), uds=uds, local_address=local_address,
-        retries=retries, socket_options=socket_options, resolver=resolver)
+class _CorenetNetwork:
+    """The arguments both transports take, and corenet's network transport made of them
+    as the connection pool (`_pool`, the one attribute httpx's transports use)."""
+
+    _pool_class: Any
+
+    def __init__(self, verify: ssl.SSLContext | str | bool = True, cert: Any = None,
+                 trust_env: bool = True, http1: bool = True, http2: bool = False,
+                 limits: Any = DEFAULT_LIMITS, proxy: Any = None, uds: str | None = None,
+                 local_address: str | None = None, retries: int = 0,
+                 socket_options: "Iterable[tuple] | None" = None, *,
+                 resolver: Any = None) -> None:
+        # httpx's transports read no proxy from the environment (its clients do, and
+        # mount transports of their own for it): neither does this one; trust_env is
+        # taken for httpx's signature. httpx's own __init__ is not called: it would build
+        # httpcore's pool.
+        self.network = AsyncHTTPTransport(
+            verify=verify, cert=cert, trust_env=False, http1=http1, http2=http2,
+            limits=_limits(limits), proxy=_proxy(proxy), uds=uds, local_address=local_address,
+            retries=retries, socket_options=socket_options, resolver=resolver)
+        self._pool = self._pool_class(self.network)
 
 
-class AsyncCorenetTransport(httpx.AsyncHTTPTransport):
+class AsyncCorenetTransport(_CorenetNetwork, httpx.AsyncHTTPTransport):
     """For `httpx.AsyncClient(transport=...)`: httpx.AsyncHTTPTransport's arguments
     (`verify`, `cert`, `trust_env`, `http1`, `http2`, `limits` as an httpx.Limits or
     corenet's Limits, `proxy`, `uds`, `local_address`, `retries`, `socket_options`), and
     corenet's `resolver`. Requests run on the caller's event loop, any asyncio loop.
     `network` is corenet's transport underneath (its pool, TLS context and limits)."""
 
-    def __init__(self, verify: ssl.SSLContext | str | bool = True, cert: Any = None,
-                 trust_env: bool = True, http1: bool = True, http2: bool = False,
-                 limits: Any = DEFAULT_LIMITS, proxy: Any = None, uds: str | None = None,
-                 local_address: str | None = None, retries: int = 0,
-                 socket_options: "Iterable[tuple] | None" = None, *,
-                 resolver: Any = None) -> None:
-        # httpx's transport is its pool; its own __init__ would build httpcore's.
-        self.network = _network(verify, cert, trust_env, http1, http2, limits, proxy, uds,
-                                local_address, retries, socket_options, resolver)
-        self._pool = _AsyncPool(self.network)  # type: ignore[assignment]
+    _pool_class = _AsyncPool
 
 
-class CorenetTransport(httpx.HTTPTransport):
+class CorenetTransport(_CorenetNetwork, httpx.HTTPTransport):
     """For `httpx.Client(transport=...)`: the same arguments; requests run on a private
     corenet loop in a thread of its own (started here, ended by `close()`), as
     corenet.https.Client runs them, the calling thread blocking on each."""
 
-    def __init__(self, verify: ssl.SSLContext | str | bool = True, cert: Any = None,
-                 trust_env: bool = True, http1: bool = True, http2: bool = False,
-                 limits: Any = DEFAULT_LIMITS, proxy: Any = None, uds: str | None = None,
-                 local_address: str | None = None, retries: int = 0,
-                 socket_options: "Iterable[tuple] | None" = None, *,
-                 resolver: Any = None) -> None:
-        self.network = _network(verify, cert, trust_env, http1, http2, limits, proxy, uds,
-                                local_address, retries, socket_options, resolver)
-        self._pool = _SyncPool(self.network)  # type: ignore[assignment]
+    _pool_class = _SyncPool
