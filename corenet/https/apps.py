@@ -44,7 +44,7 @@ def _host_header(request: Request) -> str:
 def _wire_headers(request: Request, body: bytes) -> list[tuple[str, str]]:
     """The request's headers as the server would get them: with Host, and the
     Content-Length of its body."""
-    items = request.headers.multi_items()
+    items = list(request.headers.frozen())
     names = {k.lower() for k, _ in items}
     if "host" not in names:
         items.insert(0, ("Host", _host_header(request)))

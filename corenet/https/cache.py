@@ -68,7 +68,7 @@ class Entry:
         self.reason = resp.raw_reason
         self.version = resp.http_version.removeprefix("HTTP/")
         self.headers = list(resp.raw_headers or [(k.encode("latin-1"), v.encode("latin-1"))
-                                                  for k, v in resp.headers.multi_items()])
+                                                  for k, v in resp.headers.frozen()])
         self.content = resp.content
         self.vary = vary
         self.request_time = request_time

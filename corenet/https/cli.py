@@ -655,7 +655,7 @@ def write_out(fmt: str, t: Transfer) -> str:
 def _head_block(r: Any) -> bytes:
     """The status line and headers as curl -i and -I print them."""
     lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
-    lines += [f"{k}: {v}" for k, v in r.headers.multi_items()]
+    lines += [f"{k}: {v}" for k, v in r.headers.frozen()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -672,10 +672,10 @@ def _verbose(r: Any, err: Any) -> None:
     req = r.request
     if req is not None:
         err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\n")
-        for k, v in req.headers.multi_items():
+        for k, v in req.headers.frozen():
             err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
     err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
-    for k, v in r.headers.multi_items():
+    for k, v in r.headers.frozen():
         err.write(f"< {k}: {v}\n")
 
 

@@ -322,7 +322,7 @@ class AsyncClient:
                 for k in given.keys():
                     if k in merged:
                         del merged[k]
-                for k, v in given.multi_items():
+                for k, v in given.frozen():
                     merged.add(k, v)
             for k, v in body_headers:
                 if k not in merged:

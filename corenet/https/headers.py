@@ -8,28 +8,76 @@ HeaderTypes = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], Non
 SENSITIVE = frozenset({"authorization", "proxy-authorization"})
 
 
+def _text(value: str | bytes) -> str:
+    """A name or value as held: bytes as Latin-1 (each byte one character, so the
+    bytes go back to the wire unchanged), str as given."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"a header name or value is str or bytes, not {type(value).__name__}")
+
+
 class Headers:
-    """Headers as a list of (name, value) str pairs; `h["x"]` joins repeated values with ", "
-    as RFC 9110 allows, `get_list` returns them apart (needed for Set-Cookie)."""
+    """Headers as a list of (name, value) pairs, str or bytes as httpx takes them, held as
+    they go on the wire (bytes as Latin-1); `h["x"]` joins repeated values with ", " as RFC
+    9110 allows, `get_list` returns them apart (needed for Set-Cookie). Values are read in
+    `encoding`, httpx's: ascii, else utf-8 when every field decodes as it, else
+    iso-8859-1 (settable)."""
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_items", "_index", "_encoding")
 
-    def __init__(self, headers: HeaderTypes = None) -> None:
+    def __init__(self, headers: HeaderTypes = None, encoding: str | None = None) -> None:
         self._index: dict[str, list[str]] | None = None
+        self._encoding = encoding
         if headers is None:
             self._items: list[tuple[str, str]] = []
         elif isinstance(headers, Headers):
             self._items = list(headers._items)
+            self._encoding = encoding or headers._encoding
         elif isinstance(headers, Mapping):
-            self._items = [(str(k), str(v)) for k, v in headers.items()]
+            self._items = [(_text(k), _text(v)) for k, v in headers.items()]
         else:
-            self._items = [(str(k), str(v)) for k, v in headers]
+            self._items = [(_text(k), _text(v)) for k, v in headers]
+
+    @property
+    def encoding(self) -> str:
+        """The encoding values are read in: httpx's choice (ascii, utf-8, else
+        iso-8859-1) over the fields as they are on the wire, unless set."""
+        if self._encoding is None:
+            wire = "".join(k + v for k, v in self._items)
+            if wire.isascii():
+                self._encoding = "ascii"
+            else:
+                try:
+                    wire.encode("latin-1").decode("utf-8")
+                    self._encoding = "utf-8"
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    self._encoding = "iso-8859-1"
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        self._encoding = value
+
+    def _read(self, value: str) -> str:
+        """A held value as read: in `encoding` (only a non-ASCII value can differ)."""
+        if value.isascii():
+            return value
+        encoding = self.encoding
+        if encoding in ("ascii", "iso-8859-1", "latin-1"):
+            return value
+        try:
+            return value.encode("latin-1").decode(encoding)
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return value  # a str value given beyond Latin-1: as given
 
     @classmethod
     def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> "Headers":
         """Build from the parser's bytes pairs; latin-1 keeps every byte (RFC 9110 5.5)."""
         h = cls.__new__(cls)
         h._index = None
+        h._encoding = None
         h._items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
         return h
 
@@ -49,21 +97,29 @@ class Headers:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         values = self._idx().get(key.lower())
-        return ", ".join(values) if values else default
+        return self._read(", ".join(values)) if values else default
 
     def get_list(self, key: str) -> list[str]:
-        return list(self._idx().get(key.lower(), ()))
+        return [self._read(v) for v in self._idx().get(key.lower(), ())]
 
     def __getitem__(self, key: str) -> str:
         values = self._idx().get(key.lower())
         if not values:
             raise KeyError(key)
-        return ", ".join(values)
+        return self._read(", ".join(values))
 
     def __setitem__(self, key: str, value: str) -> None:
+        """As httpx: the first field of that name takes the new name and value where it
+        stands, the others go; a new name goes last."""
         lk = key.lower()
-        self._items = [(k, v) for k, v in self._items if k.lower() != lk]
-        self._items.append((key, str(value)))
+        items = self._items
+        field = (key, str(value))
+        at = next((i for i, (k, _) in enumerate(items) if k.lower() == lk), None)
+        if at is None:
+            items.append(field)
+        else:
+            self._items = items[:at] + [field] + [
+                (k, v) for k, v in items[at + 1:] if k.lower() != lk]
         self._index = None
 
     def __delitem__(self, key: str) -> None:
@@ -111,10 +167,10 @@ class Headers:
         return list(seen)
 
     def items(self) -> list[tuple[str, str]]:
-        return [(k, ", ".join(v)) for k, v in self._idx().items()]
+        return [(k, self._read(", ".join(v))) for k, v in self._idx().items()]
 
     def values(self) -> list[str]:
-        return [", ".join(v) for v in self._idx().values()]
+        return [self._read(", ".join(v)) for v in self._idx().values()]
 
     def clear(self) -> None:
         self._items = []
@@ -136,7 +192,9 @@ class Headers:
         return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._items]
 
     def multi_items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        """Every (name, value) pair in order, as httpx gives them: names lower-cased,
+        values read in `encoding` (`raw` keeps the names as given)."""
+        return [(k.lower(), self._read(v)) for k, v in self._items]
 
     def copy(self) -> "Headers":
         return Headers(self)
@@ -153,10 +211,10 @@ class Headers:
 
     def __repr__(self) -> str:
         """httpx's: names lower-cased, credentials masked, as a dict unless a name repeats."""
-        items = [(k.lower(), v) for k, v in self._items]
-        items = [(k, "[secure]" if k in SENSITIVE else v) for k, v in items]
+        items = [(k, "[secure]" if k in SENSITIVE else v) for k, v in self.multi_items()]
         as_dict = dict(items)
-        return f"Headers({as_dict if len(as_dict) == len(items) else items!r})"
+        encoding = "" if self.encoding == "ascii" else f", encoding={self.encoding!r}"
+        return f"Headers({as_dict if len(as_dict) == len(items) else items!r}{encoding})"
 
 
 def parse_links(values: Iterable[str]) -> list[dict[str, str]]:

@@ -62,7 +62,7 @@ def _limits(limits: Any) -> Limits:
 
 def _proxy(proxy: Any) -> Any:
     if isinstance(proxy, httpx.Proxy):
-        return Proxy(str(proxy.url), auth=proxy.auth, headers=proxy.headers.multi_items())
+        return Proxy(str(proxy.url), auth=proxy.auth, headers=proxy.headers.raw)
     if isinstance(proxy, httpx.URL):
         return str(proxy)
     return proxy

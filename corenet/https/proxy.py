@@ -41,7 +41,7 @@ class Proxy:
         # The header lines for the proxy, as they go on the wire (in Latin-1, a line break
         # or NUL refused: a header must not smuggle another).
         lines = [] if self.auth is None else [("Proxy-Authorization", self.auth)]
-        lines += Headers(headers).multi_items()
+        lines += Headers(headers).frozen()
         for name, value in lines:
             if (not name or any(c in name for c in ":\r\n\0 \t")
                     or any(c in value for c in "\r\n\0")

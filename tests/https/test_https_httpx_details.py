@@ -112,3 +112,54 @@ def test_an_ssl_context_that_offered_h2_speaks_http1_when_http2_is_off(env, run)
             return (await c.get(env.h2 + "/small.txt")).http_version
 
     assert run(main()) == "HTTP/1.1"
+
+
+# ---- Headers as httpx's: bytes or str, their encoding, where a set field goes ----
+
+HEADER_CASES = [
+    [(b"Content-Encoding", b"gzip"), (b"X-Two", b"a"), (b"x-two", b"b")],
+    [(b"X-Name", "caf\u00e9".encode("utf-8"))],
+    [(b"X-Name", "caf\u00e9".encode("latin-1"))],
+    {"Accept": "*/*", "X-Str": "plain"},
+    [("X-Mixed", b"bytes"), (b"X-Other", "str")],
+]
+
+
+@pytest.mark.parametrize("given", HEADER_CASES)
+def test_headers_read_as_httpx_s(given):
+    ours, theirs = https.Headers(given), httpx.Headers(given)
+    assert ours.encoding == theirs.encoding
+    assert ours.multi_items() == theirs.multi_items()
+    assert dict(ours.items()) == dict(theirs.items())
+    assert ours.raw == theirs.raw
+    assert repr(ours) == repr(theirs)
+    for name in theirs.keys():
+        assert ours[name] == theirs[name] and ours.get_list(name) == theirs.get_list(name)
+
+
+def test_headers_encoding_can_be_set_as_in_httpx():
+    given = [(b"X-Name", "caf\u00e9".encode("utf-8"))]
+    ours, theirs = https.Headers(given), httpx.Headers(given)
+    ours.encoding = theirs.encoding = "iso-8859-1"
+    assert ours["x-name"] == theirs["x-name"] == "caf\u00c3\u00a9"
+
+
+def test_setting_a_header_keeps_its_place_as_in_httpx():
+    given = [("A", "1"), ("B", "2"), ("b", "3"), ("C", "4")]
+    ours, theirs = https.Headers(given), httpx.Headers(given)
+    for h in (ours, theirs):
+        h["b"] = "new"
+        h["D"] = "last"
+    assert ours.multi_items() == theirs.multi_items() == [
+        ("a", "1"), ("b", "new"), ("c", "4"), ("d", "last")]
+    assert ours.raw == theirs.raw
+
+
+def test_a_hand_made_response_with_bytes_headers_is_decoded():
+    import gzip
+
+    body = gzip.compress(b"hello")
+    headers = [(b"Content-Encoding", b"gzip"), (b"Content-Type", b"text/plain")]
+    ours = https.Response(200, headers=headers, content=body)
+    theirs = httpx.Response(200, headers=headers, content=body)
+    assert ours.text == theirs.text == "hello"

@@ -33,8 +33,8 @@ def test_mock_transport_sees_the_request_the_client_builds(run):
     got = r.json()
     assert got["url"] == "https://api.test/items?k=v&p=2" and got["method"] == "POST"
     assert got["body"] == '{"a":1}'
-    assert ["X-Client", "1"] in got["headers"]
-    assert ["Content-Type", "application/json"] in got["headers"]
+    assert ["x-client", "1"] in got["headers"]  # httpx's multi_items: names lower-cased
+    assert ["content-type", "application/json"] in got["headers"]
     assert r.request.url == "https://api.test/items?k=v&p=2" and r.url == r.request.url
 
 
