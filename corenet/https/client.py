@@ -314,7 +314,11 @@ class AsyncClient:
         if base and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
             url = base + url.lstrip("/")
-        body, body_headers = encode_body(content, data, json, files)
+        ctype = None
+        if files:
+            ctype = (Headers(headers).get("content-type") if headers else None) or \
+                self.headers.get("content-type")
+        body, body_headers = encode_body(content, data, json, files, ctype)
         if headers or body_headers:
             merged = self.headers.copy()
             if headers:

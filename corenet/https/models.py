@@ -14,7 +14,7 @@ from .errors import (
 )
 from .headers import Headers, HeaderTypes, parse_links
 from .limits import DEFAULT_LIMITS, Limits
-from .multipart import encode_multipart
+from .multipart import boundary_of, encode_multipart
 from .status import REASONS
 from .urls import URL
 
@@ -41,7 +41,8 @@ class Request:
         self.url = url if isinstance(url, URL) else URL(url)
         self.headers = headers if headers.__class__ is Headers else Headers(headers)
         if data is not None or files or json is not None or isinstance(content, str):
-            content, body_headers = encode_body(content, data, json, files)
+            content, body_headers = encode_body(content, data, json, files,
+                                                self.headers.get("content-type"))
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
         self.content = content
@@ -77,11 +78,12 @@ class Request:
         return f"<Request [{self.method}] {self.url}>"
 
 
-def encode_body(content: Any, data: Any, json: Any,
-                files: Any = None) -> tuple[Any, list[tuple[str, str]]]:
-    """The body and the headers that describe it (framing is added when it is sent)."""
+def encode_body(content: Any, data: Any, json: Any, files: Any = None,
+                content_type: str | None = None) -> tuple[Any, list[tuple[str, str]]]:
+    """The body and the headers that describe it (framing is added when it is sent);
+    `content_type`, the caller's own, whose multipart boundary a `files=` body takes."""
     if files:
-        raw, ctype = encode_multipart(data, files)
+        raw, ctype = encode_multipart(data, files, boundary_of(content_type))
         return raw, [("Content-Type", ctype)]
     if json is not None:
         raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()

@@ -2,6 +2,7 @@
 shapes httpx accepts."""
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 from typing import Any, Iterable, Mapping
@@ -18,15 +19,42 @@ def _quoted(name: str) -> bytes:
 
 
 def _content(value: Any) -> bytes:
+    """A file's bytes: a file object read from its start (rewound first, as httpx does,
+    so that a file just written is not sent empty)."""
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     read = getattr(value, "read", None)
     if read is not None:
-        data = read()
-        return data.encode() if isinstance(data, str) else bytes(data)
+        seek = getattr(value, "seek", None)
+        if seek is not None:
+            try:
+                seek(0)
+            except (io.UnsupportedOperation, OSError):
+                pass  # a pipe or a socket: read from where it is
+        return bytes(read())
     raise TypeError(f"a file must be bytes, str or have read(), not {type(value).__name__}")
+
+
+def _refuse_text_mode(value: Any) -> None:
+    """httpx's checks, in its words."""
+    if isinstance(value, io.StringIO):
+        raise TypeError("Multipart file uploads require 'io.BytesIO', not 'io.StringIO'.")
+    if isinstance(value, io.TextIOBase):
+        raise TypeError("Multipart file uploads must be opened in binary mode, not text mode.")
+
+
+def boundary_of(content_type: str | None) -> bytes | None:
+    """The boundary a caller's own `Content-Type: multipart/form-data; boundary=...`
+    names (RFC 2046 5.1.1), which the body then uses, as httpx's does."""
+    if not content_type or not content_type.startswith("multipart/form-data"):
+        return None
+    for section in content_type.split(";")[1:]:
+        section = section.strip()
+        if section.lower().startswith("boundary="):
+            return section[len("boundary="):].strip('"').encode("latin-1")
+    return None
 
 
 def _items(value: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
@@ -39,7 +67,11 @@ def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
                      ) -> tuple[bytes, str]:
     """(body, Content-Type). `data` fields come first (a list value gives one part per
     item), then each file: content, (filename, content), (filename, content,
-    content_type) or (filename, content, content_type, headers)."""
+    content_type) or (filename, content, content_type, headers); a file object opened
+    in text mode is refused (TypeError), as httpx refuses it. A file given alone is named
+    by its `name`, else "upload". `boundary`: the caller's (see boundary_of), else a
+    random one."""
+    chosen = boundary
     boundary = boundary or os.urandom(16).hex().encode()
     parts: list[bytes] = []
     for name, value in _items(data):
@@ -57,19 +89,20 @@ def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
                 extra = rest[1]
         else:
             content = spec
-            filename = os.path.basename(str(getattr(spec, "name", name) or name))
+            filename = os.path.basename(str(getattr(spec, "name", "upload")))
+        _refuse_text_mode(content)
         head = b"Content-Disposition: form-data; name=" + _quoted(str(name))
         if filename is not None:
             head += b"; filename=" + _quoted(str(filename))
             ctype = ctype or mimetypes.guess_type(str(filename))[0] or "application/octet-stream"
-        if ctype:
-            head += b"\r\nContent-Type: " + _header_value(ctype)
         for k, v in extra.items():
             head += b"\r\n" + _header_value(k) + b": " + _header_value(v)
+        if ctype and not any(k.lower() == "content-type" for k in extra):
+            head += b"\r\nContent-Type: " + _header_value(ctype)  # after the caller's
         parts.append(head + b"\r\n\r\n" + _content(content))
     dash = b"--" + boundary
-    if any(dash in p for p in parts):  # a file that holds the (random) boundary: pick another
-        return encode_multipart(data, files)
+    if chosen is None and any(dash in p for p in parts):
+        return encode_multipart(data, files)  # a file holds the random boundary: another
     body = b"".join(dash + b"\r\n" + p + b"\r\n" for p in parts) + dash + b"--\r\n"
     return body, "multipart/form-data; boundary=" + boundary.decode()
 

@@ -163,3 +163,75 @@ def test_a_hand_made_response_with_bytes_headers_is_decoded():
     ours = https.Response(200, headers=headers, content=body)
     theirs = httpx.Response(200, headers=headers, content=body)
     assert ours.text == theirs.text == "hello"
+
+
+# ---- multipart as httpx's: the caller's boundary, the default filename, rewinding ----
+
+BOUNDARY = {"Content-Type": "multipart/form-data; boundary=fixed-Boundary-42"}
+
+
+@pytest.mark.parametrize("files", [
+    {"f": b"raw bytes"},
+    {"f": ("report.csv", b"a,b\n1,2\n")},
+    {"f": ("notes.txt", b"hi", "text/x-custom")},
+    [("f", ("a.bin", b"\x00\x01")), ("f", ("b.json", b"{}"))],
+    {"f": ("n", b"x", None, {"X-Part": "1"})},
+])
+def test_multipart_bodies_are_httpx_s_byte_for_byte(files):
+    data = {"field": "value", "many": ["1", "2"]}
+    ours = https.Request("POST", "https://api.test/", headers=BOUNDARY, data=data, files=files)
+    theirs = httpx.Request("POST", "https://api.test/", headers=BOUNDARY, data=data,
+                           files=files)
+    assert ours.read() == theirs.read()
+    assert ours.headers["content-type"] == theirs.headers["content-type"]
+
+
+def test_a_file_object_is_read_from_its_start_and_named_as_httpx_names_it(tmp_path):
+    import io
+
+    bodies = []
+    for module in (https, httpx):
+        path = tmp_path / "just-written.txt"
+        with open(path, "w+b") as f:
+            f.write(b"written, not yet rewound")
+            named = module.Request("POST", "https://api.test/", headers=BOUNDARY,
+                                   files={"f": f}).read()
+        anonymous = io.BytesIO(b"in memory")
+        anonymous.read()
+        unnamed = module.Request("POST", "https://api.test/", headers=BOUNDARY,
+                                 files={"f": anonymous}).read()
+        bodies.append((named, unnamed))
+    assert bodies[0] == bodies[1]
+    named, unnamed = bodies[0]
+    assert b'filename="just-written.txt"' in named and b"written, not yet rewound" in named
+    assert b'filename="upload"' in unnamed and b"in memory" in unnamed
+
+
+def test_a_text_mode_file_is_refused_as_httpx_refuses_it(tmp_path):
+    import io
+
+    path = tmp_path / "t.txt"
+    path.write_text("text")
+    for text in (lambda: open(path), lambda: io.StringIO("text")):
+        errors = []
+        for module in (https, httpx):
+            with text() as f, pytest.raises(TypeError) as info:
+                module.Request("POST", "https://api.test/", files={"f": f})
+            errors.append(str(info.value))
+        assert errors[0] == errors[1]
+
+
+def test_the_client_takes_the_boundary_from_its_headers(run):
+    bodies = []
+
+    def handler(request):
+        bodies.append((request.headers["content-type"], request.read()))
+        return https.Response(200)
+
+    async def main():
+        async with https.AsyncClient(transport=https.MockTransport(handler)) as c:
+            await c.post("https://api.test/", headers=BOUNDARY, files={"f": b"x"})
+
+    run(main())
+    want = httpx.Request("POST", "https://api.test/", headers=BOUNDARY, files={"f": b"x"})
+    assert bodies == [(BOUNDARY["Content-Type"], want.read())]
