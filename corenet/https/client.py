@@ -17,7 +17,7 @@ from .cookies import Cookies
 from .deadline import Deadline
 from .decoder import accept_encoding
 from .errors import (
-    InsecureRedirect, RequestError, StreamConsumed, TooManyRedirects, attach_request,
+    HTTPError, InsecureRedirect, RequestError, StreamConsumed, TooManyRedirects, attach_request,
 )
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
@@ -87,7 +87,7 @@ class AsyncClient:
         self, *, verify: bool | str | ssl.SSLContext = True, resolver: Any = None,
         timeout: Timeout | float | None = Timeout(), max_connections: int | None = None,
         max_keepalive: int | None = None, keepalive_expiry: float | None | object = UNSET,
-        follow_redirects: bool = False, max_redirects: int = 10, headers: HeaderTypes = None,
+        follow_redirects: bool = False, max_redirects: int = 20, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
         allow_insecure_redirects: bool = False, base_url: URL | str = "",
         auth: Any = None, cookies: Any = None, proxy: URL | str | None = None,
@@ -443,7 +443,14 @@ class AsyncClient:
             resp.default_encoding = self.default_encoding
             if resp.has_set_cookie:
                 self._cookies.extract(u.text, resp.headers.get_list("set-cookie"))
-            if not (follow and resp.status_code in _REDIRECTS and "location" in resp.headers):
+            redirect = resp.status_code in _REDIRECTS and "location" in resp.headers
+            if not (follow and redirect):
+                if redirect:  # httpx's next_request: the redirect, to send when wanted
+                    try:
+                        m, nu, h, b = self._redirected(resp, u, method, merged, body)
+                        resp.next_request = Request(m, nu.url, h, b)
+                    except (ValueError, HTTPError):
+                        pass  # a Location that names no URL: no next request, no error
                 if not stream and not resp.is_read:
                     await resp.aread()
                 if hist:
@@ -457,29 +464,43 @@ class AsyncClient:
                 raise TooManyRedirects(
                     f"more than {self.max_redirects} redirects starting from {start.text!r} "
                     f"(last: {resp.url} -> {resp.headers['location']})", request=req)
-            next_url = urljoin(u.text, resp.headers["location"])
-            nu = ParsedURL(next_url)
+            code = resp.status_code
+            sent = body
+            method, nu, merged, body = self._redirected(resp, u, method, merged, body)
             if u.scheme == "https" and nu.scheme == "http" and not self.allow_insecure_redirects:
                 raise InsecureRedirect(
-                    f"refused a {resp.status_code} redirect from {u.text} to {nu.text}: it "
+                    f"refused a {code} redirect from {u.text} to {nu.text}: it "
                     "would send the request unencrypted (allow_insecure_redirects=True "
                     "follows it)", response=resp, request=req)
-            code = resp.status_code
-            if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
-                method = "GET"
-                body = None
-                merged = merged.copy()
-                for h in ("content-length", "content-type", "transfer-encoding"):
-                    merged.pop(h)
-            elif body is not None and not isinstance(body, bytes):
+            if body is not None and body is sent and not isinstance(body, bytes):
                 raise StreamConsumed(
                     f"{code} redirect needs the request body again, but it was a stream")
-            if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
-                # The cookie jar still gives the new origin the cookies its rules allow.
-                merged = merged.copy()
-                for h in _CREDENTIALS:
-                    merged.pop(h)
             u = nu
+
+    @staticmethod
+    def _redirected(resp: Response, u: "ParsedURL", method: str, merged: Headers,
+                    body: Any) -> tuple[str, "ParsedURL", Headers, Any]:
+        """(method, URL, headers, body) of the request a redirect asks for, as httpx
+        makes it: the Location joined to the URL (the request's fragment kept when the
+        Location has none); GET without a body after a 303 (but for HEAD) or a POST's
+        301 or 302; credentials dropped for another origin."""
+        next_url = urljoin(u.text, resp.headers["location"])
+        if u.fragment and "#" not in next_url:
+            next_url += "#" + u.fragment
+        nu = ParsedURL(next_url)
+        code = resp.status_code
+        if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
+            method = "GET"
+            body = None
+            merged = merged.copy()
+            for h in ("content-length", "content-type", "transfer-encoding"):
+                merged.pop(h)
+        if nu.origin != u.origin and any(h in merged for h in _CREDENTIALS):
+            # The cookie jar still gives the new origin the cookies its rules allow.
+            merged = merged.copy()
+            for h in _CREDENTIALS:
+                merged.pop(h)
+        return method, nu, merged, body
 
     async def _send_cached(self, req: Request, u: "ParsedURL", deadline: Deadline,
                            stream: bool) -> Response:

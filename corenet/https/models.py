@@ -165,6 +165,8 @@ class Response:
         self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
         self._raw_headers = raw_headers
         self.request = request
+        # httpx's: the request a redirect not followed asks for (None otherwise).
+        self.next_request: Request | None = None
         self.url = request.url if request is not None else URL()
         self.history: list[Response] = history if history is not None else []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);

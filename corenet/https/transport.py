@@ -29,6 +29,8 @@ from .urls import (PATH_SAFE, URL, encode_host, encode_params, remove_dot_segmen
                    split_url, userinfo_auth)
 
 UNSET: Any = object()
+# A response's extensions["http_version"], as httpx gives it.
+_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _QUERY_SAFE = PATH_SAFE + "?"
 _CACHE_SIZE = 512
@@ -91,7 +93,7 @@ class ParsedURL:
     (by method), kept by the client for URLs it sees again."""
 
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
-                 "host_line", "auth", "url", "request_lines")
+                 "host_line", "auth", "url", "request_lines", "fragment")
 
     def __init__(self, url: str, params: Any = None) -> None:
         parts, port = split_url(url)
@@ -117,7 +119,9 @@ class ParsedURL:
         self.host_line = encode_header_lines((("Host", self.host_header),))
         self.origin: Origin = (scheme, host, self.port)
         self.text = f"{scheme}://{self.host_header}{self.target}"
-        self.url = URL(self.text)
+        # The fragment is never sent; the request's URL keeps it, as httpx's does.
+        self.fragment = parts.fragment
+        self.url = URL(f"{self.text}#{parts.fragment}" if parts.fragment else self.text)
         self.request_lines: dict[str, bytes] = {}  # by method, validated once
         self.auth = userinfo_auth(parts)
 
@@ -396,6 +400,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                         request=req)
         extensions = resp.extensions = rs.response_extensions(reused)
         extensions["resolved_at"] = conn.begun_at
+        if "http_version" not in extensions:
+            extensions["http_version"] = _VERSIONS.get(resp.http_version) or \
+                resp.http_version.encode("ascii")
 
         async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
             return await rs.read_body(deadline, streaming, partial)

@@ -235,3 +235,68 @@ def test_the_client_takes_the_boundary_from_its_headers(run):
     run(main())
     want = httpx.Request("POST", "https://api.test/", headers=BOUNDARY, files={"f": b"x"})
     assert bodies == [(BOUNDARY["Content-Type"], want.read())]
+
+
+# ---- redirects and extensions as httpx's ----
+
+def redirecting(request):
+    if request.url.path == "/start":
+        return https.Response(302, headers={"Location": "/next"})
+    if request.url.path == "/to-fragment":
+        return https.Response(301, headers={"Location": "/there#loc"})
+    if request.url.path == "/loop":
+        return https.Response(302, headers={"Location": "/loop"})
+    return https.Response(200, text=str(request.url))
+
+
+def httpx_redirecting(request):
+    r = redirecting(request)
+    return httpx.Response(r.status_code, headers=list(r.headers.raw), content=r.content)
+
+
+def test_redirect_defaults_and_next_request_as_httpx(run):
+    async def ours():
+        async with https.AsyncClient(transport=https.MockTransport(redirecting)) as c:
+            r = await c.post("https://api.test/start", content=b"x")
+            followed = await c.get("https://api.test/start#frag", follow_redirects=True)
+            moved = await c.get("https://api.test/to-fragment#old", follow_redirects=True)
+            with pytest.raises(https.TooManyRedirects):
+                await c.get("https://api.test/loop", follow_redirects=True)
+            return (c.max_redirects, r.next_request.method, str(r.next_request.url),
+                    str(followed.url), str(moved.url))
+
+    async def theirs():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(httpx_redirecting)) as c:
+            r = await c.post("https://api.test/start", content=b"x")
+            followed = await c.get("https://api.test/start#frag", follow_redirects=True)
+            moved = await c.get("https://api.test/to-fragment#old", follow_redirects=True)
+            return (c.max_redirects, r.next_request.method, str(r.next_request.url),
+                    str(followed.url), str(moved.url))
+
+    assert run(ours()) == run(theirs()) == (
+        20, "GET", "https://api.test/next", "https://api.test/next#frag",
+        "https://api.test/there#loc")
+
+
+def test_a_redirect_followed_has_no_next_request(run):
+    async def main():
+        async with https.AsyncClient(transport=https.MockTransport(redirecting)) as c:
+            r = await c.get("https://api.test/start", follow_redirects=True)
+            return r.next_request, r.history[0].status_code
+
+    assert run(main()) == (None, 302)
+
+
+def test_extensions_carry_the_http_version_as_httpx_s(env, run):
+    async def main():
+        async with https.AsyncClient(verify=env.ca, http2=True) as c:
+            one = await c.get(env.base + "/small.txt")
+            two = await c.get(env.h2 + "/small.txt")
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=env.ca),
+                                     http2=True) as c:
+            theirs = [(await c.get(url)).extensions["http_version"]
+                      for url in (env.base + "/small.txt", env.h2 + "/small.txt")]
+        return [one.extensions["http_version"], two.extensions["http_version"]], theirs
+
+    ours, theirs = run(main())
+    assert ours == theirs == [b"HTTP/1.1", b"HTTP/2"]
