@@ -83,7 +83,7 @@ class ASGITransport(AsyncBaseTransport):
         sent_body = False
         done = asyncio.Event()
         status: int | None = None
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[str | bytes, str | bytes]] = []
         parts: list[bytes] = []
 
         async def receive() -> dict:
@@ -99,8 +99,7 @@ class ASGITransport(AsyncBaseTransport):
             kind = message["type"]
             if kind == "http.response.start" and status is None:
                 status = message["status"]
-                headers.extend((k.decode("latin-1"), v.decode("latin-1"))
-                               for k, v in message.get("headers", ()))
+                headers.extend(message.get("headers", ()))  # bytes, or str as httpx allows
             elif kind == "http.response.body" and status is not None and not done.is_set():
                 if request.method != "HEAD":
                     parts.append(bytes(message.get("body", b"")))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Callable, Generator
+from typing import Any, AsyncGenerator, Callable, Generator
 
+from .errors import ProtocolError
 from .models import Request, Response
 from .urls import basic_auth
 
@@ -18,12 +19,44 @@ __all__ = ["Auth", "BasicAuth", "BearerAuth", "DigestAuth", "FunctionAuth", "Net
 class Auth:
     """Override `auth_flow`: change the request and `yield` it; the response is sent back
     into the generator, which may yield another request (after a 401, say) or return.
-    Set `requires_response_body` when the flow reads the body of the responses it gets."""
+    Set `requires_response_body` when the flow reads the body of the responses it gets,
+    `requires_request_body` when it reads the request's. As httpx, the clients run
+    `async_auth_flow` (the AsyncClient) and `sync_auth_flow` (the Client), which run
+    `auth_flow` and may be overridden instead (to await a token, say)."""
 
+    requires_request_body = False
     requires_response_body = False
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
         yield request
+
+    def sync_auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        if self.requires_request_body:
+            request.read()
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if self.requires_response_body:
+                response.read()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                return
+
+    async def async_auth_flow(self, request: Request) -> AsyncGenerator[Request, Response]:
+        if self.requires_request_body:
+            await request.aread()
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if self.requires_response_body:
+                await response.aread()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                return
 
 
 class BasicAuth(Auth):
@@ -66,13 +99,14 @@ class BearerAuth(Auth):
 
 
 _PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
-_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256,
-           "SHA-512-256": lambda b: hashlib.new("sha512_256", b)}
+_HASHES = {"MD5": hashlib.md5, "SHA": hashlib.sha1, "SHA-256": hashlib.sha256,
+           "SHA-512": hashlib.sha512, "SHA-512-256": lambda b: hashlib.new("sha512_256", b)}
 
 
 class DigestAuth(Auth):
     """RFC 7616 Digest: the first request goes without credentials; a 401 with a Digest
-    challenge is answered once (qop=auth; MD5, SHA-256, SHA-512-256 and their -sess)."""
+    challenge is answered once (qop=auth; MD5, SHA, SHA-256, SHA-512, SHA-512-256 and
+    their -sess). A challenge without realm or nonce is a ProtocolError, as in httpx."""
 
     def __init__(self, username: str, password: str) -> None:
         self._user = username
@@ -88,6 +122,9 @@ class DigestAuth(Auth):
             if at >= 0:
                 params = {k.lower(): v or re.sub(r"\\(.)", r"\1", q)
                           for k, q, v in _PARAM.findall(challenge[at + 7:])}
+                if "realm" not in params or "nonce" not in params:
+                    raise ProtocolError("Malformed Digest WWW-Authenticate header",
+                                        request=request)
                 header = self.authorization(request.method, request.url.raw_path.decode(),
                                             params)
                 if header is not None:

@@ -136,6 +136,8 @@ class AsyncClient:
             self._net = transport.send_request
         self.event_hooks = event_hooks  # type: ignore[assignment]
         self.max_redirects = max_redirects
+        # Set by the sync Client that runs this one: auth runs sync_auth_flow, as httpx's.
+        self._sync_caller = False
         # Sent with every request; a request's own parameter of the same name replaces it.
         self.params = param_pairs(params)
         # The text encoding of a response without a charset: a name, or a callable given
@@ -388,18 +390,25 @@ class AsyncClient:
         """The auth flow may answer a challenge with another request; each of them follows
         its redirects, and every response it consumed goes into the history."""
         history: list[Response] = []
-        flow = flow_auth.auth_flow(Request(method, u.url, merged.copy(), body,
-                                           extensions=extensions))
-        req = next(flow)
+        first = Request(method, u.url, merged.copy(), body, extensions=extensions)
+        if self._sync_caller:  # the Client's: a flow of its own thread's kind, httpx's
+            sync_flow = flow_auth.sync_auth_flow(first)
+            req = next(sync_flow)
+        else:
+            flow = flow_auth.async_auth_flow(first)
+            req = await flow.__anext__()
         while True:
             ru = u if req.url is u.url else ParsedURL(str(req.url))
             resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
                                       follow, stream, jar, history, req.extensions or None)
-            if flow_auth.requires_response_body and not resp.is_read:
-                await resp.aread()
             try:
-                req = flow.send(resp)
-            except StopIteration:
+                if self._sync_caller:
+                    if flow_auth.requires_response_body and not resp.is_read:
+                        await resp.aread()  # read here: the flow's read() needs no loop
+                    req = sync_flow.send(resp)
+                else:
+                    req = await flow.asend(resp)
+            except (StopIteration, StopAsyncIteration):
                 return resp
             await resp.aread()
             history = resp.history + [resp]

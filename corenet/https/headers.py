@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Mapping, Union
 
-HeaderTypes = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]], None]
+HeaderTypes = Union["Headers", Mapping[str, str], Mapping[bytes, bytes],
+                    Iterable[tuple[Union[str, bytes], Union[str, bytes]]], None]
 # Fields whose values a repr masks (httpx's), so that logging a request leaks no credentials.
 SENSITIVE = frozenset({"authorization", "proxy-authorization"})
 

@@ -55,6 +55,15 @@ class Request:
             ext = self._extensions = {}
         return ext
 
+    @property
+    def stream(self) -> Any:
+        """httpx's: the body as a byte stream, to iterate (sync or async) for its bytes:
+        a ByteStream over bytes, else the iterable given."""
+        body = self.content
+        if body is None or isinstance(body, bytes):
+            return ByteStream(body or b"")
+        return body
+
     def read(self) -> bytes:
         """The body as bytes (b"" for none); a sync iterable is read and kept."""
         body = self.content
@@ -255,6 +264,14 @@ class Response:
         if content_encoding:
             self._content_encoding = content_encoding.decode("latin-1")
             self._limits = limits
+
+    @property
+    def stream(self) -> "AsyncByteStream | SyncByteStream":
+        """httpx's: the body as received, as a byte stream (the one given, for a
+        hand-made response): iterate it, sync or async, then close it."""
+        if self._source is not None:
+            return self._source  # type: ignore[no-any-return]
+        return _BodyStream(self)
 
     def read_through(self, portal: Any) -> None:
         """For a sync client: the body's coroutines run to their end through `portal`
@@ -658,6 +675,9 @@ class Response:
             return _without_loop
         portal = self._portal
         if portal is None:
+            source = self._source
+            if source is not None and not hasattr(source, "__aiter__"):
+                return _without_loop  # a hand-made body from a sync iterable
             raise RuntimeError("this response came from an async client and its body is not "
                                "read: use await response.aread() or async for ... in "
                                "response.aiter_bytes()")
@@ -686,6 +706,25 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+class _BodyStream(AsyncByteStream, SyncByteStream):
+    """A response's body as httpx's byte-stream interface (its raw bytes)."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._response.iter_raw()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        return self._response.aiter_raw()
+
+    def close(self) -> None:
+        self._response.close()
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
 
 
 async def await_step(aw: Any) -> tuple[bool, Any]:

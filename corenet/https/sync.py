@@ -117,6 +117,7 @@ class Client:
 
     def __init__(self, **kwargs: Any) -> None:
         self._client = AsyncClient(**kwargs)
+        self._client._sync_caller = True
         self._portal = _Portal()
         self._closed = False
         self._finalizer = weakref.finalize(self, _stop, self._portal.loop, self._portal.thread)

@@ -1,8 +1,10 @@
 """Details an httpx user meets, each beside the installed httpx: credentials masked in the
-reprs of Headers and URL, Cookies falsy once empty, the catch-all mount keys, and ALPN on
-an SSLContext given as verify= with http2=True."""
+reprs of Headers and URL, Cookies falsy once empty, the catch-all mount keys, ALPN on an
+SSLContext given as verify= with http2=True; Headers' bytes and encoding; multipart
+bodies; redirects; streams and hand-made bodies; ASGI headers; auth flows and Digest."""
 from __future__ import annotations
 
+import re
 import ssl
 
 import httpx
@@ -300,3 +302,136 @@ def test_extensions_carry_the_http_version_as_httpx_s(env, run):
 
     ours, theirs = run(main())
     assert ours == theirs == [b"HTTP/1.1", b"HTTP/2"]
+
+
+# ---- streams, hand-made bodies, ASGI, auth flows, as httpx's ----
+
+@pytest.mark.parametrize("kw", [{"content": b"abc"}, {"json": {"a": [1, 2]}}, {},
+                                {"data": {"k": "v w"}}])
+def test_request_stream_gives_the_body_as_httpx_s(kw):
+    ours = https.Request("POST", "https://api.test/", **kw)
+    theirs = httpx.Request("POST", "https://api.test/", **kw)
+    assert b"".join(ours.stream) == b"".join(theirs.stream) == theirs.read()
+
+
+def test_response_stream_and_sync_reads_of_a_hand_made_body_as_httpx_s():
+    for module in (https, httpx):
+        assert b"".join(module.Response(200, content=b"whole").stream) == b"whole"
+    ours = https.Response(200, content=iter([b"a", b"", b"bc"]))
+    theirs = httpx.Response(200, content=iter([b"a", b"", b"bc"]))
+    assert ours.read() == theirs.read() == b"abc"
+    ours = https.Response(200, content=iter([b"x", b"yz"]))
+    theirs = httpx.Response(200, content=iter([b"x", b"yz"]))
+    assert list(ours.iter_bytes()) == list(theirs.iter_bytes()) == [b"x", b"yz"]
+
+
+def test_a_streamed_response_s_stream_is_its_raw_body(run):
+    async def main():
+        t = https.MockTransport(lambda r: https.Response(200, content=b"raw body"))
+        async with https.AsyncClient(transport=t) as c:
+            async with c.stream("GET", "https://api.test/") as r:
+                return b"".join([p async for p in r.stream])
+
+    assert run(main()) == b"raw body"
+
+
+def test_asgi_str_headers_as_httpx_takes_them(run):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [("x-str", "yes"), (b"x-bytes", b"too")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main():
+        async with https.AsyncClient(transport=https.ASGITransport(app)) as c:
+            ours = await c.get("http://testserver/")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app)) as c:
+            theirs = await c.get("http://testserver/")
+        return [ours.headers.get(k) for k in ("x-str", "x-bytes")], [
+            theirs.headers.get(k) for k in ("x-str", "x-bytes")]
+
+    ours, theirs = run(main())
+    assert ours == theirs == ["yes", "too"]
+
+
+class TokenAuth:
+    """An auth whose async flow awaits (a token fetch, say): only async_auth_flow runs."""
+
+    def __init__(self, module):
+        class Flow(module.Auth):
+            def auth_flow(self, request):
+                raise AssertionError("the client runs async_auth_flow")
+
+            async def async_auth_flow(self, request):
+                request.headers["Authorization"] = "Token from-await"
+                response = yield request
+                assert response.status_code == 200
+
+            def sync_auth_flow(self, request):
+                request.headers["Authorization"] = "Token from-sync"
+                yield request
+
+        self.auth = Flow()
+
+
+def _echo_auth(request):
+    return https.Response(200, text=request.headers.get("authorization", ""))
+
+
+def test_clients_run_httpx_s_auth_flow_methods(run):
+    async def main():
+        async with https.AsyncClient(transport=https.MockTransport(_echo_auth)) as c:
+            ours = (await c.get("https://api.test/", auth=TokenAuth(https).auth)).text
+        async with httpx.AsyncClient(transport=httpx.MockTransport(
+                lambda r: httpx.Response(200, text=r.headers.get("authorization", "")))) as c:
+            theirs = (await c.get("https://api.test/", auth=TokenAuth(httpx).auth)).text
+        return ours, theirs
+
+    assert run(main()) == ("Token from-await", "Token from-await")
+    with https.Client(transport=https.MockTransport(_echo_auth)) as c:
+        assert c.get("https://api.test/", auth=TokenAuth(https).auth).text == "Token from-sync"
+
+
+def digest_server(algorithm, challenge=None):
+    """A MockTransport handler that asks for Digest with `algorithm` and checks the
+    answer as RFC 7616 computes it (qop=auth)."""
+    import hashlib
+
+    h = {"MD5": hashlib.md5, "SHA": hashlib.sha1, "SHA-256": hashlib.sha256,
+         "SHA-512": hashlib.sha512}[algorithm]
+
+    def hx(text):
+        return h(text.encode()).hexdigest()
+
+    def handler(module):
+        def answer(request):
+            auth = request.headers.get("authorization", "")
+            if not auth.startswith("Digest "):
+                return module.Response(401, headers={"WWW-Authenticate": challenge or (
+                    f'Digest realm="r", qop="auth", nonce="n0", algorithm={algorithm}')})
+            got = dict((k, q or v) for k, q, v in re.findall(
+                r'(\w+)=(?:"([^"]*)"|([^\s,]+))', auth))
+            want = hx(f"{hx('u:r:p')}:n0:{got['nc']}:{got['cnonce']}:auth:"
+                      f"{hx(request.method + ':' + got['uri'])}")
+            return module.Response(200 if got["response"] == want else 403)
+        return answer
+
+    return handler
+
+
+@pytest.mark.parametrize("algorithm", ["MD5", "SHA", "SHA-256", "SHA-512"])
+def test_digest_algorithms_as_httpx_s(algorithm):
+    codes = []
+    for module in (https, httpx):
+        handler = digest_server(algorithm)(module)
+        with module.Client(transport=module.MockTransport(handler)) as c:
+            codes.append(c.get("https://api.test/p", auth=module.DigestAuth("u", "p"))
+                         .status_code)
+    assert codes == [200, 200]
+
+
+def test_a_malformed_digest_challenge_is_a_protocol_error_as_in_httpx():
+    for module in (https, httpx):
+        handler = digest_server("MD5", challenge='Digest qop="auth"')(module)
+        with module.Client(transport=module.MockTransport(handler)) as c:
+            with pytest.raises(module.ProtocolError, match="Malformed Digest"):
+                c.get("https://api.test/p", auth=module.DigestAuth("u", "p"))
