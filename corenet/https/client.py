@@ -102,14 +102,10 @@ class AsyncClient:
         self.follow_redirects = follow_redirects
         self.trust_env = trust_env  # read once, by the network transport made here
         self.is_closed = False
+        self._opened = False
         self.allow_insecure_redirects = allow_insecure_redirects
-        base = str(base_url)
-        if base:
-            ParsedURL(base)  # refuse a bad base now rather than at the first request
-            if not base.endswith("/"):
-                base += "/"
-        self.base_url = URL(base)
-        self.auth: Auth | None = coerce_auth(auth)
+        self.base_url = base_url  # type: ignore[assignment]
+        self.auth = auth
         self._cookies = Cookies(cookies)
         self.cache: Cache | None = coerce_cache(cache)
         mount_list = parse_mounts(mounts)
@@ -143,10 +139,7 @@ class AsyncClient:
         # The text encoding of a response without a charset: a name, or a callable given
         # the body that returns one (or None for utf-8).
         self.default_encoding = default_encoding
-        self.headers = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
-                                "Accept-Encoding": accept_encoding()})
-        if headers:
-            self.headers.update(headers)
+        self.headers = headers  # type: ignore[assignment]
         self.limits = limits
         self._url_cache: dict[str, ParsedURL] = {}
 
@@ -162,8 +155,50 @@ class AsyncClient:
             raise ValueError(f"event_hooks takes 'request' and 'response', not "
                              f"{sorted(unknown)!r}")
         self._event_hooks = {k: list(hooks.get(k, ())) for k in _HOOK_KINDS}
-        self._request_hooks = self._event_hooks["request"]
-        self._response_hooks = self._event_hooks["response"]
+
+    # Assigned attributes are converted as httpx converts them.
+    @property
+    def timeout(self) -> Timeout:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: Any) -> None:
+        self._timeout = Timeout.coerce(timeout)
+
+    @property
+    def auth(self) -> Auth | None:
+        return self._auth
+
+    @auth.setter
+    def auth(self, auth: Any) -> None:
+        self._auth = coerce_auth(auth)  # TypeError for what is no auth
+
+    @property
+    def headers(self) -> Headers:
+        """Sent with every request; assigning replaces the caller's, the defaults
+        (User-Agent, Accept, Accept-Encoding) staying under them, as in httpx."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: HeaderTypes) -> None:
+        merged = Headers({"User-Agent": USER_AGENT, "Accept": "*/*",
+                          "Accept-Encoding": accept_encoding()})
+        if headers:
+            merged.update(headers)
+        self._headers = merged
+
+    @property
+    def base_url(self) -> URL:
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, base_url: "URL | str") -> None:
+        base = str(base_url)
+        if base:
+            ParsedURL(base)  # refuse a bad base now rather than at the first request
+            if not base.endswith("/"):
+                base += "/"
+        self._base_url = URL(base)
 
     @property
     def transport(self) -> AsyncBaseTransport | BaseTransport:
@@ -205,19 +240,45 @@ class AsyncClient:
         self._cookies = cookies if isinstance(cookies, Cookies) else Cookies(cookies)
 
     async def __aenter__(self) -> "AsyncClient":
+        """As httpx's: enters the transport and every mounted one; a client is opened
+        once, and not again once closed (RuntimeError)."""
+        if self.is_closed:
+            raise RuntimeError("Cannot reopen a client instance, once it has been closed.")
+        if self._opened:
+            raise RuntimeError("Cannot open a client instance more than once.")
+        self._opened = True
+        for t in self._transports():
+            enter = getattr(t, "__aenter__", None)
+            if enter is not None:
+                await enter()
+            elif hasattr(t, "__enter__"):
+                t.__enter__()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
+        """Leaves each transport as it was entered (its __aexit__), as httpx's."""
+        self.is_closed = True
+        for t in self._transports():
+            leave = getattr(t, "__aexit__", None)
+            if leave is not None:
+                await leave(*exc)
+            elif hasattr(t, "__exit__"):
+                t.__exit__(*exc)
+            else:
+                await close_transport(t)
+
+    def _transports(self) -> list[Any]:
+        """The transport and every mounted one, each once."""
+        found = [self._transport]
+        for m in self._mounts:
+            if m.transport is not None and all(m.transport is not t for t in found):
+                found.append(m.transport)
+        return found
 
     async def aclose(self) -> None:
         """Close the transport and every mounted one (each once)."""
         self.is_closed = True
-        closing = [self._transport]
-        for m in self._mounts:
-            if m.transport is not None and all(m.transport is not t for t in closing):
-                closing.append(m.transport)
-        for t in closing:
+        for t in self._transports():
             await close_transport(t)
 
     # ---- the verbs ----
@@ -362,6 +423,8 @@ class AsyncClient:
                   cookies: Any, extensions: dict | None = None) -> Awaitable[Response]:
         """Everything that needs no waiting, then the coroutine that sends (one coroutine
         frame less per request than awaiting it here)."""
+        if self.is_closed:  # httpx's words
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         loop = asyncio.get_running_loop()
         if timeout is ... or timeout is USE_CLIENT_DEFAULT:
             timeout = self.timeout if not extensions or "timeout" not in extensions else \
@@ -420,6 +483,9 @@ class AsyncClient:
         """Send the request; follow its redirects when asked."""
         hist = list(history) if history else None  # made only when there is one
         start = u
+        # Read per request: a list assigned into event_hooks (httpx's mutable dict) counts.
+        request_hooks = self._event_hooks.get("request")
+        response_hooks = self._event_hooks.get("response")
         while True:
             if u.auth is not None and "authorization" not in merged:
                 # user:password@ in the URL: kept for the hops that stay on its origin
@@ -434,8 +500,8 @@ class AsyncClient:
             req = Request(method, u.url, hop, body,
                           extensions=None if extensions is None else dict(extensions))
             try:
-                if self._request_hooks:
-                    await _call_hooks(self._request_hooks, req)
+                if request_hooks:
+                    await _call_hooks(request_hooks, req)
                 if self.cache is None:
                     resp = await self._net(req, u, deadline, stream)
                 else:
@@ -443,9 +509,9 @@ class AsyncClient:
             except RequestError as exc:
                 attach_request(exc, req)
                 raise
-            if self._response_hooks:
+            if response_hooks:
                 try:
-                    await _call_hooks(self._response_hooks, resp)
+                    await _call_hooks(response_hooks, resp)
                 except BaseException:
                     await resp.aclose()
                     raise

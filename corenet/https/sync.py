@@ -140,18 +140,24 @@ class Client:
         return self._client.transport
 
     def __enter__(self) -> "Client":
+        self._run(self._client.__aenter__())  # enters the transports, as httpx's
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._end(self._client.__aexit__(*exc))  # leaves the transports as entered
 
     def close(self) -> None:
         """Close the connections, then stop the private loop and its thread."""
+        self._end(self._client.aclose())
+
+    def _end(self, closing: Awaitable[Any]) -> None:
         if self._closed:
+            if asyncio.iscoroutine(closing):
+                closing.close()
             return
         self._closed = True
         try:
-            self._portal.run(self._client.aclose())
+            self._portal.run(closing)
         finally:
             self._finalizer()
 
@@ -159,7 +165,7 @@ class Client:
         if self._closed:
             if asyncio.iscoroutine(aw):
                 aw.close()
-            raise RuntimeError("the Client is closed")
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         return self._portal.run(aw)
 
     def _adopt(self, resp: Response) -> Response:

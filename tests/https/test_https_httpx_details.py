@@ -435,3 +435,96 @@ def test_a_malformed_digest_challenge_is_a_protocol_error_as_in_httpx():
         with module.Client(transport=module.MockTransport(handler)) as c:
             with pytest.raises(module.ProtocolError, match="Malformed Digest"):
                 c.get("https://api.test/p", auth=module.DigestAuth("u", "p"))
+
+
+# ---- the client's life and attributes, as httpx's ----
+
+def recording(module, log):
+    class Recording(module.MockTransport):
+        async def __aenter__(self):
+            log.append("enter")
+            return self
+
+        async def __aexit__(self, *exc):
+            log.append("exit")
+
+    return Recording(lambda request: module.Response(200, text=request.url.path))
+
+
+def test_the_client_s_with_enters_its_transports_and_is_opened_once(run):
+    async def life(module):
+        log, errors = [], []
+        client = module.AsyncClient(transport=recording(module, log),
+                                    mounts={"https://m.test": recording(module, log)})
+        async with client:
+            try:
+                async with client:
+                    pass
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        for attempt in (client.get("https://x.test/"), client.__aenter__()):
+            try:
+                await attempt
+            except RuntimeError as exc:
+                errors.append(str(exc))
+        return log, errors
+
+    assert run(life(https)) == run(life(httpx)) == (
+        ["enter", "enter", "exit", "exit"],
+        ["Cannot open a client instance more than once.",
+         "Cannot send a request, as the client has been closed.",
+         "Cannot reopen a client instance, once it has been closed."])
+
+
+def test_assigned_client_attributes_are_converted_as_httpx_s(run):
+    def attributes(module):
+        c = module.AsyncClient()
+        c.timeout = 3.5
+        c.auth = ("user", "pw")
+        c.headers = {"X-Mine": "1"}
+        c.base_url = "https://api.test/v1"
+        with pytest.raises(TypeError):
+            c.auth = 42
+        return (c.timeout == module.Timeout(3.5), type(c.auth).__name__,
+                c.headers["x-mine"], "user-agent" in c.headers, str(c.base_url))
+
+    assert attributes(https) == attributes(httpx) == (
+        True, "BasicAuth", "1", True, "https://api.test/v1/")
+
+
+def test_hooks_assigned_into_event_hooks_are_called_as_in_httpx(run):
+    async def called(module):
+        seen = []
+
+        async def hook(request):
+            seen.append(request.url.path)
+
+        t = module.MockTransport(lambda request: module.Response(200))
+        async with module.AsyncClient(transport=t) as c:
+            c.event_hooks["request"] = [hook]
+            await c.get("https://api.test/hooked")
+        return seen
+
+    assert run(called(https)) == run(called(httpx)) == ["/hooked"]
+
+
+def test_the_sync_client_s_with_enters_and_leaves_its_transport_as_httpx_s():
+    logs = []
+    for module in (https, httpx):
+        log = []
+
+        class Recording(module.BaseTransport):
+            def __enter__(self):
+                log.append("enter")
+                return self
+
+            def __exit__(self, *exc):
+                log.append("exit")
+
+            def handle_request(self, request):
+                return module.Response(200)
+
+        with module.Client(transport=Recording()) as c:
+            c.get("https://api.test/")
+        logs.append(log)
+    assert logs[0] == logs[1] == ["enter", "exit"]
