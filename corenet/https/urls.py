@@ -223,9 +223,13 @@ class URL:
 
     __slots__ = ("_text", "_parts")
 
-    def __init__(self, url: "URL | str" = "") -> None:
+    def __init__(self, url: "URL | str" = "", **kwargs: Any) -> None:
+        """`URL(text)`, or httpx's keywords, alone or over a text: scheme, username,
+        password, host, port, netloc, path, query, params, raw_path, fragment."""
         self._text = str(url)
         self._parts: Any = None
+        if kwargs:
+            self._text = self.copy_with(**kwargs)._text
 
     def _split(self) -> Any:
         parts = self._parts

@@ -528,3 +528,20 @@ def test_the_sync_client_s_with_enters_and_leaves_its_transport_as_httpx_s():
             c.get("https://api.test/")
         logs.append(log)
     assert logs[0] == logs[1] == ["enter", "exit"]
+
+
+@pytest.mark.parametrize("kw", [
+    {"scheme": "https", "host": "a.test", "path": "/x"},
+    {"scheme": "https", "host": "a.test", "port": 8443, "path": "/p", "query": b"q=1"},
+    {"scheme": "http", "host": "a.test", "path": "/", "params": {"k": "v", "n": 2}},
+    {"scheme": "https", "host": "A.Test", "path": "/x", "fragment": "top"},
+    {"scheme": "https", "host": "a.test", "username": "u", "password": "p w", "path": "/"},
+    {"scheme": "https", "host": "::1", "path": "/"},
+])
+def test_url_from_httpx_s_keywords(kw):
+    assert str(https.URL(**kw)) == str(httpx.URL(**kw))
+
+
+def test_url_keywords_over_a_text_as_httpx_s():
+    for kw in ({"params": {"a": "1"}}, {"path": "/y"}, {"fragment": "f"}):
+        assert str(https.URL("https://a.test/x", **kw)) == str(httpx.URL("https://a.test/x", **kw))
