@@ -497,10 +497,11 @@ class AsyncClient:
                 if cookie:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
-            req = Request(method, u.url, hop, body,
-                          extensions=None if extensions is None else dict(extensions))
+            req = Request.plain(method, u.url, hop, body,
+                                None if extensions is None else dict(extensions))
             try:
                 if request_hooks:
+                    req.complete_headers()  # a hook sees what httpx's would
                     await _call_hooks(request_hooks, req)
                 if self.cache is None:
                     resp = await self._net(req, u, deadline, stream)
@@ -564,6 +565,9 @@ class AsyncClient:
             next_url += "#" + u.fragment
         nu = ParsedURL(next_url)
         code = resp.status_code
+        if nu.origin != u.origin and "host" in merged:  # the next origin's own, as httpx
+            merged = merged.copy()
+            merged.pop("host")
         if code == 303 and method != "HEAD" or code in (301, 302) and method == "POST":
             method = "GET"
             body = None
@@ -608,7 +612,7 @@ class AsyncClient:
                     conditional["If-None-Match"] = etag
                 if modified:
                     conditional["If-Modified-Since"] = modified
-                req = Request(req.method, req.url, conditional, None)
+                req = Request.plain(req.method, req.url, conditional, None)
             else:
                 entry = None
         resp = await self._net(req, u, deadline, stream)
@@ -628,6 +632,7 @@ class AsyncClient:
         t = self._transport_for(u)
         if t.__class__ is AsyncHTTPTransport:
             return await t.send_request(req, u, deadline, stream)
+        req.complete_headers()  # another transport sees the request as httpx's would
         req.extensions["timeout"] = deadline.timeout.as_dict()  # httpx's form
         resp = await send_through(t, req)
         if not isinstance(resp, Response):

@@ -26,7 +26,8 @@ _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 class Request:
     """`Request("POST", url, json={...})` as in httpx; `content` is the body as it will
     be sent: None (no body), bytes, or an iterable or async iterable of bytes (a stream,
-    sent chunked)."""
+    sent chunked). As in httpx, its headers have Host, and Content-Length or
+    Transfer-Encoding, once it is made."""
 
     __slots__ = ("method", "url", "headers", "content", "_extensions")
 
@@ -43,10 +44,48 @@ class Request:
         if data is not None or files or json is not None or isinstance(content, str):
             content, body_headers = encode_body(content, data, json, files,
                                                 self.headers.get("content-type"))
+            if "transfer-encoding" not in self.headers:  # httpx's order: length, then type
+                self.headers.setdefault("Content-Length", str(len(content)))
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
         self.content = content
         self._extensions = extensions
+        self.complete_headers()
+
+    @classmethod
+    def plain(cls, method: str, url: URL, headers: Headers, content: Any,
+              extensions: dict | None = None) -> "Request":
+        """A request as a client sends it: its headers taken as they are (shared, never
+        changed here), Host and framing left to the wire."""
+        req = cls.__new__(cls)
+        req.method, req.url, req.headers, req.content = method, url, headers, content
+        req._extensions = extensions
+        return req
+
+    def complete_headers(self) -> None:
+        """httpx's request headers: Host first (and Content-Length: 0 for a POST, PUT or
+        PATCH without a body), the body's Content-Length or Transfer-Encoding last, for
+        those not given. A new Headers when any is added: the given one is not changed."""
+        h = self.headers
+        first: list[tuple[str, str]] = []
+        last: list[tuple[str, str]] = []
+        if "host" not in h:
+            url = self.url
+            host = url.raw_host.decode("ascii")
+            if host:
+                host = f"[{host}]" if ":" in host else host
+                first.append(("Host", host if url.port is None else f"{host}:{url.port}"))
+        if "content-length" not in h and "transfer-encoding" not in h:
+            body = self.content
+            if body is None:
+                if self.method in ("POST", "PUT", "PATCH"):
+                    first.append(("Content-Length", "0"))
+            elif isinstance(body, bytes):
+                last.append(("Content-Length", str(len(body))))
+            else:
+                last.append(("Transfer-Encoding", "chunked"))
+        if first or last:
+            self.headers = Headers(first + list(h.frozen()) + last, h._encoding)
 
     @property
     def extensions(self) -> dict:

@@ -545,3 +545,44 @@ def test_url_from_httpx_s_keywords(kw):
 def test_url_keywords_over_a_text_as_httpx_s():
     for kw in ({"params": {"a": "1"}}, {"path": "/y"}, {"fragment": "f"}):
         assert str(https.URL("https://a.test/x", **kw)) == str(httpx.URL("https://a.test/x", **kw))
+
+
+# ---- a request's headers complete once made, as httpx's ----
+
+@pytest.mark.parametrize("args, kw", [
+    (("GET", "https://a.test/"), {}),
+    (("POST", "https://a.test:8443/p"), {}),
+    (("POST", "https://a.test/"), {"content": b"abc"}),
+    (("PUT", "http://[::1]:80/"), {"json": {"a": 1}}),
+    (("POST", "https://a.test/"), {"content": iter([b"a"])}),
+    (("GET", "https://a.test/"), {"headers": {"Host": "other"}}),
+    (("POST", "https://a.test/"), {"data": {"a": "b"}, "headers": {"X": "1"}}),
+    (("POST", "https://a.test/"), {"content": "text"}),
+])
+def test_request_headers_are_complete_once_made_as_httpx_s(args, kw):
+    assert https.Request(*args, **kw).headers.multi_items() == \
+        httpx.Request(*args, **kw).headers.multi_items()
+
+
+def test_hooks_and_mock_handlers_see_the_complete_headers_as_in_httpx(run):
+    async def seen(module):
+        got = []
+
+        async def hook(request):
+            got.append(("hook", request.headers.get("host"), request.headers.get("content-length")))
+
+        def handler(request):
+            got.append(("handler", request.headers.get("host"),
+                        request.headers.get("content-length")))
+            if request.url.path == "/start":
+                return module.Response(307, headers={"Location": "https://b.test:8443/next"})
+            return module.Response(200)
+
+        async with module.AsyncClient(transport=module.MockTransport(handler),
+                                      event_hooks={"request": [hook]}) as c:
+            await c.post("https://a.test/start", content=b"xyz", follow_redirects=True)
+        return got
+
+    assert run(seen(https)) == run(seen(httpx)) == [
+        ("hook", "a.test", "3"), ("handler", "a.test", "3"),
+        ("hook", "b.test:8443", "3"), ("handler", "b.test:8443", "3")]
