@@ -1,10 +1,10 @@
-"""corenet.https: a minimal, fast HTTP/1.1-over-TLS client for any asyncio loop, in
-httpx's shape.
+"""corenet.https: a fast HTTP/1.1 and HTTP/2 client for any asyncio loop, with httpx's
+names (`import corenet.https as httpx`).
 
-    async with corenet.https.AsyncClient() as client:       # httpx.AsyncClient
+    async with corenet.https.AsyncClient() as client:    # httpx.AsyncClient
         r = await client.get("https://example.org/")
 
-    with corenet.https.Client() as client:         # httpx.Client
+    with corenet.https.Client() as client:               # httpx.Client
         r = client.get("https://example.org/")
 """
 from .apps import ASGITransport, MockTransport, WSGITransport
