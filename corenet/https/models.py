@@ -29,7 +29,7 @@ class Request:
     sent chunked). As in httpx, its headers have Host, and Content-Length or
     Transfer-Encoding, once it is made."""
 
-    __slots__ = ("method", "url", "headers", "content", "_extensions")
+    __slots__ = ("method", "url", "headers", "content", "_extensions", "_stream")
 
     def __init__(self, method: str, url: URL | str, headers: HeaderTypes = None,
                  content: Any = None, *, params: Any = None, data: Any = None,
@@ -50,6 +50,7 @@ class Request:
                 self.headers.setdefault(k, v)
         self.content = content
         self._extensions = extensions
+        self._stream: _OnceStream | None = None
         self.complete_headers()
 
     @classmethod
@@ -60,6 +61,7 @@ class Request:
         req = cls.__new__(cls)
         req.method, req.url, req.headers, req.content = method, url, headers, content
         req._extensions = extensions
+        req._stream = None
         return req
 
     def complete_headers(self) -> None:
@@ -97,11 +99,14 @@ class Request:
     @property
     def stream(self) -> Any:
         """httpx's: the body as a byte stream, to iterate (sync or async) for its bytes:
-        a ByteStream over bytes, else the iterable given."""
+        a ByteStream over bytes, else the iterable given, which a generator (or any
+        iterator) gives once: StreamConsumed the second time, as in httpx."""
         body = self.content
         if body is None or isinstance(body, bytes):
             return ByteStream(body or b"")
-        return body
+        if self._stream is None or self._stream.source is not body:
+            self._stream = _OnceStream(body)
+        return self._stream
 
     def read(self) -> bytes:
         """The body as bytes (b"" for none); a sync iterable is read and kept."""
@@ -745,6 +750,29 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+
+class _OnceStream(AsyncByteStream, SyncByteStream):
+    """A request body given as an iterable: an iterator (a generator) is read once."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._once = hasattr(source, "__anext__") or hasattr(source, "__next__")
+        self._read = False
+
+    def _start(self) -> None:
+        if self._once and self._read:
+            raise StreamConsumed("the request body was a generator (or iterator), and it "
+                                 "has been read: it cannot be read again")
+        self._read = True
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._start()
+        return iter(self.source)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        self._start()
+        return self.source.__aiter__()  # type: ignore[no-any-return]
 
 
 class _BodyStream(AsyncByteStream, SyncByteStream):

@@ -586,3 +586,16 @@ def test_hooks_and_mock_handlers_see_the_complete_headers_as_in_httpx(run):
     assert run(seen(https)) == run(seen(httpx)) == [
         ("hook", "a.test", "3"), ("handler", "a.test", "3"),
         ("hook", "b.test:8443", "3"), ("handler", "b.test:8443", "3")]
+
+
+def test_a_generator_request_body_streams_once_as_in_httpx():
+    def gen():
+        yield b"a"
+
+    for module in (https, httpx):
+        r = module.Request("POST", "https://a.test/", content=gen())
+        assert b"".join(r.stream) == b"a"
+        with pytest.raises(module.StreamConsumed):
+            b"".join(r.stream)
+        listed = module.Request("POST", "https://a.test/", content=[b"x", b"y"])
+        assert b"".join(listed.stream) == b"".join(listed.stream) == b"xy"
