@@ -497,7 +497,7 @@ class AsyncClient:
                 if cookie:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
-            req = Request.plain(method, u.url, hop, body,
+            req = Request._plain(method, u.url, hop, body,
                                 None if extensions is None else dict(extensions))
             try:
                 if request_hooks:
@@ -612,7 +612,7 @@ class AsyncClient:
                     conditional["If-None-Match"] = etag
                 if modified:
                     conditional["If-Modified-Since"] = modified
-                req = Request.plain(req.method, req.url, conditional, None)
+                req = Request._plain(req.method, req.url, conditional, None)
             else:
                 entry = None
         resp = await self._net(req, u, deadline, stream)

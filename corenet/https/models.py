@@ -54,7 +54,7 @@ class Request:
         self.complete_headers()
 
     @classmethod
-    def plain(cls, method: str, url: URL, headers: Headers, content: Any,
+    def _plain(cls, method: str, url: URL, headers: Headers, content: Any,
               extensions: dict | None = None) -> "Request":
         """A request as a client sends it: its headers taken as they are (shared, never
         changed here), Host and framing left to the wire."""
