@@ -215,6 +215,40 @@ def userinfo_auth(parts: Any) -> str | None:
     return basic_auth(unquote(parts.username), unquote(parts.password or ""))
 
 
+# A character a URL cannot hold as it is (RFC 3986): httpx percent-encodes it, and puts an
+# international host name in IDNA, when the URL is made.
+_TO_ENCODE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+_SUB_DELIMS = "!$&'()*+,;="
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _quoted(part: str, safe: str) -> str:
+    """`part` percent-encoded as httpx does: UTF-8, every % kept as it is."""
+    return quote(part, safe=safe + "%")
+
+
+def _encoded(text: str) -> str:
+    """A URL's text with what it cannot hold percent-encoded (spaces, non-ASCII, quotes...)
+    by part, as httpx encodes each, and an international host in IDNA; a control
+    character is refused (InvalidURL, httpx's words)."""
+    bad = _CONTROL.search(text)
+    if bad:
+        raise InvalidURL(f"Invalid non-printable ASCII character in URL, {bad[0]!r} at "
+                         f"position {bad.start()}.")
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if netloc:
+        userinfo, at, hostport = netloc.rpartition("@")
+        host, colon, port = hostport.rpartition(":") if not hostport.endswith("]") and \
+            ":" in hostport else (hostport, "", "")
+        if not host.isascii():
+            host = encode_host(host)
+        netloc = (_quoted(userinfo, _SUB_DELIMS + ":") + at if at else "") + host + colon + port
+    return urlunsplit((parts.scheme, netloc, _quoted(parts.path, _SUB_DELIMS + ":@/"),
+                       _quoted(parts.query, _SUB_DELIMS + ":/?[]@"),
+                       _quoted(parts.fragment, _SUB_DELIMS + ":/?[]@")))
+
+
 class URL:
     """An absolute URL, parsed on first use. `host` is lower-case and, for an international
     name, in Unicode (`raw_host` is what goes on the wire); `port` is None when it is the
@@ -230,6 +264,8 @@ class URL:
         self._parts: Any = None
         if kwargs:
             self._text = self.copy_with(**kwargs)._text
+        elif _TO_ENCODE.search(self._text):  # rare: the common URL is left as given
+            self._text = _encoded(self._text)
 
     def _split(self) -> Any:
         parts = self._parts

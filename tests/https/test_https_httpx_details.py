@@ -599,3 +599,23 @@ def test_a_generator_request_body_streams_once_as_in_httpx():
             b"".join(r.stream)
         listed = module.Request("POST", "https://a.test/", content=[b"x", b"y"])
         assert b"".join(listed.stream) == b"".join(listed.stream) == b"xy"
+
+
+@pytest.mark.parametrize("text", [
+    "https://example.org/a b", "https://exämple.org/päth?q=ä b#frä g",
+    "https://a.test/x?q=a b&r=%zz", 'https://a.test/"quoted"<>', "https://us er:pä@a.test/",
+    "https://a.test:8443/é", "https://a.test/ok?plain=1", "https://a.test/a%20b c",
+    "https://a.test/a%zz b", "https://a.test/%é", "https://[::1]:8443/a b",
+])
+def test_a_url_is_percent_encoded_and_idna_d_when_made_as_httpx_s(text):
+    assert str(https.URL(text)) == str(httpx.URL(text))
+
+
+@pytest.mark.parametrize("text", ["https://a.test/a\nb", "https://a.test/\x7f", "https://a.\x00test/"])
+def test_a_control_character_is_refused_when_made_as_httpx_refuses_it(text):
+    errors = []
+    for module in (https, httpx):
+        with pytest.raises(module.InvalidURL) as info:
+            module.URL(text)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
