@@ -413,7 +413,7 @@ def test_a_forged_referral_lives_no_longer_than_its_bogus_verdict(world):
     """The attacker's referral to a zone below sub.tld. (a day's TTL) is not kept past the
     bogus verdict it led to: once the genuine servers answer, with sub.tld.'s delegation
     known, the name is the genuine NXDOMAIN again, though the attacker's own server still
-    answers for its zone (found by the generated cases)."""
+    answers for its zone."""
     s = Session(world)
     s.resolve("www.tld.", A)
     attack(world, "ancestor_referral")
