@@ -3,6 +3,8 @@ the connection, with what code, and why (nghttp2's reason, the limit passed, the
 content-length broken), and the :status range (RFC 9110 15: 100-599)."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from corenet.https import AsyncClient, RemoteProtocolError
@@ -105,6 +107,15 @@ def test_the_servers_goaway_code_and_debug_data_are_given(pki, run):
         peer.raw(frame(DATA, 0, sid, b"part"))
         peer.raw(frame(GOAWAY, 0, 0, sid.to_bytes(4, "big") + (11).to_bytes(4, "big")
                        + b"calm down"))
+        # an orderly close: what the client sent meanwhile is read first, or closing with
+        # it unread would reset the connection before the client reads the GOAWAY
+        peer.sock.shutdown(socket.SHUT_WR)
+        peer.sock.settimeout(5)
+        try:
+            while peer.sock.recv(65536):
+                pass
+        except OSError:
+            pass
         peer.sock.close()
 
     with pytest.raises(RemoteProtocolError, match="closed the connection in the middle of "
