@@ -190,10 +190,7 @@ def access_controls(value: Any, what: str) -> tuple:
         parts = item.split() if isinstance(item, str) else []
         if len(parts) != 2:
             raise ConfigError(f"{what}: expected \"NETBLOCK ACTION\", got {item!r}")
-        try:
-            net = ipaddress.ip_network(parts[0], strict=False)
-        except ValueError:
-            raise ConfigError(f"{what}: {parts[0]!r} is not a network") from None
+        net = client_network(parts[0], what)
         action = parts[1].lower()
         if action in ACL_MISSING:
             raise ConfigError(f"{what}: action {action} is not supported: "
@@ -205,15 +202,23 @@ def access_controls(value: Any, what: str) -> tuple:
     return tuple(out)
 
 
+def client_network(text: Any, what: str):
+    """An address or CIDR network. Host bits set under the prefix length are refused: the
+    rule would cover the whole network, which is rarely what was meant."""
+    try:
+        net = ipaddress.ip_network(str(text), strict=False)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not an address or CIDR network") from None
+    if ipaddress.ip_interface(str(text)).ip != net.network_address:
+        raise ConfigError(f"{what}: {text!r} has host bits set; the network is {net} "
+                          f"(or write {ipaddress.ip_interface(str(text)).ip} alone for one "
+                          f"address)")
+    return net
+
+
 def networks(value: Any, what: str) -> tuple:
-    """Client networks, no more than the ACL that checks them holds."""
-    out = []
-    for text in acl_items(value, what):
-        try:
-            out.append(ipaddress.ip_network(str(text), strict=False))
-        except ValueError:
-            raise ConfigError(f"{what}: {text!r} is not an address or CIDR network") from None
-    return tuple(out)
+    """Client networks (a list, or one as a string), no more than the ACL holds."""
+    return tuple(client_network(text, what) for text in acl_items(value, what))
 
 
 def existing_file(path: Any, what: str) -> str:

@@ -65,7 +65,8 @@ def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
     ("10.0.0.0/8 deny", "action deny is not supported"),
     ("10.0.0.0/8 refuse_non_local", "action refuse_non_local is not supported"),
     ("10.0.0.0/8 permit", "unknown action 'permit'"),
-    ("10.0.0.0/33 allow", "is not a network"),
+    ("10.0.0.0/33 allow", "is not an address or CIDR network"),
+    ("10.1.0.0/8 allow", "has host bits set; the network is 10.0.0.0/8"),
     ("10.0.0.0/8", "expected \"NETBLOCK ACTION\""),
 ])
 def test_what_corenet_has_not_is_an_error_that_says_so(tmp_path, line, said):
@@ -73,3 +74,24 @@ def test_what_corenet_has_not_is_an_error_that_says_so(tmp_path, line, said):
     conf.write_text(f'access-control = ["{line}"]\n')
     r = cli("checkconf", str(conf))
     assert r.returncode == 2 and said in r.stderr and f"{conf}:1:" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value, said", [
+    ('["127.0.0.1/8"]', "has host bits set; the network is 127.0.0.0/8 (or write 127.0.0.1"),
+    ('["2001:db8::1/32"]', "the network is 2001:db8::/32"),
+    ('["not-a-net"]', "is not an address or CIDR network"),
+    ('127', "expected a list, got 127"),
+])
+def test_allow_networks_are_checked_as_written(tmp_path, value, said):
+    conf = tmp_path / "c.toml"
+    conf.write_text(f"allow = {value}\n")
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 2 and said in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ['"127.0.0.0/8"', '["127.0.0.1", "::1", "10.0.0.0/8"]'])
+def test_allow_takes_one_network_as_a_string_or_a_list(tmp_path, value):
+    conf = tmp_path / "c.toml"
+    conf.write_text(f"allow = {value}\n")
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 0, r.stderr
