@@ -18,7 +18,7 @@ SETUP_FOR=${SETUP_FOR:-test}
 BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev libnghttp2-dev)
 # The tests' lab: NSD and Unbound (DNS lab and reference), BIND and ldns tools (signing the
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
-# systemd-analyze (checks the unit in contrib/), Redis and dnsdist (the shared cache and its
+# systemd-analyze (checks the shipped systemd unit), Redis and dnsdist (the shared cache and its
 # load balancer), kdig and dig (DNS over TLS and HTTPS clients), curl (what corenet-fetch
 # copies, run beside it).
 TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux

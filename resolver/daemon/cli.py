@@ -76,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
                        "error)")
     i.add_argument("file", metavar="UNBOUND_CONF")
     i.add_argument("-o", "--output", metavar="FILE", help="write the TOML there")
+    u = sub.add_parser("service-unit", help="print the systemd unit, running this "
+                       "installation's corenet-resolver")
+    u.add_argument("--executable", metavar="PATH",
+                   help="the corenet-resolver command the unit runs (default: this one's)")
     from resolver.daemon import dig
     dig.add_parser(sub, _authority_flags)
     return ap
@@ -353,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(ns)
     if ns.command == "import-unbound":
         return cmd_import_unbound(ns)
+    if ns.command == "service-unit":
+        from resolver.daemon.service import unit_text
+
+        sys.stdout.write(unit_text(ns.executable))
+        return 0
     return cmd_checkconf(ns)
 
 

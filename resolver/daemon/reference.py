@@ -291,6 +291,10 @@ def daemon_man_page() -> str:
            ".RB [ \\-o",
            ".IR FILE ]",
            ".br",
+           ".B corenet\\-resolver service\\-unit",
+           ".RB [ \\-\\-executable",
+           ".IR PATH ]",
+           ".br",
            ".B corenet\\-resolver query",
            ".RI [@ SERVER ]",
            ".RI [ NAME ]",
@@ -326,6 +330,11 @@ def daemon_man_page() -> str:
                   "does not pass checkconf (it is written all the same), 2 when the file "
                   "cannot be read. checkconf reads an unbound.conf the same way, and lists "
                   "what it could not carry over."),
+            ".TP", ".B service\\-unit",
+            _roff("Prints the systemd unit (Type=notify, reload by SIGHUP, sandboxed to what "
+                  "binding port 53 and dropping to the configured user need), its Exec lines "
+                  "running this installation's corenet-resolver, or --executable PATH. "
+                  "Install it as /etc/systemd/system/corenet-resolver.service."),
             ".TP", ".B query",
             _roff("Resolves a question with the resolver in this process, or asks the server "
                   "given as @SERVER, and prints the answer as dig(1) does, with dig's +options."),

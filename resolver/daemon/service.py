@@ -69,28 +69,45 @@ class Notifier:
 
 
 # ---- pidfile ---------------------------------------------------------------------------------
-def write_pidfile(path: str) -> None:
-    """Writes this process's id to ``path`` atomically (a temporary file renamed over it)."""
+def write_pidfile(path: str, user: str | None = None) -> None:
+    """Writes this process's id to ``path`` atomically (a temporary file renamed over it).
+    Written as root for a daemon that then runs as ``user``, the file is given to that user,
+    so that the daemon can still empty it at exit when the directory is not its own."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, f"{os.getpid()}\n".encode())
+        if user and os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam(user)
+            os.fchown(fd, pw.pw_uid, pw.pw_gid)
     finally:
         os.close(fd)
     os.replace(tmp, path)
 
 
 def remove_pidfile(path: str) -> None:
-    """Removes ``path`` if it still holds this process's id (a newer daemon's is kept)."""
+    """Removes ``path`` if it still holds this process's id (a newer daemon's is kept). A
+    daemon that dropped root may not remove a file from a directory that is not its own:
+    the file is emptied first, so that it names no process either way."""
     try:
-        with open(path) as f:
-            mine = f.read().strip() == str(os.getpid())
-        if mine:
-            os.unlink(path)
+        with open(path, "r+") as f:
+            if f.read().strip() != str(os.getpid()):
+                return
+            f.truncate(0)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        log.warning("cannot remove pidfile %s: %s", path, e.strerror or e)
+        return
+    try:
+        os.unlink(path)
     except FileNotFoundError:
         pass
     except OSError as e:
-        log.warning("cannot remove pidfile %s: %s", path, e.strerror or e)
+        log.info("pidfile %s emptied; it cannot be removed as this user: %s", path,
+                 e.strerror or e)
 
 
 # ---- the control socket's place --------------------------------------------------------------
@@ -170,3 +187,33 @@ def prepare_control(path: str | None) -> str | None:
         return None
     log.info("control socket at %s (cannot create %s)", alt, os.path.dirname(SYSTEM_CONTROL))
     return alt
+
+
+# ---- the systemd unit ------------------------------------------------------------------------
+#: the path the shipped unit names; ``unit_text`` puts the installed one in its place
+UNIT_EXECUTABLE = "/usr/local/bin/corenet-resolver"
+
+
+def installed_executable() -> str:
+    """The command that runs this installation's corenet-resolver: the console script beside
+    this interpreter (a virtual environment's or the system's), else the one on PATH, else
+    the interpreter running the CLI module."""
+    import shutil
+    import sys
+
+    beside = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "corenet-resolver")
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("corenet-resolver")
+    if found:
+        return os.path.abspath(found)
+    return f"{os.path.abspath(sys.executable)} -m resolver.daemon.cli"
+
+
+def unit_text(executable: str | None = None) -> str:
+    """The systemd unit shipped in ``resolver/data``, running ``executable`` (by default
+    this installation's corenet-resolver)."""
+    from importlib.resources import files
+
+    text = files("resolver").joinpath("data/corenet-resolver.service").read_text()
+    return text.replace(UNIT_EXECUTABLE, executable or installed_executable())

@@ -405,7 +405,7 @@ class Supervisor:
             stop.set()
         try:
             if ready and cfg.pidfile:
-                write_pidfile(cfg.pidfile)
+                write_pidfile(cfg.pidfile, cfg.user)
             if ctl is not None and cfg.control:
                 give_group(cfg.control, cfg.user)
             drop_privileges(cfg.user)

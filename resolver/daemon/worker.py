@@ -279,7 +279,7 @@ class Worker:
             elif self.ctl is not None and path:
                 give_group(path, cfg.user)
             if self.pidfile:
-                write_pidfile(self.pidfile)
+                write_pidfile(self.pidfile, cfg.user)
             drop_privileges(cfg.user)
         except OSError as e:
             return f"cannot write the pidfile or run as user {cfg.user!r}: {e}"

@@ -105,3 +105,12 @@ def test_every_public_compiled_module_of_corenet_has_a_stub_naming_its_public_ap
         assert declared <= actual, f"{stub.name} declares what {name} lacks: {declared - actual}"
         undeclared = {n for n in actual - declared if defined_in(module, n)}
         assert not undeclared, f"{stub.name} misses {sorted(undeclared)}"
+
+
+def test_the_installed_command_prints_a_unit_that_runs_it():
+    exe = Path(sys.executable).parent / "corenet-resolver"
+    out = subprocess.run([str(exe), "service-unit"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"ExecStart={exe.absolute()} serve --config " in out.stdout
+    assert "[Install]" in out.stdout

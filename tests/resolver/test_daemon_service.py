@@ -24,7 +24,7 @@ import pytest
 from daemon_proc import ROOT, Daemon, cli
 
 SAMPLE = ROOT / "docs" / "corenet-resolver.toml"
-UNIT = ROOT / "contrib" / "corenet-resolver.service"
+UNIT = ROOT / "resolver" / "data" / "corenet-resolver.service"
 
 
 # ---- config: checkconf, lines, sample, serve-stale and prefetch --------------------------------
@@ -334,6 +334,28 @@ def test_the_systemd_unit_is_valid_and_hardened(tmp_path):
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
 
 
+def test_service_unit_runs_this_installations_corenet_resolver(tmp_path):
+    """``service-unit`` prints the shipped unit with the corenet-resolver beside this Python
+    (the test's virtual environment) in every Exec line, and systemd accepts it."""
+    import sys
+
+    here = Path(sys.executable).parent / "corenet-resolver"
+    assert here.exists(), "the test environment installs the corenet-resolver script"
+    r = cli("service-unit")
+    assert r.returncode == 0, r.stderr
+    assert "/usr/local/bin/" not in r.stdout
+    assert r.stdout == UNIT.read_text().replace("/usr/local/bin/corenet-resolver",
+                                                str(here.absolute()))
+    assert f"ExecStart={here.absolute()} serve --config " in r.stdout
+    r = cli("service-unit", "--executable", "/opt/cr/bin/corenet-resolver")
+    assert "ExecStartPre=/opt/cr/bin/corenet-resolver checkconf " in r.stdout
+    unit = tmp_path / "corenet-resolver.service"
+    unit.write_text(cli("service-unit").stdout)
+    r = subprocess.run([shutil.which("systemd-analyze"), "verify", str(unit)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
 # ---- metrics -----------------------------------------------------------------------------------
 def _scrape(d: Daemon, openmetrics: bool) -> tuple[str, str]:
     req = urllib.request.Request(f"http://127.0.0.1:{d.metrics_port}/metrics")
@@ -455,3 +477,33 @@ def test_the_control_socket_belongs_to_the_daemon_user_s_group(lab, tmp_path, wo
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, nobody.pw_gid, 0o660)
     finally:
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_daemon_that_dropped_root_leaves_no_pid_in_its_pidfile(lab, tmp_path, workers):
+    """The pidfile in a directory only root may write (as /run): written as root and given to
+    the daemon's user, it is emptied at exit when the user cannot remove it (as Unbound)."""
+    import pwd
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch user")
+    nobody = pwd.getpwnam("nobody")
+    run = Path(tempfile.mkdtemp(prefix="corenet-pid-", dir="/tmp"))
+    try:
+        run.chmod(0o755)                    # root's, readable by all, writable by root only
+        pidfile = run / "resolver.pid"
+        d = Daemon(tmp_path / "d", lab, "--user", "nobody", "--workers", workers,
+                   "--pidfile", str(pidfile))
+        d.start(ready="ready: 2 workers" if workers == "2" else "ready")
+        try:
+            deadline = time.monotonic() + 10
+            while not pidfile.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert pidfile.read_text() == f"{d.pid}\n"
+            assert pidfile.stat().st_uid == nobody.pw_uid
+        finally:
+            assert d.stop() == 0
+        assert not pidfile.exists() or pidfile.read_text() == ""
+    finally:
+        shutil.rmtree(run)
