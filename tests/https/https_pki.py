@@ -29,7 +29,9 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_pki(directory: Path) -> dict[str, Path]:
+def make_pki(directory: Path, servers: dict[str, list[str]] | None = None) -> dict[str, Path]:
+    """The CA and the leaves below, plus a valid server leaf per entry of ``servers``
+    (leaf name -> its names), each as ``NAME_cert`` and ``NAME_key``."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = _key()
     ca = (
@@ -84,4 +86,6 @@ def make_pki(directory: Path) -> dict[str, Path]:
     leaf("wrongname", ["wrong.example"], now - day, now + 30 * day)
     leaf("client", ["client.corenet.test"], now - day, now + 30 * day,
          ExtendedKeyUsageOID.CLIENT_AUTH)
+    for name, sans in (servers or {}).items():
+        leaf(name, sans, now - day, now + 30 * day)
     return out

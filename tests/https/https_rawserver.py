@@ -499,7 +499,8 @@ def pipe(a: socket.socket, b: socket.socket) -> None:
 
 def proxy(sock: socket.socket, state: dict) -> None:
     """An HTTP proxy for loopback targets: CONNECT tunnels, absolute-form requests are
-    forwarded (one per connection). Logs (method, target, Proxy-Authorization) in state,
+    forwarded (one per connection). With ``state["routes"]`` ({"host:port": local port})
+    it reaches those targets only, each at its local port. Logs (method, target, Proxy-Authorization) in state,
     and a Proxy-Tag header's value after them when there is one, which the /proxy-log
     route returns."""
     sock.settimeout(MAX_STALL)
@@ -528,10 +529,16 @@ def proxy(sock: socket.socket, state: dict) -> None:
 
         u = urlsplit(target)
         host, port = u.hostname or "", str(u.port or 80)
-    if host not in ("localhost", "127.0.0.1"):
+    routes = state.get("routes")
+    if routes is not None:
+        # A stand-in for the Internet: named origins reach local servers, nothing else does.
+        to = routes.get(f"{host.lower()}:{port}")
+    else:
+        to = int(port) if host in ("localhost", "127.0.0.1") else None
+    if to is None:
         send(sock, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
         return
-    with socket.create_connection(("127.0.0.1", int(port)), timeout=MAX_STALL) as up:
+    with socket.create_connection(("127.0.0.1", to), timeout=MAX_STALL) as up:
         if method == "CONNECT":
             if not send(sock, b"HTTP/1.1 200 Connection established\r\n\r\n"):
                 return
@@ -546,7 +553,10 @@ def proxy(sock: socket.socket, state: dict) -> None:
 def serve(listener: socket.socket, ctx: ssl.SSLContext | None, state: dict,
           handler=handle) -> None:
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except OSError:             # the listener was closed: serving ends
+            return
 
         def run(conn=conn) -> None:
             s = conn
