@@ -41,9 +41,13 @@ import dns.name
 import dns.rdataclass
 import dns.resolver
 import dns.tsig
-from dns.resolver import (NXDOMAIN, Answer, HostAnswers, LifetimeTimeout,  # noqa: F401
-                          NoAnswer, NoMetaqueries, NoNameservers, NoResolverConfiguration,
-                          NoRootSOA, NotAbsolute, YXDOMAIN)
+# dns.resolver's names for its answers and exceptions, exported as its own (``X as X``)
+from dns.resolver import (NXDOMAIN as NXDOMAIN, YXDOMAIN as YXDOMAIN, Answer as Answer,
+                          HostAnswers as HostAnswers, LifetimeTimeout as LifetimeTimeout,
+                          NoAnswer as NoAnswer, NoMetaqueries as NoMetaqueries,
+                          NoNameservers as NoNameservers,
+                          NoResolverConfiguration as NoResolverConfiguration,
+                          NoRootSOA as NoRootSOA, NotAbsolute as NotAbsolute)
 
 from resolver import api, functions, hostconf, loop_thread
 from resolver.zones import ForwardZone, Upstream, Zones
