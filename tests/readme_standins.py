@@ -29,6 +29,7 @@ for _room in ("https", "resolver"):
 from daemon_proc import Daemon  # noqa: E402
 from dnslab import Lab  # noqa: E402
 from dnslab import zones as Z  # noqa: E402
+from dnslab.nsd import NSD  # noqa: E402,F401 (re-exported: the test checks it is there)
 from https_pki import make_pki  # noqa: E402
 from https_rawserver import ok, proxy, read_request, send, serve  # noqa: E402
 

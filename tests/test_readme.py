@@ -69,6 +69,8 @@ def test_every_block_has_its_expected_output():
 def world(tmp_path_factory):
     """The environment every block runs in: the stand-ins' sitecustomize first on PYTHONPATH,
     then this tree; the web and DNS stand-ins running for the module."""
+    if not os.path.exists(readme_standins.NSD):
+        unavailable("nsd (Debian package 'nsd') is not installed: scripts/setup.sh installs it")
     tmp = tmp_path_factory.mktemp("standins")
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     site = readme_standins.write_sitecustomize(tmp / "site")
