@@ -364,7 +364,7 @@ class AsyncClient:
                    timeout: Timeout | float | None | object = ...) -> Response:
         """Send a Request (from `build_request`); with `stream=True` the body is left to
         read, and the response must be closed (`await response.aclose()`)."""
-        return await self._dispatch(request.method, ParsedURL(str(request.url)), request.headers,
+        return await self._dispatch(request.method, ParsedURL(request.url), request.headers,
                                     request.content, timeout, follow_redirects, stream, auth,
                                     None, request.extensions or None)
 
@@ -461,7 +461,7 @@ class AsyncClient:
             flow = flow_auth.async_auth_flow(first)
             req = await flow.__anext__()
         while True:
-            ru = u if req.url is u.url else ParsedURL(str(req.url))
+            ru = u if req.url is u.url else ParsedURL(req.url)
             resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
                                       follow, stream, jar, history, req.extensions or None)
             try:

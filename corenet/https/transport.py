@@ -11,7 +11,6 @@ import asyncio
 import ssl
 from functools import partial
 from typing import Any, Iterable
-from urllib.parse import quote
 
 from .connection import HTTPConnection, Resendable, open_connection
 from .deadline import Deadline
@@ -25,14 +24,12 @@ from .pool import Origin, Pool
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .timeout import Timeout
-from .urls import (PATH_SAFE, URL, encode_host, encode_params, remove_dot_segments,
-                   split_url, userinfo_auth)
+from .urls import URL, basic_auth, encode_params
 
 UNSET: Any = object()
 # A response's extensions["http_version"], as httpx gives it.
 _VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_QUERY_SAFE = PATH_SAFE + "?"
 _CACHE_SIZE = 512
 # Sends of one request at most: a connection may report it Resendable (HTTP/1.1: a kept-alive
 # connection closed under an idempotent request; HTTP/2: a GOAWAY or REFUSED_STREAM, or no
@@ -95,35 +92,31 @@ class ParsedURL:
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
                  "host_line", "auth", "url", "request_lines", "fragment")
 
-    def __init__(self, url: str, params: Any = None) -> None:
-        parts, port = split_url(url)
-        scheme = parts.scheme.lower()
+    def __init__(self, url: "URL | str", params: Any = None) -> None:
+        given = url if isinstance(url, URL) else URL(url)
+        scheme, host, port = given.scheme, given.raw_host.decode("ascii"), given.port
         if scheme not in _DEFAULT_PORTS:
-            raise UnsupportedProtocol(f"unsupported URL scheme {parts.scheme!r} in {url!r} "
+            raise UnsupportedProtocol(f"unsupported URL scheme {scheme!r} in {str(url)!r} "
                                       "(only https and http)")
-        host = parts.hostname
         if not host:
-            raise InvalidURL(f"no host in URL {url!r}")
-        host = encode_host(host)
+            raise InvalidURL(f"no host in URL {str(url)!r}")
         self.scheme = scheme
         self.host = host
         self.port = port or _DEFAULT_PORTS[scheme]
-        path = remove_dot_segments(quote(parts.path or "/", safe=PATH_SAFE))
-        query = quote(parts.query, safe=_QUERY_SAFE)
-        if params:
-            extra = encode_params(params)
-            query = f"{query}&{extra}" if query else extra
-        self.target = f"{path}?{query}" if query else path
-        hh = f"[{host}]" if ":" in host else host
-        self.host_header = hh if port is None else f"{hh}:{port}"
+        extra = encode_params(params) if params else ""
+        if extra:  # after the URL's own query, as requests and httpx before 0.28 add them
+            query = given.query.decode("ascii")
+            given = URL(given, query=(f"{query}&{extra}" if query else extra).encode("ascii"))
+        self.target = target = given.raw_path.decode("ascii")
+        self.host_header = given.netloc.decode("ascii")
         self.host_line = encode_header_lines((("Host", self.host_header),))
         self.origin: Origin = (scheme, host, self.port)
-        self.text = f"{scheme}://{self.host_header}{self.target}"
+        self.text = f"{scheme}://{self.host_header}{target}"
         # The fragment is never sent; the request's URL keeps it, as httpx's does.
-        self.fragment = parts.fragment
-        self.url = URL(f"{self.text}#{parts.fragment}" if parts.fragment else self.text)
+        self.fragment = given.fragment
+        self.url = given
         self.request_lines: dict[str, bytes] = {}  # by method, validated once
-        self.auth = userinfo_auth(parts)
+        self.auth = basic_auth(given.username, given.password) if given.userinfo else None
 
 
 class AsyncBaseTransport:
@@ -265,7 +258,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         t = request.extensions.get("timeout")
         deadline = Deadline(asyncio.get_running_loop(),
                             Timeout() if t is None else Timeout.coerce(t))
-        return await self.send_request(request, ParsedURL(str(request.url)), deadline, True)
+        return await self.send_request(request, ParsedURL(request.url), deadline, True)
 
     def _proxy_for(self, u: ParsedURL) -> Proxy | None:
         """The proxy for `u`'s origin: the most specific matching mount, else `proxy=`,

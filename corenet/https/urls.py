@@ -5,45 +5,11 @@ import base64
 import ipaddress
 import re
 from typing import Any, Iterator, Mapping
-from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 from .errors import InvalidURL
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-# What a path keeps unescaped (RFC 3986 pchar and "/"; "%" keeps escapes as they are), and
-# what URL.copy_with may change.
-PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-_URL_PARTS = frozenset({"scheme", "username", "password", "host", "port", "netloc", "path",
-                        "query", "params", "raw_path", "fragment"})
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
-
-
-def encode_host(host: str) -> str:
-    """A URL's host as it goes into DNS, SNI and the Host header: an IP literal as is, a
-    name lower-cased and, when not ASCII, encoded by IDNA 2008 with the UTS 46 mapping
-    (what browsers and httpx reach: "faß.de" is "xn--fa-hia.de", not "fass.de")."""
-    if ":" in host:
-        try:
-            return str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise InvalidURL(f"invalid IPv6 address {host!r}") from None
-    if not host.isascii() or "xn--" in host.lower():
-        try:
-            import idna
-        except ImportError:
-            raise InvalidURL(f"host {host!r} is international and the idna package is not "
-                             "installed to encode it") from None
-        try:
-            if host.isascii():
-                idna.decode(host)  # an A-label must be valid punycode of a valid U-label
-            else:
-                host = idna.encode(host, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise InvalidURL(f"invalid international host name {host!r}: {exc}") from None
-    host = host.lower()
-    if not _HOST_CHARS.fullmatch(host):
-        raise InvalidURL(f"invalid host name {host!r}")
-    return host
 
 
 def param_pairs(params: Any) -> list[tuple[Any, Any]]:
@@ -184,21 +150,23 @@ def split_url(url: str, what: str = "URL") -> tuple[Any, int | None]:
 
 
 def remove_dot_segments(path: str) -> str:
-    """An absolute path without its "." and ".." segments (RFC 3986 5.2.4), as curl and
-    httpx send it: `/a/b/../c/./d` goes as `/a/c/d`."""
+    """A path without its "." and ".." segments (RFC 3986 5.2.4), as curl and httpx send
+    it: `/a/b/../c/./d` goes as `/a/c/d`, and `/a/b/..` as the directory `/a/`."""
     if "." not in path:
         return path
     segments = path.split("/")
+    if "." not in segments and ".." not in segments:
+        return path
     out: list[str] = []
     for segment in segments:
         if segment == "..":
-            if len(out) > 1:
+            if out and out != [""]:
                 out.pop()
         elif segment != ".":
             out.append(segment)
     if segments[-1] in (".", ".."):
-        out.append("")  # "/a/b/.." is the directory "/a/"
-    return "/".join(out) or "/"
+        out.append("")
+    return "/".join(out)
 
 
 def basic_auth(username: str | bytes, password: str | bytes) -> str:
@@ -215,137 +183,325 @@ def userinfo_auth(parts: Any) -> str | None:
     return basic_auth(unquote(parts.username), unquote(parts.password or ""))
 
 
-# A character a URL cannot hold as it is (RFC 3986): httpx percent-encodes it, and puts an
-# international host name in IDNA, when the URL is made.
-_TO_ENCODE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
-_SUB_DELIMS = "!$&'()*+,;="
+# What each part of a URL keeps as it is; any other character is percent-encoded (its
+# UTF-8 bytes), as httpx encodes it after the WHATWG URL standard's percent-encode sets.
+# "%" is kept, so an escape stays as written.
+def _keeps(excluded: str) -> str:
+    return "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in excluded)
+
+
+def _encoder(keeps: str) -> Any:
+    needs_encoding = re.compile("[^" + re.escape(keeps) + "]").search
+
+    def encode(text: str) -> str:
+        if not needs_encoding(text):
+            return text
+        return "".join(c if c in keeps else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                       for c in text)
+    return encode
+
+
+_quote_fragment = _encoder(_keeps('"<>`'))
+_quote_query = _encoder(_keeps('"#<>'))
+_quote_path = _encoder(_keeps('"#<>?`{}'))
+_quote_userinfo = _encoder(_keeps('"#<>?`{}/;=@[\\]^|'))
+_quote_user = _encoder(_keeps('"#<>?`{}/;=@[\\]^|:'))  # a username or password alone
+
+# scheme:, //authority, path, ?query, #fragment (RFC 3986 appendix B); each may be absent.
+_URL_RE = re.compile(r"(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?(?://([^/?#]*))?([^?#]*)"
+                     r"(?:\?([^#]*))?(?:#(.*))?", re.S)
+# userinfo@, host (an IPv6 literal in brackets), :port.
+_AUTHORITY_RE = re.compile(r"(?:(.*)@)?(\[.*\]|[^:@]*):?(.*)", re.S)
+# What a part given by keyword may hold.
+_PART_RE = {"scheme": re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)?"),
+            "authority": re.compile(r"[^/?#]*"), "path": re.compile(r"[^?#]*"),
+            "query": re.compile(r"[^#]*"), "fragment": re.compile(r".*", re.S),
+            "userinfo": re.compile(r"[^@]*"), "host": re.compile(r"(\[.*\]|[^:]*)", re.S),
+            "port": re.compile(r".*", re.S)}
+_PLAIN_URL = re.compile(r"(https?)://([a-z0-9_-]+(?:\.[a-z0-9_-]+)*)(?::([1-9][0-9]{0,4}))?"
+                        r"(/[" + re.escape(_keeps('"#<>?`{}')) + r"]*)?"
+                        r"(?:\?([" + re.escape(_keeps('"#<>')) + r"]*))?").fullmatch
+_IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SCHEME_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+_URL_KEYWORDS = {"scheme": str, "username": str, "password": str, "userinfo": bytes,
+                 "host": str, "port": int, "netloc": bytes, "path": str, "query": bytes,
+                 "raw_path": bytes, "fragment": str, "params": object}
+MAX_URL_LENGTH = 65536
 
 
-def _quoted(part: str, safe: str) -> str:
-    """`part` percent-encoded as httpx does: UTF-8, every % kept as it is."""
-    return quote(part, safe=safe + "%")
-
-
-def _encoded(text: str) -> str:
-    """A URL's text with what it cannot hold percent-encoded (spaces, non-ASCII, quotes...)
-    by part, as httpx encodes each, and an international host in IDNA; a control
-    character is refused (InvalidURL, httpx's words)."""
+def _refuse_controls(text: str, where: str = "URL") -> None:
     bad = _CONTROL.search(text)
     if bad:
-        raise InvalidURL(f"Invalid non-printable ASCII character in URL, {bad[0]!r} at "
+        raise InvalidURL(f"Invalid non-printable ASCII character in {where}, {bad[0]!r} at "
                          f"position {bad.start()}.")
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if netloc:
-        userinfo, at, hostport = netloc.rpartition("@")
-        host, colon, port = hostport.rpartition(":") if not hostport.endswith("]") and \
-            ":" in hostport else (hostport, "", "")
-        if not host.isascii():
-            host = encode_host(host)
-        netloc = (_quoted(userinfo, _SUB_DELIMS + ":") + at if at else "") + host + colon + port
-    return urlunsplit((parts.scheme, netloc, _quoted(parts.path, _SUB_DELIMS + ":@/"),
-                       _quoted(parts.query, _SUB_DELIMS + ":/?[]@"),
-                       _quoted(parts.fragment, _SUB_DELIMS + ":/?[]@")))
+
+
+def _url_host(host: str) -> str:
+    """A URL's host as it is kept and sent: an IPv4 or bracketed IPv6 literal checked (the
+    IPv6 one kept as written, without its brackets), a name lower-cased and, when not
+    ASCII, in IDNA 2008 with the UTS 46 mapping (`faß.de` is `xn--fa-hia.de`)."""
+    if not host:
+        return ""
+    if _IPV4_LIKE.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise InvalidURL(f"Invalid IPv4 address: {host!r}") from None
+        return host
+    if host[0] == "[" and host[-1] == "]":
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise InvalidURL(f"Invalid IPv6 address: {host!r}") from None
+        return host[1:-1]
+    name = host.lower()
+    if not name.isascii() or "xn--" in name:
+        try:
+            import idna
+        except ImportError:
+            raise InvalidURL(f"host {host!r} is international and the idna package is not "
+                             "installed to encode it") from None
+        try:
+            if name.isascii():
+                idna.decode(name)  # an A-label must be valid punycode of a valid U-label
+            else:
+                name = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidURL(f"Invalid IDNA hostname: {host!r} ({exc})") from None
+    if not _HOST_CHARS.fullmatch(name):
+        raise InvalidURL(f"Invalid host name: {host!r}")
+    return name
+
+
+def encode_host(host: str) -> str:
+    """A host name or IP literal (without brackets) as it goes into DNS, SNI and the Host
+    header; InvalidURL when it is none."""
+    if ":" in host:
+        return _url_host(f"[{host}]")
+    if not host:
+        raise InvalidURL("empty host name")
+    return _url_host(host)
+
+
+def _url_port(port: str | None, scheme: str) -> int | None:
+    """A port as a number, None for none or the scheme's default."""
+    if not port:
+        return None
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise InvalidURL(f"Invalid port: {port!r}")
+    number = int(port)
+    return None if number == _SCHEME_PORTS.get(scheme) else number
+
+
+def _plain_parts(text: str) -> tuple | None:
+    """The parts of a URL that needs no change (the common one: lower-case http(s), an
+    ASCII name, no userinfo, dot segment or character to encode), None for another."""
+    plain = _PLAIN_URL(text)
+    if plain is None:
+        return None
+    scheme, host, port, path, query = plain.groups()
+    if port is not None:
+        if int(port) > 65535 or int(port) == _SCHEME_PORTS[scheme]:
+            return None
+        port = int(port)
+    if "xn--" in host or _IPV4_LIKE.fullmatch(host) or (path and "/." in path) or \
+            len(text) > MAX_URL_LENGTH:
+        return None
+    return scheme, "", host, port, path or "", query, None
+
+
+def _url_parts(text: str, given: dict[str, Any]) -> tuple:
+    """(scheme, userinfo, host, port, path, query, fragment) of a URL `text` with the
+    parts in `given` (httpx's keywords, as text) put in place of its own, each checked,
+    normalised and percent-encoded. A query or fragment is None when absent ("?" alone
+    is an empty query)."""
+    if len(text) > MAX_URL_LENGTH:
+        raise InvalidURL("URL too long")
+    _refuse_controls(text)
+    if given:
+        if "port" in given and isinstance(given["port"], int):
+            given["port"] = str(given["port"])
+        if "netloc" in given:
+            given["host"], _, given["port"] = (given.pop("netloc") or "").partition(":")
+        if "username" in given or "password" in given:
+            user = _quote_user(given.pop("username", "") or "")
+            password = _quote_user(given.pop("password", "") or "")
+            given["userinfo"] = f"{user}:{password}" if password else user
+        if "raw_path" in given:
+            path, question, query = (given.pop("raw_path") or "").partition("?")
+            given["path"], given["query"] = path, (query if question else None)
+        host = given.get("host") or ""
+        if ":" in host and not (host[0] == "[" and host[-1] == "]"):
+            given["host"] = f"[{host}]"
+        for key, value in given.items():
+            if value is None:
+                continue
+            if len(value) > MAX_URL_LENGTH:
+                raise InvalidURL(f"URL component '{key}' too long")
+            _refuse_controls(value, f"URL {key} component")
+            if not _PART_RE[key].fullmatch(value):
+                raise InvalidURL(f"Invalid URL component '{key}'")
+    matched = _URL_RE.match(text)
+    assert matched is not None  # every part is optional
+    scheme, authority, path, query, fragment = matched.groups()
+    scheme = (given.get("scheme", scheme) or "").lower()
+    authority = given.get("authority", authority) or ""
+    path = given.get("path", path) or ""
+    query = given.get("query", query)
+    fragment = given.get("fragment", fragment)
+    auth = _AUTHORITY_RE.match(authority)
+    assert auth is not None
+    userinfo = _quote_userinfo(given.get("userinfo", auth[1]) or "")
+    host = _url_host(given.get("host", auth[2]) or "")
+    port = _url_port(given.get("port", auth[3]), scheme)
+    has_authority = bool(userinfo or host or port is not None)
+    if has_authority and path and path[0] != "/":
+        raise InvalidURL("For absolute URLs, path must be empty or begin with '/'")
+    if scheme or has_authority:
+        path = remove_dot_segments(path)
+    elif path[:2] == "//":
+        raise InvalidURL("Relative URLs cannot have a path starting with '//'")
+    elif path[:1] == ":":
+        raise InvalidURL("Relative URLs cannot have a path starting with ':'")
+    return (scheme, userinfo, host, port, _quote_path(path),
+            None if query is None else _quote_query(query),
+            None if fragment is None else _quote_fragment(fragment))
+
+
+def _url_text(scheme: str, userinfo: str, host: str, port: int | None, path: str,
+              query: str | None, fragment: str | None) -> str:
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    if userinfo:
+        netloc = f"{userinfo}@{netloc}"
+    return "".join((f"{scheme}:" if scheme else "", f"//{netloc}" if netloc else "", path,
+                    "" if query is None else f"?{query}",
+                    "" if fragment is None else f"#{fragment}"))
 
 
 class URL:
-    """An absolute URL, parsed on first use. `host` is lower-case and, for an international
-    name, in Unicode (`raw_host` is what goes on the wire); `port` is None when it is the
-    scheme's default; `path` is unquoted, `raw_path` is path and query as sent; `query` is
-    bytes, as in httpx. Compares equal to the same URL as a str."""
+    """httpx's URL: parsed, checked, normalised and percent-encoded when made (InvalidURL
+    for what cannot be a URL), its parts kept. `scheme` and `host` are lower-case, `host`
+    of an international name in Unicode (`raw_host` is what goes on the wire, in IDNA);
+    `port` is None when absent or the scheme's default; `path` is unquoted, `raw_path` is
+    path and query as sent; `query` is bytes. Compares equal to the same URL as a str."""
 
-    __slots__ = ("_text", "_parts")
+    __slots__ = ("_parts", "_text")
+    _parts: tuple
+    _text: str
 
     def __init__(self, url: "URL | str" = "", **kwargs: Any) -> None:
-        """`URL(text)`, or httpx's keywords, alone or over a text: scheme, username,
-        password, host, port, netloc, path, query, params, raw_path, fragment."""
-        self._text = str(url)
-        self._parts: Any = None
+        """`URL(text)`, or httpx's keywords, alone or over a text or URL: scheme,
+        username, password, userinfo, host, port, netloc, path, query, params,
+        raw_path, fragment."""
         if kwargs:
-            self._text = self.copy_with(**kwargs)._text
-        elif _TO_ENCODE.search(self._text):  # rare: the common URL is left as given
-            self._text = _encoded(self._text)
-
-    def _split(self) -> Any:
-        parts = self._parts
-        if parts is None:
-            parts = self._parts = urlsplit(self._text)
-        return parts
+            for key, value in kwargs.items():
+                if key not in _URL_KEYWORDS:
+                    raise TypeError(f"{key!r} is an invalid keyword argument for URL()")
+                kind = _URL_KEYWORDS[key]
+                if value is not None and not isinstance(value, kind):
+                    raise TypeError(f"Argument {key!r} must be {kind.__name__} but got "
+                                    f"{type(value).__name__}")
+                if isinstance(value, bytes):
+                    kwargs[key] = value.decode("ascii")
+            if "params" in kwargs:
+                params = kwargs.pop("params")
+                kwargs["query"] = str(QueryParams(params)) if params else None
+        if isinstance(url, str):
+            parts = None if kwargs else _plain_parts(url)
+            if parts is not None:
+                self._parts, self._text = parts, url
+                return
+            parts = _url_parts(url, kwargs)
+        elif isinstance(url, URL):
+            if not kwargs:
+                self._parts, self._text = url._parts, url._text
+                return
+            scheme, userinfo, host, port, path, query, fragment = url._parts
+            netloc = f"[{host}]" if ":" in host else host
+            mine = {"scheme": scheme, "path": path, "query": query, "fragment": fragment,
+                    "authority": (f"{userinfo}@" if userinfo else "") + netloc +
+                    ("" if port is None else f":{port}")}
+            parts = _url_parts("", {**mine, **kwargs})
+        else:
+            raise TypeError(f"Invalid type for url.  Expected str or httpx.URL, got "
+                            f"{type(url)}: {url!r}")
+        self._parts = parts
+        self._text = _url_text(*parts)
 
     @property
     def scheme(self) -> str:
-        return self._split().scheme.lower()
+        return self._parts[0]
 
     @property
-    def raw_host(self) -> bytes:
-        return (self._split().hostname or "").encode("ascii", "replace")
+    def raw_scheme(self) -> bytes:
+        return self._parts[0].encode("ascii")
 
     @property
-    def host(self) -> str:
-        host = self._split().hostname or ""
-        if "xn--" in host:
-            try:
-                import idna
-
-                return idna.decode(host)
-            except Exception:
-                return host
-        return host
-
-    @property
-    def port(self) -> int | None:
-        port = self._split().port
-        return None if port == _DEFAULT_PORTS.get(self.scheme) else port
-
-    @property
-    def netloc(self) -> bytes:
-        return self._split().netloc.rpartition("@")[2].encode("ascii", "replace")
+    def userinfo(self) -> bytes:
+        """user:password as written in the URL (percent-encoded), b"" for none."""
+        return self._parts[1].encode("ascii")
 
     @property
     def username(self) -> str:
-        return unquote(self._split().username or "")
+        return unquote(self._parts[1].partition(":")[0])
 
     @property
     def password(self) -> str:
-        return unquote(self._split().password or "")
+        return unquote(self._parts[1].partition(":")[2])
+
+    @property
+    def host(self) -> str:
+        host = self._parts[2]
+        if host.startswith("xn--"):
+            import idna
+
+            return idna.decode(host)
+        return host
+
+    @property
+    def raw_host(self) -> bytes:
+        return self._parts[2].encode("ascii")
+
+    @property
+    def port(self) -> int | None:
+        return self._parts[3]
+
+    @property
+    def netloc(self) -> bytes:
+        """host[:port], the host in IDNA (what the Host header says)."""
+        host, port = self._parts[2], self._parts[3]
+        netloc = f"[{host}]" if ":" in host else host
+        return (netloc if port is None else f"{netloc}:{port}").encode("ascii")
 
     @property
     def path(self) -> str:
-        return unquote(self._split().path or "/")
+        return unquote(self._parts[4] or "/")
 
     @property
     def query(self) -> bytes:
-        return self._split().query.encode("ascii", "replace")
-
-    @property
-    def raw_path(self) -> bytes:
-        parts = self._split()
-        path = parts.path or "/"
-        return (f"{path}?{parts.query}" if parts.query else path).encode("ascii", "replace")
-
-    @property
-    def fragment(self) -> str:
-        return unquote(self._split().fragment)
+        return (self._parts[5] or "").encode("ascii")
 
     @property
     def params(self) -> QueryParams:
         """The query as a QueryParams (`url.params["page"]`)."""
-        return QueryParams(self._split().query)
+        return QueryParams(self._parts[5] or "")
 
     @property
-    def raw_scheme(self) -> bytes:
-        return self.scheme.encode("ascii")
+    def raw_path(self) -> bytes:
+        """Path and query as they go in the request line."""
+        path, query = self._parts[4] or "/", self._parts[5]
+        return (path if query is None else f"{path}?{query}").encode("ascii")
 
     @property
-    def userinfo(self) -> bytes:
-        """user:password as written in the URL (still percent-encoded), b"" for none."""
-        netloc = self._split().netloc
-        return netloc.rpartition("@")[0].encode("ascii", "replace") if "@" in netloc else b""
+    def fragment(self) -> str:
+        return unquote(self._parts[6] or "")
 
     @property
     def is_absolute_url(self) -> bool:
-        return bool(self._split().scheme and self._split().netloc)
+        return bool(self._parts[0] and self._parts[2])
 
     @property
     def is_relative_url(self) -> bool:
@@ -353,53 +509,12 @@ class URL:
 
     def join(self, url: "URL | str") -> "URL":
         """The URL `url` refers to when found in this one's document (RFC 3986 5.2)."""
-        return URL(urljoin(self._text, str(url)))
+        return URL(urljoin(self._text, str(URL(url))))
 
     def copy_with(self, **changes: Any) -> "URL":
-        """This URL with some of its parts replaced, as httpx's: scheme, username,
-        password, host, port (None: the scheme's default), netloc, path, query (bytes or
-        str, as sent), params (replacing the query), raw_path (path and query) and
-        fragment."""
-        unknown = set(changes) - _URL_PARTS
-        if unknown:
-            raise TypeError(f"copy_with() got unexpected arguments {sorted(unknown)}")
-        parts = self._split()
-        scheme = changes.get("scheme", parts.scheme)
-        path, query, fragment = parts.path, parts.query, parts.fragment
-        if "netloc" in changes:  # host and port, as the netloc property gives them
-            raw = changes["netloc"]
-            netloc = raw.decode("ascii") if isinstance(raw, bytes) else raw
-            if self.userinfo:
-                netloc = f"{self.userinfo.decode('ascii')}@{netloc}"
-        else:
-            user = changes.get("username", unquote(parts.username or ""))
-            password = changes.get("password", unquote(parts.password or ""))
-            host = changes.get("host", parts.hostname or "")
-            if "host" in changes and host:
-                host = encode_host(host.strip("[]"))
-            port = changes["port"] if "port" in changes else parts.port
-            netloc = f"[{host}]" if ":" in host else host  # an IPv6 literal
-            if port is not None and port != _DEFAULT_PORTS.get(scheme.lower()):
-                netloc += f":{int(port)}"
-            if user or password:
-                auth = quote(user, safe="")
-                if password:
-                    auth += ":" + quote(password, safe="")
-                netloc = f"{auth}@{netloc}"
-        if "raw_path" in changes:
-            raw = changes["raw_path"]
-            path, _, query = (raw.decode("ascii") if isinstance(raw, bytes) else raw
-                              ).partition("?")
-        if "path" in changes:
-            path = quote(changes["path"], safe=PATH_SAFE)
-        if "query" in changes:
-            q = changes["query"]
-            query = q.decode("ascii") if isinstance(q, bytes) else q
-        if "params" in changes:
-            query = str(QueryParams(changes["params"]))
-        if "fragment" in changes:
-            fragment = quote(changes["fragment"], safe=PATH_SAFE + "?")
-        return URL(urlunsplit((scheme, netloc, path, query, fragment)))
+        """This URL with some of its parts replaced, given as URL()'s keywords (`port=None`
+        for the scheme's default, `params=` replacing the query)."""
+        return URL(self, **changes)
 
     def copy_set_param(self, key: str, value: Any = None) -> "URL":
         return self.copy_with(params=self.params.set(key, value))
@@ -418,17 +533,19 @@ class URL:
 
     def __repr__(self) -> str:
         """httpx's: a password in the URL is masked, so that logging it leaks nothing."""
-        text = self._text
-        netloc = self._split().netloc
-        userinfo, at, _ = netloc.rpartition("@")
-        if at and ":" in userinfo:
-            masked = userinfo.split(":", 1)[0] + ":[secure]"
-            text = text.replace(netloc, masked + netloc[len(userinfo):], 1)
-        return f"URL({text!r})"
+        scheme, userinfo, *rest = self._parts
+        if ":" in userinfo:
+            userinfo = userinfo.split(":")[0] + ":[secure]"
+        return f"URL({_url_text(scheme, userinfo, *rest)!r})"
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (URL, str)):
-            return self._text == str(other)
+        if isinstance(other, URL):
+            return self._text == other._text
+        if isinstance(other, str):
+            try:
+                return self._text == URL(other)._text
+            except InvalidURL:
+                return False
         return NotImplemented
 
     def __hash__(self) -> int:

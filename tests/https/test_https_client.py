@@ -568,7 +568,7 @@ def test_userinfo_in_url_becomes_basic_auth(env, run):
 @pytest.mark.parametrize("url, match", [
     ("ftp://localhost/", "unsupported URL scheme"),
     ("https:///nohost", "no host"),
-    ("https://localhost:99999/", "invalid URL"),
+    ("https://localhost:99999/", "Invalid port"),
 ])
 def test_invalid_urls(run, url, match):
     """An unsupported scheme is UnsupportedProtocol, which is also an InvalidURL."""
