@@ -703,6 +703,10 @@ class HTTPConnection(asyncio.BufferedProtocol):
         if not (streaming or partial or self._sink is not None or self._complete):
             self._start_sink()
         while True:
+            if self._complete and self._error is not None:
+                # An error wins over a body that looked complete: bytes past its
+                # Content-Length came with it.
+                raise self._error
             if self._body and (streaming or partial or self._complete):
                 return self._take_chunks()
             if self._complete:
@@ -716,7 +720,7 @@ class HTTPConnection(asyncio.BufferedProtocol):
     def take_whole(self) -> list[bytes] | None:
         """The body's chunks when the whole body has come and is being read whole (what
         `read_body(deadline, False)` would give at once, [] for no body), else None."""
-        if not self._complete or self._streaming:
+        if not self._complete or self._streaming or self._error is not None:
             return None
         return self._take_chunks()
 

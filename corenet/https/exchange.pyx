@@ -521,7 +521,7 @@ cdef class ResponseExchange:
             raise self._error
         if self.done:
             if data:
-                self.reusable = False
+                self._surplus()
             return []
         cdef Py_ssize_t room
         if self.head is None:
@@ -550,7 +550,7 @@ cdef class ResponseExchange:
                 self._start_chunked(data)
             if rest is not None:
                 if self.done:
-                    self.reusable = False
+                    self._surplus()
                     return self._take()
                 self._fed += len(rest)
                 self._feed(rest)
@@ -593,9 +593,11 @@ cdef class ResponseExchange:
                 "(max_chunk_extension_bytes + max_trailer_bytes)"))
 
     cdef list _feed_counted(self, data):
+        if self._error is not None:
+            raise self._error
         if self.done:
             if data:
-                self.reusable = False
+                self._surplus()
             return []
         cdef Py_ssize_t n = len(data)
         cdef long long left = self.body_left
@@ -609,7 +611,9 @@ cdef class ResponseExchange:
             events = []
         if self.body_left == 0:
             self.done = True
-            self.reusable = self._keep_alive and take == n
+            if take < n:
+                self._surplus()
+            self.reusable = self._keep_alive
             events.append(END)
         return events
 
@@ -646,7 +650,7 @@ cdef class ResponseExchange:
                 if self._is_head and self.done and not self._only_headers_fed():
                     self.reusable = False
                 elif not self._is_head:
-                    self.reusable = False
+                    self._surplus()
                 return
             if isinstance(cause, RemoteProtocolError):
                 self._fail(cause)
@@ -655,7 +659,7 @@ cdef class ResponseExchange:
             self._fail(RemoteProtocolError(f"malformed status line: {exc}"))
         except httptools.HttpParserError as exc:
             if self.done:
-                self.reusable = False  # garbage after a complete response
+                self._surplus()  # garbage after a complete response
                 return
             self._fail(RemoteProtocolError(f"malformed response: {exc}"))
 
@@ -663,6 +667,17 @@ cdef class ResponseExchange:
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""
         buf = self._head_buf
         return _head_end(buf, self._interim + 1) == len(buf)
+
+    cdef _surplus(self):
+        """Bytes came after the complete response, before the next request: the connection
+        is not to be trusted with another. After a Content-Length body they mean the
+        length was wrong, and the response is an error (RFC 9112 6.3: the body is not what
+        the server declared)."""
+        self.reusable = False
+        if self._framing == LENGTH:
+            self._fail(RemoteProtocolError(
+                f"the server sent more than the {self._content_length} body bytes its "
+                "Content-Length declared"))
 
     cdef _fail(self, exc):
         self._error = exc

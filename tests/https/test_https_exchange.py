@@ -116,10 +116,20 @@ def test_keep_alive_timeout_is_read():
     assert events[0].keep_alive_timeout == 7.0
 
 
-def test_extra_bytes_after_response_make_it_not_reusable():
+SURPLUS = "more than the 3 body bytes its Content-Length declared"
+
+
+def test_bytes_past_the_content_length_are_an_error():
+    """A body longer than its Content-Length is not the response the server declared."""
     ex = ResponseExchange("GET")
-    events = ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef")
-    assert body_of(events) == b"abc" and events[-1] is END
+    with pytest.raises(RemoteProtocolError, match=SURPLUS):
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef")
+    assert not ex.reusable
+    with pytest.raises(RemoteProtocolError, match=SURPLUS):
+        ex.feed(b"more")  # the exchange stays failed
+    ex = ResponseExchange("GET")
+    with pytest.raises(RemoteProtocolError, match=SURPLUS):  # a second response, pipelined
+        ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\n")
     assert not ex.reusable
 
 
@@ -127,8 +137,22 @@ def test_data_after_done_in_a_later_feed():
     ex = ResponseExchange("GET")
     ex.feed(CL_RESPONSE)
     assert ex.reusable
-    assert ex.feed(b"HTTP/1.1 200 OK\r\n") == []
+    with pytest.raises(RemoteProtocolError, match="more than the 5 body bytes"):
+        ex.feed(b"HTTP/1.1 200 OK\r\n")
     assert not ex.reusable
+
+
+@pytest.mark.parametrize("method, raw", [
+    ("GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nxyz"),
+    ("GET", b"HTTP/1.1 204 No Content\r\n\r\nxyz"),
+    ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+])
+def test_bytes_after_a_self_delimited_response_only_retire_the_connection(method, raw):
+    """Without a Content-Length body there is no declared length to break: the response
+    stands, and the connection carries no other."""
+    ex = ResponseExchange(method)
+    events = ex.feed(raw)
+    assert events[-1] is END and not ex.reusable
 
 
 @pytest.mark.parametrize("raw, match", [
@@ -305,8 +329,14 @@ def test_counted_body_split_across_feeds():
 def test_counted_body_with_extra_bytes_in_a_later_feed():
     ex = ResponseExchange("GET")
     ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
-    events = ex.feed(b"cdEXTRA")
-    assert body_of(events) == b"cd" and events[-1] is END
+    with pytest.raises(RemoteProtocolError, match="more than the 4 body bytes"):
+        ex.feed(b"cdEXTRA")
+    assert not ex.reusable
+    ex = ResponseExchange("GET")
+    ex.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+    assert body_of(ex.feed(b"cd")) == b"cd" and ex.reusable
+    with pytest.raises(RemoteProtocolError, match="more than the 4 body bytes"):
+        ex.feed(b"X")
     assert not ex.reusable
 
 
