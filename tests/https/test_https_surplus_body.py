@@ -19,7 +19,8 @@ import corenet.https as https
 class Scripted(socketserver.ThreadingTCPServer):
     """A loopback HTTP/1.1 server answering every request on a connection with
     Content-Length: 3 and the body `abc`, plus `surplus` bytes in the same write or,
-    with `later`, 0.5 s after it. Counts the connections it accepted."""
+    with `later`, 0.5 s after it. Counts the connections it accepted and keeps the heads
+    of the requests."""
 
     daemon_threads = True
 
@@ -27,6 +28,7 @@ class Scripted(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Answer)
         self.surplus, self.later, self.ctx = surplus, later, ctx
         self.connections = 0
+        self.heads: list[bytes] = []
         self.port = self.server_address[1]
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -53,7 +55,8 @@ class _Answer(socketserver.BaseRequestHandler):
                     if not data:
                         return
                     buf += data
-                buf = buf.partition(b"\r\n\r\n")[2]
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                server.heads.append(head)
                 answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
                 if server.later:
                     sock.sendall(answer)

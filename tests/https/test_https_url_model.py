@@ -192,6 +192,23 @@ def test_an_ipv4_mapped_ipv6_host_is_kept_as_given():
     assert https.URL("https://[::ffff:192.0.2.1]/").host == "::ffff:192.0.2.1"
 
 
+def test_an_ipv4_mapped_ipv6_host_is_sent_as_given_as_httpx_sends_it():
+    from test_https_surplus_body import Scripted
+
+    server = Scripted(b"")
+    try:
+        for module in (https, httpx):
+            with module.Client() as client:
+                r = client.get(f"http://[::ffff:127.0.0.1]:{server.port}/x")
+                assert (r.status_code, r.content) == (200, b"abc")
+                assert str(r.url) == f"http://[::ffff:127.0.0.1]:{server.port}/x"
+        ours, theirs = server.heads
+        host = f"Host: [::ffff:127.0.0.1]:{server.port}".encode()
+        assert host in ours.split(b"\r\n") and host in theirs.split(b"\r\n")
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("kw", [
     {"scheme": "https", "host": "faß.de", "path": "/ä b", "params": {"q": "x y"}},
     {"scheme": "https", "host": "::ffff:192.0.2.1", "port": 8443, "raw_path": b"/r?s=1"},
