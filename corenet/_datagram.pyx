@@ -7,7 +7,9 @@ into one module-level buffer, then a bytes object of the datagram's length (the 
 module's recvfrom allocates a maximum-size bytes object per datagram and shrinks it, and
 ends every wake-up by building a BlockingIOError with its strerror text); the sender's
 address tuple is made once per sender in a row and its socket address kept, so an answer to
-it is sent with no parsing. Other families (Unix datagram sockets) use the socket module."""
+it is sent with no parsing. Other families (Unix datagram sockets), and a socket whose class
+overrides its I/O methods (``sockio``), go through the socket object's own recvfrom, send
+and sendto, the methods asyncio's datagram transport calls."""
 from collections import deque
 
 from libc.errno cimport errno
@@ -87,12 +89,18 @@ cdef inline ssize_t _raw_send(int fd, const char *p, size_t n, const sockaddr *t
             return -errno
 
 
+# What asyncio's datagram transport reads and sends with, and the socket's other datagram
+# methods a wrapper may override (see BaseTransport._io_methods).
+cdef tuple _DATAGRAM_IO = ("recvfrom", "recvfrom_into", "recvmsg", "send", "sendto", "sendmsg")
+
+
 cdef class DatagramTransport(BaseTransport):
     cdef object address
     cdef object queue
     cdef Py_ssize_t queued_bytes
     cdef bint connected
-    # AF_INET or AF_INET6: reads and sends go through the system calls; 0: the socket module.
+    # AF_INET or AF_INET6: reads and sends go through the system calls; 0: the socket
+    # object's own methods (another family, or a class that overrides them: sockio).
     cdef int family
     # The last sender's socket address as the kernel gave it and the tuple made for it
     # (rsend: that address may be sent to as it is; see _peer).
@@ -112,7 +120,7 @@ cdef class DatagramTransport(BaseTransport):
         self._attach(loop, sock, protocol, face, extra, None)
         self.address = address
         self.connected = self.extra["peername"] is not None
-        if sock.family == AF_INET or sock.family == AF_INET6:
+        if self.sockio is None and (sock.family == AF_INET or sock.family == AF_INET6):
             self.family = sock.family
         loop.call_soon(self._connection_made, context=self.context)
         if waiter is not None:
@@ -126,6 +134,9 @@ cdef class DatagramTransport(BaseTransport):
         self.protocol.connection_made(self.face)
         self.started = True
         self._update_interest()
+
+    cdef tuple _io_methods(self):
+        return _DATAGRAM_IO
 
     cdef Py_ssize_t _buffered(self):
         return self.queued_bytes
@@ -265,7 +276,8 @@ cdef class DatagramTransport(BaseTransport):
         return self._read_later()
 
     cdef int _read_ready_sock(self) except -1:
-        """Unix datagram sockets: the socket module's recvfrom."""
+        """Other families (Unix datagram sockets) and socket subclasses that override their
+        I/O methods: the socket object's own recvfrom, as asyncio reads."""
         cdef int i
         recvfrom = self.sock_obj.recvfrom
         for i in range(DATAGRAMS_PER_WAKEUP):

@@ -250,6 +250,10 @@ cdef inline void _buf_ptr(object obj, char **p, Py_ssize_t *n):
         n[0] = b.len
 
 
+# What asyncio's socket transport reads and writes with (see BaseTransport._io_methods).
+cdef tuple _STREAM_IO = ("recv", "recv_into", "send", "sendmsg")
+
+
 cdef class StreamTransport(BaseTransport):
     """The engine of a stream transport; users see its ``SocketTransport`` face, an instance
     of ``asyncio.Transport`` (see ``corenet.transports``)."""
@@ -271,6 +275,9 @@ cdef class StreamTransport(BaseTransport):
         self.readable = True
 
     # ------------------------------------------------------------ setup
+
+    cdef tuple _io_methods(self):
+        return _STREAM_IO
 
     def _start(self, BaseLoop loop, sock, protocol, face, waiter, extra, server, context=None,
                bint accepted=False):

@@ -30,6 +30,7 @@ cdef class BaseTransport(FdWatcher):
     cdef Py_ssize_t _buffered(self)
     cdef uint32_t _wanted(self)
     cdef int _drop_buffer(self) except -1
+    cdef tuple _io_methods(self)
     cdef int _update_interest(self) except -1
     cdef int _maybe_pause_protocol(self) except -1
     cdef int _maybe_resume_protocol(self) except -1
@@ -55,6 +56,9 @@ cdef BaseTransport engine_of(object face)
 # ``OSError(err, os.strerror(err))`` (the subclass the errno maps to), its text read once
 # per errno: os.strerror decodes it from the C locale at each call.
 cdef object os_error(int err)
+
+# ``sock`` when its class overrides one of the socket methods ``names``, else None.
+cdef object io_overrides(object sock, tuple names)
 
 
 cdef inline PyObject* engine_at(object face, FaceSlot* slot):

@@ -50,18 +50,15 @@ def set_result_unless_cancelled(fut, result):
         fut.set_result(result)
 
 
-cdef tuple _IO_METHODS = ("recv", "recv_into", "send", "sendmsg")
-
-
-cdef object io_overrides(object sock):
-    """``sock`` when its class overrides one of the socket's I/O methods (a wrapper that
-    counts, delays or fails reads and writes: asyncio drives a transport's socket through
-    those methods), else None. Checked once per transport, so a plain socket keeps the
-    direct system calls."""
+cdef object io_overrides(object sock, tuple names):
+    """``sock`` when its class overrides one of the socket's I/O methods ``names`` (a
+    wrapper that counts, delays or fails reads and writes: asyncio drives a transport's
+    socket through those methods), else None. Checked once per transport, so a plain
+    socket keeps the direct system calls."""
     cls = type(sock)
     if cls is _socket_socket:
         return None
-    for name in _IO_METHODS:
+    for name in names:
         if getattr(cls, name, None) is not getattr(_socket_socket, name):
             return sock
     return None
@@ -120,7 +117,7 @@ cdef class BaseTransport(FdWatcher):
         self.loop = loop
         self.context = PyContext_CopyCurrent() if context is None else context
         self.sock_obj = sock
-        self.sockio = io_overrides(sock) if sock is not None else None
+        self.sockio = io_overrides(sock, self._io_methods()) if sock is not None else None
         self.face = face
         self.protocol = protocol
         self.edge = loop._edge
@@ -164,6 +161,12 @@ cdef class BaseTransport(FdWatcher):
 
     cdef int _drop_buffer(self) except -1:
         return 0
+
+    cdef tuple _io_methods(self):
+        """The socket methods asyncio's transport of this kind moves bytes with (or that a
+        wrapper of them overrides): a socket whose class overrides one of them is driven
+        through its own methods (``sockio``)."""
+        return ()
 
     cdef int _update_interest(self) except -1:
         """Level-triggered mode: ask epoll for what we wait for, and nothing else."""

@@ -6,9 +6,10 @@ subclasses handed to the loop (COMPATIBILITY.md, "Class patches and socket subcl
   reaches them, and it reaches corenet's, which inherit it too. The methods asyncio's
   transports define themselves (write, close...) ignore such a patch there as here.
 - The ``sock_*`` methods call the socket object's own methods, as asyncio's do, so a
-  subclass's ``recv``/``send``/``accept`` is called. A transport made on a subclass whose
-  class overrides its I/O methods moves bytes through them, as asyncio's does (uvloop's
-  use the descriptor); a plain socket's transport keeps the direct system calls.
+  subclass's ``recv``/``send``/``accept`` is called. A stream or datagram transport made
+  on a subclass whose class overrides its I/O methods moves bytes through them, as
+  asyncio's does (uvloop's use the descriptor); a plain socket's transport keeps the
+  direct system calls.
 """
 from __future__ import annotations
 
@@ -70,8 +71,20 @@ def test_a_patch_of_write_on_asyncio_s_class_reaches_no_socket_transport(loop, r
     run(main())
 
 
+def _counted(name: str):
+    """A socket method that counts its call, then does what ``socket.socket``'s does."""
+    base = getattr(socket.socket, name)
+
+    def method(self, *args):
+        self._count(name)
+        return base(self, *args)
+
+    method.__name__ = name
+    return method
+
+
 class CountingSocket(socket.socket):
-    """Counts the calls of its Python methods that move bytes or connections."""
+    """Counts the calls of its Python methods that move bytes, datagrams or connections."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -80,25 +93,15 @@ class CountingSocket(socket.socket):
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def recv(self, *args):
-        self._count("recv")
-        return super().recv(*args)
-
-    def recv_into(self, *args):
-        self._count("recv_into")
-        return super().recv_into(*args)
-
-    def send(self, *args):
-        self._count("send")
-        return super().send(*args)
-
-    def sendmsg(self, *args):
-        self._count("sendmsg")
-        return super().sendmsg(*args)
-
-    def accept(self):
-        self._count("accept")
-        return super().accept()
+    recv = _counted("recv")
+    recv_into = _counted("recv_into")
+    recvfrom = _counted("recvfrom")
+    recvfrom_into = _counted("recvfrom_into")
+    recvmsg = _counted("recvmsg")
+    send = _counted("send")
+    sendto = _counted("sendto")
+    sendmsg = _counted("sendmsg")
+    accept = _counted("accept")
 
 
 def counting_pair() -> tuple[CountingSocket, CountingSocket]:
@@ -248,6 +251,165 @@ def test_an_error_a_socket_subclass_raises_ends_the_transport(loop, run):
     try:
         run(main())
         assert a.calls["recv"] >= 1
+    finally:
+        a.close()
+        b.close()
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.got: list[tuple[bytes, object]] = []
+        self.errors: list[Exception] = []
+        self.lost = self.loop.create_future()
+        self.changed = asyncio.Event()
+
+    def datagram_received(self, data, addr) -> None:
+        self.got.append((data, addr))
+        self.changed.set()
+
+    def error_received(self, exc) -> None:
+        self.errors.append(exc)
+        self.changed.set()
+
+    def connection_lost(self, exc) -> None:
+        self.lost.set_result(exc)
+
+    async def until(self, done) -> None:
+        """Until ``done()`` holds (bounded: asyncio.wait_for around it)."""
+        while not done():
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def recv_datagrams(loop, sock: socket.socket, n: int) -> list[bytes]:
+    got = []
+    for _ in range(n):
+        got.append(await asyncio.wait_for(loop.sock_recv(sock, 100), 5))
+    return got
+
+
+def udp_pair(cls=CountingSocket) -> tuple[socket.socket, socket.socket]:
+    """A non-blocking UDP socket of class ``cls`` and a plain one, both bound on loopback."""
+    a = cls(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (a, b):
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+    return a, b
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_a_datagram_transport_on_a_socket_subclass(loop, run, connected):
+    """Datagrams come in through the subclass's recvfrom and go out through its sendto (send
+    when connected), the methods asyncio's datagram transport calls; its other datagram
+    methods are not called, here as there."""
+    a, b = udp_pair()
+    if connected:
+        a.connect(b.getsockname())
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(Datagrams, sock=a)
+        try:
+            for i in range(3):
+                b.sendto(b"in%d" % i, a.getsockname())
+            await asyncio.wait_for(proto.until(lambda: len(proto.got) == 3), 5)
+            assert proto.got == [(b"in%d" % i, b.getsockname()) for i in range(3)]
+            for i in range(2):
+                transport.sendto(b"out%d" % i, None if connected else b.getsockname())
+            assert await recv_datagrams(loop, b, 2) == [b"out0", b"out1"]
+        finally:
+            transport.close()
+        assert await proto.lost is None
+
+    try:
+        run(main())
+        sent = "send" if connected else "sendto"
+        assert a.calls.pop(sent) == 2
+        assert a.calls.pop("recvfrom") >= 3
+        assert a.calls == {}
+    finally:
+        a.close()
+        b.close()
+
+
+class FlakyDatagramSocket(CountingSocket):
+    """Its first recvfrom raises ``ConnectionRefusedError``; its first sendto of b"queued"
+    ``BlockingIOError`` and every sendto of b"denied" ``PermissionError``."""
+
+    def recvfrom(self, *args):
+        self._count("recvfrom")
+        if self.calls["recvfrom"] == 1:
+            raise ConnectionRefusedError(111, "refused by the subclass")
+        return socket.socket.recvfrom(self, *args)
+
+    def sendto(self, data, *args):
+        self._count("sendto")
+        if data == b"queued" and self.calls["sendto"] == 1:
+            raise BlockingIOError(11, "full, says the subclass")
+        if data == b"denied":
+            raise PermissionError(1, "denied by the subclass")
+        return socket.socket.sendto(self, data, *args)
+
+
+def test_what_a_datagram_socket_subclass_raises_goes_where_asyncio_puts_it(loop, run):
+    """An OSError of the subclass's recvfrom goes to error_received and the endpoint keeps
+    reading; a sendto that would block queues the datagram, sent again through sendto when
+    the socket is writable; a failed one goes to error_received, raised from sendto's call."""
+    a, b = udp_pair(FlakyDatagramSocket)
+
+    async def main():
+        transport, proto = await loop.create_datagram_endpoint(Datagrams, sock=a)
+        try:
+            b.sendto(b"first", a.getsockname())
+            await asyncio.wait_for(proto.until(lambda: proto.errors), 5)
+            assert [type(e) for e in proto.errors] == [ConnectionRefusedError]
+            b.sendto(b"second", a.getsockname())
+            await asyncio.wait_for(proto.until(lambda: proto.got), 5)
+            assert [d for d, _ in proto.got] in ([b"first"], [b"first", b"second"])
+            transport.sendto(b"queued", b.getsockname())
+            assert transport.get_write_buffer_size() >= len(b"queued")
+            assert await recv_datagrams(loop, b, 1) == [b"queued"]
+            assert transport.get_write_buffer_size() == 0
+            transport.sendto(b"denied", b.getsockname())
+            assert [type(e) for e in proto.errors] == [ConnectionRefusedError, PermissionError]
+            transport.sendto(b"last", b.getsockname())
+            assert await recv_datagrams(loop, b, 1) == [b"last"]
+        finally:
+            transport.close()
+        assert await proto.lost is None
+
+    try:
+        run(main())
+        assert a.calls["sendto"] == 4        # queued (tried twice), denied, last
+    finally:
+        a.close()
+        b.close()
+
+
+class BrokenDatagramSocket(CountingSocket):
+    def recvfrom(self, *args):
+        self._count("recvfrom")
+        raise RuntimeError("the subclass is broken")
+
+
+def test_a_datagram_socket_subclass_raising_what_is_no_oserror_ends_the_transport(loop, run):
+    a, b = udp_pair(BrokenDatagramSocket)
+
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        transport, proto = await loop.create_datagram_endpoint(Datagrams, sock=a)
+        b.sendto(b"x", a.getsockname())
+        exc = await asyncio.wait_for(proto.lost, 5)
+        assert type(exc) is RuntimeError and "broken" in str(exc)
+        assert [(c["message"], c["exception"]) for c in errors] == [
+            ("Fatal read error on datagram transport", exc)]
+        assert transport.is_closing() and proto.got == [] and proto.errors == []
+
+    try:
+        run(main())
+        assert a.calls == {"recvfrom": 1}
     finally:
         a.close()
         b.close()
