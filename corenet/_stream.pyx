@@ -487,14 +487,7 @@ cdef class StreamTransport(BaseTransport):
             self.short_read = n < MAX_READ
             self.last_read = n
             data = PyBytes_FromStringAndSize(_shared_rbuf, n)
-        try:
-            self.protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-            return -1
-        return n
+        return self._deliver(data, n)
 
     cdef object _recv_direct(self, Py_ssize_t *outcome):
         """Receives into a fresh bytes object and returns it, or None when nothing arrived
@@ -525,18 +518,16 @@ cdef class StreamTransport(BaseTransport):
     cdef Py_ssize_t _read_through_socket(self, bint buffered) except -2:
         """A read through the socket's own ``recv`` or ``recv_into`` (``sockio``: its class
         overrides them), with what they raise or return meaning what recv()'s result does."""
+        cdef Py_buffer view
         cdef Py_ssize_t n
-        buf = None
-        try:
-            if buffered:
-                buf = self.protocol.get_buffer(-1)
-                if len(buf) == 0:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return -1
+        cdef Py_ssize_t size = MAX_READ
+        buf = data = None
+        if buffered:
+            buf = self._get_buffer(&view)
+            if buf is None:
+                return -1
+            size = view.len
+            PyBuffer_Release(&view)
         try:
             if buffered:
                 n = self.sockio.recv_into(buf)
@@ -553,21 +544,9 @@ cdef class StreamTransport(BaseTransport):
         if n == 0:
             self._eof()
             return -1
-        self.short_read = n < (len(buf) if buffered else MAX_READ)
+        self.short_read = n < size
         self.last_read = n
-        try:
-            if buffered:
-                self.protocol.buffer_updated(n)
-            else:
-                self.protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed."
-                              if buffered else
-                              "Fatal error: protocol.data_received() call failed.")
-            return -1
-        return n
+        return self._deliver(data, n)
 
     cdef Py_ssize_t _read_buffered(self) except -2:
         cdef Py_buffer pybuf
@@ -575,36 +554,56 @@ cdef class StreamTransport(BaseTransport):
         cdef int err
         if self.sockio is not None:
             return self._read_through_socket(True)
+        if self._get_buffer(&pybuf) is None:
+            return -1
+        while True:
+            n = recv(self.fd, pybuf.buf, pybuf.len, 0)
+            if n >= 0 or errno != EINTR:
+                break
+        err = errno
+        self.short_read = n < pybuf.len
+        PyBuffer_Release(&pybuf)
+        n = self._recv_outcome(n, err)
+        if n <= 0:
+            return n
+        return self._deliver(None, n)
+
+    @cython.final
+    cdef object _get_buffer(self, Py_buffer *view):
+        """The protocol's buffer for the next read, with a writable view of it held in
+        ``view``; None when get_buffer() failed or gave no writable buffer or an empty one
+        (the transport is then closed with asyncio's message, and no view is held)."""
         try:
             buf = self.protocol.get_buffer(-1)
-            PyObject_GetBuffer(buf, &pybuf, PyBUF_WRITABLE)
+            PyObject_GetBuffer(buf, view, PyBUF_WRITABLE)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return -1
+            return None
+        if view.len == 0:
+            PyBuffer_Release(view)
+            self._fatal_error(RuntimeError("get_buffer() returned an empty buffer"),
+                              "Fatal error: protocol.get_buffer() call failed.")
+            return None
+        return buf
+
+    @cython.final
+    cdef Py_ssize_t _deliver(self, object data, Py_ssize_t n) except -2:
+        """Hands a read of ``n`` bytes to the protocol: ``data`` to data_received, or (None:
+        they are in the protocol's buffer) ``n`` to buffer_updated. ``n``, or -1 when the
+        callback failed (the transport is then closed with asyncio's message)."""
         try:
-            if pybuf.len == 0:
-                self._fatal_error(RuntimeError("get_buffer() returned an empty buffer"),
-                                  "Fatal error: protocol.get_buffer() call failed.")
-                return -1
-            while True:
-                n = recv(self.fd, pybuf.buf, pybuf.len, 0)
-                if n >= 0 or errno != EINTR:
-                    break
-            err = errno
-            self.short_read = n < pybuf.len
-        finally:
-            PyBuffer_Release(&pybuf)
-        n = self._recv_outcome(n, err)
-        if n <= 0:
-            return n
-        try:
-            self.protocol.buffer_updated(n)
+            if data is None:
+                self.protocol.buffer_updated(n)
+            else:
+                self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed."
+                              if data is None else
+                              "Fatal error: protocol.data_received() call failed.")
             return -1
         return n
 

@@ -256,6 +256,56 @@ def test_an_error_a_socket_subclass_raises_ends_the_transport(loop, run):
         b.close()
 
 
+@pytest.mark.parametrize("failure", ["data_received", "get_buffer", "empty buffer",
+                                     "buffer_updated"])
+def test_a_protocol_callback_failing_on_a_socket_subclass(loop, run, failure):
+    """A read through the subclass's own method that the protocol then fails to take ends
+    the transport with asyncio's message, and connection_lost gets what was raised."""
+    a, b = counting_pair()
+    message = {"data_received": "Fatal error: protocol.data_received() call failed.",
+               "buffer_updated": "Fatal error: protocol.buffer_updated() call failed."
+               }.get(failure, "Fatal error: protocol.get_buffer() call failed.")
+
+    class Failing(Buffered):
+        def get_buffer(self, sizehint):
+            if failure == "get_buffer":
+                raise ValueError("no buffer")
+            return bytearray() if failure == "empty buffer" else self.buf
+
+        def buffer_updated(self, nbytes):
+            raise ValueError("not taken")
+
+    class FailingPlain(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data):
+            raise ValueError("not taken")
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        errors = []
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        factory = FailingPlain if failure == "data_received" else Failing
+        transport, proto = await loop.create_connection(factory, sock=a)
+        await loop.sock_sendall(b, b"data")
+        exc = await asyncio.wait_for(proto.lost, 5)
+        expected = RuntimeError if failure == "empty buffer" else ValueError
+        assert type(exc) is expected
+        assert [(c["message"], c["exception"]) for c in errors] == [(message, exc)]
+        assert transport.is_closing()
+
+    try:
+        run(main())
+        read = "recv" if failure == "data_received" else "recv_into"
+        assert a.calls.get(read, 0) == (0 if failure in ("get_buffer", "empty buffer") else 1)
+    finally:
+        a.close()
+        b.close()
+
+
 class Datagrams(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
