@@ -32,8 +32,7 @@ import dns.reversename
 from resolver import iterator as it
 from resolver import response
 from resolver.state import ResolverCore, Stats  # noqa: F401 (Stats: part of this module's API)
-from resolver.cache import Cache, purge
-from resolver.cache import dump as cache_dump
+from resolver.cache import Cache
 from resolver.dnssec import Validator
 from resolver.dnssec.trust_anchor import (ROOT_ANCHOR_FILE, load as load_trust_anchor,
                                           unusable as unusable_anchors)
@@ -45,7 +44,7 @@ from resolver.resolution import (EDE_NO_REACHABLE_AUTHORITY, Drive, iterator_for
 from resolver import dns64 as _dns64
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
-from resolver.zones import (DROP, Denied, ForwardZone, StubZone, Upstream, Zones, changed_names,
+from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
                             flush_under)
 
 log = logging.getLogger("resolver.api")
@@ -76,7 +75,8 @@ def _has_pointer(question: bytes) -> bool:
     return False
 
 
-def _name_wire(qname) -> bytes:
+def name_wire(qname) -> bytes:
+    """A name (a dnspython Name or text; relative ones taken as absolute) in wire form."""
     if isinstance(qname, dns.name.Name):
         name = qname
     else:
@@ -197,7 +197,7 @@ class Resolver(ResolverCore):
             for warning in unusable_anchors(anchors):
                 log.warning("%s", warning)
             self.dnssec = Validator(anchors, limits,
-                                    insecure=[_name_wire(n) for n in domain_insecure])
+                                    insecure=[name_wire(n) for n in domain_insecure])
             self.dnssec.root_key_sentinel = bool(root_key_sentinel)
         self.cache = Cache(cache_size, limits, rng=rng)
         self.clock = time.monotonic
@@ -325,7 +325,7 @@ class Resolver(ResolverCore):
         resolver keeps its delegations there. dnspython's ``cache`` is off (None) unless a
         ``dns.resolver.Cache``/``LRUCache`` is assigned; here assigning one of those is
         accepted and changes nothing, and assigning None forgets what is cached (as
-        ``flush()``) but keeps caching."""
+        ``resolver.operations.flush``) but keeps caching."""
         return ResolverCore.cache.__get__(self)
 
     @cache.setter
@@ -333,7 +333,7 @@ class Resolver(ResolverCore):
         if isinstance(value, Cache):
             ResolverCore.cache.__set__(self, value)
         elif value is None:
-            self.flush()
+            self.forget([b"\x00"])
         elif not isinstance(value, (dns.resolver.Cache, dns.resolver.LRUCache)):
             raise TypeError(f"cache: a dns.resolver.Cache, LRUCache or None, not {value!r}")
 
@@ -768,21 +768,24 @@ class Resolver(ResolverCore):
         self.local_zones = new.local_zones if new is not None else None
         if self.dnssec is not None:
             self.dnssec.configured = frozenset(new.cuts) if new is not None else frozenset()
-        self._forget(changed)
-        if new is not None:
-            new.seed(self.cache, self.clock())
+        self.forget(changed)                        # and seeds the new stub zones
         if changed and self.resolutions:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 return
-            loop.call_later(self.limits.max_query_time + 1.0, self._forget, changed)
+            loop.call_later(self.limits.max_query_time + 1.0, self.forget, changed)
 
-    def _forget(self, names) -> None:
+    def forget(self, names: Iterable[bytes]) -> None:
+        """Forgets what the cache and the validator hold at or below each of ``names``
+        (wire, lower case; the root: everything), then puts the stub zones' servers back
+        (the operator's flushes in ``resolver.operations`` and a change of zones use it)."""
         for name in names:
             flush_under(self.cache, name)
             if self.dnssec is not None:
                 self.dnssec.flush(None if name == b"\x00" else name)
+        if self.zones is not None:
+            self.zones.seed(self.cache, self.clock())
 
     def refresh(self, key: bytes, e) -> None:
         """Refreshes a popular entry near its expiry in the background (the hit paths call
@@ -814,124 +817,6 @@ class Resolver(ResolverCore):
         variant = key[-1]
         start_resolution(self, name, qtype, qclass, loop, done, False,
                          bool(variant & _VARIANT_DO and variant & _VARIANT_CD))
-
-    # ---- management ---------------------------------------------------------------------------
-    def flush(self, name=None) -> None:
-        """Forget the whole cache, or what it holds about one name."""
-        self.cache.flush(None if name is None else _name_wire(name))
-        if self.dnssec is not None:
-            self.dnssec.flush(None if name is None else _name_wire(name))
-        if self.zones is not None:
-            self.zones.seed(self.cache, self.clock())      # the stub zones' servers
-
-    def flush_zone(self, name) -> None:
-        """Forget everything held at or below ``name``: answers, rrsets, negative entries,
-        failures and the validator's keys and verdicts there."""
-        self._forget([_name_wire(name).lower()])
-        if self.zones is not None:
-            self.zones.seed(self.cache, self.clock())
-
-    def flush_type(self, name, rdtype) -> None:
-        """Forget the rrset of ``name`` with ``rdtype`` and the answers to that question."""
-        purge.flush_type(self.cache, _name_wire(name).lower(),
-                         int(dns.rdatatype.RdataType.make(rdtype)))
-
-    def flush_negative(self) -> None:
-        """Forget every negative answer (NXDOMAIN, NODATA, SERVFAIL), remembered failure
-        and the validated NSEC ranges that would make new ones."""
-        purge.flush_negative(self.cache)
-        if self.dnssec is not None and self.dnssec.nsec_cache is not None:
-            self.dnssec.nsec_cache.flush()
-
-    def flush_bogus(self) -> None:
-        """Forget every bogus verdict and the data it was given on: the questions found
-        bogus and the zones whose chain of trust failed, with what the cache holds at and
-        below them, so the next query fetches and validates again."""
-        purge.flush_bogus(self.cache)
-        v = self.dnssec
-        if v is None:
-            return
-        names = {key[0] for key in v.bogus}
-        names |= {zone for zone, e in v.zones.items() if e.status == it.BOGUS}
-        v.bogus.clear()
-        self._forget(names)
-
-    def flush_infra(self, address: str | None = None) -> None:
-        """Forget what was learnt about every server, or about ``address``."""
-        servers = self.cache.infra.servers
-        if address is None:
-            servers.clear()
-            self.cache.infra.no_minimise.clear()
-            return
-        for key in [k for k in servers if k == address or k.split("@")[0].split("#")[0]
-                    == address]:
-            del servers[key]
-
-    def dump_cache(self) -> list[str]:
-        """The cached answers as text lines (``resolver.cache.dump``)."""
-        return cache_dump.dump(self.cache, self.clock())
-
-    def load_cache(self, text: str) -> int:
-        """Reads ``dump_cache``'s lines into the cache; how many answers were stored.
-        Raises ``resolver.cache.dump.DumpError`` (nothing stored) for a bad line."""
-        return cache_dump.load(self.cache, cache_dump.parse(text), self.clock())
-
-    def set_insecure(self, names: Iterable) -> None:
-        """Replaces the negative trust anchors (``domain_insecure``); what is cached at or
-        below a name added or removed is forgotten."""
-        if self.dnssec is None:
-            return
-        new = frozenset(_name_wire(n).lower() for n in names)
-        changed = new ^ self.dnssec.insecure
-        self.dnssec.insecure = new
-        self._forget(changed)
-
-    def servers_for(self, name) -> tuple[str, list[dict]]:
-        """The zone whose servers would be asked for ``name`` and those servers with what
-        is learnt of each (for ``lookup``): the deepest forward or stub zone holding the
-        name, else the deepest zone cut whose NS set the cache holds, else the root hints."""
-        wire = _name_wire(name).lower()
-        now = self.clock()
-        cut = self.zones.match(wire) if self.zones is not None else None
-        if cut is not None:
-            stub = isinstance(cut.zone, StubZone)
-            zone, kind = cut.zone.name, "stub" if stub else "forward"
-            addrs = [s.addr if stub else s.key for s in cut.zone.servers]
-        else:
-            zone, addrs, kind = self._cached_cut(wire, now)
-        return f"{zone} ({kind})", [self._server_facts(a, wire, now) for a in addrs]
-
-    def _cached_cut(self, wire: bytes, now: float):
-        rrsets = self.cache.rrsets
-        lname = wire
-        while True:
-            ns = rrsets.get(lname, it.NS, 1, now)
-            if ns is not None and ns.rdatas:
-                addrs = []
-                for rd in ns.rdatas:
-                    target = dns.name.from_wire(rd, 0)[0].canonicalize().to_wire()
-                    for t in (1, 28):
-                        e = rrsets.get(target, t, 1, now)
-                        if e is not None:
-                            addrs += [str(ipaddress.ip_address(a)) for a in e.rdatas]
-                return dns.name.from_wire(lname, 0)[0].to_text(), addrs, "cached delegation"
-            if lname == b"\x00":
-                break
-            lname = lname[lname[0] + 1:]
-        return ".", [a for _, a in self.hints], "root hints"
-
-    def _server_facts(self, addr: str, zone: bytes, now: float) -> dict:
-        s = self.cache.infra.servers.get(addr)
-        if s is None:
-            return {"address": addr, "known": False}
-        return {"address": addr, "known": True,
-                "rtt_ms": None if s.srtt is None else round(s.srtt * 1000, 1),
-                "rto_ms": round(s.rto * 1000, 1), "timeouts": s.timeouts,
-                "down": s.down_until > now,
-                "down_for": max(0.0, round(s.down_until - now, 1)),
-                "lame": sorted(dns.name.from_wire(z, 0)[0].to_text()
-                               for z, until in (s.lame or {}).items() if until > now),
-                "edns": bool(s.edns)}
 
     async def close(self) -> None:
         """Stops the resolutions in flight (prefetches included): their sockets are closed

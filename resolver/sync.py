@@ -49,7 +49,7 @@ from dns.resolver import (NXDOMAIN as NXDOMAIN, YXDOMAIN as YXDOMAIN, Answer as 
                           NoResolverConfiguration as NoResolverConfiguration,
                           NoRootSOA as NoRootSOA, NotAbsolute as NotAbsolute)
 
-from resolver import api, functions, hostconf, loop_thread
+from resolver import api, functions, hostconf, loop_thread, operations
 from resolver.zones import ForwardZone, Upstream, Zones
 
 #: seconds a caller waits beyond the call's own lifetime before it gives up (the engine
@@ -208,8 +208,9 @@ class Resolver:
             raise NotImplementedError("TSIG-signed queries are not supported")
 
     def flush(self, name=None) -> None:
-        """Forget the whole cache, or what it holds about one name."""
-        loop_thread.call(self._engine.flush, name)
+        """Forget the whole cache, or what it holds about one name
+        (:func:`resolver.operations.flush` on the engine)."""
+        loop_thread.call(operations.flush, self._engine, name)
 
     def close(self) -> None:
         """Stops the engine's resolutions in flight (see :meth:`resolver.Resolver.close`)."""

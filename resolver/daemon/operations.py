@@ -25,6 +25,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
+from resolver import operations as ops
 from resolver.daemon import logs
 from resolver.daemon.commands import BY_NAME as COMMANDS
 from resolver.daemon.config import ConfigError, convert, make_zones
@@ -89,12 +90,12 @@ async def flush(ctl: WorkerControl, req: dict) -> dict:
     out: dict = {"ok": True, "flushed": name or "everything"}
     if name and r.shared is not None:         # the name's entries in Redis go too
         out["shared_deleted"] = await r.shared.forget(r, dns.name.from_text(name).to_wire())
-    r.flush(name)
+    ops.flush(r, name)
     return out
 
 
 def flush_zone(ctl: WorkerControl, req: dict) -> dict:
-    ctl.server.resolver.flush_zone(_name(_args(req, 1, 1)[0]))
+    ops.flush_zone(ctl.server.resolver, _name(_args(req, 1, 1)[0]))
     return OK
 
 
@@ -104,19 +105,19 @@ def flush_type(ctl: WorkerControl, req: dict) -> dict:
         t = dns.rdatatype.from_text(rdtype)
     except dns.exception.DNSException:
         raise CommandError(f"{rdtype!r} is not a record type") from None
-    ctl.server.resolver.flush_type(_name(name), t)
+    ops.flush_type(ctl.server.resolver, _name(name), t)
     return OK
 
 
 def flush_bogus(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
-    ctl.server.resolver.flush_bogus()
+    ops.flush_bogus(ctl.server.resolver)
     return OK
 
 
 def flush_negative(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
-    ctl.server.resolver.flush_negative()
+    ops.flush_negative(ctl.server.resolver)
     return OK
 
 
@@ -128,13 +129,13 @@ def flush_infra(ctl: WorkerControl, req: dict) -> dict:
             which = str(ipaddress.ip_address(which))
         except ValueError:
             raise CommandError(f"{which!r} is neither 'all' nor an IP address") from None
-    ctl.server.resolver.flush_infra(None if which == "all" else which)
+    ops.flush_infra(ctl.server.resolver, None if which == "all" else which)
     return OK
 
 
 def dump_cache(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
-    return {"ok": True, "lines": ctl.server.resolver.dump_cache()}
+    return {"ok": True, "lines": ops.dump_cache(ctl.server.resolver)}
 
 
 def load_cache(ctl: WorkerControl, req: dict) -> dict:
@@ -145,7 +146,7 @@ def load_cache(ctl: WorkerControl, req: dict) -> dict:
     if not isinstance(text, str):
         raise CommandError("load_cache reads the dump from its standard input")
     try:
-        n = ctl.server.resolver.load_cache(text)
+        n = ops.load_cache(ctl.server.resolver, text)
     except DumpError as e:
         raise CommandError(f"load_cache: {e}") from None
     return {"ok": True, "text": "ok", "loaded": n}
@@ -153,7 +154,7 @@ def load_cache(ctl: WorkerControl, req: dict) -> dict:
 
 def lookup(ctl: WorkerControl, req: dict) -> dict:
     name = _name(_args(req, 1, 1)[0])
-    zone, servers = ctl.server.resolver.servers_for(name)
+    zone, servers = ops.servers_for(ctl.server.resolver, name)
     lines = [f"The servers that would be asked for {name}: zone {zone}"]
     for s in servers:
         if not s["known"]:

@@ -32,6 +32,7 @@ from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelim
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
+from resolver import operations
 
 log = logging.getLogger("resolver.daemon.server")
 
@@ -274,7 +275,7 @@ class Server:
         self.resolver.do_ip4 = cfg.do_ip4
         self.resolver.no_localhost = cfg.do_not_query_localhost
         self.resolver.minimise = cfg.qname_minimisation
-        self.resolver.set_insecure(cfg.domain_insecure)
+        operations.set_insecure(self.resolver, cfg.domain_insecure)
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)

@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import resolver
+from resolver import operations
 from resolver.dnssec import autotrust_file
 from resolver.dnssec.autotrust import REVOKE, State, Timers
 from resolver.limits import Limits
@@ -120,7 +121,7 @@ def test_full_rollover_ends_trusting_only_the_new_key(run, world, tmp_path):
 
         # the new KSK is published, the DNSKEY rrset signed by both keys
         resign_root(net, [k1, k2], k1, [k2], wall)
-        r.flush()                               # the cached DNSKEY rrset has expired
+        operations.flush(r)                     # the cached DNSKEY rrset has expired
         probe(run, r, clock)
         assert autotrust_file.read(path).states() == {tag1: State.VALID, tag2: State.ADDPEND}
         probe(run, r, clock, 28)
@@ -132,7 +133,7 @@ def test_full_rollover_ends_trusting_only_the_new_key(run, world, tmp_path):
         # the old key is revoked (self-signed), the data signed by the new key
         rev = revoked(k1)
         resign_root(net, [rev, k2], k2, [rev], wall)
-        r.flush()
+        operations.flush(r)
         probe(run, r, clock)
         states = autotrust_file.read(path).states()
         assert states == {dns.dnssec.key_id(rev[1]): State.REVOKED, tag2: State.VALID}
@@ -140,13 +141,13 @@ def test_full_rollover_ends_trusting_only_the_new_key(run, world, tmp_path):
 
         # then withdrawn; after the delete hold-down it is forgotten
         resign_root(net, [k2], k2, [], wall)
-        r.flush()
+        operations.flush(r)
         probe(run, r, clock, 31)
         assert autotrust_file.read(path).states() == {tag2: State.VALID}
         assert r.dnssec.anchors[b"\x00"].dnskey == [k2[1]]
 
         # names under the root validate with the new key alone
-        r.flush()
+        operations.flush(r)
         m = run(ask(r, "www.example.com."))
         assert m.flags & dns.flags.AD and m.answer
         # and a resolver started afresh from the state file does too
@@ -169,7 +170,7 @@ def test_a_forged_dnskey_rrset_never_makes_a_key_trusted(run, world, tmp_path):
         run(r.auto_anchors.probe_due(r.resolve_message))
         # an attacker's root answers a DNSKEY rrset with its key, signed by its key only
         resign_root(net, [k1, forged], forged, [], wall)
-        r.flush()
+        operations.flush(r)
         probe(run, r, clock, 40)
         assert autotrust_file.read(path).states() == {dns.dnssec.key_id(k1[1]): State.VALID}
         assert r.dnssec.anchors[b"\x00"].dnskey == [k1[1]]

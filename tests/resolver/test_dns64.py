@@ -19,6 +19,7 @@ import dns.zone
 import pytest
 
 import resolver
+from resolver import operations
 from resolver.dns64 import Dns64
 from resolver.limits import Limits
 from scenario import FakeServers, root_hints, small_internet
@@ -208,7 +209,7 @@ def test_synthall_and_ignore_aaaa(run, plain):
                                          ignore_aaaa=["www.example.com."]))
         assert addrs(await ask(r, "www.example.com.", AAAA)) == ["2001:db8:122:344:c0:2:100:0"]
         # names not listed keep their AAAA
-        r.flush()
+        operations.flush(r)
         assert addrs(await ask(r, "alias.example.com.", AAAA)) == ["2001:db8::1"]
         await r.close()
     run(go())

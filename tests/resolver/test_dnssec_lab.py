@@ -13,6 +13,8 @@ import dns.resolver
 import dns.rrset
 import pytest
 
+from resolver import operations
+
 from dnssec_cases import BY_ID, CASES, DCase, _ede, check
 
 
@@ -222,12 +224,12 @@ def test_flush_forgets_bogus_verdicts_and_keys(run, validating):
         q = dns.message.make_query("www.altered.com.", "A", want_dnssec=True)
         assert (await r.resolve_message(q)).rcode() == dns.rcode.SERVFAIL
         assert r.dnssec.bogus and r.dnssec.zones
-        r.flush("www.altered.com.")
+        operations.flush(r, "www.altered.com.")
         assert not r.dnssec.bogus
         checks = r.dnssec.stats.sig_checks
         assert (await r.resolve_message(q)).rcode() == dns.rcode.SERVFAIL
         assert r.dnssec.stats.sig_checks > checks          # validated again
-        r.flush()
+        operations.flush(r)
         assert not r.dnssec.zones and not r.dnssec.bogus
 
     run(go(), timeout=15)

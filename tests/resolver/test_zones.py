@@ -12,6 +12,7 @@ from dnslab import zones as Z
 from dnslab.authority import ZoneAuthority
 from dnslab.fake import serve
 from dnslab.ports import pick_port
+from resolver import operations
 from resolver.zones import (DROP, Denied, ForwardZone, LocalZone, StubZone, Upstream, Zones,
                             forward_zone, local_zone, parse_record, ptr_records, stub_zone)
 
@@ -153,7 +154,7 @@ def test_stub_zone_asks_its_servers_then_iterates_below(run, lab, lab_resolver, 
         assert sub.count(qname="deep.sub.corp.test.") >= 1
         assert r.stats.stubbed == 2
         # the stub's servers stay in force after the cache is flushed
-        r.flush()
+        operations.flush(r)
         assert addrs(await r.resolve("host.corp.test.", "A")) == {"10.7.0.1"}
         # without the stub zone the name does not exist
         plain = lab_resolver()
