@@ -74,13 +74,15 @@ def test_the_compiled_modules_behind_resolver_s_public_names_have_stubs():
 
 def test_the_https_client_type_checks(tmp_path):
     """corenet.https is typed code that ships ``py.typed``: mypy finds nothing wrong inside
-    it (its own annotations, checked against the stubs of what it imports)."""
+    it (its own annotations, checked against the stubs of what it imports), nor in the
+    commands built on it (``corenet.tools``)."""
     try:
         import mypy  # noqa: F401
     except ImportError:
         unavailable("mypy is not installed (it is in the test extras)")
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-incremental",
-         "--cache-dir", str(tmp_path / ".mypy_cache"), str(ROOT / "corenet" / "https")],
+         "--cache-dir", str(tmp_path / ".mypy_cache"), str(ROOT / "corenet" / "https"),
+         str(ROOT / "corenet" / "tools")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

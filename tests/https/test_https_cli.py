@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ci_policy import unavailable
-from corenet.https.cli import render_progress
+from corenet.tools.fetch import render_progress
 from https_servers import SMALL, TEXT, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ def fetch(*args: str, timeout: float = 30, without_resolver: bool = False,
     on an install of corenet alone (a None entry in sys.modules makes the import fail)."""
     hide = "sys.modules['resolver'] = None; " if without_resolver else ""
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); {hide}"
-            "from corenet.https.cli import main; sys.exit(main())")
+            "from corenet.tools.fetch import main; sys.exit(main())")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True,
                           timeout=timeout, input=input)
 
@@ -149,7 +149,7 @@ def test_progress_bar_when_stderr_is_a_terminal(env, tmp_path):
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c",
-             "import sys; from corenet.https.cli import main; sys.exit(main())",
+             "import sys; from corenet.tools.fetch import main; sys.exit(main())",
              "--cacert", env.ca, "-o", str(tmp_path / "out.bin"), env.base + "/large.bin"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=slave)
         os.close(slave)

@@ -20,16 +20,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
-from .client import AsyncClient
-from .models import Request
-from .proxy import Proxy, parse_mounts
-from .resolve import resolve_host
-from .transport import AsyncHTTPTransport, make_ssl_context
-from .errors import (ConnectError, DecodingError, HTTPError, InvalidURL, ProxyError, ReadError,
-                     RemoteProtocolError, TimeoutException, TLSError, TooManyRedirects,
-                     UnsupportedProtocol, WriteError)
-from .decoder import accept_encoding
-from .timeout import Timeout
+from corenet.https.client import AsyncClient
+from corenet.https.models import Request
+from corenet.https.proxy import Proxy, parse_mounts
+from corenet.https.resolve import resolve_host
+from corenet.https.transport import AsyncHTTPTransport, make_ssl_context
+from corenet.https.errors import (ConnectError, DecodingError, HTTPError, InvalidURL,
+                                  ProxyError, ReadError, RemoteProtocolError, TimeoutException,
+                                  TLSError, TooManyRedirects, UnsupportedProtocol, WriteError)
+from corenet.https.decoder import accept_encoding
+from corenet.https.timeout import Timeout
 
 PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
 
@@ -424,7 +424,7 @@ def _scheme_check(url: str, allowed: frozenset[str],
 def _auth(args: argparse.Namespace) -> Any:
     """The credentials of -u (Basic, or Digest with --digest), --oauth2-bearer or the
     netrc file; None for none."""
-    from .auth import BasicAuth, BearerAuth, DigestAuth, NetRCAuth
+    from corenet.https.auth import BasicAuth, BearerAuth, DigestAuth, NetRCAuth
 
     if args.user is not None:
         user, _, password = args.user.partition(":")
