@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ci_policy import unavailable
-from corenet.tools.fetch import render_progress
+from corenet.tools.fetch_output import render_progress
 from https_servers import SMALL, TEXT, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,521 @@
+"""corenet-fetch's command line, curl's flags, and what they make: the request (method, URL,
+headers, body), the TLS context, the credentials, the cookie jar, the schemes allowed, and
+the names pinned by --resolve or resolved by the recursive resolver (--resolve-with)."""
+from __future__ import annotations
+
+import argparse
+import copy
+import http.cookiejar
+import importlib.metadata
+import os
+import ssl
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from corenet.https.errors import UnsupportedProtocol
+from corenet.https.resolve import resolve_host
+from corenet.https.transport import make_ssl_context
+from corenet.tools.fetch_codes import READ_ERROR, SSL_CERTPROBLEM, WRITE_ERROR, CommandError
+
+
+class _Data(argparse.Action):
+    """-d, --data-binary, --data-raw and --json, kept in order with their kind."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        items = list(getattr(namespace, self.dest) or [])
+        items.append((self.const, values))
+        setattr(namespace, self.dest, items)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="corenet-fetch",
+                                description="Fetch a URL over HTTPS/1.1 with corenet.https, "
+                                            "with curl's flags and exit codes.")
+    p.add_argument("url", nargs="*", help="the URLs, fetched one after another")
+    p.add_argument("--url", dest="url_option", action="append", default=[], metavar="URL",
+                   help="a URL (as curl's)")
+    p.add_argument("-o", "--output", action="append", default=[], metavar="FILE",
+                   help="write the body to FILE (each -o for the next URL)")
+    p.add_argument("-O", "--remote-name", action="count", default=0,
+                   help="write the body to a file named as the URL's last path segment")
+    p.add_argument("-I", "--head", action="store_true", help="HEAD request; print headers")
+    p.add_argument("-i", "--include", action="store_true",
+                   help="print the status line and headers before the body")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show TLS, the request and the response headers on stderr")
+    p.add_argument("-w", "--write-out", metavar="FORMAT",
+                   help="after the transfer print FORMAT (or @FILE's contents) with "
+                        "%%{http_code}, %%{time_total}, ... replaced, as curl")
+    p.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in FILE")
+    p.add_argument("-k", "--insecure", action="store_true",
+                   help="do not verify the server certificate (explicit opt-out)")
+    p.add_argument("--resolve-with", metavar="ROOT_HINTS",
+                   help="resolve the host with corenet's recursive resolver from these root hints")
+    p.add_argument("--dns-port", type=int, default=None, metavar="PORT",
+                   help="with --resolve-with: the port authorities listen on (a test lab)")
+    p.add_argument("--dns-query-localhost", action="store_true",
+                   help="with --resolve-with: let authorities be asked at loopback addresses "
+                        "(a test lab; refused by default, as Unbound's do-not-query-localhost)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="connect/read/write timeout (default 30)")
+    p.add_argument("--connect-timeout", type=float, default=None, metavar="SECONDS",
+                   help="limit for connecting (lookup, TCP, TLS handshake)")
+    p.add_argument("-m", "--max-time", type=float, default=None, metavar="SECONDS",
+                   help="overall deadline for the whole transfer")
+    p.add_argument("-L", "--location", dest="follow", action="store_true",
+                   help="follow redirects (as curl: not followed unless asked)")
+    p.add_argument("--max-redirs", type=int, default=50, metavar="NUM",
+                   help="with -L: at most NUM redirects (default 50, as curl)")
+    p.add_argument("-X", "--request", metavar="METHOD", help="the request method")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="an extra request header (repeatable)")
+    p.add_argument("-d", "--data", dest="data", action=_Data, const="data", metavar="DATA",
+                   help="send DATA (or @FILE, newlines removed; @- stdin) as a form body, "
+                        "with POST (repeatable: joined with &)")
+    p.add_argument("--data-binary", dest="data", action=_Data, const="binary", metavar="DATA",
+                   help="as -d, but @FILE (or @-) is sent exactly as it is")
+    p.add_argument("--data-raw", dest="data", action=_Data, const="raw", metavar="DATA",
+                   help="as -d, without @ meaning a file")
+    p.add_argument("--data-urlencode", dest="data", action=_Data, const="urlencode",
+                   metavar="[NAME]=CONTENT|[NAME]@FILE",
+                   help="as -d, with CONTENT (or FILE's) percent-encoded, as curl")
+    p.add_argument("-G", "--get", action="store_true",
+                   help="send -d data as the URL's query, with GET")
+    p.add_argument("-F", "--form", action="append", default=[],
+                   metavar="NAME=VALUE|NAME=@FILE|NAME=<FILE",
+                   help="a multipart/form-data field (repeatable): a value, a file to "
+                        "upload (@, ;type= and ;filename= as curl) or a file's content (<)")
+    p.add_argument("-T", "--upload-file", metavar="FILE",
+                   help="PUT FILE (- for stdin), to the URL's name or, when it ends in /, "
+                        "to FILE's name under it")
+    p.add_argument("--json", dest="data", action=_Data, const="json", metavar="DATA",
+                   help="send DATA (or @FILE) as JSON with POST; Content-Type and Accept "
+                        "become application/json")
+    p.add_argument("-u", "--user", metavar="USER:PASSWORD", help="Basic authentication")
+    p.add_argument("--basic", dest="auth_scheme", action="store_const", const="basic",
+                   help="-u's credentials as Basic (the default)")
+    p.add_argument("--digest", dest="auth_scheme", action="store_const", const="digest",
+                   help="-u's credentials as Digest, answering the server's challenge")
+    p.add_argument("--oauth2-bearer", metavar="TOKEN", help="Authorization: Bearer TOKEN")
+    p.add_argument("-n", "--netrc", action="store_true",
+                   help="credentials for the host from ~/.netrc")
+    p.add_argument("--netrc-file", metavar="FILE", help="as -n, from FILE")
+    p.add_argument("-A", "--user-agent", metavar="NAME", help="the User-Agent header")
+    p.add_argument("-e", "--referer", metavar="URL", help="the Referer header")
+    p.add_argument("-r", "--range", metavar="RANGE",
+                   help="ask for these bytes only (Range: bytes=RANGE, as 0-499)")
+    p.add_argument("-E", "--cert", metavar="CERT[:PASSWORD]",
+                   help="a client certificate (PEM), with its key unless --key")
+    p.add_argument("--key", metavar="KEY", help="the client certificate's private key")
+    p.add_argument("--capath", metavar="DIR", help="trust the CA certificates in DIR "
+                                                   "(hashed, as c_rehash makes it)")
+    p.add_argument("--tlsv1.2", dest="tls_min", action="store_const", const="1.2",
+                   help="TLS 1.2 or later")
+    p.add_argument("--tlsv1.3", dest="tls_min", action="store_const", const="1.3",
+                   help="TLS 1.3 only")
+    p.add_argument("-4", "--ipv4", dest="family", action="store_const", const="4",
+                   help="connect over IPv4 only")
+    p.add_argument("-6", "--ipv6", dest="family", action="store_const", const="6",
+                   help="connect over IPv6 only")
+    p.add_argument("--resolve", action="append", default=[], metavar="HOST:PORT:ADDR",
+                   help="connect to ADDR for HOST at PORT, without looking it up "
+                        "(repeatable; ADDR may be a comma-separated list)")
+    p.add_argument("--unix-socket", metavar="PATH",
+                   help="connect through this Unix socket instead of the network")
+    p.add_argument("-D", "--dump-header", metavar="FILE",
+                   help="write the status lines and headers received to FILE (- stdout)")
+    p.add_argument("--output-dir", metavar="DIR", help="where -o and -O write their file")
+    p.add_argument("--create-dirs", action="store_true",
+                   help="make -o's missing directories")
+    p.add_argument("-g", "--globoff", action="store_true",
+                   help="accepted for curl's sake: URLs are never globbed here")
+    p.add_argument("-b", "--cookie", metavar="'N=V; N2=V2' | FILE",
+                   help="send these cookies, or load a cookie file (Netscape format)")
+    p.add_argument("-c", "--cookie-jar", metavar="FILE",
+                   help="write all cookies to FILE (Netscape format) after the transfer")
+    p.add_argument("--compressed", action="store_true",
+                   help="ask for a compressed body (gzip, deflate, br, zstd as installed) "
+                        "and decode it")
+    p.add_argument("--http1.1", dest="http2", action="store_false",
+                   help="use HTTP/1.1 only")
+    p.add_argument("--http2", dest="http2", action="store_true",
+                   help="offer HTTP/2 in ALPN (the default for https, as in curl); "
+                        "HTTP/1.1 is used when the server does not take it")
+    p.add_argument("--http2-prior-knowledge", action="store_true",
+                   help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
+                        "without HTTP/1.1; https URLs offer h2 in ALPN as usual")
+    p.add_argument("-x", "--proxy", metavar="URL", help="use this HTTP(S) proxy")
+    p.add_argument("-U", "--proxy-user", metavar="USER:PASSWORD",
+                   help="Basic credentials for the proxy")
+    p.add_argument("--noproxy", metavar="HOSTS",
+                   help="reach these hosts (comma-separated, each with its subdomains; * "
+                        "all) without the proxy of -x or the environment")
+    p.add_argument("--proto", metavar="PROTOCOLS",
+                   help="the schemes the URL may have, as curl: =https, -all,+https, ...")
+    p.add_argument("--proto-redir", metavar="PROTOCOLS",
+                   help="the schemes a redirect may go to (default: http and https)")
+    p.add_argument("--url-query", action="append", default=[], metavar="DATA",
+                   help="add DATA to the URL's query, percent-encoded as --data-urlencode "
+                        "(+DATA: as it is)")
+    p.add_argument("-N", "--no-buffer", action="store_true",
+                   help="write each piece of the body out as it arrives")
+    p.add_argument("--stderr", metavar="FILE",
+                   help="write messages to FILE (- standard output) instead of stderr")
+    p.add_argument("--retry", type=int, default=0, metavar="NUM",
+                   help="try a transfer that failed transiently (a timeout, HTTP 408, 429, "
+                        "500, 502, 503 or 504) again, up to NUM times, after 1 s, 2 s, 4 s... "
+                        "(a Retry-After of the response, when it says more)")
+    p.add_argument("--retry-delay", type=float, default=None, metavar="SECONDS",
+                   help="wait this long before each retry instead")
+    p.add_argument("--retry-max-time", type=float, default=None, metavar="SECONDS",
+                   help="no retry starts after this long since the first attempt")
+    p.add_argument("--retry-connrefused", action="store_true",
+                   help="a refused connection is transient too")
+    p.add_argument("--retry-all-errors", action="store_true",
+                   help="every error is transient, -f's HTTP errors included")
+    p.add_argument("-f", "--fail", action="store_true",
+                   help="exit with 22 on an HTTP error status (400 and above), "
+                        "without printing the body")
+    p.add_argument("--fail-with-body", action="store_true",
+                   help="as -f, but print the body")
+    p.add_argument("-s", "--silent", action="store_true",
+                   help="no progress meter nor error messages")
+    p.add_argument("-S", "--show-error", action="store_true",
+                   help="with -s: still print error messages")
+    return p
+
+
+# Options whose value may begin with "-" (curl's `--proto -all,https`), which argparse
+# would take for another option unless joined to it with "=".
+_DASHED_VALUES = ("--proto", "--proto-redir")
+
+
+def join_dashed_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _DASHED_VALUES and i + 1 < len(argv):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _read_file(name: str) -> bytes:
+    try:
+        if name == "-":
+            return sys.stdin.buffer.read()
+        with open(name, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {name}: {exc.strerror or exc}", READ_ERROR) from None
+
+
+def _urlencoded(value: str) -> bytes:
+    """One --data-urlencode argument, as curl reads it: `content`, `=content`,
+    `name=content`, `@file` or `name@file`, the content percent-encoded."""
+    from urllib.parse import quote_plus
+
+    eq, at = value.find("="), value.find("@")
+    if at >= 0 and (eq < 0 or at < eq):
+        name, content = value[:at], _read_file(value[at + 1:])
+    elif eq >= 0:
+        name, content = value[:eq], value[eq + 1:].encode()
+    else:
+        name, content = "", value.encode()
+    encoded = quote_plus(content).encode()
+    return name.encode() + b"=" + encoded if name else encoded
+
+
+def _read_data(kind: str, value: str) -> bytes:
+    """One -d/--data-binary/--data-raw/--data-urlencode/--json argument's bytes, as curl
+    reads them."""
+    if kind == "urlencode":
+        return _urlencoded(value)
+    if kind == "raw" or not value.startswith("@"):
+        return value.encode()
+    body = _read_file(value[1:])
+    if kind == "data":
+        body = body.replace(b"\r", b"").replace(b"\n", b"")
+    return body
+
+
+# The types curl gives an uploaded file by its name's extension (any case); other files
+# are application/octet-stream.
+_FORM_TYPES = {".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".png": "image/png", ".svg": "image/svg+xml", ".txt": "text/plain",
+               ".htm": "text/html", ".html": "text/html", ".pdf": "application/pdf",
+               ".xml": "application/xml"}
+
+
+def _form(fields: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """-F fields as the client's (data, files): `name=value`, `name=<file` (the file's
+    content as the value), `name=@file` (an upload), with curl's `;type=` and
+    `;filename=` after a file."""
+    data: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for spec in fields:
+        name, sep, value = spec.partition("=")
+        if not sep or not name:
+            raise CommandError(f"-F needs NAME=VALUE, not {spec!r}")
+        if value[:1] not in ("@", "<"):
+            data.setdefault(name, []).append(value)
+            continue
+        path, *params = value[1:].split(";")
+        options = dict(p.strip().partition("=")[::2] for p in params if "=" in p)
+        content = _read_file(path)
+        if value[0] == "<":
+            data.setdefault(name, []).append(content.decode("utf-8", "replace"))
+            continue
+        filename = options.get("filename", os.path.basename(path) if path != "-" else "-")
+        ctype = options.get("type") or _FORM_TYPES.get(
+            os.path.splitext(filename)[1].lower(), "application/octet-stream")
+        files[name] = (filename, content, ctype)
+    return data, files
+
+
+def request_options(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]]:
+    """Method, URL and AsyncClient.stream() keywords from curl-style options."""
+    url = args.url
+    for part in args.url_query:
+        extra = part[1:].encode() if part.startswith("+") else _urlencoded(part)
+        url += ("&" if "?" in url else "?") + extra.decode("latin-1")
+    headers = []
+    for h in args.header:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise CommandError(f"-H needs 'Name: value', not {h!r}")
+        headers.append((name.strip(), value.strip()))
+    given = {k.lower() for k, _ in headers}
+    for name, value in (("User-Agent", args.user_agent), ("Referer", args.referer),
+                        ("Range", args.range and f"bytes={args.range}")):
+        if value and name.lower() not in given:  # -H's own header wins
+            headers.append((name, value))
+    kw: dict[str, Any] = {"headers": headers}
+    implied = "GET"
+    if args.form and (args.data or args.upload_file):
+        raise CommandError("-F cannot be used with -d, --json or -T")
+    if args.data:
+        parts = [_read_data(kind, value) for kind, value in args.data]
+        as_json = all(kind == "json" for kind, _ in args.data)
+        body = (b"" if as_json else b"&").join(parts)
+        if args.get:
+            from urllib.parse import urlsplit
+
+            sep = "&" if urlsplit(url).query else "?"
+            url = f"{url}{sep}{body.decode('latin-1')}"
+        else:
+            kw["content"] = body
+            implied = "POST"
+            if as_json:
+                if "accept" not in given:
+                    headers.append(("Accept", "application/json"))
+                ctype = "application/json"
+            else:
+                ctype = "application/x-www-form-urlencoded"
+            if "content-type" not in given:
+                headers.append(("Content-Type", ctype))
+    elif args.form:
+        kw["data"], kw["files"] = _form(args.form)
+        implied = "POST"
+    elif args.upload_file:
+        if url.endswith("/") and args.upload_file != "-":
+            url += os.path.basename(args.upload_file)
+        kw["content"] = _read_file(args.upload_file)
+        implied = "PUT"
+    if args.cookie and "=" in args.cookie:
+        headers.append(("Cookie", args.cookie))
+    method = args.request or ("HEAD" if args.head else implied)
+    return method.upper(), url, kw
+
+
+SCHEMES = ("http", "https")
+
+
+def protocols(spec: str | None, default: frozenset[str]) -> frozenset[str]:
+    """curl's --proto list: tokens of [+-=]NAME, `all` meaning every scheme, applied left
+    to right to `default` (a bare name adds, as +NAME)."""
+    if spec is None:
+        return default
+    allowed = set(default)
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            continue
+        op, name = (token[0], token[1:]) if token[0] in "+-=" else ("+", token)
+        names = set(SCHEMES) if name.lower() == "all" else {name.lower()}
+        if op == "=":
+            allowed = names
+        elif op == "+":
+            allowed |= names
+        else:
+            allowed -= names
+    return frozenset(allowed)
+
+
+def scheme_check(url: str, allowed: frozenset[str],
+                  redirects: frozenset[str]) -> Callable[[Any], None]:
+    """A request hook: the URL's scheme must be one of --proto's, a redirect's one of
+    --proto-redir's."""
+    def check(request: Any) -> None:
+        first = str(request.url) == url
+        scheme = request.url.scheme
+        if scheme not in (allowed if first else redirects):
+            raise UnsupportedProtocol(
+                f"{scheme}:// is not allowed " + ("(--proto)" if first else
+                                                  "for a redirect (--proto-redir)"))
+    return check
+
+
+def auth(args: argparse.Namespace) -> Any:
+    """The credentials of -u (Basic, or Digest with --digest), --oauth2-bearer or the
+    netrc file; None for none."""
+    from corenet.https.auth import BasicAuth, BearerAuth, DigestAuth, NetRCAuth
+
+    if args.user is not None:
+        user, _, password = args.user.partition(":")
+        return DigestAuth(user, password) if args.auth_scheme == "digest" else \
+            BasicAuth(user, password)
+    if args.oauth2_bearer:
+        return BearerAuth(args.oauth2_bearer)
+    if args.netrc or args.netrc_file:
+        try:
+            return NetRCAuth(args.netrc_file)
+        except FileNotFoundError:
+            if args.netrc_file:
+                raise CommandError(f"cannot read the netrc file {args.netrc_file}",
+                                   READ_ERROR) from None
+            return None  # as curl: no ~/.netrc is no credentials
+        except Exception as exc:  # netrc.NetrcParseError
+            raise CommandError(f"cannot parse the netrc file: {exc}", READ_ERROR) from None
+    return None
+
+
+def tls_context(args: argparse.Namespace, http2: bool, http1: bool) -> ssl.SSLContext:
+    """The TLS settings of --cacert, --capath, -k, -E/--key and --tlsv1.x."""
+    verify: Any = True
+    if args.insecure:
+        verify = False
+    elif args.cacert:
+        verify = args.cacert
+    cert: Any = None
+    if args.cert:
+        path, _, password = args.cert.partition(":")
+        cert = (path, args.key or path, password) if password else \
+            (path, args.key) if args.key else path
+    try:
+        ctx = make_ssl_context(verify, cert, http2, http1)
+        if args.capath and not args.insecure:
+            ctx.load_verify_locations(capath=args.capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"cannot load the TLS files: {exc}", SSL_CERTPROBLEM) from None
+    if args.tls_min == "1.3":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+class Pinned:
+    """--resolve: the addresses given for some names; other names as the client would look
+    them up (through `fallback`, the recursive resolver, or getaddrinfo). dnspython's
+    `resolve(qname, rdtype)` shape, which the client asks for A and AAAA."""
+
+    def __init__(self, pins: dict[str, list[str]], fallback: Any) -> None:
+        self.pins = pins
+        self.fallback = fallback
+
+    async def resolve(self, qname: str, rdtype: str) -> Any:
+        pinned = self.pins.get(qname.lower().rstrip("."))
+        if pinned is None:
+            if self.fallback is not None:
+                return await self.fallback.resolve(qname, rdtype)
+            pinned, _ = await resolve_host(qname, 0)  # getaddrinfo, as without --resolve
+        found = [a for a in pinned if (":" in a) == (rdtype == "AAAA")]
+        if not found:
+            raise LookupError(f"no {rdtype} address")
+        return _Answer(found)
+
+
+@dataclass
+class _Answer:
+    rrset: list[str]
+
+
+def pins(entries: list[str], url: str) -> dict[str, list[str]]:
+    """--resolve HOST:PORT:ADDR[,ADDR...] entries for the URL's port, by host."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    pins: dict[str, list[str]] = {}
+    for entry in entries:
+        host, sep1, rest = entry.partition(":")
+        port_text, sep2, addrs = rest.partition(":")
+        if not (sep1 and sep2 and host and port_text.isdigit() and addrs):
+            raise CommandError(f"--resolve needs HOST:PORT:ADDRESS, not {entry!r}")
+        if int(port_text) == port:
+            pins[host.lower()] = [a.strip().strip("[]") for a in addrs.split(",")]
+    return pins
+
+
+def make_resolver(root_hints: str, port: int | None = None,
+                  query_localhost: bool = False) -> Any:
+    """The recursive resolver that a package registers as the ``recursive`` entry point of
+    the ``corenet.resolvers`` group (corenet's distribution registers its ``resolver``),
+    loaded only here: plain fetches must not pay for (or need) it."""
+    cls = None
+    for ep in importlib.metadata.entry_points(group="corenet.resolvers", name="recursive"):
+        try:
+            cls = ep.load()
+        except ImportError:
+            cls = None
+        break
+    if cls is None:
+        raise CommandError("--resolve-with needs corenet's resolver package ('resolver'), "
+                         "which is not installed")
+    if not os.path.exists(root_hints):
+        raise CommandError(f"root hints file {root_hints!r} not found")
+    kw: dict[str, Any] = {"root_hints": root_hints}
+    if port is not None:
+        kw["port"] = port
+    if query_localhost:
+        kw["do_not_query_localhost"] = False
+    return cls(**kw)
+
+
+def cookie_jar(args: argparse.Namespace) -> http.cookiejar.MozillaCookieJar:
+    """The cookie engine: loaded from -b FILE when given (a -b with '=' is a header)."""
+    jar = http.cookiejar.MozillaCookieJar()
+    if args.cookie and "=" not in args.cookie:
+        try:
+            jar.load(args.cookie, ignore_discard=True, ignore_expires=True)
+        except OSError:
+            pass  # as curl: a cookie file that cannot be read is no cookies
+        except http.cookiejar.LoadError as exc:
+            raise CommandError(f"cannot load cookies from {args.cookie}: {exc}", READ_ERROR)
+        for c in jar:
+            if c.expires == 0:  # curl writes a session cookie's expiry as 0
+                c.expires, c.discard = None, True
+            if "." not in c.domain.strip("."):  # http.cookiejar's name for a dotless host
+                c.domain += ".local"
+    return jar
+
+
+def save_cookies(jar: http.cookiejar.CookieJar, path: str) -> None:
+    out = http.cookiejar.MozillaCookieJar()
+    for c in jar:
+        c = copy.copy(c)
+        if c.domain.endswith(".local") and "." not in c.domain[:-6].strip("."):
+            c.domain = c.domain[:-6]  # "localhost", as curl writes it
+        if c.expires is None:
+            c.expires = 0  # a session cookie, as curl writes it
+        out.set_cookie(c)
+    try:
+        out.save(path, ignore_discard=True, ignore_expires=True)
+    except OSError as exc:
+        raise CommandError(f"cannot write cookies to {path}: {exc.strerror or exc}",
+                         WRITE_ERROR) from None

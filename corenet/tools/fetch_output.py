@@ -1,0 +1,202 @@
+"""What corenet-fetch writes, as curl writes it: the body to its file or standard output,
+the heads of -i/-I/-D, -v's account, the progress bar and -w's report of a ``Transfer``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from corenet.tools.fetch_codes import WRITE_ERROR, CommandError
+
+
+PROGRESS_MIN = 1024 * 1024  # bodies smaller than this finish before a bar would help
+
+
+def render_progress(done: int, total: int | None, elapsed: float, width: int = 30) -> str:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    speed = f"{rate / 1e6:7.2f} MB/s"
+    if total:
+        frac = min(1.0, done / total)
+        bar = "#" * int(frac * width)
+        return f"\r[{bar:<{width}}] {frac * 100:5.1f}% {done / 1e6:9.2f} MB {speed}"
+    return f"\r{done / 1e6:9.2f} MB {speed}"
+
+
+# -w %{http_version}: curl's name for each version.
+_CURL_VERSIONS = {"HTTP/1.0": "1", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/3": "3"}
+
+
+@dataclass
+class Transfer:
+    """What -w reports: filled in as the transfer goes, so that a failed one reports too."""
+    url: str
+    start: float = field(default_factory=time.monotonic)
+    response: Any = None
+    starttransfer: float = 0.0
+    end: float = 0.0
+    size_download: int = 0
+    exitcode: int = 0
+    errormsg: str = ""
+
+
+def _write_out_vars(t: Transfer) -> dict[str, str]:
+    r = t.response
+    end = t.end or time.monotonic()
+    addr = r.extensions.get("server_addr") if r is not None else None
+    connected, secured = r.extensions.get("connect_times", (0.0, 0.0)) if r is not None \
+        else (0.0, 0.0)
+    resolved = r.extensions.get("resolved_at", 0.0) if r is not None else 0.0
+    total = end - t.start
+    redirect = ""
+    if r is not None and r.has_redirect_location:  # one not followed
+        redirect = str(r.url.join(r.headers["location"]))
+
+    def since_start(at: float) -> str:      # 0 for a connection opened before this transfer
+        return f"{at - t.start:.6f}" if at >= t.start else "0.000000"
+
+    return {
+        "http_code": f"{r.status_code:03d}" if r is not None else "000",
+        "response_code": f"{r.status_code:03d}" if r is not None else "000",
+        "http_version": _CURL_VERSIONS.get(r.http_version, r.http_version)
+        if r is not None else "0",
+        "time_total": f"{total:.6f}",
+        "time_namelookup": since_start(resolved),
+        "time_connect": since_start(connected),
+        "time_appconnect": since_start(secured),
+        "time_starttransfer": f"{t.starttransfer - t.start:.6f}" if t.starttransfer
+        else "0.000000",
+        "size_download": str(t.size_download),
+        "url_effective": str(r.url) if r is not None else t.url,
+        "content_type": (r.headers.get("content-type") or "") if r is not None else "",
+        "num_redirects": str(len(r.history)) if r is not None else "0",
+        "remote_ip": str(addr[0]) if addr else "",
+        "remote_port": str(addr[1]) if addr else "",
+        "speed_download": str(int(t.size_download / total) if total > 0 else 0),
+        "redirect_url": redirect,
+        "exitcode": str(t.exitcode),
+        "errormsg": t.errormsg,
+    }
+
+
+# -w %{json}: the variables that are numbers in curl's, and those that are null when unset.
+_JSON_NUMBERS = frozenset({"http_code", "response_code", "size_download", "num_redirects",
+                           "remote_port", "speed_download", "exitcode"})
+_JSON_NULLS = frozenset({"redirect_url", "errormsg"})
+
+
+def _json(values: dict[str, str]) -> str:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith("time_"):
+            out[name] = float(value)
+        elif name in _JSON_NUMBERS:
+            out[name] = int(value) if value else 0
+        elif name in _JSON_NULLS and not value:
+            out[name] = None
+        else:
+            out[name] = value
+    return json.dumps(out)
+
+
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+
+
+def write_out(fmt: str, t: Transfer) -> str:
+    """curl's -w: %{name} replaced (%{json}: every variable, as a JSON object), %% is %,
+    \\n \\r \\t escapes; an unknown variable is left out (curl warns about it)."""
+    if fmt.startswith("@"):
+        with open(fmt[1:]) if fmt != "@-" else sys.stdin as f:
+            fmt = f.read()
+    values = _write_out_vars(t)
+    values["json"] = _json(values)
+    return re.sub(r"%\{([a-z_]+)\}|%%|\\([nrt\\])",
+                  lambda m: values.get(m[1], "") if m[1] else
+                  "%" if m[0] == "%%" else _ESCAPES[m[2]], fmt)
+
+
+def head_block(r: Any) -> bytes:
+    """The status line and headers as curl -i and -I print them."""
+    lines = [f"{r.http_version} {r.status_code} {r.reason_phrase}"]
+    lines += [f"{k}: {v}" for k, v in r.headers.frozen()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def verbose(r: Any, err: Any) -> None:
+    """curl -v's account of one exchange: TLS and ALPN, the request, the response head."""
+    so = r.extensions.get("ssl_object")
+    if r.url.scheme == "https" and so is not None:
+        err.write(f"* TLS {so.version()} {so.cipher()[0]}, resumed={so.session_reused}\n")
+        alpn = so.selected_alpn_protocol()
+        err.write(f"* ALPN: server accepted {alpn}\n" if alpn else
+                  "* ALPN: server did not agree on a protocol. Uses default.\n")
+    elif r.url.scheme == "http":
+        err.write("* plain HTTP: no TLS, no ALPN\n")
+    req = r.request
+    if req is not None:
+        err.write(f"> {req.method} {req.url.raw_path.decode('latin-1')} {r.http_version}\n")
+        for k, v in req.headers.frozen():
+            err.write(f"> {k}: {'*****' if k.lower() == 'authorization' else v}\n")
+    err.write(f"< {r.http_version} {r.status_code} {r.reason_phrase}\n")
+    for k, v in r.headers.frozen():
+        err.write(f"< {k}: {v}\n")
+
+
+def dump_headers(name: str, heads: tuple) -> None:
+    """-D: the status lines and headers received, to a file or (-) standard output (which
+    -o does not redirect)."""
+    block = b"".join(head_block(h) for h in heads)
+    if name == "-":
+        write(sys.stdout.buffer, block)
+        return
+    try:
+        with open(name, "wb") as f:
+            f.write(block)
+    except OSError as exc:
+        raise CommandError(f"cannot write {name}: {exc.strerror or exc}", WRITE_ERROR) \
+            from None
+
+
+def write(out: BinaryIO, data: bytes) -> None:
+    try:
+        out.write(data)
+    except OSError as exc:
+        raise CommandError(f"failure writing output: {exc.strerror or exc}", WRITE_ERROR) \
+            from None
+
+
+def output_name(args: argparse.Namespace) -> str | None:
+    """-o's file, or -O's name from the URL; under --output-dir, its directories made
+    with --create-dirs."""
+    name = args.output
+    if not name and args.remote_name:
+        from urllib.parse import unquote, urlsplit
+
+        name = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
+        if not name:
+            raise CommandError("-O: the URL has no file name", WRITE_ERROR)
+    if not name or name == "-":
+        return None
+    if args.output_dir:
+        name = os.path.join(args.output_dir, name)
+    if args.create_dirs and os.path.dirname(name):
+        try:
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"cannot create the directory of {name}: "
+                               f"{exc.strerror or exc}", WRITE_ERROR) from None
+    return name
+
+
+def rewind(out: BinaryIO) -> None:
+    """-o's file emptied of what the failed attempt wrote, for the next one. A device or a
+    pipe (/dev/null, say) cannot be: that ends the command, as curl ends it."""
+    if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+        raise CommandError("Failed to truncate file", WRITE_ERROR)
+    out.seek(0)
+    out.truncate()
