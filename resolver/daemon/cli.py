@@ -16,7 +16,7 @@ anything binds.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import re
 import sys
 from dataclasses import replace
@@ -63,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
                f"control socket (default {SYSTEM_CONTROL}, or the non-root\n"
                "             daemon's, or $CORENET_RESOLVER_CONTROL); -s ADDR[@PORT]: the TCP "
                "control listener, with -c's certificates\n  -q  no 'ok' on "
-               "success   --json  stats and status as JSON   COMMAND -h  the command's "
-               "doc\n\n" + usage())
+               "success   --json  stats and status as JSON   --prometheus  stats as "
+               "Prometheus text\n  COMMAND -h  the command's doc\n\n" + usage())
     ap.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
@@ -189,16 +189,11 @@ def cmd_checkconf(ns: argparse.Namespace) -> int:
 
 
 # ---- control ----------------------------------------------------------------------------------
-def _print_stats(stats: dict) -> None:
-    from resolver.daemon.metrics import render
-
-    print(render(stats), end="")
-
-
 #: The control commands' options: (their names, what they set, whether a value follows).
 CONTROL_OPTIONS = {"-c": ("config", True), "--config": ("config", True),
                    "-s": ("control", True), "--control": ("control", True),
-                   "--json": ("json", False), "-q": ("quiet", False)}
+                   "--json": ("json", False), "--prometheus": ("prometheus", False),
+                   "-q": ("quiet", False)}
 
 
 def split_control(argv: list[str]) -> tuple[dict, list[str]]:
@@ -248,6 +243,7 @@ def control_target(opts: dict):
 
 
 def cmd_control(argv: list[str]) -> int:
+    from resolver.daemon import replies
     from resolver.daemon.commands import BY_NAME
     from resolver.daemon.control import ControlError, request
 
@@ -256,20 +252,15 @@ def cmd_control(argv: list[str]) -> int:
     except ValueError as e:
         return _fail(str(e))
     cmd, args = rest[0], rest[1:]
-    if cmd not in BY_NAME:
-        return _fail(f"unknown command {cmd!r} (corenet-resolver help lists them)")
+    if cmd not in BY_NAME:               # unbound-control's words and exit status
+        print(f"error unknown command '{cmd}' ({PROG} help lists them)")
+        return 1
     if {"-h", "--help"} & set(args):
         c = BY_NAME[cmd]
         print(f"usage: {PROG} [-c CONFIG] [-s PATH] {c.name} {c.args}".rstrip())
         print(f"\n{c.doc}\n\nWith several workers: {c.scope}.")
         return 0
-    req: dict[str, Any] = {"cmd": cmd, "args": args}
-    if cmd == "stats":
-        req["reset"] = True
-    elif cmd == "stats_noreset":
-        req["since"] = True
-    elif cmd == "load_cache":
-        req["input"] = sys.stdin.read()
+    req = replies.request(cmd, args, sys.stdin.read() if cmd == "load_cache" else None)
     try:
         answer = request(control_target(opts), req)
     except ConfigError as e:
@@ -279,71 +270,31 @@ def cmd_control(argv: list[str]) -> int:
             print(f"error {e}")
             return 1
         return _fail(str(e), 1)
-    if cmd == "status":
-        if opts.get("json"):
-            print(json.dumps(answer["status"], indent=1, sort_keys=True))
-        else:
-            print(_status_text(answer["status"]))
-    elif "stats" in answer:
-        if opts.get("json"):
-            print(json.dumps(answer["stats"], indent=1, sort_keys=True))
-        else:
-            _print_stats(answer["stats"])
-    elif cmd == "flush":
-        if not opts.get("quiet"):
-            print("ok")
-        if "shared_deleted" in answer:
-            if answer["shared_deleted"] is None:
-                return _fail("the shared cache could not be reached: the name's entries "
-                             "there stay until they expire", 1)
-            print(f"deleted {answer['shared_deleted']} entries from the shared cache")
-    elif cmd == "reload":
-        if not opts.get("quiet"):
-            print("ok")
-        if answer.get("restart_needed"):
-            print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
-                  file=sys.stderr)
-    elif "lines" in answer:
-        for line in answer["lines"]:
-            print(line)
-    elif answer.get("text") and not (opts.get("quiet") and answer["text"] == "ok"):
-        print(answer["text"])
+    fmt = "json" if opts.get("json") else "prometheus" if opts.get("prometheus") else "unbound"
+    sys.stdout.write(replies.text(cmd, answer, fmt, bool(opts.get("quiet"))))
+    if cmd == "flush" and "shared_deleted" in answer and answer["shared_deleted"] is None:
+        return _fail("the shared cache could not be reached: the name's entries there stay "
+                     "until they expire", 1)
+    if cmd == "reload" and answer.get("restart_needed"):
+        print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
+              file=sys.stderr)
     return 0
 
 
-def _status_text(st: dict) -> str:
-    up = int(st["uptime"])
-    fill = st["cache_bytes"] / st["cache_size"] if st["cache_size"] else 0.0
-    where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in st["listen"])
-    return "\n".join([
-        f"version: {PROG} {st['version']}",
-        f"pid: {st['pid']}",
-        f"uptime: {up // 86400}d {up % 86400 // 3600:02d}:{up % 3600 // 60:02d}:{up % 60:02d}",
-        f"workers: {st['workers']}",
-        f"listening: {where or '(none)'}",
-        f"dnssec validation: {'on' if st['dnssec'] else 'off'}",
-        f"cache: {st['cache_bytes']} of {st['cache_size']} bytes ({fill:.1%})",
-        f"queries in flight: {st['inflight']}",
-        f"query log: {'on' if st['log_queries'] else 'off'}",
-        *(_auto_anchor_text(a) for a in st.get("auto_trust_anchors", ())),
-    ])
-
-
-def _auto_anchor_text(a: dict) -> str:
-    """One RFC 5011 trust point: its keys by tag and state, its last and next probe."""
-    import time
-
-    def when(t: int) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
-
-    keys = ", ".join(f"{tag} {state}" for tag, state in sorted(a["keys"].items())) or "none"
-    return (f"auto trust anchor {a['zone']} ({a['file']}): "
-            + ("every key revoked, not validated" if a["revoked"] else f"keys {keys}")
-            + f"; last success {when(a['last_success'])}; next probe {when(a['next_probe'])}"
-            + (f"; {a['query_failed']} failed probes" if a["query_failed"] else ""))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command's exit status; output into a closed pipe (``| head -1``) ends it
+    quietly, with the status a write into a closed pipe has (128 + SIGPIPE)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away: nothing more to say, and nothing for Python's exit to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "query" and not {"-h", "--help"} & set(argv[1:]):
         from resolver.daemon import dig       # dig's grammar, not argparse's
@@ -365,15 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cmd_checkconf(ns)
 
 
-def _control_command(argv: list[str]) -> bool:
-    """Whether ``argv`` is a control command (its options may come first)."""
-    from resolver.daemon.commands import BY_NAME
+#: The commands that are not control commands: the parser's (a test keeps them equal).
+SUBCOMMANDS = frozenset({"serve", "checkconf", "import-unbound", "service-unit", "query"})
 
+
+def _control_command(argv: list[str]) -> bool:
+    """Whether ``argv`` is a control command (its options may come first): a control
+    command's name, or any other word that is not a subcommand (an unknown command)."""
     try:
         _, rest = split_control(argv)
     except ValueError:
         return False
-    return bool(rest) and rest[0] in BY_NAME
+    return bool(rest) and rest[0] not in SUBCOMMANDS and not rest[0].startswith("-")
 
 
 if __name__ == "__main__":

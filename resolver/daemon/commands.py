@@ -20,11 +20,14 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("status", "", "Prints the version, process id, uptime, workers, listening "
-            "addresses, whether DNSSEC validation is on and how full the cache is; exit 1 "
-            "when the daemon does not answer.", "supervisor"),
-    Command("stats", "", "Prints every figure (Prometheus text; --json for JSON) counted "
-            "since the last ``stats``, then starts counting afresh, as unbound-control's "
+    Command("status", "", "Prints Unbound's lines (version, verbosity, threads: the "
+            "workers, modules, uptime in seconds, options) then the listening addresses, "
+            "whether DNSSEC validation is on and how full the cache is, and last "
+            "``corenet-resolver (pid N) is running...``; exit 1 when the daemon does not "
+            "answer.", "supervisor"),
+    Command("stats", "", "Prints every figure counted since the last ``stats`` as "
+            "Unbound's ``key=value`` lines (``total.num.queries=`` ...; --prometheus for "
+            "Prometheus text, --json for JSON), then starts counting afresh, as unbound-control's "
             "does. Only what ``stats`` shows is reset: the counters themselves, and so "
             "``/metrics``, stay monotonic, as Prometheus needs.", "supervisor"),
     Command("stats_noreset", "", "As ``stats``, without starting afresh: the figures "
@@ -43,14 +46,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("flush", "[NAME]", "Forgets the whole cache, or every type of NAME (the "
             "shared cache's entries for it too). Prints what was flushed.", "every worker"),
     Command("flush_zone", "NAME", "Forgets everything cached at or below NAME: answers, "
-            "rrsets, negative entries and DNSSEC verdicts. Prints ``ok``.", "every worker"),
+            "rrsets, negative entries and DNSSEC verdicts. Prints ``ok removed N rrsets, N "
+            "messages and N key entries`` (the workers' caches summed).", "every worker"),
     Command("flush_type", "NAME TYPE", "Forgets the rrset and the answers of NAME with TYPE. "
             "Prints ``ok``.", "every worker"),
     Command("flush_bogus", "", "Forgets every bogus verdict of DNSSEC validation and the "
             "failures it caused, so bogus data is fetched and validated again. Prints "
-            "``ok``.", "every worker"),
+            "``ok removed N rrsets, N messages and N key entries``.", "every worker"),
     Command("flush_negative", "", "Forgets every negative answer (NXDOMAIN, NODATA) and "
-            "remembered failure (SERVFAIL). Prints ``ok``.", "every worker"),
+            "remembered failure (SERVFAIL). Prints ``ok removed N rrsets, N messages and N "
+            "key entries``.", "every worker"),
     Command("flush_infra", "all|IP", "Forgets what was learnt about every server (``all``) "
             "or one address: RTT, timeouts, down and lame marks, EDNS. Prints ``ok``.",
             "every worker"),
@@ -100,6 +105,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("insecure_add", "ZONE", "Adds ZONE to the negative trust anchors "
             "(domain-insecure) until the next reload: data at and below it is treated as "
             "unsigned. Prints ``ok``.", "every worker"),
+    Command("list_insecure", "", "Prints the negative trust anchors (domain-insecure), "
+            "one per line.", "every worker"),
+    Command("list_auth_zones", "", "Prints the authority zones served: none (Unbound's "
+            "auth-zone is not served), so nothing.", "every worker"),
     Command("insecure_remove", "ZONE", "Removes ZONE from the negative trust anchors until "
             "the next reload. Prints ``ok``.", "every worker"),
     Command("get_option", "NAME", "Prints the value of the setting NAME (the config key, "

@@ -1,7 +1,10 @@
 """The control channel: a Unix stream socket (0660 by default) and, with
 ``control-enable``, a TCP listener with mutual TLS (Unbound's remote-control), each taking
 one JSON request per line and answering one JSON line, for the control commands
-(``resolver.daemon.commands``).
+(``resolver.daemon.commands``). A connection that starts with ``UBCT`` speaks Unbound's
+protocol instead, so Unbound's own ``unbound-control`` drives the daemon: one line
+``UBCT1 COMMAND ARGS``, answered with the text the command prints (``resolver.daemon.replies``)
+and the close.
 
 Requests: ``{"cmd": NAME, "args": [...]}`` (``load_cache`` adds ``"input"``: the dump).
 Answers: ``{"ok": true, ...}`` (``"text"``: what the command prints) or ``{"ok": false,
@@ -24,6 +27,11 @@ log = logging.getLogger("resolver.daemon.control")
 
 MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 5.0
+#: Unbound's control protocol: a line ``UBCT1 COMMAND ARGS`` (unbound-control's version 1)
+MAGIC = b"UBCT1 "
+#: a cache dump sent after unbound-control's ``load_cache``: its bounds
+MAX_DUMP = 64 * 1024 * 1024
+DUMP_TIMEOUT = 25.0
 
 Handler = Callable[[dict], Awaitable[dict]]
 
@@ -192,6 +200,9 @@ class ControlServer:
         try:
             try:
                 line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+                if line.startswith(MAGIC[:4]):
+                    await self._unbound(line, reader, writer)
+                    return
                 req = json.loads(line)
                 if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
                     raise ValueError("expected an object with a 'cmd' string")
@@ -210,6 +221,53 @@ class ControlServer:
             pass
         finally:
             writer.close()
+
+    async def _unbound(self, line: bytes, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
+        """One command of Unbound's unbound-control: ``UBCT1 COMMAND ARGS``, answered with
+        the text the command prints (``error ...`` when refused), then the close."""
+        from resolver.daemon import replies
+        from resolver.daemon.commands import BY_NAME
+
+        words = line[len(MAGIC):].decode("utf-8", "replace").split()
+        if not line.startswith(MAGIC):
+            out = "error version mismatch\n"
+        elif not words or words[0] not in BY_NAME:
+            out = f"error unknown command '{words[0] if words else ''}'\n"
+        else:
+            stdin = None
+            if words[0] == "load_cache":
+                stdin = await self._dump(reader)
+            try:
+                answer = await self.handler(replies.request(words[0], words[1:], stdin))
+                out = replies.text(words[0], answer)
+            except replies.Refused as e:
+                out = f"error {e}\n"
+            except Exception as e:              # reported to the client, daemon keeps going
+                log.exception("control command %r failed", words[0])
+                out = f"error {type(e).__name__}: {e}\n"
+        writer.write(out.encode())
+        await writer.drain()
+
+    async def _dump(self, reader: asyncio.StreamReader) -> str:
+        """The cache dump unbound-control sends after ``load_cache``: its lines up to the
+        dump's end line, at most ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds."""
+        from resolver.cache.dump import END
+
+        async def lines() -> str:
+            got, size = [], 0
+            while True:
+                line = await reader.readline()
+                size += len(line)
+                if size > MAX_DUMP:
+                    raise ValueError(f"a dump above {MAX_DUMP} bytes")
+                got.append(line.decode("utf-8", "replace"))
+                if not line or line.strip() == END:
+                    return "".join(got)
+        try:
+            return await asyncio.wait_for(lines(), DUMP_TIMEOUT)
+        except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:
+            return f"; unreadable: {e}\n"
 
     async def close(self) -> None:
         for srv in self.tcp_servers:

@@ -508,6 +508,8 @@ def since(stats: dict, base: dict | None) -> dict:
             return a - b
         return a
     out = sub(stats, base)
+    if "uptime" in stats and "uptime" in base:
+        out["elapsed"] = stats["uptime"] - base["uptime"]
     if "engine" in out:
         out["hit_rates"] = hit_rates(out)
     return out

@@ -94,9 +94,27 @@ async def flush(ctl: WorkerControl, req: dict) -> dict:
     return out
 
 
+def _held(r) -> tuple[int, int, int]:
+    """What the cache holds: rrsets, messages and the validator's key entries (its zones'
+    verdicts)."""
+    keys = len(r.dnssec.zones) if r.dnssec is not None else 0
+    return len(r.cache.rrsets.lru), len(r.cache.messages.lru), keys
+
+
+def _removed(r, forget: Callable[[], None]) -> dict:
+    """``forget()`` done, answered as Unbound's flush commands count: the rrsets, messages
+    and key entries it removed."""
+    before = _held(r)
+    forget()
+    after = _held(r)
+    gone = [max(0, b - a) for b, a in zip(before, after)]
+    return {"ok": True, "removed": dict(zip(("rrsets", "messages", "keys"), gone))}
+
+
 def flush_zone(ctl: WorkerControl, req: dict) -> dict:
-    ops.flush_zone(ctl.server.resolver, _name(_args(req, 1, 1)[0]))
-    return OK
+    name = _name(_args(req, 1, 1)[0])
+    r = ctl.server.resolver
+    return _removed(r, lambda: ops.flush_zone(r, name))
 
 
 def flush_type(ctl: WorkerControl, req: dict) -> dict:
@@ -111,14 +129,14 @@ def flush_type(ctl: WorkerControl, req: dict) -> dict:
 
 def flush_bogus(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
-    ops.flush_bogus(ctl.server.resolver)
-    return OK
+    r = ctl.server.resolver
+    return _removed(r, lambda: ops.flush_bogus(r))
 
 
 def flush_negative(ctl: WorkerControl, req: dict) -> dict:
     _args(req, 0, 0)
-    ops.flush_negative(ctl.server.resolver)
-    return OK
+    r = ctl.server.resolver
+    return _removed(r, lambda: ops.flush_negative(r))
 
 
 def flush_infra(ctl: WorkerControl, req: dict) -> dict:
@@ -203,6 +221,17 @@ def list_local_data(ctl: WorkerControl, req: dict) -> dict:
     lines = [line for z in cfg.local_zone for line in z.data]
     lines += list(cfg.local_data) + list(cfg.local_data_ptr)
     return {"ok": True, "text": "\n".join(lines)}
+
+
+def list_insecure(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    return {"ok": True, "text": "\n".join(ctl.server.cfg.domain_insecure)}
+
+
+def list_auth_zones(ctl: WorkerControl, req: dict) -> dict:
+    """No authority zones are served (Unbound's auth-zone): the list is empty."""
+    _args(req, 0, 0)
+    return {"ok": True, "text": ""}
 
 
 def _setting(name: str, value: Any) -> Any:
@@ -405,13 +434,23 @@ def status_of(server) -> dict:
     from corenet import __version__
 
     cfg, r = server.cfg, server.resolver
-    return {"version": __version__, "pid": os.getpid(),
+    return {"version": __version__, "pid": os.getpid(), "verbosity": logs.verbosity(),
+            "control": control_options(cfg),
             "uptime": time.time() - server.started_at, "workers": 1,
             "listen": [list(a) for a in server.addresses],
             "dnssec": r.dnssec is not None, "cache_bytes": r.cache.bytes,
             "cache_size": cfg.cache_size, "inflight": len(server.misses),
             "log_queries": cfg.log_queries, "uid": os.geteuid(),
             "auto_trust_anchors": r.auto_anchors.describe() if r.auto_anchors else []}
+
+
+def control_options(cfg) -> list[str]:
+    """The ``options:`` of ``status`` that tell how commands come, as Unbound's: ``control``
+    with ``(ssl)`` for the TCP listener with TLS, ``(namedpipe)`` for a socket path."""
+    if not (cfg.control or cfg.control_enable):
+        return []
+    ssl = cfg.control_enable and cfg.control_use_cert
+    return ["control" + ("(ssl)" if ssl else "") + ("(namedpipe)" if cfg.control else "")]
 
 
 def status(ctl: WorkerControl, req: dict) -> dict:
@@ -508,8 +547,16 @@ def union_flush(answers: list[dict]) -> dict:
     return out
 
 
+def union_removed(answers: list[dict]) -> dict:
+    """A flush's counts: what every worker's cache removed, summed."""
+    return {"ok": True, "workers": len(answers),
+            "removed": {k: sum(a["removed"][k] for a in answers)
+                        for k in ("rrsets", "messages", "keys")}}
+
+
 #: How the answers of every worker make one, for the commands whose answers differ.
-MERGE = {"dump_cache": union_dump, "flush": union_flush}
+MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_removed,
+         "flush_bogus": union_removed, "flush_negative": union_removed}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset({"verbosity", "log_reopen"})

@@ -342,7 +342,23 @@ def daemon_man_page() -> str:
             _roff("Sent to a running daemon over its control socket (the setting control, or "
                   "--control PATH, or $CORENET_RESOLVER_CONTROL); with several workers the "
                   "supervisor answers for all of them. They exit 0, or 1 with the error when "
-                  "the daemon cannot be reached or refuses.")]
+                  "the daemon cannot be reached or refuses (an error line error MESSAGE on "
+                  "standard output, as unbound-control's). Their output stops quietly when "
+                  "the reader goes (as with | head)."),
+            _roff("Unbound's own unbound-control drives the daemon too: the control socket "
+                  "and the TCP control listener (control-enable, with mutual TLS from the "
+                  "server-key-file, server-cert-file, control-key-file and control-cert-file "
+                  "as Unbound's remote-control, or plain TCP on loopback with "
+                  "control-use-cert: no) take its protocol beside corenet's JSON lines, and "
+                  "answer with the text corenet-resolver COMMAND prints. Point it at the "
+                  "daemon with an unbound.conf holding a remote-control: clause: "
+                  "control-interface the same address (or the control socket's path) and "
+                  "control-port, and the same certificate files."),
+            _roff("stats and stats_noreset print Unbound's key=value lines (thread0.num.queries, "
+                  "total.num.cachehits, time.up, histogram.*, num.query.type.A, "
+                  "num.answer.rcode.NOERROR ...), which the tools written for Unbound read; "
+                  "--prometheus prints the Prometheus text of the metrics listener, --json "
+                  "every figure as JSON.")]
     for c in COMMANDS:
         head = f".B {_roff(c.name)}" if not c.args else f".BI {_roff(c.name)} \" {_roff(c.args)}\""
         out += [".TP", head, _roff(c.doc), ".br", _roff(f"Scope: {c.scope}.")]

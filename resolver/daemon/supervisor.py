@@ -436,6 +436,8 @@ def merge_status(parts: list[dict], started_at: float, workers: int) -> dict:
     from corenet import __version__
 
     return {"version": __version__, "pid": os.getpid(), "uptime": time.time() - started_at,
+            "verbosity": parts[0].get("verbosity", 0) if parts else 0,
+            "control": parts[0].get("control", []) if parts else [],
             "workers": workers, "workers_answering": len(parts),
             "listen": parts[0]["listen"] if parts else [],
             "dnssec": all(p["dnssec"] for p in parts),

@@ -150,7 +150,7 @@ def test_unbound_reads_the_state_file_corenet_writes(tmp_path):
 
 
 def test_status_shows_each_auto_anchor(auto_daemon):
-    from resolver.daemon.cli import _status_text
+    from resolver.daemon.replies import status_text
     from resolver.daemon.control import request
 
     d, state, anchor = auto_daemon
@@ -161,7 +161,7 @@ def test_status_shows_each_auto_anchor(auto_daemon):
     assert a["keys"] == {str(t): s.name for t, s in tp.states().items()}
     assert "VALID" in a["keys"].values()
     assert a["last_success"] == tp.last_success and a["next_probe"] == tp.next_probe_time
-    text = _status_text(st)
+    text = status_text(st)
     line = next(x for x in text.splitlines() if x.startswith("auto trust anchor . "))
     assert "VALID" in line and "next probe 20" in line
 

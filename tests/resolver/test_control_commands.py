@@ -54,6 +54,16 @@ def ok(d: Daemon, *args: str) -> str:
     return r.stdout
 
 
+def removed(d: Daemon, *args: str) -> tuple[int, int, int]:
+    """A flush's counts, as Unbound prints them: rrsets, messages, key entries."""
+    import re
+    r = ctl(d, *args)
+    m = re.fullmatch(r"ok removed (\d+) rrsets, (\d+) messages and (\d+) key entries\n",
+                     r.stdout)
+    assert r.returncode == 0 and m, (args, r.stdout, r.stderr)
+    return tuple(int(n) for n in m.groups())
+
+
 def upstream(d: Daemon) -> int:
     return d.stats()["engine"]["upstream_queries"]
 
@@ -91,6 +101,21 @@ def test_help_lists_every_command_with_its_synopsis():
     assert "union of workers" in r.stdout
 
 
+def test_an_unknown_command_is_named_and_the_other_subcommands_are_not_control_commands():
+    import argparse
+
+    from resolver.daemon import cli as cli_module
+
+    (sub,) = [a for a in cli_module.parser()._actions
+              if isinstance(a, argparse._SubParsersAction)]
+    assert cli_module.SUBCOMMANDS == set(sub.choices)
+    r = cli("foo", "--control", "/nonexistent/control")
+    assert (r.returncode, r.stdout) == (1, "error unknown command 'foo' (corenet-resolver "
+                                           "help lists them)\n"), r.stdout + r.stderr
+    r = cli("checkconf", "/nonexistent/resolver.toml")         # still checkconf's error
+    assert r.returncode == 2 and "/nonexistent/resolver.toml" in r.stderr, r.stderr
+
+
 def test_a_bad_command_or_argument_is_an_error_and_exit_1(daemon):
     r = ctl(daemon, "flush_type", "www.example.com.")
     assert r.returncode == 1 and r.stdout.startswith("error usage: flush_type NAME TYPE")
@@ -126,7 +151,9 @@ def test_flush_type_and_flush_zone_send_the_names_upstream_again(daemon):
     before = upstream(daemon)
     everywhere(daemon, "h001.bulk.net.")
     assert upstream(daemon) == before                 # another name stays cached
-    ok(daemon, "flush_zone", "bulk.net.")
+    rrsets, messages, _ = removed(daemon, "flush_zone", "bulk.net.")
+    assert messages >= 4 and rrsets >= 4          # two answers in each worker's cache
+    assert removed(daemon, "flush_zone", "bulk.net.") == (0, 0, 0)
     for name in ("h001.bulk.net.", "h002.bulk.net."):
         before = upstream(daemon)
         assert all(addresses(r) == {f"10.1.0.{name[3]}"} for r in everywhere(daemon, name))
@@ -137,7 +164,8 @@ def test_flush_negative_forgets_nxdomain_and_nodata_only(daemon):
     cached_everywhere(daemon, "nope.example.com.")
     cached_everywhere(daemon, "v4only.example.com.", "AAAA")
     cached_everywhere(daemon, "www.example.com.")
-    ok(daemon, "flush_negative")
+    _, messages, _ = removed(daemon, "flush_negative")
+    assert messages >= 4                          # two negative answers in each worker
     before = upstream(daemon)
     everywhere(daemon, "www.example.com.")
     assert upstream(daemon) == before                 # positive answers stay
@@ -320,7 +348,7 @@ def test_stats_shows_what_was_counted_since_the_last_stats_and_metrics_stay_mono
     assert json.loads(ctl(daemon, "stats", "--json").stdout)["engine"]["client_queries"] == 0
     after = _metric(daemon.metrics(), "corenet_resolver_queries_total")
     assert after >= total + 3                          # /metrics never went back
-    r = ctl(daemon, "stats")
+    r = ctl(daemon, "stats", "--prometheus")
     assert "corenet_resolver_cache_hits_total" in r.stdout
 
 
@@ -366,7 +394,7 @@ def test_the_control_socket_is_found_from_the_config_file_and_stop_stops(lab, tm
     d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         r = cli("-c", str(conf), "status")
-        assert r.returncode == 0 and f"workers: {workers}" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and f"threads: {workers}\n" in r.stdout, r.stdout + r.stderr
         d.ask("www.example.net.")
         r = cli("-c", str(conf), "dump_cache")
         assert r.returncode == 0 and "\nmsg www.example.net. A IN " in r.stdout, r.stdout
@@ -456,7 +484,8 @@ def test_flush_bogus_and_insecure_add_on_a_bogus_zone(signed_lab, tmp_path):
         before = upstream(d)
         everywhere(d, "www.badds.com.")
         assert upstream(d) == before                  # the bogus verdict is remembered
-        ok(d, "flush_bogus")
+        counts = removed(d, "flush_bogus")
+        assert sum(counts) >= 2, counts               # each worker's verdict at least
         assert all(a.rcode() == dns.rcode.SERVFAIL for a in everywhere(d, "www.badds.com."))
         assert upstream(d) >= before + 2              # fetched and validated again
         ok(d, "insecure_add", "badds.com.")
@@ -491,7 +520,7 @@ def test_tcp_control_with_mutual_tls_refuses_a_client_the_server_did_not_sign(la
     d.start(ready="ready: 2 workers" if workers == 2 else "ready")
     try:
         r = cli("-c", str(conf), "status")
-        assert r.returncode == 0 and f"workers: {workers}" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and f"threads: {workers}\n" in r.stdout, r.stdout + r.stderr
         r = cli("-c", str(conf), "local_data", "tls.test.", "A", "10.0.0.7")
         assert r.returncode == 0 and r.stdout == "ok\n"
         assert all(addresses(a) == {"10.0.0.7"} for a in everywhere(d, "tls.test."))

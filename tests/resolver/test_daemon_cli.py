@@ -158,6 +158,8 @@ def test_stats_flush_reload_over_the_control_socket(daemon):
     assert mode == 0o660
     daemon.ask("h050.bulk.net.")
     r = cli("stats", "--control", daemon.control)
+    assert r.returncode == 0 and "\ntotal.num.cachehits=" in r.stdout
+    r = cli("stats", "--control", daemon.control, "--prometheus")
     assert r.returncode == 0 and "corenet_resolver_cache_hits_total" in r.stdout
     r = cli("stats", "--control", daemon.control, "--json")
     assert r.returncode == 0 and '"engine"' in r.stdout

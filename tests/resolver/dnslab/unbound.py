@@ -67,14 +67,15 @@ def server_lines(workdir: Path, lab: Lab, threads: int = 1) -> list[str]:
 
 
 def launch(w: Path, lines: list[str], address: str, port: int,
-           timeout: float = 10.0, wrap: tuple[str, ...] = ()) -> subprocess.Popen:
+           timeout: float = 10.0, wrap: tuple[str, ...] = (),
+           control: tuple[str, ...] = ("control-enable: no",)) -> subprocess.Popen:
     """Unbound with ``lines`` as its ``server:`` clause (and the clauses that follow them;
-    remote control off), in the foreground in its own process group, once it answers on
-    ``address``:``port``; run under ``wrap`` (e.g. valgrind) if given. Raises LabError if
-    it exits or does not answer in ``timeout``."""
+    ``control`` its remote-control clause: off by default), in the foreground in its own
+    process group, once it answers on ``address``:``port``; run under ``wrap`` (e.g.
+    valgrind) if given. Raises LabError if it exits or does not answer in ``timeout``."""
     conf = w / "unbound.conf"
-    conf.write_text("\n".join(["server:", *lines, "remote-control:", "  control-enable: no"])
-                    + "\n")
+    conf.write_text("\n".join(["server:", *lines, "remote-control:",
+                               *(f"  {line}" for line in control)]) + "\n")
     proc = subprocess.Popen([*wrap, UNBOUND, "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(w / "stderr.log", "wb"),
                             start_new_session=True)
@@ -93,14 +94,16 @@ def launch(w: Path, lines: list[str], address: str, port: int,
                 raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
 
 
-def local_unbound(w: Path, port: int, lines: list[str]) -> subprocess.Popen:
+def local_unbound(w: Path, port: int, lines: list[str],
+                  control: tuple[str, ...] = ("control-enable: no",)) -> subprocess.Popen:
     """Unbound on 127.0.0.1:``port`` with no lab, answering what ``lines`` (its own
     server: options, indented or not) give it: its files in ``w``, IPv4 only, the iterator
-    alone. Stop it with procs.stop(..., group=True)."""
+    alone; ``control`` its remote-control clause. Stop it with procs.stop(..., group=True)."""
     base = [f"interface: 127.0.0.1@{port}", 'username: ""', 'chroot: ""', f'directory: "{w}"',
             f'pidfile: "{w}/unbound.pid"', "use-syslog: no", 'module-config: "iterator"',
             "do-ip6: no"]
-    return launch(w, [f"  {line.strip()}" for line in (*base, *lines)], "127.0.0.1", port)
+    return launch(w, [f"  {line.strip()}" for line in (*base, *lines)], "127.0.0.1", port,
+                  control=control)
 
 
 class Unbound:

@@ -1,0 +1,156 @@
+"""The daemon's figures as Unbound's ``stats`` prints them: ``key=value`` lines with
+Unbound's names (``thread0.num.queries``, ``total.num.cachehits``, ``time.up``,
+``histogram.*``, ``num.query.type.A``, ``num.answer.rcode.NOERROR`` ...), so the tools
+written for ``unbound-control stats`` (munin's plugin, unbound_exporter, collectd, zabbix
+templates) read them. Pure: a ``Server.stats()`` dict (one worker's, or the supervisor's
+merge with its ``per_worker`` list) in, text out.
+
+Only the names whose figure the daemon counts are printed; COMPATIBILITY.md lists those of
+Unbound it has not, and why.
+"""
+from __future__ import annotations
+
+import time
+
+import dns.rcode
+import dns.rdatatype
+
+#: The rcodes Unbound prints even at zero, by its names (NOTIMP is ``NOTIMPL`` there).
+RCODES_ALWAYS = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMPL", "REFUSED")
+
+#: The histogram's top, for answers slower than the daemon's last bucket bound: Unbound's
+#: own last bound.
+HISTOGRAM_TOP = 524288.0
+
+#: The transports whose queries Unbound counts in ``num.query.tcp`` (every stream), in
+#: ``num.query.tls`` (over TLS) and in ``num.query.https`` (DNS over HTTP).
+STREAM = ("tcp", "tls", "https", "http")
+TLS = ("tls", "https")
+HTTP = ("https", "http")
+
+
+def render(stats: dict, now: float | None = None) -> str:
+    """The ``key=value`` lines for ``stats``, each ending in a newline."""
+    out: list[tuple[str, object]] = []
+    e = stats["engine"]
+    workers = stats.get("per_worker") or [None]
+    for i, w in enumerate(workers):
+        out += _thread(f"thread{i}", stats, w)
+    out += _thread("total", stats, None)
+    up = float(stats["uptime"])
+    out += [("time.now", _sec(time.time() if now is None else now)),
+            ("time.up", _sec(up)),
+            ("time.elapsed", _sec(float(stats.get("elapsed", up))))]
+    out += _histogram(stats)
+    for t, n in sorted(stats["qtypes"].items(), key=lambda kv: int(kv[0])):
+        out.append((f"num.query.type.{_qtype(int(t))}", n))
+    by_transport: dict[str, int] = {}
+    by_rcode: dict[str, int] = {name: 0 for name in RCODES_ALWAYS}
+    for key, n in stats["queries"].items():
+        transport, rcode = key.split(":")
+        by_transport[transport] = by_transport.get(transport, 0) + n
+        name = _rcode(int(rcode))
+        by_rcode[name] = by_rcode.get(name, 0) + n
+
+    def among(names) -> int:
+        return sum(by_transport.get(t, 0) for t in names)
+    out += [("num.query.tcp", among(STREAM)),
+            ("num.query.tcpout", e["upstream_tcp"]),
+            ("num.query.tls", among(TLS)),
+            ("num.query.https", among(HTTP))]
+    tls = stats.get("tls")
+    if tls and "resumed" in tls:
+        out.append(("num.query.tls.resume", tls["resumed"]))
+    out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
+            if n or name in RCODES_ALWAYS]
+    out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
+            ("num.answer.secure", e.get("dnssec_secure", 0)),
+            ("num.answer.bogus", e.get("dnssec_bogus", 0)),
+            ("unwanted.queries", stats["refused_acl"]),
+            ("unwanted.replies", e["dropped_mismatched"]),
+            ("msg.cache.count", stats["cache"]["messages"]),
+            ("rrset.cache.count", stats["cache"]["rrsets"])]
+    return "".join(f"{k}={v}\n" for k, v in out)
+
+
+def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, object]]:
+    """One thread's (a worker's) or the total's ``num.*``, ``requestlist.*``,
+    ``recursion.time.*`` and ``tcpusage``. A worker's own figures are its queries and
+    hits; the rest are the daemon's."""
+    e = stats["engine"]
+    if worker is None:
+        queries, hits = e["client_queries"], e["cache_hits"]
+    else:
+        queries, hits = worker["client_queries"], worker["cache_hits"]
+    lines: list[tuple[str, object]] = [(f"{prefix}.num.queries", queries)]
+    whole = worker is None or len(stats.get("per_worker", ())) <= 1
+    if whole:
+        lines.append((f"{prefix}.num.queries_ip_ratelimited",
+                      stats["dropped"].get("ratelimit", 0)))
+    lines += [(f"{prefix}.num.cachehits", hits), (f"{prefix}.num.cachemiss", queries - hits)]
+    if whole:
+        lines += [(f"{prefix}.num.prefetch", e["prefetches"]),
+                  (f"{prefix}.num.expired", e["stale_answers"]),
+                  (f"{prefix}.num.recursivereplies", e["cache_misses"]),
+                  (f"{prefix}.requestlist.current.all", stats["inflight"]),
+                  (f"{prefix}.requestlist.current.user", stats["inflight"]),
+                  (f"{prefix}.recursion.time.avg", _sec(_average(stats))),
+                  (f"{prefix}.recursion.time.median", _sec(_median(stats))),
+                  (f"{prefix}.tcpusage", stats["tcp"]["open"])]
+    return lines
+
+
+def _average(stats: dict) -> float:
+    n = sum(stats["latency_counts"])
+    return float(stats["latency_sum"]) / n if n else 0.0
+
+
+def _buckets(stats: dict) -> list[tuple[float, float, int]]:
+    """(lower bound, upper bound, count) of each latency bucket."""
+    bounds = [0.0, *stats["latency_buckets"], HISTOGRAM_TOP]
+    return [(bounds[i], bounds[i + 1], n) for i, n in enumerate(stats["latency_counts"])]
+
+
+def _median(stats: dict) -> float:
+    """The median answer time, interpolated in its bucket as Unbound's is."""
+    buckets = _buckets(stats)
+    half = sum(n for _, _, n in buckets) / 2
+    seen = 0
+    for low, high, n in buckets:
+        if n and seen + n >= half:
+            return low + (high - low) * (half - seen) / n
+        seen += n
+    return 0.0
+
+
+def _histogram(stats: dict) -> list[tuple[str, object]]:
+    return [(f"histogram.{_bound(low)}.to.{_bound(high)}", n)
+            for low, high, n in _buckets(stats)]
+
+
+def _bound(seconds: float) -> str:
+    """A bucket bound as Unbound names it: six digits of seconds, six of microseconds."""
+    us = round(seconds * 1_000_000)
+    return f"{us // 1_000_000:06d}.{us % 1_000_000:06d}"
+
+
+def _sec(seconds: float) -> str:
+    return f"{seconds:.6f}"
+
+
+def _qtype(n: int) -> str:
+    if n == 0:                            # the types counted together (admission's OTHER)
+        return "other"
+    try:
+        return dns.rdatatype.to_text(n)
+    except ValueError:
+        return f"TYPE{n}"
+
+
+def _rcode(n: int) -> str:
+    if n == dns.rcode.NOTIMP:
+        return "NOTIMPL"
+    try:
+        return dns.rcode.to_text(dns.rcode.Rcode(n))
+    except ValueError:
+        return f"RCODE{n}"

@@ -1,0 +1,236 @@
+"""Unbound's own ``unbound-control`` (Debian's package) driving corenet-resolver over the
+control channel: Unbound's protocol (``UBCT1 COMMAND``, the text, the close) over TCP with
+mutual TLS, over plain TCP and over the Unix socket; its exit status 1 on an ``error`` line.
+And ``stats`` as Unbound prints it, read with unbound_exporter's parsing rules and compared
+key by key with a real Unbound's ``stats_noreset``."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+from ci_policy import unavailable
+
+from daemon_proc import Daemon, cli, free_port, free_tcp_port
+from dnslab.unbound import local_unbound
+from procs import stop as stop_process
+from tls_certs import CA
+
+UNBOUND_CONTROL = shutil.which("unbound-control") or "/usr/sbin/unbound-control"
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+
+
+def need_unbound() -> None:
+    for path in (UNBOUND_CONTROL, UNBOUND):
+        if not os.path.exists(path):
+            unavailable(f"{path} is missing (Debian package 'unbound')")
+
+
+def control_conf(path: Path, interface: str, port: int | None = None,
+                 certs: dict | None = None) -> Path:
+    """An unbound.conf for unbound-control: its remote-control clause only."""
+    lines = ["server:", '  chroot: ""', '  username: ""', "remote-control:",
+             "  control-enable: yes", f"  control-interface: {interface}"]
+    if port is not None:
+        lines.append(f"  control-port: {port}")
+    if certs is None:
+        lines.append("  control-use-cert: no")
+    else:
+        lines += [f'  {k}: "{v}"' for k, v in certs.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ubctl(conf: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([UNBOUND_CONTROL, "-c", str(conf), *args], capture_output=True,
+                          text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def keys(text: str) -> dict[str, str]:
+    """``stats`` output read as unbound_exporter reads it: each line split on its first
+    ``=``, the value a float."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        assert sep, f"not a key=value line: {line!r}"
+        float(value)
+        out[name] = value
+    return out
+
+
+def ask(port: int, name: str) -> dns.message.Message:
+    return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=3)
+
+
+# unbound_exporter's names (its unboundMetrics table): the keys a dashboard built on it reads
+EXPORTER_KEYS = ("total.num.queries", "total.num.cachehits", "total.num.cachemiss",
+                 "total.num.prefetch", "total.num.expired", "total.num.recursivereplies",
+                 "total.requestlist.current.all", "total.recursion.time.avg",
+                 "total.recursion.time.median", "time.up", "num.answer.rcode.NOERROR",
+                 "num.answer.rcode.NXDOMAIN", "num.answer.rcode.SERVFAIL",
+                 "num.query.type.A", "num.query.tcp", "unwanted.queries", "unwanted.replies",
+                 "msg.cache.count", "rrset.cache.count", "thread0.num.queries")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> dict:
+    """Keys as unbound-control-setup makes them: the server's self-signed certificate
+    signs the control client's."""
+    tmp = tmp_path_factory.mktemp("certs")
+    ca = CA(tmp / "server", "unbound")
+    server_pem, server_key = ca.self_signed()
+    client_pem, client_key = ca.issue("unbound-control", purpose="client")
+    return {"server-cert-file": server_pem, "server-key-file": server_key,
+            "control-cert-file": client_pem, "control-key-file": client_key}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unbound_control_over_tls_drives_the_daemon(lab, tmp_path, certs, workers):
+    need_unbound()
+    port = free_tcp_port()
+    conf = tmp_path / "resolver.toml"
+    conf.write_text("control-enable = true\ncontrol-interface = [\"127.0.0.1\"]\n"
+                    f"control-port = {port}\n"
+                    + "".join(f'{k} = "{v}"\n' for k, v in certs.items())
+                    + 'local-data = ["ub.test. 300 A 10.0.0.9"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
+    ub = control_conf(tmp_path / "unbound.conf", "127.0.0.1", port, certs)
+    try:
+        r = ubctl(ub, "status")
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines = r.stdout.splitlines()
+        assert [line.split(":")[0] for line in lines[:6]] == \
+            ["version", "verbosity", "threads", "modules", "uptime", "options"]
+        assert lines[2] == f"threads: {workers}"
+        assert re.fullmatch(r"uptime: \d+ seconds", lines[4])
+        assert "control(ssl)" in lines[5]
+        assert re.fullmatch(rf"corenet-resolver \(pid {d.pid}\) is running\.\.\.", lines[-1])
+        for _ in range(4):
+            assert ask(d.port, "ub.test.").answer
+        r = ubctl(ub, "stats_noreset")
+        assert r.returncode == 0, r.stderr
+        got = keys(r.stdout)
+        assert int(got["total.num.queries"]) >= 4
+        assert int(got["num.query.type.A"]) >= 4
+        assert [k for k in got if k.startswith("thread") and k.endswith(".num.queries")] == \
+            [f"thread{i}.num.queries" for i in range(workers)]
+        r = ubctl(ub, "flush_zone", "ub.test.")
+        assert r.returncode == 0
+        assert re.fullmatch(r"ok removed \d+ rrsets, \d+ messages and \d+ key entries\n",
+                            r.stdout), r.stdout
+        r = ubctl(ub, "flush", "ub.test.")
+        assert (r.returncode, r.stdout) == (0, "ok\n"), r.stdout + r.stderr
+        r = ubctl(ub, "reload")
+        assert (r.returncode, r.stdout) == (0, "ok\n"), r.stdout + r.stderr
+        r = ubctl(ub, "get_option", "control-port")
+        assert (r.returncode, r.stdout) == (0, f"{port}\n")
+        # refusals: unbound-control prints the error line and exits 1
+        r = ubctl(ub, "foo")
+        assert (r.returncode, r.stdout) == (1, "error unknown command 'foo'\n")
+        r = ubctl(ub, "flush_type", "ub.test.")
+        assert r.returncode == 1 and r.stdout.startswith("error usage: flush_type"), r.stdout
+        # the JSON lines of corenet's own command line still work beside it
+        r = cli("-c", str(conf), "get_option", "control-port")
+        assert (r.returncode, r.stdout) == (0, f"{port}\n"), r.stdout + r.stderr
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_unbound_control_over_plain_tcp_and_the_unix_socket(lab, tmp_path):
+    need_unbound()
+    port = free_tcp_port()
+    conf = tmp_path / "resolver.toml"
+    conf.write_text("control-enable = true\ncontrol-interface = [\"127.0.0.1\"]\n"
+                    f"control-port = {port}\ncontrol-use-cert = false\n")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        for ub in (control_conf(tmp_path / "tcp.conf", "127.0.0.1", port),
+                   control_conf(tmp_path / "unix.conf", d.control)):
+            r = ubctl(ub, "status")
+            assert r.returncode == 0 and r.stdout.splitlines()[-1].endswith("is running..."), \
+                r.stdout + r.stderr
+            r = ubctl(ub, "verbosity", "9")
+            assert r.returncode == 1 and r.stdout.startswith("error"), r.stdout
+        # a line that is neither JSON nor Unbound's version 1: an error, the daemon goes on
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"UBCT9 status\n")
+            assert s.makefile("rb").read() == b"error version mismatch\n"
+        assert d.alive() and "Traceback" not in d.log_text()
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_stats_key_names_are_a_real_unbound_s(lab, tmp_path):
+    """Every key our ``stats`` prints is one a real Unbound (extended-statistics) prints
+    after the same queries, except the histogram buckets (the daemon's own bounds, in
+    Unbound's naming) and the types asked; and unbound_exporter's keys are all there."""
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["extended-statistics: yes", "local-zone: test. static",
+                                    'local-data: "a.test. A 10.0.0.1"'],
+                         ("control-enable: yes", "control-interface: 127.0.0.1",
+                          f"control-port: {cport}", "control-use-cert: no"))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        # both count from here (the start-up probes forgotten)
+        assert ubctl(ub, "stats").returncode == 0
+        assert cli("--control", d.control, "stats").returncode == 0
+        for port in (uport, d.port):
+            for _ in range(3):
+                ask(port, "a.test.")
+        r = ubctl(ub, "stats_noreset")
+        assert r.returncode == 0, r.stdout + r.stderr
+        theirs = keys(r.stdout)
+        r = cli("--control", d.control, "stats_noreset")
+        assert r.returncode == 0, r.stderr
+        ours = keys(r.stdout)
+        assert all(k in ours for k in EXPORTER_KEYS), set(EXPORTER_KEYS) - set(ours)
+        claimed = {k for k in ours if not k.startswith("histogram.")}
+        assert claimed - set(theirs) == set()
+        assert all(re.fullmatch(r"histogram\.\d{6}\.\d{6}\.to\.\d{6}\.\d{6}", k)
+                   for k in set(ours) - claimed)
+        assert int(ours["total.num.queries"]) == 3 == int(theirs["total.num.queries"])
+        assert ours["num.query.type.A"] == theirs["num.query.type.A"] == "3"
+        assert ours["num.answer.rcode.NOERROR"] == theirs["num.answer.rcode.NOERROR"]
+        assert sum(int(v) for k, v in ours.items() if k.startswith("histogram.")) == 3
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_stats_prometheus_and_json_on_request_and_a_closed_pipe_is_quiet(lab, tmp_path):
+    d = Daemon(tmp_path / "d", lab).start()
+    try:
+        ask(d.port, "localhost.")
+        r = cli("--control", d.control, "stats_noreset", "--prometheus")
+        assert r.returncode == 0 and "corenet_resolver_queries_total" in r.stdout
+        r = cli("--control", d.control, "stats_noreset", "--json")
+        assert r.returncode == 0 and r.stdout.lstrip().startswith("{")
+        # the reader is gone before anything is written: no traceback, SIGPIPE's status
+        r = subprocess.run(["bash", "-c", f"{_cli_line()} --control {d.control} status | "
+                            "true; echo ${PIPESTATUS[0]}"],
+                           capture_output=True, text=True, timeout=30)
+        assert (r.stdout, r.stderr) == ("141\n", ""), r.stdout + r.stderr
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _cli_line() -> str:
+    import shlex
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    return f"cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m resolver.daemon.cli"
