@@ -28,7 +28,8 @@ SETTINGS = tuple(BY_NAME)
 
 #: The settings that set a limit of the engine, and the limit each one sets: those only a
 #: restart changes are part of ``Config.limits`` (``_effective_limits``), the others are
-#: applied to the engine's limits at start and at every reload (``engine_limits``).
+#: applied to the engine's limits at start, at every reload and by set_option
+#: (``engine_limits``).
 LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values() if s.limit and s.restart}
 RELOADED_LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values()
                            if s.limit and not s.restart}
@@ -44,19 +45,22 @@ def convert(name: str, value: Any, what: str | None = None) -> Any:
 
 def _effective_limits(cfg: Config) -> Limits:
     """``cfg.limits`` with the settings that set a limit at a restart put in (those
-    given: a setting whose value is None leaves its limit as ``[limits]`` has it)."""
+    given: a setting whose value is None leaves its limit as ``[limits]`` has it). The
+    limits are checked with the others put in too (``cache-min-ttl`` above
+    ``cache-max-ttl`` is refused)."""
     changes = {limit: getattr(cfg, name) for name, limit in LIMIT_SETTINGS.items()
                if getattr(cfg, name) is not None}
     lim = cfg.limits.replace(**changes) if changes else cfg.limits
-    check_limits(lim)
+    check_limits(engine_limits(replace(cfg, limits=lim), lim))
     return lim
 
 
 def engine_limits(cfg: "Config", base=_LIMITS):
     """``base`` (the engine's limits) with the settings a reload changes applied: each
-    that sets a limit, then serve-stale and prefetch turned off where they are."""
-    changes = {limit: getattr(cfg, name) for name, limit in RELOADED_LIMIT_SETTINGS.items()
-               if getattr(cfg, name) is not None}
+    that sets a limit (one that is None: as the config's limits have it), then serve-stale
+    and prefetch turned off where they are."""
+    changes = {limit: getattr(cfg.limits, limit) if getattr(cfg, name) is None
+               else getattr(cfg, name) for name, limit in RELOADED_LIMIT_SETTINGS.items()}
     lim = replace(base, **changes)
     return replace(lim, stale_window=lim.stale_window if cfg.serve_stale else 0,
                    prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0)

@@ -692,7 +692,6 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Hits an entry needs before it is prefetched (popular entries only)."),
     Setting("cache_min_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
             flag=Flag("SECONDS", "lower TTLs are raised to this in the cache"),
-            restart=True,
             limit='min_ttl',
             example='0',
             doc="Shortest time anything is cached, seconds: lower TTLs are raised to it, in the "
@@ -700,14 +699,12 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``min_ttl`` limit (0, TTLs kept as the zone owner set them)."),
     Setting("cache_max_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
             flag=Flag("SECONDS", "higher TTLs are lowered to this in the cache"),
-            restart=True,
             limit='max_ttl',
             example='86400',
             doc="Longest time anything is cached, seconds: higher TTLs are lowered to it "
                 "(Unbound's ``cache-max-ttl``). None: the ``max_ttl`` limit (one day)."),
     Setting("cache_max_negative_ttl", 'int | None', None, nullable(number(int, 0, TTL_MAX)),
             flag=Flag("SECONDS", "longest time a negative answer is cached"),
-            restart=True,
             limit='max_negative_ttl',
             example='3600',
             doc="Longest time a negative answer (NXDOMAIN, NODATA) is cached, seconds "

@@ -98,13 +98,18 @@ def test_bad_keys_and_values_name_the_key_and_line(tmp_path, text, words):
 
 
 def test_cache_ttl_keys_set_the_limits(tmp_path):
+    from resolver.daemon.config import engine_limits
+
     cfg = build(tmp_path, "cache-min-ttl = 30\ncache-max-ttl = 7200\n"
                           "cache-max-negative-ttl = 900\n")
-    assert (cfg.limits.min_ttl, cfg.limits.max_ttl, cfg.limits.max_negative_ttl) == (
-        30, 7200, 900)
+    lim = engine_limits(cfg, cfg.limits)
+    assert (lim.min_ttl, lim.max_ttl, lim.max_negative_ttl) == (30, 7200, 900)
     # the command line wins over the file
     cfg = build(tmp_path, "cache-max-ttl = 7200\n", cache_max_ttl="100")
-    assert cfg.limits.max_ttl == 100 and cfg.cache_max_ttl == 100
+    assert engine_limits(cfg, cfg.limits).max_ttl == 100 and cfg.cache_max_ttl == 100
+    # unset, the limit is [limits]'s, whatever the engine ran with before (a reload)
+    assert engine_limits(build(tmp_path, ""), cfg.limits.replace(max_ttl=5)).max_ttl == \
+        cfg.limits.max_ttl
 
 
 def test_glue_and_negative_anchors_from_the_file(tmp_path):

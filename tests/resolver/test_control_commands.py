@@ -315,6 +315,23 @@ def test_get_option_and_set_option_through_the_settings_table(daemon):
     assert all(a.rcode() == dns.rcode.NOERROR for a in everywhere(daemon, "www.example.net."))
 
 
+def test_set_option_changes_the_ttl_clamps_at_once_until_reload(daemon):
+    """cache-max-ttl (and Unbound's other TTL clamps) change with set_option, as Unbound
+    changes them: answers cached from then on are held at most that long."""
+    def ttls() -> set[int]:
+        return {rr.ttl for r in everywhere(daemon, "www.example.net.") for rr in r.answer}
+    ok(daemon, "flush")
+    assert max(ttls()) > 5
+    ok(daemon, "set_option", "cache-max-ttl:", "5")
+    assert ctl(daemon, "get_option", "cache-max-ttl").stdout == "5\n"
+    ok(daemon, "flush")
+    assert max(ttls()) <= 5
+    ok(daemon, "reload")
+    assert ctl(daemon, "get_option", "cache-max-ttl").stdout == ""     # unset again
+    ok(daemon, "flush")
+    assert max(ttls()) > 5
+
+
 def test_verbosity_sets_the_log_level_and_log_reopen_answers_ok(daemon):
     ok(daemon, "verbosity", "0")
     mark = len(daemon.log_text())
