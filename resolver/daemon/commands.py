@@ -59,6 +59,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("flush_infra", "all|IP", "Forgets what was learnt about every server (``all``) "
             "or one address: RTT, timeouts, down and lame marks, EDNS. Prints ``ok``.",
             "every worker"),
+    Command("dump_requestlist", "", "Prints the resolutions in flight for clients, as "
+            "Unbound's: a ``thread #N`` line and a header per worker, then one line each: "
+            "number, type, class, name, seconds running, status.", "union of workers"),
+    Command("flush_requestlist", "", "Drops every resolution in flight (their clients get "
+            "no answer), as Unbound's. Prints ``ok``.", "every worker"),
     Command("dump_cache", "", "Prints the cached answers as text on stdout, each with its "
             "name, type, class, query variant, TTL left, DNSSEC status (secure or insecure) "
             "and rcode, and the message itself (base64). With several workers the "
@@ -81,6 +86,9 @@ COMMANDS: tuple[Command, ...] = (
             "with the transparent zone that local data outside every zone makes for its "
             "name.", "every worker"),
     Command("list_local_data", "", "Prints the local data, one record per line.",
+            "every worker"),
+    Command("view_list_local_data", "VIEW", "Unbound's views are not served: answers "
+            "``error no view with name: VIEW``, as Unbound for a view it does not have.",
             "every worker"),
     Command("local_zone", "NAME TYPE", "Adds (or replaces) the local zone NAME of TYPE "
             "(static, transparent, redirect, refuse, deny ...) until the next reload. "

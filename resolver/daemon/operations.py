@@ -234,6 +234,55 @@ def list_auth_zones(ctl: WorkerControl, req: dict) -> dict:
     return {"ok": True, "text": ""}
 
 
+def view_list_local_data(ctl: WorkerControl, req: dict) -> dict:
+    """No views are served (Unbound's view:): every name is unknown, as Unbound says."""
+    (view,) = _args(req, 1, 1)
+    raise CommandError(f"no view with name: {view}")
+
+
+# ---- the queries in flight ------------------------------------------------------------------
+def requests_of(server) -> list[list]:
+    """The resolutions in flight for clients: type, class, name and seconds running."""
+    import dns.rdataclass
+
+    now = time.monotonic()
+    out = []
+    for drive, started in list(server.misses.items()):
+        miss = getattr(drive, "miss", None)
+        if not miss:
+            continue
+        q = miss[0]
+        try:
+            name = dns.name.from_wire(q.qname, 0)[0].to_text()
+        except dns.exception.DNSException:
+            name = "?"
+        out.append([dns.rdatatype.to_text(q.qtype), dns.rdataclass.to_text(q.qclass), name,
+                    round(now - started, 6)])
+    return out
+
+
+def requestlist_text(requests: list[list], worker: int) -> str:
+    """``dump_requestlist`` as Unbound prints one thread's."""
+    return "\n".join([f"thread #{worker}", "#   type cl name    seconds    module status",
+                      *(f"{i:3d} {t:>4} {c:>2} {name} {age:.6f} iterator resolving"
+                        for i, (t, c, name, age) in enumerate(requests))])
+
+
+def dump_requestlist(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    requests = requests_of(ctl.server)
+    return {"ok": True, "requests": requests, "text": requestlist_text(requests, 0)}
+
+
+def flush_requestlist(ctl: WorkerControl, req: dict) -> dict:
+    """Drops every resolution in flight: its clients get no answer (Unbound's
+    mesh_delete_all)."""
+    _args(req, 0, 0)
+    for drive in list(ctl.server.misses):
+        drive.cancel()
+    return OK
+
+
 def _setting(name: str, value: Any) -> Any:
     try:
         return convert(name, value)
@@ -547,6 +596,12 @@ def union_flush(answers: list[dict]) -> dict:
     return out
 
 
+def union_requests(answers: list[dict]) -> dict:
+    """``dump_requestlist``: each worker's list under its number, as Unbound's threads."""
+    return {"ok": True, "workers": len(answers),
+            "text": "\n".join(requestlist_text(a["requests"], i) for i, a in enumerate(answers))}
+
+
 def union_removed(answers: list[dict]) -> dict:
     """A flush's counts: what every worker's cache removed, summed."""
     return {"ok": True, "workers": len(answers),
@@ -556,7 +611,8 @@ def union_removed(answers: list[dict]) -> dict:
 
 #: How the answers of every worker make one, for the commands whose answers differ.
 MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_removed,
-         "flush_bogus": union_removed, "flush_negative": union_removed}
+         "flush_bogus": union_removed, "flush_negative": union_removed,
+         "dump_requestlist": union_requests}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset({"verbosity", "log_reopen"})

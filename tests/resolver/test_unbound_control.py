@@ -234,3 +234,62 @@ def _cli_line() -> str:
     import sys
     root = Path(__file__).resolve().parents[2]
     return f"cd {shlex.quote(str(root))} && {shlex.quote(sys.executable)} -m resolver.daemon.cli"
+
+
+def test_requestlist_commands_and_views_as_unbound(lab, tmp_path):
+    """dump_requestlist shows a resolution in flight in Unbound's shape (its header lines
+    are a real Unbound's), flush_requestlist drops it, view_list_local_data answers
+    Unbound's error for a view it does not have."""
+    need_unbound()
+    import socket
+    import threading
+
+    uport, cport = free_port(), free_tcp_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, [], ("control-enable: yes", "control-interface: 127.0.0.1",
+                                        f"control-port: {cport}", "control-use-cert: no"))
+    conf = tmp_path / "resolver.toml"           # a dead server's query waits 5 s
+    conf.write_text("[limits]\ninitial_rto = 5.0\nmax_rto = 5.0\nmax_query_time = 20.0\n")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2")
+    d.start(ready="ready: 2 workers")
+    try:
+        theirs = ubctl(control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
+                       "dump_requestlist")
+        assert theirs.returncode == 0
+        # a question whose servers never answer stays in flight for seconds
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(dns.message.make_query("www.alldead.com.", "A").to_wire(),
+                     ("127.0.0.1", d.port))
+            deadline = time.monotonic() + 5
+            while True:
+                r = cli("--control", d.control, "dump_requestlist")
+                assert r.returncode == 0, r.stdout + r.stderr
+                if "www.alldead.com." in r.stdout:
+                    break
+                assert time.monotonic() < deadline, r.stdout
+                time.sleep(0.05)
+            lines = r.stdout.splitlines()
+            assert [x for x in lines if x.startswith("thread #")] == ["thread #0", "thread #1"]
+            assert lines[:2] == theirs.stdout.splitlines()[:2]       # Unbound's two lines
+            (entry,) = [x for x in lines if "www.alldead.com." in x]
+            assert re.fullmatch(r"  0    A IN www\.alldead\.com\. \d+\.\d{6} .+", entry), entry
+            r = cli("--control", d.control, "flush_requestlist")
+            assert (r.returncode, r.stdout) == (0, "ok\n")
+            r = cli("--control", d.control, "dump_requestlist")
+            assert "www.alldead.com." not in r.stdout
+            s.settimeout(2.0)
+            try:
+                got = dns.message.from_wire(s.recv(512))
+            except socket.timeout:
+                got = None
+            assert got is None, (got, d.log_text()[-3000:])       # dropped: no answer
+        ours = cli("--control", d.control, "view_list_local_data", "nosuch")
+        theirs = ubctl(control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
+                       "view_list_local_data", "nosuch")
+        assert ours.stdout == "error no view with name: nosuch\n" and ours.returncode == 1
+        assert theirs.stdout == "no view with name: nosuch\n"      # Unbound: not an error line
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
