@@ -7,7 +7,7 @@ cdef class ZoneRates:
     cdef public bint enabled
     cdef public long long refused
 
-    cdef int limit_for(self, bytes lzone)
+    cpdef int limit_for(self, bytes lzone)
     cpdef bint allow(self, bytes zone, double now)
 
 

@@ -313,7 +313,7 @@ cdef class ZoneRates:
         self.enabled = self.limit > 0 or any(self.for_domain.values()) or any(
             self.below_domain.values())
 
-    cdef int limit_for(self, bytes lzone):
+    cpdef int limit_for(self, bytes lzone):
         """The limit of the lower-cased zone ``lzone``, 0 for none."""
         if not self.for_domain and not self.below_domain:
             return self.limit

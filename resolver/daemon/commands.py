@@ -64,6 +64,10 @@ COMMANDS: tuple[Command, ...] = (
             "number, type, class, name, seconds running, status.", "union of workers"),
     Command("flush_requestlist", "", "Drops every resolution in flight (their clients get "
             "no answer), as Unbound's. Prints ``ok``.", "every worker"),
+    Command("ratelimit_list", "[+a]", "Prints the zones whose servers were sent their "
+            "``ratelimit`` of queries this second, one per line as Unbound's: ``ZONE RATE "
+            "limit LIMIT``; ``+a`` every zone counted this second. With several workers, "
+            "each worker's (each counts its own).", "union of workers"),
     Command("dump_cache", "", "Prints the cached answers as text on stdout, each with its "
             "name, type, class, query variant, TTL left, DNSSEC status (secure or insecure) "
             "and rcode, and the message itself (base64). With several workers the "

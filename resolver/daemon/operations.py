@@ -240,6 +240,24 @@ def view_list_local_data(ctl: WorkerControl, req: dict) -> dict:
     raise CommandError(f"no view with name: {view}")
 
 
+def ratelimit_list(ctl: WorkerControl, req: dict) -> dict:
+    """The zones at their upstream ratelimit this second (``+a``: every zone counted), as
+    Unbound lists them: ``ZONE RATE limit LIMIT``."""
+    args = _args(req, 0, 1)
+    if args and args[0] != "+a":
+        raise CommandError(f"unknown flag {args[0]!r} (only +a)")
+    r = ctl.server.resolver
+    rates = r.cache.infra.rates
+    if not (rates.enabled or args):
+        return {"ok": True, "text": ""}
+    lines = []
+    for lzone in list(rates.counts):
+        rate, limit = rates.rate(lzone, r.clock()), rates.limit_for(lzone)
+        if args or 0 < limit <= rate:
+            lines.append(f"{dns.name.from_wire(lzone, 0)[0]} {rate} limit {limit}")
+    return {"ok": True, "text": "\n".join(lines)}
+
+
 # ---- the queries in flight ------------------------------------------------------------------
 def requests_of(server) -> list[list]:
     """The resolutions in flight for clients: type, class, name and seconds running."""
@@ -602,6 +620,12 @@ def union_requests(answers: list[dict]) -> dict:
             "text": "\n".join(requestlist_text(a["requests"], i) for i, a in enumerate(answers))}
 
 
+def union_lines(answers: list[dict]) -> dict:
+    """The lines every worker printed, one after the other (each has its own table)."""
+    return {"ok": True, "workers": len(answers),
+            "text": "\n".join(a["text"] for a in answers if a.get("text"))}
+
+
 def union_removed(answers: list[dict]) -> dict:
     """A flush's counts: what every worker's cache removed, summed."""
     return {"ok": True, "workers": len(answers),
@@ -612,7 +636,7 @@ def union_removed(answers: list[dict]) -> dict:
 #: How the answers of every worker make one, for the commands whose answers differ.
 MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_removed,
          "flush_bogus": union_removed, "flush_negative": union_removed,
-         "dump_requestlist": union_requests}
+         "dump_requestlist": union_requests, "ratelimit_list": union_lines}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset({"verbosity", "log_reopen"})

@@ -293,3 +293,31 @@ def test_requestlist_commands_and_views_as_unbound(lab, tmp_path):
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_ratelimit_list_names_the_zone_at_its_limit(lab, tmp_path):
+    """A zone sent its ratelimit this second is listed as Unbound lists it; ``+a`` lists
+    every zone counted; a zone without a limit is not listed without it."""
+    from resolver.daemon.control import request
+
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('ratelimit-for-domain = {"bulk.net" = 2}\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert request(d.control, {"cmd": "ratelimit_list", "args": []})["text"] == ""
+        names = iter(f"h{i:03d}.bulk.net." for i in range(1, 51))
+        seen = ""
+        for _ in range(10):            # the count is this second's: asked and read at once
+            for _ in range(5):
+                ask(d.port, next(names))
+            seen = request(d.control, {"cmd": "ratelimit_list", "args": []})["text"]
+            if seen:
+                break
+        assert re.fullmatch(r"bulk\.net\. \d+ limit 2", seen), seen
+        assert int(seen.split()[1]) >= 2
+        every = request(d.control, {"cmd": "ratelimit_list", "args": ["+a"]})["text"]
+        assert all(re.fullmatch(r"\S+\. \d+ limit \d+", x) for x in every.splitlines())
+        r = cli("--control", d.control, "ratelimit_list", "-x")
+        assert r.returncode == 1 and r.stdout.startswith("error unknown flag"), r.stdout
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
