@@ -36,7 +36,11 @@ from resolver.wire.codec import WireError, is_subdomain, parse_response
 log = logging.getLogger("resolver.iterator")
 
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
-SOA = 6
+SOA, RRSIG, NSEC, NSEC3 = 6, 46, 47, 50
+#: what an answer's authority section keeps (Unbound's ``minimal-responses``, as the
+#: recursive Iterator's answers): a negative answer's SOA and the DNSSEC denial records
+#: with their signatures, never the NS set a forwarder adds to its answers
+_AUTHORITY_KEPT = (SOA, RRSIG, NSEC, NSEC3)
 ROOT = b"\x00"
 #: the error rcodes' names, as dnspython's resolver reports a server's rcode
 _RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN", 9: "NOTAUTH"}
@@ -152,7 +156,9 @@ class Forwarder:
                     continue
                 if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
                     self._replied = event.server
-                    return Result(m.rcode, answer=list(m.answer), authority=list(m.authority))
+                    return Result(m.rcode, answer=list(m.answer),
+                                  authority=[r for r in m.authority
+                                             if r[1] in _AUTHORITY_KEPT])
                 last = f"{event.server} answered rcode {m.rcode}"
                 what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
             else:
