@@ -42,6 +42,7 @@ from resolver.limits import DEFAULT, Limits
 from resolver.resolution import (EDE_NO_REACHABLE_AUTHORITY, Drive, iterator_for, new_iterator,
                                  resolve_client as start_resolution, start)
 from resolver import dns64 as _dns64
+from resolver.iterator import private as _private
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
 from resolver.zones import (DROP, Denied, ForwardZone, Upstream, Zones, changed_names,
@@ -128,6 +129,11 @@ class Resolver(ResolverCore):
     zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
     ``source``: the numeric address the upstream sockets are bound to (dnspython's per-call
     ``source``, set once for the resolver: see ``resolve``); not for forward zones over TLS.
+    ``private_address``: networks (``"10.0.0.0/8"``, ``"fd00::/8"``) whose addresses are
+    removed from every upstream reply, A and AAAA records of any section, unless their owner
+    is at or below one of the ``private_domain`` names (Unbound's ``private-address`` and
+    ``private-domain``, the DNS-rebinding guard: :mod:`resolver.iterator.private`); local
+    zones are never filtered.
 
     The fields its compiled miss path reads (``stats``, ``limits``, ``cache``...) live in
     its C base class, ``resolver.state.ResolverCore``.
@@ -144,8 +150,11 @@ class Resolver(ResolverCore):
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
                  auto_trust_anchor_file=None, auto_trust_timers=None,
                  dns64=None, root_key_sentinel: bool = True,
-                 source: str | None = None) -> None:
+                 source: str | None = None, private_address: Iterable = (),
+                 private_domain: Iterable[str] = ()) -> None:
         self.port = int(port)
+        #: the DNS-rebinding guard, or None (no private addresses)
+        self.private = _private.make(private_address, private_domain)
         self.source = source
         #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
         self.dns64 = _dns64.make(dns64)

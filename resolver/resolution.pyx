@@ -132,7 +132,8 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
         if cut is not None:
             return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:
-        return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits)
+        return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits,
+                         private=(<object>r).private)
     return iterator_for(r, qname, qtype, qclass)
 
 
@@ -150,6 +151,7 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
             r.ipv6, r.validator, r.counts, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
+    i.private = (<object>r).private
     return i
 
 

@@ -687,7 +687,7 @@ class _ForwardCut:
                          ports=zones.ports if zones is not None else self.ports,
                          transport=self.zone.transport, fallback=fallback,
                          tls=_tls_route(resolver, zones.tls if zones is not None
-                                        else self.tls),
+                                        else self.tls), private=resolver.private,
                          **resolver.validating(self.wire))
 
     def lookup_iterator(self, resolver, qname: bytes, qtype: int, qclass: int):
@@ -696,7 +696,7 @@ class _ForwardCut:
         from resolver.iterator.forward import Forwarder
 
         return Forwarder(qname, qtype, qclass, self.keys, resolver.clock, resolver.limits,
-                         zone=self.wire)
+                         zone=self.wire, private=resolver.private)
 
 
 class _StubCut:

@@ -414,6 +414,8 @@ def make_resolver(cfg: Config) -> Resolver:
                           "qname_minimisation": cfg.qname_minimisation,
                           "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
                           "harden_glue": cfg.harden_glue,
+                          "private_address": cfg.private_address,
+                          "private_domain": cfg.private_domain,
                           "domain_insecure": insecure_domains(cfg)}
     if cfg.trust_anchor is not None:
         kw["trust_anchor"] = cfg.trust_anchor

@@ -217,7 +217,8 @@ def client_network(text: Any, what: str):
 
 
 def networks(value: Any, what: str) -> tuple:
-    """Client networks (a list, or one as a string), no more than the ACL holds."""
+    """Networks (client networks, private addresses; a list, or one as a string), no more
+    than a client ACL holds."""
     return tuple(client_network(text, what) for text in acl_items(value, what))
 
 
@@ -721,6 +722,30 @@ TABLE: tuple[Setting, ...] = (*section(
                 "addresses the child zone gives for its own servers (which replace the glue "
                 "in the cache) do not answer, the glue's are tried last, as Unbound falls "
                 "back on the parent side's addresses."),
+    Setting("private_address", 'tuple[Any, ...]', (), networks,
+            flag=Flag("CIDR", "remove addresses in this network from upstream answers "
+                      "(DNS-rebinding guard; repeatable)", repeat=True),
+            restart=True,
+            example='["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", '
+                    '"fd00::/8", "fe80::/10", "::ffff:0:0/96"]',
+            doc="The DNS-rebinding guard (Unbound's ``private-address``): networks, or single "
+                "addresses, that no public name may resolve to. Every A and AAAA record in "
+                "such a network is removed from the replies of authorities and forwarders, in "
+                "any section, before they are used or cached, unless its owner is at or below "
+                "a ``private-domain``; an rrset left empty is dropped and the rest of the "
+                "answer stands, so a name whose addresses were all private answers NOERROR "
+                "with no data (a CNAME to it keeps the CNAME). Addresses are matched as "
+                "written: add ``::ffff:0:0/96`` to stop IPv4-mapped IPv6 addresses too. Local "
+                "data and local zones are never filtered."),
+    Setting("private_domain", 'tuple[str, ...]', (), domains,
+            flag=Flag("DOMAIN", "a domain whose names may resolve to private addresses "
+                      "(repeatable)", repeat=True),
+            restart=True,
+            example='["lan.example.com."]',
+            doc="Names at and below these domains keep their addresses in a "
+                "``private-address`` network (Unbound's ``private-domain``): the owner name "
+                "of each record is checked, so a public name's CNAME to such a name keeps the "
+                "target's private addresses."),
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),

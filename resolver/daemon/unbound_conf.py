@@ -272,8 +272,8 @@ READERS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "float": (float, False), "float | None": (float, False), "str": (str, False),
     "str | None": (str, False), "tuple[str, ...]": (str, True),
     "tuple[int, ...]": (int, True)}
-#: zone records: repeatable strings
-RECORDS = ("local-data", "local-data-ptr")
+#: zone records and network lists: repeatable strings
+RECORDS = ("local-data", "local-data-ptr", "private-address")
 
 
 def same_setting(key: str) -> tuple[str, Callable[[str], Any], bool] | None:
@@ -344,8 +344,6 @@ FIXED = {
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
-    "private-address": "corenet has no DNS-rebinding filter (private-address) yet",
-    "private-domain": "corenet has no DNS-rebinding filter (private-domain) yet",
     "edns-buffer-size": "the EDNS size sent to authorities is fixed at 1232 bytes",
     "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
     "so-sndbuf": "the send buffer is the system's",

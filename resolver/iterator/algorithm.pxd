@@ -20,6 +20,9 @@ cdef class Iterator:
     cdef public object cache, clock, limits, validator, dnssec, stats, result, _gen
     cdef public bint minimise, ipv6, ip4, no_localhost
     cdef public bint harden_glue        # referral glue only from inside the referring zone
+    #: the DNS-rebinding guard (resolver.iterator.private.PrivateAddresses) or None: every
+    #: reply is scrubbed by it before it is read
+    cdef public object private
     cdef public set aggressive
     #: the (name, type, class) keys being resolved, outermost first: a few, searched
     #: without hashing

@@ -698,6 +698,8 @@ cdef class Iterator:
                     or m.qtype != qtype or m.qclass != self.qclass):
                 self._count("dropped_malformed")
                 continue
+            if self.private is not None:
+                self.private.scrub(m)
             if m.rcode not in (NOERROR, NXDOMAIN) and not (
                     m.rcode == YXDOMAIN and _aa(m) and count_type(m.answer, DNAME)):
                 # (YXDOMAIN with its DNAME is the zone's answer: RFC 6672 2.2)

@@ -52,8 +52,10 @@ class Forwarder:
     def __init__(self, qname: bytes, qtype: int, qclass: int, servers: list[str], clock,
                  limits, *, ports: dict | None = None, transport: str = "udp",
                  fallback=None, dnssec=None, cache=None, route=None,
-                 zone: bytes = ROOT, tls=None) -> None:
+                 zone: bytes = ROOT, tls=None, private=None) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
+        #: the DNS-rebinding guard (``resolver.iterator.private``) or None
+        self.private = private
         self.servers = list(servers)
         self.clock = clock
         self.limits = limits
@@ -154,6 +156,8 @@ class Forwarder:
                     last = f"{event.server} sent a malformed reply: {exc}"
                     failed.add(event.server)
                     continue
+                if self.private is not None:
+                    self.private.scrub(m)
                 if m.rcode in (NOERROR, NXDOMAIN) and not m.tc:
                     self._replied = event.server
                     return Result(m.rcode, answer=list(m.answer),

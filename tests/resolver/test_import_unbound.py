@@ -173,7 +173,10 @@ def test_unbound_s_example_is_read_whole_and_every_option_accounted_for(tmp_path
     assert f"mapped ({len(conv.mapped)}):" in r.stderr
     assert f"not mapped ({len(conv.unmapped)}):" in r.stderr
     assert "chroot" in r.stderr and "does not chroot" in r.stderr
-    assert "private-address" in r.stderr and "rebinding" in r.stderr
+    assert "private-address: ::ffff:0:0/96 -> private-address" in r.stderr
+    assert "private-domain: example.com -> private-domain" in r.stderr
+    assert data["private-address"][-1] == "::ffff:0:0/96"
+    assert data["private-domain"] == ["example.com"]
     # both checkers refuse it for the same missing trust anchor file
     ok, said = unbound_accepts(conf)
     assert not ok and "/usr/share/dns/root.key" in said
@@ -225,20 +228,22 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
     assert data["forward-zone"] == [{"name": "corp.example.", "forward-addr": [
         "192.0.2.53@5353"], "forward-first": True}]
     report = r.stderr
+    assert data["private-address"] == ["192.168.0.0/16", "169.254.0.0/16", "172.16.0.0/12",
+                                       "10.0.0.0/8", "fd00::/8", "fe80::/10"]
     for line in ("so-rcvbuf: 1m: the UDP receive buffer is fixed",
-                 "private-address: 10.0.0.0/8: corenet has no DNS-rebinding filter",
+                 "private-address: 10.0.0.0/8 -> private-address",
                  "edns-buffer-size: 1232: the EDNS size sent to authorities is fixed",
                  "use-caps-for-id: no: 0x20"):
         assert line in report, report
     assert "access-control: 0.0.0.0/0 refuse -> access-control" in report
     r = cli("checkconf", str(conf))
     assert r.returncode == 0 and "ok (Unbound's format" in r.stdout, r.stderr
-    assert "private-address: fe80::/10: not carried over" in r.stderr
+    assert "private-address" not in r.stderr and "so-rcvbuf: 1m: not carried over" in r.stderr
     # served: the local zone from the config, and the lab through the converted settings
     d = Daemon(tmp_path / "d", lab, "--config", str(out), listen=False, port=port)
     d.start()
     try:
-        a = d.ask("router.home.lan")
+        a = d.ask("router.home.lan")        # local data: never a private address removed
         assert a.rcode() == dns.rcode.NOERROR and a.answer[0][0].address == "192.168.1.1"
         assert d.ask("www.example.com").answer
     finally:
