@@ -155,6 +155,12 @@ class Resolver(ResolverCore):
         self.port = int(port)
         #: the DNS-rebinding guard, or None (no private addresses)
         self.private = _private.make(private_address, private_domain)
+        #: the CH-class TXT questions answered about this resolver (``resolver.chaos``:
+        #: name -> rdata); none by default, every CH question REFUSED
+        self.chaos: dict[bytes, bytes] = {}
+        #: a query of type ANY is answered NOTIMP (Unbound's ``deny-any``); local zones
+        #: still answer it
+        self.deny_any = False
         self.source = source
         #: DNS64 (RFC 6147, ``resolver.dns64``): None (off), or its Dns64 settings
         self.dns64 = _dns64.make(dns64)

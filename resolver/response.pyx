@@ -236,9 +236,18 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     if local is not None:
         return None if local is DROP else local_wire(q, local, m.question, edns, do)
     stats.cache_misses += 1
-    if m.qclass != 1:
-        return error(q, 5)                   # only class IN is resolved
     cdef unsigned int qt = m.qtype
+    if m.qclass != 1:
+        if m.qclass == 3 and (qt == 16 or qt == 255):
+            rdata = (<object>r).chaos.get(m.qname.lower())
+            if rdata is not None:            # id.server, version.bind... (resolver.chaos)
+                return build_response(int.from_bytes(q[:2], "big"),
+                                      0x8080 | (q[2] & 0x01) << 8 | (q[3] & 0x10),
+                                      m.question, [(m.qname, 16, 3, 0, rdata)], [], [],
+                                      edns=edns, do=do, rcode=0)
+        return error(q, 5)                   # only class IN is resolved
+    if qt == 255 and (<object>r).deny_any:
+        return error(q, 4)                   # NOTIMP, as Unbound's deny-any (RFC 8482)
     if qt == 251 or qt == 252:
         return error(q, 5)                   # REFUSED: zone transfers are not a resolver's job
     if qt == 41 or 128 <= qt <= 254:

@@ -407,6 +407,20 @@ def acl_entries(cfg: Config) -> tuple[list, list]:
     return allow, snoop
 
 
+def chaos_answers(cfg: Config) -> dict[bytes, bytes]:
+    """The CH-class answers about this server (``resolver.chaos``): its identity (the host
+    name unless ``identity`` says) and version (``corenet-resolver VERSION`` unless
+    ``version`` says), each unless hidden."""
+    import socket
+
+    from corenet import __version__
+    from resolver import chaos
+
+    return chaos.answers(None if cfg.hide_identity else cfg.identity or socket.gethostname(),
+                         None if cfg.hide_version else
+                         cfg.version or f"corenet-resolver {__version__}")
+
+
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
                           "ipv6": cfg.do_ip6, "do_ip4": cfg.do_ip4,
@@ -436,6 +450,8 @@ def make_resolver(cfg: Config) -> Resolver:
         from resolver.dns64 import Dns64
         kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)
     r = Resolver(cfg.root_hints, **kw)
+    r.chaos = chaos_answers(cfg)
+    r.deny_any = cfg.deny_any
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r
 

@@ -746,6 +746,34 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``private-address`` network (Unbound's ``private-domain``): the owner name "
                 "of each record is checked, so a public name's CNAME to such a name keeps the "
                 "target's private addresses."),
+    Setting("deny_any", 'bool', False, boolean,
+            flag=Flag(None, "answer queries of type ANY with NOTIMP", form="both"),
+            restart=True,
+            doc="A query of type ANY is answered NOTIMP with no records (RFC 8482), never "
+                "resolved (Unbound's ``deny-any``); a local zone still answers it. Off, ANY is "
+                "resolved like any other type."),
+    Setting("hide_identity", 'bool', True, boolean,
+            flag=Flag(None, "answer id.server and hostname.bind (CH TXT) with REFUSED",
+                      form="both"),
+            restart=True,
+            doc="CH-class TXT (or ANY) questions for ``id.server.`` and ``hostname.bind.`` are "
+                "REFUSED (Unbound's ``hide-identity``; Unbound's default is no). Off, they are "
+                "answered with ``identity``: one TXT record, TTL 0."),
+    Setting("identity", 'str | None', None, optional(text),
+            restart=True,
+            doc="What ``id.server.`` and ``hostname.bind.`` answer when ``hide-identity`` is "
+                "off (Unbound's ``identity``); None or empty: the host name."),
+    Setting("hide_version", 'bool', True, boolean,
+            flag=Flag(None, "answer version.server and version.bind (CH TXT) with REFUSED",
+                      form="both"),
+            restart=True,
+            doc="CH-class TXT (or ANY) questions for ``version.server.`` and ``version.bind.`` "
+                "are REFUSED (Unbound's ``hide-version``; Unbound's default is no). Off, they "
+                "are answered with ``version``."),
+    Setting("version", 'str | None', None, optional(text),
+            restart=True,
+            doc="What ``version.server.`` and ``version.bind.`` answer when ``hide-version`` "
+                "is off (Unbound's ``version``); None or empty: ``corenet-resolver VERSION``."),
     Setting("domain_insecure", 'tuple[str, ...]', (), domains,
             flag=Flag("DOMAIN", "negative trust anchor: treat this domain as unsigned "
                       "(repeatable)", repeat=True),

@@ -335,11 +335,8 @@ BUILT_IN = {
 #: server: yes/no options whose one value is corenet's own behaviour: (that value, what
 #: corenet does); the other value cannot be carried over
 FIXED = {
-    "hide-version": ("yes", "corenet answers version.bind with REFUSED"),
-    "hide-identity": ("yes", "corenet answers id.server and hostname.bind with REFUSED"),
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
     "rrset-roundrobin": ("no", "corenet does not rotate rrsets"),
-    "deny-any": ("no", "corenet answers ANY as it resolves it"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -347,8 +344,6 @@ NOT_CARRIED = {
     "edns-buffer-size": "the EDNS size sent to authorities is fixed at 1232 bytes",
     "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
     "so-sndbuf": "the send buffer is the system's",
-    "identity": "corenet answers no id.server (REFUSED)",
-    "version": "corenet answers no version.bind (REFUSED)",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",

@@ -320,14 +320,18 @@ def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):
     conf = tmp_path / "unbound.conf"
     conf.write_text("server:\n hide-version: yes\n hide-identity: yes\n minimal-responses: yes\n"
                     " deny-any: no\n rrset-roundrobin: no\n"
-                    "server:\n hide-version: no\n deny-any: yes\n rrset-roundrobin: yes\n")
+                    "server:\n hide-version: no\n deny-any: yes\n rrset-roundrobin: yes\n"
+                    " minimal-responses: no\n")
     conv = unbound_conf.convert(unbound_conf.read(str(conf)))
     assert [m.option.key for m in conv.mapped] == ["hide-version", "hide-identity",
                                                    "minimal-responses", "deny-any",
-                                                   "rrset-roundrobin"]
-    assert [u.option.key for u in conv.unmapped] == ["hide-version", "deny-any",
-                                                     "rrset-roundrobin"]
+                                                   "rrset-roundrobin", "hide-version",
+                                                   "deny-any"]
+    assert [u.option.key for u in conv.unmapped] == ["rrset-roundrobin", "minimal-responses"]
     assert all("is corenet's" in u.why for u in conv.unmapped)
+    # the settings that exist carry the last value given, as Unbound reads them
+    assert conv.settings["hide-version"] is False and conv.settings["deny-any"] is True
+    assert conv.settings["hide-identity"] is True
     # what hide-version and hide-identity make Unbound answer is what corenet answers
     installed("unbound", "unbound")
     w = tmp_path / "unbound"
