@@ -33,12 +33,11 @@ def test_answers_cut_text_and_hide_what_is_none():
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    from dnslab.unbound import local_unbound
+    from dnslab.unbound import local_unbound, unasked_root_hints
 
     installed("unbound", "unbound")
     w = tmp_path_factory.mktemp("chaos")
-    hints = w / "root.hints"          # a root that is never asked: nothing leaves loopback
-    hints.write_text(". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.0.0.1\n")
+    hints = unasked_root_hints(w / "root.hints")
     (w / "unbound").mkdir()
     uport = pick_port(["127.0.0.1"])
     proc = local_unbound(w / "unbound", uport, [

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import time
 
-import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdata
 import dns.rrset
 import pytest
 
 from ci_policy import installed
 from daemon_proc import Daemon
-from dnslab.nsd import NsdServer
+from dnslab.nsd import nsd_on_loopback
 from dnslab.ports import pick_port
 from procs import stop as stop_process
 from resolver.iterator.private import PrivateAddresses, make
@@ -120,14 +120,7 @@ def nsd_zones():
 @pytest.fixture(scope="module")
 def nsd(tmp_path_factory):
     installed("nsd", "nsd")
-    w = tmp_path_factory.mktemp("private-nsd")
-    srv = NsdServer(w, "127.0.0.1", pick_port(["127.0.0.1"]), nsd_zones())
-    srv.start()
-    deadline = time.monotonic() + 10
-    while not srv.probe():
-        assert srv.failure() is None, srv.failure()
-        assert time.monotonic() < deadline, "nsd does not answer"
-        time.sleep(0.05)
+    srv = nsd_on_loopback(tmp_path_factory.mktemp("private-nsd"), nsd_zones())
     yield srv
     srv.signal_stop()
     srv.wait_stopped(time.monotonic() + 5)
@@ -154,14 +147,13 @@ def corenet_config(port: int, domains: list[str]) -> str:
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no-private-domain", "private-domain"])
 def pair(request, nsd, tmp_path_factory):
-    from dnslab.unbound import local_unbound
+    from dnslab.unbound import local_unbound, unasked_root_hints
 
     installed("unbound", "unbound")
     allow = request.param
     domains = [f"ok.{FWD}", f"ok.{STUB}"] if allow else []
     w = tmp_path_factory.mktemp("private-pair")
-    hints = w / "root.hints"          # a root that is never asked: nothing leaves loopback
-    hints.write_text(". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.0.0.1\n")
+    hints = unasked_root_hints(w / "root.hints")
     (w / "unbound").mkdir()
     uport = pick_port(["127.0.0.1"])
     proc = local_unbound(w / "unbound", uport,

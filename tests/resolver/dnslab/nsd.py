@@ -146,3 +146,22 @@ class NsdServer:
         """Wait for the process until ``deadline``; then kill its whole process group."""
         if self.proc is not None:
             reap(self.proc, deadline - time.monotonic(), group=True)
+
+
+def nsd_on_loopback(workdir: Path, zones: dict[str, str], timeout: float = 10.0) -> NsdServer:
+    """One NSD on 127.0.0.1 at a free port serving ``zones`` (origin -> zone text), once it
+    answers; stop it with ``signal_stop`` and ``wait_stopped``. Raises LabError if it dies
+    or does not answer in ``timeout``."""
+    from .ports import pick_port
+
+    srv = NsdServer(Path(workdir), "127.0.0.1", pick_port(["127.0.0.1"]), zones)
+    srv.start()
+    deadline = time.monotonic() + timeout
+    while not srv.probe():
+        if srv.failure() is not None or time.monotonic() > deadline:
+            why = srv.failure() or f"nsd not answering after {timeout}s"
+            srv.signal_stop()
+            srv.wait_stopped(time.monotonic() + 5)
+            raise LabError(why)
+        time.sleep(0.05)
+    return srv

@@ -94,6 +94,14 @@ def launch(w: Path, lines: list[str], address: str, port: int,
                 raise LabError(f"unbound not answering on {address}:{port} after {timeout}s")
 
 
+def unasked_root_hints(path: Path) -> Path:
+    """A root hints file at ``path`` naming one root server on 127.0.0.1, for resolvers that
+    answer from their forward, stub and local zones only: nothing they might ask leaves
+    loopback. Returns ``path``."""
+    path.write_text(". 3600000 NS a.root.test.\na.root.test. 3600000 A 127.0.0.1\n")
+    return path
+
+
 def local_unbound(w: Path, port: int, lines: list[str],
                   control: tuple[str, ...] = ("control-enable: no",)) -> subprocess.Popen:
     """Unbound on 127.0.0.1:``port`` with no lab, answering what ``lines`` (its own
