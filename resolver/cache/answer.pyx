@@ -5,7 +5,9 @@
 
 ``encode`` rewrites a cached response (a ``MsgEntry``) for the query that asked: the client's
 ID, RD bit and question case, AD kept only for a client that set AD or DO (RFC 6840 5.7), TTLs
-lowered by the time in cache (or set to the stale TTL), truncated (TC) to the client's UDP size.
+lowered by the time in cache (or set to the stale TTL), truncated (TC) to the client's UDP size;
+with ``rrset_roundrobin`` on (``set_rrset_roundrobin``), the addresses of each A or AAAA rrset
+of the answer section rotated by the query's ID (``_rotate``).
 Its callers:
 
 - ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
@@ -15,7 +17,7 @@ Its callers:
 - ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
   to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
 """
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
@@ -28,6 +30,20 @@ from resolver.wire.names cimport copy_lower_name, skip_name, u16, u32
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
+    T_A = 1
+    T_AAAA = 28
+    #: the most address bytes of one rrset that ``_rotate`` rotates (256 AAAA records)
+    ROTATE_MAX = 4096
+
+#: Unbound's ``rrset-roundrobin``: every answer this process encodes rotates its address
+#: rrsets (``set_rrset_roundrobin``; the daemon sets it from its setting, the library never)
+cdef bint rrset_roundrobin = False
+
+
+def set_rrset_roundrobin(bint on):
+    """Turns Unbound's ``rrset-roundrobin`` on or off for every answer this process encodes."""
+    global rrset_roundrobin
+    rrset_roundrobin = on
 
 
 
@@ -168,7 +184,53 @@ cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_o
         o[off + 1] = (ttl >> 16) & 0xFF
         o[off + 2] = (ttl >> 8) & 0xFF
         o[off + 3] = ttl & 0xFF
+    if rrset_roundrobin and noffs > 1:
+        _rotate(o, PyBytes_GET_SIZE(out), offs, min(<Py_ssize_t>u16(o + 6), noffs), e.qend,
+                (<unsigned int>q[0] << 8) | q[1])
     return out
+
+
+cdef void _rotate(unsigned char* o, Py_ssize_t n, const unsigned short* offs, Py_ssize_t count,
+                  Py_ssize_t start, unsigned int seed) noexcept:
+    """Unbound's ``rrset-roundrobin`` on the first ``count`` records (the answer section,
+    starting at ``start``) of the response at ``o``: in each run of two or more A (or AAAA)
+    records back to back with the same owner (the same bytes, or a compression pointer to
+    the run's first owner), record ``i`` takes the address of
+    record ``(i + seed) % run`` (Unbound rotates by the query ID and the time; the ID alone
+    keeps every path's answer to one query the same). Only the fixed-size addresses move:
+    the owners, every compression pointer and every other rrset stay where they are."""
+    cdef unsigned char saved[ROTATE_MAX]
+    cdef Py_ssize_t i = 0, j, k, run, size, owner, olen, nxt, rd
+    cdef unsigned int t
+    while i < count:
+        rd = offs[i] + 6
+        t = u16(o + offs[i] - 4)
+        size = 4 if t == T_A else 16 if t == T_AAAA else -1
+        owner = start
+        olen = offs[i] - 4 - owner
+        run = 1
+        if size > 0 and rd + size <= n and u16(o + offs[i] + 4) == size:
+            j = i + 1
+            while j < count and (run + 1) * size <= ROTATE_MAX:
+                nxt = offs[j - 1] + 6 + size        # where record j's owner starts
+                if (u16(o + offs[j] - 4) != t or u16(o + offs[j] - 2) != u16(o + offs[i] - 2)
+                        or offs[j] + 6 + size > n or u16(o + offs[j] + 4) != size):
+                    break
+                # the same owner: the same bytes, or a pointer to the first record's owner
+                if not ((offs[j] - 4 - nxt == olen and memcmp(o + nxt, o + owner, olen) == 0)
+                        or (offs[j] - 4 - nxt == 2 and (o[nxt] & 0xC0) == 0xC0
+                            and (u16(o + nxt) & 0x3FFF) == owner)):
+                    break
+                run += 1
+                j += 1
+        if run > 1:
+            for k in range(run):
+                memcpy(saved + k * size, o + offs[i + k] + 6, size)
+            for k in range(run):
+                memcpy(o + offs[i + k] + 6, saved + ((k + seed) % run) * size, size)
+        # the next record's owner starts after this run's last record
+        start = offs[i + run - 1] + 6 + u16(o + offs[i + run - 1] + 4)
+        i += run
 
 
 cdef inline bint _wants_ad(const unsigned char* q, Py_ssize_t n, Py_ssize_t qend) noexcept:

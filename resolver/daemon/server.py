@@ -33,6 +33,7 @@ from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_sta
 from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 from resolver import operations
+from resolver.cache.answer import set_rrset_roundrobin
 
 log = logging.getLogger("resolver.daemon.server")
 
@@ -45,6 +46,8 @@ class Server:
                  tls_services: dict | None = None) -> None:
         self.cfg = cfg
         self.resolver = resolver = resolver if resolver is not None else make_resolver(cfg)
+        # the process's answers rotate their addresses while it serves (off again at close)
+        set_rrset_roundrobin(cfg.rrset_roundrobin)
         #: the front door (``resolver.daemon.admission``): every query's verdict
         self.front = FrontDoor(resolver.cache.messages.table, resolver,
                                resolver.limits.prefetch_fraction, cfg.max_udp_size)
@@ -387,8 +390,7 @@ class Server:
             shared, self.resolver.shared = self.resolver.shared, None
             await shared.close()
         await self.resolver.close()
-
-
+        set_rrset_roundrobin(False)
 
 
 #: access-control actions that allow recursion

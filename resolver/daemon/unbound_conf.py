@@ -336,7 +336,6 @@ BUILT_IN = {
 #: corenet does); the other value cannot be carried over
 FIXED = {
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
-    "rrset-roundrobin": ("no", "corenet does not rotate rrsets"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
