@@ -746,15 +746,15 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``private-address`` network (Unbound's ``private-domain``): the owner name "
                 "of each record is checked, so a public name's CNAME to such a name keeps the "
                 "target's private addresses."),
-    Setting("rrset_roundrobin", 'bool', True, boolean,
+    Setting("rrset_roundrobin", 'bool', False, boolean,
             flag=Flag(None, "rotate the addresses of each A and AAAA rrset in answers",
                       form="both"),
             restart=True,
             doc="The addresses of each A and AAAA rrset of an answer are rotated by the query's "
                 "ID, so that clients taking the first address spread over all of them "
-                "(Unbound's ``rrset-roundrobin``, on by default in both; Unbound rotates every "
-                "rrset type, and by the time as well). Off, the order is the one the answer "
-                "was cached in."),
+                "(Unbound's ``rrset-roundrobin``; Unbound rotates every rrset type, by the time "
+                "as well, and is on by default: ``import-unbound`` writes what a config says). "
+                "Off, every answer keeps the order it was cached in."),
     Setting("deny_any", 'bool', False, boolean,
             flag=Flag(None, "answer queries of type ANY with NOTIMP", form="both"),
             restart=True,

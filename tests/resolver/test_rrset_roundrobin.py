@@ -103,7 +103,8 @@ def test_the_daemon_hands_out_every_address_first_as_unbound(tmp_path):
         f'root-hints: "{hints}"', "do-not-query-localhost: no", "rrset-roundrobin: yes",
         "stub-zone:", '  name: "rr.example."', f"  stub-addr: 127.0.0.1@{nsd.port}"])
     conf = tmp_path / "corenet-resolver.toml"
-    conf.write_text(f'do-not-query-localhost = false\n[[stub-zone]]\nname = "rr.example."\n'
+    conf.write_text(f'do-not-query-localhost = false\nrrset-roundrobin = true\n'
+                    f'[[stub-zone]]\nname = "rr.example."\n'
                     f'stub-addr = ["127.0.0.1@{nsd.port}"]\n')
     d = Daemon(tmp_path / "d", None, "--config", str(conf), "--root-hints", str(hints))
     try:
