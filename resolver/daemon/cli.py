@@ -80,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
                        "installation's corenet-resolver")
     u.add_argument("--executable", metavar="PATH",
                    help="the corenet-resolver command the unit runs (default: this one's)")
-    from resolver.daemon import dig
+    from resolver.tools import dig
     dig.add_parser(sub, _authority_flags)
     return ap
 
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "query" and not {"-h", "--help"} & set(argv[1:]):
-        from resolver.daemon import dig       # dig's grammar, not argparse's
+        from resolver.tools import dig       # dig's grammar, not argparse's
         return dig.main(argv[1:])
     if argv and argv[0] == "help":
         argv = ["--help"]

@@ -124,7 +124,7 @@ def test_query_shows_extended_dns_errors():
     import dns.edns
     import dns.message
 
-    from resolver.daemon.dig import Options, render
+    from resolver.tools.dig import Options, render
     q = dns.message.make_query("bogus.example.", "A", use_edns=0)
     r = dns.message.make_response(q)
     r.set_rcode(dns.rcode.SERVFAIL)
@@ -140,7 +140,7 @@ def test_query_from_the_real_root_says_so_before_sending(monkeypatch, capsys):
     import asyncio
 
     from resolver.daemon import cli as cli_module
-    from resolver.daemon import dig
+    from resolver.tools import dig
 
     said_before = []
 

@@ -272,7 +272,7 @@ def test_exit_codes(tmp_path):
 
 
 def test_the_grammar_of_several_lookups():
-    from resolver.daemon.dig import parse
+    from resolver.tools.dig import parse
 
     glob, lookups = parse(["+norec", "-p", "5300", "MX", "example.org", "+tcp", "-x",
                            "192.0.2.1", "+cd", "example.net", "TXT", "CH", "@ns.example"])
@@ -297,7 +297,7 @@ def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
     import types
 
     import corenet.https
-    from resolver.daemon import dig as dig_mod
+    from resolver.tools import dig as dig_mod
 
     q = dig_mod.make_query(dig_mod.Options(name="www.example.net"))
     reply = dns.message.make_response(q).to_wire()
@@ -344,7 +344,7 @@ def test_help_lists_the_options():
 
 
 def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
-    from resolver.daemon import dig as dig_mod
+    from resolver.tools import dig as dig_mod
 
     def broken(*args):
         raise RuntimeError("a bug")
@@ -356,7 +356,7 @@ def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
 
 def test_a_server_name_not_found_is_a_usage_error(monkeypatch, capsys):
     """As dig; the name is not looked up here (getaddrinfo is replaced)."""
-    from resolver.daemon import dig as dig_mod
+    from resolver.tools import dig as dig_mod
 
     def not_found(*args, **kw):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -383,7 +383,7 @@ def test_multi_keys_signatures_and_digests():
     import dns.dnssec
     import dns.rrset
 
-    from resolver.daemon.dig import Options, _rr_lines
+    from resolver.tools.dig import Options, _rr_lines
 
     key = ("257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+"
            "KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==")
@@ -482,7 +482,7 @@ def test_the_listed_options_are_the_parsers():
     parser takes, each with its +no form."""
     import pathlib
 
-    from resolver.daemon.dig import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
+    from resolver.tools.dig import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
 
     root = pathlib.Path(__file__).parents[2]
     text = (root / "COMPATIBILITY.md").read_text()

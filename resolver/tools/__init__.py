@@ -1,0 +1,1 @@
+"""Command-line tools over the resolver library: ``dig`` (``corenet-resolver query``)."""
