@@ -8,11 +8,15 @@ engine, its cache and validator never see two threads; a calling thread hands th
 thread blocks that loop for as long, as dnspython's sync resolver does, and never deadlocks:
 the work runs in the private thread, not on the caller's loop. The private loop's own thread
 cannot wait on itself: a call from there is a RuntimeError.
+
+:func:`new_loop` makes the loop a program runs on itself (the daemon's workers, the tools):
+corenet's, else asyncio's.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import threading
 from typing import Any, Awaitable, Callable, TypeVar
@@ -23,6 +27,18 @@ _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
 _pid: int | None = None
+
+log = logging.getLogger("resolver.loop")
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: corenet's, or asyncio's when corenet's cannot be made."""
+    try:
+        from corenet.loop import new_event_loop
+        return new_event_loop()
+    except Exception as e:       # pragma: no cover - corenet not built
+        log.warning("corenet's loop unavailable (%s); using asyncio's", e)
+        return asyncio.new_event_loop()
 
 
 def loop() -> asyncio.AbstractEventLoop:

@@ -80,8 +80,8 @@ def parser() -> argparse.ArgumentParser:
                        "installation's corenet-resolver")
     u.add_argument("--executable", metavar="PATH",
                    help="the corenet-resolver command the unit runs (default: this one's)")
-    from resolver.tools import dig
-    dig.add_parser(sub, _authority_flags)
+    from resolver.tools.dig_options import add_parser
+    add_parser(sub, _authority_flags)
     return ap
 
 

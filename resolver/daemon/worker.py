@@ -27,17 +27,9 @@ from resolver.daemon.control import ControlServer
 from resolver.daemon.metrics import MetricsServer, watch_gc
 from resolver.daemon.operations import WorkerControl
 from resolver.daemon.service import Notifier, give_group, remove_pidfile, write_pidfile
+from resolver.loop_thread import new_loop
 
 log = logging.getLogger("resolver.daemon.process")
-
-
-def new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        from corenet.loop import new_event_loop
-        return new_event_loop()
-    except Exception as e:       # pragma: no cover - corenet not built
-        log.warning("corenet's loop unavailable (%s); using asyncio's", e)
-        return asyncio.new_event_loop()
 
 
 #: Descriptors a worker keeps besides misses in flight, upstream sockets and TCP clients: its

@@ -124,7 +124,8 @@ def test_query_shows_extended_dns_errors():
     import dns.edns
     import dns.message
 
-    from resolver.tools.dig import Options, render
+    from resolver.tools.dig_options import Options
+    from resolver.tools.dig_output import render
     q = dns.message.make_query("bogus.example.", "A", use_edns=0)
     r = dns.message.make_response(q)
     r.set_rcode(dns.rcode.SERVFAIL)

@@ -272,7 +272,7 @@ def test_exit_codes(tmp_path):
 
 
 def test_the_grammar_of_several_lookups():
-    from resolver.tools.dig import parse
+    from resolver.tools.dig_options import parse
 
     glob, lookups = parse(["+norec", "-p", "5300", "MX", "example.org", "+tcp", "-x",
                            "192.0.2.1", "+cd", "example.net", "TXT", "CH", "@ns.example"])
@@ -297,7 +297,7 @@ def test_doh_requests_are_rfc_8484_post_and_get(monkeypatch):
     import types
 
     import corenet.https
-    from resolver.tools import dig as dig_mod
+    from resolver.tools import dig_exchange as dig_mod
 
     q = dig_mod.make_query(dig_mod.Options(name="www.example.net"))
     reply = dns.message.make_response(q).to_wire()
@@ -345,11 +345,12 @@ def test_help_lists_the_options():
 
 def test_a_fault_of_its_own_is_an_internal_error(monkeypatch, capsys):
     from resolver.tools import dig as dig_mod
+    from resolver.tools import dig_exchange
 
     def broken(*args):
         raise RuntimeError("a bug")
     monkeypatch.setenv("CORENET_RESOLV_CONF", os.devnull)
-    monkeypatch.setattr(dig_mod, "ask", broken)
+    monkeypatch.setattr(dig_exchange, "ask", broken)
     assert dig_mod.main(["@127.0.0.1", "example.org"]) == 10
     assert "internal error" in capsys.readouterr().err
 
@@ -383,19 +384,20 @@ def test_multi_keys_signatures_and_digests():
     import dns.dnssec
     import dns.rrset
 
-    from resolver.tools.dig import Options, _rr_lines
+    from resolver.tools.dig_options import Options
+    from resolver.tools.dig_output import rr_lines
 
     key = ("257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+"
            "KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==")
     rrset = dns.rrset.from_text("example.com.", 3600, "IN", "DNSKEY", key)
-    lines = "\n".join(_rr_lines([rrset], multi=True)).split("\n")
+    lines = "\n".join(rr_lines([rrset], multi=True)).split("\n")
     assert lines[0] == "example.com.\t\t3600 IN\tDNSKEY 257 3 13 ("
     assert lines[1:3] == ["\t\t\t\tmdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+Gq",
                           "\t\t\t\tJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ=="]
     assert lines[3] == (f"\t\t\t\t) ; KSK; alg = ECDSAP256SHA256 ; key id = "
                         f"{dns.dnssec.key_id(rrset[0])}")
     ds = dns.rrset.from_text("example.com.", 60, "IN", "DS", "31406 13 2 " + "ab" * 32)
-    assert "\n".join(_rr_lines([ds], multi=True)).split("\n") == [
+    assert "\n".join(rr_lines([ds], multi=True)).split("\n") == [
         "example.com.\t\t60 IN DS 31406 13 2 (", "\t\t\t\t" + "AB" * 22,
         "\t\t\t\t" + "AB" * 10 + " )"]
     assert Options().multi is False
@@ -482,7 +484,7 @@ def test_the_listed_options_are_the_parsers():
     parser takes, each with its +no form."""
     import pathlib
 
-    from resolver.tools.dig import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
+    from resolver.tools.dig_options import PLUS_ALIASES, PLUS_OPTIONS, Options, UsageError, _plus
 
     root = pathlib.Path(__file__).parents[2]
     text = (root / "COMPATIBILITY.md").read_text()

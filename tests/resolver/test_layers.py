@@ -78,3 +78,13 @@ def test_the_scanner_sees_the_imports():
 def test_the_resolver_imports_one_way():
     cycles = _cycles(_graph())
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_tools_stand_on_the_library_alone():
+    """The tools (the dig clone) use the library's published modules, never the daemon's."""
+    g = _graph()
+    tools = [m for m in g if m.startswith("resolver.tools")]
+    assert "resolver.tools.dig" in tools
+    assert "resolver.tools.dig_exchange" in g["resolver.tools.dig"]
+    wrong = {m: sorted(t for t in g[m] if t.startswith("resolver.daemon")) for m in tools}
+    assert not any(wrong.values()), wrong

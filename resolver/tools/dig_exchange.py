@@ -1,0 +1,267 @@
+"""One question asked of dig's servers: the servers (``@SERVER``, else resolv.conf's), the
+query built from the options, one try over UDP, TCP, TLS or HTTPS, and the tries and
+servers in turn with the lost tries said as dig says them."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
+from resolver.tools.dig_output import CO_FLAG, Z_FLAG, tty_default
+
+# ---- the servers -----------------------------------------------------------------------------
+def system_nameservers() -> list[str]:
+    """The ``nameserver`` lines of resolv.conf ($CORENET_RESOLV_CONF, else /etc/resolv.conf)."""
+    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
+    servers = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            words = line.split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                servers.append(words[1].split("%")[0])
+    return servers
+
+
+def server_addresses(o: Options) -> list[tuple[str, str]]:
+    """(address, name as given) of the servers to try, in order, of the family -4/-6 allow."""
+    if o.server is not None:
+        out: list[tuple[str, str]] = []
+        for server in o.servers or (o.server,):
+            try:
+                infos = socket.getaddrinfo(server, None, o.family, socket.SOCK_DGRAM)
+            except OSError as e:
+                raise LookupError(f"couldn't get address for '{server}': not found") from e
+            out += dict.fromkeys((i[4][0], server) for i in infos)
+        return out
+    try:
+        names = system_nameservers()
+    except OSError as e:
+        raise LookupError(f"can't read the system's resolver configuration: {e}") from None
+    out = []
+    for n in names:
+        fam = socket.AF_INET6 if ":" in n else socket.AF_INET
+        if o.family and fam != o.family:
+            continue
+        out.append((n, n))
+    if not out and names:
+        raise LookupError("No acceptable nameservers")
+    if not out:
+        out = [("127.0.0.1", "127.0.0.1")] if o.family != socket.AF_INET6 else [("::1", "::1")]
+    return out
+
+
+# ---- one look-up -----------------------------------------------------------------------------
+def make_query(o: Options):
+    import dns.edns
+    import dns.flags
+    import dns.message
+    import dns.rdataclass
+    import dns.rdatatype
+
+    name = o.name if o.name is not None else "."
+    if not name.isascii() and not tty_default(o.idnin):
+        # as dig without +idnin (off unless on a terminal): the name's UTF-8 bytes as they
+        # are, not its IDNA form
+        name = dns.name.Name([label.encode() for label in name.rstrip(".").split(".")]
+                             + [b""])
+    rdtype = o.rdtype or ("NS" if o.name is None else "A")
+    q = dns.message.make_query(name, dns.rdatatype.from_text(rdtype),
+                               dns.rdataclass.from_text(o.rdclass or "IN"),
+                               use_edns=0 if o.edns else False, payload=o.bufsize,
+                               want_dnssec=o.dnssec and o.edns)
+    q.flags &= ~dns.flags.RD
+    if o.rec:
+        q.flags |= dns.flags.RD
+    if o.cd:
+        q.flags |= dns.flags.CD
+    if o.ad:
+        q.flags |= dns.flags.AD
+    for on, bit in ((o.aa, dns.flags.AA), (o.ra, dns.flags.RA), (o.tc, dns.flags.TC),
+                    (o.z, Z_FLAG)):
+        if on:
+            q.flags |= bit
+    q.set_opcode(o.opcode)
+    if o.qid is not None:
+        q.id = o.qid
+    if o.header_only:
+        q.question = []
+    options = []
+    if o.nsid:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.NSID, b""))
+    if o.subnet is not None:
+        options.append(ecs(o.subnet))
+    if o.cookie:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.COOKIE,
+                                              o.cookie_value or os.urandom(8)))
+    if o.expire:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b""))
+    if o.keepalive:
+        options.append(dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b""))
+    options += [dns.edns.GenericOption(code, data) for code, data in o.ednsopts]
+    flags = o.ednsflags | (CO_FLAG if o.coflag else 0)
+    if (options or flags or o.padding) and o.edns:
+        q.use_edns(0, q.ednsflags | flags, o.bufsize, options=options, pad=o.padding)
+    return q
+
+
+def _ssl_context(o: Options, alpn: list[str] | None):
+    import ssl
+    if o.tls_ca is None:                  # as dig: no +tls-ca, no verification
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=o.tls_ca or None)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def ask(q, o: Options, addr: str, name: str, port: int):
+    """The reply of one server, over the transport asked; raises on no reply."""
+    import dns.flags
+    import dns.query
+
+    if o.transport == "udp":
+        # connected, so that a port nobody listens on is "connection refused" (ICMP), as
+        # dig says, rather than a timeout
+        with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                           socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.connect((addr, port))
+            r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
+                              raise_on_truncation=False, ignore_unexpected=True, sock=sock)
+        if r.flags & dns.flags.TC and not o.ignore_tc:
+            print(";; Truncated, retrying in TCP mode.", flush=True)
+            return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+        return r, "UDP"
+    if o.transport == "tcp":
+        return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+    hostname = o.tls_hostname or (name if o.server is not None else addr)
+    if o.transport == "tls":
+        return dns.query.tls(q, addr, timeout=o.timeout, port=port,
+                             ssl_context=_ssl_context(o, ["dot"]),
+                             server_hostname=hostname if o.tls_ca is not None else None), "TLS"
+    return doh(q, o, addr, hostname, port), "HTTPS-GET" if o.https_get else "HTTPS"
+
+
+class _Pinned:
+    """A resolver for corenet.https's client that gives the server's address for the
+    certificate's name (the URL names the host the certificate is checked against)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def resolve(self, host: str, rdtype: str):
+        import types
+        if (rdtype == "AAAA") != (":" in self.address):
+            raise LookupError(f"no {rdtype}")
+        rrset = [types.SimpleNamespace(address=self.address)]
+        return types.SimpleNamespace(rrset=_TTL(rrset))
+
+
+class _TTL(list):
+    ttl = 0
+
+
+def doh(q, o: Options, addr: str, hostname: str, port: int):
+    """RFC 8484 over corenet.https's client: POST, or GET with ``?dns=``."""
+    import base64
+
+    import dns.message
+
+    from corenet.https import Client
+
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    url = f"https://{host}:{port}{o.https_path}"
+    verify = False if o.tls_ca is None else (o.tls_ca or True)
+    wire = q.to_wire()
+    headers = {"accept": "application/dns-message"}
+    with Client(verify=verify, resolver=_Pinned(addr), trust_env=False,
+                    timeout=o.timeout) as client:
+        if o.https_get:
+            b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+            r = client.get(url, params={"dns": b64}, headers=headers)
+        else:
+            r = client.post(url, content=wire,
+                            headers=dict(headers, **{"content-type": "application/dns-message"}))
+        if r.status_code != 200:
+            raise OSError(f"HTTP status {r.status_code}")
+        body = r.content
+    msg = dns.message.from_wire(body)
+    if msg.id != q.id or not msg.flags & dns.flags.QR:
+        raise OSError("the reply does not match the query")
+    msg.wire = body
+    return msg
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What a server (or the way to it) can make a try fail with; anything else is a bug,
+    reported as dig's internal error."""
+    import dns.exception
+
+    from corenet.https.errors import RequestError
+    return (OSError, EOFError, TimeoutError, dns.exception.DNSException, RequestError)
+
+
+#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, which Python reports in words of its own
+_HOSTNAME_MISMATCH = 62
+
+
+def _certificate_refused(e: BaseException) -> str | None:
+    """OpenSSL's reason when ``e`` (or what caused it) is a server certificate that failed
+    verification, as dig words it; else None."""
+    import ssl
+
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            if e.verify_code == _HOSTNAME_MISMATCH:
+                return "hostname mismatch"
+            return e.verify_message or "certificate verify failed"
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def error_text(e: BaseException) -> str:
+    import dns.exception
+
+    from corenet.https.errors import TimeoutException
+    if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
+                      TimeoutException)):
+        return "timed out"
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0]
+
+
+def exchange(q, o: Options, servers, port: int):
+    """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
+    says them: (reply, where it came from, seconds), None when no server replied, or an
+    exit status when dig stops at once (a certificate that failed verification)."""
+    for addr, name in servers:
+        for _ in range(o.tries):
+            t0 = time.monotonic()
+            try:
+                r, proto = ask(q, o, addr, name, port)
+            except network_errors() as e:    # a try lost: dig says so and tries again
+                refused = _certificate_refused(e)
+                if refused is not None:      # dig neither tries again nor goes on
+                    print(f";; TLS peer certificate verification for {addr}#{port} "
+                          f"failed: {refused}", flush=True)
+                    return EXIT_NO_ANSWER
+                print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                      flush=True)
+                continue
+            if r.rcode() == 2 and not o.fail and (addr, name) != servers[-1]:
+                if not o.short:
+                    print(f";; Got SERVFAIL reply from {addr}, trying next server",
+                          flush=True)
+                break
+            return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
+    return None

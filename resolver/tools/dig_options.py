@@ -1,0 +1,484 @@
+"""dig's command line as ``corenet-resolver query`` reads it: the :class:`Options` of one
+look-up, the ``+options`` and dig's grammar (options before the first name are global, each
+name starts a look-up that takes what follows it)."""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from dataclasses import dataclass, field, replace
+
+EXIT_OK, EXIT_USAGE, EXIT_BATCH, EXIT_NO_ANSWER, EXIT_INTERNAL = 0, 1, 8, 9, 10
+
+#: The file read for the default servers, and the variable that names another one.
+RESOLV_CONF, RESOLV_CONF_ENV = "/etc/resolv.conf", "CORENET_RESOLV_CONF"
+
+PROG = "corenet-resolver query"
+
+#: The display toggles of ``+all``/``+noall``.
+DISPLAY = ("cmd", "comments", "question", "answer", "authority", "additional", "stats")
+
+#: RFC 8914's names, as dig prints them.
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    """What one look-up is asked with (the command line's, then a batch line's on top)."""
+    name: str | None = None
+    rdtype: str | None = None
+    rdclass: str | None = None
+    reverse: bool = False
+    server: str | None = None
+    servers: tuple = ()                  # every @SERVER given, in order (server: the last)
+    fail: bool = True                    # +nofail: after SERVFAIL, the next server
+    port: int | None = None
+    family: int = 0                      # socket.AF_INET for -4, AF_INET6 for -6
+    transport: str = "udp"               # udp, tcp, tls, https
+    https_path: str = "/dns-query"
+    https_get: bool = False
+    tls_ca: str | None = None            # "" for the system's store
+    tls_hostname: str | None = None
+    rec: bool = True
+    cd: bool = False
+    ad: bool = True
+    dnssec: bool = False
+    edns: bool = True
+    bufsize: int = 1232
+    nsid: bool = False
+    subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
+    short: bool = False
+    multi: bool = False                  # +multi: records on several lines, as BIND's
+    cookie: bool = False                 # +cookie: an EDNS COOKIE option with a client cookie
+    cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
+    trace: bool = False                  # +trace: iterate from the root hints, each step shown
+    ignore_tc: bool = False
+    tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
+    # the query as sent
+    aa: bool = False                     # +aaflag (+aaonly), +raflag, +tcflag, +zflag
+    ra: bool = False
+    tc: bool = False
+    z: bool = False
+    opcode: int = 0                      # +opcode=N|NAME
+    qid: int | None = None               # +qid=N: the query's id (else a random one)
+    ednsflags: int = 0                   # +ednsflags=N: EDNS flag bits no RFC defines
+    ednsopts: list = field(default_factory=list)    # +ednsopt=CODE[:HEX], in order
+    header_only: bool = False            # +header-only: no question section
+    expire: bool = False                 # +expire, +keepalive: those EDNS options
+    keepalive: bool = False
+    coflag: bool = False                 # +coflag: EDNS's CO bit (compact denial)
+    padding: int = 0                     # +padding=N: the query padded to N bytes' blocks
+    qr: bool = False                     # +qr: the query printed before it is sent
+    # how records are printed
+    ttlid: bool = True                   # +[no]ttlid: the TTL field
+    show_class: bool = True              # +[no]class: the class field
+    ttlunits: bool = False               # +ttlunits: TTLs as 1w2d3h4m5s
+    crypto: bool = True                  # +[no]crypto: keys, signatures and digests
+    split: int = 56                      # +split=W: base64/hex groups (0: none)
+    expandaaaa: bool = False             # +expandaaaa: IPv6 addresses in full
+    unknownformat: bool = False          # +unknownformat: RFC 3597's generic form
+    identify: bool = False               # +identify: the server after each +short line
+    rrcomments: bool | None = None       # +[no]rrcomments (None: with +multi only)
+    # the search list (+search, +domain=NAME, +ndots=N, +showsearch)
+    search: bool = False
+    domain: str | None = None
+    ndots: int | None = None
+    showsearch: bool = False
+    idnin: bool | None = None            # +[no]idnin, +[no]idnout (None: on a terminal)
+    idnout: bool | None = None
+    timeout: float = 5.0
+    tries: int = 3
+    show: dict = field(default_factory=lambda: dict.fromkeys(DISPLAY, True))
+    batch: str | None = None
+    typed: bool = False                  # a type (class) given after this look-up's name
+    classed: bool = False
+    # in-process resolution
+    in_process: bool = False
+    root_hints: str | None = None
+    upstream_port: int = 53
+    ipv6: bool = True
+    qname_minimisation: bool = True
+    do_ip4: bool = True
+    do_not_query_localhost: bool = True
+
+
+# ---- the command line ------------------------------------------------------------------------
+def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
+    """The ``query`` subcommand as ``corenet-resolver --help`` lists it; the arguments
+    themselves are read by :func:`parse` (dig's grammar: ``+options`` and ``@server``
+    anywhere, several look-ups on one line)."""
+    q = sub.add_parser(
+        "query", help="ask a DNS server (as dig), or resolve in-process with --in-process",
+        usage=f"{PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-c CLASS] [-x ADDR] [-q NAME] "
+              "[-f FILE] [NAME] [TYPE] [CLASS] [+OPTION ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="dig's +options (each with its +no form):\n"
+                    "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
+                    "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
+                    "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
+                    "  +short +all +cmd +comments +question +answer +authority\n"
+                    "  +additional +stats +multi +cookie[=HEX] +trace\n"
+                    f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
+                    f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
+                    "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
+    q.add_argument("args", nargs="*", metavar="NAME [TYPE] [CLASS] [@SERVER] [+OPTION]")
+    q.add_argument("-t", dest="type", metavar="TYPE", help="query type")
+    q.add_argument("-c", dest="rdclass", metavar="CLASS", help="query class (IN)")
+    q.add_argument("-q", dest="qname", metavar="NAME", help="query name")
+    q.add_argument("-x", dest="reverse", metavar="ADDR",
+                   help="reverse look-up: the PTR of an IPv4 or IPv6 address")
+    q.add_argument("-p", "--port", type=int, default=None, help="server port (53)")
+    q.add_argument("-f", dest="batch", metavar="FILE", help="batch: one look-up per line")
+    q.add_argument("-4", dest="v4", action="store_true", help="IPv4 servers only")
+    q.add_argument("-6", dest="v6", action="store_true", help="IPv6 servers only")
+    q.add_argument("--in-process", action="store_true",
+                   help="resolve in this process from the root servers, asking no server")
+    q.add_argument("--root-hints", metavar="FILE", help="for --in-process (the real root)")
+    q.add_argument("--upstream-port", type=int, default=53, metavar="PORT",
+                   help="authorities' port, for --in-process")
+    q.add_argument("--do-ip6", "--ipv6", dest="ipv6", action=argparse.BooleanOptionalAction,
+                   default=True, help="--in-process asks authorities over IPv6 too (on)")
+    authority_flags(q, True)
+    return q
+
+
+_LONG_BOOL = {"ipv6": "ipv6", "do-ip6": "ipv6", "qname-minimisation": "qname_minimisation",
+              "do-ip4": "do_ip4", "do-not-query-localhost": "do_not_query_localhost"}
+
+
+def _int(value: str, what: str, low: int = 0, high: int = 65535, base: int = 10) -> int:
+    try:
+        n = int(value, base)
+    except ValueError:
+        raise UsageError(f"{what}: {value!r} is not a number") from None
+    if not low <= n <= high:
+        raise UsageError(f"{what}: {value} is out of range {low}..{high}")
+    return n
+
+
+#: dig's +options that change how records are printed, and the Options field each sets
+_PRINTING = {"ttlid": "ttlid", "class": "show_class", "ttlunits": "ttlunits",
+             "crypto": "crypto", "expandaaaa": "expandaaaa", "unknownformat": "unknownformat",
+             "identify": "identify", "split": "split", "rrcomments": "rrcomments",
+             "idnout": "idnout"}
+
+#: dig's +options this command takes (each with its +no form), and their other spellings
+PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "subnet", "tcp",
+                "vc", "ignore", "tls", "https", "https-post", "https-get", "tls-ca",
+                "tls-hostname", "time", "tries", "retry", "short", "all") + DISPLAY + (
+                "multi", "cookie", "trace") + tuple(_PRINTING) + (
+                "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
+                "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
+                "showsearch", "domain", "ndots", "idnin", "fail")
+PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
+                "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
+                "defname": "search"}
+
+
+def _plus(o: Options, arg: str) -> None:
+    body = arg[1:]
+    key, eq, value = body.partition("=")
+    key = key.lower()
+    on = True
+    if key.startswith("no") and key not in ("nsid",):
+        on, key = False, key[2:]
+    if key not in PLUS_OPTIONS and key not in PLUS_ALIASES:
+        raise UsageError(f"Invalid option: {arg}")
+    flags = {"rec": "rec", "recurse": "rec", "rdflag": "rec", "cd": "cd", "cdflag": "cd",
+             "adflag": "ad", "ad": "ad", "dnssec": "dnssec", "do": "dnssec", "nsid": "nsid",
+             "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
+             "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
+             "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
+             "idnin": "idnin", "fail": "fail"}
+    if key in flags:
+        if key == "edns" and eq:
+            _int(value, "+edns", 0, 0)
+        setattr(o, flags[key], on)
+    elif key in DISPLAY:
+        o.show[key] = on
+    elif key == "all":
+        o.show = dict.fromkeys(DISPLAY, on)
+    elif key in ("multi", "multiline"):
+        o.multi = on
+    elif key == "cookie":
+        o.cookie = on
+        if on and eq:
+            try:
+                cookie = bytes.fromhex(value)
+            except ValueError:
+                raise UsageError(f"+cookie: {value!r} is not hexadecimal") from None
+            if len(cookie) not in (8,) + tuple(range(16, 41)):
+                raise UsageError("+cookie: a client cookie of 8 bytes, or 16-40 with the "
+                                 "server's")
+            o.cookie_value = cookie
+    elif key == "trace":
+        o.trace = on
+    elif key == "opcode":
+        o.opcode = _opcode(value) if (on and eq) else 0
+    elif key in ("search", "defname"):
+        o.search = on
+    elif key == "showsearch":
+        o.showsearch = o.search = on
+    elif key == "domain":
+        if on and not eq:
+            raise UsageError("+domain needs =NAME")
+        o.domain = value if on else None
+        o.search = o.search or on
+    elif key == "ndots":
+        if on and not eq:
+            raise UsageError("+ndots needs =N")
+        o.ndots = _int(value, "+ndots", 0, 255) if on else None
+    elif key == "padding":
+        o.padding = _int(value, "+padding", 0, 512) if (on and eq) else 0
+    elif key == "qid":
+        if not on or not eq:
+            raise UsageError("+qid needs =N")
+        o.qid = _int(value, "+qid")
+    elif key == "ednsflags":
+        o.ednsflags = _int(value, "+ednsflags", 0, 0x7FFF, base=0) if (on and eq) else 0
+    elif key == "ednsopt":
+        if not on:
+            o.ednsopts = []
+        elif not eq:
+            raise UsageError("+ednsopt needs =CODE[:VALUE]")
+        else:
+            o.ednsopts = [*o.ednsopts, _ednsopt(value)]
+    elif key == "split":
+        width = _int(value, "+split", 0, 1 << 20) if (on and eq) else (56 if on else 0)
+        if width % 4:
+            width += 4 - width % 4
+            print(f";; Warning, split must be a multiple of 4; adjusting to {width}",
+                  file=sys.stderr)
+        o.split = width
+    elif key in _PRINTING:
+        setattr(o, _PRINTING[key], on)
+        if key == "ttlunits" and on:
+            o.ttlid = True                # as dig: units show the TTL again
+    elif key == "short":
+        o.short = on
+        if on:
+            o.show = dict.fromkeys(DISPLAY, False)
+            o.show["answer"] = True
+    elif key in ("tcp", "vc"):
+        o.transport = "tcp" if on else "udp"
+        o.tcp_chosen = True
+    elif key == "tls":
+        o.transport = "tls" if on else "udp"
+    elif key in ("https", "https-post", "https-get"):
+        o.transport = "https" if on else "udp"
+        o.https_get = key == "https-get"
+        if on and eq:
+            o.https_path = value if value.startswith("/") else "/" + value
+    elif key == "tls-ca":
+        o.tls_ca = (value if eq else "") if on else None
+    elif key == "tls-hostname":
+        if on and not value:
+            raise UsageError("+tls-hostname needs =NAME")
+        o.tls_hostname = value if on else None
+    elif key in ("time", "timeout"):
+        if not on or not eq:
+            raise UsageError(f"+{key} needs =SECONDS")
+        o.timeout = max(1, _int(value, "+time", 0, 86400))
+    elif key in ("tries", "retry"):
+        if not on or not eq:
+            raise UsageError(f"+{key} needs =N")
+        n = _int(value, f"+{key}", -(2 ** 31), 2 ** 31)
+        o.tries = max(1, n + (1 if key == "retry" else 0))
+    elif key == "subnet":
+        if on and not eq:
+            raise UsageError("+subnet needs =ADDR[/LEN]")
+        if on:
+            ecs(value)
+        o.subnet = value if on else None
+    elif key == "bufsize":
+        o.bufsize = _int(value, "+bufsize") if (on and eq) else 1232
+    else:
+        raise UsageError(f"Invalid option: {arg}")
+
+
+def _opcode(value: str) -> int:
+    """+opcode's value: a number (0-15) or a name (QUERY, NOTIFY...)."""
+    import dns.opcode
+    if value.isdigit():
+        return _int(value, "+opcode", 0, 15)
+    try:
+        return int(dns.opcode.from_text(value.upper()))
+    except Exception:
+        raise UsageError(f"+opcode: {value!r} is not an opcode") from None
+
+
+def _ednsopt(value: str) -> tuple[int, bytes]:
+    """+ednsopt's value: CODE (a number or a name such as NSID) and optional hex data."""
+    import dns.edns
+    code, _, data = value.partition(":")
+    if code.isdigit():
+        otype = _int(code, "+ednsopt", 0, 65535)
+    else:
+        try:
+            otype = int(dns.edns.OptionType[code.upper().replace("-", "_")])
+        except KeyError:
+            raise UsageError(f"+ednsopt: {code!r} is not an EDNS option") from None
+    try:
+        return otype, bytes.fromhex(data)
+    except ValueError:
+        raise UsageError(f"+ednsopt: {data!r} is not hexadecimal") from None
+
+
+def ecs(value: str):
+    """dig's +subnet value as an ECS option (``0`` is 0.0.0.0/0)."""
+    import dns.edns
+    addr, _, length = value.partition("/")
+    if addr == "0":
+        addr = "0.0.0.0"
+    try:
+        return dns.edns.ECSOption(addr, int(length) if length else None)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"+subnet: {value!r}: {e}") from None
+
+
+def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[Options]]:
+    """(global options, look-ups) in dig's grammar: options before the first name are
+    global; each NAME (or ``-x``, ``-q``) starts a look-up that takes the type, class and
+    options after it.  No name and no ``-f``: one look-up of the root's NS, as dig."""
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.reversename
+
+    glob = replace(base, show=dict(base.show)) if base else Options()
+    lookups: list[Options] = []
+    cur = glob
+
+    def start(name: str, reverse: bool = False) -> Options:
+        """A new look-up: the global options, then what follows its name."""
+        nonlocal cur
+        cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=reverse,
+                      classed=False)
+        lookups.append(cur)
+        return cur
+
+    it = iter(argv)
+
+    def value(opt: str) -> str:
+        try:
+            return next(it)
+        except StopIteration:
+            raise UsageError(f"option {opt} needs an argument") from None
+
+    for a in it:
+        if a.startswith("@") and len(a) > 1:
+            server, _, at_port = a[1:].partition("#")
+            cur.server = server
+            cur.servers = (*cur.servers, server)
+            if at_port:
+                try:
+                    cur.port = _int(at_port, "port")
+                except UsageError:
+                    raise UsageError(f"bad port in {a!r}") from None
+        elif a.startswith("+") and len(a) > 1:
+            _plus(cur, a)
+        elif a.startswith("--"):
+            key, eq, val = a[2:].partition("=")
+            bare = key[3:] if key.startswith("no-") else key
+            if key == "in-process":
+                glob.in_process = cur.in_process = True
+            elif bare in _LONG_BOOL:
+                for o in {id(glob): glob, id(cur): cur}.values():
+                    setattr(o, _LONG_BOOL[bare], not key.startswith("no-"))
+            elif key in ("root-hints", "upstream-port", "timeout", "port"):
+                val = val if eq else value(a)
+                for o in {id(glob): glob, id(cur): cur}.values():
+                    if key == "root-hints":
+                        o.root_hints = val
+                    elif key == "upstream-port":
+                        o.upstream_port = _int(val, "--upstream-port", 1)
+                    elif key == "port":
+                        o.port = _int(val, "--port")
+                    else:
+                        try:
+                            o.timeout = float(val)
+                        except ValueError:
+                            raise UsageError(f"--timeout: {val!r} is not a number") from None
+            else:
+                raise UsageError(f"Invalid option: {a}")
+        elif a.startswith("-") and len(a) > 1:
+            opt, rest = a[:2], a[2:]
+            if opt == "-4":
+                cur.family = socket.AF_INET
+            elif opt == "-6":
+                cur.family = socket.AF_INET6
+            elif opt in ("-t", "-c", "-q", "-x", "-p", "-f"):
+                val = rest or value(opt)
+                if opt == "-t":
+                    try:
+                        dns.rdatatype.from_text(val)
+                    except Exception:
+                        raise UsageError(f"invalid type: {val}") from None
+                    cur.rdtype, cur.typed = val, True
+                elif opt == "-c":
+                    try:
+                        dns.rdataclass.from_text(val)
+                    except Exception:
+                        raise UsageError(f"invalid class: {val}") from None
+                    cur.rdclass, cur.classed = val, True
+                elif opt == "-q":
+                    start(val)
+                elif opt == "-x":
+                    try:
+                        rev = dns.reversename.from_address(val).to_text()
+                    except Exception:
+                        raise UsageError(f"-x needs an IPv4 or IPv6 address, got {val!r}") \
+                            from None
+                    start(rev, reverse=True).rdtype = "PTR"
+                elif opt == "-p":
+                    cur.port = _int(val, "-p")
+                else:
+                    glob.batch = cur.batch = val
+            else:
+                raise UsageError(f"Invalid option: {a}")
+        else:
+            if cur is not glob:
+                if not cur.typed and _is_type(a):
+                    cur.rdtype, cur.typed = a, True
+                    continue
+                if not cur.classed and _is_class(a):
+                    cur.rdclass, cur.classed = a, True
+                    continue
+            elif cur is glob and lookups == [] and (_is_type(a) or _is_class(a)) \
+                    and _looks_like_keyword(a):
+                # dig reads ``dig MX example.com`` as type then name
+                if _is_type(a):
+                    glob.rdtype = a
+                else:
+                    glob.rdclass = a
+                continue
+            start(a)
+    if not lookups and glob.batch is None:
+        lookups.append(replace(glob, show=dict(glob.show)))
+    if glob.short or any(o.short for o in lookups):
+        # +short is one of dig's global settings, wherever it is given
+        for o in (glob, *lookups):
+            o.short = True
+    return glob, lookups
+
+
+def _is_type(a: str) -> bool:
+    import dns.rdatatype
+    try:
+        dns.rdatatype.from_text(a)
+        return True
+    except Exception:
+        return False
+
+
+def _is_class(a: str) -> bool:
+    import dns.rdataclass
+    try:
+        dns.rdataclass.from_text(a)
+        return True
+    except Exception:
+        return False
+
+
+def _looks_like_keyword(a: str) -> bool:
+    return "." not in a

@@ -1,0 +1,350 @@
+"""dig's text: a reply (or the query, for +qr) printed section by section as BIND's dig
+prints it, records in BIND's presentation format, the command lines."""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+
+from resolver.tools.dig_options import Options
+
+#: RFC 8914's names, as dig prints them.
+EDE_NAMES = {
+    0: "Other", 1: "Unsupported DNSKEY Algorithm", 2: "Unsupported DS Digest Type",
+    3: "Stale Answer", 4: "Forged Answer", 5: "DNSSEC Indeterminate", 6: "DNSSEC Bogus",
+    7: "Signature Expired", 8: "Signature Not Yet Valid", 9: "DNSKEY Missing",
+    10: "RRSIGs Missing", 11: "No Zone Key Bit Set", 12: "NSEC Missing", 13: "Cached Error",
+    14: "Not Ready", 15: "Blocked", 16: "Censored", 17: "Filtered", 18: "Prohibited",
+    19: "Stale NXDOMAIN Answer", 20: "Not Authoritative", 21: "Not Supported",
+    22: "No Reachable Authority", 23: "Network Error", 24: "Invalid Data",
+}
+
+
+def _columns(*fields: str, stops: tuple[int, ...] = (24, 32, 40, 48)) -> str:
+    """Fields laid out as BIND prints records: tabs to the columns 24, 32, 40 and 48 (8 wide),
+    one space when a field already reaches past its column; columns are counted in UTF-8
+    bytes, as BIND counts them."""
+    out, col = fields[0], len(fields[0].encode())
+    for text, to in zip(fields[1:], stops):
+        to = max(to, col + 1)
+        tabs = to // 8 - col // 8
+        out += "\t" * tabs + " " * (to % 8 if tabs else to - col)
+        out += text
+        col = to + len(text.encode())
+    return out
+
+
+def rr_lines(section, question: bool = False, multi: bool = False,
+              o: Options | None = None) -> list[str]:
+    """A section's records as dig prints them (``o``: +[no]ttlid, +[no]class, +ttlunits,
+    +unknownformat and what ``rdata_text`` reads)."""
+    import dns.rdataclass
+    import dns.rdatatype
+    o = o or Options(multi=multi)
+    lines = []
+    for rrset in section:
+        cls = dns.rdataclass.to_text(rrset.rdclass)
+        typ = dns.rdatatype.to_text(rrset.rdtype)
+        if o.unknownformat:
+            cls, typ = f"CLASS{int(rrset.rdclass)}", f"TYPE{int(rrset.rdtype)}"
+        if question:
+            # the ";" is outside BIND's column count
+            owner = _name_text(rrset.name, o)
+            lines.append(";" + (_multi_fields(owner, cls, typ) if multi
+                                else _columns(owner, cls, typ, stops=(32, 40))))
+            continue
+        ttl = _ttl_units(rrset.ttl) if o.ttlunits else str(rrset.ttl)
+        fields = [f for f, shown in ((ttl, o.ttlid), (cls, o.show_class)) if shown]
+        for rd in rrset:
+            if multi:
+                lines.append(_multi_fields(_name_text(rrset.name, o), *fields, typ,
+                                           _multiline(rd, o.rrcomments is not False)))
+            else:
+                data = rdata_text(rd, o)
+                if o.rrcomments and typ in ("DNSKEY", "CDNSKEY"):
+                    data += "  " + _key_comment(rd)
+                lines.append(_columns(_name_text(rrset.name, o), *fields, typ, data))
+    return lines
+
+
+def tty_default(setting: bool | None) -> bool:
+    """+idnin/+idnout: as given, else on when the output is a terminal, as in dig."""
+    return sys.stdout.isatty() if setting is None else setting
+
+
+def _name_text(name, o: Options) -> str:
+    """A name as dig prints it: in Unicode with +idnout (IDNA 2008), else as it is."""
+    if tty_default(o.idnout):
+        import dns.name
+        try:
+            return name.to_unicode(idna_codec=dns.name.IDNA_2008_Practical)
+        except dns.name.IDNAException:
+            return str(name)
+    return str(name)
+
+
+def _ttl_units(seconds: int) -> str:
+    """dig's +ttlunits: ``1w2d``, ``5m``, ``1m30s``."""
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0"
+
+
+#: the fields of these types' text (from, to) that BIND prints in upper case (hex, base32)
+_UPPER = {"DS": (3, None), "CDS": (3, None), "DLV": (3, None), "TLSA": (3, None),
+          "SMIMEA": (3, None), "SSHFP": (2, None), "NSEC3": (3, 5), "NSEC3PARAM": (3, 4)}
+#: types whose data +nocrypto leaves whole in BIND (dnspython would omit it)
+_NOT_CRYPTO = frozenset({"TLSA", "SMIMEA"})
+
+
+@functools.lru_cache(maxsize=8)
+def _bind_style(split: int, crypto: bool, idnout: bool):
+    import dns.name
+    import dns.rdata
+    size = split or 1 << 30
+    return dns.rdata.RdataStyle(base64_chunk_size=size, hex_chunk_size=size,
+                                truncate_crypto=not crypto,
+                                idna_codec=dns.name.IDNA_2008_Practical if idnout else None)
+
+
+def rdata_text(rd, o: Options | None = None) -> str:
+    """A record's data on one line as BIND prints it: base64 and hex in groups of 56
+    characters (``+split``), hex and base32 in upper case; ``o``'s +nocrypto, +expandaaaa
+    and +unknownformat."""
+    import ipaddress
+
+    import dns.rdatatype
+
+    o = o or Options()
+    if o.unknownformat:
+        wire = rd.to_wire()
+        hexed = wire.hex().upper()
+        size = o.split or len(hexed) or 1
+        return " ".join([f"\\# {len(wire)}"] + [hexed[i:i + size]
+                                                 for i in range(0, len(hexed), size)])
+    typ = dns.rdatatype.to_text(rd.rdtype)
+    if o.expandaaaa and typ == "AAAA":
+        return ipaddress.IPv6Address(rd.address).exploded
+    text = rd.to_text(style=_bind_style(o.split, o.crypto or typ in _NOT_CRYPTO,
+                                        tty_default(o.idnout)))
+    upper = _UPPER.get(typ)
+    if upper is not None and not text.endswith("]"):
+        fields = text.split(" ")
+        a, b = upper
+        fields[a:b] = [f.upper() for f in fields[a:b]]
+        text = " ".join(fields)
+    return text
+
+
+def _multi_fields(name: str, *fields: str) -> str:
+    """A record's first line as BIND lays it out with +multi: the TTL at column 24, the
+    other fields one column apart, the separator a tab where it reaches a tab stop."""
+    out = _columns(name, fields[0], stops=(24,))
+    col = max(24, len(name) + 1) + len(fields[0])
+    for text in fields[1:]:
+        out += ("\t" if col % 8 == 7 else " ") + text
+        col += 1 + len(text.split("\n", 1)[0])
+    return out
+
+
+#: where BIND's +multi continues a record: column 32
+_MORE = "\n\t\t\t\t"
+
+
+def _duration(seconds: int) -> str:
+    """BIND's reading of a time in seconds: ``2 weeks``, ``1 minute 30 seconds``."""
+    parts = []
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60),
+                       ("second", 1)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+    return " ".join(parts) or "0 seconds"
+
+
+def _chunks(text: str, width: int = 44) -> list[str]:
+    return [text[i:i + width] for i in range(0, len(text), width)] or [""]
+
+
+def _key_comment(rd) -> str:
+    """dig's comment on a key: its role, algorithm and key id."""
+    import dns.dnssec
+    role = "KSK" if rd.flags & 0x0001 else "ZSK"
+    alg = dns.dnssec.algorithm_to_text(rd.algorithm)
+    return f"; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}"
+
+
+def _multiline(rd, comments: bool = True) -> str:
+    """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
+    signatures and digests in parentheses over lines of 44 characters; other types on
+    one line. Without ``comments`` (+norrcomments) the SOA's and keys' comments are left
+    out."""
+    import base64
+
+    import dns.rdatatype
+    t = rd.rdtype
+    if t == dns.rdatatype.SOA:
+        fields = [(rd.serial, "serial"), (rd.refresh, "refresh"), (rd.retry, "retry"),
+                  (rd.expire, "expire"), (rd.minimum, "minimum")]
+        if not comments:
+            return (f"{rd.mname} {rd.rname} ("
+                    + "".join(f"{_MORE}{value}" for value, _ in fields) + ")")
+        body = "".join(f"{_MORE}{value:<10} ; {what}"
+                       + (f" ({_duration(value)})" if what != "serial" else "")
+                       for value, what in fields)
+        return f"{rd.mname} {rd.rname} ({body}{_MORE})"
+    if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
+        key = base64.b64encode(rd.key).decode()
+        chunks = "".join(f"{_MORE}{c}" for c in _chunks(key))
+        return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} (" + chunks
+                + (f"{_MORE}) {_key_comment(rd)}" if comments else " )"))
+    if t in (dns.rdatatype.DS, dns.rdatatype.CDS):
+        chunks = _chunks(rd.digest.hex().upper())
+        return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type} ("
+                + "".join(f"{_MORE}{c}" for c in chunks) + " )")
+    if t == dns.rdatatype.RRSIG:
+        import dns.rdtypes.ANY.RRSIG as R
+        sig = base64.b64encode(rd.signature).decode()
+        return (f"{dns.rdatatype.to_text(rd.type_covered)} {int(rd.algorithm)} {rd.labels} "
+                f"{rd.original_ttl} ({_MORE}{R.posixtime_to_sigtime(rd.expiration)} "
+                f"{R.posixtime_to_sigtime(rd.inception)} {rd.key_tag} {rd.signer}"
+                + "".join(f"{_MORE}{c}" for c in _chunks(sig)) + " )")
+    return rd.to_text()
+
+
+def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:
+    import dns.edns
+    import dns.flags
+    flags = " do" if msg.ednsflags & dns.flags.DO else ""
+    flags += " co" if msg.ednsflags & CO_FLAG else ""
+    mbz = msg.ednsflags & 0x7FFF & ~CO_FLAG    # the flags no RFC defines
+    flags += f"; MBZ: 0x{mbz:04x}," if mbz else ";"
+    lines = [";; OPT PSEUDOSECTION:",
+             f"; EDNS: version: {msg.edns}, flags:{flags} udp: {msg.payload}"]
+    for opt in msg.options:
+        if isinstance(opt, dns.edns.EDEOption):
+            code = int(opt.code)
+            label = EDE_NAMES.get(code, "")
+            lines.append(f"; EDE: {code}{f' ({label})' if label else ''}"
+                         f"{f': ({opt.text})' if opt.text else ''}")
+        elif int(opt.otype) == int(dns.edns.OptionType.NSID):
+            data = getattr(opt, "nsid", None) or getattr(opt, "data", b"") or b""
+            lines.append(_bytes_line("NSID", data))
+        elif isinstance(opt, dns.edns.ECSOption):
+            lines.append(f"; CLIENT-SUBNET: {opt.address}/{opt.srclen}/{opt.scopelen}")
+        elif int(opt.otype) == int(dns.edns.OptionType.COOKIE):
+            wire = opt.to_wire()
+            verdict = ""
+            if sent_cookie is not None and wire[:8] == sent_cookie[:8]:
+                # as dig: the server's cookie with ours is "good", ours alone "echoed"
+                verdict = " (good)" if len(wire) > 8 else " (echoed)"
+            lines.append(f"; COOKIE: {wire.hex()}{verdict}")
+        elif int(opt.otype) in _OPTION_NAMES and not opt.to_wire():
+            lines.append(f"; {_OPTION_NAMES[int(opt.otype)]}:")
+        elif int(opt.otype) == int(dns.edns.OptionType.PADDING):
+            n = len(opt.to_wire())
+            lines.append(f"; PAD: ({n} bytes)" if n else "; PAD:")
+        else:
+            lines.append(_bytes_line(f"OPT={int(opt.otype)}", opt.to_wire()))
+    if getattr(msg, "pad", 0) and not any(int(opt.otype) == int(dns.edns.OptionType.PADDING)
+                                          for opt in msg.options):
+        lines.append("; PAD:")            # a query padded when it is written (+padding)
+    return lines
+
+
+#: EDNS's CO flag (compact denial of existence, dig's +coflag)
+CO_FLAG = 0x4000
+#: the names dig gives the options a query may carry empty (+expire, +keepalive)
+_OPTION_NAMES = {9: "EXPIRE", 11: "TCP KEEPALIVE"}
+
+
+def _bytes_line(label: str, data: bytes) -> str:
+    """An option's bytes as dig shows them: hex pairs, then the printable ones quoted."""
+    if not data:
+        return f"; {label}:"
+    shown = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+    return f"; {label}: {' '.join(f'{b:02x}' for b in data)} (\"{shown}\")"
+
+
+def cookie_of(q) -> bytes | None:
+    """The COOKIE option a query carries (its client cookie first), or None."""
+    for opt in q.options:
+        if int(opt.otype) == 10:
+            return opt.to_wire()
+    return None
+
+
+#: the header flag no RFC defines (dig's +zflag), which dig shows as MBZ
+Z_FLAG = 0x0040
+
+
+def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
+           sent_cookie: bytes | None = None, sending: bool = False) -> str:
+    """dig's text of one reply, with the sections ``o.show`` keeps; ``sent_cookie``: the
+    client cookie the query carried (+cookie), which the reply's is checked against.
+    ``sending``: the query itself, as +qr shows it before it is sent."""
+    import dns.flags
+    import dns.opcode
+    import dns.rcode
+
+    if o.short:
+        said = (f" from server {server.split('#')[0]} in {elapsed * 1000:.0f} ms."
+                if o.identify and elapsed is not None else "")
+        return "".join(f"{rdata_text(rd, o)}{said}\n" for rrset in msg.answer for rd in rrset)
+    s, c = o.show, o.show["comments"]
+    out: list[str] = []
+    if c:
+        flags = " ".join(f for f in dns.flags.to_text(msg.flags & ~Z_FLAG).lower().split())
+        if msg.flags & Z_FLAG:
+            flags += f"; MBZ: 0x{(msg.flags & Z_FLAG) >> 4:x}"
+        opcode = dns.opcode.to_text(msg.opcode())
+        n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+        out += [";; Sending:" if sending else ";; Got answer:",
+                f";; ->>HEADER<<- opcode: {'RESERVED' * opcode.isdigit()}{opcode}, "
+                f"status: {dns.rcode.to_text(msg.rcode())}, id: {msg.id}",
+                f";; flags: {flags}; QUERY: {len(msg.question)}, ANSWER: "
+                f"{sum(len(r) for r in msg.answer)}, AUTHORITY: "
+                f"{sum(len(r) for r in msg.authority)}, ADDITIONAL: {n_add}"]
+        if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
+            out.append(";; WARNING: recursion requested but not available")
+        out.append("")
+        if msg.edns >= 0:
+            out += _opt_lines(msg, sent_cookie)
+    if s["question"] and (msg.question or sending):
+        if c:
+            out.append(";; QUESTION SECTION:")
+        out += rr_lines(msg.question, question=True, multi=o.multi, o=o)
+        if c:
+            out.append("")
+    for key, title, section in (("answer", "ANSWER", msg.answer),
+                                ("authority", "AUTHORITY", msg.authority),
+                                ("additional", "ADDITIONAL", msg.additional)):
+        if s[key] and section:
+            if c:
+                out.append(f";; {title} SECTION:")
+            out += rr_lines(section, multi=o.multi, o=o)
+            if c:
+                out.append("")
+    if s["stats"] and sending:
+        out += [f";; QUERY SIZE: {size}", ""]
+    elif s["stats"]:
+        if elapsed is not None:
+            out.append(f";; Query time: {elapsed * 1000:.0f} msec")
+        out.append(f";; SERVER: {server}")
+        out.append(f";; WHEN: {time.strftime('%a %b %d %H:%M:%S %Z %Y')}")
+        if size is not None:
+            out.append(f";; MSG SIZE  rcvd: {size}")
+        out.append("")
+    return "".join(line + "\n" for line in out)
+
+
+def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
+    from corenet import __version__
+    lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]
+    if n_servers is not None and o.server is not None:
+        lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
+    lines.append(";; global options: +cmd")
+    return "".join(line + "\n" for line in lines)

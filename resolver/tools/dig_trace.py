@@ -1,0 +1,168 @@
+"""dig's +trace: the question followed down the referrals from the root, each step printed."""
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from dataclasses import replace
+
+from resolver.tools.dig_exchange import ask, error_text, make_query, network_errors, \
+    server_addresses
+from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
+from resolver.tools.dig_output import cmd_lines, rdata_text, rr_lines
+
+#: the most steps one +trace takes (referrals, and the walks to NS names without glue)
+TRACE_MAX_STEPS = 30
+
+
+def trace(o: Options, argv: list[str]) -> int:
+    """+trace: the root's NS set asked (with recursion) of ``@SERVER`` when one is given,
+    else of a root hint (``--root-hints``, else the shipped ones), then the question asked
+    without recursion of each zone's servers down the referrals, each reply's answer and
+    authority printed with where it came from, as dig does. ``-p`` (else
+    ``--upstream-port``) is every server's port."""
+    port = o.port if o.port is not None else o.upstream_port
+    if o.server is not None:
+        try:
+            start = server_addresses(o)
+        except LookupError as e:
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        try:
+            start = _root_hints(o)
+        except (OSError, ValueError) as e:
+            print(f"{PROG}: root hints: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    if o.show["cmd"] and not o.short:
+        sys.stdout.write(cmd_lines(argv, o, None))
+    steps = [0]
+    root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
+    r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None)
+    if r is None:
+        return EXIT_NO_ANSWER
+    hints = start
+    if o.server is not None:          # the root servers that server names
+        ns = [rrset for rrset in r.answer if rrset.rdtype == 2 and rrset.name.labels == (b"",)]
+        hints = _addresses_of(ns[0] if ns else [], r, o, start, port, steps, rec=True)
+        if not hints:
+            print(";; no address found for the root servers", flush=True)
+            return EXIT_NO_ANSWER
+    servers = hints
+    while True:
+        r = _trace_ask(o, servers, port, steps, show=True)
+        if r is None:
+            return EXIT_NO_ANSWER
+        nxt = _referral(r, o, port, hints, steps)
+        if nxt is None:
+            return EXIT_OK
+        if not nxt:
+            print(f";; no address found for the servers of the referral", flush=True)
+            return EXIT_NO_ANSWER
+        servers = nxt
+
+
+def _root_hints(o: Options) -> list[tuple[str, str]]:
+    """(address, name) of the root hints (``--root-hints``, else the shipped ones) of the
+    family -4/-6 allow."""
+    import dns.name
+
+    from resolver.hints import ROOT_HINTS_FILE, parse_root_hints
+    hints = [(dns.name.from_wire(n, 0)[0].to_text(omit_final_dot=True), a)
+             for n, a in parse_root_hints(o.root_hints or ROOT_HINTS_FILE)]
+    return [(a, n) for n, a in hints if not o.family
+            or (o.family == socket.AF_INET6) == (":" in a)]
+
+
+def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False):
+    """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
+    ``servers`` ((address, name) pairs) in turn, ``o.tries`` each, the reply printed when
+    ``show``; None when none replied or the steps are spent."""
+    steps[0] += 1
+    if steps[0] > TRACE_MAX_STEPS:
+        print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
+        return None
+    q = make_query(replace(o, rec=rec))
+    for addr, name in servers:
+        for _ in range(o.tries):
+            t0 = time.monotonic()
+            try:
+                r, _proto = ask(q, replace(o, transport="udp" if o.transport != "tcp"
+                                           else "tcp"), addr, name, port)
+            except network_errors() as e:
+                print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                      flush=True)
+                continue
+            if show:
+                size = len(getattr(r, "wire", None) or r.to_wire())
+                lines = rr_lines(r.answer + r.authority, multi=o.multi, o=o)
+                if o.short:
+                    lines = [rdata_text(rd, o) for rrset in r.answer for rd in rrset]
+                sys.stdout.write("".join(line + "\n" for line in lines))
+                if not o.short:
+                    print(f";; Received {size} bytes from {addr}#{port}({name}) in "
+                          f"{(time.monotonic() - t0) * 1000:.0f} ms\n", flush=True)
+            return r
+    print(";; no servers could be reached", flush=True)
+    return None
+
+
+def _referral(r, o: Options, port: int, hints, steps: list):
+    """The servers a reply refers the question to ((address, name) pairs, glue first,
+    then NS names found by a walk from the root that is not shown), or None when the
+    reply is the end: an answer, an error rcode or no NS set deeper than the question's
+    zone."""
+    import dns.rcode
+    import dns.rdatatype
+    if r.answer or r.rcode() != dns.rcode.NOERROR:
+        return None
+    ns = [rrset for rrset in r.authority if rrset.rdtype == dns.rdatatype.NS]
+    if not ns:
+        return None
+    return _addresses_of(ns[0], r, o, hints, port, steps)
+
+
+def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool = False):
+    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``, else each name's
+    addresses found through ``servers`` (by a walk down the referrals from them, or asked
+    of them with recursion when ``rec``), not shown."""
+    import dns.rdatatype
+
+    targets = [rd.target for rd in ns]
+    want = (dns.rdatatype.A, dns.rdatatype.AAAA) if not o.family else (
+        (dns.rdatatype.A,) if o.family == socket.AF_INET else (dns.rdatatype.AAAA,))
+    out = []
+    for rrset in r.additional:
+        if rrset.name in targets and rrset.rdtype in want:
+            out += [(rd.address, rrset.name.to_text(omit_final_dot=True)) for rd in rrset]
+    if out:
+        return out
+    for target in targets:          # no glue: each name's address
+        ask = replace(o, name=target.to_text(), rdtype="A" if o.family != socket.AF_INET6
+                      else "AAAA", rdclass=None, reverse=False)
+        if rec:
+            got = _trace_ask(ask, servers, port, steps, show=False, rec=True)
+            found = [rd.address for rrset in (got.answer if got else [])
+                     if rrset.rdtype in want for rd in rrset]
+        else:
+            found = _walk(ask, port, servers, steps)
+        if found:
+            return [(a, target.to_text(omit_final_dot=True)) for a in found]
+    return []
+
+
+def _walk(o: Options, port: int, hints, steps: list) -> list[str]:
+    """The addresses of ``o.name``, found down the referrals from the root without
+    printing (within the steps left)."""
+    servers = hints
+    while True:
+        r = _trace_ask(o, servers, port, steps, show=False)
+        if r is None:
+            return []
+        nxt = _referral(r, o, port, hints, steps)
+        if nxt is None:
+            return [rd.address for rrset in r.answer if rrset.rdtype in (1, 28)
+                    for rd in rrset]
+        if not nxt:
+            return []
+        servers = nxt
