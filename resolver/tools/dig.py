@@ -49,7 +49,7 @@ def lookup(o: Options, argv: list[str]) -> int:
     if (o.transport == "udp" and not o.tcp_chosen
             and (o.rdtype or "").upper() in ("ANY", "TYPE255")):
         o = replace(o, transport="tcp")   # dig 9.18 asks ANY over TCP unless told +notcp
-    default_port = {"tls": 853, "https": 443}.get(o.transport, 53)
+    default_port = {"tls": 853, "https": 443, "http": 80}.get(o.transport, 53)
     port = o.port if o.port is not None else default_port
     # as dig, the command lines come once the look-up ends, after its lost tries
     # dig counts the addresses of the last @SERVER
@@ -63,7 +63,9 @@ def lookup(o: Options, argv: list[str]) -> int:
             sys.stdout.write(banner + render(q, o, elapsed=None, server="",
                                              size=len(q.to_wire()), sending=True))
             banner = ""
-        got = exchange(q, o, servers, port)
+        pending = [banner]
+        got = exchange(q, o, servers, port, pending)
+        banner = pending[0]
         if got is None:
             print(banner + ";; no servers could be reached", flush=True)
             return EXIT_NO_ANSWER

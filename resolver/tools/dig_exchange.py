@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 import time
+from dataclasses import replace
 
 from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
-from resolver.tools.dig_output import CO_FLAG, Z_FLAG, tty_default
+from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, render, tty_default
 
 # ---- the servers -----------------------------------------------------------------------------
 def system_nameservers() -> list[str]:
@@ -144,7 +146,8 @@ def ask(q, o: Options, addr: str, name: str, port: int):
         return dns.query.tls(q, addr, timeout=o.timeout, port=port,
                              ssl_context=_ssl_context(o, ["dot"]),
                              server_hostname=hostname if o.tls_ca is not None else None), "TLS"
-    return doh(q, o, addr, hostname, port), "HTTPS-GET" if o.https_get else "HTTPS"
+    proto = "HTTPS" if o.transport == "https" else "HTTP"
+    return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
 
 
 class _Pinned:
@@ -167,7 +170,8 @@ class _TTL(list):
 
 
 def doh(q, o: Options, addr: str, hostname: str, port: int):
-    """RFC 8484 over corenet.https's client: POST, or GET with ``?dns=``."""
+    """RFC 8484 over corenet.https's client: POST, or GET with ``?dns=``; over TLS, or
+    over plain HTTP for +http-plain."""
     import base64
 
     import dns.message
@@ -175,7 +179,8 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     from corenet.https import Client
 
     host = f"[{hostname}]" if ":" in hostname else hostname
-    url = f"https://{host}:{port}{o.https_path}"
+    scheme = "http" if o.transport == "http" else "https"
+    url = f"{scheme}://{host}:{port}{o.https_path}"
     verify = False if o.tls_ca is None else (o.tls_ca or True)
     wire = q.to_wire()
     headers = {"accept": "application/dns-message"}
@@ -240,15 +245,56 @@ def error_text(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def exchange(q, o: Options, servers, port: int):
+#: the extended rcode of a reply that wants the server's cookie (RFC 7873)
+BADCOOKIE = 23
+
+
+def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str]):
+    """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
+    client cookie asked again with the server cookie it gives: over UDP, and a second time
+    over TCP. +showbadcookie prints that reply first, after ``banner[0]`` (the command
+    lines, then emptied: dig prints them before the first reply it shows)."""
+    t0 = time.monotonic()
+    r, proto = ask(q, o, addr, name, port)
+    for retry in range(2):
+        sent = cookie_of(q)
+        given = cookie_of(r)
+        if not (o.badcookie and proto == "UDP" and r.rcode() == BADCOOKIE and sent
+                and given and given[:8] == sent[:8]):
+            break
+        if o.showbadcookie and not o.short:
+            size = len(getattr(r, "wire", None) or r.to_wire())
+            sys.stdout.write(banner[0] + render(r, o, elapsed=time.monotonic() - t0,
+                                                server=f"{addr}#{port}({name}) ({proto})",
+                                                size=size, sent_cookie=sent))
+            banner[0] = ""
+        if o.show["comments"] and not o.short:
+            print(f";; BADCOOKIE, retrying{' in TCP mode' if retry else ''}.", flush=True)
+        _set_cookie(q, given)
+        t0 = time.monotonic()
+        r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port)
+    return r, proto
+
+
+def _set_cookie(q, cookie: bytes) -> None:
+    """``q``'s COOKIE option replaced by ``cookie`` (client and server cookie)."""
+    import dns.edns
+    options = [opt if int(opt.otype) != int(dns.edns.OptionType.COOKIE)
+               else dns.edns.GenericOption(dns.edns.OptionType.COOKIE, cookie)
+               for opt in q.options]
+    q.use_edns(q.edns, q.ednsflags, q.payload, options=options, pad=q.pad)
+
+
+def exchange(q, o: Options, servers, port: int, banner: list[str]):
     """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
     says them: (reply, where it came from, seconds), None when no server replied, or an
-    exit status when dig stops at once (a certificate that failed verification)."""
+    exit status when dig stops at once (a certificate that failed verification).
+    ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`)."""
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()
             try:
-                r, proto = ask(q, o, addr, name, port)
+                r, proto = _ask_past_badcookie(q, o, addr, name, port, banner)
             except network_errors() as e:    # a try lost: dig says so and tries again
                 refused = _certificate_refused(e)
                 if refused is not None:      # dig neither tries again nor goes on

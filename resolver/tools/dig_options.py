@@ -35,7 +35,7 @@ class Options:
     fail: bool = True                    # +nofail: after SERVFAIL, the next server
     port: int | None = None
     family: int = 0                      # socket.AF_INET for -4, AF_INET6 for -6
-    transport: str = "udp"               # udp, tcp, tls, https
+    transport: str = "udp"               # udp, tcp, tls, https, http (+http-plain)
     https_path: str = "/dns-query"
     https_get: bool = False
     tls_ca: str | None = None            # "" for the system's store
@@ -50,10 +50,17 @@ class Options:
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
     multi: bool = False                  # +multi: records on several lines, as BIND's
-    cookie: bool = False                 # +cookie: an EDNS COOKIE option with a client cookie
+    cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
     trace: bool = False                  # +trace: iterate from the root hints, each step shown
     ignore_tc: bool = False
+    badcookie: bool = True               # +[no]badcookie: a BADCOOKIE reply asked again
+    showbadcookie: bool = False          # +showbadcookie: that reply printed first
+    # accepted for dig's command lines; nothing they change applies here (COMPATIBILITY.md)
+    onesoa: bool = False                 # +onesoa: one SOA of an AXFR (no AXFR here)
+    besteffort: bool = False             # +besteffort: malformed replies shown
+    ednsnegotiation: bool = True         # +ednsnegotiation: EDNS version 0 is the only one sent
+    keepopen: bool = False               # +keepopen: the TCP connection kept between look-ups
     tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
     # the query as sent
     aa: bool = False                     # +aaflag (+aaonly), +raflag, +tcflag, +zflag
@@ -116,9 +123,10 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
         description="dig's +options (each with its +no form):\n"
                     "  +rec +cd +adflag +dnssec +edns +bufsize=N +nsid +subnet=ADDR[/LEN]\n"
                     "  +tcp (+vc) +ignore +tls +https[=/PATH] +https-get[=/PATH]\n"
+                    "  +http-plain[=/PATH] +http-plain-get[=/PATH] +keepopen\n"
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
-                    "  +additional +stats +multi +cookie[=HEX] +trace\n"
+                    "  +additional +stats +multi +cookie[=HEX] +badcookie +showbadcookie +trace\n"
                     f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
                     f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
                     "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
@@ -170,7 +178,9 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "multi", "cookie", "trace") + tuple(_PRINTING) + (
                 "aaflag", "raflag", "tcflag", "zflag", "opcode", "qid", "ednsflags", "ednsopt",
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
-                "showsearch", "domain", "ndots", "idnin", "fail")
+                "showsearch", "domain", "ndots", "idnin", "fail", "http-plain", "http-plain-post",
+                "http-plain-get", "badcookie", "showbadcookie", "onesoa", "besteffort",
+                "ednsnegotiation", "keepopen")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -190,7 +200,9 @@ def _plus(o: Options, arg: str) -> None:
              "edns": "edns", "ignore": "ignore_tc", "aaflag": "aa", "aaonly": "aa",
              "raflag": "ra", "tcflag": "tc", "zflag": "z", "header-only": "header_only",
              "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
-             "idnin": "idnin", "fail": "fail"}
+             "idnin": "idnin", "fail": "fail", "badcookie": "badcookie",
+             "showbadcookie": "showbadcookie", "onesoa": "onesoa", "besteffort": "besteffort",
+             "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -265,9 +277,10 @@ def _plus(o: Options, arg: str) -> None:
         o.tcp_chosen = True
     elif key == "tls":
         o.transport = "tls" if on else "udp"
-    elif key in ("https", "https-post", "https-get"):
-        o.transport = "https" if on else "udp"
-        o.https_get = key == "https-get"
+    elif key in ("https", "https-post", "https-get", "http-plain", "http-plain-post",
+                 "http-plain-get"):
+        o.transport = ("https" if key.startswith("https") else "http") if on else "udp"
+        o.https_get = key.endswith("-get")
         if on and eq:
             o.https_path = value if value.startswith("/") else "/" + value
     elif key == "tls-ca":

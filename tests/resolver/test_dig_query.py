@@ -26,16 +26,18 @@ from tls_certs import CA, SERVER_NAME
 
 @pytest.fixture(scope="module")
 def daemon(lab, tmp_path_factory):
-    """The daemon with UDP/TCP, DoT and DoH listeners, certified by a test CA."""
+    """The daemon with UDP/TCP, DoT, DoH and plain DNS-over-HTTP listeners, certified by a
+    test CA."""
     work = tmp_path_factory.mktemp("digq")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
-    tls, https = free_tcp_port(), free_tcp_port()
+    tls, https, http = free_tcp_port(), free_tcp_port(), free_tcp_port()
     conf = work / "enc.toml"
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
+                    f'http-listen = ["127.0.0.1:{http}"]\n'
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
     d = Daemon(work, lab, "--config", str(conf)).start()
-    d.ca, d.tls_port, d.https_port = ca, tls, https
+    d.ca, d.tls_port, d.https_port, d.http_port = ca, tls, https, http
     yield d
     assert d.stop() == 0, d.log_text()[-2000:]
 
@@ -86,11 +88,21 @@ def comparable(text: str) -> list[str]:
     ("www.example.com", "A", ["+tls"]),
     ("www.example.com", "A", ["+https"]),
     ("www.example.com", "A", ["+https-get"]),
+    ("www.example.com", "A", ["+http-plain"]),
+    ("www.example.com", "A", ["+http-plain-get"]),
+    ("www.example.com", "A", ["+http-plain-post=/dns-query"]),
+    # accepted, and nothing they change applies to these look-ups (as with dig)
+    ("www.example.com", "A", ["+onesoa", "+besteffort", "+keepopen"]),
+    ("www.example.com", "A", ["+noednsnegotiation", "+nokeepopen", "+nobesteffort"]),
+    ("www.example.com", "A", ["+nocookie"]),
+    ("www.example.com", "A", ["+nobadcookie", "+showbadcookie"]),
 ])
 def test_output_matches_bind_dig(daemon, name, rdtype, opts):
-    port = daemon.tls_port if "+tls" in opts else daemon.https_port if opts[:1] in (
-        ["+https"], ["+https-get"]) else daemon.port
-    if port != daemon.port:
+    first = opts[0] if opts else ""
+    port = daemon.tls_port if "+tls" in opts else daemon.https_port if first in (
+        "+https", "+https-get") else daemon.http_port if first.startswith(
+        "+http-plain") else daemon.port
+    if port in (daemon.tls_port, daemon.https_port):
         opts = [*opts, f"+tls-ca={daemon.ca.pem}", f"+tls-hostname={SERVER_NAME}"]
     args = ["@127.0.0.1", "-p", str(port), name, rdtype, *opts]
     ours, theirs = query(*args), dig(*args)
@@ -164,10 +176,11 @@ def test_query_flags_on_the_wire(recorder):
     q = recorder.seen[-1]
     assert not q.flags & dns.flags.RD and q.flags & dns.flags.CD and not q.flags & dns.flags.AD
     assert q.ednsflags & dns.flags.DO and q.payload == 4096
-    assert [int(o.otype) for o in q.options] == [int(dns.edns.OptionType.NSID)]
+    assert [int(o.otype) for o in q.options] == [int(dns.edns.OptionType.NSID),
+                                                 int(dns.edns.OptionType.COOKIE)]
     assert '; NSID: 6c 61 62 2d 31 ("lab-1")' in r.stdout
     assert query(*at, "+noedns").returncode == 0 and recorder.seen[-1].edns == -1
-    r = query(*at, "+subnet=192.0.2.77/24")
+    r = query(*at, "+subnet=192.0.2.77/24", "+nocookie")
     [ecs] = recorder.seen[-1].options
     assert (ecs.address, ecs.srclen) == ("192.0.2.0", 24)
     assert "; CLIENT-SUBNET: 192.0.2.0/24/0" in r.stdout
@@ -404,13 +417,15 @@ def test_multi_keys_signatures_and_digests():
 
 
 def test_cookie_is_sent_and_the_servers_shown(recorder):
+    """A client cookie by default, as dig sends it (dig itself asks the same server)."""
     at = ["@127.0.0.1", "-p", str(recorder.port), "example.org"]
-    assert query(*at).returncode == 0
-    assert not any(int(o.otype) == 10 for o in recorder.seen[-1].options)
-    r = query(*at, "+cookie")
-    assert r.returncode == 0, r.stderr
-    [cookie] = [o for o in recorder.seen[-1].options if int(o.otype) == 10]
-    assert len(cookie.to_wire()) == 8
+    wire = []
+    for ask in (query, dig):
+        for opts in ((), ("+nocookie",), ("+nocookie", "+cookie")):
+            assert ask(*at, *opts).returncode == 0
+            wire.append([(int(o.otype), len(o.to_wire())) for o in recorder.seen[-1].options])
+    assert wire[:3] == wire[3:] == [[(10, 8)], [], [(10, 8)]]
+    assert recorder.seen[-1].options[0].to_wire() != recorder.seen[-3].options[0].to_wire()
     r = query(*at, "+cookie=0102030405060708")
     [cookie] = [o for o in recorder.seen[-1].options if int(o.otype) == 10]
     assert cookie.to_wire() == bytes(range(1, 9))
@@ -556,6 +571,44 @@ class Fixed(Recorder):
     def close(self):
         super().close()
         self.tcp.close()
+
+
+class CookieServer(Fixed):
+    """Answers with a server cookie after the client's; a UDP query that carries only the
+    client cookie (every UDP query when ``stubborn``) gets BADCOOKIE."""
+
+    def __init__(self, stubborn: bool = False):
+        self.stubborn = stubborn
+        super().__init__(["example.org. 300 IN A 192.0.2.1"])
+
+    def respond(self, q, transport):
+        r = super().respond(q, transport)
+        sent = [o.to_wire() for o in q.options if int(o.otype) == 10]
+        if sent:
+            r.use_edns(0, options=[dns.edns.GenericOption(10, sent[0][:8] + b"S" * 16)])
+            if transport == "udp" and (self.stubborn or len(sent[0]) == 8):
+                r.answer.clear()
+                r.set_rcode(dns.rcode.BADCOOKIE)
+        return r
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+@pytest.mark.parametrize("opts", [[], ["+showbadcookie"], ["+nobadcookie"], ["+nocomments"]])
+def test_badcookie_is_asked_again_as_dig_does(stubborn, opts):
+    """+[no]badcookie and +showbadcookie: the text of dig and ours, the cookies masked."""
+    server = CookieServer(stubborn)
+    try:
+        args = ["@127.0.0.1", "-p", str(server.port), "example.org", *opts]
+        ours, theirs = query(*args), dig(*args)
+    finally:
+        server.close()
+
+    def masked(text):
+        return [re.sub(r"COOKIE: [0-9a-f]+", "COOKIE: X", line) for line in comparable(text)]
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert masked(ours.stdout) == masked(theirs.stdout), ours.stdout + theirs.stdout
+    assert ("BADCOOKIE, retrying" in ours.stdout) == (opts != ["+nobadcookie"]
+                                                       and opts != ["+nocomments"])
 
 
 SIGNED = ["example.com. 300 IN RRSIG A 13 2 300 20300101000000 20200101000000 12345 "
