@@ -11,11 +11,14 @@ what aiohttp's default resolver (the host's getaddrinfo) answers without DNS: IP
 literals, the names of ``/etc/hosts`` (``hosts=``) and ``localhost`` (the loopback addresses
 when the hosts file does not list it), as ``resolver.install`` does. A name
 with no address raises ``socket.gaierror`` (aiohttp reports it as ``ClientConnectorDNSError``),
-as aiohttp's own resolvers do. ``corenet.https.AsyncClient(resolver=r)`` takes the Resolver itself;
+as aiohttp's own resolvers do. ``AiohttpResolver()`` without a Resolver asks the nameservers
+of ``/etc/resolv.conf``, as aiohttp's default resolver does; ``r`` above recurses from the
+root. ``corenet.https.AsyncClient(resolver=r)`` takes the Resolver itself;
 for httpx (and anything else that calls ``loop.getaddrinfo``) use ``resolver.install``.
 """
 from __future__ import annotations
 
+import os
 import socket
 
 import dns.exception
@@ -39,14 +42,21 @@ async def _numeric_only(host, port, *, family=0, type=0, proto=0, flags=0):
 
 
 class AiohttpResolver(AbstractResolver):
-    """aiohttp's resolver interface over a :class:`resolver.Resolver` (one is made, with the
-    real root, if none is given; ``close`` closes only one made here). ``hosts``: the hosts
-    file consulted first (``None``: none)."""
+    """aiohttp's resolver interface over a :class:`resolver.Resolver`, in that Resolver's
+    mode. Without one, as aiohttp's default resolver (the host's getaddrinfo) finds names,
+    it asks the nameservers of ``filename`` (``/etc/resolv.conf``; 127.0.0.1 when it
+    names none, as the C library does) on ``port``, with corenet's cache: a stub,
+    ``Resolver(forward=hostconf.nameservers(filename))``. Recursion from the root is
+    ``AiohttpResolver(resolver.Resolver())``. ``close`` closes only a Resolver made here.
+    ``hosts``: the hosts file consulted first (``None``: none)."""
 
-    def __init__(self, resolver=None, *, hosts="/etc/hosts") -> None:
+    def __init__(self, resolver=None, *, hosts="/etc/hosts",
+                 filename: str | os.PathLike = "/etc/resolv.conf", port: int = 53) -> None:
         if resolver is None:
             from resolver import Resolver
-            resolver, self._owned = Resolver(), True
+            from resolver.hostconf import nameservers
+            resolver = Resolver(forward=nameservers(filename) or ["127.0.0.1"], port=port)
+            self._owned = True
         else:
             self._owned = False
         self.resolver = resolver

@@ -62,6 +62,12 @@ class AsyncClient:
     as soon as a hop leaves the origin (scheme, host, port), and a hop from https to plain
     http raises InsecureRedirect unless `allow_insecure_redirects=True`.
 
+    `resolver=` finds hosts' addresses: None (the default) is the loop's getaddrinfo, the
+    system's configuration (/etc/hosts, /etc/resolv.conf's nameservers), as httpx; or an
+    object with dnspython's `async resolve(qname, rdtype)`, in its own mode (a
+    `resolver.Resolver()` recurses from the root, `resolver.Resolver(forward=...)` asks the
+    resolvers given).
+
     `proxy="http://user:pw@host:port"` (or https:// for TLS to the proxy) sends every
     request through that proxy: a CONNECT tunnel for https URLs, forwarding for http ones.
     Without it, `trust_env` (on by default, as in httpx) takes the proxy from HTTPS_PROXY,

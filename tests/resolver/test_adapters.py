@@ -109,3 +109,53 @@ def test_literals_hosts_file_and_localhost_never_reach_dns(world, run, tmp_path)
     assert hosts_of("svc.example.com", socket.AF_INET) == [(SVC, socket.AF_INET)]
     with pytest.raises(socket.gaierror):
         run(adapter.resolve("192.0.2.9", 80, socket.AF_INET6))
+
+
+def test_a_machine_that_reaches_dns_only_through_its_resolver(world, run, tmp_path):
+    """Every root and TLD server refuses, so recursion finds nothing; the one server a
+    resolv.conf (given by filename) names answers for svc.example.com. aiohttp through
+    ``AiohttpResolver()`` and corenet's client through a Resolver asking that server reach
+    the web server by name."""
+    from corenet.https import AsyncClient
+    from resolver.hostconf import nameservers
+
+    net, port = world
+    for a in list(net.served):
+        if not a.startswith(f"{P}.3."):      # all but example.com's servers
+            net.faults[a] = "refused"
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(f"nameserver {P}.3.1\n")
+    recursing = resolver.Resolver(root_hints(P), port=port, limits=FAST,
+                                  do_not_query_localhost=False)
+    with pytest.raises(socket.gaierror):     # the root is out of reach
+        run(AiohttpResolver(recursing, hosts=None).resolve("svc.example.com", 80))
+    hport = _free_port(SVC)
+    url = f"http://svc.example.com:{hport}/"
+
+    async def go():
+        app = web.Application()
+
+        async def hello(request):
+            return web.Response(text=f"hello from {request.host}")
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, SVC, hport).start()
+        adapter = AiohttpResolver(hosts=None, filename=conf, port=port)
+        stub = resolver.Resolver(forward=nameservers(conf), port=port, limits=FAST)
+        try:
+            connector = aiohttp.TCPConnector(resolver=adapter, use_dns_cache=False)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get(url) as resp:
+                    via_aiohttp = await resp.text()
+            async with AsyncClient(resolver=stub, trust_env=False) as client:
+                via_corenet = (await client.get(url)).text
+        finally:
+            await adapter.close()
+            await stub.close()
+            await runner.cleanup()
+        return via_aiohttp, via_corenet, adapter.resolver.forward
+
+    via_aiohttp, via_corenet, forward = run(go())
+    assert via_aiohttp == via_corenet == f"hello from svc.example.com:{hport}"
+    assert forward                           # the adapter made a stub, not a recursor
