@@ -354,8 +354,6 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     """(global options, look-ups) in dig's grammar: options before the first name are
     global; each NAME (or ``-x``, ``-q``) starts a look-up that takes the type, class and
     options after it.  No name and no ``-f``: one look-up of the root's NS, as dig."""
-    import dns.rdataclass
-    import dns.rdatatype
     import dns.reversename
 
     glob = replace(base, show=dict(base.show)) if base else Options()
@@ -423,16 +421,12 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
             elif opt in ("-t", "-c", "-q", "-x", "-p", "-f"):
                 val = rest or value(opt)
                 if opt == "-t":
-                    try:
-                        dns.rdatatype.from_text(val)
-                    except Exception:
-                        raise UsageError(f"invalid type: {val}") from None
+                    if not _is_type(val):
+                        raise UsageError(f"invalid type: {val}")
                     cur.rdtype, cur.typed = val, True
                 elif opt == "-c":
-                    try:
-                        dns.rdataclass.from_text(val)
-                    except Exception:
-                        raise UsageError(f"invalid class: {val}") from None
+                    if not _is_class(val):
+                        raise UsageError(f"invalid class: {val}")
                     cur.rdclass, cur.classed = val, True
                 elif opt == "-q":
                     start(val)
@@ -477,17 +471,17 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
 
 def _is_type(a: str) -> bool:
     import dns.rdatatype
-    try:
-        dns.rdatatype.from_text(a)
-        return True
-    except Exception:
-        return False
+    return _reads(dns.rdatatype.from_text, a)
 
 
 def _is_class(a: str) -> bool:
     import dns.rdataclass
+    return _reads(dns.rdataclass.from_text, a)
+
+
+def _reads(from_text, a: str) -> bool:
     try:
-        dns.rdataclass.from_text(a)
+        from_text(a)
         return True
     except Exception:
         return False

@@ -35,20 +35,26 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+async def _hello_site(hport: int) -> web.AppRunner:
+    """An aiohttp server on SVC:hport that says which host it was asked for."""
+    app = web.Application()
+
+    async def hello(request):
+        return web.Response(text=f"hello from {request.host}")
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, SVC, hport).start()
+    return runner
+
+
 def test_aiohttp_connects_to_a_name_the_resolver_finds(world, run):
     net, port = world
     r = resolver.Resolver(root_hints(P), port=port, limits=FAST, do_not_query_localhost=False)
     hport = _free_port(SVC)
 
     async def go():
-        app = web.Application()
-
-        async def hello(request):
-            return web.Response(text=f"hello from {request.host}")
-        app.router.add_get("/", hello)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, SVC, hport).start()
+        runner = await _hello_site(hport)
         adapter = AiohttpResolver(r)
         try:
             connector = aiohttp.TCPConnector(resolver=adapter, use_dns_cache=False)
@@ -133,14 +139,7 @@ def test_a_machine_that_reaches_dns_only_through_its_resolver(world, run, tmp_pa
     url = f"http://svc.example.com:{hport}/"
 
     async def go():
-        app = web.Application()
-
-        async def hello(request):
-            return web.Response(text=f"hello from {request.host}")
-        app.router.add_get("/", hello)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, SVC, hport).start()
+        runner = await _hello_site(hport)
         adapter = AiohttpResolver(hosts=None, filename=conf, port=port)
         stub = resolver.Resolver(forward=nameservers(conf), port=port, limits=FAST)
         try:
