@@ -23,6 +23,7 @@ from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWE
                                         Options, UsageError, parse)
 from resolver.tools.dig_output import cmd_lines, cookie_of, render
 from resolver.tools.dig_trace import trace
+from resolver.tools.dig_yaml import yaml_message
 
 
 def lookup(o: Options, argv: list[str]) -> int:
@@ -54,15 +55,19 @@ def lookup(o: Options, argv: list[str]) -> int:
     # as dig, the command lines come once the look-up ends, after its lost tries
     # dig counts the addresses of the last @SERVER
     found = sum(1 for _, name in servers if name == o.server)
-    banner = cmd_lines(argv, o, found) if o.show["cmd"] and not o.short else ""
+    banner = cmd_lines(argv, o, found) if o.show["cmd"] and not (o.short or o.yaml) else ""
     names = search_names(o)
     for i, qname in enumerate(names):
         if qname != o.name:
             q = make_query(replace(o, name=qname))
         if o.qr and not o.short:
-            sys.stdout.write(banner + render(q, o, elapsed=None, server="",
-                                             size=len(q.to_wire()), sending=True))
+            size = len(q.to_wire())
+            sys.stdout.write(banner + (yaml_message(
+                q, o, sending=True, address=servers[0][0], port=port, size=size,
+                proto="UDP" if o.transport == "udp" else "TCP", sent_at=time.time())
+                if o.yaml else render(q, o, elapsed=None, server="", size=size, sending=True)))
             banner = ""
+        sent_at = time.time()
         pending = [banner]
         got = exchange(q, o, servers, port, pending)
         banner = pending[0]
@@ -76,8 +81,15 @@ def lookup(o: Options, argv: list[str]) -> int:
         if not searching or o.showsearch:
             size = len(getattr(r, "wire", None) or r.to_wire())
             # as dig, each result +showsearch prints comes with the command lines
-            sys.stdout.write(banner + render(r, o, elapsed=elapsed, server=where, size=size,
-                                             sent_cookie=cookie_of(q)))
+            if o.yaml:          # where: ADDRESS#PORT(NAME) (PROTOCOL)
+                text = yaml_message(r, o, sending=False, address=where.split("#", 1)[0],
+                                    port=port, proto=where.rsplit("(", 1)[1].rstrip(")"),
+                                    size=size, sent_at=sent_at, received_at=time.time(),
+                                    sent_cookie=cookie_of(q))
+            else:
+                text = render(r, o, elapsed=elapsed, server=where, size=size,
+                              sent_cookie=cookie_of(q))
+            sys.stdout.write(banner + text)
             sys.stdout.flush()
         if not searching:
             return EXIT_OK

@@ -49,6 +49,7 @@ class Options:
     nsid: bool = False
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
+    yaml: bool = False                   # +yaml: each message as YAML, as dig writes it
     multi: bool = False                  # +multi: records on several lines, as BIND's
     cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
@@ -126,7 +127,7 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
                     "  +http-plain[=/PATH] +http-plain-get[=/PATH] +keepopen\n"
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
-                    "  +additional +stats +multi +cookie[=HEX] +badcookie +showbadcookie +trace\n"
+                    "  +additional +stats +multi +yaml +cookie[=HEX] +badcookie +showbadcookie +trace\n"
                     f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
                     f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
                     "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
@@ -180,7 +181,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
                 "showsearch", "domain", "ndots", "idnin", "fail", "http-plain", "http-plain-post",
                 "http-plain-get", "badcookie", "showbadcookie", "onesoa", "besteffort",
-                "ednsnegotiation", "keepopen")
+                "ednsnegotiation", "keepopen", "yaml")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -202,7 +203,7 @@ def _plus(o: Options, arg: str) -> None:
              "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
              "idnin": "idnin", "fail": "fail", "badcookie": "badcookie",
              "showbadcookie": "showbadcookie", "onesoa": "onesoa", "besteffort": "besteffort",
-             "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen"}
+             "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen", "yaml": "yaml"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)

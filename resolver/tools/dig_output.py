@@ -281,14 +281,25 @@ def cookie_of(q) -> bytes | None:
 Z_FLAG = 0x0040
 
 
+def header(msg) -> tuple[str, str, str, list[tuple[str, int]]]:
+    """A message's opcode, status, flags (without Z) and section counts as dig names them."""
+    import dns.flags
+    import dns.opcode
+    import dns.rcode
+    opcode = dns.opcode.to_text(msg.opcode())
+    flags = " ".join(dns.flags.to_text(msg.flags & ~Z_FLAG).lower().split())
+    n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
+    return (f"{'RESERVED' * opcode.isdigit()}{opcode}", dns.rcode.to_text(msg.rcode()), flags,
+            [("QUERY", len(msg.question)), ("ANSWER", sum(len(r) for r in msg.answer)),
+             ("AUTHORITY", sum(len(r) for r in msg.authority)), ("ADDITIONAL", n_add)])
+
+
 def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | None,
            sent_cookie: bytes | None = None, sending: bool = False) -> str:
     """dig's text of one reply, with the sections ``o.show`` keeps; ``sent_cookie``: the
     client cookie the query carried (+cookie), which the reply's is checked against.
     ``sending``: the query itself, as +qr shows it before it is sent."""
     import dns.flags
-    import dns.opcode
-    import dns.rcode
 
     if o.short:
         said = (f" from server {server.split('#')[0]} in {elapsed * 1000:.0f} ms."
@@ -297,17 +308,12 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     s, c = o.show, o.show["comments"]
     out: list[str] = []
     if c:
-        flags = " ".join(f for f in dns.flags.to_text(msg.flags & ~Z_FLAG).lower().split())
+        opcode, status, flags, counts = header(msg)
         if msg.flags & Z_FLAG:
             flags += f"; MBZ: 0x{(msg.flags & Z_FLAG) >> 4:x}"
-        opcode = dns.opcode.to_text(msg.opcode())
-        n_add = sum(len(r) for r in msg.additional) + (1 if msg.edns >= 0 else 0)
         out += [";; Sending:" if sending else ";; Got answer:",
-                f";; ->>HEADER<<- opcode: {'RESERVED' * opcode.isdigit()}{opcode}, "
-                f"status: {dns.rcode.to_text(msg.rcode())}, id: {msg.id}",
-                f";; flags: {flags}; QUERY: {len(msg.question)}, ANSWER: "
-                f"{sum(len(r) for r in msg.answer)}, AUTHORITY: "
-                f"{sum(len(r) for r in msg.authority)}, ADDITIONAL: {n_add}"]
+                f";; ->>HEADER<<- opcode: {opcode}, status: {status}, id: {msg.id}",
+                f";; flags: {flags}; " + ", ".join(f"{k}: {n}" for k, n in counts)]
         if msg.flags & dns.flags.RD and not msg.flags & dns.flags.RA and not sending:
             out.append(";; WARNING: recursion requested but not available")
         out.append("")

@@ -434,6 +434,35 @@ def test_cookie_is_sent_and_the_servers_shown(recorder):
     assert query(*at, "+cookie=0102").returncode == 1
 
 
+def _yaml_comparable(text: str) -> list[str]:
+    """+yaml's text without what differs between two asks: times, ids, TTLs, cookies."""
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"!!timestamp \S+", "!!timestamp T", line)
+        line = re.sub(r"id: \d+", "id: N", line)
+        line = re.sub(r"COOKIE: [0-9a-f]+", "COOKIE: X", line)
+        line = re.sub(r"^(\s+- '\S+ )\d+ ", r"\1TTL ", line)
+        out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("server, args", [
+    ("daemon", ["www.example.com"]),
+    ("daemon", ["nope.example.com", "+dnssec"]),
+    ("daemon", ["example.com", "MX", "+noall", "+answer"]),
+    ("daemon", ["www.example.com", "+yaml", "+qr", "+tcp"]),
+    ("recorder", ["example.org", "+nsid", "+nocookie"]),
+])
+def test_yaml_matches_bind_dig(daemon, recorder, server, args):
+    port = daemon.port if server == "daemon" else recorder.port
+    args = ["@127.0.0.1", "-p", str(port), "+yaml", *args]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert _yaml_comparable(ours.stdout) == _yaml_comparable(theirs.stdout), \
+        ours.stdout + theirs.stdout
+    assert ours.stdout.startswith("- type: MESSAGE\n")
+
+
 def test_cookie_of_a_server_is_shown_in_the_opt_section():
     """A server that answers the client cookie with its own: dig's COOKIE line."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
