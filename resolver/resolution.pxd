@@ -1,4 +1,4 @@
-# The daemon's miss driver (resolution.pyx), for the daemon's compiled dispatch: the Drive's
+# The daemon's miss driver (resolution.pyx), for the daemon's compiled front door: the Drive's
 # fields, and the callback type a Drive calls in C when it ends.
 from resolver.state cimport ResolverCore
 

@@ -791,7 +791,7 @@ cdef class Resolution:
 
 cdef class MissDone:
     """What a Drive calls in C when it ends: ``finished(drive, response)``, the response None
-    when the miss was cancelled (resolver.daemon.dispatch's). A ``done`` of any other type is
+    when the miss was cancelled (resolver.daemon.admission's). A ``done`` of any other type is
     called as ``done(drive, response)``."""
 
     cdef int finished(self, Drive drive, object response) except -1:

@@ -1,6 +1,8 @@
-# The daemon's front door (admission.pyx): every transport hands a client query to admit().
+# The daemon's front door (admission.pyx): every transport hands a client query to
+# FrontDoor.handle with a Reply, and the door ends each query in the reply's send or drop.
 from cpython.object cimport PyObject
 from resolver.state cimport Stats
+from resolver.resolution cimport Drive, MissDone
 
 cdef enum Who:
     # the client's standing by the ACLs, decided by the listener (per datagram, per connection)
@@ -59,7 +61,7 @@ cdef enum:
 
 
 cdef class Counters:
-    # the daemon's one counter block (admission.pyx); every transport counts its verdicts here
+    # the daemon's one counter block (admission.pyx); the door counts every verdict here
     cdef unsigned long long rcodes[NTRANSPORTS][16]
     cdef object other_queries           # Counter: (transport, rcode) -> n, other transports
     cdef unsigned long long low_qtypes[256]
@@ -71,6 +73,7 @@ cdef class Counters:
     cdef public unsigned long long hits, fast_tcp_hits
     cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
     cdef public long long tcp_shed_idle
+    cdef public bint udp_reported       # a C UDP listener serves: its drop reasons always shown
 
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds)
     cdef int acted(self, int verdict) except -1
@@ -78,17 +81,53 @@ cdef class Counters:
                           bint truncated) except -1
 
 
+cdef class Reply:
+    # where one query's answer goes (a listener's kind of reply: admission.pyx)
+    cdef readonly object addr           # the client's socket address, or None
+    cdef readonly str label             # the transport's name (TRANSPORTS)
+    cdef int kind                       # its T_ constant (-1: not in TRANSPORTS)
+    cdef bint batch                     # a slot of the C UDP listener's batch
+    cdef public object started          # the miss under way for it (cancel()), or None
+
+    cdef object client(self)
+    cdef int send(self, bytes out) except -1
+    cdef int drop(self) except -1
+    cdef object held(self, object door, bytes q, object key, double t0)
+
+
 cdef class FrontDoor:
     cdef object table               # the engine's message cache (a dict)
-    cdef object resolver            # local data and the cache probe of a query with RD clear
-    cdef Stats stats                # the engine's counters: parses and look-ups counted
+    cdef public object resolver     # local data, the cache probe of a query with RD clear, misses
+    cdef Stats stats                # the engine's counters: parses, look-ups and hits counted
     cdef public double prefetch_fraction
     cdef public unsigned int max_udp_size
-    cdef readonly Counters counters # the one counter block, which every listener counts in
-    cdef object answer              # the last verdict's answer, until taken
-    cdef public object policy       # set: every recursive query is a miss (response policy)
+    cdef readonly Counters counters # the one counter block
+    cdef object made                # the last verdict's answer, until taken
+    cdef public object policy       # rpz_gate.PolicyGate: every recursive query goes to it
+    cdef object _cfg
+    # what the miss path reads of ``cfg`` on every query, as C fields (the Config is frozen:
+    # a reload assigns a new one, which sets them again)
+    cdef int prefix_v4, prefix_v6
+    cdef Py_ssize_t max_inflight, max_inflight_per_client
+    cdef double jostle_timeout, ip_ratelimit
+    cdef public dict misses             # resolver.resolution.Drive in flight -> start time
+    cdef public dict inflight_by_client
+    cdef public dict rate_buckets       # client address -> _Bucket
+    cdef public object drained          # a Future, set when the last miss ends
+    cdef public object loop
+    cdef public object query_log        # called for each answer when queries are logged
 
-    cdef int admit(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
-                   PyObject** key, unsigned int* qtype, bint* truncated) except -1
+    cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
+                       Reply reply, double t0) except -2
+    cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
+                    PyObject** key, unsigned int* qtype, bint* truncated) except -1
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)
+    cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1
+    cdef bint start(self, bytes q, Reply reply, double t0, bint busy, absent, rewrite,
+                    bytes shown) except -1
+    cdef bint jostle(self, double now, double timeout) except -1
+    cdef bint within_ratelimit(self, client, double now, double rate)
+    cdef resolved(self, bytes q, client, Reply reply, double t0, d, out, rewrite)
+    cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
+                int limit, failure)

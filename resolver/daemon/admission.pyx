@@ -1,53 +1,73 @@
 # cython: language_level=3
-"""The daemon's front door: what a client query is allowed to be, decided once for every
-transport.
+"""The daemon's front door: every client query of every transport, from its bytes to its
+answer, in one place.
 
-Each listener (the UDP batches, TCP and DoT frames, DoH requests, the plain asyncio UDP
-path) reads a query, knows its client's standing by the ACLs (``Who``) and calls
-``FrontDoor.admit``; the verdict (``Verdict`` in ``admission.pxd``) is one of: drop (short,
-a response, a local zone's deny), an answer now (REFUSED, NOTIMP, a local zone's answer to
-a query with RD clear, the cached answer), or a miss carrying its message cache key. The
-rules, in the order they apply:
+Each listener (the C UDP listener's batches, the asyncio UDP path, TCP and DoT frames, DoH
+requests) reads a query, knows its client's standing by the ACLs (``Who``), builds its kind
+of :class:`Reply` (where the answer goes: a UDP batch slot or address, a stream's framing, an
+HTTP/2 or HTTP/1.1 stream) and calls ``FrontDoor.handle`` (``handle_at`` in C). The door
+ends every query in the reply's ``send`` or its ``drop``, and counts it in its one counter
+block (``Counters``), in Unbound's order (``worker_handle_request``):
 
 1. shorter than a DNS header: dropped; QR set: dropped (answering responses would let two
    servers bounce packets at each other);
 2. a client in neither ACL: REFUSED;
 3. an opcode other than QUERY: NOTIMP;
 4. RD clear (a cache probe): a local zone's answer if one holds the name (local data
-   answers whatever RD says, as Unbound's), else the cache's answer to a client that may
-   snoop (``allow-snoop``), else REFUSED, so that what other clients asked cannot be read out
-   of the cache;
+   answers whatever RD says, as Unbound's), a local zone's deny dropped, else the cache's
+   answer to a client that may snoop (``allow-snoop``), else REFUSED, so that what other
+   clients asked cannot be read out of the cache;
 5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch
    (with a response policy configured, ``policy``, never: the policy sees every name
-   first, ``resolver.daemon.rpz_gate``); otherwise a miss, for the engine (``resolver.response.begin``: the rules that need the
-   whole query parsed: FORMERR, BADVERS, class, meta types, local zones).
+   first, ``resolver.daemon.rpz_gate``);
+6. otherwise a miss: the reply may hold it for later (``Reply.held``: the UDP batch starts
+   its misses once every hit it read is answered, a stream at its cap of queries in flight
+   backlogs it), then the miss budgets (per client in flight, global in flight with
+   jostling, ``ip-ratelimit``) and the engine (``resolver.response.begin``: the rules that
+   need the whole query parsed: FORMERR, BADVERS, class, meta types, local zones), whose
+   answer comes back through the same reply.
 
-The header's rules are ``resolver.response.header_rule``, which the engine's ``begin`` reads
-too. A miss is thus parsed twice at most (the question here, the query once in the engine)
-and the cache looked up once: the key found absent here goes with it.
-
-The door also holds the daemon's one counter block (``Counters``, C integers): every verdict
-and every drop reason, for every transport, is counted there where it is acted on (the C
-UDP listener's batches, ``Dispatch.act`` for the Python paths, the TCP framer's hits), once;
-``Server.stats`` reads it. A new drop reason is one ``R_`` constant (admission.pxd) and
-its name in ``DROP_REASONS``.
+Every answer is truncated for UDP, counted, logged (``query_log``) and sent here; every
+drop is counted here. The header's rules are ``resolver.response.header_rule``, which the
+engine's ``begin`` reads too. A miss is parsed twice at most (the question here, the query
+once in the engine) and the cache looked up once: the key found absent here goes with it.
+A new drop reason is one ``R_`` constant (admission.pxd) and its name in ``DROP_REASONS``.
 """
+import logging
+from socket import AF_INET, AF_INET6, inet_pton
+
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
 from collections import Counter
 
-from resolver.cache.answer cimport cached_answer, monotonic
+from resolver.cache.answer cimport cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
                                 HEADER_SHORT, header_rule)
+from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
+from resolver.wire.codec cimport Parsed
+from resolver.wire.names cimport skip_name, u16
+from resolver.cache.answer import truncate
+from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
 cdef object _DROP = DROP
+cdef object _truncate = truncate
+
+cdef enum:
+    MAX_NAME = 255
+    T_OPT = 41
+
+log = logging.getLogger("resolver.daemon.server")
+#: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
+#: Unbound's verbosity 5 identifies it.
+cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
+cdef int CACHE_MISS = _CACHE_MISS
 
 #: The verdicts' names, by value (for the counters and tests).
 VERDICTS = ("drop_short", "drop_response", "drop_local", "refused", "notimp", "local", "hit",
@@ -132,6 +152,16 @@ cdef class Counters:
         """dict: reason -> packets dropped, the reasons counted at least once."""
         return {DROP_REASONS[r]: self.drops[r] for r in range(NREASONS) if self.drops[r]}
 
+    @property
+    def shown_drops(self):
+        """``dropped`` with the reasons a C UDP listener reports shown even at zero, while
+        one serves (``udp_reported``)."""
+        out = self.dropped
+        if self.udp_reported:
+            for reason in UDP_REPORTED:
+                out.setdefault(reason, 0)
+        return out
+
     def drop(self, str reason):
         """Counts one packet dropped for ``reason`` (one of ``DROP_REASONS``): for the
         Python paths; C increments ``drops`` itself."""
@@ -157,11 +187,6 @@ cdef class Counters:
             i += 1
         self.latency_counts[i] += 1
 
-    def stream_hit(self, str transport, bytes out, unsigned int qtype):
-        """A cache hit the TCP framer answered in C, sent over ``transport``."""
-        self.fast_tcp_hits += 1
-        self.answered(transport, out, qtype, 0.0)
-
     cdef int acted(self, int verdict) except -1:
         """What a verdict other than a miss counts besides its answer: the drops (a local
         zone's deny is not counted), the REFUSED."""
@@ -175,9 +200,9 @@ cdef class Counters:
 
     cdef int udp_answered(self, int verdict, bytes out, unsigned int qtype,
                           bint truncated) except -1:
-        """An answering verdict the C UDP listener sent at once: counted by rcode, a hit
-        by qtype (above 255: as 0) and in the first latency bucket, REFUSED in neither."""
-        self.acted(verdict)
+        """An answering verdict the C UDP listener sends at once (``acted`` counted
+        already): counted by rcode, a hit by qtype (above 255: as 0) and in the first
+        latency bucket, REFUSED in neither."""
         self.rcodes[T_UDP][(<const unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
         if verdict == HIT:
             if truncated:
@@ -188,40 +213,247 @@ cdef class Counters:
         return 0
 
 
+cdef class Reply:
+    """Where one client query's answer goes: ``send(answer)``, or ``drop()`` when none will
+    come (the door has counted why). Each listener has its kind (the C UDP listener's batch
+    slot and address, the stream framer's, a DoH stream's); the door calls them in C.
+    ``held`` is asked once a query is a miss: the reply that carries the miss (itself, or one
+    made for it), or None when this reply keeps the query to hand back later (the UDP batch
+    starts its misses once every hit it read is answered; a stream at its cap of queries in
+    flight backlogs it). ``started`` is the miss under way for it, whose ``cancel()`` stops
+    waiting for it (the reply is then dropped)."""
+
+    def __init__(self, str label, addr=None):
+        self.label = label
+        self.addr = addr
+        self.kind = _transport(label)
+
+    cdef object client(self):
+        return self.addr
+
+    cdef int send(self, bytes out) except -1:
+        raise NotImplementedError
+
+    cdef int drop(self) except -1:
+        return 0
+
+    cdef object held(self, object door, bytes q, object key, double t0):
+        return self
+
+
+cdef class CallReply(Reply):
+    """A reply made of Python callables, for the listeners written in Python (asyncio UDP,
+    DNS over HTTPS): ``on_send(answer)``, and ``on_drop()`` (None: nothing to do)."""
+    cdef readonly object on_send, on_drop
+
+    def __init__(self, str label, addr, on_send, on_drop=None):
+        Reply.__init__(self, label, addr)
+        self.on_send = on_send
+        self.on_drop = on_drop
+
+    cdef int send(self, bytes out) except -1:
+        self.on_send(out)
+        return 0
+
+    cdef int drop(self) except -1:
+        if self.on_drop is not None:
+            self.on_drop()
+        return 0
+
+
+cdef inline unsigned int qtype_at(const unsigned char* p, Py_ssize_t n):
+    """The type of the query at ``p``, or 0 when it is not a plain one-question QUERY."""
+    cdef unsigned char key[MAX_NAME + 6]
+    cdef Py_ssize_t klen
+    cdef unsigned int limit, qtype = 0
+    if question_key(p, n, key, &klen, &limit, &qtype) < 0:
+        return 0
+    return qtype
+
+
+cpdef unsigned int qtype_of(bytes q):
+    """The query's type, or 0 when it is not a plain one-question QUERY (as parse_query)."""
+    return qtype_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+
+
+cpdef unsigned int udp_limit(bytes q):
+    """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
+    cdef unsigned int i, total, payload
+    if n < 12:
+        return 512
+    for i in range(u16(p + 4)):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 4 > n:
+            return 512
+        pos += 4
+    total = u16(p + 6) + u16(p + 8) + u16(p + 10)
+    for i in range(total):
+        pos = skip_name(p, n, pos)
+        if pos < 0 or pos + 10 > n:
+            return 512
+        if u16(p + pos) == T_OPT:
+            payload = u16(p + pos + 2)
+            return payload if payload > 512 else 512
+        pos += 10 + u16(p + pos + 8)
+    return 512
+
+
+cpdef object client_key(str host, int prefix_v4, int prefix_v6):
+    """What counts as one client: ``host`` itself, or its network when the prefix is
+    shorter than the address (IPv6 /56 by default)."""
+    cdef bint v6 = ":" in host
+    cdef int prefix = prefix_v6 if v6 else prefix_v4
+    if prefix >= (128 if v6 else 32):
+        return host
+    try:
+        packed = inet_pton(AF_INET6 if v6 else AF_INET, host.partition("%")[0])
+    except OSError:
+        return host
+    cdef int whole = prefix >> 3, bits = prefix & 7
+    key = bytearray(packed[:whole + (1 if bits else 0)])
+    if bits:
+        key[whole] &= (0xFF << (8 - bits)) & 0xFF
+    return (prefix, bytes(key))
+
+
+cdef class _Bucket:
+    """A client's miss budget: tokens left, refilled at ``ip_ratelimit`` per second up to one
+    second's worth."""
+    cdef double tokens, at
+
+
+cdef class _Done(MissDone):
+    """The Drive's done(drive, response) for one client query (called in C by a Drive)."""
+    cdef FrontDoor door
+    cdef bytes q
+    cdef object client
+    cdef Reply reply
+    cdef double t0
+    cdef object rewrite                 # the policy's check of the answer, or None
+
+    def __call__(self, d, out):
+        self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
+
+    cdef int finished(self, Drive drive, object response) except -1:
+        self.door.resolved(self.q, self.client, self.reply, self.t0, drive, response,
+                           self.rewrite)
+        return 0
+
+
 cdef class FrontDoor:
-    """``admit`` for one process: the engine's message cache (``table``, its dict), the
-    resolver that holds it (for local data and a snooper's cache probe), the prefetch point
-    and the UDP answer cap (both set again on reload), and the counter block
-    (``counters``)."""
+    """One process's door (see the module docstring): the engine's message cache
+    (``table``, its dict), the resolver that holds it (local data, a snooper's cache probe,
+    the misses), the prefetch point and the UDP answer cap (both set again on reload), the
+    miss budgets of ``cfg``, the query log and the counter block (``counters``)."""
 
     def __init__(self, table, resolver, double prefetch_fraction=0.1,
-                 unsigned int max_udp_size=1232):
+                 unsigned int max_udp_size=1232, cfg=None):
         self.table = table
         self.resolver = resolver
-        self.stats = resolver.stats if resolver is not None else Stats()
+        self.stats = getattr(resolver, "stats", None) or Stats()
         self.prefetch_fraction = prefetch_fraction
         self.max_udp_size = max_udp_size
         self.counters = Counters()
         self.policy = None
+        self.misses = {}
+        self.inflight_by_client = {}
+        self.rate_buckets = {}
+        self.drained = None
+        self.loop = None
+        self.query_log = None
+        self.max_inflight = self.max_inflight_per_client = 1 << 30
+        self.prefix_v4, self.prefix_v6 = 32, 128
+        if cfg is not None:
+            self.cfg = cfg
 
-    cdef int admit(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
-                   PyObject** key, unsigned int* qtype, bint* truncated) except -1:
-        """The verdict on the query at ``p`` (``n`` bytes) from a client of standing ``who``;
-        ``answer`` holds the answer of an answering verdict until the caller takes it
+    @property
+    def cfg(self):
+        """The daemon's Config."""
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, cfg):
+        self.prefix_v4 = cfg.ip_ratelimit_prefix_v4
+        self.prefix_v6 = cfg.ip_ratelimit_prefix_v6
+        self.max_inflight = cfg.max_inflight
+        self.max_inflight_per_client = cfg.max_inflight_per_client
+        self.max_udp_size = cfg.max_udp_size
+        self.jostle_timeout = cfg.jostle_timeout
+        self.ip_ratelimit = cfg.ip_ratelimit
+        self._cfg = cfg
+
+    # ---- a query, from its bytes to its reply
+
+    def handle(self, bytes q, int who, Reply reply not None, t0=None):
+        """The query ``q`` from a client of standing ``who`` by the ACLs, answered through
+        ``reply`` (``t0``: when it arrived, now if None). Returns 0 when it was answered at
+        once, 1 when a miss started or the reply holds it, -1 when it was dropped."""
+        return self.handle_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q),
+                              q, who, reply, monotonic() if t0 is None else <double>t0)
+
+    cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
+                       Reply reply, double t0) except -2:
+        """``handle`` for the query at ``p`` (``n`` bytes; ``q`` the same as bytes when made
+        already, else None: a hit makes no bytes object for its query)."""
+        cdef PyObject* key = NULL
+        cdef unsigned int qtype = 0
+        cdef bint truncated = False
+        cdef int v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated)
+        cdef Counters counts = self.counters
+        absent = None
+        if key != NULL:                     # decide's reference, now this variable's
+            absent = <object>key
+            Py_DECREF(absent)
+        if v == MISS:
+            if q is None:
+                q = PyBytes_FromStringAndSize(<const char*>p, n)
+            carrier = reply.held(self, q, absent, t0)
+            if carrier is None:
+                return 1
+            return 1 if self.miss(q, <Reply>carrier, t0, False, absent) else -1
+        counts.acted(v)
+        if v <= DROP_LOCAL:
+            reply.drop()
+            return -1
+        out = self.take()
+        if reply.batch:
+            # The C UDP listener's way of counting: the qtype of hits only, REFUSED in no
+            # latency bucket, the rest in the first.
+            counts.udp_answered(v, out, qtype, truncated)
+            if self.query_log is not None:
+                self.query_log(reply.client()[0], PyBytes_FromStringAndSize(<const char*>p, n),
+                               out, "udp", 0.0, v == HIT)
+            reply.send(out)
+            return 0
+        if truncated:
+            counts.truncated += 1           # a hit cut to the client's UDP size
+        if v == HIT and (reply.kind == T_TCP or reply.kind == T_TLS):
+            counts.fast_tcp_hits += 1
+        if q is None and (self.query_log is not None or reply.kind == T_UDP):
+            q = PyBytes_FromStringAndSize(<const char*>p, n)
+        self.answer(q, out, reply, t0, v == HIT, qtype_at(p, n), -1, None)
+        return 0
+
+    cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
+                    PyObject** key, unsigned int* qtype, bint* truncated) except -1:
+        """The verdict (rules 1 to 5) on the query at ``p`` (``n`` bytes) from a client of
+        standing ``who``; ``made`` holds the answer of an answering verdict until taken
         (``take``), ``key`` (a new reference, when not left NULL) a miss's cache key,
         ``qtype`` the question's type when the question was read, ``truncated`` whether a
-        UDP hit was truncated. ``udp``: truncate hits to the
-        client's EDNS size, never above ``max_udp_size``."""
+        UDP hit was truncated. ``udp``: truncate hits to the client's EDNS size, never
+        above ``max_udp_size``."""
         cdef int rule = header_rule(p, n)
         if rule == HEADER_SHORT:
             return DROP_SHORT
         if rule == HEADER_RESPONSE:
             return DROP_RESPONSE
         if who == OUTSIDE:
-            self.answer = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
+            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
             return REFUSED
         if rule == HEADER_NOT_QUERY:
-            self.answer = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
+            self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
             return NOTIMP
         if rule == HEADER_NO_RECURSION:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
@@ -235,7 +467,9 @@ cdef class FrontDoor:
         if hit is None:
             return MISS
         self.counters.hits += 1
-        self.answer = hit
+        self.stats.client_queries += 1      # the engine's figures count the door's hits
+        self.stats.cache_hits += 1
+        self.made = hit
         return HIT
 
     cdef int _probe(self, bytes q, int who) except -1:
@@ -244,24 +478,24 @@ cdef class FrontDoor:
         if local is _DROP:
             return DROP_LOCAL
         if local is not None:
-            self.answer = local
+            self.made = local
             return LOCAL
         if who == SNOOPER:
             hit = self.resolver.resolve_cached(q)     # counted by the engine
             if hit is not None:
-                self.answer = hit
+                self.made = hit
                 return HIT
-        self.answer = _error(q, 5)
+        self.made = _error(q, 5)
         return REFUSED
 
     def verdict(self, bytes q, int who, bint udp=False):
-        """``admit`` for a query in bytes: (verdict name, answer or None, cache key or
-        None)."""
+        """The verdict alone on a query in bytes, nothing acted on or counted but the
+        look-up: (verdict name, answer or None, cache key or None)."""
         cdef PyObject* key = NULL
         cdef unsigned int qtype = 0
         cdef bint truncated = False
-        v = self.admit(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), who,
-                       udp, monotonic(), &key, &qtype, &truncated)
+        v = self.decide(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), who,
+                        udp, monotonic(), &key, &qtype, &truncated)
         found = None
         if key != NULL:
             found = <object>key
@@ -270,5 +504,187 @@ cdef class FrontDoor:
 
     cdef object take(self):
         """The answer of the last verdict, handed over (the door keeps no reference)."""
-        out, self.answer = self.answer, None
+        out, self.made = self.made, None
         return out
+
+    # ---- a miss
+
+    def start_held(self, bytes q, Reply reply not None, bint busy=False, absent=None,
+                   t0=None):
+        """A miss a reply held (``Reply.held``), started now (``t0``: when its query
+        arrived, now if None): ``busy`` when the listener is behind (only a client with no
+        miss in flight gets one, so a flood's sources cannot crowd out a client that asks
+        now and then), ``absent`` its message cache key when the door found no fresh entry
+        for it. False when it was dropped (the reply is dropped)."""
+        return self.miss(q, reply, monotonic() if t0 is None else <double>t0, busy, absent)
+
+    cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1:
+        """``start``, through the response policy when there is one
+        (``resolver.daemon.rpz_gate``). False when the query was dropped."""
+        if self.policy is not None:
+            return self.policy.miss(self, q, reply, t0, busy)
+        return self.start(q, reply, t0, busy, absent, None, None)
+
+    def policy_start(self, bytes q, Reply reply not None, double t0, bint busy, rewrite,
+                     bytes shown=None):
+        """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
+        answer into the one sent (None: dropped); ``shown``: the client's query, counted
+        and logged, when ``q`` is another (a CNAME rewrite's target)."""
+        return self.start(q, reply, t0, busy, None, rewrite, shown)
+
+    def policy_answer(self, bytes q, bytes out, Reply reply not None, double t0):
+        """An answer the response policy gave: counted, logged and sent as any other."""
+        self.answer(q, out, reply, t0, False, -1, -1, None)
+
+    def policy_drop(self, Reply reply not None):
+        """The response policy's drop action: counted, and the reply dropped."""
+        self.counters.drops[R_RPZ] += 1
+        reply.drop()
+
+    cdef bint start(self, bytes q, Reply reply, double t0, bint busy, absent, rewrite,
+                    bytes shown) except -1:
+        """Starts a resolution that answers later through ``reply`` (or now: an error the
+        engine finds). False when the query was dropped (the budgets, a deny zone, too
+        short to answer): the reply is dropped. With ``busy`` only a client with no miss in
+        flight gets one. ``absent``: the query's message cache key, under which the door
+        has just found no fresh entry (or None)."""
+        addr = reply.client()
+        client = client_key(addr[0], self.prefix_v4, self.prefix_v6) if addr else None
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0)
+        cdef int reason = -1
+        if busy and n:
+            reason = R_BUSY
+        elif n >= self.max_inflight_per_client or (
+                len(self.misses) >= self.max_inflight
+                and not self.jostle(t0, self.jostle_timeout)):
+            reason = R_OVERLOAD
+        elif not self.within_ratelimit(client, t0, self.ip_ratelimit):
+            reason = R_RATELIMIT
+        if reason >= 0:
+            self.counters.drops[reason] += 1
+            reply.drop()
+            return False
+        self.inflight_by_client[client] = n + 1
+        if _miss_log.isEnabledFor(CACHE_MISS):
+            self._log_miss(q, addr, reply.label)
+        cdef _Done done = _Done.__new__(_Done)
+        done.door, done.q, done.client, done.reply, done.t0 = (
+            self, q if shown is None else shown, client, reply, t0)
+        done.rewrite = rewrite
+        # No task: the engine's Drive calls back with the response (or None if cancelled).
+        try:
+            d = self.resolver.start_miss(q, done, self.loop, absent, addr)
+        except Exception as exc:        # a malformed query the engine rejects, or a bug
+            d = self._failed(q, client, exc)
+        if d is None:                   # dropped (a deny zone, a query too short)
+            self.resolved(done.q, client, reply, t0, None, None, None)
+            return False
+        if type(d) is bytes:
+            self.resolved(done.q, client, reply, t0, None, d, rewrite)
+        elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
+            self.misses[d] = t0
+            reply.started = d
+        return True
+
+    cdef bint jostle(self, double now, double timeout) except -1:
+        """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
+        client gets no answer, as from Unbound's jostle); False when none is that old."""
+        if timeout <= 0 or not self.misses:
+            return False
+        for oldest, started in self.misses.items():
+            break
+        if now - <double>started < timeout:
+            return False
+        oldest.cancel()                 # its done() releases the slot and the client's count
+        self.misses.pop(oldest, None)
+        self.counters.drops[R_JOSTLED] += 1
+        return True
+
+    cdef bint within_ratelimit(self, client, double now, double rate):
+        """Whether ``client`` may start one more miss now (a token bucket of ``rate`` misses
+        per second, one second's worth deep); always with ``rate`` 0."""
+        cdef _Bucket b
+        if rate <= 0:
+            return True
+        found = self.rate_buckets.get(client)
+        if found is None:
+            if len(self.rate_buckets) >= self._cfg.limits.max_rate_clients:
+                self.rate_buckets.clear()
+            b = _Bucket.__new__(_Bucket)
+            b.tokens, b.at = rate, now
+            self.rate_buckets[client] = b
+        else:
+            b = <_Bucket>found
+            b.tokens = min(rate, b.tokens + (now - b.at) * rate)
+            b.at = now
+        if b.tokens < 1.0:
+            return False
+        b.tokens -= 1.0
+        return True
+
+    def _log_miss(self, bytes q, addr, str transport):
+        from resolver.daemon.querylog import question
+        asked = question(q)
+        _miss_log.log(CACHE_MISS, "cache miss from %s over %s: %s",
+                      f"{addr[0]}@{addr[1]}" if addr and len(addr) > 1 else "-", transport,
+                      " ".join(asked[:3]) if asked else "(unreadable)")
+
+    def _failed(self, bytes q, client, exc):
+        log.debug("query from %s failed: %r", client, exc)
+        out = _error(q, 1 if isinstance(exc, ValueError) else 2)
+        if out is None:
+            self.counters.drops[R_SHORT] += 1
+        return out
+
+    cdef resolved(self, bytes q, client, Reply reply, double t0, d, out, rewrite):
+        """The end of a miss: its response sent (the reply dropped when there is none: the
+        miss was cancelled, or ``rewrite``, the policy's check of the answer, dropped it),
+        its count released."""
+        cdef Parsed m
+        if d is not None:
+            self.misses.pop(d, None)
+            if not self.misses and self.drained is not None and not self.drained.done():
+                self.drained.set_result(None)
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
+        if n <= 0:
+            self.inflight_by_client.pop(client, None)
+        else:
+            self.inflight_by_client[client] = n
+        reply.started = None
+        if out is not None and rewrite is not None:
+            out = rewrite(out)
+        if out is None:
+            reply.drop()
+        elif d is None:
+            self.answer(q, out, reply, t0, False, -1, -1, None)
+        else:
+            # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss): its
+            # type and EDNS payload size are not read from the bytes again.
+            m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]
+            self.answer(q, out, reply, t0, False, m.qtype,
+                        m.edns_payload if m.edns_payload > 512 else 512,
+                        (<Drive>d).failure if type(d) is Drive
+                        else getattr(d, "failure", None))
+
+    cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
+                int limit, failure):
+        """Truncates ``out`` for UDP, counts, logs and sends it; ``qtype`` and ``limit``
+        (the largest UDP answer the client takes) are the query's when its parse is at
+        hand, -1 to read them from ``q``; ``failure`` a SERVFAIL's (extended error code,
+        reason) when it is known."""
+        cdef double seconds
+        if reply.kind == T_UDP and len(out) > 512:      # every client accepts 512 bytes
+            if limit < 0:
+                limit = udp_limit(q)
+            if limit > <int>self.max_udp_size:
+                limit = self.max_udp_size
+            if len(out) > limit:
+                self.counters.truncated += 1
+                out = _truncate(out, limit)
+        seconds = monotonic() - t0
+        self.counters.answered(reply.label, out, qtype_of(q) if qtype < 0 else qtype, seconds)
+        if self.query_log is not None:
+            addr = reply.client()
+            self.query_log(addr[0] if addr else None, q, out, reply.label, seconds, hit,
+                           failure)
+        reply.send(out)

@@ -4,16 +4,14 @@ DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
 
 A connection talks to its server through a small interface: ``admit``/``forget_connection``
 (the caps), ``who`` (the client's standing by the ACLs), ``front`` (the front door, which the
-framer asks in C), ``dispatch`` (``serve`` and ``act``: every query's verdict acted on),
-``resolver``, ``cfg``, ``counters`` (the front door's counter block), ``loop`` and
-``query_log`` (``resolver.daemon.server.Server`` has them). This module is below the
+framer hands each query in C), ``resolver``, ``cfg``, ``counters`` (the front door's counter
+block) and ``loop`` (``resolver.daemon.server.Server`` has them). This module is below the
 listeners and the server: it imports neither.
 """
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections import deque
 from typing import Any
 
@@ -161,11 +159,11 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
 
     def __init__(self, server) -> None:
         cfg = server.cfg
-        # corenet's framer with cache hits answered in C (handle_frame overridden); the rest
-        # comes to verdict().
+        # corenet's framer, each frame handed to the front door in C (handle_frame
+        # overridden), with this connection's reply (tcp_framer.StreamReply)
         self.framer = DNSFrameReceiver(None, 2, "big", cfg.tcp_max_query,
                                        max(1024, min(16384, cfg.tcp_max_query * 4)))
-        self.framer.setup(self, server.front)
+        self.framer.setup(self, server.front, self.label)
         self.get_buffer = self.framer.get_buffer
         if self.framer_reads:
             self.buffer_updated = self.framer.buffer_updated
@@ -176,51 +174,40 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
     def connection_made(self, transport) -> None:
         if self._admitted(transport):
             self.framer.who = self.who
-            self.framer.log = self.server.query_log is not None
 
-    def answer_hit(self, out: bytes, qtype: int) -> None:
-        """A cache hit answered by the framer in C."""
+    def hold(self, q: bytes) -> bool:
+        """A miss of this connection (its reply asks): True when it goes on now, counted
+        in flight; False when the connection is at ``tcp-max-inflight``: then it waits in
+        the backlog (reading paused) and goes to the front door again when its turn
+        comes."""
         if self.closed:
-            return
-        self.server.counters.stream_hit(self.label, out, qtype)
-        self._send(out)
-
-    def verdict(self, q: bytes, verdict: int, out: bytes | None, absent: bytes | None) -> None:
-        """The front door's verdict on a query the framer did not answer itself."""
-        if self.closed:
-            return
+            return False
         self.last = self.server.loop.time()
         if self.inflight >= self.server.cfg.tcp_max_inflight:
-            self.backlog.append(q)              # admitted again when its turn comes
+            self.backlog.append(q)
             if not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
-            return
+            return False
         self.inflight += 1
-        if self.server.dispatch.act(q, verdict, out, absent, self.peer, self.label,
-                                    self._send_done, time.monotonic()) < 0:
-            self._one_done()
+        return True
 
-    def _query(self, q: bytes) -> None:
-        """A query of the backlog: admitted now."""
-        self.inflight += 1
-        if self.server.dispatch.serve(q, self.who, self.peer, self.label, self._send_done,
-                                      time.monotonic()) < 0:
-            self._one_done()
+    def send_frame(self, out: bytes) -> None:
+        """An answer, written with its length."""
+        self._send(out)
 
     def _send(self, out: bytes) -> None:
         if not self.closed and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines((self.framer.header_for(out), out))
             self.last = self.server.loop.time()
 
-    def _send_done(self, out: bytes) -> None:
-        self._send(out)
-        self._one_done()
-
-    def _one_done(self) -> None:
+    def query_done(self) -> None:
+        """A miss this connection let through is answered or dropped: the backlog's next
+        queries go to the front door."""
         self.inflight = max(0, self.inflight - 1)
-        while self.backlog and self.inflight < self.server.cfg.tcp_max_inflight:
-            self._query(self.backlog.popleft())
+        while (self.backlog and not self.closed
+               and self.inflight < self.server.cfg.tcp_max_inflight):
+            self.framer.handle(self.backlog.popleft())
         if self.paused and not self.backlog and not self.closed:
             self.paused = False
             self.transport.resume_reading()
@@ -274,7 +261,6 @@ class ProxiedTCPConnection(TCPConnection):
         if not self._admitted(self.transport, header.client(proxy)):
             return
         self.framer.who = self.who
-        self.framer.log = self.server.query_log is not None
         self.get_buffer = self.framer.get_buffer
         self.buffer_updated = self.framer.buffer_updated
         while rest and not self.closed:          # what came after the header: DNS frames

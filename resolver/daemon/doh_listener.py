@@ -38,6 +38,7 @@ import socket
 import time
 from typing import Any
 
+from resolver.daemon.admission import CallReply
 from resolver.daemon.doh import H2_PREFACE, H1Server
 from resolver.daemon.h2_server import H2Server
 from resolver.daemon.connections import StreamClient
@@ -136,7 +137,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.stall: asyncio.TimerHandle | None = None
         self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
         self.struck = False        # ended for abuse: a strike against its address
-        self.misses: dict[int, Any] = {}   # stream -> the miss it waits for (cancel())
+        self.waiting: dict[int, Any] = {}  # stream -> its query's reply, until answered
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -322,22 +323,19 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     # ---- queries
     def _query(self, rid: int, q: bytes) -> None:
+        """The query of stream ``rid``, to the front door with a reply that answers the
+        stream; one the door drops (overload, a deny zone) still gets an answer (SERVFAIL),
+        not a hang."""
         self.inflight += 1
 
-        def done(out: bytes) -> None:
-            self.inflight -= 1
-            self.misses.pop(rid, None)
-            self._answer(rid, out)
+        def send(out: bytes) -> None:
+            if self.waiting.pop(rid, None) is not None:
+                self.inflight -= 1
+                self._answer(rid, out)
 
-        dispatch = self.server.dispatch
-        went = dispatch.serve(q, self.who, self.peer, self.label, done, time.monotonic())
-        if went < 0:
-            # Dropped (overload, a deny zone): the stream still gets an answer (SERVFAIL),
-            # not a hang.
-            self.inflight -= 1
-            self._answer(rid, error(q, 2))
-        elif went > 0 and getattr(dispatch, "started", None) is not None:
-            self.misses[rid] = dispatch.started
+        self.waiting[rid] = reply = CallReply(self.label, self.peer, send,
+                                              lambda: send(error(q, 2)))
+        self.server.front.handle(q, self.who, reply)
 
     def _cancel_reset(self) -> None:
         """The streams the client reset before their answers stop waiting for their
@@ -345,13 +343,14 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         reset = getattr(self.engine, "reset", None)
         if not reset:
             return
-        if self.misses:
+        if self.waiting:
             for rid in reset:
-                miss = self.misses.pop(rid, None)
-                if miss is not None:
+                reply = self.waiting.pop(rid, None)
+                if reply is not None:
                     self.inflight -= 1
                     self._count("cancelled")
-                    miss.cancel()
+                    if reply.started is not None:
+                        reply.started.cancel()
         reset.clear()
 
     def _answer(self, rid: int, out: bytes | None) -> None:
@@ -382,7 +381,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         counts[key] = counts.get(key, 0) + 1
 
     def connection_lost(self, exc) -> None:
-        self.misses.clear()
+        self.waiting.clear()
         if self.stall is not None:
             self.stall.cancel()
             self.stall = None

@@ -2,9 +2,9 @@
 :class:`resolver.policy.rpz.Policy` the feeds (``resolver.daemon.rpz_feed``) keep, at the
 two points of a query where it can decide.
 
-Only when ``[[rpz]]`` is configured is a :class:`PolicyGate` set on the dispatch (and the
-front door then sends every recursive query on as a miss, so that no cached answer leaves
-before the policy has seen its name); without it nothing here runs.
+Only when ``[[rpz]]`` is configured is a :class:`PolicyGate` set on the front door (which
+then sends every recursive query on as a miss, so that no cached answer leaves before the
+policy has seen its name); without it nothing here runs.
 
 - Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
   NODATA and local data are answered at once (built here, never stored in the cache, no AD);
@@ -12,7 +12,7 @@ before the policy has seen its name); without it nothing here runs.
   PASSTHRU); PASSTHRU resolves the query untouched; a CNAME rewrite resolves the target (the
   cache and the resolution as for any query) and answers the CNAME followed by the target's
   answer.
-- On the answer (``rewrite`` of a miss the dispatch started): the response-IP triggers, on
+- On the answer (``rewrite`` of a miss the front door started): the response-IP triggers, on
   the A and AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
   the name servers of the query name's zone as the cache holds them (the closest enclosing
   NS set in the rrset cache, and their cached addresses: :func:`cached_nameservers`), with
@@ -66,17 +66,18 @@ class PolicyGate:
                      m.at, action, q.name.to_text(), dns.rdatatype.to_text(q.rdtype),
                      client or "-", m.trigger)
 
-    def miss(self, dispatch, q: bytes, addr, transport: str, send, t0: float,
-             busy: bool) -> bool:
-        """A recursive query the front door sent on: answered by the policy, dropped, or
-        started on the dispatch (``policy_start``) with the response-IP check on its answer.
-        False when nothing will be sent."""
+    def miss(self, door, q: bytes, reply, t0: float, busy: bool) -> bool:
+        """A recursive query the front door sent on, to be answered through ``reply``:
+        answered by the policy, dropped (``policy_drop``), or started on the door
+        (``policy_start``) with the response-IP check on its answer. False when nothing
+        will be sent."""
+        addr, transport = reply.addr, reply.label
         try:
             query = dns.message.from_wire(q)
         except (dns.exception.DNSException, ValueError):
             query = None                    # the engine answers FORMERR or drops it
         if query is None or len(query.question) != 1:
-            return dispatch.policy_start(q, addr, transport, send, t0, busy, None)
+            return door.policy_start(q, reply, t0, busy, None)
         client = addr[0].partition("%")[0] if addr else None
         qname = query.question[0].name
         m, disabled = self.policy.before(qname, client)
@@ -85,13 +86,13 @@ class PolicyGate:
         if m is None:
             check = (self.checker(query, client, transport)
                      if self.policy.has_response_ip or self.policy.has_ns else None)
-            return dispatch.policy_start(q, addr, transport, send, t0, busy, check)
+            return door.policy_start(q, reply, t0, busy, check)
         self.note(m, client, query)
         action = m.action
         if action == PASSTHRU or (action == TCP_ONLY and transport != "udp"):
-            return dispatch.policy_start(q, addr, transport, send, t0, busy, None)
+            return door.policy_start(q, reply, t0, busy, None)
         if action == DROP:
-            dispatch.counters.drop("rpz")
+            door.policy_drop(reply)
             return False
         if action == CNAME:
             target = cname_target(m, qname)
@@ -106,10 +107,8 @@ class PolicyGate:
                 except (dns.exception.DNSException, ValueError):
                     resolved = None
                 return rewrite(query, m, target, resolved).to_wire()
-            return dispatch.policy_start(sub.to_wire(), addr, transport, send, t0, busy, chain,
-                                         q)
-        dispatch.policy_answer(q, self.answer(query, m, transport), transport, send, t0,
-                               client)
+            return door.policy_start(sub.to_wire(), reply, t0, busy, chain, q)
+        door.policy_answer(q, self.answer(query, m, transport), reply, t0)
         return True
 
     def answer(self, query: dns.message.Message, m: Match, transport: str) -> bytes:

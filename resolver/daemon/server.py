@@ -7,9 +7,10 @@ answered as they complete (out of order), with caps on connections and on querie
 per connection, and an idle timeout that also ends slow-loris clients. DNS over TLS and over
 HTTPS start from ``tls_listener.start_encrypted``.
 
-Every listener hands each query to the one front door (``resolver.daemon.admission``) and
-acts on its verdict through the :class:`Dispatch` (``serve``/``act``): what a query may be
-is decided there, once, for every transport.
+Every listener hands each query, with its kind of reply, to the one front door
+(``resolver.daemon.admission.FrontDoor.handle``), which ends it in that reply: what a query
+may be, its answer, its miss and its counts are decided there, once, for every transport.
+The server only wires the listeners to it.
 """
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from typing import Any
 from resolver.daemon import logs, proxy_protocol, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import (ALLOWED_ACL, LATENCY_BUCKETS, OUTSIDE_ACL, SNOOP_ACL,
-                                       UDP_REPORTED, FrontDoor)
-from resolver.daemon.dispatch import Dispatch
+                                       CallReply, FrontDoor)
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
@@ -38,9 +38,8 @@ from resolver.cache.answer import set_rrset_roundrobin
 log = logging.getLogger("resolver.daemon.server")
 
 class Server:
-    """One process (one worker): its listeners, the ACLs, the front door and the
-    :class:`resolver.daemon.dispatch.Dispatch` every listener hands its queries to, and
-    management (reload, stats, stop)."""
+    """One process (one worker): its listeners, the ACLs, the front door every listener
+    hands its queries to, and management (reload, stats, stop)."""
 
     def __init__(self, cfg: Config, resolver: Resolver | None = None,
                  tls_services: dict | None = None) -> None:
@@ -48,11 +47,10 @@ class Server:
         self.resolver = resolver = resolver if resolver is not None else make_resolver(cfg)
         # the process's answers rotate their addresses while it serves (off again at close)
         set_rrset_roundrobin(cfg.rrset_roundrobin)
-        #: the front door (``resolver.daemon.admission``): every query's verdict
+        #: the front door (``resolver.daemon.admission``): every query, to its reply
         self.front = FrontDoor(resolver.cache.messages.table, resolver,
-                               resolver.limits.prefetch_fraction, cfg.max_udp_size)
-        self.dispatch = Dispatch(cfg, resolver, self.front)
-        #: the front door's counter block, which every listener counts its verdicts in
+                               resolver.limits.prefetch_fraction, cfg.max_udp_size, cfg)
+        #: the front door's counter block
         self.counters = self.front.counters
         #: the TLS listeners' contexts by label, when made before the workers were forked
         #: (``tls_listener.service_contexts``); made at start otherwise
@@ -70,7 +68,7 @@ class Server:
         #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
         #: reload that turned prefetching off
         self.prefetch_base = cfg.limits.prefetch_fraction
-        self.dispatch.query_log = self._query_log(cfg)
+        self.front.query_log = self._query_log(cfg)
         #: the response policy zones (``[[rpz]]``, ``rpz_feed.Feeds``), made when a config
         #: first names one
         self.rpz: Any = None
@@ -87,33 +85,33 @@ class Server:
         """Puts the response policy in the query path (None: none configured, and the
         path is the one without it)."""
         if policy is None:
-            self.dispatch.policy = self.front.policy = None
+            self.front.policy = None
             return
         if self.policy_gate is None:
             from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
             rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
             self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
         self.policy_gate.policy = policy
-        self.dispatch.policy = self.front.policy = self.policy_gate
+        self.front.policy = self.policy_gate
 
     @property
     def query_log(self):
         """The query log (``resolver.daemon.querylog.QueryLog``), or None when it is off."""
-        return self.dispatch.query_log
+        return self.front.query_log
 
     @property
     def loop(self):
-        """The running loop, once started (the dispatch's: misses start on it)."""
-        return self.dispatch.loop
+        """The running loop, once started (the front door's: misses start on it)."""
+        return self.front.loop
 
     @loop.setter
     def loop(self, loop) -> None:
-        self.dispatch.loop = loop
+        self.front.loop = loop
 
     @property
     def misses(self) -> dict:
-        """The misses in flight (``Dispatch.misses``)."""
-        return self.dispatch.misses
+        """The misses in flight (``FrontDoor.misses``)."""
+        return self.front.misses
 
     # ---- setup ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -198,8 +196,8 @@ class Server:
             return
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
-            listener.setup(loop, sock, self.front, self.dispatch.udp_miss, self.acl, self.snoop,
-                           self.cfg.misses_per_wakeup, self.cfg.busy_target, self.query_log,
+            listener.setup(loop, sock, self.front, self.acl, self.snoop,
+                           self.cfg.misses_per_wakeup, self.cfg.busy_target,
                            self.cfg.read_interval)
             listener.start()
             self.udp.append(listener)
@@ -271,9 +269,8 @@ class Server:
         level, the choice of authorities); returns the settings that need a restart."""
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
-        self.cfg = self.dispatch.cfg = cfg
+        self.cfg = self.front.cfg = cfg
         self.set_allow(cfg)
-        self.front.max_udp_size = cfg.max_udp_size
         self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
         self.resolver.do_ip4 = cfg.do_ip4
         self.resolver.no_localhost = cfg.do_not_query_localhost
@@ -301,21 +298,13 @@ class Server:
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
             self.front.prefetch_fraction = limits.prefetch_fraction
-        self.dispatch.query_log = self._query_log(cfg)
-        for u in self.udp:
-            if isinstance(u, udp_listener.UDPListener):
-                u.query_log = self.query_log
-        for conn in self.connections:
-            framer = getattr(conn, "framer", None)
-            if framer is not None:
-                framer.log = self.query_log is not None
+        self.front.query_log = self._query_log(cfg)
 
     def stats(self) -> dict:
         """Every figure of this process, JSON-ready (metrics and `stats` print these)."""
         c = self.counters
         queries = {f"{transport}:{rcode}": n for (transport, rcode), n in c.queries.items()}
         qtypes = {str(k): v for k, v in c.qtypes.items()}
-        dropped = c.dropped
         iterations = [0] * (len(udp_listener.ITERATION_BOUNDS_MS) + 1)
         iteration_max = 0.0
         for u in self.udp:
@@ -323,19 +312,14 @@ class Server:
                 k = u.counters()
                 iterations = [a + b for a, b in zip(iterations, k["iterations"])]
                 iteration_max = max(iteration_max, k["iteration_max"])
-                for reason in UDP_REPORTED:
-                    dropped.setdefault(reason, 0)
         r = self.resolver
-        engine = r.stats.as_dict()
-        engine["cache_hits"] += c.hits           # hits the front door answered, every transport
-        engine["client_queries"] += c.hits
         out = {
             "queries": queries,
             "qtypes": qtypes,
             "latency_buckets": list(LATENCY_BUCKETS),
             "latency_counts": c.latency,
             "latency_sum": c.latency_sum,
-            "dropped": dropped,
+            "dropped": c.shown_drops,
             "refused_acl": c.refused_acl,
             "truncated": c.truncated,
             "tcp": {"open": c.tcp_connections, "accepted": c.tcp_accepted,
@@ -343,7 +327,7 @@ class Server:
                     "shed_idle": c.tcp_shed_idle,
                     "fast_hits": c.fast_tcp_hits},
             **{listener.label: listener.stats() for listener in self.encrypted},
-            "engine": engine,
+            "engine": r.stats.as_dict(),
             "cache": {"bytes": r.cache.bytes, "messages": len(r.cache.messages.lru),
                       "rrsets": len(r.cache.rrsets.lru), "evictions": r.cache.evictions},
             "inflight": len(self.misses),
@@ -375,7 +359,7 @@ class Server:
             srv.close()
         if self.misses:
             log.info("waiting up to %.1fs for %d queries in flight", grace, len(self.misses))
-            drained = self.dispatch.drained = asyncio.get_running_loop().create_future()
+            drained = self.front.drained = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(drained), grace)
             except asyncio.TimeoutError:
@@ -460,7 +444,8 @@ def make_resolver(cfg: Config) -> Resolver:
 
 class UDPProtocol(asyncio.DatagramProtocol):
     """UDP on a loop that is not corenet's: a plain asyncio DatagramProtocol, one datagram
-    at a time through the same front door and dispatch as the C listener's."""
+    at a time through the same front door as the C listener's, its reply a ``CallReply``
+    that sends to the client's address."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -473,8 +458,8 @@ class UDPProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if self.reading:
             s = self.server
-            s.dispatch.serve(data, s.who(addr), addr, "udp",
-                             lambda out: self.send(out, addr), time.monotonic())
+            s.front.handle(data, s.who(addr),
+                           CallReply("udp", addr, lambda out: self.send(out, addr)))
 
     def error_received(self, exc: Exception) -> None:
         self.server.counters.drop("send_error")     # ICMP from a client gone away
@@ -508,5 +493,5 @@ class ProxiedUDPProtocol(UDPProtocol):
             s.counters.drop(f"proxy_{e.reason}")
             return
         client = header.client(addr)
-        s.dispatch.serve(data[header.length:], s.who(client), client, "udp",
-                         lambda out: self.send(out, addr), time.monotonic())
+        s.front.handle(data[header.length:], s.who(client),
+                       CallReply("udp", client, lambda out: self.send(out, addr)))

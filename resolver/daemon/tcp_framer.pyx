@@ -1,72 +1,105 @@
 # cython: language_level=3, wraparound=False, cdivision=True
 """The daemon's DNS-over-TCP framer: corenet's ``FrameReceiver`` (2-byte big-endian length)
-with ``handle_frame`` overridden, so that each query gets the front door's verdict
-(``resolver.daemon.admission``) straight from the receive buffer, in C: a cached answer is
-handed on with no Python object made for the frame. Every other verdict goes to the
-connection's ``verdict(query, verdict, answer, cache key)``, and with the query log on the
-hits too (the log needs the query).
+with ``handle_frame`` overridden, so that each query goes to the front door
+(``resolver.daemon.admission``) straight from the receive buffer, in C, with the
+connection's :class:`StreamReply`: a cached answer is sent with no Python object made for
+the frame.
 
-Sans-IO like its base: ``get_buffer``/``buffer_updated`` in, ``owner.answer_hit(out, qtype)``
-and ``owner.verdict(...)`` out; it runs on any asyncio loop. DNS over TLS reads its
+Sans-IO like its base: ``get_buffer``/``buffer_updated`` in, the connection's
+``send_frame(answer)`` out (the reply frames nothing itself: the connection writes the
+length and the answer), ``hold(query)`` asked for each miss (False: the connection is at its
+cap of queries in flight and keeps the query for later) and ``query_done()`` once a miss it
+let through is answered or dropped; it runs on any asyncio loop. DNS over TLS reads its
 decrypted stream through the same framer.
 """
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 from corenet.capi cimport FrameReceiver
 from resolver.cache.answer cimport monotonic
-from resolver.daemon.admission cimport HIT, OUTSIDE, FrontDoor
+from resolver.daemon.admission cimport OUTSIDE, FrontDoor, Reply
+
+
+cdef class StreamReply(Reply):
+    """Where the answers of one stream connection go (TCP, DNS over TLS): written framed by
+    the connection; a miss is carried by a reply of its own (``in_flight``), which tells the
+    connection when it ends."""
+    cdef object conn
+    cdef bint in_flight
+
+    def __init__(self, conn, str label):
+        Reply.__init__(self, label, None)
+        self.conn = conn
+
+    cdef object client(self):
+        if self.addr is None and self.conn is not None:
+            return self.conn.peer
+        return self.addr
+
+    cdef int send(self, bytes out) except -1:
+        conn = self.conn
+        if conn is None:
+            return 0
+        conn.send_frame(out)
+        if self.in_flight:
+            self.in_flight = False
+            conn.query_done()
+        return 0
+
+    cdef int drop(self) except -1:
+        if self.in_flight and self.conn is not None:
+            self.in_flight = False
+            self.conn.query_done()
+        return 0
+
+    cdef object held(self, object door, bytes q, object key, double t0):
+        cdef StreamReply miss
+        if self.conn is None or not self.conn.hold(q):
+            return None                 # released, or at the cap: kept for later
+        miss = StreamReply.__new__(StreamReply)
+        miss.conn, miss.label, miss.kind, miss.in_flight = self.conn, self.label, self.kind, True
+        miss.addr = self.conn.peer
+        return miss
+
+    def release(self):
+        self.conn = None
 
 
 cdef class DNSFrameReceiver(FrameReceiver):
     cdef FrontDoor front
-    cdef object on_hit              # owner.answer_hit(answer: bytes, qtype: int)
-    cdef object on_verdict          # owner.verdict(query, verdict, answer, key)
+    cdef readonly StreamReply reply
     cdef public int who             # the client's standing by the ACLs (admission.Who)
-    cdef public bint log            # queries are logged: hits go to on_verdict too
 
-    def setup(self, owner, FrontDoor front not None):
+    def setup(self, owner, FrontDoor front not None, str label="tcp"):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its
-        connection and the front door here. The client stands outside the ACLs until the
-        connection says otherwise (``who``)."""
+        connection, its transport's name and the front door here. The client stands outside
+        the ACLs until the connection says otherwise (``who``)."""
         self.front = front
-        self.on_hit = owner.answer_hit
-        self.on_verdict = owner.verdict
+        self.reply = StreamReply(owner, label)
         self.who = OUTSIDE
 
     def release(self):
         """Lets go of the connection (its connection is over): the two point at each other,
         and without this only the cyclic garbage collector would free them, with the TLS
         state under the connection. Frames that still come are dropped."""
-        self.on_hit = None
-        self.on_verdict = None
+        if self.reply is not None:
+            self.reply.release()
+
+    def handle(self, bytes q):
+        """A query of the connection's own (one it held back), to the front door."""
+        return self.front.handle_at(<const unsigned char*>PyBytes_AS_STRING(q),
+                                    PyBytes_GET_SIZE(q), q, self.who, self.reply, monotonic())
 
     cdef int handle_frame(self, char* data, Py_ssize_t length) except -1:
-        return self._admit(<const unsigned char*>data, length, None)
+        if self.reply.conn is None:
+            return 0                # released
+        self.front.handle_at(<const unsigned char*>data, length, None, self.who, self.reply,
+                             monotonic())
+        return 0
 
     cdef int handle_big_frame(self, bytearray frame) except -1:
+        if self.reply.conn is None:
+            return 0
         q = bytes(frame)
-        return self._admit(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), q)
-
-    cdef int _admit(self, const unsigned char* p, Py_ssize_t n, bytes q) except -1:
-        """The verdict on the frame at ``p`` (``q``: the same as bytes, when made already)."""
-        cdef unsigned int qtype = 0
-        cdef bint trunc = False
-        cdef PyObject* key = NULL
-        cdef int v
-        if self.on_verdict is None:
-            return 0                # released
-        v = self.front.admit(p, n, self.who, False, monotonic(), &key, &qtype, &trunc)
-        out = self.front.take()
-        absent = None
-        if key != NULL:
-            absent = <object>key
-            Py_DECREF(absent)
-        if v == HIT and not self.log:
-            self.on_hit(out, qtype)
-        else:
-            if q is None:
-                q = PyBytes_FromStringAndSize(<const char*>p, n)
-            self.on_verdict(q, v, out, absent)
+        self.front.handle_at(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), q,
+                             self.who, self.reply, monotonic())
         return 0

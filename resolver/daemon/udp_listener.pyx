@@ -13,21 +13,20 @@ passed (``corenet.capi.read_often``): a cached name waits about that long at mos
 replies, timers and callbacks of the misses started before it. A query whose answer is in the
 message cache is answered without leaving C (``resolver.cache.answer``: parse the question, find the
 entry, copy it, patch ID, RD, question case and TTLs, truncate to the client's EDNS size or
-512), and all answers of a batch go out with one ``sendmmsg``. Short packets, responses and
-oversized datagrams are counted (in the front door's ``Counters``) and dropped; every other
-datagram gets the front door's verdict (``resolver.daemon.admission``, in C): answered at once (a hit, REFUSED, NOTIMP, a
-local answer), dropped, or a miss. Misses (and entries due for prefetch) go to
-``on_miss(query, addr, send, over, absent)``, ``absent`` the query's message cache key when
-the cache has no fresh entry for it (the engine need neither look again nor build the key),
-else None, ``over`` set past
-a quota of misses per loop iteration that adapts to how long the loop's
-iterations take (``_iteration_end``): the engine then starts the miss only for a client with
-none in flight, and drops and counts (``busy``) the others, while hits are still answered.
-The engine's answers come back through ``send(answer)``, which queues them on the listener;
-it gathers those of one loop iteration for one ``sendmmsg`` (a burst of misses wakes the
-client once, not per answer). With ``query_log`` set, each answer the listener makes itself
-is logged there (the misses' answers are logged by the dispatch): logging changes no path.
-The helper at the end (the UDP size of a query) serves the Python paths too.
+512), and all answers of a batch go out with one ``sendmmsg``. Oversized datagrams are
+counted (in the front door's ``Counters``) and dropped; every other datagram goes to the
+front door (``FrontDoor.handle_at``, in C) with the listener's batch slot as its reply
+(``UdpSlot``): the door answers into the slot (a hit, REFUSED, NOTIMP, a local answer),
+drops, or hands a miss back to the slot (``held``), which keeps it, with the query's message
+cache key when the cache has no fresh entry for it (the engine need neither look again nor
+build the key), for the end of the wake-up. Then the misses go back to the door
+(``start_held``), each with a ``UdpReply`` for its client's address, ``busy`` set past a
+quota of misses per loop iteration that adapts to how long the loop's iterations take
+(``_iteration_end``): the door then starts the miss only for a client with none in flight,
+and drops and counts (``busy``) the others, while hits are still answered. The engine's
+answers come back through the ``UdpReply``, which queues them on the listener; it gathers
+those of one loop iteration for one ``sendmmsg`` (a burst of misses wakes the client once,
+not per answer).
 """
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
@@ -39,13 +38,14 @@ from cpython.ref cimport Py_DECREF
 from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, read_often,
                            unwatch, watch)
 from resolver.cache.answer cimport monotonic
-from resolver.daemon.admission cimport (ALLOWED, DROP_LOCAL, HIT, MISS, OUTSIDE, R_BUSY,
-                                        R_INTERNAL_ERROR, R_OVERSIZE, R_SEND_ERROR, SNOOPER,
-                                        Counters, FrontDoor)
+from resolver.daemon.admission cimport (ALLOWED, OUTSIDE, R_BUSY, R_INTERNAL_ERROR,
+                                        R_OVERSIZE, R_SEND_ERROR, SNOOPER, T_UDP, Counters,
+                                        FrontDoor, Reply)
 
 import logging
 
 from resolver.cache.answer import truncate   # re-exported: the Python paths truncate with it
+from resolver.daemon.admission import udp_limit     # re-exported as well
 
 logger = logging.getLogger("resolver.daemon.server")
 
@@ -53,11 +53,8 @@ from corenet.batch cimport *
 from resolver.daemon.acl cimport ACL
 
 from libc.stdlib cimport malloc, free
-from resolver.wire.names cimport u16, skip_name
 
 cdef enum:
-    MAX_NAME = 255
-    T_OPT = 41
     BATCHES_PER_WAKEUP = 32     # then other descriptors get their turn (level-triggered)
     ITERATION_BUCKETS = 8
 
@@ -67,6 +64,10 @@ ITERATION_BOUNDS_MS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 cdef double _bounds[ITERATION_BUCKETS - 1]
 for _i, _b in enumerate(ITERATION_BOUNDS_MS):
     _bounds[_i] = _b / 1000.0
+
+
+cdef class UdpSlot
+cdef class UdpReply
 
 
 def runs_on(loop) -> bool:
@@ -79,10 +80,9 @@ cdef class UDPListener(FdWatcher):
     """One UDP socket of the daemon on corenet's loop (see the module docstring)."""
     cdef Loop loop
     cdef object sock
-    cdef FrontDoor front        # the verdict on each query
+    cdef FrontDoor front        # every query goes there
     cdef Counters counts        # the front door's counter block: this listener counts there
-    cdef object on_miss         # on_miss(query: bytes, addr, send, over, absent key or None)
-    cdef public object query_log    # query_log(client, query, answer, "udp", 0.0, hit) or None
+    cdef UdpSlot slot           # the reply of the datagram being handled
     cdef cn_batch* batch
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
@@ -123,9 +123,9 @@ cdef class UDPListener(FdWatcher):
         free(self.batch)
         free(self.outbox)
 
-    def setup(self, loop, sock, FrontDoor front not None, on_miss, ACL acl not None,
+    def setup(self, loop, sock, FrontDoor front not None, ACL acl not None,
               ACL snoop=None, unsigned int misses_per_wakeup=256, double busy_target=0.01,
-              query_log=None, double read_interval=0.0005):
+              double read_interval=0.0005):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
         if self.loop is None:
@@ -133,8 +133,12 @@ cdef class UDPListener(FdWatcher):
         self.sock = sock
         self.front = front
         self.counts = front.counters
-        self.on_miss = on_miss
-        self.query_log = query_log
+        self.counts.udp_reported = True
+        self.slot = UdpSlot.__new__(UdpSlot)
+        self.slot.listener = self
+        self.slot.label = "udp"
+        self.slot.kind = T_UDP
+        self.slot.batch = True
         self.flush_cb = self.flush
         self.acl = acl
         self.snoop = snoop if snoop is not None else ACL()
@@ -220,14 +224,11 @@ cdef class UDPListener(FdWatcher):
     cdef int _start_misses(self) except -1:
         """Passes this wake-up's misses on, once every hit it read is answered: a cached
         name waits behind no miss that reached the socket before it."""
-        cdef ClientSend send
         misses, self.misses = self.misses, []
-        on_miss = self.on_miss
+        front = self.front
         try:
             for q, a, over, absent in misses:
-                send = ClientSend.__new__(ClientSend)
-                send.listener, send.addr = self, a
-                on_miss(q, a, send, over, absent)
+                front.start_held(q, udp_reply(self, a), over, absent)
         except Exception:
             self.counts.drops[R_INTERNAL_ERROR] += 1
             logger.exception("UDP listener: starting %d misses failed", len(misses))
@@ -258,23 +259,17 @@ cdef class UDPListener(FdWatcher):
             self.quota = min(self.misses_per_wakeup, self.quota + 2)
 
     cdef int _batch(self, int count) except -1:
-        cdef int i, family, port, who, v
-        cdef unsigned char* p
+        cdef int i, family, port, who
         cdef Py_ssize_t n
         cdef unsigned char addr[16]
-        cdef PyObject* absent
-        cdef unsigned int qtype
-        cdef bint trunc
         cdef double now = monotonic()
-        cdef list misses = self.misses
         cdef FrontDoor front = self.front
-        cdef Counters counts = self.counts
+        cdef UdpSlot slot = self.slot
         for i in range(count):
             self.received += 1
             n = cn_msg_len(self.batch, i)
-            p = cn_msg_buf(self.batch, i)
             if cn_msg_flags(self.batch, i) & MSG_TRUNC:
-                counts.drops[R_OVERSIZE] += 1
+                self.counts.drops[R_OVERSIZE] += 1
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
             if self.snoop.n > 0 and self.snoop.allows_raw(family, addr):
@@ -283,77 +278,63 @@ cdef class UDPListener(FdWatcher):
                 who = ALLOWED
             else:
                 who = OUTSIDE
-            absent = NULL
-            qtype = 0
-            trunc = False
-            v = front.admit(p, n, who, True, now, &absent, &qtype, &trunc)
-            if v == MISS:
-                if absent != NULL:          # admit's reference, now this variable's
-                    key = <object>absent
-                    Py_DECREF(key)
-                else:
-                    key = None
-                # Behind (past the quota): hits first; a miss goes on only if its client has
-                # none in flight (the engine decides), and past twice the quota not at all.
-                over = self.behind and self.iteration_misses >= self.quota
-                if over and self.iteration_misses >= self.quota + self.misses_per_wakeup:
-                    counts.drops[R_BUSY] += 1
-                    continue
-                self.iteration_misses += 1
-                misses.append((PyBytes_FromStringAndSize(<char*>p, n),
-                               cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
-                continue
-            if v <= DROP_LOCAL:
-                counts.acted(v)
-                continue
-            out = front.take()
-            counts.udp_answered(v, out, qtype, trunc)
-            self.keep.append(out)
-            cn_queue(self.batch, i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
-            if self.query_log is not None:
-                self.query_log(cn_addr_tuple(cn_msg_addr(self.batch, i))[0],
-                               PyBytes_FromStringAndSize(<char*>p, n), out, "udp", 0.0, v == HIT)
+            slot.i = i
+            front.handle_at(cn_msg_buf(self.batch, i), n, None, who, slot, now)
         if self.batch.nsend:
-            counts.drops[R_SEND_ERROR] += cn_flush(self.fd, self.batch)
+            self.counts.drops[R_SEND_ERROR] += cn_flush(self.fd, self.batch)
             self.keep.clear()
         return 0
 
+    cdef int hold(self, bytes q, int i, key) except -1:
+        """A miss of datagram ``i`` of the batch, kept for the end of the wake-up. Behind
+        (past the quota): hits first; a miss goes on only if its client has none in flight
+        (the door decides), and past twice the quota not at all."""
+        over = self.behind and self.iteration_misses >= self.quota
+        if over and self.iteration_misses >= self.quota + self.misses_per_wakeup:
+            self.counts.drops[R_BUSY] += 1
+            return 0
+        self.iteration_misses += 1
+        self.misses.append((q, cn_addr_tuple(cn_msg_addr(self.batch, i)), over, key))
+        return 0
 
-cdef class ClientSend:
-    # fields: udp_listener.pxd
+
+cdef class UdpSlot(Reply):
+    """The reply of the datagram the listener's batch is at (one per listener, moved along
+    the batch): an answer is queued in the batch's ``sendmmsg``, a miss kept for the end of
+    the wake-up."""
+    cdef UDPListener listener
+    cdef int i
+
+    cdef object client(self):
+        return cn_addr_tuple(cn_msg_addr(self.listener.batch, self.i))
+
+    cdef int send(self, bytes out) except -1:
+        cdef UDPListener listener = self.listener
+        listener.keep.append(out)
+        cn_queue(listener.batch, self.i, PyBytes_AS_STRING(out), PyBytes_GET_SIZE(out))
+        return 0
+
+    cdef object held(self, object door, bytes q, object key, double t0):
+        self.listener.hold(q, self.i, key)
+        return None
+
+
+cdef class UdpReply(Reply):
+    """The reply of one miss's client: the answer is queued on the listener for the
+    gathered send to the client's address."""
+    cdef UDPListener listener
 
     def __call__(self, bytes data):
-        (<UDPListener>self.listener).queue(data, self.addr)
+        self.listener.queue(data, self.addr)
 
-    cdef int send(self, bytes data) except -1:
-        return (<UDPListener>self.listener).queue(data, self.addr)
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers shared with the Python paths
+    cdef int send(self, bytes out) except -1:
+        return self.listener.queue(out, self.addr)
 
 
-def udp_limit(bytes q):
-    """Largest UDP answer this query accepts: its EDNS payload size (at least 512), else 512."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(q)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(q), pos = 12
-    cdef unsigned int i, total, payload
-    if n < 12:
-        return 512
-    for i in range(u16(p + 4)):
-        pos = skip_name(p, n, pos)
-        if pos < 0 or pos + 4 > n:
-            return 512
-        pos += 4
-    total = u16(p + 6) + u16(p + 8) + u16(p + 10)
-    for i in range(total):
-        pos = skip_name(p, n, pos)
-        if pos < 0 or pos + 10 > n:
-            return 512
-        if u16(p + pos) == T_OPT:
-            payload = u16(p + pos + 2)
-            return payload if payload > 512 else 512
-        pos += 10 + u16(p + pos + 8)
-    return 512
-
-
+cdef UdpReply udp_reply(UDPListener listener, addr):
+    cdef UdpReply r = UdpReply.__new__(UdpReply)
+    r.listener = listener
+    r.addr = addr
+    r.label = "udp"
+    r.kind = T_UDP
+    return r

@@ -12,7 +12,7 @@ import dns.message
 import dns.name
 import dns.rcode
 
-from resolver.daemon.admission import ALLOWED_ACL
+from resolver.daemon.admission import ALLOWED_ACL, CallReply
 from resolver import cache as C
 
 A, DNSKEY = 1, 48
@@ -55,8 +55,8 @@ def _ask(s, name: str, rdtype: str = "A"):
         seen.append(_entry(s.resolver, name, q.question[0].rdtype))
         fut.set_result(dns.message.from_wire(out))
 
-    assert s.dispatch.serve(q.to_wire(), ALLOWED_ACL, ("127.0.0.1", 5353), "udp", send,
-                             time.monotonic()) >= 0
+    assert s.front.handle(q.to_wire(), ALLOWED_ACL,
+                          CallReply("udp", ("127.0.0.1", 5353), send)) >= 0
     return fut, seen
 
 

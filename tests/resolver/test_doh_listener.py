@@ -53,24 +53,24 @@ class RecordingTransport:
 
 
 def _connection(cached: bytes | None = None):
-    """A connection whose server's dispatch answers from ``cached`` (REFUSED to a client
+    """A connection whose server's front door answers from ``cached`` (REFUSED to a client
     outside the ACL, as this one is unless the test says otherwise); ``answers`` records
     each answer with the client's address the connection handed on and whether it was a
     hit."""
     answers = []
 
-    def serve(q, who, peer, label, done, t0):
+    def handle(q, who, reply, t0=None):
         hit = who != OUTSIDE_ACL and cached is not None
         out = cached if hit else error(q, 5)
-        answers.append((out, (peer[0] if peer else None, hit)))
-        done(out)
+        answers.append((out, (reply.addr[0] if reply.addr else None, hit)))
+        reply.on_send(out)
         return 0
 
     server = types.SimpleNamespace(
         cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
         resolver=types.SimpleNamespace(limits=DEFAULT),
         loop=types.SimpleNamespace(time=lambda: 0.0),
-        dispatch=types.SimpleNamespace(serve=serve))
+        front=types.SimpleNamespace(handle=handle))
     counts: dict[str, int] = {}
     listener = types.SimpleNamespace(label="https", counts=counts, guard=Guard(counts, DEFAULT))
     conn = HTTPConnection(server, listener)

@@ -14,7 +14,7 @@ import pytest
 from looptools import open_fds
 
 from daemon_proc import free_port
-from resolver.daemon.admission import ALLOWED_ACL
+from resolver.daemon.admission import ALLOWED_ACL, CallReply
 from resolver.daemon.config import build
 from resolver.limits import DEFAULT
 from resolver.daemon.server import Server
@@ -43,8 +43,8 @@ def _ask(s: Server, name: str, qid: int, rdtype: str = "A") -> asyncio.Future:
         if not fut.done():
             fut.set_result(out)
 
-    assert s.dispatch.serve(q.to_wire(), ALLOWED_ACL, ("127.0.0.1", 5353), "udp", send,
-                             time.monotonic()) >= 0
+    assert s.front.handle(q.to_wire(), ALLOWED_ACL,
+                          CallReply("udp", ("127.0.0.1", 5353), send)) >= 0
     return fut
 
 
@@ -67,7 +67,7 @@ def test_a_miss_is_answered_with_no_task(run, lab, loop):
         out = dns.message.from_wire(await _ask(s, "h301.bulk.net.", 4242))
         assert out.id == 4242 and out.rcode() == dns.rcode.NOERROR and out.answer
         assert made == []
-        assert not s.misses and not s.dispatch.inflight_by_client
+        assert not s.misses and not s.front.inflight_by_client
         assert s.resolver.stats.upstream_queries >= 1
         await s.resolver.close()
 
@@ -164,7 +164,7 @@ def test_stop_cancels_misses_still_waiting_and_closes_their_sockets(run, lab, lo
         t0 = time.monotonic()
         await s.stop(0.2)
         assert time.monotonic() - t0 < 2.0
-        assert not s.misses and not s.dispatch.inflight_by_client
+        assert not s.misses and not s.front.inflight_by_client
         assert not any(f.done() for f in pending)      # cancelled: no answer is sent
         assert len(open_fds()) <= fds
 
@@ -211,8 +211,8 @@ def test_the_answer_leaves_before_its_rrsets_are_cached_and_they_are_cached(run,
             at_send.append(rrsets.get(name, 1, 1, time.monotonic()))
             fut.set_result(out)
 
-        assert s.dispatch.serve(q.to_wire(), ALLOWED_ACL, ("127.0.0.1", 5353), "udp", send,
-                             time.monotonic()) >= 0
+        assert s.front.handle(q.to_wire(), ALLOWED_ACL,
+                          CallReply("udp", ("127.0.0.1", 5353), send)) >= 0
         out = dns.message.from_wire(await fut)
         assert out.rcode() == dns.rcode.NOERROR and out.answer
         if loop_kind.startswith("corenet"):

@@ -182,11 +182,12 @@ class _Owner:
     def __init__(self):
         self.hits, self.queries = [], []
 
-    def answer_hit(self, out, qtype):
+    def send_frame(self, out):
         self.hits.append(out)
 
-    def verdict(self, q, verdict, out, absent):
-        self.queries.append(q)
+    def hold(self, q):
+        self.queries.append(q)          # a miss, kept
+        return False
 
 
 def _c_hit_path(table, fraction: float, q: bytes) -> str:

@@ -99,10 +99,11 @@ def test_the_framer_let_go_of_its_connection_drops_what_still_comes(with_query):
         def __init__(self):
             self.queries = []
 
-        def verdict(self, q, verdict, out, absent):
-            self.queries.append(q)
+        def hold(self, q):
+            self.queries.append(q)          # a miss, kept
+            return False
 
-        def answer_hit(self, out, qtype):
+        def send_frame(self, out):
             raise AssertionError("no cache here")
 
     owner = Owner()

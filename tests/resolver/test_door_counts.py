@@ -1,12 +1,11 @@
 """The daemon's answer counters read back whatever the transport and qtype, and the limits the
-miss path copies out of the Config follow a reload (resolver.daemon.dispatch)."""
+miss path copies out of the Config follow a reload (resolver.daemon.admission)."""
 from __future__ import annotations
 
 import dns.message
 
 from resolver.daemon.config import build
-from resolver.daemon.admission import VERDICTS, Counters
-from resolver.daemon.dispatch import Dispatch
+from resolver.daemon.admission import CallReply, Counters, FrontDoor
 
 
 def _answer(rcode: int) -> bytes:
@@ -29,9 +28,6 @@ def test_answers_are_counted_by_transport_rcode_and_qtype_of_any_size():
     assert c.queries[("udp", 0)] == 2
 
 
-MISS = VERDICTS.index("miss")
-
-
 class _Engine:
     def __init__(self, out: bytes) -> None:
         self.out = out
@@ -47,12 +43,12 @@ def test_a_new_config_sets_the_limits_the_miss_path_reads():
     big.answer.append(dns.rrset.from_text("big.example.", 60, "IN", "TXT",
                                           *[f'"{i}{"x" * 200}"' for i in range(5)]))
     out = big.to_wire()
-    d = Dispatch(cfg, _Engine(out))
+    d = FrontDoor({}, _Engine(out), cfg=cfg)
     q = dns.message.make_query("big.example.", "TXT", use_edns=0, payload=4096).to_wire()
     sent: list[bytes] = []
-    assert d.act(q, MISS, None, None, ("127.0.0.1", 1), "udp", sent.append, 0.0) == 1
+    assert d.start_held(q, CallReply("udp", ("127.0.0.1", 1), sent.append))
     assert sent[-1] == out and d.counters.truncated == 0
     d.cfg = build(None, {"listen": ["127.0.0.1:5300"], "max_udp_size": 600})
     assert d.cfg.max_udp_size == 600
-    assert d.act(q, MISS, None, None, ("127.0.0.1", 1), "udp", sent.append, 0.0) == 1
+    assert d.start_held(q, CallReply("udp", ("127.0.0.1", 1), sent.append))
     assert len(sent[-1]) <= 600 and sent[-1][2] & 0x02 and d.counters.truncated == 1

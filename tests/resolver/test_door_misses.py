@@ -1,14 +1,14 @@
-"""The daemon's per-query bookkeeping in C (resolver.daemon.dispatch): latency buckets, the qtype
-read from the wire, UDP truncation, the overload drop and the release of per-client counts,
-without sockets (a stand-in engine answers)."""
+"""The front door's miss path in C (resolver.daemon.admission): latency buckets, the qtype
+read from the wire, UDP truncation, the miss budgets' drops (each ending in the reply's
+drop) and the release of per-client counts, without sockets (a stand-in engine answers)."""
 from __future__ import annotations
 
 import dns.message
 import dns.rdatatype
 import pytest
 
-from resolver.daemon.admission import LATENCY_BUCKETS, VERDICTS, Counters
-from resolver.daemon.dispatch import Dispatch, qtype_of
+from resolver.daemon.admission import (LATENCY_BUCKETS, CallReply, Counters, FrontDoor,
+                                       client_key, qtype_of)
 from resolver.daemon.config import build
 from resolver.wire.codec import parse_response
 
@@ -77,16 +77,19 @@ class _Pending:
         self.done(self, out)
 
 
-def _dispatch(engine, **cfg) -> Dispatch:
-    return Dispatch(build(None, {"listen": ["127.0.0.1:5300"], **cfg}), engine)
+def _dispatch(engine, **cfg) -> FrontDoor:
+    return FrontDoor({}, engine, cfg=build(None, {"listen": ["127.0.0.1:5300"], **cfg}))
 
 
-MISS = VERDICTS.index("miss")
-
-
-def _miss(d: Dispatch, q: bytes, addr, transport: str, send, t0: float) -> bool:
-    """The front door's verdict "miss" acted on: False when the miss was dropped."""
-    return d.act(q, MISS, None, None, addr, transport, send, t0) >= 0
+def _miss(d: FrontDoor, q: bytes, addr, transport: str, send, t0: float,
+          busy: bool = False) -> bool:
+    """A miss started on the door: False when it was dropped, and then its reply was
+    dropped (and nothing sent)."""
+    dropped: list = []
+    reply = CallReply(transport, addr, send, lambda: dropped.append(addr))
+    started = d.start_held(q, reply, busy, None, t0)
+    assert dropped == ([] if started else [addr])
+    return started
 
 
 def test_a_large_answer_is_truncated_to_the_clients_udp_limit_and_counted():
@@ -208,8 +211,6 @@ def test_with_every_slot_taken_a_new_miss_jostles_out_one_that_ran_too_long():
 
 
 def test_ipv6_clients_of_one_prefix_share_a_rate_and_a_concurrency_budget():
-    from resolver.daemon.dispatch import client_key
-
     assert client_key("192.0.2.7", 32, 56) == "192.0.2.7"
     assert client_key("192.0.2.7", 24, 56) == client_key("192.0.2.200", 24, 56)
     assert client_key("192.0.2.7", 24, 56) != client_key("192.0.3.7", 24, 56)
@@ -239,9 +240,9 @@ def test_behind_only_clients_with_nothing_in_flight_start_a_miss():
     sent: list[bytes] = []
     q = _query()
     assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 0.0)                 # flooder
-    assert not d.udp_miss(q, ("127.0.0.1", 2), sent.append, True)       # behind
-    assert d.udp_miss(q, ("127.0.0.99", 1), sent.append, True)          # newcomer
-    assert not d.udp_miss(q, ("127.0.0.99", 2), sent.append, True)
+    assert not _miss(d, q, ("127.0.0.1", 2), "udp", sent.append, 0.0, True)      # behind
+    assert _miss(d, q, ("127.0.0.99", 1), "udp", sent.append, 0.0, True)          # newcomer
+    assert not _miss(d, q, ("127.0.0.99", 2), "udp", sent.append, 0.0, True)
     assert d.counters.dropped == {"busy": 2}
     assert _miss(d, q, ("127.0.0.1", 3), "udp", sent.append, 0.0)                 # not behind
 
