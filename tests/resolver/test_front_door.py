@@ -1,6 +1,6 @@
 """The daemon's front door (``resolver.daemon.admission``): one verdict per query for every
 transport. Its rules against a small oracle written from the documented rule list, on
-generated headers; and, on the real daemon, every transport (UDP, TCP, DoT, DoH) reading a
+generated headers; every path ending in one send or one drop of the query's reply; and, on the real daemon, every transport (UDP, TCP, DoT, DoH) reading a
 miss twice and looking the cache up once, with the query log on or off."""
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from tls_certs import CA, SERVER_NAME
 
 from resolver import Resolver
 from resolver.cache.answer import parse_query
-from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, FrontDoor
+from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor
+from resolver.response import error
 from resolver.wire.codec import MsgEntry
 from resolver.zones import LocalZone, Zones
 
@@ -111,6 +112,66 @@ def test_generated_headers_get_the_verdict_the_rules_give(flags, who, cut, name)
 
 
 test_generated_headers_get_the_verdict_the_rules_give.door = _door()
+
+
+class _Engine:
+    """The door's resolver with every miss answered at once (SERVFAIL), as the engine
+    answers an error it finds."""
+
+    def __init__(self, r: Resolver) -> None:
+        self.r = r
+        self.stats = r.stats
+        self.started = 0
+
+    def local_answer(self, q):
+        return self.r.local_answer(q)
+
+    def resolve_cached(self, q):
+        return self.r.resolve_cached(q)
+
+    def start_miss(self, q, done, loop, absent=None, client=None):
+        self.started += 1
+        return error(q, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from([OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL]),
+       cut=st.integers(0, 40), name=st.sampled_from([CACHED, "other.example.",
+                                                      "x.denied.test."]),
+       label=st.sampled_from(["udp", "tcp", "https"]))
+def test_every_path_ends_in_one_send_or_one_drop_and_is_counted(flags, who, cut, name, label):
+    """Whatever the header, the client's standing and the transport, ``handle`` ends the
+    query in exactly one call of its reply, ``send`` (answered now, or a miss the engine
+    answered) or ``drop``; what it returns says which, and the counter block has one more
+    answer for a send and one more drop for a drop (a local zone's deny aside, which is not
+    counted as a drop)."""
+    base = test_every_path_ends_in_one_send_or_one_drop_and_is_counted.door
+    engine = _Engine(base.resolver)
+    door = FrontDoor(base.resolver.cache.messages.table, engine)
+    q = bytearray(dns.message.make_query(name, "A").to_wire())
+    q[2:4] = flags.to_bytes(2, "big")
+    q = bytes(q[:len(q) - cut] if cut < len(q) else q[:cut % 12])
+    calls = []
+    reply = CallReply(label, ("192.0.2.9", 53), lambda out: calls.append(("send", out)),
+                      lambda: calls.append(("drop", None)))
+    went = door.handle(q, who, reply)
+    assert len(calls) == 1, calls
+    kind, out = calls[0]
+    c = door.counters
+    answers, drops = sum(c.queries.values()), sum(c.dropped.values())
+    if kind == "send":
+        assert went == (1 if engine.started else 0)
+        assert out[:2] == q[:2] and out[2] & 0x80
+        assert answers == 1 and drops == 0
+        assert set(c.queries) == {(label, out[3] & 0x0F)}
+    else:
+        assert went == -1 and answers == 0
+        verdict = door.verdict(q, who)[0]
+        assert verdict in ("drop_short", "drop_response", "drop_local")
+        assert drops == (0 if verdict == "drop_local" else 1)
+
+
+test_every_path_ends_in_one_send_or_one_drop_and_is_counted.door = _door()
 
 
 # ---- every transport, on the daemon ----------------------------------------------------------
