@@ -352,7 +352,7 @@ class Supervisor:
         self.loop.call_later(0.05, self.stop.set)
         return {"ok": True, "text": "ok"}
 
-    async def handle(self, req: dict) -> dict:
+    async def run_command(self, req: dict) -> dict:
         cmd = req["cmd"]
         own = {"stats": self.stats_command,
                "stats_noreset": lambda r: self.stats_command({**r, "since": True,
@@ -387,7 +387,7 @@ class Supervisor:
         cfg = self.cfg
         try:
             if cfg.control or cfg.control_enable:
-                ctl = ControlServer(cfg.control, self.handle, cfg.control_mode,
+                ctl = ControlServer(cfg.control, self.run_command, cfg.control_mode,
                                     cfg.limits.max_control_request,
                                     cfg if cfg.control_enable else None)
                 await ctl.start()

@@ -242,14 +242,14 @@ class Worker:
         control = WorkerControl(self.server, self.reload,
                                 lambda: loop.call_later(0.05, self.stop.set))
 
-        async def handle(req: dict) -> dict:
+        async def run_command(req: dict) -> dict:
             return await operations.run(operations.WORKER, control, req)
 
         cfg, path = self.cfg, self.control_path
         try:
             tcp = cfg if cfg.control_enable and path == cfg.control else None
             if path or tcp is not None:
-                self.ctl = ControlServer(path, handle, cfg.control_mode,
+                self.ctl = ControlServer(path, run_command, cfg.control_mode,
                                          cfg.limits.max_control_request, tcp)
                 await self.ctl.start()
             if self.metrics_addr:
