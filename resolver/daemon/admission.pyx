@@ -564,7 +564,8 @@ cdef class FrontDoor:
             self.counters.drops[reason] += 1
             reply.drop()
             return False
-        self.inflight_by_client[client] = n + 1
+        # read again: a jostled miss of the same client has released its count meanwhile
+        self.inflight_by_client[client] = self.inflight_by_client.get(client, 0) + 1
         if _miss_log.isEnabledFor(CACHE_MISS):
             self._log_miss(q, addr, reply.label)
         cdef _Done done = _Done.__new__(_Done)

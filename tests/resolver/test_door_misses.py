@@ -260,3 +260,18 @@ def test_the_rate_table_s_size_is_a_limit():
         assert _miss(d, q, ("192.0.2.2", 1), "udp", sent.append, 10.0)
         assert _miss(d, q, ("192.0.2.3", 1), "udp", sent.append, 10.0)
         assert _miss(d, q, ("192.0.2.1", 1), "udp", sent.append, 10.0) is admitted_again
+
+
+def test_a_client_whose_own_miss_is_jostled_out_holds_one_count_not_two():
+    """The jostled miss releases its client's count as it is cancelled; the new miss of
+    that same client then counts one, and once it ends the client holds none."""
+    engine = _SlowEngine()
+    d = _dispatch(engine, max_inflight=1, jostle_timeout=0.2, ip_ratelimit=0)
+    sent: list[bytes] = []
+    q = _query()
+    assert _miss(d, q, ("127.0.0.1", 1), "udp", sent.append, 10.0)
+    assert _miss(d, q, ("127.0.0.1", 2), "udp", sent.append, 10.5)     # jostles the first
+    assert engine.pending[0].finished and d.counters.dropped == {"jostled": 1}
+    assert d.inflight_by_client == {"127.0.0.1": 1}
+    engine.pending[1].finish(b"\x00\x00\x81\x80" + b"\x00" * 8)
+    assert d.inflight_by_client == {} and d.misses == {} and len(sent) == 1
