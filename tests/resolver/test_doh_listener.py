@@ -4,7 +4,8 @@ the machine's, not the listener's).
 It acknowledges at once a read that completed no request (a POST's HEADERS before its
 DATA): clients that write the two apart with Nagle's algorithm on would otherwise wait for
 Linux's delayed acknowledgement, 40 ms per query. The answers one read makes leave in one
-write, each answer a piece of its own (on TLS, its own record)."""
+write, each answer a piece of its own (on TLS, its own record). Every query ends in an
+answer on its stream or in its stream's reset."""
 from __future__ import annotations
 
 import socket
@@ -12,14 +13,17 @@ import time
 import types
 
 import dns.message
+import dns.rcode
 import h2.config
 import h2.connection
 import h2.events
 
-from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL
+from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, FrontDoor
+from resolver.daemon.config import build
 from resolver.daemon.doh_listener import Guard, HTTPConnection
 from resolver.limits import DEFAULT
 from resolver.response import error
+from resolver.wire.codec import parse_response
 
 
 class RecordingSocket:
@@ -235,3 +239,77 @@ def test_a_throttled_address_is_refused_on_plain_http_before_anything_is_read():
     conn, aborted = made(("192.0.2.10", 4000))
     assert admitted == ["192.0.2.10"]          # asked the caps (which refused it here)
     assert counts["throttled"] == 1
+
+
+class _Miss:
+    """A miss in flight, as the engine's Drive: answered by ``finish``, ended by ``cancel``
+    (then its done gets no response)."""
+    finished = False
+
+    def __init__(self, done, q: bytes) -> None:
+        self.done = done
+        m = parse_response(q)
+        self.miss = (m, m.edns, False, False)
+
+    def finish(self, out: bytes) -> None:
+        self.finished = True
+        self.done(self, out)
+
+    def cancel(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(self, None)
+
+
+def _door_connection(**cfg):
+    """A connection to a real front door whose engine keeps every miss (``engine``)."""
+    misses: list[_Miss] = []
+    engine = types.SimpleNamespace(
+        start_miss=lambda q, done, loop, absent=None, client=None:
+        misses.append(_Miss(done, q)) or misses[-1])
+    door = FrontDoor({}, engine, cfg=build(None, {"listen": ["127.0.0.1:5300"], **cfg}))
+    conn, _ = _connection()
+    conn.server.front = door
+    conn.who, conn.peer = ALLOWED_ACL, ("192.0.2.7", 5300)
+    return conn, door, misses
+
+
+def _ask(client, conn, sid: int, name: str) -> None:
+    client.send_headers(sid, [(":method", "POST"), (":path", "/dns-query"),
+                              (":scheme", "https"), (":authority", "dns.test"),
+                              ("content-type", "application/dns-message")])
+    client.send_data(sid, dns.message.make_query(name, "A").to_wire(), end_stream=True)
+    conn.data_received(client.data_to_send())
+
+
+def _answers(client, conn) -> dict[int, int]:
+    """stream -> the rcode of the DNS answer it got, from what the connection wrote."""
+    got: dict[int, bytes] = {}
+    for e in client.receive_data(bytes(conn.transport.sent)):
+        if isinstance(e, h2.events.DataReceived):
+            got[e.stream_id] = got.get(e.stream_id, b"") + e.data
+    conn.transport.sent.clear()
+    return {sid: dns.message.from_wire(body).rcode() for sid, body in got.items()}
+
+
+def test_a_miss_the_door_gives_up_is_answered_servfail_and_a_reset_one_not_at_all():
+    """The door ends every query in its reply: a miss jostled out for a newer one is
+    answered SERVFAIL on its stream (not left hanging), and a stream the client resets
+    stops waiting for its miss, which is cancelled, with no answer and one count."""
+    conn, door, misses = _door_connection(max_inflight=1, jostle_timeout=0.001,
+                                          ip_ratelimit=0)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    _ask(client, conn, 1, "one.example.")
+    assert len(misses) == 1 and _answers(client, conn) == {}
+    time.sleep(0.01)
+    _ask(client, conn, 3, "three.example.")              # jostles stream 1's miss out
+    assert misses[0].finished and len(misses) == 2
+    assert _answers(client, conn) == {1: dns.rcode.SERVFAIL}
+    assert door.counters.dropped == {"jostled": 1} and conn.inflight == 1
+    client.reset_stream(3)
+    conn.data_received(client.data_to_send())
+    assert misses[1].finished                              # cancelled with its stream
+    assert _answers(client, conn) == {} and conn.inflight == 0
+    assert conn.listener.counts["cancelled"] == 1
+    assert door.misses == {} and door.inflight_by_client == {}
