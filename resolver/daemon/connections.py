@@ -170,6 +170,7 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self._setup_client(server)
         self.backlog: deque = deque()
         self.paused = False
+        self.draining = False           # a turn of _drain is due
 
     def connection_made(self, transport) -> None:
         if self._admitted(transport):
@@ -203,8 +204,15 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
 
     def query_done(self) -> None:
         """A miss this connection let through is answered or dropped: the backlog's next
-        queries go to the front door."""
+        queries go to the front door, on the loop's next turn (the door may be in the
+        middle of starting another miss: one it jostled out ends here)."""
         self.inflight = max(0, self.inflight - 1)
+        if self.paused and not self.draining:
+            self.draining = True
+            self.server.loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self.draining = False
         while (self.backlog and not self.closed
                and self.inflight < self.server.cfg.tcp_max_inflight):
             self.framer.handle(self.backlog.popleft())
