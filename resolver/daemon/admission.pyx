@@ -554,11 +554,16 @@ cdef class FrontDoor:
         cdef int reason = -1
         if busy and n:
             reason = R_BUSY
-        elif n >= self.max_inflight_per_client or (
-                len(self.misses) >= self.max_inflight
-                and not self.jostle(t0, self.jostle_timeout)):
+        elif n >= self.max_inflight_per_client:
             reason = R_OVERLOAD
-        elif not self.within_ratelimit(client, t0, self.ip_ratelimit):
+        else:
+            # A jostled miss's reply may hand the door another query as it is dropped (a
+            # DoH stream's next request): the room is checked again until it is there.
+            while len(self.misses) >= self.max_inflight:
+                if not self.jostle(t0, self.jostle_timeout):
+                    reason = R_OVERLOAD
+                    break
+        if reason < 0 and not self.within_ratelimit(client, t0, self.ip_ratelimit):
             reason = R_RATELIMIT
         if reason >= 0:
             self.counters.drops[reason] += 1

@@ -275,3 +275,21 @@ def test_a_client_whose_own_miss_is_jostled_out_holds_one_count_not_two():
     assert d.inflight_by_client == {"127.0.0.1": 1}
     engine.pending[1].finish(b"\x00\x00\x81\x80" + b"\x00" * 8)
     assert d.inflight_by_client == {} and d.misses == {} and len(sent) == 1
+
+
+def test_a_jostled_reply_that_asks_again_at_once_cannot_push_misses_past_the_cap():
+    """The dropped reply of a jostled miss hands the door its connection's next query at
+    once (as an HTTP/1.1 DoH connection does): that query takes the freed room, and the
+    miss that jostled is then dropped rather than run past ``max-inflight``."""
+    engine = _SlowEngine()
+    d = _dispatch(engine, max_inflight=1, jostle_timeout=0.2, ip_ratelimit=0)
+    sent: list[bytes] = []
+    q = _query()
+    again = CallReply("https", ("127.0.0.3", 1), sent.append)
+    first = CallReply("https", ("127.0.0.1", 1), sent.append,
+                      lambda: d.start_held(q, again, False, None, 10.5))
+    assert d.start_held(q, first, False, None, 10.0)
+    assert not _miss(d, q, ("127.0.0.2", 1), "udp", sent.append, 10.5)
+    assert d.counters.dropped == {"jostled": 1, "overload": 1}
+    assert len(d.misses) == 1 and again.started is not None and first.started is None
+    assert d.inflight_by_client == {"127.0.0.3": 1}
