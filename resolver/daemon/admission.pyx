@@ -433,7 +433,9 @@ cdef class FrontDoor:
             counts.fast_tcp_hits += 1
         if q is None and (self.query_log is not None or reply.kind == T_UDP):
             q = PyBytes_FromStringAndSize(<const char*>p, n)
-        self.answer(q, out, reply, t0, v == HIT, qtype_at(p, n), -1, None)
+        # a cached answer's qtype was read by decide; the others' is read here
+        self.answer(q, out, reply, t0, v == HIT, qtype if qtype != 0 else qtype_at(p, n), -1,
+                    None)
         return 0
 
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
