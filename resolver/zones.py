@@ -853,6 +853,7 @@ class Zones:
         #: for the same reason
         self.tls = {k: v for cut in self.cuts.values() if type(cut) is _ForwardCut
                     for k, v in (cut.tls or {}).items()} or None
+        self._definitions: dict[bytes, object] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.cuts) or bool(self.hosts) or self.local_zones is not None
@@ -938,12 +939,16 @@ class Zones:
 
     def definitions(self) -> dict[bytes, object]:
         """Each zone name (wire, lower case) with what defines it; top-level local data
-        under its owner."""
+        under its owner. Made once (a set of zones does not change), so that a reload can
+        make them before it swaps the zones in."""
+        if self._definitions is not None:
+            return self._definitions
         out: dict[bytes, object] = {k: c.zone for k, c in self.cuts.items()}
         for z in (self.local_zones.zones if self.local_zones is not None else ()):
             out[(_wire(z.name), "local")] = z
         for line in self.local_data:
             out[(parse_record(line)[0].lower(), "data", line)] = line
+        self._definitions = out
         return out
 
     def describe(self) -> str:

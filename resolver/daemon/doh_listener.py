@@ -114,7 +114,10 @@ class PlainListener:
     async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
         return await loop.create_server(lambda: HTTPConnection(self.server, self), sock=sock)
 
-    def reload(self, cfg) -> None:
+    def stage(self, cfg) -> None:
+        return None               # nothing to read
+
+    def reload(self, cfg, staged=None) -> None:
         pass                      # the endpoint is read from the server's config per request
 
     def stats(self) -> dict[str, Any]:

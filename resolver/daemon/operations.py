@@ -43,7 +43,7 @@ class WorkerControl:
     """What the commands of one worker act on: its server, how it reloads and stops, and
     the figures its last ``stats`` showed (``stats`` shows what was counted since)."""
     server: Any
-    reload: Callable[[], dict]
+    reload: Callable[[], Awaitable[dict]]
     stop: Callable[[], None]
     stats_base: dict | None = None
 

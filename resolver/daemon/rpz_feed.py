@@ -129,6 +129,20 @@ def read_zone_file(source: RpzSource, limits: Limits) -> PolicyZone:
     return policy_zone(zone, source, limits)
 
 
+def read_zone_files(sources, limits: Limits) -> dict[RpzSource, PolicyZone | Exception]:
+    """The zone of each source with a zone file, or why it cannot be read: no state
+    touched, so a reload reads them in a thread and hands the result to
+    :meth:`Feeds.set_sources`."""
+    out: dict[RpzSource, PolicyZone | Exception] = {}
+    for source in sources:
+        if source.zonefile:
+            try:
+                out[source] = read_zone_file(source, limits)
+            except (OSError, dns.exception.DNSException, PolicyError) as e:
+                out[source] = e
+    return out
+
+
 def policy_zone(zone: dns.zone.Zone, source: RpzSource, limits: Limits) -> PolicyZone:
     assert zone.origin is not None           # made with one
     return PolicyZone(zone.origin, zone.iterate_rdatasets(), source.options(),
@@ -149,9 +163,9 @@ class Feed:
         self.transfers = 0                  # transfers that brought a change
         self.failures = 0
 
-    def start(self) -> None:
+    def start(self, loaded: PolicyZone | Exception | None = None) -> None:
         if self.source.zonefile:
-            self.load_file()
+            self.load_file(loaded)
         if self.source.primaries:
             self.task = asyncio.get_running_loop().create_task(self.refresh_loop())
 
@@ -160,15 +174,17 @@ class Feed:
             self.task.cancel()
             self.task = None
 
-    def load_file(self) -> bool:
-        try:
-            zone = read_zone_file(self.source, self.limits)
-        except (OSError, dns.exception.DNSException, PolicyError) as e:
+    def load_file(self, loaded: PolicyZone | Exception | None = None) -> bool:
+        """Takes the zone file's zone: ``loaded`` (as :func:`read_zone_files` read it),
+        else the file read now."""
+        if loaded is None:
+            loaded = read_zone_files([self.source], self.limits)[self.source]
+        if isinstance(loaded, Exception):
             self.failures += 1
             log.error("rpz %s: cannot load %s (%s)%s", self.source.name, self.source.zonefile,
-                      e, "; keeping the zone loaded before" if self.zone else "")
+                      loaded, "; keeping the zone loaded before" if self.zone else "")
             return False
-        self.zone = zone
+        self.zone = zone = loaded
         log.info("rpz %s: %d triggers from %s (serial %s)", self.source.name, len(zone),
                  self.source.zonefile, zone.serial)
         self.changed()
@@ -248,10 +264,12 @@ class Feeds:
         if self.started:
             self.on_change(self.policy())
 
-    def set_sources(self, sources) -> None:
+    def set_sources(self, sources, loaded: dict | None = None) -> None:
         """Takes the configured sources (at start and on reload): a source unchanged keeps
         its zone and its timers (a zone file is read again), a new one is loaded, one gone
-        is dropped."""
+        is dropped. ``loaded``: the zone files as :func:`read_zone_files` read them (those
+        missing from it are read here)."""
+        loaded = loaded or {}
         old = {f.source: f for f in self.feeds}
         feeds = []
         self.started = False                    # one on_change for the whole set
@@ -259,9 +277,9 @@ class Feeds:
             f = old.pop(source, None)
             if f is None:
                 f = Feed(source, self.limits, self._changed)
-                f.start()
+                f.start(loaded.get(source))
             elif source.zonefile:
-                f.load_file()
+                f.load_file(loaded.get(source))
             feeds.append(f)
         for f in old.values():
             f.stop()

@@ -19,6 +19,7 @@ import errno
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from resolver.daemon import logs, proxy_protocol, udp_listener
@@ -36,6 +37,18 @@ from resolver import operations
 from resolver.cache.answer import set_rrset_roundrobin
 
 log = logging.getLogger("resolver.daemon.server")
+
+@dataclass(frozen=True)
+class Staged:
+    """A config with what applying it needs built (``Server.stage``): its zones
+    (``resolver.zones.Zones`` or None), its RPZ zone files as read
+    (``rpz_feed.read_zone_files``) and each encrypted listener's key and certificate
+    (``TLSListener.stage``)."""
+    cfg: Config
+    zones: Any
+    rpz: dict
+    tls: dict
+
 
 class Server:
     """One process (one worker): its listeners, the ACLs, the front door every listener
@@ -159,13 +172,13 @@ class Server:
             from resolver.daemon.tls_listener import start_encrypted
             await start_encrypted(self, loop, reuse)
 
-    def _set_rpz(self, cfg: Config) -> None:
+    def _set_rpz(self, cfg: Config, loaded: dict | None = None) -> None:
         """Hands ``cfg``'s ``[[rpz]]`` sources to the feeds, made at the first config that
-        names one."""
+        names one; ``loaded``: their zone files already read (``Server.stage``)."""
         if self.rpz is None:
             from resolver.daemon.rpz_feed import Feeds
             self.rpz = Feeds(cfg.limits, self.set_policy)
-        self.rpz.set_sources(cfg.rpz)
+        self.rpz.set_sources(cfg.rpz, loaded)
 
     def start_trust_probes(self) -> str | None:
         """Starts the RFC 5011 probes of ``auto-trust-anchor-file`` (once running as the
@@ -264,9 +277,23 @@ class Server:
         self.acl.set(allow)
         self.snoop.set(snoop)
 
-    def apply(self, cfg: Config) -> list[str]:
+    def stage(self, cfg: Config) -> "Staged":
+        """What applying ``cfg`` needs built: its zones and its RPZ zone files read. Touches
+        nothing the server runs with, so a reload calls it in a thread (``reloads``)."""
+        from resolver.daemon.rpz_feed import read_zone_files
+        limits = self.rpz.limits if self.rpz is not None else cfg.limits
+        zones = make_zones(cfg)
+        if zones is not None:
+            zones.definitions()         # made now, compared with the running ones at the swap
+        tls = {listener: listener.stage(cfg) for listener in self.encrypted}
+        return Staged(cfg, zones, read_zone_files(cfg.rpz, limits), tls)
+
+    def apply(self, cfg: Config, staged: "Staged | None" = None) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
-        level, the choice of authorities); returns the settings that need a restart."""
+        level, the choice of authorities); returns the settings that need a restart.
+        ``staged``: :meth:`stage`'s for ``cfg``, made here when not given."""
+        if staged is None or staged.cfg is not cfg:
+            staged = self.stage(cfg)
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = self.front.cfg = cfg
@@ -279,14 +306,14 @@ class Server:
         self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)
-        zones = make_zones(cfg)
+        zones = staged.zones
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
             log.info("zones: %s", zones.describe() if zones is not None else "none")
         if cfg.rpz or self.rpz is not None:
-            self._set_rpz(cfg)               # zones added, removed, zone files read again
+            self._set_rpz(cfg, staged.rpz)   # zones added, removed, zone files read again
         for listener in self.encrypted:
-            listener.reload(cfg)           # new handshakes take the new certificate
+            listener.reload(cfg, staged.tls.get(listener))   # for new handshakes
         logs.reload(cfg)
         return need_restart
 

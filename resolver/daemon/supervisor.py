@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 
-from resolver.daemon import connections, logs, operations
+from resolver.daemon import connections, logs, operations, reloads
 from resolver.daemon.config import RESTART_SETTINGS, Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, hit_rates, merge, since
@@ -104,6 +104,7 @@ class Supervisor:
     def __init__(self, cfg: Config, overrides, notifier: Notifier, tls: dict) -> None:
         self.cfg = cfg                      # as started: its restart-only settings hold
         self.current = cfg                  # as last read (a reload changes it)
+        self.reloading = reloads.OneAtATime(self._reload)
         self.overrides, self.notifier, self.tls = overrides, notifier, tls
         self.pid = os.getpid()
         self.slots: list[Slot] = []
@@ -313,10 +314,15 @@ class Supervisor:
         return out
 
     async def reload(self, req: dict | None = None) -> dict:
+        """SIGHUP's and the ``reload`` command's: one at a time, the last one wins."""
+        return await self.reloading()
+
+    async def _reload(self) -> dict:
         notifier = self.notifier
         notifier.reloading()
+        current, overrides = self.current, self.overrides
         try:
-            self.current = reread(self.current, self.overrides)
+            self.current = await reloads.off_loop(lambda: reread(current, overrides))
             logs.reload(self.current)
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)

@@ -36,6 +36,7 @@ import shutil
 import socket
 import ssl
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from resolver.daemon import doh_listener, tls_server
@@ -87,7 +88,25 @@ class ServiceContext:
                                     tls_server.read_ticket_keys(cfg.tls_session_ticket_keys))
         self.kind = key_kind(cfg.tls_service_key)
 
-    def reload(self, cfg) -> bool:
+    def stage(self, cfg) -> "StagedPair":
+        """What :meth:`reload` takes, read without touching the context in use (a reload
+        calls it in a thread): the ticket keys, copies of the two files and a context
+        loaded from them. Raises (OSError, ssl.SSLError, ...) when they do not load."""
+        ticket_keys = tls_server.read_ticket_keys(cfg.tls_session_ticket_keys)
+        tmp = tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-")
+        try:
+            pem_copy, key_copy = os.path.join(tmp.name, "chain.pem"), os.path.join(tmp.name,
+                                                                                   "key.pem")
+            shutil.copyfile(cfg.tls_service_pem, pem_copy)
+            shutil.copyfile(cfg.tls_service_key, key_copy)
+            checked = make_context(cfg, pem_copy, key_copy, self.alpn, ticket_keys)
+            return StagedPair(tmp, pem_copy, key_copy, checked, key_kind(key_copy),
+                              ticket_keys)
+        except BaseException:
+            tmp.cleanup()
+            raise
+
+    def reload(self, cfg, staged: "StagedPair | None" = None) -> bool:
         """Reads the certificate chain and key again for the handshakes that start from now
         on (a connection keeps the certificate it started with), with the configuration's
         ticket count, ticket key files and cipher suites. The context stays, and with it
@@ -99,22 +118,43 @@ class ServiceContext:
         must not reach the context in use, and raises (OSError, ssl.SSLError) with it
         unchanged. When the new key is of another kind than the old one the context is
         replaced instead (False): OpenSSL keeps a certificate per kind of key and would go
-        on offering the old one, and the new context has ticket keys of its own."""
-        ticket_keys = tls_server.read_ticket_keys(cfg.tls_session_ticket_keys)
-        with tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-") as tmp:
-            pem_copy, key_copy = os.path.join(tmp, "chain.pem"), os.path.join(tmp, "key.pem")
-            shutil.copyfile(cfg.tls_service_pem, pem_copy)
-            shutil.copyfile(cfg.tls_service_key, key_copy)
-            checked = make_context(cfg, pem_copy, key_copy, self.alpn, ticket_keys)
-            kind = key_kind(key_copy)
-            if kind is None or kind != self.kind:
-                self.context, self.kind = checked, kind
+        on offering the old one, and the new context has ticket keys of its own.
+
+        ``staged``: :meth:`stage`'s for ``cfg`` (read here when not given)."""
+        if staged is None:
+            staged = self.stage(cfg)
+        try:
+            if staged.kind is None or staged.kind != self.kind:
+                self.context, self.kind = staged.checked, staged.kind
                 return False
-            self.context.load_cert_chain(pem_copy, key_copy)
+            self.context.load_cert_chain(staged.pem, staged.key)
+        finally:
+            staged.discard()
         self.context.num_tickets = cfg.tls_session_tickets
         self.context.set_ciphers(cfg.tls_ciphers, cfg.tls_ciphersuites)
-        self.context.set_ticket_keys(ticket_keys)
+        self.context.set_ticket_keys(staged.ticket_keys)
         return True
+
+
+@dataclass
+class StagedPair:
+    """A key and certificate read for a reload (``ServiceContext.stage``): the private
+    directory holding their copies, a context loaded from them, the kind of key and the
+    ticket keys."""
+    tmp: tempfile.TemporaryDirectory
+    pem: str
+    key: str
+    checked: Any
+    kind: str | None
+    ticket_keys: list
+
+    def discard(self) -> None:
+        """Removes the copies: in the running loop's executor (a slow disk must not hold
+        up the loop), else at once."""
+        try:
+            asyncio.get_running_loop().run_in_executor(None, self.tmp.cleanup)
+        except RuntimeError:
+            self.tmp.cleanup()
 
 
 def service_contexts(cfg) -> dict[str, ServiceContext]:
@@ -128,6 +168,10 @@ def service_contexts(cfg) -> dict[str, ServiceContext]:
         if addresses:
             made[label] = ServiceContext(cfg, alpn)
     return made
+
+
+#: What reading a key and certificate can fail with (the ones in use then stay).
+RELOAD_ERRORS = (OSError, ssl.SSLError, TypeError, ValueError)
 
 
 class TLSListener:
@@ -170,10 +214,17 @@ class TLSListener:
         self.addresses.append(sock.getsockname()[:2])
         return srv
 
-    def reload(self, cfg) -> None:
+    def stage(self, cfg) -> "StagedPair | Exception":
+        """The key and certificate read for :meth:`reload` (in a thread), or why not."""
+        try:
+            return self.service.stage(cfg)
+        except RELOAD_ERRORS as e:
+            return e
+
+    def reload(self, cfg, staged: "StagedPair | Exception | None" = None) -> None:
         """Reads the key and certificate again (the files may have been replaced under the same
-        names); on failure the current ones stay and the error is logged. The caps on
-        handshakes in progress follow the configuration's."""
+        names; ``staged``: as :meth:`stage` read them); on failure the current ones stay and
+        the error is logged. The caps on handshakes in progress follow the configuration's."""
         tls = self.tls
         tls.max_handshakes = cfg.tcp_max_connections
         tls.max_handshakes_per_client = cfg.tcp_max_connections_per_client
@@ -181,8 +232,10 @@ class TLSListener:
         service = self.service
         old_kind = service.kind
         try:
-            kept = service.reload(cfg)
-        except (OSError, ssl.SSLError, TypeError, ValueError) as e:
+            if isinstance(staged, Exception):
+                raise staged
+            kept = service.reload(cfg, staged)
+        except RELOAD_ERRORS as e:
             self.counts["reload_failed"] += 1
             log.error("%s: keeping the current TLS settings, cannot load %s with %s (or "
                       "the ticket keys): %s", self.label, cfg.tls_service_pem,

@@ -21,7 +21,7 @@ import signal
 from dataclasses import replace
 
 from resolver.daemon import config as config_mod
-from resolver.daemon import logs, operations
+from resolver.daemon import logs, operations, reloads
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.control import ControlServer
 from resolver.daemon.metrics import MetricsServer, watch_gc
@@ -188,6 +188,9 @@ class Worker:
         self.ctl: ControlServer | None = None
         self.met: MetricsServer | None = None
         self.pidfile = cfg.pidfile if notifier is not None else None     # not a worker's
+        #: SIGHUP's and the ``reload`` command's: one reload at a time, the last one wins
+        self.reload = reloads.OneAtATime(self._reload)
+        self.tasks: set[asyncio.Task] = set()      # reloads SIGHUP started
 
     def run(self) -> int:
         """Serves on a new loop until stopped; the exit status."""
@@ -218,7 +221,7 @@ class Worker:
             return 1
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.hangup)
         settle_gc()
         # One banner and one "ready" per daemon: with several workers the first one's banner,
         # the supervisor's "ready: N workers"; the others say theirs at verbosity 2.
@@ -232,9 +235,16 @@ class Worker:
             self.notifier.stopping()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        for task in list(self.tasks):
+            task.cancel()
         await self._close(None)
         log.info("stopped")
         return 0
+
+    def hangup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _answer(self) -> str | None:
         """Starts the control socket and metrics; why not, or None."""
@@ -288,21 +298,28 @@ class Worker:
         if self.pidfile:
             remove_pidfile(self.pidfile)
 
-    def reload(self) -> dict:
-        """SIGHUP's and the ``reload`` command's: the config read again and applied, the
-        cache kept."""
+    async def _reload(self) -> dict:
+        """One reload: the config read again and everything it needs built in a thread
+        (``reloads.off_loop``), then applied on the loop in one step, the cache kept."""
         notifier, server = self.notifier, self.server
         if notifier is not None:
             notifier.reloading()
+        base, overrides, control = self.base, self.overrides, server.cfg.control
+
+        def build():
+            new = reread(base, overrides)
+            return new, server.stage(replace(new, control=control))
+
         try:
-            new = fit_descriptors(reread(self.base, self.overrides))
+            new, staged = await reloads.off_loop(build)
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             if notifier is not None:
                 notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
-        self.base = new
-        restart = server.apply(replace(new, control=server.cfg.control))
+        self.base = fitted = fit_descriptors(new)      # bounds only: the zones stay as built
+        staged = replace(staged, cfg=replace(fitted, control=control))
+        restart = server.apply(staged.cfg, staged)
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
         log.info("config reloaded (cache kept)")

@@ -1,0 +1,176 @@
+"""A reload reads and builds the config (the file, zones, RPZ zone files, TLS pair) in a thread
+and swaps it in on the loop; reloads asked at once run one at a time and the last one wins
+(``resolver.daemon.reloads``), in the test's own process on every loop kind."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pytest
+
+from daemon_proc import free_port
+from resolver.daemon import config as config_mod
+from resolver.daemon import reloads
+from resolver.daemon.config import build as build_config
+from resolver.daemon.server import Server
+from resolver.daemon.worker import Worker
+
+RPZ = """$TTL 300
+@ SOA ns.policy.rpz. admin.policy.rpz. 1 3600 600 86400 300
+@ NS ns.policy.rpz.
+blocked.example.com CNAME .
+"""
+
+
+def _write(path, rpz, udp_size: int) -> None:
+    path.write_text(f'max-udp-size = {udp_size}\n'
+                    f'[[rpz]]\nname = "policy.rpz."\nzonefile = "{rpz}"\n')
+
+
+async def _worker(lab, tmp_path, udp_size: int = 1232) -> Worker:
+    import resolver
+
+    (tmp_path / "policy.rpz").write_text(RPZ)
+    conf = tmp_path / "resolver.toml"
+    _write(conf, tmp_path / "policy.rpz", udp_size)
+    overrides = {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
+                 "upstream_port": lab.port, "do_not_query_localhost": False}
+    cfg = build_config(str(conf), overrides)
+    r = resolver.Resolver(lab.root_hints, port=lab.port, cache_size=cfg.cache_size,
+                          do_not_query_localhost=False)
+    w = Worker(cfg, overrides, None, None)
+    w.server = Server(cfg, resolver=r)
+    await w.server.start()
+    return w
+
+
+def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monkeypatch,
+                                                         loop_kind):
+    seen: dict[str, int] = {}
+    real_build = config_mod.build
+
+    def build(*a, **kw):
+        seen["build"] = threading.get_ident()
+        return real_build(*a, **kw)
+
+    monkeypatch.setattr(config_mod, "build", build)
+
+    async def go():
+        w = await _worker(lab, tmp_path)
+        s = w.server
+        real_stage, real_apply = s.stage, s.apply
+
+        def stage(cfg):
+            seen["stage"] = threading.get_ident()
+            seen["switch"] = sys.getswitchinterval()
+            return real_stage(cfg)
+
+        def apply(cfg, staged=None):
+            seen["apply"] = threading.get_ident()
+            seen["staged"] = staged is not None and staged.cfg is cfg
+            return real_apply(cfg, staged)
+
+        s.stage, s.apply = stage, apply
+        try:
+            before = sys.getswitchinterval()
+            assert await w.reload() == {"ok": True, "restart_needed": []}
+            assert sys.getswitchinterval() == before
+            return threading.get_ident(), before
+        finally:
+            await s.stop(1.0)
+
+    loop_thread, before = run(go(), timeout=30)
+    assert seen["build"] != loop_thread and seen["stage"] != loop_thread
+    assert seen["apply"] == loop_thread and seen["staged"]
+    assert seen["switch"] == min(before, reloads.SWITCH_INTERVAL)
+
+
+def test_reloads_asked_at_once_run_one_at_a_time_and_the_last_wins(run, lab, tmp_path,
+                                                                  monkeypatch):
+    release = threading.Event()
+    state = {"running": 0, "most": 0, "builds": 0}
+    lock = threading.Lock()
+    real_build = config_mod.build
+
+    def build(*a, **kw):
+        with lock:
+            state["running"] += 1
+            state["most"] = max(state["most"], state["running"])
+            state["builds"] += 1
+            first = state["builds"] == 1
+        try:
+            if first:
+                assert release.wait(10), "never released"
+            return real_build(*a, **kw)
+        finally:
+            with lock:
+                state["running"] -= 1
+
+    monkeypatch.setattr(config_mod, "build", build)
+
+    async def go():
+        w = await _worker(lab, tmp_path, udp_size=1232)
+        conf = tmp_path / "resolver.toml"
+        try:
+            first = asyncio.ensure_future(w.reload())
+            while state["builds"] == 0:
+                await asyncio.sleep(0.01)
+            _write(conf, tmp_path / "policy.rpz", 1400)
+            second = asyncio.ensure_future(w.reload())
+            _write(conf, tmp_path / "policy.rpz", 1450)
+            w.hangup()                              # SIGHUP's way in, while the first runs
+            third = asyncio.ensure_future(w.reload())
+            await asyncio.sleep(0.05)
+            assert state["builds"] == 1             # the others wait for the first
+            release.set()
+            answers = await asyncio.gather(first, second, third)
+            await asyncio.gather(*w.tasks)
+            return answers, w.server.front.max_udp_size, w.base.max_udp_size
+        finally:
+            await w.server.stop(1.0)
+
+    answers, udp_size, base = run(go(), timeout=30)
+    assert all(a["ok"] for a in answers)
+    assert state["most"] == 1                       # never two builds at once
+    assert state["builds"] == 2                     # the first, then one for all the others
+    assert udp_size == base == 1450                 # the file as last written
+
+
+def test_a_failed_build_keeps_the_running_config(run, lab, tmp_path):
+    async def go():
+        w = await _worker(lab, tmp_path, udp_size=1300)
+        try:
+            (tmp_path / "resolver.toml").write_text("max-udp-size = 'lots'\n")
+            answer = await w.reload()
+            return answer, w.server.front.max_udp_size, w.server.rpz.stats()
+        finally:
+            await w.server.stop(1.0)
+
+    answer, udp_size, rpz = run(go(), timeout=30)
+    assert not answer["ok"] and "max-udp-size" in answer["error"]
+    assert udp_size == 1300 and rpz["policy.rpz."]["triggers"] >= 1
+
+
+def test_one_at_a_time_shares_the_queued_run_and_passes_its_error(run):
+    async def go():
+        runs, gate = [], asyncio.Event()
+
+        async def job():
+            runs.append(len(runs))
+            if len(runs) == 1:
+                await gate.wait()
+                return "first"
+            raise ValueError("second")
+
+        once = reloads.OneAtATime(job)
+        a = asyncio.ensure_future(once())
+        await asyncio.sleep(0)
+        b, c = asyncio.ensure_future(once()), asyncio.ensure_future(once())
+        await asyncio.sleep(0)
+        gate.set()
+        return runs, await asyncio.gather(a, b, c, return_exceptions=True)
+
+    runs, (a, b, c) = run(go(), timeout=10)
+    assert runs == [0, 1] and a == "first"
+    assert isinstance(b, ValueError) and b is c
