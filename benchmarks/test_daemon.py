@@ -9,10 +9,14 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
   chunk by chunk, so the machine's slow spells fall on both;
 - workers: ``--workers 2`` next to one worker, and Unbound's two threads next to one, all
   unpinned and driven by ``dns_load.c`` (a C generator), with each worker capped at a share
-  of a core (a cgroup) and on the whole machine.
+  of a core (a cgroup) and on the whole machine;
+- reload: a steady stream of cached names, p50/p99/max latency without reloads and during
+  reloads back to back (Unbound: SIGHUP once a second), on a config of an operator's size
+  (``reload_shape``).
 
 Elsewhere the server is pinned to core 0 and dnsperf to core 1 (taskset) when there are two cores.
 Figures go to ``extra_info`` (ratios corenet/Unbound included) and to the terminal.
+
 ``CORENET_BENCH_SHORT=1``: seconds, not minutes. Run: ``pytest benchmarks/test_daemon.py``.
 """
 from __future__ import annotations
@@ -463,3 +467,140 @@ def test_udp_echo_burst_corenet_and_uvloop(benchmark):
           f"round: {[round(r, 2) for r in ratios]}")
     benchmark.extra_info.update({"us_cpu_per_datagram": us, "uvloop_over_corenet": ratios})
     assert all(v > 0 for v in us.values())
+
+
+RELOAD_RATE = 200 if SHORT else 500          # queries/s of the steady stream
+RELOAD_SECONDS = 3 if SHORT else 20           # each phase: without reloads, then during them
+UNBOUND_RELOAD_EVERY = 1.0                    # seconds between Unbound's SIGHUPs
+
+
+def _steady_stream(port: int, seconds: float, rate: int) -> dict:
+    """Cached names asked at a fixed ``rate`` for ``seconds`` from one UDP socket, open
+    loop (a stalled server does not slow the sender down): each answer's latency, and the
+    queries that got none within a second of the end."""
+    import select
+    import socket
+
+    import dns.message
+
+    wires = [dns.message.make_query(name, rdtype).to_wire() for name, rdtype in CACHED_QUERIES]
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
+        s.connect(("127.0.0.1", port))
+        start = time.monotonic()
+        end, n = start + seconds, 0
+        while True:
+            now = time.monotonic()
+            due = start + n / rate
+            if now >= due and now < end:
+                qid = n % 65536
+                wire = wires[n % len(wires)]
+                s.send(qid.to_bytes(2, "big") + wire[2:])
+                sent[qid] = now
+                n += 1
+                continue
+            if now >= end + 1.0 or (now >= end and not sent):
+                break
+            ready, _, _ = select.select([s], [], [], max(0.0, min(due, end + 1.0) - now))
+            while ready:
+                try:
+                    data = s.recv(65535)
+                except BlockingIOError:
+                    break
+                t = sent.pop(int.from_bytes(data[:2], "big"), None)
+                if t is not None:
+                    lat.append((time.monotonic() - t) * 1000)
+    return {"sent": n, "answered": len(lat), "lost": len(sent),
+            "p50_ms": _percentile(lat, 50) if lat else float("nan"),
+            "p99_ms": _percentile(lat, 99) if lat else float("nan"),
+            "max_ms": max(lat) if lat else float("nan")}
+
+
+def _while_reloading(port: int, reload_once, seconds: float, rate: int) -> tuple[dict, int]:
+    """The stream while ``reload_once()`` runs again and again in a thread; how many ran."""
+    import threading
+
+    done = threading.Event()
+    count = [0]
+
+    def reloads():
+        while not done.is_set():
+            reload_once()
+            count[0] += 1
+
+    t = threading.Thread(target=reloads, daemon=True)
+    t.start()
+    try:
+        row = _steady_stream(port, seconds, rate)
+    finally:
+        done.set()
+        t.join(timeout=120)
+    return row, count[0]
+
+
+@pytest.mark.benchmark(group="daemon-reload")
+def test_reload_stall_vs_unbound(benchmark, lab53, tmp_path):
+    """A steady stream of cached names, p50/p99/max latency without reloads and during
+    reloads one after another, on the config shape of ``reload_shape`` (local zones with
+    3,000 local-data lines, an RPZ zone file of 10,000 rules, a trust anchor, forward and
+    stub zones, a TLS pair). corenet-resolver reloads by its ``reload`` command (which
+    answers when the reload is done) back to back; Unbound by SIGHUP (what ``unbound-control
+    reload`` does: its caches are dropped, so its names are resolved again) once a second."""
+    import signal
+
+    from daemon_proc import free_tcp_port
+    from reload_shape import Shape
+    from resolver.daemon.control import request
+
+    shape = Shape(tmp_path / "shape", "127.0.0.1@9", "127.0.0.1@9")
+    conf = tmp_path / "corenet.toml"
+    conf.write_text(shape.corenet_toml(free_tcp_port()))
+    ub = Unbound.start(tmp_path / "unbound", lab53, threads=1, extra="\n".join(
+        ["  msg-cache-size: 64m", "  rrset-cache-size: 64m", "  prefetch: no",
+         "  ratelimit: 0", "  ip-ratelimit: 0", UNBOUND_RCVBUF, *shape.unbound_lines()]),
+        timeout=60)
+    try:
+        d = Daemon(tmp_path / "corenet", lab53, "--config", str(conf), *NO_IPV6,
+                   *NO_RATELIMIT, metrics=False).start(timeout=120)
+    except Exception:
+        ub.stop()
+        raise
+    _pin(d.pid)
+    _pin(ub.proc.pid)
+    results = {}
+    try:
+        def corenet_reload():
+            assert request(d.control, {"cmd": "reload"}, timeout=120)["ok"]
+
+        def unbound_reload():
+            ub.proc.send_signal(signal.SIGHUP)
+            time.sleep(UNBOUND_RELOAD_EVERY)
+
+        for name, port, reload_once in (("corenet-resolver", d.port, corenet_reload),
+                                        ("unbound", ub.port, unbound_reload)):
+            _steady_stream(port, 1, RELOAD_RATE)                       # warm the cache
+            base = _steady_stream(port, RELOAD_SECONDS, RELOAD_RATE)
+            if name == "corenet-resolver":
+                during, reloads = benchmark.pedantic(
+                    _while_reloading, args=(port, reload_once, RELOAD_SECONDS, RELOAD_RATE),
+                    rounds=1, iterations=1)
+            else:
+                during, reloads = _while_reloading(port, reload_once, RELOAD_SECONDS,
+                                                   RELOAD_RATE)
+            results[name] = {"baseline": base, "reloading": during, "reloads": reloads}
+        assert "config reloaded" in d.log_text() and d.alive() and ub.proc.poll() is None
+    finally:
+        d.stop()
+        ub.stop()
+    for name, r in results.items():
+        print(f"\n[reload] {name}: {r['reloads']} reloads; without {r['baseline']}; "
+              f"during {r['reloading']}")
+        for phase in ("baseline", "reloading"):
+            assert r[phase]["answered"] >= r[phase]["sent"] * 0.9, (name, phase, r)
+    ours = results["corenet-resolver"]
+    benchmark.extra_info.update({
+        "corenet": ours, "unbound": results["unbound"],
+        "corenet_p99_during_over_baseline": ours["reloading"]["p99_ms"]
+        / ours["baseline"]["p99_ms"]})
