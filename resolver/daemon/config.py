@@ -7,6 +7,7 @@ it on one line and exits with status 2).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import tomllib
@@ -69,17 +70,25 @@ def engine_limits(cfg: "Config", base=_LIMITS):
 def make_zones(cfg: Config):
     """The config's zones as ``resolver.zones.Zones``, Unbound's default local zones
     included; a name given twice raises ConfigError."""
-    from resolver.zones import Zones
-
     forward = tuple(replace(z, tls_cert_bundle=cfg.tls_cert_bundle) if z.transport == "tls"
                     else z for z in cfg.forward_zone)
     try:
-        zones = Zones(forward, cfg.stub_zone, cfg.local_zone,
-                      cfg.local_data + cfg.local_data_ptr, defaults=True,
-                      unblock_lan_zones=cfg.unblock_lan_zones)
+        zones = _zones(forward, cfg.stub_zone, cfg.local_zone,
+                       cfg.local_data + cfg.local_data_ptr, cfg.unblock_lan_zones)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return zones if zones else None
+
+
+@functools.lru_cache(maxsize=1)
+def _zones(forward, stub, local, local_data, unblock_lan_zones: bool):
+    """The zones of these tables, the last set kept (a set of zones does not change once
+    made): :func:`build` checks a config's zones and a reload then takes the same set,
+    made once, and a reload that changes no zone makes none."""
+    from resolver.zones import Zones
+
+    return Zones(forward, stub, local, local_data, defaults=True,
+                 unblock_lan_zones=unblock_lan_zones)
 
 
 def insecure_domains(cfg: Config) -> tuple[str, ...]:

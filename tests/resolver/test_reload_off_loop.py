@@ -174,3 +174,17 @@ def test_one_at_a_time_shares_the_queued_run_and_passes_its_error(run):
     runs, (a, b, c) = run(go(), timeout=10)
     assert runs == [0, 1] and a == "first"
     assert isinstance(b, ValueError) and b is c
+
+
+def test_zones_are_made_once_for_a_config_and_again_when_they_change(tmp_path):
+    conf = tmp_path / "resolver.toml"
+    zone = '[[local-zone]]\nname = "lan."\ntype = "static"\nlocal-data = ["a.lan. A {}"]\n'
+    conf.write_text(zone.format("10.0.0.1"))
+    checked = build_config(str(conf))                  # build checks the zones: made here
+    zones = config_mod.make_zones(checked)
+    assert config_mod.make_zones(build_config(str(conf))) is zones
+    conf.write_text(zone.format("10.0.0.2"))
+    changed = config_mod.make_zones(build_config(str(conf)))
+    assert changed is not zones
+    assert changed.local_zones.lookup(b"\x01a\x03lan\x00", 1, None) != \
+        zones.local_zones.lookup(b"\x01a\x03lan\x00", 1, None)
