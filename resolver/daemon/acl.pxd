@@ -4,14 +4,14 @@ cdef extern from *:
     """
     typedef struct {
         int family;
-        int allow;
+        int action;
         unsigned char net[16];
         unsigned char mask[16];
     } cn_acl_entry;
     """
     ctypedef struct cn_acl_entry:
         int family
-        int allow
+        int action
         unsigned char net[16]
         unsigned char mask[16]
 
@@ -19,4 +19,4 @@ cdef extern from *:
 cdef class ACL:
     cdef cn_acl_entry* entries
     cdef int n
-    cdef bint allows_raw(self, int family, const unsigned char* addr) noexcept nogil
+    cdef int standing_raw(self, int family, const unsigned char* addr) noexcept nogil

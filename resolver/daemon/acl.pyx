@@ -1,15 +1,18 @@
 # cython: language_level=3
-"""The daemon's client ACL: which source networks get answers (everyone else gets REFUSED).
+"""The daemon's client ACL: the standing of each source network (what the front door does
+with its queries: ``resolver.daemon.admission.Who``, an int here).
 
-A network is allowed, or refused (a narrower exception inside an allowed one: Unbound's
-``access-control`` ``refuse``); the longest prefix holding the address decides, as in
-Unbound, and an address no network holds is refused.
+Each network has an action (Unbound's ``access-control``: allow, refuse, deny, allow_snoop,
+refuse_non_local, deny_non_local); the longest prefix holding the address decides, as in
+Unbound, so a narrower network carves an exception out of a wider one, and an address no
+network holds has standing 0 (refused).
 
-One table of (family, allowed, network, mask) entries in C, longest prefix first, checked by the UDP listener for every
-datagram without a Python object (``allows_raw``, on the address bytes the kernel gave) and
-by the Python paths (TCP connections, UDP on a loop that is not corenet's) through
-``allows``. IPv4-mapped IPv6 addresses are checked as the IPv4 address they carry. The
-server owns one ACL and its listeners share it, so a reload replaces it everywhere at once.
+One table of (family, action, network, mask) entries in C, longest prefix first, checked by
+the UDP listener for every datagram without a Python object (``standing_raw``, on the
+address bytes the kernel gave) and by the Python paths (TCP connections, UDP on a loop that
+is not corenet's) through ``standing``. IPv4-mapped IPv6 addresses are checked as the IPv4
+address they carry. The server owns one ACL and its listeners share it, so a reload replaces
+it everywhere at once.
 """
 import ipaddress
 
@@ -30,8 +33,9 @@ MAX_NETWORKS = 256
 
 
 cdef class ACL:
-    """``ACL(networks)``: ipaddress networks (or strings naming them), allowed, or
-    ``(network, allowed)`` pairs; for a network given twice the last one holds."""
+    """``ACL(networks)``: ipaddress networks (or strings naming them), of standing 1
+    (allowed), or ``(network, standing)`` pairs (an int, or a bool: allowed or refused); for a
+    network given twice the last one holds."""
 
     def __cinit__(self, networks=()):
         self.entries = <cn_acl_entry*>malloc(sizeof(cn_acl_entry) * MAX_NETWORKS)
@@ -49,16 +53,16 @@ cdef class ACL:
         """Replaces the networks (all or nothing: a bad one leaves the ACL as it was)."""
         told = {}
         for item in networks:
-            net, allow = item if isinstance(item, tuple) else (item, True)
-            told[ipaddress.ip_network(net, strict=False)] = bool(allow)
+            net, action = item if isinstance(item, tuple) else (item, True)
+            told[ipaddress.ip_network(net, strict=False)] = int(action)
         if len(told) > MAX_NETWORKS:
             raise ValueError(f"at most {MAX_NETWORKS} networks, got {len(told)}")
         # longest prefix first: the first entry holding an address decides
         nets = sorted(told.items(), key=lambda kv: -kv[0].prefixlen)
         cdef int k, i
-        for k, (net, allow) in enumerate(nets):
+        for k, (net, action) in enumerate(nets):
             self.entries[k].family = AF_INET if net.version == 4 else AF_INET6
-            self.entries[k].allow = allow
+            self.entries[k].action = action
             raw = net.network_address.packed
             mask = net.netmask.packed
             memset(self.entries[k].net, 0, 16)
@@ -68,9 +72,9 @@ cdef class ACL:
                 self.entries[k].mask[i] = mask[i]
         self.n = len(nets)
 
-    cdef bint allows_raw(self, int family, const unsigned char* addr) noexcept nogil:
-        """Whether the address (4 or 16 bytes at ``addr``, of ``family``) is allowed: the
-        longest network holding it says."""
+    cdef int standing_raw(self, int family, const unsigned char* addr) noexcept nogil:
+        """The standing of the address (4 or 16 bytes at ``addr``, of ``family``): the
+        longest network holding it says, 0 (refused) when none does."""
         cdef int i, k, length = 4 if family == AF_INET else 16
         for i in range(self.n):
             if self.entries[i].family != family:
@@ -79,11 +83,17 @@ cdef class ACL:
                 if (addr[k] & self.entries[i].mask[k]) != self.entries[i].net[k]:
                     break
             else:
-                return self.entries[i].allow != 0
-        return False
+                return self.entries[i].action
+        return 0
 
     def allows(self, host) -> bool:
-        """Whether a peer address (a str as asyncio gives it, scope suffix allowed) is."""
+        """Whether a peer address (a str as asyncio gives it, scope suffix allowed) has a
+        standing other than refused."""
+        return self.standing(host) != 0
+
+    def standing(self, host) -> int:
+        """The standing of a peer address (a str as asyncio gives it, scope suffix
+        allowed); 0 (refused) for one that is not an address."""
         cdef unsigned char raw[16]
         cdef bytes text
         if not isinstance(host, str):
@@ -91,16 +101,16 @@ cdef class ACL:
         try:
             text = (<str>host).partition("%")[0].encode("ascii")
         except UnicodeEncodeError:
-            return False
+            return 0
         if b"\0" in text:
-            return False
+            return 0
         if inet_pton(AF_INET, text, raw) == 1:
-            return self.allows_raw(AF_INET, raw)
+            return self.standing_raw(AF_INET, raw)
         if inet_pton(AF_INET6, text, raw) != 1:
-            return False
+            return 0
         if memcmp(raw, _V4_MAPPED, 12) == 0:          # IPv4-mapped: checked as IPv4
-            return self.allows_raw(AF_INET, raw + 12)
-        return self.allows_raw(AF_INET6, raw)
+            return self.standing_raw(AF_INET, raw + 12)
+        return self.standing_raw(AF_INET6, raw)
 
     def __len__(self):
         return self.n

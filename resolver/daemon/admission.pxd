@@ -5,21 +5,27 @@ from resolver.state cimport Stats
 from resolver.resolution cimport Drive, MissDone
 
 cdef enum Who:
-    # the client's standing by the ACLs, decided by the listener (per datagram, per connection)
-    OUTSIDE = 0         # in neither ACL
+    # the client's standing by the ACL (Unbound's access-control action of the longest
+    # prefix holding it), decided by the listener (per datagram, per connection)
+    OUTSIDE = 0         # ``refuse``, or no network holds it: REFUSED
     ALLOWED = 1         # ``allow``: recursive queries
     SNOOPER = 2         # ``allow-snoop``: recursive queries and cache probes (RD clear)
+    DENIED = 3          # ``deny``: every query dropped
+    LOCAL_REFUSE = 4    # ``refuse_non_local``: local zones answer, the rest REFUSED
+    LOCAL_DENY = 5      # ``deny_non_local``: local zones answer, the rest dropped
 
 cdef enum Verdict:
     DROP_SHORT = 0      # shorter than a header: nothing to answer
     DROP_RESPONSE = 1   # QR set: never answer a response (no reflection loops)
-    DROP_LOCAL = 2      # a local zone that drops the query (deny)
-    REFUSED = 3         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
+    DROP_ACL = 2        # a client the ACL denies (deny, deny_non_local)
+    DROP_LOCAL = 3      # a local zone that drops the query (deny)
+    REFUSED = 4         # ``out``: REFUSED to a client outside the ACL, or a cache probe from
                         # a client that may not snoop
-    NOTIMP = 4          # ``out``: an opcode other than QUERY
-    LOCAL = 5           # ``out``: a local zone's answer to a query with RD clear
-    HIT = 6             # ``out``: the cached answer
-    MISS = 7            # to the engine; ``key`` is its message cache key when the cache was
+    NOTIMP = 5          # ``out``: an opcode other than QUERY
+    LOCAL = 6           # ``out``: a local zone's answer to a query with RD clear, or to a
+                        # client the ACL allows local answers only
+    HIT = 7             # ``out``: the cached answer
+    MISS = 8            # to the engine; ``key`` is its message cache key when the cache was
                         # looked up and has no fresh entry (NULL: the engine reads the query
                         # itself: an entry due for prefetch, or a query this path leaves to it)
 
@@ -54,7 +60,8 @@ cdef enum:
     R_PROXY_LENGTH = 15
     R_PROXY_TOO_LONG = 16
     R_PROXY_TRUNCATED = 17
-    NREASONS = 18
+    R_ACL = 18          # a client the ACL denies (``deny``, ``deny_non_local``)
+    NREASONS = 19
 
 cdef enum:
     NBUCKETS = 14       # answer-latency buckets with a bound (``LATENCY_BUCKETS``), then +Inf

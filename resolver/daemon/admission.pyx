@@ -3,7 +3,7 @@
 answer, in one place.
 
 Each listener (the C UDP listener's batches, the asyncio UDP path, TCP and DoT frames, DoH
-requests) reads a query, knows its client's standing by the ACLs (``Who``), builds its kind
+requests) reads a query, knows its client's standing by the ACL (``Who``), builds its kind
 of :class:`Reply` (where the answer goes: a UDP batch slot or address, a stream's framing, an
 HTTP/2 or HTTP/1.1 stream) and calls ``FrontDoor.handle`` (``handle_at`` in C). The door
 ends every query in the reply's ``send`` or its ``drop``, and counts it in its one counter
@@ -11,12 +11,15 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
 
 1. shorter than a DNS header: dropped; QR set: dropped (answering responses would let two
    servers bounce packets at each other);
-2. a client in neither ACL: REFUSED;
+2. a client the ACL refuses (or no network of it holds): REFUSED; one it denies: dropped;
 3. an opcode other than QUERY: NOTIMP;
-4. RD clear (a cache probe): a local zone's answer if one holds the name (local data
-   answers whatever RD says, as Unbound's), a local zone's deny dropped, else the cache's
-   answer to a client that may snoop (``allow-snoop``), else REFUSED, so that what other
-   clients asked cannot be read out of the cache;
+4. RD clear (a cache probe), or any query of a client the ACL allows local answers only
+   (``refuse_non_local``, ``deny_non_local``): a local zone's answer if one holds the name
+   (local data answers whatever RD says, as Unbound's), a local zone's deny dropped; else
+   the non-local client's query REFUSED or dropped (Unbound checks these actions after its
+   local zones, before its cache); else the cache's answer to a client that may snoop
+   (``allow-snoop``), else REFUSED, so that what other clients asked cannot be read out of
+   the cache;
 5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch
    (with a response policy configured, ``policy``, never: the policy sees every name
    first, ``resolver.daemon.rpz_gate``);
@@ -70,9 +73,14 @@ cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
 cdef int CACHE_MISS = _CACHE_MISS
 
 #: The verdicts' names, by value (for the counters and tests).
-VERDICTS = ("drop_short", "drop_response", "drop_local", "refused", "notimp", "local", "hit",
-            "miss")
+VERDICTS = ("drop_short", "drop_response", "drop_acl", "drop_local", "refused", "notimp",
+            "local", "hit", "miss")
 OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL = OUTSIDE, ALLOWED, SNOOPER
+DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL = DENIED, LOCAL_REFUSE, LOCAL_DENY
+#: A client's standing (``Who``) by Unbound's access-control action.
+ACL_STANDING = {"allow": ALLOWED_ACL, "allow_setrd": ALLOWED_ACL, "allow_snoop": SNOOP_ACL,
+                "refuse": OUTSIDE_ACL, "deny": DENY_ACL, "refuse_non_local": LOCAL_REFUSE_ACL,
+                "deny_non_local": LOCAL_DENY_ACL}
 
 #: The transports by ``T_`` constant (admission.pxd): their answers are counted by rcode in
 #: C arrays.
@@ -82,7 +90,7 @@ TRANSPORTS = ("udp", "tcp", "tls", "https", "http")
 DROP_REASONS = ("short", "response", "oversize", "busy", "overload", "ratelimit", "jostled",
                 "rpz", "tcp_oversize", "send_error", "internal_error",
                 "proxy_signature", "proxy_version", "proxy_command", "proxy_family",
-                "proxy_length", "proxy_too_long", "proxy_truncated")
+                "proxy_length", "proxy_too_long", "proxy_truncated", "acl")
 #: The reasons the stats show even at zero while a C UDP listener serves (it reports them
 #: with every count it has).
 UDP_REPORTED = ("short", "response", "oversize", "send_error")
@@ -190,7 +198,9 @@ cdef class Counters:
     cdef int acted(self, int verdict) except -1:
         """What a verdict other than a miss counts besides its answer: the drops (a local
         zone's deny is not counted), the REFUSED."""
-        if verdict == DROP_SHORT:
+        if verdict == DROP_ACL:
+            self.drops[R_ACL] += 1
+        elif verdict == DROP_SHORT:
             self.drops[R_SHORT] += 1
         elif verdict == DROP_RESPONSE:
             self.drops[R_RESPONSE] += 1     # never answer a response: no reflection
@@ -414,7 +424,7 @@ cdef class FrontDoor:
                 return 1
             return 1 if self.miss(q, <Reply>carrier, t0, False, absent) else -1
         counts.acted(v)
-        if v <= DROP_LOCAL:
+        if v <= DROP_LOCAL:                 # the drops
             reply.drop()
             return -1
         out = self.take()
@@ -454,10 +464,12 @@ cdef class FrontDoor:
         if who == OUTSIDE:
             self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 5)
             return REFUSED
+        if who == DENIED:
+            return DROP_ACL
         if rule == HEADER_NOT_QUERY:
             self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
             return NOTIMP
-        if rule == HEADER_NO_RECURSION:
+        if rule == HEADER_NO_RECURSION or who >= LOCAL_REFUSE:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
         if self.policy is not None:     # the response policy sees the name first
             return MISS
@@ -475,13 +487,16 @@ cdef class FrontDoor:
         return HIT
 
     cdef int _probe(self, bytes q, int who) except -1:
-        """Rule 4: a QUERY with RD clear."""
+        """Rule 4: a QUERY with RD clear, or any QUERY of a client allowed local answers
+        only."""
         local = self.resolver.local_answer(q)
         if local is _DROP:
             return DROP_LOCAL
         if local is not None:
             self.made = local
             return LOCAL
+        if who == LOCAL_DENY:
+            return DROP_ACL
         if who == SNOOPER:
             hit = self.resolver.resolve_cached(q)     # counted by the engine
             if hit is not None:

@@ -3,7 +3,7 @@
 DNS-over-TCP connection (``TCPConnection``), which DNS over TLS runs too.
 
 A connection talks to its server through a small interface: ``admit``/``forget_connection``
-(the caps), ``who`` (the client's standing by the ACLs), ``front`` (the front door, which the
+(the caps), ``who`` (the client's standing by the ACL), ``front`` (the front door, which the
 framer hands each query in C), ``resolver``, ``cfg``, ``counters`` (the front door's counter
 block) and ``loop`` (``resolver.daemon.server.Server`` has them). This module is below the
 listeners and the server: it imports neither.
@@ -86,7 +86,7 @@ def address_text(host: str, port: int) -> str:
 
 
 class StreamClient:
-    """What every stream client (TCP, TLS, HTTP) has: its peer and standing by the ACLs
+    """What every stream client (TCP, TLS, HTTP) has: its peer and standing by the ACL
     (``who``, decided once per connection), admission
     against the connection caps it shares with the others (``Server.admit``), the idle
     timeout (no query in flight and nothing received for ``tcp-idle-timeout``), close."""

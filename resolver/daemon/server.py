@@ -24,8 +24,8 @@ from typing import Any
 
 from resolver.daemon import logs, proxy_protocol, udp_listener
 from resolver.daemon.acl import ACL
-from resolver.daemon.admission import (ALLOWED_ACL, LATENCY_BUCKETS, OUTSIDE_ACL, SNOOP_ACL,
-                                       CallReply, FrontDoor)
+from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, LATENCY_BUCKETS,
+                                       OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
@@ -73,9 +73,8 @@ class Server:
         self.connections: set[TCPConnection] = set()
         self.tcp_by_client: dict = {}            # client address -> TCP connections open
         self.addresses: list[tuple[str, int]] = []
-        allow, snoop = acl_entries(cfg)
-        self.acl = ACL(allow)
-        self.snoop = ACL(snoop)
+        #: each client network's standing (``admission.Who``), shared by the listeners
+        self.acl = ACL(acl_entries(cfg))
         self.encrypted: list[Any] = []      # tls_listener.TLSListener / doh_listener.HTTPListener
         self.started_at = time.time()
         #: the prefetch point ``prefetch = true`` gives (the config's limits), also after a
@@ -209,9 +208,8 @@ class Server:
             return
         if udp_listener.runs_on(loop):
             listener = udp_listener.UDPListener(sock.fileno())
-            listener.setup(loop, sock, self.front, self.acl, self.snoop,
-                           self.cfg.misses_per_wakeup, self.cfg.busy_target,
-                           self.cfg.read_interval)
+            listener.setup(loop, sock, self.front, self.acl, self.cfg.misses_per_wakeup,
+                           self.cfg.busy_target, self.cfg.read_interval)
             listener.start()
             self.udp.append(listener)
             return
@@ -220,13 +218,11 @@ class Server:
 
     # ---- the ACLs -------------------------------------------------------------------------
     def who(self, addr) -> int:
-        """The standing of the peer ``addr`` (a socket address tuple) by the ACLs: may snoop,
-        allowed, or outside (``resolver.daemon.admission``)."""
+        """The standing of the peer ``addr`` (a socket address tuple) by the ACL
+        (``resolver.daemon.admission.Who``)."""
         if not addr:
             return OUTSIDE_ACL
-        if self.snoop.allows(addr[0]):
-            return SNOOP_ACL
-        return ALLOWED_ACL if self.acl.allows(addr[0]) else OUTSIDE_ACL
+        return self.acl.standing(addr[0])
 
     # ---- management -----------------------------------------------------------------------
     def admit(self, conn) -> bool:
@@ -273,9 +269,7 @@ class Server:
 
     def set_allow(self, cfg: Config) -> None:
         """Replaces the client ACLs from ``cfg`` (the listeners share them)."""
-        allow, snoop = acl_entries(cfg)
-        self.acl.set(allow)
-        self.snoop.set(snoop)
+        self.acl.set(acl_entries(cfg))
 
     def stage(self, cfg: Config) -> "Staged":
         """What applying ``cfg`` needs built: its zones and its RPZ zone files read. Touches
@@ -404,20 +398,13 @@ class Server:
         set_rrset_roundrobin(False)
 
 
-#: access-control actions that allow recursion
-ALLOWING = ("allow", "allow_setrd", "allow_snoop")
-
-
-def acl_entries(cfg: Config) -> tuple[list, list]:
-    """The (network, allowed) entries of the client ACL and of the snoop ACL: ``allow`` and
-    ``allow-snoop``, then ``access-control``, where the longest prefix holding a client
-    decides (a refusal inside an allowed network refuses)."""
-    allow = [(n, True) for n in cfg.allow]
-    snoop = [(n, True) for n in cfg.allow_snoop]
-    for net, action in cfg.access_control:
-        allow.append((net, action in ALLOWING))
-        snoop.append((net, action == "allow_snoop"))
-    return allow, snoop
+def acl_entries(cfg: Config) -> list:
+    """The (network, standing) entries of the client ACL: ``allow``, ``allow-snoop``, then
+    ``access-control`` (for a network named twice the last one holds), where the longest
+    prefix holding a client decides (a refusal inside an allowed network refuses)."""
+    return [*((n, ALLOWED_ACL) for n in cfg.allow),
+            *((n, SNOOP_ACL) for n in cfg.allow_snoop),
+            *((net, ACL_STANDING[action]) for net, action in cfg.access_control)]
 
 
 def chaos_answers(cfg: Config) -> dict[bytes, bytes]:

@@ -176,11 +176,9 @@ def acl_items(value: Any, what: str) -> list:
     return items
 
 
-#: Unbound's access-control actions corenet has; the others, and why not
-ACL_ACTIONS = ("allow", "allow_setrd", "allow_snoop", "refuse")
-ACL_MISSING = {"deny": "corenet answers REFUSED to a client it does not serve (refuse)",
-               "deny_non_local": "local data is not answered apart from recursion here",
-               "refuse_non_local": "local data is not answered apart from recursion here"}
+#: Unbound's access-control actions corenet has
+ACL_ACTIONS = ("allow", "allow_setrd", "allow_snoop", "refuse", "deny", "refuse_non_local",
+               "deny_non_local")
 
 
 def access_controls(value: Any, what: str) -> tuple:
@@ -192,9 +190,6 @@ def access_controls(value: Any, what: str) -> tuple:
             raise ConfigError(f"{what}: expected \"NETBLOCK ACTION\", got {item!r}")
         net = client_network(parts[0], what)
         action = parts[1].lower()
-        if action in ACL_MISSING:
-            raise ConfigError(f"{what}: action {action} is not supported: "
-                              f"{ACL_MISSING[action]}")
         if action not in ACL_ACTIONS:
             raise ConfigError(f"{what}: unknown action {parts[1]!r} (one of "
                               f"{', '.join(ACL_ACTIONS)})")
@@ -538,12 +533,13 @@ TABLE: tuple[Setting, ...] = (*section(
             example='["10.0.0.0/8 allow", "10.9.0.0/16 refuse", "192.0.2.0/24 allow_snoop"]',
             doc="Unbound's ``access-control``, beside ``allow`` and ``allow-snoop``: each entry "
                 "a network and an action, ``allow`` (``allow_setrd`` is the same here), "
-                "``allow_snoop`` (may also ask with RD clear) or ``refuse``; for a client, the "
-                "longest prefix holding its address among these and the two lists decides "
-                "(so a ``refuse`` carves an exception out of an allowed network), and a "
-                "client none holds gets REFUSED. ``deny`` (dropping the queries) and the "
-                "``_non_local`` actions are refused with a message: corenet answers REFUSED "
-                "where Unbound would drop."),
+                "``allow_snoop`` (may also ask with RD clear), ``refuse`` (REFUSED), ``deny`` "
+                "(queries dropped, counted as the drop reason ``acl``), ``refuse_non_local`` "
+                "or ``deny_non_local`` (only local zones and local data answer; the other "
+                "queries are REFUSED or dropped); for a client, the longest prefix holding "
+                "its address among these and the two lists decides (so a ``refuse`` carves "
+                "an exception out of an allowed network), and a client none holds gets "
+                "REFUSED, as in Unbound."),
     Setting("workers", 'int', 1, number(int, 1, 256),
             flag=Flag("N", "worker processes (SO_REUSEPORT)"),
             aliases=("num-threads",),

@@ -67,7 +67,7 @@ cdef class StreamReply(Reply):
 cdef class DNSFrameReceiver(FrameReceiver):
     cdef FrontDoor front
     cdef readonly StreamReply reply
-    cdef public int who             # the client's standing by the ACLs (admission.Who)
+    cdef public int who             # the client's standing by the ACL (admission.Who)
 
     def setup(self, owner, FrontDoor front not None, str label="tcp"):
         """Made as ``DNSFrameReceiver(None, 2, "big", max_frame, buffer)``, then given its

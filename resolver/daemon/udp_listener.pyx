@@ -38,9 +38,8 @@ from cpython.ref cimport Py_DECREF
 from corenet.capi cimport (EPOLLIN, FdWatcher, Loop, call_before_poll, fast_loop, read_often,
                            unwatch, watch)
 from resolver.cache.answer cimport monotonic
-from resolver.daemon.admission cimport (ALLOWED, OUTSIDE, R_BUSY, R_INTERNAL_ERROR,
-                                        R_OVERSIZE, R_SEND_ERROR, SNOOPER, T_UDP, Counters,
-                                        FrontDoor, Reply)
+from resolver.daemon.admission cimport (R_BUSY, R_INTERNAL_ERROR, R_OVERSIZE,
+                                        R_SEND_ERROR, T_UDP, Counters, FrontDoor, Reply)
 
 import logging
 
@@ -87,8 +86,7 @@ cdef class UDPListener(FdWatcher):
     cdef cn_outbox* outbox      # the engine's answers, sent before the loop next polls
     cdef list outkeep           # ... and the bytes they point into
     cdef object flush_cb
-    cdef ACL acl
-    cdef ACL snoop              # may also ask with RD clear (answered from the cache)
+    cdef ACL acl                # each client's standing (admission.Who)
     cdef public unsigned int misses_per_wakeup  # the most misses one iteration passes on
     cdef public double busy_target  # a loop iteration longer than this: the loop is behind
     cdef double read_interval       # the socket is read again after this much of an iteration
@@ -124,7 +122,7 @@ cdef class UDPListener(FdWatcher):
         free(self.outbox)
 
     def setup(self, loop, sock, FrontDoor front not None, ACL acl not None,
-              ACL snoop=None, unsigned int misses_per_wakeup=256, double busy_target=0.01,
+              unsigned int misses_per_wakeup=256, double busy_target=0.01,
               double read_interval=0.0005):
         """Made as ``UDPListener(fd)`` (FdWatcher's constructor), then set up here."""
         self.loop = fast_loop(loop)
@@ -141,7 +139,6 @@ cdef class UDPListener(FdWatcher):
         self.slot.batch = True
         self.flush_cb = self.flush
         self.acl = acl
-        self.snoop = snoop if snoop is not None else ACL()
         self.misses_per_wakeup = self.quota = max(1, misses_per_wakeup)
         self.busy_target = busy_target
         self.read_interval = read_interval
@@ -272,12 +269,7 @@ cdef class UDPListener(FdWatcher):
                 self.counts.drops[R_OVERSIZE] += 1
                 continue
             family = cn_addr_bytes(cn_msg_addr(self.batch, i), addr, &port)
-            if self.snoop.n > 0 and self.snoop.allows_raw(family, addr):
-                who = SNOOPER
-            elif self.acl.allows_raw(family, addr):
-                who = ALLOWED
-            else:
-                who = OUTSIDE
+            who = self.acl.standing_raw(family, addr)
             slot.i = i
             front.handle_at(cn_msg_buf(self.batch, i), n, None, who, slot, now)
         if self.batch.nsend:

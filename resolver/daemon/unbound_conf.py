@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from resolver.daemon.settings import (ACL_ACTIONS, ACL_MISSING, ALIASES, BY_NAME, LIMITS,
+from resolver.daemon.settings import (ACL_ACTIONS, ALIASES, BY_NAME, LIMITS,
                                       ConfigError, memsize)
 
 #: Unbound's clauses: a keyword that starts a section rather than setting an option.
@@ -494,9 +494,7 @@ def _encrypted(conv: Conversion, o: Option, server: list[Option], port: int,
 def _access(conv: Conversion, acl: list[tuple[Option, Any, str]]) -> None:
     """access-control: corenet's access-control, for the actions it has."""
     for o, net, action in acl:
-        if action in ACL_MISSING:
-            conv.skip(o, f"action {action}: {ACL_MISSING[action]}")
-        elif action in ACL_ACTIONS:
+        if action in ACL_ACTIONS:
             conv.add(o, "access-control", f"{net} {action}")
         else:
             conv.skip(o, f"unknown action {action}")

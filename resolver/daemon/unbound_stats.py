@@ -66,7 +66,7 @@ def render(stats: dict, now: float | None = None) -> str:
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
             ("num.answer.secure", e.get("dnssec_secure", 0)),
             ("num.answer.bogus", e.get("dnssec_bogus", 0)),
-            ("unwanted.queries", stats["refused_acl"]),
+            ("unwanted.queries", stats["refused_acl"] + stats["dropped"].get("acl", 0)),
             ("unwanted.replies", e["dropped_mismatched"]),
             ("msg.cache.count", stats["cache"]["messages"]),
             ("rrset.cache.count", stats["cache"]["rrsets"])]

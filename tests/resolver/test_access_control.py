@@ -1,12 +1,16 @@
 """``access-control`` as Unbound's: the daemon and the real Unbound with the same lines,
-asked from several loopback addresses with RD set and clear, give the same rcodes (the
-longest prefix decides: a refusal inside an allowed network, an allow inside that, snooping
-for one address); Unbound's actions corenet has not are refused with a message."""
+asked from several loopback addresses with RD set and clear, over UDP and TCP, give the
+same outcomes (the longest prefix decides: a refusal inside an allowed network, an allow
+inside that, snooping for one address, deny and the ``_non_local`` actions inside each
+other: an rcode, or no answer for a drop); a bad line is an error that says why."""
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import dns.flags
 import dns.message
 import dns.query
+import dns.exception
 import dns.rcode
 import pytest
 
@@ -16,11 +20,24 @@ from dnslab.ports import pick_port
 from procs import stop as stop_process
 
 LINES = ["127.0.0.0/8 allow", "127.0.1.0/24 refuse", "127.0.1.8/29 allow",
-         "127.0.2.2/32 allow_snoop", "127.0.3.0/24 allow_setrd"]
+         "127.0.2.2/32 allow_snoop", "127.0.3.0/24 allow_setrd",
+         "127.0.4.0/24 deny", "127.0.4.8/29 allow",
+         "127.0.5.0/24 refuse_non_local", "127.0.5.8/29 deny",
+         "127.0.6.0/24 deny_non_local", "127.0.6.8/29 refuse"]
 #: (client address, RD) asked of both
 ASKED = [(src, rd) for src in ("127.0.0.1", "127.0.0.5", "127.0.1.1", "127.0.1.9",
                                 "127.0.2.2", "127.0.2.3", "127.0.3.3") for rd in (True, False)]
 LOCAL = ('local-zone: "test." static', 'local-data: "www.test. A 192.0.2.1"')
+#: clients of deny, the _non_local actions and the networks inside them
+#: (deny, allow, refuse_non_local, deny, deny_non_local, refuse)
+NON_LOCAL_CLIENTS = ("127.0.4.1", "127.0.4.9", "127.0.5.1", "127.0.5.9", "127.0.6.1",
+                     "127.0.6.9")
+#: (client, name, RD, TCP): a local name and one only recursion answers
+TABLE = [(src, name, rd, tcp) for src in NON_LOCAL_CLIENTS
+         for name in ("www.test.", "nowhere.example.") for rd in (True, False)
+         for tcp in (False, True)]
+#: how long a drop is waited for
+DROP_WAIT = 1.0
 
 
 def ask(port: int, source: str, rd: bool, name: str) -> int:
@@ -28,6 +45,30 @@ def ask(port: int, source: str, rd: bool, name: str) -> int:
     if not rd:
         q.flags &= ~dns.flags.RD
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=5, source=source).rcode()
+
+
+def outcome(port: int, source: str, name: str, rd: bool, tcp: bool) -> int | str:
+    """The rcode of the answer, or "drop" when none comes within ``DROP_WAIT`` (over TCP
+    also when the connection is closed without one). Bytes after the message are let be:
+    Unbound 1.17's REFUSED to a non-local query carries some of its buffer after it."""
+    q = dns.message.make_query(name, "A")
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    try:
+        if tcp:
+            return dns.query.tcp(q, "127.0.0.1", port=port, timeout=DROP_WAIT,
+                                 source=source, ignore_trailing=True).rcode()
+        return dns.query.udp(q, "127.0.0.1", port=port, timeout=DROP_WAIT,
+                             source=source, ignore_trailing=True).rcode()
+    except (dns.exception.Timeout, EOFError, ConnectionResetError):
+        return "drop"
+
+
+def outcomes(port: int, table: list) -> list:
+    """``outcome`` for each (client, name, RD, TCP) of ``table``, asked at once (a drop
+    costs its wait once, not once per row)."""
+    with ThreadPoolExecutor(max_workers=len(table)) as pool:
+        return list(pool.map(lambda row: outcome(port, *row), table))
 
 
 def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
@@ -56,20 +97,48 @@ def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
         # RD clear for a cached name: only the snooper, as Unbound's allow_snoop
         assert ask(d.port, "127.0.2.2", False, "www.example.com.") == dns.rcode.NOERROR
         assert ask(d.port, "127.0.2.3", False, "www.example.com.") == dns.rcode.REFUSED
+
+        # deny and the _non_local actions, over UDP and TCP. Unbound holds no lab: the
+        # allowed client's recursive query for the other name is the daemon's alone.
+        assert d.ask("nowhere.example.").rcode() == dns.rcode.NXDOMAIN    # now cached
+        before = d.stats()
+        ours = outcomes(d.port, TABLE)
+        recursive = [(src, name, rd) == ("127.0.4.9", "nowhere.example.", True)
+                     for src, name, rd, _ in TABLE]
+        theirs = outcomes(uport, [row for row, r in zip(TABLE, recursive) if not r])
+        mine = [o for o, r in zip(ours, recursive) if not r]
+        assert mine == theirs, [x for x in zip(TABLE, mine, theirs) if x[1] != x[2]]
+        assert all(o == dns.rcode.NXDOMAIN for o, r in zip(ours, recursive) if r)
+        seen = dict(zip(TABLE, ours))
+        # what each action does, so that the comparison is not of two servers that agree
+        # on something else
+        assert {seen[("127.0.4.1", n, rd, t)] for n in ("www.test.", "nowhere.example.")
+                for rd in (True, False) for t in (False, True)} == {"drop"}
+        assert seen[("127.0.5.1", "www.test.", True, True)] == dns.rcode.NOERROR
+        assert seen[("127.0.5.1", "nowhere.example.", True, False)] == dns.rcode.REFUSED
+        assert seen[("127.0.6.1", "www.test.", True, False)] == dns.rcode.NOERROR
+        assert seen[("127.0.6.1", "nowhere.example.", True, False)] == "drop"
+        assert seen[("127.0.6.9", "www.test.", True, False)] == dns.rcode.REFUSED
+        # the drops are counted, as Unbound's unwanted.queries counts them
+        from resolver.daemon.unbound_stats import render
+        dropped = sum(o == "drop" for o in ours)
+        after = d.stats()
+        assert after["dropped"]["acl"] - before["dropped"].get("acl", 0) == dropped
+        lines = dict(line.partition("=")[::2] for line in render(after).splitlines())
+        assert int(lines["unwanted.queries"]) == after["refused_acl"] + after["dropped"]["acl"]
     finally:
         d.stop()
         stop_process(proc, 5.0, group=True)
 
 
 @pytest.mark.parametrize("line, said", [
-    ("10.0.0.0/8 deny", "action deny is not supported"),
-    ("10.0.0.0/8 refuse_non_local", "action refuse_non_local is not supported"),
     ("10.0.0.0/8 permit", "unknown action 'permit'"),
+    ("10.0.0.0/8 allow_view", "unknown action 'allow_view'"),
     ("10.0.0.0/33 allow", "is not an address or CIDR network"),
     ("10.1.0.0/8 allow", "has host bits set; the network is 10.0.0.0/8"),
     ("10.0.0.0/8", "expected \"NETBLOCK ACTION\""),
 ])
-def test_what_corenet_has_not_is_an_error_that_says_so(tmp_path, line, said):
+def test_a_bad_line_is_an_error_that_says_why(tmp_path, line, said):
     conf = tmp_path / "c.toml"
     conf.write_text(f'access-control = ["{line}"]\n')
     r = cli("checkconf", str(conf))

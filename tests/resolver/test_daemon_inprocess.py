@@ -20,7 +20,7 @@ from daemon_proc import free_port
 from looptools import CORENET_KINDS, open_fds
 from resolver.daemon import udp_listener
 from resolver.daemon.acl import ACL
-from resolver.daemon.admission import FrontDoor
+from resolver.daemon.admission import SNOOP_ACL, FrontDoor
 from resolver.response import error
 from resolver.daemon.config import build
 from resolver.daemon.server import Server
@@ -182,7 +182,7 @@ def test_tcp_cache_hits_answered_by_the_framer_in_c(run, lab, loop_kind):
             q.flags &= ~dns.flags.RD                       # RD clear: a cache probe
             r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
             assert r.rcode() == dns.rcode.REFUSED and not r.answer     # no snooping
-            s.snoop.set(["127.0.0.0/8"])
+            s.acl.set([("127.0.0.0/8", SNOOP_ACL)])
             r = await dns.asyncquery.tcp(q, host, port=port, timeout=5)
             assert r.answer and not r.flags & dns.flags.RD
             r = await dns.asyncquery.udp(q, host, port=port, timeout=5)

@@ -21,12 +21,15 @@ from tls_certs import CA, SERVER_NAME
 
 from resolver import Resolver
 from resolver.cache.answer import parse_query
-from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor
+from resolver.daemon.admission import (ALLOWED_ACL, DENY_ACL, LOCAL_DENY_ACL, LOCAL_REFUSE_ACL,
+                                       OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.response import error
 from resolver.wire.codec import MsgEntry
 from resolver.zones import LocalZone, Zones
 
 CACHED, LOCAL = "cached.example.", "printer.lan."
+#: every standing a client can have by the ACL
+STANDINGS = [OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL, DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL]
 
 
 def _door() -> FrontDoor:
@@ -76,6 +79,32 @@ def test_each_rule_gives_its_verdict():
     assert v == "miss" and out is None and key == parse_query(miss)[0]
 
 
+def test_the_acl_actions_give_their_verdicts():
+    """deny drops every query; refuse_non_local and deny_non_local let local zones answer
+    whatever RD says and refuse or drop the rest, the cached answer included."""
+    door = _door()
+    for rd in (True, False):
+        for name in (CACHED, LOCAL):
+            assert door.verdict(_query(name, rd=rd), DENY_ACL)[:2] == ("drop_acl", None)
+        for who in (LOCAL_REFUSE_ACL, LOCAL_DENY_ACL):
+            v, out, _ = door.verdict(_query(LOCAL, rd=rd), who)
+            assert v == "local" and dns.message.from_wire(out).answer
+            assert door.verdict(_query("x.denied.test.", rd=rd), who)[0] == "drop_local"
+        v, out, _ = door.verdict(_query(CACHED, rd=rd), LOCAL_REFUSE_ACL)
+        assert v == "refused" and _rcode(out) == 5
+        assert door.verdict(_query(CACHED, rd=rd), LOCAL_DENY_ACL)[:2] == ("drop_acl", None)
+    # the opcode's rule comes before the local zones, as Unbound's
+    v, out, _ = door.verdict(_query(LOCAL, opcode=2), LOCAL_DENY_ACL)
+    assert v == "notimp" and _rcode(out) == 4
+    # a deny is counted as the drop reason "acl"
+    calls = []
+    door.handle(_query(), DENY_ACL, CallReply("udp", ("192.0.2.9", 53), calls.append,
+                                              lambda: calls.append(None)))
+    door.handle(_query(), LOCAL_DENY_ACL, CallReply("tcp", ("192.0.2.9", 53), calls.append,
+                                                    lambda: calls.append(None)))
+    assert calls == [None, None] and door.counters.dropped == {"acl": 2}
+
+
 def _oracle(head: bytes, who: int) -> set[str]:
     """The verdicts the documented rules allow for a query with this header."""
     if len(head) < 12:
@@ -84,15 +113,21 @@ def _oracle(head: bytes, who: int) -> set[str]:
         return {"drop_response"}
     if who == OUTSIDE_ACL:
         return {"refused"}
+    if who == DENY_ACL:
+        return {"drop_acl"}
     if head[2] & 0x78:
         return {"notimp"}
+    if who == LOCAL_REFUSE_ACL:                 # the names asked are not local
+        return {"refused"}
+    if who == LOCAL_DENY_ACL:
+        return {"drop_acl"}
     if not head[2] & 0x01:
         return {"refused", "hit"} if who == SNOOP_ACL else {"refused"}
     return {"hit", "miss"}
 
 
 @settings(max_examples=400, deadline=None)
-@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from([OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL]),
+@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from(STANDINGS),
        cut=st.integers(0, 40), name=st.sampled_from([CACHED, "other.example."]))
 def test_generated_headers_get_the_verdict_the_rules_give(flags, who, cut, name):
     """Any header bits, any client standing, the query cut anywhere: the verdict is the
@@ -135,7 +170,7 @@ class _Engine:
 
 
 @settings(max_examples=300, deadline=None)
-@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from([OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL]),
+@given(flags=st.integers(0, 0xFFFF), who=st.sampled_from(STANDINGS),
        cut=st.integers(0, 40), name=st.sampled_from([CACHED, "other.example.",
                                                       "x.denied.test."]),
        label=st.sampled_from(["udp", "tcp", "https"]))
@@ -167,7 +202,7 @@ def test_every_path_ends_in_one_send_or_one_drop_and_is_counted(flags, who, cut,
     else:
         assert went == -1 and answers == 0
         verdict = door.verdict(q, who)[0]
-        assert verdict in ("drop_short", "drop_response", "drop_local")
+        assert verdict in ("drop_short", "drop_response", "drop_acl", "drop_local")
         assert drops == (0 if verdict == "drop_local" else 1)
 
 

@@ -58,6 +58,9 @@ server:
     access-control: 127.0.0.0/8 allow
     access-control: 10.0.0.0/8 allow_snoop
     access-control: 0.0.0.0/0 refuse
+    access-control: 10.1.0.0/16 deny
+    access-control: 10.2.0.0/16 refuse_non_local
+    access-control: 10.3.0.0/16 deny_non_local
     local-zone: "home.lan." static
     local-data: "router.home.lan. IN A 192.168.1.1"
 
@@ -224,7 +227,9 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
     assert data["cache-size"] == 24 * 1024 * 1024 == (
         int(unbound_says(conf, "msg-cache-size")) + int(unbound_says(conf, "rrset-cache-size")))
     assert data["access-control"] == ["127.0.0.0/8 allow", "10.0.0.0/8 allow_snoop",
-                                      "0.0.0.0/0 refuse"] and "allow" not in data
+                                      "0.0.0.0/0 refuse", "10.1.0.0/16 deny",
+                                      "10.2.0.0/16 refuse_non_local",
+                                      "10.3.0.0/16 deny_non_local"] and "allow" not in data
     assert data["forward-zone"] == [{"name": "corp.example.", "forward-addr": [
         "192.0.2.53@5353"], "forward-first": True}]
     report = r.stderr
@@ -235,7 +240,8 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
                  "edns-buffer-size: 1232: the EDNS size sent to authorities is fixed",
                  "use-caps-for-id: no: 0x20"):
         assert line in report, report
-    assert "access-control: 0.0.0.0/0 refuse -> access-control" in report
+    for action in ("0.0.0.0/0 refuse", "10.1.0.0/16 deny", "10.3.0.0/16 deny_non_local"):
+        assert f"access-control: {action} -> access-control" in report, report
     r = cli("checkconf", str(conf))
     assert r.returncode == 0 and "ok (Unbound's format" in r.stdout, r.stderr
     assert "private-address" not in r.stderr and "so-rcvbuf: 1m: not carried over" in r.stderr
