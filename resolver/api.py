@@ -694,19 +694,26 @@ class Resolver(ResolverCore):
 
     def local_answer(self, q: bytes, client=None):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as
-        Unbound, local data answers a query with RD clear too): bytes, ``DROP`` (a deny
-        zone), or None when no local zone holds the question (or it is no plain QUERY of
-        class IN). ``client``: the asker's address, for ``inform`` zones' log."""
+        Unbound, local data answers a query with RD clear too), or the CH-class answer
+        about this resolver (``resolver.chaos``, which Unbound answers as early): bytes,
+        ``DROP`` (a deny zone), or None when neither holds the question (or it is no plain
+        QUERY of class IN or CH). ``client``: the asker's address, for ``inform`` zones'
+        log."""
         lz = self.local_zones
-        if lz is None or len(q) < 12 or q[2] & 0xF8:
+        if len(q) < 12 or q[2] & 0xF8 or lz is None and not self.chaos:
             return None
         try:
             m = parse_response(q, self.limits.max_pointer_jumps, self.limits.max_query_records,
                                False)
         except WireError:
             return None
-        if (m.qname is None or m.qclass != 1 or m.edns and (m.edns_flags >> 16) & 0xFF
+        if (m.qname is None or m.edns and (m.edns_flags >> 16) & 0xFF
                 or _has_pointer(m.question)):
+            return None
+        if m.qclass == 3:
+            return response.chaos_wire(self, q, m, bool(m.edns),
+                                       bool(m.edns_flags & 0x8000))
+        if m.qclass != 1 or lz is None:
             return None
         found = response.local_data(self, m.qname, m.qtype, m.qclass, client)
         if found is None or found is DROP:

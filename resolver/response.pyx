@@ -238,14 +238,8 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
     stats.cache_misses += 1
     cdef unsigned int qt = m.qtype
     if m.qclass != 1:
-        if m.qclass == 3 and (qt == 16 or qt == 255):
-            rdata = (<object>r).chaos.get(m.qname.lower())
-            if rdata is not None:            # id.server, version.bind... (resolver.chaos)
-                return build_response(int.from_bytes(q[:2], "big"),
-                                      0x8080 | (q[2] & 0x01) << 8 | (q[3] & 0x10),
-                                      m.question, [(m.qname, 16, 3, 0, rdata)], [], [],
-                                      edns=edns, do=do, rcode=0)
-        return error(q, 5)                   # only class IN is resolved
+        out = chaos_wire(r, q, m, edns, do)
+        return out if out is not None else error(q, 5)  # only class IN is resolved
     if qt == 255 and (<object>r).deny_any:
         return error(q, 4)                   # NOTIMP, as Unbound's deny-any (RFC 8482)
     if qt == 251 or qt == 252:
@@ -255,6 +249,22 @@ cpdef object begin(ResolverCore r, bytes q, bytes key=None, client=None):
         # (as Unbound; ANY, 255, is resolved)
         return error(q, 1)
     return (m, edns, do, cd, key)
+
+
+cpdef object chaos_wire(object r, bytes q, Parsed m, bint edns, bint do):
+    """The answer to ``q`` (parsed: ``m``) about the resolver ``r`` when it is a CH-class
+    TXT or ANY question it answers (id.server, version.bind...: ``resolver.chaos``), else
+    None."""
+    cdef unsigned int qt = m.qtype
+    if m.qclass != 3 or (qt != 16 and qt != 255):
+        return None
+    rdata = r.chaos.get(m.qname.lower())
+    if rdata is None:
+        return None
+    return build_response(int.from_bytes(q[:2], "big"),
+                          0x8080 | (q[2] & 0x01) << 8 | (q[3] & 0x10),
+                          m.question, [(m.qname, 16, 3, 0, rdata)], [], [],
+                          edns=edns, do=do, rcode=0)
 
 
 cdef bint _compressed(bytes question):

@@ -32,12 +32,15 @@ LOCAL = ('local-zone: "test." static', 'local-data: "www.test. A 192.0.2.1"')
 #: (deny, allow, refuse_non_local, deny, deny_non_local, refuse)
 NON_LOCAL_CLIENTS = ("127.0.4.1", "127.0.4.9", "127.0.5.1", "127.0.5.9", "127.0.6.1",
                      "127.0.6.9")
-#: (client, name, RD, TCP): a local name and one only recursion answers
+#: (client, name, RD, TCP): a local name, one only recursion answers, and the server's
+#: version (CH TXT: Unbound answers it before its local zones)
 TABLE = [(src, name, rd, tcp) for src in NON_LOCAL_CLIENTS
-         for name in ("www.test.", "nowhere.example.") for rd in (True, False)
+         for name in ("www.test.", "nowhere.example.", "version.server.") for rd in (True, False)
          for tcp in (False, True)]
 #: how long a drop is waited for
 DROP_WAIT = 1.0
+#: the question's type and class by name (A IN for the others)
+QUESTION = {"version.server.": ("TXT", "CH")}
 
 
 def ask(port: int, source: str, rd: bool, name: str) -> int:
@@ -51,7 +54,7 @@ def outcome(port: int, source: str, name: str, rd: bool, tcp: bool) -> int | str
     """The rcode of the answer, or "drop" when none comes within ``DROP_WAIT`` (over TCP
     also when the connection is closed without one). Bytes after the message are let be:
     Unbound 1.17's REFUSED to a non-local query carries some of its buffer after it."""
-    q = dns.message.make_query(name, "A")
+    q = dns.message.make_query(name, *QUESTION.get(name, ("A", "IN")))
     if not rd:
         q.flags &= ~dns.flags.RD
     try:
@@ -78,10 +81,12 @@ def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
     w = tmp_path / "unbound"
     w.mkdir()
     uport = pick_port(["127.0.0.1"])
-    proc = local_unbound(w, uport, [*(f"access-control: {line}" for line in LINES), *LOCAL])
+    proc = local_unbound(w, uport, [*(f"access-control: {line}" for line in LINES), *LOCAL,
+                                    "hide-version: no", 'version: "v-test 1"'])
     conf = tmp_path / "corenet-resolver.toml"
     conf.write_text(f"access-control = {LINES!r}\n".replace("'", '"') +
-                    'local-zone = ["test. static"]\nlocal-data = ["www.test. A 192.0.2.1"]\n')
+                    'local-zone = ["test. static"]\nlocal-data = ["www.test. A 192.0.2.1"]\n'
+                    'hide-version = false\nversion = "v-test 1"\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf))
     try:
         d.start()
@@ -119,6 +124,7 @@ def test_the_same_rcodes_as_unbound_for_the_same_lines(lab, tmp_path):
         assert seen[("127.0.6.1", "www.test.", True, False)] == dns.rcode.NOERROR
         assert seen[("127.0.6.1", "nowhere.example.", True, False)] == "drop"
         assert seen[("127.0.6.9", "www.test.", True, False)] == dns.rcode.REFUSED
+        assert seen[("127.0.6.1", "version.server.", False, True)] == dns.rcode.NOERROR
         # the drops are counted, as Unbound's unwanted.queries counts them
         from resolver.daemon.unbound_stats import render
         dropped = sum(o == "drop" for o in ours)

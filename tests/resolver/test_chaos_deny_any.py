@@ -1,7 +1,7 @@
 """``hide-identity``, ``identity``, ``hide-version``, ``version`` and ``deny-any`` as Unbound's:
 the daemon and the real Unbound with the same lines give the same responses (rcode, flags,
 answer records) to the CH-class questions about the server and to ANY questions, with and
-without EDNS. The CH answers are built by ``resolver.chaos``."""
+without EDNS, RD set and clear. The CH answers are built by ``resolver.chaos``."""
 from __future__ import annotations
 
 import dns.flags
@@ -60,12 +60,16 @@ def shape(m: dns.message.Message):
             [rrset.to_text() for rrset in m.answer], len(m.authority), m.edns)
 
 
+@pytest.mark.parametrize("rd", [True, False], ids=["rd", "no-rd"])
 @pytest.mark.parametrize("edns", [False, True], ids=["plain", "edns"])
 @pytest.mark.parametrize("question", QUESTIONS, ids=lambda q: f"{q[0]}{q[1]}-{q[2]}")
-def test_the_same_responses_as_unbound(pair, question, edns):
+def test_the_same_responses_as_unbound(pair, question, edns, rd):
+    """RD set or clear: Unbound answers about itself before it refuses a cache probe."""
     uport, d = pair
     name, rdtype, rdclass = question
     q = dns.message.make_query(name, rdtype, rdclass=rdclass, use_edns=0 if edns else False)
+    if not rd:
+        q.flags &= ~dns.flags.RD
     theirs = dns.query.udp(q, "127.0.0.1", port=uport, timeout=5)
     ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=5)
     assert shape(ours) == shape(theirs), f"ours:\n{ours}\nunbound:\n{theirs}"
