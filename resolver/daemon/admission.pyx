@@ -252,8 +252,8 @@ cdef class Reply:
 
 
 cdef class CallReply(Reply):
-    """A reply made of Python callables, for the listeners written in Python (asyncio UDP,
-    DNS over HTTPS): ``on_send(answer)``, and ``on_drop()`` (None: nothing to do)."""
+    """A reply made of Python callables, for the listeners written in Python (asyncio UDP):
+    ``on_send(answer)``, and ``on_drop()`` (None: nothing to do)."""
     cdef readonly object on_send, on_drop
 
     def __init__(self, str label, addr, on_send, on_drop=None):

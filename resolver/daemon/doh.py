@@ -3,9 +3,10 @@
 :func:`query_of` turns one HTTP request into the DNS query it carries or an
 :class:`HTTPError` (400, 404, 405, 413, 415), before any DNS work. :class:`H1Server`
 (HTTP/1.1, on ``h11``) and :class:`resolver.daemon.h2_server.H2Server` (HTTP/2, on
-nghttp2) hold one connection's protocol state: ``receive(data)`` returns the queries that are complete, as
-``(request_id, query)`` pairs, having answered bad requests themselves; ``respond(request_id,
-answer)`` answers one (``Cache-Control: max-age`` from the answer's smallest TTL);
+nghttp2) hold one connection's protocol state: ``receive(data)`` hands the queries that are
+complete to the front door through their ``link`` (:class:`resolver.daemon.doh_reply.DoorLink`),
+or returns them as ``(request_id, query)`` pairs without one, having answered bad requests
+themselves; ``respond(request_id, answer)`` (the door's reply calls it) answers one (``Cache-Control: max-age`` from the answer's smallest TTL);
 ``data_to_send()`` is what goes to the peer; ``closing`` says the connection is to end once
 that is sent. Nothing here touches a socket.
 """
@@ -101,8 +102,11 @@ class H1Server:
 
     version = "http/1.1"
 
-    def __init__(self, endpoint: bytes, max_size: int, max_requests: int, max_head: int) -> None:
+    def __init__(self, endpoint: bytes, max_size: int, max_requests: int, max_head: int,
+                 link=None) -> None:
         self.endpoint = endpoint
+        self.link = link           # the front door (a doh_reply.DoorLink), or None
+        self.stepping = False      # in _step: an answer given meanwhile does not step again
         self.max_size = max_size
         self.max_requests = max_requests
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
@@ -125,6 +129,16 @@ class H1Server:
         return self._step()
 
     def _step(self) -> list[tuple[int, bytes]]:
+        """Reads the requests in order: each query to the front door (``link.ask``), the
+        next request read once it is answered; without a link the query is returned, as
+        ``[(request_id, query)]``."""
+        self.stepping = True
+        try:
+            return self._steps()
+        finally:
+            self.stepping = False
+
+    def _steps(self) -> list[tuple[int, bytes]]:
         while not self.waiting and not self.closing:
             try:
                 ev = self.conn.next_event()
@@ -161,7 +175,9 @@ class H1Server:
                     self._fail(err)
                     continue
                 self.waiting = True
-                return [(self.requests, q)]
+                if self.link is None:
+                    return [(self.requests, q)]
+                self.link.ask(self, self.requests, q)
             elif isinstance(ev, h11.ConnectionClosed):
                 self.closing = True
         return []
@@ -191,7 +207,7 @@ class H1Server:
             return []
         self.waiting = False
         self._send(200, answer_headers(answer), answer)
-        return self._step()
+        return [] if self.stepping else self._step()
 
     @property
     def busy(self) -> bool:

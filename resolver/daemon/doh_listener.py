@@ -3,8 +3,11 @@
 An :class:`HTTPConnection` is the application protocol of one client, on TLS (an
 ``https-listen`` socket, HTTP/2 or HTTP/1.1 by ALPN) or on plain TCP (``http-listen``,
 HTTP/2 with prior knowledge when the client starts with its preface, HTTP/1.1 otherwise).
-Its queries take the daemon's usual path: ACL (REFUSED outside it), the cache, then a
-resolution, with the connection caps, idle timeout and counters the TCP connections have.
+The connection accepts the client and wires its HTTP session, which asks the front door
+itself (:mod:`resolver.daemon.doh_reply`): the daemon's usual path, ACL (REFUSED outside it),
+the cache, then a resolution, with the connection caps, idle timeout and counters the TCP
+connections have. The connection writes what the session has to send after each read and
+after each answer that comes later (``answered``).
 
 Its defences, each counted in the listener's figures (and logged at INFO once per client
 per minute): HPACK work past ``limits.doh_max_header_fields`` (per block) or
@@ -38,12 +41,11 @@ import socket
 import time
 from typing import Any
 
-from resolver.daemon.admission import CallReply
 from resolver.daemon.doh import H2_PREFACE, H1Server
+from resolver.daemon.doh_reply import DoorLink
 from resolver.daemon.h2_server import H2Server
 from resolver.daemon.connections import StreamClient
 from resolver.daemon.throttle import Throttle
-from resolver.response import error
 
 log = logging.getLogger("resolver.daemon")
 
@@ -140,7 +142,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         self.stall: asyncio.TimerHandle | None = None
         self.rest = b""            # input past doh_max_bytes_per_read, for the next turn
         self.struck = False        # ended for abuse: a strike against its address
-        self.waiting: dict[int, Any] = {}  # stream -> its query's reply, until answered
+        self.link: DoorLink | None = None   # the session's tie to the front door
 
     # ---- the connection
     def connection_made(self, transport) -> None:
@@ -161,20 +163,23 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self._start(ssl_object.selected_alpn_protocol() == "h2")
 
     def _start(self, http2: bool) -> None:
+        """Wires the connection's HTTP session, which asks the front door itself."""
         cfg = self.server.cfg
         limits = self.server.resolver.limits
         endpoint = cfg.http_endpoint.encode()
         self.sock = self.transport.get_extra_info("socket")
+        self.link = DoorLink(self.server.front, self.label, self,
+                             self.listener.counts)
         if http2:
             self.engine = H2Server(endpoint, cfg.tcp_max_query, limits.doh_max_streams,
                                    limits.doh_max_requests_per_connection,
                                    limits.doh_max_request_head,
                                    limits.doh_max_header_fields,
-                                   limits.doh_max_header_fields_per_connection)
+                                   limits.doh_max_header_fields_per_connection, self.link)
         else:
             self.engine = H1Server(endpoint, cfg.tcp_max_query,
                                    limits.doh_max_requests_per_connection,
-                                   limits.doh_max_request_head)
+                                   limits.doh_max_request_head, self.link)
         self._flush()
 
     def data_received(self, data: bytes) -> None:
@@ -201,11 +206,10 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self.server.loop.call_soon(self._feed_rest)
         self.batch = []
         try:
-            ready = self.engine.receive(data)
-            if not ready:
+            asked = self.link.asked
+            self.engine.receive(data)
+            if self.link.asked == asked:
                 self._acknowledge_now()
-            self._take(ready)
-            self._cancel_reset()
         finally:
             batch, self.batch = self.batch, None
         self._flush(batch)
@@ -225,18 +229,9 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         if self.engine is not None and not self.closed:
-            self._take(self.engine.receive(b""))
+            self.engine.receive(b"")
             self._flush()
         return False
-
-    def _take(self, ready: list[tuple[int, bytes]]) -> None:
-        """Asks the queries of complete requests."""
-        if ready:
-            counts = self.listener.counts
-            counts["requests"] = counts.get("requests", 0) + len(ready)
-            self.last = self.server.loop.time()
-            for rid, q in ready:
-                self._query(rid, q)
 
     def _flush(self, batch: list[bytes] | None = None) -> None:
         """Writes what the engine has to send after ``batch`` (the answers a read made), in
@@ -324,59 +319,17 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         strike, self.struck = not self.struck, True
         self.listener.guard.defended(self.client, what, strike)
 
-    # ---- queries
-    def _query(self, rid: int, q: bytes) -> None:
-        """The query of stream ``rid``, to the front door with a reply that answers the
-        stream; one the door drops (overload, a deny zone) still gets an answer (SERVFAIL),
-        not a hang."""
-        self.inflight += 1
-
-        def send(out: bytes) -> None:
-            if self.waiting.pop(rid, None) is not None:
-                self.inflight -= 1
-                self._answer(rid, out)
-
-        self.waiting[rid] = reply = CallReply(self.label, self.peer, send,
-                                              lambda: send(error(q, 2)))
-        self.server.front.handle(q, self.who, reply)
-
-    def _cancel_reset(self) -> None:
-        """The streams the client reset before their answers stop waiting for their
-        resolutions (each stops unless another query waits for it too)."""
-        reset = getattr(self.engine, "reset", None)
-        if not reset:
-            return
-        if self.waiting:
-            for rid in reset:
-                reply = self.waiting.pop(rid, None)
-                if reply is not None:
-                    self.inflight -= 1
-                    self._count("cancelled")
-                    if reply.started is not None:
-                        reply.started.cancel()
-        reset.clear()
-
-    def _answer(self, rid: int, out: bytes | None) -> None:
-        """Answers request ``rid``: at once when it comes later than the read that asked
-        it (a resolution), else with the read's other answers."""
-        engine = self.engine
-        if self.closed or engine is None or out is None:
-            return
-        ready = engine.respond(rid, out)
-        if ready is None:
-            # Reset before its answer (or the connection broken): nothing encoded or sent.
-            self._count("cancelled")
-            return
-        self._count("status_200")
-        self.last = self.server.loop.time()      # an answer in progress is activity
+    # ---- answers
+    def answered(self) -> None:
+        """An answer is in the session (``DoorLink``): out at once when it comes later than
+        the read that asked it (a resolution), else with the read's other answers, each its
+        own piece."""
         if self.batch is None:
-            self._take(ready)
             self._flush()
         else:
-            out = engine.data_to_send()
+            out = self.engine.data_to_send()
             if out:
                 self.batch.append(out)
-            self._take(ready)
 
     def _count(self, key: str) -> None:
         """Counts one event in the listener's figures (connections, requests, statuses)."""
@@ -384,7 +337,8 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
         counts[key] = counts.get(key, 0) + 1
 
     def connection_lost(self, exc) -> None:
-        self.waiting.clear()
+        if self.link is not None:
+            self.link.waiting.clear()
         if self.stall is not None:
             self.stall.cancel()
             self.stall = None

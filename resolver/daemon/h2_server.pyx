@@ -12,10 +12,13 @@ nghttp2's callbacks as the bytes of one ``receive`` are parsed:
   of a repeated one), its body as it comes, both bounded (``max_head`` bytes of head, counted
   as HPACK counts a header list, 431 past it; ``max_size`` of body, 413 past it, from the
   announced length already);
-- a request that ends goes through :func:`~resolver.daemon.doh.query_of`: a DNS query comes
-  out of ``receive`` as ``(stream_id, query)``, anything else is answered here (400, 404,
-  405, 413, 415) with no DNS work, and when the client is still sending on that stream it
-  is reset (NO_ERROR) once the answer is out;
+- a request that ends goes through :func:`~resolver.daemon.doh.query_of`: its DNS query goes
+  to the front door through ``link`` (a :class:`resolver.daemon.doh_reply.DoorLink`) once
+  nghttp2 has parsed the input, and the door's reply answers the stream here
+  (``respond``); without a link the query comes out of ``receive`` as ``(stream_id,
+  query)``. Anything else is answered here (400, 404, 405, 413, 415) with no DNS work, and
+  when the client is still sending on that stream it is reset (NO_ERROR) once the answer
+  is out;
 - HPACK work is bounded before it is paid: a header block of more than ``max_fields``
   fields, or a connection past ``max_fields_total`` fields decoded beyond what its
   requests need (``FIELDS_PER_REQUEST`` each), ends the
@@ -105,6 +108,7 @@ cdef class H2Server(H2Peer):
     cdef readonly bint ending, closing
     cdef readonly list errors
     cdef readonly list reset       # streams reset before their answers (the caller clears it)
+    cdef public object link        # the front door (a doh_reply.DoorLink), or None
 
     version = "h2"
     #: More input is welcome at any time (streams, heads and bodies are bounded above).
@@ -112,7 +116,7 @@ cdef class H2Server(H2Peer):
 
     def __init__(self, bytes endpoint, Py_ssize_t max_size, int max_streams,
                  long max_requests, Py_ssize_t max_head, long max_fields=64,
-                 long max_fields_total=100000):
+                 long max_fields_total=100000, link=None):
         cdef nghttp2_settings_entry settings[3]
         self.endpoint = endpoint
         self.max_size = max_size
@@ -125,6 +129,7 @@ cdef class H2Server(H2Peer):
         self.ready = []
         self.errors = []
         self.reset = []
+        self.link = link
         if nghttp2_session_server_new2(&self.session, callbacks(ON_FRAME_SEND), <void *>self,
                                        NULL) != 0:
             self.session = NULL
@@ -162,8 +167,10 @@ cdef class H2Server(H2Peer):
         return not self.broken and bool(self.streams or self.answering)
 
     def receive(self, data):
-        """Feeds the peer's bytes (b"" at its end of stream); returns the queries of the
-        requests that ended, as ``(stream_id, query)``."""
+        """Feeds the peer's bytes (b"" at its end of stream). The queries of the requests
+        that ended go to the front door (``link.ask``), and the streams reset before their
+        answers stop waiting (``link.cancel``); without a link they are returned, as
+        ``(stream_id, query)``."""
         cdef const unsigned char[::1] view
         cdef ssize_t r
         if not data:
@@ -183,7 +190,14 @@ cdef class H2Server(H2Peer):
             return []
         self.end_if_done()
         ready, self.ready = self.ready, []
-        return ready
+        if self.link is None:
+            return ready
+        for sid, q in ready:
+            self.link.ask(self, sid, q)
+        if self.reset:
+            self.link.cancel(self.reset)
+            self.reset.clear()
+        return []
 
     # ---- nghttp2's events (H2Peer's methods)
 

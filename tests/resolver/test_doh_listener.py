@@ -56,25 +56,25 @@ class RecordingTransport:
         return False
 
 
-def _connection(cached: bytes | None = None):
+def _connection(cached: bytes | None = None, front=None):
     """A connection whose server's front door answers from ``cached`` (REFUSED to a client
     outside the ACL, as this one is unless the test says otherwise); ``answers`` records
     each answer with the client's address the connection handed on and whether it was a
-    hit."""
+    hit. ``front``: a front door of the test's instead."""
     answers = []
 
     def handle(q, who, reply, t0=None):
         hit = who != OUTSIDE_ACL and cached is not None
         out = cached if hit else error(q, 5)
         answers.append((out, (reply.addr[0] if reply.addr else None, hit)))
-        reply.on_send(out)
+        reply.answer(out)
         return 0
 
     server = types.SimpleNamespace(
         cfg=types.SimpleNamespace(http_endpoint="/dns-query", tcp_max_query=65535),
         resolver=types.SimpleNamespace(limits=DEFAULT),
         loop=types.SimpleNamespace(time=lambda: 0.0),
-        front=types.SimpleNamespace(handle=handle))
+        front=front or types.SimpleNamespace(handle=handle))
     counts: dict[str, int] = {}
     listener = types.SimpleNamespace(label="https", counts=counts, guard=Guard(counts, DEFAULT))
     conn = HTTPConnection(server, listener)
@@ -268,8 +268,7 @@ def _door_connection(**cfg):
         start_miss=lambda q, done, loop, absent=None, client=None:
         misses.append(_Miss(done, q)) or misses[-1])
     door = FrontDoor({}, engine, cfg=build(None, {"listen": ["127.0.0.1:5300"], **cfg}))
-    conn, _ = _connection()
-    conn.server.front = door
+    conn, _ = _connection(front=door)
     conn.who, conn.peer = ALLOWED_ACL, ("192.0.2.7", 5300)
     return conn, door, misses
 
