@@ -23,12 +23,11 @@ from ._h2 import (
     CLOSED, COALESCE, DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM,
     SMALL_PIECE, TRAILERS, H2Error, H2Session, error_name,
 )
-from .connection import (
-    IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces, within,
-)
+from .connection import IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces
 from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from .exchange import BODY_METHODS, ResponseHead, body_length
 from .limits import Limits
+from .stream import within
 
 # Request body bytes queued in nghttp2 beyond which a sender waits for the server's window.
 _SEND_HIGH = 256 * 1024
@@ -508,11 +507,9 @@ class H2Connection(HTTPConnection):
         self._ended(None)
         return None
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def on_lost(self, exc: Exception | None) -> None:
         if self.h2 is not None:
-            self.closed = True
             if isinstance(exc, OSError):
-                self.lost_by = exc
                 self._ended(ReadError(f"the connection to {self.origin[1]} failed: "
                                       f"{exc.strerror or exc}"))
             else:
@@ -520,7 +517,7 @@ class H2Connection(HTTPConnection):
             for fut in self._pings:
                 if not fut.done():
                     fut.set_result(False)
-        super().connection_lost(exc)
+        super().on_lost(exc)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -541,18 +538,10 @@ class H2Connection(HTTPConnection):
         events = h2.take_events()
         if events:
             self._dispatch(events)
-        if data:
-            sslobj = self.ssl_object
-            if sslobj is None:
-                self.transport.write(data)  # type: ignore[union-attr]
-            else:
-                try:
-                    sslobj.write(data)
-                except ssl.SSLError:
-                    self._ended(RemoteProtocolError(
-                        f"{self.origin[1]} ended TLS while we were writing"))
-                    return
-                self.transport.write(self.tls_output())  # type: ignore[union-attr]
+        if data and not self.transmit(data):
+            self._ended(RemoteProtocolError(
+                f"{self.origin[1]} ended TLS while we were writing"))
+            return
         if not self.write_paused:
             for st in self.streams.values():
                 st.on_sent()

@@ -18,6 +18,7 @@ from corenet.tls import TLSSession
 
 from .connection import HTTPConnection
 from .errors import ConnectError, PoolTimeout
+from .stream import expire
 
 Origin = tuple[str, str, int]
 
@@ -182,7 +183,7 @@ class Pool:
             self._waiters.append(fut)
             h = None
             if end is not None:
-                h = loop.call_at(end, _expire, fut)
+                h = loop.call_at(end, expire, fut)
             try:
                 ok = await fut
             except asyncio.CancelledError:
@@ -385,8 +386,3 @@ class Pool:
 # The longest aclose() waits for a transport to report its socket closed (it is normally
 # the next loop iteration: a connection that cannot drain is aborted, not closed).
 _CLOSE_WAIT = 1.0
-
-
-def _expire(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(False)

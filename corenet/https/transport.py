@@ -12,7 +12,7 @@ import ssl
 from functools import partial
 from typing import Any, Iterable
 
-from .connection import HTTPConnection, Resendable, open_connection
+from .connection import HTTPConnection, Resendable
 from .deadline import Deadline
 from .errors import ConnectError, ConnectTimeout, InvalidURL, TLSError, UnsupportedProtocol
 from .exchange import check_request, encode_header_lines
@@ -23,6 +23,7 @@ from .models import Request, Response
 from .pool import Origin, Pool
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
+from .stream import open_stream
 from .timeout import Timeout
 from .urls import URL, basic_auth, encode_params
 
@@ -301,7 +302,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                         self._addr_cache.clear()
                     self._addr_cache[key] = (loop.time() + ttl, addrs)
             try:
-                return await open_connection(
+                return await open_stream(
                     loop, u.origin, addrs, self._ssl if u.scheme == "https" else None,
                     self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
