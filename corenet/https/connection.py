@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection over a network stream (`stream.NetworkStream`: TCP, the
+"""One HTTP/1.1 connection over a network stream (`network.NetworkStream`: TCP, the
 proxy's tunnel, TLS): the request written, and the exchange in flight read in the same
 callback that decrypts it (into the body's own `bytes` inside a Content-Length body)."""
 from __future__ import annotations
@@ -17,8 +17,7 @@ from .exchange import (
     END, LAST_CHUNK, ConnectionClosedEarly, ResponseExchange, ResponseHead, encode_chunk,
     encode_request_head, encode_request_line,
 )
-from .limits import Limits
-from .stream import NetworkStream, expire
+from .network import NetworkStream, expire
 
 # One TLS record carries at most 16 KiB of plaintext, and SSLObject.read returns at most
 # one record: a bytes object of this size is shrunk in place, never copied.
@@ -68,18 +67,19 @@ class EarlyResponse(Exception):
 
 
 class HTTPConnection(NetworkStream):
-    """Carries one request/response at a time. Created by `stream.open_stream`, owned by the
-    pool. `send` writes a request and returns its response stream once the head has come:
-    for HTTP/1.1 the connection itself (`head`, `complete`, `read_body`, `finish`,
-    `trailers`, `response_extensions`), for HTTP/2 (h2.H2Connection) one H2Stream."""
+    """Carries one request/response at a time over a stream that is up, which it takes
+    over (made by `pool.connection_over`, owned by the pool). `send` writes a request and
+    returns its response stream once the head has come: the connection itself (`head`,
+    `complete`, `read_body`, `finish`, `trailers`, `response_extensions`), as its sibling
+    h2.H2Connection returns one H2Stream."""
 
+    # One request at a time (its sibling h2.H2Connection carries many).
+    multiplexed = False
     # Trailer fields of the response (HTTP/1.1 chunked trailers are not kept).
     trailers: list[tuple[bytes, bytes]] | None = None
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
-                 limits: Limits, read_buffer: bytearray | None = None,
-                 recv_buffer: bytearray | None = None) -> None:
-        super().__init__(loop, origin, limits, read_buffer, recv_buffer)
+    def __init__(self, stream: NetworkStream) -> None:
+        self.take_over(stream)
         self._waiter: asyncio.Future | None = None
         self._exchange: ResponseExchange | None = None
         self._head: ResponseHead | None = None
@@ -94,6 +94,9 @@ class HTTPConnection(NetworkStream):
         self.requests = 0
         self.idle_since = 0.0
         self.expires_at: float | None = None
+        early = self.take_early()
+        if early is not None:
+            self.data_received(early)  # the server spoke first: not ours to trust
 
     # ---- asyncio protocol callbacks ----
     def data_received(self, data) -> None:
@@ -102,10 +105,6 @@ class HTTPConnection(NetworkStream):
             self._on_plain(data)
             return
         self._incoming.write(data)  # type: ignore[union-attr]
-        if self._handshake is not None:
-            self._handshake_step()
-            if self._handshake is not None:
-                return
         buf = self.read_buffer
         view = self.read_view
         incoming = self._incoming

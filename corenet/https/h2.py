@@ -1,12 +1,12 @@
 """HTTP/2 connections: many requests at once on one TLS connection (ALPN "h2"), or on one
 TCP connection with prior knowledge (h2c).
 
-`H2Connection` is an `HTTPConnection` for everything before the first byte of HTTP (TCP,
-Happy Eyeballs, proxies' CONNECT, the TLS handshake, session resumption); when the server
-chooses h2 in ALPN, or at once for h2c, it carries an `H2Session` (the sans-IO protocol on
-nghttp2, `_h2.pyx`), else it stays an HTTP/1.1 connection. Each request is an `H2Stream`,
-which the transport drives as it drives an HTTP/1.1 connection: `read_head`, `read_body`,
-`finish`.
+`H2Connection` is the sibling of `connection.HTTPConnection` over the same network stream
+(`network.NetworkStream`: TCP, Happy Eyeballs, proxies' CONNECT, the TLS handshake, session
+resumption), which it takes over when the server chose h2 in ALPN, or at once for h2c
+(`pool.connection_over` decides). It carries an `H2Session` (the sans-IO protocol on
+nghttp2, `_h2.pyx`). Each request is an `H2Stream`, which the transport drives as it
+drives an HTTP/1.1 connection: `read_head`, `read_body`, `finish`.
 
 Every stream waits with the request's deadline (a stalled stream is a ReadTimeout, a server
 that does not open its window a WriteTimeout); a stream the server did not process (above
@@ -23,11 +23,10 @@ from ._h2 import (
     CLOSED, COALESCE, DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEAD, PING_ACK, REFUSED_STREAM,
     SMALL_PIECE, TRAILERS, H2Error, H2Session, error_name,
 )
-from .connection import IDEMPOTENT, WRITE_PIECE, HTTPConnection, Resendable, body_pieces
+from .connection import IDEMPOTENT, WRITE_PIECE, Resendable, body_pieces
 from .errors import LocalProtocolError, ReadError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from .exchange import BODY_METHODS, ResponseHead, body_length
-from .limits import Limits
-from .stream import within
+from .network import NetworkStream, within
 
 # Request body bytes queued in nghttp2 beyond which a sender waits for the server's window.
 _SEND_HIGH = 256 * 1024
@@ -56,7 +55,6 @@ class H2Stream:
 
     def __init__(self, conn: "H2Connection", method: str, streaming: bool) -> None:
         self.conn = conn
-        assert conn.h2 is not None
         self.session: H2Session = conn.h2
         self.sid = 0
         self.method = method
@@ -332,18 +330,16 @@ class H2Stream:
         return self.complete
 
 
-class H2Connection(HTTPConnection):
-    """A connection that speaks HTTP/2 when the server chooses h2 in ALPN, else HTTP/1.1.
-    With `h2_only` it speaks HTTP/2 whatever ALPN says (only h2 was offered), and to an
-    http:// origin from its first byte: prior knowledge, as h2c (RFC 9113 3.3).
+class H2Connection(NetworkStream):
+    """An HTTP/2 connection over a stream that is up (TLS with h2 chosen in ALPN, or TCP
+    to an http:// origin with prior knowledge, h2c: RFC 9113 3.3), which it takes over.
     The pool shares it between requests while `can_take()`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
-                 limits: Limits, read_buffer: bytearray | None = None,
-                 recv_buffer: bytearray | None = None, h2_only: bool = False) -> None:
-        super().__init__(loop, origin, limits, read_buffer, recv_buffer)
-        self.h2_only = h2_only
-        self.h2: H2Session | None = None
+    # Many requests at once.
+    multiplexed = True
+
+    def __init__(self, stream: NetworkStream) -> None:
+        self.take_over(stream)
         self.streams: dict[int, H2Stream] = {}
         self.active = 0  # streams checked out of the pool
         self.goaway: int | None = None  # the last stream id of the server's GOAWAY
@@ -354,12 +350,8 @@ class H2Connection(HTTPConnection):
         self._tls_ended = False  # the server's close_notify came: nothing more is written
         # The code (and debug data) of the server's GOAWAY when it was an error.
         self.goaway_error: str | None = None
-
-    @property
-    def multiplexed(self) -> bool:  # type: ignore[override]
-        return self.h2 is not None
-
-    def _begin_h2(self) -> None:
+        self.requests = 0
+        self.idle_since = 0.0
         lim = self.limits
         self.h2 = H2Session(
             max_header_bytes=lim.max_header_bytes, max_header_count=lim.max_header_count,
@@ -368,36 +360,15 @@ class H2Connection(HTTPConnection):
             control_frames_per_request=lim.h2_control_frames_per_request,
             header_table_size=lim.h2_header_table_size, stream_window=lim.h2_stream_window,
             connection_window=lim.h2_connection_window)
-        self.flush()
+        self.flush()  # the connection preface
+        early = self.take_early()
+        if early is not None:
+            self.data_received(early)
 
     # ---- input ----
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.h2_only and self.origin[0] == "http":
-            self._begin_h2()  # h2c: the connection preface goes first
-
-    def on_secured(self) -> None:
-        if self.h2 is None:
-            try:
-                proto = self.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
-            except (ValueError, AttributeError):
-                proto = None
-            if proto == "h2" or proto is None and self.h2_only:
-                self._begin_h2()
-
     def data_received(self, data) -> None:
         h2 = self.h2
-        if h2 is None:
-            if not self.handshaking or self.ssl_object is None:
-                super().data_received(data)
-                return
-            self.feed_tls(data)  # on_secured begins HTTP/2 if the server chose it
-            h2 = self.h2
-            if h2 is None:
-                if not self.handshaking:
-                    super().data_received(b"")  # HTTP/1.1: what followed the handshake
-                return
-        elif self.ssl_object is None:  # h2c
+        if self.ssl_object is None:  # h2c
             try:
                 self._dispatch(h2.receive(data))
             except H2Error as exc:
@@ -405,8 +376,7 @@ class H2Connection(HTTPConnection):
                 self._ended(RemoteProtocolError(f"{self.origin[1]}: {exc}"))
             self.flush()
             return
-        else:
-            self.feed_tls(data)
+        self._incoming.write(data)  # type: ignore[union-attr]
         sslobj = self.ssl_object
         buf = self.read_buffer
         view = self.read_view
@@ -502,22 +472,18 @@ class H2Connection(HTTPConnection):
             self.close()
 
     def eof_received(self) -> bool | None:
-        if self.h2 is None:
-            return super().eof_received()
         self._ended(None)
         return None
 
     def on_lost(self, exc: Exception | None) -> None:
-        if self.h2 is not None:
-            if isinstance(exc, OSError):
-                self._ended(ReadError(f"the connection to {self.origin[1]} failed: "
-                                      f"{exc.strerror or exc}"))
-            else:
-                self._ended(None)
-            for fut in self._pings:
-                if not fut.done():
-                    fut.set_result(False)
-        super().on_lost(exc)
+        if isinstance(exc, OSError):
+            self._ended(ReadError(f"the connection to {self.origin[1]} failed: "
+                                  f"{exc.strerror or exc}"))
+        else:
+            self._ended(None)
+        for fut in self._pings:
+            if not fut.done():
+                fut.set_result(False)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -527,7 +493,7 @@ class H2Connection(HTTPConnection):
     # ---- output ----
     def flush(self) -> None:
         h2 = self.h2
-        if h2 is None or self.closed or self._tls_ended:
+        if self.closed or self._tls_ended:
             return
         try:
             data = h2.data_to_send()
@@ -560,7 +526,7 @@ class H2Connection(HTTPConnection):
             self.close()
 
     def reset_stream(self, st: H2Stream) -> None:
-        if self.h2 is not None and not self.closed and st.sid:
+        if not self.closed and st.sid:
             self.h2.reset(st.sid)
         st.closed = True
 
@@ -568,23 +534,19 @@ class H2Connection(HTTPConnection):
     def can_take(self) -> bool:
         """Another request may start on this connection now."""
         h2 = self.h2
-        return (h2 is not None and not self.closed and not self.broken
+        return (not self.closed and not self.broken
                 and self.goaway is None and self.active < h2.max_concurrent)
 
     def usable(self) -> bool:
         """This connection may carry requests (now or once a stream ends)."""
-        return (self.h2 is not None and not self.closed and not self.broken
+        return (not self.closed and not self.broken
                 and self.goaway is None and self.h2.alive)
 
     def is_idle_usable(self) -> bool:
-        if self.h2 is None:
-            return super().is_idle_usable()
         return self.usable()
 
     @property
     def idle(self) -> bool:
-        if self.h2 is None:
-            return super().idle
         return not self.closed and not self.broken
 
     async def send(self, request: Any, fields: Any, target: Any, forward: Any,
@@ -595,9 +557,6 @@ class H2Connection(HTTPConnection):
         whose stream the server ended without a response (NO_ERROR: a server shutting
         down), as for HTTP/1.1; so is every request on a connection idle a while that does
         not answer a PING (nothing sent)."""
-        if self.h2 is None:
-            return await super().send(request, fields, target, forward, deadline, streaming,
-                                      reused)
         lim = self.limits
         host = self.origin[1]
         if reused and self.active == 1 and not self.streams \
@@ -637,7 +596,7 @@ class H2Connection(HTTPConnection):
     def start_stream(self, method: str, headers: list[tuple[bytes, bytes]], has_body: bool,
                      streaming: bool) -> H2Stream:
         st = H2Stream(self, method, streaming)
-        st.sid = self.h2.request(headers, has_body)  # type: ignore[union-attr]
+        st.sid = self.h2.request(headers, has_body)
         self.streams[st.sid] = st
         self.requests += 1
         if not has_body:
@@ -650,7 +609,7 @@ class H2Connection(HTTPConnection):
             return False
         fut = self.loop.create_future()
         self._pings.append(fut)
-        self.h2.ping()  # type: ignore[union-attr]
+        self.h2.ping()
         self.flush()
         return await within(self.loop, fut, timeout) is True
 
@@ -658,7 +617,7 @@ class H2Connection(HTTPConnection):
         h2 = self.h2
         # Our GOAWAY, unless the server's came first: it is closing the connection itself,
         # and a frame that crosses its close_notify is an error to its TLS.
-        if h2 is not None and not self.closed and self.goaway is None \
+        if not self.closed and self.goaway is None \
                 and self.transport is not None and not self.transport.is_closing():
             self.broken = True  # ours to end: flush must not take it for the server's
             h2.close()
@@ -666,10 +625,8 @@ class H2Connection(HTTPConnection):
                 self.flush()
             except Exception:
                 pass
-        if h2 is not None:
-            for st in list(self.streams.values()):
-                st.fail(RemoteProtocolError(
-                    f"the connection to {self.origin[1]} was closed"))
+        for st in list(self.streams.values()):
+            st.fail(RemoteProtocolError(f"the connection to {self.origin[1]} was closed"))
         super().close(by)
 
 

@@ -18,7 +18,8 @@ from corenet.tls import TLSSession
 
 from .connection import HTTPConnection
 from .errors import ConnectError, PoolTimeout
-from .stream import expire
+from .h2 import H2Connection
+from .network import NetworkStream, expire
 
 Origin = tuple[str, str, int]
 
@@ -381,6 +382,20 @@ class Pool:
             await asyncio.sleep(0)  # their transports' close callbacks
         if closing:
             await asyncio.gather(*(conn.wait_closed(_CLOSE_WAIT) for conn in closing))
+
+
+def connection_over(stream: NetworkStream, http1: bool = True,
+                    http2: bool = False) -> HTTPConnection | H2Connection:
+    """The connection kind that takes over a stream that is up, as the server chose in
+    ALPN: HTTP/2 for h2 (when `http2`), or when HTTP/2 is the only protocol allowed and
+    ALPN chose none (h2c to an http:// origin: prior knowledge); else HTTP/1.1."""
+    so = stream.ssl_object
+    proto = None if so is None else so.selected_alpn_protocol()
+    if http2 and (proto == "h2" or proto is None and not http1):
+        return H2Connection(stream)
+    if proto not in (None, "http/1.1"):
+        raise ConnectError(f"{stream.origin[1]} negotiated ALPN {proto!r}, not http/1.1")
+    return HTTPConnection(stream)
 
 
 # The longest aclose() waits for a transport to report its socket closed (it is normally

@@ -16,14 +16,13 @@ from .connection import HTTPConnection, Resendable
 from .deadline import Deadline
 from .errors import ConnectError, ConnectTimeout, InvalidURL, TLSError, UnsupportedProtocol
 from .exchange import check_request, encode_header_lines
-from .h2 import H2Connection
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
-from .pool import Origin, Pool
+from .pool import Origin, Pool, connection_over
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
-from .stream import open_stream
+from .network import open_stream
 from .timeout import Timeout
 from .urls import URL, basic_auth, encode_params
 
@@ -217,11 +216,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         self._ssl = make_ssl_context(verify, cert, http2, http1)
         self.http2 = http2
         self.http1 = http1
-        # What connections are made of, for https and for http origins.
-        self._tls_factory: Any = (HTTPConnection if not http2 else H2Connection if http1
-                                  else partial(H2Connection, h2_only=True))
-        self._plain_factory: Any = HTTPConnection if http1 else partial(H2Connection,
-                                                                       h2_only=True)
+        # The connection kind a stream becomes once it is up (by ALPN).
+        self._connection_over = partial(connection_over, http1=http1, http2=http2)
         self.resolver = resolver
         self.limits = limits
         self._proxy = proxy if proxy is None or isinstance(proxy, Proxy) else Proxy(proxy)
@@ -307,7 +303,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                     self.pool.session_for(u.origin), self.limits, None, "",
                     self._read_buffer, self._recv_buffer, proxy,
                     self._ssl if proxy is not None and proxy.scheme == "https" else None,
-                    self._tls_factory if u.scheme == "https" else self._plain_factory,
+                    self._connection_over,
                     self.uds, self.local_address, self.socket_options)
             except ConnectError:
                 self._addr_cache.pop(key, None)  # look the name up afresh next time

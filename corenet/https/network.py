@@ -1,7 +1,8 @@
 """The network stream under every client connection: TCP (Happy Eyeballs among several
 addresses), a proxy's CONNECT tunnel, and TLS through `ssl.MemoryBIO`, with the TLS write
-written once. The connection kinds (`connection.HTTPConnection` for HTTP/1.1,
-`h2.H2Connection` for HTTP/2) are built on it and read what it decrypts their own way.
+written once. `open_stream` brings one up; then the connection kind the server chose in
+ALPN (`connection.HTTPConnection` for HTTP/1.1, `h2.H2Connection` for HTTP/2, siblings
+made by `pool.connection_over`) takes it over and reads what it decrypts its own way.
 
 Why our own TLS over a plain transport rather than `loop.create_connection(ssl=ctx)`:
 
@@ -41,12 +42,10 @@ _WantRead = ssl.SSLWantReadError
 
 class NetworkStream(asyncio.BufferedProtocol):
     """One connection's bytes: the transport, the proxy's tunnel, TLS, and the state of
-    the write buffer. A connection kind is built on it: it reads in `data_received`
-    (through `feed_tls`, `ssl_object` and `read_buffer`), writes with `transmit`, learns
-    the end of the handshake in `on_secured` and the end of the connection in `on_lost`."""
-
-    # One request at a time; a connection kind that carries many says so.
-    multiplexed = False
+    the write buffer. Once it is up, a connection kind (a subclass) takes it over
+    (`take_over`): it reads in `data_received` (TLS's buffers, `ssl_object` and
+    `read_buffer`), writes with `transmit`, and learns the end of the connection in
+    `on_lost`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, origin: tuple[str, str, int],
                  limits: Limits, read_buffer: bytearray | None = None,
@@ -80,6 +79,8 @@ class NetworkStream(asyncio.BufferedProtocol):
         self._lost: asyncio.Future | None = None  # set by connection_lost
         self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
         self._tunnel_done: asyncio.Future | None = None
+        # Bytes received without TLS before a connection kind took the stream over.
+        self._early = bytearray()
         self.closed = False
         self.closed_by: str | None = None  # who closed it on this side, when it was said
         self.lost_by: OSError | None = None  # the socket error that ended the connection
@@ -108,8 +109,38 @@ class NetworkStream(asyncio.BufferedProtocol):
         self.data_received(self._rview[:nbytes])
 
     def data_received(self, data) -> None:
-        """Bytes from the network, decrypted or not: the connection kind's to read."""
-        raise NotImplementedError
+        # Until a connection kind takes the stream over (which reads them then): bytes
+        # after the TLS handshake wait in TLS's buffer; without TLS, in `_early`, up to
+        # a response head's worth.
+        if self.ssl_object is not None:
+            self._incoming.write(data)  # type: ignore[union-attr]
+            if self._handshake is not None:
+                self._handshake_step()
+            return
+        self._early += data
+        if len(self._early) > self.limits.max_header_bytes:
+            self.close()
+
+    def take_over(self, stream: "NetworkStream") -> None:
+        """Carry on `stream`'s connection: its state, and its transport's callbacks from
+        now on. The connection kind then reads what came before (`take_early`)."""
+        self.__dict__.update(stream.__dict__)
+        t = self.transport
+        if t is not None and not self.closed:
+            t.set_protocol(self)
+
+    def take_early(self) -> Any:
+        """What came before this connection kind took the stream over, to feed to its
+        `data_received`: bytes (b"" when they wait in TLS's buffer), or None."""
+        if self.closed:
+            return None
+        if self.ssl_object is not None:
+            return b"" if self._incoming.pending else None  # type: ignore[union-attr]
+        early = self._early
+        if not early:
+            return None
+        self._early = bytearray()
+        return bytes(early)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -201,6 +232,11 @@ class NetworkStream(asyncio.BufferedProtocol):
             resume(self.ssl_object, session)  # not offered if from another context
         self._handshake = self.loop.create_future()
         fut = self._handshake
+        if self._early:
+            self._handshake = None
+            fut.set_exception(TLSError(
+                f"{self.origin[1]} spoke before the TLS handshake", "unexpected bytes"))
+            return fut
         self._handshake_step()
         return fut
 
@@ -228,25 +264,9 @@ class NetworkStream(asyncio.BufferedProtocol):
             fut.set_result(None)  # type: ignore[union-attr]
             if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
                 self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
-            if not self.closed:
-                self.on_secured()
             return
         if self._outgoing.pending and not self.closed:  # type: ignore[union-attr]
             self.transport.write(self._outgoing.read())  # type: ignore[union-attr]
-
-    def on_secured(self) -> None:
-        """Called once the TLS handshake is done (the ALPN protocol is known)."""
-
-    @property
-    def handshaking(self) -> bool:
-        """The TLS handshake has begun and is not done."""
-        return self._handshake is not None
-
-    def feed_tls(self, data: Any) -> None:
-        """Received bytes into TLS; while the handshake runs, its next step."""
-        self._incoming.write(data)  # type: ignore[union-attr]
-        if self._handshake is not None:
-            self._handshake_step()
 
     # ---- output ----
     def transmit(self, data: Any) -> bool:
@@ -387,16 +407,17 @@ async def open_stream(
     limits: Limits,
     timeout: float | None, timeout_message: str, read_buffer: bytearray | None = None,
     recv_buffer: bytearray | None = None, proxy: Any = None,
-    proxy_ssl: ssl.SSLContext | None = None, factory: Any = None,
+    proxy_ssl: ssl.SSLContext | None = None,
+    factory: Callable[[NetworkStream], Any] | None = None,
     uds: str | None = None, local_address: str | None = None,
     socket_options: list[tuple] | None = None,
 ) -> Any:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
     tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
-    covers all of it (ConnectTimeout). `factory(loop, origin, limits, read_buffer,
-    recv_buffer)` makes the connection kind built on the stream (h2.H2Connection when
-    HTTP/2 is offered in ALPN). `uds`: the Unix socket to connect to instead of any
+    covers all of it (ConnectTimeout). Returns `factory(stream)`: the connection kind
+    that takes the stream over (chosen by ALPN: `pool.connection_over`), or the stream
+    itself without a factory. `uds`: the Unix socket to connect to instead of any
     address; `local_address`: the address to connect from (and so its family only);
     `socket_options`: `setsockopt` arguments for each socket, before it connects."""
     scheme, host, port = origin
@@ -411,7 +432,7 @@ async def open_stream(
     where = uds if uds is not None else f"{', '.join(addresses)} port {to_port}"
 
     async def attempt() -> Any:
-        conn = factory(loop, origin, limits, read_buffer, recv_buffer)
+        conn = NetworkStream(loop, origin, limits, read_buffer, recv_buffer)
         tls = {} if proxy_ssl is None else {"ssl": proxy_ssl, "server_hostname": proxy.host}
         try:
             if uds is not None and socket_options:
@@ -465,11 +486,13 @@ async def open_stream(
                 conn.close()
                 raise
             conn.secured_at = loop.time()
-            proto = conn.ssl_object.selected_alpn_protocol()  # type: ignore[union-attr]
-            if proto not in (None, "http/1.1") and not conn.multiplexed:
-                conn.close()
-                raise ConnectError(f"{host} negotiated ALPN {proto!r}, not http/1.1")
-        return conn
+        if factory is None:
+            return conn
+        try:
+            return factory(conn)
+        except BaseException:
+            conn.close()
+            raise
 
     if timeout is None:
         return await attempt()
