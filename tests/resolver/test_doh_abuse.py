@@ -116,12 +116,16 @@ def test_at_the_cap_the_connection_idle_longest_is_shed_for_a_new_client(daemon)
 def test_output_nobody_reads_stops_the_reading_then_ends_the_connection(daemon):
     """A client with a tiny receive buffer sends PINGs and never reads: past 16 KiB of
     output waiting the server stops reading it, and aborts it a second later; the daemon's
-    memory does not follow the PINGs."""
-    before = https(daemon).get("write_stalled", 0)
+    memory does not follow the PINGs. Where one read brings more PINGs than nghttp2 queues
+    ACKs for (1,000: a loaded machine reads seldom and much), nghttp2 ends the connection
+    first, as a protocol error: one defence or the other, counted once."""
+    defences = ("write_stalled", "protocol_error")
+    before = {k: https(daemon).get(k, 0) for k in defences}
     rss0 = daemon.rss()
     ending, sent = unread_output(target(daemon), 30.0)
     assert ending.how == "reset", sent
-    assert https(daemon)["write_stalled"] == before + 1
+    after = {k: https(daemon).get(k, 0) for k in defences}
+    assert sorted(after[k] - before[k] for k in defences) == [0, 1], (before, after)
     assert daemon.rss() - rss0 < 32 << 20
     served(daemon)
 
