@@ -687,10 +687,12 @@ class Resolver(ResolverCore):
 
     def set_limits(self, limits: Limits) -> None:
         """Replaces the limits the resolver and its message and rrset stores read (serve-stale
-        and prefetch at run time); the validator and the per-server facts keep those they
+        and prefetch at run time) and how long a mark on a server lasts
+        (``infra_host_ttl``); the validator and the other per-server facts keep those they
         were made with."""
         self.limits = limits
         self.cache.set_limits(limits)
+        self.cache.infra.host_ttl = limits.infra_host_ttl
 
     def local_answer(self, q: bytes, client=None):
         """The local zones' response to the wire query ``q`` whatever its RD bit says (as

@@ -21,7 +21,8 @@ from resolver.limits import DEFAULT as _LIMITS, Limits
 
 __all__ = ["Address", "Config", "ConfigError", "RESTART_SETTINGS", "ZONE_SETTINGS", "SETTINGS",
            "ALIASES", "LIMIT_SETTINGS", "RELOADED_LIMIT_SETTINGS", "build", "load_file",
-           "key_line", "limit_value", "parse_address", "engine_limits", "make_zones",
+           "key_line", "limit_value", "parse_address", "engine_limits", "engine_attributes",
+           "make_zones",
            "insecure_domains", "check_encrypted"]
 
 #: Every setting's name (``Config``'s fields but ``config_file``).
@@ -34,6 +35,9 @@ SETTINGS = tuple(BY_NAME)
 LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values() if s.limit and s.restart}
 RELOADED_LIMIT_SETTINGS = {s.name: s.limit for s in BY_NAME.values()
                            if s.limit and not s.restart}
+
+#: The settings that set an attribute of the engine (``Setting.engine``), and the attribute.
+ENGINE_SETTINGS = {s.name: s.engine for s in BY_NAME.values() if s.engine}
 
 
 def convert(name: str, value: Any, what: str | None = None) -> Any:
@@ -65,6 +69,13 @@ def engine_limits(cfg: "Config", base=_LIMITS):
     lim = replace(base, **changes)
     return replace(lim, stale_window=lim.stale_window if cfg.serve_stale else 0,
                    prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0)
+
+
+def engine_attributes(cfg: "Config", reloading: bool = False) -> dict[str, Any]:
+    """The engine's attributes the settings set (``Setting.engine``) and their values in
+    ``cfg``: every one when the engine is made, those a reload changes when ``reloading``."""
+    return {attr: getattr(cfg, name) for name, attr in ENGINE_SETTINGS.items()
+            if not (reloading and BY_NAME[name].restart)}
 
 
 def make_zones(cfg: Config):

@@ -96,19 +96,33 @@ def _reachable_by(pw, path: str) -> bool:
 
 
 def unreadable_code(pw) -> list[str]:
-    """The directories of the installed code (the resolver and dnspython, both imported
-    lazily) that ``pw``'s user could not read."""
+    """The directories of the installed code (corenet, the resolver and dnspython, each
+    imported lazily) that ``pw``'s user could not read."""
+    import corenet
     import dns
     import resolver
-    code = [os.path.dirname(resolver.__file__), os.path.dirname(dns.__file__)]
+    code = [os.path.dirname(m.__file__) for m in (corenet, resolver, dns)]
     return [c for c in code if not _reachable_by(pw, c)]
 
 
 def choose_user(cfg: Config, overrides: dict[str, Any] | None):
     """The user to run as: the configured one, or, started as root with none configured,
     :data:`DEFAULT_USER` (else :data:`FALLBACK_USER`) if it can read the installed code.
-    Returns the config and overrides to run with (a reload keeps the choice)."""
-    if cfg.user is not None or os.geteuid() != 0:
+    Returns the config and overrides to run with (a reload keeps the choice). A configured
+    user that cannot read the installed code is a ConfigError: modules load lazily, so a
+    worker started again as that user, or a first use of a feature, would fail later."""
+    if os.geteuid() != 0:
+        return cfg, overrides
+    if cfg.user:
+        try:
+            blocked = unreadable_code(pwd.getpwnam(cfg.user))
+        except KeyError:
+            raise ConfigError(f"user: no such user {cfg.user!r}") from None
+        if blocked:
+            raise ConfigError(f"user: {cfg.user} could not read {blocked[0]} (install the "
+                              "package where that user can read it, or run as another user)")
+        return cfg, overrides
+    if cfg.user is not None:
         return cfg, overrides
     for name in (DEFAULT_USER, FALLBACK_USER):
         try:

@@ -29,9 +29,9 @@ from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, LATENCY_BUCKET
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
-                                    engine_limits, insecure_domains, make_zones)
+                                    engine_attributes, engine_limits, insecure_domains,
+                                    make_zones)
 from resolver.daemon.metrics import build_info, gc_stats, hit_rates, process_stats
-from resolver.limits import DEFAULT as DEFAULT_LIMITS
 from resolver.api import Resolver
 from resolver import operations
 from resolver.cache.answer import set_rrset_roundrobin
@@ -292,12 +292,9 @@ class Server:
                         if getattr(cfg, name) != getattr(self.cfg, name)]
         self.cfg = self.front.cfg = cfg
         self.set_allow(cfg)
-        self.resolver.ipv6 = cfg.do_ip6    # the next miss's iterator takes it (iterator_for)
-        self.resolver.do_ip4 = cfg.do_ip4
-        self.resolver.no_localhost = cfg.do_not_query_localhost
-        self.resolver.minimise = cfg.qname_minimisation
+        for attr, value in engine_attributes(cfg, reloading=True).items():
+            setattr(self.resolver, attr, value)   # the next miss reads them (iterator_for)
         operations.set_insecure(self.resolver, cfg.domain_insecure)
-        self.resolver.cache.infra.host_ttl = cfg.infra_host_ttl
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)
         zones = staged.zones
@@ -423,10 +420,6 @@ def chaos_answers(cfg: Config) -> dict[bytes, bytes]:
 
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
-                          "ipv6": cfg.do_ip6, "do_ip4": cfg.do_ip4,
-                          "do_not_query_localhost": cfg.do_not_query_localhost,
-                          "qname_minimisation": cfg.qname_minimisation,
-                          "limits": cfg.limits.replace(infra_host_ttl=cfg.infra_host_ttl),
                           "harden_glue": cfg.harden_glue,
                           "private_address": cfg.private_address,
                           "private_domain": cfg.private_domain,
@@ -440,7 +433,7 @@ def make_resolver(cfg: Config) -> Resolver:
                                          cfg.keep_missing, cfg.permit_small_holddown)
     if cfg.validate is not None:
         kw["validate"] = cfg.validate
-    kw["limits"] = engine_limits(cfg, kw.get("limits", DEFAULT_LIMITS))
+    kw["limits"] = engine_limits(cfg, cfg.limits)
     zones = make_zones(cfg)
     if zones is not None:
         kw["zones"] = zones
@@ -450,8 +443,9 @@ def make_resolver(cfg: Config) -> Resolver:
         from resolver.dns64 import Dns64
         kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)
     r = Resolver(cfg.root_hints, **kw)
+    for attr, value in engine_attributes(cfg).items():
+        setattr(r, attr, value)
     r.chaos = chaos_answers(cfg)
-    r.deny_any = cfg.deny_any
     apply_zone_ratelimits(cfg, r.cache.infra.rates)
     return r
 

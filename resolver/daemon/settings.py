@@ -480,6 +480,9 @@ class Setting:
     aliases: tuple[str, ...] = ()
     #: The field of ``resolver.limits.Limits`` it sets, if any.
     limit: str | None = None
+    #: The attribute of the daemon's ``resolver.Resolver`` it sets, if any: set once the
+    #: engine is made, and again at each reload unless ``restart``.
+    engine: str | None = None
     #: Why the default is what it is, for a bound a client can push against.
     reason: str | None = None
     #: A value shown in the sample config where the default (unset) says nothing.
@@ -660,6 +663,7 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="Lets the RFC 5011 probe interval fall under one hour (Unbound's "
                 "``permit-small-holddown``, for tests with short TTLs and hold-downs)."),
     Setting("do_ip6", 'bool', True, boolean,
+            engine="ipv6",
             flag=Flag(None, "ask authorities over IPv6 as well", form="both", names=("--ipv6",),
                       dest="ipv6"),
             aliases=("ipv6",),
@@ -752,6 +756,7 @@ TABLE: tuple[Setting, ...] = (*section(
                 "as well, and is on by default: ``import-unbound`` writes what a config says). "
                 "Off, every answer keeps the order it was cached in."),
     Setting("deny_any", 'bool', False, boolean,
+            engine="deny_any",
             flag=Flag(None, "answer queries of type ANY with NOTIMP", form="both"),
             restart=True,
             doc="A query of type ANY is answered NOTIMP with no records (RFC 8482), never "
@@ -795,15 +800,18 @@ TABLE: tuple[Setting, ...] = (*section(
                 "name in a ``[limits]`` table or as a top-level key; the defaults and the "
                 "reason for each are listed below."),
     Setting("qname_minimisation", 'bool', True, boolean,
+            engine="minimise",
             flag=Flag(None, "RFC 9156, relaxed", form="both"),
             doc="QNAME minimisation (RFC 9156) in relaxed mode: each zone is asked about one "
                 "more label of the name only; a minimised query that fails (timeout, REFUSED, "
                 "SERVFAIL, FORMERR, or NXDOMAIN from an unsigned zone) is asked again with the "
                 "full name, and that zone is asked full names for ``infra-host-ttl``."),
     Setting("do_ip4", 'bool', True, boolean,
+            engine="do_ip4",
             flag=Flag(None, "ask authorities over IPv4", form="both"),
             doc="Ask authorities at their IPv4 addresses (Unbound's ``do-ip4``)."),
     Setting("do_not_query_localhost", 'bool', True, boolean,
+            engine="no_localhost",
             flag=Flag(None, "never query loopback authority addresses (a lab on loopback needs "
                       "--no-do-not-query-localhost)", form="both"),
             doc="Never send a query to a loopback authority address (127.0.0.0/8, ::1), "
@@ -814,6 +822,7 @@ TABLE: tuple[Setting, ...] = (*section(
                 "Unbound wants this switch off for them. A lab of authorities on loopback turns "
                 "it off."),
     Setting("infra_host_ttl", 'float', 900.0, number(float, 0, 86400),
+            limit="infra_host_ttl",
             flag=Flag("SECONDS", "how long a lame or no-EDNS mark on a server lasts"),
             doc="Seconds a mark on an authority address lasts (lame for a zone, EDNS refused); "
                 "past it the server is tried again (Unbound's ``infra-host-ttl``). A server "

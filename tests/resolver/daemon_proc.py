@@ -189,3 +189,20 @@ def _read_exact(s: socket.socket, n: int) -> bytes | None:
             return None
         buf += chunk
     return buf
+
+
+def refused_as_nobody(workdir: Path, lab) -> bool:
+    """Where user nobody cannot read the code under test (a checkout in a private directory),
+    checks that a daemon told to run as nobody refuses to start, saying why, and returns
+    True: the caller's test of running as nobody cannot run there. False elsewhere."""
+    import pwd
+
+    import pytest
+
+    from resolver.daemon.process import unreadable_code
+
+    if os.geteuid() != 0 or not unreadable_code(pwd.getpwnam("nobody")):
+        return False
+    with pytest.raises(RuntimeError, match="nobody could not read"):
+        Daemon(workdir, lab, "--user", "nobody").start()
+    return True

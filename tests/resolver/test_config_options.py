@@ -38,7 +38,8 @@ OWN_SETTING = {"min_ttl": "cache-min-ttl", "max_ttl": "cache-max-ttl",
                "stale_window": "serve-stale-window", "stale_answer_ttl": "serve-stale-ttl",
                "prefetch_min_hits": "prefetch-min-hits",
                "dnssec_sig_skew_min": "val-sig-skew-min",
-               "dnssec_sig_skew_max": "val-sig-skew-max", "dnssec_bogus_ttl": "val-bogus-ttl"}
+               "dnssec_sig_skew_max": "val-sig-skew-max", "dnssec_bogus_ttl": "val-bogus-ttl",
+               "infra_host_ttl": "infra-host-ttl"}
 
 
 def test_every_limit_is_settable_from_the_file(tmp_path):

@@ -15,7 +15,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from daemon_proc import Daemon, cli, free_port
+from daemon_proc import Daemon, cli, free_port, refused_as_nobody
 
 
 @pytest.mark.parametrize("args, names", [
@@ -316,6 +316,8 @@ def test_an_address_in_use_is_named_in_the_error(lab, kind):
 def test_user_drops_root_once_the_sockets_are_bound(lab, tmp_path, workers):
     import pwd
 
+    if refused_as_nobody(tmp_path / "refused", lab):
+        return
     nobody = pwd.getpwnam("nobody")
     # With workers, the parent drops root once they all run as that user; it says so last.
     d = Daemon(tmp_path, lab, "--user", "nobody", "--workers", workers).start(
@@ -417,3 +419,26 @@ def test_an_empty_user_keeps_root(lab, tmp_path):
         assert "running as user" not in d.log_text()
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_a_configured_user_that_cannot_read_the_code_is_refused(tmp_path, monkeypatch):
+    """Modules load lazily: a user that cannot read the installed code would fail at a
+    worker's restart or a feature's first use, so the daemon refuses it at start."""
+    import pwd
+
+    from resolver.daemon import process
+    from resolver.daemon.config import ConfigError, build
+
+    private = tmp_path / "private" / "site-packages"
+    private.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    nobody = pwd.getpwnam("nobody")
+    assert not process._reachable_by(nobody, str(private))
+    (tmp_path / "private").chmod(0o755)
+    if os.geteuid() != 0:
+        return                                 # only root switches users: nothing to refuse
+    monkeypatch.setattr(process, "unreadable_code", lambda pw: [str(private)])
+    with pytest.raises(ConfigError, match=f"user: nobody could not read {private}"):
+        process.choose_user(build(None, {"user": "nobody"}), None)
+    cfg = build(None, {"user": ""})
+    assert process.choose_user(cfg, None)[0].user == ""

@@ -21,7 +21,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from daemon_proc import ROOT, Daemon, cli
+from daemon_proc import ROOT, Daemon, cli, refused_as_nobody
 
 SAMPLE = ROOT / "docs" / "corenet-resolver.toml"
 UNIT = ROOT / "resolver" / "data" / "corenet-resolver.service"
@@ -470,6 +470,8 @@ def test_the_control_socket_belongs_to_the_daemon_user_s_group(lab, tmp_path, wo
         with pytest.raises(RuntimeError, match="only root can switch"):
             Daemon(tmp_path / "d", lab, "--user", "nobody").start()
         return
+    if refused_as_nobody(tmp_path / "refused", lab):
+        return
     nobody = pwd.getpwnam("nobody")
     d = Daemon(tmp_path / "d", lab, "--user", "nobody", "--workers", workers)
     d.start(ready="ready: 2 workers" if workers == "2" else "ready")
@@ -489,6 +491,8 @@ def test_a_daemon_that_dropped_root_leaves_no_pid_in_its_pidfile(lab, tmp_path, 
 
     if os.geteuid() != 0:
         pytest.skip("needs root to switch user")
+    if refused_as_nobody(tmp_path / "refused", lab):
+        return
     nobody = pwd.getpwnam("nobody")
     run = Path(tempfile.mkdtemp(prefix="corenet-pid-", dir="/tmp"))
     try:

@@ -104,3 +104,30 @@ def test_query_log_changes_at_reload(run, lab, loop_kind, caplog):
             await s.stop(1.0)
 
     run(go(), timeout=30)
+
+
+def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
+    """Each setting that sets an attribute of the engine (``Setting.engine``) is set by
+    ``make_resolver`` and changed by a reload unless it needs a restart; infra-host-ttl is a
+    limit like the others, and reaches the per-server marks at reload."""
+    from resolver.daemon.config import ENGINE_SETTINGS
+    from resolver.daemon.server import make_resolver
+    from resolver.daemon.settings import BY_NAME
+
+    assert set(ENGINE_SETTINGS) >= {"do_ip6", "do_ip4", "do_not_query_localhost",
+                                    "qname_minimisation", "deny_any"}
+    flipped = {name: not BY_NAME[name].default for name in ENGINE_SETTINGS}
+    cfg = _cfg(lab, "127.0.0.1:53", infra_host_ttl=30.0, **flipped)
+    r = make_resolver(cfg)
+    for name, attr in ENGINE_SETTINGS.items():
+        assert getattr(r, attr) == flipped[name], name
+    assert r.limits.infra_host_ttl == 30.0 and r.cache.infra.host_ttl == 30.0
+    s = Server(cfg, resolver=r)
+    back = _cfg(lab, "127.0.0.1:53", infra_host_ttl=60.0,
+                **{name: BY_NAME[name].default for name in ENGINE_SETTINGS})
+    need_restart = s.apply(back)
+    for name, attr in ENGINE_SETTINGS.items():
+        restart = BY_NAME[name].restart
+        assert (name in need_restart) == restart, name
+        assert getattr(r, attr) == (flipped[name] if restart else BY_NAME[name].default), name
+    assert r.cache.infra.host_ttl == 60.0
