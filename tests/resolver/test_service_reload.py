@@ -117,13 +117,13 @@ def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
     assert set(ENGINE_SETTINGS) >= {"do_ip6", "do_ip4", "do_not_query_localhost",
                                     "qname_minimisation", "deny_any"}
     flipped = {name: not BY_NAME[name].default for name in ENGINE_SETTINGS}
-    cfg = _cfg(lab, "127.0.0.1:53", infra_host_ttl=30.0, **flipped)
+    cfg = _cfg(lab, f"127.0.0.1:{free_port()}", infra_host_ttl=30.0, **flipped)
     r = make_resolver(cfg)
     for name, attr in ENGINE_SETTINGS.items():
         assert getattr(r, attr) == flipped[name], name
     assert r.limits.infra_host_ttl == 30.0 and r.cache.infra.host_ttl == 30.0
     s = Server(cfg, resolver=r)
-    back = _cfg(lab, "127.0.0.1:53", infra_host_ttl=60.0,
+    back = _cfg(lab, cfg.listen[0][0] + f":{cfg.listen[0][1]}", infra_host_ttl=60.0,
                 **{name: BY_NAME[name].default for name in ENGINE_SETTINGS})
     need_restart = s.apply(back)
     for name, attr in ENGINE_SETTINGS.items():
