@@ -13,7 +13,9 @@
 # Interpreters are found by other_cpythons (scripts/lib.sh): one per minor version, the newest
 # patch release. Arguments go to
 # pytest: test paths among them run instead of the whole suite (e.g. tests/loop). With no
-# interpreter found it says so and exits 0.
+# interpreter found it says so and exits 0. `--prepare` as the only argument makes the
+# environments and compiles, and runs nothing: .ci/run does that first, so that the compiling
+# is over before these suites run beside the main one.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -52,6 +54,9 @@ for minor in $(printf '%s\n' "${!best[@]}" | sort -V); do
     fi
     build_inplace "$venv/bin/python"
 done
+if [ "${1:-}" = --prepare ]; then
+    exit 0
+fi
 
 isolated=false
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && command -v unshare >/dev/null; then
