@@ -21,13 +21,15 @@ from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV,
                                         Options, UsageError, parse)
-from resolver.tools.dig_output import cmd_lines, cookie_of, render
+from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, render
 from resolver.tools.dig_trace import trace
 from resolver.tools.dig_yaml import yaml_message
 
 
 def lookup(o: Options, argv: list[str]) -> int:
     """One look-up, printed; its exit status."""
+    if o.dns64prefix:                     # no search list, no trace: that question alone
+        o = replace(o, search=False, qr=False, trace=False)
     try:
         q = make_query(o)
     except Exception as e:
@@ -55,7 +57,8 @@ def lookup(o: Options, argv: list[str]) -> int:
     # as dig, the command lines come once the look-up ends, after its lost tries
     # dig counts the addresses of the last @SERVER
     found = sum(1 for _, name in servers if name == o.server)
-    banner = cmd_lines(argv, o, found) if o.show["cmd"] and not (o.short or o.yaml) else ""
+    banner = (cmd_lines(argv, o, found)
+              if o.show["cmd"] and not (o.short or o.yaml or o.dns64prefix) else "")
     names = search_names(o)
     for i, qname in enumerate(names):
         if qname != o.name:
@@ -77,6 +80,16 @@ def lookup(o: Options, argv: list[str]) -> int:
         if isinstance(got, int):
             return got
         r, where, elapsed = got
+        if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
+            prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
+            if o.yaml:
+                size = len(getattr(r, "wire", None) or r.to_wire())
+                prefixes = yaml_message(
+                    r, o, sending=False, address=where.split("#", 1)[0], port=port,
+                    proto=where.rsplit("(", 1)[1].rstrip(")"), size=size, sent_at=sent_at,
+                    received_at=time.time(), sent_cookie=cookie_of(q)) + prefixes
+            sys.stdout.write(prefixes)
+            return EXIT_OK
         searching = r.rcode() == 3 and i < len(names) - 1     # NXDOMAIN: the next name
         if not searching or o.showsearch:
             size = len(getattr(r, "wire", None) or r.to_wire())
@@ -184,6 +197,9 @@ def main(argv: list[str]) -> int:
               "[NAME] [TYPE] [CLASS] [+OPTION ...]", file=sys.stderr)
         return EXIT_USAGE
     status = EXIT_OK
+    if any(o.dns64prefix for o in lookups):
+        for o in lookups:                 # as dig: with a +dns64prefix look-up, no banner
+            o.show["cmd"] = False
     for i, o in enumerate(lookups):
         if o.family and o.server is not None and _is_address_of_other_family(o):
             print(f";; {o.server} is not an IPv{4 if o.family == socket.AF_INET else 6} "

@@ -62,6 +62,7 @@ class Options:
     besteffort: bool = False             # +besteffort: malformed replies shown
     ednsnegotiation: bool = True         # +ednsnegotiation: EDNS version 0 is the only one sent
     keepopen: bool = False               # +keepopen: the TCP connection kept between look-ups
+    dns64prefix: bool = False            # +dns64prefix's look-up: ipv4only.arpa AAAA's prefixes
     tcp_chosen: bool = False             # +tcp or +notcp given (else ANY goes over TCP)
     # the query as sent
     aa: bool = False                     # +aaflag (+aaonly), +raflag, +tcflag, +zflag
@@ -128,6 +129,7 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
                     "  +additional +stats +multi +yaml +cookie[=HEX] +badcookie +showbadcookie +trace\n"
+                    "  +dns64prefix\n"
                     f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
                     f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
                     "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
@@ -181,7 +183,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
                 "showsearch", "domain", "ndots", "idnin", "fail", "http-plain", "http-plain-post",
                 "http-plain-get", "badcookie", "showbadcookie", "onesoa", "besteffort",
-                "ednsnegotiation", "keepopen", "yaml")
+                "ednsnegotiation", "keepopen", "yaml", "dns64prefix")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -227,6 +229,8 @@ def _plus(o: Options, arg: str) -> None:
             o.cookie_value = cookie
     elif key == "trace":
         o.trace = on
+    elif key == "dns64prefix":
+        pass                              # a look-up of its own: parse() starts it
     elif key == "opcode":
         o.opcode = _opcode(value) if (on and eq) else 0
     elif key in ("search", "defname"):
@@ -387,6 +391,12 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                     cur.port = _int(at_port, "port")
                 except UsageError:
                     raise UsageError(f"bad port in {a!r}") from None
+        elif a.lower() == "+dns64prefix":
+            # as dig: a look-up of its own (ipv4only.arpa AAAA, the global options), added
+            # where it stands among the names; what follows it applies to it
+            start("ipv4only.arpa.")
+            cur.rdtype, cur.rdclass, cur.typed, cur.classed = "AAAA", "IN", True, True
+            cur.dns64prefix, cur.show = True, dict.fromkeys(DISPLAY, False)
         elif a.startswith("+") and len(a) > 1:
             _plus(cur, a)
         elif a.startswith("--"):

@@ -354,3 +354,48 @@ def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
         lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
     lines.append(";; global options: +cmd")
     return "".join(line + "\n" for line in lines)
+
+
+#: RFC 6052's prefix lengths, in the order RFC 7050 section 3 tries them
+_DNS64_LENGTHS = (32, 40, 48, 56, 64, 96)
+_WELL_KNOWN = (bytes((192, 0, 0, 170)), bytes((192, 0, 0, 171)))    # ipv4only.arpa's A
+
+
+def _embedded(address: bytes, length: int) -> bytes | None:
+    """The IPv4 address RFC 6052 embeds in ``address`` under a prefix of ``length`` bits
+    (the four bytes after the prefix, byte 8, the "u" octet, skipped), or None when the
+    "u" octet is not zero."""
+    if address[8]:
+        return None
+    places = [i for i in range(length // 8, 16) if i != 8][:4]
+    return bytes(address[i] for i in places)
+
+
+def dns64_prefixes(msg) -> list[str]:
+    """The DNS64 prefixes an ipv4only.arpa AAAA reply reveals (RFC 7050 section 3), as
+    +dns64prefix prints them (``PREFIX/LENGTH``): for each address, in the reply's order,
+    the shortest prefix length at which it embeds 192.0.0.170 and another address of the
+    set, under the same prefix, embeds 192.0.0.171."""
+    import socket
+
+    import dns.name
+    import dns.rdataclass
+    import dns.rdatatype
+
+    rrset = msg.get_rrset(msg.answer, dns.name.from_text("ipv4only.arpa."),
+                          dns.rdataclass.IN, dns.rdatatype.AAAA)
+    if rrset is None:
+        return []
+    addresses = [socket.inet_pton(socket.AF_INET6, rd.address) for rd in rrset]
+    found = []
+    for first in addresses:
+        for length in _DNS64_LENGTHS:
+            if _embedded(first, length) != _WELL_KNOWN[0]:
+                continue
+            size = length // 8
+            if any(other[:size] == first[:size] and _embedded(other, length) == _WELL_KNOWN[1]
+                   for other in addresses):
+                prefix = socket.inet_ntop(socket.AF_INET6, first[:size] + bytes(16 - size))
+                found.append(f"{prefix}/{length}")
+                break
+    return found

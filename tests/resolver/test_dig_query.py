@@ -533,7 +533,7 @@ def test_the_listed_options_are_the_parsers():
     root = pathlib.Path(__file__).parents[2]
     text = (root / "COMPATIBILITY.md").read_text()
     para = text.split("`corenet-resolver query` takes dig's options:", 1)[1].split("(each")[0]
-    listed = re.findall(r"\+([a-z-]+)", para)
+    listed = re.findall(r"\+([a-z0-9-]+)", para)
     assert sorted(listed) == sorted(PLUS_OPTIONS)
     readme = (root / "README.md").read_text()
     for name in PLUS_OPTIONS:
@@ -915,3 +915,63 @@ def test_several_servers_and_nofail_as_dig(failing_then_answering, opts):
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
     assert ("192.0.2.5" in ours.stdout) == ("+nofail" in opts)
+
+
+def _aaaa(*addresses: str) -> list[str]:
+    return [f"ipv4only.arpa. 600 IN AAAA {a}" for a in addresses]
+
+
+@pytest.mark.parametrize("records", [
+    _aaaa("64:ff9b::c000:aa", "64:ff9b::c000:ab"),
+    _aaaa("2001:db8:1:2:c0:0:aa00:0", "2001:db8:1:2:c0:0:ab00:0"),     # /64, the u octet
+    _aaaa("2001:db8:1:2:c0:0:aa00:0"),                                  # .171 missing
+    _aaaa("64:ff9b::c000:ab", "2001:db8::c000:aa", "64:ff9b::c000:aa"),  # other prefixes
+    _aaaa("2001:db8:100:c000:aa:0:a:b", "2001:db8:100:c000:ab:0:c:d",     # /56, suffix free
+          "2001:db8:101:c000:ab::"),
+    _aaaa("2001:db8:1:2:3:4:c000:aa", "2001:db8:1:2:3:4:c000:ab", "2001:db8:122:344::c000:ab"),
+    _aaaa("2001:db8::1"),
+    ["ipv4only.arpa. 600 IN A 192.0.0.170"],
+])
+def test_dns64prefix_prints_the_prefixes_as_dig(fixed, records):
+    """+dns64prefix asks ipv4only.arpa AAAA and prints the DNS64 prefixes (RFC 7050) its
+    addresses reveal, one per line and nothing else: the same text as BIND's dig."""
+    f = fixed(records)
+    for opts in ([], ["+short"], ["+yaml"]):
+        args = ["@127.0.0.1", "-p", str(f.port), "+dns64prefix", *opts]
+        ours, theirs = query(*args), dig(*args)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        same = _yaml_comparable if opts == ["+yaml"] else str
+        assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert {(q.question[0].name.to_text(), q.question[0].rdtype) for q in f.seen} == {
+        ("ipv4only.arpa.", 28)}
+
+
+@pytest.mark.parametrize("args", [
+    ["+dns64prefix", "example.com", "MX"], ["example.com", "+dns64prefix"],
+    ["example.com", "+dns64prefix", "example.org", "+nocomments"],
+    ["+dns64prefix", "example.com", "+nodns64prefix"],
+])
+def test_dns64prefix_is_a_look_up_where_it_stands(fixed, args):
+    """As in dig, +dns64prefix is a look-up of its own, asked in its place among the
+    names given; the others are asked and printed as usual."""
+    f = fixed(_aaaa("64:ff9b::c000:aa", "64:ff9b::c000:ab"))
+    asked = {}
+    for run in (query, dig):
+        before = len(f.seen)
+        r = run("@127.0.0.1", "-p", str(f.port), *args)
+        assert r.returncode == 0, r.stderr
+        asked[run] = [q.question[0].name.to_text() for q in f.seen[before:]], comparable(
+            r.stdout)
+    assert asked[query] == asked[dig]
+    assert "64:ff9b::/96" in asked[query][1]
+
+
+def test_dns64prefix_of_an_unreachable_server_is_no_reply():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        args = ["@127.0.0.1", "-p", str(port), "+dns64prefix", "+tries=1", "+time=1"]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9
+    assert ours.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1] == \
+        ";; no servers could be reached"
