@@ -13,6 +13,8 @@ cdef enum Who:
     DENIED = 3          # ``deny``: every query dropped
     LOCAL_REFUSE = 4    # ``refuse_non_local``: local zones answer, the rest REFUSED
     LOCAL_DENY = 5      # ``deny_non_local``: local zones answer, the rest dropped
+    SETRD = 6           # ``allow_setrd``: as allowed, a query with RD clear taken as if set
+                        # (the door sets it before anything else reads the query)
 
 cdef enum Verdict:
     DROP_SHORT = 0      # shorter than a header: nothing to answer
@@ -99,6 +101,7 @@ cdef class Reply:
     cdef object client(self)
     cdef int send(self, bytes out) except -1
     cdef int drop(self) except -1
+    cdef int deny(self) except -1
     cdef object held(self, object door, bytes q, object key, double t0)
 
 
@@ -128,6 +131,7 @@ cdef class FrontDoor:
                        Reply reply, double t0) except -2
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                     PyObject** key, unsigned int* qtype, bint* truncated) except -1
+    cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)
     cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1

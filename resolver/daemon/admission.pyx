@@ -59,6 +59,14 @@ from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
+
+
+cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
+    """A copy of the query at ``p`` (``n`` bytes, a header at least) with RD set."""
+    cdef bytes q = PyBytes_FromStringAndSize(<const char*>p, n)
+    cdef char* w = PyBytes_AS_STRING(q)
+    w[2] = w[2] | 1
+    return q
 cdef object _DROP = DROP
 cdef object _truncate = truncate
 
@@ -76,9 +84,9 @@ cdef int CACHE_MISS = _CACHE_MISS
 VERDICTS = ("drop_short", "drop_response", "drop_acl", "drop_local", "refused", "notimp",
             "local", "hit", "miss")
 OUTSIDE_ACL, ALLOWED_ACL, SNOOP_ACL = OUTSIDE, ALLOWED, SNOOPER
-DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL = DENIED, LOCAL_REFUSE, LOCAL_DENY
+DENY_ACL, LOCAL_REFUSE_ACL, LOCAL_DENY_ACL, SETRD_ACL = DENIED, LOCAL_REFUSE, LOCAL_DENY, SETRD
 #: A client's standing (``Who``) by Unbound's access-control action.
-ACL_STANDING = {"allow": ALLOWED_ACL, "allow_setrd": ALLOWED_ACL, "allow_snoop": SNOOP_ACL,
+ACL_STANDING = {"allow": ALLOWED_ACL, "allow_setrd": SETRD_ACL, "allow_snoop": SNOOP_ACL,
                 "refuse": OUTSIDE_ACL, "deny": DENY_ACL, "refuse_non_local": LOCAL_REFUSE_ACL,
                 "deny_non_local": LOCAL_DENY_ACL}
 
@@ -247,6 +255,11 @@ cdef class Reply:
     cdef int drop(self) except -1:
         return 0
 
+    cdef int deny(self) except -1:
+        """No answer for a client the ACL denies: dropped (a stream's reply ends its
+        connection too, as Unbound does)."""
+        return self.drop()
+
     cdef object held(self, object door, bytes q, object key, double t0):
         return self
 
@@ -410,8 +423,15 @@ cdef class FrontDoor:
         cdef PyObject* key = NULL
         cdef unsigned int qtype = 0
         cdef bint truncated = False
-        cdef int v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated)
+        cdef int v
         cdef Counters counts = self.counters
+        if who == SETRD:                    # Unbound's allow_setrd: RD taken as set
+            who = ALLOWED
+            setrd = self.setrd(p, n)
+            if setrd is not None:
+                q = setrd
+                p = <const unsigned char*>PyBytes_AS_STRING(q)
+        v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated)
         absent = None
         if key != NULL:                     # decide's reference, now this variable's
             absent = <object>key
@@ -424,6 +444,9 @@ cdef class FrontDoor:
                 return 1
             return 1 if self.miss(q, <Reply>carrier, t0, False, absent) else -1
         counts.acted(v)
+        if v == DROP_ACL:
+            reply.deny()
+            return -1
         if v <= DROP_LOCAL:                 # the drops
             reply.drop()
             return -1
@@ -469,7 +492,7 @@ cdef class FrontDoor:
         if rule == HEADER_NOT_QUERY:
             self.made = _error(PyBytes_FromStringAndSize(<const char*>p, n), 4)
             return NOTIMP
-        if rule == HEADER_NO_RECURSION or who >= LOCAL_REFUSE:
+        if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
         if self.policy is not None:     # the response policy sees the name first
             return MISS
@@ -485,6 +508,16 @@ cdef class FrontDoor:
         self.stats.cache_hits += 1
         self.made = hit
         return HIT
+
+    cdef object setrd(self, const unsigned char* p, Py_ssize_t n):
+        """For a client of ``allow_setrd``: the query at ``p`` with RD set when it came with
+        RD clear and no local zone holds its name (Unbound sets the bit after its local
+        zones had their say); else None (the query goes on as it came)."""
+        if n < 12 or p[2] & 1:
+            return None
+        if self.resolver.local_answer(PyBytes_FromStringAndSize(<const char*>p, n)) is not None:
+            return None
+        return with_rd(p, n)
 
     cdef int _probe(self, bytes q, int who) except -1:
         """Rule 4: a QUERY with RD clear, or any QUERY of a client allowed local answers
@@ -511,6 +544,10 @@ cdef class FrontDoor:
         cdef PyObject* key = NULL
         cdef unsigned int qtype = 0
         cdef bint truncated = False
+        if who == SETRD:
+            who = ALLOWED
+            setrd = self.setrd(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
+            q = q if setrd is None else setrd
         v = self.decide(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), who,
                         udp, monotonic(), &key, &qtype, &truncated)
         found = None

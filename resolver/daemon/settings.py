@@ -535,9 +535,11 @@ TABLE: tuple[Setting, ...] = (*section(
                       repeat=True),
             example='["10.0.0.0/8 allow", "10.9.0.0/16 refuse", "192.0.2.0/24 allow_snoop"]',
             doc="Unbound's ``access-control``, beside ``allow`` and ``allow-snoop``: each entry "
-                "a network and an action, ``allow`` (``allow_setrd`` is the same here), "
-                "``allow_snoop`` (may also ask with RD clear), ``refuse`` (REFUSED), ``deny`` "
-                "(queries dropped, counted as the drop reason ``acl``), ``refuse_non_local`` "
+                "a network and an action, ``allow``, ``allow_setrd`` (a query with RD clear "
+                "that no local zone answers is taken as if RD were set), ``allow_snoop`` (may "
+                "also ask with RD clear), ``refuse`` (REFUSED), ``deny`` (queries dropped, "
+                "counted as the drop reason ``acl``; a TCP or TLS connection is closed), "
+                "``refuse_non_local`` "
                 "or ``deny_non_local`` (only local zones and local data answer; the other "
                 "queries are REFUSED or dropped); for a client, the longest prefix holding "
                 "its address among these and the two lists decides (so a ``refuse`` carves "

@@ -51,6 +51,12 @@ cdef class StreamReply(Reply):
             self.conn.query_done()
         return 0
 
+    cdef int deny(self) except -1:
+        self.drop()
+        if self.conn is not None:
+            self.conn.close()           # a denied client keeps no connection open
+        return 0
+
     cdef object held(self, object door, bytes q, object key, double t0):
         cdef StreamReply miss
         if self.conn is None or not self.conn.hold(q):

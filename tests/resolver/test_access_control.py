@@ -170,3 +170,94 @@ def test_allow_takes_one_network_as_a_string_or_a_list(tmp_path, value):
     conf.write_text(f"allow = {value}\n")
     r = cli("checkconf", str(conf))
     assert r.returncode == 0, r.stderr
+
+
+def tcp_after_query(port: int, source: str, name: str, wait: float = 3.0) -> str:
+    """What a TCP client of ``source`` sees after one query for ``name``: "answered",
+    "closed" (the connection ended with no answer) or "open" (nothing within ``wait``)."""
+    import socket
+
+    q = dns.message.make_query(name, "A").to_wire()
+    with socket.create_connection(("127.0.0.1", port), timeout=wait,
+                                  source_address=(source, 0)) as s:
+        s.sendall(len(q).to_bytes(2, "big") + q)
+        try:
+            data = s.recv(65535)
+        except socket.timeout:
+            return "open"
+        except ConnectionResetError:
+            return "closed"
+    return "answered" if data else "closed"
+
+
+def test_a_denied_tcp_client_loses_its_connection_as_in_unbound(lab, tmp_path):
+    """Unbound drops a denied client's query by closing its TCP connection; so does the
+    daemon, rather than keeping it open until the idle timeout."""
+    from dnslab.unbound import local_unbound
+
+    installed("unbound", "unbound")
+    lines = ["127.0.0.0/8 allow", "127.0.4.0/24 deny", "127.0.6.0/24 deny_non_local"]
+    w = tmp_path / "unbound"
+    w.mkdir()
+    uport = pick_port(["127.0.0.1"])
+    proc = local_unbound(w, uport, [*(f"access-control: {line}" for line in lines), *LOCAL,
+                                    "tcp-idle-timeout: 30000"])
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text(f"access-control = {lines!r}\n".replace("'", '"') +
+                    'local-zone = ["test. static"]\nlocal-data = ["www.test. A 192.0.2.1"]\n'
+                    'tcp-idle-timeout = 30\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf))
+    rows = [("127.0.4.1", "www.test."), ("127.0.6.1", "nowhere.example."),
+            ("127.0.6.1", "www.test."), ("127.0.0.1", "www.test.")]
+    try:
+        d.start()
+        ours = [tcp_after_query(d.port, src, name) for src, name in rows]
+        theirs = [tcp_after_query(uport, src, name) for src, name in rows]
+        assert ours == theirs == ["closed", "closed", "answered", "answered"], (ours, theirs)
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
+
+
+def flags_of(port: int, source: str, name: str, rd: bool) -> tuple[int, str]:
+    q = dns.message.make_query(name, "A")
+    if not rd:
+        q.flags &= ~dns.flags.RD
+    r = dns.query.udp(q, "127.0.0.1", port=port, timeout=5, source=source)
+    return r.rcode(), dns.flags.to_text(r.flags)
+
+
+def test_allow_setrd_takes_rd_as_set_as_unbound_does(lab, tmp_path):
+    """``allow_setrd``: a query with RD clear that no local zone answers is answered as if RD
+    were set (recursion, and RD set in the reply), where ``allow`` refuses it; a local name's
+    answer has the same flags as Unbound's."""
+    from dnslab.unbound import local_unbound
+
+    installed("unbound", "unbound")
+    lines = ["127.0.0.0/8 allow", "127.0.3.0/24 allow_setrd"]
+    w = tmp_path / "unbound"
+    w.mkdir()
+    uport = pick_port(["127.0.0.1"])
+    proc = local_unbound(w, uport, [*(f"access-control: {line}" for line in lines), *LOCAL])
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text(f"access-control = {lines!r}\n".replace("'", '"') +
+                    'local-zone = ["test. static"]\nlocal-data = ["www.test. A 192.0.2.1"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf))
+    try:
+        d.start()
+        for src in ("127.0.3.3", "127.0.0.1"):
+            for rd in (False, True):
+                ours, theirs = flags_of(d.port, src, "www.test.", rd), flags_of(
+                    uport, src, "www.test.", rd)
+                assert ours == theirs, (src, rd, ours, theirs)
+        # local zones answer the query as it came (Unbound sets RD after them)
+        assert flags_of(d.port, "127.0.3.3", "www.test.", False)[1] == "QR AA RA"
+        # a name only recursion answers, asked with RD clear: resolved for allow_setrd,
+        # REFUSED for allow (Unbound holds no lab to compare with)
+        assert flags_of(d.port, "127.0.3.3", "nowhere.example.", False) == (
+            dns.rcode.NXDOMAIN, "QR RD RA")
+        assert flags_of(d.port, "127.0.0.1", "elsewhere.example.", False)[0] == \
+            dns.rcode.REFUSED
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
