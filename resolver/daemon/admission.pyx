@@ -37,11 +37,12 @@ once in the engine) and the cache looked up once: the key found absent here goes
 A new drop reason is one ``R_`` constant (admission.pxd) and its name in ``DROP_REASONS``.
 """
 import logging
-from socket import AF_INET, AF_INET6, inet_pton
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
+from libc.math cimport ceil
 
 from collections import Counter
 
@@ -323,9 +324,18 @@ cpdef unsigned int udp_limit(bytes q):
     return 512
 
 
+cdef str _client_text(client):
+    """A ``client_key`` as text: the address, or the network as ``ADDRESS/LEN``."""
+    if isinstance(client, str):
+        return client
+    prefix, packed = client
+    return f"{inet_ntop(AF_INET6 if len(packed) == 16 else AF_INET, packed)}/{prefix}"
+
+
 cpdef object client_key(str host, int prefix_v4, int prefix_v6):
     """What counts as one client: ``host`` itself, or its network when the prefix is
-    shorter than the address (IPv6 /56 by default)."""
+    shorter than the address (IPv6 /56 by default): (prefix length, the network's address
+    packed, 4 or 16 bytes)."""
     cdef bint v6 = ":" in host
     cdef int prefix = prefix_v6 if v6 else prefix_v4
     if prefix >= (128 if v6 else 32):
@@ -334,10 +344,13 @@ cpdef object client_key(str host, int prefix_v4, int prefix_v6):
         packed = inet_pton(AF_INET6 if v6 else AF_INET, host.partition("%")[0])
     except OSError:
         return host
-    cdef int whole = prefix >> 3, bits = prefix & 7
-    key = bytearray(packed[:whole + (1 if bits else 0)])
+    cdef int whole = prefix >> 3, bits = prefix & 7, i
+    key = bytearray(packed)
     if bits:
         key[whole] &= (0xFF << (8 - bits)) & 0xFF
+        whole += 1
+    for i in range(whole, len(key)):
+        key[i] = 0
     return (prefix, bytes(key))
 
 
@@ -681,6 +694,27 @@ cdef class FrontDoor:
             return False
         b.tokens -= 1.0
         return True
+
+    def client_rates(self, now=None):
+        """Each client of ``ip-ratelimit``'s buckets at ``now`` (the door's clock, now if
+        None): (client, misses of the last second as its bucket has them (the limit less the
+        tokens left, rounded up), whether it is at its limit); a client is its address, or
+        ``ADDRESS/LEN`` when clients are counted by network. Empty with ``ip-ratelimit``
+        off."""
+        cdef _Bucket b
+        cdef double rate = self.ip_ratelimit, tokens
+        cdef double t = monotonic() if now is None else <double>now
+        out = []
+        for client, found in list(self.rate_buckets.items()):
+            b = <_Bucket>found
+            tokens = min(rate, b.tokens + (t - b.at) * rate)
+            out.append((_client_text(client), <long>ceil(rate - tokens), tokens < 1.0))
+        return out
+
+    @property
+    def client_rate_limit(self):
+        """``ip-ratelimit`` as the door applies it (misses per second per client; 0: off)."""
+        return <long>self.ip_ratelimit
 
     def _log_miss(self, bytes q, addr, str transport):
         from resolver.daemon.querylog import question

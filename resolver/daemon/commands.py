@@ -68,6 +68,12 @@ COMMANDS: tuple[Command, ...] = (
             "``ratelimit`` of queries this second, one per line as Unbound's: ``ZONE RATE "
             "limit LIMIT``; ``+a`` every zone counted this second. With several workers, "
             "each worker's (each counts its own).", "union of workers"),
+    Command("ip_ratelimit_list", "[+a]", "Prints the clients at their ``ip-ratelimit`` of "
+            "misses now, one per line as Unbound's: ``ADDRESS RATE limit LIMIT`` (a network "
+            "as ``ADDRESS/LEN`` when ``ip-ratelimit-prefix-v4``/``-v6`` count clients by "
+            "network); RATE is the misses of the last second as the client's token bucket "
+            "has them. ``+a``: every client with a bucket. Empty with ``ip-ratelimit`` off. "
+            "With several workers, each worker's (each counts its own).", "union of workers"),
     Command("dump_cache", "", "Prints the cached answers as text on stdout, each with its "
             "name, type, class, query variant, TTL left, DNSSEC status (secure or insecure) "
             "and rcode, and the message itself (base64). With several workers the "

@@ -258,6 +258,20 @@ def ratelimit_list(ctl: WorkerControl, req: dict) -> dict:
     return {"ok": True, "text": "\n".join(lines)}
 
 
+def ip_ratelimit_list(ctl: WorkerControl, req: dict) -> dict:
+    """The clients at their ``ip-ratelimit`` budget now (``+a``: every client with a
+    bucket), as Unbound lists them: ``ADDRESS RATE limit LIMIT``."""
+    args = _args(req, 0, 1)
+    if args and args[0] != "+a":
+        raise CommandError(f"unknown flag {args[0]!r} (only +a)")
+    door = ctl.server.front
+    limit = door.client_rate_limit
+    return {"ok": True, "text": "\n".join(
+        f"{client} {rate} limit {limit}"
+        for client, rate, at_limit in door.client_rates()
+        if args or at_limit)}
+
+
 # ---- the queries in flight ------------------------------------------------------------------
 def requests_of(server) -> list[list]:
     """The resolutions in flight for clients: type, class, name and seconds running."""
@@ -636,7 +650,8 @@ def union_removed(answers: list[dict]) -> dict:
 #: How the answers of every worker make one, for the commands whose answers differ.
 MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_removed,
          "flush_bogus": union_removed, "flush_negative": union_removed,
-         "dump_requestlist": union_requests, "ratelimit_list": union_lines}
+         "dump_requestlist": union_requests, "ratelimit_list": union_lines,
+         "ip_ratelimit_list": union_lines}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset({"verbosity", "log_reopen"})

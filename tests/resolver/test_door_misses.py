@@ -218,6 +218,8 @@ def test_ipv6_clients_of_one_prefix_share_a_rate_and_a_concurrency_budget():
     assert client_key("2001:db8:0:100::1", 32, 56) != client_key("2001:db8:0:1::2", 32, 56)
     assert client_key("2001:db8::1", 32, 128) == "2001:db8::1"
     assert client_key("fe80::1%lo", 32, 64) == client_key("fe80::2", 32, 64)
+    # an IPv6 network never counts as the IPv4 one whose leading bytes it shares
+    assert client_key("2001:db8::1", 24, 24) != client_key("32.1.13.1", 24, 24)
     engine = _Engine()
     d = _dispatch(engine, ip_ratelimit=2, max_inflight_per_client=1000)
     sent: list[bytes] = []

@@ -321,3 +321,46 @@ def test_ratelimit_list_names_the_zone_at_its_limit(lab, tmp_path):
         assert r.returncode == 1 and r.stdout.startswith("error unknown flag"), r.stdout
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+@pytest.mark.parametrize("prefix, client", [(32, "127.0.0.1"), (24, "127.0.0.0/24")])
+def test_ip_ratelimit_list_names_the_client_at_its_limit(lab, tmp_path, prefix, client):
+    """A client that spent its ``ip-ratelimit`` budget of misses is listed as Unbound lists
+    it (``ADDRESS RATE limit LIMIT``; its network when clients are counted by network), by
+    Unbound's own unbound-control too; ``+a`` lists every client with a budget; nothing is
+    listed with the limit off."""
+    need_unbound()
+    from resolver.daemon.control import request
+
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(f"ip-ratelimit = 2\nip-ratelimit-prefix-v4 = {prefix}\n")
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert request(d.control, {"cmd": "ip_ratelimit_list", "args": []})["text"] == ""
+        names = iter(f"h{i:03d}.example.com." for i in range(1, 200))
+        seen = ""
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(10):        # the budget refills: sent and read at once
+                for _ in range(6):     # not waited for: a miss past the budget is dropped
+                    s.sendto(dns.message.make_query(next(names), "A").to_wire(),
+                             ("127.0.0.1", d.port))
+                seen = request(d.control, {"cmd": "ip_ratelimit_list", "args": []})["text"]
+                if seen:
+                    break
+        assert re.fullmatch(re.escape(client) + r" 2 limit 2", seen), seen
+        every = request(d.control, {"cmd": "ip_ratelimit_list", "args": ["+a"]})["text"]
+        assert re.fullmatch(re.escape(client) + r" [0-2] limit 2", every), every
+        r = ubctl(control_conf(tmp_path / "unix.conf", d.control), "ip_ratelimit_list", "+a")
+        assert r.returncode == 0 and re.fullmatch(re.escape(client) + r" [0-2] limit 2\n",
+                                                  r.stdout), r.stdout + r.stderr
+        r = cli("--control", d.control, "ip_ratelimit_list", "-x")
+        assert r.returncode == 1 and r.stdout.startswith("error unknown flag"), r.stdout
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+    d = Daemon(tmp_path / "off", lab).start()
+    try:
+        ask(d.port, "www.example.com.")
+        assert request(d.control, {"cmd": "ip_ratelimit_list", "args": ["+a"]})["text"] == ""
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
