@@ -63,7 +63,7 @@ def lookup(o: Options, argv: list[str]) -> int:
     for i, qname in enumerate(names):
         if qname != o.name:
             q = make_query(replace(o, name=qname))
-        if o.qr and not o.short:
+        if o.qr and (o.yaml or not o.short):
             size = len(q.to_wire())
             sys.stdout.write(banner + (yaml_message(
                 q, o, sending=True, address=servers[0][0], port=port, size=size,
@@ -99,6 +99,8 @@ def lookup(o: Options, argv: list[str]) -> int:
                                     port=port, proto=where.rsplit("(", 1)[1].rstrip(")"),
                                     size=size, sent_at=sent_at, received_at=time.time(),
                                     sent_cookie=cookie_of(q))
+                if o.short:               # as dig: the short lines after the header
+                    text += render(r, o, elapsed=elapsed, server=where, size=size)
             else:
                 text = render(r, o, elapsed=elapsed, server=where, size=size,
                               sent_cookie=cookie_of(q))

@@ -29,7 +29,8 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
                  size: int, sent_at: float, received_at: float | None = None,
                  sent_cookie: bytes | None = None) -> str:
     """One message as dig's +yaml prints it: where it went or came from, its header, and the
-    sections ``o.show`` keeps (the OPT pseudo-section with +comments)."""
+    sections ``o.show`` keeps (the OPT pseudo-section with +comments); with +short, the
+    header alone (the short lines follow it)."""
     import dns.flags
     import dns.rdataclass
     import dns.rdatatype
@@ -51,6 +52,9 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
     opcode, status, flags, counts = header(msg)
     body = [f"opcode: {opcode}", f"status: {status}", f"id: {msg.id}", f"flags: {flags}"]
     body += [f"{'QUESTION' if k == 'QUERY' else k}: {n}" for k, n in counts]
+    if o.short:
+        return "".join(line + "\n" for line in out) + "".join(
+            "      " + line + "\n" for line in body)
     if o.show["comments"] and msg.edns >= 0:
         body += ["OPT_PSEUDOSECTION:"] + ["  " + line for line in _edns(msg, sent_cookie)]
     if o.show["question"] and msg.question:

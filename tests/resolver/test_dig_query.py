@@ -451,6 +451,8 @@ def _yaml_comparable(text: str) -> list[str]:
     ("daemon", ["nope.example.com", "+dnssec"]),
     ("daemon", ["example.com", "MX", "+noall", "+answer"]),
     ("daemon", ["www.example.com", "+yaml", "+qr", "+tcp"]),
+    ("daemon", ["www.example.com", "+short"]),
+    ("daemon", ["example.com", "NS", "+short", "+qr"]),
     ("recorder", ["example.org", "+nsid", "+nocookie"]),
 ])
 def test_yaml_matches_bind_dig(daemon, recorder, server, args):
