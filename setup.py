@@ -7,6 +7,7 @@ The shared objects are linked stripped (``-s``): a release carries no debug symb
 ``CORENET_DEBUG_BUILD=1`` builds unoptimised, with symbols, for gdb and valgrind.
 """
 import os
+import sys
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -56,10 +57,15 @@ def ext_modules():
     # names the sources).
     if os.environ.get("CORENET_METADATA_ONLY"):
         return []
+    # The C that Cython writes goes to a directory of each interpreter's own (build/cython-
+    # cpython-311, ...): a Cython in another virtual environment regenerates every file (its
+    # own .pxd are newer than them), and C shared between interpreters would make each build
+    # recompile everything the other one built.
     return cythonize(
         extensions(),
         compiler_directives={"language_level": "3", "embedsignature": True},
         nthreads=os.cpu_count() or 1,
+        build_dir=os.path.join("build", f"cython-{sys.implementation.cache_tag}"),
     )
 
 
