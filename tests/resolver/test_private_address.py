@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -196,3 +197,39 @@ def test_local_data_is_never_filtered(pair):
     uport, d, _ = pair
     for port in (uport, d.port):
         assert shape(ask(port, "nas.lan.", "A"))[:2] == (dns.rcode.NOERROR, ["192.168.7.7"])
+
+
+@pytest.mark.parametrize("private, name", [
+    ("192.0.2.11/32", "www.example.com."),     # one record of a signed rrset taken out
+    ("192.0.2.0/24", "www.example.com."),      # the whole signed rrset taken out
+    ("192.0.2.0/24", "x.wild.example.com."),   # a signed wildcard's answer
+])
+def test_a_signed_answer_with_private_addresses_is_bogus_never_vouched_for(
+        signed_lab, tmp_path, private, name):
+    """The guard runs before validation: a signed rrset it takes records out of no longer
+    matches its signature (and one it takes out whole leaves a signature with no data and no
+    proof of NODATA), so the answer is bogus: SERVFAIL, never NOERROR with the private data
+    gone and AD set, nor the stripped set passed off as insecure. An unsigned zone's
+    answer is filtered as anywhere else."""
+    lab, anchor = signed_lab
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text(f'private-address = ["{private}"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--trust-anchor", str(anchor))
+    try:
+        d.start()
+        for _ in range(2):                       # the miss, then the cache's answer
+            q = dns.message.make_query(name, "A", want_dnssec=True)
+            r = d.ask(q)
+            assert r.rcode() == dns.rcode.SERVFAIL, r
+            assert not r.flags & dns.flags.AD and not r.answer
+        # an unsigned zone's address (192.0.2.150): filtered when private, NOERROR either way
+        import ipaddress
+        r = d.ask(dns.message.make_query("www.insecure.com.", "A", want_dnssec=True))
+        hidden = ipaddress.ip_address("192.0.2.150") in ipaddress.ip_network(private)
+        assert (r.rcode(), bool(r.answer), r.flags & dns.flags.AD) == (
+            dns.rcode.NOERROR, not hidden, 0), r
+        # and a signed answer the guard leaves alone is still validated
+        r = d.ask(dns.message.make_query("www.example.net.", "A", want_dnssec=True))
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AD, r
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
