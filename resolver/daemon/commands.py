@@ -2,9 +2,12 @@
 read by the command line's help and the corenet-resolver(8) man page.
 
 ``scope`` says how a daemon with several workers answers: "every worker" (each worker
-applies it; the answer is given once), "union of workers" (the workers' answers merged into
-one), "per worker" (each worker's answer, under its number) or "supervisor" (the process
-that holds the control socket answers alone, or asks the workers and sums).
+applies it; the answer is given once, counts summed), "union of workers" (the workers'
+answers merged into one), "per worker" (each worker's answer, under its number),
+"supervisor" (the process that holds the control socket answers alone, or asks the workers
+and sums) or "supervisor and every worker" (the supervisor applies it to itself too). The
+supervisor and ``resolver.daemon.operations`` act on this field alone: it is the one place a
+command's scope is written.
 """
 from __future__ import annotations
 
@@ -16,7 +19,12 @@ class Command:
     name: str     # unbound-control's name
     args: str     # synopsis of the arguments, e.g. "NAME TYPE"; "" for none
     doc: str      # one paragraph: what it does, what it prints
-    scope: str    # how workers are involved: "every worker", "union of workers", "per worker", "supervisor"
+    scope: str    # how workers are involved: one of SCOPES
+
+
+#: The scopes a command may have (the module's docstring says what each means).
+SCOPES = ("every worker", "union of workers", "per worker", "supervisor",
+          "supervisor and every worker")
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -40,9 +48,9 @@ COMMANDS: tuple[Command, ...] = (
             "Prints ``ok``.", "supervisor"),
     Command("verbosity", "N", "Sets the log verbosity on Unbound's scale: 0 errors, 1 "
             "operational, 2 detailed, 3-5 debugging, until the next reload. Prints ``ok``.",
-            "every worker"),
+            "supervisor and every worker"),
     Command("log_reopen", "", "Reopens the log file (after it was rotated). Prints ``ok``.",
-            "every worker"),
+            "supervisor and every worker"),
     Command("flush", "[NAME]", "Forgets the whole cache, or every type of NAME (the "
             "shared cache's entries for it too). Prints what was flushed.", "every worker"),
     Command("flush_zone", "NAME", "Forgets everything cached at or below NAME: answers, "
@@ -156,3 +164,6 @@ def _first(doc: str) -> str:
     """The doc's first sentence."""
     end = doc.find(". ")
     return doc if end < 0 else doc[:end + 1]
+
+assert all(c.scope in SCOPES for c in COMMANDS), [c.name for c in COMMANDS
+                                                   if c.scope not in SCOPES]

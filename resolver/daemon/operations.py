@@ -593,7 +593,7 @@ def combine(cmd: str, answers: list[dict], errors: list[str]) -> dict:
     if scope == "per worker":
         text = "\n".join(f"worker {i}:\n{a.get('text', '')}" for i, a in enumerate(answers))
         return {"ok": True, "text": text, "workers": [dict(a) for a in answers]}
-    if cmd in MERGE:
+    if scope == "union of workers" or cmd in MERGE:
         return MERGE[cmd](answers)
     out = dict(answers[0]) if answers else {"ok": True}
     out["workers"] = len(answers)
@@ -654,7 +654,7 @@ MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_rem
          "ip_ratelimit_list": union_lines}
 
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
-HERE_TOO = frozenset({"verbosity", "log_reopen"})
+HERE_TOO = frozenset(c.name for c in COMMANDS.values() if c.scope == "supervisor and every worker")
 
 #: Commands whose request or answer may hold a whole cache (``load_cache``, ``dump_cache``).
 BULK = frozenset({"dump_cache", "load_cache"})

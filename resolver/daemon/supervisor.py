@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, replace
 
 from resolver.daemon import connections, logs, operations, reloads
+from resolver.daemon.commands import BY_NAME
 from resolver.daemon.config import RESTART_SETTINGS, Config, ConfigError
 from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, hit_rates, merge, since
@@ -358,15 +359,19 @@ class Supervisor:
         self.loop.call_later(0.05, self.stop.set)
         return {"ok": True, "text": "ok"}
 
+    def own_commands(self) -> dict:
+        """The handler of each command of scope "supervisor" (answered here)."""
+        return {"stats": self.stats_command,
+                "stats_noreset": lambda r: self.stats_command({**r, "since": True,
+                                                               "reset": False}),
+                "status": self.status_command, "reload": self.reload,
+                "stop": self.stop_command}
+
     async def run_command(self, req: dict) -> dict:
         cmd = req["cmd"]
-        own = {"stats": self.stats_command,
-               "stats_noreset": lambda r: self.stats_command({**r, "since": True,
-                                                              "reset": False}),
-               "status": self.status_command, "reload": self.reload,
-               "stop": self.stop_command}
-        if cmd in own:               # the commands the supervisor answers itself
-            return await own[cmd](req)
+        command = BY_NAME.get(cmd)
+        if command is not None and command.scope == "supervisor":
+            return await self.own_commands()[cmd](req)
         if cmd in operations.HERE_TOO:           # the supervisor logs too
             answer = await operations.run(operations.WORKER, None, req)
             if not answer.get("ok"):

@@ -94,11 +94,28 @@ def test_help_lists_every_command_with_its_synopsis():
         assert r.returncode == 0, r.stderr
         for c in COMMANDS:
             assert f"  {c.name} {c.args}".rstrip() in r.stdout, (c.name, r.stdout)
-    assert {c.scope for c in COMMANDS} <= {"every worker", "union of workers", "per worker",
-                                           "supervisor"}
+    from resolver.daemon.commands import SCOPES
+    assert {c.scope for c in COMMANDS} <= set(SCOPES)
     r = cli("dump_cache", "-h")                  # a command's own help, no daemon asked
     assert r.returncode == 0 and r.stdout.startswith("usage: corenet-resolver")
     assert "union of workers" in r.stdout
+
+
+def test_each_command_s_scope_has_what_it_needs_to_be_answered():
+    """A command's scope (commands.py, written once) is what the supervisor and the workers
+    act on: the supervisor answers each of scope "supervisor" itself, each of "union of
+    workers" has its merge, every other one a worker's handler."""
+    from resolver.daemon import operations
+    from resolver.daemon.commands import COMMANDS
+    from resolver.daemon.supervisor import Supervisor
+
+    own = Supervisor.__new__(Supervisor).own_commands()
+    assert set(own) == {c.name for c in COMMANDS if c.scope == "supervisor"}
+    for c in COMMANDS:
+        if c.scope == "union of workers":
+            assert c.name in operations.MERGE, c.name
+        assert c.name in operations.WORKER, c.name
+    assert operations.HERE_TOO == {"verbosity", "log_reopen"}
 
 
 def test_an_unknown_command_is_named_and_the_other_subcommands_are_not_control_commands():
