@@ -294,7 +294,7 @@ class Server:
         self.set_allow(cfg)
         for attr, value in engine_attributes(cfg, reloading=True).items():
             setattr(self.resolver, attr, value)   # the next miss reads them (iterator_for)
-        operations.set_insecure(self.resolver, cfg.domain_insecure)
+        operations.set_insecure(self.resolver, insecure_domains(cfg))
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
         self._apply_service(cfg, need_restart)
         zones = staged.zones

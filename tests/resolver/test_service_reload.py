@@ -131,3 +131,26 @@ def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
         assert (name in need_restart) == restart, name
         assert getattr(r, attr) == (flipped[name] if restart else BY_NAME[name].default), name
     assert r.cache.infra.host_ttl == 60.0
+
+
+def test_a_reload_keeps_the_negative_trust_anchors_insecure_lan_zones_adds(lab):
+    """The negative trust anchors are ``domain-insecure`` and, with ``insecure-lan-zones``,
+    the AS112 zones: the same set at start and after a reload (``insecure_domains``, applied
+    one way)."""
+    import dns.name
+
+    from resolver.daemon.server import make_resolver
+
+    def insecure(r, name):
+        return r.dnssec.below_insecure_point(dns.name.from_text(name).to_wire())
+
+    cfg = _cfg(lab, f"127.0.0.1:{free_port()}", insecure_lan_zones=True,
+               domain_insecure=("corp.example.",))
+    r = make_resolver(cfg)
+    s = Server(cfg, resolver=r)
+    for _ in range(2):
+        assert insecure(r, "1.0.0.10.in-addr.arpa.") and insecure(r, "www.corp.example.")
+        assert not insecure(r, "1.1.1.1.in-addr.arpa.")
+        assert s.apply(cfg) == []
+    s.apply(_cfg(lab, f"{cfg.listen[0][0]}:{cfg.listen[0][1]}"))
+    assert not insecure(r, "1.0.0.10.in-addr.arpa.") and not insecure(r, "www.corp.example.")
