@@ -1,5 +1,5 @@
 # The entry points of response.pyx the resolution driver (resolution.pyx) calls as C
-# functions, without a Python call per miss, and the Outcome of the query policy.
+# functions, without a Python call per miss, and the Outcome of the query rules.
 
 from resolver.state cimport ResolverCore
 from resolver.iterator.events cimport Result

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The query policy, compiled: what a client query gets, as one :class:`Outcome`, for the
+"""The query rules, compiled: what a client query gets, as one :class:`Outcome`, for the
 daemon and the library alike.
 
 - ``cached``: a fresh cache entry answers (HIT), with the prefetch decision

@@ -1,4 +1,4 @@
-"""One query policy: the library (``Resolver.resolve``) and the daemon (``response.begin``,
+"""One set of query rules: the library (``Resolver.resolve``) and the daemon (``response.begin``,
 ``finish`` and the hit paths) read the same :class:`resolver.response.Outcome` and so give the
 same outcome for the same cache state and the same resolution Result; the prefetch decision is
 taken by one function, which every hit path follows when its limits change.
