@@ -60,6 +60,8 @@ from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
+cdef object _DROP = DROP
+cdef object _truncate = truncate
 
 
 cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
@@ -68,8 +70,7 @@ cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
     cdef char* w = PyBytes_AS_STRING(q)
     w[2] = w[2] | 1
     return q
-cdef object _DROP = DROP
-cdef object _truncate = truncate
+
 
 cdef enum:
     MAX_NAME = 255
