@@ -12,6 +12,7 @@ changed or removed. The query path (``resolver.daemon.rpz_gate``) reads only tha
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -120,26 +121,37 @@ def rpz_sources(value) -> tuple[RpzSource, ...]:
     return out
 
 
-def read_zone_file(source: RpzSource, limits: Limits) -> PolicyZone:
-    """The policy zone of ``source``'s zone file (zone-file syntax, names relative to the
-    zone's name unless the file says otherwise)."""
+def read_zone_file(source: RpzSource, limits: Limits,
+                   held: PolicyZone | None = None) -> PolicyZone:
+    """The policy zone of ``source``'s zone file (zone-file syntax, UTF-8, names relative to
+    the zone's name unless the file says otherwise); ``held`` itself when it was read from
+    the same bytes (a reload leaves an unchanged file's zone as it is)."""
     assert source.zonefile is not None
-    zone = dns.zone.from_file(source.zonefile, origin=source.name, relativize=False,
+    with open(source.zonefile, "rb") as f:
+        data = f.read()
+    digest = hashlib.sha256(data).digest()
+    if held is not None and held.digest == digest:
+        return held
+    zone = dns.zone.from_text(data.decode("utf-8"), origin=source.name, relativize=False,
                               check_origin=False)
-    return policy_zone(zone, source, limits)
+    out = policy_zone(zone, source, limits)
+    out.digest = digest
+    return out
 
 
-def read_zone_files(sources, limits: Limits) -> dict[RpzSource, PolicyZone | Exception]:
+def read_zone_files(sources, limits: Limits, held: dict | None = None,
+                    ) -> dict[RpzSource, PolicyZone | Exception]:
     """The zone of each source with a zone file, or why it cannot be read: no state
     touched, so a reload reads them in a thread and hands the result to
-    :meth:`Feeds.set_sources`."""
+    :meth:`Feeds.set_sources`. ``held``: the zones loaded now, by source (one whose file
+    has not changed is kept)."""
     out: dict[RpzSource, PolicyZone | Exception] = {}
     for source in sources:
         if source.zonefile:
             try:
-                out[source] = read_zone_file(source, limits)
-            except (OSError, dns.exception.DNSException, PolicyError) as e:
-                out[source] = e
+                out[source] = read_zone_file(source, limits, (held or {}).get(source))
+            except (OSError, ValueError, dns.exception.DNSException, PolicyError) as e:
+                out[source] = e         # ValueError: not UTF-8
     return out
 
 
@@ -184,6 +196,10 @@ class Feed:
             log.error("rpz %s: cannot load %s (%s)%s", self.source.name, self.source.zonefile,
                       loaded, "; keeping the zone loaded before" if self.zone else "")
             return False
+        if loaded is self.zone:
+            log.info("rpz %s: %s unchanged (serial %s)", self.source.name,
+                     self.source.zonefile, loaded.serial)
+            return True
         self.zone = zone = loaded
         log.info("rpz %s: %d triggers from %s (serial %s)", self.source.name, len(zone),
                  self.source.zonefile, zone.serial)
@@ -292,6 +308,10 @@ class Feeds:
         for f in self.feeds:
             f.stop()
         self.feeds = []
+
+    def held(self) -> dict:
+        """The zone each source has loaded now, by source (for :func:`read_zone_files`)."""
+        return {f.source: f.zone for f in list(self.feeds) if f.zone is not None}
 
     def stats(self) -> dict:
         return {f.source.name: {"loaded": f.zone is not None,

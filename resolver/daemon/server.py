@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from resolver.daemon import logs, proxy_protocol, udp_listener
+from resolver.daemon import logs, proxy_protocol, reloads, udp_listener
 from resolver.daemon.acl import ACL
 from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, LATENCY_BUCKETS,
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
@@ -103,8 +103,14 @@ class Server:
             from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
             rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
             self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
+        old = self.policy_gate.policy
         self.policy_gate.policy = policy
         self.front.policy = self.policy_gate
+        if old is not None and old is not policy:
+            kept = {id(z) for z in policy.zones}
+            for zone in old.zones:          # freed a slice at a time, not in this turn
+                if id(zone) not in kept:
+                    reloads.retire(self.loop, zone, lambda z: z.tables())
 
     @property
     def query_log(self):
@@ -280,7 +286,8 @@ class Server:
         if zones is not None:
             zones.definitions()         # made now, compared with the running ones at the swap
         tls = {listener: listener.stage(cfg) for listener in self.encrypted}
-        return Staged(cfg, zones, read_zone_files(cfg.rpz, limits), tls)
+        held = self.rpz.held() if self.rpz is not None else None
+        return Staged(cfg, zones, read_zone_files(cfg.rpz, limits, held), tls)
 
     def apply(self, cfg: Config, staged: "Staged | None" = None) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log

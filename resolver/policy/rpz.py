@@ -173,6 +173,7 @@ class PolicyZone:
         self.nsdname = _Names()
         self.ignored = 0                        # IP triggers that encode no network
         self.records = 0
+        self.digest: bytes | None = None        # the SHA-256 of the file it was read from
         by_name: dict[dns.name.Name, list] = {}
         for name, rds in rdatasets:
             self.records += len(rds)
@@ -210,6 +211,12 @@ class PolicyZone:
             names.wild[name.parent()] = rule
         else:
             names.exact[name] = rule
+
+    def tables(self) -> list[dict]:
+        """The zone's own tables of triggers (what holds its size), for letting go of a
+        zone a piece at a time (``resolver.daemon.reloads.retire``)."""
+        return [self.qnames.exact, self.qnames.wild, self.nsdname.exact, self.nsdname.wild,
+                *(t for p in self.ips.values() for t in p.by_len.values())]
 
     def __len__(self) -> int:
         return (len(self.qnames.exact) + len(self.qnames.wild) + len(self.nsdname.exact)

@@ -83,7 +83,82 @@ def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monk
     loop_thread, before = run(go(), timeout=30)
     assert seen["build"] != loop_thread and seen["stage"] != loop_thread
     assert seen["apply"] == loop_thread and seen["staged"]
-    assert seen["switch"] == min(before, reloads.SWITCH_INTERVAL)
+    assert seen["switch"] == pytest.approx(min(before, reloads.SWITCH_INTERVAL), abs=1e-6)
+
+
+def test_the_build_thread_yields_the_cpu_and_sets_off_no_collection(run):
+    """The build runs in a thread of its own at the lowest priority (SCHED_IDLE), with the
+    garbage collector off until the swap (a collection would hold the GIL for as long as it
+    takes), both as they were afterwards."""
+    import gc
+    import os
+
+    seen = {}
+
+    def build():
+        seen["thread"] = threading.get_ident()
+        seen["policy"] = os.sched_getscheduler(0)
+        seen["gc"] = gc.isenabled()
+        return 42
+
+    async def go():
+        assert await reloads.off_loop(build) == 42
+        with pytest.raises(ZeroDivisionError):
+            await reloads.off_loop(lambda: 1 / 0)
+        return threading.get_ident()
+
+    assert gc.isenabled()
+    assert run(go(), timeout=10) != seen["thread"]
+    assert seen["policy"] == os.SCHED_IDLE and seen["gc"] is False
+    assert gc.isenabled() and os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_retire_lets_go_a_slice_at_a_time_once_nothing_else_holds_it(run, monkeypatch):
+    """What a swap let go of is freed a slice of its tables per turn of the loop, and only
+    once nobody else holds it."""
+    import weakref
+
+    class Big:
+        pass
+
+    monkeypatch.setattr(reloads, "RETIRE_SLICE", 10)
+    monkeypatch.setattr(reloads, "RETIRE_WAIT", 0.05)
+    watched, freed_at, ticks = [], [], [0]
+
+    class Rules(dict):
+        def popitem(self):
+            freed_at.append(ticks[0])       # the loop's turn each entry goes in
+            return super().popitem()
+
+    async def go():
+        loop = asyncio.get_running_loop()
+
+        def tick():                         # counts the loop's turns
+            ticks[0] += 1
+            if len(freed_at) < 35:
+                loop.call_soon(tick)
+
+        big = Big()
+        big.rules = Rules((i, Big()) for i in range(35))
+        watched.extend(weakref.ref(v) for v in big.rules.values())
+        holder = [big]                      # a miss still reading it
+        reloads.retire(loop, big, lambda b: [b.rules])
+        rules = big.rules
+        del big
+        await asyncio.sleep(0.2)
+        assert len(rules) == 35             # held elsewhere: untouched
+        holder.clear()
+        tick()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not rules:
+                break
+        return rules
+
+    assert not run(go(), timeout=10)
+    per_turn = {t: freed_at.count(t) for t in freed_at}
+    assert len(freed_at) == 35 and max(per_turn.values()) == 10 and len(per_turn) >= 4
+    assert all(w() is None for w in watched)
 
 
 def test_reloads_asked_at_once_run_one_at_a_time_and_the_last_wins(run, lab, tmp_path,

@@ -77,6 +77,30 @@ def test_zone_file_kept_when_the_new_one_fails(tmp_path):
     assert f.load_file() and f.zone.serial == 2 and changes == [1, 1]
 
 
+def test_an_unchanged_zone_file_keeps_its_zone_and_a_changed_one_is_read(tmp_path):
+    """A reload reads each zone file again: the same bytes keep the zone loaded (nothing
+    parsed, nothing swapped), other bytes (the serial left as it was) are parsed; a file
+    that is not UTF-8 is an error that keeps the zone."""
+    from resolver.daemon.rpz_feed import read_zone_files
+
+    path = write(tmp_path / "z")
+    source = RpzSource("rpz.test.", zonefile=path)
+    changes = []
+    f = Feed(source, DEFAULT, lambda: changes.append(1))
+    assert f.load_file()
+    first = f.zone
+    again = read_zone_files([source], DEFAULT, {source: first})[source]
+    assert again is first and f.load_file(again) and f.zone is first and changes == [1]
+    write(tmp_path / "z", 1, "bad.example CNAME .\nworse.example CNAME .")
+    changed = read_zone_files([source], DEFAULT, {source: first})[source]
+    assert changed is not first and len(changed) == 2 == len(first) + 1
+    assert f.load_file(changed) and f.zone is changed and changes == [1, 1]
+    (tmp_path / "z").write_bytes(b"$TTL 300\n@ SOA a. b. 1 1 1 1 1\nx CNAME \xff.\n")
+    broken = read_zone_files([source], DEFAULT, {source: changed})[source]
+    assert isinstance(broken, ValueError)
+    assert not f.load_file(broken) and f.zone is changed
+
+
 def test_failed_transfer_keeps_the_zone_and_waits_its_retry(tmp_path):
     with socket.socket() as s:              # a port nothing listens on: refused at once
         s.bind(("127.0.0.1", 0))
