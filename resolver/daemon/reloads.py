@@ -94,7 +94,10 @@ async def off_loop(fn: Callable[[], T]) -> T:
             result, error = fn(), None
         except BaseException as e:       # handed to the awaiting coroutine
             result, error = None, e
-        loop.call_soon_threadsafe(finish, result, error)
+        try:
+            loop.call_soon_threadsafe(finish, result, error)
+        except RuntimeError:             # the loop closed meanwhile (the daemon stopped)
+            pass
 
     _enter()
     try:

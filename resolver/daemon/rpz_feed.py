@@ -124,16 +124,18 @@ def rpz_sources(value) -> tuple[RpzSource, ...]:
 def read_zone_file(source: RpzSource, limits: Limits,
                    held: PolicyZone | None = None) -> PolicyZone:
     """The policy zone of ``source``'s zone file (zone-file syntax, UTF-8, names relative to
-    the zone's name unless the file says otherwise); ``held`` itself when it was read from
-    the same bytes (a reload leaves an unchanged file's zone as it is)."""
+    the zone's name unless the file says otherwise, ``$INCLUDE`` followed); ``held`` itself
+    when it was read from the same bytes (a reload leaves an unchanged file's zone as it is;
+    a file that includes others is always read again)."""
     assert source.zonefile is not None
     with open(source.zonefile, "rb") as f:
         data = f.read()
-    digest = hashlib.sha256(data).digest()
-    if held is not None and held.digest == digest:
+    digest = None if b"$INCLUDE" in data.upper() else hashlib.sha256(data).digest()
+    if (digest is not None and held is not None and held.digest == digest
+            and held.records <= limits.rpz_max_records):   # a lower bound since: read again
         return held
     zone = dns.zone.from_text(data.decode("utf-8"), origin=source.name, relativize=False,
-                              check_origin=False)
+                              check_origin=False, filename=source.zonefile, allow_include=True)
     out = policy_zone(zone, source, limits)
     out.digest = digest
     return out

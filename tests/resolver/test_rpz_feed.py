@@ -99,6 +99,14 @@ def test_an_unchanged_zone_file_keeps_its_zone_and_a_changed_one_is_read(tmp_pat
     broken = read_zone_files([source], DEFAULT, {source: changed})[source]
     assert isinstance(broken, ValueError)
     assert not f.load_file(broken) and f.zone is changed
+    # a file that includes another is read again whatever its own bytes: the other may change
+    (tmp_path / "more").write_text("a.example CNAME .\n")
+    write(tmp_path / "z", 3, f"$INCLUDE {tmp_path / 'more'}")
+    included = read_zone_files([source], DEFAULT, {source: changed})[source]
+    assert len(included) == 1 and f.load_file(included)
+    (tmp_path / "more").write_text("a.example CNAME .\nb.example CNAME .\n")
+    again = read_zone_files([source], DEFAULT, {source: included})[source]
+    assert again is not included and len(again) == 2
 
 
 def test_failed_transfer_keeps_the_zone_and_waits_its_retry(tmp_path):
