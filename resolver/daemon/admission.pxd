@@ -76,8 +76,19 @@ cdef class Counters:
     cdef unsigned long long low_qtypes[256]
     cdef object other_qtypes            # Counter: qtype >= 256 -> n
     cdef unsigned long long latency_counts[NBUCKETS + 1]
+    cdef unsigned long long recursion_counts[NBUCKETS + 1]     # misses alone, by answer time
     cdef unsigned long long drops[NREASONS]
-    cdef public double latency_sum
+    cdef public double latency_sum, recursion_sum
+    # the queries' shape, counted with ``extended-statistics`` (Unbound's num.query.flags,
+    # .opcode, .class, .edns, .ipv6): the header's third and fourth bytes by value (the
+    # flags and opcode are read back from them), the question's class
+    cdef unsigned long long flag_bytes[2][256]
+    cdef unsigned long long low_qclasses[256]
+    cdef public unsigned long long other_qclasses, edns_present, edns_do, ipv6
+    # the list of misses in flight as Unbound's requestlist: its length summed and its
+    # largest at each miss started, the misses refused because it was full
+    cdef public unsigned long long requestlist_inserts, requestlist_sum, requestlist_max
+    cdef public unsigned long long requestlist_exceeded
     cdef public long long refused_acl, truncated
     cdef public unsigned long long hits, fast_tcp_hits
     cdef public long long tcp_connections, tcp_accepted, tcp_rejected, tcp_idle_closed
@@ -85,6 +96,8 @@ cdef class Counters:
     cdef public bint udp_reported       # a C UDP listener serves: its drop reasons always shown
 
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds)
+    cdef int recursed(self, double seconds) except -1
+    cdef int shape(self, const unsigned char* p, Py_ssize_t n, bint ipv6) except -1
     cdef int acted(self, int verdict) except -1
     cdef int udp_answered(self, int verdict, bytes out, unsigned int qtype,
                           bint truncated) except -1
@@ -126,6 +139,7 @@ cdef class FrontDoor:
     cdef public object drained          # a Future, set when the last miss ends
     cdef public object loop
     cdef public object query_log        # called for each answer when queries are logged
+    cdef bint extended                  # ``extended-statistics``: the queries' shape counted
 
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
                        Reply reply, double t0) except -2

@@ -114,6 +114,20 @@ for _i, _b in enumerate(LATENCY_BUCKETS):
     _BOUNDS[_i] = _b
 
 
+cdef inline int _bucket(double seconds) noexcept:
+    """The latency bucket of ``seconds``: the first whose bound is >= it (the last one,
+    +Inf, if none)."""
+    cdef int i = 0
+    while i < NBUCKETS and _BOUNDS[i] < seconds:
+        i += 1
+    return i
+
+
+cdef inline bint _is_ipv6(addr):
+    """Whether the client address ``addr`` (a socket address, or None) is IPv6's."""
+    return addr is not None and ":" in addr[0]
+
+
 cdef inline int _transport(str name):
     """``name``'s ``T_`` constant, -1 for one not in ``TRANSPORTS``."""
     if name == "udp":
@@ -187,7 +201,6 @@ cdef class Counters:
 
     cpdef answered(self, str transport, bytes out, unsigned int qtype, double seconds):
         """An answer sent over ``transport`` ``seconds`` after its query arrived."""
-        cdef int i = 0
         cdef int t = _transport(transport)
         cdef unsigned int rcode = out[3] & 0x0F
         if t >= 0:
@@ -200,10 +213,86 @@ cdef class Counters:
         else:
             self.other_qtypes[qtype] = (dict_get(self.other_qtypes, qtype) or 0) + 1
         self.latency_sum += seconds
-        # The first bucket whose bound is >= seconds (the last one, +Inf, if none).
-        while i < NBUCKETS and _BOUNDS[i] < seconds:
-            i += 1
-        self.latency_counts[i] += 1
+        self.latency_counts[_bucket(seconds)] += 1
+
+    cdef int recursed(self, double seconds) except -1:
+        """A resolution's answer sent ``seconds`` after its query arrived (Unbound's
+        ``recursion.time`` and ``histogram``, which time recursive replies alone)."""
+        self.recursion_sum += seconds
+        self.recursion_counts[_bucket(seconds)] += 1
+        return 0
+
+    cdef int shape(self, const unsigned char* p, Py_ssize_t n, bint ipv6) except -1:
+        """The shape of the query at ``p`` (``n`` bytes, a whole header at least), as
+        Unbound's ``extended-statistics`` counts it: its flags and opcode, its question's
+        class, whether it has EDNS and sets DO, whether it came over IPv6."""
+        cdef Py_ssize_t pos, rr
+        cdef unsigned int qclass, count
+        self.flag_bytes[0][p[2]] += 1
+        self.flag_bytes[1][p[3]] += 1
+        if ipv6:
+            self.ipv6 += 1
+        if u16(p + 4) == 0:
+            return 0
+        pos = skip_name(p, n, 12)
+        if pos < 0 or pos + 4 > n:
+            return 0
+        qclass = u16(p + pos + 2)
+        if qclass < 256:
+            self.low_qclasses[qclass] += 1
+        else:
+            self.other_qclasses += 1
+        # The OPT record: among the additional records, which follow the question when
+        # the query carries no answer or authority records (as queries do).
+        if u16(p + 4) != 1 or u16(p + 6) or u16(p + 8):
+            return 0
+        pos += 4
+        count = u16(p + 10)
+        for rr in range(count if count < 4 else 4):
+            if pos + 11 > n:
+                return 0
+            if p[pos] == 0 and u16(p + pos + 1) == T_OPT:
+                self.edns_present += 1
+                if p[pos + 7] & 0x80:
+                    self.edns_do += 1
+                return 0
+            pos = skip_name(p, n, pos)
+            if pos < 0 or pos + 10 > n:
+                return 0
+            pos += 10 + u16(p + pos + 8)
+        return 0
+
+    @property
+    def recursion(self):
+        """Resolutions per latency bucket (``LATENCY_BUCKETS``'s bounds, then +Inf)."""
+        return [self.recursion_counts[i] for i in range(NBUCKETS + 1)]
+
+    @property
+    def query_shape(self):
+        """What ``shape`` counted: flag name -> queries with it set, opcode and class (as
+        decimal text, the classes above 255 as ``other``) -> queries, and ``edns_present``,
+        ``edns_do``, ``ipv6``."""
+        flags = dict.fromkeys(("QR", "AA", "TC", "RD", "RA", "Z", "AD", "CD"), 0)
+        opcodes = Counter()
+        for b in range(256):
+            k = self.flag_bytes[0][b]
+            if k:
+                opcodes[(b >> 3) & 0x0F] += k
+                for name, bit in (("QR", 0x80), ("AA", 0x04), ("TC", 0x02), ("RD", 0x01)):
+                    if b & bit:
+                        flags[name] += k
+            k = self.flag_bytes[1][b]
+            if k:
+                for name, bit in (("RA", 0x80), ("Z", 0x40), ("AD", 0x20), ("CD", 0x10)):
+                    if b & bit:
+                        flags[name] += k
+        classes = {str(c): self.low_qclasses[c] for c in range(256) if self.low_qclasses[c]}
+        if self.other_qclasses:
+            classes["other"] = self.other_qclasses
+        return {"flags": flags, "opcodes": {str(k): v for k, v in sorted(opcodes.items())},
+                "classes": classes,
+                "edns_present": self.edns_present, "edns_do": self.edns_do,
+                "ipv6": self.ipv6}
 
     cdef int acted(self, int verdict) except -1:
         """What a verdict other than a miss counts besides its answer: the drops (a local
@@ -419,6 +508,7 @@ cdef class FrontDoor:
         self.max_udp_size = cfg.max_udp_size
         self.jostle_timeout = cfg.jostle_timeout
         self.ip_ratelimit = cfg.ip_ratelimit
+        self.extended = cfg.extended_statistics
         self._cfg = cfg
 
     # ---- a query, from its bytes to its reply
@@ -439,6 +529,7 @@ cdef class FrontDoor:
         cdef bint truncated = False
         cdef int v
         cdef Counters counts = self.counters
+        cdef const unsigned char* asked = p
         if who == SETRD:                    # Unbound's allow_setrd: RD taken as set
             who = ALLOWED
             setrd = self.setrd(p, n)
@@ -446,6 +537,10 @@ cdef class FrontDoor:
                 q = setrd
                 p = <const unsigned char*>PyBytes_AS_STRING(q)
         v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated)
+        # The queries Unbound counts in num.queries (not the ACL's refusals, not a header
+        # it rejects), by their shape as the client sent them.
+        if self.extended and v >= DROP_LOCAL and v != NOTIMP and who != OUTSIDE:
+            counts.shape(asked, n, _is_ipv6(reply.client()))
         absent = None
         if key != NULL:                     # decide's reference, now this variable's
             absent = <object>key
@@ -630,6 +725,7 @@ cdef class FrontDoor:
             while len(self.misses) >= self.max_inflight:
                 if not self.jostle(t0, self.jostle_timeout):
                     reason = R_OVERLOAD
+                    self.counters.requestlist_exceeded += 1
                     break
         if reason < 0 and not self.within_ratelimit(client, t0, self.ip_ratelimit):
             reason = R_RATELIMIT
@@ -639,6 +735,12 @@ cdef class FrontDoor:
             return False
         # read again: a jostled miss of the same client has released its count meanwhile
         self.inflight_by_client[client] = self.inflight_by_client.get(client, 0) + 1
+        cdef Counters c = self.counters
+        cdef unsigned long long depth = len(self.misses)
+        c.requestlist_inserts += 1
+        c.requestlist_sum += depth
+        if depth > c.requestlist_max:
+            c.requestlist_max = depth
         if _miss_log.isEnabledFor(CACHE_MISS):
             self._log_miss(q, addr, reply.label)
         cdef _Done done = _Done.__new__(_Done)
@@ -750,9 +852,11 @@ cdef class FrontDoor:
             out = rewrite(out)
         if out is None:
             reply.drop()
-        elif d is None:
+            return
+        if d is None:
             self.answer(q, out, reply, t0, False, -1, -1, None)
         else:
+            self.counters.recursed(monotonic() - t0)
             # The query as parsed when it arrived (Drive.miss, shared.Lookup.miss): its
             # type and EDNS payload size are not read from the bytes again.
             m = <Parsed?>((<Drive>d).miss if type(d) is Drive else d.miss)[0]

@@ -55,11 +55,14 @@ def merge(parts: list[dict]) -> dict:
 
 
 def _keep_longest(out: dict, parts: list[dict]) -> None:
-    """The longest loop iteration and collector pass of several workers is the longest of
-    theirs, not a sum."""
+    """The longest loop iteration and collector pass, and the longest list of misses in
+    flight, of several workers is the longest of theirs, not a sum."""
     its = [p["udp_iterations"]["max_ms"] for p in parts if "udp_iterations" in p]
     if its:
         out["udp_iterations"]["max_ms"] = max(its)
+    lists = [p["requestlist"]["max"] for p in parts if "requestlist" in p]
+    if lists:
+        out["requestlist"]["max"] = max(lists)
     for part in parts:                   # a zone's serial and size: each worker's, not a sum
         for name, z in part.get("rpz", {}).get("zones", {}).items():
             held = out["rpz"]["zones"][name]
@@ -173,20 +176,11 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     metric("zone_resolutions_total", "counter",
            "Resolutions sent to a forward zone's servers or started at a stub zone's.",
            [('{zone="forward"}', e.get("forwarded", 0)), ('{zone="stub"}', e.get("stubbed", 0))])
-    bounds, counts = stats["latency_buckets"], stats["latency_counts"]
-    samples, total = [], 0
-    for b, n in zip(bounds, counts):
-        total += n
-        samples.append((f'_bucket{{le="{b:g}"}}', total))
-    total += counts[-1]
-    samples.append(('_bucket{le="+Inf"}', total))
-    samples.append(("_sum", float(stats["latency_sum"])))
-    samples.append(("_count", total))
-    lines.append(f"# HELP {P}answer_latency_seconds Time from query to answer.")
-    lines.append(f"# TYPE {P}answer_latency_seconds histogram")
-    for suffix, v in samples:
-        lines.append(f"{P}answer_latency_seconds{suffix} {v:g}" if isinstance(v, float)
-                     else f"{P}answer_latency_seconds{suffix} {v}")
+    _histogram(lines, "answer_latency_seconds", "Time from query to answer.",
+               stats["latency_buckets"], stats["latency_counts"], stats["latency_sum"])
+    _histogram(lines, "recursion_latency_seconds",
+               "Time from query to answer of the queries that needed a resolution.",
+               stats["latency_buckets"], stats["recursion_counts"], stats["recursion_sum"])
     metric("dropped_total", "counter", "Client packets dropped, by reason.",
            [(f'{{reason="{r}"}}', n) for r, n in sorted(stats["dropped"].items())])
     metric("refused_acl_total", "counter", "Queries refused: client outside the allow list.",
@@ -200,6 +194,23 @@ def render(stats: dict, openmetrics: bool = False) -> str:
             ('{outcome="idle_closed"}', t["idle_closed"]),
             ('{outcome="shed_idle"}', t.get("shed_idle", 0))])
     metric("inflight", "gauge", "Resolutions in progress.", [("", stats["inflight"])])
+    rl = stats["requestlist"]
+    metric("inflight_max", "gauge", "The most resolutions in progress when one started.",
+           [("", rl["max"])])
+    metric("inflight_full_total", "counter",
+           "Resolutions not started: max-inflight were in progress.", [("", rl["exceeded"])])
+    shape = stats.get("query_shape")
+    if shape is not None:            # extended-statistics
+        metric("query_flags_total", "counter", "Queries with each header flag set.",
+               [(f'{{flag="{f}"}}', n) for f, n in shape["flags"].items()])
+        metric("query_opcodes_total", "counter", "Queries, by opcode.",
+               [(f'{{opcode="{o}"}}', n) for o, n in shape["opcodes"].items()])
+        metric("query_classes_total", "counter", "Queries, by question class.",
+               [(f'{{class="{c}"}}', n) for c, n in shape["classes"].items()])
+        metric("query_edns_total", "counter", "Queries with EDNS, and with DO set.",
+               [('{edns="present"}', shape["edns_present"]), ('{edns="do"}', shape["edns_do"])])
+        metric("query_ipv6_total", "counter", "Queries from IPv6 clients.",
+               [("", shape["ipv6"])])
     sc = stats.get("shared_cache")
     if sc is not None:
         metric("shared_cache_events_total", "counter",
@@ -221,6 +232,24 @@ def render(stats: dict, openmetrics: bool = False) -> str:
     _render_service(stats, metric)
     _render_gc(stats, metric)
     return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
+
+
+def _histogram(lines: list[str], name: str, help_: str, bounds: list[float],
+               counts: list[int], total_seconds: float) -> None:
+    """A histogram family: cumulative buckets at ``bounds`` (then +Inf), sum and count."""
+    samples, total = [], 0
+    for b, n in zip(bounds, counts):
+        total += n
+        samples.append((f'_bucket{{le="{b:g}"}}', total))
+    total += counts[-1]
+    samples.append(('_bucket{le="+Inf"}', total))
+    samples.append(("_sum", float(total_seconds)))
+    samples.append(("_count", total))
+    lines.append(f"# HELP {P}{name} {help_}")
+    lines.append(f"# TYPE {P}{name} histogram")
+    for suffix, v in samples:
+        lines.append(f"{P}{name}{suffix} {v:g}" if isinstance(v, float)
+                     else f"{P}{name}{suffix} {v}")
 
 
 # ---- service series: DNSSEC outcomes, uptime, build, process ----------------------------------
@@ -474,10 +503,10 @@ class MetricsServer:
 
 
 #: The figures of ``stats`` that are gauges (what is, not what was counted): ``since``
-#: shows them as they are.
+#: shows them as they are. ``max`` is the longest list of misses in flight since the start.
 GAUGES = frozenset({"cache", "inflight", "uptime", "process", "build", "gc", "hit_rates",
                     "latency_buckets", "udp_iterations", "workers", "workers_answering",
-                    "per_worker", "open", "tls_upstream"})
+                    "per_worker", "open", "tls_upstream", "max"})
 
 
 def hit_rates(stats: dict) -> dict:

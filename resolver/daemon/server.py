@@ -344,6 +344,10 @@ class Server:
             "latency_buckets": list(LATENCY_BUCKETS),
             "latency_counts": c.latency,
             "latency_sum": c.latency_sum,
+            "recursion_counts": c.recursion,
+            "recursion_sum": c.recursion_sum,
+            "requestlist": {"inserts": c.requestlist_inserts, "sum": c.requestlist_sum,
+                            "max": c.requestlist_max, "exceeded": c.requestlist_exceeded},
             "dropped": c.shown_drops,
             "refused_acl": c.refused_acl,
             "truncated": c.truncated,
@@ -364,6 +368,7 @@ class Server:
             "build": build_info(),
             **({} if r.shared is None else {"shared_cache": dict(r.shared.counters)}),
             "tls_upstream": r.tls_upstreams.stats(),
+            **({"query_shape": c.query_shape} if self.cfg.extended_statistics else {}),
             **({} if self.rpz is None or (not self.rpz.feeds and self.policy_gate is None)
                else {"rpz": {
                 "zones": self.rpz.stats(),

@@ -999,6 +999,18 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``corenet-resolver stats`` (unbound-control's, which resets) shows what was "
                 "counted since the last ``stats`` by keeping the figures it showed, never by "
                 "zeroing a counter, so a scrape never sees one go back."),
+    Setting("extended_statistics", 'bool', False, boolean,
+            flag=Flag(None, "count queries by flag, opcode, class, EDNS and address family",
+                      form="both"),
+            doc="Count each client query's flags, opcode and class, whether it carries EDNS "
+                "and sets DO, and whether it came over IPv6 (Unbound's "
+                "``extended-statistics``): ``stats`` prints them as Unbound does "
+                "(``num.query.flags.RD``, ``num.query.opcode.QUERY``, ``num.query.class.IN``, "
+                "``num.query.edns.present``, ``num.query.edns.DO``, ``num.query.ipv6``) and "
+                "the metrics as ``query_flags_total`` and its siblings. Off by default, as "
+                "Unbound's: reading the question's class and the OPT record is work a cached "
+                "answer otherwise skips. The types, rcodes and transports are counted either "
+                "way. A reload turns it on or off; what was counted stays."),
     Setting("control", 'str | None', "/run/corenet-resolver/control", optional(path_in_directory),
             flag=Flag("PATH", "Unix control socket (the control commands)"),
             restart=True,

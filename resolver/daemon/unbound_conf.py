@@ -323,7 +323,6 @@ BUILT_IN = {
     "ratelimit-slabs": "one table per worker, no slabs",
     "ip-ratelimit-slabs": "one table per worker, no slabs",
     "statistics-cumulative": "stats resets its own base; stats_noreset and the metrics never",
-    "extended-statistics": "every statistic is always kept (stats, metrics)",
     "directory": "relative file names are read against it",
     "interface-automatic": "each answer leaves from the address it was asked on",
     "do-daemonize": "the daemon runs in the foreground under its service manager",

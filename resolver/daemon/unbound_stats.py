@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 
+import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 #: The rcodes Unbound prints even at zero, by its names (NOTIMP is ``NOTIMPL`` there).
@@ -44,6 +46,11 @@ def render(stats: dict, now: float | None = None) -> str:
     out += _histogram(stats)
     for t, n in sorted(stats["qtypes"].items(), key=lambda kv: int(kv[0])):
         out.append((f"num.query.type.{_qtype(int(t))}", n))
+    shape = stats.get("query_shape")
+    if shape is not None:
+        out += [(f"num.query.class.{_qclass(c)}", n) for c, n in shape["classes"].items()]
+        out += [(f"num.query.opcode.{_opcode(int(o))}", n)
+                for o, n in shape["opcodes"].items()]
     by_transport: dict[str, int] = {}
     by_rcode: dict[str, int] = {name: 0 for name in RCODES_ALWAYS}
     for key, n in stats["queries"].items():
@@ -61,6 +68,11 @@ def render(stats: dict, now: float | None = None) -> str:
     tls = stats.get("tls")
     if tls and "resumed" in tls:
         out.append(("num.query.tls.resume", tls["resumed"]))
+    if shape is not None:
+        out.append(("num.query.ipv6", shape["ipv6"]))
+        out += [(f"num.query.flags.{name}", n) for name, n in shape["flags"].items()]
+        out += [("num.query.edns.present", shape["edns_present"]),
+                ("num.query.edns.DO", shape["edns_do"])]
     out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
             if n or name in RCODES_ALWAYS]
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
@@ -92,6 +104,10 @@ def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, ob
         lines += [(f"{prefix}.num.prefetch", e["prefetches"]),
                   (f"{prefix}.num.expired", e["stale_answers"]),
                   (f"{prefix}.num.recursivereplies", e["cache_misses"]),
+                  (f"{prefix}.requestlist.avg", _general(_list_average(stats))),
+                  (f"{prefix}.requestlist.max", stats["requestlist"]["max"]),
+                  (f"{prefix}.requestlist.overwritten", stats["dropped"].get("jostled", 0)),
+                  (f"{prefix}.requestlist.exceeded", stats["requestlist"]["exceeded"]),
                   (f"{prefix}.requestlist.current.all", stats["inflight"]),
                   (f"{prefix}.requestlist.current.user", stats["inflight"]),
                   (f"{prefix}.recursion.time.avg", _sec(_average(stats))),
@@ -101,14 +117,23 @@ def _thread(prefix: str, stats: dict, worker: dict | None) -> list[tuple[str, ob
 
 
 def _average(stats: dict) -> float:
-    n = sum(stats["latency_counts"])
-    return float(stats["latency_sum"]) / n if n else 0.0
+    n = sum(stats["recursion_counts"])
+    return float(stats["recursion_sum"]) / n if n else 0.0
+
+
+def _list_average(stats: dict) -> float:
+    """The misses in flight when one more started, on average (Unbound's
+    ``requestlist.avg``)."""
+    r = stats["requestlist"]
+    return r["sum"] / r["inserts"] if r["inserts"] else 0.0
 
 
 def _buckets(stats: dict) -> list[tuple[float, float, int]]:
-    """(lower bound, upper bound, count) of each latency bucket."""
+    """(lower bound, upper bound, count) of each bucket of the resolutions' times (the
+    door's latency buckets; answers from the cache and local zones are not timed here, as
+    Unbound's histogram times recursive replies alone)."""
     bounds = [0.0, *stats["latency_buckets"], HISTOGRAM_TOP]
-    return [(bounds[i], bounds[i + 1], n) for i, n in enumerate(stats["latency_counts"])]
+    return [(bounds[i], bounds[i + 1], n) for i, n in enumerate(stats["recursion_counts"])]
 
 
 def _median(stats: dict) -> float:
@@ -136,6 +161,25 @@ def _bound(seconds: float) -> str:
 
 def _sec(seconds: float) -> str:
     return f"{seconds:.6f}"
+
+
+def _general(x: float) -> str:
+    """A ratio as Unbound prints one (C's ``%g``)."""
+    return f"{x:g}"
+
+
+def _qclass(c: str) -> str:
+    if c == "other":                      # the classes above 255, counted together
+        return "other"
+    try:
+        return dns.rdataclass.to_text(int(c))
+    except ValueError:
+        return f"CLASS{c}"
+
+
+def _opcode(n: int) -> str:
+    name = dns.opcode.to_text(n)          # the number itself for an opcode with no name
+    return f"OPCODE{n}" if name.isdigit() else name
 
 
 def _qtype(n: int) -> str:

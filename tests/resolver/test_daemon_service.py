@@ -374,7 +374,7 @@ def test_metrics_pass_prometheus_text_and_openmetrics_parsers(lab, tmp_path, wor
 
     from corenet import __version__
 
-    d = Daemon(tmp_path / "d", lab, "--workers", str(workers))
+    d = Daemon(tmp_path / "d", lab, "--workers", str(workers), "--extended-statistics")
     d.start(ready=f"ready: {workers} workers" if workers > 1 else "ready")
     try:
         d.ask("www.example.com.")
@@ -395,7 +395,14 @@ def test_metrics_pass_prometheus_text_and_openmetrics_parsers(lab, tmp_path, wor
                 "process_start_time_seconds", "corenet_resolver_uptime_seconds",
                 "corenet_resolver_build_info", "corenet_resolver_dnssec_validations",
                 "corenet_resolver_tcp_connections", "corenet_resolver_tcp_connections_open",
-                "corenet_resolver_answer_latency_seconds"} <= names, names
+                "corenet_resolver_answer_latency_seconds",
+                "corenet_resolver_recursion_latency_seconds", "corenet_resolver_inflight_max",
+                "corenet_resolver_query_flags", "corenet_resolver_query_edns"} <= names, names
+        resolved = {s.name: s.value for s in
+                    fams["corenet_resolver_recursion_latency_seconds"].samples}
+        assert resolved["corenet_resolver_recursion_latency_seconds_count"] >= 1
+        rd = {s.labels["flag"]: s.value for s in fams["corenet_resolver_query_flags"].samples}
+        assert rd["RD"] >= 1 and rd["QR"] == 0
         build = fams["corenet_resolver_build_info"].samples[0]
         assert build.labels["version"] == __version__ and build.value == 1
         rss = fams["process_resident_memory_bytes"].samples[0].value

@@ -133,6 +133,8 @@ def test_metrics_show_tls_upstream_failures_by_cause():
         "servfail", "stale_answers", "prefetches", "primings", "priming_failures")},
         "cache": {"bytes": 0, "messages": 0, "rrsets": 0, "evictions": 0},
         "latency_buckets": [0.001], "latency_counts": [0, 0], "latency_sum": 0.0,
+        "recursion_counts": [0, 0], "recursion_sum": 0.0,
+        "requestlist": {"inserts": 0, "sum": 0, "max": 0, "exceeded": 0},
         "dropped": {}, "refused_acl": 0, "truncated": 0,
         "tcp": {"open": 0, "accepted": 0, "rejected": 0, "idle_closed": 0},
         "inflight": 0, "uptime": 1.0}

@@ -2,7 +2,8 @@
 hits, misses, NXDOMAIN, truncation, a qtype above 255, RD-clear probes, NOTIMP, short
 packets, responses, an oversized datagram and an oversized TCP frame, clients outside the
 ACL, over UDP (the C listener on corenet's loop, the DatagramProtocol on stock asyncio), TCP
-(framer hits and the dispatch) and DNS over plain HTTP. Every verdict counter, drop reason and answer count is
+(framer hits and the dispatch) and DNS over plain HTTP. Every verdict counter, drop reason,
+answer count, the resolutions' times and the queries' shape (``extended-statistics``) is
 compared with the figures the mix must give, path by path."""
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ def _expected(fast_udp: bool) -> dict:
         "qtypes": ({"0": 2, "1": 12, "16": 2, "28": 1, "257": 1} if fast_udp else
                    {"0": 2, "1": 14, "16": 2, "28": 1, "257": 2}),
         "answers_timed": 19 if fast_udp else 21,
+        "recursions_timed": 5,      # the misses: www A, big TXT, nope A, www CAA, www AAAA
+        # extended-statistics: the queries past the ACL and the header checks, as sent
+        # (not NOTIMP, short or responses, nor the clients outside the ACL)
+        "shape": {"flags": {"QR": 0, "AA": 0, "TC": 0, "RD": 13, "RA": 0, "Z": 0, "AD": 0,
+                            "CD": 0},
+                  "opcodes": {"0": 16}, "classes": {"1": 16}, "edns_present": 0,
+                  "edns_do": 0, "ipv6": 0},
         "dropped": ({"short": 2, "response": 2, "oversize": 1, "send_error": 0,
                      "tcp_oversize": 1} if fast_udp else
                     {"short": 2, "response": 3, "tcp_oversize": 1}),
@@ -74,6 +82,8 @@ def _observed(stats: dict, fast_hits_base: int) -> dict:
         "queries": stats["queries"],
         "qtypes": stats["qtypes"],
         "answers_timed": sum(stats["latency_counts"]),
+        "recursions_timed": sum(stats["recursion_counts"]),
+        "shape": stats["query_shape"],
         "dropped": stats["dropped"],
         "refused_acl": stats["refused_acl"],
         "truncated": stats["truncated"],
@@ -109,7 +119,8 @@ def test_stats_of_a_fixed_mix(run, lab, loop_kind):
     async def go():
         cfg = build(None, {"listen": [f"127.0.0.1:{free_port()}"], "root_hints": None,
                            "upstream_port": lab.port, "do_not_query_localhost": False,
-                           "http_listen": [f"127.0.0.1:{free_port()}"]})
+                           "http_listen": [f"127.0.0.1:{free_port()}"],
+                           "extended_statistics": True})
         import resolver
         s = Server(cfg, resolver=resolver.Resolver(lab.root_hints, port=lab.port,
                                                    cache_size=cfg.cache_size,

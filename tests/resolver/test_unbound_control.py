@@ -12,12 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 import pytest
 from ci_policy import unavailable
 
 from daemon_proc import Daemon, cli, free_port, free_tcp_port
+from dnslab import zones as Z
 from dnslab.unbound import local_unbound
 from procs import stop as stop_process
 from tls_certs import CA
@@ -169,20 +172,45 @@ def test_unbound_control_over_plain_tcp_and_the_unix_socket(lab, tmp_path):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
-def test_stats_key_names_are_a_real_unbound_s(lab, tmp_path):
+def _shaped(name: str, how: str) -> dns.message.Message:
+    """A query for ``name`` A of one shape: ``plain`` (no EDNS), ``edns``, ``do`` (EDNS
+    with DO), ``cd`` (EDNS, CD set)."""
+    q = dns.message.make_query(name, "A", use_edns=None if how == "plain" else 0,
+                               want_dnssec=how == "do")
+    if how == "cd":
+        q.flags |= dns.flags.CD
+    return q
+
+
+#: What both resolvers are asked: a local name, names a forward zone resolves (each asked
+#: twice: a recursion, then a cache hit), in every shape.
+ASKED = (("a.test.", "plain"), ("a.test.", "edns"), ("a.test.", "do"),
+         ("h001.bulk.net.", "plain"), ("h001.bulk.net.", "plain"),
+         ("h002.bulk.net.", "edns"), ("h002.bulk.net.", "edns"),
+         ("h003.bulk.net.", "do"), ("h003.bulk.net.", "do"),
+         ("h004.bulk.net.", "cd"), ("h004.bulk.net.", "cd"))
+
+
+def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
     """Every key our ``stats`` prints is one a real Unbound (extended-statistics) prints
-    after the same queries, except the histogram buckets (the daemon's own bounds, in
-    Unbound's naming) and the types asked; and unbound_exporter's keys are all there."""
+    after the same queries (except the histogram's buckets: the daemon's own bounds in
+    Unbound's naming), and with the same counts for what both count the same way: queries,
+    types, rcodes, recursions and their histogram (cache hits and local answers untimed),
+    the queries' flags, EDNS, DO, class and opcode; unbound_exporter's keys are all there."""
     need_unbound()
     uport, cport = free_port(), free_tcp_port()
+    bulk = f"{Z.BULK}@{lab.port}"
     w = tmp_path / "unbound"
     w.mkdir()
     proc = local_unbound(w, uport, ["extended-statistics: yes", "local-zone: test. static",
-                                    'local-data: "a.test. A 10.0.0.1"'],
+                                    'local-data: "a.test. A 10.0.0.1"',
+                                    "do-not-query-localhost: no", "forward-zone:",
+                                    'name: "bulk.net."', f"forward-addr: {bulk}"],
                          ("control-enable: yes", "control-interface: 127.0.0.1",
                           f"control-port: {cport}", "control-use-cert: no"))
     conf = tmp_path / "resolver.toml"
-    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n')
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\nextended-statistics = true\n'
+                    f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
@@ -190,8 +218,9 @@ def test_stats_key_names_are_a_real_unbound_s(lab, tmp_path):
         assert ubctl(ub, "stats").returncode == 0
         assert cli("--control", d.control, "stats").returncode == 0
         for port in (uport, d.port):
-            for _ in range(3):
-                ask(port, "a.test.")
+            for name, how in ASKED:
+                r = dns.query.udp(_shaped(name, how), "127.0.0.1", port=port, timeout=3)
+                assert r.rcode() == dns.rcode.NOERROR and r.answer, (port, name, how)
         r = ubctl(ub, "stats_noreset")
         assert r.returncode == 0, r.stdout + r.stderr
         theirs = keys(r.stdout)
@@ -203,10 +232,23 @@ def test_stats_key_names_are_a_real_unbound_s(lab, tmp_path):
         assert claimed - set(theirs) == set()
         assert all(re.fullmatch(r"histogram\.\d{6}\.\d{6}\.to\.\d{6}\.\d{6}", k)
                    for k in set(ours) - claimed)
-        assert int(ours["total.num.queries"]) == 3 == int(theirs["total.num.queries"])
-        assert ours["num.query.type.A"] == theirs["num.query.type.A"] == "3"
-        assert ours["num.answer.rcode.NOERROR"] == theirs["num.answer.rcode.NOERROR"]
-        assert sum(int(v) for k, v in ours.items() if k.startswith("histogram.")) == 3
+        same = ["total.num.queries", "num.query.type.A", "num.answer.rcode.NOERROR",
+                "total.num.recursivereplies", "num.query.class.IN", "num.query.opcode.QUERY",
+                "num.query.edns.present", "num.query.edns.DO", "num.query.ipv6",
+                *(f"num.query.flags.{f}" for f in ("QR", "AA", "TC", "RD", "RA", "Z", "AD",
+                                                   "CD"))]
+        assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
+        assert int(ours["total.num.queries"]) == len(ASKED)
+        assert int(ours["total.num.recursivereplies"]) == 4
+        assert (int(ours["num.query.edns.present"]), int(ours["num.query.edns.DO"]),
+                int(ours["num.query.flags.CD"])) == (8, 3, 2)
+
+        def timed(k: dict) -> int:
+            return sum(int(v) for name, v in k.items() if name.startswith("histogram."))
+        assert timed(ours) == timed(theirs) == 4
+        assert float(ours["total.recursion.time.avg"]) > 0.0
+        # one at a time: no other resolution was in flight when each started
+        assert (ours["total.requestlist.max"], ours["total.requestlist.exceeded"]) == ("0", "0")
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
