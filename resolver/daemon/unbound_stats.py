@@ -82,6 +82,11 @@ def render(stats: dict, now: float | None = None) -> str:
             ("unwanted.replies", e["dropped_mismatched"]),
             ("msg.cache.count", stats["cache"]["messages"]),
             ("rrset.cache.count", stats["cache"]["rrsets"])]
+    cache = stats["cache"]
+    out += [("infra.cache.count", cache["servers"]),
+            ("key.cache.count", cache["key_zones"]),
+            ("mem.cache.rrset", cache["rrset_bytes"]),
+            ("mem.cache.message", cache["message_bytes"])]
     return "".join(f"{k}={v}\n" for k, v in out)
 
 

@@ -235,6 +235,8 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         same = ["total.num.queries", "num.query.type.A", "num.answer.rcode.NOERROR",
                 "total.num.recursivereplies", "num.query.class.IN", "num.query.opcode.QUERY",
                 "num.query.edns.present", "num.query.edns.DO", "num.query.ipv6",
+                "msg.cache.count", "infra.cache.count", "key.cache.count",
+                *(f"total.requestlist.{k}" for k in ("avg", "max", "overwritten", "exceeded")),
                 *(f"num.query.flags.{f}" for f in ("QR", "AA", "TC", "RD", "RA", "Z", "AD",
                                                    "CD"))]
         assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
@@ -249,6 +251,8 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         assert float(ours["total.recursion.time.avg"]) > 0.0
         # one at a time: no other resolution was in flight when each started
         assert (ours["total.requestlist.max"], ours["total.requestlist.exceeded"]) == ("0", "0")
+        assert int(ours["msg.cache.count"]) == 4 == int(ours["infra.cache.count"]) + 3
+        assert int(ours["mem.cache.message"]) > 0
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
