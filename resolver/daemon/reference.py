@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from resolver import limits as L
+from resolver.daemon.unbound_conf import unlike_unbound
 from resolver.daemon.settings import (LIMITS, TABLE, ZONE_SETTINGS, Setting, flag_default,
                                       default_of)
 
@@ -118,6 +119,8 @@ def reference() -> str:
         out += [f"## `{s.key}`", "", "- " + "; ".join(facts), "", s.doc, ""]
         if s.reason:
             out += ["Why this default: " + s.reason, ""]
+        if _unlike(s):
+            out += [_unlike(s), ""]
         if s.name == "limits":
             out += _limits_reference()
     return "\n".join(out)
@@ -131,7 +134,17 @@ def _limits_reference() -> list[str]:
     for name, s in LIMITS.items():
         out += [f"### `limits.{s.key}`", "",
                 f"- default: `{s.default}`; range: {_bounds(s)}", "", docs[name], ""]
+        if _unlike(s):
+            out += [_unlike(s), ""]
     return out
+
+
+def _unlike(s: Setting) -> str:
+    """What to say of a default Unbound does not share ("" when it does, or has none)."""
+    for u in unlike_unbound():
+        if u.key == s.key:
+            return (f"Unbound's default differs (`{u.option}: {u.unbound}`): here, {u.why}.")
+    return ""
 
 
 # ---- the sample config ------------------------------------------------------------------------
@@ -234,6 +247,8 @@ def man_page() -> str:
         out += [".TP", f".B {_roff(s.key)}", _roff(s.doc), ".br", _roff("; ".join(facts) + ".")]
         if s.reason:
             out += [".br", _roff("Why this default: " + s.reason)]
+        if _unlike(s):
+            out += [".br", _roff(_unlike(s))]
     out += [".SH LIMITS",
             _roff("The resolver's limits, in a [limits] table or at the top level (durations "
                   "are seconds); restart.")]
@@ -241,6 +256,8 @@ def man_page() -> str:
     for name, s in LIMITS.items():
         out += [".TP", f".B {_roff(s.key)}", _roff(docs[name]), ".br",
                 _roff(f"default: {s.default}; range: {_bounds(s)}.")]
+        if _unlike(s):
+            out += [".br", _roff(_unlike(s))]
     out += [".SH FILES", "docs/corenet\\-resolver.toml, docs/zones\\-example.toml (samples)",
             ".SH SEE ALSO", ".BR unbound.conf (5)"]
     return "\n".join(out) + "\n"

@@ -748,15 +748,15 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``private-address`` network (Unbound's ``private-domain``): the owner name "
                 "of each record is checked, so a public name's CNAME to such a name keeps the "
                 "target's private addresses."),
-    Setting("rrset_roundrobin", 'bool', False, boolean,
+    Setting("rrset_roundrobin", 'bool', True, boolean,
             flag=Flag(None, "rotate the addresses of each A and AAAA rrset in answers",
                       form="both"),
             restart=True,
             doc="The addresses of each A and AAAA rrset of an answer are rotated by the query's "
                 "ID, so that clients taking the first address spread over all of them "
-                "(Unbound's ``rrset-roundrobin``; Unbound rotates every rrset type, by the time "
-                "as well, and is on by default: ``import-unbound`` writes what a config says). "
-                "Off, every answer keeps the order it was cached in."),
+                "(Unbound's ``rrset-roundrobin``, on by default as there; Unbound rotates every "
+                "rrset type, by the time as well). Off, every answer keeps the order it was "
+                "cached in."),
     Setting("deny_any", 'bool', False, boolean,
             engine="deny_any",
             flag=Flag(None, "answer queries of type ANY with NOTIMP", form="both"),
@@ -769,7 +769,7 @@ TABLE: tuple[Setting, ...] = (*section(
                       form="both"),
             restart=True,
             doc="CH-class TXT (or ANY) questions for ``id.server.`` and ``hostname.bind.`` are "
-                "REFUSED (Unbound's ``hide-identity``; Unbound's default is no). Off, they are "
+                "REFUSED (Unbound's ``hide-identity``). Off, they are "
                 "answered with ``identity``: one TXT record, TTL 0."),
     Setting("identity", 'str | None', None, optional(text),
             restart=True,
@@ -780,7 +780,7 @@ TABLE: tuple[Setting, ...] = (*section(
                       form="both"),
             restart=True,
             doc="CH-class TXT (or ANY) questions for ``version.server.`` and ``version.bind.`` "
-                "are REFUSED (Unbound's ``hide-version``; Unbound's default is no). Off, they "
+                "are REFUSED (Unbound's ``hide-version``). Off, they "
                 "are answered with ``version``."),
     Setting("version", 'str | None', None, optional(text),
             restart=True,
@@ -906,8 +906,7 @@ TABLE: tuple[Setting, ...] = (*section(
             doc="TCP: connections open at once; at the cap the oldest idle one is closed to "
                 "make room, and a new one is refused only when none is idle (lowered at "
                 "start to fit the descriptor limit: see ``max-inflight``).",
-            reason="Each open connection holds a descriptor and buffers; Unbound's "
-                   "incoming-num-tcp is of this order per thread."),
+            reason="Each open connection holds a descriptor and buffers."),
     Setting("tcp_max_connections_per_client", 'int', 64, number(int, 1, 10_000_000),
             flag=Flag("N", "TCP connections one client address may hold"),
             doc="TCP: connections one client address may hold at once.",

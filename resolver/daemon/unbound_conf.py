@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from resolver.daemon.settings import (ACL_ACTIONS, ALIASES, BY_NAME, LIMITS,
-                                      ConfigError, memsize)
+                                      ConfigError, default_of, memsize)
 
 #: Unbound's clauses: a keyword that starts a section rather than setting an option.
 CLAUSES = ("server", "remote-control", "forward-zone", "stub-zone", "auth-zone", "view",
@@ -191,6 +191,17 @@ class Unmapped:
 
 
 @dataclass
+class Unlike:
+    """An Unbound option a config leaves at Unbound's default, which is not corenet's."""
+    option: str
+    unbound: str            # Unbound's default, as its config writes it
+    key: str                # the corenet key
+    value: Any              # Unbound's default as that key's value
+    ours: Any               # corenet's default
+    why: str
+
+
+@dataclass
 class Conversion:
     #: corenet key -> value, in the order first set
     settings: dict[str, Any] = field(default_factory=dict)
@@ -200,6 +211,8 @@ class Conversion:
     unmapped: list[Unmapped] = field(default_factory=list)
     #: which Unbound lines each key came from
     sources: dict[str, list[Option]] = field(default_factory=dict)
+    #: the options left at an Unbound default that corenet does not share
+    unlike: list[Unlike] = field(default_factory=list)
 
     def set(self, opt: Option, key: str, value: Any, note: str = "") -> None:
         self.settings[key] = value
@@ -229,6 +242,12 @@ class Conversion:
             if len(lines) > 4:
                 out.append(f"# ... and {len(lines) - 4} more lines")
             out.append(f"{key} = {_toml_value(value)}")
+        if self.unlike:
+            out += ["", "# Left at Unbound's default, which corenet does not share: corenet's "
+                        "applies. Uncomment to keep Unbound's."]
+            for u in self.unlike:
+                out += [f"# {u.key} = {_toml_value(u.value)}    # corenet: "
+                        f"{_toml_value(u.ours)}; {u.why}"]
         for key, tables in self.tables.items():
             for t in tables:
                 out.append("")
@@ -245,6 +264,10 @@ class Conversion:
         lines.append(f"not mapped ({len(self.unmapped)}):")
         for u in self.unmapped:
             lines.append(f"  {u.option.where}: {u.option.clause}: {u.option.text}: {u.why}")
+        lines.append(f"defaults unlike Unbound's, not set by the config ({len(self.unlike)}):")
+        for d in self.unlike:
+            lines.append(f"  {d.option}: Unbound {d.unbound}, corenet {d.key} = "
+                         f"{_toml_value(d.ours)}: {d.why}")
         return "\n".join(lines) + "\n"
 
 
@@ -353,6 +376,32 @@ NOT_CARRIED = {
     "val-clean-additional": "the additional section is always checked",
     "unwanted-reply-threshold": "unwanted replies are counted, never acted on",
 }
+#: server: options whose Unbound value 0 means "no limit": the longest corenet allows
+NO_LIMIT_ZERO = {"serve-expired-ttl": ("serve-stale-window", 30 * 86400,
+                                       "Unbound's 0 is no limit; 30 days is corenet's longest")}
+#: Unbound's options whose default corenet does not share: (Unbound's default as its config
+#: writes it, why corenet's differs). ``import-unbound`` names each one a config leaves at
+#: the default; the docs show them; a test reads Unbound's own (``unbound-checkconf -o``).
+DEFAULTS_UNLIKE_UNBOUND = {
+    "hide-identity": ("no", "the host name tells whoever asks which machine answers"),
+    "hide-version": ("no", "a version string tells an attacker which flaws to try"),
+    "prefetch": ("no", "popular names are refreshed before they expire, so their clients "
+                       "never wait for a resolution"),
+    "serve-expired": ("no", "answers keep coming while authorities fail (RFC 8767)"),
+    "serve-expired-ttl": ("0", "RFC 8767 suggests serving stale data for 1 to 3 days, "
+                               "not forever (Unbound's 0)"),
+    "tcp-idle-timeout": ("30000", "a connection idle for 10 s is more likely a slow client "
+                                  "holding a descriptor than one about to ask"),
+    "incoming-num-tcp": ("10", "10 per thread is too few once clients use DoT or pipeline "
+                               "over TCP; at the cap an idle connection makes room"),
+    "num-queries-per-thread": ("1024", "one figure for the whole worker, lowered at start "
+                                       "to what the descriptor limit allows"),
+    "outgoing-range": ("4096", "corenet counts sockets in flight, not ports: 1024 in flight "
+                               "at 50 ms each is 20,000 misses a second"),
+    "max-udp-size": ("4096", "DNS Flag Day 2020's 1232 bytes: no IP fragmentation"),
+    "use-syslog": ("yes", "under systemd standard error already reaches the journal, with "
+                          "each line's priority"),
+}
 #: memory sizes of caches corenet keeps in its one cache, and Unbound's defaults
 CACHE_SIZES = {"msg-cache-size": 4 * 1024 ** 2, "rrset-cache-size": 4 * 1024 ** 2}
 
@@ -377,7 +426,22 @@ def convert(options: list[Option]) -> Conversion:
         if o.clause not in ("server", "remote-control", "forward-zone", "stub-zone",
                             "cachedb", "rpz"):
             conv.skip(o, f"corenet has no {o.clause}: clause")
+    given = {o.key for o in server}
+    conv.unlike = [d for d in unlike_unbound() if d.option not in given]
     return conv
+
+
+def unlike_unbound() -> list[Unlike]:
+    """Each default of ``DEFAULTS_UNLIKE_UNBOUND``: Unbound's, read as corenet reads a
+    config that writes it, beside corenet's."""
+    out = []
+    for name, (value, why) in DEFAULTS_UNLIKE_UNBOUND.items():
+        one = Conversion()
+        _server(one, [Option("server", name, (value,), "(Unbound's default)", 0)], 53, "")
+        ((key, theirs),) = one.settings.items()
+        row = BY_NAME.get(key.replace("-", "_")) or LIMITS[key.replace("-", "_")]
+        out.append(Unlike(name, value, key, theirs, default_of(row), why))
+    return out
 
 
 def _server(conv: Conversion, server: list[Option], port: int, directory: str) -> None:
@@ -396,6 +460,8 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 continue
             if k in MILLISECONDS:
                 conv.set(o, MILLISECONDS[k], int(v) / 1000, "milliseconds to seconds")
+            elif k in NO_LIMIT_ZERO and v.strip() == "0":
+                conv.set(o, *NO_LIMIT_ZERO[k])
             elif same_setting(k) is not None:
                 key, read_, many = same_setting(k)
                 value = read_(v)

@@ -356,3 +356,62 @@ def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):
     finally:
         d.stop()
         stop_process(proc, 5.0, group=True)
+
+
+def _unbound_names() -> dict[str, str]:
+    """Every Unbound option name a corenet config reads as one of its settings (a setting's
+    own name or its Unbound name, an alias, a limit, the importer's other names) -> that
+    setting's name."""
+    names = {}
+    for s in settings.TABLE:
+        names[s.unbound or s.key] = s.name
+        names.update({a.replace("_", "-"): s.name for a in s.aliases})
+    names.update({k.replace("_", "-"): k for k in settings.LIMITS})
+    names.update({k: v.replace("-", "_") for k, v in unbound_conf.OTHER_NAMES.items()})
+    return names
+
+
+def test_defaults_are_unbounds_or_say_why(tmp_path):
+    """Each option a corenet config reads under Unbound's name has Unbound's default (as
+    unbound-checkconf -o prints it, read as import-unbound reads a config that writes it),
+    or is listed with Unbound's default and why corenet's differs; nothing listed agrees."""
+    checkconf = installed("unbound-checkconf", "unbound")
+    empty = tmp_path / "unbound.conf"
+    empty.write_text("server:\n")
+    listed = {u.option: u for u in unbound_conf.unlike_unbound()}
+    compared, differ = 0, set()
+    for option, name in sorted(_unbound_names().items()):
+        row = settings.BY_NAME.get(name) or settings.LIMITS[name]
+        if "str" in row.type:               # paths and names: the hosts' own
+            continue
+        r = subprocess.run([checkconf, "-o", option, str(empty)], capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode != 0 or not r.stdout.strip():
+            continue                        # an option of corenet's alone
+        theirs = r.stdout.strip()
+        conv = unbound_conf.convert([unbound_conf.Option("server", option, (theirs,), "-", 1)])
+        assert list(conv.settings) == [row.key], (option, conv.report())
+        compared += 1
+        if conv.settings[row.key] != settings.default_of(row):
+            differ.add(option)
+            assert option in listed, (f"{option}: Unbound's default {theirs} is not "
+                                      f"corenet's {settings.default_of(row)}: say why")
+            assert listed[option].unbound == theirs, option
+    assert compared >= 40
+    assert set(listed) == differ            # no entry for a default both share
+
+
+def test_a_config_that_sets_an_unlike_default_is_not_told_of_it(tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n    prefetch: no\n    hide-version: yes\n")
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    told = {u.option for u in conv.unlike}
+    assert "prefetch" not in told and "hide-version" not in told and "hide-identity" in told
+    assert conv.settings["prefetch"] is False
+    report = conv.report()
+    assert "hide-identity: Unbound no, corenet hide-identity = true: " in report
+    # the TOML carries Unbound's default, commented out, for each one left unset
+    text = conv.toml(str(conf))
+    assert "# hide-identity = false    # corenet: true; " in text
+    assert "# prefetch = false" not in text
+    assert tomllib.loads(text) == {"prefetch": False, "hide-version": True}
