@@ -544,6 +544,7 @@ cdef class Resolution:
                                 min(r.lv.limits.tcp_timeout, max(self._left(), 0.0)),
                                 r.lv.limits, self._tcp_replied, r.counts, r.source)
             return
+        r.counts.upstream_udp += 1
         shared.key, shared.table, shared.waiters = key, r.shared_queries, [self]
         shared.expires = monotonic() + timeout
         q = UDPQuery.__new__(UDPQuery)

@@ -13,7 +13,7 @@ cdef class Stats(_Event):
     cdef public long long local_answers, forwarded, stubbed      # configured zones
     cdef public long long query_parses, cache_lookups        # per client query, see STATS_FIELDS
     cdef public long long upstream_joined, upstream_skipped_down, zone_ratelimited
-    cdef public long long upstream_capped
+    cdef public long long upstream_capped, upstream_udp
 
     cdef void count_security(self, int security)
 

@@ -46,7 +46,9 @@ STATS_FIELDS = ("client_queries", "upstream_queries", "upstream_tcp", "upstream_
                 "zone_ratelimited",
                 # questions ended because the upstream sockets in flight were at their cap
                 # (max_upstream_sockets)
-                "upstream_capped")
+                "upstream_capped",
+                # queries sent to authorities over UDP (Unbound's num.query.udpout)
+                "upstream_udp")
 
 
 cdef class Stats(_Event):

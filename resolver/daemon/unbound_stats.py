@@ -63,6 +63,7 @@ def render(stats: dict, now: float | None = None) -> str:
         return sum(by_transport.get(t, 0) for t in names)
     out += [("num.query.tcp", among(STREAM)),
             ("num.query.tcpout", e["upstream_tcp"]),
+            ("num.query.udpout", e["upstream_udp"]),
             ("num.query.tls", among(TLS)),
             ("num.query.https", among(HTTP))]
     tls = stats.get("tls")

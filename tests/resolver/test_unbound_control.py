@@ -236,6 +236,7 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
                 "total.num.recursivereplies", "num.query.class.IN", "num.query.opcode.QUERY",
                 "num.query.edns.present", "num.query.edns.DO", "num.query.ipv6",
                 "msg.cache.count", "infra.cache.count", "key.cache.count",
+                "num.query.udpout", "num.query.tcpout",
                 *(f"total.requestlist.{k}" for k in ("avg", "max", "overwritten", "exceeded")),
                 *(f"num.query.flags.{f}" for f in ("QR", "AA", "TC", "RD", "RA", "Z", "AD",
                                                    "CD"))]
