@@ -313,10 +313,13 @@ def build(config_file: str | None = None, overrides: dict[str, Any] | None = Non
     cfg = replace(cfg, limits=_effective_limits(cfg))
     if cfg.metrics is not None and cfg.metrics[1] == 0 and cfg.workers > 1:
         raise ConfigError("--metrics: port 0 cannot be shared by several workers")
-    stray = sorted(set(cfg.proxy_protocol_port) - {port for _, port in cfg.listen})
+    served = {port for _, port in (*cfg.listen, *cfg.tls_listen, *cfg.https_listen,
+                                   *cfg.http_listen)}
+    stray = sorted(set(cfg.proxy_protocol_port) - served)
     if stray:
         raise ConfigError(f"proxy-protocol-port: {', '.join(map(str, stray))} is not a port "
-                          f"of listen ({', '.join(str(p) for _, p in cfg.listen)})")
+                          "of listen, tls-listen, https-listen or http-listen "
+                          f"({', '.join(map(str, sorted(served)))})")
     try:
         make_zones(cfg)
     except ConfigError as e:

@@ -176,6 +176,15 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         if self._admitted(transport):
             self.framer.who = self.who
 
+    def _frames(self, data: bytes) -> None:
+        """Frames ``data``, read before the framer was (what came after a proxy's header)."""
+        while data and not self.closed:
+            buf = self.framer.get_buffer(len(data))
+            k = min(len(buf), len(data))
+            buf[:k] = data[:k]
+            data = data[k:]
+            self.framer.buffer_updated(k)
+
     def hold(self, q: bytes) -> bool:
         """A miss of this connection (its reply asks): True when it goes on now, counted
         in flight; False when the connection is at ``tcp-max-inflight``: then it waits in
@@ -228,33 +237,31 @@ class TCPConnection(StreamClient, asyncio.BufferedProtocol):
         self._gone()
 
 
-class ProxiedTCPConnection(TCPConnection):
-    """DNS over TCP from a proxy (``proxy-protocol-port``): the connection starts with a
-    PROXY v2 header naming the client, which the caps, the ACLs and the logs then see. The
-    header is read before anything else (the idle timeout bounds the wait); a connection
-    whose header is wrong is closed and counted (``proxy_<reason>``)."""
+def proxy_dropped(server, reason: str) -> None:
+    """Counts a stream or datagram dropped for its PROXY v2 header (``proxy_<reason>``)."""
+    server.counters.drop(f"proxy_{reason}")
 
-    framer_reads = False
 
-    def __init__(self, server) -> None:
-        super().__init__(server)
-        self.head = bytearray(proxy_protocol.MAX_HEADER)
-        self.got = 0
-        self.get_buffer = self._header_buffer
-        self.buffer_updated = self._header_read
+class ProxiedStream:
+    """The start of a stream from a proxy (``proxy-protocol-port``), before the protocol's
+    own: the PROXY v2 header naming the client, read before anything else within the idle
+    timeout (on TLS: the start of the decrypted stream, after the handshake). A connection whose header is wrong, late or cut short is closed and counted
+    (``proxy_<reason>``); once it is complete, ``_named(peer, rest)`` admits the client it
+    names (the caps, the ACLs and the logs see that one) and reads ``rest``, what came
+    after it. Mixed in before a ``StreamClient`` protocol."""
+
+    proxy_head: proxy_protocol.StreamHeader | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.proxy_head = proxy_protocol.StreamHeader()
         s = self.server
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._no_header)
 
-    def _header_buffer(self, n: int) -> memoryview:
-        return memoryview(self.head)[self.got:]
-
-    def _header_read(self, n: int) -> None:
-        self.got += n
+    def _header_read(self, read, arg) -> None:
+        """``read(arg)``: the header's bytes came (``StreamHeader.received``, ``feed``)."""
         try:
-            header = proxy_protocol.parse(memoryview(self.head)[:self.got])
+            header = read(arg)
         except proxy_protocol.ProxyHeaderError as e:
             self._refuse(e.reason)
             return
@@ -263,30 +270,56 @@ class ProxiedTCPConnection(TCPConnection):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        rest = bytes(self.head[header.length:self.got])
-        self.head = None
-        proxy = self.transport.get_extra_info("peername")
-        if not self._admitted(self.transport, header.client(proxy)):
-            return
-        self.framer.who = self.who
-        self.get_buffer = self.framer.get_buffer
-        self.buffer_updated = self.framer.buffer_updated
-        while rest and not self.closed:          # what came after the header: DNS frames
-            buf = self.framer.get_buffer(len(rest))
-            k = min(len(buf), len(rest))
-            buf[:k] = rest[:k]
-            rest = rest[k:]
-            self.framer.buffer_updated(k)
+        rest = self.proxy_head.rest(header)
+        self.proxy_head = None
+        self._named(header.client(self.transport.get_extra_info("peername")), rest)
+
+    def _named(self, peer, rest: bytes) -> None:
+        raise NotImplementedError
+
+    def eof_received(self):
+        if self.proxy_head is None:
+            return super().eof_received()
+        reason = self.proxy_head.ended()
+        if reason is not None:
+            self._refuse(reason)
+        return None
 
     def _no_header(self) -> None:
         self.timer = None
-        if not self.closed and self.head is not None:
+        if not self.closed and self.proxy_head is not None:
             self._refuse("truncated")
 
     def _refuse(self, reason: str) -> None:
-        self.server.counters.drop(f"proxy_{reason}")
+        proxy_dropped(self.server, reason)
         self.closed = True
+        self.proxy_head = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         self.transport.abort()
+
+
+class ProxiedTCPConnection(ProxiedStream, TCPConnection):
+    """DNS over TCP from a proxy: the header (``ProxiedStream``), then the frames."""
+
+    framer_reads = False
+
+    def __init__(self, server) -> None:
+        super().__init__(server)
+        self.get_buffer = self._header_buffer
+        self.buffer_updated = self._header_received
+
+    def _header_buffer(self, n: int) -> memoryview:
+        return self.proxy_head.buffer()
+
+    def _header_received(self, n: int) -> None:
+        self._header_read(self.proxy_head.received, n)
+
+    def _named(self, peer, rest: bytes) -> None:
+        if not self._admitted(self.transport, peer):
+            return
+        self.framer.who = self.who
+        self.get_buffer = self.framer.get_buffer
+        self.buffer_updated = self.framer.buffer_updated
+        self._frames(rest)

@@ -44,7 +44,7 @@ from typing import Any
 from resolver.daemon.doh import H2_PREFACE, H1Server
 from resolver.daemon.doh_reply import DoorLink
 from resolver.daemon.h2_server import H2Server
-from resolver.daemon.connections import StreamClient
+from resolver.daemon.connections import ProxiedStream, StreamClient
 from resolver.daemon.throttle import Throttle
 
 log = logging.getLogger("resolver.daemon")
@@ -113,8 +113,12 @@ class PlainListener:
         self.counts: dict[str, int] = {}
         self.guard = Guard(self.counts, server.resolver.limits)
 
-    async def listen(self, loop, sock: socket.socket) -> asyncio.AbstractServer:
-        return await loop.create_server(lambda: HTTPConnection(self.server, self), sock=sock)
+    async def listen(self, loop, sock: socket.socket,
+                     proxied: bool = False) -> asyncio.AbstractServer:
+        """Serves on ``sock``; ``proxied``: a proxy's port, each connection starting with a
+        PROXY v2 header."""
+        kind = ProxiedHTTPConnection if proxied else HTTPConnection
+        return await loop.create_server(lambda: kind(self.server, self), sock=sock)
 
     def stage(self, cfg) -> None:
         return None               # nothing to read
@@ -146,14 +150,20 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     # ---- the connection
     def connection_made(self, transport) -> None:
-        peer = transport.get_extra_info("peername")
-        if self.label == "http" and self.listener.guard.refuse(peer[0] if peer else None):
-            # (On TLS the accept has asked already, before the handshake.)
+        self._begin(transport, transport.get_extra_info("peername"))
+
+    def _begin(self, transport, peer, throttled: bool = False) -> None:
+        """The client ``peer`` is admitted, or refused (``transport`` aborted).
+        ``throttled``: the accept has not asked the throttle (a proxy's client)."""
+        if ((self.label == "http" or throttled)
+                and self.listener.guard.refuse(peer[0] if peer else None)):
+            # (On TLS the accept has asked already, before the handshake, unless the
+            # client is a proxy's.)
             self.transport = transport
             self.closed = True
             transport.abort()
             return
-        if not self._admitted(transport):
+        if not self._admitted(transport, peer):
             return
         self._count("connections")
         limits = self.server.resolver.limits
@@ -343,3 +353,19 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
             self.stall.cancel()
             self.stall = None
         self._gone()
+
+
+class ProxiedHTTPConnection(ProxiedStream, HTTPConnection):
+    """DNS over HTTP(S) from a proxy: the header (``ProxiedStream``; on TLS the start of
+    the decrypted stream), then HTTP."""
+
+    def data_received(self, data: bytes) -> None:
+        if self.proxy_head is not None:
+            self._header_read(self.proxy_head.feed, data)
+        elif not self.closed:
+            HTTPConnection.data_received(self, data)
+
+    def _named(self, peer, rest: bytes) -> None:
+        self._begin(self.transport, peer, True)
+        if rest and not self.closed:
+            HTTPConnection.data_received(self, rest)

@@ -9,6 +9,9 @@ Unbound reads only it.
 :func:`parse` takes the bytes received so far and returns the header, or None while a stream
 has not yet delivered all of it; anything that is not a valid header raises
 :class:`ProxyHeaderError`, whose ``reason`` is the name the drop is counted under.
+:class:`StreamHeader` reads it at the start of a stream, into a buffer of :data:`MAX_HEADER`
+bytes: of a TCP connection, and of the decrypted stream of a TLS one (after the handshake, as
+dnsdist sends it and Unbound reads it).
 """
 from __future__ import annotations
 
@@ -106,6 +109,47 @@ def parse(data, *, complete: bool = False) -> ProxyHeader | None:
     # LOCAL: the block is the proxy's own business, ignored whole as the protocol says
     tlvs = _tlvs(body[need:]) if command == PROXY else ()
     return ProxyHeader(command, family, transport, source, destination, tlvs, length)
+
+
+class StreamHeader:
+    """The header at the start of a stream, read as it comes: :meth:`buffer` is where the
+    next bytes go, :meth:`received` says how many came and returns the header once it is
+    all there (None until then; :class:`ProxyHeaderError` when it is not valid),
+    :meth:`rest` what came after it, :meth:`ended` what a stream that ended now is counted
+    as."""
+
+    __slots__ = ("data", "got", "extra")
+
+    def __init__(self) -> None:
+        self.data = bytearray(MAX_HEADER)
+        self.got = 0
+        self.extra = b""
+
+    def buffer(self) -> memoryview:
+        """Where the next bytes go (the rest of the buffer)."""
+        return memoryview(self.data)[self.got:]
+
+    def received(self, n: int) -> ProxyHeader | None:
+        """``n`` bytes have come into :meth:`buffer`: the header when it is complete."""
+        self.got += n
+        return parse(memoryview(self.data)[:self.got])
+
+    def feed(self, data: bytes) -> ProxyHeader | None:
+        """``data`` came (a protocol that is handed its reads): as :meth:`received`."""
+        buf = self.buffer()
+        k = min(len(buf), len(data))
+        buf[:k] = data[:k]
+        self.extra = data[k:]         # past the buffer: after the header, whatever it is
+        return self.received(k)
+
+    def rest(self, header: ProxyHeader) -> bytes:
+        """What came after ``header``: the stream's first bytes."""
+        return bytes(self.data[header.length:self.got]) + self.extra
+
+    def ended(self) -> str | None:
+        """The drop reason of a stream that ends before its header is complete: none when
+        it sent nothing (a port probe), else ``truncated``."""
+        return "truncated" if self.got else None
 
 
 def _tlvs(data: bytes) -> tuple[tuple[int, bytes], ...]:

@@ -508,16 +508,20 @@ TABLE: tuple[Setting, ...] = (*section(
             restart=True,
             doc="Addresses to serve DNS on (UDP and TCP)."),
     Setting("proxy_protocol_port", 'tuple[int, ...]', (), ports,
-            flag=Flag("PORT", "a listen port whose clients are a proxy sending PROXY v2 "
-                      "headers (repeatable)", repeat=True),
+            flag=Flag("PORT", "a port of the listeners whose clients are a proxy sending "
+                      "PROXY v2 headers (repeatable)", repeat=True),
             restart=True,
             example="[5300]",
-            doc="Ports of ``listen`` whose clients are proxies (dnsdist, HAProxy) that put a "
-                "PROXY protocol version 2 header before each UDP datagram and at the start of "
-                "each TCP connection (Unbound's ``proxy-protocol-port``). The ACLs, rate "
-                "limits, per-client budgets and logs see the client the header names; a "
-                "LOCAL header (a health check) stands for the proxy itself. A datagram or "
-                "connection without a valid header is dropped and counted "
+            doc="Ports of ``listen``, ``tls-listen``, ``https-listen`` or ``http-listen`` "
+                "whose clients are proxies (dnsdist, HAProxy) that put a PROXY protocol "
+                "version 2 header before each UDP datagram and at the start of each TCP "
+                "connection (Unbound's ``proxy-protocol-port``); every listener on such a "
+                "port reads it, DNS over TLS and HTTPS at the start of the decrypted stream, "
+                "after the handshake (as dnsdist sends it and Unbound reads it). The ACLs, "
+                "rate limits, per-client budgets and connection caps and the logs see the "
+                "client the header names; a LOCAL header (a health "
+                "check) stands for the proxy itself. A datagram or connection without a "
+                "valid header, or ending within it, is dropped and counted "
                 "(``proxy_signature``, ``proxy_truncated``, ...: see ``stats``)."),
     Setting("allow", 'tuple[Any, ...]',
             (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")), networks,

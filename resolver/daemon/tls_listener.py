@@ -25,6 +25,12 @@ handshake), the cipher suites are the server's choice (``tls-ciphers``,
 ``tls-ciphersuites``), the ALPN is ``dot`` (or ``h2``/``http/1.1``); a handshake that does
 not finish within ``Limits.tls_handshake_timeout``, or a connection that asks nothing within
 ``tcp-idle-timeout`` of it, is closed and counted.
+
+On a port of ``proxy-protocol-port`` the connection is the proxied kind
+(:class:`ProxiedTLSConnection`, :class:`resolver.daemon.doh_listener.ProxiedHTTPConnection`):
+its decrypted stream starts with the PROXY v2 header naming the client, as dnsdist sends it
+to a TLS backend and Unbound reads it, and the caps per client, the DoH throttle, the ACLs
+and the logs apply to that client, not to the proxy's address at the accept.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from resolver.daemon import doh_listener, tls_server
-from resolver.daemon.connections import TCPConnection, address_text, bind_socket
+from resolver.daemon.connections import ProxiedStream, TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
 
@@ -180,9 +186,12 @@ class TLSListener:
 
     def __init__(self, server, label: str, alpn: tuple[str, ...],
                  app_factory: Callable[["TLSListener"], asyncio.BaseProtocol],
-                 service: ServiceContext | None = None, guard: bool = False) -> None:
+                 service: ServiceContext | None = None, guard: bool = False,
+                 proxied_factory: Callable[["TLSListener"], asyncio.BaseProtocol] | None
+                 = None) -> None:
         self.server = server
         self.label = label
+        self.proxied_factory = proxied_factory      # the protocol behind a proxy
         self.counts = {"handshakes": 0, "resumed": 0, "handshake_timeout": 0,
                        "handshake_failed": 0, "handshake_refused": 0,
                        "idle_before_query": 0, "bad_records": 0, "accept_failed": 0,
@@ -209,8 +218,14 @@ class TLSListener:
         """Handshakes in progress."""
         return self.tls.handshaking
 
-    async def listen(self, loop, sock: socket.socket) -> tls_server.TLSServer:
-        srv = self.tls.serve(sock)
+    async def listen(self, loop, sock: socket.socket,
+                     proxied: bool = False) -> tls_server.TLSServer:
+        """Serves on ``sock``; ``proxied``: a proxy's port, each connection's decrypted
+        stream starting with a PROXY v2 header."""
+        if proxied:
+            srv = self.tls.serve(sock, functools.partial(self.proxied_factory, self), True)
+        else:
+            srv = self.tls.serve(sock)
         self.addresses.append(sock.getsockname()[:2])
         return srv
 
@@ -291,6 +306,33 @@ class TLSConnection(TCPConnection):
             self.last = self.server.loop.time()
 
 
+class ProxiedTLSConnection(ProxiedStream, TLSConnection):
+    """DNS over TLS from a proxy (``proxy-protocol-port``): the decrypted stream starts with
+    the PROXY v2 header naming the client (``ProxiedStream``), then the frames."""
+
+    def __init__(self, listener: TLSListener) -> None:
+        TLSConnection.__init__(self, listener)
+        # (the transport asks these of the connection made at its first record, once)
+        self.get_buffer = self._get_buffer
+        self.buffer_updated = self._buffer_updated
+
+    def _get_buffer(self, n: int) -> memoryview:
+        if self.proxy_head is not None:
+            return self.proxy_head.buffer()
+        return self.framer.get_buffer(n)
+
+    def _buffer_updated(self, n: int) -> None:
+        if self.proxy_head is not None:
+            self._header_read(self.proxy_head.received, n)
+        else:
+            TLSConnection.buffer_updated(self, n)
+
+    def _named(self, peer, rest: bytes) -> None:
+        if self._admitted(self.transport, peer):
+            self.framer.who = self.who
+            self._frames(rest)
+
+
 def bind_stream(host: str, port: int, reuseport: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -308,19 +350,23 @@ async def start_encrypted(server, loop, reuseport: bool) -> None:
     services = server.tls_services
     plans: list[tuple[Any, tuple]] = []
     if cfg.tls_listen:
-        plans.append((TLSListener(server, "tls", DOT_ALPN, TLSConnection, services.get("tls")),
-                      cfg.tls_listen))
+        plans.append((TLSListener(server, "tls", DOT_ALPN, TLSConnection, services.get("tls"),
+                                  proxied_factory=ProxiedTLSConnection), cfg.tls_listen))
     if cfg.https_listen:
         plans.append((TLSListener(server, "https", DOH_ALPN,
                                   lambda listener: doh_listener.HTTPConnection(server, listener),
-                                  services.get("https"), guard=True),
+                                  services.get("https"), guard=True,
+                                  proxied_factory=lambda listener:
+                                  doh_listener.ProxiedHTTPConnection(server, listener)),
                       cfg.https_listen))
     if cfg.http_listen:
         plans.append((doh_listener.PlainListener(server), cfg.http_listen))
     for listener, addresses in plans:
         for host, port in addresses:
             sock = bind_stream(host, port, reuseport)
-            server.tcp_servers.append(await listener.listen(loop, sock))
-            log.info("serving DNS over %s on %s port %d", listener.label.upper(), host,
-                     sock.getsockname()[1])
+            proxied = port in cfg.proxy_protocol_port
+            server.tcp_servers.append(await listener.listen(loop, sock, proxied))
+            log.info("serving DNS over %s on %s port %d%s", listener.label.upper(), host,
+                     sock.getsockname()[1],
+                     " (PROXY v2 from the proxies in front)" if proxied else "")
         server.encrypted.append(listener)

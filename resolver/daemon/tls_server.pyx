@@ -35,9 +35,13 @@ is gathered in memory, so that the answers of one read leave with one ``send``.
     within ``idle_timeout`` of it (a sweep of the pending connections ends the others).
     ``refuse`` (None, or called with the client's address at each accept) may refuse a
     client outright, before anything else (a DoH listener's throttle: its counts are its
-    own); the descriptor is closed at once. ``counts``: handshakes, resumed, handshake_failed, handshake_timeout,
-    handshake_refused, idle_before_query, bad_records (records that failed to decrypt or
-    broke the protocol after the handshake), accept_failed.
+    own); the descriptor is closed at once. A socket may have an application protocol of
+    its own, and be ``proxied``: its clients are proxies, each naming the client it speaks
+    for at the start of the stream (a PROXY v2 header, after the handshake), and the
+    application applies ``refuse`` and the cap per client to that client; the accept
+    applies the cap in all only. ``counts``: handshakes, resumed, handshake_failed,
+    handshake_timeout, handshake_refused, idle_before_query, bad_records (records that
+    failed to decrypt or broke the protocol after the handshake), accept_failed.
 
 ``TLSTransport``
     asyncio's ``Transport`` methods the daemon's protocols use: ``write``, ``writelines``
@@ -414,6 +418,7 @@ cdef class TLSTransport(FdWatcher):
     cdef object app
     cdef object get_buffer, buffer_updated
     cdef object close_timer
+    cdef object app_factory        # its listening socket's, or the service's
 
     # ---- events
 
@@ -548,7 +553,7 @@ cdef class TLSTransport(FdWatcher):
         """The first record has come: the application protocol is made and given the
         connection (until then the connection counts with the handshakes in progress)."""
         self.service.handshake_over(self)
-        app = self.service.app_factory()
+        app = (self.app_factory or self.service.app_factory)()
         self.app = app
         if isinstance(app, asyncio.BufferedProtocol):
             self.buffered = True
@@ -974,11 +979,15 @@ cdef class TLSService:
         self.shed = None
         self.refuse = None
 
-    def serve(self, sock):
-        """Starts accepting on the listening socket ``sock``; returns its ``TLSServer``."""
+    def serve(self, sock, app_factory=None, bint proxied=False):
+        """Starts accepting on the listening socket ``sock``; returns its ``TLSServer``.
+        ``app_factory``: the application protocol of its connections, when not the
+        service's; ``proxied``: its clients are proxies (see the module's docstring)."""
         cdef TLSServer server = TLSServer.__new__(TLSServer)
         server.service = self
         server.sock = sock
+        server.app_factory = app_factory
+        server.proxied = proxied
         server.fd = sock.fileno()
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -998,20 +1007,23 @@ cdef class TLSService:
             self.sweeper.cancel()
             self.sweeper = None
 
-    cdef int start(self, int fd, peer) except -1:
+    cdef int start(self, int fd, peer, TLSServer server) except -1:
         cdef TLSTransport conn
         cdef SSL *s
         cdef BIO *rbio
         cdef BIO *wbio
         client = peer[0] if peer else None
-        if self.refuse is not None and self.refuse(client):
+        # (From a proxy, the client is known only to the application: see ``serve``.)
+        cdef bint own = not server.proxied
+        if own and self.refuse is not None and self.refuse(client):
             close(fd)
             return 0
         mine = self.handshaking_by_client.get(client, 0)
         # At the cap in all, the connection idle the longest is shed for the new one (as TCP
         # does; ``shed``), the new one refused only when none is idle; a client at its own
         # cap is refused.
-        if (mine + self.established_by_client.get(client, 0) >= self.max_handshakes_per_client
+        if (own and mine + self.established_by_client.get(client, 0)
+                >= self.max_handshakes_per_client
                 or self.handshaking + len(self.established) >= self.max_handshakes
                 and not (self.shed is not None and self.handshaking < self.max_handshakes
                          and self.shed())):
@@ -1042,6 +1054,7 @@ cdef class TLSService:
         conn.fast = self.fast
         conn.peername = peer
         conn.client = client
+        conn.app_factory = server.app_factory
         conn.high_water = 64 * 1024
         conn.low_water = 16 * 1024
         conn.deadline = monotonic() + self.handshake_timeout
@@ -1115,6 +1128,8 @@ cdef class TLSServer(FdWatcher):
 
     cdef TLSService service
     cdef object sock
+    cdef object app_factory
+    cdef bint proxied
 
     @property
     def sockets(self):
@@ -1157,7 +1172,7 @@ cdef class TLSServer(FdWatcher):
             return 0
         fd = accept4(self.fd, <void *>&ss, &size, SOCK_NONBLOCK | SOCK_CLOEXEC)
         if fd >= 0:
-            self.service.start(fd, cn_addr_tuple(&ss))
+            self.service.start(fd, cn_addr_tuple(&ss), self)
             return 0
         err = errno
         if err == EAGAIN or err == EINTR or err == ECONNABORTED or err == EPROTO:

@@ -1,22 +1,29 @@
-"""PROXY v2 on the daemon's ``proxy-protocol-port``: headers built by hand over UDP and TCP
-(the ACL, the per-client miss budget and the query log see the client the header names; bad
-headers are dropped and counted), and dnsdist in front sending them (``useProxyProtocol``),
-where four clients' misses all come back with the rate limits at their defaults, which are
-Unbound's (read from unbound-checkconf): off."""
+"""PROXY v2 on the daemon's ``proxy-protocol-port``: headers built by hand over UDP and TCP,
+and at the start of the decrypted stream of DNS over TLS and HTTPS (and plain HTTP): the
+ACL, the per-client miss budget and the query log see the client the header names; bad
+headers are dropped and counted. dnsdist in front sending them (``useProxyProtocol``), to
+a plain and to a DNS-over-TLS backend, where four clients' misses all come back with the
+rate limits at their defaults, which are Unbound's (read from unbound-checkconf): off."""
 from __future__ import annotations
 
+import http.client
 import socket
+import ssl
 import subprocess
 import time
 
 import dns.message
 import dns.query
 import dns.rcode
+import h2.config
+import h2.connection
 import pytest
 
 from ci_policy import installed
-from daemon_proc import Daemon, frame, free_port, read_frame
+from daemon_proc import Daemon, frame, free_port, free_tcp_port, read_frame
 from procs import stop as stop_process
+from test_daemon_doh import b64, h2_exchange, h2_headers
+from tls_certs import CA, SERVER_NAME
 from resolver.daemon import proxy_protocol as pp
 
 
@@ -68,14 +75,18 @@ def test_udp_and_tcp_headers_name_the_client_the_acl_and_the_log_see(proxied):
     assert "info: 192.0.2.8 www.example.com. A IN" in log
 
 
+def in_pieces(s, client: str) -> dns.message.Message:
+    """A header naming ``client`` and a query, sent on ``s`` 7 bytes at a time: the answer."""
+    data = pp.build((client, 5), None, pp.STREAM) + frame(query().to_wire())
+    for i in range(0, len(data), 7):
+        s.sendall(data[i:i + 7])
+        time.sleep(0.01)
+    return dns.message.from_wire(read_frame(s))
+
+
 def test_a_header_sent_in_pieces_over_tcp_is_waited_for(proxied):
-    d = proxied
-    data = pp.build(("192.0.2.9", 5), None, pp.STREAM) + frame(query().to_wire())
-    with d.tcp_conn() as s:
-        for i in range(0, len(data), 7):
-            s.sendall(data[i:i + 7])
-            time.sleep(0.01)
-        r = dns.message.from_wire(read_frame(s))
+    with proxied.tcp_conn() as s:
+        r = in_pieces(s, "192.0.2.9")
     assert r.rcode() == dns.rcode.NOERROR and r.answer
 
 
@@ -113,12 +124,163 @@ def test_the_miss_budget_is_each_real_client_s(proxied):
     assert d.stats()["dropped"].get("ratelimit", 0) - before >= 3
 
 
+# ---- DNS over TLS, HTTPS and HTTP: the header starts the (decrypted) stream -----------------
+@pytest.fixture(scope="module")
+def encrypted(lab, tmp_path_factory):
+    """DoT, DoH and plain DoH listeners on proxy ports; 192.0.2.0/24 allowed."""
+    work = tmp_path_factory.mktemp("proxied-tls")
+    ca = CA(work / "pki")
+    pem, key = ca.issue("server")
+    dot, https, plain = free_tcp_port(), free_tcp_port(), free_tcp_port()
+    conf = work / "tls.toml"
+    conf.write_text(f'tls-listen = ["127.0.0.1:{dot}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
+                    f'http-listen = ["127.0.0.1:{plain}"]\n'
+                    f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
+                    f'proxy-protocol-port = [{dot}, {https}, {plain}]\n')
+    d = Daemon(work, lab, "--config", str(conf), "--allow", "192.0.2.0/24",
+               "--log-queries").start()
+    d.ca, d.tls_port, d.https_port, d.http_port = ca, dot, https, plain
+    yield d
+    assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def tls_socket(d, port: int, alpn: str) -> ssl.SSLSocket:
+    ctx = ssl.create_default_context(cafile=str(d.ca.pem))
+    ctx.set_alpn_protocols([alpn])
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                           server_hostname=SERVER_NAME)
+
+
+def dot(d, header: bytes, q: dns.message.Message) -> dns.message.Message | None:
+    """``header`` then ``q`` as the first bytes of a DNS-over-TLS stream."""
+    with tls_socket(d, d.tls_port, "dot") as s:
+        s.sendall(header + frame(q.to_wire()))
+        try:
+            got = read_frame(s)
+        except (ConnectionResetError, ssl.SSLError):
+            return None
+    return None if got is None else dns.message.from_wire(got)
+
+
+def doh2(d, header: bytes, q: dns.message.Message) -> tuple | None:
+    """``header`` then an HTTP/2 GET of ``q`` over TLS: (status, body), None if closed."""
+    with tls_socket(d, d.https_port, "h2") as s:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, h2_headers(f"/dns-query?dns={b64(q.to_wire())}"),
+                          end_stream=True)
+        s.sendall(header + conn.data_to_send())
+        try:
+            got, _ = h2_exchange(s, conn, {1})
+        except (ConnectionResetError, ssl.SSLError):
+            return None
+    return got.get(1)
+
+
+def test_dot_and_doh_headers_name_the_client_the_acl_and_the_log_see(encrypted):
+    d = encrypted
+    stream = pp.build(("192.0.2.30", 40000), ("127.0.0.1", d.tls_port), pp.STREAM)
+    r = dot(d, stream, query())
+    assert r is not None and r.rcode() == dns.rcode.NOERROR and r.answer
+    outside = pp.build(("198.51.100.30", 40000), None, pp.STREAM)
+    assert dot(d, outside, query()).rcode() == dns.rcode.REFUSED
+    # LOCAL: the proxy speaks for itself, and 127.0.0.1 is not allowed here
+    assert dot(d, pp.build(None), query()).rcode() == dns.rcode.REFUSED
+
+    status, body = doh2(d, pp.build(("192.0.2.31", 1), None, pp.STREAM), query())
+    assert status == b"200"
+    assert dns.message.from_wire(body).rcode() == dns.rcode.NOERROR
+    status, body = doh2(d, pp.build(("198.51.100.31", 1), None, pp.STREAM), query())
+    assert status == b"200" and dns.message.from_wire(body).rcode() == dns.rcode.REFUSED
+
+    c = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=5)
+    c.connect()
+    c.sock.sendall(pp.build(("192.0.2.32", 1), None, pp.STREAM))
+    c.request("GET", f"/dns-query?dns={b64(query().to_wire())}")
+    r = c.getresponse()
+    assert r.status == 200 and dns.message.from_wire(r.read()).answer
+    c.close()
+
+    log = d.log_text()
+    for client in ("192.0.2.30", "192.0.2.31", "192.0.2.32", "198.51.100.30",
+                   "198.51.100.31"):
+        assert f"info: {client} www.example.com. A IN" in log
+    assert "info: 127.0.0.1 www.example.com. A IN" in log          # the LOCAL one
+
+
+def test_dot_and_doh_without_a_header_are_closed_and_counted(encrypted):
+    d = encrypted
+    before = d.stats()["dropped"]
+    assert dot(d, b"", query()) is None                       # a bare DNS frame
+    assert doh2(d, b"", query()) is None                      # the HTTP/2 preface
+    # the header cut short by the end of the stream
+    with tls_socket(d, d.tls_port, "dot") as s:
+        s.sendall(pp.build(("192.0.2.33", 1), None, pp.STREAM)[:20])
+        try:
+            s.unwrap()                                        # close_notify
+        except (OSError, ssl.SSLError):
+            pass                                              # closed without one
+    deadline = time.monotonic() + 5
+    while True:
+        after = d.stats()["dropped"]
+        grew = {r: after.get(f"proxy_{r}", 0) - before.get(f"proxy_{r}", 0)
+                for r in ("signature", "truncated")}
+        if grew == {"signature": 2, "truncated": 1} or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert grew == {"signature": 2, "truncated": 1}
+    # the daemon still serves
+    r = dot(d, pp.build(("192.0.2.34", 2), None, pp.STREAM), query())
+    assert r is not None and r.rcode() == dns.rcode.NOERROR
+
+
+def test_a_header_and_the_first_query_in_pieces_over_tls_are_waited_for(encrypted):
+    with tls_socket(encrypted, encrypted.tls_port, "dot") as s:
+        r = in_pieces(s, "192.0.2.35")
+    assert r.rcode() == dns.rcode.NOERROR and r.answer
+
+
+def test_a_proxy_port_is_one_of_the_listeners_ports(tmp_path):
+    from resolver.daemon.config import ConfigError, build
+
+    pem, key = CA(tmp_path / "pki").issue("server")
+    tls = {"root_hints": None, "tls_listen": ["127.0.0.1:8853"], "tls_service_pem": str(pem),
+           "tls_service_key": str(key)}
+    assert build(None, {**tls, "proxy_protocol_port": ["8853"]}).proxy_protocol_port == (8853,)
+    with pytest.raises(ConfigError, match="5399 is not a port of listen, tls-listen"):
+        build(None, {**tls, "proxy_protocol_port": ["5399"]})
+
+
 # ---- dnsdist in front ------------------------------------------------------------------------
 def from_address(source: str, q: dns.message.Message, port: int, *, over_tcp: bool = False,
                  timeout: float = 5.0) -> dns.message.Message:
     if over_tcp:
         return dns.query.tcp(q, "127.0.0.1", port=port, timeout=timeout, source=source)
     return dns.query.udp(q, "127.0.0.1", port=port, timeout=timeout, source=source)
+
+
+def start_dnsdist(dnsdist: str, tmp_path, front: int, backend: str):
+    """dnsdist on ``front`` in front of the one server ``backend`` (newServer's fields), once
+    it answers a query of 127.0.0.2's: (its process, that answer)."""
+    conf = tmp_path / "dnsdist.conf"
+    conf.write_text(f'setLocal("127.0.0.1:{front}")\n'
+                    'setACL({"127.0.0.0/8"})\n'
+                    f'newServer({{{backend}}})\n'
+                    'getServer(0):setUp()\n')
+    proxy = subprocess.Popen([dnsdist, "--supervised", "--disable-syslog", "-C", str(conf)],
+                             stdin=subprocess.DEVNULL, stdout=open(tmp_path / "dnsdist.log", "wb"),
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                return proxy, from_address("127.0.0.2", query(), front, timeout=0.5)
+            except (dns.exception.Timeout, OSError):
+                assert proxy.poll() is None, (tmp_path / "dnsdist.log").read_text()
+                assert time.monotonic() < deadline, "dnsdist did not answer"
+    except BaseException:
+        stop_process(proxy, 10, group=True)
+        raise
 
 
 def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_path):
@@ -128,23 +290,10 @@ def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_p
                "127.0.0.2/32", "--allow", "127.0.0.10/31", "--allow", "127.0.0.12/31",
                "--log-queries", port=port)
     d.start()
-    conf = tmp_path / "dnsdist.conf"
-    conf.write_text(f'setLocal("127.0.0.1:{front}")\n'
-                    'setACL({"127.0.0.0/8"})\n'
-                    f'newServer({{address="127.0.0.1:{port}", useProxyProtocol=true}})\n'
-                    'getServer(0):setUp()\n')
-    proxy = subprocess.Popen([dnsdist, "--supervised", "--disable-syslog", "-C", str(conf)],
-                             stdin=subprocess.DEVNULL, stdout=open(tmp_path / "dnsdist.log", "wb"),
-                             stderr=subprocess.STDOUT, start_new_session=True)
+    proxy = None
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                r = from_address("127.0.0.2", query(), front, timeout=0.5)
-                break
-            except (dns.exception.Timeout, OSError):
-                assert proxy.poll() is None, (tmp_path / "dnsdist.log").read_text()
-                assert time.monotonic() < deadline, "dnsdist did not answer"
+        proxy, r = start_dnsdist(dnsdist, tmp_path, front,
+                                 f'address="127.0.0.1:{port}", useProxyProtocol=true')
         assert r.rcode() == dns.rcode.NOERROR and r.answer
         assert from_address("127.0.0.3", query(), front).rcode() == dns.rcode.REFUSED
         r = from_address("127.0.0.2", query(), front, over_tcp=True)
@@ -163,8 +312,48 @@ def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_p
               f"{st['dropped']}")
         assert lost == 0 and not st["dropped"].get("ratelimit")
     finally:
-        stop_process(proxy, 10, group=True)
+        if proxy is not None:
+            stop_process(proxy, 10, group=True)
         d.stop()
+
+
+def test_dnsdist_in_front_of_dns_over_tls_the_daemon_sees_the_real_clients(lab, tmp_path):
+    """dnsdist to a DNS-over-TLS backend with ``useProxyProtocol``: it sends the header at
+    the start of the decrypted stream."""
+    dnsdist = installed("dnsdist", "dnsdist")
+    ca = CA(tmp_path / "pki")
+    pem, key = ca.issue("server")
+    tls, front = free_tcp_port(), free_port()
+    conf = tmp_path / "tls.toml"
+    conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\ntls-service-pem = "{pem}"\n'
+                    f'tls-service-key = "{key}"\nproxy-protocol-port = [{tls}]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--allow", "127.0.0.2/32",
+               "--log-queries").start()
+    version = subprocess.run([dnsdist, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.split("\n")[0]
+    proxy = None
+    try:
+        proxy, r = start_dnsdist(dnsdist, tmp_path, front,
+                                 f'address="127.0.0.1:{tls}", tls="openssl", '
+                                 f'subjectName="{SERVER_NAME}", caStore="{ca.pem}", '
+                                 'useProxyProtocol=true')
+        assert r.rcode() == dns.rcode.NOERROR and r.answer, version
+        assert from_address("127.0.0.3", query(), front).rcode() == dns.rcode.REFUSED
+        r = from_address("127.0.0.2", query("www.example.com", "AAAA"), front, over_tcp=True)
+        assert r.rcode() == dns.rcode.NOERROR
+        log = d.log_text()
+        assert "info: 127.0.0.2 www.example.com. A IN" in log
+        assert "info: 127.0.0.2 www.example.com. AAAA IN" in log
+        assert "info: 127.0.0.3 www.example.com. A IN" in log
+        assert "info: 127.0.0.1 " not in log               # never the proxy itself
+        st = d.stats()
+        assert not any(k.startswith("proxy_") for k in st["dropped"]), st["dropped"]
+        assert st["tls"]["handshakes"] >= 1
+        print(f"\n{version}: DoT backend, {st['tls']['handshakes']} handshakes")
+    finally:
+        if proxy is not None:
+            stop_process(proxy, 10, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
 
 
 def _misses_through(port: int, sources: list[str], each: int, window: int = 32) -> int:
