@@ -245,10 +245,11 @@ def proxy_dropped(server, reason: str) -> None:
 class ProxiedStream:
     """The start of a stream from a proxy (``proxy-protocol-port``), before the protocol's
     own: the PROXY v2 header naming the client, read before anything else within the idle
-    timeout (on TLS: the start of the decrypted stream, after the handshake). A connection whose header is wrong, late or cut short is closed and counted
-    (``proxy_<reason>``); once it is complete, ``_named(peer, rest)`` admits the client it
-    names (the caps, the ACLs and the logs see that one) and reads ``rest``, what came
-    after it. Mixed in before a ``StreamClient`` protocol."""
+    timeout (on TLS: the start of the decrypted stream, after the handshake). A connection
+    whose header is wrong, late or cut short is closed and counted (``proxy_<reason>``);
+    once it is complete, ``_named(peer, rest)`` admits the client it names (the caps, the
+    ACLs and the logs see that one) and reads ``rest``, what came after it. Mixed in before
+    a ``StreamClient`` protocol."""
 
     proxy_head: proxy_protocol.StreamHeader | None = None
 

@@ -27,7 +27,7 @@ from resolver.daemon.acl import ACL
 from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, LATENCY_BUCKETS,
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
-                                         bind_socket)
+                                         bind_socket, proxy_dropped)
 from resolver.daemon.config import (RESTART_SETTINGS, Config, apply_zone_ratelimits,
                                     engine_attributes, engine_limits, insecure_domains,
                                     make_zones)
@@ -514,7 +514,7 @@ class ProxiedUDPProtocol(UDPProtocol):
         try:
             header = proxy_protocol.parse(data, complete=True)
         except proxy_protocol.ProxyHeaderError as e:
-            s.counters.drop(f"proxy_{e.reason}")
+            proxy_dropped(s, e.reason)
             return
         client = header.client(addr)
         s.front.handle(data[header.length:], s.who(client),
