@@ -108,8 +108,9 @@ class Denied(dns.exception.DNSException):
 DROP = "drop"
 
 
-def _name(text, what: str) -> str:
-    """The canonical presentation form of a domain name (absolute, lower case)."""
+def presentation_name(text, what: str) -> str:
+    """The canonical presentation form of a domain name (absolute, lower case); ValueError
+    names ``what``."""
     if not isinstance(text, str) or not text:
         raise ValueError(f"{what}: expected a domain name, got {text!r}")
     try:
@@ -189,7 +190,7 @@ class Upstream:
         else:
             raise ValueError(f"{what}: {name!r} is an address (give it as an address, not "
                              "a host)")
-        name = _name(name, what)
+        name = presentation_name(name, what)
         if name == ".":
             raise ValueError(f"{what}: {text!r}: the root is no host name")
         if tls:
@@ -218,7 +219,7 @@ def _auth_name(text: str, what: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    name = _name(text, f"{what}: authentication name")
+    name = presentation_name(text, f"{what}: authentication name")
     if name == ".":
         raise ValueError(f"{what}: the authentication name is empty")
     return name.rstrip(".")
@@ -301,113 +302,7 @@ def _client_text(client) -> str:
     return "unknown" if client is None else str(client)
 
 
-# ---- the config's forms ---------------------------------------------------------------------
-def config_table(entry, what: str, keys: tuple[str, ...]) -> dict:
-    """A zone table of the config (``[[forward-zone]]``, ``[[rpz]]``...) with its keys
-    spelled with hyphens, checked against ``keys``; ValueError names ``what`` and the key."""
-    if not isinstance(entry, dict):
-        raise ValueError(f"{what}: expected a table, got {entry!r}")
-    out = {}
-    for key, value in entry.items():
-        k = key.replace("_", "-")
-        if k not in keys:
-            raise ValueError(f"{what}: unknown key {key!r} (known: {', '.join(keys)})")
-        out[k] = value
-    if "name" not in out:
-        raise ValueError(f"{what}: 'name' is missing")
-    return out
-
-
-def _servers(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
-        raise ValueError(f"{what}: at least one address is needed")
-    servers = tuple(Upstream.parse(v, what, tls) for v in items)
-    if len({(s.addr, s.port) for s in servers}) != len(servers):
-        raise ValueError(f"{what}: an address is given twice")
-    return servers
-
-
-def _flag(value, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{what}: expected true or false, got {value!r}")
-    return value
-
-
-def _hosts(value, what: str, tls: bool = False) -> tuple[Upstream, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
-        raise ValueError(f"{what}: at least one host name is needed")
-    hosts = tuple(Upstream.parse_host(v, what, tls) for v in items)
-    if len({(h.addr, h.port) for h in hosts}) != len(hosts):
-        raise ValueError(f"{what}: a host is given twice")
-    return hosts
-
-
-def forward_zone(entry) -> ForwardZone:
-    """A ``[[forward-zone]]`` table: ``name``, ``forward-addr`` (a list of addresses) and/or
-    ``forward-host`` (a list of host names), ``forward-first``, ``forward-tcp-upstream``,
-    ``forward-tls-upstream`` (each address then ``ADDR[@PORT]#AUTH-NAME``)."""
-    t = config_table(entry, "forward-zone", ("name", "forward-addr", "forward-host", "forward-first",
-                                       "forward-tcp-upstream", "forward-tls-upstream"))
-    name = _name(t["name"], "forward-zone name")
-    what = f"forward-zone {name}"
-    if "forward-addr" not in t and "forward-host" not in t:
-        raise ValueError(f"{what}: forward-addr or forward-host is missing")
-    tls = _flag(t.get("forward-tls-upstream", False), f"{what}: forward-tls-upstream")
-    tcp = _flag(t.get("forward-tcp-upstream", False), f"{what}: forward-tcp-upstream")
-    servers = (_servers(t["forward-addr"], f"{what}: forward-addr", tls)
-               if "forward-addr" in t else ())
-    hosts = (_hosts(t["forward-host"], f"{what}: forward-host", tls)
-             if "forward-host" in t else ())
-    return ForwardZone(name, servers,
-                       _flag(t.get("forward-first", False), f"{what}: forward-first"),
-                       "tls" if tls else "tcp" if tcp else "udp", hosts=hosts)
-
-
-def stub_zone(entry) -> StubZone:
-    """A ``[[stub-zone]]`` table: ``name``, ``stub-addr`` (a list of addresses) and/or
-    ``stub-host`` (a list of host names), ``stub-first``, ``stub-prime``."""
-    t = config_table(entry, "stub-zone", ("name", "stub-addr", "stub-host", "stub-first",
-                                    "stub-prime"))
-    name = _name(t["name"], "stub-zone name")
-    if "stub-addr" not in t and "stub-host" not in t:
-        raise ValueError(f"stub-zone {name}: stub-addr or stub-host is missing")
-    servers = (_servers(t["stub-addr"], f"stub-zone {name}: stub-addr")
-               if "stub-addr" in t else ())
-    hosts = (_hosts(t["stub-host"], f"stub-zone {name}: stub-host")
-             if "stub-host" in t else ())
-    return StubZone(name, servers, hosts,
-                    _flag(t.get("stub-first", False), f"stub-zone {name}: stub-first"),
-                    _flag(t.get("stub-prime", False), f"stub-zone {name}: stub-prime"))
-
-
-def local_zone(entry) -> LocalZone:
-    """A ``[[local-zone]]`` table (``name``, ``type``, ``local-data``: zone-file lines) or
-    Unbound's one-line form, ``"NAME TYPE"``."""
-    if isinstance(entry, str):
-        parts = entry.split()
-        if len(parts) != 2:
-            raise ValueError(f"local-zone: expected \"NAME TYPE\", got {entry!r}")
-        entry = {"name": parts[0], "type": parts[1]}
-    t = config_table(entry, "local-zone", ("name", "type", "local-data"))
-    name = _name(t["name"], "local-zone name")
-    kind = t.get("type", "static")
-    if kind not in LOCAL_TYPES:
-        raise ValueError(f"local-zone {name}: type {kind!r} is not one of "
-                         f"{', '.join(LOCAL_TYPES)}")
-    data = t.get("local-data", ())
-    data = (data,) if isinstance(data, str) else data
-    if not isinstance(data, (list, tuple)):
-        raise ValueError(f"local-zone {name}: local-data: expected a list of records")
-    zone = dns.name.from_text(name)
-    for line in data:
-        owner = parse_record(line)[0]
-        if not dns.name.from_wire(owner, 0)[0].is_subdomain(zone):
-            raise ValueError(f"local-zone {name}: local-data {line!r} is outside the zone")
-    return LocalZone(name, kind, tuple(data))
-
-
+# ---- the config's lists of records -----------------------------------------------------
 def local_data(value) -> tuple[str, ...]:
     """Top-level ``local-data``: zone-file lines, each checked."""
     items = (value,) if isinstance(value, str) else value

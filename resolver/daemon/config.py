@@ -15,8 +15,9 @@ from dataclasses import replace
 from typing import Any
 
 from resolver.daemon.settings import (ALIASES, BY_NAME, LIMITS, LIMITS_AS_SETTINGS,
-                                      RESTART_SETTINGS, ZONE_SETTINGS, Address, Config,
-                                      ConfigError, check_limits, limit_value, parse_address)
+                                      RESTART_SETTINGS, ZONE_SETTINGS, Config, check_limits,
+                                      limit_value)
+from resolver.daemon.values import Address, ConfigError, parse_address
 from resolver.limits import DEFAULT as _LIMITS, Limits
 
 __all__ = ["Address", "Config", "ConfigError", "RESTART_SETTINGS", "ZONE_SETTINGS", "SETTINGS",

@@ -23,7 +23,8 @@ import dns.xfr
 import dns.zone
 
 from resolver.limits import Limits
-from resolver.zones import Upstream, config_table
+from resolver.daemon.zone_tables import config_table
+from resolver.zones import Upstream
 from resolver.policy.rpz import OVERRIDES, CNAME, Policy, PolicyError, PolicyZone, ZoneOptions
 
 log = logging.getLogger("resolver.rpz")

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from resolver.daemon.settings import (ACL_ACTIONS, ALIASES, BY_NAME, LIMITS,
-                                      ConfigError, default_of, memsize)
+from resolver.daemon.settings import ALIASES, BY_NAME, LIMITS, default_of
+from resolver.daemon.values import ACL_ACTIONS, ConfigError, memsize
 
 #: Unbound's clauses: a keyword that starts a section rather than setting an option.
 CLAUSES = ("server", "remote-control", "forward-zone", "stub-zone", "auth-zone", "view",

@@ -173,7 +173,8 @@ def test_the_source_attribute_is_checked(lab_resolver):
 def test_a_stub_servers_own_port_is_the_answers(run, lab, lab_resolver, fakes):
     from dnslab.ports import pick_port
 
-    from resolver.zones import Zones, stub_zone
+    from resolver.daemon.zone_tables import stub_zone
+    from resolver.zones import Zones
 
     port = pick_port([FAKE])
     fakes(FAKE, _answer_all, port=port)

@@ -7,7 +7,8 @@ import pytest
 from resolver.daemon.config import ConfigError, build, make_zones
 from resolver.daemon.metrics import render
 from resolver.upstream.dot import DoTUpstreams, Full, Pipeline
-from resolver.zones import ForwardZone, Upstream, Zones, forward_zone
+from resolver.daemon.zone_tables import forward_zone
+from resolver.zones import ForwardZone, Upstream, Zones
 
 
 def reply(wid: int, body: bytes = b"rest") -> bytes:

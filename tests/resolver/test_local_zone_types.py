@@ -10,8 +10,9 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from resolver.daemon.zone_tables import local_zone
 from resolver.zones import (AS112_ZONES, DROP, LOCAL_TYPES, LocalZone, Zones,
-                            default_local_zones, local_zone)
+                            default_local_zones)
 
 A, AAAA, TXT, DS, PTR, SOA, NS = 1, 28, 16, 43, 12, 6, 2
 NOERROR, NXDOMAIN, REFUSED = 0, 3, 5

@@ -14,7 +14,8 @@ import pytest
 import resolver
 from resolver import operations
 from resolver.cache.dump import DumpError
-from resolver.zones import Zones, stub_zone
+from resolver.daemon.zone_tables import stub_zone
+from resolver.zones import Zones
 
 NS = 2
 NAMES = ("www.example.", "deep.www.example.", "www.other.")

@@ -16,7 +16,8 @@ from dnslab.authority import ZoneAuthority, response
 from dnslab.fake import serve
 from dnslab.ports import pick_port
 from resolver.limits import DEFAULT
-from resolver.zones import ForwardZone, StubZone, Upstream, Zones, forward_zone, stub_zone
+from resolver.daemon.zone_tables import forward_zone, stub_zone
+from resolver.zones import ForwardZone, StubZone, Upstream, Zones
 
 FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab server uses
 WWW_EXAMPLE_COM = {"192.0.2.1", "192.0.2.11"}

@@ -13,7 +13,8 @@ from dnslab.authority import ZoneAuthority, response
 from dnslab.fake import serve
 from dnslab.ports import pick_port
 from resolver.resolution import iterator_for
-from resolver.zones import StubFirst, StubZone, Upstream, Zones, stub_zone
+from resolver.daemon.zone_tables import stub_zone
+from resolver.zones import StubFirst, StubZone, Upstream, Zones
 
 FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab server uses
 WWW_EXAMPLE_COM = {"192.0.2.1", "192.0.2.11"}

@@ -13,8 +13,9 @@ from dnslab.authority import ZoneAuthority
 from dnslab.fake import serve
 from dnslab.ports import pick_port
 from resolver import operations
+from resolver.daemon.zone_tables import forward_zone, local_zone, stub_zone
 from resolver.zones import (DROP, Denied, ForwardZone, LocalZone, StubZone, Upstream, Zones,
-                            forward_zone, local_zone, parse_record, ptr_records, stub_zone)
+                            parse_record, ptr_records)
 
 WWW_EXAMPLE_COM = {"192.0.2.1", "192.0.2.11"}
 FAKE_A, FAKE_B = "127.0.0.45", "127.0.0.46"      # loopback addresses no lab server uses
