@@ -60,6 +60,14 @@ def lookup(o: Options, argv: list[str]) -> int:
     banner = (cmd_lines(argv, o, found)
               if o.show["cmd"] and not (o.short or o.yaml or o.dns64prefix) else "")
     names = search_names(o)
+
+    def yaml_reply(r, where: str, sent_at: float) -> str:
+        """+yaml's text of the reply ``r`` from ``where`` (ADDRESS#PORT(NAME) (PROTOCOL))."""
+        return yaml_message(r, o, sending=False, address=where.split("#", 1)[0], port=port,
+                            proto=where.rsplit("(", 1)[1].rstrip(")"),
+                            size=len(getattr(r, "wire", None) or r.to_wire()),
+                            sent_at=sent_at, received_at=time.time(), sent_cookie=cookie_of(q))
+
     for i, qname in enumerate(names):
         if qname != o.name:
             q = make_query(replace(o, name=qname))
@@ -82,23 +90,14 @@ def lookup(o: Options, argv: list[str]) -> int:
         r, where, elapsed = got
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
-            if o.yaml:
-                size = len(getattr(r, "wire", None) or r.to_wire())
-                prefixes = yaml_message(
-                    r, o, sending=False, address=where.split("#", 1)[0], port=port,
-                    proto=where.rsplit("(", 1)[1].rstrip(")"), size=size, sent_at=sent_at,
-                    received_at=time.time(), sent_cookie=cookie_of(q)) + prefixes
-            sys.stdout.write(prefixes)
+            sys.stdout.write((yaml_reply(r, where, sent_at) if o.yaml else "") + prefixes)
             return EXIT_OK
         searching = r.rcode() == 3 and i < len(names) - 1     # NXDOMAIN: the next name
         if not searching or o.showsearch:
             size = len(getattr(r, "wire", None) or r.to_wire())
             # as dig, each result +showsearch prints comes with the command lines
-            if o.yaml:          # where: ADDRESS#PORT(NAME) (PROTOCOL)
-                text = yaml_message(r, o, sending=False, address=where.split("#", 1)[0],
-                                    port=port, proto=where.rsplit("(", 1)[1].rstrip(")"),
-                                    size=size, sent_at=sent_at, received_at=time.time(),
-                                    sent_cookie=cookie_of(q))
+            if o.yaml:
+                text = yaml_reply(r, where, sent_at)
                 if o.short:               # as dig: the short lines after the header
                     text += render(r, o, elapsed=elapsed, server=where, size=size)
             else:
@@ -109,6 +108,7 @@ def lookup(o: Options, argv: list[str]) -> int:
         if not searching:
             return EXIT_OK
     return EXIT_OK                        # pragma: no cover - the last name always returns
+
 
 def search_names(o: Options) -> list[str | None]:
     """The names a look-up asks in turn, as dig's +search orders them: a relative name

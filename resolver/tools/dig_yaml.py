@@ -32,8 +32,6 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
     sections ``o.show`` keeps (the OPT pseudo-section with +comments); with +short, the
     header alone (the short lines follow it)."""
     import dns.flags
-    import dns.rdataclass
-    import dns.rdatatype
     if sending:
         kind = "RECURSIVE_QUERY" if msg.flags & dns.flags.RD else "AUTH_QUERY"
     else:
@@ -52,9 +50,17 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
     opcode, status, flags, counts = header(msg)
     body = [f"opcode: {opcode}", f"status: {status}", f"id: {msg.id}", f"flags: {flags}"]
     body += [f"{'QUESTION' if k == 'QUERY' else k}: {n}" for k, n in counts]
-    if o.short:
-        return "".join(line + "\n" for line in out) + "".join(
-            "      " + line + "\n" for line in body)
+    if not o.short:
+        body += _sections(msg, o, sent_cookie)
+    return "".join(line + "\n" for line in out) + "".join("      " + line + "\n" for line in body)
+
+
+def _sections(msg, o, sent_cookie) -> list[str]:
+    """The message data's lines after the header: the OPT pseudo-section and the sections
+    ``o.show`` keeps."""
+    import dns.rdataclass
+    import dns.rdatatype
+    body: list[str] = []
     if o.show["comments"] and msg.edns >= 0:
         body += ["OPT_PSEUDOSECTION:"] + ["  " + line for line in _edns(msg, sent_cookie)]
     if o.show["question"] and msg.question:
@@ -70,4 +76,4 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
                                       f"{dns.rdataclass.to_text(rrset.rdclass)} "
                                       f"{dns.rdatatype.to_text(rrset.rdtype)} "
                                       f"{rdata_text(rd, o)}") for rrset in section for rd in rrset]
-    return "".join(line + "\n" for line in out) + "".join("      " + line + "\n" for line in body)
+    return body

@@ -33,8 +33,9 @@ def daemon(lab, tmp_path_factory):
     pem, key = ca.issue("server")
     tls, https, http = free_tcp_port(), free_tcp_port(), free_tcp_port()
     conf = work / "enc.toml"
+    # rrset-roundrobin off: both digs, asking with their own IDs, see one order
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\nhttps-listen = ["127.0.0.1:{https}"]\n'
-                    f'http-listen = ["127.0.0.1:{http}"]\n'
+                    f'http-listen = ["127.0.0.1:{http}"]\nrrset-roundrobin = false\n'
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
     d = Daemon(work, lab, "--config", str(conf)).start()
     d.ca, d.tls_port, d.https_port, d.http_port = ca, tls, https, http
