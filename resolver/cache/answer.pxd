@@ -35,6 +35,13 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
                           bint* truncated, PyObject** absent)
 
+cdef object answer_for_key(object table, const unsigned char* p, Py_ssize_t qend,
+                           const unsigned char* key, Py_ssize_t klen, unsigned int limit,
+                           double now, double prefetch_fraction, unsigned int udp_cap,
+                           bint* truncated, PyObject** absent, bint unaliased)
+
+cdef bint answer_aliased(MsgEntry e) noexcept
+
 cdef double monotonic() noexcept nogil
 
 cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_ok, double now,

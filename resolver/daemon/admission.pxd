@@ -126,7 +126,11 @@ cdef class FrontDoor:
     cdef public unsigned int max_udp_size
     cdef readonly Counters counters # the one counter block
     cdef object made                # the last verdict's answer, until taken
-    cdef public object policy       # rpz_gate.PolicyGate: every recursive query goes to it
+    cdef object _policy             # rpz_gate.PolicyGate (``policy``): misses go through it
+    # what the cached-answer path reads of the policy's ``TriggerIndex`` (set with ``policy``)
+    cdef bint rpz_by_name           # names alone decide: hits for names no trigger holds
+    cdef frozenset rpz_exact        # exact QNAME triggers, lower-cased wire names
+    cdef frozenset rpz_wild         # the names under wildcard QNAME triggers
     cdef object _cfg
     # what the miss path reads of ``cfg`` on every query, as C fields (the Config is frozen:
     # a reload assigns a new one, which sets them again)
@@ -145,6 +149,9 @@ cdef class FrontDoor:
                        Reply reply, double t0) except -2
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                     PyObject** key, unsigned int* qtype, bint* truncated) except -1
+    cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
+                         unsigned int* qtype, bint* truncated) except -1
+    cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)

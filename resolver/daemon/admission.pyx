@@ -20,9 +20,13 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    local zones, before its cache); else the cache's answer to a client that may snoop
    (``allow-snoop``), else REFUSED, so that what other clients asked cannot be read out of
    the cache;
-5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch
-   (with a response policy configured, ``policy``, never: the policy sees every name
-   first, ``resolver.daemon.rpz_gate``);
+5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch;
+   with a response policy configured (``policy``, ``resolver.daemon.rpz_gate``) only when
+   no trigger of it can touch the query, as the policy's ``TriggerIndex`` tells in C
+   (``resolver.policy.index``): the policy has no client-IP, response-IP, NSDNAME or
+   NSIP trigger, no QNAME trigger holds the name or a wildcard above it, and the answer
+   holds no CNAME or DNAME (whose targets QNAME triggers would see); every other query
+   goes to the policy as a miss, which finds the cached answer there if there is one;
 6. otherwise a miss: the reply may hold it for later (``Reply.held``: the UDP batch starts
    its misses once every hit it read is answered, a stream at its cap of queries in flight
    backlogs it), then the miss budgets (per client in flight, global in flight with
@@ -46,7 +50,7 @@ from libc.math cimport ceil
 
 from collections import Counter
 
-from resolver.cache.answer cimport cached_answer, monotonic, question_key
+from resolver.cache.answer cimport answer_for_key, cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
                                 HEADER_SHORT, header_rule)
@@ -56,12 +60,14 @@ from resolver.wire.codec cimport Parsed
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
 from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
+from resolver.policy.index import TriggerIndex
 from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
 cdef object _DROP = DROP
 cdef object _truncate = truncate
+cdef frozenset _NO_NAMES = frozenset()
 
 
 cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
@@ -495,6 +501,26 @@ cdef class FrontDoor:
             self.cfg = cfg
 
     @property
+    def policy(self):
+        """The response policy's gate (``resolver.daemon.rpz_gate.PolicyGate``), or None
+        when none is configured. Setting it (again whenever the gate's policy changes) reads
+        the ``index`` of the gate's ``policy`` (a ``resolver.policy.index.TriggerIndex``,
+        made once per policy) into the door's C fields; a gate whose policy has none sends
+        every recursive query to the gate."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, gate):
+        index = None if gate is None else getattr(getattr(gate, "policy", None), "index", None)
+        if isinstance(index, TriggerIndex) and (<object>index).by_name:
+            self.rpz_exact, self.rpz_wild = index.exact, index.wild
+            self.rpz_by_name = True
+        else:
+            self.rpz_exact = self.rpz_wild = _NO_NAMES
+            self.rpz_by_name = False
+        self._policy = gate
+
+    @property
     def cfg(self):
         """The daemon's Config."""
         return self._cfg
@@ -603,8 +629,10 @@ cdef class FrontDoor:
             return NOTIMP
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
-        if self.policy is not None:     # the response policy sees the name first
-            return MISS
+        if self._policy is not None:    # the response policy: hits for untouched names only
+            if not self.rpz_by_name:
+                return MISS
+            return self._policy_hit(p, n, udp, now, qtype, truncated)
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
                             self.max_udp_size if udp else 0, qtype, truncated, key)
         self.stats.query_parses += 1
@@ -617,6 +645,51 @@ cdef class FrontDoor:
         self.stats.cache_hits += 1
         self.made = hit
         return HIT
+
+    cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
+                         unsigned int* qtype, bint* truncated) except -1:
+        """Rule 5 with a response policy whose triggers a name alone decides: the cached
+        answer (HIT) when no QNAME trigger holds the query's name or a wildcard above it
+        and the answer holds no CNAME or DNAME; else MISS (no key: the policy's path looks
+        the cache up itself)."""
+        cdef unsigned char key[MAX_NAME + 6]
+        cdef Py_ssize_t klen = 0, qend
+        cdef unsigned int limit = 512
+        truncated[0] = False
+        qend = question_key(p, n, key, &klen, &limit, qtype)
+        self.stats.query_parses += 1
+        if qend < 0:
+            return MISS
+        if self._touched(key, klen - 5):     # the key: name, type, class, variant byte
+            return MISS
+        self.stats.cache_lookups += 1
+        hit = answer_for_key(self.table, p, qend, key, klen, limit, now,
+                             self.prefetch_fraction, self.max_udp_size if udp else 0,
+                             truncated, NULL, True)
+        if hit is None:
+            return MISS
+        self.counters.hits += 1
+        self.stats.client_queries += 1
+        self.stats.cache_hits += 1
+        self.made = hit
+        return HIT
+
+    cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1:
+        """Whether a QNAME trigger of the policy can match the name ``name`` (``length``
+        bytes, lower-cased wire form): the name in its exact triggers, or a name above it
+        (up to the root) in its wildcards (``TriggerIndex.touches``)."""
+        cdef Py_ssize_t pos
+        if (self.rpz_exact
+                and PyBytes_FromStringAndSize(<const char*>name, length) in self.rpz_exact):
+            return True
+        if not self.rpz_wild:
+            return False
+        pos = name[0] + 1
+        while pos < length:
+            if PyBytes_FromStringAndSize(<const char*>name + pos, length - pos) in self.rpz_wild:
+                return True
+            pos += name[pos] + 1
+        return False
 
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n):
         """For a client of ``allow_setrd``: the query at ``p`` with RD set when it came with

@@ -42,6 +42,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.policy.index import TriggerIndex
+
 NXDOMAIN, NODATA, PASSTHRU, DROP, TCP_ONLY, LOCAL_DATA, CNAME, DISABLED = (
     "nxdomain", "nodata", "passthru", "drop", "tcp-only", "local-data", "cname", "disabled")
 #: Every action, as counted and logged.
@@ -318,6 +320,13 @@ class Policy:
         #: whether any zone has NSDNAME or NSIP triggers (the answer's name servers asked)
         self.has_ns = any(z.nsdname.exact or z.nsdname.wild or len(z.ips[NSIP])
                           for z in self.zones)
+        self.has_client_ip = any(len(z.ips[CLIENT_IP]) for z in self.zones)
+        #: what the front door's cached-answer path reads (``resolver.policy.index``),
+        #: made here once, off the loop, as the policy is
+        self.index = TriggerIndex(
+            (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.exact),
+            (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.wild),
+            not (self.has_client_ip or self.has_response_ip or self.has_ns))
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of
