@@ -35,12 +35,13 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
                           bint* truncated, PyObject** absent)
 
-cdef object answer_for_key(object table, const unsigned char* p, Py_ssize_t qend,
-                           const unsigned char* key, Py_ssize_t klen, unsigned int limit,
-                           double now, double prefetch_fraction, unsigned int udp_cap,
-                           bint* truncated, PyObject** absent, bint unaliased)
+cdef MsgEntry fresh_entry(object table, const unsigned char* key, Py_ssize_t klen,
+                          Py_ssize_t qend, double now, double prefetch_fraction,
+                          PyObject** absent)
 
-cdef bint answer_aliased(MsgEntry e) noexcept
+cdef bytes answer_entry(MsgEntry e, const unsigned char* p, Py_ssize_t qend,
+                        const unsigned char* key, Py_ssize_t klen, unsigned int limit,
+                        double now, unsigned int udp_cap, bint* truncated)
 
 cdef double monotonic() noexcept nogil
 

@@ -13,7 +13,9 @@ Its callers:
 - ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
   ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``),
   find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
-  unusual, or an entry due for prefetch);
+  unusual, or an entry due for prefetch); its steps (``question_key``, ``fresh_entry``,
+  ``answer_entry``) for the door's hit path under a response policy, which looks at the
+  query's name and the entry's answer between them;
 - ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
   to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
 """
@@ -32,8 +34,6 @@ cdef enum:
     T_OPT = 41
     T_A = 1
     T_AAAA = 28
-    T_CNAME = 5
-    T_DNAME = 39
     #: the most address bytes of one rrset that ``_rotate`` rotates (256 AAAA records)
     ROTATE_MAX = 4096
 
@@ -120,26 +120,25 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
+    cdef MsgEntry e
     truncated[0] = False
     qend = question_key(p, n, key, &klen, &limit, qtype)
     if qend < 0:
         return None
-    return answer_for_key(table, p, qend, key, klen, limit, now, prefetch_fraction, udp_cap,
-                          truncated, absent, False)
+    e = fresh_entry(table, key, klen, qend, now, prefetch_fraction, absent)
+    if e is None:
+        return None
+    return answer_entry(e, p, qend, key, klen, limit, now, udp_cap, truncated)
 
 
-cdef object answer_for_key(object table, const unsigned char* p, Py_ssize_t qend,
-                           const unsigned char* key, Py_ssize_t klen, unsigned int limit,
-                           double now, double prefetch_fraction, unsigned int udp_cap,
-                           bint* truncated, PyObject** absent, bint unaliased):
-    """``cached_answer`` once ``question_key`` has read the query (its question ends at
-    ``qend``, ``key`` is its cache key of ``klen`` bytes, ``limit`` its UDP size).
-    ``unaliased``: an entry whose answer section holds a CNAME or DNAME record is left to
-    the engine (None, ``absent`` untouched), so that every name the answer is about is the
-    query's own."""
+cdef MsgEntry fresh_entry(object table, const unsigned char* key, Py_ssize_t klen,
+                          Py_ssize_t qend, double now, double prefetch_fraction,
+                          PyObject** absent):
+    """The fresh entry ``cached_answer`` answers from, once ``question_key`` has read the
+    query (its question ends at ``qend``; ``key`` is its cache key of ``klen`` bytes), or
+    None (``absent`` as ``cached_answer`` sets it)."""
     cdef PyObject* found
     cdef MsgEntry e
-    truncated[0] = False
     kb = PyBytes_FromStringAndSize(<const char*>key, klen)
     found = PyDict_GetItem(table, kb)
     if found == NULL:
@@ -155,32 +154,19 @@ cdef object answer_for_key(object table, const unsigned char* p, Py_ssize_t qend
         return None
     if prefetch_due(e, now, prefetch_fraction, 0):
         return None                           # the engine counts the hit and decides
-    if unaliased and answer_aliased(e):
-        return None
+    return e
+
+
+cdef bytes answer_entry(MsgEntry e, const unsigned char* p, Py_ssize_t qend,
+                        const unsigned char* key, Py_ssize_t klen, unsigned int limit,
+                        double now, unsigned int udp_cap, bint* truncated):
+    """``cached_answer``'s answer from the entry ``fresh_entry`` found (``limit``: the
+    query's UDP size as ``question_key`` read it)."""
     e.referenced = True                       # spared once by the LRU's eviction
     if limit > udp_cap:
         limit = udp_cap if udp_cap >= 512 else 512
     return encode(e, p, qend, (p[3] & 0x20) != 0 or (key[klen - 1] & VARIANT_DO) != 0, now, -1,
                   limit if udp_cap else -1, truncated)
-
-
-cdef bint answer_aliased(MsgEntry e) noexcept:
-    """Whether the entry's answer section holds a CNAME or DNAME record (or cannot be read
-    through: then it is taken as holding one)."""
-    cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
-    cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), pos = e.qend
-    cdef unsigned int i, rtype
-    if wlen < 12:
-        return True
-    for i in range(u16(w + 6)):
-        pos = skip_name(w, wlen, pos)
-        if pos < 0 or pos + 10 > wlen:
-            return True
-        rtype = u16(w + pos)
-        if rtype == T_CNAME or rtype == T_DNAME:
-            return True
-        pos += 10 + u16(w + pos + 8)
-    return False
 
 
 cdef bytes encode(MsgEntry e, const unsigned char* q, Py_ssize_t qend, bint ad_ok, double now,

@@ -3,6 +3,7 @@
 from cpython.object cimport PyObject
 from resolver.state cimport Stats
 from resolver.resolution cimport Drive, MissDone
+from resolver.wire.codec cimport MsgEntry
 
 cdef enum Who:
     # the client's standing by the ACL (Unbound's access-control action of the longest
@@ -152,6 +153,7 @@ cdef class FrontDoor:
     cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
                          unsigned int* qtype, bint* truncated) except -1
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1
+    cdef bint _chain_touched(self, MsgEntry e) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)

@@ -50,13 +50,14 @@ from libc.math cimport ceil
 
 from collections import Counter
 
-from resolver.cache.answer cimport answer_for_key, cached_answer, monotonic, question_key
+from resolver.cache.answer cimport (answer_entry, cached_answer, fresh_entry, monotonic,
+                                    question_key)
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
                                 HEADER_SHORT, header_rule)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
-from resolver.wire.codec cimport Parsed
+from resolver.wire.codec cimport MsgEntry, Parsed
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
 from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
@@ -81,6 +82,42 @@ cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
+    T_CNAME = 5
+    T_DNAME = 39
+    MAX_JUMPS = 32      # compression pointers followed in one name at most
+
+
+cdef Py_ssize_t read_lower_name(const unsigned char* w, Py_ssize_t n, Py_ssize_t pos,
+                                unsigned char* out, Py_ssize_t* olen) noexcept nogil:
+    """Copies the name at ``pos`` of the message ``w`` (``n`` bytes), compression pointers
+    followed, to ``out`` (room for 255 bytes) in wire form with ASCII letters lower-cased,
+    its length in ``olen``; returns the offset past the name where it is written, or -1
+    when it is malformed (past the end, a loop of pointers, longer than 255 bytes)."""
+    cdef Py_ssize_t end = -1, k = 0
+    cdef unsigned int c, t, i, jumps = 0
+    while True:
+        if pos >= n:
+            return -1
+        c = w[pos]
+        if (c & 0xC0) == 0xC0:
+            if pos + 1 >= n or jumps >= MAX_JUMPS:
+                return -1
+            if end < 0:
+                end = pos + 2
+            pos = ((c & 0x3F) << 8) | w[pos + 1]
+            jumps += 1
+            continue
+        if c > 63 or pos + 1 + c > n or k + 1 + c + 1 > MAX_NAME:
+            return -1
+        out[k] = c
+        if c == 0:
+            olen[0] = k + 1
+            return pos + 1 if end < 0 else end
+        for i in range(1, c + 1):
+            t = w[pos + i]
+            out[k + i] = t + 32 if 65 <= t <= 90 else t
+        k += 1 + c
+        pos += 1 + c
 
 log = logging.getLogger("resolver.daemon.server")
 #: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
@@ -649,12 +686,13 @@ cdef class FrontDoor:
     cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
                          unsigned int* qtype, bint* truncated) except -1:
         """Rule 5 with a response policy whose triggers a name alone decides: the cached
-        answer (HIT) when no QNAME trigger holds the query's name or a wildcard above it
-        and the answer holds no CNAME or DNAME; else MISS (no key: the policy's path looks
-        the cache up itself)."""
+        answer (HIT) when no QNAME trigger holds the query's name or a wildcard above it,
+        nor a name of the answer's CNAME chain (``_chain_touched``); else MISS (no key: the
+        policy's path looks the cache up itself)."""
         cdef unsigned char key[MAX_NAME + 6]
         cdef Py_ssize_t klen = 0, qend
         cdef unsigned int limit = 512
+        cdef MsgEntry e
         truncated[0] = False
         qend = question_key(p, n, key, &klen, &limit, qtype)
         self.stats.query_parses += 1
@@ -663,16 +701,46 @@ cdef class FrontDoor:
         if self._touched(key, klen - 5):     # the key: name, type, class, variant byte
             return MISS
         self.stats.cache_lookups += 1
-        hit = answer_for_key(self.table, p, qend, key, klen, limit, now,
-                             self.prefetch_fraction, self.max_udp_size if udp else 0,
-                             truncated, NULL, True)
-        if hit is None:
+        e = fresh_entry(self.table, key, klen, qend, now, self.prefetch_fraction, NULL)
+        if e is None or self._chain_touched(e):
             return MISS
+        hit = answer_entry(e, p, qend, key, klen, limit, now,
+                           self.max_udp_size if udp else 0, truncated)
         self.counters.hits += 1
         self.stats.client_queries += 1
         self.stats.cache_hits += 1
         self.made = hit
         return HIT
+
+    cdef bint _chain_touched(self, MsgEntry e) except -1:
+        """Whether a name of the entry's answer section other than the query's own could
+        meet a QNAME trigger: the owner and the target of each CNAME record (the chain's
+        names, which QNAME triggers would see); True as well for a DNAME record, or an
+        answer section that cannot be read through. An answer without CNAME or DNAME is
+        about the query's name alone."""
+        cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
+        cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), pos = e.qend, end, olen
+        cdef unsigned int i, rtype
+        cdef unsigned char name[MAX_NAME]
+        if wlen < 12:
+            return True
+        for i in range(u16(w + 6)):
+            olen = 0
+            end = read_lower_name(w, wlen, pos, name, &olen)
+            if end < 0 or end + 10 > wlen:
+                return True
+            rtype = u16(w + end)
+            if rtype == T_DNAME:
+                return True
+            if rtype == T_CNAME:
+                if self._touched(name, olen):
+                    return True
+                if read_lower_name(w, wlen, end + 10, name, &olen) < 0:
+                    return True
+                if self._touched(name, olen):
+                    return True
+            pos = end + 10 + u16(w + end + 8)
+        return False
 
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1:
         """Whether a QNAME trigger of the policy can match the name ``name`` (``length``

@@ -142,13 +142,30 @@ def test_qname_triggers_act_on_cached_names():
     assert gate.stats() == {"rpz.test.": {"nxdomain": 2, "nodata": 1}}
 
 
-def test_a_cached_cname_chain_goes_to_the_policy():
-    """The chain's target could meet a QNAME trigger: such an answer never leaves by the
-    door's hit path."""
+def test_a_cached_cname_chain_into_a_triggered_name_goes_to_the_policy():
+    """A name of the chain (a CNAME's owner or target) that meets a QNAME trigger, exact or
+    wildcard, keeps the answer off the door's hit path; a chain through untouched names is
+    a hit; a DNAME is never one."""
     door, engine, gate = _door(Policy([zone_of(QNAMES)]))
-    resp, _ = _ask(door, "alias.example.")
-    assert door.counters.hits == 0 and gate.misses == 1 and engine.started == 1
-    # without a policy the same entry is a door hit
+    r = door.resolver.r
+    _cache(r, "clean.example.", ("clean.example.", "CNAME", "www.example."),
+           ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "towild.example.", ("towild.example.", "CNAME", "x.wild.example."),
+           ("x.wild.example.", "A", "192.0.2.5"))
+    _cache(r, "dangling.example.", ("dangling.example.", "CNAME", "a.b.wild.example."))
+    _cache(r, "mid.example.", ("mid.example.", "CNAME", "bad.example."),
+           ("bad.example.", "CNAME", "www.example."), ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "www.dname.example.", ("dname.example.", "DNAME", "example."),
+           ("www.dname.example.", "CNAME", "www.example."), ("www.example.", "A", "192.0.2.1"))
+    for name in ("alias.example.", "towild.example.", "dangling.example.", "mid.example.",
+                 "www.dname.example."):
+        assert door.verdict(dns.message.make_query(name, "A").to_wire(),
+                            ALLOWED_ACL)[0] == "miss", name
+        _ask(door, name)
+    assert door.counters.hits == 0 and gate.misses == 5 and engine.started == 5
+    resp, went = _ask(door, "clean.example.")
+    assert went == 0 and _addresses(resp) == {"192.0.2.1"} and door.counters.hits == 1
+    # without a policy each of them is a door hit
     plain, engine2, _ = _door(None)
     _ask(plain, "alias.example.")
     assert plain.counters.hits == 1 and engine2.started == 0
