@@ -150,8 +150,6 @@ cdef class FrontDoor:
                        Reply reply, double t0) except -2
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                     PyObject** key, unsigned int* qtype, bint* truncated) except -1
-    cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
-                         unsigned int* qtype, bint* truncated) except -1
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1
     cdef bint _chain_touched(self, MsgEntry e) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n)

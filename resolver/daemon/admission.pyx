@@ -50,8 +50,7 @@ from libc.math cimport ceil
 
 from collections import Counter
 
-from resolver.cache.answer cimport (answer_entry, cached_answer, fresh_entry, monotonic,
-                                    question_key)
+from resolver.cache.answer cimport Screen, cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
                                 HEADER_SHORT, header_rule)
@@ -511,6 +510,15 @@ cdef class _Done(MissDone):
         return 0
 
 
+cdef bint _untouched_by_policy(object door, const unsigned char* name, Py_ssize_t length,
+                               MsgEntry e) except -1:
+    """The door's ``Screen`` on a fresh cached entry under a response policy whose triggers
+    names alone decide: True (left to the policy) when a QNAME trigger holds the query's
+    name or a wildcard above it, or a name of the answer's CNAME chain."""
+    cdef FrontDoor d = <FrontDoor>door
+    return d._touched(name, length) or d._chain_touched(e)
+
+
 cdef class FrontDoor:
     """One process's door (see the module docstring): the engine's message cache
     (``table``, its dict), the resolver that holds it (local data, a snooper's cache probe,
@@ -651,6 +659,7 @@ cdef class FrontDoor:
         ``qtype`` the question's type when the question was read, ``truncated`` whether a
         UDP hit was truncated. ``udp``: truncate hits to the client's EDNS size, never
         above ``max_udp_size``."""
+        cdef Screen screen = NULL
         cdef int rule = header_rule(p, n)
         if rule == HEADER_SHORT:
             return DROP_SHORT
@@ -669,9 +678,10 @@ cdef class FrontDoor:
         if self._policy is not None:    # the response policy: hits for untouched names only
             if not self.rpz_by_name:
                 return MISS
-            return self._policy_hit(p, n, udp, now, qtype, truncated)
+            screen = _untouched_by_policy
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
-                            self.max_udp_size if udp else 0, qtype, truncated, key)
+                            self.max_udp_size if udp else 0, qtype, truncated, key, screen,
+                            self)
         self.stats.query_parses += 1
         if qtype[0] != 0:               # the question was read: the cache was looked up
             self.stats.cache_lookups += 1
@@ -683,41 +693,12 @@ cdef class FrontDoor:
         self.made = hit
         return HIT
 
-    cdef int _policy_hit(self, const unsigned char* p, Py_ssize_t n, bint udp, double now,
-                         unsigned int* qtype, bint* truncated) except -1:
-        """Rule 5 with a response policy whose triggers a name alone decides: the cached
-        answer (HIT) when no QNAME trigger holds the query's name or a wildcard above it,
-        nor a name of the answer's CNAME chain (``_chain_touched``); else MISS (no key: the
-        policy's path looks the cache up itself)."""
-        cdef unsigned char key[MAX_NAME + 6]
-        cdef Py_ssize_t klen = 0, qend
-        cdef unsigned int limit = 512
-        cdef MsgEntry e
-        truncated[0] = False
-        qend = question_key(p, n, key, &klen, &limit, qtype)
-        self.stats.query_parses += 1
-        if qend < 0:
-            return MISS
-        if self._touched(key, klen - 5):     # the key: name, type, class, variant byte
-            return MISS
-        self.stats.cache_lookups += 1
-        e = fresh_entry(self.table, key, klen, qend, now, self.prefetch_fraction, NULL)
-        if e is None or self._chain_touched(e):
-            return MISS
-        hit = answer_entry(e, p, qend, key, klen, limit, now,
-                           self.max_udp_size if udp else 0, truncated)
-        self.counters.hits += 1
-        self.stats.client_queries += 1
-        self.stats.cache_hits += 1
-        self.made = hit
-        return HIT
-
     cdef bint _chain_touched(self, MsgEntry e) except -1:
-        """Whether a name of the entry's answer section other than the query's own could
-        meet a QNAME trigger: the owner and the target of each CNAME record (the chain's
-        names, which QNAME triggers would see); True as well for a DNAME record, or an
-        answer section that cannot be read through. An answer without CNAME or DNAME is
-        about the query's name alone."""
+        """Rule 5 under a response policy, on the cached answer: whether a name of the
+        entry's answer section other than the query's own could meet a QNAME trigger: the
+        owner and the target of each CNAME record (the chain's names, which QNAME triggers
+        would see); True as well for a DNAME record, or an answer section that cannot be
+        read through. An answer without CNAME or DNAME is about the query's name alone."""
         cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
         cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), pos = e.qend, end, olen
         cdef unsigned int i, rtype
