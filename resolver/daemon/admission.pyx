@@ -23,10 +23,11 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
 5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch;
    with a response policy configured (``policy``, ``resolver.daemon.rpz_gate``) only when
    no trigger of it can touch the query, as the policy's ``TriggerIndex`` tells in C
-   (``resolver.policy.index``): the policy has no client-IP, response-IP, NSDNAME or
-   NSIP trigger, no QNAME trigger holds the name or a wildcard above it, and the answer
-   holds no CNAME or DNAME (whose targets QNAME triggers would see); every other query
-   goes to the policy as a miss, which finds the cached answer there if there is one;
+   (``resolver.policy.index``): the policy has no client-IP, NSDNAME or NSIP trigger, no
+   QNAME trigger holds the name, a wildcard above it or a name of the answer's CNAME
+   chain, the answer holds no DNAME and no address a response-IP trigger holds; every
+   other query goes to the policy as a miss, which finds the cached answer there if there
+   is one;
 6. otherwise a miss: the reply may hold it for later (``Reply.held``: the UDP batch starts
    its misses once every hit it read is answered, a stream at its cap of queries in flight
    backlogs it), then the miss budgets (per client in flight, global in flight with
@@ -81,6 +82,8 @@ cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
+    T_A = 1
+    T_AAAA = 28
     T_CNAME = 5
     T_DNAME = 39
     MAX_JUMPS = 32      # compression pointers followed in one name at most
@@ -513,10 +516,11 @@ cdef class _Done(MissDone):
 cdef bint _untouched_by_policy(object door, const unsigned char* name, Py_ssize_t length,
                                MsgEntry e) except -1:
     """The door's ``Screen`` on a fresh cached entry under a response policy whose triggers
-    names alone decide: True (left to the policy) when a QNAME trigger holds the query's
-    name or a wildcard above it, or a name of the answer's CNAME chain."""
+    the name and the answer decide: True (left to the policy) when a QNAME trigger holds
+    the query's name or a wildcard above it, or a name of the answer's CNAME chain, or a
+    response-IP trigger an address of the answer."""
     cdef FrontDoor d = <FrontDoor>door
-    return d._touched(name, length) or d._chain_touched(e)
+    return d._touched(name, length) or d._answer_touched(e)
 
 
 cdef class FrontDoor:
@@ -557,12 +561,21 @@ cdef class FrontDoor:
     @policy.setter
     def policy(self, gate):
         index = None if gate is None else getattr(getattr(gate, "policy", None), "index", None)
-        if isinstance(index, TriggerIndex) and (<object>index).by_name:
+        cdef int i
+        self.rpz_n4 = self.rpz_n6 = 0
+        if isinstance(index, TriggerIndex) and (<object>index).decidable:
             self.rpz_exact, self.rpz_wild = index.exact, index.wild
-            self.rpz_by_name = True
+            self.rpz_networks = index.networks
+            for i, length in enumerate(index.lengths4[:33]):
+                self.rpz_len4[i] = length
+            self.rpz_n4 = len(index.lengths4[:33])
+            for i, length in enumerate(index.lengths6[:129]):
+                self.rpz_len6[i] = length
+            self.rpz_n6 = len(index.lengths6[:129])
+            self.rpz_decidable = True
         else:
-            self.rpz_exact = self.rpz_wild = _NO_NAMES
-            self.rpz_by_name = False
+            self.rpz_exact = self.rpz_wild = self.rpz_networks = _NO_NAMES
+            self.rpz_decidable = False
         self._policy = gate
 
     @property
@@ -676,7 +689,7 @@ cdef class FrontDoor:
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
         if self._policy is not None:    # the response policy: hits for untouched names only
-            if not self.rpz_by_name:
+            if not self.rpz_decidable:
                 return MISS
             screen = _untouched_by_policy
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
@@ -693,15 +706,18 @@ cdef class FrontDoor:
         self.made = hit
         return HIT
 
-    cdef bint _chain_touched(self, MsgEntry e) except -1:
-        """Rule 5 under a response policy, on the cached answer: whether a name of the
-        entry's answer section other than the query's own could meet a QNAME trigger: the
-        owner and the target of each CNAME record (the chain's names, which QNAME triggers
-        would see); True as well for a DNAME record, or an answer section that cannot be
-        read through. An answer without CNAME or DNAME is about the query's name alone."""
+    cdef bint _answer_touched(self, MsgEntry e) except -1:
+        """Rule 5 under a response policy, on the cached answer: whether a trigger could
+        touch the entry's answer section beyond the query's name: a QNAME trigger on the
+        owner or the target of a CNAME record (the chain's names, which QNAME triggers would
+        see), a response-IP trigger on the address of an A or AAAA record (those the policy
+        checks on an answer); True as well for a DNAME record, or an answer section that
+        cannot be read through. An answer without CNAME or DNAME is about the query's name
+        alone."""
         cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
         cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), pos = e.qend, end, olen
-        cdef unsigned int i, rtype
+        cdef unsigned int i, rtype, rdlen
+        cdef bint addresses = self.rpz_n4 or self.rpz_n6
         cdef unsigned char name[MAX_NAME]
         if wlen < 12:
             return True
@@ -711,7 +727,8 @@ cdef class FrontDoor:
             if end < 0 or end + 10 > wlen:
                 return True
             rtype = u16(w + end)
-            if rtype == T_DNAME:
+            rdlen = u16(w + end + 8)
+            if end + 10 + rdlen > wlen or rtype == T_DNAME:
                 return True
             if rtype == T_CNAME:
                 if self._touched(name, olen):
@@ -720,7 +737,31 @@ cdef class FrontDoor:
                     return True
                 if self._touched(name, olen):
                     return True
-            pos = end + 10 + u16(w + end + 8)
+            elif addresses and (rtype == T_A or rtype == T_AAAA):
+                if rdlen != (4 if rtype == T_A else 16):
+                    return True
+                if self._address_held(w + end + 10, rdlen):
+                    return True
+            pos = end + 10 + rdlen
+        return False
+
+    cdef bint _address_held(self, const unsigned char* a, int size) except -1:
+        """Whether a response-IP trigger's network holds the address at ``a`` (``size``: 4
+        or 16 bytes): the address cut to each prefix length the policy has, looked up
+        (``TriggerIndex.holds``)."""
+        cdef unsigned char key[17]
+        cdef const unsigned char* lengths = &self.rpz_len4[0]
+        cdef int count = self.rpz_n4, j, k, bits
+        if size != 4:
+            lengths, count = &self.rpz_len6[0], self.rpz_n6
+        for j in range(count):
+            key[0] = lengths[j]
+            for k in range(size):
+                bits = lengths[j] - 8 * k
+                key[1 + k] = (a[k] if bits >= 8 else
+                              0 if bits <= 0 else a[k] & ((0xFF << (8 - bits)) & 0xFF))
+            if PyBytes_FromStringAndSize(<const char*>key, size + 1) in self.rpz_networks:
+                return True
         return False
 
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1:

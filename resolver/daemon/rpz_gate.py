@@ -9,13 +9,15 @@ the policy's :class:`resolver.policy.index.TriggerIndex` (``Policy.index``, made
 policy; the door reads it when its ``policy`` is set, again at every change) lets it decide
 exactly:
 
-- no zone has client-IP, response-IP, NSDNAME or NSIP triggers (``TriggerIndex.by_name``):
-  with any of them every recursive query comes here (the response-IP check of a cached
-  answer's addresses is not done in C: such a policy takes this path for every query);
+- no zone has client-IP, NSDNAME or NSIP triggers (``TriggerIndex.decidable``): with any
+  of them every recursive query comes here (the client's address and the zone's name
+  servers are not looked at in C);
 - no QNAME trigger of any zone, whatever its action (a PASSTHRU rule, a DISABLED zone's
   match: counted and logged here), is on the query's name or a wildcard above it;
-- the cached answer holds no DNAME, and no owner or target of a CNAME in its answer
-  section meets a QNAME trigger either (checked in C over the cached wire).
+- the cached answer holds no DNAME, no owner or target of a CNAME in its answer section
+  meets a QNAME trigger either, and no A or AAAA address of its answer section is in a
+  response-IP trigger's network (of any zone or action: every prefix length the policy
+  has, checked in C over the cached wire, exactly as ``Policy.after`` finds them).
 
 Every other recursive query comes here as a miss (its cached answer, if any, found by the
 engine on ``policy_start``), so no cached answer leaves before the policy has seen what it

@@ -326,7 +326,11 @@ class Policy:
         self.index = TriggerIndex(
             (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.exact),
             (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.wild),
-            not (self.has_client_ip or self.has_response_ip or self.has_ns))
+            (TriggerIndex.network(prefix, address.to_bytes(4 if version == 4 else 16, "big"))
+             for z in self.zones
+             for (version, prefix), table in z.ips[RESPONSE_IP].by_len.items()
+             for address in table),
+            not (self.has_client_ip or self.has_ns))
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of

@@ -225,16 +225,19 @@ def test_cached_answers_leave_by_the_door_and_a_later_policy_applies_to_them(lab
 
         # the zone now triggers on the cached name (and passes another through, counted)
         zone.write_text(POLICY.format(serial=2, records="www.example.com CNAME .\n"
-                                                       "v4only.example.com CNAME rpz-passthru.\n"))
+                                                       "v4only.example.com CNAME rpz-passthru.\n"
+                                                       "32.25.2.0.192.rpz-ip CNAME .\n"))
         assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}      # cached
+        assert addresses(d.ask("mail.example.com.")) == {"192.0.2.25"}       # cached
         r = cli("reload", "--control", d.control)
         assert r.returncode == 0, r.stderr
         for tcp in (False, True):
             r = d.ask("www.example.com.", tcp=tcp)
             assert r.rcode() == dns.rcode.NXDOMAIN and not r.answer
         assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}
+        assert d.ask("mail.example.com.").rcode() == dns.rcode.NXDOMAIN     # its address
         s = d.stats()
-        assert s["rpz"]["matches"]["local.rpz."] == {"nxdomain": 3, "passthru": 1}
+        assert s["rpz"]["matches"]["local.rpz."] == {"nxdomain": 4, "passthru": 1}
         assert s["tcp"]["fast_hits"] == chained["tcp"]["fast_hits"]
         # a cached chain into the triggered name is no door hit now
         d.ask("alias.example.com.", tcp=True)

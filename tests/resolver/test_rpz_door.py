@@ -161,24 +161,49 @@ def test_a_cached_cname_chain_into_a_triggered_name_goes_to_the_policy():
     assert plain.counters.hits == 1 and engine2.started == 0
 
 
-def test_response_ip_client_ip_and_ns_triggers_send_every_query_to_the_policy():
-    for records in ("32.66.100.51.198.rpz-ip CNAME .\n",
-                    "32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n",
+def test_client_ip_and_ns_triggers_send_every_query_to_the_policy():
+    for records in ("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n",
                     "ns.example.rpz-nsdname CNAME .\n",
                     "32.1.0.0.127.rpz-nsip CNAME .\n"):
         policy = Policy([zone_of(records)])
-        assert not policy.index.by_name
+        assert not policy.index.decidable
         door, engine, gate = _door(policy)
         _ask(door, "www.example.")
         assert door.counters.hits == 0 and gate.misses == 1, records
-    # and they act on cached answers
-    door, engine, gate = _door(Policy([zone_of("32.66.100.51.198.rpz-ip CNAME .\n")]))
-    assert _ask(door, "sinkhole.example.")[0].rcode() == dns.rcode.NXDOMAIN   # response IP
-    assert _addresses(_ask(door, "www.example.")[0]) == {"192.0.2.1"}
+    # and the client IP acts on cached answers
     door, engine, gate = _door(Policy([zone_of("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n")]))
-    assert _ask(door, "www.example.", client="10.0.9.9")[0] is None           # client IP
+    assert _ask(door, "www.example.", client="10.0.9.9")[0] is None
     assert _addresses(_ask(door, "www.example.", client="10.0.9.8")[0]) == {"192.0.2.1"}
     assert gate.stats() == {"rpz.test.": {"drop": 1}}
+
+
+def test_response_ip_triggers_act_on_cached_addresses_and_spare_the_rest():
+    """A cached answer with an address a response-IP network holds (any zone, any prefix
+    length, down a CNAME chain) goes to the policy, which acts on it; one without is a door
+    hit."""
+    zones = [zone_of("32.66.100.51.198.rpz-ip CNAME .\n"
+                     "64.zz.db8.2001.rpz-ip CNAME rpz-passthru.\n"),
+             zone_of("24.0.2.0.192.rpz-ip CNAME .\n", origin="off.test.",
+                     action_override="disabled")]
+    door, engine, gate = _door(Policy(zones))
+    assert door.policy.policy.index.decidable
+    r = door.resolver.r
+    _cache(r, "chain.example.", ("chain.example.", "CNAME", "sinkhole.example."),
+           ("sinkhole.example.", "A", "198.51.100.66"))
+    _cache(r, "near.example.", ("near.example.", "A", "198.51.100.67"))
+    _cache(r, "six.example.", ("six.example.", "AAAA", "2001:db8::9"))
+    assert _ask(door, "sinkhole.example.")[0].rcode() == dns.rcode.NXDOMAIN   # /32
+    assert _ask(door, "chain.example.")[0].rcode() == dns.rcode.NXDOMAIN      # down a chain
+    assert door.counters.hits == 0
+    resp, went = _ask(door, "near.example.")                 # next to it: untouched
+    assert went == 0 and door.counters.hits == 1
+    # 192.0.2.1 is in the disabled zone's /24: counted there, answered
+    assert _addresses(_ask(door, "www.example.")[0]) == {"192.0.2.1"}
+    assert door.counters.hits == 1
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 2}, "off.test.": {"disabled": 1}}
+    # an AAAA record of the answer: 2001:db8::9 is in 2001:db8::/64 (PASSTHRU: counted)
+    q = dns.message.make_query("six.example.", "A").to_wire()
+    assert door.verdict(q, ALLOWED_ACL)[0] == "miss"
 
 
 def test_passthru_and_a_disabled_zone_are_counted_on_cached_names():
@@ -255,7 +280,39 @@ def test_the_index_says_touched_exactly_when_a_qname_trigger_matches(triggers, a
 def test_the_index_is_made_once_per_policy():
     policy = Policy([zone_of(QNAMES), zone_of("Mixed.Case CNAME .\n", origin="b.test.")])
     index = policy.index
-    assert isinstance(index, TriggerIndex) and index.by_name
+    assert isinstance(index, TriggerIndex) and index.decidable
     assert index.exact == {b"\x03bad\x07example\x00", b"\x05mixed\x04case\x00"}
     assert index.wild == {b"\x04wild\x07example\x00"}
     assert policy.index is index
+
+
+@settings(max_examples=200, deadline=None)
+@given(nets=st.lists(st.tuples(st.sampled_from(["192.0.2.0", "198.51.100.128", "2001:db8::",
+                                                "2001:db8:0:1::"]),
+                               st.integers(0, 128)), max_size=5),
+       address=st.sampled_from(["192.0.2.1", "192.0.3.1", "198.51.100.200", "198.51.100.1",
+                                "2001:db8::1", "2001:db8:0:1::5", "2001:db9::1"]))
+def test_the_index_holds_an_address_exactly_when_a_response_ip_trigger_does(nets, address):
+    import ipaddress
+
+    from resolver.policy.rpz import RESPONSE_IP, trigger_labels
+    records = ""
+    for net, prefix in nets:
+        base = ipaddress.ip_address(net)
+        prefix = min(prefix, base.max_prefixlen)
+        if prefix == 0:
+            continue
+        labels = trigger_labels(ipaddress.ip_network(f"{net}/{prefix}", strict=False))
+        records += f"{labels}.rpz-ip CNAME .\n"
+    policy = Policy([zone_of(records)])
+    a = ipaddress.ip_address(address)
+    matched = policy.zones[0].ip_rule(RESPONSE_IP, [a]) is not None
+    assert policy.index.holds(a.packed) == matched
+    # and the door, in C, on a cached answer holding that address
+    r = Resolver([("a.root-servers.net.", "192.0.2.1")])
+    _cache(r, "host.example.", ("host.example.", "A" if a.version == 4 else "AAAA", address))
+    door = FrontDoor(r.cache.messages.table, _Engine(r))
+    door.policy = PolicyGate(policy)
+    verdict = door.verdict(dns.message.make_query("host.example.", "A").to_wire(),
+                           ALLOWED_ACL)[0]
+    assert verdict == ("miss" if matched else "hit")
