@@ -1,8 +1,8 @@
 """What a cached answer's fast path needs to know of a response policy
 (:class:`resolver.policy.rpz.Policy`) to be sure that no trigger can touch a query:
-:class:`TriggerIndex`, made once per policy (``Policy.index``, when the policy is built with
-its zones at a load, reload or transfer) and read by the daemon's front door
-(``resolver.daemon.admission``) when its ``policy`` is set.
+:class:`TriggerIndex`, made once per policy (``Policy.index``, joining the parts each zone
+made of its own triggers when it was read or transferred, ``PolicyZone.index_parts``) and
+read by the daemon's front door (``resolver.daemon.admission``) when its ``policy`` is set.
 
 Kept apart from ``rpz`` (no dnspython here) so that the front door can name the type without
 loading the policy zones' code into a daemon that has none configured.

@@ -192,6 +192,15 @@ class PolicyZone:
             by_name.setdefault(name, []).append(rds)
         for name, sets in by_name.items():
             self._add(name.relativize(origin), rule_of(sets))
+        #: this zone's part of its policies' ``TriggerIndex`` (``resolver.policy.index``):
+        #: the QNAME triggers' exact and wildcard names in wire form, the response-IP
+        #: networks; made with the zone, so a policy of many zones only joins them
+        self.index_parts = (
+            frozenset(name.canonicalize().to_wire() for name in self.qnames.exact),
+            frozenset(name.canonicalize().to_wire() for name in self.qnames.wild),
+            frozenset(TriggerIndex.network(prefix, address.to_bytes(4 if v == 4 else 16, "big"))
+                      for (v, prefix), table in self.ips[RESPONSE_IP].by_len.items()
+                      for address in table))
 
     def _add(self, rel: dns.name.Name, rule: Rule) -> None:
         labels = [lab.lower() for lab in rel.labels]
@@ -324,12 +333,9 @@ class Policy:
         #: what the front door's cached-answer path reads (``resolver.policy.index``),
         #: made here once, off the loop, as the policy is
         self.index = TriggerIndex(
-            (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.exact),
-            (name.canonicalize().to_wire() for z in self.zones for name in z.qnames.wild),
-            (TriggerIndex.network(prefix, address.to_bytes(4 if version == 4 else 16, "big"))
-             for z in self.zones
-             for (version, prefix), table in z.ips[RESPONSE_IP].by_len.items()
-             for address in table),
+            frozenset().union(*(z.index_parts[0] for z in self.zones)),
+            frozenset().union(*(z.index_parts[1] for z in self.zones)),
+            frozenset().union(*(z.index_parts[2] for z in self.zones)),
             not (self.has_client_ip or self.has_ns))
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
