@@ -31,9 +31,13 @@ cdef Py_ssize_t question_key(const unsigned char* p, Py_ssize_t n, unsigned char
                              Py_ssize_t* klen_out, unsigned int* udp_limit,
                              unsigned int* qtype) noexcept nogil
 
+ctypedef bint (*Screen)(object ctx, const unsigned char* name, Py_ssize_t length,
+                       MsgEntry e) except -1
+# ``cached_answer``'s check of a fresh entry before it is answered (True: left to the engine)
+
 cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
-                          bint* truncated, PyObject** absent)
+                          bint* truncated, PyObject** absent, Screen screen=*, object ctx=*)
 
 cdef double monotonic() noexcept nogil
 

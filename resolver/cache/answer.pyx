@@ -13,7 +13,9 @@ Its callers:
 - ``cached_answer``: the daemon's hit path in C (``resolver.daemon.udp_listener`` and
   ``resolver.daemon.tcp_framer``): parse the raw query into the cache key (``question_key``),
   find a fresh entry, encode; ``None`` sends the query to the engine (a miss, anything
-  unusual, or an entry due for prefetch);
+  unusual, or an entry due for prefetch); under a response policy the door passes its
+  ``Screen``, which may leave a fresh entry to the engine after looking at the query's name
+  and the entry's answer;
 - ``answer_from_entry``: the same for a query already parsed (the library's hits, the answer
   to a miss once it is stored, stale answers); ``parse_query`` gives its key and question end.
 """
@@ -107,14 +109,17 @@ cdef inline void _give(bytes key, PyObject** out):
 
 cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, double now,
                           double prefetch_fraction, unsigned int udp_cap, unsigned int* qtype,
-                          bint* truncated, PyObject** absent):
+                          bint* truncated, PyObject** absent, Screen screen=NULL,
+                          object ctx=None):
     """The answer bytes for the query at ``p`` if the cache has a fresh entry, else None.
     ``udp_cap`` > 0 (UDP): truncate to the query's EDNS size (512 without EDNS), and never
     above ``udp_cap`` whatever the query says; 0 (TCP): never truncate. When the cache holds
     no fresh entry for the query at all (not when it has one this path leaves to the engine:
     due for prefetch, or unusual) and ``absent`` is not NULL, ``absent[0]`` gets a new
     reference to the query's cache key (bytes), so the miss neither looks nor builds the key
-    again; it is left alone otherwise."""
+    again; it is left alone otherwise. ``screen`` (when not NULL) is asked about a fresh
+    entry before it is answered, with ``ctx``, the query's name (lower-cased wire form) and
+    the entry: True leaves the query to the engine (None; ``absent`` untouched)."""
     cdef unsigned char key[MAX_NAME + 6]
     cdef Py_ssize_t klen = 0, qend
     cdef unsigned int limit = 512
@@ -139,6 +144,8 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
         return None
     if prefetch_due(e, now, prefetch_fraction, 0):
         return None                           # the engine counts the hit and decides
+    if screen != NULL and screen(ctx, key, klen - 5, e):    # key: name, type, class, variant
+        return None
     e.referenced = True                       # spared once by the LRU's eviction
     if limit > udp_cap:
         limit = udp_cap if udp_cap >= 512 else 512

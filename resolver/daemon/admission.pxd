@@ -3,6 +3,7 @@
 from cpython.object cimport PyObject
 from resolver.state cimport Stats
 from resolver.resolution cimport Drive, MissDone
+from resolver.wire.codec cimport MsgEntry
 
 cdef enum Who:
     # the client's standing by the ACL (Unbound's access-control action of the longest
@@ -126,7 +127,15 @@ cdef class FrontDoor:
     cdef public unsigned int max_udp_size
     cdef readonly Counters counters # the one counter block
     cdef object made                # the last verdict's answer, until taken
-    cdef public object policy       # rpz_gate.PolicyGate: every recursive query goes to it
+    cdef object _policy             # rpz_gate.PolicyGate (``policy``): misses go through it
+    # what the cached-answer path reads of the policy's ``TriggerIndex`` (set with ``policy``)
+    cdef bint rpz_decidable         # the name and the answer decide: hits no trigger touches
+    cdef frozenset rpz_exact        # exact QNAME triggers, lower-cased wire names
+    cdef frozenset rpz_wild         # the names under wildcard QNAME triggers
+    cdef frozenset rpz_networks     # response-IP networks: prefix length, masked address
+    cdef unsigned char rpz_len4[33] # the prefix lengths among them, IPv4 then IPv6
+    cdef unsigned char rpz_len6[129]
+    cdef int rpz_n4, rpz_n6
     cdef object _cfg
     # what the miss path reads of ``cfg`` on every query, as C fields (the Config is frozen:
     # a reload assigns a new one, which sets them again)
@@ -145,6 +154,9 @@ cdef class FrontDoor:
                        Reply reply, double t0) except -2
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
                     PyObject** key, unsigned int* qtype, bint* truncated) except -1
+    cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1
+    cdef bint _answer_touched(self, MsgEntry e) except -1
+    cdef bint _address_held(self, const unsigned char* a, int size) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)

@@ -20,9 +20,14 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    local zones, before its cache); else the cache's answer to a client that may snoop
    (``allow-snoop``), else REFUSED, so that what other clients asked cannot be read out of
    the cache;
-5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch
-   (with a response policy configured, ``policy``, never: the policy sees every name
-   first, ``resolver.daemon.rpz_gate``);
+5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch;
+   with a response policy configured (``policy``, ``resolver.daemon.rpz_gate``) only when
+   no trigger of it can touch the query, as the policy's ``TriggerIndex`` tells in C
+   (``resolver.policy.index``): the policy has no client-IP, NSDNAME or NSIP trigger, no
+   QNAME trigger holds the name, a wildcard above it or a name of the answer's CNAME
+   chain, the answer holds no DNAME and no address a response-IP trigger holds; every
+   other query goes to the policy as a miss, which finds the cached answer there if there
+   is one;
 6. otherwise a miss: the reply may hold it for later (``Reply.held``: the UDP batch starts
    its misses once every hit it read is answered, a stream at its cap of queries in flight
    backlogs it), then the miss budgets (per client in flight, global in flight with
@@ -46,22 +51,24 @@ from libc.math cimport ceil
 
 from collections import Counter
 
-from resolver.cache.answer cimport cached_answer, monotonic, question_key
+from resolver.cache.answer cimport Screen, cached_answer, monotonic, question_key
 from resolver.cache.dicts cimport dict_get
 from resolver.response cimport (HEADER_NO_RECURSION, HEADER_NOT_QUERY, HEADER_RESPONSE,
                                 HEADER_SHORT, header_rule)
 from resolver.resolution cimport Drive, MissDone
 from resolver.state cimport Stats
-from resolver.wire.codec cimport Parsed
+from resolver.wire.codec cimport MsgEntry, Parsed
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
 from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
+from resolver.policy.index import TriggerIndex
 from resolver.response import error
 from resolver.zones import DROP
 
 cdef object _error = error
 cdef object _DROP = DROP
 cdef object _truncate = truncate
+cdef frozenset _NO_NAMES = frozenset()
 
 
 cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
@@ -75,6 +82,44 @@ cdef bytes with_rd(const unsigned char* p, Py_ssize_t n):
 cdef enum:
     MAX_NAME = 255
     T_OPT = 41
+    T_A = 1
+    T_AAAA = 28
+    T_CNAME = 5
+    T_DNAME = 39
+    MAX_JUMPS = 32      # compression pointers followed in one name at most
+
+
+cdef Py_ssize_t read_lower_name(const unsigned char* w, Py_ssize_t n, Py_ssize_t pos,
+                                unsigned char* out, Py_ssize_t* olen) noexcept nogil:
+    """Copies the name at ``pos`` of the message ``w`` (``n`` bytes), compression pointers
+    followed, to ``out`` (room for 255 bytes) in wire form with ASCII letters lower-cased,
+    its length in ``olen``; returns the offset past the name where it is written, or -1
+    when it is malformed (past the end, a loop of pointers, longer than 255 bytes)."""
+    cdef Py_ssize_t end = -1, k = 0
+    cdef unsigned int c, t, i, jumps = 0
+    while True:
+        if pos >= n:
+            return -1
+        c = w[pos]
+        if (c & 0xC0) == 0xC0:
+            if pos + 1 >= n or jumps >= MAX_JUMPS:
+                return -1
+            if end < 0:
+                end = pos + 2
+            pos = ((c & 0x3F) << 8) | w[pos + 1]
+            jumps += 1
+            continue
+        if c > 63 or pos + 1 + c > n or k + 1 + c + 1 > MAX_NAME:
+            return -1
+        out[k] = c
+        if c == 0:
+            olen[0] = k + 1
+            return pos + 1 if end < 0 else end
+        for i in range(1, c + 1):
+            t = w[pos + i]
+            out[k + i] = t + 32 if 65 <= t <= 90 else t
+        k += 1 + c
+        pos += 1 + c
 
 log = logging.getLogger("resolver.daemon.server")
 #: Verbosity 5 (``resolver.daemon.logs.CACHE_MISS``): the client of each cache miss, as
@@ -468,6 +513,16 @@ cdef class _Done(MissDone):
         return 0
 
 
+cdef bint _untouched_by_policy(object door, const unsigned char* name, Py_ssize_t length,
+                               MsgEntry e) except -1:
+    """The door's ``Screen`` on a fresh cached entry under a response policy whose triggers
+    the name and the answer decide: True (left to the policy) when a QNAME trigger holds
+    the query's name or a wildcard above it, or a name of the answer's CNAME chain, or a
+    response-IP trigger an address of the answer."""
+    cdef FrontDoor d = <FrontDoor>door
+    return d._touched(name, length) or d._answer_touched(e)
+
+
 cdef class FrontDoor:
     """One process's door (see the module docstring): the engine's message cache
     (``table``, its dict), the resolver that holds it (local data, a snooper's cache probe,
@@ -493,6 +548,35 @@ cdef class FrontDoor:
         self.prefix_v4, self.prefix_v6 = 32, 128
         if cfg is not None:
             self.cfg = cfg
+
+    @property
+    def policy(self):
+        """The response policy's gate (``resolver.daemon.rpz_gate.PolicyGate``), or None
+        when none is configured. Setting it (again whenever the gate's policy changes) reads
+        the ``index`` of the gate's ``policy`` (a ``resolver.policy.index.TriggerIndex``,
+        made once per policy) into the door's C fields; a gate whose policy has none sends
+        every recursive query to the gate."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, gate):
+        index = None if gate is None else getattr(getattr(gate, "policy", None), "index", None)
+        cdef int i
+        self.rpz_n4 = self.rpz_n6 = 0
+        if isinstance(index, TriggerIndex) and (<object>index).decidable:
+            self.rpz_exact, self.rpz_wild = index.exact, index.wild
+            self.rpz_networks = index.networks
+            for i, length in enumerate(index.lengths4[:33]):
+                self.rpz_len4[i] = length
+            self.rpz_n4 = len(index.lengths4[:33])
+            for i, length in enumerate(index.lengths6[:129]):
+                self.rpz_len6[i] = length
+            self.rpz_n6 = len(index.lengths6[:129])
+            self.rpz_decidable = True
+        else:
+            self.rpz_exact = self.rpz_wild = self.rpz_networks = _NO_NAMES
+            self.rpz_decidable = False
+        self._policy = gate
 
     @property
     def cfg(self):
@@ -588,6 +672,7 @@ cdef class FrontDoor:
         ``qtype`` the question's type when the question was read, ``truncated`` whether a
         UDP hit was truncated. ``udp``: truncate hits to the client's EDNS size, never
         above ``max_udp_size``."""
+        cdef Screen screen = NULL
         cdef int rule = header_rule(p, n)
         if rule == HEADER_SHORT:
             return DROP_SHORT
@@ -603,10 +688,13 @@ cdef class FrontDoor:
             return NOTIMP
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
-        if self.policy is not None:     # the response policy sees the name first
-            return MISS
+        if self._policy is not None:    # the response policy: hits for untouched names only
+            if not self.rpz_decidable:
+                return MISS
+            screen = _untouched_by_policy
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
-                            self.max_udp_size if udp else 0, qtype, truncated, key)
+                            self.max_udp_size if udp else 0, qtype, truncated, key, screen,
+                            self)
         self.stats.query_parses += 1
         if qtype[0] != 0:               # the question was read: the cache was looked up
             self.stats.cache_lookups += 1
@@ -617,6 +705,81 @@ cdef class FrontDoor:
         self.stats.cache_hits += 1
         self.made = hit
         return HIT
+
+    cdef bint _answer_touched(self, MsgEntry e) except -1:
+        """Rule 5 under a response policy, on the cached answer: whether a trigger could
+        touch the entry's answer section beyond the query's name: a QNAME trigger on the
+        owner or the target of a CNAME record (the chain's names, which QNAME triggers would
+        see), a response-IP trigger on the address of an A or AAAA record (those the policy
+        checks on an answer); True as well for a DNAME record, or an answer section that
+        cannot be read through. An answer without CNAME or DNAME is about the query's name
+        alone."""
+        cdef const unsigned char* w = <const unsigned char*>PyBytes_AS_STRING(e.wire)
+        cdef Py_ssize_t wlen = PyBytes_GET_SIZE(e.wire), pos = e.qend, end, olen
+        cdef unsigned int i, rtype, rdlen
+        cdef bint addresses = self.rpz_n4 or self.rpz_n6
+        cdef unsigned char name[MAX_NAME]
+        if wlen < 12:
+            return True
+        for i in range(u16(w + 6)):
+            olen = 0
+            end = read_lower_name(w, wlen, pos, name, &olen)
+            if end < 0 or end + 10 > wlen:
+                return True
+            rtype = u16(w + end)
+            rdlen = u16(w + end + 8)
+            if end + 10 + rdlen > wlen or rtype == T_DNAME:
+                return True
+            if rtype == T_CNAME:
+                if self._touched(name, olen):
+                    return True
+                if read_lower_name(w, wlen, end + 10, name, &olen) < 0:
+                    return True
+                if self._touched(name, olen):
+                    return True
+            elif addresses and (rtype == T_A or rtype == T_AAAA):
+                if rdlen != (4 if rtype == T_A else 16):
+                    return True
+                if self._address_held(w + end + 10, rdlen):
+                    return True
+            pos = end + 10 + rdlen
+        return False
+
+    cdef bint _address_held(self, const unsigned char* a, int size) except -1:
+        """Whether a response-IP trigger's network holds the address at ``a`` (``size``: 4
+        or 16 bytes): the address cut to each prefix length the policy has, looked up
+        (``TriggerIndex.holds``)."""
+        cdef unsigned char key[17]
+        cdef const unsigned char* lengths = &self.rpz_len4[0]
+        cdef int count = self.rpz_n4, j, k, bits
+        if size != 4:
+            lengths, count = &self.rpz_len6[0], self.rpz_n6
+        for j in range(count):
+            key[0] = lengths[j]
+            for k in range(size):
+                bits = lengths[j] - 8 * k
+                key[1 + k] = (a[k] if bits >= 8 else
+                              0 if bits <= 0 else a[k] & ((0xFF << (8 - bits)) & 0xFF))
+            if PyBytes_FromStringAndSize(<const char*>key, size + 1) in self.rpz_networks:
+                return True
+        return False
+
+    cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1:
+        """Whether a QNAME trigger of the policy can match the name ``name`` (``length``
+        bytes, lower-cased wire form): the name in its exact triggers, or a name above it
+        (up to the root) in its wildcards (``TriggerIndex.touches``)."""
+        cdef Py_ssize_t pos
+        if (self.rpz_exact
+                and PyBytes_FromStringAndSize(<const char*>name, length) in self.rpz_exact):
+            return True
+        if not self.rpz_wild:
+            return False
+        pos = name[0] + 1
+        while pos < length:
+            if PyBytes_FromStringAndSize(<const char*>name + pos, length - pos) in self.rpz_wild:
+                return True
+            pos += name[pos] + 1
+        return False
 
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n):
         """For a client of ``allow_setrd``: the query at ``p`` with RD set when it came with

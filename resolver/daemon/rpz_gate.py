@@ -2,9 +2,26 @@
 :class:`resolver.policy.rpz.Policy` the feeds (``resolver.daemon.rpz_feed``) keep, at the
 two points of a query where it can decide.
 
-Only when ``[[rpz]]`` is configured is a :class:`PolicyGate` set on the front door (which
-then sends every recursive query on as a miss, so that no cached answer leaves before the
-policy has seen its name); without it nothing here runs.
+Only when ``[[rpz]]`` is configured is a :class:`PolicyGate` set on the front door
+(``FrontDoor.policy``); without it nothing here runs. The door answers a recursive query
+from the cache in C, without this gate, only when no trigger of the policy can touch it, as
+the policy's :class:`resolver.policy.index.TriggerIndex` (``Policy.index``, made once per
+policy; the door reads it when its ``policy`` is set, again at every change) lets it decide
+exactly:
+
+- no zone has client-IP, NSDNAME or NSIP triggers (``TriggerIndex.decidable``): with any
+  of them every recursive query comes here (the client's address and the zone's name
+  servers are not looked at in C);
+- no QNAME trigger of any zone, whatever its action (a PASSTHRU rule, a DISABLED zone's
+  match: counted and logged here), is on the query's name or a wildcard above it;
+- the cached answer holds no DNAME, no owner or target of a CNAME in its answer section
+  meets a QNAME trigger either, and no A or AAAA address of its answer section is in a
+  response-IP trigger's network (of any zone or action: every prefix length the policy
+  has, checked in C over the cached wire, exactly as ``Policy.after`` finds them).
+
+Every other recursive query comes here as a miss (its cached answer, if any, found by the
+engine on ``policy_start``), so no cached answer leaves before the policy has seen what it
+could act on.
 
 - Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
   NODATA and local data are answered at once (built here, never stored in the cache, no AD);

@@ -105,7 +105,7 @@ class Server:
             self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
         old = self.policy_gate.policy
         self.policy_gate.policy = policy
-        self.front.policy = self.policy_gate
+        self.front.policy = self.policy_gate    # the door reads the new policy's index here
         if old is not None and old is not policy:
             kept = {id(z) for z in policy.zones}
             for zone in old.zones:          # freed a slice at a time, not in this turn

@@ -42,6 +42,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.policy.index import TriggerIndex
+
 NXDOMAIN, NODATA, PASSTHRU, DROP, TCP_ONLY, LOCAL_DATA, CNAME, DISABLED = (
     "nxdomain", "nodata", "passthru", "drop", "tcp-only", "local-data", "cname", "disabled")
 #: Every action, as counted and logged.
@@ -190,6 +192,15 @@ class PolicyZone:
             by_name.setdefault(name, []).append(rds)
         for name, sets in by_name.items():
             self._add(name.relativize(origin), rule_of(sets))
+        #: this zone's part of its policies' ``TriggerIndex`` (``resolver.policy.index``):
+        #: the QNAME triggers' exact and wildcard names in wire form, the response-IP
+        #: networks; made with the zone, so a policy of many zones only joins them
+        self.index_parts = (
+            frozenset(name.canonicalize().to_wire() for name in self.qnames.exact),
+            frozenset(name.canonicalize().to_wire() for name in self.qnames.wild),
+            frozenset(TriggerIndex.network(prefix, address.to_bytes(4 if v == 4 else 16, "big"))
+                      for (v, prefix), table in self.ips[RESPONSE_IP].by_len.items()
+                      for address in table))
 
     def _add(self, rel: dns.name.Name, rule: Rule) -> None:
         labels = [lab.lower() for lab in rel.labels]
@@ -318,6 +329,14 @@ class Policy:
         #: whether any zone has NSDNAME or NSIP triggers (the answer's name servers asked)
         self.has_ns = any(z.nsdname.exact or z.nsdname.wild or len(z.ips[NSIP])
                           for z in self.zones)
+        self.has_client_ip = any(len(z.ips[CLIENT_IP]) for z in self.zones)
+        #: what the front door's cached-answer path reads (``resolver.policy.index``),
+        #: made here once, off the loop, as the policy is
+        self.index = TriggerIndex(
+            frozenset().union(*(z.index_parts[0] for z in self.zones)),
+            frozenset().union(*(z.index_parts[1] for z in self.zones)),
+            frozenset().union(*(z.index_parts[2] for z in self.zones)),
+            not (self.has_client_ip or self.has_ns))
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of

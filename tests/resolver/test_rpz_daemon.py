@@ -1,7 +1,8 @@
 """Response policy zones in the daemon as an operator runs them: a policy zone transferred
 from a real NSD primary on loopback, answers per policy over UDP and TCP, the zone changed
 on the primary and picked up on its refresh timer without a restart, and ``reload`` adding
-and removing ``[[rpz]]`` zones."""
+and removing ``[[rpz]]`` zones; cached answers no trigger touches leaving by the door's hit
+path, and a zone that triggers on a cached name applying to it once reloaded."""
 from __future__ import annotations
 
 import re
@@ -189,5 +190,57 @@ def test_policy_from_a_primary_applied_refreshed_and_reloaded(lab, primary, tmp_
         assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}
         assert addresses(d.ask("mail.example.com.")) == {"192.0.2.25"}
         assert d.stats()["rpz"]["zones"] == {}
+    finally:
+        d.stop()
+
+
+def test_cached_answers_leave_by_the_door_and_a_later_policy_applies_to_them(lab, tmp_path):
+    """With a policy zone from a file: a cached answer no trigger touches leaves by the
+    door's hit path (the TCP fast hits count it, the engine reads the query once: the door's
+    read, no policy parse); a CNAME chain's answer goes to the policy; then the zone,
+    changed to trigger on the cached name, is read again on reload and applies to it."""
+    zone = tmp_path / "local.rpz"
+    zone.write_text(POLICY.format(serial=1, records="elsewhere.example.org CNAME .\n"
+                                                   "*.wild.example.org CNAME .\n"))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(FIRST.format(path=zone))
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        for name in ("www.example.com.", "xalias.example.com.", "alias.example.com."):
+            assert addresses(d.ask(name))               # a miss: cached
+        assert d.ask("a.wild.example.org.").rcode() == dns.rcode.NXDOMAIN   # the policy is on
+        before = d.stats()
+        for tcp in (False, True):
+            assert addresses(d.ask("www.example.com.", tcp=tcp)) == {"192.0.2.1", "192.0.2.11"}
+        after = d.stats()
+        assert after["tcp"]["fast_hits"] - before["tcp"]["fast_hits"] == 1
+        assert after["engine"]["cache_hits"] - before["engine"]["cache_hits"] == 2
+        assert after["engine"]["query_parses"] - before["engine"]["query_parses"] == 2
+        # a CNAME chain through untouched names: a door hit too
+        r = d.ask("xalias.example.com.", tcp=True)
+        assert r.answer[0].rdtype == dns.rdatatype.CNAME
+        chained = d.stats()
+        assert chained["tcp"]["fast_hits"] - after["tcp"]["fast_hits"] == 1
+        assert after["rpz"]["matches"] == {"local.rpz.": {"nxdomain": 1}}
+
+        # the zone now triggers on the cached name (and passes another through, counted)
+        zone.write_text(POLICY.format(serial=2, records="www.example.com CNAME .\n"
+                                                       "v4only.example.com CNAME rpz-passthru.\n"
+                                                       "32.25.2.0.192.rpz-ip CNAME .\n"))
+        assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}      # cached
+        assert addresses(d.ask("mail.example.com.")) == {"192.0.2.25"}       # cached
+        r = cli("reload", "--control", d.control)
+        assert r.returncode == 0, r.stderr
+        for tcp in (False, True):
+            r = d.ask("www.example.com.", tcp=tcp)
+            assert r.rcode() == dns.rcode.NXDOMAIN and not r.answer
+        assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}
+        assert d.ask("mail.example.com.").rcode() == dns.rcode.NXDOMAIN     # its address
+        s = d.stats()
+        assert s["rpz"]["matches"]["local.rpz."] == {"nxdomain": 4, "passthru": 1}
+        assert s["tcp"]["fast_hits"] == chained["tcp"]["fast_hits"]
+        # a cached chain into the triggered name is no door hit now
+        d.ask("alias.example.com.", tcp=True)
+        assert d.stats()["tcp"]["fast_hits"] == chained["tcp"]["fast_hits"]
     finally:
         d.stop()

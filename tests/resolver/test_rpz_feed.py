@@ -146,10 +146,20 @@ def test_sources_added_removed_in_order(tmp_path):
     assert seen[-1] is None                          # none configured: no policy at all
 
 
-def test_front_door_sends_every_recursive_query_on_while_a_policy_is_set():
+def test_front_door_sends_a_query_on_while_a_trigger_of_the_policy_can_touch_it(tmp_path):
     door = _door()
     assert door.verdict(_query(), ALLOWED_ACL)[0] == "hit"
-    door.policy = PolicyGate(Policy())
+    door.policy = PolicyGate(Policy())                  # no trigger: the cached answer
+    assert door.verdict(_query(), ALLOWED_ACL)[0] == "hit"
+    seen = []
+    Feeds(DEFAULT, seen.append).set_sources((RpzSource(
+        "a.test.", zonefile=write(tmp_path / "a", records=f"{CACHED.rstrip('.')} CNAME .")),))
+    door.policy = PolicyGate(seen[-1])                  # a trigger on the name: the policy's
+    assert door.verdict(_query(), ALLOWED_ACL)[0] == "miss"
+    seen = []
+    Feeds(DEFAULT, seen.append).set_sources((RpzSource(
+        "b.test.", zonefile=write(tmp_path / "b", records="32.1.0.0.10.rpz-client-ip CNAME .")),))
+    door.policy = PolicyGate(seen[-1])                  # a client-IP trigger: every query
     assert door.verdict(_query(), ALLOWED_ACL)[0] == "miss"
     door.policy = None
     assert door.verdict(_query(CACHED), ALLOWED_ACL)[0] == "hit"

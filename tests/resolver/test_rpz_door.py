@@ -1,0 +1,318 @@
+"""Response policy zones at the front door, in process: with a policy configured, a cached
+answer that no trigger can touch leaves by the door's C hit path (no policy gate, no
+dnspython parse), and every kind of trigger still acts on cached names, including a policy
+that arrives after the answer was cached. The policy's ``TriggerIndex`` against the
+policy's own QNAME look-ups on generated names."""
+from __future__ import annotations
+
+import time
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
+import dns.zone
+from hypothesis import given, settings, strategies as st
+from test_front_door import _Engine as _SERVFAIL
+
+from resolver import Resolver
+from resolver.cache.answer import parse_query
+from resolver.daemon.admission import ALLOWED_ACL, CallReply, FrontDoor
+from resolver.daemon.rpz_gate import PolicyGate
+from resolver.policy.index import TriggerIndex
+from resolver.policy.rpz import Policy, PolicyZone, ZoneOptions
+from resolver.response import error
+from resolver.wire.codec import MsgEntry
+
+HEAD = """$TTL 60
+@ SOA ns. hostmaster. 1 3600 600 86400 30
+@ NS ns.
+"""
+
+
+def zone_of(records: str, origin: str = "rpz.test.", **opts) -> PolicyZone:
+    z = dns.zone.from_text(HEAD + records, origin=origin, relativize=False,
+                           check_origin=False)
+    return PolicyZone(z.origin, z.iterate_rdatasets(), ZoneOptions(**opts))
+
+
+class _Engine(_SERVFAIL):
+    """The door's resolver with every miss answered at once: the cached answer when there is
+    one, else SERVFAIL. Counts the misses it starts."""
+
+    def start_miss(self, q, done, loop, absent=None, client=None):
+        out = super().start_miss(q, done, loop, absent, client)     # counted: SERVFAIL
+        return self.r.resolve_cached(q) or out
+
+
+class _Gate(PolicyGate):
+    """The policy gate, counting the queries it was handed."""
+
+    def __init__(self, policy) -> None:
+        super().__init__(policy)
+        self.misses = 0
+
+    def miss(self, *args):
+        self.misses += 1
+        return super().miss(*args)
+
+
+def _cache(r: Resolver, name: str, *records: tuple[str, str, str]) -> None:
+    """Stores an answer to ``name`` A (records: owner, type, data)."""
+    q = dns.message.make_query(name, "A")
+    resp = dns.message.make_response(q)
+    for owner, rdtype, data in records:
+        resp.answer.append(dns.rrset.from_text(owner, 300, "IN", rdtype, data))
+    r.cache.messages.table[parse_query(q.to_wire())[0]] = MsgEntry(resp.to_wire(),
+                                                                  time.monotonic(), 0.0)
+
+
+def _door(policy: Policy | None):
+    r = Resolver([("a.root-servers.net.", "192.0.2.1")])
+    _cache(r, "www.example.", ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "Other.Example.", ("other.example.", "A", "192.0.2.2"))
+    _cache(r, "host.wild.example.", ("host.wild.example.", "A", "192.0.2.3"))
+    _cache(r, "bad.example.", ("bad.example.", "A", "192.0.2.4"))
+    _cache(r, "alias.example.", ("alias.example.", "CNAME", "bad.example."),
+           ("bad.example.", "A", "192.0.2.4"))
+    _cache(r, "sinkhole.example.", ("sinkhole.example.", "A", "198.51.100.66"))
+    engine = _Engine(r)
+    door = FrontDoor(r.cache.messages.table, engine)
+    gate = None
+    if policy is not None:
+        gate = _Gate(policy)
+        door.policy = gate
+    return door, engine, gate
+
+
+def _ask(door, name: str, client: str = "192.0.2.200"):
+    """``name`` A asked over UDP: (the answer or None when dropped, what ``handle`` said)."""
+    got = []
+    reply = CallReply("udp", (client, 5353), got.append, lambda: got.append(None))
+    went = door.handle(dns.message.make_query(name, "A").to_wire(), ALLOWED_ACL, reply)
+    assert len(got) == 1
+    return (None if got[0] is None else dns.message.from_wire(got[0])), went
+
+
+def _addresses(resp) -> set[str]:
+    return {rd.to_text() for rrset in resp.answer for rd in rrset if rrset.rdtype == 1}
+
+
+QNAMES = """bad.example CNAME .
+*.wild.example CNAME *.
+"""
+
+
+def test_an_untouched_cached_name_is_a_door_hit():
+    door, engine, gate = _door(Policy([zone_of(QNAMES)]))
+    assert door.policy is gate
+    parses = engine.stats.query_parses
+    for name in ("www.example.", "OTHER.example."):
+        resp, went = _ask(door, name)
+        assert went == 0 and resp.rcode() == dns.rcode.NOERROR and _addresses(resp)
+    assert door.counters.hits == 2 and engine.stats.cache_hits == 2
+    # no gate, no engine, one read of each query (the door's, in C)
+    assert gate.misses == 0 and engine.started == 0
+    assert engine.stats.query_parses - parses == 2
+    assert gate.stats() == {}
+    # the verdict alone says the same
+    assert door.verdict(dns.message.make_query("www.example.", "A").to_wire(),
+                        ALLOWED_ACL)[0] == "hit"
+
+
+def test_qname_triggers_act_on_cached_names():
+    door, engine, gate = _door(Policy([zone_of(QNAMES)]))
+    resp, _ = _ask(door, "bad.example.")                    # exact
+    assert resp.rcode() == dns.rcode.NXDOMAIN
+    resp, _ = _ask(door, "BAD.Example.")                    # any case
+    assert resp.rcode() == dns.rcode.NXDOMAIN
+    resp, _ = _ask(door, "host.wild.example.")              # wildcard above it: NODATA
+    assert resp.rcode() == dns.rcode.NOERROR and not resp.answer
+    assert door.counters.hits == 0 and gate.misses == 3
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 2, "nodata": 1}}
+
+
+def test_a_cached_cname_chain_into_a_triggered_name_goes_to_the_policy():
+    """A name of the chain (a CNAME's owner or target) that meets a QNAME trigger, exact or
+    wildcard, keeps the answer off the door's hit path; a chain through untouched names is
+    a hit; a DNAME is never one."""
+    door, engine, gate = _door(Policy([zone_of(QNAMES)]))
+    r = door.resolver.r
+    _cache(r, "clean.example.", ("clean.example.", "CNAME", "www.example."),
+           ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "towild.example.", ("towild.example.", "CNAME", "x.wild.example."),
+           ("x.wild.example.", "A", "192.0.2.5"))
+    _cache(r, "dangling.example.", ("dangling.example.", "CNAME", "a.b.wild.example."))
+    _cache(r, "mid.example.", ("mid.example.", "CNAME", "bad.example."),
+           ("bad.example.", "CNAME", "www.example."), ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "www.dname.example.", ("dname.example.", "DNAME", "example."),
+           ("www.dname.example.", "CNAME", "www.example."), ("www.example.", "A", "192.0.2.1"))
+    for name in ("alias.example.", "towild.example.", "dangling.example.", "mid.example.",
+                 "www.dname.example."):
+        assert door.verdict(dns.message.make_query(name, "A").to_wire(),
+                            ALLOWED_ACL)[0] == "miss", name
+        _ask(door, name)
+    assert door.counters.hits == 0 and gate.misses == 5 and engine.started == 5
+    resp, went = _ask(door, "clean.example.")
+    assert went == 0 and _addresses(resp) == {"192.0.2.1"} and door.counters.hits == 1
+    # without a policy each of them is a door hit
+    plain, engine2, _ = _door(None)
+    _ask(plain, "alias.example.")
+    assert plain.counters.hits == 1 and engine2.started == 0
+
+
+def test_client_ip_and_ns_triggers_send_every_query_to_the_policy():
+    for records in ("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n",
+                    "ns.example.rpz-nsdname CNAME .\n",
+                    "32.1.0.0.127.rpz-nsip CNAME .\n"):
+        policy = Policy([zone_of(records)])
+        assert not policy.index.decidable
+        door, engine, gate = _door(policy)
+        _ask(door, "www.example.")
+        assert door.counters.hits == 0 and gate.misses == 1, records
+    # and the client IP acts on cached answers
+    door, engine, gate = _door(Policy([zone_of("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n")]))
+    assert _ask(door, "www.example.", client="10.0.9.9")[0] is None
+    assert _addresses(_ask(door, "www.example.", client="10.0.9.8")[0]) == {"192.0.2.1"}
+    assert gate.stats() == {"rpz.test.": {"drop": 1}}
+
+
+def test_response_ip_triggers_act_on_cached_addresses_and_spare_the_rest():
+    """A cached answer with an address a response-IP network holds (any zone, any prefix
+    length, down a CNAME chain) goes to the policy, which acts on it; one without is a door
+    hit."""
+    zones = [zone_of("32.66.100.51.198.rpz-ip CNAME .\n"
+                     "64.zz.db8.2001.rpz-ip CNAME rpz-passthru.\n"),
+             zone_of("24.0.2.0.192.rpz-ip CNAME .\n", origin="off.test.",
+                     action_override="disabled")]
+    door, engine, gate = _door(Policy(zones))
+    assert door.policy.policy.index.decidable
+    r = door.resolver.r
+    _cache(r, "chain.example.", ("chain.example.", "CNAME", "sinkhole.example."),
+           ("sinkhole.example.", "A", "198.51.100.66"))
+    _cache(r, "near.example.", ("near.example.", "A", "198.51.100.67"))
+    _cache(r, "six.example.", ("six.example.", "AAAA", "2001:db8::9"))
+    assert _ask(door, "sinkhole.example.")[0].rcode() == dns.rcode.NXDOMAIN   # /32
+    assert _ask(door, "chain.example.")[0].rcode() == dns.rcode.NXDOMAIN      # down a chain
+    assert door.counters.hits == 0
+    resp, went = _ask(door, "near.example.")                 # next to it: untouched
+    assert went == 0 and door.counters.hits == 1
+    # 192.0.2.1 is in the disabled zone's /24: counted there, answered
+    assert _addresses(_ask(door, "www.example.")[0]) == {"192.0.2.1"}
+    assert door.counters.hits == 1
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 2}, "off.test.": {"disabled": 1}}
+    # an AAAA record of the answer: 2001:db8::9 is in 2001:db8::/64 (PASSTHRU: counted)
+    q = dns.message.make_query("six.example.", "A").to_wire()
+    assert door.verdict(q, ALLOWED_ACL)[0] == "miss"
+
+
+def test_passthru_and_a_disabled_zone_are_counted_on_cached_names():
+    disabled = zone_of("www.example CNAME .\n", origin="off.test.", action_override="disabled")
+    passthru = zone_of("other.example CNAME rpz-passthru.\n")
+    door, engine, gate = _door(Policy([disabled, passthru]))
+    assert _addresses(_ask(door, "www.example.")[0]) == {"192.0.2.1"}
+    assert _addresses(_ask(door, "other.example.")[0]) == {"192.0.2.2"}
+    assert door.counters.hits == 0 and gate.misses == 2
+    assert gate.stats() == {"off.test.": {"disabled": 1}, "rpz.test.": {"passthru": 1}}
+
+
+def test_a_policy_loaded_after_the_answer_was_cached_applies():
+    door, engine, _ = _door(None)
+    assert _addresses(_ask(door, "www.example.")[0]) == {"192.0.2.1"}
+    assert door.counters.hits == 1
+    # a policy with other names: still a hit
+    gate = _Gate(Policy([zone_of(QNAMES)]))
+    door.policy = gate
+    assert _ask(door, "www.example.")[1] == 0 and door.counters.hits == 2
+    # the gate's policy changes (a reload, a transfer): the door's policy is set again
+    gate.policy = Policy([zone_of("www.example CNAME .\n")])
+    door.policy = gate
+    assert _ask(door, "www.example.")[0].rcode() == dns.rcode.NXDOMAIN
+    assert door.counters.hits == 2 and gate.misses == 1
+    # and taken away: the hit again
+    door.policy = None
+    assert _ask(door, "www.example.")[1] == 0 and door.counters.hits == 3
+
+
+def test_a_gate_without_an_index_sends_every_query_to_it():
+    class Bare:
+        policy = None
+
+        def miss(self, door, q, reply, t0, busy):
+            self.asked = True
+            return door.policy_start(q, reply, t0, busy, None)
+    door, engine, _ = _door(None)
+    door.policy = bare = Bare()
+    _ask(door, "www.example.")
+    assert bare.asked and door.counters.hits == 0
+
+
+# ---- the index against the policy's own look-ups ---------------------------------------------
+LABELS = ["a", "b", "c", "wild", "*"]
+
+
+def _name(labels) -> str:
+    return ".".join(labels) + "." if labels else "."
+
+
+@settings(max_examples=200, deadline=None)
+@given(triggers=st.lists(st.lists(st.sampled_from(LABELS), min_size=1, max_size=3),
+                         max_size=6),
+       asked=st.lists(st.sampled_from(LABELS[:-1]), max_size=4),
+       upper=st.booleans())
+def test_the_index_says_touched_exactly_when_a_qname_trigger_matches(triggers, asked, upper):
+    records = "".join(f"{_name(t).rstrip('.')} CNAME .\n" for t in triggers
+                      if "*" not in t[1:])
+    policy = Policy([zone_of(records)])
+    name = dns.name.from_text(_name(asked).upper() if upper else _name(asked))
+    matched = any(z.qname_rule(name.canonicalize()) is not None for z in policy.zones)
+    wire = name.canonicalize().to_wire()
+    assert policy.index.touches(wire) == matched
+    # and the door, in C, on a cached answer for that name
+    r = Resolver([("a.root-servers.net.", "192.0.2.1")])
+    _cache(r, name.to_text(), (name.to_text(), "A", "192.0.2.9"))
+    door = FrontDoor(r.cache.messages.table, _Engine(r))
+    door.policy = PolicyGate(policy)
+    verdict = door.verdict(dns.message.make_query(name, "A").to_wire(), ALLOWED_ACL)[0]
+    assert verdict == ("miss" if matched else "hit")
+
+
+def test_the_index_is_made_once_per_policy():
+    policy = Policy([zone_of(QNAMES), zone_of("Mixed.Case CNAME .\n", origin="b.test.")])
+    index = policy.index
+    assert isinstance(index, TriggerIndex) and index.decidable
+    assert index.exact == {b"\x03bad\x07example\x00", b"\x05mixed\x04case\x00"}
+    assert index.wild == {b"\x04wild\x07example\x00"}
+    assert policy.index is index
+
+
+@settings(max_examples=200, deadline=None)
+@given(nets=st.lists(st.tuples(st.sampled_from(["192.0.2.0", "198.51.100.128", "2001:db8::",
+                                                "2001:db8:0:1::"]),
+                               st.integers(0, 128)), max_size=5),
+       address=st.sampled_from(["192.0.2.1", "192.0.3.1", "198.51.100.200", "198.51.100.1",
+                                "2001:db8::1", "2001:db8:0:1::5", "2001:db9::1"]))
+def test_the_index_holds_an_address_exactly_when_a_response_ip_trigger_does(nets, address):
+    import ipaddress
+
+    from resolver.policy.rpz import RESPONSE_IP, trigger_labels
+    records = ""
+    for net, prefix in nets:
+        base = ipaddress.ip_address(net)
+        prefix = min(prefix, base.max_prefixlen)
+        if prefix == 0:
+            continue
+        labels = trigger_labels(ipaddress.ip_network(f"{net}/{prefix}", strict=False))
+        records += f"{labels}.rpz-ip CNAME .\n"
+    policy = Policy([zone_of(records)])
+    a = ipaddress.ip_address(address)
+    matched = policy.zones[0].ip_rule(RESPONSE_IP, [a]) is not None
+    assert policy.index.holds(a.packed) == matched
+    # and the door, in C, on a cached answer holding that address
+    r = Resolver([("a.root-servers.net.", "192.0.2.1")])
+    _cache(r, "host.example.", ("host.example.", "A" if a.version == 4 else "AAAA", address))
+    door = FrontDoor(r.cache.messages.table, _Engine(r))
+    door.policy = PolicyGate(policy)
+    verdict = door.verdict(dns.message.make_query("host.example.", "A").to_wire(),
+                           ALLOWED_ACL)[0]
+    assert verdict == ("miss" if matched else "hit")
