@@ -13,8 +13,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from daemon_proc import Daemon
-from dnslab.unbound import Unbound, lab_on_port_53
+from daemon_proc import beside_unbound
 
 HEAD = """$TTL 60
 @ SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 30
@@ -64,19 +63,8 @@ def pair(tmp_path_factory):
     ub_rpz = ['  module-config: "respip iterator"']
     for origin, path in files:
         ub_rpz += ["rpz:", f"  name: {origin}", f'  zonefile: "{path}"']
-    lab = lab_on_port_53(tmp / "lab")
-    ub = d = None
-    try:
-        ub = Unbound.start(tmp / "unbound", lab, extra="\n".join(ub_rpz))
-        d = Daemon(tmp / "daemon", lab, "--config", str(conf)).start()
-        yield ub, d
-    finally:
-        if d is not None:
-            d.stop()
-        if ub is not None:
-            ub.stop()
-        lab.stop()
-
+    with beside_unbound(tmp, "--config", str(conf), unbound_extra="\n".join(ub_rpz)) as pair:
+        yield pair
 
 def _answer(msg) -> list[tuple[str, str, str]]:
     return [(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text())
