@@ -29,8 +29,16 @@ could act on.
   PASSTHRU); PASSTHRU resolves the query untouched; a CNAME rewrite resolves the target (the
   cache and the resolution as for any query) and answers the CNAME followed by the target's
   answer.
-- On the answer (``rewrite`` of a miss the front door started): the response-IP triggers, on
-  the A and AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
+- On the answer (``rewrite`` of a miss the front door started), when any zone has QNAME,
+  response-IP, NSDNAME or NSIP triggers: first the QNAME triggers on each name the answer
+  section's CNAME chain leads the query's name to, in the chain's order, the zones in order
+  for each name (as Unbound's iterator checks each CNAME target it follows). The first
+  match decides: NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs
+  that lead to it; DROP sends nothing; PASSTHRU sends the answer and ends the policy for
+  the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME (its target not
+  chased); TCP-ONLY leaves the answer as it is and the chain's next names are still
+  checked. Then, if no name of the chain decided, the response-IP triggers, on the A and
+  AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
   the name servers of the query name's zone as the cache holds them (the closest enclosing
   NS set in the rrset cache, and their cached addresses: :func:`cached_nameservers`), with
   the same actions (a CNAME action there answers the CNAME alone: the target is not
@@ -53,7 +61,8 @@ import dns.name
 import dns.rdatatype
 
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, PASSTHRU, TCP_ONLY, Match, Policy,
-                                 answer_addresses, cname_target, respond, rewrite)
+                                 answer_addresses, cname_chain, cname_target, respond,
+                                 rewrite)
 
 log = logging.getLogger("resolver.rpz")
 
@@ -74,13 +83,16 @@ class PolicyGate:
             out.setdefault(zone, {})[action] = n
         return out
 
-    def note(self, m: Match, client, query: dns.message.Message, action: str | None = None):
+    def note(self, m: Match, client, query: dns.message.Message, action: str | None = None,
+             name: dns.name.Name | None = None):
+        """Counts a match, and logs it with ``rpz-log``: the query's name and type, or
+        ``name`` (a name the answer's CNAME chain leads to, which the trigger met)."""
         action = action or m.action
         self.counts[(m.zone.name, action)] += 1
         if m.zone.options.log:
             q = query.question[0]
             log.info("rpz: applied [%s] %s %s %s %s %s@%s", m.zone.options.log_name or m.zone.name,
-                     m.at, action, q.name.to_text(), dns.rdatatype.to_text(q.rdtype),
+                     m.at, action, (name or q.name).to_text(), dns.rdatatype.to_text(q.rdtype),
                      client or "-", m.trigger)
 
     def miss(self, door, q: bytes, reply, t0: float, busy: bool) -> bool:
@@ -102,7 +114,8 @@ class PolicyGate:
             self.note(d, client, query, DISABLED)
         if m is None:
             check = (self.checker(query, client, transport)
-                     if self.policy.has_response_ip or self.policy.has_ns else None)
+                     if self.policy.has_qname or self.policy.has_response_ip
+                     or self.policy.has_ns else None)
             return door.policy_start(q, reply, t0, busy, check)
         self.note(m, client, query)
         action = m.action
@@ -137,13 +150,22 @@ class PolicyGate:
         return respond(query, m).to_wire()
 
     def checker(self, query: dns.message.Message, client, transport: str):
-        """``rewrite(out)`` for a miss's answer: the answer, or the response-IP trigger's
+        """``rewrite(out)`` for a miss's answer: the answer, or the one a QNAME trigger on a
+        name of its CNAME chain, or else a response-IP, NSDNAME or NSIP trigger, gives
         (None: dropped)."""
         def check(out: bytes):
             try:
-                addresses = answer_addresses(dns.message.from_wire(out))
+                response = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
                 return out                  # not ours to judge: the engine made it
+            if self.policy.has_qname:
+                done, answer = self.chained(query, response, client, transport)
+                if done:
+                    return answer if answer is None else (out if answer is response
+                                                          else answer.to_wire())
+            if not (self.policy.has_response_ip or self.policy.has_ns):
+                return out
+            addresses = answer_addresses(response)
             names, ns_addresses = (self.nameservers(query.question[0].name)
                                    if self.policy.has_ns else ((), ()))
             m, disabled = self.policy.after(addresses, names, ns_addresses)
@@ -163,6 +185,44 @@ class PolicyGate:
             return self.answer(query, m, transport)
         return check
 
+    def chained(self, query: dns.message.Message, response: dns.message.Message, client,
+                transport: str):
+        """The QNAME triggers on the names ``response``'s CNAME chain leads the query's name
+        to, each name in the chain's order, the zones in order for each (Unbound's
+        ``rpz_callback_from_iterator_cname``): (whether a match decided, the response then
+        sent: ``response`` itself for PASSTHRU, None for DROP). NXDOMAIN, NODATA and local
+        data answer for the name met, after the CNAMEs that lead to it; a CNAME rewrite
+        answers those CNAMEs and the rewrite's CNAME (the rewrite's target is not chased
+        here); TCP-ONLY changes nothing of the answer (the chain's next names are still
+        checked); a DISABLED zone's match is counted and logged, not applied."""
+        q = query.question[0]
+        for kept, name in cname_chain(response, q.name):
+            m, disabled = self.policy.qname(name)
+            for d in disabled:
+                self.note(d, client, query, DISABLED)
+            if m is None:
+                continue
+            self.note(m, client, query, name=name)
+            action = m.action
+            if action == PASSTHRU:
+                return True, response       # no further policy for this query
+            if action == TCP_ONLY:
+                continue
+            if action == DROP:
+                return True, None
+            sub = dns.message.make_query(name, q.rdtype, q.rdclass)
+            if action == CNAME:
+                part = rewrite(sub, m, cname_target(m, name), dns.message.make_response(sub))
+            else:
+                part = respond(sub, m)
+            r = dns.message.make_response(query, recursion_available=True)
+            r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)
+                       | (part.flags & dns.flags.RA))
+            r.set_rcode(part.rcode())
+            r.answer = [*response.answer[:kept], *part.answer]
+            r.authority = list(part.authority)
+            return True, r
+        return False, None
 
 def cached_nameservers(rrsets, qname: dns.name.Name, now: float | None = None):
     """The name servers of ``qname``'s zone as the rrset cache (``Cache.rrsets``) holds

@@ -25,8 +25,9 @@ Precedence (the draft's section 5, as Unbound applies it): the zones in the orde
 first zone with a match wins; within a zone the client-IP trigger comes before the QNAME
 trigger, an exact QNAME before a wildcard, the longest wildcard before shorter ones, and for
 response IPs the longest prefix of any answer address. QNAME and client-IP triggers are
-decided before the answer is looked for; response-IP, then NSDNAME, then NSIP triggers on
-the answer (each zone in order), if no QNAME/client-IP trigger of any zone matched.
+decided before the answer is looked for; then the QNAME triggers on each name the answer's
+CNAME chain leads to, in the chain's order (:meth:`Policy.qname`); then response-IP, NSDNAME
+and NSIP triggers on the answer (each zone in order), if nothing before matched.
 """
 from __future__ import annotations
 
@@ -330,6 +331,9 @@ class Policy:
         self.has_ns = any(z.nsdname.exact or z.nsdname.wild or len(z.ips[NSIP])
                           for z in self.zones)
         self.has_client_ip = any(len(z.ips[CLIENT_IP]) for z in self.zones)
+        #: whether any zone has QNAME triggers (the names an answer's CNAME chain leads to
+        #: are checked against them)
+        self.has_qname = any(z.qnames.exact or z.qnames.wild for z in self.zones)
         #: what the front door's cached-answer path reads (``resolver.policy.index``),
         #: made here once, off the loop, as the policy is
         self.index = TriggerIndex(
@@ -373,6 +377,16 @@ class Policy:
             return None
         return self._first(found)
 
+    def qname(self, name: dns.name.Name) -> tuple[Match | None, list[Match]]:
+        """The match for ``name`` (absolute), a name a CNAME chain leads to: each zone's
+        QNAME trigger alone (the client-IP triggers were decided with the query's name)."""
+        name = name.canonicalize()
+
+        def found(z: PolicyZone):
+            hit = z.qname_rule(name)
+            return None if hit is None else Match(z, QNAME, z.apply_override(hit[0]), hit[1])
+        return self._first(found)
+
     def after(self, addresses, ns_names=(), ns_addresses=()) -> tuple[Match | None,
                                                                        list[Match]]:
         """The match for an answer holding ``addresses`` (ipaddress objects) for a name
@@ -399,6 +413,26 @@ def answer_addresses(response: dns.message.Message) -> list:
         if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             out.extend(ipaddress.ip_address(rd.address) for rd in rrset)
     return out
+
+
+def cname_chain(response: dns.message.Message, qname: dns.name.Name) -> list:
+    """The names the answer section's CNAME chain leads ``qname`` to, in order: (the number
+    of answer rrsets up to and including the CNAME that names it, the name); empty without
+    a CNAME at ``qname``. A loop ends the chain."""
+    out: list = []
+    seen = {qname.canonicalize()}
+    name = qname
+    while True:
+        for i, rrset in enumerate(response.answer):
+            if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == name and len(rrset):
+                break
+        else:
+            return out
+        name = rrset[0].target
+        if name.canonicalize() in seen:
+            return out
+        seen.add(name.canonicalize())
+        out.append((i + 1, name))
 
 
 def cname_target(match: Match, qname: dns.name.Name) -> dns.name.Name:

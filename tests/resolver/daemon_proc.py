@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import dns.message
@@ -206,3 +207,24 @@ def refused_as_nobody(workdir: Path, lab) -> bool:
     with pytest.raises(RuntimeError, match="nobody could not read"):
         Daemon(workdir, lab, "--user", "nobody").start()
     return True
+
+
+@contextmanager
+def beside_unbound(tmp: Path, *args: str, unbound_extra: str = ""):
+    """A lab on port 53 (skipped as ``lab_on_port_53`` says when it cannot be had), and Unbound
+    (``unbound_extra`` added to its config) and the daemon (``args``) resolving from it:
+    (unbound, daemon), each stopped at the end."""
+    from dnslab.unbound import Unbound, lab_on_port_53
+
+    lab = lab_on_port_53(tmp / "lab")
+    ub = d = None
+    try:
+        ub = Unbound.start(tmp / "unbound", lab, extra=unbound_extra)
+        d = Daemon(tmp / "daemon", lab, *args).start()
+        yield ub, d
+    finally:
+        if d is not None:
+            d.stop()
+        if ub is not None:
+            ub.stop()
+        lab.stop()

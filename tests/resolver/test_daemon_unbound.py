@@ -7,10 +7,9 @@ import dns.flags
 import dns.query
 import pytest
 
-from daemon_proc import Daemon
+from daemon_proc import beside_unbound
 from dnslab import CASES
 from dnslab.check import query
-from dnslab.unbound import Unbound, lab_on_port_53
 
 # Unbound holds these for many seconds (dead servers); the engine's own tests cover them.
 SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all servers dead"}
@@ -18,19 +17,8 @@ SLOW_IN_UNBOUND = {"silent server + good", "refused address + good", "all server
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vs-unbound")
-    lab = lab_on_port_53(tmp / "lab")
-    ub = d = None
-    try:
-        ub = Unbound.start(tmp / "unbound", lab)
-        d = Daemon(tmp / "daemon", lab).start()
-        yield ub, d
-    finally:
-        if d is not None:
-            d.stop()
-        if ub is not None:
-            ub.stop()
-        lab.stop()
+    with beside_unbound(tmp_path_factory.mktemp("vs-unbound")) as pair:
+        yield pair
 
 
 def _ask(q, addr, port, tcp):

@@ -5,11 +5,14 @@ that arrives after the answer was cached. The policy's ``TriggerIndex`` against 
 policy's own QNAME look-ups on generated names."""
 from __future__ import annotations
 
+import logging
 import time
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import dns.zone
 from hypothesis import given, settings, strategies as st
@@ -245,6 +248,115 @@ def test_a_gate_without_an_index_sends_every_query_to_it():
     door.policy = bare = Bare()
     _ask(door, "www.example.")
     assert bare.asked and door.counters.hits == 0
+
+
+# ---- QNAME triggers on the names a CNAME chain leads to -----------------------------------------
+def _chain(resp) -> list[tuple[str, str, str]]:
+    return [(rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text())
+            for rrset in resp.answer for rd in rrset]
+
+
+def _chained_door(*zones):
+    """A door whose cache holds alias.example -> bad.example (A 192.0.2.4), mid.example ->
+    bad.example -> www.example (A 192.0.2.1) and towild.example -> x.wild.example."""
+    door, engine, gate = _door(Policy(list(zones)))
+    r = door.resolver.r
+    _cache(r, "mid.example.", ("mid.example.", "CNAME", "bad.example."),
+           ("bad.example.", "CNAME", "www.example."), ("www.example.", "A", "192.0.2.1"))
+    _cache(r, "towild.example.", ("towild.example.", "CNAME", "x.wild.example."),
+           ("x.wild.example.", "A", "192.0.2.5"))
+    return door, gate
+
+
+ALIAS = ("alias.example.", "CNAME", "bad.example.")
+
+
+def test_a_qname_trigger_on_a_cname_target_answers_after_the_cnames_that_lead_to_it():
+    door, gate = _chained_door(zone_of(QNAMES))
+    resp, _ = _ask(door, "alias.example.")                  # exact: NXDOMAIN
+    assert resp.rcode() == dns.rcode.NXDOMAIN and _chain(resp) == [ALIAS]
+    assert [rrset.name.to_text() for rrset in resp.authority] == ["rpz.test."]
+    assert not resp.flags & (dns.flags.AA | dns.flags.AD) and resp.flags & dns.flags.RA
+    resp, _ = _ask(door, "towild.example.")                 # wildcard above it: NODATA
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert _chain(resp) == [("towild.example.", "CNAME", "x.wild.example.")]
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 1, "nodata": 1}}
+
+
+def test_local_data_on_a_cname_target_is_the_answer_for_that_name():
+    door, gate = _chained_door(zone_of("bad.example A 203.0.113.9\n"
+                                       "bad.example TXT \"blocked\"\n"))
+    resp, _ = _ask(door, "alias.example.")
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert _chain(resp) == [ALIAS, ("bad.example.", "A", "203.0.113.9")]
+    # the chain beyond the name met is not kept
+    resp, _ = _ask(door, "mid.example.")
+    assert _chain(resp) == [("mid.example.", "CNAME", "bad.example."),
+                            ("bad.example.", "A", "203.0.113.9")]
+    assert gate.stats() == {"rpz.test.": {"local-data": 2}}
+
+
+def test_the_chain_is_checked_name_by_name_before_zone_by_zone():
+    """mid.example -> bad.example -> www.example: bad.example, the first name of the chain
+    a trigger meets, decides, although its zone comes after www.example's."""
+    first = zone_of("www.example CNAME .\n", origin="first.test.")
+    second = zone_of("bad.example CNAME *.\n", origin="second.test.")
+    door, gate = _chained_door(first, second)
+    resp, _ = _ask(door, "mid.example.")
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert _chain(resp) == [("mid.example.", "CNAME", "bad.example.")]
+    assert gate.stats() == {"second.test.": {"nodata": 1}}
+
+
+def test_passthru_on_a_cname_target_ends_the_policy_for_the_query():
+    passthru = zone_of("bad.example CNAME rpz-passthru.\n", origin="allow.test.")
+    block = zone_of("bad.example CNAME .\nwww.example CNAME .\n"
+                    "32.1.2.0.192.rpz-ip CNAME .\n", origin="block.test.")
+    door, gate = _chained_door(passthru, block)
+    resp, _ = _ask(door, "mid.example.")    # bad.example passes; www.example, its address too
+    assert resp.rcode() == dns.rcode.NOERROR and _addresses(resp) == {"192.0.2.1"}
+    assert len(_chain(resp)) == 3
+    assert gate.stats() == {"allow.test.": {"passthru": 1}}
+
+
+def test_drop_disabled_and_tcp_only_on_cname_targets():
+    off = zone_of("bad.example CNAME .\n", origin="off.test.", action_override="disabled")
+    drop = zone_of("bad.example CNAME rpz-drop.\n", origin="drop.test.")
+    door, gate = _chained_door(off, drop)
+    assert _ask(door, "alias.example.")[0] is None
+    assert gate.stats() == {"off.test.": {"disabled": 1}, "drop.test.": {"drop": 1}}
+    # TCP-ONLY leaves the answer as it is, and the chain's next name is still checked
+    tcp = zone_of("bad.example CNAME rpz-tcp-only.\nwww.example CNAME .\n")
+    door, gate = _chained_door(tcp)
+    resp, _ = _ask(door, "alias.example.")
+    assert resp.rcode() == dns.rcode.NOERROR and _addresses(resp) == {"192.0.2.4"}
+    assert not resp.flags & dns.flags.TC
+    resp, _ = _ask(door, "mid.example.")
+    assert resp.rcode() == dns.rcode.NXDOMAIN
+    assert _chain(resp) == [("mid.example.", "CNAME", "bad.example."),
+                            ("bad.example.", "CNAME", "www.example.")]
+    assert gate.stats() == {"rpz.test.": {"tcp-only": 2, "nxdomain": 1}}
+
+
+def test_a_cname_rewrite_on_a_cname_target_and_its_log_line(caplog):
+    door, gate = _chained_door(zone_of("bad.example CNAME walled.example.\n", log=True,
+                                       log_name="feed"))
+    with caplog.at_level(logging.INFO, logger="resolver.rpz"):
+        resp, _ = _ask(door, "alias.example.")
+    assert resp.rcode() == dns.rcode.NOERROR
+    assert _chain(resp) == [ALIAS, ("bad.example.", "CNAME", "walled.example.")]
+    assert gate.stats() == {"rpz.test.": {"cname": 1}}
+    # the log names the name the trigger met
+    assert [r.getMessage() for r in caplog.records] == [
+        "rpz: applied [feed] bad.example. cname bad.example. A 192.0.2.200@qname"]
+
+
+def test_an_answer_without_a_chain_to_a_trigger_is_untouched():
+    door, gate = _chained_door(zone_of("nowhere.example CNAME .\n"))
+    for name, address in (("alias.example.", "192.0.2.4"), ("www.example.", "192.0.2.1")):
+        resp, _ = _ask(door, name)
+        assert resp.rcode() == dns.rcode.NOERROR and _addresses(resp) == {address}
+    assert gate.stats() == {}
 
 
 # ---- the index against the policy's own look-ups ---------------------------------------------

@@ -6,6 +6,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rrset
 import dns.zone
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -279,3 +280,37 @@ def test_ip_trigger_matches_exactly_its_network(net, bits):
         ipaddress.IPv4Address(outside_bits % 2**32)
     assert p.after([inside])[0].action == NXDOMAIN
     assert (p.after([outside])[0] is not None) == (outside in net)
+
+
+def test_the_names_a_cname_chain_leads_to():
+    q = dns.message.make_query("a.example.", "A")
+    r = dns.message.make_response(q)
+    for text in ("c.example. 60 IN CNAME d.example.", "A.Example. 60 IN CNAME b.example.",
+                 "b.example. 60 IN CNAME c.example.", "d.example. 60 IN A 192.0.2.1",
+                 "x.example. 60 IN CNAME y.example."):
+        owner, ttl, rdclass, rdtype, data = text.split()
+        r.answer.append(dns.rrset.from_text(owner, int(ttl), rdclass, rdtype, data))
+    chain = rpz.cname_chain(r, dns.name.from_text("a.example."))
+    # in the chain's order, whatever the section's; (rrsets up to the CNAME naming it, name)
+    assert [(n, name.to_text()) for n, name in chain] == [
+        (2, "b.example."), (3, "c.example."), (1, "d.example.")]
+    assert rpz.cname_chain(r, dns.name.from_text("d.example.")) == []
+    loop = dns.message.make_response(q)
+    loop.answer.append(dns.rrset.from_text("a.example.", 60, "IN", "CNAME", "b.example."))
+    loop.answer.append(dns.rrset.from_text("b.example.", 60, "IN", "CNAME", "a.example."))
+    assert [name.to_text() for _, name in
+            rpz.cname_chain(loop, dns.name.from_text("a.example."))] == ["b.example."]
+
+
+def test_qname_alone_for_a_chain_name():
+    head = "$TTL 60\n@ SOA ns. hostmaster. 1 3600 600 86400 30\n"
+    client = zone_of(head + "32.200.2.0.192.rpz-client-ip CNAME .\n", origin="c.test.")
+    off = zone_of(head + "*.example CNAME .\n", origin="off.test.",
+                  action_override="disabled")
+    qnames = zone_of(head + "bad.example A 203.0.113.9\n")
+    p = Policy([client, off, qnames])
+    assert p.has_qname and not Policy([client]).has_qname
+    m, disabled = p.qname(dns.name.from_text("BAD.example."))
+    assert m.zone is qnames and m.action == LOCAL_DATA and m.at == "bad.example."
+    assert [d.zone for d in disabled] == [off]
+    assert p.qname(dns.name.from_text("good.test.")) == (None, [])

@@ -1,0 +1,90 @@
+"""QNAME triggers on the names a CNAME chain leads to, side by side with Unbound: both resolve
+the lab's cross-zone CNAME chains (on port 53, where Unbound asks) under the same two policy
+zones, in the same order, and give the same rcode and answer section (names, types, data;
+TTLs aside) for a trigger on a chain's name answering NXDOMAIN, NODATA and local data, and a
+PASSTHRU on a chain's name in the first zone where the second zone would block. Each name is
+asked of corenet-resolver again, answered from its cache: the same answer."""
+from __future__ import annotations
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from daemon_proc import beside_unbound
+
+HEAD = """$TTL 60
+@ SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 30
+@ NS ns.{origin}
+"""
+ALLOW = "chain8-01.example.net CNAME rpz-passthru.\n"
+BLOCK = """chain8-04.example.com CNAME .
+nothing.example.net CNAME *.
+www.example.net A 203.0.113.7
+chain8-01.example.net CNAME .
+"""
+ZONES = (("allow.rpz.", ALLOW), ("block.rpz.", BLOCK))
+
+
+def _chain(start: int, upto: int) -> list[tuple[str, str, str]]:
+    """The CNAMEs of the lab's chain8 from link ``start`` up to link ``upto``."""
+    zone = ("example.com.", "example.net.")
+    return [(f"chain8-{i:02d}.{zone[i % 2]}", "CNAME", f"chain8-{i + 1:02d}.{zone[(i + 1) % 2]}")
+            for i in range(start, upto)]
+
+
+#: name asked (A), the rcode and answer both servers give
+CASES = {
+    "nxdomain": ("chain8-02.example.com.", "NXDOMAIN", _chain(2, 4)),
+    "nodata": ("dangling.example.com.", "NOERROR",
+               [("dangling.example.com.", "CNAME", "nothing.example.net.")]),
+    "local-data": ("xalias.example.com.", "NOERROR",
+                   [("xalias.example.com.", "CNAME", "www.example.net."),
+                    ("www.example.net.", "A", "203.0.113.7")]),
+    # chain8-01 passes in the first zone: its block in the second, and chain8-04's, not applied
+    "passthru": ("chain8-00.example.com.", "NOERROR",
+                 _chain(0, 8) + [("chain8-08.example.com.", "A", "192.0.2.108")]),
+}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rpz-vs-unbound")
+    files = []
+    for origin, records in ZONES:
+        path = tmp / f"{origin}zone"
+        path.write_text(HEAD.format(origin=origin) + records)
+        files.append((origin, path))
+    conf = tmp / "rpz.toml"
+    conf.write_text("".join(f'[[rpz]]\nname = "{origin}"\nzonefile = "{path}"\n'
+                            for origin, path in files))
+    ub_rpz = ['  module-config: "respip iterator"']
+    for origin, path in files:
+        ub_rpz += ["rpz:", f"  name: {origin}", f'  zonefile: "{path}"']
+    with beside_unbound(tmp, "--config", str(conf), unbound_extra="\n".join(ub_rpz)) as pair:
+        yield pair
+
+def _answer(msg) -> list[tuple[str, str, str]]:
+    return [(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text())
+            for rrset in msg.answer for rd in sorted(rrset, key=lambda rd: rd.to_text())]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_trigger_on_a_cname_chains_name_answers_as_unbound(pair, case):
+    ub, d = pair
+    name, rcode, answer = CASES[case]
+    q = dns.message.make_query(name, "A")
+    theirs = dns.query.udp(q, ub.address, port=ub.port, timeout=10)
+    ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
+    shown = f"{case}\nours:\n{ours}\nunbound:\n{theirs}"
+    assert dns.rcode.to_text(theirs.rcode()) == rcode, shown
+    assert _answer(theirs) == answer, shown
+    assert ours.rcode() == theirs.rcode(), shown
+    assert _answer(ours) == _answer(theirs), shown
+    assert bool(ours.flags & dns.flags.RA) == bool(theirs.flags & dns.flags.RA), shown
+    # Asked again, the answer comes from the cache: the policy still holds (Unbound answers
+    # the chain it cached, through the trigger's name, unchanged)
+    again = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
+    assert again.rcode() == ours.rcode() and _answer(again) == _answer(ours), f"{case}\n{again}"
