@@ -130,6 +130,7 @@ cdef class FrontDoor:
     cdef object _policy             # rpz_gate.PolicyGate (``policy``): misses go through it
     # what the cached-answer path reads of the policy's ``TriggerIndex`` (set with ``policy``)
     cdef bint rpz_decidable         # the name and the answer decide: hits no trigger touches
+    cdef unsigned int rpz_generation  # this policy's number (each policy set gets a new one)
     cdef frozenset rpz_exact        # exact QNAME triggers, lower-cased wire names
     cdef frozenset rpz_wild         # the names under wildcard QNAME triggers
     cdef frozenset rpz_networks     # response-IP networks: prefix length, masked address

@@ -513,14 +513,23 @@ cdef class _Done(MissDone):
         return 0
 
 
+#: The number of the last response policy a door was given: each gets a new one, so an
+#: entry's check made under one policy is never taken for another's.
+cdef unsigned int _policy_generation = 0
+
+
 cdef bint _untouched_by_policy(object door, const unsigned char* name, Py_ssize_t length,
                                MsgEntry e) except -1:
     """The door's ``Screen`` on a fresh cached entry under a response policy whose triggers
     the name and the answer decide: True (left to the policy) when a QNAME trigger holds
     the query's name or a wildcard above it, or a name of the answer's CNAME chain, or a
-    response-IP trigger an address of the answer."""
+    response-IP trigger an address of the answer. The entry keeps the verdict for the
+    policy it was made under (its name, the cache key's, and its answer do not change)."""
     cdef FrontDoor d = <FrontDoor>door
-    return d._touched(name, length) or d._answer_touched(e)
+    if e.screened != d.rpz_generation:
+        e.screen_touched = d._touched(name, length) or d._answer_touched(e)
+        e.screened = d.rpz_generation
+    return e.screen_touched
 
 
 cdef class FrontDoor:
@@ -560,8 +569,11 @@ cdef class FrontDoor:
 
     @policy.setter
     def policy(self, gate):
+        global _policy_generation
         index = None if gate is None else getattr(getattr(gate, "policy", None), "index", None)
         cdef int i
+        _policy_generation += 1
+        self.rpz_generation = _policy_generation
         self.rpz_n4 = self.rpz_n6 = 0
         if isinstance(index, TriggerIndex) and (<object>index).decidable:
             self.rpz_exact, self.rpz_wild = index.exact, index.wild

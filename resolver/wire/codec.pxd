@@ -13,6 +13,10 @@ cdef class MsgEntry:
     cdef public bint prefetching
     cdef public bint referenced       # read since stored or last spared (the cache's ByteLRU)
     cdef public object parsed         # lazily built dnspython objects for Resolver.resolve
+    # the daemon's response policy check of this entry (its name and answer are fixed): the
+    # policy's generation it was made under (0: none yet) and whether a trigger touched it
+    cdef public unsigned int screened
+    cdef public bint screen_touched
 
     cdef Py_ssize_t nbytes(self)
     cdef int fill(self, bytes wire, double now, double stale_window,

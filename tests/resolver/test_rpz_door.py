@@ -428,3 +428,33 @@ def test_the_index_holds_an_address_exactly_when_a_response_ip_trigger_does(nets
     verdict = door.verdict(dns.message.make_query("host.example.", "A").to_wire(),
                            ALLOWED_ACL)[0]
     assert verdict == ("miss" if matched else "hit")
+
+
+def test_an_entry_checked_under_one_policy_is_checked_again_under_the_next():
+    """The door keeps its check of a cached entry with the entry, for the policy it was made
+    under: a hit under a policy that does not touch the name, then a new policy (a reload,
+    a transfer) that does: the name goes to the new policy at once; and back."""
+    door, engine, gate = _door(Policy([zone_of(QNAMES)]))
+    for _ in range(2):                                      # checked once, then kept
+        resp, went = _ask(door, "www.example.")
+        assert went == 0 and _addresses(resp) == {"192.0.2.1"}
+    entry = door.resolver.r.cache.messages.table[
+        parse_query(dns.message.make_query("www.example.", "A").to_wire())[0]]
+    assert entry.screened != 0 and not entry.screen_touched
+    gate.policy = Policy([zone_of("www.example CNAME .\n")])
+    door.policy = gate                                      # as Server.set_policy does
+    resp, _ = _ask(door, "www.example.")
+    assert resp.rcode() == dns.rcode.NXDOMAIN and gate.misses == 1
+    assert entry.screen_touched
+    gate.policy = Policy([zone_of(QNAMES)])
+    door.policy = gate
+    resp, went = _ask(door, "www.example.")
+    assert went == 0 and _addresses(resp) == {"192.0.2.1"} and gate.misses == 1
+    assert not entry.screen_touched
+    # another door over the same cache never takes this door's verdict: each policy set
+    # has its own number
+    other = FrontDoor(door.resolver.r.cache.messages.table, engine)
+    other.policy = _Gate(Policy([zone_of("www.example CNAME .\n")]))
+    assert other.verdict(dns.message.make_query("www.example.", "A").to_wire(),
+                         ALLOWED_ACL)[0] == "miss"
+    assert entry.screen_touched
