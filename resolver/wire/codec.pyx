@@ -164,13 +164,13 @@ cdef class MsgEntry:
 
     @property
     def size(self):
-        """Memory held, bytes, for the cache's byte bound: the object (88 bytes, with no
+        """Memory held, bytes, for the cache's byte bound: the object (96 bytes, with no
         collector header) and its two bytes objects (with their headers, as pymalloc rounds
         them)."""
         return self.nbytes()
 
     cdef Py_ssize_t nbytes(self):
-        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 176
+        return PyBytes_GET_SIZE(self.wire) + PyBytes_GET_SIZE(self.ttl_offsets) + 184
 
 
 cdef MsgEntry msg_entry(bytes wire, double now, double stale_window, unsigned int ttl_cap):
