@@ -38,10 +38,12 @@ def q(name: str, rdtype: str = "A", edns: bool = True) -> dns.message.Message:
     return m
 
 
-async def udp_exchange(port: int, query: dns.message.Message, wait: float = 0.3,
+async def udp_exchange(port: int, query: dns.message.Message, wait: float = 5.0,
                        address: str = Z.FAKE_TLD_1, count: int = 1) -> list[tuple[bytes, str]]:
     """Send one datagram from an unconnected socket; collect what comes back (from anyone)
-    until ``count`` datagrams arrived or ``wait`` seconds passed."""
+    until ``count`` datagrams arrived or ``wait`` seconds passed (an exchange expected to
+    bring nothing passes a short ``wait``; one expected to be answered returns once it is,
+    so the bound only matters on a loaded machine)."""
     loop = asyncio.get_running_loop()
     got: list[tuple[bytes, str]] = []
     done = loop.create_future()
