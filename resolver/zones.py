@@ -461,11 +461,11 @@ class LocalZones:
         minimum = int.from_bytes(rec[4][-4:], "big")
         return (rcode, [], [(rec[0], rec[1], rec[2], min(rec[3], minimum), rec[4])])
 
-    def lookup(self, qname: bytes, qtype: int, client=None):
+    def lookup(self, qname: bytes, qtype: int, client=None, inform: bool = True):
         """What the local zones say of ``qname``/``qtype`` (class IN): None (resolve it as
         usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
-        log."""
+        log; with ``inform`` False they do not (a look that answers nothing itself)."""
         lname = qname.lower()
         if not lname.endswith(self.tails):
             return None
@@ -482,7 +482,7 @@ class LocalZones:
         if zone is None:
             return None
         kind = self.types[zone]
-        if kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
+        if inform and kind in INFORM_TYPES and inform_log.isEnabledFor(logging.INFO):
             inform_log.info("%s %s %s %s %s IN", _text(zone), kind, _client_text(client),
                             _text(qname), _type_text(qtype))
         redirect = kind == "redirect" or kind == "inform_redirect"

@@ -23,6 +23,9 @@ Every other recursive query comes here as a miss (its cached answer, if any, fou
 engine on ``policy_start``), so no cached answer leaves before the policy has seen what it
 could act on.
 
+- A question the local zones answer or drop (``local-zone``, ``local-data`` and the default
+  zones, as the engine's ``LocalZones.lookup`` decides) meets no trigger at all: it goes to
+  the engine untouched, as Unbound asks its local zones before its response policy.
 - Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
   NODATA and local data are answered at once (built here, never stored in the cache, no AD);
   DROP sends nothing; TCP-ONLY answers a UDP query with TC set (over TCP it goes on as
@@ -58,6 +61,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, PASSTHRU, TCP_ONLY, Match, Policy,
@@ -70,10 +74,12 @@ log = logging.getLogger("resolver.rpz")
 class PolicyGate:
     """The policy between the front door and the engine (see the module docstring)."""
 
-    def __init__(self, policy: Policy, nameservers=None) -> None:
+    def __init__(self, policy: Policy, nameservers=None, local_zones=None) -> None:
         self.policy = policy
         #: qname -> (name server names, their addresses) for NSDNAME/NSIP triggers
         self.nameservers = nameservers or (lambda qname: ((), ()))
+        #: () -> the engine's local zones now (``resolver.zones.LocalZones``, or None)
+        self.local_zones = local_zones or (lambda: None)
         #: (zone, action) -> matches
         self.counts: Counter = Counter()
 
@@ -108,7 +114,12 @@ class PolicyGate:
         if query is None or len(query.question) != 1:
             return door.policy_start(q, reply, t0, busy, None)
         client = addr[0].partition("%")[0] if addr else None
-        qname = query.question[0].name
+        question = query.question[0]
+        qname = question.name
+        local = self.local_zones()
+        if (local is not None and question.rdclass == dns.rdataclass.IN
+                and local.lookup(qname.to_wire(), question.rdtype, inform=False) is not None):
+            return door.policy_start(q, reply, t0, busy, None)
         m, disabled = self.policy.before(qname, client)
         for d in disabled:
             self.note(d, client, query, DISABLED)

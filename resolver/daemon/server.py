@@ -102,7 +102,8 @@ class Server:
         if self.policy_gate is None:
             from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
             rrsets = self.resolver.cache.rrsets     # its counters outlive the policies
-            self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q))
+            self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q),
+                                          lambda: self.resolver.local_zones)
         old = self.policy_gate.policy
         self.policy_gate.policy = policy
         self.front.policy = self.policy_gate    # the door reads the new policy's index here

@@ -146,6 +146,12 @@ def test_inform_types_log_the_client(caplog):
         lines = [r.getMessage() for r in caplog.records
                  if r.name == "resolver.daemon.localzone"]
         assert lines == [f"z.example. {kind} 192.0.2.7@5353 none.z.example. A IN"]
+        # a look that answers nothing itself (the response policy asking whether the local
+        # zones decide a question first) logs nothing: the engine's answer logs it once
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="resolver.daemon.localzone"):
+            zones_of(kind).local_zones.lookup(w("none.z.example."), A, None, inform=False)
+        assert not [r for r in caplog.records if r.name == "resolver.daemon.localzone"]
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="resolver.daemon.localzone"):
         outcome(zones_of("transparent"), "none.z.example.", A, ("192.0.2.7", 5353))

@@ -3,7 +3,11 @@ the lab's cross-zone CNAME chains (on port 53, where Unbound asks) under the sam
 zones, in the same order, and give the same rcode and answer section (names, types, data;
 TTLs aside) for a trigger on a chain's name answering NXDOMAIN, NODATA and local data, and a
 PASSTHRU on a chain's name in the first zone where the second zone would block. Each name is
-asked of corenet-resolver again, answered from its cache: the same answer."""
+asked of corenet-resolver again, answered from its cache: the same answer.
+
+Local zones come before the policy, as in Unbound: a name a local zone answers (its local
+data, a static zone's NXDOMAIN) meets no trigger, while a transparent zone's name without
+local data is resolved, and so meets the policy."""
 from __future__ import annotations
 
 import dns.flags
@@ -24,7 +28,14 @@ BLOCK = """chain8-04.example.com CNAME .
 nothing.example.net CNAME *.
 www.example.net A 203.0.113.7
 chain8-01.example.net CNAME .
+host.corp.test CNAME .
+nothere.corp.test A 203.0.113.9
+a.open.test CNAME .
+b.open.test A 203.0.113.8
 """
+#: local zones on both servers, some of their names under rules of BLOCK
+LOCAL = (("corp.test.", "static", "host.corp.test. 300 IN A 10.1.2.3"),
+         ("open.test.", "transparent", "a.open.test. 300 IN A 10.2.2.2"))
 ZONES = (("allow.rpz.", ALLOW), ("block.rpz.", BLOCK))
 
 
@@ -46,6 +57,13 @@ CASES = {
     # chain8-01 passes in the first zone: its block in the second, and chain8-04's, not applied
     "passthru": ("chain8-00.example.com.", "NOERROR",
                  _chain(0, 8) + [("chain8-08.example.com.", "A", "192.0.2.108")]),
+    # local zones before the policy: their answers stand; a transparent zone's name without
+    # data meets the rule
+    "local-static-data": ("host.corp.test.", "NOERROR", [("host.corp.test.", "A", "10.1.2.3")]),
+    "local-static-nxdomain": ("nothere.corp.test.", "NXDOMAIN", []),
+    "local-transparent-data": ("a.open.test.", "NOERROR", [("a.open.test.", "A", "10.2.2.2")]),
+    "local-transparent-policy": ("b.open.test.", "NOERROR", [("b.open.test.", "A",
+                                                              "203.0.113.8")]),
 }
 
 
@@ -59,8 +77,12 @@ def pair(tmp_path_factory):
         files.append((origin, path))
     conf = tmp / "rpz.toml"
     conf.write_text("".join(f'[[rpz]]\nname = "{origin}"\nzonefile = "{path}"\n'
-                            for origin, path in files))
+                            for origin, path in files)
+                    + "".join(f'[[local-zone]]\nname = "{name}"\ntype = "{kind}"\n'
+                              f'local-data = ["{data}"]\n' for name, kind, data in LOCAL))
     ub_rpz = ['  module-config: "respip iterator"']
+    for name, kind, data in LOCAL:
+        ub_rpz += [f'  local-zone: "{name}" {kind}', f'  local-data: "{data}"']
     for origin, path in files:
         ub_rpz += ["rpz:", f"  name: {origin}", f'  zonefile: "{path}"']
     with beside_unbound(tmp, "--config", str(conf), unbound_extra="\n".join(ub_rpz)) as pair:
