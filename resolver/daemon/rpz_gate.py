@@ -27,7 +27,8 @@ could act on.
   zones, as the engine's ``LocalZones.lookup`` decides) meets no trigger at all: it goes to
   the engine untouched, as Unbound asks its local zones before its response policy.
 - Before the answer is looked for (``miss``): the client-IP and QNAME triggers. NXDOMAIN,
-  NODATA and local data are answered at once (built here, never stored in the cache, no AD);
+  NODATA and local data are answered at once (built here, never stored in the cache, AA
+  set and no AD, as Unbound answers from a policy zone);
   DROP sends nothing; TCP-ONLY answers a UDP query with TC set (over TCP it goes on as
   PASSTHRU); PASSTHRU resolves the query untouched; a CNAME rewrite resolves the target (the
   cache and the resolution as for any query) and answers the CNAME followed by the target's
@@ -228,7 +229,7 @@ class PolicyGate:
                 part = respond(sub, m)
             r = dns.message.make_response(query, recursion_available=True)
             r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)
-                       | (part.flags & dns.flags.RA))
+                       | (part.flags & (dns.flags.RA | dns.flags.AA)))
             r.set_rcode(part.rcode())
             r.answer = [*response.answer[:kept], *part.answer]
             r.authority = list(part.authority)

@@ -113,10 +113,12 @@ def trigger_labels(net) -> str:
 @dataclass(frozen=True)
 class Rule:
     """What a trigger does: its action, its local data (rrsets at the trigger's name) or its
-    CNAME target (a wildcard target, ``*.suffix``, stands for the query name under it)."""
+    CNAME target (a wildcard target, ``*.suffix``, stands for the query name under it) and
+    that CNAME's TTL, which the rewrite's answer carries."""
     action: str
     records: tuple = ()
     target: dns.name.Name | None = None
+    ttl: int = 300
 
 
 def rule_of(rdatasets) -> Rule:
@@ -131,7 +133,7 @@ def rule_of(rdatasets) -> Rule:
         special = _SPECIAL.get(target)
         if special is not None:
             return Rule(special)
-        return Rule(CNAME, target=target)
+        return Rule(CNAME, target=target, ttl=cname.ttl)
     return Rule(LOCAL_DATA, records=tuple(rdatasets))
 
 
@@ -447,10 +449,11 @@ def cname_target(match: Match, qname: dns.name.Name) -> dns.name.Name:
 
 def respond(query: dns.message.Message, match: Match, ttl: int = 300) -> dns.message.Message:
     """The response ``match``'s action (NXDOMAIN, NODATA, local data) gives to ``query``:
-    RA set (clear for NXDOMAIN with ``rpz-signal-nxdomain-ra``), never AA or AD, the policy
-    zone's SOA in the authority section of a negative answer."""
+    AA set (the policy zone's data, as Unbound answers it), RA set (clear for NXDOMAIN with
+    ``rpz-signal-nxdomain-ra``), never AD, the policy zone's SOA in the authority section
+    of a negative answer."""
     r = dns.message.make_response(query, recursion_available=True)
-    r.flags &= ~(dns.flags.AD | dns.flags.AA)
+    r.flags = r.flags & ~dns.flags.AD | dns.flags.AA
     q = query.question[0]
     action = match.rule.action
     if action == LOCAL_DATA:
@@ -478,13 +481,14 @@ def respond(query: dns.message.Message, match: Match, ttl: int = 300) -> dns.mes
 def rewrite(query: dns.message.Message, match: Match, target: dns.name.Name,
             resolved: dns.message.Message | None) -> dns.message.Message:
     """The response to ``query`` for a CNAME rewrite to ``target``: the CNAME, then the
-    answer the target resolved to (``resolved``; SERVFAIL when None), without AD."""
+    answer the target resolved to (``resolved``; SERVFAIL when None), AA set (the CNAME is
+    the policy zone's, as Unbound answers it), without AD."""
     r = dns.message.make_response(query, recursion_available=True)
-    r.flags &= ~(dns.flags.AD | dns.flags.AA)
+    r.flags = r.flags & ~dns.flags.AD | dns.flags.AA
     q = query.question[0]
     cname = r.find_rrset(r.answer, q.name, dns.rdataclass.IN, dns.rdatatype.CNAME,
                          create=True)
-    cname.update(dns.rrset.from_text(q.name, 300, "IN", "CNAME", target.to_text()))
+    cname.update(dns.rrset.from_text(q.name, match.rule.ttl, "IN", "CNAME", target.to_text()))
     if resolved is None:
         r.set_rcode(dns.rcode.SERVFAIL)
         return r

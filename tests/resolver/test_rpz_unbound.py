@@ -1,9 +1,10 @@
 """QNAME triggers on the names a CNAME chain leads to, side by side with Unbound: both resolve
 the lab's cross-zone CNAME chains (on port 53, where Unbound asks) under the same two policy
-zones, in the same order, and give the same rcode and answer section (names, types, data;
-TTLs aside) for a trigger on a chain's name answering NXDOMAIN, NODATA and local data, and a
-PASSTHRU on a chain's name in the first zone where the second zone would block. Each name is
-asked of corenet-resolver again, answered from its cache: the same answer.
+zones, in the same order, and give the same rcode, RA and AA flags and answer section
+(names, types, data; TTLs aside) for a trigger on the query's name or on a chain's name
+answering NXDOMAIN, NODATA, local data or a CNAME rewrite, and a PASSTHRU on a chain's name
+in the first zone where the second zone would block. Each name is asked of corenet-resolver
+again, answered from its cache: the same answer.
 
 Local zones come before the policy, as in Unbound: a name a local zone answers (its local
 data, a static zone's NXDOMAIN) meets no trigger, while a transparent zone's name without
@@ -32,6 +33,9 @@ host.corp.test CNAME .
 nothere.corp.test A 203.0.113.9
 a.open.test CNAME .
 b.open.test A 203.0.113.8
+nx1.example.com CNAME .
+ld1.example.com A 203.0.113.5
+cn1.example.com CNAME www.example.net.
 """
 #: local zones on both servers, some of their names under rules of BLOCK
 LOCAL = (("corp.test.", "static", "host.corp.test. 300 IN A 10.1.2.3"),
@@ -57,6 +61,14 @@ CASES = {
     # chain8-01 passes in the first zone: its block in the second, and chain8-04's, not applied
     "passthru": ("chain8-00.example.com.", "NOERROR",
                  _chain(0, 8) + [("chain8-08.example.com.", "A", "192.0.2.108")]),
+    # triggers on the query's own name
+    "qname-nxdomain": ("nx1.example.com.", "NXDOMAIN", []),
+    "qname-local-data": ("ld1.example.com.", "NOERROR", [("ld1.example.com.", "A",
+                                                          "203.0.113.5")]),
+    # the rewrite's target is resolved, not checked again (its rule in BLOCK not applied)
+    "qname-cname": ("cn1.example.com.", "NOERROR", [("cn1.example.com.", "CNAME",
+                                                     "www.example.net."),
+                                                    ("www.example.net.", "A", "198.51.100.1")]),
     # local zones before the policy: their answers stand; a transparent zone's name without
     # data meets the rule
     "local-static-data": ("host.corp.test.", "NOERROR", [("host.corp.test.", "A", "10.1.2.3")]),
@@ -88,6 +100,12 @@ def pair(tmp_path_factory):
     with beside_unbound(tmp, "--config", str(conf), unbound_extra="\n".join(ub_rpz)) as pair:
         yield pair
 
+def _ttls(msg) -> dict[tuple[str, str], int]:
+    """The TTLs of the records the policy writes (those from authorities count down)."""
+    return {(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype)): rrset.ttl
+            for rrset in msg.answer if rrset.name.to_text().lower().startswith(("cn1.", "ld1."))}
+
+
 def _answer(msg) -> list[tuple[str, str, str]]:
     return [(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rd.to_text())
             for rrset in msg.answer for rd in sorted(rrset, key=lambda rd: rd.to_text())]
@@ -105,7 +123,9 @@ def test_a_trigger_on_a_cname_chains_name_answers_as_unbound(pair, case):
     assert _answer(theirs) == answer, shown
     assert ours.rcode() == theirs.rcode(), shown
     assert _answer(ours) == _answer(theirs), shown
-    assert bool(ours.flags & dns.flags.RA) == bool(theirs.flags & dns.flags.RA), shown
+    assert _ttls(ours) == _ttls(theirs), shown
+    for flag in (dns.flags.RA, dns.flags.AA):     # AA: set on what the policy or a local zone
+        assert bool(ours.flags & flag) == bool(theirs.flags & flag), shown     # answers
     # Asked again, the answer comes from the cache: the policy still holds (Unbound answers
     # the chain it cached, through the trigger's name, unchanged)
     again = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
