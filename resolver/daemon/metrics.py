@@ -259,6 +259,16 @@ def _render_service(stats: dict, metric) -> None:
            "Resolutions that ended under DNSSEC validation, by outcome (RFC 4035 4.3).",
            [(f'{{outcome="{o}"}}', e.get(f"dnssec_{o}", 0))
             for o in ("secure", "insecure", "bogus", "indeterminate")])
+    v = stats.get("dnssec", {})
+    metric("dnssec_rrsets_bogus_total", "counter",
+           "Rrsets the validator found bogus: an answer, authority or DS rrset whose "
+           "signatures did not verify, or that had none in a signed zone.",
+           [("", v.get("rrsets_bogus", 0))])
+    metric("aggressive_answers_total", "counter",
+           "Answers made from validated NSEC/NSEC3 ranges and wildcards in the cache "
+           "(RFC 8198) without asking the authorities, by rcode.",
+           [('{rcode="NOERROR"}', v.get("aggressive_noerror", 0)),
+            ('{rcode="NXDOMAIN"}', v.get("aggressive_nxdomain", 0))])
     metric("uptime_seconds", "gauge", "Seconds since the daemon started serving.",
            [("", float(stats["uptime"]))])
     b = stats.get("build") or build_info()

@@ -74,11 +74,15 @@ def render(stats: dict, now: float | None = None) -> str:
         out += [(f"num.query.flags.{name}", n) for name, n in shape["flags"].items()]
         out += [("num.query.edns.present", shape["edns_present"]),
                 ("num.query.edns.DO", shape["edns_do"])]
+    v = stats.get("dnssec", {})
     out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
             if n or name in RCODES_ALWAYS]
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
             ("num.answer.secure", e.get("dnssec_secure", 0)),
             ("num.answer.bogus", e.get("dnssec_bogus", 0)),
+            ("num.rrset.bogus", v.get("rrsets_bogus", 0)),
+            ("num.query.aggressive.NOERROR", v.get("aggressive_noerror", 0)),
+            ("num.query.aggressive.NXDOMAIN", v.get("aggressive_nxdomain", 0)),
             ("unwanted.queries", stats["refused_acl"] + stats["dropped"].get("acl", 0)),
             ("unwanted.replies", e["dropped_mismatched"]),
             ("msg.cache.count", stats["cache"]["messages"]),

@@ -92,8 +92,20 @@ class ValidatorStats:
     sig_checks: int = 0
     nsec3_hashes: int = 0
     suspends: int = 0
-    synthesized: int = 0        # answers from validated NSEC/NSEC3 and wildcards (RFC 8198)
     retries: int = 0            # questions asked again of a zone's other servers after bogus
+    # rrsets found bogus: a signature over an answer, authority or DS rrset that did not
+    # verify, or none in a signed zone (Unbound's num.rrset.bogus; a DNSKEY set failing its
+    # DS is a zone's verdict, not counted here, as in Unbound)
+    rrsets_bogus: int = 0
+    # answers made from validated NSEC/NSEC3 ranges and wildcards (RFC 8198), by rcode
+    # (Unbound's num.query.aggressive.NOERROR and .NXDOMAIN)
+    aggressive_noerror: int = 0
+    aggressive_nxdomain: int = 0
+
+    @property
+    def synthesized(self) -> int:
+        """Answers made from validated NSEC/NSEC3 ranges and wildcards, of either rcode."""
+        return self.aggressive_noerror + self.aggressive_nxdomain
 
 
 def _covered(rec: tuple) -> int:
@@ -406,8 +418,12 @@ class Validator:
             return e is not None and e.status == SECURE and e.expires >= now
 
         out = self.nsec_cache.synthesize(name, qtype, now, secure)
-        if out is not None:
-            self.stats.synthesized += 1
+        if out is None:
+            return None
+        if out[0] == "nx":
+            self.stats.aggressive_nxdomain += 1
+        else:                   # NODATA, or a wildcard's answer (or CNAME) expanded
+            self.stats.aggressive_noerror += 1
         return out
 
     def _mark_bogus(self, res, reason: str, ede: int):
@@ -587,6 +603,7 @@ class Validator:
                                                 parent(owner) if rdtype == DS else owner)
             if cut is not None:
                 return INSECURE, None, cut
+            self.stats.rrsets_bogus += 1
             raise Bogus(f"no usable RRSIG over {to_text(owner)}/{rdtype} in a signed zone",
                         EDE_RRSIGS_MISSING)
         zk = self._cached_keys(signer.lower(), it.clock())
@@ -597,8 +614,8 @@ class Validator:
         if self._charge(ctx):
             yield SUSPEND
         wall = self.wallclock()
-        sig = verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys,
-                           wall, self.limits, ctx)
+        sig = self._verify(owner, rdtype, it.qclass, rdatas, sigs, signer, zk.keys, wall,
+                           ctx)
         if label_count(owner) - label_count(signer) > 1:
             # RFC 4035 5.3.1: the signer must be the zone that holds the rrset; a signature
             # by an ancestor over data below a zone cut proves nothing
@@ -619,6 +636,17 @@ class Validator:
             self._mark(it, proven)
         return SECURE, sig.labels, signer
 
+    def _verify(self, owner: bytes, rdtype: int, rdclass: int, rdatas: list, sigs: list,
+                signer: bytes, keys: list, wall: float, ctx):
+        """``verify_rrset`` for an answer, authority or DS rrset: one found bogus is
+        counted (``stats.rrsets_bogus``) and its Bogus raised."""
+        try:
+            return verify_rrset(owner, rdtype, rdclass, rdatas, sigs, signer, keys, wall,
+                                self.limits, ctx)
+        except Bogus:
+            self.stats.rrsets_bogus += 1
+            raise
+
     def _proofs(self, ctx, it, auth: list, zone: bytes):
         """The NSEC or NSEC3 records of ``zone`` in ``auth``, each signature-checked with the
         zone's keys (and its SOA, when there): (nsecs, None) or ([], Nsec3Proof); None when
@@ -631,15 +659,15 @@ class Validator:
             if rdtype == SOA and owner.lower() == zone.lower():
                 if self._charge(ctx):
                     yield SUSPEND
-                verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
-                             self.wallclock(), self.limits, ctx)
+                self._verify(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
+                             self.wallclock(), ctx)
                 continue
             if rdtype not in (NSEC, NSEC3) or not is_subdomain(owner, zone):
                 continue
             if self._charge(ctx):
                 yield SUSPEND
-            verify_rrset(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
-                         self.wallclock(), self.limits, ctx)
+            self._verify(owner, rdtype, it.qclass, rdatas, sigs, zone, zk.keys,
+                         self.wallclock(), ctx)
             try:
                 for rd in rdatas:
                     if rdtype == NSEC:

@@ -259,6 +259,75 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         assert d.stop() == 0, d.log_text()[-2000:]
 
 
+#: What both validating resolvers are asked over the signed lab, in this order, with what
+#: each answers: a bogus rrset (altered.com.'s A does not match its signature), a zone whose
+#: DNSKEY set fails its DS (a zone's verdict: no rrset counted), an NXDOMAIN whose NSEC
+#: range then answers another name in it (twice: such a denial is made anew each time, by
+#: both), a NODATA whose NSEC then answers another type,
+#: a wildcard's expansion then another name below it.
+SIGNED_ASKED = (("www.altered.com.", "A", dns.rcode.SERVFAIL),
+                ("www.badds.com.", "A", dns.rcode.SERVFAIL),
+                ("nope.example.com.", "A", dns.rcode.NXDOMAIN),
+                ("nopf.example.com.", "A", dns.rcode.NXDOMAIN),
+                ("nopf.example.com.", "A", dns.rcode.NXDOMAIN),
+                ("www.example.com.", "TXT", dns.rcode.NOERROR),
+                ("www.example.com.", "MX", dns.rcode.NOERROR),
+                ("x.wild.example.com.", "A", dns.rcode.NOERROR),
+                ("y.wild.example.com.", "A", dns.rcode.NOERROR))
+
+
+def test_dnssec_stats_keys_count_as_a_real_unbound_s(signed_lab, tmp_path):
+    """``num.rrset.bogus`` and ``num.query.aggressive.NOERROR``/``.NXDOMAIN`` after the same
+    validated questions over the signed lab: the counts a real Unbound gives (it reaches the
+    lab's port through stub zones, as it asks only port 53 of a delegation's servers)."""
+    need_unbound()
+    lab, anchor = signed_lab
+    uport, cport = free_port(), free_tcp_port()
+    stubs = []
+    for zone, address in ((".", Z.ROOT_A), ("com.", Z.GTLD_A),
+                          ("example.com.", Z.EXAMPLE_COM_1), ("altered.com.", Z.EXAMPLE_COM_2),
+                          ("badds.com.", Z.EXAMPLE_COM_2)):
+        stubs += ["stub-zone:", f'name: "{zone}"', f"stub-addr: {address}@{lab.port}"]
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["extended-statistics: yes", "do-not-query-localhost: no",
+                                    'module-config: "validator iterator"',
+                                    f'trust-anchor-file: "{anchor}"', *stubs],
+                         ("control-enable: yes", "control-interface: 127.0.0.1",
+                          f"control-port: {cport}", "control-use-cert: no"))
+    d = Daemon(tmp_path / "d", lab, "--trust-anchor", str(anchor)).start()
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        assert ubctl(ub, "stats").returncode == 0
+        assert cli("--control", d.control, "stats").returncode == 0
+        for port in (uport, d.port):
+            for name, rdtype, rcode in SIGNED_ASKED:
+                q = dns.message.make_query(name, rdtype, want_dnssec=True)
+                r = dns.query.udp(q, "127.0.0.1", port=port, timeout=10)
+                if r.flags & dns.flags.TC:
+                    r = dns.query.tcp(q, "127.0.0.1", port=port, timeout=10)
+                assert r.rcode() == rcode, (port, name, rdtype, r)
+                assert bool(r.flags & dns.flags.AD) == (rcode != dns.rcode.SERVFAIL), \
+                    (port, name, rdtype, r)
+        r = ubctl(ub, "stats_noreset")
+        assert r.returncode == 0, r.stdout + r.stderr
+        theirs = keys(r.stdout)
+        r = cli("--control", d.control, "stats_noreset")
+        assert r.returncode == 0, r.stderr
+        ours = keys(r.stdout)
+        same = ["total.num.queries", "num.answer.bogus", "num.rrset.bogus",
+                "num.query.aggressive.NOERROR", "num.query.aggressive.NXDOMAIN"]
+        assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
+        assert [int(ours[k]) for k in same] == [len(SIGNED_ASKED), 2, 1, 2, 2]
+        text = d.metrics()
+        assert "corenet_resolver_dnssec_rrsets_bogus_total 1\n" in text
+        assert 'corenet_resolver_aggressive_answers_total{rcode="NOERROR"} 2\n' in text
+        assert 'corenet_resolver_aggressive_answers_total{rcode="NXDOMAIN"} 2\n' in text
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 def test_stats_prometheus_and_json_on_request_and_a_closed_pipe_is_quiet(lab, tmp_path):
     d = Daemon(tmp_path / "d", lab).start()
     try:
