@@ -273,11 +273,22 @@ class Feeds:
         self.on_change = on_change
         self.feeds: list[Feed] = []
         self.started = False
+        self.made: Policy | None = None          # the last policy made (``policy``)
 
     def policy(self) -> Policy | None:
+        """The policy of the zones the feeds hold now: the one made last when they are the
+        same zones in the same order (a reload whose zone files did not change keeps its
+        zones: the policy's trigger index, a union over all of them, is not made again on
+        the loop, and the cached answers keep the verdicts they had under it)."""
         if not self.feeds:
+            self.made = None
             return None
-        return Policy(f.zone for f in self.feeds if f.zone is not None)
+        zones = [f.zone for f in self.feeds if f.zone is not None]
+        made = self.made
+        if (made is None or len(made.zones) != len(zones)
+                or any(a is not b for a, b in zip(made.zones, zones))):
+            made = self.made = Policy(zones)
+        return made
 
     def _changed(self) -> None:
         if self.started:

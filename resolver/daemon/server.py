@@ -105,6 +105,8 @@ class Server:
             self.policy_gate = PolicyGate(policy, lambda q: cached_nameservers(rrsets, q),
                                           lambda: self.resolver.local_zones)
         old = self.policy_gate.policy
+        if old is policy and self.front.policy is self.policy_gate:
+            return                          # the same zones: the door's index stands
         self.policy_gate.policy = policy
         self.front.policy = self.policy_gate    # the door reads the new policy's index here
         if old is not None and old is not policy:

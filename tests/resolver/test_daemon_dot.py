@@ -439,6 +439,45 @@ def test_a_pair_that_does_not_load_leaves_the_context_as_it_was(tmp_path):
     assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(other_pem.read_text())
 
 
+def test_a_reload_with_the_same_files_does_not_load_the_pair_again(tmp_path):
+    """Loading a key takes the loop about half a millisecond: a reload whose certificate
+    and key files hold the bytes the context holds leaves them loaded (its other settings
+    still apply); a file rewritten with other bytes under the same name is loaded."""
+    from resolver.daemon.config import Config
+    from resolver.daemon.tls_listener import DOT_ALPN, ServiceContext
+    ca = CA(tmp_path / "ca")
+    pem, key = ca.issue("first")
+    cfg = replace(Config(), tls_service_pem=str(pem), tls_service_key=str(key))
+    service = ServiceContext(cfg, DOT_ALPN)
+    ctx = service.context
+
+    class Recording:
+        """The context, with its load_cert_chain calls recorded."""
+
+        def __init__(self) -> None:
+            object.__setattr__(self, "loads", [])
+
+        def load_cert_chain(self, *files):
+            self.loads.append(files)
+            return ctx.load_cert_chain(*files)
+
+        def __getattr__(self, name):
+            return getattr(ctx, name)
+
+        def __setattr__(self, name, value):
+            setattr(ctx, name, value)
+
+    service.context = spy = Recording()
+    assert service.reload(replace(cfg, tls_session_tickets=1)) is True
+    assert spy.loads == [] and ctx.num_tickets == 1
+    renewed_pem, renewed_key = ca.issue("renewed")      # the same kind of key, other bytes
+    shutil.copy(renewed_pem, pem)
+    shutil.copy(renewed_key, key)
+    assert service.reload(cfg) is True and len(spy.loads) == 1
+    assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(renewed_pem.read_text())
+    assert service.reload(cfg) is True and len(spy.loads) == 1     # the same bytes again
+
+
 def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
     """Forty cached queries in one write: their answers go out as one TLS write; each
     arrives whole, with its own ID."""

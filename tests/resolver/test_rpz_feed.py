@@ -63,6 +63,32 @@ def test_config_error_names_file_and_line(tmp_path):
         load_file(str(conf))
 
 
+def test_the_same_zones_keep_their_policy_and_a_changed_one_makes_a_new_one(tmp_path):
+    """Sources set again (a reload) whose zone files did not change keep the policy made
+    before, trigger index and all (nothing made again on the loop); a changed file makes a
+    new one, and so does a source taken away or its zone reordered."""
+    from resolver.daemon.rpz_feed import Feeds, read_zone_files
+
+    a = RpzSource("a.test.", zonefile=write(tmp_path / "a"))
+    b = RpzSource("b.test.", zonefile=write(tmp_path / "b"))
+    policies = []
+    feeds = Feeds(DEFAULT, policies.append)
+    feeds.set_sources([a, b])
+    first = policies[-1]
+    assert [z.name for z in first.zones] == ["a.test.", "b.test."]
+    feeds.set_sources([a, b], read_zone_files([a, b], DEFAULT, feeds.held()))
+    assert policies[-1] is first and len(policies) == 2
+    write(tmp_path / "b", 2, "bad.example CNAME .")
+    feeds.set_sources([a, b], read_zone_files([a, b], DEFAULT, feeds.held()))
+    assert policies[-1] is not first and policies[-1].zones[0] is first.zones[0]
+    second = policies[-1]
+    feeds.set_sources([b, a], read_zone_files([b, a], DEFAULT, feeds.held()))
+    assert policies[-1] is not second and [z.name for z in policies[-1].zones] == [
+        "b.test.", "a.test."]
+    feeds.set_sources([])
+    assert policies[-1] is None
+
+
 def test_zone_file_kept_when_the_new_one_fails(tmp_path):
     path = write(tmp_path / "z")
     changes = []
