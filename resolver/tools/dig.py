@@ -21,6 +21,7 @@ from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV,
                                         Options, UsageError, parse)
+from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, render
 from resolver.tools.dig_trace import trace
 from resolver.tools.dig_yaml import yaml_message
@@ -35,6 +36,8 @@ def lookup(o: Options, argv: list[str]) -> int:
     except Exception as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if o.nssearch:
+        return nssearch(o, argv)
     if o.trace:
         return trace(o, argv)
     if o.in_process:
