@@ -231,6 +231,8 @@ def _plus(o: Options, arg: str) -> None:
             o.cookie_value = cookie
     elif key == "trace":
         o.trace = on
+        if on:                            # as dig: +trace shows where each reply came from
+            o.identify = True
     elif key == "dns64prefix":
         pass                              # a look-up of its own: parse() starts it
     elif key == "opcode":

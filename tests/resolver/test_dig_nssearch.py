@@ -1,10 +1,10 @@
-"""``corenet-resolver query`` +nssearch side by side with BIND's dig 9.18 on the lab's port:
-the lab's NSD for example.com. (two servers), its silent address and its address where
-nothing is bound, and fake servers on the lab's free slots.
+"""``corenet-resolver query`` +nssearch, and +trace with +yaml, side by side with BIND's dig
+9.18 on the lab's port: the lab's NSD for example.com. (two servers), its silent address
+and its address where nothing is bound, and fake servers on the lab's free slots.
 
-dig finds a name server's addresses with the host's resolver (getaddrinfo), so the fakes
-name their servers by address (``127.0.0.10.``), which dig and this command both take as
-it is."""
+dig finds a name server's addresses with the host's resolver (getaddrinfo), for +nssearch
+and for every referral of +trace, so the fakes name their servers by address
+(``127.0.0.10.``), which dig and this command both take as it is."""
 from __future__ import annotations
 
 import re
@@ -155,3 +155,109 @@ def test_nssearch_of_a_server_that_does_not_reply(lab):
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
     assert ours.stdout.rstrip().endswith(";; no servers could be reached")
 
+
+# ---- +trace, and +trace +yaml ---------------------------------------------------------------
+def tree(root: str, auth: str):
+    """(root's handler, auth's handler): a root whose NS set is itself, by address, that
+    refers example.test. to ``auth`` (by address) and dead.test. to the lab's address
+    where nothing is bound; ``auth`` answers www.example.test. A, NXDOMAIN otherwise."""
+    top, example = dns.name.root, dns.name.from_text("example.test.")
+    dead = dns.name.from_text("dead.test.")
+
+    def soa(zone):
+        return dns.rrset.from_text(zone, 300, "IN", "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")
+
+    def at_root(q):
+        r = dns.message.make_response(q)
+        if q.flags & dns.flags.RD:
+            r.flags |= dns.flags.RA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if name == top and rdtype == 2:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(top, 300, "IN", "NS", f"{root}."))
+        elif name.is_subdomain(example):
+            r.authority.append(dns.rrset.from_text(example, 300, "IN", "NS", f"{auth}."))
+        elif name.is_subdomain(dead):
+            r.authority.append(dns.rrset.from_text(dead, 300, "IN", "NS", f"{Z.REFUSED}."))
+        else:
+            r.flags |= dns.flags.AA
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            r.authority.append(soa(top))
+        return r
+
+    def at_auth(q):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if name == dns.name.from_text("www.example.test.") and rdtype == 1:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.7"))
+        else:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            r.authority.append(soa(example))
+        return r
+    return at_root, at_auth
+
+
+@pytest.fixture
+def fake_tree(fakes):
+    at_root, at_auth = tree(Z.FAKE_TLD_1, Z.FAKE_TLD_2)
+    fakes(Z.FAKE_TLD_1, at_root)
+    fakes(Z.FAKE_TLD_2, at_auth)
+
+
+def same(text: str) -> list[str]:
+    """+trace's text or YAML without what differs between two runs: the version line,
+    times, ids, cookies."""
+    return [re.sub(r"in \d+ ms(\.?)$", r"in N ms\1", line)
+            for line in _yaml_comparable(text) if not line.startswith("; <<>>")]
+
+
+@pytest.mark.parametrize("server, args, rc", [
+    ("root", ["www.example.test", "+yaml"], 0),
+    ("root", ["nope.example.test", "+yaml"], 0),
+    ("root", ["www.example.test", "+yaml", "+dnssec"], 0),
+    ("root", ["www.example.test", "+yaml", "+multi", "+nocmd"], 0),
+    ("root", ["www.example.test", "+yaml", "+comments"], 0),
+    ("root", ["www.example.test", "+yaml", "+short"], 0),   # the header, then the lines
+    ("root", ["www.example.test"], 0),
+    ("root", ["nope.example.test"], 0),
+    ("root", ["www.example.test", "+short"], 0),       # each line with its type and server
+    ("root", ["www.example.test", "+short", "+noidentify"], 0),
+    # the referral's server refuses: dig's lost tries, then its error (with +yaml a
+    # DIG_ERROR entry, the lost tries left out)
+    ("root", ["www.dead.test", "+tries=2"], 9),
+    ("root", ["www.dead.test", "+yaml", "+tries=2"], 9),
+    # the server asked first refuses: the command lines come with the error
+    ("refused", ["www.example.test", "+tries=2"], 9),
+    ("refused", ["www.example.test", "+yaml", "+tries=2"], 9),
+])
+def test_trace_and_yaml_trace_match_bind_dig(lab, fake_tree, server, args, rc):
+    """+trace @SERVER down a tree whose servers are named by address; with +yaml each step
+    is a YAML document entry (the answer and authority sections, as +trace shows them)."""
+    at = Z.FAKE_TLD_1 if server == "root" else Z.REFUSED
+    args = ["-p", str(lab.port), f"@{at}", *args, "+trace"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    if "+yaml" in args and rc == 0:
+        docs = ours.stdout.split("- type: MESSAGE\n")
+        assert docs[0] == "" and len(docs) == 4, ours.stdout      # root NS, referral, end
+        assert "    type: RECURSIVE_RESPONSE\n" in docs[1]
+        assert all("    type: AUTH_RESPONSE\n" in d for d in docs[2:])
+        assert f'response_address: "{Z.FAKE_TLD_2}"' in docs[3]
+    if "+yaml" in args and rc == 9:
+        assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                    "    no servers could be reached\n"), ours.stdout
+        assert "communications error" not in ours.stdout
+
+
+@pytest.mark.parametrize("args", [["+tries=1"], ["+tries=2"], ["+tries=1", "+qr"]])
+def test_yaml_of_a_server_that_does_not_reply(lab, args):
+    """Without +trace too: the lost tries left out, the command lines then dig's error as
+    a DIG_ERROR entry (after the query, with +qr)."""
+    args = ["-p", str(lab.port), f"@{Z.REFUSED}", "www.example.com", "+yaml", *args]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                "    no servers could be reached\n"), ours.stdout
