@@ -21,7 +21,8 @@ from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV,
                                         Options, UsageError, parse)
-from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, render
+from resolver.tools.dig_nssearch import nssearch
+from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace
 from resolver.tools.dig_yaml import yaml_message
 
@@ -35,6 +36,8 @@ def lookup(o: Options, argv: list[str]) -> int:
     except Exception as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if o.nssearch:
+        return nssearch(o, argv)
     if o.trace:
         return trace(o, argv)
     if o.in_process:
@@ -59,6 +62,9 @@ def lookup(o: Options, argv: list[str]) -> int:
     found = sum(1 for _, name in servers if name == o.server)
     banner = (cmd_lines(argv, o, found)
               if o.show["cmd"] and not (o.short or o.yaml or o.dns64prefix) else "")
+    # with +yaml, dig prints the command lines only before an error that comes first
+    yaml_banner = (cmd_lines(argv, o, found)
+                   if o.yaml and o.show["cmd"] and not (o.short or o.dns64prefix) else "")
     names = search_names(o)
 
     def yaml_reply(r, where: str, sent_at: float) -> str:
@@ -77,17 +83,20 @@ def lookup(o: Options, argv: list[str]) -> int:
                 q, o, sending=True, address=servers[0][0], port=port, size=size,
                 proto="UDP" if o.transport == "udp" else "TCP", sent_at=time.time())
                 if o.yaml else render(q, o, elapsed=None, server="", size=size, sending=True)))
-            banner = ""
+            banner = yaml_banner = ""
         sent_at = time.time()
         pending = [banner]
         got = exchange(q, o, servers, port, pending)
         banner = pending[0]
         if got is None:
-            print(banner + ";; no servers could be reached", flush=True)
+            sys.stdout.write(banner + yaml_banner
+                             + error_line(o, "no servers could be reached"))
+            sys.stdout.flush()
             return EXIT_NO_ANSWER
         if isinstance(got, int):
             return got
         r, where, elapsed = got
+        yaml_banner = ""
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
             sys.stdout.write((yaml_reply(r, where, sent_at) if o.yaml else "") + prefixes)

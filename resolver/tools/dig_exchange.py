@@ -301,8 +301,9 @@ def exchange(q, o: Options, servers, port: int, banner: list[str]):
                     print(f";; TLS peer certificate verification for {addr}#{port} "
                           f"failed: {refused}", flush=True)
                     return EXIT_NO_ANSWER
-                print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                      flush=True)
+                if not o.yaml:               # as dig: +yaml leaves its warnings out
+                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                          flush=True)
                 continue
             if r.rcode() == 2 and not o.fail and (addr, name) != servers[-1]:
                 if not o.short:

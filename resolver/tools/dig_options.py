@@ -54,6 +54,7 @@ class Options:
     cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
     trace: bool = False                  # +trace: iterate from the root hints, each step shown
+    nssearch: bool = False               # +nssearch: each name server's SOA, one line each
     ignore_tc: bool = False
     badcookie: bool = True               # +[no]badcookie: a BADCOOKIE reply asked again
     showbadcookie: bool = False          # +showbadcookie: that reply printed first
@@ -129,7 +130,7 @@ def add_parser(sub, authority_flags) -> argparse.ArgumentParser:
                     "  +tls-ca[=FILE] +tls-hostname=NAME +time=N +tries=N +retry=N\n"
                     "  +short +all +cmd +comments +question +answer +authority\n"
                     "  +additional +stats +multi +yaml +cookie[=HEX] +badcookie +showbadcookie +trace\n"
-                    "  +dns64prefix\n"
+                    "  +dns64prefix +nssearch\n"
                     f"Without @SERVER the nameservers of {RESOLV_CONF} are asked\n"
                     f"(${RESOLV_CONF_ENV} names another file). Exit status: 0 a reply,\n"
                     "1 usage error, 8 batch file unreadable, 9 no reply, 10 internal error.")
@@ -183,7 +184,7 @@ PLUS_OPTIONS = ("rec", "cd", "adflag", "dnssec", "edns", "bufsize", "nsid", "sub
                 "header-only", "qr", "expire", "keepalive", "coflag", "padding", "search",
                 "showsearch", "domain", "ndots", "idnin", "fail", "http-plain", "http-plain-post",
                 "http-plain-get", "badcookie", "showbadcookie", "onesoa", "besteffort",
-                "ednsnegotiation", "keepopen", "yaml", "dns64prefix")
+                "ednsnegotiation", "keepopen", "yaml", "dns64prefix", "nssearch")
 PLUS_ALIASES = {"recurse": "rec", "cdflag": "cd", "ad": "adflag", "do": "dnssec",
                 "timeout": "time", "multiline": "multi", "rdflag": "rec", "aaonly": "aaflag",
                 "defname": "search"}
@@ -205,7 +206,8 @@ def _plus(o: Options, arg: str) -> None:
              "qr": "qr", "expire": "expire", "keepalive": "keepalive", "coflag": "coflag",
              "idnin": "idnin", "fail": "fail", "badcookie": "badcookie",
              "showbadcookie": "showbadcookie", "onesoa": "onesoa", "besteffort": "besteffort",
-             "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen", "yaml": "yaml"}
+             "ednsnegotiation": "ednsnegotiation", "keepopen": "keepopen", "yaml": "yaml",
+             "nssearch": "nssearch"}
     if key in flags:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
@@ -229,6 +231,8 @@ def _plus(o: Options, arg: str) -> None:
             o.cookie_value = cookie
     elif key == "trace":
         o.trace = on
+        if on:                            # as dig: +trace shows where each reply came from
+            o.identify = True
     elif key == "dns64prefix":
         pass                              # a look-up of its own: parse() starts it
     elif key == "opcode":

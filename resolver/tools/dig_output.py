@@ -347,6 +347,14 @@ def render(msg, o: Options, *, elapsed: float | None, server: str, size: int | N
     return "".join(line + "\n" for line in out)
 
 
+def error_line(o: Options, text: str) -> str:
+    """One of dig's errors (``no servers could be reached``): a ``;;`` line, or with +yaml a
+    DIG_ERROR document entry."""
+    if o.yaml:
+        return f"- type: DIG_ERROR\n  message: |\n    {text}\n"
+    return f";; {text}\n"
+
+
 def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
     from corenet import __version__
     lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]

@@ -9,10 +9,14 @@ from dataclasses import replace
 from resolver.tools.dig_exchange import ask, error_text, make_query, network_errors, \
     server_addresses
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
-from resolver.tools.dig_output import cmd_lines, rdata_text, rr_lines
+from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text, rr_lines
+from resolver.tools.dig_yaml import yaml_message
 
 #: the most steps one +trace takes (referrals, and the walks to NS names without glue)
 TRACE_MAX_STEPS = 30
+#: the sections +trace shows of each step (its +yaml documents too): answer and authority
+_TRACE_SHOWN = {"cmd": False, "comments": False, "question": False, "answer": True,
+                "authority": True, "additional": False, "stats": False}
 
 
 def trace(o: Options, argv: list[str]) -> int:
@@ -34,11 +38,15 @@ def trace(o: Options, argv: list[str]) -> int:
         except (OSError, ValueError) as e:
             print(f"{PROG}: root hints: {e}", file=sys.stderr)
             return EXIT_USAGE
-    if o.show["cmd"] and not o.short:
-        sys.stdout.write(cmd_lines(argv, o, None))
+    found = (sum(1 for _, name in start if name == o.server) if o.server is not None
+             else None)
+    # as dig, the command lines come with the first reply, after its lost tries (with
+    # +yaml, only before an error that comes first)
+    banner = cmd_lines(argv, o, found) if o.show["cmd"] and not o.short else ""
     steps = [0]
     root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
-    r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None)
+    r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None,
+                   banner=banner)
     if r is None:
         return EXIT_NO_ANSWER
     hints = start
@@ -74,10 +82,12 @@ def _root_hints(o: Options) -> list[tuple[str, str]]:
             or (o.family == socket.AF_INET6) == (":" in a)]
 
 
-def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False):
+def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False,
+               banner: str = ""):
     """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
     ``servers`` ((address, name) pairs) in turn, ``o.tries`` each, the reply printed when
-    ``show``; None when none replied or the steps are spent."""
+    ``show``; None when none replied (said after ``banner``) or the steps are spent."""
+    import dns.rdatatype
     steps[0] += 1
     if steps[0] > TRACE_MAX_STEPS:
         print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
@@ -85,25 +95,42 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
     q = make_query(replace(o, rec=rec))
     for addr, name in servers:
         for _ in range(o.tries):
-            t0 = time.monotonic()
+            t0, sent_at = time.monotonic(), time.time()
             try:
-                r, _proto = ask(q, replace(o, transport="udp" if o.transport != "tcp"
+                r, proto = ask(q, replace(o, transport="udp" if o.transport != "tcp"
                                            else "tcp"), addr, name, port)
             except network_errors() as e:
-                print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                      flush=True)
+                if not o.yaml:            # as dig: +yaml leaves its warnings out
+                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                          flush=True)
                 continue
-            if show:
+            if not show:
+                return r
+            ms = (time.monotonic() - t0) * 1000
+            # +short: the answer's records, each with its type (and, +identify, which +trace
+            # sets, where and how fast it came), as dig's +trace prints them
+            said = f" from server {addr} in {ms:.0f} ms." if o.identify else ""
+            short = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)}{said}"
+                     for rrset in r.answer for rd in rrset] if o.short else []
+            if o.yaml:                    # as dig: each step a YAML document entry
+                sys.stdout.write(yaml_message(
+                    r, replace(o, show=_TRACE_SHOWN), sending=False, address=addr,
+                    port=port, proto=proto, sent_at=sent_at, received_at=time.time(),
+                    size=len(getattr(r, "wire", None) or r.to_wire()),
+                    sent_cookie=cookie_of(q)) + "".join(line + "\n" for line in short))
+                sys.stdout.flush()
+            else:
+                sys.stdout.write(banner)
                 size = len(getattr(r, "wire", None) or r.to_wire())
-                lines = rr_lines(r.answer + r.authority, multi=o.multi, o=o)
-                if o.short:
-                    lines = [rdata_text(rd, o) for rrset in r.answer for rd in rrset]
+                lines = short if o.short else rr_lines(r.answer + r.authority, multi=o.multi,
+                                                       o=o)
                 sys.stdout.write("".join(line + "\n" for line in lines))
                 if not o.short:
                     print(f";; Received {size} bytes from {addr}#{port}({name}) in "
-                          f"{(time.monotonic() - t0) * 1000:.0f} ms\n", flush=True)
+                          f"{ms:.0f} ms\n", flush=True)
             return r
-    print(";; no servers could be reached", flush=True)
+    sys.stdout.write(banner + error_line(o, "no servers could be reached"))
+    sys.stdout.flush()
     return None
 
 
@@ -138,6 +165,11 @@ def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool 
     if out:
         return out
     for target in targets:          # no glue: each name's address
+        literal = _address_literal(target)
+        if literal is not None:     # an address as a name: that address, as dig takes it
+            if not o.family or (o.family == socket.AF_INET6) == (":" in literal):
+                return [(literal, literal)]
+            continue
         ask = replace(o, name=target.to_text(), rdtype="A" if o.family != socket.AF_INET6
                       else "AAAA", rdclass=None, reverse=False)
         if rec:
@@ -166,3 +198,15 @@ def _walk(o: Options, port: int, hints, steps: list) -> list[str]:
         if not nxt:
             return []
         servers = nxt
+
+
+def _address_literal(name) -> str | None:
+    """The address a name spells (``192.0.2.1.``), as dig reads an NS name; else None."""
+    text = name.to_text(omit_final_dot=True)
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(fam, text)
+            return text
+        except OSError:
+            continue
+    return None

@@ -35,7 +35,9 @@ def yaml_message(msg, o: Options, *, sending: bool, address: str, port: int, pro
     if sending:
         kind = "RECURSIVE_QUERY" if msg.flags & dns.flags.RD else "AUTH_QUERY"
     else:
-        kind = "RECURSIVE_RESPONSE" if msg.flags & dns.flags.RA else "AUTH_RESPONSE"
+        # as dig: a recursive response has RD and RA both
+        kind = ("RECURSIVE_RESPONSE" if msg.flags & dns.flags.RD and msg.flags & dns.flags.RA
+                else "AUTH_RESPONSE")
     where = "query" if sending else "response"
     out = ["- type: MESSAGE", "  message:", f"    type: {kind}",
            f"    query_time: !!timestamp {_stamp(sent_at)}"]

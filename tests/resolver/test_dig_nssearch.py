@@ -1,0 +1,264 @@
+"""``corenet-resolver query`` +nssearch, and +trace with +yaml, side by side with BIND's dig
+9.18 on the lab's port: the lab's NSD for example.com. (two servers), its silent address
+and its address where nothing is bound, and fake servers on the lab's free slots.
+
+dig finds a name server's addresses with the host's resolver (getaddrinfo), for +nssearch
+and for every referral of +trace, so the fakes name their servers by address
+(``127.0.0.10.``), which dig and this command both take as it is."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
+import pytest
+
+from dnslab import zones as Z
+from test_dig_query import _yaml_comparable, comparable, dig, query
+
+#: a name no resolver has (RFC 6761): its NS target's address is "not found"
+NOWHERE = "nowhere.invalid."
+
+
+class Fake:
+    """A UDP server at ``address`` on ``port`` that answers each query with
+    ``handler(query)`` (None: no answer)."""
+
+    def __init__(self, address: str, port: int, handler):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, port))
+        self.sock.settimeout(0.1)         # the loop looks at ``stop`` this often
+        self.handler = handler
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            r = self.handler(dns.message.from_wire(data))
+            if r is not None:
+                self.sock.sendto(r.to_wire(), peer)
+
+    def close(self):
+        """Stopped, and its address free again (the thread out of recvfrom first)."""
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def fakes(lab):
+    """fakes(address, handler): a Fake on the lab's port, closed after the test."""
+    made = []
+
+    def make(address, handler):
+        made.append(Fake(address, lab.port, handler))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def ns_giver(*targets: str):
+    """A recursive server's handler: example.com.'s NS set (``targets``) in the answer for
+    example.com. and names under it, a referral to them for refer.example.com., REFUSED
+    for anything else."""
+    zone, refer = dns.name.from_text("example.com."), dns.name.from_text("refer.example.com.")
+
+    def handle(q):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.RA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if rdtype == 2 and name == refer:
+            r.authority.append(dns.rrset.from_text(refer, 300, "IN", "NS", *targets))
+        elif rdtype == 2 and name.is_subdomain(zone):
+            r.answer.append(dns.rrset.from_text(zone, 300, "IN", "NS", *targets))
+        else:
+            r.set_rcode(dns.rcode.REFUSED)
+        return r
+    return handle
+
+
+def masked(text: str) -> list[str]:
+    """+nssearch's lines, the times masked, in order (dig prints each reply as it comes,
+    having shuffled the servers: the order is not compared)."""
+    return sorted(re.sub(r" in \d+ ms\.$", " in N ms.", line) for line in text.splitlines())
+
+
+EXAMPLE = f"{Z.EXAMPLE_COM_1}. {Z.EXAMPLE_COM_2}."
+
+
+@pytest.mark.parametrize("name, targets, rc", [
+    # both example.com. servers of the lab: their SOA, one line each
+    ("example.com", EXAMPLE, 0),
+    # and a name without an address, one that never answers and one that refuses
+    ("example.com", f"{EXAMPLE} {NOWHERE} {Z.SILENT}. {Z.REFUSED}.", 0),
+    # a name below the zone: its SOA is asked, the servers answer none (NODATA)
+    ("www.example.com", EXAMPLE, 0),
+    # a referral (the NS set in the authority section): followed the same way
+    ("refer.example.com", EXAMPLE, 0),
+    # no server replies: dig's error line, exit 9
+    ("example.com", f"{Z.SILENT}. {Z.REFUSED}.", 9),
+    # no name server has an address: dig's fatal error (on stderr), exit 1
+    ("example.com", NOWHERE, 1),
+    # no NS set (REFUSED here): nothing to ask, nothing printed
+    ("example.org", EXAMPLE, 0),
+])
+def test_nssearch_matches_bind_dig(lab, fakes, name, targets, rc):
+    fakes(Z.FAKE_TLD_1, ns_giver(*targets.split()))
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", name, "+nssearch", "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert masked(ours.stdout) == masked(theirs.stdout), ours.stdout + theirs.stdout
+    lines = ours.stdout.splitlines()
+    if NOWHERE in targets:                # looked up (in vain) before any server is asked
+        # ("not found", or "failure" where the host's resolver cannot be reached)
+        assert lines[0].startswith(f"couldn't get address for '{NOWHERE.rstrip('.')}': ")
+    if rc == 9:
+        assert lines[-1] == ";; NS servers could not be reached"
+    if rc == 1:
+        assert ours.stderr.split(": ", 1)[1] == theirs.stderr.split(": ", 1)[1], \
+            ours.stderr + theirs.stderr
+    if name == "example.com" and rc == 0:
+        soa = {line.split(" from server ")[1].split(" in ")[0]: line.split(" from server ")[0]
+               for line in lines if line.startswith("SOA ")}
+        assert soa.keys() == {Z.EXAMPLE_COM_1, Z.EXAMPLE_COM_2}, ours.stdout
+        assert set(soa.values()) == {"SOA ns1.example.com. hostmaster.example.com. 1 3600 "
+                                     "600 86400 300"}, ours.stdout
+
+
+def test_nssearch_asked_of_the_zones_own_server(lab):
+    """Asked of the lab's NSD (no recursion there): its NS names have no address on the
+    host, so, as dig, nothing is asked; a name without an NS set prints nothing."""
+    for name in ("example.com", "nope.example.com"):
+        args = ["-p", str(lab.port), f"@{Z.EXAMPLE_COM_1}", name, "+nssearch", "+time=1"]
+        ours, theirs = query(*args), dig(*args)
+        assert ours.returncode == theirs.returncode, ours.stdout + ours.stderr
+        assert masked(ours.stdout) == masked(theirs.stdout), ours.stdout + theirs.stdout
+
+
+def test_nssearch_of_a_server_that_does_not_reply(lab):
+    args = ["-p", str(lab.port), f"@{Z.REFUSED}", "example.com", "+nssearch", "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.rstrip().endswith(";; no servers could be reached")
+
+
+# ---- +trace, and +trace +yaml ---------------------------------------------------------------
+def tree(root: str, auth: str):
+    """(root's handler, auth's handler): a root whose NS set is itself, by address, that
+    refers example.test. to ``auth`` (by address) and dead.test. to the lab's address
+    where nothing is bound; ``auth`` answers www.example.test. A, NXDOMAIN otherwise."""
+    top, example = dns.name.root, dns.name.from_text("example.test.")
+    dead = dns.name.from_text("dead.test.")
+
+    def soa(zone):
+        return dns.rrset.from_text(zone, 300, "IN", "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")
+
+    def at_root(q):
+        r = dns.message.make_response(q)
+        if q.flags & dns.flags.RD:
+            r.flags |= dns.flags.RA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if name == top and rdtype == 2:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(top, 300, "IN", "NS", f"{root}."))
+        elif name.is_subdomain(example):
+            r.authority.append(dns.rrset.from_text(example, 300, "IN", "NS", f"{auth}."))
+        elif name.is_subdomain(dead):
+            r.authority.append(dns.rrset.from_text(dead, 300, "IN", "NS", f"{Z.REFUSED}."))
+        else:
+            r.flags |= dns.flags.AA
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            r.authority.append(soa(top))
+        return r
+
+    def at_auth(q):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if name == dns.name.from_text("www.example.test.") and rdtype == 1:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.7"))
+        else:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            r.authority.append(soa(example))
+        return r
+    return at_root, at_auth
+
+
+@pytest.fixture
+def fake_tree(fakes):
+    at_root, at_auth = tree(Z.FAKE_TLD_1, Z.FAKE_TLD_2)
+    fakes(Z.FAKE_TLD_1, at_root)
+    fakes(Z.FAKE_TLD_2, at_auth)
+
+
+def same(text: str) -> list[str]:
+    """+trace's text or YAML without what differs between two runs: the version line,
+    times, ids, cookies."""
+    return [re.sub(r"in \d+ ms(\.?)$", r"in N ms\1", line)
+            for line in _yaml_comparable(text) if not line.startswith("; <<>>")]
+
+
+@pytest.mark.parametrize("server, args, rc", [
+    ("root", ["www.example.test", "+yaml"], 0),
+    ("root", ["nope.example.test", "+yaml"], 0),
+    ("root", ["www.example.test", "+yaml", "+dnssec"], 0),
+    ("root", ["www.example.test", "+yaml", "+multi", "+nocmd"], 0),
+    ("root", ["www.example.test", "+yaml", "+comments"], 0),
+    ("root", ["www.example.test", "+yaml", "+short"], 0),   # the header, then the lines
+    ("root", ["www.example.test"], 0),
+    ("root", ["nope.example.test"], 0),
+    ("root", ["www.example.test", "+short"], 0),       # each line with its type and server
+    ("root", ["www.example.test", "+short", "+noidentify"], 0),
+    # the referral's server refuses: dig's lost tries, then its error (with +yaml a
+    # DIG_ERROR entry, the lost tries left out)
+    ("root", ["www.dead.test", "+tries=2"], 9),
+    ("root", ["www.dead.test", "+yaml", "+tries=2"], 9),
+    # the server asked first refuses: the command lines come with the error
+    ("refused", ["www.example.test", "+tries=2"], 9),
+    ("refused", ["www.example.test", "+yaml", "+tries=2"], 9),
+])
+def test_trace_and_yaml_trace_match_bind_dig(lab, fake_tree, server, args, rc):
+    """+trace @SERVER down a tree whose servers are named by address; with +yaml each step
+    is a YAML document entry (the answer and authority sections, as +trace shows them)."""
+    at = Z.FAKE_TLD_1 if server == "root" else Z.REFUSED
+    args = ["-p", str(lab.port), f"@{at}", *args, "+trace"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    if "+yaml" in args and rc == 0:
+        docs = ours.stdout.split("- type: MESSAGE\n")
+        assert docs[0] == "" and len(docs) == 4, ours.stdout      # root NS, referral, end
+        assert "    type: RECURSIVE_RESPONSE\n" in docs[1]
+        assert all("    type: AUTH_RESPONSE\n" in d for d in docs[2:])
+        assert f'response_address: "{Z.FAKE_TLD_2}"' in docs[3]
+    if "+yaml" in args and rc == 9:
+        assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                    "    no servers could be reached\n"), ours.stdout
+        assert "communications error" not in ours.stdout
+
+
+@pytest.mark.parametrize("args", [["+tries=1"], ["+tries=2"], ["+tries=1", "+qr"]])
+def test_yaml_of_a_server_that_does_not_reply(lab, args):
+    """Without +trace too: the lost tries left out, the command lines then dig's error as
+    a DIG_ERROR entry (after the query, with +qr)."""
+    args = ["-p", str(lab.port), f"@{Z.REFUSED}", "www.example.com", "+yaml", *args]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                "    no servers could be reached\n"), ours.stdout
