@@ -341,6 +341,7 @@ class Server:
         r = self.resolver
         out = {
             "queries": queries,
+            "nodata": c.nodata,
             "qtypes": qtypes,
             "latency_buckets": list(LATENCY_BUCKETS),
             "latency_counts": c.latency,

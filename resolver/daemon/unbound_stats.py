@@ -77,6 +77,8 @@ def render(stats: dict, now: float | None = None) -> str:
     v = stats.get("dnssec", {})
     out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
             if n or name in RCODES_ALWAYS]
+    if stats.get("nodata"):                 # printed once non-zero, as Unbound's
+        out.append(("num.answer.rcode.nodata", stats["nodata"]))
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
             ("num.answer.secure", e.get("dnssec_secure", 0)),
             ("num.answer.bogus", e.get("dnssec_bogus", 0)),
