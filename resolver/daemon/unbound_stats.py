@@ -23,7 +23,7 @@ RCODES_ALWAYS = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMPL", "REFUS
 
 #: Unbound's names of the response policy's actions, in the order it prints them, each once
 #: non-zero (``statistics-inhibit-zero``'s default); no action of the daemon is
-#: ``rpz-invalid``.
+#: ``rpz-invalid`` (Unbound's for a rule it cannot use).
 RPZ_ACTIONS = ("rpz-nxdomain", "rpz-nodata", "rpz-passthru", "rpz-drop", "rpz-tcp-only",
                "rpz-invalid", "rpz-local-data", "rpz-disabled", "rpz-cname-override")
 
