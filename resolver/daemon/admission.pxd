@@ -73,6 +73,7 @@ cdef enum:
 cdef class Counters:
     # the daemon's one counter block (admission.pyx); the door counts every verdict here
     cdef unsigned long long rcodes[NTRANSPORTS][16]
+    cdef public unsigned long long nodata   # NOERROR answers with no answer record (NODATA)
     cdef object other_queries           # Counter: (transport, rcode) -> n, other transports
     cdef unsigned long long low_qtypes[256]
     cdef object other_qtypes            # Counter: qtype >= 256 -> n

@@ -189,7 +189,8 @@ cdef inline int _transport(str name):
 
 
 cdef class Counters:
-    """The daemon's one counter block: answers by transport and rcode, by qtype, the
+    """The daemon's one counter block: answers by transport and rcode (and the NOERROR ones
+    without an answer record, Unbound's ``num.answer.rcode.nodata``), by qtype, the
     answer-latency histogram, drops by reason, REFUSED verdicts, truncations, the door's
     cache hits and the stream connections' counts, in C integers (a dict only for a transport
     not in ``TRANSPORTS`` and a qtype above 255); ``queries``, ``qtypes``, ``latency`` and
@@ -248,6 +249,10 @@ cdef class Counters:
         """An answer sent over ``transport`` ``seconds`` after its query arrived."""
         cdef int t = _transport(transport)
         cdef unsigned int rcode = out[3] & 0x0F
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(out)
+        # NOERROR and ANCOUNT 0: a NODATA (every answer made here has its 12-byte header)
+        if (rcode | p[6] | p[7]) == 0:
+            self.nodata += 1
         if t >= 0:
             self.rcodes[t][rcode] += 1
         else:
@@ -356,8 +361,11 @@ cdef class Counters:
                           bint truncated) except -1:
         """An answering verdict the C UDP listener sends at once (``acted`` counted
         already): counted by rcode, a hit by qtype (above 255: as 0) and in the first
-        latency bucket, REFUSED in neither."""
-        self.rcodes[T_UDP][(<const unsigned char*>PyBytes_AS_STRING(out))[3] & 0x0F] += 1
+        latency bucket, REFUSED in neither; NOERROR with no answer record as NODATA too."""
+        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(out)
+        self.rcodes[T_UDP][p[3] & 0x0F] += 1
+        if ((p[3] & 0x0F) | p[6] | p[7]) == 0:
+            self.nodata += 1
         if verdict == HIT:
             if truncated:
                 self.truncated += 1

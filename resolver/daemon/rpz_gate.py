@@ -48,8 +48,10 @@ could act on.
   the same actions (a CNAME action there answers the CNAME alone: the target is not
   chased).
 
-Each match is counted per zone and action (``stats()``), and logged when the zone has
-``rpz-log``: one line with client, name, type, zone and action (Unbound's).
+Each match is counted per zone and action (``stats()``), and by Unbound's name of its
+action over every zone (``actions()``: ``stats`` prints them as ``num.rpz.action.*``), and
+logged when the zone has ``rpz-log``: one line with client, name, type, zone and action
+(Unbound's).
 """
 from __future__ import annotations
 
@@ -65,11 +67,18 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from resolver.policy.rpz import (CNAME, DISABLED, DROP, PASSTHRU, TCP_ONLY, Match, Policy,
-                                 answer_addresses, cname_chain, cname_target, respond,
-                                 rewrite)
+from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
+                                 PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
+                                 cname_chain, cname_target, respond, rewrite)
 
 log = logging.getLogger("resolver.rpz")
+
+#: An action's name in Unbound's statistics (``rpz_action_to_string``). A CNAME rule of the
+#: zone is Unbound's local data; ``rpz-action-override: cname`` is ``rpz-cname-override``.
+UNBOUND_ACTIONS = {NXDOMAIN: "rpz-nxdomain", NODATA: "rpz-nodata", PASSTHRU: "rpz-passthru",
+                   DROP: "rpz-drop", TCP_ONLY: "rpz-tcp-only", LOCAL_DATA: "rpz-local-data",
+                   CNAME: "rpz-local-data", DISABLED: "rpz-disabled"}
+CNAME_OVERRIDE = "rpz-cname-override"
 
 
 class PolicyGate:
@@ -83,6 +92,8 @@ class PolicyGate:
         self.local_zones = local_zones or (lambda: None)
         #: (zone, action) -> matches
         self.counts: Counter = Counter()
+        #: Unbound's name of the action (``UNBOUND_ACTIONS``) -> matches, of every zone
+        self.by_unbound_name: Counter = Counter()
 
     def stats(self) -> dict:
         out: dict = {}
@@ -90,12 +101,18 @@ class PolicyGate:
             out.setdefault(zone, {})[action] = n
         return out
 
+    def actions(self) -> dict:
+        """Matches by Unbound's name of their action, of every zone."""
+        return dict(self.by_unbound_name)
+
     def note(self, m: Match, client, query: dns.message.Message, action: str | None = None,
              name: dns.name.Name | None = None):
         """Counts a match, and logs it with ``rpz-log``: the query's name and type, or
         ``name`` (a name the answer's CNAME chain leads to, which the trigger met)."""
         action = action or m.action
         self.counts[(m.zone.name, action)] += 1
+        overridden = action == CNAME and m.zone.options.action_override == CNAME
+        self.by_unbound_name[CNAME_OVERRIDE if overridden else UNBOUND_ACTIONS[action]] += 1
         if m.zone.options.log:
             q = query.question[0]
             log.info("rpz: applied [%s] %s %s %s %s %s@%s", m.zone.options.log_name or m.zone.name,

@@ -343,6 +343,7 @@ class Server:
         r = self.resolver
         out = {
             "queries": queries,
+            "nodata": c.nodata,
             "qtypes": qtypes,
             "latency_buckets": list(LATENCY_BUCKETS),
             "latency_counts": c.latency,
@@ -380,7 +381,8 @@ class Server:
             **({} if self.rpz is None or (not self.rpz.feeds and self.policy_gate is None)
                else {"rpz": {
                 "zones": self.rpz.stats(),
-                "matches": self.policy_gate.stats() if self.policy_gate else {}}}),
+                "matches": self.policy_gate.stats() if self.policy_gate else {},
+                "actions": self.policy_gate.actions() if self.policy_gate else {}}}),
         }
         out["hit_rates"] = hit_rates(out)
         return out

@@ -1,9 +1,10 @@
 """The daemon's figures as Unbound's ``stats`` prints them: ``key=value`` lines with
 Unbound's names (``thread0.num.queries``, ``total.num.cachehits``, ``time.up``,
-``histogram.*``, ``num.query.type.A``, ``num.answer.rcode.NOERROR`` ...), so the tools
-written for ``unbound-control stats`` (munin's plugin, unbound_exporter, collectd, zabbix
-templates) read them. Pure: a ``Server.stats()`` dict (one worker's, or the supervisor's
-merge with its ``per_worker`` list) in, text out.
+``histogram.*``, ``num.query.type.A``, ``num.answer.rcode.NOERROR``,
+``num.rpz.action.rpz-nxdomain`` ...), so the tools written for ``unbound-control stats``
+(munin's plugin, unbound_exporter, collectd, zabbix templates) read them. Pure: a
+``Server.stats()`` dict (one worker's, or the supervisor's merge with its ``per_worker``
+list) in, text out.
 
 Only the names whose figure the daemon counts are printed; COMPATIBILITY.md lists those of
 Unbound it has not, and why.
@@ -19,6 +20,12 @@ import dns.rdatatype
 
 #: The rcodes Unbound prints even at zero, by its names (NOTIMP is ``NOTIMPL`` there).
 RCODES_ALWAYS = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMPL", "REFUSED")
+
+#: Unbound's names of the response policy's actions, in the order it prints them, each once
+#: non-zero (``statistics-inhibit-zero``'s default); no action of the daemon is
+#: ``rpz-invalid`` (Unbound's for a rule it cannot use).
+RPZ_ACTIONS = ("rpz-nxdomain", "rpz-nodata", "rpz-passthru", "rpz-drop", "rpz-tcp-only",
+               "rpz-invalid", "rpz-local-data", "rpz-disabled", "rpz-cname-override")
 
 #: The histogram's top, for answers slower than the daemon's last bucket bound: Unbound's
 #: own last bound.
@@ -77,6 +84,8 @@ def render(stats: dict, now: float | None = None) -> str:
     v = stats.get("dnssec", {})
     out += [(f"num.answer.rcode.{name}", n) for name, n in by_rcode.items()
             if n or name in RCODES_ALWAYS]
+    if stats.get("nodata"):                 # printed once non-zero, as Unbound's
+        out.append(("num.answer.rcode.nodata", stats["nodata"]))
     out += [("num.query.ratelimited", stats["dropped"].get("ratelimit", 0)),
             ("num.answer.secure", e.get("dnssec_secure", 0)),
             ("num.answer.bogus", e.get("dnssec_bogus", 0)),
@@ -92,6 +101,9 @@ def render(stats: dict, now: float | None = None) -> str:
             ("key.cache.count", cache["key_zones"]),
             ("mem.cache.rrset", cache["rrset_bytes"]),
             ("mem.cache.message", cache["message_bytes"])]
+    actions = stats.get("rpz", {}).get("actions", {})
+    out += [(f"num.rpz.action.{name}", actions[name]) for name in RPZ_ACTIONS
+            if actions.get(name)]
     return "".join(f"{k}={v}\n" for k, v in out)
 
 

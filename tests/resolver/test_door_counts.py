@@ -28,6 +28,20 @@ def test_answers_are_counted_by_transport_rcode_and_qtype_of_any_size():
     assert c.queries[("udp", 0)] == 2
 
 
+def test_noerror_answers_without_an_answer_record_are_counted_as_nodata():
+    """Unbound's ``num.answer.rcode.nodata``: rcode NOERROR and ANCOUNT 0, whatever the
+    other sections hold; an NXDOMAIN or an answer with records is not one."""
+    c = Counters()
+    soa_only = b"\x00\x00\x81\x80\x00\x01\x00\x00\x00\x01\x00\x00"
+    c.answered("udp", _answer(0), 1, 0.0)
+    c.answered("tcp", soa_only, 28, 0.0)
+    c.answered("udp", _answer(3), 1, 0.0)                          # NXDOMAIN
+    c.answered("udp", b"\x00\x00\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00", 1, 0.0)
+    c.answered("udp", b"\x00\x00\x81\x80\x00\x01\x01\x00\x00\x00\x00\x00", 1, 0.0)
+    assert c.nodata == 2
+    assert c.queries == {("udp", 0): 3, ("tcp", 0): 1, ("udp", 3): 1}
+
+
 class _Engine:
     def __init__(self, out: bytes) -> None:
         self.out = out

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -258,6 +259,121 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
 
+
+
+#: The policy zones both resolvers apply, in this order: a zone whose matches are counted and
+#: not applied (``rpz-action-override: disabled``), a zone with a rule of every action, a
+#: zone whose matches all become a CNAME to ``h014.bulk.net.`` (``cname``).
+POLICY_ZONES = (("off.rpz.", "h012.bulk.net CNAME .\n", ("disabled", None)),
+                ("block.rpz.", "nx.bulk.net CNAME .\n"
+                               "nd.bulk.net CNAME *.\n"
+                               "h010.bulk.net CNAME rpz-passthru.\n"
+                               "drop.bulk.net CNAME rpz-drop.\n"
+                               "tc.bulk.net CNAME rpz-tcp-only.\n"
+                               "ld.bulk.net A 192.0.2.1\n"
+                               "cn.bulk.net CNAME h011.bulk.net.\n", (None, None)),
+                ("over.rpz.", "h013.bulk.net CNAME .\n", ("cname", "h014.bulk.net.")))
+
+#: What both are asked then (name, type, the rcode, whether the answer section has records;
+#: None: no answer, the query dropped): NODATA from an authority, then from the cache, from a
+#: local name, and a match of each action of the policy.
+NODATA_RPZ_ASKED = (("h001.bulk.net.", "AAAA", dns.rcode.NOERROR, False),
+                    ("h001.bulk.net.", "AAAA", dns.rcode.NOERROR, False),
+                    ("a.test.", "AAAA", dns.rcode.NOERROR, False),
+                    ("a.test.", "A", dns.rcode.NOERROR, True),
+                    ("nx.bulk.net.", "A", dns.rcode.NXDOMAIN, False),
+                    ("nd.bulk.net.", "A", dns.rcode.NOERROR, False),
+                    ("h010.bulk.net.", "A", dns.rcode.NOERROR, True),
+                    ("drop.bulk.net.", "A", None, False),
+                    ("tc.bulk.net.", "A", dns.rcode.NOERROR, False),
+                    ("ld.bulk.net.", "A", dns.rcode.NOERROR, True),
+                    ("cn.bulk.net.", "A", dns.rcode.NOERROR, True),
+                    ("h012.bulk.net.", "A", dns.rcode.NOERROR, True),
+                    ("h013.bulk.net.", "A", dns.rcode.NOERROR, True),
+                    ("h013.bulk.net.", "A", dns.rcode.NOERROR, True))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, workers):
+    """``num.answer.rcode.nodata`` (NOERROR answers without an answer record: from an
+    authority, the cache, a local name, the policy) and ``num.rpz.action.*`` (the policy's
+    matches by Unbound's name of their action, summed over the zones and the workers) after
+    the same questions under the same policy zones: the keys and counts a real Unbound
+    (``extended-statistics: yes``) prints, each once non-zero. corenet prints them without
+    ``extended-statistics`` too, as it does the rcodes."""
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    bulk = f"{Z.BULK}@{lab.port}"
+    ub_policy, ours_policy = [], ""
+    for origin, rules, (override, target) in POLICY_ZONES:
+        path = tmp_path / f"{origin}zone"
+        path.write_text(f"$ORIGIN {origin}\n$TTL 60\n"
+                        f"@ SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 30\n"
+                        f"@ NS ns.{origin}\n" + rules)
+        ub_policy += ["rpz:", f"name: {origin}", f'zonefile: "{path}"']
+        ours_policy += f'[[rpz]]\nname = "{origin}"\nzonefile = "{path}"\n'
+        if override:
+            ub_policy.append(f"rpz-action-override: {override}")
+            ours_policy += f'rpz-action-override = "{override}"\n'
+        if target:
+            ub_policy.append(f"rpz-cname-override: {target}")
+            ours_policy += f'rpz-cname-override = "{target}"\n'
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ["extended-statistics: yes",
+                                    'module-config: "respip iterator"',
+                                    "local-zone: test. static",
+                                    'local-data: "a.test. A 10.0.0.1"',
+                                    "do-not-query-localhost: no", "forward-zone:",
+                                    'name: "bulk.net."', f"forward-addr: {bulk}", *ub_policy],
+                         ("control-enable: yes", "control-interface: 127.0.0.1",
+                          f"control-port: {cport}", "control-use-cert: no"))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
+                    f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n'
+                    + ours_policy)
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", str(workers))
+    d.start(ready="ready: 2 workers" if workers == 2 else "ready")
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        assert ubctl(ub, "stats").returncode == 0
+        assert cli("--control", d.control, "stats").returncode == 0
+        for port in (uport, d.port):
+            for name, rdtype, rcode, records in NODATA_RPZ_ASKED:
+                q = dns.message.make_query(name, rdtype)
+                if rcode is None:               # dropped: nothing comes back
+                    with pytest.raises(dns.exception.Timeout):
+                        dns.query.udp(q, "127.0.0.1", port=port, timeout=1)
+                    continue
+                r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
+                assert (r.rcode(), bool(r.answer)) == (rcode, records), (port, name, r)
+                assert bool(r.flags & dns.flags.TC) == name.startswith("tc."), (port, r)
+        r = ubctl(ub, "stats_noreset")
+        assert r.returncode == 0, r.stdout + r.stderr
+        theirs = keys(r.stdout)
+        r = cli("--control", d.control, "stats_noreset")
+        assert r.returncode == 0, r.stderr
+        ours = keys(r.stdout)
+
+        def shown(k: dict) -> dict:
+            return {name: v for name, v in k.items()
+                    if name.startswith(("num.rpz.action.", "num.answer.rcode."))}
+        assert shown(ours) == shown(theirs)
+        assert {k: v for k, v in shown(ours).items() if v != "0"} == {
+            "num.answer.rcode.NOERROR": "12", "num.answer.rcode.NXDOMAIN": "1",
+            "num.answer.rcode.nodata": "5",
+            "num.rpz.action.rpz-nxdomain": "1", "num.rpz.action.rpz-nodata": "1",
+            "num.rpz.action.rpz-passthru": "1", "num.rpz.action.rpz-drop": "1",
+            "num.rpz.action.rpz-tcp-only": "1", "num.rpz.action.rpz-local-data": "2",
+            "num.rpz.action.rpz-disabled": "1", "num.rpz.action.rpz-cname-override": "2"}
+        # reset by ``stats``: zero again, so not printed
+        assert cli("--control", d.control, "stats").returncode == 0
+        r = cli("--control", d.control, "stats_noreset")
+        assert not [k for k in keys(r.stdout)
+                    if k.startswith("num.rpz.") or k == "num.answer.rcode.nodata"], r.stdout
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
 
 #: What both validating resolvers are asked over the signed lab, in this order, with what
 #: each answers: a bogus rrset (altered.com.'s A does not match its signature), a zone whose
