@@ -442,7 +442,8 @@ def test_a_pair_that_does_not_load_leaves_the_context_as_it_was(tmp_path):
 def test_a_reload_with_the_same_files_does_not_load_the_pair_again(tmp_path):
     """Loading a key takes the loop about half a millisecond: a reload whose certificate
     and key files hold the bytes the context holds leaves them loaded (its other settings
-    still apply); a file rewritten with other bytes under the same name is loaded."""
+    still apply); a file rewritten with other bytes under the same name is loaded. Cipher
+    lists are set again only when they change."""
     from resolver.daemon.config import Config
     from resolver.daemon.tls_listener import DOT_ALPN, ServiceContext
     ca = CA(tmp_path / "ca")
@@ -461,6 +462,10 @@ def test_a_reload_with_the_same_files_does_not_load_the_pair_again(tmp_path):
             self.loads.append(files)
             return ctx.load_cert_chain(*files)
 
+        def set_ciphers(self, *lists):
+            self.loads.append(lists)
+            return ctx.set_ciphers(*lists)
+
         def __getattr__(self, name):
             return getattr(ctx, name)
 
@@ -476,6 +481,9 @@ def test_a_reload_with_the_same_files_does_not_load_the_pair_again(tmp_path):
     assert service.reload(cfg) is True and len(spy.loads) == 1
     assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(renewed_pem.read_text())
     assert service.reload(cfg) is True and len(spy.loads) == 1     # the same bytes again
+    suites = "TLS_AES_256_GCM_SHA384"
+    assert service.reload(replace(cfg, tls_ciphersuites=suites)) is True
+    assert spy.loads[1:] == [(None, suites)]                          # other cipher suites
 
 
 def test_answers_of_one_read_leave_together_and_all_arrive(daemon):
