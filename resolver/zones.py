@@ -24,6 +24,7 @@ Names here are presentation text; the compiled paths get wire names.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, replace
@@ -338,12 +339,24 @@ def ptr_records(value) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: the record lines whose parse is remembered (``parse_record``): a reload parses again only
+#: the lines that changed (dnspython's parse is about 0.1 ms a line, a config of a few
+#: thousand local-data lines would spend most of its reload on it, holding the GIL the
+#: answers need); the tuples are those the local zones hold, so the memory is the cache's own
+RECORDS_REMEMBERED = 1 << 16
+
+
 def parse_record(line) -> tuple:
     """One zone-file line (``NAME [TTL] [CLASS] TYPE RDATA``; names absolute, a relative one
     is taken from the root) as a record tuple (owner, type, class, TTL, rdata), rdata in
     wire form without compression. ValueError names the line."""
     if not isinstance(line, str):
         raise ValueError(f"local-data: expected a record line, got {line!r}")
+    return _parsed(line)
+
+
+@functools.lru_cache(maxsize=RECORDS_REMEMBERED)
+def _parsed(line: str) -> tuple:
     try:
         tok = dns.tokenizer.Tokenizer(line)
         owner = dns.name.from_text(tok.get_string(), dns.name.root)

@@ -10,6 +10,7 @@ from typing import Any
 import dns.name
 
 from resolver.daemon.values import ConfigError, boolean
+from resolver.wire.codec import is_subdomain
 from resolver.zones import (LOCAL_TYPES, ForwardZone, LocalZone, StubZone, Upstream,
                             local_data, parse_record, presentation_name, ptr_records)
 
@@ -106,10 +107,9 @@ def local_zone(entry) -> LocalZone:
     data = (data,) if isinstance(data, str) else data
     if not isinstance(data, (list, tuple)):
         raise ValueError(f"local-zone {name}: local-data: expected a list of records")
-    zone = dns.name.from_text(name)
+    zone = dns.name.from_text(name).to_wire()
     for line in data:
-        owner = parse_record(line)[0]
-        if not dns.name.from_wire(owner, 0)[0].is_subdomain(zone):
+        if not is_subdomain(parse_record(line)[0], zone):
             raise ValueError(f"local-zone {name}: local-data {line!r} is outside the zone")
     return LocalZone(name, kind, tuple(data))
 

@@ -358,6 +358,22 @@ def test_zone_tables_parse_and_reject():
     for make in bad:
         with pytest.raises(ValueError):
             make()
+    # a line under the zone's name in other case, and one only sharing a suffix with it
+    assert local_zone({"name": "Home.Example.", "local-data": ["a.HOME.example. A 10.0.0.1"]})
+    with pytest.raises(ValueError, match="outside the zone"):
+        local_zone({"name": "home.example.", "local-data": ["xhome.example. A 10.0.0.1"]})
+
+
+def test_a_line_parsed_again_is_remembered_and_a_bad_one_is_not():
+    """A reload reads the same local-data lines again: each is parsed once (the same tuple
+    comes back), while a line that does not parse raises each time it is given."""
+    line = "remembered.example. 60 IN A 10.0.0.9"
+    assert parse_record(line) is parse_record(line)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not-an-address"):
+            parse_record("y. A not-an-address")
+    with pytest.raises(ValueError, match="expected a record line"):
+        parse_record(["not", "a", "line"])
 
 
 def test_flush_under_keeps_names_that_only_share_a_suffix(run, lab_resolver):
