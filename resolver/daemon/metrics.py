@@ -113,6 +113,9 @@ def render(stats: dict, openmetrics: bool = False) -> str:
         transport, rcode = key.split(":")
         q.append((f'{{transport="{transport}",rcode="{_rcode(int(rcode))}"}}', n))
     metric("queries_total", "counter", "Queries answered, by transport and rcode.", q)
+    metric("nodata_answers_total", "counter",
+           "Answers with rcode NOERROR and an empty answer section (Unbound's "
+           "num.answer.rcode.nodata).", [("", stats.get("nodata", 0))])
     metric("query_types_total", "counter", "Queries answered, by question type.",
            [(f'{{type="{_qtype(int(t))}"}}', n) for t, n in sorted(stats["qtypes"].items(),
                                                                   key=lambda kv: int(kv[0]))])

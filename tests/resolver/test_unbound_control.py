@@ -366,6 +366,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
             "num.rpz.action.rpz-passthru": "1", "num.rpz.action.rpz-drop": "1",
             "num.rpz.action.rpz-tcp-only": "1", "num.rpz.action.rpz-local-data": "2",
             "num.rpz.action.rpz-disabled": "1", "num.rpz.action.rpz-cname-override": "2"}
+        assert "corenet_resolver_nodata_answers_total 5\n" in d.metrics()
         # reset by ``stats``: zero again, so not printed
         assert cli("--control", d.control, "stats").returncode == 0
         r = cli("--control", d.control, "stats_noreset")
