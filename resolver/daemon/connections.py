@@ -107,16 +107,18 @@ class StreamClient:
 
     def _admitted(self, transport, peer=None) -> bool:
         """The start of ``connection_made``: False when the caps refuse the connection (then
-        aborted). ``peer``: the client when not the transport's peer (a proxy's)."""
+        aborted). ``peer``: the client when not the transport's peer (a proxy's: the ACL
+        looks at the proxy's address too, ``Server.proxied_who``)."""
         self.transport = transport
         s = self.server
-        self.peer = peer if peer is not None else transport.get_extra_info("peername")
+        sender = transport.get_extra_info("peername")
+        self.peer = peer if peer is not None else sender
         self.client = self.peer[0] if self.peer else None
         if not s.admit(self):
             self.closed = True
             transport.abort()
             return False
-        self.who = s.who(self.peer)
+        self.who = s.who(self.peer) if peer is None else s.proxied_who(sender, self.peer)
         self.last = s.loop.time()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._idle_check)
         return True

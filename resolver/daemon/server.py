@@ -24,7 +24,7 @@ from typing import Any
 
 from resolver.daemon import logs, proxy_protocol, reloads, udp_listener
 from resolver.daemon.acl import ACL
-from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, LATENCY_BUCKETS,
+from resolver.daemon.admission import (ACL_STANDING, ALLOWED_ACL, DENY_ACL, LATENCY_BUCKETS,
                                        OUTSIDE_ACL, SNOOP_ACL, CallReply, FrontDoor)
 from resolver.daemon.connections import (ProxiedTCPConnection, TCPConnection, address_text,
                                          bind_socket, proxy_dropped)
@@ -232,6 +232,16 @@ class Server:
         if not addr:
             return OUTSIDE_ACL
         return self.acl.standing(addr[0])
+
+    def proxied_who(self, proxy, client) -> int:
+        """The standing of ``client``, named by a PROXY v2 header that ``proxy`` sent: the
+        proxy's own when the ACL denies or refuses it, as Unbound checks a proxy's address
+        before its client's (a host the ACL keeps out cannot get in by naming an allowed
+        client), else the client's."""
+        standing = self.who(proxy)
+        if standing == DENY_ACL or standing == OUTSIDE_ACL:
+            return standing
+        return self.who(client)
 
     # ---- management -----------------------------------------------------------------------
     def admit(self, conn) -> bool:
@@ -533,5 +543,5 @@ class ProxiedUDPProtocol(UDPProtocol):
             proxy_dropped(s, e.reason)
             return
         client = header.client(addr)
-        s.front.handle(data[header.length:], s.who(client),
+        s.front.handle(data[header.length:], s.proxied_who(addr, client),
                        CallReply("udp", client, lambda out: self.send(out, addr)))

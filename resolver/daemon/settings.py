@@ -141,7 +141,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "after the handshake (as dnsdist sends it and Unbound reads it). The ACLs, "
                 "rate limits, per-client budgets and connection caps and the logs see the "
                 "client the header names; a LOCAL header (a health "
-                "check) stands for the proxy itself. A datagram or connection without a "
+                "check) stands for the proxy itself. The ACL looks at the proxy's own "
+                "address first, as Unbound's does: a proxy it refuses or denies is refused "
+                "or dropped whatever client it names, so the proxies must be allowed too. "
+                "A datagram or connection without a "
                 "valid header, or ending within it, is dropped and counted "
                 "(``proxy_signature``, ``proxy_truncated``, ...: see ``stats``)."),
     Setting("allow", 'tuple[Any, ...]',

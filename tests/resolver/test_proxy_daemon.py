@@ -49,8 +49,12 @@ def tcp(d: Daemon, header: bytes, q: dns.message.Message) -> dns.message.Message
 @pytest.fixture(scope="module")
 def proxied(lab, tmp_path_factory):
     port = free_port()
+    # The proxy (127.0.0.1) and the clients it names are allowed; 127.0.0.5 and 127.0.0.6,
+    # as proxies, are refused and denied: the ACL sees the proxy's own address first.
     d = Daemon(tmp_path_factory.mktemp("proxied"), lab, "--proxy-protocol-port", str(port),
-               "--allow", "192.0.2.0/24", "--ip-ratelimit", "2", "--log-queries", port=port)
+               "--allow", "192.0.2.0/24", "--allow", "127.0.0.1/32",
+               "--access-control", "127.0.0.5/32 refuse", "--access-control",
+               "127.0.0.6/32 deny", "--ip-ratelimit", "2", "--log-queries", port=port)
     d.start()
     yield d
     d.stop()
@@ -63,8 +67,8 @@ def test_udp_and_tcp_headers_name_the_client_the_acl_and_the_log_see(proxied):
     r = udp(d, allowed + query().to_wire())
     assert r is not None and r.rcode() == dns.rcode.NOERROR and r.answer
     assert udp(d, outside + query().to_wire()).rcode() == dns.rcode.REFUSED
-    # LOCAL: the proxy speaks for itself, and 127.0.0.1 is not allowed here
-    assert udp(d, pp.build(None) + query().to_wire()).rcode() == dns.rcode.REFUSED
+    # LOCAL: the proxy speaks for itself (127.0.0.1, allowed)
+    assert udp(d, pp.build(None) + query().to_wire()).rcode() == dns.rcode.NOERROR
     stream = pp.build(("192.0.2.8", 40001), ("127.0.0.1", d.port), pp.STREAM)
     r = tcp(d, stream, query())
     assert r is not None and r.rcode() == dns.rcode.NOERROR and r.answer
@@ -73,6 +77,44 @@ def test_udp_and_tcp_headers_name_the_client_the_acl_and_the_log_see(proxied):
     log = d.log_text()
     assert "info: 192.0.2.7 www.example.com. A IN" in log
     assert "info: 192.0.2.8 www.example.com. A IN" in log
+
+
+def test_a_proxy_the_acl_refuses_or_denies_cannot_name_an_allowed_client(proxied):
+    """As Unbound, the ACL looks at the proxy's own address first: a host it refuses or
+    denies gets REFUSED or nothing, whichever allowed client its header names, over UDP
+    and over TCP; an allowed proxy's refused client is refused."""
+    d = proxied
+    allowed = pp.build(("192.0.2.7", 40000), ("127.0.0.1", d.port))
+    stream = pp.build(("192.0.2.8", 40001), ("127.0.0.1", d.port), pp.STREAM)
+
+    def from_(source: str, data: bytes) -> dns.message.Message | None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((source, 0))
+            s.settimeout(1.0)
+            s.sendto(data, ("127.0.0.1", d.port))
+            try:
+                return dns.message.from_wire(s.recv(65535))
+            except socket.timeout:
+                return None
+
+    def tcp_from(source: str) -> dns.message.Message | None:
+        with socket.create_connection(("127.0.0.1", d.port), timeout=3,
+                                      source_address=(source, 0)) as s:
+            s.sendall(stream + frame(query().to_wire()))
+            try:
+                got = read_frame(s)
+            except (ConnectionResetError, socket.timeout):
+                return None
+        return None if got is None else dns.message.from_wire(got)
+
+    assert from_("127.0.0.1", allowed + query().to_wire()).rcode() == dns.rcode.NOERROR
+    assert from_("127.0.0.5", allowed + query().to_wire()).rcode() == dns.rcode.REFUSED
+    assert from_("127.0.0.6", allowed + query().to_wire()) is None
+    assert tcp_from("127.0.0.5").rcode() == dns.rcode.REFUSED
+    assert tcp_from("127.0.0.6") is None
+    assert tcp_from("127.0.0.1").rcode() == dns.rcode.NOERROR
+    refused = pp.build(("198.51.100.1", 40000), ("127.0.0.1", d.port))
+    assert from_("127.0.0.1", refused + query().to_wire()).rcode() == dns.rcode.REFUSED
 
 
 def in_pieces(s, client: str) -> dns.message.Message:
@@ -127,7 +169,8 @@ def test_the_miss_budget_is_each_real_client_s(proxied):
 # ---- DNS over TLS, HTTPS and HTTP: the header starts the (decrypted) stream -----------------
 @pytest.fixture(scope="module")
 def encrypted(lab, tmp_path_factory):
-    """DoT, DoH and plain DoH listeners on proxy ports; 192.0.2.0/24 allowed."""
+    """DoT, DoH and plain DoH listeners on proxy ports; 192.0.2.0/24 and the proxy
+    (127.0.0.1) allowed."""
     work = tmp_path_factory.mktemp("proxied-tls")
     ca = CA(work / "pki")
     pem, key = ca.issue("server")
@@ -138,7 +181,7 @@ def encrypted(lab, tmp_path_factory):
                     f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n'
                     f'proxy-protocol-port = [{dot}, {https}, {plain}]\n')
     d = Daemon(work, lab, "--config", str(conf), "--allow", "192.0.2.0/24",
-               "--log-queries").start()
+               "--allow", "127.0.0.1/32", "--log-queries").start()
     d.ca, d.tls_port, d.https_port, d.http_port = ca, dot, https, plain
     yield d
     assert d.stop() == 0, d.log_text()[-2000:]
@@ -184,8 +227,8 @@ def test_dot_and_doh_headers_name_the_client_the_acl_and_the_log_see(encrypted):
     assert r is not None and r.rcode() == dns.rcode.NOERROR and r.answer
     outside = pp.build(("198.51.100.30", 40000), None, pp.STREAM)
     assert dot(d, outside, query()).rcode() == dns.rcode.REFUSED
-    # LOCAL: the proxy speaks for itself, and 127.0.0.1 is not allowed here
-    assert dot(d, pp.build(None), query()).rcode() == dns.rcode.REFUSED
+    # LOCAL: the proxy speaks for itself (127.0.0.1, allowed)
+    assert dot(d, pp.build(None), query()).rcode() == dns.rcode.NOERROR
 
     status, body = doh2(d, pp.build(("192.0.2.31", 1), None, pp.STREAM), query())
     assert status == b"200"
@@ -286,9 +329,10 @@ def start_dnsdist(dnsdist: str, tmp_path, front: int, backend: str):
 def test_dnsdist_in_front_the_daemon_sees_and_serves_the_real_clients(lab, tmp_path):
     dnsdist = installed("dnsdist", "dnsdist")
     port, front = free_port(), free_port()
+    # the clients, and dnsdist itself (127.0.0.1): the ACL sees the proxy's address too
     d = Daemon(tmp_path / "d", lab, "--proxy-protocol-port", str(port), "--allow",
                "127.0.0.2/32", "--allow", "127.0.0.10/31", "--allow", "127.0.0.12/31",
-               "--log-queries", port=port)
+               "--allow", "127.0.0.1/32", "--log-queries", port=port)
     d.start()
     proxy = None
     try:
@@ -328,7 +372,7 @@ def test_dnsdist_in_front_of_dns_over_tls_the_daemon_sees_the_real_clients(lab, 
     conf.write_text(f'tls-listen = ["127.0.0.1:{tls}"]\ntls-service-pem = "{pem}"\n'
                     f'tls-service-key = "{key}"\nproxy-protocol-port = [{tls}]\n')
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--allow", "127.0.0.2/32",
-               "--log-queries").start()
+               "--allow", "127.0.0.1/32", "--log-queries").start()
     version = subprocess.run([dnsdist, "--version"], capture_output=True, text=True,
                              timeout=30).stdout.split("\n")[0]
     proxy = None
