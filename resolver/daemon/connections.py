@@ -247,19 +247,39 @@ def proxy_dropped(server, reason: str) -> None:
 class ProxiedStream:
     """The start of a stream from a proxy (``proxy-protocol-port``), before the protocol's
     own: the PROXY v2 header naming the client, read before anything else within the idle
-    timeout (on TLS: the start of the decrypted stream, after the handshake). A connection
+    timeout (on TLS: the start of the decrypted stream, after the handshake). Meanwhile the
+    connection counts against the global connection cap, and a proxy the ACL denies is
+    not read at all (``Server.hold_unnamed``). A connection
     whose header is wrong, late or cut short is closed and counted (``proxy_<reason>``);
     once it is complete, ``_named(peer, rest)`` admits the client it names (the caps, the
     ACLs and the logs see that one) and reads ``rest``, what came after it. Mixed in before
     a ``StreamClient`` protocol."""
 
     proxy_head: proxy_protocol.StreamHeader | None = None
+    #: counted in the connection cap while its header is awaited (``Server.hold_unnamed``)
+    unnamed = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.proxy_head = proxy_protocol.StreamHeader()
         s = self.server
+        if not s.hold_unnamed(transport.get_extra_info("peername")):
+            self.closed = True
+            transport.abort()
+            return
+        self.unnamed = True
+        self.proxy_head = proxy_protocol.StreamHeader()
         self.timer = s.loop.call_later(s.cfg.tcp_idle_timeout, self._no_header)
+
+    def _named_now(self) -> None:
+        """The header came, or the connection ends without it: no longer counted as one
+        awaiting its header (a named client is counted by ``_admitted``)."""
+        if self.unnamed:
+            self.unnamed = False
+            self.server.release_unnamed()
+
+    def _gone(self) -> None:
+        self._named_now()
+        super()._gone()
 
     def _header_read(self, read, arg) -> None:
         """``read(arg)``: the header's bytes came (``StreamHeader.received``, ``feed``)."""
@@ -275,6 +295,7 @@ class ProxiedStream:
             self.timer = None
         rest = self.proxy_head.rest(header)
         self.proxy_head = None
+        self._named_now()
         self._named(header.client(self.transport.get_extra_info("peername")), rest)
 
     def _named(self, peer, rest: bytes) -> None:
@@ -295,6 +316,7 @@ class ProxiedStream:
 
     def _refuse(self, reason: str) -> None:
         proxy_dropped(self.server, reason)
+        self._named_now()
         self.closed = True
         self.proxy_head = None
         if self.timer is not None:

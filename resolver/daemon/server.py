@@ -262,6 +262,23 @@ class Server:
         self.tcp_by_client[conn.client] = mine + 1
         return True
 
+    def hold_unnamed(self, proxy) -> bool:
+        """Counts a proxy's stream connection whose PROXY v2 header has not come yet against
+        the global connection cap (not against a client's share: the client is not known
+        yet); False when it must be refused: the ACL denies the proxy, or the cap is
+        reached (then no other connection is shed for it, so that connections which never
+        name a client cannot push out those that did)."""
+        c = self.counters
+        if self.who(proxy) == DENY_ACL or c.tcp_connections >= self.cfg.tcp_max_connections:
+            c.tcp_rejected += 1
+            return False
+        c.tcp_connections += 1
+        return True
+
+    def release_unnamed(self) -> None:
+        """A connection :meth:`hold_unnamed` counted no longer awaits its header."""
+        self.counters.tcp_connections -= 1
+
     def shed_idle_tcp(self) -> bool:
         """Closes the TCP connection idle the longest (no query in flight) to make room for
         a new one; False when every connection has a query in flight."""

@@ -117,6 +117,53 @@ def test_a_proxy_the_acl_refuses_or_denies_cannot_name_an_allowed_client(proxied
     assert from_("127.0.0.1", refused + query().to_wire()).rcode() == dns.rcode.REFUSED
 
 
+def test_connections_awaiting_their_header_count_against_the_cap(lab, tmp_path):
+    """A proxy's connection counts against ``tcp-max-connections`` from its accept, before
+    its header names a client: connections that never send one fill the cap and no more,
+    push out no connection that did, and free their slots as they end; a proxy the ACL
+    denies is closed at once."""
+    port = free_port()
+    d = Daemon(tmp_path / "d", lab, "--proxy-protocol-port", str(port), "--allow",
+               "192.0.2.0/24", "--allow", "127.0.0.1/32", "--access-control",
+               "127.0.0.6/32 deny", "--tcp-max-connections", "3", port=port).start()
+    stream = pp.build(("192.0.2.8", 40001), ("127.0.0.1", d.port), pp.STREAM)
+    try:
+        named = d.tcp_conn()
+        named.sendall(stream + frame(query().to_wire()))
+        assert dns.message.from_wire(read_frame(named)).answer
+        silent = [d.tcp_conn() for _ in range(2)]       # never a header: the cap is full
+        deadline = time.monotonic() + 10
+        while d.stats()["tcp"]["open"] < 3:
+            assert time.monotonic() < deadline, d.stats()["tcp"]
+            time.sleep(0.02)
+        with d.tcp_conn() as late:                      # refused, and no one pushed out
+            late.sendall(stream + frame(query().to_wire()))
+            assert read_frame(late) is None
+        named.sendall(frame(query().to_wire()))
+        assert dns.message.from_wire(read_frame(named)).answer
+        for s in silent:
+            s.close()
+        while d.stats()["tcp"]["open"] > 1:
+            assert time.monotonic() < deadline, d.stats()["tcp"]
+            time.sleep(0.02)
+        with d.tcp_conn() as again:                     # a slot is free again
+            again.sendall(stream + frame(query().to_wire()))
+            assert dns.message.from_wire(read_frame(again)).answer
+        with socket.create_connection(("127.0.0.1", d.port), timeout=3,
+                                      source_address=("127.0.0.6", 0)) as denied:
+            try:
+                denied.sendall(stream + frame(query().to_wire()))
+                assert read_frame(denied) is None
+            except ConnectionResetError:
+                pass
+        named.close()
+        while d.stats()["tcp"]["open"] > 0:
+            assert time.monotonic() < deadline, d.stats()["tcp"]
+            time.sleep(0.02)
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+
+
 def in_pieces(s, client: str) -> dns.message.Message:
     """A header naming ``client`` and a query, sent on ``s`` 7 bytes at a time: the answer."""
     data = pp.build((client, 5), None, pp.STREAM) + frame(query().to_wire())
