@@ -146,6 +146,19 @@ DROP_REASONS = ("short", "response", "oversize", "busy", "overload", "ratelimit"
                 "rpz", "tcp_oversize", "send_error", "internal_error",
                 "proxy_signature", "proxy_version", "proxy_command", "proxy_family",
                 "proxy_length", "proxy_too_long", "proxy_truncated", "acl")
+class Follow:
+    """What the response policy's check of an answer (``policy_start``'s ``rewrite``) gives
+    to have another question resolved for the same reply, as a CNAME rewrite on a name of
+    the answer's chain does: ``query`` (wire) starts as a miss of the same client, and
+    ``combine(answer)`` makes the response sent from its answer (bytes, or None to drop
+    it). The followed answer is not checked again."""
+
+    __slots__ = ("query", "combine")
+
+    def __init__(self, bytes query, combine) -> None:
+        self.query, self.combine = query, combine
+
+
 #: The reasons the stats show even at zero while a C UDP listener serves (it reports them
 #: with every count it has).
 UDP_REPORTED = ("short", "response", "oversize", "send_error")
@@ -1033,6 +1046,9 @@ cdef class FrontDoor:
         reply.started = None
         if out is not None and rewrite is not None:
             out = rewrite(out)
+            if type(out) is Follow:
+                self.start(out.query, reply, t0, False, None, out.combine, q)
+                return
         if out is None:
             reply.drop()
             return

@@ -39,14 +39,14 @@ could act on.
   for each name (as Unbound's iterator checks each CNAME target it follows). The first
   match decides: NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs
   that lead to it; DROP sends nothing; PASSTHRU sends the answer and ends the policy for
-  the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME (its target not
-  chased); TCP-ONLY leaves the answer as it is and the chain's next names are still
-  checked. Then, if no name of the chain decided, the response-IP triggers, on the A and
-  AAAA addresses of the answer section, then the NSDNAME and NSIP triggers, on
-  the name servers of the query name's zone as the cache holds them (the closest enclosing
-  NS set in the rrset cache, and their cached addresses: :func:`cached_nameservers`), with
-  the same actions (a CNAME action there answers the CNAME alone: the target is not
-  chased).
+  the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME, then what its
+  target resolves to (``admission.Follow``: not checked again), AA clear; TCP-ONLY leaves
+  the answer as it is and the chain's next names are still checked. Then, if no name of
+  the chain decided, the response-IP triggers, on the A and AAAA addresses of the answer
+  section, then the NSDNAME and NSIP triggers, on the name servers of the query name's
+  zone as the cache holds them (the closest enclosing NS set in the rrset cache, and their
+  cached addresses: :func:`cached_nameservers`), with the same actions (a CNAME rewrite
+  there answers the CNAME and what its target resolves to, as Unbound's respip does).
 
 Each match is counted per zone and action (``stats()``), and by Unbound's name of its
 action over every zone (``actions()``: ``stats`` prints them as ``num.rpz.action.*``), and
@@ -67,6 +67,7 @@ import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
+from resolver.daemon.admission import Follow
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
                                  PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
                                  cname_chain, cname_target, respond, rewrite)
@@ -154,21 +155,28 @@ class PolicyGate:
             door.policy_drop(reply)
             return False
         if action == CNAME:
-            target = cname_target(m, qname)
-            sub = dns.message.make_query(target, query.question[0].rdtype,
-                                         use_edns=query.edns if query.edns >= 0 else False,
-                                         payload=query.payload)
-            sub.flags = query.flags & ~dns.flags.AD
-
-            def chain(out: bytes) -> bytes:
-                try:
-                    resolved = dns.message.from_wire(out)
-                except (dns.exception.DNSException, ValueError):
-                    resolved = None
-                return rewrite(query, m, target, resolved).to_wire()
-            return door.policy_start(sub.to_wire(), reply, t0, busy, chain, q)
+            f = self.follow(query, m, cname_target(m, qname))
+            return door.policy_start(f.query, reply, t0, busy, f.combine, q)
         door.policy_answer(q, self.answer(query, m, transport), reply, t0)
         return True
+
+    def follow(self, query: dns.message.Message, m: Match, target: dns.name.Name, lead=(),
+               owner: dns.name.Name | None = None) -> Follow:
+        """A CNAME rewrite to ``target``: its question (the query's type, EDNS and flags,
+        AD clear) to resolve, and the response ``rewrite`` makes of its answer, after the
+        CNAMEs of ``lead`` that led to ``owner`` (the query's name when None)."""
+        sub = dns.message.make_query(target, query.question[0].rdtype,
+                                     use_edns=query.edns if query.edns >= 0 else False,
+                                     payload=query.payload)
+        sub.flags = query.flags & ~dns.flags.AD
+
+        def combine(out: bytes) -> bytes:
+            try:
+                resolved = dns.message.from_wire(out)
+            except (dns.exception.DNSException, ValueError):
+                resolved = None
+            return rewrite(query, m, target, resolved, lead, owner).to_wire()
+        return Follow(sub.to_wire(), combine)
 
     def answer(self, query: dns.message.Message, m: Match, transport: str) -> bytes:
         """The response an answering action gives (TCP-ONLY: TC over UDP)."""
@@ -190,8 +198,9 @@ class PolicyGate:
             if self.policy.has_qname:
                 done, answer = self.chained(query, response, client, transport)
                 if done:
-                    return answer if answer is None else (out if answer is response
-                                                          else answer.to_wire())
+                    if answer is None or type(answer) is Follow:
+                        return answer
+                    return out if answer is response else answer.to_wire()
             if not (self.policy.has_response_ip or self.policy.has_ns):
                 return out
             addresses = answer_addresses(response)
@@ -208,9 +217,9 @@ class PolicyGate:
                 return out
             if action == DROP:
                 return None
-            if action == CNAME:
-                target = cname_target(m, query.question[0].name)
-                return rewrite(query, m, target, dns.message.make_response(query)).to_wire()
+            if action == CNAME:             # resolved, AA clear, as Unbound's respip
+                qname = query.question[0].name
+                return self.follow(query, m, cname_target(m, qname), (), qname)
             return self.answer(query, m, transport)
         return check
 
@@ -219,11 +228,12 @@ class PolicyGate:
         """The QNAME triggers on the names ``response``'s CNAME chain leads the query's name
         to, each name in the chain's order, the zones in order for each (Unbound's
         ``rpz_callback_from_iterator_cname``): (whether a match decided, the response then
-        sent: ``response`` itself for PASSTHRU, None for DROP). NXDOMAIN, NODATA and local
-        data answer for the name met, after the CNAMEs that lead to it; a CNAME rewrite
-        answers those CNAMEs and the rewrite's CNAME (the rewrite's target is not chased
-        here); TCP-ONLY changes nothing of the answer (the chain's next names are still
-        checked); a DISABLED zone's match is counted and logged, not applied."""
+        sent: ``response`` itself for PASSTHRU, None for DROP, a ``Follow`` for a CNAME
+        rewrite). NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs
+        that lead to it; a CNAME rewrite answers those CNAMEs, the rewrite's CNAME and what
+        its target resolves to; TCP-ONLY changes nothing of the answer (the chain's next
+        names are still checked); a DISABLED zone's match is counted and logged, not
+        applied."""
         q = query.question[0]
         for kept, name in cname_chain(response, q.name):
             m, disabled = self.policy.qname(name)
@@ -239,11 +249,11 @@ class PolicyGate:
                 continue
             if action == DROP:
                 return True, None
-            sub = dns.message.make_query(name, q.rdtype, q.rdclass)
             if action == CNAME:
-                part = rewrite(sub, m, cname_target(m, name), dns.message.make_response(sub))
-            else:
-                part = respond(sub, m)
+                return True, self.follow(query, m, cname_target(m, name),
+                                         response.answer[:kept], name)
+            sub = dns.message.make_query(name, q.rdtype, q.rdclass)
+            part = respond(sub, m)
             r = dns.message.make_response(query, recursion_available=True)
             r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)
                        | (part.flags & (dns.flags.RA | dns.flags.AA)))

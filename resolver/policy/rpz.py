@@ -479,16 +479,20 @@ def respond(query: dns.message.Message, match: Match, ttl: int = 300) -> dns.mes
 
 
 def rewrite(query: dns.message.Message, match: Match, target: dns.name.Name,
-            resolved: dns.message.Message | None) -> dns.message.Message:
-    """The response to ``query`` for a CNAME rewrite to ``target``: the CNAME, then the
-    answer the target resolved to (``resolved``; SERVFAIL when None), AA set (the CNAME is
-    the policy zone's, as Unbound answers it), without AD."""
+            resolved: dns.message.Message | None, lead=(),
+            owner: dns.name.Name | None = None) -> dns.message.Message:
+    """The response to ``query`` for a CNAME rewrite to ``target``: the CNAMEs of ``lead``
+    (those of the answer's chain that led to ``owner``, the name the trigger met: the
+    query's own when None), the rewrite's CNAME from ``owner``, then the answer the target
+    resolved to (``resolved``; SERVFAIL when None), without AD. AA is set on a rewrite of
+    the query's own name (the CNAME is the policy zone's, as Unbound answers it), not on
+    one met down a chain (the answer is the resolution's, as Unbound's)."""
     r = dns.message.make_response(query, recursion_available=True)
-    r.flags = r.flags & ~dns.flags.AD | dns.flags.AA
-    q = query.question[0]
-    cname = r.find_rrset(r.answer, q.name, dns.rdataclass.IN, dns.rdatatype.CNAME,
-                         create=True)
-    cname.update(dns.rrset.from_text(q.name, match.rule.ttl, "IN", "CNAME", target.to_text()))
+    r.flags = r.flags & ~(dns.flags.AD | dns.flags.AA) | (dns.flags.AA if owner is None else 0)
+    owner = query.question[0].name if owner is None else owner
+    r.answer.extend(lead)
+    cname = dns.rrset.from_text(owner, match.rule.ttl, "IN", "CNAME", target.to_text())
+    r.answer.append(cname)
     if resolved is None:
         r.set_rcode(dns.rcode.SERVFAIL)
         return r

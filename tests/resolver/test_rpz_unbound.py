@@ -1,10 +1,11 @@
-"""QNAME triggers on the names a CNAME chain leads to, side by side with Unbound: both resolve
-the lab's cross-zone CNAME chains (on port 53, where Unbound asks) under the same two policy
-zones, in the same order, and give the same rcode, RA and AA flags and answer section
-(names, types, data; TTLs aside) for a trigger on the query's name or on a chain's name
-answering NXDOMAIN, NODATA, local data or a CNAME rewrite, and a PASSTHRU on a chain's name
-in the first zone where the second zone would block. Each name is asked of corenet-resolver
-again, answered from its cache: the same answer.
+"""The response policy side by side with Unbound: both resolve the lab (on port 53, where
+Unbound asks; its cross-zone CNAME chains among it) under the same two policy zones, in the
+same order, and give the same rcode, RA and AA flags and answer section (names, types,
+data; TTLs aside, but for the records the policy writes) for a trigger on the query's
+name, on a chain's name or on an answer's address answering NXDOMAIN, NODATA, local data
+or a CNAME rewrite (its target resolved), and a PASSTHRU on a chain's name in the first
+zone where the second zone would block. Each name is asked of corenet-resolver again,
+answered from its cache: the same answer.
 
 Local zones come before the policy, as in Unbound: a name a local zone answers (its local
 data, a static zone's NXDOMAIN) meets no trigger, while a transparent zone's name without
@@ -36,6 +37,8 @@ b.open.test A 203.0.113.8
 nx1.example.com CNAME .
 ld1.example.com A 203.0.113.5
 cn1.example.com CNAME www.example.net.
+chain20-14.example.com CNAME www.example.com.
+32.7.0.1.10.rpz-ip CNAME www.example.com.
 """
 #: local zones on both servers, some of their names under rules of BLOCK
 LOCAL = (("corp.test.", "static", "host.corp.test. 300 IN A 10.1.2.3"),
@@ -69,6 +72,19 @@ CASES = {
     "qname-cname": ("cn1.example.com.", "NOERROR", [("cn1.example.com.", "CNAME",
                                                      "www.example.net."),
                                                     ("www.example.net.", "A", "198.51.100.1")]),
+    # a CNAME rewrite met down the chain: the rewrite's target resolved after it
+    # (chain20: a chain no other case has Unbound cache, as Unbound checks a cached chain
+    # no more)
+    "chain-cname": ("chain20-13.example.net.", "NOERROR",
+                    [("chain20-13.example.net.", "CNAME", "chain20-14.example.com."),
+                     ("chain20-14.example.com.", "CNAME", "www.example.com."),
+                     ("www.example.com.", "A", "192.0.2.1"),
+                     ("www.example.com.", "A", "192.0.2.11")]),
+    # a CNAME rewrite on a response-IP trigger (h007.bulk.net's 10.1.0.7): resolved too
+    "response-ip-cname": ("h007.bulk.net.", "NOERROR",
+                          [("h007.bulk.net.", "CNAME", "www.example.com."),
+                           ("www.example.com.", "A", "192.0.2.1"),
+                           ("www.example.com.", "A", "192.0.2.11")]),
     # local zones before the policy: their answers stand; a transparent zone's name without
     # data meets the rule
     "local-static-data": ("host.corp.test.", "NOERROR", [("host.corp.test.", "A", "10.1.2.3")]),
@@ -103,7 +119,8 @@ def pair(tmp_path_factory):
 def _ttls(msg) -> dict[tuple[str, str], int]:
     """The TTLs of the records the policy writes (those from authorities count down)."""
     return {(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype)): rrset.ttl
-            for rrset in msg.answer if rrset.name.to_text().lower().startswith(("cn1.", "ld1."))}
+            for rrset in msg.answer
+            if rrset.name.to_text().lower().startswith(("cn1.", "ld1.", "h007.", "chain20-14."))}
 
 
 def _answer(msg) -> list[tuple[str, str, str]]:
