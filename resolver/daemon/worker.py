@@ -307,18 +307,16 @@ class Worker:
         base, overrides, control = self.base, self.overrides, server.cfg.control
 
         def build():
-            new = reread(base, overrides)
-            return new, server.stage(replace(new, control=control))
+            fitted = fit_descriptors(reread(base, overrides))
+            return fitted, server.stage(replace(fitted, control=control))
 
         try:
-            new, staged = await reloads.off_loop(build)
+            self.base, staged = await reloads.off_loop(build)
         except ConfigError as e:
             log.error("reload failed, keeping the old config: %s", e)
             if notifier is not None:
                 notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
-        self.base = fitted = fit_descriptors(new)      # bounds only: the zones stay as built
-        staged = replace(staged, cfg=replace(fitted, control=control))
         restart = server.apply(staged.cfg, staged)
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
