@@ -121,6 +121,14 @@ def _ssl_context(o: Options, alpn: list[str] | None):
     return ctx
 
 
+def comment(o: Options, text: str) -> None:
+    """One of dig's comments on the look-up (``;; Truncated, retrying in TCP mode.``):
+    printed with the look-up's +comments only (+short, +trace and +nssearch turn it off),
+    never with +yaml."""
+    if o.show["comments"] and not o.yaml:
+        print(f";; {text}", flush=True)
+
+
 def ask(q, o: Options, addr: str, name: str, port: int):
     """The reply of one server, over the transport asked; raises on no reply."""
     import dns.flags
@@ -136,7 +144,7 @@ def ask(q, o: Options, addr: str, name: str, port: int):
             r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
                               raise_on_truncation=False, ignore_unexpected=True, sock=sock)
         if r.flags & dns.flags.TC and not o.ignore_tc:
-            print(";; Truncated, retrying in TCP mode.", flush=True)
+            comment(o, "Truncated, retrying in TCP mode.")
             return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
         return r, "UDP"
     if o.transport == "tcp":
@@ -268,8 +276,7 @@ def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: 
                                                 server=f"{addr}#{port}({name}) ({proto})",
                                                 size=size, sent_cookie=sent))
             banner[0] = ""
-        if o.show["comments"] and not o.short:
-            print(f";; BADCOOKIE, retrying{' in TCP mode' if retry else ''}.", flush=True)
+        comment(o, f"BADCOOKIE, retrying{' in TCP mode' if retry else ''}.")
         _set_cookie(q, given)
         t0 = time.monotonic()
         r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port)
@@ -305,10 +312,10 @@ def exchange(q, o: Options, servers, port: int, banner: list[str]):
                     print(f";; communications error to {addr}#{port}: {error_text(e)}",
                           flush=True)
                 continue
-            if r.rcode() == 2 and not o.fail and (addr, name) != servers[-1]:
-                if not o.short:
-                    print(f";; Got SERVFAIL reply from {addr}, trying next server",
-                          flush=True)
-                break
+            if r.rcode() == 2 and not o.fail:
+                if (addr, name) != servers[-1]:
+                    comment(o, f"Got SERVFAIL reply from {addr}, trying next server")
+                    break
+                comment(o, f"Got SERVFAIL reply from {addr}")
             return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
     return None

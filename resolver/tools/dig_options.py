@@ -212,6 +212,8 @@ def _plus(o: Options, arg: str) -> None:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
         setattr(o, flags[key], on)
+        if key == "nssearch" and on:      # as dig: no comments (a later +comments has)
+            o.show["comments"] = False
     elif key in DISPLAY:
         o.show[key] = on
     elif key == "all":
@@ -232,7 +234,8 @@ def _plus(o: Options, arg: str) -> None:
     elif key == "trace":
         o.trace = on
         if on:                            # as dig: +trace shows where each reply came from
-            o.identify = True
+            o.identify = True             # and has no comments (a later +comments has)
+            o.show["comments"] = False
     elif key == "dns64prefix":
         pass                              # a look-up of its own: parse() starts it
     elif key == "opcode":

@@ -190,6 +190,26 @@ def test_query_flags_on_the_wire(recorder):
     assert (recorder.seen[-1].question[0].rdtype, recorder.seen[-1].question[0].rdclass) == (16, 3)
 
 
+@pytest.mark.parametrize("opts", [[], ["+nocomments"], ["+yaml"], ["+short"],
+                                  ["+noall", "+answer"], ["+noall", "+comments"]])
+def test_truncated_is_one_of_digs_comments(daemon, opts):
+    """";; Truncated, retrying in TCP mode." comes with +comments only, never with +yaml."""
+    args = ["@127.0.0.1", "-p", str(daemon.port), "big.example.com", "TXT", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert ("Truncated, retrying" in ours.stdout) == (opts in ([], ["+noall", "+comments"]))
+
+
+@pytest.mark.parametrize("option", ["+trace", "+nssearch"])
+def test_trace_and_nssearch_turn_comments_off_as_dig(option):
+    from resolver.tools.dig_options import parse
+
+    assert not parse(["x.example", option])[1][0].show["comments"]
+    assert parse(["x.example", option, "+comments"])[1][0].show["comments"]
+
+
 def test_udp_and_tcp(daemon):
     for transport in ([], ["+tcp"], ["+vc"]):
         r = query("@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport)
@@ -910,14 +930,31 @@ def failing_then_answering():
     b.close()
 
 
-@pytest.mark.parametrize("opts", [["+nofail"], ["+fail"], [], ["+nofail", "+short"]])
+@pytest.mark.parametrize("opts", [["+nofail"], ["+fail"], [], ["+nofail", "+short"],
+                                  ["+nofail", "+nocomments"], ["+nofail", "+yaml"]])
 def test_several_servers_and_nofail_as_dig(failing_then_answering, opts):
     args = ["@127.0.0.50", "@127.0.0.51", "-p", str(failing_then_answering), "x.example",
             *opts]
     ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 0, ours.stderr
-    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
     assert ("192.0.2.5" in ours.stdout) == ("+nofail" in opts)
+    # dig's SERVFAIL line is one of its comments
+    assert ("Got SERVFAIL reply from 127.0.0.50, trying next server" in ours.stdout) == (
+        opts == ["+nofail"])
+
+
+@pytest.mark.parametrize("opts", [[], ["+nocomments"], ["+yaml"]])
+def test_servfail_of_the_last_server_is_said_as_dig(failing_then_answering, opts):
+    """The last server's SERVFAIL is the reply: dig says so (a comment) and prints it."""
+    args = ["@127.0.0.50", "-p", str(failing_then_answering), "x.example",
+            "+nofail", "+tries=1", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert (";; Got SERVFAIL reply from 127.0.0.50\n" in ours.stdout) == (opts == [])
 
 
 def _aaaa(*addresses: str) -> list[str]:
