@@ -77,17 +77,24 @@ def lookup(o: Options, argv: list[str]) -> int:
     for i, qname in enumerate(names):
         if qname != o.name:
             q = make_query(replace(o, name=qname))
-        if o.qr and (o.yaml or not o.short):
-            size = len(q.to_wire())
-            sys.stdout.write(banner + (yaml_message(
-                q, o, sending=True, address=servers[0][0], port=port, size=size,
-                proto="UDP" if o.transport == "udp" else "TCP", sent_at=time.time())
-                if o.yaml else render(q, o, elapsed=None, server="", size=size, sending=True)))
-            banner = yaml_banner = ""
         sent_at = time.time()
-        pending = [banner]
-        got = exchange(q, o, servers, port, pending)
-        banner = pending[0]
+        pending = [banner, yaml_banner]
+        shown = None
+
+        if o.qr and (o.yaml or not o.short):
+            def shown(addr: str, proto: str, q=q) -> None:
+                """+qr: the query, as dig prints it each time it goes (every try)."""
+                size = len(q.to_wire())
+                sys.stdout.write(pending[0] + (yaml_message(
+                    q, o, sending=True, address=addr, port=port, size=size,
+                    proto="UDP" if proto == "UDP" else "TCP", sent_at=time.time())
+                    if o.yaml else render(q, o, elapsed=None, server="", size=size,
+                                          sending=True)))
+                sys.stdout.flush()
+                pending[:] = ["", ""]     # as dig: the command lines go with it
+
+        got = exchange(q, o, servers, port, pending, shown)
+        banner, yaml_banner = pending
         if got is None:
             sys.stdout.write(banner + yaml_banner
                              + error_line(o, "no servers could be reached"))

@@ -129,11 +129,14 @@ def comment(o: Options, text: str) -> None:
         print(f";; {text}", flush=True)
 
 
-def ask(q, o: Options, addr: str, name: str, port: int):
-    """The reply of one server, over the transport asked; raises on no reply."""
+def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
+    """The reply of one server, over the transport asked; raises on no reply. ``sent``,
+    when given, is called with the protocol each time the query goes (over TCP once
+    connected), where dig prints the query for +qr."""
     import dns.flags
     import dns.query
 
+    sent = sent or (lambda proto: None)
     if o.transport == "udp":
         # connected, so that a port nobody listens on is "connection refused" (ICMP), as
         # dig says, rather than a timeout
@@ -141,21 +144,36 @@ def ask(q, o: Options, addr: str, name: str, port: int):
                            socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             sock.connect((addr, port))
+            sent("UDP")
             r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
                               raise_on_truncation=False, ignore_unexpected=True, sock=sock)
         if r.flags & dns.flags.TC and not o.ignore_tc:
             comment(o, "Truncated, retrying in TCP mode.")
-            return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+            return _tcp(q, o, addr, port, sent), "TCP"
         return r, "UDP"
     if o.transport == "tcp":
-        return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+        return _tcp(q, o, addr, port, sent), "TCP"
     hostname = o.tls_hostname or (name if o.server is not None else addr)
     if o.transport == "tls":
+        sent("TLS")
         return dns.query.tls(q, addr, timeout=o.timeout, port=port,
                              ssl_context=_ssl_context(o, ["dot"]),
                              server_hostname=hostname if o.tls_ca is not None else None), "TLS"
     proto = "HTTPS" if o.transport == "https" else "HTTP"
+    sent(proto)
     return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
+
+
+def _tcp(q, o: Options, addr: str, port: int, sent):
+    """``q`` over TCP: connected first, then ``sent("TCP")``, then asked."""
+    import dns.query
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                       socket.SOCK_STREAM) as sock:
+        sock.settimeout(o.timeout)
+        sock.connect((addr, port))
+        sock.setblocking(False)
+        sent("TCP")
+        return dns.query.tcp(q, addr, timeout=o.timeout, port=port, sock=sock)
 
 
 class _Pinned:
@@ -257,29 +275,31 @@ def error_text(e: BaseException) -> str:
 BADCOOKIE = 23
 
 
-def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str]):
+def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str],
+                        sent=None):
     """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
     client cookie asked again with the server cookie it gives: over UDP, and a second time
     over TCP. +showbadcookie prints that reply first, after ``banner[0]`` (the command
     lines, then emptied: dig prints them before the first reply it shows)."""
     t0 = time.monotonic()
-    r, proto = ask(q, o, addr, name, port)
+    r, proto = ask(q, o, addr, name, port, sent)
     for retry in range(2):
-        sent = cookie_of(q)
+        ours = cookie_of(q)
         given = cookie_of(r)
-        if not (o.badcookie and proto == "UDP" and r.rcode() == BADCOOKIE and sent
-                and given and given[:8] == sent[:8]):
+        if not (o.badcookie and proto == "UDP" and r.rcode() == BADCOOKIE and ours
+                and given and given[:8] == ours[:8]):
             break
         if o.showbadcookie and not o.short:
             size = len(getattr(r, "wire", None) or r.to_wire())
             sys.stdout.write(banner[0] + render(r, o, elapsed=time.monotonic() - t0,
                                                 server=f"{addr}#{port}({name}) ({proto})",
-                                                size=size, sent_cookie=sent))
+                                                size=size, sent_cookie=ours))
             banner[0] = ""
         comment(o, f"BADCOOKIE, retrying{' in TCP mode' if retry else ''}.")
         _set_cookie(q, given)
         t0 = time.monotonic()
-        r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port)
+        r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port,
+                       sent)
     return r, proto
 
 
@@ -292,16 +312,20 @@ def _set_cookie(q, cookie: bytes) -> None:
     q.use_edns(q.edns, q.ednsflags, q.payload, options=options, pad=q.pad)
 
 
-def exchange(q, o: Options, servers, port: int, banner: list[str]):
+def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
     """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
     says them: (reply, where it came from, seconds), None when no server replied, or an
     exit status when dig stops at once (a certificate that failed verification).
-    ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`)."""
+    ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`);
+    ``sent(address, protocol)``, when given, is called each time the query goes (as dig
+    prints it for +qr: on every try, of every server)."""
     for addr, name in servers:
         for _ in range(o.tries):
             t0 = time.monotonic()
             try:
-                r, proto = _ask_past_badcookie(q, o, addr, name, port, banner)
+                r, proto = _ask_past_badcookie(
+                    q, o, addr, name, port, banner,
+                    None if sent is None else lambda proto, a=addr: sent(a, proto))
             except network_errors() as e:    # a try lost: dig says so and tries again
                 refused = _certificate_refused(e)
                 if refused is not None:      # dig neither tries again nor goes on

@@ -833,6 +833,38 @@ def test_qr_prints_the_query_as_dig(fixed, opts):
     assert (";; Sending:" in ours.stdout) == ("+short" not in opts and "+nocomments" not in opts)
 
 
+@pytest.mark.parametrize("opts", [[], ["+yaml"], ["+short"], ["+nostats"]])
+def test_qr_prints_the_query_on_each_try_as_dig(opts):
+    """dig prints the query each time it sends it: once per lost try, with the command
+    lines before the first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "example.org", "+qr",
+                "+tries=2", "+time=1", "+nocookie", "+qid=5", *opts]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    sent = ours.stdout.count("type: RECURSIVE_QUERY" if "+yaml" in opts else ";; Sending:")
+    assert sent == (0 if "+short" in opts else 2)
+
+
+@pytest.mark.parametrize("opts", [[], ["+yaml"]])
+def test_qr_prints_the_query_again_over_tcp_and_to_the_next_server(
+        daemon, failing_then_answering, opts):
+    """A truncated reply: the query again as it goes over TCP; a SERVFAIL: the query
+    again as it goes to the next server."""
+    same = _yaml_comparable if opts else comparable
+    for args in (["@127.0.0.1", "-p", str(daemon.port), "big.example.com", "TXT"],
+                 ["@127.0.0.50", "@127.0.0.51", "-p", str(failing_then_answering),
+                  "x.example", "+nofail"]):
+        args = [*args, "+qr", "+nocookie", "+qid=5", *opts]
+        ours, theirs = query(*args), dig(*args)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+        assert ours.stdout.count("RECURSIVE_QUERY" if opts else ";; Sending:") == 2
+
+
 KEYS = ["example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2024010101 7200 "
         "3600 1209600 300"] + SIGNED[:3] + ["example.com. 300 IN CDNSKEY 256 3 8 " + "Q" * 88]
 
