@@ -480,8 +480,9 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
             start(a)
     if not lookups and glob.batch is None:
         lookups.append(replace(glob, show=dict(glob.show)))
-    if glob.short or any(o.short for o in lookups):
-        # +short is one of dig's global settings, wherever it is given
+    if glob.short or any(o.short or o.nssearch for o in lookups):
+        # +short is one of dig's global settings, wherever it is given; +nssearch turns
+        # it on (for every look-up of the command line, as in dig)
         for o in (glob, *lookups):
             o.short = True
     return glob, lookups

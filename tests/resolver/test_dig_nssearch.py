@@ -157,6 +157,24 @@ def test_nssearch_of_a_server_that_does_not_reply(lab):
     assert ours.stdout.rstrip().endswith(";; no servers could be reached")
 
 
+@pytest.mark.parametrize("args", [
+    ["example.com", "+nssearch", "example.com", "NS"],
+    ["example.com", "NS", "example.com", "+nssearch"],
+    ["example.com", "+nssearch", "example.com", "NS", "+comments"],
+])
+def test_nssearch_makes_every_look_up_short(lab, fakes, args):
+    """As dig's: +nssearch turns +short on for the whole command line, the look-ups
+    before it too (the lines' order is not compared: +nssearch's come as the replies come,
+    and the NS set's order differs between two asks)."""
+    fakes(Z.FAKE_TLD_1, ns_giver(f"{Z.EXAMPLE_COM_1}.", f"{Z.EXAMPLE_COM_2}."))
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", *args, "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert masked(ours.stdout) == masked(theirs.stdout), ours.stdout + theirs.stdout
+    others = [line for line in ours.stdout.splitlines() if not line.startswith("SOA ")]
+    assert sorted(others) == [f"{Z.EXAMPLE_COM_1}.", f"{Z.EXAMPLE_COM_2}."], ours.stdout
+
+
 # ---- +trace, and +trace +yaml ---------------------------------------------------------------
 def tree(root: str, auth: str):
     """(root's handler, auth's handler): a root whose NS set is itself, by address, that
