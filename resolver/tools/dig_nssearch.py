@@ -12,7 +12,8 @@ from dataclasses import replace
 from resolver.tools.dig_exchange import ask, error_text, exchange, make_query, \
     network_errors, server_addresses
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
-from resolver.tools.dig_output import cmd_lines, rdata_text
+from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text
+from resolver.tools.dig_yaml import yaml_message
 
 
 def nssearch(o: Options, argv: list[str]) -> int:
@@ -36,7 +37,8 @@ def nssearch(o: Options, argv: list[str]) -> int:
     pending = [cmd_lines(argv, o, found) if o.show["cmd"] else ""]
     got = exchange(make_query(replace(o, rdtype="NS", rec=True)), o, servers, port, pending)
     if got is None:
-        print(pending[0] + ";; no servers could be reached", flush=True)
+        sys.stdout.write(pending[0] + error_line(o, "no servers could be reached"))
+        sys.stdout.flush()
         return EXIT_NO_ANSWER
     if isinstance(got, int):
         return got
@@ -109,16 +111,23 @@ def _ask_all(o: Options, addresses: list[str], port: int) -> bool:
 
     def one(addr: str) -> None:
         q = make_query(soa)
-        t0 = time.monotonic()
+        t0, sent_at = time.monotonic(), time.time()
         try:
-            r, _proto = ask(q, o, addr, addr, port)
+            r, proto = ask(q, o, addr, addr, port)
         except network_errors() as e:
-            with lock:
-                print(f";; communications error to {addr}#{port}: {error_text(e)}", flush=True)
+            if not o.yaml:                # as dig: +yaml leaves its warnings out
+                with lock:
+                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                          flush=True)
             return
         ms = (time.monotonic() - t0) * 1000
         lines = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)} from server "
                  f"{addr} in {ms:.0f} ms.\n" for rrset in r.answer for rd in rrset]
+        if o.yaml:                        # as dig: the reply's header, then its lines
+            lines.insert(0, yaml_message(
+                r, replace(o, short=True), sending=False, address=addr, port=port,
+                proto=proto, size=len(getattr(r, "wire", None) or r.to_wire()),
+                sent_at=sent_at, received_at=time.time(), sent_cookie=cookie_of(q)))
         with lock:
             replied.append(addr)
             sys.stdout.write("".join(lines))
@@ -130,6 +139,7 @@ def _ask_all(o: Options, addresses: list[str], port: int) -> bool:
     for t in threads:
         t.join(o.timeout * 3 + 10)        # ask() is bounded by o.timeout (TCP: twice)
     if not replied:
-        print(";; NS servers could not be reached", flush=True)
+        sys.stdout.write(error_line(o, "NS servers could not be reached"))
+        sys.stdout.flush()
     return bool(replied)
 

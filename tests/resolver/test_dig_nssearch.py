@@ -157,6 +157,51 @@ def test_nssearch_of_a_server_that_does_not_reply(lab):
     assert ours.stdout.rstrip().endswith(";; no servers could be reached")
 
 
+def entries(text: str) -> list[str]:
+    """+yaml's text as its entries (lines before the first one an entry of their own), each
+    without what differs between two runs, in sorted order (the replies come as they come)."""
+    out, cur = [], []
+    for line in _yaml_comparable(text):
+        if line.startswith("- type: ") and cur:
+            out.append("\n".join(cur))
+            cur = []
+        cur.append(re.sub(r" in \d+ ms\.$", " in N ms.", line))
+    return sorted(out + ["\n".join(cur)] if cur else out)
+
+
+@pytest.mark.parametrize("name, targets, rc", [
+    ("example.com", EXAMPLE, 0),
+    ("example.com", f"{EXAMPLE} {NOWHERE} {Z.SILENT}. {Z.REFUSED}.", 0),
+    ("www.example.com", EXAMPLE, 0),
+    ("example.com", f"{Z.SILENT}. {Z.REFUSED}.", 9),
+    ("example.com", NOWHERE, 1),
+])
+def test_nssearch_with_yaml_matches_bind_dig(lab, fakes, name, targets, rc):
+    """+yaml: each reply's header as a YAML entry, then its lines; the lost tries left out;
+    "NS servers could not be reached" a DIG_ERROR entry."""
+    fakes(Z.FAKE_TLD_1, ns_giver(*targets.split()))
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", name, "+nssearch", "+time=1", "+yaml"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert entries(ours.stdout) == entries(theirs.stdout), ours.stdout + theirs.stdout
+    assert "communications error" not in ours.stdout
+    if rc == 0 and name == "example.com":
+        assert ours.stdout.count("    type: AUTH_RESPONSE\n") == 2, ours.stdout
+    if rc == 9:
+        assert ours.stdout == ("- type: DIG_ERROR\n  message: |\n"
+                               "    NS servers could not be reached\n")
+
+
+def test_nssearch_with_yaml_of_a_server_that_does_not_reply(lab):
+    args = ["-p", str(lab.port), f"@{Z.REFUSED}", "example.com", "+nssearch", "+time=1",
+            "+yaml"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                "    no servers could be reached\n"), ours.stdout
+
+
 @pytest.mark.parametrize("args", [
     ["example.com", "+nssearch", "example.com", "NS"],
     ["example.com", "NS", "example.com", "+nssearch"],
