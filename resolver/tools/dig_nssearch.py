@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from resolver.tools.dig_exchange import ask, error_text, exchange, make_query, \
     network_errors, server_addresses
-from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
+from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Fatal, Options
 from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text
 from resolver.tools.dig_yaml import yaml_message
 
@@ -22,7 +22,7 @@ def nssearch(o: Options, argv: list[str]) -> int:
     finds them; then the SOA of ``o.name`` asked without recursion of every address at
     once, each reply's answer printed as ``SOA ... from server ADDR in N ms.`` as it comes,
     each failure as dig says it. Exit status: 0 when one server replied, 9 when none did
-    (or the first server did not), 1 when no NS name had an address."""
+    (or the first server did not); :class:`Fatal` when no NS name had an address."""
     try:
         servers = server_addresses(o)
     except LookupError as e:
@@ -34,7 +34,7 @@ def nssearch(o: Options, argv: list[str]) -> int:
     port = o.port if o.port is not None else 53
     found = sum(1 for _, name in servers if name == o.server)
     # as dig: the command lines only with "no servers could be reached"
-    pending = [cmd_lines(argv, o, found) if o.show["cmd"] else ""]
+    pending = [cmd_lines(argv, o, found) if o.greeting else ""]
     got = exchange(make_query(replace(o, rdtype="NS", rec=True)), o, servers, port, pending)
     if got is None:
         sys.stdout.write(pending[0] + error_line(o, "no servers could be reached"))
@@ -53,9 +53,7 @@ def nssearch(o: Options, argv: list[str]) -> int:
             first_failed = first_failed or target
     if not addresses:
         if first_failed is not None:      # dig's fatal error, with its result text
-            print(f"{PROG}: couldn't get address for '{first_failed}': no more",
-                  file=sys.stderr, flush=True)
-            return EXIT_USAGE
+            raise Fatal(f"couldn't get address for '{first_failed}': no more")
         return EXIT_OK                    # no NS set (NXDOMAIN, NODATA): nothing to ask
     random.shuffle(addresses)             # dig asks the servers in a random order
     return EXIT_OK if _ask_all(o, addresses, port) else EXIT_NO_ANSWER

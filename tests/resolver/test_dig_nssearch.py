@@ -157,6 +157,33 @@ def test_nssearch_of_a_server_that_does_not_reply(lab):
     assert ours.stdout.rstrip().endswith(";; no servers could be reached")
 
 
+@pytest.mark.parametrize("args, rc", [
+    # +nssearch's fatal error ends the command: the look-up after it is not asked
+    ([f"@{Z.FAKE_TLD_1}", "example.com", "+nssearch", "www.example.com", f"@{Z.REFUSED}",
+      "+tries=1"], 1),
+    # lost tries of an earlier look-up (exit status 9 then), and of this one's first
+    # server: cleared as the query goes, the fatal error's status is 1
+    ([f"@{Z.REFUSED}", "www.example.com", "+tries=1", "example.com", f"@{Z.FAKE_TLD_1}",
+      "+nssearch"], 1),
+    ([f"@{Z.REFUSED}", f"@{Z.FAKE_TLD_1}", "example.com", "+nssearch", "+tries=2"], 1),
+    # dig's status is the last look-up's: an unanswered one, then an answered one, 0
+    ([f"@{Z.REFUSED}", "www.example.com", "+tries=1", "+nssearch", "example.com",
+      f"@{Z.FAKE_TLD_1}"], 0),
+    (["example.com", "NS", f"@{Z.FAKE_TLD_1}", "www.example.com", f"@{Z.REFUSED}",
+      "+tries=1"], 9),
+])
+def test_exit_status_and_fatal_error_as_dig(lab, fakes, args, rc):
+    """dig's exit status: 9 when a look-up goes unanswered, cleared as the next query goes;
+    its fatal error (no NS name with an address) exits with the status then, else 1, and
+    asks nothing more."""
+    fakes(Z.FAKE_TLD_1, ns_giver(NOWHERE))
+    args = ["-p", str(lab.port), *args, "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stderr.split(": ", 1)[1:] == theirs.stderr.split(": ", 1)[1:], ours.stderr
+
+
 def entries(text: str) -> list[str]:
     """+yaml's text as its entries (lines before the first one an entry of their own), each
     without what differs between two runs, in sorted order (the replies come as they come)."""

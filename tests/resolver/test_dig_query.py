@@ -305,6 +305,52 @@ def test_exit_codes(tmp_path):
         assert ";; no servers could be reached" in r.stdout
 
 
+def _yaml_same(text: str) -> list[str]:
+    """:func:`_yaml_comparable`, without the version line of the command lines."""
+    return [line for line in _yaml_comparable(text) if not line.startswith("; <<>>")]
+
+
+@pytest.mark.parametrize("args", [
+    ["a.example", "+nocmd"], ["+nocmd", "a.example"], ["a.example", "+short"],
+    ["a.example", "+yaml"], ["+yaml", "a.example"], ["+yaml", "a.example", "+all"],
+    ["a.example", "+yaml", "+all"], ["+noall", "a.example", "+cmd"],
+    ["a.example", "b.example"], ["a.example", "+nocmd", "b.example"],
+])
+def test_command_lines_before_no_servers_as_dig(args):
+    """dig makes its command lines as it reads the first name, if +cmd is on then (+short
+    and +yaml turn it off, +all on), and prints them before "no servers could be reached"
+    whatever follows; the first look-up's only."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        before = args[:args.index("a.example")]
+        args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1",
+                *args]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    same = _yaml_same if "+yaml" in args else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    made = ";; global options: +cmd" in ours.stdout
+    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)), ours.stdout
+    assert ours.stdout.count(";; global options:") == int(made)
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["a.example", "+yaml", "+all"], True), (["+yaml", "+all", "a.example"], True),
+    (["+yaml", "a.example", "+cmd"], False), (["a.example", "+nocmd"], False),
+    (["+nocmd", "a.example", "+cmd"], False), (["a.example", "+yaml"], False),
+    (["a.example", "+nocmd", "+cmd"], True),
+])
+def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
+    """Before a reply, the command lines come if they were made and +cmd is on at the end:
+    +yaml +all brings them back."""
+    at = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port)]
+    ours, theirs = query(*at, *args), dig(*at, *args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_same if "+yaml" in args else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert (";; global options: +cmd" in ours.stdout) == shown
+
+
 def test_the_grammar_of_several_lookups():
     from resolver.tools.dig_options import parse
 
