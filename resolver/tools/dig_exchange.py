@@ -11,7 +11,8 @@ import time
 from dataclasses import replace
 
 from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
-from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, render, tty_default
+from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
+    tty_default
 
 # ---- the servers -----------------------------------------------------------------------------
 def system_nameservers() -> list[str]:
@@ -164,13 +165,21 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
     return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
 
 
+class ConnectFailed(OSError):
+    """A TCP connection that could not be made (its reason the exception it comes from)."""
+
+
 def _tcp(q, o: Options, addr: str, port: int, sent):
-    """``q`` over TCP: connected first, then ``sent("TCP")``, then asked."""
+    """``q`` over TCP: connected first (:class:`ConnectFailed` when it cannot be), then
+    ``sent("TCP")``, then asked."""
     import dns.query
     with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
                        socket.SOCK_STREAM) as sock:
         sock.settimeout(o.timeout)
-        sock.connect((addr, port))
+        try:
+            sock.connect((addr, port))
+        except OSError as e:
+            raise ConnectFailed(str(e)) from e
         sock.setblocking(False)
         sent("TCP")
         return dns.query.tcp(q, addr, timeout=o.timeout, port=port, sock=sock)
@@ -260,6 +269,8 @@ def error_text(e: BaseException) -> str:
     import dns.exception
 
     from corenet.https.errors import TimeoutException
+    if isinstance(e, ConnectFailed) and e.__cause__ is not None:
+        e = e.__cause__
     if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
                       TimeoutException)):
         return "timed out"
@@ -313,33 +324,67 @@ def _set_cookie(q, cookie: bytes) -> None:
 
 
 def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
-    """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
-    says them: (reply, where it came from, seconds), None when no server replied, or an
-    exit status when dig stops at once (a certificate that failed verification).
+    """``q`` asked of ``servers`` in turn with dig's tries, the lost tries said as dig says
+    them: (reply, where it came from, seconds), None when no server replied, or an exit
+    status when dig has said its error itself (a certificate that failed verification,
+    a TCP connection that failed).
+
+    As dig, ``o.tries`` is the look-up's, not each server's: a lost try over UDP is tried
+    again at the same server while tries are left, then the next server has the tries
+    left (one); over TCP a lost try starts again from the first server, and a connection
+    that fails is said ("Connection to ... failed") with "no servers could be reached"
+    (dig's error, with +yaml a DIG_ERROR entry) each time no server is left to try next,
+    the command lines left out.
     ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`);
     ``sent(address, protocol)``, when given, is called each time the query goes (as dig
     prints it for +qr: on every try, of every server)."""
-    for addr, name in servers:
-        for _ in range(o.tries):
-            t0 = time.monotonic()
-            try:
-                r, proto = _ask_past_badcookie(
-                    q, o, addr, name, port, banner,
-                    None if sent is None else lambda proto, a=addr: sent(a, proto))
-            except network_errors() as e:    # a try lost: dig says so and tries again
-                refused = _certificate_refused(e)
-                if refused is not None:      # dig neither tries again nor goes on
-                    print(f";; TLS peer certificate verification for {addr}#{port} "
-                          f"failed: {refused}", flush=True)
-                    return EXIT_NO_ANSWER
-                if not o.yaml:               # as dig: +yaml leaves its warnings out
-                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                          flush=True)
+    tries, i = o.tries, 0
+    while i < len(servers):
+        addr, name = servers[i]
+        t0 = time.monotonic()
+        try:
+            r, proto = _ask_past_badcookie(
+                q, o, addr, name, port, banner,
+                None if sent is None else lambda proto, a=addr: sent(a, proto))
+        except network_errors() as e:    # a try lost: dig says so and tries again
+            refused = _certificate_refused(e)
+            if refused is not None:      # dig neither tries again nor goes on
+                print(f";; TLS peer certificate verification for {addr}#{port} "
+                      f"failed: {refused}", flush=True)
+                return EXIT_NO_ANSWER
+            connect = isinstance(e, ConnectFailed)
+            if not o.yaml:               # as dig: +yaml leaves its warnings out
+                print(f";; Connection to {addr}#{port}({addr}) for {o.name or '.'} failed: "
+                      f"{error_text(e)}." if connect else
+                      f";; communications error to {addr}#{port}: {error_text(e)}",
+                      flush=True)
+            if tries > 1:
+                tries -= 1
+                if connect:              # dig's error, though it tries again
+                    sys.stdout.write(error_line(o, "no servers could be reached"))
+                    sys.stdout.flush()
+                if connect or proto_of(o) != "udp":
+                    i = 0                # over TCP dig starts the look-up again
                 continue
-            if r.rcode() == 2 and not o.fail:
-                if (addr, name) != servers[-1]:
-                    comment(o, f"Got SERVFAIL reply from {addr}, trying next server")
-                    break
-                comment(o, f"Got SERVFAIL reply from {addr}")
-            return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
+            if i + 1 < len(servers):
+                i += 1
+                continue
+            if connect:                  # dig's error, without the command lines
+                sys.stdout.write(error_line(o, "no servers could be reached"))
+                sys.stdout.flush()
+                return EXIT_NO_ANSWER
+            return None
+        if r.rcode() == 2 and not o.fail:
+            if i + 1 < len(servers):
+                comment(o, f"Got SERVFAIL reply from {addr}, trying next server")
+                i += 1
+                continue
+            comment(o, f"Got SERVFAIL reply from {addr}")
+        return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
     return None
+
+
+def proto_of(o: Options) -> str:
+    """The transport a look-up's tries go over first: ``udp``, or ``tcp`` (TCP, TLS,
+    HTTPS)."""
+    return "udp" if o.transport == "udp" else "tcp"

@@ -351,6 +351,40 @@ def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
     assert (";; global options: +cmd" in ours.stdout) == shown
 
 
+@pytest.mark.parametrize("opts", [["+tries=2"], ["+tries=2", "+yaml"], ["+tries=3", "+qr"],
+                                  ["+tries=1"], ["+tries=2", "+nocmd"], ["+tries=3", "+short"],
+                                  ["@127.0.0.2", "+tries=3"], ["@127.0.0.2", "+tries=3",
+                                                               "+yaml"]])
+def test_a_tcp_connection_refused_as_dig(opts):
+    """dig's TCP: each connection that fails is said ("Connection to ... failed"), with
+    "no servers could be reached" (with +yaml a DIG_ERROR entry, the rest left out) each
+    time no server is left to try next, the command lines left out; a try again starts
+    from the first server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]              # closed again: nothing listens there
+    args = ["@127.0.0.1", "-p", str(port), "a.example", "+tcp", "+time=1", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    tries = int([o for o in opts if o.startswith("+tries=")][0][len("+tries="):])
+    assert ours.stdout.count("no servers could be reached") == tries, ours.stdout
+
+
+def test_tries_are_the_look_ups_as_dig():
+    """Over UDP, dig's tries are the look-up's: the first server has them all, the next
+    one the one left."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]      # at 127.0.0.2: nothing, "connection refused"
+        args = ["@127.0.0.1", "@127.0.0.2", "-p", str(port), "a.example", "+tries=2",
+                "+time=1"]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.count("127.0.0.2#") == 1
+
+
 def test_the_grammar_of_several_lookups():
     from resolver.tools.dig_options import parse
 
