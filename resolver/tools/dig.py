@@ -64,7 +64,7 @@ def lookup(o: Options, argv: list[str]) -> int:
               if o.greeting and o.show["cmd"] and not (o.short or o.dns64prefix) else "")
     # as dig: made, the command lines come before "no servers could be reached" (unless a
     # message came first), +nocmd, +short or +yaml after the first name notwithstanding
-    yaml_banner = cmd_lines(argv, o, found) if o.greeting and not banner else ""
+    error_banner = cmd_lines(argv, o, found) if o.greeting and not banner else ""
     names = search_names(o)
 
     def yaml_reply(r, where: str, sent_at: float) -> str:
@@ -78,7 +78,7 @@ def lookup(o: Options, argv: list[str]) -> int:
         if qname != o.name:
             q = make_query(replace(o, name=qname))
         sent_at = time.time()
-        pending = [banner, yaml_banner]
+        pending = [banner, error_banner]
         shown = None
 
         if o.qr:
@@ -96,16 +96,16 @@ def lookup(o: Options, argv: list[str]) -> int:
                 pending[:] = ["", ""]
 
         got = exchange(q, o, servers, port, pending, shown)
-        banner, yaml_banner = pending
+        banner, error_banner = pending
         if got is None:
-            sys.stdout.write(banner + yaml_banner
+            sys.stdout.write(banner + error_banner
                              + error_line(o, "no servers could be reached"))
             sys.stdout.flush()
             return EXIT_NO_ANSWER
         if isinstance(got, int):
             return got
         r, where, elapsed = got
-        yaml_banner = ""
+        error_banner = ""
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
             sys.stdout.write((yaml_reply(r, where, sent_at) if o.yaml else "") + prefixes)
