@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
-                                        EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV,
+                                        EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV, Fatal,
                                         Options, UsageError, parse)
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
@@ -61,10 +61,10 @@ def lookup(o: Options, argv: list[str]) -> int:
     # dig counts the addresses of the last @SERVER
     found = sum(1 for _, name in servers if name == o.server)
     banner = (cmd_lines(argv, o, found)
-              if o.show["cmd"] and not (o.short or o.yaml or o.dns64prefix) else "")
-    # with +yaml, dig prints the command lines only before an error that comes first
-    yaml_banner = (cmd_lines(argv, o, found)
-                   if o.yaml and o.show["cmd"] and not (o.short or o.dns64prefix) else "")
+              if o.greeting and o.show["cmd"] and not (o.short or o.dns64prefix) else "")
+    # as dig: made, the command lines come before "no servers could be reached" (unless a
+    # message came first), +nocmd, +short or +yaml after the first name notwithstanding
+    error_banner = cmd_lines(argv, o, found) if o.greeting and not banner else ""
     names = search_names(o)
 
     def yaml_reply(r, where: str, sent_at: float) -> str:
@@ -77,26 +77,35 @@ def lookup(o: Options, argv: list[str]) -> int:
     for i, qname in enumerate(names):
         if qname != o.name:
             q = make_query(replace(o, name=qname))
-        if o.qr and (o.yaml or not o.short):
-            size = len(q.to_wire())
-            sys.stdout.write(banner + (yaml_message(
-                q, o, sending=True, address=servers[0][0], port=port, size=size,
-                proto="UDP" if o.transport == "udp" else "TCP", sent_at=time.time())
-                if o.yaml else render(q, o, elapsed=None, server="", size=size, sending=True)))
-            banner = yaml_banner = ""
         sent_at = time.time()
-        pending = [banner]
-        got = exchange(q, o, servers, port, pending)
-        banner = pending[0]
+        pending = [banner, error_banner]
+        shown = None
+
+        if o.qr:
+            def shown(addr: str, proto: str, q=q) -> None:
+                """+qr: the query, as dig prints it each time it goes (every try); the
+                command lines, made, go with the first (with +short, nothing printed)."""
+                if o.yaml or not o.short:
+                    size = len(q.to_wire())
+                    sys.stdout.write(pending[0] + (yaml_message(
+                        q, o, sending=True, address=addr, port=port, size=size,
+                        proto="UDP" if proto == "UDP" else "TCP", sent_at=time.time())
+                        if o.yaml else render(q, o, elapsed=None, server="", size=size,
+                                              sending=True)))
+                    sys.stdout.flush()
+                pending[:] = ["", ""]
+
+        got = exchange(q, o, servers, port, pending, shown)
+        banner, error_banner = pending
         if got is None:
-            sys.stdout.write(banner + yaml_banner
+            sys.stdout.write(banner + error_banner
                              + error_line(o, "no servers could be reached"))
             sys.stdout.flush()
             return EXIT_NO_ANSWER
         if isinstance(got, int):
             return got
         r, where, elapsed = got
-        yaml_banner = ""
+        error_banner = ""
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
             sys.stdout.write((yaml_reply(r, where, sent_at) if o.yaml else "") + prefixes)
@@ -186,7 +195,9 @@ def resolve_in_process(q, o: Options):
 
 
 def main(argv: list[str]) -> int:
-    """``corenet-resolver query ARGV``: the exit status of the last look-up that failed."""
+    """``corenet-resolver query ARGV``: dig's exit status, that of the last look-up (dig
+    sets 9 when a look-up goes unanswered and clears it as the next one's query goes); a
+    fatal error ends the command with that status, else 1; 10 after an error of its own."""
     try:
         glob, lookups = parse(argv)
         if glob.batch is not None:
@@ -207,7 +218,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "
               "[NAME] [TYPE] [CLASS] [+OPTION ...]", file=sys.stderr)
         return EXIT_USAGE
-    status = EXIT_OK
+    status, internal = EXIT_OK, False
     if any(o.dns64prefix for o in lookups):
         for o in lookups:                 # as dig: with a +dns64prefix look-up, no banner
             o.show["cmd"] = False
@@ -220,13 +231,16 @@ def main(argv: list[str]) -> int:
         if i:
             o.show["cmd"] = False         # dig prints its command line once
         try:
-            rc = lookup(o, argv)
+            status = lookup(o, argv)
+        except Fatal as e:                # as dig's fatal(): said, and nothing more asked
+            sys.stdout.flush()
+            print(f"{PROG}: {e}", file=sys.stderr, flush=True)
+            # dig's status then is this look-up's, cleared as its query went
+            return EXIT_USAGE
         except Exception as e:            # a bug, not the network: dig's "internal error"
             print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-            rc = EXIT_INTERNAL
-        if rc:
-            status = rc
-    return status
+            internal = True
+    return EXIT_INTERNAL if internal else status
 
 
 def _is_address_of_other_family(o: Options) -> bool:

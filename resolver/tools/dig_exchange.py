@@ -11,7 +11,8 @@ import time
 from dataclasses import replace
 
 from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
-from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, render, tty_default
+from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
+    tty_default
 
 # ---- the servers -----------------------------------------------------------------------------
 def system_nameservers() -> list[str]:
@@ -121,11 +122,22 @@ def _ssl_context(o: Options, alpn: list[str] | None):
     return ctx
 
 
-def ask(q, o: Options, addr: str, name: str, port: int):
-    """The reply of one server, over the transport asked; raises on no reply."""
+def comment(o: Options, text: str) -> None:
+    """One of dig's comments on the look-up (``;; Truncated, retrying in TCP mode.``):
+    printed with the look-up's +comments only (+short, +trace and +nssearch turn it off),
+    never with +yaml."""
+    if o.show["comments"] and not o.yaml:
+        print(f";; {text}", flush=True)
+
+
+def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
+    """The reply of one server, over the transport asked; raises on no reply. ``sent``,
+    when given, is called with the protocol each time the query goes (over TCP once
+    connected), where dig prints the query for +qr."""
     import dns.flags
     import dns.query
 
+    sent = sent or (lambda proto: None)
     if o.transport == "udp":
         # connected, so that a port nobody listens on is "connection refused" (ICMP), as
         # dig says, rather than a timeout
@@ -133,21 +145,44 @@ def ask(q, o: Options, addr: str, name: str, port: int):
                            socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             sock.connect((addr, port))
+            sent("UDP")
             r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
                               raise_on_truncation=False, ignore_unexpected=True, sock=sock)
         if r.flags & dns.flags.TC and not o.ignore_tc:
-            print(";; Truncated, retrying in TCP mode.", flush=True)
-            return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+            comment(o, "Truncated, retrying in TCP mode.")
+            return _tcp(q, o, addr, port, sent), "TCP"
         return r, "UDP"
     if o.transport == "tcp":
-        return dns.query.tcp(q, addr, timeout=o.timeout, port=port), "TCP"
+        return _tcp(q, o, addr, port, sent), "TCP"
     hostname = o.tls_hostname or (name if o.server is not None else addr)
     if o.transport == "tls":
+        sent("TLS")
         return dns.query.tls(q, addr, timeout=o.timeout, port=port,
                              ssl_context=_ssl_context(o, ["dot"]),
                              server_hostname=hostname if o.tls_ca is not None else None), "TLS"
     proto = "HTTPS" if o.transport == "https" else "HTTP"
+    sent(proto)
     return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
+
+
+class ConnectFailed(OSError):
+    """A TCP connection that could not be made (its reason the exception it comes from)."""
+
+
+def _tcp(q, o: Options, addr: str, port: int, sent):
+    """``q`` over TCP: connected first (:class:`ConnectFailed` when it cannot be), then
+    ``sent("TCP")``, then asked."""
+    import dns.query
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                       socket.SOCK_STREAM) as sock:
+        sock.settimeout(o.timeout)
+        try:
+            sock.connect((addr, port))
+        except OSError as e:
+            raise ConnectFailed(str(e)) from e
+        sock.setblocking(False)
+        sent("TCP")
+        return dns.query.tcp(q, addr, timeout=o.timeout, port=port, sock=sock)
 
 
 class _Pinned:
@@ -234,6 +269,8 @@ def error_text(e: BaseException) -> str:
     import dns.exception
 
     from corenet.https.errors import TimeoutException
+    if isinstance(e, ConnectFailed) and e.__cause__ is not None:
+        e = e.__cause__
     if isinstance(e, (dns.exception.Timeout, TimeoutError, asyncio.TimeoutError,
                       TimeoutException)):
         return "timed out"
@@ -249,30 +286,31 @@ def error_text(e: BaseException) -> str:
 BADCOOKIE = 23
 
 
-def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str]):
+def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str],
+                        sent=None):
     """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
     client cookie asked again with the server cookie it gives: over UDP, and a second time
     over TCP. +showbadcookie prints that reply first, after ``banner[0]`` (the command
     lines, then emptied: dig prints them before the first reply it shows)."""
     t0 = time.monotonic()
-    r, proto = ask(q, o, addr, name, port)
+    r, proto = ask(q, o, addr, name, port, sent)
     for retry in range(2):
-        sent = cookie_of(q)
+        ours = cookie_of(q)
         given = cookie_of(r)
-        if not (o.badcookie and proto == "UDP" and r.rcode() == BADCOOKIE and sent
-                and given and given[:8] == sent[:8]):
+        if not (o.badcookie and proto == "UDP" and r.rcode() == BADCOOKIE and ours
+                and given and given[:8] == ours[:8]):
             break
         if o.showbadcookie and not o.short:
             size = len(getattr(r, "wire", None) or r.to_wire())
             sys.stdout.write(banner[0] + render(r, o, elapsed=time.monotonic() - t0,
                                                 server=f"{addr}#{port}({name}) ({proto})",
-                                                size=size, sent_cookie=sent))
+                                                size=size, sent_cookie=ours))
             banner[0] = ""
-        if o.show["comments"] and not o.short:
-            print(f";; BADCOOKIE, retrying{' in TCP mode' if retry else ''}.", flush=True)
+        comment(o, f"BADCOOKIE, retrying{' in TCP mode' if retry else ''}.")
         _set_cookie(q, given)
         t0 = time.monotonic()
-        r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port)
+        r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port,
+                       sent)
     return r, proto
 
 
@@ -285,30 +323,68 @@ def _set_cookie(q, cookie: bytes) -> None:
     q.use_edns(q.edns, q.ednsflags, q.payload, options=options, pad=q.pad)
 
 
-def exchange(q, o: Options, servers, port: int, banner: list[str]):
-    """``q`` asked of ``servers`` in turn, ``o.tries`` each, the lost tries said as dig
-    says them: (reply, where it came from, seconds), None when no server replied, or an
-    exit status when dig stops at once (a certificate that failed verification).
-    ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`)."""
-    for addr, name in servers:
-        for _ in range(o.tries):
-            t0 = time.monotonic()
-            try:
-                r, proto = _ask_past_badcookie(q, o, addr, name, port, banner)
-            except network_errors() as e:    # a try lost: dig says so and tries again
-                refused = _certificate_refused(e)
-                if refused is not None:      # dig neither tries again nor goes on
-                    print(f";; TLS peer certificate verification for {addr}#{port} "
-                          f"failed: {refused}", flush=True)
-                    return EXIT_NO_ANSWER
-                if not o.yaml:               # as dig: +yaml leaves its warnings out
-                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                          flush=True)
+def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
+    """``q`` asked of ``servers`` in turn with dig's tries, the lost tries said as dig says
+    them: (reply, where it came from, seconds), None when no server replied, or an exit
+    status when dig has said its error itself (a certificate that failed verification,
+    a TCP connection that failed).
+
+    As dig, ``o.tries`` is the look-up's, not each server's: a lost try over UDP is tried
+    again at the same server while tries are left, then the next server has the tries
+    left (one); over TCP a lost try starts again from the first server, and a connection
+    that fails is said ("Connection to ... failed") with "no servers could be reached"
+    (dig's error, with +yaml a DIG_ERROR entry) each time no server is left to try next,
+    the command lines left out.
+    ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`);
+    ``sent(address, protocol)``, when given, is called each time the query goes (as dig
+    prints it for +qr: on every try, of every server)."""
+    tries, i = o.tries, 0
+    while i < len(servers):
+        addr, name = servers[i]
+        t0 = time.monotonic()
+        try:
+            r, proto = _ask_past_badcookie(
+                q, o, addr, name, port, banner,
+                None if sent is None else lambda proto, a=addr: sent(a, proto))
+        except network_errors() as e:    # a try lost: dig says so and tries again
+            refused = _certificate_refused(e)
+            if refused is not None:      # dig neither tries again nor goes on
+                print(f";; TLS peer certificate verification for {addr}#{port} "
+                      f"failed: {refused}", flush=True)
+                return EXIT_NO_ANSWER
+            connect = isinstance(e, ConnectFailed)
+            if not o.yaml:               # as dig: +yaml leaves its warnings out
+                print(f";; Connection to {addr}#{port}({addr}) for {o.name or '.'} failed: "
+                      f"{error_text(e)}." if connect else
+                      f";; communications error to {addr}#{port}: {error_text(e)}",
+                      flush=True)
+            if tries > 1:
+                tries -= 1
+                if connect:              # dig's error, though it tries again
+                    sys.stdout.write(error_line(o, "no servers could be reached"))
+                    sys.stdout.flush()
+                if connect or proto_of(o) != "udp":
+                    i = 0                # over TCP dig starts the look-up again
                 continue
-            if r.rcode() == 2 and not o.fail and (addr, name) != servers[-1]:
-                if not o.short:
-                    print(f";; Got SERVFAIL reply from {addr}, trying next server",
-                          flush=True)
-                break
-            return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
+            if i + 1 < len(servers):
+                i += 1
+                continue
+            if connect:                  # dig's error, without the command lines
+                sys.stdout.write(error_line(o, "no servers could be reached"))
+                sys.stdout.flush()
+                return EXIT_NO_ANSWER
+            return None
+        if r.rcode() == 2 and not o.fail:
+            if i + 1 < len(servers):
+                comment(o, f"Got SERVFAIL reply from {addr}, trying next server")
+                i += 1
+                continue
+            comment(o, f"Got SERVFAIL reply from {addr}")
+        return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
     return None
+
+
+def proto_of(o: Options) -> str:
+    """The transport a look-up's tries go over first: ``udp``, or ``tcp`` (TCP, TLS,
+    HTTPS)."""
+    return "udp" if o.transport == "udp" else "tcp"

@@ -11,8 +11,9 @@ from dataclasses import replace
 
 from resolver.tools.dig_exchange import ask, error_text, exchange, make_query, \
     network_errors, server_addresses
-from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
-from resolver.tools.dig_output import cmd_lines, rdata_text
+from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Fatal, Options
+from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text
+from resolver.tools.dig_yaml import yaml_message
 
 
 def nssearch(o: Options, argv: list[str]) -> int:
@@ -21,7 +22,7 @@ def nssearch(o: Options, argv: list[str]) -> int:
     finds them; then the SOA of ``o.name`` asked without recursion of every address at
     once, each reply's answer printed as ``SOA ... from server ADDR in N ms.`` as it comes,
     each failure as dig says it. Exit status: 0 when one server replied, 9 when none did
-    (or the first server did not), 1 when no NS name had an address."""
+    (or the first server did not); :class:`Fatal` when no NS name had an address."""
     try:
         servers = server_addresses(o)
     except LookupError as e:
@@ -33,10 +34,11 @@ def nssearch(o: Options, argv: list[str]) -> int:
     port = o.port if o.port is not None else 53
     found = sum(1 for _, name in servers if name == o.server)
     # as dig: the command lines only with "no servers could be reached"
-    pending = [cmd_lines(argv, o, found) if o.show["cmd"] else ""]
+    pending = [cmd_lines(argv, o, found) if o.greeting else ""]
     got = exchange(make_query(replace(o, rdtype="NS", rec=True)), o, servers, port, pending)
     if got is None:
-        print(pending[0] + ";; no servers could be reached", flush=True)
+        sys.stdout.write(pending[0] + error_line(o, "no servers could be reached"))
+        sys.stdout.flush()
         return EXIT_NO_ANSWER
     if isinstance(got, int):
         return got
@@ -51,9 +53,7 @@ def nssearch(o: Options, argv: list[str]) -> int:
             first_failed = first_failed or target
     if not addresses:
         if first_failed is not None:      # dig's fatal error, with its result text
-            print(f"{PROG}: couldn't get address for '{first_failed}': no more",
-                  file=sys.stderr, flush=True)
-            return EXIT_USAGE
+            raise Fatal(f"couldn't get address for '{first_failed}': no more")
         return EXIT_OK                    # no NS set (NXDOMAIN, NODATA): nothing to ask
     random.shuffle(addresses)             # dig asks the servers in a random order
     return EXIT_OK if _ask_all(o, addresses, port) else EXIT_NO_ANSWER
@@ -109,16 +109,23 @@ def _ask_all(o: Options, addresses: list[str], port: int) -> bool:
 
     def one(addr: str) -> None:
         q = make_query(soa)
-        t0 = time.monotonic()
+        t0, sent_at = time.monotonic(), time.time()
         try:
-            r, _proto = ask(q, o, addr, addr, port)
+            r, proto = ask(q, o, addr, addr, port)
         except network_errors() as e:
-            with lock:
-                print(f";; communications error to {addr}#{port}: {error_text(e)}", flush=True)
+            if not o.yaml:                # as dig: +yaml leaves its warnings out
+                with lock:
+                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
+                          flush=True)
             return
         ms = (time.monotonic() - t0) * 1000
         lines = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)} from server "
                  f"{addr} in {ms:.0f} ms.\n" for rrset in r.answer for rd in rrset]
+        if o.yaml:                        # as dig: the reply's header, then its lines
+            lines.insert(0, yaml_message(
+                r, replace(o, short=True), sending=False, address=addr, port=port,
+                proto=proto, size=len(getattr(r, "wire", None) or r.to_wire()),
+                sent_at=sent_at, received_at=time.time(), sent_cookie=cookie_of(q)))
         with lock:
             replied.append(addr)
             sys.stdout.write("".join(lines))
@@ -130,6 +137,7 @@ def _ask_all(o: Options, addresses: list[str], port: int) -> bool:
     for t in threads:
         t.join(o.timeout * 3 + 10)        # ask() is bounded by o.timeout (TCP: twice)
     if not replied:
-        print(";; NS servers could not be reached", flush=True)
+        sys.stdout.write(error_line(o, "NS servers could not be reached"))
+        sys.stdout.flush()
     return bool(replied)
 

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field, replace
 
 EXIT_OK, EXIT_USAGE, EXIT_BATCH, EXIT_NO_ANSWER, EXIT_INTERNAL = 0, 1, 8, 9, 10
 
+
+class Fatal(Exception):
+    """dig's fatal(): the message is said (on stderr) and the command ends at once, the
+    look-ups after this one not asked; its exit status is the one dig has so far, else 1."""
+
 #: The file read for the default servers, and the variable that names another one.
 RESOLV_CONF, RESOLV_CONF_ENV = "/etc/resolv.conf", "CORENET_RESOLV_CONF"
 
@@ -50,6 +55,12 @@ class Options:
     subnet: str | None = None            # +subnet=ADDR[/LEN]: EDNS Client Subnet
     short: bool = False
     yaml: bool = False                   # +yaml: each message as YAML, as dig writes it
+    # the command lines were made: dig's +cmd was on as the first name was read (they
+    # come before "no servers could be reached" then, whatever follows; before a reply
+    # only with +cmd on at the end). The first look-up's only.
+    greeting: bool = False
+    counted: bool = False                # and say how many addresses @SERVER had: one was
+                                         # given before the first name
     multi: bool = False                  # +multi: records on several lines, as BIND's
     cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
@@ -212,6 +223,8 @@ def _plus(o: Options, arg: str) -> None:
         if key == "edns" and eq:
             _int(value, "+edns", 0, 0)
         setattr(o, flags[key], on)
+        if key == "nssearch" and on:      # as dig: no comments (a later +comments has)
+            o.show["comments"] = False
     elif key in DISPLAY:
         o.show[key] = on
     elif key == "all":
@@ -232,7 +245,8 @@ def _plus(o: Options, arg: str) -> None:
     elif key == "trace":
         o.trace = on
         if on:                            # as dig: +trace shows where each reply came from
-            o.identify = True
+            o.identify = True             # and has no comments (a later +comments has)
+            o.show["comments"] = False
     elif key == "dns64prefix":
         pass                              # a look-up of its own: parse() starts it
     elif key == "opcode":
@@ -369,15 +383,28 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     lookups: list[Options] = []
     cur = glob
 
-    def start(name: str, reverse: bool = False) -> Options:
+    def start(name: str, reverse: bool = False, named: bool = True) -> Options:
         """A new look-up: the global options, then what follows its name."""
         nonlocal cur
         cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=reverse,
                       classed=False)
         lookups.append(cur)
+        if named:
+            greet(cur)
         return cur
 
     it = iter(argv)
+    # dig's printcmd, one setting for the whole line: +cmd, +all and their +no forms, off
+    # with +short, +yaml and +dns64prefix
+    printcmd = glob.show["cmd"] and not glob.short and not glob.yaml
+    greeted = base is not None            # a batch line: the command line's were made
+
+    def greet(o: Options) -> None:
+        """dig's greeting, made (or not) as the first name is read."""
+        nonlocal greeted
+        if not greeted:
+            greeted = True
+            o.greeting, o.counted = printcmd, glob.server is not None
 
     def value(opt: str) -> str:
         try:
@@ -396,13 +423,21 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                 except UsageError:
                     raise UsageError(f"bad port in {a!r}") from None
         elif a.lower() == "+dns64prefix":
+            printcmd = False
             # as dig: a look-up of its own (ipv4only.arpa AAAA, the global options), added
             # where it stands among the names; what follows it applies to it
-            start("ipv4only.arpa.")
+            start("ipv4only.arpa.", named=False)
             cur.rdtype, cur.rdclass, cur.typed, cur.classed = "AAAA", "IN", True, True
             cur.dns64prefix, cur.show = True, dict.fromkeys(DISPLAY, False)
         elif a.startswith("+") and len(a) > 1:
             _plus(cur, a)
+            key = a[1:].partition("=")[0].lower()
+            on = not key.startswith("no")
+            key = key[2:] if not on else key
+            if key in ("cmd", "all"):
+                printcmd = on
+            elif key in ("short", "yaml") and on:
+                printcmd = False
         elif a.startswith("--"):
             key, eq, val = a[2:].partition("=")
             bare = key[3:] if key.startswith("no-") else key
@@ -477,8 +512,13 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
             start(a)
     if not lookups and glob.batch is None:
         lookups.append(replace(glob, show=dict(glob.show)))
-    if glob.short or any(o.short for o in lookups):
-        # +short is one of dig's global settings, wherever it is given
+        greet(lookups[0])
+    if base is None:
+        for o in lookups:                 # dig's printcmd is the line's, as it ends
+            o.show["cmd"] = printcmd
+    if glob.short or any(o.short or o.nssearch for o in lookups):
+        # +short is one of dig's global settings, wherever it is given; +nssearch turns
+        # it on (for every look-up of the command line, as in dig)
         for o in (glob, *lookups):
             o.short = True
     return glob, lookups

@@ -358,7 +358,7 @@ def error_line(o: Options, text: str) -> str:
 def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
     from corenet import __version__
     lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]
-    if n_servers is not None and o.server is not None:
+    if n_servers is not None and o.server is not None and o.counted:
         lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
     lines.append(";; global options: +cmd")
     return "".join(line + "\n" for line in lines)

@@ -40,9 +40,10 @@ def trace(o: Options, argv: list[str]) -> int:
             return EXIT_USAGE
     found = (sum(1 for _, name in start if name == o.server) if o.server is not None
              else None)
-    # as dig, the command lines come with the first reply, after its lost tries (with
-    # +yaml, only before an error that comes first)
-    banner = cmd_lines(argv, o, found) if o.show["cmd"] and not o.short else ""
+    # as dig, the command lines (made as the first name was read) come with the first
+    # reply, after its lost tries, with +cmd on at the end and no +short; before an error
+    # that comes first in any case
+    banner = cmd_lines(argv, o, found) if o.greeting else ""
     steps = [0]
     root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
     r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None,
@@ -112,6 +113,8 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
             said = f" from server {addr} in {ms:.0f} ms." if o.identify else ""
             short = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)}{said}"
                      for rrset in r.answer for rd in rrset] if o.short else []
+            if o.show["cmd"] and not o.short:
+                sys.stdout.write(banner)
             if o.yaml:                    # as dig: each step a YAML document entry
                 sys.stdout.write(yaml_message(
                     r, replace(o, show=_TRACE_SHOWN), sending=False, address=addr,
@@ -120,7 +123,6 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
                     sent_cookie=cookie_of(q)) + "".join(line + "\n" for line in short))
                 sys.stdout.flush()
             else:
-                sys.stdout.write(banner)
                 size = len(getattr(r, "wire", None) or r.to_wire())
                 lines = short if o.short else rr_lines(r.answer + r.authority, multi=o.multi,
                                                        o=o)

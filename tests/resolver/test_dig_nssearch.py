@@ -157,6 +157,96 @@ def test_nssearch_of_a_server_that_does_not_reply(lab):
     assert ours.stdout.rstrip().endswith(";; no servers could be reached")
 
 
+@pytest.mark.parametrize("args, rc", [
+    # +nssearch's fatal error ends the command: the look-up after it is not asked
+    ([f"@{Z.FAKE_TLD_1}", "example.com", "+nssearch", "www.example.com", f"@{Z.REFUSED}",
+      "+tries=1"], 1),
+    # lost tries of an earlier look-up (exit status 9 then), and of this one's first
+    # server: cleared as the query goes, the fatal error's status is 1
+    ([f"@{Z.REFUSED}", "www.example.com", "+tries=1", "example.com", f"@{Z.FAKE_TLD_1}",
+      "+nssearch"], 1),
+    ([f"@{Z.REFUSED}", f"@{Z.FAKE_TLD_1}", "example.com", "+nssearch", "+tries=2"], 1),
+    # dig's status is the last look-up's: an unanswered one, then an answered one, 0
+    ([f"@{Z.REFUSED}", "www.example.com", "+tries=1", "+nssearch", "example.com",
+      f"@{Z.FAKE_TLD_1}"], 0),
+    (["example.com", "NS", f"@{Z.FAKE_TLD_1}", "www.example.com", f"@{Z.REFUSED}",
+      "+tries=1"], 9),
+])
+def test_exit_status_and_fatal_error_as_dig(lab, fakes, args, rc):
+    """dig's exit status: 9 when a look-up goes unanswered, cleared as the next query goes;
+    its fatal error (no NS name with an address) exits with the status then, else 1, and
+    asks nothing more."""
+    fakes(Z.FAKE_TLD_1, ns_giver(NOWHERE))
+    args = ["-p", str(lab.port), *args, "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stderr.split(": ", 1)[1:] == theirs.stderr.split(": ", 1)[1:], ours.stderr
+
+
+def entries(text: str) -> list[str]:
+    """+yaml's text as its entries (lines before the first one an entry of their own), each
+    without what differs between two runs, in sorted order (the replies come as they come)."""
+    out, cur = [], []
+    for line in _yaml_comparable(text):
+        if line.startswith("- type: ") and cur:
+            out.append("\n".join(cur))
+            cur = []
+        cur.append(re.sub(r" in \d+ ms\.$", " in N ms.", line))
+    return sorted(out + ["\n".join(cur)] if cur else out)
+
+
+@pytest.mark.parametrize("name, targets, rc", [
+    ("example.com", EXAMPLE, 0),
+    ("example.com", f"{EXAMPLE} {NOWHERE} {Z.SILENT}. {Z.REFUSED}.", 0),
+    ("www.example.com", EXAMPLE, 0),
+    ("example.com", f"{Z.SILENT}. {Z.REFUSED}.", 9),
+    ("example.com", NOWHERE, 1),
+])
+def test_nssearch_with_yaml_matches_bind_dig(lab, fakes, name, targets, rc):
+    """+yaml: each reply's header as a YAML entry, then its lines; the lost tries left out;
+    "NS servers could not be reached" a DIG_ERROR entry."""
+    fakes(Z.FAKE_TLD_1, ns_giver(*targets.split()))
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", name, "+nssearch", "+time=1", "+yaml"]
+    ours, theirs = query(*args), dig(*args)
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + ours.stderr
+    assert entries(ours.stdout) == entries(theirs.stdout), ours.stdout + theirs.stdout
+    assert "communications error" not in ours.stdout
+    if rc == 0 and name == "example.com":
+        assert ours.stdout.count("    type: AUTH_RESPONSE\n") == 2, ours.stdout
+    if rc == 9:
+        assert ours.stdout == ("- type: DIG_ERROR\n  message: |\n"
+                               "    NS servers could not be reached\n")
+
+
+def test_nssearch_with_yaml_of_a_server_that_does_not_reply(lab):
+    args = ["-p", str(lab.port), f"@{Z.REFUSED}", "example.com", "+nssearch", "+time=1",
+            "+yaml"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
+                                "    no servers could be reached\n"), ours.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["example.com", "+nssearch", "example.com", "NS"],
+    ["example.com", "NS", "example.com", "+nssearch"],
+    ["example.com", "+nssearch", "example.com", "NS", "+comments"],
+])
+def test_nssearch_makes_every_look_up_short(lab, fakes, args):
+    """As dig's: +nssearch turns +short on for the whole command line, the look-ups
+    before it too (the lines' order is not compared: +nssearch's come as the replies come,
+    and the NS set's order differs between two asks)."""
+    fakes(Z.FAKE_TLD_1, ns_giver(f"{Z.EXAMPLE_COM_1}.", f"{Z.EXAMPLE_COM_2}."))
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", *args, "+time=1"]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert masked(ours.stdout) == masked(theirs.stdout), ours.stdout + theirs.stdout
+    others = [line for line in ours.stdout.splitlines() if not line.startswith("SOA ")]
+    assert sorted(others) == [f"{Z.EXAMPLE_COM_1}.", f"{Z.EXAMPLE_COM_2}."], ours.stdout
+
+
 # ---- +trace, and +trace +yaml ---------------------------------------------------------------
 def tree(root: str, auth: str):
     """(root's handler, auth's handler): a root whose NS set is itself, by address, that

@@ -190,6 +190,26 @@ def test_query_flags_on_the_wire(recorder):
     assert (recorder.seen[-1].question[0].rdtype, recorder.seen[-1].question[0].rdclass) == (16, 3)
 
 
+@pytest.mark.parametrize("opts", [[], ["+nocomments"], ["+yaml"], ["+short"],
+                                  ["+noall", "+answer"], ["+noall", "+comments"]])
+def test_truncated_is_one_of_digs_comments(daemon, opts):
+    """";; Truncated, retrying in TCP mode." comes with +comments only, never with +yaml."""
+    args = ["@127.0.0.1", "-p", str(daemon.port), "big.example.com", "TXT", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert ("Truncated, retrying" in ours.stdout) == (opts in ([], ["+noall", "+comments"]))
+
+
+@pytest.mark.parametrize("option", ["+trace", "+nssearch"])
+def test_trace_and_nssearch_turn_comments_off_as_dig(option):
+    from resolver.tools.dig_options import parse
+
+    assert not parse(["x.example", option])[1][0].show["comments"]
+    assert parse(["x.example", option, "+comments"])[1][0].show["comments"]
+
+
 def test_udp_and_tcp(daemon):
     for transport in ([], ["+tcp"], ["+vc"]):
         r = query("@127.0.0.1", "-p", str(daemon.port), "www.example.net", *transport)
@@ -283,6 +303,86 @@ def test_exit_codes(tmp_path):
         r = query(*at, "+retry=0")
         assert r.returncode == 9 and r.stdout.count("timed out") == 1
         assert ";; no servers could be reached" in r.stdout
+
+
+def _yaml_same(text: str) -> list[str]:
+    """:func:`_yaml_comparable`, without the version line of the command lines."""
+    return [line for line in _yaml_comparable(text) if not line.startswith("; <<>>")]
+
+
+@pytest.mark.parametrize("args", [
+    ["a.example", "+nocmd"], ["+nocmd", "a.example"], ["a.example", "+short"],
+    ["a.example", "+yaml"], ["+yaml", "a.example"], ["+yaml", "a.example", "+all"],
+    ["a.example", "+yaml", "+all"], ["+noall", "a.example", "+cmd"],
+    ["a.example", "b.example"], ["a.example", "+nocmd", "b.example"],
+])
+def test_command_lines_before_no_servers_as_dig(args):
+    """dig makes its command lines as it reads the first name, if +cmd is on then (+short
+    and +yaml turn it off, +all on), and prints them before "no servers could be reached"
+    whatever follows; the first look-up's only."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        before = args[:args.index("a.example")]
+        args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1",
+                *args]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    same = _yaml_same if "+yaml" in args else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    made = ";; global options: +cmd" in ours.stdout
+    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)), ours.stdout
+    assert ours.stdout.count(";; global options:") == int(made)
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["a.example", "+yaml", "+all"], True), (["+yaml", "+all", "a.example"], True),
+    (["+yaml", "a.example", "+cmd"], False), (["a.example", "+nocmd"], False),
+    (["+nocmd", "a.example", "+cmd"], False), (["a.example", "+yaml"], False),
+    (["a.example", "+nocmd", "+cmd"], True),
+])
+def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
+    """Before a reply, the command lines come if they were made and +cmd is on at the end:
+    +yaml +all brings them back."""
+    at = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port)]
+    ours, theirs = query(*at, *args), dig(*at, *args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_same if "+yaml" in args else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert (";; global options: +cmd" in ours.stdout) == shown
+
+
+@pytest.mark.parametrize("opts", [["+tries=2"], ["+tries=2", "+yaml"], ["+tries=3", "+qr"],
+                                  ["+tries=1"], ["+tries=2", "+nocmd"], ["+tries=3", "+short"],
+                                  ["@127.0.0.2", "+tries=3"], ["@127.0.0.2", "+tries=3",
+                                                               "+yaml"]])
+def test_a_tcp_connection_refused_as_dig(opts):
+    """dig's TCP: each connection that fails is said ("Connection to ... failed"), with
+    "no servers could be reached" (with +yaml a DIG_ERROR entry, the rest left out) each
+    time no server is left to try next, the command lines left out; a try again starts
+    from the first server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]              # closed again: nothing listens there
+    args = ["@127.0.0.1", "-p", str(port), "a.example", "+tcp", "+time=1", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    tries = int([o for o in opts if o.startswith("+tries=")][0][len("+tries="):])
+    assert ours.stdout.count("no servers could be reached") == tries, ours.stdout
+
+
+def test_tries_are_the_look_ups_as_dig():
+    """Over UDP, dig's tries are the look-up's: the first server has them all, the next
+    one the one left."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]      # at 127.0.0.2: nothing, "connection refused"
+        args = ["@127.0.0.1", "@127.0.0.2", "-p", str(port), "a.example", "+tries=2",
+                "+time=1"]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stdout.count("127.0.0.2#") == 1
 
 
 def test_the_grammar_of_several_lookups():
@@ -813,6 +913,38 @@ def test_qr_prints_the_query_as_dig(fixed, opts):
     assert (";; Sending:" in ours.stdout) == ("+short" not in opts and "+nocomments" not in opts)
 
 
+@pytest.mark.parametrize("opts", [[], ["+yaml"], ["+short"], ["+nostats"]])
+def test_qr_prints_the_query_on_each_try_as_dig(opts):
+    """dig prints the query each time it sends it: once per lost try, with the command
+    lines before the first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "example.org", "+qr",
+                "+tries=2", "+time=1", "+nocookie", "+qid=5", *opts]
+        ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    sent = ours.stdout.count("type: RECURSIVE_QUERY" if "+yaml" in opts else ";; Sending:")
+    assert sent == (0 if "+short" in opts else 2)
+
+
+@pytest.mark.parametrize("opts", [[], ["+yaml"]])
+def test_qr_prints_the_query_again_over_tcp_and_to_the_next_server(
+        daemon, failing_then_answering, opts):
+    """A truncated reply: the query again as it goes over TCP; a SERVFAIL: the query
+    again as it goes to the next server."""
+    same = _yaml_comparable if opts else comparable
+    for args in (["@127.0.0.1", "-p", str(daemon.port), "big.example.com", "TXT"],
+                 ["@127.0.0.50", "@127.0.0.51", "-p", str(failing_then_answering),
+                  "x.example", "+nofail"]):
+        args = [*args, "+qr", "+nocookie", "+qid=5", *opts]
+        ours, theirs = query(*args), dig(*args)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+        assert ours.stdout.count("RECURSIVE_QUERY" if opts else ";; Sending:") == 2
+
+
 KEYS = ["example.com. 300 IN SOA ns1.example.com. hostmaster.example.com. 2024010101 7200 "
         "3600 1209600 300"] + SIGNED[:3] + ["example.com. 300 IN CDNSKEY 256 3 8 " + "Q" * 88]
 
@@ -910,14 +1042,31 @@ def failing_then_answering():
     b.close()
 
 
-@pytest.mark.parametrize("opts", [["+nofail"], ["+fail"], [], ["+nofail", "+short"]])
+@pytest.mark.parametrize("opts", [["+nofail"], ["+fail"], [], ["+nofail", "+short"],
+                                  ["+nofail", "+nocomments"], ["+nofail", "+yaml"]])
 def test_several_servers_and_nofail_as_dig(failing_then_answering, opts):
     args = ["@127.0.0.50", "@127.0.0.51", "-p", str(failing_then_answering), "x.example",
             *opts]
     ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 0, ours.stderr
-    assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
     assert ("192.0.2.5" in ours.stdout) == ("+nofail" in opts)
+    # dig's SERVFAIL line is one of its comments
+    assert ("Got SERVFAIL reply from 127.0.0.50, trying next server" in ours.stdout) == (
+        opts == ["+nofail"])
+
+
+@pytest.mark.parametrize("opts", [[], ["+nocomments"], ["+yaml"]])
+def test_servfail_of_the_last_server_is_said_as_dig(failing_then_answering, opts):
+    """The last server's SERVFAIL is the reply: dig says so (a comment) and prints it."""
+    args = ["@127.0.0.50", "-p", str(failing_then_answering), "x.example",
+            "+nofail", "+tries=1", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert (";; Got SERVFAIL reply from 127.0.0.50\n" in ours.stdout) == (opts == [])
 
 
 def _aaaa(*addresses: str) -> list[str]:
