@@ -244,7 +244,10 @@ cdef class ServerContext:
             raise ValueError(f"an ALPN protocol name must have 1 to 255 bytes: {alpn!r}")
         self.alpn = tuple(alpn)
         self.alpn_wire = bytes([len(wire) & 0xff, len(wire) >> 8]) + wire
-        self.ctx = SSL_CTX_new(TLS_server_method())
+        # OpenSSL's loading runs without the GIL (a context is made in a reload's build
+        # thread: the loop answers meanwhile); its error queue is the thread's own.
+        with nogil:
+            self.ctx = SSL_CTX_new(TLS_server_method())
         if self.ctx == NULL:
             raise MemoryError(str(openssl_error("cannot make a TLS context")))
         SSL_CTX_set_min_proto_version(self.ctx, TLS1_2_VERSION)
@@ -322,11 +325,22 @@ cdef class ServerContext:
             with open(path, "rb"):
                 pass                      # FileNotFoundError, PermissionError: OSError's text
         ERR_clear_error()
-        if SSL_CTX_use_certificate_chain_file(self.ctx, pem.encode()) != 1:
+        cdef bytes pem_path = pem.encode(), key_path = key.encode()
+        cdef const char *pem_c = pem_path
+        cdef const char *key_c = key_path
+        cdef int failed = 0
+        with nogil:                     # the files read and parsed without the GIL
+            if SSL_CTX_use_certificate_chain_file(self.ctx, pem_c) != 1:
+                failed = 1
+            elif SSL_CTX_use_PrivateKey_file(self.ctx, key_c, SSL_FILETYPE_PEM) != 1:
+                failed = 2
+            elif SSL_CTX_check_private_key(self.ctx) != 1:
+                failed = 3
+        if failed == 1:
             raise openssl_error(f"cannot load the certificate chain {pem}")
-        if SSL_CTX_use_PrivateKey_file(self.ctx, key.encode(), SSL_FILETYPE_PEM) != 1:
+        if failed == 2:
             raise openssl_error(f"cannot load the private key {key}")
-        if SSL_CTX_check_private_key(self.ctx) != 1:
+        if failed == 3:
             raise openssl_error(f"the key {key} is not the certificate's")
 
     def set_ciphers(self, ciphers=None, ciphersuites=None):
@@ -345,7 +359,9 @@ cdef class ServerContext:
         # The TLS 1.2 list is tried on a context of its own first: OpenSSL leaves a
         # context's list as it was when none matches, but the error must not leave half a
         # change behind either.
-        cdef SSL_CTX *probe = SSL_CTX_new(TLS_server_method())
+        cdef SSL_CTX *probe
+        with nogil:
+            probe = SSL_CTX_new(TLS_server_method())
         if probe == NULL:
             raise MemoryError(str(openssl_error("cannot make a TLS context")))
         ok = SSL_CTX_set_cipher_list(probe, ciphers.encode()) == 1
