@@ -2,11 +2,15 @@
 
 A reload reads and builds everything (the config file, the zones, RPZ zone files) in a
 thread (:func:`off_loop`) and the caller swaps the result in on the loop in one short step.
-That thread runs at the lowest CPU priority, and while it runs the interpreter hands the GIL
-over every :data:`SWITCH_INTERVAL` seconds instead of Python's 5 ms, so the loop waits at
-most about that long for it between two answers; the garbage collector is off meanwhile (a
-full collection, tens of milliseconds in a process with a cache, would hold the GIL all that
-time: the build makes many objects and would set one off).
+While that thread runs the interpreter hands the GIL over every :data:`SWITCH_INTERVAL`
+seconds instead of Python's 5 ms, so the loop waits about that long for it between two
+answers; the garbage collector is off meanwhile (a full collection, tens of milliseconds in a
+process with a cache, would hold the GIL all that time: the build makes many objects and
+would set one off). The thread keeps the loop's CPU priority: one at a lower priority that
+is preempted while it holds the GIL keeps the loop waiting until it runs again (measured on
+back-to-back reloads of the reload benchmark's config, the loop pinned with the thread to
+one core: a p99 of cached answers of 7.2 and 8.5 ms with the thread at nice 19, 3.9 and
+4.1 ms at the loop's; worse again at SCHED_IDLE).
 
 What the swap lets go of can be big as well (an RPZ zone of a million rules takes a third of
 a second to free): :func:`retire` frees it a slice at a time between the loop's turns, once
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 import threading
 from typing import Awaitable, Callable, TypeVar
@@ -61,24 +64,8 @@ def _leave() -> None:
                 gc.enable()
 
 
-#: The calling build thread's nice value: the lowest weight the scheduler gives, so that it
-#: takes little from the loop's answers. Not SCHED_IDLE: a thread of that class preempted
-#: while it holds the GIL keeps the loop waiting until a CPU has nothing else to run (the p99
-#: of cached answers during back-to-back reloads was 6-9 ms with it, 3.5-4.7 ms at nice 19).
-BUILD_NICE = 19
-
-
-def _yield_cpu() -> None:
-    """The calling thread at nice :data:`BUILD_NICE` (its own: Linux sets it per thread)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICE)
-    except (AttributeError, OSError):
-        pass
-
-
 async def off_loop(fn: Callable[[], T]) -> T:
-    """``fn()`` run in a thread of its own at the lowest CPU priority, its result or
-    exception (the thread ends with it: a thread's priority cannot be raised again)."""
+    """``fn()`` run in a thread of its own, its result or exception."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
 
@@ -91,7 +78,6 @@ async def off_loop(fn: Callable[[], T]) -> T:
             done.set_result(result)
 
     def run() -> None:
-        _yield_cpu()
         try:
             result, error = fn(), None
         except BaseException as e:       # handed to the awaiting coroutine
