@@ -56,6 +56,17 @@ def ubctl(conf: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
+def both_stats(ub: Path, d) -> tuple[dict[str, str], dict[str, str]]:
+    """``stats_noreset`` of Unbound (its unbound-control config ``ub``) and of the daemon
+    ``d``, each read with :func:`keys`: (Unbound's, corenet's)."""
+    r = ubctl(ub, "stats_noreset")
+    assert r.returncode == 0, r.stdout + r.stderr
+    theirs = keys(r.stdout)
+    r = cli("--control", d.control, "stats_noreset")
+    assert r.returncode == 0, r.stderr
+    return theirs, keys(r.stdout)
+
+
 def keys(text: str) -> dict[str, str]:
     """``stats`` output read as unbound_exporter reads it: each line split on its first
     ``=``, the value a float."""
@@ -222,12 +233,7 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
             for name, how in ASKED:
                 r = dns.query.udp(_shaped(name, how), "127.0.0.1", port=port, timeout=3)
                 assert r.rcode() == dns.rcode.NOERROR and r.answer, (port, name, how)
-        r = ubctl(ub, "stats_noreset")
-        assert r.returncode == 0, r.stdout + r.stderr
-        theirs = keys(r.stdout)
-        r = cli("--control", d.control, "stats_noreset")
-        assert r.returncode == 0, r.stderr
-        ours = keys(r.stdout)
+        theirs, ours = both_stats(ub, d)
         assert all(k in ours for k in EXPORTER_KEYS), set(EXPORTER_KEYS) - set(ours)
         claimed = {k for k in ours if not k.startswith("histogram.")}
         assert claimed - set(theirs) == set()
@@ -348,12 +354,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
                 r = dns.query.udp(q, "127.0.0.1", port=port, timeout=3)
                 assert (r.rcode(), bool(r.answer)) == (rcode, records), (port, name, r)
                 assert bool(r.flags & dns.flags.TC) == name.startswith("tc."), (port, r)
-        r = ubctl(ub, "stats_noreset")
-        assert r.returncode == 0, r.stdout + r.stderr
-        theirs = keys(r.stdout)
-        r = cli("--control", d.control, "stats_noreset")
-        assert r.returncode == 0, r.stderr
-        ours = keys(r.stdout)
+        theirs, ours = both_stats(ub, d)
 
         def shown(k: dict) -> dict:
             return {name: v for name, v in k.items()
@@ -426,12 +427,7 @@ def test_dnssec_stats_keys_count_as_a_real_unbound_s(signed_lab, tmp_path):
                 assert r.rcode() == rcode, (port, name, rdtype, r)
                 assert bool(r.flags & dns.flags.AD) == (rcode != dns.rcode.SERVFAIL), \
                     (port, name, rdtype, r)
-        r = ubctl(ub, "stats_noreset")
-        assert r.returncode == 0, r.stdout + r.stderr
-        theirs = keys(r.stdout)
-        r = cli("--control", d.control, "stats_noreset")
-        assert r.returncode == 0, r.stderr
-        ours = keys(r.stdout)
+        theirs, ours = both_stats(ub, d)
         same = ["total.num.queries", "num.answer.bogus", "num.rrset.bogus",
                 "num.query.aggressive.NOERROR", "num.query.aggressive.NXDOMAIN"]
         assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
