@@ -146,6 +146,8 @@ DROP_REASONS = ("short", "response", "oversize", "busy", "overload", "ratelimit"
                 "rpz", "tcp_oversize", "send_error", "internal_error",
                 "proxy_signature", "proxy_version", "proxy_command", "proxy_family",
                 "proxy_length", "proxy_too_long", "proxy_truncated", "acl")
+
+
 class Follow:
     """What the response policy's check of an answer (``policy_start``'s ``rewrite``) gives
     to have another question resolved for the same reply, as a CNAME rewrite on a name of
