@@ -182,6 +182,18 @@ def read_frame(s: socket.socket) -> bytes | None:
     return _read_exact(s, struct.unpack("!H", head)[0])
 
 
+def answer_or_shut(s: socket.socket, data: bytes) -> bytes | None:
+    """Send ``data`` on ``s``: the one message that comes back, or None when the peer shut
+    the connection instead. A server that closes a connection with our bytes unread makes
+    the kernel send a reset, and one that closes before we write makes the write fail, so
+    an end of file, a reset and a broken pipe are all the same answer here: shut."""
+    try:
+        s.sendall(data)
+        return read_frame(s)
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+
+
 def _read_exact(s: socket.socket, n: int) -> bytes | None:
     buf = b""
     while len(buf) < n:

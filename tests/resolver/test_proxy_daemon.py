@@ -20,7 +20,7 @@ import h2.connection
 import pytest
 
 from ci_policy import installed
-from daemon_proc import Daemon, frame, free_port, free_tcp_port, read_frame
+from daemon_proc import Daemon, answer_or_shut, frame, free_port, free_tcp_port, read_frame
 from procs import stop as stop_process
 from test_daemon_doh import b64, h2_exchange, h2_headers
 from tls_certs import CA, SERVER_NAME
@@ -38,11 +38,7 @@ def udp(d: Daemon, data: bytes, timeout: float = 3.0) -> dns.message.Message | N
 
 def tcp(d: Daemon, header: bytes, q: dns.message.Message) -> dns.message.Message | None:
     with d.tcp_conn() as s:
-        s.sendall(header + frame(q.to_wire()))
-        try:
-            got = read_frame(s)
-        except ConnectionResetError:
-            return None
+        got = answer_or_shut(s, header + frame(q.to_wire()))
     return None if got is None else dns.message.from_wire(got)
 
 
@@ -137,8 +133,7 @@ def test_connections_awaiting_their_header_count_against_the_cap(lab, tmp_path):
             assert time.monotonic() < deadline, d.stats()["tcp"]
             time.sleep(0.02)
         with d.tcp_conn() as late:                      # refused, and no one pushed out
-            late.sendall(stream + frame(query().to_wire()))
-            assert read_frame(late) is None
+            assert answer_or_shut(late, stream + frame(query().to_wire())) is None
         named.sendall(frame(query().to_wire()))
         assert dns.message.from_wire(read_frame(named)).answer
         for s in silent:
@@ -151,11 +146,7 @@ def test_connections_awaiting_their_header_count_against_the_cap(lab, tmp_path):
             assert dns.message.from_wire(read_frame(again)).answer
         with socket.create_connection(("127.0.0.1", d.port), timeout=3,
                                       source_address=("127.0.0.6", 0)) as denied:
-            try:
-                denied.sendall(stream + frame(query().to_wire()))
-                assert read_frame(denied) is None
-            except ConnectionResetError:
-                pass
+            assert answer_or_shut(denied, stream + frame(query().to_wire())) is None
         named.close()
         while d.stats()["tcp"]["open"] > 0:
             assert time.monotonic() < deadline, d.stats()["tcp"]
