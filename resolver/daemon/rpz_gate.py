@@ -70,7 +70,7 @@ import dns.rdatatype
 from resolver.daemon.admission import Follow
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
                                  PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
-                                 cname_chain, cname_target, respond, rewrite)
+                                 cname_chain, cname_target, encode, respond, rewrite)
 
 log = logging.getLogger("resolver.rpz")
 
@@ -143,7 +143,7 @@ class PolicyGate:
         for d in disabled:
             self.note(d, client, query, DISABLED)
         if m is None:
-            check = (self.checker(query, client, transport)
+            check = (self.checker(q, query, client, transport)
                      if self.policy.has_qname or self.policy.has_response_ip
                      or self.policy.has_ns else None)
             return door.policy_start(q, reply, t0, busy, check)
@@ -155,16 +155,17 @@ class PolicyGate:
             door.policy_drop(reply)
             return False
         if action == CNAME:
-            f = self.follow(query, m, cname_target(m, qname))
+            f = self.follow(q, query, m, cname_target(m, qname))
             return door.policy_start(f.query, reply, t0, busy, f.combine, q)
-        door.policy_answer(q, self.answer(query, m, transport), reply, t0)
+        door.policy_answer(q, self.answer(q, query, m, transport), reply, t0)
         return True
 
-    def follow(self, query: dns.message.Message, m: Match, target: dns.name.Name, lead=(),
-               owner: dns.name.Name | None = None) -> Follow:
-        """A CNAME rewrite to ``target``: its question (the query's type, EDNS and flags,
-        AD clear) to resolve, and the response ``rewrite`` makes of its answer, after the
-        CNAMEs of ``lead`` that led to ``owner`` (the query's name when None)."""
+    def follow(self, q: bytes, query: dns.message.Message, m: Match, target: dns.name.Name,
+               lead=(), owner: dns.name.Name | None = None) -> Follow:
+        """A CNAME rewrite of the client's query ``q`` (``query``, read) to ``target``: its
+        question (the query's type, EDNS and flags, AD clear) to resolve, and the response
+        ``rewrite`` makes of its answer, after the CNAMEs of ``lead`` that led to ``owner``
+        (the query's name when None)."""
         sub = dns.message.make_query(target, query.question[0].rdtype,
                                      use_edns=query.edns if query.edns >= 0 else False,
                                      payload=query.payload)
@@ -175,18 +176,19 @@ class PolicyGate:
                 resolved = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
                 resolved = None
-            return rewrite(query, m, target, resolved, lead, owner).to_wire()
+            return encode(q, rewrite(query, m, target, resolved, lead, owner))
         return Follow(sub.to_wire(), combine)
 
-    def answer(self, query: dns.message.Message, m: Match, transport: str) -> bytes:
-        """The response an answering action gives (TCP-ONLY: TC over UDP)."""
+    def answer(self, q: bytes, query: dns.message.Message, m: Match, transport: str) -> bytes:
+        """The response an answering action gives to the client's query ``q`` (``query``,
+        read): TCP-ONLY's is TC over UDP."""
         if m.action == TCP_ONLY:
             r = dns.message.make_response(query, recursion_available=True)
             r.flags |= dns.flags.TC
-            return r.to_wire()
-        return respond(query, m).to_wire()
+            return encode(q, r)
+        return encode(q, respond(query, m))
 
-    def checker(self, query: dns.message.Message, client, transport: str):
+    def checker(self, q: bytes, query: dns.message.Message, client, transport: str):
         """``rewrite(out)`` for a miss's answer: the answer, or the one a QNAME trigger on a
         name of its CNAME chain, or else a response-IP, NSDNAME or NSIP trigger, gives
         (None: dropped)."""
@@ -196,11 +198,11 @@ class PolicyGate:
             except (dns.exception.DNSException, ValueError):
                 return out                  # not ours to judge: the engine made it
             if self.policy.has_qname:
-                done, answer = self.chained(query, response, client, transport)
+                done, answer = self.chained(q, query, response, client, transport)
                 if done:
                     if answer is None or type(answer) is Follow:
                         return answer
-                    return out if answer is response else answer.to_wire()
+                    return out if answer is response else encode(q, answer)
             if not (self.policy.has_response_ip or self.policy.has_ns):
                 return out
             addresses = answer_addresses(response)
@@ -219,12 +221,12 @@ class PolicyGate:
                 return None
             if action == CNAME:             # resolved, AA clear, as Unbound's respip
                 qname = query.question[0].name
-                return self.follow(query, m, cname_target(m, qname), (), qname)
-            return self.answer(query, m, transport)
+                return self.follow(q, query, m, cname_target(m, qname), (), qname)
+            return self.answer(q, query, m, transport)
         return check
 
-    def chained(self, query: dns.message.Message, response: dns.message.Message, client,
-                transport: str):
+    def chained(self, q: bytes, query: dns.message.Message, response: dns.message.Message,
+                client, transport: str):
         """The QNAME triggers on the names ``response``'s CNAME chain leads the query's name
         to, each name in the chain's order, the zones in order for each (Unbound's
         ``rpz_callback_from_iterator_cname``): (whether a match decided, the response then
@@ -234,8 +236,8 @@ class PolicyGate:
         its target resolves to; TCP-ONLY changes nothing of the answer (the chain's next
         names are still checked); a DISABLED zone's match is counted and logged, not
         applied."""
-        q = query.question[0]
-        for kept, name in cname_chain(response, q.name):
+        question = query.question[0]
+        for kept, name in cname_chain(response, question.name):
             m, disabled = self.policy.qname(name)
             for d in disabled:
                 self.note(d, client, query, DISABLED)
@@ -250,9 +252,9 @@ class PolicyGate:
             if action == DROP:
                 return True, None
             if action == CNAME:
-                return True, self.follow(query, m, cname_target(m, name),
+                return True, self.follow(q, query, m, cname_target(m, name),
                                          response.answer[:kept], name)
-            sub = dns.message.make_query(name, q.rdtype, q.rdclass)
+            sub = dns.message.make_query(name, question.rdtype, question.rdclass)
             part = respond(sub, m)
             r = dns.message.make_response(query, recursion_available=True)
             r.flags = (r.flags & ~(dns.flags.AD | dns.flags.AA | dns.flags.RA)

@@ -1,7 +1,8 @@
 """Response policy zones (draft-vixie-dnsop-dns-rpz), sans-IO: a policy zone's records made
 into look-up structures (:class:`PolicyZone`), and the ordered zones of a :class:`Policy`
 answering "what action for this client, this name, these answer addresses", and the
-response an action stands for (:func:`respond`).
+response an action stands for (:func:`respond`, :func:`rewrite`), put on the wire by the
+resolver's one answer encoder (:func:`encode`).
 
 A policy zone's owner names, relative to its origin, are its triggers:
 
@@ -43,7 +44,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.limits import EDNS_BUFFER_SIZE
 from resolver.policy.index import TriggerIndex
+from resolver.wire.codec import build_response, parse_response
 
 NXDOMAIN, NODATA, PASSTHRU, DROP, TCP_ONLY, LOCAL_DATA, CNAME, DISABLED = (
     "nxdomain", "nodata", "passthru", "drop", "tcp-only", "local-data", "cname", "disabled")
@@ -500,3 +503,28 @@ def rewrite(query: dns.message.Message, match: Match, target: dns.name.Name,
     r.answer.extend(resolved.answer)
     r.authority.extend(resolved.authority)
     return r
+
+
+_HEADER_FROM_QUERY = dns.flags.RD | dns.flags.CD      # echoed from the client's query
+_DO = 0x8000
+
+
+def encode(q: bytes, r: dns.message.Message) -> bytes:
+    """The wire form of ``r``, a response of :func:`respond` or :func:`rewrite`, to the
+    client's query ``q``, written by the encoder every answer of the resolver is written
+    by (:func:`resolver.wire.codec.build_response`): the query's ID and question as sent
+    (its case kept, owners equal to it written as a pointer to it), RD and CD echoed, EDNS
+    when the query has it (the resolver's buffer size, DO echoed), ``r``'s other flags, rcode
+    and sections. ``WireError`` for a query whose question does not read."""
+    p = parse_response(q, sections=False)
+    flags = (r.flags & ~_HEADER_FROM_QUERY & 0xFFFF) | (p.flags & _HEADER_FROM_QUERY) | 0x8000
+    return build_response(p.id, flags, p.question, _records(r.answer),
+                          _records(r.authority), _records(r.additional), edns=p.edns,
+                          do=bool(p.edns_flags & _DO), payload=EDNS_BUFFER_SIZE,
+                          rcode=r.rcode())
+
+
+def _records(section) -> list:
+    """A section's records as the encoder takes them: (owner, type, class, TTL, rdata)."""
+    return [(rrset.name.to_wire(), rd.rdtype, rrset.rdclass, rrset.ttl, rd.to_wire())
+            for rrset in section for rd in rrset]

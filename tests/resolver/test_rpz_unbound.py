@@ -38,6 +38,7 @@ nx1.example.com CNAME .
 ld1.example.com A 203.0.113.5
 cn1.example.com CNAME www.example.net.
 chain20-14.example.com CNAME www.example.com.
+chain20-12.example.com CNAME .
 32.7.0.1.10.rpz-ip CNAME www.example.com.
 """
 #: local zones on both servers, some of their names under rules of BLOCK
@@ -147,3 +148,41 @@ def test_a_trigger_on_a_cname_chains_name_answers_as_unbound(pair, case):
     # the chain it cached, through the trigger's name, unchanged)
     again = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
     assert again.rcode() == ours.rcode() and _answer(again) == _answer(ours), f"{case}\n{again}"
+
+
+
+#: names whose answer the policy writes, each asked of Unbound once (a chain Unbound has
+#: cached it checks no more): on the query's name, down a chain, a rewrite, a response IP
+HEADER_CASES = {"qname-nxdomain": "nx1.example.com.", "qname-local-data": "ld1.example.com.",
+                "qname-cname": "cn1.example.com.", "chain-nxdomain": "chain20-10.example.com.",
+                "response-ip-cname": "h007.bulk.net."}
+
+
+def _header(msg) -> dict:
+    """What the encoder writes beside the sections: the question as sent, the flags it
+    echoes, EDNS."""
+    return {"question": msg.question[0].to_text(), "rd": bool(msg.flags & dns.flags.RD),
+            "cd": bool(msg.flags & dns.flags.CD), "edns": msg.edns,
+            "payload": msg.payload if msg.edns >= 0 else None,
+            "do": bool(msg.ednsflags & dns.flags.DO)}
+
+
+@pytest.mark.parametrize("case", list(HEADER_CASES))
+def test_a_policy_answer_is_written_as_unbound_writes_it(pair, case):
+    """The question's case as the client wrote it, RD and CD echoed, EDNS with the server's
+    buffer size and DO echoed: the same from both servers, for an answer the policy writes."""
+    ub, d = pair
+    name = HEADER_CASES[case]
+    mixed = "".join(c.upper() if i % 2 else c for i, c in enumerate(name))
+    q = dns.message.make_query(mixed, "A", use_edns=0, payload=4000, want_dnssec=True)
+    q.flags |= dns.flags.CD
+    theirs = dns.query.udp(q, ub.address, port=ub.port, timeout=10)
+    ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
+    shown = f"{case}\nours:\n{ours}\nunbound:\n{theirs}"
+    assert _header(theirs)["question"].startswith(mixed), shown
+    assert _header(ours) == _header(theirs), shown
+    # names compared without case: Unbound's compression points names of the data at the
+    # question's, so they take its case
+    assert ours.rcode() == theirs.rcode() != dns.rcode.SERVFAIL, shown
+    assert ([tuple(f.lower() for f in rr) for rr in _answer(ours)]
+            == [tuple(f.lower() for f in rr) for rr in _answer(theirs)]), shown
