@@ -465,3 +465,30 @@ def test_an_entry_checked_under_one_policy_is_checked_again_under_the_next():
     assert other.verdict(dns.message.make_query("www.example.", "A").to_wire(),
                          ALLOWED_ACL)[0] == "miss"
     assert entry.screen_touched
+
+
+def test_the_policy_path_reads_a_query_once_beside_the_doors_own_read(monkeypatch):
+    """With a policy, the client's query is read twice at most: by the door's C parse and by
+    the gate (dnspython), whichever path it takes: answered by a trigger on its name, on its
+    chain's name, by a rewrite resolved as a second miss, or passed on to the engine."""
+    door, gate = _chained_door(zone_of("bad.example CNAME walled.example.\n"
+                                       "walled.example CNAME .\n"
+                                       "blocked.example CNAME .\n"))
+    _cache(door.resolver.r, "walled.example.", ("walled.example.", "A", "192.0.2.77"))
+    reads: list[bytes] = []
+    parse = dns.message.from_wire
+
+    def counted(wire, *args, **kwargs):
+        reads.append(bytes(wire))
+        return parse(wire, *args, **kwargs)
+    monkeypatch.setattr(dns.message, "from_wire", counted)
+    for name in ("blocked.example.", "alias.example.", "bad.example.", "mid.example.",
+                 "nowhere.example."):
+        reads.clear()
+        q = dns.message.make_query(name, "A")
+        q.id = 4242
+        got = []
+        reply = CallReply("udp", ("192.0.2.200", 5353), got.append, lambda: got.append(None))
+        door.handle(q.to_wire(), ALLOWED_ACL, reply)
+        assert len(got) == 1 and got[0] is not None, name
+        assert reads.count(q.to_wire()) == 1, (name, reads)
