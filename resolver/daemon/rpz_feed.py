@@ -1,7 +1,7 @@
 """The policy zones of ``[[rpz]]`` tables, brought in and kept fresh: read from a zone file,
 or transferred from a primary (AXFR, or IXFR where the primary offers it: dnspython's
-``dns.asyncquery.inbound_xfr`` does the protocol) and asked again on the zone's SOA refresh
-timer (its retry timer after a failure). A transfer that fails, or a zone past
+``dns.query.inbound_xfr`` does the protocol, in a thread, :func:`transferred`) and asked
+again on the zone's SOA refresh timer (its retry timer after a failure). A transfer that fails, or a zone past
 ``limits.rpz_max_records``, leaves the policy it had in place.
 
 :class:`RpzSource` is one table, checked (the setting's converter); :class:`Feeds` holds the
@@ -15,14 +15,16 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import partial
 
-import dns.asyncquery
 import dns.exception
 import dns.name
+import dns.query
 import dns.xfr
 import dns.zone
 
 from resolver.limits import Limits
+from resolver.daemon.reloads import off_loop
 from resolver.daemon.zone_tables import config_table
 from resolver.zones import Upstream
 from resolver.policy.rpz import OVERRIDES, CNAME, Policy, PolicyError, PolicyZone, ZoneOptions
@@ -164,6 +166,18 @@ def policy_zone(zone: dns.zone.Zone, source: RpzSource, limits: Limits) -> Polic
                       limits.rpz_max_records)
 
 
+def transferred(base: dns.zone.Zone, query, addr: str, port: int, source: RpzSource,
+                limits: Limits) -> PolicyZone:
+    """``query``'s transfer from ``addr`` applied to ``base``, and the policy zone it makes:
+    run off the loop (:func:`resolver.daemon.reloads.off_loop`), as reading and indexing
+    the records of a large zone is long (10,000 rules: about a second, half of it making
+    the messages' records, the rest the triggers) and would hold the loop between two
+    answers. The whole transfer is bounded by ``rpz-transfer-timeout``."""
+    dns.query.inbound_xfr(addr, base, query, port=port, timeout=limits.rpz_transfer_timeout,
+                          lifetime=limits.rpz_transfer_timeout)
+    return policy_zone(base, source, limits)
+
+
 class Feed:
     """One source: its zone (the last one loaded), kept fresh by a task when it comes from a
     primary."""
@@ -220,10 +234,9 @@ class Feed:
             before = self.zone.serial if self.zone is not None and base is self.xfr_zone else None
             try:
                 query, _ = dns.xfr.make_query(base, serial=0 if self.xfr_zone else None)
-                await dns.asyncquery.inbound_xfr(addr, base, query, port=port,
-                                                 timeout=lim.rpz_transfer_timeout,
-                                                 lifetime=lim.rpz_transfer_timeout)
-                zone = policy_zone(base, self.source, lim)
+                # nothing else touches ``base`` until this transfer ends
+                zone = await off_loop(partial(transferred, base, query, addr, port,
+                                              self.source, lim))
             except (OSError, EOFError, asyncio.TimeoutError, dns.exception.DNSException,
                     PolicyError, ValueError) as e:
                 self.failures += 1

@@ -10,6 +10,7 @@ import time
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -244,3 +245,35 @@ def test_cached_answers_leave_by_the_door_and_a_later_policy_applies_to_them(lab
         assert d.stats()["tcp"]["fast_hits"] == chained["tcp"]["fast_hits"]
     finally:
         d.stop()
+
+
+def test_a_transferred_zone_is_made_into_triggers_off_the_loop(primary, monkeypatch):
+    """A transfer brings the records in on the loop, a message at a time, and makes them
+    into triggers in a thread: the loop goes on answering meanwhile (a zone of 10,000 rules
+    takes about a fifth of a second to make). The zone made is the one applied."""
+    import asyncio
+    import threading
+
+    from resolver.daemon import rpz_feed
+    from resolver.daemon.rpz_feed import Feed, RpzSource
+    from resolver.limits import DEFAULT
+    from resolver.policy.rpz import NXDOMAIN
+
+    made_in: list[int] = []
+    make = rpz_feed.policy_zone
+
+    def recorded(*args):
+        made_in.append(threading.get_ident())
+        return make(*args)
+    monkeypatch.setattr(rpz_feed, "policy_zone", recorded)
+    changed: list[int] = []
+    feed = Feed(RpzSource("rpz.test.", primaries=(("127.0.0.1", primary.port),)), DEFAULT,
+                lambda: changed.append(1))
+
+    async def transfer() -> bool:
+        return await feed.transfer()
+    assert asyncio.run(transfer()) is True
+    assert made_in and threading.get_ident() not in made_in, made_in
+    assert changed == [1] and feed.zone is not None and feed.zone.serial == 1
+    rule, _ = feed.zone.qname_rule(dns.name.from_text("www.example.com."))
+    assert rule.action == NXDOMAIN
