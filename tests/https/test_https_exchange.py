@@ -1,6 +1,8 @@
 """The sans-IO exchange, fed bytes directly: no sockets, no loop."""
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -519,3 +521,29 @@ def test_chunked_as_the_last_transfer_coding_in_any_case_frames_the_body():
                      b"3\r\nabc\r\n0\r\n\r\n")
     assert body_of(events) == b"abc" and events[-1] is END
     assert events[0].set_cookie is False and events[0].location is None
+
+
+@pytest.mark.parametrize("method,pieces,eof", [
+    ("GET", [CL_RESPONSE], False),                                  # parsed whole
+    ("GET", [CL_RESPONSE[:-5], CL_RESPONSE[-5:]], False),           # the body counted
+    ("GET", [CHUNKED], False),
+    ("HEAD", [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"], False),
+    ("GET", [b"HTTP/1.1 200 OK\r\n\r\nsome body"], True),           # ended by EOF
+], ids=["whole", "counted", "chunked", "head", "eof"])
+def test_a_finished_exchange_is_freed_without_the_cycle_collector(method, pieces, eof):
+    """The parser calls back into the exchange, which holds the parser: once the response
+    is complete that cycle is broken, so the exchange, its parser and its head go when the
+    last reference does (left to the cycle collector, they made it run full collections
+    under load)."""
+    gc.collect()
+    gc.disable()
+    try:
+        ex = ResponseExchange(method)
+        events = [e for piece in pieces for e in ex.feed(piece)]
+        if eof:
+            events += ex.feed_eof()
+        assert events[-1] is END and ex.done
+        del ex, events
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
