@@ -39,6 +39,7 @@ from procs import stop  # noqa: E402
 SHORT = os.environ.get("CORENET_BENCH_SHORT") == "1"
 SEQ_N = 50 if SHORT else 1000          # GETs per round, sequential on one connection
 CONC_BATCHES = 2 if SHORT else 20      # rounds of 64 concurrent GETs
+TAIL_EACH = 2 if SHORT else 40         # GETs per worker per round, 64 workers (the tail row)
 LARGE_N = 2 if SHORT else 10           # 4 MiB downloads per round
 NEWCONN_N = 10 if SHORT else 200       # requests per round, one TLS connection each
 ROUNDS = 2 if SHORT else 10
@@ -217,6 +218,38 @@ def test_concurrent_64_1k(benchmark, server, impl):
     url = server["base"] + "/small.txt"
     _bench(benchmark, impl, server, _in_batches_of_64(url, CONC_BATCHES),
            expect=CONC_BATCHES * 64 * len(SMALL))
+
+
+def _workers_of_64(url: str, each: int, latencies: list):
+    """The round of the tail row: 64 workers on the one pool, each sending `each` GETs of
+    `url` one after another; every request's time goes into `latencies`."""
+    async def work(a) -> int:
+        async def worker() -> int:
+            total = 0
+            for _ in range(each):
+                t = time.perf_counter()
+                total += await a.get(url)
+                latencies.append(time.perf_counter() - t)
+            return total
+        return sum(await asyncio.gather(*(worker() for _ in range(64))))
+
+    return work
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_tail_64_workers_1k(benchmark, server, impl):
+    """Each request's time while 64 run at once: the median and the p99 (``p50_ms``,
+    ``p99_ms`` in extra_info, over the measured rounds), beside the rounds' time."""
+    benchmark.group = f"https: 64 workers x {TAIL_EACH} keep-alive 1 KiB GETs, latency"
+    benchmark.extra_info["requests_per_round"] = 64 * TAIL_EACH
+    url = server["base"] + "/small.txt"
+    latencies: list[float] = []
+    _bench(benchmark, impl, server, _workers_of_64(url, TAIL_EACH, latencies),
+           expect=64 * TAIL_EACH * len(SMALL))
+    measured = sorted(latencies[64 * TAIL_EACH:])        # the warm-up round left out
+    assert measured and len(measured) % (64 * TAIL_EACH) == 0
+    for name, q in (("p50_ms", 0.50), ("p99_ms", 0.99)):
+        benchmark.extra_info[name] = round(measured[int(len(measured) * q)] * 1000, 2)
 
 
 @pytest.mark.parametrize("impl", IMPLS + [("urllib3", "sync")], ids=IDS + ["urllib3-sync"])
