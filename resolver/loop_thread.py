@@ -89,6 +89,8 @@ def run(coro_fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
     except BaseException:
         fut.cancel()
         raise
+    finally:
+        del fut         # an exception's traceback keeps this frame: no cycle through it
 
 
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -107,4 +109,7 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             fut.set_exception(exc)
 
     target.call_soon_threadsafe(go)
-    return fut.result()
+    try:
+        return fut.result()
+    finally:
+        del fut         # as in run()

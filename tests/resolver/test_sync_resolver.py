@@ -359,3 +359,28 @@ def test_the_hand_over_is_bounded_and_cancels_what_it_gave_up():
     assert loop_thread.call(lambda: 42) == 42   # and goes on serving
     with pytest.raises(ZeroDivisionError):
         loop_thread.call(lambda: 1 / 0)         # an error is raised in the caller
+
+
+def test_answers_and_errors_leave_nothing_to_the_cycle_collector(lab_sync):
+    """An answer or an error (NXDOMAIN, NoAnswer) crosses from the private loop to the
+    caller's thread without leaving objects in reference cycles (an exception's traceback
+    holds the frames it passed through), as dnspython's own resolver leaves none: a
+    program asking many names that do not exist does not keep the collector busy."""
+    import gc
+    r = lab_sync()
+    r.resolve("www.example.com")
+
+    def work():
+        for i in range(10):
+            assert _addresses(r.resolve("www.example.com")) == WWW
+            with pytest.raises(dns.resolver.NXDOMAIN):
+                r.resolve(f"nope{i}.example.com")
+            with pytest.raises(dns.resolver.NoAnswer):
+                r.resolve("v4only.example.com", "AAAA")
+    gc.collect()
+    gc.disable()
+    try:
+        work()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
