@@ -61,6 +61,7 @@ class Options:
     greeting: bool = False
     counted: bool = False                # and say how many addresses @SERVER had: one was
                                          # given before the first name
+    greeted_short: bool = False          # and +short was on then ("global options: +short")
     multi: bool = False                  # +multi: records on several lines, as BIND's
     cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
@@ -397,6 +398,9 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     # dig's printcmd, one setting for the whole line: +cmd, +all and their +no forms, off
     # with +short, +yaml and +dns64prefix
     printcmd = glob.show["cmd"] and not glob.short and not glob.yaml
+    # dig's short_form, likewise one setting for the whole line: the last +short or
+    # +noshort given (+nssearch turns it on)
+    short_form = glob.short
     greeted = base is not None            # a batch line: the command line's were made
 
     def greet(o: Options) -> None:
@@ -405,6 +409,7 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
         if not greeted:
             greeted = True
             o.greeting, o.counted = printcmd, glob.server is not None
+            o.greeted_short = short_form
 
     def value(opt: str) -> str:
         try:
@@ -438,6 +443,10 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                 printcmd = on
             elif key in ("short", "yaml") and on:
                 printcmd = False
+            if key == "short":
+                short_form = on
+            elif key == "nssearch" and on:
+                short_form = True
         elif a.startswith("--"):
             key, eq, val = a[2:].partition("=")
             bare = key[3:] if key.startswith("no-") else key
@@ -516,11 +525,11 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     if base is None:
         for o in lookups:                 # dig's printcmd is the line's, as it ends
             o.show["cmd"] = printcmd
-    if glob.short or any(o.short or o.nssearch for o in lookups):
-        # +short is one of dig's global settings, wherever it is given; +nssearch turns
-        # it on (for every look-up of the command line, as in dig)
-        for o in (glob, *lookups):
-            o.short = True
+    # +short is one of dig's global settings, wherever it is given (the last +short or
+    # +noshort of the line); +nssearch turns it on (for every look-up of the command
+    # line, as in dig)
+    for o in (glob, *lookups):
+        o.short = short_form
     return glob, lookups
 
 

@@ -315,23 +315,28 @@ def _yaml_same(text: str) -> list[str]:
     ["a.example", "+yaml"], ["+yaml", "a.example"], ["+yaml", "a.example", "+all"],
     ["a.example", "+yaml", "+all"], ["+noall", "a.example", "+cmd"],
     ["a.example", "b.example"], ["a.example", "+nocmd", "b.example"],
+    ["+short", "+cmd", "a.example"], ["+short", "+cmd", "-x", "192.0.2.1"],
+    ["+cmd", "+short", "a.example"], ["a.example", "+short", "+cmd"],
 ])
 def test_command_lines_before_no_servers_as_dig(args):
     """dig makes its command lines as it reads the first name, if +cmd is on then (+short
     and +yaml turn it off, +all on), and prints them before "no servers could be reached"
-    whatever follows; the first look-up's only."""
+    whatever follows; the first look-up's only. Their global options say +short when
+    +short was on then."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
         silent.bind(("127.0.0.1", 0))
-        before = args[:args.index("a.example")]
+        before = args[:min(args.index(a) for a in ("a.example", "-x") if a in args)]
         args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1",
                 *args]
         ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 9, ours.stderr
     same = _yaml_same if "+yaml" in args else comparable
     assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
-    made = ";; global options: +cmd" in ours.stdout
-    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)), ours.stdout
+    made = ";; global options:" in ours.stdout
+    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)
+                    and before[-1:] != ["+short"]), ours.stdout
     assert ours.stdout.count(";; global options:") == int(made)
+    assert (";; global options: +short +cmd\n" in ours.stdout) == (before == ["+short", "+cmd"])
 
 
 @pytest.mark.parametrize("args, shown", [
@@ -339,6 +344,11 @@ def test_command_lines_before_no_servers_as_dig(args):
     (["+yaml", "a.example", "+cmd"], False), (["a.example", "+nocmd"], False),
     (["+nocmd", "a.example", "+cmd"], False), (["a.example", "+yaml"], False),
     (["a.example", "+nocmd", "+cmd"], True),
+    # +short is the line's last +short or +noshort; the command lines say it was on
+    (["+short", "+cmd", "a.example", "+noshort"], True), (["+short", "a.example", "+noshort"],
+                                                          False),
+    (["+short", "a.example", "b.example", "+noshort"], False),
+    (["a.example", "+noshort", "+short"], False),
 ])
 def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
     """Before a reply, the command lines come if they were made and +cmd is on at the end:
@@ -348,7 +358,10 @@ def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     same = _yaml_same if "+yaml" in args else comparable
     assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
-    assert (";; global options: +cmd" in ours.stdout) == shown
+    assert (";; global options:" in ours.stdout) == shown
+    if shown:
+        short = args[0] == "+short"
+        assert f";; global options:{' +short' * short} +cmd\n" in ours.stdout, ours.stdout
 
 
 @pytest.mark.parametrize("opts", [["+tries=2"], ["+tries=2", "+yaml"], ["+tries=3", "+qr"],
