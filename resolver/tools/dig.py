@@ -104,7 +104,7 @@ def lookup(o: Options, argv: list[str]) -> int:
             return EXIT_NO_ANSWER
         if isinstance(got, int):
             return got
-        r, where, elapsed = got
+        r, where, elapsed = got.reply, got.where, got.elapsed
         error_banner = ""
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))

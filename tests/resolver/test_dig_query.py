@@ -384,6 +384,34 @@ def test_a_tcp_connection_refused_as_dig(opts):
     assert ours.stdout.count("no servers could be reached") == tries, ours.stdout
 
 
+@pytest.mark.parametrize("opts", [
+    ["+tls"], ["+tls", "+tries=2"], ["+https"], ["+https-get", "+tries=2"], ["+http-plain"],
+    ["+tls", "+yaml"],
+    # the name said is the name as given, not as the search list made it
+    ["www", "+domain=example.com", "+ndots=1", "+tcp"],
+    ["www", "+domain=example.com", "+ndots=1", "+tls"],
+    ["www.example", "+domain=com", "+ndots=3", "+tcp", "+tries=2"],
+    ["-x", "192.0.2.1", "+tcp"], ["+tcp"],
+])
+def test_a_connection_refused_is_said_as_dig_over_every_transport(opts):
+    """TLS, HTTPS and plain HTTP connect over TCP first: a connection that fails is
+    dig's "Connection to ADDR#PORT(ADDR) for NAME failed: REASON.", NAME as given."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]              # closed again: nothing listens there
+    args = ["@127.0.0.1", "-p", str(port), "+time=1", "+tries=1",
+            *(["a.example"] if opts[0].startswith("+") else []), *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    if "+yaml" not in opts:
+        assert ours.stdout.startswith(";; Connection to 127.0.0.1#"), ours.stdout
+        name = "a.example" if opts[0].startswith("+") else opts[0]
+        if opts[0] == "-x":
+            name = "1.2.0.192.in-addr.arpa."
+        assert f" for {name} failed: connection refused.\n" in ours.stdout, ours.stdout
+
+
 def test_tries_are_the_look_ups_as_dig():
     """Over UDP, dig's tries are the look-up's: the first server has them all, the next
     one the one left."""
@@ -1140,3 +1168,153 @@ def test_dns64prefix_of_an_unreachable_server_is_no_reply():
     assert ours.returncode == theirs.returncode == 9
     assert ours.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1] == \
         ";; no servers could be reached"
+
+
+class Scripted:
+    """A server at ``address`` on ``port`` over UDP and TCP that meets each query with the
+    next step of its transport's script (the last one again once the script is done):
+    ``answer`` (an A record), ``tc`` (UDP: an empty reply with TC set), ``drop`` (no
+    reply; over TCP the connection is held, unanswered, until the client closes it) or
+    ``close`` (TCP: closed once the query is read). ``seen``: (transport, step) of each
+    query, in order."""
+
+    def __init__(self, address: str, port: int, udp: list[str], tcp: list[str]):
+        self.given = {"udp": list(udp), "tcp": list(tcp)}
+        self.reset()
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp = socket.socket()
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.udp.bind((address, port))
+            self.tcp.bind((address, port))
+        except OSError:
+            self.close()
+            raise
+        self.tcp.listen(8)
+        for serve in (self.serve_udp, self.serve_tcp):
+            threading.Thread(target=serve, daemon=True).start()
+
+    def reset(self) -> list[tuple[str, str]]:
+        """The scripts from their start again; what was seen until then."""
+        seen, self.seen = getattr(self, "seen", []), []
+        self.scripts = {k: list(v) for k, v in self.given.items()}
+        return seen
+
+    def step(self, transport: str) -> str:
+        script = self.scripts[transport]
+        step = script.pop(0) if len(script) > 1 else script[0]
+        self.seen.append((transport, step))
+        return step
+
+    @staticmethod
+    def reply(q: dns.message.Message, step: str) -> bytes:
+        r = dns.message.make_response(q)
+        if step == "tc":
+            r.flags |= dns.flags.TC
+        else:
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A",
+                                                "192.0.2.8"))
+        return r.to_wire()
+
+    def serve_udp(self):
+        while True:
+            try:
+                data, peer = self.udp.recvfrom(65535)
+            except OSError:
+                return
+            step = self.step("udp")
+            if step != "drop":
+                self.udp.sendto(self.reply(dns.message.from_wire(data), step), peer)
+
+    def serve_tcp(self):
+        while True:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)       # bounds a held connection
+                try:
+                    n = int.from_bytes(conn.recv(2), "big")
+                    data = b""
+                    while len(data) < n:
+                        chunk = conn.recv(n - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
+                    q = dns.message.from_wire(data)
+                    step = self.step("tcp")
+                    if step == "drop":
+                        while conn.recv(512):
+                            pass
+                    elif step == "answer":
+                        out = self.reply(q, step)
+                        conn.sendall(len(out).to_bytes(2, "big") + out)
+                except (OSError, dns.exception.DNSException):
+                    continue
+
+    def close(self):
+        self.udp.close()
+        self.tcp.close()
+
+
+@pytest.fixture
+def scripted():
+    """scripted(first, second): Scripted servers at 127.0.0.60 and 127.0.0.61 on one
+    port, each given as (UDP script, TCP script): (port, [servers])."""
+    made = []
+
+    def make(*scripts):
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind(("127.0.0.60", 0))
+                port = probe.getsockname()[1]
+            try:
+                for n, (udp, tcp) in enumerate(scripts):
+                    made.append(Scripted(f"127.0.0.{60 + n}", port, udp, tcp))
+                return port, made[-len(scripts):]
+            except OSError:
+                while made:
+                    made.pop().close()
+        raise RuntimeError("no port free at 127.0.0.60 and 127.0.0.61")
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.mark.parametrize("scripts, opts, served", [
+    # truncated, the TCP try lost: again from the first server, over TCP (2 tries)
+    ([(["tc"], ["drop", "answer"])], ["+tries=2"], 0),
+    ([(["tc"], ["close", "answer"])], ["+tries=2"], 0),
+    # the same with the second server there: the first has the tries left
+    ([(["tc"], ["drop", "answer"]), (["answer"], ["answer"])], ["+tries=2"], 0),
+    # one try left: the next server, over TCP
+    ([(["tc"], ["drop"]), (["answer"], ["answer"])], ["+tries=1"], 1),
+    # the second server truncates: TCP from the first server, which answers over TCP
+    ([(["drop"], ["answer"]), (["tc"], ["drop"])], ["+tries=2"], 0),
+    # and whose TCP try is lost too: the second one's, then no servers could be reached
+    ([(["drop"], ["drop"]), (["tc"], ["drop"])], ["+tries=2"], None),
+    ([(["tc"], ["drop"]), (["tc"], ["close"])], ["+tries=3", "+qr"], None),
+    ([(["tc"], ["drop", "answer"])], ["+tries=2", "+yaml"], 0),
+    ([(["tc"], ["drop", "answer"])], ["+tries=2", "+short"], 0),
+])
+def test_truncated_then_lost_over_tcp_starts_again_from_the_first_server_as_dig(
+        scripted, scripts, opts, served):
+    """dig asks a truncated reply's question again from the first server, over TCP for
+    the rest of the look-up, with the tries left; a lost TCP try starts it again from the
+    first server too (or, at the last try, goes to the next one)."""
+    port, servers = scripted(*scripts)
+    at = [f"@{s.udp.getsockname()[0]}" for s in servers]
+    args = [*at, "-p", str(port), "a.example", "+time=1", "+nocookie", "+qid=9", *opts]
+    ours = query(*args)
+    asked = [s.reset() for s in servers]
+    theirs = dig(*args)
+    assert ours.returncode == theirs.returncode == (0 if served is not None else 9), \
+        ours.stdout + theirs.stdout
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert asked == [s.seen for s in servers]        # the same queries, in the same order
+    if served is not None and "+short" not in opts and "+yaml" not in opts:
+        assert f";; SERVER: 127.0.0.{60 + served}#{port}(127.0.0.{60 + served}) (TCP)" in \
+            ours.stdout
