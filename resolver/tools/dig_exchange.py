@@ -4,6 +4,7 @@ servers in turn with the lost tries said as dig says them."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import sys
@@ -146,7 +147,10 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
         with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
                            socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
-            sock.connect((addr, port))
+            try:
+                sock.connect((addr, port))
+            except OSError as e:          # no packet went: dig's "UDP setup ... failed"
+                raise UdpSetupFailed(str(e)) from e
             sent("UDP")
             r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
                               raise_on_truncation=False, ignore_unexpected=True, sock=sock)
@@ -166,6 +170,11 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bo
 
 class ConnectFailed(OSError):
     """A TCP connection that could not be made (its reason the exception it comes from)."""
+
+
+class UdpSetupFailed(ConnectFailed):
+    """A UDP socket that could not be connected to the server (no route to it): dig says
+    it as a TCP connection that failed, in words of its own."""
 
 
 def _tcp(q, o: Options, addr: str, port: int, sent):
@@ -233,6 +242,7 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     import dns.message
 
     from corenet.https import Client
+    from corenet.https.errors import ConnectError, ConnectTimeout, TLSError
 
     host = f"[{hostname}]" if ":" in hostname else hostname
     scheme = "http" if o.transport == "http" else "https"
@@ -240,7 +250,6 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     verify = False if o.tls_ca is None else (o.tls_ca or True)
     wire = q.to_wire()
     headers = {"accept": "application/dns-message"}
-    from corenet.https.errors import ConnectError, ConnectTimeout, TLSError
     with Client(verify=verify, resolver=_Pinned(addr), trust_env=False,
                     timeout=o.timeout) as client:
         try:
@@ -317,9 +326,18 @@ def error_text(e: BaseException) -> str:
         return "connection reset"
     if isinstance(e, EOFError):
         return "end of file"
+    if isinstance(e, OSError) and e.errno in _ERRNO_TEXT:
+        return _ERRNO_TEXT[e.errno]
     text = str(e) or type(e).__name__
     return text.splitlines()[0]
 
+
+#: what dig says of a socket's errors (isc_result_totext of the result it maps them to)
+_ERRNO_TEXT = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "host unreachable",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EADDRNOTAVAIL: "address not available",
+               errno.ECONNREFUSED: "connection refused", errno.ECONNRESET: "connection reset",
+               errno.ETIMEDOUT: "timed out"}
 
 #: the extended rcode of a reply that wants the server's cookie (RFC 7873)
 BADCOOKIE = 23
@@ -387,10 +405,11 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
     the tries left (one); over TCP (TLS, HTTPS) a lost try starts the look-up again from
     the first server. A truncated reply over UDP starts it again from the first server
     too, over TCP from then on. A connection that fails is said ("Connection to ...
-    failed") with "no servers could be reached" (dig's error, with +yaml a DIG_ERROR
-    entry) each time no server is left to try next, the command lines left out; the name
-    said is ``o.name``, the name as given (dig's, whatever the search list or +trace
-    asks).
+    failed", over UDP "UDP setup with ... failed", no route to the server) with "no
+    servers could be reached" (dig's error, with +yaml a DIG_ERROR entry) each time no
+    server is left to try next, the command lines left out, and starts the look-up
+    again while tries are left; the name said is ``o.name``, the name as given (dig's,
+    whatever the search list or +trace asks).
     ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`);
     ``sent(address, protocol)``, when given, is called each time the query goes (as dig
     prints it for +qr: on every try, of every server)."""
@@ -414,7 +433,9 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
                 return EXIT_NO_ANSWER
             connect = isinstance(e, ConnectFailed)
             if not o.yaml:               # as dig: +yaml leaves its warnings out
-                print(f";; Connection to {addr}#{port}({addr}) for {o.name or '.'} failed: "
+                what = ("UDP setup with" if isinstance(e, UdpSetupFailed)
+                        else "Connection to")
+                print(f";; {what} {addr}#{port}({addr}) for {o.name or '.'} failed: "
                       f"{error_text(e)}." if connect else
                       f";; communications error to {addr}#{port}: {error_text(e)}",
                       flush=True)
@@ -423,8 +444,8 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
                 if connect:              # dig's error, though it tries again
                     sys.stdout.write(error_line(o, "no servers could be reached"))
                     sys.stdout.flush()
-                if tcp:
-                    i = 0                # over TCP dig starts the look-up again
+                if connect or tcp:
+                    i = 0                # dig starts the look-up again
                 continue
             if i + 1 < len(servers):
                 i += 1

@@ -412,6 +412,49 @@ def test_a_connection_refused_is_said_as_dig_over_every_transport(opts):
         assert f" for {name} failed: connection refused.\n" in ours.stdout, ours.stdout
 
 
+def _without_network() -> list[str]:
+    """A command's prefix that runs it in a network namespace of its own, with no
+    interface up: no route to any address, and nothing it sends leaves it."""
+    try:
+        ok = subprocess.run(["unshare", "-n", "true"], capture_output=True,
+                            timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        pytest.skip("unshare -n (a network namespace of its own) is not permitted here")
+    return ["unshare", "-n"]
+
+
+@pytest.mark.parametrize("opts", [
+    ["+tries=1"], ["+tries=2"], ["+tries=3", "@127.0.0.2"], ["+yaml", "+tries=2"],
+    ["+tcp", "+tries=2", "@127.0.0.2"], ["+tls"],
+    ["www", "+domain=example.com", "+ndots=1", "+tries=1"],     # the name as given
+])
+def test_no_route_to_the_server_is_said_as_dig(opts):
+    """With no route to the server the UDP socket cannot be connected: dig's "UDP setup
+    with ADDR#PORT(ADDR) for NAME failed: network unreachable." (over TCP "Connection to
+    ..."), then, as for a TCP connection that fails, "no servers could be reached" each
+    time, the look-up started again from the first server while tries are left."""
+    netns = _without_network()
+    at = ["@127.0.0.1", *[o for o in opts if o.startswith("@")]]
+    rest = [o for o in opts if not o.startswith("@")]
+    args = [*at, "-p", "53", "+time=1", *(["a.example"] if rest[0].startswith("+") else []),
+            *rest]
+    e = dict(os.environ, PYTHONPATH=str(ROOT), CORENET_RESOLV_CONF=os.devnull)
+    ours = subprocess.run([*netns, sys.executable, "-m", "resolver.daemon.cli", "query",
+                           *args], capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+                          env=e)
+    theirs = subprocess.run([*netns, tool("dig"), *args], capture_output=True, text=True,
+                            timeout=60)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    if "+yaml" not in opts:
+        said = "Connection to" if {"+tcp", "+tls"} & set(opts) else "UDP setup with"
+        name = "a.example" if rest[0].startswith("+") else rest[0]
+        assert ours.stdout.startswith(f";; {said} 127.0.0.1#53(127.0.0.1) for {name} failed: "
+                                      "network unreachable.\n"), ours.stdout
+
+
 def test_tries_are_the_look_ups_as_dig():
     """Over UDP, dig's tries are the look-up's: the first server has them all, the next
     one the one left."""
