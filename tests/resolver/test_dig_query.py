@@ -290,6 +290,46 @@ def test_batch_file_and_several_names(daemon, tmp_path):
     assert r.returncode == 8 and "couldn't open specified batch file" in r.stderr
 
 
+def _greetings_kept(text: str) -> list[str]:
+    """:func:`comparable`, the version lines kept, each program's name and version
+    masked."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("; <<>>"):
+            out.append(re.sub(r"^; <<>> .*? <<>> ", "; <<>> V <<>> ", line))
+        else:
+            out += comparable(line)
+    return out
+
+
+@pytest.mark.parametrize("batch, args", [
+    ("a.example\nb.example +cmd\n", []),
+    ("a.example\nb.example +cmd\n", ["+nocmd"]),
+    ("a.example +nocmd\nb.example\nc.example +cmd\nd.example\n", []),
+    ("a.example\nb.example +cmd\n", ["x.example"]),
+    ("a.example\nb.example +cmd\n", ["x.example", "+nocmd"]),
+    ("+short a.example\nb.example +noshort\nc.example\n", []),
+    ("a.example\nb.example +cmd\n", ["+short", "+cmd"]),
+    ("a.example\nb.example\n", ["+yaml"]),
+])
+def test_batch_lines_make_their_own_command_lines_as_dig(fixed, tmp_path, batch, args):
+    """As dig, each batch line makes its command lines (its own words) as its first name
+    is read: all of them the first time they are made, the version line alone after
+    that; +cmd/+nocmd and +short on a line hold for the lines after it."""
+    f = tmp_path / "batch"
+    f.write_text(batch)
+    answering = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        lost = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1"]
+        for at, rc in ((answering, 0), (lost, 9)):
+            line = [*at, *args, "-f", str(f)]
+            ours, theirs = query(*line), dig(*line)
+            assert ours.returncode == theirs.returncode == rc, ours.stderr
+            same = _yaml_comparable if "+yaml" in args else _greetings_kept
+            assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+
+
 def test_exit_codes(tmp_path):
     assert query("+bogus", "example.org").returncode == 1
     assert query("-t", "NOTATYPE", "example.org").returncode == 1
