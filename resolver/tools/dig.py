@@ -104,7 +104,7 @@ def lookup(o: Options, argv: list[str]) -> int:
             return EXIT_NO_ANSWER
         if isinstance(got, int):
             return got
-        r, where, elapsed = got
+        r, where, elapsed = got.reply, got.where, got.elapsed
         error_banner = ""
         if o.dns64prefix:                 # the prefixes, one per line (after +yaml's text)
             prefixes = "".join(f"{p}\n" for p in dns64_prefixes(r))
@@ -212,7 +212,14 @@ def main(argv: list[str]) -> int:
             for line in lines:
                 words = line.split()
                 if words and not words[0].startswith((";", "#")):
-                    lookups += parse(words, base)[1]
+                    # as dig, each line makes its command lines as its first name is read
+                    # (the whole of them the first time they are made)
+                    first = not any(o.greeting for o in lookups)
+                    line_glob, more = parse(words, base, first_greeting=first)
+                    lookups += more
+                    # dig's printcmd and +short are global: a line's hold for the next
+                    base = replace(base, show=dict(base.show, cmd=line_glob.show["cmd"]),
+                                   short=line_glob.short)
     except UsageError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "
@@ -228,8 +235,8 @@ def main(argv: list[str]) -> int:
                   "address", flush=True)
             status = EXIT_NO_ANSWER
             continue
-        if i:
-            o.show["cmd"] = False         # dig prints its command line once
+        if i and o.greeting_words is None:
+            o.show["cmd"] = False         # dig prints the command line's once
         try:
             status = lookup(o, argv)
         except Fatal as e:                # as dig's fatal(): said, and nothing more asked

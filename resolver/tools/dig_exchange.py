@@ -4,11 +4,13 @@ servers in turn with the lost tries said as dig says them."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import sys
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
 from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
@@ -130,10 +132,11 @@ def comment(o: Options, text: str) -> None:
         print(f";; {text}", flush=True)
 
 
-def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
+def ask(q, o: Options, addr: str, name: str, port: int, sent=None, follow_tc: bool = True):
     """The reply of one server, over the transport asked; raises on no reply. ``sent``,
     when given, is called with the protocol each time the query goes (over TCP once
-    connected), where dig prints the query for +qr."""
+    connected), where dig prints the query for +qr. A truncated reply over UDP is asked
+    again of the same server over TCP, unless not ``follow_tc`` (then it is returned)."""
     import dns.flags
     import dns.query
 
@@ -144,11 +147,14 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
         with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
                            socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
-            sock.connect((addr, port))
+            try:
+                sock.connect((addr, port))
+            except OSError as e:          # no packet went: dig's "UDP setup ... failed"
+                raise UdpSetupFailed(str(e)) from e
             sent("UDP")
             r = dns.query.udp(q, addr, timeout=o.timeout, port=port,
                               raise_on_truncation=False, ignore_unexpected=True, sock=sock)
-        if r.flags & dns.flags.TC and not o.ignore_tc:
+        if r.flags & dns.flags.TC and not o.ignore_tc and follow_tc:
             comment(o, "Truncated, retrying in TCP mode.")
             return _tcp(q, o, addr, port, sent), "TCP"
         return r, "UDP"
@@ -156,10 +162,7 @@ def ask(q, o: Options, addr: str, name: str, port: int, sent=None):
         return _tcp(q, o, addr, port, sent), "TCP"
     hostname = o.tls_hostname or (name if o.server is not None else addr)
     if o.transport == "tls":
-        sent("TLS")
-        return dns.query.tls(q, addr, timeout=o.timeout, port=port,
-                             ssl_context=_ssl_context(o, ["dot"]),
-                             server_hostname=hostname if o.tls_ca is not None else None), "TLS"
+        return _tls(q, o, addr, port, hostname if o.tls_ca is not None else None, sent), "TLS"
     proto = "HTTPS" if o.transport == "https" else "HTTP"
     sent(proto)
     return doh(q, o, addr, hostname, port), proto + ("-GET" if o.https_get else "")
@@ -169,20 +172,47 @@ class ConnectFailed(OSError):
     """A TCP connection that could not be made (its reason the exception it comes from)."""
 
 
+class UdpSetupFailed(ConnectFailed):
+    """A UDP socket that could not be connected to the server (no route to it): dig says
+    it as a TCP connection that failed, in words of its own."""
+
+
 def _tcp(q, o: Options, addr: str, port: int, sent):
     """``q`` over TCP: connected first (:class:`ConnectFailed` when it cannot be), then
     ``sent("TCP")``, then asked."""
     import dns.query
-    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
-                       socket.SOCK_STREAM) as sock:
-        sock.settimeout(o.timeout)
-        try:
-            sock.connect((addr, port))
-        except OSError as e:
-            raise ConnectFailed(str(e)) from e
+    with _connected(o, addr, port) as sock:
         sock.setblocking(False)
         sent("TCP")
         return dns.query.tcp(q, addr, timeout=o.timeout, port=port, sock=sock)
+
+
+def _connected(o: Options, addr: str, port: int) -> socket.socket:
+    """A TCP socket connected to ``addr``, within ``o.timeout``; :class:`ConnectFailed`
+    when it cannot be (dig's "Connection to ... failed")."""
+    sock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    sock.settimeout(o.timeout)
+    try:
+        sock.connect((addr, port))
+    except OSError as e:
+        sock.close()
+        raise ConnectFailed(str(e)) from e
+    return sock
+
+
+def _tls(q, o: Options, addr: str, port: int, hostname: str | None, sent):
+    """``q`` over TLS (DoT): connected first (:class:`ConnectFailed` when it cannot be),
+    then the handshake (the certificate checked against ``hostname`` with +tls-ca), then
+    ``sent("TLS")``, then asked."""
+    import dns.query
+    with _connected(o, addr, port) as raw:
+        with _ssl_context(o, ["dot"]).wrap_socket(raw, server_hostname=hostname,
+                                                  do_handshake_on_connect=False) as sock:
+            sock.do_handshake()
+            sock.setblocking(False)
+            sent("TLS")
+            return dns.query.tls(q, addr, timeout=o.timeout, port=port, sock=sock)
 
 
 class _Pinned:
@@ -212,6 +242,7 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     import dns.message
 
     from corenet.https import Client
+    from corenet.https.errors import ConnectError, ConnectTimeout, TLSError
 
     host = f"[{hostname}]" if ":" in hostname else hostname
     scheme = "http" if o.transport == "http" else "https"
@@ -221,12 +252,17 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
     headers = {"accept": "application/dns-message"}
     with Client(verify=verify, resolver=_Pinned(addr), trust_env=False,
                     timeout=o.timeout) as client:
-        if o.https_get:
-            b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
-            r = client.get(url, params={"dns": b64}, headers=headers)
-        else:
-            r = client.post(url, content=wire,
-                            headers=dict(headers, **{"content-type": "application/dns-message"}))
+        try:
+            if o.https_get:
+                b64 = base64.urlsafe_b64encode(wire).rstrip(b"=").decode()
+                r = client.get(url, params={"dns": b64}, headers=headers)
+            else:
+                r = client.post(url, content=wire, headers=dict(
+                    headers, **{"content-type": "application/dns-message"}))
+        except (ConnectError, ConnectTimeout) as e:
+            if isinstance(e, TLSError):   # the handshake: not the connection
+                raise
+            raise ConnectFailed(str(e)) from _os_error_in(e)
         if r.status_code != 200:
             raise OSError(f"HTTP status {r.status_code}")
         body = r.content
@@ -235,6 +271,16 @@ def doh(q, o: Options, addr: str, hostname: str, port: int):
         raise OSError("the reply does not match the query")
     msg.wire = body
     return msg
+
+
+def _os_error_in(e: BaseException) -> BaseException:
+    """The OSError ``e`` comes from (what a connection that failed says), else ``e``."""
+    seen, cur = 0, e
+    while cur is not None and seen < 8:
+        if isinstance(cur, OSError):
+            return cur
+        cur, seen = cur.__cause__ or cur.__context__, seen + 1
+    return e
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
@@ -278,22 +324,33 @@ def error_text(e: BaseException) -> str:
         return "connection refused"
     if isinstance(e, ConnectionResetError):
         return "connection reset"
+    if isinstance(e, EOFError):
+        return "end of file"
+    if isinstance(e, OSError) and e.errno in _ERRNO_TEXT:
+        return _ERRNO_TEXT[e.errno]
     text = str(e) or type(e).__name__
     return text.splitlines()[0]
 
+
+#: what dig says of a socket's errors (isc_result_totext of the result it maps them to)
+_ERRNO_TEXT = {errno.ENETUNREACH: "network unreachable", errno.EHOSTUNREACH: "host unreachable",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EADDRNOTAVAIL: "address not available",
+               errno.ECONNREFUSED: "connection refused", errno.ECONNRESET: "connection reset",
+               errno.ETIMEDOUT: "timed out"}
 
 #: the extended rcode of a reply that wants the server's cookie (RFC 7873)
 BADCOOKIE = 23
 
 
 def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: list[str],
-                        sent=None):
+                        sent=None, follow_tc: bool = True):
     """:func:`ask`, then, as dig's +badcookie, a BADCOOKIE reply over UDP that echoes the
     client cookie asked again with the server cookie it gives: over UDP, and a second time
     over TCP. +showbadcookie prints that reply first, after ``banner[0]`` (the command
     lines, then emptied: dig prints them before the first reply it shows)."""
     t0 = time.monotonic()
-    r, proto = ask(q, o, addr, name, port, sent)
+    r, proto = ask(q, o, addr, name, port, sent, follow_tc)
     for retry in range(2):
         ours = cookie_of(q)
         given = cookie_of(r)
@@ -310,7 +367,7 @@ def _ask_past_badcookie(q, o: Options, addr: str, name: str, port: int, banner: 
         _set_cookie(q, given)
         t0 = time.monotonic()
         r, proto = ask(q, replace(o, transport="tcp") if retry else o, addr, name, port,
-                       sent)
+                       sent, follow_tc)
     return r, proto
 
 
@@ -323,29 +380,51 @@ def _set_cookie(q, cookie: bytes) -> None:
     q.use_edns(q.edns, q.ednsflags, q.payload, options=options, pad=q.pad)
 
 
-def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
-    """``q`` asked of ``servers`` in turn with dig's tries, the lost tries said as dig says
-    them: (reply, where it came from, seconds), None when no server replied, or an exit
-    status when dig has said its error itself (a certificate that failed verification,
-    a TCP connection that failed).
+class Got(NamedTuple):
+    """A reply :func:`exchange` got: the message, where it came from as dig's SERVER line
+    says it (``ADDR#PORT(NAME) (PROTOCOL)``), the seconds its try took, the server's
+    address and name, the protocol."""
+    reply: object
+    where: str
+    elapsed: float
+    address: str
+    name: str
+    proto: str
 
-    As dig, ``o.tries`` is the look-up's, not each server's: a lost try over UDP is tried
-    again at the same server while tries are left, then the next server has the tries
-    left (one); over TCP a lost try starts again from the first server, and a connection
-    that fails is said ("Connection to ... failed") with "no servers could be reached"
-    (dig's error, with +yaml a DIG_ERROR entry) each time no server is left to try next,
-    the command lines left out.
+
+def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None,
+             tries: list[int] | None = None):
+    """``q`` asked of ``servers`` in turn with dig's tries, the lost tries said as dig says
+    them: a :class:`Got`, None when no server replied, or an exit status when dig has
+    said its error itself (a certificate that failed verification, a TCP connection
+    that failed).
+
+    As dig, the tries are the look-up's, not each server's (``tries``: [the tries left],
+    kept between calls, as +trace's steps share them; else ``o.tries``): a lost try over
+    UDP is tried again at the same server while tries are left, then the next server has
+    the tries left (one); over TCP (TLS, HTTPS) a lost try starts the look-up again from
+    the first server. A truncated reply over UDP starts it again from the first server
+    too, over TCP from then on. A connection that fails is said ("Connection to ...
+    failed", over UDP "UDP setup with ... failed", no route to the server) with "no
+    servers could be reached" (dig's error, with +yaml a DIG_ERROR entry) each time no
+    server is left to try next, the command lines left out, and starts the look-up
+    again while tries are left; the name said is ``o.name``, the name as given (dig's,
+    whatever the search list or +trace asks).
     ``banner``: [the command lines not printed yet] (see :func:`_ask_past_badcookie`);
     ``sent(address, protocol)``, when given, is called each time the query goes (as dig
     prints it for +qr: on every try, of every server)."""
-    tries, i = o.tries, 0
+    import dns.flags
+    left = tries if tries is not None else [o.tries]
+    i, tcp = 0, proto_of(o) != "udp"
+    asked = o
     while i < len(servers):
         addr, name = servers[i]
         t0 = time.monotonic()
         try:
             r, proto = _ask_past_badcookie(
-                q, o, addr, name, port, banner,
-                None if sent is None else lambda proto, a=addr: sent(a, proto))
+                q, asked, addr, name, port, banner,
+                None if sent is None else lambda proto, a=addr: sent(a, proto),
+                follow_tc=False)
         except network_errors() as e:    # a try lost: dig says so and tries again
             refused = _certificate_refused(e)
             if refused is not None:      # dig neither tries again nor goes on
@@ -354,17 +433,19 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
                 return EXIT_NO_ANSWER
             connect = isinstance(e, ConnectFailed)
             if not o.yaml:               # as dig: +yaml leaves its warnings out
-                print(f";; Connection to {addr}#{port}({addr}) for {o.name or '.'} failed: "
+                what = ("UDP setup with" if isinstance(e, UdpSetupFailed)
+                        else "Connection to")
+                print(f";; {what} {addr}#{port}({addr}) for {o.name or '.'} failed: "
                       f"{error_text(e)}." if connect else
                       f";; communications error to {addr}#{port}: {error_text(e)}",
                       flush=True)
-            if tries > 1:
-                tries -= 1
+            if left[0] > 1:
+                left[0] -= 1
                 if connect:              # dig's error, though it tries again
                     sys.stdout.write(error_line(o, "no servers could be reached"))
                     sys.stdout.flush()
-                if connect or proto_of(o) != "udp":
-                    i = 0                # over TCP dig starts the look-up again
+                if connect or tcp:
+                    i = 0                # dig starts the look-up again
                 continue
             if i + 1 < len(servers):
                 i += 1
@@ -374,13 +455,19 @@ def exchange(q, o: Options, servers, port: int, banner: list[str], sent=None):
                 sys.stdout.flush()
                 return EXIT_NO_ANSWER
             return None
+        if proto == "UDP" and r.flags & dns.flags.TC and not o.ignore_tc:
+            # dig asks again from the first server, over TCP from then on (the tries left)
+            comment(o, "Truncated, retrying in TCP mode.")
+            i, tcp, asked = 0, True, replace(o, transport="tcp")
+            continue
         if r.rcode() == 2 and not o.fail:
             if i + 1 < len(servers):
                 comment(o, f"Got SERVFAIL reply from {addr}, trying next server")
                 i += 1
                 continue
             comment(o, f"Got SERVFAIL reply from {addr}")
-        return r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0
+        return Got(r, f"{addr}#{port}({name}) ({proto})", time.monotonic() - t0, addr, name,
+                   proto)
     return None
 
 

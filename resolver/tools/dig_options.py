@@ -61,6 +61,11 @@ class Options:
     greeting: bool = False
     counted: bool = False                # and say how many addresses @SERVER had: one was
                                          # given before the first name
+    greeted_short: bool = False          # and +short was on then ("global options: +short")
+    # a batch line's look-up: that line's words, for its own command lines (dig makes them
+    # as each line's first name is read, the version line alone after the first)
+    greeting_words: list | None = None
+    greeting_first: bool = True          # the first command lines made: the whole of them
     multi: bool = False                  # +multi: records on several lines, as BIND's
     cookie: bool = True                  # +[no]cookie: an EDNS COOKIE option (on, as dig)
     cookie_value: bytes | None = None    # +cookie=HEX: that cookie rather than a random one
@@ -373,10 +378,13 @@ def ecs(value: str):
         raise UsageError(f"+subnet: {value!r}: {e}") from None
 
 
-def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[Options]]:
+def parse(argv: list[str], base: Options | None = None,
+          first_greeting: bool = True) -> tuple[Options, list[Options]]:
     """(global options, look-ups) in dig's grammar: options before the first name are
     global; each NAME (or ``-x``, ``-q``) starts a look-up that takes the type, class and
-    options after it.  No name and no ``-f``: one look-up of the root's NS, as dig."""
+    options after it.  No name and no ``-f``: one look-up of the root's NS, as dig.
+    ``base``: a batch line's, the command line's global options (its look-up greets with
+    the line's words; ``first_greeting``: no command lines were made before it)."""
     import dns.reversename
 
     glob = replace(base, show=dict(base.show)) if base else Options()
@@ -395,9 +403,12 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
 
     it = iter(argv)
     # dig's printcmd, one setting for the whole line: +cmd, +all and their +no forms, off
-    # with +short, +yaml and +dns64prefix
-    printcmd = glob.show["cmd"] and not glob.short and not glob.yaml
-    greeted = base is not None            # a batch line: the command line's were made
+    # with +short, +yaml and +dns64prefix (a batch line: as the lines before it left it)
+    printcmd = glob.show["cmd"]
+    # dig's short_form, likewise one setting for the whole line: the last +short or
+    # +noshort given (+nssearch turns it on)
+    short_form = glob.short
+    greeted = False
 
     def greet(o: Options) -> None:
         """dig's greeting, made (or not) as the first name is read."""
@@ -405,6 +416,9 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
         if not greeted:
             greeted = True
             o.greeting, o.counted = printcmd, glob.server is not None
+            o.greeted_short = short_form
+            if base is not None:
+                o.greeting_words, o.greeting_first = list(argv), first_greeting
 
     def value(opt: str) -> str:
         try:
@@ -438,6 +452,10 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
                 printcmd = on
             elif key in ("short", "yaml") and on:
                 printcmd = False
+            if key == "short":
+                short_form = on
+            elif key == "nssearch" and on:
+                short_form = True
         elif a.startswith("--"):
             key, eq, val = a[2:].partition("=")
             bare = key[3:] if key.startswith("no-") else key
@@ -513,14 +531,13 @@ def parse(argv: list[str], base: Options | None = None) -> tuple[Options, list[O
     if not lookups and glob.batch is None:
         lookups.append(replace(glob, show=dict(glob.show)))
         greet(lookups[0])
-    if base is None:
-        for o in lookups:                 # dig's printcmd is the line's, as it ends
-            o.show["cmd"] = printcmd
-    if glob.short or any(o.short or o.nssearch for o in lookups):
-        # +short is one of dig's global settings, wherever it is given; +nssearch turns
-        # it on (for every look-up of the command line, as in dig)
-        for o in (glob, *lookups):
-            o.short = True
+    for o in (glob, *lookups):            # dig's printcmd is the line's, as it ends
+        o.show["cmd"] = printcmd
+    # +short is one of dig's global settings, wherever it is given (the last +short or
+    # +noshort of the line); +nssearch turns it on (for every look-up of the command
+    # line, as in dig)
+    for o in (glob, *lookups):
+        o.short = short_form
     return glob, lookups
 
 

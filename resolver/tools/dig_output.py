@@ -357,10 +357,15 @@ def error_line(o: Options, text: str) -> str:
 
 def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
     from corenet import __version__
+    if o.greeting_words is not None:      # a batch line's: its words
+        argv = o.greeting_words
+        if not o.greeting_first:          # as dig: the version line alone after the first
+            return f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}\n"
     lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]
     if n_servers is not None and o.server is not None and o.counted:
         lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
-    lines.append(";; global options: +cmd")
+    # as dig: the global options as they were when the first name was read
+    lines.append(f";; global options:{' +short' * o.greeted_short} +cmd")
     return "".join(line + "\n" for line in lines)
 
 

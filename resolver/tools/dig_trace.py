@@ -1,13 +1,13 @@
 """dig's +trace: the question followed down the referrals from the root, each step printed."""
 from __future__ import annotations
 
+import random
 import socket
 import sys
 import time
 from dataclasses import replace
 
-from resolver.tools.dig_exchange import ask, error_text, make_query, network_errors, \
-    server_addresses
+from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
 from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text, rr_lines
 from resolver.tools.dig_yaml import yaml_message
@@ -45,9 +45,11 @@ def trace(o: Options, argv: list[str]) -> int:
     # that comes first in any case
     banner = cmd_lines(argv, o, found) if o.greeting else ""
     steps = [0]
+    # as dig, the tries are the trace's: each step has the ones the steps before it left
+    tries = [o.tries]
     root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
     r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None,
-                   banner=banner)
+                   banner=banner, tries=tries, typed=o.name)
     if r is None:
         return EXIT_NO_ANSWER
     hints = start
@@ -57,9 +59,9 @@ def trace(o: Options, argv: list[str]) -> int:
         if not hints:
             print(";; no address found for the root servers", flush=True)
             return EXIT_NO_ANSWER
-    servers = hints
+    servers = _shuffled(hints)
     while True:
-        r = _trace_ask(o, servers, port, steps, show=True)
+        r = _trace_ask(o, servers, port, steps, show=True, tries=tries)
         if r is None:
             return EXIT_NO_ANSWER
         nxt = _referral(r, o, port, hints, steps)
@@ -68,7 +70,14 @@ def trace(o: Options, argv: list[str]) -> int:
         if not nxt:
             print(f";; no address found for the servers of the referral", flush=True)
             return EXIT_NO_ANSWER
-        servers = nxt
+        servers = _shuffled(nxt)
+
+
+def _shuffled(servers: list) -> list:
+    """A referral's servers in a random order, the order dig asks them in."""
+    servers = list(servers)
+    random.shuffle(servers)
+    return servers
 
 
 def _root_hints(o: Options) -> list[tuple[str, str]]:
@@ -84,56 +93,55 @@ def _root_hints(o: Options) -> list[tuple[str, str]]:
 
 
 def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False,
-               banner: str = ""):
+               banner: str = "", tries: list[int] | None = None, typed: str | None = None):
     """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
-    ``servers`` ((address, name) pairs) in turn, ``o.tries`` each, the reply printed when
-    ``show``; None when none replied (said after ``banner``) or the steps are spent."""
+    ``servers`` ((address, name) pairs) with dig's tries (:func:`exchange`: ``tries``,
+    [the tries left], shared by the steps of one trace; else ``o.tries`` of its own), a
+    lost try said with the name as given (``typed``, else ``o.name``), the reply printed
+    when ``show``; None when none replied (said after ``banner``) or the steps are
+    spent."""
     import dns.rdatatype
     steps[0] += 1
     if steps[0] > TRACE_MAX_STEPS:
         print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
         return None
     q = make_query(replace(o, rec=rec))
-    for addr, name in servers:
-        for _ in range(o.tries):
-            t0, sent_at = time.monotonic(), time.time()
-            try:
-                r, proto = ask(q, replace(o, transport="udp" if o.transport != "tcp"
-                                           else "tcp"), addr, name, port)
-            except network_errors() as e:
-                if not o.yaml:            # as dig: +yaml leaves its warnings out
-                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                          flush=True)
-                continue
-            if not show:
-                return r
-            ms = (time.monotonic() - t0) * 1000
-            # +short: the answer's records, each with its type (and, +identify, which +trace
-            # sets, where and how fast it came), as dig's +trace prints them
-            said = f" from server {addr} in {ms:.0f} ms." if o.identify else ""
-            short = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)}{said}"
-                     for rrset in r.answer for rd in rrset] if o.short else []
-            if o.show["cmd"] and not o.short:
-                sys.stdout.write(banner)
-            if o.yaml:                    # as dig: each step a YAML document entry
-                sys.stdout.write(yaml_message(
-                    r, replace(o, show=_TRACE_SHOWN), sending=False, address=addr,
-                    port=port, proto=proto, sent_at=sent_at, received_at=time.time(),
-                    size=len(getattr(r, "wire", None) or r.to_wire()),
-                    sent_cookie=cookie_of(q)) + "".join(line + "\n" for line in short))
-                sys.stdout.flush()
-            else:
-                size = len(getattr(r, "wire", None) or r.to_wire())
-                lines = short if o.short else rr_lines(r.answer + r.authority, multi=o.multi,
-                                                       o=o)
-                sys.stdout.write("".join(line + "\n" for line in lines))
-                if not o.short:
-                    print(f";; Received {size} bytes from {addr}#{port}({name}) in "
-                          f"{ms:.0f} ms\n", flush=True)
-            return r
-    sys.stdout.write(banner + error_line(o, "no servers could be reached"))
-    sys.stdout.flush()
-    return None
+    asked = replace(o, name=o.name if typed is None else typed,
+                    transport="udp" if o.transport != "tcp" else "tcp")
+    sent_at = time.time()
+    got = exchange(q, asked, servers, port, [""], tries=tries)
+    if got is None:
+        sys.stdout.write(banner + error_line(o, "no servers could be reached"))
+        sys.stdout.flush()
+        return None
+    if isinstance(got, int):              # said already (a connection that failed)
+        return None
+    r, addr, name, proto = got.reply, got.address, got.name, got.proto
+    if not show:
+        return r
+    ms = got.elapsed * 1000
+    # +short: the answer's records, each with its type (and, +identify, which +trace
+    # sets, where and how fast it came), as dig's +trace prints them
+    said = f" from server {addr} in {ms:.0f} ms." if o.identify else ""
+    short = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)}{said}"
+             for rrset in r.answer for rd in rrset] if o.short else []
+    if o.show["cmd"] and not o.short:
+        sys.stdout.write(banner)
+    if o.yaml:                            # as dig: each step a YAML document entry
+        sys.stdout.write(yaml_message(
+            r, replace(o, show=_TRACE_SHOWN), sending=False, address=addr,
+            port=port, proto=proto, sent_at=sent_at, received_at=time.time(),
+            size=len(getattr(r, "wire", None) or r.to_wire()),
+            sent_cookie=cookie_of(q)) + "".join(line + "\n" for line in short))
+        sys.stdout.flush()
+    else:
+        size = len(getattr(r, "wire", None) or r.to_wire())
+        lines = short if o.short else rr_lines(r.answer + r.authority, multi=o.multi, o=o)
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        if not o.short:
+            print(f";; Received {size} bytes from {addr}#{port}({name}) in "
+                  f"{ms:.0f} ms\n", flush=True)
+    return r
 
 
 def _referral(r, o: Options, port: int, hints, steps: list):
@@ -152,9 +160,10 @@ def _referral(r, o: Options, port: int, hints, steps: list):
 
 
 def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool = False):
-    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``, else each name's
-    addresses found through ``servers`` (by a walk down the referrals from them, or asked
-    of them with recursion when ``rec``), not shown."""
+    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``, else every name
+    that is an address, else the addresses of the first name found through ``servers``
+    (by a walk down the referrals from them, or asked of them with recursion when
+    ``rec``), not shown."""
     import dns.rdatatype
 
     targets = [rd.target for rd in ns]
@@ -166,11 +175,15 @@ def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool 
             out += [(rd.address, rrset.name.to_text(omit_final_dot=True)) for rd in rrset]
     if out:
         return out
-    for target in targets:          # no glue: each name's address
+    for target in targets:          # an address as a name: that address, as dig takes it
         literal = _address_literal(target)
-        if literal is not None:     # an address as a name: that address, as dig takes it
-            if not o.family or (o.family == socket.AF_INET6) == (":" in literal):
-                return [(literal, literal)]
+        if literal is not None and (not o.family
+                                    or (o.family == socket.AF_INET6) == (":" in literal)):
+            out.append((literal, literal))
+    if out:
+        return out
+    for target in targets:          # no glue: a name's addresses
+        if _address_literal(target) is not None:
             continue
         ask = replace(o, name=target.to_text(), rdtype="A" if o.family != socket.AF_INET6
                       else "AAAA", rdclass=None, reverse=False)

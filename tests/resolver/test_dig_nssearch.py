@@ -250,10 +250,11 @@ def test_nssearch_makes_every_look_up_short(lab, fakes, args):
 # ---- +trace, and +trace +yaml ---------------------------------------------------------------
 def tree(root: str, auth: str):
     """(root's handler, auth's handler): a root whose NS set is itself, by address, that
-    refers example.test. to ``auth`` (by address) and dead.test. to the lab's address
-    where nothing is bound; ``auth`` answers www.example.test. A, NXDOMAIN otherwise."""
+    refers example.test. to ``auth`` (by address), dead.test. to the lab's address
+    where nothing is bound and two.test. to that one and the lab's silent one; ``auth``
+    answers www.example.test. A, NXDOMAIN otherwise."""
     top, example = dns.name.root, dns.name.from_text("example.test.")
-    dead = dns.name.from_text("dead.test.")
+    dead, two = dns.name.from_text("dead.test."), dns.name.from_text("two.test.")
 
     def soa(zone):
         return dns.rrset.from_text(zone, 300, "IN", "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")
@@ -270,6 +271,9 @@ def tree(root: str, auth: str):
             r.authority.append(dns.rrset.from_text(example, 300, "IN", "NS", f"{auth}."))
         elif name.is_subdomain(dead):
             r.authority.append(dns.rrset.from_text(dead, 300, "IN", "NS", f"{Z.REFUSED}."))
+        elif name.is_subdomain(two):
+            r.authority.append(dns.rrset.from_text(two, 300, "IN", "NS", f"{Z.REFUSED}.",
+                                                   f"{Z.SILENT}."))
         else:
             r.flags |= dns.flags.AA
             r.set_rcode(dns.rcode.NXDOMAIN)
@@ -321,6 +325,10 @@ def same(text: str) -> list[str]:
     # the server asked first refuses: the command lines come with the error
     ("refused", ["www.example.test", "+tries=2"], 9),
     ("refused", ["www.example.test", "+yaml", "+tries=2"], 9),
+    # over TCP, the connection refused: dig's "Connection to ... for NAME failed" (the
+    # name as given, though the root's NS set is asked), no command lines
+    ("refused", ["www.example.test", "+tcp"], 9),
+    ("refused", ["www.example.test", "+tcp", "+tries=2"], 9),
 ])
 def test_trace_and_yaml_trace_match_bind_dig(lab, fake_tree, server, args, rc):
     """+trace @SERVER down a tree whose servers are named by address; with +yaml each step
@@ -352,3 +360,72 @@ def test_yaml_of_a_server_that_does_not_reply(lab, args):
     assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
     assert ours.stdout.endswith("- type: DIG_ERROR\n  message: |\n"
                                 "    no servers could be reached\n"), ours.stdout
+
+
+def dropping(handler, n: int):
+    """``handler``, but the first ``n`` queries for a name other than the root's go
+    unanswered (the root's NS set, asked first, is answered)."""
+    left = [n]
+
+    def handle(q):
+        if q.question[0].name != dns.name.root and left[0] > 0:
+            left[0] -= 1
+            return None
+        return handler(q)
+    return handle
+
+
+@pytest.mark.parametrize("lost_at_root, lost_at_auth, opts, rc", [
+    (1, 1, ["+tries=3"], 0),
+    # the tries are the trace's, not each step's: the root's lost try leaves two
+    (1, 2, ["+tries=3"], 9),
+    (0, 3, ["+tries=3"], 9),
+    (0, 2, ["+tries=3"], 0),
+    (1, 1, ["+tries=2"], 9),
+    (1, 2, ["+tries=3", "+yaml"], 9),
+    (1, 1, ["+tries=3", "+short"], 0),
+])
+def test_trace_tries_are_the_traces_as_dig(lab, fakes, lost_at_root, lost_at_auth, opts, rc):
+    """dig's +trace: each step is a look-up that has the tries the steps before it left
+    (a lost try over UDP asked again of the same server, then the next server), each
+    lost try said, then "no servers could be reached" with the command lines."""
+    at_root, at_auth = tree(Z.FAKE_TLD_1, Z.FAKE_TLD_2)
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", "www.example.test", "+trace",
+            "+time=1", *opts]
+    out = {}
+    for run in (query, dig):              # each run has servers of its own, tries fresh
+        root = fakes(Z.FAKE_TLD_1, dropping(at_root, lost_at_root))
+        auth = fakes(Z.FAKE_TLD_2, dropping(at_auth, lost_at_auth))
+        out[run] = run(*args)
+        root.close()
+        auth.close()
+    ours, theirs = out[query], out[dig]
+    assert (ours.returncode, theirs.returncode) == (rc, rc), ours.stdout + theirs.stdout
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    if "+yaml" not in opts:
+        lost = ours.stdout.count(";; communications error to ")
+        assert lost == min(lost_at_root + lost_at_auth, int(opts[0][len("+tries="):])), \
+            ours.stdout
+
+
+@pytest.mark.parametrize("opts", [["+tries=2"], ["+tries=3"], ["+tries=1"]])
+def test_trace_step_of_two_servers_that_do_not_reply_as_dig(lab, fake_tree, opts):
+    """A referral to two servers, one refusing, one silent: dig asks them in a random
+    order, the first with the tries left, the second with the one left (the lines'
+    order is not compared)."""
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", "www.two.test", "+trace", "+time=1",
+            *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stdout + theirs.stdout
+    tries = int(opts[0][len("+tries="):])
+
+    def shape(text):
+        """The lines but the lost tries', and the lost tries' lines: the first server's
+        ``tries`` times, then the other's once."""
+        lines = same(text)
+        lost = [line for line in lines if "communications error" in line]
+        first, other = lost[0], lost[-1]
+        assert lost == [first] * tries + [other] and first != other, text
+        # (the fake's NS records come in a random order: the lines sorted)
+        return sorted(line for line in lines if line not in lost), {first, other}
+    assert shape(ours.stdout) == shape(theirs.stdout), ours.stdout + theirs.stdout

@@ -19,6 +19,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from ci_policy import unavailable
 from daemon_proc import ROOT, Daemon, free_tcp_port
 from test_daemon_dot import tool
 from tls_certs import CA, SERVER_NAME
@@ -290,6 +291,46 @@ def test_batch_file_and_several_names(daemon, tmp_path):
     assert r.returncode == 8 and "couldn't open specified batch file" in r.stderr
 
 
+def _greetings_kept(text: str) -> list[str]:
+    """:func:`comparable`, the version lines kept, each program's name and version
+    masked."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("; <<>>"):
+            out.append(re.sub(r"^; <<>> .*? <<>> ", "; <<>> V <<>> ", line))
+        else:
+            out += comparable(line)
+    return out
+
+
+@pytest.mark.parametrize("batch, args", [
+    ("a.example\nb.example +cmd\n", []),
+    ("a.example\nb.example +cmd\n", ["+nocmd"]),
+    ("a.example +nocmd\nb.example\nc.example +cmd\nd.example\n", []),
+    ("a.example\nb.example +cmd\n", ["x.example"]),
+    ("a.example\nb.example +cmd\n", ["x.example", "+nocmd"]),
+    ("+short a.example\nb.example +noshort\nc.example\n", []),
+    ("a.example\nb.example +cmd\n", ["+short", "+cmd"]),
+    ("a.example\nb.example\n", ["+yaml"]),
+])
+def test_batch_lines_make_their_own_command_lines_as_dig(fixed, tmp_path, batch, args):
+    """As dig, each batch line makes its command lines (its own words) as its first name
+    is read: all of them the first time they are made, the version line alone after
+    that; +cmd/+nocmd and +short on a line hold for the lines after it."""
+    f = tmp_path / "batch"
+    f.write_text(batch)
+    answering = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port)]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
+        silent.bind(("127.0.0.1", 0))
+        lost = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1"]
+        for at, rc in ((answering, 0), (lost, 9)):
+            line = [*at, *args, "-f", str(f)]
+            ours, theirs = query(*line), dig(*line)
+            assert ours.returncode == theirs.returncode == rc, ours.stderr
+            same = _yaml_comparable if "+yaml" in args else _greetings_kept
+            assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+
+
 def test_exit_codes(tmp_path):
     assert query("+bogus", "example.org").returncode == 1
     assert query("-t", "NOTATYPE", "example.org").returncode == 1
@@ -315,23 +356,28 @@ def _yaml_same(text: str) -> list[str]:
     ["a.example", "+yaml"], ["+yaml", "a.example"], ["+yaml", "a.example", "+all"],
     ["a.example", "+yaml", "+all"], ["+noall", "a.example", "+cmd"],
     ["a.example", "b.example"], ["a.example", "+nocmd", "b.example"],
+    ["+short", "+cmd", "a.example"], ["+short", "+cmd", "-x", "192.0.2.1"],
+    ["+cmd", "+short", "a.example"], ["a.example", "+short", "+cmd"],
 ])
 def test_command_lines_before_no_servers_as_dig(args):
     """dig makes its command lines as it reads the first name, if +cmd is on then (+short
     and +yaml turn it off, +all on), and prints them before "no servers could be reached"
-    whatever follows; the first look-up's only."""
+    whatever follows; the first look-up's only. Their global options say +short when
+    +short was on then."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:   # bound, never read
         silent.bind(("127.0.0.1", 0))
-        before = args[:args.index("a.example")]
+        before = args[:min(args.index(a) for a in ("a.example", "-x") if a in args)]
         args = ["@127.0.0.1", "-p", str(silent.getsockname()[1]), "+tries=1", "+time=1",
                 *args]
         ours, theirs = query(*args), dig(*args)
     assert ours.returncode == theirs.returncode == 9, ours.stderr
     same = _yaml_same if "+yaml" in args else comparable
     assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
-    made = ";; global options: +cmd" in ours.stdout
-    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)), ours.stdout
+    made = ";; global options:" in ours.stdout
+    assert made == (not {"+nocmd", "+yaml", "+noall"} & set(before)
+                    and before[-1:] != ["+short"]), ours.stdout
     assert ours.stdout.count(";; global options:") == int(made)
+    assert (";; global options: +short +cmd\n" in ours.stdout) == (before == ["+short", "+cmd"])
 
 
 @pytest.mark.parametrize("args, shown", [
@@ -339,6 +385,11 @@ def test_command_lines_before_no_servers_as_dig(args):
     (["+yaml", "a.example", "+cmd"], False), (["a.example", "+nocmd"], False),
     (["+nocmd", "a.example", "+cmd"], False), (["a.example", "+yaml"], False),
     (["a.example", "+nocmd", "+cmd"], True),
+    # +short is the line's last +short or +noshort; the command lines say it was on
+    (["+short", "+cmd", "a.example", "+noshort"], True), (["+short", "a.example", "+noshort"],
+                                                          False),
+    (["+short", "a.example", "b.example", "+noshort"], False),
+    (["a.example", "+noshort", "+short"], False),
 ])
 def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
     """Before a reply, the command lines come if they were made and +cmd is on at the end:
@@ -348,7 +399,10 @@ def test_command_lines_before_a_reply_as_dig(fixed, args, shown):
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     same = _yaml_same if "+yaml" in args else comparable
     assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
-    assert (";; global options: +cmd" in ours.stdout) == shown
+    assert (";; global options:" in ours.stdout) == shown
+    if shown:
+        short = args[0] == "+short"
+        assert f";; global options:{' +short' * short} +cmd\n" in ours.stdout, ours.stdout
 
 
 @pytest.mark.parametrize("opts", [["+tries=2"], ["+tries=2", "+yaml"], ["+tries=3", "+qr"],
@@ -369,6 +423,77 @@ def test_a_tcp_connection_refused_as_dig(opts):
     assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
     tries = int([o for o in opts if o.startswith("+tries=")][0][len("+tries="):])
     assert ours.stdout.count("no servers could be reached") == tries, ours.stdout
+
+
+@pytest.mark.parametrize("opts", [
+    ["+tls"], ["+tls", "+tries=2"], ["+https"], ["+https-get", "+tries=2"], ["+http-plain"],
+    ["+tls", "+yaml"],
+    # the name said is the name as given, not as the search list made it
+    ["www", "+domain=example.com", "+ndots=1", "+tcp"],
+    ["www", "+domain=example.com", "+ndots=1", "+tls"],
+    ["www.example", "+domain=com", "+ndots=3", "+tcp", "+tries=2"],
+    ["-x", "192.0.2.1", "+tcp"], ["+tcp"],
+])
+def test_a_connection_refused_is_said_as_dig_over_every_transport(opts):
+    """TLS, HTTPS and plain HTTP connect over TCP first: a connection that fails is
+    dig's "Connection to ADDR#PORT(ADDR) for NAME failed: REASON.", NAME as given."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]              # closed again: nothing listens there
+    args = ["@127.0.0.1", "-p", str(port), "+time=1", "+tries=1",
+            *(["a.example"] if opts[0].startswith("+") else []), *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    if "+yaml" not in opts:
+        assert ours.stdout.startswith(";; Connection to 127.0.0.1#"), ours.stdout
+        name = "a.example" if opts[0].startswith("+") else opts[0]
+        if opts[0] == "-x":
+            name = "1.2.0.192.in-addr.arpa."
+        assert f" for {name} failed: connection refused.\n" in ours.stdout, ours.stdout
+
+
+def _without_network() -> list[str]:
+    """A command's prefix that runs it in a network namespace of its own, with no
+    interface up: no route to any address, and nothing it sends leaves it."""
+    try:
+        ok = subprocess.run(["unshare", "-n", "true"], capture_output=True,
+                            timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        unavailable("unshare -n (a network namespace of its own), not permitted here")
+    return ["unshare", "-n"]
+
+
+@pytest.mark.parametrize("opts", [
+    ["+tries=1"], ["+tries=2"], ["+tries=3", "@127.0.0.2"], ["+yaml", "+tries=2"],
+    ["+tcp", "+tries=2", "@127.0.0.2"], ["+tls"],
+    ["www", "+domain=example.com", "+ndots=1", "+tries=1"],     # the name as given
+])
+def test_no_route_to_the_server_is_said_as_dig(opts):
+    """With no route to the server the UDP socket cannot be connected: dig's "UDP setup
+    with ADDR#PORT(ADDR) for NAME failed: network unreachable." (over TCP "Connection to
+    ..."), then, as for a TCP connection that fails, "no servers could be reached" each
+    time, the look-up started again from the first server while tries are left."""
+    netns = _without_network()
+    at = ["@127.0.0.1", *[o for o in opts if o.startswith("@")]]
+    rest = [o for o in opts if not o.startswith("@")]
+    args = [*at, "-p", "53", "+time=1", *(["a.example"] if rest[0].startswith("+") else []),
+            *rest]
+    e = dict(os.environ, PYTHONPATH=str(ROOT), CORENET_RESOLV_CONF=os.devnull)
+    ours = subprocess.run([*netns, sys.executable, "-m", "resolver.daemon.cli", "query",
+                           *args], capture_output=True, text=True, timeout=60, cwd=str(ROOT),
+                          env=e)
+    theirs = subprocess.run([*netns, tool("dig"), *args], capture_output=True, text=True,
+                            timeout=60)
+    assert ours.returncode == theirs.returncode == 9, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    if "+yaml" not in opts:
+        said = "Connection to" if {"+tcp", "+tls"} & set(opts) else "UDP setup with"
+        name = "a.example" if rest[0].startswith("+") else rest[0]
+        assert ours.stdout.startswith(f";; {said} 127.0.0.1#53(127.0.0.1) for {name} failed: "
+                                      "network unreachable.\n"), ours.stdout
 
 
 def test_tries_are_the_look_ups_as_dig():
@@ -1127,3 +1252,153 @@ def test_dns64prefix_of_an_unreachable_server_is_no_reply():
     assert ours.returncode == theirs.returncode == 9
     assert ours.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1] == \
         ";; no servers could be reached"
+
+
+class Scripted:
+    """A server at ``address`` on ``port`` over UDP and TCP that meets each query with the
+    next step of its transport's script (the last one again once the script is done):
+    ``answer`` (an A record), ``tc`` (UDP: an empty reply with TC set), ``drop`` (no
+    reply; over TCP the connection is held, unanswered, until the client closes it) or
+    ``close`` (TCP: closed once the query is read). ``seen``: (transport, step) of each
+    query, in order."""
+
+    def __init__(self, address: str, port: int, udp: list[str], tcp: list[str]):
+        self.given = {"udp": list(udp), "tcp": list(tcp)}
+        self.reset()
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp = socket.socket()
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.udp.bind((address, port))
+            self.tcp.bind((address, port))
+        except OSError:
+            self.close()
+            raise
+        self.tcp.listen(8)
+        for serve in (self.serve_udp, self.serve_tcp):
+            threading.Thread(target=serve, daemon=True).start()
+
+    def reset(self) -> list[tuple[str, str]]:
+        """The scripts from their start again; what was seen until then."""
+        seen, self.seen = getattr(self, "seen", []), []
+        self.scripts = {k: list(v) for k, v in self.given.items()}
+        return seen
+
+    def step(self, transport: str) -> str:
+        script = self.scripts[transport]
+        step = script.pop(0) if len(script) > 1 else script[0]
+        self.seen.append((transport, step))
+        return step
+
+    @staticmethod
+    def reply(q: dns.message.Message, step: str) -> bytes:
+        r = dns.message.make_response(q)
+        if step == "tc":
+            r.flags |= dns.flags.TC
+        else:
+            r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "A",
+                                                "192.0.2.8"))
+        return r.to_wire()
+
+    def serve_udp(self):
+        while True:
+            try:
+                data, peer = self.udp.recvfrom(65535)
+            except OSError:
+                return
+            step = self.step("udp")
+            if step != "drop":
+                self.udp.sendto(self.reply(dns.message.from_wire(data), step), peer)
+
+    def serve_tcp(self):
+        while True:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)       # bounds a held connection
+                try:
+                    n = int.from_bytes(conn.recv(2), "big")
+                    data = b""
+                    while len(data) < n:
+                        chunk = conn.recv(n - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
+                    q = dns.message.from_wire(data)
+                    step = self.step("tcp")
+                    if step == "drop":
+                        while conn.recv(512):
+                            pass
+                    elif step == "answer":
+                        out = self.reply(q, step)
+                        conn.sendall(len(out).to_bytes(2, "big") + out)
+                except (OSError, dns.exception.DNSException):
+                    continue
+
+    def close(self):
+        self.udp.close()
+        self.tcp.close()
+
+
+@pytest.fixture
+def scripted():
+    """scripted(first, second): Scripted servers at 127.0.0.60 and 127.0.0.61 on one
+    port, each given as (UDP script, TCP script): (port, [servers])."""
+    made = []
+
+    def make(*scripts):
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind(("127.0.0.60", 0))
+                port = probe.getsockname()[1]
+            try:
+                for n, (udp, tcp) in enumerate(scripts):
+                    made.append(Scripted(f"127.0.0.{60 + n}", port, udp, tcp))
+                return port, made[-len(scripts):]
+            except OSError:
+                while made:
+                    made.pop().close()
+        raise RuntimeError("no port free at 127.0.0.60 and 127.0.0.61")
+
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.mark.parametrize("scripts, opts, served", [
+    # truncated, the TCP try lost: again from the first server, over TCP (2 tries)
+    ([(["tc"], ["drop", "answer"])], ["+tries=2"], 0),
+    ([(["tc"], ["close", "answer"])], ["+tries=2"], 0),
+    # the same with the second server there: the first has the tries left
+    ([(["tc"], ["drop", "answer"]), (["answer"], ["answer"])], ["+tries=2"], 0),
+    # one try left: the next server, over TCP
+    ([(["tc"], ["drop"]), (["answer"], ["answer"])], ["+tries=1"], 1),
+    # the second server truncates: TCP from the first server, which answers over TCP
+    ([(["drop"], ["answer"]), (["tc"], ["drop"])], ["+tries=2"], 0),
+    # and whose TCP try is lost too: the second one's, then no servers could be reached
+    ([(["drop"], ["drop"]), (["tc"], ["drop"])], ["+tries=2"], None),
+    ([(["tc"], ["drop"]), (["tc"], ["close"])], ["+tries=3", "+qr"], None),
+    ([(["tc"], ["drop", "answer"])], ["+tries=2", "+yaml"], 0),
+    ([(["tc"], ["drop", "answer"])], ["+tries=2", "+short"], 0),
+])
+def test_truncated_then_lost_over_tcp_starts_again_from_the_first_server_as_dig(
+        scripted, scripts, opts, served):
+    """dig asks a truncated reply's question again from the first server, over TCP for
+    the rest of the look-up, with the tries left; a lost TCP try starts it again from the
+    first server too (or, at the last try, goes to the next one)."""
+    port, servers = scripted(*scripts)
+    at = [f"@{s.udp.getsockname()[0]}" for s in servers]
+    args = [*at, "-p", str(port), "a.example", "+time=1", "+nocookie", "+qid=9", *opts]
+    ours = query(*args)
+    asked = [s.reset() for s in servers]
+    theirs = dig(*args)
+    assert ours.returncode == theirs.returncode == (0 if served is not None else 9), \
+        ours.stdout + theirs.stdout
+    same = _yaml_comparable if "+yaml" in opts else comparable
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert asked == [s.seen for s in servers]        # the same queries, in the same order
+    if served is not None and "+short" not in opts and "+yaml" not in opts:
+        assert f";; SERVER: 127.0.0.{60 + served}#{port}(127.0.0.{60 + served}) (TCP)" in \
+            ours.stdout
