@@ -1,8 +1,8 @@
 """The policy zones of ``[[rpz]]`` tables, brought in and kept fresh: read from a zone file,
 or transferred from a primary (AXFR, or IXFR where the primary offers it: dnspython's
 ``dns.query.inbound_xfr`` does the protocol, in a thread, :func:`transferred`) and asked
-again on the zone's SOA refresh timer (its retry timer after a failure). A transfer that fails, or a zone past
-``limits.rpz_max_records``, leaves the policy it had in place.
+again on the zone's SOA refresh timer (its retry timer after a failure). A transfer that
+fails, or a zone past ``limits.rpz_max_records``, leaves the policy it had in place.
 
 :class:`RpzSource` is one table, checked (the setting's converter); :class:`Feeds` holds the
 configured sources, each a :class:`Feed`, and calls ``on_change(policy)`` with a new
