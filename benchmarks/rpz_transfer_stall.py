@@ -1,0 +1,90 @@
+"""How long a policy zone's transfer holds the loop: a 10,000-rule RPZ zone served by NSD on
+loopback, transferred (AXFR) by the daemon's feed (``resolver.daemon.rpz_feed.Feed``) on
+corenet's loop while a task on the same loop wakes every millisecond; the longest and the
+99th-percentile gap between two of its wake-ups is how long an answer would have waited
+behind the transfer.
+
+    .venv/bin/python benchmarks/rpz_transfer_stall.py [--rules 10000] [--rounds 3]
+
+Needs nsd (and nsd-control). BENCHMARKS.md ("Answering while the config is reloaded")
+reports its figures.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE.parent / "tests" / "resolver")]
+
+import corenet  # noqa: E402
+from dnslab.ports import pick_port  # noqa: E402
+from test_rpz_daemon import POLICY, Primary  # noqa: E402
+
+from resolver.daemon.rpz_feed import Feed, RpzSource  # noqa: E402
+from resolver.limits import DEFAULT  # noqa: E402
+
+
+async def one_transfer(port: int) -> tuple[float, list[float], int]:
+    """(the transfer's seconds, the gaps between the ticker's wake-ups, the triggers)."""
+    gaps: list[float] = []
+    done = False
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.ensure_future(ticker())
+    feed = Feed(RpzSource("rpz.test.", primaries=(("127.0.0.1", port),)), DEFAULT,
+                lambda: None)
+    start = time.perf_counter()
+    assert await feed.transfer(), "the transfer failed"
+    took = time.perf_counter() - start
+    done = True
+    await tick
+    assert feed.zone is not None
+    return took, sorted(gaps), len(feed.zone)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rules", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    records = "".join(f"bad{i}.example.com CNAME .\n" for i in range(args.rules))
+    with tempfile.TemporaryDirectory() as tmp:
+        port = pick_port(["127.0.0.1"], low=31000)
+        primary = Primary(Path(tmp) / "nsd", "127.0.0.1", port,
+                          {"rpz.test.": POLICY.format(serial=1, records=records)},
+                          control=True)
+        primary.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not primary.probe():
+                assert time.monotonic() < deadline, "nsd did not answer"
+                time.sleep(0.1)
+            for n in range(args.rounds):
+                loop = corenet.new_event_loop()
+                try:
+                    took, gaps, triggers = loop.run_until_complete(one_transfer(port))
+                finally:
+                    loop.close()
+                print(f"round {n + 1}: {triggers:,} triggers in {took * 1000:.0f} ms; the "
+                      f"loop's gaps: longest {gaps[-1] * 1000:.1f} ms, "
+                      f"p99 {gaps[int(len(gaps) * 0.99)] * 1000:.2f} ms, {len(gaps)} wake-ups",
+                      flush=True)
+        finally:
+            primary.signal_stop()
+            primary.wait_stopped(time.monotonic() + 10)
+
+
+if __name__ == "__main__":
+    main()
