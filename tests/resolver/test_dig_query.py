@@ -249,12 +249,15 @@ def test_https_path_is_sent(daemon):
 
 def test_without_server_the_resolv_conf_servers_are_asked(daemon, tmp_path):
     conf = tmp_path / "resolv.conf"
-    conf.write_text("# a comment\nsearch example\nnameserver 192.0.2.55\nnameserver 127.0.0.1\n")
+    conf.write_text("# a comment\nsearch example\nnameserver 127.0.0.55\nnameserver 127.0.0.1\n")
     env = {"CORENET_RESOLV_CONF": str(conf)}
-    # the first server never answers (TEST-NET): one try, then the next server
-    r = query("-p", str(daemon.port), "+time=1", "+tries=1", "www.example.net", env=env)
+    # the first server never answers (a socket on loopback that reads nothing): one try,
+    # then the next server
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.55", daemon.port))
+        r = query("-p", str(daemon.port), "+time=1", "+tries=1", "www.example.net", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert ";; communications error to 192.0.2.55#" in r.stdout
+    assert ";; communications error to 127.0.0.55#" in r.stdout
     assert f";; SERVER: 127.0.0.1#{daemon.port}(127.0.0.1) (UDP)" in r.stdout
     r = query("-6", "-p", str(daemon.port), "www.example.net", env=env)
     assert r.returncode == 9 and "No acceptable nameservers" in r.stdout
