@@ -112,8 +112,10 @@ cdef class Reply:
     cdef int kind                       # its T_ constant (-1: not in TRANSPORTS)
     cdef bint batch                     # a slot of the C UDP listener's batch
     cdef public object started          # the miss under way for it (cancel()), or None
+    cdef bytes packed                   # client_address's answer, kept (None: not yet)
 
     cdef object client(self)
+    cdef int client_address(self, unsigned char* out) except -1
     cdef int send(self, bytes out) except -1
     cdef int drop(self) except -1
     cdef int deny(self) except -1
@@ -130,7 +132,8 @@ cdef class FrontDoor:
     cdef object made                # the last verdict's answer, until taken
     cdef object _policy             # rpz_gate.PolicyGate (``policy``): misses go through it
     # what the cached-answer path reads of the policy's ``TriggerIndex`` (set with ``policy``)
-    cdef bint rpz_decidable         # the name and the answer decide: hits no trigger touches
+    cdef bint rpz_indexed           # the policy has its index: hits no trigger touches
+    cdef object rpz_index           # that TriggerIndex (the NS look-up's check reads it)
     cdef unsigned int rpz_generation  # this policy's number (each policy set gets a new one)
     cdef frozenset rpz_exact        # exact QNAME triggers, lower-cased wire names
     cdef frozenset rpz_wild         # the names under wildcard QNAME triggers
@@ -138,6 +141,11 @@ cdef class FrontDoor:
     cdef unsigned char rpz_len4[33] # the prefix lengths among them, IPv4 then IPv6
     cdef unsigned char rpz_len6[129]
     cdef int rpz_n4, rpz_n6
+    cdef frozenset rpz_clients      # client-IP networks, in the same form
+    cdef unsigned char rpz_clen4[33]  # the prefix lengths among them, IPv4 then IPv6
+    cdef unsigned char rpz_clen6[129]
+    cdef int rpz_cn4, rpz_cn6
+    cdef bint rpz_ns                # NSDNAME or NSIP triggers: an entry's servers looked up
     cdef object _cfg
     # what the miss path reads of ``cfg`` on every query, as C fields (the Config is frozen:
     # a reload assigns a new one, which sets them again)
@@ -155,10 +163,12 @@ cdef class FrontDoor:
     cdef int handle_at(self, const unsigned char* p, Py_ssize_t n, bytes q, int who,
                        Reply reply, double t0) except -2
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
-                    PyObject** key, unsigned int* qtype, bint* truncated) except -1
+                    PyObject** key, unsigned int* qtype, bint* truncated,
+                    Reply reply) except -1
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1
     cdef bint _answer_touched(self, MsgEntry e) except -1
-    cdef bint _address_held(self, const unsigned char* a, int size) except -1
+    cdef bint _client_held(self, Reply reply) except -1
+    cdef bint _ns_touched(self, const unsigned char* name, Py_ssize_t length) except -1
     cdef object setrd(self, const unsigned char* p, Py_ssize_t n)
     cdef int _probe(self, bytes q, int who) except -1
     cdef object take(self)

@@ -22,12 +22,16 @@ block (``Counters``), in Unbound's order (``worker_handle_request``):
    the cache;
 5. RD set: the cached answer when the cache has a fresh one not yet due for prefetch;
    with a response policy configured (``policy``, ``resolver.daemon.rpz_gate``) only when
-   no trigger of it can touch the query, as the policy's ``TriggerIndex`` tells in C
-   (``resolver.policy.index``): the policy has no client-IP, NSDNAME or NSIP trigger, no
-   QNAME trigger holds the name, a wildcard above it or a name of the answer's CNAME
-   chain, the answer holds no DNAME and no address a response-IP trigger holds; every
-   other query goes to the policy as a miss, which finds the cached answer there if there
-   is one;
+   no trigger of it can touch the query, as the policy's ``TriggerIndex`` tells
+   (``resolver.policy.index``): per query, in C, no client-IP trigger's network holds the
+   client's address (``Reply.client_address``, the address the policy reads); per cached
+   entry and policy (``_untouched_by_policy``, the verdict kept on the entry), no QNAME
+   trigger holds the name, a wildcard above it or a name of the answer's CNAME chain, the
+   answer holds no DNAME and no address a response-IP trigger holds (in C), and no
+   NSDNAME or NSIP trigger meets the name servers of the name's zone as the policy finds
+   them in the rrset cache (one look-up in Python per entry, when the policy has such
+   triggers); every other query goes to the policy as a miss, which finds the cached
+   answer there if there is one;
 6. otherwise a miss: the reply may hold it for later (``Reply.held``: the UDP batch starts
    its misses once every hit it read is answered, a stream at its cap of queries in flight
    backlogs it), then the miss budgets (per client in flight, global in flight with
@@ -48,6 +52,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from libc.math cimport ceil
+from libc.string cimport memcpy
 
 from collections import Counter
 
@@ -181,6 +186,19 @@ cdef inline int _bucket(double seconds) noexcept:
     while i < NBUCKETS and _BOUNDS[i] < seconds:
         i += 1
     return i
+
+
+cdef bytes _packed_address(addr):
+    """The host of the socket address ``addr`` packed (4 or 16 bytes; a scope suffix
+    ``%...`` left out), as ``ipaddress.ip_address`` reads its text; b"" for None or a host
+    that is not an address."""
+    if not addr or not isinstance(addr[0], str):
+        return b""
+    host = (<str>addr[0]).partition("%")[0]
+    try:
+        return inet_pton(AF_INET6 if ":" in host else AF_INET, host)
+    except OSError:
+        return b""
 
 
 cdef inline bint _is_ipv6(addr):
@@ -408,6 +426,19 @@ cdef class Reply:
     cdef object client(self):
         return self.addr
 
+    cdef int client_address(self, unsigned char* out) except -1:
+        """The address of ``client()`` as the response policy's gate reads it (the text of
+        the socket address, a v4-mapped IPv6 address left IPv6), packed into ``out`` (room
+        for 16 bytes): its size, 4 or 16, or 0 for a client without one (none, a Unix
+        socket's peer). Kept for the reply's next queries (a stream's reply serves its
+        whole connection); a listener's reply that moves from client to client reads it
+        each time instead."""
+        cdef bytes packed = self.packed
+        if packed is None:
+            packed = self.packed = _packed_address(self.client())
+        memcpy(out, PyBytes_AS_STRING(packed), PyBytes_GET_SIZE(packed))
+        return PyBytes_GET_SIZE(packed)
+
     cdef int send(self, bytes out) except -1:
         raise NotImplementedError
 
@@ -543,16 +574,51 @@ cdef unsigned int _policy_generation = 0
 
 cdef bint _untouched_by_policy(object door, const unsigned char* name, Py_ssize_t length,
                                MsgEntry e) except -1:
-    """The door's ``Screen`` on a fresh cached entry under a response policy whose triggers
-    the name and the answer decide: True (left to the policy) when a QNAME trigger holds
-    the query's name or a wildcard above it, or a name of the answer's CNAME chain, or a
-    response-IP trigger an address of the answer. The entry keeps the verdict for the
-    policy it was made under (its name, the cache key's, and its answer do not change)."""
+    """The door's ``Screen`` on a fresh cached entry under a response policy: True (left
+    to the policy) when a QNAME trigger holds the query's name or a wildcard above it, or a
+    name of the answer's CNAME chain, or a response-IP trigger an address of the answer, or
+    an NSDNAME or NSIP trigger the name servers of the name's zone as the policy finds them
+    (``_ns_touched``). The entry keeps the verdict for the policy it was made under: its
+    name (the cache key's) and its answer do not change, and its name servers are taken
+    as they were when it was first screened, once per entry rather than per query, which
+    is right for them too: the entry's answer came from the servers of that time, a new
+    policy screens it again (a new generation), and the entry lives at most its TTL, after
+    which the answer that replaces it is screened with the servers then cached."""
     cdef FrontDoor d = <FrontDoor>door
     if e.screened != d.rpz_generation:
-        e.screen_touched = d._touched(name, length) or d._answer_touched(e)
+        e.screen_touched = (d._touched(name, length) or d._answer_touched(e)
+                            or (d.rpz_ns and d._ns_touched(name, length)))
         e.screened = d.rpz_generation
     return e.screen_touched
+
+
+cdef bint _held(frozenset networks, const unsigned char* lengths, int count,
+                const unsigned char* a, int size) except -1:
+    """Whether a network of ``networks`` (``TriggerIndex`` keys: prefix length, masked
+    address) holds the address at ``a`` (``size``: 4 or 16 bytes): the address cut to each
+    of the ``count`` prefix lengths at ``lengths`` (those of its family), looked up
+    (``TriggerIndex.holds``)."""
+    cdef unsigned char key[17]
+    cdef int j, k, bits
+    for j in range(count):
+        key[0] = lengths[j]
+        for k in range(size):
+            bits = lengths[j] - 8 * k
+            key[1 + k] = (a[k] if bits >= 8 else
+                          0 if bits <= 0 else a[k] & ((0xFF << (8 - bits)) & 0xFF))
+        if PyBytes_FromStringAndSize(<const char*>key, size + 1) in networks:
+            return True
+    return False
+
+
+cdef int _copy_lengths(tuple lengths, unsigned char* out, int room) except -1:
+    """The prefix lengths ``lengths`` (a ``TriggerIndex``'s, each at most ``room`` - 1)
+    copied to ``out`` (``room`` bytes): how many there are."""
+    cdef int i = 0
+    for length in lengths[:room]:
+        out[i] = length
+        i += 1
+    return i
 
 
 cdef class FrontDoor:
@@ -594,23 +660,24 @@ cdef class FrontDoor:
     def policy(self, gate):
         global _policy_generation
         index = None if gate is None else getattr(getattr(gate, "policy", None), "index", None)
-        cdef int i
         _policy_generation += 1
         self.rpz_generation = _policy_generation
-        self.rpz_n4 = self.rpz_n6 = 0
-        if isinstance(index, TriggerIndex) and (<object>index).decidable:
+        self.rpz_n4 = self.rpz_n6 = self.rpz_cn4 = self.rpz_cn6 = 0
+        if isinstance(index, TriggerIndex):
             self.rpz_exact, self.rpz_wild = index.exact, index.wild
-            self.rpz_networks = index.networks
-            for i, length in enumerate(index.lengths4[:33]):
-                self.rpz_len4[i] = length
-            self.rpz_n4 = len(index.lengths4[:33])
-            for i, length in enumerate(index.lengths6[:129]):
-                self.rpz_len6[i] = length
-            self.rpz_n6 = len(index.lengths6[:129])
-            self.rpz_decidable = True
+            self.rpz_networks, self.rpz_clients = index.networks, index.clients
+            self.rpz_n4 = _copy_lengths(index.lengths4, &self.rpz_len4[0], 33)
+            self.rpz_n6 = _copy_lengths(index.lengths6, &self.rpz_len6[0], 129)
+            self.rpz_cn4 = _copy_lengths(index.clients4, &self.rpz_clen4[0], 33)
+            self.rpz_cn6 = _copy_lengths(index.clients6, &self.rpz_clen6[0], 129)
+            self.rpz_ns = index.has_ns
+            self.rpz_index = index
+            self.rpz_indexed = True
         else:
-            self.rpz_exact = self.rpz_wild = self.rpz_networks = _NO_NAMES
-            self.rpz_decidable = False
+            self.rpz_exact = self.rpz_wild = self.rpz_networks = self.rpz_clients = _NO_NAMES
+            self.rpz_ns = False
+            self.rpz_index = None
+            self.rpz_indexed = False
         self._policy = gate
 
     @property
@@ -655,7 +722,7 @@ cdef class FrontDoor:
             if setrd is not None:
                 q = setrd
                 p = <const unsigned char*>PyBytes_AS_STRING(q)
-        v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated)
+        v = self.decide(p, n, who, reply.kind == T_UDP, t0, &key, &qtype, &truncated, reply)
         # The queries Unbound counts in num.queries (not the ACL's refusals, not a header
         # it rejects), by their shape as the client sent them.
         if self.extended and v >= DROP_LOCAL and v != NOTIMP and who != OUTSIDE:
@@ -700,13 +767,14 @@ cdef class FrontDoor:
         return 0
 
     cdef int decide(self, const unsigned char* p, Py_ssize_t n, int who, bint udp, double now,
-                    PyObject** key, unsigned int* qtype, bint* truncated) except -1:
+                    PyObject** key, unsigned int* qtype, bint* truncated,
+                    Reply reply) except -1:
         """The verdict (rules 1 to 5) on the query at ``p`` (``n`` bytes) from a client of
-        standing ``who``; ``made`` holds the answer of an answering verdict until taken
-        (``take``), ``key`` (a new reference, when not left NULL) a miss's cache key,
-        ``qtype`` the question's type when the question was read, ``truncated`` whether a
-        UDP hit was truncated. ``udp``: truncate hits to the client's EDNS size, never
-        above ``max_udp_size``."""
+        standing ``who`` whose answer goes through ``reply`` (which names the client);
+        ``made`` holds the answer of an answering verdict until taken (``take``), ``key``
+        (a new reference, when not left NULL) a miss's cache key, ``qtype`` the question's
+        type when the question was read, ``truncated`` whether a UDP hit was truncated.
+        ``udp``: truncate hits to the client's EDNS size, never above ``max_udp_size``."""
         cdef Screen screen = NULL
         cdef int rule = header_rule(p, n)
         if rule == HEADER_SHORT:
@@ -724,7 +792,9 @@ cdef class FrontDoor:
         if rule == HEADER_NO_RECURSION or who == LOCAL_REFUSE or who == LOCAL_DENY:
             return self._probe(PyBytes_FromStringAndSize(<const char*>p, n), who)
         if self._policy is not None:    # the response policy: hits for untouched names only
-            if not self.rpz_decidable:
+            if not self.rpz_indexed:
+                return MISS
+            if (self.rpz_cn4 or self.rpz_cn6) and self._client_held(reply):
                 return MISS
             screen = _untouched_by_policy
         hit = cached_answer(self.table, p, n, now, self.prefetch_fraction,
@@ -775,29 +845,39 @@ cdef class FrontDoor:
             elif addresses and (rtype == T_A or rtype == T_AAAA):
                 if rdlen != (4 if rtype == T_A else 16):
                     return True
-                if self._address_held(w + end + 10, rdlen):
+                if rdlen == 4 and _held(self.rpz_networks, &self.rpz_len4[0], self.rpz_n4,
+                                        w + end + 10, 4):
+                    return True
+                if rdlen == 16 and _held(self.rpz_networks, &self.rpz_len6[0], self.rpz_n6,
+                                         w + end + 10, 16):
                     return True
             pos = end + 10 + rdlen
         return False
 
-    cdef bint _address_held(self, const unsigned char* a, int size) except -1:
-        """Whether a response-IP trigger's network holds the address at ``a`` (``size``: 4
-        or 16 bytes): the address cut to each prefix length the policy has, looked up
-        (``TriggerIndex.holds``)."""
-        cdef unsigned char key[17]
-        cdef const unsigned char* lengths = &self.rpz_len4[0]
-        cdef int count = self.rpz_n4, j, k, bits
-        if size != 4:
-            lengths, count = &self.rpz_len6[0], self.rpz_n6
-        for j in range(count):
-            key[0] = lengths[j]
-            for k in range(size):
-                bits = lengths[j] - 8 * k
-                key[1 + k] = (a[k] if bits >= 8 else
-                              0 if bits <= 0 else a[k] & ((0xFF << (8 - bits)) & 0xFF))
-            if PyBytes_FromStringAndSize(<const char*>key, size + 1) in self.rpz_networks:
-                return True
+    cdef bint _client_held(self, Reply reply) except -1:
+        """Whether a client-IP trigger's network holds the address of ``reply``'s client
+        (``TriggerIndex.holds_client``); False for a client without one (the policy's
+        client-IP triggers cannot match it either)."""
+        cdef unsigned char a[16]
+        cdef int size = reply.client_address(a) if reply is not None else 0
+        if size == 4:
+            return _held(self.rpz_clients, &self.rpz_clen4[0], self.rpz_cn4, a, 4)
+        if size == 16:
+            return _held(self.rpz_clients, &self.rpz_clen6[0], self.rpz_cn6, a, 16)
         return False
+
+    cdef bint _ns_touched(self, const unsigned char* name, Py_ssize_t length) except -1:
+        """Whether an NSDNAME or NSIP trigger meets the name servers of the zone of
+        ``name`` (``length`` bytes, lower-cased wire form), as the gate finds them for a
+        cached answer (``PolicyGate.ns_touched``: the rrset cache's NS set and its
+        addresses; a look-up in Python, once per cached entry and policy). True as well
+        when the look-up fails: the policy then decides each query itself."""
+        try:
+            return bool(self._policy.ns_touched(
+                self.rpz_index, PyBytes_FromStringAndSize(<const char*>name, length)))
+        except Exception:
+            log.exception("rpz: the name servers of a cached answer could not be checked")
+            return True
 
     cdef bint _touched(self, const unsigned char* name, Py_ssize_t length) except -1:
         """Whether a QNAME trigger of the policy can match the name ``name`` (``length``
@@ -845,9 +925,10 @@ cdef class FrontDoor:
         self.made = _error(q, 5)
         return REFUSED
 
-    def verdict(self, bytes q, int who, bint udp=False):
-        """The verdict alone on a query in bytes, nothing acted on or counted but the
-        look-up: (verdict name, answer or None, cache key or None)."""
+    def verdict(self, bytes q, int who, bint udp=False, client=None):
+        """The verdict alone on a query in bytes from the socket address ``client`` (None:
+        a client without an address), nothing acted on or counted but the look-up:
+        (verdict name, answer or None, cache key or None)."""
         cdef PyObject* key = NULL
         cdef unsigned int qtype = 0
         cdef bint truncated = False
@@ -856,7 +937,8 @@ cdef class FrontDoor:
             setrd = self.setrd(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q))
             q = q if setrd is None else setrd
         v = self.decide(<const unsigned char*>PyBytes_AS_STRING(q), PyBytes_GET_SIZE(q), who,
-                        udp, monotonic(), &key, &qtype, &truncated)
+                        udp, monotonic(), &key, &qtype, &truncated,
+                        Reply("udp" if udp else "tcp", client))
         found = None
         if key != NULL:
             found = <object>key

@@ -9,15 +9,17 @@ the policy's :class:`resolver.policy.index.TriggerIndex` (``Policy.index``, made
 policy; the door reads it when its ``policy`` is set, again at every change) lets it decide
 exactly:
 
-- no zone has client-IP, NSDNAME or NSIP triggers (``TriggerIndex.decidable``): with any
-  of them every recursive query comes here (the client's address and the zone's name
-  servers are not looked at in C);
+- no client-IP trigger's network holds the client's address (the one the gate reads,
+  ``reply.addr``; looked up in C for every query);
 - no QNAME trigger of any zone, whatever its action (a PASSTHRU rule, a DISABLED zone's
   match: counted and logged here), is on the query's name or a wildcard above it;
 - the cached answer holds no DNAME, no owner or target of a CNAME in its answer section
   meets a QNAME trigger either, and no A or AAAA address of its answer section is in a
   response-IP trigger's network (of any zone or action: every prefix length the policy
-  has, checked in C over the cached wire, exactly as ``Policy.after`` finds them).
+  has, checked in C over the cached wire, exactly as ``Policy.after`` finds them);
+- no NSDNAME or NSIP trigger meets the name servers of the query name's zone as the
+  checker finds them (:meth:`PolicyGate.ns_touched`, asked once per cached entry and
+  policy, not per query).
 
 Every other recursive query comes here as a miss (its cached answer, if any, found by the
 engine on ``policy_start``), so no cached answer leaves before the policy has seen what it
@@ -105,6 +107,15 @@ class PolicyGate:
     def actions(self) -> dict:
         """Matches by Unbound's name of their action, of every zone."""
         return dict(self.by_unbound_name)
+
+    def ns_touched(self, index, wire: bytes) -> bool:
+        """Whether an NSDNAME or NSIP trigger of ``index`` (the policy's
+        ``TriggerIndex``) meets the name servers of the name ``wire`` (wire form) as the
+        answer's check finds them (``nameservers``: :func:`cached_nameservers` in the
+        daemon). The front door asks it once per cached entry and policy."""
+        names, addresses = self.nameservers(dns.name.from_wire(wire, 0)[0])
+        return index.ns_touches([n.canonicalize().to_wire() for n in names],
+                                [a.packed for a in addresses])
 
     def note(self, m: Match, client, query: dns.message.Message, action: str | None = None,
              name: dns.name.Name | None = None):

@@ -300,6 +300,24 @@ cdef class UdpSlot(Reply):
     cdef object client(self):
         return cn_addr_tuple(cn_msg_addr(self.listener.batch, self.i))
 
+    cdef int client_address(self, unsigned char* out) except -1:
+        """The datagram's source address, read from the batch each time (the slot moves
+        from datagram to datagram), as ``client()``'s text gives it: a v4-mapped IPv6
+        address stays IPv6 (``::ffff:a.b.c.d``)."""
+        cdef sockaddr_storage* ss = cn_msg_addr(self.listener.batch, self.i)
+        cdef int port
+        cdef int family = cn_addr_bytes(ss, out, &port)
+        if family == AF_INET6:
+            return 16
+        if family != AF_INET:
+            return 0
+        if ss.ss_family == AF_INET6:        # v4-mapped: cn_addr_bytes gave the IPv4 part
+            memcpy(out + 12, out, 4)
+            memset(out, 0, 10)
+            out[10] = out[11] = 0xFF
+            return 16
+        return 4
+
     cdef int send(self, bytes out) except -1:
         cdef UDPListener listener = self.listener
         listener.keep.append(out)

@@ -198,15 +198,15 @@ class PolicyZone:
             by_name.setdefault(name, []).append(rds)
         for name, sets in by_name.items():
             self._add(name.relativize(origin), rule_of(sets))
-        #: this zone's part of its policies' ``TriggerIndex`` (``resolver.policy.index``):
-        #: the QNAME triggers' exact and wildcard names in wire form, the response-IP
-        #: networks; made with the zone, so a policy of many zones only joins them
+        #: this zone's part of its policies' ``TriggerIndex`` (``resolver.policy.index``),
+        #: in the order of its arguments: the QNAME triggers' exact and wildcard names in
+        #: wire form, the response-IP networks, the client-IP networks, the NSDNAME
+        #: triggers' exact and wildcard names, the NSIP networks; made with the zone, so a
+        #: policy of many zones only joins them
         self.index_parts = (
-            frozenset(name.canonicalize().to_wire() for name in self.qnames.exact),
-            frozenset(name.canonicalize().to_wire() for name in self.qnames.wild),
-            frozenset(TriggerIndex.network(prefix, address.to_bytes(4 if v == 4 else 16, "big"))
-                      for (v, prefix), table in self.ips[RESPONSE_IP].by_len.items()
-                      for address in table))
+            _wires(self.qnames.exact), _wires(self.qnames.wild),
+            self.ips[RESPONSE_IP].keys(), self.ips[CLIENT_IP].keys(),
+            _wires(self.nsdname.exact), _wires(self.nsdname.wild), self.ips[NSIP].keys())
 
     def _add(self, rel: dns.name.Name, rule: Rule) -> None:
         labels = [lab.lower() for lab in rel.labels]
@@ -268,6 +268,11 @@ class PolicyZone:
         return Rule(o.action_override)
 
 
+def _wires(names) -> frozenset[bytes]:
+    """``names`` (absolute) in lower-cased wire form, as ``TriggerIndex`` holds them."""
+    return frozenset(name.canonicalize().to_wire() for name in names)
+
+
 class _Names:
     """Name triggers: exact, and wildcards by the name under ``*.``."""
 
@@ -310,6 +315,12 @@ class _Prefixes:
     def __len__(self) -> int:
         return sum(len(t) for t in self.by_len.values())
 
+    def keys(self) -> frozenset[bytes]:
+        """The networks as ``TriggerIndex`` holds them (``TriggerIndex.network``)."""
+        return frozenset(TriggerIndex.network(prefix, address.to_bytes(4 if v == 4 else 16,
+                                                                       "big"))
+                         for (v, prefix), table in self.by_len.items() for address in table)
+
     def find(self, addresses) -> tuple[Rule, str] | None:
         if not self.lengths:
             return None
@@ -335,17 +346,13 @@ class Policy:
         #: whether any zone has NSDNAME or NSIP triggers (the answer's name servers asked)
         self.has_ns = any(z.nsdname.exact or z.nsdname.wild or len(z.ips[NSIP])
                           for z in self.zones)
-        self.has_client_ip = any(len(z.ips[CLIENT_IP]) for z in self.zones)
         #: whether any zone has QNAME triggers (the names an answer's CNAME chain leads to
         #: are checked against them)
         self.has_qname = any(z.qnames.exact or z.qnames.wild for z in self.zones)
         #: what the front door's cached-answer path reads (``resolver.policy.index``),
         #: made here once, off the loop, as the policy is
-        self.index = TriggerIndex(
-            frozenset().union(*(z.index_parts[0] for z in self.zones)),
-            frozenset().union(*(z.index_parts[1] for z in self.zones)),
-            frozenset().union(*(z.index_parts[2] for z in self.zones)),
-            not (self.has_client_ip or self.has_ns))
+        self.index = TriggerIndex(*(frozenset().union(*(z.index_parts[i] for z in self.zones))
+                                    for i in range(7)))
 
     def _first(self, found) -> tuple[Match | None, list[Match]]:
         """The first match of ``found`` (zone -> Match or None) that acts, and the matches of

@@ -9,6 +9,7 @@ import logging
 import time
 
 import dns.flags
+import dns.ipv4
 import dns.message
 import dns.name
 import dns.rcode
@@ -21,7 +22,7 @@ from test_front_door import _Engine as _SERVFAIL
 from resolver import Resolver
 from resolver.cache.answer import parse_query
 from resolver.daemon.admission import ALLOWED_ACL, CallReply, FrontDoor
-from resolver.daemon.rpz_gate import PolicyGate
+from resolver.daemon.rpz_gate import PolicyGate, cached_nameservers
 from resolver.policy.index import TriggerIndex
 from resolver.policy.rpz import Policy, PolicyZone, ZoneOptions
 from resolver.response import error
@@ -49,11 +50,18 @@ class _Engine(_SERVFAIL):
 
 
 class _Gate(PolicyGate):
-    """The policy gate, counting the queries it was handed."""
+    """The policy gate, counting the queries it was handed and its look-ups of a name's
+    servers (``rrsets``: the rrset cache they are found in, as the daemon's gate)."""
 
-    def __init__(self, policy) -> None:
-        super().__init__(policy)
+    def __init__(self, policy, rrsets=None) -> None:
+        super().__init__(policy, None if rrsets is None else self._servers)
+        self.rrsets = rrsets
         self.misses = 0
+        self.lookups: list[str] = []
+
+    def _servers(self, qname):
+        self.lookups.append(qname.to_text())
+        return cached_nameservers(self.rrsets, qname)
 
     def miss(self, *args):
         self.misses += 1
@@ -83,7 +91,7 @@ def _door(policy: Policy | None):
     door = FrontDoor(r.cache.messages.table, engine)
     gate = None
     if policy is not None:
-        gate = _Gate(policy)
+        gate = _Gate(policy, r.cache.rrsets)
         door.policy = gate
     return door, engine, gate
 
@@ -164,20 +172,124 @@ def test_a_cached_cname_chain_into_a_triggered_name_goes_to_the_policy():
     assert plain.counters.hits == 1 and engine2.started == 0
 
 
-def test_client_ip_and_ns_triggers_send_every_query_to_the_policy():
-    for records in ("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n",
-                    "ns.example.rpz-nsdname CNAME .\n",
-                    "32.1.0.0.127.rpz-nsip CNAME .\n"):
-        policy = Policy([zone_of(records)])
-        assert not policy.index.decidable
-        door, engine, gate = _door(policy)
-        _ask(door, "www.example.")
-        assert door.counters.hits == 0 and gate.misses == 1, records
-    # and the client IP acts on cached answers
-    door, engine, gate = _door(Policy([zone_of("32.9.9.0.10.rpz-client-ip CNAME rpz-drop.\n")]))
-    assert _ask(door, "www.example.", client="10.0.9.9")[0] is None
-    assert _addresses(_ask(door, "www.example.", client="10.0.9.8")[0]) == {"192.0.2.1"}
-    assert gate.stats() == {"rpz.test.": {"drop": 1}}
+def _servers(r: Resolver, zone: str, *servers: tuple[str, str | None]) -> None:
+    """Caches ``zone``'s NS set in the rrset cache: (server name, its address or None)."""
+    w = lambda text: dns.name.from_text(text).to_wire()        # noqa: E731
+    now = time.monotonic()
+    r.cache.rrsets.store_records([(w(zone), 2, 1, 300, w(name)) for name, _ in servers], 3,
+                                 now)
+    for name, address in servers:
+        if address is not None:
+            r.cache.rrsets.store_records(
+                [(w(name), 1, 1, 300, dns.ipv4.inet_aton(address))], 3, now)
+
+
+#: a policy with a trigger of each kind the query's name and answer do not show
+MIXED = """32.9.9.0.10.rpz-client-ip CNAME rpz-drop.
+48.zz.db8.2001.rpz-client-ip CNAME rpz-drop.
+ns1.evil.net.rpz-nsdname CNAME .
+*.badhost.net.rpz-nsdname CNAME .
+24.0.113.0.203.rpz-nsip CNAME *.
+"""
+
+
+def _mixed_door():
+    """A door under MIXED whose rrset cache holds example.'s servers (none triggers) and
+    those of evil.example. (an NSDNAME trigger's), bad.example. (a wildcard NSDNAME
+    trigger's) and nsip.example. (one at an address in the NSIP trigger's network)."""
+    door, engine, gate = _door(Policy([zone_of(MIXED)]))
+    r = door.resolver.r
+    _servers(r, "example.", ("ns.good.net.", "192.0.2.53"), ("ns2.good.net.", None))
+    _servers(r, "evil.example.", ("ns1.evil.net.", "192.0.2.54"))
+    _servers(r, "wildns.example.", ("a.ns.badhost.net.", None))
+    _servers(r, "nsip.example.", ("ns.elsewhere.net.", "203.0.113.7"))
+    for name, address in (("www.evil.example.", "192.0.2.10"),
+                          ("www.wildns.example.", "192.0.2.11"),
+                          ("www.nsip.example.", "192.0.2.12")):
+        _cache(r, name, (name, "A", address))
+    return door, engine, gate
+
+
+def test_client_ip_and_ns_triggers_leave_untouched_cached_names_to_the_door():
+    """With client-IP, NSDNAME and NSIP triggers in the policy, a cached name whose servers
+    no trigger meets, asked by a client no client-IP network holds, leaves by the door's
+    hit path: no gate, one look-up of its servers for the entry (not per query)."""
+    door, engine, gate = _mixed_door()
+    index = door.policy.policy.index
+    assert index.clients and index.ns_exact and index.ns_wild and index.ns_networks
+    parses = engine.stats.query_parses
+    for client in ("192.0.2.200", "10.0.9.8", "2001:db8:1::1", "10.0.9.8"):
+        resp, went = _ask(door, "www.example.", client=client)
+        assert went == 0 and _addresses(resp) == {"192.0.2.1"}, client
+    assert door.counters.hits == 4 and engine.stats.cache_hits == 4
+    assert gate.misses == 0 and engine.started == 0 and gate.stats() == {}
+    assert engine.stats.query_parses - parses == 4
+    assert gate.lookups == ["www.example."]                 # once for the entry
+    assert door.verdict(dns.message.make_query("www.example.", "A").to_wire(), ALLOWED_ACL,
+                        client=("10.0.9.10", 53))[0] == "hit"
+
+
+def test_a_client_in_a_client_ip_network_gets_the_policys_action_on_a_cached_name():
+    door, engine, gate = _mixed_door()
+    assert _ask(door, "www.example.", client="10.0.9.9")[0] is None        # DROP
+    assert _ask(door, "www.example.", client="2001:db8::53")[0] is None    # its /48
+    assert door.counters.hits == 0 and gate.misses == 2
+    assert gate.stats() == {"rpz.test.": {"drop": 2}}
+    # the same entry from a client outside: the hit path
+    assert _ask(door, "www.example.", client="10.0.9.8")[1] == 0 and door.counters.hits == 1
+    q = dns.message.make_query("www.example.", "A").to_wire()
+    assert door.verdict(q, ALLOWED_ACL, client=("10.0.9.9", 53))[0] == "miss"
+    # a v4-mapped client is an IPv6 address, as the policy reads its text
+    assert door.verdict(q, ALLOWED_ACL, client=("::ffff:10.0.9.9", 53, 0, 0))[0] == "hit"
+    assert door.verdict(q, ALLOWED_ACL, client=None)[0] == "hit"
+
+
+def test_a_name_whose_servers_trigger_gets_the_policys_action_when_cached():
+    """NSDNAME (exact, wildcard) and NSIP triggers on the servers of a cached name's zone:
+    each query goes to the policy, which acts; the verdict is kept on the entry."""
+    door, engine, gate = _mixed_door()
+    for _ in range(2):
+        assert _ask(door, "www.evil.example.")[0].rcode() == dns.rcode.NXDOMAIN
+        assert _ask(door, "www.wildns.example.")[0].rcode() == dns.rcode.NXDOMAIN
+        resp = _ask(door, "www.nsip.example.")[0]
+        assert resp.rcode() == dns.rcode.NOERROR and not resp.answer          # NODATA
+    assert door.counters.hits == 0 and gate.misses == 6
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 4, "nodata": 2}}
+    # the door looked each entry's servers up once; the policy, on each miss
+    for name in ("www.evil.example.", "www.wildns.example.", "www.nsip.example."):
+        assert gate.lookups.count(name) == 3, gate.lookups
+    entry = door.resolver.r.cache.messages.table[
+        parse_query(dns.message.make_query("www.evil.example.", "A").to_wire())[0]]
+    assert entry.screen_touched
+
+
+def test_a_new_policy_screens_a_cached_entrys_servers_again():
+    door, engine, gate = _mixed_door()
+    assert _ask(door, "www.example.")[1] == 0
+    gate.policy = Policy([zone_of("ns.good.net.rpz-nsdname CNAME .\n")])
+    door.policy = gate                                      # as Server.set_policy does
+    assert _ask(door, "www.example.")[0].rcode() == dns.rcode.NXDOMAIN
+    gate.policy = Policy([zone_of("32.53.2.0.192.rpz-nsip CNAME .\n")])
+    door.policy = gate
+    assert _ask(door, "www.example.")[0].rcode() == dns.rcode.NXDOMAIN
+    gate.policy = Policy([zone_of(MIXED)])
+    door.policy = gate
+    assert _ask(door, "www.example.")[1] == 0 and door.counters.hits == 2
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 2}}
+
+
+def test_a_failing_look_up_of_the_servers_leaves_the_name_to_the_policy(caplog):
+    door, engine, gate = _mixed_door()
+
+    def broken(qname):
+        raise RuntimeError("no cache")
+    gate.nameservers = broken
+    with caplog.at_level(logging.ERROR, logger="resolver.daemon.server"):
+        door.verdict(dns.message.make_query("www.example.", "A").to_wire(), ALLOWED_ACL)
+    assert "could not be checked" in caplog.text
+    gate.nameservers = lambda qname: ((), ())
+    assert door.verdict(dns.message.make_query("www.example.", "A").to_wire(),
+                        ALLOWED_ACL)[0] == "miss"       # kept on the entry for this policy
 
 
 def test_response_ip_triggers_act_on_cached_addresses_and_spare_the_rest():
@@ -189,7 +301,6 @@ def test_response_ip_triggers_act_on_cached_addresses_and_spare_the_rest():
              zone_of("24.0.2.0.192.rpz-ip CNAME .\n", origin="off.test.",
                      action_override="disabled")]
     door, engine, gate = _door(Policy(zones))
-    assert door.policy.policy.index.decidable
     r = door.resolver.r
     _cache(r, "chain.example.", ("chain.example.", "CNAME", "sinkhole.example."),
            ("sinkhole.example.", "A", "198.51.100.66"))
@@ -399,7 +510,7 @@ def test_the_index_says_touched_exactly_when_a_qname_trigger_matches(triggers, a
 def test_the_index_is_made_once_per_policy():
     policy = Policy([zone_of(QNAMES), zone_of("Mixed.Case CNAME .\n", origin="b.test.")])
     index = policy.index
-    assert isinstance(index, TriggerIndex) and index.decidable
+    assert isinstance(index, TriggerIndex)
     assert index.exact == {b"\x03bad\x07example\x00", b"\x05mixed\x04case\x00"}
     assert index.wild == {b"\x04wild\x07example\x00"}
     assert policy.index is index
@@ -492,3 +603,62 @@ def test_the_policy_path_reads_a_query_once_beside_the_doors_own_read(monkeypatc
         door.handle(q.to_wire(), ALLOWED_ACL, reply)
         assert len(got) == 1 and got[0] is not None, name
         assert reads.count(q.to_wire()) == 1, (name, reads)
+
+
+@settings(max_examples=200, deadline=None)
+@given(nets=st.lists(st.tuples(st.sampled_from(["10.0.0.0", "10.0.9.128", "2001:db8::",
+                                                "2001:db8:0:1::"]),
+                               st.integers(1, 128)), max_size=5),
+       address=st.sampled_from(["10.0.0.1", "10.0.9.200", "10.1.0.1", "2001:db8::1",
+                                "2001:db8:0:1::5", "2001:db9::1"]),
+       kind=st.sampled_from(["rpz-client-ip", "rpz-nsip"]))
+def test_the_index_holds_a_client_or_server_exactly_when_its_trigger_does(nets, address,
+                                                                         kind):
+    """Client-IP networks against the client's address (the door, in C, on each query),
+    NSIP networks against a cached name's server (the door's screen of the entry)."""
+    import ipaddress
+
+    from resolver.policy.rpz import CLIENT_IP, NSIP, trigger_labels
+    records = ""
+    for net, prefix in nets:
+        prefix = min(prefix, ipaddress.ip_address(net).max_prefixlen)
+        labels = trigger_labels(ipaddress.ip_network(f"{net}/{prefix}", strict=False))
+        records += f"{labels}.{kind} CNAME .\n"
+    policy = Policy([zone_of(records)])
+    a = ipaddress.ip_address(address)
+    matched = policy.zones[0].ip_rule(CLIENT_IP if kind == "rpz-client-ip" else NSIP,
+                                      [a]) is not None
+    index = policy.index
+    door, engine, gate = _door(policy)
+    r = door.resolver.r
+    q = dns.message.make_query("www.example.", "A").to_wire()
+    if kind == "rpz-client-ip":
+        assert index.holds_client(a.packed) == matched
+        verdict = door.verdict(q, ALLOWED_ACL, client=(address, 53))[0]
+    else:
+        assert index.ns_touches([], [a.packed]) == matched
+        w = lambda text: dns.name.from_text(text).to_wire()        # noqa: E731
+        r.cache.rrsets.store_records([(w("example."), 2, 1, 300, w("ns.example.net."))], 3,
+                                     time.monotonic())
+        r.cache.rrsets.store_records([(w("ns.example.net."), 1 if a.version == 4 else 28, 1,
+                                       300, a.packed)], 3, time.monotonic())
+        verdict = door.verdict(q, ALLOWED_ACL, client=("192.0.2.200", 53))[0]
+    assert verdict == ("miss" if matched else "hit")
+
+
+@settings(max_examples=200, deadline=None)
+@given(triggers=st.lists(st.lists(st.sampled_from(LABELS), min_size=1, max_size=3),
+                         max_size=6),
+       server=st.lists(st.sampled_from(LABELS[:-1]), min_size=1, max_size=4))
+def test_the_index_says_touched_exactly_when_an_nsdname_trigger_matches(triggers, server):
+    records = "".join(f"{_name(t).rstrip('.')}.rpz-nsdname CNAME .\n" for t in triggers
+                      if "*" not in t[1:])
+    policy = Policy([zone_of(records)])
+    name = dns.name.from_text(_name(server))
+    matched = policy.zones[0].nsdname_rule([name]) is not None
+    assert policy.index.ns_touches([name.canonicalize().to_wire()], []) == matched
+    door, engine, gate = _door(policy)
+    _servers(door.resolver.r, "example.", (name.to_text(), None))
+    verdict = door.verdict(dns.message.make_query("www.example.", "A").to_wire(),
+                           ALLOWED_ACL)[0]
+    assert verdict == ("miss" if matched else "hit")

@@ -185,8 +185,9 @@ def test_front_door_sends_a_query_on_while_a_trigger_of_the_policy_can_touch_it(
     seen = []
     Feeds(DEFAULT, seen.append).set_sources((RpzSource(
         "b.test.", zonefile=write(tmp_path / "b", records="32.1.0.0.10.rpz-client-ip CNAME .")),))
-    door.policy = PolicyGate(seen[-1])                  # a client-IP trigger: every query
-    assert door.verdict(_query(), ALLOWED_ACL)[0] == "miss"
+    door.policy = PolicyGate(seen[-1])                  # a client-IP trigger: its client's
+    assert door.verdict(_query(), ALLOWED_ACL, client=("10.0.0.1", 53))[0] == "miss"
+    assert door.verdict(_query(), ALLOWED_ACL, client=("10.0.0.2", 53))[0] == "hit"
     door.policy = None
     assert door.verdict(_query(CACHED), ALLOWED_ACL)[0] == "hit"
 
