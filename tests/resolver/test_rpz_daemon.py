@@ -11,6 +11,7 @@ import time
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -243,6 +244,47 @@ def test_cached_answers_leave_by_the_door_and_a_later_policy_applies_to_them(lab
         # a cached chain into the triggered name is no door hit now
         d.ask("alias.example.com.", tcp=True)
         assert d.stats()["tcp"]["fast_hits"] == chained["tcp"]["fast_hits"]
+    finally:
+        d.stop()
+
+
+def test_client_ip_and_ns_triggers_act_on_cached_names_and_spare_the_rest(lab, tmp_path):
+    """A policy of client-IP, NSDNAME and NSIP triggers alone: a cached name whose servers
+    none meets, asked by a client outside the client-IP network, leaves by the door's hit
+    path over UDP (the C listener) and TCP; the client the network holds (127.0.0.2, over
+    UDP and TCP) and the cached names whose servers trigger get the policy's actions."""
+    zone = tmp_path / "local.rpz"
+    zone.write_text(POLICY.format(serial=1, records="32.2.0.0.127.rpz-client-ip CNAME .\n"
+                                                   "*.z001.org.rpz-nsdname CNAME .\n"
+                                                   "32.13.0.0.127.rpz-nsip CNAME *.\n"))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(FIRST.format(path=zone))
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        assert addresses(d.ask("www.example.com.")) == {"192.0.2.1", "192.0.2.11"}  # cached
+        before = d.stats()
+        for tcp in (False, True):
+            assert addresses(d.ask("www.example.com.", tcp=tcp)) == {"192.0.2.1", "192.0.2.11"}
+        after = d.stats()
+        assert after["tcp"]["fast_hits"] - before["tcp"]["fast_hits"] == 1
+        assert after["engine"]["cache_hits"] - before["engine"]["cache_hits"] == 2
+        assert after["engine"]["query_parses"] - before["engine"]["query_parses"] == 2
+        assert after["rpz"]["matches"] == {}
+        # the client the client-IP network holds: NXDOMAIN for the same cached name
+        q = dns.message.make_query("www.example.com.", "A")
+        r = dns.query.udp(q, "127.0.0.1", port=d.port, source="127.0.0.2", timeout=8)
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        r = dns.query.tcp(q, "127.0.0.1", port=d.port, source="127.0.0.2", timeout=8)
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        # NSDNAME (z001.org's server ns.z001.org), NSIP (bulk.net's at 127.0.0.13): a miss,
+        # then from the cache, over UDP and TCP
+        for tcp in (False, False, True):
+            assert d.ask("www.z001.org.", tcp=tcp).rcode() == dns.rcode.NXDOMAIN
+            r = d.ask("h001.bulk.net.", tcp=tcp)
+            assert r.rcode() == dns.rcode.NOERROR and not r.answer
+        s = d.stats()
+        assert s["rpz"]["matches"]["local.rpz."] == {"nxdomain": 5, "nodata": 3}
+        assert s["tcp"]["fast_hits"] == after["tcp"]["fast_hits"]
     finally:
         d.stop()
 
