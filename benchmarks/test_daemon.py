@@ -3,8 +3,9 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
 
 - cached: a warm cache, dnsperf for a fixed time; raw queries/s and queries per CPU-second
   of the server process (user+system from /proc over the run); the same with a response
-  policy zone of 10,000 QNAME rules that none of the names asked meets, on both servers
-  (Unbound's ``rpz:`` clause, the same zone file), next to both without it;
+  policy zone of 10,000 rules (QNAME rules, and a client-IP, an NSDNAME and an NSIP rule)
+  that none of the names asked, their client or their zones' servers meets, on both
+  servers (Unbound's ``rpz:`` clause, the same zone file), next to both without it;
 - cold: both servers fresh, a few hundred distinct names (100 of them in zones never seen)
   asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a known
   zone's names with 50 outstanding: CPU per miss of a busy server. The servers take turns
@@ -169,24 +170,33 @@ def test_cached_queries_vs_unbound(benchmark, lab53, tmp_path):
 
 
 #: The policy zone of the RPZ row: exact and wildcard QNAME rules, none of them on a name
-#: CACHED_QUERIES asks (or on a CNAME target of its answers).
+#: CACHED_QUERIES asks (or on a CNAME target of its answers), and one rule of each kind the
+#: query's name and answer do not show: a client-IP rule on a network other than the load's
+#: client (127.0.0.1), an NSDNAME and an NSIP rule on no server of the lab's zones (theirs
+#: are on 127.0.0.0/8), so that the row measures a mixed zone as operators have them.
 RPZ_RULES = 10_000
 RPZ_ZONE = "rpz.bench."
+RPZ_OTHER_RULES = ["24.0.2.0.192.rpz-client-ip CNAME rpz-drop.",
+                   "ns.blocked-hoster.example.rpz-nsdname CNAME .",
+                   "32.53.113.0.203.rpz-nsip CNAME ."]
 
 
 def _rpz_zone(path: Path) -> Path:
     lines = ["$TTL 60", "@ SOA ns.rpz.bench. hostmaster.rpz.bench. 1 3600 600 86400 30",
              "@ NS ns.rpz.bench."]
-    lines += [f"blocked{i:05d}.ads.example.org CNAME ." for i in range(RPZ_RULES * 9 // 10)]
+    lines += [f"blocked{i:05d}.ads.example.org CNAME ."
+              for i in range(RPZ_RULES * 9 // 10 - len(RPZ_OTHER_RULES))]
     lines += [f"*.track{i:04d}.example.org CNAME ." for i in range(RPZ_RULES // 10)]
+    lines += RPZ_OTHER_RULES
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.mark.benchmark(group="daemon-cached")
 def test_cached_queries_with_rpz_vs_unbound(benchmark, lab53, tmp_path):
-    """The cached row again with a 10,000-rule policy zone on both servers, and both
-    without it in the same run: what the policy costs a cached answer no rule touches."""
+    """The cached row again with a 10,000-rule policy zone on both servers (QNAME rules and
+    one client-IP, NSDNAME and NSIP rule each), and both without it in the same run: what
+    the policy costs a cached answer no rule touches."""
     datafile = tmp_path / "cached.txt"
     datafile.write_text("".join(f"{n} {t}\n" for n, t in CACHED_QUERIES))
     zone = _rpz_zone(tmp_path / "bench.rpz")
