@@ -43,7 +43,8 @@ from cpython.object cimport PyObject
 
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
-from resolver.response cimport begin as begin_miss, finish as finish_miss, hit_or_begin
+from resolver.response cimport (begin as begin_miss, failed_with_chain, finish as finish_miss,
+                                hit_or_begin)
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery, new_reply
@@ -806,6 +807,36 @@ cdef inline _call_done(done, Drive drive, response):
         done(drive, response)
 
 
+#: (response, Drive, Result) while a Drive hands a SERVFAIL whose resolution had followed
+#: part of a CNAME/DNAME chain to its ``done``: ``failed_chain`` reads it there.
+cdef tuple _failing = None
+
+
+cdef _hand_failure(done, Drive drive, bytes response, res):
+    global _failing
+    outer = _failing
+    _failing = (response, drive, res)
+    try:
+        _call_done(done, drive, response)
+    finally:
+        _failing = outer
+
+
+def failed_chain(response):
+    """For the ``done`` a Drive calls with the SERVFAIL ``response`` (and what that call
+    makes of it, as the response policy's check of a miss's answer), while the call runs:
+    the same response with the answer section the resolution had reached before it failed
+    (the CNAME/DNAME chain followed: one too long, a loop, a link whose target failed), as
+    ``response.failed_with_chain`` writes it. None for any other response (the very bytes
+    object handed over, not an equal one), or one whose resolution followed no link. A
+    failure's response itself never carries the chain, as Unbound's does not."""
+    f = _failing
+    if f is None or f[0] is not response:
+        return None
+    d = <Drive>f[1]
+    return failed_with_chain(d.query, d.miss, f[2])
+
+
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
@@ -839,6 +870,9 @@ cdef class Drive:
             self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
             if res.ede == EDE_NO_REACHABLE_AUTHORITY:
                 response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
+            if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached, for ``done``
+                _hand_failure(done, self, response, res)
+                return
         _call_done(done, self, response)
 
     def cancel(self):

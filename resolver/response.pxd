@@ -37,3 +37,4 @@ cdef class Outcome:
 cpdef object hit_or_begin(ResolverCore r, bytes q, client=*)
 cpdef object begin(ResolverCore r, bytes q, bytes key=*, client=*)
 cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res)
+cpdef bytes failed_with_chain(bytes q, tuple miss, Result res)

@@ -369,6 +369,24 @@ cpdef bytes response(Result res, bytes question, int qtype, bint edns, bint do, 
                          EDNS_BUFFER_SIZE, res.rcode)
 
 
+cpdef bytes failed_with_chain(bytes q, tuple miss, Result res):
+    """The SERVFAIL ``finish`` gives the query ``q`` (``miss``: its ``begin``) for the
+    failed resolution ``res``, with the answer section the resolution had reached: the
+    CNAME/DNAME chain followed before the failure (a chain too long, a loop, a link whose
+    target failed), its RRSIGs only for DO. For the response policy to check the chain's
+    names (``resolver.daemon.rpz_gate``); never sent as it is: a failure goes out without
+    its partial chain (``response``), as Unbound's."""
+    cdef Parsed m = miss[0]
+    cdef bint edns = miss[1], do = miss[2], cd = miss[3]
+    answer = res.answer or _NO_RECORDS
+    if not do and m.qtype != RRSIG:
+        answer = without_types(answer, _SIG)
+    wire = response_wire(0, 0x8000 | 0x0100 | 0x0080 | (0x0010 if cd else 0), m.question,
+                         answer, _NO_RECORDS, _NO_RECORDS, edns, do, EDNS_BUFFER_SIZE,
+                         SERVFAIL)
+    return answer_uncached(wire, q, 12 + len(m.question))
+
+
 cpdef bytes answer_uncached(bytes wire, bytes q, Py_ssize_t qend):
     """An uncached response given the client's ID, RD bit and question case."""
     out = bytearray(wire)

@@ -66,6 +66,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
@@ -73,6 +74,7 @@ from resolver.daemon.admission import Follow
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
                                  PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
                                  cname_chain, cname_target, encode, respond, rewrite)
+from resolver.resolution import failed_chain
 
 log = logging.getLogger("resolver.rpz")
 
@@ -199,21 +201,41 @@ class PolicyGate:
             return encode(q, r)
         return encode(q, respond(query, m))
 
+    @staticmethod
+    def failed_chain(out: bytes) -> dns.message.Message | None:
+        """The SERVFAIL ``out`` of a miss with the CNAME/DNAME chain its resolution had
+        followed before it failed (``resolver.resolution.failed_chain``, while the engine
+        hands ``out`` over), read; None when it followed no link."""
+        wire = failed_chain(out)
+        if wire is None:
+            return None
+        try:
+            return dns.message.from_wire(wire)
+        except (dns.exception.DNSException, ValueError):
+            return None
+
     def checker(self, q: bytes, query: dns.message.Message, client, transport: str):
         """``rewrite(out)`` for a miss's answer: the answer, or the one a QNAME trigger on a
         name of its CNAME chain, or else a response-IP, NSDNAME or NSIP trigger, gives
-        (None: dropped)."""
+        (None: dropped). For a SERVFAIL the chain is the one the resolution had followed
+        before it failed (too long to finish, a loop, a link whose target failed:
+        ``failed_chain``), so that a trigger met within it answers as for a chain that
+        finishes; with no match the SERVFAIL goes out as it came, without the chain."""
         def check(out: bytes):
             try:
                 response = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
                 return out                  # not ours to judge: the engine made it
             if self.policy.has_qname:
-                done, answer = self.chained(q, query, response, client, transport)
+                chain = response
+                if response.rcode() == dns.rcode.SERVFAIL:
+                    chain = self.failed_chain(out)
+                done, answer = (self.chained(q, query, chain, client, transport)
+                                if chain is not None else (False, None))
                 if done:
                     if answer is None or type(answer) is Follow:
                         return answer
-                    return out if answer is response else encode(q, answer)
+                    return out if answer is chain else encode(q, answer)
             if not (self.policy.has_response_ip or self.policy.has_ns):
                 return out
             addresses = answer_addresses(response)
