@@ -5,7 +5,9 @@ data; TTLs aside, but for the records the policy writes) for a trigger on the qu
 name, on a chain's name or on an answer's address answering NXDOMAIN, NODATA, local data
 or a CNAME rewrite (its target resolved), and a PASSTHRU on a chain's name in the first
 zone where the second zone would block. Each name is asked of corenet-resolver again,
-answered from its cache: the same answer.
+answered from its cache: the same answer. A trigger met within a chain whose resolution
+fails (too long to finish, a loop) answers as Unbound's too; without one both give
+SERVFAIL with no record (the last name such a chain reaches: ``test_rpz_unbound_limit.py``).
 
 Local zones come before the policy, as in Unbound: a name a local zone answers (its local
 data, a static zone's NXDOMAIN) meets no trigger, while a transparent zone's name without
@@ -25,7 +27,7 @@ HEAD = """$TTL 60
 @ SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 30
 @ NS ns.{origin}
 """
-ALLOW = "chain8-01.example.net CNAME rpz-passthru.\n"
+ALLOW = "chain8-01.example.net CNAME rpz-passthru.\nchain20-01.example.net CNAME rpz-passthru.\n"
 BLOCK = """chain8-04.example.com CNAME .
 nothing.example.net CNAME *.
 www.example.net A 203.0.113.7
@@ -40,6 +42,8 @@ cn1.example.com CNAME www.example.net.
 chain20-14.example.com CNAME www.example.com.
 chain20-12.example.com CNAME .
 32.7.0.1.10.rpz-ip CNAME www.example.com.
+chain20-07.example.net CNAME .
+loop2.example.net CNAME .
 """
 #: local zones on both servers, some of their names under rules of BLOCK
 LOCAL = (("corp.test.", "static", "host.corp.test. 300 IN A 10.1.2.3"),
@@ -47,11 +51,11 @@ LOCAL = (("corp.test.", "static", "host.corp.test. 300 IN A 10.1.2.3"),
 ZONES = (("allow.rpz.", ALLOW), ("block.rpz.", BLOCK))
 
 
-def _chain(start: int, upto: int) -> list[tuple[str, str, str]]:
-    """The CNAMEs of the lab's chain8 from link ``start`` up to link ``upto``."""
+def _chain(start: int, upto: int, n: int = 8) -> list[tuple[str, str, str]]:
+    """The CNAMEs of the lab's chain``n`` from link ``start`` up to link ``upto``."""
     zone = ("example.com.", "example.net.")
-    return [(f"chain8-{i:02d}.{zone[i % 2]}", "CNAME", f"chain8-{i + 1:02d}.{zone[(i + 1) % 2]}")
-            for i in range(start, upto)]
+    return [(f"chain{n}-{i:02d}.{zone[i % 2]}", "CNAME",
+             f"chain{n}-{i + 1:02d}.{zone[(i + 1) % 2]}") for i in range(start, upto)]
 
 
 #: name asked (A), the rcode and answer both servers give
@@ -186,3 +190,42 @@ def test_a_policy_answer_is_written_as_unbound_writes_it(pair, case):
     assert ours.rcode() == theirs.rcode() != dns.rcode.SERVFAIL, shown
     assert ([tuple(f.lower() for f in rr) for rr in _answer(ours)]
             == [tuple(f.lower() for f in rr) for rr in _answer(theirs)]), shown
+
+
+#: chains whose resolution fails (chain20: 20 links, past max-cname-chain; loop1 <-> loop2):
+#: name asked (A), the rcode and answer both servers give. Each asked once of Unbound, in
+#: this order (chain20-00 after chain20-04: it follows the links chain20-04 had cached).
+FAILING = {
+    # link 3 of a chain too long to finish: blocked, after the CNAMEs that lead to it
+    "long-nxdomain": ("chain20-04.example.com.", "NXDOMAIN",
+                      _chain(4, 7, 20)),
+    # a trigger before the link that loops back
+    "loop-nxdomain": ("loop1.example.com.", "NXDOMAIN",
+                      [("loop1.example.com.", "CNAME", "loop2.example.net.")]),
+    # PASSTHRU on the first link ends the policy (chain20-07's block not applied): the chain
+    # too long is SERVFAIL, without its records
+    "long-passthru": ("chain20-00.example.com.", "SERVFAIL", []),
+}
+
+
+def test_a_trigger_within_a_chain_that_fails_answers_as_unbound(pair):
+    """Unbound checks each CNAME target as its iterator follows it, so a trigger met within
+    a chain too long to finish, or before a loop, applies; without one the failure is
+    SERVFAIL with an empty answer section on both."""
+    ub, d = pair
+    for case, (name, rcode, answer) in FAILING.items():
+        q = dns.message.make_query(name, "A")
+        theirs = dns.query.udp(q, ub.address, port=ub.port, timeout=10)
+        ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
+        shown = f"{case}\nours:\n{ours}\nunbound:\n{theirs}"
+        assert dns.rcode.to_text(theirs.rcode()) == rcode, shown
+        assert _answer(theirs) == answer, shown
+        assert ours.rcode() == theirs.rcode(), shown
+        assert _answer(ours) == _answer(theirs), shown
+        assert not theirs.authority or ours.authority, shown
+        for flag in (dns.flags.RA, dns.flags.AA):
+            assert bool(ours.flags & flag) == bool(theirs.flags & flag), shown
+        again = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)     # from the cache
+        assert again.rcode() == ours.rcode() and _answer(again) == _answer(ours), (
+            f"{case}\n{again}")
+
