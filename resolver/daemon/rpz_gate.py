@@ -38,9 +38,13 @@ could act on.
 - On the answer (``rewrite`` of a miss the front door started), when any zone has QNAME,
   response-IP, NSDNAME or NSIP triggers: first the QNAME triggers on each name the answer
   section's CNAME chain leads the query's name to, in the chain's order, the zones in order
-  for each name (as Unbound's iterator checks each CNAME target it follows). The first
-  match decides: NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs
-  that lead to it; DROP sends nothing; PASSTHRU sends the answer and ends the policy for
+  for each name (as Unbound's iterator checks each CNAME target it follows). For a SERVFAIL
+  the chain is the one the resolution had followed before it failed (longer than
+  ``max-cname-chain``, a loop, a target that failed), which the failure's response does not
+  carry: ``resolver.resolution.failed_chain`` gives it while the engine hands the SERVFAIL
+  over, and with no match the SERVFAIL goes out as it came. The first match decides:
+  NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs that lead to
+  it; DROP sends nothing; PASSTHRU sends the answer and ends the policy for
   the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME, then what its
   target resolves to (``admission.Follow``: not checked again), AA clear; TCP-ONLY leaves
   the answer as it is and the chain's next names are still checked. Then, if no name of
@@ -261,14 +265,14 @@ class PolicyGate:
     def chained(self, q: bytes, query: dns.message.Message, response: dns.message.Message,
                 client, transport: str):
         """The QNAME triggers on the names ``response``'s CNAME chain leads the query's name
-        to, each name in the chain's order, the zones in order for each (Unbound's
-        ``rpz_callback_from_iterator_cname``): (whether a match decided, the response then
-        sent: ``response`` itself for PASSTHRU, None for DROP, a ``Follow`` for a CNAME
-        rewrite). NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs
-        that lead to it; a CNAME rewrite answers those CNAMEs, the rewrite's CNAME and what
-        its target resolves to; TCP-ONLY changes nothing of the answer (the chain's next
-        names are still checked); a DISABLED zone's match is counted and logged, not
-        applied."""
+        to (a SERVFAIL's as ``failed_chain`` gives it), each name in the chain's order, the
+        zones in order for each (Unbound's ``rpz_callback_from_iterator_cname``): (whether a
+        match decided, the response then sent: ``response`` itself for PASSTHRU, None for
+        DROP, a ``Follow`` for a CNAME rewrite). NXDOMAIN, NODATA and local data answer for
+        the name met, after the CNAMEs that lead to it; a CNAME rewrite answers those CNAMEs,
+        the rewrite's CNAME and what its target resolves to; TCP-ONLY changes nothing of the
+        answer (the chain's next names are still checked); a DISABLED zone's match is
+        counted and logged, not applied."""
         question = query.question[0]
         for kept, name in cname_chain(response, question.name):
             m, disabled = self.policy.qname(name)
