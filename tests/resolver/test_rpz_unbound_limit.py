@@ -7,12 +7,10 @@ the whole of that module."""
 from __future__ import annotations
 
 import dns.message
-import dns.query
-import dns.rcode
 import pytest
 
 from daemon_proc import beside_unbound
-from test_rpz_unbound import HEAD, _answer, _chain
+from test_rpz_unbound import HEAD, _chain, side_by_side
 
 
 #: the one rule, the name asked (A), the rcode and answer both servers give: the 12th
@@ -41,11 +39,5 @@ def test_the_last_name_a_chain_too_long_reaches_is_checked_as_unbound_checks_it(
               f'  zonefile: "{path}"']
     with beside_unbound(tmp_path, "--config", str(conf),
                         unbound_extra="\n".join(ub_rpz)) as (ub, d):
-        q = dns.message.make_query(name, "A", use_edns=0)
-        theirs = dns.query.udp(q, ub.address, port=ub.port, timeout=10)
-        ours = dns.query.udp(q, "127.0.0.1", port=d.port, timeout=10)
-    shown = f"{case}\nours:\n{ours}\nunbound:\n{theirs}"
-    assert dns.rcode.to_text(theirs.rcode()) == rcode, shown
-    assert _answer(theirs) == answer, shown
-    assert ours.rcode() == theirs.rcode(), shown
-    assert _answer(ours) == _answer(theirs), shown
+        side_by_side(ub, d, case, dns.message.make_query(name, "A", use_edns=0), rcode,
+                     answer)
