@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sys
 import time
@@ -202,24 +203,33 @@ def main(argv: list[str]) -> int:
         glob, lookups = parse(argv)
         if glob.batch is not None:
             try:
-                with open(glob.batch, encoding="utf-8", errors="replace") as f:
-                    lines = f.read().splitlines()
+                with open(glob.batch, encoding="utf-8", errors="replace", newline="") as f:
+                    lines = f.read().split("\n")
             except OSError as e:
                 print(f"{glob.batch}: {e.strerror or e}", file=sys.stderr)
                 print(f"{PROG}: couldn't open specified batch file", file=sys.stderr)
                 return EXIT_BATCH
             base = replace(glob, batch=None)
+            if lines[-1] == "":
+                lines.pop()               # what follows the last newline: no line
+            started = False
             for line in lines:
-                words = line.split()
-                if words and not words[0].startswith((";", "#")):
-                    # as dig, each line makes its command lines as its first name is read
-                    # (the whole of them the first time they are made)
-                    first = not any(o.greeting for o in lookups)
-                    line_glob, more = parse(words, base, first_greeting=first)
-                    lookups += more
-                    # dig's printcmd and +short are global: a line's hold for the next
-                    base = replace(base, show=dict(base.show, cmd=line_glob.show["cmd"]),
-                                   short=line_glob.short)
+                # as dig: until the file's first look-up, a line that starts with a newline,
+                # a carriage return, "#" or ";" is skipped; after it every line is one
+                # (no words: the root's NS; a comment's words: names and options)
+                if not started and (line == "" or line[0] in "\r#;"):
+                    continue
+                started = True
+                # dig splits a line at spaces, tabs, CRs and LFs and takes 13 words of it
+                words = [w for w in re.split(r"[ \t\r]+", line) if w][:13]
+                # as dig, each line makes its command lines as its first name is read
+                # (the whole of them the first time they are made)
+                first = not any(o.greeting for o in lookups)
+                line_glob, more = parse(words, base, first_greeting=first)
+                lookups += more
+                # dig's printcmd and +short are global: a line's hold for the next
+                base = replace(base, show=dict(base.show, cmd=line_glob.show["cmd"]),
+                               short=line_glob.short)
     except UsageError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "

@@ -357,11 +357,11 @@ def error_line(o: Options, text: str) -> str:
 
 def cmd_lines(argv: list[str], o: Options, n_servers: int | None) -> str:
     from corenet import __version__
-    if o.greeting_words is not None:      # a batch line's: its words
-        argv = o.greeting_words
-        if not o.greeting_first:          # as dig: the version line alone after the first
-            return f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}\n"
-    lines = ["", f"; <<>> corenet-resolver {__version__} <<>> {' '.join(argv)}"]
+    batch_line = o.greeting_words is not None           # a batch line's: its words
+    words = "".join(f" {w}" for w in (o.greeting_words if batch_line else argv))
+    if batch_line and not o.greeting_first:   # as dig: the version line alone after the first
+        return f"; <<>> corenet-resolver {__version__} <<>>{words}\n"
+    lines = ["", f"; <<>> corenet-resolver {__version__} <<>>{words}"]
     if n_servers is not None and o.server is not None and o.counted:
         lines.append(f"; ({n_servers} server{'s' if n_servers != 1 else ''} found)")
     # as dig: the global options as they were when the first name was read

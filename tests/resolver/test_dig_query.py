@@ -281,7 +281,7 @@ def test_families(daemon):
 
 def test_batch_file_and_several_names(daemon, tmp_path):
     batch = tmp_path / "batch"
-    batch.write_text("www.example.net\n\nexample.com MX\n; a comment\n-t NS -q example.com\n")
+    batch.write_text("; a comment\n\nwww.example.net\nexample.com MX\n-t NS -q example.com\n")
     r = query("@127.0.0.1", "-p", str(daemon.port), "+short", "-f", str(batch))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -300,7 +300,7 @@ def _greetings_kept(text: str) -> list[str]:
     out = []
     for line in text.splitlines():
         if line.startswith("; <<>>"):
-            out.append(re.sub(r"^; <<>> .*? <<>> ", "; <<>> V <<>> ", line))
+            out.append(re.sub(r"^; <<>> .*? <<>>", "; <<>> V <<>>", line))
         else:
             out += comparable(line)
     return out
@@ -332,6 +332,27 @@ def test_batch_lines_make_their_own_command_lines_as_dig(fixed, tmp_path, batch,
             assert ours.returncode == theirs.returncode == rc, ours.stderr
             same = _yaml_comparable if "+yaml" in args else _greetings_kept
             assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+
+
+@pytest.mark.parametrize("batch", [
+    "\n# a comment\n;\r\na.example\n\n# b.example +noshort\n; c.example\n  # d\n   \r\ne\n",
+    " \n# a comment\na.example",
+    "\ta.example\n\n;\n",
+    "# nothing but comments\n\n;\n",
+    "a b c d e f g h i j k l m n o p\nq r s t u v w x y z aa bb cc dd ee ff\n",
+])
+def test_batch_blank_and_comment_lines_as_dig(fixed, tmp_path, batch):
+    """As dig: blank lines and lines that start with "#" or ";" are skipped until the
+    file's first look-up only; after it, a blank line looks up the root's NS and a
+    comment's words are names and options; a line gives 13 words at most."""
+    f = tmp_path / "batch"
+    f.write_text(batch)
+    line = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port), "+short",
+            "+cmd", "-f", str(f)]
+    ours, theirs = query(*line), dig(*line)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert _greetings_kept(ours.stdout) == _greetings_kept(theirs.stdout), \
+        ours.stdout + theirs.stdout
 
 
 def test_exit_codes(tmp_path):
