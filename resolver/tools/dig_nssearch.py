@@ -9,8 +9,8 @@ import threading
 import time
 from dataclasses import replace
 
-from resolver.tools.dig_exchange import ask, error_text, exchange, make_query, \
-    network_errors, server_addresses
+from resolver.tools.dig_exchange import ConnectFailed, UdpSetupFailed, ask, error_text, \
+    exchange, make_query, network_errors, server_addresses
 from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Fatal, Options
 from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text
 from resolver.tools.dig_yaml import yaml_message
@@ -114,9 +114,14 @@ def _ask_all(o: Options, addresses: list[str], port: int) -> bool:
             r, proto = ask(q, o, addr, addr, port)
         except network_errors() as e:
             if not o.yaml:                # as dig: +yaml leaves its warnings out
+                if isinstance(e, ConnectFailed):     # no packet went: said as dig says it
+                    what = "UDP setup with" if isinstance(e, UdpSetupFailed) else "Connection to"
+                    said = (f";; {what} {addr}#{port}({addr}) for {o.name or '.'} failed: "
+                            f"{error_text(e)}.")
+                else:
+                    said = f";; communications error to {addr}#{port}: {error_text(e)}"
                 with lock:
-                    print(f";; communications error to {addr}#{port}: {error_text(e)}",
-                          flush=True)
+                    print(said, flush=True)
             return
         ms = (time.monotonic() - t0) * 1000
         lines = [f"{dns.rdatatype.to_text(rrset.rdtype)} {rdata_text(rd, o)} from server "
