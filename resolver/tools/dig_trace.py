@@ -8,7 +8,8 @@ import time
 from dataclasses import replace
 
 from resolver.tools.dig_exchange import exchange, make_query, server_addresses
-from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Options
+from resolver.tools.dig_options import EXIT_NO_ANSWER, EXIT_OK, EXIT_USAGE, PROG, Fatal, \
+    Options
 from resolver.tools.dig_output import cmd_lines, cookie_of, error_line, rdata_text, rr_lines
 from resolver.tools.dig_yaml import yaml_message
 
@@ -48,29 +49,41 @@ def trace(o: Options, argv: list[str]) -> int:
     # as dig, the tries are the trace's: each step has the ones the steps before it left
     tries = [o.tries]
     root = replace(o, name=".", rdtype="NS", rdclass=None, reverse=False)
+    # as dig, a step's "Received" line comes once its NS names' addresses are found (after
+    # the names without one are said)
+    received: list[str] = []
     r = _trace_ask(root, start, port, steps, show=True, rec=o.server is not None,
-                   banner=banner, tries=tries, typed=o.name)
+                   banner=banner, tries=tries, typed=o.name, received=received)
     if r is None:
         return EXIT_NO_ANSWER
     hints = start
     if o.server is not None:          # the root servers that server names
         ns = [rrset for rrset in r.answer if rrset.rdtype == 2 and rrset.name.labels == (b"",)]
         hints = _addresses_of(ns[0] if ns else [], r, o, start, port, steps, rec=True)
-        if not hints:
-            print(";; no address found for the root servers", flush=True)
-            return EXIT_NO_ANSWER
+    _print(received)
+    if not hints:
+        print(";; no address found for the root servers", flush=True)
+        return EXIT_NO_ANSWER
     servers = _shuffled(hints)
     while True:
-        r = _trace_ask(o, servers, port, steps, show=True, tries=tries)
+        r = _trace_ask(o, servers, port, steps, show=True, tries=tries, received=received)
         if r is None:
             return EXIT_NO_ANSWER
         nxt = _referral(r, o, port, hints, steps)
+        _print(received)
         if nxt is None:
             return EXIT_OK
         if not nxt:
             print(f";; no address found for the servers of the referral", flush=True)
             return EXIT_NO_ANSWER
         servers = _shuffled(nxt)
+
+
+def _print(lines: list[str]) -> None:
+    """``lines`` printed, and taken out of the list."""
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
+    lines.clear()
 
 
 def _shuffled(servers: list) -> list:
@@ -93,12 +106,14 @@ def _root_hints(o: Options) -> list[tuple[str, str]]:
 
 
 def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: bool = False,
-               banner: str = "", tries: list[int] | None = None, typed: str | None = None):
+               banner: str = "", tries: list[int] | None = None, typed: str | None = None,
+               received: list[str] | None = None):
     """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
     ``servers`` ((address, name) pairs) with dig's tries (:func:`exchange`: ``tries``,
     [the tries left], shared by the steps of one trace; else ``o.tries`` of its own), a
     lost try said with the name as given (``typed``, else ``o.name``), the reply printed
-    when ``show``; None when none replied (said after ``banner``) or the steps are
+    when ``show`` (its "Received" line added to ``received``, when given, for the
+    caller to print); None when none replied (said after ``banner``) or the steps are
     spent."""
     import dns.rdatatype
     steps[0] += 1
@@ -139,16 +154,19 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
         lines = short if o.short else rr_lines(r.answer + r.authority, multi=o.multi, o=o)
         sys.stdout.write("".join(line + "\n" for line in lines))
         if not o.short:
-            print(f";; Received {size} bytes from {addr}#{port}({name}) in "
-                  f"{ms:.0f} ms\n", flush=True)
+            line = f";; Received {size} bytes from {addr}#{port}({name}) in {ms:.0f} ms\n\n"
+            if received is None:
+                _print([line])
+            else:
+                received.append(line)
     return r
 
 
 def _referral(r, o: Options, port: int, hints, steps: list):
-    """The servers a reply refers the question to ((address, name) pairs, glue first,
-    then NS names found by a walk from the root that is not shown), or None when the
-    reply is the end: an answer, an error rcode or no NS set deeper than the question's
-    zone."""
+    """The servers a reply refers the question to ((address, name) pairs: the glue, else
+    every NS name's addresses, found by walks from the root that are not shown), or None
+    when the reply is the end: an answer, an error rcode or no NS set deeper than the
+    question's zone."""
     import dns.rcode
     import dns.rdatatype
     if r.answer or r.rcode() != dns.rcode.NOERROR:
@@ -160,10 +178,11 @@ def _referral(r, o: Options, port: int, hints, steps: list):
 
 
 def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool = False):
-    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``, else every name
-    that is an address, else the addresses of the first name found through ``servers``
-    (by a walk down the referrals from them, or asked of them with recursion when
-    ``rec``), not shown."""
+    """(address, name) of the NS set ``ns``'s targets: the glue of ``r``; else, as dig
+    finds them, every target's: a name that is an address taken as it is, any other's
+    addresses found through ``servers`` (by a walk down the referrals from them, or asked
+    of them with recursion when ``rec``), not shown. A name without an address is said as
+    dig says it; when no name has one, dig's fatal error (:class:`Fatal`)."""
     import dns.rdatatype
 
     targets = [rd.target for rd in ns]
@@ -175,15 +194,13 @@ def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool 
             out += [(rd.address, rrset.name.to_text(omit_final_dot=True)) for rd in rrset]
     if out:
         return out
-    for target in targets:          # an address as a name: that address, as dig takes it
+    missing = []
+    for target in targets:
+        name = target.to_text(omit_final_dot=True)
         literal = _address_literal(target)
-        if literal is not None and (not o.family
-                                    or (o.family == socket.AF_INET6) == (":" in literal)):
-            out.append((literal, literal))
-    if out:
-        return out
-    for target in targets:          # no glue: a name's addresses
-        if _address_literal(target) is not None:
+        if literal is not None:     # an address as a name: that address, as dig takes it
+            if not o.family or (o.family == socket.AF_INET6) == (":" in literal):
+                out.append((literal, literal))
             continue
         ask = replace(o, name=target.to_text(), rdtype="A" if o.family != socket.AF_INET6
                       else "AAAA", rdclass=None, reverse=False)
@@ -194,8 +211,13 @@ def _addresses_of(ns, r, o: Options, servers, port: int, steps: list, rec: bool 
         else:
             found = _walk(ask, port, servers, steps)
         if found:
-            return [(a, target.to_text(omit_final_dot=True)) for a in found]
-    return []
+            out += [(a, name) for a in found]
+        else:                       # as dig, said as the referral is followed
+            print(f"couldn't get address for '{name}': not found", flush=True)
+            missing.append(name)
+    if not out and missing:         # dig's fatal error, with its result text
+        raise Fatal(f"couldn't get address for '{missing[0]}': no more")
+    return out
 
 
 def _walk(o: Options, port: int, hints, steps: list) -> list[str]:

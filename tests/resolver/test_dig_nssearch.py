@@ -479,3 +479,118 @@ def test_nssearch_server_without_a_route_as_dig(targets, opts, rc):
         "unreachable.\n" in ours, ours
     assert "communications error to 192.0.2.1" not in ours, ours
 
+
+#: the NS names of glueless.test. (no glue): ns1's address refuses, ns2's is the auth,
+#: ns3 has none; the hosts file dig reads them from, the walk from the root finds them
+GLUELESS_NS = {"ns1.hosts.test.": Z.REFUSED, "ns2.hosts.test.": Z.FAKE_TLD_2,
+               "ns3.hosts.test.": None}
+
+
+def glueless_tree(root: str, auth: str):
+    """(root's handler, auth's handler): a root (its NS set itself, by address) that
+    refers glueless.test. to :data:`GLUELESS_NS` without glue, none.test. to its name
+    without an address and hosts.test. to ``auth`` by address; ``auth`` answers the A of the NS names and of www.glueless.test. (the
+    rest NXDOMAIN)."""
+    top, none = dns.name.root, dns.name.from_text("none.test.")
+    glueless, hosts = dns.name.from_text("glueless.test."), dns.name.from_text("hosts.test.")
+
+    def at_root(q):
+        r = dns.message.make_response(q)
+        if q.flags & dns.flags.RD:
+            r.flags |= dns.flags.RA
+        name, rdtype = q.question[0].name, q.question[0].rdtype
+        if name == top and rdtype == 2:
+            r.flags |= dns.flags.AA
+            r.answer.append(dns.rrset.from_text(top, 300, "IN", "NS", f"{root}."))
+        elif name.is_subdomain(glueless):
+            r.authority.append(dns.rrset.from_text(glueless, 300, "IN", "NS", *GLUELESS_NS))
+        elif name.is_subdomain(none):
+            r.authority.append(dns.rrset.from_text(none, 300, "IN", "NS", "ns3.hosts.test."))
+        elif name.is_subdomain(hosts):
+            r.authority.append(dns.rrset.from_text(hosts, 300, "IN", "NS", f"{auth}."))
+        else:
+            r.flags |= dns.flags.AA
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        return r
+
+    def at_auth(q):
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        name, rdtype = q.question[0].name.to_text(), q.question[0].rdtype
+        address = {**GLUELESS_NS, "www.glueless.test.": "192.0.2.7"}.get(name)
+        if address is not None and rdtype == 1:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", address))
+        elif address is None:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        return r
+    return at_root, at_auth
+
+
+def dig_with_hosts(tmp_path, *args: str):
+    """BIND's dig in a mount namespace of its own whose /etc/hosts names the NS names of
+    :data:`GLUELESS_NS` and whose nsswitch.conf reads that file alone: dig finds their
+    addresses there, and asks no resolver of the host."""
+    import subprocess
+
+    from test_daemon_dot import tool
+    hosts, nsswitch = tmp_path / "hosts", tmp_path / "nsswitch.conf"
+    hosts.write_text("".join(f"{a} {n.rstrip('.')}\n" for n, a in GLUELESS_NS.items() if a))
+    nsswitch.write_text("hosts: files\n")
+    script = (f"mount --make-rprivate / && mount --bind {hosts} /etc/hosts && "
+              f'mount --bind {nsswitch} /etc/nsswitch.conf && exec "$0" "$@"')
+    try:
+        run = subprocess.run(["unshare", "-m", "sh", "-c", script, tool("dig"), *args],
+                             capture_output=True, text=True, timeout=60)
+    except OSError:
+        run = None
+    if run is None or "mount" in run.stderr or "unshare" in run.stderr:
+        from ci_policy import unavailable
+        unavailable("unshare -m and mount --bind (a mount namespace of its own), not "
+                    "permitted here")
+    return run
+
+
+@pytest.mark.parametrize("opts", [[], ["+tries=1"], ["+short"]])
+def test_trace_finds_every_ns_name_of_a_referral_without_glue_as_dig(lab, fakes, tmp_path,
+                                                                     opts):
+    """A referral whose NS names have no glue: as dig, the addresses of every NS name are
+    found (dig: the host's resolver, here a hosts file of its own; this command: walks
+    from the trace's root), a name without one said, and every server found asked in a
+    random order with the trace's tries: the first name's server refuses, the second's
+    answers (the first server asked has the tries, the next one the one left). The
+    refused tries (there when that server is asked first) are not compared."""
+    at_root, at_auth = glueless_tree(Z.FAKE_TLD_1, Z.FAKE_TLD_2)
+    fakes(Z.FAKE_TLD_1, at_root)
+    fakes(Z.FAKE_TLD_2, at_auth)
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", "www.glueless.test", "+trace",
+            "+time=1", *opts]
+    ours, theirs = query(*args), dig_with_hosts(tmp_path, *args)
+
+    def kept(text):
+        """The lines but the refused tries, the NS set's sorted (the fake's NS records
+        come in a random order)."""
+        lines = [line for line in same(text) if "communications error" not in line]
+        ns = sorted(line for line in lines if line.startswith("glueless.test."))
+        return [ns.pop(0) if line.startswith("glueless.test.") else line for line in lines]
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr + theirs.stdout
+    assert kept(ours.stdout) == kept(theirs.stdout), ours.stdout + theirs.stdout
+    assert "couldn't get address for 'ns3.hosts.test': not found\n" in ours.stdout, \
+        ours.stdout
+    if "+short" not in opts:           # the answer came from the second name's server
+        assert ";; Received 62 bytes from 127.0.0.31#" in ours.stdout, ours.stdout
+
+
+@pytest.mark.parametrize("opts", [[], ["+short"]])
+def test_trace_referral_whose_ns_names_have_no_address_as_dig(lab, fakes, tmp_path, opts):
+    """No NS name of the referral has an address: each said, then dig's fatal error
+    (exit 1), the step's "Received" line not printed."""
+    at_root, at_auth = glueless_tree(Z.FAKE_TLD_1, Z.FAKE_TLD_2)
+    fakes(Z.FAKE_TLD_1, at_root)
+    fakes(Z.FAKE_TLD_2, at_auth)
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", "www.none.test", "+trace", "+time=1",
+            *opts]
+    ours, theirs = query(*args), dig_with_hosts(tmp_path, *args)
+    assert ours.returncode == theirs.returncode == 1, ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert ours.stderr.split(": ", 1)[1] == theirs.stderr.split(": ", 1)[1] == \
+        "couldn't get address for 'ns3.hosts.test': no more\n", ours.stderr + theirs.stderr
