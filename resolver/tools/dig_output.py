@@ -58,7 +58,7 @@ def rr_lines(section, question: bool = False, multi: bool = False,
         for rd in rrset:
             if multi:
                 lines.append(_multi_fields(_name_text(rrset.name, o), *fields, typ,
-                                           _multiline(rd, o.rrcomments is not False)))
+                                           _multiline(rd, o)))
             else:
                 data = rdata_text(rd, o)
                 if o.rrcomments and typ in ("DNSKEY", "CDNSKEY"):
@@ -177,15 +177,22 @@ def _key_comment(rd) -> str:
     return f"; {role}; alg = {alg} ; key id = {dns.dnssec.key_id(rd)}"
 
 
-def _multiline(rd, comments: bool = True) -> str:
+def _multiline(rd, o: Options) -> str:
     """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
-    signatures and digests in parentheses over lines of 44 characters; other types on
-    one line. Without ``comments`` (+norrcomments) the SOA's and keys' comments are left
-    out."""
+    signatures, digests and fingerprints (DS, TLSA, SSHFP) in parentheses over lines of
+    44 characters, NSEC3 with its next hash and its types on lines of their own; other
+    types on one line, as :func:`rdata_text` writes them. With +norrcomments the SOA's
+    and keys' comments are left out; with +nocrypto a key is its id, a digest or a
+    signature "[omitted]"; with +unknownformat every type is RFC 3597's form."""
     import base64
 
     import dns.rdatatype
     t = rd.rdtype
+    comments = o.rrcomments is not False
+    if o.unknownformat:             # RFC 3597's form, its hex continued as the others'
+        wire = rd.to_wire()
+        return (f"\\# {len(wire)} ( " + _MORE.join(_chunks(wire.hex().upper())) + " )"
+                if wire else "\\# 0")
     if t == dns.rdatatype.SOA:
         fields = [(rd.serial, "serial"), (rd.refresh, "refresh"), (rd.retry, "retry"),
                   (rd.expire, "expire"), (rd.minimum, "minimum")]
@@ -197,22 +204,45 @@ def _multiline(rd, comments: bool = True) -> str:
                        for value, what in fields)
         return f"{rd.mname} {rd.rname} ({body}{_MORE})"
     if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
-        key = base64.b64encode(rd.key).decode()
-        chunks = "".join(f"{_MORE}{c}" for c in _chunks(key))
+        import dns.dnssec
+        # +nocrypto: BIND prints the key's id in its place
+        lines = (_chunks(base64.b64encode(rd.key).decode()) if o.crypto
+                 else [f"[key id = {dns.dnssec.key_id(rd)}]"])
+        chunks = "".join(f"{_MORE}{c}" for c in lines)
         return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} (" + chunks
                 + (f"{_MORE}) {_key_comment(rd)}" if comments else " )"))
     if t in (dns.rdatatype.DS, dns.rdatatype.CDS):
-        chunks = _chunks(rd.digest.hex().upper())
-        return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type} ("
-                + "".join(f"{_MORE}{c}" for c in chunks) + " )")
+        return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type}"
+                + (_hex_lines(rd.digest) if o.crypto else f" ({_MORE}[omitted] )"))
+    if t in (dns.rdatatype.TLSA, dns.rdatatype.SMIMEA):
+        return f"{rd.usage} {rd.selector} {rd.mtype}" + _hex_lines(rd.cert)
+    if t == dns.rdatatype.SSHFP:
+        return f"{rd.algorithm} {rd.fp_type}" + _hex_lines(rd.fingerprint)
+    if t == dns.rdatatype.NSEC3:
+        # as BIND: the next hash on a line of its own, then each window's types on one
+        next_hash = base64.b32hexencode(rd.next).decode().rstrip("=")
+        windows = "".join(_MORE + " ".join(
+            dns.rdatatype.to_text(window * 256 + i * 8 + bit)
+            for i, byte in enumerate(bitmap) for bit in range(8) if byte & (0x80 >> bit))
+            for window, bitmap in rd.windows)
+        return (f"{int(rd.algorithm)} {rd.flags} {rd.iterations} "
+                f"{rd.salt.hex().upper() or '-'} ({_MORE}{next_hash}{windows} )")
     if t == dns.rdatatype.RRSIG:
         import dns.rdtypes.ANY.RRSIG as R
-        sig = base64.b64encode(rd.signature).decode()
+        sig = _chunks(base64.b64encode(rd.signature).decode()) if o.crypto else ["[omitted]"]
         return (f"{dns.rdatatype.to_text(rd.type_covered)} {int(rd.algorithm)} {rd.labels} "
                 f"{rd.original_ttl} ({_MORE}{R.posixtime_to_sigtime(rd.expiration)} "
                 f"{R.posixtime_to_sigtime(rd.inception)} {rd.key_tag} {rd.signer}"
-                + "".join(f"{_MORE}{c}" for c in _chunks(sig)) + " )")
-    return rd.to_text()
+                + "".join(f"{_MORE}{c}" for c in sig) + " )")
+    return rdata_text(rd, o)
+
+
+def _hex_lines(data: bytes) -> str:
+    """``data`` in hex (upper case) as +multi continues a record: in parentheses, 44
+    characters a line; nothing when there is none (an SSHFP without fingerprint)."""
+    if not data:
+        return ""
+    return " (" + "".join(f"{_MORE}{c}" for c in _chunks(data.hex().upper())) + " )"
 
 
 def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:

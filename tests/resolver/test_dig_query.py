@@ -666,6 +666,43 @@ def test_multi_keys_signatures_and_digests():
     assert Options().multi is False
 
 
+HASHED = "2vptu5timamqttgl4luu9kg21e0aor3s.example.com. 300 IN "
+
+
+@pytest.mark.parametrize("records", [
+    ["_443._tcp.example.com. 300 IN TLSA 3 1 1 " + "cd" * 32,
+     "_443._tcp.example.com. 300 IN TLSA 3 1 2 " + "cd" * 64,
+     "_443._tcp.example.com. 300 IN TLSA 3 1 0 " + "cd" * 10],
+    ["example.com. 300 IN SSHFP 4 2 " + "ef" * 32, "example.com. 300 IN SSHFP 1 1 " + "ef" * 20,
+     "example.com. 300 IN SSHFP 1 3 " + "ef" * 2],
+    [HASHED + "NSEC3 1 1 12 aabbccdd 2vptu5timamqttgl4luu9kg21e0aor3s A RRSIG",
+     # types past 255: a window of their own, on a line of its own
+     HASHED + "NSEC3 1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s A NS SOA RRSIG CAA TYPE65534",
+     HASHED + "NSEC3 1 0 0 - 2vptu5timamqttgl4luu9kg21e0aor3s"],           # no types
+    ["example.com. 300 IN NSEC3PARAM 1 0 0 aabb",
+     "example.com. 300 IN NSEC a.example.com. A RRSIG NSEC CAA"],          # one line each
+    ["example.com. 300 IN SOA ns.example.com. host.example.com. 1 3600 600 86400 300",
+     "example.com. 300 IN DS 12345 13 4 " + "ab" * 48, "example.com. 300 IN A 192.0.2.1",
+     "example.com. 300 IN DNSKEY 257 3 13 " + "K" * 60 + "L" * 28,
+     "example.com. 300 IN RRSIG A 13 2 300 20300101000000 20200101000000 12345 "
+     "example.com. " + "A" * 40 + "B" * 40 + "C" * 40 + "D" * 8],
+])
+@pytest.mark.parametrize("opts", [["+multi"], ["+multi", "+norrcomments"],
+                                  ["+multi", "+nocrypto"], ["+multi", "+unknownformat"]])
+def test_multi_lays_records_out_as_dig(fixed, records, opts):
+    """+multi: TLSA's and SSHFP's hex in parentheses over lines of 44 characters, NSEC3's
+    next hash and each window of its types on lines of their own, as dig prints them;
+    with +nocrypto a key's id and "[omitted]" in place of digests and signatures; with
+    +unknownformat every type's RFC 3597 form, its hex over lines the same way."""
+    args = ["@127.0.0.1", "-p", str(fixed(records).port), "example.com", "+noall",
+            "+answer", *opts]
+    ours, theirs = query(*args), dig(*args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout, ours.stdout + theirs.stdout
+    assert len(ours.stdout.splitlines()) > len(records) or "NSEC3PARAM" in records[0], \
+        ours.stdout
+
+
 def test_cookie_is_sent_and_the_servers_shown(recorder):
     """A client cookie by default, as dig sends it (dig itself asks the same server)."""
     at = ["@127.0.0.1", "-p", str(recorder.port), "example.org"]
