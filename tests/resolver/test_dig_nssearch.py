@@ -248,37 +248,45 @@ def test_nssearch_makes_every_look_up_short(lab, fakes, args):
 
 
 # ---- +trace, and +trace +yaml ---------------------------------------------------------------
-def tree(root: str, auth: str):
-    """(root's handler, auth's handler): a root whose NS set is itself, by address, that
-    refers example.test. to ``auth`` (by address), dead.test. to the lab's address
-    where nothing is bound and two.test. to that one and the lab's silent one; ``auth``
-    answers www.example.test. A, NXDOMAIN otherwise."""
-    top, example = dns.name.root, dns.name.from_text("example.test.")
-    dead, two = dns.name.from_text("dead.test."), dns.name.from_text("two.test.")
+def soa(zone):
+    return dns.rrset.from_text(zone, 300, "IN", "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")
 
-    def soa(zone):
-        return dns.rrset.from_text(zone, 300, "IN", "SOA", f"ns.{zone} host.{zone} 1 2 3 4 5")
+
+def referring_root(root: str, referrals: dict[str, list[str]]):
+    """A root's handler: its NS set (itself, ``root``, by address) for the root's NS, for a
+    name in a zone of ``referrals`` a referral to that zone's NS names (no glue),
+    NXDOMAIN for the rest."""
+    zones = {dns.name.from_text(zone): targets for zone, targets in referrals.items()}
 
     def at_root(q):
         r = dns.message.make_response(q)
         if q.flags & dns.flags.RD:
             r.flags |= dns.flags.RA
         name, rdtype = q.question[0].name, q.question[0].rdtype
-        if name == top and rdtype == 2:
+        if name == dns.name.root and rdtype == 2:
             r.flags |= dns.flags.AA
-            r.answer.append(dns.rrset.from_text(top, 300, "IN", "NS", f"{root}."))
-        elif name.is_subdomain(example):
-            r.authority.append(dns.rrset.from_text(example, 300, "IN", "NS", f"{auth}."))
-        elif name.is_subdomain(dead):
-            r.authority.append(dns.rrset.from_text(dead, 300, "IN", "NS", f"{Z.REFUSED}."))
-        elif name.is_subdomain(two):
-            r.authority.append(dns.rrset.from_text(two, 300, "IN", "NS", f"{Z.REFUSED}.",
-                                                   f"{Z.SILENT}."))
-        else:
-            r.flags |= dns.flags.AA
-            r.set_rcode(dns.rcode.NXDOMAIN)
-            r.authority.append(soa(top))
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "NS", f"{root}."))
+            return r
+        for zone, targets in zones.items():
+            if name.is_subdomain(zone):
+                r.authority.append(dns.rrset.from_text(zone, 300, "IN", "NS", *targets))
+                return r
+        r.flags |= dns.flags.AA
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        r.authority.append(soa(dns.name.root))
         return r
+    return at_root
+
+
+def tree(root: str, auth: str):
+    """(root's handler, auth's handler): a root whose NS set is itself, by address, that
+    refers example.test. to ``auth`` (by address), dead.test. to the lab's address
+    where nothing is bound and two.test. to that one and the lab's silent one; ``auth``
+    answers www.example.test. A, NXDOMAIN otherwise."""
+    example = dns.name.from_text("example.test.")
+    at_root = referring_root(root, {"example.test.": [f"{auth}."],
+                                    "dead.test.": [f"{Z.REFUSED}."],
+                                    "two.test.": [f"{Z.REFUSED}.", f"{Z.SILENT}."]})
 
     def at_auth(q):
         r = dns.message.make_response(q)
@@ -489,29 +497,11 @@ GLUELESS_NS = {"ns1.hosts.test.": Z.REFUSED, "ns2.hosts.test.": Z.FAKE_TLD_2,
 def glueless_tree(root: str, auth: str):
     """(root's handler, auth's handler): a root (its NS set itself, by address) that
     refers glueless.test. to :data:`GLUELESS_NS` without glue, none.test. to its name
-    without an address and hosts.test. to ``auth`` by address; ``auth`` answers the A of the NS names and of www.glueless.test. (the
-    rest NXDOMAIN)."""
-    top, none = dns.name.root, dns.name.from_text("none.test.")
-    glueless, hosts = dns.name.from_text("glueless.test."), dns.name.from_text("hosts.test.")
-
-    def at_root(q):
-        r = dns.message.make_response(q)
-        if q.flags & dns.flags.RD:
-            r.flags |= dns.flags.RA
-        name, rdtype = q.question[0].name, q.question[0].rdtype
-        if name == top and rdtype == 2:
-            r.flags |= dns.flags.AA
-            r.answer.append(dns.rrset.from_text(top, 300, "IN", "NS", f"{root}."))
-        elif name.is_subdomain(glueless):
-            r.authority.append(dns.rrset.from_text(glueless, 300, "IN", "NS", *GLUELESS_NS))
-        elif name.is_subdomain(none):
-            r.authority.append(dns.rrset.from_text(none, 300, "IN", "NS", "ns3.hosts.test."))
-        elif name.is_subdomain(hosts):
-            r.authority.append(dns.rrset.from_text(hosts, 300, "IN", "NS", f"{auth}."))
-        else:
-            r.flags |= dns.flags.AA
-            r.set_rcode(dns.rcode.NXDOMAIN)
-        return r
+    without an address and hosts.test. to ``auth`` by address; ``auth`` answers the A
+    of the NS names and of www.glueless.test. (the rest NXDOMAIN)."""
+    at_root = referring_root(root, {"glueless.test.": list(GLUELESS_NS),
+                                    "none.test.": ["ns3.hosts.test."],
+                                    "hosts.test.": [f"{auth}."]})
 
     def at_auth(q):
         r = dns.message.make_response(q)

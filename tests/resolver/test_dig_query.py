@@ -12,7 +12,6 @@ import sys
 import threading
 
 import dns.edns
-import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -21,6 +20,7 @@ import pytest
 
 from ci_policy import unavailable
 from daemon_proc import ROOT, Daemon, free_tcp_port
+from tcp_queries import send, serve_tcp
 from test_daemon_dot import tool
 from tls_certs import CA, SERVER_NAME
 
@@ -860,7 +860,8 @@ class Fixed(Recorder):
                 self.tcp.close()
                 super().close()
         self.tcp.listen(8)
-        threading.Thread(target=self.serve_tcp, daemon=True).start()
+        threading.Thread(target=serve_tcp, args=(self.tcp, self.answer_tcp, 5),
+                         daemon=True).start()
 
     def respond(self, q: dns.message.Message, transport: str) -> dns.message.Message:
         self.transports.append(transport)
@@ -868,23 +869,8 @@ class Fixed(Recorder):
         r.answer.extend(self.rrsets)
         return r
 
-    def serve_tcp(self):
-        while True:
-            try:
-                conn, _ = self.tcp.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    n = int.from_bytes(conn.recv(2), "big")
-                    data = b""
-                    while len(data) < n:
-                        data += conn.recv(n - len(data)) or b"x" * n
-                    out = self.respond(dns.message.from_wire(data[:n]), "tcp").to_wire()
-                    conn.sendall(len(out).to_bytes(2, "big") + out)
-                except (OSError, dns.exception.DNSException):
-                    continue
+    def answer_tcp(self, conn: socket.socket, q: dns.message.Message) -> None:
+        send(conn, self.respond(q, "tcp").to_wire())
 
     def close(self):
         super().close()
@@ -1336,8 +1322,9 @@ class Scripted:
             self.close()
             raise
         self.tcp.listen(8)
-        for serve in (self.serve_udp, self.serve_tcp):
-            threading.Thread(target=serve, daemon=True).start()
+        threading.Thread(target=self.serve_udp, daemon=True).start()
+        threading.Thread(target=serve_tcp, args=(self.tcp, self.answer_tcp),
+                         daemon=True).start()
 
     def reset(self) -> list[tuple[str, str]]:
         """The scripts from their start again; what was seen until then."""
@@ -1371,32 +1358,13 @@ class Scripted:
             if step != "drop":
                 self.udp.sendto(self.reply(dns.message.from_wire(data), step), peer)
 
-    def serve_tcp(self):
-        while True:
-            try:
-                conn, _ = self.tcp.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(10)       # bounds a held connection
-                try:
-                    n = int.from_bytes(conn.recv(2), "big")
-                    data = b""
-                    while len(data) < n:
-                        chunk = conn.recv(n - len(data))
-                        if not chunk:
-                            break
-                        data += chunk
-                    q = dns.message.from_wire(data)
-                    step = self.step("tcp")
-                    if step == "drop":
-                        while conn.recv(512):
-                            pass
-                    elif step == "answer":
-                        out = self.reply(q, step)
-                        conn.sendall(len(out).to_bytes(2, "big") + out)
-                except (OSError, dns.exception.DNSException):
-                    continue
+    def answer_tcp(self, conn: socket.socket, q: dns.message.Message) -> None:
+        step = self.step("tcp")
+        if step == "drop":                # held until the client closes (10 s at most)
+            while conn.recv(512):
+                pass
+        elif step == "answer":
+            send(conn, self.reply(q, step))
 
     def close(self):
         self.udp.close()
