@@ -10,9 +10,10 @@ they never change). Records are tuples ``(owner, rdtype, rdclass, ttl, rdata)`` 
 inside rdata decompressed, so they can be written back without the original message.
 """
 cimport cython
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memset
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from resolver.wire.names cimport copy_lower_name, eq_nocase, skip_name, u16, u32
+from resolver.wire.names cimport _fold, copy_lower_name, eq_nocase, skip_name, u16, u32
 
 
 
@@ -27,6 +28,15 @@ cdef enum:
 from resolver.limits import DEFAULT as _LIMITS
 DEF_MAX_JUMPS = _LIMITS.max_pointer_jumps
 cdef unsigned int NO_TTL = 0xFFFFFFFF     # no record: ttl_offsets' smallest TTL
+
+cdef enum:
+    NAMES_SLOTS = 512       # the compression table's slots (a power of two)
+    NAMES_KEPT = 384        # endings it remembers at most (three quarters full)
+
+cdef struct Names:
+    unsigned int used
+    unsigned int hash[512]
+    unsigned short at[512]  # 0: an empty slot (no name starts in the header)
 
 # rdata layouts with embedded (possibly compressed) names: (bytes before the first name,
 # number of names, bytes after the names). Only these types may be compressed (RFC 3597 4,
@@ -398,8 +408,10 @@ cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigne
 def build_response(unsigned int qid, unsigned int flags, bytes question, list answer,
                    list authority, list additional, *, bint edns=False, bint do=False,
                    unsigned int payload=1232, int rcode=0):
-    """A response from record tuples. Owner names equal to the question's name are written as
-    a pointer to it, so a cache hit that copies the client's question case covers them too."""
+    """A response from record tuples, its names compressed (``_put_name``): every owner, and
+    the names in the rdata of the types RFC 1035 defines with names, point at the longest
+    ending already written. Owners equal to the question's name point at the question, so a
+    cache hit that copies the client's question case covers them too."""
     return response_wire(qid, flags, question, answer, authority, additional, edns, do,
                          payload, rcode)
 
@@ -408,17 +420,12 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
                          list authority, list additional, bint edns, bint do,
                          unsigned int payload, int rcode):
     """``build_response`` for C callers (the answer to a miss), without a keyword call."""
-    # the question's name, which owners equal to it (ASCII case aside) point to
-    cdef Py_ssize_t qlen_name = 0
-    cdef const unsigned char* qname = NULL
-    if question:
-        qlen_name = PyBytes_GET_SIZE(question) - 4
-        qname = <const unsigned char*>PyBytes_AS_STRING(question)
     if qid > 0xFFFF or payload > 0xFFFF:
         raise ValueError("a 16-bit field of the response is out of range")
     cdef unsigned int ext = (rcode >> 4) & 0xFF
     flags = (flags & 0xFFF0) | (rcode & 0x0F)
-    cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), olen
+    # at most this long: every name written whole
+    cdef Py_ssize_t size = 12 + len(question) + (11 if edns else 0), d, qlen_name
     cdef bytes owner, rdata
     cdef list sec
     cdef int s
@@ -429,44 +436,204 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
             rdata = rr[4]
             if len(rdata) > 0xFFFF or rr[1] > 0xFFFF or rr[2] > 0xFFFF or not 0 <= rr[3] <= 0xFFFFFFFF:
                 raise ValueError(f"record out of range: {rr[:4]!r}, {len(rdata)} bytes of rdata")
-            olen = len(owner)
-            size += (2 if _is_question(owner, qname, qlen_name) else olen) + 10 + len(rdata)
-    out = PyBytes_FromStringAndSize(NULL, size)
-    cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)
-    _header(d, qid, flags, 1 if question else 0, len(answer), len(authority),
-            len(additional) + (1 if edns else 0))
-    d += 12
-    memcpy(d, PyBytes_AS_STRING(question), len(question))
-    d += len(question)
-    for s in range(3):
-        sec = answer if s == 0 else authority if s == 1 else additional
-        for rr in sec:
-            owner = rr[0]
-            if _is_question(owner, qname, qlen_name):
-                d[0] = 0xC0
-                d[1] = 0x0C
-                d += 2
-            else:
-                olen = PyBytes_GET_SIZE(owner)
-                memcpy(d, PyBytes_AS_STRING(owner), olen)
-                d += olen
-            rdata = rr[4]
-            _put16(d, rr[1])
-            _put16(d + 2, rr[2])
-            _put32(d + 4, rr[3])
-            _put16(d + 8, <unsigned int>PyBytes_GET_SIZE(rdata))
-            memcpy(d + 10, PyBytes_AS_STRING(rdata), PyBytes_GET_SIZE(rdata))
-            d += 10 + PyBytes_GET_SIZE(rdata)
-    if edns:
-        _opt(d, payload, (ext << 24) | (0x8000 if do else 0))
-    return out
+            size += len(owner) + 10 + len(rdata)
+    cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(size)
+    if buf == NULL:
+        raise MemoryError()
+    cdef Names names
+    names.used = 0
+    memset(names.at, 0, sizeof(names.at))
+    try:
+        _header(buf, qid, flags, 1 if question else 0, len(answer), len(authority),
+                len(additional) + (1 if edns else 0))
+        d = 12
+        if question:
+            qlen_name = PyBytes_GET_SIZE(question) - 4
+            memcpy(buf + d, PyBytes_AS_STRING(question), PyBytes_GET_SIZE(question))
+            _remember_name(&names, <const unsigned char*>PyBytes_AS_STRING(question),
+                           qlen_name, d)
+            d += PyBytes_GET_SIZE(question)
+        for s in range(3):
+            sec = answer if s == 0 else authority if s == 1 else additional
+            for rr in sec:
+                owner = rr[0]
+                rdata = rr[4]
+                d = _put_name(buf, d, <const unsigned char*>PyBytes_AS_STRING(owner),
+                              PyBytes_GET_SIZE(owner), &names)
+                _put16(buf + d, rr[1])
+                _put16(buf + d + 2, rr[2])
+                _put32(buf + d + 4, rr[3])
+                d = _put_rdata(buf, d + 8, rr[1], rdata, &names)
+        if edns:
+            _opt(buf + d, payload, (ext << 24) | (0x8000 if do else 0))
+            d += 11
+        return PyBytes_FromStringAndSize(<const char*>buf, d)
+    finally:
+        PyMem_Free(buf)
 
 
-cdef inline bint _is_question(bytes owner, const unsigned char* qname, Py_ssize_t qlen):
-    """Whether ``owner`` is the question's name (``qlen`` bytes at ``qname``, ASCII case
-    aside): then it is written as a pointer to the question."""
-    return (qlen > 0 and PyBytes_GET_SIZE(owner) == qlen
-            and eq_nocase(<const unsigned char*>PyBytes_AS_STRING(owner), qname, qlen))
+# Name compression (RFC 1035 4.1.4): every ending of every name written whole (from one of
+# its labels to the root) is remembered by its position and a hash of its letters folded to
+# lower case; a name to write is looked up ending by ending, longest first, and written as
+# its labels before the first ending found, then a pointer to it. Positions past 0x3FFF
+# cannot be pointed at, and past NAMES_KEPT endings (a huge response) the rest are written
+# whole: the table never grows.
+
+cdef inline unsigned int _ending_hash(const unsigned char* name, Py_ssize_t pos,
+                                      Py_ssize_t n) noexcept nogil:
+    """FNV-1a of the name's ending at ``pos`` (to its root byte, within ``n``), ASCII
+    letters folded to lower case."""
+    cdef unsigned int h = 2166136261u
+    while pos < n:
+        h = (h ^ _fold(name[pos])) * 16777619u
+        if name[pos] == 0:
+            break
+        pos += 1
+    return h
+
+
+cdef bint _same_ending(const unsigned char* out, Py_ssize_t at, const unsigned char* name,
+                       Py_ssize_t pos, Py_ssize_t n) noexcept nogil:
+    """Whether the name written at ``at`` of ``out`` (its pointers followed) is the ending
+    of ``name`` at ``pos`` (``n`` bytes), ASCII case aside."""
+    cdef unsigned int c
+    cdef int jumps = 0
+    while pos < n:
+        c = out[at]
+        if (c & 0xC0) == 0xC0:
+            jumps += 1
+            if jumps > 64:
+                return False
+            at = ((c & 0x3F) << 8) | out[at + 1]
+            continue
+        if c != name[pos]:
+            return False
+        if c == 0:
+            return True
+        if pos + 1 + c > n or not eq_nocase(out + at + 1, name + pos + 1, c):
+            return False
+        at += 1 + c
+        pos += 1 + c
+    return False
+
+
+cdef inline void _remember(Names* t, unsigned int h, Py_ssize_t at) noexcept nogil:
+    cdef unsigned int slot = h & (NAMES_SLOTS - 1)
+    if t.used >= NAMES_KEPT or at > 0x3FFF:
+        return
+    while t.at[slot] != 0:
+        slot = (slot + 1) & (NAMES_SLOTS - 1)
+    t.hash[slot] = h
+    t.at[slot] = <unsigned short>at
+    t.used += 1
+
+
+cdef void _remember_name(Names* t, const unsigned char* name, Py_ssize_t n,
+                         Py_ssize_t at) noexcept nogil:
+    """Remembers every ending but the root of the name (``n`` bytes) written whole at
+    ``at``."""
+    cdef Py_ssize_t pos = 0
+    while pos < n and name[pos] != 0 and name[pos] < 64:
+        _remember(t, _ending_hash(name, pos, n), at + pos)
+        pos += 1 + name[pos]
+
+
+cdef Py_ssize_t _put_name(unsigned char* out, Py_ssize_t d, const unsigned char* name,
+                          Py_ssize_t n, Names* t) noexcept nogil:
+    """Writes the uncompressed name ``name`` (``n`` bytes) at ``d`` of ``out``, compressed
+    against the endings ``t`` remembers, and remembers its own new endings: the position
+    past it. A name that does not read as labels ending in the root is copied as it is."""
+    cdef Py_ssize_t pos = 0, j, found
+    cdef unsigned int h, slot
+    cdef unsigned int hashes[128]
+    cdef int k = 0
+    while pos < n and name[pos] != 0:
+        if name[pos] > 63 or pos + 1 + name[pos] >= n or k >= 128:
+            memcpy(out + d, name, n)
+            return d + n
+        h = _ending_hash(name, pos, n)
+        slot = h & (NAMES_SLOTS - 1)
+        found = 0
+        while t.at[slot] != 0:
+            if t.hash[slot] == h and _same_ending(out, t.at[slot], name, pos, n):
+                found = t.at[slot]
+                break
+            slot = (slot + 1) & (NAMES_SLOTS - 1)
+        if found:
+            memcpy(out + d, name, pos)
+            out[d + pos] = 0xC0 | (found >> 8)
+            out[d + pos + 1] = found & 0xFF
+            for j in range(k):              # the labels written before the pointer
+                _remember(t, hashes[j], d + _label_at(name, j))
+            return d + pos + 2
+        hashes[k] = h
+        k += 1
+        pos += 1 + name[pos]
+    if pos >= n:                            # no root byte: not a name
+        memcpy(out + d, name, n)
+        return d + n
+    memcpy(out + d, name, pos + 1)
+    for j in range(k):
+        _remember(t, hashes[j], d + _label_at(name, j))
+    return d + pos + 1
+
+
+cdef inline Py_ssize_t _label_at(const unsigned char* name, int j) noexcept nogil:
+    """Where the ``j``th label of the (checked) name starts."""
+    cdef Py_ssize_t pos = 0
+    while j > 0:
+        pos += 1 + name[pos]
+        j -= 1
+    return pos
+
+
+cdef inline int _named_rdata(unsigned int t, Py_ssize_t* pre) noexcept nogil:
+    """How many names lead the rdata of type ``t`` after ``pre`` bytes, for the types whose
+    rdata names may be compressed (RFC 1035's: NS, MD, MF, CNAME, SOA, MB, MG, MR, PTR,
+    MINFO, MX; RFC 3597 4 forbids it for every other); 0 for the others."""
+    pre[0] = 0
+    if t == 2 or t == 3 or t == 4 or t == 5 or t == 7 or t == 8 or t == 9 or t == 12:
+        return 1
+    if t == 6 or t == 14:
+        return 2
+    if t == 15:
+        pre[0] = 2
+        return 1
+    return 0
+
+
+cdef Py_ssize_t _put_rdata(unsigned char* out, Py_ssize_t d, unsigned int t, bytes rdata,
+                           Names* names) noexcept:
+    """Writes the rdata length at ``d`` and the rdata after it, its names compressed for the
+    types ``_named_rdata`` allows (as they are when they do not read as names): the
+    position past it."""
+    cdef const unsigned char* r = <const unsigned char*>PyBytes_AS_STRING(rdata)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(rdata), pre, pos, end, w
+    cdef int count = _named_rdata(t, &pre), i
+    w = d + 2
+    if count and pre <= n:
+        pos = pre
+        for i in range(count):
+            end = skip_name(r, n, pos)
+            if end < 0 or r[end - 1] != 0:  # not an uncompressed name
+                count = 0
+                break
+            pos = end
+    if count:
+        memcpy(out + w, r, pre)
+        w += pre
+        pos = pre
+        for i in range(count):
+            end = skip_name(r, n, pos)
+            w = _put_name(out, w, r + pos, end - pos, names)
+            pos = end
+        memcpy(out + w, r + pos, n - pos)
+        w += n - pos
+    else:
+        memcpy(out + w, r, n)
+        w += n
+    _put16(out + d, <unsigned int>(w - d - 2))
+    return w
 
 
 cdef inline void _put16(unsigned char* d, unsigned int v) noexcept:
