@@ -214,10 +214,11 @@ def test_reload_takes_a_new_certificate_for_new_connections_only(lab, tmp_path):
         shutil.copy(pem, d.pem)
         shutil.copy(key, d.key)
         os.kill(d.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        # (bounded; a busy machine has taken more than 10 s once: the log says what it did)
+        deadline = time.monotonic() + 30
         while d.stats()["tls"]["reloads"] < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert d.stats()["tls"]["reloads"] == 1
+        assert d.stats()["tls"]["reloads"] == 1, (d.stats()["tls"], d.log_text()[-3000:])
         assert ask_dot(old, "www.example.net.").answer[0][0].to_text() == "198.51.100.1"
         assert old.getpeercert(binary_form=True) == old_cert
         old.close()
