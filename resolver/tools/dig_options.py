@@ -101,7 +101,7 @@ class Options:
     show_class: bool = True              # +[no]class: the class field
     ttlunits: bool = False               # +ttlunits: TTLs as 1w2d3h4m5s
     crypto: bool = True                  # +[no]crypto: keys, signatures and digests
-    split: int = 56                      # +split=W: base64/hex groups (0: none)
+    split: int | None = None             # +split=W: base64/hex groups (0: none; None: dig's)
     expandaaaa: bool = False             # +expandaaaa: IPv6 addresses in full
     unknownformat: bool = False          # +unknownformat: RFC 3597's generic form
     identify: bool = False               # +identify: the server after each +short line
@@ -127,6 +127,14 @@ class Options:
     qname_minimisation: bool = True
     do_ip4: bool = True
     do_not_query_localhost: bool = True
+
+    @property
+    def split_width(self) -> int:
+        """The width of base64 and hex groups: +split's, else dig's default (44 characters
+        with +multi, 56 without); 0: not split."""
+        if self.split is not None:
+            return self.split
+        return 44 if self.multi else 56
 
 
 # ---- the command line ------------------------------------------------------------------------
@@ -285,8 +293,8 @@ def _plus(o: Options, arg: str) -> None:
         else:
             o.ednsopts = [*o.ednsopts, _ednsopt(value)]
     elif key == "split":
-        width = _int(value, "+split", 0, 1 << 20) if (on and eq) else (56 if on else 0)
-        if width % 4:
+        width = _int(value, "+split", 0, 1 << 20) if (on and eq) else (None if on else 0)
+        if width is not None and width % 4:
             width += 4 - width % 4
             print(f";; Warning, split must be a multiple of 4; adjusting to {width}",
                   file=sys.stderr)

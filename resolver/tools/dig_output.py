@@ -122,13 +122,13 @@ def rdata_text(rd, o: Options | None = None) -> str:
     if o.unknownformat:
         wire = rd.to_wire()
         hexed = wire.hex().upper()
-        size = o.split or len(hexed) or 1
+        size = o.split_width or len(hexed) or 1
         return " ".join([f"\\# {len(wire)}"] + [hexed[i:i + size]
                                                  for i in range(0, len(hexed), size)])
     typ = dns.rdatatype.to_text(rd.rdtype)
     if o.expandaaaa and typ == "AAAA":
         return ipaddress.IPv6Address(rd.address).exploded
-    text = rd.to_text(style=_bind_style(o.split, o.crypto or typ in _NOT_CRYPTO,
+    text = rd.to_text(style=_bind_style(o.split_width, o.crypto or typ in _NOT_CRYPTO,
                                         tty_default(o.idnout)))
     upper = _UPPER.get(typ)
     if upper is not None and not text.endswith("]"):
@@ -165,7 +165,10 @@ def _duration(seconds: int) -> str:
     return " ".join(parts) or "0 seconds"
 
 
-def _chunks(text: str, width: int = 44) -> list[str]:
+def _chunks(text: str, width: int) -> list[str]:
+    """``text`` in groups of ``width`` characters (0: one group)."""
+    if width <= 0:
+        return [text]
     return [text[i:i + width] for i in range(0, len(text), width)] or [""]
 
 
@@ -180,18 +183,19 @@ def _key_comment(rd) -> str:
 def _multiline(rd, o: Options) -> str:
     """A record's data as dig's +multi prints it: SOA with its fields commented, keys,
     signatures, digests and fingerprints (DS, TLSA, SSHFP) in parentheses over lines of
-    44 characters, NSEC3 with its next hash and its types on lines of their own; other
-    types on one line, as :func:`rdata_text` writes them. With +norrcomments the SOA's
+    +split's width (44 characters unless set), NSEC3 with its next hash and its types on
+    lines of their own; other types on one line, as :func:`rdata_text` writes them. With +norrcomments the SOA's
     and keys' comments are left out; with +nocrypto a key is its id, a digest or a
     signature "[omitted]"; with +unknownformat every type is RFC 3597's form."""
     import base64
 
     import dns.rdatatype
     t = rd.rdtype
+    width = o.split_width
     comments = o.rrcomments is not False
     if o.unknownformat:             # RFC 3597's form, its hex continued as the others'
         wire = rd.to_wire()
-        return (f"\\# {len(wire)} ( " + _MORE.join(_chunks(wire.hex().upper())) + " )"
+        return (f"\\# {len(wire)} ( " + _MORE.join(_chunks(wire.hex().upper(), width)) + " )"
                 if wire else "\\# 0")
     if t == dns.rdatatype.SOA:
         fields = [(rd.serial, "serial"), (rd.refresh, "refresh"), (rd.retry, "retry"),
@@ -206,18 +210,18 @@ def _multiline(rd, o: Options) -> str:
     if t in (dns.rdatatype.DNSKEY, dns.rdatatype.CDNSKEY):
         import dns.dnssec
         # +nocrypto: BIND prints the key's id in its place
-        lines = (_chunks(base64.b64encode(rd.key).decode()) if o.crypto
+        lines = (_chunks(base64.b64encode(rd.key).decode(), width) if o.crypto
                  else [f"[key id = {dns.dnssec.key_id(rd)}]"])
         chunks = "".join(f"{_MORE}{c}" for c in lines)
         return (f"{rd.flags} {rd.protocol} {int(rd.algorithm)} (" + chunks
                 + (f"{_MORE}) {_key_comment(rd)}" if comments else " )"))
     if t in (dns.rdatatype.DS, dns.rdatatype.CDS):
         return (f"{rd.key_tag} {int(rd.algorithm)} {rd.digest_type}"
-                + (_hex_lines(rd.digest) if o.crypto else f" ({_MORE}[omitted] )"))
+                + (_hex_lines(rd.digest, width) if o.crypto else f" ({_MORE}[omitted] )"))
     if t in (dns.rdatatype.TLSA, dns.rdatatype.SMIMEA):
-        return f"{rd.usage} {rd.selector} {rd.mtype}" + _hex_lines(rd.cert)
+        return f"{rd.usage} {rd.selector} {rd.mtype}" + _hex_lines(rd.cert, width)
     if t == dns.rdatatype.SSHFP:
-        return f"{rd.algorithm} {rd.fp_type}" + _hex_lines(rd.fingerprint)
+        return f"{rd.algorithm} {rd.fp_type}" + _hex_lines(rd.fingerprint, width)
     if t == dns.rdatatype.NSEC3:
         # as BIND: the next hash on a line of its own, then each window's types on one
         next_hash = base64.b32hexencode(rd.next).decode().rstrip("=")
@@ -229,7 +233,8 @@ def _multiline(rd, o: Options) -> str:
                 f"{rd.salt.hex().upper() or '-'} ({_MORE}{next_hash}{windows} )")
     if t == dns.rdatatype.RRSIG:
         import dns.rdtypes.ANY.RRSIG as R
-        sig = _chunks(base64.b64encode(rd.signature).decode()) if o.crypto else ["[omitted]"]
+        sig = (_chunks(base64.b64encode(rd.signature).decode(), width) if o.crypto
+               else ["[omitted]"])
         return (f"{dns.rdatatype.to_text(rd.type_covered)} {int(rd.algorithm)} {rd.labels} "
                 f"{rd.original_ttl} ({_MORE}{R.posixtime_to_sigtime(rd.expiration)} "
                 f"{R.posixtime_to_sigtime(rd.inception)} {rd.key_tag} {rd.signer}"
@@ -237,12 +242,12 @@ def _multiline(rd, o: Options) -> str:
     return rdata_text(rd, o)
 
 
-def _hex_lines(data: bytes) -> str:
-    """``data`` in hex (upper case) as +multi continues a record: in parentheses, 44
+def _hex_lines(data: bytes, width: int) -> str:
+    """``data`` in hex (upper case) as +multi continues a record: in parentheses, ``width``
     characters a line; nothing when there is none (an SSHFP without fingerprint)."""
     if not data:
         return ""
-    return " (" + "".join(f"{_MORE}{c}" for c in _chunks(data.hex().upper())) + " )"
+    return " (" + "".join(f"{_MORE}{c}" for c in _chunks(data.hex().upper(), width)) + " )"
 
 
 def _opt_lines(msg, sent_cookie: bytes | None = None) -> list[str]:

@@ -687,12 +687,17 @@ HASHED = "2vptu5timamqttgl4luu9kg21e0aor3s.example.com. 300 IN "
      "example.com. 300 IN RRSIG A 13 2 300 20300101000000 20200101000000 12345 "
      "example.com. " + "A" * 40 + "B" * 40 + "C" * 40 + "D" * 8],
 ])
-@pytest.mark.parametrize("opts", [["+multi"], ["+multi", "+norrcomments"],
-                                  ["+multi", "+nocrypto"], ["+multi", "+unknownformat"]])
+@pytest.mark.parametrize("opts", [
+    ["+multi"], ["+multi", "+norrcomments"], ["+multi", "+nocrypto"],
+    ["+multi", "+unknownformat"],
+    # +split sets the width of the lines, in either order; 0 (or +nosplit): one line
+    ["+multi", "+split=20"], ["+split=20", "+multi"], ["+multi", "+split=18"],
+    ["+multi", "+split=56"], ["+multi", "+split=100"], ["+multi", "+split"],
+    ["+multi", "+split=0"], ["+multi", "+nosplit"], ["+multi", "+unknownformat", "+split=8"]])
 def test_multi_lays_records_out_as_dig(fixed, records, opts):
-    """+multi: TLSA's and SSHFP's hex in parentheses over lines of 44 characters, NSEC3's
-    next hash and each window of its types on lines of their own, as dig prints them;
-    with +nocrypto a key's id and "[omitted]" in place of digests and signatures; with
+    """+multi: TLSA's and SSHFP's hex in parentheses over lines of 44 characters (or
+    +split's width), NSEC3's next hash and each window of its types on lines of their
+    own, as dig prints them; with +nocrypto a key's id and "[omitted]" in place of digests and signatures; with
     +unknownformat every type's RFC 3597 form, its hex over lines the same way."""
     args = ["@127.0.0.1", "-p", str(fixed(records).port), "example.com", "+noall",
             "+answer", *opts]
