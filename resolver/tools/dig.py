@@ -195,6 +195,23 @@ def resolve_in_process(q, o: Options):
         loop.close()
 
 
+#: the most characters dig reads of a batch file's line at once (its buffer, less the NUL)
+BATCH_LINE = 1023
+
+
+def batch_lines(text: str) -> list[str]:
+    """A batch file's lines as dig reads them: at most :data:`BATCH_LINE` characters, the
+    newline among them, at a time, so that the rest of a longer line is a line of its own
+    (a line of exactly that many characters is followed by an empty one)."""
+    *ended, last = text.split("\n")        # ``last``: what follows the last newline
+    out: list[str] = []
+    for line in ended:
+        out += [line[i:i + BATCH_LINE] for i in range(0, len(line), BATCH_LINE)]
+        if len(line) % BATCH_LINE == 0:
+            out.append("")                     # the newline read alone
+    return out + [last[i:i + BATCH_LINE] for i in range(0, len(last), BATCH_LINE)]
+
+
 def main(argv: list[str]) -> int:
     """``corenet-resolver query ARGV``: dig's exit status, that of the last look-up (dig
     sets 9 when a look-up goes unanswered and clears it as the next one's query goes); a
@@ -204,14 +221,12 @@ def main(argv: list[str]) -> int:
         if glob.batch is not None:
             try:
                 with open(glob.batch, encoding="utf-8", errors="replace", newline="") as f:
-                    lines = f.read().split("\n")
+                    lines = batch_lines(f.read())
             except OSError as e:
                 print(f"{glob.batch}: {e.strerror or e}", file=sys.stderr)
                 print(f"{PROG}: couldn't open specified batch file", file=sys.stderr)
                 return EXIT_BATCH
             base = replace(glob, batch=None)
-            if lines[-1] == "":
-                lines.pop()               # what follows the last newline: no line
             started = False
             for line in lines:
                 # as dig: until the file's first look-up, a line that starts with a newline,

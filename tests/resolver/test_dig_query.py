@@ -340,11 +340,17 @@ def test_batch_lines_make_their_own_command_lines_as_dig(fixed, tmp_path, batch,
     "\ta.example\n\n;\n",
     "# nothing but comments\n\n;\n",
     "a b c d e f g h i j k l m n o p\nq r s t u v w x y z aa bb cc dd ee ff\n",
+    # dig reads a line 1,023 characters at a time: the rest of a longer one is a line
+    "a.example" + " " * 1014 + "\n",
+    "a.example" + " " * 1020 + "b.example c.example\nd.example\n",
+    "# " + "x" * 1030 + " e.example\na.example\n",
+    "a.example" + " " * 2040 + "f.example",
 ])
 def test_batch_blank_and_comment_lines_as_dig(fixed, tmp_path, batch):
     """As dig: blank lines and lines that start with "#" or ";" are skipped until the
     file's first look-up only; after it, a blank line looks up the root's NS and a
-    comment's words are names and options; a line gives 13 words at most."""
+    comment's words are names and options; a line gives 13 words at most, and a line
+    longer than 1,023 characters is read as lines of that many."""
     f = tmp_path / "batch"
     f.write_text(batch)
     line = ["@127.0.0.1", "-p", str(fixed(["a.example. 300 IN A 192.0.2.1"]).port), "+short",
