@@ -840,7 +840,8 @@ def failed_chain(response):
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
-    None)`` if it is cancelled."""
+    None)`` if it is cancelled. A SERVFAIL whose resolution had followed part of a
+    CNAME/DNAME chain keeps that chain for whoever holds the Drive (``failed_chain``)."""
 
     # fields: resolution.pxd
 
@@ -871,9 +872,21 @@ cdef class Drive:
             if res.ede == EDE_NO_REACHABLE_AUTHORITY:
                 response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
             if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached, for ``done``
+                self.chain_failure = res
                 _hand_failure(done, self, response, res)
                 return
         _call_done(done, self, response)
+
+    def failed_chain(self):
+        """The SERVFAIL this Drive handed to ``done`` with the answer section its resolution
+        had reached before it failed (the CNAME/DNAME chain followed: one too long, a loop,
+        a link whose target failed), as ``response.failed_with_chain`` writes it, for the
+        response policy to check the chain's names. None when the Drive has not finished,
+        was cancelled, answered other than SERVFAIL, or its resolution followed no link. The
+        response handed over never carries the chain, as Unbound's does not."""
+        if self.chain_failure is None:
+            return None
+        return failed_with_chain(self.query, self.miss, self.chain_failure)
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

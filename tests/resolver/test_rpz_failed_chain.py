@@ -203,3 +203,36 @@ def test_the_chain_is_given_only_for_the_failure_being_handed_over():
     assert with_chain.rcode() == dns.rcode.SERVFAIL and _chain(with_chain) == _links(0, 12)
     assert with_chain.id == dns.message.from_wire(q).id
     assert other is None and failed_chain(out) is None
+
+
+def _miss(r: Resolver, name: str):
+    """``name`` A started as the door starts a miss, resolved from the cache: (the query,
+    the Drive, the response it handed to its done, which has returned by now)."""
+    handed = []
+    q = dns.message.make_query(name, "A").to_wire()
+    d = r.start_miss(q, lambda drive, out: handed.append((drive, out)), None)
+    assert d.finished and len(handed) == 1 and handed[0][0] is d
+    return q, d, handed[0][1]
+
+
+def test_a_drive_keeps_the_chain_of_its_failure_after_its_done():
+    """``Drive.failed_chain``: the SERVFAIL with the chain followed, for as long as the
+    Drive is held; None for a failure that followed no link and for an answer."""
+    r = _engine()
+    q, d, out = _miss(r, "l0.example.")
+    handed = dns.message.from_wire(out)
+    assert handed.rcode() == dns.rcode.SERVFAIL and not handed.answer
+    chain = d.failed_chain()
+    with_chain = dns.message.from_wire(chain)
+    assert with_chain.rcode() == dns.rcode.SERVFAIL and _chain(with_chain) == _links(0, 12)
+    assert with_chain.id == dns.message.from_wire(q).id
+    assert d.failed_chain() == chain                        # asked again, the same
+    _, d, out = _miss(r, "a0.example.")                     # a loop
+    assert _chain(dns.message.from_wire(d.failed_chain())) == _links(0, 2, "a") + [
+        ("a2.example.", "CNAME", "a0.example.")]
+    _, d, out = _miss(r, "b2.example.")                     # failed, no link followed
+    assert dns.message.from_wire(out).rcode() == dns.rcode.SERVFAIL
+    assert d.failed_chain() is None
+    _, d, out = _miss(r, "t.example.")                      # answered
+    assert dns.message.from_wire(out).rcode() == dns.rcode.NOERROR
+    assert d.failed_chain() is None
