@@ -17,6 +17,8 @@ cdef class Drive:
     cdef object resolution              # its Resolution
     cdef readonly bint finished
     cdef readonly object failure        # a SERVFAIL's (extended error code, reason), else None
+    cdef object chain_failure           # a SERVFAIL's Result when its resolution had followed
+                                        # part of a CNAME/DNAME chain (failed_chain), else None
 
     cdef begin(self, ResolverCore resolver, loop, bytes query, tuple miss, done)
     cdef resolved(self, res)

@@ -807,40 +807,11 @@ cdef inline _call_done(done, Drive drive, response):
         done(drive, response)
 
 
-#: (response, Drive, Result) while a Drive hands a SERVFAIL whose resolution had followed
-#: part of a CNAME/DNAME chain to its ``done``: ``failed_chain`` reads it there.
-cdef tuple _failing = None
-
-
-cdef _hand_failure(done, Drive drive, bytes response, res):
-    global _failing
-    outer = _failing
-    _failing = (response, drive, res)
-    try:
-        _call_done(done, drive, response)
-    finally:
-        _failing = outer
-
-
-def failed_chain(response):
-    """For the ``done`` a Drive calls with the SERVFAIL ``response`` (and what that call
-    makes of it, as the response policy's check of a miss's answer), while the call runs:
-    the same response with the answer section the resolution had reached before it failed
-    (the CNAME/DNAME chain followed: one too long, a loop, a link whose target failed), as
-    ``response.failed_with_chain`` writes it. None for any other response (the very bytes
-    object handed over, not an equal one), or one whose resolution followed no link. A
-    failure's response itself never carries the chain, as Unbound's does not."""
-    f = _failing
-    if f is None or f[0] is not response:
-        return None
-    d = <Drive>f[1]
-    return failed_with_chain(d.query, d.miss, f[2])
-
-
 cdef class Drive:
     """One client query's miss for the daemon: its question's Resolution, then the
     response (``response.finish``) passed to ``done(drive, response)`` once; ``done(drive,
-    None)`` if it is cancelled."""
+    None)`` if it is cancelled. A SERVFAIL whose resolution had followed part of a
+    CNAME/DNAME chain keeps that chain for whoever holds the Drive (``failed_chain``)."""
 
     # fields: resolution.pxd
 
@@ -870,10 +841,20 @@ cdef class Drive:
             self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
             if res.ede == EDE_NO_REACHABLE_AUTHORITY:
                 response = with_ede(response, EDE_NO_REACHABLE_AUTHORITY, res.reason)
-            if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached, for ``done``
-                _hand_failure(done, self, response, res)
-                return
+            if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached
+                self.chain_failure = res
         _call_done(done, self, response)
+
+    def failed_chain(self):
+        """The SERVFAIL this Drive handed to ``done`` with the answer section its resolution
+        had reached before it failed (the CNAME/DNAME chain followed: one too long, a loop,
+        a link whose target failed), as ``response.failed_with_chain`` writes it, for the
+        response policy to check the chain's names. None when the Drive has not finished,
+        was cancelled, answered other than SERVFAIL, or its resolution followed no link. The
+        response handed over never carries the chain, as Unbound's does not."""
+        if self.chain_failure is None:
+            return None
+        return failed_with_chain(self.query, self.miss, self.chain_failure)
 
     def cancel(self):
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

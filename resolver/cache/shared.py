@@ -296,7 +296,7 @@ class SharedCache:
 class Lookup:
     """One client query's miss with a shared cache: Redis first, then a :class:`Drive`.
     Like a Drive, it calls ``done(lookup, response)`` once, ``done(lookup, None)`` if
-    cancelled, and has ``finished`` and ``cancel``."""
+    cancelled, and has ``finished``, ``cancel`` and ``failed_chain``."""
 
     __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "task", "drive",
                  "finished")
@@ -340,10 +340,11 @@ class Lookup:
     def _resolve(self) -> None:
         self.drive = Drive(self.r, self.loop, self.query, self.miss, self._resolved)
 
-    def _resolved(self, _drive, out) -> None:
+    def _resolved(self, drive, out) -> None:
         if self.finished:
             return
         self.finished = True
+        self.drive = drive          # a Drive may end within its making, before _resolve has it
         self.done(self, out)
         if out is not None:           # after the answer has been handed on
             try:
@@ -351,6 +352,12 @@ class Lookup:
             except Exception:
                 log.exception("shared cache write failed")
                 self.shared.counters["write_errors"] += 1
+
+    def failed_chain(self) -> bytes | None:
+        """Its Drive's ``failed_chain``: a SERVFAIL with the CNAME/DNAME chain the
+        resolution had followed before it failed; None when Redis answered or no Drive
+        followed a link."""
+        return None if self.drive is None else self.drive.failed_chain()
 
     def cancel(self) -> None:
         """Stops waiting (the resolution stops if nobody else waits); ``done(None)``."""

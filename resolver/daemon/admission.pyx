@@ -157,8 +157,9 @@ class Follow:
     """What the response policy's check of an answer (``policy_start``'s ``rewrite``) gives
     to have another question resolved for the same reply, as a CNAME rewrite on a name of
     the answer's chain does: ``query`` (wire) starts as a miss of the same client, and
-    ``combine(answer)`` makes the response sent from its answer (bytes, or None to drop
-    it). The followed answer is not checked again."""
+    ``combine(answer, miss)`` (``policy_start``'s ``rewrite`` for it) makes the response
+    sent from its answer (bytes, or None to drop it). The followed answer is not checked
+    again."""
 
     __slots__ = ("query", "combine")
 
@@ -556,7 +557,7 @@ cdef class _Done(MissDone):
     cdef object client
     cdef Reply reply
     cdef double t0
-    cdef object rewrite                 # the policy's check of the answer, or None
+    cdef object rewrite                 # the policy's check of the answer (out, miss), or None
 
     def __call__(self, d, out):
         self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
@@ -970,9 +971,12 @@ cdef class FrontDoor:
 
     def policy_start(self, bytes q, Reply reply not None, double t0, bint busy, rewrite,
                      bytes shown=None):
-        """``start`` for the response policy: ``rewrite(out)`` (when not None) turns the
-        answer into the one sent (None: dropped); ``shown``: the client's query, counted
-        and logged, when ``q`` is another (a CNAME rewrite's target)."""
+        """``start`` for the response policy: ``rewrite(out, miss)`` (when not None) turns
+        the answer ``out`` into the one sent (None: dropped, a ``Follow``: another question
+        resolved for the reply); ``miss`` is what resolved it, a ``resolution.Drive`` or a
+        shared cache's ``Lookup``, whose ``failed_chain()`` gives a SERVFAIL's chain (None
+        when the engine answered at once); ``shown``: the client's query, counted and
+        logged, when ``q`` is another (a CNAME rewrite's target)."""
         return self.start(q, reply, t0, busy, None, rewrite, shown)
 
     def policy_answer(self, bytes q, bytes out, Reply reply not None, double t0):
@@ -1129,7 +1133,7 @@ cdef class FrontDoor:
             self.inflight_by_client[client] = n
         reply.started = None
         if out is not None and rewrite is not None:
-            out = rewrite(out)
+            out = rewrite(out, d)
             if type(out) is Follow:
                 self.start(out.query, reply, t0, False, None, out.combine, q)
                 return

@@ -41,13 +41,13 @@ could act on.
   for each name (as Unbound's iterator checks each CNAME target it follows). For a SERVFAIL
   the chain is the one the resolution had followed before it failed (longer than
   ``max-cname-chain``, a loop, a target that failed), which the failure's response does not
-  carry: ``resolver.resolution.failed_chain`` gives it while the engine hands the SERVFAIL
-  over, and with no match the SERVFAIL goes out as it came. The first match decides:
-  NXDOMAIN, NODATA and local data answer for the name met, after the CNAMEs that lead to
-  it; DROP sends nothing; PASSTHRU sends the answer and ends the policy for
-  the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME, then what its
-  target resolves to (``admission.Follow``: not checked again), AA clear; TCP-ONLY leaves
-  the answer as it is and the chain's next names are still checked. Then, if no name of
+  carry: the door hands the check the miss that resolved it (a ``resolution.Drive``),
+  whose ``failed_chain()`` gives it, and with no match the SERVFAIL goes out as it came.
+  The first match decides: NXDOMAIN, NODATA and local data answer for the name met, after
+  the CNAMEs that lead to it; DROP sends nothing; PASSTHRU sends the answer and ends the
+  policy for the query; a CNAME rewrite answers those CNAMEs and the rewrite's CNAME, then
+  what its target resolves to (``admission.Follow``: not checked again), AA clear; TCP-ONLY
+  leaves the answer as it is and the chain's next names are still checked. Then, if no name of
   the chain decided, the response-IP triggers, on the A and AAAA addresses of the answer
   section, then the NSDNAME and NSIP triggers, on the name servers of the query name's
   zone as the cache holds them (the closest enclosing NS set in the rrset cache, and their
@@ -78,7 +78,6 @@ from resolver.daemon.admission import Follow
 from resolver.policy.rpz import (CNAME, DISABLED, DROP, LOCAL_DATA, NODATA, NXDOMAIN,
                                  PASSTHRU, TCP_ONLY, Match, Policy, answer_addresses,
                                  cname_chain, cname_target, encode, respond, rewrite)
-from resolver.resolution import failed_chain
 
 log = logging.getLogger("resolver.rpz")
 
@@ -188,7 +187,7 @@ class PolicyGate:
                                      payload=query.payload)
         sub.flags = query.flags & ~dns.flags.AD
 
-        def combine(out: bytes) -> bytes:
+        def combine(out: bytes, _miss) -> bytes:
             try:
                 resolved = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
@@ -206,11 +205,11 @@ class PolicyGate:
         return encode(q, respond(query, m))
 
     @staticmethod
-    def failed_chain(out: bytes) -> dns.message.Message | None:
-        """The SERVFAIL ``out`` of a miss with the CNAME/DNAME chain its resolution had
-        followed before it failed (``resolver.resolution.failed_chain``, while the engine
-        hands ``out`` over), read; None when it followed no link."""
-        wire = failed_chain(out)
+    def failed_chain(miss) -> dns.message.Message | None:
+        """The SERVFAIL of ``miss`` (the ``resolution.Drive`` or shared cache ``Lookup`` that
+        resolved it, or None) with the CNAME/DNAME chain its resolution had followed before
+        it failed (its ``failed_chain()``), read; None when it followed no link."""
+        wire = None if miss is None else miss.failed_chain()
         if wire is None:
             return None
         try:
@@ -219,13 +218,14 @@ class PolicyGate:
             return None
 
     def checker(self, q: bytes, query: dns.message.Message, client, transport: str):
-        """``rewrite(out)`` for a miss's answer: the answer, or the one a QNAME trigger on a
+        """``rewrite(out, miss)`` for a miss's answer ``out`` (``miss``: what resolved it,
+        as ``FrontDoor.policy_start`` hands it): the answer, or the one a QNAME trigger on a
         name of its CNAME chain, or else a response-IP, NSDNAME or NSIP trigger, gives
         (None: dropped). For a SERVFAIL the chain is the one the resolution had followed
         before it failed (too long to finish, a loop, a link whose target failed:
-        ``failed_chain``), so that a trigger met within it answers as for a chain that
-        finishes; with no match the SERVFAIL goes out as it came, without the chain."""
-        def check(out: bytes):
+        ``miss.failed_chain()``), so that a trigger met within it answers as for a chain
+        that finishes; with no match the SERVFAIL goes out as it came, without the chain."""
+        def check(out: bytes, miss):
             try:
                 response = dns.message.from_wire(out)
             except (dns.exception.DNSException, ValueError):
@@ -233,7 +233,7 @@ class PolicyGate:
             if self.policy.has_qname:
                 chain = response
                 if response.rcode() == dns.rcode.SERVFAIL:
-                    chain = self.failed_chain(out)
+                    chain = self.failed_chain(miss)
                 done, answer = (self.chained(q, query, chain, client, transport)
                                 if chain is not None else (False, None))
                 if done:

@@ -7,6 +7,8 @@ as Unbound checks each CNAME target as its iterator follows it. Without a match 
 answer is the SERVFAIL it was, with no record of the chain."""
 from __future__ import annotations
 
+import asyncio
+
 import dns.flags
 import dns.message
 import dns.name
@@ -19,7 +21,6 @@ from resolver import cache as C
 from resolver.daemon.admission import ALLOWED_ACL, CallReply, FrontDoor
 from resolver.daemon.rpz_gate import PolicyGate
 from resolver.policy.rpz import Policy
-from resolver.resolution import failed_chain
 from test_rpz_door import zone_of
 
 LINKS = 13      # l0.example -> l1.example -> ... -> l13.example: past max-cname-chain (11)
@@ -185,21 +186,73 @@ def test_a_trigger_before_a_link_whose_target_failed_applies():
     assert resp.rcode() == dns.rcode.SERVFAIL and not resp.answer
 
 
-def test_the_chain_is_given_only_for_the_failure_being_handed_over():
-    """``failed_chain`` answers for the very response a Drive is handing to its done, while
-    it does; never for another one, nor afterwards."""
+def _miss(r: Resolver, name: str):
+    """``name`` A started as the door starts a miss, resolved from the cache: (the query,
+    the Drive, the response it handed to its done, which has returned by now)."""
+    handed = []
+    q = dns.message.make_query(name, "A").to_wire()
+    d = r.start_miss(q, lambda drive, out: handed.append((drive, out)), None)
+    assert d.finished and len(handed) == 1 and handed[0][0] is d
+    return q, d, handed[0][1]
+
+
+def test_a_drive_keeps_the_chain_of_its_failure_after_its_done():
+    """``Drive.failed_chain``: the SERVFAIL with the chain followed, for as long as the
+    Drive is held; None for a failure that followed no link and for an answer."""
     r = _engine()
-    seen = []
-
-    def done(_drive, out):
-        seen.append((out, failed_chain(out), failed_chain(bytes(bytearray(out)))))
-
-    q = dns.message.make_query("l0.example.", "A").to_wire()
-    d = r.start_miss(q, done, None)
-    assert d.finished and len(seen) == 1
-    out, chain, other = seen[0]
-    assert dns.message.from_wire(out).rcode() == dns.rcode.SERVFAIL
+    q, d, out = _miss(r, "l0.example.")
+    handed = dns.message.from_wire(out)
+    assert handed.rcode() == dns.rcode.SERVFAIL and not handed.answer
+    chain = d.failed_chain()
     with_chain = dns.message.from_wire(chain)
     assert with_chain.rcode() == dns.rcode.SERVFAIL and _chain(with_chain) == _links(0, 12)
     assert with_chain.id == dns.message.from_wire(q).id
-    assert other is None and failed_chain(out) is None
+    assert d.failed_chain() == chain                        # asked again, the same
+    _, d, out = _miss(r, "a0.example.")                     # a loop
+    assert _chain(dns.message.from_wire(d.failed_chain())) == _links(0, 2, "a") + [
+        ("a2.example.", "CNAME", "a0.example.")]
+    _, d, out = _miss(r, "b2.example.")                     # failed, no link followed
+    assert dns.message.from_wire(out).rcode() == dns.rcode.SERVFAIL
+    assert d.failed_chain() is None
+    _, d, out = _miss(r, "t.example.")                      # answered
+    assert dns.message.from_wire(out).rcode() == dns.rcode.NOERROR
+    assert d.failed_chain() is None
+
+
+def test_the_check_reads_the_chain_from_the_miss_it_is_handed():
+    """The policy's check gets the miss that resolved the answer (``rewrite(out, miss)``),
+    so it needs no call in progress: run after the Drive's done has returned, it still
+    meets the trigger on link 3. A SERVFAIL handed without its miss goes out as it came."""
+    r = _engine()
+    gate = PolicyGate(Policy([zone_of("l3.example CNAME .\n")]))
+    q, d, out = _miss(r, "l0.example.")
+    check = gate.checker(q, dns.message.from_wire(q), "192.0.2.200", "udp")
+    assert check(out, None) is out
+    resp = dns.message.from_wire(check(out, d))
+    assert resp.rcode() == dns.rcode.NXDOMAIN and _chain(resp) == _links(0, 3)
+    assert gate.stats() == {"rpz.test.": {"nxdomain": 1}}
+
+
+def test_with_a_shared_cache_the_chain_comes_through_its_lookup(run, redis_shared):
+    """With a shared cache the door's miss is a ``Lookup`` (Redis first, then a Drive),
+    which gives its Drive's chain: the trigger on link 3 applies as without one."""
+    r = _engine()
+    shared = r.shared = redis_shared()
+    door = FrontDoor(r.cache.messages.table, r)
+    door.policy = PolicyGate(Policy([zone_of("l3.example CNAME .\n")]))
+    q = dns.message.make_query("l0.example.", "A").to_wire()
+
+    async def go():
+        door.loop = asyncio.get_running_loop()
+        got = door.loop.create_future()
+        reply = CallReply("udp", ("192.0.2.200", 5353), got.set_result,
+                          lambda: got.set_result(None))
+        door.handle(q, ALLOWED_ACL, reply)
+        try:
+            return await asyncio.wait_for(got, 5)
+        finally:
+            await shared.close()
+    out = run(go())
+    assert shared.counters["lookups"] == 1 and shared.counters["misses"] == 1
+    resp = dns.message.from_wire(out)
+    assert resp.rcode() == dns.rcode.NXDOMAIN and _chain(resp) == _links(0, 3)
