@@ -1,6 +1,8 @@
 """dig's +trace: the question followed down the referrals from the root, each step printed."""
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import socket
 import sys
@@ -110,24 +112,29 @@ def _trace_ask(o: Options, servers, port: int, steps: list, show: bool, rec: boo
                received: list[str] | None = None):
     """One step of +trace: ``o``'s question without RD (with it when ``rec``) asked of
     ``servers`` ((address, name) pairs) with dig's tries (:func:`exchange`: ``tries``,
-    [the tries left], shared by the steps of one trace; else ``o.tries`` of its own), a
-    lost try said with the name as given (``typed``, else ``o.name``), the reply printed
-    when ``show`` (its "Received" line added to ``received``, when given, for the
-    caller to print); None when none replied (said after ``banner``) or the steps are
-    spent."""
+    [the tries left], shared by the steps of one trace; else ``o.tries`` of its own). When
+    ``show``: a lost try said with the name as given (``typed``, else ``o.name``), the
+    reply printed (its "Received" line added to ``received``, when given, for the caller
+    to print); else nothing is printed. None when none replied (said after ``banner``)
+    or the steps are spent."""
     import dns.rdatatype
     steps[0] += 1
     if steps[0] > TRACE_MAX_STEPS:
-        print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
+        if show:
+            print(f";; +trace: more than {TRACE_MAX_STEPS} steps, giving up", flush=True)
         return None
     q = make_query(replace(o, rec=rec))
     asked = replace(o, name=o.name if typed is None else typed,
                     transport="udp" if o.transport != "tcp" else "tcp")
     sent_at = time.time()
-    got = exchange(q, asked, servers, port, [""], tries=tries)
+    # a step not shown (a walk to an NS name's address, which dig leaves to the host's
+    # resolver) says nothing of its lost tries or its failure either
+    with contextlib.nullcontext() if show else contextlib.redirect_stdout(io.StringIO()):
+        got = exchange(q, asked, servers, port, [""], tries=tries)
     if got is None:
-        sys.stdout.write(banner + error_line(o, "no servers could be reached"))
-        sys.stdout.flush()
+        if show:
+            sys.stdout.write(banner + error_line(o, "no servers could be reached"))
+            sys.stdout.flush()
         return None
     if isinstance(got, int):              # said already (a connection that failed)
         return None

@@ -517,15 +517,15 @@ def glueless_tree(root: str, auth: str):
     return at_root, at_auth
 
 
-def dig_with_hosts(tmp_path, *args: str):
+def dig_with_hosts(tmp_path, *args: str, names: dict[str, str | None] = GLUELESS_NS):
     """BIND's dig in a mount namespace of its own whose /etc/hosts names the NS names of
-    :data:`GLUELESS_NS` and whose nsswitch.conf reads that file alone: dig finds their
-    addresses there, and asks no resolver of the host."""
+    ``names`` and whose nsswitch.conf reads that file alone: dig finds their addresses
+    there, and asks no resolver of the host."""
     import subprocess
 
     from test_daemon_dot import tool
     hosts, nsswitch = tmp_path / "hosts", tmp_path / "nsswitch.conf"
-    hosts.write_text("".join(f"{a} {n.rstrip('.')}\n" for n, a in GLUELESS_NS.items() if a))
+    hosts.write_text("".join(f"{a} {n.rstrip('.')}\n" for n, a in names.items() if a))
     nsswitch.write_text("hosts: files\n")
     script = (f"mount --make-rprivate / && mount --bind {hosts} /etc/hosts && "
               f'mount --bind {nsswitch} /etc/nsswitch.conf && exec "$0" "$@"')
@@ -569,6 +569,43 @@ def test_trace_finds_every_ns_name_of_a_referral_without_glue_as_dig(lab, fakes,
         ours.stdout
     if "+short" not in opts:           # the answer came from the second name's server
         assert ";; Received 62 bytes from 127.0.0.31#" in ours.stdout, ours.stdout
+
+
+@pytest.mark.parametrize("opts", [[], ["+short"], ["+tries=2"]])
+def test_trace_walks_to_ns_names_say_nothing_of_their_lost_tries_as_dig(lab, fakes, tmp_path,
+                                                                        opts):
+    """The walk that finds a glueless NS name's address is not shown, its lost tries
+    included (dig asks the host's resolver, which says nothing): here the server of the
+    NS name's zone drops the first query for it, and only the trace's own steps are
+    printed."""
+    auth = Z.FAKE_TLD_2
+    at_root = referring_root(Z.FAKE_TLD_1, {"walk.test.": ["ns.slow.test."],
+                                            "slow.test.": [f"{auth}."]})
+    dropped = []
+
+    def at_auth(q):
+        name = q.question[0].name.to_text()
+        if name == "ns.slow.test." and not dropped:
+            dropped.append(name)
+            return None                     # the walk's first try is lost
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        address = {"ns.slow.test.": auth, "www.walk.test.": "192.0.2.7"}.get(name)
+        if address is not None and q.question[0].rdtype == 1:
+            r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", address))
+        else:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        return r
+    fakes(Z.FAKE_TLD_1, at_root)
+    fakes(auth, at_auth)
+    args = ["-p", str(lab.port), f"@{Z.FAKE_TLD_1}", "www.walk.test", "+trace", "+time=1",
+            *opts]
+    ours = query(*args)
+    assert dropped, "the walk never asked for the NS name"
+    theirs = dig_with_hosts(tmp_path, *args, names={"ns.slow.test.": auth})
+    assert ours.returncode == theirs.returncode == 0, ours.stdout + ours.stderr
+    assert same(ours.stdout) == same(theirs.stdout), ours.stdout + theirs.stdout
+    assert "communications error" not in ours.stdout + ours.stderr, ours.stdout
 
 
 @pytest.mark.parametrize("opts", [[], ["+short"]])
