@@ -112,7 +112,11 @@ class Resolver(ResolverCore):
     ``forward``: numeric addresses of recursive resolvers to ask (RD set, on ``port``) instead
     of recursing from the root: a stub with this cache on this loop (``hostconf.nameservers``
     reads them from ``/etc/resolv.conf``); its answers are not validated (the forward zones
-    of ``zones`` are).
+    of ``zones`` are). How the forwarders are asked, as glibc asks a resolv.conf's
+    nameservers (``hostconf.nameserver_options``): ``attempts``, the times each one is
+    asked for a question before it fails (None: until the question's time limit), and
+    ``trust_ad``, queries with AD set and an answer's AD bit believed (the only way a
+    forwarded answer, not validated, is marked AD); both are attributes too.
     ``qname_minimisation``: RFC 9156 in relaxed mode (a minimised query that fails is asked
     again with the full name). ``ipv6``/``do_ip4``: ask authorities at their IPv6/IPv4
     addresses. ``do_not_query_localhost``: never send to a loopback authority address
@@ -151,7 +155,8 @@ class Resolver(ResolverCore):
                  auto_trust_anchor_file=None, auto_trust_timers=None,
                  dns64=None, root_key_sentinel: bool = True,
                  source: str | None = None, private_address: Iterable = (),
-                 private_domain: Iterable[str] = ()) -> None:
+                 private_domain: Iterable[str] = (), attempts: int | None = None,
+                 trust_ad: bool = False) -> None:
         self.port = int(port)
         #: the DNS-rebinding guard, or None (no private addresses)
         self.private = _private.make(private_address, private_domain)
@@ -171,6 +176,10 @@ class Resolver(ResolverCore):
         #: the zones' servers given by name, kept resolved (resolver.server_names)
         self.server_names = None
         self.forward = None
+        #: resolv.conf's ``options attempts:N``: the times each forwarder is asked for one
+        #: question before it fails (each try waits ``timeout``); None: until the time limit
+        self.attempts = attempts
+        self._trust_ad = bool(trust_ad)
         if forward is not None:
             if isinstance(forward, (str, tuple)):
                 forward = [forward]
@@ -296,6 +305,21 @@ class Resolver(ResolverCore):
         elif self.dnssec is None:           # recursing again: validating again
             self.dnssec = getattr(self, "_recursive_dnssec", None)
         self.set_zones(self._user_zones)
+
+    @property
+    def trust_ad(self) -> bool:
+        """resolv.conf's ``options trust-ad``: the queries to the forwarders carry AD and
+        the AD bit of their answers is believed (kept on the answers given); otherwise an
+        answer is marked AD only when this resolver validated it. Turning it off forgets
+        the cache, whose answers it may have marked."""
+        return self._trust_ad
+
+    @trust_ad.setter
+    def trust_ad(self, value) -> None:
+        value = bool(value)
+        if self._trust_ad and not value:
+            self.forget([b"\x00"])
+        self._trust_ad = value
 
     @property
     def lifetime(self) -> float:
@@ -560,10 +584,12 @@ class Resolver(ResolverCore):
             raise NoNameservers(request=self._request(name, rdtype, rdclass),
                                 errors=self._errors(tcp, o.reason or "DNSSEC bogus", res))
         if o.rcode == it.SERVFAIL:
-            # Out of time, waited on silent servers for half of it, or no server could be
-            # asked (each marked down after its timeouts): dnspython's LifetimeTimeout (its
-            # servers never answered); otherwise every server failed.
+            # Out of time, waited on silent servers for half of it, no server could be
+            # asked (each marked down after its timeouts), or the forwarders' attempts were
+            # all spent in silence: dnspython's LifetimeTimeout (its servers never
+            # answered); otherwise every server failed.
             if (o.result.time_exhausted or _unreachable(o.result)
+                    or (self.attempts is not None and _silent(o.result))
                     or (stats.upstream_timeouts > timeouts and
                         now - t0 >= self.limits.max_query_time / 2)):
                 raise LifetimeTimeout(timeout=now - t0, errors=self._errors(
@@ -907,6 +933,13 @@ def _unreachable(res: Result) -> bool:
     dnspython, which asks them again until its lifetime is over, ends in LifetimeTimeout."""
     return (res.ede == EDE_NO_REACHABLE_AUTHORITY and bool(res.errors)
             and all(what in ("timeout", "marked down or busy") for _, what in res.errors))
+
+
+def _silent(res: Result) -> bool:
+    """Every query of the question went unanswered (timed out, or not sent to a server
+    marked down after its timeouts)."""
+    return bool(res.errors) and all(what in ("timeout", "marked down or busy")
+                                    for _, what in res.errors)
 
 
 def _errors_text(errors) -> str:

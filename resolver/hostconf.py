@@ -4,22 +4,29 @@
 :class:`HostsFile` answers names from a hosts file and reads it again when it changes (its
 size, modification time or inode), at most once a second. :func:`search_rules` gives the
 ``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf, and
-:func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``).
-:func:`read_resolv_conf` reads a resolv.conf as dnspython does, for the resolvers with
-dnspython's shape (:mod:`resolver.sync`).
+:func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``) and
+:func:`nameserver_options` how glibc asks them (``options attempts:N`` and ``trust-ad``).
+:func:`read_resolv_conf` reads a resolv.conf as dnspython does, and those two options as
+glibc does, for the resolvers with dnspython's shape (:mod:`resolver.sync`).
 """
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
+import re
 import socket
 import time
+from typing import NamedTuple
 
 import dns.name
 import dns.resolver
 
 #: How often, at most, the hosts file's metadata is checked for a change (seconds).
 RECHECK_INTERVAL = 1.0
+
+#: glibc's RES_MAXRETRY: ``options attempts:N`` above it is taken as this many
+MAX_ATTEMPTS = 5
 
 
 class HostsFile:
@@ -128,16 +135,68 @@ def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
     return out
 
 
+class NameserverOptions(NamedTuple):
+    """How glibc asks a resolv.conf's nameservers, from its ``options`` lines."""
+
+    #: ``attempts:N``: the times each nameserver is asked before the lookup fails (0 to
+    #: ``MAX_ATTEMPTS``); None where the file sets none
+    attempts: int | None = None
+    #: ``trust-ad``: the queries carry AD and the AD bit of the answers is believed
+    trust_ad: bool = False
+
+
+def nameserver_options(path: str | os.PathLike = "/etc/resolv.conf") -> NameserverOptions:
+    """The ``attempts:N`` and ``trust-ad`` options of a resolv.conf, read as glibc reads them
+    (:func:`parse_nameserver_options`); a missing file sets neither."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return parse_nameserver_options(f.read())
+    except OSError:
+        return NameserverOptions()
+
+
+def parse_nameserver_options(text: str) -> NameserverOptions:
+    """``attempts:N`` and ``trust-ad`` from resolv.conf text, as glibc's ``res_setoptions``
+    takes them: on any ``options`` line, the last ``attempts`` winning; N is read as
+    ``atoi`` reads it (``attempts:x`` is 0: glibc then sends no query at all), below 0
+    counts as 0 and above ``MAX_ATTEMPTS`` as ``MAX_ATTEMPTS``; an option is recognised by
+    its start, as glibc compares it."""
+    attempts: int | None = None
+    trust_ad = False
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] != "options":
+            continue
+        for opt in fields[1:]:
+            if opt.startswith("attempts:"):
+                number = re.match(r"[+-]?\d+", opt[9:])
+                attempts = max(0, min(MAX_ATTEMPTS, int(number.group()) if number else 0))
+            elif opt.startswith("trust-ad"):
+                trust_ad = True
+    return NameserverOptions(attempts, trust_ad)
+
+
 def read_resolv_conf(f) -> dns.resolver.BaseResolver:
     """A resolv.conf (a path or a file object) read by dnspython's own reader, so that what it
     takes (``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``,
-    ``ndots:N``, ``edns0``; the rest, ``attempts:N`` and ``trust-ad`` among it, is passed
-    over as dnspython does) and what it refuses are dnspython's: the settings are the
+    ``ndots:N``, ``edns0``) and what it refuses are dnspython's: the settings are the
     attributes of the ``dns.resolver.BaseResolver`` returned, whose ``timeout`` and
-    ``ndots`` are None where the file sets none. Raises
-    ``dns.resolver.NoResolverConfiguration`` for a file that cannot be read or names no
-    nameserver, and dnspython's error for a bad ``domain`` or ``search`` name."""
+    ``ndots`` are None where the file sets none. What dnspython passes over and glibc
+    reads, ``options attempts:N`` and ``trust-ad`` (:func:`parse_nameserver_options`), is
+    its attribute ``nameserver_options``. Raises ``dns.resolver.NoResolverConfiguration``
+    for a file that cannot be read or names no nameserver, and dnspython's error for a bad
+    ``domain`` or ``search`` name."""
+    if isinstance(f, (str, os.PathLike)):
+        try:
+            opened = open(f, encoding="utf-8")
+        except OSError:
+            raise dns.resolver.NoResolverConfiguration(f"cannot open {f}") from None
+        with opened:
+            text = opened.read()
+    else:
+        text = f.read()
     conf = dns.resolver.BaseResolver(configure=False)
     conf.timeout = None           # type: ignore[assignment]
-    conf.read_resolv_conf(f)
+    conf.read_resolv_conf(io.StringIO(text))
+    conf.nameserver_options = parse_nameserver_options(text)    # type: ignore[attr-defined]
     return conf

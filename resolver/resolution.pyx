@@ -134,7 +134,8 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
             return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:
         return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits,
-                         private=(<object>r).private)
+                         private=(<object>r).private, attempts=(<object>r).attempts,
+                         trust_ad=(<object>r).trust_ad)
     return iterator_for(r, qname, qtype, qclass)
 
 
@@ -390,6 +391,7 @@ cdef class Resolution:
     cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout
+    cdef double try_timeout     # the least a query waits (a Forwarder's, with attempts)
     cdef double rtt             # of the UDP exchange a TCP retry follows
     cdef bint edns
     cdef bint corenet
@@ -417,6 +419,7 @@ cdef class Resolution:
             else:                                  # a Forwarder
                 self.t0 = iterator.t0
                 self.ports = getattr(iterator, "ports", None)
+                self.try_timeout = getattr(iterator, "try_timeout", 0.0)
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
@@ -465,6 +468,8 @@ cdef class Resolution:
                 self.skipped_down = True
                 action = self._feed(Failure(qa.servers[0], "marked down or busy", True))
                 continue
+            if timeout < self.try_timeout:
+                timeout = min(self.try_timeout, max(0.01, self._left_at(now)))
             if self.infra.rates.enabled and not self.infra.rates.allow(qa.zone, now):
                 # The zone's servers have had their queries for this second (ratelimit).
                 r.counts.zone_ratelimited += 1
@@ -498,7 +503,8 @@ cdef class Resolution:
         cdef _SharedQuery mine = None
         key = None
         if not self.tcp_only and tls is None:
-            key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd)
+            key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd,
+                   qa.ad)
             # one hash of the key to find the same query in flight or take its place
             mine = _SharedQuery.__new__(_SharedQuery)
             shared = <_SharedQuery>PyDict_SetDefault(r.shared_queries, key, mine)
@@ -525,7 +531,7 @@ cdef class Resolution:
         cdef bytes wire
         qid = fresh_id()
         wire = query_wire(qid, qa.qname, qa.qtype, qa.qclass, edns, edns, EDNS_BUFFER_SIZE,
-                          qa.rd)
+                          qa.rd, False, qa.ad)
         r.counts.upstream_queries += 1
         # The question the reply must echo: the query's own, sliced from its wire.
         question = PyBytes_FromStringAndSize(PyBytes_AS_STRING(wire) + 12, len(qa.qname) + 4)

@@ -11,11 +11,19 @@ methods, and the module dnspython's functions on ``default_resolver``
 ``resolver.sync.default_resolver`` chooses it, as in dnspython). With ``configure`` (the
 default) a Resolver reads ``filename`` (``/etc/resolv.conf``) as dnspython does
 (``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``, ``ndots:N``,
-``edns0``; :func:`resolver.hostconf.read_resolv_conf`) and asks those nameservers, with
-corenet's cache on top; without it, a Resolver has no nameservers and recurses from the root
-hints (the real root's by default), validating DNSSEC with the shipped root anchor, as the
-daemon does. The keyword arguments of :class:`resolver.Resolver` (``root_hints``, ``limits``,
-``zones``, ``trust_anchor``, ``cache_size``...) are accepted after those two. ``validate``:
+``edns0``; :func:`resolver.hostconf.read_resolv_conf`), and ``options attempts:N`` and
+``trust-ad`` as glibc does, and asks those nameservers, with corenet's cache on top:
+``attempts:N`` gives each nameserver at most N tries per question (in rounds over them,
+each try waiting ``timeout``; 0 to 5, as glibc caps it) and then the call fails
+(``LifetimeTimeout`` when none answered, else ``NoNameservers``), where without it they
+are asked until the lifetime ends; ``trust-ad`` sets AD in the queries and keeps the AD bit
+of their answers on the Answer's ``response.flags`` (without it an answer has AD only when
+corenet validated it, ``validate=True``, which asks them as a validated forward zone
+without these two). Without ``configure``, a Resolver has no nameservers and recurses from
+the root hints (the real root's by default), validating DNSSEC with the shipped root
+anchor, as the daemon does. The keyword arguments of :class:`resolver.Resolver`
+(``root_hints``, ``limits``, ``zones``, ``trust_anchor``, ``cache_size``...) are accepted
+after those two. ``validate``:
 unset, what the engine resolves itself is validated and the nameservers' answers are not
 (as dnspython); ``validate=True`` validates those too (they are asked as a forward zone for
 "." whose DS and DNSKEY lookups go to them as well); ``validate=False``, nothing.
@@ -110,6 +118,7 @@ class Resolver:
 
     def _reset_engine(self, domain: dns.name.Name) -> None:
         e = self._engine
+        e.attempts, e.trust_ad = None, False
         self._set_nameservers([])
         e.port = self._port
         e.search, e.domain, e.ndots, e.use_search_by_default = [], domain, None, False
@@ -118,8 +127,9 @@ class Resolver:
         e.use_edns(-1, 0, 0, None)
 
     def read_resolv_conf(self, f: str | os.PathLike | TextIO) -> None:
-        """Reads ``f`` (a path or a file object) as dnspython does
-        (:func:`resolver.hostconf.read_resolv_conf`), and asks its nameservers."""
+        """Reads ``f`` (a path or a file object) as dnspython does, ``attempts:N`` and
+        ``trust-ad`` as glibc does (:func:`resolver.hostconf.read_resolv_conf`), and asks
+        its nameservers."""
         conf = hostconf.read_resolv_conf(f)
         loop_thread.call(self._apply, conf)
 
@@ -132,6 +142,7 @@ class Resolver:
             e.timeout = conf.timeout
         if conf.edns >= 0:
             e.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
+        e.attempts, e.trust_ad = conf.nameserver_options
         self._set_nameservers(self._with_ports(conf.nameservers))
 
     def _set_nameservers(self, entries: list) -> None:
@@ -176,6 +187,11 @@ class Resolver:
     use_search_by_default = _engine_attribute("use_search_by_default",
                                               "Whether ``search=None`` searches.")
     rotate = _engine_attribute("rotate", "Kept: servers are picked by measured RTT.")
+    attempts = _engine_attribute("attempts", "resolv.conf's ``options attempts:N``: the "
+                                             "tries each nameserver gets (None: until the "
+                                             "lifetime).")
+    trust_ad = _engine_attribute("trust_ad", "resolv.conf's ``options trust-ad``: AD asked "
+                                             "for and kept from the nameservers' answers.")
     lifetime = _engine_attribute("lifetime", "Seconds one call may take (5 by default).")
     timeout = _engine_attribute("timeout", "The most one server's reply is waited for "
                                            "(``Limits.max_rto``).")

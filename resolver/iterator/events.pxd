@@ -6,7 +6,7 @@ cdef class _Event:
 
 cdef class Query(_Event):
     cdef public object qname, qtype, qclass, zone, servers
-    cdef public bint rd
+    cdef public bint rd, ad
 
 
 cdef class Reply(_Event):
@@ -34,6 +34,6 @@ cdef class Result(_Event):
     cdef public object errors
 
 
-cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=*)
+cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=*, bint ad=*)
 cdef Reply new_reply(server, wire, rtt, parsed)
 cdef Result new_result(rcode, answer, authority)

@@ -30,12 +30,13 @@ cdef class _Event:
 
 cdef class Query(_Event):
     """Send (qname, qtype, qclass) to one of ``servers`` (addresses of ``zone``'s servers);
-    ``rd``: ask for recursion (a forwarder), else an authority is asked."""
+    ``rd``: ask for recursion (a forwarder), else an authority is asked; ``ad``: the query
+    sets AD (a forwarder whose AD bit is trusted)."""
 
-    _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd")
+    _fields = ("qname", "qtype", "qclass", "zone", "servers", "rd", "ad")
 
-    def __init__(self, qname, qtype, qclass, zone, servers, rd=False):
-        _set_query(self, qname, qtype, qclass, zone, servers, rd)
+    def __init__(self, qname, qtype, qclass, zone, servers, rd=False, ad=False):
+        _set_query(self, qname, qtype, qclass, zone, servers, rd, ad)
 
 
 cdef class Reply(_Event):
@@ -86,9 +87,10 @@ cdef class Result(_Event):
 # The constructors' work, shared with the C constructors below, which the compiled iterator
 # and driver call without a Python call (several events per cache miss).
 
-cdef int _set_query(Query q, qname, qtype, qclass, zone, servers, bint rd) except -1:
+cdef int _set_query(Query q, qname, qtype, qclass, zone, servers, bint rd,
+                    bint ad) except -1:
     q.qname, q.qtype, q.qclass, q.zone, q.servers = qname, qtype, qclass, zone, servers
-    q.rd = rd
+    q.rd, q.ad = rd, ad
     return 0
 
 
@@ -106,10 +108,10 @@ cdef int _set_result(Result r, rcode, answer, authority, reason, time_exhausted,
     return 0
 
 
-cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=False):
+cdef Query new_query(qname, qtype, qclass, zone, servers, bint rd=False, bint ad=False):
     """``Query(...)``."""
     cdef Query q = Query.__new__(Query)
-    _set_query(q, qname, qtype, qclass, zone, servers, rd)
+    _set_query(q, qname, qtype, qclass, zone, servers, rd, ad)
     return q
 
 

@@ -11,7 +11,14 @@ forwarder that failed is not asked again for the question while another has not 
 
 With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
-iterator ``fallback()`` makes (recursion), within the same time limit. ``ports`` maps a
+iterator ``fallback()`` makes (recursion), within the same time limit. With ``attempts``
+(resolv.conf's ``options attempts:N``, as glibc) each forwarder is asked at most that many
+times, in rounds over them, each try waiting ``Limits.max_rto`` for its reply (glibc
+waits its whole timeout), and then the question fails: SERVFAIL, its ``errors`` saying
+what each try met. With ``trust_ad`` (resolv.conf's ``options trust-ad``) the queries
+carry AD and an answer whose AD bit is set is taken as secure (the Result's ``security``
+SECURE), as glibc keeps that bit only then; otherwise a forwarded answer is never
+secure unless ``dnssec`` validated it. ``ports`` maps a
 server's name in ``servers`` to the (address, port) it is asked at; ``transport`` "tcp"
 sends every query over TCP; ``tls``, the pair (the resolver's
 ``resolver.upstream.dot.DoTUpstreams``, server name -> (authentication name, CA file)),
@@ -31,11 +38,13 @@ import logging
 
 from resolver.iterator.algorithm import _Exhausted
 from resolver.iterator.events import Query, Reply, Result, Timeout
+from resolver.iterator.verdicts import SECURE
 from resolver.wire.codec import WireError, is_subdomain, parse_response
 
 log = logging.getLogger("resolver.iterator")
 
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+AD = 0x0020
 SOA, RRSIG, NSEC, NSEC3 = 6, 46, 47, 50
 #: what an answer's authority section keeps (Unbound's ``minimal-responses``, as the
 #: recursive Iterator's answers): a negative answer's SOA and the DNSSEC denial records
@@ -52,7 +61,8 @@ class Forwarder:
     def __init__(self, qname: bytes, qtype: int, qclass: int, servers: list[str], clock,
                  limits, *, ports: dict | None = None, transport: str = "udp",
                  fallback=None, dnssec=None, cache=None, route=None,
-                 zone: bytes = ROOT, tls=None, private=None) -> None:
+                 zone: bytes = ROOT, tls=None, private=None, attempts: int | None = None,
+                 trust_ad: bool = False) -> None:
         self.qname, self.qtype, self.qclass = qname, qtype, qclass
         #: the DNS-rebinding guard (``resolver.iterator.private``) or None
         self.private = private
@@ -71,6 +81,14 @@ class Forwarder:
         self.most = limits.max_upstream_queries
         if fallback is not None:
             self.most = min(self.most, len(self.servers) * limits.max_tries_per_server)
+        #: the tries each forwarder gets before the question fails (None: until the limits)
+        self.attempts = attempts
+        if attempts is not None:
+            self.most = min(self.most, len(self.servers) * attempts)
+        #: the least a try waits for its reply, seconds (read by the driver)
+        self.try_timeout = limits.max_rto if attempts is not None else 0.0
+        #: the queries carry AD and the answers' AD is believed
+        self.trust_ad = trust_ad
         self.recursion = None        # the fallback's iterator, once forwarding gave up
         #: the validator, and what its lookups read (the Iterator's names for them)
         self.dnssec = dnssec
@@ -135,6 +153,10 @@ class Forwarder:
             if first and sent >= self.most:
                 log.info("forwarders failed (%s)", last)
                 return None
+            if self.attempts is not None and sent >= self.most:
+                log.info("SERVFAIL forwarding, each forwarder asked %d times: %s",
+                         self.attempts, last)
+                return Result(SERVFAIL, reason=last)
             spent = self.clock() - self.t0 > lim.max_query_time
             if self.queries >= lim.max_upstream_queries or spent:
                 log.info("SERVFAIL forwarding: %s", last)
@@ -145,7 +167,8 @@ class Forwarder:
             if not servers:
                 servers = self.servers
                 failed.clear()           # every one failed once: each may be asked again
-            event = yield Query(qname, qtype, self.qclass, ROOT, servers, rd=True)
+            event = yield Query(qname, qtype, self.qclass, ROOT, servers, rd=True,
+                                ad=self.trust_ad)
             if isinstance(event, Reply):
                 m = event.parsed
                 try:
@@ -162,7 +185,8 @@ class Forwarder:
                     self._replied = event.server
                     return Result(m.rcode, answer=list(m.answer),
                                   authority=[r for r in m.authority
-                                             if r[1] in _AUTHORITY_KEPT])
+                                             if r[1] in _AUTHORITY_KEPT],
+                                  security=SECURE if self.trust_ad and m.flags & AD else 0)
                 last = f"{event.server} answered rcode {m.rcode}"
                 what = _RCODES.get(m.rcode, f"rcode {m.rcode}")
             else:

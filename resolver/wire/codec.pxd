@@ -40,7 +40,8 @@ cdef class Parsed:
 
 
 cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
-                      bint edns, bint do, unsigned int payload, bint rd=*, bint cd=*)
+                      bint edns, bint do, unsigned int payload, bint rd=*, bint cd=*,
+                      bint ad=*)
 
 
 cpdef bytes cache_key(bytes qname, unsigned int qtype, unsigned int qclass, unsigned int variant)

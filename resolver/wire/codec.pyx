@@ -381,17 +381,19 @@ cpdef Parsed parse_response(bytes wire, int max_jumps=DEF_MAX_JUMPS,
 
 def build_query(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass=1, *,
                 bint rd=False, bint edns=True, bint do=False, unsigned int payload=1232,
-                bint cd=False):
+                bint cd=False, bint ad=False):
     """A query in wire form (EDNS0 OPT with ``payload`` and the DO bit when asked)."""
-    return query_wire(qid, qname, qtype, qclass, edns, do, payload, rd, cd)
+    return query_wire(qid, qname, qtype, qclass, edns, do, payload, rd, cd, ad)
 
 
 cdef bytes query_wire(unsigned int qid, bytes qname, unsigned int qtype, unsigned int qclass,
-                      bint edns, bint do, unsigned int payload, bint rd=False, bint cd=False):
+                      bint edns, bint do, unsigned int payload, bint rd=False, bint cd=False,
+                      bint ad=False):
     """``build_query`` for C callers (the daemon's miss path), without a keyword call."""
     if qid > 0xFFFF or qtype > 0xFFFF or qclass > 0xFFFF or payload > 0xFFFF:
         raise ValueError("a 16-bit field of the query is out of range")
-    cdef unsigned int flags = (0x0100 if rd else 0) | (0x0010 if cd else 0)
+    cdef unsigned int flags = ((0x0100 if rd else 0) | (0x0020 if ad else 0)
+                               | (0x0010 if cd else 0))
     cdef Py_ssize_t nlen = PyBytes_GET_SIZE(qname)
     out = PyBytes_FromStringAndSize(NULL, 12 + nlen + 4 + (11 if edns else 0))
     cdef unsigned char* d = <unsigned char*>PyBytes_AS_STRING(out)

@@ -1,0 +1,343 @@
+"""resolv.conf's ``options attempts:N`` and ``trust-ad``, honoured as glibc honours them.
+
+glibc itself is the anchor: ``getent ahosts`` (attempts) and ``res_query`` through ctypes
+(trust-ad) run in a private mount namespace where a temporary resolv.conf (and an
+nsswitch.conf that asks DNS only) is bind-mounted over the host's, and resolver.sync.Resolver
+reads the same file; both ask the same fake nameservers on 127.53.x.y port 53, which count
+the queries and record their flags. Every wait is bounded (``timeout:1``). Needs root,
+``unshare`` and ``getent``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import dns.flags
+import dns.resolver
+import pytest
+
+from resolver import hostconf, sync
+from resolver.limits import Limits
+
+NAME = "host.example."
+A, AAAA = 1, 28
+AD = 0x0020
+#: the engine's time limit for one question, above what the rounds of silent tries take
+#: here (3 rounds over 2 servers of 1 s each)
+LIMITS = Limits(max_query_time=15.0)
+LIFETIME = 15.0
+
+
+class FakeNameserver:
+    """A nameserver on (address, 53) over UDP that records each query's (qtype, flags) and
+    is ``silent`` (answers nothing), answers ``servfail``, or answers ``answer``: an A record
+    for the A question, no data for the others, with AD set when ``ad``."""
+
+    def __init__(self, address: str, mode: str, ad: bool = False) -> None:
+        self.address, self.mode, self.ad = address, mode, ad
+        self.queries: list[tuple[int, int]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.1)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def count(self, qtype: int) -> int:
+        return sum(1 for t, _ in self.queries if t == qtype)
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except (socket.timeout, OSError):
+                continue
+            end = 12
+            while end < len(data) and data[end]:
+                end += data[end] + 1
+            if end + 5 > len(data):
+                continue
+            flags, qtype = struct.unpack("!H", data[2:4])[0], struct.unpack(
+                "!H", data[end + 1:end + 3])[0]
+            self.queries.append((qtype, flags))
+            question = data[12:end + 5]
+            rd = flags & 0x0100
+            if self.mode == "silent":
+                continue
+            if self.mode == "servfail":
+                header = struct.pack("!HHHHH", 0x8082 | rd, 1, 0, 0, 0)
+                self.sock.sendto(data[:2] + header + question, peer)
+                continue
+            answer = b""
+            if qtype == A:
+                answer = (b"\xc0\x0c" + struct.pack("!HHIH", A, 1, 60, 4)
+                          + socket.inet_aton("192.0.2.7"))
+            header = struct.pack("!HHHHH", 0x8080 | rd | (AD if self.ad else 0), 1,
+                                 1 if answer else 0, 0, 0)
+            self.sock.sendto(data[:2] + header + question + answer, peer)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def nameservers():
+    """``make(n, mode, ad=False)``: n fake nameservers on fresh loopback addresses."""
+    made: list[FakeNameserver] = []
+
+    def make(n: int, mode: str, ad: bool = False) -> list[FakeNameserver]:
+        out = []
+        while len(out) < n:
+            address = f"127.53.{random.randint(1, 254)}.{random.randint(1, 254)}"
+            try:
+                out.append(FakeNameserver(address, mode, ad))
+            except OSError:            # taken: another address
+                continue
+        made.extend(out)
+        return out
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def _conf(tmp_path, servers, options: str):
+    path = tmp_path / "resolv.conf"
+    path.write_text("".join(f"nameserver {s.address}\n" for s in servers)
+                    + f"options {options}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def glibc(tmp_path_factory):
+    """``run(resolv_conf, *argv)``: argv run with ``resolv_conf`` as /etc/resolv.conf (and
+    DNS as the only hosts source) in a private mount namespace: the CompletedProcess."""
+    missing = [tool for tool in ("unshare", "getent") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"glibc side by side needs {' and '.join(missing)} (util-linux, libc-bin)")
+    if os.geteuid() != 0:
+        pytest.skip("glibc side by side needs root (a mount namespace)")
+    nsswitch = tmp_path_factory.mktemp("glibc") / "nsswitch.conf"
+    nsswitch.write_text("hosts: dns\n")
+
+    def run(resolv_conf, *argv: str) -> subprocess.CompletedProcess:
+        script = ('mount --bind "$1" /etc/resolv.conf && '
+                  '{ [ ! -e /etc/nsswitch.conf ] || mount --bind "$2" /etc/nsswitch.conf; } && '
+                  'shift 2 && exec "$@"')
+        return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(resolv_conf),
+                               str(nsswitch), *argv],
+                              capture_output=True, text=True, timeout=60)
+
+    probe = run(os.devnull, "true")
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    return run
+
+
+def _reset(servers) -> None:
+    for s in servers:
+        s.queries.clear()
+
+
+def _counts(servers) -> list[tuple[int, int]]:
+    """(A queries, AAAA queries) each server got."""
+    return [(s.count(A), s.count(AAAA)) for s in servers]
+
+
+def _corenet_outcomes(path, qtypes=("A", "AAAA")) -> dict:
+    """Each qtype asked by a Resolver of its own reading ``path``, at the same time (as
+    getent asks A and AAAA together): the exception's name, or the Answer."""
+    def ask(qtype):
+        r = sync.Resolver(filename=str(path), limits=LIMITS)
+        r.lifetime = LIFETIME
+        try:
+            return r.resolve(NAME, qtype)
+        except dns.exception.DNSException as exc:
+            return type(exc).__name__
+        finally:
+            r.close()
+
+    with ThreadPoolExecutor(len(qtypes)) as pool:
+        return dict(zip(qtypes, pool.map(ask, qtypes)))
+
+
+# ---- attempts:N ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("servers", [1, 2])
+@pytest.mark.parametrize("attempts", [1, 2, 3])
+def test_silent_nameservers_are_asked_attempts_times_each_as_by_glibc(
+        glibc, nameservers, tmp_path, attempts, servers):
+    fakes = nameservers(servers, "silent")
+    path = _conf(tmp_path, fakes, f"timeout:1 attempts:{attempts}")
+    out = glibc(path, "getent", "ahosts", NAME)
+    assert out.returncode == 2, out              # no address
+    theirs = _counts(fakes)
+    assert theirs == [(attempts, attempts)] * servers     # glibc as resolv.conf(5) says
+    _reset(fakes)
+    t0 = time.monotonic()
+    outcomes = _corenet_outcomes(path)
+    took = time.monotonic() - t0
+    assert _counts(fakes) == theirs
+    assert outcomes == {"A": "LifetimeTimeout", "AAAA": "LifetimeTimeout"}
+    # each try waited its timeout (1 s), as glibc's, and no longer than the rounds take
+    assert attempts * servers - 0.5 < took < attempts * servers + 2.0
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+@pytest.mark.parametrize("attempts", ["1", "2", "3"])
+def test_failing_nameservers_are_asked_attempts_times_each_as_by_glibc(
+        glibc, nameservers, tmp_path, attempts, servers):
+    fakes = nameservers(servers, "servfail")
+    path = _conf(tmp_path, fakes, f"timeout:1 attempts:{attempts}")
+    out = glibc(path, "getent", "ahosts", NAME)
+    assert out.returncode == 2, out
+    theirs = _counts(fakes)
+    assert theirs == [(int(attempts), int(attempts))] * servers
+    _reset(fakes)
+    outcomes = _corenet_outcomes(path)
+    assert _counts(fakes) == theirs
+    assert outcomes == {"A": "NoNameservers", "AAAA": "NoNameservers"}
+
+
+@pytest.mark.parametrize("attempts,tries", [("0", 0), ("x", 0), ("-1", 0), ("5", 5),
+                                            ("9", 5), ("4x", 4)])
+def test_the_attempts_value_is_read_as_glibc_reads_it(glibc, nameservers, tmp_path, attempts,
+                                                       tries):
+    """glibc reads N with atoi (no digits: 0, and then it asks nobody) and caps it at 5."""
+    fakes = nameservers(1, "servfail")
+    path = _conf(tmp_path, fakes, f"timeout:1 attempts:{attempts}")
+    assert glibc(path, "getent", "ahosts", NAME).returncode == 2
+    theirs = _counts(fakes)
+    assert theirs == [(tries, tries)]
+    _reset(fakes)
+    assert _corenet_outcomes(path) == {"A": "NoNameservers", "AAAA": "NoNameservers"}
+    assert _counts(fakes) == theirs
+    assert hostconf.nameserver_options(path).attempts == tries
+
+
+def test_the_last_attempts_option_wins_as_in_glibc(glibc, nameservers, tmp_path):
+    fakes = nameservers(1, "servfail")
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"options attempts:4\nnameserver {fakes[0].address}\n"
+                    f"options timeout:1 attempts:2\n")
+    assert glibc(path, "getent", "ahosts", NAME).returncode == 2
+    theirs = _counts(fakes)
+    assert theirs == [(2, 2)]
+    _reset(fakes)
+    _corenet_outcomes(path)
+    assert _counts(fakes) == theirs
+
+
+def test_a_lifetime_shorter_than_the_rounds_ends_the_call(nameservers, tmp_path):
+    """attempts bounds the tries; the lifetime still bounds the call."""
+    fakes = nameservers(2, "silent")
+    path = _conf(tmp_path, fakes, "timeout:1 attempts:3")
+    r = sync.Resolver(filename=str(path), limits=LIMITS)
+    r.lifetime = 2.5
+    t0 = time.monotonic()
+    with pytest.raises(dns.resolver.LifetimeTimeout):
+        r.resolve(NAME, "A")
+    assert time.monotonic() - t0 < 3.5
+    assert sum(s.count(A) for s in fakes) < 6
+    r.close()
+
+
+def test_without_attempts_the_nameservers_are_asked_until_the_lifetime(nameservers, tmp_path):
+    """dnspython's behaviour, kept when the file sets no attempts: past 3 rounds."""
+    fakes = nameservers(1, "servfail")
+    path = _conf(tmp_path, fakes, "timeout:1")
+    r = sync.Resolver(filename=str(path), limits=Limits(max_query_time=2.0))
+    assert r.attempts is None
+    r.lifetime = 2.0
+    with pytest.raises(dns.resolver.NoNameservers):
+        r.resolve(NAME, "A")
+    assert fakes[0].count(A) > 5
+    r.close()
+
+
+# ---- trust-ad -----------------------------------------------------------------------------------
+
+_RES_QUERY = """
+import ctypes, sys
+buf = ctypes.create_string_buffer(4096)
+n = ctypes.CDLL("libresolv.so.2").res_query(sys.argv[1].encode(), 1, 1, buf, len(buf))
+print(int.from_bytes(buf.raw[2:4], "big") if n > 0 else -1)
+"""
+
+
+@pytest.mark.parametrize("upstream_ad", [True, False], ids=["upstream AD", "upstream no AD"])
+@pytest.mark.parametrize("trust_ad", [True, False], ids=["trust-ad", "no trust-ad"])
+def test_the_ad_bit_is_asked_for_and_kept_as_by_glibc(glibc, nameservers, tmp_path, trust_ad,
+                                                      upstream_ad):
+    fakes = nameservers(1, "answer", ad=upstream_ad)
+    path = _conf(tmp_path, fakes, "timeout:1" + (" trust-ad" if trust_ad else ""))
+    out = glibc(path, sys.executable, "-c", _RES_QUERY, NAME)
+    assert out.returncode == 0, out
+    glibc_reply_flags = int(out.stdout)
+    assert glibc_reply_flags >= 0, out
+    [(qtype, glibc_query_flags)] = fakes[0].queries
+    assert bool(glibc_query_flags & AD) == trust_ad              # glibc >= 2.31
+    assert bool(glibc_reply_flags & AD) == (trust_ad and upstream_ad)
+    _reset(fakes)
+    r = sync.Resolver(filename=str(path))
+    answer = r.resolve(NAME, "A")
+    [(qtype, query_flags)] = fakes[0].queries
+    assert query_flags & AD == glibc_query_flags & AD
+    assert answer.response.flags & dns.flags.AD == glibc_reply_flags & AD
+    # and from the cache the same
+    assert r.resolve(NAME, "A").response.flags & dns.flags.AD == glibc_reply_flags & AD
+    assert len(fakes[0].queries) == 1
+    assert r.trust_ad == trust_ad
+    r.close()
+
+
+def test_turning_trust_ad_off_forgets_the_answers_it_marked(nameservers, tmp_path):
+    fakes = nameservers(1, "answer", ad=True)
+    path = _conf(tmp_path, fakes, "timeout:1 trust-ad")
+    r = sync.Resolver(filename=str(path))
+    assert r.resolve(NAME, "A").response.flags & dns.flags.AD
+    r.trust_ad = False
+    answer = r.resolve(NAME, "A")
+    assert not answer.response.flags & dns.flags.AD
+    assert [flags & AD for _, flags in fakes[0].queries] == [AD, 0]
+    r.close()
+
+
+# ---- where the options are read -----------------------------------------------------------------
+
+def test_reset_and_configure_false_clear_the_options(tmp_path):
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 192.0.2.53\noptions attempts:3 trust-ad\n")
+    r = sync.Resolver(filename=str(path))
+    assert (r.attempts, r.trust_ad) == (3, True)
+    r.reset()
+    assert (r.attempts, r.trust_ad) == (None, False)
+    r.read_resolv_conf(open(path))
+    assert (r.attempts, r.trust_ad) == (3, True)
+    r.close()
+    r = sync.Resolver(configure=False)
+    assert (r.attempts, r.trust_ad) == (None, False)
+    r.close()
+
+
+def test_the_aiohttp_resolver_asks_the_file_s_nameservers_as_glibc(tmp_path):
+    pytest.importorskip("aiohttp")
+    from resolver.adapters import AiohttpResolver
+
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 192.0.2.53\noptions attempts:2 trust-ad\n")
+    r = AiohttpResolver(filename=path).resolver
+    assert (r.forward, r.attempts, r.trust_ad) == (["192.0.2.53"], 2, True)
+    path.write_text("nameserver 192.0.2.53\n")
+    r = AiohttpResolver(filename=path).resolver
+    assert (r.attempts, r.trust_ad) == (None, False)
