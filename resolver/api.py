@@ -931,8 +931,7 @@ class LifetimeTimeout(dns.resolver.LifetimeTimeout):
 def _unreachable(res: Result) -> bool:
     """No server could be asked (each marked down after its timeouts) and none answered:
     dnspython, which asks them again until its lifetime is over, ends in LifetimeTimeout."""
-    return (res.ede == EDE_NO_REACHABLE_AUTHORITY and bool(res.errors)
-            and all(what in ("timeout", "marked down or busy") for _, what in res.errors))
+    return res.ede == EDE_NO_REACHABLE_AUTHORITY and _silent(res)
 
 
 def _silent(res: Result) -> bool:
