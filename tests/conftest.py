@@ -1,7 +1,8 @@
 """Shared fixtures: every loop-level test runs on stock asyncio (the oracle) and on
 corenet's loop in both trigger modes, so a difference from asyncio is a failing test.
 
-Under CI=true a skip fails the run unless ``ci_policy.ALLOWED_SKIPS`` lists it."""
+Under CI=true a skip fails the run unless ``ci_policy.ALLOWED_SKIPS`` lists it. A SIGTERM
+ends the run as Ctrl-C does, so that the fixtures still stop the servers they started."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +12,11 @@ import pytest
 from ci_policy import (  # noqa: F401  (hooks)
     pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport)
 from looptools import CORENET_KINDS, LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
+from procs import sigterm_as_interrupt
+
+
+def pytest_configure(config) -> None:
+    sigterm_as_interrupt()
 
 
 @pytest.fixture(params=LOOP_KINDS)

@@ -1,6 +1,7 @@
 """Stopping a test's child process, the one way every test area does it (import as ``from
 procs import ...``; dnslab puts this folder on ``sys.path`` for benchmarks and
-``python -m dnslab``): ask it to exit, wait a bounded time, SIGKILL it if it lingers, reap it."""
+``python -m dnslab``): ask it to exit, wait a bounded time, SIGKILL it if it lingers, reap it; and a terminated
+test run still stopping them (:func:`sigterm_as_interrupt`)."""
 from __future__ import annotations
 
 import os
@@ -30,3 +31,13 @@ def reap(proc: subprocess.Popen, timeout: float, *, group: bool = False) -> int:
         else:
             proc.kill()
         return proc.wait()
+
+
+def sigterm_as_interrupt() -> None:
+    """Makes a SIGTERM to this process (a ``timeout`` wrapper, a cancelled CI job) end the
+    test run as Ctrl-C does. pytest then tears the fixtures down, and they stop the servers
+    they started; under Python's default a SIGTERM ends the process at once and leaves those
+    servers running. Call it from the main thread."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, interrupt)
