@@ -26,7 +26,8 @@ def test_qtype_is_read_from_the_question(rdtype):
 
 
 @pytest.mark.parametrize("wire", [b"", b"\x00" * 11, b"\x12\x34\x01\x00\x00\x02" + b"\x00" * 6,
-                                  _query()[:-2]])
+                                  _query()[:-2]],
+                         ids=["empty", "short header", "two questions", "cut question"])
 def test_qtype_of_what_is_not_one_plain_question_is_zero(wire):
     assert qtype_of(wire) == 0
 

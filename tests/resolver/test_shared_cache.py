@@ -189,7 +189,7 @@ def test_entry_not_stored_as_secure_is_never_served_with_ad():
      + answer_wire("www.example.com.", "192.0.2.1", rcode=2), "SERVFAIL"),
     (HEADER.pack(VERSION, 0, 0.0, 300, 300)
      + answer_wire("www.example.com.", "192.0.2.1")[:-6], "truncated wire"),
-])
+], ids=lambda v: v if isinstance(v, str) else "value")
 def test_unusable_values_are_refused(value, why):
     with pytest.raises(BadEntry):
         unpack(value, msg_key("www.example.com."), 1000.0, 1.0, 0.0, 86400)
