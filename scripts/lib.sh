@@ -134,6 +134,28 @@ build_inplace() {
     }
 }
 
+# pytest_workers PY: sets WORKER_ARGS to the pytest arguments that run the suite on PY in
+# parallel workers (pytest-xdist), one per CPU and at least two (a worker waits on the servers
+# its tests start about half of the time), each in namespaces of its own
+# (scripts/isolated-python); a test file's tests stay together on one worker, in their order,
+# and the files are handed out in the suite's order, not by their number of tests (CPython's
+# asyncio suite, the longest file with few tests, first, rather than alone at the end).
+# Empty (one process, as plain pytest) without root, unshare or ip, or with
+# CORENET_TEST_WORKERS=0 (for --pdb, say); CORENET_TEST_WORKERS=N sets the count.
+pytest_workers() {
+    local py=$1 n=${CORENET_TEST_WORKERS:-}
+    WORKER_ARGS=()
+    if [ -z "$n" ]; then
+        n=$(nproc 2>/dev/null || echo 1)
+        [ "$n" -ge 2 ] || n=2
+    fi
+    if [ "$n" = 0 ] || [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
+        return 0
+    fi
+    export CORENET_WORKER_PYTHON=$py
+    WORKER_ARGS=(--dist loadfile --no-loadscope-reorder --tx "$n*popen//python=$ROOT/scripts/isolated-python")
+}
+
 # other_cpythons: a line "MINOR<TAB>VERSION<TAB>EXECUTABLE" per CPython 3.12 or later found on
 # this machine, the newest patch release of each minor version, leaving out the minor version
 # of ./.venv (the main one) and pre-releases. Looked for as python3.N on PATH, in /usr/bin and

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (pytest's testpaths; tests/package is scripts/package.sh's) on
-# every CPython 3.12 or later found on this machine other than the one of ./.venv, each in
-# its own virtual environment (.venv-3.12, .venv-3.13, ...) with the extensions compiled in
-# place for it.
+# Runs the test suite on every CPython 3.12 or later found on this machine other than the one
+# of ./.venv, each in its own virtual environment (.venv-3.12, .venv-3.13, ...) with the
+# extensions compiled in place for it: corenet's tests on each, the resolver's test files
+# dealt out among them (share, below), so that the other Pythons together run the whole
+# suite once (tests/package is scripts/package.sh's, on every Python).
 #
 # Time on the 2-core CI machine: a new interpreter's virtual environment and compiled
-# extensions take under 2 minutes (3.12.1: 98 s, 3.13.0: 106 s); one whole suite about 13
-# minutes alone. A suite spends most of its time waiting on the daemons and servers it starts
-# (its processes use about a third of a core), so the suites run side by side, isolated from
-# each other (below), and two interpreters cost about what one did.
+# extensions take 2 to 3 minutes. A suite runs in parallel workers (scripts/lib.sh,
+# pytest_workers) and the interpreters' suites side by side, isolated from each other
+# (below): a worker waits on the daemons and servers its tests start about half of the time,
+# so together they keep both cores busy.
 #
 # Interpreters are found by other_cpythons (scripts/lib.sh): one per minor version, the newest
 # patch release. Arguments go to
@@ -74,7 +75,8 @@ trap cleanup EXIT
 run_suite() {
     local minor=$1 log=$2 ns=$3
     shift 3
-    local cmd=(".venv-$minor/bin/python" -m pytest -q -ra "$@")
+    pytest_workers "$ROOT/.venv-$minor/bin/python"
+    local cmd=(".venv-$minor/bin/python" -m pytest -q -ra "${WORKER_ARGS[@]}" "$@")
     if [ -z "$ns" ]; then
         "${cmd[@]}" >"$log" 2>&1
         return
@@ -88,19 +90,46 @@ run_suite() {
         exec "$@"' sh "${cmd[@]}" >"$log" 2>&1
 }
 
+# share INDEX COUNT: sets SHARE to the test paths of the INDEX-th of COUNT interpreters: the
+# tests of corenet (its loop, transports, framer and HTTPS client, CPython's asyncio suite on
+# the loop: what differs most between Pythons, and a small part of the suite) whole, and
+# every COUNT-th of the resolver's test files, dealt out in turn. Together the other Pythons
+# run the whole suite once besides the main one; three whole suites side by side would need
+# more than the CPU of CI's 2-core hour.
+share() {
+    local index=$1 count=$2 i=0 f
+    SHARE=()
+    for f in "$ROOT"/tests/*/ "$ROOT"/tests/test_*.py; do
+        case "$f" in */tests/resolver/|*/tests/package/) ;; *) SHARE+=("${f#"$ROOT"/}") ;; esac
+    done
+    for f in "$ROOT"/tests/resolver/test_*.py; do
+        [ $((i % count)) = "$index" ] && SHARE+=("${f#"$ROOT"/}")
+        i=$((i + 1))
+    done
+}
+
 failed=()
 pids=()
 minors=$(printf '%s\n' "${!best[@]}" | sort -V)
+count=$(wc -w <<<"$minors")
+index=0
 for minor in $minors; do
     log="/tmp/corenet-tests-$minor.log"
-    step "Python ${best_version[$minor]}: ${*:-the whole test suite} (output in $log)"
+    if [ $# -gt 0 ]; then
+        SHARE=("$@")
+        step "Python ${best_version[$minor]}: $* (output in $log)"
+    else
+        share "$index" "$count"
+        step "Python ${best_version[$minor]}: corenet's tests and 1 in $count of the resolver's test files (output in $log)"
+    fi
+    index=$((index + 1))
     if $isolated; then
         ns="corenet-ci-$minor-$$"
         ip netns add "$ns" && ip -n "$ns" link set lo up || die "could not make namespace $ns"
         namespaces+=("$ns")
-        run_suite "$minor" "$log" "$ns" "$@" &
+        run_suite "$minor" "$log" "$ns" "${SHARE[@]}" &
         pids+=("$!:$minor")
-    elif ! run_suite "$minor" "$log" "" "$@"; then
+    elif ! run_suite "$minor" "$log" "" "${SHARE[@]}"; then
         failed+=("$minor")
     fi
 done
