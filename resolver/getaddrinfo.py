@@ -130,8 +130,8 @@ def install(loop: asyncio.AbstractEventLoop, r, *, hosts="/etc/hosts",
     ``hosts``: the hosts file consulted first (``None``: none). ``resolv_conf``: where the
     ``search`` domains and ``ndots`` for relative names come from, with the environment's
     ``LOCALDOMAIN`` and ``RES_OPTIONS`` over them as glibc reads them
-    (``hostconf.search_rules``); they are set on ``r`` (``None``: leave ``r``'s own). ``fallback``: names the resolver cannot find go to the
-    loop's own getaddrinfo."""
+    (``hostconf.search_rules``); they are set on ``r`` (``None``: leave ``r``'s own).
+    ``fallback``: names the resolver cannot find go to the loop's own getaddrinfo."""
     original = getattr(loop, _ORIGINAL, None) or loop.getaddrinfo
     if resolv_conf is not None:
         r.search, r.ndots = search_rules(resolv_conf, os.environ)
