@@ -46,9 +46,10 @@ class AiohttpResolver(AbstractResolver):
     mode. Without one, as aiohttp's default resolver (the host's getaddrinfo) finds names,
     it asks the nameservers of ``filename`` (``/etc/resolv.conf``; 127.0.0.1 when it
     names none, as the C library does) on ``port``, with corenet's cache: a stub,
-    ``Resolver(forward=hostconf.nameservers(filename))``, asking them as the C library
-    does where the file says how (``options attempts:N`` and ``trust-ad``:
-    ``hostconf.nameserver_options``). Recursion from the root is
+    ``Resolver(forward=hostconf.nameservers(filename, hostconf.MAXNS))`` (the first three,
+    the ones glibc asks), asking them as the C library does where the file says how
+    (``options attempts:N`` and ``trust-ad``, then those of the ``RES_OPTIONS``
+    environment variable: ``hostconf.nameserver_options``). Recursion from the root is
     ``AiohttpResolver(resolver.Resolver())``. ``close`` closes only a Resolver made here.
     ``hosts``: the hosts file consulted first (``None``: none)."""
 
@@ -56,8 +57,9 @@ class AiohttpResolver(AbstractResolver):
                  filename: str | os.PathLike = "/etc/resolv.conf", port: int = 53) -> None:
         if resolver is None:
             from resolver import Resolver
-            from resolver.hostconf import nameserver_options, nameservers
-            resolver = Resolver(forward=nameservers(filename) or ["127.0.0.1"], port=port,
+            from resolver.hostconf import MAXNS, nameserver_options, nameservers
+            resolver = Resolver(forward=nameservers(filename, MAXNS) or ["127.0.0.1"],
+                                port=port,
                                 **nameserver_options(filename)._asdict())
             self._owned = True
         else:

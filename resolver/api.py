@@ -114,7 +114,8 @@ class Resolver(ResolverCore):
     reads them from ``/etc/resolv.conf``); its answers are not validated (the forward zones
     of ``zones`` are). How the forwarders are asked, as glibc asks a resolv.conf's
     nameservers (``hostconf.nameserver_options``): ``attempts``, the times each one is
-    asked for a question before it fails (None: until the question's time limit), and
+    asked for a question before it fails, marked down after its timeouts or not, as glibc
+    asks each one that many times every call (None: until the question's time limit), and
     ``trust_ad``, queries with AD set and an answer's AD bit believed (the only way a
     forwarded answer, not validated, is marked AD); both are attributes too.
     ``qname_minimisation``: RFC 9156 in relaxed mode (a minimised query that fails is asked

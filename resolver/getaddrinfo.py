@@ -6,7 +6,8 @@ resolve host names through a :class:`resolver.Resolver`, in the order glibc uses
 2. The hosts file (``/etc/hosts``, read again when it changes) answers the names it has.
 3. ``localhost`` and names under it are the loopback addresses (RFC 6761).
 4. Everything else is asked of the resolver as A and AAAA, with the ``search`` domains and
-   ``ndots`` of ``/etc/resolv.conf`` for names with fewer dots.
+   ``ndots`` of ``/etc/resolv.conf`` (``LOCALDOMAIN`` and ``RES_OPTIONS`` over them, as
+   glibc) for names with fewer dots.
 5. Only with ``fallback=True`` does a name the resolver cannot find go to the loop's own
    getaddrinfo (the host's NSS: mDNS, LDAP...); otherwise it is ``socket.gaierror``.
 
@@ -17,6 +18,7 @@ behave as the stdlib's do.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
 import dns.exception
@@ -126,12 +128,13 @@ def install(loop: asyncio.AbstractEventLoop, r, *, hosts="/etc/hosts",
     """Route ``loop.getaddrinfo`` through resolver ``r`` (idempotent; ``uninstall`` undoes).
 
     ``hosts``: the hosts file consulted first (``None``: none). ``resolv_conf``: where the
-    ``search`` domains and ``ndots`` for relative names come from; they are set on ``r``
-    (``None``: leave ``r``'s own). ``fallback``: names the resolver cannot find go to the
-    loop's own getaddrinfo."""
+    ``search`` domains and ``ndots`` for relative names come from, with the environment's
+    ``LOCALDOMAIN`` and ``RES_OPTIONS`` over them as glibc reads them
+    (``hostconf.search_rules``); they are set on ``r`` (``None``: leave ``r``'s own).
+    ``fallback``: names the resolver cannot find go to the loop's own getaddrinfo."""
     original = getattr(loop, _ORIGINAL, None) or loop.getaddrinfo
     if resolv_conf is not None:
-        r.search, r.ndots = search_rules(resolv_conf)
+        r.search, r.ndots = search_rules(resolv_conf, os.environ)
     lookup = _Lookup(r, original, None if hosts is None else HostsFile(hosts), fallback)
     try:
         setattr(loop, _ORIGINAL, original)

@@ -8,6 +8,14 @@ size, modification time or inode), at most once a second. :func:`search_rules` g
 :func:`nameserver_options` how glibc asks them (``options attempts:N`` and ``trust-ad``).
 :func:`read_resolv_conf` reads a resolv.conf as dnspython does, and those two options as
 glibc does, for the resolvers with dnspython's shape (:mod:`resolver.sync`).
+
+glibc reads two environment variables with the file: ``RES_OPTIONS``, options applied
+after the file's, and ``LOCALDOMAIN``, a search list in place of the file's. Where these
+functions read as glibc, so do they: ``RES_OPTIONS`` in :func:`nameserver_options` (and
+the ``nameserver_options`` of :func:`read_resolv_conf`), both in :func:`search_rules`
+given ``environ``. What is read as dnspython reads it (:func:`read_resolv_conf`'s
+settings) ignores both, as dnspython does. glibc asks the first ``MAXNS`` (3)
+nameservers; ``nameservers(path, MAXNS)`` gives those.
 """
 from __future__ import annotations
 
@@ -27,6 +35,13 @@ RECHECK_INTERVAL = 1.0
 
 #: glibc's RES_MAXRETRY: ``options attempts:N`` above it is taken as this many
 MAX_ATTEMPTS = 5
+
+#: glibc's MAXNS: the nameservers it asks, the first of the file's
+MAXNS = 3
+
+#: the environment variables glibc reads with resolv.conf: options applied after the
+#: file's (same syntax), and a search list in place of the file's ``search``/``domain``
+RES_OPTIONS, LOCALDOMAIN = "RES_OPTIONS", "LOCALDOMAIN"
 
 
 class HostsFile:
@@ -86,10 +101,14 @@ def parse_hosts(text: str) -> dict[str, list[tuple[int, str]]]:
     return names
 
 
-def search_rules(path: str | os.PathLike = "/etc/resolv.conf") -> tuple[list[dns.name.Name], int]:
+def search_rules(path: str | os.PathLike = "/etc/resolv.conf",
+                 environ=None) -> tuple[list[dns.name.Name], int]:
     """``(search domains, ndots)`` from a resolv.conf: the last ``search`` line (else the
     ``domain`` line), and ``options ndots:N`` (1 by default, at most 15 as glibc caps it).
-    A missing file gives no domains and ndots 1."""
+    A missing file gives no domains and ndots 1. With ``environ`` (a mapping such as
+    ``os.environ``) its variables apply as glibc applies them: ``LOCALDOMAIN`` (its
+    names, split on blanks) is the search list in place of the file's ``search`` and
+    ``domain``, and ``RES_OPTIONS``'s ``ndots:N`` comes after the file's."""
     search: list[dns.name.Name] = []
     domain: list[dns.name.Name] = []
     ndots = 1
@@ -97,7 +116,16 @@ def search_rules(path: str | os.PathLike = "/etc/resolv.conf") -> tuple[list[dns
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError:
+        lines = None if environ is None else []
+    if lines is None:
         return [], 1
+    localdomain = None if environ is None else environ.get(LOCALDOMAIN)
+    if localdomain is not None:
+        lines = [line for line in lines if line.split()[:1] not in (["search"], ["domain"])]
+        lines.append("search " + localdomain.split("\n", 1)[0])
+    res_options = None if environ is None else environ.get(RES_OPTIONS)
+    if res_options is not None:
+        lines.append("options " + res_options)
     for line in lines:
         fields = line.split("#", 1)[0].split(";", 1)[0].split()
         if not fields:
@@ -116,9 +144,11 @@ def search_rules(path: str | os.PathLike = "/etc/resolv.conf") -> tuple[list[dns
     return (search or domain), ndots
 
 
-def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
+def nameservers(path: str | os.PathLike = "/etc/resolv.conf",
+                most: int | None = None) -> list[str]:
     """The ``nameserver`` addresses of a resolv.conf, in order (scope IDs dropped);
-    malformed ones are skipped."""
+    malformed ones are skipped. ``most``: at most that many, the first (``MAXNS``: the
+    ones glibc asks; None: all of them, as dnspython reads them)."""
     out: list[str] = []
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -132,7 +162,7 @@ def nameservers(path: str | os.PathLike = "/etc/resolv.conf") -> list[str]:
                 out.append(str(ipaddress.ip_address(fields[1].split("%", 1)[0])))
             except ValueError:
                 continue
-    return out
+    return out if most is None else out[:most]
 
 
 class NameserverOptions(NamedTuple):
@@ -146,13 +176,26 @@ class NameserverOptions(NamedTuple):
 
 
 def nameserver_options(path: str | os.PathLike = "/etc/resolv.conf") -> NameserverOptions:
-    """The ``attempts:N`` and ``trust-ad`` options of a resolv.conf, read as glibc reads them
-    (:func:`parse_nameserver_options`); a missing file sets neither."""
+    """The ``attempts:N`` and ``trust-ad`` options of a resolv.conf and of ``RES_OPTIONS``,
+    read as glibc reads them (:func:`glibc_nameserver_options`); a missing file sets
+    neither, ``RES_OPTIONS`` still applies."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            return parse_nameserver_options(f.read())
+            text = f.read()
     except OSError:
-        return NameserverOptions()
+        text = ""
+    return glibc_nameserver_options(text)
+
+
+def glibc_nameserver_options(text: str, environ=os.environ) -> NameserverOptions:
+    """``attempts:N`` and ``trust-ad`` as glibc's resolver takes them for resolv.conf text:
+    the file's ``options`` lines, then the environment's ``RES_OPTIONS`` (same syntax,
+    applied after the file's, so its ``attempts:N`` wins), each read by
+    :func:`parse_nameserver_options`. ``environ`` is read when this is called."""
+    res_options = environ.get(RES_OPTIONS)
+    if res_options is not None:
+        text = f"{text}\noptions {res_options}"
+    return parse_nameserver_options(text)
 
 
 def parse_nameserver_options(text: str) -> NameserverOptions:
@@ -181,9 +224,12 @@ def read_resolv_conf(f) -> dns.resolver.BaseResolver:
     takes (``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``,
     ``ndots:N``, ``edns0``) and what it refuses are dnspython's: the settings are the
     attributes of the ``dns.resolver.BaseResolver`` returned, whose ``timeout`` and
-    ``ndots`` are None where the file sets none. What dnspython passes over and glibc
-    reads, ``options attempts:N`` and ``trust-ad`` (:func:`parse_nameserver_options`), is
-    its attribute ``nameserver_options``. Raises ``dns.resolver.NoResolverConfiguration``
+    ``ndots`` are None where the file sets none. As dnspython, every ``nameserver`` line
+    is taken (glibc asks the first ``MAXNS``), and the environment's ``LOCALDOMAIN`` and
+    ``RES_OPTIONS`` do not change the search list, ``ndots``, ``timeout`` or ``rotate``.
+    What dnspython passes over and glibc reads, ``options attempts:N`` and ``trust-ad``,
+    is its attribute ``nameserver_options``, read as glibc reads them, ``RES_OPTIONS``
+    included (:func:`glibc_nameserver_options`). Raises ``dns.resolver.NoResolverConfiguration``
     for a file that cannot be read or names no nameserver, and dnspython's error for a bad
     ``domain`` or ``search`` name."""
     if isinstance(f, (str, os.PathLike)):
@@ -198,5 +244,5 @@ def read_resolv_conf(f) -> dns.resolver.BaseResolver:
     conf = dns.resolver.BaseResolver(configure=False)
     conf.timeout = None           # type: ignore[assignment]
     conf.read_resolv_conf(io.StringIO(text))
-    conf.nameserver_options = parse_nameserver_options(text)    # type: ignore[attr-defined]
+    conf.nameserver_options = glibc_nameserver_options(text)    # type: ignore[attr-defined]
     return conf

@@ -25,7 +25,9 @@ leave once, as Unbound's serviced queries do.
 A question whose servers are all marked down (``InfraCache``: consecutive timeouts, no
 probe due) or at their most queries in flight sends nothing: the iterator is told the query
 could not leave, and a SERVFAIL it ends in carries extended error 22 (No Reachable
-Authority). ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
+Authority); a forwarder that counts its tries per server (resolv.conf's ``options
+attempts:N``) asks a server marked down all the same, as glibc asks each server N times
+per call. ``InfraCache.rates`` (Unbound's ``ratelimit``) ends a question whose zone's
 servers have had their queries for the second; the process's upstream UDP sockets are capped
 (``Limits.max_upstream_sockets``, ``upstream.udp``).
 
@@ -391,7 +393,8 @@ cdef class Resolution:
     cdef object resume          # the call_soon handle of a suspended validation
     cdef str server
     cdef double timeout
-    cdef double try_timeout     # the least a query waits (a Forwarder's, with attempts)
+    cdef double try_timeout     # what each query waits (a Forwarder's, with attempts)
+    cdef bint counted_tries     # each server gets its tries, marked down or not (attempts)
     cdef double rtt             # of the UDP exchange a TCP retry follows
     cdef bint edns
     cdef bint corenet
@@ -420,6 +423,7 @@ cdef class Resolution:
                 self.t0 = iterator.t0
                 self.ports = getattr(iterator, "ports", None)
                 self.try_timeout = getattr(iterator, "try_timeout", 0.0)
+                self.counted_tries = getattr(iterator, "attempts", None) is not None
                 if getattr(iterator, "tcp_upstream", False):
                     self.tcp_only = True
                 tls = getattr(iterator, "tls_upstream", None)
@@ -458,7 +462,12 @@ cdef class Resolution:
         while type(action) is CQuery:
             qa = <CQuery>action
             now = r.now()
-            server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout, &edns)
+            if self.counted_tries:
+                server = self.infra.pick_down_too_c(qa.servers, now, self._left_at(now),
+                                                    &timeout, &edns)
+            else:
+                server = self.infra.pick_c(qa.servers, now, self._left_at(now), &timeout,
+                                           &edns)
             if server is None:
                 # Every server the iterator may ask is marked down (none due a probe) or has
                 # its most queries in flight (max_queries_per_server): nothing is sent, and
@@ -468,7 +477,7 @@ cdef class Resolution:
                 self.skipped_down = True
                 action = self._feed(Failure(qa.servers[0], "marked down or busy", True))
                 continue
-            if timeout < self.try_timeout:
+            if self.counted_tries:            # each try waits the whole timeout, as glibc's
                 timeout = min(self.try_timeout, max(0.01, self._left_at(now)))
             if self.infra.rates.enabled and not self.infra.rates.allow(qa.zone, now):
                 # The zone's servers have had their queries for this second (ratelimit).

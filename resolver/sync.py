@@ -11,10 +11,12 @@ methods, and the module dnspython's functions on ``default_resolver``
 ``resolver.sync.default_resolver`` chooses it, as in dnspython). With ``configure`` (the
 default) a Resolver reads ``filename`` (``/etc/resolv.conf``) as dnspython does
 (``nameserver``, ``domain``, ``search``, ``options rotate``, ``timeout:N``, ``ndots:N``,
-``edns0``; :func:`resolver.hostconf.read_resolv_conf`), and ``options attempts:N`` and
-``trust-ad`` as glibc does, and asks those nameservers, with corenet's cache on top:
-``attempts:N`` gives each nameserver at most N tries per question (in rounds over them,
-each try waiting ``timeout``; 0 to 5, as glibc caps it) and then the call fails
+``edns0``, every ``nameserver`` line, the ``LOCALDOMAIN`` and ``RES_OPTIONS`` environment
+variables not read for these; :func:`resolver.hostconf.read_resolv_conf`), and ``options
+attempts:N`` and ``trust-ad`` as glibc does (``RES_OPTIONS``'s after the file's), and asks
+those nameservers, with corenet's cache on top: ``attempts:N`` gives each nameserver N
+tries per question (in rounds over them, each try waiting ``timeout``, a server marked
+down included; 0 to 5, as glibc caps it) and then the call fails
 (``LifetimeTimeout`` when none answered, else ``NoNameservers``), where without it they
 are asked until the lifetime ends; ``trust-ad`` sets AD in the queries and keeps the AD bit
 of their answers on the Answer's ``response.flags`` (without it an answer has AD only when
@@ -128,8 +130,8 @@ class Resolver:
 
     def read_resolv_conf(self, f: str | os.PathLike | TextIO) -> None:
         """Reads ``f`` (a path or a file object) as dnspython does, ``attempts:N`` and
-        ``trust-ad`` as glibc does (:func:`resolver.hostconf.read_resolv_conf`), and asks
-        its nameservers."""
+        ``trust-ad`` as glibc does, ``RES_OPTIONS`` included
+        (:func:`resolver.hostconf.read_resolv_conf`), and asks its nameservers."""
         conf = hostconf.read_resolv_conf(f)
         loop_thread.call(self._apply, conf)
 

@@ -47,6 +47,8 @@ cdef class InfraCache:
     cpdef record_rtt(self, str addr, double rtt, double now=*)
     cpdef tuple pick(self, list addrs, double now, double left)
     cdef str pick_c(self, list addrs, double now, double left, double* timeout, bint* edns)
+    cdef str pick_down_too_c(self, list addrs, double now, double left, double* timeout,
+                             bint* edns)
     cpdef bint lame_for(self, str addr, bytes lzone, double now)
     cpdef bint minimise_ok(self, bytes lzone, double now)
 

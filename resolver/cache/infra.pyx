@@ -266,6 +266,24 @@ cdef class InfraCache:
         edns[0] = _edns(s, now)
         return server
 
+    cdef str pick_down_too_c(self, list addrs, double now, double left, double* timeout,
+                             bint* edns):
+        """``pick_c`` for a question that counts its tries per server (resolv.conf's
+        ``options attempts:N``, as glibc: every call asks each server N times): when
+        ``pick_c`` finds none, the first of ``addrs`` below ``max_queries_per_server`` in
+        flight, marked down or not (no probe is taken), else None."""
+        cdef str server = self.pick_c(addrs, now, left, timeout, edns)
+        if server is not None:
+            return server
+        cdef ServerInfo s
+        for a in addrs:
+            s = self.get(a)
+            if self.max_inflight <= 0 or s.inflight < self.max_inflight:
+                timeout[0] = min(s.rto, max(0.01, left))
+                edns[0] = _edns(s, now)
+                return a
+        return None
+
 
 cdef inline bint _marked(dict marks, bytes key, double now):
     """``marks`` (key -> until when) holds an unexpired mark for ``key``; an expired one is

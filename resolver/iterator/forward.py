@@ -13,8 +13,9 @@ With a ``fallback`` (a forward zone's ``forward-first``) the forwarders get
 ``Limits.max_tries_per_server`` tries each; when none answers, the question goes on in the
 iterator ``fallback()`` makes (recursion), within the same time limit. With ``attempts``
 (resolv.conf's ``options attempts:N``, as glibc) each forwarder is asked at most that many
-times, in rounds over them, each try waiting ``Limits.max_rto`` for its reply (glibc
-waits its whole timeout), and then the question fails: SERVFAIL, its ``errors`` saying
+times, in rounds over them, a forwarder marked down after its timeouts included, each
+try waiting ``Limits.max_rto`` for its reply (glibc waits its whole timeout), and then the
+question fails: SERVFAIL, its ``errors`` saying
 what each try met. With ``trust_ad`` (resolv.conf's ``options trust-ad``) the queries
 carry AD and an answer whose AD bit is set is taken as secure (the Result's ``security``
 SECURE), as glibc keeps that bit only then; otherwise a forwarded answer is never
@@ -85,7 +86,7 @@ class Forwarder:
         self.attempts = attempts
         if attempts is not None:
             self.most = min(self.most, len(self.servers) * attempts)
-        #: the least a try waits for its reply, seconds (read by the driver)
+        #: what each try waits for its reply with ``attempts``, seconds (read by the driver)
         self.try_timeout = limits.max_rto if attempts is not None else 0.0
         #: the queries carry AD and the answers' AD is believed
         self.trust_ad = trust_ad

@@ -4,6 +4,7 @@ name starts a look-up that takes what follows it)."""
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from dataclasses import dataclass, field, replace
@@ -386,6 +387,33 @@ def ecs(value: str):
         raise UsageError(f"+subnet: {value!r}: {e}") from None
 
 
+def resolv_conf_defaults(o: Options) -> Options:
+    """``o`` with dig's defaults from resolv.conf ($CORENET_RESOLV_CONF, else
+    /etc/resolv.conf), as BIND's dig 9.18 takes them whatever the server: ``options
+    timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
+    +time, +tries and +retry given on the command line come after and win. ``ndots:N`` is
+    +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
+    are not read, as dig reads neither."""
+    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return o
+    for line in lines:
+        words = line.split()
+        if not words or words[0] != "options":
+            continue
+        for opt in words[1:]:
+            key, _, value = opt.partition(":")
+            if key in ("timeout", "attempts") and value.isdigit() and int(value) > 0:
+                if key == "timeout":
+                    o.timeout = float(int(value))
+                else:
+                    o.tries = int(value)
+    return o
+
+
 def parse(argv: list[str], base: Options | None = None,
           first_greeting: bool = True) -> tuple[Options, list[Options]]:
     """(global options, look-ups) in dig's grammar: options before the first name are
@@ -395,7 +423,7 @@ def parse(argv: list[str], base: Options | None = None,
     the line's words; ``first_greeting``: no command lines were made before it)."""
     import dns.reversename
 
-    glob = replace(base, show=dict(base.show)) if base else Options()
+    glob = replace(base, show=dict(base.show)) if base else resolv_conf_defaults(Options())
     lookups: list[Options] = []
     cur = glob
 

@@ -1,11 +1,15 @@
-"""resolv.conf's ``options attempts:N`` and ``trust-ad``, honoured as glibc honours them.
+"""resolv.conf's ``options attempts:N`` and ``trust-ad``, the ``RES_OPTIONS`` and
+``LOCALDOMAIN`` variables and the three nameservers glibc asks (MAXNS), honoured as glibc
+honours them; and resolv.conf's options as BIND's dig takes them, for
+``corenet-resolver query``.
 
 glibc itself is the anchor: ``getent ahosts`` (attempts) and ``res_query`` through ctypes
 (trust-ad) run in a private mount namespace where a temporary resolv.conf (and an
 nsswitch.conf that asks DNS only) is bind-mounted over the host's, and resolver.sync.Resolver
 reads the same file; both ask the same fake nameservers on 127.53.x.y port 53, which count
-the queries and record their flags. Every wait is bounded (``timeout:1``). Needs root,
-``unshare`` and ``getent``.
+the queries and record their names and flags. dig runs in the same namespace next to
+``corenet-resolver query`` reading the same file. Every wait is bounded (``timeout:1``).
+Needs root, ``unshare``, ``getent`` and ``dig``.
 """
 from __future__ import annotations
 
@@ -40,12 +44,14 @@ BIND_TRIES = 50
 
 class FakeNameserver:
     """A nameserver on (address, 53) over UDP that records each query's (qtype, flags) and
-    is ``silent`` (answers nothing), answers ``servfail``, or answers ``answer``: an A record
+    is ``silent`` (answers nothing), answers ``servfail`` or ``nxdomain``, or answers
+    ``answer``: an A record
     for the A question, no data for the others, with AD set when ``ad``."""
 
     def __init__(self, address: str, mode: str, ad: bool = False) -> None:
         self.address, self.mode, self.ad = address, mode, ad
         self.queries: list[tuple[int, int]] = []
+        self.names: list[str] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((address, 53))
         self.sock.settimeout(0.1)
@@ -70,12 +76,14 @@ class FakeNameserver:
             flags, qtype = struct.unpack("!H", data[2:4])[0], struct.unpack(
                 "!H", data[end + 1:end + 3])[0]
             self.queries.append((qtype, flags))
+            self.names.append(_qname(data[12:end + 1]))
             question = data[12:end + 5]
             rd = flags & 0x0100
             if self.mode == "silent":
                 continue
-            if self.mode == "servfail":
-                header = struct.pack("!HHHHH", 0x8082 | rd, 1, 0, 0, 0)
+            if self.mode in ("servfail", "nxdomain"):
+                rcode = 2 if self.mode == "servfail" else 3
+                header = struct.pack("!HHHHH", 0x8080 | rcode | rd, 1, 0, 0, 0)
                 self.sock.sendto(data[:2] + header + question, peer)
                 continue
             answer = b""
@@ -90,6 +98,14 @@ class FakeNameserver:
         self._running = False
         self._thread.join()
         self.sock.close()
+
+
+def _qname(wire: bytes) -> str:
+    labels, i = [], 0
+    while i < len(wire) and wire[i]:
+        labels.append(wire[i + 1:i + 1 + wire[i]].decode("ascii", "replace").lower())
+        i += wire[i] + 1
+    return ".".join(labels) + "."
 
 
 @pytest.fixture
@@ -155,6 +171,7 @@ def glibc(tmp_path_factory):
 def _reset(servers) -> None:
     for s in servers:
         s.queries.clear()
+        s.names.clear()
 
 
 def _counts(servers) -> list[tuple[int, int]]:
@@ -182,7 +199,7 @@ def _corenet_outcomes(path, qtypes=("A", "AAAA")) -> dict:
 # ---- attempts:N ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("servers", [1, 2])
-@pytest.mark.parametrize("attempts", [1, 2, 3])
+@pytest.mark.parametrize("attempts", [1, 2, 3, 4, 5])
 def test_silent_nameservers_are_asked_attempts_times_each_as_by_glibc(
         glibc, nameservers, tmp_path, attempts, servers):
     fakes = nameservers(servers, "silent")
@@ -257,6 +274,22 @@ def test_a_lifetime_shorter_than_the_rounds_ends_the_call(nameservers, tmp_path)
         r.resolve(NAME, "A")
     assert time.monotonic() - t0 < 3.5
     assert sum(s.count(A) for s in fakes) < 6
+    r.close()
+
+
+def test_without_attempts_a_silent_nameserver_is_marked_down(nameservers, tmp_path):
+    """The tries of a call with attempts:N are each server's whatever its down mark (as
+    glibc's); without attempts a server that timed out ``server_down_timeouts`` times in a
+    row is marked down and the call ends without asking it further."""
+    fakes = nameservers(1, "silent")
+    path = _conf(tmp_path, fakes, "timeout:1")
+    r = sync.Resolver(filename=str(path), limits=LIMITS)
+    r.lifetime = LIFETIME
+    t0 = time.monotonic()
+    with pytest.raises(dns.exception.DNSException):
+        r.resolve(NAME, "A")
+    assert fakes[0].count(A) == LIMITS.server_down_timeouts
+    assert time.monotonic() - t0 < LIFETIME - 5
     r.close()
 
 
@@ -349,3 +382,171 @@ def test_the_aiohttp_resolver_asks_the_file_s_nameservers_as_glibc(tmp_path):
     path.write_text("nameserver 192.0.2.53\n")
     r = AiohttpResolver(filename=path).resolver
     assert (r.attempts, r.trust_ad) == (None, False)
+
+
+# ---- RES_OPTIONS and LOCALDOMAIN ----------------------------------------------------------------
+
+@pytest.mark.parametrize("file_options,res_options", [
+    ("timeout:1 attempts:1", "attempts:2"), ("timeout:1 attempts:3", "attempts:1"),
+    ("timeout:1", "attempts:2 attempts:1")])
+def test_res_options_come_after_the_file_s_as_in_glibc(glibc, nameservers, tmp_path,
+                                                      monkeypatch, file_options, res_options):
+    """glibc applies the environment's RES_OPTIONS after the file's options."""
+    fakes = nameservers(1, "servfail")
+    path = _conf(tmp_path, fakes, file_options)
+    monkeypatch.setenv("RES_OPTIONS", res_options)
+    assert glibc(path, "getent", "ahosts", NAME).returncode == 2
+    theirs = _counts(fakes)
+    tries = int(res_options.split(":")[-1])
+    assert theirs == [(tries, tries)]
+    _reset(fakes)
+    assert _corenet_outcomes(path) == {"A": "NoNameservers", "AAAA": "NoNameservers"}
+    assert _counts(fakes) == theirs
+    assert hostconf.nameserver_options(path).attempts == tries
+
+
+def test_res_options_trust_ad_as_in_glibc(glibc, nameservers, tmp_path, monkeypatch):
+    fakes = nameservers(1, "answer", ad=True)
+    path = _conf(tmp_path, fakes, "timeout:1")
+    monkeypatch.setenv("RES_OPTIONS", "trust-ad")
+    out = glibc(path, sys.executable, "-c", _RES_QUERY, NAME)
+    assert int(out.stdout) & AD, out
+    [(_, glibc_query_flags)] = fakes[0].queries
+    assert glibc_query_flags & AD
+    _reset(fakes)
+    r = sync.Resolver(filename=str(path))
+    assert r.trust_ad
+    assert r.resolve(NAME, "A").response.flags & dns.flags.AD
+    [(_, query_flags)] = fakes[0].queries
+    assert query_flags & AD
+    r.close()
+
+
+@pytest.mark.parametrize("env", [{}, {"LOCALDOMAIN": "z.test"}, {"RES_OPTIONS": "ndots:3"},
+                                 {"LOCALDOMAIN": "z.test y.test", "RES_OPTIONS": "ndots:3"},
+                                 {"LOCALDOMAIN": ""}],
+                         ids=["none", "localdomain", "ndots", "both", "empty localdomain"])
+def test_the_getaddrinfo_search_takes_localdomain_and_res_options_as_glibc(
+        glibc, nameservers, tmp_path, monkeypatch, env):
+    """getaddrinfo.install's search list and ndots: LOCALDOMAIN replaces the file's
+    search list, RES_OPTIONS's ndots:N comes after the file's, as glibc's getaddrinfo."""
+    import asyncio
+
+    import resolver
+    from resolver.getaddrinfo import install
+
+    fakes = nameservers(1, "nxdomain")
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver {fakes[0].address}\nsearch a.test\n"
+                    "options timeout:1 attempts:1 ndots:1\n")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert glibc(path, "getent", "ahosts", "www.host").returncode == 2
+    theirs = list(dict.fromkeys(fakes[0].names))          # the names, in the order asked
+    _reset(fakes)
+
+    async def ours():
+        r = resolver.Resolver(forward=[fakes[0].address], attempts=1, limits=LIMITS)
+        loop = asyncio.get_running_loop()
+        install(loop, r, hosts=None, resolv_conf=path)
+        try:
+            with pytest.raises(socket.gaierror):
+                await loop.getaddrinfo("www.host", 80)
+        finally:
+            await r.close()
+
+    asyncio.run(ours())
+    assert list(dict.fromkeys(fakes[0].names)) == theirs
+
+
+def test_the_dnspython_shaped_reader_ignores_localdomain_as_dnspython(tmp_path, monkeypatch):
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 192.0.2.53\nsearch a.test\noptions ndots:2\n")
+    monkeypatch.setenv("LOCALDOMAIN", "z.test")
+    monkeypatch.setenv("RES_OPTIONS", "ndots:4 attempts:2")
+    theirs = dns.resolver.Resolver(filename=str(path))
+    r = sync.Resolver(filename=str(path))
+    assert (r.search, r.ndots) == (theirs.search, theirs.ndots)
+    assert r.attempts == 2            # what glibc reads, RES_OPTIONS included
+    r.close()
+
+
+# ---- MAXNS --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("first", ["servfail", "silent"])
+def test_glibc_asks_the_first_three_nameservers_and_so_does_the_aiohttp_resolver(
+        glibc, nameservers, tmp_path, first):
+    """A fourth nameserver that answers is never asked, by glibc nor by the aiohttp
+    resolver, whether the first three fail or stay silent."""
+    pytest.importorskip("aiohttp")
+    import asyncio
+
+    from resolver.adapters import AiohttpResolver
+
+    fakes = nameservers(3, first) + nameservers(1, "answer")
+    path = _conf(tmp_path, fakes, "timeout:1 attempts:1")
+    assert glibc(path, "getent", "ahosts", NAME).returncode == 2
+    theirs = _counts(fakes)
+    assert theirs == [(1, 1)] * 3 + [(0, 0)]
+    _reset(fakes)
+
+    async def ours():
+        r = AiohttpResolver(filename=path, hosts=None)
+        try:
+            with pytest.raises(OSError):
+                await r.resolve(NAME, 80)
+        finally:
+            await r.close()
+
+    asyncio.run(ours())
+    assert _counts(fakes)[3] == (0, 0)
+    # aiohttp asks for IPv4 addresses (family AF_INET): A queries only
+    assert [a for a, _ in _counts(fakes)] == [a for a, _ in theirs]
+
+
+def test_the_dnspython_shaped_resolver_asks_every_nameserver_as_dnspython(nameservers,
+                                                                          tmp_path):
+    fakes = nameservers(3, "silent") + nameservers(1, "answer")
+    path = _conf(tmp_path, fakes, "timeout:1 attempts:1")
+    assert len(dns.resolver.Resolver(filename=str(path)).nameservers) == 4
+    r = sync.Resolver(filename=str(path), limits=LIMITS)
+    r.lifetime = LIFETIME
+    assert r.nameservers == [s.address for s in fakes]
+    assert [rd.address for rd in r.resolve(NAME, "A")] == ["192.0.2.7"]
+    r.close()
+
+
+# ---- dig ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options,args", [
+    ("timeout:1 attempts:2", []), ("timeout:2 attempts:1", []),
+    ("timeout:1 attempts:4", ["+tries=2"]), ("timeout:1 attempts:4", ["+retry=0"]),
+    ("timeout:3 attempts:1", ["+time=1"]), ("timeout:1 attempts:0", ["+time=1"]),
+    ("timeout:0 attempts:1", ["+time=1"])])
+def test_query_takes_resolv_conf_s_timeout_and_attempts_as_dig(glibc, nameservers, tmp_path,
+                                                               monkeypatch, options, args):
+    """BIND's dig takes ``options timeout:N`` and ``attempts:N`` (above 0) as +time and
+    +tries; given on the command line they win. Neither RES_OPTIONS nor LOCALDOMAIN is
+    read (it is set here and changes nothing)."""
+    from test_dig_query import query
+
+    if shutil.which("dig") is None:
+        from ci_policy import unavailable
+        unavailable("BIND's dig (bind9-dnsutils)")
+    monkeypatch.setenv("RES_OPTIONS", "attempts:3 timeout:2")
+    fakes = nameservers(1, "silent")
+    path = _conf(tmp_path, fakes, options)
+    argv = ["a.example", "+nocookie", *args]
+    t0 = time.monotonic()
+    theirs = glibc(path, "dig", *argv)
+    their_time = time.monotonic() - t0
+    their_count = len(fakes[0].names)
+    assert theirs.returncode == 9, theirs
+    _reset(fakes)
+    t0 = time.monotonic()
+    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    our_time = time.monotonic() - t0
+    assert ours.returncode == 9, ours.stderr
+    assert len(fakes[0].names) == their_count
+    # each try waited dig's timeout: the same, but for our interpreter's start
+    assert their_time - 0.5 < our_time < their_time + 1.5, (our_time, their_time)
