@@ -548,5 +548,6 @@ def test_query_takes_resolv_conf_s_timeout_and_attempts_as_dig(glibc, nameserver
     our_time = time.monotonic() - t0
     assert ours.returncode == 9, ours.stderr
     assert len(fakes[0].names) == their_count
-    # each try waited dig's timeout: the same, but for our interpreter's start
-    assert their_time - 0.5 < our_time < their_time + 1.5, (our_time, their_time)
+    # each try waited dig's timeout: the same, but for our interpreter's start (bounded
+    # loosely: the run may share its cores with other suites)
+    assert their_time - 0.5 < our_time < their_time + 3.0, (our_time, their_time)
