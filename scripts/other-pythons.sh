@@ -2,8 +2,9 @@
 # Runs the test suite on every CPython 3.12 or later found on this machine other than the one
 # of ./.venv, each in its own virtual environment (.venv-3.12, .venv-3.13, ...) with the
 # extensions compiled in place for it: corenet's tests on each, the resolver's test files
-# dealt out among them (share, below), so that the other Pythons together run the whole
-# suite once (tests/package is scripts/package.sh's, on every Python).
+# dealt out among them but its four longest (share, below), so that the other Pythons
+# together run most of the suite once more (tests/package is scripts/package.sh's, on every
+# Python).
 #
 # Time on the 2-core CI machine: a new interpreter's virtual environment and compiled
 # extensions take 2 to 3 minutes. A suite runs in parallel workers (scripts/lib.sh,
@@ -90,12 +91,15 @@ run_suite() {
         exec "$@"' sh "${cmd[@]}" >"$log" 2>&1
 }
 
+# The resolver's longest test files, a good half of its tests' time, run on the main Python
+# alone: BIND's dig side by side with the query command, and the DNSSEC labs' invariants.
+MAIN_ONLY=(test_dig_query.py test_dig_nssearch.py test_ad_invariant.py test_downgrade.py)
+
 # share INDEX COUNT: sets SHARE to the test paths of the INDEX-th of COUNT interpreters: the
 # tests of corenet (its loop, transports, framer and HTTPS client, CPython's asyncio suite on
-# the loop: what differs most between Pythons, and a small part of the suite) whole, and
-# every COUNT-th of the resolver's test files, dealt out in turn. Together the other Pythons
-# run the whole suite once besides the main one; three whole suites side by side would need
-# more than the CPU of CI's 2-core hour.
+# the loop: what differs most between Pythons, and a quarter of the suite's time) whole, and
+# every COUNT-th of the resolver's test files but MAIN_ONLY, dealt out in turn. Three whole
+# suites side by side would need more than the CPU of CI's 2-core hour.
 share() {
     local index=$1 count=$2 i=0 f
     SHARE=()
@@ -103,6 +107,7 @@ share() {
         case "$f" in */tests/resolver/|*/tests/package/) ;; *) SHARE+=("${f#"$ROOT"/}") ;; esac
     done
     for f in "$ROOT"/tests/resolver/test_*.py; do
+        [[ " ${MAIN_ONLY[*]} " == *" ${f##*/} "* ]] && continue
         [ $((i % count)) = "$index" ] && SHARE+=("${f#"$ROOT"/}")
         i=$((i + 1))
     done
