@@ -138,8 +138,8 @@ build_inplace() {
 # parallel workers (pytest-xdist), one per CPU and at least two (a worker waits on the servers
 # its tests start about half of the time), each in namespaces of its own
 # (scripts/isolated-python); a test file's tests stay together on one worker, in their order,
-# and the files are handed out in the suite's order, not by their number of tests (CPython's
-# asyncio suite, the longest file with few tests, first, rather than alone at the end).
+# and the files are handed out in collection order, which starts with the longest files
+# (tests/schedule.py), not by their number of tests.
 # Empty (one process, as plain pytest) without root, unshare or ip, or with
 # CORENET_TEST_WORKERS=0 (for --pdb, say); CORENET_TEST_WORKERS=N sets the count.
 pytest_workers() {

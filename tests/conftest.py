@@ -9,14 +9,20 @@ import asyncio
 
 import pytest
 
-from ci_policy import (  # noqa: F401  (hooks)
-    pytest_collection_modifyitems, pytest_make_collect_report, pytest_runtest_makereport)
+import ci_policy
+from ci_policy import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401  (hooks)
 from looptools import CORENET_KINDS, LOOP_KINDS, loop_factory, make_loop, open_fds  # noqa: F401  (re-exported)
 from procs import sigterm_as_interrupt
+from schedule import longest_first
 
 
 def pytest_configure(config) -> None:
     sigterm_as_interrupt()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    ci_policy.pytest_collection_modifyitems(config, items)
+    longest_first(items)
 
 
 @pytest.fixture(params=LOOP_KINDS)
