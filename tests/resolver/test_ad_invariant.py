@@ -397,6 +397,9 @@ STEP = st.tuples(st.sampled_from(NAMES), st.sampled_from(TYPES + [CNAME]),
                  st.booleans())
 
 
+# A few minutes of one core (its examples are many); a loaded machine may take several times
+# that, still bounded.
+@pytest.mark.timeout(1200)
 @settings(max_examples=1500, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(STEP, min_size=1, max_size=4))

@@ -564,6 +564,9 @@ def _steps(w):
                     min_size=1, max_size=3)
 
 
+# A few minutes of one core (its examples are many); a loaded machine may take several times
+# that, still bounded.
+@pytest.mark.timeout(1200)
 def test_generated_downgrades_never_pass(world):
     """Sequences of attacks of every class on one cache, each followed by the invariant;
     every sequence ends with the attacker gone and the bogus TTL past, when every name must
