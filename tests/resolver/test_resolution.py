@@ -25,9 +25,15 @@ def silent():
     s.close()
 
 
-def _resolver(port: int, limit: float) -> resolver.Resolver:
+def _resolver(port: int, limit: float, rto: float = 0.02) -> resolver.Resolver:
     return resolver.Resolver([("a.root.", "127.0.0.1")], port=port, do_not_query_localhost=False,
-                             limits=Limits(max_query_time=limit, initial_rto=0.02))
+                             limits=Limits(max_query_time=limit, initial_rto=rto, max_rto=max(rto, 1.5)))
+
+
+#: A try's timeout for the tests that need their resolutions still under way when they act:
+#: no try times out meanwhile, so the silent server is never marked down (after three
+#: timeouts, which a loaded machine can reach within a short sleep at 20 ms a try).
+IN_FLIGHT_RTO = 10.0
 
 
 def test_time_limit_raises_lifetime_timeout_and_leaves_the_caller_uncancelled(run, silent):
@@ -49,7 +55,7 @@ def test_time_limit_raises_lifetime_timeout_and_leaves_the_caller_uncancelled(ru
 
 
 def test_a_caller_that_gives_up_stops_the_resolution_and_its_sockets(run, silent):
-    r = _resolver(silent, 30)
+    r = _resolver(silent, 30, IN_FLIGHT_RTO)
 
     async def go():
         before = open_fds()
@@ -86,7 +92,7 @@ def test_others_still_get_the_result_when_the_first_caller_gives_up(run, silent)
 
 
 def test_close_stops_every_resolution_and_its_callers_get_cancelled_error(run, silent):
-    r = _resolver(silent, 30)
+    r = _resolver(silent, 30, IN_FLIGHT_RTO)
     before = open_fds()
 
     async def go():
