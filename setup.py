@@ -34,10 +34,7 @@ def extensions():
     for pyx in sorted(ROOT.glob("corenet/**/*.pyx")) + sorted(ROOT.glob("resolver/**/*.pyx")):
         rel = pyx.relative_to(ROOT)
         name = ".".join(rel.with_suffix("").parts)
-        # include_dirs relative (setuptools compiles in this directory): the same C built
-        # from another copy of the tree preprocesses to the same text, which a compiler
-        # cache recognises (scripts/lib.sh, cached_cc)
-        exts.append(Extension(name, [str(rel)], include_dirs=["."], extra_compile_args=CFLAGS,
+        exts.append(Extension(name, [str(rel)], include_dirs=[str(ROOT)], extra_compile_args=CFLAGS,
                               extra_link_args=LDFLAGS,
                               libraries=LINKED.get(name, [])))
     return exts

@@ -45,7 +45,6 @@ describe_package() {
         ldnsutils) echo "ldns-signzone (ldns tools) for the signed lab" ;;
         strace) echo "strace, for the system-call checks" ;;
         valgrind) echo "valgrind (callgrind), for the instruction-count benchmark" ;;
-        ccache) echo "ccache, so that the release check's wheels reuse the tree's compiled C" ;;
         iproute2) echo "ss and ip (iproute2)" ;;
         util-linux) echo "unshare (util-linux)" ;;
         libssl-dev) echo "OpenSSL's headers, for the daemon's TLS listeners (and the handshake benchmark's C servers)" ;;
@@ -124,34 +123,12 @@ make_venv() {
     "$dir/bin/pip" install -q 'setuptools>=77' wheel 'Cython>=3.0'
 }
 
-# cached_cc PY: the C compiler of that interpreter's builds (sysconfig's CC) through ccache,
-# when ccache is installed and CC is not set; empty otherwise. Built through it, the same C
-# compiled again for the same interpreter (the release check's wheel, from the sdist, in
-# another directory and build environment) is taken from the cache: setup.py's include
-# path is relative, so the preprocessed text is the same, and CCACHE_NOHASHDIR (exported
-# with it by compile_env) keeps the directory out of the key that Python's -g would put in
-# (the extensions are linked stripped).
-cached_cc() {
-    local py=$1
-    if [ -z "${CC:-}" ] && command -v ccache >/dev/null; then
-        echo "ccache $("$py" -c 'import sysconfig; print(sysconfig.get_config_var("CC") or "cc")')"
-    fi
-}
-
-# compile_env PY CMD...: runs CMD with CC from cached_cc PY, if any.
-compile_env() {
-    local cc
-    cc=$(cached_cc "$1")
-    shift
-    if [ -n "$cc" ]; then CC=$cc CCACHE_NOHASHDIR=1 "$@"; else "$@"; fi
-}
-
 # build_inplace PY: compiles the extensions next to their sources for that interpreter
 # (the file names carry the interpreter's ABI, so several Pythons can share the tree).
 build_inplace() {
     local py=$1
     step "compiling the Cython extensions for $("$py" -c 'import platform; print(platform.python_version())') (a few minutes the first time)"
-    (cd "$ROOT" && compile_env "$py" nice -n 5 "$py" setup.py -q build_ext --inplace >/tmp/corenet-build.log 2>&1) || {
+    (cd "$ROOT" && nice -n 5 "$py" setup.py -q build_ext --inplace >/tmp/corenet-build.log 2>&1) || {
         tail -30 /tmp/corenet-build.log >&2
         die "the build failed (the whole log is /tmp/corenet-build.log)"
     }

@@ -66,7 +66,7 @@ check_wheel() {
     local d="$work/$tag"
     mkdir -p "$d/wheel" "$d/wheelhouse" "$d/run"
     step "Python $tag: building the wheel from the sdist alone (a few minutes)"
-    (cd "$src" && compile_env "$base" "$@" "$d/wheel" .) >"$d/wheel.log" 2>&1 ||
+    (cd "$src" && "$@" "$d/wheel" .) >"$d/wheel.log" 2>&1 ||
         { tail -30 "$d/wheel.log" >&2; die "building the wheel for Python $tag from the sdist failed (log: $d/wheel.log)"; }
     local wheel repaired
     wheel=$(ls "$d"/wheel/corenet_io-*.whl)
