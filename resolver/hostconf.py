@@ -101,6 +101,16 @@ def parse_hosts(text: str) -> dict[str, list[tuple[int, str]]]:
     return names
 
 
+def config_text(path: str | os.PathLike) -> str:
+    """The text of a configuration file such as resolv.conf; "" when it cannot be read (a
+    missing file sets nothing, as for glibc and dig)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def search_rules(path: str | os.PathLike = "/etc/resolv.conf",
                  environ=None) -> tuple[list[dns.name.Name], int]:
     """``(search domains, ndots)`` from a resolv.conf: the last ``search`` line (else the
@@ -112,13 +122,7 @@ def search_rules(path: str | os.PathLike = "/etc/resolv.conf",
     search: list[dns.name.Name] = []
     domain: list[dns.name.Name] = []
     ndots = 1
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = None if environ is None else []
-    if lines is None:
-        return [], 1
+    lines = config_text(path).splitlines()
     localdomain = None if environ is None else environ.get(LOCALDOMAIN)
     if localdomain is not None:
         lines = [line for line in lines if line.split()[:1] not in (["search"], ["domain"])]
@@ -150,11 +154,7 @@ def nameservers(path: str | os.PathLike = "/etc/resolv.conf",
     malformed ones are skipped. ``most``: at most that many, the first (``MAXNS``: the
     ones glibc asks; None: all of them, as dnspython reads them)."""
     out: list[str] = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return out
+    lines = config_text(path).splitlines()
     for line in lines:
         fields = line.split("#", 1)[0].split(";", 1)[0].split()
         if len(fields) >= 2 and fields[0] == "nameserver":
@@ -179,12 +179,7 @@ def nameserver_options(path: str | os.PathLike = "/etc/resolv.conf") -> Nameserv
     """The ``attempts:N`` and ``trust-ad`` options of a resolv.conf and of ``RES_OPTIONS``,
     read as glibc reads them (:func:`glibc_nameserver_options`); a missing file sets
     neither, ``RES_OPTIONS`` still applies."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        text = ""
-    return glibc_nameserver_options(text)
+    return glibc_nameserver_options(config_text(path))
 
 
 def glibc_nameserver_options(text: str, environ=os.environ) -> NameserverOptions:

@@ -394,13 +394,9 @@ def resolv_conf_defaults(o: Options) -> Options:
     +time, +tries and +retry given on the command line come after and win. ``ndots:N`` is
     +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
     are not read, as dig reads neither."""
-    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return o
-    for line in lines:
+    from resolver.hostconf import config_text
+
+    for line in config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF).splitlines():
         words = line.split()
         if not words or words[0] != "options":
             continue
