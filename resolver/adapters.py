@@ -48,8 +48,8 @@ class AiohttpResolver(AbstractResolver):
     names none, as the C library does) on ``port``, with corenet's cache: a stub,
     ``Resolver(forward=hostconf.nameservers(filename, hostconf.MAXNS))`` (the first three,
     the ones glibc asks), asking them as the C library does where the file says how
-    (``options attempts:N`` and ``trust-ad``, then those of the ``RES_OPTIONS``
-    environment variable: ``hostconf.nameserver_options``). Recursion from the root is
+    (``options attempts:N``, ``timeout:N`` and ``trust-ad``, then those of the
+    ``RES_OPTIONS`` environment variable: ``hostconf.nameserver_options``). Recursion from the root is
     ``AiohttpResolver(resolver.Resolver())``. ``close`` closes only a Resolver made here.
     ``hosts``: the hosts file consulted first (``None``: none)."""
 
@@ -58,9 +58,12 @@ class AiohttpResolver(AbstractResolver):
         if resolver is None:
             from resolver import Resolver
             from resolver.hostconf import MAXNS, nameserver_options, nameservers
+            options = nameserver_options(filename)
             resolver = Resolver(forward=nameservers(filename, MAXNS) or ["127.0.0.1"],
-                                port=port,
-                                **nameserver_options(filename)._asdict())
+                                port=port, attempts=options.attempts,
+                                trust_ad=options.trust_ad)
+            if options.timeout is not None:
+                resolver.timeout = options.timeout
             self._owned = True
         else:
             self._owned = False

@@ -526,6 +526,12 @@ class Resolver(ResolverCore):
             raise dns.resolver.NoAnswer(response=v6.response)
         return answers
 
+    def search_names(self, qname, search: bool | None = None) -> list[dns.name.Name]:
+        """The absolute names ``resolve(qname, search=search)`` asks in turn: dnspython's
+        search rules (``search``, else ``domain``, ordered by ``ndots``), which are also
+        glibc's order; an absolute ``qname`` is the only one."""
+        return [name for name, _ in self._names_to_try(qname, search)]
+
     def _names_to_try(self, qname, search: bool | None) -> list[tuple[dns.name.Name, bytes]]:
         """The (name, wire form) to ask in turn, as dnspython's search rules order them;
         remembered per (text, search settings), as applications ask the same names again."""

@@ -7,7 +7,9 @@ resolve host names through a :class:`resolver.Resolver`, in the order glibc uses
 3. ``localhost`` and names under it are the loopback addresses (RFC 6761).
 4. Everything else is asked of the resolver as A and AAAA, with the ``search`` domains and
    ``ndots`` of ``/etc/resolv.conf`` (``LOCALDOMAIN`` and ``RES_OPTIONS`` over them, as
-   glibc) for names with fewer dots.
+   glibc) for names with fewer dots; as in glibc, the search goes on past a name that
+   does not exist, has no address or whose servers fail (SERVFAIL), and stops at a
+   timeout.
 5. Only with ``fallback=True`` does a name the resolver cannot find go to the loop's own
    getaddrinfo (the host's NSS: mDNS, LDAP...); otherwise it is ``socket.gaierror``.
 
@@ -82,33 +84,63 @@ async def getaddrinfo(r, original, host, port, *, family=0, type=0, proto=0, fla
 
 
 async def _from_dns(r, host: str, family: int) -> tuple[list[tuple[int, str]], str | None]:
+    """The addresses of ``host`` and its canonical name, asked as glibc's getaddrinfo asks:
+    each of the names the search rules give (``r.search_names``), its A and AAAA together,
+    until one has addresses; a name that does not exist, has none, or whose servers
+    failed (SERVFAIL) passes to the next, a timeout ends the search; all within
+    ``r.lifetime``. No addresses: as glibc, EAI_NODATA if a name had no address records
+    (it exists), else EAI_AGAIN if a server failed or timed out, else EAI_NONAME."""
     if family == socket.AF_INET:
         wanted = [("A", socket.AF_INET)]
     elif family == socket.AF_INET6:
         wanted = [("AAAA", socket.AF_INET6)]
     else:
         wanted = [("A", socket.AF_INET), ("AAAA", socket.AF_INET6)]
-    outcomes = await asyncio.gather(*(r.resolve(host, t, search=True) for t, _ in wanted),
+    seen: set[type] = set()
+    try:
+        async with asyncio.timeout(r.lifetime):
+            for name in r.search_names(host, True):
+                addrs, canon, failures = await _addresses(r, name, wanted)
+                if addrs:
+                    return addrs, canon
+                seen |= failures
+                if dns.exception.Timeout in failures:
+                    break
+    except TimeoutError:
+        seen.add(dns.exception.Timeout)
+    if dns.resolver.NoAnswer in seen:
+        raise socket.gaierror(socket.EAI_NODATA, "No address associated with hostname")
+    if seen & {dns.resolver.NoNameservers, dns.exception.Timeout}:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+#: how a question for a name can fail without ending the search, as the kinds ``_addresses``
+#: reports: NoNameservers is a server failure (SERVFAIL from every server, or DNSSEC bogus)
+_FAILURES = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers,
+             dns.exception.Timeout)
+
+
+async def _addresses(r, name, wanted) -> tuple[list[tuple[int, str]], str | None, set[type]]:
+    """``(addresses, canonical name, failures)`` for one absolute name, its ``wanted``
+    types asked together; ``failures`` holds the kind (of ``_FAILURES``) of each question
+    that failed."""
+    outcomes = await asyncio.gather(*(r.resolve(name, t, search=False) for t, _ in wanted),
                                     return_exceptions=True)
     addrs: list[tuple[int, str]] = []
     canon = None
-    temporary = False
+    failures: set[type] = set()
     for (rdtype, fam), out in zip(wanted, outcomes):
         if isinstance(out, BaseException):
-            if isinstance(out, (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)):
-                continue
-            if isinstance(out, (dns.resolver.NoNameservers, dns.exception.Timeout)):
-                temporary = True
-                continue
-            raise out
+            kind = next((k for k in _FAILURES if isinstance(out, k)), None)
+            if kind is None:
+                raise out
+            failures.add(kind)
+            continue
         if canon is None:
             canon = out.canonical_name.to_text(omit_final_dot=True)
         addrs += [(fam, rd.address) for rd in out]
-    if not addrs:
-        if temporary:
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    return addrs, canon
+    return addrs, canon, failures
 
 
 def _shaped(addrs, host: str, canon: str | None, port, type, proto, flags) -> list:

@@ -5,7 +5,8 @@
 size, modification time or inode), at most once a second. :func:`search_rules` gives the
 ``search`` domains (or the ``domain``) and ``options ndots:N`` of a resolv.conf, and
 :func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``) and
-:func:`nameserver_options` how glibc asks them (``options attempts:N`` and ``trust-ad``).
+:func:`nameserver_options` how glibc asks them (``options attempts:N``, ``timeout:N`` and
+``trust-ad``).
 :func:`read_resolv_conf` reads a resolv.conf as dnspython does, and those two options as
 glibc does, for the resolvers with dnspython's shape (:mod:`resolver.sync`).
 
@@ -38,6 +39,9 @@ MAX_ATTEMPTS = 5
 
 #: glibc's MAXNS: the nameservers it asks, the first of the file's
 MAXNS = 3
+
+#: glibc's RES_MAXRETRANS: ``options timeout:N`` above it is taken as this many seconds
+MAX_TIMEOUT = 30
 
 #: the environment variables glibc reads with resolv.conf: options applied after the
 #: file's (same syntax), and a search list in place of the file's ``search``/``domain``
@@ -173,19 +177,22 @@ class NameserverOptions(NamedTuple):
     attempts: int | None = None
     #: ``trust-ad``: the queries carry AD and the AD bit of the answers is believed
     trust_ad: bool = False
+    #: ``timeout:N``: the seconds each try waits for its reply (1 to ``MAX_TIMEOUT``);
+    #: None where the file sets none
+    timeout: int | None = None
 
 
 def nameserver_options(path: str | os.PathLike = "/etc/resolv.conf") -> NameserverOptions:
-    """The ``attempts:N`` and ``trust-ad`` options of a resolv.conf and of ``RES_OPTIONS``,
-    read as glibc reads them (:func:`glibc_nameserver_options`); a missing file sets
+    """The ``attempts:N``, ``timeout:N`` and ``trust-ad`` options of a resolv.conf and of
+    ``RES_OPTIONS``, read as glibc reads them (:func:`glibc_nameserver_options`); a missing file sets
     neither, ``RES_OPTIONS`` still applies."""
     return glibc_nameserver_options(config_text(path))
 
 
 def glibc_nameserver_options(text: str, environ=os.environ) -> NameserverOptions:
-    """``attempts:N`` and ``trust-ad`` as glibc's resolver takes them for resolv.conf text:
-    the file's ``options`` lines, then the environment's ``RES_OPTIONS`` (same syntax,
-    applied after the file's, so its ``attempts:N`` wins), each read by
+    """``attempts:N``, ``timeout:N`` and ``trust-ad`` as glibc's resolver takes them for
+    resolv.conf text: the file's ``options`` lines, then the environment's ``RES_OPTIONS``
+    (same syntax, applied after the file's, so its values win), each read by
     :func:`parse_nameserver_options`. ``environ`` is read when this is called."""
     res_options = environ.get(RES_OPTIONS)
     if res_options is not None:
@@ -194,12 +201,14 @@ def glibc_nameserver_options(text: str, environ=os.environ) -> NameserverOptions
 
 
 def parse_nameserver_options(text: str) -> NameserverOptions:
-    """``attempts:N`` and ``trust-ad`` from resolv.conf text, as glibc's ``res_setoptions``
-    takes them: on any ``options`` line, the last ``attempts`` winning; N is read as
-    ``atoi`` reads it (``attempts:x`` is 0: glibc then sends no query at all), below 0
-    counts as 0 and above ``MAX_ATTEMPTS`` as ``MAX_ATTEMPTS``; an option is recognised by
-    its start, as glibc compares it."""
+    """``attempts:N``, ``timeout:N`` and ``trust-ad`` from resolv.conf text, as glibc's
+    ``res_setoptions`` takes them: on any ``options`` line, the last of each winning; N is
+    read as ``atoi`` reads it (``attempts:x`` is 0: glibc then sends no query at all), an
+    attempts below 0 counts as 0 and above ``MAX_ATTEMPTS`` as ``MAX_ATTEMPTS``; a timeout
+    above ``MAX_TIMEOUT`` counts as ``MAX_TIMEOUT`` and below 1 as 1 (glibc waits at least
+    a second); an option is recognised by its start, as glibc compares it."""
     attempts: int | None = None
+    timeout: int | None = None
     trust_ad = False
     for line in text.splitlines():
         fields = line.split()
@@ -207,11 +216,18 @@ def parse_nameserver_options(text: str) -> NameserverOptions:
             continue
         for opt in fields[1:]:
             if opt.startswith("attempts:"):
-                number = re.match(r"[+-]?\d+", opt[9:])
-                attempts = max(0, min(MAX_ATTEMPTS, int(number.group()) if number else 0))
+                attempts = max(0, min(MAX_ATTEMPTS, _atoi(opt[9:])))
+            elif opt.startswith("timeout:"):
+                timeout = max(1, min(MAX_TIMEOUT, _atoi(opt[8:])))
             elif opt.startswith("trust-ad"):
                 trust_ad = True
-    return NameserverOptions(attempts, trust_ad)
+    return NameserverOptions(attempts, trust_ad, timeout)
+
+
+def _atoi(text: str) -> int:
+    """``text``'s leading number as C's ``atoi`` reads it: 0 where there is none."""
+    number = re.match(r"\s*[+-]?\d+", text)
+    return int(number.group()) if number else 0
 
 
 def read_resolv_conf(f) -> dns.resolver.BaseResolver:

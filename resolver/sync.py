@@ -144,7 +144,8 @@ class Resolver:
             e.timeout = conf.timeout
         if conf.edns >= 0:
             e.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
-        e.attempts, e.trust_ad = conf.nameserver_options
+        glibc = conf.nameserver_options        # timeout: dnspython's reading, above
+        e.attempts, e.trust_ad = glibc.attempts, glibc.trust_ad
         self._set_nameservers(self._with_ports(conf.nameservers))
 
     def _set_nameservers(self, entries: list) -> None:

@@ -245,6 +245,9 @@ def main(argv: list[str]) -> int:
                 # dig's printcmd and +short are global: a line's hold for the next
                 base = replace(base, show=dict(base.show, cmd=line_glob.show["cmd"]),
                                short=line_glob.short)
+    except Fatal as e:                    # resolv.conf refused: before anything else, as dig
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         print(f"usage: {PROG} [@SERVER] [-p PORT] [-4|-6] [-t TYPE] [-x ADDR] [-f FILE] "

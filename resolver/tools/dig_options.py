@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, field, replace
@@ -393,21 +394,178 @@ def resolv_conf_defaults(o: Options) -> Options:
     timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
     +time, +tries and +retry given on the command line come after and win. ``ndots:N`` is
     +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
-    are not read, as dig reads neither."""
+    are not read, as dig reads neither. A file BIND's reader refuses
+    (:func:`bind_resolv_conf`) is :class:`Fatal`, as dig stops before anything else; a
+    missing one sets nothing."""
     from resolver.hostconf import config_text
 
-    for line in config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF).splitlines():
-        words = line.split()
-        if not words or words[0] != "options":
-            continue
-        for opt in words[1:]:
-            key, _, value = opt.partition(":")
-            if key in ("timeout", "attempts") and value.isdigit() and int(value) > 0:
-                if key == "timeout":
-                    o.timeout = float(int(value))
-                else:
-                    o.tries = int(value)
+    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
+    try:
+        numbers = bind_resolv_conf(config_text(path))
+    except ValueError as e:
+        raise Fatal(f"parse of {path} failed: {e}") from None
+    if numbers.get("timeout"):
+        o.timeout = float(numbers["timeout"])
+    if numbers.get("attempts"):
+        o.tries = numbers["attempts"]
     return o
+
+
+#: BIND's limits for a resolv.conf: the nameservers read (later lines are passed over), the
+#: sortlist entries, and the largest value of ``ndots:``, ``timeout:`` and ``attempts:``
+BIND_MAX_NAMESERVERS, BIND_MAX_SORTLIST, BIND_MAX_OPTION = 3, 10, 255
+
+
+def bind_resolv_conf(text: str) -> dict[str, int]:
+    """The numeric ``options`` (``ndots``, ``timeout``, ``attempts``: the last of each) of
+    resolv.conf text as BIND's reader takes it (the one dig 9.18 reads), or ValueError
+    naming the first thing it refuses: a ``nameserver`` without a numeric address or with
+    more than one (past the third, unread), a ``domain`` without exactly one name, a
+    ``search``, ``sortlist`` or ``options`` with nothing after it, a sortlist entry that is
+    not ADDRESS[/MASK] (at most ``BIND_MAX_SORTLIST``), a number option that is not all
+    decimal digits (a sign allowed; empty is 0) or is above ``BIND_MAX_OPTION``. Its
+    reading is by words (:class:`_BindWords`), with its quirks: a keyword that ends its
+    line takes its words from the next one; a line of another keyword is passed over, and
+    so is a keyword the end of the file follows at once."""
+    numbers: dict[str, int] = {}
+    servers = sortlist = 0
+    words = _BindWords(text)
+    while True:
+        key, stop = words.next()
+        if stop == _EOF:
+            return numbers
+        if not key:
+            continue
+        where = f"line {words.line - (stop == chr(10))}: {key}"
+        if key == "nameserver":
+            if servers == BIND_MAX_NAMESERVERS:
+                continue
+            address, stop = words.next()
+            if not address:
+                raise ValueError(f"{where} names nothing")
+            if stop in " \t" and words.rest_of_line():
+                raise ValueError(f"{where} takes one address")
+            if not _numeric_host(address):
+                raise ValueError(f"{where}: {address!r} is not an address")
+            servers += 1
+        elif key == "domain":
+            name, stop = words.next()
+            if not name:
+                raise ValueError(f"{where} names nothing")
+            if stop in " \t" and words.rest_of_line():
+                raise ValueError(f"{where} takes one name")
+        elif key in ("search", "sortlist", "options"):
+            values = words.line_of_words()
+            if not values:
+                raise ValueError(f"{where} names nothing")
+            for value in values:
+                if key == "sortlist":
+                    sortlist += 1
+                    if sortlist > BIND_MAX_SORTLIST:
+                        raise ValueError(f"{where}: more than {BIND_MAX_SORTLIST} entries")
+                    if not all(_address(part) for part in value.split("/", 1)):
+                        raise ValueError(f"{where}: {value!r} is not ADDRESS[/MASK]")
+                elif key == "options":
+                    _bind_option(value, where, numbers)
+        elif stop != "\n":
+            words.skip_line()
+
+
+def _bind_option(opt: str, where: str, numbers: dict[str, int]) -> None:
+    """One word of an ``options`` line into ``numbers`` (see :func:`bind_resolv_conf`)."""
+    name = next((n for n in ("ndots", "timeout", "attempts") if opt.startswith(n + ":")), None)
+    if name is None:
+        return
+    value = opt[len(name) + 1:]
+    if value and not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ValueError(f"{where} {opt}: not a number")
+    n = int(value) if value else 0
+    if not 0 <= n <= BIND_MAX_OPTION:
+        raise ValueError(f"{where} {opt}: out of range 0..{BIND_MAX_OPTION}")
+    numbers[name] = n
+
+
+_EOF = ""
+
+
+class _BindWords:
+    """resolv.conf text as BIND's reader takes it, a word at a time: blanks before a word
+    skipped (a newline among them ends the line's words), ``#`` or ``;`` where a word
+    would start a comment to the end of the line. The character that ended a word is
+    consumed with it, so a keyword ending its line leaves the reader on the next one."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.at, self.line = text, 0, 1
+
+    def _char(self) -> str:
+        if self.at >= len(self.text):
+            return _EOF
+        c = self.text[self.at]
+        self.at += 1
+        if c == "\n":
+            self.line += 1
+        return c
+
+    def skip_line(self) -> str:
+        c = self._char()
+        while c not in ("\n", _EOF):
+            c = self._char()
+        return c
+
+    def _blanks(self) -> str:
+        c = self._char()
+        while c not in ("\n", _EOF) and c.isspace():
+            c = self._char()
+        return self.skip_line() if c in ("#", ";") else c
+
+    def next(self) -> tuple[str, str]:
+        """``(word, the character that ended it)``: an empty word at a line's end."""
+        c = self._blanks()
+        chars = []
+        while c != _EOF and not c.isspace():
+            chars.append(c)
+            c = self._char()
+        return "".join(chars), c
+
+    def rest_of_line(self) -> bool:
+        """After a word that a blank ended: whether anything but blanks and a comment
+        follows it on its line."""
+        return self._blanks() not in ("\n", _EOF)
+
+    def line_of_words(self) -> list[str]:
+        """The words up to the end of the line (the next line's, when the reader is at the
+        start of one: a keyword that ended its line)."""
+        out = []
+        while True:
+            word, stop = self.next()
+            if not word:
+                return out
+            out.append(word)
+            if stop in ("\n", _EOF):
+                return out
+
+
+def _numeric_host(text: str) -> bool:
+    """A numeric address as getaddrinfo takes one (an IPv6 scope allowed)."""
+    try:
+        socket.getaddrinfo(text, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
+        return False
+    return True
+
+
+def _address(text: str) -> bool:
+    """An IPv4 address as inet_aton reads one, or an IPv6 address."""
+    try:
+        socket.inet_aton(text)
+        return True
+    except OSError:
+        pass
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+        return True
+    except OSError:
+        return False
 
 
 def parse(argv: list[str], base: Options | None = None,

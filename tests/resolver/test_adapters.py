@@ -82,6 +82,9 @@ def test_no_address_and_servfail_are_gaierrors(world, run):
     adapter = AiohttpResolver(r)
     with pytest.raises(socket.gaierror) as ei:
         run(adapter.resolve("txt.example.com", 443, socket.AF_INET))   # no A record
+    assert ei.value.errno == socket.EAI_NODATA       # the name exists: glibc's error
+    with pytest.raises(socket.gaierror) as ei:
+        run(adapter.resolve("nowhere.example.com", 443, socket.AF_INET))
     assert ei.value.errno == socket.EAI_NONAME
     for a in list(net.served):
         net.faults[a] = "refused"

@@ -44,9 +44,10 @@ BIND_TRIES = 50
 
 class FakeNameserver:
     """A nameserver on (address, 53) over UDP that records each query's (qtype, flags) and
-    is ``silent`` (answers nothing), answers ``servfail`` or ``nxdomain``, or answers
-    ``answer``: an A record
-    for the A question, no data for the others, with AD set when ``ad``."""
+    is ``silent`` (answers nothing), answers ``servfail``, ``nxdomain`` or ``nodata`` (no
+    record of any type), or answers ``answer``: an A record for the A question, no data
+    for the others, with AD set when ``ad``. ``mode`` may be a dict of modes by query name
+    (``"www.host.a.test."``), ``nxdomain`` for the names it does not list."""
 
     def __init__(self, address: str, mode: str, ad: bool = False) -> None:
         self.address, self.mode, self.ad = address, mode, ad
@@ -79,15 +80,17 @@ class FakeNameserver:
             self.names.append(_qname(data[12:end + 1]))
             question = data[12:end + 5]
             rd = flags & 0x0100
-            if self.mode == "silent":
+            mode = (self.mode if isinstance(self.mode, str)
+                    else self.mode.get(self.names[-1], "nxdomain"))
+            if mode == "silent":
                 continue
-            if self.mode in ("servfail", "nxdomain"):
-                rcode = 2 if self.mode == "servfail" else 3
+            if mode in ("servfail", "nxdomain"):
+                rcode = 2 if mode == "servfail" else 3
                 header = struct.pack("!HHHHH", 0x8080 | rcode | rd, 1, 0, 0, 0)
                 self.sock.sendto(data[:2] + header + question, peer)
                 continue
             answer = b""
-            if qtype == A:
+            if qtype == A and mode == "answer":
                 answer = (b"\xc0\x0c" + struct.pack("!HHIH", A, 1, 60, 4)
                           + socket.inet_aton("192.0.2.7"))
             header = struct.pack("!HHHHH", 0x8080 | rd | (AD if self.ad else 0), 1,
@@ -384,6 +387,53 @@ def test_the_aiohttp_resolver_asks_the_file_s_nameservers_as_glibc(tmp_path):
     assert (r.attempts, r.trust_ad) == (None, False)
 
 
+@pytest.mark.parametrize("timeout,waits", [("3", 3), ("0", 1), ("x", 1)])
+def test_the_aiohttp_resolver_waits_the_file_s_timeout_as_glibc(glibc, nameservers, tmp_path,
+                                                               timeout, waits):
+    """Each try waits ``timeout:N`` seconds, read as glibc reads it (atoi; below 1 is 1)."""
+    pytest.importorskip("aiohttp")
+    import asyncio
+
+    from resolver.adapters import AiohttpResolver
+
+    fakes = nameservers(1, "silent")
+    path = _conf(tmp_path, fakes, f"timeout:{timeout} attempts:1")
+    t0 = time.monotonic()
+    assert glibc(path, "getent", "ahosts", NAME).returncode == 2
+    their_time = time.monotonic() - t0
+    assert waits - 0.2 < their_time < waits + 1.0, their_time
+    _reset(fakes)
+
+    async def ours():
+        r = AiohttpResolver(filename=path, hosts=None)
+        assert r.resolver.timeout == waits
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(OSError):
+                await r.resolve(NAME, 80)
+            return time.monotonic() - t0
+        finally:
+            await r.close()
+
+    our_time = asyncio.run(ours())
+    assert fakes[0].count(A) == 1
+    assert their_time - 0.5 < our_time < their_time + 1.0, (our_time, their_time)
+
+
+@pytest.mark.parametrize("options,env,timeout", [
+    ("timeout:3", None, 3), ("timeout:45", None, hostconf.MAX_TIMEOUT), ("timeout:-2", None, 1),
+    ("timeout:2x", None, 2), ("attempts:2", None, None), ("timeout:3", "timeout:4", 4)])
+def test_the_timeout_value_is_read_as_glibc_reads_it(tmp_path, monkeypatch, options, env,
+                                                     timeout):
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver 192.0.2.53\noptions {options}\n")
+    if env is None:
+        monkeypatch.delenv("RES_OPTIONS", raising=False)
+    else:
+        monkeypatch.setenv("RES_OPTIONS", env)
+    assert hostconf.nameserver_options(path).timeout == timeout
+
+
 # ---- RES_OPTIONS and LOCALDOMAIN ----------------------------------------------------------------
 
 @pytest.mark.parametrize("file_options,res_options", [
@@ -457,6 +507,68 @@ def test_the_getaddrinfo_search_takes_localdomain_and_res_options_as_glibc(
 
     asyncio.run(ours())
     assert list(dict.fromkeys(fakes[0].names)) == theirs
+
+
+#: a name the search rules turn into www.host.a.test., www.host.b.test. and www.host.
+_SEARCHED = ["www.host.a.test.", "www.host.b.test.", "www.host."]
+
+#: glibc's getaddrinfo in the private namespace: the sorted addresses, or the gaierror's errno
+_GETADDRINFO = (
+    "import socket, sys\n"
+    "try:\n"
+    "    print(sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], 80,"
+    " type=socket.SOCK_STREAM)}))\n"
+    "except socket.gaierror as e:\n"
+    "    print(e.errno)\n")
+
+
+@pytest.mark.parametrize("modes", [
+    {"www.host.a.test.": "servfail", "www.host.b.test.": "answer"},
+    {"www.host.a.test.": "nodata", "www.host.b.test.": "answer"},
+    {"www.host.a.test.": "servfail"},
+    {name: "servfail" for name in _SEARCHED},
+    {"www.host.b.test.": "nodata"},
+    {"www.host.a.test.": "servfail", "www.host.b.test.": "nodata"},
+    {},
+], ids=["servfail then answer", "nodata then answer", "servfail then nxdomain",
+        "servfail everywhere", "nodata", "servfail then nodata", "nxdomain everywhere"])
+def test_the_getaddrinfo_search_goes_past_failures_as_glibc(glibc, nameservers, tmp_path,
+                                                            monkeypatch, modes):
+    """glibc's getaddrinfo goes on to the next search name after NXDOMAIN, no data or a
+    SERVFAIL (and then, with no address anywhere, fails with EAI_AGAIN): the same names
+    asked in the same order, the same addresses or the same error."""
+    import ast
+    import asyncio
+
+    import resolver
+    from resolver.getaddrinfo import install
+
+    monkeypatch.delenv("LOCALDOMAIN", raising=False)
+    monkeypatch.delenv("RES_OPTIONS", raising=False)
+    fakes = nameservers(1, modes)
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver {fakes[0].address}\nsearch a.test b.test\n"
+                    "options timeout:1 attempts:1 ndots:2\n")
+    out = glibc(path, sys.executable, "-c", _GETADDRINFO, "www.host")
+    theirs = ast.literal_eval(out.stdout.strip())
+    their_names = list(dict.fromkeys(fakes[0].names))
+    assert their_names[0] == _SEARCHED[0]
+    _reset(fakes)
+
+    async def ours():
+        r = resolver.Resolver(forward=[fakes[0].address], attempts=1, limits=LIMITS)
+        loop = asyncio.get_running_loop()
+        install(loop, r, hosts=None, resolv_conf=path)
+        try:
+            infos = await loop.getaddrinfo("www.host", 80, type=socket.SOCK_STREAM)
+            return sorted({info[4][0] for info in infos})
+        except socket.gaierror as e:
+            return e.errno
+        finally:
+            await r.close()
+
+    assert asyncio.run(ours()) == theirs
+    assert list(dict.fromkeys(fakes[0].names)) == their_names
 
 
 def test_the_dnspython_shaped_reader_ignores_localdomain_as_dnspython(tmp_path, monkeypatch):
@@ -551,3 +663,36 @@ def test_query_takes_resolv_conf_s_timeout_and_attempts_as_dig(glibc, nameserver
     # each try waited dig's timeout: the same, but for our interpreter's start (bounded
     # loosely: the run may share its cores with other suites)
     assert their_time - 0.5 < our_time < their_time + 3.0, (our_time, their_time)
+
+
+@pytest.mark.parametrize("lines", [
+    "options attempts:x", "options timeout:2x", "options ndots:-1", "options ndots:256",
+    "options attempts:256", "options timeout:0x5", "options", "nameserver foo",
+    "nameserver 127.0.0.2 127.0.0.3", "nameserver", "domain", "domain a.test b.test",
+    "search", "sortlist x", "sortlist 127.0.0.1/255.0.0.0", "options timeout:+2 attempts:1",
+    "options attempts:-0 ndots:255", "options timeout:", "nameserver 127.0.0.2 # a comment",
+    "nameserver ::1%lo", "bogus line", "search a..b",
+    "nameserver 127.0.0.2\nnameserver 127.0.0.3\nnameserver junk",
+    "options ndots:1 \n ndots:x", "bogus\nnameserver junk", "search\nsortlist junk",
+    "sortlist\noptions ndots:1", "domain a.test ;x\nfoo", "nameserver 127.0.0.2 \nfoo"])
+@pytest.mark.parametrize("end", ["\n", ""], ids=["newline", "no newline"])
+def test_query_refuses_the_resolv_conf_dig_refuses(glibc, nameservers, tmp_path, lines, end):
+    """BIND's dig reads resolv.conf first and stops (status 1, "parse of ... failed") on a
+    file its reader refuses, before any option or query; what it accepts, it asks. The
+    lines come last, with or without a newline at the end of the file."""
+    from test_dig_query import query
+
+    if shutil.which("dig") is None:
+        from ci_policy import unavailable
+        unavailable("BIND's dig (bind9-dnsutils)")
+    fakes = nameservers(1, "servfail")
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver {fakes[0].address}\n{lines}{end}")
+    argv = ["a.example", "+nocookie", "+tries=1", "+time=1"]
+    theirs = glibc(path, "dig", *argv)
+    refused = "parse of /etc/resolv.conf failed" in theirs.stderr
+    assert theirs.returncode == (1 if refused else 0), theirs
+    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    assert ours.returncode == theirs.returncode, ours.stderr
+    assert (f"parse of {path} failed" in ours.stderr) == refused, ours.stderr
+    assert ours.stdout.strip() == "" if refused else "status: SERVFAIL" in ours.stdout
