@@ -12,21 +12,19 @@ import time
 from dataclasses import replace
 from typing import NamedTuple
 
-from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, ecs
+from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, \
+    bind_resolv_conf, ecs
 from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
     tty_default
 
 # ---- the servers -----------------------------------------------------------------------------
 def system_nameservers() -> list[str]:
-    """The ``nameserver`` lines of resolv.conf ($CORENET_RESOLV_CONF, else /etc/resolv.conf)."""
-    path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
-    servers = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            words = line.split()
-            if len(words) >= 2 and words[0] == "nameserver":
-                servers.append(words[1].split("%")[0])
-    return servers
+    """The servers of resolv.conf ($CORENET_RESOLV_CONF, else /etc/resolv.conf) as dig
+    takes them (``bind_resolv_conf``); a missing file names none, so ::1 and 127.0.0.1."""
+    from resolver.hostconf import config_text
+
+    return bind_resolv_conf(config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF)
+                            ).nameservers
 
 
 def server_addresses(o: Options) -> list[tuple[str, str]]:
@@ -42,18 +40,14 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
         return out
     try:
         names = system_nameservers()
-    except OSError as e:
-        raise LookupError(f"can't read the system's resolver configuration: {e}") from None
-    out = []
-    for n in names:
-        fam = socket.AF_INET6 if ":" in n else socket.AF_INET
-        if o.family and fam != o.family:
-            continue
-        out.append((n, n))
-    if not out and names:
-        raise LookupError("No acceptable nameservers")
-    if not out:
-        out = [("127.0.0.1", "127.0.0.1")] if o.family != socket.AF_INET6 else [("::1", "::1")]
+    except ValueError as e:              # the file changed since it was read and refused
+        raise LookupError(f"parse of the system's resolver configuration failed: {e}") \
+            from None
+    out = [(n, n) for n in names
+           if not o.family or o.family == (socket.AF_INET6 if ":" in n else socket.AF_INET)]
+    if not out:          # none of -4's or -6's family: its loopback address, as dig
+        loopback = "::1" if o.family == socket.AF_INET6 else "127.0.0.1"
+        out = [(loopback, loopback)]
     return out
 
 

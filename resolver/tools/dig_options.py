@@ -9,6 +9,7 @@ import re
 import socket
 import sys
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 EXIT_OK, EXIT_USAGE, EXIT_BATCH, EXIT_NO_ANSWER, EXIT_INTERNAL = 0, 1, 8, 9, 10
 
@@ -401,7 +402,7 @@ def resolv_conf_defaults(o: Options) -> Options:
 
     path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
     try:
-        numbers = bind_resolv_conf(config_text(path))
+        numbers = bind_resolv_conf(config_text(path)).numbers
     except ValueError as e:
         raise Fatal(f"parse of {path} failed: {e}") from None
     if numbers.get("timeout"):
@@ -416,9 +417,19 @@ def resolv_conf_defaults(o: Options) -> Options:
 BIND_MAX_NAMESERVERS, BIND_MAX_SORTLIST, BIND_MAX_OPTION = 3, 10, 255
 
 
-def bind_resolv_conf(text: str) -> dict[str, int]:
-    """The numeric ``options`` (``ndots``, ``timeout``, ``attempts``: the last of each) of
-    resolv.conf text as BIND's reader takes it (the one dig 9.18 reads), or ValueError
+class BindResolvConf(NamedTuple):
+    """What dig takes from a resolv.conf (:func:`bind_resolv_conf`)."""
+
+    #: the servers asked without @SERVER, in order: the first ``BIND_MAX_NAMESERVERS``
+    #: ``nameserver`` lines, 0.0.0.0 as 127.0.0.1; none: ::1 and 127.0.0.1
+    nameservers: list[str]
+    #: the numeric options, ``ndots``, ``timeout`` and ``attempts``: the last of each
+    numbers: dict[str, int]
+
+
+def bind_resolv_conf(text: str) -> BindResolvConf:
+    """The nameservers and numeric options of resolv.conf text as BIND's reader takes it
+    (the one dig 9.18 reads), or ValueError
     naming the first thing it refuses: a ``nameserver`` without a numeric address or with
     more than one (past the third, unread), a ``domain`` without exactly one name, a
     ``search``, ``sortlist`` or ``options`` with nothing after it, a sortlist entry that is
@@ -428,17 +439,18 @@ def bind_resolv_conf(text: str) -> dict[str, int]:
     line takes its words from the next one; a line of another keyword is passed over, and
     so is a keyword the end of the file follows at once."""
     numbers: dict[str, int] = {}
-    servers = sortlist = 0
+    servers: list[str] = []
+    sortlist = 0
     words = _BindWords(text)
     while True:
         key, stop = words.next()
         if stop == _EOF:
-            return numbers
+            return BindResolvConf(servers or ["::1", "127.0.0.1"], numbers)
         if not key:
             continue
         where = f"line {words.line - (stop == chr(10))}: {key}"
         if key == "nameserver":
-            if servers == BIND_MAX_NAMESERVERS:
+            if len(servers) == BIND_MAX_NAMESERVERS:
                 continue
             address, stop = words.next()
             if not address:
@@ -447,7 +459,8 @@ def bind_resolv_conf(text: str) -> dict[str, int]:
                 raise ValueError(f"{where} takes one address")
             if not _numeric_host(address):
                 raise ValueError(f"{where}: {address!r} is not an address")
-            servers += 1
+            address = address.split("%", 1)[0]
+            servers.append("127.0.0.1" if address == "0.0.0.0" else address)
         elif key == "domain":
             name, stop = words.next()
             if not name:
@@ -546,7 +559,9 @@ class _BindWords:
 
 
 def _numeric_host(text: str) -> bool:
-    """A numeric address as getaddrinfo takes one (an IPv6 scope allowed)."""
+    """A numeric address as getaddrinfo takes one, as BIND's reader takes a nameserver's
+    (``inet_aton``'s IPv4 forms; an IPv6 scope by number, or by name for a link-local
+    address)."""
     try:
         socket.getaddrinfo(text, None, flags=socket.AI_NUMERICHOST)
     except (OSError, UnicodeError, ValueError):
@@ -555,7 +570,8 @@ def _numeric_host(text: str) -> bool:
 
 
 def _address(text: str) -> bool:
-    """An IPv4 address as inet_aton reads one, or an IPv6 address."""
+    """An IPv4 address as inet_aton reads one, or an IPv6 address (as BIND's reader takes
+    a sortlist's)."""
     try:
         socket.inet_aton(text)
         return True

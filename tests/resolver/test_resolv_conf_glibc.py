@@ -671,7 +671,8 @@ def test_query_takes_resolv_conf_s_timeout_and_attempts_as_dig(glibc, nameserver
     "nameserver 127.0.0.2 127.0.0.3", "nameserver", "domain", "domain a.test b.test",
     "search", "sortlist x", "sortlist 127.0.0.1/255.0.0.0", "options timeout:+2 attempts:1",
     "options attempts:-0 ndots:255", "options timeout:", "nameserver 127.0.0.2 # a comment",
-    "nameserver ::1%lo", "bogus line", "search a..b",
+    "nameserver ::1%lo", "nameserver ::1%1", "nameserver fe80::1%lo", "nameserver 127.1",
+    "bogus line", "search a..b",
     "nameserver 127.0.0.2\nnameserver 127.0.0.3\nnameserver junk",
     "options ndots:1 \n ndots:x", "bogus\nnameserver junk", "search\nsortlist junk",
     "sortlist\noptions ndots:1", "domain a.test ;x\nfoo", "nameserver 127.0.0.2 \nfoo"])
@@ -696,3 +697,35 @@ def test_query_refuses_the_resolv_conf_dig_refuses(glibc, nameservers, tmp_path,
     assert ours.returncode == theirs.returncode, ours.stderr
     assert (f"parse of {path} failed" in ours.stderr) == refused, ours.stderr
     assert ours.stdout.strip() == "" if refused else "status: SERVFAIL" in ours.stdout
+
+
+@pytest.mark.parametrize("lines", [
+    "nameserver 127.0.0.61\nnameserver 127.0.0.62\nnameserver 127.0.0.63\nnameserver 127.0.0.64",
+    "nameserver 0.0.0.0", "nameserver ::1\nnameserver 127.0.0.61", "options ndots:1", ""],
+    ids=["four", "any address", "both families", "none", "empty"])
+@pytest.mark.parametrize("family", ["", "-4", "-6"])
+def test_query_asks_the_nameservers_dig_asks(glibc, tmp_path, lines, family):
+    """dig asks the first three nameservers, 0.0.0.0 as 127.0.0.1, ::1 and 127.0.0.1 when
+    the file names none, and the loopback address of -4's or -6's family when it names
+    none of that family: the same servers, in the same order (each refuses the port)."""
+    from test_dig_query import query
+
+    if shutil.which("dig") is None:
+        from ci_policy import unavailable
+        unavailable("BIND's dig (bind9-dnsutils)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])         # closed: nothing listens there
+    path = tmp_path / "resolv.conf"
+    path.write_text(lines + "\n")
+    argv = [*filter(None, [family]), "-p", port, "+time=1", "+tries=1", "a.example"]
+
+    def asked(out: str) -> list[str]:
+        return [line.split()[4] for line in out.splitlines()
+                if line.startswith(";; communications error to ")]
+
+    theirs = glibc(path, "dig", *argv)
+    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    assert theirs.returncode == ours.returncode == 9, (theirs, ours.stderr)
+    assert asked(theirs.stdout)
+    assert asked(ours.stdout) == asked(theirs.stdout), ours.stdout + theirs.stdout
