@@ -49,9 +49,9 @@ class AiohttpResolver(AbstractResolver):
     ``Resolver(forward=hostconf.nameservers(filename, hostconf.MAXNS))`` (the first three,
     the ones glibc asks), asking them as the C library does where the file says how
     (``options attempts:N``, ``timeout:N`` and ``trust-ad``, then those of the
-    ``RES_OPTIONS`` environment variable: ``hostconf.nameserver_options``). Recursion from the root is
-    ``AiohttpResolver(resolver.Resolver())``. ``close`` closes only a Resolver made here.
-    ``hosts``: the hosts file consulted first (``None``: none)."""
+    ``RES_OPTIONS`` environment variable: ``hostconf.nameserver_options``). Recursion
+    from the root is ``AiohttpResolver(resolver.Resolver())``. ``close`` closes only a
+    Resolver made here. ``hosts``: the hosts file consulted first (``None``: none)."""
 
     def __init__(self, resolver=None, *, hosts="/etc/hosts",
                  filename: str | os.PathLike = "/etc/resolv.conf", port: int = 53) -> None:

@@ -7,7 +7,7 @@ size, modification time or inode), at most once a second. :func:`search_rules` g
 :func:`nameservers` its ``nameserver`` addresses (for ``Resolver(forward=...)``) and
 :func:`nameserver_options` how glibc asks them (``options attempts:N``, ``timeout:N`` and
 ``trust-ad``).
-:func:`read_resolv_conf` reads a resolv.conf as dnspython does, and those two options as
+:func:`read_resolv_conf` reads a resolv.conf as dnspython does, and those options as
 glibc does, for the resolvers with dnspython's shape (:mod:`resolver.sync`).
 
 glibc reads two environment variables with the file: ``RES_OPTIONS``, options applied
@@ -184,8 +184,8 @@ class NameserverOptions(NamedTuple):
 
 def nameserver_options(path: str | os.PathLike = "/etc/resolv.conf") -> NameserverOptions:
     """The ``attempts:N``, ``timeout:N`` and ``trust-ad`` options of a resolv.conf and of
-    ``RES_OPTIONS``, read as glibc reads them (:func:`glibc_nameserver_options`); a missing file sets
-    neither, ``RES_OPTIONS`` still applies."""
+    ``RES_OPTIONS``, read as glibc reads them (:func:`glibc_nameserver_options`); a
+    missing file sets none, ``RES_OPTIONS`` still applies."""
     return glibc_nameserver_options(config_text(path))
 
 

@@ -429,12 +429,12 @@ class BindResolvConf(NamedTuple):
 
 def bind_resolv_conf(text: str) -> BindResolvConf:
     """The nameservers and numeric options of resolv.conf text as BIND's reader takes it
-    (the one dig 9.18 reads), or ValueError
-    naming the first thing it refuses: a ``nameserver`` without a numeric address or with
-    more than one (past the third, unread), a ``domain`` without exactly one name, a
-    ``search``, ``sortlist`` or ``options`` with nothing after it, a sortlist entry that is
-    not ADDRESS[/MASK] (at most ``BIND_MAX_SORTLIST``), a number option that is not all
-    decimal digits (a sign allowed; empty is 0) or is above ``BIND_MAX_OPTION``. Its
+    (the one dig 9.18 reads), or ValueError naming the first thing it refuses: a
+    ``nameserver`` without a numeric address or with more than one (past the third,
+    unread), a ``domain`` without exactly one name, a ``search``, ``sortlist`` or
+    ``options`` with nothing after it, a sortlist entry that is not ADDRESS[/MASK] (at
+    most ``BIND_MAX_SORTLIST``), a number option that is not all decimal digits (a sign
+    allowed; empty is 0) or is above ``BIND_MAX_OPTION``. Its
     reading is by words (:class:`_BindWords`), with its quirks: a keyword that ends its
     line takes its words from the next one; a line of another keyword is passed over, and
     so is a keyword the end of the file follows at once."""
