@@ -28,7 +28,7 @@ import dns.rdatatype
 from resolver import operations as ops
 from resolver.daemon import logs
 from resolver.daemon.commands import BY_NAME as COMMANDS
-from resolver.daemon.config import ConfigError, convert, make_zones
+from resolver.daemon.config import RELOADED_LIMIT_SETTINGS, ConfigError, convert, make_zones
 from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS
 
 OK = {"ok": True, "text": "ok"}
@@ -455,12 +455,19 @@ def option_text(value: Any) -> str:
         return f"{value.name} {value.type}"
     if hasattr(value, "with_prefixlen"):                              # a network
         return value.with_prefixlen
+    if isinstance(value, float) and value.is_integer():               # seconds, whole
+        return str(int(value))
     return str(value)
 
 
 def get_option(ctl: WorkerControl, req: dict) -> dict:
+    """A setting's value; one left unset that sets a limit of the engine is that limit's
+    value in force, as Unbound prints its default."""
     name = setting_name(_args(req, 1, 1)[0])
-    return {"ok": True, "text": option_text(getattr(ctl.server.cfg, name))}
+    value = getattr(ctl.server.cfg, name)
+    if value is None and name in RELOADED_LIMIT_SETTINGS:
+        value = getattr(ctl.server.resolver.limits, RELOADED_LIMIT_SETTINGS[name])
+    return {"ok": True, "text": option_text(value)}
 
 
 def parse_value(text: str) -> Any:

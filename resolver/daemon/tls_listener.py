@@ -35,6 +35,10 @@ and the logs apply to that client, not to the proxy's address at the accept.
 from __future__ import annotations
 
 import asyncio
+# the loop's default executor, which ``StagedPair.discard`` hands work to at a reload: the
+# standard library imports it on first use, and by then the daemon may run as a user that
+# cannot read the interpreter's files; imported here, with the feature, before root is dropped
+import concurrent.futures.thread  # noqa: F401
 import functools
 import hashlib
 import logging

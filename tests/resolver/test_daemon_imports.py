@@ -105,3 +105,19 @@ def test_a_configured_feature_imports_its_modules(tmp_path):
     config.write_text(f'[[rpz]]\nname = "rpz.test."\nzonefile = "{zone}"\n')
     modules = _modules_of_a_daemon(tmp_path, "--config", str(config))
     assert {"resolver.daemon.rpz_feed", "resolver.policy.rpz", "dns.zone"} <= modules
+
+
+def test_a_tls_listener_has_the_reload_s_executor_before_root_is_dropped(tmp_path):
+    """A reload hands the replaced pair's copies to the loop's default executor, a module
+    the standard library imports on first use: it is imported with the feature, before
+    the daemon drops root, as the user it becomes may not read the interpreter's files (a
+    reload as that user failed with ModuleNotFoundError where it could not)."""
+    from tls_certs import CA
+
+    pem, key = CA(tmp_path / "pki").issue("server")
+    config = tmp_path / "tls.toml"
+    config.write_text(f'tls-listen = ["127.0.0.1:{free_port()}"]\n'
+                      f'tls-service-pem = "{pem}"\ntls-service-key = "{key}"\n')
+    modules = _modules_of_a_daemon(tmp_path, "--config", str(config))
+    assert "resolver.daemon.tls_listener" in modules
+    assert "concurrent.futures.thread" in modules

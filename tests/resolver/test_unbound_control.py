@@ -593,3 +593,32 @@ def test_ip_ratelimit_list_names_the_client_at_its_limit(lab, tmp_path, prefix, 
         assert request(d.control, {"cmd": "ip_ratelimit_list", "args": ["+a"]})["text"] == ""
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+#: options both name the same way and leave unset by default: get_option prints the
+#: default in force, as Unbound prints its own
+DEFAULTED = ("cache-max-ttl", "cache-min-ttl", "cache-max-negative-ttl", "val-bogus-ttl",
+             "infra-host-ttl", "val-sig-skew-min", "val-sig-skew-max")
+
+
+def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_path):
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, [], ("control-enable: yes", "control-interface: 127.0.0.1",
+                                        f"control-port: {cport}", "control-use-cert: no"))
+    d = Daemon(tmp_path / "d", lab).start()
+    try:
+        ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
+        for option in DEFAULTED:
+            theirs = ubctl(ub, "get_option", option)
+            ours = cli("--control", d.control, "get_option", option)
+            assert theirs.returncode == ours.returncode == 0, (option, theirs, ours.stderr)
+            assert ours.stdout == theirs.stdout, (option, ours.stdout, theirs.stdout)
+        assert cli("--control", d.control, "set_option", "cache-max-ttl:", "3600"
+                   ).returncode == 0
+        assert cli("--control", d.control, "get_option", "cache-max-ttl").stdout == "3600\n"
+    finally:
+        assert d.stop() == 0, d.log_text()[-2000:]
+        stop_process(proc, group=True)
