@@ -21,7 +21,7 @@ from dataclasses import replace
 from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
                                         EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV, Fatal,
-                                        Options, UsageError, parse)
+                                        Options, UsageError, bind_resolv_conf, parse)
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace
@@ -132,22 +132,23 @@ def lookup(o: Options, argv: list[str]) -> int:
 def search_names(o: Options) -> list[str | None]:
     """The names a look-up asks in turn, as dig's +search orders them: a relative name
     with fewer dots than ndots (+ndots, else resolv.conf's) with each search domain
-    (+domain, else resolv.conf's search or domain) first and then as it is, one with as
-    many or more as it is first; without +search, or for an absolute name, the name."""
+    (+domain, else resolv.conf's search or domain, as BIND's reader takes them:
+    ``bind_resolv_conf``) and then as it is; one with as many or more is absolute, as it
+    is to dig (no search); without +search, or for an absolute name, the name."""
     name = o.name
     if not o.search or name is None or o.reverse or name.endswith("."):
         return [name]
-    from resolver.hostconf import search_rules
+    from resolver.hostconf import config_text
     try:
-        domains, ndots = search_rules(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF)
-    except (OSError, ValueError):
+        conf = bind_resolv_conf(config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF))
+        domains, ndots = conf.search, conf.numbers.get("ndots", 1)
+    except ValueError:                   # the file changed since it was read and refused
         domains, ndots = [], 1
-    suffixes = [o.domain.strip(".")] if o.domain else [d.to_text(omit_final_dot=True)
-                                                        for d in domains]
+    suffixes = [o.domain.strip(".")] if o.domain else [d.strip(".") for d in domains]
     searched = [f"{name}.{d}." if d else f"{name}." for d in suffixes]
     ndots = ndots if o.ndots is None else o.ndots
     if name.count(".") >= ndots:
-        return [f"{name}."] + searched
+        return [f"{name}."]
     return searched + [f"{name}."]
 
 

@@ -393,8 +393,8 @@ def resolv_conf_defaults(o: Options) -> Options:
     """``o`` with dig's defaults from resolv.conf ($CORENET_RESOLV_CONF, else
     /etc/resolv.conf), as BIND's dig 9.18 takes them whatever the server: ``options
     timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
-    +time, +tries and +retry given on the command line come after and win. ``ndots:N`` is
-    +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
+    +time, +tries and +retry given on the command line come after and win. ``ndots:N`` and
+    the search list are +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
     are not read, as dig reads neither. A file BIND's reader refuses
     (:func:`bind_resolv_conf`) is :class:`Fatal`, as dig stops before anything else; a
     missing one sets nothing."""
@@ -415,6 +415,8 @@ def resolv_conf_defaults(o: Options) -> Options:
 #: BIND's limits for a resolv.conf: the nameservers read (later lines are passed over), the
 #: sortlist entries, and the largest value of ``ndots:``, ``timeout:`` and ``attempts:``
 BIND_MAX_NAMESERVERS, BIND_MAX_SORTLIST, BIND_MAX_OPTION = 3, 10, 255
+#: the search domains BIND's reader keeps of a ``search`` line
+BIND_MAX_SEARCH = 8
 
 
 class BindResolvConf(NamedTuple):
@@ -425,6 +427,9 @@ class BindResolvConf(NamedTuple):
     nameservers: list[str]
     #: the numeric options, ``ndots``, ``timeout`` and ``attempts``: the last of each
     numbers: dict[str, int]
+    #: the search list: the last ``search`` line's first ``BIND_MAX_SEARCH`` names, or the
+    #: last ``domain``'s name, whichever came last
+    search: list[str]
 
 
 def bind_resolv_conf(text: str) -> BindResolvConf:
@@ -440,12 +445,13 @@ def bind_resolv_conf(text: str) -> BindResolvConf:
     so is a keyword the end of the file follows at once."""
     numbers: dict[str, int] = {}
     servers: list[str] = []
+    search: list[str] = []
     sortlist = 0
     words = _BindWords(text)
     while True:
         key, stop = words.next()
         if stop == _EOF:
-            return BindResolvConf(servers or ["::1", "127.0.0.1"], numbers)
+            return BindResolvConf(servers or ["::1", "127.0.0.1"], numbers, search)
         if not key:
             continue
         where = f"line {words.line - (stop == chr(10))}: {key}"
@@ -467,10 +473,13 @@ def bind_resolv_conf(text: str) -> BindResolvConf:
                 raise ValueError(f"{where} names nothing")
             if stop in " \t" and words.rest_of_line():
                 raise ValueError(f"{where} takes one name")
+            search = [name]
         elif key in ("search", "sortlist", "options"):
             values = words.line_of_words()
             if not values:
                 raise ValueError(f"{where} names nothing")
+            if key == "search":
+                search = values[:BIND_MAX_SEARCH]
             for value in values:
                 if key == "sortlist":
                     sortlist += 1
@@ -735,7 +744,8 @@ def parse(argv: list[str], base: Options | None = None,
                 continue
             start(a)
     if not lookups and glob.batch is None:
-        lookups.append(replace(glob, show=dict(glob.show)))
+        # as dig: no name asks the root's NS, whatever type was given (the class is kept)
+        lookups.append(replace(glob, show=dict(glob.show), rdtype=None))
         greet(lookups[0])
     for o in (glob, *lookups):            # dig's printcmd is the line's, as it ends
         o.show["cmd"] = printcmd

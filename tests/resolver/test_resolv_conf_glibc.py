@@ -722,3 +722,53 @@ def test_query_asks_the_nameservers_dig_asks(glibc, tmp_path, lines, family):
     assert theirs.returncode == ours.returncode == 9, (theirs, ours.stderr)
     assert asked(theirs.stdout)
     assert asked(ours.stdout) == asked(theirs.stdout), ours.stdout + theirs.stdout
+
+
+@pytest.mark.parametrize("name", ["x", "a.b", "a.b.c"])
+@pytest.mark.parametrize("lines", [
+    "search s.test t.test", "search s.test t.test\noptions ndots:2",
+    "search .\noptions ndots:3", "domain d.test\nsearch s.test", "search s.test\ndomain d.test",
+    "search a.test b.test c.test d.test e.test f.test g.test h.test i.test\noptions ndots:20",
+    "options ndots:16\nsearch x.test"],
+    ids=["search", "ndots", "root", "domain then search", "search then domain",
+         "nine domains", "ndots above glibc's cap"])
+def test_query_searches_as_dig(glibc, nameservers, tmp_path, lines, name):
+    """+search as dig 9.18 reads resolv.conf (BIND's reader: up to 8 domains, the last of
+    search and domain, ndots up to 255) and orders the names: a name with ndots dots or
+    more is absolute, no search; the questions asked, in order, against NXDOMAIN."""
+    from test_dig_query import query
+
+    if shutil.which("dig") is None:
+        from ci_policy import unavailable
+        unavailable("BIND's dig (bind9-dnsutils)")
+    fakes = nameservers(1, "nxdomain")
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver {fakes[0].address}\n{lines}\n")
+    argv = ["+search", "+showsearch", "+noall", "+question", "+time=1", "+tries=1",
+            "+nocookie", name]
+
+    def questions(out: str) -> list[str]:
+        return [line.split()[0] for line in out.splitlines() if line.startswith(";")]
+
+    theirs = glibc(path, "dig", *argv)
+    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    assert theirs.returncode == ours.returncode == 0, (theirs, ours.stderr)
+    assert questions(theirs.stdout)
+    assert questions(ours.stdout) == questions(theirs.stdout), ours.stdout + theirs.stdout
+
+
+@pytest.mark.parametrize("args", [["mx"], ["-t", "mx"], ["txt", "ch"], []])
+def test_query_without_a_name_asks_the_root_s_ns_as_dig(glibc, nameservers, tmp_path, args):
+    """dig with no name asks the root's NS, whatever type is given (the class kept)."""
+    from test_dig_query import query
+
+    if shutil.which("dig") is None:
+        from ci_policy import unavailable
+        unavailable("BIND's dig (bind9-dnsutils)")
+    fakes = nameservers(1, "nxdomain")
+    path = _conf(tmp_path, fakes, "timeout:1 attempts:1")
+    argv = [*args, "+noall", "+question", "+nocookie"]
+    theirs = glibc(path, "dig", *argv)
+    ours = query(*argv, env={"CORENET_RESOLV_CONF": str(path)})
+    assert theirs.returncode == ours.returncode == 0, (theirs, ours.stderr)
+    assert ours.stdout.split() == theirs.stdout.split() != []
