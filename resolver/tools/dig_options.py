@@ -567,6 +567,20 @@ class _BindWords:
                 return out
 
 
+def _set_type(o: Options, rdtype: str) -> None:
+    """``o``'s type, from -t or a word; a second one wins, with dig's warning."""
+    if o.typed:
+        print(";; Warning, extra type option", file=sys.stderr)
+    o.rdtype, o.typed = rdtype, True
+
+
+def _set_class(o: Options, rdclass: str) -> None:
+    """``o``'s class, from -c or a word; a second one wins, with dig's warning."""
+    if o.classed:
+        print(";; Warning, extra class option", file=sys.stderr)
+    o.rdclass, o.classed = rdclass, True
+
+
 def _numeric_host(text: str) -> bool:
     """A numeric address as getaddrinfo takes one, as BIND's reader takes a nameserver's
     (``inet_aton``'s IPv4 forms; an IPv6 scope by number, or by name for a link-local
@@ -609,7 +623,7 @@ def parse(argv: list[str], base: Options | None = None,
     def start(name: str, reverse: bool = False, named: bool = True) -> Options:
         """A new look-up: the global options, then what follows its name."""
         nonlocal cur
-        cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=reverse,
+        cur = replace(glob, show=dict(glob.show), name=name, reverse=reverse, typed=False,
                       classed=False)
         lookups.append(cur)
         if named:
@@ -617,6 +631,9 @@ def parse(argv: list[str], base: Options | None = None,
         return cur
 
     it = iter(argv)
+    # dig's open_type_class: a bare word that names a type or a class is the look-up's
+    # type or class, until a -t or -c (after which such a word is a name)
+    open_type_class = True
     # dig's printcmd, one setting for the whole line: +cmd, +all and their +no forms, off
     # with +short, +yaml and +dns64prefix (a batch line: as the lines before it left it)
     printcmd = glob.show["cmd"]
@@ -706,11 +723,13 @@ def parse(argv: list[str], base: Options | None = None,
                 if opt == "-t":
                     if not _is_type(val):
                         raise UsageError(f"invalid type: {val}")
-                    cur.rdtype, cur.typed = val, True
+                    _set_type(cur, val)
+                    open_type_class = False
                 elif opt == "-c":
                     if not _is_class(val):
                         raise UsageError(f"invalid class: {val}")
-                    cur.rdclass, cur.classed = val, True
+                    _set_class(cur, val)
+                    open_type_class = False
                 elif opt == "-q":
                     start(val)
                 elif opt == "-x":
@@ -727,14 +746,14 @@ def parse(argv: list[str], base: Options | None = None,
             else:
                 raise UsageError(f"Invalid option: {a}")
         else:
-            if cur is not glob:
-                if not cur.typed and _is_type(a):
-                    cur.rdtype, cur.typed = a, True
+            if open_type_class and cur is not glob:
+                if _is_type(a):
+                    _set_type(cur, a)
                     continue
-                if not cur.classed and _is_class(a):
-                    cur.rdclass, cur.classed = a, True
+                if _is_class(a):
+                    _set_class(cur, a)
                     continue
-            elif cur is glob and lookups == [] and (_is_type(a) or _is_class(a)) \
+            elif open_type_class and lookups == [] and (_is_type(a) or _is_class(a)) \
                     and _looks_like_keyword(a):
                 # dig reads ``dig MX example.com`` as type then name
                 if _is_type(a):

@@ -1166,6 +1166,22 @@ def test_search_list_as_dig(daemon, args):
     assert comparable(ours.stdout) == comparable(theirs.stdout), ours.stdout + theirs.stdout
 
 
+@pytest.mark.parametrize("args", [
+    "www.x a a", "www.x in ch", "-x 127.0.0.1 a", "-x 127.0.0.1 a a", "www.x a ns",
+    "www.x -t a ns", "www.x a y.z a", "www.x ns a.b", "-t mx www.x a", "www.x ch txt in",
+    "-q y.z a a", "www.x -q y.z a", "www.x -c ch txt", "-c ch www.x in", "www.x a -t ns a",
+    "-x 127.0.0.1 -x 127.0.0.2 ns", "www.x -t ns y.z a", "mx www.x", "mx", "txt ch"])
+def test_types_and_classes_among_names_as_dig(daemon, args):
+    """dig's grammar for bare words: a type or class word after a name is its type or
+    class (a second one wins, with dig's warning on stderr) until a -t or -c, after
+    which such a word is a name; no name asks the root's NS whatever the type."""
+    at = ["@127.0.0.1", "-p", str(daemon.port), "+noall", "+question", "+nocookie"]
+    ours, theirs = query(*at, *args.split()), dig(*at, *args.split())
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout.split() == theirs.stdout.split() != [], ours.stdout + theirs.stdout
+    assert ours.stderr == theirs.stderr
+
+
 def test_search_list_and_ndots_from_resolv_conf(daemon, tmp_path):
     conf = tmp_path / "resolv.conf"
     conf.write_text("search nowhere.example example.com\noptions ndots:2\n")
