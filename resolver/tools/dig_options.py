@@ -394,8 +394,8 @@ def resolv_conf_defaults(o: Options) -> Options:
     /etc/resolv.conf), as BIND's dig 9.18 takes them whatever the server: ``options
     timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
     +time, +tries and +retry given on the command line come after and win. ``ndots:N`` and
-    the search list are +search's (``search_names``). The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN``
-    are not read, as dig reads neither. A file BIND's reader refuses
+    the search list are +search's (``search_names``). The environment's ``RES_OPTIONS``
+    and ``LOCALDOMAIN`` are not read, as dig reads neither. A file BIND's reader refuses
     (:func:`bind_resolv_conf`) is :class:`Fatal`, as dig stops before anything else; a
     missing one sets nothing."""
     from resolver.hostconf import config_text
@@ -433,16 +433,16 @@ class BindResolvConf(NamedTuple):
 
 
 def bind_resolv_conf(text: str) -> BindResolvConf:
-    """The nameservers and numeric options of resolv.conf text as BIND's reader takes it
-    (the one dig 9.18 reads), or ValueError naming the first thing it refuses: a
-    ``nameserver`` without a numeric address or with more than one (past the third,
-    unread), a ``domain`` without exactly one name, a ``search``, ``sortlist`` or
+    """The nameservers, numeric options and search list of resolv.conf text as BIND's
+    reader takes them (the one dig 9.18 reads), or ValueError naming the first thing it
+    refuses: a ``nameserver`` without a numeric address or with more than one (past the
+    third, unread), a ``domain`` without exactly one name, a ``search``, ``sortlist`` or
     ``options`` with nothing after it, a sortlist entry that is not ADDRESS[/MASK] (at
     most ``BIND_MAX_SORTLIST``), a number option that is not all decimal digits (a sign
-    allowed; empty is 0) or is above ``BIND_MAX_OPTION``. Its
-    reading is by words (:class:`_BindWords`), with its quirks: a keyword that ends its
-    line takes its words from the next one; a line of another keyword is passed over, and
-    so is a keyword the end of the file follows at once."""
+    allowed; empty is 0) or is above ``BIND_MAX_OPTION``. Its reading is by words
+    (:class:`_BindWords`), with its quirks: a keyword that ends its line takes its words
+    from the next one; a line of another keyword is passed over, and so is a keyword the
+    end of the file follows at once."""
     numbers: dict[str, int] = {}
     servers: list[str] = []
     search: list[str] = []
@@ -454,7 +454,8 @@ def bind_resolv_conf(text: str) -> BindResolvConf:
             return BindResolvConf(servers or ["::1", "127.0.0.1"], numbers, search)
         if not key:
             continue
-        where = f"line {words.line - (stop == chr(10))}: {key}"
+        line = words.line - (stop == "\n")        # a newline that ended the key counted
+        where = f"line {line}: {key}"
         if key == "nameserver":
             if len(servers) == BIND_MAX_NAMESERVERS:
                 continue
