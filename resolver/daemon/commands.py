@@ -139,7 +139,9 @@ COMMANDS: tuple[Command, ...] = (
             "the next reload. Prints ``ok``.", "every worker"),
     Command("get_option", "NAME", "Prints the value of the setting NAME (the config key, "
             "Unbound's name accepted, ``-`` or ``_``): ``yes``/``no``, a number, a text, "
-            "or a list one item per line.", "every worker"),
+            "or a list one item per line. A limit left unset (``cache-max-ttl``, "
+            "``val-bogus-ttl``...) prints the value in force, its default, as Unbound "
+            "prints it.", "every worker"),
     Command("set_option", "NAME: VALUE", "Sets the setting NAME to VALUE (TOML syntax, or a "
             "bare word as text; ``yes``/``no`` too) until the next reload. A setting that "
             "changes only at a restart is refused, naming it. Prints ``ok``.",
