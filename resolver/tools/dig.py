@@ -11,7 +11,6 @@ Exit codes: 0 a DNS reply (any rcode), 1 usage error, 8 batch file unreadable, 9
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import sys
@@ -20,8 +19,8 @@ from dataclasses import replace
 
 from resolver.tools.dig_exchange import exchange, make_query, server_addresses
 from resolver.tools.dig_options import (EXIT_BATCH, EXIT_INTERNAL, EXIT_NO_ANSWER, EXIT_OK,
-                                        EXIT_USAGE, PROG, RESOLV_CONF, RESOLV_CONF_ENV, Fatal,
-                                        Options, UsageError, bind_resolv_conf, parse)
+                                        EXIT_USAGE, PROG, Fatal, Options, UsageError,
+                                        parse)
 from resolver.tools.dig_nssearch import nssearch
 from resolver.tools.dig_output import cmd_lines, cookie_of, dns64_prefixes, error_line, render
 from resolver.tools.dig_trace import trace
@@ -132,21 +131,16 @@ def lookup(o: Options, argv: list[str]) -> int:
 def search_names(o: Options) -> list[str | None]:
     """The names a look-up asks in turn, as dig's +search orders them: a relative name
     with fewer dots than ndots (+ndots, else resolv.conf's) with each search domain
-    (+domain, else resolv.conf's search or domain, as BIND's reader takes them:
-    ``bind_resolv_conf``) and then as it is; one with as many or more is absolute, as it
+    (+domain, else resolv.conf's search or domain, as BIND's reader took them:
+    ``o.resolv_conf``) and then as it is; one with as many or more is absolute, as it
     is to dig (no search); without +search, or for an absolute name, the name."""
     name = o.name
     if not o.search or name is None or o.reverse or name.endswith("."):
         return [name]
-    from resolver.hostconf import config_text
-    try:
-        conf = bind_resolv_conf(config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF))
-        domains, ndots = conf.search, conf.numbers.get("ndots", 1)
-    except ValueError:                   # the file changed since it was read and refused
-        domains, ndots = [], 1
-    suffixes = [o.domain.strip(".")] if o.domain else [d.strip(".") for d in domains]
+    suffixes = ([o.domain.strip(".")] if o.domain
+                else [d.strip(".") for d in o.resolv_conf.search])
     searched = [f"{name}.{d}." if d else f"{name}." for d in suffixes]
-    ndots = ndots if o.ndots is None else o.ndots
+    ndots = o.resolv_conf.numbers.get("ndots", 1) if o.ndots is None else o.ndots
     if name.count(".") >= ndots:
         return [f"{name}."]
     return searched + [f"{name}."]

@@ -12,21 +12,11 @@ import time
 from dataclasses import replace
 from typing import NamedTuple
 
-from resolver.tools.dig_options import EXIT_NO_ANSWER, RESOLV_CONF, RESOLV_CONF_ENV, Options, \
-    bind_resolv_conf, ecs
+from resolver.tools.dig_options import EXIT_NO_ANSWER, Options, ecs
 from resolver.tools.dig_output import CO_FLAG, Z_FLAG, cookie_of, error_line, render, \
     tty_default
 
 # ---- the servers -----------------------------------------------------------------------------
-def system_nameservers() -> list[str]:
-    """The servers of resolv.conf ($CORENET_RESOLV_CONF, else /etc/resolv.conf) as dig
-    takes them (``bind_resolv_conf``); a missing file names none, so ::1 and 127.0.0.1."""
-    from resolver.hostconf import config_text
-
-    return bind_resolv_conf(config_text(os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF)
-                            ).nameservers
-
-
 def server_addresses(o: Options) -> list[tuple[str, str]]:
     """(address, name as given) of the servers to try, in order, of the family -4/-6 allow."""
     if o.server is not None:
@@ -38,12 +28,7 @@ def server_addresses(o: Options) -> list[tuple[str, str]]:
                 raise LookupError(f"couldn't get address for '{server}': not found") from e
             out += dict.fromkeys((i[4][0], server) for i in infos)
         return out
-    try:
-        names = system_nameservers()
-    except ValueError as e:              # the file changed since it was read and refused
-        raise LookupError(f"parse of the system's resolver configuration failed: {e}") \
-            from None
-    out = [(n, n) for n in names
+    out = [(n, n) for n in o.resolv_conf.nameservers
            if not o.family or o.family == (socket.AF_INET6 if ":" in n else socket.AF_INET)]
     if not out:          # none of -4's or -6's family: its loopback address, as dig
         loopback = "::1" if o.family == socket.AF_INET6 else "127.0.0.1"

@@ -122,6 +122,9 @@ class Options:
     batch: str | None = None
     typed: bool = False                  # a type (class) given after this look-up's name
     classed: bool = False
+    #: resolv.conf as dig read it when the command started (``resolv_conf_defaults``): the
+    #: servers asked without @SERVER and +search's list and ndots; unread, an empty file's
+    resolv_conf: "BindResolvConf" = field(default_factory=lambda: bind_resolv_conf(""))
     # in-process resolution
     in_process: bool = False
     root_hints: str | None = None
@@ -391,7 +394,8 @@ def ecs(value: str):
 
 def resolv_conf_defaults(o: Options) -> Options:
     """``o`` with dig's defaults from resolv.conf ($CORENET_RESOLV_CONF, else
-    /etc/resolv.conf), as BIND's dig 9.18 takes them whatever the server: ``options
+    /etc/resolv.conf, read here once: ``o.resolv_conf``), as BIND's dig 9.18 takes them
+    whatever the server: ``options
     timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
     +time, +tries and +retry given on the command line come after and win. ``ndots:N`` and
     the search list are +search's (``search_names``). The environment's ``RES_OPTIONS``
@@ -402,9 +406,10 @@ def resolv_conf_defaults(o: Options) -> Options:
 
     path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
     try:
-        numbers = bind_resolv_conf(config_text(path)).numbers
+        o.resolv_conf = bind_resolv_conf(config_text(path))
     except ValueError as e:
         raise Fatal(f"parse of {path} failed: {e}") from None
+    numbers = o.resolv_conf.numbers
     if numbers.get("timeout"):
         o.timeout = float(numbers["timeout"])
     if numbers.get("attempts"):

@@ -51,6 +51,13 @@ def control_conf(path: Path, interface: str, port: int | None = None,
     return path
 
 
+def plain_control(port: int) -> tuple[str, ...]:
+    """The remote-control clause of a ``local_unbound`` that unbound-control reaches over
+    plain TCP on 127.0.0.1:``port``."""
+    return ("control-enable: yes", "control-interface: 127.0.0.1", f"control-port: {port}",
+            "control-use-cert: no")
+
+
 def ubctl(conf: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([UNBOUND_CONTROL, "-c", str(conf), *args], capture_output=True,
                           text=True, timeout=30, stdin=subprocess.DEVNULL)
@@ -218,8 +225,7 @@ def test_stats_key_names_and_counts_are_a_real_unbound_s(lab, tmp_path):
                                     'local-data: "a.test. A 10.0.0.1"',
                                     "do-not-query-localhost: no", "forward-zone:",
                                     'name: "bulk.net."', f"forward-addr: {bulk}"],
-                         ("control-enable: yes", "control-interface: 127.0.0.1",
-                          f"control-port: {cport}", "control-use-cert: no"))
+                         plain_control(cport))
     conf = tmp_path / "resolver.toml"
     conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\nextended-statistics = true\n'
                     f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n')
@@ -332,8 +338,7 @@ def test_nodata_and_rpz_action_keys_count_as_a_real_unbound_s(lab, tmp_path, wor
                                     'local-data: "a.test. A 10.0.0.1"',
                                     "do-not-query-localhost: no", "forward-zone:",
                                     'name: "bulk.net."', f"forward-addr: {bulk}", *ub_policy],
-                         ("control-enable: yes", "control-interface: 127.0.0.1",
-                          f"control-port: {cport}", "control-use-cert: no"))
+                         plain_control(cport))
     conf = tmp_path / "resolver.toml"
     conf.write_text('local-data = ["a.test. 300 A 10.0.0.1"]\n'
                     f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n'
@@ -411,8 +416,7 @@ def test_dnssec_stats_keys_count_as_a_real_unbound_s(signed_lab, tmp_path):
     proc = local_unbound(w, uport, ["extended-statistics: yes", "do-not-query-localhost: no",
                                     'module-config: "validator iterator"',
                                     f'trust-anchor-file: "{anchor}"', *stubs],
-                         ("control-enable: yes", "control-interface: 127.0.0.1",
-                          f"control-port: {cport}", "control-use-cert: no"))
+                         plain_control(cport))
     d = Daemon(tmp_path / "d", lab, "--trust-anchor", str(anchor)).start()
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
@@ -476,8 +480,7 @@ def test_requestlist_commands_and_views_as_unbound(lab, tmp_path):
     uport, cport = free_port(), free_tcp_port()
     w = tmp_path / "unbound"
     w.mkdir()
-    proc = local_unbound(w, uport, [], ("control-enable: yes", "control-interface: 127.0.0.1",
-                                        f"control-port: {cport}", "control-use-cert: no"))
+    proc = local_unbound(w, uport, [], plain_control(cport))
     conf = tmp_path / "resolver.toml"           # a dead server's query waits 5 s
     conf.write_text("[limits]\ninitial_rto = 5.0\nmax_rto = 5.0\nmax_query_time = 20.0\n")
     d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2")
@@ -606,8 +609,7 @@ def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_pat
     uport, cport = free_port(), free_tcp_port()
     w = tmp_path / "unbound"
     w.mkdir()
-    proc = local_unbound(w, uport, [], ("control-enable: yes", "control-interface: 127.0.0.1",
-                                        f"control-port: {cport}", "control-use-cert: no"))
+    proc = local_unbound(w, uport, [], plain_control(cport))
     d = Daemon(tmp_path / "d", lab).start()
     try:
         ub = control_conf(tmp_path / "ub.conf", "127.0.0.1", cport)
