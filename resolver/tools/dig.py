@@ -79,23 +79,21 @@ def lookup(o: Options, argv: list[str]) -> int:
             q = make_query(replace(o, name=qname))
         sent_at = time.time()
         pending = [banner, error_banner]
-        shown = None
 
-        if o.qr:
-            def shown(addr: str, proto: str, q=q) -> None:
-                """+qr: the query, as dig prints it each time it goes (every try); the
-                command lines, made, go with the first (with +short, nothing printed)."""
-                if o.yaml or not o.short:
-                    size = len(q.to_wire())
-                    sys.stdout.write(pending[0] + (yaml_message(
-                        q, o, sending=True, address=addr, port=port, size=size,
-                        proto="UDP" if proto == "UDP" else "TCP", sent_at=time.time())
-                        if o.yaml else render(q, o, elapsed=None, server="", size=size,
-                                              sending=True)))
-                    sys.stdout.flush()
-                pending[:] = ["", ""]
+        def show_query(addr: str, proto: str, q=q) -> None:
+            """+qr: the query, as dig prints it each time it goes (every try); the
+            command lines, made, go with the first (with +short, nothing printed)."""
+            if o.yaml or not o.short:
+                size = len(q.to_wire())
+                sys.stdout.write(pending[0] + (yaml_message(
+                    q, o, sending=True, address=addr, port=port, size=size,
+                    proto="UDP" if proto == "UDP" else "TCP", sent_at=time.time())
+                    if o.yaml else render(q, o, elapsed=None, server="", size=size,
+                                          sending=True)))
+                sys.stdout.flush()
+            pending[:] = ["", ""]
 
-        got = exchange(q, o, servers, port, pending, shown)
+        got = exchange(q, o, servers, port, pending, show_query if o.qr else None)
         banner, error_banner = pending
         if got is None:
             sys.stdout.write(banner + error_banner

@@ -76,7 +76,7 @@ def trace(o: Options, argv: list[str]) -> int:
         if nxt is None:
             return EXIT_OK
         if not nxt:
-            print(f";; no address found for the servers of the referral", flush=True)
+            print(";; no address found for the servers of the referral", flush=True)
             return EXIT_NO_ANSWER
         servers = _shuffled(nxt)
 
