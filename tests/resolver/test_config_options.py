@@ -89,6 +89,10 @@ def test_limits_at_the_top_level_and_defaults_for_the_rest(tmp_path):
     ("cache-max-ttl = -1\n", ["cache-max-ttl"]),
     ('harden-glue = "no"\n', ["harden-glue", "true or false"]),
     ('domain-insecure = ["ok.example.", "bad..name"]\n', ["domain-insecure", "bad..name"]),
+    # TOML itself: the file, and where in it and what is wrong there
+    ("workers = 1\nprefetch = \n", ["resolver.toml", "line 2, column 12", "Invalid value"]),
+    ("workers = 1\nworkers = 2\n", ["resolver.toml", "line 2", "Cannot overwrite"]),
+    ('allow = ["127.0.0.0/8"\n', ["resolver.toml", "Unclosed array"]),
 ])
 def test_bad_keys_and_values_name_the_key_and_line(tmp_path, text, words):
     with pytest.raises(ConfigError) as err:
