@@ -395,13 +395,12 @@ def ecs(value: str):
 def resolv_conf_defaults(o: Options) -> Options:
     """``o`` with dig's defaults from resolv.conf ($CORENET_RESOLV_CONF, else
     /etc/resolv.conf, read here once: ``o.resolv_conf``), as BIND's dig 9.18 takes them
-    whatever the server: ``options
-    timeout:N`` is +time=N and ``attempts:N`` +tries=N (N above 0, the last one winning);
-    +time, +tries and +retry given on the command line come after and win. ``ndots:N`` and
-    the search list are +search's (``search_names``). The environment's ``RES_OPTIONS``
-    and ``LOCALDOMAIN`` are not read, as dig reads neither. A file BIND's reader refuses
-    (:func:`bind_resolv_conf`) is :class:`Fatal`, as dig stops before anything else; a
-    missing one sets nothing."""
+    whatever the server: ``options timeout:N`` is +time=N and ``attempts:N`` +tries=N (N
+    above 0, the last one winning); +time, +tries and +retry given on the command line
+    come after and win. ``ndots:N`` and the search list are +search's (``search_names``).
+    The environment's ``RES_OPTIONS`` and ``LOCALDOMAIN`` are not read, as dig reads
+    neither. A file BIND's reader refuses (:func:`bind_resolv_conf`) is :class:`Fatal`, as
+    dig stops before anything else; a missing one sets nothing."""
     from resolver.hostconf import config_text
 
     path = os.environ.get(RESOLV_CONF_ENV) or RESOLV_CONF
