@@ -405,7 +405,10 @@ def daemon_man_page() -> str:
                   "finish, then the daemon exits 0."),
             ".TP", ".B SIGHUP",
             _roff("Reload, as the reload command: the config file is read again (the caches "
-                  "are kept) and the log file reopened."),
+                  "are kept) and the log file reopened. The file is read by a child process "
+                  "(python -m resolver.daemon.config_reader, at nice 19), started at the "
+                  "first reload and kept until the daemon stops, so that reading it does not "
+                  "hold up the answers."),
             ".SH EXIT STATUS",
             ".TP", ".B 0",
             _roff("serve stopped by a signal; a command or check that succeeded."),

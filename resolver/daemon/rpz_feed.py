@@ -133,7 +133,7 @@ def read_zone_file(source: RpzSource, limits: Limits,
     assert source.zonefile is not None
     with open(source.zonefile, "rb") as f:
         data = f.read()
-    digest = None if b"$INCLUDE" in data.upper() else hashlib.sha256(data).digest()
+    digest = None if _includes(data) else hashlib.sha256(data).digest()
     if (digest is not None and held is not None and held.digest == digest
             and held.records <= limits.rpz_max_records):   # a lower bound since: read again
         return held
@@ -142,6 +142,17 @@ def read_zone_file(source: RpzSource, limits: Limits,
     out = policy_zone(zone, source, limits)
     out.digest = digest
     return out
+
+
+def _includes(data: bytes) -> bool:
+    """Whether zone-file ``data`` may have an ``$INCLUDE`` directive (in any case): looked for
+    at each ``$``, not by upper-casing the whole file."""
+    at = data.find(b"$")
+    while at != -1:
+        if data[at + 1:at + 8].upper() == b"INCLUDE":
+            return True
+        at = data.find(b"$", at + 1)
+    return False
 
 
 def read_zone_files(sources, limits: Limits, held: dict | None = None,

@@ -43,7 +43,6 @@ import functools
 import hashlib
 import logging
 import os
-import shutil
 import socket
 import ssl
 import tempfile
@@ -81,14 +80,15 @@ def key_kind(path: str) -> str | None:
     return None
 
 
-def pair_digest(pem: str, key: str) -> bytes:
-    """A digest of the bytes of a certificate chain file and its key file."""
-    h = hashlib.sha256()
-    for path in (pem, key):
-        with open(path, "rb") as f:
-            h.update(f.read())
-        h.update(b"\0")
-    return h.digest()
+def read_pair(pem: str, key: str) -> tuple[bytes, bytes]:
+    """The bytes of a certificate chain file and of its key file."""
+    with open(pem, "rb") as f, open(key, "rb") as g:
+        return f.read(), g.read()
+
+
+def pair_digest(pem: bytes, key: bytes) -> bytes:
+    """A digest of the bytes of a certificate chain and of its key (``read_pair``)."""
+    return hashlib.sha256(b"%d\0%s%s" % (len(pem), pem, key)).digest()
 
 
 def make_context(cfg, pem: str, key: str, alpn: tuple[str, ...],
@@ -110,25 +110,31 @@ class ServiceContext:
         self.kind = key_kind(cfg.tls_service_key)
         #: the bytes of the pair the context holds (``pair_digest``): a reload whose files
         #: are the same bytes does not load them again
-        self.digest = pair_digest(cfg.tls_service_pem, cfg.tls_service_key)
+        self.digest = pair_digest(*read_pair(cfg.tls_service_pem, cfg.tls_service_key))
         #: the cipher lists the context was given (setting them again costs OpenSSL
         #: about 0.15 ms, on the loop)
         self.ciphers = (cfg.tls_ciphers, cfg.tls_ciphersuites)
 
     def stage(self, cfg) -> "StagedPair":
         """What :meth:`reload` takes, read without touching the context in use (a reload
-        calls it in a thread): the ticket keys, copies of the two files and a context
-        loaded from them. Raises (OSError, ssl.SSLError, ...) when they do not load."""
+        calls it in a thread): the ticket keys, and unless the files hold the bytes the
+        context holds, copies of them and a context loaded from the copies. Raises (OSError,
+        ssl.SSLError, ...) when they do not load."""
         ticket_keys = tls_server.read_ticket_keys(cfg.tls_session_ticket_keys)
+        pem, key = read_pair(cfg.tls_service_pem, cfg.tls_service_key)
+        digest = pair_digest(pem, key)
+        if digest == self.digest:
+            return StagedPair(None, "", "", None, self.kind, ticket_keys, digest)
         tmp = tempfile.TemporaryDirectory(prefix="corenet-resolver-tls-")
         try:
             pem_copy, key_copy = os.path.join(tmp.name, "chain.pem"), os.path.join(tmp.name,
                                                                                    "key.pem")
-            shutil.copyfile(cfg.tls_service_pem, pem_copy)
-            shutil.copyfile(cfg.tls_service_key, key_copy)
+            for path, data in ((pem_copy, pem), (key_copy, key)):
+                with open(path, "wb") as f:
+                    f.write(data)
             checked = make_context(cfg, pem_copy, key_copy, self.alpn, ticket_keys)
             return StagedPair(tmp, pem_copy, key_copy, checked, key_kind(key_copy),
-                              ticket_keys, pair_digest(pem_copy, key_copy))
+                              ticket_keys, digest)
         except BaseException:
             tmp.cleanup()
             raise
@@ -154,7 +160,9 @@ class ServiceContext:
         if staged is None:
             staged = self.stage(cfg)
         try:
-            if staged.kind is None or staged.kind != self.kind:
+            if staged.checked is None:
+                pass                        # the same bytes: nothing to load
+            elif staged.kind is None or staged.kind != self.kind:
                 self.context, self.kind = staged.checked, staged.kind
                 self.digest = staged.digest
                 self.ciphers = (cfg.tls_ciphers, cfg.tls_ciphersuites)
@@ -177,8 +185,9 @@ class ServiceContext:
 class StagedPair:
     """A key and certificate read for a reload (``ServiceContext.stage``): the private
     directory holding their copies, a context loaded from them, the kind of key, the
-    ticket keys and the copies' ``pair_digest``."""
-    tmp: tempfile.TemporaryDirectory
+    ticket keys and the copies' ``pair_digest``; without a directory, copies or context
+    when the files hold the bytes the running context holds."""
+    tmp: tempfile.TemporaryDirectory | None
     pem: str
     key: str
     checked: Any
@@ -189,6 +198,8 @@ class StagedPair:
     def discard(self) -> None:
         """Removes the copies: in the running loop's executor (a slow disk must not hold
         up the loop), else at once."""
+        if self.tmp is None:
+            return
         try:
             asyncio.get_running_loop().run_in_executor(None, self.tmp.cleanup)
         except RuntimeError:

@@ -23,6 +23,7 @@ from dataclasses import replace
 from resolver.daemon import config as config_mod
 from resolver.daemon import logs, operations, reloads
 from resolver.daemon.config import Config, ConfigError
+from resolver.daemon.config_reader import ConfigReader
 from resolver.daemon.control import ControlServer
 from resolver.daemon.metrics import MetricsServer, watch_gc
 from resolver.daemon.operations import WorkerControl
@@ -190,6 +191,7 @@ class Worker:
         self.pidfile = cfg.pidfile if notifier is not None else None     # not a worker's
         #: SIGHUP's and the ``reload`` command's: one reload at a time, the last one wins
         self.reload = reloads.OneAtATime(self._reload)
+        self.reader = ConfigReader()    # reads the file for a reload, in a process of its own
         self.tasks: set[asyncio.Task] = set()      # reloads SIGHUP started
 
     def run(self) -> int:
@@ -295,19 +297,21 @@ class Worker:
             if x is not None:
                 await x.close()
         await self.server.stop(grace)
+        self.reader.close()
         if self.pidfile:
             remove_pidfile(self.pidfile)
 
     async def _reload(self) -> dict:
-        """One reload: the config read again and everything it needs built in a thread
-        (``reloads.off_loop``), then applied on the loop in one step, the cache kept."""
-        notifier, server = self.notifier, self.server
+        """One reload: the config read again by the reader process (``config_reader``),
+        what it needs built in a thread (``reloads.off_loop``), then applied on the loop in
+        one step, the cache kept."""
+        notifier, server, reader = self.notifier, self.server, self.reader
         if notifier is not None:
             notifier.reloading()
         base, overrides, control = self.base, self.overrides, server.cfg.control
 
         def build():
-            fitted = fit_descriptors(reread(base, overrides))
+            fitted = fit_descriptors(reread(base, overrides, reader))
             return fitted, server.stage(replace(fitted, control=control))
 
         try:
@@ -326,9 +330,11 @@ class Worker:
         return {"ok": True, "restart_needed": restart}
 
 
-def reread(cfg: Config, overrides) -> Config:
+def reread(cfg: Config, overrides, reader: ConfigReader | None = None) -> Config:
     """``cfg``'s file read again with the command line's ``overrides`` (``cfg`` itself
-    without a file)."""
+    without a file), by ``reader`` when given."""
     if cfg.config_file is None:
         return cfg
+    if reader is not None:
+        return reader.read(cfg.config_file, overrides)
     return config_mod.build(cfg.config_file, overrides)

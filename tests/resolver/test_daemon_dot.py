@@ -529,3 +529,31 @@ def test_an_idle_connection_holds_no_tls_record_buffers(lab, tmp_path):
         for s in socks:
             s.close()
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_staging_the_same_pair_copies_and_loads_nothing(tmp_path):
+    """A reload's staging (in its thread, with the GIL) reads the two files and stops there
+    when they hold the bytes the context holds: no copies, no context made; other bytes are
+    copied and loaded into a context of their own."""
+    from resolver.daemon.config import Config
+    from resolver.daemon.tls_listener import DOT_ALPN, ServiceContext
+    ca = CA(tmp_path / "ca")
+    pem, key = ca.issue("first")
+    cfg = replace(Config(), tls_service_pem=str(pem), tls_service_key=str(key))
+    service = ServiceContext(cfg, DOT_ALPN)
+    same = service.stage(cfg)
+    assert same.tmp is None and same.checked is None and same.kind == service.kind
+    ctx = service.context
+    assert service.reload(cfg, same) is True and service.context is ctx
+    renewed_pem, renewed_key = ca.issue("renewed")
+    shutil.copy(renewed_pem, pem)
+    shutil.copy(renewed_key, key)
+    other = service.stage(cfg)
+    copies = other.tmp.name
+    assert other.checked is not None and os.path.exists(other.pem)
+    assert service.reload(cfg, other) is True and service.digest == other.digest
+    assert served_certificate(ctx, ca) == ssl.PEM_cert_to_DER_cert(renewed_pem.read_text())
+    deadline = time.monotonic() + 10
+    while os.path.exists(copies) and time.monotonic() < deadline:     # removed at once
+        time.sleep(0.01)
+    assert not os.path.exists(copies)

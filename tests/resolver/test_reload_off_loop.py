@@ -1,9 +1,10 @@
-"""A reload reads and builds the config (the file, zones, RPZ zone files, TLS pair) in a thread
-and swaps it in on the loop; reloads asked at once run one at a time and the last one wins
+"""A reload reads the config file in the reader's process, builds what it needs (zones, RPZ
+zone files, TLS pair) in a thread and swaps it in on the loop; reloads asked at once run one at a time and the last one wins
 (``resolver.daemon.reloads``), in the test's own process on every loop kind."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 
@@ -13,6 +14,7 @@ from daemon_proc import free_port
 from resolver.daemon import config as config_mod
 from resolver.daemon import reloads
 from resolver.daemon.config import build as build_config
+from resolver.daemon.config_reader import ConfigReader
 from resolver.daemon.server import Server
 from resolver.daemon.worker import Worker
 
@@ -47,14 +49,21 @@ async def _worker(lab, tmp_path, udp_size: int = 1232) -> Worker:
 
 def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monkeypatch,
                                                          loop_kind):
-    seen: dict[str, int] = {}
-    real_build = config_mod.build
+    seen: dict[str, object] = {}
+    real_build, real_read = config_mod.build, ConfigReader.read
 
     def build(*a, **kw):
-        seen["build"] = threading.get_ident()
+        seen["build here"] = True
         return real_build(*a, **kw)
 
+    def read(reader, *a, **kw):
+        seen["read"] = threading.get_ident()
+        cfg = real_read(reader, *a, **kw)
+        seen["reader"] = reader.proc.pid
+        return cfg
+
     monkeypatch.setattr(config_mod, "build", build)
+    monkeypatch.setattr(ConfigReader, "read", read)
 
     async def go():
         w = await _worker(lab, tmp_path)
@@ -75,15 +84,59 @@ def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monk
         try:
             before = sys.getswitchinterval()
             assert await w.reload() == {"ok": True, "restart_needed": []}
+            assert await w.reload() == {"ok": True, "restart_needed": []}
             assert sys.getswitchinterval() == before
-            return threading.get_ident(), before
+            reader = w.reader.proc
+            assert reader.poll() is None and reader.pid == seen["reader"]   # kept
+            return threading.get_ident(), before, reader
         finally:
             await s.stop(1.0)
+            w.reader.close()
 
-    loop_thread, before = run(go(), timeout=30)
-    assert seen["build"] != loop_thread and seen["stage"] != loop_thread
+    loop_thread, before, reader = run(go(), timeout=30)
+    assert "build here" not in seen                 # the file is read in the reader process
+    assert seen["reader"] != os.getpid() and reader.returncode == 0     # ended when closed
+    assert seen["read"] != loop_thread and seen["stage"] != loop_thread
     assert seen["apply"] == loop_thread and seen["staged"]
     assert seen["switch"] == pytest.approx(min(before, reloads.SWITCH_INTERVAL), abs=1e-6)
+
+
+def test_build_threads_are_kept_for_the_next_build(run):
+    """Starting a thread holds the loop until the thread has run: a build is handed to a
+    thread kept waiting from the build before, also after a build that raised; two builds at
+    once run in two threads."""
+    def ident():
+        return threading.get_ident()
+
+    def fail():
+        raise ValueError("bad")
+
+    async def go():
+        first = await reloads.off_loop(ident)
+        with pytest.raises(ValueError, match="bad"):
+            await reloads.off_loop(fail)
+        again = await reloads.off_loop(ident)
+        gate, running = threading.Event(), threading.Event()
+
+        def wait():
+            running.set()
+            assert gate.wait(10)
+            return threading.get_ident()
+
+        held = asyncio.ensure_future(reloads.off_loop(wait))
+        for _ in range(1000):
+            if running.is_set():
+                break
+            await asyncio.sleep(0.01)
+        other = await reloads.off_loop(ident)
+        gate.set()
+        return threading.get_ident(), first, again, await held, other
+
+    loop_thread, first, again, held, other = run(go(), timeout=30)
+    assert first == again != loop_thread
+    assert held != other and loop_thread not in (held, other)
+    names = {t.ident: t.name for t in threading.enumerate()}
+    assert names[first] == "corenet-reload" and names[held] == names[other] == "corenet-reload"
 
 
 def test_the_build_thread_sets_off_no_collection(run):
@@ -163,9 +216,9 @@ def test_reloads_asked_at_once_run_one_at_a_time_and_the_last_wins(run, lab, tmp
     release = threading.Event()
     state = {"running": 0, "most": 0, "builds": 0}
     lock = threading.Lock()
-    real_build = config_mod.build
+    real_read = ConfigReader.read
 
-    def build(*a, **kw):
+    def read(*a, **kw):
         with lock:
             state["running"] += 1
             state["most"] = max(state["most"], state["running"])
@@ -174,12 +227,12 @@ def test_reloads_asked_at_once_run_one_at_a_time_and_the_last_wins(run, lab, tmp
         try:
             if first:
                 assert release.wait(10), "never released"
-            return real_build(*a, **kw)
+            return real_read(*a, **kw)
         finally:
             with lock:
                 state["running"] -= 1
 
-    monkeypatch.setattr(config_mod, "build", build)
+    monkeypatch.setattr(ConfigReader, "read", read)
 
     async def go():
         w = await _worker(lab, tmp_path, udp_size=1232)
@@ -201,6 +254,7 @@ def test_reloads_asked_at_once_run_one_at_a_time_and_the_last_wins(run, lab, tmp
             return answers, w.server.front.max_udp_size, w.base.max_udp_size
         finally:
             await w.server.stop(1.0)
+            w.reader.close()
 
     answers, udp_size, base = run(go(), timeout=30)
     assert all(a["ok"] for a in answers)
@@ -218,6 +272,7 @@ def test_a_failed_build_keeps_the_running_config(run, lab, tmp_path):
             return answer, w.server.front.max_udp_size, w.server.rpz.stats()
         finally:
             await w.server.stop(1.0)
+            w.reader.close()
 
     answer, udp_size, rpz = run(go(), timeout=30)
     assert not answer["ok"] and "max-udp-size" in answer["error"]

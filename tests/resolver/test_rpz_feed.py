@@ -133,6 +133,11 @@ def test_an_unchanged_zone_file_keeps_its_zone_and_a_changed_one_is_read(tmp_pat
     (tmp_path / "more").write_text("a.example CNAME .\nb.example CNAME .\n")
     again = read_zone_files([source], DEFAULT, {source: included})[source]
     assert again is not included and len(again) == 2
+    # the directive in any case, anywhere in the file
+    write(tmp_path / "z", 4, f"x.example CNAME .\n$include {tmp_path / 'more'}")
+    lower = read_zone_files([source], DEFAULT, {source: again})[source]
+    (tmp_path / "more").write_text("c.example CNAME .\n")
+    assert len(read_zone_files([source], DEFAULT, {source: lower})[source]) == 2
 
 
 def test_failed_transfer_keeps_the_zone_and_waits_its_retry(tmp_path):

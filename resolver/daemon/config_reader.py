@@ -1,0 +1,175 @@
+"""The config file read for a reload in a process of its own.
+
+Reading a config is Python from end to end (the TOML parser, every value checked, the zones
+made to check them: tens of milliseconds for a config with thousands of local-data lines). In
+a thread of the daemon that Python would share the one GIL with the answers, and each answer
+would wait for it: a process of its own shares only the CPU, and the kernel hands that to the
+answering loop as soon as a query arrives. The process is started at the first reload (so it
+runs as the user the daemon has become), kept for the next ones, and ends when the daemon
+closes its end of the pipe (or dies).
+
+:class:`ConfigReader` speaks to it over a pipe, one request at a time, each way a 4-byte length
+and a pickle: the request ``(config_file, overrides)``, the answer ``("ok", Config)`` or
+``("error", message)``, raised here as ConfigError. Its :meth:`ConfigReader.read` blocks, and is called in the reload's
+thread (``reloads.off_loop``). When the process cannot be started or dies, the config is read
+in the calling thread as before, and the next reload starts a new process.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from resolver.daemon import config as config_mod
+from resolver.daemon.config import Config, ConfigError
+
+log = logging.getLogger("resolver.daemon.process")
+
+#: Seconds a read may take before the process is stopped and the reload fails: a config that
+#: names a FIFO or a file on a hung mount would otherwise hold every later reload.
+READ_TIMEOUT = 60.0
+#: The reader's CPU priority: lower than the answering loop's, the work that can wait.
+NICE = 19
+#: A request or an answer larger than this is refused (a config is far smaller).
+MAX_MESSAGE = 256 << 20
+
+_HEADER = struct.Struct("!I")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class ReaderGone(Exception):
+    """The reading process ended or did not answer the request."""
+
+
+class ConfigReader:
+    """A config reader process, started when first asked. :meth:`read` is thread-safe (one
+    read at a time) and blocks; :meth:`close` ends the process."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def read(self, config_file: str, overrides: dict | None) -> Config:
+        """``config.build(config_file, overrides)``, made in the reader process (or here,
+        when it cannot be had). Raises what the build raises (ConfigError for a bad config)."""
+        with self.lock:
+            try:
+                status, value = self._ask((config_file, overrides))
+            except TimeoutError as e:
+                self._stop()
+                raise ConfigError(str(e)) from None
+            except ReaderGone as e:
+                log.warning("config reader process: %s; reading the config in the daemon", e)
+                self._stop()
+                return config_mod.build(config_file, overrides)
+        if status == "ok" and isinstance(value, Config):
+            return value
+        raise ConfigError(str(value))
+
+    def close(self) -> None:
+        with self.lock:
+            self._stop()
+
+    def _ask(self, request) -> tuple[str, object]:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            proc = self.proc = self._start()
+        try:
+            _send(proc.stdin.fileno(), request)
+            return _receive(proc.stdout.fileno(), time.monotonic() + READ_TIMEOUT)
+        except TimeoutError:
+            raise
+        except Exception as e:              # a broken pipe, an EOF, an answer not unpickled
+            raise ReaderGone(str(e) or type(e).__name__) from None
+
+    def _start(self) -> subprocess.Popen:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "resolver.daemon.config_reader"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                start_new_session=True)     # Ctrl-C and SIGHUP are the daemon's, not its
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            raise ReaderGone(f"cannot be started: {e}") from None
+
+    def _stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()                   # the reader's EOF: it exits
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _send(fd: int, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _receive(fd: int, deadline: float | None = None):
+    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
+    if size > MAX_MESSAGE:
+        raise EOFError(f"a message of {size} bytes (at most {MAX_MESSAGE})")
+    return pickle.loads(_read_exactly(fd, size, deadline))
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
+    parts, left = [], size
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise TimeoutError(f"the config was not read within {READ_TIMEOUT:g} s")
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("it ended")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def serve(stdin: int = 0, stdout: int = 1) -> int:
+    """The reader process: a request at a time until the daemon closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
+    while True:
+        try:
+            config_file, overrides = _receive(stdin)
+        except EOFError:
+            return 0
+        try:
+            answer = ("ok", config_mod.build(config_file, overrides))
+        except ConfigError as e:
+            answer = ("error", str(e))
+        except Exception as e:              # the daemon says it and keeps its config
+            answer = ("error", f"{type(e).__name__}: {e}")
+        try:
+            _send(stdout, answer)
+        except BrokenPipeError:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

@@ -1,0 +1,136 @@
+"""The config file is read for a reload in a process of its own (``config_reader``): the
+same Config as read in the daemon, the same errors, the process kept between reads, at a
+lower priority, replaced when it dies, stopped when a read hangs, ended when closed."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+
+from resolver.daemon import config_reader
+from resolver.daemon.config import ConfigError, build
+from resolver.daemon.config_reader import ConfigReader
+
+CONF = """max-udp-size = 1300
+local-zone = ["home.lan. static"]
+local-data = ["printer.home.lan. 300 IN A 192.168.1.9", "nas.home.lan. 300 IN A 192.168.1.10"]
+access-control = ["10.0.0.0/8 allow", "10.9.0.0/16 refuse"]
+"""
+OVERRIDES = {"listen": ["127.0.0.1:5399"], "root_hints": None}
+
+
+@pytest.fixture
+def reader():
+    r = ConfigReader()
+    yield r
+    r.close()
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_the_reader_process_reads_what_the_daemon_would(reader, tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    got = reader.read(str(conf), OVERRIDES)
+    assert got == build(str(conf), OVERRIDES)
+    assert got.max_udp_size == 1300 and got.listen == (("127.0.0.1", 5399),)
+    proc = reader.proc
+    assert proc.pid != os.getpid() and proc.poll() is None
+    assert _nice(proc.pid) == min(19, os.nice(0) + config_reader.NICE)
+    conf.write_text(CONF.replace("1300", "1400"))
+    assert reader.read(str(conf), OVERRIDES).max_udp_size == 1400   # the file as it is now
+    assert reader.proc is proc                                      # the same process
+
+
+@pytest.mark.parametrize("text", ["max-udp-size = 'lots'\n", "max-udp-size = [\n",
+                                  "max-udp-sise = 1300\n",
+                                  'local-data = ["x.home.lan. IN A 300.1.1.1"]\n'])
+def test_a_bad_config_raises_what_reading_it_here_raises(reader, tmp_path, text):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(text)
+    with pytest.raises(ConfigError) as here:
+        build(str(conf), OVERRIDES)
+    with pytest.raises(ConfigError) as there:
+        reader.read(str(conf), OVERRIDES)
+    assert str(there.value) == str(here.value)
+    assert reader.proc.poll() is None                 # a bad file does not end the process
+    conf.write_text(CONF)
+    assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
+
+
+def test_a_missing_file_is_a_config_error(reader, tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.toml"):
+        reader.read(str(tmp_path / "nowhere.toml"), OVERRIDES)
+
+
+def test_a_dead_reader_is_replaced(reader, tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    reader.read(str(conf), OVERRIDES)
+    first = reader.proc
+    first.kill()
+    first.wait()
+    assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
+    assert reader.proc.pid != first.pid and reader.proc.poll() is None
+
+
+def test_a_reader_that_ends_without_answering_leaves_the_read_to_the_daemon(
+        reader, tmp_path, monkeypatch, caplog):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    monkeypatch.setattr(config_reader.sys, "executable", "/bin/true")   # reads nothing
+    with caplog.at_level(logging.WARNING, "resolver.daemon.process"):
+        assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300   # read here
+    assert "config reader process" in caplog.text and reader.proc is None
+
+
+def test_a_reader_that_cannot_start_leaves_the_read_to_the_daemon(reader, tmp_path,
+                                                                 monkeypatch, caplog):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    monkeypatch.setattr(config_reader.sys, "executable", str(tmp_path / "no-python"))
+    with caplog.at_level(logging.WARNING, "resolver.daemon.process"):
+        assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
+    assert "cannot be started" in caplog.text and reader.proc is None
+
+
+def test_a_read_that_hangs_fails_in_bounded_time_and_stops_the_process(reader, tmp_path,
+                                                                      monkeypatch):
+    fifo = tmp_path / "resolver.toml"
+    os.mkfifo(fifo)                 # opening it for reading blocks until a writer comes
+    monkeypatch.setattr(config_reader, "READ_TIMEOUT", 1.0)
+    with pytest.raises(ConfigError, match="not read within 1 s"):
+        reader.read(str(fifo), OVERRIDES)
+    assert reader.proc is None
+    conf = tmp_path / "real.toml"
+    conf.write_text(CONF)
+    assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
+
+
+def test_closing_ends_the_process_and_so_does_the_daemon_going(tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    r = ConfigReader()
+    r.read(str(conf), OVERRIDES)
+    proc = r.proc
+    r.close()
+    assert proc.returncode == 0 and r.proc is None
+    r.read(str(conf), OVERRIDES)                    # started again when asked again
+    again = r.proc
+    again.stdin.close()                             # what the daemon's end does when it dies
+    assert again.wait(timeout=10) == 0
+    r.close()
+
+
+def test_the_reader_ignores_the_terminal_s_interrupt(reader, tmp_path):
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    reader.read(str(conf), OVERRIDES)
+    assert os.getsid(reader.proc.pid) == reader.proc.pid      # a session of its own
+    os.kill(reader.proc.pid, signal.SIGINT)
+    assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
