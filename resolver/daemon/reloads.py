@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import queue
 import sys
 import threading
@@ -110,6 +111,22 @@ def _hand_over(job: Callable[[], Callable[[], None]]) -> None:
         threading.Thread(target=_build_thread, args=(inbox,), name="corenet-reload",
                          daemon=True).start()
     inbox.put(job)
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker has none of its parent's threads: no kept build thread waits for it
+    (a job handed to one would never run), no build runs, and the lock may have been held."""
+    global _lock, _building
+    _lock = threading.Lock()
+    _idle.clear()
+    if _building:
+        _building = 0
+        sys.setswitchinterval(_saved)
+        if _collecting:
+            gc.enable()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _build_thread(inbox: queue.SimpleQueue) -> None:

@@ -139,6 +139,38 @@ def test_build_threads_are_kept_for_the_next_build(run):
     assert names[first] == "corenet-reload" and names[held] == names[other] == "corenet-reload"
 
 
+def test_a_forked_worker_builds_without_its_parent_s_kept_threads(run):
+    """The supervisor reloads with a build thread of its own, then forks a worker in place of
+    one that died: the worker's builds run (its parent's kept thread does not exist there),
+    and a fork in the middle of a build leaves the child with the collector on and Python's
+    switch interval."""
+    import gc
+
+    async def build_then_fork():
+        await reloads.off_loop(threading.get_ident)      # a build thread kept here
+        gate = threading.Event()
+        held = asyncio.ensure_future(reloads.off_loop(lambda: gate.wait(10)))
+        await asyncio.sleep(0.05)                        # a build under way at the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ok = gc.isenabled() and sys.getswitchinterval() == before
+                child = asyncio.new_event_loop()
+                got = child.run_until_complete(asyncio.wait_for(
+                    reloads.off_loop(lambda: 42), 10))
+                code = 0 if ok and got == 42 else 2
+            finally:
+                os._exit(code)
+        gate.set()
+        await held
+        return os.waitpid(pid, 0)[1]
+
+    before = sys.getswitchinterval()
+    status = run(build_then_fork(), timeout=30)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_the_build_thread_sets_off_no_collection(run):
     """The build runs in a thread of its own, with the garbage collector off until the swap
     (a collection would hold the GIL for as long as it takes), on again afterwards."""
