@@ -56,6 +56,7 @@ class ConfigReader:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
+        self.closing = False            # closed during a read: that read fails
 
     def read(self, config_file: str, overrides: dict | None) -> Config:
         """``config.build(config_file, overrides)``, made in the reader process (or here,
@@ -67,16 +68,30 @@ class ConfigReader:
                 self._stop()
                 raise ConfigError(str(e)) from None
             except ReaderGone as e:
-                log.warning("config reader process: %s; reading the config in the daemon", e)
                 self._stop()
+                if self.closing:
+                    self.closing = False
+                    raise ConfigError("the config was not read: the daemon is stopping") \
+                        from None
+                log.warning("config reader process: %s; reading the config in the daemon", e)
                 return config_mod.build(config_file, overrides)
         if status == "ok" and isinstance(value, Config):
             return value
         raise ConfigError(str(value))
 
     def close(self) -> None:
-        with self.lock:
-            self._stop()
+        """Ends the process: by EOF on its pipe, or at once when a read is waiting for it
+        (the daemon stops without waiting for a read that hangs; that read then fails)."""
+        if self.lock.acquire(blocking=False):
+            try:
+                self._stop()
+            finally:
+                self.lock.release()
+            return
+        proc = self.proc
+        if proc is not None:
+            self.closing = True
+            proc.kill()
 
     def _ask(self, request) -> tuple[str, object]:
         proc = self.proc

@@ -134,3 +134,34 @@ def test_the_reader_ignores_the_terminal_s_interrupt(reader, tmp_path):
     assert os.getsid(reader.proc.pid) == reader.proc.pid      # a session of its own
     os.kill(reader.proc.pid, signal.SIGINT)
     assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
+
+
+def test_closing_during_a_read_that_hangs_does_not_wait_for_it(tmp_path, monkeypatch):
+    """The daemon stopping while a reload's read hangs: close ends the process at once, and
+    the read fails instead of waiting for its time-out."""
+    import threading
+    import time
+
+    fifo = tmp_path / "resolver.toml"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(config_reader, "READ_TIMEOUT", 30.0)
+    r = ConfigReader()
+    failed = []
+
+    def read():
+        try:
+            r.read(str(fifo), OVERRIDES)
+        except ConfigError as e:
+            failed.append(str(e))
+
+    t = threading.Thread(target=read)
+    t.start()
+    for _ in range(500):
+        if r.proc is not None:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)                         # the reader is blocked opening the FIFO
+    r.close()
+    t.join(10)
+    assert not t.is_alive() and failed == ["the config was not read: the daemon is stopping"]
+    assert r.proc is None
