@@ -10,9 +10,10 @@ closes its end of the pipe (or dies).
 
 :class:`ConfigReader` speaks to it over a pipe, one request at a time, each way a 4-byte length
 and a pickle: the request ``(config_file, overrides)``, the answer ``("ok", Config)`` or
-``("error", message)``, raised here as ConfigError. Its :meth:`ConfigReader.read` blocks, and is called in the reload's
-thread (``reloads.off_loop``). When the process cannot be started or dies, the config is read
-in the calling thread as before, and the next reload starts a new process.
+``("error", message)``, raised here as ConfigError. Its :meth:`ConfigReader.read` blocks,
+and is called in the reload's thread (``reloads.off_loop``). When the process cannot be
+started or dies, the config is read in the calling thread as before, and the next reload
+starts a new process.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A reload reads the config file in the reader's process, builds what it needs (zones, RPZ
-zone files, TLS pair) in a thread and swaps it in on the loop; reloads asked at once run one at a time and the last one wins
-(``resolver.daemon.reloads``), in the test's own process on every loop kind."""
+zone files, TLS pair) in a thread and swaps it in on the loop; reloads asked at once run one
+at a time and the last one wins (``resolver.daemon.reloads``), in the test's own process on
+every loop kind."""
 from __future__ import annotations
 
 import asyncio
