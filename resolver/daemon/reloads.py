@@ -7,11 +7,12 @@ While that thread runs the interpreter hands the GIL over every :data:`SWITCH_IN
 seconds instead of Python's 5 ms, so the loop waits about that long for it between two
 answers; the garbage collector is off meanwhile (a full collection, tens of milliseconds in a
 process with a cache, would hold the GIL all that time: the build makes many objects and
-would set one off). The thread keeps the loop's CPU priority: one at a lower priority that
-is preempted while it holds the GIL keeps the loop waiting until it runs again (measured on
-back-to-back reloads of the reload benchmark's config, the loop pinned with the thread to
-one core: a p99 of cached answers of 7.2 and 8.5 ms with the thread at nice 19, 3.9 and
-4.1 ms at the loop's; worse again at SCHED_IDLE).
+would set one off). Between its steps a build calls :func:`breathe`. The thread keeps the
+loop's CPU priority: one at a lower priority that is preempted while it holds the GIL keeps
+the loop waiting until it runs again (measured on back-to-back reloads of the reload
+benchmark's config, the loop pinned with the thread to one core: a p99 of cached answers of
+7.2 and 8.5 ms with the thread at nice 19, 3.9 and 4.1 ms at the loop's; worse again at
+SCHED_IDLE).
 
 What the swap lets go of can be big as well (an RPZ zone of a million rules takes a third of
 a second to free): :func:`retire` frees it a slice at a time between the loop's turns, once
@@ -29,6 +30,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from typing import Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
@@ -93,6 +95,14 @@ async def off_loop(fn: Callable[[], T]) -> T:
         return await done
     finally:
         _leave()
+
+
+def breathe() -> None:
+    """Called by a build in its thread between two steps: the GIL let go of in a system
+    call, where the kernel switches to the loop if a query woke it meanwhile (on the daemon's
+    core the loop may otherwise wait for the CPU until the build's next interrupt, up to a
+    scheduler tick: see ``config_reader``)."""
+    time.sleep(0)
 
 
 # Build threads are kept, each waiting on its inbox, for the next build: starting a thread

@@ -315,7 +315,9 @@ class Server:
         zones = make_zones(cfg)
         if zones is not None:
             zones.definitions()         # made now, compared with the running ones at the swap
+        reloads.breathe()
         tls = {listener: listener.stage(cfg) for listener in self.encrypted}
+        reloads.breathe()
         held = self.rpz.held() if self.rpz is not None else None
         return Staged(cfg, zones, read_zone_files(cfg.rpz, limits, held), tls)
 
@@ -327,8 +329,9 @@ class Server:
             staged = self.stage(cfg)
         need_restart = [name for name in RESTART_SETTINGS
                         if getattr(cfg, name) != getattr(self.cfg, name)]
+        if acl_entries(cfg) != acl_entries(self.cfg):
+            self.set_allow(cfg)         # (kept when unchanged: setting parses every network)
         self.cfg = self.front.cfg = cfg
-        self.set_allow(cfg)
         for attr, value in engine_attributes(cfg, reloading=True).items():
             setattr(self.resolver, attr, value)   # the next miss reads them (iterator_for)
         operations.set_insecure(self.resolver, insecure_domains(cfg))

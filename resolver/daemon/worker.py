@@ -312,6 +312,7 @@ class Worker:
 
         def build():
             fitted = fit_descriptors(reread(base, overrides, reader))
+            reloads.breathe()
             return fitted, server.stage(replace(fitted, control=control))
 
         try:

@@ -165,3 +165,57 @@ def test_closing_during_a_read_that_hangs_does_not_wait_for_it(tmp_path, monkeyp
     t.join(10)
     assert not t.is_alive() and failed == ["the config was not read: the daemon is stopping"]
     assert r.proc is None
+
+
+def test_while_it_works_the_reader_offers_the_cpu_back_on_a_timer(monkeypatch):
+    """A query on the reader's core waits at most about YIELD_EVERY for the CPU: inside,
+    sched_yield is called on a timer; on the way out the timer stops and the handler that
+    was there is back."""
+    import time
+
+    yields = []
+    monkeypatch.setattr(config_reader.os, "sched_yield", lambda: yields.append(1))
+    before = signal.getsignal(signal.SIGALRM)
+    deadline = time.monotonic() + 10
+    with config_reader.offering_the_cpu(0.001):
+        assert signal.getitimer(signal.ITIMER_REAL)[1] == pytest.approx(0.001)
+        while len(yields) < 5 and time.monotonic() < deadline:
+            sum(range(1000))                        # work, as reading a config is
+    assert len(yields) >= 5
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+
+
+def _catches(pid: int, signum: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught >> (signum - 1) & 1)
+
+
+def test_the_reader_process_offers_the_cpu_during_a_read_only(tmp_path, monkeypatch):
+    """The process arms its timer around a read (here one that hangs opening a FIFO) and
+    not while it waits for the next request."""
+    import threading
+    import time
+
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONF)
+    r, t = ConfigReader(), None
+    try:
+        r.read(str(conf), OVERRIDES)
+        assert not _catches(r.proc.pid, signal.SIGALRM)         # waiting: no timer
+        fifo = tmp_path / "hangs.toml"
+        os.mkfifo(fifo)
+        monkeypatch.setattr(config_reader, "READ_TIMEOUT", 30.0)
+        t = threading.Thread(target=lambda: pytest.raises(ConfigError, r.read, str(fifo),
+                                                          OVERRIDES))
+        t.start()
+        deadline = time.monotonic() + 10
+        while not _catches(r.proc.pid, signal.SIGALRM) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _catches(r.proc.pid, signal.SIGALRM)             # reading: the timer's
+    finally:
+        r.close()
+        if t is not None:
+            t.join(10)
+    assert not t.is_alive()

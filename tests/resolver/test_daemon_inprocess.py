@@ -403,3 +403,46 @@ class _Pending:
 
     def cancel(self) -> None:
         pass
+
+
+def test_a_reload_changes_the_acl_only_when_the_config_s_does(run, lab):
+    """A reload that keeps the access control keeps the ACL as it was (its networks are not
+    parsed again); one that changes it takes effect, both ways."""
+    from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL
+
+    async def go():
+        s = await _serve(lab, access_control=["10.0.0.0/8 allow"])
+        host, port = s.addresses[0]
+        listen = {"listen": [f"{host}:{port}"], "root_hints": None, "upstream_port": lab.port}
+        refusing = build(None, {**listen, "access_control": ["10.0.0.0/8 allow",
+                                                              "10.1.0.0/16 refuse"]})
+        allowing = build(None, {**listen, "access_control": ["10.0.0.0/8 allow"]})
+        s.acl = spy = _Spy(s.acl)
+        seen = []
+        try:
+            assert s.who(("10.1.2.3", 53)) == ALLOWED_ACL
+            for cfg in (refusing, refusing, allowing):
+                before = spy.sets
+                s.apply(cfg)
+                seen.append((s.who(("10.1.2.3", 53)), s.who(("10.2.0.1", 53)),
+                             spy.sets - before))
+            return seen
+        finally:
+            await s.stop(1.0)
+    assert run(go(), timeout=30) == [(OUTSIDE_ACL, ALLOWED_ACL, 1),     # changed
+                                     (OUTSIDE_ACL, ALLOWED_ACL, 0),     # the same again
+                                     (ALLOWED_ACL, ALLOWED_ACL, 1)]     # changed back
+
+
+class _Spy:
+    """The server's ACL, its ``set`` calls counted (the listeners keep the ACL itself)."""
+
+    def __init__(self, acl) -> None:
+        self.acl, self.sets = acl, 0
+
+    def set(self, networks) -> None:
+        self.sets += 1
+        self.acl.set(networks)
+
+    def standing(self, addr):
+        return self.acl.standing(addr)

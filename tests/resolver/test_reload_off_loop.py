@@ -196,6 +196,38 @@ def test_the_build_thread_sets_off_no_collection(run):
     assert gc.isenabled()
 
 
+def test_breathe_lets_a_thread_waiting_for_the_gil_run():
+    """A build that calls breathe between its steps lets the loop's thread, waiting for the
+    GIL, run there; a build that never lets the GIL go would keep it for the whole switch
+    interval (made 30 s here, so only breathe can hand it over within the 10 s bound)."""
+    import time
+
+    ran = []
+    started = threading.Event()
+
+    def other():
+        started.set()
+        while len(ran) < 3:
+            ran.append(1)
+            time.sleep(0.001)                   # lets the GIL go while it waits
+
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(30)
+    t = threading.Thread(target=other, daemon=True)
+    try:
+        t.start()
+        assert started.wait(5)
+        before = len(ran)
+        deadline = time.monotonic() + 10
+        while len(ran) == before and time.monotonic() < deadline:
+            reloads.breathe()
+            sum(range(1000))                    # a step of work, the GIL held
+        assert len(ran) > before
+    finally:
+        sys.setswitchinterval(saved)
+        t.join(10)
+
+
 def test_retire_lets_go_a_slice_at_a_time_once_nothing_else_holds_it(run, monkeypatch):
     """What a swap let go of is freed a slice of its tables per turn of the loop, and only
     once nobody else holds it."""
