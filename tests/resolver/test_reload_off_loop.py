@@ -140,6 +140,8 @@ def test_build_threads_are_kept_for_the_next_build(run):
     assert names[first] == "corenet-reload" and names[held] == names[other] == "corenet-reload"
 
 
+# Forking beside a live thread is what the test is about (Python 3.12 and later warn of it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_worker_builds_without_its_parent_s_kept_threads(run):
     """The supervisor reloads with a build thread of its own, then forks a worker in place of
     one that died: the worker's builds run (its parent's kept thread does not exist there),
