@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from resolver.daemon import config as config_mod
+from resolver.daemon import scheduling
 from resolver.daemon.config import Config, ConfigError
 
 log = logging.getLogger("resolver.daemon.process")
@@ -177,6 +178,7 @@ def serve(stdin: int = 0, stdout: int = 1) -> int:
         os.nice(NICE)
     except OSError:
         pass
+    scheduling.ask_for_slice(scheduling.DEFAULT_SLICE)     # not the loop's, inherited
     while True:
         try:
             config_file, overrides = _receive(stdin)

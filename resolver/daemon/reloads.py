@@ -33,6 +33,8 @@ import threading
 import time
 from typing import Awaitable, Callable, TypeVar
 
+from resolver.daemon import scheduling
+
 T = TypeVar("T")
 
 #: The interpreter's thread switch interval (seconds) while a reload builds in a thread.
@@ -140,6 +142,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _build_thread(inbox: queue.SimpleQueue) -> None:
+    scheduling.ask_for_slice(scheduling.DEFAULT_SLICE)     # not the loop's, inherited
     while True:
         then = inbox.get()()
         with _lock:

@@ -21,7 +21,7 @@ import signal
 from dataclasses import replace
 
 from resolver.daemon import config as config_mod
-from resolver.daemon import logs, operations, reloads
+from resolver.daemon import logs, operations, reloads, scheduling
 from resolver.daemon.config import Config, ConfigError
 from resolver.daemon.config_reader import ConfigReader
 from resolver.daemon.control import ControlServer
@@ -198,6 +198,7 @@ class Worker:
         """Serves on a new loop until stopped; the exit status."""
         loop = new_loop()
         asyncio.set_event_loop(loop)
+        scheduling.ask_for_slice(scheduling.LOOP_SLICE)
         try:
             return loop.run_until_complete(self.serve())
         finally:
