@@ -61,15 +61,19 @@ def _effective_limits(cfg: Config) -> Limits:
     return lim
 
 
-def engine_limits(cfg: "Config", base=_LIMITS):
+def engine_limits(cfg: "Config", base=_LIMITS, prefetch_fraction: float | None = None):
     """``base`` (the engine's limits) with the settings a reload changes applied: each
     that sets a limit (one that is None: as the config's limits have it), then serve-stale
-    and prefetch turned off where they are."""
+    and prefetch turned off where they are. ``prefetch_fraction``: the prefetch point when
+    prefetch is on (``base``'s when None). Made in one step: ``Limits`` has some seventy
+    fields, and a reload makes this on the loop."""
     changes = {limit: getattr(cfg.limits, limit) if getattr(cfg, name) is None
                else getattr(cfg, name) for name, limit in RELOADED_LIMIT_SETTINGS.items()}
-    lim = replace(base, **changes)
-    return replace(lim, stale_window=lim.stale_window if cfg.serve_stale else 0,
-                   prefetch_fraction=base.prefetch_fraction if cfg.prefetch else 0.0)
+    if not cfg.serve_stale:
+        changes["stale_window"] = 0
+    point = base.prefetch_fraction if prefetch_fraction is None else prefetch_fraction
+    changes["prefetch_fraction"] = point if cfg.prefetch else 0.0
+    return replace(base, **changes)
 
 
 def engine_attributes(cfg: "Config", reloading: bool = False) -> dict[str, Any]:

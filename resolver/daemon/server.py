@@ -351,8 +351,7 @@ class Server:
     def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
         """serve-stale and prefetch (the engine's limits and the front door's prefetch
         point), and the per-query logs, on or off at once on every listener."""
-        limits = engine_limits(cfg, self.resolver.limits.replace(
-            prefetch_fraction=self.prefetch_base))
+        limits = engine_limits(cfg, self.resolver.limits, self.prefetch_base)
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
             self.front.prefetch_fraction = limits.prefetch_fraction

@@ -117,6 +117,19 @@ def test_cache_ttl_keys_set_the_limits(tmp_path):
         cfg.limits.max_ttl
 
 
+def test_serve_stale_and_prefetch_turn_their_limits_off_and_on(tmp_path):
+    from resolver.daemon.config import engine_limits
+
+    base = build(tmp_path, "").limits
+    on = build(tmp_path, "serve-stale = true\nprefetch = true\nserve-stale-window = 600\n")
+    lim = engine_limits(on, base, 0.25)
+    assert (lim.stale_window, lim.prefetch_fraction) == (600, 0.25)
+    assert engine_limits(on, base).prefetch_fraction == base.prefetch_fraction
+    off = build(tmp_path, "serve-stale = false\nprefetch = false\nserve-stale-window = 600\n")
+    lim = engine_limits(off, base, 0.25)
+    assert (lim.stale_window, lim.prefetch_fraction) == (0, 0.0)
+
+
 def test_glue_and_negative_anchors_from_the_file(tmp_path):
     cfg = build(tmp_path, 'harden-glue = false\ndomain-insecure = ["Example.COM", "test."]\n')
     assert cfg.harden_glue is False

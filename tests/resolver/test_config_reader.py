@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 import pytest
 
@@ -223,3 +224,20 @@ def test_the_reader_process_offers_the_cpu_during_a_read_only(tmp_path, monkeypa
         if t is not None:
             t.join(10)
     assert not t.is_alive()
+
+
+def test_a_message_is_unpickled_a_frame_at_a_time_letting_the_gil_go_between(monkeypatch):
+    """A big answer (here 4 frames of 64 KiB) does not hold the GIL in one piece."""
+    breaths = []
+    monkeypatch.setattr(config_reader.reloads, "breathe", lambda: breaths.append(1))
+    message = ("ok", [f"name{i}.example. A 192.0.2.{i % 250}" for i in range(7000)])
+    r, w = os.pipe()
+    try:
+        writer = threading.Thread(target=config_reader._send, args=(w, message))
+        writer.start()
+        assert config_reader._receive(r, None) == message
+        writer.join(10)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert len(breaths) >= 4
