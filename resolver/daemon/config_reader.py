@@ -5,9 +5,12 @@ made to check them: tens of milliseconds for a config with thousands of local-da
 a thread of the daemon that Python would share the one GIL with the answers, and each answer
 would wait for it: a process of its own shares only the CPU. While it works it offers that
 back every :data:`YIELD_EVERY` seconds (a timer's signal, then ``sched_yield``): measured on
-Linux 6.18 at HZ=250, a query that woke the loop on the reader's core waited up to a
-scheduler tick (4 ms) for the reader to be switched out, at nice 19 and at SCHED_IDLE alike;
-an interrupt or a system call of the reader's is when the switch happens. The process is
+Linux 6.18 at HZ=250 with the loop at the kernel's default time slice, a query that woke the
+loop on the reader's core waited up to a scheduler tick (4 ms) for the reader to be switched
+out, at nice 19 and at SCHED_IDLE alike; an interrupt or a system call of the reader's is
+when the switch happens. Where the kernel gives threads slices of their own, the loop's
+shorter one makes its wake-up the switch (``scheduling``); the timer bounds the wait where
+it does not. The answer is unpickled a frame at a time (:class:`_Frames`). The process is
 started at the first reload (so it runs as the user the daemon has become), kept for the next
 ones, and ends when the daemon closes its end of the pipe (or dies).
 

@@ -102,8 +102,9 @@ async def off_loop(fn: Callable[[], T]) -> T:
 def breathe() -> None:
     """Called by a build in its thread between two steps: the GIL let go of in a system
     call, where the kernel switches to the loop if a query woke it meanwhile (on the daemon's
-    core the loop may otherwise wait for the CPU until the build's next interrupt, up to a
-    scheduler tick: see ``config_reader``)."""
+    core, where the kernel gives the loop no shorter slice than the build's, the loop may
+    otherwise wait for the CPU until the build's next interrupt, up to a scheduler tick: see
+    ``config_reader`` and ``scheduling``)."""
     time.sleep(0)
 
 

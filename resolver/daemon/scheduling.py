@@ -9,8 +9,9 @@ the core at once; with equal slices the running one keeps it for the rest of its
 and on a kernel without preemption that is noticed only at the next scheduler tick (4 ms at
 HZ=250). So a query that wakes the loop while a reload's work runs on the loop's core waits
 for the tick unless the loop's slice is the shorter one: measured on the reload benchmark
-(everything pinned to one core, a reload a second), the stream's p99 went from 0.24 to
-0.18 ms with the loop at 0.1 ms, the queries sent during a reload from 1.2 to 0.9 ms.
+(everything pinned to one core, a reload a second), the stream's p99 goes from 0.23-0.34
+to 0.15-0.22 ms with the loop at 0.1 ms, that of the queries sent during a reload from
+1.0-2.1 to 0.85-1.02 ms (BENCHMARKS.md).
 
 The loop's thread sets :data:`LOOP_SLICE` when it starts; threads and processes it starts
 inherit it, so a build thread or the config reader asks for the default again when it starts.
