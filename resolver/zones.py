@@ -860,10 +860,13 @@ class Zones:
         return out
 
     def describe(self) -> str:
+        """One line for the log: how many zones of each kind, and local-data records (those
+        given inside a local zone and those given alone)."""
         n = len(self.local_zones.zones) if self.local_zones is not None else 0
+        records = len(self.local_data) + sum(len(z.data) for z in self.local)
         return (f"{len(self.forward)} forward, {len(self.stub)} stub, "
                 f"{n} local zones ({n - len([z for z in self.local if z.type != 'nodefault'])}"
-                f" default), {len(self.local_data)} local-data records")
+                f" default), {records} local-data records")
 
 
 def changed_names(old: Zones | None, new: Zones | None) -> set[bytes]:
