@@ -288,7 +288,7 @@ class TLSListener:
         tls.max_handshakes_per_client = cfg.tcp_max_connections_per_client
         tls.idle_timeout = cfg.tcp_idle_timeout
         service = self.service
-        old_kind = service.kind
+        old_kind, old_digest = service.kind, service.digest
         try:
             if isinstance(staged, Exception):
                 raise staged
@@ -307,8 +307,9 @@ class TLSListener:
                         ", and until a restart the workers do not share session tickets"
                         if cfg.workers > 1 else "")
         self.counts["reloads"] += 1
-        log.info("%s: certificate %s loaded for new connections", self.label,
-                 cfg.tls_service_pem)
+        log.info("%s: certificate %s %s", self.label, cfg.tls_service_pem,
+                 "unchanged" if kept and service.digest == old_digest
+                 else "loaded for new connections")
 
     def stats(self) -> dict[str, Any]:
         return dict(self.counts)

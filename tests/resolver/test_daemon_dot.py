@@ -209,6 +209,10 @@ def test_reload_takes_a_new_certificate_for_new_connections_only(lab, tmp_path):
         old = dot(d)
         ask_dot(old, "www.example.com.")
         old_cert = old.getpeercert(binary_form=True)
+        from resolver.daemon.control import ControlError, request
+        assert request(d.control, {"cmd": "reload"})["ok"]        # the same files
+        assert f"certificate {d.pem} unchanged" in d.log_text()
+        assert "loaded for new connections" not in d.log_text()
         second = CA(tmp_path / "next", "the next CA")
         pem, key = second.issue("server")
         shutil.copy(pem, d.pem)
@@ -216,9 +220,10 @@ def test_reload_takes_a_new_certificate_for_new_connections_only(lab, tmp_path):
         os.kill(d.pid, signal.SIGHUP)
         # (bounded; a busy machine has taken more than 10 s once: the log says what it did)
         deadline = time.monotonic() + 30
-        while d.stats()["tls"]["reloads"] < 1 and time.monotonic() < deadline:
+        while d.stats()["tls"]["reloads"] < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert d.stats()["tls"]["reloads"] == 1, (d.stats()["tls"], d.log_text()[-3000:])
+        assert d.stats()["tls"]["reloads"] == 2, (d.stats()["tls"], d.log_text()[-3000:])
+        assert f"certificate {d.pem} loaded for new connections" in d.log_text()
         assert ask_dot(old, "www.example.net.").answer[0][0].to_text() == "198.51.100.1"
         assert old.getpeercert(binary_form=True) == old_cert
         old.close()
@@ -231,7 +236,6 @@ def test_reload_takes_a_new_certificate_for_new_connections_only(lab, tmp_path):
             assert ask_dot(s, "www.example.com.").answer
         # A broken pair on reload keeps the current certificate.
         d.key.write_text("not a key\n")
-        from resolver.daemon.control import ControlError, request
         with pytest.raises(ControlError, match="tls-service-pem/tls-service-key"):
             request(d.control, {"cmd": "reload"})
         with dot(d, ctx) as s:
