@@ -33,22 +33,21 @@ LOOP_SLICE = 0.0001
 #: The slice a thread asks for to have the kernel's default again.
 DEFAULT_SLICE = 0.0
 
-# sched_setattr(2) and sched_getattr(2) by architecture; struct sched_attr's first version
-# (48 bytes, every kernel since 3.14): size, policy, flags, nice, priority, runtime,
-# deadline, period. The policies a slice applies to: SCHED_OTHER, SCHED_BATCH, SCHED_IDLE.
+# sched_setattr(2) and sched_getattr(2) on this architecture (None: not known here);
+# struct sched_attr's first version (48 bytes, every kernel since 3.14): size, policy,
+# flags, nice, priority, runtime, deadline, period. The policies a slice applies to: SCHED_OTHER, SCHED_BATCH, SCHED_IDLE.
 _FAIR = (0, 3, 5)
-_CALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
+_CALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}.get(platform.machine())
 _ATTR = struct.Struct("IIQiIQQQ")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _attr(tid: int) -> tuple | None:
-    calls = _CALLS.get(platform.machine())
-    if calls is None:
+    if _CALLS is None:
         return None
     buf = ctypes.create_string_buffer(_ATTR.size)
-    if _libc.syscall(calls[1], tid, buf, _ATTR.size, 0) != 0:
+    if _libc.syscall(_CALLS[1], tid, buf, _ATTR.size, 0) != 0:
         return None
     return _ATTR.unpack(buf.raw)
 
@@ -72,7 +71,7 @@ def ask_for_slice(seconds: float, tid: int = 0) -> bool:
     _, policy, flags, nice, priority, _, deadline, period = attr
     new = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, policy, flags, nice, priority,
                                                  int(seconds * 1e9), deadline, period))
-    if _libc.syscall(_CALLS[platform.machine()][0], tid, new, 0) != 0:
+    if _libc.syscall(_CALLS[0], tid, new, 0) != 0:
         log.debug("the kernel refused a time slice of %g s: %s", seconds,
                   os.strerror(ctypes.get_errno()))
         return False

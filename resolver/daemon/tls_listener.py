@@ -308,7 +308,7 @@ class TLSListener:
                         if cfg.workers > 1 else "")
         self.counts["reloads"] += 1
         log.info("%s: certificate %s %s", self.label, cfg.tls_service_pem,
-                 "unchanged" if kept and service.digest == old_digest
+                 "unchanged" if service.digest == old_digest
                  else "loaded for new connections")
 
     def stats(self) -> dict[str, Any]:
