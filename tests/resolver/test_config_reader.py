@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import threading
 
@@ -78,6 +79,24 @@ def test_a_dead_reader_is_replaced(reader, tmp_path):
     first.wait()
     assert reader.read(str(conf), OVERRIDES).max_udp_size == 1300
     assert reader.proc.pid != first.pid and reader.proc.poll() is None
+
+
+def test_the_reader_starts_at_its_priority_before_its_own_code_runs(reader, tmp_path,
+                                                                   monkeypatch):
+    """The interpreter's start and imports run at the reader's priority already: a program
+    that never reaches ``serve`` (which lowers it again) has it."""
+    idle = tmp_path / "idle"
+    idle.write_text("#!/bin/sh\nexec sleep 30\n")
+    idle.chmod(0o755)
+    monkeypatch.setattr(config_reader.sys, "executable", str(idle))
+    proc = reader._start()
+    try:
+        assert _nice(proc.pid) == min(19, os.nice(0) + config_reader.NICE)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
 
 
 def test_a_reader_that_ends_without_answering_leaves_the_read_to_the_daemon(
@@ -226,11 +245,14 @@ def test_the_reader_process_offers_the_cpu_during_a_read_only(tmp_path, monkeypa
     assert not t.is_alive()
 
 
-def test_a_message_is_unpickled_a_frame_at_a_time_letting_the_gil_go_between(monkeypatch):
-    """A big answer (here 4 frames of 64 KiB) does not hold the GIL in one piece."""
+def test_a_message_is_unpickled_a_chunk_at_a_time_letting_the_gil_go_between(monkeypatch):
+    """A big answer does not hold the GIL in one piece, nor in 64 KiB frames: the GIL goes
+    before each UNPICKLE_CHUNK bytes, and what comes out is what went in."""
     breaths = []
     monkeypatch.setattr(config_reader.reloads, "breathe", lambda: breaths.append(1))
     message = ("ok", [f"name{i}.example. A 192.0.2.{i % 250}" for i in range(7000)])
+    size = len(pickle.dumps(message, protocol=config_reader.PROTOCOL))
+    assert size > 16 * config_reader.UNPICKLE_CHUNK
     r, w = os.pipe()
     try:
         writer = threading.Thread(target=config_reader._send, args=(w, message))
@@ -240,4 +262,4 @@ def test_a_message_is_unpickled_a_frame_at_a_time_letting_the_gil_go_between(mon
     finally:
         os.close(r)
         os.close(w)
-    assert len(breaths) >= 4
+    assert len(breaths) >= size // config_reader.UNPICKLE_CHUNK
