@@ -24,7 +24,7 @@ import dns.xfr
 import dns.zone
 
 from resolver.limits import Limits
-from resolver.daemon.reloads import off_loop
+from resolver.daemon.reloads import after_swap, off_loop
 from resolver.daemon.zone_tables import config_table
 from resolver.zones import Upstream
 from resolver.policy.rpz import OVERRIDES, CNAME, Policy, PolicyError, PolicyZone, ZoneOptions
@@ -224,13 +224,14 @@ class Feed:
             log.error("rpz %s: cannot load %s (%s)%s", self.source.name, self.source.zonefile,
                       loaded, "; keeping the zone loaded before" if self.zone else "")
             return False
+        source = self.source
         if loaded is self.zone:
-            log.info("rpz %s: %s unchanged (serial %s)", self.source.name,
-                     self.source.zonefile, loaded.serial)
+            after_swap(lambda: log.info("rpz %s: %s unchanged (serial %s)", source.name,
+                                        source.zonefile, loaded.serial))
             return True
         self.zone = zone = loaded
-        log.info("rpz %s: %d triggers from %s (serial %s)", self.source.name, len(zone),
-                 self.source.zonefile, zone.serial)
+        after_swap(lambda: log.info("rpz %s: %d triggers from %s (serial %s)", source.name,
+                                    len(zone), source.zonefile, zone.serial))
         self.changed()
         return True
 

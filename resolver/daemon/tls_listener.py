@@ -49,7 +49,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from resolver.daemon import doh_listener, tls_server
+from resolver.daemon import doh_listener, reloads, tls_server
 from resolver.daemon.connections import ProxiedStream, TCPConnection, address_text, bind_socket
 
 log = logging.getLogger("resolver.daemon.tls")
@@ -307,9 +307,9 @@ class TLSListener:
                         ", and until a restart the workers do not share session tickets"
                         if cfg.workers > 1 else "")
         self.counts["reloads"] += 1
-        log.info("%s: certificate %s %s", self.label, cfg.tls_service_pem,
-                 "unchanged" if service.digest == old_digest
-                 else "loaded for new connections")
+        what = "unchanged" if service.digest == old_digest else "loaded for new connections"
+        reloads.after_swap(lambda: log.info("%s: certificate %s %s", self.label,
+                                            cfg.tls_service_pem, what))
 
     def stats(self) -> dict[str, Any]:
         return dict(self.counts)

@@ -324,6 +324,7 @@ class Worker:
                 notifier.ready(f"reload failed, old config kept: {e}")
             return {"ok": False, "error": str(e)}
         restart = server.apply(staged.cfg, staged)
+        await reloads.swap_said()
         if restart:
             log.warning("reload: %s change only at restart", ", ".join(restart))
         log.info("config reloaded (cache kept)")
