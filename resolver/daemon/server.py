@@ -43,11 +43,17 @@ class Staged:
     """A config with what applying it needs built (``Server.stage``): its zones
     (``resolver.zones.Zones`` or None), its RPZ zone files as read
     (``rpz_feed.read_zone_files``) and each encrypted listener's key and certificate
-    (``TLSListener.stage``)."""
+    (``TLSListener.stage``); and, worked out against the config and the engine's limits
+    running then (``against``: the swap uses them only when they still run), the settings
+    that need a restart, the engine's new attributes and its new limits."""
     cfg: Config
     zones: Any
     rpz: dict
     tls: dict
+    against: tuple
+    need_restart: tuple
+    attributes: dict
+    limits: Any
 
 
 class Server:
@@ -319,28 +325,39 @@ class Server:
         tls = {listener: listener.stage(cfg) for listener in self.encrypted}
         reloads.breathe()
         held = self.rpz.held() if self.rpz is not None else None
-        return Staged(cfg, zones, read_zone_files(cfg.rpz, limits, held), tls)
+        rpz = read_zone_files(cfg.rpz, limits, held)
+        reloads.breathe()
+        running, base = self.cfg, self.resolver.limits
+        return Staged(cfg, zones, rpz, tls, (running, base), self._needing_restart(cfg, running),
+                      engine_attributes(cfg, reloading=True),
+                      engine_limits(cfg, base, self.prefetch_base))
+
+    @staticmethod
+    def _needing_restart(cfg: Config, running: Config) -> tuple[str, ...]:
+        return tuple(name for name in RESTART_SETTINGS
+                     if getattr(cfg, name) != getattr(running, name))
 
     def apply(self, cfg: Config, staged: "Staged | None" = None) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
         level, the choice of authorities); returns the settings that need a restart.
         ``staged``: :meth:`stage`'s for ``cfg``, made here when not given."""
-        if staged is None or staged.cfg is not cfg:
-            staged = self.stage(cfg)
-        need_restart = [name for name in RESTART_SETTINGS
-                        if getattr(cfg, name) != getattr(self.cfg, name)]
+        if staged is None or staged.cfg is not cfg or \
+                staged.against[0] is not self.cfg or staged.against[1] is not self.resolver.limits:
+            staged = self.stage(cfg)    # (what it worked out may no longer hold)
+        need_restart = list(staged.need_restart)
         if acl_entries(cfg) != acl_entries(self.cfg):
             self.set_allow(cfg)         # (kept when unchanged: setting parses every network)
         self.cfg = self.front.cfg = cfg
-        for attr, value in engine_attributes(cfg, reloading=True).items():
+        for attr, value in staged.attributes.items():
             setattr(self.resolver, attr, value)   # the next miss reads them (iterator_for)
         operations.set_insecure(self.resolver, insecure_domains(cfg))
         apply_zone_ratelimits(cfg, self.resolver.cache.infra.rates)
-        self._apply_service(cfg, need_restart)
+        self._apply_service(cfg, staged.limits)
         zones = staged.zones
         if zones is not None or self.resolver.zones is not None:
             self.resolver.set_zones(zones)     # forgets only what changed zones held
-            log.info("zones: %s", zones.describe() if zones is not None else "none")
+            reloads.after_swap(lambda: log.info(
+                "zones: %s", zones.describe() if zones is not None else "none"))
         if cfg.rpz or self.rpz is not None:
             self._set_rpz(cfg, staged.rpz)   # zones added, removed, zone files read again
         for listener in self.encrypted:
@@ -348,10 +365,9 @@ class Server:
         logs.reload(cfg)
         return need_restart
 
-    def _apply_service(self, cfg: Config, need_restart: list[str]) -> None:
-        """serve-stale and prefetch (the engine's limits and the front door's prefetch
+    def _apply_service(self, cfg: Config, limits) -> None:
+        """serve-stale and prefetch (the engine's ``limits`` and the front door's prefetch
         point), and the per-query logs, on or off at once on every listener."""
-        limits = engine_limits(cfg, self.resolver.limits, self.prefetch_base)
         if limits != self.resolver.limits:
             self.resolver.set_limits(limits)
             self.front.prefetch_fraction = limits.prefetch_fraction

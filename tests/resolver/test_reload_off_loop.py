@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from dataclasses import replace
 import threading
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from daemon_proc import free_port
 from resolver.daemon import config as config_mod
 from resolver.daemon import reloads
+from resolver.daemon import server as server_mod
 from resolver.daemon.config import build as build_config
 from resolver.daemon.config_reader import ConfigReader
 from resolver.daemon.server import Server
@@ -63,8 +65,14 @@ def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monk
         seen["reader"] = reader.proc.pid
         return cfg
 
+    def limits(*a, **kw):
+        seen["limits"] = threading.get_ident()
+        return real_limits(*a, **kw)
+
+    real_limits = server_mod.engine_limits
     monkeypatch.setattr(config_mod, "build", build)
     monkeypatch.setattr(ConfigReader, "read", read)
+    monkeypatch.setattr(server_mod, "engine_limits", limits)
 
     async def go():
         w = await _worker(lab, tmp_path)
@@ -98,6 +106,7 @@ def test_the_build_runs_off_the_loop_and_the_swap_on_it(run, lab, tmp_path, monk
     assert "build here" not in seen                 # the file is read in the reader process
     assert seen["reader"] != os.getpid() and reader.returncode == 0     # ended when closed
     assert seen["read"] != loop_thread and seen["stage"] != loop_thread
+    assert seen["limits"] != loop_thread        # worked out with the build, not at the swap
     assert seen["apply"] == loop_thread and seen["staged"]
     assert seen["switch"] == pytest.approx(min(before, reloads.SWITCH_INTERVAL), abs=1e-6)
 
@@ -382,3 +391,57 @@ def test_zones_are_made_once_for_a_config_and_again_when_they_change(tmp_path):
     assert changed is not zones
     assert changed.local_zones.lookup(b"\x01a\x03lan\x00", 1, None) != \
         zones.local_zones.lookup(b"\x01a\x03lan\x00", 1, None)
+
+
+def test_what_a_stage_worked_out_is_worked_out_again_when_the_config_ran_on(run, lab, tmp_path):
+    """A staged config is measured against the config running when it was staged: when
+    another was applied meanwhile (a set_option during the build), the swap does not trust
+    it (which settings need a restart, the engine's limits)."""
+    async def go():
+        w = await _worker(lab, tmp_path)
+        s = w.server
+        try:
+            first = s.cfg
+            wants = replace(first, cache_size=first.cache_size * 2, prefetch=not first.prefetch)
+            staged = s.stage(wants)
+            assert staged.need_restart == ("cache_size",)
+            assert staged.limits.prefetch_fraction != s.resolver.limits.prefetch_fraction
+            s.apply(replace(first, cache_size=wants.cache_size))      # meanwhile
+            assert s.apply(wants, staged) == []       # cache_size is what now runs
+            assert s.resolver.limits.prefetch_fraction == staged.limits.prefetch_fraction
+            fresh = replace(wants, cache_size=first.cache_size)
+            assert s.apply(fresh, s.stage(fresh)) == ["cache_size"]
+        finally:
+            await s.stop(1.0)
+            w.reader.close()
+
+    run(go(), timeout=30)
+
+
+def test_after_swap_says_one_thing_a_turn_in_order_and_is_waited_for(run):
+    """What a swap leaves for later runs after it, one call per turn of the loop (a callback
+    queued meanwhile, as a query's would be, runs between two), in order; swap_said
+    returns once all ran; without a running loop the call is made at once."""
+    said: list[str] = []
+
+    def say(what: str):
+        def call():
+            said.append(what)
+            asyncio.get_running_loop().call_soon(said.append, f"after {what}")
+        return call
+
+    async def go():
+        for what in ("a", "b", "c"):
+            reloads.after_swap(say(what))
+        assert said == []                       # nothing during the swap itself
+        await reloads.swap_said()
+        done = list(said)
+        await asyncio.sleep(0)
+        return done
+
+    done = run(go(), timeout=10)
+    assert done[:5] == ["a", "after a", "b", "after b", "c"]
+    assert said == ["a", "after a", "b", "after b", "c", "after c"]
+    now: list[int] = []
+    reloads.after_swap(lambda: now.append(1))
+    assert now == [1]
