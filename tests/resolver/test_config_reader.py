@@ -81,6 +81,23 @@ def test_a_dead_reader_is_replaced(reader, tmp_path):
     assert reader.proc.pid != first.pid and reader.proc.poll() is None
 
 
+@pytest.mark.parametrize("message", [
+    ("ok", "x" * (5 * config_reader.UNPICKLE_CHUNK)),             # one value longer than a chunk
+    ("ok", [b"y" * (3 * config_reader.UNPICKLE_CHUNK), "z" * 900, list(range(5000))]),
+    ("ok", ""),
+    ("error", "boom")], ids=["long-string", "mixed", "empty", "error"])
+def test_values_longer_than_a_chunk_and_short_messages_come_out_whole(message):
+    r, w = os.pipe()
+    try:
+        writer = threading.Thread(target=config_reader._send, args=(w, message))
+        writer.start()
+        assert config_reader._receive(r, None) == message
+        writer.join(10)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_the_reader_starts_at_its_priority_before_its_own_code_runs(reader, tmp_path,
                                                                    monkeypatch):
     """The interpreter's start and imports run at the reader's priority already: a program
