@@ -81,23 +81,6 @@ def test_a_dead_reader_is_replaced(reader, tmp_path):
     assert reader.proc.pid != first.pid and reader.proc.poll() is None
 
 
-@pytest.mark.parametrize("message", [
-    ("ok", "x" * (5 * config_reader.UNPICKLE_CHUNK)),             # one value longer than a chunk
-    ("ok", [b"y" * (3 * config_reader.UNPICKLE_CHUNK), "z" * 900, list(range(5000))]),
-    ("ok", ""),
-    ("error", "boom")], ids=["long-string", "mixed", "empty", "error"])
-def test_values_longer_than_a_chunk_and_short_messages_come_out_whole(message):
-    r, w = os.pipe()
-    try:
-        writer = threading.Thread(target=config_reader._send, args=(w, message))
-        writer.start()
-        assert config_reader._receive(r, None) == message
-        writer.join(10)
-    finally:
-        os.close(r)
-        os.close(w)
-
-
 def test_the_reader_starts_at_its_priority_before_its_own_code_runs(reader, tmp_path,
                                                                    monkeypatch):
     """The interpreter's start and imports run at the reader's priority already: a program
@@ -262,6 +245,20 @@ def test_the_reader_process_offers_the_cpu_during_a_read_only(tmp_path, monkeypa
     assert not t.is_alive()
 
 
+def _through_a_pipe(message):
+    """``message`` sent by ``_send`` in a thread and read back by ``_receive``."""
+    r, w = os.pipe()
+    try:
+        writer = threading.Thread(target=config_reader._send, args=(w, message))
+        writer.start()
+        received = config_reader._receive(r, None)
+        writer.join(10)
+        return received
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_a_message_is_unpickled_a_chunk_at_a_time_letting_the_gil_go_between(monkeypatch):
     """A big answer does not hold the GIL in one piece, nor in 64 KiB frames: the GIL goes
     before each UNPICKLE_CHUNK bytes, and what comes out is what went in."""
@@ -270,13 +267,14 @@ def test_a_message_is_unpickled_a_chunk_at_a_time_letting_the_gil_go_between(mon
     message = ("ok", [f"name{i}.example. A 192.0.2.{i % 250}" for i in range(7000)])
     size = len(pickle.dumps(message, protocol=config_reader.PROTOCOL))
     assert size > 16 * config_reader.UNPICKLE_CHUNK
-    r, w = os.pipe()
-    try:
-        writer = threading.Thread(target=config_reader._send, args=(w, message))
-        writer.start()
-        assert config_reader._receive(r, None) == message
-        writer.join(10)
-    finally:
-        os.close(r)
-        os.close(w)
+    assert _through_a_pipe(message) == message
     assert len(breaths) >= size // config_reader.UNPICKLE_CHUNK
+
+
+@pytest.mark.parametrize("message", [
+    ("ok", "x" * (5 * config_reader.UNPICKLE_CHUNK)),             # one value longer than a chunk
+    ("ok", [b"y" * (3 * config_reader.UNPICKLE_CHUNK), "z" * 900, list(range(5000))]),
+    ("ok", ""),
+    ("error", "boom")], ids=["long-string", "mixed", "empty", "error"])
+def test_values_longer_than_a_chunk_and_short_messages_come_out_whole(message):
+    assert _through_a_pipe(message) == message
