@@ -227,7 +227,7 @@ class Response:
         # "server_addr": the (address, port, ...) connected to (the proxy's, through one).
         # "resolved_at": when (the loop's time) the connection's name had been resolved.
         self.extensions: dict[str, Any] = extensions if extensions is not None else {}
-        self.elapsed = datetime.timedelta(0)
+        self._elapsed: datetime.timedelta | float = 0.0
         self.default_encoding = default_encoding
         self._encoding: str | None = None
         # async (streaming, partial) -> list[bytes]; [] at the end (attach_stream)
@@ -660,11 +660,22 @@ class Response:
             return
         self.is_closed = True
         if self._clock is not None:
-            self.elapsed = datetime.timedelta(seconds=self._clock() - self._started_at)
+            self._elapsed = self._clock() - self._started_at
         cb = self._on_close
         self._on_close = None
         if cb is not None:
             cb(complete)
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From the request's start to the response's close (zero until then); kept as
+        seconds and made a timedelta only when asked."""
+        e = self._elapsed
+        return e if e.__class__ is datetime.timedelta else datetime.timedelta(seconds=e)
+
+    @elapsed.setter
+    def elapsed(self, value: datetime.timedelta) -> None:
+        self._elapsed = value
 
     async def aclose(self) -> None:
         """Close a streamed response; an unread body costs its connection (discarded)."""

@@ -195,6 +195,22 @@ def test_hand_made_response_takes_httpx_arguments():
         Response(200, content=12)
 
 
+def test_elapsed_is_a_timedelta_fixed_at_the_close_and_settable():
+    import datetime
+
+    now = [10.0]
+    r = Response(200, raw_headers=[], headers=Headers(), content=None)
+    r.attach_stream(lambda *a: None, lambda complete: None, 10.0, lambda: now[0], False,
+                    None, r._limits)
+    assert r.elapsed == datetime.timedelta(0)  # not closed yet
+    now[0] = 10.25
+    r.take_body([b"x"])
+    now[0] = 99.0
+    assert r.elapsed == datetime.timedelta(seconds=0.25)  # the close's, not the reading's
+    r.elapsed = datetime.timedelta(seconds=3)
+    assert r.elapsed.total_seconds() == 3
+
+
 def test_streamed_hand_made_response_reads_through_aiter(run):
     async def pieces():
         yield b"ab"
