@@ -9,7 +9,13 @@ kernel's share (the copies and loopback TCP, most of the server's CPU) is not co
 neither are cache misses, so this shows what the loop itself costs, not the whole request.
 
     .venv/bin/python benchmarks/echo_instructions.py [--modes protocol,streams]
-        [--sizes 1024,10240] [--loops uvloop,corenet-edge] [-n 5000]
+        [--sizes 1024,10240] [--loops uvloop,corenet-edge] [-n 5000] [--split]
+
+``--split`` also gives each cell's instructions by where they ran: the loop's own extension
+modules (corenet's or uvloop's), asyncio's C module (``_asyncio``: futures and tasks), the
+C library, and the rest, the interpreter running Python code (in ``streams`` mode asyncio's
+``StreamReader``, ``StreamWriter`` and ``StreamReaderProtocol``, and the server's
+coroutine).
 
 Needs valgrind (callgrind_control) and gcc. Cells run one at a time; about 10 minutes for
 the default nine cells and two loops.
@@ -43,8 +49,37 @@ def callgrind_summary(path: str) -> int:
     raise RuntimeError(f"no summary line in {path}")
 
 
+#: The parts of ``--split``: a part's name and how its shared objects' paths look.
+PARTS = [("the loop", ("/corenet/", "/uvloop/")), ("_asyncio", ("/_asyncio.",)),
+         ("C library", ("/libc.so", "/ld-linux"))]
+
+
+def split(dump: str, n: int) -> dict[str, float]:
+    """Instructions per request of the dump by PARTS, the interpreter holding the rest.
+    Taken from each function's own cost (``callgrind_annotate``); a row as large as the
+    whole window (``main`` and the frames that were running when the counters were
+    zeroed, which the dump charges with everything under them) is left out."""
+    total = callgrind_summary(dump)
+    out = subprocess.run(["callgrind_annotate", "--threshold=100", dump], check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    parts = dict.fromkeys([name for name, _ in PARTS], 0)
+    for line in out.split("file:function", 1)[-1].splitlines():
+        cost, _, rest = line.strip().partition(" ")
+        if not cost[:1].isdigit() or "[" not in rest:
+            continue
+        count = int(cost.replace(",", ""))
+        obj = rest.rsplit("[", 1)[1]
+        for name, marks in PARTS:
+            if count < 0.99 * total and any(m in obj for m in marks):
+                parts[name] += count
+    parts["the interpreter"] = total - sum(parts.values())
+    return {name: count / n for name, count in parts.items()}
+
+
 def instructions_per_request(client: str, kind: str, mode: str, size: int, n: int,
-                             workdir: str) -> float:
+                             workdir: str, parts: bool = False) -> float | dict[str, float]:
+    """The server's user-space instructions per request; with ``parts``, split by
+    ``split`` (with the total under "total")."""
     out = os.path.join(workdir, f"cg.{kind}.{mode}.{size}")
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c",
@@ -72,6 +107,8 @@ def instructions_per_request(client: str, kind: str, mode: str, size: int, n: in
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    if parts:
+        return {"total": callgrind_summary(out + ".1") / n, **split(out + ".1", n)}
     return callgrind_summary(out + ".1") / n
 
 
@@ -81,6 +118,8 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(str(s) for s in te.SIZES))
     ap.add_argument("--loops", default="uvloop,corenet-edge")
     ap.add_argument("-n", type=int, default=5000, help="measured requests per cell")
+    ap.add_argument("--split", action="store_true",
+                    help="also each cell's instructions by where they ran")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "gcc"):
         if shutil.which(tool) is None:
@@ -90,15 +129,26 @@ def main() -> None:
         client = os.path.join(workdir, "echo_client")
         subprocess.run(["gcc", "-O2", "-o", client, os.path.join(HERE, "echo_client.c")],
                        check=True)
+        splits: list = []
         print("| mode | size | " + " | ".join(loops) + " | ratio to " + loops[0] + " |")
         print("|---|---:|" + "---:|" * len(loops) + "---|")
         for mode in args.modes.split(","):
             for size in (int(s) for s in args.sizes.split(",")):
-                counts = [instructions_per_request(client, k, mode, size, args.n, workdir)
-                          for k in loops]
+                cells = [instructions_per_request(client, k, mode, size, args.n, workdir,
+                                                  args.split) for k in loops]
+                counts = [c["total"] if args.split else c for c in cells]
                 ratios = ", ".join(f"{counts[0] / c:.2f}×" for c in counts[1:])
                 print(f"| {mode} | {size // 1024} KiB | "
                       + " | ".join(f"{c:,.0f}" for c in counts) + f" | {ratios} |", flush=True)
+                if args.split:
+                    splits.extend((mode, size, k, c) for k, c in zip(loops, cells))
+        if splits:
+            names = [name for name in splits[0][3] if name != "total"]
+            print("\n| mode | size | loop | " + " | ".join(names) + " |")
+            print("|---|---:|---|" + "---:|" * len(names))
+            for mode, size, k, c in splits:
+                print(f"| {mode} | {size // 1024} KiB | {k} | "
+                      + " | ".join(f"{c[name]:,.0f}" for name in names) + " |")
 
 
 if __name__ == "__main__":

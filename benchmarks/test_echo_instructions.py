@@ -29,3 +29,23 @@ def test_echo_instructions_per_request(benchmark, echo_client, kind, tmp_path):
     # A request is at least a receive, a data_received call and a send; a count this low
     # would mean the dump missed the measured window.
     assert per_request > 500
+
+
+@pytest.mark.skipif(shutil.which("callgrind_control") is None,
+                    reason="valgrind (callgrind_control) is not installed")
+def test_echo_instructions_split_by_where_they_ran(benchmark, echo_client, tmp_path):
+    """--split: the parts add up to the whole, and in streams mode the interpreter (asyncio's
+    stream classes) outweighs corenet's loop, which still has its share."""
+    benchmark.group = "echo-instructions"
+    n = 200
+
+    def measure():
+        return ei.instructions_per_request(echo_client, "corenet-edge", "streams", 1024, n,
+                                           str(tmp_path), parts=True)
+
+    parts = benchmark.pedantic(measure, rounds=1, iterations=1)
+    benchmark.extra_info.update(parts)
+    total = parts.pop("total")
+    assert sum(parts.values()) == pytest.approx(total)
+    assert parts["the loop"] > 100 and parts["_asyncio"] > 100
+    assert parts["the interpreter"] > 5 * parts["the loop"]
