@@ -498,7 +498,7 @@ class AsyncClient:
                 merged = merged.copy()
                 merged["Authorization"] = u.auth
             hop = merged
-            if "cookie" not in hop and jar.has_any():
+            if jar.has_any() and "cookie" not in hop:
                 cookie = jar.header_for(u.text)
                 if cookie:
                     hop = hop.copy()

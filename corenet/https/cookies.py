@@ -136,7 +136,8 @@ class Cookies(MutableMapping):
         cookies = getattr(self.jar, "_cookies", None)
         if cookies is None:
             return len(self.jar) > 0
-        return any(names for paths in cookies.values() for names in paths.values())
+        return bool(cookies) and any(names for paths in cookies.values()
+                                     for names in paths.values())
 
     def header_for(self, url: str) -> str | None:
         """The Cookie header the jar's rules allow for a request to `url`."""

@@ -139,6 +139,17 @@ def test_brotli_and_zstd_concatenated_frames_and_garbage():
         decode_all(Decoder("br", None, 1024), brotli.compress(os.urandom(5000))[:-3])
 
 
+def test_cookie_jar_has_any_follows_sets_and_deletes():
+    from corenet.https import Cookies
+
+    jar = Cookies()
+    assert not jar.has_any() and not jar
+    jar.set("a", "1", domain="example.com")
+    assert jar.has_any() and jar
+    jar.delete("a", domain="example.com")
+    assert not jar.has_any()  # the emptied domain and path dicts left behind count for none
+
+
 def test_cookie_jar_is_bounded_per_domain_and_in_all(monkeypatch):
     from corenet.https import cookies as cookies_mod
     from corenet.https.cookies import Cookies
