@@ -8,8 +8,10 @@ per read, the unavoidable one). Writes try ``send`` first, queue only what did n
 by reference, mutable buffers copied) and flush the queue with one ``sendmsg``.
 """
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBuffer_IsContiguous,
+                             PyBUF_WRITABLE, PyBUF_SIMPLE)
+from cpython.bytearray cimport PyByteArray_Check
 from cpython.exc cimport PyErr_SetFromErrno
 from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED
@@ -669,33 +671,46 @@ cdef class StreamTransport(BaseTransport):
         self._write(data)
 
     cdef int _write(self, data) except -1:
-        cdef ssize_t n = 0
-        cdef int err
-        cdef char *p
-        cdef Py_ssize_t ln
         cdef Py_buffer pybuf
-        if not PyBytes_CheckExact(data) and not isinstance(data, (bytes, bytearray, memoryview)):
+        cdef bint queued
+        if not PyBytes_CheckExact(data) and not (PyMemoryView_Check(data) or PyByteArray_Check(data)
+                                                 or PyBytes_Check(data)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self.eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self.empty_waiter is not None:
             raise RuntimeError("unable to write; sendfile is in progress")
         if PyBytes_CheckExact(data):
-            ln = PyBytes_GET_SIZE(data)
+            queued = self._send(data, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         else:
-            if not isinstance(data, memoryview) or not data.c_contiguous:
-                data = memoryview(data)
-                if not data.c_contiguous:
-                    data = data.tobytes()
-            ln = data.nbytes
+            if PyMemoryView_Check(data) and not PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(data), b'C'):
+                data = data.tobytes()
+            # A released memoryview raises here, as asyncio's len() of it does.
+            PyObject_GetBuffer(data, &pybuf, PyBUF_SIMPLE)
+            try:
+                queued = self._send(data, <char *>pybuf.buf, pybuf.len)
+            finally:
+                PyBuffer_Release(&pybuf)
+        if queued:
+            self._maybe_pause_protocol()
+        return 0
+
+    cdef bint _send(self, object data, char *p, Py_ssize_t ln) except -1:
+        """Sends what fits of ``data`` (its ``ln`` bytes at ``p``) and queues the rest, or
+        queues it all behind what already waits. True when something was queued."""
+        cdef ssize_t n = 0
+        cdef int err
         if ln == 0:
-            return 0
+            return False
         if self.conn_lost:
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self.conn_lost += 1
-            return 0
-        if self.wq.empty() and self.sockio is not None:
+            return False
+        if not self.wq.empty():
+            self.wq.push(data, 0)
+            return True
+        if self.sockio is not None:
             try:
                 n = self.sockio.send(data)
             except (BlockingIOError, InterruptedError):
@@ -704,35 +719,20 @@ cdef class StreamTransport(BaseTransport):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
-                return 0
-            if n == ln:
-                return 0
-            self.wq.push(data, n)
-            self._update_interest()
-        elif self.wq.empty():
-            if PyBytes_CheckExact(data):
-                n = send(self.fd, PyBytes_AS_STRING(data), ln, MSG_NOSIGNAL)
-                err = errno
-            else:
-                PyObject_GetBuffer(data, &pybuf, PyBUF_SIMPLE)
-                n = send(self.fd, pybuf.buf, pybuf.len, MSG_NOSIGNAL)
-                err = errno
-                PyBuffer_Release(&pybuf)
-            if n < 0:
-                if err == EAGAIN or err == EINTR:
-                    n = 0
-                else:
-                    exc = os_error(err)
-                    self._fatal_error(exc, "Fatal write error on socket transport")
-                    return 0
-            if n == ln:
-                return 0
-            self.wq.push(data, n)
-            self._update_interest()
+                return False
         else:
-            self.wq.push(data, 0)
-        self._maybe_pause_protocol()
-        return 0
+            n = send(self.fd, p, ln, MSG_NOSIGNAL)
+            if n < 0:
+                err = errno
+                if err != EAGAIN and err != EINTR:
+                    self._fatal_error(os_error(err), "Fatal write error on socket transport")
+                    return False
+                n = 0
+        if n == ln:
+            return False
+        self.wq.push(data, n)
+        self._update_interest()
+        return True
 
     def writelines(self, list_of_data):
         cdef Py_ssize_t sent
