@@ -114,6 +114,20 @@ cdef uint32_t OUT_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
 
 cdef char *_shared_rbuf = <char *>malloc(MAX_READ)
 
+# The int last passed to a BufferedProtocol's buffer_updated(), and its value: reads of one
+# size in a row (a full buffer, fixed-size records, an echo) pass the same int object
+# instead of allocating and freeing one per read (ints from 257 up are not shared by CPython).
+cdef Py_ssize_t _nbytes_value = -1
+cdef object _nbytes_int = None
+
+
+cdef inline object _nbytes(Py_ssize_t n):
+    global _nbytes_value, _nbytes_int
+    if n != _nbytes_value:
+        _nbytes_int = n
+        _nbytes_value = n
+    return _nbytes_int
+
 
 cdef class WriteQueue:
     """Buffers waiting to be sent: bytes or read-only memoryviews, never joined."""
@@ -597,7 +611,7 @@ cdef class StreamTransport(BaseTransport):
         callback failed (the transport is then closed with asyncio's message)."""
         try:
             if data is None:
-                self.protocol.buffer_updated(n)
+                self.protocol.buffer_updated(_nbytes(n))
             else:
                 self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):

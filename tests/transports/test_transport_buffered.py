@@ -133,6 +133,52 @@ def test_get_buffer_smaller_than_sizehint(loop, run):
     run(main())
 
 
+def test_buffer_updated_counts_each_read_across_connections_and_sizes(loop, run):
+    """Two connections reading in turn, with sizes that change and repeat: every
+    buffer_updated(nbytes) counts exactly the bytes its own read put in the buffer."""
+
+    class Counting(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(65536)
+            self.got = bytearray()
+            self.counts = []
+            self.want = None
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            self.counts.append(nbytes)
+            self.got += self.buf[:nbytes]
+            self.buf[:nbytes] = bytes(nbytes)
+            if self.want is not None and len(self.got) >= self.want[0]:
+                self.want[1].set_result(None)
+                self.want = None
+
+        async def wait_bytes(self, n):
+            if len(self.got) < n:
+                self.want = (n, asyncio.get_running_loop().create_future())
+                await self.want[1]
+
+    async def main():
+        pairs = [await tcp_pair(loop, Echo, Counting) for _ in range(2)]
+        rng = random.Random(5)
+        sent = [bytearray(), bytearray()]
+        for size in (1000, 3000, 1000, 1000, 3000, 3000, 300, 40000, 1000):
+            for i, (tr, pr, sp, srv) in enumerate(pairs):
+                chunk = rng.randbytes(size + i)
+                sent[i] += chunk
+                tr.write(chunk)
+                await pr.wait_bytes(len(sent[i]))
+        for i, (tr, pr, sp, srv) in enumerate(pairs):
+            assert bytes(pr.got) == bytes(sent[i])
+            assert sum(pr.counts) == len(sent[i]) and min(pr.counts) > 0
+            tr.close()
+            await stop_server(srv)
+
+    run(main())
+
+
 @pytest.mark.parametrize("failure", ["raises", "empty"])
 def test_get_buffer_failure_is_fatal_and_reported(loop, run, fd_check, failure):
     class Bad(asyncio.BufferedProtocol):
