@@ -16,7 +16,8 @@ every miss, which a resolver woken on cold caches pays for on every query.
 from resolver import iterator as it
 from resolver.state cimport LimitValues, ResolverCore, Stats
 from resolver.iterator.events cimport Result
-from resolver.wire.codec cimport MsgEntry, Parsed, cache_key, parse_response, response_wire
+from resolver.wire.codec cimport (MsgEntry, Parsed, cache_key, parse_response,
+                                  response_wire, under_any)
 from resolver.cache.store cimport Cache, store_message
 from resolver.cache.dicts cimport dict_get
 from resolver.iterator.replies cimport without_types
@@ -107,9 +108,10 @@ cpdef object local_data(ResolverCore r, bytes qname, int qtype, int qclass, clie
     """What the local zones say of the question (counted when they hold it): None (resolve
     it), ``DROP`` or (rcode, answer records, authority records). ``client``: the asker's
     address (``inform`` zones log it)."""
-    if r.local_zones is None or qclass != 1:
+    zones = r.local_zones
+    if zones is None or qclass != 1 or not under_any(qname, zones.tails):
         return None
-    found = r.local_zones.lookup(qname, qtype, client)
+    found = zones.lookup(qname, qtype, client)
     if found is not None:
         r.counts.local_answers += 1
     return found

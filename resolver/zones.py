@@ -39,6 +39,7 @@ import dns.tokenizer
 import dns.ttl
 
 from resolver.iterator.events import Result
+from resolver.wire.codec import under_any
 
 
 A, NS, CNAME, SOA, AAAA, DS, ANY = 1, 2, 5, 6, 28, 43, 255
@@ -451,9 +452,10 @@ class LocalZones:
                     break
                 if up != owner:
                     self.parents.add(up)
-        #: the top-level label (with the root) of every zone: a name ending in none of them
-        #: is in no local zone, found with one ``endswith`` instead of a walk up its labels
-        #: (the default zones sit under a few names, and most questions are under none)
+        #: the top-level label (with the root) of every zone: a name under none of them
+        #: is in no local zone, found with one ``under_any`` instead of a walk up its labels
+        #: (the default zones sit under a few names, and most questions are under none);
+        #: ``resolver.response.local_data`` asks it before it calls ``lookup``
         self.tails: tuple[bytes, ...] = tuple({_top(zone) for zone in self.types})
 
     def __bool__(self) -> bool:
@@ -479,9 +481,9 @@ class LocalZones:
         usual), ``DROP``, or (rcode, answer records, authority records); as Unbound's
         ``local_zones_answer``. ``client``: the asker's address, which ``inform`` zones
         log; with ``inform`` False they do not (a look that answers nothing itself)."""
-        lname = qname.lower()
-        if not lname.endswith(self.tails):
+        if not under_any(qname, self.tails):
             return None
+        lname = qname.lower()
         zone = None
         if qtype == DS and lname != b"\x00":
             # a DS belongs to the parent side of a zone cut: the zone above decides,

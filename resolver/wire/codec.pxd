@@ -55,4 +55,5 @@ cdef bytes response_wire(unsigned int qid, unsigned int flags, bytes question, l
 # names compared case-insensitively without copies (the iterator calls them from C)
 cpdef bint same_name(bytes a, bytes b)
 cpdef bint is_subdomain(bytes child, bytes parent)
+cpdef bint under_any(bytes name, tuple parents)
 cpdef object dname_substitute(bytes name, bytes owner, bytes target)

@@ -702,6 +702,32 @@ cpdef bint is_subdomain(bytes child, bytes parent):
     return eq_nocase(c + pos, <const unsigned char*>PyBytes_AS_STRING(parent), pn)
 
 
+cpdef bint under_any(bytes name, tuple parents):
+    """True if ``name`` is one of ``parents`` (wire names) or below one, ASCII case ignored:
+    ``is_subdomain`` against each, with the name's labels walked once."""
+    if name is None:
+        raise TypeError("names must be bytes")
+    cdef const unsigned char* c = <const unsigned char*>PyBytes_AS_STRING(name)
+    cdef Py_ssize_t cn = PyBytes_GET_SIZE(name), pos = 0, pn
+    cdef int k = 0, i
+    cdef Py_ssize_t starts[128]         # where each label starts (a name has at most 127)
+    while pos < cn and k < 128:
+        starts[k] = pos
+        k += 1
+        if c[pos] == 0:
+            break
+        pos += 1 + c[pos]
+    for parent in parents:
+        pn = PyBytes_GET_SIZE(<bytes?>parent)
+        i = k - 1
+        while i >= 0 and starts[i] > cn - pn:
+            i -= 1
+        if i >= 0 and starts[i] == cn - pn and eq_nocase(
+                c + starts[i], <const unsigned char*>PyBytes_AS_STRING(parent), pn):
+            return True
+    return False
+
+
 cpdef object dname_substitute(bytes name, bytes owner, bytes target):
     """RFC 6672 2.2: ``name``, strictly below a DNAME at ``owner``, with that suffix
     replaced by the DNAME's ``target``; None when ``name`` is not below ``owner``. The

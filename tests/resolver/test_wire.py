@@ -349,6 +349,18 @@ def test_name_helpers_match_dnspython():
     assert wire.to_text(b"\x00") == "."
 
 
+def test_under_any_is_is_subdomain_of_any():
+    names = [W(t) for t in ("a.b.Example.com.", "com.", "ample.com.", "xcom.", ".",
+                            "localhost.", "x.LOCALHOST.", "a.arpa.")]
+    names.append(b"\x06ab\x04com\x00")     # a label whose bytes end like a parent's
+    parents = [W(t) for t in ("com.", "example.com.", "localhost.", "arpa.", ".")]
+    for n in names:
+        for k in range(len(parents) + 1):
+            chosen = tuple(parents[:k])
+            assert wire.under_any(n, chosen) == any(wire.is_subdomain(n, p) for p in chosen)
+    assert not wire.under_any(W("a.test."), ())
+
+
 def test_writers_refuse_fields_their_wire_cannot_hold():
     from resolver.wire.codec import build_query, build_response
     with pytest.raises(ValueError):
