@@ -259,15 +259,17 @@ cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
     cdef bytes cur = qname
     cdef object r, nxt
     cdef long t, links = 0
-    cdef set seen = set(), kept_sets = set()
+    cdef bint signed = False        # the section holds RRSIGs
+    cdef set seen = None            # the chain's names, once it has a link to follow
+    cdef set kept_sets
     while cur is not None and links < max_links:
         links += 1
-        seen.add(lower(cur))
         nxt = None
         for i in range(n):
             r = answer[i]
             t = r[1]
             if t == RRSIG:
+                signed = True
                 continue
             if same_name(r[0], cur):
                 if t == qtype or qtype == ANY or t == CNAME:
@@ -278,13 +280,22 @@ cpdef list answer_chain(list answer, bytes qname, long qtype, long max_links):
                 keep[i] = True
                 if nxt is None:
                     nxt = dname_substitute(cur, r[0], r[4])
-        cur = nxt if (nxt is not None and len(<bytes>nxt) <= 255
-                      and lower(nxt) not in seen) else None
+        if nxt is None or len(<bytes>nxt) > 255:
+            break
+        if seen is None:
+            seen = set()
+        seen.add(lower(cur))
+        cur = nxt if lower(nxt) not in seen else None
+    for i in range(n):
+        if keep[i]:
+            kept += 1
+    if not signed:
+        return answer if kept == n else [answer[i] for i in range(n) if keep[i]]
+    kept_sets = set()
     for i in range(n):
         if keep[i]:
             r = answer[i]
             kept_sets.add((lower(r[0]), r[1]))
-            kept += 1
     for i in range(n):
         r = answer[i]
         if r[1] == RRSIG and PyBytes_GET_SIZE(r[4]) >= 2 and (
