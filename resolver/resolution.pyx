@@ -49,7 +49,7 @@ from resolver.response cimport (begin as begin_miss, failed_with_chain, finish a
                                 hit_or_begin)
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
-from resolver.iterator.events cimport Query as CQuery, new_reply
+from resolver.iterator.events cimport Query as CQuery, Result as CResult, new_reply
 from resolver.iterator.algorithm cimport Iterator
 from resolver.wire.codec cimport Parsed, query_wire
 from resolver.wire.names cimport lower
@@ -751,12 +751,13 @@ cdef class Resolution:
             return
         self.finished = True
         self._release()
-        if res is not None:
-            if type(res.server) is str:
-                res.server = self._dest(res.server)
-            if res.errors is not None:
-                res.errors = [(self._dest(s), what) if type(s) is str else (s, what)
-                              for s, what in res.errors]
+        cdef CResult out = res          # its fields read in C
+        if out is not None:
+            if type(out.server) is str:
+                out.server = self._dest(out.server)
+            if out.errors is not None:
+                out.errors = [(self._dest(s), what) if type(s) is str else (s, what)
+                              for s, what in out.errors]
         if (self.skipped_down and res is not None and res.rcode == it.SERVFAIL
                 and res.ede is None):
             # RFC 8914 code 22: no authority could be reached (servers down or busy).
