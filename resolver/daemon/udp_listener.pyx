@@ -20,7 +20,7 @@ front door (``FrontDoor.handle_at``, in C) with the listener's batch slot as its
 drops, or hands a miss back to the slot (``held``), which keeps it, with the query's message
 cache key when the cache has no fresh entry for it (the engine need neither look again nor
 build the key), for the end of the wake-up. Then the misses go back to the door
-(``start_held``), each with a ``UdpReply`` for its client's address, ``busy`` set past a
+(``FrontDoor.miss``, in C), each with a ``UdpReply`` for its client's address, ``busy`` set past a
 quota of misses per loop iteration that adapts to how long the loop's iterations take
 (``_iteration_end``): the door then starts the miss only for a client with none in flight,
 and drops and counts (``busy``) the others, while hits are still answered. The engine's
@@ -222,10 +222,10 @@ cdef class UDPListener(FdWatcher):
         """Passes this wake-up's misses on, once every hit it read is answered: a cached
         name waits behind no miss that reached the socket before it."""
         misses, self.misses = self.misses, []
-        front = self.front
+        cdef FrontDoor front = self.front
         try:
             for q, a, over, absent in misses:
-                front.start_held(q, udp_reply(self, a), over, absent)
+                front.miss(q, udp_reply(self, a), monotonic(), over, absent)
         except Exception:
             self.counts.drops[R_INTERNAL_ERROR] += 1
             logger.exception("UDP listener: starting %d misses failed", len(misses))
