@@ -965,8 +965,8 @@ cdef class FrontDoor:
     cdef bint miss(self, bytes q, Reply reply, double t0, bint busy, absent) except -1:
         """``start``, through the response policy when there is one
         (``resolver.daemon.rpz_gate``). False when the query was dropped."""
-        if self.policy is not None:
-            return self.policy.miss(self, q, reply, t0, busy)
+        if self._policy is not None:
+            return self._policy.miss(self, q, reply, t0, busy)
         return self.start(q, reply, t0, busy, absent, None, None)
 
     def policy_start(self, bytes q, Reply reply not None, double t0, bint busy, rewrite,
