@@ -136,7 +136,7 @@ cpdef object new_iterator(ResolverCore r, bytes qname, int qtype, int qclass):
             return cut.iterator(r, qname, qtype, qclass, iterator_for)
     if r.forward:
         return Forwarder(qname, qtype, qclass, r.forward, r.clock, r.limits,
-                         private=(<object>r).private, attempts=(<object>r).attempts,
+                         private=r.private, attempts=(<object>r).attempts,
                          trust_ad=(<object>r).trust_ad)
     return iterator_for(r, qname, qtype, qclass)
 
@@ -155,7 +155,7 @@ cpdef object iterator_for(ResolverCore r, qname, qtype, qclass):
             r.ipv6, r.validator, r.counts, r.dnssec, r.do_ip4, r.no_localhost)
     if not r.harden_glue:
         i.harden_glue = False
-    i.private = (<object>r).private
+    i.private = r.private
     return i
 
 
@@ -852,7 +852,7 @@ cdef class Drive:
         if res is None:
             _call_done(done, self, None)
             return
-        response = finish_miss(self.resolver, self.query, self.miss, res)
+        cdef bytes response = finish_miss(self.resolver, self.query, self.miss, res)
         if len(response) > 3 and (response[3] & 0x0F) == 2:   # SERVFAIL, not served stale
             self.failure = (res.ede, res.reason)     # for the daemon's log-servfail
             if res.ede == EDE_NO_REACHABLE_AUTHORITY:

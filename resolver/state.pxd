@@ -57,6 +57,7 @@ cdef class ResolverCore:
     cdef readonly LimitValues lv
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None
+    cdef public object private            # resolver.iterator.private's guard, or None
     cdef public str source                # upstream sockets' source address, or None
 
     cdef double now(self) except? -1.0

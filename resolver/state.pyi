@@ -113,6 +113,7 @@ class ResolverCore:
     no_localhost: bool
     harden_glue: bool
     shared: Any
+    private: Any
     source: str | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...
