@@ -187,7 +187,7 @@ cdef class UDPListener(FdWatcher):
         if self.outbox.n and not self.closed:
             self.counts.drops[R_SEND_ERROR] += cn_out_flush(self.fd, self.outbox)
         self.outbox.n = 0
-        self.outkeep.clear()
+        del self.outkeep[:]
 
     cdef int on_events(self, Loop loop, uint32_t events) except -1:
         cdef int b, r
@@ -209,7 +209,7 @@ cdef class UDPListener(FdWatcher):
                 # A bug (or an entry the C path does not know): logged and counted, the
                 # batch's pending answers dropped, and the listener keeps serving.
                 self.batch.nsend = 0
-                self.keep.clear()
+                del self.keep[:]
                 self.counts.drops[R_INTERNAL_ERROR] += 1
                 logger.exception("UDP listener: batch of %d datagrams failed", r)
             if self.closed or r < CN_BATCH:
@@ -274,7 +274,7 @@ cdef class UDPListener(FdWatcher):
             front.handle_at(cn_msg_buf(self.batch, i), n, None, who, slot, now)
         if self.batch.nsend:
             self.counts.drops[R_SEND_ERROR] += cn_flush(self.fd, self.batch)
-            self.keep.clear()
+            del self.keep[:]
         return 0
 
     cdef int hold(self, bytes q, int i, key) except -1:
