@@ -95,6 +95,13 @@ cdef inline bint _sentinel_length(bytes qname, int qtype):
     return n == _SENTINEL_IS_TA or n == _SENTINEL_NOT_TA
 
 
+cdef inline object _query_bits(CQuery qa, bint edns):
+    """The question's type and class and the query's EDNS, RD and AD flags as one number:
+    the last item of a shared query's key (four items to hash rather than eight)."""
+    return ((<long long>qa.qtype << 19) | (<long long>qa.qclass << 3) | (edns << 2)
+            | (qa.rd << 1) | qa.ad)
+
+
 cdef inline void _remove_own(dict table, object key, object owner):
     """Removes ``table[key]`` if it is ``owner``, with one look-up of the key (a tuple,
     hashed anew each time) when it is."""
@@ -512,8 +519,7 @@ cdef class Resolution:
         cdef _SharedQuery mine = None
         key = None
         if not self.tcp_only and tls is None:
-            key = (self.host, self.dport, lower(qa.qname), qa.qtype, qa.qclass, edns, qa.rd,
-                   qa.ad)
+            key = (self.host, self.dport, lower(qa.qname), _query_bits(qa, edns))
             # one hash of the key to find the same query in flight or take its place
             mine = _SharedQuery.__new__(_SharedQuery)
             shared = <_SharedQuery>PyDict_SetDefault(r.shared_queries, key, mine)

@@ -45,8 +45,8 @@ cdef class ResolverCore:
     cdef public object zones              # resolver.zones.Zones (forward, stub, local), or None
     cdef public object forward            # the forwarders' addresses (Resolver(forward=)), or None
     cdef public dict resolutions          # resolver.resolution.Resolution in flight, by question
-    # upstream UDP queries in flight, by (address, port, lower-cased name, type, class,
-    # EDNS, RD): the resolver.resolution._SharedQuery an identical query joins
+    # upstream UDP queries in flight, by (address, port, lower-cased name, type, class and
+    # flags as one number): the resolver.resolution._SharedQuery an identical query joins
     cdef readonly dict shared_queries
     cdef Stats counts                     # the ``stats`` property; never None
     cdef public int port
