@@ -671,7 +671,9 @@ class Response:
         """From the request's start to the response's close (zero until then); kept as
         seconds and made a timedelta only when asked."""
         e = self._elapsed
-        return e if e.__class__ is datetime.timedelta else datetime.timedelta(seconds=e)
+        if isinstance(e, datetime.timedelta):
+            return e
+        return datetime.timedelta(seconds=e)
 
     @elapsed.setter
     def elapsed(self, value: datetime.timedelta) -> None:
