@@ -100,8 +100,8 @@ class HTTPConnection(NetworkStream):
 
     # ---- asyncio protocol callbacks ----
     def data_received(self, data) -> None:
-        sslobj = self.ssl_object
-        if sslobj is None:
+        tls = self._tls
+        if tls is None:
             self._on_plain(data)
             return
         self._incoming.write(data)  # type: ignore[union-attr]
@@ -111,13 +111,13 @@ class HTTPConnection(NetworkStream):
         try:
             # Until the received bytes are all taken in (a read with none left would
             # only raise SSLWantReadError, which costs more than asking).
-            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
+            while incoming.pending or tls.pending():
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
                     sink = self._sink
                     if sink is not None:
                         # The whole body is wanted: decrypt into its final bytes object.
-                        n, ended = sink.fill(sslobj)
+                        n, ended = sink.fill(tls)
                         if n and ex.count(n):
                             self._sink_complete()
                         if ended:
@@ -129,13 +129,13 @@ class HTTPConnection(NetworkStream):
                     # Inside a Content-Length body: decrypt into a new bytes object of
                     # its own, which the exchange passes on without copying again.
                     left = ex.body_left
-                    chunk = sslobj.read(left if left < _RECORD_READ else _RECORD_READ)
+                    chunk = tls.read(left if left < _RECORD_READ else _RECORD_READ)
                     if not chunk:
                         self._on_eof(True)
                         break
                     self._on_plain(chunk)
                     continue
-                n = sslobj.read(len(buf), buf)  # type: ignore[assignment]  # an int
+                n = tls.read(len(buf), buf)  # an int
                 if not n:
                     self._on_eof(True)  # close_notify: the server's own end of the stream
                     break

@@ -377,13 +377,13 @@ class H2Connection(NetworkStream):
             self.flush()
             return
         self._incoming.write(data)  # type: ignore[union-attr]
-        sslobj = self.ssl_object
+        tls = self._tls
         buf = self.read_buffer
         view = self.read_view
         incoming = self._incoming
         try:
-            while incoming.pending or sslobj.pending():  # type: ignore[union-attr]
-                n = sslobj.read(len(buf), buf)  # type: ignore[union-attr]
+            while incoming.pending or tls.pending():
+                n = tls.read(len(buf), buf)
                 if not n:
                     self._tls_ended = True
                     self._ended(None)

@@ -62,6 +62,10 @@ class NetworkStream(asyncio.BufferedProtocol):
         self.connected_at = 0.0
         self.secured_at = 0.0
         self.ssl_object: ssl.SSLObject | None = None
+        # What reads, writes and asks `pending()` of TLS: CPython's C object under a plain
+        # SSLObject (no Python frame per call), else the SSLObject itself (a context's own
+        # sslobject_class is honoured); None without TLS.
+        self._tls: Any = None
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
         self._handshake: asyncio.Future | None = None
@@ -228,8 +232,10 @@ class NetworkStream(asyncio.BufferedProtocol):
         self._outgoing = ssl.MemoryBIO()
         self.ssl_object = ctx.wrap_bio(self._incoming, self._outgoing,
                                        server_hostname=server_hostname)
+        so = self.ssl_object
+        self._tls = so._sslobj if type(so) is ssl.SSLObject else so
         if session is not None:
-            resume(self.ssl_object, session)  # not offered if from another context
+            resume(so, session)  # not offered if from another context
         self._handshake = self.loop.create_future()
         fut = self._handshake
         if self._early:
@@ -273,8 +279,8 @@ class NetworkStream(asyncio.BufferedProtocol):
         """Send `data` (bytes, or a list of bytes), through TLS once it is up; False when
         the server has ended TLS (close_notify, or an alert such as "certificate required"
         after a TLS 1.3 handshake), when nothing more can be written."""
-        sslobj = self.ssl_object
-        if sslobj is None:
+        tls = self._tls
+        if tls is None:
             if data.__class__ is list:
                 self.transport.writelines(data)  # type: ignore[union-attr]
             else:
@@ -284,9 +290,9 @@ class NetworkStream(asyncio.BufferedProtocol):
             if data.__class__ is list:
                 for p in data:
                     if p:
-                        sslobj.write(p)
+                        tls.write(p)
             else:
-                sslobj.write(data)
+                tls.write(data)
         except ssl.SSLError:
             return False
         self.transport.write(self._outgoing.read())  # type: ignore[union-attr]

@@ -53,6 +53,33 @@ def test_large_download_whole_and_streamed(env, run):
     assert whole.elapsed.total_seconds() > 0
 
 
+def test_a_contexts_own_sslobject_class_reads_and_writes(env, run):
+    calls = {"read": 0, "write": 0}
+
+    class Counted(ssl.SSLObject):
+        def read(self, *args):
+            calls["read"] += 1
+            return super().read(*args)
+
+        def write(self, data):
+            calls["write"] += 1
+            return super().write(data)
+
+    ctx = ssl.create_default_context(cafile=env.ca)
+    ctx.sslobject_class = Counted
+
+    async def main():
+        async with AsyncClient(verify=ctx) as c:
+            small = await c.get(env.base + "/small.txt")
+            large = await c.get(env.base + "/large.bin")
+            return small, large
+
+    small, large = run(main())
+    assert small.content == SMALL and large.content == env.large
+    assert type(small.extensions["ssl_object"]) is Counted
+    assert calls["write"] == 2 and calls["read"] >= 2
+
+
 def test_gzip_is_decoded(env, run):
     async def main():
         async with AsyncClient(verify=env.ca) as c:
