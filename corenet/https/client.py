@@ -39,6 +39,7 @@ _URL_CACHE_SIZE = 512
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HOOK_KINDS = ("request", "response")
+_VERBS = ("get", "head", "options", "delete", "post", "put", "patch")
 
 
 class UseClientDefault:
@@ -287,27 +288,37 @@ class AsyncClient:
         for t in self._transports():
             await close_transport(t)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The verbs send through `_request` directly; a subclass that overrides
+        `request()` gets verbs that go through it, as httpx's do."""
+        super().__init_subclass__(**kwargs)
+        if cls.request is AsyncClient.request:
+            return
+        for name in _VERBS:
+            if getattr(cls, name) is getattr(AsyncClient, name):
+                setattr(cls, name, _through_request(name))
+
     # ---- the verbs ----
     async def get(self, url: str, **kw: Any) -> Response:
-        return await self.request("GET", url, **kw)
+        return await self._request("GET", url, False, **kw)
 
     async def head(self, url: str, **kw: Any) -> Response:
-        return await self.request("HEAD", url, **kw)
+        return await self._request("HEAD", url, False, **kw)
 
     async def options(self, url: str, **kw: Any) -> Response:
-        return await self.request("OPTIONS", url, **kw)
+        return await self._request("OPTIONS", url, False, **kw)
 
     async def delete(self, url: str, **kw: Any) -> Response:
-        return await self.request("DELETE", url, **kw)
+        return await self._request("DELETE", url, False, **kw)
 
     async def post(self, url: str, **kw: Any) -> Response:
-        return await self.request("POST", url, **kw)
+        return await self._request("POST", url, False, **kw)
 
     async def put(self, url: str, **kw: Any) -> Response:
-        return await self.request("PUT", url, **kw)
+        return await self._request("PUT", url, False, **kw)
 
     async def patch(self, url: str, **kw: Any) -> Response:
-        return await self.request("PATCH", url, **kw)
+        return await self._request("PATCH", url, False, **kw)
 
     async def request(
         self, method: str, url: str, *, params: Any = None, headers: HeaderTypes = None,
@@ -327,20 +338,15 @@ class AsyncClient:
         `headers` replaces the URL's (one only). `extensions` (httpx's) go with the Request
         to transports and hooks; its "timeout" (a dict of connect, read, write, pool)
         stands for `timeout` when that is not given."""
-        return await self._request(method, url, params, headers, content, data, json,
-                                   timeout, follow_redirects, False, auth, cookies, files,
-                                   extensions)
+        return await self._request(
+            method, url, False, params=params, headers=headers, content=content, data=data,
+            json=json, timeout=timeout, follow_redirects=follow_redirects, auth=auth,
+            cookies=cookies, files=files, extensions=extensions)
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kw: Any) -> AsyncIterator[Response]:
         """`async with client.stream("GET", url) as r: async for chunk in r.aiter_bytes()`."""
-        fr = kw.pop("follow_redirects", None)
-        to = kw.pop("timeout", ...)
-        r = await self._request(method, url, kw.pop("params", None), kw.pop("headers", None),
-                                kw.pop("content", None), kw.pop("data", None),
-                                kw.pop("json", None), to, fr, True, kw.pop("auth", UNSET),
-                                kw.pop("cookies", None), kw.pop("files", None),
-                                kw.pop("extensions", None), **kw)
+        r = await self._request(method, url, True, **kw)
         try:
             yield r
         finally:
@@ -415,11 +421,13 @@ class AsyncClient:
                 self._url_cache[url] = u
         return u, merged, body
 
-    def _request(self, method: str, url: URL | str, params: Any, headers: HeaderTypes,
-                 content: Any, data: Any, json: Any, timeout: Any,
-                 follow_redirects: bool | None, stream: bool, auth: Any = UNSET,
-                 cookies: Any = None, files: Any = None,
+    def _request(self, method: str, url: URL | str, stream: bool, /, *, params: Any = None,
+                 headers: HeaderTypes = None, content: Any = None, data: Any = None,
+                 json: Any = None, timeout: Any = ..., follow_redirects: bool | None = None,
+                 auth: Any = UNSET, cookies: Any = None, files: Any = None,
                  extensions: dict | None = None) -> Awaitable[Response]:
+        """`request()`'s arguments (the verbs' and `stream()`'s keywords) to the coroutine
+        that sends: awaited by them directly, no coroutine of `request()`'s between."""
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
                               stream, auth, cookies, extensions)
@@ -664,6 +672,18 @@ class AsyncClient:
             self._route_cache.clear()
         self._route_cache[u.origin] = t
         return t
+
+
+def _through_request(name: str) -> Callable[..., Awaitable[Response]]:
+    """The verb `name` sent through `request()` (a subclass's own)."""
+    method = name.upper()
+
+    async def verb(self: AsyncClient, url: str, **kw: Any) -> Response:
+        return await self.request(method, url, **kw)
+
+    verb.__name__ = name
+    verb.__qualname__ = f"AsyncClient.{name}"
+    return verb
 
 
 async def _call_hooks(hooks: list[Callable[..., Any]], arg: Any) -> None:

@@ -38,6 +38,29 @@ def test_mock_transport_sees_the_request_the_client_builds(run):
     assert r.request.url == "https://api.test/items?k=v&p=2" and r.url == r.request.url
 
 
+def test_the_verbs_go_through_a_subclass_s_own_request(run):
+    seen = []
+
+    class Logged(AsyncClient):
+        async def request(self, method, url, **kw):
+            seen.append((method, kw))
+            return await super().request(method, url, **kw)
+
+    class Deeper(Logged):
+        pass
+
+    async def main():
+        async with Deeper(transport=MockTransport(echo_handler)) as c:
+            got = await c.get("https://api.test/g", params={"a": "1"})
+            posted = await c.post("https://api.test/p", content=b"x")
+            return got.json(), posted.json()
+
+    got, posted = run(main())
+    assert got["url"] == "https://api.test/g?a=1" and posted["body"] == "x"
+    assert seen == [("GET", {"params": {"a": "1"}}), ("POST", {"content": b"x"})]
+    assert Logged.get.__name__ == "get" and AsyncClient.get is not Logged.get
+
+
 def test_mock_transport_async_handler_redirects_cookies_and_stream_body(run):
     seen = []
 
