@@ -39,6 +39,8 @@ PROBE_AFTER_IDLE = 0.001
 # Methods a client may send again when it cannot tell whether the server processed them
 # (RFC 9110 9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# A response's extensions["http_version"] (httpx's), by the head's version.
+_VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 _WantRead = ssl.SSLWantReadError
 _ZeroReturn = ssl.SSLZeroReturnError
 
@@ -378,10 +380,13 @@ class HTTPConnection(NetworkStream):
         return self._exchange is None and not self.closed and not self.broken
 
     def response_extensions(self, reused: bool) -> dict[str, Any]:
-        """The Response's extensions for the exchange in progress."""
+        """The Response's extensions for the exchange in progress (its head has come)."""
+        version = self._head.http_version  # type: ignore[union-attr]
         return {"ssl_object": self.ssl_object, "connection_reused": reused,
                 "server_addr": self.peername,
-                "connect_times": (self.connected_at, self.secured_at)}
+                "connect_times": (self.connected_at, self.secured_at),
+                "resolved_at": self.begun_at,
+                "http_version": _VERSIONS.get(version) or f"HTTP/{version}".encode("ascii")}
 
     def start(self, method: str, streaming: bool = False) -> None:
         """Begin a new exchange on this (idle) connection. A streamed response gets

@@ -312,7 +312,8 @@ class H2Stream:
         return {"ssl_object": conn.ssl_object, "connection_reused": reused,
                 "server_addr": conn.peername,
                 "connect_times": (conn.connected_at, conn.secured_at),
-                "http_version": b"HTTP/2", "stream_id": self.sid}
+                "http_version": b"HTTP/2", "stream_id": self.sid,
+                "resolved_at": conn.begun_at}
 
     def finish(self) -> bool:
         """End the exchange; a stream whose response was not read to its end is reset."""

@@ -291,12 +291,14 @@ class Response:
         self._chunks = _chunk_source(content)
         self._source = content
 
-    def attach_stream(self, chunks: Callable[..., Any], on_close: Callable[[bool], None],
-                      started_at: float, clock: Callable[[], float], set_cookie: bool,
+    def attach_stream(self, chunks: Callable[..., Any] | None,
+                      on_close: Callable[[bool], None] | None, started_at: float,
+                      clock: Callable[[], float], set_cookie: bool,
                       content_encoding: bytes | None, limits: Limits) -> None:
         """For a transport: the body is read through `chunks` (async, `(streaming,
         partial)` -> list[bytes], [] at the end: the read_body of HTTPConnection) and
-        `on_close(complete)` is called once it is read or the response closed;
+        `on_close(complete)` is called once it is read or the response closed (both None
+        when the transport hands the whole body over at once, `take_body`);
         `started_at` on `clock` is when the request began (elapsed);
         `set_cookie`: the headers hold a Set-Cookie; `content_encoding` (bytes, or None)
         is decoded within `limits`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from functools import partial
-from typing import Any, Iterable
+from typing import Any, Awaitable, Iterable
 
 from .connection import HTTPConnection, Resendable
 from .deadline import Deadline
@@ -27,8 +27,6 @@ from .timeout import Timeout
 from .urls import URL, basic_auth, encode_params
 
 UNSET: Any = object()
-# A response's extensions["http_version"], as httpx gives it.
-_VERSIONS = {"HTTP/1.1": b"HTTP/1.1", "HTTP/1.0": b"HTTP/1.0"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _CACHE_SIZE = 512
 # Sends of one request at most: a connection may report it Resendable (HTTP/1.1: a kept-alive
@@ -337,6 +335,17 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 pause = pause * 2 if pause else RETRY_BACKOFF
                 t, by_total = deadline.budget(deadline.timeout.connect)
 
+    def _acquire(self, u: ParsedURL, deadline: Deadline, proxy: Proxy | None,
+                 fresh: bool) -> Awaitable[tuple[Any, bool]]:
+        """(connection, reused) from the pool once it has one for `u` (`fresh`: a new one
+        only), within the deadline's pool timeout."""
+        t, by_total = deadline.budget(deadline.timeout.pool)
+        return self.pool.acquire(
+            u.origin, lambda: self._connect(u, deadline, proxy), t,
+            lambda: deadline.message(f"waiting for a free connection to {u.host}", t,
+                                     by_total),
+            fresh=fresh)
+
     async def send_request(self, req: Request, u: ParsedURL, deadline: Deadline,
                            stream: bool) -> Response:
         """Send `req` to `u` (its URL, already parsed) within `deadline`; the response
@@ -365,12 +374,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             if pooled is not None:
                 conn, reused = pooled, True
             else:
-                t, by_total = deadline.budget(deadline.timeout.pool)
-                conn, reused = await pool.acquire(
-                    u.origin, lambda: self._connect(u, deadline, proxy), t,
-                    lambda: deadline.message(f"waiting for a free connection to {u.host}",
-                                             t, by_total),
-                    fresh=fresh)
+                conn, reused = await self._acquire(u, deadline, proxy, fresh)
             try:
                 rs = await conn.send(req, fields, u, forward, deadline, stream, reused)
             except Resendable as exc:
@@ -388,25 +392,42 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         resp = Response(rhead.status_code, reason=rhead.reason,
                         http_version=rhead.http_version, raw_headers=rhead.headers,
                         request=req)
-        extensions = resp.extensions = rs.response_extensions(reused)
-        extensions["resolved_at"] = conn.begun_at
-        if "http_version" not in extensions:
-            extensions["http_version"] = _VERSIONS.get(resp.http_version) or \
-                resp.http_version.encode("ascii")
-
-        async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
-            return await rs.read_body(deadline, streaming, partial)
-
-        def on_close(complete: bool) -> None:
-            ended = rs.finish()
-            if ended and rs.trailers is not None:
-                resp.extensions["trailers"] = Headers.from_raw(rs.trailers)
-            pool.release(conn, complete and ended)
-
-        resp.attach_stream(chunks, on_close, started, loop.time, rhead.set_cookie,
-                           rhead.content_encoding, self.limits)
+        resp.extensions = rs.response_extensions(reused)
         if not stream:
             whole = rs.take_whole()
             if whole is not None:
-                resp.take_body(whole)  # the common small response: already all here
+                # The common small response: already all here, read and closed now.
+                resp.attach_stream(None, None, started, loop.time, rhead.set_cookie,
+                                   rhead.content_encoding, self.limits)
+                complete = False
+                try:
+                    resp.take_body(whole)
+                    complete = True
+                finally:
+                    _exchange_over(rs, resp, pool, conn, complete)
+                return resp
+        _attach_body(resp, rs, deadline, pool, conn, started, self.limits)
         return resp
+
+
+def _attach_body(resp: Response, rs: Any, deadline: Deadline, pool: Pool, conn: Any,
+                 started: float, limits: Limits) -> None:
+    """The body of `resp` (the response of the stream `rs`, on `conn`) read as it comes."""
+    async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
+        return await rs.read_body(deadline, streaming, partial)
+
+    def on_close(complete: bool) -> None:
+        _exchange_over(rs, resp, pool, conn, complete)
+
+    rhead = rs.head
+    resp.attach_stream(chunks, on_close, started, deadline.loop.time, rhead.set_cookie,
+                       rhead.content_encoding, limits)
+
+
+def _exchange_over(rs: Any, resp: Response, pool: Pool, conn: Any, complete: bool) -> None:
+    """The response is closed (`complete`: its body was read to the end): end the
+    exchange and give the connection back, to be kept when it may carry another."""
+    ended = rs.finish()
+    if ended and rs.trailers is not None:
+        resp.extensions["trailers"] = Headers.from_raw(rs.trailers)
+    pool.release(conn, complete and ended)

@@ -448,6 +448,20 @@ def test_bad_gzip_is_a_decoding_error(env, run):
         run(main())
 
 
+def test_a_body_that_fails_to_decode_costs_its_connection(env, run):
+    async def main():
+        async with AsyncClient(verify=env.ca) as c:
+            with pytest.raises(DecodingError) as failed:
+                await c.get(env.raw + "/bad-gzip")
+            idle = c.pool.idle_count
+            after = await c.get(env.raw + "/echo")
+            return failed.value, idle, after, c.pool.connections_opened
+
+    error, idle, after, opened = run(main())
+    assert error.request.url.path == "/bad-gzip"
+    assert idle == 0 and after.status_code == 200 and opened == 2
+
+
 def test_idempotent_request_retried_once_when_server_closes_reused_connection(env, run):
     async def main():
         async with AsyncClient(verify=env.ca) as c:
