@@ -206,6 +206,7 @@ class AsyncClient:
             if not base.endswith("/"):
                 base += "/"
         self._base_url = URL(base)
+        self._base = str(self._base_url)  # joined to each relative URL
 
     @property
     def transport(self) -> AsyncBaseTransport | BaseTransport:
@@ -385,17 +386,20 @@ class AsyncClient:
         """(URL, headers, body) of a request: the client's headers under the caller's,
         the body encoded, the URL joined to base_url and parsed (cached)."""
         url = str(url)
-        base = str(self.base_url)
+        base = self._base
         if base and not _ABSOLUTE.match(url):
             # httpx's rule: the path is appended to the base's, never replaces it
             url = base + url.lstrip("/")
         ctype = None
         if files:
             ctype = (Headers(headers).get("content-type") if headers else None) or \
-                self.headers.get("content-type")
-        body, body_headers = encode_body(content, data, json, files, ctype)
+                self._headers.get("content-type")
+        if content is None and data is None and json is None and not files:
+            body, body_headers = None, ()
+        else:
+            body, body_headers = encode_body(content, data, json, files, ctype)
         if headers or body_headers:
-            merged = self.headers.copy()
+            merged = self._headers.copy()
             if headers:
                 given = Headers(headers)
                 for k in given.keys():
@@ -407,7 +411,7 @@ class AsyncClient:
                 if k not in merged:
                     merged[k] = v
         else:
-            merged = self.headers  # read-only below; copied before any change
+            merged = self._headers  # read-only below; copied before any change
         if self.params:
             params = merge_params(self.params, params)
         if params:
@@ -440,10 +444,13 @@ class AsyncClient:
         if self.is_closed:  # httpx's words
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         loop = asyncio.get_running_loop()
-        if timeout is ... or timeout is USE_CLIENT_DEFAULT:
-            timeout = self.timeout if not extensions or "timeout" not in extensions else \
-                extensions["timeout"]
-        deadline = Deadline(loop, Timeout.coerce(timeout))
+        if timeout is not ... and timeout is not USE_CLIENT_DEFAULT:
+            timeout = Timeout.coerce(timeout)
+        elif extensions and "timeout" in extensions:
+            timeout = Timeout.coerce(extensions["timeout"])
+        else:
+            timeout = self._timeout
+        deadline = Deadline(loop, timeout)
         follow = (self.follow_redirects if follow_redirects is None
                   or follow_redirects is USE_CLIENT_DEFAULT else follow_redirects)
         jar = self._cookies
@@ -453,7 +460,7 @@ class AsyncClient:
             jar = Cookies(jar)
             for c in (cookies if isinstance(cookies, Cookies) else Cookies(cookies)).jar:
                 jar.jar.set_cookie(c)
-        flow_auth = self.auth if auth is UNSET or auth is USE_CLIENT_DEFAULT else \
+        flow_auth = self._auth if auth is UNSET or auth is USE_CLIENT_DEFAULT else \
             coerce_auth(auth)
         if flow_auth is None:
             return self._follow(method, u, merged, body, deadline, follow, stream, jar, None,

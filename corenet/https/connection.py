@@ -84,7 +84,8 @@ class HTTPConnection(NetworkStream):
         self.take_over(stream)
         self._waiter: asyncio.Future | None = None
         self._exchange: ResponseExchange | None = None
-        self._head: ResponseHead | None = None
+        # The response head of the exchange in progress, once it has come.
+        self.head: ResponseHead | None = None
         self._body: deque = deque()
         self._body_size = 0
         self._sink: BodySink | None = None
@@ -204,7 +205,7 @@ class HTTPConnection(NetworkStream):
                 self._complete = True
                 wake = True
             else:
-                self._head = ev
+                self.head = ev
                 wake = True
                 d = self._drain
                 if d is not None and not d.done():
@@ -300,11 +301,11 @@ class HTTPConnection(NetworkStream):
             except EarlyResponse:
                 self.broken = True  # the body was cut short: never reuse
             except _Closed:
-                if self._head is None:
+                if self.head is None:
                     raise
             # Wait for the response head (here rather than in a method of its own: one
             # coroutine frame less to resume when it comes).
-            while self._head is None:
+            while self.head is None:
                 self._raise_error()
                 if self.closed:
                     raise RemoteProtocolError("connection closed before the response arrived")
@@ -370,7 +371,7 @@ class HTTPConnection(NetworkStream):
         t, by_total = deadline.budget(deadline.timeout.write)
         await self.drain(t, lambda: deadline.message(
             f"sending the request to {self.origin[1]}", t, by_total))
-        if self._head is not None:
+        if self.head is not None:
             raise EarlyResponse()
 
     @property
@@ -381,7 +382,7 @@ class HTTPConnection(NetworkStream):
 
     def response_extensions(self, reused: bool) -> dict[str, Any]:
         """The Response's extensions for the exchange in progress (its head has come)."""
-        version = self._head.http_version  # type: ignore[union-attr]
+        version = self.head.http_version  # type: ignore[union-attr]
         return {"ssl_object": self.ssl_object, "connection_reused": reused,
                 "server_addr": self.peername,
                 "connect_times": (self.connected_at, self.secured_at),
@@ -392,7 +393,7 @@ class HTTPConnection(NetworkStream):
         """Begin a new exchange on this (idle) connection. A streamed response gets
         back-pressure from its first byte, a whole one the body limit."""
         self._exchange = ResponseExchange(method, self.limits, streaming)
-        self._head = None
+        self.head = None
         self._body.clear()
         self._body_size = 0
         self._sink = None
@@ -405,7 +406,7 @@ class HTTPConnection(NetworkStream):
     def write(self, data: Any) -> None:
         """Send `data` (bytes, or a list of bytes) of the request, unless the response
         has begun or the connection has ended."""
-        if self._head is not None:
+        if self.head is not None:
             raise EarlyResponse()
         if self.closed:
             raise _Closed()
@@ -491,11 +492,6 @@ class HTTPConnection(NetworkStream):
         return ex is not None and ex.started
 
     @property
-    def head(self) -> ResponseHead | None:
-        """The response head of the exchange in progress, once it has come."""
-        return self._head
-
-    @property
     def complete(self) -> bool:
         """The whole response of the exchange in progress has come."""
         return self._complete
@@ -511,8 +507,8 @@ class HTTPConnection(NetworkStream):
         self._exchange = None
         reusable = (ex is not None and ex.done and ex.reusable and not self.broken
                     and not self.closed and self._error is None)
-        head = self._head
-        self._head = None
+        head = self.head
+        self.head = None
         self._body.clear()
         self._sink = None
         if reusable and head is not None:
