@@ -19,6 +19,7 @@ from .status import REASONS
 from .urls import URL
 
 
+_new_object = object.__new__
 # What str.splitlines ends a line at.
 _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
@@ -205,6 +206,14 @@ class Response:
     # gave): closed, through httpx's byte-stream interface (`aclose()`, else `close()`),
     # once it is read or the response is closed.
     _source: Any = None
+    # httpx's: the request a redirect not followed asks for (None otherwise).
+    next_request: Request | None = None
+    num_bytes_downloaded = 0  # of the body as received (before decoding)
+    _elapsed: datetime.timedelta | float = 0.0  # set when closed
+    _encoding: str | None = None  # assigned, or found once asked
+    _limits: Limits = DEFAULT_LIMITS  # what bounds the decoding of an encoded body
+    _cookies: Any = None  # the jar of what it sets, made once asked
+    _portal: Any = None  # runs a coroutine to its end, for a sync client's stream
 
     def __init__(self, status_code: int, *, headers: HeaderTypes = None,
                  content: Any = None, text: str | None = None, html: str | None = None,
@@ -218,8 +227,6 @@ class Response:
         self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
         self._raw_headers = raw_headers
         self.request = request
-        # httpx's: the request a redirect not followed asks for (None otherwise).
-        self.next_request: Request | None = None
         self.url = request.url if request is not None else URL()
         self.history: list[Response] = history if history is not None else []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
@@ -227,20 +234,14 @@ class Response:
         # "server_addr": the (address, port, ...) connected to (the proxy's, through one).
         # "resolved_at": when (the loop's time) the connection's name had been resolved.
         self.extensions: dict[str, Any] = extensions if extensions is not None else {}
-        self._elapsed: datetime.timedelta | float = 0.0
         self.default_encoding = default_encoding
-        self._encoding: str | None = None
         # async (streaming, partial) -> list[bytes]; [] at the end (attach_stream)
         self._chunks: Callable[..., Any] | None = None
         self._on_close: Callable[[bool], None] | None = None
         self._content_encoding = ""  # set when the body has a Content-Encoding
         self._set_cookie = False  # whether there is a Set-Cookie header to store
-        self._limits: Limits = DEFAULT_LIMITS
         self._started_at = 0.0
-        self.num_bytes_downloaded = 0  # of the body as received (before decoding)
         self._clock: Callable[[], float] | None = None
-        self._cookies: Any = None
-        self._portal: Any = None  # runs a coroutine to its end, for a sync client's stream
         if raw_headers is not None:  # from the network or the cache: Headers already
             self._headers: Headers = headers  # type: ignore[assignment]
             self._content = content
@@ -291,25 +292,50 @@ class Response:
         self._chunks = _chunk_source(content)
         self._source = content
 
-    def attach_stream(self, chunks: Callable[..., Any] | None,
-                      on_close: Callable[[bool], None] | None, started_at: float,
-                      clock: Callable[[], float], set_cookie: bool,
-                      content_encoding: bytes | None, limits: Limits) -> None:
+    @classmethod
+    def _received(cls, head: Any, request: Request, extensions: dict[str, Any],
+                  started_at: float, clock: Callable[[], float],
+                  limits: Limits) -> "Response":
+        """For a transport: the response whose `head` (an exchange.ResponseHead: status,
+        reason, version, raw headers, and whether they hold a Set-Cookie or a
+        Content-Encoding) has come for `request`; `started_at` on `clock` is when the
+        request began (elapsed); an encoded body is decoded within `limits`. Its body
+        comes whole (`take_body`) or as a stream (`attach_stream`)."""
+        resp = _new_object(cls)
+        resp.status_code = head.status_code
+        resp._reason = head.reason
+        version = head.http_version
+        resp.http_version = "HTTP/1.1" if version == "1.1" else "HTTP/" + version
+        resp._raw_headers = head.headers
+        resp.request = request
+        resp.url = request.url
+        resp.history = []
+        resp.extensions = extensions
+        resp.default_encoding = "utf-8"
+        resp._chunks = None
+        resp._on_close = None
+        coding = head.content_encoding
+        if coding:
+            resp._content_encoding = coding.decode("latin-1")
+            resp._limits = limits
+        else:
+            resp._content_encoding = ""
+        resp._set_cookie = head.set_cookie
+        resp._started_at = started_at
+        resp._clock = clock
+        resp._headers = None  # type: ignore[assignment]  # decoded when first asked
+        resp._content = None
+        resp.is_closed = False
+        resp.is_stream_consumed = False
+        return resp
+
+    def attach_stream(self, chunks: Callable[..., Any],
+                      on_close: Callable[[bool], None]) -> None:
         """For a transport: the body is read through `chunks` (async, `(streaming,
         partial)` -> list[bytes], [] at the end: the read_body of HTTPConnection) and
-        `on_close(complete)` is called once it is read or the response closed (both None
-        when the transport hands the whole body over at once, `take_body`);
-        `started_at` on `clock` is when the request began (elapsed);
-        `set_cookie`: the headers hold a Set-Cookie; `content_encoding` (bytes, or None)
-        is decoded within `limits`."""
+        `on_close(complete)` is called once it is read or the response closed."""
         self._chunks = chunks
         self._on_close = on_close
-        self._started_at = started_at
-        self._clock = clock
-        self._set_cookie = set_cookie
-        if content_encoding:
-            self._content_encoding = content_encoding.decode("latin-1")
-            self._limits = limits
 
     @property
     def stream(self) -> "AsyncByteStream | SyncByteStream":
@@ -636,26 +662,23 @@ class Response:
         """For a transport: the whole body has come already (`parts`, as the stream's
         chunks would have given it); the response is read and closed without waiting,
         as `aread()` would have left it."""
-        self._check_unread()
+        if self.is_stream_consumed or self.is_closed:
+            self._check_unread()
         self.is_stream_consumed = True
         self.num_bytes_downloaded = sum(map(len, parts))
         ok = False
         try:
-            self._content = self._decoded(parts)
+            dec = self._decoder(True) if self._content_encoding else None
+            if dec is not None:
+                parts = _decode(dec, parts)
+                parts += dec.flush()
+            self._content = parts[0] if len(parts) == 1 else b"".join(parts)
             ok = True
         except RequestError as exc:
             attach_request(exc, self.request)
             raise
         finally:
             self._close(ok)
-
-    def _decoded(self, parts: list[bytes]) -> bytes:
-        dec = self._decoder(True)
-        if dec is None:
-            return _joined(parts)
-        out = _decode(dec, parts)
-        out += dec.flush()
-        return _joined(out)
 
     def _close(self, complete: bool) -> None:
         if self.is_closed:

@@ -389,16 +389,12 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             break
         rhead = rs.head
         assert rhead is not None  # send returns once the head has come
-        resp = Response(rhead.status_code, reason=rhead.reason,
-                        http_version=rhead.http_version, raw_headers=rhead.headers,
-                        request=req)
-        resp.extensions = rs.response_extensions(reused)
+        resp = Response._received(rhead, req, rs.response_extensions(reused), started,
+                                  loop.time, self.limits)
         if not stream:
             whole = rs.take_whole()
             if whole is not None:
                 # The common small response: already all here, read and closed now.
-                resp.attach_stream(None, None, started, loop.time, rhead.set_cookie,
-                                   rhead.content_encoding, self.limits)
                 complete = False
                 try:
                     resp.take_body(whole)
@@ -406,12 +402,11 @@ class AsyncHTTPTransport(AsyncBaseTransport):
                 finally:
                     _exchange_over(rs, resp, pool, conn, complete)
                 return resp
-        _attach_body(resp, rs, deadline, pool, conn, started, self.limits)
+        _attach_body(resp, rs, deadline, pool, conn)
         return resp
 
 
-def _attach_body(resp: Response, rs: Any, deadline: Deadline, pool: Pool, conn: Any,
-                 started: float, limits: Limits) -> None:
+def _attach_body(resp: Response, rs: Any, deadline: Deadline, pool: Pool, conn: Any) -> None:
     """The body of `resp` (the response of the stream `rs`, on `conn`) read as it comes."""
     async def chunks(streaming: bool = True, partial: bool = False) -> list[bytes]:
         return await rs.read_body(deadline, streaming, partial)
@@ -419,9 +414,7 @@ def _attach_body(resp: Response, rs: Any, deadline: Deadline, pool: Pool, conn: 
     def on_close(complete: bool) -> None:
         _exchange_over(rs, resp, pool, conn, complete)
 
-    rhead = rs.head
-    resp.attach_stream(chunks, on_close, started, deadline.loop.time, rhead.set_cookie,
-                       rhead.content_encoding, limits)
+    resp.attach_stream(chunks, on_close)
 
 
 def _exchange_over(rs: Any, resp: Response, pool: Pool, conn: Any, complete: bool) -> None:

@@ -8,7 +8,8 @@ import zlib
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from corenet.https import Headers, HTTPStatusError, Response
+from corenet.https import Headers, HTTPStatusError, Request, Response
+from corenet.https.limits import DEFAULT_LIMITS
 from corenet.https.decoder import Decoder
 from corenet.https.errors import DecodingError, RemoteProtocolError, ResponseNotRead
 
@@ -209,10 +210,13 @@ def test_hand_made_response_takes_httpx_arguments():
 def test_elapsed_is_a_timedelta_fixed_at_the_close_and_settable():
     import datetime
 
+    from corenet.https.exchange import ResponseHead
+
     now = [10.0]
-    r = Response(200, raw_headers=[], headers=Headers(), content=None)
-    r.attach_stream(lambda *a: None, lambda complete: None, 10.0, lambda: now[0], False,
-                    None, r._limits)
+    head = ResponseHead(200, b"OK", "1.1", [(b"Content-Length", b"1")])
+    r = Response._received(head, Request("GET", "https://example.test/"), {}, 10.0,
+                           lambda: now[0], DEFAULT_LIMITS)
+    assert r.headers["content-length"] == "1" and r.reason_phrase == "OK"
     assert r.elapsed == datetime.timedelta(0)  # not closed yet
     now[0] = 10.25
     r.take_body([b"x"])
