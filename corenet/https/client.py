@@ -149,6 +149,9 @@ class AsyncClient:
         self.headers = headers  # type: ignore[assignment]
         self.limits = limits
         self._url_cache: dict[str, ParsedURL] = {}
+        # The last request's Deadline, when it had no total: nothing in it changes with
+        # time, so the next request with the same timeout on the same loop takes it too.
+        self._deadline: Deadline | None = None
 
     @property
     def event_hooks(self) -> dict[str, list[Callable[..., Any]]]:
@@ -450,7 +453,12 @@ class AsyncClient:
             timeout = Timeout.coerce(extensions["timeout"])
         else:
             timeout = self._timeout
-        deadline = Deadline(loop, timeout)
+        deadline = self._deadline
+        if deadline is None or deadline.timeout is not timeout or deadline.loop is not loop \
+                or timeout.total is not None:
+            deadline = Deadline(loop, timeout)
+            if timeout.total is None:
+                self._deadline = deadline
         follow = (self.follow_redirects if follow_redirects is None
                   or follow_redirects is USE_CLIENT_DEFAULT else follow_redirects)
         jar = self._cookies
@@ -548,7 +556,7 @@ class AsyncClient:
                         resp.next_request = Request(m, nu.url, h, b)
                     except (ValueError, HTTPError):
                         pass  # a Location that names no URL: no next request, no error
-                if not stream and not resp.is_read:
+                if not stream and resp._content is None:  # not read yet
                     await resp.aread()
                 if hist:
                     resp.history = hist

@@ -59,8 +59,11 @@ class Request:
               extensions: dict | None = None) -> "Request":
         """A request as a client sends it: its headers taken as they are (shared, never
         changed here), Host and framing left to the wire."""
-        req = cls.__new__(cls)
-        req.method, req.url, req.headers, req.content = method, url, headers, content
+        req = _new_object(cls)
+        req.method = method
+        req.url = url
+        req.headers = headers
+        req.content = content
         req._extensions = extensions
         req._stream = None
         return req
@@ -239,7 +242,8 @@ class Response:
         self._chunks: Callable[..., Any] | None = None
         self._on_close: Callable[[bool], None] | None = None
         self._content_encoding = ""  # set when the body has a Content-Encoding
-        self._set_cookie = False  # whether there is a Set-Cookie header to store
+        # Whether the headers hold a Set-Cookie, to store (known without decoding them).
+        self.has_set_cookie = False
         self._started_at = 0.0
         self._clock: Callable[[], float] | None = None
         if raw_headers is not None:  # from the network or the cache: Headers already
@@ -274,7 +278,7 @@ class Response:
             self.num_bytes_downloaded = len(content)
             if content and "content-length" not in h and "transfer-encoding" not in h:
                 h["Content-Length"] = str(len(content))
-            self._set_cookie = "set-cookie" in h
+            self.has_set_cookie = "set-cookie" in h
             coding = h.get("content-encoding")
             if coding:
                 self._content_encoding = coding
@@ -287,7 +291,7 @@ class Response:
         if not (hasattr(content, "__aiter__") or hasattr(content, "__iter__")):
             raise TypeError("content must be bytes, str or an (async) iterable of bytes, "
                             f"not {type(content).__name__}")
-        self._set_cookie = "set-cookie" in h
+        self.has_set_cookie = "set-cookie" in h
         self._content_encoding = h.get("content-encoding") or ""
         self._chunks = _chunk_source(content)
         self._source = content
@@ -320,7 +324,7 @@ class Response:
             resp._limits = limits
         else:
             resp._content_encoding = ""
-        resp._set_cookie = head.set_cookie
+        resp.has_set_cookie = head.set_cookie
         resp._started_at = started_at
         resp._clock = clock
         resp._headers = None  # type: ignore[assignment]  # decoded when first asked
@@ -358,11 +362,6 @@ class Response:
     @limits.setter
     def limits(self, value: Limits) -> None:
         self._limits = value
-
-    @property
-    def has_set_cookie(self) -> bool:
-        """The headers hold a Set-Cookie (known without decoding them)."""
-        return self._set_cookie
 
     @property
     def is_read(self) -> bool:

@@ -50,6 +50,17 @@ def test_total_deadline_stops_a_trickling_body(env, run):
         run(main())
 
 
+def test_each_request_has_a_total_deadline_of_its_own(env, run):
+    async def main():
+        async with AsyncClient(verify=env.ca, timeout=Timeout(5, total=0.3)) as c:
+            first = await c.get(env.base + "/small.txt")
+            await asyncio.sleep(0.4)  # past the first request's total
+            second = await c.get(env.base + "/small.txt")
+            return first.status_code, second.status_code
+
+    assert run(main()) == (200, 200)
+
+
 def test_total_deadline_also_bounds_a_stream(env, run):
     async def main():
         async with AsyncClient(verify=env.ca) as c:
