@@ -287,7 +287,18 @@ class HTTPConnection(NetworkStream):
             proxy_lines = None
         head, length = encode_request_head(method, line, target.host_line, fields, body,
                                            proxy_lines)
-        self.start(method, streaming)
+        # A new exchange on this (idle) connection. A streamed response gets back-pressure
+        # from its first byte, a whole one the body limit.
+        self._exchange = ResponseExchange(method, self.limits, streaming)
+        self.head = None
+        self._body.clear()
+        self._body_size = 0
+        self._sink = None
+        self._complete = False
+        self._streaming = streaming
+        self._partial = False
+        self._error = None
+        self.requests += 1
         try:
             try:
                 if body is None:
@@ -303,14 +314,26 @@ class HTTPConnection(NetworkStream):
             except _Closed:
                 if self.head is None:
                     raise
-            # Wait for the response head (here rather than in a method of its own: one
-            # coroutine frame less to resume when it comes).
+            # Wait for the response head (here, _wait written out: no coroutine frame of
+            # its own to resume when it comes).
             while self.head is None:
-                self._raise_error()
+                if self._error is not None:
+                    raise self._error
                 if self.closed:
                     raise RemoteProtocolError("connection closed before the response arrived")
                 timeout, by_total = deadline.budget(deadline.timeout.read)
-                await self._wait(timeout, deadline, "waiting for the response from ", by_total)
+                loop = self.loop
+                fut = self._waiter = loop.create_future()
+                h = loop.call_later(timeout, expire, fut) if timeout is not None else None
+                try:
+                    ok = await fut
+                finally:
+                    self._waiter = None
+                    if h is not None:
+                        h.cancel()
+                if ok is False:
+                    raise ReadTimeout(deadline.message(
+                        "waiting for the response from " + self.origin[1], timeout, by_total))
             return self
         except (ConnectionClosedEarly, _Closed) as exc:
             error = self._send_error(exc)
@@ -389,20 +412,6 @@ class HTTPConnection(NetworkStream):
                 "resolved_at": self.begun_at,
                 "http_version": _VERSIONS.get(version) or f"HTTP/{version}".encode("ascii")}
 
-    def start(self, method: str, streaming: bool = False) -> None:
-        """Begin a new exchange on this (idle) connection. A streamed response gets
-        back-pressure from its first byte, a whole one the body limit."""
-        self._exchange = ResponseExchange(method, self.limits, streaming)
-        self.head = None
-        self._body.clear()
-        self._body_size = 0
-        self._sink = None
-        self._complete = False
-        self._streaming = streaming
-        self._partial = False
-        self._error = None
-        self.requests += 1
-
     def write(self, data: Any) -> None:
         """Send `data` (bytes, or a list of bytes) of the request, unless the response
         has begun or the connection has ended."""
@@ -432,10 +441,6 @@ class HTTPConnection(NetworkStream):
         if ok is False:
             raise ReadTimeout(deadline.message(what + self.origin[1], timeout, by_total))
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
     async def read_body(self, deadline: Any, streaming: bool,
                         partial: bool = False) -> list[bytes]:
         """Body chunks received so far; waits for at least one, or for the whole body
@@ -462,7 +467,8 @@ class HTTPConnection(NetworkStream):
                 return self._take_chunks()
             if self._complete:
                 return []
-            self._raise_error()
+            if self._error is not None:
+                raise self._error
             if self.closed:
                 raise RemoteProtocolError("connection closed in the middle of the body")
             timeout, by_total = deadline.budget(deadline.timeout.read)
