@@ -217,14 +217,17 @@ class Pool:
             if not (so.session_reused and so.version() == "TLSv1.2"):
                 self._keep_session(conn)
         if reusable and not self.closed and self._idle_count < self.max_keepalive:
-            conn.idle_since = conn.loop.time()
+            now = conn.idle_since = conn.loop.time()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
-            self._arm_sweep(conn.loop, conn.idle_since)
+            exp = self.keepalive_expiry
+            if exp is not None and (self._sweep is None or self._sweep_at > now + exp):
+                self._arm_sweep(conn.loop, now)  # not set, or set for later than this expiry
         else:
             conn.close()
             self._total -= 1
-        self._wake_one()
+        if self._waiters:
+            self._wake_one()
 
     def _release_shared(self, conn: Any, reusable: bool) -> None:
         """A stream of a multiplexed connection is over (`reusable`: the connection is
