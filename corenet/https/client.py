@@ -428,13 +428,14 @@ class AsyncClient:
                 self._url_cache[url] = u
         return u, merged, body
 
-    def _request(self, method: str, url: URL | str, stream: bool, /, *, params: Any = None,
+    def _request(self, method: str, url: URL | str, stream: bool, /, params: Any = None,
                  headers: HeaderTypes = None, content: Any = None, data: Any = None,
                  json: Any = None, timeout: Any = ..., follow_redirects: bool | None = None,
                  auth: Any = UNSET, cookies: Any = None, files: Any = None,
                  extensions: dict | None = None) -> Awaitable[Response]:
         """`request()`'s arguments (the verbs' and `stream()`'s keywords) to the coroutine
-        that sends: awaited by them directly, no coroutine of `request()`'s between."""
+        that sends: awaited by them directly, no coroutine of `request()`'s between. (Not
+        keyword-only: those defaults would be looked up in a dict on every call.)"""
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
                               stream, auth, cookies, extensions)
