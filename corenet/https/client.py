@@ -7,7 +7,7 @@ import contextlib
 import inspect
 import re
 import ssl
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urljoin
 
 from .auth import Auth, coerce_auth
@@ -397,6 +397,7 @@ class AsyncClient:
         if files:
             ctype = (Headers(headers).get("content-type") if headers else None) or \
                 self._headers.get("content-type")
+        body_headers: Sequence[tuple[str, str]]
         if content is None and data is None and json is None and not files:
             body, body_headers = None, ()
         else:

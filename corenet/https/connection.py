@@ -114,7 +114,7 @@ class HTTPConnection(NetworkStream):
         try:
             # Until the received bytes are all taken in (a read with none left would
             # only raise SSLWantReadError, which costs more than asking).
-            while incoming.pending or tls.pending():
+            while incoming.pending or tls.pending():  # type: ignore[union-attr]
                 ex = self._exchange
                 if ex is not None and ex.body_left > 0:
                     sink = self._sink
@@ -314,26 +314,13 @@ class HTTPConnection(NetworkStream):
             except _Closed:
                 if self.head is None:
                     raise
-            # Wait for the response head (here, _wait written out: no coroutine frame of
-            # its own to resume when it comes).
             while self.head is None:
                 if self._error is not None:
                     raise self._error
                 if self.closed:
                     raise RemoteProtocolError("connection closed before the response arrived")
                 timeout, by_total = deadline.budget(deadline.timeout.read)
-                loop = self.loop
-                fut = self._waiter = loop.create_future()
-                h = loop.call_later(timeout, expire, fut) if timeout is not None else None
-                try:
-                    ok = await fut
-                finally:
-                    self._waiter = None
-                    if h is not None:
-                        h.cancel()
-                if ok is False:
-                    raise ReadTimeout(deadline.message(
-                        "waiting for the response from " + self.origin[1], timeout, by_total))
+                await self._wait(timeout, deadline, "waiting for the response from ", by_total)
             return self
         except (ConnectionClosedEarly, _Closed) as exc:
             error = self._send_error(exc)

@@ -383,7 +383,7 @@ class H2Connection(NetworkStream):
         view = self.read_view
         incoming = self._incoming
         try:
-            while incoming.pending or tls.pending():
+            while incoming.pending or tls.pending():  # type: ignore[union-attr]
                 n = tls.read(len(buf), buf)
                 if not n:
                     self._tls_ended = True

@@ -233,7 +233,7 @@ class NetworkStream(asyncio.BufferedProtocol):
         self.ssl_object = ctx.wrap_bio(self._incoming, self._outgoing,
                                        server_hostname=server_hostname)
         so = self.ssl_object
-        self._tls = so._sslobj if type(so) is ssl.SSLObject else so
+        self._tls = getattr(so, "_sslobj", so) if type(so) is ssl.SSLObject else so
         if session is not None:
             resume(so, session)  # not offered if from another context
         self._handshake = self.loop.create_future()
