@@ -39,7 +39,6 @@ _URL_CACHE_SIZE = 512
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HOOK_KINDS = ("request", "response")
-_VERBS = ("get", "head", "options", "delete", "post", "put", "patch")
 
 
 class UseClientDefault:
@@ -292,37 +291,27 @@ class AsyncClient:
         for t in self._transports():
             await close_transport(t)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """The verbs send through `_request` directly; a subclass that overrides
-        `request()` gets verbs that go through it, as httpx's do."""
-        super().__init_subclass__(**kwargs)
-        if cls.request is AsyncClient.request:
-            return
-        for name in _VERBS:
-            if getattr(cls, name) is getattr(AsyncClient, name):
-                setattr(cls, name, _through_request(name))
-
     # ---- the verbs ----
     async def get(self, url: str, **kw: Any) -> Response:
-        return await self._request("GET", url, False, **kw)
+        return await self.request("GET", url, **kw)
 
     async def head(self, url: str, **kw: Any) -> Response:
-        return await self._request("HEAD", url, False, **kw)
+        return await self.request("HEAD", url, **kw)
 
     async def options(self, url: str, **kw: Any) -> Response:
-        return await self._request("OPTIONS", url, False, **kw)
+        return await self.request("OPTIONS", url, **kw)
 
     async def delete(self, url: str, **kw: Any) -> Response:
-        return await self._request("DELETE", url, False, **kw)
+        return await self.request("DELETE", url, **kw)
 
     async def post(self, url: str, **kw: Any) -> Response:
-        return await self._request("POST", url, False, **kw)
+        return await self.request("POST", url, **kw)
 
     async def put(self, url: str, **kw: Any) -> Response:
-        return await self._request("PUT", url, False, **kw)
+        return await self.request("PUT", url, **kw)
 
     async def patch(self, url: str, **kw: Any) -> Response:
-        return await self._request("PATCH", url, False, **kw)
+        return await self.request("PATCH", url, **kw)
 
     async def request(
         self, method: str, url: str, *, params: Any = None, headers: HeaderTypes = None,
@@ -689,18 +678,6 @@ class AsyncClient:
             self._route_cache.clear()
         self._route_cache[u.origin] = t
         return t
-
-
-def _through_request(name: str) -> Callable[..., Awaitable[Response]]:
-    """The verb `name` sent through `request()` (a subclass's own)."""
-    method = name.upper()
-
-    async def verb(self: AsyncClient, url: str, **kw: Any) -> Response:
-        return await self.request(method, url, **kw)
-
-    verb.__name__ = name
-    verb.__qualname__ = f"AsyncClient.{name}"
-    return verb
 
 
 async def _call_hooks(hooks: list[Callable[..., Any]], arg: Any) -> None:

@@ -58,7 +58,23 @@ def test_the_verbs_go_through_a_subclass_s_own_request(run):
     got, posted = run(main())
     assert got["url"] == "https://api.test/g?a=1" and posted["body"] == "x"
     assert seen == [("GET", {"params": {"a": "1"}}), ("POST", {"content": b"x"})]
-    assert Logged.get.__name__ == "get" and AsyncClient.get is not Logged.get
+
+
+def test_the_verbs_go_through_request_patched_on_the_instance(run):
+    seen = []
+
+    async def main():
+        async with AsyncClient(transport=MockTransport(echo_handler)) as c:
+            real = c.request
+
+            async def logged(method, url, **kw):
+                seen.append(method)
+                return await real(method, url, **kw)
+
+            c.request = logged  # what a test's mock.patch.object(client, "request") does
+            return (await c.delete("https://api.test/d")).json()
+
+    assert run(main())["url"] == "https://api.test/d" and seen == ["DELETE"]
 
 
 def test_mock_transport_async_handler_redirects_cookies_and_stream_body(run):
