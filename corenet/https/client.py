@@ -331,10 +331,8 @@ class AsyncClient:
         `headers` replaces the URL's (one only). `extensions` (httpx's) go with the Request
         to transports and hooks; its "timeout" (a dict of connect, read, write, pool)
         stands for `timeout` when that is not given."""
-        return await self._request(
-            method, url, False, params=params, headers=headers, content=content, data=data,
-            json=json, timeout=timeout, follow_redirects=follow_redirects, auth=auth,
-            cookies=cookies, files=files, extensions=extensions)
+        return await self._request(method, url, False, params, headers, content, data, json,
+                                   timeout, follow_redirects, auth, cookies, files, extensions)
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kw: Any) -> AsyncIterator[Response]:
@@ -423,8 +421,7 @@ class AsyncClient:
                  json: Any = None, timeout: Any = ..., follow_redirects: bool | None = None,
                  auth: Any = UNSET, cookies: Any = None, files: Any = None,
                  extensions: dict | None = None) -> Awaitable[Response]:
-        """`request()`'s arguments (the verbs' and `stream()`'s keywords) to the coroutine
-        that sends: awaited by them directly, no coroutine of `request()`'s between. (Not
+        """`request()`'s and `stream()`'s arguments to the coroutine that sends. (Not
         keyword-only: those defaults would be looked up in a dict on every call.)"""
         u, merged, body = self._prepare(url, params, headers, content, data, json, files)
         return self._dispatch(method.upper(), u, merged, body, timeout, follow_redirects,
