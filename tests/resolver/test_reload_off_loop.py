@@ -215,11 +215,12 @@ def test_breathe_lets_a_thread_waiting_for_the_gil_run():
 
     ran = []
     started = threading.Event()
+    stop = threading.Event()
 
     def other():
         started.set()
-        while len(ran) < 3:
-            ran.append(1)
+        while not stop.is_set():                # runs on until the test is over: a count
+            ran.append(1)                       # it could finish before `before` is read
             time.sleep(0.001)                   # lets the GIL go while it waits
 
     saved = sys.getswitchinterval()
@@ -235,6 +236,7 @@ def test_breathe_lets_a_thread_waiting_for_the_gil_run():
             sum(range(1000))                    # a step of work, the GIL held
         assert len(ran) > before
     finally:
+        stop.set()
         sys.setswitchinterval(saved)
         t.join(10)
 
