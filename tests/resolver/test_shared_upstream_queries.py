@@ -107,8 +107,7 @@ def test_a_shared_query_that_times_out_is_one_timeout_for_the_server(run, fakes,
     deep = fakes(Z.FAKE_TLD_2, lose_first_probe)
 
     async def go():
-        r = lab_resolver(root_hints=HINTS, limits=resolver.Limits().replace(
-            initial_rto=0.3, min_rto=0.3, max_rto=0.6))
+        r = lab_resolver(root_hints=HINTS, limits=PATIENT)
         names = [f"r{i}.a.b.c.d.deep." for i in range(2)]
         return r, await asyncio.gather(*(rcode_of(r, n) for n in names))
 
