@@ -4,7 +4,8 @@
 No sockets and no clock here, so every framing rule (Content-Length, chunked,
 close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
 Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
-caller: HEAD responses, the end of a close-delimited body at EOF (and whether TLS said it
+caller: the head's fields, read from the bytes once llhttp has accepted the whole head (no
+callback per field), HEAD responses, the end of a close-delimited body at EOF (and whether TLS said it
 was the end), limits that bound memory before llhttp would buffer a huge header, and
 whether the connection may be reused. Bodies framed by Content-Length are counted here
 rather than parsed. In a chunked body, llhttp reports neither chunk extensions nor a
@@ -17,8 +18,10 @@ from typing import Iterable
 
 import httptools
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
+from libc.string cimport memchr
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .limits import DEFAULT_LIMITS, Limits
@@ -282,41 +285,21 @@ def _head_end(buf, Py_ssize_t heads) -> int:
     return pos
 
 
-cdef class HeaderCollector:
-    """llhttp's `on_header` callback, called as `collector(name, value)` for each field
-    (a callable object: no Python frame per field, and nginx sends eight or ten): keeps
-    (name, value) in order and raises RemoteProtocolError past `max_count` fields or
-    `max_bytes` (names, values and four bytes of framing each, plus the reason phrase)."""
+cdef inline Py_ssize_t _cr(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
+    """The offset of the first CR at or after `pos`, or -1."""
+    if pos >= n:
+        return -1
+    cdef const unsigned char* c = <const unsigned char*>memchr(p + pos, 13, n - pos)
+    return -1 if c == NULL else c - p
 
-    cdef list _fields
-    cdef Py_ssize_t _max_count
-    cdef Py_ssize_t _max_bytes
-    cdef readonly Py_ssize_t nbytes
 
-    def __cinit__(self, Py_ssize_t max_count, Py_ssize_t max_bytes):
-        self._fields = []
-        self._max_count = max_count
-        self._max_bytes = max_bytes
-        self.nbytes = 0
+_HTTP_11 = "1.1"
 
-    def __call__(self, bytes name, value):
-        if value is None:
-            value = b""
-        self.nbytes += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4
-        PyList_Append(self._fields, (name, value))
-        if len(self._fields) > self._max_count:
-            raise RemoteProtocolError(
-                f"response has more than {self._max_count} headers (max_header_count)")
-        if self.nbytes > self._max_bytes:
-            raise RemoteProtocolError(
-                f"response headers exceed {self._max_bytes} bytes (max_header_bytes)")
 
-    cdef list take(self):
-        """The fields collected so far (the head is complete, or was an interim one);
-        the next head starts a new list. The byte count goes on across interim heads."""
-        fields = self._fields
-        self._fields = []
-        return fields
+cdef _malformed_head():
+    # llhttp accepted the head; bytes that do not read as one mean the exchange was fed
+    # something other than what llhttp saw (a bug), never a server's doing.
+    return RemoteProtocolError("malformed response head")
 
 
 cdef inline bint _is(bytes name, const char *lower, Py_ssize_t n):
@@ -348,8 +331,9 @@ cdef class ResponseExchange:
     cdef object _limits
     cdef bint _is_head
     cdef list _events
-    cdef readonly HeaderCollector on_header
-    cdef bytes _reason
+    cdef object _feeding            # the data llhttp is parsing (during feed_data)
+    cdef Py_ssize_t _head_at        # where the next head starts in the bytes fed
+    cdef Py_ssize_t _head_bytes     # names, values (four bytes of framing each), reasons
     # Bytes fed (the head's, then for a chunked body all of them).
     cdef long long _fed
     cdef Py_ssize_t _interim
@@ -377,13 +361,14 @@ cdef class ResponseExchange:
 
     def __init__(self, str method="GET", limits: Limits = DEFAULT_LIMITS,
                  bint streaming=False) -> None:
-        # Set before the parser is made, which looks its callbacks up once.
-        self.on_header = HeaderCollector(limits.max_header_count, limits.max_header_bytes)
+        # No on_header or on_status callback: the head is read once llhttp has checked it.
         self._parser = httptools.HttpResponseParser(self)
         self._limits = limits
         self._is_head = method == "HEAD"
         self._events = []
-        self._reason = b""
+        self._feeding = None
+        self._head_at = 0
+        self._head_bytes = 0
         self._fed = 0
         self._interim = 0
         self._head_buf = bytearray() if self._is_head else None
@@ -420,10 +405,6 @@ cdef class ResponseExchange:
             # to trust any more.
             raise _Stop()
 
-    def on_status(self, bytes reason) -> None:
-        self._reason += reason
-        self.on_header.nbytes += len(reason)
-
     def on_headers_complete(self) -> None:
         parser = self._parser
         cdef int status = parser.get_status_code()
@@ -431,8 +412,8 @@ cdef class ResponseExchange:
             if status == 101:
                 raise RemoteProtocolError("server switched protocols (101) without being asked")
             return  # interim response: its end is reported by on_message_complete
-        head = ResponseHead(status, self._reason, parser.get_http_version(),
-                            self.on_header.take())
+        head = self._read_head(True)
+        head.status_code = status
         self._scan(head)
         if self._is_head or status == 204 or status == 304:
             self._framing = NO_BODY
@@ -480,6 +461,82 @@ cdef class ResponseExchange:
         self._framing = framing
         self._content_length = length
 
+    cdef ResponseHead _read_head(self, bint final):
+        """The head llhttp has just accepted (its headers-complete or, for an interim
+        one, message-complete callback runs), read from the bytes fed: the earlier feeds
+        of a head that came in pieces, then the feed in progress. Its fields count against
+        max_header_count, and with those of the heads before it against max_header_bytes.
+        Returns the ResponseHead of a ``final`` one (its status code left to the caller),
+        else None."""
+        data = self._feeding
+        if data is None:
+            raise _malformed_head()
+        buf = data if self._pre is None else bytes(self._pre) + bytes(data)
+        cdef Py_buffer view
+        PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+        try:
+            return self._parse_head(<const unsigned char*>view.buf, view.len, final)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef ResponseHead _parse_head(self, const unsigned char* p, Py_ssize_t n, bint final):
+        """``_read_head`` over the bytes fed, from ``_head_at``. llhttp has checked the
+        grammar: empty lines before the status line, ``PROTO/d.d SP ddd [SP reason]`` and
+        ``name ":" OWS value CRLF`` lines (no folding, no bare CR or LF) up to an empty
+        line; each value runs from its first character that is not a space or tab to
+        the CR, as llhttp gives it."""
+        cdef Py_ssize_t pos = self._head_at, end, v, count = 0
+        cdef Py_ssize_t max_count = self._limits.max_header_count
+        cdef Py_ssize_t max_bytes = self._limits.max_header_bytes
+        cdef const unsigned char* slash
+        cdef const unsigned char* colon
+        while pos < n and (p[pos] == 13 or p[pos] == 10):
+            pos += 1
+        end = _cr(p, pos, n)
+        if end < 0:
+            raise _malformed_head()
+        slash = <const unsigned char*>memchr(p + pos, 47, end - pos)   # the "/" of HTTP/1.1
+        if slash == NULL or slash + 8 > p + end:
+            raise _malformed_head()
+        version = (_HTTP_11 if slash[1] == 49 and slash[3] == 49 else
+                   PyBytes_FromStringAndSize(<const char*>slash + 1, 3).decode("latin-1"))
+        reason = (PyBytes_FromStringAndSize(<const char*>slash + 9, p + end - slash - 9)
+                  if slash + 9 < p + end else b"")
+        cdef Py_ssize_t nbytes = self._head_bytes + PyBytes_GET_SIZE(reason)
+        fields = [] if final else None
+        pos = end + 2
+        while True:
+            end = _cr(p, pos, n)
+            if end < 0:
+                raise _malformed_head()
+            if end == pos:              # the empty line that ends the head
+                pos += 2
+                break
+            colon = <const unsigned char*>memchr(p + pos, 58, end - pos)
+            if colon == NULL:
+                raise _malformed_head()
+            v = colon - p + 1
+            while v < end and (p[v] == 32 or p[v] == 9):
+                v += 1
+            nbytes += (colon - p - pos) + (end - v) + 4
+            count += 1
+            if count > max_count:
+                raise RemoteProtocolError(
+                    f"response has more than {max_count} headers (max_header_count)")
+            if nbytes > max_bytes:
+                raise RemoteProtocolError(
+                    f"response headers exceed {max_bytes} bytes (max_header_bytes)")
+            if final:
+                PyList_Append(fields, (
+                    PyBytes_FromStringAndSize(<const char*>p + pos, colon - p - pos),
+                    PyBytes_FromStringAndSize(<const char*>p + v, end - v)))
+            pos = end + 2
+        self._head_at = pos
+        self._head_bytes = nbytes
+        if not final:
+            return None
+        return ResponseHead(0, reason, version, fields)
+
     def on_chunk_header(self) -> None:
         self._chunk_start = self._body_bytes
 
@@ -501,8 +558,7 @@ cdef class ResponseExchange:
                 raise RemoteProtocolError(
                     f"more than {self._limits.max_interim_responses} interim (1xx) responses"
                 )
-            self.on_header.take()  # the interim head's fields are not kept
-            self._reason = b""
+            self._read_head(False)  # counted against the limits, not kept
             return
         self._finish(self._parser.should_keep_alive() and self._framing != CLOSE_DELIMITED)
 
@@ -655,6 +711,7 @@ cdef class ResponseExchange:
         if parser is None:                  # complete: what comes now is surplus
             self._surplus()
             return
+        self._feeding = data
         try:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -675,6 +732,8 @@ cdef class ResponseExchange:
                 self._surplus()  # garbage after a complete response
                 return
             self._fail(RemoteProtocolError(f"malformed response: {exc}"))
+        finally:
+            self._feeding = None        # a view of the caller's buffer: not kept
 
     cdef bint _only_headers_fed(self):
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""

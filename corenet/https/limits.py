@@ -27,7 +27,7 @@ class Limits:
     # big cookies while stopping a server that never stops sending headers.
     max_header_bytes: int = 64 * 1024
     # Browsers and proxies cap around 100; a few hundred bounds the per-response dict work.
-    # Trailer fields of a chunked body count against it too.
+    # (A chunked body's trailer fields are not kept: max_trailer_bytes bounds them.)
     max_header_count: int = 256
     # A body read whole into memory (`client.get()`, `response.aread()`), counted both as
     # received and as decoded (after gzip, br, zstd), so a compression bomb is stopped as
@@ -47,7 +47,7 @@ class Limits:
     # one chunked body, counted together against the sum of these two. Real servers send
     # no extensions and rarely a trailer (a checksum, a status); the limit stops a server
     # that streams an endless extension, or a long one after every one-byte chunk (read
-    # forever with no body to show), or a trailer line that never ends (held in memory).
+    # forever with no body to show), or a trailer line that never ends.
     max_chunk_extension_bytes: int = 16 * 1024
     max_trailer_bytes: int = 16 * 1024
     # A line given by `Response.aiter_lines()`, in characters: a server that never sends a
