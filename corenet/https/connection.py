@@ -84,6 +84,9 @@ class HTTPConnection(NetworkStream):
         self.take_over(stream)
         self._waiter: asyncio.Future | None = None
         self._exchange: ResponseExchange | None = None
+        # The last exchange, when it left the connection reusable: the next one takes its
+        # parser (see ResponseExchange).
+        self._previous: ResponseExchange | None = None
         # The response head of the exchange in progress, once it has come.
         self.head: ResponseHead | None = None
         self._body: deque = deque()
@@ -289,7 +292,8 @@ class HTTPConnection(NetworkStream):
                                            proxy_lines)
         # A new exchange on this (idle) connection. A streamed response gets back-pressure
         # from its first byte, a whole one the body limit.
-        self._exchange = ResponseExchange(method, self.limits, streaming)
+        self._exchange = ResponseExchange(method, self.limits, streaming, self._previous)
+        self._previous = None
         self.head = None
         self._body.clear()
         self._body_size = 0
@@ -500,6 +504,7 @@ class HTTPConnection(NetworkStream):
         self._exchange = None
         reusable = (ex is not None and ex.done and ex.reusable and not self.broken
                     and not self.closed and self._error is None)
+        self._previous = ex if reusable else None
         head = self.head
         self.head = None
         self._body.clear()

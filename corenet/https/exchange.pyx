@@ -318,16 +318,47 @@ cdef inline bint _is(bytes name, const char *lower, Py_ssize_t n):
     return True
 
 
+cdef class _Callbacks:
+    """httptools' protocol object for one connection's parser: llhttp's callbacks, passed
+    to the exchange whose bytes it is parsing. That exchange is held only during its
+    ``feed_data``, so parser and exchange never make a reference cycle, and a parser that
+    ended a response cleanly goes on to the connection's next exchange."""
+
+    cdef ResponseExchange ex
+
+    def on_message_begin(self) -> None:
+        self.ex._message_begin()
+
+    def on_headers_complete(self) -> None:
+        self.ex._headers_complete()
+
+    def on_chunk_header(self) -> None:
+        self.ex._chunk_start = self.ex._body_bytes
+
+    def on_chunk_complete(self) -> None:
+        self.ex._chunk_complete()
+
+    def on_body(self, bytes body) -> None:
+        self.ex._body(body)
+
+    def on_message_complete(self) -> None:
+        self.ex._message_complete()
+
+
 cdef class ResponseExchange:
     """Parses the response to one request. `feed(data)` and `feed_eof()` return a list of
     events: one `ResponseHead`, then body `bytes`, then `END`. A framing error raises
     `RemoteProtocolError` and the exchange (and its connection) is dead. After `END`,
-    `reusable` says whether the connection can carry another request.
+    `reusable` says whether the connection can carry another request; the next
+    exchange on it is given this one as ``previous``, whose parser it takes when llhttp
+    ended the response cleanly (at the end of a message, nothing after it).
 
     Compiled: llhttp calls back into it for every part of every response, and its fields
     are read and written on each of them."""
 
-    cdef object _parser
+    cdef object _parser             # httptools' parser, None once the response is over
+    cdef _Callbacks _callbacks      # its protocol object
+    cdef bint _parser_clean         # llhttp is between messages: fit for the next one
     cdef object _limits
     cdef bint _is_head
     cdef list _events
@@ -360,9 +391,18 @@ cdef class ResponseExchange:
     cdef long long _overhead_base
 
     def __init__(self, str method="GET", limits: Limits = DEFAULT_LIMITS,
-                 bint streaming=False) -> None:
-        # No on_header or on_status callback: the head is read once llhttp has checked it.
-        self._parser = httptools.HttpResponseParser(self)
+                 bint streaming=False, ResponseExchange previous=None) -> None:
+        if (previous is not None and previous._parser_clean and previous.done
+                and previous.reusable and previous._parser is not None):
+            self._parser, self._callbacks = previous._parser, previous._callbacks
+            previous._parser = previous._callbacks = None
+            previous._parser_clean = False
+        else:
+            # No on_header or on_status callback: the head is read once llhttp has
+            # checked it.
+            self._callbacks = _Callbacks()
+            self._parser = httptools.HttpResponseParser(self._callbacks)
+        self._parser_clean = False
         self._limits = limits
         self._is_head = method == "HEAD"
         self._events = []
@@ -398,14 +438,14 @@ cdef class ResponseExchange:
         return RemoteProtocolError(
             f"response body exceeds {self.body_limit} bytes ({self._limit_name})")
 
-    # ---- llhttp callbacks (called by httptools during feed_data) ----
-    def on_message_begin(self) -> None:
+    # ---- llhttp's callbacks (through _Callbacks, during feed_data) ----
+    cdef _message_begin(self):
         if self.done:
             # Bytes after the complete response we asked for: the connection is not ours
             # to trust any more.
             raise _Stop()
 
-    def on_headers_complete(self) -> None:
+    cdef _headers_complete(self):
         parser = self._parser
         cdef int status = parser.get_status_code()
         if status < 200:
@@ -537,13 +577,10 @@ cdef class ResponseExchange:
             return None
         return ResponseHead(0, reason, version, fields)
 
-    def on_chunk_header(self) -> None:
-        self._chunk_start = self._body_bytes
-
-    def on_chunk_complete(self) -> None:
+    cdef _chunk_complete(self):
         self._framing_bytes += len("%x" % (self._body_bytes - self._chunk_start)) + 4
 
-    def on_body(self, bytes body) -> None:
+    cdef _body(self, bytes body):
         cdef long long n = self._body_bytes + len(body)
         self._body_bytes = n
         if n > self.body_limit:
@@ -551,7 +588,7 @@ cdef class ResponseExchange:
         if body:
             self._events.append(body)
 
-    def on_message_complete(self) -> None:
+    cdef _message_complete(self):
         if self.head is None:
             self._interim += 1
             if self._interim > self._limits.max_interim_responses:
@@ -563,16 +600,11 @@ cdef class ResponseExchange:
         self._finish(self._parser.should_keep_alive() and self._framing != CLOSE_DELIMITED)
 
     cdef _finish(self, bint reusable):
-        """The response is complete. The parser is let go of here (and wherever the
-        exchange ends): it holds the exchange's bound methods, its callbacks, so the two
-        make a reference cycle that only the cycle collector would free; without it each
-        exchange is freed when its last reference goes. Under many requests at once,
-        exchanges left to the collector made it run full collections of tens of
-        milliseconds, the client's longest waits."""
+        """The response is complete (llhttp's parser is kept for the next exchange: see
+        ``_feed``)."""
         self.done = True
         self.reusable = reusable
         self._events.append(END)
-        self._parser = None
 
     # ---- input ----
     def feed(self, data) -> list:
@@ -708,12 +740,18 @@ cdef class ResponseExchange:
 
     cdef _feed(self, data):
         parser = self._parser
-        if parser is None:                  # complete: what comes now is surplus
+        if parser is None or self.done:     # complete: what comes now is surplus
             self._surplus()
             return
+        # The callbacks reach this exchange only while llhttp parses: no cycle between the
+        # two is left for the cycle collector (under many requests at once, exchanges left
+        # to it made it run full collections of tens of milliseconds, the client's
+        # longest waits).
+        self._callbacks.ex = self
         self._feeding = data
         try:
             parser.feed_data(data)
+            self._parser_clean = self.done  # ended inside llhttp, nothing after it
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Stop):
@@ -734,6 +772,7 @@ cdef class ResponseExchange:
             self._fail(RemoteProtocolError(f"malformed response: {exc}"))
         finally:
             self._feeding = None        # a view of the caller's buffer: not kept
+            self._callbacks.ex = None
 
     cdef bint _only_headers_fed(self):
         """For HEAD: True when the bytes fed end exactly where the final header block ends."""

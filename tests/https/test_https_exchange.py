@@ -545,10 +545,51 @@ def test_a_finished_exchange_is_freed_without_the_cycle_collector(method, pieces
         if eof:
             events += ex.feed_eof()
         assert events[-1] is END and ex.done
-        del ex, events
+        # the next exchange of the connection, which may take over the parser
+        nxt = ResponseExchange("GET", previous=ex)
+        assert body_of(nxt.feed(CL_RESPONSE))
+        del ex, events, nxt
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("first", [
+    ("GET", [CL_RESPONSE]),                              # ended inside llhttp: parser taken
+    ("GET", [CL_RESPONSE[:-5], CL_RESPONSE[-5:]]),       # body counted: llhttp mid-body
+    ("GET", [CHUNKED]),
+    ("HEAD", [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"]),   # llhttp stopped
+    ("GET", [b"HTTP/1.1 100 Continue\r\n\r\n" + CL_RESPONSE]),
+], ids=["whole", "counted", "chunked", "head", "interim"])
+@pytest.mark.parametrize("second", [
+    [CL_RESPONSE], [CHUNKED], [CL_RESPONSE[:10], CL_RESPONSE[10:]],
+    [b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + CHUNKED],
+], ids=["whole", "chunked", "split", "interim"])
+def test_each_exchange_of_a_connection_parses_its_own_response(first, second):
+    """A connection's exchanges follow one another, each given the one before: whatever
+    state llhttp was left in by the first (a complete message, a body it never saw, a
+    HEAD stopped after the head), the second parses its response from the start."""
+    method, pieces = first
+    ex = ResponseExchange(method)
+    events = [e for piece in pieces for e in ex.feed(piece)]
+    assert events[-1] is END and ex.reusable
+    for n in range(3):
+        ex = ResponseExchange("GET", previous=ex)
+        events = [e for piece in second for e in ex.feed(piece)]
+        assert isinstance(events[0], ResponseHead) and events[0].status_code == 200
+        assert events[-1] is END and ex.reusable
+        assert body_of(events) == body_of(ResponseExchange("GET").feed(b"".join(second)))
+
+
+def test_an_exchange_after_one_with_bytes_past_its_response_starts_afresh():
+    """Bytes after a complete response stop llhttp (and make the connection unusable); an
+    exchange given that one still parses its own response."""
+    ex = ResponseExchange("GET")
+    assert ex.feed(CHUNKED + b"HTTP/1.1 200 OK\r\n")[-1] is END
+    assert ex.done and not ex.reusable
+    nxt = ResponseExchange("GET", previous=ex)
+    events = nxt.feed(CHUNKED)
+    assert events[0].status_code == 200 and events[-1] is END
 
 
 class _Anchor:
