@@ -5,12 +5,12 @@ No sockets and no clock here, so every framing rule (Content-Length, chunked,
 close-delimited, HEAD, 1xx/204/304, limits, garbage) is tested by feeding bytes.
 Parsing is llhttp's (through httptools); this module adds what llhttp leaves to its
 caller: the head's fields, read from the bytes once llhttp has accepted the whole head (no
-callback per field), HEAD responses, the end of a close-delimited body at EOF (and whether TLS said it
-was the end), limits that bound memory before llhttp would buffer a huge header, and
+callback per field), HEAD responses, the end of a close-delimited body at EOF (and whether
+TLS said it was the end), limits on the head (its bytes are kept until it is whole) and
 whether the connection may be reused. Bodies framed by Content-Length are counted here
-rather than parsed. In a chunked body, llhttp reports neither chunk extensions nor a
-trailer line until it ends (httptools buffers it whole), so the bytes that are not body
-are counted here, feed by feed, against the limits on both.
+rather than parsed. In a chunked body, llhttp reports neither chunk extensions nor trailer
+lines, so the bytes that are not body are counted here, feed by feed, against the limits
+on both.
 """
 
 import re
