@@ -258,7 +258,6 @@ DEF NO_LIMIT = 1 << 62
 # Framing bytes of the chunk in progress, not yet known exactly: up to 16 hex digits and
 # two CRLFs.
 DEF CHUNK_FRAMING = 20
-DEF HEAD_PEEK = 4096
 
 
 cdef tuple _body_limit(limits, bint streaming):
@@ -268,21 +267,6 @@ cdef tuple _body_limit(limits, bint streaming):
         return (NO_LIMIT if limit is None or limit > NO_LIMIT else limit), "max_stream_bytes"
     limit = limits.max_body_bytes
     return (NO_LIMIT if limit > NO_LIMIT else limit), "max_body_bytes"
-
-
-def _head_end(buf, Py_ssize_t heads) -> int:
-    """Offset just past the `heads`-th response head in `buf` (interim ones first), or -1.
-    llhttp insists on CRLF line ends and skips empty lines before a status line, so each
-    head ends at the first empty line after its status line."""
-    cdef Py_ssize_t pos = 0, end
-    for _ in range(heads):
-        while pos < len(buf) and buf[pos] in (13, 10):
-            pos += 1
-        end = buf.find(b"\r\n\r\n", pos)
-        if end < 0:
-            return -1
-        pos = end + 4
-    return pos
 
 
 cdef inline Py_ssize_t _cr(const unsigned char* p, Py_ssize_t pos, Py_ssize_t n):
@@ -363,12 +347,12 @@ cdef class ResponseExchange:
     cdef bint _is_head
     cdef list _events
     cdef object _feeding            # the data llhttp is parsing (during feed_data)
-    cdef Py_ssize_t _head_at        # where the next head starts in the bytes fed
+    cdef Py_ssize_t _head_at        # where the next head (past the final one, the body)
+                                    # starts in the bytes fed
     cdef Py_ssize_t _head_bytes     # names, values (four bytes of framing each), reasons
     # Bytes fed (the head's, then for a chunked body all of them).
     cdef long long _fed
     cdef Py_ssize_t _interim
-    cdef bytearray _head_buf
     cdef long long _body_bytes
     cdef Framing _framing
     cdef object _content_length
@@ -382,7 +366,7 @@ cdef class ResponseExchange:
     cdef bint _keep_alive
     cdef readonly long long body_limit
     cdef object _limit_name
-    # Bytes of earlier feeds while the head is incomplete: where a chunked body starts.
+    # Bytes of earlier feeds while the head is incomplete (read once it is whole).
     cdef bytearray _pre
     cdef long long _chunk_start  # body bytes before the chunk in progress
     cdef long long _framing_bytes  # size digits and CRLFs of the chunks completed
@@ -411,7 +395,6 @@ cdef class ResponseExchange:
         self._head_bytes = 0
         self._fed = 0
         self._interim = 0
-        self._head_buf = bytearray() if self._is_head else None
         self._pre = None
         self._chunk_start = 0
         self._framing_bytes = 0
@@ -628,8 +611,6 @@ cdef class ResponseExchange:
                 rest = data[room:]
                 data = data[:room]
             self._fed += len(data)
-            if self._head_buf is not None:
-                self._head_buf += data
             self._feed(data)
             if self.head is None and not self.done:
                 if rest is not None:
@@ -641,8 +622,9 @@ cdef class ResponseExchange:
                 else:
                     self._pre += data
                 return self._take()
+            self._pre = None
             if self._framing == CHUNKED and not self.done:
-                self._start_chunked(data)
+                self._overhead_base = self._head_at    # where the chunked body starts
             if rest is not None:
                 if self.done:
                     self._surplus()
@@ -662,17 +644,6 @@ cdef class ResponseExchange:
             # no per-record trip through llhttp and its callback.
             self.body_left = self._content_length - self._body_bytes
         return self._take()
-
-    cdef _start_chunked(self, data):
-        """Note where the chunked body starts, counting from the first byte fed."""
-        pre = bytes(self._pre) if self._pre else b""
-        self._pre = None
-        heads = self._interim + 1
-        # The head is near the start: look there before copying the whole feed.
-        pos = _head_end(pre + bytes(data[:HEAD_PEEK]), heads)
-        if pos < 0 and len(data) > HEAD_PEEK:
-            pos = _head_end(pre + bytes(data), heads)
-        self._overhead_base = pos if pos >= 0 else self._fed
 
     cdef _check_overhead(self):
         """Bytes of a chunked body that were not body, beyond what chunk sizes and line
@@ -755,7 +726,8 @@ cdef class ResponseExchange:
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Stop):
-                if self._is_head and self.done and not self._only_headers_fed():
+                # (HEAD: bytes past its head make the connection unusable)
+                if self._is_head and self.done and self._head_at != self._fed:
                     self.reusable = False
                 elif not self._is_head:
                     self._surplus()
@@ -773,11 +745,6 @@ cdef class ResponseExchange:
         finally:
             self._feeding = None        # a view of the caller's buffer: not kept
             self._callbacks.ex = None
-
-    cdef bint _only_headers_fed(self):
-        """For HEAD: True when the bytes fed end exactly where the final header block ends."""
-        buf = self._head_buf
-        return _head_end(buf, self._interim + 1) == len(buf)
 
     cdef _surplus(self):
         """Bytes came after the complete response, before the next request: the connection
