@@ -78,6 +78,8 @@ cdef extern from "Python.h":
     object PyContext_Copy(object)
     int PyContext_Enter(object) except -1
     int PyContext_Exit(object) except -1
+    # A new reference, or NULL with the exception set (not raised here: see _deliver).
+    PyObject *_call_method_one "PyObject_CallMethodOneArg"(object, object, object)
 
 cdef object logger = asyncio.log.logger
 cdef object _set_result_unless_cancelled = _transport_module.set_result_unless_cancelled
@@ -127,6 +129,12 @@ cdef inline object _nbytes(Py_ssize_t n):
         _nbytes_int = n
         _nbytes_value = n
     return _nbytes_int
+
+
+cdef inline int _raised() except -1:
+    """Raises the exception a C-API call left set (its NULL result): lets a cold path catch
+    it with ``try``/``except``, so that the common path needs no exception handling."""
+    return -1
 
 
 cdef class WriteQueue:
@@ -605,23 +613,31 @@ cdef class StreamTransport(BaseTransport):
         return buf
 
     @cython.final
-    cdef Py_ssize_t _deliver(self, object data, Py_ssize_t n) except -2:
+    cdef inline Py_ssize_t _deliver(self, object data, Py_ssize_t n) except -2:
         """Hands a read of ``n`` bytes to the protocol: ``data`` to data_received, or (None:
         they are in the protocol's buffer) ``n`` to buffer_updated. ``n``, or -1 when the
-        callback failed (the transport is then closed with asyncio's message)."""
+        callback failed (the transport is then closed with asyncio's message). Small enough
+        to be compiled into each reader: the failure is handled apart (_delivery_failed)."""
+        cdef PyObject *r
+        if data is None:
+            r = _call_method_one(self.protocol, "buffer_updated", _nbytes(n))
+        else:
+            r = _call_method_one(self.protocol, "data_received", data)
+        if r == NULL:
+            return self._delivery_failed(data is None)
+        Py_DECREF(r)
+        return n
+
+    cdef Py_ssize_t _delivery_failed(self, bint buffered) except -2:
         try:
-            if data is None:
-                self.protocol.buffer_updated(_nbytes(n))
-            else:
-                self.protocol.data_received(data)
+            _raised()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed."
-                              if data is None else
+                              if buffered else
                               "Fatal error: protocol.data_received() call failed.")
-            return -1
-        return n
+        return -1
 
     cdef Py_ssize_t _recv_outcome(self, ssize_t n, int err) except -2:
         """What a recv() result means: n > 0 bytes read, 0 nothing to read now, -1 the
@@ -709,10 +725,13 @@ cdef class StreamTransport(BaseTransport):
             self._maybe_pause_protocol()
         return 0
 
-    cdef bint _send(self, object data, char *p, Py_ssize_t ln) except -1:
+    @cython.final
+    cdef inline bint _send(self, object data, char *p, Py_ssize_t ln) except -1:
         """Sends what fits of ``data`` (its ``ln`` bytes at ``p``) and queues the rest, or
-        queues it all behind what already waits. True when something was queued."""
-        cdef ssize_t n = 0
+        queues it all behind what already waits. True when something was queued. (Small
+        enough to be compiled into both of _write's calls: the send through an overriding
+        socket's method is apart.)"""
+        cdef ssize_t n
         cdef int err
         if ln == 0:
             return False
@@ -725,15 +744,7 @@ cdef class StreamTransport(BaseTransport):
             self.wq.push(data, 0)
             return True
         if self.sockio is not None:
-            try:
-                n = self.sockio.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return False
+            n = self._send_through(data)
         else:
             n = send(self.fd, p, ln, MSG_NOSIGNAL)
             if n < 0:
@@ -742,11 +753,24 @@ cdef class StreamTransport(BaseTransport):
                     self._fatal_error(os_error(err), "Fatal write error on socket transport")
                     return False
                 n = 0
-        if n == ln:
+        if n < 0 or n == ln:
             return False
         self.wq.push(data, n)
         self._update_interest()
         return True
+
+    cdef Py_ssize_t _send_through(self, object data) except -2:
+        """``data`` sent through the socket's own ``send`` (``sockio``): the bytes it took
+        (0 when it would block), or -1 when it failed (the transport is then closed)."""
+        try:
+            return self.sockio.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return -1
 
     def writelines(self, list_of_data):
         cdef Py_ssize_t sent
