@@ -10,6 +10,7 @@ cdef class BaseTransport(FdWatcher):
     cdef object sock_obj            # the socket object: given, or made on first use (_sock)
     cdef object sockio              # the socket, when its class overrides its I/O methods
     cdef int sfamily, stype, sproto # what it is made with
+    cdef int conn_lost              # writes after the loss (beside the ints: no padding)
     cdef object protocol
     cdef object face
     cdef object context             # contextvars.Context the protocol's callbacks run in
@@ -20,7 +21,6 @@ cdef class BaseTransport(FdWatcher):
     cdef bint protocol_connected    # connection_made has been called
     cdef bint read_scheduled
     cdef public bint _protocol_paused
-    cdef int conn_lost
     cdef Py_ssize_t high_water
     cdef Py_ssize_t low_water
 
