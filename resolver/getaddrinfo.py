@@ -96,18 +96,26 @@ async def _from_dns(r, host: str, family: int) -> tuple[list[tuple[int, str]], s
         wanted = [("AAAA", socket.AF_INET6)]
     else:
         wanted = [("A", socket.AF_INET), ("AAAA", socket.AF_INET6)]
+    names = r.search_names(host, True)
     seen: set[type] = set()
-    try:
-        async with asyncio.timeout(r.lifetime):
-            for name in r.search_names(host, True):
-                addrs, canon, failures = await _addresses(r, name, wanted)
-                if addrs:
-                    return addrs, canon
-                seen |= failures
-                if dns.exception.Timeout in failures:
-                    break
-    except TimeoutError:
-        seen.add(dns.exception.Timeout)
+    if len(names) == 1:
+        # One name: ``resolve`` bounds its questions by ``r.lifetime`` itself, so no timer
+        # of our own goes around them.
+        addrs, canon, seen = await _addresses(r, names[0], wanted)
+        if addrs:
+            return addrs, canon
+    else:
+        try:
+            async with asyncio.timeout(r.lifetime):
+                for name in names:
+                    addrs, canon, failures = await _addresses(r, name, wanted)
+                    if addrs:
+                        return addrs, canon
+                    seen |= failures
+                    if dns.exception.Timeout in failures:
+                        break
+        except TimeoutError:
+            seen.add(dns.exception.Timeout)
     if dns.resolver.NoAnswer in seen:
         raise socket.gaierror(socket.EAI_NODATA, "No address associated with hostname")
     if seen & {dns.resolver.NoNameservers, dns.exception.Timeout}:
@@ -125,8 +133,14 @@ async def _addresses(r, name, wanted) -> tuple[list[tuple[int, str]], str | None
     """``(addresses, canonical name, failures)`` for one absolute name, its ``wanted``
     types asked together; ``failures`` holds the kind (of ``_FAILURES``) of each question
     that failed."""
-    outcomes = await asyncio.gather(*(r.resolve(name, t, search=False) for t, _ in wanted),
-                                    return_exceptions=True)
+    if len(wanted) == 1:                # one question: no task to run it beside another
+        try:
+            outcomes = [await r.resolve(name, wanted[0][0], search=False)]
+        except Exception as exc:
+            outcomes = [exc]
+    else:
+        outcomes = await asyncio.gather(
+            *(r.resolve(name, t, search=False) for t, _ in wanted), return_exceptions=True)
     addrs: list[tuple[int, str]] = []
     canon = None
     failures: set[type] = set()

@@ -566,6 +566,29 @@ def test_the_getaddrinfo_search_goes_past_failures_as_glibc(glibc, nameservers, 
     assert list(dict.fromkeys(fakes[0].names)) == their_names
 
 
+@pytest.mark.parametrize("mode", ["answer", "nodata", "nxdomain", "servfail", "silent"])
+def test_the_getaddrinfo_of_an_absolute_name_answers_as_glibc(glibc, nameservers, tmp_path,
+                                                              monkeypatch, mode):
+    """A name with its final dot is the only one asked (no search): the same addresses or
+    the same error as glibc's getaddrinfo, a server that never answers included (EAI_AGAIN
+    once the tries are over)."""
+    import ast
+
+    monkeypatch.delenv("LOCALDOMAIN", raising=False)
+    monkeypatch.delenv("RES_OPTIONS", raising=False)
+    fakes = nameservers(1, mode)
+    path = tmp_path / "resolv.conf"
+    path.write_text(f"nameserver {fakes[0].address}\nsearch a.test b.test\n"
+                    "options timeout:1 attempts:1 ndots:2\n")
+    out = glibc(path, sys.executable, "-c", _GETADDRINFO, "www.host.")
+    theirs = ast.literal_eval(out.stdout.strip())
+    assert list(dict.fromkeys(fakes[0].names)) == ["www.host."]
+    _reset(fakes)
+
+    assert _installed_getaddrinfo(fakes[0], path, "www.host.") == theirs
+    assert list(dict.fromkeys(fakes[0].names)) == ["www.host."]
+
+
 def test_the_dnspython_shaped_reader_ignores_localdomain_as_dnspython(tmp_path, monkeypatch):
     path = tmp_path / "resolv.conf"
     path.write_text("nameserver 192.0.2.53\nsearch a.test\noptions ndots:2\n")
