@@ -348,7 +348,7 @@ class HTTPConnection(StreamClient, asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         if self.link is not None:
-            self.link.waiting.clear()
+            self.link.close()
         if self.stall is not None:
             self.stall.cancel()
             self.stall = None

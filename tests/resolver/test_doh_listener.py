@@ -151,6 +151,30 @@ def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
     assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
 
 
+def test_a_lost_connection_is_freed_by_reference_counting_alone():
+    """Once lost, a connection and its session no longer hold each other (through the
+    session's tie to the front door): reference counting frees them at once. A cycle there
+    left each connection, its HTTP/2 session and its TLS buffers to the cycle collector's
+    rare full passes: tens of MiB of RSS under a stream of short DoH connections."""
+    import gc
+    import weakref
+
+    conn, answers = _connection()
+    conn.server.forget_connection = lambda c: None
+    client, q = _client_with_a_post_head()
+    client.send_data(1, q, end_stream=True)
+    conn.data_received(client.data_to_send())
+    assert len(answers) == 1
+    conn.connection_lost(None)
+    gone = weakref.ref(conn)
+    gc.disable()
+    try:
+        del conn
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def test_one_read_feeds_http2_a_bounded_share_the_rest_on_the_next_turn():
     """300 KiB in one read (a request behind 288 KiB of frames HTTP/2 ignores): 64 KiB go to HTTP/2 now,
     the connection stops being read, the rest follows one loop turn at a time, in order."""
