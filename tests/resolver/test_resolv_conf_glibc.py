@@ -548,22 +548,10 @@ def test_the_getaddrinfo_search_goes_past_failures_as_glibc(glibc, nameservers, 
     """glibc's getaddrinfo goes on to the next search name after NXDOMAIN, no data or a
     SERVFAIL (with no address anywhere: EAI_NODATA, EAI_AGAIN or EAI_NONAME): the same names
     asked in the same order, the same addresses or the same error."""
-    import ast
-
-    monkeypatch.delenv("LOCALDOMAIN", raising=False)
-    monkeypatch.delenv("RES_OPTIONS", raising=False)
-    fakes = nameservers(1, modes)
-    path = tmp_path / "resolv.conf"
-    path.write_text(f"nameserver {fakes[0].address}\nsearch a.test b.test\n"
-                    "options timeout:1 attempts:1 ndots:2\n")
-    out = glibc(path, sys.executable, "-c", _GETADDRINFO, "www.host")
-    theirs = ast.literal_eval(out.stdout.strip())
-    their_names = list(dict.fromkeys(fakes[0].names))
-    assert their_names[0] == _SEARCHED[0]
-    _reset(fakes)
-
-    assert _installed_getaddrinfo(fakes[0], path, "www.host") == theirs
-    assert list(dict.fromkeys(fakes[0].names)) == their_names
+    theirs, ours = _getaddrinfo_both(glibc, nameservers, tmp_path, monkeypatch, modes,
+                                     "www.host")
+    assert theirs[1][0] == _SEARCHED[0]
+    assert ours == theirs
 
 
 @pytest.mark.parametrize("mode", ["answer", "nodata", "nxdomain", "servfail", "silent"])
@@ -572,21 +560,29 @@ def test_the_getaddrinfo_of_an_absolute_name_answers_as_glibc(glibc, nameservers
     """A name with its final dot is the only one asked (no search): the same addresses or
     the same error as glibc's getaddrinfo, a server that never answers included (EAI_AGAIN
     once the tries are over)."""
+    theirs, ours = _getaddrinfo_both(glibc, nameservers, tmp_path, monkeypatch, mode,
+                                     "www.host.")
+    assert theirs[1] == ["www.host."]
+    assert ours == theirs
+
+
+def _getaddrinfo_both(glibc, nameservers, tmp_path, monkeypatch, modes, host: str):
+    """``getaddrinfo(host)`` by glibc, then through ``resolver.install``, each reading the
+    same resolv.conf (search a.test b.test, ndots:2) and asking one fake nameserver in
+    ``modes``: for each, (the sorted addresses or the errno, the names asked in order)."""
     import ast
 
     monkeypatch.delenv("LOCALDOMAIN", raising=False)
     monkeypatch.delenv("RES_OPTIONS", raising=False)
-    fakes = nameservers(1, mode)
+    fakes = nameservers(1, modes)
     path = tmp_path / "resolv.conf"
     path.write_text(f"nameserver {fakes[0].address}\nsearch a.test b.test\n"
                     "options timeout:1 attempts:1 ndots:2\n")
-    out = glibc(path, sys.executable, "-c", _GETADDRINFO, "www.host.")
-    theirs = ast.literal_eval(out.stdout.strip())
-    assert list(dict.fromkeys(fakes[0].names)) == ["www.host."]
+    out = glibc(path, sys.executable, "-c", _GETADDRINFO, host)
+    theirs = (ast.literal_eval(out.stdout.strip()), list(dict.fromkeys(fakes[0].names)))
     _reset(fakes)
-
-    assert _installed_getaddrinfo(fakes[0], path, "www.host.") == theirs
-    assert list(dict.fromkeys(fakes[0].names)) == ["www.host."]
+    ours = _installed_getaddrinfo(fakes[0], path, host)
+    return theirs, (ours, list(dict.fromkeys(fakes[0].names)))
 
 
 def test_the_dnspython_shaped_reader_ignores_localdomain_as_dnspython(tmp_path, monkeypatch):
