@@ -17,6 +17,7 @@ import dns.rcode
 import h2.config
 import h2.connection
 import h2.events
+import pytest
 
 from resolver.daemon.admission import ALLOWED_ACL, OUTSIDE_ACL, FrontDoor
 from resolver.daemon.config import build
@@ -56,11 +57,12 @@ class RecordingTransport:
         return False
 
 
-def _connection(cached: bytes | None = None, front=None):
+def _connection(cached: bytes | None = None, front=None, http2: bool = True):
     """A connection whose server's front door answers from ``cached`` (REFUSED to a client
     outside the ACL, as this one is unless the test says otherwise); ``answers`` records
     each answer with the client's address the connection handed on and whether it was a
-    hit. ``front``: a front door of the test's instead."""
+    hit. ``front``: a front door of the test's instead. ``http2``: the session ALPN chose
+    (else HTTP/1.1)."""
     answers = []
 
     def handle(q, who, reply, t0=None):
@@ -79,7 +81,7 @@ def _connection(cached: bytes | None = None, front=None):
     listener = types.SimpleNamespace(label="https", counts=counts, guard=Guard(counts, DEFAULT))
     conn = HTTPConnection(server, listener)
     conn.transport = RecordingTransport()     # as connection_made leaves it, allowed False
-    conn._start(True)
+    conn._start(http2)
     return conn, answers
 
 
@@ -151,19 +153,25 @@ def test_a_cache_hit_reaches_the_query_log_with_the_clients_address():
     assert answers == [(b"\x00" * 12, ("192.0.2.7", True))]
 
 
-def test_a_lost_connection_is_freed_by_reference_counting_alone():
+@pytest.mark.parametrize("http2", [True, False], ids=["http2", "http1.1"])
+def test_a_lost_connection_is_freed_by_reference_counting_alone(http2):
     """Once lost, a connection and its session no longer hold each other (through the
     session's tie to the front door): reference counting frees them at once. A cycle there
-    left each connection, its HTTP/2 session and its TLS buffers to the cycle collector's
+    left each connection, its HTTP session and its TLS buffers to the cycle collector's
     rare full passes: tens of MiB of RSS under a stream of short DoH connections."""
     import gc
     import weakref
 
-    conn, answers = _connection()
+    conn, answers = _connection(http2=http2)
     conn.server.forget_connection = lambda c: None
     client, q = _client_with_a_post_head()
-    client.send_data(1, q, end_stream=True)
-    conn.data_received(client.data_to_send())
+    if http2:
+        client.send_data(1, q, end_stream=True)
+        conn.data_received(client.data_to_send())
+    else:
+        conn.data_received(b"POST /dns-query HTTP/1.1\r\nHost: dns.test\r\n"
+                           b"Content-Type: application/dns-message\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(q) + q)
     assert len(answers) == 1
     conn.connection_lost(None)
     gone = weakref.ref(conn)
