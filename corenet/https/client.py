@@ -514,8 +514,8 @@ class AsyncClient:
                 if cookie:
                     hop = hop.copy()
                     hop["Cookie"] = cookie
-            req = Request._plain(method, u.url, hop, body,
-                                None if extensions is None else dict(extensions))
+            req = Request.outgoing(method, u.url, hop, body,
+                                   None if extensions is None else dict(extensions))
             try:
                 if request_hooks:
                     req.complete_headers()  # a hook sees what httpx's would
@@ -544,7 +544,7 @@ class AsyncClient:
                         resp.next_request = Request(m, nu.url, h, b)
                     except (ValueError, HTTPError):
                         pass  # a Location that names no URL: no next request, no error
-                if not stream and resp._content is None:  # not read yet
+                if not stream and not resp.is_read:
                     await resp.aread()
                 if hist:
                     resp.history = hist
@@ -629,7 +629,7 @@ class AsyncClient:
                     conditional["If-None-Match"] = etag
                 if modified:
                     conditional["If-Modified-Since"] = modified
-                req = Request._plain(req.method, req.url, conditional, None)
+                req = Request.outgoing(req.method, req.url, conditional, None)
             else:
                 entry = None
         resp = await self._net(req, u, deadline, stream)

@@ -55,10 +55,10 @@ class Request:
         self.complete_headers()
 
     @classmethod
-    def _plain(cls, method: str, url: URL, headers: Headers, content: Any,
-              extensions: dict | None = None) -> "Request":
-        """A request as a client sends it: its headers taken as they are (shared, never
-        changed here), Host and framing left to the wire."""
+    def outgoing(cls, method: str, url: URL, headers: Headers, content: Any,
+                 extensions: dict | None = None) -> "Request":
+        """For a client: the request as it sends it, its headers taken as they are
+        (shared, never changed here), Host and framing left to the wire."""
         req = _new_object(cls)
         req.method = method
         req.url = url
@@ -297,7 +297,7 @@ class Response:
         self._source = content
 
     @classmethod
-    def _received(cls, head: Any, request: Request, extensions: dict[str, Any],
+    def from_head(cls, head: Any, request: Request, extensions: dict[str, Any],
                   started_at: float, clock: Callable[[], float],
                   limits: Limits) -> "Response":
         """For a transport: the response whose `head` (an exchange.ResponseHead: status,

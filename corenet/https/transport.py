@@ -389,7 +389,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
             break
         rhead = rs.head
         assert rhead is not None  # send returns once the head has come
-        resp = Response._received(rhead, req, rs.response_extensions(reused), started,
+        resp = Response.from_head(rhead, req, rs.response_extensions(reused), started,
                                   loop.time, self.limits)
         if not stream:
             whole = rs.take_whole()

@@ -214,7 +214,7 @@ def test_elapsed_is_a_timedelta_fixed_at_the_close_and_settable():
 
     now = [10.0]
     head = ResponseHead(200, b"OK", "1.1", [(b"Content-Length", b"1")])
-    r = Response._received(head, Request("GET", "https://example.test/"), {}, 10.0,
+    r = Response.from_head(head, Request("GET", "https://example.test/"), {}, 10.0,
                            lambda: now[0], DEFAULT_LIMITS)
     assert r.headers["content-length"] == "1" and r.reason_phrase == "OK"
     assert r.elapsed == datetime.timedelta(0)  # not closed yet
