@@ -14,12 +14,14 @@ to 0.15-0.22 ms with the loop at 0.1 ms, that of the queries sent during a reloa
 1.0-2.1 to 0.85-1.02 ms (BENCHMARKS.md).
 
 The loop's thread sets :data:`LOOP_SLICE` when it starts; threads and processes it starts
-inherit it, so a build thread or the config reader asks for the default again when it starts.
+inherit it, so a build thread, the config reader and the threads of the loop's default
+executor (:func:`executor`) ask for the default again when they start.
 Older kernels, other architectures or a sandbox that refuses the call leave every thread at
 the default: nothing else changes.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import logging
 import os
@@ -76,3 +78,12 @@ def ask_for_slice(seconds: float, tid: int = 0) -> bool:
                   os.strerror(ctypes.get_errno()))
         return False
     return True
+
+
+def executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The loop's default executor (asyncio's, ``run_in_executor(None, ...)``), whose threads
+    ask for the default slice as they start rather than keep the loop's: work handed to them
+    (a file removed, a name looked up) must not take the core from the loop as the loop
+    takes it from the rest."""
+    return concurrent.futures.ThreadPoolExecutor(
+        thread_name_prefix="asyncio", initializer=ask_for_slice, initargs=(DEFAULT_SLICE,))

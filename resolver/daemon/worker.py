@@ -199,6 +199,7 @@ class Worker:
         loop = new_loop()
         asyncio.set_event_loop(loop)
         scheduling.ask_for_slice(scheduling.LOOP_SLICE)
+        loop.set_default_executor(scheduling.executor())
         try:
             return loop.run_until_complete(self.serve())
         finally:

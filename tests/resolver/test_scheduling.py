@@ -3,6 +3,7 @@ build thread, the config reader process) asks for the default again
 (``resolver.daemon.scheduling``)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
@@ -74,6 +75,27 @@ def test_a_build_thread_started_by_the_loop_asks_for_the_default(run, monkeypatc
             scheduling.ask_for_slice(scheduling.DEFAULT_SLICE)
 
     assert _in_thread(lambda: run(main())) == _default() > scheduling.LOOP_SLICE
+
+
+def test_the_loop_s_executor_threads_ask_for_the_default(run):
+    """Without the daemon's executor, a thread the loop starts keeps the loop's slice."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        assert scheduling.ask_for_slice(scheduling.LOOP_SLICE)
+        try:
+            inherited = await loop.run_in_executor(None, scheduling.slice_of)
+            loop.set_default_executor(scheduling.executor())
+            own = await loop.run_in_executor(None, scheduling.slice_of)
+            many = await asyncio.gather(*(loop.run_in_executor(None, scheduling.slice_of)
+                                          for _ in range(8)))
+            return inherited, own, set(many)
+        finally:
+            scheduling.ask_for_slice(scheduling.DEFAULT_SLICE)
+
+    inherited, own, many = _in_thread(lambda: run(main()))
+    assert inherited == scheduling.LOOP_SLICE
+    assert own == _default() > scheduling.LOOP_SLICE
+    assert many == {own}
 
 
 def test_the_config_reader_started_by_the_loop_asks_for_the_default(tmp_path):
