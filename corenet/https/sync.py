@@ -15,7 +15,7 @@ import threading
 import weakref
 from typing import Any, Awaitable, Iterator
 
-from .client import AsyncClient
+from .client import AsyncClient, send_arguments, through_send
 from .models import Request, Response, await_step
 
 __all__ = ["Client", "request", "stream", "get", "options", "head", "post", "put",
@@ -174,6 +174,10 @@ class Client:
 
     # ---- the verbs ----
     def request(self, method: str, url: Any, **kw: Any) -> Response:
+        if through_send(self, Client):
+            build, auth, follow = send_arguments(kw)
+            return self.send(self.build_request(method=method, url=url, **build), auth=auth,
+                             follow_redirects=follow)
         return self._adopt(self._run(self._client.request(method, url, **kw)))
 
     def get(self, url: Any, **kw: Any) -> Response:
@@ -200,6 +204,15 @@ class Client:
     @contextlib.contextmanager
     def stream(self, method: str, url: Any, **kw: Any) -> Iterator[Response]:
         """`with c.stream("GET", url) as r: for chunk in r.iter_bytes(): ...`"""
+        if through_send(self, Client):
+            build, auth, follow = send_arguments(kw)
+            resp = self.send(request=self.build_request(method=method, url=url, **build),
+                             auth=auth, follow_redirects=follow, stream=True)
+            try:
+                yield resp
+            finally:
+                resp.close()
+            return
         cm = self._client.stream(method, url, **kw)
         resp = self._adopt(self._run(cm.__aenter__()))
         try:

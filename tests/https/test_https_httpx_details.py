@@ -4,6 +4,7 @@ SSLContext given as verify= with http2=True; Headers' bytes and encoding; multip
 bodies; redirects; streams and hand-made bodies; ASGI headers; auth flows and Digest."""
 from __future__ import annotations
 
+import json
 import re
 import ssl
 
@@ -619,3 +620,116 @@ def test_a_control_character_is_refused_when_made_as_httpx_refuses_it(text):
             module.URL(text)
         errors.append(str(info.value))
     assert errors[0] == errors[1]
+
+
+def _signed_echo(mod):
+    def handler(request):
+        return mod.Response(200, json={"method": request.method, "url": str(request.url),
+                                       "signed": request.headers.get("x-signed"),
+                                       "cookie": request.headers.get("cookie")})
+    return handler
+
+
+@pytest.mark.parametrize("override", ["send", "build_request"])
+def test_an_async_subclass_s_send_and_build_request_see_every_verb_as_httpx_s(run, override):
+    """An SDK's AsyncClient subclass that signs requests in send() or build_request():
+    the verbs, request() and stream() reach it, as they do in httpx."""
+    def client_class(mod):
+        seen = []
+
+        class Signing(mod.AsyncClient):
+            if override == "send":
+                async def send(self, request, **kw):
+                    seen.append(("send", request.method, sorted(kw)))
+                    request.headers["X-Signed"] = request.method.lower()
+                    return await super().send(request, **kw)
+            else:
+                def build_request(self, method, url, **kw):
+                    seen.append(("build", method, sorted(kw)))
+                    request = super().build_request(method, url, **kw)
+                    request.headers["X-Signed"] = method.lower()
+                    return request
+        return Signing, seen
+
+    async def main(mod):
+        cls, seen = client_class(mod)
+        async with cls(transport=mod.MockTransport(_signed_echo(mod))) as c:
+            got = [(await c.get("https://api.test/g", params={"a": "1"})).json(),
+                   (await c.post("https://api.test/p", json={"x": 1})).json(),
+                   (await c.request("DELETE", "https://api.test/d", cookies={"k": "v"})).json()]
+            async with c.stream("PUT", "https://api.test/s", content=b"body") as r:
+                got.append(json_of(await r.aread()))
+        return got, seen
+
+    def json_of(body):
+        return json.loads(body)
+
+    with pytest.warns(DeprecationWarning):      # httpx's, for per-request cookies
+        theirs = run(main(httpx))
+    ours = run(main(https))
+    assert ours == theirs   # the responses, and what the override was called with
+    assert [(kind, m) for kind, m, _ in ours[1]] == \
+        [(override.replace("build_request", "build"), m) for m in ("GET", "POST", "DELETE", "PUT")]
+    assert [r["signed"] for r in ours[0]] == ["get", "post", "delete", "put"]
+    if override == "send":  # stream() asks send() for a streamed response, as httpx does
+        assert ours[1][-1][2] == ["auth", "follow_redirects", "stream"]
+
+
+@pytest.mark.parametrize("override", ["send", "build_request"])
+def test_a_sync_subclass_s_send_and_build_request_see_every_verb_as_httpx_s(override):
+    def client_class(mod):
+        seen = []
+
+        class Signing(mod.Client):
+            if override == "send":
+                def send(self, request, **kw):
+                    seen.append(("send", request.method, sorted(kw)))
+                    request.headers["X-Signed"] = request.method.lower()
+                    return super().send(request, **kw)
+            else:
+                def build_request(self, method, url, **kw):
+                    seen.append(("build", method, sorted(kw)))
+                    request = super().build_request(method, url, **kw)
+                    request.headers["X-Signed"] = method.lower()
+                    return request
+        return Signing, seen
+
+    def main(mod):
+        cls, seen = client_class(mod)
+        with cls(transport=mod.MockTransport(_signed_echo(mod))) as c:
+            got = [c.get("https://api.test/g").json(), c.patch("https://api.test/p").json()]
+            with c.stream("GET", "https://api.test/s") as r:
+                got.append(r.read() and r.json())
+            assert r.is_closed
+        return got, seen
+
+    ours, theirs = main(https), main(httpx)
+    assert ours == theirs
+    assert [r["signed"] for r in ours[0]] == ["get", "patch", "get"]
+
+
+def test_send_patched_on_the_instance_sees_the_verbs_as_httpx_s(run):
+    """`mock.patch.object(client, "send", wraps=client.send)`: a test's way to watch what
+    an SDK sends; the verbs go through the patched send, in the async and sync clients."""
+    from unittest import mock
+
+    async def watch_async(mod):
+        async with mod.AsyncClient(transport=mod.MockTransport(_signed_echo(mod))) as c:
+            with mock.patch.object(c, "send", wraps=c.send) as sent:
+                await c.get("https://api.test/a")
+                async with c.stream("GET", "https://api.test/b"):
+                    pass
+            await c.get("https://api.test/c")     # unpatched again
+            return [str(call.args[0].url if call.args else call.kwargs["request"].url)
+                    for call in sent.call_args_list]
+
+    def watch_sync(mod):
+        with mod.Client(transport=mod.MockTransport(_signed_echo(mod))) as c:
+            with mock.patch.object(c, "send", wraps=c.send) as sent:
+                c.post("https://api.test/a")
+            c.get("https://api.test/c")
+            return [str(call.args[0].url) for call in sent.call_args_list]
+
+    assert run(watch_async(https)) == run(watch_async(httpx)) == \
+        ["https://api.test/a", "https://api.test/b"]
+    assert watch_sync(https) == watch_sync(httpx) == ["https://api.test/a"]
