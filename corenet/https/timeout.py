@@ -51,7 +51,7 @@ class Timeout:
                 v = given.get(stage, default)
             if v is not None and (not isinstance(v, (int, float)) or v < 0):
                 raise ValueError(f"timeouts must be None or a non-negative number, not {v!r}")
-            return None if v is None else float(v)  # type: ignore[arg-type]
+            return v  # type: ignore[return-value]  # as given, as httpx keeps it
 
         self.connect = pick(connect, "connect")
         self.read = pick(read, "read")
@@ -84,5 +84,13 @@ class Timeout:
         )
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"Timeout({parts})"
+        """httpx's: `Timeout(timeout=5.0)` when the four stages agree, else each stage;
+        then the total, when there is one."""
+        if self.connect == self.read == self.write == self.pool:
+            parts = f"timeout={self.connect}"
+        else:
+            parts = (f"connect={self.connect}, read={self.read}, write={self.write}, "
+                     f"pool={self.pool}")
+        if self.total is not None:
+            parts += f", total={self.total}"
+        return f"{type(self).__name__}({parts})"

@@ -733,3 +733,17 @@ def test_send_patched_on_the_instance_sees_the_verbs_as_httpx_s(run):
     assert run(watch_async(https)) == run(watch_async(httpx)) == \
         ["https://api.test/a", "https://api.test/b"]
     assert watch_sync(https) == watch_sync(httpx) == ["https://api.test/a"]
+
+
+@pytest.mark.parametrize("args, kw", [
+    ((5.0,), {}), ((None,), {}), ((1,), {"connect": 2}), ((None,), {"read": 3.5}),
+    (((1, 2, 3, 4),), {}), ((10,), {"pool": None}),
+])
+def test_a_timeout_s_repr_is_httpx_s(args, kw):
+    assert repr(https.Timeout(*args, **kw)) == repr(httpx.Timeout(*args, **kw))
+
+
+def test_a_total_timeout_is_shown_after_httpx_s_stages():
+    assert repr(https.Timeout(5.0, total=30)) == "Timeout(timeout=5.0, total=30)"
+    assert repr(https.Timeout(5.0, read=1, total=30)) == \
+        "Timeout(connect=5.0, read=1, write=5.0, pool=5.0, total=30)"
