@@ -17,7 +17,7 @@ from .errors import (
     CloseError, ConnectError, ConnectTimeout, CookieConflict, DecodingError, HTTPError,
     HTTPStatusError, InsecureRedirect, InvalidURL, LocalProtocolError, NetworkError,
     PoolTimeout, ProtocolError, ProxyError, ReadError, ReadTimeout, RemoteProtocolError,
-    RequestError, ResponseNotRead, StreamClosed, StreamConsumed, StreamError,
+    RequestError, RequestNotRead, ResponseNotRead, StreamClosed, StreamConsumed, StreamError,
     TimeoutException, TLSError, TooManyRedirects, TransportError, UnsupportedProtocol,
     WriteError, WriteTimeout,
 )
@@ -48,5 +48,5 @@ __all__ = [
     "ReadError", "WriteError", "CloseError", "ProtocolError", "LocalProtocolError",
     "RemoteProtocolError", "ProxyError", "UnsupportedProtocol", "DecodingError",
     "TooManyRedirects", "InsecureRedirect", "HTTPStatusError", "InvalidURL", "StreamError",
-    "StreamConsumed", "StreamClosed", "ResponseNotRead", "CookieConflict",
+    "StreamConsumed", "StreamClosed", "ResponseNotRead", "RequestNotRead", "CookieConflict",
 ]

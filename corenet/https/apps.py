@@ -20,7 +20,7 @@ __all__ = ["MockTransport", "ASGITransport", "WSGITransport"]
 class MockTransport(AsyncBaseTransport):
     """Answers every request with `handler(request)`, a function or coroutine function
     returning a Response. The request's body is read before the handler sees it
-    (`request.content` is bytes, or None for no body; `request.read()` gives b"")."""
+    (`request.content` is its bytes, b"" for none, as in httpx)."""
 
     def __init__(self, handler: Callable[[Request], Any]) -> None:
         self.handler = handler

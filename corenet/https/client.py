@@ -411,7 +411,7 @@ class AsyncClient:
         """Send a Request (from `build_request`); with `stream=True` the body is left to
         read, and the response must be closed (`await response.aclose()`)."""
         return await self._dispatch(request.method, ParsedURL(request.url), request.headers,
-                                    request.content, timeout, follow_redirects, stream, auth,
+                                    request.body, timeout, follow_redirects, stream, auth,
                                     None, request.extensions or None)
 
     def _prepare(self, url: URL | str, params: Any, headers: HeaderTypes, content: Any,
@@ -522,7 +522,7 @@ class AsyncClient:
             req = await flow.__anext__()
         while True:
             ru = u if req.url is u.url else ParsedURL(req.url)
-            resp = await self._follow(req.method, ru, req.headers, req.content, deadline,
+            resp = await self._follow(req.method, ru, req.headers, req.body, deadline,
                                       follow, stream, jar, history, req.extensions or None)
             try:
                 if self._sync_caller:
@@ -652,7 +652,7 @@ class AsyncClient:
             if resp.status_code < 400:
                 cache.invalidate(u.text)
             return resp
-        if req.method != "GET" or req.content is not None or stream:
+        if req.method != "GET" or req.body is not None or stream:
             return await self._net(req, u, deadline, stream)
         sent = req.headers
         if "no-store" in directives(sent.get("cache-control")):

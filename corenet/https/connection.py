@@ -278,7 +278,7 @@ class HTTPConnection(NetworkStream):
         idempotent request. A response that comes before the body was all sent stops the
         sending and is returned."""
         method = request.method
-        body = request.content
+        body = request.body
         if forward is not None:
             line = encode_request_line(method, target.text)
             proxy_lines = forward.lines

@@ -20,7 +20,7 @@ can act on (what failed, where, and the limit or reason involved).
     ├── HTTPStatusError                            (raise_for_status)
     ├── InvalidURL                                 (also a ValueError)
     ├── StreamError                                (also a RuntimeError)
-    │   ├── StreamConsumed, StreamClosed, ResponseNotRead
+    │   ├── StreamConsumed, StreamClosed, ResponseNotRead, RequestNotRead
     └── CookieConflict                             (also a KeyError)
 
 Unlike httpx, InvalidURL, the StreamError family and CookieConflict are HTTPErrors too, so that
@@ -182,6 +182,11 @@ class StreamClosed(StreamError):
 
 class ResponseNotRead(StreamError):
     """`content`, `text` or `json()` of a streamed response whose body is not read yet."""
+
+
+class RequestNotRead(StreamError):
+    """`content` of a request whose body is a stream not read yet (`read()` or `aread()`
+    reads it)."""
 
 
 class CookieConflict(HTTPError, KeyError):

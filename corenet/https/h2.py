@@ -568,7 +568,7 @@ class H2Connection(NetworkStream):
                 raise Resendable(RemoteProtocolError(
                     f"no connection to {host} answered PING in time"), needs_body=False)
         method = request.method
-        body = request.content
+        body = request.body
         length = body_length(fields, body)
         fields = request_headers(method, target.scheme, target.host_header, target.target,
                                  fields.items, length, body is not None)

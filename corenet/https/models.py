@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from .decoder import Decoder
 from .errors import (
-    HTTPStatusError, RemoteProtocolError, RequestError, ResponseNotRead, StreamClosed,
-    StreamConsumed, attach_request,
+    HTTPStatusError, RemoteProtocolError, RequestError, RequestNotRead, ResponseNotRead,
+    StreamClosed, StreamConsumed, attach_request,
 )
 from .headers import Headers, HeaderTypes, parse_links
 from .limits import DEFAULT_LIMITS, Limits
@@ -20,22 +20,28 @@ from .urls import URL
 
 
 _new_object = object.__new__
+# raise_for_status()'s words, httpx's.
+_STATUS_KINDS = {1: "Informational response", 3: "Redirect response", 4: "Client error",
+                 5: "Server error"}
+_STATUS_DOCS = "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/"
 # What str.splitlines ends a line at.
 _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 class Request:
-    """`Request("POST", url, json={...})` as in httpx; `content` is the body as it will
-    be sent: None (no body), bytes, or an iterable or async iterable of bytes (a stream,
-    sent chunked). As in httpx, its headers have Host, and Content-Length or
-    Transfer-Encoding, once it is made."""
+    """`Request("POST", url, json={...})` as in httpx; `content` is the body's bytes, as
+    httpx's (b"" for none; a stream's once `read()` or `aread()` has read it). As in httpx,
+    its headers have Host, and Content-Length or Transfer-Encoding, once it is made.
 
-    __slots__ = ("method", "url", "headers", "content", "_extensions", "_stream")
+    For transports, `body` is the body as it will be sent: None (no body), bytes, or an
+    iterable or async iterable of bytes (a stream, sent chunked)."""
+
+    __slots__ = ("method", "url", "headers", "body", "_extensions", "_stream")
 
     def __init__(self, method: str, url: URL | str, headers: HeaderTypes = None,
                  content: Any = None, *, params: Any = None, data: Any = None,
                  files: Any = None, json: Any = None, extensions: dict | None = None) -> None:
-        self.method = method
+        self.method = method.upper()
         if params:
             from .urls import with_params
 
@@ -49,7 +55,7 @@ class Request:
                 self.headers.setdefault("Content-Length", str(len(content)))
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
-        self.content = content
+        self.body = content
         self._extensions = extensions
         self._stream: _OnceStream | None = None
         self.complete_headers()
@@ -63,7 +69,7 @@ class Request:
         req.method = method
         req.url = url
         req.headers = headers
-        req.content = content
+        req.body = content
         req._extensions = extensions
         req._stream = None
         return req
@@ -82,7 +88,7 @@ class Request:
                 host = f"[{host}]" if ":" in host else host
                 first.append(("Host", host if url.port is None else f"{host}:{url.port}"))
         if "content-length" not in h and "transfer-encoding" not in h:
-            body = self.content
+            body = self.body
             if body is None:
                 if self.method in ("POST", "PUT", "PATCH"):
                     first.append(("Content-Length", "0"))
@@ -105,34 +111,46 @@ class Request:
         """httpx's: the body as a byte stream, to iterate (sync or async) for its bytes:
         a ByteStream over bytes, else the iterable given, which a generator (or any
         iterator) gives once: StreamConsumed the second time, as in httpx."""
-        body = self.content
+        body = self.body
         if body is None or isinstance(body, bytes):
             return ByteStream(body or b"")
         if self._stream is None or self._stream.source is not body:
             self._stream = _OnceStream(body)
         return self._stream
 
+    @property
+    def content(self) -> bytes:
+        """The body's bytes (b"" for none), as httpx's: a stream's once `read()` or
+        `aread()` has read it, RequestNotRead before."""
+        body = self.body
+        if body is None:
+            return b""
+        if isinstance(body, bytes):
+            return body
+        raise RequestNotRead(
+            "the request body is a stream not read yet: call read() or aread() first")
+
     def read(self) -> bytes:
         """The body as bytes (b"" for none); a sync iterable is read and kept."""
-        body = self.content
+        body = self.body
         if body is None:
             return b""
         if isinstance(body, bytes):
             return body
         if hasattr(body, "__aiter__"):
             raise StreamConsumed("the request body is an async stream: use await aread()")
-        self.content = b"".join(bytes(p) for p in body)
-        return self.content
+        self.body = b"".join(bytes(p) for p in body)
+        return self.body
 
     async def aread(self) -> bytes:
         """The body as bytes (b"" for none); a stream is read and kept."""
-        body = self.content
+        body = self.body
         if body is not None and hasattr(body, "__aiter__"):
-            self.content = b"".join([bytes(p) async for p in body])
+            self.body = b"".join([bytes(p) async for p in body])
         return self.read()
 
     def __repr__(self) -> str:
-        return f"<Request [{self.method}] {self.url}>"
+        return f"<Request({self.method!r}, {str(self.url)!r})>"   # httpx's
 
 
 def encode_body(content: Any, data: Any, json: Any, files: Any = None,
@@ -500,17 +518,11 @@ class Response:
         code = self.status_code
         if 200 <= code < 300:
             return self
-        if code < 200:
-            kind = "Informational response"
-        elif code < 400:
-            kind = "Redirect response"
-        elif code < 500:
-            kind = "Client error"
-        else:
-            kind = "Server error"
-        message = f"{kind} '{code} {self.reason_phrase}' for url '{self.url}'"
-        if 300 <= code < 400 and "location" in self.headers:
-            message += f" (Location: '{self.headers['location']}')"
+        message = (f"{_STATUS_KINDS.get(code // 100, 'Invalid status code')} "
+                   f"'{code} {self.reason_phrase}' for url '{self.url}'\n")
+        if self.is_redirect:
+            message += f"Redirect location: '{self.headers['location']}'\n"
+        message += f"For more information check: {_STATUS_DOCS}{code}"
         raise HTTPStatusError(message, request=self.request, response=self)
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:

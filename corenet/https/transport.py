@@ -355,7 +355,7 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         another connection, as long as its body can be sent again."""
         loop = deadline.loop
         started = loop.time()
-        body = req.content
+        body = req.body
         proxy = self._proxy
         if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)

@@ -21,7 +21,7 @@ HTTPX_ERRORS = {name: cls for name, cls in vars(httpx).items()
 # `except HTTPError` catches all the client raises.
 CORENET_EXTRA_BASES = {"InvalidURL": {"HTTPError"}, "StreamError": {"HTTPError"},
                        "StreamConsumed": {"HTTPError"}, "StreamClosed": {"HTTPError"},
-                       "ResponseNotRead": {"HTTPError"},
+                       "ResponseNotRead": {"HTTPError"}, "RequestNotRead": {"HTTPError"},
                        "UnsupportedProtocol": {"InvalidURL"}, "CookieConflict": {"HTTPError"}}
 
 
@@ -29,7 +29,11 @@ def httpx_ancestors(cls: type) -> set[str]:
     return {c.__name__ for c in cls.__mro__[1:] if c.__name__ in HTTPX_ERRORS}
 
 
-@pytest.mark.parametrize("name", sorted(n for n in HTTPX_ERRORS if hasattr(https, n)))
+def test_every_httpx_exception_is_here():
+    assert sorted(n for n in HTTPX_ERRORS if not hasattr(https, n)) == []
+
+
+@pytest.mark.parametrize("name", sorted(HTTPX_ERRORS))
 def test_each_error_sits_where_httpx_puts_it(name):
     ours = getattr(https, name)
     want = httpx_ancestors(HTTPX_ERRORS[name]) | CORENET_EXTRA_BASES.get(name, set())
@@ -43,7 +47,7 @@ def test_the_tree_has_httpx_s_transport_errors():
                  "LocalProtocolError", "RemoteProtocolError", "ProxyError",
                  "UnsupportedProtocol", "DecodingError", "TooManyRedirects",
                  "HTTPStatusError", "InvalidURL", "StreamError", "StreamConsumed",
-                 "StreamClosed", "ResponseNotRead", "CookieConflict"):
+                 "StreamClosed", "ResponseNotRead", "RequestNotRead", "CookieConflict"):
         assert issubclass(getattr(https, name), HTTPError), name
     assert not issubclass(ConnectTimeout, ConnectError)
     assert issubclass(TLSError, ConnectError)

@@ -747,3 +747,72 @@ def test_a_total_timeout_is_shown_after_httpx_s_stages():
     assert repr(https.Timeout(5.0, total=30)) == "Timeout(timeout=5.0, total=30)"
     assert repr(https.Timeout(5.0, read=1, total=30)) == \
         "Timeout(connect=5.0, read=1, write=5.0, pool=5.0, total=30)"
+
+
+def _bodies():
+    async def agen():
+        yield b"a"
+        yield b"sync"
+    return [("none", {}), ("bytes", {"content": b"raw"}), ("str", {"content": "caf\u00e9"}),
+            ("json", {"json": {"k": [1, None]}}), ("form", {"data": {"a": "1 2"}}),
+            ("iterable", {"content": iter([b"x", b"y"])}), ("async", {"content": agen()})]
+
+
+def test_a_request_s_content_is_httpx_s(run):
+    """`request.content`: the body's bytes (b"" for none); a stream's RequestNotRead until
+    read() or aread(), then its bytes, as in httpx."""
+    async def contents(mod):
+        out = []
+        for kind, kw in _bodies():
+            r = mod.Request("POST", "https://api.test/", **kw)
+            try:
+                before = r.content
+            except mod.RequestNotRead as e:
+                before = type(e).__name__
+            read = await r.aread() if kind == "async" else r.read()
+            out.append((kind, before, read, r.content))
+        return out
+
+    assert run(contents(https)) == run(contents(httpx))
+
+
+def test_a_mock_handler_sees_the_body_as_httpx_s_does(run):
+    async def seen(mod):
+        got = []
+
+        def handler(request):
+            got.append((request.method, request.content))
+            return mod.Response(204)
+
+        async def body():
+            yield b"p"
+            yield b"q"
+
+        async with mod.AsyncClient(transport=mod.MockTransport(handler)) as c:
+            await c.get("https://api.test/")
+            await c.post("https://api.test/", content=body())
+            await c.put("https://api.test/", json=[1])
+        return got
+
+    assert run(seen(https)) == run(seen(httpx)) == \
+        [("GET", b""), ("POST", b"pq"), ("PUT", b"[1]")]
+
+
+def test_a_request_s_repr_is_httpx_s():
+    for args in (("GET", "https://api.test/a?b=1"), ("post", "https://api.test:8443/")):
+        assert repr(https.Request(*args)) == repr(httpx.Request(*args))
+
+
+@pytest.mark.parametrize("status, headers", [
+    (101, {}), (302, {"Location": "/next"}), (303, {}), (304, {}), (404, {}), (451, {}),
+    (503, {"Retry-After": "1"}), (99, {}), (600, {}),
+])
+def test_raise_for_status_says_what_httpx_says(status, headers):
+    def raised(mod):
+        r = mod.Response(status, headers=headers,
+                         request=mod.Request("GET", "https://api.test/p?q=1"))
+        with pytest.raises(mod.HTTPStatusError) as e:
+            r.raise_for_status()
+        return str(e.value), e.value.response.status_code, str(e.value.request.url)
+
+    assert raised(https) == raised(httpx)
