@@ -7,6 +7,7 @@ import json as _json
 from typing import Any, AsyncIterator, Callable, Iterator
 from urllib.parse import urlencode
 
+from .cookies import Cookies
 from .decoder import Decoder
 from .errors import (
     HTTPStatusError, RemoteProtocolError, RequestError, RequestNotRead, ResponseNotRead,
@@ -39,8 +40,9 @@ class Request:
     __slots__ = ("method", "url", "headers", "body", "_extensions", "_stream")
 
     def __init__(self, method: str, url: URL | str, headers: HeaderTypes = None,
-                 content: Any = None, *, params: Any = None, data: Any = None,
-                 files: Any = None, json: Any = None, extensions: dict | None = None) -> None:
+                 content: Any = None, *, params: Any = None, cookies: Any = None,
+                 data: Any = None, files: Any = None, json: Any = None, stream: Any = None,
+                 extensions: dict | None = None) -> None:
         self.method = method.upper()
         if params:
             from .urls import with_params
@@ -48,6 +50,17 @@ class Request:
             url = with_params(str(url), params)
         self.url = url if isinstance(url, URL) else URL(url)
         self.headers = headers if headers.__class__ is Headers else Headers(headers)
+        if cookies and "cookie" not in self.headers:
+            cookie = (cookies if isinstance(cookies, Cookies) else Cookies(cookies)) \
+                .header_for(str(self.url))
+            if cookie:
+                self.headers["Cookie"] = cookie
+        self._extensions = extensions
+        self._stream: _OnceStream | None = None
+        if stream is not None:
+            # httpx's distinction: a stream is sent as it is, no header added for it.
+            self.body = stream
+            return
         if data is not None or files or json is not None or isinstance(content, str):
             content, body_headers = encode_body(content, data, json, files,
                                                 self.headers.get("content-type"))
@@ -56,8 +69,6 @@ class Request:
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
         self.body = content
-        self._extensions = extensions
-        self._stream: _OnceStream | None = None
         self.complete_headers()
 
     @classmethod
@@ -137,7 +148,7 @@ class Request:
             return b""
         if isinstance(body, bytes):
             return body
-        if hasattr(body, "__aiter__"):
+        if not hasattr(body, "__iter__"):
             raise StreamConsumed("the request body is an async stream: use await aread()")
         self.body = b"".join(bytes(p) for p in body)
         return self.body

@@ -816,3 +816,22 @@ def test_raise_for_status_says_what_httpx_says(status, headers):
         return str(e.value), e.value.response.status_code, str(e.value.request.url)
 
     assert raised(https) == raised(httpx)
+
+
+@pytest.mark.parametrize("kw", [
+    {"cookies": {"a": "1", "b": "2"}},
+    {"cookies": {"a": "1"}, "headers": {"Cookie": "mine=1"}},
+    {"stream": [b"x", b"y"], "headers": {"X-Kept": "1"}},
+    {"content": b"abc", "cookies": {"k": "v"}},
+])
+def test_a_request_made_with_cookies_or_a_stream_is_httpx_s(kw):
+    """`Request(cookies=...)` adds the Cookie header; `Request(stream=...)` adds no header
+    for its body, as httpx; either sends what it holds."""
+    def made(mod):
+        args = dict(kw)
+        if "stream" in args:
+            args["stream"] = mod.ByteStream(b"".join(args["stream"]))
+        r = mod.Request("POST", "https://api.test/p", **args)
+        return r.headers.multi_items(), r.read()
+
+    assert made(https) == made(httpx)
