@@ -32,6 +32,20 @@ class MockTransport(AsyncBaseTransport):
             response = await response
         return response
 
+    def handle_request(self, request: Request) -> Response:
+        """httpx's sync interface (a sync transport that wraps this one): a sync handler's
+        response."""
+        request.read()
+        response = self.handler(request)
+        if inspect.isawaitable(response):
+            if inspect.iscoroutine(response):
+                response.close()
+            raise TypeError("the handler is async: it answers through handle_async_request")
+        return response
+
+    def close(self) -> None:
+        pass
+
 
 def _host_header(request: Request) -> str:
     url = request.url
@@ -142,6 +156,14 @@ class WSGITransport(AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         status, headers, content = await loop.run_in_executor(None, self._call, request, body)
         return Response(status, headers=Headers(headers), content=content, request=request)
+
+    def handle_request(self, request: Request) -> Response:
+        """httpx's sync interface: the application called in the caller's thread."""
+        status, headers, content = self._call(request, request.read())
+        return Response(status, headers=Headers(headers), content=content, request=request)
+
+    def close(self) -> None:
+        pass
 
     def _call(self, request: Request, body: bytes) -> tuple[int, list, bytes]:
         url = request.url

@@ -32,7 +32,7 @@ from .errors import HTTPError, InvalidURL
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .proxy import Proxy
-from .sync import _Portal, _stop
+from .portal import Portal, stop
 from .transport import AsyncHTTPTransport
 
 __all__ = ["AsyncCorenetTransport", "CorenetTransport"]
@@ -160,9 +160,9 @@ class _SyncPool:
 
     def __init__(self, transport: AsyncHTTPTransport) -> None:
         self.transport = transport
-        self._portal = _Portal()
+        self._portal = Portal()
         self._closed = False
-        self._finalizer = weakref.finalize(self, _stop, self._portal.loop,
+        self._finalizer = weakref.finalize(self, stop, self._portal.loop,
                                            self._portal.thread)
 
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:

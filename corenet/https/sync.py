@@ -11,76 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import threading
 import weakref
 from typing import Any, Awaitable, Iterator
 
 from .client import AsyncClient, send_arguments, through_send
-from .models import Request, Response, await_step
+from .models import Request, Response
+from .portal import Portal, stop
 
 __all__ = ["Client", "request", "stream", "get", "options", "head", "post", "put",
            "patch", "delete"]
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import corenet
-
-        return corenet.new_event_loop()
-    except ImportError:  # the loop extension is not built: the client runs on any loop
-        return asyncio.new_event_loop()
-
-
-def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """Stop the loop and its thread (also when a Client is dropped unclosed)."""
-    if loop.is_closed():
-        return
-    try:
-        loop.call_soon_threadsafe(loop.stop)
-    except RuntimeError:
-        return
-    if thread is not threading.current_thread():
-        thread.join()
-        loop.close()
-
-
-class _Portal:
-    """Runs coroutines to their end on a loop running in another thread."""
-
-    def __init__(self) -> None:
-        self.loop = _new_loop()
-        self.thread = threading.Thread(target=self._main, name="corenet-https-sync",
-                                       daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        finally:
-            asyncio.set_event_loop(None)
-
-    def __call__(self, aw: Awaitable[Any]) -> tuple[bool, Any]:
-        if threading.current_thread() is self.thread:
-            if asyncio.iscoroutine(aw):
-                aw.close()
-            raise RuntimeError(
-                "a Client was called from its own loop's thread (an event hook, a "
-                "transport's handler or an auth flow of the same client): it would wait for "
-                "itself; use an AsyncClient there, or await the async API")
-        if self.loop.is_closed():
-            if asyncio.iscoroutine(aw):
-                aw.close()
-            raise RuntimeError("the Client is closed")
-        fut = asyncio.run_coroutine_threadsafe(await_step(aw), self.loop)
-        try:
-            return fut.result()
-        except BaseException:
-            fut.cancel()
-            raise
-
-    def run(self, aw: Awaitable[Any]) -> Any:
-        return self(aw)[1]
 
 
 class _Shared:
@@ -118,9 +57,9 @@ class Client:
     def __init__(self, **kwargs: Any) -> None:
         self._client = AsyncClient(**kwargs)
         self._client._sync_caller = True
-        self._portal = _Portal()
+        self._portal = Portal()
         self._closed = False
-        self._finalizer = weakref.finalize(self, _stop, self._portal.loop, self._portal.thread)
+        self._finalizer = weakref.finalize(self, stop, self._portal.loop, self._portal.thread)
 
     @property
     def is_closed(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from functools import partial
 from typing import Any, Awaitable, Iterable
 
@@ -20,6 +21,7 @@ from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response
 from .pool import Origin, Pool, connection_over
+from .portal import Portal, stop
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .network import open_stream
@@ -154,6 +156,13 @@ class BaseTransport:
         self.close()
 
 
+async def _read_whole(sending: Awaitable[Response]) -> Response:
+    """The response, its body read (so that it can leave the loop it came on)."""
+    resp = await sending
+    await resp.aread()
+    return resp
+
+
 async def send_through(transport: Any, request: Request) -> Response:
     """`request` sent through any transport: its handle_async_request, or a sync
     handle_request (BaseTransport) in the loop's executor."""
@@ -238,13 +247,53 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         # one loop callback, so no two connections ever hold them at once.
         self._read_buffer = bytearray(256 * 1024)
         self._recv_buffer = bytearray(256 * 1024)
+        self._portal: Portal | None = None  # the private loop of sync calls, once made
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
         return self._ssl
 
     async def aclose(self) -> None:
+        portal = self._portal
+        if portal is not None and asyncio.get_running_loop() is not portal.loop:
+            # Made for sync calls, closed by an async caller: the pool is the private loop's.
+            await asyncio.get_running_loop().run_in_executor(None, self.close)
+            return
         await self.pool.aclose()
+
+    # ---- httpx's sync HTTPTransport: this class is also https.HTTPTransport ----
+    def handle_request(self, request: Request) -> Response:
+        """Send `request` from a thread that runs no event loop (a sync transport of
+        httpx's kind that wraps this one), on a private loop of the transport's own in a
+        thread; the response comes with its body read, within the limits. A transport
+        called so is for sync calls only: its connections live on that private loop."""
+        portal = self._portal
+        if portal is None:
+            if self.pool.open_count:
+                raise RuntimeError("this transport already serves an event loop: give the "
+                                   "sync caller a transport of its own")
+            portal = self._portal = Portal()
+            self._portal_finalizer = weakref.finalize(self, stop, portal.loop, portal.thread)
+        elif not self._portal_finalizer.alive:
+            raise RuntimeError("the transport is closed")
+        return portal.run(_read_whole(self.handle_async_request(request)))
+
+    def close(self) -> None:
+        """httpx's HTTPTransport.close(): the connections that sync calls made, and their
+        private loop."""
+        portal = self._portal
+        if portal is None or not self._portal_finalizer.alive:
+            return
+        try:
+            portal.run(self.aclose())
+        finally:
+            self._portal_finalizer()
+
+    def __enter__(self) -> "AsyncHTTPTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     async def handle_async_request(self, request: Request) -> Response:
         """Send `request`, return the response with its body left to read. The timeout is
@@ -354,6 +403,10 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         the response stream; a request the connection reports Resendable goes again on
         another connection, as long as its body can be sent again."""
         loop = deadline.loop
+        portal = self._portal
+        if portal is not None and loop is not portal.loop:
+            raise RuntimeError("this transport serves sync calls (handle_request) on a loop "
+                               "of its own: give the async caller a transport of its own")
         started = loop.time()
         body = req.body
         proxy = self._proxy

@@ -835,3 +835,78 @@ def test_a_request_made_with_cookies_or_a_stream_is_httpx_s(kw):
         return r.headers.multi_items(), r.read()
 
     assert made(https) == made(httpx)
+
+
+def test_a_sync_transport_wrapping_the_network_one_works_as_httpx_s(env):
+    """A sync transport of the kind SDKs write (logging, retrying) around
+    `HTTPTransport()`, whose handle_request() and close() it calls, under the sync
+    Client: the same responses as with httpx's."""
+    def fetch(mod):
+        seen = []
+
+        class Logging(mod.BaseTransport):
+            def __init__(self):
+                self.inner = mod.HTTPTransport(verify=ssl.create_default_context(cafile=env.ca))
+
+            def handle_request(self, request):
+                seen.append(request.url.path)
+                return self.inner.handle_request(request)
+
+            def close(self):
+                seen.append("closed")
+                self.inner.close()
+
+        with mod.Client(transport=Logging()) as c:
+            got = [(r.status_code, r.content) for r in
+                   (c.get(f"{env.base}/small.txt"), c.get(f"{env.base}/large.bin"),
+                    c.get(f"{env.base}/missing"))]
+        return got, seen
+
+    ours, theirs = fetch(https), fetch(httpx)
+    assert ours == theirs
+    assert ours[0][1] == (200, env.large) and ours[1][-1] == "closed"
+
+
+def test_the_network_transport_serves_sync_or_async_callers_not_both(run, env):
+    ctx = ssl.create_default_context(cafile=env.ca)
+
+    async def use(t):
+        async with https.AsyncClient(transport=t) as c:
+            return (await c.get(f"{env.base}/small.txt")).status_code
+
+    async def keep(t):
+        c = https.AsyncClient(transport=t)
+        return c, (await c.get(f"{env.base}/small.txt")).status_code
+
+    served = https.HTTPTransport(verify=ctx)
+    client, status = run(keep(served))
+    assert status == 200
+    with pytest.raises(RuntimeError, match="already serves an event loop"):
+        served.handle_request(https.Request("GET", f"{env.base}/small.txt"))
+    run(client.aclose())
+    with pytest.raises(RuntimeError, match="closed"):
+        served.handle_request(https.Request("GET", f"{env.base}/small.txt"))
+    with https.HTTPTransport(verify=ctx) as sync_only:
+        r = sync_only.handle_request(https.Request("GET", f"{env.base}/small.txt"))
+        assert r.status_code == 200 and r.is_closed and len(r.content) > 0
+        with pytest.raises(RuntimeError, match="serves sync calls"):
+            run(use(sync_only))
+
+
+def test_mock_and_wsgi_transports_answer_sync_calls_as_httpx_s():
+    def wsgi_app(environ, start_response):
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode(), b" ", environ["wsgi.input"].read()]
+
+    def answers(mod):
+        mock = mod.MockTransport(lambda r: mod.Response(200, json={"got": r.content.decode()}))
+        wsgi = mod.WSGITransport(app=wsgi_app)
+        out = []
+        for t in (mock, wsgi):
+            r = t.handle_request(mod.Request("POST", "https://api.test/w", content=b"body"))
+            r.read()
+            out.append((r.status_code, r.content))
+            t.close()
+        return out
+
+    assert answers(https) == answers(httpx) == [(200, b'{"got":"body"}'), (201, b"/w body")]

@@ -21,7 +21,7 @@ def sync_loop(loop_kind, monkeypatch):
     """Client's private loop of each kind (corenet's by default; stock asyncio too)."""
     from looptools import make_loop
 
-    import corenet.https.sync
+    import corenet.https.portal
 
     made = []
 
@@ -29,7 +29,7 @@ def sync_loop(loop_kind, monkeypatch):
         made.append(make_loop(loop_kind))
         return made[-1]
 
-    monkeypatch.setattr(corenet.https.sync, "_new_loop", new_loop)
+    monkeypatch.setattr(corenet.https.portal, "new_loop", new_loop)
     return made
 
 
