@@ -4,6 +4,7 @@ SSLContext given as verify= with http2=True; Headers' bytes and encoding; multip
 bodies; redirects; streams and hand-made bodies; ASGI headers; auth flows and Digest."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import ssl
@@ -910,3 +911,43 @@ def test_mock_and_wsgi_transports_answer_sync_calls_as_httpx_s():
         return out
 
     assert answers(https) == answers(httpx) == [(200, b'{"got":"body"}'), (201, b"/w body")]
+
+
+def test_an_auth_flow_signing_the_body_sees_httpx_s_content(run):
+    """A signing Auth (requires_request_body) hashes `request.content`: b"" for a GET,
+    the encoded JSON, a stream's bytes once read; and sends the request again on a 401."""
+    def probe(mod):
+        class Sign(mod.Auth):
+            requires_request_body = True
+
+            def auth_flow(self, request):
+                request.headers["X-Digest"] = hashlib.sha256(request.content).hexdigest()
+                response = yield request
+                if response.status_code == 401:
+                    request.headers["X-Retry"] = "1"
+                    yield request
+
+        def handler(request):
+            if "x-retry" not in request.headers:
+                return mod.Response(401)
+            return mod.Response(200, json={"d": request.headers["x-digest"],
+                                           "body": request.content.decode()})
+
+        async def body():
+            yield b"ab"
+            yield b"c"
+
+        async def main():
+            async with mod.AsyncClient(transport=mod.MockTransport(handler), auth=Sign()) as c:
+                return [(await c.get("https://a.test/")).json(),
+                        (await c.post("https://a.test/", json={"k": 1})).json(),
+                        (await c.post("https://a.test/", content=body())).json()]
+
+        with mod.Client(transport=mod.MockTransport(handler), auth=Sign()) as c:
+            sync = [c.post("https://a.test/", content=iter([b"x", b"y"])).json()]
+        return run(main()) + sync
+
+    ours = probe(https)
+    assert ours == probe(httpx)
+    assert [r["body"] for r in ours] == ["", '{"k":1}', "abc", "xy"]
+    assert ours[0]["d"] == hashlib.sha256(b"").hexdigest()
