@@ -1,7 +1,9 @@
 """Details an httpx user meets, each beside the installed httpx: credentials masked in the
 reprs of Headers and URL, Cookies falsy once empty, the catch-all mount keys, ALPN on an
 SSLContext given as verify= with http2=True; Headers' bytes and encoding; multipart
-bodies; redirects; streams and hand-made bodies; ASGI headers; auth flows and Digest."""
+bodies; redirects; streams and hand-made bodies; ASGI headers; auth flows and Digest; a
+subclass's send() and build_request(); a Request's content, cookies, stream and repr;
+Timeout's repr; raise_for_status()'s words; sync transports wrapping the network one."""
 from __future__ import annotations
 
 import hashlib
