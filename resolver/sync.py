@@ -53,11 +53,17 @@ import dns.resolver
 import dns.tsig
 # dns.resolver's names for its answers and exceptions, exported as its own (``X as X``)
 from dns.resolver import (NXDOMAIN as NXDOMAIN, YXDOMAIN as YXDOMAIN, Answer as Answer,
+                          Answers as Answers, EmptyHostAnswers as EmptyHostAnswers,
                           HostAnswers as HostAnswers, LifetimeTimeout as LifetimeTimeout,
                           NoAnswer as NoAnswer, NoMetaqueries as NoMetaqueries,
                           NoNameservers as NoNameservers,
                           NoResolverConfiguration as NoResolverConfiguration,
-                          NoRootSOA as NoRootSOA, NotAbsolute as NotAbsolute)
+                          NoRootSOA as NoRootSOA, NotAbsolute as NotAbsolute,
+                          Timeout as Timeout)
+# dns.resolver's caches, for code that makes one to assign to a resolver's ``cache``: the
+# engine keeps its own cache whatever is assigned (see resolver.Resolver.cache).
+from dns.resolver import (Cache as Cache, CacheBase as CacheBase, CacheKey as CacheKey,
+                          CacheStatistics as CacheStatistics, LRUCache as LRUCache)
 
 from resolver import api, functions, hostconf, loop_thread, operations
 from resolver.zones import ForwardZone, Upstream, Zones
@@ -376,3 +382,17 @@ def resolve_at(where, qname, rdtype="A", rdclass="IN", tcp: bool = False, source
                             source_port, lifetime, search)
     finally:
         made.close()
+
+
+def override_system_resolver(resolver: Resolver | None = None) -> None:
+    """dnspython's: the socket module's getaddrinfo, getnameinfo, getfqdn, gethostbyname,
+    gethostbyname_ex and gethostbyaddr answered by ``resolver`` (the default resolver when
+    None), through dnspython's own replacements of them, which ask it ``resolve_name`` and
+    ``resolve``; ``restore_system_resolver()`` gives the socket module its own back."""
+    dns.resolver.override_system_resolver(
+        get_default_resolver() if resolver is None else resolver)  # type: ignore[arg-type]
+
+
+def restore_system_resolver() -> None:
+    """dnspython's: the socket module's own functions back."""
+    dns.resolver.restore_system_resolver()

@@ -236,8 +236,7 @@ def test_a_silent_nameserver_times_out_on_every_call_as_in_dnspython():
 
 
 #: what dns.resolver has that resolver.sync leaves out (README: Coming from dnspython)
-NOT_PROVIDED = {"read_registry", "try_ddr", "override_system_resolver",
-                "restore_system_resolver"}
+NOT_PROVIDED = {"read_registry", "try_ddr"}     # Windows' registry; DDR, which asks the network
 
 
 def test_the_names_of_dns_resolver_are_there():
@@ -384,3 +383,43 @@ def test_answers_and_errors_leave_nothing_to_the_cycle_collector(lab_sync):
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_override_system_resolver_answers_the_socket_module_as_dnspython_s(lab_sync, daemon):
+    """``override_system_resolver(r)``: socket's functions answered by ``r``, ours recursing
+    from the lab beside dnspython's asking the daemon; then the system's again."""
+    ours = lab_sync()
+    theirs = dns.resolver.Resolver(configure=False)
+    theirs.nameservers, theirs.port = ["127.0.0.1"], daemon.port
+    real = (socket.getaddrinfo, socket.gethostbyname_ex, socket.gethostbyaddr)
+    got = {}
+    for module, r in ((sync, ours), (dns.resolver, theirs)):
+        module.override_system_resolver(r)
+        try:
+            got[module.__name__] = (
+                sorted({ai[4][0] for ai in socket.getaddrinfo("www.example.com", 443,
+                                                             socket.AF_INET)}),
+                sorted(socket.gethostbyname_ex("www.example.com")[2]),   # any order
+                socket.getaddrinfo("192.0.2.1", 80, socket.AF_INET, socket.SOCK_STREAM))
+            with pytest.raises(socket.gaierror):
+                socket.getaddrinfo("nope.example.com", 80)
+        finally:
+            module.restore_system_resolver()
+        assert (socket.getaddrinfo, socket.gethostbyname_ex, socket.gethostbyaddr) == real
+    assert got["resolver.sync"] == got["dns.resolver"]
+    assert got["resolver.sync"][0] == WWW
+
+
+def test_dnspython_s_other_names_are_here():
+    """What dns.resolver names that code reaches for (``except resolver.Timeout``,
+    ``r.cache = resolver.LRUCache()``) is here too, and assigning its cache is accepted."""
+    for name in ("Timeout", "Cache", "LRUCache", "CacheBase", "CacheKey", "CacheStatistics",
+                 "Answers", "EmptyHostAnswers"):
+        assert getattr(sync, name) is getattr(dns.resolver, name), name
+    assert issubclass(sync.LifetimeTimeout, sync.Timeout)
+    r = sync.Resolver(configure=False)
+    try:
+        r.cache = sync.LRUCache(1000)
+        r.cache = sync.Cache()
+    finally:
+        r.close()
