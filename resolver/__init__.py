@@ -12,6 +12,10 @@
 import sys
 import types
 
+# dns.asyncresolver's names for dnspython's exceptions, as it has them (``X as X``)
+from dns.resolver import (NXDOMAIN as NXDOMAIN, NoAnswer as NoAnswer, NoRootSOA as NoRootSOA,
+                          NotAbsolute as NotAbsolute)
+
 from corenet import __version__
 from resolver.api import Answer, Resolver, Stats
 from resolver.functions import (canonical_name, get_default_resolver, make_resolver_at,
@@ -20,7 +24,8 @@ from resolver.functions import (canonical_name, get_default_resolver, make_resol
 from resolver.getaddrinfo import install
 from resolver.limits import Limits
 
-__all__ = ["Answer", "Limits", "Resolver", "Stats", "__version__", "canonical_name",
+__all__ = ["Answer", "Limits", "NXDOMAIN", "NoAnswer", "NoRootSOA", "NotAbsolute", "Resolver",
+           "Stats", "__version__", "canonical_name",
            "get_default_resolver", "install", "make_resolver_at", "reset_default_resolver",
            "resolve", "resolve_address", "resolve_at", "resolve_name", "zone_for_name"]
 

@@ -294,3 +294,17 @@ def test_nameservers_turn_validation_off_and_back_on():
     assert r.dnssec is None and r.nameservers == ["192.0.2.53", "192.0.2.54@5353"]
     r.nameservers = []
     assert r.dnssec is validator and r.forward is None
+
+
+def test_the_module_has_dns_asyncresolver_s_names():
+    """What ``from dns import asyncresolver`` code reaches for on the module
+    (``except asyncresolver.NXDOMAIN``), bar DDR, which asks the network."""
+    import inspect
+
+    import dns.asyncresolver
+
+    names = {n for n, v in vars(dns.asyncresolver).items() if not n.startswith("_")
+             and (inspect.isfunction(v) or inspect.isclass(v)) and n != "Any"}
+    assert sorted(n for n in names if not hasattr(resolver, n)) == ["try_ddr"]
+    for name in ("NXDOMAIN", "NoAnswer", "NoRootSOA", "NotAbsolute"):
+        assert getattr(resolver, name) is getattr(dns.asyncresolver, name)
