@@ -50,6 +50,7 @@ class Client:
     timeout = _Shared()
     event_hooks = _Shared()
     follow_redirects = _Shared()
+    max_redirects = _Shared()
     base_url = _Shared()
     cache = _Shared()
     trust_env = _Shared()

@@ -113,6 +113,15 @@ class QueryParams(Mapping[str, str]):
         """A copy with `params` on top: a name they give has their values instead."""
         return self._copy({**self._values, **QueryParams(params)._values})
 
+    # httpx's answers to code written for its mutable QueryParams (before 0.18).
+    def update(self, params: Any = None) -> None:
+        raise RuntimeError("QueryParams are immutable since 0.18.0. "
+                           "Use `q = q.merge(...)` to create an updated copy.")
+
+    def __setitem__(self, key: str, value: str) -> None:
+        raise RuntimeError("QueryParams are immutable since 0.18.0. "
+                           "Use `q = q.set(key, value)` to create an updated copy.")
+
     def __str__(self) -> str:
         return encode_params(self.multi_items())
 

@@ -953,3 +953,39 @@ def test_an_auth_flow_signing_the_body_sees_httpx_s_content(run):
     assert ours == probe(httpx)
     assert [r["body"] for r in ours] == ["", '{"k":1}', "abc", "xy"]
     assert ours[0]["d"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_the_public_names_of_httpx_s_objects_are_here():
+    """Every public name of httpx's clients, responses, URLs, query parameters, headers
+    and cookies, on the objects as made (instance attributes included), bar URL.raw
+    (deprecated in httpx)."""
+    def made(mod):
+        client, sync_client = mod.AsyncClient(), mod.Client()
+        sync_client.close()
+        return {"AsyncClient": client, "Client": sync_client,
+                "Response": mod.Response(200, request=mod.Request("GET", "https://a.test/")),
+                "Request": mod.Request("GET", "https://a.test/"),
+                "URL": mod.URL("https://u:p@a.test:8443/p?q=1#f"),
+                "QueryParams": mod.QueryParams("a=1"), "Headers": mod.Headers({"a": "1"}),
+                "Cookies": mod.Cookies(), "Timeout": mod.Timeout(1)}
+
+    ours, theirs = made(https), made(httpx)
+    missing = {k: sorted(n for n in dir(theirs[k]) if not n.startswith("_")
+                         and not hasattr(ours[k], n)) for k in theirs}
+    assert {k: v for k, v in missing.items() if v} == {"URL": ["raw"]}
+
+
+def test_query_params_refuse_changes_as_httpx_s_do():
+    for mod in (https, httpx):
+        q = mod.QueryParams("a=1")
+        with pytest.raises(RuntimeError, match="immutable"):
+            q.update({"b": "2"})
+        with pytest.raises(RuntimeError, match="immutable"):
+            q["b"] = "2"
+
+
+def test_a_sync_client_s_max_redirects_is_its_async_client_s():
+    with https.Client(max_redirects=3) as c:
+        assert c.max_redirects == 3
+        c.max_redirects = 5
+        assert c.async_client.max_redirects == 5
