@@ -18,6 +18,7 @@ import random
 import socket
 import struct
 import time
+import typing
 from typing import Iterable
 
 import dns.exception
@@ -28,6 +29,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
+import dns.tsig
 
 from resolver import iterator as it
 from resolver import response
@@ -42,6 +44,7 @@ from resolver.limits import DEFAULT, Limits
 from resolver.resolution import (EDE_NO_REACHABLE_AUTHORITY, Drive, iterator_for, new_iterator,
                                  resolve_client as start_resolution, start)
 from resolver import dns64 as _dns64
+from resolver import hostconf
 from resolver.iterator import private as _private
 from resolver.upstream.dot import DoTUpstreams
 from resolver.wire.codec import WireError, build_response, parse_response
@@ -85,6 +88,10 @@ def name_wire(qname) -> bytes:
     if not name.is_absolute():
         name = name.concatenate(dns.name.root)
     return name.to_wire()
+
+
+#: dnspython's ``lifetime`` after ``reset()`` (seconds)
+RESET_LIFETIME = 5.0
 
 
 class Resolver(ResolverCore):
@@ -159,6 +166,15 @@ class Resolver(ResolverCore):
                  private_domain: Iterable[str] = (), attempts: int | None = None,
                  trust_ad: bool = False) -> None:
         self.port = int(port)
+        self._port_as_made = self.port        # what reset() goes back to
+        #: dnspython's: a nameserver's port by its address, for the plain addresses set in
+        #: ``nameservers``; ``flags`` (``set_flags``), kept; the TSIG settings (``use_tsig``:
+        #: none, TSIG is not supported); ``retry_servfail``, kept (a SERVFAIL is a server's
+        #: failure here, and the next server is asked within the lifetime anyway)
+        self.nameserver_ports: dict[str, int] = {}
+        self.flags: int | None = None
+        self.keyring, self.keyname, self.keyalgorithm = None, None, dns.tsig.default_algorithm
+        self.retry_servfail = False
         #: the DNS-rebinding guard, or None (no private addresses)
         self.private = _private.make(private_address, private_domain)
         #: the CH-class TXT questions answered about this resolver (``resolver.chaos``:
@@ -298,7 +314,9 @@ class Resolver(ResolverCore):
     def nameservers(self, entries) -> None:
         if isinstance(entries, (str, tuple)):
             raise ValueError("nameservers takes a list of addresses")
-        self._set_forward(list(entries))
+        ports = self.nameserver_ports
+        self._set_forward([(e, ports[e]) if isinstance(e, str) and e in ports else e
+                           for e in entries])
         if self.forward:                    # forwarded answers are not validated
             if self.dnssec is not None:
                 self._recursive_dnssec = self.dnssec
@@ -345,6 +363,59 @@ class Resolver(ResolverCore):
         seconds = float(seconds)
         self.set_limits(dataclasses.replace(
             self.limits, max_rto=seconds, initial_rto=min(self.limits.initial_rto, seconds)))
+
+    # ---- dnspython's configuration calls --------------------------------------------------
+    def reset(self) -> None:
+        """dnspython's ``reset``: no nameservers (recursion), no search list, the host's
+        domain, ``lifetime`` 5 s, no EDNS, no ``attempts`` or ``trust_ad``, ``port`` as
+        made, and dnspython's defaults for ``nameserver_ports``, ``flags``, the TSIG
+        settings and ``retry_servfail``."""
+        domain = dns.name.Name(dns.name.from_text(socket.gethostname())[1:])
+        self.attempts, self.trust_ad = None, False
+        self.nameserver_ports = {}
+        self.nameservers = []
+        self.port = self._port_as_made
+        self.search, self.ndots, self.use_search_by_default = [], None, False
+        self.domain = domain if len(domain) else dns.name.root
+        self.rotate = False
+        self.lifetime = RESET_LIFETIME
+        self.use_edns(-1, 0, 0, None)
+        self.flags = None
+        self.keyring, self.keyname, self.keyalgorithm = None, None, dns.tsig.default_algorithm
+        self.retry_servfail = False
+
+    def read_resolv_conf(self, f: str | os.PathLike | typing.TextIO) -> None:
+        """dnspython's: reads ``f`` (a path or a file object) as dnspython does,
+        ``attempts:N`` and ``trust-ad`` as glibc does, ``RES_OPTIONS`` included
+        (:func:`resolver.hostconf.read_resolv_conf`), and forwards to its nameservers."""
+        conf = hostconf.read_resolv_conf(f)
+        self.apply_resolv_conf(conf)
+        self.nameservers = list(conf.nameservers)
+
+    def apply_resolv_conf(self, conf: dns.resolver.BaseResolver) -> None:
+        """What a resolv.conf read by :func:`resolver.hostconf.read_resolv_conf` sets, but
+        its nameservers: the search list and domain, ``rotate``, ``ndots``, ``timeout``,
+        EDNS, glibc's ``attempts`` and ``trust_ad``."""
+        self.domain, self.search, self.rotate = conf.domain, list(conf.search), conf.rotate
+        if conf.ndots is not None:
+            self.ndots = conf.ndots
+        if conf.timeout is not None:
+            self.timeout = conf.timeout
+        if conf.edns >= 0:
+            self.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
+        glibc = conf.nameserver_options        # timeout: dnspython's reading, above
+        self.attempts, self.trust_ad = glibc.attempts, glibc.trust_ad
+
+    def set_flags(self, flags: int) -> None:
+        """dnspython's ``set_flags``: kept in ``flags``; the resolver sets each query's
+        flags itself (RD towards forwarders, CD/DO as validation needs)."""
+        self.flags = flags
+
+    def use_tsig(self, keyring, keyname=None, algorithm=dns.tsig.default_algorithm) -> None:
+        """TSIG is not supported: a keyring raises NotImplementedError (None is accepted)."""
+        if keyring is not None:
+            raise NotImplementedError("TSIG-signed queries are not supported")
+        self.keyring, self.keyname, self.keyalgorithm = None, keyname, algorithm
 
     def use_edns(self, edns=0, ednsflags: int = 0, payload: int = 1232,
                  options=None) -> None:

@@ -72,10 +72,6 @@ from resolver.zones import ForwardZone, Upstream, Zones
 #: bounds the call by the lifetime; this only bounds the hand-over)
 _GRACE = 2.0
 
-#: dnspython's ``lifetime`` after ``reset()`` (seconds)
-_LIFETIME = 5.0
-
-
 def _engine_attribute(name: str, doc: str) -> property:
     def get(self: Resolver) -> Any:
         return getattr(self._engine, name)
@@ -113,26 +109,14 @@ class Resolver:
 
     # ---- configuration, as dnspython's ----------------------------------------------------------
     def reset(self) -> None:
-        """Back to dnspython's defaults: no nameservers (recursion), no search list, the
-        host's domain, ``lifetime`` 5 s, no EDNS settings, ``port`` as made."""
-        domain = dns.name.Name(dns.name.from_text(socket.gethostname())[1:])
-        loop_thread.call(self._reset_engine, domain if len(domain) else dns.name.root)
-        self.nameserver_ports: dict[str, int] = {}
-        self.keyring = None
-        self.keyname = None
-        self.keyalgorithm = dns.tsig.default_algorithm
-        self.flags: int | None = None
-        self.retry_servfail = False
+        """Back to dnspython's defaults (:meth:`resolver.Resolver.reset`): no nameservers
+        (recursion), no search list, the host's domain, ``lifetime`` 5 s, no EDNS
+        settings, ``port`` as made."""
+        loop_thread.call(self._reset)
 
-    def _reset_engine(self, domain: dns.name.Name) -> None:
-        e = self._engine
-        e.attempts, e.trust_ad = None, False
+    def _reset(self) -> None:
+        self._engine.reset()
         self._set_nameservers([])
-        e.port = self._port
-        e.search, e.domain, e.ndots, e.use_search_by_default = [], domain, None, False
-        e.rotate = False
-        e.lifetime = _LIFETIME
-        e.use_edns(-1, 0, 0, None)
 
     def read_resolv_conf(self, f: str | os.PathLike | TextIO) -> None:
         """Reads ``f`` (a path or a file object) as dnspython does, ``attempts:N`` and
@@ -142,17 +126,8 @@ class Resolver:
         loop_thread.call(self._apply, conf)
 
     def _apply(self, conf: dns.resolver.BaseResolver) -> None:
-        e = self._engine
-        e.domain, e.search, e.rotate = conf.domain, list(conf.search), conf.rotate
-        if conf.ndots is not None:
-            e.ndots = conf.ndots
-        if conf.timeout is not None:
-            e.timeout = conf.timeout
-        if conf.edns >= 0:
-            e.use_edns(conf.edns, conf.ednsflags, conf.payload, conf.ednsoptions)
-        glibc = conf.nameserver_options        # timeout: dnspython's reading, above
-        e.attempts, e.trust_ad = glibc.attempts, glibc.trust_ad
-        self._set_nameservers(self._with_ports(conf.nameservers))
+        self._engine.apply_resolv_conf(conf)
+        self._set_nameservers(list(conf.nameservers))
 
     def _set_nameservers(self, entries: list) -> None:
         """Ask ``entries`` (on the engine's loop): as the engine's forwarders, or, with
@@ -168,11 +143,6 @@ class Resolver:
             e.set_zones((self._zones or Zones()).with_forward(ForwardZone(".", ups)))
             self._validated = servers
 
-    def _with_ports(self, entries) -> list:
-        if not isinstance(entries, (list, tuple)):
-            raise ValueError(f"nameservers must be a list or tuple (not a {type(entries)})")
-        return [(e, self.nameserver_ports[e]) if isinstance(e, str) and e in
-                self.nameserver_ports else e for e in entries]
 
     @property
     def nameservers(self) -> list[str]:
@@ -186,9 +156,18 @@ class Resolver:
 
     @nameservers.setter
     def nameservers(self, entries) -> None:
-        loop_thread.call(self._set_nameservers, self._with_ports(entries))
+        if not isinstance(entries, (list, tuple)):
+            raise ValueError(f"nameservers must be a list or tuple (not a {type(entries)})")
+        loop_thread.call(self._set_nameservers, list(entries))
 
     port = _engine_attribute("port", "The port the nameservers are asked on.")
+    nameserver_ports = _engine_attribute("nameserver_ports", "dnspython's: a plain "
+                                         "address's port, for ``nameservers``.")
+    flags = _engine_attribute("flags", "dnspython's ``flags`` (see ``set_flags``).")
+    keyring = _engine_attribute("keyring", "dnspython's TSIG keyring: None.")
+    keyname = _engine_attribute("keyname", "dnspython's TSIG key name.")
+    keyalgorithm = _engine_attribute("keyalgorithm", "dnspython's TSIG algorithm.")
+    retry_servfail = _engine_attribute("retry_servfail", "dnspython's; kept.")
     search = _engine_attribute("search", "dnspython's search list (Names, or text).")
     domain = _engine_attribute("domain", "dnspython's domain: the search list when "
                                          "``search`` is empty.")
@@ -223,14 +202,12 @@ class Resolver:
         loop_thread.call(self._engine.use_edns, edns, ednsflags, payload, options)
 
     def set_flags(self, flags: int) -> None:
-        """dnspython's ``set_flags``: kept in ``flags``; the engine sets each query's
-        flags itself (RD towards nameservers, CD/DO as validation needs)."""
-        self.flags = flags
+        """dnspython's ``set_flags`` (:meth:`resolver.Resolver.set_flags`)."""
+        loop_thread.call(self._engine.set_flags, flags)
 
     def use_tsig(self, keyring, keyname=None, algorithm=dns.tsig.default_algorithm) -> None:
         """TSIG is not supported: a keyring raises NotImplementedError (None is accepted)."""
-        if keyring is not None:
-            raise NotImplementedError("TSIG-signed queries are not supported")
+        loop_thread.call(self._engine.use_tsig, keyring, keyname, algorithm)
 
     def flush(self, name=None) -> None:
         """Forget the whole cache, or what it holds about one name

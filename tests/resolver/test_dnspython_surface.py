@@ -308,3 +308,44 @@ def test_the_module_has_dns_asyncresolver_s_names():
     assert sorted(n for n in names if not hasattr(resolver, n)) == ["try_ddr"]
     for name in ("NXDOMAIN", "NoAnswer", "NoRootSOA", "NotAbsolute"):
         assert getattr(resolver, name) is getattr(dns.asyncresolver, name)
+
+
+def test_dnspython_s_configuration_calls_as_dns_asyncresolver_s(world, run, tmp_path):
+    """``read_resolv_conf``, ``nameserver_ports``, ``reset``, ``set_flags`` and
+    ``use_tsig`` on the async resolver, as on ``dns.asyncresolver.Resolver``: the
+    settings a resolv.conf gives, the nameservers asked, and dnspython's defaults back."""
+    import dns.asyncresolver
+
+    net, fs, port = world
+    good = f"{P}.3.1"                 # example.com's server answers for it
+    conf = tmp_path / "resolv.conf"
+    conf.write_text(f"nameserver {good}\nsearch example.com\noptions ndots:2 timeout:1 "
+                    "attempts:3 edns0\n")
+
+    def settings(r):
+        return (list(r.search), r.ndots, r.edns, r.domain, r.flags, r.keyring,
+                r.retry_servfail)
+
+    mine = resolver.Resolver(limits=FAST)
+    theirs = dns.asyncresolver.Resolver(configure=False)
+    for r in (mine, theirs):
+        r.read_resolv_conf(str(conf))
+        r.set_flags(dns.flags.RD)
+        r.use_tsig(None)
+    assert settings(mine) == settings(theirs)
+    assert mine.timeout == theirs.timeout == 1.0 and mine.attempts == 3
+    with pytest.raises(NotImplementedError):
+        mine.use_tsig({"key.": b"secret"})
+
+    async def ask(r):
+        r.nameserver_ports = {good: port}
+        r.nameservers = [good]                    # the port from the map, as dnspython
+        answer = await r.resolve("www.example.com", "A")
+        return sorted(rd.address for rd in answer), answer.port
+
+    assert run(ask(mine)) == run(ask(theirs))
+    for r in (mine, theirs):
+        r.reset()
+    assert settings(mine) == settings(theirs)
+    assert mine.nameservers == [] and mine.nameserver_ports == {} and mine.lifetime == 5.0
+    assert (mine.edns, mine.attempts, mine.trust_ad) == (-1, None, False)
