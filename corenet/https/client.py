@@ -52,7 +52,7 @@ class UseClientDefault:
 USE_CLIENT_DEFAULT: Any = UseClientDefault()
 
 
-def through_send(client: Any, base: type) -> bool:
+def through_send(client: Any, base: Any) -> bool:
     """Whether `client.request()` and `client.stream()` go through its `build_request()`
     and `send()`, as httpx's do: when either is not `base`'s own (a subclass overrides it,
     or a test set it on the client with `mock.patch.object`). Otherwise the request is
