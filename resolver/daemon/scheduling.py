@@ -21,12 +21,15 @@ the default: nothing else changes.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import ctypes
 import logging
 import os
 import platform
 import struct
+# Imported here, not where first used: concurrent.futures loads its executors lazily, and a
+# worker started again after the daemon dropped root may no longer read the interpreter's
+# library (a home directory closed to its user).
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger("resolver.daemon.scheduling")
 
@@ -80,10 +83,10 @@ def ask_for_slice(seconds: float, tid: int = 0) -> bool:
     return True
 
 
-def executor() -> concurrent.futures.ThreadPoolExecutor:
+def executor() -> ThreadPoolExecutor:
     """The loop's default executor (asyncio's, ``run_in_executor(None, ...)``), whose threads
     ask for the default slice as they start rather than keep the loop's: work handed to them
     (a file removed, a name looked up) must not take the core from the loop as the loop
     takes it from the rest."""
-    return concurrent.futures.ThreadPoolExecutor(
+    return ThreadPoolExecutor(
         thread_name_prefix="asyncio", initializer=ask_for_slice, initargs=(DEFAULT_SLICE,))

@@ -226,6 +226,50 @@ def test_a_worker_started_again_binds_a_low_port_as_the_daemon_s_user(lab, tmp_p
         shutil.rmtree(shared, ignore_errors=True)
 
 
+#: the command line's modules: they run before the daemon starts, as whoever ran them
+BEFORE_THE_DAEMON = {"cli.py", "reference.py"}
+
+
+def late_imports_in(path) -> set[str]:
+    """The modules ``path`` imports inside a function or method (Python or Cython source)."""
+    import re
+
+    found = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s+(?:from\s+(\S+)\s+import\s+(\S+)|import\s+(\S+))", line)
+        if m and not line.lstrip().startswith("#"):
+            found.add(m.group(3) or m.group(1))
+    return found
+
+
+def test_every_module_the_daemon_imports_late_is_loaded_before_root_is_dropped():
+    """A worker started again by a supervisor that runs as the daemon's user, or a reload
+    as that user, imports nothing a user without root may fail to read (the interpreter's
+    library under root's home, say): what the daemon's modules import inside functions is
+    in sys.modules once drop_privileges' imports are done."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from resolver.daemon import worker
+
+    root = Path(worker.__file__).resolve().parents[2]
+    files = [p for p in (root / "resolver" / "daemon").glob("*.py")
+             if p.name not in BEFORE_THE_DAEMON]
+    files += list((root / "resolver" / "cache").glob("*.py*")) + \
+        [root / "resolver" / "server_names.py", root / "resolver" / "functions.py"]
+    late = set().union(*map(late_imports_in, files)) - {"__future__"}
+    assert {"difflib", "dns.asyncquery", "resolver.zones"} <= late     # the scan sees them
+    code = ("import sys; from resolver.daemon import cli, supervisor, worker; import importlib\n"
+            "for n in worker.LATE_IMPORTS + sum(worker.FEATURE_IMPORTS.values(), ()):\n"
+            "    importlib.import_module(n)\n"
+            f"print(sorted(n for n in {sorted(late)!r} if n not in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"imported late and not in LATE_IMPORTS: {out.stdout}"
+
+
 def test_the_restart_delay_grows_while_a_worker_dies_young():
     slot = supervisor.Slot(0, "/nonexistent")
     delays = []
