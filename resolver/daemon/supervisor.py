@@ -36,7 +36,7 @@ from resolver.daemon.control import ControlError, ControlServer, arequest
 from resolver.daemon.metrics import MetricsServer, hit_rates, merge, since
 from resolver.daemon.service import Notifier, give_group, remove_pidfile, write_pidfile
 from resolver.daemon.worker import (Worker, die_with_parent, drop_privileges, fit_descriptors,
-                                    late_imports, reread)
+                                    reread)
 
 log = logging.getLogger("resolver.daemon.process")
 
@@ -419,7 +419,7 @@ class Supervisor:
                 write_pidfile(cfg.pidfile, cfg.user)
             if ctl is not None and cfg.control:
                 give_group(cfg.control, cfg.user)
-            drop_privileges(cfg.user, late_imports(cfg))
+            drop_privileges(cfg.user)
         except OSError as e:
             log.error("cannot write the pidfile or run as user %r: %s", cfg.user, e)
             self.status = 1

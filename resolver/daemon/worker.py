@@ -106,41 +106,18 @@ def banner(server) -> str:
             f"allow {', '.join(map(str, cfg.allow)) or 'nobody'}")
 
 
-#: The modules the daemon imports only when first needed (a reload's config errors, a
-#: listener or policy zone a reload adds, a stub zone primed, a worker started again by a
-#: supervisor that already runs as the daemon's user...). Imported before root is dropped:
-#: that user may not read the interpreter's library or the package (under root's home, say).
-LATE_IMPORTS = (
-    "argparse", "difflib", "logging.handlers", "ssl",
-    "textwrap", "dns.asyncquery", "dns.message", "dns.name", "dns.rdatatype",
-    "cryptography.exceptions", "cryptography.hazmat.primitives.asymmetric",
-    "cryptography.hazmat.primitives.serialization",
-    "resolver.cache.infra", "resolver.cache.store", "resolver.daemon.querylog",
-    "resolver.daemon.rpz_feed", "resolver.daemon.rpz_gate", "resolver.daemon.server",
-    "resolver.daemon.tls_listener", "resolver.daemon.tls_server",
-    "resolver.daemon.unbound_conf", "resolver.daemon.unbound_stats", "resolver.hostconf",
-    "resolver.zones",
-)
-#: ... and those of features that weigh more (megabytes: dnspython's DNSSEC, the Redis
-#: client), only when the config has them
-FEATURE_IMPORTS = {
-    "auto_trust_anchor_file": ("resolver.dnssec.autotrust", "resolver.dnssec.autotrust_file"),
-    "cachedb_backend": ("redis.asyncio", "redis.asyncio.retry", "redis.backoff",
-                        "redis.exceptions", "resolver.cache.shared"),
-}
+#: The standard library's modules that the daemon imports only when first needed (a
+#: reload's config error, syslog turned on by a reload), imported before root is dropped:
+#: the daemon's user may not read the interpreter's library (under root's home, say). The
+#: installed package itself must be readable by that user (``process.unreadable_code``).
+LATE_IMPORTS = ("difflib", "logging.handlers")
 
 
-def late_imports(cfg: Config) -> tuple[str, ...]:
-    """What :func:`drop_privileges` imports for a daemon with config ``cfg``."""
-    return LATE_IMPORTS + tuple(name for key, names in FEATURE_IMPORTS.items()
-                                if getattr(cfg, key) for name in names)
-
-
-def drop_privileges(user: str | None, imports: tuple[str, ...] = LATE_IMPORTS) -> None:
+def drop_privileges(user: str | None) -> None:
     """Becomes ``user`` (its uid and primary group, no supplementary groups), for good: a
     root process that changes all its uids loses every capability. Nothing to do without
     a user, or when already running as that user; a non-root process cannot switch.
-    ``imports`` (:func:`late_imports`) are imported first."""
+    :data:`LATE_IMPORTS` are imported first."""
     if not user:
         return
     pw = pwd.getpwnam(user)
@@ -148,7 +125,7 @@ def drop_privileges(user: str | None, imports: tuple[str, ...] = LATE_IMPORTS) -
         return
     if os.geteuid() != 0:
         raise PermissionError(f"only root can switch to user {user!r}")
-    for name in imports:
+    for name in LATE_IMPORTS:
         importlib.import_module(name)
     os.setgroups([])
     os.setgid(pw.pw_gid)
@@ -320,7 +297,7 @@ class Worker:
                 give_group(path, cfg.user)
             if self.pidfile:
                 write_pidfile(self.pidfile, cfg.user)
-            drop_privileges(cfg.user, late_imports(cfg))
+            drop_privileges(cfg.user)
         except OSError as e:
             return f"cannot write the pidfile or run as user {cfg.user!r}: {e}"
         if self.supervisor is not None:
