@@ -260,7 +260,7 @@ def cmd_control(argv: list[str]) -> int:
         print(f"usage: {PROG} [-c CONFIG] [-s PATH] {c.name} {c.args}".rstrip())
         print(f"\n{c.doc}\n\nWith several workers: {c.scope}.")
         return 0
-    req = replies.request(cmd, args, sys.stdin.read() if cmd == "load_cache" else None)
+    req = replies.request(cmd, args, sys.stdin.read() if BY_NAME[cmd].stdin else None)
     try:
         answer = request(control_target(opts), req)
     except ConfigError as e:
@@ -271,14 +271,15 @@ def cmd_control(argv: list[str]) -> int:
             return 1
         return _fail(str(e), 1)
     fmt = "json" if opts.get("json") else "prometheus" if opts.get("prometheus") else "unbound"
-    sys.stdout.write(replies.text(cmd, answer, fmt, bool(opts.get("quiet"))))
+    out = replies.text(cmd, answer, fmt, bool(opts.get("quiet")))
+    sys.stdout.write(out)
     if cmd == "flush" and "shared_deleted" in answer and answer["shared_deleted"] is None:
         return _fail("the shared cache could not be reached: the name's entries there stay "
                      "until they expire", 1)
-    if cmd == "reload" and answer.get("restart_needed"):
+    if cmd in ("reload", "reload_keep_cache") and answer.get("restart_needed"):
         print(f"{PROG}: {', '.join(answer['restart_needed'])} change only at a restart",
               file=sys.stderr)
-    return 0
+    return 1 if out.startswith("error") else 0     # unbound-control's: an error line first
 
 
 def main(argv: Sequence[str] | None = None) -> int:

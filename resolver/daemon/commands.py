@@ -20,6 +20,7 @@ class Command:
     args: str     # synopsis of the arguments, e.g. "NAME TYPE"; "" for none
     doc: str      # one paragraph: what it does, what it prints
     scope: str    # how workers are involved: one of SCOPES
+    stdin: bool = False   # reads a text from the standard input (unbound-control sends it)
 
 
 #: The scopes a command may have (the module's docstring says what each means).
@@ -40,10 +41,15 @@ COMMANDS: tuple[Command, ...] = (
             "``/metrics``, stay monotonic, as Prometheus needs.", "supervisor"),
     Command("stats_noreset", "", "As ``stats``, without starting afresh: the figures "
             "since the last ``stats`` (or since the start).", "supervisor"),
+    Command("flush_stats", "", "Starts counting afresh what ``stats`` shows, as ``stats`` "
+            "does, printing only ``ok``; the counters of ``/metrics`` stay monotonic.",
+            "supervisor"),
     Command("reload", "", "Rereads the config file and applies it, the cache kept; every "
             "runtime change (local_data, forward_add, insecure_add, set_option ...) is "
             "dropped for the file's settings. Prints ``ok``; the settings that change only "
             "at a restart are named.", "supervisor"),
+    Command("reload_keep_cache", "", "As ``reload`` (which keeps the cache here, where "
+            "Unbound's ``reload`` empties it). Prints ``ok``.", "supervisor"),
     Command("stop", "", "Stops the daemon gracefully (queries in flight are answered). "
             "Prints ``ok``.", "supervisor"),
     Command("verbosity", "N", "Sets the log verbosity on Unbound's scale: 0 errors, 1 "
@@ -90,7 +96,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("load_cache", "", "Reads a ``dump_cache`` text from stdin into the cache of "
             "every worker, each entry with its DNSSEC status and TTL left; expired entries "
             "are skipped. Prints ``ok``; a malformed line is an error naming its number and "
-            "nothing is loaded.", "every worker"),
+            "nothing is loaded.", "every worker", stdin=True),
     Command("lookup", "NAME", "Prints the servers that would be asked for NAME (the "
             "deepest zone cut the cache, the forward and stub zones or the root hints give) "
             "with what is learnt of each: smoothed RTT, timeout, consecutive timeouts, down "
@@ -118,6 +124,23 @@ COMMANDS: tuple[Command, ...] = (
             "every worker"),
     Command("local_data_remove", "NAME", "Removes every local record of NAME until the "
             "next reload. Prints ``ok``.", "every worker"),
+    Command("local_zones", "", "Reads lines ``NAME TYPE`` from stdin and adds (or "
+            "replaces) each local zone, as ``local_zone``, until the next reload. Prints an "
+            "``error for input line: LINE`` line for each line refused, then ``added N "
+            "zones``; blank lines are skipped.", "every worker", stdin=True),
+    Command("local_zones_remove", "", "Reads zone names from stdin, one per line, and "
+            "removes each, as ``local_zone_remove``. Prints an error line for each line "
+            "refused, then ``removed N zones``.", "every worker", stdin=True),
+    Command("local_datas", "", "Reads records from stdin, one per line, and adds each, "
+            "as ``local_data``. Prints ``error parsing local-data at line N 'LINE': WHY`` "
+            "for each line refused, then ``added N datas``.", "every worker", stdin=True),
+    Command("local_datas_remove", "", "Reads names from stdin, one per line, and removes "
+            "their local records, as ``local_data_remove``. Prints an error line for each "
+            "line refused, then ``removed N datas``.", "every worker", stdin=True),
+    Command("forward", "[off | ADDR...]", "Without arguments prints the root's forwarders "
+            "(the forward zone ``.``), or ``off (using root hints)``; ``off`` removes that "
+            "zone; addresses (ADDR, ADDR@PORT) make them the root's forwarders. Until the "
+            "next reload; prints ``ok``.", "every worker"),
     Command("forward_add", "[+i] ZONE ADDR...", "Adds (or replaces) the forward zone ZONE "
             "with these servers (ADDR, ADDR@PORT) until the next reload; ``+i`` also makes "
             "ZONE a negative trust anchor (domain-insecure). Prints ``ok``.", "every worker"),

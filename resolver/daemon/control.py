@@ -29,7 +29,8 @@ MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 5.0
 #: Unbound's control protocol: a line ``UBCT1 COMMAND ARGS`` (unbound-control's version 1)
 MAGIC = b"UBCT1 "
-#: a cache dump sent after unbound-control's ``load_cache``: its bounds
+#: what unbound-control sends after a command that reads stdin (``load_cache``'s dump,
+#: ``local_datas``' list...): its bounds
 MAX_DUMP = 64 * 1024 * 1024
 DUMP_TIMEOUT = 25.0
 
@@ -236,8 +237,8 @@ class ControlServer:
             out = f"error unknown command '{words[0] if words else ''}'\n"
         else:
             stdin = None
-            if words[0] == "load_cache":
-                stdin = await self._dump(reader)
+            if BY_NAME[words[0]].stdin:
+                stdin = await self._input(reader, words[0])
             try:
                 answer = await self.handler(replies.request(words[0], words[1:], stdin))
                 out = replies.text(words[0], answer)
@@ -249,10 +250,13 @@ class ControlServer:
         writer.write(out.encode())
         await writer.drain()
 
-    async def _dump(self, reader: asyncio.StreamReader) -> str:
-        """The cache dump unbound-control sends after ``load_cache``: its lines up to the
-        dump's end line, at most ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds."""
+    async def _input(self, reader: asyncio.StreamReader, cmd: str) -> str:
+        """What unbound-control sends after a command that reads its standard input: its
+        lines up to the end line (``load_cache``: the dump's own; the lists: a line of
+        one 0x04, left out), at most ``MAX_DUMP`` bytes in ``DUMP_TIMEOUT`` seconds."""
         from resolver.cache.dump import END
+
+        end = END if cmd == "load_cache" else "\x04"
 
         async def lines() -> str:
             got, size = [], 0
@@ -260,10 +264,11 @@ class ControlServer:
                 line = await reader.readline()
                 size += len(line)
                 if size > MAX_DUMP:
-                    raise ValueError(f"a dump above {MAX_DUMP} bytes")
-                got.append(line.decode("utf-8", "replace"))
-                if not line or line.strip() == END:
-                    return "".join(got)
+                    raise ValueError(f"an input above {MAX_DUMP} bytes")
+                text = line.decode("utf-8", "replace")
+                if not line or text.strip() == end:
+                    return "".join(got + ([text] if cmd == "load_cache" else []))
+                got.append(text)
         try:
             return await asyncio.wait_for(lines(), DUMP_TIMEOUT)
         except (ValueError, asyncio.LimitOverrunError, asyncio.TimeoutError) as e:

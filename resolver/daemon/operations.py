@@ -322,14 +322,75 @@ def _setting(name: str, value: Any) -> Any:
         raise CommandError(str(e)) from None
 
 
+def _input_lines(req: dict) -> list[str]:
+    """The non-blank lines of what a list command read from its standard input."""
+    _args(req, 0, 0)
+    text = req.get("input")
+    if not isinstance(text, str):
+        raise CommandError(f"{req['cmd']} reads its list from its standard input")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _input_names(req: dict) -> tuple[list[str], list[str]]:
+    """The names a list command read, one per line, and an error line for each line that
+    is not one."""
+    names, refused = [], []
+    for line in _input_lines(req):
+        try:
+            names.append(_name(line))
+        except CommandError:
+            refused.append(f"error for input line: {line}")
+    return names, refused
+
+
+def _with_zones(local_zone: tuple, zones: list) -> tuple:
+    """``local_zone`` with ``zones`` added, each replacing one of its name (whose local data
+    it keeps, as Unbound's ``local_zone`` does)."""
+    for zone in zones:
+        kept = tuple(z for z in local_zone if _same(z.name, zone.name))
+        zone = replace(zone, data=kept[0].data) if kept else zone
+        local_zone = tuple(z for z in local_zone if not _same(z.name, zone.name)) + (zone,)
+    return local_zone
+
+
+def _without_data(cfg, names: list[str]) -> dict:
+    """The changes that remove every local record of ``names``."""
+    from resolver.zones import parse_record
+
+    owners = {dns.name.from_text(n).canonicalize().to_wire() for n in names}
+
+    def keep(lines) -> tuple:
+        return tuple(line for line in lines if parse_record(line)[0].lower() not in owners)
+
+    return {"local_data": keep(cfg.local_data), "local_data_ptr": keep(cfg.local_data_ptr),
+            "local_zone": tuple(replace(z, data=keep(z.data)) for z in cfg.local_zone)}
+
+
+def _listed(ctl: WorkerControl, done: str, refused: list[str], **changes) -> dict:
+    """A list command's answer: its refused lines, then ``done`` (Unbound's ``added N
+    zones``); the accepted lines are applied in one change."""
+    if changes:
+        _change(ctl, **changes)
+    return {"ok": True, "lines": refused + [done]}
+
+
 def local_zone(ctl: WorkerControl, req: dict) -> dict:
     name, kind = _args(req, 2, 2)
     (zone,) = _setting("local_zone", [f"{name} {kind}"])
-    cfg = ctl.server.cfg
-    kept = tuple(z for z in cfg.local_zone if _same(z.name, zone.name))
-    others = tuple(z for z in cfg.local_zone if not _same(z.name, zone.name))
-    zone = replace(zone, data=kept[0].data) if kept else zone
-    return _change(ctl, local_zone=others + (zone,))
+    return _change(ctl, local_zone=_with_zones(ctl.server.cfg.local_zone, [zone]))
+
+
+def local_zones(ctl: WorkerControl, req: dict) -> dict:
+    zones, refused = [], []
+    for line in _input_lines(req):
+        try:
+            if len(line.split()) != 2:
+                raise CommandError("a line is NAME TYPE")
+            zones += _setting("local_zone", [line])
+        except CommandError:
+            refused.append(f"error for input line: {line}")
+    changes = {"local_zone": _with_zones(ctl.server.cfg.local_zone, zones)} if zones else {}
+    return _listed(ctl, f"added {len(zones)} zones", refused, **changes)
 
 
 def local_zone_remove(ctl: WorkerControl, req: dict) -> dict:
@@ -338,24 +399,40 @@ def local_zone_remove(ctl: WorkerControl, req: dict) -> dict:
     return _change(ctl, local_zone=tuple(z for z in cfg.local_zone if not _same(z.name, name)))
 
 
+def local_zones_remove(ctl: WorkerControl, req: dict) -> dict:
+    names, refused = _input_names(req)
+    cfg = ctl.server.cfg
+    kept = tuple(z for z in cfg.local_zone if not any(_same(z.name, n) for n in names))
+    changes = {"local_zone": kept} if len(kept) != len(cfg.local_zone) else {}
+    return _listed(ctl, f"removed {len(names)} zones", refused, **changes)
+
+
 def local_data(ctl: WorkerControl, req: dict) -> dict:
     line = " ".join(_args(req, 1))
     (line,) = _setting("local_data", [line])
     return _change(ctl, local_data=ctl.server.cfg.local_data + (line,))
 
 
+def local_datas(ctl: WorkerControl, req: dict) -> dict:
+    added, refused = [], []
+    for n, line in enumerate(_input_lines(req), 1):
+        try:
+            added += _setting("local_data", [line])
+        except CommandError as e:
+            refused.append(f"error parsing local-data at line {n} '{line}': {e}")
+    changes = {"local_data": ctl.server.cfg.local_data + tuple(added)} if added else {}
+    return _listed(ctl, f"added {len(added)} datas", refused, **changes)
+
+
 def local_data_remove(ctl: WorkerControl, req: dict) -> dict:
-    from resolver.zones import parse_record
+    name = _name(_args(req, 1, 1)[0])
+    return _change(ctl, **_without_data(ctl.server.cfg, [name]))
 
-    owner = dns.name.from_text(_name(_args(req, 1, 1)[0])).canonicalize().to_wire()
 
-    def keep(lines) -> tuple:
-        return tuple(line for line in lines if parse_record(line)[0].lower() != owner)
-
-    cfg = ctl.server.cfg
-    return _change(ctl, local_data=keep(cfg.local_data),
-                   local_data_ptr=keep(cfg.local_data_ptr),
-                   local_zone=tuple(replace(z, data=keep(z.data)) for z in cfg.local_zone))
+def local_datas_remove(ctl: WorkerControl, req: dict) -> dict:
+    names, refused = _input_names(req)
+    changes = _without_data(ctl.server.cfg, names) if names else {}
+    return _listed(ctl, f"removed {len(names)} datas", refused, **changes)
 
 
 def _same(a: str, b: str) -> bool:
@@ -399,6 +476,21 @@ def _zone_remove(ctl: WorkerControl, req: dict, key: str) -> dict:
     if insecure:
         changes["domain_insecure"] = _with_insecure(cfg, name, False)
     return _change(ctl, **changes)
+
+
+def forward(ctl: WorkerControl, req: dict) -> dict:
+    """Unbound's ``forward``: the root's forwarders shown, removed (``off``) or set."""
+    args = _args(req, 0)
+    cfg = ctl.server.cfg
+    others = tuple(z for z in cfg.forward_zone if not _same(z.name, "."))
+    if not args:
+        root = [z for z in cfg.forward_zone if _same(z.name, ".")]
+        return {"ok": True,
+                "text": _servers_text(root[0]) if root else "off (using root hints)"}
+    if args == ["off"]:
+        return _change(ctl, forward_zone=others)
+    (zone,) = _setting("forward_zone", [{"name": ".", "forward-addr": args}])
+    return _change(ctl, forward_zone=others + (zone,))
 
 
 def forward_add(ctl: WorkerControl, req: dict) -> dict:
@@ -549,6 +641,15 @@ def reload(ctl: WorkerControl, req: dict) -> dict:
     return ctl.reload()
 
 
+reload_keep_cache = reload            # a reload keeps the cache here
+
+
+def flush_stats(ctl: WorkerControl, req: dict) -> dict:
+    _args(req, 0, 0)
+    ctl.stats_base = ctl.server.stats()
+    return OK
+
+
 def stats(ctl: WorkerControl, req: dict) -> dict:
     """The totals (what ``/metrics`` and the JSON API read); with ``reset`` or ``since``
     (the command line's ``stats``/``stats_noreset``), the figures since the last reset."""
@@ -663,5 +764,6 @@ MERGE = {"dump_cache": union_dump, "flush": union_flush, "flush_zone": union_rem
 #: Commands the supervisor of several workers applies to itself as well as to each worker.
 HERE_TOO = frozenset(c.name for c in COMMANDS.values() if c.scope == "supervisor and every worker")
 
-#: Commands whose request or answer may hold a whole cache (``load_cache``, ``dump_cache``).
-BULK = frozenset({"dump_cache", "load_cache"})
+#: Commands whose request or answer may hold a whole cache or list (``dump_cache``, and
+#: those that read their standard input).
+BULK = frozenset({"dump_cache"} | {c.name for c in COMMANDS.values() if c.stdin})

@@ -22,13 +22,14 @@ class Refused(Exception):
 
 
 def request(cmd: str, args: list[str], stdin: str | None = None) -> dict:
-    """The request for ``cmd`` with ``args`` (``stdin``: what ``load_cache`` reads)."""
+    """The request for ``cmd`` with ``args`` (``stdin``: what a command that reads its
+    standard input read, ``load_cache``'s dump, ``local_datas``' list...)."""
     req: dict[str, Any] = {"cmd": cmd, "args": list(args)}
     if cmd == "stats":
         req["reset"] = True
     elif cmd == "stats_noreset":
         req["since"] = True
-    elif cmd == "load_cache":
+    if stdin is not None:
         req["input"] = stdin
     return req
 
@@ -51,7 +52,7 @@ def text(cmd: str, answer: dict, fmt: str = "unbound", quiet: bool = False) -> s
         r = answer["removed"]
         lines = [f"ok removed {r['rrsets']} rrsets, {r['messages']} messages and "
                  f"{r['keys']} key entries"]
-    elif cmd in ("flush", "reload"):
+    elif cmd in ("flush", "reload", "reload_keep_cache"):
         lines = [] if quiet else ["ok"]
         if answer.get("shared_deleted") is not None:
             lines.append(f"deleted {answer['shared_deleted']} entries from the shared cache")

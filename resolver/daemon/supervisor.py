@@ -349,6 +349,10 @@ class Supervisor:
             self.stats_base = merged
         return {"ok": True, "stats": shown}
 
+    async def flush_stats_command(self, req: dict) -> dict:
+        self.stats_base = await self.stats()
+        return {"ok": True, "text": "ok"}
+
     async def status_command(self, req: dict) -> dict:
         parts = [a["status"] for a in (await self.ask_all({"cmd": "status"}))[0]]
         status = merge_status(parts, self.started_at, len(self.slots))
@@ -364,7 +368,8 @@ class Supervisor:
         return {"stats": self.stats_command,
                 "stats_noreset": lambda r: self.stats_command({**r, "since": True,
                                                                "reset": False}),
-                "status": self.status_command, "reload": self.reload,
+                "flush_stats": self.flush_stats_command, "status": self.status_command,
+                "reload": self.reload, "reload_keep_cache": self.reload,
                 "stop": self.stop_command}
 
     async def run_command(self, req: dict) -> dict:

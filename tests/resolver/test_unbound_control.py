@@ -58,9 +58,11 @@ def plain_control(port: int) -> tuple[str, ...]:
             "control-use-cert: no")
 
 
-def ubctl(conf: Path, *args: str) -> subprocess.CompletedProcess:
+def ubctl(conf: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """unbound-control with ``args`` (``input`` on its stdin; none: /dev/null)."""
     return subprocess.run([UNBOUND_CONTROL, "-c", str(conf), *args], capture_output=True,
-                          text=True, timeout=30, stdin=subprocess.DEVNULL)
+                          text=True, timeout=30, input=input,
+                          stdin=subprocess.DEVNULL if input is None else None)
 
 
 def both_stats(ub: Path, d) -> tuple[dict[str, str], dict[str, str]]:
@@ -624,3 +626,80 @@ def test_get_option_of_an_unset_limit_prints_the_default_as_unbound(lab, tmp_pat
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
         stop_process(proc, group=True)
+
+
+def test_list_commands_forward_flush_stats_and_reload_keep_cache_as_unbound(lab, tmp_path):
+    """The same unbound-control commands, with the same lists on stdin, to a real Unbound
+    and to the daemon (two workers): local_zones, local_datas and their _remove forms print
+    Unbound's counts, an error line for each line refused and exit 1 then, and change the
+    answers alike; forward shows, sets and removes the root's forwarders; flush_stats
+    zeroes what stats shows; reload_keep_cache answers ok."""
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, [], plain_control(cport))
+    d = Daemon(tmp_path / "d", lab, "--workers", "2").start(ready="ready: 2 workers")
+    servers = {"unbound": (control_conf(tmp_path / "ub.conf", "127.0.0.1", cport), uport),
+               "corenet": (control_conf(tmp_path / "d.conf", d.control), d.port)}
+    try:
+        def both(*args, input=None, rc=None, last=None):
+            out = {}
+            for who, (conf, _) in servers.items():
+                r = ubctl(conf, *args, input=input)
+                if rc is not None:
+                    assert r.returncode == rc, (who, args, r.stdout, r.stderr)
+                if last is not None:
+                    assert r.stdout.splitlines()[-1:] == [last], (who, args, r.stdout)
+                out[who] = r.stdout
+            return out
+
+        def answers(name):
+            out = set()
+            for who, (_, port) in servers.items():
+                reply = ask(port, name)
+                out.add((dns.rcode.to_text(reply.rcode()),
+                         tuple(sorted(rd.to_text() for rr in reply.answer for rd in rr))))
+            assert len(out) == 1, (name, out)
+            return out.pop()
+
+        got = both("local_zones", input="blocked.test. static\nredir.test. redirect\n"
+                   "bad line here x\n", rc=1, last="added 2 zones")
+        for text in got.values():
+            assert "error for input line: bad" in text
+        assert answers("blocked.test.") == ("NXDOMAIN", ())
+        got = both("local_datas", input="redir.test. 300 IN A 192.0.2.1\n"
+                   "host.blocked.test. 300 IN A 192.0.2.2\nnot a record\n",
+                   rc=1, last="added 2 datas")
+        for text in got.values():
+            assert "error parsing local-data at line 3" in text and "'not a record'" in text
+        assert answers("www.redir.test.") == ("NOERROR", ("192.0.2.1",))
+        assert answers("host.blocked.test.") == ("NOERROR", ("192.0.2.2",))
+        both("local_datas_remove", input="host.blocked.test.\nbad..name\n", rc=1,
+             last="removed 1 datas")
+        assert answers("host.blocked.test.") == ("NXDOMAIN", ())
+        both("local_zones_remove", input="redir.test.\nblocked.test.\n", rc=0,
+             last="removed 2 zones")
+        for text in both("list_local_zones", rc=0).values():
+            assert "blocked.test." not in text and "redir.test." not in text
+        both("local_zones", input="", rc=0, last="added 0 zones")
+
+        both("forward", rc=0, last="off (using root hints)")
+        both("forward", "127.0.0.1", "::1", rc=0, last="ok")
+        shown = both("forward", rc=0)
+        assert {who: set(text.split()) for who, text in shown.items()} == \
+            dict.fromkeys(servers, {"127.0.0.1", "::1"}), shown
+        both("forward", "off", rc=0, last="ok")
+        both("forward", rc=0, last="off (using root hints)")
+
+        both("flush_stats", rc=0, last="ok")
+        for text in both("stats_noreset", rc=0).values():
+            assert keys(text)["total.num.queries"] == "0", text
+        both("reload_keep_cache", rc=0, last="ok")
+        # the daemon's own command line reads the list from stdin as unbound-control does
+        r = cli("--control", d.control, "local_datas", input="a.example. 60 IN A 192.0.2.9\n")
+        assert (r.returncode, r.stdout) == (0, "added 1 datas\n"), r.stderr
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
