@@ -156,8 +156,20 @@ COMMANDS: tuple[Command, ...] = (
             "unsigned. Prints ``ok``.", "every worker"),
     Command("list_insecure", "", "Prints the negative trust anchors (domain-insecure), "
             "one per line.", "every worker"),
-    Command("list_auth_zones", "", "Prints the authority zones served: none (Unbound's "
-            "auth-zone is not served), so nothing.", "every worker"),
+    Command("list_auth_zones", "", "Prints the response policy zones, as Unbound lists them "
+            "with its authority zones (none of which is served here): ``NAME<tab>serial N``, "
+            "or ``no serial`` before the zone is loaded.", "every worker"),
+    Command("auth_zone_reload", "ZONE", "Reads the zone file of the response policy zone "
+            "ZONE again and applies it (a zone without a file: nothing to read). Prints "
+            "``ok``; ``error failed to read ZONE`` keeps the zone held.", "every worker"),
+    Command("auth_zone_transfer", "ZONE", "Starts a transfer of the response policy zone "
+            "ZONE from its primary now, rather than at its refresh timer. Prints ``ok``.",
+            "every worker"),
+    Command("rpz_disable", "ZONE", "Stops applying the response policy zone ZONE (it is "
+            "kept loaded and fresh) until the config is read again. Prints ``ok``.",
+            "every worker"),
+    Command("rpz_enable", "ZONE", "Applies the response policy zone ZONE again after "
+            "``rpz_disable``. Prints ``ok``.", "every worker"),
     Command("insecure_remove", "ZONE", "Removes ZONE from the negative trust anchors until "
             "the next reload. Prints ``ok``.", "every worker"),
     Command("get_option", "NAME", "Prints the value of the setting NAME (the config key, "

@@ -229,9 +229,52 @@ def list_insecure(ctl: WorkerControl, req: dict) -> dict:
 
 
 def list_auth_zones(ctl: WorkerControl, req: dict) -> dict:
-    """No authority zones are served (Unbound's auth-zone): the list is empty."""
+    """The response policy zones (Unbound lists them with its auth-zones, none of which is
+    served here): ``NAME<tab>serial N``, or ``no serial`` before one is loaded, in
+    canonical order."""
     _args(req, 0, 0)
-    return {"ok": True, "text": ""}
+    feeds = ctl.server.rpz.feeds if ctl.server.rpz is not None else []
+    held = sorted((dns.name.from_text(f.source.name), f.zone) for f in feeds)
+    return {"ok": True, "text": "\n".join(
+        f"{name}\t" + (f"serial {zone.serial}" if zone is not None and zone.serial is not None
+                       else "no serial") for name, zone in held)}
+
+
+def _policy_feed(ctl: WorkerControl, req: dict):
+    """The response policy zone the command names (Unbound's words when there is none)."""
+    (arg,) = _args(req, 1, 1)
+    _name(arg)
+    feed = ctl.server.rpz.find(arg) if ctl.server.rpz is not None else None
+    if feed is None:
+        raise CommandError(f"no auth-zone {arg}")
+    return arg, feed
+
+
+def rpz_enable(ctl: WorkerControl, req: dict) -> dict:
+    _, feed = _policy_feed(ctl, req)
+    ctl.server.rpz.enable(feed, True)
+    return OK
+
+
+def rpz_disable(ctl: WorkerControl, req: dict) -> dict:
+    _, feed = _policy_feed(ctl, req)
+    ctl.server.rpz.enable(feed, False)
+    return OK
+
+
+async def auth_zone_reload(ctl: WorkerControl, req: dict) -> dict:
+    arg, feed = _policy_feed(ctl, req)
+    if feed.source.zonefile and not await feed.reload_file():
+        raise CommandError(f"failed to read {arg}")
+    return OK
+
+
+def auth_zone_transfer(ctl: WorkerControl, req: dict) -> dict:
+    arg, feed = _policy_feed(ctl, req)
+    if not feed.source.primaries:
+        raise CommandError(f"zone xfr task not found {arg}")
+    feed.transfer_now()
+    return OK
 
 
 def view_list_local_data(ctl: WorkerControl, req: dict) -> dict:

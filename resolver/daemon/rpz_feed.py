@@ -202,6 +202,9 @@ class Feed:
         self.task: asyncio.Task | None = None
         self.transfers = 0                  # transfers that brought a change
         self.failures = 0
+        #: False after ``rpz_disable``: the zone stays loaded and fresh but is not applied
+        self.enabled = True
+        self.wake = asyncio.Event()         # set: transfer now (``auth_zone_transfer``)
 
     def start(self, loaded: PolicyZone | Exception | None = None) -> None:
         if self.source.zonefile:
@@ -234,6 +237,17 @@ class Feed:
                                     len(zone), source.zonefile, zone.serial))
         self.changed()
         return True
+
+    async def reload_file(self) -> bool:
+        """Reads the zone file again (off the loop) and takes its zone
+        (``auth_zone_reload``); False when it could not be read (the zone held is kept)."""
+        source, limits = self.source, self.limits
+        loaded = await off_loop(lambda: read_zone_files([source], limits)[source])
+        return self.load_file(loaded)
+
+    def transfer_now(self) -> None:
+        """Ends the wait for the refresh timer: the next transfer starts at once."""
+        self.wake.set()
 
     async def transfer(self) -> bool:
         """One transfer from the first primary that gives one (IXFR from the serial held,
@@ -286,7 +300,12 @@ class Feed:
                 self.failures += 1
                 log.exception("rpz %s: transfer failed", self.source.name)
             refresh, retry = self.delays()
-            await asyncio.sleep(retry if self.failures > before else refresh)
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(),
+                                       retry if self.failures > before else refresh)
+            except asyncio.TimeoutError:
+                pass
 
 
 class Feeds:
@@ -308,7 +327,7 @@ class Feeds:
         if not self.feeds:
             self.made = None
             return None
-        zones = [f.zone for f in self.feeds if f.zone is not None]
+        zones = [f.zone for f in self.feeds if f.zone is not None and f.enabled]
         made = self.made
         if (made is None or len(made.zones) != len(zones)
                 or any(a is not b for a, b in zip(made.zones, zones))):
@@ -319,11 +338,25 @@ class Feeds:
         if self.started:
             self.on_change(self.policy())
 
-    def set_sources(self, sources, loaded: dict | None = None) -> None:
+    def find(self, name: str) -> Feed | None:
+        """The source of the zone ``name`` (a domain name, absolute or not), or None."""
+        wanted = dns.name.from_text(name)
+        return next((f for f in self.feeds if dns.name.from_text(f.source.name) == wanted),
+                    None)
+
+    def enable(self, feed: Feed, on: bool) -> None:
+        """``rpz_enable``/``rpz_disable``: ``feed``'s zone applied again, or skipped (kept
+        loaded and fresh), until the config file is read again."""
+        if feed.enabled != on:
+            feed.enabled = on
+            self._changed()
+
+    def set_sources(self, sources, loaded: dict | None = None, fresh: bool = False) -> None:
         """Takes the configured sources (at start and on reload): a source unchanged keeps
         its zone and its timers (a zone file is read again), a new one is loaded, one gone
         is dropped. ``loaded``: the zone files as :func:`read_zone_files` read them (those
-        missing from it are read here)."""
+        missing from it are read here). ``fresh``: the config file was read again, so a
+        zone disabled at run time is applied again."""
         loaded = loaded or {}
         old = {f.source: f for f in self.feeds}
         feeds = []
@@ -335,6 +368,7 @@ class Feeds:
                 f.start(loaded.get(source))
             elif source.zonefile:
                 f.load_file(loaded.get(source))
+            f.enabled = f.enabled or fresh
             feeds.append(f)
         for f in old.values():
             f.stop()

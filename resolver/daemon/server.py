@@ -186,13 +186,14 @@ class Server:
             from resolver.daemon.tls_listener import start_encrypted
             await start_encrypted(self, loop, reuse)
 
-    def _set_rpz(self, cfg: Config, loaded: dict | None = None) -> None:
+    def _set_rpz(self, cfg: Config, loaded: dict | None = None, fresh: bool = False) -> None:
         """Hands ``cfg``'s ``[[rpz]]`` sources to the feeds, made at the first config that
-        names one; ``loaded``: their zone files already read (``Server.stage``)."""
+        names one; ``loaded``: their zone files already read (``Server.stage``); ``fresh``:
+        ``cfg`` is the config file read again (``Feeds.set_sources``)."""
         if self.rpz is None:
             from resolver.daemon.rpz_feed import Feeds
             self.rpz = Feeds(cfg.limits, self.set_policy)
-        self.rpz.set_sources(cfg.rpz, loaded)
+        self.rpz.set_sources(cfg.rpz, loaded, fresh)
 
     def start_trust_probes(self) -> str | None:
         """Starts the RFC 5011 probes of ``auto-trust-anchor-file`` (once running as the
@@ -340,7 +341,9 @@ class Server:
     def apply(self, cfg: Config, staged: "Staged | None" = None) -> list[str]:
         """Takes a reloaded config: what can change at run time changes (ACL, limits, log
         level, the choice of authorities); returns the settings that need a restart.
-        ``staged``: :meth:`stage`'s for ``cfg``, made here when not given."""
+        ``staged``: :meth:`stage`'s for ``cfg``, made here when not given (a change made
+        by a control command: ``staged`` comes with the config file read again)."""
+        from_file = staged is not None
         if staged is None or staged.cfg is not cfg or \
                 staged.against[0] is not self.cfg or staged.against[1] is not self.resolver.limits:
             staged = self.stage(cfg)    # (what it worked out may no longer hold)
@@ -359,7 +362,7 @@ class Server:
             reloads.after_swap(lambda: log.info(
                 "zones: %s", zones.describe() if zones is not None else "none"))
         if cfg.rpz or self.rpz is not None:
-            self._set_rpz(cfg, staged.rpz)   # zones added, removed, zone files read again
+            self._set_rpz(cfg, staged.rpz, from_file)   # zones added, removed, files read again
         for listener in self.encrypted:
             listener.reload(cfg, staged.tls.get(listener))   # for new handshakes
         logs.reload(cfg)

@@ -321,3 +321,37 @@ def test_a_transferred_zone_is_made_into_triggers_off_the_loop(primary, monkeypa
     assert changed == [1] and feed.zone is not None and feed.zone.serial == 1
     rule, _ = feed.zone.qname_rule(dns.name.from_text("www.example.com."))
     assert rule.action == NXDOMAIN
+
+
+def test_a_transfer_asked_for_and_a_zone_disabled_until_the_config_is_read_again(
+        lab, primary, tmp_path):
+    """``auth_zone_transfer`` brings the primary's new version at once, though the zone's
+    refresh timer is an hour away; ``rpz_disable`` lasts through other runtime changes
+    (``local_data``) and ends when the config file is read again (``reload``)."""
+    slow = POLICY.replace("{serial} 1 1 86400 30", "{serial} 3600 3600 86400 30")
+    primary.publish(slow.format(serial=10, records=V1))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(CONFIG.format(first="", port=primary.port).replace(
+        "rpz-min-refresh = 1", "rpz-min-refresh = 600"))
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf)).start()
+    try:
+        wait_for(lambda: "(serial 10)" in d.log_text(), "the zone transferred", d)
+        assert d.ask("www.example.com.").rcode() == dns.rcode.NXDOMAIN
+        primary.publish(slow.format(serial=11, records=V2))
+        time.sleep(1.0)                          # the timer is far: nothing moves ...
+        assert d.stats()["rpz"]["zones"]["rpz.test."]["serial"] == 10
+        r = cli("auth_zone_transfer", "rpz.test.", "--control", d.control)
+        assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+        wait_for(lambda: d.stats()["rpz"]["zones"]["rpz.test."]["serial"] == 11,
+                 "the transfer asked for", d)       # ... until asked
+        assert d.ask("v4only.example.com.").rcode() == dns.rcode.NXDOMAIN
+
+        assert cli("rpz_disable", "rpz.test", "--control", d.control).returncode == 0
+        assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}
+        r = cli("local_data", "extra.test. 60 A 192.0.2.77", "--control", d.control)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert addresses(d.ask("v4only.example.com.")) == {"192.0.2.2"}   # still off
+        assert cli("reload", "--control", d.control).returncode == 0
+        assert d.ask("v4only.example.com.").rcode() == dns.rcode.NXDOMAIN  # on again
+    finally:
+        d.stop()

@@ -703,3 +703,66 @@ def test_list_commands_forward_flush_stats_and_reload_keep_cache_as_unbound(lab,
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_policy_zone_commands_as_unbound(lab, tmp_path):
+    """list_auth_zones lists the response policy zones with their serials, rpz_disable and
+    rpz_enable stop and resume a zone's policy, auth_zone_reload takes its changed zone
+    file, and the errors for a zone that is not there: a real Unbound and the daemon (two
+    workers) print the same and answer the same after each command."""
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    bulk = f"{Z.BULK}@{lab.port}"
+    zone = tmp_path / "rpz.zone"
+
+    def publish(serial: int, blocked: str) -> None:
+        zone.write_text(f"$ORIGIN rpz.test.\n$TTL 60\n"
+                        f"@ SOA ns.rpz.test. hostmaster.rpz.test. {serial} 3600 600 86400 30\n"
+                        f"@ NS ns.rpz.test.\n{blocked} CNAME .\n")
+
+    publish(1, "h001.bulk.net")
+    w = tmp_path / "unbound"
+    w.mkdir()
+    proc = local_unbound(w, uport, ['module-config: "respip iterator"',
+                                    "do-not-query-localhost: no", "forward-zone:",
+                                    'name: "bulk.net."', f"forward-addr: {bulk}",
+                                    "rpz:", "name: rpz.test.", f'zonefile: "{zone}"'],
+                         plain_control(cport))
+    conf = tmp_path / "resolver.toml"
+    conf.write_text(f'[[forward-zone]]\nname = "bulk.net."\nforward-addr = ["{bulk}"]\n'
+                    f'[[rpz]]\nname = "rpz.test."\nzonefile = "{zone}"\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2")
+    d.start(ready="ready: 2 workers")
+    servers = {"unbound": (control_conf(tmp_path / "ub.conf", "127.0.0.1", cport), uport),
+               "corenet": (control_conf(tmp_path / "d.conf", d.control), d.port)}
+    try:
+        def both(*args) -> tuple[int, str]:
+            got = {who: ubctl(conf, *args) for who, (conf, _) in servers.items()}
+            seen = {(r.returncode, r.stdout) for r in got.values()}
+            assert len(seen) == 1, (args, got)
+            return seen.pop()
+
+        def rcodes(name: str) -> str:
+            seen = {dns.rcode.to_text(ask(port, name).rcode()) for _, port in servers.values()}
+            assert len(seen) == 1, (name, seen)
+            return seen.pop()
+
+        assert both("list_auth_zones") == (0, "rpz.test.\tserial 1\n")
+        assert rcodes("h001.bulk.net.") == "NXDOMAIN"
+        assert both("rpz_disable", "rpz.test.") == (0, "ok\n")
+        assert rcodes("h001.bulk.net.") == "NOERROR"
+        assert both("rpz_enable", "rpz.test.") == (0, "ok\n")
+        assert rcodes("h001.bulk.net.") == "NXDOMAIN"
+        publish(2, "h002.bulk.net")
+        assert both("auth_zone_reload", "rpz.test.") == (0, "ok\n")
+        assert both("list_auth_zones") == (0, "rpz.test.\tserial 2\n")
+        assert (rcodes("h001.bulk.net."), rcodes("h002.bulk.net.")) == ("NOERROR", "NXDOMAIN")
+        for cmd in ("auth_zone_reload", "rpz_disable", "rpz_enable"):
+            assert both(cmd, "nosuch.test.") == (1, "error no auth-zone nosuch.test.\n")
+        # a zone read from a file has no primary to transfer from
+        assert both("auth_zone_transfer", "rpz.test.") == \
+            (1, "error zone xfr task not found rpz.test.\n")
+        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
