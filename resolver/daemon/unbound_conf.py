@@ -1,7 +1,8 @@
 """Unbound's ``unbound.conf`` read, and turned into corenet-resolver's settings.
 
 :func:`read` reads Unbound's format as Unbound's lexer does: ``keyword: value`` pairs,
-several on a line if need be, values quoted (``"..."``, ``'...'``) or bare, ``#`` comments,
+several on a line if need be, values quoted (``"..."``, ``'...'``) or bare, ``#`` comments
+(from a ``#`` that starts a word to the end of the line: one within a word is part of it),
 clauses (``server:``, ``remote-control:``, ``forward-zone:``, ...) and ``include:`` /
 ``include-toplevel:`` with glob patterns. Every option comes out with its file and line.
 
@@ -76,8 +77,9 @@ def tokens(text: str, file: str = "-"):
             line += word.count("\n")
             i = end + 1
         else:
+            # a "#" within a word is part of it, as in Unbound's lexer (1.1.1.1@853#dns.name)
             start = i
-            while i < n and not text[i].isspace() and text[i] not in "#\"'":
+            while i < n and not text[i].isspace() and text[i] not in "\"'":
                 i += 1
             yield text[start:i], False, line
 
@@ -354,27 +356,30 @@ BUILT_IN = {
     "neg-cache-size": "negative answers live in the one cache, sized by msg- and "
                       "rrset-cache-size",
 }
-#: server: yes/no options whose one value is corenet's own behaviour: (that value, what
-#: corenet does); the other value cannot be carried over
+#: server: options whose one value is corenet's own behaviour: (that value, what corenet
+#: does); another value cannot be carried over
 FIXED = {
     "minimal-responses": ("yes", "corenet adds no NS or glue records to an answer"),
+    "edns-buffer-size": ("1232", "the EDNS size sent to authorities is 1232 bytes"),
+    "use-caps-for-id": ("no", "0x20 case randomisation is not done"),
+    "edns-tcp-keepalive": ("no", "TCP keepalive (RFC 7828) is not sent"),
+    "prefer-ip6": ("no", "authorities are chosen by measured RTT, whatever the family"),
+    "val-clean-additional": ("yes", "the additional section is always checked"),
+    "unwanted-reply-threshold": ("0", "unwanted replies are counted, never acted on"),
+    "statistics-interval": ("0", "statistics are not logged periodically: read stats or the "
+                                 "metrics"),
+    "qname-minimisation-strict": ("no", "minimised queries that fail are asked again with "
+                                        "the full name (qname-minimisation)"),
+    "log-tag-queryreply": ("no", "the query and reply log lines carry no tag"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
     "chroot": "corenet does not chroot (the systemd unit's ProtectSystem and friends confine it)",
-    "edns-buffer-size": "the EDNS size sent to authorities is fixed at 1232 bytes",
     "so-rcvbuf": "the UDP receive buffer is fixed at 4 MiB",
     "so-sndbuf": "the send buffer is the system's",
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
-    "statistics-interval": "corenet does not log statistics periodically; read stats or the "
-                           "metrics",
-    "use-caps-for-id": "0x20 case randomisation is not done",
-    "edns-tcp-keepalive": "TCP keepalive (RFC 7828) is not sent",
-    "prefer-ip6": "authorities are chosen by measured RTT, whatever the family",
-    "val-clean-additional": "the additional section is always checked",
-    "unwanted-reply-threshold": "unwanted replies are counted, never acted on",
 }
 #: server: options whose Unbound value 0 means "no limit": the longest corenet allows
 NO_LIMIT_ZERO = {"serve-expired-ttl": ("serve-stale-window", 30 * 86400,

@@ -237,8 +237,9 @@ def test_a_guide_s_config_converted_checked_and_served(lab, tmp_path):
                                        "10.0.0.0/8", "fd00::/8", "fe80::/10"]
     for line in ("so-rcvbuf: 1m: the UDP receive buffer is fixed",
                  "private-address: 10.0.0.0/8 -> private-address",
-                 "edns-buffer-size: 1232: the EDNS size sent to authorities is fixed",
-                 "use-caps-for-id: no: 0x20"):
+                 "edns-buffer-size: 1232 -> nothing to write (the EDNS size sent to "
+                 "authorities is 1232 bytes)",
+                 "use-caps-for-id: no -> nothing to write (0x20"):
         assert line in report, report
     for action in ("0.0.0.0/0 refuse", "10.1.0.0/16 deny", "10.3.0.0/16 deny_non_local"):
         assert f"access-control: {action} -> access-control" in report, report
@@ -278,6 +279,29 @@ def test_unbound_s_lexer_quirks(tmp_path):
     assert conv.settings["cache-size"] == 1024 ** 3 + 512 * 1024
     ok, said = unbound_accepts(conf)
     assert ok, said                 # Unbound reads the same file
+
+
+def test_a_hash_within_a_word_is_part_of_it_as_unbound_reads_it(tmp_path):
+    """A ``#`` that starts a word starts a comment; one within a word (a DNS-over-TLS
+    forwarder's ``ADDR@PORT#NAME``) is part of the value: the values Unbound reads
+    (unbound-checkconf -o) and the forward zone converted with its servers' names."""
+    conf = tmp_path / "unbound.conf"
+    conf.write_text('server:\n  identity: my#host # a comment\n  version: "v1"#c\n'
+                    "  tls-cert-bundle: /etc/ssl/certs/ca-certificates.crt\n"
+                    'forward-zone:\n  name: "."\n  forward-tls-upstream: yes\n'
+                    "  forward-addr: 1.1.1.1@853#cloudflare-dns.com\n"
+                    "  forward-addr: 9.9.9.9@853#dns.quad9.net # Quad9\n")
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    options = {o.key: o.values for o in unbound_conf.read(str(conf)) if o.clause == "server"}
+    for key in ("identity", "version"):
+        assert options[key] == (unbound_says(conf, key),)
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    (zone,) = conv.tables["forward-zone"]
+    assert zone["forward-addr"] == ["1.1.1.1@853#cloudflare-dns.com",
+                                    "9.9.9.9@853#dns.quad9.net"], zone
+    r = cli("checkconf", str(conf))
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("text, error", [
