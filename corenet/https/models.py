@@ -29,6 +29,15 @@ _STATUS_DOCS = "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/"
 _LINE_ENDS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+def _known_codec(name: str) -> bool:
+    """Whether Python has a codec of that name."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
 class Request:
     """`Request("POST", url, json={...})` as in httpx; `content` is the body's bytes, as
     httpx's (b"" for none; a stream's once `read()` or `aread()` has read it). As in httpx,
@@ -430,16 +439,13 @@ class Response:
 
     @property
     def charset_encoding(self) -> str | None:
-        """The charset the Content-Type names, when Python knows it (normalised)."""
+        """The charset the Content-Type names, lower-cased, as httpx has it (whether Python
+        knows it or not: `encoding` passes over one it does not)."""
         ctype = self.headers.get("content-type", "") or ""
         for param in ctype.split(";")[1:]:
             key, _, value = param.strip().partition("=")
             if key.strip().lower() == "charset" and value:
-                charset = value.strip().strip('"\'')
-                try:
-                    return codecs.lookup(charset).name
-                except LookupError:
-                    return None
+                return value.strip().strip('"\'').lower() or None
         return None
 
     @property
@@ -450,6 +456,8 @@ class Response:
         enc = self._encoding
         if enc is None:
             enc = self.charset_encoding
+            if enc is not None and not _known_codec(enc):
+                enc = None
             if enc is None:
                 default = self.default_encoding
                 if isinstance(default, str):

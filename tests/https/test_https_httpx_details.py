@@ -171,6 +171,38 @@ def test_a_hand_made_response_with_bytes_headers_is_decoded():
     assert ours.text == theirs.text == "hello"
 
 
+@pytest.mark.parametrize("ctype", [None, "text/plain", "text/plain; charset=ISO-8859-1",
+                                   'text/html; charset="Shift_JIS"', "text/plain; charset=bogus",
+                                   "application/json; charset=utf-8"])
+@pytest.mark.parametrize("body", [b"", b"a\nb\r\nc\rd\n", "caf\u00e9".encode("latin-1"),
+                                  "\u65e5\u672c".encode("shift_jis"), b'{"a": 1}'])
+def test_a_response_s_charset_encoding_text_and_lines_as_httpx_s(ctype, body):
+    """The charset as the header names it (lower-cased, known or not), the encoding used
+    (an unknown charset passes to the default), the text, the lines and text chunks of a
+    stream, and json(), beside httpx for the same response."""
+    def seen(mod) -> dict:
+        headers = {"content-type": ctype} if ctype else {}
+
+        def handler(request):
+            return mod.Response(200, content=body, headers=headers)
+
+        out = {}
+        with mod.Client(transport=mod.MockTransport(handler)) as c:
+            r = c.get("https://example.com/")
+            out.update(charset=r.charset_encoding, encoding=r.encoding, text=r.text)
+            try:
+                out["json"] = r.json()
+            except ValueError as e:
+                out["json"] = type(e).__name__
+            with c.stream("GET", "https://example.com/") as r:
+                out["lines"] = list(r.iter_lines())
+            with c.stream("GET", "https://example.com/") as r:
+                out["text"] = list(r.iter_text(3))
+        return out
+
+    assert seen(https) == seen(httpx)
+
+
 # ---- multipart as httpx's: the caller's boundary, the default filename, rewinding ----
 
 BOUNDARY = {"Content-Type": "multipart/form-data; boundary=fixed-Boundary-42"}

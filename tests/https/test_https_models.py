@@ -105,7 +105,7 @@ def test_decoder_rejects_garbage_and_truncation():
 def test_response_text_charset_json_and_status():
     r = Response(200, headers=Headers({"Content-Type": "text/plain; charset=ISO-8859-1"}),
                  content="caf\u00e9".encode("latin-1"))
-    assert r.encoding == "iso8859-1" and r.text == "caf\u00e9"
+    assert r.encoding == "iso-8859-1" and r.text == "caf\u00e9"
     assert Response(200, content=b'{"a": [1]}').json() == {"a": [1]}
     assert Response(204, content=b"").reason_phrase == "No Content"
     with pytest.raises(HTTPStatusError, match="Server error '503"):
