@@ -1,12 +1,16 @@
 """The daemon's log: where its lines go (standard error, a file, or syslog), how much it says
 (Unbound's ``verbosity``) and how each line is stamped (``log-time-ascii``).
 
-One line per event, in Unbound's shape::
+One line per event, in Unbound's shape (``IDENT[PID:N] LEVEL: message``; N the worker's
+number, as Unbound's thread number; IDENT ``log-identity``, else ``corenet-resolver``)::
 
-    [1764082514] corenet-resolver[4242] resolver.daemon.process info: ready
-    Nov 25 14:55:14 corenet-resolver[4242] resolver.daemon.process info: ready   (log-time-ascii)
-    <6>corenet-resolver[4242]: resolver.daemon.process info: ready      (standard error is the
-                                                                         journal's stream)
+    [1764082514] corenet-resolver[4242:0] info: ready
+    Nov 25 14:55:14 corenet-resolver[4242:0] info: ready                (log-time-ascii)
+    <6>corenet-resolver[4242:0] info: ready            (standard error is the journal's stream)
+    corenet-resolver: [4242:0] info: ready                              (syslog, as Unbound's)
+
+The level is Unbound's word for it: ``error``, ``warning``, ``info`` (verbosity 1 and 2),
+``debug`` (3 and up, whose lines also name the logger that wrote them), ``fatal error``.
 
 Under systemd, standard error is the journal's stream (``$JOURNAL_STREAM``): each line then
 starts with its priority (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug) so that
@@ -37,7 +41,7 @@ import socket
 import sys
 import time
 
-#: The program name each line carries.
+#: The program name each line carries, unless ``log-identity`` gives another.
 IDENT = "corenet-resolver"
 #: Unbound's verbosity 2, 4 and 5, between Python's levels.
 DETAIL = 15
@@ -63,12 +67,26 @@ log = logging.getLogger("resolver.daemon.logs")
 PRIORITY_PREFIX = {"error": "<3>", "warning": "<4>", "info": "<6>", "debug": "<7>"}
 
 
+def level_word(level: int) -> str:
+    """Unbound's word for a line at the logging level ``level`` (its verbosity 2 is
+    ``info``, 3 and up ``debug``)."""
+    if level >= logging.CRITICAL:
+        return "fatal error"
+    if level >= logging.ERROR:
+        return "error"
+    if level >= logging.WARNING:
+        return "warning"
+    return "info" if level >= DETAIL else "debug"
+
+
 class LineFormatter(logging.Formatter):
-    """``[EPOCH] corenet-resolver[PID] LOGGER level: message``; with ``ascii_time`` the time
-    as ``Mon DD HH:MM:SS`` (Unbound's ``log-time-ascii``); with ``stamp`` False no time
-    (syslog stamps its lines itself); with ``priority`` the line starts with its sd-daemon
-    priority, ``<3>`` for an error to ``<7>`` for debug (the journal reads it, and stamps the
-    line itself). Any traceback is folded into the same line."""
+    """``[EPOCH] IDENT[PID:N] level: message`` (:func:`level_word`; a debug line's message
+    led by its logger's name); with ``ascii_time`` the time as ``Mon DD HH:MM:SS``
+    (Unbound's ``log-time-ascii``); with ``stamp`` False no time and no IDENT (syslog stamps
+    its lines itself and puts the identity first: ``Syslog``); with ``priority`` the line
+    starts with its sd-daemon priority, ``<3>`` for an error to ``<7>`` for debug (the
+    journal reads it, and stamps the line itself). Any traceback is folded into the same
+    line. IDENT and N are this process's (:func:`set_identity`, :func:`set_number`)."""
 
     def __init__(self, ascii_time: bool = False, stamp: bool = True,
                  priority: bool = False) -> None:
@@ -80,32 +98,35 @@ class LineFormatter(logging.Formatter):
         if record.exc_info:
             text += " | " + self.formatException(record.exc_info)
         text = text.replace("\n", " | ")
-        head = f"{IDENT}[{record.process}]"
+        word = level_word(record.levelno)
+        if word == "debug":
+            text = f"{record.name}: {text}"
+        pid = f"[{record.process}:{_state.number:x}]"
         if self.priority:
-            head = PRIORITY_PREFIX[syslog_priority(record.levelname)] + head + ":"
+            head = PRIORITY_PREFIX[syslog_priority(record.levelno)] + _state.ident + pid
         elif not self.stamp:
-            head += ":"
+            head = pid
         elif self.ascii_time:
-            head = time.strftime("%b %d %H:%M:%S", time.localtime(record.created)) + " " + head
+            head = time.strftime("%b %d %H:%M:%S", time.localtime(record.created)) + \
+                f" {_state.ident}{pid}"
         else:
-            head = f"[{int(record.created)}] {head}"
-        return f"{head} {record.name} {record.levelname.lower()}: {text}"
+            head = f"[{int(record.created)}] {_state.ident}{pid}"
+        return f"{head} {word}: {text}"
 
 
-def syslog_priority(level_name: str) -> str:
-    """The syslog priority of a line at the logging level ``level_name``: Unbound's
-    verbosity levels between Python's go with the one below them."""
-    level = logging.getLevelName(level_name)
-    if not isinstance(level, int):
-        return "info"
+def syslog_priority(level: int) -> str:
+    """The syslog priority of a line at the logging level ``level``, as Unbound gives its
+    lines: verbosity 2 (DETAIL) is info, 3 and up debug."""
     if level >= logging.ERROR:
         return "error"
     if level >= logging.WARNING:
         return "warning"
-    return "info" if level >= logging.INFO else "debug"
+    return "info" if level >= DETAIL else "debug"
 
 
 class _State:
+    ident = IDENT                               # log-identity, else IDENT
+    number = 0                                  # this process's N in [PID:N]
     handler: logging.Handler | None = None      # the handler this module installed
     path: str | None = None                     # the log file, when there is one
     where: tuple = ()                           # (destination, ascii time) it was made for
@@ -164,12 +185,27 @@ def _syslog_handler() -> logging.Handler:
         """Python's syslog handler, with Unbound's verbosity levels given priorities."""
 
         def mapPriority(self, levelName: str) -> str:
-            return syslog_priority(levelName)
+            level = logging.getLevelName(levelName)
+            return syslog_priority(level if isinstance(level, int) else logging.INFO)
 
     where = syslog_socket()
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
         probe.connect(where)       # Python's handler would only fail at its first line
-    return Syslog(address=where, facility=SysLogHandler.LOG_DAEMON, socktype=socket.SOCK_DGRAM)
+    handler = Syslog(address=where, facility=SysLogHandler.LOG_DAEMON,
+                     socktype=socket.SOCK_DGRAM)
+    handler.ident = f"{_state.ident}: "     # as openlog(3)'s ident leads Unbound's lines
+    return handler
+
+
+def set_identity(name: str | None) -> None:
+    """The name the lines carry (``log-identity``; None or "": ``corenet-resolver``)."""
+    _state.ident = name or IDENT
+
+
+def set_number(n: int) -> None:
+    """This process's number in its lines' ``[PID:N]`` (Unbound's thread number): a
+    worker's index; 0 for the supervisor or a daemon of one process."""
+    _state.number = n
 
 
 def setup(cfg) -> None:
@@ -183,6 +219,9 @@ def setup(cfg) -> None:
     where = ("syslog", syslog_socket()) if syslog else ("file", path) if path else ("stderr",)
     root = logging.getLogger()
     problem = None
+    set_identity(cfg.log_identity)
+    if _state.handler is not None and _state.where[0][0] == "syslog":
+        _state.handler.ident = f"{_state.ident}: "      # a reload's log-identity
     if _state.handler is None or _state.where != (where, ascii_time):
         handler: logging.Handler
         try:

@@ -739,6 +739,10 @@ TABLE: tuple[Setting, ...] = (*section(
                 "its priority, ``<3>`` error to ``<7>`` debug, for ``journalctl -p``, and "
                 "carries no time of its own), and a daemon run by hand shows its log where "
                 "it was started."),
+    Setting("log_identity", 'str | None', None, optional(text),
+            doc="The name each log line carries, ``corenet-resolver`` when unset (Unbound's "
+                "``log-identity``): ``unbound`` keeps the log parsers and alerts written for "
+                "Unbound's lines matching."),
     Setting("log_time_ascii", 'bool', False, boolean,
             doc="Stamp each line with the local time as ``Nov 25 14:55:14`` instead of seconds "
                 "since the epoch in brackets (Unbound's ``log-time-ascii``). Syslog stamps its "

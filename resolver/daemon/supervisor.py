@@ -167,6 +167,7 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORK_SIGNALS)
             asyncio.events._set_running_loop(None)      # the supervisor's loop runs no more here
             die_with_parent(self.pid)
+            logs.set_number(slot.index)
             mine = self.sockets[slot.index]
             # what a worker keeps of the supervisor's: where the log goes, its own sockets
             release_inherited(logs.descriptors() | {sock.fileno() for sock in mine.values()})

@@ -21,9 +21,13 @@ from daemon_proc import ROOT, Daemon, cli, free_port
 from resolver.daemon import logs, querylog
 
 
+#: a log-replies line (Unbound's): client, name, type, class, rcode, time, cached, size
+REPLY = re.compile(r"info: (\S+ \S+ \S+ IN \S+ \d+\.\d{6} [01] \d+)$")
+
+
 def _cfg(**kw):
     base = dict(verbosity=1, log_level=None, logfile=None, use_syslog=False,
-                log_time_ascii=False)
+                log_time_ascii=False, log_identity=None)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -60,12 +64,11 @@ def test_the_log_file_is_appended_and_reopen_writes_a_new_one_after_a_rename(tmp
     log.info("third")
     old = _lines(tmp_path / "resolver.log.1")
     assert old[0] == "an older line" and len(old) == 3
-    assert old[1].endswith("resolver.test info: first")
+    assert old[1].endswith("] info: first")
     assert "second, still to the renamed file" in old[2]
     new = _lines(path)
-    assert len(new) == 1 and new[0].endswith("resolver.test info: third")
-    assert re.fullmatch(rf"\[\d+\] corenet-resolver\[{os.getpid()}\] resolver\.test info: third",
-                        new[0])
+    assert len(new) == 1 and new[0].endswith("] info: third")
+    assert re.fullmatch(rf"\[\d+\] corenet-resolver\[{os.getpid()}:0\] info: third", new[0])
 
 
 def test_reopen_without_a_file_changes_nothing_and_a_failed_reopen_keeps_the_old_file(
@@ -158,8 +161,8 @@ def test_syslog_lines_reach_the_socket_named_in_the_environment(tmp_path, monkey
     finally:
         sink.close()
     # facility daemon (3): info is <30>, error <27>; syslog stamps the time itself
-    assert first.rstrip("\x00") == (f"<30>corenet-resolver[{os.getpid()}]: resolver.test "
-                                    "info: to syslog")
+    # Unbound's syslog line: the identity (openlog's), then [PID:N] and the level
+    assert first.rstrip("\x00") == f"<30>corenet-resolver: [{os.getpid()}:0] info: to syslog"
     assert second.startswith("<27>") and second.rstrip("\x00").endswith("error: an error")
     assert not (tmp_path / "ignored.log").exists()
 
@@ -171,7 +174,7 @@ def test_an_unreachable_syslog_socket_leaves_the_log_on_stderr(tmp_path, monkeyp
     logging.getLogger("resolver.test").warning("here instead")
     err = capsys.readouterr().err
     assert "cannot log to" in err
-    assert re.search(r"^\[\d+\] corenet-resolver\[\d+\] resolver\.test warning: here instead$",
+    assert re.search(r"^\[\d+\] corenet-resolver\[\d+:0\] warning: here instead$",
                      err, re.M), err                 # stamped: syslog would have stamped it
 
 
@@ -283,22 +286,22 @@ def test_the_daemon_writes_its_log_file_once_per_event_with_the_per_query_lines(
         assert local.rcode() == dns.rcode.NOERROR and local.answer
         failed = d.ask("www.dead.test.", edns=True, timeout=30)
         assert failed.rcode() == dns.rcode.SERVFAIL
-        lines = _wait_for(logfile, "resolver.servfail")
+        lines = _wait_for(logfile, "error: SERVFAIL <")
     finally:
         assert d.stop() == 0
     lines = _lines(logfile)
     assert d.log_text() == ""                       # nothing on standard error
     for once in ("info: zones: ", "info: ready", "info: stopped", " on 127.0.0.1:"):
         assert sum(once in x for x in lines) == 1, (once, lines)
-    replies = [x.split("resolver.replies info: ")[1] for x in lines if "resolver.replies" in x]
+    replies = [m.group(1) for m in map(REPLY.search, lines) if m]
     miss, hit = replies[0].split(), replies[1].split()
     assert miss[:5] == ["127.0.0.1", "www.example.com.", "A", "IN", "NOERROR"] and miss[6] == "0"
     assert hit[:5] == miss[:5] and hit[6] == "1" and hit[7] == miss[7]
     assert re.fullmatch(r"\d+\.\d{6}", hit[5]) and float(hit[5]) < float(miss[5]) + 1
     assert any(r.startswith("127.0.0.1 www.dead.test. A IN SERVFAIL ") for r in replies)
-    [local_line] = [x for x in lines if "resolver.local" in x]
+    [local_line] = [x for x in lines if " static 127.0.0.1 " in x]
     assert local_line.endswith("info: local.test. static 127.0.0.1 here.local.test. A IN")
-    [servfail] = [x for x in lines if "resolver.servfail" in x]
+    [servfail] = [x for x in lines if "error: SERVFAIL <" in x]
     # the resolution's reason: the forwarder refused
     assert servfail.endswith(f"error: SERVFAIL <www.dead.test. A IN>: 127.0.0.1@{dead}: "
                              "127.0.0.1: [Errno 111] Connection refused"), servfail
@@ -319,15 +322,15 @@ def test_a_daemon_with_workers_reopens_its_log_file_on_reload(lab, tmp_path):
         os.kill(d.pid, signal.SIGHUP)      # reload, which reopens the log everywhere
         lines = _wait_for(logfile, "config reloaded", count=3, timeout=20)
         assert d.ask("www.example.com.").rcode() == dns.rcode.NOERROR
-        lines = _wait_for(logfile, "resolver.replies", timeout=10)
+        lines = _wait_for(logfile, " IN NOERROR ", timeout=10)
     finally:
         assert d.stop() == 0
     # each worker's "config reloaded (cache kept)", then the supervisor's "in 2 workers"
     reloaded = [x for x in lines if "config reloaded" in x]
     assert len(reloaded) == 3 and "config reloaded in 2 workers" in reloaded[-1], lines
-    pids = {re.search(r"corenet-resolver\[(\d+)\]", x).group(1) for x in reloaded}
+    pids = {re.search(r"corenet-resolver\[(\d+):", x).group(1) for x in reloaded}
     assert str(d.pid) in pids and len(pids) == 3
-    assert any("resolver.replies" in x for x in lines)     # answers go to the new file too
+    assert any(REPLY.search(x) for x in lines)     # answers go to the new file too
     old = _lines(tmp_path / "resolver.log.1")
     assert not any("reloaded" in x for x in old)
     # one banner and one "ready" for the daemon, not one per worker
@@ -350,13 +353,13 @@ def test_log_reopen_makes_every_process_write_the_new_file_without_a_reload(lab,
         # each worker answers some of these (SO_REUSEPORT spreads the source ports)
         for i in range(16):
             assert d.ask(f"www.example.com.").rcode() == dns.rcode.NOERROR
-        lines = _wait_for(logfile, "resolver.replies", count=16, timeout=10)
+        lines = _wait_for(logfile, " IN NOERROR ", count=16, timeout=10)
     finally:
         assert d.stop() == 0
-    assert sum("resolver.replies" in x for x in lines) == 16, lines
+    assert sum(bool(REPLY.search(x)) for x in lines) == 16, lines
     assert not any("reloaded" in x for x in lines + _lines(tmp_path / "resolver.log.1"))
-    assert not any("resolver.replies" in x for x in _lines(tmp_path / "resolver.log.1"))
-    writers = {re.search(r"corenet-resolver\[(\d+)\]", x).group(1) for x in lines}
+    assert not any(REPLY.search(x) for x in _lines(tmp_path / "resolver.log.1"))
+    writers = {re.search(r"corenet-resolver\[(\d+):", x).group(1) for x in lines}
     assert len(writers) >= 2, lines      # the supervisor's or another worker's lines too
 
 
@@ -382,6 +385,6 @@ def test_verbosity_5_names_the_client_of_each_cache_miss_and_1_does_not(lab, tmp
             assert d.stop() == 0
         seen[level] = [x for x in _lines(logfile) if "cache miss from" in x]
     assert len(seen[5]) == 1 and seen[5][0].endswith(
-        f"resolver.daemon.misses cache_miss: cache miss from 127.0.0.1@{ports[5]} over udp: "
+        f"debug: resolver.daemon.misses: cache miss from 127.0.0.1@{ports[5]} over udp: "
         "www.example.com. A IN"), seen[5]
     assert seen[1] == []

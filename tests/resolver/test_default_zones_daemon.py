@@ -132,7 +132,7 @@ def test_nodefault_replacing_zones_unblock_and_inform(root_lab, tmp_path):
         client = d.ask("www.example.com.", "A")
         assert client.rcode() in (dns.rcode.NOERROR, dns.rcode.SERVFAIL, dns.rcode.NXDOMAIN)
         log = d.log_text()
-        lines = [ln for ln in log.splitlines() if "resolver.daemon.localzone" in ln]
+        lines = [ln for ln in log.splitlines() if " inform 127.0.0.1@" in ln]
         assert len(lines) == 1, log[-2000:]
         assert "example.com. inform 127.0.0.1@" in lines[0]
         assert lines[0].endswith("www.example.com. A IN")

@@ -85,7 +85,7 @@ def test_lines_carry_sd_daemon_priorities_under_the_journal(lab, tmp_path, monke
     st = os.stat(log)
     monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
     lines = [x for x in failing_start(tmp_path / "d", lab).log_text().splitlines() if x]
-    assert lines and all(re.match(r"<[3467]>corenet-resolver\[\d+\]: ", x) for x in lines), lines
+    assert lines and all(re.match(r"<[3467]>corenet-resolver\[\d+:0\] ", x) for x in lines), lines
     assert any(x.startswith("<6>") and " info: " in x for x in lines)
     assert any(x.startswith("<3>") and " error: cannot listen" in x for x in lines), lines
     assert not any(re.search(r"\[\d{10}\]", x) for x in lines)        # no time of its own
@@ -94,14 +94,61 @@ def test_lines_carry_sd_daemon_priorities_under_the_journal(lab, tmp_path, monke
 def test_no_priorities_when_standard_error_is_not_the_journal_s(lab, tmp_path, monkeypatch):
     monkeypatch.setenv("JOURNAL_STREAM", "1:1")        # some other file: redirected since
     lines = [x for x in failing_start(tmp_path / "d", lab).log_text().splitlines() if x]
-    assert lines and all(re.match(r"\[\d+\] corenet-resolver\[\d+\] ", x) for x in lines), lines
+    assert lines and all(re.match(r"\[\d+\] corenet-resolver\[\d+:0\] ", x) for x in lines), lines
 
 
 @pytest.mark.parametrize("level, prefix", [(logging.ERROR, "<3>"), (logging.CRITICAL, "<3>"),
                                            (logging.WARNING, "<4>"), (logging.INFO, "<6>"),
-                                           (logs.DETAIL, "<7>"), (logging.DEBUG, "<7>")])
+                                           (logs.DETAIL, "<6>"), (logging.DEBUG, "<7>")])
 def test_each_level_s_priority(level, prefix):
     record = logging.LogRecord("resolver.x", level, __file__, 1, "said %s", ("it",), None)
     line = logs.LineFormatter(priority=True).format(record)
     assert line.startswith(prefix) and line.endswith(": said it")
     assert logs.LineFormatter().format(record).startswith("[")
+
+
+#: a line of Unbound's log (util/log.c): the time, IDENT[PID:THREAD], the level word, the text
+LINE = r"{time} {ident}\[\d+:[0-9a-f]+\] (notice|info|warning|error|debug|fatal error): \S.*"
+EPOCH, ASCII = r"\[\d+\]", r"[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d"
+
+
+@pytest.mark.parametrize("ascii_time", [False, True])
+def test_every_line_has_unbound_s_shape_and_log_identity(lab, tmp_path, ascii_time):
+    """Unbound and the daemon, both with ``log-identity: myres`` (and ``log-time-ascii``),
+    asked the same questions: every line of both logs has the shape a parser written for
+    Unbound's reads; the query lines are the same text."""
+    from dnslab.unbound import local_unbound
+
+    installed("unbound", "unbound")
+    w = tmp_path / "unbound"
+    w.mkdir()
+    port = pick_port(["127.0.0.1"])
+    stamp = ["log-time-ascii: yes"] if ascii_time else []
+    proc = local_unbound(w, port, [f'logfile: "{w}/unbound.log"', "log-queries: yes",
+                                   'log-identity: "myres"', "verbosity: 2", *stamp, *LOCAL])
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text('log-queries = true\nlog-identity = "myres"\nverbosity = 2\n'
+                    + ("log-time-ascii = true\n" if ascii_time else "")
+                    + 'local-zone = ["test. static"]\nlocal-data = ["www.test. A 192.0.2.1"]\n')
+    d = Daemon(tmp_path / "d", lab, "--config", str(conf), "--workers", "2")
+    try:
+        d.start(ready="ready: 2 workers")
+        for name, rdtype in ASKED:
+            q = dns.message.make_query(name, rdtype)
+            dns.query.udp(q, "127.0.0.1", port=port, timeout=5)
+            d.ask(name, rdtype)
+    finally:
+        d.stop()
+        stop_process(proc, 5.0, group=True)
+    shape = re.compile(LINE.format(time=ASCII if ascii_time else EPOCH, ident="myres"))
+    unbound_log = (w / "unbound.log").read_text()
+    for who, text in (("unbound", unbound_log), ("corenet", d.log_text())):
+        lines = text.splitlines()
+        assert len(lines) >= len(ASKED), (who, text)
+        bad = [x for x in lines if not shape.fullmatch(x)]
+        assert not bad, (who, bad)
+    # the supervisor's lines are [PID:0], each worker's its number
+    assert {re.search(r"\[\d+:([0-9a-f]+)\]", x).group(1)
+            for x in d.log_text().splitlines()} == {"0", "1"}
+    theirs = [x for x in messages(unbound_log, "queries") if ".test. " in x]
+    assert messages(d.log_text(), "queries") == theirs
