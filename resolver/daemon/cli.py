@@ -269,6 +269,9 @@ def cmd_control(argv: list[str]) -> int:
         if e.refused:                    # the daemon answered: unbound-control's form
             print(f"error {e}")
             return 1
+        if e.stopped and cmd == "status":        # unbound-control's words and status 3
+            print(f"{PROG} is stopped")
+            return 3
         return _fail(str(e), 1)
     fmt = "json" if opts.get("json") else "prometheus" if opts.get("prometheus") else "unbound"
     out = replies.text(cmd, answer, fmt, bool(opts.get("quiet")))

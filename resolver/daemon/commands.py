@@ -32,8 +32,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("status", "", "Prints Unbound's lines (version, verbosity, threads: the "
             "workers, modules, uptime in seconds, options) then the listening addresses, "
             "whether DNSSEC validation is on and how full the cache is, and last "
-            "``corenet-resolver (pid N) is running...``; exit 1 when the daemon does not "
-            "answer.", "supervisor"),
+            "``corenet-resolver (pid N) is running...``. Where nothing listens (the "
+            "connection refused) prints ``corenet-resolver is stopped`` and exits 3, as "
+            "unbound-control; exit 1 when the daemon cannot be reached otherwise.",
+            "supervisor"),
     Command("stats", "", "Prints every figure counted since the last ``stats`` as "
             "Unbound's ``key=value`` lines (``total.num.queries=`` ...; --prometheus for "
             "Prometheus text, --json for JSON), then starts counting afresh, as unbound-control's "

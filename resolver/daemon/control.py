@@ -38,12 +38,13 @@ Handler = Callable[[dict], Awaitable[dict]]
 
 
 class ControlError(Exception):
-    """The daemon could not be reached (``refused`` False) or refused the request
-    (``refused`` True: the daemon's own error message)."""
+    """The daemon could not be reached (``refused`` False; ``stopped`` True when nothing
+    listens where it would: the connection refused) or refused the request (``refused``
+    True: the daemon's own error message)."""
 
-    def __init__(self, message: str, refused: bool = False) -> None:
+    def __init__(self, message: str, refused: bool = False, stopped: bool = False) -> None:
         super().__init__(message)
-        self.refused = refused
+        self.refused, self.stopped = refused, stopped
 
 
 def server_context(cfg) -> ssl.SSLContext:
@@ -302,7 +303,8 @@ def request(target, req: dict, timeout: float = 30.0) -> dict:
             s.settimeout(timeout)
             s.connect(target)
     except OSError as e:
-        raise ControlError(f"{where}: {e.strerror or e}") from None
+        raise ControlError(f"{where}: {e.strerror or e}",
+                           stopped=isinstance(e, ConnectionRefusedError)) from None
     with s:
         try:
             s.sendall(json.dumps(req).encode() + b"\n")

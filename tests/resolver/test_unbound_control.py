@@ -766,3 +766,35 @@ def test_policy_zone_commands_as_unbound(lab, tmp_path):
     finally:
         stop_process(proc, 5.0, group=True)
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_status_of_a_daemon_not_listening_is_unbound_control_s(tmp_path):
+    """Where nothing listens (a socket file left behind, a TCP port no daemon holds),
+    ``status`` prints that the daemon is stopped and exits 3, as unbound-control does (the
+    LSB status of a stopped service); other commands fail with 1; a socket that is not
+    there at all is an error (1), as for unbound-control."""
+    import socket
+
+    need_unbound()
+    stale = tmp_path / "stale.sock"
+    left = socket.socket(socket.AF_UNIX)
+    left.bind(str(stale))                       # bound, never listening: refused
+    port = free_tcp_port()
+    ours_tcp = tmp_path / "resolver.toml"
+    ours_tcp.write_text('control-enable = true\ncontrol-interface = ["127.0.0.1"]\n'
+                        f"control-port = {port}\ncontrol-use-cert = false\n")
+    try:
+        for theirs_conf, ours_args in (
+                (control_conf(tmp_path / "unix.conf", str(stale)), ("-s", str(stale))),
+                (control_conf(tmp_path / "tcp.conf", "127.0.0.1", port), ("-c", str(ours_tcp)))):
+            theirs = ubctl(theirs_conf, "status")
+            ours = cli(*ours_args, "status")
+            assert (theirs.returncode, theirs.stdout) == (3, "unbound is stopped\n")
+            assert (ours.returncode, ours.stdout) == (3, "corenet-resolver is stopped\n"), ours
+            assert cli(*ours_args, "flush").returncode == ubctl(theirs_conf, "flush").returncode == 1
+        missing = str(tmp_path / "none.sock")
+        theirs = ubctl(control_conf(tmp_path / "none.conf", missing), "status")
+        ours = cli("-s", missing, "status")
+        assert theirs.returncode == ours.returncode == 1 and ours.stdout == ""
+    finally:
+        left.close()
