@@ -165,11 +165,13 @@ def cmd_checkconf(ns: argparse.Namespace) -> int:
     if unbound_conf.looks_like_unbound(ns.file):
         try:
             conv = _converted(ns.file)
-            make_resolver(_check_converted(conv, ns.file))
-        except (ValueError, OSError, TypeError) as e:
-            return _fail(f"{ns.file}: root hints or trust anchor: {e}")
+            cfg = _check_converted(conv, ns.file)
         except ConfigError as e:
             return _fail(str(e))
+        try:
+            make_resolver(cfg)
+        except (ValueError, OSError, TypeError) as e:
+            return _fail(f"{ns.file}: root hints or trust anchor: {e}")
         for u in conv.unmapped:
             print(f"{PROG}: {u.option.where}: {u.option.text}: not carried over: {u.why}",
                   file=sys.stderr)

@@ -73,8 +73,9 @@ def tokens(text: str, file: str = "-"):
             if end < 0:
                 raise ConfigError(f"{file}:{line}: unclosed quote")
             word = text[i + 1:end]
+            if "\n" in word or "\r" in word:         # as Unbound's lexer says
+                raise ConfigError(f"{file}:{line}: newline inside quoted string, no end {c}")
             yield word, True, line
-            line += word.count("\n")
             i = end + 1
         else:
             # a "#" within a word is part of it, as in Unbound's lexer (1.1.1.1@853#dns.name)

@@ -307,12 +307,16 @@ def test_a_hash_within_a_word_is_part_of_it_as_unbound_reads_it(tmp_path):
 @pytest.mark.parametrize("text, error", [
     ('server:\n  verbosity: "1\n', "unclosed quote"),
     ("just words\n", "where a keyword was expected"),
+    ("server:\n  local-data: ' \nserver: '\n", "newline inside quoted string"),
 ])
 def test_a_file_unbound_cannot_read_is_an_error_with_its_line(tmp_path, text, error):
     conf = tmp_path / "bad.conf"
     conf.write_text(text)
-    r = cli("import-unbound", str(conf))
-    assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr
+    ok, said = unbound_accepts(conf)
+    assert not ok, said                         # Unbound refuses it too
+    for command in ("import-unbound", "checkconf"):
+        r = cli(command, str(conf))
+        assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr, r.stderr
 
 
 def test_includes_are_bounded(tmp_path):
