@@ -314,7 +314,8 @@ def test_a_file_unbound_cannot_read_is_an_error_with_its_line(tmp_path, text, er
     conf.write_text(text)
     ok, said = unbound_accepts(conf)
     assert not ok, said                         # Unbound refuses it too
-    for command in ("import-unbound", "checkconf"):
+    # checkconf takes a file for Unbound's once it has a clause (else it is read as TOML)
+    for command in ("import-unbound", "checkconf") if ":" in text else ("import-unbound",):
         r = cli(command, str(conf))
         assert r.returncode == 2 and error in r.stderr and f"{conf}:" in r.stderr, r.stderr
 
