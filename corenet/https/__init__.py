@@ -7,6 +7,7 @@ names (`import corenet.https as httpx`).
     with corenet.https.Client() as client:               # httpx.Client
         r = client.get("https://example.org/")
 """
+from corenet import __version__  # where httpx has httpx.__version__
 from .apps import ASGITransport, MockTransport, WSGITransport
 from .auth import Auth, BasicAuth, BearerAuth, DigestAuth, NetRCAuth
 from .cache import Cache

@@ -104,16 +104,24 @@ _HASHES = {"MD5": hashlib.md5, "SHA": hashlib.sha1, "SHA-256": hashlib.sha256,
 
 
 class DigestAuth(Auth):
-    """RFC 7616 Digest: the first request goes without credentials; a 401 with a Digest
-    challenge is answered once (qop=auth; MD5, SHA, SHA-256, SHA-512, SHA-512-256 and
-    their -sess). A challenge without realm or nonce is a ProtocolError, as in httpx."""
+    """RFC 7616 Digest, as httpx's: the first request goes without credentials; a 401 with
+    a Digest challenge is answered once (qop=auth; MD5, SHA, SHA-256, SHA-512, SHA-512-256
+    and their -sess), and later requests answer the last challenge at once, counting its
+    nonce's uses (nc) until a 401 brings a new one, whose count starts again at 1. A
+    challenge without realm or nonce is a ProtocolError, as in httpx."""
 
     def __init__(self, username: str, password: str) -> None:
         self._user = username
         self._password = password
         self._nc = 0
+        self._last_challenge: dict[str, str] | None = None
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
+        uri = request.url.raw_path.decode()
+        if self._last_challenge is not None:
+            header = self.authorization(request.method, uri, self._last_challenge)
+            if header is not None:
+                request.headers["Authorization"] = header
         response = yield request
         if response.status_code != 401:
             return
@@ -125,8 +133,8 @@ class DigestAuth(Auth):
                 if "realm" not in params or "nonce" not in params:
                     raise ProtocolError("Malformed Digest WWW-Authenticate header",
                                         request=request)
-                header = self.authorization(request.method, request.url.raw_path.decode(),
-                                            params)
+                self._last_challenge, self._nc = params, 0   # a new nonce: counted afresh
+                header = self.authorization(request.method, uri, params)
                 if header is not None:
                     request.headers["Authorization"] = header
                     yield request
@@ -147,7 +155,7 @@ class DigestAuth(Auth):
             return hash_(text.encode()).hexdigest()
 
         realm, nonce = params.get("realm", ""), params.get("nonce", "")
-        cnonce = cnonce or os.urandom(16).hex()
+        cnonce = cnonce or os.urandom(8).hex()  # 16 hex digits, as httpx's
         self._nc += 1
         nc = f"{self._nc:08x}"
         ha1 = h(f"{self._user}:{realm}:{self._password}")

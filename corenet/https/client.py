@@ -21,7 +21,7 @@ from .errors import (
 )
 from .headers import Headers, HeaderTypes
 from .limits import DEFAULT_LIMITS, Limits
-from .models import Request, Response, encode_body
+from .models import Request, Response, body_spent, encode_body
 from .pool import Origin, Pool
 from .proxy import Proxy, parse_mounts
 from .timeout import Timeout
@@ -608,7 +608,7 @@ class AsyncClient:
                     f"refused a {code} redirect from {u.text} to {nu.text}: it "
                     "would send the request unencrypted (allow_insecure_redirects=True "
                     "follows it)", response=resp, request=req)
-            if body is not None and body is sent and not isinstance(body, bytes):
+            if body is not None and body is sent and body_spent(body):
                 raise StreamConsumed(
                     f"{code} redirect needs the request body again, but it was a stream")
             u = nu

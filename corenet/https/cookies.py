@@ -34,6 +34,9 @@ class Cookies(MutableMapping):
         if isinstance(cookies, Cookies):
             for c in cookies.jar:
                 self.jar.set_cookie(c)
+        elif isinstance(cookies, list):
+            for name, value in cookies:  # httpx takes a list of (name, value) pairs too
+                self.set(name, value)
         elif cookies:
             for name, value in cookies.items():
                 self.set(name, value)
@@ -126,7 +129,9 @@ class Cookies(MutableMapping):
         return self.has_any()
 
     def __repr__(self) -> str:
-        return f"<Cookies[{', '.join(f'{c.name}={c.value} for {c.domain}' for c in self.jar)}]>"
+        return ("<Cookies["
+                + ", ".join(f"<Cookie {c.name}={c.value} for {c.domain} />" for c in self.jar)
+                + "]>")
 
     # ---- used by the client ----
     def has_any(self) -> bool:

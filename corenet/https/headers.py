@@ -9,14 +9,14 @@ HeaderTypes = Union["Headers", Mapping[str, str], Mapping[bytes, bytes],
 SENSITIVE = frozenset({"authorization", "proxy-authorization"})
 
 
-def _text(value: str | bytes) -> str:
+def _text(value: str | bytes, what: str = "value") -> str:
     """A name or value as held: bytes as Latin-1 (each byte one character, so the
-    bytes go back to the wire unchanged), str as given."""
+    bytes go back to the wire unchanged), str as given; TypeError in httpx's words."""
     if isinstance(value, bytes):
         return value.decode("latin-1")
     if isinstance(value, str):
         return value
-    raise TypeError(f"a header name or value is str or bytes, not {type(value).__name__}")
+    raise TypeError(f"Header {what} must be str or bytes, not {type(value)}")
 
 
 class Headers:
@@ -37,9 +37,9 @@ class Headers:
             self._items = list(headers._items)
             self._encoding = encoding or headers._encoding
         elif isinstance(headers, Mapping):
-            self._items = [(_text(k), _text(v)) for k, v in headers.items()]
+            self._items = [(_text(k, "name"), _text(v)) for k, v in headers.items()]
         else:
-            self._items = [(_text(k), _text(v)) for k, v in headers]
+            self._items = [(_text(k, "name"), _text(v)) for k, v in headers]
 
     @property
     def encoding(self) -> str:
@@ -100,8 +100,13 @@ class Headers:
         values = self._idx().get(key.lower())
         return self._read(", ".join(values)) if values else default
 
-    def get_list(self, key: str) -> list[str]:
-        return [self._read(v) for v in self._idx().get(key.lower(), ())]
+    def get_list(self, key: str, split_commas: bool = False) -> list[str]:
+        """The values of the fields named `key`, in order; with `split_commas` each
+        value's comma-separated items too (httpx's)."""
+        values = [self._read(v) for v in self._idx().get(key.lower(), ())]
+        if not split_commas:
+            return values
+        return [item.strip() for v in values for item in v.split(",")]
 
     def __getitem__(self, key: str) -> str:
         values = self._idx().get(key.lower())
@@ -300,7 +305,7 @@ def _param(value: str, i: int, link: dict[str, str]) -> int:
             start = i
             while i < n and value[i] not in ";,":
                 i += 1
-            got = value[start:i].strip()
+            got = value[start:i].strip(" \t'")  # rel='next': single quotes taken off too
     if name and name not in link:  # RFC 8288 3.3: the first rel (and any name) counts
         link[name] = got
     return i

@@ -159,15 +159,22 @@ class Request:
             return body
         if not hasattr(body, "__iter__"):
             raise StreamConsumed("the request body is an async stream: use await aread()")
-        self.body = b"".join(bytes(p) for p in body)
-        return self.body
+        return self._keep(b"".join(bytes(p) for p in body))
 
     async def aread(self) -> bytes:
         """The body as bytes (b"" for none); a stream is read and kept."""
         body = self.body
         if body is not None and hasattr(body, "__aiter__"):
-            self.body = b"".join([bytes(p) async for p in body])
+            return self._keep(b"".join([bytes(p) async for p in body]))
         return self.read()
+
+    def _keep(self, data: bytes) -> bytes:
+        """The body read whole: kept, here and by a once-only stream for the requests
+        sent again with it (a retry after a challenge, a redirect)."""
+        if isinstance(self.body, (_SyncOnce, _AsyncOnce)):
+            self.body.content = data
+        self.body = data
+        return data
 
     def __repr__(self) -> str:
         return f"<Request({self.method!r}, {str(self.url)!r})>"   # httpx's
@@ -192,10 +199,67 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
         content = content.encode()
     if isinstance(content, (bytes, bytearray, memoryview)):
         return bytes(content), []
+    if hasattr(content, "__anext__"):
+        return _AsyncOnce(content), []
+    if hasattr(content, "__next__"):
+        return _SyncOnce(content), []
     if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
-        return content, []
+        return content, []  # an iterable that gives its bytes again each time
     raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "
                     f"not {type(content).__name__}")
+
+
+_CONSUMED = ("the request body was a generator (or iterator), and it has been sent: it "
+             "cannot be sent again (a redirect or an auth retry needs a body of bytes)")
+
+
+class _SyncOnce:
+    """A request body from an iterator: iterated once, StreamConsumed the second time
+    (an auth flow's or a redirect's retry), never sent empty; once a transport has read
+    it whole (`Request.read()`, as a MockTransport does) those bytes are sent again, as
+    httpx replays a body read into memory."""
+
+    __slots__ = ("source", "used", "content")
+
+    def __init__(self, source: Any) -> None:
+        self.source, self.used = source, False
+        self.content: bytes | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.content is not None:
+            return iter((self.content,))
+        if self.used:
+            raise StreamConsumed(_CONSUMED)
+        self.used = True
+        return iter(self.source)
+
+
+class _AsyncOnce:
+    """A request body from an async iterator, as :class:`_SyncOnce`."""
+
+    __slots__ = ("source", "used", "content")
+
+    def __init__(self, source: Any) -> None:
+        self.source, self.used = source, False
+        self.content: bytes | None = None
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self.content is not None:
+            return _one(self.content)
+        if self.used:
+            raise StreamConsumed(_CONSUMED)
+        self.used = True
+        return self.source.__aiter__()  # type: ignore[no-any-return]
+
+
+async def _one(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+def body_spent(body: Any) -> bool:
+    """Whether `body` (a Request's) came from a generator or iterator that was sent and
+    not read into memory: sending it again is StreamConsumed."""
+    return isinstance(body, (_SyncOnce, _AsyncOnce)) and body.used and body.content is None
 
 
 class SyncByteStream:
@@ -255,6 +319,7 @@ class Response:
     _limits: Limits = DEFAULT_LIMITS  # what bounds the decoding of an encoded body
     _cookies: Any = None  # the jar of what it sets, made once asked
     _portal: Any = None  # runs a coroutine to its end, for a sync client's stream
+    _text_read = False  # `text` was read: the encoding may no longer change (httpx's rule)
 
     def __init__(self, status_code: int, *, headers: HeaderTypes = None,
                  content: Any = None, text: str | None = None, html: str | None = None,
@@ -267,7 +332,7 @@ class Response:
         self._reason = reason
         self.http_version = "HTTP/1.1" if http_version == "1.1" else "HTTP/" + http_version
         self._raw_headers = raw_headers
-        self.request = request
+        self._request = request
         self.url = request.url if request is not None else URL()
         self.history: list[Response] = history if history is not None else []
         # "ssl_object": the connection's SSLObject (session_reused, version, cipher);
@@ -329,6 +394,8 @@ class Response:
         if not (hasattr(content, "__aiter__") or hasattr(content, "__iter__")):
             raise TypeError("content must be bytes, str or an (async) iterable of bytes, "
                             f"not {type(content).__name__}")
+        if "content-length" not in h and "transfer-encoding" not in h:
+            h["Transfer-Encoding"] = "chunked"  # as httpx heads a streamed body
         self.has_set_cookie = "set-cookie" in h
         self._content_encoding = h.get("content-encoding") or ""
         self._chunks = _chunk_source(content)
@@ -349,7 +416,7 @@ class Response:
         version = head.http_version
         resp.http_version = "HTTP/1.1" if version == "1.1" else "HTTP/" + version
         resp._raw_headers = head.headers
-        resp.request = request
+        resp._request = request
         resp.url = request.url
         resp.history = []
         resp.extensions = extensions
@@ -471,7 +538,22 @@ class Response:
 
     @encoding.setter
     def encoding(self, value: str) -> None:
+        if self._text_read:
+            raise ValueError("Setting encoding after `text` has been accessed is not allowed.")
         self._encoding = value
+
+    @property
+    def request(self) -> Request:
+        """The request this response answers (RuntimeError on a hand-made response that
+        was given none, as in httpx)."""
+        request = self._request
+        if request is None:
+            raise RuntimeError("The request instance has not been set on this response.")
+        return request
+
+    @request.setter
+    def request(self, value: Request) -> None:
+        self._request = value
 
     @property
     def cookies(self) -> Any:
@@ -496,6 +578,7 @@ class Response:
 
     @property
     def text(self) -> str:
+        self._text_read = True
         return self.content.decode(self.encoding, errors="replace")
 
     def json(self, **kwargs: Any) -> Any:
@@ -534,6 +617,9 @@ class Response:
         """HTTPStatusError for any status but 2xx (1xx and 3xx too, as in httpx);
         otherwise the response itself, so that `r = (await c.get(u)).raise_for_status()`
         chains."""
+        if self._request is None:
+            raise RuntimeError("Cannot call `raise_for_status` as the request instance has "
+                               "not been set on this response.")
         code = self.status_code
         if 200 <= code < 300:
             return self
@@ -542,7 +628,7 @@ class Response:
         if self.is_redirect:
             message += f"Redirect location: '{self.headers['location']}'\n"
         message += f"For more information check: {_STATUS_DOCS}{code}"
-        raise HTTPStatusError(message, request=self.request, response=self)
+        raise HTTPStatusError(message, request=self._request, response=self)
 
     def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[Any]:
         """Body bytes as received (still compressed), chunk by chunk (of `chunk_size`
@@ -582,7 +668,7 @@ class Response:
                     yield c
             ok = True
         except RequestError as exc:
-            attach_request(exc, self.request)
+            attach_request(exc, self._request)
             raise
         finally:
             self._close(ok)
@@ -680,7 +766,7 @@ class Response:
             self._content = _joined(parts)
             ok = True
         except RequestError as exc:
-            attach_request(exc, self.request)
+            attach_request(exc, self._request)
             raise
         finally:
             self._close(ok)
@@ -705,7 +791,7 @@ class Response:
             self._content = parts[0] if len(parts) == 1 else b"".join(parts)
             ok = True
         except RequestError as exc:
-            attach_request(exc, self.request)
+            attach_request(exc, self._request)
             raise
         finally:
             self._close(ok)
@@ -787,6 +873,7 @@ class Response:
             return _without_loop
         portal = self._portal
         if portal is None:
+            self._check_unread()  # a hand-made stream read, or closed, already
             source = self._source
             if source is not None and not hasattr(source, "__aiter__"):
                 return _without_loop  # a hand-made body from a sync iterable

@@ -87,7 +87,8 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
 
 class ParsedURL:
     """A request URL taken apart once: its origin, target, Host header and request lines
-    (by method), kept by the client for URLs it sees again."""
+    (by method), kept by the client for URLs it sees again. Any scheme (a transport mounted
+    for ``custom://`` takes its own); the network transport speaks http and https only."""
 
     __slots__ = ("scheme", "host", "port", "target", "origin", "host_header", "text",
                  "host_line", "auth", "url", "request_lines", "fragment")
@@ -95,14 +96,14 @@ class ParsedURL:
     def __init__(self, url: "URL | str", params: Any = None) -> None:
         given = url if isinstance(url, URL) else URL(url)
         scheme, host, port = given.scheme, given.raw_host.decode("ascii"), given.port
-        if scheme not in _DEFAULT_PORTS:
-            raise UnsupportedProtocol(f"unsupported URL scheme {scheme!r} in {str(url)!r} "
-                                      "(only https and http)")
+        if not scheme:  # httpx's words and exception
+            raise UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' "
+                                      f"protocol: {str(url)!r}")
         if not host:
-            raise InvalidURL(f"no host in URL {str(url)!r}")
+            raise UnsupportedProtocol(f"Request URL has no host: {str(url)!r}")
         self.scheme = scheme
         self.host = host
-        self.port = port or _DEFAULT_PORTS[scheme]
+        self.port = port or _DEFAULT_PORTS.get(scheme, 0)
         extra = encode_params(params) if params else ""
         if extra:  # after the URL's own query, as requests and httpx before 0.28 add them
             query = given.query.decode("ascii")
@@ -402,6 +403,9 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         The pool hands out a connection, HTTP/1.1 or HTTP/2 alike, whose `send` returns
         the response stream; a request the connection reports Resendable goes again on
         another connection, as long as its body can be sent again."""
+        if u.scheme not in _DEFAULT_PORTS:
+            raise UnsupportedProtocol(f"Request URL has an unsupported protocol "
+                                      f"'{u.scheme}://': {u.text!r} (only https and http)")
         loop = deadline.loop
         portal = self._portal
         if portal is not None and loop is not portal.loop:

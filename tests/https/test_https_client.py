@@ -612,7 +612,7 @@ def test_userinfo_in_url_becomes_basic_auth(env, run):
 
 
 @pytest.mark.parametrize("url, match", [
-    ("ftp://localhost/", "unsupported URL scheme"),
+    ("ftp://localhost/", "unsupported protocol 'ftp://'"),
     ("https:///nohost", "no host"),
     ("https://localhost:99999/", "Invalid port"),
 ])

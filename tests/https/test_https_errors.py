@@ -101,7 +101,7 @@ def test_unsupported_scheme_and_error_without_request(run):
         async with AsyncClient() as c:
             await c.get("ftp://localhost/")
 
-    with pytest.raises(UnsupportedProtocol, match="unsupported URL scheme") as info:
+    with pytest.raises(UnsupportedProtocol, match="unsupported protocol 'ftp://'") as info:
         run(main())
     assert isinstance(info.value, InvalidURL) and isinstance(info.value, TransportError)
     with pytest.raises(RuntimeError, match="request"):

@@ -108,8 +108,9 @@ def test_response_text_charset_json_and_status():
     assert r.encoding == "iso-8859-1" and r.text == "caf\u00e9"
     assert Response(200, content=b'{"a": [1]}').json() == {"a": [1]}
     assert Response(204, content=b"").reason_phrase == "No Content"
+    request = Request("GET", "https://example.com/")
     with pytest.raises(HTTPStatusError, match="Server error '503"):
-        Response(503, content=b"").raise_for_status()
+        Response(503, content=b"", request=request).raise_for_status()
 
 
 def test_unread_streamed_response_content_is_an_error():

@@ -260,7 +260,7 @@ def test_a_client_sends_what_the_url_holds():
     assert u.target == "/c?q=%C3%A4&x=1"
     assert u.auth == "Basic " + base64.b64encode(b"U:P").decode()
     assert str(u.url) == "https://U:P@xn--4ca.test/c?q=%C3%A4&x=1#frag"
+    # any scheme (a transport mounted for it takes it); no host is httpx's error
+    assert ParsedURL("custom://a.test/x").origin == ("custom", "a.test", 0)
     with pytest.raises(https.UnsupportedProtocol):
-        ParsedURL("ftp://a.test/")
-    with pytest.raises(https.InvalidURL):
         ParsedURL("https:///path")
