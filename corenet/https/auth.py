@@ -137,6 +137,8 @@ class DigestAuth(Auth):
                 header = self.authorization(request.method, uri, params)
                 if header is not None:
                     request.headers["Authorization"] = header
+                    if response.cookies:  # what the challenge set goes back, as httpx's
+                        response.cookies.set_cookie_header(request)
                     yield request
                 return
 

@@ -29,7 +29,7 @@ from .transport import (  # noqa: F401  (ParsedURL, make_ssl_context: public thr
     UNSET, ParsedURL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
     make_ssl_context, send_through,
 )
-from .urls import URL, merge_params, param_pairs
+from .urls import URL, QueryParams, merge_params, param_pairs
 
 USER_AGENT = "corenet-https/0.1"
 _UNSAFE = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -167,7 +167,7 @@ class AsyncClient:
         # Set by the sync Client that runs this one: auth runs sync_auth_flow, as httpx's.
         self._sync_caller = False
         # Sent with every request; a request's own parameter of the same name replaces it.
-        self.params = param_pairs(params)
+        self._params = param_pairs(params)
         # The text encoding of a response without a charset: a name, or a callable given
         # the body that returns one (or None for utf-8).
         self.default_encoding = default_encoding
@@ -207,6 +207,16 @@ class AsyncClient:
     @auth.setter
     def auth(self, auth: Any) -> None:
         self._auth = coerce_auth(auth)  # TypeError for what is no auth
+
+    @property
+    def params(self) -> QueryParams:
+        """Sent with every request (a request's parameter of the same name replaces the
+        client's), as httpx's: a QueryParams; assigning takes any form params= takes."""
+        return QueryParams(self._params)
+
+    @params.setter
+    def params(self, params: Any) -> None:
+        self._params = param_pairs(params)
 
     @property
     def headers(self) -> Headers:
@@ -446,8 +456,8 @@ class AsyncClient:
                     merged[k] = v
         else:
             merged = self._headers  # read-only below; copied before any change
-        if self.params:
-            params = merge_params(self.params, params)
+        if self._params:
+            params = merge_params(self._params, params)
         if params:
             u = ParsedURL(url, params)
         else:
@@ -595,6 +605,7 @@ class AsyncClient:
             await resp.aread()  # small; frees the connection for the next hop
             if hist is None:
                 hist = []
+            resp.history = list(hist)  # each redirect's own: those before it, as httpx's
             hist.append(resp)
             if len(hist) > self.max_redirects:
                 raise TooManyRedirects(
@@ -619,7 +630,8 @@ class AsyncClient:
         """(method, URL, headers, body) of the request a redirect asks for, as httpx
         makes it: the Location joined to the URL (the request's fragment kept when the
         Location has none); GET without a body after a 303 (but for HEAD) or a POST's
-        301 or 302; credentials dropped for another origin."""
+        301 or 302; credentials dropped for another origin (an upgrade from http to https
+        on the same host too, where httpx keeps Authorization)."""
         next_url = urljoin(u.text, resp.headers["location"])
         if u.fragment and "#" not in next_url:
             next_url += "#" + u.fragment

@@ -1178,3 +1178,53 @@ def test_the_version_and_a_bad_header_value_s_error_as_httpx_s():
         with pytest.raises(TypeError, match=re.escape(
                 "Header value must be str or bytes, not <class 'NoneType'>")):
             mod.Headers({"a": None})
+
+
+def test_redirects_history_as_httpx_s_and_authorization_kept_within_its_origin():
+    """Each response of a redirect chain carries the ones before it as its history, as
+    httpx's. Authorization goes to no other origin: not to another host (as httpx), nor
+    from http to https on the same host, where httpx sends it again (README: differences)."""
+    def seen(mod):
+        def app(request):
+            path, host = request.url.path, request.url.host
+            if path.startswith("/hop"):
+                n = int(path[4:])
+                if n < 3:
+                    return mod.Response(302, headers={"Location": f"/hop{n + 1}"})
+                return mod.Response(200)
+            if path == "/up":
+                where = {"http": "https://example.org/up", "https": None}[request.url.scheme]
+                if where:
+                    return mod.Response(302, headers={"Location": where})
+            if path == "/away" and host == "example.org":
+                return mod.Response(302, headers={"Location": "https://other.org/away"})
+            return mod.Response(200, text=request.headers.get("authorization", "none"))
+
+        with mod.Client(transport=mod.MockTransport(app), follow_redirects=True) as client:
+            r = client.get("https://example.org/hop0")
+            chain = [len(h.history) for h in r.history]
+            up = client.get("http://example.org/up", headers={"Authorization": "abc"}).text
+            away = client.get("https://example.org/away",
+                              headers={"Authorization": "abc"}).text
+        return chain, up, away
+
+    assert seen(https) == ([0, 1, 2], "none", "none")
+    assert seen(httpx) == ([0, 1, 2], "abc", "none")
+
+
+def test_client_params_are_query_params_and_a_challenge_s_cookie_goes_back_as_httpx_s():
+    for mod in (https, httpx):
+        client = mod.Client(params={"a": "1"})
+        assert isinstance(client.params, mod.QueryParams) and str(client.params) == "a=1"
+        client.params = [("b", "2"), ("b", "3")]
+        assert str(client.params) == "b=2&b=3"
+
+    def cookie_sent(mod):
+        flow = mod.DigestAuth("u", "p").sync_auth_flow(mod.Request("GET", "https://e.org/"))
+        next(flow)
+        challenge = mod.Response(401, request=mod.Request("GET", "https://e.org/"), headers=[
+            ("WWW-Authenticate", 'Digest realm="r", nonce="n", qop="auth"'),
+            ("Set-Cookie", "session=xyz; Path=/")])
+        return flow.send(challenge).headers.get("cookie")
+
+    assert cookie_sent(https) == cookie_sent(httpx) == "session=xyz"
