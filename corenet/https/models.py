@@ -4,8 +4,8 @@ from __future__ import annotations
 import codecs
 import datetime
 import json as _json
+import warnings
 from typing import Any, AsyncIterator, Callable, Iterator
-from urllib.parse import urlencode
 
 from .cookies import Cookies
 from .decoder import Decoder
@@ -17,7 +17,7 @@ from .headers import Headers, HeaderTypes, parse_links
 from .limits import DEFAULT_LIMITS, Limits
 from .multipart import boundary_of, encode_multipart
 from .status import REASONS
-from .urls import URL
+from .urls import URL, encode_params
 
 
 _new_object = object.__new__
@@ -190,8 +190,12 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
     if json is not None:
         raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
         return raw, [("Content-Type", "application/json")]
-    if data is not None:
-        raw = urlencode(data, doseq=True).encode()
+    if isinstance(data, (str, bytes)):  # httpx's old form of content=: taken, with its warning
+        warnings.warn("Use 'content=<...>' to upload raw bytes/text content.",
+                      DeprecationWarning, stacklevel=3)
+        content, data = data, None
+    if data is not None:  # True as "true", None as "", a list as the name repeated: httpx's
+        raw = encode_params(data).encode()
         return raw, [("Content-Type", "application/x-www-form-urlencoded")]
     if content is None:
         return None, []

@@ -1228,3 +1228,21 @@ def test_client_params_are_query_params_and_a_challenge_s_cookie_goes_back_as_ht
         return flow.send(challenge).headers.get("cookie")
 
     assert cookie_sent(https) == cookie_sent(httpx) == "session=xyz"
+
+
+@pytest.mark.parametrize("data", [{"a": True, "b": None, "c": [1.5, False], "d": ("x", "y")},
+                                  b"raw bytes", "some text"])
+def test_form_data_and_data_as_raw_content_as_httpx_s(data):
+    """data= is encoded as httpx encodes it: True as "true", None as "", lists and tuples
+    as the name repeated; bytes or text given as data= are sent as the content, with
+    httpx's DeprecationWarning (old code does it)."""
+    def made(mod):
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = mod.Request("POST", "https://example.org/", data=data)
+        return (r.content, r.headers.get("content-type"), r.headers.get("content-length"),
+                [type(w.message).__name__ for w in caught])
+
+    assert made(https) == made(httpx)
