@@ -926,12 +926,21 @@ class _OnceStream(AsyncByteStream, SyncByteStream):
         self._read = True
 
     def __iter__(self) -> Iterator[bytes]:
+        if not hasattr(self.source, "__iter__"):  # httpx's words
+            raise RuntimeError("Attempted to call a sync iterator on an async stream.")
         self._start()
         return iter(self.source)
 
     def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
         self._start()
-        return self.source.__aiter__()  # type: ignore[no-any-return]
+        if hasattr(self.source, "__aiter__"):
+            return self.source.__aiter__()  # type: ignore[no-any-return]
+        return _pieces_of(self.source)  # a sync iterable, read on the loop (either client)
+
+
+async def _pieces_of(source: Any) -> AsyncIterator[bytes]:
+    for piece in source:
+        yield piece
 
 
 class _BodyStream(AsyncByteStream, SyncByteStream):

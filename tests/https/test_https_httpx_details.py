@@ -1246,3 +1246,27 @@ def test_form_data_and_data_as_raw_content_as_httpx_s(data):
                 [type(w.message).__name__ for w in caught])
 
     assert made(https) == made(httpx)
+
+
+def test_an_async_transport_reads_a_sync_body_s_stream(run):
+    """Both clients send a sync iterable body; a transport written for httpx's async
+    interface reads `request.stream` with `async for`, which takes it too (httpx's
+    AsyncClient refuses such a body outright)."""
+    class Reading(https.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            return https.Response(200, content=b"".join(
+                [piece async for piece in request.stream]))
+
+    def body():
+        yield b"sync "
+        yield b"pieces"
+
+    async def main():
+        async with https.AsyncClient(transport=Reading()) as client:
+            return (await client.post("https://example.org/", content=body())).content
+
+    assert run(main()) == b"sync pieces"
+    with pytest.raises(RuntimeError, match="sync iterator on an async stream"):
+        async def agen():
+            yield b"x"
+        iter(https.Request("POST", "https://example.org/", content=agen()).stream)
