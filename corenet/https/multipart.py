@@ -9,9 +9,11 @@ from typing import Any, Iterable, Mapping
 
 from .errors import LocalProtocolError
 
-# HTML's rule for names in Content-Disposition: quote, CR and LF percent-encoded, so a
-# field or file name can never end its header line or its quoted string.
-_ESCAPES = {ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"}
+# HTML's rule for names in Content-Disposition (as httpx has it): the quote and the C0
+# controls but ESC percent-encoded, a backslash doubled, so a field or file name can never
+# end its header line or its quoted string.
+_ESCAPES = {ord('"'): "%22", ord("\\"): "\\\\",
+            **{c: f"%{c:02X}" for c in range(0x20) if c != 0x1B}}
 
 
 def _quoted(name: str) -> bytes:
@@ -75,9 +77,11 @@ def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
     boundary = boundary or os.urandom(16).hex().encode()
     parts: list[bytes] = []
     for name, value in _items(data):
+        if not isinstance(name, str):
+            raise TypeError(f"Invalid type for name. Expected str, got {type(name)}: {name!r}")
         for v in value if isinstance(value, (list, tuple)) else (value,):
-            parts.append(b"Content-Disposition: form-data; name=" + _quoted(str(name)) +
-                         b"\r\n\r\n" + (v if isinstance(v, bytes) else str(v).encode()))
+            parts.append(b"Content-Disposition: form-data; name=" + _quoted(name) +
+                         b"\r\n\r\n" + _field_value(v))
     for name, spec in _items(files):
         extra: Mapping[str, str] = {}
         ctype = None
@@ -105,6 +109,19 @@ def encode_multipart(data: Any, files: Any, boundary: bytes | None = None
         return encode_multipart(data, files)  # a file holds the random boundary: another
     body = b"".join(dash + b"\r\n" + p + b"\r\n" for p in parts) + dash + b"--\r\n"
     return body, "multipart/form-data; boundary=" + boundary.decode()
+
+
+def _field_value(value: Any) -> bytes:
+    """A form field's value as httpx writes it: bytes as given, True as "true", None as
+    empty; anything but a str, bytes or number is a TypeError."""
+    if isinstance(value, bytes):
+        return value
+    if value is not None and not isinstance(value, (str, int, float)):
+        raise TypeError(f"Invalid type for value. Expected primitive type, got "
+                        f"{type(value)}: {value!r}")
+    if value is True or value is False:
+        return b"true" if value else b"false"
+    return b"" if value is None else str(value).encode()
 
 
 def _header_value(value: str) -> bytes:

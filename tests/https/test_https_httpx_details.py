@@ -224,6 +224,27 @@ def test_multipart_bodies_are_httpx_s_byte_for_byte(files):
     assert ours.headers["content-type"] == theirs.headers["content-type"]
 
 
+@pytest.mark.parametrize("data, files", [
+    ({"flag": True, "none": None, "num": 1.5, "list": [False, 2]}, {"f": b"x"}),
+    ({"f": "v"}, {"up": ('he said "hi"\\\x1a\x1b\x1c\r\n.txt', b"x")}),
+])
+def test_multipart_values_and_awkward_file_names_are_httpx_s_byte_for_byte(data, files):
+    """Form values as httpx writes them (true, empty for None), and a file name's quote,
+    backslash and control characters escaped as httpx's HTML5 rule does."""
+    ours = https.Request("POST", "https://api.test/", headers=BOUNDARY, data=data, files=files)
+    theirs = httpx.Request("POST", "https://api.test/", headers=BOUNDARY, data=data,
+                           files=files)
+    assert ours.read() == theirs.read()
+
+
+@pytest.mark.parametrize("data", [{b"bytes-name": "v"}, {1: "v"}, {"n": object()},
+                                  {"n": {"a": 1}}])
+def test_multipart_fields_of_other_types_are_a_type_error_as_in_httpx(data):
+    for mod in (https, httpx):
+        with pytest.raises(TypeError, match="Invalid type for (name|value)"):
+            mod.Request("POST", "https://api.test/", data=data, files={"f": b"x"}).read()
+
+
 def test_a_file_object_is_read_from_its_start_and_named_as_httpx_names_it(tmp_path):
     import io
 
