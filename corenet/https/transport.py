@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Iterable
 
 from .connection import HTTPConnection, Resendable
 from .deadline import Deadline
-from .errors import ConnectError, ConnectTimeout, InvalidURL, TLSError, UnsupportedProtocol
+from .errors import ConnectError, ConnectTimeout, TLSError, UnsupportedProtocol
 from .exchange import check_request, encode_header_lines
 from .headers import Headers
 from .limits import DEFAULT_LIMITS, Limits
