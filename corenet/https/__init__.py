@@ -29,7 +29,7 @@ from .proxy import Proxy
 from .sync import Client, delete, get, head, options, patch, post, put, request, stream
 from .status import codes
 from .timeout import Timeout
-from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport
+from .transport import AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, create_ssl_context
 from .urls import URL, QueryParams
 
 # httpx's sync transport, httpx.HTTPTransport, is the same AsyncHTTPTransport: the Client
@@ -37,7 +37,8 @@ from .urls import URL, QueryParams
 HTTPTransport = AsyncHTTPTransport
 
 __all__ = [
-    "Client", "AsyncClient", "make_ssl_context", "AsyncBaseTransport", "AsyncHTTPTransport",
+    "Client", "AsyncClient", "make_ssl_context", "create_ssl_context", "AsyncBaseTransport",
+    "AsyncHTTPTransport",
     "BaseTransport", "HTTPTransport", "codes", "USE_CLIENT_DEFAULT", "ByteStream",
     "AsyncByteStream", "SyncByteStream",
     "MockTransport", "ASGITransport", "WSGITransport", "Client", "request", "stream",

@@ -8,6 +8,7 @@ connection's `send` writes the request its own way and returns a response stream
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import weakref
 from functools import partial
@@ -68,8 +69,9 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    elif isinstance(verify, str):
-        ctx = ssl.create_default_context(cafile=verify)
+    elif isinstance(verify, str):  # a CA file, or a directory of hashed CA files (capath)
+        ctx = ssl.create_default_context(**{"capath" if os.path.isdir(verify) else "cafile":
+                                            verify})
     else:
         raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -83,6 +85,14 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
             raise TypeError("cert must be a path, (certificate, key) or "
                             "(certificate, key, password)")
     return ctx
+
+
+def create_ssl_context(verify: bool | str | ssl.SSLContext = True, cert: Any = None,
+                       trust_env: bool = True) -> ssl.SSLContext:
+    """httpx's `create_ssl_context`: :func:`make_ssl_context` for `verify` and `cert`.
+    `trust_env` is taken for httpx's signature: the system's store is read through
+    OpenSSL, which honours SSL_CERT_FILE and SSL_CERT_DIR either way."""
+    return make_ssl_context(verify, cert)
 
 
 class ParsedURL:

@@ -1291,3 +1291,27 @@ def test_an_async_transport_reads_a_sync_body_s_stream(run):
         async def agen():
             yield b"x"
         iter(https.Request("POST", "https://example.org/", content=agen()).stream)
+
+
+def test_every_name_httpx_exports_is_here():
+    """What `from httpx import *` and `httpx.NAME` code reaches: every name of httpx's
+    __all__ but its package metadata and its command-line entry point (httpx[cli])."""
+    assert sorted(n for n in httpx.__all__ if not hasattr(https, n)) == [
+        "__description__", "__title__", "main"]
+
+
+@pytest.mark.parametrize("verify", [True, False, "file", "directory"])
+def test_create_ssl_context_as_httpx_s(verify, tmp_path):
+    """httpx.create_ssl_context(verify, cert, trust_env): verification on or off, a CA
+    file, a directory of CA files."""
+    import certifi
+
+    if verify == "file":
+        verify = certifi.where()
+    elif verify == "directory":
+        verify = str(tmp_path)
+    for mod in (https, httpx):
+        ctx = mod.create_ssl_context(verify=verify, trust_env=False)
+        assert isinstance(ctx, ssl.SSLContext)
+        assert (ctx.verify_mode, ctx.check_hostname) == (
+            (ssl.CERT_NONE, False) if verify is False else (ssl.CERT_REQUIRED, True))
