@@ -69,9 +69,10 @@ def make_ssl_context(verify: bool | str | ssl.SSLContext = True,
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    elif isinstance(verify, str):  # a CA file, or a directory of hashed CA files (capath)
-        ctx = ssl.create_default_context(**{"capath" if os.path.isdir(verify) else "cafile":
-                                            verify})
+    elif isinstance(verify, str) and os.path.isdir(verify):  # hashed CA files (capath)
+        ctx = ssl.create_default_context(capath=verify)
+    elif isinstance(verify, str):
+        ctx = ssl.create_default_context(cafile=verify)
     else:
         raise TypeError("verify must be True, False, a CA file path or an ssl.SSLContext")
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
