@@ -106,8 +106,9 @@ _HASHES = {"MD5": hashlib.md5, "SHA": hashlib.sha1, "SHA-256": hashlib.sha256,
 class DigestAuth(Auth):
     """RFC 7616 Digest, as httpx's: the first request goes without credentials; a 401 with
     a Digest challenge is answered once (qop=auth; MD5, SHA, SHA-256, SHA-512, SHA-512-256
-    and their -sess), and later requests answer the last challenge at once, counting its
-    nonce's uses (nc) until a 401 brings a new one, whose count starts again at 1. A
+    and their -sess), and later requests to the same origin answer the last challenge at
+    once, counting its nonce's uses (nc) until a 401 brings a new one, whose count starts
+    again at 1 (httpx answers it for any origin; here no credential goes to another). A
     challenge without realm or nonce is a ProtocolError, as in httpx."""
 
     def __init__(self, username: str, password: str) -> None:
@@ -115,10 +116,13 @@ class DigestAuth(Auth):
         self._password = password
         self._nc = 0
         self._last_challenge: dict[str, str] | None = None
+        self._challenged_by: tuple | None = None    # the origin the challenge came from
 
     def auth_flow(self, request: Request) -> Generator[Request, Response, None]:
         uri = request.url.raw_path.decode()
-        if self._last_challenge is not None:
+        url = request.url
+        origin = (url.scheme, url.host, url.port)
+        if self._last_challenge is not None and origin == self._challenged_by:
             header = self.authorization(request.method, uri, self._last_challenge)
             if header is not None:
                 request.headers["Authorization"] = header
@@ -134,6 +138,7 @@ class DigestAuth(Auth):
                     raise ProtocolError("Malformed Digest WWW-Authenticate header",
                                         request=request)
                 self._last_challenge, self._nc = params, 0   # a new nonce: counted afresh
+                self._challenged_by = origin
                 header = self.authorization(request.method, uri, params)
                 if header is not None:
                     request.headers["Authorization"] = header

@@ -1315,3 +1315,27 @@ def test_create_ssl_context_as_httpx_s(verify, tmp_path):
         assert isinstance(ctx, ssl.SSLContext)
         assert (ctx.verify_mode, ctx.check_hostname) == (
             (ssl.CERT_NONE, False) if verify is False else (ssl.CERT_REQUIRED, True))
+
+
+def test_digest_answers_a_challenge_in_advance_only_to_its_own_origin(run):
+    """The last challenge is answered at once on later requests to the origin that sent
+    it, never to another one (where httpx would send it)."""
+    seen = []
+
+    def app(request):
+        seen.append((request.url.host, "authorization" in request.headers))
+        if "authorization" not in request.headers:
+            return https.Response(401, headers={
+                "WWW-Authenticate": 'Digest realm="r", nonce="n1", qop="auth"'})
+        return https.Response(200)
+
+    async def main():
+        auth = https.DigestAuth("u", "p")
+        async with https.AsyncClient(transport=https.MockTransport(app), auth=auth) as client:
+            await client.get("https://a.example/")
+            await client.get("https://a.example/again")
+            await client.get("https://b.example/")
+
+    run(main())
+    assert seen == [("a.example", False), ("a.example", True), ("a.example", True),
+                    ("b.example", False), ("b.example", True)]
