@@ -32,11 +32,14 @@ def wire_queries(path: Path, queries) -> Path:
 
 
 def dns_load(exe: str, host: str, port: int, qfile: Path, sockets: int, window: int,
-             seconds: float) -> dict[str, float]:
+             seconds: float, core: str | None = None) -> dict[str, float]:
     """One dns_load run: its figures (completed, lost, bad, drained, seconds, qps, cpu_s,
-    avg_latency_us)."""
-    r = subprocess.run([exe, host, str(port), str(qfile), str(sockets), str(window),
-                        str(seconds)], capture_output=True, text=True, timeout=seconds + 60)
+    avg_latency_us); ``core``: the CPU it runs on (taskset), else wherever the kernel puts
+    it."""
+    cmd = [exe, host, str(port), str(qfile), str(sockets), str(window), str(seconds)]
+    if core is not None:
+        cmd = ["taskset", "-c", core] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     assert r.returncode == 0, r.stderr + r.stdout
     words = r.stdout.split()
     return dict(zip(words[::2], map(float, words[1::2])))

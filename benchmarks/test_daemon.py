@@ -5,7 +5,10 @@ Unbound asks), loaded by dnsperf from Debian with the same query files.
   of the server process (user+system from /proc over the run); the same with a response
   policy zone of 10,000 rules (QNAME rules, and a client-IP, an NSDNAME and an NSIP rule)
   that none of the names asked, their client or their zones' servers meets, on both
-  servers (Unbound's ``rpz:`` clause, the same zone file), next to both without it;
+  servers (Unbound's ``rpz:`` clause, the same zone file), next to both without it; and
+  saturated: ``dns_load.c`` (a C generator) on the other core keeps both servers busy all
+  the time, so the CPU per query holds no idle wake-ups (dnsperf cannot keep a quicker
+  server busy);
 - cold: both servers fresh, a few hundred distinct names (100 of them in zones never seen)
   asked one at a time: latency p50/p99 and CPU per cache miss; then the rest of a known
   zone's names with 50 outstanding: CPU per miss of a busy server. The servers take turns
@@ -357,6 +360,60 @@ def _load_run(exe: str, port: int, pid: int, qfile: Path, children: bool = False
     return {"qps": f["qps"], "completed": f["completed"], "lost": f["lost"],
             "server_cores": cpu / f["seconds"], "load_cores": f["cpu_s"] / f["seconds"],
             "avg_latency_ms": f["avg_latency_us"] / 1000}
+
+
+#: The saturated cached row: dns_load's sockets and queries in flight on each (512 in all,
+#: enough that neither server ever finds its socket empty), and the interleaved rounds.
+SATURATED_SOCKETS, SATURATED_WINDOW = 16, 32
+SATURATED_ROUNDS = 1 if SHORT else 3
+
+
+@pytest.mark.benchmark(group="daemon-cached")
+def test_cached_queries_saturated_vs_unbound(benchmark, lab53, dns_load, tmp_path):
+    """The cached row with each server kept busy all the time: dns_load (C, pinned to the
+    other core) keeps 512 queries in flight, so the CPU per query is the answer's own cost,
+    without the sleeps and wake-ups of a server that outruns its load (dnsperf's ~160k
+    queries/s leave a quicker server idle part of each second, and every wake-up costs).
+    The servers take turns, round by round; figures per round and their medians."""
+    if not TWO_CORES:
+        pytest.skip("needs two cores: the server on one, the generator on the other")
+    qfile = _wire_queries(tmp_path / "cached.bin", CACHED_QUERIES)
+    s = Servers(lab53, tmp_path)
+    rounds: dict[str, list[dict]] = {"corenet-resolver": [], "unbound": []}
+
+    def one(port: int, pid: int) -> dict:
+        dns_load_run(dns_load, "127.0.0.1", port, qfile, 4, 4, 0.5, LOAD_CORE)  # warm
+        c0 = _cpu(pid)
+        f = dns_load_run(dns_load, "127.0.0.1", port, qfile, SATURATED_SOCKETS,
+                         SATURATED_WINDOW, SECONDS, LOAD_CORE)
+        cpu = _cpu(pid) - c0
+        assert f["bad"] == 0, f
+        return {"qps": f["qps"], "completed": f["completed"], "lost": f["lost"],
+                "server_busy": cpu / f["seconds"], "queries_per_cpu_s": f["completed"] / cpu,
+                "us_cpu_per_query": cpu / f["completed"] * 1e6,
+                "avg_latency_ms": f["avg_latency_us"] / 1000}
+
+    def run() -> None:
+        for _ in range(SATURATED_ROUNDS):
+            for name, port, pid in s.targets():
+                rounds[name].append(one(port, pid))
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        s.stop()
+    results = {name: {k: sorted(r[k] for r in rs)[len(rs) // 2] for k in rs[0]}
+               for name, rs in rounds.items()}
+    per_round = [round(o["queries_per_cpu_s"] / t["queries_per_cpu_s"], 2)
+                 for o, t in zip(rounds["corenet-resolver"], rounds["unbound"])]
+    ratios = _report("cached, saturated", results, ["queries_per_cpu_s", "qps", "server_busy"])
+    print(f"[cached, saturated] queries per CPU-second, corenet/unbound round by round {per_round}")
+    benchmark.extra_info.update({"corenet": results["corenet-resolver"],
+                                 "unbound": results["unbound"], "ratios": ratios,
+                                 "round_ratios": per_round})
+    for name, rs in rounds.items():
+        for r in rs:
+            assert r["lost"] <= r["completed"] / 100, (name, r)
 
 
 # What each worker (or Unbound thread) may use in the capped runs: a stand-in for a core of
