@@ -273,15 +273,19 @@ def default_local_zones(unblock_lan_zones: bool = False) -> tuple[LocalZone, ...
     """Unbound's default local zones, in its order: ``localhost`` (redirect: A 127.0.0.1,
     AAAA ::1 for every name below it), the loopback reverse zones (static, a PTR to
     localhost), the special-use names and, unless ``unblock_lan_zones``, the AS112 reverse
-    zones (static: NXDOMAIN with the zone's SOA). Each holds an SOA and an NS record."""
+    zones (static: NXDOMAIN with the zone's SOA). Each holds an SOA and an NS record, in
+    the order Unbound enters them (its ``list_local_data`` shows it: the newest first)."""
     def apex(name: str) -> tuple[str, str]:
         return (f"{name} {_DEFAULT_SOA}", f"{name} {_DEFAULT_NS}")
 
-    out = [LocalZone("localhost.", "redirect", apex("localhost.") + (
+    def loopback_apex(name: str) -> tuple[str, str]:
+        return (f"{name} {_DEFAULT_NS}", f"{name} {_DEFAULT_SOA}")
+
+    out = [LocalZone("localhost.", "redirect", loopback_apex("localhost.") + (
         "localhost. 10800 IN A 127.0.0.1", "localhost. 10800 IN AAAA ::1"))]
-    out.append(LocalZone("127.in-addr.arpa.", "static", apex("127.in-addr.arpa.") + (
+    out.append(LocalZone("127.in-addr.arpa.", "static", loopback_apex("127.in-addr.arpa.") + (
         "1.0.0.127.in-addr.arpa. 10800 IN PTR localhost.",)))
-    out.append(LocalZone(IP6_LOOPBACK, "static", apex(IP6_LOOPBACK) + (
+    out.append(LocalZone(IP6_LOOPBACK, "static", loopback_apex(IP6_LOOPBACK) + (
         f"{IP6_LOOPBACK} 10800 IN PTR localhost.",)))
     out.extend(LocalZone(name, "static", apex(name)) for name in SPECIAL_ZONES)
     if not unblock_lan_zones:

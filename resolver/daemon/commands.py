@@ -104,15 +104,18 @@ COMMANDS: tuple[Command, ...] = (
             "with what is learnt of each: smoothed RTT, timeout, consecutive timeouts, down "
             "and lame marks. Per worker: each has its own cache and server facts.",
             "per worker"),
-    Command("list_forwards", "", "Prints the forward zones: name, ``IN forward`` and the "
-            "servers, one zone per line.", "every worker"),
-    Command("list_stubs", "", "Prints the stub zones: name, ``IN stub`` and the servers, "
+    Command("list_forwards", "", "Prints the forward zones as Unbound: name, ``IN "
+            "forward`` (``+i`` when the zone is also domain-insecure) and the servers (host "
+            "names, then addresses without ports), one zone per line.", "every worker"),
+    Command("list_stubs", "", "Prints the root's hints and the stub zones as Unbound: name, "
+            "``IN stub prime`` or ``noprime`` (``+i`` when domain-insecure) and the servers, "
             "one zone per line.", "every worker"),
     Command("list_local_zones", "", "Prints the local zones: name and type, one per line, "
             "with the transparent zone that local data outside every zone makes for its "
             "name.", "every worker"),
-    Command("list_local_data", "", "Prints the local data, one record per line.",
-            "every worker"),
+    Command("list_local_data", "", "Prints every record the local zones serve (the "
+            "default zones' too), as Unbound: ``NAME<tab>TTL<tab>IN<tab>TYPE<tab>RDATA`` and "
+            "an empty line after each.", "every worker"),
     Command("view_list_local_data", "VIEW", "Unbound's views are not served: answers "
             "``error no view with name: VIEW``, as Unbound for a view it does not have.",
             "every worker"),

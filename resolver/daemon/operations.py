@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable
 
 import dns.exception
 import dns.name
+import dns.rdata
 import dns.rdatatype
 
 from resolver import operations as ops
@@ -30,6 +31,7 @@ from resolver.daemon import logs
 from resolver.daemon.commands import BY_NAME as COMMANDS
 from resolver.daemon.config import RELOADED_LIMIT_SETTINGS, ConfigError, convert, make_zones
 from resolver.daemon.settings import ALIASES, BY_NAME as SETTINGS
+from resolver.zones import default_local_zones
 
 OK = {"ok": True, "text": "ok"}
 
@@ -187,22 +189,60 @@ def lookup(ctl: WorkerControl, req: dict) -> dict:
 
 
 # ---- zones and local data -----------------------------------------------------------------
-def _servers_text(zone) -> str:
-    return " ".join(s.key for s in zone.servers)
+def _tree_order(names):
+    """``names`` (text) in the order of Unbound's trees of forward and stub zones: by the
+    labels from the root down, a shorter label before a longer one, equal lengths by their
+    lower-case bytes; a name before the names below it."""
+    return sorted(names, key=lambda n: tuple((len(label), label.lower()) for label
+                                             in reversed(dns.name.from_text(n).labels)))
+
+
+def _insecure(ctl: WorkerControl) -> set:
+    return {dns.name.from_text(n) for n in ctl.server.cfg.domain_insecure}
+
+
+def _servers_text(hosts, addresses) -> str:
+    """A delegation point's servers as unbound-control prints them: host names first, then
+    addresses without their ports."""
+    return " ".join([*hosts, *addresses])
+
+
+def _delegation_line(name: str, kind: str, hosts, addresses) -> str:
+    """A zone's line: ``NAME IN KIND SERVERS``."""
+    return f"{name} IN {kind} {_servers_text(hosts, addresses)}"
 
 
 def list_forwards(ctl: WorkerControl, req: dict) -> dict:
+    """``NAME IN forward [+i] SERVERS``, one zone a line in canonical order, ``+i`` for a
+    zone that is also ``domain-insecure``, as unbound-control prints them."""
     _args(req, 0, 0)
-    zones = ctl.server.cfg.forward_zone
+    zones = {z.name: z for z in ctl.server.cfg.forward_zone}
+    insecure = _insecure(ctl)
     return {"ok": True, "text": "\n".join(
-        f"{z.name} IN forward{' +first' if z.first else ''} {_servers_text(z)}"
-        for z in zones)}
+        _delegation_line(name, "forward +i" if dns.name.from_text(name) in insecure
+                         else "forward", [h.addr for h in zones[name].hosts],
+                         [s.addr for s in zones[name].servers])
+        for name in _tree_order(zones))}
 
 
 def list_stubs(ctl: WorkerControl, req: dict) -> dict:
+    """``NAME IN stub prime|noprime [+i] SERVERS``, the root's hints first, as
+    unbound-control prints them."""
     _args(req, 0, 0)
-    return {"ok": True, "text": "\n".join(f"{z.name} IN stub {_servers_text(z)}"
-                                          for z in ctl.server.cfg.stub_zone)}
+    insecure = _insecure(ctl)
+    hints = ctl.server.resolver.hints
+    names = list(dict.fromkeys(dns.name.from_wire(n, 0)[0].to_text().lower()
+                               for n, _ in hints))
+    # the hints file's servers newest first, as Unbound reads them in
+    lines = {".": _delegation_line(".", "stub prime +i" if dns.name.root in insecure
+                                   else "stub prime", names[::-1],
+                                   [a for _, a in hints][::-1])}
+    for z in ctl.server.cfg.stub_zone:
+        kind = ("stub prime" if z.prime else "stub noprime") + \
+            (" +i" if dns.name.from_text(z.name) in insecure else "")
+        lines[z.name] = _delegation_line(z.name, kind, [h.addr for h in z.hosts],
+                                         [s.addr for s in z.servers])
+    return {"ok": True, "text": "\n".join(lines[name] for name in _tree_order(lines))}
 
 
 def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
@@ -216,11 +256,32 @@ def list_local_zones(ctl: WorkerControl, req: dict) -> dict:
 
 
 def list_local_data(ctl: WorkerControl, req: dict) -> dict:
+    """Every record the local zones serve (the default zones' too) in Unbound's text form
+    (``NAME<tab>TTL<tab>IN<tab>TYPE<tab>RDATA``), each followed by an empty line, in
+    unbound-control's order: zone by zone in the order of Unbound's tree of zones, name by
+    name in canonical order; a name's types as the config gives them, a default zone's
+    newest first (Unbound enters the config's lines last to first, and each new type in
+    front)."""
     _args(req, 0, 0)
-    cfg = ctl.server.cfg
-    lines = [line for z in cfg.local_zone for line in z.data]
-    lines += list(cfg.local_data) + list(cfg.local_data_ptr)
-    return {"ok": True, "text": "\n".join(lines)}
+    local = ctl.server.resolver.local_zones
+    if local is None:
+        return {"ok": True, "text": ""}
+    defaults = set(default_local_zones())
+    as_entered = {z.name for z in local.zones if z in defaults}
+    by_zone: dict[str, list[dns.name.Name]] = {}
+    for owner in local.data:
+        zone = dns.name.from_wire(local.zone_of(owner) or owner, 0)[0].to_text()
+        by_zone.setdefault(zone, []).append(dns.name.from_wire(owner, 0)[0])
+    lines = []
+    for zone in _tree_order(by_zone):
+        for owner in sorted(by_zone[zone]):
+            types = list(local.data[owner.to_wire()].items())
+            for rdtype, records in reversed(types) if zone in as_entered else types:
+                for wire, _, rdclass, ttl, rdata in records:
+                    rd = dns.rdata.from_wire(rdclass, rdtype, rdata, 0, len(rdata))
+                    lines.append(f"{dns.name.from_wire(wire, 0)[0]}\t{ttl}\tIN\t"
+                                 f"{dns.rdatatype.to_text(rdtype)}\t{rd.to_text()}")
+    return {"ok": True, "text": "\n\n".join(lines) + "\n" if lines else ""}
 
 
 def list_insecure(ctl: WorkerControl, req: dict) -> dict:
@@ -498,13 +559,19 @@ def _with_insecure(cfg, name: str, add: bool) -> tuple[str, ...]:
     return kept + (name,) if add else kept
 
 
+def _as_given(servers: list[str]) -> list[str]:
+    """Servers named on a command line, kept as Unbound keeps them: the last one first
+    (``list_forwards`` and ``forward`` show them so; whom to ask is chosen by RTT)."""
+    return servers[::-1]
+
+
 def _zone_add(ctl: WorkerControl, req: dict, key: str) -> dict:
     insecure, args = _insecure_flag(_args(req, 2))
     if len(args) < 2:
         raise CommandError(f"usage: {req['cmd']} {COMMANDS[req['cmd']].args}")
     name = _name(args[0])
     addr_key = "forward-addr" if key == "forward_zone" else "stub-addr"
-    (zone,) = _setting(key, [{"name": name, addr_key: args[1:]}])
+    (zone,) = _setting(key, [{"name": name, addr_key: _as_given(args[1:])}])
     cfg = ctl.server.cfg
     changes = {key: tuple(z for z in getattr(cfg, key) if not _same(z.name, name)) + (zone,)}
     if insecure:
@@ -532,10 +599,12 @@ def forward(ctl: WorkerControl, req: dict) -> dict:
     if not args:
         root = [z for z in cfg.forward_zone if _same(z.name, ".")]
         return {"ok": True,
-                "text": _servers_text(root[0]) if root else "off (using root hints)"}
+                "text": _servers_text([h.addr for h in root[0].hosts],
+                                      [s.addr for s in root[0].servers])
+                if root else "off (using root hints)"}
     if args == ["off"]:
         return _change(ctl, forward_zone=others)
-    (zone,) = _setting("forward_zone", [{"name": ".", "forward-addr": args}])
+    (zone,) = _setting("forward_zone", [{"name": ".", "forward-addr": _as_given(args)}])
     return _change(ctl, forward_zone=others + (zone,))
 
 

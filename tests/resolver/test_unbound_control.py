@@ -798,3 +798,74 @@ def test_status_of_a_daemon_not_listening_is_unbound_control_s(tmp_path):
         assert theirs.returncode == ours.returncode == 1 and ours.stdout == ""
     finally:
         left.close()
+
+
+#: One unbound.conf's zones for both servers: forward zones (by address and port, one also
+#: domain-insecure), stub zones (primed or not), a local zone with records of several types
+#: added one type after another, records outside any zone and a local-data-ptr.
+LISTED_ZONES = [
+    "domain-insecure: fwd-b.test.",
+    'local-zone: "data.test." static',
+    'local-data: "data.test. 300 IN A 192.0.2.1"',
+    'local-data: "data.test. 300 IN A 192.0.2.2"',
+    'local-data: "data.test. IN AAAA 2001:db8::1"',
+    'local-data: "data.test. 60 IN MX 10 mail.data.test."',
+    "local-data: 'txt.data.test. 60 IN TXT \"hello world\" \"two\"'",
+    'local-data: "a.data.test. 60 IN CNAME data.test."',
+    'local-data: "srv.outside.test. 120 IN SRV 0 5 443 host.outside.test."',
+    'local-data-ptr: "192.0.2.1 data.test."',
+    "forward-zone:", 'name: "fwd-b.test."', "forward-addr: 127.0.0.1@5353",
+    "forward-addr: ::1",
+    "forward-zone:", 'name: "fwd-a.test."', "forward-addr: 127.0.0.2",
+    "forward-first: yes",
+    "stub-zone:", 'name: "stub.test."', "stub-addr: 127.0.0.3@5300", "stub-addr: 127.0.0.4",
+    "stub-zone:", 'name: "primed.test."', "stub-addr: 127.0.0.5", "stub-prime: yes",
+]
+
+
+def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
+    """The same unbound.conf zones in a real Unbound and in the daemon (its import):
+    ``list_forwards``, ``list_stubs`` (the root's hints first), ``list_local_data`` (the
+    default zones' records too, in Unbound's text form and order) and ``forward`` print the
+    same lines."""
+    need_unbound()
+    uport, cport = free_port(), free_tcp_port()
+    w = tmp_path / "ub"
+    w.mkdir()
+    hints = f'root-hints: "{lab.root_hints_file}"'
+    proc = local_unbound(w, uport, [hints, 'module-config: "validator iterator"',
+                                    *LISTED_ZONES], plain_control(cport))
+    conf = tmp_path / "zones.conf"
+    conf.write_text("server:\n" + "".join(f"  {line}\n" for line in LISTED_ZONES))
+    toml = tmp_path / "zones.toml"
+    r = cli("import-unbound", str(conf), "-o", str(toml))
+    assert r.returncode == 0, r.stderr
+    d = Daemon(tmp_path / "d", lab, "--config", str(toml)).start()
+    servers = {"unbound": control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
+               "corenet": control_conf(tmp_path / "d.conf", d.control)}
+    try:
+        for who, cf in servers.items():        # servers named on a command line
+            for args in (("forward_add", "fwd-c.test.", "127.0.0.7", "127.0.0.8"),
+                         ("stub_add", "stub-c.test.", "127.0.0.9", "127.0.0.10")):
+                r = ubctl(cf, *args)
+                assert (r.returncode, r.stdout) == (0, "ok\n"), (who, args, r.stdout)
+        for command in ("list_forwards", "list_stubs", "list_local_data"):
+            out = {}
+            for who, cf in servers.items():
+                r = ubctl(cf, command)
+                assert r.returncode == 0, (who, command, r.stdout, r.stderr)
+                out[who] = r.stdout
+            if command == "list_local_data":
+                # default zones of RFC 9462 and 9665, which Unbound 1.17 predates
+                out["corenet"] = "".join(re.findall(r"^(?!(?:service|resolver)\.arpa\.\t)"
+                                                    r".*\n\n", out["corenet"], re.M))
+            assert out["corenet"] == out["unbound"], (command, out)
+            assert out["unbound"].strip(), (command, out)
+        shown = {who: ubctl(cf, "forward", "127.0.0.1@5353", "::1").returncode
+                 for who, cf in servers.items()}
+        assert shown == dict.fromkeys(servers, 0)
+        shown = {who: ubctl(cf, "forward").stdout for who, cf in servers.items()}
+        assert shown["corenet"] == shown["unbound"] == "::1 127.0.0.1\n", shown
+    finally:
+        stop_process(proc, 5.0, group=True)
+        assert d.stop() == 0, d.log_text()[-2000:]
