@@ -46,7 +46,7 @@ from cpython.object cimport PyObject
 from corenet.capi cimport Loop, call_before_poll, fast_loop
 from resolver import iterator as it
 from resolver.response cimport (begin as begin_miss, failed_with_chain, finish as finish_miss,
-                                hit_or_begin)
+                                has_stale, hit_or_begin, stale_answer)
 from resolver.state cimport ResolverCore
 from resolver.cache.answer cimport monotonic
 from resolver.iterator.events cimport Query as CQuery, Result as CResult, new_reply
@@ -866,6 +866,20 @@ cdef class Drive:
             if res.answer and res.rcode == it.SERVFAIL:  # the chain it reached
                 self.chain_failure = res
         _call_done(done, self, response)
+
+    def stale(self):
+        """While the resolution runs: the response its cache entry gives now
+        (``response.stale_answer``: an expired answer in its stale window, or a fresh one
+        stored meanwhile), for a client that has waited long enough (RFC 8767's client
+        response timer); None when there is none or the Drive has finished. The resolution
+        goes on and refreshes the entry."""
+        if self.finished:
+            return None
+        return stale_answer(self.resolver, self.query, self.miss)
+
+    def has_stale(self):
+        """Whether ``stale`` would answer now."""
+        return not self.finished and has_stale(self.resolver, self.miss)
 
     def failed_chain(self):
         """The SERVFAIL this Drive handed to ``done`` with the answer section its resolution

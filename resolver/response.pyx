@@ -312,6 +312,29 @@ cpdef bytes finish(ResolverCore r, bytes q, tuple miss, Result res):
     return with_ede(wire, res.ede, res.reason) if edns else wire
 
 
+cpdef bytes stale_answer(ResolverCore r, bytes q, tuple miss):
+    """The response to ``q`` (``begin``'s ``miss``) from its cache entry while a resolution
+    is still under way: the entry's answer as a hit when another resolution has stored it
+    fresh meanwhile, else its expired answer with the stale TTL while it is in its stale
+    window (RFC 8767; counted as a stale answer), else None (none, or past its window)."""
+    cdef double now = r.now()
+    cdef MsgEntry e = dict_get(r.message_table, miss_key(miss))
+    if e is None or e.stale_until < now:
+        return None
+    cdef Parsed m = miss[0]
+    cdef Py_ssize_t qend = 12 + len(m.question)
+    if e.expires >= now:
+        return answer_from_entry(e, q, qend, now)
+    r.counts.stale_answers += 1
+    return answer_from_entry(e, q, qend, now, r.lv.stale_answer_ttl)
+
+
+cpdef bint has_stale(ResolverCore r, tuple miss):
+    """Whether ``stale_answer`` would answer ``miss`` now."""
+    cdef MsgEntry e = dict_get(r.message_table, miss_key(miss))
+    return e is not None and e.stale_until >= r.now()
+
+
 cpdef object store_answer(Cache cache, bytes key, Result res, bytes question, int qtype,
                           bint edns, bint do, bint cd, double now):
     """The message-cache entry of a NOERROR or NXDOMAIN result for one query variant, AD

@@ -152,6 +152,7 @@ cdef class FrontDoor:
     cdef int prefix_v4, prefix_v6
     cdef Py_ssize_t max_inflight, max_inflight_per_client
     cdef double jostle_timeout, ip_ratelimit
+    cdef double stale_client_timeout    # ``serve-stale-client-timeout``, seconds (< 0: none)
     cdef public dict misses             # resolver.resolution.Drive in flight -> start time
     cdef public dict inflight_by_client
     cdef public dict rate_buckets       # client address -> _Bucket
@@ -178,5 +179,7 @@ cdef class FrontDoor:
     cdef bint jostle(self, double now, double timeout) except -1
     cdef bint within_ratelimit(self, client, double now, double rate)
     cdef resolved(self, bytes q, client, Reply reply, double t0, d, out, rewrite)
+    cdef int release(self, client, d) except -1
+    cdef int answer_stale(self, object miss_done, Drive d) except -1
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
                 int limit, failure)

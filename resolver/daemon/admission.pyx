@@ -558,14 +558,31 @@ cdef class _Done(MissDone):
     cdef Reply reply
     cdef double t0
     cdef object rewrite                 # the policy's check of the answer (out, miss), or None
+    cdef object timer                   # the stale answer's timer (``serve-stale-client-timeout``)
+    cdef bint answered                  # the client has had a stale answer: the miss goes on
+                                        # only to refresh the cache
 
     def __call__(self, d, out):
-        self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
+        self.over(d, out)
 
     cdef int finished(self, Drive drive, object response) except -1:
-        self.door.resolved(self.q, self.client, self.reply, self.t0, drive, response,
-                           self.rewrite)
+        self.over(drive, response)
         return 0
+
+    cdef int over(self, d, out) except -1:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.answered:
+            self.door.release(self.client, d)
+        else:
+            self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
+        return 0
+
+    def stale_due(self, Drive d):
+        """The client response timer has run out: the client gets the expired answer."""
+        self.timer = None
+        self.door.answer_stale(self, d)
 
 
 #: The number of the last response policy a door was given: each gets a new one, so an
@@ -644,6 +661,7 @@ cdef class FrontDoor:
         self.loop = None
         self.query_log = None
         self.max_inflight = self.max_inflight_per_client = 1 << 30
+        self.stale_client_timeout = -1.0         # no client response timer without a cfg
         self.prefix_v4, self.prefix_v6 = 32, 128
         if cfg is not None:
             self.cfg = cfg
@@ -694,6 +712,7 @@ cdef class FrontDoor:
         self.max_inflight_per_client = cfg.max_inflight_per_client
         self.max_udp_size = cfg.max_udp_size
         self.jostle_timeout = cfg.jostle_timeout
+        self.stale_client_timeout = cfg.serve_stale_client_timeout
         self.ip_ratelimit = cfg.ip_ratelimit
         self.extended = cfg.extended_statistics
         self._cfg = cfg
@@ -1044,7 +1063,34 @@ cdef class FrontDoor:
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
             reply.started = d
+            if (self.stale_client_timeout >= 0.0 and type(d) is Drive
+                    and self.loop is not None and d.has_stale()):
+                if self.stale_client_timeout == 0.0:
+                    self.answer_stale(done, <Drive>d)
+                else:
+                    done.timer = self.loop.call_later(self.stale_client_timeout,
+                                                      done.stale_due, d)
         return True
+
+    cdef int answer_stale(self, object miss_done, Drive d) except -1:
+        """RFC 8767's client response timer has run out for the miss ``d``: its client gets
+        the expired answer in its stale window (through the response policy, as any answer;
+        the resolution's answer when the policy would follow or drop it), and the miss goes
+        on to refresh the cache, its answer then sent to no one."""
+        cdef _Done done = <_Done?>miss_done
+        if done.answered or d.finished:
+            return 0
+        out = d.stale()
+        if out is None:
+            return 0
+        if done.rewrite is not None:
+            out = done.rewrite(out, d)
+            if type(out) is not bytes:
+                return 0
+        done.answered = True
+        done.reply.started = None
+        self.answer(done.q, out, done.reply, done.t0, False, -1, -1, None)
+        return 0
 
     cdef bint jostle(self, double now, double timeout) except -1:
         """Makes room by cancelling the oldest miss if it has run ``timeout`` seconds (its
@@ -1122,15 +1168,7 @@ cdef class FrontDoor:
         miss was cancelled, or ``rewrite``, the policy's check of the answer, dropped it),
         its count released."""
         cdef Parsed m
-        if d is not None:
-            self.misses.pop(d, None)
-            if not self.misses and self.drained is not None and not self.drained.done():
-                self.drained.set_result(None)
-        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
-        if n <= 0:
-            self.inflight_by_client.pop(client, None)
-        else:
-            self.inflight_by_client[client] = n
+        self.release(client, d)
         reply.started = None
         if out is not None and rewrite is not None:
             out = rewrite(out, d)
@@ -1151,6 +1189,20 @@ cdef class FrontDoor:
                         m.edns_payload if m.edns_payload > 512 else 512,
                         (<Drive>d).failure if type(d) is Drive
                         else getattr(d, "failure", None))
+
+    cdef int release(self, client, d) except -1:
+        """The end of the miss ``d`` (None: one the engine ended at once) of ``client``: out
+        of the misses in flight and of its client's count."""
+        if d is not None:
+            self.misses.pop(d, None)
+            if not self.misses and self.drained is not None and not self.drained.done():
+                self.drained.set_result(None)
+        cdef Py_ssize_t n = self.inflight_by_client.get(client, 0) - 1
+        if n <= 0:
+            self.inflight_by_client.pop(client, None)
+        else:
+            self.inflight_by_client[client] = n
+        return 0
 
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
                 int limit, failure):

@@ -303,9 +303,9 @@ TABLE: tuple[Setting, ...] = (*section(
                 "would time out once). ``ipv6`` is accepted as another name for it."),
     Setting("serve_stale", 'bool', True, boolean,
             unbound='serve-expired',
-            doc="Serve expired answers (RFC 8767) when the authorities fail, for at most "
-                "``serve-stale-window`` seconds past their expiry (Unbound's "
-                "``serve-expired``)."),
+            doc="Serve expired answers (RFC 8767) when the authorities fail or are slower "
+                "than ``serve-stale-client-timeout``, for at most ``serve-stale-window`` "
+                "seconds past their expiry (Unbound's ``serve-expired``)."),
     Setting("serve_stale_window", 'int', _LIMITS.stale_window, number(int, 0, 30 * 86400),
             unbound='serve-expired-ttl',
             limit='stale_window',
@@ -315,6 +315,15 @@ TABLE: tuple[Setting, ...] = (*section(
             unbound='serve-expired-reply-ttl',
             limit='stale_answer_ttl',
             doc="TTL put on an expired answer served (Unbound's ``serve-expired-reply-ttl``)."),
+    Setting("serve_stale_client_timeout", 'float', 1.8, number(float, 0, 60),
+            doc="How long a client whose question has an expired answer in its stale window "
+                "waits for the resolution, seconds, before it gets the expired answer (RFC "
+                "8767's client response timer; Unbound's ``serve-expired-client-timeout``, "
+                "there in milliseconds). The resolution goes on and refreshes the cache. 0: "
+                "the expired answer at once, as Unbound's ``serve-expired`` without a "
+                "timeout; a value past the resolution's own time limit serves it only when "
+                "the resolution fails. RFC 8767 recommends 1.8 s: well inside a stub's 5 s "
+                "timeout, long enough for a working authority to give fresh data."),
     Setting("prefetch", 'bool', True, boolean,
             doc="Refresh popular cache entries in the background in the last tenth of their TTL "
                 "(Unbound's ``prefetch``)."),

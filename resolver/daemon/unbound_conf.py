@@ -334,7 +334,8 @@ def hint(key: str) -> str | None:
 
 
 #: server: options whose Unbound value is milliseconds, corenet's seconds
-MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout"}
+MILLISECONDS = {"jostle-timeout": "jostle-timeout", "tcp-idle-timeout": "tcp-idle-timeout",
+                "serve-expired-client-timeout": "serve-stale-client-timeout"}
 #: server: options whose effect corenet has without a setting: why
 BUILT_IN = {
     "so-reuseport": "the workers always share their ports with SO_REUSEPORT",
@@ -396,6 +397,9 @@ DEFAULTS_UNLIKE_UNBOUND = {
     "serve-expired": ("no", "answers keep coming while authorities fail (RFC 8767)"),
     "serve-expired-ttl": ("0", "RFC 8767 suggests serving stale data for 1 to 3 days, "
                                "not forever (Unbound's 0)"),
+    "serve-expired-client-timeout": ("0", "RFC 8767's client response timer: an expired "
+                                          "answer goes out once the resolution has run 1.8 s, "
+                                          "where Unbound's 0 sends it before trying"),
     "tcp-idle-timeout": ("30000", "a connection idle for 10 s is more likely a slow client "
                                   "holding a descriptor than one about to ask"),
     "incoming-num-tcp": ("10", "10 per thread is too few once clients use DoT or pipeline "

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 import time
 import urllib.request
 
@@ -16,11 +15,11 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 import pytest
 
 from daemon_proc import Daemon, cli, free_tcp_port
 from dnssec_cases import flagged_query
+from loopback_authority import LoopbackAuthority
 from tls_certs import CA
 
 #: queries asked to reach both workers: each comes from a new source port, which the
@@ -210,48 +209,9 @@ def test_lookup_shows_each_worker_s_servers_and_flush_infra_forgets_them(daemon)
 
 
 # ---- zones and local data -----------------------------------------------------------------
-class Responder:
-    """A server on loopback answering every A question with 192.0.2.77 (AA, RA), counting
-    the questions; stopped by ``close``."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.asked: list[str] = []
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while not self.done.is_set():
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            try:
-                q = dns.message.from_wire(data)
-            except Exception:       # noqa: BLE001 - not a query: ignored
-                continue
-            r = dns.message.make_response(q)
-            r.flags |= dns.flags.AA | dns.flags.RA
-            question = q.question[0]
-            self.asked.append(question.name.to_text())
-            if question.rdtype == dns.rdatatype.A:
-                r.answer.append(dns.rrset.from_text(question.name, 300, "IN", "A",
-                                                    "192.0.2.77"))
-            self.sock.sendto(r.to_wire(), addr)
-
-    def close(self) -> None:
-        self.done.set()
-        self.thread.join(5)
-        self.sock.close()
-
-
 @pytest.fixture
 def responder():
-    r = Responder()
+    r = LoopbackAuthority()
     yield r
     r.close()
 

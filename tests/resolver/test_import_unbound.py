@@ -169,6 +169,8 @@ def test_unbound_s_example_is_read_whole_and_every_option_accounted_for(tmp_path
                                   + int(unbound_says(conf, "rrset-cache-size")))
     assert data["max-udp-size"] == int(unbound_says(conf, "max-udp-size"))
     assert data["jostle-timeout"] == int(unbound_says(conf, "jostle-timeout")) / 1000
+    assert data["serve-stale-client-timeout"] == \
+        int(unbound_says(conf, "serve-expired-client-timeout")) / 1000
     assert data["serve-stale"] == (unbound_says(conf, "serve-expired") == "yes")
     # the report names both sides, each option once
     r = cli("import-unbound", str(conf))
@@ -389,14 +391,15 @@ def test_options_whose_one_value_is_corenet_s_behaviour(lab, tmp_path):
 
 def _unbound_names() -> dict[str, str]:
     """Every Unbound option name a corenet config reads as one of its settings (a setting's
-    own name or its Unbound name, an alias, a limit, the importer's other names) -> that
-    setting's name."""
+    own name or its Unbound name, an alias, a limit, the importer's other names and its
+    options in milliseconds) -> that setting's name."""
     names = {}
     for s in settings.TABLE:
         names[s.unbound or s.key] = s.name
         names.update({a.replace("_", "-"): s.name for a in s.aliases})
     names.update({k.replace("_", "-"): k for k in settings.LIMITS})
     names.update({k: v.replace("-", "_") for k, v in unbound_conf.OTHER_NAMES.items()})
+    names.update({k: v.replace("-", "_") for k, v in unbound_conf.MILLISECONDS.items()})
     return names
 
 
