@@ -70,13 +70,18 @@ class Request:
             # httpx's distinction: a stream is sent as it is, no header added for it.
             self.body = stream
             return
-        if data is not None or files or json is not None or isinstance(content, str):
+        if data or files or json is not None or isinstance(content, str):
             content, body_headers = encode_body(content, data, json, files,
                                                 self.headers.get("content-type"))
-            if "transfer-encoding" not in self.headers:  # httpx's order: length, then type
+            if len(content) and "transfer-encoding" not in self.headers:
+                # httpx's order: length, then type (an empty body: framed as none below)
                 self.headers.setdefault("Content-Length", str(len(content)))
             for k, v in body_headers:
                 self.headers.setdefault(k, v)
+        elif content is not None and content.__class__ is not bytes:
+            content = encode_body(content, None, None)[0]   # checked, an iterator wrapped
+        if content.__class__ is bytes and not content:
+            content = None                  # b"": no body, framed as httpx frames none
         self.body = content
         self.complete_headers()
 
@@ -180,6 +185,13 @@ class Request:
         return f"<Request({self.method!r}, {str(self.url)!r})>"   # httpx's
 
 
+def json_bytes(value: Any) -> bytes:
+    """`json=` as httpx sends it: compact, UTF-8, and a ValueError for NaN and the
+    infinities, which JSON does not have."""
+    return _json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                       allow_nan=False).encode()
+
+
 def encode_body(content: Any, data: Any, json: Any, files: Any = None,
                 content_type: str | None = None) -> tuple[Any, list[tuple[str, str]]]:
     """The body and the headers that describe it (framing is added when it is sent);
@@ -188,13 +200,12 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
         raw, ctype = encode_multipart(data, files, boundary_of(content_type))
         return raw, [("Content-Type", ctype)]
     if json is not None:
-        raw = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
-        return raw, [("Content-Type", "application/json")]
+        return json_bytes(json), [("Content-Type", "application/json")]
     if isinstance(data, (str, bytes)):  # httpx's old form of content=: taken, with its warning
         warnings.warn("Use 'content=<...>' to upload raw bytes/text content.",
                       DeprecationWarning, stacklevel=3)
         content, data = data, None
-    if data is not None:  # True as "true", None as "", a list as the name repeated: httpx's
+    if data:  # True as "true", None as "", a list as the name repeated: httpx's; {} is none
         raw = encode_params(data).encode()
         return raw, [("Content-Type", "application/x-www-form-urlencoded")]
     if content is None:
@@ -368,7 +379,7 @@ class Response:
         h = self._headers
         ctype = None
         if json is not None:
-            content = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            content = json_bytes(json)
             ctype = "application/json"
         elif html is not None:
             content, ctype = html.encode(), "text/html; charset=utf-8"

@@ -1339,3 +1339,34 @@ def test_digest_answers_a_challenge_in_advance_only_to_its_own_origin(run):
     run(main())
     assert seen == [("a.example", False), ("a.example", True), ("a.example", True),
                     ("b.example", False), ("b.example", True)]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("body", [{}, {"data": {}}, {"files": {}}, {"json": {}},
+                                  {"content": b""}, {"content": ""}, {"data": {"a": "1"}},
+                                  {"content": "x"}, {"content": "iterator"}])
+def test_a_request_s_headers_for_its_body_are_httpx_s(method, body):
+    """Empty form data and an empty body are no body (no Content-Type, Content-Length: 0
+    only where httpx puts it); the others framed as httpx frames them."""
+    def headers(module):
+        kw = {k: iter([b"a", b"b"]) if v == "iterator" else v for k, v in body.items()}
+        return list(module.Request(method, "https://www.example.com", **kw).headers.items())
+    assert headers(https) == headers(httpx)
+
+
+@pytest.mark.parametrize("content", [123, 1.5, object()])
+def test_content_of_another_type_is_a_type_error_as_in_httpx(content):
+    for module in (httpx, https):
+        with pytest.raises(TypeError):
+            module.Request("POST", "https://www.example.com", content=content)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_json_without_a_json_form_is_a_value_error_as_in_httpx(value):
+    for module in (httpx, https):
+        with pytest.raises(ValueError, match="Out of range float values"):
+            module.Request("POST", "https://a.test/", json={"x": value})
+        with pytest.raises(ValueError, match="Out of range float values"):
+            module.Response(200, json=[value])
+    with https.Client() as client, pytest.raises(ValueError, match="Out of range float"):
+        client.build_request("POST", "https://a.test/", json={"x": value})
