@@ -109,7 +109,8 @@ class DigestAuth(Auth):
     and their -sess), and later requests to the same origin answer the last challenge at
     once, counting its nonce's uses (nc) until a 401 brings a new one, whose count starts
     again at 1 (httpx answers it for any origin; here no credential goes to another). A
-    challenge without realm or nonce is a ProtocolError, as in httpx."""
+    challenge without realm or nonce, or whose qop has no "auth", is a ProtocolError
+    (NotImplementedError for "auth-int" alone), as in httpx."""
 
     def __init__(self, username: str, password: str) -> None:
         self._user = username
@@ -137,6 +138,13 @@ class DigestAuth(Auth):
                 if "realm" not in params or "nonce" not in params:
                     raise ProtocolError("Malformed Digest WWW-Authenticate header",
                                         request=request)
+                qops = _qops(params)
+                if qops and "auth" not in qops:     # as httpx: an error, not the 401
+                    if qops == ["auth-int"]:
+                        raise NotImplementedError("Digest qop=auth-int (a hash of the "
+                                                  "request body) is not supported")
+                    raise ProtocolError(f"Unexpected qop value {params['qop']!r} in a "
+                                        "Digest challenge", request=request)
                 self._last_challenge, self._nc = params, 0   # a new nonce: counted afresh
                 self._challenged_by = origin
                 header = self.authorization(request.method, uri, params)
@@ -154,7 +162,7 @@ class DigestAuth(Auth):
         algorithm = params.get("algorithm", "MD5")
         base, sess = algorithm.upper().removesuffix("-SESS"), algorithm.upper().endswith("-SESS")
         hash_ = _HASHES.get(base)
-        qops = [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
+        qops = _qops(params)
         if hash_ is None or (qops and "auth" not in qops):
             return None
 
@@ -181,6 +189,11 @@ class DigestAuth(Auth):
         if "opaque" in params:
             fields.append(f'opaque="{_quote(params["opaque"])}"')
         return "Digest " + ", ".join(fields)
+
+
+def _qops(params: dict[str, str]) -> list[str]:
+    """The qop values a parsed Digest challenge offers."""
+    return [q.strip() for q in params.get("qop", "").split(",") if q.strip()]
 
 
 def _quote(value: str) -> str:

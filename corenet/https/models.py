@@ -218,6 +218,9 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
         return _AsyncOnce(content), []
     if hasattr(content, "__next__"):
         return _SyncOnce(content), []
+    if isinstance(content, dict):  # iterable, but a form (data=) or JSON (json=) meant
+        raise TypeError("content must be bytes, str or an (async) iterable of bytes, not "
+                        "dict: send a form with data= or JSON with json=")
     if hasattr(content, "__aiter__") or hasattr(content, "__iter__"):
         return content, []  # an iterable that gives its bytes again each time
     raise TypeError(f"content must be bytes, str or an (async) iterable of bytes, "

@@ -216,8 +216,9 @@ _quote_path = _encoder(_keeps('"#<>?`{}'))
 _quote_userinfo = _encoder(_keeps('"#<>?`{}/;=@[\\]^|'))
 _quote_user = _encoder(_keeps('"#<>?`{}/;=@[\\]^|:'))  # a username or password alone
 
-# scheme:, //authority, path, ?query, #fragment (RFC 3986 appendix B); each may be absent.
-_URL_RE = re.compile(r"(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?(?://([^/?#]*))?([^?#]*)"
+# scheme:, //authority, path, ?query, #fragment (RFC 3986 appendix B); each may be absent,
+# and the scheme empty before its colon ("://host", as httpx reads it).
+_URL_RE = re.compile(r"(?:([a-zA-Z][a-zA-Z0-9+.-]*)?:)?(?://([^/?#]*))?([^?#]*)"
                      r"(?:\?([^#]*))?(?:#(.*))?", re.S)
 # userinfo@, host (an IPv6 literal in brackets), :port.
 _AUTHORITY_RE = re.compile(r"(?:(.*)@)?(\[.*\]|[^:@]*):?(.*)", re.S)

@@ -1,7 +1,8 @@
 """Runs other projects' test suites with each event loop installed: aiohttp's, uvicorn's and
-uvloop's, at pinned versions, from their source archives on PyPI.
+uvloop's, at pinned versions, from their source archives on PyPI; and httpx's, where the
+corenet columns also put ``corenet.https`` in httpx's place.
 
-    .venv/bin/python tests/compat/outside_suites.py [--suites aiohttp,uvicorn,uvloop]
+    .venv/bin/python tests/compat/outside_suites.py [--suites aiohttp,uvicorn,uvloop,httpx]
         [--loops asyncio,uvloop,corenet-edge,corenet-level] [--workdir DIR] [--jobs N]
         [--reuse]
 
@@ -25,6 +26,12 @@ tests are counted apart (the UV-only row). A test of the AIO class and its UV tw
 compared under the UV name. uvloop's plain ``unittest.TestCase`` classes (its policy,
 ``uvloop.run``, process spawning, linting its own source) test uvloop's package, not a
 loop, and are not run.
+
+httpx's suite on corenet runs with ``sys.modules["httpx"]`` set to ``corenet.https`` before
+its conftest imports it (the same plugin, in every pytest worker), so each test exercises
+corenet's client under httpx's names; on stock asyncio it runs httpx itself, the reference.
+Its trio variants are not run (corenet.https runs on asyncio loops), and a test module that
+imports a private module of httpx's (``httpx._urlparse``) counts as an error on corenet.
 
 Prints a table of passed / failed / errors / skipped per suite and loop, then for each
 corenet loop the tests that passed on stock asyncio and did not pass on it. JUnit files and
@@ -63,6 +70,10 @@ class Suite:
     # which the Python subprocesses the tests start (their sys.path begins with the working
     # directory) would import instead of the installed package.
     shadowing: tuple[str, ...] = ()
+    # "package:replacement": on corenet's loops the package's name gives corenet's module.
+    replaced: str | None = None
+    # One pytest process: the suite's servers listen on fixed ports (httpx's on 8000).
+    serial: bool = False
 
 
 # uvloop's tests that look up names only the host's resolver knows (example.com), which send
@@ -117,6 +128,24 @@ SUITES = {
         twin_classes=True,
         shadowing=("uvloop",),
     ),
+    "httpx": Suite(
+        name="httpx", version="0.28.1",
+        # The archive has no requirements file: httpx with its extras, and what its tests
+        # import; corenet's own dependencies for corenet.https.
+        requirements=None, skip_requirements=(),
+        extra=("httpx[brotli,zstd,http2,socks,cli]==0.28.1", "pytest==9.2.0",
+               "pytest-xdist==3.8.0", "anyio==4.16.0", "trio==0.35.0", "trustme==1.2.1",
+               "uvicorn==0.35.0", "chardet==5.2.0", "cryptography", "idna", "httptools",
+               "dnspython", "aiohappyeyeballs", "h11", "zlib-ng", "backports.zstd"),
+        # Its ini's warning filters (errors) and markers kept; the package's source in the
+        # archive is removed so that the installed one (or corenet.https) is what imports.
+        # Its tests marked "network" reach hosts on the Internet: not run.
+        pytest_args=("-o", "addopts=", "-p", "xdist", "-k", "not trio", "-m", "not network",
+                     "--continue-on-collection-errors", "tests"),
+        shadowing=("httpx",),
+        replaced="httpx:corenet.https",
+        serial=True,
+    ),
 }
 
 # Installed as the event loop policy before the suite's conftest runs (``-p outside_loop``).
@@ -133,6 +162,14 @@ elif _kind.startswith("corenet-"):
     corenet.install(trigger=_kind.split("-", 1)[1])
 elif _kind != "asyncio":
     raise RuntimeError(f"unknown loop {_kind!r}")
+
+_replaced = os.environ.get("OUTSIDE_SUITES_REPLACED")
+if _replaced:
+    import importlib
+    import sys
+
+    _name, _, _module = _replaced.partition(":")
+    sys.modules[_name] = importlib.import_module(_module)
 
 _classes = os.environ.get("OUTSIDE_SUITES_TWIN_CLASSES")
 
@@ -219,11 +256,14 @@ def run_suite(suite: Suite, loop: str, src: str, python: str, workdir: str,
     if suite.twin_classes:
         env["OUTSIDE_SUITES_TWIN_CLASSES"] = "asyncio" if loop == "asyncio" else "uvloop"
         env["OUTSIDE_SUITES_UVLOOP_IS"] = loop
+    if suite.replaced and loop.startswith("corenet-"):
+        env["OUTSIDE_SUITES_REPLACED"] = suite.replaced
     env.pop("PYTHONASYNCIODEBUG", None)
     # The pytest script, not "python -m pytest": the source directory must not come first on
     # sys.path, so that the suite imports the installed package.
     cmd = [os.path.join(os.path.dirname(python), "pytest"), "-p", "outside_loop",
-           "-p", "no:cacheprovider", "-q", "-n", str(jobs), f"--junitxml={junit}",
+           "-p", "no:cacheprovider", "-q", "-n", "0" if suite.serial else str(jobs),
+           f"--junitxml={junit}",
            *suite.pytest_args]
     print(f"== {suite.name} on {loop} (log: {log})", flush=True)
     with open(log, "w") as out:

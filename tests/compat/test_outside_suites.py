@@ -109,3 +109,28 @@ def test_the_plugin_keeps_the_classes_of_the_loop_kind_under_test(monkeypatch, c
     want = "UV" if classes == "uvloop" else "AIO"
     assert [i.name for i in kept] == [want]
     assert len(dropped) == 3 and all(i.name != want for i in dropped)
+
+
+def test_httpx_s_name_gives_corenet_https_where_the_suite_is_replaced(monkeypatch):
+    monkeypatch.setenv("OUTSIDE_SUITES_LOOP", "asyncio")
+    monkeypatch.setenv("OUTSIDE_SUITES_REPLACED", runner.SUITES["httpx"].replaced)
+    import httpx as real                     # put back in sys.modules after the test
+    monkeypatch.setitem(sys.modules, "httpx", real)
+    exec(runner.PLUGIN, {})
+    import httpx
+    import corenet.https
+    assert httpx is corenet.https
+
+
+def test_only_corenet_s_columns_replace_httpx(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(cmd, cwd, env, **kw):
+        seen[env["OUTSIDE_SUITES_LOOP"]] = env.get("OUTSIDE_SUITES_REPLACED")
+        raise StopIteration
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    for loop in ("asyncio", "corenet-edge"):
+        with pytest.raises(StopIteration):
+            runner.run_suite(runner.SUITES["httpx"], loop, str(tmp_path), "/bin/python",
+                             str(tmp_path), 1, False)
+    assert seen == {"asyncio": None, "corenet-edge": "httpx:corenet.https"}

@@ -494,6 +494,18 @@ def test_a_malformed_digest_challenge_is_a_protocol_error_as_in_httpx():
                 c.get("https://api.test/p", auth=module.DigestAuth("u", "p"))
 
 
+@pytest.mark.parametrize("qop, error", [("auth-int", NotImplementedError),
+                                         ("not-auth", "ProtocolError"),
+                                         ("auth-int, other", "ProtocolError")])
+def test_a_digest_challenge_without_qop_auth_is_an_error_as_in_httpx(qop, error):
+    challenge = f'Digest realm="r", qop="{qop}", nonce="n0"'
+    for module in (https, httpx):
+        handler = digest_server("MD5", challenge=challenge)(module)
+        with module.Client(transport=module.MockTransport(handler)) as c:
+            with pytest.raises(getattr(module, error) if isinstance(error, str) else error):
+                c.get("https://api.test/p", auth=module.DigestAuth("u", "p"))
+
+
 # ---- the client's life and attributes, as httpx's ----
 
 def recording(module, log):
@@ -1354,7 +1366,7 @@ def test_a_request_s_headers_for_its_body_are_httpx_s(method, body):
     assert headers(https) == headers(httpx)
 
 
-@pytest.mark.parametrize("content", [123, 1.5, object()])
+@pytest.mark.parametrize("content", [123, 1.5, object(), {"a": "b"}])
 def test_content_of_another_type_is_a_type_error_as_in_httpx(content):
     for module in (httpx, https):
         with pytest.raises(TypeError):

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import corenet.https as https
 from corenet.https.urls import _url_parts
 
-SCHEMES = ["https://", "http://", "HTTPS://", "ftp://", "ws://", "//", ""]
+SCHEMES = ["https://", "http://", "HTTPS://", "ftp://", "ws://", "//", "://", ""]
 AUTHORITIES = ["a.test", "A.Test:8443", "a.test:443", "a.test:80", "u:p@a.test", "u@a.test:1",
                "us er:p ä@a.test", "exämple.org", "xn--fa-hia.de", "faß.de", "[::1]",
                "[::1]:8080", "[::ffff:192.0.2.1]", "[::FFFF:c000:201]", "192.0.2.1",
@@ -39,13 +39,15 @@ def _refused(module, text, **kw):
         return None, exc
 
 
-def _path_of(text):
-    return re.match(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?(?://[^/?#]*)?([^?#]*)", text)[1]
+def _path_match(text):
+    """The match whose group 1 is the path of `text`."""
+    return re.match(r"(?:(?:[a-zA-Z][a-zA-Z0-9+.-]*)?:)?(?://[^/?#]*)?([^?#]*)", text)
 
 
 def _uts46_only(text):
     """A host that UTS 46 maps to a valid name while plain IDNA 2008 refuses it."""
-    authority = re.match(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?(?://([^/?#]*))?", text)[1] or ""
+    authority = re.match(r"(?:(?:[a-zA-Z][a-zA-Z0-9+.-]*)?:)?(?://([^/?#]*))?",
+                         text)[1] or ""
     host = authority.rpartition("@")[2].split(":")[0]
     if host.isascii():
         return False
@@ -67,11 +69,11 @@ def _as_corenet(text):
     scheme = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", text)
     if scheme:
         text = scheme[0].lower() + text[scheme.end():]
-    path = _path_of(text)
-    normalised = scheme or re.match(r"//[^/?#]", text)  # httpx leaves a relative path alone
-    if normalised and path.split("/")[-1] in (".", ".."):
-        end = text.index(path) + len(path) if path else 0
-        text = text[:end] + "/" + text[end:]
+    m = _path_match(text)
+    # httpx leaves a relative path alone (an empty scheme, "://host", has an authority)
+    normalised = scheme or re.match(r":?//[^/?#]", text)
+    if normalised and m[1].split("/")[-1] in (".", ".."):
+        text = text[:m.end(1)] + "/" + text[m.end(1):]
     return text
 
 

@@ -833,14 +833,18 @@ def test_list_forwards_stubs_and_local_data_print_as_unbound(lab, tmp_path):
     w = tmp_path / "ub"
     w.mkdir()
     hints = f'root-hints: "{lab.root_hints_file}"'
-    proc = local_unbound(w, uport, [hints, 'module-config: "validator iterator"',
-                                    *LISTED_ZONES], plain_control(cport))
     conf = tmp_path / "zones.conf"
     conf.write_text("server:\n" + "".join(f"  {line}\n" for line in LISTED_ZONES))
     toml = tmp_path / "zones.toml"
     r = cli("import-unbound", str(conf), "-o", str(toml))
     assert r.returncode == 0, r.stderr
     d = Daemon(tmp_path / "d", lab, "--config", str(toml)).start()
+    try:
+        proc = local_unbound(w, uport, [hints, 'module-config: "validator iterator"',
+                                        *LISTED_ZONES], plain_control(cport))
+    except BaseException:
+        d.stop()
+        raise
     servers = {"unbound": control_conf(tmp_path / "ub.conf", "127.0.0.1", cport),
                "corenet": control_conf(tmp_path / "d.conf", d.control)}
     try:
