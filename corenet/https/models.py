@@ -73,7 +73,8 @@ class Request:
         if data or files or json is not None or isinstance(content, str):
             content, body_headers = encode_body(content, data, json, files,
                                                 self.headers.get("content-type"))
-            if len(content) and "transfer-encoding" not in self.headers:
+            if content.__class__ is bytes and content and \
+                    "transfer-encoding" not in self.headers:
                 # httpx's order: length, then type (an empty body: framed as none below)
                 self.headers.setdefault("Content-Length", str(len(content)))
             for k, v in body_headers:
@@ -198,7 +199,11 @@ def encode_body(content: Any, data: Any, json: Any, files: Any = None,
     `content_type`, the caller's own, whose multipart boundary a `files=` body takes."""
     if files:
         raw, ctype = encode_multipart(data, files, boundary_of(content_type))
-        return raw, [("Content-Type", ctype)]
+        if raw.__class__ is bytes:
+            return raw, [("Content-Type", ctype)]
+        length = raw.length  # type: ignore[union-attr]
+        return raw, ([("Content-Length", str(length))] if length is not None else []) + \
+            [("Content-Type", ctype)]
     if json is not None:
         return json_bytes(json), [("Content-Type", "application/json")]
     if isinstance(data, (str, bytes)):  # httpx's old form of content=: taken, with its warning

@@ -7,6 +7,7 @@ Timeout's repr; raise_for_status()'s words; sync transports wrapping the network
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import ssl
@@ -214,6 +215,8 @@ BOUNDARY = {"Content-Type": "multipart/form-data; boundary=fixed-Boundary-42"}
     {"f": ("notes.txt", b"hi", "text/x-custom")},
     [("f", ("a.bin", b"\x00\x01")), ("f", ("b.json", b"{}"))],
     {"f": ("n", b"x", None, {"X-Part": "1"})},
+    {"f": io.BytesIO(b"a file object, sent as it is read"), "g": b"bytes"},
+    [("f", ("a.bin", io.BytesIO(b"1" * 70_000), "application/x-a")), ("f", b"2")],
 ])
 def test_multipart_bodies_are_httpx_s_byte_for_byte(files):
     data = {"field": "value", "many": ["1", "2"]}
@@ -222,6 +225,7 @@ def test_multipart_bodies_are_httpx_s_byte_for_byte(files):
                            files=files)
     assert ours.read() == theirs.read()
     assert ours.headers["content-type"] == theirs.headers["content-type"]
+    assert ours.headers["content-length"] == theirs.headers["content-length"]
 
 
 @pytest.mark.parametrize("data, files", [

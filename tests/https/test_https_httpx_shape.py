@@ -2,10 +2,14 @@
 aiter_lines(), auth= and cookies, against rawserver over TLS on every loop kind."""
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from corenet.https import URL, AsyncClient, Headers, Limits, RemoteProtocolError, Response
+from corenet.https import (URL, AsyncClient, Headers, Limits, RemoteProtocolError, Response,
+                           StreamConsumed)
 from corenet.https.auth import Auth, BasicAuth, BearerAuth
 from test_https_hostile import named, redirect, wire_head
 
@@ -194,6 +198,88 @@ def test_files_and_data_as_multipart_form(env, run, tmp_path):
     ]
     lines = wire_head(echo)
     assert named(lines, "content-length") == [str(len(echo["body"].encode("latin-1")))]
+
+
+class ReadLog:
+    """A binary file object that records the size each read() asked for."""
+
+    def __init__(self, f):
+        self.f, self.asked, self.name = f, [], f.name
+
+    def read(self, n=-1):
+        self.asked.append(n)
+        return self.f.read(n)
+
+    def seek(self, *a):
+        return self.f.seek(*a)
+
+    def tell(self):
+        return self.f.tell()
+
+    def fileno(self):
+        return self.f.fileno()
+
+
+def test_a_file_in_a_multipart_body_is_sent_as_it_is_read(env, run, tmp_path):
+    """A file object goes out in chunks as it is read, never read whole into memory, with
+    the body's Content-Length (a regular file's size is known); sent again whole on a 307."""
+    from corenet.https.multipart import FILE_CHUNK
+
+    path = tmp_path / "big.bin"
+    data = os.urandom(FILE_CHUNK * 5 + 123)
+    path.write_bytes(data)
+
+    async def main():
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
+            with open(path, "rb") as raw:
+                f = ReadLog(raw)
+                echo = (await c.post(env.raw + "/echo", files={"up": f})).json()
+                asked = list(f.asked)
+                again = await c.post(env.base + "/r307", data={"k": "v"}, files={"up": f})
+            return echo, asked, again
+
+    echo, asked, again = run(main())
+    assert parse_multipart(echo) == [("up", "big.bin", "application/octet-stream", data)]
+    assert named(wire_head(echo), "content-length") == [str(len(echo["body"].encode("latin-1")))]
+    assert asked and all(0 < n <= FILE_CHUNK for n in asked), asked
+    # the 307 sent the body again, whole: nginx saw its full length
+    method, _, length = again.text.strip().split("|")
+    assert (method, again.history[0].status_code) == ("POST", 307)
+    assert int(length) > len(data)
+
+
+def test_a_pipe_in_a_multipart_body_goes_chunked_and_once(env, run):
+    """A file that cannot seek (a pipe) has no size to send: the body goes chunked, and a
+    redirect that would send it again is StreamConsumed rather than a truncated body."""
+    data = os.urandom(200_000)
+
+    def piped():
+        rfd, wfd = os.pipe()
+        writer = threading.Thread(target=lambda: (os.write(wfd, data), os.close(wfd)))
+        writer.start()
+        return os.fdopen(rfd, "rb"), writer
+
+    async def main():
+        async with AsyncClient(verify=env.ca, follow_redirects=True) as c:
+            pipe, writer = piped()
+            with pipe:
+                echo = (await c.post(env.raw + "/echo", files={"up": ("p.bin", pipe)})).json()
+            writer.join(5)
+            pipe, writer = piped()
+            with pipe:
+                try:
+                    await c.post(env.base + "/r307", files={"up": ("p.bin", pipe)})
+                    again = None
+                except StreamConsumed as exc:
+                    again = exc
+            writer.join(5)
+            return echo, again
+
+    echo, again = run(main())
+    assert parse_multipart(echo) == [("up", "p.bin", "application/octet-stream", data)]
+    assert named(wire_head(echo), "transfer-encoding") == ["chunked"]
+    assert named(wire_head(echo), "content-length") == []
+    assert isinstance(again, StreamConsumed)
 
 
 def proxy_log(env, run) -> list:
