@@ -213,8 +213,8 @@ def _delegation_line(name: str, kind: str, hosts, addresses) -> str:
 
 
 def list_forwards(ctl: WorkerControl, req: dict) -> dict:
-    """``NAME IN forward [+i] SERVERS``, one zone a line in canonical order, ``+i`` for a
-    zone that is also ``domain-insecure``, as unbound-control prints them."""
+    """``NAME IN forward [+i] SERVERS``, one zone a line in the order of Unbound's tree,
+    ``+i`` for a zone that is also ``domain-insecure``, as unbound-control prints them."""
     _args(req, 0, 0)
     zones = {z.name: z for z in ctl.server.cfg.forward_zone}
     insecure = _insecure(ctl)
