@@ -21,7 +21,7 @@ Its callers:
 """
 from libc.string cimport memcmp, memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 
@@ -130,7 +130,7 @@ cdef object cached_answer(object table, const unsigned char* p, Py_ssize_t n, do
     if qend < 0:
         return None
     kb = PyBytes_FromStringAndSize(<char*>key, klen)
-    found = PyDict_GetItem(table, kb)
+    found = PyDict_GetItemWithError(table, kb)   # a bytes key: its hash cannot fail
     if found == NULL:
         _give(kb, absent)
         return None

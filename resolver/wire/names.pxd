@@ -2,6 +2,8 @@
 # encoder, the response builder, the daemon's UDP listener, the iterator's reply classification
 # and DNSSEC), defined once. Callers check lengths before reading.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint64_t
+from libc.string cimport memcpy
 
 
 cdef inline bytes lower(bytes b):
@@ -51,35 +53,56 @@ cdef inline Py_ssize_t skip_name(const unsigned char* buf, Py_ssize_t n, Py_ssiz
         pos += 1 + c
 
 
+cdef inline unsigned char _fold(unsigned char c) noexcept nogil:
+    """``c`` lower-cased (ASCII letters only, as ``bytes.lower``)."""
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline uint64_t _fold8(uint64_t x) noexcept nogil:
+    """The eight bytes in ``x`` with their ASCII capitals lower-cased, all at once: a byte's
+    high bit in ``upper`` is set when the byte is in 'A'..'Z' (its low seven bits at least
+    0x41 and below 0x5B, and its own high bit clear); shifted to 0x20 it sets the letter's
+    lower-case bit. No sum carries into the next byte (0x7F + 0x3F < 0x100)."""
+    cdef uint64_t low7 = x & 0x7F7F7F7F7F7F7F7FULL
+    cdef uint64_t upper = ((low7 + 0x3F3F3F3F3F3F3F3FULL) & ~(low7 + 0x2525252525252525ULL)
+                           & ~x & 0x8080808080808080ULL)
+    return x | (upper >> 2)
+
+
 cdef inline Py_ssize_t copy_lower_name(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos,
                                        unsigned char* key, Py_ssize_t* klen) noexcept nogil:
     """Copies the uncompressed name at ``pos`` to ``key + klen[0]`` with ASCII letters
     lower-cased (a cache key's name) and advances ``klen``; returns the offset past the name,
     or -1 if it runs past ``n``, is compressed or is longer than 255 bytes. ``key`` must have
-    room for 255 bytes from ``klen[0]``."""
-    cdef unsigned int c, t
-    cdef Py_ssize_t i, k = klen[0]
+    room for 255 bytes from ``klen[0]``. The labels are walked first (lengths only), then the
+    whole name is copied and folded eight bytes at a time (length octets are below 64 and
+    never fold)."""
+    cdef unsigned int c
+    cdef Py_ssize_t i = 0, size, end = pos
+    cdef uint64_t w
+    cdef unsigned char* out = key + klen[0]
     while True:
-        if pos >= n:
+        if end >= n:
             return -1
-        c = p[pos]
+        c = p[end]
         if c == 0:
-            key[k] = 0
-            klen[0] = k + 1
-            return pos + 1
-        if c > 63 or pos + 1 + c > n or k + 1 + c + 1 > 255:
+            break
+        if c > 63:
             return -1      # pointers are not expected in a question
-        key[k] = c
-        for i in range(1, c + 1):
-            t = p[pos + i]
-            key[k + i] = t + 32 if 65 <= t <= 90 else t
-        k += 1 + c
-        pos += 1 + c
-
-
-cdef inline unsigned char _fold(unsigned char c) noexcept nogil:
-    """``c`` lower-cased (ASCII letters only, as ``bytes.lower``)."""
-    return c + 32 if 65 <= c <= 90 else c
+        end += 1 + c
+        if end - pos + 1 > 255:
+            return -1
+    size = end + 1 - pos
+    while i + 8 <= size:
+        memcpy(&w, p + pos + i, 8)
+        w = _fold8(w)
+        memcpy(out + i, &w, 8)
+        i += 8
+    while i < size:
+        out[i] = _fold(p[pos + i])
+        i += 1
+    klen[0] += size
+    return end + 1
 
 
 cdef inline bint eq_nocase(const unsigned char* a, const unsigned char* b,
