@@ -39,7 +39,7 @@ from typing import Any
 from resolver.cache.answer import answer_from_entry
 from resolver.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from resolver.resolution import Drive
-from resolver.response import miss_key
+from resolver.response import has_stale, miss_key, stale_answer
 from resolver.wire.codec import MsgEntry, WireError, cache_key
 
 log = logging.getLogger("resolver.cache.shared")
@@ -296,7 +296,8 @@ class SharedCache:
 class Lookup:
     """One client query's miss with a shared cache: Redis first, then a :class:`Drive`.
     Like a Drive, it calls ``done(lookup, response)`` once, ``done(lookup, None)`` if
-    cancelled, and has ``finished``, ``cancel`` and ``failed_chain``."""
+    cancelled, and has ``finished``, ``cancel``, ``failed_chain``, ``stale`` and
+    ``has_stale``."""
 
     __slots__ = ("shared", "r", "loop", "query", "miss", "done", "key", "t0", "task", "drive",
                  "finished")
@@ -352,6 +353,18 @@ class Lookup:
             except Exception:
                 log.exception("shared cache write failed")
                 self.shared.counters["write_errors"] += 1
+
+    def stale(self) -> bytes | None:
+        """As a Drive's ``stale``, while Redis is asked or the resolution runs: the local
+        cache's expired answer in its stale window (or a fresh one stored meanwhile), for
+        RFC 8767's client response timer; None once finished."""
+        if self.finished:
+            return None
+        return stale_answer(self.r, self.query, self.miss)
+
+    def has_stale(self) -> bool:
+        """Whether ``stale`` would answer now."""
+        return not self.finished and has_stale(self.r, self.miss)
 
     def failed_chain(self) -> bytes | None:
         """Its Drive's ``failed_chain``: a SERVFAIL with the CNAME/DNAME chain the

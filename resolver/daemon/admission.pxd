@@ -180,6 +180,6 @@ cdef class FrontDoor:
     cdef bint within_ratelimit(self, client, double now, double rate)
     cdef resolved(self, bytes q, client, Reply reply, double t0, d, out, rewrite)
     cdef int release(self, client, d) except -1
-    cdef int answer_stale(self, object miss_done, Drive d) except -1
+    cdef int answer_stale(self, object miss_done, object d) except -1
     cdef answer(self, bytes q, bytes out, Reply reply, double t0, bint hit, int qtype,
                 int limit, failure)

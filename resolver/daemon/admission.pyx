@@ -579,7 +579,7 @@ cdef class _Done(MissDone):
             self.door.resolved(self.q, self.client, self.reply, self.t0, d, out, self.rewrite)
         return 0
 
-    def stale_due(self, Drive d):
+    def stale_due(self, d):
         """The client response timer has run out: the client gets the expired answer."""
         self.timer = None
         self.door.answer_stale(self, d)
@@ -1063,17 +1063,18 @@ cdef class FrontDoor:
         elif not ((<Drive>d).finished if type(d) is Drive else d.finished):
             self.misses[d] = t0
             reply.started = d
-            if (self.stale_client_timeout >= 0.0 and type(d) is Drive
-                    and self.loop is not None and d.has_stale()):
+            if (self.stale_client_timeout >= 0.0 and self.loop is not None
+                    and d.has_stale()):
                 if self.stale_client_timeout == 0.0:
-                    self.answer_stale(done, <Drive>d)
+                    self.answer_stale(done, d)
                 else:
                     done.timer = self.loop.call_later(self.stale_client_timeout,
                                                       done.stale_due, d)
         return True
 
-    cdef int answer_stale(self, object miss_done, Drive d) except -1:
-        """RFC 8767's client response timer has run out for the miss ``d``: its client gets
+    cdef int answer_stale(self, object miss_done, object d) except -1:
+        """RFC 8767's client response timer has run out for the miss ``d`` (a Drive, or a
+        shared-cache Lookup: Redis first, then a Drive): its client gets
         the expired answer in its stale window (through the response policy, as any answer;
         the resolution's answer when the policy would follow or drop it), and the miss goes
         on to refresh the cache, its answer then sent to no one."""

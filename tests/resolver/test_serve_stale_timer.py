@@ -2,8 +2,9 @@
 ``serve-expired-client-timeout``): a client whose question has an expired answer in its
 stale window gets that answer once the resolution has run the timeout, while the resolution
 goes on to refresh the cache; 0 answers it at once (Unbound's ``serve-expired``), a timeout
-past the resolution's own limit only when the resolution fails. The daemon forwards a zone
-to a server on loopback that answers with a one-second TTL, or stops answering."""
+past the resolution's own limit only when the resolution fails; with a Redis shared cache
+(asked first, then the resolution) the same. The daemon forwards a zone to a server on
+loopback that answers with a one-second TTL, or stops answering."""
 from __future__ import annotations
 
 import socket
@@ -14,6 +15,7 @@ import pytest
 
 from daemon_proc import Daemon, cli
 from loopback_authority import LoopbackAuthority
+from redis_proc import Redis
 
 NAME = "www.stale.example."
 STALE_TTL = 30                     # serve-stale-ttl's default: the TTL of an expired answer
@@ -26,9 +28,10 @@ def authority():
     a.close()
 
 
-def start(tmp_path, lab, authority: LoopbackAuthority, timeout: float, limits: str) -> Daemon:
+def start(tmp_path, lab, authority: LoopbackAuthority, timeout: float, limits: str,
+          settings: str = "") -> Daemon:
     conf = tmp_path / "resolver.toml"
-    conf.write_text(f"serve-stale-client-timeout = {timeout}\n"
+    conf.write_text(f"serve-stale-client-timeout = {timeout}\n{settings}"
                     'domain-insecure = ["stale.example."]\n'     # a zone of its own, unsigned
                     f'[[forward-zone]]\nname = "stale.example."\n'
                     f'forward-addr = ["127.0.0.1@{authority.port}"]\n'
@@ -60,22 +63,46 @@ def expired(d: Daemon) -> None:
     time.sleep(1.3)
 
 
+def served_stale_while_resolving(d: Daemon, authority: LoopbackAuthority) -> None:
+    """The answer expired, the authority silent: the next query gets the expired answer
+    while its resolution is still under way, counted as an answer."""
+    expired(d)
+    authority.silent.set()
+    got = ask(d)
+    assert answer(got) == ({"192.0.2.50"}, STALE_TTL)
+    assert in_flight(d), "answered only once the resolution had ended"
+    r = cli("--control", d.control, "stats_noreset")
+    assert "num.answer.rcode.NOERROR=2" in r.stdout.replace("total.", ""), r.stdout
+    assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+
+
 def test_the_expired_answer_goes_out_at_the_timeout_while_the_resolution_goes_on(
         lab, tmp_path, authority):
     # the silent server's query waits 5 s, the resolution up to 20 s
     d = start(tmp_path, lab, authority, 0.2,
               "initial_rto = 5.0\nmax_rto = 5.0\nmax_query_time = 20.0")
     try:
-        expired(d)
-        authority.silent.set()
-        got = ask(d)
-        assert answer(got) == ({"192.0.2.50"}, STALE_TTL)
-        assert in_flight(d), "answered only once the resolution had ended"
-        r = cli("--control", d.control, "stats_noreset")
-        assert "num.answer.rcode.NOERROR=2" in r.stdout.replace("total.", ""), r.stdout
-        assert d.alive() and "Traceback" not in d.log_text(), d.log_text()[-3000:]
+        served_stale_while_resolving(d, authority)
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def test_with_a_shared_cache_the_expired_answer_goes_out_at_the_timeout_too(
+        lab, tmp_path, authority):
+    """A miss asks Redis first (which holds the answer only while it is fresh), then
+    resolves: the timer runs over both."""
+    redis = Redis(tmp_path / "redis").start()
+    try:
+        d = start(tmp_path, lab, authority, 0.2,
+                  "initial_rto = 5.0\nmax_rto = 5.0\nmax_query_time = 20.0",
+                  f'cachedb-backend = "redis"\ncachedb-secret-seed = "stale-timer"\n'
+                  f'redis-server-path = "{redis.socket}"\n')
+        try:
+            served_stale_while_resolving(d, authority)
+        finally:
+            assert d.stop() == 0, d.log_text()[-2000:]
+    finally:
+        redis.stop()
 
 
 def test_zero_answers_the_expired_answer_at_once_and_refreshes_behind_it(
