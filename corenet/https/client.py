@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import re
 import ssl
+import warnings
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urljoin
 
@@ -24,7 +25,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .models import Request, Response, body_spent, encode_body
 from .pool import Origin, Pool
 from .proxy import Proxy, parse_mounts
-from .timeout import Timeout
+from .timeout import DEFAULT_TIMEOUT, Timeout
 from .transport import (  # noqa: F401  (ParsedURL, make_ssl_context: public through here too)
     UNSET, ParsedURL, AsyncBaseTransport, AsyncHTTPTransport, BaseTransport, close_transport,
     make_ssl_context, send_through,
@@ -39,6 +40,12 @@ _URL_CACHE_SIZE = 512
 _CREDENTIALS = ("authorization", "proxy-authorization", "cookie")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HOOK_KINDS = ("request", "response")
+#: The warning on `cookies=` given to one request: whether they should stay in the
+#: client's jar is ambiguous (here, as in httpx, they go with that request only). Its text
+#: is httpx's word for word, so that a warnings filter written for httpx matches it.
+PER_REQUEST_COOKIES = ("Setting per-request cookies=<...> is being deprecated, because the "
+                       "expected behaviour on cookie persistence is ambiguous. Set cookies "
+                       "directly on the client instance instead.")
 
 
 class UseClientDefault:
@@ -117,7 +124,7 @@ class AsyncClient:
 
     def __init__(
         self, *, verify: bool | str | ssl.SSLContext = True, resolver: Any = None,
-        timeout: Timeout | float | None = Timeout(), max_connections: int | None = None,
+        timeout: Timeout | float | None = DEFAULT_TIMEOUT, max_connections: int | None = None,
         max_keepalive: int | None = None, keepalive_expiry: float | None | object = UNSET,
         follow_redirects: bool = False, max_redirects: int = 20, headers: HeaderTypes = None,
         limits: Limits = DEFAULT_LIMITS, reuse_tls_sessions: bool = True,
@@ -366,7 +373,10 @@ class AsyncClient:
         the body raises LocalProtocolError before anything is sent. A Host header in
         `headers` replaces the URL's (one only). `extensions` (httpx's) go with the Request
         to transports and hooks; its "timeout" (a dict of connect, read, write, pool)
-        stands for `timeout` when that is not given."""
+        stands for `timeout` when that is not given. Per-request `cookies` warn
+        (DeprecationWarning), as httpx's do: set them on the client."""
+        if cookies is not None:
+            warnings.warn(PER_REQUEST_COOKIES, DeprecationWarning, stacklevel=2)
         if through_send(self, AsyncClient):
             build, auth, follow = send_arguments({
                 "content": content, "data": data, "files": files, "json": json,

@@ -4,7 +4,7 @@ The header, body, interim and stream limits apply to HTTP/2 as to HTTP/1.1 (a he
 counted as HPACK counts a header list); the h2_ ones are HTTP/2's own."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,5 +91,14 @@ class Limits:
     h2_ping_after_idle: float = 2.0
     h2_ping_timeout: float = 2.0
 
+    def __repr__(self) -> str:
+        """httpx's three pool fields, then each other limit only where it differs from its
+        default: `Limits(max_connections=10, max_keepalive_connections=20,
+        keepalive_expiry=5.0)` reads as it does in httpx."""
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                 if f.name in _POOL or getattr(self, f.name) != f.default]
+        return f"Limits({', '.join(shown)})"
 
+
+_POOL = ("max_connections", "max_keepalive_connections", "keepalive_expiry")
 DEFAULT_LIMITS = Limits()

@@ -832,8 +832,13 @@ class Response:
 
     @property
     def elapsed(self) -> datetime.timedelta:
-        """From the request's start to the response's close (zero until then); kept as
-        seconds and made a timedelta only when asked."""
+        """From the request's start to the response's close; kept as seconds and made a
+        timedelta only when asked. Before the body is read or the response closed it is not
+        known yet: RuntimeError, as in httpx (a response made by hand with its content is
+        closed, its elapsed zero)."""
+        if not self.is_closed:
+            raise RuntimeError("'.elapsed' may only be accessed after the response has been "
+                               "read or closed")
         e = self._elapsed
         if isinstance(e, datetime.timedelta):
             return e

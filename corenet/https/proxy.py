@@ -11,15 +11,16 @@ from typing import Any
 
 from .errors import InvalidURL
 from .headers import Headers
-from .urls import URL, basic_auth, encode_host, split_url, userinfo_auth
+from .urls import URL, basic_auth, encode_host, split_url, userinfo
 
 
 class Proxy:
     """A proxy as httpx's `Proxy(url, auth=(user, password), headers={...})`: credentials
-    in the URL or in `auth` (which wins), and `headers` sent to the proxy with each CONNECT
-    and each request it forwards."""
+    in the URL (which win, as in httpx) or in `auth`, and `headers` sent to the proxy with
+    each CONNECT and each request it forwards. As in httpx, `url` is the proxy's URL without the
+    credentials, `auth` the (user, password) pair or None, `headers` the Headers given."""
 
-    __slots__ = ("url", "scheme", "host", "port", "auth", "lines")
+    __slots__ = ("url", "scheme", "host", "port", "auth", "headers", "lines")
 
     def __init__(self, url: URL | str, *, auth: tuple[str, str] | None = None,
                  headers: Any = None) -> None:
@@ -37,11 +38,13 @@ class Proxy:
         self.host = encode_host(parts.hostname)
         self.port = port or (443 if scheme == "https" else 80)
         self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
-        self.auth = basic_auth(*auth) if auth is not None else userinfo_auth(parts)
+        auth = userinfo(parts) or auth
+        self.auth = None if auth is None else (auth[0], auth[1])
+        self.headers = Headers(headers)
         # The header lines for the proxy, as they go on the wire (in Latin-1, a line break
         # or NUL refused: a header must not smuggle another).
-        lines = [] if self.auth is None else [("Proxy-Authorization", self.auth)]
-        lines += Headers(headers).frozen()
+        lines = [] if auth is None else [("Proxy-Authorization", basic_auth(*auth))]
+        lines += self.headers.frozen()
         for name, value in lines:
             if (not name or any(c in name for c in ":\r\n\0 \t")
                     or any(c in value for c in "\r\n\0")
@@ -50,7 +53,12 @@ class Proxy:
         self.lines = "".join(f"{name}: {value}\r\n" for name, value in lines)
 
     def __repr__(self) -> str:
-        return f"<Proxy {self.url}>"
+        shown = [repr(str(self.url))]
+        if self.auth is not None:
+            shown.append(f"auth={(self.auth[0], '********')!r}")   # the password masked
+        if self.headers:
+            shown.append(f"headers={dict(self.headers)!r}")
+        return f"Proxy({', '.join(shown)})"
 
 
 def _latin1(text: str) -> bool:

@@ -7,7 +7,8 @@ _UNSET: object = object()
 class Timeout:
     """`Timeout(5.0)` (or `timeout=5.0`) sets connect, read, write and pool to 5 s, as in
     httpx, which also takes a Timeout to copy or a (connect, read, write, pool) tuple;
-    keyword arguments override one stage. `total` bounds the whole request, body included, so a
+    keyword arguments override one stage. Without that first argument all four stages must
+    be given (ValueError otherwise, as in httpx); `DEFAULT_TIMEOUT` is 5 s each. `total` bounds the whole request, body included, so a
     body trickling in forever still ends in an error (httpx has no such bound). None means
     no limit for that stage.
 
@@ -19,7 +20,7 @@ class Timeout:
 
     def __init__(
         self,
-        timeout: "Timeout | tuple | float | None" = 5.0,
+        timeout: "Timeout | tuple | float | None | object" = _UNSET,
         *,
         connect: float | None | object = _UNSET,
         read: float | None | object = _UNSET,
@@ -44,6 +45,11 @@ class Timeout:
             given = dict(zip(("connect", "read", "write", "pool"), timeout))
             timeout = None
         given.setdefault("total", None)
+        if timeout is _UNSET:
+            if _UNSET in (connect, read, write, pool):
+                raise ValueError("Timeout needs a default (Timeout(5.0, ...)) or all four of "
+                                 "connect, read, write and pool, as httpx.Timeout does")
+            timeout = None
         default = timeout
 
         def pick(v: object, stage: str = "") -> float | None:
@@ -94,3 +100,7 @@ class Timeout:
         if self.total is not None:
             parts += f", total={self.total}"
         return f"{type(self).__name__}({parts})"
+
+
+#: A client's timeout unless told otherwise, as httpx's: 5 s for each stage, no total.
+DEFAULT_TIMEOUT = Timeout(5.0)

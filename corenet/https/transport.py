@@ -26,7 +26,7 @@ from .portal import Portal, stop
 from .proxy import Mount, Proxy, env_proxies, proxy_from_env
 from .resolve import resolve_host
 from .network import open_stream
-from .timeout import Timeout
+from .timeout import DEFAULT_TIMEOUT, Timeout
 from .urls import URL, basic_auth, encode_params
 
 UNSET: Any = object()
@@ -310,10 +310,10 @@ class AsyncHTTPTransport(AsyncBaseTransport):
     async def handle_async_request(self, request: Request) -> Response:
         """Send `request`, return the response with its body left to read. The timeout is
         `request.extensions["timeout"]` (a Timeout, or httpx's dict of connect, read,
-        write and pool), else Timeout()'s defaults."""
+        write and pool), else DEFAULT_TIMEOUT."""
         t = request.extensions.get("timeout")
         deadline = Deadline(asyncio.get_running_loop(),
-                            Timeout() if t is None else Timeout.coerce(t))
+                            DEFAULT_TIMEOUT if t is None else Timeout.coerce(t))
         return await self.send_request(request, ParsedURL(request.url), deadline, True)
 
     def _proxy_for(self, u: ParsedURL) -> Proxy | None:

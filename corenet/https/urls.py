@@ -185,11 +185,11 @@ def basic_auth(username: str | bytes, password: str | bytes) -> str:
     return "Basic " + base64.b64encode(user + b":" + pw).decode("ascii")
 
 
-def userinfo_auth(parts: Any) -> str | None:
-    """user:password@ of a URL as a Basic Authorization value (never sent as is)."""
+def userinfo(parts: Any) -> tuple[str, str] | None:
+    """user:password@ of a URL as the (user, password) pair it encodes, or None."""
     if parts.username is None:
         return None
-    return basic_auth(unquote(parts.username), unquote(parts.password or ""))
+    return unquote(parts.username), unquote(parts.password or "")
 
 
 # What each part of a URL keeps as it is; any other character is percent-encoded (its

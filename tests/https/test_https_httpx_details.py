@@ -11,6 +11,7 @@ import io
 import json
 import re
 import ssl
+import warnings
 
 import httpx
 import pytest
@@ -736,9 +737,10 @@ def test_an_async_subclass_s_send_and_build_request_see_every_verb_as_httpx_s(ru
     def json_of(body):
         return json.loads(body)
 
-    with pytest.warns(DeprecationWarning):      # httpx's, for per-request cookies
+    with pytest.warns(DeprecationWarning):      # for per-request cookies, in both
         theirs = run(main(httpx))
-    ours = run(main(https))
+    with pytest.warns(DeprecationWarning):
+        ours = run(main(https))
     assert ours == theirs   # the responses, and what the override was called with
     assert [(kind, m) for kind, m, _ in ours[1]] == \
         [(override.replace("build_request", "build"), m) for m in ("GET", "POST", "DELETE", "PUT")]
@@ -819,6 +821,83 @@ def test_a_total_timeout_is_shown_after_httpx_s_stages():
     assert repr(https.Timeout(5.0, total=30)) == "Timeout(timeout=5.0, total=30)"
     assert repr(https.Timeout(5.0, read=1, total=30)) == \
         "Timeout(connect=5.0, read=1, write=5.0, pool=5.0, total=30)"
+
+
+@pytest.mark.parametrize("kw", [{"pool": 5.0}, {"connect": 1, "read": 2, "write": 3}, {}])
+def test_a_timeout_without_a_default_needs_all_four_stages_as_in_httpx(kw):
+    with pytest.raises(ValueError):
+        httpx.Timeout(**kw)
+    with pytest.raises(ValueError, match="all four"):
+        https.Timeout(**kw)
+    four = {"connect": 1, "read": 2, "write": 3, "pool": 4}
+    assert repr(https.Timeout(**four)) == repr(httpx.Timeout(**four))
+
+
+@pytest.mark.parametrize("kw", [{}, {"max_connections": 10}, {"keepalive_expiry": None},
+                                {"max_connections": 1, "max_keepalive_connections": 0}])
+def test_limits_repr_is_httpx_s_for_the_pool_fields(kw):
+    full = {"max_connections": 100, "max_keepalive_connections": 20, **kw}
+    assert repr(https.Limits(**full)) == repr(httpx.Limits(**full))
+    # a limit of corenet's own shows only when it is not its default
+    assert repr(https.Limits(**full, max_body_bytes=5)) == \
+        repr(httpx.Limits(**full))[:-1] + ", max_body_bytes=5)"
+
+
+@pytest.mark.parametrize("url, kw", [
+    ("http://user:pa%20ss@proxy.test:3128", {}),
+    ("http://proxy.test:3128", {}),
+    ("http://wrong:creds@proxy.test:3128", {"auth": ("pu", "pp")}),
+    ("https://proxy.test:8443", {"headers": {"X-Proxy-Tag": "t"}}),
+])
+def test_a_proxy_s_url_auth_headers_and_repr_are_httpx_s(url, kw):
+    ours, theirs = https.Proxy(url, **kw), httpx.Proxy(url, **kw)
+    assert ours.auth == theirs.auth
+    assert str(ours.url) == str(theirs.url)
+    assert dict(ours.headers) == dict(theirs.headers)
+    assert repr(ours) == repr(theirs)
+    assert "pa ss" not in repr(ours) and "pp" not in repr(ours)
+
+
+def test_elapsed_before_the_response_is_read_raises_as_in_httpx(env, run):
+    async def streamed(mod):
+        ctx = ssl.create_default_context(cafile=str(env.ca))
+        async with mod.AsyncClient(verify=ctx) as c:
+            async with c.stream("GET", env.raw + "/echo") as r:
+                with pytest.raises(RuntimeError, match="read or closed"):
+                    r.elapsed  # noqa: B018
+                await r.aread()
+                return r.elapsed.total_seconds()
+
+    assert 0 < run(streamed(https)) < 30
+    assert 0 < run(streamed(httpx)) < 30
+
+
+def test_per_request_cookies_warn_as_in_httpx_and_client_cookies_do_not(run):
+    def handler(request):
+        return https.Response(200, json={"cookie": request.headers.get("cookie")})
+
+    def their_handler(request):
+        return httpx.Response(200, json={"cookie": request.headers.get("cookie")})
+
+    def sync(mod, h):
+        with mod.Client(transport=mod.MockTransport(h), cookies={"c": "1"}) as c:
+            with pytest.warns(DeprecationWarning) as caught:
+                got = c.get("https://api.test/", cookies={"r": "2"}).json()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                c.get("https://api.test/")              # the client's cookies: no warning
+                with c.stream("GET", "https://api.test/", cookies={"s": "3"}) as r:
+                    r.read()                            # stream(): none, as in httpx
+        return got, [str(w.message) for w in caught]
+
+    async def in_async(mod, h):
+        async with mod.AsyncClient(transport=mod.MockTransport(h)) as c:
+            with pytest.warns(DeprecationWarning) as caught:
+                await c.get("https://api.test/", cookies={"r": "2"})
+        return [str(w.message) for w in caught]
+
+    assert sync(https, handler) == sync(httpx, their_handler)
+    assert run(in_async(https, handler)) == run(in_async(httpx, their_handler))
 
 
 def _bodies():

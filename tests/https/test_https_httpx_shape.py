@@ -130,7 +130,8 @@ def test_cookie_jar_stores_and_sends_by_its_rules(env, run):
                                             f"{env.raw_plain_port}")))
             plain_echo = (await c.get(f"http://localhost:{env.raw_plain_port}/echo")).json()
             other_host = (await c.get(f"https://127.0.0.1:{env.raw_port}/echo")).json()
-            extra = (await c.get(env.raw + "/echo", cookies={"once": "x"})).json()
+            with pytest.warns(DeprecationWarning, match="per-request cookies"):
+                extra = (await c.get(env.raw + "/echo", cookies={"once": "x"})).json()
             return same, plain, plain_echo, other_host, extra, c.cookies
 
     same, plain, plain_echo, other_host, extra, jar = run(main())
@@ -327,11 +328,12 @@ def test_http_forwarded_by_the_proxy(env, run):
 
 @pytest.mark.parametrize("target", ["tunnel", "forwarded"])
 def test_proxy_object_with_auth_and_headers_as_httpx(env, run, target):
-    """httpx's Proxy(url, auth=, headers=): the credentials (auth= over the URL's) and the
-    headers go to the proxy, with the CONNECT or the forwarded request, never further."""
+    """httpx's Proxy(url, auth=, headers=): the credentials and the headers go to the
+    proxy, with the CONNECT or the forwarded request, never further. (Which of the URL's
+    credentials and auth= wins: test_https_httpx_details, beside httpx.)"""
     from corenet.https import Proxy
 
-    proxy = Proxy(f"http://wrong:creds@127.0.0.1:{env.proxy_port}", auth=("pu", "pp"),
+    proxy = Proxy(f"http://127.0.0.1:{env.proxy_port}", auth=("pu", "pp"),
                   headers={"Proxy-Tag": "tenant-7"})
     url = env.raw + "/echo" if target == "tunnel" else env.raw_plain + "/echo"
 
@@ -845,7 +847,7 @@ def test_request_extensions_as_httpx(env, run):
             return req, await c.send(req)
 
     req, resp = run(mocked())
-    default = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}  # Timeout()'s
+    default = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}  # DEFAULT_TIMEOUT
     assert seen[:2] == [("/a", {"trace_id": "t1", "timeout": default}),
                         ("/b", {"trace_id": "t1", "timeout": default})]
     assert req.headers["cookie"] == "s=1" and resp.status_code == 200
