@@ -20,9 +20,9 @@ BUILD_PACKAGES=(gcc python3-dev python3-venv libssl-dev libnghttp2-dev)
 # DNSSEC lab), nginx (HTTPS tests), dnsperf and valgrind (benchmarks), strace, ss and unshare,
 # systemd-analyze (checks the shipped systemd unit), Redis and dnsdist (the shared cache and its
 # load balancer), kdig and dig (DNS over TLS and HTTPS clients), curl (what corenet-fetch
-# copies, run beside it).
+# copies, run beside it), microsocks (a SOCKS5 proxy for the client's tests; no service).
 TEST_PACKAGES=(nsd unbound bind9-utils ldnsutils nginx dnsperf strace valgrind iproute2 util-linux
-               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils curl)
+               systemd redis-server dnsdist knot-dnsutils bind9-dnsutils curl microsocks)
 
 case "$SETUP_FOR" in
     serve) need_debian_packages "${BUILD_PACKAGES[@]}"; extras="" ;;

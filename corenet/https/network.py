@@ -1,5 +1,5 @@
 """The network stream under every client connection: TCP (Happy Eyeballs among several
-addresses), a proxy's CONNECT tunnel, and TLS through `ssl.MemoryBIO`, with the TLS write
+addresses), a proxy's tunnel (CONNECT, or SOCKS5), and TLS through `ssl.MemoryBIO`, with the TLS write
 written once. `open_stream` brings one up; then the connection kind the server chose in
 ALPN (`connection.HTTPConnection` for HTTP/1.1, `h2.H2Connection` for HTTP/2, siblings
 made by `pool.connection_over`) takes it over and reads what it decrypts its own way.
@@ -33,6 +33,7 @@ from corenet.tls import TLSSession, resume, session_of
 
 from .errors import ConnectError, ConnectTimeout, ProxyError, TLSError, WriteTimeout
 from .limits import Limits
+from .socks import Socks5Connect
 
 READ_SIZE = 256 * 1024
 # RFC 8305's recommended delay before racing the next address (of the other family first).
@@ -81,7 +82,11 @@ class NetworkStream(asyncio.BufferedProtocol):
         self._drain: asyncio.Future | None = None
         self._write_paused = False
         self._lost: asyncio.Future | None = None  # set by connection_lost
+        # While a proxy's tunnel is set up: what reads the proxy's bytes (CONNECT's answer
+        # or the SOCKS5 handshake), and the future it ends.
+        self._tunnel_feed: Any = None
         self._tunnel: bytearray | None = None  # the proxy's answer to CONNECT, so far
+        self._socks: Socks5Connect | None = None
         self._tunnel_done: asyncio.Future | None = None
         # Bytes received without TLS before a connection kind took the stream over.
         self._early = bytearray()
@@ -107,8 +112,8 @@ class NetworkStream(asyncio.BufferedProtocol):
         return self._rview
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._tunnel is not None:
-            self._tunnel_data(self._rview[:nbytes])
+        if self._tunnel_feed is not None:
+            self._tunnel_feed(self._rview[:nbytes])
             return
         self.data_received(self._rview[:nbytes])
 
@@ -180,20 +185,44 @@ class NetworkStream(asyncio.BufferedProtocol):
         if d is not None and not d.done():
             d.set_result(None)
 
-    # ---- CONNECT through a proxy ----
+    # ---- a tunnel through a proxy: CONNECT, or SOCKS5 ----
     async def tunnel(self, authority: str, proxy_lines: str) -> None:
         """Ask the proxy for a tunnel to `authority` (host:port), with `proxy_lines` (its
         credentials and headers, each line ending in CRLF); returns once it answered 2xx,
         after which the bytes on this transport are the origin's."""
         head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{proxy_lines}"
         self._tunnel = bytearray()
+        await self._tunnel_through(self._tunnel_data, (head + "\r\n").encode("latin-1"))
+
+    async def socks_tunnel(self, host: str, port: int, auth: tuple[str, str] | None) -> None:
+        """Ask a SOCKS5 proxy to connect to `host` port `port` (with `auth`'s user name and
+        password when given); returns once it has, after which the bytes on this transport
+        are the origin's."""
+        self._socks = Socks5Connect(host, port, auth)
+        await self._tunnel_through(self._socks_data, self._socks.start())
+
+    async def _tunnel_through(self, feed: Any, first: bytes) -> None:
         fut = self._tunnel_done = self.loop.create_future()
-        self.transport.write((head + "\r\n").encode("latin-1"))  # type: ignore[union-attr]
+        self._tunnel_feed = feed
+        self.transport.write(first)  # type: ignore[union-attr]
         try:
             await fut
         finally:
-            self._tunnel = None
-            self._tunnel_done = None
+            self._tunnel_feed = self._tunnel = self._socks = self._tunnel_done = None
+
+    def _socks_data(self, data) -> None:
+        fut = self._tunnel_done
+        if fut is None or fut.done():
+            return
+        try:
+            out = self._socks.feed(data)  # type: ignore[union-attr]
+        except ProxyError as exc:
+            fut.set_exception(exc)
+            return
+        if out:
+            self.transport.write(out)  # type: ignore[union-attr]
+        if self._socks.done:  # type: ignore[union-attr]
+            fut.set_result(None)
 
     def _tunnel_data(self, data) -> None:
         buf = self._tunnel
@@ -420,7 +449,7 @@ async def open_stream(
 ) -> Any:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
-    tunnel for an https origin), then do the TLS handshake with the origin; `timeout`
+    tunnel for an https origin, a SOCKS5 one for any), then do the TLS handshake with the origin; `timeout`
     covers all of it (ConnectTimeout). Returns `factory(stream)`: the connection kind
     that takes the stream over (chosen by ALPN: `pool.connection_over`), or the stream
     itself without a factory. `uds`: the Unix socket to connect to instead of any
@@ -477,10 +506,13 @@ async def open_stream(
         except OSError as exc:
             raise ConnectError(f"cannot connect to {what} ({where}): "
                                f"{exc.strerror or exc}") from None
-        if proxy is not None and scheme == "https":
+        if proxy is not None and (scheme == "https" or proxy.socks):
             try:
-                await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                                  proxy.lines)
+                if proxy.socks:
+                    await conn.socks_tunnel(host, port, proxy.auth)
+                else:
+                    await conn.tunnel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                      proxy.lines)
             except BaseException:
                 conn.close()
                 raise

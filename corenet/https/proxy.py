@@ -1,4 +1,5 @@
-"""Proxies: `proxy="http://user:pw@host:port"` (or https://, TLS to the proxy itself), and
+"""Proxies: `proxy="http://user:pw@host:port"` (or https://, TLS to the proxy itself; or
+socks5:// and socks5h://, a SOCKS5 tunnel for every origin: `socks`), and
 the HTTP_PROXY / HTTPS_PROXY / ALL_PROXY / NO_PROXY variables when `trust_env` is on.
 https:// URLs go through a CONNECT tunnel (the TLS session is end to end, the proxy sees
 only host and port); http:// URLs are forwarded by the proxy (absolute-form requests).
@@ -20,7 +21,7 @@ class Proxy:
     each CONNECT and each request it forwards. As in httpx, `url` is the proxy's URL without the
     credentials, `auth` the (user, password) pair or None, `headers` the Headers given."""
 
-    __slots__ = ("url", "scheme", "host", "port", "auth", "headers", "lines")
+    __slots__ = ("url", "scheme", "host", "port", "auth", "headers", "lines", "socks")
 
     def __init__(self, url: URL | str, *, auth: tuple[str, str] | None = None,
                  headers: Any = None) -> None:
@@ -29,14 +30,18 @@ class Proxy:
             text = "http://" + text  # the variables are often written host:port
         parts, port = split_url(text, "proxy URL")
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
+        if scheme not in PROXY_SCHEMES:
             raise InvalidURL(f"unsupported proxy scheme {parts.scheme!r} in {text!r} "
-                             "(http and https proxies only)")
+                             "(http, https, socks5 and socks5h proxies only)")
         if not parts.hostname:
             raise InvalidURL(f"no host in proxy URL {text!r}")
         self.scheme = scheme
+        # SOCKS5 (socks5h:// as well: the proxy resolves the origin's name either way, as
+        # with httpx): a tunnel for http:// and https:// origins alike; the headers are
+        # HTTP proxies' only.
+        self.socks = scheme.startswith("socks")
         self.host = encode_host(parts.hostname)
-        self.port = port or (443 if scheme == "https" else 80)
+        self.port = port or _DEFAULT_PORTS[scheme]
         self.url = URL(f"{scheme}://{parts.hostname}:{self.port}")
         auth = userinfo(parts) or auth
         self.auth = None if auth is None else (auth[0], auth[1])
@@ -45,6 +50,8 @@ class Proxy:
         # or NUL refused: a header must not smuggle another).
         lines = [] if auth is None else [("Proxy-Authorization", basic_auth(*auth))]
         lines += self.headers.frozen()
+        if self.socks:
+            lines = []
         for name, value in lines:
             if (not name or any(c in name for c in ":\r\n\0 \t")
                     or any(c in value for c in "\r\n\0")
@@ -61,6 +68,10 @@ class Proxy:
         return f"Proxy({', '.join(shown)})"
 
 
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+
+
 def _latin1(text: str) -> bool:
     try:
         text.encode("latin-1")
@@ -74,7 +85,7 @@ _USED = ("http", "https", "all")  # the variables a request may take its proxy f
 
 def env_proxies() -> dict[str, str]:
     """The proxy variables of the environment, by scheme ("http", "https", "all", "no").
-    One naming a proxy of another kind (socks5://...) is left out with a warning: the
+    One naming a proxy of another kind (socks4://...) is left out with a warning: the
     requests it would carry go direct rather than each failing."""
     env = urllib.request.getproxies_environment()
     for key in _USED:
@@ -82,7 +93,7 @@ def env_proxies() -> dict[str, str]:
         if url is None:
             continue
         scheme = url.partition("://")[0].lower() if "://" in url else "http"
-        if scheme not in ("http", "https"):
+        if scheme not in PROXY_SCHEMES:
             del env[key]
             warnings.warn(f"{key}_proxy names a {scheme} proxy, which corenet.https does "
                           "not support; it is ignored", RuntimeWarning, stacklevel=3)

@@ -427,7 +427,8 @@ class AsyncHTTPTransport(AsyncBaseTransport):
         proxy = self._proxy
         if self._mounts or proxy is None and self._env_proxies:
             proxy = self._proxy_for(u)
-        forward = proxy if proxy is not None and u.scheme == "http" else None
+        forward = proxy if proxy is not None and u.scheme == "http" and not proxy.socks \
+            else None
         if forward is not None and not self.http1:
             raise UnsupportedProtocol(
                 f"{u.text}: with http1=False an http:// URL is spoken HTTP/2 with prior "

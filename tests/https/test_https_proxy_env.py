@@ -1,4 +1,5 @@
-"""trust_env with a proxy variable naming a kind of proxy the client cannot use."""
+"""trust_env with a proxy variable naming a kind of proxy the client cannot use (SOCKS4;
+SOCKS5 is taken: test_https_socks), and mounts= choosing a proxy per URL pattern."""
 from __future__ import annotations
 
 import warnings
@@ -32,18 +33,18 @@ def fetch(env, run) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("var", ["ALL_PROXY", "HTTPS_PROXY"])
-def test_socks_proxy_variable_is_ignored_with_a_warning(env, run, clean_env, var):
-    clean_env.setenv(var, "socks5://user:secret@127.0.0.1:1")
+def test_socks4_proxy_variable_is_ignored_with_a_warning(env, run, clean_env, var):
+    clean_env.setenv(var, "socks4://user:secret@127.0.0.1:1")
     before = len(proxy_log(env, run))
     status, warned = fetch(env, run)
     assert status == 200  # went direct instead of failing with InvalidURL
-    assert len(warned) == 1 and "socks5" in warned[0] and var.lower() in warned[0]
+    assert len(warned) == 1 and "socks4" in warned[0] and var.lower() in warned[0]
     assert "secret" not in warned[0]
     assert len(proxy_log(env, run)) == before
 
 
-def test_http_proxy_still_used_beside_an_ignored_socks_one(env, run, clean_env):
-    clean_env.setenv("ALL_PROXY", "socks5h://127.0.0.1:1")
+def test_http_proxy_still_used_beside_an_ignored_socks4_one(env, run, clean_env):
+    clean_env.setenv("ALL_PROXY", "socks4a://127.0.0.1:1")
     clean_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{env.proxy_port}")
     before = len(proxy_log(env, run))
     status, warned = fetch(env, run)
@@ -84,4 +85,4 @@ def test_bad_mount_pattern_is_refused():
         with pytest.raises(InvalidURL):
             AsyncClient(mounts={bad: None})
     with pytest.raises(InvalidURL):
-        AsyncClient(mounts={"all://": "socks5://127.0.0.1:1"})
+        AsyncClient(mounts={"all://": "socks4://127.0.0.1:1"})
