@@ -6,6 +6,7 @@ whatever a proxy may send."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -109,17 +110,21 @@ async def _handshake_with(replies: list[bytes], auth=None) -> tuple[list[bytes],
     """A SOCKS5 'server' on loopback answering each of the client's writes with the next of
     ``replies``; what the client sent, and the client's error."""
     got: list[bytes] = []
+    handlers: list[asyncio.Task] = []
 
     async def serve(reader, writer):
-        for reply in replies:
-            data = await reader.read(1024)
-            if not data:
-                break
-            got.append(data)
-            writer.write(reply)
-            await writer.drain()
-        await asyncio.sleep(0.5)
-        writer.close()
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            for reply in replies:
+                data = await reader.read(1024)
+                if not data:
+                    break
+                got.append(data)
+                writer.write(reply)
+                await writer.drain()
+            await asyncio.sleep(0.5)     # then the connection ends, mid-handshake or not
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -133,6 +138,9 @@ async def _handshake_with(replies: list[bytes], auth=None) -> tuple[list[bytes],
             return got, None
     finally:
         server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 @pytest.mark.parametrize("replies, message", [
@@ -184,3 +192,30 @@ def test_any_reply_in_any_pieces_ends_done_or_in_a_proxy_error(data, cuts, auth)
                 break
     except ProxyError:
         return
+
+
+def test_corenet_fetch_through_socks_as_curl(env, socks, socks_auth):
+    """`-x socks5h://...` on both command lines: the same body, and curl's exit code 97
+    (CURLE_PROXY) when the proxy cannot reach the origin or refuses the credentials."""
+    from test_https_cli import fetch
+
+    exe = shutil.which("curl")
+    if exe is None:
+        pytest.skip("curl is not installed (the reference for corenet-fetch)")
+    quiet = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+    def both(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        theirs = subprocess.run([exe, *args], capture_output=True, timeout=30, env=quiet)
+        return theirs, fetch(*args)
+
+    theirs, ours = both("-s", "--cacert", str(env.ca), "-x", f"socks5h://127.0.0.1:{socks}",
+                        env.base + "/small.txt")
+    assert theirs.returncode == ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    closed = free_port()
+    theirs, ours = both("-s", "-x", f"socks5h://127.0.0.1:{socks}",
+                        f"http://127.0.0.1:{closed}/")
+    assert theirs.returncode == ours.returncode == 97, ours.stderr
+    theirs, ours = both("-s", "--cacert", str(env.ca), "-x",
+                        f"socks5h://alice:wrong@127.0.0.1:{socks_auth}", env.base + "/small.txt")
+    assert theirs.returncode == ours.returncode == 97, ours.stderr
