@@ -185,6 +185,20 @@ class Request:
     def __repr__(self) -> str:
         return f"<Request({self.method!r}, {str(self.url)!r})>"   # httpx's
 
+    def __getstate__(self) -> tuple:
+        """Pickled as httpx pickles a request: method, URL, headers and a body of bytes;
+        a streamed body (its source stays here) is StreamClosed when the copy is read,
+        the extensions left out."""
+        body = self.body
+        if body is not None and body.__class__ is not bytes:
+            body = _Unattached()
+        return self.method, self.url, self.headers, body
+
+    def __setstate__(self, state: tuple) -> None:
+        self.method, self.url, self.headers, self.body = state
+        self._extensions = None
+        self._stream = None
+
 
 def json_bytes(value: Any) -> bytes:
     """`json=` as httpx sends it: compact, UTF-8, and a ValueError for NaN and the
@@ -933,6 +947,37 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code} {self.reason_phrase}]>"
+
+    def __getstate__(self) -> dict:
+        """Pickled as httpx pickles a response: all but what ties it to its connection and
+        loop (the body's source, the callbacks, the clock) and the extensions; the copy
+        is closed: its content when the body had been read, StreamClosed otherwise."""
+        return {k: v for k, v in self.__dict__.items() if k not in _UNPICKLED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.extensions = {}
+        self._chunks = self._on_close = self._clock = None
+        self.is_closed = True
+
+
+#: What a pickled Response leaves out (see ``Response.__getstate__``).
+_UNPICKLED = frozenset({"extensions", "_chunks", "_on_close", "_clock", "_source", "_portal",
+                        "_cookies"})
+
+
+class _Unattached(AsyncByteStream, SyncByteStream):
+    """The body of an unpickled request whose original was a stream: nothing to read."""
+
+    def _closed(self) -> StreamClosed:
+        return StreamClosed("the request was pickled with a streamed body, which stays with "
+                            "the original: this copy has none to read")
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise self._closed()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        raise self._closed()
 
 
 class _OnceStream(AsyncByteStream, SyncByteStream):

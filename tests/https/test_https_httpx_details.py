@@ -900,6 +900,70 @@ def test_per_request_cookies_warn_as_in_httpx_and_client_cookies_do_not(run):
     assert run(in_async(https, handler)) == run(in_async(httpx, their_handler))
 
 
+def test_requests_and_responses_pickle_as_httpx_s(run):
+    """Bytes bodies survive; a streamed one stays with the original: the copy's read is
+    StreamClosed, its content not read yet, as in httpx."""
+    import pickle
+
+    async def agen():
+        yield b"Hello, "
+        yield b"world!"
+
+    async def shape(mod):
+        out = []
+        req = pickle.loads(pickle.dumps(mod.Request("POST", "https://a.test/p?q=1",
+                                                    headers={"X": "1"}, content=b"abc")))
+        out.append((req.method, str(req.url), dict(req.headers), req.content))
+        req = pickle.loads(pickle.dumps(mod.Request("POST", "https://a.test/", content=agen())))
+        with pytest.raises(mod.StreamClosed):
+            await req.aread()
+        with pytest.raises(mod.RequestNotRead):
+            req.content  # noqa: B018
+        out.append(dict(req.headers))
+        resp = pickle.loads(pickle.dumps(mod.Response(200, content=agen())))
+        with pytest.raises(mod.ResponseNotRead):
+            resp.content  # noqa: B018
+        with pytest.raises(mod.StreamClosed):
+            await resp.aread()
+        out.append((resp.is_closed, resp.is_stream_consumed, resp.num_bytes_downloaded,
+                    dict(resp.headers)))
+        resp = mod.Response(200, content=agen(), request=mod.Request("GET", "https://a.test/"))
+        await resp.aread()
+        resp = pickle.loads(pickle.dumps(resp))
+        out.append((resp.is_closed, resp.is_stream_consumed, resp.content,
+                    resp.num_bytes_downloaded, str(resp.request.url), resp.extensions))
+        return out
+
+    assert run(shape(https)) == run(shape(httpx))
+
+
+def test_a_response_from_the_network_pickles_with_its_body(env, run):
+    import pickle
+
+    async def main():
+        async with https.AsyncClient(verify=env.ca) as c:
+            r = await c.get(env.raw + "/echo", headers={"X-Tag": "p"})
+            async with c.stream("GET", env.raw + "/echo") as unread:
+                copy = pickle.loads(pickle.dumps(unread))
+            return r, pickle.loads(pickle.dumps(r)), copy
+
+    async def over_h2():
+        async with https.AsyncClient(verify=env.ca, http2=True) as c:
+            r = await c.get(env.h2 + "/small.txt")
+            return r, pickle.loads(pickle.dumps(r))
+
+    r, copy, unread = run(main())
+    assert (copy.status_code, copy.content, copy.headers, str(copy.url)) == \
+        (r.status_code, r.content, r.headers, str(r.url))
+    assert "\r\nX-Tag: p\r\n" in copy.json()["raw"] and copy.extensions == {}
+    assert copy.elapsed == r.elapsed
+    with pytest.raises(https.StreamClosed):
+        unread.read()
+    r, copy = run(over_h2())
+    assert r.http_version == copy.http_version == "HTTP/2"
+    assert (copy.content, copy.headers) == (r.content, r.headers)
+
+
 def _bodies():
     async def agen():
         yield b"a"
