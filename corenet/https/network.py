@@ -1,8 +1,9 @@
 """The network stream under every client connection: TCP (Happy Eyeballs among several
-addresses), a proxy's tunnel (CONNECT, or SOCKS5), and TLS through `ssl.MemoryBIO`, with the TLS write
-written once. `open_stream` brings one up; then the connection kind the server chose in
-ALPN (`connection.HTTPConnection` for HTTP/1.1, `h2.H2Connection` for HTTP/2, siblings
-made by `pool.connection_over`) takes it over and reads what it decrypts its own way.
+addresses), a proxy's tunnel (CONNECT, or SOCKS5), and TLS through `ssl.MemoryBIO`, with
+the TLS write written once. `open_stream` brings one up; then the connection kind the
+server chose in ALPN (`connection.HTTPConnection` for HTTP/1.1, `h2.H2Connection` for
+HTTP/2, siblings made by `pool.connection_over`) takes it over and reads what it decrypts
+its own way.
 
 Why our own TLS over a plain transport rather than `loop.create_connection(ssl=ctx)`:
 
@@ -449,10 +450,10 @@ async def open_stream(
 ) -> Any:
     """Connect to the address that answers first (Happy Eyeballs when there are several;
     the proxy's, when there is one, over TLS when `proxy_ssl` is given, then a CONNECT
-    tunnel for an https origin, a SOCKS5 one for any), then do the TLS handshake with the origin; `timeout`
-    covers all of it (ConnectTimeout). Returns `factory(stream)`: the connection kind
-    that takes the stream over (chosen by ALPN: `pool.connection_over`), or the stream
-    itself without a factory. `uds`: the Unix socket to connect to instead of any
+    tunnel for an https origin, a SOCKS5 one for any), then do the TLS handshake with the
+    origin; `timeout` covers all of it (ConnectTimeout). Returns `factory(stream)`: the
+    connection kind that takes the stream over (chosen by ALPN: `pool.connection_over`),
+    or the stream itself without a factory. `uds`: the Unix socket to connect to instead of any
     address; `local_address`: the address to connect from (and so its family only);
     `socket_options`: `setsockopt` arguments for each socket, before it connects."""
     scheme, host, port = origin

@@ -18,8 +18,9 @@ from .urls import URL, basic_auth, encode_host, split_url, userinfo
 class Proxy:
     """A proxy as httpx's `Proxy(url, auth=(user, password), headers={...})`: credentials
     in the URL (which win, as in httpx) or in `auth`, and `headers` sent to the proxy with
-    each CONNECT and each request it forwards. As in httpx, `url` is the proxy's URL without the
-    credentials, `auth` the (user, password) pair or None, `headers` the Headers given."""
+    each CONNECT and each request it forwards. As in httpx, `url` is the proxy's URL
+    without the credentials, `auth` the (user, password) pair or None, `headers` the
+    Headers given."""
 
     __slots__ = ("url", "scheme", "host", "port", "auth", "headers", "lines", "socks")
 

@@ -8,9 +8,9 @@ class Timeout:
     """`Timeout(5.0)` (or `timeout=5.0`) sets connect, read, write and pool to 5 s, as in
     httpx, which also takes a Timeout to copy or a (connect, read, write, pool) tuple;
     keyword arguments override one stage. Without that first argument all four stages must
-    be given (ValueError otherwise, as in httpx); `DEFAULT_TIMEOUT` is 5 s each. `total` bounds the whole request, body included, so a
-    body trickling in forever still ends in an error (httpx has no such bound). None means
-    no limit for that stage.
+    be given (ValueError otherwise, as in httpx); `DEFAULT_TIMEOUT` is 5 s each. `total`
+    bounds the whole request, body included, so a body trickling in forever still ends in
+    an error (httpx has no such bound). None means no limit for that stage.
 
     When the total deadline is what runs out, the error is the one of the stage it
     interrupted (ConnectTimeout, PoolTimeout, ReadTimeout, WriteTimeout), its message

@@ -145,7 +145,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--http2-prior-knowledge", action="store_true",
                    help="speak HTTP/2 to an http:// URL from the first byte (h2c), "
                         "without HTTP/1.1; https URLs offer h2 in ALPN as usual")
-    p.add_argument("-x", "--proxy", metavar="URL", help="use this proxy: http://, https:// or socks5h:// (socks5:// the same)")
+    p.add_argument("-x", "--proxy", metavar="URL",
+                   help="use this proxy: http://, https:// or socks5h:// (socks5:// the same)")
     p.add_argument("-U", "--proxy-user", metavar="USER:PASSWORD",
                    help="Basic credentials for the proxy")
     p.add_argument("--noproxy", metavar="HOSTS",
