@@ -49,10 +49,11 @@ class Proxy:
         self.headers = Headers(headers)
         # The header lines for the proxy, as they go on the wire (in Latin-1, a line break
         # or NUL refused: a header must not smuggle another).
-        lines = [] if auth is None else [("Proxy-Authorization", basic_auth(*auth))]
-        lines += self.headers.frozen()
-        if self.socks:
-            lines = []
+        lines: list[tuple[str, str]] = []
+        if not self.socks:          # a SOCKS proxy is sent no HTTP header
+            if auth is not None:
+                lines.append(("Proxy-Authorization", basic_auth(*auth)))
+            lines += self.headers.frozen()
         for name, value in lines:
             if (not name or any(c in name for c in ":\r\n\0 \t")
                     or any(c in value for c in "\r\n\0")
