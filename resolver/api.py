@@ -140,7 +140,9 @@ class Resolver(ResolverCore):
     above. ``set_zones`` replaces them at run time. With validation on, a forward or stub
     zone's answers are validated as recursive ones are (``resolver.iterator.forward``).
     ``source``: the numeric address the upstream sockets are bound to (dnspython's per-call
-    ``source``, set once for the resolver: see ``resolve``); not for forward zones over TLS.
+    ``source``, set once for the resolver: see ``resolve``), or several (Unbound's
+    ``outgoing-interface``): each socket is bound to one of the server's address family,
+    drawn at random.
     ``private_address``: networks (``"10.0.0.0/8"``, ``"fd00::/8"``) whose addresses are
     removed from every upstream reply, A and AAAA records of any section, unless their owner
     is at or below one of the ``private_domain`` names (Unbound's ``private-address`` and
@@ -162,7 +164,7 @@ class Resolver(ResolverCore):
                  do_ip4: bool = True, do_not_query_localhost: bool = True,
                  auto_trust_anchor_file=None, auto_trust_timers=None,
                  dns64=None, root_key_sentinel: bool = True,
-                 source: str | None = None, private_address: Iterable = (),
+                 source: str | Iterable[str] | None = None, private_address: Iterable = (),
                  private_domain: Iterable[str] = (), attempts: int | None = None,
                  trust_ad: bool = False) -> None:
         self.port = int(port)
@@ -290,11 +292,14 @@ class Resolver(ResolverCore):
 
     # ---- dnspython's attributes ----------------------------------------------------------------
     @property
-    def source(self) -> str | None:
-        """The numeric address every upstream UDP and TCP socket is bound to (queries to
-        servers of the other address family are not bound), or None: the kernel picks it
-        for the route. The source port is always a fresh random one (RFC 5452). Setting
-        it checks the address (ValueError unless numeric)."""
+    def source(self) -> str | tuple[str, ...] | None:
+        """The numeric address every upstream UDP, TCP and TLS socket is bound to (queries
+        to servers of the other address family are not bound), or None: the kernel picks it
+        for the route. Several addresses (a tuple; set from any iterable of them, as
+        Unbound's ``outgoing-interface`` lines; an empty one is None): each socket is bound to one of its server's
+        family, drawn at random; a family none is of is not bound. The source
+        port is always a fresh random one (RFC 5452). Setting it checks each address
+        (ValueError unless numeric)."""
         return ResolverCore.source.__get__(self)
 
     @source.setter
@@ -1024,14 +1029,29 @@ def _errors_text(errors) -> str:
                      for e in errors)
 
 
-def _source_address(source: object) -> str | None:
-    """A ``source`` address as the upstream sockets are bound to it: numeric, or None."""
+def _source_address(source: object) -> str | tuple[str, ...] | None:
+    """``source`` as the upstream sockets are bound to it: a numeric address, a tuple of
+    several (one given alone is itself), or None."""
     if source is None:
         return None
+    if isinstance(source, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return _one_source(source)
     try:
-        return str(ipaddress.ip_address(str(source)))
+        addresses = list(source)        # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"source: a numeric IPv4 or IPv6 address or several, not "
+                         f"{source!r}") from None
+    several = tuple(dict.fromkeys(_one_source(a) for a in addresses))
+    if len(several) < 2:
+        return several[0] if several else None
+    return several
+
+
+def _one_source(address: object) -> str:
+    try:
+        return str(ipaddress.ip_address(str(address)))
     except ValueError:
-        raise ValueError(f"source: a numeric IPv4 or IPv6 address, not {source!r}") from None
+        raise ValueError(f"source: a numeric IPv4 or IPv6 address, not {address!r}") from None
 
 
 def _absolute(name) -> dns.name.Name:

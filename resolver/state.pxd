@@ -58,6 +58,6 @@ cdef class ResolverCore:
     cdef public object shared             # resolver.cache.shared.SharedCache, or None
     cdef public object dns64              # resolver.dns64.Dns64 (DNS64 on), or None
     cdef public object private            # resolver.iterator.private's guard, or None
-    cdef public str source                # upstream sockets' source address, or None
+    cdef public object source             # upstream sockets' source: an address, a tuple, None
 
     cdef double now(self) except? -1.0

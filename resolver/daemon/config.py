@@ -79,8 +79,14 @@ def engine_limits(cfg: "Config", base=_LIMITS, prefetch_fraction: float | None =
 def engine_attributes(cfg: "Config", reloading: bool = False) -> dict[str, Any]:
     """The engine's attributes the settings set (``Setting.engine``) and their values in
     ``cfg``: every one when the engine is made, those a reload changes when ``reloading``."""
-    return {attr: getattr(cfg, name) for name, attr in ENGINE_SETTINGS.items()
-            if not (reloading and BY_NAME[name].restart)}
+    out = {attr: getattr(cfg, name) for name, attr in ENGINE_SETTINGS.items()
+           if not (reloading and BY_NAME[name].restart)}
+    if cfg.outgoing_interface:
+        # as Unbound: no query of a family that no outgoing-interface address is of
+        families = {":" in a for a in cfg.outgoing_interface}
+        out["ipv6"] = cfg.do_ip6 and True in families
+        out["do_ip4"] = cfg.do_ip4 and False in families
+    return out
 
 
 def make_zones(cfg: Config):

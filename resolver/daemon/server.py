@@ -350,6 +350,8 @@ class Server:
         need_restart = list(staged.need_restart)
         if acl_entries(cfg) != acl_entries(self.cfg):
             self.set_allow(cfg)         # (kept when unchanged: setting parses every network)
+        if cfg.outgoing_interface != self.cfg.outgoing_interface:
+            warn_unbindable(cfg.outgoing_interface)
         self.cfg = self.front.cfg = cfg
         for attr, value in staged.attributes.items():
             setattr(self.resolver, attr, value)   # the next miss reads them (iterator_for)
@@ -498,6 +500,22 @@ def chaos_answers(cfg: Config) -> dict[bytes, bytes]:
                          cfg.version or f"corenet-resolver {__version__}")
 
 
+def warn_unbindable(addresses) -> None:
+    """A warning for each ``outgoing-interface`` address this host cannot send from (the
+    daemon starts all the same, as Unbound does, but the queries drawn to leave from it
+    fail)."""
+    import socket
+
+    for addr in addresses:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind((addr, 0))
+            except OSError as e:
+                log.warning("outgoing-interface %s: cannot send from it (%s): the upstream "
+                            "queries drawn to leave from it fail", addr, e.strerror or e)
+
+
 def make_resolver(cfg: Config) -> Resolver:
     kw: dict[str, Any] = {"port": cfg.upstream_port, "cache_size": cfg.cache_size,
                           "harden_glue": cfg.harden_glue,
@@ -523,6 +541,7 @@ def make_resolver(cfg: Config) -> Resolver:
         from resolver.dns64 import Dns64
         kw["dns64"] = Dns64(cfg.dns64_prefix, cfg.dns64_synthall, cfg.dns64_ignore_aaaa)
     r = Resolver(cfg.root_hints, **kw)
+    warn_unbindable(cfg.outgoing_interface)
     for attr, value in engine_attributes(cfg).items():
         setattr(r, attr, value)
     r.chaos = chaos_answers(cfg)

@@ -449,6 +449,18 @@ TABLE: tuple[Setting, ...] = (*section(
             engine="do_ip4",
             flag=Flag(None, "ask authorities over IPv4", form="both"),
             doc="Ask authorities at their IPv4 addresses (Unbound's ``do-ip4``)."),
+    Setting("outgoing_interface", 'tuple[str, ...]', (), ip_addresses,
+            engine="source",
+            flag=Flag("ADDR", "send upstream queries from this address (repeatable)",
+                      repeat=True),
+            example='["192.0.2.53", "2001:db8::53"]',
+            doc="Addresses the queries to authorities and forwarders leave from (Unbound's "
+                "``outgoing-interface``): each upstream socket (UDP, TCP, TLS) is bound to one "
+                "of its server's address family, drawn at random when there are several. "
+                "Once one is given, a family with none here is not used to ask authorities "
+                "(as Unbound: the IPv6 addresses of servers go unused when all of these are "
+                "IPv4). Empty: the kernel picks the source by the route. A single address, "
+                "not Unbound's IPv6 netblock of random sources."),
     Setting("do_not_query_localhost", 'bool', True, boolean,
             engine="no_localhost",
             flag=Flag(None, "never query loopback authority addresses (a lab on loopback needs "

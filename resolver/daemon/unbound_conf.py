@@ -472,6 +472,9 @@ def _server(conv: Conversion, server: list[Option], port: int, directory: str) -
                 conv.set(o, MILLISECONDS[k], int(v) / 1000, "milliseconds to seconds")
             elif k in NO_LIMIT_ZERO and v.strip() == "0":
                 conv.set(o, *NO_LIMIT_ZERO[k])
+            elif k == "outgoing-interface" and "/" in v:
+                conv.skip(o, "a netblock of random source addresses is not corenet's: give "
+                             "addresses")
             elif same_setting(k) is not None:
                 key, read_, many = same_setting(k)
                 value = read_(v)

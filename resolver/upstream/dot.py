@@ -34,6 +34,7 @@ import time
 from corenet.framing import FrameProtocol, FrameTooLarge
 from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, failure
 from resolver.upstream.tcp import check_answer
+from resolver.upstream.udp import source_for
 
 log = logging.getLogger("resolver.upstream.dot")
 
@@ -183,10 +184,11 @@ class DoTConnection(FrameProtocol):
     """One connection to one server, shared by the queries to it (module docstring)."""
 
     def __init__(self, pool: "DoTUpstreams", key, loop, addr: str, port: int, auth: str,
-                 ctx: ssl.SSLContext, limits) -> None:
+                 ctx: ssl.SSLContext, limits, source=None) -> None:
         super().__init__(2, "big", limits.max_tcp_message, buffer_size=16384)
         self.pool, self.key, self.loop = pool, key, loop
         self.addr, self.port, self.auth, self.ctx, self.limits = addr, port, auth, ctx, limits
+        self.source = source              # the resolver's (udp.source_for picks the address)
         self.name = f"{addr}@{port}#{auth}"
         self.pipe = Pipeline(limits.tls_upstream_max_outstanding)
         self.idle_timeout = limits.tls_upstream_idle_timeout
@@ -196,9 +198,11 @@ class DoTConnection(FrameProtocol):
         self.idle: asyncio.TimerHandle | None = None
         self.heard_at = 0.0                    # when the last frame arrived
         self.answers = 0
+        bound = source_for(source, addr)
         self.connecting = asyncio.ensure_future(
             loop.create_connection(lambda: self, addr, port, ssl=ctx, server_hostname=auth,
-                                   ssl_handshake_timeout=limits.tcp_timeout), loop=loop)
+                                   ssl_handshake_timeout=limits.tcp_timeout,
+                                   local_addr=None if bound is None else (bound, 0)), loop=loop)
         self.connecting.add_done_callback(self._connected)
 
     # ---- queries ----------------------------------------------------------------------------
@@ -344,16 +348,17 @@ class DoTUpstreams:
 
     def query(self, loop, addr: str, port: int, auth: str, cafile: str | None, wire: bytes,
               qid: int, question: bytes, timeout: float, limits, on_done,
-              stats=None) -> DoTQuery:
+              stats=None, source=None) -> DoTQuery:
         """Sends one query to ``addr``:``port`` over TLS, its certificate checked against
         the name ``auth`` and the CAs of ``cafile`` (None: the system's), on the connection
-        to it (opened if there is none). Raises UpstreamFailure when it cannot be sent."""
-        key = (loop, addr, port, auth, cafile)
+        to it (opened if there is none, from an address of ``source``: the resolver's).
+        Raises UpstreamFailure when it cannot be sent."""
+        key = (loop, addr, port, auth, cafile, source)
         conn = self.conns.get(key)
         if conn is None:
             ctx = self.context(cafile)
             try:
-                conn = DoTConnection(self, key, loop, addr, port, auth, ctx, limits)
+                conn = DoTConnection(self, key, loop, addr, port, auth, ctx, limits, source)
             except OSError as exc:
                 raise failure(f"{addr}@{port}#{auth}", exc) from None
             self.conns[key] = conn
@@ -375,7 +380,7 @@ class DoTUpstreams:
         try:
             if conn is None:
                 conn = DoTConnection(self, old.key, old.loop, old.addr, old.port, old.auth,
-                                     old.ctx, old.limits)
+                                     old.ctx, old.limits, old.source)
                 self.conns[old.key] = conn
             q.conn = conn
             conn.submit(q, q.wire)

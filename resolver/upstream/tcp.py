@@ -13,6 +13,7 @@ import asyncio
 import struct
 
 from resolver.upstream.errors import UpstreamFailure, UpstreamTimeout, failure
+from resolver.upstream.udp import source_for
 from resolver.wire.codec import WireError, parse_response
 
 
@@ -39,7 +40,7 @@ class TCPQuery(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, addr: str, port: int, wire: bytes,
                  qid: int, question: bytes, timeout: float, limits, on_done, stats=None,
-                 source: str | None = None) -> None:
+                 source: str | tuple[str, ...] | None = None) -> None:
         self.addr, self.wire, self.qid, self.question = addr, wire, qid, question
         self.max_size = limits.max_tcp_message
         self.max_jumps = limits.max_pointer_jumps
@@ -53,8 +54,9 @@ class TCPQuery(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.timer = loop.call_later(timeout, self._expire)
-        # ``source``: the address the socket is bound to when it is of the server's family
-        local = (source, 0) if source is not None and (":" in source) == (":" in addr) else None
+        # ``source``: the address(es) the socket may be bound to (udp.source_for chooses)
+        bound = source_for(source, addr)
+        local = None if bound is None else (bound, 0)
         self.connecting = asyncio.ensure_future(
             loop.create_connection(lambda: self, addr, port, local_addr=local), loop=loop)
         self.connecting.add_done_callback(self._connected)

@@ -2,6 +2,7 @@
 cpdef int fresh_id() except -1
 cpdef bint needs_retry(bytes reply, bint edns)
 cpdef Py_ssize_t sockets_in_flight()
+cpdef str source_for(object source, str addr)
 
 
 cdef class UDPQuery
@@ -36,7 +37,7 @@ cdef class UDPQuery:
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
                   double timeout, stats, limits, on_done, bint defer,
-                  str source=*) except -1
+                  object source=*) except -1
     cdef _finish(self, bytes reply, parsed, error)
     cdef bint _matches(self, Py_ssize_t n) noexcept
     cdef int _read(self) except -1

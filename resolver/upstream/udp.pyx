@@ -68,6 +68,25 @@ cpdef int fresh_id() except -1:
     return _ids[_ids_left]
 
 
+cpdef str source_for(object source, str addr):
+    """The address an upstream socket to ``addr`` is bound to, from ``source``: None, one
+    numeric address or a tuple of them (the resolver's ``source``). Of those of ``addr``'s
+    family, the one, or one drawn at random from the kernel's CSPRNG (as Unbound picks one
+    of its ``outgoing-interface`` addresses per query); None when none is of that family:
+    the kernel chooses."""
+    if source is None:
+        return None
+    cdef bint v6 = ":" in addr
+    if type(source) is str:
+        return <str>source if (":" in <str>source) == v6 else None
+    cdef list fits = [a for a in <tuple>source if (":" in <str>a) == v6]
+    if not fits:
+        return None
+    if len(fits) == 1:
+        return fits[0]
+    return fits[fresh_id() % len(fits)]
+
+
 cpdef bint needs_retry(bytes reply, bint edns):
     """FORMERR to an EDNS query, or a truncated reply: ``retry`` finishes the exchange."""
     return (reply[2] & 0x02) != 0 or (edns and (reply[3] & 0x0F) == 1)
@@ -85,9 +104,6 @@ cdef extern from "<sys/socket.h>" nogil:
 
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK, EINVAL
-
-cdef extern from "<netinet/in.h>" nogil:
-    int AF_INET
 
 cdef extern from "<unistd.h>" nogil:
     int c_close "close"(int fd)
@@ -160,13 +176,14 @@ cdef class UDPQuery:
                   source)
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                  double timeout, stats, limits, on_done, bint defer, str source=None) except -1:
+                  double timeout, stats, limits, on_done, bint defer, object source=None) except -1:
         """``__init__``, for the driver (resolver.resolution), which makes its queries
-        without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``. ``source``: a
-        numeric address the socket is bound to (its port picked by the kernel) when it is
-        of the server's address family, else None."""
+        without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``. ``source``: the
+        address or addresses the socket may be bound to (its port picked by the kernel), as
+        :func:`source_for` chooses, or None."""
         cdef sockaddr_storage sa, src
         cdef socklen_t srclen
+        cdef str bound
         cdef int family, fd, err
         cdef Loop cl = fast_loop(loop)
         global _sockets
@@ -184,12 +201,13 @@ cdef class UDPQuery:
             if err in _out_of_descriptors:
                 raise NoDescriptors(f"asking {addr}: {OSError(err, os.strerror(err))}")
             raise _failure(addr, err)
-        if source is not None and (":" in source) == (family != AF_INET):
-            srclen = cn_sockaddr(PyUnicode_AsUTF8(source), 0, 0, 0, &src)
+        bound = source_for(source, addr) if source is not None else None
+        if bound is not None:
+            srclen = cn_sockaddr(PyUnicode_AsUTF8(bound), 0, 0, 0, &src)
             if srclen == 0 or bind(fd, <const sockaddr*>&src, srclen) != 0:
                 err = errno if srclen else EINVAL
                 c_close(fd)
-                raise _Failure(f"asking {addr}: cannot bind the source address {source}: "
+                raise _Failure(f"asking {addr}: cannot bind the source address {bound}: "
                                f"{os.strerror(err)}")
         self.corenet = cl is not None
         defer = defer and self.corenet and on_done is not None

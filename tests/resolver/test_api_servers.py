@@ -158,6 +158,45 @@ def test_resolve_at_binds_its_resolver_to_the_source(run, lab, fakes):
     assert {s.peer[0] for s in srv.queries} == {"127.0.0.9"}
 
 
+@pytest.mark.parametrize("tcp", [False, True])
+def test_several_sources_each_query_leaves_from_one_of_them(run, lab, lab_resolver, fakes, tcp):
+    srv = fakes(FAKE, _answer_all)
+    sources = ("127.0.0.9", "127.0.0.10", "::1")       # ::1 is not of the server's family
+    r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=sources)
+    for i in range(40):                                # distinct names: a query each
+        run(r.resolve(f"n{i}.test.", "A", tcp=tcp))
+    peers = [s.peer[0] for s in srv.queries]
+    assert len(peers) >= 40
+    # each address of the family is drawn (one of them 40 times running: 2 ** -39)
+    assert set(peers) == {"127.0.0.9", "127.0.0.10"}
+    assert {s.transport for s in srv.queries} == {"tcp" if tcp else "udp"}
+
+
+def test_sources_all_of_the_other_family_leave_the_choice_to_the_kernel(run, lab, lab_resolver,
+                                                                       fakes):
+    srv = fakes(FAKE, _answer_all)
+    r = lab_resolver(root_hints=[("a.fake.", FAKE)], source=["::1", "fe80::1"])
+    run(r.resolve("www.test.", "A"))
+    assert {s.peer[0] for s in srv.queries} == {"127.0.0.1"}
+
+
+def test_the_source_attribute_takes_several_addresses(lab_resolver):
+    import ipaddress
+
+    r = lab_resolver()
+    r.source = ["127.0.0.9", ipaddress.ip_address("::1"), "127.0.0.9"]
+    assert r.source == ("127.0.0.9", "::1")            # checked, duplicates dropped
+    r.source = iter(["0:0::1"])
+    assert r.source == "::1"                           # one alone is itself
+    r.source = []
+    assert r.source is None
+    with pytest.raises(ValueError, match="numeric"):
+        r.source = ["127.0.0.9", "localhost"]
+    with pytest.raises(ValueError, match="or several"):
+        r.source = 53
+    assert r.source is None
+
+
 def test_the_source_attribute_is_checked(lab_resolver):
     r = lab_resolver()
     assert r.source is None

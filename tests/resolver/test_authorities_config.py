@@ -101,3 +101,47 @@ def test_the_query_command_takes_them():
     ns = p.parse_args(["query", "example.org", "--no-do-not-query-localhost",
                        "--no-qname-minimisation", "--no-do-ip4"])
     assert (ns.qname_minimisation, ns.do_ip4, ns.do_not_query_localhost) == (False, False, False)
+
+
+@pytest.mark.parametrize("outgoing, do_ip6, want", [
+    ('["127.0.0.9"]', True, ("127.0.0.9", True, False)),            # IPv6 servers go unused
+    ('["::1"]', True, ("::1", False, True)),                        # IPv4 ones
+    ('["127.0.0.9", "::1"]', True, (("127.0.0.9", "::1"), True, True)),
+    ('["127.0.0.9", "::1"]', False, (("127.0.0.9", "::1"), True, False)),
+    ("[]", True, (None, True, True)),
+])
+def test_outgoing_interface_binds_and_leaves_a_family_without_one_unused(
+        tmp_path, loop, outgoing, do_ip6, want):
+    path = tmp_path / "resolver.toml"
+    path.write_text(f"outgoing-interface = {outgoing}\ndo-ip6 = {str(do_ip6).lower()}\n")
+    cfg = config.build(str(path))
+    r = make_resolver(cfg)
+    assert (r.source, r.do_ip4, r.ipv6) == want
+    # and at reload, as Unbound's reload does: back to the kernel's choice and both families
+    server = Server(cfg)
+    assert server.apply(config.build(None, _overrides())) == []
+    assert (server.resolver.source, server.resolver.do_ip4, server.resolver.ipv6) == \
+        (None, True, True)
+    loop.run_until_complete(server.resolver.close())
+    loop.run_until_complete(r.close())
+
+
+@pytest.mark.parametrize("value", ['["localhost"]', '["10.0.0.0/8"]', '"127.0.0.1:53"'])
+def test_outgoing_interface_takes_addresses_only(tmp_path, value):
+    path = tmp_path / "resolver.toml"
+    path.write_text(f"outgoing-interface = {value}\n")
+    with pytest.raises(config.ConfigError, match="outgoing-interface"):
+        config.build(str(path))
+
+
+def test_an_outgoing_interface_the_host_lacks_is_warned_of(tmp_path, loop, caplog):
+    path = tmp_path / "resolver.toml"
+    path.write_text('outgoing-interface = ["127.0.0.9", "192.0.2.253"]\n')
+    with caplog.at_level("WARNING", logger="resolver.daemon.server"):
+        r = make_resolver(config.build(str(path)))
+    warned = [rec.getMessage() for rec in caplog.records if "outgoing-interface" in
+              rec.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("outgoing-interface 192.0.2.253: cannot "
+                                                     "send from it")
+    assert r.source == ("127.0.0.9", "192.0.2.253")       # as Unbound: it starts all the same
+    loop.run_until_complete(r.close())

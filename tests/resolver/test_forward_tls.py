@@ -134,6 +134,26 @@ def test_forwards_over_tls_with_the_certificate_and_its_name_verified(run, lab_r
     assert r.stats.upstream_queries == 1           # asked of Unbound only, not the lab
 
 
+def test_the_tls_connection_leaves_from_the_resolvers_source(run, lab_resolver, pki, unbound):
+    ca = pki[0]
+    r = lab_resolver(zones=tls_zone("example.com.", [
+        Upstream("127.0.0.1", unbound.tls_port, SERVER_NAME)], ca), source=("127.0.0.9", "::1"))
+    assert {x.to_text() for x in run(r.resolve("www.example.com.", "A")).rrset} == \
+        {"192.0.2.1", "192.0.2.11"}
+    assert established_from(unbound.tls_port) == {"127.0.0.9"}
+
+
+def established_from(port: int) -> set[str]:
+    """The local addresses of the TCP connections established to 127.0.0.1:port."""
+    out = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            if state == "01" and remote == f"0100007F:{port:04X}":
+                out.add(".".join(str(b) for b in reversed(bytes.fromhex(local.split(":")[0]))))
+    return out
+
+
 def test_many_concurrent_queries_pipelined_on_one_connection(run, lab_resolver, pki, unbound):
     ca = pki[0]
     r = lab_resolver(zones=tls_zone("bulk.net.", [

@@ -447,3 +447,16 @@ def test_a_config_that_sets_an_unlike_default_is_not_told_of_it(tmp_path):
     assert "# hide-identity = false    # corenet: true; " in text
     assert "# prefetch = false" not in text
     assert tomllib.loads(text) == {"prefetch": False, "hide-version": True}
+
+
+def test_outgoing_interface_addresses_carry_over_and_a_netblock_does_not(tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n outgoing-interface: 192.0.2.53\n"
+                    " outgoing-interface: 2001:db8::53\n"
+                    " outgoing-interface: 2001:db8:1::/64\n")
+    ok, said = unbound_accepts(conf)
+    assert ok, said
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert conv.settings["outgoing-interface"] == ["192.0.2.53", "2001:db8::53"]
+    (skipped,) = conv.unmapped
+    assert skipped.option.values == ("2001:db8:1::/64",) and "netblock" in skipped.why
