@@ -373,6 +373,13 @@ FIXED = {
     "qname-minimisation-strict": ("no", "minimised queries that fail are asked again with "
                                         "the full name (qname-minimisation)"),
     "log-tag-queryreply": ("no", "the query and reply log lines carry no tag"),
+    "val-permissive-mode": ("no", "a bogus answer is SERVFAIL"),
+    "ignore-cd-flag": ("no", "a query with CD set gets the data unvalidated"),
+    "serve-original-ttl": ("no", "an answer from the cache carries the TTL left"),
+    "tcp-upstream": ("no", "authorities are asked over UDP, over TCP after a truncated "
+                           "answer (forward zones: forward-tcp-upstream)"),
+    "udp-connect": ("yes", "each upstream UDP socket is connected to its server"),
+    "trust-anchor-signaling": ("no", "no key tag queries (RFC 8145) are sent"),
 }
 #: server: options corenet has no equivalent of: why (others: "no corenet setting")
 NOT_CARRIED = {
@@ -382,6 +389,9 @@ NOT_CARRIED = {
     "trust-anchor": "corenet reads trust anchors from files (trust-anchor-file)",
     "tls-upstream": "give forward-tls-upstream in each forward-zone",
     "module-config": "read for validator, dns64 and cachedb; the other modules do not exist",
+    **dict.fromkeys(("outgoing-port-permit", "outgoing-port-avoid"),
+                    "the kernel picks each upstream socket's port from its ephemeral range "
+                    "(net.ipv4.ip_local_port_range)"),
 }
 #: server: options whose Unbound value 0 means "no limit": the longest corenet allows
 NO_LIMIT_ZERO = {"serve-expired-ttl": ("serve-stale-window", 30 * 86400,

@@ -460,3 +460,27 @@ def test_outgoing_interface_addresses_carry_over_and_a_netblock_does_not(tmp_pat
     assert conv.settings["outgoing-interface"] == ["192.0.2.53", "2001:db8::53"]
     (skipped,) = conv.unmapped
     assert skipped.option.values == ("2001:db8:1::/64",) and "netblock" in skipped.why
+
+
+#: FIXED options whose Unbound default is not corenet's behaviour
+FIXED_UNLIKE_UNBOUND = {"trust-anchor-signaling"}
+
+
+def test_options_fixed_at_corenet_s_behaviour_are_at_unbound_s_defaults(tmp_path):
+    conf = tmp_path / "unbound.conf"
+    conf.write_text("server:\n")
+    theirs = {k: unbound_says(conf, k) for k in unbound_conf.FIXED}
+    same = {k for k, (value, _) in unbound_conf.FIXED.items() if theirs[k] == value}
+    assert set(unbound_conf.FIXED) - same == FIXED_UNLIKE_UNBOUND, theirs
+    # written out at Unbound's values, each is corenet's behaviour; the other value is not
+    conf.write_text("server:\n" + "".join(f" {k}: {theirs[k]}\n" for k in same))
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert not conv.unmapped and {m.option.key for m in conv.mapped} == same
+    conf.write_text("server:\n val-permissive-mode: yes\n udp-connect: no\n"
+                    " trust-anchor-signaling: yes\n")
+    conv = unbound_conf.convert(unbound_conf.read(str(conf)))
+    assert [u.why for u in conv.unmapped] == [
+        "only val-permissive-mode: no is corenet's: a bogus answer is SERVFAIL",
+        "only udp-connect: yes is corenet's: each upstream UDP socket is connected to its "
+        "server",
+        "only trust-anchor-signaling: no is corenet's: no key tag queries (RFC 8145) are sent"]
