@@ -143,6 +143,11 @@ class Resolver(ResolverCore):
     ``source``, set once for the resolver: see ``resolve``), or several (Unbound's
     ``outgoing-interface``): each socket is bound to one of the server's address family,
     drawn at random.
+    ``val_log_level`` (an attribute, 0 by default): each resolution whose answer fails
+    validation is logged on the ``resolver.validator`` logger at INFO, as Unbound's
+    ``val-log-level`` writes it: at 1 ``validation failure NAME TYPE CLASS``, at 2
+    ``validation failure <NAME TYPE CLASS>: REASON from SERVER``, once for data an authority
+    gave: the same bogus answer made again from the cache is not logged again.
     ``private_address``: networks (``"10.0.0.0/8"``, ``"fd00::/8"``) whose addresses are
     removed from every upstream reply, A and AAAA records of any section, unless their owner
     is at or below one of the ``private_domain`` names (Unbound's ``private-address`` and

@@ -72,6 +72,8 @@ cdef extern from "Python.h":
     PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
 
 log = logging.getLogger("resolver.resolution")
+#: Unbound's val-log-level lines (``ResolverCore.val_log_level``)
+validator_log = logging.getLogger("resolver.validator")
 
 cdef object _Result = Result
 cdef object _Suspend = Suspend
@@ -79,6 +81,7 @@ cdef object _Timeout = UpstreamTimeout
 cdef object _Unreachable = UpstreamUnreachable
 cdef object _NoDescriptors = NoDescriptors
 cdef int _SECURE = it.SECURE
+cdef int _BOGUS = it.BOGUS
 cdef double _warned_at = -1e9      # when running out of descriptors was last logged
 EDE_NO_REACHABLE_AUTHORITY = 22    # RFC 8914
 
@@ -100,6 +103,26 @@ cdef inline object _query_bits(CQuery qa, bint edns):
     the last item of a shared query's key (four items to hash rather than eight)."""
     return ((<long long>qa.qtype << 19) | (<long long>qa.qclass << 3) | (edns << 2)
             | (qa.rd << 1) | qa.ad)
+
+
+cdef _log_validation_failure(tuple key, res, int level):
+    """One line for a resolution whose answer failed validation, as Unbound's
+    ``val-log-level`` writes it: at 1 the question (``validation failure NAME TYPE CLASS``),
+    at 2 the question in brackets, the reason and the server that gave the data (``res``
+    came from one: :meth:`Resolution._finish` turned its name into (address, port))."""
+    import dns.rdataclass
+    import dns.rdatatype
+
+    asked = (f"{to_text(key[0])} {dns.rdatatype.to_text(key[1])} "
+             f"{dns.rdataclass.to_text(key[2])}")
+    if level < 2:
+        validator_log.info("validation failure %s", asked)
+        return
+    from resolver.dnssec.validator import BOGUS_REASON
+
+    validator_log.info("validation failure <%s>: %s from %s", asked,
+                       (res.reason or "bogus").removeprefix(BOGUS_REASON),
+                       (<CResult>res).server[0])
 
 
 cdef inline void _remove_own(dict table, object key, object owner):
@@ -774,6 +797,9 @@ cdef class Resolution:
             res.errors = errors
         if res is not None and self.resolver.dnssec is not None:
             self.resolver.counts.count_security(res.security)
+            if (res.security == _BOGUS and self.resolver.val_log_level > 0
+                    and (<CResult>res).server is not None):    # (not made again from the cache)
+                _log_validation_failure(self.key, res, self.resolver.val_log_level)
             if (res.security == _SECURE and _sentinel_length(self.key[0], self.key[1])
                     and self.resolver.dnssec.root_key_sentinel):
                 # RFC 8509: a root key sentinel name's secure answer, checked against the

@@ -245,6 +245,8 @@ def setup(cfg) -> None:
         root.addHandler(handler)
         _state.handler, _state.path, _state.where = handler, path, (where, ascii_time)
     root.setLevel(threshold_of(cfg))
+    # written only when asked for (val-log-level), then whatever the verbosity, as Unbound's
+    logging.getLogger("resolver.validator").setLevel(logging.INFO)
     if problem:
         log.error("%s", problem)
 

@@ -793,6 +793,14 @@ TABLE: tuple[Setting, ...] = (*section(
                 "``SERVFAIL <www.example.com. A IN>: REASON``, the reason being the extended "
                 "DNS error the resolver found (RFC 8914: its code's name and its text, the "
                 "same a client asking with EDNS gets in the answer)."),
+    Setting("val_log_level", 'int', 0, number(int, 0, 2),
+            engine="val_log_level",
+            doc="Log each failed DNSSEC validation (Unbound's ``val-log-level``), on the "
+                "``resolver.validator`` logger whatever the verbosity: 1, one line with the "
+                "question, ``validation failure www.example.com. A IN``; 2, with the reason "
+                "and the server that gave the data, ``validation failure <www.example.com. "
+                "A IN>: REASON from 192.0.2.1``. Once for data an authority gave: the same "
+                "bogus answer made again from the cache is not logged again. 0: not logged."),
     Setting("log_local_actions", 'bool', False, boolean,
             flag=Flag(None, "log each answer from a local zone", form="both"),
             doc="Log one line for each query that falls in a local zone, on the "

@@ -52,6 +52,8 @@ from resolver.wire.codec import (dname_substitute, is_subdomain, label_count, pa
 from resolver.wire.names cimport lower
 
 log = logging.getLogger("resolver.dnssec")
+#: what a bogus result's reason starts with
+BOGUS_REASON = "DNSSEC validation failed: "
 
 UNCHECKED, INSECURE, SECURE, BOGUS = 0, 1, 2, 3
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
@@ -429,7 +431,7 @@ class Validator:
     def _mark_bogus(self, res, reason: str, ede: int):
         self.stats.bogus += 1
         res.security = BOGUS
-        res.reason = f"DNSSEC validation failed: {reason}"
+        res.reason = BOGUS_REASON + reason
         res.ede = ede
         return res
 

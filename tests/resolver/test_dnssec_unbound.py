@@ -111,3 +111,50 @@ def test_daemon_shows_ad_rrsigs_and_cd_as_unbound_does(unbound_signed, tmp_path)
                     assert answers[0] == answers[1], (name, (edns, do, ad, cd), answers)
     finally:
         assert d.stop() == 0, d.log_text()[-2000:]
+
+
+def _validation_lines(text: str) -> list[str]:
+    return [line.split(" info: ", 1)[1] for line in text.splitlines()
+            if " info: validation failure" in line]
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_failed_validations_are_logged_as_unbound_s_val_log_level(unbound_signed, tmp_path,
+                                                                    level):
+    """The same val-log-level for a fresh Unbound and the daemon over the same lab: one line
+    per failed validation, none for the bogus answer asked again (from the cache) or for
+    a secure one."""
+    from daemon_proc import Daemon
+
+    lab, anchor, _ = unbound_signed
+    ub = Unbound.start(tmp_path / "unbound", lab, extra="\n".join([
+        '  module-config: "validator iterator"', f'  trust-anchor-file: "{anchor}"',
+        f"  val-log-level: {level}"]))
+    conf = tmp_path / "corenet-resolver.toml"
+    conf.write_text(f"val-log-level = {level}\nverbosity = 0\n")
+    d = Daemon(tmp_path / "daemon", lab, "--trust-anchor", str(anchor),
+               "--config", str(conf)).start()
+    names = ("www.altered.com.", "www.expired.com.", "www.example.com.")
+    try:
+        for name in names * 2:
+            for addr, port in ((ub.address, ub.port), ("127.0.0.1", d.port)):
+                r = dns.query.udp(dns.message.make_query(name, "A", want_dnssec=True), addr,
+                                  port=port, timeout=10)
+                assert (r.rcode() == dns.rcode.NOERROR) == (name == "www.example.com.")
+    finally:
+        ub.stop()
+        assert d.stop() == 0, d.log_text()[-2000:]
+    theirs = _validation_lines((ub.workdir / "unbound.log").read_text())
+    ours = _validation_lines(d.log_text())
+    if level == 1:
+        assert ours == theirs == ["validation failure www.altered.com. A IN",
+                                  "validation failure www.expired.com. A IN"]
+        return
+    assert len(ours) == len(theirs) == 2, (ours, theirs)
+    for mine, unbound_s, name in zip(ours, theirs, names):
+        head = f"validation failure <{name} A IN>: "
+        assert mine.startswith(head) and unbound_s.startswith(head), (mine, unbound_s)
+        # the reason, then the server that gave the data, the one Unbound names
+        reason, _, server = mine[len(head):].rpartition(" from ")
+        assert reason and server == unbound_s[len(head):].split(" from ")[1].split()[0]
+    print("\n".join(["ours:", *ours, "Unbound's:", *theirs]))
