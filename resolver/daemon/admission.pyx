@@ -65,6 +65,7 @@ from resolver.state cimport Stats
 from resolver.wire.codec cimport MsgEntry, Parsed
 from resolver.wire.names cimport skip_name, u16
 from resolver.cache.answer import truncate
+from resolver.daemon import logs as _logs
 from resolver.daemon.logs import CACHE_MISS as _CACHE_MISS
 from resolver.policy.index import TriggerIndex
 from resolver.response import error
@@ -131,6 +132,15 @@ log = logging.getLogger("resolver.daemon.server")
 #: Unbound's verbosity 5 identifies it.
 cdef object _miss_log = logging.getLogger("resolver.daemon.misses")
 cdef int CACHE_MISS = _CACHE_MISS
+cdef bint _log_misses = False    # _miss_log.isEnabledFor(CACHE_MISS), kept (no Python call)
+
+
+def _refresh_miss_log():
+    global _log_misses
+    _log_misses = _miss_log.isEnabledFor(CACHE_MISS)
+
+
+_logs.on_threshold(_refresh_miss_log)
 
 #: The verdicts' names, by value (for the counters and tests).
 VERDICTS = ("drop_short", "drop_response", "drop_acl", "drop_local", "refused", "notimp",
@@ -1044,7 +1054,7 @@ cdef class FrontDoor:
         c.requestlist_sum += depth
         if depth > c.requestlist_max:
             c.requestlist_max = depth
-        if _miss_log.isEnabledFor(CACHE_MISS):
+        if _log_misses:
             self._log_miss(q, addr, reply.label)
         cdef _Done done = _Done.__new__(_Done)
         done.door, done.q, done.client, done.reply, done.t0 = (

@@ -40,6 +40,7 @@ import os
 import socket
 import sys
 import time
+from typing import Callable
 
 #: The program name each line carries, unless ``log-identity`` gives another.
 IDENT = "corenet-resolver"
@@ -164,7 +165,25 @@ def set_verbosity(level: int) -> None:
     """Logs from now on what Unbound's verbosity ``level`` (0 to 5) shows."""
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= MAX_VERBOSITY:
         raise ValueError(f"verbosity must be 0 to {MAX_VERBOSITY}, got {level!r}")
-    logging.getLogger().setLevel(THRESHOLDS[level])
+    _set_threshold(THRESHOLDS[level])
+
+
+#: called after each change of the threshold (on_threshold)
+_threshold_listeners: list[Callable[[], None]] = []
+
+
+def on_threshold(listener: Callable[[], None]) -> None:
+    """Calls ``listener()`` now and after each change of the daemon's threshold (``setup``,
+    ``reload``, ``set_verbosity``): for a path too hot to ask ``Logger.isEnabledFor`` (a
+    Python call) each time, which keeps the answer instead."""
+    _threshold_listeners.append(listener)
+    listener()
+
+
+def _set_threshold(level: int) -> None:
+    logging.getLogger().setLevel(level)
+    for listener in _threshold_listeners:
+        listener()
 
 
 def verbosity() -> int:
@@ -244,7 +263,7 @@ def setup(cfg) -> None:
             old.close()
         root.addHandler(handler)
         _state.handler, _state.path, _state.where = handler, path, (where, ascii_time)
-    root.setLevel(threshold_of(cfg))
+    _set_threshold(threshold_of(cfg))
     # written only when asked for (val-log-level), then whatever the verbosity, as Unbound's
     logging.getLogger("resolver.validator").setLevel(logging.INFO)
     if problem:
@@ -286,7 +305,7 @@ def reload(cfg) -> None:
     Unbound's reload does); in a process whose log :func:`setup` did not make (a test's), the
     threshold only."""
     if _state.handler is None:
-        logging.getLogger().setLevel(threshold_of(cfg))
+        _set_threshold(threshold_of(cfg))
         return
     setup(cfg)
     reopen()

@@ -388,3 +388,25 @@ def test_verbosity_5_names_the_client_of_each_cache_miss_and_1_does_not(lab, tmp
         f"debug: resolver.daemon.misses: cache miss from 127.0.0.1@{ports[5]} over udp: "
         "www.example.com. A IN"), seen[5]
     assert seen[1] == []
+
+
+def test_the_verbosity_command_turns_the_cache_miss_lines_on_and_off(lab, tmp_path):
+    logfile = tmp_path / "d.log"
+    d = Daemon(tmp_path / "d", lab, "--logfile", str(logfile), "--verbosity", "1")
+    at = d.args.index("--log-level")
+    del d.args[at:at + 2]
+    _start(d, logfile)
+    misses = {}
+    try:
+        for level, name in (("1", "www.example.com."), ("5", "ns1.example.com."),
+                            ("1", "www.example.net.")):
+            r = cli("verbosity", level, "--control", d.control)
+            assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+            assert d.ask(name).rcode() == dns.rcode.NOERROR
+            misses[level, name] = [x for x in _lines(logfile) if "cache miss from" in x]
+    finally:
+        assert d.stop() == 0
+    assert misses["1", "www.example.com."] == []
+    (line,) = misses["5", "ns1.example.com."]
+    assert line.endswith("over udp: ns1.example.com. A IN")
+    assert misses["1", "www.example.net."] == [line]          # none more after verbosity 1
