@@ -301,10 +301,10 @@ class Resolver(ResolverCore):
         """The numeric address every upstream UDP, TCP and TLS socket is bound to (queries
         to servers of the other address family are not bound), or None: the kernel picks it
         for the route. Several addresses (a tuple; set from any iterable of them, as
-        Unbound's ``outgoing-interface`` lines; an empty one is None): each socket is bound to one of its server's
-        family, drawn at random; a family none is of is not bound. The source
-        port is always a fresh random one (RFC 5452). Setting it checks each address
-        (ValueError unless numeric)."""
+        Unbound's ``outgoing-interface`` lines; an empty one is None): each socket is bound
+        to one of its server's family, drawn at random; a family none is of is not bound.
+        The source port is always a fresh random one (RFC 5452). Setting it checks each
+        address (ValueError unless numeric)."""
         return ResolverCore.source.__get__(self)
 
     @source.setter

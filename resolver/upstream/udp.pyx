@@ -176,7 +176,8 @@ cdef class UDPQuery:
                   source)
 
     cdef int open(self, loop, str addr, int port, bytes wire, unsigned int qid, bytes question,
-                  double timeout, stats, limits, on_done, bint defer, object source=None) except -1:
+                  double timeout, stats, limits, on_done, bint defer,
+                  object source=None) except -1:
         """``__init__``, for the driver (resolver.resolution), which makes its queries
         without a Python call: ``UDPQuery.__new__(UDPQuery)`` then ``open``. ``source``: the
         address or addresses the socket may be bound to (its port picked by the kernel), as

@@ -138,5 +138,6 @@ def test_queries_leave_from_the_outgoing_interfaces_as_unbound_s_do(authority, t
 
 
 def test_one_outgoing_interface(authority, tmp_path):
-    theirs, ours = served_by_both(tmp_path, authority, ["127.0.0.11"], ["a.corp.example.", "b.corp.example."])
+    theirs, ours = served_by_both(tmp_path, authority, ["127.0.0.11"],
+                                  ["a.corp.example.", "b.corp.example."])
     assert set(theirs) == set(ours) == {"127.0.0.11"}
