@@ -115,12 +115,22 @@ def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
     from resolver.daemon.settings import BY_NAME
 
     assert set(ENGINE_SETTINGS) >= {"do_ip6", "do_ip4", "do_not_query_localhost",
-                                    "qname_minimisation", "deny_any"}
-    flipped = {name: not BY_NAME[name].default for name in ENGINE_SETTINGS}
+                                    "qname_minimisation", "deny_any", "outgoing_interface",
+                                    "val_log_level"}
+    # a value away from the default for each: a switch flipped, else one from this table,
+    # with the attribute's value for it and for the default where the two differ
+    other = {"outgoing_interface": (("127.0.0.9", "::1"), ("127.0.0.9", "::1"), None),
+             "val_log_level": (2, 2, 0)}
+    flipped = {name: other[name][0] if name in other else not BY_NAME[name].default
+               for name in ENGINE_SETTINGS}
+    flipped_attr = {name: other[name][1] if name in other else flipped[name]
+                    for name in ENGINE_SETTINGS}
+    default_attr = {name: other[name][2] if name in other else BY_NAME[name].default
+                    for name in ENGINE_SETTINGS}
     cfg = _cfg(lab, f"127.0.0.1:{free_port()}", infra_host_ttl=30.0, **flipped)
     r = make_resolver(cfg)
     for name, attr in ENGINE_SETTINGS.items():
-        assert getattr(r, attr) == flipped[name], name
+        assert getattr(r, attr) == flipped_attr[name], name
     assert r.limits.infra_host_ttl == 30.0 and r.cache.infra.host_ttl == 30.0
     s = Server(cfg, resolver=r)
     back = _cfg(lab, cfg.listen[0][0] + f":{cfg.listen[0][1]}", infra_host_ttl=60.0,
@@ -129,7 +139,7 @@ def test_engine_settings_are_set_at_start_and_changed_at_reload(lab):
     for name, attr in ENGINE_SETTINGS.items():
         restart = BY_NAME[name].restart
         assert (name in need_restart) == restart, name
-        assert getattr(r, attr) == (flipped[name] if restart else BY_NAME[name].default), name
+        assert getattr(r, attr) == (flipped_attr if restart else default_attr)[name], name
     assert r.cache.infra.host_ttl == 60.0
 
 
