@@ -459,8 +459,9 @@ TABLE: tuple[Setting, ...] = (*section(
                 "of its server's address family, drawn at random when there are several. "
                 "Once one is given, a family with none here is not used to ask authorities "
                 "(as Unbound: the IPv6 addresses of servers go unused when all of these are "
-                "IPv4). Empty: the kernel picks the source by the route. A single address, "
-                "not Unbound's IPv6 netblock of random sources."),
+                "IPv4). Empty: the kernel picks the source by the route. Each entry is one "
+                "address (Unbound's other form, an IPv6 netblock to draw random source "
+                "addresses from, is not taken)."),
     Setting("do_not_query_localhost", 'bool', True, boolean,
             engine="no_localhost",
             flag=Flag(None, "never query loopback authority addresses (a lab on loopback needs "
